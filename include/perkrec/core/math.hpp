@@ -1,0 +1,102 @@
+// Small numerical helpers used across layers. All are pure functions: safe from any thread
+// and identical on every platform (no global state such as lgamma's signgam).
+#pragma once
+
+#include <cmath>
+#include <algorithm>
+#include <cstdint>
+
+namespace perkrec {
+
+/// Logistic function 1 / (1 + e^-x), stable for large |x|.
+inline double sigmoid(double x) {
+  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
+  const double e = std::exp(x);
+  return e / (1.0 + e);
+}
+
+/// Natural log of the gamma function for x > 0 (Lanczos, g = 7, n = 9; ~1e-15 relative).
+inline double log_gamma(double x) {
+  static constexpr double kCoefficients[9] = {
+      0.99999999999980993,  676.5203681218851,     -1259.1392167224028,
+      771.32342877765313,   -176.61502916214059,   12.507343278686905,
+      -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7};
+  constexpr double kPi = 3.14159265358979323846;
+  if (x < 0.5) {
+    // Reflection keeps the approximation in its accurate range.
+    return std::log(kPi / std::fabs(std::sin(kPi * x))) - log_gamma(1.0 - x);
+  }
+  x -= 1.0;
+  double a = kCoefficients[0];
+  const double t = x + 7.5;
+  for (int i = 1; i < 9; ++i) a += kCoefficients[i] / (x + i);
+  return 0.5 * std::log(2.0 * kPi) + (x + 0.5) * std::log(t) - t + std::log(a);
+}
+
+/// Regularized lower incomplete gamma P(a, x) = γ(a, x) / Γ(a), for a > 0, x >= 0: the CDF of a
+/// Gamma(a, 1) variable at x. Series below a + 1, Lentz continued fraction above.
+inline double regularized_gamma_p(double a, double x) {
+  if (x <= 0.0) return 0.0;
+  if (!std::isfinite(x)) return 1.0;
+  const double log_prefix = a * std::log(x) - x - log_gamma(a);
+  if (x < a + 1.0) {
+    double term = 1.0 / a;
+    double sum = term;
+    for (int n = 1; n < 1000; ++n) {
+      term *= x / (a + n);
+      sum += term;
+      if (std::fabs(term) < std::fabs(sum) * 1e-15) break;
+    }
+    return std::min(1.0, sum * std::exp(log_prefix));
+  }
+  constexpr double kTiny = 1e-300;
+  double b = x + 1.0 - a;
+  double c = 1.0 / kTiny;
+  double d = 1.0 / b;
+  double h = d;
+  for (int i = 1; i < 1000; ++i) {
+    const double an = -i * (i - a);
+    b += 2.0;
+    d = an * d + b;
+    if (std::fabs(d) < kTiny) d = kTiny;
+    c = b + an / c;
+    if (std::fabs(c) < kTiny) c = kTiny;
+    d = 1.0 / d;
+    const double delta = d * c;
+    h *= delta;
+    if (std::fabs(delta - 1.0) < 1e-15) break;
+  }
+  return std::max(0.0, 1.0 - std::exp(log_prefix) * h);
+}
+
+/// Standard normal CDF.
+inline double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
+
+/// Civil date (proleptic Gregorian, UTC) of a day counted from 1970-01-01.
+struct CivilDate {
+  std::int64_t year;
+  int month;  ///< 1..12
+  int day;    ///< 1..31
+};
+
+/// Converts days since the Unix epoch to a civil date (H. Hinnant's algorithm).
+inline CivilDate civil_from_days(std::int64_t z) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<std::uint64_t>(z - era * 146097);
+  const std::uint64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const std::uint64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const std::uint64_t mp = (5 * doy + 2) / 153;
+  const auto day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+  const auto month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  const std::int64_t year = static_cast<std::int64_t>(yoe) + era * 400 + (month <= 2 ? 1 : 0);
+  return {year, month, day};
+}
+
+/// Day of week of a day counted from 1970-01-01, Monday = 0 … Sunday = 6.
+inline int weekday_from_days(std::int64_t z) {
+  const std::int64_t w = (z + 3) % 7;
+  return static_cast<int>(w < 0 ? w + 7 : w);
+}
+
+}  // namespace perkrec

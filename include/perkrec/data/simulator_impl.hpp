@@ -1,0 +1,857 @@
+// Definitions for simulator.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "perkrec/core/math.hpp"
+#include "perkrec/core/random.hpp"
+#include "perkrec/core/threading.hpp"
+#include "perkrec/data/simulator.hpp"
+
+namespace perkrec {
+
+PERKREC_INLINE const char* to_string(Archetype a) {
+  switch (a) {
+    case Archetype::threshold_discount_sensitive: return "threshold_discount_sensitive";
+    case Archetype::high_face_value_seeker: return "high_face_value_seeker";
+    case Archetype::points_redemption_active: return "points_redemption_active";
+    case Archetype::discount_indifferent_loyal: return "discount_indifferent_loyal";
+    case Archetype::dormant: return "dormant";
+    case Archetype::new_member: return "new_member";
+  }
+  return "?";
+}
+
+PERKREC_INLINE void SimulatorParams::validate() const {
+  auto bad = [](const char* field, const auto& value, const char* expected) {
+    detail::raise<ConfigError>("SimulatorParams: ", field, " ", expected, " (got ", value, ")");
+  };
+  if (n_users < 1) bad("n_users", n_users, "must be >= 1");
+  if (n_benefits < 8) bad("n_benefits", n_benefits, "must be >= 8");
+  if (days < 28 || days > 3650) bad("days", days, "must be in [28, 3650]");
+  if (start_time < 0 || start_time % kSecondsPerDay != 0) {
+    bad("start_time", start_time, "must be a UTC midnight >= 0");
+  }
+  if (!(control_fraction >= 0 && control_fraction < 1)) {
+    bad("control_fraction", control_fraction, "must be in [0, 1)");
+  }
+  if (!(issues_per_week >= 0 && issues_per_week <= 14)) {
+    bad("issues_per_week", issues_per_week, "must be in [0, 14]");
+  }
+  double total = 0;
+  for (std::size_t i = 0; i < archetype_mix.size(); ++i) {
+    if (!(archetype_mix[i] >= 0) || !std::isfinite(archetype_mix[i])) {
+      detail::raise<ConfigError>("SimulatorParams: archetype_mix[", i,
+                                 "] must be finite and >= 0 (got ", archetype_mix[i], ")");
+    }
+    total += archetype_mix[i];
+  }
+  if (!(total > 0)) bad("archetype_mix", total, "must have a positive sum");
+  if (!(preference_noise >= 0 && preference_noise <= 3)) {
+    bad("preference_noise", preference_noise, "must be in [0, 3]");
+  }
+  if (member_day_of_month < 1 || member_day_of_month > 28) {
+    bad("member_day_of_month", member_day_of_month, "must be in [1, 28]");
+  }
+  if (holiday_start_day < 0) bad("holiday_start_day", holiday_start_day, "must be >= 0");
+  if (holiday_days < 0) bad("holiday_days", holiday_days, "must be >= 0");
+  resolve_num_threads(num_threads);
+}
+
+namespace detail::sim {
+
+inline constexpr const char* kScenarios[] = {"regular", "holiday", "member_day", "referral",
+                                             "new_member"};
+inline constexpr const char* kChannels[] = {"app", "sms", "email", "store"};
+inline constexpr int kNumChannels = 4;
+inline constexpr int kStoreChannel = 3;
+inline constexpr double kTypicalBasket = 60.0;
+inline constexpr double kSendHour = 10.0;
+inline constexpr int kFutureDays = 400;  // horizon past the end for truth computations
+inline constexpr double kLapsedRate = 0.1;
+
+inline constexpr const char* kAgeBands[] = {"18-24", "25-34", "35-44", "45-54", "55+"};
+inline constexpr const char* kGenders[] = {"F", "M"};
+inline constexpr const char* kTiers[] = {"basic", "silver", "gold", "platinum"};
+inline constexpr const char* kRegions[] = {"north", "south", "east", "west", "central"};
+
+// Per-archetype behaviour: claim and induce logit bases, threshold stretching, use on an
+// organic order, mean cycle days and demographic mixes.
+struct ArchetypeProfile {
+  double claim_base;
+  double induce_base;
+  double stretch;
+  double use;
+  double cycle_days;
+  double age[5];
+  double female;
+  double tier[4];
+  std::vector<std::pair<const char*, double>> preferences;
+};
+
+inline const ArchetypeProfile& profile(Archetype a) {
+  static const ArchetypeProfile kProfiles[kNumArchetypes] = {
+      {-1.5, -1.3, 0.70, 0.90, 14.0, {0.15, 0.35, 0.30, 0.15, 0.05}, 0.62, {0.35, 0.40, 0.20, 0.05},
+       {{"kind:threshold_discount", 1.6}, {"kind:percent_off", 0.4}, {"kind:points", -0.8},
+        {"kind:gift", -0.3}, {"threshold:<100", 0.5}, {"threshold:100-300", 0.8},
+        {"threshold:none", -0.5}, {"scope:category", 0.2}}},
+      {-1.7, -1.4, 0.35, 0.85, 20.0, {0.30, 0.35, 0.20, 0.10, 0.05}, 0.45, {0.30, 0.35, 0.25, 0.10},
+       {{"face_value:>=30", 1.5}, {"face_value:10-30", 0.3}, {"face_value:<10", -1.2},
+        {"kind:gift", 0.5}, {"kind:member_exclusive", 0.6}, {"kind:points", -0.4},
+        {"scenario:holiday", 0.4}}},
+      {-1.4, -1.6, 0.30, 0.90, 12.0, {0.05, 0.20, 0.30, 0.25, 0.20}, 0.50, {0.10, 0.30, 0.40, 0.20},
+       {{"kind:points", 1.9}, {"kind:member_exclusive", 0.5}, {"scope:tier", 0.5},
+        {"kind:discount", -0.4}, {"kind:threshold_discount", -0.3}, {"scenario:member_day", 0.6}}},
+      {-2.6, -3.2, 0.20, 0.70, 7.0, {0.05, 0.15, 0.30, 0.30, 0.20}, 0.50, {0.05, 0.25, 0.40, 0.30},
+       {{"kind:service", 0.4}, {"scenario:member_day", 0.3}}},
+      {-1.8, -0.9, 0.30, 0.80, 16.0, {0.15, 0.25, 0.25, 0.20, 0.15}, 0.50, {0.60, 0.30, 0.08, 0.02},
+       {{"face_value:>=30", 0.7}, {"kind:discount", 0.6}, {"kind:gift", 0.4},
+        {"threshold:none", 0.5}, {"threshold:>=300", -0.6}}},
+      {-1.2, -1.1, 0.35, 0.85, 15.0, {0.35, 0.35, 0.15, 0.10, 0.05}, 0.55, {0.90, 0.10, 0.0, 0.0},
+       {{"kind:gift", 1.0}, {"kind:free_shipping", 1.0}, {"scenario:new_member", 1.2},
+        {"kind:member_exclusive", 0.4}, {"threshold:none", 0.3}}},
+  };
+  return kProfiles[static_cast<int>(a)];
+}
+
+template <std::size_t N>
+int draw_index(Rng& rng, const double (&weights)[N]) {
+  double cumulative[N];
+  double total = 0;
+  for (std::size_t i = 0; i < N; ++i) {
+    total += weights[i];
+    cumulative[i] = total;
+  }
+  return static_cast<int>(rng.from_cumulative(cumulative, static_cast<std::uint32_t>(N)));
+}
+
+// Calendar effects shared by all members, per day from the start (past the end too).
+struct Calendar {
+  std::vector<double> season;
+  std::vector<std::uint8_t> weekday;
+  std::vector<std::uint8_t> member_day;
+  std::vector<std::uint8_t> holiday;
+};
+
+inline Calendar make_calendar(const SimulatorParams& p) {
+  static constexpr double kWeekday[7] = {0.90, 0.90, 0.95, 1.00, 1.10, 1.30, 1.20};  // Mon..Sun
+  double mean = 0;
+  for (double w : kWeekday) mean += w / 7.0;
+  const int total_days = p.days + kFutureDays;
+  Calendar c;
+  c.season.resize(static_cast<std::size_t>(total_days));
+  c.weekday.resize(c.season.size());
+  c.member_day.resize(c.season.size());
+  c.holiday.resize(c.season.size());
+  const std::int64_t day0 = p.start_time / kSecondsPerDay;
+  for (int d = 0; d < total_days; ++d) {
+    const auto k = static_cast<std::size_t>(d);
+    c.weekday[k] = static_cast<std::uint8_t>(weekday_from_days(day0 + d));
+    c.member_day[k] = civil_from_days(day0 + d).day == p.member_day_of_month;
+    c.holiday[k] = d >= p.holiday_start_day && d < p.holiday_start_day + p.holiday_days;
+    c.season[k] = kWeekday[c.weekday[k]] / mean * (c.member_day[k] ? 1.6 : 1.0) *
+                  (c.holiday[k] ? 1.5 : 1.0);
+  }
+  return c;
+}
+
+}  // namespace detail::sim
+
+PERKREC_INLINE Catalog simulated_catalog(const SimulatorParams& params) {
+  using namespace detail::sim;
+  params.validate();
+  // A 48-benefit pattern: kinds interleaved in these proportions.
+  static constexpr int kKindCounts[kNumBenefitKinds] = {7, 10, 6, 5, 7, 4, 5, 4};
+  std::vector<BenefitKind> pattern;
+  {
+    int remaining[kNumBenefitKinds];
+    std::copy(std::begin(kKindCounts), std::end(kKindCounts), remaining);
+    bool any = true;
+    while (any) {
+      any = false;
+      for (int k = 0; k < kNumBenefitKinds; ++k) {
+        if (remaining[k] > 0) {
+          pattern.push_back(static_cast<BenefitKind>(k));
+          --remaining[k];
+          any = true;
+        }
+      }
+    }
+  }
+  static constexpr double kThresholdPairs[10][2] = {{50, 5},   {100, 12}, {150, 20}, {200, 30},
+                                                     {300, 50}, {80, 10},  {500, 100}, {120, 15},
+                                                     {250, 40}, {60, 8}};
+  static constexpr double kDiscounts[7] = {3, 5, 8, 10, 15, 20, 30};
+  static constexpr double kRates[6] = {0.05, 0.10, 0.12, 0.15, 0.20, 0.30};
+  static constexpr double kPoints[7] = {1, 3, 5, 10, 20, 50, 8};
+  static constexpr double kGifts[5] = {8, 15, 25, 40, 80};
+  static constexpr double kShipping[4][2] = {{6, 0}, {8, 49}, {10, 99}, {12, 0}};
+  static constexpr double kExclusive[5] = {10, 20, 35, 50, 100};
+  static constexpr double kService[4] = {10, 20, 40, 60};
+  static constexpr int kValidity[6] = {7, 14, 30, 3, 14, 30};
+  static constexpr const char* kCategories[3] = {"apparel", "beauty", "grocery"};
+  static constexpr const char* kBrands[2] = {"house_brand", "partner_brand"};
+  static constexpr int kChannelCycle[6] = {0, 0, 1, 2, 0, 3};
+
+  const Index n = params.n_benefits;
+  int width = 2;
+  for (Index x = n; x >= 100; x /= 10) ++width;
+  int seen[kNumBenefitKinds] = {};
+  std::vector<Benefit> benefits;
+  benefits.reserve(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i) {
+    Benefit b;
+    std::string number = std::to_string(i + 1);
+    b.id = "B" + std::string(static_cast<std::size_t>(std::max(0, width - static_cast<int>(number.size()))), '0') + number;
+    b.kind = pattern[static_cast<std::size_t>(i) % pattern.size()];
+    const int j = seen[static_cast<int>(b.kind)]++;
+    switch (b.kind) {
+      case BenefitKind::threshold_discount:
+        b.threshold = kThresholdPairs[j % 10][0];
+        b.face_value = kThresholdPairs[j % 10][1];
+        b.cost = b.face_value;
+        break;
+      case BenefitKind::discount:
+        b.face_value = kDiscounts[j % 7];
+        b.cost = b.face_value;
+        break;
+      case BenefitKind::percent_off:
+        b.discount_rate = kRates[j % 6];
+        b.cost = b.discount_rate * kTypicalBasket;
+        break;
+      case BenefitKind::points:
+        b.face_value = kPoints[j % 7];
+        b.cost = 0.6 * b.face_value;  // breakage: not every point is spent
+        break;
+      case BenefitKind::gift:
+        b.face_value = kGifts[j % 5];
+        b.cost = 0.5 * b.face_value;
+        break;
+      case BenefitKind::free_shipping:
+        b.face_value = kShipping[j % 4][0];
+        b.threshold = kShipping[j % 4][1];
+        b.cost = 0.8 * b.face_value;
+        break;
+      case BenefitKind::member_exclusive:
+        b.face_value = kExclusive[j % 5];
+        b.cost = 0.35 * b.face_value;
+        break;
+      case BenefitKind::service:
+        b.face_value = kService[j % 4];
+        b.cost = 0.3 * b.face_value;
+        break;
+    }
+    b.validity_days = kValidity[i % 6];
+    if (b.kind == BenefitKind::member_exclusive && j % 2 == 0) {
+      b.scope = Scope::tier;
+      b.scope_value = "gold";
+    } else if (i % 12 == 3) {
+      b.scope = Scope::category;
+      b.scope_value = kCategories[(i / 12) % 3];
+    } else if (i % 12 == 7) {
+      b.scope = Scope::brand;
+      b.scope_value = kBrands[(i / 12) % 2];
+    }
+    switch (i % 16) {
+      case 2:
+      case 9: b.scenarios = {"holiday"}; b.tags = {"seasonal"}; break;
+      case 5:
+      case 13: b.scenarios = {"member_day"}; break;
+      case 11: b.scenarios = {"referral"}; break;
+      case 15: b.scenarios = {"new_member"}; b.tags = {"welcome"}; break;
+      default: b.scenarios = {"regular"}; break;
+    }
+    b.channel = kChannels[kChannelCycle[i % 6]];
+    if (i % 10 == 9) b.inventory = 1000 * (1 + (i / 10) % 3);
+    benefits.push_back(std::move(b));
+  }
+  return Catalog(std::move(benefits));
+}
+
+namespace detail::sim {
+
+struct Event {
+  Timestamp time;
+  std::uint8_t type;
+  Index benefit;
+  std::int16_t channel;
+  float amount;
+  float propensity;
+  std::int32_t order;  // for organic redemptions: the order used, whose final amount is copied
+};
+
+inline int type_rank(std::uint8_t t) {
+  // issued < viewed < claimed < ordered < redeemed < expired at equal times
+  static constexpr int kRank[kNumEventTypes] = {0, 1, 2, 4, 5, 3};
+  return kRank[t];
+}
+
+struct Order {
+  Timestamp time;
+  float amount;
+  std::int16_t channel;
+  Index benefit;  // first benefit redeemed on it, or -1
+};
+
+// Chunk output: events of consecutive members, already in (member, time) order.
+struct ChunkEvents {
+  std::vector<Index> user;
+  std::vector<Index> benefit;
+  std::vector<std::uint8_t> type;
+  std::vector<Timestamp> time;
+  std::vector<std::int16_t> channel;
+  std::vector<float> amount;
+  std::vector<float> propensity;
+  std::vector<std::uint8_t> control;
+};
+
+// Everything shared by all members.
+struct World {
+  const SimulatorParams& params;
+  const Catalog& catalog;
+  BenefitDimensions dims;
+  Calendar calendar;
+  std::vector<std::vector<int>> benefit_dims;  // active dimensions per benefit
+  std::vector<double> effective_value;
+  std::vector<double> policy_weight;            // logging policy base weights
+  std::vector<int> benefit_channel;
+  std::vector<int> benefit_scenario_mask;       // bit per kScenarios entry
+  std::vector<std::uint8_t> tier_scoped;
+  std::vector<std::vector<std::pair<int, double>>> archetype_preferences;
+  double archetype_cumulative[kNumArchetypes];
+};
+
+inline World make_world(const SimulatorParams& p, const Catalog& catalog) {
+  World w{p, catalog, BenefitDimensions::for_catalog(catalog), make_calendar(p), {}, {}, {}, {}, {}, {}, {}, {}};
+  const Index nb = catalog.size();
+  Rng rng(p.seed, 0x5EEDCA7ULL, 0);
+  for (Index b = 0; b < nb; ++b) {
+    const Benefit& ben = catalog[b];
+    std::vector<int> active;
+    w.dims.encode(ben, active);
+    w.benefit_dims.push_back(std::move(active));
+    w.effective_value.push_back(w.dims.effective_value(ben));
+    w.policy_weight.push_back(std::exp(rng.normal(0.0, 0.5)));
+    int channel = 0;
+    for (int c = 0; c < kNumChannels; ++c) {
+      if (ben.channel == kChannels[c]) channel = c;
+    }
+    w.benefit_channel.push_back(channel);
+    int mask = 0;
+    for (const auto& s : ben.scenarios) {
+      for (int k = 0; k < 5; ++k) {
+        if (s == kScenarios[k]) mask |= 1 << k;
+      }
+    }
+    w.benefit_scenario_mask.push_back(mask == 0 ? 1 : mask);
+    w.tier_scoped.push_back(ben.scope == Scope::tier);
+  }
+  for (int a = 0; a < kNumArchetypes; ++a) {
+    std::vector<std::pair<int, double>> resolved;
+    for (const auto& [name, lift] : profile(static_cast<Archetype>(a)).preferences) {
+      const int d = w.dims.find(name);
+      if (d >= 0) resolved.emplace_back(d, lift);
+    }
+    w.archetype_preferences.push_back(std::move(resolved));
+  }
+  double total = 0;
+  for (int a = 0; a < kNumArchetypes; ++a) {
+    total += p.archetype_mix[static_cast<std::size_t>(a)];
+    w.archetype_cumulative[a] = total;
+  }
+  return w;
+}
+
+// Per-thread scratch reused across members.
+struct Scratch {
+  std::vector<double> rate;        // operational intensity per day
+  std::vector<double> cumulative;  // operational time at the start of each day
+  std::vector<Order> orders;
+  std::vector<Event> events;
+  std::vector<double> preference;
+  std::vector<double> utility, claim_p, induce_p, qualify_p, policy_cumulative;
+  std::vector<Index> policy_benefit;
+};
+
+inline double hour_draw(Rng& rng, double preferred_hour) {
+  if (rng.bernoulli(0.8)) {
+    double h = std::fmod(preferred_hour + rng.normal(0.0, 1.25), 24.0);
+    return h < 0 ? h + 24.0 : h;
+  }
+  return rng.uniform(7.0, 23.0);
+}
+
+// Real day (fractional) at which operational time `tau` is reached, searching from day `from`.
+inline double day_at(const Scratch& s, double tau, int from = 0) {
+  const int n = static_cast<int>(s.rate.size());
+  int d = std::max(0, from);
+  while (d < n && s.cumulative[static_cast<std::size_t>(d) + 1] <= tau) ++d;
+  if (d >= n) {
+    // Past the horizon: extrapolate at the last rate.
+    const double last_rate = std::max(1e-9, s.rate.back());
+    return n + (tau - s.cumulative.back()) / last_rate;
+  }
+  const double r = s.rate[static_cast<std::size_t>(d)];
+  return d + (r > 0 ? (tau - s.cumulative[static_cast<std::size_t>(d)]) / r : 0.0);
+}
+
+inline double gamma_survival(double shape, double scale, double x) {
+  return 1.0 - regularized_gamma_p(shape, x / scale);
+}
+
+inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& out,
+                            SimulationTruth& truth, std::vector<std::int32_t>& attributes, std::vector<double>& signup) {
+  const SimulatorParams& p = w.params;
+  const Index nb = w.catalog.size();
+  const int days = p.days;
+  const int horizon = days + kFutureDays;
+  const Timestamp start = p.start_time;
+  const Timestamp end = start + static_cast<Timestamp>(days) * kSecondsPerDay;
+  Rng rng(p.seed, static_cast<std::uint64_t>(u) + 1, 1);
+
+  // --- who the member is -----------------------------------------------------------------
+  const auto archetype = static_cast<Archetype>(
+      rng.from_cumulative(w.archetype_cumulative, kNumArchetypes));
+  const ArchetypeProfile& prof = profile(archetype);
+  const bool control = rng.bernoulli(p.control_fraction);
+  const int age = draw_index(rng, prof.age);
+  const int gender = rng.bernoulli(prof.female) ? 0 : 1;
+  const int tier = draw_index(rng, prof.tier);
+  const int region = static_cast<int>(rng.below(5));
+  int signup_day = 0;
+  Timestamp signup_time;
+  if (archetype == Archetype::new_member) {
+    const int lo = std::max(1, days - 90), hi = std::max(lo + 1, days - 10);
+    signup_day = lo + static_cast<int>(rng.below(static_cast<std::uint32_t>(hi - lo)));
+    signup_time = start + static_cast<Timestamp>(signup_day) * kSecondsPerDay +
+                  static_cast<Timestamp>(rng.uniform(8.0, 22.0) * kSecondsPerHour);
+  } else {
+    signup_time = start - static_cast<Timestamp>(rng.uniform(60.0, 1500.0) * kSecondsPerDay);
+  }
+  static constexpr double kModes[4] = {9.5, 12.5, 19.5, 21.5};
+  static constexpr double kModeWeights[4] = {0.2, 0.3, 0.35, 0.15};
+  const double preferred_hour =
+      std::clamp(kModes[draw_index(rng, kModeWeights)] + rng.normal(0.0, 1.0), 7.0, 23.0);
+  const int preferred_weekday = rng.bernoulli(0.7) ? static_cast<int>(rng.below(7)) : -1;
+  const double cycle = std::clamp(prof.cycle_days * std::exp(rng.normal(0.0, 0.35)), 3.0, 60.0);
+  double shape = std::clamp(std::exp(rng.normal(std::log(3.0), 0.5)), 1.0, 12.0);
+  if (archetype == Archetype::discount_indifferent_loyal) shape = std::min(12.0, shape * 1.5);
+  const double scale = cycle / shape;
+  double basket = 40.0 * (1.0 + 0.25 * tier) * std::exp(rng.normal(0.0, 0.3));
+  if (archetype == Archetype::high_face_value_seeker) basket *= 1.2;
+  if (archetype == Archetype::threshold_discount_sensitive) basket *= 0.9;
+  const double mu = std::log(basket);
+  constexpr double kSigma = 0.45;
+  static constexpr double kAppShare[5] = {0.75, 0.65, 0.5, 0.35, 0.25};
+  static constexpr double kSmsShare[5] = {0.10, 0.15, 0.20, 0.30, 0.35};
+  static constexpr double kEmailShare[5] = {0.10, 0.15, 0.20, 0.25, 0.30};
+  const double channel_weights[4] = {kAppShare[age], kSmsShare[age], kEmailShare[age],
+                                     std::max(0.0, 1.0 - kAppShare[age] - kSmsShare[age] - kEmailShare[age])};
+  const int preferred_channel = draw_index(rng, channel_weights);
+  double view_p[kNumChannels];
+  for (int c = 0; c < kNumChannels; ++c) {
+    view_p[c] = c == preferred_channel ? rng.uniform(0.65, 0.85) : rng.uniform(0.15, 0.35);
+    if (archetype == Archetype::discount_indifferent_loyal) view_p[c] *= 0.8;
+  }
+  const double app_order_share = kAppShare[age];
+  const double claim_base = prof.claim_base + rng.normal(0.0, 0.3);
+  const double induce_base = prof.induce_base + rng.normal(0.0, 0.3);
+  const double stretch = prof.stretch;
+  const double use = prof.use;
+  int lapse_day = -1;
+  if (archetype == Archetype::dormant) {
+    const int hi = std::max(16, std::min(100, days - 30));
+    lapse_day = 15 + static_cast<int>(rng.below(static_cast<std::uint32_t>(hi - 15 + 1)));
+  }
+
+  // Planted preferences: archetype lifts + individual noise + a preferred-channel lift.
+  const int n_dims = w.dims.size();
+  s.preference.assign(static_cast<std::size_t>(n_dims), 0.0);
+  for (const auto& [d, lift] : w.archetype_preferences[static_cast<int>(archetype)]) {
+    s.preference[static_cast<std::size_t>(d)] += lift;
+  }
+  for (int d = 0; d < n_dims; ++d) s.preference[static_cast<std::size_t>(d)] += rng.normal(0.0, p.preference_noise);
+  {
+    const int d = w.dims.find(std::string("channel:") + kChannels[preferred_channel]);
+    if (d >= 0) s.preference[static_cast<std::size_t>(d)] += 0.5;
+  }
+  s.utility.resize(static_cast<std::size_t>(nb));
+  s.claim_p.resize(static_cast<std::size_t>(nb));
+  s.induce_p.resize(static_cast<std::size_t>(nb));
+  s.qualify_p.resize(static_cast<std::size_t>(nb));
+  for (Index b = 0; b < nb; ++b) {
+    const auto k = static_cast<std::size_t>(b);
+    double util = 0.35 * std::log1p(w.effective_value[k] / 10.0);
+    for (int d : w.benefit_dims[k]) util += s.preference[static_cast<std::size_t>(d)];
+    s.utility[k] = util;
+    s.claim_p[k] = sigmoid(claim_base + util);
+    s.induce_p[k] = sigmoid(induce_base + 0.8 * util + 0.5 * std::min(1.0, w.effective_value[k] / basket));
+    const double threshold = w.catalog[b].threshold;
+    s.qualify_p[k] = threshold > 0
+                         ? 1.0 - (1.0 - stretch) * normal_cdf((std::log(threshold) - mu) / kSigma)
+                         : 1.0;
+  }
+
+  // --- organic orders: gamma renewal in operational time ----------------------------------
+  s.rate.resize(static_cast<std::size_t>(horizon));
+  s.cumulative.resize(static_cast<std::size_t>(horizon) + 1);
+  const double weekday_norm = preferred_weekday >= 0 ? 1.0 + 0.8 / 7.0 : 1.0;
+  s.cumulative[0] = 0.0;
+  for (int d = 0; d < horizon; ++d) {
+    const auto k = static_cast<std::size_t>(d);
+    double r = w.calendar.season[k];
+    if (preferred_weekday >= 0) {
+      r *= (w.calendar.weekday[k] == preferred_weekday ? 1.8 : 1.0) / weekday_norm;
+    }
+    if (lapse_day >= 0 && d >= lapse_day) r *= kLapsedRate;
+    if (d < signup_day) r = 0.0;
+    s.rate[k] = r;
+    s.cumulative[k + 1] = s.cumulative[k] + r;
+  }
+  const double tau_begin = s.cumulative[static_cast<std::size_t>(signup_day)];
+  const double tau_end = s.cumulative[static_cast<std::size_t>(days)];
+  double tau_last, tau_next;
+  if (archetype == Archetype::new_member) {
+    tau_last = tau_begin;  // joining acts as a renewal
+    tau_next = tau_begin + 0.5 * scale * rng.gamma(shape);
+  } else {
+    // Stationary start: the first gap is length-biased and the start falls uniformly in it.
+    const double gap = scale * rng.gamma(shape + 1.0);
+    const double into = rng.uniform() * gap;
+    tau_last = tau_begin - into;
+    tau_next = tau_begin - into + gap;
+  }
+  s.orders.clear();
+  int search_day = 0;
+  while (tau_next < tau_end) {
+    const double real_day = day_at(s, tau_next, search_day);
+    const int day = std::min(days - 1, static_cast<int>(real_day));
+    search_day = day;
+    const double hour = hour_draw(rng, preferred_hour);
+    const Timestamp t = start + static_cast<Timestamp>(day) * kSecondsPerDay +
+                        static_cast<Timestamp>(hour * kSecondsPerHour);
+    const auto amount = static_cast<float>(std::exp(rng.normal(mu, kSigma)));
+    const std::int16_t channel = rng.bernoulli(app_order_share) ? 0 : kStoreChannel;
+    if (t >= signup_time) s.orders.push_back(Order{t, amount, channel, kNoBenefit});
+    tau_last = tau_next;
+    tau_next += scale * rng.gamma(shape);
+  }
+  std::sort(s.orders.begin(), s.orders.end(),
+            [](const Order& a, const Order& b) { return a.time < b.time; });
+  const std::size_t organic_count = s.orders.size();
+  const double elapsed_at_end = tau_end - tau_last;
+
+  // --- the logging policy issues benefits ---------------------------------------------------
+  s.events.clear();
+  auto emit = [&](Timestamp t, EventType type, Index b, int channel, float amount,
+                  float propensity, std::int32_t order = -1) {
+    if (t < end) {
+      s.events.push_back(Event{t, static_cast<std::uint8_t>(type), b,
+                               static_cast<std::int16_t>(channel), amount, propensity, order});
+    }
+  };
+  if (!control && p.issues_per_week > 0) {
+    for (int d = signup_day; d < days; ++d) {
+      const auto k = static_cast<std::size_t>(d);
+      const double send_p = std::min(1.0, p.issues_per_week / 7.0 *
+                                              (w.calendar.member_day[k] ? 2.0 : 1.0) *
+                                              (w.calendar.holiday[k] ? 1.5 : 1.0));
+      if (!rng.bernoulli(send_p)) continue;
+      const Timestamp day_start = start + static_cast<Timestamp>(d) * kSecondsPerDay;
+      const bool is_new = archetype == Archetype::new_member &&
+                          day_start - signup_time < 30 * kSecondsPerDay;
+      int allowed = 1 | 8;  // regular and referral always
+      if (w.calendar.holiday[k]) allowed |= 2;
+      if (w.calendar.member_day[k]) allowed |= 4;
+      if (is_new) allowed |= 16;
+      s.policy_cumulative.clear();
+      s.policy_benefit.clear();
+      double total = 0;
+      for (Index b = 0; b < nb; ++b) {
+        const auto kb = static_cast<std::size_t>(b);
+        if ((w.benefit_scenario_mask[kb] & allowed) == 0) continue;
+        if (w.tier_scoped[kb] && tier < 2) continue;
+        double weight = w.policy_weight[kb];
+        if (w.benefit_scenario_mask[kb] & 8) weight *= 0.3;         // referral: rarer
+        if ((w.benefit_scenario_mask[kb] & 22) != 0) weight *= 3.0;  // occasion benefits first
+        total += weight;
+        s.policy_cumulative.push_back(total);
+        s.policy_benefit.push_back(b);
+      }
+      if (s.policy_benefit.empty()) continue;
+      const std::uint32_t pick = rng.from_cumulative(s.policy_cumulative.data(),
+                                                     static_cast<std::uint32_t>(s.policy_benefit.size()));
+      const Index b = s.policy_benefit[pick];
+      const auto kb = static_cast<std::size_t>(b);
+      const double chosen_weight = s.policy_cumulative[pick] - (pick > 0 ? s.policy_cumulative[pick - 1] : 0.0);
+      const auto propensity = static_cast<float>(std::max(1e-6, send_p * chosen_weight / total));
+      const int channel = w.benefit_channel[kb];
+      const Timestamp issued = day_start + static_cast<Timestamp>(kSendHour * kSecondsPerHour) +
+                               static_cast<Timestamp>(rng.below(1800));
+      if (issued < signup_time) continue;  // joined later that day
+      const Timestamp expiry = issued + static_cast<Timestamp>(w.catalog[b].validity_days) * kSecondsPerDay;
+      emit(issued, EventType::issued, b, channel, 0.0f, propensity);
+      const bool lapsed = lapse_day >= 0 && d >= lapse_day;
+      if (!rng.bernoulli(view_p[channel] * (lapsed ? 0.5 : 1.0))) continue;
+      Timestamp viewed;
+      if (rng.bernoulli(0.35)) {
+        viewed = issued + 60 + static_cast<Timestamp>(rng.below(3600));
+      } else {
+        const double hour = hour_draw(rng, preferred_hour);
+        int view_day = d + (hour > kSendHour + 0.5 ? 0 : 1) + (rng.bernoulli(0.3) ? 1 : 0);
+        viewed = start + static_cast<Timestamp>(view_day) * kSecondsPerDay +
+                 static_cast<Timestamp>(hour * kSecondsPerHour);
+        if (viewed <= issued) viewed = issued + 60;
+      }
+      if (viewed >= expiry) continue;
+      emit(viewed, EventType::viewed, b, channel, 0.0f, 1.0f);
+      if (!rng.bernoulli(s.claim_p[kb])) continue;
+      const Timestamp claimed = std::min<Timestamp>(
+          expiry - 1, viewed + 1 + static_cast<Timestamp>(300.0 * rng.exponential()));
+      emit(claimed, EventType::claimed, b, channel, 0.0f, 1.0f);
+      const double threshold = w.catalog[b].threshold;
+      bool redeemed = false;
+      if (rng.bernoulli(s.induce_p[kb])) {
+        // The benefit triggers an extra purchase inside its validity window.
+        const double v = rng.uniform();
+        Timestamp t = claimed + static_cast<Timestamp>(v * v * 0.8 * static_cast<double>(expiry - claimed));
+        const Timestamp day_floor = t - ((t - start) % kSecondsPerDay);
+        const Timestamp at_hour = day_floor + static_cast<Timestamp>(hour_draw(rng, preferred_hour) * kSecondsPerHour);
+        if (at_hour >= claimed && at_hour < expiry) t = at_hour;
+        float amount = static_cast<float>(std::exp(rng.normal(mu, kSigma)));
+        if (threshold > 0 && amount < threshold) {
+          amount = static_cast<float>(threshold * (1.0 + 0.1 * rng.uniform()));
+        }
+        const std::int16_t ch = rng.bernoulli(app_order_share) ? 0 : kStoreChannel;
+        s.orders.push_back(Order{t, amount, ch, b});
+        emit(t, EventType::redeemed, b, ch, amount, 1.0f);
+        redeemed = t < end;
+      } else {
+        // Otherwise the member's next organic order may use it.
+        auto first = std::lower_bound(
+            s.orders.begin(), s.orders.begin() + static_cast<std::ptrdiff_t>(organic_count), claimed,
+            [](const Order& o, Timestamp t) { return o.time < t; });
+        if (first != s.orders.begin() + static_cast<std::ptrdiff_t>(organic_count) && first->time < expiry) {
+          Order& o = *first;
+          bool qualifies = threshold <= 0 || o.amount >= threshold;
+          if (!qualifies && rng.bernoulli(stretch)) {
+            o.amount = static_cast<float>(threshold * (1.0 + 0.1 * rng.uniform()));
+            qualifies = true;
+          }
+          if (qualifies && rng.bernoulli(use)) {
+            if (o.benefit == kNoBenefit) o.benefit = b;
+            // The redeemed event's amount is filled from the final order below.
+            emit(o.time, EventType::redeemed, b, o.channel, 0.0f, 1.0f,
+                 static_cast<std::int32_t>(first - s.orders.begin()));
+            redeemed = o.time < end;
+          }
+        }
+      }
+      if (!redeemed) emit(expiry, EventType::expired, b, channel, 0.0f, 1.0f);
+    }
+  }
+  for (const Order& o : s.orders) {
+    if (o.time < end) {
+      s.events.push_back(Event{o.time, static_cast<std::uint8_t>(EventType::ordered), o.benefit,
+                               o.channel, o.amount, 1.0f, -1});
+    }
+  }
+  std::stable_sort(s.events.begin(), s.events.end(), [](const Event& a, const Event& b) {
+    if (a.time != b.time) return a.time < b.time;
+    return type_rank(a.type) < type_rank(b.type);
+  });
+  // Organic redemptions carry the amount of the order they were used on (after stretching).
+  for (Event& e : s.events) {
+    if (e.order >= 0) e.amount = s.orders[static_cast<std::size_t>(e.order)].amount;
+  }
+  for (const Event& e : s.events) {
+    out.user.push_back(u);
+    out.benefit.push_back(e.benefit);
+    out.type.push_back(e.type);
+    out.time.push_back(e.time);
+    out.channel.push_back(e.channel);
+    out.amount.push_back(e.amount);
+    out.propensity.push_back(e.propensity);
+    out.control.push_back(control ? 1 : 0);
+  }
+
+  // --- ground truth at the end of the period ------------------------------------------------
+  const auto row = static_cast<std::size_t>(u);
+  truth.archetype[row] = static_cast<std::uint8_t>(archetype);
+  for (int d = 0; d < n_dims; ++d) {
+    truth.preference[row * static_cast<std::size_t>(n_dims) + static_cast<std::size_t>(d)] =
+        static_cast<float>(s.preference[static_cast<std::size_t>(d)]);
+  }
+  const bool lapsed_at_end = lapse_day >= 0 && days >= lapse_day;
+  const double survival_now = gamma_survival(shape, scale, elapsed_at_end);
+  for (Index b = 0; b < nb; ++b) {
+    const auto k = static_cast<std::size_t>(b);
+    const int validity = w.catalog[b].validity_days;
+    const double window = s.cumulative[static_cast<std::size_t>(std::min(horizon, days + validity))] - tau_end;
+    double p_organic;
+    if (survival_now > 1e-12) {
+      p_organic = (survival_now - gamma_survival(shape, scale, elapsed_at_end + window)) / survival_now;
+    } else {
+      p_organic = 1.0 - std::exp(-window / scale);
+    }
+    p_organic = std::clamp(p_organic, 0.0, 1.0);
+    const double claim = view_p[w.benefit_channel[k]] * (lapsed_at_end ? 0.5 : 1.0) * s.claim_p[k];
+    const double r = s.induce_p[k];
+    const std::size_t cell = row * static_cast<std::size_t>(nb) + k;
+    truth.claim_probability[cell] = static_cast<float>(claim);
+    truth.redemption_probability[cell] =
+        static_cast<float>(claim * (r + (1.0 - r) * p_organic * s.qualify_p[k] * use));
+    truth.incremental_probability[cell] = static_cast<float>(claim * r * (1.0 - p_organic));
+  }
+  truth.preferred_hour[row] = static_cast<float>(preferred_hour);
+  truth.preferred_weekday[row] = static_cast<std::int8_t>(preferred_weekday);
+  truth.cycle_days[row] = static_cast<float>(cycle);
+  truth.cycle_shape[row] = static_cast<float>(shape);
+  truth.basket_median[row] = static_cast<float>(basket);
+  truth.signup_time[row] = signup_time;
+  truth.lapse_time[row] = lapse_day >= 0 ? start + static_cast<Timestamp>(lapse_day) * kSecondsPerDay : -1;
+  truth.control[row] = control ? 1 : 0;
+  {
+    // Mean residual life of a gamma renewal: E[(X - e)+] / P(X > e), with
+    // E[(X - e)+] = k θ Q(k + 1, e/θ) - e Q(k, e/θ).
+    const double q_k = survival_now;
+    const double q_k1 = gamma_survival(shape + 1.0, scale, elapsed_at_end);
+    double residual = q_k > 1e-12 ? (shape * scale * q_k1 - elapsed_at_end * q_k) / q_k : scale;
+    residual = std::max(residual, 0.0);
+    const double next_day = day_at(s, tau_end + residual, days);
+    truth.expected_next_order_time[row] = start + static_cast<Timestamp>(next_day * kSecondsPerDay);
+  }
+  attributes[row * 4 + 0] = age;
+  attributes[row * 4 + 1] = gender;
+  attributes[row * 4 + 2] = tier;
+  attributes[row * 4 + 3] = region;
+  signup[row] = static_cast<double>(signup_time);
+}
+
+}  // namespace detail::sim
+
+PERKREC_INLINE SimulatedProgram simulate(const SimulatorParams& params, const Callbacks& callbacks) {
+  using namespace detail::sim;
+  params.validate();
+  SimulatedProgram program;
+  program.params = params;
+  program.catalog = simulated_catalog(params);
+  const World world = make_world(params, program.catalog);
+  const Index n = params.n_users;
+  const Index nb = program.catalog.size();
+  const int n_dims = world.dims.size();
+
+  SimulationTruth& truth = program.truth;
+  truth.n_users = n;
+  truth.n_benefits = nb;
+  truth.reference_time = params.start_time + static_cast<Timestamp>(params.days) * kSecondsPerDay;
+  truth.dimension_names = world.dims.names();
+  const auto nu = static_cast<std::size_t>(n);
+  truth.archetype.resize(nu);
+  truth.preference.resize(nu * static_cast<std::size_t>(n_dims));
+  truth.claim_probability.resize(nu * static_cast<std::size_t>(nb));
+  truth.redemption_probability.resize(truth.claim_probability.size());
+  truth.incremental_probability.resize(truth.claim_probability.size());
+  truth.preferred_hour.resize(nu);
+  truth.preferred_weekday.resize(nu);
+  truth.cycle_days.resize(nu);
+  truth.cycle_shape.resize(nu);
+  truth.basket_median.resize(nu);
+  truth.signup_time.resize(nu);
+  truth.lapse_time.resize(nu);
+  truth.control.resize(nu);
+  truth.expected_next_order_time.resize(nu);
+  std::vector<std::int32_t> attributes(nu * 4);
+  std::vector<double> signup(nu);
+
+  // Members are simulated in fixed chunks; chunk outputs are concatenated in order, so the
+  // log does not depend on the thread count.
+  constexpr Index kChunk = 512;
+  const Index n_chunks = (n + kChunk - 1) / kChunk;
+  std::vector<ChunkEvents> chunks(static_cast<std::size_t>(n_chunks));
+  const int threads = resolve_num_threads(params.num_threads);
+  std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
+  ProgressReporter progress(callbacks, "simulate", n);
+  constexpr Index kChunksPerStep = 16;
+  for (Index first = 0; first < n_chunks; first += kChunksPerStep) {
+    const Index last = std::min(n_chunks, first + kChunksPerStep);
+    parallel_for(
+        first, last, threads,
+        [&](Offset c, int thread) {
+          ChunkEvents& out = chunks[static_cast<std::size_t>(c)];
+          const Index begin = static_cast<Index>(c) * kChunk;
+          const Index end = std::min(n, begin + kChunk);
+          for (Index u = begin; u < end; ++u) {
+            simulate_member(world, u, scratch[static_cast<std::size_t>(thread)], out, truth,
+                            attributes, signup);
+          }
+        },
+        Schedule::dynamic, 1);
+    progress.advance(std::min(n, last * kChunk) - std::min(n, first * kChunk));
+  }
+
+  // Concatenate chunk outputs.
+  std::vector<Offset> starts(static_cast<std::size_t>(n_chunks) + 1, 0);
+  for (Index c = 0; c < n_chunks; ++c) {
+    starts[static_cast<std::size_t>(c) + 1] = starts[static_cast<std::size_t>(c)] +
+                                              static_cast<Offset>(chunks[static_cast<std::size_t>(c)].user.size());
+  }
+  const auto total = static_cast<std::size_t>(starts.back());
+  ChunkEvents all;
+  all.user.resize(total);
+  all.benefit.resize(total);
+  all.type.resize(total);
+  all.time.resize(total);
+  all.channel.resize(total);
+  all.amount.resize(total);
+  all.propensity.resize(total);
+  all.control.resize(total);
+  parallel_for(0, n_chunks, threads, [&](Offset c) {
+    ChunkEvents& src = chunks[static_cast<std::size_t>(c)];
+    const auto at = static_cast<std::size_t>(starts[static_cast<std::size_t>(c)]);
+    auto move_into = [&](auto& dst, auto& from) {
+      std::copy(from.begin(), from.end(), dst.begin() + static_cast<std::ptrdiff_t>(at));
+      from.clear();
+      from.shrink_to_fit();
+    };
+    move_into(all.user, src.user);
+    move_into(all.benefit, src.benefit);
+    move_into(all.type, src.type);
+    move_into(all.time, src.time);
+    move_into(all.channel, src.channel);
+    move_into(all.amount, src.amount);
+    move_into(all.propensity, src.propensity);
+    move_into(all.control, src.control);
+  });
+  EventColumns columns;
+  columns.user = all.user;
+  columns.benefit = all.benefit;
+  columns.type = all.type;
+  columns.timestamp = all.time;
+  columns.channel = all.channel;
+  columns.order_amount = all.amount;
+  columns.propensity = all.propensity;
+  columns.control = all.control;
+  std::vector<std::string> channel_names(std::begin(kChannels), std::end(kChannels));
+  program.events = EventLog::from_columns(columns, n, nb, channel_names, threads);
+  program.events.set_ids(IdMap::range(n), program.catalog.ids());
+
+  UserTable users(IdMap::range(n));
+  auto categorical = [&](const char* name, int column, const auto& names) {
+    std::vector<std::int32_t> codes(nu);
+    for (std::size_t i = 0; i < nu; ++i) codes[i] = attributes[i * 4 + static_cast<std::size_t>(column)];
+    users.add_categorical(name, std::move(codes), std::vector<std::string>(std::begin(names), std::end(names)));
+  };
+  categorical("age_band", 0, kAgeBands);
+  categorical("gender", 1, kGenders);
+  categorical("tier", 2, kTiers);
+  categorical("region", 3, kRegions);
+  users.add_numeric("signup_time", std::move(signup));
+  program.users = std::move(users);
+  return program;
+}
+
+}  // namespace perkrec

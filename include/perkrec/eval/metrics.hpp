@@ -1,0 +1,59 @@
+// Evaluation metrics: classification (AUC, log-loss) and top-K ranking (precision, recall,
+// NDCG, MAP, hit rate) plus catalog coverage.
+//
+// Ranking metrics compare recommended lists (n_rows x k benefit indices, row-major, -1 for an
+// empty slot) with the relevant benefits of each row (CSR, one row per recommended row, any
+// stored entry counts as relevant). Definitions, averaged over rows with at least one relevant
+// benefit:
+//   precision@k = hits / k
+//   recall@k    = hits / |relevant|
+//   ndcg@k      = sum_{i < k, rec_i relevant} 1/log2(i + 2)  /  sum_{i < min(k, |relevant|)} 1/log2(i + 2)
+//   map@k       = sum_{i < k, rec_i relevant} precision@(i + 1)  /  min(k, |relevant|)
+//   hit_rate@k  = 1 if any hit
+//   coverage    = distinct recommended benefits / n_benefits (over all rows)
+//
+// Bad input (mismatched lengths, non-finite scores, labels other than 0/1, out-of-range or
+// repeated recommendations) throws InputError naming the position and value.
+// Thread safety: pure functions; parallel over rows.
+#pragma once
+
+#include <cstdint>
+
+#include "perkrec/core/config.hpp"
+#include "perkrec/core/types.hpp"
+
+namespace perkrec {
+
+/// Area under the ROC curve; tied scores count one half. Throws InputError when both classes
+/// are not present.
+PERKREC_INLINE double auc(Span<const float> scores, Span<const std::uint8_t> labels);
+
+/// Mean binary cross-entropy, probabilities clipped to [eps, 1 - eps]; probabilities must be
+/// finite and in [0, 1].
+PERKREC_INLINE double log_loss(Span<const float> probabilities, Span<const std::uint8_t> labels,
+                               double eps = 1e-15);
+
+struct RankingMetrics {
+  int k = 0;
+  Index rows_evaluated = 0;  ///< rows with at least one relevant benefit
+  double precision = 0;
+  double recall = 0;
+  double ndcg = 0;
+  double map = 0;
+  double hit_rate = 0;
+  double coverage = 0;
+};
+
+/// See the file comment. `recommended` has relevant.rows * k entries.
+PERKREC_INLINE RankingMetrics ranking_metrics(Span<const Index> recommended, int k,
+                                              const CsrView<float>& relevant,
+                                              int num_threads = 0);
+
+/// Share of the catalog that appears at least once in `recommended` (-1 entries ignored).
+PERKREC_INLINE double catalog_coverage(Span<const Index> recommended, Index n_benefits);
+
+}  // namespace perkrec
+
+#ifdef PERKREC_HEADER_ONLY
+#include "perkrec/eval/metrics_impl.hpp"
+#endif

@@ -1,0 +1,194 @@
+// Definitions for metrics.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "perkrec/core/threading.hpp"
+#include "perkrec/detail/blocks.hpp"
+#include "perkrec/eval/metrics.hpp"
+
+namespace perkrec {
+
+namespace detail {
+
+inline void check_labels(Span<const std::uint8_t> labels, std::size_t n, const char* context) {
+  if (labels.size() != n) {
+    raise<InputError>(context, ": labels has ", labels.size(), " entries (expected ", n, ")");
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (labels[i] > 1) {
+      raise<InputError>(context, ": label at position ", i, " must be 0 or 1 (got ",
+                        static_cast<int>(labels[i]), ")");
+    }
+  }
+}
+
+}  // namespace detail
+
+PERKREC_INLINE double auc(Span<const float> scores, Span<const std::uint8_t> labels) {
+  const std::size_t n = scores.size();
+  detail::check_labels(labels, n, "auc");
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(scores[i])) {
+      detail::raise<InputError>("auc: score at position ", i, " is not finite (got ", scores[i], ")");
+    }
+  }
+  std::size_t positives = 0;
+  for (std::size_t i = 0; i < n; ++i) positives += labels[i];
+  const std::size_t negatives = n - positives;
+  if (positives == 0 || negatives == 0) {
+    detail::raise<InputError>("auc: needs both classes (got ", positives, " positive and ",
+                              negatives, " negative labels)");
+  }
+  std::vector<std::uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0u);
+  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return scores[a] < scores[b]; });
+  // Sum of the (average, 1-based) ranks of the positives: Mann-Whitney U.
+  double rank_sum = 0;
+  std::size_t i = 0;
+  while (i < n) {
+    std::size_t j = i;
+    std::size_t tied_positives = 0;
+    while (j < n && scores[order[j]] == scores[order[i]]) {
+      tied_positives += labels[order[j]];
+      ++j;
+    }
+    const double average_rank = 0.5 * static_cast<double>(i + 1 + j);
+    rank_sum += average_rank * static_cast<double>(tied_positives);
+    i = j;
+  }
+  const double p = static_cast<double>(positives);
+  return (rank_sum - p * (p + 1) / 2) / (p * static_cast<double>(negatives));
+}
+
+PERKREC_INLINE double log_loss(Span<const float> probabilities, Span<const std::uint8_t> labels,
+                               double eps) {
+  const std::size_t n = probabilities.size();
+  detail::check_labels(labels, n, "log_loss");
+  if (!(eps > 0 && eps < 0.5)) detail::raise<InputError>("log_loss: eps must be in (0, 0.5) (got ", eps, ")");
+  if (n == 0) detail::raise<InputError>("log_loss: no samples");
+  double total = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double p = probabilities[i];
+    if (!std::isfinite(p) || p < 0 || p > 1) {
+      detail::raise<InputError>("log_loss: probability at position ", i,
+                                " must be finite and in [0, 1] (got ", p, ")");
+    }
+    const double q = std::clamp(p, eps, 1.0 - eps);
+    total -= labels[i] ? std::log(q) : std::log1p(-q);
+  }
+  return total / static_cast<double>(n);
+}
+
+PERKREC_INLINE double catalog_coverage(Span<const Index> recommended, Index n_benefits) {
+  if (n_benefits <= 0) detail::raise<InputError>("catalog_coverage: n_benefits must be > 0 (got ", n_benefits, ")");
+  std::vector<std::uint8_t> seen(static_cast<std::size_t>(n_benefits), 0);
+  Index distinct = 0;
+  for (std::size_t i = 0; i < recommended.size(); ++i) {
+    const Index b = recommended[i];
+    if (b == -1) continue;
+    if (b < 0 || b >= n_benefits) {
+      detail::raise<InputError>("catalog_coverage: benefit at position ", i, " out of range (got ", b,
+                                ", expected -1 or 0 <= benefit < ", n_benefits, ")");
+    }
+    if (!seen[static_cast<std::size_t>(b)]) {
+      seen[static_cast<std::size_t>(b)] = 1;
+      ++distinct;
+    }
+  }
+  return static_cast<double>(distinct) / static_cast<double>(n_benefits);
+}
+
+PERKREC_INLINE RankingMetrics ranking_metrics(Span<const Index> recommended, int k,
+                                              const CsrView<float>& relevant, int num_threads) {
+  if (k < 1) detail::raise<InputError>("ranking_metrics: k must be >= 1 (got ", k, ")");
+  relevant.validate("ranking_metrics: relevant", true);
+  const Index rows = relevant.rows;
+  if (recommended.size() != static_cast<std::size_t>(rows) * static_cast<std::size_t>(k)) {
+    detail::raise<InputError>("ranking_metrics: recommended has ", recommended.size(),
+                              " entries (expected rows x k = ", rows, " x ", k, ")");
+  }
+  for (Index r = 0; r < rows; ++r) {
+    const Index* row = recommended.data() + static_cast<std::size_t>(r) * static_cast<std::size_t>(k);
+    std::vector<Index> sorted;
+    for (int i = 0; i < k; ++i) {
+      if (row[i] == -1) continue;
+      if (row[i] < 0 || row[i] >= relevant.cols) {
+        detail::raise<InputError>("ranking_metrics: recommended[", r, "][", i, "] out of range (got ",
+                                  row[i], ", expected -1 or 0 <= benefit < ", relevant.cols, ")");
+      }
+      sorted.push_back(row[i]);
+    }
+    std::sort(sorted.begin(), sorted.end());
+    const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
+    if (dup != sorted.end()) {
+      detail::raise<InputError>("ranking_metrics: row ", r, " recommends benefit ", *dup, " twice");
+    }
+  }
+  std::vector<double> discount(static_cast<std::size_t>(k));
+  for (int i = 0; i < k; ++i) discount[static_cast<std::size_t>(i)] = 1.0 / std::log2(i + 2.0);
+
+  // Per-block sums combined in block order: identical for any thread count.
+  const detail::Blocks blocks(rows, 1024, 256);
+  struct Sums {
+    double precision = 0, recall = 0, ndcg = 0, map = 0, hit = 0;
+    Index evaluated = 0;
+  };
+  std::vector<Sums> partial(static_cast<std::size_t>(blocks.count));
+  parallel_for(0, blocks.count, num_threads, [&](Offset blk) {
+    Sums s;
+    for (Offset r = blocks.begin(blk); r < blocks.end(blk); ++r) {
+      const auto row = static_cast<Index>(r);
+      const Index* rel_begin = relevant.indices + relevant.row_begin(row);
+      const Index* rel_end = relevant.indices + relevant.row_end(row);
+      const auto n_rel = static_cast<int>(rel_end - rel_begin);
+      if (n_rel == 0) continue;
+      const Index* rec = recommended.data() + static_cast<std::size_t>(r) * static_cast<std::size_t>(k);
+      int hits = 0;
+      double dcg = 0, ap = 0;
+      for (int i = 0; i < k; ++i) {
+        if (rec[i] < 0 || !std::binary_search(rel_begin, rel_end, rec[i])) continue;
+        ++hits;
+        dcg += discount[static_cast<std::size_t>(i)];
+        ap += static_cast<double>(hits) / (i + 1);
+      }
+      const int ideal = std::min(k, n_rel);
+      double idcg = 0;
+      for (int i = 0; i < ideal; ++i) idcg += discount[static_cast<std::size_t>(i)];
+      s.precision += static_cast<double>(hits) / k;
+      s.recall += static_cast<double>(hits) / n_rel;
+      s.ndcg += dcg / idcg;
+      s.map += ap / ideal;
+      s.hit += hits > 0;
+      ++s.evaluated;
+    }
+    partial[static_cast<std::size_t>(blk)] = s;
+  });
+  Sums total;
+  for (const Sums& s : partial) {
+    total.precision += s.precision;
+    total.recall += s.recall;
+    total.ndcg += s.ndcg;
+    total.map += s.map;
+    total.hit += s.hit;
+    total.evaluated += s.evaluated;
+  }
+  RankingMetrics m;
+  m.k = k;
+  m.rows_evaluated = total.evaluated;
+  if (total.evaluated > 0) {
+    const double n = total.evaluated;
+    m.precision = total.precision / n;
+    m.recall = total.recall / n;
+    m.ndcg = total.ndcg / n;
+    m.map = total.map / n;
+    m.hit_rate = total.hit / n;
+  }
+  m.coverage = relevant.cols > 0 ? catalog_coverage(recommended, relevant.cols) : 0.0;
+  return m;
+}
+
+}  // namespace perkrec

@@ -1,0 +1,138 @@
+// Definitions for popularity.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+
+#include "perkrec/models/popularity.hpp"
+
+namespace perkrec {
+
+PERKREC_INLINE void PopularityParams::validate() const { resolve_num_threads(num_threads); }
+
+PERKREC_INLINE Json PopularityParams::to_json() const {
+  return Json{{"weighting", weighting == Weighting::members ? "members" : "confidence"},
+              {"num_threads", num_threads}};
+}
+
+PERKREC_INLINE PopularityParams PopularityParams::from_json(const Json& j) {
+  PopularityParams p;
+  JsonReader<ConfigError> r(j, "", "PopularityParams::from_json");
+  std::string weighting;
+  if (r.read("weighting", weighting)) {
+    if (weighting == "members") {
+      p.weighting = Weighting::members;
+    } else if (weighting == "confidence") {
+      p.weighting = Weighting::confidence;
+    } else {
+      r.fail("weighting", "expected \"members\" or \"confidence\"");
+    }
+  }
+  r.read("num_threads", p.num_threads);
+  r.finish();
+  try {
+    p.validate();
+  } catch (const ConfigError& e) {
+    detail::raise<ConfigError>("PopularityParams::from_json: ", e.what());
+  }
+  return p;
+}
+
+PERKREC_INLINE Popularity::Popularity(PopularityParams params) : params_(params) {
+  params_.validate();
+}
+
+PERKREC_INLINE void Popularity::fit(const CsrView<float>& user_benefits, const Callbacks& callbacks) {
+  user_benefits.validate("Popularity::fit: user_benefits");
+  for (Offset e = 0; e < user_benefits.nnz(); ++e) {
+    if (user_benefits.data != nullptr && user_benefits.data[e] < 0) {
+      detail::raise<InputError>("Popularity::fit: user_benefits: negative confidence at position ", e,
+                                " (got ", user_benefits.data[e], ")");
+    }
+  }
+  ProgressReporter progress(callbacks, "Popularity::fit", 1);
+  std::vector<double> totals(static_cast<std::size_t>(user_benefits.cols), 0.0);
+  for (Offset e = 0; e < user_benefits.nnz(); ++e) {
+    const double v = params_.weighting == PopularityParams::Weighting::members || user_benefits.data == nullptr
+                         ? 1.0
+                         : user_benefits.data[e];
+    totals[static_cast<std::size_t>(user_benefits.indices[e])] += v;
+  }
+  std::vector<float> scores(totals.size());
+  const double members = std::max<Index>(1, user_benefits.rows);
+  for (std::size_t b = 0; b < totals.size(); ++b) scores[b] = static_cast<float>(totals[b] / members);
+  scores_ = std::move(scores);
+  n_users_ = user_benefits.rows;
+  fitted_ = true;
+  progress.advance(1);
+}
+
+PERKREC_INLINE void Popularity::require_fitted(const char* method) const {
+  if (!fitted_) detail::raise<InputError>("Popularity::", method, ": the model is not fitted");
+}
+
+PERKREC_INLINE void Popularity::score(Span<const Index> users, Span<const Index> benefits,
+                                      Span<float> out) const {
+  require_fitted("score");
+  if (users.size() != benefits.size() || out.size() != users.size()) {
+    detail::raise<InputError>("Popularity::score: users, benefits and out must have equal lengths (got ",
+                              users.size(), ", ", benefits.size(), ", ", out.size(), ")");
+  }
+  detail::check_users(users, n_users_, "Popularity::score");
+  for (std::size_t i = 0; i < benefits.size(); ++i) {
+    if (benefits[i] < 0 || benefits[i] >= n_benefits()) {
+      detail::raise<InputError>("Popularity::score: benefit at position ", i, " out of range (got ",
+                                benefits[i], ", expected 0 <= benefit < ", n_benefits(), ")");
+    }
+    out[i] = scores_[static_cast<std::size_t>(benefits[i])];
+  }
+}
+
+PERKREC_INLINE TopK Popularity::recommend(Span<const Index> users, int n, const Filter& filter) const {
+  require_fitted("recommend");
+  detail::check_users(users, n_users_, "Popularity::recommend");
+  return detail::batch_top_k(users, n, n_benefits(), filter, params_.num_threads,
+                             [&](Index, Index, float* out) {
+                               std::copy(scores_.begin(), scores_.end(), out);
+                             });
+}
+
+PERKREC_INLINE void Popularity::write(ModelWriter& w, const std::string& prefix) const {
+  require_fitted("save");
+  Json& c = content_section(w, prefix);
+  c["params"] = params_.to_json();
+  c["n_users"] = n_users_;
+  c["n_benefits"] = n_benefits();
+  w.add(prefix + "scores", scores_);
+}
+
+PERKREC_INLINE Popularity Popularity::read(const ModelReader& r, const std::string& prefix) {
+  const Json& c = content_section(r, prefix);
+  JsonReader<ModelFormatError> jr(c, content_pointer(prefix), "Popularity::read");
+  Json params_json;
+  Index n_users = 0, n_benefits = 0;
+  jr.require("params", params_json);
+  jr.require("n_users", n_users);
+  jr.require("n_benefits", n_benefits);
+  jr.finish();
+  if (n_users < 0 || n_benefits < 0) r.bad_content("negative shape");
+  PopularityParams params;
+  try {
+    params = PopularityParams::from_json(params_json);
+  } catch (const ConfigError& e) {
+    r.bad_content(e.what());
+  }
+  std::vector<float> scores = r.vector<float>(prefix + "scores", {n_benefits});
+  for (std::size_t b = 0; b < scores.size(); ++b) {
+    if (!std::isfinite(scores[b]) || scores[b] < 0) {
+      r.invalid(detail::concat("score of benefit ", b, " is not a finite non-negative number"));
+    }
+  }
+  Popularity model(params);
+  model.scores_ = std::move(scores);
+  model.n_users_ = n_users;
+  model.fitted_ = true;
+  return model;
+}
+
+}  // namespace perkrec

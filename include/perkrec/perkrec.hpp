@@ -1,0 +1,33 @@
+// perkrec: benefit recommendation for loyalty and membership programs.
+// Including this header gives the whole public API (header-only by default; see
+// core/config.hpp for separate compilation).
+#pragma once
+
+#include "perkrec/version.hpp"
+
+#include "perkrec/core/config.hpp"
+#include "perkrec/core/error.hpp"
+#include "perkrec/core/json.hpp"
+#include "perkrec/core/math.hpp"
+#include "perkrec/core/progress.hpp"
+#include "perkrec/core/random.hpp"
+#include "perkrec/core/threading.hpp"
+#include "perkrec/core/types.hpp"
+
+#include "perkrec/io/model_file.hpp"
+#include "perkrec/io/serializable.hpp"
+
+#include "perkrec/data/benefit_dimensions.hpp"
+#include "perkrec/data/catalog.hpp"
+#include "perkrec/data/event_log.hpp"
+#include "perkrec/data/id_map.hpp"
+#include "perkrec/data/simulator.hpp"
+#include "perkrec/data/split.hpp"
+#include "perkrec/data/user_table.hpp"
+
+#include "perkrec/features/interaction_matrix.hpp"
+
+#include "perkrec/models/popularity.hpp"
+#include "perkrec/models/recommender.hpp"
+
+#include "perkrec/eval/metrics.hpp"

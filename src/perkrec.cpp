@@ -1,0 +1,21 @@
+// The compile firewall: with PERKREC_SEPARATE_COMPILATION defined, the public headers only
+// declare, and this file compiles every definition once. The Python module and the test
+// binary link it; header-only users never need it.
+#if !defined(PERKREC_SEPARATE_COMPILATION)
+#error "src/perkrec.cpp is built with PERKREC_SEPARATE_COMPILATION"
+#endif
+
+#include "perkrec/perkrec.hpp"
+
+#include "perkrec/core/json_impl.hpp"
+#include "perkrec/data/benefit_dimensions_impl.hpp"
+#include "perkrec/data/catalog_impl.hpp"
+#include "perkrec/data/event_log_impl.hpp"
+#include "perkrec/data/id_map_impl.hpp"
+#include "perkrec/data/simulator_impl.hpp"
+#include "perkrec/data/split_impl.hpp"
+#include "perkrec/data/user_table_impl.hpp"
+#include "perkrec/eval/metrics_impl.hpp"
+#include "perkrec/features/interaction_matrix_impl.hpp"
+#include "perkrec/io/model_file_impl.hpp"
+#include "perkrec/models/popularity_impl.hpp"
