@@ -22,6 +22,7 @@
 #include "perkrec/core/json.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/types.hpp"
+#include "perkrec/data/id_map.hpp"
 #include "perkrec/io/serializable.hpp"
 #include "perkrec/models/recommender.hpp"
 
@@ -59,6 +60,12 @@ class Popularity : public Serializable<Popularity> {
   /// Popularity of each benefit.
   const std::vector<float>& benefit_scores() const { return scores_; }
 
+  /// External ids of the fitted members and benefits (saved with the model). Each map must be
+  /// empty or hold exactly n_users / n_benefits ids; fit() clears them.
+  void set_ids(IdMap users, IdMap benefits);
+  const IdMap& user_ids() const { return user_ids_; }
+  const IdMap& benefit_ids() const { return benefit_ids_; }
+
   /// out[i] = score of (users[i], benefits[i]). Throws InputError for ids out of range.
   void score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const;
   /// Top-n benefits for each member; see models/recommender.hpp for filters.
@@ -74,6 +81,8 @@ class Popularity : public Serializable<Popularity> {
   bool fitted_ = false;
   Index n_users_ = 0;
   std::vector<float> scores_;
+  IdMap user_ids_;
+  IdMap benefit_ids_;
 };
 
 }  // namespace perkrec

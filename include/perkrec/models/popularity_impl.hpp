@@ -63,8 +63,24 @@ PERKREC_INLINE void Popularity::fit(const CsrView<float>& user_benefits, const C
   for (std::size_t b = 0; b < totals.size(); ++b) scores[b] = static_cast<float>(totals[b] / members);
   scores_ = std::move(scores);
   n_users_ = user_benefits.rows;
+  user_ids_ = IdMap();
+  benefit_ids_ = IdMap();
   fitted_ = true;
   progress.advance(1);
+}
+
+PERKREC_INLINE void Popularity::set_ids(IdMap users, IdMap benefits) {
+  require_fitted("set_ids");
+  if (users.size() != 0 && users.size() != n_users_) {
+    detail::raise<InputError>("Popularity::set_ids: user id map holds ", users.size(),
+                              " ids (expected ", n_users_, ")");
+  }
+  if (benefits.size() != 0 && benefits.size() != n_benefits()) {
+    detail::raise<InputError>("Popularity::set_ids: benefit id map holds ", benefits.size(),
+                              " ids (expected ", n_benefits(), ")");
+  }
+  user_ids_ = std::move(users);
+  benefit_ids_ = std::move(benefits);
 }
 
 PERKREC_INLINE void Popularity::require_fitted(const char* method) const {
@@ -104,6 +120,8 @@ PERKREC_INLINE void Popularity::write(ModelWriter& w, const std::string& prefix)
   c["n_users"] = n_users_;
   c["n_benefits"] = n_benefits();
   w.add(prefix + "scores", scores_);
+  user_ids_.write(w, prefix + "user_ids.");
+  benefit_ids_.write(w, prefix + "benefit_ids.");
 }
 
 PERKREC_INLINE Popularity Popularity::read(const ModelReader& r, const std::string& prefix) {
@@ -114,6 +132,10 @@ PERKREC_INLINE Popularity Popularity::read(const ModelReader& r, const std::stri
   jr.require("params", params_json);
   jr.require("n_users", n_users);
   jr.require("n_benefits", n_benefits);
+  if (prefix.empty()) {
+    jr.raw("user_ids.");
+    jr.raw("benefit_ids.");
+  }
   jr.finish();
   if (n_users < 0 || n_benefits < 0) r.bad_content("negative shape");
   PopularityParams params;
@@ -132,6 +154,11 @@ PERKREC_INLINE Popularity Popularity::read(const ModelReader& r, const std::stri
   model.scores_ = std::move(scores);
   model.n_users_ = n_users;
   model.fitted_ = true;
+  try {
+    model.set_ids(IdMap::read(r, prefix + "user_ids."), IdMap::read(r, prefix + "benefit_ids."));
+  } catch (const InputError& e) {
+    r.invalid(e.what());
+  }
   return model;
 }
 

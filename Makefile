@@ -1,0 +1,90 @@
+# perkrec — the two commands of the README, and the steps they run.
+#   make demo   simulate a loyalty program and print the report (writes ./perkrec-demo/)
+#   make test   C++ tests (release and ASan+UBSan), the find_package consumer, and pytest
+# Everything they need is set up on the way: Debian packages (apt-get, as root), a project
+# .venv with the Python dependencies, and the package built into it.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+CMAKE := $(VENV)/bin/cmake
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD := build
+LOGS := $(BUILD)/logs
+
+.PHONY: demo test deps venv python cpp-test asan-test consumer-test py-test bench format clean
+
+demo: python
+	$(VPY) -m perkrec demo
+
+test: python cpp-test consumer-test asan-test py-test
+	@echo
+	@echo "==================== perkrec test summary ===================="
+	@echo "C++ tests (release):       $$(grep -h 'tests passed' $(LOGS)/ctest-release.log)"
+	@echo "C++ tests (ASan + UBSan):  $$(grep -h 'tests passed' $(LOGS)/ctest-asan.log)"
+	@echo "find_package consumer:     $$(tail -n 1 $(LOGS)/consumer.log)"
+	@echo "pytest:                    $$(tail -n 1 $(LOGS)/pytest.log)"
+
+# --- set-up -----------------------------------------------------------------------------------
+$(BUILD)/.deps-stamp: scripts/bootstrap.sh
+	@mkdir -p $(BUILD)
+	PYTHON=$(PYTHON) scripts/bootstrap.sh
+	@touch $@
+
+deps: $(BUILD)/.deps-stamp
+
+$(VENV)/.stamp: $(BUILD)/.deps-stamp pyproject.toml
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q "numpy>=1.22" "scipy>=1.8" "pandas>=1.5" "matplotlib>=3.5" "pytest>=7" \
+	  "scikit-learn>=1.1" "pybind11>=2.12" "scikit-build-core>=0.9" "cmake>=3.18" ninja
+	@touch $@
+
+venv: $(VENV)/.stamp
+
+# The package, built incrementally in build/python and installed into .venv.
+python: $(VENV)/.stamp
+	$(VPY) -m pip install -q --no-build-isolation --no-deps -Cbuild-dir=$(BUILD)/python .
+
+# --- tests ------------------------------------------------------------------------------------
+cpp-test: $(VENV)/.stamp
+	@mkdir -p $(LOGS)
+	$(CMAKE) -S . -B $(BUILD)/release -G Ninja -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja \
+	  -DCMAKE_BUILD_TYPE=Release -DPERKREC_BUILD_TESTS=ON -DPERKREC_BUILD_EXAMPLES=ON \
+	  -DCMAKE_INSTALL_PREFIX=$(CURDIR)/$(BUILD)/install > $(LOGS)/configure-release.log
+	$(CMAKE) --build $(BUILD)/release -j $(JOBS)
+	set -o pipefail; $(VENV)/bin/ctest --test-dir $(BUILD)/release -j $(JOBS) --output-on-failure \
+	  | tee $(LOGS)/ctest-release.log | grep -v -E '^ *(Start|[0-9]+/[0-9]+ Test) '
+
+asan-test: $(VENV)/.stamp
+	@mkdir -p $(LOGS)
+	$(CMAKE) -S . -B $(BUILD)/asan -G Ninja -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPERKREC_SANITIZE=address,undefined \
+	  -DPERKREC_BUILD_TESTS=ON -DPERKREC_CHECK_HEADERS=OFF -DPERKREC_BUILD_EXAMPLES=OFF \
+	  -DPERKREC_INSTALL=OFF > $(LOGS)/configure-asan.log
+	$(CMAKE) --build $(BUILD)/asan -j $(JOBS)
+	set -o pipefail; ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(VENV)/bin/ctest --test-dir $(BUILD)/asan -j $(JOBS) --output-on-failure \
+	  | tee $(LOGS)/ctest-asan.log | grep -v -E '^ *(Start|[0-9]+/[0-9]+ Test) '
+
+# An outside project that does find_package(perkrec) against the installed tree.
+consumer-test: cpp-test
+	rm -rf $(BUILD)/install $(BUILD)/consumer
+	$(CMAKE) --install $(BUILD)/release > /dev/null
+	$(CMAKE) -S tests/consumer -B $(BUILD)/consumer -G Ninja -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja \
+	  -DCMAKE_PREFIX_PATH=$(CURDIR)/$(BUILD)/install > $(LOGS)/configure-consumer.log
+	$(CMAKE) --build $(BUILD)/consumer
+	set -o pipefail; $(BUILD)/consumer/perkrec_consumer | tee $(LOGS)/consumer.log
+
+py-test: python
+	@mkdir -p $(LOGS)
+	set -o pipefail; $(VPY) -m pytest tests/python -q -p no:cacheprovider | tee $(LOGS)/pytest.log
+
+# --- other helpers ----------------------------------------------------------------------------
+bench: python
+	$(VPY) bench/ingest.py
+	$(VPY) bench/simulator.py
+
+clean:
+	rm -rf $(BUILD) perkrec-demo

@@ -1,0 +1,46 @@
+// Metrics.
+#include "bindings.hpp"
+
+namespace perkrec::python {
+
+void bind_eval(py::module_& m) {
+  m.def("auc", [](const py::array& scores, const py::array& labels) {
+    const Span<const float> s = view_1d<float>(scores, "scores");
+    const Span<const std::uint8_t> l = view_1d<std::uint8_t>(labels, "labels");
+    py::gil_scoped_release release;
+    return auc(s, l);
+  });
+  m.def("log_loss", [](const py::array& probabilities, const py::array& labels, double eps) {
+    const Span<const float> p = view_1d<float>(probabilities, "probabilities");
+    const Span<const std::uint8_t> l = view_1d<std::uint8_t>(labels, "labels");
+    py::gil_scoped_release release;
+    return log_loss(p, l, eps);
+  });
+  m.def("ranking_metrics", [](const py::array& recommended, int k, const py::tuple& relevant, int num_threads) {
+    const Span<const Index> rec = view_1d<Index>(recommended, "recommended");
+    const CsrArg rel = csr_arg(relevant, "relevant");
+    const CsrView<float> view = rel.view("relevant");
+    RankingMetrics r;
+    {
+      py::gil_scoped_release release;
+      r = ranking_metrics(rec, k, view, num_threads);
+    }
+    py::dict out;
+    out["k"] = r.k;
+    out["rows_evaluated"] = r.rows_evaluated;
+    out["precision"] = r.precision;
+    out["recall"] = r.recall;
+    out["ndcg"] = r.ndcg;
+    out["map"] = r.map;
+    out["hit_rate"] = r.hit_rate;
+    out["coverage"] = r.coverage;
+    return out;
+  });
+  m.def("catalog_coverage", [](const py::array& recommended, Index n_benefits) {
+    const Span<const Index> rec = view_1d<Index>(recommended, "recommended");
+    py::gil_scoped_release release;
+    return catalog_coverage(rec, n_benefits);
+  });
+}
+
+}  // namespace perkrec::python

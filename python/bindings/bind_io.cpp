@@ -1,0 +1,42 @@
+// The model-file container: inspect bytes, and load any serializable object by its kind.
+#include "bindings.hpp"
+
+namespace perkrec::python {
+
+void bind_io(py::module_& m) {
+  m.def(
+      "container_info",
+      [](const py::bytes& data) {
+        const ModelReader r = ModelReader::from_bytes(std::string_view(data));
+        py::dict out;
+        out["kind"] = r.kind();
+        out["library_version"] = r.library_version();
+        out["content"] = r.content().dump();
+        return out;
+      },
+      py::arg("data"),
+      "Verifies container bytes; returns their kind, library version and content (JSON text).");
+
+  // One parse, then the class named by the container's kind (bound before this call).
+  m.def(
+      "load_any",
+      [](const py::bytes& data) -> py::object {
+        const std::string_view bytes(data);
+        std::optional<ModelReader> reader;
+        {
+          py::gil_scoped_release release;
+          reader.emplace(ModelReader::from_bytes(bytes));
+        }
+        const std::string& kind = reader->kind();
+        if (kind == IdMap::kind) return py::cast(IdMap::read(*reader, ""));
+        if (kind == Catalog::kind) return py::cast(Catalog::read(*reader, ""));
+        if (kind == UserTable::kind) return py::cast(UserTable::read(*reader, ""));
+        if (kind == EventLog::kind) return py::cast(EventLog::read(*reader, ""));
+        if (kind == Popularity::kind) return py::cast(Popularity::read(*reader, ""));
+        throw ModelFormatError(ModelFormatCode::wrong_kind,
+                               "load: this version of perkrec cannot load a '" + kind + "'");
+      },
+      py::arg("data"));
+}
+
+}  // namespace perkrec::python

@@ -1,0 +1,167 @@
+// Shared plumbing for the perkrec._core bindings: strict numpy views, numpy results that own
+// C++ memory, CSR arguments, and Python callbacks. No algorithm code lives here.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <perkrec/perkrec.hpp>
+
+namespace perkrec::python {
+
+namespace py = pybind11;
+
+/// A read-only view of a 1-D C-contiguous array of exactly dtype T. Conversions are the
+/// Python wrapper's job, so anything else is an InputError naming the argument.
+template <class T>
+Span<const T> view_1d(const py::array& a, const char* name) {
+  if (!a.dtype().equal(py::dtype::of<T>())) {
+    detail::raise<InputError>(name, ": expected dtype ", std::string(py::str(py::dtype::of<T>())),
+                              " (got ", std::string(py::str(a.dtype())), ")");
+  }
+  if (a.ndim() != 1) detail::raise<InputError>(name, ": expected a 1-D array (got ", a.ndim(), " dimensions)");
+  if (!(a.flags() & py::array::c_style)) detail::raise<InputError>(name, ": expected a C-contiguous array");
+  return Span<const T>(static_cast<const T*>(a.data()), static_cast<std::size_t>(a.shape(0)));
+}
+
+/// Same for an optional argument: None gives an empty span.
+template <class T>
+Span<const T> view_1d_or_empty(const std::optional<py::array>& a, const char* name) {
+  return a ? view_1d<T>(*a, name) : Span<const T>();
+}
+
+/// A writable 1-D view (for outputs the wrapper preallocated).
+template <class T>
+Span<T> mutable_view_1d(py::array& a, const char* name) {
+  Span<const T> v = view_1d<T>(a, name);
+  if (!a.writeable()) detail::raise<InputError>(name, ": array is read-only");
+  return Span<T>(const_cast<T*>(v.data()), v.size());
+}
+
+/// Moves a vector into a numpy array of `shape` that owns it (no copy).
+template <class T, class A>
+py::array to_numpy(std::vector<T, A>&& values, std::vector<py::ssize_t> shape = {}) {
+  if (shape.empty()) shape = {static_cast<py::ssize_t>(values.size())};
+  auto* owned = new std::vector<T, A>(std::move(values));
+  py::capsule owner(owned, [](void* p) { delete static_cast<std::vector<T, A>*>(p); });
+  return py::array_t<T>(shape, owned->data(), owner);
+}
+
+/// A read-only numpy view of memory owned by `base` (kept alive by the array).
+template <class T>
+py::array readonly_view(Span<const T> data, py::handle base, std::vector<py::ssize_t> shape = {}) {
+  if (shape.empty()) shape = {static_cast<py::ssize_t>(data.size())};
+  py::array_t<T> out(shape, data.data(), base);
+  py::detail::array_proxy(out.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return std::move(out);
+}
+
+/// A CSR argument passed as (indptr int64, indices int32, data float32, rows, cols).
+struct CsrArg {
+  py::array indptr, indices, data;
+  Index rows = 0, cols = 0;
+  CsrView<float> view(const char* name) const {
+    CsrView<float> v;
+    v.rows = rows;
+    v.cols = cols;
+    const Span<const Offset> p = view_1d<Offset>(indptr, name);
+    const Span<const Index> i = view_1d<Index>(indices, name);
+    const Span<const float> d = view_1d<float>(data, name);
+    if (rows < 0 || cols < 0) detail::raise<InputError>(name, ": negative shape");
+    if (p.size() != static_cast<std::size_t>(rows) + 1) {
+      detail::raise<InputError>(name, ": indptr has ", p.size(), " entries (expected rows + 1 = ", rows + 1, ")");
+    }
+    if (i.size() != d.size()) detail::raise<InputError>(name, ": indices and data lengths differ");
+    if (rows > 0 && (p[0] != 0 || p[p.size() - 1] != static_cast<Offset>(i.size()))) {
+      detail::raise<InputError>(name, ": indptr must start at 0 and end at nnz (", i.size(), ")");
+    }
+    v.indptr = p.data();
+    v.indices = i.data();
+    v.data = d.data();
+    return v;
+  }
+};
+
+inline CsrArg csr_arg(const py::tuple& t, const char* name) {
+  if (t.size() != 5) detail::raise<InputError>(name, ": expected (indptr, indices, data, rows, cols)");
+  return CsrArg{t[0].cast<py::array>(), t[1].cast<py::array>(), t[2].cast<py::array>(),
+                t[3].cast<Index>(), t[4].cast<Index>()};
+}
+
+/// Returns a CSR matrix to Python as (indptr, indices, data, rows, cols) without copying.
+inline py::tuple csr_to_python(CsrMatrix<float>&& m) {
+  const Index rows = m.rows, cols = m.cols;
+  return py::make_tuple(to_numpy(std::move(m.indptr)), to_numpy(std::move(m.indices)),
+                        to_numpy(std::move(m.data)), rows, cols);
+}
+
+/// Callbacks that forward progress to a Python callable (stage, done, total) and stop on
+/// Ctrl-C: the interrupt check runs Python's signal handlers and turns a KeyboardInterrupt
+/// into perkrec::Interrupted, which the module maps back to KeyboardInterrupt.
+inline Callbacks make_callbacks(const py::object& progress) {
+  Callbacks cb;
+  if (!progress.is_none()) {
+    cb.progress = [&progress](const std::string& stage, Offset done, Offset total) {
+      py::gil_scoped_acquire gil;
+      progress(stage, done, total);
+    };
+  }
+  cb.should_stop = [] {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) {
+      PyErr_Clear();
+      return true;
+    }
+    return false;
+  };
+  return cb;
+}
+
+void bind_core(py::module_& m);
+void bind_io(py::module_& m);
+void bind_data(py::module_& m);
+void bind_simulator(py::module_& m);
+void bind_features(py::module_& m);
+void bind_models(py::module_& m);
+void bind_eval(py::module_& m);
+
+}  // namespace perkrec::python
+
+namespace perkrec::python {
+
+/// to_bytes / from_bytes / save / load for a Serializable class, GIL released.
+template <class T, class Class>
+void def_serialization(Class& cls) {
+  cls.def("to_bytes",
+          [](const T& self) {
+            std::string bytes;
+            {
+              py::gil_scoped_release release;
+              bytes = self.to_bytes();
+            }
+            return py::bytes(bytes);
+          })
+      .def_static("from_bytes",
+                  [](const py::bytes& data) {
+                    const std::string_view bytes(data);
+                    py::gil_scoped_release release;
+                    return T::from_bytes(bytes);
+                  })
+      .def("save",
+           [](const T& self, const std::string& path) {
+             py::gil_scoped_release release;
+             self.save(path);
+           })
+      .def_static("load", [](const std::string& path) {
+        py::gil_scoped_release release;
+        return T::load(path);
+      });
+}
+
+}  // namespace perkrec::python

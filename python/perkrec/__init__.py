@@ -1,0 +1,48 @@
+"""perkrec: benefit recommendation for loyalty and membership programs.
+
+Who gets which benefit (coupon, threshold discount, percent-off, gift, points, free shipping,
+member-exclusive perk), when, at what return on cost — and why.
+
+Layers (mirroring the C++ library):
+    data       IdMap, Catalog, UserTable, EventLog, parse_discounts, splits, simulate
+    features   interaction_matrix
+    models     Popularity (more models build on the same contract)
+    metrics    auc, log_loss, ranking_metrics, catalog_coverage
+    io         load, loads, info
+    datasets   loaders for public benchmark datasets
+
+Errors: every failure raises a subclass of perkrec.Error; InputError, ConfigError and
+ModelFormatError are also ValueErrors, DivergenceError an ArithmeticError.
+"""
+
+from . import _core
+from ._core import ConfigError, DivergenceError, Error, InputError, ModelFormatError
+from .data import (
+    BENEFIT_KINDS,
+    EVENT_TYPES,
+    SCOPES,
+    Catalog,
+    EventLog,
+    IdMap,
+    UserTable,
+    parse_discounts,
+    split_by_time,
+    split_leave_last_k,
+    split_random_users,
+)
+from .features import DEFAULT_EVENT_WEIGHTS, interaction_matrix
+from .io import info, load, loads
+from .metrics import auc, catalog_coverage, log_loss, ranking_metrics
+from .models import Popularity
+from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
+
+__version__ = _core.__version__
+
+__all__ = [
+    "ARCHETYPES", "BENEFIT_KINDS", "DEFAULT_EVENT_WEIGHTS", "EVENT_TYPES", "SCOPES",
+    "Catalog", "ConfigError", "DivergenceError", "Error", "EventLog", "IdMap", "InputError",
+    "ModelFormatError", "Popularity", "SimulatedProgram", "SimulationTruth", "UserTable",
+    "auc", "catalog_coverage", "info", "interaction_matrix", "load", "loads", "log_loss",
+    "parse_discounts", "ranking_metrics", "simulate", "split_by_time", "split_leave_last_k",
+    "split_random_users", "__version__",
+]

@@ -1,0 +1,134 @@
+"""Conversions between pandas/numpy/scipy inputs and the exact arrays the core expects.
+
+The compiled core accepts only C-contiguous arrays of the exact dtype; every conversion
+happens here, explicitly, so the bindings never convert silently.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _core
+
+
+def int_array(values, dtype, name: str) -> np.ndarray:
+    """Integer array of ``dtype``; rejects non-integral, non-finite or out-of-range values."""
+    arr = np.asarray(values)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise _core.InputError(f"{name}: expected a 1-D array (got {arr.ndim} dimensions)")
+    if arr.dtype == dtype:
+        return np.ascontiguousarray(arr)
+    if arr.dtype.kind == "b":
+        return np.ascontiguousarray(arr.astype(dtype))
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.floor(arr))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise _core.InputError(f"{name}: row {i}: expected an integer (got {arr[i]!r})")
+    elif arr.dtype.kind not in "iu":
+        raise _core.InputError(f"{name}: expected integers (got dtype {arr.dtype})")
+    info = np.iinfo(dtype)
+    if arr.size:
+        lo, hi = arr.min(), arr.max()
+        if lo < info.min or hi > info.max:
+            i = int(np.flatnonzero((arr < info.min) | (arr > info.max))[0])
+            raise _core.InputError(f"{name}: row {i}: value {arr[i]!r} does not fit in {np.dtype(dtype).name}")
+    return np.ascontiguousarray(arr.astype(dtype))
+
+
+def float_array(values, dtype, name: str) -> np.ndarray:
+    """Floating array of ``dtype`` (finiteness is checked by the core, which names the row)."""
+    arr = np.asarray(values)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise _core.InputError(f"{name}: expected a 1-D array (got {arr.ndim} dimensions)")
+    if arr.dtype.kind not in "fiub":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise _core.InputError(f"{name}: expected numbers (got dtype {arr.dtype})") from exc
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def csr_parts(matrix, name: str, shape: Optional[Tuple[int, int]] = None) -> tuple:
+    """A scipy sparse matrix as the core's CSR tuple (indptr int64, indices int32, data float32,
+    rows, cols), with sorted indices and duplicates summed."""
+    if not sp.issparse(matrix):
+        raise _core.InputError(f"{name}: expected a scipy.sparse matrix (got {type(matrix).__name__})")
+    csr = matrix.tocsr()
+    if shape is not None and csr.shape != tuple(shape):
+        raise _core.InputError(f"{name}: expected shape {tuple(shape)} (got {csr.shape})")
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()
+    rows, cols = csr.shape
+    if rows > np.iinfo(np.int32).max or cols > np.iinfo(np.int32).max:
+        raise _core.InputError(f"{name}: shape {csr.shape} exceeds 2^31 - 1")
+    return (
+        np.ascontiguousarray(csr.indptr, dtype=np.int64),
+        np.ascontiguousarray(csr.indices, dtype=np.int32),
+        np.ascontiguousarray(csr.data, dtype=np.float32),
+        int(rows),
+        int(cols),
+    )
+
+
+def csr_from_parts(parts) -> sp.csr_matrix:
+    """The core's CSR tuple as a scipy CSR matrix (int32 index arrays when they fit)."""
+    indptr, indices, data, rows, cols = parts
+    if indptr.size and indptr[-1] <= np.iinfo(np.int32).max:
+        indptr = indptr.astype(np.int32)
+    return sp.csr_matrix((data, indices, indptr), shape=(rows, cols))
+
+
+def seconds(values, name: str) -> np.ndarray:
+    """Timestamps as int64 seconds since the Unix epoch (UTC).
+
+    Accepts datetime64 (naive = UTC) or timezone-aware pandas datetimes, and integer or
+    integral float seconds.
+    """
+    import pandas as pd
+
+    arr = values
+    if isinstance(arr, (pd.Series, pd.Index)) and isinstance(arr.dtype, pd.DatetimeTZDtype):
+        arr = arr.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(arr, pd.Series) else arr.tz_convert("UTC").tz_localize(None)
+    arr = np.asarray(arr)
+    if arr.dtype.kind == "M":
+        if np.isnat(arr).any():
+            i = int(np.flatnonzero(np.isnat(arr))[0])
+            raise _core.InputError(f"{name}: row {i}: missing timestamp")
+        return np.ascontiguousarray(arr.astype("datetime64[s]").astype(np.int64))
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise _core.InputError(f"{name}: row {i}: non-finite timestamp (got {arr[i]!r})")
+        return np.ascontiguousarray(np.floor(arr).astype(np.int64))
+    return int_array(arr, np.int64, name)
+
+
+def categorical_codes(values, categories, name: str, allow_missing: bool = False):
+    """Codes of ``values`` in the fixed list ``categories`` (-1 = missing when allowed).
+
+    Unknown values raise InputError naming the first bad row and value.
+    """
+    import pandas as pd
+
+    series = pd.Series(values, copy=False)
+    missing_input = series.isna().to_numpy()
+    codes = pd.Index(list(categories)).get_indexer(series.astype(object).where(~missing_input, None))
+    unknown = (codes < 0) & ~missing_input
+    if unknown.any():
+        i = int(np.flatnonzero(unknown)[0])
+        value = np.asarray(values, dtype=object)[i]
+        raise _core.InputError(f"{name}: row {i}: unknown value {value!r} (expected one of {', '.join(map(str, categories))})")
+    if not allow_missing and missing_input.any():
+        i = int(np.flatnonzero(missing_input)[0])
+        raise _core.InputError(f"{name}: row {i}: missing value")
+    return codes
