@@ -15,7 +15,7 @@ Errors: every failure raises a subclass of perkrec.Error; InputError, ConfigErro
 ModelFormatError are also ValueErrors, DivergenceError an ArithmeticError.
 """
 
-from . import _core
+from . import _core, datasets
 from ._core import ConfigError, DivergenceError, Error, InputError, ModelFormatError
 from .data import (
     BENEFIT_KINDS,
@@ -44,5 +44,5 @@ __all__ = [
     "ModelFormatError", "Popularity", "SimulatedProgram", "SimulationTruth", "UserTable",
     "auc", "catalog_coverage", "info", "interaction_matrix", "load", "loads", "log_loss",
     "parse_discounts", "ranking_metrics", "simulate", "split_by_time", "split_leave_last_k",
-    "split_random_users", "__version__",
+    "split_random_users", "datasets", "__version__",
 ]

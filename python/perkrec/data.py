@@ -466,7 +466,7 @@ class EventLog(_Serializable):
             n_users=len(user_map), n_benefits=len(benefit_map),
             channel_names=channel_names, num_threads=num_threads,
         )
-        log._impl.set_ids(user_map._impl, benefit_map._impl)
+        log.set_ids(user_map, benefit_map)
         return log
 
     def to_frame(self, external_ids: bool = True) -> pd.DataFrame:
@@ -571,6 +571,11 @@ class EventLog(_Serializable):
     def time_range(self) -> Tuple[pd.Timestamp, pd.Timestamp]:
         return (pd.Timestamp(self._impl.min_time, unit="s", tz="UTC"),
                 pd.Timestamp(self._impl.max_time, unit="s", tz="UTC"))
+
+    def set_ids(self, users: Optional[IdMap], benefits: Optional[IdMap]) -> None:
+        """Attaches external ids: each map must be empty/None or hold exactly n_users /
+        n_benefits ids (index i names member or benefit i)."""
+        self._impl.set_ids((users or IdMap())._impl, (benefits or IdMap())._impl)
 
     def counts_by_type(self) -> pd.Series:
         return pd.Series(self._impl.count_by_type(), index=list(EVENT_TYPES), name="events")

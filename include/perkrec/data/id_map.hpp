@@ -88,10 +88,15 @@ class IdMap : public Serializable<IdMap> {
  private:
   void require_type(KeyType type, const char* method) const;
   void rehash(std::size_t capacity);
-  Index probe_integer(std::int64_t id) const;
-  Index probe_string(std::string_view id) const;
   void insert_slot(std::uint64_t hash, Index index);
   std::uint64_t hash_of(Index index) const;
+  // One implementation for both key types: `keys` is integers_ or strings_.
+  template <class Key, class Keys>
+  Index probe(Key id, const Keys& keys) const;
+  template <class Key, class Keys>
+  Index add_key(Key id, Keys& keys, KeyType type);
+  template <class Ids, class Keys>
+  void lookup_or_add_keys(const Ids& ids, Span<Index> out, Keys& keys, KeyType type);
 
   KeyType key_type_ = KeyType::empty;
   std::vector<std::int64_t> integers_;

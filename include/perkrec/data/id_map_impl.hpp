@@ -16,6 +16,12 @@ inline std::uint64_t hash_integer_id(std::int64_t id) {
   return splitmix64(x);
 }
 
+inline std::uint64_t hash_string_id(std::string_view id);
+inline std::uint64_t hash_id(std::int64_t id) { return hash_integer_id(id); }
+inline std::uint64_t hash_id(std::string_view id) { return hash_string_id(id); }
+inline std::int64_t key_view(std::int64_t id) { return id; }
+inline std::string_view key_view(const std::string& id) { return id; }
+
 inline std::uint64_t hash_string_id(std::string_view id) {
   // FNV-1a; only used in memory, never persisted.
   std::uint64_t h = 0xCBF29CE484222325ULL;
@@ -57,36 +63,25 @@ PERKREC_INLINE void IdMap::insert_slot(std::uint64_t hash, Index index) {
   slots_[pos] = index;
 }
 
-PERKREC_INLINE Index IdMap::probe_integer(std::int64_t id) const {
+template <class Key, class Keys>
+Index IdMap::probe(Key id, const Keys& keys) const {
   if (slots_.empty()) return -1;
   const std::size_t mask = slots_.size() - 1;
-  std::size_t pos = static_cast<std::size_t>(detail::hash_integer_id(id)) & mask;
+  std::size_t pos = static_cast<std::size_t>(detail::hash_id(id)) & mask;
   for (;;) {
     const Index s = slots_[pos];
     if (s < 0) return -1;
-    if (integers_[s] == id) return s;
-    pos = (pos + 1) & mask;
-  }
-}
-
-PERKREC_INLINE Index IdMap::probe_string(std::string_view id) const {
-  if (slots_.empty()) return -1;
-  const std::size_t mask = slots_.size() - 1;
-  std::size_t pos = static_cast<std::size_t>(detail::hash_string_id(id)) & mask;
-  for (;;) {
-    const Index s = slots_[pos];
-    if (s < 0) return -1;
-    if (strings_[s] == id) return s;
+    if (keys[static_cast<std::size_t>(s)] == id) return s;
     pos = (pos + 1) & mask;
   }
 }
 
 PERKREC_INLINE Index IdMap::find(std::int64_t id) const {
-  return key_type_ == KeyType::integer ? probe_integer(id) : -1;
+  return key_type_ == KeyType::integer ? probe(id, integers_) : -1;
 }
 
 PERKREC_INLINE Index IdMap::find(std::string_view id) const {
-  return key_type_ == KeyType::string ? probe_string(id) : -1;
+  return key_type_ == KeyType::string ? probe(id, strings_) : -1;
 }
 
 PERKREC_INLINE void IdMap::require_type(KeyType type, const char* method) const {
@@ -97,41 +92,28 @@ PERKREC_INLINE void IdMap::require_type(KeyType type, const char* method) const 
   }
 }
 
-PERKREC_INLINE Index IdMap::add(std::int64_t id) {
-  require_type(KeyType::integer, "add");
-  const Index found = probe_integer(id);
+template <class Key, class Keys>
+Index IdMap::add_key(Key id, Keys& keys, KeyType type) {
+  require_type(type, "add");
+  const Index found = probe(id, keys);
   if (found >= 0) return found;
   if (size() == std::numeric_limits<Index>::max()) {
     detail::raise<InputError>("IdMap::add: more than 2^31-1 ids");
   }
-  key_type_ = KeyType::integer;
-  integers_.push_back(id);
-  const Index index = static_cast<Index>(integers_.size() - 1);
-  if (2 * integers_.size() > slots_.size()) {
-    rehash(4 * integers_.size());
+  key_type_ = type;
+  keys.emplace_back(id);
+  const auto index = static_cast<Index>(keys.size() - 1);
+  if (2 * keys.size() > slots_.size()) {
+    rehash(4 * keys.size());
   } else {
-    insert_slot(detail::hash_integer_id(id), index);
+    insert_slot(detail::hash_id(id), index);
   }
   return index;
 }
 
-PERKREC_INLINE Index IdMap::add(std::string_view id) {
-  require_type(KeyType::string, "add");
-  const Index found = probe_string(id);
-  if (found >= 0) return found;
-  if (size() == std::numeric_limits<Index>::max()) {
-    detail::raise<InputError>("IdMap::add: more than 2^31-1 ids");
-  }
-  key_type_ = KeyType::string;
-  strings_.emplace_back(id);
-  const Index index = static_cast<Index>(strings_.size() - 1);
-  if (2 * strings_.size() > slots_.size()) {
-    rehash(4 * strings_.size());
-  } else {
-    insert_slot(detail::hash_string_id(id), index);
-  }
-  return index;
-}
+PERKREC_INLINE Index IdMap::add(std::int64_t id) { return add_key(id, integers_, KeyType::integer); }
+
+PERKREC_INLINE Index IdMap::add(std::string_view id) { return add_key(id, strings_, KeyType::string); }
 
 PERKREC_INLINE IdMap IdMap::from_integers(Span<const std::int64_t> ids) {
   IdMap map;
@@ -139,7 +121,7 @@ PERKREC_INLINE IdMap IdMap::from_integers(Span<const std::int64_t> ids) {
   map.integers_.reserve(ids.size());
   map.rehash(2 * ids.size() + 1);
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    const Index existing = map.probe_integer(ids[i]);
+    const Index existing = map.probe(ids[i], map.integers_);
     if (existing >= 0) {
       detail::raise<InputError>("IdMap::from_integers: duplicate id ", ids[i], " at positions ",
                                 existing, " and ", i);
@@ -155,7 +137,7 @@ PERKREC_INLINE IdMap IdMap::from_strings(const std::vector<std::string>& ids) {
   map.strings_.reserve(ids.size());
   map.rehash(2 * ids.size() + 1);
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    const Index existing = map.probe_string(ids[i]);
+    const Index existing = map.probe(std::string_view(ids[i]), map.strings_);
     if (existing >= 0) {
       detail::raise<InputError>("IdMap::from_strings: duplicate id '", ids[i], "' at positions ",
                                 existing, " and ", i);
@@ -210,40 +192,34 @@ PERKREC_INLINE void IdMap::lookup(const std::vector<std::string>& ids, Span<Inde
                         "string");
 }
 
-PERKREC_INLINE void IdMap::lookup_or_add(Span<const std::int64_t> ids, Span<Index> out) {
+template <class Ids, class Keys>
+void IdMap::lookup_or_add_keys(const Ids& ids, Span<Index> out, Keys& keys, KeyType type) {
   if (ids.size() != out.size()) {
     detail::raise<InputError>("IdMap::lookup_or_add: output length ", out.size(), " != ",
                               ids.size());
   }
-  require_type(KeyType::integer, "lookup_or_add");
+  require_type(type, "lookup_or_add");
   const Index before = size();
   const KeyType type_before = key_type_;
   try {
-    for (std::size_t i = 0; i < ids.size(); ++i) out[i] = add(ids[i]);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      out[i] = add_key(detail::key_view(ids[i]), keys, type);
+    }
   } catch (...) {
-    integers_.resize(static_cast<std::size_t>(before));
+    // Strong guarantee: drop what this call added.
+    keys.resize(static_cast<std::size_t>(before));
     key_type_ = type_before;
-    rehash(2 * integers_.size() + 1);
+    rehash(2 * keys.size() + 1);
     throw;
   }
 }
 
+PERKREC_INLINE void IdMap::lookup_or_add(Span<const std::int64_t> ids, Span<Index> out) {
+  lookup_or_add_keys(ids, out, integers_, KeyType::integer);
+}
+
 PERKREC_INLINE void IdMap::lookup_or_add(const std::vector<std::string>& ids, Span<Index> out) {
-  if (ids.size() != out.size()) {
-    detail::raise<InputError>("IdMap::lookup_or_add: output length ", out.size(), " != ",
-                              ids.size());
-  }
-  require_type(KeyType::string, "lookup_or_add");
-  const Index before = size();
-  const KeyType type_before = key_type_;
-  try {
-    for (std::size_t i = 0; i < ids.size(); ++i) out[i] = add(std::string_view(ids[i]));
-  } catch (...) {
-    strings_.resize(static_cast<std::size_t>(before));
-    key_type_ = type_before;
-    rehash(2 * strings_.size() + 1);
-    throw;
-  }
+  lookup_or_add_keys(ids, out, strings_, KeyType::string);
 }
 
 PERKREC_INLINE std::int64_t IdMap::integer_at(Index index) const {

@@ -137,6 +137,16 @@ TEST(Popularity, SaveLoadAndConcurrentRecommendMatchSerial) {
   const TopK expected = pop.recommend(users, 10);
   EXPECT_EQ(back.recommend(users, 10).ids, expected.ids);
   EXPECT_EQ(back.get_params(), pop.get_params());
+  // External ids travel with the model; maps of the wrong size are refused.
+  Popularity named = pop;
+  std::vector<std::string> benefit_names;
+  for (int b = 0; b < 80; ++b) benefit_names.push_back("B" + std::to_string(b));
+  named.set_ids(IdMap::range(500), IdMap::from_strings(benefit_names));
+  const Popularity named_back = Popularity::from_bytes(named.to_bytes());
+  EXPECT_EQ(named_back.benefit_ids().string_at(79), "B79");
+  EXPECT_EQ(named_back.user_ids(), named.user_ids());
+  PERKREC_EXPECT_THROW_MSG(named.set_ids(IdMap::range(3), IdMap()), InputError, "holds 3 ids", "expected 500");
+  EXPECT_EQ(named.benefit_ids().size(), 80);
   std::vector<std::thread> threads;
   std::vector<int> mismatches(8, 0);
   for (int t = 0; t < 8; ++t) {
