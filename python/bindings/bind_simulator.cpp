@@ -43,6 +43,7 @@ void bind_simulator(py::module_& m) {
         truth["dimension_names"] = t.dimension_names;
         truth["archetype"] = to_numpy(std::move(t.archetype));
         truth["preference"] = to_numpy(std::move(t.preference), {n, nd});
+        truth["preference_lift"] = to_numpy(std::move(t.preference_lift), {n, nd});
         truth["claim_probability"] = to_numpy(std::move(t.claim_probability), {n, nb});
         truth["redemption_probability"] = to_numpy(std::move(t.redemption_probability), {n, nb});
         truth["incremental_probability"] = to_numpy(std::move(t.incremental_probability), {n, nb});

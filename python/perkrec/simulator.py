@@ -21,12 +21,16 @@ class SimulationTruth:
 
     ``redemption_probability``, ``incremental_probability`` and ``claim_probability`` are
     members x benefits arrays for a benefit issued at ``reference_time`` (the end of the
-    period); ``preferences`` is members x preference dimensions (planted log-odds lifts).
+    period). Per member and preference dimension (kind, face-value band, threshold band,
+    scope, scenario, channel): ``preferences`` is the member's expected claim rate for benefits
+    with that attribute relative to the population's (what a preference model estimates), and
+    ``preference_lifts`` the planted log-odds lifts that generate it.
     """
 
     reference_time: pd.Timestamp
     members: pd.DataFrame
     preferences: pd.DataFrame
+    preference_lifts: pd.DataFrame
     claim_probability: np.ndarray
     redemption_probability: np.ndarray
     incremental_probability: np.ndarray
@@ -48,7 +52,7 @@ class SimulatedProgram:
 
 def simulate(n_users: int = 10000, n_benefits: int = 48, days: int = 180, start="2026-01-01",
              control_fraction: float = 0.1, issues_per_week: float = 1.5,
-             archetype_mix: Optional[Sequence[float]] = None, preference_noise: float = 0.35,
+             archetype_mix: Optional[Sequence[float]] = None, preference_noise: float = 0.25,
              member_day_of_month: int = 8, holiday_start_day: int = 140, holiday_days: int = 14,
              seed: int = 42, num_threads: int = 0, progress: ProgressArg = False) -> SimulatedProgram:
     """Generates a loyalty program (see include/perkrec/data/simulator.hpp for the model).
@@ -108,6 +112,8 @@ def simulate(n_users: int = 10000, n_benefits: int = 48, days: int = 180, start=
         reference_time=pd.Timestamp(t["reference_time"], unit="s", tz="UTC"),
         members=members,
         preferences=pd.DataFrame(t["preference"], index=members.index, columns=list(t["dimension_names"])),
+        preference_lifts=pd.DataFrame(t["preference_lift"], index=members.index,
+                                      columns=list(t["dimension_names"])),
         claim_probability=t["claim_probability"],
         redemption_probability=t["redemption_probability"],
         incremental_probability=t["incremental_probability"],

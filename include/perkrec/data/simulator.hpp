@@ -21,8 +21,10 @@
 //
 // Ground truth (SimulationTruth) is computed in closed form from the same model, for a
 // benefit issued at `reference_time` (the end of the simulated period):
-//    p_claim      = p_view(channel) * sigmoid(claim_base + utility)
+//    p_claim      = p_open(channel) * sigmoid(1 + 0.6 utility) * sigmoid(claim_base + utility)
 //    p_organic    = P(an organic order in the validity window | time since the last one)
+// (the first two factors are the view probability: the member's open rate for the channel —
+// halved once a member has lapsed — and their interest in what the preview shows)
 //    redemption   = p_claim * (r + (1 - r) * p_organic * qualify * use)
 //    incremental  = p_claim * r * (1 - p_organic)
 // where utility sums the member's planted preference over the benefit's dimensions
@@ -80,7 +82,7 @@ struct SimulatorParams {
   /// Shares of the archetypes (threshold, high-value, points, loyal, dormant, new); >= 0,
   /// sum > 0.
   std::array<double, kNumArchetypes> archetype_mix = {0.22, 0.18, 0.18, 0.17, 0.15, 0.10};
-  double preference_noise = 0.35;        ///< std dev of a member's deviation from the
+  double preference_noise = 0.25;        ///< std dev of a member's deviation from the
                                          ///< archetype preferences; [0, 3]
   std::int32_t member_day_of_month = 8;  ///< member day (purchases and issuing peak); 1..28
   std::int32_t holiday_start_day = 140;  ///< first day of the holiday peak; >= 0
@@ -100,9 +102,14 @@ struct SimulationTruth {
 
   std::vector<std::uint8_t> archetype;  ///< per member, an Archetype
 
-  /// Preference dimensions (BenefitDimensions of the catalog) and, per member, the planted
-  /// log-odds lift for each (row-major n_users x n_dimensions).
+  /// Preference dimensions (BenefitDimensions of the catalog) and, per member (row-major
+  /// n_users x n_dimensions):
   std::vector<std::string> dimension_names;
+  /// the planted log-odds lift of each dimension in the member's claim utility, and
+  std::vector<float> preference_lift;
+  /// the member's expected claim rate for benefits with that attribute (averaged over the
+  /// catalog with the issuing policy's base weights) divided by the population's: the member's
+  /// response rate relative to the population, in the units a preference model estimates.
   std::vector<float> preference;
 
   /// Per (member, benefit), row-major n_users x n_benefits, for issuing at reference_time.

@@ -72,6 +72,12 @@ inline constexpr double kTypicalBasket = 60.0;
 inline constexpr double kSendHour = 10.0;
 inline constexpr int kFutureDays = 400;  // horizon past the end for truth computations
 inline constexpr double kLapsedRate = 0.1;
+inline constexpr double kPreferenceScale = 0.8;  // archetype lifts are scaled by this
+inline constexpr double kChannelLift = 0.8;      // the member's preferred issuing channel
+// Opening an offer reveals interest too (the preview shows the benefit): the view
+// probability is the channel's open rate times an interest factor in (0, 1].
+inline constexpr double kViewInterestBase = 1.0;
+inline constexpr double kViewInterestSlope = 0.6;
 
 inline constexpr const char* kAgeBands[] = {"18-24", "25-34", "35-44", "45-54", "55+"};
 inline constexpr const char* kGenders[] = {"F", "M"};
@@ -93,26 +99,63 @@ struct ArchetypeProfile {
 };
 
 inline const ArchetypeProfile& profile(Archetype a) {
+  // Complete profiles over every dimension group (log-odds lifts before kPreferenceScale), so
+  // that archetypes differ in rank order across kinds, face values, thresholds, scopes and
+  // scenarios, not only in one favourite.
   static const ArchetypeProfile kProfiles[kNumArchetypes] = {
-      {-1.5, -1.3, 0.70, 0.90, 14.0, {0.15, 0.35, 0.30, 0.15, 0.05}, 0.62, {0.35, 0.40, 0.20, 0.05},
-       {{"kind:threshold_discount", 1.6}, {"kind:percent_off", 0.4}, {"kind:points", -0.8},
-        {"kind:gift", -0.3}, {"threshold:<100", 0.5}, {"threshold:100-300", 0.8},
-        {"threshold:none", -0.5}, {"scope:category", 0.2}}},
-      {-1.7, -1.4, 0.35, 0.85, 20.0, {0.30, 0.35, 0.20, 0.10, 0.05}, 0.45, {0.30, 0.35, 0.25, 0.10},
-       {{"face_value:>=30", 1.5}, {"face_value:10-30", 0.3}, {"face_value:<10", -1.2},
-        {"kind:gift", 0.5}, {"kind:member_exclusive", 0.6}, {"kind:points", -0.4},
-        {"scenario:holiday", 0.4}}},
-      {-1.4, -1.6, 0.30, 0.90, 12.0, {0.05, 0.20, 0.30, 0.25, 0.20}, 0.50, {0.10, 0.30, 0.40, 0.20},
-       {{"kind:points", 1.9}, {"kind:member_exclusive", 0.5}, {"scope:tier", 0.5},
-        {"kind:discount", -0.4}, {"kind:threshold_discount", -0.3}, {"scenario:member_day", 0.6}}},
-      {-2.6, -3.2, 0.20, 0.70, 7.0, {0.05, 0.15, 0.30, 0.30, 0.20}, 0.50, {0.05, 0.25, 0.40, 0.30},
-       {{"kind:service", 0.4}, {"scenario:member_day", 0.3}}},
-      {-1.8, -0.9, 0.30, 0.80, 16.0, {0.15, 0.25, 0.25, 0.20, 0.15}, 0.50, {0.60, 0.30, 0.08, 0.02},
-       {{"face_value:>=30", 0.7}, {"kind:discount", 0.6}, {"kind:gift", 0.4},
-        {"threshold:none", 0.5}, {"threshold:>=300", -0.6}}},
-      {-1.2, -1.1, 0.35, 0.85, 15.0, {0.35, 0.35, 0.15, 0.10, 0.05}, 0.55, {0.90, 0.10, 0.0, 0.0},
-       {{"kind:gift", 1.0}, {"kind:free_shipping", 1.0}, {"scenario:new_member", 1.2},
-        {"kind:member_exclusive", 0.4}, {"threshold:none", 0.3}}},
+      {-1.2, -1.3, 0.70, 0.90, 14.0, {0.15, 0.35, 0.30, 0.15, 0.05}, 0.62, {0.35, 0.40, 0.20, 0.05},
+       {{"kind:discount", 0.2}, {"kind:threshold_discount", 1.8}, {"kind:percent_off", 0.8},
+        {"kind:gift", -0.8}, {"kind:points", -1.2}, {"kind:free_shipping", 0.3},
+        {"kind:member_exclusive", -0.6}, {"kind:service", -1.0},
+        {"face_value:<10", -0.3}, {"face_value:10-30", 0.4}, {"face_value:>=30", 0.2},
+        {"threshold:none", -0.8}, {"threshold:<100", 0.6}, {"threshold:100-300", 1.0},
+        {"threshold:>=300", 0.2}, {"scope:all", 0.2}, {"scope:category", 0.6}, {"scope:tier", -0.5},
+        {"scenario:holiday", 0.3}, {"scenario:member_day", 0.5}, {"scenario:referral", -0.5},
+        {"scenario:new_member", -0.3}}},
+      {-1.4, -1.4, 0.35, 0.85, 20.0, {0.30, 0.35, 0.20, 0.10, 0.05}, 0.45, {0.30, 0.35, 0.25, 0.10},
+       {{"kind:discount", 0.6}, {"kind:threshold_discount", -0.4}, {"kind:percent_off", 0.2},
+        {"kind:gift", 1.0}, {"kind:points", -1.0}, {"kind:free_shipping", -1.0},
+        {"kind:member_exclusive", 1.2}, {"kind:service", 0.3},
+        {"face_value:<10", -1.6}, {"face_value:10-30", 0.1}, {"face_value:>=30", 1.6},
+        {"threshold:none", 0.6}, {"threshold:100-300", -0.3}, {"threshold:>=300", -0.8},
+        {"scope:all", 0.3}, {"scope:category", -0.2}, {"scope:brand", 0.5}, {"scope:tier", 0.2},
+        {"scenario:regular", -0.2}, {"scenario:holiday", 0.8}, {"scenario:member_day", 0.2},
+        {"scenario:referral", 0.3}, {"scenario:new_member", -0.3}}},
+      {-1.1, -1.6, 0.30, 0.90, 12.0, {0.05, 0.20, 0.30, 0.25, 0.20}, 0.50, {0.10, 0.30, 0.40, 0.20},
+       {{"kind:discount", -0.6}, {"kind:threshold_discount", -0.5}, {"kind:percent_off", -0.3},
+        {"kind:gift", 0.2}, {"kind:points", 2.0}, {"kind:free_shipping", -0.4},
+        {"kind:member_exclusive", 0.8}, {"kind:service", 0.5},
+        {"face_value:<10", 0.3}, {"face_value:10-30", 0.2}, {"face_value:>=30", -0.3},
+        {"threshold:none", 0.6}, {"threshold:<100", -0.2}, {"threshold:100-300", -0.5},
+        {"threshold:>=300", -0.9}, {"scope:all", -0.2}, {"scope:category", -0.4}, {"scope:tier", 1.0},
+        {"scenario:regular", -0.3}, {"scenario:holiday", -0.2}, {"scenario:member_day", 1.0},
+        {"scenario:new_member", -0.4}}},
+      {-2.2, -3.2, 0.20, 0.70, 7.0, {0.05, 0.15, 0.30, 0.30, 0.20}, 0.50, {0.05, 0.25, 0.40, 0.30},
+       {{"kind:discount", -0.5}, {"kind:threshold_discount", -0.8}, {"kind:percent_off", -0.6},
+        {"kind:gift", 0.2}, {"kind:points", 0.3}, {"kind:member_exclusive", 0.5}, {"kind:service", 0.8},
+        {"face_value:<10", -0.2}, {"face_value:10-30", 0.2}, {"face_value:>=30", 0.1},
+        {"threshold:none", 0.5}, {"threshold:<100", -0.1}, {"threshold:100-300", -0.4},
+        {"threshold:>=300", -0.7}, {"scope:category", -0.2}, {"scope:brand", 0.4}, {"scope:tier", 0.6},
+        {"scenario:holiday", -0.3}, {"scenario:member_day", 0.6}, {"scenario:referral", -0.3},
+        {"scenario:new_member", -0.5}}},
+      {-1.5, -0.9, 0.30, 0.80, 16.0, {0.15, 0.25, 0.25, 0.20, 0.15}, 0.50, {0.60, 0.30, 0.08, 0.02},
+       {{"kind:discount", 1.2}, {"kind:threshold_discount", -0.6}, {"kind:percent_off", 0.6},
+        {"kind:gift", 0.5}, {"kind:points", -1.0}, {"kind:free_shipping", 0.2},
+        {"kind:member_exclusive", -0.5}, {"kind:service", -0.8},
+        {"face_value:<10", -1.0}, {"face_value:10-30", 0.3}, {"face_value:>=30", 1.0},
+        {"threshold:none", 1.0}, {"threshold:100-300", -0.7}, {"threshold:>=300", -1.3},
+        {"scope:all", 0.6}, {"scope:category", -0.3}, {"scope:brand", -0.3}, {"scope:tier", -0.5},
+        {"scenario:regular", 0.2}, {"scenario:holiday", 0.4}, {"scenario:member_day", -0.3},
+        {"scenario:referral", -0.2}, {"scenario:new_member", -0.5}}},
+      {-0.9, -1.1, 0.35, 0.85, 15.0, {0.35, 0.35, 0.15, 0.10, 0.05}, 0.55, {0.90, 0.10, 0.0, 0.0},
+       {{"kind:discount", 0.3}, {"kind:threshold_discount", -0.2}, {"kind:percent_off", 0.2},
+        {"kind:gift", 1.2}, {"kind:points", -0.6}, {"kind:free_shipping", 1.3},
+        {"kind:member_exclusive", 0.3}, {"kind:service", -0.3},
+        {"face_value:<10", 0.2}, {"face_value:10-30", 0.3}, {"face_value:>=30", -0.3},
+        {"threshold:none", 0.8}, {"threshold:<100", 0.2}, {"threshold:100-300", -0.6},
+        {"threshold:>=300", -1.2}, {"scope:all", 0.5}, {"scope:brand", -0.2}, {"scope:tier", -1.0},
+        {"scenario:holiday", -0.2}, {"scenario:member_day", -0.3}, {"scenario:referral", 0.6},
+        {"scenario:new_member", 1.5}}},
   };
   return kProfiles[static_cast<int>(a)];
 }
@@ -372,7 +415,7 @@ struct Scratch {
   std::vector<Order> orders;
   std::vector<Event> events;
   std::vector<double> preference;
-  std::vector<double> utility, claim_p, induce_p, qualify_p, policy_cumulative;
+  std::vector<double> utility, claim_p, interest_p, induce_p, qualify_p, policy_cumulative;
   std::vector<Index> policy_benefit;
 };
 
@@ -471,23 +514,25 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
   const int n_dims = w.dims.size();
   s.preference.assign(static_cast<std::size_t>(n_dims), 0.0);
   for (const auto& [d, lift] : w.archetype_preferences[static_cast<int>(archetype)]) {
-    s.preference[static_cast<std::size_t>(d)] += lift;
+    s.preference[static_cast<std::size_t>(d)] += kPreferenceScale * lift;
   }
   for (int d = 0; d < n_dims; ++d) s.preference[static_cast<std::size_t>(d)] += rng.normal(0.0, p.preference_noise);
   {
     const int d = w.dims.find(std::string("channel:") + kChannels[preferred_channel]);
-    if (d >= 0) s.preference[static_cast<std::size_t>(d)] += 0.5;
+    if (d >= 0) s.preference[static_cast<std::size_t>(d)] += kChannelLift;
   }
   s.utility.resize(static_cast<std::size_t>(nb));
   s.claim_p.resize(static_cast<std::size_t>(nb));
   s.induce_p.resize(static_cast<std::size_t>(nb));
   s.qualify_p.resize(static_cast<std::size_t>(nb));
+  s.interest_p.resize(static_cast<std::size_t>(nb));
   for (Index b = 0; b < nb; ++b) {
     const auto k = static_cast<std::size_t>(b);
     double util = 0.35 * std::log1p(w.effective_value[k] / 10.0);
     for (int d : w.benefit_dims[k]) util += s.preference[static_cast<std::size_t>(d)];
     s.utility[k] = util;
     s.claim_p[k] = sigmoid(claim_base + util);
+    s.interest_p[k] = sigmoid(kViewInterestBase + kViewInterestSlope * util);
     s.induce_p[k] = sigmoid(induce_base + 0.8 * util + 0.5 * std::min(1.0, w.effective_value[k] / basket));
     const double threshold = w.catalog[b].threshold;
     s.qualify_p[k] = threshold > 0
@@ -595,7 +640,7 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
       const Timestamp expiry = issued + static_cast<Timestamp>(w.catalog[b].validity_days) * kSecondsPerDay;
       emit(issued, EventType::issued, b, channel, 0.0f, propensity);
       const bool lapsed = lapse_day >= 0 && d >= lapse_day;
-      if (!rng.bernoulli(view_p[channel] * (lapsed ? 0.5 : 1.0))) continue;
+      if (!rng.bernoulli(view_p[channel] * (lapsed ? 0.5 : 1.0) * s.interest_p[kb])) continue;
       Timestamp viewed;
       if (rng.bernoulli(0.35)) {
         viewed = issued + 60 + static_cast<Timestamp>(rng.below(3600));
@@ -682,7 +727,7 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
   const auto row = static_cast<std::size_t>(u);
   truth.archetype[row] = static_cast<std::uint8_t>(archetype);
   for (int d = 0; d < n_dims; ++d) {
-    truth.preference[row * static_cast<std::size_t>(n_dims) + static_cast<std::size_t>(d)] =
+    truth.preference_lift[row * static_cast<std::size_t>(n_dims) + static_cast<std::size_t>(d)] =
         static_cast<float>(s.preference[static_cast<std::size_t>(d)]);
   }
   const bool lapsed_at_end = lapse_day >= 0 && days >= lapse_day;
@@ -698,7 +743,8 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
       p_organic = 1.0 - std::exp(-window / scale);
     }
     p_organic = std::clamp(p_organic, 0.0, 1.0);
-    const double claim = view_p[w.benefit_channel[k]] * (lapsed_at_end ? 0.5 : 1.0) * s.claim_p[k];
+    const double claim =
+        view_p[w.benefit_channel[k]] * (lapsed_at_end ? 0.5 : 1.0) * s.interest_p[k] * s.claim_p[k];
     const double r = s.induce_p[k];
     const std::size_t cell = row * static_cast<std::size_t>(nb) + k;
     truth.claim_probability[cell] = static_cast<float>(claim);
@@ -751,6 +797,7 @@ PERKREC_INLINE SimulatedProgram simulate(const SimulatorParams& params, const Ca
   truth.dimension_names = world.dims.names();
   const auto nu = static_cast<std::size_t>(n);
   truth.archetype.resize(nu);
+  truth.preference_lift.resize(nu * static_cast<std::size_t>(n_dims));
   truth.preference.resize(nu * static_cast<std::size_t>(n_dims));
   truth.claim_probability.resize(nu * static_cast<std::size_t>(nb));
   truth.redemption_probability.resize(truth.claim_probability.size());
@@ -791,6 +838,38 @@ PERKREC_INLINE SimulatedProgram simulate(const SimulatorParams& params, const Ca
         },
         Schedule::dynamic, 1);
     progress.advance(std::min(n, last * kChunk) - std::min(n, first * kChunk));
+  }
+
+  // Preferences in estimator units: expected claim rate per dimension relative to the
+  // population's, with benefits weighted by the issuing policy's base weights.
+  {
+    std::vector<double> weight_sum(static_cast<std::size_t>(n_dims), 0.0);
+    for (Index b = 0; b < nb; ++b) {
+      for (int d : world.benefit_dims[static_cast<std::size_t>(b)]) {
+        weight_sum[static_cast<std::size_t>(d)] += world.policy_weight[static_cast<std::size_t>(b)];
+      }
+    }
+    std::vector<double> rates(nu * static_cast<std::size_t>(n_dims), 0.0);
+    parallel_for(0, n, threads, [&](Offset u) {
+      double* row = rates.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(n_dims);
+      const float* claim = truth.claim_probability.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(nb);
+      for (Index b = 0; b < nb; ++b) {
+        const double v = world.policy_weight[static_cast<std::size_t>(b)] * claim[b];
+        for (int d : world.benefit_dims[static_cast<std::size_t>(b)]) row[d] += v;
+      }
+      for (int d = 0; d < n_dims; ++d) {
+        row[d] = weight_sum[static_cast<std::size_t>(d)] > 0 ? row[d] / weight_sum[static_cast<std::size_t>(d)] : 0.0;
+      }
+    });
+    std::vector<double> population(static_cast<std::size_t>(n_dims), 0.0);
+    for (std::size_t u = 0; u < nu; ++u) {
+      for (int d = 0; d < n_dims; ++d) population[static_cast<std::size_t>(d)] += rates[u * static_cast<std::size_t>(n_dims) + static_cast<std::size_t>(d)];
+    }
+    for (double& v : population) v /= static_cast<double>(nu);
+    for (std::size_t i = 0; i < rates.size(); ++i) {
+      const double pop = population[i % static_cast<std::size_t>(n_dims)];
+      truth.preference[i] = static_cast<float>(pop > 0 ? rates[i] / pop : 1.0);
+    }
   }
 
   // Concatenate chunk outputs.

@@ -97,6 +97,36 @@ TEST(Simulator, TruthIsWellFormed) {
     ASSERT_LE(t.redemption_probability[i], t.claim_probability[i] + 1e-6f);
     ASSERT_LE(t.claim_probability[i], 1.0f);
   }
+  // Relative preferences average to 1 over the population, and the archetypes' favourite
+  // attributes stand out in them.
+  const std::size_t nd = t.dimension_names.size();
+  auto dim = [&](const std::string& name) {
+    return static_cast<std::size_t>(std::find(t.dimension_names.begin(), t.dimension_names.end(), name) -
+                                    t.dimension_names.begin());
+  };
+  std::vector<double> mean(nd, 0.0);
+  std::vector<double> by_archetype(kNumArchetypes * nd, 0.0);
+  std::vector<double> members(kNumArchetypes, 0.0);
+  for (Index u = 0; u < t.n_users; ++u) {
+    const std::size_t a = t.archetype[static_cast<std::size_t>(u)];
+    members[a] += 1;
+    for (std::size_t d = 0; d < nd; ++d) {
+      const float v = t.preference[static_cast<std::size_t>(u) * nd + d];
+      ASSERT_GT(v, 0.0f);
+      mean[d] += v / t.n_users;
+      by_archetype[a * nd + d] += v;
+    }
+  }
+  for (double m : mean) EXPECT_NEAR(m, 1.0, 1e-3);
+  auto archetype_mean = [&](Archetype a, const std::string& name) {
+    const auto k = static_cast<std::size_t>(a);
+    return by_archetype[k * nd + dim(name)] / members[k];
+  };
+  EXPECT_GT(archetype_mean(Archetype::points_redemption_active, "kind:points"), 1.8);
+  EXPECT_GT(archetype_mean(Archetype::threshold_discount_sensitive, "kind:threshold_discount"), 1.5);
+  EXPECT_GT(archetype_mean(Archetype::high_face_value_seeker, "face_value:>=30"), 1.3);
+  EXPECT_LT(archetype_mean(Archetype::high_face_value_seeker, "face_value:<10"), 0.7);
+  EXPECT_GT(archetype_mean(Archetype::new_member, "scenario:new_member"), 1.5);
   for (Index u = 0; u < t.n_users; ++u) {
     const auto k = static_cast<std::size_t>(u);
     ASSERT_GE(t.expected_next_order_time[k], t.reference_time);
