@@ -84,7 +84,8 @@ py-test: python
 # --- other helpers ----------------------------------------------------------------------------
 bench: python
 	$(VPY) bench/ingest.py
-	$(VPY) bench/simulator.py
+	$(VPY) bench/simulator.py --check-threads
+	$(VPY) bench/simulator_truth.py
 
 clean:
 	rm -rf $(BUILD) perkrec-demo
