@@ -13,7 +13,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD := build
 LOGS := $(BUILD)/logs
 
-.PHONY: demo test deps venv python cpp-test asan-test consumer-test py-test bench format clean
+.PHONY: demo test deps venv python cpp-test asan-test consumer-test py-test bench clean
 
 demo: python
 	$(VPY) -m perkrec demo

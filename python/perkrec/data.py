@@ -428,8 +428,9 @@ class EventLog(_Serializable):
 
         Member ids are mapped through ``users`` (unknown ids raise InputError) or a new map in
         order of first appearance; benefit ids through ``benefits`` (an IdMap or a Catalog) or
-        a new map. A missing benefit (NaN/None) is allowed for 'ordered' events. Optional
-        columns that are absent from the frame are skipped."""
+        a new map. A missing benefit (NaN/None) is allowed for 'ordered' events, a missing
+        order_amount for events other than 'ordered' and 'redeemed'. Optional columns that are
+        absent from the frame are skipped."""
         for name in (user, benefit, event_type, timestamp):
             if name not in frame.columns:
                 raise _core.InputError(f"EventLog.from_frame: missing column {name!r}")
@@ -457,10 +458,24 @@ class EventLog(_Serializable):
         if ch is not None:
             codes, names = pd.factorize(ch, use_na_sentinel=True)
             channel_codes, channel_names = codes, [str(n) for n in names]
+        types = np.asarray(frame[event_type].to_numpy())
+        if types.dtype.kind in "OUS":
+            types = categorical_codes(types, EVENT_TYPES, "event_type")
+        amounts = None
+        if optional(order_amount) is not None:
+            # A missing amount means "no order" and is only allowed on events without one.
+            amounts = float_array(optional(order_amount), np.float64, order_amount)
+            missing = np.isnan(amounts)
+            with_order = np.isin(types, [EVENT_TYPES.index("ordered"), EVENT_TYPES.index("redeemed")])
+            if (missing & with_order).any():
+                i = int(np.flatnonzero(missing & with_order)[0])
+                raise _core.InputError(f"EventLog.from_frame: row {i}: order_amount is missing on a "
+                                       f"'{EVENT_TYPES[int(types[i])]}' event")
+            amounts = np.where(missing, 0.0, amounts)
         log = cls.from_arrays(
-            user_idx, benefit_idx, frame[event_type].to_numpy(), frame[timestamp],
+            user_idx, benefit_idx, types, frame[timestamp],
             channel=channel_codes,
-            order_amount=None if optional(order_amount) is None else optional(order_amount).fillna(0.0).to_numpy(),
+            order_amount=amounts,
             propensity=None if optional(propensity) is None else optional(propensity).to_numpy(),
             control=None if optional(control) is None else optional(control).to_numpy(),
             n_users=len(user_map), n_benefits=len(benefit_map),

@@ -152,6 +152,12 @@ def test_event_log_bad_rows_are_named():
     bad["order_amount"] = [0, 0, np.inf, 1, 0]
     with pytest.raises(perkrec.InputError, match="row 2.*order_amount"):
         perkrec.EventLog.from_frame(bad)
+    bad = frame.copy()
+    bad["order_amount"] = [np.nan, 0, 0, np.nan, 0]  # missing is fine on an issue, not on an order
+    with pytest.raises(perkrec.InputError, match="row 3: order_amount is missing on a 'ordered' event"):
+        perkrec.EventLog.from_frame(bad)
+    bad.loc[3, "order_amount"] = 12.0
+    assert perkrec.EventLog.from_frame(bad).order_amounts.tolist().count(0.0) == 4
     with pytest.raises(perkrec.InputError, match="unknown id 'B9'"):
         perkrec.EventLog.from_frame(frame.replace({"benefit": {"B2": "B9"}}),
                                     benefits=perkrec.Catalog.from_records(RECORDS))
