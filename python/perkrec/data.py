@@ -31,17 +31,25 @@ class _Serializable:
         """The object as model-file container bytes."""
         return self._impl.to_bytes()
 
-    def save(self, path) -> None:
-        """Saves atomically to ``path`` (a temporary file renamed into place)."""
-        self._impl.save(str(path))
+    def save(self, path_or_file) -> None:
+        """Saves to a path (atomically: a temporary file renamed into place) or to a binary
+        file object."""
+        if hasattr(path_or_file, "write"):
+            path_or_file.write(self.to_bytes())
+        else:
+            self._impl.save(str(path_or_file))
 
     @classmethod
     def from_bytes(cls, data: bytes):
         return cls._wrap(cls._core_class.from_bytes(bytes(data)))
 
     @classmethod
-    def load(cls, path):
-        return cls._wrap(cls._core_class.load(str(path)))
+    def load(cls, path_or_file):
+        """Loads from a path or a binary file object; a file of another kind raises
+        ModelFormatError with code 'wrong_kind'."""
+        if hasattr(path_or_file, "read"):
+            return cls.from_bytes(path_or_file.read())
+        return cls._wrap(cls._core_class.load(str(path_or_file)))
 
     @classmethod
     def _wrap(cls, impl):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import BinaryIO, Union
 
 from . import _core
 
@@ -27,11 +27,14 @@ def loads(data: bytes):
     return _wrappers()[type(impl)]._wrap(impl)
 
 
-def load(path: Union[str, os.PathLike]):
-    """The object saved at ``path`` by any ``save``; its kind is read from the file.
+def load(path: Union[str, os.PathLike, BinaryIO]):
+    """The object saved at ``path`` (or in a binary file object) by any ``save``; its kind is
+    read from the file.
 
     Raises ModelFormatError (with ``.code``) for a damaged, truncated or foreign file.
     """
+    if hasattr(path, "read"):
+        return loads(path.read())
     try:
         with open(path, "rb") as f:
             data = f.read()

@@ -1,5 +1,6 @@
 """The recommender contract, on the popularity baseline."""
 
+import io
 import pickle
 from concurrent.futures import ThreadPoolExecutor
 
@@ -76,7 +77,11 @@ def test_save_load_pickle_and_threads_give_identical_results(fitted, tmp_path):
     expected = model.recommend(users, matrix, n=10)[0]
     path = tmp_path / "pop.perk"
     model.save(path)
-    for other in (perkrec.load(path), perkrec.Popularity.load(path), pickle.loads(pickle.dumps(model))):
+    stream = io.BytesIO()
+    model.save(stream)
+    stream.seek(0)
+    for other in (perkrec.load(path), perkrec.Popularity.load(path), pickle.loads(pickle.dumps(model)),
+                  perkrec.load(io.BytesIO(stream.getvalue())), perkrec.Popularity.load(stream)):
         np.testing.assert_array_equal(other.recommend(users, matrix, n=10)[0], expected)
         assert other.benefit_ids == model.benefit_ids
     with ThreadPoolExecutor(max_workers=8) as pool:
