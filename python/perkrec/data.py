@@ -162,6 +162,27 @@ class IdMap(_Serializable):
         return self.ids[idx]
 
 
+class _WithIds:
+    """External ids attached to an object indexed by dense member and benefit indices."""
+
+    @property
+    def user_ids(self) -> Optional[IdMap]:
+        """Member ids (index i names member i), or None when none are attached."""
+        ids = IdMap._wrap(self._impl.user_ids)
+        return ids if len(ids) else None
+
+    @property
+    def benefit_ids(self) -> Optional[IdMap]:
+        """Benefit ids (index i names benefit i), or None when none are attached."""
+        ids = IdMap._wrap(self._impl.benefit_ids)
+        return ids if len(ids) else None
+
+    def set_ids(self, users: Optional[IdMap] = None, benefits: Optional[IdMap] = None) -> None:
+        """Attaches external ids; each map must be None/empty or hold exactly one id per member
+        (benefit). Raises InputError otherwise."""
+        self._impl.set_ids((users or IdMap())._impl, (benefits or IdMap())._impl)
+
+
 # ---------------------------------------------------------------------------------------------
 def parse_discounts(texts, errors: str = "raise") -> pd.DataFrame:
     """Parses discount notations ("150:20", "0.9", "15%", "20", "fixed") into columns kind,
@@ -382,7 +403,7 @@ class UserTable(_Serializable):
 
 
 # ---------------------------------------------------------------------------------------------
-class EventLog(_Serializable):
+class EventLog(_Serializable, _WithIds):
     """The benefit event log: columnar, sorted by member then time, indexed by member.
 
     Event types: issued, viewed, claimed, redeemed, expired, ordered. Only 'ordered' events
@@ -497,9 +518,9 @@ class EventLog(_Serializable):
         order_amount[, propensity][, control]); benefit is -1/None for orders without one."""
         users = self._impl.users()
         benefits = self._impl.benefits()
-        if external_ids and len(self.user_ids):
+        if external_ids and self.user_ids is not None:
             users = self.user_ids.ids[users]
-        if external_ids and len(self.benefit_ids):
+        if external_ids and self.benefit_ids is not None:
             ids = self.benefit_ids.ids
             out = np.empty(len(benefits), dtype=ids.dtype if ids.dtype != object else object)
             has = benefits >= 0
@@ -583,22 +604,9 @@ class EventLog(_Serializable):
         return self._impl.has_control
 
     @property
-    def user_ids(self) -> IdMap:
-        return IdMap._wrap(self._impl.user_ids)
-
-    @property
-    def benefit_ids(self) -> IdMap:
-        return IdMap._wrap(self._impl.benefit_ids)
-
-    @property
     def time_range(self) -> Tuple[pd.Timestamp, pd.Timestamp]:
         return (pd.Timestamp(self._impl.min_time, unit="s", tz="UTC"),
                 pd.Timestamp(self._impl.max_time, unit="s", tz="UTC"))
-
-    def set_ids(self, users: Optional[IdMap], benefits: Optional[IdMap]) -> None:
-        """Attaches external ids: each map must be empty/None or hold exactly n_users /
-        n_benefits ids (index i names member or benefit i)."""
-        self._impl.set_ids((users or IdMap())._impl, (benefits or IdMap())._impl)
 
     def counts_by_type(self) -> pd.Series:
         return pd.Series(self._impl.count_by_type(), index=list(EVENT_TYPES), name="events")

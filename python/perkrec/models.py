@@ -13,10 +13,10 @@ import scipy.sparse as sp
 from . import _core
 from ._progress import ProgressArg, resolve_progress
 from ._util import csr_parts, int_array
-from .data import IdMap, _Serializable
+from .data import IdMap, _Serializable, _WithIds
 
 
-class _Recommender(_Serializable):
+class _Recommender(_Serializable, _WithIds):
     """Shared Python side of the recommender contract."""
 
     def get_params(self) -> dict:
@@ -30,20 +30,6 @@ class _Recommender(_Serializable):
     @property
     def n_benefits(self) -> int:
         return self._impl.n_benefits
-
-    @property
-    def user_ids(self) -> Optional[IdMap]:
-        ids = IdMap._wrap(self._impl.user_ids)
-        return ids if len(ids) else None
-
-    @property
-    def benefit_ids(self) -> Optional[IdMap]:
-        ids = IdMap._wrap(self._impl.benefit_ids)
-        return ids if len(ids) else None
-
-    def _set_ids(self, user_ids: Optional[IdMap], benefit_ids: Optional[IdMap]) -> None:
-        if user_ids is not None or benefit_ids is not None:
-            self._impl.set_ids((user_ids or IdMap())._impl, (benefit_ids or IdMap())._impl)
 
     def score(self, users, benefits) -> np.ndarray:
         """Scores of (users[i], benefits[i]) pairs, float32."""
@@ -118,7 +104,8 @@ class Popularity(_Recommender):
         """Learns from a members x benefits scipy sparse matrix; ``user_ids``/``benefit_ids``
         attach external ids (saved with the model, used by ``recommend(as_frame=True)``)."""
         self._impl.fit(csr_parts(user_benefits, "user_benefits"), resolve_progress(progress))
-        self._set_ids(user_ids, benefit_ids)
+        if user_ids is not None or benefit_ids is not None:
+            self.set_ids(user_ids, benefit_ids)
         return self
 
     @property

@@ -133,6 +133,11 @@ def test_event_log_from_frame_sorts_and_round_trips():
     assert log.counts_by_type()["claimed"] == 2
     with pytest.raises(ValueError):
         log.timestamps[0] = 0  # views are read-only
+    bare = perkrec.EventLog.from_arrays(log.users, log.benefits, log.event_types, log.timestamps)
+    assert bare.user_ids is None and bare.benefit_ids is None
+    assert bare.to_frame()["user"].tolist() == [0, 0, 0, 1, 1]
+    with pytest.raises(perkrec.InputError, match="holds 3 ids"):
+        bare.set_ids(perkrec.IdMap(["a", "b", "c"]), None)
     back = pickle.loads(pickle.dumps(log))
     np.testing.assert_array_equal(back.users, log.users)
     assert back.benefit_ids == log.benefit_ids
