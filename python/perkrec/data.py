@@ -162,8 +162,16 @@ class IdMap(_Serializable):
         return self.ids[idx]
 
 
-class _WithIds:
-    """External ids attached to an object indexed by dense member and benefit indices."""
+class _Indexed:
+    """An object indexed by dense member and benefit indices, with optional external ids."""
+
+    @property
+    def n_users(self) -> int:
+        return self._impl.n_users
+
+    @property
+    def n_benefits(self) -> int:
+        return self._impl.n_benefits
 
     @property
     def user_ids(self) -> Optional[IdMap]:
@@ -403,7 +411,7 @@ class UserTable(_Serializable):
 
 
 # ---------------------------------------------------------------------------------------------
-class EventLog(_Serializable, _WithIds):
+class EventLog(_Serializable, _Indexed):
     """The benefit event log: columnar, sorted by member then time, indexed by member.
 
     Event types: issued, viewed, claimed, redeemed, expired, ordered. Only 'ordered' events
@@ -582,14 +590,6 @@ class EventLog(_Serializable, _WithIds):
     def user_offsets(self) -> np.ndarray:
         """Member u's events are rows user_offsets[u]:user_offsets[u + 1]."""
         return self._impl.user_offsets()
-
-    @property
-    def n_users(self) -> int:
-        return self._impl.n_users
-
-    @property
-    def n_benefits(self) -> int:
-        return self._impl.n_benefits
 
     @property
     def channel_names(self) -> List[str]:

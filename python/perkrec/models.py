@@ -13,23 +13,15 @@ import scipy.sparse as sp
 from . import _core
 from ._progress import ProgressArg, resolve_progress
 from ._util import csr_parts, int_array
-from .data import IdMap, _Serializable, _WithIds
+from .data import IdMap, _Serializable, _Indexed
 
 
-class _Recommender(_Serializable, _WithIds):
+class _Recommender(_Serializable, _Indexed):
     """Shared Python side of the recommender contract."""
 
     def get_params(self) -> dict:
         """Hyper-parameters, with the same names as the constructor and the JSON config."""
         return json.loads(self._impl.get_params())
-
-    @property
-    def n_users(self) -> int:
-        return self._impl.n_users
-
-    @property
-    def n_benefits(self) -> int:
-        return self._impl.n_benefits
 
     def score(self, users, benefits) -> np.ndarray:
         """Scores of (users[i], benefits[i]) pairs, float32."""
