@@ -147,31 +147,17 @@ PERKREC_INLINE EventLog EventLog::from_columns(const EventColumns& c, Index n_us
   std::vector<Offset> first_bad(static_cast<std::size_t>(blocks.count), -1);
   std::vector<std::uint8_t> unsorted_block(static_cast<std::size_t>(blocks.count), 0);
   parallel_for(0, blocks.count, num_threads, [&](Offset b) {
-    const Index nu = n_users, nb = n_benefits;
-    const auto n_channels = static_cast<std::int64_t>(channel_names.size());
     bool unsorted = false;
     for (Offset i = blocks.begin(b); i < blocks.end(b); ++i) {
       const auto k = static_cast<std::size_t>(i);
-      const Index u = c.user[k], bn = c.benefit[k];
-      const std::uint8_t t = c.type[k];
-      bool ok = u >= 0 && u < nu && t < kNumEventTypes && c.timestamp[k] >= 0 &&
-                ((bn >= 0 && bn < nb) || (bn == kNoBenefit && t == static_cast<std::uint8_t>(EventType::ordered)));
-      if (!c.channel.empty()) ok = ok && c.channel[k] >= -1 && c.channel[k] < n_channels;
-      if (!c.order_amount.empty()) {
-        const float a = c.order_amount[k];
-        ok = ok && std::isfinite(a) && a >= 0;
-      }
-      if (!c.propensity.empty()) {
-        const float p = c.propensity[k];
-        ok = ok && std::isfinite(p) && p > 0 && p <= 1;
-      }
-      if (!c.control.empty()) ok = ok && c.control[k] <= 1;
+      // One rule set for checking and for the message; a valid row costs no allocation.
+      const bool ok = detail::event_row_problem(c, k, n_users, n_benefits, channel_names.size()).empty();
       if (!ok) {
         first_bad[static_cast<std::size_t>(b)] = i;
         return;
       }
       if (i > blocks.begin(b)) {
-        const Index pu = c.user[k - 1];
+        const Index pu = c.user[k - 1], u = c.user[k];
         unsorted = unsorted || pu > u || (pu == u && c.timestamp[k - 1] > c.timestamp[k]);
       }
     }
