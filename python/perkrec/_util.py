@@ -14,13 +14,18 @@ import scipy.sparse as sp
 from . import _core
 
 
-def int_array(values, dtype, name: str) -> np.ndarray:
-    """Integer array of ``dtype``; rejects non-integral, non-finite or out-of-range values."""
+def _one_dimensional(values, name: str) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1:
         raise _core.InputError(f"{name}: expected a 1-D array (got {arr.ndim} dimensions)")
+    return arr
+
+
+def int_array(values, dtype, name: str) -> np.ndarray:
+    """Integer array of ``dtype``; rejects non-integral, non-finite or out-of-range values."""
+    arr = _one_dimensional(values, name)
     if arr.dtype == dtype:
         return np.ascontiguousarray(arr)
     if arr.dtype.kind == "b":
@@ -43,11 +48,7 @@ def int_array(values, dtype, name: str) -> np.ndarray:
 
 def float_array(values, dtype, name: str) -> np.ndarray:
     """Floating array of ``dtype`` (finiteness is checked by the core, which names the row)."""
-    arr = np.asarray(values)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise _core.InputError(f"{name}: expected a 1-D array (got {arr.ndim} dimensions)")
+    arr = _one_dimensional(values, name)
     if arr.dtype.kind not in "fiub":
         try:
             arr = arr.astype(np.float64)

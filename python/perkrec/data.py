@@ -22,6 +22,14 @@ def _is_integer_like(values: np.ndarray) -> bool:
     return values.dtype.kind in "iu"
 
 
+def _id_values(values: np.ndarray) -> np.ndarray:
+    """Ids as given, except floats (how pandas holds an integer column with missing values),
+    which must be integral and become int64; a fractional id raises InputError."""
+    if values.dtype.kind == "f":
+        return int_array(values, np.int64, "ids")
+    return values
+
+
 class _Serializable:
     """save / load / to_bytes / from_bytes / pickle through the model-file container."""
 
@@ -78,7 +86,7 @@ class IdMap(_Serializable):
         if ids is None:
             self._impl = _core.IdMap()
             return
-        values = np.asarray(list(ids) if not isinstance(ids, (np.ndarray, pd.Series, pd.Index)) else ids)
+        values = _id_values(np.asarray(list(ids) if not isinstance(ids, (np.ndarray, pd.Series, pd.Index)) else ids))
         if _is_integer_like(values):
             self._impl = _core.IdMap.from_integers(np.ascontiguousarray(values, dtype=np.int64))
         else:
@@ -120,6 +128,7 @@ class IdMap(_Serializable):
         return np.asarray(uniques), codes
 
     def _lookup_unique(self, uniques: np.ndarray, missing: str, add: bool) -> np.ndarray:
+        uniques = _id_values(uniques)
         if self.key_type == "string" or (self.key_type == "empty" and not _is_integer_like(uniques)):
             strings = [str(v) for v in uniques.tolist()]
             if add:

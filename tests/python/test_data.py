@@ -26,6 +26,11 @@ def test_id_map_integers_and_strings():
     with pytest.raises(perkrec.InputError, match="duplicate id"):
         perkrec.IdMap(["x", "x"])
     assert pickle.loads(pickle.dumps(s)) == s
+    # Integer ids held as floats (a pandas column with missing values) are integers.
+    assert perkrec.IdMap([1.0, 2.0]).key_type == "integer"
+    np.testing.assert_array_equal(m.lookup(pd.Series([10.0, 30.0])), [1, 0])
+    with pytest.raises(perkrec.InputError, match="expected an integer"):
+        m.lookup([10.5])
     with pytest.raises(perkrec.ConfigError):
         m.lookup([10], missing="ignore")
 
@@ -157,6 +162,9 @@ def test_event_log_bad_rows_are_named():
     bad["order_amount"] = [0, 0, np.inf, 1, 0]
     with pytest.raises(perkrec.InputError, match="row 2.*order_amount"):
         perkrec.EventLog.from_frame(bad)
+    numeric = pd.DataFrame({"user": [1, 1], "benefit": [7, None], "event_type": ["claimed", "ordered"],
+                            "timestamp": [1, 2]})
+    np.testing.assert_array_equal(perkrec.EventLog.from_frame(numeric, benefits=perkrec.IdMap([7])).benefits, [0, -1])
     bad = frame.copy()
     bad["order_amount"] = [np.nan, 0, 0, np.nan, 0]  # missing is fine on an issue, not on an order
     with pytest.raises(perkrec.InputError, match="row 3: order_amount is missing on a 'ordered' event"):
