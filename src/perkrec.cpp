@@ -19,3 +19,4 @@
 #include "perkrec/features/interaction_matrix_impl.hpp"
 #include "perkrec/io/model_file_impl.hpp"
 #include "perkrec/models/popularity_impl.hpp"
+#include "perkrec/models/fm_impl.hpp"

@@ -28,6 +28,7 @@
 #include "perkrec/features/interaction_matrix.hpp"
 
 #include "perkrec/models/popularity.hpp"
+#include "perkrec/models/fm.hpp"
 #include "perkrec/models/recommender.hpp"
 
 #include "perkrec/eval/metrics.hpp"

@@ -1,0 +1,185 @@
+// Factorization machines: FM (bias, linear terms and factorized pairwise interactions) and its
+// field-aware variant FFM, over sparse feature rows — member attributes, benefit attributes,
+// context, ids and history aggregates, as built by perkrec.FeatureEncoder.
+//
+// Rows are a CsrView<float> (rows = samples, cols = n_features, data = feature values or null
+// for all ones). Every feature belongs to one field (`feature_fields`, given to fit); FFM keeps
+// one factor vector per (feature, other field).
+//
+//   FM score  = w0 + sum_i w_i x_i + sum_{i<j} <v_i, v_j> x_i x_j
+//   FFM score = w0 + sum_i w_i x_i + sum_{i<j} <v_{i,field(j)}, v_{j,field(i)}> x_i x_j
+//
+// Losses: logistic (label in {0, 1}; predict gives a probability), squared (any real label,
+// e.g. order amount), bpr (pairwise ranking within groups such as a member's candidates: a row
+// with a higher label should score above a row of the same group with a lower one).
+// Optimizers: plain SGD or AdaGrad; L2 per parameter group (bias, linear, factors).
+//
+// Training is lock-free ("Hogwild") over rows with perkrec::parallel_for: with num_threads = 1
+// it is bit-reproducible for a given seed; with more threads updates race benignly and results
+// differ slightly between runs. Each epoch checks that the loss and every parameter are finite;
+// on divergence it restores the parameters from the start of that epoch (the last finite model)
+// and throws DivergenceError.
+//
+// Cost: FM O(nnz * factors) per sample and epoch; FFM O(nnz^2 * factors).
+//
+// Example:
+//   perkrec::FMParams p;
+//   p.factors = 8;
+//   p.epochs = 10;
+//   perkrec::FM fm(p);
+//   fm.fit(train_rows, labels, feature_fields, n_fields);
+//   std::vector<float> prob(test_rows.rows);
+//   fm.predict(test_rows, prob);
+//   // One member in one context against every candidate benefit, reusing the member sums:
+//   fm.score_candidates(member_context_rows, benefit_rows, out);   // rows x benefits
+//
+// Thread safety: fit / partial_fit need exclusive access; score, predict, score_candidates
+// and save are const and safe from any number of threads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "perkrec/core/config.hpp"
+#include "perkrec/core/json.hpp"
+#include "perkrec/core/progress.hpp"
+#include "perkrec/core/types.hpp"
+#include "perkrec/io/serializable.hpp"
+
+namespace perkrec {
+
+struct FMParams {
+  enum class Loss : std::uint8_t { logistic, squared, bpr };
+  enum class Optimizer : std::uint8_t { sgd, adagrad };
+
+  bool field_aware = false;        ///< false = FM, true = FFM
+  int factors = 8;                 ///< latent dimension; in [1, 1024]
+  Loss loss = Loss::logistic;
+  Optimizer optimizer = Optimizer::adagrad;
+  float learning_rate = 0.05f;     ///< step size; > 0
+  float init_std = 0.01f;          ///< standard deviation of the initial factors; >= 0
+  float reg_bias = 0.0f;           ///< L2 on the global bias; >= 0
+  float reg_linear = 1e-5f;        ///< L2 on linear weights; >= 0
+  float reg_factors = 1e-5f;       ///< L2 on factors; >= 0
+  int epochs = 10;                 ///< passes over the rows per fit / partial_fit call; >= 1
+  int early_stopping_rounds = 0;   ///< stop after this many epochs without a better
+                                   ///< validation loss, keeping the best (0 = off; needs
+                                   ///< validation rows)
+  int num_threads = 0;             ///< 0 = OpenMP default; 1 = bit-reproducible
+  std::uint64_t seed = 42;
+
+  void validate() const;
+  Json to_json() const;
+  /// Strict: unknown keys and bad values throw ConfigError naming the JSON pointer.
+  static FMParams from_json(const Json& j);
+};
+
+/// Labels and optional extras for one training set.
+struct FMTarget {
+  Span<const float> labels;          ///< one per row; {0, 1} for logistic, finite otherwise
+  Span<const float> sample_weights;  ///< empty = all 1; else one finite value >= 0 per row
+  Span<const Index> groups;          ///< bpr only: one group id >= 0 per row (e.g. member)
+};
+
+/// Per-epoch record of a training run.
+struct FMEpoch {
+  int epoch = 0;
+  double train_loss = 0.0;       ///< mean loss over the epoch's updates (before each update)
+  double validation_loss = -1.0; ///< mean loss on the validation rows (-1 when none)
+};
+
+class FM : public Serializable<FM> {
+ public:
+  static constexpr const char* kind = "FM";
+
+  explicit FM(FMParams params = {});
+
+  /// Initializes the parameters and trains for params.epochs epochs. `feature_fields[i]` is
+  /// the field (in [0, n_fields)) of feature i; X.cols features. With validation rows and
+  /// early_stopping_rounds > 0, keeps the parameters of the best validation epoch.
+  /// Validates everything first; on an input error the model is unchanged. Throws
+  /// DivergenceError (model = last finite parameters) when training diverges.
+  void fit(const CsrView<float>& X, const FMTarget& target, Span<const std::int32_t> feature_fields,
+           std::int32_t n_fields, const CsrView<float>* validation_X = nullptr,
+           const FMTarget* validation_target = nullptr, const Callbacks& callbacks = {});
+
+  /// Continues training from the current parameters (and AdaGrad state) on new rows with the
+  /// same feature space; on an unfitted model it is fit(). Same errors as fit.
+  void partial_fit(const CsrView<float>& X, const FMTarget& target,
+                   Span<const std::int32_t> feature_fields, std::int32_t n_fields,
+                   const CsrView<float>* validation_X = nullptr,
+                   const FMTarget* validation_target = nullptr, const Callbacks& callbacks = {});
+
+  /// Raw scores (log-odds for logistic) of each row. out.size() == X.rows.
+  void score(const CsrView<float>& X, Span<float> out) const;
+  /// Predictions: probabilities for logistic, raw scores otherwise.
+  void predict(const CsrView<float>& X, Span<float> out) const;
+  /// Raw scores of every (base row, candidate row) pair in O(candidates x factors) per base row
+  /// for FM (O(candidates x nnz_candidate x n_fields x factors) for FFM): a base row holds the
+  /// member and context features, a candidate row the benefit features; the pair's features
+  /// are the union. out is row-major base.rows x candidates.rows. Equal to score() on the
+  /// concatenated rows up to float rounding.
+  void score_candidates(const CsrView<float>& base, const CsrView<float>& candidates,
+                        Span<float> out) const;
+
+  bool fitted() const { return fitted_; }
+  const FMParams& params() const { return params_; }
+  Json get_params() const { return params_.to_json(); }
+  Index n_features() const { return n_features_; }
+  std::int32_t n_fields() const { return n_fields_; }
+  const std::vector<std::int32_t>& feature_fields() const { return feature_fields_; }
+  float bias() const { return w0_; }
+  const std::vector<float>& linear() const { return w_; }
+  /// Factors, row-major: FM n_features x factors; FFM n_features x n_fields x factors.
+  const std::vector<float>& factors() const { return v_; }
+  const std::vector<FMEpoch>& history() const { return history_; }
+  /// Mean loss of the current model on rows (the training objective without regularization).
+  double loss(const CsrView<float>& X, const FMTarget& target) const;
+
+  /// Free-form JSON saved with the model (perkrec.FeatureEncoder keeps its fitted state here).
+  void set_metadata(std::string json_text);
+  const std::string& metadata() const { return metadata_; }
+
+  void write(ModelWriter& w, const std::string& prefix) const;
+  static FM read(const ModelReader& r, const std::string& prefix);
+
+  /// Test hook: gradient of the unregularized loss of one row with respect to every parameter,
+  /// in the order [w0, w..., v...]. For finite-difference checks; not for production use.
+  std::vector<double> row_gradient(const CsrView<float>& X, Index row, float label) const;
+  /// Test hook: overwrites all parameters (same sizes as bias/linear/factors).
+  void set_parameters(float w0, std::vector<float> w, std::vector<float> v);
+
+ private:
+  void require_fitted(const char* method) const;
+  void check_rows(const CsrView<float>& X, const char* method) const;
+  void check_target(const CsrView<float>& X, const FMTarget& target, const char* method,
+                    const char* what) const;
+  void initialize(Index n_features, Span<const std::int32_t> feature_fields, std::int32_t n_fields);
+  void train(const CsrView<float>& X, const FMTarget& target, const CsrView<float>* validation_X,
+             const FMTarget* validation_target, const Callbacks& callbacks, const char* method);
+  std::size_t factor_stride() const;
+  float score_row(const Index* idx, const float* val, Offset n, float* scratch) const;
+
+  FMParams params_;
+  bool fitted_ = false;
+  Index n_features_ = 0;
+  std::int32_t n_fields_ = 0;
+  std::vector<std::int32_t> feature_fields_;
+  float w0_ = 0.0f;
+  std::vector<float> w_;
+  std::vector<float> v_;
+  // AdaGrad squared-gradient sums (empty for SGD).
+  float g0_ = 0.0f;
+  std::vector<float> gw_;
+  std::vector<float> gv_;
+  int epochs_done_ = 0;
+  std::vector<FMEpoch> history_;
+  std::string metadata_ = "{}";
+};
+
+}  // namespace perkrec
+
+#ifdef PERKREC_HEADER_ONLY
+#include "perkrec/models/fm_impl.hpp"
+#endif

@@ -1,0 +1,907 @@
+// Definitions for fm.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <utility>
+
+#include "perkrec/core/random.hpp"
+#include "perkrec/core/threading.hpp"
+#include "perkrec/models/fm.hpp"
+
+namespace perkrec {
+
+namespace detail {
+
+inline const char* fm_loss_name(FMParams::Loss l) {
+  switch (l) {
+    case FMParams::Loss::logistic: return "logistic";
+    case FMParams::Loss::squared: return "squared";
+    case FMParams::Loss::bpr: return "bpr";
+  }
+  return "logistic";
+}
+
+// softplus(s) - y s: the logistic loss of raw score s, stable for large |s|.
+inline double fm_logistic_loss(double s, double y) {
+  return std::max(s, 0.0) + std::log1p(std::exp(-std::fabs(s))) - y * s;
+}
+
+inline float fm_sigmoid(float s) {
+  return s >= 0 ? 1.0f / (1.0f + std::exp(-s)) : std::exp(s) / (1.0f + std::exp(s));
+}
+
+// The training kernel. KC > 0 fixes the factor count at compile time so the inner loops unroll
+// and vectorize; KC == 0 reads it at run time. Parameters are updated in place without locks
+// (Hogwild): concurrent writers may lose an update, which SGD tolerates.
+template <int KC>
+struct FMKernel {
+  float* w0;
+  float* w;
+  float* v;
+  float* g0;   // AdaGrad sums; null for SGD
+  float* gw;
+  float* gv;
+  const std::int32_t* fields;
+  int k_runtime;
+  std::size_t stride;  // floats per feature in v
+  bool field_aware;
+  float lr, reg_bias, reg_linear, reg_factors;
+
+  int k() const { return KC > 0 ? KC : k_runtime; }
+
+  // Raw score; for FM also leaves sum_i v_i x_i in `sum` (k floats) for backward().
+  float forward(const Index* idx, const float* val, Offset n, float* sum) const {
+    const int K = k();
+    float s = *w0;
+    if (!field_aware) {
+      for (int f = 0; f < K; ++f) sum[f] = 0.0f;
+      float sq = 0.0f;
+      for (Offset e = 0; e < n; ++e) {
+        const float x = val ? val[e] : 1.0f;
+        const float* vi = v + static_cast<std::size_t>(idx[e]) * stride;
+        s += w[idx[e]] * x;
+        for (int f = 0; f < K; ++f) {
+          const float t = vi[f] * x;
+          sum[f] += t;
+          sq += t * t;
+        }
+      }
+      float dot = 0.0f;
+      for (int f = 0; f < K; ++f) dot += sum[f] * sum[f];
+      return s + 0.5f * (dot - sq);
+    }
+    for (Offset a = 0; a < n; ++a) {
+      const float xa = val ? val[a] : 1.0f;
+      s += w[idx[a]] * xa;
+      const std::size_t fa = static_cast<std::size_t>(fields[idx[a]]);
+      const float* base_a = v + static_cast<std::size_t>(idx[a]) * stride;
+      for (Offset b = a + 1; b < n; ++b) {
+        const float xb = val ? val[b] : 1.0f;
+        const std::size_t fb = static_cast<std::size_t>(fields[idx[b]]);
+        const float* va = base_a + fb * K;
+        const float* vb = v + static_cast<std::size_t>(idx[b]) * stride + fa * K;
+        float dot = 0.0f;
+        for (int f = 0; f < K; ++f) dot += va[f] * vb[f];
+        s += dot * xa * xb;
+      }
+    }
+    return s;
+  }
+
+  static void step(float& param, float& acc, float grad, float lr) {
+    acc += grad * grad;
+    param -= lr * grad / std::sqrt(acc);
+  }
+
+  // Applies one update for d(loss)/d(score) = g.
+  void backward(const Index* idx, const float* val, Offset n, const float* sum, float g) {
+    const int K = k();
+    const bool ada = g0 != nullptr;
+    {
+      const float grad = g + reg_bias * *w0;
+      if (ada) step(*w0, *g0, grad, lr); else *w0 -= lr * grad;
+    }
+    if (!field_aware) {
+      for (Offset e = 0; e < n; ++e) {
+        const float x = val ? val[e] : 1.0f;
+        const std::size_t i = static_cast<std::size_t>(idx[e]);
+        const float gl = g * x + reg_linear * w[i];
+        if (ada) step(w[i], gw[i], gl, lr); else w[i] -= lr * gl;
+        float* vi = v + i * stride;
+        const float gx = g * x;
+        if (ada) {
+          float* gi = gv + i * stride;
+          for (int f = 0; f < K; ++f) {
+            const float grad = gx * (sum[f] - vi[f] * x) + reg_factors * vi[f];
+            gi[f] += grad * grad;
+            vi[f] -= lr * grad / std::sqrt(gi[f]);
+          }
+        } else {
+          for (int f = 0; f < K; ++f) {
+            const float grad = gx * (sum[f] - vi[f] * x) + reg_factors * vi[f];
+            vi[f] -= lr * grad;
+          }
+        }
+      }
+      return;
+    }
+    for (Offset a = 0; a < n; ++a) {
+      const float xa = val ? val[a] : 1.0f;
+      const std::size_t ia = static_cast<std::size_t>(idx[a]);
+      const float gl = g * xa + reg_linear * w[ia];
+      if (ada) step(w[ia], gw[ia], gl, lr); else w[ia] -= lr * gl;
+    }
+    for (Offset a = 0; a < n; ++a) {
+      const float xa = val ? val[a] : 1.0f;
+      const std::size_t ia = static_cast<std::size_t>(idx[a]);
+      const std::size_t fa = static_cast<std::size_t>(fields[ia]);
+      for (Offset b = a + 1; b < n; ++b) {
+        const float xb = val ? val[b] : 1.0f;
+        const std::size_t ib = static_cast<std::size_t>(idx[b]);
+        const std::size_t fb = static_cast<std::size_t>(fields[ib]);
+        const std::size_t oa = ia * stride + fb * K;
+        const std::size_t ob = ib * stride + fa * K;
+        float* va = v + oa;
+        float* vb = v + ob;
+        const float gxx = g * xa * xb;
+        for (int f = 0; f < K; ++f) {
+          const float ga = gxx * vb[f] + reg_factors * va[f];
+          const float gb = gxx * va[f] + reg_factors * vb[f];
+          if (ada) {
+            gv[oa + f] += ga * ga;
+            gv[ob + f] += gb * gb;
+            va[f] -= lr * ga / std::sqrt(gv[oa + f]);
+            vb[f] -= lr * gb / std::sqrt(gv[ob + f]);
+          } else {
+            va[f] -= lr * ga;
+            vb[f] -= lr * gb;
+          }
+        }
+      }
+    }
+  }
+};
+
+template <class F>
+void fm_dispatch(int k, F&& f) {
+  switch (k) {
+    case 4: f(std::integral_constant<int, 4>()); return;
+    case 8: f(std::integral_constant<int, 8>()); return;
+    case 16: f(std::integral_constant<int, 16>()); return;
+    case 32: f(std::integral_constant<int, 32>()); return;
+    case 64: f(std::integral_constant<int, 64>()); return;
+    default: f(std::integral_constant<int, 0>()); return;
+  }
+}
+
+}  // namespace detail
+
+// ---- params -----------------------------------------------------------------------------------
+
+PERKREC_INLINE void FMParams::validate() const {
+  if (factors < 1 || factors > 1024) {
+    detail::raise<ConfigError>("FMParams: factors must be in [1, 1024] (got ", factors, ")");
+  }
+  if (!(learning_rate > 0) || !std::isfinite(learning_rate)) {
+    detail::raise<ConfigError>("FMParams: learning_rate must be finite and > 0 (got ", learning_rate, ")");
+  }
+  const std::pair<const char*, float> nonneg[] = {{"init_std", init_std},
+                                                  {"reg_bias", reg_bias},
+                                                  {"reg_linear", reg_linear},
+                                                  {"reg_factors", reg_factors}};
+  for (const auto& [name, value] : nonneg) {
+    if (!(value >= 0) || !std::isfinite(value)) {
+      detail::raise<ConfigError>("FMParams: ", name, " must be finite and >= 0 (got ", value, ")");
+    }
+  }
+  if (epochs < 1) detail::raise<ConfigError>("FMParams: epochs must be >= 1 (got ", epochs, ")");
+  if (early_stopping_rounds < 0) {
+    detail::raise<ConfigError>("FMParams: early_stopping_rounds must be >= 0 (got ",
+                               early_stopping_rounds, ")");
+  }
+  resolve_num_threads(num_threads);
+}
+
+PERKREC_INLINE Json FMParams::to_json() const {
+  return Json{{"field_aware", field_aware},
+              {"factors", factors},
+              {"loss", detail::fm_loss_name(loss)},
+              {"optimizer", optimizer == Optimizer::sgd ? "sgd" : "adagrad"},
+              {"learning_rate", learning_rate},
+              {"init_std", init_std},
+              {"reg_bias", reg_bias},
+              {"reg_linear", reg_linear},
+              {"reg_factors", reg_factors},
+              {"epochs", epochs},
+              {"early_stopping_rounds", early_stopping_rounds},
+              {"num_threads", num_threads},
+              {"seed", seed}};
+}
+
+PERKREC_INLINE FMParams FMParams::from_json(const Json& j) {
+  FMParams p;
+  JsonReader<ConfigError> r(j, "", "FMParams::from_json");
+  r.read("field_aware", p.field_aware);
+  r.read("factors", p.factors);
+  std::string loss, optimizer;
+  if (r.read("loss", loss)) {
+    if (loss == "logistic") p.loss = Loss::logistic;
+    else if (loss == "squared") p.loss = Loss::squared;
+    else if (loss == "bpr") p.loss = Loss::bpr;
+    else r.fail("loss", "expected \"logistic\", \"squared\" or \"bpr\"");
+  }
+  if (r.read("optimizer", optimizer)) {
+    if (optimizer == "sgd") p.optimizer = Optimizer::sgd;
+    else if (optimizer == "adagrad") p.optimizer = Optimizer::adagrad;
+    else r.fail("optimizer", "expected \"sgd\" or \"adagrad\"");
+  }
+  r.read("learning_rate", p.learning_rate);
+  r.read("init_std", p.init_std);
+  r.read("reg_bias", p.reg_bias);
+  r.read("reg_linear", p.reg_linear);
+  r.read("reg_factors", p.reg_factors);
+  r.read("epochs", p.epochs);
+  r.read("early_stopping_rounds", p.early_stopping_rounds);
+  r.read("num_threads", p.num_threads);
+  r.read("seed", p.seed);
+  r.finish();
+  try {
+    p.validate();
+  } catch (const ConfigError& e) {
+    detail::raise<ConfigError>("FMParams::from_json: ", e.what());
+  }
+  return p;
+}
+
+// ---- model ------------------------------------------------------------------------------------
+
+PERKREC_INLINE FM::FM(FMParams params) : params_(params) { params_.validate(); }
+
+PERKREC_INLINE std::size_t FM::factor_stride() const {
+  const std::size_t k = static_cast<std::size_t>(params_.factors);
+  return params_.field_aware ? k * static_cast<std::size_t>(std::max(n_fields_, 1)) : k;
+}
+
+PERKREC_INLINE void FM::require_fitted(const char* method) const {
+  if (!fitted_) detail::raise<InputError>("FM::", method, ": the model is not fitted");
+}
+
+PERKREC_INLINE void FM::check_rows(const CsrView<float>& X, const char* method) const {
+  const std::string what = std::string("FM::") + method + ": X";
+  X.validate(what.c_str());
+  if (X.cols != n_features_) {
+    detail::raise<InputError>("FM::", method, ": X has ", X.cols, " feature columns (expected ",
+                              n_features_, ")");
+  }
+}
+
+PERKREC_INLINE void FM::check_target(const CsrView<float>& X, const FMTarget& t, const char* method,
+                                     const char* what) const {
+  const auto rows = static_cast<std::size_t>(X.rows);
+  if (t.labels.size() != rows) {
+    detail::raise<InputError>("FM::", method, ": ", what, " labels has ", t.labels.size(),
+                              " entries (expected one per row: ", rows, ")");
+  }
+  for (std::size_t i = 0; i < rows; ++i) {
+    const float y = t.labels[i];
+    if (!std::isfinite(y)) {
+      detail::raise<InputError>("FM::", method, ": ", what, " label at position ", i,
+                                " is not finite (got ", y, ")");
+    }
+    if (params_.loss == FMParams::Loss::logistic && y != 0.0f && y != 1.0f) {
+      detail::raise<InputError>("FM::", method, ": ", what, " label at position ", i,
+                                " must be 0 or 1 for the logistic loss (got ", y, ")");
+    }
+  }
+  if (!t.sample_weights.empty()) {
+    if (t.sample_weights.size() != rows) {
+      detail::raise<InputError>("FM::", method, ": ", what, " sample_weights has ",
+                                t.sample_weights.size(), " entries (expected ", rows, ")");
+    }
+    for (std::size_t i = 0; i < rows; ++i) {
+      if (!(t.sample_weights[i] >= 0) || !std::isfinite(t.sample_weights[i])) {
+        detail::raise<InputError>("FM::", method, ": ", what, " sample weight at position ", i,
+                                  " must be finite and >= 0 (got ", t.sample_weights[i], ")");
+      }
+    }
+  }
+  if (params_.loss == FMParams::Loss::bpr) {
+    if (t.groups.size() != rows) {
+      detail::raise<InputError>("FM::", method, ": ", what, " groups has ", t.groups.size(),
+                                " entries (expected one per row for the bpr loss: ", rows, ")");
+    }
+    for (std::size_t i = 0; i < rows; ++i) {
+      if (t.groups[i] < 0) {
+        detail::raise<InputError>("FM::", method, ": ", what, " group at position ", i,
+                                  " is negative (got ", t.groups[i], ")");
+      }
+    }
+  }
+}
+
+PERKREC_INLINE void FM::initialize(Index n_features, Span<const std::int32_t> feature_fields,
+                                   std::int32_t n_fields) {
+  n_features_ = n_features;
+  n_fields_ = n_fields;
+  feature_fields_.assign(feature_fields.begin(), feature_fields.end());
+  const std::size_t nv = static_cast<std::size_t>(n_features) * factor_stride();
+  w0_ = 0.0f;
+  w_.assign(static_cast<std::size_t>(n_features), 0.0f);
+  v_.resize(nv);
+  // Factors are drawn per feature from their own stream, so the start does not depend on the
+  // thread count.
+  parallel_for(0, n_features, params_.num_threads, [&](Offset i) {
+    Rng rng(params_.seed, 0x464d0000ULL, static_cast<std::uint64_t>(i));
+    const std::size_t s = factor_stride();
+    for (std::size_t f = 0; f < s; ++f) {
+      v_[static_cast<std::size_t>(i) * s + f] = static_cast<float>(rng.normal() * params_.init_std);
+    }
+  });
+  if (params_.optimizer == FMParams::Optimizer::adagrad) {
+    g0_ = 1.0f;  // AdaGrad sums start at 1: the first steps equal plain SGD steps
+    gw_.assign(w_.size(), 1.0f);
+    gv_.assign(nv, 1.0f);
+  } else {
+    g0_ = 0.0f;
+    gw_.clear();
+    gv_.clear();
+  }
+  epochs_done_ = 0;
+  history_.clear();
+}
+
+PERKREC_INLINE void FM::fit(const CsrView<float>& X, const FMTarget& target,
+                            Span<const std::int32_t> feature_fields, std::int32_t n_fields,
+                            const CsrView<float>* validation_X, const FMTarget* validation_target,
+                            const Callbacks& callbacks) {
+  // Validate against the new feature space before touching anything.
+  if (n_fields < 1) detail::raise<InputError>("FM::fit: n_fields must be >= 1 (got ", n_fields, ")");
+  X.validate("FM::fit: X");
+  if (feature_fields.size() != static_cast<std::size_t>(X.cols)) {
+    detail::raise<InputError>("FM::fit: feature_fields has ", feature_fields.size(),
+                              " entries (expected one per feature column: ", X.cols, ")");
+  }
+  for (std::size_t i = 0; i < feature_fields.size(); ++i) {
+    if (feature_fields[i] < 0 || feature_fields[i] >= n_fields) {
+      detail::raise<InputError>("FM::fit: field of feature ", i, " out of range (got ",
+                                feature_fields[i], ", expected 0 <= field < ", n_fields, ")");
+    }
+  }
+  FM trial(params_);
+  trial.n_features_ = X.cols;
+  trial.n_fields_ = n_fields;
+  trial.check_target(X, target, "fit", "");
+  if (validation_X != nullptr) {
+    trial.check_rows(*validation_X, "fit");
+    if (validation_target == nullptr) {
+      detail::raise<InputError>("FM::fit: validation rows given without validation labels");
+    }
+    trial.check_target(*validation_X, *validation_target, "fit", "validation");
+  }
+  if (params_.early_stopping_rounds > 0 && validation_X == nullptr) {
+    detail::raise<InputError>("FM::fit: early_stopping_rounds > 0 needs validation rows");
+  }
+  trial.initialize(X.cols, feature_fields, n_fields);
+  trial.metadata_ = metadata_;
+  trial.fitted_ = true;
+  // Train a fresh model and adopt it even when training diverges (the last finite state).
+  try {
+    trial.train(X, target, validation_X, validation_target, callbacks, "fit");
+  } catch (const DivergenceError&) {
+    *this = std::move(trial);
+    throw;
+  }
+  *this = std::move(trial);
+}
+
+PERKREC_INLINE void FM::partial_fit(const CsrView<float>& X, const FMTarget& target,
+                                    Span<const std::int32_t> feature_fields, std::int32_t n_fields,
+                                    const CsrView<float>* validation_X,
+                                    const FMTarget* validation_target, const Callbacks& callbacks) {
+  if (!fitted_) {
+    fit(X, target, feature_fields, n_fields, validation_X, validation_target, callbacks);
+    return;
+  }
+  check_rows(X, "partial_fit");
+  if (n_fields != n_fields_ ||
+      !std::equal(feature_fields.begin(), feature_fields.end(), feature_fields_.begin(),
+                  feature_fields_.end())) {
+    detail::raise<InputError>("FM::partial_fit: the feature space differs from the fitted one (got ",
+                              feature_fields.size(), " features in ", n_fields, " fields, expected ",
+                              n_features_, " in ", n_fields_, ")");
+  }
+  check_target(X, target, "partial_fit", "");
+  if (validation_X != nullptr) {
+    check_rows(*validation_X, "partial_fit");
+    if (validation_target == nullptr) {
+      detail::raise<InputError>("FM::partial_fit: validation rows given without validation labels");
+    }
+    check_target(*validation_X, *validation_target, "partial_fit", "validation");
+  }
+  if (params_.early_stopping_rounds > 0 && validation_X == nullptr) {
+    detail::raise<InputError>("FM::partial_fit: early_stopping_rounds > 0 needs validation rows");
+  }
+  train(X, target, validation_X, validation_target, callbacks, "partial_fit");
+}
+
+namespace detail {
+struct FMState {
+  float w0, g0;
+  std::vector<float> w, v, gw, gv;
+};
+}  // namespace detail
+
+PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
+                              const CsrView<float>* validation_X, const FMTarget* validation_target,
+                              const Callbacks& callbacks, const char* method) {
+  const int threads = resolve_num_threads(params_.num_threads);
+  const int K = params_.factors;
+  const std::size_t scratch_stride = (static_cast<std::size_t>(K) * 2 + 15) / 16 * 16;
+  std::vector<float> scratch(scratch_stride * static_cast<std::size_t>(threads));
+  constexpr std::size_t kPad = 8;  // doubles per thread slot: keeps slots on separate cache lines
+  std::vector<double> loss_sum(kPad * static_cast<std::size_t>(threads));
+  std::vector<double> weight_sum(kPad * static_cast<std::size_t>(threads));
+  const bool bpr = params_.loss == FMParams::Loss::bpr;
+  const Offset rows = X.rows;
+
+  // BPR: rows of each group sorted by label; a row's partners (lower labels) are a prefix.
+  std::vector<Offset> group_rows;     // row ids grouped, sorted by label within a group
+  std::vector<Offset> lower_begin;    // per row: start of its group in group_rows
+  std::vector<Offset> lower_count;    // per row: number of rows in its group with a lower label
+  if (bpr) {
+    group_rows.resize(static_cast<std::size_t>(rows));
+    std::iota(group_rows.begin(), group_rows.end(), Offset{0});
+    std::stable_sort(group_rows.begin(), group_rows.end(), [&](Offset a, Offset b) {
+      if (target.groups[a] != target.groups[b]) return target.groups[a] < target.groups[b];
+      return target.labels[a] < target.labels[b];
+    });
+    lower_begin.assign(static_cast<std::size_t>(rows), 0);
+    lower_count.assign(static_cast<std::size_t>(rows), 0);
+    Offset start = 0;
+    for (Offset p = 0; p < rows; ++p) {
+      const Offset r = group_rows[p];
+      if (p > 0 && target.groups[group_rows[p - 1]] != target.groups[r]) start = p;
+      Offset lower = start;
+      // Rows before p in the group with a strictly lower label form a prefix.
+      Offset q = p;
+      while (q > start && target.labels[group_rows[q - 1]] >= target.labels[r]) --q;
+      lower = q;
+      lower_begin[r] = start;
+      lower_count[r] = lower - start;
+    }
+  }
+
+  std::vector<Offset> order(static_cast<std::size_t>(rows));
+  ProgressReporter progress(callbacks, std::string("FM::") + method, params_.epochs);
+  detail::FMState best;
+  double best_loss = std::numeric_limits<double>::infinity();
+  int since_best = 0;
+  const bool validating = validation_X != nullptr;
+  const bool early = validating && params_.early_stopping_rounds > 0;
+
+  auto snapshot = [&](detail::FMState& s) {
+    s.w0 = w0_;
+    s.g0 = g0_;
+    s.w = w_;
+    s.v = v_;
+    s.gw = gw_;
+    s.gv = gv_;
+  };
+  auto restore = [&](detail::FMState& s) {
+    w0_ = s.w0;
+    g0_ = s.g0;
+    w_ = s.w;
+    v_ = s.v;
+    gw_ = s.gw;
+    gv_ = s.gv;
+  };
+
+  for (int epoch = 0; epoch < params_.epochs; ++epoch) {
+    detail::FMState start;
+    snapshot(start);
+    std::iota(order.begin(), order.end(), Offset{0});
+    Rng shuffle(params_.seed, 0x5348554646ULL, static_cast<std::uint64_t>(epochs_done_));
+    for (Offset i = rows - 1; i > 0; --i) {
+      const auto j = static_cast<Offset>(shuffle.next_u64() % static_cast<std::uint64_t>(i + 1));
+      std::swap(order[i], order[j]);
+    }
+    std::fill(loss_sum.begin(), loss_sum.end(), 0.0);
+    std::fill(weight_sum.begin(), weight_sum.end(), 0.0);
+    constexpr Offset kBlock = 2048;
+    const Offset blocks = (rows + kBlock - 1) / kBlock;
+    const std::uint64_t epoch_id = static_cast<std::uint64_t>(epochs_done_);
+    detail::fm_dispatch(K, [&](auto kc) {
+      constexpr int KC = decltype(kc)::value;
+      detail::FMKernel<KC> kern{&w0_,
+                                w_.data(),
+                                v_.data(),
+                                gw_.empty() ? nullptr : &g0_,
+                                gw_.empty() ? nullptr : gw_.data(),
+                                gv_.empty() ? nullptr : gv_.data(),
+                                feature_fields_.data(),
+                                K,
+                                factor_stride(),
+                                params_.field_aware,
+                                params_.learning_rate,
+                                params_.reg_bias,
+                                params_.reg_linear,
+                                params_.reg_factors};
+      parallel_for(0, blocks, threads, [&](Offset block, int t) {
+        float* sum_a = scratch.data() + scratch_stride * static_cast<std::size_t>(t);
+        float* sum_b = sum_a + K;
+        double local_loss = 0.0, local_weight = 0.0;
+        Rng partner(params_.seed, 0x425052ULL + epoch_id, static_cast<std::uint64_t>(block));
+        const Offset end = std::min(rows, (block + 1) * kBlock);
+        for (Offset p = block * kBlock; p < end; ++p) {
+          const Offset r = order[p];
+          const float weight = target.sample_weights.empty() ? 1.0f : target.sample_weights[r];
+          if (weight == 0.0f) continue;
+          const Index* idx = X.indices + X.indptr[r];
+          const float* val = X.data ? X.data + X.indptr[r] : nullptr;
+          const Offset n = X.indptr[r + 1] - X.indptr[r];
+          if (!bpr) {
+            const float s = kern.forward(idx, val, n, sum_a);
+            const float y = target.labels[r];
+            float g;
+            if (params_.loss == FMParams::Loss::logistic) {
+              g = detail::fm_sigmoid(s) - y;
+              local_loss += weight * detail::fm_logistic_loss(s, y);
+            } else {
+              g = s - y;
+              local_loss += 0.5 * weight * static_cast<double>(g) * g;
+            }
+            local_weight += weight;
+            kern.backward(idx, val, n, sum_a, g * weight);
+          } else {
+            const Offset count = lower_count[r];
+            if (count == 0) continue;
+            const Offset q = group_rows[lower_begin[r] +
+                                        static_cast<Offset>(partner.next_u64() % static_cast<std::uint64_t>(count))];
+            const Index* idx_q = X.indices + X.indptr[q];
+            const float* val_q = X.data ? X.data + X.indptr[q] : nullptr;
+            const Offset n_q = X.indptr[q + 1] - X.indptr[q];
+            const float s_pos = kern.forward(idx, val, n, sum_a);
+            const float s_neg = kern.forward(idx_q, val_q, n_q, sum_b);
+            const float d = s_pos - s_neg;
+            local_loss += weight * detail::fm_logistic_loss(d, 1.0);
+            local_weight += weight;
+            const float g = (detail::fm_sigmoid(d) - 1.0f) * weight;
+            kern.backward(idx, val, n, sum_a, g);
+            kern.backward(idx_q, val_q, n_q, sum_b, -g);
+          }
+        }
+        loss_sum[kPad * static_cast<std::size_t>(t)] += local_loss;
+        weight_sum[kPad * static_cast<std::size_t>(t)] += local_weight;
+      });
+    });
+    double total_loss = 0.0, total_weight = 0.0;
+    for (int t = 0; t < threads; ++t) {
+      total_loss += loss_sum[kPad * static_cast<std::size_t>(t)];
+      total_weight += weight_sum[kPad * static_cast<std::size_t>(t)];
+    }
+    FMEpoch record;
+    record.epoch = epochs_done_;
+    record.train_loss = total_weight > 0 ? total_loss / total_weight : 0.0;
+    bool finite = std::isfinite(record.train_loss) && std::isfinite(w0_);
+    for (std::size_t i = 0; finite && i < w_.size(); ++i) finite = std::isfinite(w_[i]);
+    for (std::size_t i = 0; finite && i < v_.size(); ++i) finite = std::isfinite(v_[i]);
+    if (finite && validating) {
+      record.validation_loss = loss(*validation_X, *validation_target);
+      finite = std::isfinite(record.validation_loss);
+    }
+    if (!finite) {
+      restore(start);
+      detail::raise<DivergenceError>("FM::", method, ": training diverged in epoch ", epochs_done_,
+                                     " (non-finite loss or parameters; got training loss ",
+                                     record.train_loss, " with learning_rate ", params_.learning_rate,
+                                     "); the model holds the parameters from before that epoch");
+    }
+    history_.push_back(record);
+    ++epochs_done_;
+    progress.advance(1);
+    if (validating) {
+      if (record.validation_loss < best_loss) {
+        best_loss = record.validation_loss;
+        since_best = 0;
+        if (early) snapshot(best);
+      } else if (early && ++since_best >= params_.early_stopping_rounds) {
+        break;
+      }
+    }
+  }
+  if (early && std::isfinite(best_loss)) restore(best);
+}
+
+PERKREC_INLINE float FM::score_row(const Index* idx, const float* val, Offset n, float* scratch) const {
+  float result = 0.0f;
+  detail::fm_dispatch(params_.factors, [&](auto kc) {
+    constexpr int KC = decltype(kc)::value;
+    // The kernel only reads through forward(); the const_cast never writes.
+    detail::FMKernel<KC> kern{const_cast<float*>(&w0_), const_cast<float*>(w_.data()),
+                              const_cast<float*>(v_.data()), nullptr, nullptr, nullptr,
+                              feature_fields_.data(), params_.factors, factor_stride(),
+                              params_.field_aware, 0.0f, 0.0f, 0.0f, 0.0f};
+    result = kern.forward(idx, val, n, scratch);
+  });
+  return result;
+}
+
+PERKREC_INLINE void FM::score(const CsrView<float>& X, Span<float> out) const {
+  require_fitted("score");
+  check_rows(X, "score");
+  if (out.size() != static_cast<std::size_t>(X.rows)) {
+    detail::raise<InputError>("FM::score: out has ", out.size(), " entries (expected ", X.rows, ")");
+  }
+  constexpr Offset kBlock = 1024;
+  parallel_for(0, (X.rows + kBlock - 1) / kBlock, params_.num_threads, [&](Offset block) {
+    std::vector<float> scratch(static_cast<std::size_t>(params_.factors));
+    const Offset end = std::min<Offset>(X.rows, (block + 1) * kBlock);
+    for (Offset r = block * kBlock; r < end; ++r) {
+      out[static_cast<std::size_t>(r)] =
+          score_row(X.indices + X.indptr[r], X.data ? X.data + X.indptr[r] : nullptr,
+                    X.indptr[r + 1] - X.indptr[r], scratch.data());
+    }
+  });
+}
+
+PERKREC_INLINE void FM::predict(const CsrView<float>& X, Span<float> out) const {
+  score(X, out);
+  if (params_.loss == FMParams::Loss::logistic) {
+    for (float& s : out) s = detail::fm_sigmoid(s);
+  }
+}
+
+PERKREC_INLINE void FM::score_candidates(const CsrView<float>& base, const CsrView<float>& candidates,
+                                         Span<float> out) const {
+  require_fitted("score_candidates");
+  check_rows(base, "score_candidates");
+  check_rows(candidates, "score_candidates");
+  const std::size_t nb = static_cast<std::size_t>(base.rows);
+  const std::size_t nc = static_cast<std::size_t>(candidates.rows);
+  if (out.size() != nb * nc) {
+    detail::raise<InputError>("FM::score_candidates: out has ", out.size(),
+                              " entries (expected base rows x candidates = ", nb * nc, ")");
+  }
+  const std::size_t K = static_cast<std::size_t>(params_.factors);
+  const std::size_t stride = factor_stride();
+  // Per candidate: its own score without the global bias (linear terms and internal pairs).
+  std::vector<float> cand_self(nc);
+  std::vector<float> cand_sum(params_.field_aware ? 0 : nc * K);
+  parallel_for(0, static_cast<Offset>(nc), params_.num_threads, [&](Offset c) {
+    std::vector<float> scratch(K);
+    const Offset b = candidates.indptr[c];
+    const float self = score_row(candidates.indices + b, candidates.data ? candidates.data + b : nullptr,
+                                 candidates.indptr[c + 1] - b, scratch.data());
+    cand_self[static_cast<std::size_t>(c)] = self - w0_;
+    if (!params_.field_aware) {
+      std::copy(scratch.begin(), scratch.end(), cand_sum.begin() + static_cast<std::ptrdiff_t>(c * K));
+    }
+  });
+  parallel_for(0, static_cast<Offset>(nb), params_.num_threads, [&](Offset r) {
+    const Offset b0 = base.indptr[r];
+    const Offset bn = base.indptr[r + 1] - b0;
+    const Index* bidx = base.indices + b0;
+    const float* bval = base.data ? base.data + b0 : nullptr;
+    float* row_out = out.data() + static_cast<std::size_t>(r) * nc;
+    if (!params_.field_aware) {
+      std::vector<float> sum(K);
+      const float base_score = score_row(bidx, bval, bn, sum.data());
+      for (std::size_t c = 0; c < nc; ++c) {
+        const float* cs = cand_sum.data() + c * K;
+        float dot = 0.0f;
+        for (std::size_t f = 0; f < K; ++f) dot += sum[f] * cs[f];
+        row_out[c] = base_score + cand_self[c] + dot;
+      }
+      return;
+    }
+    // FFM: T[g][f] = sum over base features a of field g of v_{a,f} x_a.
+    const std::size_t F = static_cast<std::size_t>(n_fields_);
+    std::vector<float> T(F * F * K, 0.0f);
+    std::vector<char> present(F, 0);
+    for (Offset e = 0; e < bn; ++e) {
+      const float x = bval ? bval[e] : 1.0f;
+      const std::size_t g = static_cast<std::size_t>(feature_fields_[static_cast<std::size_t>(bidx[e])]);
+      present[g] = 1;
+      const float* va = v_.data() + static_cast<std::size_t>(bidx[e]) * stride;
+      float* tg = T.data() + g * F * K;
+      for (std::size_t j = 0; j < F * K; ++j) tg[j] += va[j] * x;
+    }
+    std::vector<std::size_t> fields_present;
+    for (std::size_t g = 0; g < F; ++g) {
+      if (present[g]) fields_present.push_back(g);
+    }
+    std::vector<float> scratch(K);
+    const float base_score = score_row(bidx, bval, bn, scratch.data());
+    for (std::size_t c = 0; c < nc; ++c) {
+      float cross = 0.0f;
+      for (Offset e = candidates.indptr[c]; e < candidates.indptr[c + 1]; ++e) {
+        const std::size_t i = static_cast<std::size_t>(candidates.indices[e]);
+        const float x = candidates.data ? candidates.data[e] : 1.0f;
+        const std::size_t fb = static_cast<std::size_t>(feature_fields_[i]);
+        const float* vb = v_.data() + i * stride;
+        float acc = 0.0f;
+        for (std::size_t g : fields_present) {
+          const float* t = T.data() + (g * F + fb) * K;
+          const float* vbg = vb + g * K;
+          for (std::size_t f = 0; f < K; ++f) acc += t[f] * vbg[f];
+        }
+        cross += acc * x;
+      }
+      row_out[c] = base_score + cand_self[c] + cross;
+    }
+  });
+}
+
+PERKREC_INLINE double FM::loss(const CsrView<float>& X, const FMTarget& target) const {
+  require_fitted("loss");
+  check_rows(X, "loss");
+  check_target(X, target, "loss", "");
+  std::vector<float> s(static_cast<std::size_t>(X.rows));
+  score(X, s);
+  double total = 0.0, weight = 0.0;
+  auto w_of = [&](std::size_t i) {
+    return target.sample_weights.empty() ? 1.0 : static_cast<double>(target.sample_weights[i]);
+  };
+  if (params_.loss != FMParams::Loss::bpr) {
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const double wi = w_of(i);
+      const double y = target.labels[i];
+      total += wi * (params_.loss == FMParams::Loss::logistic ? detail::fm_logistic_loss(s[i], y)
+                                                               : 0.5 * (s[i] - y) * (s[i] - y));
+      weight += wi;
+    }
+  } else {
+    // Every ordered pair within a group with a higher and a lower label.
+    std::vector<std::size_t> order(s.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return target.groups[a] < target.groups[b]; });
+    std::size_t start = 0;
+    while (start < order.size()) {
+      std::size_t end = start;
+      while (end < order.size() && target.groups[order[end]] == target.groups[order[start]]) ++end;
+      for (std::size_t a = start; a < end; ++a) {
+        for (std::size_t b = start; b < end; ++b) {
+          const std::size_t i = order[a], j = order[b];
+          if (target.labels[i] > target.labels[j]) {
+            total += w_of(i) * detail::fm_logistic_loss(static_cast<double>(s[i]) - s[j], 1.0);
+            weight += w_of(i);
+          }
+        }
+      }
+      start = end;
+    }
+  }
+  return weight > 0 ? total / weight : 0.0;
+}
+
+PERKREC_INLINE std::vector<double> FM::row_gradient(const CsrView<float>& X, Index row,
+                                                    float label) const {
+  require_fitted("row_gradient");
+  check_rows(X, "row_gradient");
+  if (row < 0 || row >= X.rows) detail::raise<InputError>("FM::row_gradient: row out of range (got ", row, ")");
+  const std::size_t K = static_cast<std::size_t>(params_.factors);
+  const std::size_t stride = factor_stride();
+  std::vector<double> grad(1 + w_.size() + v_.size(), 0.0);
+  std::vector<float> scratch(K);
+  const Index* idx = X.indices + X.indptr[row];
+  const float* val = X.data ? X.data + X.indptr[row] : nullptr;
+  const Offset n = X.indptr[row + 1] - X.indptr[row];
+  const double s = score_row(idx, val, n, scratch.data());
+  const double g = params_.loss == FMParams::Loss::logistic
+                       ? 1.0 / (1.0 + std::exp(-s)) - label
+                       : s - label;
+  grad[0] = g;
+  double* gw = grad.data() + 1;
+  double* gv = gw + w_.size();
+  for (Offset a = 0; a < n; ++a) {
+    const double xa = val ? val[a] : 1.0;
+    gw[idx[a]] += g * xa;
+    for (Offset b = 0; b < n; ++b) {
+      if (b == a) continue;
+      const double xb = val ? val[b] : 1.0;
+      const std::size_t ia = static_cast<std::size_t>(idx[a]);
+      const std::size_t ib = static_cast<std::size_t>(idx[b]);
+      // d/dv_a of <v_a[f(b)], v_b[f(a)]> x_a x_b (each unordered pair counted from both ends).
+      const std::size_t oa = ia * stride + (params_.field_aware ? static_cast<std::size_t>(feature_fields_[ib]) * K : 0);
+      const std::size_t ob = ib * stride + (params_.field_aware ? static_cast<std::size_t>(feature_fields_[ia]) * K : 0);
+      for (std::size_t f = 0; f < K; ++f) gv[oa + f] += g * v_[ob + f] * xa * xb;
+    }
+  }
+  return grad;
+}
+
+PERKREC_INLINE void FM::set_parameters(float w0, std::vector<float> w, std::vector<float> v) {
+  require_fitted("set_parameters");
+  if (w.size() != w_.size() || v.size() != v_.size()) {
+    detail::raise<InputError>("FM::set_parameters: sizes differ (got ", w.size(), " and ", v.size(),
+                              ", expected ", w_.size(), " and ", v_.size(), ")");
+  }
+  w0_ = w0;
+  w_ = std::move(w);
+  v_ = std::move(v);
+}
+
+PERKREC_INLINE void FM::set_metadata(std::string json_text) {
+  (void)parse_json_strict<InputError>(json_text, "FM::set_metadata");
+  metadata_ = std::move(json_text);
+}
+
+PERKREC_INLINE void FM::write(ModelWriter& w, const std::string& prefix) const {
+  require_fitted("save");
+  Json& c = content_section(w, prefix);
+  c["params"] = params_.to_json();
+  c["n_features"] = n_features_;
+  c["n_fields"] = n_fields_;
+  c["bias"] = w0_;
+  c["bias_adagrad"] = g0_;
+  c["epochs_done"] = epochs_done_;
+  c["metadata"] = metadata_;
+  w.add(prefix + "feature_fields", feature_fields_);
+  w.add(prefix + "linear", w_);
+  w.add(prefix + "factors", v_);
+  w.add(prefix + "linear_adagrad", gw_);
+  w.add(prefix + "factors_adagrad", gv_);
+}
+
+PERKREC_INLINE FM FM::read(const ModelReader& r, const std::string& prefix) {
+  const Json& c = content_section(r, prefix);
+  JsonReader<ModelFormatError> jr(c, content_pointer(prefix), "FM::read");
+  Json params_json;
+  Index n_features = 0;
+  std::int32_t n_fields = 0;
+  float bias = 0, bias_ada = 0;
+  int epochs_done = 0;
+  std::string metadata;
+  jr.require("params", params_json);
+  jr.require("n_features", n_features);
+  jr.require("n_fields", n_fields);
+  jr.require("bias", bias);
+  jr.require("bias_adagrad", bias_ada);
+  jr.require("epochs_done", epochs_done);
+  jr.require("metadata", metadata);
+  jr.finish();
+  if (n_features < 0 || n_fields < 1) r.bad_content("bad shape (n_features < 0 or n_fields < 1)");
+  FMParams params;
+  try {
+    params = FMParams::from_json(params_json);
+  } catch (const ConfigError& e) {
+    r.bad_content(e.what());
+  }
+  FM model(params);
+  model.n_features_ = n_features;
+  model.n_fields_ = n_fields;
+  const auto nf = static_cast<std::int64_t>(n_features);
+  const auto nv = static_cast<std::int64_t>(static_cast<std::size_t>(n_features) * model.factor_stride());
+  model.feature_fields_ = r.vector<std::int32_t>(prefix + "feature_fields", {nf});
+  for (std::size_t i = 0; i < model.feature_fields_.size(); ++i) {
+    if (model.feature_fields_[i] < 0 || model.feature_fields_[i] >= n_fields) {
+      r.invalid(detail::concat("field of feature ", i, " out of range"));
+    }
+  }
+  model.w_ = r.vector<float>(prefix + "linear", {nf});
+  model.v_ = r.vector<float>(prefix + "factors", {nv});
+  const bool ada = params.optimizer == FMParams::Optimizer::adagrad;
+  model.gw_ = r.vector<float>(prefix + "linear_adagrad", {ada ? nf : 0});
+  model.gv_ = r.vector<float>(prefix + "factors_adagrad", {ada ? nv : 0});
+  for (const auto* arr : {&model.w_, &model.v_, &model.gw_, &model.gv_}) {
+    for (float x : *arr) {
+      if (!std::isfinite(x)) r.invalid("non-finite parameter");
+    }
+  }
+  model.w0_ = bias;
+  model.g0_ = bias_ada;
+  model.epochs_done_ = epochs_done;
+  try {
+    model.set_metadata(metadata);
+  } catch (const InputError& e) {
+    r.invalid(e.what());
+  }
+  model.fitted_ = true;
+  return model;
+}
+
+}  // namespace perkrec

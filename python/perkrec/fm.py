@@ -1,0 +1,734 @@
+"""Redemption models from features: a leak-safe FeatureEncoder, factorization machines (FM and
+field-aware FFM), probability calibration (Platt, isotonic) and reliability curves.
+
+>>> samples = redemption_samples(program.events, program.catalog, program.users)
+>>> enc = FeatureEncoder(DEFAULT_FIELDS).fit(train_samples, events=program.events)
+>>> X = enc.transform(train_samples, events=program.events)
+>>> model = FM(factors=8, epochs=10).fit(X, train_samples["label"], encoder=enc)
+>>> p = model.predict(enc.transform(test_samples, events=program.events))
+
+History aggregates (a member's past issues, claims and redemptions, overall, per benefit kind
+and per face-value band; a benefit's past redemption rate) only count events strictly before
+each sample's timestamp: an event at the same second as the sample is not visible.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from . import _core
+from ._progress import ProgressArg, resolve_progress
+from ._util import csr_parts
+from .data import _Serializable
+
+__all__ = [
+    "DEFAULT_FIELDS", "FFM", "FM", "FeatureEncoder", "IsotonicCalibrator", "PlattCalibrator",
+    "redemption_samples", "reliability_curve",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Samples from the data model
+
+FACE_VALUE_BANDS = (0.0, 2.0, 5.0, 10.0, 20.0)
+
+
+def _face_value_band(values) -> np.ndarray:
+    return np.searchsorted(np.asarray(FACE_VALUE_BANDS), np.asarray(values, dtype=np.float64), side="right")
+
+
+def redemption_samples(events, catalog, users=None, *, window_days: Optional[float] = None) -> pd.DataFrame:
+    """One row per issued benefit with its label: 1 when the member redeemed that benefit at or
+    after the issue and within the benefit's validity (or ``window_days`` when given).
+
+    Columns: user, benefit (indices of ``events``), timestamp, label, benefit attributes
+    (kind, face_value, face_value_band, threshold, discount_rate, validity_days, scope, channel),
+    member attributes from ``users`` (when given) and context (weekday, hour, day_of_month).
+    """
+    user, benefit, etype, seconds = _event_arrays(events)
+    cat = catalog.to_frame() if not isinstance(catalog, pd.DataFrame) else catalog
+    issued = np.flatnonzero((etype == "issued") & (benefit >= 0))
+    redeemed = np.flatnonzero((etype == "redeemed") & (benefit >= 0))
+    n_b = max(int(benefit.max(initial=0)) + 1, len(cat))
+    t0 = int(seconds.min(initial=0))
+    # Composite keys pair * 2^32 + time, sorted: the first redemption of the pair at or after
+    # the issue is one binary search away.
+    key_r = np.sort((user[redeemed] * n_b + benefit[redeemed]) * (1 << 32) + (seconds[redeemed] - t0))
+    pair_i = user[issued] * n_b + benefit[issued]
+    time_i = seconds[issued]
+    pos = np.searchsorted(key_r, pair_i * (1 << 32) + (time_i - t0), side="left")
+    found = pos < len(key_r)
+    hit = key_r[np.minimum(pos, max(len(key_r) - 1, 0))] if len(key_r) else np.zeros(len(pos), np.int64)
+    same_pair = found & ((hit >> 32) == pair_i)
+    first = (hit & ((1 << 32) - 1)) + t0
+    validity = cat["validity_days"].to_numpy().astype(np.float64)
+    windows = (np.full(len(issued), float(window_days)) if window_days is not None
+               else validity[benefit[issued]])
+    label = (same_pair & (first - time_i <= windows * 86400)).astype(np.uint8)
+    b = benefit[issued]
+    out = pd.DataFrame({
+        "user": user[issued],
+        "benefit": b,
+        "timestamp": time_i,
+        "label": label,
+    })
+    for col in ("kind", "face_value", "threshold", "discount_rate", "validity_days", "scope", "channel"):
+        if col in cat.columns:
+            out[col] = cat[col].to_numpy()[b]
+    if "face_value" in cat.columns:
+        out["face_value_band"] = _face_value_band(out["face_value"])
+    if users is not None:
+        uf = users.to_frame() if not isinstance(users, pd.DataFrame) else users
+        for col in uf.columns:
+            values = uf[col].to_numpy()[out["user"].to_numpy()]
+            if col == "signup_time":
+                out["tenure_days"] = (time_i - values.astype(np.float64)) / 86400.0
+            else:
+                out[col] = values
+    stamp = pd.to_datetime(time_i, unit="s", utc=True)
+    out["weekday"] = stamp.weekday
+    out["hour"] = stamp.hour
+    out["day_of_month"] = stamp.day
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Leak-safe history aggregates
+
+_HISTORY_TYPES = ("issued", "claimed", "redeemed")
+
+
+def _event_arrays(events) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ev = events.to_frame(external_ids=False) if not isinstance(events, pd.DataFrame) else events
+    t = ev["timestamp"]
+    if t.dtype.kind == "M":
+        stamps = pd.to_datetime(t, utc=True)
+        seconds = ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
+    else:
+        seconds = np.asarray(t, dtype=np.int64)
+    return (ev["user"].to_numpy().astype(np.int64), ev["benefit"].to_numpy().astype(np.int64),
+            ev["event_type"].astype(str).to_numpy(), seconds)
+
+
+def _counts_before(ev_key: np.ndarray, ev_time: np.ndarray, key: np.ndarray, time: np.ndarray) -> np.ndarray:
+    """For each (key[i], time[i]): the number of events with the same key and a time strictly
+    before time[i]. One sort of the events, then two binary searches per sample."""
+    if len(ev_key) == 0:
+        return np.zeros(len(key), dtype=np.int64)
+    all_times = np.concatenate([ev_time, time])
+    uniq = np.unique(all_times)
+    span = len(uniq) + 1
+    ev_c = ev_key * span + np.searchsorted(uniq, ev_time)
+    ev_c.sort()
+    s_rank = np.searchsorted(uniq, time)
+    upper = np.searchsorted(ev_c, key * span + s_rank, side="left")   # time < sample time
+    lower = np.searchsorted(ev_c, key * span, side="left")
+    return (upper - lower).astype(np.int64)
+
+
+def history_features(samples: pd.DataFrame, events, benefit_kind: np.ndarray,
+                     benefit_band: np.ndarray) -> pd.DataFrame:
+    """The history aggregates of each sample (user, benefit, timestamp) from events strictly
+    before its timestamp. ``benefit_kind`` / ``benefit_band`` map a benefit index to integer
+    codes."""
+    e_user, e_benefit, e_type, e_time = _event_arrays(events)
+    s_user = samples["user"].to_numpy().astype(np.int64)
+    s_benefit = samples["benefit"].to_numpy().astype(np.int64)
+    s_time = np.asarray(samples["timestamp"], dtype=np.int64)
+    has_benefit = e_benefit >= 0
+    ek = np.where(has_benefit, benefit_kind[np.clip(e_benefit, 0, None)], -1)
+    eb = np.where(has_benefit, benefit_band[np.clip(e_benefit, 0, None)], -1)
+    sk = benefit_kind[s_benefit]
+    sb = benefit_band[s_benefit]
+    n_k = int(max(benefit_kind.max(initial=0), 0)) + 2
+    n_bd = int(max(benefit_band.max(initial=0), 0)) + 2
+    out: Dict[str, np.ndarray] = {}
+    for etype in _HISTORY_TYPES:
+        m = (e_type == etype) & has_benefit
+        out[f"member_{etype}"] = _counts_before(e_user[m], e_time[m], s_user, s_time)
+        out[f"member_kind_{etype}"] = _counts_before(e_user[m] * n_k + ek[m], e_time[m], s_user * n_k + sk, s_time)
+        out[f"member_band_{etype}"] = _counts_before(e_user[m] * n_bd + eb[m], e_time[m], s_user * n_bd + sb, s_time)
+        out[f"benefit_{etype}"] = _counts_before(e_benefit[m], e_time[m], s_benefit, s_time)
+    m = e_type == "ordered"
+    out["member_ordered"] = _counts_before(e_user[m], e_time[m], s_user, s_time)
+    frame = pd.DataFrame(out, index=samples.index)
+    for scope in ("member", "member_kind", "member_band", "benefit"):
+        issued = frame[f"{scope}_issued"].to_numpy(np.float64)
+        frame[f"{scope}_redemption_rate"] = (frame[f"{scope}_redeemed"].to_numpy(np.float64) + 0.1) / (issued + 1.0)
+        frame[f"{scope}_claim_rate"] = (frame[f"{scope}_claimed"].to_numpy(np.float64) + 0.1) / (issued + 1.0)
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# FeatureEncoder
+
+_FIELD_KEYS = {
+    "categorical": {"name", "kind", "column", "min_count", "hash_buckets"},
+    "id": {"name", "kind", "column", "min_count", "hash_buckets"},
+    "numeric": {"name", "kind", "column", "transform", "bins"},
+    "history": {"name", "kind", "bins", "aggregates"},
+}
+
+HISTORY_AGGREGATES = tuple(
+    [f"{s}_{t}" for s in ("member", "member_kind", "member_band", "benefit") for t in _HISTORY_TYPES]
+    + ["member_ordered"]
+    + [f"{s}_{r}" for s in ("member", "member_kind", "member_band", "benefit") for r in ("redemption_rate", "claim_rate")]
+)
+
+DEFAULT_FIELDS: List[dict] = [
+    {"name": "user", "kind": "id", "min_count": 3},
+    {"name": "benefit", "kind": "id"},
+    {"name": "kind", "kind": "categorical"},
+    {"name": "face_value_band", "kind": "categorical"},
+    {"name": "threshold", "kind": "numeric", "transform": "quantile", "bins": 6},
+    {"name": "discount_rate", "kind": "numeric", "transform": "quantile", "bins": 6},
+    {"name": "validity_days", "kind": "categorical"},
+    {"name": "scope", "kind": "categorical"},
+    {"name": "channel", "kind": "categorical"},
+    {"name": "age_band", "kind": "categorical"},
+    {"name": "gender", "kind": "categorical"},
+    {"name": "tier", "kind": "categorical"},
+    {"name": "region", "kind": "categorical"},
+    {"name": "tenure_days", "kind": "numeric", "transform": "quantile", "bins": 8},
+    {"name": "weekday", "kind": "categorical"},
+    {"name": "hour", "kind": "categorical"},
+    {"name": "member_history", "kind": "history", "bins": 6,
+     "aggregates": [a for a in HISTORY_AGGREGATES if a.startswith("member")]},
+    {"name": "benefit_history", "kind": "history", "bins": 6,
+     "aggregates": [a for a in HISTORY_AGGREGATES if a.startswith("benefit")]},
+]
+
+
+def _config_error(message: str):
+    return _core.ConfigError(message)
+
+
+def _input_error(message: str):
+    return _core.InputError(message)
+
+
+def _hash_codes(values: np.ndarray, buckets: int) -> np.ndarray:
+    hashed = pd.util.hash_array(np.asarray(values, dtype=object).astype(str).astype(object), categorize=True)
+    return (hashed % np.uint64(buckets)).astype(np.int64)
+
+
+class FeatureEncoder:
+    """Turns sample rows (a DataFrame; see ``redemption_samples``) into sparse FM rows: one field
+    per declared field, features numbered globally.
+
+    Field kinds (a list of dicts, strict: unknown keys or kinds raise ConfigError):
+      * ``categorical`` / ``id``: one-hot over values seen at least ``min_count`` times in fit
+        (default 1); rarer and unseen values share the field's "other" feature. With
+        ``hash_buckets`` > 0 values are hashed into that many features instead.
+      * ``numeric``: ``transform="quantile"`` (default) one-hot of ``bins`` quantile buckets
+        (plus a missing bucket), or ``"standardize"`` (one feature, value (x - mean) / std;
+        NaN raises InputError).
+      * ``history``: the listed ``aggregates`` (see HISTORY_AGGREGATES), computed from
+        ``events`` strictly before each sample's timestamp, each quantile-bucketed into ``bins``
+        one-hot features (``bins=0``: log1p counts / rates as numeric values).
+    """
+
+    def __init__(self, fields: Sequence[dict] = tuple(DEFAULT_FIELDS)):
+        self.fields = [dict(f) for f in fields]
+        names = set()
+        for i, f in enumerate(self.fields):
+            if not isinstance(f, dict) or "name" not in f or "kind" not in f:
+                raise _config_error(f"FeatureEncoder: /fields/{i}: needs 'name' and 'kind' (got {f!r})")
+            kind = f["kind"]
+            if kind not in _FIELD_KEYS:
+                raise _config_error(f"FeatureEncoder: /fields/{i}/kind: unknown kind (got {kind!r}, expected one "
+                                    f"of {sorted(_FIELD_KEYS)})")
+            unknown = set(f) - _FIELD_KEYS[kind]
+            if unknown:
+                raise _config_error(f"FeatureEncoder: /fields/{i}: unknown keys {sorted(unknown)} for kind {kind!r}")
+            if f["name"] in names:
+                raise _config_error(f"FeatureEncoder: /fields/{i}/name: duplicate field {f['name']!r}")
+            names.add(f["name"])
+            if kind == "numeric" and f.get("transform", "quantile") not in ("quantile", "standardize"):
+                raise _config_error(f"FeatureEncoder: /fields/{i}/transform: expected 'quantile' or 'standardize' "
+                                    f"(got {f['transform']!r})")
+            if kind == "history":
+                bad = [a for a in f.get("aggregates", HISTORY_AGGREGATES) if a not in HISTORY_AGGREGATES]
+                if bad:
+                    raise _config_error(f"FeatureEncoder: /fields/{i}/aggregates: unknown {bad}")
+            for key in ("min_count", "hash_buckets", "bins"):
+                if key in f and (not isinstance(f[key], (int, np.integer)) or f[key] < 0):
+                    raise _config_error(f"FeatureEncoder: /fields/{i}/{key}: expected an integer >= 0 (got {f[key]!r})")
+        self.state: Optional[List[dict]] = None
+        self.benefit_kind: Optional[np.ndarray] = None
+        self.benefit_band: Optional[np.ndarray] = None
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _history(self, frame: pd.DataFrame, events, catalog) -> Optional[pd.DataFrame]:
+        if not any(f["kind"] == "history" for f in self.fields):
+            return None
+        if events is None:
+            raise _input_error("FeatureEncoder: history fields need events= (an EventLog or event frame)")
+        for col in ("user", "benefit", "timestamp"):
+            if col not in frame.columns:
+                raise _input_error(f"FeatureEncoder: history fields need column {col!r} in the samples")
+        if catalog is not None:
+            cat = catalog.to_frame() if not isinstance(catalog, pd.DataFrame) else catalog
+            kinds = pd.Categorical(cat["kind"].astype(str))
+            self.benefit_kind = kinds.codes.astype(np.int64)
+            self.benefit_band = _face_value_band(cat["face_value"]).astype(np.int64)
+        if self.benefit_kind is None:
+            raise _input_error("FeatureEncoder: history fields need catalog= when fitting")
+        b = frame["benefit"].to_numpy()
+        if len(b) and (b.min() < 0 or b.max() >= len(self.benefit_kind)):
+            raise _input_error(f"FeatureEncoder: benefit index out of range (got {b.min()}..{b.max()}, expected "
+                               f"0 <= benefit < {len(self.benefit_kind)})")
+        return history_features(frame, events, self.benefit_kind, self.benefit_band)
+
+    def _column(self, frame: pd.DataFrame, hist: Optional[pd.DataFrame], name: str) -> np.ndarray:
+        if hist is not None and name in hist.columns:
+            return hist[name].to_numpy()
+        if name not in frame.columns:
+            raise _input_error(f"FeatureEncoder: missing column {name!r} (have {list(frame.columns)})")
+        return frame[name].to_numpy()
+
+    def fit(self, frame: pd.DataFrame, *, events=None, catalog=None) -> "FeatureEncoder":
+        """Learns vocabularies, quantile edges and scalings from ``frame`` (the training samples)."""
+        hist = self._history(frame, events, catalog)
+        state = []
+        for f in self.fields:
+            kind = f["kind"]
+            if kind in ("categorical", "id"):
+                if f.get("hash_buckets", 0) > 0:
+                    state.append({"size": int(f["hash_buckets"])})
+                    continue
+                values = pd.Series(self._column(frame, hist, f.get("column", f["name"]))).astype(str)
+                counts = values.value_counts()
+                keep = sorted(counts[counts >= f.get("min_count", 1)].index.tolist())
+                state.append({"vocab": keep, "size": len(keep) + 1})
+            elif kind == "numeric":
+                x = np.asarray(self._column(frame, hist, f.get("column", f["name"])), dtype=np.float64)
+                if f.get("transform", "quantile") == "standardize":
+                    if not np.all(np.isfinite(x)):
+                        raise _input_error(f"FeatureEncoder.fit: column {f['name']!r} has non-finite values")
+                    sd = float(x.std()) or 1.0
+                    state.append({"mean": float(x.mean()), "std": sd, "size": 1})
+                else:
+                    edges = self._edges(x, f.get("bins", 8))
+                    state.append({"edges": edges, "size": len(edges) + 2})
+            else:
+                aggs = list(f.get("aggregates", HISTORY_AGGREGATES))
+                bins = f.get("bins", 6)
+                st = {"aggregates": aggs, "bins": bins}
+                if bins > 0:
+                    st["edges"] = [self._edges(np.asarray(hist[a], np.float64), bins) for a in aggs]
+                    st["offsets"] = list(np.cumsum([0] + [len(e) + 2 for e in st["edges"]]).tolist())
+                    st["size"] = st["offsets"][-1]
+                else:
+                    st["size"] = len(aggs)
+                state.append(st)
+        self.state = state
+        return self
+
+    @staticmethod
+    def _edges(x: np.ndarray, bins: int) -> List[float]:
+        x = x[np.isfinite(x)]
+        if len(x) == 0 or bins <= 1:
+            return []
+        edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1]))
+        return [float(e) for e in edges]
+
+    # -- transforming ----------------------------------------------------------------------
+    @property
+    def n_fields(self) -> int:
+        return len(self.fields)
+
+    @property
+    def field_sizes(self) -> List[int]:
+        self._require_fitted()
+        return [s["size"] for s in self.state]
+
+    @property
+    def n_features(self) -> int:
+        return int(sum(self.field_sizes))
+
+    @property
+    def feature_fields(self) -> np.ndarray:
+        """The field of every feature column (int32)."""
+        return np.repeat(np.arange(self.n_fields, dtype=np.int32), self.field_sizes)
+
+    def field_offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.field_sizes)]).astype(np.int64)
+
+    def _require_fitted(self):
+        if self.state is None:
+            raise _input_error("FeatureEncoder: not fitted")
+
+    def transform(self, frame: pd.DataFrame, *, events=None, catalog=None, fields: Optional[Sequence[str]] = None
+                  ) -> sp.csr_matrix:
+        """Sparse rows (scipy CSR float32, n_samples x n_features). ``fields`` restricts the
+        output to some fields (e.g. the benefit fields for score_candidates); columns keep
+        their global numbering."""
+        self._require_fitted()
+        selected = set(self.fields[i]["name"] for i in range(self.n_fields)) if fields is None else set(fields)
+        unknown = selected - {f["name"] for f in self.fields}
+        if unknown:
+            raise _input_error(f"FeatureEncoder.transform: unknown fields {sorted(unknown)}")
+        need_hist = any(f["kind"] == "history" and f["name"] in selected for f in self.fields)
+        hist = self._history(frame, events, catalog) if need_hist else None
+        n = len(frame)
+        offsets = self.field_offsets()
+        cols, vals = [], []
+        for i, (f, st) in enumerate(zip(self.fields, self.state)):
+            if f["name"] not in selected:
+                continue
+            base = offsets[i]
+            kind = f["kind"]
+            if kind in ("categorical", "id"):
+                raw = self._column(frame, hist, f.get("column", f["name"]))
+                if "vocab" in st:
+                    codes = pd.Categorical(pd.Series(raw).astype(str), categories=st["vocab"]).codes.astype(np.int64) + 1
+                else:
+                    codes = _hash_codes(raw, st["size"])
+                cols.append(base + codes)
+                vals.append(np.ones(n, np.float32))
+            elif kind == "numeric":
+                x = np.asarray(self._column(frame, hist, f.get("column", f["name"])), dtype=np.float64)
+                if "mean" in st:
+                    if not np.all(np.isfinite(x)):
+                        raise _input_error(f"FeatureEncoder.transform: column {f['name']!r} has non-finite values")
+                    cols.append(np.full(n, base, np.int64))
+                    vals.append(((x - st["mean"]) / st["std"]).astype(np.float32))
+                else:
+                    cols.append(base + self._bucket(x, st["edges"]))
+                    vals.append(np.ones(n, np.float32))
+            else:
+                for j, a in enumerate(st["aggregates"]):
+                    x = np.asarray(hist[a], np.float64)
+                    if st["bins"] > 0:
+                        cols.append(base + st["offsets"][j] + self._bucket(x, st["edges"][j]))
+                        vals.append(np.ones(n, np.float32))
+                    else:
+                        cols.append(np.full(n, base + j, np.int64))
+                        vals.append(np.log1p(x).astype(np.float32))
+        if not cols:
+            return sp.csr_matrix((n, self.n_features), dtype=np.float32)
+        c = np.stack(cols, axis=1).ravel()
+        v = np.stack(vals, axis=1).ravel()
+        indptr = np.arange(0, n * len(cols) + 1, len(cols), dtype=np.int64)
+        return sp.csr_matrix((v, c.astype(np.int32), indptr), shape=(n, self.n_features))
+
+    @staticmethod
+    def _bucket(x: np.ndarray, edges: List[float]) -> np.ndarray:
+        b = np.searchsorted(np.asarray(edges, np.float64), x, side="right").astype(np.int64)
+        return np.where(np.isfinite(x), b, len(edges) + 1)
+
+    def fit_transform(self, frame: pd.DataFrame, *, events=None, catalog=None) -> sp.csr_matrix:
+        return self.fit(frame, events=events, catalog=catalog).transform(frame, events=events, catalog=catalog)
+
+    # -- persistence -----------------------------------------------------------------------
+    def to_json(self) -> str:
+        self._require_fitted()
+        return json.dumps({
+            "fields": self.fields, "state": self.state,
+            "benefit_kind": None if self.benefit_kind is None else self.benefit_kind.tolist(),
+            "benefit_band": None if self.benefit_band is None else self.benefit_band.tolist(),
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> "FeatureEncoder":
+        d = json.loads(text)
+        unknown = set(d) - {"fields", "state", "benefit_kind", "benefit_band"}
+        if unknown:
+            raise _core.ModelFormatError(f"FeatureEncoder.from_json: unknown keys {sorted(unknown)}")
+        enc = cls(d["fields"])
+        enc.state = d["state"]
+        if d.get("benefit_kind") is not None:
+            enc.benefit_kind = np.asarray(d["benefit_kind"], np.int64)
+            enc.benefit_band = np.asarray(d["benefit_band"], np.int64)
+        return enc
+
+    def __repr__(self) -> str:
+        state = f"{self.n_features} features" if self.state is not None else "not fitted"
+        return f"FeatureEncoder({self.n_fields} fields, {state})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def _csr(X, n_features: Optional[int] = None):
+    if isinstance(X, np.ndarray) and X.ndim == 2:
+        X = sp.csr_matrix(X.astype(np.float32))
+    shape = None if n_features is None else (X.shape[0], n_features)
+    return csr_parts(X, "X", shape)
+
+
+def _f32(values, name: str, n: int) -> np.ndarray:
+    a = np.ascontiguousarray(np.asarray(values, dtype=np.float32).ravel())
+    if len(a) != n:
+        raise _input_error(f"FM: {name} has {len(a)} entries (expected {n})")
+    return a
+
+
+class FM(_Serializable):
+    """Factorization machine: bias + linear + factorized pairwise interactions over sparse rows.
+
+    ``loss``: ``"logistic"`` (labels 0/1; ``predict`` gives probabilities), ``"squared"``
+    (real targets) or ``"bpr"`` (pairwise ranking within ``groups``). ``optimizer``: ``"sgd"``
+    or ``"adagrad"``. Training is lock-free parallel over rows; ``num_threads=1`` is
+    bit-reproducible. A diverging run raises DivergenceError and keeps the last finite model.
+
+    >>> fm = FM(factors=8, epochs=10).fit(X, y, feature_fields=enc.feature_fields)
+    >>> p = fm.predict(X_test)
+    """
+
+    _core_class = _core.FM
+    _field_aware = False
+
+    def __init__(self, factors: int = 8, loss: str = "logistic", optimizer: str = "adagrad",
+                 learning_rate: float = 0.05, init_std: float = 0.01, reg_bias: float = 0.0,
+                 reg_linear: float = 1e-5, reg_factors: float = 1e-5, epochs: int = 10,
+                 early_stopping_rounds: int = 0, num_threads: int = 0, seed: int = 42):
+        params = dict(field_aware=self._field_aware, factors=factors, loss=loss, optimizer=optimizer,
+                      learning_rate=learning_rate, init_std=init_std, reg_bias=reg_bias,
+                      reg_linear=reg_linear, reg_factors=reg_factors, epochs=epochs,
+                      early_stopping_rounds=early_stopping_rounds, num_threads=num_threads, seed=seed)
+        self._impl = _core.FM(json.dumps(params))
+        self._encoder: Optional[FeatureEncoder] = None
+
+    @classmethod
+    def _wrap(cls, impl):
+        field_aware = json.loads(impl.get_params())["field_aware"]
+        obj = (FFM if field_aware else FM).__new__(FFM if field_aware else FM)
+        obj._impl = impl
+        meta = json.loads(impl.metadata)
+        obj._encoder = FeatureEncoder.from_json(json.dumps(meta["encoder"])) if "encoder" in meta else None
+        return obj
+
+    def get_params(self) -> dict:
+        params = json.loads(self._impl.get_params())
+        params.pop("field_aware")
+        return params
+
+    def _train(self, method, X, y, sample_weight, groups, feature_fields, n_fields, validation, encoder, progress):
+        if encoder is not None:
+            if feature_fields is None:
+                feature_fields = encoder.feature_fields
+            n_fields = encoder.n_fields if n_fields is None else n_fields
+        X = _csr(X)
+        n = X[3]
+        if feature_fields is None:
+            feature_fields = np.zeros(X[4], np.int32)
+            n_fields = 1 if n_fields is None else n_fields
+        ff = np.ascontiguousarray(np.asarray(feature_fields), dtype=np.int32)
+        if n_fields is None:
+            n_fields = int(ff.max(initial=-1)) + 1
+        yy = _f32(y, "y", n)
+        w = None if sample_weight is None else _f32(sample_weight, "sample_weight", n)
+        g = None if groups is None else np.ascontiguousarray(np.asarray(groups), dtype=np.int32)
+        vX = vy = vw = vg = None
+        if validation is not None:
+            vX = _csr(validation[0])
+            vy = _f32(validation[1], "validation y", vX[3])
+            if len(validation) > 2 and validation[2] is not None:
+                vg = np.ascontiguousarray(np.asarray(validation[2]), dtype=np.int32)
+        if encoder is not None:
+            self._encoder = encoder
+            self._impl.set_metadata(json.dumps({"encoder": json.loads(encoder.to_json())}))
+        method(X, yy, w, g, ff, int(n_fields), vX, vy, vw, vg, resolve_progress(progress))
+        return self
+
+    def fit(self, X, y, *, sample_weight=None, groups=None, feature_fields=None, n_fields: Optional[int] = None,
+            validation: Optional[tuple] = None, encoder: Optional[FeatureEncoder] = None,
+            progress: ProgressArg = False):
+        """Trains on rows ``X`` (scipy sparse, n x n_features) and labels ``y``.
+
+        ``feature_fields``: field of each feature (default: ``encoder.feature_fields``, else one
+        field). ``validation``: ``(X_val, y_val[, groups_val])`` for the per-epoch validation loss
+        and early stopping. ``groups``: per-row group ids for ``loss="bpr"``. ``encoder`` is saved
+        with the model (``model.encoder`` after load).
+        """
+        return self._train(self._impl.fit, X, y, sample_weight, groups, feature_fields, n_fields, validation,
+                           encoder, progress)
+
+    def partial_fit(self, X, y, *, sample_weight=None, groups=None, feature_fields=None,
+                    n_fields: Optional[int] = None, validation: Optional[tuple] = None, progress: ProgressArg = False):
+        """Continues training on new rows (same feature space) for ``epochs`` more epochs."""
+        if feature_fields is None and self._impl.fitted:
+            feature_fields = self._impl.feature_fields()
+            n_fields = self._impl.n_fields
+        return self._train(self._impl.partial_fit, X, y, sample_weight, groups, feature_fields, n_fields,
+                           validation, None, progress)
+
+    def decision_function(self, X) -> np.ndarray:
+        """Raw scores (log-odds for the logistic loss), float32."""
+        return self._impl.score(_csr(X), False)
+
+    def predict(self, X) -> np.ndarray:
+        """Probabilities for the logistic loss, raw scores otherwise."""
+        return self._impl.score(_csr(X), True)
+
+    def score(self, X) -> np.ndarray:
+        """Same as decision_function (the shared model vocabulary)."""
+        return self.decision_function(X)
+
+    def score_candidates(self, base, candidates) -> np.ndarray:
+        """Raw scores of every (base row, candidate row) pair as a (n_base, n_candidates) array:
+        a base row holds a member's (and context's) features, a candidate row a benefit's. Costs
+        O(candidates x factors) per base row for FM; GIL released; thread-safe."""
+        return self._impl.score_candidates(_csr(base), _csr(candidates))
+
+    def loss(self, X, y, *, sample_weight=None, groups=None) -> float:
+        X = _csr(X)
+        w = None if sample_weight is None else _f32(sample_weight, "sample_weight", X[3])
+        g = None if groups is None else np.ascontiguousarray(np.asarray(groups), dtype=np.int32)
+        return self._impl.loss(X, _f32(y, "y", X[3]), w, g)
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """Per-epoch training and validation loss (validation_loss NaN when none)."""
+        h = pd.DataFrame(self._impl.history(), columns=["epoch", "train_loss", "validation_loss"])
+        h.loc[h["validation_loss"] < 0, "validation_loss"] = np.nan
+        return h
+
+    @property
+    def encoder(self) -> Optional[FeatureEncoder]:
+        return self._encoder
+
+    @property
+    def fitted(self) -> bool:
+        return self._impl.fitted
+
+    @property
+    def n_features(self) -> int:
+        return self._impl.n_features
+
+    @property
+    def bias(self) -> float:
+        return self._impl.bias
+
+    @property
+    def linear(self) -> np.ndarray:
+        return self._impl.linear()
+
+    @property
+    def factors(self) -> np.ndarray:
+        f = self._impl.factors()
+        k = self.get_params()["factors"]
+        return f.reshape(self.n_features, -1, k) if self._field_aware else f.reshape(self.n_features, k)
+
+    def __repr__(self) -> str:
+        state = f"{self.n_features} features" if self.fitted else "not fitted"
+        return f"{type(self).__name__}({self.get_params()}, {state})"
+
+
+class FFM(FM):
+    """Field-aware factorization machine: one factor vector per (feature, other field). Same
+    API as FM; costs O(nnz^2 x factors) per row."""
+
+    _field_aware = True
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration
+
+
+class PlattCalibrator:
+    """Platt scaling: p = sigmoid(a * score + b), fitted by Newton's method on the log-loss with
+    Platt's smoothed targets. Fit on held-out scores (not the training rows)."""
+
+    def __init__(self):
+        self.a = 1.0
+        self.b = 0.0
+
+    def fit(self, scores, y) -> "PlattCalibrator":
+        s = np.asarray(scores, np.float64).ravel()
+        y = np.asarray(y, np.float64).ravel()
+        if len(s) != len(y) or not np.all(np.isfinite(s)) or not np.all(np.isin(y, (0, 1))):
+            raise _input_error("PlattCalibrator.fit: needs equal-length finite scores and 0/1 labels")
+        n_pos, n_neg = y.sum(), len(y) - y.sum()
+        t = np.where(y > 0, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+        a, b = 1.0, float(np.log((n_neg + 1) / (n_pos + 1))) * -1.0
+        for _ in range(100):
+            p = 1 / (1 + np.exp(-(a * s + b)))
+            g = np.array([np.sum((p - t) * s), np.sum(p - t)])
+            w = p * (1 - p) + 1e-12
+            h = np.array([[np.sum(w * s * s), np.sum(w * s)], [np.sum(w * s), np.sum(w)]]) + 1e-9 * np.eye(2)
+            step = np.linalg.solve(h, g)
+            a, b = a - step[0], b - step[1]
+            if np.max(np.abs(step)) < 1e-10:
+                break
+        self.a, self.b = float(a), float(b)
+        return self
+
+    def predict(self, scores) -> np.ndarray:
+        s = np.asarray(scores, np.float64)
+        return 1 / (1 + np.exp(-(self.a * s + self.b)))
+
+
+class IsotonicCalibrator:
+    """Isotonic regression (pool adjacent violators): the best non-decreasing map from score to
+    probability; predictions interpolate linearly between block centres."""
+
+    def __init__(self):
+        self.x: Optional[np.ndarray] = None
+        self.y: Optional[np.ndarray] = None
+
+    def fit(self, scores, y) -> "IsotonicCalibrator":
+        s = np.asarray(scores, np.float64).ravel()
+        y = np.asarray(y, np.float64).ravel()
+        if len(s) != len(y) or len(s) == 0 or not np.all(np.isfinite(s)) or not np.all(np.isfinite(y)):
+            raise _input_error("IsotonicCalibrator.fit: needs equal-length, non-empty finite scores and labels")
+        order = np.argsort(s, kind="stable")
+        s, y = s[order], y[order]
+        # Merge ties first, then pool adjacent violators on the unique scores.
+        xs, idx = np.unique(s, return_index=True)
+        sums = np.add.reduceat(y, idx)
+        counts = np.diff(np.append(idx, len(y))).astype(np.float64)
+        vals, wts, lo = [], [], []
+        for i in range(len(xs)):
+            vals.append(sums[i] / counts[i])
+            wts.append(counts[i])
+            lo.append(i)
+            while len(vals) > 1 and vals[-2] > vals[-1]:
+                v2, w2 = vals.pop(), wts.pop()
+                lo.pop()
+                vals[-1] = (vals[-1] * wts[-1] + v2 * w2) / (wts[-1] + w2)
+                wts[-1] += w2
+        starts = np.asarray(lo)
+        ends = np.append(starts[1:], len(xs)) - 1
+        # Each block is flat between its first and last score.
+        self.x = np.ravel(np.column_stack([xs[starts], xs[ends]]))
+        self.y = np.repeat(np.asarray(vals), 2)
+        return self
+
+    def predict(self, scores) -> np.ndarray:
+        if self.x is None:
+            raise _input_error("IsotonicCalibrator.predict: not fitted")
+        return np.interp(np.asarray(scores, np.float64), self.x, self.y)
+
+
+def reliability_curve(y, probabilities, bins: int = 10, strategy: str = "uniform") -> pd.DataFrame:
+    """Reliability-diagram data: per probability bin the mean predicted probability, the observed
+    positive fraction and the count (``strategy`` "uniform" or "quantile" bins). Also returns
+    the expected calibration error in ``frame.attrs['ece']``."""
+    y = np.asarray(y, np.float64).ravel()
+    p = np.asarray(probabilities, np.float64).ravel()
+    if len(y) != len(p):
+        raise _input_error(f"reliability_curve: y and probabilities lengths differ ({len(y)} vs {len(p)})")
+    if strategy == "uniform":
+        edges = np.linspace(0, 1, bins + 1)
+    elif strategy == "quantile":
+        edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1)))
+    else:
+        raise _config_error(f"reliability_curve: strategy must be 'uniform' or 'quantile' (got {strategy!r})")
+    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+    rows = []
+    for b in range(len(edges) - 1):
+        m = which == b
+        if m.any():
+            rows.append((b, edges[b], edges[b + 1], p[m].mean(), y[m].mean(), int(m.sum())))
+    out = pd.DataFrame(rows, columns=["bin", "low", "high", "mean_predicted", "fraction_positive", "count"])
+    out.attrs["ece"] = float(np.sum(out["count"] * np.abs(out["mean_predicted"] - out["fraction_positive"]))
+                             / max(len(y), 1))
+    return out
