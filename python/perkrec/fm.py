@@ -90,7 +90,7 @@ def redemption_samples(events, catalog, users=None, *, window_days: Optional[flo
             else:
                 out[col] = values
     stamp = pd.to_datetime(time_i, unit="s", utc=True)
-    out["weekday"] = stamp.weekday
+    out["weekday"] = stamp.day_of_week
     out["hour"] = stamp.hour
     out["day_of_month"] = stamp.day
     return out
@@ -386,7 +386,7 @@ class FeatureEncoder:
             if kind in ("categorical", "id"):
                 raw = self._column(frame, hist, f.get("column", f["name"]))
                 if "vocab" in st:
-                    codes = pd.Categorical(pd.Series(raw).astype(str), categories=st["vocab"]).codes.astype(np.int64) + 1
+                    codes = pd.Index(st["vocab"], dtype=object).get_indexer(pd.Series(raw).astype(str).to_numpy(object)).astype(np.int64) + 1
                 else:
                     codes = _hash_codes(raw, st["size"])
                 cols.append(base + codes)

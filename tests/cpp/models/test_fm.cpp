@@ -1,0 +1,358 @@
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include "test_util.hpp"
+
+namespace perkrec {
+namespace {
+
+// A planted FM: `fields` fields of `per_field` features, one active feature per field per row.
+struct Planted {
+  CsrMatrix<float> X;
+  std::vector<float> y;
+  std::vector<float> truth;  // true probabilities
+  std::vector<std::int32_t> feature_fields;
+  std::int32_t fields = 0;
+};
+
+Planted planted(Index rows, int fields, int per_field, int k, std::uint64_t seed,
+                bool with_values = false) {
+  Rng rng(seed);
+  const Index nf = fields * per_field;
+  std::vector<float> w(static_cast<std::size_t>(nf)), v(static_cast<std::size_t>(nf) * k);
+  for (auto& x : w) x = static_cast<float>(rng.normal(0, 0.3));
+  for (auto& x : v) x = static_cast<float>(rng.normal(0, 0.6));
+  Planted p;
+  p.fields = fields;
+  p.X.rows = rows;
+  p.X.cols = nf;
+  for (Index f = 0; f < nf; ++f) p.feature_fields.push_back(f / per_field);
+  for (Index r = 0; r < rows; ++r) {
+    std::vector<float> sum(static_cast<std::size_t>(k), 0.0f);
+    double s = -0.5, sq = 0.0;
+    for (int f = 0; f < fields; ++f) {
+      const Index i = f * per_field + static_cast<Index>(rng.below(static_cast<std::uint32_t>(per_field)));
+      const float x = with_values ? static_cast<float>(rng.uniform(0.5, 1.5)) : 1.0f;
+      p.X.indices.push_back(i);
+      p.X.data.push_back(x);
+      s += w[static_cast<std::size_t>(i)] * x;
+      for (int q = 0; q < k; ++q) {
+        const double t = v[static_cast<std::size_t>(i) * k + q] * x;
+        sum[static_cast<std::size_t>(q)] += static_cast<float>(t);
+        sq += t * t;
+      }
+    }
+    double dot = 0;
+    for (float t : sum) dot += static_cast<double>(t) * t;
+    s += 0.5 * (dot - sq);
+    const double prob = 1.0 / (1.0 + std::exp(-s));
+    p.truth.push_back(static_cast<float>(prob));
+    p.y.push_back(rng.bernoulli(prob) ? 1.0f : 0.0f);
+    p.X.indptr.push_back(static_cast<Offset>(p.X.indices.size()));
+  }
+  return p;
+}
+
+CsrMatrix<float> slice(const CsrMatrix<float>& m, Index begin, Index end) {
+  CsrMatrix<float> out;
+  out.rows = end - begin;
+  out.cols = m.cols;
+  for (Index r = begin; r < end; ++r) {
+    for (Offset e = m.indptr[r]; e < m.indptr[r + 1]; ++e) {
+      out.indices.push_back(m.indices[static_cast<std::size_t>(e)]);
+      out.data.push_back(m.data[static_cast<std::size_t>(e)]);
+    }
+    out.indptr.push_back(static_cast<Offset>(out.indices.size()));
+  }
+  return out;
+}
+
+std::vector<std::uint8_t> as_labels(Span<const float> y) {
+  std::vector<std::uint8_t> out;
+  for (float v : y) out.push_back(v > 0.5f ? 1 : 0);
+  return out;
+}
+
+TEST(FM, RecoversPlantedModelCloseToOracle) {
+  Planted p = planted(60000, 8, 12, 4, 7);
+  const CsrMatrix<float> train = slice(p.X, 0, 50000), test = slice(p.X, 50000, 60000);
+  FMParams params;
+  params.factors = 4;
+  params.epochs = 12;
+  params.learning_rate = 0.05f;
+  params.num_threads = 2;
+  FM fm(params);
+  FMTarget t;
+  t.labels = Span<const float>(p.y.data(), 50000);
+  fm.fit(train.view(), t, p.feature_fields, p.fields);
+  std::vector<float> pred(10000);
+  fm.predict(test.view(), pred);
+  const auto labels = as_labels(Span<const float>(p.y.data() + 50000, 10000));
+  const double model_auc = auc(pred, labels);
+  const double oracle_auc = auc(Span<const float>(p.truth.data() + 50000, 10000), labels);
+  EXPECT_GT(model_auc, oracle_auc - 0.02) << "oracle " << oracle_auc;
+  // The linear part alone cannot do this well: the planted signal is mostly interactions.
+  FMParams linear_only = params;
+  linear_only.factors = 1;
+  linear_only.init_std = 0.0f;
+  FM lin(linear_only);
+  lin.fit(train.view(), t, p.feature_fields, p.fields);
+  lin.predict(test.view(), pred);
+  EXPECT_LT(auc(pred, labels), model_auc - 0.03);
+}
+
+TEST(FM, LossDecreasesOverFirstEpochs) {
+  Planted p = planted(20000, 6, 10, 4, 11);
+  for (bool ffm : {false, true}) {
+    FMParams params;
+    params.field_aware = ffm;
+    params.factors = 4;
+    params.epochs = 1;
+    params.init_std = 0.1f;
+    params.num_threads = 1;
+    params.optimizer = FMParams::Optimizer::adagrad;
+    params.learning_rate = 0.05f;
+    FM fm(params);
+    FMTarget t;
+    t.labels = p.y;
+    std::vector<double> losses;
+    fm.fit(p.X.view(), t, p.feature_fields, p.fields);
+    losses.push_back(fm.loss(p.X.view(), t));
+    for (int e = 0; e < 3; ++e) {
+      fm.partial_fit(p.X.view(), t, p.feature_fields, p.fields);
+      losses.push_back(fm.loss(p.X.view(), t));
+    }
+    ASSERT_EQ(fm.history().size(), 4u);
+    for (std::size_t e = 1; e < losses.size(); ++e) {
+      EXPECT_LT(losses[e], losses[e - 1]) << "ffm " << ffm << " epoch " << e;
+    }
+    EXPECT_LT(fm.history()[3].train_loss, fm.history()[0].train_loss);
+  }
+}
+
+TEST(FM, AnalyticGradientsMatchFiniteDifferences) {
+  Planted p = planted(5, 4, 3, 3, 5, /*with_values=*/true);
+  for (bool ffm : {false, true}) {
+    for (auto loss : {FMParams::Loss::logistic, FMParams::Loss::squared}) {
+      FMParams params;
+      params.field_aware = ffm;
+      params.factors = 3;
+      params.epochs = 1;
+      params.init_std = 0.5f;
+      params.loss = loss;
+      params.num_threads = 1;
+      FM fm(params);
+      FMTarget t;
+      std::vector<float> y = p.y;
+      t.labels = y;
+      fm.fit(p.X.view(), t, p.feature_fields, p.fields);
+      const float label = 1.0f;
+      const std::vector<double> grad = fm.row_gradient(p.X.view(), 2, label);
+      // Row 2 alone, as a one-row matrix, for the loss.
+      const CsrMatrix<float> row = slice(p.X, 2, 3);
+      std::vector<float> one{label};
+      FMTarget rt;
+      rt.labels = one;
+      const float w0 = fm.bias();
+      const std::vector<float> w = fm.linear(), v = fm.factors();
+      auto loss_at = [&](std::size_t param, double delta) {
+        float b = w0;
+        std::vector<float> ww = w, vv = v;
+        if (param == 0) b += static_cast<float>(delta);
+        else if (param <= ww.size()) ww[param - 1] += static_cast<float>(delta);
+        else vv[param - 1 - ww.size()] += static_cast<float>(delta);
+        FM copy = fm;
+        copy.set_parameters(b, ww, vv);
+        return copy.loss(row.view(), rt);
+      };
+      int checked = 0;
+      for (std::size_t param = 0; param < grad.size(); ++param) {
+        const double h = 1e-2;
+        const double numeric = (loss_at(param, h) - loss_at(param, -h)) / (2 * h);
+        EXPECT_NEAR(grad[param], numeric, 2e-3 + 2e-2 * std::fabs(numeric)) << "param " << param << " ffm " << ffm;
+        if (grad[param] != 0.0) ++checked;
+      }
+      EXPECT_GT(checked, 10);
+    }
+  }
+}
+
+TEST(FM, SaveLoadAndConcurrentScoringAndCandidates) {
+  Planted p = planted(3000, 5, 6, 4, 21, true);
+  for (bool ffm : {false, true}) {
+    FMParams params;
+    params.field_aware = ffm;
+    params.factors = 4;
+    params.epochs = 2;
+    params.init_std = 0.1f;
+    FM fm(params);
+    FMTarget t;
+    t.labels = p.y;
+    fm.fit(p.X.view(), t, p.feature_fields, p.fields);
+    fm.set_metadata("{\"encoder\": 1}");
+    const FM loaded = FM::from_bytes(fm.to_bytes());
+    std::vector<float> a(3000), b(3000);
+    fm.score(p.X.view(), a);
+    loaded.score(p.X.view(), b);
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(loaded.metadata(), "{\"encoder\": 1}");
+    // Concurrent scoring from 4 threads equals serial scoring.
+    std::vector<std::vector<float>> outs(4, std::vector<float>(3000));
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) threads.emplace_back([&, i] { loaded.score(p.X.view(), outs[static_cast<std::size_t>(i)]); });
+    for (auto& th : threads) th.join();
+    for (const auto& o : outs) EXPECT_EQ(o, a);
+    // Candidates: base = first 3 fields of rows 0..9, candidates = last 2 fields of rows 0..19.
+    CsrMatrix<float> base, cand;
+    base.cols = cand.cols = p.X.cols;
+    for (Index r = 0; r < 20; ++r) {
+      for (Offset e = p.X.indptr[r]; e < p.X.indptr[r + 1]; ++e) {
+        const Index i = p.X.indices[static_cast<std::size_t>(e)];
+        const float x = p.X.data[static_cast<std::size_t>(e)];
+        const bool is_base = p.feature_fields[static_cast<std::size_t>(i)] < 3;
+        if (is_base && r < 10) { base.indices.push_back(i); base.data.push_back(x); }
+        if (!is_base) { cand.indices.push_back(i); cand.data.push_back(x); }
+      }
+      if (r < 10) base.indptr.push_back(static_cast<Offset>(base.indices.size()));
+      cand.indptr.push_back(static_cast<Offset>(cand.indices.size()));
+    }
+    base.rows = 10;
+    cand.rows = 20;
+    std::vector<float> grid(200);
+    fm.score_candidates(base.view(), cand.view(), grid);
+    for (Index r = 0; r < 10; ++r) {
+      for (Index c = 0; c < 20; ++c) {
+        CsrMatrix<float> joint;
+        joint.rows = 1;
+        joint.cols = p.X.cols;
+        for (Offset e = base.indptr[r]; e < base.indptr[r + 1]; ++e) { joint.indices.push_back(base.indices[e]); joint.data.push_back(base.data[e]); }
+        for (Offset e = cand.indptr[c]; e < cand.indptr[c + 1]; ++e) { joint.indices.push_back(cand.indices[e]); joint.data.push_back(cand.data[e]); }
+        joint.indptr.push_back(static_cast<Offset>(joint.indices.size()));
+        std::vector<float> s(1);
+        fm.score(joint.view(), s);
+        EXPECT_NEAR(grid[static_cast<std::size_t>(r * 20 + c)], s[0], 1e-4) << "ffm " << ffm;
+      }
+    }
+  }
+}
+
+TEST(FM, ReproducibleWithOneThread) {
+  Planted p = planted(4000, 5, 6, 4, 3);
+  FMParams params;
+  params.num_threads = 1;
+  params.epochs = 3;
+  FM a(params), b(params);
+  FMTarget t;
+  t.labels = p.y;
+  a.fit(p.X.view(), t, p.feature_fields, p.fields);
+  b.fit(p.X.view(), t, p.feature_fields, p.fields);
+  EXPECT_EQ(a.factors(), b.factors());
+  EXPECT_EQ(a.linear(), b.linear());
+}
+
+TEST(FM, BadInputRaisesInputErrorAndLeavesModel) {
+  Planted p = planted(100, 3, 4, 2, 1);
+  FM fm;
+  FMTarget t;
+  t.labels = p.y;
+  fm.fit(p.X.view(), t, p.feature_fields, p.fields);
+  const std::vector<float> before = fm.factors();
+  CsrMatrix<float> bad = p.X;
+  bad.data[3] = std::nanf("");
+  PERKREC_EXPECT_THROW_MSG(fm.fit(bad.view(), t, p.feature_fields, p.fields), InputError, "finite");
+  CsrMatrix<float> out_of_range = p.X;
+  out_of_range.indices[0] = 9999;
+  PERKREC_EXPECT_THROW_MSG(fm.fit(out_of_range.view(), t, p.feature_fields, p.fields), InputError, "9999");
+  std::vector<std::int32_t> fields = p.feature_fields;
+  fields[0] = 7;  // unknown field
+  PERKREC_EXPECT_THROW_MSG(fm.fit(p.X.view(), t, fields, p.fields), InputError, "field of feature 0");
+  std::vector<float> short_y(p.y.begin(), p.y.end() - 1);
+  FMTarget ts;
+  ts.labels = short_y;
+  PERKREC_EXPECT_THROW_MSG(fm.fit(p.X.view(), ts, p.feature_fields, p.fields), InputError, "labels");
+  std::vector<float> two(p.y);
+  two[0] = 2.0f;
+  FMTarget t2;
+  t2.labels = two;
+  PERKREC_EXPECT_THROW_MSG(fm.fit(p.X.view(), t2, p.feature_fields, p.fields), InputError, "0 or 1");
+  std::vector<float> out(5);
+  PERKREC_EXPECT_THROW_MSG(fm.score(p.X.view(), out), InputError, "out has 5");
+  EXPECT_EQ(fm.factors(), before);
+  FMParams bad_params;
+  bad_params.factors = 0;
+  EXPECT_THROW(FM{bad_params}, ConfigError);
+  EXPECT_THROW(FMParams::from_json(Json{{"factorz", 3}}), ConfigError);
+}
+
+TEST(FM, DivergingLearningRateRaisesAndKeepsLastFiniteModel) {
+  Planted p = planted(2000, 5, 6, 4, 9);
+  FMParams params;
+  params.loss = FMParams::Loss::squared;
+  params.optimizer = FMParams::Optimizer::sgd;
+  params.learning_rate = 50.0f;
+  params.init_std = 1.0f;
+  params.epochs = 5;
+  params.num_threads = 1;
+  FM fm(params);
+  std::vector<float> y(p.y.size());
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = 100.0f * p.y[i];
+  FMTarget t;
+  t.labels = y;
+  EXPECT_THROW(fm.fit(p.X.view(), t, p.feature_fields, p.fields), DivergenceError);
+  ASSERT_TRUE(fm.fitted());
+  for (float v : fm.factors()) ASSERT_TRUE(std::isfinite(v));
+  for (float v : fm.linear()) ASSERT_TRUE(std::isfinite(v));
+  std::vector<float> s(p.X.rows);
+  fm.score(p.X.view(), s);
+}
+
+TEST(FM, BprRanksWithinGroupsAndPartialFitContinues) {
+  Planted p = planted(8000, 5, 8, 4, 13);
+  std::vector<Index> groups(p.y.size());
+  for (std::size_t i = 0; i < groups.size(); ++i) groups[i] = static_cast<Index>(i / 20);
+  FMParams params;
+  params.loss = FMParams::Loss::bpr;
+  params.factors = 4;
+  params.epochs = 6;
+  params.num_threads = 1;
+  FM fm(params);
+  FMTarget t;
+  t.labels = p.y;
+  t.groups = groups;
+  fm.fit(p.X.view(), t, p.feature_fields, p.fields);
+  std::vector<float> s(p.y.size());
+  fm.score(p.X.view(), s);
+  EXPECT_GT(auc(s, as_labels(p.y)), 0.7);
+  const double before = fm.loss(p.X.view(), t);
+  fm.partial_fit(p.X.view(), t, p.feature_fields, p.fields);
+  EXPECT_EQ(fm.history().size(), 12u);
+  EXPECT_LT(fm.loss(p.X.view(), t), before + 1e-6);
+}
+
+TEST(FM, EarlyStoppingKeepsBestValidationEpoch) {
+  Planted p = planted(3000, 6, 30, 4, 17);
+  const CsrMatrix<float> train = slice(p.X, 0, 1500), val = slice(p.X, 1500, 3000);
+  FMParams params;
+  params.field_aware = true;
+  params.factors = 8;
+  params.learning_rate = 0.2f;
+  params.reg_factors = 0;
+  params.reg_linear = 0;
+  params.epochs = 30;
+  params.early_stopping_rounds = 2;
+  params.num_threads = 1;
+  FM fm(params);
+  FMTarget t, vt;
+  t.labels = Span<const float>(p.y.data(), 1500);
+  vt.labels = Span<const float>(p.y.data() + 1500, 1500);
+  const CsrView<float> val_view = val.view();
+  fm.fit(train.view(), t, p.feature_fields, p.fields, &val_view, &vt);
+  ASSERT_LT(fm.history().size(), 30u);  // it stopped
+  double best = 1e9;
+  for (const auto& e : fm.history()) best = std::min(best, e.validation_loss);
+  EXPECT_NEAR(fm.loss(val.view(), vt), best, 1e-9);
+}
+
+}  // namespace
+}  // namespace perkrec

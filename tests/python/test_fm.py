@@ -1,0 +1,210 @@
+"""FeatureEncoder (leak safety), FM/FFM through Python, calibration, cold start."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import perkrec
+from perkrec.fm import (FFM, FM, FeatureEncoder, IsotonicCalibrator, PlattCalibrator, redemption_samples,
+                        reliability_curve)
+
+
+@pytest.fixture(scope="module")
+def program(small_program):
+    return small_program
+
+
+@pytest.fixture(scope="module")
+def split(program):
+    samples = redemption_samples(program.events, program.catalog, program.users)
+    cut = np.quantile(samples["timestamp"], 0.8)
+    train, test = samples[samples["timestamp"] < cut], samples[samples["timestamp"] >= cut]
+    enc = FeatureEncoder().fit(train, events=program.events, catalog=program.catalog)
+    return samples, train, test, enc
+
+
+@pytest.fixture(scope="module")
+def fitted(program, split):
+    _, train, test, enc = split
+    X = enc.transform(train, events=program.events)
+    Xt = enc.transform(test, events=program.events)
+    model = FM(factors=8, epochs=6, num_threads=2).fit(X, train["label"], encoder=enc)
+    return model, X, Xt
+
+
+def test_labels_follow_redemptions(program):
+    samples = redemption_samples(program.events, program.catalog)
+    ev = program.events.to_frame(external_ids=False)
+    redeemed_pairs = set(zip(ev.loc[ev.event_type == "redeemed", "user"], ev.loc[ev.event_type == "redeemed", "benefit"]))
+    positives = samples[samples["label"] == 1]
+    assert len(positives) > 0
+    assert all((u, b) in redeemed_pairs for u, b in zip(positives["user"], positives["benefit"]))
+    assert 0.02 < samples["label"].mean() < 0.6
+
+
+def test_history_features_never_see_the_future(program, split):
+    samples, _, _, enc = split
+    events = program.events.to_frame(external_ids=False)
+    t_sec = ((events["timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy()
+    cut = int(np.median(samples["timestamp"]))
+    at_cut = samples[samples["timestamp"] == cut]
+    assert len(at_cut) > 0
+    # Rewrite the future: drop every event at or after the cut, then add redemptions, claims
+    # and issues for the cut sample's member and benefit exactly AT the cut and later.
+    future = events[t_sec < cut].copy()
+    rng = np.random.default_rng(0)
+    extra = []
+    for u, b in zip(at_cut["user"], at_cut["benefit"]):
+        for etype in ("issued", "claimed", "redeemed"):
+            for dt in (0, 0, 5, 3600):
+                extra.append((u, b, etype, cut + dt))
+    for _ in range(2000):
+        extra.append((int(rng.integers(program.events.n_users)), int(rng.integers(len(program.catalog))),
+                      rng.choice(["issued", "claimed", "redeemed"]), cut + int(rng.integers(0, 10**6))))
+    extra = pd.DataFrame(extra, columns=["user", "benefit", "event_type", "timestamp"])
+    extra["timestamp"] = pd.to_datetime(extra["timestamp"], unit="s", utc=True)
+    changed = pd.concat([future[["user", "benefit", "event_type", "timestamp"]], extra], ignore_index=True)
+    before = samples[samples["timestamp"] <= cut]
+    a = enc.transform(before, events=events)
+    b = enc.transform(before, events=changed)
+    assert (a != b).nnz == 0
+    # Control: the change is visible to later samples (the test can fail).
+    later = samples[samples["timestamp"] > cut + 3600]
+    assert (enc.transform(later, events=events) != enc.transform(later, events=changed)).nnz > 0
+
+
+def test_encoder_spec_is_strict_and_inputs_are_checked(program, split):
+    samples, train, _, enc = split
+    with pytest.raises(perkrec.ConfigError):
+        FeatureEncoder([{"name": "kind", "kind": "categorical", "min_cnt": 3}])
+    with pytest.raises(perkrec.ConfigError):
+        FeatureEncoder([{"name": "kind", "kind": "embedding"}])
+    with pytest.raises(perkrec.InputError):
+        enc.transform(train.head(), fields=["no_such_field"])
+    with pytest.raises(perkrec.InputError):
+        FeatureEncoder([{"name": "missing_column", "kind": "categorical"}]).fit(train)
+    std = FeatureEncoder([{"name": "face_value", "kind": "numeric", "transform": "standardize"}]).fit(train)
+    bad = train.head(3).copy()
+    bad["face_value"] = np.nan
+    with pytest.raises(perkrec.InputError):
+        std.transform(bad)
+    hashed = FeatureEncoder([{"name": "user", "kind": "id", "hash_buckets": 64}]).fit(train)
+    X = hashed.transform(train)
+    assert X.shape == (len(train), 64) and X.nnz == len(train)
+    again = FeatureEncoder.from_json(enc.to_json())
+    assert (again.transform(train.head(50), events=program.events) !=
+            enc.transform(train.head(50), events=program.events)).nnz == 0
+
+
+def test_fm_beats_chance_and_roundtrips(fitted, split, tmp_path):
+    model, X, Xt = fitted
+    _, train, test, enc = split
+    p = model.predict(Xt)
+    y = test["label"].to_numpy()
+    assert perkrec.auc(y, p) > 0.65
+    assert perkrec.log_loss(y, p) < perkrec.log_loss(y, np.full(len(y), y.mean()))
+    path = tmp_path / "fm.perk"
+    model.save(path)
+    loaded = perkrec.load(path)
+    assert isinstance(loaded, FM)
+    np.testing.assert_array_equal(loaded.predict(Xt), p)
+    assert loaded.encoder is not None and loaded.encoder.n_features == enc.n_features
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(Xt), p)
+    assert model.get_params()["factors"] == 8
+
+
+def test_score_candidates_equals_joint_rows(program, fitted, split):
+    model, _, _ = fitted
+    _, _, test, enc = split
+    benefit_fields = ["benefit", "kind", "face_value_band", "threshold", "discount_rate", "validity_days", "scope",
+                      "channel", "benefit_history"]
+    member_fields = [f["name"] for f in enc.fields if f["name"] not in benefit_fields]
+    rows = test.head(6)
+    base = enc.transform(rows, events=program.events, fields=member_fields)
+    cands = enc.transform(rows, events=program.events, fields=benefit_fields)
+    grid = model.score_candidates(base, cands)
+    assert grid.shape == (6, 6)
+    joint = enc.transform(rows, events=program.events)
+    np.testing.assert_allclose(np.diag(grid), model.decision_function(joint), rtol=1e-4, atol=1e-4)
+
+
+def test_bad_inputs_raise_input_error(fitted):
+    model, X, _ = fitted
+    bad = X[:5].copy().astype(np.float32)
+    bad.data[0] = np.nan
+    with pytest.raises(perkrec.InputError):
+        model.predict(bad)
+    with pytest.raises(perkrec.InputError):
+        FM().fit(X, np.zeros(3))
+    wide = sp.csr_matrix((5, X.shape[1] + 3), dtype=np.float32)
+    with pytest.raises(perkrec.InputError):
+        model.predict(wide)
+    with pytest.raises(perkrec.InputError):
+        FM().fit(X, np.zeros(X.shape[0]), feature_fields=np.zeros(X.shape[1], np.int32), n_fields=0)
+    with pytest.raises(perkrec.ConfigError):
+        FM(loss="hinge")
+
+
+def test_divergence_is_an_arithmetic_error_and_keeps_a_finite_model(fitted):
+    _, X, _ = fitted
+    y = np.random.default_rng(0).normal(0, 1000, X.shape[0])
+    model = FM(loss="squared", optimizer="sgd", learning_rate=10.0, init_std=1.0, epochs=3, num_threads=1)
+    with pytest.raises(ArithmeticError):
+        model.fit(X, y)
+    assert model.fitted and np.all(np.isfinite(model.factors))
+
+
+def test_ffm_and_partial_fit(program, split):
+    _, train, test, enc = split
+    X = enc.transform(train, events=program.events)
+    Xt = enc.transform(test, events=program.events)
+    y = train["label"].to_numpy()
+    ffm = FFM(factors=4, epochs=10, early_stopping_rounds=1, num_threads=2).fit(
+        X, y, encoder=enc, validation=(Xt, test["label"]))
+    assert perkrec.auc(test["label"].to_numpy(), ffm.predict(Xt)) > 0.65
+    assert ffm.factors.shape == (enc.n_features, enc.n_fields, 4)
+    assert isinstance(perkrec.loads(ffm.to_bytes()), FFM)
+    fm = FM(factors=4, epochs=2, num_threads=1).fit(X[:5000], y[:5000], encoder=enc)
+    fm.partial_fit(X[5000:], y[5000:])
+    assert len(fm.history) == 4
+
+
+def test_calibration():
+    rng = np.random.default_rng(1)
+    s = rng.normal(0, 2, 20000)
+    p_true = 1 / (1 + np.exp(-(0.5 * s - 1.0)))
+    y = (rng.random(len(s)) < p_true).astype(np.uint8)
+    platt = PlattCalibrator().fit(s, y)
+    assert abs(platt.a - 0.5) < 0.05 and abs(platt.b + 1.0) < 0.08
+    iso = IsotonicCalibrator().fit(s, y)
+    q = iso.predict(np.sort(s))
+    assert np.all(np.diff(q) >= -1e-12)
+    raw = 1 / (1 + np.exp(-s))  # miscalibrated
+    before = reliability_curve(y, raw).attrs["ece"]
+    after = reliability_curve(y, iso.predict(s)).attrs["ece"]
+    assert after < 0.02 < before
+    curve = reliability_curve(y, platt.predict(s), bins=5, strategy="quantile")
+    assert curve["count"].sum() == len(y)
+    np.testing.assert_allclose(curve["mean_predicted"], curve["fraction_positive"], atol=0.03)
+
+
+def test_cold_start_benefits_and_members_score_from_attributes(program, split):
+    samples, _, _, _ = split
+    rng = np.random.default_rng(3)
+    held_benefits = rng.choice(len(program.catalog), size=len(program.catalog) // 4, replace=False)
+    held_users = rng.choice(program.events.n_users, size=program.events.n_users // 5, replace=False)
+    is_new = samples["benefit"].isin(held_benefits) | samples["user"].isin(held_users)
+    train, test = samples[~is_new], samples[samples["benefit"].isin(held_benefits)]
+    enc = FeatureEncoder().fit(train, events=program.events, catalog=program.catalog)
+    model = FM(factors=8, epochs=5, num_threads=2).fit(enc.transform(train, events=program.events), train["label"])
+    y = test["label"].to_numpy()
+    p = model.predict(enc.transform(test, events=program.events))
+    assert perkrec.auc(y, p) > 0.6
+    new_members = samples[samples["user"].isin(held_users) & ~samples["benefit"].isin(held_benefits)]
+    p = model.predict(enc.transform(new_members, events=program.events))
+    assert perkrec.auc(new_members["label"].to_numpy(), p) > 0.6
