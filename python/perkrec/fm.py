@@ -475,7 +475,8 @@ class FM(_Serializable):
 
     ``loss``: ``"logistic"`` (labels 0/1; ``predict`` gives probabilities), ``"squared"``
     (real targets) or ``"bpr"`` (pairwise ranking within ``groups``). ``optimizer``: ``"sgd"``
-    or ``"adagrad"``. Training is lock-free parallel over rows; ``num_threads=1`` is
+    or ``"adagrad"``. ``shuffle``: ``"blocks"`` (256-row blocks in random order, shuffled
+    within; cache-friendly) or ``"rows"`` (a full random permutation per epoch). Training is lock-free parallel over rows; ``num_threads=1`` is
     bit-reproducible. A diverging run raises DivergenceError and keeps the last finite model.
 
     >>> fm = FM(factors=8, epochs=10).fit(X, y, feature_fields=enc.feature_fields)
@@ -488,11 +489,12 @@ class FM(_Serializable):
     def __init__(self, factors: int = 8, loss: str = "logistic", optimizer: str = "adagrad",
                  learning_rate: float = 0.05, init_std: float = 0.01, reg_bias: float = 0.0,
                  reg_linear: float = 1e-5, reg_factors: float = 1e-5, epochs: int = 10,
-                 early_stopping_rounds: int = 0, num_threads: int = 0, seed: int = 42):
+                 early_stopping_rounds: int = 0, shuffle: str = "blocks", num_threads: int = 0, seed: int = 42):
         params = dict(field_aware=self._field_aware, factors=factors, loss=loss, optimizer=optimizer,
                       learning_rate=learning_rate, init_std=init_std, reg_bias=reg_bias,
                       reg_linear=reg_linear, reg_factors=reg_factors, epochs=epochs,
-                      early_stopping_rounds=early_stopping_rounds, num_threads=num_threads, seed=seed)
+                      early_stopping_rounds=early_stopping_rounds, shuffle=shuffle, num_threads=num_threads,
+                      seed=seed)
         self._impl = _core.FM(json.dumps(params))
         self._encoder: Optional[FeatureEncoder] = None
 

@@ -52,6 +52,11 @@ namespace perkrec {
 struct FMParams {
   enum class Loss : std::uint8_t { logistic, squared, bpr };
   enum class Optimizer : std::uint8_t { sgd, adagrad };
+  enum class Shuffle : std::uint8_t {
+    blocks,  ///< blocks of 256 consecutive rows in random order, rows shuffled within a block:
+             ///< cache-friendly (about 2x faster on large data), nearly the same mixing
+    rows,    ///< a uniform random permutation of all rows each epoch
+  };
 
   bool field_aware = false;        ///< false = FM, true = FFM
   int factors = 8;                 ///< latent dimension; in [1, 1024]
@@ -66,6 +71,7 @@ struct FMParams {
   int early_stopping_rounds = 0;   ///< stop after this many epochs without a better
                                    ///< validation loss, keeping the best (0 = off; needs
                                    ///< validation rows)
+  Shuffle shuffle = Shuffle::blocks;  ///< visiting order of the rows in each epoch
   int num_threads = 0;             ///< 0 = OpenMP default; 1 = bit-reproducible
   std::uint64_t seed = 42;
 
