@@ -86,6 +86,7 @@ bench: python
 	$(VPY) bench/ingest.py
 	$(VPY) bench/simulator.py --check-threads
 	$(VPY) bench/simulator_truth.py
+	$(VPY) bench/fm_vs_peers.py
 
 clean:
 	rm -rf $(BUILD) perkrec-demo
