@@ -33,6 +33,9 @@ void bind_io(py::module_& m) {
         if (kind == UserTable::kind) return py::cast(UserTable::read(*reader, ""));
         if (kind == EventLog::kind) return py::cast(EventLog::read(*reader, ""));
         if (kind == Popularity::kind) return py::cast(Popularity::read(*reader, ""));
+        if (kind == ALS::kind) return py::cast(ALS::read(*reader, ""));          // issue 3
+        if (kind == BPR::kind) return py::cast(BPR::read(*reader, ""));          // issue 3
+        if (kind == ItemKNN::kind) return py::cast(ItemKNN::read(*reader, ""));  // issue 3
         throw ModelFormatError(ModelFormatCode::wrong_kind,
                                "load: this version of perkrec cannot load a '" + kind + "'");
       },

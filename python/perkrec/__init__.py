@@ -34,6 +34,7 @@ from .features import DEFAULT_EVENT_WEIGHTS, interaction_matrix
 from .io import info, load, loads
 from .metrics import auc, catalog_coverage, log_loss, ranking_metrics
 from .models import Popularity
+from .models import ALS, BPR, ItemKNN  # collaborative filtering (issue 3)
 from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
 
 __version__ = _core.__version__
@@ -46,3 +47,4 @@ __all__ = [
     "parse_discounts", "ranking_metrics", "simulate", "split_by_time", "split_leave_last_k",
     "split_random_users", "datasets", "__version__",
 ]
+__all__ += ["ALS", "BPR", "ItemKNN"]  # collaborative filtering (issue 3)

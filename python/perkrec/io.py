@@ -10,7 +10,7 @@ from . import _core
 
 def _wrappers():
     from .data import Catalog, EventLog, IdMap, UserTable
-    from .models import Popularity
+    from .models import ALS, BPR, ItemKNN, Popularity
 
     return {
         _core.IdMap: IdMap,
@@ -18,6 +18,9 @@ def _wrappers():
         _core.UserTable: UserTable,
         _core.EventLog: EventLog,
         _core.Popularity: Popularity,
+        _core.ALS: ALS,  # issue 3
+        _core.BPR: BPR,
+        _core.ItemKNN: ItemKNN,
     }
 
 

@@ -29,8 +29,8 @@ PERKREC_INLINE void ALSParams::validate() const {
 
 PERKREC_INLINE Json ALSParams::to_json() const {
   return Json{{"factors", factors},
-              {"regularization", regularization},
-              {"alpha", alpha},
+              {"regularization", detail::json_float(regularization)},
+              {"alpha", detail::json_float(alpha)},
               {"iterations", iterations},
               {"cg_steps", cg_steps},
               {"calculate_training_loss", calculate_training_loss},

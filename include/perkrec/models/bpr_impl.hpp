@@ -28,8 +28,8 @@ PERKREC_INLINE void BPRParams::validate() const {
 
 PERKREC_INLINE Json BPRParams::to_json() const {
   return Json{{"factors", factors},
-              {"learning_rate", learning_rate},
-              {"regularization", regularization},
+              {"learning_rate", detail::json_float(learning_rate)},
+              {"regularization", detail::json_float(regularization)},
               {"iterations", iterations},
               {"verify_negative_samples", verify_negative_samples},
               {"fold_in_epochs", fold_in_epochs},

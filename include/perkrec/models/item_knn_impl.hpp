@@ -17,7 +17,7 @@ PERKREC_INLINE void ItemKNNParams::validate() const {
 
 PERKREC_INLINE Json ItemKNNParams::to_json() const {
   const char* w = weighting == Weighting::cosine ? "cosine" : weighting == Weighting::tfidf ? "tfidf" : "bm25";
-  return Json{{"weighting", w}, {"neighbours", neighbours}, {"k1", k1}, {"b", b}, {"num_threads", num_threads}};
+  return Json{{"weighting", w}, {"neighbours", neighbours}, {"k1", detail::json_float(k1)}, {"b", detail::json_float(b)}, {"num_threads", num_threads}};
 }
 
 PERKREC_INLINE ItemKNNParams ItemKNNParams::from_json(const Json& j) {
