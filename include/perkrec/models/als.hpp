@@ -139,13 +139,13 @@ class ALS : public Serializable<ALS> {
 
 namespace detail {
 
-/// Gram matrix Y^T Y of a factor table (dim x dim, double accumulation in fixed blocks, so
+/// Gram matrix Y^T Y of a factor table (dim x dim, summed in double over fixed row blocks, so
 /// the result does not depend on the thread count).
-Eigen::MatrixXf gram(const FactorTable& y, int num_threads);
+Eigen::MatrixXd gram(const FactorTable& y, int num_threads);
 
 /// One ALS half-sweep: solves row r of `x` from row r of `m` (x.rows x y.rows) with y fixed,
 /// for every r. cg_steps == 0 solves exactly; otherwise CG warm-started from x's current rows.
-void als_solve(const CsrView<float>& m, const FactorTable& y, const Eigen::MatrixXf& yty, float regularization,
+void als_solve(const CsrView<float>& m, const FactorTable& y, const Eigen::MatrixXd& yty, float regularization,
                float alpha, int cg_steps, FactorTable& x, int num_threads);
 
 /// The ALS loss of (x, y) on m (see als.hpp), normalized by rows x cols.

@@ -60,7 +60,7 @@ PERKREC_INLINE ALSParams ALSParams::from_json(const Json& j) {
 
 namespace detail {
 
-PERKREC_INLINE Eigen::MatrixXf gram(const FactorTable& y, int num_threads) {
+PERKREC_INLINE Eigen::MatrixXd gram(const FactorTable& y, int num_threads) {
   // Fixed row blocks (independent of the thread count), each reduced with a rank update,
   // then summed in block order: the same bits for any num_threads.
   constexpr Index kBlock = 4096;
@@ -79,47 +79,55 @@ PERKREC_INLINE Eigen::MatrixXf gram(const FactorTable& y, int num_threads) {
   }, Schedule::dynamic, 1);
   Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(dim, dim);
   for (const auto& g : partial) sum += g.cast<double>();
-  Eigen::MatrixXf out = sum.cast<float>();
-  out.triangularView<Eigen::StrictlyUpper>() = out.transpose();
-  return out;
+  sum.triangularView<Eigen::StrictlyUpper>() = sum.transpose();
+  return sum;
 }
 
-PERKREC_INLINE void als_solve(const CsrView<float>& m, const FactorTable& y, const Eigen::MatrixXf& yty,
+PERKREC_INLINE void als_solve(const CsrView<float>& m, const FactorTable& y, const Eigen::MatrixXd& yty,
                               float regularization, float alpha, int cg_steps, FactorTable& x, int num_threads) {
   const int dim = y.dim;
   const int threads = resolve_num_threads(num_threads);
-  Eigen::MatrixXf yty_reg = yty;
+  Eigen::MatrixXf yty_reg = yty.cast<float>();
   yty_reg.diagonal().array() += regularization;
+  // The exact solve runs in double: Y^T Y grows with the number of rows while the
+  // regularization does not, and in float the normal equations of a large table lose
+  // definiteness (CG needs no factorization and stays in float).
+  Eigen::MatrixXd yty_reg_d;
+  if (cg_steps == 0) {
+    yty_reg_d = yty;
+    yty_reg_d.diagonal().array() += static_cast<double>(regularization);
+  }
   const std::vector<Index> bounds = balanced_chunks(m, static_cast<Index>(threads) * 16, dim);
   const Index chunks = static_cast<Index>(bounds.size()) - 1;
   parallel_for(
       0, chunks, threads,
       [&](Offset chunk) {
         // Per-chunk scratch: no allocation per row.
-        Eigen::VectorXf r(dim), p(dim), ap(dim), b(dim);
-        Eigen::MatrixXf a(dim, dim);
-        RowMatrixF weighted;
-        Eigen::LLT<Eigen::MatrixXf> llt(dim);
+        Eigen::VectorXf r(dim), p(dim), ap(dim);
+        Eigen::VectorXd b(dim);
+        Eigen::MatrixXd a(dim, dim);
+        Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> weighted;
+        Eigen::LLT<Eigen::MatrixXd> llt(dim);
         for (Index u = bounds[static_cast<std::size_t>(chunk)]; u < bounds[static_cast<std::size_t>(chunk) + 1]; ++u) {
           MapVectorF xu(x.row(u), dim);
           const Offset begin = m.indptr[u], end = m.indptr[u + 1];
           if (cg_steps == 0) {
             // Exact: (Y^T Y + reg I + Y_u^T (C_u - I) Y_u) x = Y_u^T C_u p_u.
             const Offset count = end - begin;
-            a = yty_reg;
+            a = yty_reg_d;
             b.setZero();
             if (count > 0) {
               weighted.resize(count, dim);
               for (Offset e = begin; e < end; ++e) {
-                const float c = 1.0f + alpha * (m.data != nullptr ? m.data[e] : 1.0f);
-                ConstMapVectorF yi(y.row(m.indices[e]), dim);
-                weighted.row(e - begin) = std::sqrt(c - 1.0f) * yi.transpose();
+                const double c = 1.0 + static_cast<double>(alpha) * (m.data != nullptr ? m.data[e] : 1.0f);
+                const auto yi = ConstMapVectorF(y.row(m.indices[e]), dim).cast<double>();
+                weighted.row(e - begin) = std::sqrt(c - 1.0) * yi.transpose();
                 b.noalias() += c * yi;
               }
               a.selfadjointView<Eigen::Lower>().rankUpdate(weighted.transpose());
             }
             llt.compute(a);
-            xu = llt.solve(b);
+            xu = llt.solve(b).cast<float>();
             continue;
           }
           // Conjugate gradient on the same system, warm-started from the current x_u.
@@ -163,7 +171,7 @@ PERKREC_INLINE void als_solve(const CsrView<float>& m, const FactorTable& y, con
 PERKREC_INLINE double als_loss(const CsrView<float>& m, const FactorTable& x, const FactorTable& y,
                                float regularization, float alpha, int num_threads) {
   const int dim = y.dim;
-  const Eigen::MatrixXf yty = gram(y, num_threads);
+  const Eigen::MatrixXf yty = gram(y, num_threads).cast<float>();
   std::vector<double> per_row(static_cast<std::size_t>(m.rows), 0.0);
   std::vector<double> confidence(static_cast<std::size_t>(m.rows), 0.0);
   parallel_for(0, m.rows, num_threads, [&](Offset r) {
@@ -359,18 +367,18 @@ PERKREC_INLINE Explanation ALS::explain(const CsrView<float>& user_benefits, Ind
   }
   if (n < 0) detail::raise<InputError>("ALS::explain: n must be >= 0 (got ", n, ")");
   const int dim = params_.factors;
-  Eigen::MatrixXf a = detail::gram(benefits_, params_.num_threads);
+  Eigen::MatrixXd a = detail::gram(benefits_, params_.num_threads);
   a.diagonal().array() += params_.regularization;
   const Offset begin = user_benefits.indptr[0], end = user_benefits.indptr[1];
   for (Offset e = begin; e < end; ++e) {
-    const float c = 1.0f + params_.alpha * (user_benefits.data != nullptr ? user_benefits.data[e] : 1.0f);
-    detail::ConstMapVectorF yi(benefits_.row(user_benefits.indices[e]), dim);
-    a.selfadjointView<Eigen::Lower>().rankUpdate(yi, c - 1.0f);
+    const double c = 1.0 + static_cast<double>(params_.alpha) * (user_benefits.data != nullptr ? user_benefits.data[e] : 1.0f);
+    const Eigen::VectorXd yi = detail::ConstMapVectorF(benefits_.row(user_benefits.indices[e]), dim).cast<double>();
+    a.selfadjointView<Eigen::Lower>().rankUpdate(yi, c - 1.0);
   }
-  a.triangularView<Eigen::StrictlyUpper>() = a.transpose();
-  const Eigen::LLT<Eigen::MatrixXf> llt(a);
+  const Eigen::LLT<Eigen::MatrixXd> llt(a);
   // w = A^-1 y_benefit; contribution of history item h = c_h * w . y_h.
-  const Eigen::VectorXf w = llt.solve(detail::ConstMapVectorF(benefits_.row(benefit), dim));
+  const Eigen::VectorXf w =
+      llt.solve(detail::ConstMapVectorF(benefits_.row(benefit), dim).cast<double>()).cast<float>();
   Explanation out;
   std::vector<std::pair<float, Index>> parts;
   double total = 0;

@@ -100,6 +100,22 @@ TEST(ALS, CholeskyTrainingLossNeverIncreases) {
   EXPECT_LT(loss.back(), loss.front());
 }
 
+TEST(ALS, CholeskyStaysFiniteWithMoreFactorsThanBenefitsAndManyRows) {
+  // Many rows make Y^T Y large against the regularization; with more factors than benefits
+  // the normal equations are nearly singular. The exact solve must stay accurate (regression:
+  // a float factorization diverged here).
+  auto data = planted(4000, 12, 3, 0.6, 8);
+  for (float& v : data.matrix.data) v *= 5.0f;
+  ALSParams p = small_params(0);
+  p.factors = 24;
+  p.iterations = 4;
+  ALS als(p);
+  als.fit(data.matrix.view());
+  float largest = 0;
+  for (float v : als.benefit_factors().values) largest = std::max(largest, std::abs(v));
+  EXPECT_LT(largest, 10.0f);
+}
+
 TEST(ALS, FactorsIdenticalForAnyThreadCount) {
   const auto data = planted(200, 50, 5, 0.3, 7);
   for (int cg : {3, 0}) {
