@@ -63,11 +63,16 @@ def implicit_confidence(matrix: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
 # --------------------------------------------------------------------------------------------
 # Quality
 def temporal_split(events: pd.DataFrame, n_users: int, n_benefits: int, test_share: float = 0.2):
-    """Train = interactions before the time quantile 1 - test_share; test = later pairs that
-    are new to the member. Values: 1 per (member, benefit) pair."""
-    cut = events["timestamp"].quantile(1 - test_share)
-    train = events[events["timestamp"] < cut]
-    test = events[events["timestamp"] >= cut]
+    """Per-member temporal holdout: each member's last ``test_share`` of interactions (by
+    time, at least one; members with 5 or more) is the test, the earlier ones the train;
+    test keeps only pairs new to the member. Values: 1 per (member, benefit) pair."""
+    events = events.sort_values(["user", "timestamp"], kind="stable")
+    position = events.groupby("user").cumcount()
+    count = events.groupby("user")["user"].transform("size")
+    held = np.maximum(1, np.floor(count * test_share)).astype(int)
+    is_test = (count >= 5) & (position >= count - held)
+    train = events[~is_test]
+    test = events[is_test]
 
     def pairs(frame):
         m = sp.csr_matrix((np.ones(len(frame), np.float32), (frame["user"].to_numpy(), frame["benefit"].to_numpy())),

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "perkrec/core/random.hpp"
+#include "perkrec/detail/simd.hpp"
 #include "perkrec/models/als.hpp"
 
 namespace perkrec {
@@ -66,22 +67,72 @@ PERKREC_INLINE Eigen::MatrixXd gram(const FactorTable& y, int num_threads) {
   constexpr Index kBlock = 4096;
   const int dim = y.dim;
   const Index blocks = std::max<Index>(1, (y.rows + kBlock - 1) / kBlock);
-  std::vector<Eigen::MatrixXf> partial(static_cast<std::size_t>(blocks));
+  std::vector<Eigen::MatrixXd> partial(static_cast<std::size_t>(blocks));
   parallel_for(0, blocks, num_threads, [&](Offset b) {
     const Index first = static_cast<Index>(b) * kBlock;
     const Index count = std::max<Index>(0, std::min<Index>(kBlock, y.rows - first));
-    Eigen::MatrixXf g = Eigen::MatrixXf::Zero(dim, dim);
+    // Double even inside a block: the exact solver's normal equations are only as definite
+    // as this sum is accurate.
+    Eigen::MatrixXd g = Eigen::MatrixXd::Zero(dim, dim);
     if (count > 0) {
-      ConstMapRowMatrixF block(y.row(first), count, dim);
+      const Eigen::MatrixXd block = ConstMapRowMatrixF(y.row(first), count, dim).cast<double>();
       g.selfadjointView<Eigen::Lower>().rankUpdate(block.transpose());
     }
     partial[static_cast<std::size_t>(b)] = std::move(g);
   }, Schedule::dynamic, 1);
   Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(dim, dim);
-  for (const auto& g : partial) sum += g.cast<double>();
+  for (const auto& g : partial) sum += g;
   sum.triangularView<Eigen::StrictlyUpper>() = sum.transpose();
   return sum;
 }
+
+#if PERKREC_HAS_AVX2_DISPATCH
+/// The conjugate-gradient row solve of als_solve with AVX2/FMA kernels and software prefetch
+/// of the next factor rows (the member half-sweep reads benefit rows, the benefit half-sweep
+/// member rows scattered over a large table).
+PERKREC_TARGET_AVX2 inline void cg_row_avx2(const CsrView<float>& m, Index u, const FactorTable& y,
+                                            const float* yty_reg, float alpha, int cg_steps, float* x, float* r,
+                                            float* p, float* ap) {
+  const int dim = y.dim;
+  const int row_bytes = dim * static_cast<int>(sizeof(float));
+  constexpr Offset kAhead = 4;
+  const Offset begin = m.indptr[u], end = m.indptr[u + 1];
+  for (Offset e = begin; e < std::min(end, begin + kAhead); ++e) avx2::prefetch(y.row(m.indices[e]), row_bytes);
+  avx2::matvec(yty_reg, x, r, dim);
+  for (int k = 0; k < dim; ++k) r[k] = -r[k];
+  for (Offset e = begin; e < end; ++e) {
+    if (e + kAhead < end) avx2::prefetch(y.row(m.indices[e + kAhead]), row_bytes);
+    const float c = 1.0f + alpha * (m.data != nullptr ? m.data[e] : 1.0f);
+    const float* yi = y.row(m.indices[e]);
+    avx2::axpy(c - (c - 1.0f) * avx2::dot(yi, x, dim), yi, r, dim);
+  }
+  std::copy(r, r + dim, p);
+  float rsold = avx2::dot(r, r, dim);
+  if (!std::isfinite(rsold)) {
+    std::fill(x, x + dim, std::numeric_limits<float>::quiet_NaN());
+    return;
+  }
+  if (rsold < 1e-20f) return;
+  for (int step = 0; step < cg_steps; ++step) {
+    avx2::matvec(yty_reg, p, ap, dim);
+    for (Offset e = begin; e < end; ++e) {
+      const float c = 1.0f + alpha * (m.data != nullptr ? m.data[e] : 1.0f);
+      const float* yi = y.row(m.indices[e]);
+      avx2::axpy((c - 1.0f) * avx2::dot(yi, p, dim), yi, ap, dim);
+    }
+    const float pap = avx2::dot(p, ap, dim);
+    if (!(pap > 0)) break;
+    const float step_size = rsold / pap;
+    avx2::axpy(step_size, p, x, dim);
+    avx2::axpy(-step_size, ap, r, dim);
+    const float rsnew = avx2::dot(r, r, dim);
+    if (rsnew < 1e-20f) break;
+    const float beta = rsnew / rsold;
+    for (int k = 0; k < dim; ++k) p[k] = r[k] + beta * p[k];
+    rsold = rsnew;
+  }
+}
+#endif
 
 PERKREC_INLINE void als_solve(const CsrView<float>& m, const FactorTable& y, const Eigen::MatrixXd& yty,
                               float regularization, float alpha, int cg_steps, FactorTable& x, int num_threads) {
@@ -98,17 +149,26 @@ PERKREC_INLINE void als_solve(const CsrView<float>& m, const FactorTable& y, con
     yty_reg_d.diagonal().array() += static_cast<double>(regularization);
   }
   const std::vector<Index> bounds = balanced_chunks(m, static_cast<Index>(threads) * 16, dim);
+  const bool avx2_available = cpu_has_avx2_fma();
+  const bool use_avx2 = cg_steps > 0 && avx2_available;
+  (void)use_avx2;
   const Index chunks = static_cast<Index>(bounds.size()) - 1;
   parallel_for(
       0, chunks, threads,
       [&](Offset chunk) {
         // Per-chunk scratch: no allocation per row.
         Eigen::VectorXf r(dim), p(dim), ap(dim);
-        Eigen::VectorXd b(dim);
+        Eigen::VectorXd b(dim), column(dim);
         Eigen::MatrixXd a(dim, dim);
         Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> weighted;
         Eigen::LLT<Eigen::MatrixXd> llt(dim);
         for (Index u = bounds[static_cast<std::size_t>(chunk)]; u < bounds[static_cast<std::size_t>(chunk) + 1]; ++u) {
+#if PERKREC_HAS_AVX2_DISPATCH
+          if (use_avx2) {
+            cg_row_avx2(m, u, y, yty_reg.data(), alpha, cg_steps, x.row(u), r.data(), p.data(), ap.data());
+            continue;
+          }
+#endif
           MapVectorF xu(x.row(u), dim);
           const Offset begin = m.indptr[u], end = m.indptr[u + 1];
           if (cg_steps == 0) {
@@ -124,10 +184,33 @@ PERKREC_INLINE void als_solve(const CsrView<float>& m, const FactorTable& y, con
                 weighted.row(e - begin) = std::sqrt(c - 1.0) * yi.transpose();
                 b.noalias() += c * yi;
               }
+#if PERKREC_HAS_AVX2_DISPATCH
+              if (avx2_available) {
+                avx2::syrk_lower(a.data(), weighted.data(), count, dim);
+              } else {
+                a.selfadjointView<Eigen::Lower>().rankUpdate(weighted.transpose());
+              }
+#else
               a.selfadjointView<Eigen::Lower>().rankUpdate(weighted.transpose());
+#endif
             }
+#if PERKREC_HAS_AVX2_DISPATCH
+            if (avx2_available) {
+              // a is symmetric, so its column-major storage is also the row-major lower triangle.
+              if (avx2::cholesky_solve(a.data(), b.data(), dim, column.data())) {
+                xu = b.cast<float>();
+              } else {
+                xu.setConstant(std::numeric_limits<float>::quiet_NaN());  // reported by fit()
+              }
+              continue;
+            }
+#endif
             llt.compute(a);
-            xu = llt.solve(b).cast<float>();
+            if (llt.info() == Eigen::Success) {
+              xu = llt.solve(b).cast<float>();
+            } else {
+              xu.setConstant(std::numeric_limits<float>::quiet_NaN());  // reported by fit()
+            }
             continue;
           }
           // Conjugate gradient on the same system, warm-started from the current x_u.

@@ -1,0 +1,191 @@
+// Runtime-dispatched AVX2/FMA kernels for the hottest CF loops (no -march flags: the project
+// builds for the baseline ISA, and these functions carry their own target attribute, used only
+// when the CPU reports AVX2 and FMA). Internal: no API promise.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(PERKREC_NO_SIMD_DISPATCH)
+#define PERKREC_HAS_AVX2_DISPATCH 1
+#include <immintrin.h>
+#define PERKREC_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define PERKREC_HAS_AVX2_DISPATCH 0
+#define PERKREC_TARGET_AVX2
+#endif
+
+namespace perkrec {
+namespace detail {
+
+/// True when the AVX2 + FMA kernels may run on this CPU (checked once).
+inline bool cpu_has_avx2_fma() {
+#if PERKREC_HAS_AVX2_DISPATCH
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+#else
+  return false;
+#endif
+}
+
+#if PERKREC_HAS_AVX2_DISPATCH
+namespace avx2 {
+
+PERKREC_TARGET_AVX2 inline float hsum(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+  return _mm_cvtss_f32(lo);
+}
+
+PERKREC_TARGET_AVX2 inline float dot(const float* a, const float* b, int n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int k = 0;
+  for (; k + 16 <= n; k += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), acc1);
+  }
+  for (; k + 8 <= n; k += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc0);
+  float s = hsum(_mm256_add_ps(acc0, acc1));
+  for (; k < n; ++k) s += a[k] * b[k];
+  return s;
+}
+
+/// y += alpha * x
+PERKREC_TARGET_AVX2 inline void axpy(float alpha, const float* x, float* y, int n) {
+  const __m256 a = _mm256_set1_ps(alpha);
+  int k = 0;
+  for (; k + 8 <= n; k += 8) {
+    _mm256_storeu_ps(y + k, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
+  }
+  for (; k < n; ++k) y[k] += alpha * x[k];
+}
+
+/// out = a * v for a row-major n x n matrix.
+PERKREC_TARGET_AVX2 inline void matvec(const float* a, const float* v, float* out, int n) {
+  for (int r = 0; r < n; ++r) out[r] = dot(a + static_cast<std::ptrdiff_t>(r) * n, v, n);
+}
+
+PERKREC_TARGET_AVX2 inline double hsum(__m256d v) {
+  __m128d lo = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(lo, _mm_unpackhi_pd(lo, lo)));
+}
+
+PERKREC_TARGET_AVX2 inline double dot(const double* a, const double* b, int n) {
+  __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
+  int k = 0;
+  for (; k + 8 <= n; k += 8) {
+    acc0 = _mm256_fmadd_pd(_mm256_loadu_pd(a + k), _mm256_loadu_pd(b + k), acc0);
+    acc1 = _mm256_fmadd_pd(_mm256_loadu_pd(a + k + 4), _mm256_loadu_pd(b + k + 4), acc1);
+  }
+  for (; k + 4 <= n; k += 4) acc0 = _mm256_fmadd_pd(_mm256_loadu_pd(a + k), _mm256_loadu_pd(b + k), acc0);
+  double s = hsum(_mm256_add_pd(acc0, acc1));
+  for (; k < n; ++k) s += a[k] * b[k];
+  return s;
+}
+
+/// Lower triangle of the row-major n x n matrix `a` (a[i * n + j], j <= i) += W^T W for the
+/// `rows` x n row-major W, in rank-4 blocks (each row chunk of `a` loaded once per 4 rows of W).
+PERKREC_TARGET_AVX2 inline void syrk_lower(double* a, const double* w, std::ptrdiff_t rows, int n) {
+  std::ptrdiff_t e = 0;
+  for (; e + 4 <= rows; e += 4) {
+    const double* w0 = w + e * n;
+    const double* w1 = w0 + n;
+    const double* w2 = w1 + n;
+    const double* w3 = w2 + n;
+    for (int i = 0; i < n; ++i) {
+      const __m256d s0 = _mm256_set1_pd(w0[i]), s1 = _mm256_set1_pd(w1[i]);
+      const __m256d s2 = _mm256_set1_pd(w2[i]), s3 = _mm256_set1_pd(w3[i]);
+      double* row = a + static_cast<std::ptrdiff_t>(i) * n;
+      int j = 0;
+      for (; j + 4 <= i + 1; j += 4) {
+        __m256d acc = _mm256_loadu_pd(row + j);
+        acc = _mm256_fmadd_pd(s0, _mm256_loadu_pd(w0 + j), acc);
+        acc = _mm256_fmadd_pd(s1, _mm256_loadu_pd(w1 + j), acc);
+        acc = _mm256_fmadd_pd(s2, _mm256_loadu_pd(w2 + j), acc);
+        acc = _mm256_fmadd_pd(s3, _mm256_loadu_pd(w3 + j), acc);
+        _mm256_storeu_pd(row + j, acc);
+      }
+      for (; j <= i; ++j) row[j] += w0[i] * w0[j] + w1[i] * w1[j] + w2[i] * w2[j] + w3[i] * w3[j];
+    }
+  }
+  for (; e < rows; ++e) {
+    const double* w0 = w + e * n;
+    for (int i = 0; i < n; ++i) {
+      double* row = a + static_cast<std::ptrdiff_t>(i) * n;
+      for (int j = 0; j <= i; ++j) row[j] += w0[i] * w0[j];
+    }
+  }
+}
+
+/// Solves a x = b for the symmetric positive definite n x n matrix whose lower triangle is in
+/// `a` (row-major, a[i * n + j], j <= i), overwriting `a` with its Cholesky factor and `b` with
+/// the solution; `column` is n doubles of scratch. Returns false when `a` is not positive
+/// definite (or not finite).
+PERKREC_TARGET_AVX2 inline bool cholesky_solve(double* a, double* b, int n, double* column) {
+  (void)column;
+  // Column by column (Crout): l_ij = (a_ij - l_i[0..j) . l_j[0..j)) / l_jj, rows i taken four at a
+  // time so four independent FMA chains share each load of l_j.
+  for (int j = 0; j < n; ++j) {
+    double* lj = a + static_cast<std::ptrdiff_t>(j) * n;
+    const double d = lj[j] - dot(lj, lj, j);
+    if (!(d > 0)) return false;
+    const double ljj = std::sqrt(d);
+    lj[j] = ljj;
+    const double inv = 1.0 / ljj;
+    int i = j + 1;
+    for (; i + 4 <= n; i += 4) {
+      double* l0 = a + static_cast<std::ptrdiff_t>(i) * n;
+      double* l1 = l0 + n;
+      double* l2 = l1 + n;
+      double* l3 = l2 + n;
+      __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd(), s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
+      int k = 0;
+      for (; k + 4 <= j; k += 4) {
+        const __m256d v = _mm256_loadu_pd(lj + k);
+        s0 = _mm256_fmadd_pd(_mm256_loadu_pd(l0 + k), v, s0);
+        s1 = _mm256_fmadd_pd(_mm256_loadu_pd(l1 + k), v, s1);
+        s2 = _mm256_fmadd_pd(_mm256_loadu_pd(l2 + k), v, s2);
+        s3 = _mm256_fmadd_pd(_mm256_loadu_pd(l3 + k), v, s3);
+      }
+      double t0 = hsum(s0), t1 = hsum(s1), t2 = hsum(s2), t3 = hsum(s3);
+      for (; k < j; ++k) {
+        t0 += l0[k] * lj[k];
+        t1 += l1[k] * lj[k];
+        t2 += l2[k] * lj[k];
+        t3 += l3[k] * lj[k];
+      }
+      l0[j] = (l0[j] - t0) * inv;
+      l1[j] = (l1[j] - t1) * inv;
+      l2[j] = (l2[j] - t2) * inv;
+      l3[j] = (l3[j] - t3) * inv;
+    }
+    for (; i < n; ++i) {
+      double* li = a + static_cast<std::ptrdiff_t>(i) * n;
+      li[j] = (li[j] - dot(li, lj, j)) * inv;
+    }
+  }
+  for (int i = 0; i < n; ++i) {  // L z = b
+    const double* li = a + static_cast<std::ptrdiff_t>(i) * n;
+    b[i] = (b[i] - dot(li, b, i)) / li[i];
+  }
+  for (int i = n - 1; i >= 0; --i) {  // L^T x = z, as row axpys
+    const double* li = a + static_cast<std::ptrdiff_t>(i) * n;
+    b[i] /= li[i];
+    const double xi = b[i];
+    for (int k = 0; k < i; ++k) b[k] -= li[k] * xi;
+  }
+  return true;
+}
+
+/// Prefetches the `bytes` starting at p into L1.
+PERKREC_TARGET_AVX2 inline void prefetch(const void* p, int bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int off = 0; off < bytes; off += 64) _mm_prefetch(c + off, _MM_HINT_T0);
+}
+
+}  // namespace avx2
+#endif
+
+}  // namespace detail
+}  // namespace perkrec
