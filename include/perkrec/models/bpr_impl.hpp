@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "perkrec/core/random.hpp"
+#include "perkrec/detail/simd.hpp"
 #include "perkrec/models/bpr.hpp"
 
 namespace perkrec {
@@ -84,6 +85,22 @@ inline bool bpr_step(float* PERKREC_RESTRICT x, float* PERKREC_RESTRICT yi, floa
     if (update_x) yj[dim] += lr * (-z - reg * yj[dim]);
   }
   return s > 0;
+}
+
+/// Uniform index in [0, n) from 64 random bits (multiply-shift, no division).
+inline Offset fast_range(std::uint64_t bits, Offset n) {
+  __extension__ using u128 = unsigned __int128;
+  return static_cast<Offset>((static_cast<u128>(bits) * static_cast<u128>(n)) >> 64);
+}
+
+inline void prefetch_bytes(const void* p, int bytes) {
+#if defined(__GNUC__) || defined(__clang__)
+  const char* c = static_cast<const char*>(p);
+  for (int off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 1, 3);
+#else
+  (void)p;
+  (void)bytes;
+#endif
 }
 
 inline bool row_contains(const CsrView<float>& m, Index row, Index col) {
@@ -172,6 +189,9 @@ PERKREC_INLINE void BPR::fit(const CsrView<float>& user_benefits, const CsrView<
   std::vector<double> accuracy;
   const float lr = params_.learning_rate, reg = params_.regularization;
   const bool verify = params_.verify_negative_samples;
+  const int row_bytes = (dim + 1) * static_cast<int>(sizeof(float));
+  const bool avx2_available = detail::cpu_has_avx2_fma();
+  (void)avx2_available;
   ProgressReporter progress(callbacks, "BPR::fit", params_.iterations);
   for (int epoch = 0; epoch < params_.iterations && nnz > 0 && n_benefits > 1; ++epoch) {
     parallel_for(
@@ -180,21 +200,53 @@ PERKREC_INLINE void BPR::fit(const CsrView<float>& user_benefits, const CsrView<
           Rng rng(params_.seed, static_cast<std::uint64_t>(block), static_cast<std::uint64_t>(epoch) + 2);
           const Offset samples = std::max<Offset>(0, std::min<Offset>(per_block, nnz - block * per_block));
           Offset ok = 0, done = 0;
-          for (Offset s = 0; s < samples; ++s) {
-            const Offset e = static_cast<Offset>(rng.next_u64() % static_cast<std::uint64_t>(nnz));
-            const Index u = row_of[static_cast<std::size_t>(e)];
-            const Index i = user_benefits.indices[e];
-            Index j;
-            if (eligibility.rows > 0) {
-              const Offset eb = eligibility.indptr[u], ec = eligibility.indptr[u + 1] - eb;
-              if (ec == 0) continue;
-              j = eligibility.indices[eb + static_cast<Offset>(rng.below(static_cast<std::uint32_t>(ec)))];
-            } else {
-              j = static_cast<Index>(rng.below(static_cast<std::uint32_t>(n_benefits)));
+          // Samples go through in batches of three passes — draw interactions, draw negatives,
+          // update — with prefetches in between, so the random reads of the interaction arrays
+          // and of the factor rows overlap instead of stalling one at a time.
+          constexpr int kBatch = 32;
+          Offset drawn[kBatch];
+          Index su[kBatch], si[kBatch], sj[kBatch];
+          for (Offset s0 = 0; s0 < samples; s0 += kBatch) {
+            const int count = static_cast<int>(std::min<Offset>(kBatch, samples - s0));
+            for (int t = 0; t < count; ++t) {
+              drawn[t] = detail::fast_range(rng.next_u64(), nnz);
+              detail::prefetch_bytes(&row_of[static_cast<std::size_t>(drawn[t])], 4);
+              detail::prefetch_bytes(user_benefits.indices + drawn[t], 4);
             }
-            if (j == i || (verify && detail::row_contains(user_benefits, u, j))) continue;
-            ok += detail::bpr_step(x.row(u), y.row(i), y.row(j), dim, lr, reg, true, true) ? 1 : 0;
-            ++done;
+            int kept = 0;
+            for (int t = 0; t < count; ++t) {
+              const Index u = row_of[static_cast<std::size_t>(drawn[t])];
+              const Index i = user_benefits.indices[drawn[t]];
+              Index j;
+              if (eligibility.rows > 0) {
+                const Offset eb = eligibility.indptr[u], ec = eligibility.indptr[u + 1] - eb;
+                if (ec == 0) continue;
+                j = eligibility.indices[eb + detail::fast_range(rng.next_u64(), ec)];
+              } else {
+                j = static_cast<Index>(detail::fast_range(rng.next_u64(), n_benefits));
+              }
+              if (j == i) continue;
+              detail::prefetch_bytes(x.row(u), row_bytes);
+              detail::prefetch_bytes(y.row(i), row_bytes);
+              detail::prefetch_bytes(y.row(j), row_bytes);
+              if (verify) detail::prefetch_bytes(user_benefits.indptr + u, 16);
+              su[kept] = u;
+              si[kept] = i;
+              sj[kept] = j;
+              ++kept;
+            }
+            for (int t = 0; t < kept; ++t) {
+              if (verify && detail::row_contains(user_benefits, su[t], sj[t])) continue;
+#if PERKREC_HAS_AVX2_DISPATCH
+              if (avx2_available) {
+                ok += detail::avx2::bpr_step(x.row(su[t]), y.row(si[t]), y.row(sj[t]), dim, lr, reg) > 0 ? 1 : 0;
+                ++done;
+                continue;
+              }
+#endif
+              ok += detail::bpr_step(x.row(su[t]), y.row(si[t]), y.row(sj[t]), dim, lr, reg, true, true) ? 1 : 0;
+              ++done;
+            }
           }
           correct[static_cast<std::size_t>(block)] = ok;
           used[static_cast<std::size_t>(block)] = done;
