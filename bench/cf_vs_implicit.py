@@ -182,7 +182,7 @@ def synthetic(scale: float, seed: int = 0) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
     user_w = 1.0 / np.arange(1, n_users + 1) ** 0.5
     item_w = 1.0 / np.arange(1, n_benefits + 1) ** 0.8
-    draws = int(target * 1.25)
+    draws = int(target * 1.045)  # duplicates merge: about target non-zeros remain
     users = rng.choice(n_users, size=draws, p=user_w / user_w.sum()).astype(np.int32)
     items = rng.choice(n_benefits, size=draws, p=item_w / item_w.sum()).astype(np.int32)
     m = sp.csr_matrix((np.ones(draws, np.float32), (users, items)), shape=(n_users, n_benefits))
@@ -208,12 +208,14 @@ def per_iteration_theirs(model, matrix):
     return float(np.median(steps[1:] if len(steps) > 1 else steps))
 
 
-def speed(matrix: sp.csr_matrix, threads: int, iterations: int, recommend_users: int) -> list:
+def speed(matrix: sp.csr_matrix, threads: int, iterations: int, recommend_users: int, parts) -> list:
     _, IALS, IBPR, _ = implicit_modules()
     rows = []
     theirs_matrix = implicit_confidence(matrix, 1.0)
     for factors in (64, 128):
         for cg in (3, 0):
+            if not {f"als{factors}", f"als{factors}{'cg' if cg else 'cholesky'}"} & set(parts):
+                continue
             label = f"ALS {'cg' if cg else 'cholesky'} {factors}f s/iteration"
             ours = per_iteration_ours(perkrec.ALS(factors=factors, iterations=iterations, cg_steps=cg,
                                                   num_threads=threads), matrix)
@@ -221,12 +223,23 @@ def speed(matrix: sp.csr_matrix, threads: int, iterations: int, recommend_users:
                                                num_threads=threads, random_state=42), theirs_matrix)
             rows.append({"measure": label, "perkrec": ours, "implicit": theirs, "ratio": ours / theirs})
             print(f"{label}: perkrec {ours:.3f} implicit {theirs:.3f} ratio {ours / theirs:.3f}", flush=True)
+    if "bpr" in parts:
+        rows.append(bpr_speed(matrix, threads, iterations, IBPR))
+    if "recommend" in parts:
+        rows.append(recommend_speed(matrix, threads, recommend_users, IALS))
+    return rows
+
+
+def bpr_speed(matrix, threads, iterations, IBPR) -> dict:
     label = "BPR 64f s/epoch"
     ours = per_iteration_ours(perkrec.BPR(factors=64, iterations=iterations, num_threads=threads), matrix)
     theirs = per_iteration_theirs(IBPR(factors=64, iterations=iterations, num_threads=threads, random_state=42),
                                   matrix)
-    rows.append({"measure": label, "perkrec": ours, "implicit": theirs, "ratio": ours / theirs})
     print(f"{label}: perkrec {ours:.3f} implicit {theirs:.3f} ratio {ours / theirs:.3f}", flush=True)
+    return {"measure": label, "perkrec": ours, "implicit": theirs, "ratio": ours / theirs}
+
+
+def recommend_speed(matrix, threads, recommend_users, IALS) -> dict:
     # Batch recommend: same factors in both libraries (perkrec's, copied into implicit).
     ours_model = perkrec.ALS(factors=64, iterations=1, num_threads=threads).fit(matrix)
     theirs_model = IALS(factors=64, iterations=1, num_threads=threads, random_state=42)
@@ -243,11 +256,10 @@ def speed(matrix: sp.csr_matrix, threads: int, iterations: int, recommend_users:
     their_ids, their_scores = theirs_model.recommend(users, seen, N=K, filter_already_liked_items=True)
     theirs_s = time.perf_counter() - t0
     agree = float(np.mean(np.sort(ours_ids, axis=1) == np.sort(their_ids, axis=1)))
-    rows.append({"measure": "batch recommend members/s (top-10, filter seen, 64f)", "perkrec": recommend_users / ours_s,
-                 "implicit": recommend_users / theirs_s, "ratio": theirs_s / ours_s, "same top-10 share": agree})
     print(f"recommend: perkrec {recommend_users / ours_s:,.0f}/s implicit {recommend_users / theirs_s:,.0f}/s "
           f"speed-up {theirs_s / ours_s:.2f}x (same ids {agree:.4f})", flush=True)
-    return rows
+    return {"measure": "batch recommend members/s (top-10, filter seen, 64f)", "perkrec": recommend_users / ours_s,
+            "implicit": recommend_users / theirs_s, "ratio": theirs_s / ours_s, "same top-10 share": agree}
 
 
 def memory_child(library: str, path: str, threads: int) -> None:
@@ -287,6 +299,8 @@ def main() -> None:
     parser.add_argument("--library")
     parser.add_argument("--matrix", default="/tmp/perkrec_cf_bench.npz")
     parser.add_argument("--json", help="write results here")
+    parser.add_argument("--parts", default="als64,als128,bpr,recommend,memory",
+                        help="speed parts to run (comma-separated)")
     args = parser.parse_args()
     if args.what == "memory-child":
         memory_child(args.library, args.matrix, args.threads)
@@ -298,15 +312,23 @@ def main() -> None:
     if args.what in ("quality", "all"):
         result["quality"] = quality(args.threads)
     if args.what in ("speed", "all"):
+        parts = set(args.parts.split(","))
         t0 = time.perf_counter()
-        matrix = synthetic(args.scale)
+        cached = Path(f"{args.matrix}.scale-{args.scale}")
+        if cached.exists() and Path(args.matrix).exists():
+            matrix = sp.load_npz(args.matrix).tocsr()
+        else:
+            matrix = synthetic(args.scale)
+            sp.save_npz(args.matrix, matrix, compressed=False)
+            cached.write_text("")
         print(f"synthetic matrix {matrix.shape[0]:,} x {matrix.shape[1]:,}, nnz {matrix.nnz:,} "
-              f"({time.perf_counter() - t0:.1f} s to build)", flush=True)
-        sp.save_npz(args.matrix, matrix, compressed=False)
-        result["synthetic"] = {"members": matrix.shape[0], "benefits": matrix.shape[1], "nnz": int(matrix.nnz)}
-        result["speed"] = speed(matrix, args.threads, args.iterations, args.recommend_users)
+              f"({time.perf_counter() - t0:.1f} s to build or load)", flush=True)
+        result["synthetic"] = {"members": matrix.shape[0], "benefits": matrix.shape[1], "nnz": int(matrix.nnz),
+                               "scale": args.scale}
+        result["speed"] = speed(matrix, args.threads, args.iterations, args.recommend_users, parts)
         del matrix
-        result["memory"] = memory(args.matrix, args.threads)
+        if "memory" in parts:
+            result["memory"] = memory(args.matrix, args.threads)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=float))
 

@@ -40,13 +40,16 @@ PERKREC_TARGET_AVX2 inline float hsum(__m256 v) {
 
 PERKREC_TARGET_AVX2 inline float dot(const float* a, const float* b, int n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
   int k = 0;
-  for (; k + 16 <= n; k += 16) {
+  for (; k + 32 <= n; k += 32) {
     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc0);
     acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), acc1);
+    acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 16), _mm256_loadu_ps(b + k + 16), acc2);
+    acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 24), _mm256_loadu_ps(b + k + 24), acc3);
   }
   for (; k + 8 <= n; k += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc0);
-  float s = hsum(_mm256_add_ps(acc0, acc1));
+  float s = hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
   for (; k < n; ++k) s += a[k] * b[k];
   return s;
 }
@@ -61,9 +64,28 @@ PERKREC_TARGET_AVX2 inline void axpy(float alpha, const float* x, float* y, int 
   for (; k < n; ++k) y[k] += alpha * x[k];
 }
 
-/// out = a * v for a row-major n x n matrix.
-PERKREC_TARGET_AVX2 inline void matvec(const float* a, const float* v, float* out, int n) {
-  for (int r = 0; r < n; ++r) out[r] = dot(a + static_cast<std::ptrdiff_t>(r) * n, v, n);
+/// out = a * v for a symmetric n x n matrix: out = sum_k v[k] * row_k, accumulated in registers
+/// 64 columns at a time (independent FMA chains instead of n latency-bound dot products).
+PERKREC_TARGET_AVX2 inline void symv(const float* a, const float* v, float* out, int n) {
+  int c = 0;
+  for (; c + 64 <= n; c += 64) {
+    __m256 acc[8];
+    for (int t = 0; t < 8; ++t) acc[t] = _mm256_setzero_ps();
+    for (int k = 0; k < n; ++k) {
+      const __m256 vk = _mm256_set1_ps(v[k]);
+      const float* row = a + static_cast<std::ptrdiff_t>(k) * n + c;
+      for (int t = 0; t < 8; ++t) acc[t] = _mm256_fmadd_ps(vk, _mm256_loadu_ps(row + 8 * t), acc[t]);
+    }
+    for (int t = 0; t < 8; ++t) _mm256_storeu_ps(out + c + 8 * t, acc[t]);
+  }
+  for (; c + 8 <= n; c += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int k = 0; k < n; ++k) {
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(v[k]), _mm256_loadu_ps(a + static_cast<std::ptrdiff_t>(k) * n + c), acc);
+    }
+    _mm256_storeu_ps(out + c, acc);
+  }
+  for (; c < n; ++c) out[c] = dot(a + static_cast<std::ptrdiff_t>(c) * n, v, n);
 }
 
 PERKREC_TARGET_AVX2 inline double hsum(__m256d v) {

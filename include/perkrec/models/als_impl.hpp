@@ -98,7 +98,7 @@ PERKREC_TARGET_AVX2 inline void cg_row_avx2(const CsrView<float>& m, Index u, co
   constexpr Offset kAhead = 4;
   const Offset begin = m.indptr[u], end = m.indptr[u + 1];
   for (Offset e = begin; e < std::min(end, begin + kAhead); ++e) avx2::prefetch(y.row(m.indices[e]), row_bytes);
-  avx2::matvec(yty_reg, x, r, dim);
+  avx2::symv(yty_reg, x, r, dim);
   for (int k = 0; k < dim; ++k) r[k] = -r[k];
   for (Offset e = begin; e < end; ++e) {
     if (e + kAhead < end) avx2::prefetch(y.row(m.indices[e + kAhead]), row_bytes);
@@ -114,7 +114,7 @@ PERKREC_TARGET_AVX2 inline void cg_row_avx2(const CsrView<float>& m, Index u, co
   }
   if (rsold < 1e-20f) return;
   for (int step = 0; step < cg_steps; ++step) {
-    avx2::matvec(yty_reg, p, ap, dim);
+    avx2::symv(yty_reg, p, ap, dim);
     for (Offset e = begin; e < end; ++e) {
       const float c = 1.0f + alpha * (m.data != nullptr ? m.data[e] : 1.0f);
       const float* yi = y.row(m.indices[e]);
