@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <algorithm>
 #include <cstddef>
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(PERKREC_NO_SIMD_DISPATCH)
@@ -233,6 +234,66 @@ PERKREC_TARGET_AVX2 inline float bpr_step(float* x, float* yi, float* yj, int di
   yi[dim] += lr * (z - reg * yi[dim]);
   yj[dim] += lr * (-z - reg * yj[dim]);
   return s;
+}
+
+/// Packs the first `dim` columns of the rows x `stride` row-major table `y` into panels of 16
+/// rows, each stored k-major (panel p, column k at out[(p * dim + k) * 16 .. + 16]); rows past
+/// the end are zero. out holds ceil(rows / 16) * 16 * dim floats.
+inline void pack_panels(const float* y, std::ptrdiff_t rows, int stride, int dim, float* out) {
+  const std::ptrdiff_t panels = (rows + 15) / 16;
+  for (std::ptrdiff_t p = 0; p < panels; ++p) {
+    float* panel = out + p * 16 * dim;
+    for (int r = 0; r < 16; ++r) {
+      const std::ptrdiff_t row = p * 16 + r;
+      for (int k = 0; k < dim; ++k) panel[k * 16 + r] = row < rows ? y[row * stride + k] : 0.0f;
+    }
+  }
+}
+
+/// c[r][j .. j + 16) = q_r . panel for R query rows (q row-major, stride dim; c stride ldc):
+/// a 6 x 16 register tile at most, each panel load shared by R rows.
+template <int R>
+PERKREC_TARGET_AVX2 inline void gemm_tile(const float* q, int dim, const float* panel, float* c, std::ptrdiff_t ldc) {
+  __m256 acc0[R], acc1[R];
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
+  for (int k = 0; k < dim; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(panel + k * 16), b1 = _mm256_loadu_ps(panel + k * 16 + 8);
+    for (int r = 0; r < R; ++r) {
+      const __m256 a = _mm256_broadcast_ss(q + r * dim + k);
+      acc0[r] = _mm256_fmadd_ps(a, b0, acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(a, b1, acc1[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    _mm256_storeu_ps(c + r * ldc, acc0[r]);
+    _mm256_storeu_ps(c + r * ldc + 8, acc1[r]);
+  }
+}
+
+/// c (rows x ldc, ldc >= panels * 16) = q (rows x dim) times the packed panels.
+PERKREC_TARGET_AVX2 inline void gemm_panels(const float* q, int rows, int dim, const float* panels,
+                                            std::ptrdiff_t n_panels, float* c, std::ptrdiff_t ldc) {
+  // Groups of panels that stay in L2 while every query row passes over them.
+  const std::ptrdiff_t group = std::max<std::ptrdiff_t>(1, (1 << 16) / (16 * dim));
+  for (std::ptrdiff_t g0 = 0; g0 < n_panels; g0 += group) {
+    const std::ptrdiff_t g1 = std::min(n_panels, g0 + group);
+    int r = 0;
+    for (; r + 6 <= rows; r += 6) {
+      for (std::ptrdiff_t p = g0; p < g1; ++p) gemm_tile<6>(q + r * dim, dim, panels + p * 16 * dim, c + r * ldc + p * 16, ldc);
+    }
+    const int left = rows - r;
+    for (std::ptrdiff_t p = g0; p < g1 && left > 0; ++p) {
+      const float* panel = panels + p * 16 * dim;
+      float* out = c + r * ldc + p * 16;
+      switch (left) {
+        case 1: gemm_tile<1>(q + r * dim, dim, panel, out, ldc); break;
+        case 2: gemm_tile<2>(q + r * dim, dim, panel, out, ldc); break;
+        case 3: gemm_tile<3>(q + r * dim, dim, panel, out, ldc); break;
+        case 4: gemm_tile<4>(q + r * dim, dim, panel, out, ldc); break;
+        default: gemm_tile<5>(q + r * dim, dim, panel, out, ldc); break;
+      }
+    }
+  }
 }
 
 /// Prefetches the `bytes` starting at p into L1.

@@ -26,6 +26,7 @@
 #include "perkrec/core/types.hpp"
 #include "perkrec/io/model_file.hpp"
 #include "perkrec/models/recommender.hpp"
+#include "perkrec/detail/simd.hpp"
 
 namespace perkrec {
 namespace detail {
@@ -93,10 +94,12 @@ std::vector<std::uint8_t> global_mask(const Filter& filter, Index n_benefits);
 /// Fused, blocked top-K: `score_block(first_row, count, out)` writes count x n_benefits scores
 /// (row-major) for rows [first_row, first_row + count); it runs concurrently on disjoint
 /// blocks and must only read shared state. Blocks of `block` rows amortize reading the benefit
-/// table (a matrix-matrix product instead of one matrix-vector product per member).
+/// table (a matrix-matrix product instead of one matrix-vector product per member). `stride`
+/// (>= n_benefits, 0 = n_benefits) is the distance between score rows in `out`.
 template <class ScoreBlock>
 TopK blocked_top_k(Index rows, int n, Index n_benefits, const Filter& filter, int num_threads, Index block,
-                   ScoreBlock&& score_block) {
+                   ScoreBlock&& score_block, Offset stride = 0) {
+  if (stride < n_benefits) stride = n_benefits;
   if (n < 0) raise<InputError>("recommend: n must be >= 0 (got ", n, ")");
   filter.validate(rows, n_benefits);
   const int threads = resolve_num_threads(num_threads);
@@ -121,12 +124,12 @@ TopK blocked_top_k(Index rows, int n, Index n_benefits, const Filter& filter, in
         Scratch& s = scratch[static_cast<std::size_t>(thread)];
         const Index first = static_cast<Index>(b) * block;
         const Index count = std::min<Index>(block, rows - first);
-        s.scores.resize(static_cast<std::size_t>(count) * static_cast<std::size_t>(n_benefits));
+        s.scores.resize(static_cast<std::size_t>(count) * static_cast<std::size_t>(stride));
         score_block(first, count, s.scores.data());
         for (Index i = 0; i < count; ++i) {
           const std::size_t base = static_cast<std::size_t>(first + i) * static_cast<std::size_t>(n);
           s.selector.select(filter, global_ok, first + i,
-                            s.scores.data() + static_cast<std::size_t>(i) * static_cast<std::size_t>(n_benefits),
+                            s.scores.data() + static_cast<std::size_t>(i) * static_cast<std::size_t>(stride),
                             n_benefits, k, n, out.ids.data() + base, out.scores.data() + base);
         }
       },

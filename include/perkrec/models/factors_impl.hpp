@@ -155,6 +155,27 @@ PERKREC_INLINE void RowSelector::select(const Filter& filter, const std::vector<
 PERKREC_INLINE TopK factor_top_k(const FactorTable& left, Span<const Index> query_rows, const FactorTable& right,
                                  int n, const Filter& filter, int num_threads) {
   const int dim = right.dim;
+#if PERKREC_HAS_AVX2_DISPATCH
+  if (cpu_has_avx2_fma() && query_rows.size() >= 16 && right.rows > 0) {
+    // Batches: benefit factors packed once into 16-row panels, then an AVX2 register-tiled
+    // product per block of 64 members, each block's scores filtered and partially sorted
+    // while they are still in cache.
+    const Offset n_panels = (static_cast<Offset>(right.rows) + 15) / 16;
+    std::vector<float> panels(static_cast<std::size_t>(n_panels) * 16 * static_cast<std::size_t>(dim));
+    avx2::pack_panels(right.values.data(), right.rows, dim, dim, panels.data());
+    return blocked_top_k(
+        static_cast<Index>(query_rows.size()), n, right.rows, filter, num_threads, 64,
+        [&](Index first, Index count, float* out) {
+          std::vector<float> q(static_cast<std::size_t>(count) * static_cast<std::size_t>(dim));
+          for (Index i = 0; i < count; ++i) {
+            const float* src = left.row(query_rows[static_cast<std::size_t>(first + i)]);
+            std::copy(src, src + dim, q.data() + static_cast<std::size_t>(i) * static_cast<std::size_t>(dim));
+          }
+          avx2::gemm_panels(q.data(), count, dim, panels.data(), n_panels, out, n_panels * 16);
+        },
+        n_panels * 16);
+  }
+#endif
   const ConstMapRowMatrixF items = right.matrix();
   const Index n_benefits = right.rows;
   return blocked_top_k(static_cast<Index>(query_rows.size()), n, n_benefits, filter, num_threads,

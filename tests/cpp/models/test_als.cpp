@@ -257,6 +257,17 @@ TEST(ALS, SaveLoadAndConcurrentRecommendMatchSerial) {
     EXPECT_EQ(got.scores, expected.scores);
     EXPECT_EQ(other.get_params(), als.get_params());
   }
+  // Batches take the packed-panel product, single members the plain one: same rankings.
+  for (Index u = 0; u < 120; u += 7) {
+    Filter one;
+    const CsrMatrix<float> row = testing::take_rows(data.matrix, {u});
+    one.exclude_rows = row.view();
+    const TopK single = als.recommend(std::vector<Index>{u}, 5, one);
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_EQ(single.ids[static_cast<std::size_t>(i)], expected.ids[static_cast<std::size_t>(u * 5 + i)]);
+      EXPECT_NEAR(single.scores[static_cast<std::size_t>(i)], expected.scores[static_cast<std::size_t>(u * 5 + i)], 1e-5);
+    }
+  }
   std::vector<TopK> results(8);
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) threads.emplace_back([&, t] { results[static_cast<std::size_t>(t)] = als.recommend(users, 5, f); });
