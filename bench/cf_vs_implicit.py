@@ -198,7 +198,8 @@ def seeds(threads: int, count: int = 5) -> list:
                "implicit mean": float(np.mean(theirs)), "implicit sd": float(np.std(theirs, ddof=1)),
                "ratio of means": float(np.mean(ours) / np.mean(theirs))}
         rows.append(row)
-        print(f"{name}: ALS cg ndcg@10 over {count} seeds: perkrec {row['perkrec mean']:.4f} ± {row['perkrec sd']:.4f}, "
+        print(f"{name}: ALS cg ndcg@10 over {count} seeds: "
+              f"perkrec {row['perkrec mean']:.4f} ± {row['perkrec sd']:.4f}, "
               f"implicit {row['implicit mean']:.4f} ± {row['implicit sd']:.4f}, ratio {row['ratio of means']:.3f}")
     return rows
 
