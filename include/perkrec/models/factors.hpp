@@ -27,6 +27,7 @@
 #include "perkrec/io/model_file.hpp"
 #include "perkrec/models/recommender.hpp"
 #include "perkrec/detail/simd.hpp"
+#include "perkrec/detail/simd512.hpp"
 
 namespace perkrec {
 namespace detail {
@@ -145,9 +146,16 @@ inline Index score_block_rows(Index n_benefits) {
 }
 
 /// Dot-product top-K of `queries` rows of `left` against every row of `right` (the first
-/// `dim` columns of both). `query_rows[i]` selects the left row of result row i.
+/// `dim` columns of both). `query_rows[i]` selects the left row of result row i. `max_level`
+/// caps the instruction-set path (tests force each path with it; results are the same).
 TopK factor_top_k(const FactorTable& left, Span<const Index> query_rows, const FactorTable& right, int n,
-                  const Filter& filter, int num_threads);
+                  const Filter& filter, int num_threads, SimdLevel max_level = SimdLevel::best);
+
+/// The AVX-512 path of factor_top_k: scores are computed 12 members x 32 benefits at a time in
+/// registers and only those at or above each member's running k-th best reach the filter and
+/// heap, so no score row is ever stored. Requires cpu_has_avx512f().
+TopK factor_top_k_fused(const FactorTable& left, Span<const Index> query_rows, const FactorTable& right, int n,
+                        const Filter& filter, int num_threads);
 
 /// Cosine top-K over the first `latent` columns (a zero row has similarity 0 to everything).
 TopK cosine_top_k(const FactorTable& table, Span<const Index> query_rows, int latent, int n,

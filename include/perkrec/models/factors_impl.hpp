@@ -152,11 +152,146 @@ PERKREC_INLINE void RowSelector::select(const Filter& filter, const std::vector<
   (void)n;
 }
 
-PERKREC_INLINE TopK factor_top_k(const FactorTable& left, Span<const Index> query_rows, const FactorTable& right,
-                                 int n, const Filter& filter, int num_threads) {
-  const int dim = right.dim;
+PERKREC_INLINE TopK factor_top_k_fused(const FactorTable& left, Span<const Index> query_rows,
+                                       const FactorTable& right, int n, const Filter& filter, int num_threads) {
+  const auto rows = static_cast<Index>(query_rows.size());
+  const Index n_benefits = right.rows;
+  if (n < 0) raise<InputError>("recommend: n must be >= 0 (got ", n, ")");
+  filter.validate(rows, n_benefits);
+  const int threads = resolve_num_threads(num_threads);
+  const int k = static_cast<int>(std::min<Index>(n, n_benefits));
+  TopK out;
+  out.rows = rows;
+  out.k = n;
+  out.ids.assign(static_cast<std::size_t>(rows) * static_cast<std::size_t>(n), -1);
+  out.scores.assign(out.ids.size(), -std::numeric_limits<float>::infinity());
+  if (rows == 0 || n == 0 || n_benefits == 0) return out;
 #if PERKREC_HAS_AVX2_DISPATCH
-  if (cpu_has_avx2_fma() && query_rows.size() >= 16 && right.rows > 0) {
+  constexpr int R = avx512::kTileRows;
+  constexpr int P = avx512::kPanel;
+  constexpr Index kBlock = 8 * R;  // members per block: their packed factors stay in L1
+  constexpr float kSkip = -std::numeric_limits<float>::infinity();
+  const int dim = right.dim;
+  const std::vector<std::uint8_t> global_ok = global_mask(filter, n_benefits);
+  const bool allow_mode = filter.eligibility.rows > 0 && !filter.eligibility_blocks;
+  const Offset n_panels = (static_cast<Offset>(n_benefits) + P - 1) / P;
+  std::vector<float> panels(static_cast<std::size_t>(n_panels) * P * static_cast<std::size_t>(dim));
+  avx512::pack_panels(right.values.data(), n_benefits, right.dim, dim, panels.data());
+  const Index n_blocks = (rows + kBlock - 1) / kBlock;
+  using Item = std::pair<float, Index>;
+  // Better = higher score, then lower index; each heap keeps its worst kept item on top.
+  auto better = [](const Item& a, const Item& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  struct Member {
+    std::vector<Item> heap;
+    std::vector<Index> blocked;  // sorted: seen rows + blocking eligibility
+    std::vector<Index> allowed;  // sorted: allow-mode eligibility
+  };
+  struct Scratch {
+    std::vector<float> a;  // kBlock / R groups, each dim x R, k-major
+    std::vector<Member> members;
+    float thr[kBlock];
+    float buf[R * P];
+    std::uint32_t masks[R];
+  };
+  std::vector<Scratch> scratch(static_cast<std::size_t>(threads));
+  parallel_for(
+      0, n_blocks, threads,
+      [&](Offset blk, int thread) {
+        Scratch& s = scratch[static_cast<std::size_t>(thread)];
+        const Index first = static_cast<Index>(blk) * kBlock;
+        const Index count = std::min<Index>(kBlock, rows - first);
+        const int groups = static_cast<int>((count + R - 1) / R);
+        s.a.assign(static_cast<std::size_t>(groups) * R * static_cast<std::size_t>(dim), 0.0f);
+        s.members.resize(static_cast<std::size_t>(kBlock));
+        for (Index i = 0; i < kBlock; ++i) s.thr[i] = i < count ? kSkip : std::numeric_limits<float>::infinity();
+        for (Index i = 0; i < count; ++i) {
+          const float* src = left.row(query_rows[static_cast<std::size_t>(first + i)]);
+          float* dst = s.a.data() + static_cast<std::size_t>(i / R) * R * static_cast<std::size_t>(dim) + i % R;
+          for (int f = 0; f < dim; ++f) dst[f * R] = src[f];
+          Member& m = s.members[static_cast<std::size_t>(i)];
+          m.heap.clear();
+          m.blocked.clear();
+          m.allowed.clear();
+          const Index row = first + i;
+          if (filter.exclude_rows.rows > 0) {
+            m.blocked.insert(m.blocked.end(), filter.exclude_rows.indices + filter.exclude_rows.row_begin(row),
+                             filter.exclude_rows.indices + filter.exclude_rows.row_end(row));
+          }
+          if (filter.eligibility.rows > 0) {
+            std::vector<Index>& to = allow_mode ? m.allowed : m.blocked;
+            to.insert(to.end(), filter.eligibility.indices + filter.eligibility.row_begin(row),
+                      filter.eligibility.indices + filter.eligibility.row_end(row));
+          }
+          std::sort(m.blocked.begin(), m.blocked.end());
+          std::sort(m.allowed.begin(), m.allowed.end());
+        }
+        for (Offset p = 0; p < n_panels; ++p) {
+          const float* panel = panels.data() + static_cast<std::size_t>(p) * P * static_cast<std::size_t>(dim);
+          const auto base = static_cast<Index>(p * P);
+          for (int g = 0; g < groups; ++g) {
+            float* thr = s.thr + g * R;
+            if (!avx512::tile(s.a.data() + static_cast<std::size_t>(g) * R * static_cast<std::size_t>(dim), panel, dim,
+                              thr, s.buf, s.masks)) {
+              continue;
+            }
+            for (int r = 0; r < R; ++r) {
+              std::uint32_t mask = s.masks[r];
+              if (mask == 0) continue;
+              Member& m = s.members[static_cast<std::size_t>(g * R + r)];
+              const float* sc = s.buf + r * P;
+              while (mask != 0) {
+                const int bit = __builtin_ctz(mask);
+                mask &= mask - 1;
+                const Index b = base + bit;
+                if (b >= n_benefits) break;  // padding lanes; later bits are past the end too
+                const float v = sc[bit];
+                if (v == kSkip || !global_ok[static_cast<std::size_t>(b)]) continue;
+                if (!m.blocked.empty() && std::binary_search(m.blocked.begin(), m.blocked.end(), b)) continue;
+                if (allow_mode && !std::binary_search(m.allowed.begin(), m.allowed.end(), b)) continue;
+                const Item item(v, b);
+                if (static_cast<int>(m.heap.size()) < k) {
+                  m.heap.push_back(item);
+                  std::push_heap(m.heap.begin(), m.heap.end(), better);
+                } else if (better(item, m.heap.front())) {
+                  std::pop_heap(m.heap.begin(), m.heap.end(), better);
+                  m.heap.back() = item;
+                  std::push_heap(m.heap.begin(), m.heap.end(), better);
+                }
+              }
+              if (static_cast<int>(m.heap.size()) == k) thr[r] = m.heap.front().first;
+            }
+          }
+        }
+        for (Index i = 0; i < count; ++i) {
+          Member& m = s.members[static_cast<std::size_t>(i)];
+          std::sort_heap(m.heap.begin(), m.heap.end(), better);
+          const std::size_t at = static_cast<std::size_t>(first + i) * static_cast<std::size_t>(n);
+          for (std::size_t j = 0; j < m.heap.size(); ++j) {
+            out.ids[at + j] = m.heap[j].second;
+            out.scores[at + j] = m.heap[j].first;
+          }
+        }
+      },
+      Schedule::dynamic, 1);
+#else
+  (void)left;
+  (void)threads;
+  (void)k;
+  raise<InputError>("factor_top_k_fused: built without SIMD dispatch");
+#endif
+  return out;
+}
+
+PERKREC_INLINE TopK factor_top_k(const FactorTable& left, Span<const Index> query_rows, const FactorTable& right,
+                                 int n, const Filter& filter, int num_threads, SimdLevel max_level) {
+  const int dim = right.dim;
+  const int level = static_cast<int>(max_level);
+  if (level >= static_cast<int>(SimdLevel::avx512) && cpu_has_avx512f() && right.rows > 0 && n <= 1024 &&
+      dim > 0) {
+    return factor_top_k_fused(left, query_rows, right, n, filter, num_threads);
+  }
+#if PERKREC_HAS_AVX2_DISPATCH
+  if (level >= static_cast<int>(SimdLevel::avx2) && cpu_has_avx2_fma() && query_rows.size() >= 16 && right.rows > 0) {
     // Batches: benefit factors packed once into 16-row panels, then an AVX2 register-tiled
     // product per block of 64 members, each block's scores filtered and partially sorted
     // while they are still in cache.
