@@ -20,3 +20,9 @@
 #include "perkrec/io/model_file_impl.hpp"
 #include "perkrec/models/popularity_impl.hpp"
 #include "perkrec/models/fm_impl.hpp"
+
+// Collaborative filtering (issue 3).
+#include "perkrec/models/als_impl.hpp"
+#include "perkrec/models/bpr_impl.hpp"
+#include "perkrec/models/factors_impl.hpp"
+#include "perkrec/models/item_knn_impl.hpp"

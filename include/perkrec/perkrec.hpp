@@ -31,4 +31,10 @@
 #include "perkrec/models/fm.hpp"
 #include "perkrec/models/recommender.hpp"
 
+// Collaborative filtering (issue 3).
+#include "perkrec/models/als.hpp"
+#include "perkrec/models/bpr.hpp"
+#include "perkrec/models/factors.hpp"
+#include "perkrec/models/item_knn.hpp"
+
 #include "perkrec/eval/metrics.hpp"

@@ -34,6 +34,9 @@ void bind_io(py::module_& m) {
         if (kind == EventLog::kind) return py::cast(EventLog::read(*reader, ""));
         if (kind == Popularity::kind) return py::cast(Popularity::read(*reader, ""));
         if (kind == FM::kind) return py::cast(FM::read(*reader, ""));
+        if (kind == ALS::kind) return py::cast(ALS::read(*reader, ""));
+        if (kind == BPR::kind) return py::cast(BPR::read(*reader, ""));
+        if (kind == ItemKNN::kind) return py::cast(ItemKNN::read(*reader, ""));
         throw ModelFormatError(ModelFormatCode::wrong_kind,
                                "load: this version of perkrec cannot load a '" + kind + "'");
       },

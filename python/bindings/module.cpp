@@ -11,5 +11,6 @@ PYBIND11_MODULE(_core, m) {
   perkrec::python::bind_models(m);
   perkrec::python::bind_eval(m);
   perkrec::python::bind_fm(m);
+  perkrec::python::bind_cf(m);  // collaborative filtering (issue 3)
   perkrec::python::bind_io(m);  // last: it returns objects of the classes bound above
 }

@@ -35,6 +35,7 @@ from .io import info, load, loads
 from .metrics import auc, catalog_coverage, log_loss, ranking_metrics
 from .models import Popularity
 from .fm import FFM, FM, FeatureEncoder, IsotonicCalibrator, PlattCalibrator, redemption_samples, reliability_curve
+from .models import ALS, BPR, ItemKNN  # collaborative filtering (issue 3)
 from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
 
 __version__ = _core.__version__
@@ -48,3 +49,4 @@ __all__ = [
     "split_random_users", "datasets", "__version__",
 ]
 __all__ += ["FFM", "FM", "FeatureEncoder", "IsotonicCalibrator", "PlattCalibrator", "redemption_samples", "reliability_curve"]
+__all__ += ["ALS", "BPR", "ItemKNN"]  # collaborative filtering (issue 3)

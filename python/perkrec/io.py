@@ -10,8 +10,8 @@ from . import _core
 
 def _wrappers():
     from .data import Catalog, EventLog, IdMap, UserTable
-    from .models import Popularity
     from .fm import FM
+    from .models import ALS, BPR, ItemKNN, Popularity
 
     return {
         _core.IdMap: IdMap,
@@ -20,6 +20,9 @@ def _wrappers():
         _core.EventLog: EventLog,
         _core.Popularity: Popularity,
         _core.FM: FM,
+        _core.ALS: ALS,
+        _core.BPR: BPR,
+        _core.ItemKNN: ItemKNN,
     }
 
 

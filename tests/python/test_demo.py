@@ -20,6 +20,7 @@ def test_demo_report_and_tables(tmp_path):
         assert (tmp_path / name).is_file(), name
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["members"] == 3000 and 0 < metrics["ndcg@10"] < 1
+    assert 0 < metrics["als_ndcg@10"] < 1 and 0 < metrics["bpr_ndcg@10"] < 1  # collaborative filtering rows
     assert 0.4 < metrics["redemption_auc"] < 1
 
 

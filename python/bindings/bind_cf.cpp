@@ -1,0 +1,219 @@
+// Collaborative filtering: ALS, BPR and ItemKNN share one set of recommender bindings.
+#include "bindings.hpp"
+
+namespace perkrec::python {
+
+namespace {
+
+struct CfFilter {
+  std::optional<CsrArg> exclude_rows;
+  std::optional<CsrArg> eligibility;
+  Filter filter;
+};
+
+CfFilter cf_filter(const std::optional<py::tuple>& exclude_rows, const std::optional<py::array>& exclude,
+                   const std::optional<py::array>& allow, const std::optional<py::tuple>& eligibility,
+                   bool eligibility_blocks) {
+  CfFilter f;
+  if (exclude_rows) {
+    f.exclude_rows = csr_arg(*exclude_rows, "exclude_rows");
+    f.filter.exclude_rows = f.exclude_rows->view("exclude_rows");
+  }
+  if (eligibility) {
+    f.eligibility = csr_arg(*eligibility, "eligibility");
+    f.filter.eligibility = f.eligibility->view("eligibility");
+  }
+  const Span<const Index> ex = view_1d_or_empty<Index>(exclude, "exclude");
+  const Span<const Index> al = view_1d_or_empty<Index>(allow, "allow");
+  f.filter.exclude.assign(ex.begin(), ex.end());
+  f.filter.allow.assign(al.begin(), al.end());
+  f.filter.eligibility_blocks = eligibility_blocks;
+  return f;
+}
+
+py::tuple top_k_tuple(TopK&& top) {
+  const auto rows = static_cast<py::ssize_t>(top.rows);
+  const auto k = static_cast<py::ssize_t>(top.k);
+  return py::make_tuple(to_numpy(std::move(top.ids), {rows, k}), to_numpy(std::move(top.scores), {rows, k}));
+}
+
+py::array table_to_numpy(const detail::FactorTable& t) {
+  std::vector<float> copy(t.values);
+  return to_numpy(std::move(copy), {static_cast<py::ssize_t>(t.rows), static_cast<py::ssize_t>(t.dim)});
+}
+
+template <class Model>
+Model from_params(const std::string& params_json) {
+  using Params = std::decay_t<decltype(std::declval<Model>().params())>;
+  return Model(Params::from_json(parse_json_strict<ConfigError>(params_json, Model::kind)));
+}
+
+/// The recommender contract every CF model shares.
+template <class Model, class Cls>
+void def_recommender(Cls& cls) {
+  cls.def(py::init(&from_params<Model>), py::arg("params_json"))
+      .def("get_params", [](const Model& m) { return m.get_params().dump(); })
+      .def_property_readonly("fitted", &Model::fitted)
+      .def_property_readonly("n_users", &Model::n_users)
+      .def_property_readonly("n_benefits", &Model::n_benefits)
+      .def("set_ids", &Model::set_ids)
+      .def_property_readonly("user_ids", [](const Model& m) { return m.user_ids(); })
+      .def_property_readonly("benefit_ids", [](const Model& m) { return m.benefit_ids(); })
+      .def("score",
+           [](const Model& self, const py::array& users, const py::array& benefits) {
+             const Span<const Index> u = view_1d<Index>(users, "users");
+             const Span<const Index> b = view_1d<Index>(benefits, "benefits");
+             std::vector<float> out(u.size());
+             {
+               py::gil_scoped_release release;
+               self.score(u, b, out);
+             }
+             return to_numpy(std::move(out));
+           })
+      .def("recommend",
+           [](const Model& self, const py::array& users, int n, const std::optional<py::tuple>& exclude_rows,
+              const std::optional<py::array>& exclude, const std::optional<py::array>& allow,
+              const std::optional<py::tuple>& eligibility, bool eligibility_blocks) {
+             const Span<const Index> u = view_1d<Index>(users, "users");
+             const CfFilter f = cf_filter(exclude_rows, exclude, allow, eligibility, eligibility_blocks);
+             TopK top;
+             {
+               py::gil_scoped_release release;
+               top = self.recommend(u, n, f.filter);
+             }
+             return top_k_tuple(std::move(top));
+           },
+           py::arg("users"), py::arg("n"), py::arg("exclude_rows"), py::arg("exclude"), py::arg("allow"),
+           py::arg("eligibility"), py::arg("eligibility_blocks"))
+      .def("recommend_new",
+           [](const Model& self, const py::tuple& rows, int n, const std::optional<py::tuple>& exclude_rows,
+              const std::optional<py::array>& exclude, const std::optional<py::array>& allow,
+              const std::optional<py::tuple>& eligibility, bool eligibility_blocks) {
+             const CsrArg arg = csr_arg(rows, "user_benefits");
+             const CsrView<float> view = arg.view("user_benefits");
+             const CfFilter f = cf_filter(exclude_rows, exclude, allow, eligibility, eligibility_blocks);
+             TopK top;
+             {
+               py::gil_scoped_release release;
+               top = self.recommend_new(view, n, f.filter);
+             }
+             return top_k_tuple(std::move(top));
+           },
+           py::arg("user_benefits"), py::arg("n"), py::arg("exclude_rows"), py::arg("exclude"), py::arg("allow"),
+           py::arg("eligibility"), py::arg("eligibility_blocks"))
+      .def("similar_benefits",
+           [](const Model& self, const py::array& ids, int n, const std::optional<py::array>& exclude,
+              const std::optional<py::array>& allow) {
+             const Span<const Index> q = view_1d<Index>(ids, "benefits");
+             const CfFilter f = cf_filter(std::nullopt, exclude, allow, std::nullopt, false);
+             TopK top;
+             {
+               py::gil_scoped_release release;
+               top = self.similar_benefits(q, n, f.filter);
+             }
+             return top_k_tuple(std::move(top));
+           })
+      .def("similar_users",
+           [](const Model& self, const py::array& ids, int n, const std::optional<py::array>& exclude,
+              const std::optional<py::array>& allow) {
+             const Span<const Index> q = view_1d<Index>(ids, "users");
+             const CfFilter f = cf_filter(std::nullopt, exclude, allow, std::nullopt, false);
+             TopK top;
+             {
+               py::gil_scoped_release release;
+               top = self.similar_users(q, n, f.filter);
+             }
+             return top_k_tuple(std::move(top));
+           })
+      .def("partial_fit_users",
+           [](Model& self, const py::array& ids, const py::tuple& rows) {
+             const Span<const Index> q = view_1d<Index>(ids, "users");
+             const CsrArg arg = csr_arg(rows, "user_benefits");
+             const CsrView<float> view = arg.view("user_benefits");
+             py::gil_scoped_release release;
+             self.partial_fit_users(q, view);
+           })
+      .def("partial_fit_benefits", [](Model& self, const py::array& ids, const py::tuple& rows) {
+        const Span<const Index> q = view_1d<Index>(ids, "benefits");
+        const CsrArg arg = csr_arg(rows, "benefit_users");
+        const CsrView<float> view = arg.view("benefit_users");
+        py::gil_scoped_release release;
+        self.partial_fit_benefits(q, view);
+      });
+  def_serialization<Model>(cls);
+}
+
+template <class Model, class Cls>
+void def_factor_access(Cls& cls) {
+  cls.def("user_factors", [](const Model& m) { return table_to_numpy(m.user_factors()); })
+      .def("benefit_factors", [](const Model& m) { return table_to_numpy(m.benefit_factors()); })
+      .def("fold_in", [](const Model& self, const py::tuple& rows) {
+        const CsrArg arg = csr_arg(rows, "user_benefits");
+        const CsrView<float> view = arg.view("user_benefits");
+        std::vector<float> out;
+        {
+          py::gil_scoped_release release;
+          out = self.fold_in(view);
+        }
+        const auto dim = static_cast<py::ssize_t>(self.user_factors().dim);
+        return to_numpy(std::move(out), {static_cast<py::ssize_t>(view.rows), dim});
+      });
+}
+
+template <class Model>
+void def_fit(py::class_<Model>& cls) {
+  cls.def("fit", [](Model& self, const py::tuple& user_benefits, const py::object& progress) {
+    const CsrArg arg = csr_arg(user_benefits, "user_benefits");
+    const CsrView<float> view = arg.view("user_benefits");
+    const Callbacks cb = make_callbacks(progress);
+    py::gil_scoped_release release;
+    self.fit(view, cb);
+  });
+}
+
+}  // namespace
+
+void bind_cf(py::module_& m) {
+  py::class_<ALS> als(m, "ALS");
+  def_recommender<ALS>(als);
+  def_factor_access<ALS>(als);
+  def_fit<ALS>(als);
+  als.def("training_loss", [](const ALS& a) { return to_numpy(std::vector<double>(a.training_loss())); })
+      .def("explain", [](const ALS& self, const py::tuple& row, Index benefit, int n) {
+        const CsrArg arg = csr_arg(row, "user_benefits");
+        const CsrView<float> view = arg.view("user_benefits");
+        Explanation ex;
+        {
+          py::gil_scoped_release release;
+          ex = self.explain(view, benefit, n);
+        }
+        return py::make_tuple(ex.score, to_numpy(std::move(ex.benefits)), to_numpy(std::move(ex.contributions)));
+      });
+
+  py::class_<BPR> bpr(m, "BPR");
+  def_recommender<BPR>(bpr);
+  def_factor_access<BPR>(bpr);
+  bpr.def("fit",
+          [](BPR& self, const py::tuple& user_benefits, const std::optional<py::tuple>& eligibility,
+             const py::object& progress) {
+            const CsrArg arg = csr_arg(user_benefits, "user_benefits");
+            const CsrView<float> view = arg.view("user_benefits");
+            std::optional<CsrArg> elig_arg;
+            CsrView<float> elig;
+            if (eligibility) {
+              elig_arg = csr_arg(*eligibility, "eligibility");
+              elig = elig_arg->view("eligibility");
+            }
+            const Callbacks cb = make_callbacks(progress);
+            py::gil_scoped_release release;
+            self.fit(view, elig, cb);
+          })
+      .def("training_accuracy", [](const BPR& b) { return to_numpy(std::vector<double>(b.training_accuracy())); });
+
+  py::class_<ItemKNN> knn(m, "ItemKNN");
+  def_recommender<ItemKNN>(knn);
+  def_fit<ItemKNN>(knn);
+  knn.def("neighbours", [](const ItemKNN& k) { return csr_to_python(CsrMatrix<float>(k.neighbours())); });
+}
+
+}  // namespace perkrec::python

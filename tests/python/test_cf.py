@@ -1,0 +1,167 @@
+"""Collaborative filtering (ALS, BPR, ItemKNN): planted structure, determinism, fold-in,
+partial fits, explain, eligibility, BLAS warning. The shared contract runs in test_models.py."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import perkrec
+from perkrec import models as models_module
+
+GROUPS = 4
+
+
+def planted(users=300, benefits=48, density=0.35, seed=0):
+    """Member u likes the benefits b with b % GROUPS == u % GROUPS."""
+    rng = np.random.default_rng(seed)
+    u, b = np.meshgrid(np.arange(users), np.arange(benefits), indexing="ij")
+    mask = (b % GROUPS == u % GROUPS) & (rng.random((users, benefits)) < density)
+    mask[np.arange(users), np.arange(users) % GROUPS] = True
+    values = rng.integers(1, 5, size=mask.sum()).astype(np.float32)
+    return sp.csr_matrix((values, np.nonzero(mask)), shape=(users, benefits))
+
+
+def in_group_share(users, ids):
+    ids = np.asarray(ids)
+    valid = ids >= 0
+    return float(((ids % GROUPS) == (np.asarray(users)[:, None] % GROUPS))[valid].mean())
+
+
+MODELS = {
+    "als_cg": lambda **kw: perkrec.ALS(factors=8, iterations=8, regularization=0.05, **kw),
+    "als_cholesky": lambda **kw: perkrec.ALS(factors=8, iterations=8, regularization=0.05, cg_steps=0, **kw),
+    "bpr": lambda **kw: perkrec.BPR(factors=8, iterations=60, learning_rate=0.05, **kw),
+    "knn_cosine": lambda **kw: perkrec.ItemKNN(neighbours=12, **kw),
+    "knn_bm25": lambda **kw: perkrec.ItemKNN(weighting="bm25", neighbours=12, **kw),
+    "knn_tfidf": lambda **kw: perkrec.ItemKNN(weighting="tfidf", neighbours=12, **kw),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_planted_groups_are_recovered_and_new_members_fold_in(name):
+    matrix = planted()
+    model = MODELS[name]().fit(matrix)
+    users = np.arange(300)
+    ids, scores = model.recommend(users, matrix, n=5)
+    assert in_group_share(users, ids) > 0.9
+    assert not np.isnan(scores).any()
+    for r in range(0, 300, 37):
+        assert not set(ids[r]) & set(matrix[r].indices)
+    # A member unseen at training, from their history only.
+    new_ids, _ = model.recommend_new(matrix[:40], n=5)
+    assert new_ids.shape == (40, 5)
+    assert in_group_share(users[:40], new_ids) > 0.9
+    sim, _ = model.similar_benefits(2, n=4)
+    assert sim[0] == 2 and set(sim % GROUPS) == {2}
+    sim_users, _ = model.similar_users([1, 2], n=3)
+    assert (sim_users[:, 0] == [1, 2]).all() and ((sim_users % GROUPS) == [[1], [2]]).all()
+
+
+def test_als_is_identical_for_any_thread_count_and_fold_in_matches_training():
+    matrix = planted(seed=1)
+    for cg in (3, 0):
+        one = perkrec.ALS(factors=8, iterations=6, cg_steps=cg, num_threads=1).fit(matrix)
+        two = perkrec.ALS(factors=8, iterations=6, cg_steps=cg, num_threads=2).fit(matrix)
+        np.testing.assert_array_equal(one.user_factors, two.user_factors)
+        np.testing.assert_array_equal(one.benefit_factors, two.benefit_factors)
+    exact = perkrec.ALS(factors=8, iterations=15, cg_steps=0, calculate_training_loss=True).fit(matrix)
+    loss = exact.training_loss
+    assert len(loss) == 15 and (np.diff(loss) <= 1e-6 * loss[:-1]).all()
+    folded = exact.fold_in(matrix)
+    trained = exact.user_factors
+    cosine = (folded * trained).sum(1) / np.linalg.norm(folded, axis=1) / np.linalg.norm(trained, axis=1)
+    assert cosine.min() > 0.98
+
+
+def test_bpr_one_thread_is_bit_reproducible_and_eligibility_limits_negatives():
+    matrix = planted(seed=2)
+    a = perkrec.BPR(factors=8, iterations=20, num_threads=1).fit(matrix)
+    b = perkrec.BPR(factors=8, iterations=20, num_threads=1).fit(matrix)
+    np.testing.assert_array_equal(a.benefit_factors, b.benefit_factors)
+    assert a.training_accuracy.shape == (20,)
+    # Benefits outside every eligibility row and never interacted with are never sampled.
+    wide = sp.hstack([matrix, sp.csr_matrix((300, 8), dtype=np.float32)]).tocsr()
+    eligibility = sp.csr_matrix(np.hstack([np.ones((300, 48)), np.zeros((300, 8))]))
+    start = perkrec.BPR(factors=8, iterations=0).fit(wide)
+    trained = perkrec.BPR(factors=8, iterations=20).fit(wide, eligibility=eligibility)
+    np.testing.assert_array_equal(trained.benefit_factors[48:], start.benefit_factors[48:])
+    assert not np.array_equal(trained.benefit_factors[:48], start.benefit_factors[:48])
+    with pytest.raises(perkrec.InputError, match="expected shape"):
+        perkrec.BPR().fit(wide, eligibility=eligibility[:10])
+
+
+@pytest.mark.parametrize("name", ["als_cholesky", "bpr", "knn_cosine"])
+def test_partial_fit_grows_members_and_benefits(name):
+    matrix = planted(seed=3)
+    users = perkrec.IdMap([f"m{i}" for i in range(300)])
+    model = MODELS[name]().fit(matrix, user_ids=users)
+    model.partial_fit_users([301], matrix[[5]], user_ids=perkrec.IdMap([f"m{i}" for i in range(302)]))
+    assert model.n_users == 302 and model.user_ids.to_external([301])[0] == "m301"
+    ids, _ = model.recommend(301, matrix[[5]], n=4)
+    assert set(ids % GROUPS) == {1}
+    # A new benefit taken by group-3 members.
+    column = sp.csr_matrix((np.ones(75, np.float32), (np.zeros(75), np.arange(3, 300, 4))), shape=(1, 302))
+    model.partial_fit_benefits([48], column)
+    assert model.n_benefits == 49
+    scores = model.score([3, 4], [48, 48])
+    assert scores[0] > scores[1]
+    with pytest.raises(perkrec.InputError, match="expected shape"):
+        model.partial_fit_users([1, 2], matrix[[5]])
+    with pytest.raises(perkrec.InputError, match="out of range"):
+        model.partial_fit_users([-1], sp.csr_matrix((1, 49), dtype=np.float32))
+
+
+def test_explain_contributions_add_up_to_the_folded_in_score():
+    matrix = planted(seed=4)
+    benefit_ids = perkrec.IdMap([f"B{i}" for i in range(48)])
+    model = perkrec.ALS(factors=8, iterations=8).fit(matrix, benefit_ids=benefit_ids)
+    row = matrix[[6]]
+    frame = model.explain(row, 10, n=100)
+    assert list(frame.columns) == ["benefit", "contribution"]
+    assert len(frame) == row.nnz and frame["benefit"].str.startswith("B").all()
+    assert (np.diff(frame["contribution"]) <= 0).all()
+    folded = model.fold_in(row)[0]
+    expected = float(folded @ model.benefit_factors[10])
+    assert frame.attrs["score"] == pytest.approx(expected, abs=1e-4)
+    assert frame["contribution"].sum() == pytest.approx(expected, abs=1e-4)
+    new = model.recommend_new(row, n=3, as_frame=True)
+    assert list(new["user"]) == [0, 0, 0] and new["benefit"].str.startswith("B").all()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_bad_confidences_and_ids_raise_input_error(name):
+    matrix = planted(seed=5)
+    model = MODELS[name]().fit(matrix)
+    for bad_value in (np.nan, np.inf, -1.0):
+        bad = matrix.copy()
+        bad.data[3] = bad_value
+        with pytest.raises(perkrec.InputError):
+            MODELS[name]().fit(bad)
+        with pytest.raises(perkrec.InputError):
+            model.recommend_new(bad[:5], n=3)
+    with pytest.raises(perkrec.InputError, match="columns"):
+        model.recommend_new(matrix[:, :10], n=3)
+    with pytest.raises(perkrec.InputError, match="out of range"):
+        model.recommend([-1], n=3)
+    with pytest.raises(perkrec.InputError, match="out of range"):
+        model.similar_benefits([48], n=3)
+    with pytest.raises(perkrec.ConfigError):
+        type(model)(**{"num_threads": -2})
+
+
+def test_blas_oversubscription_warns_once(monkeypatch):
+    monkeypatch.setattr(models_module, "_BLAS_CHECKED", False)
+    monkeypatch.setattr(models_module, "_blas_threads", lambda: 64)
+    matrix = planted(seed=6)
+    with pytest.warns(RuntimeWarning, match="OPENBLAS_NUM_THREADS=1"):
+        perkrec.ALS(factors=4, iterations=1, num_threads=2).fit(matrix)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        perkrec.BPR(factors=4, iterations=1, num_threads=2).fit(matrix)
+    monkeypatch.setattr(models_module, "_BLAS_CHECKED", False)
+    monkeypatch.setattr(models_module, "_blas_threads", lambda: 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        perkrec.ALS(factors=4, iterations=1, num_threads=2).fit(matrix)
