@@ -19,3 +19,7 @@
 #include "perkrec/features/interaction_matrix_impl.hpp"
 #include "perkrec/io/model_file_impl.hpp"
 #include "perkrec/models/popularity_impl.hpp"
+#include "perkrec/features/wide_table_impl.hpp"
+#include "perkrec/models/preference_impl.hpp"
+#include "perkrec/models/segments_impl.hpp"
+#include "perkrec/models/timing_impl.hpp"

@@ -26,8 +26,12 @@
 #include "perkrec/data/user_table.hpp"
 
 #include "perkrec/features/interaction_matrix.hpp"
+#include "perkrec/features/wide_table.hpp"
 
 #include "perkrec/models/popularity.hpp"
 #include "perkrec/models/recommender.hpp"
+#include "perkrec/models/preference.hpp"
+#include "perkrec/models/segments.hpp"
+#include "perkrec/models/timing.hpp"
 
 #include "perkrec/eval/metrics.hpp"

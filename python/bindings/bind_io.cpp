@@ -33,6 +33,7 @@ void bind_io(py::module_& m) {
         if (kind == UserTable::kind) return py::cast(UserTable::read(*reader, ""));
         if (kind == EventLog::kind) return py::cast(EventLog::read(*reader, ""));
         if (kind == Popularity::kind) return py::cast(Popularity::read(*reader, ""));
+        if (kind == PreferenceModel::kind) return py::cast(PreferenceModel::read(*reader, ""));
         throw ModelFormatError(ModelFormatCode::wrong_kind,
                                "load: this version of perkrec cannot load a '" + kind + "'");
       },

@@ -130,6 +130,7 @@ void bind_simulator(py::module_& m);
 void bind_features(py::module_& m);
 void bind_models(py::module_& m);
 void bind_eval(py::module_& m);
+void bind_preference(py::module_& m);
 
 }  // namespace perkrec::python
 

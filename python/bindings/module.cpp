@@ -10,5 +10,6 @@ PYBIND11_MODULE(_core, m) {
   perkrec::python::bind_features(m);
   perkrec::python::bind_models(m);
   perkrec::python::bind_eval(m);
+  perkrec::python::bind_preference(m);
   perkrec::python::bind_io(m);  // last: it returns objects of the classes bound above
 }

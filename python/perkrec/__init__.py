@@ -34,6 +34,7 @@ from .features import DEFAULT_EVENT_WEIGHTS, interaction_matrix
 from .io import info, load, loads
 from .metrics import auc, catalog_coverage, log_loss, ranking_metrics
 from .models import Popularity
+from .preference import PreferenceModel, default_segment_rules, wide_table  # noqa: F401  (issue 5)
 from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
 
 __version__ = _core.__version__

@@ -11,6 +11,7 @@ from . import _core
 def _wrappers():
     from .data import Catalog, EventLog, IdMap, UserTable
     from .models import Popularity
+    from .preference import PreferenceModel
 
     return {
         _core.IdMap: IdMap,
@@ -18,6 +19,7 @@ def _wrappers():
         _core.UserTable: UserTable,
         _core.EventLog: EventLog,
         _core.Popularity: Popularity,
+        _core.PreferenceModel: PreferenceModel,
     }
 
 
