@@ -86,6 +86,8 @@ bench: python
 	$(VPY) bench/ingest.py
 	$(VPY) bench/simulator.py --check-threads
 	$(VPY) bench/simulator_truth.py
+	$(VPY) bench/preference_truth.py
+	$(VPY) bench/preference_speed.py
 
 clean:
 	rm -rf $(BUILD) perkrec-demo

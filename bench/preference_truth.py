@@ -11,8 +11,9 @@ reference time) it measures, for members with at least 10 events in the log (all
     not dormant, >= 5 orders), expected next purchase within +-20% of the planted cycle of
     the truth's expected next order (same members, >= 3 orders);
   * recommender: NDCG@10 of ranking the benefits a member claims in the last 30 days (model
-    fitted before them) against Popularity fitted on the same training claims, and the AUC of
-    "which issued benefits get claimed" in that window.
+    fitted before them) against Popularity fitted on the same training claims — over the
+    whole catalog, and among the benefits the member was issued in that window — and the AUC
+    of "which issued benefits get claimed" in that window.
 On real data: Starbucks offers (response = completed offer; 30-day study, train on the first
 20 days' offers, rank the last 10 days') and dunnhumby coupons (train on campaigns starting
 before day 500, AUC of scores for which targeted households redeem in later campaigns).
@@ -77,9 +78,13 @@ def recommender_quality(log, catalog, cut, response="claimed", **params) -> dict
     truth = claim_matrix(frame_test, response, n_users, n_benefits)
     users = np.flatnonzero(np.diff(truth.indptr) > 0).astype(np.int32)
     out = {"members_ranked": int(len(users))}
+    issued_test = claim_matrix(frame_test, "issued", n_users, n_benefits)
     for name, m in (("preference", model), ("popularity", pop)):
         ids, _ = m.recommend(users, n=10)
         out[f"ndcg@10_{name}"] = round(float(metrics.ranking_metrics(truth[users], ids, k=10)["ndcg"]), 4)
+        # Among the benefits the member was actually issued in the window: which do they take?
+        ids, _ = m.recommend(users, n=10, eligibility=issued_test[users])
+        out[f"ndcg@10_among_issued_{name}"] = round(float(metrics.ranking_metrics(truth[users], ids, k=10)["ndcg"]), 4)
     issued = frame_test[frame_test["event_type"] == "issued"][["user", "benefit"]].drop_duplicates()
     responded = frame_test[frame_test["event_type"] == response][["user", "benefit"]].drop_duplicates()
     responded["y"] = 1

@@ -91,13 +91,12 @@ def plot_hour_of_week(model: PreferenceModel, user=None):
 def report(model: PreferenceModel, folder: Union[str, Path], rules=None, member=None, clusters: int = 6) -> Path:
     """Writes segment_heatmap.png, member_profile.png, hour_of_week.png, segments.csv,
     clusters.csv, timing_summary.csv and report.html (one page embedding all of them) to
-    ``folder``; returns the HTML path. ``member`` defaults to the member with the most issued
-    benefits."""
+    ``folder``; returns the HTML path. ``member`` defaults to the member with the most orders."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     features = model.features()
     if member is None:
-        member = features.index[int(np.nanargmax(features["issued"].to_numpy()))]
+        member = features.index[int(np.nanargmax(features["orders"].to_numpy()))]
     table = model.segment_table(rules)
     table.to_csv(out / "segments.csv")
     assignment, centroids, descriptions = model.clusters(clusters)

@@ -10,11 +10,14 @@
 // (weight 2^(-age / half_life_days)):
 //  1. Counts per member and dimension: issued n[u,d] and claimed k[u,d]; per issuing channel,
 //     issued and viewed.
-//  2. Pooled prior. A latent-class model (EM, `latent_classes` classes, k-means++ start)
+//  2. Pooled prior. A latent-class model (EM, `latent_classes` classes)
 //     groups members whose responses move together: each class has a response rate per
 //     benefit, and a member's membership r[u,c] comes from the exact Bernoulli likelihood of
 //     their responses per trial (claims per view when the log records views — the view itself
-//     mostly reflects channel habits — else per issue). The member's prior mean is
+//     mostly reflects channel habits — else per issue), plus two behaviours segments differ
+//     in: order frequency (negative binomial over the member's tenure) and, for claims, how
+//     often a claimed benefit gets redeemed. Initialised by k-means++ on population-shrunk
+//     lifts of up to 50,000 members (fixed stride). The member's prior mean is
 //     mu[u,d] = sum_c r[u,c] theta[c,d] (theta: the classes' claim rates per dimension, shrunk
 //     toward the population), corrected by how much more (or less) often the member opens
 //     each issuing channel than their classes do (views reveal channel affinity).
@@ -23,9 +26,10 @@
 //     prior strength M[d] is fitted by maximizing the beta-binomial marginal likelihood (or
 //     fixed by `prior_strength`). A member with two events stays near their prior (near the
 //     population when the classes cannot place them); one with many approaches their own rate.
-//  4. Credible interval at level `interval` from the Beta posterior (normal approximation,
-//     clipped to [0, 1] before dividing by the population rate; it treats the prior mean as
-//     known).
+//  4. Credible interval at level `interval`: normal approximation with the Beta posterior's
+//     variance plus the uncertainty of the member's class (the spread of the class rates
+//     under r[u,c], weighted by the prior's share M / (n + M)), clipped to [0, 1] before
+//     dividing by the population rate.
 //
 // score(u, b) = log(base_rate[b]) + mean over b's dimensions of log preference[u,d]: the log of
 // the member's expected claim rate for b (base_rate = the population's claim rate of b), which
@@ -33,19 +37,22 @@
 //
 // Member features (feature_names(), for segment rules and reports): issued, claimed, orders,
 // claim_rate, claim_rate_lift (member's shrunk overall claim rate / population), recency_days,
-// tenure_days, mean_interorder_days, recency_cycles (recency / mean inter-order days),
+// tenure_days (0 for a member without events before the cut), mean_interorder_days, recency_cycles (recency / mean inter-order days),
 // orders_90d, p_alive, expected_purchases (BG/NBD, next `horizon_days`).
 //
 // Timing. Hour-of-week profile: the member's order times binned into 168 UTC slots (Monday
 // 00:00 = slot 0), posterior mean under a Dirichlet prior of `timing_prior_strength`
 // pseudo-orders spread like the population profile. Best send slot: the weekday with the most
 // posterior mass and, within the day, the hour whose circular ±2-hour window (weights
-// 1,2,3,2,1) has the most mass. Repurchase: a gamma renewal per member (mean inter-order days
+// 1,2,3,2,1) has the most mass. Repurchase: a gamma renewal per member over the orders that
+// carried no redemption (the member's own rhythm, without the extra purchases benefits
+// trigger; all orders when every one carried a benefit) — mean inter-order days
 // and regularity 1/CV^2, both shrunk toward the population) gives the expected next order
 // (mean residual life given the days since the last order), the send date ahead of it
 // (lead = min(2 days, a quarter cycle)), and a validity window covering the lead plus one
 // standard deviation of the member's inter-order time (3..30 days). BG/NBD, fitted by maximum
-// likelihood over all members with an order, gives P(alive) and expected purchases.
+// likelihood over up to 10,000 members with an order (a fixed-stride sample), gives P(alive)
+// and expected purchases.
 //
 // Segments and clusters: see models/segments.hpp. clusters(k) runs seeded k-means++ on the
 // log preference vectors and describes each cluster by its most over-represented dimensions.

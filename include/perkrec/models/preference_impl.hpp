@@ -213,10 +213,14 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
   std::vector<float> issued(nz * Dz, 0.0f), claimed(nz * Dz, 0.0f);
   std::vector<float> ch_issued(nz * Cz, 0.0f), ch_viewed(nz * Cz, 0.0f);
   struct MemberSummary {
-    double issued = 0, claimed = 0, issued_w = 0;
+    double issued = 0, claimed = 0, issued_w = 0, redeemed = 0;
     double orders = 0, orders_90d = 0;
     Timestamp first_event = kNoTime, first_order = kNoTime, last_order = kNoTime;
     double gap_ss = 0;  // sum of squared gaps (days)
+    // The same over orders without a redemption at their instant: the member's own rhythm,
+    // without the extra purchases benefits trigger (the repurchase cycle).
+    double cycle_orders = 0, cycle_gap_ss = 0;
+    Timestamp cycle_first = kNoTime, cycle_last = kNoTime;
   };
   std::vector<MemberSummary> summary(nz);
   std::vector<Offset> slot_offsets(nz + 1, 0);
@@ -269,10 +273,28 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
             s.claimed += 1;
           }
         }
+        if (type == EventType::redeemed) s.redeemed += 1;
         const int ch = b >= 0 ? benefit_channel[static_cast<std::size_t>(b)] : -1;
         if (ch >= 0 && type == EventType::issued) ci[ch] += w;
         if (ch >= 0 && type == EventType::viewed) cv[ch] += w;
         if (type == EventType::ordered) {
+          bool with_benefit = false;
+          for (Offset f = e; f-- > log.user_begin(u) && ev_time[static_cast<std::size_t>(f)] == t;) {
+            with_benefit |= ev_type[static_cast<std::size_t>(f)] == static_cast<std::uint8_t>(EventType::redeemed);
+          }
+          for (Offset f = e + 1; f < log.user_end(u) && ev_time[static_cast<std::size_t>(f)] == t; ++f) {
+            with_benefit |= ev_type[static_cast<std::size_t>(f)] == static_cast<std::uint8_t>(EventType::redeemed);
+          }
+          if (!with_benefit) {
+            if (s.cycle_last != kNoTime) {
+              const double g = static_cast<double>(t - s.cycle_last) / kDay;
+              s.cycle_gap_ss += g * g;
+            } else {
+              s.cycle_first = t;
+            }
+            s.cycle_last = t;
+            s.cycle_orders += 1;
+          }
           if (s.last_order != kNoTime) {
             const double g = static_cast<double>(t - s.last_order) / kDay;
             s.gap_ss += g * g;
@@ -427,33 +449,58 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
     }
   };
   if (K > 1) {
-    // Initialise with k-means++ on population-shrunk log lifts of the members with issues.
+    // Initialise with k-means++ on population-shrunk log lifts of (at most ~50,000, taken at a
+    // fixed stride) members with issues, then give every member with issues its nearest centre.
+    auto member_lifts = [&](std::size_t row, float* out) {
+      for (std::size_t d = 0; d < Dz; ++d) {
+        const double rate = (claimed[row * Dz + d] + 4.0 * pop[d]) / (issued[row * Dz + d] + 4.0);
+        out[d] = static_cast<float>(std::log(rate / pop[d]));
+      }
+    };
     std::vector<Index> active;
     for (Index u = 0; u < n; ++u) {
       if (summary[static_cast<std::size_t>(u)].issued > 0) active.push_back(u);
     }
-    if (static_cast<Index>(active.size()) >= K) {
-      std::vector<float> lifts(active.size() * Dz);
-      parallel_for(0, static_cast<Offset>(active.size()), threads, [&](Offset i) {
-        const auto row = static_cast<std::size_t>(active[static_cast<std::size_t>(i)]);
-        for (std::size_t d = 0; d < Dz; ++d) {
-          const double rate = (claimed[row * Dz + d] + 4.0 * pop[d]) / (issued[row * Dz + d] + 4.0);
-          lifts[static_cast<std::size_t>(i) * Dz + d] = static_cast<float>(std::log(rate / pop[d]));
-        }
+    const std::size_t stride = std::max<std::size_t>(1, active.size() / 50000);
+    std::vector<Index> sample;
+    for (std::size_t i = 0; i < active.size(); i += stride) sample.push_back(active[i]);
+    if (static_cast<Index>(sample.size()) >= K) {
+      std::vector<float> lifts(sample.size() * Dz);
+      parallel_for(0, static_cast<Offset>(sample.size()), threads, [&](Offset i) {
+        member_lifts(static_cast<std::size_t>(sample[static_cast<std::size_t>(i)]), lifts.data() + static_cast<std::size_t>(i) * Dz);
       });
-      const KMeansResult init = kmeans(lifts.data(), static_cast<Index>(active.size()), D, K, params_.seed, 20, threads);
-      std::fill(resp.begin(), resp.end(), 0.0f);
-      std::vector<std::uint8_t> assigned(nz, 0);
-      for (std::size_t i = 0; i < active.size(); ++i) {
-        const auto row = static_cast<std::size_t>(active[i]);
-        resp[row * Kz + static_cast<std::size_t>(init.assignment[i])] = 1.0f;
-        assigned[row] = 1;
-      }
-      for (std::size_t u = 0; u < nz; ++u) {
-        if (!assigned[u]) {
-          for (std::size_t c = 0; c < Kz; ++c) resp[u * Kz + c] = 1.0f / static_cast<float>(K);
+      const KMeansResult init = kmeans(lifts.data(), static_cast<Index>(sample.size()), D, K, params_.seed, 20, threads);
+      parallel_for(0, n, threads, [&](Offset uo) {
+        const auto row = static_cast<std::size_t>(uo);
+        float* r = resp.data() + row * Kz;
+        if (summary[row].issued <= 0) {
+          std::fill(r, r + Kz, 1.0f / static_cast<float>(K));
+          return;
         }
-      }
+        float x[256];
+        float* v = Dz <= 256 ? x : nullptr;
+        std::vector<float> big;
+        if (v == nullptr) {
+          big.resize(Dz);
+          v = big.data();
+        }
+        member_lifts(row, v);
+        std::size_t best = 0;
+        double best_d = std::numeric_limits<double>::infinity();
+        for (std::size_t c = 0; c < Kz; ++c) {
+          double dist = 0;
+          for (std::size_t d = 0; d < Dz; ++d) {
+            const double diff = static_cast<double>(v[d]) - init.centroids[c * Dz + d];
+            dist += diff * diff;
+          }
+          if (dist < best_d) {
+            best_d = dist;
+            best = c;
+          }
+        }
+        std::fill(r, r + Kz, 0.0f);
+        r[best] = 1.0f;
+      }, Schedule::dynamic, 1024);
     }
     // Benefit-level class rates of responses per trial (claims per view, or per issue).
     const auto nbz = static_cast<std::size_t>(nb);
@@ -473,15 +520,31 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
         benefit_rate[b] = std::clamp((t[nbz + b] + 2.0 * overall_rate) / (t[b] + 2.0), 1e-4, 1 - 1e-4);
       }
     }
-    std::vector<double> class_benefit(Kz * nbz);
+    // Behaviour the archetypes differ in besides taste: order frequency (negative binomial on
+    // the orders over the member's tenure, shape kOrderShape for individual variation) and,
+    // when responses are claims, how often a claimed benefit gets redeemed.
+    constexpr double kOrderShape = 8.0;
+    const bool use_redemption = params_.response == EventType::claimed;
+    auto tenure_of = [&](std::size_t row) {
+      const MemberSummary& m = summary[row];
+      return m.first_event == kNoTime ? 0.0 : static_cast<double>(cut_time - m.first_event) / kDay;
+    };
+    const std::size_t stride_c = 2 * nbz + 5;
+    std::vector<double> class_benefit(Kz * nbz), class_order_rate(Kz, 0.1), class_redeem(Kz, 0.5);
     auto benefit_m_step = [&]() {
-      const std::vector<double> t = block_sum(n, Kz * (2 * nbz + 1), threads, [&](Index u, double* acc) {
+      const std::vector<double> t = block_sum(n, Kz * stride_c, threads, [&](Index u, double* acc) {
         const auto row = static_cast<std::size_t>(u);
+        const MemberSummary& m = summary[row];
+        const double tenure = tenure_of(row);
         for (std::size_t c = 0; c < Kz; ++c) {
           const double r = resp[row * Kz + c];
-          double* a = acc + c * (2 * nbz + 1);
+          double* a = acc + c * stride_c;
           a[2 * nbz] += r;
           if (r == 0) continue;
+          a[2 * nbz + 1] += r * m.orders;
+          a[2 * nbz + 2] += r * tenure;
+          a[2 * nbz + 3] += r * std::min(m.redeemed, m.claimed);
+          a[2 * nbz + 4] += r * m.claimed;
           for (Offset p = pair_offsets[row]; p < pair_offsets[row + 1]; ++p) {
             const auto b = static_cast<std::size_t>(pair_benefit[static_cast<std::size_t>(p)]);
             const double tr = pair_trials[static_cast<std::size_t>(p)];
@@ -491,34 +554,47 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
         }
       });
       for (std::size_t c = 0; c < Kz; ++c) {
-        const double* a = t.data() + c * (2 * nbz + 1);
+        const double* a = t.data() + c * stride_c;
         for (std::size_t b = 0; b < nbz; ++b) {
           class_benefit[c * nbz + b] =
               std::clamp((a[nbz + b] + kClassPrior * benefit_rate[b]) / (a[b] + kClassPrior), 1e-4, 1 - 1e-4);
         }
         weight[c] = (a[2 * nbz] + 1.0) / (static_cast<double>(n) + static_cast<double>(K));
+        class_order_rate[c] = std::max(1e-4, (a[2 * nbz + 1] + 1.0) / (a[2 * nbz + 2] + 30.0));
+        class_redeem[c] = std::clamp((a[2 * nbz + 3] + 1.0) / (a[2 * nbz + 4] + 2.0), 1e-3, 1 - 1e-3);
       }
     };
     benefit_m_step();
     em_progress.advance(1);
-    std::vector<double> log_odds(Kz * nbz), log_fail(Kz * nbz);
+    std::vector<double> log_odds(Kz * nbz), log_fail(Kz * nbz), log_weight(Kz);
     for (int it = 0; it < params_.em_iterations; ++it) {
       for (std::size_t i = 0; i < Kz * nbz; ++i) {
         log_fail[i] = std::log1p(-class_benefit[i]);
         log_odds[i] = std::log(class_benefit[i]) - log_fail[i];
       }
+      for (std::size_t c = 0; c < Kz; ++c) log_weight[c] = std::log(weight[c]);
       std::vector<double> change = block_sum(n, 1, threads, [&](Index u, double* acc) {
         const auto row = static_cast<std::size_t>(u);
+        const MemberSummary& m = summary[row];
+        const double tenure = tenure_of(row);
+        const double redeemed = std::min(m.redeemed, m.claimed);
         double l[64];
         double best = -std::numeric_limits<double>::infinity();
         for (std::size_t c = 0; c < Kz; ++c) {
-          double s = std::log(weight[c]);
+          double s = log_weight[c];
           const double* lo = log_odds.data() + c * nbz;
           const double* lf = log_fail.data() + c * nbz;
           for (Offset p = pair_offsets[row]; p < pair_offsets[row + 1]; ++p) {
             const auto b = static_cast<std::size_t>(pair_benefit[static_cast<std::size_t>(p)]);
             const double tr = pair_trials[static_cast<std::size_t>(p)];
             s += std::min<double>(pair_responses[static_cast<std::size_t>(p)], tr) * lo[b] + tr * lf[b];
+          }
+          if (tenure > 0) {
+            const double mean = class_order_rate[c] * tenure;
+            s += kOrderShape * std::log(kOrderShape / (kOrderShape + mean)) + m.orders * std::log(mean / (kOrderShape + mean));
+          }
+          if (use_redemption && m.claimed > 0) {
+            s += redeemed * std::log(class_redeem[c]) + (m.claimed - redeemed) * std::log1p(-class_redeem[c]);
           }
           l[c] = s;
           best = std::max(best, l[c]);
@@ -527,13 +603,14 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
         for (std::size_t c = 0; c < Kz; ++c) z += (l[c] = std::exp(l[c] - best));
         for (std::size_t c = 0; c < Kz; ++c) {
           const auto r = static_cast<float>(l[c] / z);
-          acc[0] = std::max(acc[0], static_cast<double>(std::fabs(r - resp[row * Kz + c])));
+          acc[0] += std::fabs(static_cast<double>(r) - resp[row * Kz + c]);
           resp[row * Kz + c] = r;
         }
       });
       benefit_m_step();
       em_progress.advance(1);
-      if (change[0] < 1e-4) break;
+      // Converged when memberships move by less than 1e-4 on average.
+      if (change[0] < 1e-4 * static_cast<double>(n) * static_cast<double>(Kz)) break;
     }
     m_step();
   } else {
@@ -617,7 +694,16 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
       const double a = k + strength[d] * prior_mean[i];
       const double b = nn - k + strength[d] * (1.0 - prior_mean[i]);
       const double mean = a / (a + b);
-      const double sd = std::sqrt(a * b / ((a + b) * (a + b) * (a + b + 1.0)));
+      // Law of total variance over the class memberships: the Beta posterior's variance plus
+      // the spread of the class rates the prior mean mixes, weighted by the prior's share.
+      double mix = 0, mix_mean = 0;
+      for (std::size_t c = 0; c < Kz; ++c) mix_mean += resp[row * Kz + c] * theta[c * Dz + d];
+      for (std::size_t c = 0; c < Kz; ++c) {
+        const double dev = theta[c * Dz + d] - mix_mean;
+        mix += resp[row * Kz + c] * dev * dev;
+      }
+      const double prior_share = strength[d] / (nn + strength[d]);
+      const double sd = std::sqrt(a * b / ((a + b) * (a + b) * (a + b + 1.0)) + prior_share * prior_share * mix);
       pref[i] = static_cast<float>(mean / pop[d]);
       lo[i] = static_cast<float>(std::max(0.0, mean - z * sd) / pop[d]);
       hi[i] = static_cast<float>(std::min(1.0, mean + z * sd) / pop[d]);
@@ -625,7 +711,7 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
   });
 
   // --- 5. timing ---------------------------------------------------------------------------------
-  ProgressReporter timing_progress(callbacks, "timing", 1);
+  ProgressReporter timing_progress(callbacks, "timing", 2);
   std::vector<double> pop_slots(kSlots, 0.0);
   {
     std::vector<std::int64_t> counts(kSlots, 0);
@@ -636,10 +722,21 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
     }
   }
   // Population inter-order statistics: mean gap and squared coefficient of variation.
+  // Repurchase cycles use the orders without a redemption (see MemberSummary), or all orders
+  // when every order of the member carried one.
+  struct Cycle {
+    double orders, gap_ss;
+    Timestamp first, last;
+  };
+  auto cycle_of = [](const MemberSummary& s) {
+    return s.cycle_orders >= 1 ? Cycle{s.cycle_orders, s.cycle_gap_ss, s.cycle_first, s.cycle_last}
+                               : Cycle{s.orders, s.gap_ss, s.first_order, s.last_order};
+  };
   double gap_days = 0, gap_count = 0, cv2_sum = 0, cv2_count = 0;
-  for (const auto& s : summary) {
+  for (const auto& member : summary) {
+    const Cycle s = cycle_of(member);
     if (s.orders >= 2) {
-      const double span = static_cast<double>(s.last_order - s.first_order) / kDay;
+      const double span = static_cast<double>(s.last - s.first) / kDay;
       gap_days += span;
       gap_count += s.orders - 1;
       if (s.orders >= 3 && span > 0) {
@@ -652,13 +749,13 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
   }
   const double pop_gap = gap_count > 0 ? gap_days / gap_count : 30.0;
   const double pop_cv2 = cv2_count > 0 ? std::clamp(cv2_sum / cv2_count, 0.05, 2.0) : 1.0;
-  // BG/NBD on members with an order, sampled at a fixed stride (at most ~20k members).
+  // BG/NBD on members with an order, sampled at a fixed stride (at most ~10k members).
   BGNBD bg;
   {
     std::vector<double> x, tx, T;
     Index with_orders = 0;
     for (const auto& s : summary) with_orders += s.orders > 0;
-    const Index stride = std::max<Index>(1, with_orders / 20000);
+    const Index stride = std::max<Index>(1, with_orders / 10000);
     Index seen = 0;
     for (const auto& s : summary) {
       if (s.orders <= 0) continue;
@@ -667,8 +764,9 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
       tx.push_back(static_cast<double>(s.last_order - s.first_order) / kDay);
       T.push_back(static_cast<double>(cut_time - s.first_order) / kDay);
     }
-    if (!x.empty()) bg = BGNBD::fit(x, tx, T, threads, 400);
+    if (!x.empty()) bg = BGNBD::fit(x, tx, T, threads, 300);
   }
+  timing_progress.advance(1);
   std::vector<MemberTiming> timing(nz);
   const double alpha = params_.timing_prior_strength;
   const double horizon = params_.horizon_days;
@@ -682,19 +780,20 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
     for (Offset e = slot_offsets[row]; e < slot_offsets[row + 1]; ++e) post[slots[static_cast<std::size_t>(e)]] += 1.0;
     for (int k = 0; k < kSlots; ++k) post[k] /= (count + alpha);
     t.best_slot = best_slot(post);
-    const double gaps = std::max(0.0, s.orders - 1);
-    const double span = s.orders >= 2 ? static_cast<double>(s.last_order - s.first_order) / kDay : 0.0;
+    const Cycle cycle = cycle_of(s);
+    const double gaps = std::max(0.0, cycle.orders - 1);
+    const double span = cycle.orders >= 2 ? static_cast<double>(cycle.last - cycle.first) / kDay : 0.0;
     const double mean_gap = std::max(0.5, (span + pop_gap) / (gaps + 1.0));
     double cv2 = pop_cv2;
-    if (s.orders >= 3 && span > 0) {
+    if (cycle.orders >= 3 && span > 0) {
       const double m = span / gaps;
-      const double var = std::max(0.0, (s.gap_ss - gaps * m * m) / (gaps - 1));
+      const double var = std::max(0.0, (cycle.gap_ss - gaps * m * m) / (gaps - 1));
       cv2 = (var / (m * m) * (gaps - 1) + 2.0 * pop_cv2) / (gaps - 1 + 2.0);
     }
     const double shape = std::clamp(1.0 / std::max(cv2, 1e-3), 0.5, 20.0);
     const double scale = mean_gap / shape;
-    const double elapsed = s.orders > 0 ? static_cast<double>(cut_time - s.last_order) / kDay : 0.0;
-    const double next = s.orders > 0 ? gamma_residual(shape, scale, elapsed) : mean_gap;
+    const double elapsed = cycle.orders > 0 ? static_cast<double>(cut_time - cycle.last) / kDay : 0.0;
+    const double next = cycle.orders > 0 ? gamma_residual(shape, scale, elapsed) : mean_gap;
     const double lead = std::min(2.0, 0.25 * mean_gap);
     t.next_purchase_days = static_cast<float>(next);
     t.send_in_days = static_cast<float>(std::max(0.0, next - lead));
@@ -736,7 +835,8 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
     f[3] = s.issued > 0 ? static_cast<float>(s.claimed / s.issued) : nan;
     f[4] = static_cast<float>(lift);
     f[5] = static_cast<float>(recency);
-    f[6] = s.first_event != kNoTime ? static_cast<float>(static_cast<double>(cut_time - s.first_event) / kDay) : nan;
+    // No event before the cut: no history yet, tenure 0 (so "new member" rules catch them).
+    f[6] = s.first_event != kNoTime ? static_cast<float>(static_cast<double>(cut_time - s.first_event) / kDay) : 0.0f;
     f[7] = static_cast<float>(mean_gap);
     f[8] = static_cast<float>(recency / shrunk_gap);
     f[9] = static_cast<float>(s.orders_90d);

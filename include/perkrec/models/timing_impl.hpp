@@ -82,7 +82,7 @@ PERKREC_INLINE BGNBD BGNBD::fit(Span<const double> x, Span<const double> t_x, Sp
   std::vector<double> start = {0.0, std::log(1.0 / mean_rate), 0.0, std::log(3.0)};
   std::vector<double> best = nelder_mead(nll, start, 0.5, max_iterations, 1e-10);
   // One restart from the optimum escapes a collapsed simplex.
-  best = nelder_mead(nll, best, 0.2, max_iterations, 1e-10);
+  best = nelder_mead(nll, best, 0.2, max_iterations / 2, 1e-10);
   return BGNBD{std::exp(best[0]), std::exp(best[1]), std::exp(best[2]), std::exp(best[3])};
 }
 
