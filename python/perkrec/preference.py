@@ -78,7 +78,7 @@ class PreferenceModel(_Recommender):
     _core_class = _core.PreferenceModel
 
     def __init__(self, half_life_days: float = 365.0, prior_strength: float = 0.0, latent_classes: int = 8,
-                 em_iterations: int = 40, interval: float = 0.9, timing_prior_strength: float = 8.0,
+                 em_iterations: int = 20, interval: float = 0.9, timing_prior_strength: float = 8.0,
                  horizon_days: float = 30.0, response: str = "claimed", face_value_edges=(10.0, 30.0), threshold_edges=(100.0, 300.0),
                  typical_basket: float = 60.0, seed: int = 42, num_threads: int = 0):
         params = {"half_life_days": float(half_life_days), "prior_strength": float(prior_strength),

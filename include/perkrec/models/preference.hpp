@@ -93,7 +93,7 @@ struct PreferenceParams {
   double half_life_days = 365.0;       ///< time decay of events; > 0, or 0 = no decay
   double prior_strength = 0.0;         ///< pseudo-issues of the prior; 0 = fitted (EB), else > 0
   int latent_classes = 8;              ///< classes of the pooled prior; 1..64 (1 = population)
-  int em_iterations = 40;              ///< EM sweeps for the latent classes; >= 0
+  int em_iterations = 20;              ///< EM sweeps for the latent classes; >= 0
   double interval = 0.9;               ///< credible interval level; (0, 1)
   double timing_prior_strength = 8.0;  ///< Dirichlet pseudo-orders of the hour profile; > 0
   double horizon_days = 30.0;          ///< BG/NBD expected-purchase horizon; > 0

@@ -532,28 +532,29 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
     };
     const std::size_t stride_c = 2 * nbz + 5;
     std::vector<double> class_benefit(Kz * nbz), class_order_rate(Kz, 0.1), class_redeem(Kz, 0.5);
-    auto benefit_m_step = [&]() {
-      const std::vector<double> t = block_sum(n, Kz * stride_c, threads, [&](Index u, double* acc) {
-        const auto row = static_cast<std::size_t>(u);
-        const MemberSummary& m = summary[row];
-        const double tenure = tenure_of(row);
-        for (std::size_t c = 0; c < Kz; ++c) {
-          const double r = resp[row * Kz + c];
-          double* a = acc + c * stride_c;
-          a[2 * nbz] += r;
-          if (r == 0) continue;
-          a[2 * nbz + 1] += r * m.orders;
-          a[2 * nbz + 2] += r * tenure;
-          a[2 * nbz + 3] += r * std::min(m.redeemed, m.claimed);
-          a[2 * nbz + 4] += r * m.claimed;
-          for (Offset p = pair_offsets[row]; p < pair_offsets[row + 1]; ++p) {
-            const auto b = static_cast<std::size_t>(pair_benefit[static_cast<std::size_t>(p)]);
-            const double tr = pair_trials[static_cast<std::size_t>(p)];
-            a[b] += r * tr;
-            a[nbz + b] += r * std::min<double>(pair_responses[static_cast<std::size_t>(p)], tr);
-          }
+    // Sufficient statistics of one member under its memberships, added to acc (per class:
+    // trials and responses per benefit, membership, orders, tenure, redeemed, claimed).
+    auto accumulate = [&](std::size_t row, double* acc) {
+      const MemberSummary& m = summary[row];
+      const double tenure = tenure_of(row);
+      for (std::size_t c = 0; c < Kz; ++c) {
+        const double r = resp[row * Kz + c];
+        double* a = acc + c * stride_c;
+        a[2 * nbz] += r;
+        if (r == 0) continue;
+        a[2 * nbz + 1] += r * m.orders;
+        a[2 * nbz + 2] += r * tenure;
+        a[2 * nbz + 3] += r * std::min(m.redeemed, m.claimed);
+        a[2 * nbz + 4] += r * m.claimed;
+        for (Offset p = pair_offsets[row]; p < pair_offsets[row + 1]; ++p) {
+          const auto b = static_cast<std::size_t>(pair_benefit[static_cast<std::size_t>(p)]);
+          const double tr = pair_trials[static_cast<std::size_t>(p)];
+          a[b] += r * tr;
+          a[nbz + b] += r * std::min<double>(pair_responses[static_cast<std::size_t>(p)], tr);
         }
-      });
+      }
+    };
+    auto update_classes = [&](const std::vector<double>& t) {
       for (std::size_t c = 0; c < Kz; ++c) {
         const double* a = t.data() + c * stride_c;
         for (std::size_t b = 0; b < nbz; ++b) {
@@ -565,19 +566,30 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
         class_redeem[c] = std::clamp((a[2 * nbz + 3] + 1.0) / (a[2 * nbz + 4] + 2.0), 1e-3, 1 - 1e-3);
       }
     };
-    benefit_m_step();
+    update_classes(block_sum(n, Kz * stride_c, threads, [&](Index u, double* acc) {
+      accumulate(static_cast<std::size_t>(u), acc);
+    }));
     em_progress.advance(1);
-    std::vector<double> log_odds(Kz * nbz), log_fail(Kz * nbz), log_weight(Kz);
+    // Each sweep is one pass: the E-step for a member, then its statistics for the M-step.
+    const std::size_t change_at = Kz * stride_c;
+    std::vector<double> log_odds(Kz * nbz), log_fail(Kz * nbz), log_weight(Kz), log_order_rate(Kz);
+    std::vector<double> log_redeem(Kz), log_keep(Kz);
     for (int it = 0; it < params_.em_iterations; ++it) {
       for (std::size_t i = 0; i < Kz * nbz; ++i) {
         log_fail[i] = std::log1p(-class_benefit[i]);
         log_odds[i] = std::log(class_benefit[i]) - log_fail[i];
       }
-      for (std::size_t c = 0; c < Kz; ++c) log_weight[c] = std::log(weight[c]);
-      std::vector<double> change = block_sum(n, 1, threads, [&](Index u, double* acc) {
+      for (std::size_t c = 0; c < Kz; ++c) {
+        log_weight[c] = std::log(weight[c]);
+        log_order_rate[c] = std::log(class_order_rate[c]);
+        log_redeem[c] = std::log(class_redeem[c]);
+        log_keep[c] = std::log1p(-class_redeem[c]);
+      }
+      const std::vector<double> t = block_sum(n, change_at + 1, threads, [&](Index u, double* acc) {
         const auto row = static_cast<std::size_t>(u);
         const MemberSummary& m = summary[row];
         const double tenure = tenure_of(row);
+        const double log_tenure = tenure > 0 ? std::log(tenure) : 0.0;
         const double redeemed = std::min(m.redeemed, m.claimed);
         double l[64];
         double best = -std::numeric_limits<double>::infinity();
@@ -591,11 +603,12 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
             s += std::min<double>(pair_responses[static_cast<std::size_t>(p)], tr) * lo[b] + tr * lf[b];
           }
           if (tenure > 0) {
-            const double mean = class_order_rate[c] * tenure;
-            s += kOrderShape * std::log(kOrderShape / (kOrderShape + mean)) + m.orders * std::log(mean / (kOrderShape + mean));
+            // Negative binomial: S log(S / (S + mean)) + x log(mean / (S + mean)).
+            const double log_total = std::log(kOrderShape + class_order_rate[c] * tenure);
+            s += kOrderShape * (std::log(kOrderShape) - log_total) + m.orders * (log_order_rate[c] + log_tenure - log_total);
           }
           if (use_redemption && m.claimed > 0) {
-            s += redeemed * std::log(class_redeem[c]) + (m.claimed - redeemed) * std::log1p(-class_redeem[c]);
+            s += redeemed * log_redeem[c] + (m.claimed - redeemed) * log_keep[c];
           }
           l[c] = s;
           best = std::max(best, l[c]);
@@ -604,14 +617,15 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
         for (std::size_t c = 0; c < Kz; ++c) z += (l[c] = std::exp(l[c] - best));
         for (std::size_t c = 0; c < Kz; ++c) {
           const auto r = static_cast<float>(l[c] / z);
-          acc[0] += std::fabs(static_cast<double>(r) - resp[row * Kz + c]);
+          acc[change_at] += std::fabs(static_cast<double>(r) - resp[row * Kz + c]);
           resp[row * Kz + c] = r;
         }
+        accumulate(row, acc);
       });
-      benefit_m_step();
+      update_classes(t);
       em_progress.advance(1);
       // Converged when memberships move by less than 1e-4 on average.
-      if (change[0] < 1e-4 * static_cast<double>(n) * static_cast<double>(Kz)) break;
+      if (t[change_at] < 1e-4 * static_cast<double>(n) * static_cast<double>(Kz)) break;
     }
     m_step();
   } else {
