@@ -87,6 +87,8 @@ bench: python
 	$(VPY) bench/simulator.py --check-threads
 	$(VPY) bench/simulator_truth.py
 	$(VPY) bench/fm_vs_peers.py
+	$(VPY) bench/preference_truth.py
+	$(VPY) bench/preference_speed.py
 
 clean:
 	rm -rf $(BUILD) perkrec-demo

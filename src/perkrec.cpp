@@ -17,12 +17,14 @@
 #include "perkrec/data/user_table_impl.hpp"
 #include "perkrec/eval/metrics_impl.hpp"
 #include "perkrec/features/interaction_matrix_impl.hpp"
+#include "perkrec/features/wide_table_impl.hpp"
 #include "perkrec/io/model_file_impl.hpp"
-#include "perkrec/models/popularity_impl.hpp"
-#include "perkrec/models/fm_impl.hpp"
-
-// Collaborative filtering (issue 3).
 #include "perkrec/models/als_impl.hpp"
 #include "perkrec/models/bpr_impl.hpp"
 #include "perkrec/models/factors_impl.hpp"
+#include "perkrec/models/fm_impl.hpp"
 #include "perkrec/models/item_knn_impl.hpp"
+#include "perkrec/models/popularity_impl.hpp"
+#include "perkrec/models/preference_impl.hpp"
+#include "perkrec/models/segments_impl.hpp"
+#include "perkrec/models/timing_impl.hpp"

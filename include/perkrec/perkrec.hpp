@@ -26,15 +26,17 @@
 #include "perkrec/data/user_table.hpp"
 
 #include "perkrec/features/interaction_matrix.hpp"
+#include "perkrec/features/wide_table.hpp"
 
-#include "perkrec/models/popularity.hpp"
-#include "perkrec/models/fm.hpp"
-#include "perkrec/models/recommender.hpp"
-
-// Collaborative filtering (issue 3).
 #include "perkrec/models/als.hpp"
 #include "perkrec/models/bpr.hpp"
 #include "perkrec/models/factors.hpp"
+#include "perkrec/models/fm.hpp"
 #include "perkrec/models/item_knn.hpp"
+#include "perkrec/models/popularity.hpp"
+#include "perkrec/models/preference.hpp"
+#include "perkrec/models/recommender.hpp"
+#include "perkrec/models/segments.hpp"
+#include "perkrec/models/timing.hpp"
 
 #include "perkrec/eval/metrics.hpp"

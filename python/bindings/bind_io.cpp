@@ -37,6 +37,7 @@ void bind_io(py::module_& m) {
         if (kind == ALS::kind) return py::cast(ALS::read(*reader, ""));
         if (kind == BPR::kind) return py::cast(BPR::read(*reader, ""));
         if (kind == ItemKNN::kind) return py::cast(ItemKNN::read(*reader, ""));
+        if (kind == PreferenceModel::kind) return py::cast(PreferenceModel::read(*reader, ""));
         throw ModelFormatError(ModelFormatCode::wrong_kind,
                                "load: this version of perkrec cannot load a '" + kind + "'");
       },

@@ -131,7 +131,8 @@ void bind_features(py::module_& m);
 void bind_models(py::module_& m);
 void bind_eval(py::module_& m);
 void bind_fm(py::module_& m);
-void bind_cf(py::module_& m);  // collaborative filtering (issue 3)
+void bind_cf(py::module_& m);
+void bind_preference(py::module_& m);
 
 }  // namespace perkrec::python
 

@@ -11,6 +11,7 @@ PYBIND11_MODULE(_core, m) {
   perkrec::python::bind_models(m);
   perkrec::python::bind_eval(m);
   perkrec::python::bind_fm(m);
-  perkrec::python::bind_cf(m);  // collaborative filtering (issue 3)
+  perkrec::python::bind_cf(m);
+  perkrec::python::bind_preference(m);
   perkrec::python::bind_io(m);  // last: it returns objects of the classes bound above
 }

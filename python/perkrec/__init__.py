@@ -33,9 +33,9 @@ from .data import (
 from .features import DEFAULT_EVENT_WEIGHTS, interaction_matrix
 from .io import info, load, loads
 from .metrics import auc, catalog_coverage, log_loss, ranking_metrics
-from .models import Popularity
 from .fm import FFM, FM, FeatureEncoder, IsotonicCalibrator, PlattCalibrator, redemption_samples, reliability_curve
-from .models import ALS, BPR, ItemKNN  # collaborative filtering (issue 3)
+from .models import ALS, BPR, ItemKNN, Popularity
+from .preference import PreferenceModel, default_segment_rules, wide_table
 from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
 
 __version__ = _core.__version__
@@ -48,5 +48,9 @@ __all__ = [
     "parse_discounts", "ranking_metrics", "simulate", "split_by_time", "split_leave_last_k",
     "split_random_users", "datasets", "__version__",
 ]
-__all__ += ["FFM", "FM", "FeatureEncoder", "IsotonicCalibrator", "PlattCalibrator", "redemption_samples", "reliability_curve"]
-__all__ += ["ALS", "BPR", "ItemKNN"]  # collaborative filtering (issue 3)
+__all__ += [
+    "ALS", "BPR", "ItemKNN",                                          # collaborative filtering
+    "FFM", "FM", "FeatureEncoder", "IsotonicCalibrator", "PlattCalibrator",  # redemption models
+    "redemption_samples", "reliability_curve",
+    "PreferenceModel", "default_segment_rules", "wide_table",          # benefit preference
+]

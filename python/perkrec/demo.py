@@ -126,7 +126,7 @@ def run(members: int = 20000, seed: int = 42, out_dir: str = "perkrec-demo", num
     say(f"  ranking the benefits members claim or redeem next ({ranking['rows_evaluated']:,} members)")
     rows: List[tuple] = [("popularity", ranking["ndcg"], ranking["precision"], ranking["map"], ranking["hit_rate"],
                           ranking["coverage"])]
-    # Collaborative filtering (issue 3): ALS and BPR on the same split, next to popularity.
+    # Collaborative filtering: ALS and BPR on the same split, next to popularity.
     from .models import ALS, BPR
 
     for label, cf_model in (("als", ALS(factors=16, iterations=15, regularization=0.05, num_threads=num_threads)),
@@ -159,6 +159,7 @@ def run(members: int = 20000, seed: int = 42, out_dir: str = "perkrec-demo", num
     (out / "summary.json").write_text(json.dumps({"members": log.n_users, "benefits": len(catalog),
                                                   "events": len(log), "seed": seed, **metrics}, indent=2))
     model.save(out / "popularity.perk")
+    metrics.update(_preference_section(program, cut, out, say, num_threads))
     say(f"Tables written to {out.resolve()}/ ({time.perf_counter() - started:.1f} s)")
     return metrics
 
@@ -240,3 +241,28 @@ def _with_attributes(pairs: pd.DataFrame, program) -> pd.DataFrame:
     pairs["weekday"] = stamp.day_of_week
     pairs["hour"] = stamp.hour
     return pairs
+def _preference_section(program: SimulatedProgram, cut, out: Path, say, num_threads: int) -> Dict[str, float]:
+    """Preference vectors, named segments with their sizes, and the HTML report."""
+    from .preference import PreferenceModel
+
+    model = PreferenceModel(num_threads=num_threads).fit(program.events, program.catalog, cut)
+    segments = model.segments()
+    sizes = segments.groupby("segment", observed=False)["description"].agg(["size", "first"])
+    sizes.columns = ["members", "description"]
+    say("Member segments (PreferenceModel, default rules; edit them as JSON)")
+    for name, row in sizes.iterrows():
+        say(f"  {name:<30} {int(row['members']):>7,}  {row['description'] if row['members'] else ''}")
+    archetypes = program.truth.members["archetype"].astype(str).to_numpy()
+    agreement = float((segments["segment"].astype(str).to_numpy() == archetypes).mean())
+    say(f"  agreement with the planted archetypes: {agreement:.1%}")
+    sizes.to_csv(out / "segments.csv")
+    model.save(out / "preference.perk")
+    try:
+        from .plots import report
+
+        path = report(model, out / "preference-report")
+        say(f"  preference report: {path}")
+    except ImportError as exc:  # matplotlib is optional
+        say(f"  preference report skipped: {exc}")
+    say()
+    return {"segment_archetype_agreement": agreement}

@@ -12,6 +12,7 @@ def _wrappers():
     from .data import Catalog, EventLog, IdMap, UserTable
     from .fm import FM
     from .models import ALS, BPR, ItemKNN, Popularity
+    from .preference import PreferenceModel
 
     return {
         _core.IdMap: IdMap,
@@ -23,6 +24,7 @@ def _wrappers():
         _core.ALS: ALS,
         _core.BPR: BPR,
         _core.ItemKNN: ItemKNN,
+        _core.PreferenceModel: PreferenceModel,
     }
 
 

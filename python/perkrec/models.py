@@ -110,7 +110,7 @@ class Popularity(_Recommender):
 
 
 # ---------------------------------------------------------------------------------------------
-# Collaborative filtering: ALS, BPR, ItemKNN (issue 3). One contract on top of _Recommender:
+# Collaborative filtering: ALS, BPR, ItemKNN. One contract on top of _Recommender:
 # fit / score / recommend / recommend_new / fold_in / similar_benefits / similar_users /
 # partial_fit_users / partial_fit_benefits / save / load / get_params.
 

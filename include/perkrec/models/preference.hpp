@@ -1,0 +1,244 @@
+// PreferenceModel: how each member responds to each kind of benefit, which named segment they
+// belong to, and when to reach them.
+//
+// Preference vectors. For every member u and benefit attribute dimension d (BenefitDimensions:
+// kinds, face-value bands, threshold bands, scopes, scenarios, channels) the model estimates
+// the member's claim rate for benefits with that attribute, rate[u,d] = P(claim | issued, d)
+// (the response event is configurable: `response` = redeemed for logs without claims),
+// and reports preference[u,d] = rate[u,d] / population_rate[d]: 1 = responds like the average
+// member, 2 = twice as often. Estimation, with every count time-decayed by its age at the cut
+// (weight 2^(-age / half_life_days)):
+//  1. Counts per member and dimension: issued n[u,d] and claimed k[u,d]; per issuing channel,
+//     issued and viewed.
+//  2. Pooled prior. A latent-class model (EM, `latent_classes` classes)
+//     groups members whose responses move together: each class has a response rate per
+//     benefit, and a member's membership r[u,c] comes from the exact Bernoulli likelihood of
+//     their responses per trial (claims per view when the log records views — the view itself
+//     mostly reflects channel habits — else per issue), plus two behaviours segments differ
+//     in: order frequency (negative binomial over the member's tenure) and, for claims, how
+//     often a claimed benefit gets redeemed. Initialised by k-means++ on population-shrunk
+//     lifts of up to 50,000 members (fixed stride). The member's prior mean is
+//     mu[u,d] = sum_c r[u,c] theta[c,d] (theta: the classes' claim rates per dimension, shrunk
+//     toward the population), corrected by how much more (or less) often the member opens
+//     each issuing channel than their classes do (views reveal channel affinity).
+//     With latent_classes = 1 the prior is the population rate: plain empirical Bayes.
+//  3. Beta-binomial shrinkage: rate[u,d] = (k[u,d] + M[d] mu[u,d]) / (n[u,d] + M[d]), where the
+//     prior strength M[d] is fitted by maximizing the beta-binomial marginal likelihood (or
+//     fixed by `prior_strength`). A member with two events stays near their prior (near the
+//     population when the classes cannot place them); one with many approaches their own rate.
+//  4. Credible interval at level `interval`: normal approximation with the Beta posterior's
+//     variance plus the uncertainty of the member's class (the spread of the class rates
+//     under r[u,c], weighted by the prior's share M / (n + M)), clipped to [0, 1] before
+//     dividing by the population rate.
+//
+// score(u, b) = log(base_rate[b]) + mean over b's dimensions of log preference[u,d]: the log of
+// the member's expected claim rate for b (base_rate = the population's claim rate of b), which
+// makes the model a content-based recommender (recommend() ranks by it).
+//
+// Member features (feature_names(), for segment rules and reports): issued, claimed, orders,
+// claim_rate, claim_rate_lift (member's shrunk overall claim rate / population), recency_days,
+// tenure_days (0 for a member without events before the cut), mean_interorder_days, recency_cycles (recency / mean inter-order days),
+// orders_90d, p_alive, expected_purchases (BG/NBD, next `horizon_days`).
+//
+// Timing. Hour-of-week profile: the member's order times binned into 168 UTC slots (Monday
+// 00:00 = slot 0), posterior mean under a Dirichlet prior of `timing_prior_strength`
+// pseudo-orders spread like the population profile. Best send slot: the weekday with the most
+// posterior mass and, within the day, the hour whose circular ±2-hour window (weights
+// 1,2,3,2,1) has the most mass. Repurchase: a gamma renewal per member over the orders that
+// carried no redemption (the member's own rhythm, without the extra purchases benefits
+// trigger; all orders when every one carried a benefit) — mean inter-order days
+// and regularity 1/CV^2, both shrunk toward the population) gives the expected next order
+// (mean residual life given the days since the last order), the send date ahead of it
+// (lead = min(2 days, a quarter cycle)), and a validity window covering the lead plus one
+// standard deviation of the member's inter-order time (3..30 days). BG/NBD, fitted by maximum
+// likelihood over up to 10,000 members with an order (a fixed-stride sample), gives P(alive)
+// and expected purchases.
+//
+// Segments and clusters: see models/segments.hpp. clusters(k) runs seeded k-means++ on the
+// log preference vectors and describes each cluster by its most over-represented dimensions.
+//
+// Example:
+//   perkrec::PreferenceModel model;                 // PreferenceParams defaults
+//   model.fit(program.events, program.catalog, cut);
+//   float lift = model.preference(u, model.dimensions().find("kind:points"));
+//   auto seg = model.segments(perkrec::SegmentRules::defaults());
+//   perkrec::TopK top = model.recommend(users, 5);
+//
+// Thread safety: fit needs exclusive access; every const method is safe from many threads.
+// Cost: fit is O(events x dimensions per benefit + members x dimensions x latent_classes x
+// em_iterations); memory O(members x dimensions).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "perkrec/core/config.hpp"
+#include "perkrec/core/json.hpp"
+#include "perkrec/core/progress.hpp"
+#include "perkrec/core/types.hpp"
+#include "perkrec/data/benefit_dimensions.hpp"
+#include "perkrec/data/catalog.hpp"
+#include "perkrec/data/event_log.hpp"
+#include "perkrec/data/id_map.hpp"
+#include "perkrec/io/serializable.hpp"
+#include "perkrec/models/recommender.hpp"
+#include "perkrec/models/segments.hpp"
+#include "perkrec/models/timing.hpp"
+
+namespace perkrec {
+
+struct PreferenceParams {
+  double half_life_days = 365.0;       ///< time decay of events; > 0, or 0 = no decay
+  double prior_strength = 0.0;         ///< pseudo-issues of the prior; 0 = fitted (EB), else > 0
+  int latent_classes = 8;              ///< classes of the pooled prior; 1..64 (1 = population)
+  int em_iterations = 20;              ///< EM sweeps for the latent classes; >= 0
+  double interval = 0.9;               ///< credible interval level; (0, 1)
+  double timing_prior_strength = 8.0;  ///< Dirichlet pseudo-orders of the hour profile; > 0
+  double horizon_days = 30.0;          ///< BG/NBD expected-purchase horizon; > 0
+  /// The event that counts as a member's response to an issued benefit: claimed (default) or
+  /// redeemed (for logs without claims, e.g. coupon data that only records redemptions).
+  EventType response = EventType::claimed;
+  BenefitDimensionsParams dimensions;  ///< band edges of the dimensions
+  std::uint64_t seed = 42;
+  int num_threads = 0;                 ///< 0 = OpenMP default
+
+  void validate() const;
+  Json to_json() const;
+  /// Strict: unknown keys and bad values throw ConfigError naming the JSON pointer.
+  static PreferenceParams from_json(const Json& j);
+};
+
+/// One member's timing recommendation (days are counted from the cut time).
+struct MemberTiming {
+  int best_slot = -1;                 ///< hour-of-week slot, Monday 00:00 UTC = 0
+  float next_purchase_days = 0;       ///< expected days from the cut to the next order
+  float send_in_days = 0;             ///< recommended send, days after the cut
+  float validity_days = 0;            ///< recommended validity window
+  float p_alive = 0;                  ///< BG/NBD probability the member is still active
+  float expected_purchases = 0;       ///< BG/NBD expected orders in horizon_days
+};
+
+/// Segment assignment: codes index `names`.
+struct SegmentAssignment {
+  std::vector<std::string> names;
+  std::vector<std::string> descriptions;
+  std::vector<std::int32_t> codes;  ///< per member
+  std::vector<Index> sizes;         ///< per segment
+};
+
+/// k-means clusters of the preference vectors with automatic descriptions.
+struct PreferenceClusters {
+  KMeansResult kmeans;
+  std::vector<std::string> descriptions;  ///< per cluster, e.g. "kind:points +1.20, ..."
+};
+
+class PreferenceModel : public Serializable<PreferenceModel> {
+ public:
+  static constexpr const char* kind = "PreferenceModel";
+  static constexpr int kSlots = 168;
+
+  explicit PreferenceModel(PreferenceParams params = {});
+
+  /// Fits on the events of `log` before `cut_time`. `catalog` must be the log's catalog.
+  /// Throws InputError when the catalog does not match, the log is empty, or no event lies
+  /// before the cut; on error the model is unchanged. Progress phases: "counts", "classes",
+  /// "timing".
+  void fit(const EventLog& log, const Catalog& catalog, Timestamp cut_time, const Callbacks& callbacks = {});
+
+  bool fitted() const { return fitted_; }
+  Index n_users() const { return n_users_; }
+  Index n_benefits() const { return n_benefits_; }
+  int n_dimensions() const { return n_dims_; }
+  Timestamp cut_time() const { return cut_time_; }
+  const PreferenceParams& params() const { return params_; }
+  Json get_params() const { return params_.to_json(); }
+  const std::vector<std::string>& dimension_names() const { return dimension_names_; }
+
+  /// members x dimensions, row-major: preference (lift), interval bounds, posterior rate.
+  const std::vector<float>& preferences() const { return preference_; }
+  const std::vector<float>& lower() const { return lower_; }
+  const std::vector<float>& upper() const { return upper_; }
+  float preference(Index u, int d) const;
+  /// Population claim rate and fitted prior strength per dimension.
+  const std::vector<double>& population_rate() const { return population_rate_; }
+  const std::vector<double>& prior_strength() const { return prior_strength_; }
+  /// Latent classes: class rates (classes x dimensions), weights, memberships (members x
+  /// classes).
+  const std::vector<float>& class_rates() const { return class_rate_; }
+  const std::vector<float>& class_weights() const { return class_weight_; }
+  const std::vector<float>& memberships() const { return membership_; }
+  int n_classes() const { return n_classes_; }
+  /// Population claim rate of each benefit.
+  const std::vector<float>& benefit_base_rate() const { return base_rate_; }
+
+  /// Member features (members x features, row-major) and their names.
+  const std::vector<std::string>& feature_names() const { return feature_names_; }
+  const std::vector<float>& features() const { return features_; }
+
+  /// out[i] = score(users[i], benefits[i]) (see the file comment). InputError on bad ids.
+  void score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const;
+  /// Top-n benefits by score; see models/recommender.hpp for filters.
+  TopK recommend(Span<const Index> users, int n, const Filter& filter = {}) const;
+
+  /// Segment of every member under `rules`. Throws ConfigError naming the rule when a rule
+  /// uses an unknown feature, dimension or group.
+  SegmentAssignment segments(const SegmentRules& rules) const;
+  /// k-means++ clusters of the log preference vectors (seeded by params().seed).
+  PreferenceClusters clusters(int k, int max_iterations = 50) const;
+
+  /// Timing of every member.
+  const std::vector<MemberTiming>& timing() const { return timing_; }
+  /// Member u's posterior hour-of-week profile (sums to 1).
+  std::array<float, kSlots> hour_of_week_profile(Index u) const;
+  const std::vector<double>& population_hour_of_week() const { return population_slots_; }
+  const BGNBD& bgnbd() const { return bgnbd_; }
+
+  void set_ids(IdMap users, IdMap benefits);
+  const IdMap& user_ids() const { return user_ids_; }
+  const IdMap& benefit_ids() const { return benefit_ids_; }
+
+  void write(ModelWriter& w, const std::string& prefix) const;
+  static PreferenceModel read(const ModelReader& r, const std::string& prefix);
+
+ private:
+  void require_fitted(const char* method) const;
+  float member_score(Index u, Index b) const;
+
+  PreferenceParams params_;
+  bool fitted_ = false;
+  Index n_users_ = 0;
+  Index n_benefits_ = 0;
+  int n_dims_ = 0;
+  int n_classes_ = 0;
+  Timestamp cut_time_ = 0;
+  std::vector<std::string> dimension_names_;
+  std::vector<int> dimension_group_;           // per dimension, BenefitDimensions::Group
+  std::vector<std::int32_t> benefit_dim_offsets_;  // benefit -> dims (CSR)
+  std::vector<std::int32_t> benefit_dims_;
+  std::vector<double> population_rate_;
+  std::vector<double> prior_strength_;
+  std::vector<float> class_rate_;
+  std::vector<float> class_weight_;
+  std::vector<float> membership_;
+  std::vector<float> base_rate_;
+  std::vector<float> preference_;
+  std::vector<float> lower_;
+  std::vector<float> upper_;
+  std::vector<std::string> feature_names_;
+  std::vector<float> features_;
+  std::vector<MemberTiming> timing_;
+  std::vector<Offset> slot_offsets_;           // member -> order slots (CSR)
+  std::vector<std::uint8_t> slots_;
+  std::vector<double> population_slots_;
+  BGNBD bgnbd_;
+  IdMap user_ids_;
+  IdMap benefit_ids_;
+};
+
+}  // namespace perkrec
+
+#ifdef PERKREC_HEADER_ONLY
+#include "perkrec/models/preference_impl.hpp"
+#endif

@@ -1,0 +1,1260 @@
+// Definitions for preference.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <numeric>
+
+#include "perkrec/core/error.hpp"
+#include "perkrec/core/math.hpp"
+#include "perkrec/core/threading.hpp"
+#include "perkrec/models/preference.hpp"
+
+namespace perkrec {
+
+PERKREC_INLINE void PreferenceParams::validate() const {
+  auto bad = [](const char* field, double got, const char* expected) {
+    detail::raise<ConfigError>("PreferenceParams: ", field, " must be ", expected, " (got ", got, ")");
+  };
+  if (!(half_life_days >= 0) || !std::isfinite(half_life_days)) bad("half_life_days", half_life_days, "finite and >= 0");
+  if (!(prior_strength >= 0) || !std::isfinite(prior_strength)) bad("prior_strength", prior_strength, "finite and >= 0");
+  if (latent_classes < 1 || latent_classes > 64) bad("latent_classes", latent_classes, "in [1, 64]");
+  if (em_iterations < 0) bad("em_iterations", em_iterations, ">= 0");
+  if (!(interval > 0 && interval < 1)) bad("interval", interval, "in (0, 1)");
+  if (!(timing_prior_strength > 0) || !std::isfinite(timing_prior_strength)) {
+    bad("timing_prior_strength", timing_prior_strength, "finite and > 0");
+  }
+  if (!(horizon_days > 0) || !std::isfinite(horizon_days)) bad("horizon_days", horizon_days, "finite and > 0");
+  if (response != EventType::claimed && response != EventType::redeemed) {
+    detail::raise<ConfigError>("PreferenceParams: response must be claimed or redeemed (got ", to_string(response), ")");
+  }
+  dimensions.validate();
+  resolve_num_threads(num_threads);
+}
+
+PERKREC_INLINE Json PreferenceParams::to_json() const {
+  return Json{{"half_life_days", half_life_days},
+              {"prior_strength", prior_strength},
+              {"latent_classes", latent_classes},
+              {"em_iterations", em_iterations},
+              {"interval", interval},
+              {"timing_prior_strength", timing_prior_strength},
+              {"horizon_days", horizon_days},
+              {"response", to_string(response)},
+              {"face_value_edges", dimensions.face_value_edges},
+              {"threshold_edges", dimensions.threshold_edges},
+              {"typical_basket", dimensions.typical_basket},
+              {"seed", seed},
+              {"num_threads", num_threads}};
+}
+
+PERKREC_INLINE PreferenceParams PreferenceParams::from_json(const Json& j) {
+  PreferenceParams p;
+  JsonReader<ConfigError> r(j, "", "PreferenceParams::from_json");
+  r.read("half_life_days", p.half_life_days);
+  r.read("prior_strength", p.prior_strength);
+  r.read("latent_classes", p.latent_classes);
+  r.read("em_iterations", p.em_iterations);
+  r.read("interval", p.interval);
+  r.read("timing_prior_strength", p.timing_prior_strength);
+  r.read("horizon_days", p.horizon_days);
+  std::string response;
+  if (r.read("response", response)) {
+    if (response == "claimed") {
+      p.response = EventType::claimed;
+    } else if (response == "redeemed") {
+      p.response = EventType::redeemed;
+    } else {
+      r.fail("response", "expected \"claimed\" or \"redeemed\"");
+    }
+  }
+  r.read("face_value_edges", p.dimensions.face_value_edges);
+  r.read("threshold_edges", p.dimensions.threshold_edges);
+  r.read("typical_basket", p.dimensions.typical_basket);
+  r.read("seed", p.seed);
+  r.read("num_threads", p.num_threads);
+  r.finish();
+  try {
+    p.validate();
+  } catch (const ConfigError& e) {
+    detail::raise<ConfigError>("PreferenceParams::from_json: ", e.what());
+  }
+  return p;
+}
+
+PERKREC_INLINE PreferenceModel::PreferenceModel(PreferenceParams params) : params_(std::move(params)) {
+  params_.validate();
+}
+
+namespace detail::pref {
+
+constexpr double kDay = static_cast<double>(kSecondsPerDay);
+constexpr std::size_t kBlock = 2048;  // members per reduction block (fixed: thread-count free)
+
+/// Sums `width` doubles per member over [0, n) deterministically: per-block partial sums in
+/// parallel, then the blocks in order. Blocks depend on n only (at most 64 of them, so wide
+/// accumulators stay small), never on the thread count.
+template <class F>
+std::vector<double> block_sum(Index n, std::size_t width, int threads, F&& row) {
+  const auto nn = static_cast<std::size_t>(n);
+  const std::size_t block = std::max<std::size_t>(kBlock, (nn + 63) / 64);
+  const std::size_t blocks = (nn + block - 1) / block;
+  std::vector<double> partial(blocks * width, 0.0);
+  parallel_for(0, static_cast<Offset>(blocks), threads, [&](Offset bo) {
+    const auto b = static_cast<std::size_t>(bo);
+    double* acc = partial.data() + b * width;
+    const auto end = std::min(nn, (b + 1) * block);
+    for (std::size_t u = b * block; u < end; ++u) row(static_cast<Index>(u), acc);
+  }, Schedule::dynamic, 1);
+  std::vector<double> total(width, 0.0);
+  for (std::size_t b = 0; b < blocks; ++b) {
+    for (std::size_t j = 0; j < width; ++j) total[j] += partial[b * width + j];
+  }
+  return total;
+}
+
+inline double inverse_normal_cdf(double p) {
+  double lo = -10, hi = 10;
+  for (int i = 0; i < 100; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (normal_cdf(mid) < p ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+inline int slot_of(Timestamp t) {
+  const Timestamp day = t >= 0 ? t / kSecondsPerDay : (t - kSecondsPerDay + 1) / kSecondsPerDay;
+  const auto hour = static_cast<int>((t - day * kSecondsPerDay) / kSecondsPerHour);
+  return weekday_from_days(day) * 24 + hour;
+}
+
+inline double beta_binomial_ll(double k, double n, double a, double b) {
+  return log_gamma(k + a) + log_gamma(n - k + b) - log_gamma(n + a + b) - log_gamma(a) - log_gamma(b) +
+         log_gamma(a + b);
+}
+
+/// Best send slot from slot counts and the population profile (see the header).
+inline int best_slot(const double* posterior) {
+  double day_mass[7] = {};
+  double hour_mass[24] = {};
+  for (int s = 0; s < 168; ++s) {
+    day_mass[s / 24] += posterior[s];
+    hour_mass[s % 24] += posterior[s];
+  }
+  int best_day = 0;
+  for (int d = 1; d < 7; ++d) {
+    if (day_mass[d] > day_mass[best_day]) best_day = d;
+  }
+  static constexpr double kKernel[5] = {1, 2, 3, 2, 1};
+  int best_hour = 0;
+  double best = -1;
+  for (int h = 0; h < 24; ++h) {
+    double v = 0;
+    for (int o = -2; o <= 2; ++o) v += kKernel[o + 2] * hour_mass[(h + o + 24) % 24];
+    if (v > best) {
+      best = v;
+      best_hour = h;
+    }
+  }
+  return best_day * 24 + best_hour;
+}
+
+/// Mean residual life of a Gamma(shape, scale) renewal after `elapsed` without an event.
+inline double gamma_residual(double shape, double scale, double elapsed) {
+  const double q_k = 1.0 - regularized_gamma_p(shape, elapsed / scale);
+  if (q_k < 1e-12) return scale;
+  const double q_k1 = 1.0 - regularized_gamma_p(shape + 1.0, elapsed / scale);
+  return std::max(0.0, (shape * scale * q_k1 - elapsed * q_k) / q_k);
+}
+
+}  // namespace detail::pref
+
+PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& catalog, Timestamp cut_time,
+                                         const Callbacks& callbacks) {
+  using namespace detail::pref;
+  if (catalog.size() != log.n_benefits()) {
+    detail::raise<InputError>("PreferenceModel::fit: catalog holds ", catalog.size(),
+                              " benefits (expected the log's n_benefits, ", log.n_benefits(), ")");
+  }
+  if (log.empty()) detail::raise<InputError>("PreferenceModel::fit: the event log is empty");
+  if (log.min_time() >= cut_time) {
+    detail::raise<InputError>("PreferenceModel::fit: no event before the cut time (got cut_time ", cut_time,
+                              ", earliest event ", log.min_time(), ")");
+  }
+  const int threads = resolve_num_threads(params_.num_threads);
+  const BenefitDimensions dims = BenefitDimensions::for_catalog(catalog, params_.dimensions);
+  const int D = dims.size();
+  const auto Dz = static_cast<std::size_t>(D);
+  const Index n = log.n_users();
+  const auto nz = static_cast<std::size_t>(n);
+  const Index nb = catalog.size();
+  const int c_begin = dims.group_begin(BenefitDimensions::Group::channel);
+  const int C = dims.group_end(BenefitDimensions::Group::channel) - c_begin;
+  const auto Cz = static_cast<std::size_t>(std::max(C, 0));
+  std::vector<std::int32_t> dim_offsets{0}, dim_list;
+  std::vector<int> benefit_channel(static_cast<std::size_t>(nb), -1);
+  {
+    std::vector<int> active;
+    for (Index b = 0; b < nb; ++b) {
+      active.clear();
+      dims.encode(catalog[b], active);
+      for (int d : active) {
+        dim_list.push_back(d);
+        if (d >= c_begin && d < c_begin + C) benefit_channel[static_cast<std::size_t>(b)] = d - c_begin;
+      }
+      dim_offsets.push_back(static_cast<std::int32_t>(dim_list.size()));
+    }
+  }
+  const double decay = params_.half_life_days > 0 ? std::log(2.0) / (params_.half_life_days * kDay) : 0.0;
+
+  // --- 1. one pass over the log: decayed counts, order summaries, slot counts ----------------
+  ProgressReporter counting(callbacks, "counts", n);
+  std::vector<float> issued(nz * Dz, 0.0f), claimed(nz * Dz, 0.0f);
+  std::vector<float> ch_issued(nz * Cz, 0.0f), ch_viewed(nz * Cz, 0.0f);
+  struct MemberSummary {
+    double issued = 0, claimed = 0, issued_w = 0, redeemed = 0;
+    double orders = 0, orders_90d = 0;
+    Timestamp first_event = kNoTime, first_order = kNoTime, last_order = kNoTime;
+    double gap_ss = 0;  // sum of squared gaps (days)
+    // The same over orders without a redemption at their instant: the member's own rhythm,
+    // without the extra purchases benefits trigger (the repurchase cycle).
+    double cycle_orders = 0, cycle_gap_ss = 0;
+    Timestamp cycle_first = kNoTime, cycle_last = kNoTime;
+  };
+  std::vector<MemberSummary> summary(nz);
+  std::vector<Offset> slot_offsets(nz + 1, 0);
+  std::vector<Offset> pair_offsets(nz + 1, 0);  // member -> (benefit, trials, responses)
+  const int slices = std::max(1, threads * 4);
+  std::vector<std::vector<std::int64_t>> benefit_counts(static_cast<std::size_t>(slices));
+  const Span<const Index> ev_benefit = log.benefits();
+  const Span<const std::uint8_t> ev_type = log.types();
+  const Span<const Timestamp> ev_time = log.timestamps();
+  // Members are processed in `slices` fixed ranges so the integer benefit totals are summed
+  // per range (exact, so the order does not matter anyway).
+  parallel_for(0, slices, threads, [&](Offset so) {
+    auto& bc = benefit_counts[static_cast<std::size_t>(so)];
+    bc.assign(static_cast<std::size_t>(nb) * 3, 0);
+    std::vector<Index> stamp(static_cast<std::size_t>(nb), -1);
+    const Index u0 = static_cast<Index>(static_cast<std::int64_t>(n) * so / slices);
+    const Index u1 = static_cast<Index>(static_cast<std::int64_t>(n) * (so + 1) / slices);
+    for (Index u = u0; u < u1; ++u) {
+      const auto row = static_cast<std::size_t>(u);
+      float* iu = issued.data() + row * Dz;
+      float* ku = claimed.data() + row * Dz;
+      float* ci = ch_issued.data() + row * Cz;
+      float* cv = ch_viewed.data() + row * Cz;
+      MemberSummary& s = summary[row];
+      Offset orders = 0, pairs = 0;
+      for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) {
+        const Timestamp t = ev_time[static_cast<std::size_t>(e)];
+        if (t >= cut_time) break;
+        if (s.first_event == kNoTime) s.first_event = t;
+        const auto type = static_cast<EventType>(ev_type[static_cast<std::size_t>(e)]);
+        const Index b = ev_benefit[static_cast<std::size_t>(e)];
+        const auto w = static_cast<float>(std::exp(-decay * static_cast<double>(cut_time - t)));
+        const bool response = type == params_.response;
+        if (b >= 0 && (type == EventType::issued || type == EventType::viewed || response) &&
+            stamp[static_cast<std::size_t>(b)] != u) {
+          stamp[static_cast<std::size_t>(b)] = u;
+          ++pairs;
+        }
+        if (type == EventType::viewed) bc[static_cast<std::size_t>(b) * 3 + 2] += 1;
+        if (type == EventType::issued || response) {
+          float* target = type == EventType::issued ? iu : ku;
+          for (auto k = dim_offsets[static_cast<std::size_t>(b)]; k < dim_offsets[static_cast<std::size_t>(b) + 1]; ++k) {
+            target[dim_list[static_cast<std::size_t>(k)]] += w;
+          }
+          bc[static_cast<std::size_t>(b) * 3 + (response ? 1 : 0)] += 1;
+          if (type == EventType::issued) {
+            s.issued += 1;
+            s.issued_w += w;
+          } else {
+            s.claimed += 1;
+          }
+        }
+        if (type == EventType::redeemed) s.redeemed += 1;
+        const int ch = b >= 0 ? benefit_channel[static_cast<std::size_t>(b)] : -1;
+        if (ch >= 0 && type == EventType::issued) ci[ch] += w;
+        if (ch >= 0 && type == EventType::viewed) cv[ch] += w;
+        if (type == EventType::ordered) {
+          bool with_benefit = false;
+          for (Offset f = e; f-- > log.user_begin(u) && ev_time[static_cast<std::size_t>(f)] == t;) {
+            with_benefit |= ev_type[static_cast<std::size_t>(f)] == static_cast<std::uint8_t>(EventType::redeemed);
+          }
+          for (Offset f = e + 1; f < log.user_end(u) && ev_time[static_cast<std::size_t>(f)] == t; ++f) {
+            with_benefit |= ev_type[static_cast<std::size_t>(f)] == static_cast<std::uint8_t>(EventType::redeemed);
+          }
+          if (!with_benefit) {
+            if (s.cycle_last != kNoTime) {
+              const double g = static_cast<double>(t - s.cycle_last) / kDay;
+              s.cycle_gap_ss += g * g;
+            } else {
+              s.cycle_first = t;
+            }
+            s.cycle_last = t;
+            s.cycle_orders += 1;
+          }
+          if (s.last_order != kNoTime) {
+            const double g = static_cast<double>(t - s.last_order) / kDay;
+            s.gap_ss += g * g;
+          } else {
+            s.first_order = t;
+          }
+          s.last_order = t;
+          s.orders += 1;
+          s.orders_90d += cut_time - t <= 90 * kSecondsPerDay;
+          ++orders;
+        }
+      }
+      slot_offsets[row + 1] = orders;
+      pair_offsets[row + 1] = pairs;
+    }
+  });
+  counting.advance(n);
+  std::vector<std::int64_t> benefit_issued(static_cast<std::size_t>(nb), 0), benefit_claimed(static_cast<std::size_t>(nb), 0);
+  std::int64_t total_viewed = 0;
+  for (const auto& bc : benefit_counts) {
+    for (Index b = 0; b < nb; ++b) {
+      benefit_issued[static_cast<std::size_t>(b)] += bc[static_cast<std::size_t>(b) * 3];
+      benefit_claimed[static_cast<std::size_t>(b)] += bc[static_cast<std::size_t>(b) * 3 + 1];
+      total_viewed += bc[static_cast<std::size_t>(b) * 3 + 2];
+    }
+  }
+  // Class membership reads responses among viewed benefits when the log records views (the
+  // view itself depends on the member's channel habits, not only their taste).
+  const bool trials_are_views = params_.response == EventType::claimed && total_viewed > 0;
+  const auto trial_type = static_cast<std::uint8_t>(trials_are_views ? EventType::viewed : EventType::issued);
+  for (std::size_t u = 0; u < nz; ++u) {
+    slot_offsets[u + 1] += slot_offsets[u];
+    pair_offsets[u + 1] += pair_offsets[u];
+  }
+  std::vector<std::uint8_t> slots(static_cast<std::size_t>(slot_offsets.back()));
+  std::vector<Index> pair_benefit(static_cast<std::size_t>(pair_offsets.back()));
+  std::vector<float> pair_trials(pair_benefit.size(), 0.0f), pair_responses(pair_benefit.size(), 0.0f);
+  std::vector<std::vector<Offset>> position(static_cast<std::size_t>(threads));
+  parallel_for(0, n, threads, [&](Offset uo, int thread) {
+    std::vector<Offset>& pos = position[static_cast<std::size_t>(thread)];
+    if (pos.empty()) pos.assign(static_cast<std::size_t>(nb), -1);
+    const auto u = static_cast<Index>(uo);
+    Offset at = slot_offsets[static_cast<std::size_t>(u)];
+    Offset pair_at = pair_offsets[static_cast<std::size_t>(u)];
+    for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) {
+      const Timestamp t = ev_time[static_cast<std::size_t>(e)];
+      if (t >= cut_time) break;
+      const std::uint8_t type = ev_type[static_cast<std::size_t>(e)];
+      if (type == static_cast<std::uint8_t>(EventType::ordered)) {
+        slots[static_cast<std::size_t>(at++)] = static_cast<std::uint8_t>(slot_of(t));
+      }
+      const Index b = ev_benefit[static_cast<std::size_t>(e)];
+      const bool response = type == static_cast<std::uint8_t>(params_.response);
+      if (b < 0 || !(type == static_cast<std::uint8_t>(EventType::issued) ||
+                     type == static_cast<std::uint8_t>(EventType::viewed) || response)) {
+        continue;
+      }
+      Offset& p = pos[static_cast<std::size_t>(b)];
+      if (p < 0) {
+        p = pair_at++;
+        pair_benefit[static_cast<std::size_t>(p)] = b;
+      }
+      const auto w = static_cast<float>(std::exp(-decay * static_cast<double>(cut_time - t)));
+      if (type == trial_type) pair_trials[static_cast<std::size_t>(p)] += w;
+      if (response) pair_responses[static_cast<std::size_t>(p)] += w;
+    }
+    for (Offset p = pair_offsets[static_cast<std::size_t>(u)]; p < pair_at; ++p) {
+      pos[static_cast<std::size_t>(pair_benefit[static_cast<std::size_t>(p)])] = -1;
+    }
+  }, Schedule::dynamic, 1024);
+
+  // --- 2. population rates ---------------------------------------------------------------------
+  const std::vector<double> totals = block_sum(n, 2 * Dz + 2 * Cz + 2, threads, [&](Index u, double* acc) {
+    const auto row = static_cast<std::size_t>(u);
+    for (std::size_t d = 0; d < Dz; ++d) {
+      acc[d] += issued[row * Dz + d];
+      acc[Dz + d] += claimed[row * Dz + d];
+    }
+    for (std::size_t c = 0; c < Cz; ++c) {
+      acc[2 * Dz + c] += ch_issued[row * Cz + c];
+      acc[2 * Dz + Cz + c] += ch_viewed[row * Cz + c];
+    }
+    acc[2 * Dz + 2 * Cz] += summary[row].issued_w;
+  });
+  double all_issued = 0, all_claimed = 0;
+  for (Index b = 0; b < nb; ++b) {
+    all_issued += static_cast<double>(benefit_issued[static_cast<std::size_t>(b)]);
+    all_claimed += static_cast<double>(benefit_claimed[static_cast<std::size_t>(b)]);
+  }
+  const double overall_rate = all_issued > 0 ? std::clamp(all_claimed / all_issued, 1e-4, 1 - 1e-4) : 0.1;
+  std::vector<double> pop(Dz), issue_share(Dz);
+  double dim_issue_total = 0;
+  for (std::size_t d = 0; d < Dz; ++d) dim_issue_total += totals[d];
+  for (std::size_t d = 0; d < Dz; ++d) {
+    pop[d] = totals[d] > 0 ? std::clamp(totals[Dz + d] / totals[d], 1e-4, 1 - 1e-4) : overall_rate;
+    issue_share[d] = dim_issue_total > 0 ? totals[d] / dim_issue_total : 0.0;
+  }
+  std::vector<double> pop_view(Cz);
+  for (std::size_t c = 0; c < Cz; ++c) {
+    pop_view[c] = totals[2 * Dz + c] > 0 ? std::clamp(totals[2 * Dz + Cz + c] / totals[2 * Dz + c], 1e-3, 1 - 1e-3) : 0.5;
+  }
+  // Channel mix of each dimension's issues (exact integer totals).
+  std::vector<double> channel_share(Dz * (Cz + 1), 0.0);  // last column: no channel
+  {
+    std::vector<double> dim_total(Dz, 0.0);
+    for (Index b = 0; b < nb; ++b) {
+      const auto cnt = static_cast<double>(benefit_issued[static_cast<std::size_t>(b)]);
+      const int ch = benefit_channel[static_cast<std::size_t>(b)];
+      for (auto k = dim_offsets[static_cast<std::size_t>(b)]; k < dim_offsets[static_cast<std::size_t>(b) + 1]; ++k) {
+        const auto d = static_cast<std::size_t>(dim_list[static_cast<std::size_t>(k)]);
+        channel_share[d * (Cz + 1) + (ch >= 0 ? static_cast<std::size_t>(ch) : Cz)] += cnt;
+        dim_total[d] += cnt;
+      }
+    }
+    for (std::size_t d = 0; d < Dz; ++d) {
+      for (std::size_t c = 0; c <= Cz; ++c) {
+        channel_share[d * (Cz + 1) + c] = dim_total[d] > 0 ? channel_share[d * (Cz + 1) + c] / dim_total[d] : (c == Cz);
+      }
+    }
+  }
+
+  // --- 3. latent classes (EM) ------------------------------------------------------------------
+  ProgressReporter em_progress(callbacks, "classes", params_.em_iterations + 1);
+  const int K = static_cast<int>(std::min<Index>(params_.latent_classes, std::max<Index>(1, n)));
+  const auto Kz = static_cast<std::size_t>(K);
+  std::vector<float> resp(nz * Kz, 1.0f / static_cast<float>(K));
+  std::vector<double> theta(Kz * Dz), weight(Kz, 1.0 / K);
+  for (std::size_t c = 0; c < Kz; ++c) {
+    for (std::size_t d = 0; d < Dz; ++d) theta[c * Dz + d] = pop[d];
+  }
+  constexpr double kClassPrior = 2.0;  // pseudo-issues pulling class rates to the population
+  auto m_step = [&]() {
+    const std::vector<double> s = block_sum(n, Kz * (2 * Dz + 1), threads, [&](Index u, double* acc) {
+      const auto row = static_cast<std::size_t>(u);
+      for (std::size_t c = 0; c < Kz; ++c) {
+        const double r = resp[row * Kz + c];
+        if (r == 0) continue;
+        double* a = acc + c * (2 * Dz + 1);
+        for (std::size_t d = 0; d < Dz; ++d) {
+          a[d] += r * issued[row * Dz + d];
+          a[Dz + d] += r * claimed[row * Dz + d];
+        }
+        a[2 * Dz] += r;
+      }
+    });
+    for (std::size_t c = 0; c < Kz; ++c) {
+      const double* a = s.data() + c * (2 * Dz + 1);
+      for (std::size_t d = 0; d < Dz; ++d) {
+        theta[c * Dz + d] = std::clamp((a[Dz + d] + kClassPrior * pop[d]) / (a[d] + kClassPrior), 1e-4, 1 - 1e-4);
+      }
+      weight[c] = (a[2 * Dz] + 1.0) / (static_cast<double>(n) + static_cast<double>(K));
+    }
+  };
+  if (K > 1) {
+    // Initialise with k-means++ on population-shrunk log lifts of (at most ~50,000, taken at a
+    // fixed stride) members with issues, then give every member with issues its nearest centre.
+    auto member_lifts = [&](std::size_t row, float* out) {
+      for (std::size_t d = 0; d < Dz; ++d) {
+        const double rate = (claimed[row * Dz + d] + 4.0 * pop[d]) / (issued[row * Dz + d] + 4.0);
+        out[d] = static_cast<float>(std::log(rate / pop[d]));
+      }
+    };
+    std::vector<Index> active;
+    for (Index u = 0; u < n; ++u) {
+      if (summary[static_cast<std::size_t>(u)].issued > 0) active.push_back(u);
+    }
+    const std::size_t stride = std::max<std::size_t>(1, active.size() / 50000);
+    std::vector<Index> sample;
+    for (std::size_t i = 0; i < active.size(); i += stride) sample.push_back(active[i]);
+    if (static_cast<Index>(sample.size()) >= K) {
+      std::vector<float> lifts(sample.size() * Dz);
+      parallel_for(0, static_cast<Offset>(sample.size()), threads, [&](Offset i) {
+        member_lifts(static_cast<std::size_t>(sample[static_cast<std::size_t>(i)]), lifts.data() + static_cast<std::size_t>(i) * Dz);
+      });
+      const KMeansResult init = kmeans(lifts.data(), static_cast<Index>(sample.size()), D, K, params_.seed, 20, threads);
+      parallel_for(0, n, threads, [&](Offset uo) {
+        const auto row = static_cast<std::size_t>(uo);
+        float* r = resp.data() + row * Kz;
+        if (summary[row].issued <= 0) {
+          std::fill(r, r + Kz, 1.0f / static_cast<float>(K));
+          return;
+        }
+        float x[256];
+        float* v = Dz <= 256 ? x : nullptr;
+        std::vector<float> big;
+        if (v == nullptr) {
+          big.resize(Dz);
+          v = big.data();
+        }
+        member_lifts(row, v);
+        std::size_t best = 0;
+        double best_d = std::numeric_limits<double>::infinity();
+        for (std::size_t c = 0; c < Kz; ++c) {
+          double dist = 0;
+          for (std::size_t d = 0; d < Dz; ++d) {
+            const double diff = static_cast<double>(v[d]) - init.centroids[c * Dz + d];
+            dist += diff * diff;
+          }
+          if (dist < best_d) {
+            best_d = dist;
+            best = c;
+          }
+        }
+        std::fill(r, r + Kz, 0.0f);
+        r[best] = 1.0f;
+      }, Schedule::dynamic, 1024);
+    }
+    // Benefit-level class rates of responses per trial (claims per view, or per issue).
+    const auto nbz = static_cast<std::size_t>(nb);
+    std::vector<double> benefit_rate(nbz);
+    for (std::size_t b = 0; b < nbz; ++b) {
+      benefit_rate[b] = overall_rate;
+    }
+    {
+      const std::vector<double> t = block_sum(n, 2 * nbz, threads, [&](Index u, double* acc) {
+        for (Offset p = pair_offsets[static_cast<std::size_t>(u)]; p < pair_offsets[static_cast<std::size_t>(u) + 1]; ++p) {
+          const auto b = static_cast<std::size_t>(pair_benefit[static_cast<std::size_t>(p)]);
+          acc[b] += pair_trials[static_cast<std::size_t>(p)];
+          acc[nbz + b] += std::min(pair_responses[static_cast<std::size_t>(p)], pair_trials[static_cast<std::size_t>(p)]);
+        }
+      });
+      for (std::size_t b = 0; b < nbz; ++b) {
+        benefit_rate[b] = std::clamp((t[nbz + b] + 2.0 * overall_rate) / (t[b] + 2.0), 1e-4, 1 - 1e-4);
+      }
+    }
+    // Behaviour the archetypes differ in besides taste: order frequency (negative binomial on
+    // the orders over the member's tenure, shape kOrderShape for individual variation) and,
+    // when responses are claims, how often a claimed benefit gets redeemed.
+    constexpr double kOrderShape = 8.0;
+    const bool use_redemption = params_.response == EventType::claimed;
+    auto tenure_of = [&](std::size_t row) {
+      const MemberSummary& m = summary[row];
+      return m.first_event == kNoTime ? 0.0 : static_cast<double>(cut_time - m.first_event) / kDay;
+    };
+    const std::size_t stride_c = 2 * nbz + 5;
+    std::vector<double> class_benefit(Kz * nbz), class_order_rate(Kz, 0.1), class_redeem(Kz, 0.5);
+    // Sufficient statistics of one member under its memberships, added to acc (per class:
+    // trials and responses per benefit, membership, orders, tenure, redeemed, claimed).
+    auto accumulate = [&](std::size_t row, double* acc) {
+      const MemberSummary& m = summary[row];
+      const double tenure = tenure_of(row);
+      for (std::size_t c = 0; c < Kz; ++c) {
+        const double r = resp[row * Kz + c];
+        double* a = acc + c * stride_c;
+        a[2 * nbz] += r;
+        if (r == 0) continue;
+        a[2 * nbz + 1] += r * m.orders;
+        a[2 * nbz + 2] += r * tenure;
+        a[2 * nbz + 3] += r * std::min(m.redeemed, m.claimed);
+        a[2 * nbz + 4] += r * m.claimed;
+        for (Offset p = pair_offsets[row]; p < pair_offsets[row + 1]; ++p) {
+          const auto b = static_cast<std::size_t>(pair_benefit[static_cast<std::size_t>(p)]);
+          const double tr = pair_trials[static_cast<std::size_t>(p)];
+          a[b] += r * tr;
+          a[nbz + b] += r * std::min<double>(pair_responses[static_cast<std::size_t>(p)], tr);
+        }
+      }
+    };
+    auto update_classes = [&](const std::vector<double>& t) {
+      for (std::size_t c = 0; c < Kz; ++c) {
+        const double* a = t.data() + c * stride_c;
+        for (std::size_t b = 0; b < nbz; ++b) {
+          class_benefit[c * nbz + b] =
+              std::clamp((a[nbz + b] + kClassPrior * benefit_rate[b]) / (a[b] + kClassPrior), 1e-4, 1 - 1e-4);
+        }
+        weight[c] = (a[2 * nbz] + 1.0) / (static_cast<double>(n) + static_cast<double>(K));
+        class_order_rate[c] = std::max(1e-4, (a[2 * nbz + 1] + 1.0) / (a[2 * nbz + 2] + 30.0));
+        class_redeem[c] = std::clamp((a[2 * nbz + 3] + 1.0) / (a[2 * nbz + 4] + 2.0), 1e-3, 1 - 1e-3);
+      }
+    };
+    update_classes(block_sum(n, Kz * stride_c, threads, [&](Index u, double* acc) {
+      accumulate(static_cast<std::size_t>(u), acc);
+    }));
+    em_progress.advance(1);
+    // Each sweep is one pass: the E-step for a member, then its statistics for the M-step.
+    const std::size_t change_at = Kz * stride_c;
+    std::vector<double> log_odds(Kz * nbz), log_fail(Kz * nbz), log_weight(Kz), log_order_rate(Kz);
+    std::vector<double> log_redeem(Kz), log_keep(Kz);
+    for (int it = 0; it < params_.em_iterations; ++it) {
+      for (std::size_t i = 0; i < Kz * nbz; ++i) {
+        log_fail[i] = std::log1p(-class_benefit[i]);
+        log_odds[i] = std::log(class_benefit[i]) - log_fail[i];
+      }
+      for (std::size_t c = 0; c < Kz; ++c) {
+        log_weight[c] = std::log(weight[c]);
+        log_order_rate[c] = std::log(class_order_rate[c]);
+        log_redeem[c] = std::log(class_redeem[c]);
+        log_keep[c] = std::log1p(-class_redeem[c]);
+      }
+      const std::vector<double> t = block_sum(n, change_at + 1, threads, [&](Index u, double* acc) {
+        const auto row = static_cast<std::size_t>(u);
+        const MemberSummary& m = summary[row];
+        const double tenure = tenure_of(row);
+        const double log_tenure = tenure > 0 ? std::log(tenure) : 0.0;
+        const double redeemed = std::min(m.redeemed, m.claimed);
+        double l[64];
+        double best = -std::numeric_limits<double>::infinity();
+        for (std::size_t c = 0; c < Kz; ++c) {
+          double s = log_weight[c];
+          const double* lo = log_odds.data() + c * nbz;
+          const double* lf = log_fail.data() + c * nbz;
+          for (Offset p = pair_offsets[row]; p < pair_offsets[row + 1]; ++p) {
+            const auto b = static_cast<std::size_t>(pair_benefit[static_cast<std::size_t>(p)]);
+            const double tr = pair_trials[static_cast<std::size_t>(p)];
+            s += std::min<double>(pair_responses[static_cast<std::size_t>(p)], tr) * lo[b] + tr * lf[b];
+          }
+          if (tenure > 0) {
+            // Negative binomial: S log(S / (S + mean)) + x log(mean / (S + mean)).
+            const double log_total = std::log(kOrderShape + class_order_rate[c] * tenure);
+            s += kOrderShape * (std::log(kOrderShape) - log_total) + m.orders * (log_order_rate[c] + log_tenure - log_total);
+          }
+          if (use_redemption && m.claimed > 0) {
+            s += redeemed * log_redeem[c] + (m.claimed - redeemed) * log_keep[c];
+          }
+          l[c] = s;
+          best = std::max(best, l[c]);
+        }
+        double z = 0;
+        for (std::size_t c = 0; c < Kz; ++c) z += (l[c] = std::exp(l[c] - best));
+        for (std::size_t c = 0; c < Kz; ++c) {
+          const auto r = static_cast<float>(l[c] / z);
+          acc[change_at] += std::fabs(static_cast<double>(r) - resp[row * Kz + c]);
+          resp[row * Kz + c] = r;
+        }
+        accumulate(row, acc);
+      });
+      update_classes(t);
+      em_progress.advance(1);
+      // Converged when memberships move by less than 1e-4 on average.
+      if (t[change_at] < 1e-4 * static_cast<double>(n) * static_cast<double>(Kz)) break;
+    }
+    m_step();
+  } else {
+    m_step();
+  }
+
+  // --- 4. prior means with the channel correction, EB strength, posterior -----------------------
+  std::vector<double> class_view(Kz * Cz, 0.0);
+  if (Cz > 0) {
+    const std::vector<double> s = block_sum(n, Kz * 2 * Cz, threads, [&](Index u, double* acc) {
+      const auto row = static_cast<std::size_t>(u);
+      for (std::size_t c = 0; c < Kz; ++c) {
+        const double r = resp[row * Kz + c];
+        for (std::size_t h = 0; h < Cz; ++h) {
+          acc[(c * 2) * Cz + h] += r * ch_issued[row * Cz + h];
+          acc[(c * 2 + 1) * Cz + h] += r * ch_viewed[row * Cz + h];
+        }
+      }
+    });
+    for (std::size_t c = 0; c < Kz; ++c) {
+      for (std::size_t h = 0; h < Cz; ++h) {
+        class_view[c * Cz + h] = std::clamp((s[(c * 2 + 1) * Cz + h] + pop_view[h]) / (s[(c * 2) * Cz + h] + 1.0), 1e-3, 1 - 1e-3);
+      }
+    }
+  }
+  constexpr double kViewPrior = 4.0;  // pseudo-issues of a member's channel open rates
+  std::vector<float> prior_mean(nz * Dz);
+  parallel_for(0, n, threads, [&](Offset uo) {
+    const auto row = static_cast<std::size_t>(uo);
+    double factor[64];
+    for (std::size_t h = 0; h < Cz && h < 63; ++h) {
+      double m = 0;
+      for (std::size_t c = 0; c < Kz; ++c) m += resp[row * Kz + c] * class_view[c * Cz + h];
+      factor[h] = total_viewed > 0
+                      ? ((ch_viewed[row * Cz + h] + kViewPrior * m) / (ch_issued[row * Cz + h] + kViewPrior)) / m
+                      : 1.0;  // no views recorded: no channel evidence
+    }
+    for (std::size_t d = 0; d < Dz; ++d) {
+      double mu = 0;
+      for (std::size_t c = 0; c < Kz; ++c) mu += resp[row * Kz + c] * theta[c * Dz + d];
+      double g = channel_share[d * (Cz + 1) + Cz];
+      for (std::size_t h = 0; h < Cz && h < 63; ++h) g += channel_share[d * (Cz + 1) + h] * factor[h];
+      prior_mean[row * Dz + d] = static_cast<float>(std::clamp(mu * g, 1e-4, 1 - 1e-4));
+    }
+  });
+  std::vector<double> strength(Dz, params_.prior_strength);
+  if (params_.prior_strength <= 0) {
+    static constexpr double kGrid[] = {0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+    constexpr int kG = 12;
+    const Index step = std::max<Index>(1, n / 5000);
+    std::vector<double> ll(static_cast<std::size_t>(kG) * Dz, 0.0);
+    parallel_for(0, kG, threads, [&](Offset g) {
+      const double M = kGrid[g];
+      for (Index u = 0; u < n; u += step) {
+        const auto row = static_cast<std::size_t>(u);
+        for (std::size_t d = 0; d < Dz; ++d) {
+          const double nn = issued[row * Dz + d];
+          if (nn <= 0) continue;
+          const double k = std::min<double>(claimed[row * Dz + d], nn);
+          const double mu = prior_mean[row * Dz + d];
+          ll[static_cast<std::size_t>(g) * Dz + d] += beta_binomial_ll(k, nn, M * mu, M * (1 - mu));
+        }
+      }
+    });
+    for (std::size_t d = 0; d < Dz; ++d) {
+      int best = 0;
+      for (int g = 1; g < kG; ++g) {
+        if (ll[static_cast<std::size_t>(g) * Dz + d] > ll[static_cast<std::size_t>(best) * Dz + d]) best = g;
+      }
+      strength[d] = kGrid[best];
+    }
+  }
+  const double z = inverse_normal_cdf(0.5 * (1.0 + params_.interval));
+  std::vector<float> pref(nz * Dz), lo(nz * Dz), hi(nz * Dz);
+  parallel_for(0, n, threads, [&](Offset uo) {
+    const auto row = static_cast<std::size_t>(uo);
+    for (std::size_t d = 0; d < Dz; ++d) {
+      const std::size_t i = row * Dz + d;
+      const double nn = issued[i];
+      const double k = std::min<double>(claimed[i], nn);
+      const double a = k + strength[d] * prior_mean[i];
+      const double b = nn - k + strength[d] * (1.0 - prior_mean[i]);
+      const double mean = a / (a + b);
+      // Law of total variance over the class memberships: the Beta posterior's variance plus
+      // the spread of the class rates the prior mean mixes, weighted by the prior's share.
+      double mix = 0, mix_mean = 0;
+      for (std::size_t c = 0; c < Kz; ++c) mix_mean += resp[row * Kz + c] * theta[c * Dz + d];
+      for (std::size_t c = 0; c < Kz; ++c) {
+        const double dev = theta[c * Dz + d] - mix_mean;
+        mix += resp[row * Kz + c] * dev * dev;
+      }
+      const double prior_share = strength[d] / (nn + strength[d]);
+      const double sd = std::sqrt(a * b / ((a + b) * (a + b) * (a + b + 1.0)) + prior_share * prior_share * mix);
+      pref[i] = static_cast<float>(mean / pop[d]);
+      lo[i] = static_cast<float>(std::max(0.0, mean - z * sd) / pop[d]);
+      hi[i] = static_cast<float>(std::min(1.0, mean + z * sd) / pop[d]);
+    }
+  });
+
+  // --- 5. timing ---------------------------------------------------------------------------------
+  ProgressReporter timing_progress(callbacks, "timing", 2);
+  std::vector<double> pop_slots(kSlots, 0.0);
+  {
+    std::vector<std::int64_t> counts(kSlots, 0);
+    for (std::uint8_t s : slots) ++counts[s];
+    const double total = static_cast<double>(slots.size());
+    for (int s = 0; s < kSlots; ++s) {
+      pop_slots[static_cast<std::size_t>(s)] = total > 0 ? static_cast<double>(counts[static_cast<std::size_t>(s)]) / total : 1.0 / kSlots;
+    }
+  }
+  // Population inter-order statistics: mean gap and squared coefficient of variation.
+  // Repurchase cycles use the orders without a redemption (see MemberSummary), or all orders
+  // when every order of the member carried one.
+  struct Cycle {
+    double orders, gap_ss;
+    Timestamp first, last;
+  };
+  auto cycle_of = [](const MemberSummary& s) {
+    return s.cycle_orders >= 1 ? Cycle{s.cycle_orders, s.cycle_gap_ss, s.cycle_first, s.cycle_last}
+                               : Cycle{s.orders, s.gap_ss, s.first_order, s.last_order};
+  };
+  double gap_days = 0, gap_count = 0, cv2_sum = 0, cv2_count = 0;
+  for (const auto& member : summary) {
+    const Cycle s = cycle_of(member);
+    if (s.orders >= 2) {
+      const double span = static_cast<double>(s.last - s.first) / kDay;
+      gap_days += span;
+      gap_count += s.orders - 1;
+      if (s.orders >= 3 && span > 0) {
+        const double m = span / (s.orders - 1);
+        const double var = std::max(0.0, (s.gap_ss - (s.orders - 1) * m * m) / (s.orders - 2));
+        cv2_sum += var / (m * m);
+        cv2_count += 1;
+      }
+    }
+  }
+  const double pop_gap = gap_count > 0 ? gap_days / gap_count : 30.0;
+  const double pop_cv2 = cv2_count > 0 ? std::clamp(cv2_sum / cv2_count, 0.05, 2.0) : 1.0;
+  // BG/NBD on members with an order, sampled at a fixed stride (at most ~10k members).
+  BGNBD bg;
+  {
+    std::vector<double> x, tx, T;
+    Index with_orders = 0;
+    for (const auto& s : summary) with_orders += s.orders > 0;
+    const Index stride = std::max<Index>(1, with_orders / 10000);
+    Index seen = 0;
+    for (const auto& s : summary) {
+      if (s.orders <= 0) continue;
+      if (seen++ % stride != 0) continue;
+      x.push_back(s.orders - 1);
+      tx.push_back(static_cast<double>(s.last_order - s.first_order) / kDay);
+      T.push_back(static_cast<double>(cut_time - s.first_order) / kDay);
+    }
+    if (!x.empty()) bg = BGNBD::fit(x, tx, T, threads, 300);
+  }
+  timing_progress.advance(1);
+  std::vector<MemberTiming> timing(nz);
+  const double alpha = params_.timing_prior_strength;
+  const double horizon = params_.horizon_days;
+  parallel_for(0, n, threads, [&](Offset uo) {
+    const auto row = static_cast<std::size_t>(uo);
+    const MemberSummary& s = summary[row];
+    MemberTiming& t = timing[row];
+    double post[kSlots];
+    const double count = static_cast<double>(slot_offsets[row + 1] - slot_offsets[row]);
+    for (int k = 0; k < kSlots; ++k) post[k] = alpha * pop_slots[static_cast<std::size_t>(k)];
+    for (Offset e = slot_offsets[row]; e < slot_offsets[row + 1]; ++e) post[slots[static_cast<std::size_t>(e)]] += 1.0;
+    for (int k = 0; k < kSlots; ++k) post[k] /= (count + alpha);
+    t.best_slot = best_slot(post);
+    const Cycle cycle = cycle_of(s);
+    const double gaps = std::max(0.0, cycle.orders - 1);
+    const double span = cycle.orders >= 2 ? static_cast<double>(cycle.last - cycle.first) / kDay : 0.0;
+    const double mean_gap = std::max(0.5, (span + pop_gap) / (gaps + 1.0));
+    double cv2 = pop_cv2;
+    if (cycle.orders >= 3 && span > 0) {
+      const double m = span / gaps;
+      const double var = std::max(0.0, (cycle.gap_ss - gaps * m * m) / (gaps - 1));
+      cv2 = (var / (m * m) * (gaps - 1) + 2.0 * pop_cv2) / (gaps - 1 + 2.0);
+    }
+    const double shape = std::clamp(1.0 / std::max(cv2, 1e-3), 0.5, 20.0);
+    const double scale = mean_gap / shape;
+    const double elapsed = cycle.orders > 0 ? static_cast<double>(cut_time - cycle.last) / kDay : 0.0;
+    const double next = cycle.orders > 0 ? gamma_residual(shape, scale, elapsed) : mean_gap;
+    const double lead = std::min(2.0, 0.25 * mean_gap);
+    t.next_purchase_days = static_cast<float>(next);
+    t.send_in_days = static_cast<float>(std::max(0.0, next - lead));
+    t.validity_days = static_cast<float>(std::clamp(std::ceil(lead + std::sqrt(shape) * scale), 3.0, 30.0));
+    if (s.orders > 0) {
+      const double xx = s.orders - 1;
+      const double txx = static_cast<double>(s.last_order - s.first_order) / kDay;
+      const double TT = std::max(txx, static_cast<double>(cut_time - s.first_order) / kDay);
+      t.p_alive = static_cast<float>(bg.p_alive(xx, txx, TT));
+      t.expected_purchases = static_cast<float>(bg.expected_purchases(horizon, xx, txx, TT));
+    } else {
+      t.p_alive = 0.0f;
+      t.expected_purchases = 0.0f;
+    }
+  });
+  timing_progress.advance(1);
+
+  // --- 6. member features -------------------------------------------------------------------------
+  std::vector<std::string> feature_names = {"issued",       "claimed",     "orders",
+                                            "claim_rate",   "claim_rate_lift", "recency_days",
+                                            "tenure_days",  "mean_interorder_days", "recency_cycles",
+                                            "orders_90d",   "p_alive",     "expected_purchases"};
+  const std::size_t F = feature_names.size();
+  std::vector<float> features(nz * F);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  parallel_for(0, n, threads, [&](Offset uo) {
+    const auto row = static_cast<std::size_t>(uo);
+    const MemberSummary& s = summary[row];
+    float* f = features.data() + row * F;
+    double lift = 0;
+    for (std::size_t d = 0; d < Dz; ++d) lift += issue_share[d] * pref[row * Dz + d];
+    const double span = s.orders >= 2 ? static_cast<double>(s.last_order - s.first_order) / kDay : 0.0;
+    const double mean_gap = s.orders >= 2 ? span / (s.orders - 1) : std::numeric_limits<double>::quiet_NaN();
+    const double shrunk_gap = (span + pop_gap) / (std::max(0.0, s.orders - 1) + 1.0);
+    const double recency = s.orders > 0 ? static_cast<double>(cut_time - s.last_order) / kDay : std::numeric_limits<double>::quiet_NaN();
+    f[0] = static_cast<float>(s.issued);
+    f[1] = static_cast<float>(s.claimed);
+    f[2] = static_cast<float>(s.orders);
+    f[3] = s.issued > 0 ? static_cast<float>(s.claimed / s.issued) : nan;
+    f[4] = static_cast<float>(lift);
+    f[5] = static_cast<float>(recency);
+    // No event before the cut: no history yet, tenure 0 (so "new member" rules catch them).
+    f[6] = s.first_event != kNoTime ? static_cast<float>(static_cast<double>(cut_time - s.first_event) / kDay) : 0.0f;
+    f[7] = static_cast<float>(mean_gap);
+    f[8] = static_cast<float>(recency / shrunk_gap);
+    f[9] = static_cast<float>(s.orders_90d);
+    f[10] = timing[row].p_alive;
+    f[11] = timing[row].expected_purchases;
+  });
+
+  // --- commit ------------------------------------------------------------------------------------
+  std::vector<float> base_rate(static_cast<std::size_t>(nb));
+  for (Index b = 0; b < nb; ++b) {
+    const auto k = static_cast<std::size_t>(b);
+    base_rate[k] = static_cast<float>((static_cast<double>(benefit_claimed[k]) + 2.0 * overall_rate) /
+                                      (static_cast<double>(benefit_issued[k]) + 2.0));
+  }
+  n_users_ = n;
+  n_benefits_ = nb;
+  n_dims_ = D;
+  n_classes_ = K;
+  cut_time_ = cut_time;
+  dimension_names_ = dims.names();
+  dimension_group_.resize(Dz);
+  for (int d = 0; d < D; ++d) dimension_group_[static_cast<std::size_t>(d)] = static_cast<int>(dims.group_of(d));
+  benefit_dim_offsets_ = std::move(dim_offsets);
+  benefit_dims_ = std::move(dim_list);
+  population_rate_ = std::move(pop);
+  prior_strength_ = std::move(strength);
+  class_rate_.assign(theta.begin(), theta.end());
+  class_weight_.assign(weight.begin(), weight.end());
+  membership_ = std::move(resp);
+  base_rate_ = std::move(base_rate);
+  preference_ = std::move(pref);
+  lower_ = std::move(lo);
+  upper_ = std::move(hi);
+  feature_names_ = std::move(feature_names);
+  features_ = std::move(features);
+  timing_ = std::move(timing);
+  slot_offsets_ = std::move(slot_offsets);
+  slots_ = std::move(slots);
+  population_slots_ = std::move(pop_slots);
+  bgnbd_ = bg;
+  user_ids_ = IdMap();
+  benefit_ids_ = IdMap();
+  fitted_ = true;
+}
+
+PERKREC_INLINE void PreferenceModel::require_fitted(const char* method) const {
+  if (!fitted_) detail::raise<InputError>("PreferenceModel::", method, ": the model is not fitted");
+}
+
+PERKREC_INLINE float PreferenceModel::preference(Index u, int d) const {
+  require_fitted("preference");
+  if (u < 0 || u >= n_users_ || d < 0 || d >= n_dims_) {
+    detail::raise<InputError>("PreferenceModel::preference: (user, dimension) out of range (got (", u, ", ", d,
+                              "), expected < (", n_users_, ", ", n_dims_, "))");
+  }
+  return preference_[static_cast<std::size_t>(u) * static_cast<std::size_t>(n_dims_) + static_cast<std::size_t>(d)];
+}
+
+PERKREC_INLINE float PreferenceModel::member_score(Index u, Index b) const {
+  const auto k = static_cast<std::size_t>(b);
+  const float* p = preference_.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(n_dims_);
+  double s = 0;
+  int count = 0;
+  for (auto i = benefit_dim_offsets_[k]; i < benefit_dim_offsets_[k + 1]; ++i) {
+    s += std::log(std::max(1e-6f, p[benefit_dims_[static_cast<std::size_t>(i)]]));
+    ++count;
+  }
+  return static_cast<float>(std::log(std::max(1e-6f, base_rate_[k])) + (count > 0 ? s / count : 0.0));
+}
+
+PERKREC_INLINE void PreferenceModel::score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const {
+  require_fitted("score");
+  if (users.size() != benefits.size() || out.size() != users.size()) {
+    detail::raise<InputError>("PreferenceModel::score: users, benefits and out must have equal lengths (got ",
+                              users.size(), ", ", benefits.size(), ", ", out.size(), ")");
+  }
+  detail::check_users(users, n_users_, "PreferenceModel::score");
+  for (std::size_t i = 0; i < benefits.size(); ++i) {
+    if (benefits[i] < 0 || benefits[i] >= n_benefits_) {
+      detail::raise<InputError>("PreferenceModel::score: benefit at position ", i, " out of range (got ", benefits[i],
+                                ", expected 0 <= benefit < ", n_benefits_, ")");
+    }
+  }
+  parallel_for(0, static_cast<Offset>(users.size()), params_.num_threads, [&](Offset i) {
+    const auto k = static_cast<std::size_t>(i);
+    out[k] = member_score(users[k], benefits[k]);
+  });
+}
+
+PERKREC_INLINE TopK PreferenceModel::recommend(Span<const Index> users, int n, const Filter& filter) const {
+  require_fitted("recommend");
+  detail::check_users(users, n_users_, "PreferenceModel::recommend");
+  return detail::batch_top_k(users, n, n_benefits_, filter, params_.num_threads, [&](Index, Index u, float* out) {
+    for (Index b = 0; b < n_benefits_; ++b) out[b] = member_score(u, b);
+  });
+}
+
+PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& rules) const {
+  require_fitted("segments");
+  // Resolve every condition to a feature column, a dimension, or a group + value.
+  struct Resolved {
+    int feature = -1, dim = -1, group = -1, target_dim = -1;
+  };
+  std::vector<std::vector<Resolved>> resolved(rules.segments.size());
+  static const char* kGroups[] = {"kind", "face_value", "threshold", "scope", "scenario", "channel"};
+  for (std::size_t s = 0; s < rules.segments.size(); ++s) {
+    for (std::size_t c = 0; c < rules.segments[s].all.size(); ++c) {
+      const SegmentCondition& cond = rules.segments[s].all[c];
+      const std::string where = "/segments/" + std::to_string(s) + "/all/" + std::to_string(c) + "/feature";
+      Resolved r;
+      if (cond.feature.rfind("pref:", 0) == 0) {
+        const std::string dim = cond.feature.substr(5);
+        for (int d = 0; d < n_dims_; ++d) {
+          if (dimension_names_[static_cast<std::size_t>(d)] == dim) r.dim = d;
+        }
+        if (r.dim < 0) detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown dimension '", dim, "'");
+      } else if (cond.feature.rfind("top:", 0) == 0) {
+        const std::string group = cond.feature.substr(4);
+        for (int g = 0; g < 6; ++g) {
+          if (group == kGroups[g]) r.group = g;
+        }
+        if (r.group < 0) detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown group '", group, "'");
+        const std::string full = group + ":" + cond.text;
+        for (int d = 0; d < n_dims_; ++d) {
+          if (dimension_names_[static_cast<std::size_t>(d)] == full) r.target_dim = d;
+        }
+        if (r.target_dim < 0) {
+          detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown value '", cond.text, "' of group '",
+                                     group, "'");
+        }
+      } else {
+        for (std::size_t f = 0; f < feature_names_.size(); ++f) {
+          if (feature_names_[f] == cond.feature) r.feature = static_cast<int>(f);
+        }
+        if (r.feature < 0) {
+          detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown feature '", cond.feature, "'");
+        }
+      }
+      resolved[s].push_back(r);
+    }
+  }
+  SegmentAssignment out;
+  out.names = rules.names();
+  for (const auto& s : rules.segments) out.descriptions.push_back(s.description);
+  out.descriptions.push_back("no benefit preference stands out (no rule matched)");
+  out.codes.assign(static_cast<std::size_t>(n_users_), static_cast<std::int32_t>(rules.segments.size()));
+  const std::size_t F = feature_names_.size();
+  const auto Dz = static_cast<std::size_t>(n_dims_);
+  parallel_for(0, n_users_, params_.num_threads, [&](Offset uo) {
+    const auto u = static_cast<std::size_t>(uo);
+    const float* pref = preference_.data() + u * Dz;
+    for (std::size_t s = 0; s < rules.segments.size(); ++s) {
+      bool all = true;
+      for (std::size_t c = 0; c < resolved[s].size() && all; ++c) {
+        const SegmentCondition& cond = rules.segments[s].all[c];
+        const Resolved& r = resolved[s][c];
+        if (r.group >= 0) {
+          int top = -1;
+          for (int d = 0; d < n_dims_; ++d) {
+            if (dimension_group_[static_cast<std::size_t>(d)] == r.group && (top < 0 || pref[d] > pref[top])) top = d;
+          }
+          const bool eq = top == r.target_dim;
+          all = cond.op == SegmentCondition::Op::eq ? eq : !eq;
+          continue;
+        }
+        const double v = r.dim >= 0 ? pref[r.dim] : features_[u * F + static_cast<std::size_t>(r.feature)];
+        if (std::isnan(v)) {
+          all = false;
+          continue;
+        }
+        switch (cond.op) {
+          case SegmentCondition::Op::lt: all = v < cond.value; break;
+          case SegmentCondition::Op::le: all = v <= cond.value; break;
+          case SegmentCondition::Op::gt: all = v > cond.value; break;
+          case SegmentCondition::Op::ge: all = v >= cond.value; break;
+          case SegmentCondition::Op::eq: all = v == cond.value; break;
+          case SegmentCondition::Op::ne: all = v != cond.value; break;
+        }
+      }
+      if (all) {
+        out.codes[u] = static_cast<std::int32_t>(s);
+        break;
+      }
+    }
+  });
+  out.sizes.assign(out.names.size(), 0);
+  for (auto c : out.codes) ++out.sizes[static_cast<std::size_t>(c)];
+  return out;
+}
+
+PERKREC_INLINE PreferenceClusters PreferenceModel::clusters(int k, int max_iterations) const {
+  require_fitted("clusters");
+  if (k < 1 || k > n_users_) {
+    detail::raise<InputError>("PreferenceModel::clusters: k must be in [1, n_users] (got ", k, ", n_users ", n_users_, ")");
+  }
+  const auto Dz = static_cast<std::size_t>(n_dims_);
+  std::vector<float> logs(preference_.size());
+  for (std::size_t i = 0; i < logs.size(); ++i) logs[i] = std::log(std::max(1e-6f, preference_[i]));
+  PreferenceClusters out;
+  out.kmeans = kmeans(logs.data(), n_users_, n_dims_, k, params_.seed, max_iterations, params_.num_threads);
+  std::vector<double> overall(Dz, 0.0);
+  for (std::size_t i = 0; i < logs.size(); ++i) overall[i % Dz] += logs[i];
+  for (double& v : overall) v /= std::max<Index>(1, n_users_);
+  for (int c = 0; c < k; ++c) {
+    std::vector<std::pair<double, int>> diff;
+    for (std::size_t d = 0; d < Dz; ++d) {
+      diff.emplace_back(out.kmeans.centroids[static_cast<std::size_t>(c) * Dz + d] - overall[d], static_cast<int>(d));
+    }
+    std::sort(diff.begin(), diff.end(), [](const auto& a, const auto& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    });
+    std::string text;
+    for (std::size_t i = 0; i < std::min<std::size_t>(3, diff.size()); ++i) {
+      char buf[96];
+      std::snprintf(buf, sizeof(buf), "%s%s x%.2f", i ? ", " : "",
+                    dimension_names_[static_cast<std::size_t>(diff[i].second)].c_str(), std::exp(diff[i].first));
+      text += buf;
+    }
+    out.descriptions.push_back(text);
+  }
+  return out;
+}
+
+PERKREC_INLINE std::array<float, PreferenceModel::kSlots> PreferenceModel::hour_of_week_profile(Index u) const {
+  require_fitted("hour_of_week_profile");
+  detail::check_users(Span<const Index>(&u, 1), n_users_, "PreferenceModel::hour_of_week_profile");
+  std::array<float, kSlots> out{};
+  const auto row = static_cast<std::size_t>(u);
+  const double alpha = params_.timing_prior_strength;
+  const double count = static_cast<double>(slot_offsets_[row + 1] - slot_offsets_[row]);
+  std::array<double, kSlots> post{};
+  for (int k = 0; k < kSlots; ++k) post[static_cast<std::size_t>(k)] = alpha * population_slots_[static_cast<std::size_t>(k)];
+  for (Offset e = slot_offsets_[row]; e < slot_offsets_[row + 1]; ++e) post[slots_[static_cast<std::size_t>(e)]] += 1.0;
+  for (int k = 0; k < kSlots; ++k) out[static_cast<std::size_t>(k)] = static_cast<float>(post[static_cast<std::size_t>(k)] / (count + alpha));
+  return out;
+}
+
+PERKREC_INLINE void PreferenceModel::set_ids(IdMap users, IdMap benefits) {
+  require_fitted("set_ids");
+  if (users.size() != 0 && users.size() != n_users_) {
+    detail::raise<InputError>("PreferenceModel::set_ids: user id map holds ", users.size(), " ids (expected ", n_users_, ")");
+  }
+  if (benefits.size() != 0 && benefits.size() != n_benefits_) {
+    detail::raise<InputError>("PreferenceModel::set_ids: benefit id map holds ", benefits.size(), " ids (expected ",
+                              n_benefits_, ")");
+  }
+  user_ids_ = std::move(users);
+  benefit_ids_ = std::move(benefits);
+}
+
+PERKREC_INLINE void PreferenceModel::write(ModelWriter& w, const std::string& prefix) const {
+  require_fitted("save");
+  Json& c = content_section(w, prefix);
+  c["params"] = params_.to_json();
+  c["n_users"] = n_users_;
+  c["n_benefits"] = n_benefits_;
+  c["n_dimensions"] = n_dims_;
+  c["n_classes"] = n_classes_;
+  c["n_features"] = feature_names_.size();
+  c["cut_time"] = cut_time_;
+  c["bgnbd"] = Json{{"r", bgnbd_.r}, {"alpha", bgnbd_.alpha}, {"a", bgnbd_.a}, {"b", bgnbd_.b}};
+  w.add_strings(prefix + "dimension_names", dimension_names_);
+  w.add_strings(prefix + "feature_names", feature_names_);
+  std::vector<std::int32_t> groups(dimension_group_.begin(), dimension_group_.end());
+  w.add(prefix + "dimension_group", groups);
+  w.add(prefix + "benefit_dim_offsets", benefit_dim_offsets_);
+  w.add(prefix + "benefit_dims", benefit_dims_);
+  w.add(prefix + "population_rate", population_rate_);
+  w.add(prefix + "prior_strength", prior_strength_);
+  w.add(prefix + "class_rate", class_rate_);
+  w.add(prefix + "class_weight", class_weight_);
+  w.add(prefix + "membership", membership_);
+  w.add(prefix + "base_rate", base_rate_);
+  w.add(prefix + "preference", preference_);
+  w.add(prefix + "lower", lower_);
+  w.add(prefix + "upper", upper_);
+  w.add(prefix + "features", features_);
+  std::vector<std::int32_t> best(timing_.size());
+  std::vector<float> timing_values(timing_.size() * 5);
+  for (std::size_t u = 0; u < timing_.size(); ++u) {
+    best[u] = timing_[u].best_slot;
+    timing_values[u * 5 + 0] = timing_[u].next_purchase_days;
+    timing_values[u * 5 + 1] = timing_[u].send_in_days;
+    timing_values[u * 5 + 2] = timing_[u].validity_days;
+    timing_values[u * 5 + 3] = timing_[u].p_alive;
+    timing_values[u * 5 + 4] = timing_[u].expected_purchases;
+  }
+  w.add(prefix + "best_slot", best);
+  w.add(prefix + "timing", timing_values);
+  w.add(prefix + "slot_offsets", slot_offsets_);
+  w.add(prefix + "slots", slots_);
+  w.add(prefix + "population_slots", population_slots_);
+  user_ids_.write(w, prefix + "user_ids.");
+  benefit_ids_.write(w, prefix + "benefit_ids.");
+}
+
+PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const std::string& prefix) {
+  const Json& c = content_section(r, prefix);
+  JsonReader<ModelFormatError> jr(c, content_pointer(prefix), "PreferenceModel::read");
+  Json params_json, bg_json;
+  Index n_users = 0, n_benefits = 0;
+  int n_dims = 0, n_classes = 0;
+  std::int64_t n_features = 0;
+  Timestamp cut = 0;
+  jr.require("params", params_json);
+  jr.require("n_users", n_users);
+  jr.require("n_benefits", n_benefits);
+  jr.require("n_dimensions", n_dims);
+  jr.require("n_classes", n_classes);
+  jr.require("n_features", n_features);
+  jr.require("cut_time", cut);
+  jr.require("bgnbd", bg_json);
+  if (prefix.empty()) {
+    jr.raw("user_ids.");
+    jr.raw("benefit_ids.");
+  }
+  jr.finish();
+  if (n_users < 0 || n_benefits < 0 || n_dims < 0 || n_classes < 1 || n_classes > 64 || n_features < 0 ||
+      n_features > 1024) {
+    r.bad_content("shape out of range");
+  }
+  PreferenceParams params;
+  try {
+    params = PreferenceParams::from_json(params_json);
+  } catch (const ConfigError& e) {
+    r.bad_content(e.what());
+  }
+  BGNBD bg;
+  {
+    JsonReader<ModelFormatError> br(bg_json, content_pointer(prefix) + "/bgnbd", "PreferenceModel::read");
+    br.require("r", bg.r);
+    br.require("alpha", bg.alpha);
+    br.require("a", bg.a);
+    br.require("b", bg.b);
+    br.finish();
+  }
+  const auto nu = static_cast<std::int64_t>(n_users), nd = static_cast<std::int64_t>(n_dims);
+  PreferenceModel m(params);
+  m.dimension_names_ = r.strings(prefix + "dimension_names");
+  m.feature_names_ = r.strings(prefix + "feature_names");
+  if (static_cast<int>(m.dimension_names_.size()) != n_dims || static_cast<std::int64_t>(m.feature_names_.size()) != n_features) {
+    r.invalid("dimension or feature names do not match the header");
+  }
+  std::vector<std::int32_t> groups = r.vector<std::int32_t>(prefix + "dimension_group", {nd});
+  for (auto g : groups) {
+    if (g < 0 || g >= BenefitDimensions::kNumGroups) r.invalid("dimension group out of range");
+  }
+  m.dimension_group_.assign(groups.begin(), groups.end());
+  m.benefit_dim_offsets_ = r.vector<std::int32_t>(prefix + "benefit_dim_offsets", {static_cast<std::int64_t>(n_benefits) + 1});
+  if (m.benefit_dim_offsets_.front() != 0) r.invalid("benefit_dim_offsets must start at 0");
+  for (std::size_t i = 1; i < m.benefit_dim_offsets_.size(); ++i) {
+    if (m.benefit_dim_offsets_[i] < m.benefit_dim_offsets_[i - 1]) r.invalid("benefit_dim_offsets must not decrease");
+  }
+  m.benefit_dims_ = r.vector<std::int32_t>(prefix + "benefit_dims", {static_cast<std::int64_t>(m.benefit_dim_offsets_.back())});
+  for (auto d : m.benefit_dims_) {
+    if (d < 0 || d >= n_dims) r.invalid("benefit dimension index out of range");
+  }
+  m.population_rate_ = r.vector<double>(prefix + "population_rate", {nd});
+  m.prior_strength_ = r.vector<double>(prefix + "prior_strength", {nd});
+  m.class_rate_ = r.vector<float>(prefix + "class_rate", {static_cast<std::int64_t>(n_classes) * nd});
+  m.class_weight_ = r.vector<float>(prefix + "class_weight", {n_classes});
+  m.membership_ = r.vector<float>(prefix + "membership", {nu * n_classes});
+  m.base_rate_ = r.vector<float>(prefix + "base_rate", {n_benefits});
+  m.preference_ = r.vector<float>(prefix + "preference", {nu * nd});
+  m.lower_ = r.vector<float>(prefix + "lower", {nu * nd});
+  m.upper_ = r.vector<float>(prefix + "upper", {nu * nd});
+  m.features_ = r.vector<float>(prefix + "features", {nu * n_features});
+  for (float v : m.base_rate_) {
+    if (!(v > 0 && v < 1)) r.invalid("benefit base rate outside (0, 1)");
+  }
+  for (float v : m.preference_) {
+    if (!std::isfinite(v) || v < 0) r.invalid("preference is not a finite non-negative number");
+  }
+  std::vector<std::int32_t> best = r.vector<std::int32_t>(prefix + "best_slot", {nu});
+  std::vector<float> tv = r.vector<float>(prefix + "timing", {nu * 5});
+  m.timing_.resize(static_cast<std::size_t>(n_users));
+  for (std::size_t u = 0; u < m.timing_.size(); ++u) {
+    if (best[u] < 0 || best[u] >= kSlots) r.invalid("best slot out of range");
+    m.timing_[u] = MemberTiming{best[u], tv[u * 5], tv[u * 5 + 1], tv[u * 5 + 2], tv[u * 5 + 3], tv[u * 5 + 4]};
+  }
+  m.slot_offsets_ = r.vector<Offset>(prefix + "slot_offsets", {nu + 1});
+  if (m.slot_offsets_.front() != 0) r.invalid("slot_offsets must start at 0");
+  for (std::size_t i = 1; i < m.slot_offsets_.size(); ++i) {
+    if (m.slot_offsets_[i] < m.slot_offsets_[i - 1]) r.invalid("slot_offsets must not decrease");
+  }
+  m.slots_ = r.vector<std::uint8_t>(prefix + "slots", {m.slot_offsets_.back()});
+  for (auto s : m.slots_) {
+    if (s >= kSlots) r.invalid("slot out of range");
+  }
+  m.population_slots_ = r.vector<double>(prefix + "population_slots", {kSlots});
+  m.bgnbd_ = bg;
+  m.n_users_ = n_users;
+  m.n_benefits_ = n_benefits;
+  m.n_dims_ = n_dims;
+  m.n_classes_ = n_classes;
+  m.cut_time_ = cut;
+  m.fitted_ = true;
+  try {
+    m.set_ids(IdMap::read(r, prefix + "user_ids."), IdMap::read(r, prefix + "benefit_ids."));
+  } catch (const InputError& e) {
+    r.invalid(e.what());
+  }
+  return m;
+}
+
+}  // namespace perkrec

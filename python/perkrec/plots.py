@@ -1,0 +1,141 @@
+"""Plots and an HTML report for a fitted PreferenceModel (matplotlib is an optional extra:
+``pip install perkrec[plots]``).
+
+    plot_segment_heatmap(model)           segments x dimensions mean preference (log scale)
+    plot_member_profile(model, user)      one member's lifts with credible intervals
+    plot_hour_of_week(model, user=None)   7 x 24 hour-of-week profile (population when None)
+    report(model, folder)                 the three PNGs, segment and cluster tables, one HTML page
+
+The functions build figures with matplotlib's object API (no pyplot, no global state), so they
+work in scripts, servers and notebooks alike; each returns the Figure.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import pandas as pd
+
+from .preference import WEEKDAYS, PreferenceModel
+
+
+def _figure(width: float, height: float):
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("perkrec.plots needs matplotlib: pip install 'perkrec[plots]' "
+                          "(or pip install matplotlib)") from exc
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def plot_segment_heatmap(model: PreferenceModel, rules=None):
+    """Mean preference of each segment (rows) on each dimension (columns), coloured on a log2
+    scale centred at 1 (= the population)."""
+    table = model.segment_table(rules)
+    values = table[model.dimension_names].to_numpy(dtype=float)
+    fig = _figure(max(8.0, 0.32 * values.shape[1] + 3), 0.45 * values.shape[0] + 2.2)
+    ax = fig.add_subplot()
+    logs = np.log2(np.clip(values, 1e-3, None))
+    bound = max(0.5, float(np.nanmax(np.abs(logs))) if np.isfinite(logs).any() else 1.0)
+    image = ax.imshow(logs, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+    ax.set_xticks(range(values.shape[1]), model.dimension_names, rotation=70, ha="right", fontsize=8)
+    labels = [f"{name} ({int(n):,})" for name, n in zip(table.index, table["members"])]
+    ax.set_yticks(range(values.shape[0]), labels, fontsize=9)
+    ax.set_title("Mean preference by segment (log2 of the lift; 0 = population)")
+    fig.colorbar(image, ax=ax, label="log2 lift")
+    return fig
+
+
+def plot_member_profile(model: PreferenceModel, user):
+    """One member's preference per dimension with its credible interval (log axis)."""
+    profile = model.member_profile(user)
+    fig = _figure(7.5, 0.22 * len(profile) + 1.5)
+    ax = fig.add_subplot()
+    y = np.arange(len(profile))
+    pref = profile["preference"].to_numpy()
+    lower = np.clip(profile["lower"].to_numpy(), 1e-3, None)
+    upper = profile["upper"].to_numpy()
+    ax.errorbar(pref, y, xerr=[pref - lower, upper - pref], fmt="o", ms=4, capsize=2)
+    ax.axvline(1.0, color="grey", lw=1, ls="--")
+    ax.set_xscale("log")
+    ax.set_yticks(y, profile.index, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("claim rate relative to the population (credible interval)")
+    ax.set_title(f"Preference profile of member {user}")
+    return fig
+
+
+def plot_hour_of_week(model: PreferenceModel, user=None):
+    """The 7 x 24 hour-of-week profile (UTC) of a member (shrunk toward the population) or of
+    the population, with the member's best send slot marked."""
+    grid = model.hour_of_week_profile(user)
+    fig = _figure(9, 3.4)
+    ax = fig.add_subplot()
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    ax.set_yticks(range(7), WEEKDAYS)
+    ax.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
+    ax.set_xlabel("hour (UTC)")
+    if user is None:
+        ax.set_title("Population hour-of-week profile of orders")
+    else:
+        slot = int(model.timing()["best_slot"].iloc[model._row(user)])
+        ax.plot(slot % 24, slot // 24, marker="*", color="red", ms=14)
+        ax.set_title(f"Hour-of-week profile of member {user} (star: best send slot)")
+    fig.colorbar(image, ax=ax, label="share of orders")
+    return fig
+
+
+def report(model: PreferenceModel, folder: Union[str, Path], rules=None, member=None, clusters: int = 6) -> Path:
+    """Writes segment_heatmap.png, member_profile.png, hour_of_week.png, segments.csv,
+    clusters.csv, timing_summary.csv and report.html (one page embedding all of them) to
+    ``folder``; returns the HTML path. ``member`` defaults to the member with the most orders."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    features = model.features()
+    if member is None:
+        member = features.index[int(np.nanargmax(features["orders"].to_numpy()))]
+    table = model.segment_table(rules)
+    table.to_csv(out / "segments.csv")
+    assignment, centroids, descriptions = model.clusters(clusters)
+    cluster_table = pd.DataFrame({"members": assignment.value_counts().reindex(range(clusters)).fillna(0).astype(int),
+                                  "description": descriptions})
+    cluster_table.index.name = "cluster"
+    cluster_table.to_csv(out / "clusters.csv")
+    timing = model.timing()
+    timing_summary = timing[["next_purchase_days", "validity_days", "p_alive", "expected_purchases"]].describe()
+    timing_summary.to_csv(out / "timing_summary.csv")
+    figures = {
+        "segment_heatmap.png": plot_segment_heatmap(model, rules),
+        "member_profile.png": plot_member_profile(model, member),
+        "hour_of_week.png": plot_hour_of_week(model, member),
+    }
+    for name, fig in figures.items():
+        fig.savefig(out / name, dpi=110)
+    seg_cols = ["members", "description"]
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>perkrec preference report</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}
+img{{max-width:100%}}</style></head><body>
+<h1>Member benefit preferences</h1>
+<p>{model.n_users:,} members, {len(model.dimension_names)} benefit dimensions, events before
+{html.escape(str(model.cut_time))}. A preference of 1 means the member claims benefits with that attribute
+as often as the average member; 2 means twice as often.</p>
+<h2>Segments</h2>
+{table[seg_cols].to_html(escape=True)}
+<img src="segment_heatmap.png" alt="segment heatmap">
+<h2>Data-driven clusters (k-means++ on the preference vectors)</h2>
+{cluster_table.to_html(escape=True)}
+<h2>Member {html.escape(str(member))}</h2>
+<img src="member_profile.png" alt="member profile">
+<img src="hour_of_week.png" alt="hour-of-week profile">
+<h2>Timing across members</h2>
+{timing_summary.to_html(escape=True, float_format=lambda v: f"{v:.2f}")}
+</body></html>
+"""
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path

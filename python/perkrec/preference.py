@@ -1,0 +1,245 @@
+"""Member preference vectors over benefit attributes, named segments, and when to send.
+
+    wide_table(log, catalog, cut)        one row of behavioural aggregates per member
+    PreferenceModel().fit(log, catalog, cut)
+        .preferences()                   members x dimensions lifts (1 = like the population)
+        .intervals()                     (lower, upper) credible bounds, same shape
+        .segments(rules=None)            named segments by editable JSON rules
+        .clusters(k)                     seeded k-means++ clusters with descriptions
+        .timing()                        best send slot, next purchase, send date, validity
+        .score / .recommend              a content-based recommender (the _Recommender contract)
+
+See include/perkrec/models/preference.hpp for the estimators.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional, Union
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+from ._progress import ProgressArg, resolve_progress
+from .data import Catalog, EventLog, IdMap, _cut_seconds
+from .models import _Recommender
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _member_index(obj) -> pd.Index:
+    ids = obj.user_ids
+    if ids is not None:
+        return pd.Index(ids.to_external(np.arange(obj.n_users, dtype=np.int32)), name="user")
+    return pd.RangeIndex(obj.n_users, name="user")
+
+
+def wide_table(log: EventLog, catalog: Catalog, cut_time, *, face_value_edges=(10.0, 30.0),
+               threshold_edges=(100.0, 300.0), typical_basket: float = 60.0,
+               num_threads: int = 0) -> pd.DataFrame:
+    """One row per member with aggregates of the events strictly before ``cut_time`` (seconds
+    or anything pandas reads as a time; naive means UTC). Columns are documented in
+    include/perkrec/features/wide_table.hpp: counts, claim / redemption / expiry rates overall
+    and per benefit dimension ("claim_rate:kind:points"), median days from claim to
+    redemption, stacked-order share, recency / frequency / monetary value, activity, tenure,
+    inter-order regularity, points earned and redeemed. Members without events before the cut
+    get zero counts and NaN rates."""
+    params = {"face_value_edges": list(map(float, face_value_edges)),
+              "threshold_edges": list(map(float, threshold_edges)),
+              "typical_basket": float(typical_basket), "num_threads": int(num_threads)}
+    names, columns = _core.wide_table(log._impl, catalog._impl, _cut_seconds(cut_time), json.dumps(params))
+    return pd.DataFrame(dict(zip(names, columns)), index=_member_index(log))
+
+
+def default_segment_rules() -> dict:
+    """The documented default segment rules (a dict in the JSON schema of
+    include/perkrec/models/segments.hpp); edit and pass to ``PreferenceModel.segments``."""
+    return json.loads(_core.default_segment_rules())
+
+
+def _rules_json(rules) -> str:
+    if rules is None:
+        return _core.default_segment_rules()
+    text = rules if isinstance(rules, str) else json.dumps(rules)
+    return _core.check_segment_rules(text)
+
+
+class PreferenceModel(_Recommender):
+    """Empirical-Bayes preference vectors over benefit attribute dimensions, with credible
+    intervals, segments, clusters and timing (include/perkrec/models/preference.hpp).
+
+    >>> model = PreferenceModel().fit(program.events, program.catalog, cut)
+    >>> model.preferences().loc[user, "kind:points"]        # 1.8 = 80% above the population
+    >>> model.segments()                                    # DataFrame: segment, description
+    >>> model.timing()                                      # best slot, next purchase, ...
+    """
+
+    _core_class = _core.PreferenceModel
+
+    def __init__(self, half_life_days: float = 365.0, prior_strength: float = 0.0, latent_classes: int = 8,
+                 em_iterations: int = 20, interval: float = 0.9, timing_prior_strength: float = 8.0,
+                 horizon_days: float = 30.0, response: str = "claimed", face_value_edges=(10.0, 30.0), threshold_edges=(100.0, 300.0),
+                 typical_basket: float = 60.0, seed: int = 42, num_threads: int = 0):
+        params = {"half_life_days": float(half_life_days), "prior_strength": float(prior_strength),
+                  "latent_classes": int(latent_classes), "em_iterations": int(em_iterations),
+                  "interval": float(interval), "timing_prior_strength": float(timing_prior_strength),
+                  "horizon_days": float(horizon_days), "response": str(response),
+                  "face_value_edges": list(map(float, face_value_edges)),
+                  "threshold_edges": list(map(float, threshold_edges)), "typical_basket": float(typical_basket),
+                  "seed": int(seed), "num_threads": int(num_threads)}
+        self._impl = _core.PreferenceModel(json.dumps(params))
+
+    def fit(self, log: EventLog, catalog: Catalog, cut_time=None, *, progress: ProgressArg = False) -> "PreferenceModel":
+        """Learns from the events of ``log`` strictly before ``cut_time`` (default: after the
+        last event). Member and benefit ids of the log are attached to the model."""
+        cut = int(log._impl.max_time) + 1 if cut_time is None else _cut_seconds(cut_time)
+        self._impl.fit(log._impl, catalog._impl, cut, resolve_progress(progress))
+        users, benefits = log.user_ids, log.benefit_ids
+        if users is not None or benefits is not None:
+            self.set_ids(users, benefits)
+        return self
+
+    # --- preferences -------------------------------------------------------------------------
+    @property
+    def dimension_names(self) -> list:
+        return list(self._impl.dimension_names)
+
+    @property
+    def cut_time(self) -> pd.Timestamp:
+        return pd.Timestamp(self._impl.cut_time, unit="s", tz="UTC")
+
+    def _require_fitted(self, method: str) -> None:
+        if not self._impl.fitted:
+            raise _core.InputError(f"PreferenceModel.{method}: the model is not fitted")
+
+    def _frame(self, values: np.ndarray, columns) -> pd.DataFrame:
+        self._require_fitted("preferences")
+        return pd.DataFrame(values, index=_member_index(self), columns=list(columns))
+
+    def preferences(self) -> pd.DataFrame:
+        """Members x dimensions: claim rate relative to the population (1 = average)."""
+        return self._frame(self._impl.preferences(), self.dimension_names)
+
+    def intervals(self):
+        """(lower, upper) DataFrames of the credible interval at level ``interval``."""
+        return (self._frame(self._impl.lower(), self.dimension_names),
+                self._frame(self._impl.upper(), self.dimension_names))
+
+    def member_profile(self, user) -> pd.DataFrame:
+        """One member's preference, lower and upper bound per dimension (``user`` is a dense
+        index, or an external id when ids are attached)."""
+        row = self._row(user)
+        return pd.DataFrame({"preference": self._impl.preferences()[row], "lower": self._impl.lower()[row],
+                             "upper": self._impl.upper()[row]}, index=pd.Index(self.dimension_names, name="dimension"))
+
+    def features(self) -> pd.DataFrame:
+        """The member features segment rules can use (recency_days, claim_rate_lift, ...)."""
+        return self._frame(self._impl.features(), self._impl.feature_names)
+
+    def memberships(self) -> np.ndarray:
+        """Members x latent classes posterior memberships of the pooled prior."""
+        return self._impl.memberships()
+
+    @property
+    def population_rate(self) -> pd.Series:
+        return pd.Series(self._impl.population_rate(), index=self.dimension_names, name="population_rate")
+
+    @property
+    def prior_strength(self) -> pd.Series:
+        return pd.Series(self._impl.prior_strength(), index=self.dimension_names, name="prior_strength")
+
+    def _row(self, user) -> int:
+        """Dense index of ``user``: an external id when ids are attached, else an index."""
+        ids = self.user_ids
+        if ids is not None:
+            return int(ids.lookup([user])[0])
+        return int(user)
+
+    # --- segments and clusters ---------------------------------------------------------------
+    def segments(self, rules: Union[None, str, dict] = None) -> pd.DataFrame:
+        """Named segment per member under ``rules`` (a dict or JSON text in the schema of
+        include/perkrec/models/segments.hpp; None = ``default_segment_rules()``). Columns:
+        segment (categorical), description."""
+        names, descriptions, codes = self._impl.segments(_rules_json(rules))
+        segment = pd.Categorical.from_codes(codes.astype(np.int64), list(names))
+        desc = np.asarray(descriptions, dtype=object)[codes]
+        return pd.DataFrame({"segment": segment, "description": desc}, index=_member_index(self))
+
+    def segment_table(self, rules=None) -> pd.DataFrame:
+        """Segment sizes, descriptions and mean preference per dimension."""
+        seg = self.segments(rules)
+        prefs = self.preferences()
+        table = prefs.groupby(seg["segment"], observed=False).mean()
+        table.insert(0, "members", seg["segment"].value_counts().reindex(table.index).fillna(0).astype(int))
+        first = seg.drop_duplicates("segment").set_index("segment")["description"]
+        table.insert(1, "description", first.reindex(table.index).fillna(""))
+        return table
+
+    def clusters(self, k: int = 6, max_iterations: int = 50):
+        """Seeded k-means++ on the log preference vectors: (assignment Series, centroids
+        DataFrame of lifts, descriptions list naming each cluster's most over-represented
+        dimensions). Identical for any num_threads."""
+        assignment, centroids, descriptions = self._impl.clusters(int(k), int(max_iterations))
+        return (pd.Series(assignment, index=_member_index(self), name="cluster"),
+                pd.DataFrame(np.exp(centroids), columns=self.dimension_names), list(descriptions))
+
+    # --- timing --------------------------------------------------------------------------------
+    def timing(self) -> pd.DataFrame:
+        """Per member: best_slot (hour of week, Monday 00:00 UTC = 0), best_weekday,
+        best_hour, next_purchase (time), send_at (time), validity_days, p_alive and
+        expected_purchases (BG/NBD over ``horizon_days``)."""
+        self._require_fitted("timing")
+        t = self._impl.timing()
+        cut = self.cut_time
+        slot = t["best_slot"]
+        return pd.DataFrame({
+            "best_slot": slot,
+            "best_weekday": pd.Categorical.from_codes(slot // 24, list(WEEKDAYS)),
+            "best_hour": slot % 24,
+            "next_purchase_days": t["next_purchase_days"],
+            "next_purchase": cut + pd.to_timedelta(t["next_purchase_days"].astype(np.float64), unit="D"),
+            "send_at": cut + pd.to_timedelta(t["send_in_days"].astype(np.float64), unit="D"),
+            "validity_days": t["validity_days"],
+            "p_alive": t["p_alive"],
+            "expected_purchases": t["expected_purchases"],
+        }, index=_member_index(self))
+
+    def hour_of_week_profile(self, user=None) -> np.ndarray:
+        """7 x 24 posterior profile of one member (rows Monday..Sunday, UTC hours), or the
+        population's when ``user`` is None."""
+        if user is None:
+            return self._impl.population_hour_of_week().reshape(7, 24)
+        return self._impl.hour_of_week_profile(self._row(user)).reshape(7, 24)
+
+    @property
+    def bgnbd_params(self) -> dict:
+        r, alpha, a, b = self._impl.bgnbd()
+        return {"r": r, "alpha": alpha, "a": a, "b": b}
+
+    def __repr__(self) -> str:
+        state = (f"{self.n_users} members x {self._impl.n_dimensions} dimensions" if self._impl.fitted
+                 else "not fitted")
+        return f"PreferenceModel({self.get_params()}, {state})"
+
+
+def kmeans(data, k: int, seed: int = 42, max_iterations: int = 50, num_threads: int = 0):
+    """Seeded k-means++ on a rows x dim array: (assignment, centroids, inertia). Identical for
+    any ``num_threads``."""
+    arr = np.ascontiguousarray(data, dtype=np.float32)
+    assignment, centroids, inertia, _ = _core.kmeans(arr, int(k), int(seed), int(max_iterations), int(num_threads))
+    return assignment, centroids, inertia
+
+
+def bgnbd_fit(x, t_x, T, num_threads: int = 0) -> dict:
+    """Maximum-likelihood BG/NBD parameters from per-member (repeat purchases, days from first
+    to last purchase, days from first purchase to the cut)."""
+    arrays = [np.ascontiguousarray(v, dtype=np.float64) for v in (x, t_x, T)]
+    r, alpha, a, b = _core.bgnbd_fit(*arrays, int(num_threads))
+    return {"r": r, "alpha": alpha, "a": a, "b": b}
+
+
+def bgnbd_log_likelihood(params: dict, x: float, t_x: float, T: float) -> float:
+    """Log-likelihood of one member under BG/NBD ``params`` (keys r, alpha, a, b)."""
+    return _core.bgnbd_log_likelihood(params["r"], params["alpha"], params["a"], params["b"], float(x), float(t_x),
+                                      float(T))

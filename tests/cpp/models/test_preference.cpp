@@ -1,0 +1,328 @@
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "test_util.hpp"
+
+namespace perkrec {
+namespace {
+
+using testing::day_time;
+using testing::make_log;
+using testing::Row;
+
+Catalog two_benefits() {
+  Benefit points;
+  points.id = "P5";
+  points.kind = BenefitKind::points;
+  points.face_value = 5;
+  points.channel = "app";
+  Benefit threshold;
+  threshold.id = "T150";
+  threshold.kind = BenefitKind::threshold_discount;
+  threshold.threshold = 150;
+  threshold.face_value = 20;
+  threshold.channel = "app";
+  return Catalog({points, threshold});
+}
+
+// 100 population members each get benefit 0 ten times and claim 2 (rate 0.2); member 100 gets
+// it twice and claims both; member 101 gets it 400 times and claims 320.
+EventLog shrinkage_log() {
+  std::vector<Row> rows;
+  auto issue = [&](Index u, int n, int k) {
+    for (int i = 0; i < n; ++i) {
+      rows.push_back({u, 0, EventType::issued, 0.01 * i});
+      if (i < k) rows.push_back({u, 0, EventType::claimed, 0.01 * i + 0.001});
+    }
+  };
+  for (Index u = 0; u < 100; ++u) issue(u, 10, 2);
+  issue(100, 2, 2);
+  issue(101, 400, 320);
+  return make_log(rows, 102, 2);
+}
+
+TEST(PreferenceModel, ShrinkageFewEventsStayNearThePopulationManyNearTheirOwnRate) {
+  PreferenceParams p;
+  p.latent_classes = 1;
+  p.prior_strength = 10;
+  p.half_life_days = 0;
+  PreferenceModel m(p);
+  const EventLog log = shrinkage_log();
+  m.fit(log, two_benefits(), day_time(30));
+  const int points = static_cast<int>(std::find(m.dimension_names().begin(), m.dimension_names().end(), "kind:points") -
+                                      m.dimension_names().begin());
+  ASSERT_LT(points, m.n_dimensions());
+  const double pop = m.population_rate()[static_cast<std::size_t>(points)];
+  EXPECT_NEAR(pop, (200.0 + 2 + 320) / (1000.0 + 2 + 400), 1e-4);
+  // Exact beta-binomial posterior mean with the population (class) prior.
+  const double prior = (522.0 + 2 * pop) / (1402.0 + 2);  // the single class's shrunk rate
+  const double few = (2 + 10 * prior) / (2 + 10) / pop;
+  const double many = (320 + 10 * prior) / (400 + 10) / pop;
+  EXPECT_NEAR(m.preference(100, points), few, 1e-4);
+  EXPECT_NEAR(m.preference(101, points), many, 1e-4);
+  // Own raw lifts: 1/pop and 0.8/pop. Two events stay far closer to 1 than the raw rate.
+  EXPECT_LT(std::fabs(m.preference(100, points) - 1.0), 0.5 * std::fabs(1.0 / pop - 1.0));
+  EXPECT_NEAR(m.preference(101, points), 0.8 / pop, 0.05 * 0.8 / pop);
+  // Intervals contain the estimate and are much wider with few events.
+  const std::size_t D = static_cast<std::size_t>(m.n_dimensions());
+  const auto cell = [&](Index u) { return static_cast<std::size_t>(u) * D + static_cast<std::size_t>(points); };
+  for (Index u : {100, 101}) {
+    EXPECT_LE(m.lower()[cell(u)], m.preferences()[cell(u)]);
+    EXPECT_GE(m.upper()[cell(u)], m.preferences()[cell(u)]);
+  }
+  EXPECT_GT(m.upper()[cell(100)] - m.lower()[cell(100)], 3 * (m.upper()[cell(101)] - m.lower()[cell(101)]));
+}
+
+TEST(PreferenceModel, FittedPriorStrengthAndClassesRecoverPlantedArchetypes) {
+  SimulatorParams sp;
+  sp.n_users = 3000;
+  sp.issues_per_week = 3.0;
+  const SimulatedProgram prog = simulate(sp);
+  PreferenceModel m;
+  m.fit(prog.events, prog.catalog, prog.truth.reference_time);
+  const auto& names = m.dimension_names();
+  const auto find = [&](const char* n) {
+    return static_cast<int>(std::find(names.begin(), names.end(), n) - names.begin());
+  };
+  const int points = find("kind:points"), threshold = find("kind:threshold_discount");
+  double sum[kNumArchetypes][2] = {};
+  double count[kNumArchetypes] = {};
+  for (Index u = 0; u < m.n_users(); ++u) {
+    const int a = prog.truth.archetype[static_cast<std::size_t>(u)];
+    sum[a][0] += std::log(m.preference(u, points));
+    sum[a][1] += std::log(m.preference(u, threshold));
+    count[a] += 1;
+  }
+  const int pts = static_cast<int>(Archetype::points_redemption_active);
+  const int thr = static_cast<int>(Archetype::threshold_discount_sensitive);
+  EXPECT_GT(sum[pts][0] / count[pts], std::log(1.3));
+  EXPECT_LT(sum[thr][0] / count[thr], 0.0);
+  EXPECT_GT(sum[thr][1] / count[thr], std::log(1.3));
+  EXPECT_LT(sum[pts][1] / count[pts], 0.0);
+  for (double s : m.prior_strength()) EXPECT_GT(s, 0.0);
+}
+
+TEST(PreferenceModel, SameResultForAnyThreadCount) {
+  SimulatorParams sp;
+  sp.n_users = 2500;
+  const SimulatedProgram prog = simulate(sp);
+  PreferenceParams p1, p2;
+  p1.num_threads = 1;
+  p2.num_threads = 2;
+  PreferenceModel a(p1), b(p2);
+  a.fit(prog.events, prog.catalog, prog.truth.reference_time);
+  b.fit(prog.events, prog.catalog, prog.truth.reference_time);
+  EXPECT_EQ(a.preferences(), b.preferences());
+  EXPECT_EQ(a.memberships(), b.memberships());
+  EXPECT_EQ(a.segments(SegmentRules::defaults()).codes, b.segments(SegmentRules::defaults()).codes);
+  const PreferenceClusters ca = a.clusters(6), cb = b.clusters(6);
+  EXPECT_EQ(ca.kmeans.assignment, cb.kmeans.assignment);
+  EXPECT_EQ(ca.kmeans.centroids, cb.kmeans.centroids);
+  EXPECT_EQ(ca.descriptions, cb.descriptions);
+  for (Index u = 0; u < a.n_users(); ++u) {
+    EXPECT_EQ(a.timing()[static_cast<std::size_t>(u)].best_slot, b.timing()[static_cast<std::size_t>(u)].best_slot);
+  }
+  const KMeansResult k1 = kmeans(a.preferences().data(), a.n_users(), a.n_dimensions(), 5, 9, 30, 1);
+  const KMeansResult k2 = kmeans(a.preferences().data(), a.n_users(), a.n_dimensions(), 5, 9, 30, 2);
+  EXPECT_EQ(k1.assignment, k2.assignment);
+  // Every segment of the defaults is populated on a simulated program.
+  const SegmentAssignment seg = a.segments(SegmentRules::defaults());
+  for (Index size : seg.sizes) EXPECT_GT(size, 0);
+}
+
+TEST(KMeans, SeparatesPlantedClusters) {
+  Rng rng(1);
+  std::vector<float> data;
+  std::vector<int> truth;
+  for (int i = 0; i < 300; ++i) {
+    const int c = i % 3;
+    truth.push_back(c);
+    data.push_back(static_cast<float>(10.0 * c + rng.normal()));
+    data.push_back(static_cast<float>(-5.0 * c + rng.normal()));
+  }
+  const KMeansResult r = kmeans(data.data(), 300, 2, 3, 7, 50, 2);
+  for (int i = 3; i < 300; ++i) EXPECT_EQ(r.assignment[static_cast<std::size_t>(i)], r.assignment[static_cast<std::size_t>(i % 3)]);
+  EXPECT_NE(r.assignment[0], r.assignment[1]);
+  EXPECT_NE(r.assignment[1], r.assignment[2]);
+  PERKREC_EXPECT_THROW_MSG(kmeans(data.data(), 300, 2, 0, 7), InputError, "k");
+}
+
+TEST(BGNBD, LogLikelihoodMatchesHandComputation) {
+  const BGNBD m{0.243, 4.414, 0.793, 2.426};
+  // Direct (not log-space) evaluation of the published likelihood.
+  auto direct = [&](double x, double tx, double T) {
+    const double beta_ratio = std::tgamma(m.a + m.b) * std::tgamma(m.b + x) / (std::tgamma(m.b) * std::tgamma(m.a + m.b + x));
+    const double gamma_part = std::tgamma(m.r + x) * std::pow(m.alpha, m.r) / std::tgamma(m.r);
+    double l = beta_ratio * gamma_part / std::pow(m.alpha + T, m.r + x);
+    if (x > 0) {
+      const double beta_ratio2 =
+          std::tgamma(m.a + m.b) * std::tgamma(m.a + 1) * std::tgamma(m.b + x - 1) /
+          (std::tgamma(m.a) * std::tgamma(m.b) * std::tgamma(m.a + m.b + x));
+      l += beta_ratio2 * gamma_part / std::pow(m.alpha + tx, m.r + x);
+    }
+    return std::log(l);
+  };
+  EXPECT_NEAR(m.log_likelihood(0, 0, 38.86), direct(0, 0, 38.86), 1e-9);
+  EXPECT_NEAR(m.log_likelihood(2, 30.43, 38.86), direct(2, 30.43, 38.86), 1e-9);
+  EXPECT_NEAR(m.log_likelihood(7, 12.0, 40.0), direct(7, 12.0, 40.0), 1e-9);
+  // P(alive) = 1 without repeat purchases; lower when the last purchase is long ago.
+  EXPECT_DOUBLE_EQ(m.p_alive(0, 0, 30), 1.0);
+  EXPECT_GT(m.p_alive(5, 29, 30), m.p_alive(5, 5, 30));
+  EXPECT_GT(m.expected_purchases(30, 5, 29, 30), m.expected_purchases(30, 5, 5, 30));
+}
+
+TEST(BGNBD, FitRecoversSimulatedParameters) {
+  const double r = 0.8, alpha = 6.0, a = 0.6, b = 3.0, T = 52.0;
+  std::vector<double> xs, txs, Ts;
+  for (int i = 0; i < 8000; ++i) {
+    Rng rng(11, static_cast<std::uint64_t>(i));
+    const double lambda = rng.gamma(r) / alpha;
+    const double g1 = rng.gamma(a), g2 = rng.gamma(b);
+    const double p = g1 / (g1 + g2);
+    double t = 0, last = 0;
+    int x = 0;
+    for (;;) {
+      t += rng.exponential() / lambda;
+      if (t > T) break;
+      ++x;
+      last = t;
+      if (rng.bernoulli(p)) break;
+    }
+    xs.push_back(x);
+    txs.push_back(last);
+    Ts.push_back(T);
+  }
+  const BGNBD fit1 = BGNBD::fit(xs, txs, Ts, 1);
+  const BGNBD fit2 = BGNBD::fit(xs, txs, Ts, 2);
+  EXPECT_EQ(fit1.r, fit2.r);
+  EXPECT_EQ(fit1.b, fit2.b);
+  EXPECT_NEAR(fit1.r, r, 0.25 * r);
+  EXPECT_NEAR(fit1.alpha, alpha, 0.3 * alpha);
+  EXPECT_NEAR(fit1.a, a, 0.35 * a);
+  EXPECT_NEAR(fit1.b, b, 0.5 * b);
+  PERKREC_EXPECT_THROW_MSG(BGNBD::fit(std::vector<double>{1}, std::vector<double>{5}, std::vector<double>{2}), InputError,
+                           "BGNBD::fit", "t_x <= T");
+}
+
+TEST(PreferenceModel, TimingFindsTheRegularSlotAndCycle) {
+  // Member 0 orders every 7 days on Wednesdays at 19:xx UTC; member 1 never orders.
+  std::vector<Row> rows;
+  // day_time(0) = 2023-11-14 22:13:20 UTC (a Tuesday); find the next Wednesday 19:10.
+  const Timestamp base = day_time(0);
+  const Timestamp day0 = base - base % kSecondsPerDay;  // Tuesday 00:00
+  for (int w = 0; w < 20; ++w) {
+    const double day = static_cast<double>(day0 + (1 + 7 * w) * kSecondsPerDay + 19 * kSecondsPerHour + 600 - base) / kSecondsPerDay;
+    rows.push_back({0, -1, EventType::ordered, day, 20.0f});
+    if (w % 2 == 0) rows.push_back({1, 0, EventType::issued, day});
+  }
+  const EventLog log = make_log(rows, 2, 2);
+  const Timestamp last_order = log.timestamps()[static_cast<std::size_t>(log.user_end(0) - 1)];
+  const Timestamp cut = last_order + 3 * kSecondsPerDay;
+  PreferenceModel m;
+  m.fit(log, two_benefits(), cut);
+  const MemberTiming& t0 = m.timing()[0];
+  EXPECT_EQ(t0.best_slot, 2 * 24 + 19);  // Wednesday 19:00
+  EXPECT_NEAR(t0.next_purchase_days, 4.0, 0.8);  // 7-day cycle, 3 days elapsed
+  EXPECT_LE(t0.send_in_days, t0.next_purchase_days);
+  EXPECT_GE(t0.validity_days, 3.0f);
+  const auto profile = m.hour_of_week_profile(0);
+  double total = 0;
+  for (float v : profile) total += v;
+  EXPECT_NEAR(total, 1.0, 1e-4);
+  EXPECT_GT(profile[2 * 24 + 19], 0.5f);
+  // The member without orders falls back to the population profile.
+  EXPECT_EQ(m.timing()[1].best_slot, 2 * 24 + 19);
+  EXPECT_EQ(m.timing()[1].p_alive, 0.0f);
+}
+
+TEST(PreferenceModel, SaveLoadRoundTrip) {
+  SimulatorParams sp;
+  sp.n_users = 800;
+  sp.days = 90;
+  const SimulatedProgram prog = simulate(sp);
+  PreferenceModel m;
+  m.fit(prog.events, prog.catalog, prog.truth.reference_time);
+  m.set_ids(IdMap::range(800), prog.catalog.ids());
+  const PreferenceModel back = PreferenceModel::from_bytes(m.to_bytes());
+  EXPECT_EQ(back.preferences(), m.preferences());
+  EXPECT_EQ(back.lower(), m.lower());
+  ASSERT_EQ(back.features().size(), m.features().size());  // NaN-aware: compare the bytes
+  EXPECT_EQ(std::memcmp(back.features().data(), m.features().data(), m.features().size() * sizeof(float)), 0);
+  EXPECT_EQ(back.dimension_names(), m.dimension_names());
+  EXPECT_EQ(back.get_params(), m.get_params());
+  EXPECT_EQ(back.user_ids().size(), 800);
+  EXPECT_EQ(back.segments(SegmentRules::defaults()).codes, m.segments(SegmentRules::defaults()).codes);
+  EXPECT_EQ(back.hour_of_week_profile(3), m.hour_of_week_profile(3));
+  for (std::size_t u = 0; u < 800; ++u) {
+    EXPECT_EQ(back.timing()[u].next_purchase_days, m.timing()[u].next_purchase_days);
+  }
+  std::vector<Index> users = {0, 5, 7}, benefits = {1, 2, 3};
+  std::vector<float> s1(3), s2(3);
+  m.score(users, benefits, s1);
+  back.score(users, benefits, s2);
+  EXPECT_EQ(s1, s2);
+  const TopK top = back.recommend(users, 4);
+  EXPECT_EQ(top.ids.size(), 12u);
+  EXPECT_GE(top.scores[0], s1[0]);  // user 0's best benefit scores at least as high as benefit 1
+  EXPECT_THROW(Popularity::from_bytes(m.to_bytes()), ModelFormatError);
+  std::string bytes = m.to_bytes();
+  bytes[bytes.size() / 2] ^= 0x5a;
+  EXPECT_THROW(PreferenceModel::from_bytes(bytes), ModelFormatError);
+}
+
+TEST(PreferenceModel, BadInputGivesClearErrors) {
+  PreferenceModel m;
+  PERKREC_EXPECT_THROW_MSG(m.fit(EventLog(), Catalog(), 0), InputError, "PreferenceModel::fit", "empty");
+  const EventLog log = make_log({{0, 0, EventType::issued, 3.0}, {1, 1, EventType::claimed, 4.0}}, 2, 2);
+  PERKREC_EXPECT_THROW_MSG(m.fit(log, two_benefits(), day_time(1.0)), InputError, "no event before the cut");
+  Catalog one;
+  Benefit b;
+  b.id = "x";
+  one.add(b);
+  PERKREC_EXPECT_THROW_MSG(m.fit(log, one, day_time(9.0)), InputError, "catalog holds 1");
+  EXPECT_FALSE(m.fitted());
+  std::vector<Index> users = {0}, benefits = {0};
+  std::vector<float> out(1);
+  PERKREC_EXPECT_THROW_MSG(m.score(users, benefits, out), InputError, "not fitted");
+  m.fit(log, two_benefits(), day_time(9.0));
+  std::vector<Index> unknown = {7};
+  PERKREC_EXPECT_THROW_MSG(m.score(unknown, benefits, out), InputError, "user at position 0");
+  PreferenceParams bad;
+  bad.interval = 1.5;
+  PERKREC_EXPECT_THROW_MSG(PreferenceModel{bad}, ConfigError, "interval");
+  PERKREC_EXPECT_THROW_MSG(PreferenceParams::from_json(Json{{"colour", 1}}), ConfigError, "/colour");
+  PERKREC_EXPECT_THROW_MSG(PreferenceParams::from_json(Json{{"response", "viewed"}}), ConfigError, "/response");
+}
+
+TEST(SegmentRules, StrictJsonNamesThePointer) {
+  const SegmentRules d = SegmentRules::defaults();
+  const SegmentRules back = SegmentRules::from_json(d.to_json().dump());
+  EXPECT_EQ(back.names(), d.names());
+  PERKREC_EXPECT_THROW_MSG(SegmentRules::from_json(R"({"segments": [{"name": "a", "colour": 1}]})"), ConfigError,
+                           "/segments/0/colour");
+  PERKREC_EXPECT_THROW_MSG(
+      SegmentRules::from_json(R"({"segments": [{"name": "a", "all": [{"feature": "x", "op": "~", "value": 1}]}]})"),
+      ConfigError, "/segments/0/all/0/op");
+  PERKREC_EXPECT_THROW_MSG(SegmentRules::from_json(R"({"segments": [{"name": "a"}, {"name": "a"}]})"), ConfigError,
+                           "/segments/1/name", "duplicate");
+  PERKREC_EXPECT_THROW_MSG(SegmentRules::from_json(R"({"segments": [], "default": "x", "default": "y"})"),
+                           ConfigError, "/default");
+  PERKREC_EXPECT_THROW_MSG(
+      SegmentRules::from_json(R"({"segments": [{"name": "a", "all": [{"feature": "top:kind", "op": ">", "value": "points"}]}]})"),
+      ConfigError, "/segments/0/all/0/op");
+  // Unknown features are caught against the fitted model.
+  const EventLog log = make_log({{0, 0, EventType::issued, 3.0}, {1, 1, EventType::claimed, 4.0}}, 2, 2);
+  PreferenceModel m;
+  m.fit(log, two_benefits(), day_time(9.0));
+  const SegmentRules r = SegmentRules::from_json(
+      R"({"segments": [{"name": "a", "all": [{"feature": "pref:kind:nothing", "op": ">", "value": 1}]}]})");
+  PERKREC_EXPECT_THROW_MSG(m.segments(r), ConfigError, "/segments/0/all/0/feature", "kind:nothing");
+  const SegmentRules top = SegmentRules::from_json(
+      R"({"segments": [{"name": "pts", "all": [{"feature": "top:kind", "op": "==", "value": "points"}]}], "default": "rest"})");
+  const SegmentAssignment s = m.segments(top);
+  EXPECT_EQ(s.names, (std::vector<std::string>{"pts", "rest"}));
+}
+
+}  // namespace
+}  // namespace perkrec
