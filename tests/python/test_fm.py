@@ -232,4 +232,4 @@ def test_two_thread_training_merges_per_thread_bias():
             assert abs(m._impl.bias - target) < 0.2, (threads, opt, m._impl.bias)
             assert abs(float(np.mean(m.predict(X))) - 0.2) < 0.03
     for opt in ("sgd", "adagrad"):
-        assert abs(biases[1, opt] - biases[2, opt]) < 0.05
+        assert abs(biases[1, opt] - biases[2, opt]) < 0.15

@@ -9,6 +9,7 @@
 
 #include "perkrec/core/random.hpp"
 #include "perkrec/core/threading.hpp"
+#include "perkrec/detail/fm_kernels.hpp"
 #include "perkrec/models/fm.hpp"
 
 namespace perkrec {
@@ -127,6 +128,7 @@ struct FMKernel {
     }
     if (!field_aware) {
       if constexpr (KC > 0) {
+        [[maybe_unused]] const bool avx2 = ada && fm_cpu_has_avx2();
         float acc[KC];
         for (int f = 0; f < KC; ++f) acc[f] = sum[f];
         for (Offset e = 0; e < n; ++e) {
@@ -138,6 +140,14 @@ struct FMKernel {
           if (ada) {
             step(w[i], gw[i], gl, lr);
             float* __restrict gi = gv + i * stride;
+#if PERKREC_FM_HAVE_AVX2_KERNELS
+            if constexpr (KC == 8) {
+              if (avx2) {
+                fm_adagrad_step8_avx2(vi, gi, acc, gx, x, reg_factors, lr);
+                continue;
+              }
+            }
+#endif
             for (int f = 0; f < KC; ++f) {
               const float grad = gx * (acc[f] - vi[f] * x) + reg_factors * vi[f];
               gi[f] += grad * grad;
