@@ -208,3 +208,28 @@ def test_cold_start_benefits_and_members_score_from_attributes(program, split):
     new_members = samples[samples["user"].isin(held_users) & ~samples["benefit"].isin(held_benefits)]
     p = model.predict(enc.transform(new_members, events=program.events))
     assert perkrec.auc(new_members["label"].to_numpy(), p) > 0.6
+
+
+def test_two_thread_training_merges_per_thread_bias():
+    # Labels independent of the features and every feature L2-regularized hard: the base rate
+    # can only be carried by the bias. With two threads each thread updates a private copy of
+    # the bias and merges its change per block; a lost or double-counted merge would move the
+    # bias away from logit(base rate) and away from the one-thread model's bias.
+    import scipy.sparse as sp
+    rng = np.random.default_rng(3)
+    rows, fields, per_field = 60_000, 4, 50
+    idx = (rng.integers(0, per_field, size=(rows, fields)) + np.arange(fields) * per_field).astype(np.int32).ravel()
+    X = sp.csr_matrix((np.ones(rows * fields, np.float32), idx, np.arange(0, rows * fields + 1, fields)),
+                      shape=(rows, fields * per_field))
+    y = (rng.random(rows) < 0.2).astype(np.float32)
+    target = np.log(0.2 / 0.8)
+    biases = {}
+    for threads in (1, 2):
+        for opt in ("sgd", "adagrad"):
+            m = FM(factors=4, epochs=3, optimizer=opt, learning_rate=0.02, reg_linear=1.0, reg_factors=1.0,
+                   num_threads=threads).fit(X, y)
+            biases[threads, opt] = m._impl.bias
+            assert abs(m._impl.bias - target) < 0.2, (threads, opt, m._impl.bias)
+            assert abs(float(np.mean(m.predict(X))) - 0.2) < 0.03
+    for opt in ("sgd", "adagrad"):
+        assert abs(biases[1, opt] - biases[2, opt]) < 0.15

@@ -61,6 +61,10 @@ struct FMParams {
   bool field_aware = false;        ///< false = FM, true = FFM
   int factors = 8;                 ///< latent dimension; in [1, 1024]
   Loss loss = Loss::logistic;
+  /// sgd or adagrad (per-parameter sums of squared gradients, starting at 1). With
+  /// factors == 8 on an AVX2+FMA CPU the FM factor update runs 8-wide with a reciprocal square
+  /// root refined by one Newton step (relative error ~1e-7 against the scalar update);
+  /// results stay deterministic for num_threads = 1 on a given machine.
   Optimizer optimizer = Optimizer::adagrad;
   float learning_rate = 0.05f;     ///< step size; > 0
   float init_std = 0.01f;          ///< standard deviation of the initial factors; >= 0

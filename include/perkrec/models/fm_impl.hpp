@@ -9,6 +9,7 @@
 
 #include "perkrec/core/random.hpp"
 #include "perkrec/core/threading.hpp"
+#include "perkrec/detail/fm_kernels.hpp"
 #include "perkrec/models/fm.hpp"
 
 namespace perkrec {
@@ -127,6 +128,7 @@ struct FMKernel {
     }
     if (!field_aware) {
       if constexpr (KC > 0) {
+        [[maybe_unused]] const bool avx2 = ada && fm_cpu_has_avx2();
         float acc[KC];
         for (int f = 0; f < KC; ++f) acc[f] = sum[f];
         for (Offset e = 0; e < n; ++e) {
@@ -138,6 +140,14 @@ struct FMKernel {
           if (ada) {
             step(w[i], gw[i], gl, lr);
             float* __restrict gi = gv + i * stride;
+#if PERKREC_FM_HAVE_AVX2_KERNELS
+            if constexpr (KC == 8) {
+              if (avx2) {
+                fm_adagrad_step8_avx2(vi, gi, acc, gx, x, reg_factors, lr);
+                continue;
+              }
+            }
+#endif
             for (int f = 0; f < KC; ++f) {
               const float grad = gx * (acc[f] - vi[f] * x) + reg_factors * vi[f];
               gi[f] += grad * grad;
@@ -518,6 +528,12 @@ PERKREC_INLINE void FM::partial_fit(const CsrView<float>& X, const FMTarget& tar
 }
 
 namespace detail {
+// Per-thread training state on its own cache line (see FM::train).
+struct alignas(64) FMThreadSlot {
+  float w0 = 0.0f, g0 = 0.0f;  // private bias and its AdaGrad sum during a block
+  double loss = 0.0, weight = 0.0;
+};
+
 struct FMState {
   float w0, g0;
   std::vector<float> w, v, gw, gv;
@@ -529,11 +545,15 @@ PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
                               const Callbacks& callbacks, const char* method) {
   const int threads = resolve_num_threads(params_.num_threads);
   const int K = params_.factors;
-  const std::size_t scratch_stride = (static_cast<std::size_t>(K) * 2 + 15) / 16 * 16;
+  // Per-thread scratch (the factor sums written by every forward pass): slots are separated by
+  // at least one unused cache line, so threads never write the same line (false sharing).
+  const std::size_t scratch_stride = (static_cast<std::size_t>(K) * 2 + 15) / 16 * 16 + 16;
   std::vector<float> scratch(scratch_stride * static_cast<std::size_t>(threads));
-  constexpr std::size_t kPad = 8;  // doubles per thread slot: keeps slots on separate cache lines
-  std::vector<double> loss_sum(kPad * static_cast<std::size_t>(threads));
-  std::vector<double> weight_sum(kPad * static_cast<std::size_t>(threads));
+  // Per-thread bias, its AdaGrad sum, loss and weight, one cache line each. With several threads
+  // every sample would otherwise write the shared global bias, and the threads would trade that
+  // cache line on each sample; instead each thread updates its own copy of the bias during a
+  // block and adds its change to the global bias when the block ends.
+  std::vector<detail::FMThreadSlot> slots(static_cast<std::size_t>(threads));
   const bool bpr = params_.loss == FMParams::Loss::bpr;
   const Offset rows = X.rows;
 
@@ -594,8 +614,7 @@ PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
     snapshot(start);
     detail::fm_shuffle(order, rows, params_.shuffle == FMParams::Shuffle::rows, params_.seed,
                        static_cast<std::uint64_t>(epochs_done_));
-    std::fill(loss_sum.begin(), loss_sum.end(), 0.0);
-    std::fill(weight_sum.begin(), weight_sum.end(), 0.0);
+    for (auto& slot : slots) slot = detail::FMThreadSlot{};
     constexpr Offset kBlock = 2048;
     const Offset blocks = (rows + kBlock - 1) / kBlock;
     const std::uint64_t epoch_id = static_cast<std::uint64_t>(epochs_done_);
@@ -615,8 +634,30 @@ PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
                                 params_.reg_bias,
                                 params_.reg_linear,
                                 params_.reg_factors};
+      const bool ada = kern.g0 != nullptr;
       parallel_for(0, blocks, threads, [&](Offset block, int t) {
         float* sum_a = scratch.data() + scratch_stride * static_cast<std::size_t>(t);
+        detail::FMThreadSlot& slot = slots[static_cast<std::size_t>(t)];
+        // One thread updates the model's bias in place (bit-reproducible); several threads each
+        // work on a private copy of the bias and merge its change at the end of the block.
+        detail::FMKernel<KC> local = kern;
+        float bias_start = 0.0f, bias_ada_start = 0.0f;
+        if (threads > 1) {
+#if defined(_OPENMP)
+#pragma omp atomic read
+#endif
+          bias_start = w0_;
+          slot.w0 = bias_start;
+          local.w0 = &slot.w0;
+          if (ada) {
+#if defined(_OPENMP)
+#pragma omp atomic read
+#endif
+            bias_ada_start = g0_;
+            slot.g0 = bias_ada_start;
+            local.g0 = &slot.g0;
+          }
+        }
         float* sum_b = sum_a + K;
         double local_loss = 0.0, local_weight = 0.0;
         Rng partner(params_.seed, 0x425052ULL + epoch_id, static_cast<std::uint64_t>(block));
@@ -644,7 +685,7 @@ PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
           const float* val = X.data ? X.data + X.indptr[r] : nullptr;
           const Offset n = X.indptr[r + 1] - X.indptr[r];
           if (!bpr) {
-            const float s = kern.forward(idx, val, n, sum_a);
+            const float s = local.forward(idx, val, n, sum_a);
             const float y = target.labels[r];
             float g;
             if (params_.loss == FMParams::Loss::logistic) {
@@ -655,7 +696,7 @@ PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
               local_loss += 0.5 * weight * static_cast<double>(g) * g;
             }
             local_weight += weight;
-            kern.backward(idx, val, n, sum_a, g * weight);
+            local.backward(idx, val, n, sum_a, g * weight);
           } else {
             const Offset count = lower_count[r];
             if (count == 0) continue;
@@ -664,24 +705,38 @@ PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
             const Index* idx_q = X.indices + X.indptr[q];
             const float* val_q = X.data ? X.data + X.indptr[q] : nullptr;
             const Offset n_q = X.indptr[q + 1] - X.indptr[q];
-            const float s_pos = kern.forward(idx, val, n, sum_a);
-            const float s_neg = kern.forward(idx_q, val_q, n_q, sum_b);
+            const float s_pos = local.forward(idx, val, n, sum_a);
+            const float s_neg = local.forward(idx_q, val_q, n_q, sum_b);
             const float d = s_pos - s_neg;
             local_loss += weight * detail::fm_logistic_loss(d, 1.0);
             local_weight += weight;
             const float g = (detail::fm_sigmoid(d) - 1.0f) * weight;
-            kern.backward(idx, val, n, sum_a, g);
-            kern.backward(idx_q, val_q, n_q, sum_b, -g);
+            local.backward(idx, val, n, sum_a, g);
+            local.backward(idx_q, val_q, n_q, sum_b, -g);
           }
         }
-        loss_sum[kPad * static_cast<std::size_t>(t)] += local_loss;
-        weight_sum[kPad * static_cast<std::size_t>(t)] += local_weight;
+        slot.loss += local_loss;
+        slot.weight += local_weight;
+        if (threads > 1) {
+          const float bias_delta = slot.w0 - bias_start;
+#if defined(_OPENMP)
+#pragma omp atomic update
+#endif
+          w0_ += bias_delta;
+          if (ada) {
+            const float ada_delta = slot.g0 - bias_ada_start;
+#if defined(_OPENMP)
+#pragma omp atomic update
+#endif
+            g0_ += ada_delta;
+          }
+        }
       });
     });
     double total_loss = 0.0, total_weight = 0.0;
-    for (int t = 0; t < threads; ++t) {
-      total_loss += loss_sum[kPad * static_cast<std::size_t>(t)];
-      total_weight += weight_sum[kPad * static_cast<std::size_t>(t)];
+    for (const auto& slot : slots) {
+      total_loss += slot.loss;
+      total_weight += slot.weight;
     }
     FMEpoch record;
     record.epoch = epochs_done_;

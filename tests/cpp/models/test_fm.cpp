@@ -2,6 +2,7 @@
 #include <cmath>
 #include <thread>
 
+#include "perkrec/detail/fm_kernels.hpp"
 #include "test_util.hpp"
 
 namespace perkrec {
@@ -72,6 +73,35 @@ std::vector<std::uint8_t> as_labels(Span<const float> y) {
   std::vector<std::uint8_t> out;
   for (float v : y) out.push_back(v > 0.5f ? 1 : 0);
   return out;
+}
+
+TEST(FM, AdaGradAvx2KernelMatchesScalarUpdate) {
+#if PERKREC_FM_HAVE_AVX2_KERNELS
+  if (!detail::fm_cpu_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU";
+  Rng rng(11);
+  for (int trial = 0; trial < 200; ++trial) {
+    float v[8], g[8], acc[8], v_ref[8], g_ref[8];
+    for (int f = 0; f < 8; ++f) {
+      v[f] = v_ref[f] = static_cast<float>(rng.normal(0, 0.5));
+      g[f] = g_ref[f] = 1.0f + static_cast<float>(std::fabs(rng.normal(0, 3.0)));
+      acc[f] = static_cast<float>(rng.normal(0, 1.0));
+    }
+    const float gx = static_cast<float>(rng.normal(0, 1.0)), x = trial % 2 ? 1.0f : 0.7f;
+    const float reg = 0.01f, lr = 0.05f;
+    for (int f = 0; f < 8; ++f) {
+      const float grad = gx * (acc[f] - v_ref[f] * x) + reg * v_ref[f];
+      g_ref[f] += grad * grad;
+      v_ref[f] -= lr * grad / std::sqrt(g_ref[f]);
+    }
+    detail::fm_adagrad_step8_avx2(v, g, acc, gx, x, reg, lr);
+    for (int f = 0; f < 8; ++f) {
+      EXPECT_NEAR(g[f], g_ref[f], 1e-5f * g_ref[f]);
+      EXPECT_NEAR(v[f], v_ref[f], 1e-6f + 1e-5f * std::fabs(v_ref[f]));
+    }
+  }
+#else
+  GTEST_SKIP() << "AVX2 kernels not compiled on this platform";
+#endif
 }
 
 TEST(FM, RecoversPlantedModelCloseToOracle) {
