@@ -82,13 +82,19 @@ py-test: python
 	set -o pipefail; $(VPY) -m pytest tests/python -q -p no:cacheprovider | tee $(LOGS)/pytest.log
 
 # --- other helpers ----------------------------------------------------------------------------
+# Peers run side by side with perkrec (benchmark-only dependencies; LightFM does not build on
+# Python 3.11, see BENCHMARKS.md).
 bench: python
+	$(VPY) -m pip install -q implicit xgboost "scikit-learn>=1.1"
 	$(VPY) bench/ingest.py
 	$(VPY) bench/simulator.py --check-threads
 	$(VPY) bench/simulator_truth.py
 	$(VPY) bench/fm_vs_peers.py
 	$(VPY) bench/preference_truth.py
 	$(VPY) bench/preference_speed.py
+	$(VPY) bench/cf_vs_implicit.py quality
+	$(VPY) bench/cf_vs_implicit.py seeds
+	$(VPY) bench/cf_vs_implicit.py speed --scale 1.0 --iterations 2
 
 clean:
 	rm -rf $(BUILD) perkrec-demo
