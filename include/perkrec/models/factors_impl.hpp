@@ -286,8 +286,9 @@ PERKREC_INLINE TopK factor_top_k(const FactorTable& left, Span<const Index> quer
                                  int n, const Filter& filter, int num_threads, SimdLevel max_level) {
   const int dim = right.dim;
   const int level = static_cast<int>(max_level);
-  if (level >= static_cast<int>(SimdLevel::avx512) && cpu_has_avx512f() && right.rows > 0 && n <= 1024 &&
-      dim > 0) {
+  // Small batches keep the unpacked product: packing the benefit table would cost more.
+  if (level >= static_cast<int>(SimdLevel::avx512) && cpu_has_avx512f() && query_rows.size() >= 16 &&
+      right.rows > 0 && n <= 1024 && dim > 0) {
     return factor_top_k_fused(left, query_rows, right, n, filter, num_threads);
   }
 #if PERKREC_HAS_AVX2_DISPATCH
