@@ -96,13 +96,14 @@ def recommender_quality(log, catalog, cut, response="claimed", **params) -> dict
     return out
 
 
-def simulated(members: int, seed: int, issues_per_week: float, preference_noise: float = 0.25) -> dict:
+def simulated(members: int, seed: int, issues_per_week: float, preference_noise: float = 0.25,
+              users: bool = False) -> dict:
     program = perkrec.simulate(n_users=members, seed=seed, issues_per_week=issues_per_week,
                                preference_noise=preference_noise)
     log, catalog = program.events, program.catalog
     cut = program.truth.reference_time
     started = time.perf_counter()
-    model = perkrec.PreferenceModel().fit(log, catalog, cut)
+    model = perkrec.PreferenceModel().fit(log, catalog, cut, users=program.users if users else None)
     fit_seconds = time.perf_counter() - started
     rows = np.flatnonzero(np.diff(log.user_offsets) >= 10)
     truth = np.log(program.truth.preferences.to_numpy())
@@ -130,6 +131,7 @@ def simulated(members: int, seed: int, issues_per_week: float, preference_noise:
     rec = recommender_quality(log, catalog, end - pd.Timedelta(days=30))
     return {
         "issues_per_week": issues_per_week, "preference_noise": preference_noise, "members": members,
+        "users_as_covariates": users,
         "fit_seconds": round(fit_seconds, 2),
         "members_with_10_events": int(len(rows)),
         "spearman_median_model": round(median_spearman(estimate, truth, rows), 3),
@@ -178,11 +180,13 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--quick", action="store_true", help="the default simulator setting only")
+    parser.add_argument("--users", action="store_true",
+                        help="fit with the simulator's UserTable as covariates of the class prior")
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
     args = parser.parse_args()
     settings = ((1.5, 0.25),) if args.quick else ((1.5, 0.25), (3.0, 0.25), (6.0, 0.25), (6.0, 0.1))
     for ipw, noise in settings:
-        print(json.dumps(simulated(args.members, args.seed, ipw, noise)), flush=True)
+        print(json.dumps(simulated(args.members, args.seed, ipw, noise, args.users)), flush=True)
     if args.quick:
         return
     for fn in (starbucks, dunnhumby):

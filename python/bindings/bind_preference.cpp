@@ -131,6 +131,32 @@ void bind_preference(py::module_& m) {
             self.fit(log, catalog, cut_time, cb);
           },
           py::arg("log"), py::arg("catalog"), py::arg("cut_time"), py::arg("progress"))
+      .def(
+          "fit",
+          [](PreferenceModel& self, const EventLog& log, const Catalog& catalog, Timestamp cut_time,
+             const UserTable& users, const py::object& progress) {
+            const Callbacks cb = make_callbacks(progress);
+            py::gil_scoped_release release;
+            self.fit(log, catalog, cut_time, users, cb);
+          },
+          py::arg("log"), py::arg("catalog"), py::arg("cut_time"), py::arg("users"), py::arg("progress"))
+      .def_property_readonly("covariate_names", &PreferenceModel::covariate_names)
+      .def("covariate_weights",
+           [](const PreferenceModel& s) {
+             return matrix(s.covariate_weights(), s.covariate_weights().empty() ? 0 : s.n_classes(),
+                           s.covariate_weights().empty() ? 0 : s.covariate_names().size() + 1);
+           })
+      .def(
+          "class_prior",
+          [](const PreferenceModel& s, const UserTable& users) {
+            std::vector<double> out;
+            {
+              py::gil_scoped_release release;
+              out = s.class_prior(users);
+            }
+            return matrix(out, users.size(), static_cast<std::size_t>(s.n_classes()));
+          },
+          py::arg("users"))
       .def("preferences",
            [](const PreferenceModel& s) { return matrix(s.preferences(), s.n_users(), static_cast<std::size_t>(s.n_dimensions())); })
       .def("lower", [](const PreferenceModel& s) { return matrix(s.lower(), s.n_users(), static_cast<std::size_t>(s.n_dimensions())); })

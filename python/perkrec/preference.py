@@ -90,15 +90,41 @@ class PreferenceModel(_Recommender):
                   "seed": int(seed), "num_threads": int(num_threads)}
         self._impl = _core.PreferenceModel(json.dumps(params))
 
-    def fit(self, log: EventLog, catalog: Catalog, cut_time=None, *, progress: ProgressArg = False) -> "PreferenceModel":
+    def fit(self, log: EventLog, catalog: Catalog, cut_time=None, users=None, *,
+            progress: ProgressArg = False) -> "PreferenceModel":
         """Learns from the events of ``log`` strictly before ``cut_time`` (default: after the
-        last event). Member and benefit ids of the log are attached to the model."""
+        last event). Member and benefit ids of the log are attached to the model.
+
+        ``users`` (optional UserTable, one row per member of the log, in the log's member
+        order): member attributes become covariates of the latent-class prior, so the mixing
+        weights depend on the member (multinomial logistic on one-hot categorical and
+        standardized numeric columns, refit in every EM sweep). Numeric columns must not hold
+        NaN. Without ``users`` the model is fitted exactly as before."""
         cut = int(log._impl.max_time) + 1 if cut_time is None else _cut_seconds(cut_time)
-        self._impl.fit(log._impl, catalog._impl, cut, resolve_progress(progress))
+        if users is None:
+            self._impl.fit(log._impl, catalog._impl, cut, resolve_progress(progress))
+        else:
+            self._impl.fit(log._impl, catalog._impl, cut, users._impl, resolve_progress(progress))
         users, benefits = log.user_ids, log.benefit_ids
         if users is not None or benefits is not None:
             self.set_ids(users, benefits)
         return self
+
+    @property
+    def covariate_names(self) -> list:
+        """Covariate features of the class prior ("col" or "col=category"; empty without users)."""
+        return list(self._impl.covariate_names)
+
+    def covariate_weights(self) -> pd.DataFrame:
+        """Class-prior weights [class x (intercept + covariates)]; empty without users."""
+        self._require_fitted("covariate_weights")
+        w = self._impl.covariate_weights()
+        return pd.DataFrame(w, columns=(["intercept"] + self.covariate_names) if w.shape[1] else [])
+
+    def class_prior(self, users) -> np.ndarray:
+        """Mixing weights pi_k(member) [rows of ``users`` x n_classes]."""
+        self._require_fitted("class_prior")
+        return self._impl.class_prior(users._impl)
 
     # --- preferences -------------------------------------------------------------------------
     @property

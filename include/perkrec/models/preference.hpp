@@ -82,6 +82,7 @@
 #include "perkrec/data/catalog.hpp"
 #include "perkrec/data/event_log.hpp"
 #include "perkrec/data/id_map.hpp"
+#include "perkrec/data/user_table.hpp"
 #include "perkrec/io/serializable.hpp"
 #include "perkrec/models/recommender.hpp"
 #include "perkrec/models/segments.hpp"
@@ -146,6 +147,21 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   /// before the cut; on error the model is unchanged. Progress phases: "counts", "classes",
   /// "timing".
   void fit(const EventLog& log, const Catalog& catalog, Timestamp cut_time, const Callbacks& callbacks = {});
+  /// As above, with member attributes as covariates of the latent-class prior: the mixing
+  /// weights become pi_k(member) = softmax_k(W_k . x(member)), x = [1, one-hot of every
+  /// categorical column (missing = all zero), every numeric column standardized]. Each EM
+  /// sweep refits W by two Boehning-bound Newton steps (L2 penalty 1 on the non-intercept
+  /// weights) on the responsibilities; deterministic for any thread count. InputError when
+  /// `users` does not hold log.n_users() rows or a numeric column holds NaN (names the column).
+  void fit(const EventLog& log, const Catalog& catalog, Timestamp cut_time, const UserTable& users,
+           const Callbacks& callbacks = {});
+  /// Covariate encoding and weights (empty when fitted without users): feature names, and
+  /// weights [n_classes x (1 + covariate_names().size())], intercept first.
+  const std::vector<std::string>& covariate_names() const { return covariate_names_; }
+  const std::vector<double>& covariate_weights() const { return covariate_weight_; }
+  /// Mixing weights pi_k(member) of the class prior for rows of `users` (encoded as in fit);
+  /// the global class weights when fitted without users.
+  std::vector<double> class_prior(const UserTable& users) const;
 
   bool fitted() const { return fitted_; }
   Index n_users() const { return n_users_; }
@@ -204,6 +220,8 @@ class PreferenceModel : public Serializable<PreferenceModel> {
 
  private:
   void require_fitted(const char* method) const;
+  void fit_impl(const EventLog& log, const Catalog& catalog, Timestamp cut_time, const UserTable* users,
+                const Callbacks& callbacks);
   float member_score(Index u, Index b) const;
 
   PreferenceParams params_;
@@ -222,6 +240,10 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   std::vector<float> class_rate_;
   std::vector<float> class_weight_;
   std::vector<float> membership_;
+  std::vector<std::string> covariate_names_;   // "col" (numeric) or "col=category"
+  std::vector<double> covariate_center_;       // per covariate: subtracted, then divided by scale
+  std::vector<double> covariate_scale_;
+  std::vector<double> covariate_weight_;       // [n_classes x (1 + covariates)], intercept first
   std::vector<float> base_rate_;
   std::vector<float> preference_;
   std::vector<float> lower_;

@@ -169,10 +169,153 @@ inline double gamma_residual(double shape, double scale, double elapsed) {
   return std::max(0.0, (shape * scale * q_k1 - elapsed * q_k) / q_k);
 }
 
+// Covariate matrix of a UserTable: [n x (1 + P)], intercept first; fills names/center/scale
+// when `fit` is true, else uses the given encoding (columns matched by name).
+inline std::vector<double> encode_covariates(const UserTable& users, Index n, bool fit, std::vector<std::string>& names,
+                                             std::vector<double>& center, std::vector<double>& scale,
+                                             const char* method) {
+  if (users.size() != n) {
+    detail::raise<InputError>(method, ": users table holds ", users.size(), " rows (expected the log's n_users, ", n, ")");
+  }
+  const auto nz = static_cast<std::size_t>(n);
+  if (fit) {
+    names.clear();
+    center.clear();
+    scale.clear();
+    for (const std::string& col : users.names()) {
+      if (users.type(col) == UserTable::ColumnType::numeric) {
+        const std::vector<double>& v = users.numeric(col);
+        double mean = 0, sq = 0;
+        for (double x : v) {
+          if (!std::isfinite(x)) {
+            detail::raise<InputError>(method, ": numeric column '", col, "' holds a missing or non-finite value (expected finite numbers)");
+          }
+          mean += x;
+        }
+        mean = nz > 0 ? mean / static_cast<double>(nz) : 0.0;
+        for (double x : v) sq += (x - mean) * (x - mean);
+        const double sd = nz > 1 ? std::sqrt(sq / static_cast<double>(nz - 1)) : 0.0;
+        names.push_back(col);
+        center.push_back(mean);
+        scale.push_back(sd > 0 ? sd : 1.0);
+      } else {
+        for (const std::string& cat : users.categories(col)) {
+          names.push_back(col + "=" + cat);
+          center.push_back(0.0);
+          scale.push_back(1.0);
+        }
+      }
+    }
+  }
+  const std::size_t P = names.size() + 1;
+  std::vector<double> x(nz * P, 0.0);
+  for (std::size_t u = 0; u < nz; ++u) x[u * P] = 1.0;
+  for (std::size_t j = 0; j < names.size(); ++j) {
+    const std::string& name = names[j];
+    const auto eq = name.find('=');
+    const std::string col = eq == std::string::npos ? name : name.substr(0, eq);
+    if (users.find(col) < 0) detail::raise<InputError>(method, ": users table lacks column '", col, "' used in fit");
+    if (eq == std::string::npos) {
+      if (users.type(col) != UserTable::ColumnType::numeric) {
+        detail::raise<InputError>(method, ": column '", col, "' is not numeric (expected numeric as in fit)");
+      }
+      const std::vector<double>& v = users.numeric(col);
+      for (std::size_t u = 0; u < nz; ++u) {
+        if (!std::isfinite(v[u])) {
+          detail::raise<InputError>(method, ": numeric column '", col, "' holds a missing or non-finite value (expected finite numbers)");
+        }
+        x[u * P + 1 + j] = (v[u] - center[j]) / scale[j];
+      }
+    } else {
+      if (users.type(col) != UserTable::ColumnType::categorical) {
+        detail::raise<InputError>(method, ": column '", col, "' is not categorical (expected categorical as in fit)");
+      }
+      const std::vector<std::string>& cats = users.categories(col);
+      const std::string cat = name.substr(eq + 1);
+      const auto it = std::find(cats.begin(), cats.end(), cat);
+      if (it == cats.end()) continue;
+      const auto code = static_cast<std::int32_t>(it - cats.begin());
+      const std::vector<std::int32_t>& codes = users.codes(col);
+      for (std::size_t u = 0; u < nz; ++u) x[u * P + 1 + j] = codes[u] == code ? 1.0 : 0.0;
+    }
+  }
+  return x;
+}
+
+// Row-wise softmax of W x into out (K entries, log-probabilities when `log_out`).
+inline void class_softmax(const double* w, const double* x, std::size_t K, std::size_t P, double* out, bool log_out) {
+  double best = -std::numeric_limits<double>::infinity();
+  for (std::size_t c = 0; c < K; ++c) {
+    double s = 0;
+    for (std::size_t j = 0; j < P; ++j) s += w[c * P + j] * x[j];
+    out[c] = s;
+    best = std::max(best, s);
+  }
+  double z = 0;
+  for (std::size_t c = 0; c < K; ++c) z += std::exp(out[c] - best);
+  const double lz = best + std::log(z);
+  for (std::size_t c = 0; c < K; ++c) out[c] = log_out ? out[c] - lz : std::exp(out[c] - lz);
+}
+
+// Solves A y = b in place for a small symmetric positive definite A (P x P, Cholesky).
+inline void spd_solve(std::vector<double> A, std::size_t P, double* b) {
+  for (std::size_t j = 0; j < P; ++j) {
+    double d = A[j * P + j];
+    for (std::size_t k = 0; k < j; ++k) d -= A[j * P + k] * A[j * P + k];
+    d = std::sqrt(std::max(d, 1e-12));
+    A[j * P + j] = d;
+    for (std::size_t i = j + 1; i < P; ++i) {
+      double v = A[i * P + j];
+      for (std::size_t k = 0; k < j; ++k) v -= A[i * P + k] * A[j * P + k];
+      A[i * P + j] = v / d;
+    }
+  }
+  for (std::size_t i = 0; i < P; ++i) {
+    double v = b[i];
+    for (std::size_t k = 0; k < i; ++k) v -= A[i * P + k] * b[k];
+    b[i] = v / A[i * P + i];
+  }
+  for (std::size_t ii = P; ii-- > 0;) {
+    double v = b[ii];
+    for (std::size_t k = ii + 1; k < P; ++k) v -= A[k * P + ii] * b[k];
+    b[ii] = v / A[ii * P + ii];
+  }
+}
+
 }  // namespace detail::pref
 
 PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& catalog, Timestamp cut_time,
                                          const Callbacks& callbacks) {
+  fit_impl(log, catalog, cut_time, nullptr, callbacks);
+}
+
+PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& catalog, Timestamp cut_time,
+                                         const UserTable& users, const Callbacks& callbacks) {
+  fit_impl(log, catalog, cut_time, &users, callbacks);
+}
+
+PERKREC_INLINE std::vector<double> PreferenceModel::class_prior(const UserTable& users) const {
+  require_fitted("class_prior");
+  const auto K = static_cast<std::size_t>(n_classes_);
+  const Index n = users.size();
+  std::vector<double> out(static_cast<std::size_t>(n) * K);
+  if (covariate_weight_.empty()) {
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = class_weight_[i % K];
+    return out;
+  }
+  std::vector<std::string> names = covariate_names_;
+  std::vector<double> center = covariate_center_, scale = covariate_scale_;
+  const std::vector<double> x = detail::pref::encode_covariates(users, n, false, names, center, scale,
+                                                                "PreferenceModel::class_prior");
+  const std::size_t P = names.size() + 1;
+  for (std::size_t u = 0; u < static_cast<std::size_t>(n); ++u) {
+    detail::pref::class_softmax(covariate_weight_.data(), x.data() + u * P, K, P, out.data() + u * K, false);
+  }
+  return out;
+}
+
+PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog& catalog, Timestamp cut_time,
+                                              const UserTable* users, const Callbacks& callbacks) {
   using namespace detail::pref;
   if (catalog.size() != log.n_benefits()) {
     detail::raise<InputError>("PreferenceModel::fit: catalog holds ", catalog.size(),
@@ -184,6 +327,12 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
                               ", earliest event ", log.min_time(), ")");
   }
   const int threads = resolve_num_threads(params_.num_threads);
+  std::vector<std::string> cov_names;
+  std::vector<double> cov_center, cov_scale, cov_x;
+  if (users != nullptr) {
+    cov_x = detail::pref::encode_covariates(*users, log.n_users(), true, cov_names, cov_center, cov_scale,
+                                            "PreferenceModel::fit");
+  }
   const BenefitDimensions dims = BenefitDimensions::for_catalog(catalog, params_.dimensions);
   const int D = dims.size();
   const auto Dz = static_cast<std::size_t>(D);
@@ -427,6 +576,29 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
     for (std::size_t d = 0; d < Dz; ++d) theta[c * Dz + d] = pop[d];
   }
   constexpr double kClassPrior = 2.0;  // pseudo-issues pulling class rates to the population
+  const std::size_t Pz = users == nullptr ? 0 : cov_names.size() + 1;
+  constexpr double kCovariateL2 = 1.0;
+  std::vector<double> cov_w(Kz * Pz, 0.0), cov_bound;
+  auto cov_newton = [&]() {
+    for (int step = 0; step < 2; ++step) {
+      const std::vector<double> g = block_sum(n, Kz * Pz, threads, [&](Index u, double* acc) {
+        const auto row = static_cast<std::size_t>(u);
+        const double* x = cov_x.data() + row * Pz;
+        double pi[64];
+        detail::pref::class_softmax(cov_w.data(), x, Kz, Pz, pi, false);
+        for (std::size_t c = 0; c < Kz; ++c) {
+          const double e = resp[row * Kz + c] - pi[c];
+          for (std::size_t j = 0; j < Pz; ++j) acc[c * Pz + j] += e * x[j];
+        }
+      });
+      for (std::size_t c = 0; c < Kz; ++c) {
+        std::vector<double> step_c(Pz);
+        for (std::size_t j = 0; j < Pz; ++j) step_c[j] = g[c * Pz + j] - (j == 0 ? 0.0 : kCovariateL2) * cov_w[c * Pz + j];
+        detail::pref::spd_solve(cov_bound, Pz, step_c.data());
+        for (std::size_t j = 0; j < Pz; ++j) cov_w[c * Pz + j] += step_c[j];
+      }
+    }
+  };
   auto m_step = [&]() {
     const std::vector<double> s = block_sum(n, Kz * (2 * Dz + 1), threads, [&](Index u, double* acc) {
       const auto row = static_cast<std::size_t>(u);
@@ -570,6 +742,21 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
       accumulate(static_cast<std::size_t>(u), acc);
     }));
     em_progress.advance(1);
+    // Covariates of the class prior: W [K x P], refit after every M-step by Boehning-bound
+    // Newton steps (B = X'X / 2 + L2, which bounds the negative Hessian of each class block).
+    if (Pz > 0) {
+      std::vector<double> xtx = block_sum(n, Pz * Pz, threads, [&](Index u, double* acc) {
+        const double* x = cov_x.data() + static_cast<std::size_t>(u) * Pz;
+        for (std::size_t i = 0; i < Pz; ++i) {
+          for (std::size_t j = 0; j < Pz; ++j) acc[i * Pz + j] += x[i] * x[j];
+        }
+      });
+      cov_bound.resize(Pz * Pz);
+      for (std::size_t i = 0; i < Pz * Pz; ++i) cov_bound[i] = 0.5 * xtx[i];
+      for (std::size_t j = 0; j < Pz; ++j) cov_bound[j * Pz + j] += j == 0 ? 1e-6 : kCovariateL2;
+      for (std::size_t c = 0; c < Kz; ++c) cov_w[c * Pz] = std::log(weight[c]);
+      cov_newton();
+    }
     // Each sweep is one pass: the E-step for a member, then its statistics for the M-step.
     const std::size_t change_at = Kz * stride_c;
     std::vector<double> log_odds(Kz * nbz), log_fail(Kz * nbz), log_weight(Kz), log_order_rate(Kz);
@@ -591,10 +778,11 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
         const double tenure = tenure_of(row);
         const double log_tenure = tenure > 0 ? std::log(tenure) : 0.0;
         const double redeemed = std::min(m.redeemed, m.claimed);
-        double l[64];
+        double l[64], log_prior[64];
+        if (Pz > 0) detail::pref::class_softmax(cov_w.data(), cov_x.data() + row * Pz, Kz, Pz, log_prior, true);
         double best = -std::numeric_limits<double>::infinity();
         for (std::size_t c = 0; c < Kz; ++c) {
-          double s = log_weight[c];
+          double s = Pz > 0 ? log_prior[c] : log_weight[c];
           const double* lo = log_odds.data() + c * nbz;
           const double* lf = log_fail.data() + c * nbz;
           for (Offset p = pair_offsets[row]; p < pair_offsets[row + 1]; ++p) {
@@ -623,6 +811,7 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
         accumulate(row, acc);
       });
       update_classes(t);
+      if (Pz > 0) cov_newton();
       em_progress.advance(1);
       // Converged when memberships move by less than 1e-4 on average.
       if (t[change_at] < 1e-4 * static_cast<double>(n) * static_cast<double>(Kz)) break;
@@ -871,6 +1060,10 @@ PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& cat
   n_dims_ = D;
   n_classes_ = K;
   cut_time_ = cut_time;
+  covariate_names_ = std::move(cov_names);
+  covariate_center_ = std::move(cov_center);
+  covariate_scale_ = std::move(cov_scale);
+  covariate_weight_ = std::move(cov_w);
   dimension_names_ = dims.names();
   dimension_group_.resize(Dz);
   for (int d = 0; d < D; ++d) dimension_group_[static_cast<std::size_t>(d)] = static_cast<int>(dims.group_of(d));
@@ -1111,6 +1304,7 @@ PERKREC_INLINE void PreferenceModel::write(ModelWriter& w, const std::string& pr
   c["n_dimensions"] = n_dims_;
   c["n_classes"] = n_classes_;
   c["n_features"] = feature_names_.size();
+  c["n_covariates"] = covariate_weight_.empty() ? -1 : static_cast<std::int64_t>(covariate_names_.size());
   c["cut_time"] = cut_time_;
   c["bgnbd"] = Json{{"r", bgnbd_.r}, {"alpha", bgnbd_.alpha}, {"a", bgnbd_.a}, {"b", bgnbd_.b}};
   w.add_strings(prefix + "dimension_names", dimension_names_);
@@ -1124,6 +1318,10 @@ PERKREC_INLINE void PreferenceModel::write(ModelWriter& w, const std::string& pr
   w.add(prefix + "class_rate", class_rate_);
   w.add(prefix + "class_weight", class_weight_);
   w.add(prefix + "membership", membership_);
+  w.add_strings(prefix + "covariate_names", covariate_names_);
+  w.add(prefix + "covariate_center", covariate_center_);
+  w.add(prefix + "covariate_scale", covariate_scale_);
+  w.add(prefix + "covariate_weight", covariate_weight_);
   w.add(prefix + "base_rate", base_rate_);
   w.add(prefix + "preference", preference_);
   w.add(prefix + "lower", lower_);
@@ -1162,6 +1360,8 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
   jr.require("n_dimensions", n_dims);
   jr.require("n_classes", n_classes);
   jr.require("n_features", n_features);
+  std::int64_t n_cov = -1;
+  jr.require("n_covariates", n_cov);
   jr.require("cut_time", cut);
   jr.require("bgnbd", bg_json);
   if (prefix.empty()) {
@@ -1214,6 +1414,17 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
   m.class_rate_ = r.vector<float>(prefix + "class_rate", {static_cast<std::int64_t>(n_classes) * nd});
   m.class_weight_ = r.vector<float>(prefix + "class_weight", {n_classes});
   m.membership_ = r.vector<float>(prefix + "membership", {nu * n_classes});
+  if (n_cov < -1 || n_cov > 100000) r.bad_content("n_covariates out of range");
+  m.covariate_names_ = r.strings(prefix + "covariate_names");
+  if (static_cast<std::int64_t>(m.covariate_names_.size()) != std::max<std::int64_t>(n_cov, 0)) {
+    r.invalid("covariate names do not match the header");
+  }
+  m.covariate_center_ = r.vector<double>(prefix + "covariate_center", {std::max<std::int64_t>(n_cov, 0)});
+  m.covariate_scale_ = r.vector<double>(prefix + "covariate_scale", {std::max<std::int64_t>(n_cov, 0)});
+  m.covariate_weight_ = r.vector<double>(prefix + "covariate_weight", {n_cov < 0 ? 0 : n_classes * (n_cov + 1)});
+  for (double v : m.covariate_scale_) {
+    if (!(v > 0) || !std::isfinite(v)) r.invalid("covariate scale is not a positive finite number");
+  }
   m.base_rate_ = r.vector<float>(prefix + "base_rate", {n_benefits});
   m.preference_ = r.vector<float>(prefix + "preference", {nu * nd});
   m.lower_ = r.vector<float>(prefix + "lower", {nu * nd});
