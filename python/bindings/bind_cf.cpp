@@ -5,38 +5,6 @@ namespace perkrec::python {
 
 namespace {
 
-struct CfFilter {
-  std::optional<CsrArg> exclude_rows;
-  std::optional<CsrArg> eligibility;
-  Filter filter;
-};
-
-CfFilter cf_filter(const std::optional<py::tuple>& exclude_rows, const std::optional<py::array>& exclude,
-                   const std::optional<py::array>& allow, const std::optional<py::tuple>& eligibility,
-                   bool eligibility_blocks) {
-  CfFilter f;
-  if (exclude_rows) {
-    f.exclude_rows = csr_arg(*exclude_rows, "exclude_rows");
-    f.filter.exclude_rows = f.exclude_rows->view("exclude_rows");
-  }
-  if (eligibility) {
-    f.eligibility = csr_arg(*eligibility, "eligibility");
-    f.filter.eligibility = f.eligibility->view("eligibility");
-  }
-  const Span<const Index> ex = view_1d_or_empty<Index>(exclude, "exclude");
-  const Span<const Index> al = view_1d_or_empty<Index>(allow, "allow");
-  f.filter.exclude.assign(ex.begin(), ex.end());
-  f.filter.allow.assign(al.begin(), al.end());
-  f.filter.eligibility_blocks = eligibility_blocks;
-  return f;
-}
-
-py::tuple top_k_tuple(TopK&& top) {
-  const auto rows = static_cast<py::ssize_t>(top.rows);
-  const auto k = static_cast<py::ssize_t>(top.k);
-  return py::make_tuple(to_numpy(std::move(top.ids), {rows, k}), to_numpy(std::move(top.scores), {rows, k}));
-}
-
 py::array table_to_numpy(const detail::FactorTable& t) {
   std::vector<float> copy(t.values);
   return to_numpy(std::move(copy), {static_cast<py::ssize_t>(t.rows), static_cast<py::ssize_t>(t.dim)});
@@ -56,48 +24,19 @@ void def_recommender(Cls& cls) {
       .def_property_readonly("fitted", &Model::fitted)
       .def_property_readonly("n_users", &Model::n_users)
       .def_property_readonly("n_benefits", &Model::n_benefits)
-      .def("set_ids", &Model::set_ids)
-      .def_property_readonly("user_ids", [](const Model& m) { return m.user_ids(); })
-      .def_property_readonly("benefit_ids", [](const Model& m) { return m.benefit_ids(); })
-      .def("score",
-           [](const Model& self, const py::array& users, const py::array& benefits) {
-             const Span<const Index> u = view_1d<Index>(users, "users");
-             const Span<const Index> b = view_1d<Index>(benefits, "benefits");
-             std::vector<float> out(u.size());
-             {
-               py::gil_scoped_release release;
-               self.score(u, b, out);
-             }
-             return to_numpy(std::move(out));
-           })
-      .def("recommend",
-           [](const Model& self, const py::array& users, int n, const std::optional<py::tuple>& exclude_rows,
-              const std::optional<py::array>& exclude, const std::optional<py::array>& allow,
-              const std::optional<py::tuple>& eligibility, bool eligibility_blocks) {
-             const Span<const Index> u = view_1d<Index>(users, "users");
-             const CfFilter f = cf_filter(exclude_rows, exclude, allow, eligibility, eligibility_blocks);
-             TopK top;
-             {
-               py::gil_scoped_release release;
-               top = self.recommend(u, n, f.filter);
-             }
-             return top_k_tuple(std::move(top));
-           },
-           py::arg("users"), py::arg("n"), py::arg("exclude_rows"), py::arg("exclude"), py::arg("allow"),
-           py::arg("eligibility"), py::arg("eligibility_blocks"))
       .def("recommend_new",
            [](const Model& self, const py::tuple& rows, int n, const std::optional<py::tuple>& exclude_rows,
               const std::optional<py::array>& exclude, const std::optional<py::array>& allow,
               const std::optional<py::tuple>& eligibility, bool eligibility_blocks) {
              const CsrArg arg = csr_arg(rows, "user_benefits");
              const CsrView<float> view = arg.view("user_benefits");
-             const CfFilter f = cf_filter(exclude_rows, exclude, allow, eligibility, eligibility_blocks);
+             const FilterArgs f = make_filter(exclude_rows, exclude, allow, eligibility, eligibility_blocks);
              TopK top;
              {
                py::gil_scoped_release release;
                top = self.recommend_new(view, n, f.filter);
              }
-             return top_k_tuple(std::move(top));
+             return top_k_to_python(std::move(top));
            },
            py::arg("user_benefits"), py::arg("n"), py::arg("exclude_rows"), py::arg("exclude"), py::arg("allow"),
            py::arg("eligibility"), py::arg("eligibility_blocks"))
@@ -105,25 +44,25 @@ void def_recommender(Cls& cls) {
            [](const Model& self, const py::array& ids, int n, const std::optional<py::array>& exclude,
               const std::optional<py::array>& allow) {
              const Span<const Index> q = view_1d<Index>(ids, "benefits");
-             const CfFilter f = cf_filter(std::nullopt, exclude, allow, std::nullopt, false);
+             const FilterArgs f = make_filter(std::nullopt, exclude, allow, std::nullopt, false);
              TopK top;
              {
                py::gil_scoped_release release;
                top = self.similar_benefits(q, n, f.filter);
              }
-             return top_k_tuple(std::move(top));
+             return top_k_to_python(std::move(top));
            })
       .def("similar_users",
            [](const Model& self, const py::array& ids, int n, const std::optional<py::array>& exclude,
               const std::optional<py::array>& allow) {
              const Span<const Index> q = view_1d<Index>(ids, "users");
-             const CfFilter f = cf_filter(std::nullopt, exclude, allow, std::nullopt, false);
+             const FilterArgs f = make_filter(std::nullopt, exclude, allow, std::nullopt, false);
              TopK top;
              {
                py::gil_scoped_release release;
                top = self.similar_users(q, n, f.filter);
              }
-             return top_k_tuple(std::move(top));
+             return top_k_to_python(std::move(top));
            })
       .def("partial_fit_users",
            [](Model& self, const py::array& ids, const py::tuple& rows) {
@@ -140,6 +79,7 @@ void def_recommender(Cls& cls) {
         py::gil_scoped_release release;
         self.partial_fit_benefits(q, view);
       });
+  def_recommender_scoring<Model>(cls);
   def_serialization<Model>(cls);
 }
 

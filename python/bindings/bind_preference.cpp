@@ -5,33 +5,6 @@ namespace perkrec::python {
 
 namespace {
 
-struct PreferenceFilterArgs {
-  std::optional<CsrArg> exclude_rows;
-  std::optional<CsrArg> eligibility;
-  Filter filter;
-};
-
-PreferenceFilterArgs make_preference_filter(const std::optional<py::tuple>& exclude_rows,
-                                            const std::optional<py::array>& exclude,
-                                            const std::optional<py::array>& allow,
-                                            const std::optional<py::tuple>& eligibility, bool eligibility_blocks) {
-  PreferenceFilterArgs f;
-  if (exclude_rows) {
-    f.exclude_rows = csr_arg(*exclude_rows, "exclude_rows");
-    f.filter.exclude_rows = f.exclude_rows->view("exclude_rows");
-  }
-  if (eligibility) {
-    f.eligibility = csr_arg(*eligibility, "eligibility");
-    f.filter.eligibility = f.eligibility->view("eligibility");
-  }
-  const Span<const Index> ex = view_1d_or_empty<Index>(exclude, "exclude");
-  const Span<const Index> al = view_1d_or_empty<Index>(allow, "allow");
-  f.filter.exclude.assign(ex.begin(), ex.end());
-  f.filter.allow.assign(al.begin(), al.end());
-  f.filter.eligibility_blocks = eligibility_blocks;
-  return f;
-}
-
 template <class T>
 py::array matrix(const std::vector<T>& values, Index rows, std::size_t cols) {
   return to_numpy(std::vector<T>(values), {static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
@@ -224,39 +197,8 @@ void bind_preference(py::module_& m) {
                                    to_numpy(std::move(c.kmeans.centroids), {c.kmeans.k, c.kmeans.dim}),
                                    c.descriptions);
            },
-           py::arg("k"), py::arg("max_iterations"))
-      .def("set_ids", &PreferenceModel::set_ids)
-      .def_property_readonly("user_ids", [](const PreferenceModel& p) { return p.user_ids(); })
-      .def_property_readonly("benefit_ids", [](const PreferenceModel& p) { return p.benefit_ids(); })
-      .def("score",
-           [](const PreferenceModel& self, const py::array& users, const py::array& benefits) {
-             const Span<const Index> u = view_1d<Index>(users, "users");
-             const Span<const Index> b = view_1d<Index>(benefits, "benefits");
-             std::vector<float> out(u.size());
-             {
-               py::gil_scoped_release release;
-               self.score(u, b, out);
-             }
-             return to_numpy(std::move(out));
-           })
-      .def("recommend",
-           [](const PreferenceModel& self, const py::array& users, int n, const std::optional<py::tuple>& exclude_rows,
-              const std::optional<py::array>& exclude, const std::optional<py::array>& allow,
-              const std::optional<py::tuple>& eligibility, bool eligibility_blocks) {
-             const Span<const Index> u = view_1d<Index>(users, "users");
-             const PreferenceFilterArgs f =
-                 make_preference_filter(exclude_rows, exclude, allow, eligibility, eligibility_blocks);
-             TopK top;
-             {
-               py::gil_scoped_release release;
-               top = self.recommend(u, n, f.filter);
-             }
-             const auto rows = static_cast<py::ssize_t>(top.rows);
-             const auto k = static_cast<py::ssize_t>(top.k);
-             return py::make_tuple(to_numpy(std::move(top.ids), {rows, k}), to_numpy(std::move(top.scores), {rows, k}));
-           },
-           py::arg("users"), py::arg("n"), py::arg("exclude_rows"), py::arg("exclude"), py::arg("allow"),
-           py::arg("eligibility"), py::arg("eligibility_blocks"));
+           py::arg("k"), py::arg("max_iterations"));
+  def_recommender_scoring<PreferenceModel>(cls);
   def_serialization<PreferenceModel>(cls);
 }
 

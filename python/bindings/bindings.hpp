@@ -167,4 +167,74 @@ void def_serialization(Class& cls) {
       });
 }
 
+/// Keeps a recommend filter's numpy arrays alive while the C++ Filter points into them.
+struct FilterArgs {
+  std::optional<CsrArg> exclude_rows;
+  std::optional<CsrArg> eligibility;
+  Filter filter;
+};
+
+/// The Filter of models/recommender.hpp from the wrapper's (already converted) arguments.
+inline FilterArgs make_filter(const std::optional<py::tuple>& exclude_rows, const std::optional<py::array>& exclude,
+                              const std::optional<py::array>& allow, const std::optional<py::tuple>& eligibility,
+                              bool eligibility_blocks) {
+  FilterArgs f;
+  if (exclude_rows) {
+    f.exclude_rows = csr_arg(*exclude_rows, "exclude_rows");
+    f.filter.exclude_rows = f.exclude_rows->view("exclude_rows");
+  }
+  if (eligibility) {
+    f.eligibility = csr_arg(*eligibility, "eligibility");
+    f.filter.eligibility = f.eligibility->view("eligibility");
+  }
+  const Span<const Index> ex = view_1d_or_empty<Index>(exclude, "exclude");
+  const Span<const Index> al = view_1d_or_empty<Index>(allow, "allow");
+  f.filter.exclude.assign(ex.begin(), ex.end());
+  f.filter.allow.assign(al.begin(), al.end());
+  f.filter.eligibility_blocks = eligibility_blocks;
+  return f;
+}
+
+/// (ids, scores) as two rows x k numpy arrays that own the TopK's memory.
+inline py::tuple top_k_to_python(TopK&& top) {
+  const auto rows = static_cast<py::ssize_t>(top.rows);
+  const auto k = static_cast<py::ssize_t>(top.k);
+  return py::make_tuple(to_numpy(std::move(top.ids), {rows, k}), to_numpy(std::move(top.scores), {rows, k}));
+}
+
+/// The part of the recommender contract every model binds alike: external ids, score(users,
+/// benefits) and the filtered recommend(users, n, ...), compute with the GIL released.
+template <class Model, class Class>
+void def_recommender_scoring(Class& cls) {
+  cls.def("set_ids", &Model::set_ids)
+      .def_property_readonly("user_ids", [](const Model& m) { return m.user_ids(); })
+      .def_property_readonly("benefit_ids", [](const Model& m) { return m.benefit_ids(); })
+      .def("score",
+           [](const Model& self, const py::array& users, const py::array& benefits) {
+             const Span<const Index> u = view_1d<Index>(users, "users");
+             const Span<const Index> b = view_1d<Index>(benefits, "benefits");
+             std::vector<float> out(u.size());
+             {
+               py::gil_scoped_release release;
+               self.score(u, b, out);
+             }
+             return to_numpy(std::move(out));
+           })
+      .def("recommend",
+           [](const Model& self, const py::array& users, int n, const std::optional<py::tuple>& exclude_rows,
+              const std::optional<py::array>& exclude, const std::optional<py::array>& allow,
+              const std::optional<py::tuple>& eligibility, bool eligibility_blocks) {
+             const Span<const Index> u = view_1d<Index>(users, "users");
+             const FilterArgs f = make_filter(exclude_rows, exclude, allow, eligibility, eligibility_blocks);
+             TopK top;
+             {
+               py::gil_scoped_release release;
+               top = self.recommend(u, n, f.filter);
+             }
+             return top_k_to_python(std::move(top));
+           },
+           py::arg("users"), py::arg("n"), py::arg("exclude_rows"), py::arg("exclude"), py::arg("allow"),
+           py::arg("eligibility"), py::arg("eligibility_blocks"));
+}
+
 }  // namespace perkrec::python

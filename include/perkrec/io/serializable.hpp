@@ -42,6 +42,17 @@ inline std::string content_pointer(const std::string& prefix) {
   return prefix.empty() ? std::string("/content") : "/content/" + json_pointer_token(prefix);
 }
 
+/// Hyper-parameters stored in a model file: Params::from_json, with a ConfigError turned into
+/// ModelFormatError(bad_content) — a file whose params do not validate is a corrupt file.
+template <class Params>
+Params read_params(const ModelReader& r, const Json& params_json) {
+  try {
+    return Params::from_json(params_json);
+  } catch (const ConfigError& e) {
+    r.bad_content(e.what());
+  }
+}
+
 template <class Derived>
 class Serializable {
  public:

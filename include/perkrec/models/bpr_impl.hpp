@@ -278,30 +278,14 @@ PERKREC_INLINE void BPR::fit(const CsrView<float>& user_benefits, const CsrView<
 
 PERKREC_INLINE void BPR::set_ids(IdMap users, IdMap benefits) {
   require_fitted("set_ids");
-  if (users.size() != 0 && users.size() != n_users()) {
-    detail::raise<InputError>("BPR::set_ids: user id map holds ", users.size(), " ids (expected ", n_users(), ")");
-  }
-  if (benefits.size() != 0 && benefits.size() != n_benefits()) {
-    detail::raise<InputError>("BPR::set_ids: benefit id map holds ", benefits.size(), " ids (expected ",
-                              n_benefits(), ")");
-  }
+  detail::check_id_maps(users, benefits, n_users(), n_benefits(), "BPR");
   user_ids_ = std::move(users);
   benefit_ids_ = std::move(benefits);
 }
 
 PERKREC_INLINE void BPR::score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const {
   require_fitted("score");
-  if (users.size() != benefits.size() || out.size() != users.size()) {
-    detail::raise<InputError>("BPR::score: users, benefits and out must have equal lengths (got ", users.size(),
-                              ", ", benefits.size(), ", ", out.size(), ")");
-  }
-  detail::check_users(users, n_users(), "BPR::score");
-  for (std::size_t i = 0; i < benefits.size(); ++i) {
-    if (benefits[i] < 0 || benefits[i] >= n_benefits()) {
-      detail::raise<InputError>("BPR::score: benefit at position ", i, " out of range (got ", benefits[i],
-                                ", expected 0 <= benefit < ", n_benefits(), ")");
-    }
-  }
+  detail::check_score_pairs(users, benefits, out, n_users(), n_benefits(), "BPR");
   const int dim = users_.dim;
   for (std::size_t i = 0; i < users.size(); ++i) {
     out[i] = detail::ConstMapVectorF(users_.row(users[i]), dim).dot(detail::ConstMapVectorF(benefits_.row(benefits[i]), dim));
@@ -447,12 +431,7 @@ PERKREC_INLINE BPR BPR::read(const ModelReader& r, const std::string& prefix) {
   }
   jr.finish();
   if (n_users < 0 || n_benefits < 0) r.bad_content("negative shape");
-  BPRParams params;
-  try {
-    params = BPRParams::from_json(params_json);
-  } catch (const ConfigError& e) {
-    r.bad_content(e.what());
-  }
+  const BPRParams params = read_params<BPRParams>(r, params_json);
   BPR model(params);
   model.users_ = detail::read_table(r, prefix + "user_factors", n_users, params.factors + 1);
   model.benefits_ = detail::read_table(r, prefix + "benefit_factors", n_benefits, params.factors + 1);

@@ -217,13 +217,7 @@ PERKREC_INLINE void ItemKNN::fit(const CsrView<float>& user_benefits, const Call
 
 PERKREC_INLINE void ItemKNN::set_ids(IdMap users, IdMap benefits) {
   require_fitted("set_ids");
-  if (users.size() != 0 && users.size() != n_users()) {
-    detail::raise<InputError>("ItemKNN::set_ids: user id map holds ", users.size(), " ids (expected ", n_users(), ")");
-  }
-  if (benefits.size() != 0 && benefits.size() != n_benefits()) {
-    detail::raise<InputError>("ItemKNN::set_ids: benefit id map holds ", benefits.size(), " ids (expected ",
-                              n_benefits(), ")");
-  }
+  detail::check_id_maps(users, benefits, n_users(), n_benefits(), "ItemKNN");
   user_ids_ = std::move(users);
   benefit_ids_ = std::move(benefits);
 }
@@ -246,17 +240,7 @@ PERKREC_INLINE void ItemKNN::score_rows(const CsrView<float>& rows, Index first,
 
 PERKREC_INLINE void ItemKNN::score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const {
   require_fitted("score");
-  if (users.size() != benefits.size() || out.size() != users.size()) {
-    detail::raise<InputError>("ItemKNN::score: users, benefits and out must have equal lengths (got ", users.size(),
-                              ", ", benefits.size(), ", ", out.size(), ")");
-  }
-  detail::check_users(users, n_users(), "ItemKNN::score");
-  for (std::size_t i = 0; i < benefits.size(); ++i) {
-    if (benefits[i] < 0 || benefits[i] >= n_benefits()) {
-      detail::raise<InputError>("ItemKNN::score: benefit at position ", i, " out of range (got ", benefits[i],
-                                ", expected 0 <= benefit < ", n_benefits(), ")");
-    }
-  }
+  detail::check_score_pairs(users, benefits, out, n_users(), n_benefits(), "ItemKNN");
   for (std::size_t i = 0; i < users.size(); ++i) {
     float total = 0;
     for (Offset e = interactions_.indptr[static_cast<std::size_t>(users[i])];
@@ -391,12 +375,7 @@ PERKREC_INLINE ItemKNN ItemKNN::read(const ModelReader& r, const std::string& pr
   }
   jr.finish();
   if (n_users < 0 || n_benefits < 0) r.bad_content("negative shape");
-  ItemKNNParams params;
-  try {
-    params = ItemKNNParams::from_json(params_json);
-  } catch (const ConfigError& e) {
-    r.bad_content(e.what());
-  }
+  const ItemKNNParams params = read_params<ItemKNNParams>(r, params_json);
   ItemKNN model(params);
   CsrMatrix<float> interactions = detail::read_csr(r, prefix + "interactions.", n_users, n_benefits);
   CsrMatrix<float> neighbours = detail::read_csr(r, prefix + "neighbours.", n_benefits, n_benefits);

@@ -71,14 +71,7 @@ PERKREC_INLINE void Popularity::fit(const CsrView<float>& user_benefits, const C
 
 PERKREC_INLINE void Popularity::set_ids(IdMap users, IdMap benefits) {
   require_fitted("set_ids");
-  if (users.size() != 0 && users.size() != n_users_) {
-    detail::raise<InputError>("Popularity::set_ids: user id map holds ", users.size(),
-                              " ids (expected ", n_users_, ")");
-  }
-  if (benefits.size() != 0 && benefits.size() != n_benefits()) {
-    detail::raise<InputError>("Popularity::set_ids: benefit id map holds ", benefits.size(),
-                              " ids (expected ", n_benefits(), ")");
-  }
+  detail::check_id_maps(users, benefits, n_users_, n_benefits(), "Popularity");
   user_ids_ = std::move(users);
   benefit_ids_ = std::move(benefits);
 }
@@ -90,16 +83,8 @@ PERKREC_INLINE void Popularity::require_fitted(const char* method) const {
 PERKREC_INLINE void Popularity::score(Span<const Index> users, Span<const Index> benefits,
                                       Span<float> out) const {
   require_fitted("score");
-  if (users.size() != benefits.size() || out.size() != users.size()) {
-    detail::raise<InputError>("Popularity::score: users, benefits and out must have equal lengths (got ",
-                              users.size(), ", ", benefits.size(), ", ", out.size(), ")");
-  }
-  detail::check_users(users, n_users_, "Popularity::score");
+  detail::check_score_pairs(users, benefits, out, n_users_, n_benefits(), "Popularity");
   for (std::size_t i = 0; i < benefits.size(); ++i) {
-    if (benefits[i] < 0 || benefits[i] >= n_benefits()) {
-      detail::raise<InputError>("Popularity::score: benefit at position ", i, " out of range (got ",
-                                benefits[i], ", expected 0 <= benefit < ", n_benefits(), ")");
-    }
     out[i] = scores_[static_cast<std::size_t>(benefits[i])];
   }
 }
@@ -138,12 +123,7 @@ PERKREC_INLINE Popularity Popularity::read(const ModelReader& r, const std::stri
   }
   jr.finish();
   if (n_users < 0 || n_benefits < 0) r.bad_content("negative shape");
-  PopularityParams params;
-  try {
-    params = PopularityParams::from_json(params_json);
-  } catch (const ConfigError& e) {
-    r.bad_content(e.what());
-  }
+  const PopularityParams params = read_params<PopularityParams>(r, params_json);
   std::vector<float> scores = r.vector<float>(prefix + "scores", {n_benefits});
   for (std::size_t b = 0; b < scores.size(); ++b) {
     if (!std::isfinite(scores[b]) || scores[b] < 0) {

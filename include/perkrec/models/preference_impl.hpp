@@ -1117,17 +1117,7 @@ PERKREC_INLINE float PreferenceModel::member_score(Index u, Index b) const {
 
 PERKREC_INLINE void PreferenceModel::score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const {
   require_fitted("score");
-  if (users.size() != benefits.size() || out.size() != users.size()) {
-    detail::raise<InputError>("PreferenceModel::score: users, benefits and out must have equal lengths (got ",
-                              users.size(), ", ", benefits.size(), ", ", out.size(), ")");
-  }
-  detail::check_users(users, n_users_, "PreferenceModel::score");
-  for (std::size_t i = 0; i < benefits.size(); ++i) {
-    if (benefits[i] < 0 || benefits[i] >= n_benefits_) {
-      detail::raise<InputError>("PreferenceModel::score: benefit at position ", i, " out of range (got ", benefits[i],
-                                ", expected 0 <= benefit < ", n_benefits_, ")");
-    }
-  }
+  detail::check_score_pairs(users, benefits, out, n_users_, n_benefits_, "PreferenceModel");
   parallel_for(0, static_cast<Offset>(users.size()), params_.num_threads, [&](Offset i) {
     const auto k = static_cast<std::size_t>(i);
     out[k] = member_score(users[k], benefits[k]);
@@ -1284,13 +1274,7 @@ PERKREC_INLINE std::array<float, PreferenceModel::kSlots> PreferenceModel::hour_
 
 PERKREC_INLINE void PreferenceModel::set_ids(IdMap users, IdMap benefits) {
   require_fitted("set_ids");
-  if (users.size() != 0 && users.size() != n_users_) {
-    detail::raise<InputError>("PreferenceModel::set_ids: user id map holds ", users.size(), " ids (expected ", n_users_, ")");
-  }
-  if (benefits.size() != 0 && benefits.size() != n_benefits_) {
-    detail::raise<InputError>("PreferenceModel::set_ids: benefit id map holds ", benefits.size(), " ids (expected ",
-                              n_benefits_, ")");
-  }
+  detail::check_id_maps(users, benefits, n_users_, n_benefits_, "PreferenceModel");
   user_ids_ = std::move(users);
   benefit_ids_ = std::move(benefits);
 }
@@ -1373,12 +1357,7 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
       n_features > 1024) {
     r.bad_content("shape out of range");
   }
-  PreferenceParams params;
-  try {
-    params = PreferenceParams::from_json(params_json);
-  } catch (const ConfigError& e) {
-    r.bad_content(e.what());
-  }
+  const PreferenceParams params = read_params<PreferenceParams>(r, params_json);
   BGNBD bg;
   {
     JsonReader<ModelFormatError> br(bg_json, content_pointer(prefix) + "/bgnbd", "PreferenceModel::read");

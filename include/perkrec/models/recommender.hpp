@@ -20,12 +20,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "perkrec/core/error.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
+#include "perkrec/data/id_map.hpp"
 
 namespace perkrec {
 
@@ -80,6 +82,37 @@ inline void check_users(Span<const Index> users, Index n_users, const char* cont
       raise<InputError>(context, ": user at position ", i, " out of range (got ", users[i],
                         ", expected 0 <= user < ", n_users, ")");
     }
+  }
+}
+
+/// Validates the arguments of a model's score(users, benefits, out): equal lengths, members in
+/// [0, n_users), benefits in [0, n_benefits). `model` names the class in messages.
+inline void check_score_pairs(Span<const Index> users, Span<const Index> benefits, Span<float> out, Index n_users,
+                              Index n_benefits, const char* model) {
+  if (users.size() != benefits.size() || out.size() != users.size()) {
+    raise<InputError>(model, "::score: users, benefits and out must have equal lengths (got ", users.size(), ", ",
+                      benefits.size(), ", ", out.size(), ")");
+  }
+  const std::string context = concat(model, "::score");
+  check_users(users, n_users, context.c_str());
+  for (std::size_t i = 0; i < benefits.size(); ++i) {
+    if (benefits[i] < 0 || benefits[i] >= n_benefits) {
+      raise<InputError>(context, ": benefit at position ", i, " out of range (got ", benefits[i],
+                        ", expected 0 <= benefit < ", n_benefits, ")");
+    }
+  }
+}
+
+/// Validates a model's set_ids(users, benefits): each map empty or holding exactly n_users /
+/// n_benefits ids.
+inline void check_id_maps(const IdMap& users, const IdMap& benefits, Index n_users, Index n_benefits,
+                          const char* model) {
+  if (users.size() != 0 && users.size() != n_users) {
+    raise<InputError>(model, "::set_ids: user id map holds ", users.size(), " ids (expected ", n_users, ")");
+  }
+  if (benefits.size() != 0 && benefits.size() != n_benefits) {
+    raise<InputError>(model, "::set_ids: benefit id map holds ", benefits.size(), " ids (expected ", n_benefits,
+                      ")");
   }
 }
 
