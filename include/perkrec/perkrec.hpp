@@ -38,5 +38,6 @@
 #include "perkrec/models/recommender.hpp"
 #include "perkrec/models/segments.hpp"
 #include "perkrec/models/timing.hpp"
+#include "perkrec/decide/types.hpp"
 
 #include "perkrec/eval/metrics.hpp"
