@@ -13,5 +13,6 @@ PYBIND11_MODULE(_core, m) {
   perkrec::python::bind_fm(m);
   perkrec::python::bind_cf(m);
   perkrec::python::bind_preference(m);
+  perkrec::python::bind_decide_types(m);
   perkrec::python::bind_io(m);  // last: it returns objects of the classes bound above
 }
