@@ -1,0 +1,373 @@
+"""From scores to an issuable benefit plan.
+
+    planner = Planner(policy, objective="incremental", margin=0.3)
+    plan = planner.plan(catalog, users, plan_time, redemption_probability=P,
+                        incremental_share=S, order_value=V, segments=seg, history=log,
+                        preference=pref_model)
+    plan.frame                 one row per issued benefit: who, what, when, expected value/cost,
+                               structured reasons (JSON)
+    plan.summary(by="segment") expected redemptions, cost, return and return per unit cost
+    plan.to_jsonl(path)        the plan as JSON lines
+    plan.evaluate(...)         true return and cost when the truth is known (simulator)
+
+Estimators the planner needs when no model provides them:
+
+    order_value(events, margin)             per member: margin x median order amount
+    incremental_share(preference, catalog)  per (member, benefit): 1 - P(an organic order within
+                                            the benefit's validity), from the preference model's
+                                            BG/NBD purchase rate; the share of a redemption that is
+                                            incremental (uplift) under "benefits pull orders forward"
+
+Baselines (same output, for comparisons at the same budget):
+
+    popularity_plan(...)       everyone gets the most popular benefit that is affordable for all
+    segment_rules_plan(...)    a fixed benefit per segment, members in random order until the
+                               budget is spent
+
+Money: `cost` is the expected cost of issuing (issue cost + P(redemption) x the catalog's cost
+per redemption); `value` the expected return (objective "incremental": P(redemption) x
+incremental share x order value; "redemption": P(redemption) x order value).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+
+OBJECTIVES = ("incremental", "redemption")
+_SUMMARY_COLUMNS = ["members", "benefits", "expected_redemptions", "expected_cost", "expected_return",
+                    "return_per_cost"]
+
+
+def _input_error(message: str):
+    return _core.InputError(message)
+
+
+def _matrix(values, name: str, shape) -> np.ndarray:
+    a = np.ascontiguousarray(values, dtype=np.float32)
+    if a.shape != tuple(shape):
+        raise _input_error(f"{name}: expected shape {tuple(shape)} (got {a.shape})")
+    if not np.isfinite(a).all():
+        bad = np.argwhere(~np.isfinite(a))[0]
+        raise _input_error(f"{name}: not finite at {tuple(int(i) for i in bad)} (got {a[tuple(bad)]})")
+    return a
+
+
+def _vector(values, name: str, n: int) -> np.ndarray:
+    a = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+    if a.shape != (n,):
+        raise _input_error(f"{name}: expected {n} values (got {a.size})")
+    if not np.isfinite(a).all():
+        i = int(np.flatnonzero(~np.isfinite(a))[0])
+        raise _input_error(f"{name}[{i}] is not finite (got {a[i]})")
+    return a
+
+
+# --- estimators ----------------------------------------------------------------------------------
+
+def order_value(events, margin: float = 0.3, *, cut_time=None) -> np.ndarray:
+    """Per member: ``margin`` x the member's median order amount before ``cut_time`` (members
+    without orders get the population median). ``events`` is an EventLog or its frame."""
+    if not (0 < margin <= 1):
+        raise _core.ConfigError(f"order_value: margin must be in (0, 1] (got {margin})")
+    frame = events.to_frame(external_ids=False) if hasattr(events, "to_frame") else events
+    n = events.n_users if hasattr(events, "n_users") else int(frame["user"].max()) + 1
+    orders = frame[frame["event_type"].astype(str) == "ordered"]
+    if cut_time is not None:
+        cut = pd.Timestamp(cut_time)
+        cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut
+        orders = orders[orders["timestamp"] < cut]
+    if len(orders) == 0:
+        raise _input_error("order_value: the events hold no orders (event_type 'ordered')")
+    median = orders.groupby("user")["order_amount"].median()
+    out = np.full(n, float(orders["order_amount"].median()), dtype=np.float64)
+    out[median.index.to_numpy()] = median.to_numpy()
+    return (margin * out).astype(np.float32)
+
+
+def incremental_share(preference, catalog, *, horizon_days: Optional[float] = None) -> np.ndarray:
+    """members x benefits: 1 - P(the member orders anyway within the benefit's validity), from
+    the preference model's BG/NBD timing (expected orders per day = expected_purchases /
+    horizon, scaled by P(alive) already inside expected_purchases). A redemption by a member
+    who would have ordered anyway is not incremental; a dormant member's is."""
+    timing = preference.timing()
+    horizon = float(horizon_days if horizon_days is not None else preference.get_params().get("horizon_days", 30.0))
+    rate = timing["expected_purchases"].to_numpy(np.float64) / horizon
+    validity = catalog.to_frame()["validity_days"].to_numpy(np.float64)
+    return np.exp(-np.outer(rate, validity)).astype(np.float32)
+
+
+# --- plans -------------------------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """An issuable plan: ``frame`` has one row per (member, benefit) issued."""
+
+    frame: pd.DataFrame
+    budget: float = float("inf")
+    method: str = ""
+    dual_bound: float = float("nan")
+    multiplier: float = float("nan")
+    issue_cost: float = 0.0
+    info: Dict[str, object] = field(default_factory=dict)
+
+    @property
+    def expected_cost(self) -> float:
+        return float(self.frame["cost"].sum())
+
+    @property
+    def expected_return(self) -> float:
+        return float(self.frame["value"].sum())
+
+    def summary(self, by: Optional[str] = None) -> pd.DataFrame:
+        """Expected redemptions, cost, return and return per unit cost, overall (``by=None``)
+        or per ``"segment"`` / ``"kind"`` / any column of ``frame``."""
+        f = self.frame
+        if by is not None and by not in f.columns:
+            raise _input_error(f"Plan.summary: unknown column {by!r} (have {list(f.columns)})")
+        keys = ["_all"] if by is None else [by]
+        g = f.assign(_all="all").groupby(keys, observed=True, sort=True)
+        out = pd.DataFrame({
+            "members": g["member_index"].nunique(),
+            "benefits": g.size(),
+            "expected_redemptions": g["probability"].sum(),
+            "expected_cost": g["cost"].sum(),
+            "expected_return": g["value"].sum(),
+        })
+        if len(out) == 0:
+            out = pd.DataFrame([[0, 0, 0.0, 0.0, 0.0]], columns=_SUMMARY_COLUMNS[:-1],
+                               index=pd.Index(["all"], name=keys[0]))
+        out["return_per_cost"] = out["expected_return"] / out["expected_cost"].where(out["expected_cost"] > 0)
+        if by is None:
+            out.index = pd.Index(["all"], name="plan")
+        return out[_SUMMARY_COLUMNS]
+
+    def to_jsonl(self, path=None) -> Optional[str]:
+        """The plan as JSON lines (one object per issued benefit; ``reasons`` nested). Writes
+        ``path`` when given, else returns the text."""
+        lines = []
+        cols = [c for c in self.frame.columns if c not in ("reasons",)]
+        for row in self.frame.itertuples(index=False):
+            rec = {}
+            for c in cols:
+                v = getattr(row, c)
+                if isinstance(v, pd.Timestamp):
+                    v = v.isoformat()
+                elif isinstance(v, (np.integer,)):
+                    v = int(v)
+                elif isinstance(v, (np.floating, float)):
+                    v = None if not np.isfinite(v) else float(v)
+                rec[c] = v
+            if "reasons" in self.frame.columns:
+                r = getattr(row, "reasons")
+                rec["reasons"] = json.loads(r) if isinstance(r, str) and r else r
+            lines.append(json.dumps(rec, default=str))
+        text = "\n".join(lines) + ("\n" if lines else "")
+        if path is None:
+            return text
+        from pathlib import Path
+
+        Path(path).write_text(text)
+        return None
+
+    def evaluate(self, redemption_probability, incremental_probability, order_value,
+                 cost_per_redemption) -> Dict[str, float]:
+        """The plan's TRUE return when the truth is known (e.g. the simulator's
+        SimulationTruth): expected incremental return = sum of P(incremental order) x order
+        value, expected cost = issue cost + P(redemption) x cost per redemption."""
+        u = self.frame["member_index"].to_numpy()
+        b = self.frame["benefit_index"].to_numpy()
+        red = np.asarray(redemption_probability)[u, b].astype(np.float64)
+        inc = np.asarray(incremental_probability)[u, b].astype(np.float64)
+        ret = float((inc * np.asarray(order_value, dtype=np.float64)[u]).sum())
+        cost = float((self.issue_cost + red * np.asarray(cost_per_redemption, dtype=np.float64)[b]).sum())
+        return {"members": int(len(np.unique(u))), "benefits": int(len(u)),
+                "true_redemptions": float(red.sum()), "true_cost": cost,
+                "true_incremental_return": ret,
+                "true_return_per_cost": ret / cost if cost > 0 else float("nan")}
+
+    def __repr__(self) -> str:
+        return (f"Plan({len(self.frame):,} benefits to {self.frame['member_index'].nunique():,} members, "
+                f"expected cost {self.expected_cost:,.2f} of budget {self.budget:,.2f}, "
+                f"expected return {self.expected_return:,.2f})")
+
+
+def _frame(catalog, user_ids, member_index, benefit_index, probability, value, cost, *,
+           segment_names=None, member_segment=None, send_at=None, validity_days=None,
+           reasons=None, extra: Optional[Dict[str, np.ndarray]] = None) -> pd.DataFrame:
+    cat = catalog.to_frame()
+    member_index = np.asarray(member_index, dtype=np.int64)
+    benefit_index = np.asarray(benefit_index, dtype=np.int64)
+    members = (user_ids.to_external(member_index.astype(np.int32)) if user_ids is not None else member_index)
+    f = pd.DataFrame({
+        "member": members, "member_index": member_index,
+        "benefit": cat["id"].to_numpy()[benefit_index], "benefit_index": benefit_index,
+        "kind": pd.Categorical(cat["kind"].astype(str).to_numpy()[benefit_index]),
+    })
+    if member_segment is not None and segment_names is not None:
+        codes = np.asarray(member_segment)[member_index]
+        names = np.asarray(list(segment_names) + ["none"], dtype=object)
+        f["segment"] = pd.Categorical(names[np.where(codes >= 0, codes, len(names) - 1)])
+    f["probability"] = np.asarray(probability, dtype=np.float64)
+    f["value"] = np.asarray(value, dtype=np.float64)
+    f["cost"] = np.asarray(cost, dtype=np.float64)
+    f["net"] = f["value"] - f["cost"]
+    if send_at is not None:
+        f["send_at"] = pd.to_datetime(np.asarray(send_at, dtype=np.int64), unit="s", utc=True)
+        days = (np.asarray(validity_days, dtype=np.float64) if validity_days is not None
+                else cat["validity_days"].to_numpy(np.float64)[benefit_index])
+        f["validity_days"] = days.astype(np.int32)
+        f["valid_until"] = f["send_at"] + pd.to_timedelta(days, unit="D")
+    for k, v in (extra or {}).items():
+        f[k] = v
+    if reasons is not None:
+        f["reasons"] = list(reasons)
+    return f
+
+
+# --- baselines ---------------------------------------------------------------------------------
+
+def _budget_order(rng, n: int) -> np.ndarray:
+    return rng.permutation(n)
+
+
+def _fill_until_budget(order: np.ndarray, benefit: np.ndarray, cost: np.ndarray, budget: float) -> np.ndarray:
+    """Members in ``order`` get ``benefit[member]`` while the running expected cost stays within
+    the budget (members whose benefit would overshoot are skipped, later cheaper ones still fit)."""
+    take = np.zeros(len(order), dtype=bool)
+    spent = 0.0
+    for i, u in enumerate(order):
+        c = float(cost[u])
+        if benefit[u] >= 0 and spent + c <= budget:
+            spent += c
+            take[i] = True
+    return order[take]
+
+
+def popularity_plan(catalog, redemption_probability, value, budget: float, *, popularity,
+                    issue_cost: float = 0.0, eligible=None, user_ids=None, seed: int = 0) -> Plan:
+    """Baseline: the most popular benefit (by ``popularity``, e.g. past redemptions) whose
+    expected cost for every member fits the budget goes to everyone; when none fits, the most
+    popular one goes to members in random order until the budget is spent. ``value`` is the
+    members x benefits expected return the planner uses (so the plans are comparable);
+    ``eligible`` an optional members x benefits 0/1 mask."""
+    P = np.asarray(redemption_probability, dtype=np.float64)
+    n, nb = P.shape
+    cost_b = catalog.to_frame()["cost"].to_numpy(np.float64)
+    C = issue_cost + P * cost_b[None, :]
+    ok = np.ones((n, nb), dtype=bool) if eligible is None else np.asarray(eligible).astype(bool)
+    order = np.argsort(-np.asarray(popularity, dtype=np.float64), kind="stable")
+    choice = None
+    for b in order:
+        if (C[:, b] * ok[:, b]).sum() <= budget:
+            choice = int(b)
+            break
+    rng = np.random.default_rng(seed)
+    if choice is None:
+        choice = int(order[0])
+        bene = np.where(ok[:, choice], choice, -1)
+        members = np.sort(_fill_until_budget(_budget_order(rng, n), bene, C[:, choice], budget))
+    else:
+        members = np.flatnonzero(ok[:, choice])
+    b = np.full(len(members), choice)
+    V = np.asarray(value, dtype=np.float64)
+    f = _frame(catalog, user_ids, members, b, P[members, b], V[members, b], C[members, b])
+    return Plan(f, budget=budget, method="popularity", issue_cost=issue_cost,
+                info={"benefit": catalog.to_frame()["id"].iloc[choice]})
+
+
+def default_segment_benefits(catalog, popularity, segment_names: Sequence[str]) -> Dict[str, str]:
+    """A fixed benefit per segment, as an operator would write it by hand: the most popular
+    benefit of the kind the segment is named for (threshold discounts for threshold-sensitive
+    members, points for points-active ones, the highest face value for high-face-value seekers,
+    a plain discount to win back dormant members, free shipping for new members), and the most
+    popular benefit overall for everyone else."""
+    cat = catalog.to_frame()
+    kinds = cat["kind"].astype(str).to_numpy()
+    pop = np.asarray(popularity, dtype=np.float64)
+
+    def most_popular(mask) -> str:
+        idx = np.flatnonzero(mask)
+        if len(idx) == 0:
+            idx = np.arange(len(cat))
+        return str(cat["id"].iloc[idx[np.argmax(pop[idx])]])
+
+    high = cat["face_value"].to_numpy() >= np.quantile(cat["face_value"].to_numpy(), 0.75)
+    wanted = {
+        "threshold_discount_sensitive": kinds == "threshold_discount",
+        "points_redemption_active": kinds == "points",
+        "high_face_value_seeker": high,
+        "dormant": kinds == "discount",
+        "new_member": kinds == "free_shipping",
+    }
+    return {name: most_popular(wanted.get(name, np.ones(len(cat), dtype=bool))) for name in segment_names}
+
+
+def segment_rules_plan(catalog, redemption_probability, value, budget: float, *, member_segment,
+                       segment_names: Sequence[str], segment_benefits: Dict[str, str],
+                       issue_cost: float = 0.0, eligible=None, user_ids=None, seed: int = 0) -> Plan:
+    """Baseline: each segment gets its fixed benefit (``segment_benefits``: segment name ->
+    benefit id; segments not named get nothing), members in random order until the budget is
+    spent."""
+    P = np.asarray(redemption_probability, dtype=np.float64)
+    n, nb = P.shape
+    cat = catalog.to_frame()
+    index_of = {str(b): i for i, b in enumerate(cat["id"].astype(str))}
+    unknown = [b for b in segment_benefits.values() if str(b) not in index_of]
+    if unknown:
+        raise _input_error(f"segment_rules_plan: unknown benefit ids {unknown}")
+    seg_to_b = np.array([index_of[str(segment_benefits[s])] if s in segment_benefits else -1
+                         for s in segment_names] + [-1])
+    codes = np.asarray(member_segment, dtype=np.int64)
+    bene = seg_to_b[np.where(codes >= 0, codes, len(seg_to_b) - 1)]
+    if eligible is not None:
+        ok = np.asarray(eligible).astype(bool)
+        bene = np.where((bene >= 0) & ok[np.arange(n), np.maximum(bene, 0)], bene, -1)
+    cost_b = cat["cost"].to_numpy(np.float64)
+    C = issue_cost + P[np.arange(n), np.maximum(bene, 0)] * cost_b[np.maximum(bene, 0)]
+    members = np.sort(_fill_until_budget(_budget_order(np.random.default_rng(seed), n), bene, C, budget))
+    b = bene[members]
+    V = np.asarray(value, dtype=np.float64)
+    names = list(segment_names)
+    f = _frame(catalog, user_ids, members, b, P[members, b], V[members, b], C[members],
+               segment_names=names, member_segment=codes)
+    return Plan(f, budget=budget, method="segment_rules", issue_cost=issue_cost,
+                info={"segment_benefits": dict(segment_benefits)})
+
+
+# --- the planner -------------------------------------------------------------------------------
+
+class Planner:
+    """Policy -> eligibility masks and constraints; Ranker -> candidates with expected value
+    and cost; Allocator -> the budget-constrained plan; then send time, validity and reasons.
+
+    ``policy``: a perkrec.Policy, its JSON text, a dict, or None (no rules, unlimited budget).
+    ``objective``: "incremental" (uplift: value only for redemptions that would not have
+    happened anyway) or "redemption". ``method``: "dual" (Lagrangian multiple-choice knapsack),
+    "greedy" or "exact" (small instances only)."""
+
+    def __init__(self, policy=None, *, objective: str = "incremental", top_k: int = 50,
+                 method: str = "dual", num_threads: int = 0):
+        from .policy import Policy
+
+        if objective not in OBJECTIVES:
+            raise _core.ConfigError(f"Planner: objective must be one of {OBJECTIVES} (got {objective!r})")
+        if method not in ("dual", "greedy", "exact"):
+            raise _core.ConfigError(f"Planner: method must be 'dual', 'greedy' or 'exact' (got {method!r})")
+        if not (isinstance(top_k, (int, np.integer)) and top_k >= 1):
+            raise _core.ConfigError(f"Planner: top_k must be an integer >= 1 (got {top_k!r})")
+        self.policy = policy if isinstance(policy, Policy) else Policy({} if policy is None else policy)
+        self.objective = objective
+        self.top_k = int(top_k)
+        self.method = method
+        self.num_threads = num_threads
+
+    def plan(self, catalog, users, plan_time, *, redemption_probability, incremental_share=None,
+             order_value=None, segments=None, history=None, preference=None) -> Plan:
+        raise NotImplementedError  # wired after the decision-layer parts merge
