@@ -39,5 +39,6 @@
 #include "perkrec/models/segments.hpp"
 #include "perkrec/models/timing.hpp"
 #include "perkrec/decide/types.hpp"
+#include "perkrec/decide/allocator.hpp"
 
 #include "perkrec/eval/metrics.hpp"
