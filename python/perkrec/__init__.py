@@ -37,6 +37,7 @@ from .fm import FFM, FM, FeatureEncoder, IsotonicCalibrator, PlattCalibrator, re
 from .models import ALS, BPR, ItemKNN, Popularity
 from .preference import PreferenceModel, default_segment_rules, wide_table
 from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
+from .allocate import Pacer, allocate, allocation_members, check_allocation, make_candidates, make_constraints
 
 __version__ = _core.__version__
 
@@ -54,3 +55,5 @@ __all__ += [
     "redemption_samples", "reliability_curve",
     "PreferenceModel", "default_segment_rules", "wide_table",          # benefit preference
 ]
+__all__ += ["Pacer", "allocate", "allocation_members", "check_allocation", "make_candidates",  # allocator
+            "make_constraints"]

@@ -369,12 +369,14 @@ struct Solver {
   const Callbacks& cb;
   int threads;
   double lambda_max = 0.0;  // above it every costly entry has negative adjusted value
+  std::vector<double> tried;  // multipliers evaluated by the last search (full data)
   double bound = kInf;
   int iterations = 0;
   std::int64_t evaluations = 0;
 
   EvalResult eval(const Prices& pr, Plan* plan = nullptr) {
     const EvalResult r = evaluate(P, pr, threads, 1, plan);
+    if (plan == nullptr) tried.push_back(pr.lambda);
     ++evaluations;
     if (cb.progress) cb.progress("allocate", evaluations, 0);
     check_stop(cb, "allocate");
@@ -392,6 +394,7 @@ struct Solver {
       ~Count() { total += local; }
     } count{iterations, this->iterations};
     const double B = P.k.budget;
+    tried.clear();
     pr.lambda = 0.0;
     if (!std::isfinite(B)) {
       eval(pr, &plan);
@@ -1037,6 +1040,9 @@ PERKREC_INLINE void AllocatorParams::validate() const {
   if (!(budget_gap >= 0 && budget_gap < 1)) {
     detail::raise<ConfigError>("AllocatorParams: budget_gap must be in [0, 1) (got ", budget_gap, ")");
   }
+  if (polish_entries < 0) {
+    detail::raise<ConfigError>("AllocatorParams: polish_entries must be >= 0 (got ", polish_entries, ")");
+  }
   if (fill_rounds < 0) {
     detail::raise<ConfigError>("AllocatorParams: fill_rounds must be >= 0 (got ", fill_rounds, ")");
   }
@@ -1046,7 +1052,8 @@ PERKREC_INLINE void AllocatorParams::validate() const {
 PERKREC_INLINE Json AllocatorParams::to_json() const {
   return Json{{"max_iterations", max_iterations}, {"tolerance", tolerance},
               {"price_rounds", price_rounds},     {"num_threads", num_threads},
-              {"budget_gap", budget_gap},         {"fill_rounds", fill_rounds}};
+              {"budget_gap", budget_gap},         {"fill_rounds", fill_rounds},
+              {"polish_entries", polish_entries}};
 }
 
 PERKREC_INLINE AllocatorParams AllocatorParams::from_json(const Json& j) {
@@ -1058,6 +1065,7 @@ PERKREC_INLINE AllocatorParams AllocatorParams::from_json(const Json& j) {
   r.read("num_threads", p.num_threads);
   r.read("budget_gap", p.budget_gap);
   r.read("fill_rounds", p.fill_rounds);
+  r.read("polish_entries", p.polish_entries);
   r.finish();
   try {
     p.validate();
@@ -1151,6 +1159,99 @@ PERKREC_INLINE double member_set_value(Span<const float> values, Span<const std:
   return detail::alloc::set_value(v.data(), kinds.empty() ? nullptr : kinds.data(), static_cast<int>(v.size()), diversity);
 }
 
+namespace detail::alloc {
+
+// The value-per-cost greedy plan (free entries first by value; ties by position).
+inline Plan greedy_plan(const Problem& P, Ledger& L, int num_threads) {
+  const CandidatesView& c = P.c;
+  const AllocationConstraints& k = P.k;
+  std::vector<Index> owner(static_cast<std::size_t>(c.size()));
+  parallel_for(0, n_blocks(c.n_users), num_threads, [&](Offset blk) {
+    const Index u0 = static_cast<Index>(blk * kBlock);
+    const Index u1 = static_cast<Index>(std::min<Offset>(c.n_users, (blk + 1) * kBlock));
+    for (Index u = u0; u < u1; ++u) {
+      for (Offset i = P.begin(u); i < P.end(u); ++i) owner[static_cast<std::size_t>(i)] = u;
+    }
+  });
+  std::vector<std::int64_t> order;
+  order.reserve(static_cast<std::size_t>(c.size()));
+  for (std::int64_t i = 0; i < c.size(); ++i) {
+    if (P.allowed(owner[static_cast<std::size_t>(i)], i)) order.push_back(i);
+  }
+  auto ratio = [&](std::int64_t i) {
+    const float w = c.cost[static_cast<std::size_t>(i)];
+    return w > 0 ? static_cast<double>(c.value[static_cast<std::size_t>(i)]) / w : kInf;
+  };
+  std::sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+    const double ra = ratio(a), rb = ratio(b);
+    if (ra != rb) return ra > rb;
+    if (std::isinf(ra)) {
+      if (c.value[static_cast<std::size_t>(a)] != c.value[static_cast<std::size_t>(b)]) {
+        return c.value[static_cast<std::size_t>(a)] > c.value[static_cast<std::size_t>(b)];
+      }
+    }
+    return a < b;
+  });
+  Plan plan;
+  plan.store = store_width(c, k, num_threads);
+  plan.slots.assign(static_cast<std::size_t>(c.n_users) * static_cast<std::size_t>(plan.store), 0);
+  plan.count.assign(static_cast<std::size_t>(c.n_users), 0);
+  std::vector<double> vals(static_cast<std::size_t>(plan.store) + 1);
+  std::vector<std::int32_t> kinds(static_cast<std::size_t>(plan.store) + 1);
+  for (std::int64_t i : order) {
+    const Index u = owner[static_cast<std::size_t>(i)];
+    const auto j = static_cast<std::int32_t>(i - P.begin(u));
+    const Index b = c.benefit[static_cast<std::size_t>(i)];
+    const double w = c.cost[static_cast<std::size_t>(i)];
+    int& cnt = plan.count[static_cast<std::size_t>(u)];
+    const Index seg = P.segment(u);
+    if (cnt >= P.cap(u) || L.spent + w > k.budget || L.inv_left[static_cast<std::size_t>(b)] == 0) continue;
+    if (seg >= 0) {
+      if (cnt == 0 && L.seg_members_left[static_cast<std::size_t>(seg)] == 0) continue;
+      if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0 && w > L.seg_cost_left[static_cast<std::size_t>(seg)]) continue;
+    }
+    double value = 0.0;
+    if (!member_set_ok(P, u, plan.at(u), cnt, -1, j, &value, vals.data(), kinds.data())) continue;
+    L.spent += w;
+    if (L.inv_left[static_cast<std::size_t>(b)] > 0) --L.inv_left[static_cast<std::size_t>(b)];
+    if (seg >= 0) {
+      if (cnt == 0 && L.seg_members_left[static_cast<std::size_t>(seg)] > 0) --L.seg_members_left[static_cast<std::size_t>(seg)];
+      if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0) L.seg_cost_left[static_cast<std::size_t>(seg)] -= w;
+    }
+    std::int32_t* slots = plan.at(u);
+    slots[cnt++] = j;
+    std::sort(slots, slots + cnt);
+  }
+  return plan;
+}
+
+// Sum of member set values in block order.
+inline double plan_value(const Problem& P, const Plan& plan, int threads) {
+  const Index n = P.c.n_users;
+  const Offset nb = n_blocks(n);
+  std::vector<double> parts(static_cast<std::size_t>(nb));
+  parallel_for(0, nb, threads, [&](Offset blk) {
+    std::vector<double> vals(static_cast<std::size_t>(plan.store));
+    std::vector<std::int32_t> kinds(static_cast<std::size_t>(plan.store));
+    double vs = 0.0;
+    const Index u0 = static_cast<Index>(blk * kBlock);
+    const Index u1 = static_cast<Index>(std::min<Offset>(n, (blk + 1) * kBlock));
+    for (Index u = u0; u < u1; ++u) {
+      const int cnt = plan.count[static_cast<std::size_t>(u)];
+      for (int t = 0; t < cnt; ++t) {
+        const auto i = static_cast<std::size_t>(P.begin(u) + plan.at(u)[t]);
+        vals[static_cast<std::size_t>(t)] = P.c.value[i];
+        kinds[static_cast<std::size_t>(t)] = P.kind(P.c.benefit[i]);
+      }
+      vs += set_value(vals.data(), P.has_kinds ? kinds.data() : nullptr, cnt, P.diversity);
+    }
+    parts[static_cast<std::size_t>(blk)] = vs;
+  });
+  return ordered_sum(parts);
+}
+
+}  // namespace detail::alloc
+
 // --- allocate --------------------------------------------------------------------------------------
 
 PERKREC_INLINE Allocation allocate(const CandidatesView& c, const AllocationConstraints& k, const AllocatorParams& p,
@@ -1190,24 +1291,60 @@ PERKREC_INLINE Allocation allocate(const CandidatesView& c, const AllocationCons
     if (round >= p.price_rounds || !(P.has_inventory_limits || P.has_segment_limits)) break;
     if (!update_prices(P, pr, plan, us, threads, p)) break;
   }
-  // Repair only when a limit is violated.
-  bool violated = us.spend > k.budget;
-  for (std::size_t b = 0; b < us.benefit_count.size() && !violated; ++b) {
-    violated = k.inventory[b] >= 0 && us.benefit_count[b] > k.inventory[b];
+  // From a plan at the final prices: repair when a limit is violated, then fill.
+  auto complete = [&](Plan& pl, const Usage& u_pl, Ledger& led) {
+    bool violated = u_pl.spend > k.budget;
+    for (std::size_t b = 0; b < u_pl.benefit_count.size() && !violated; ++b) {
+      violated = k.inventory[b] >= 0 && u_pl.benefit_count[b] > k.inventory[b];
+    }
+    for (std::size_t s = 0; s < u_pl.seg_members.size() && !violated; ++s) {
+      const std::int64_t mm = P.seg_max_members(static_cast<Index>(s));
+      const double mc = P.seg_max_cost(static_cast<Index>(s));
+      violated = (mm >= 0 && u_pl.seg_members[s] > mm) || (mc >= 0 && u_pl.seg_cost[s] > mc);
+    }
+    led = fresh_ledger(P);
+    if (violated) {
+      repair(P, pr, pl, led, threads);
+    } else {
+      fill_ledger(P, pl, u_pl, led);
+    }
+    check_stop(cb, "allocate");
+    fill(P, pr, pl, led, p.fill_rounds, threads);
+  };
+  Ledger L;
+  complete(plan, us, L);
+  // Small instances: also polish from the other multipliers of the last search and from the
+  // value-per-cost greedy plan; keep the best (ties: the first).
+  if (c.size() <= p.polish_entries) {
+    double best = plan_value(P, plan, threads);
+    std::vector<double> starts = S.tried;
+    std::sort(starts.begin(), starts.end());
+    starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
+    const double keep = pr.lambda;
+    for (double lam : starts) {
+      if (lam == keep) continue;
+      Plan alt = plan;
+      pr.lambda = lam;
+      evaluate(P, pr, threads, 1, &alt);
+      Ledger led;
+      complete(alt, usage_of(P, alt, threads), led);
+      const double v = plan_value(P, alt, threads);
+      if (v > best) {
+        best = v;
+        plan = std::move(alt);
+        L = std::move(led);
+      }
+    }
+    pr.lambda = keep;
+    Ledger led = fresh_ledger(P);
+    Plan alt = greedy_plan(P, led, threads);
+    fill(P, pr, alt, led, p.fill_rounds, threads);
+    const double v = plan_value(P, alt, threads);
+    if (v > best) {
+      plan = std::move(alt);
+      L = std::move(led);
+    }
   }
-  for (std::size_t s = 0; s < us.seg_members.size() && !violated; ++s) {
-    const std::int64_t mm = P.seg_max_members(static_cast<Index>(s));
-    const double mc = P.seg_max_cost(static_cast<Index>(s));
-    violated = (mm >= 0 && us.seg_members[s] > mm) || (mc >= 0 && us.seg_cost[s] > mc);
-  }
-  Ledger L = fresh_ledger(P);
-  if (violated) {
-    repair(P, pr, plan, L, threads);
-  } else {
-    fill_ledger(P, plan, us, L);
-  }
-  check_stop(cb, "allocate");
-  fill(P, pr, plan, L, p.fill_rounds, threads);
   Allocation a = finish(P, plan, L, lambda, threads);
   a.dual_bound = std::max(S.bound, a.value);  // the bound is >= any feasible value; guard rounding
   a.iterations = S.iterations;
@@ -1221,64 +1358,8 @@ PERKREC_INLINE Allocation allocate_greedy(const CandidatesView& c, const Allocat
   using namespace detail::alloc;
   check_inputs(c, k, "allocate_greedy", num_threads);
   Problem P(c, k);
-  std::vector<Index> owner(static_cast<std::size_t>(c.size()));
-  parallel_for(0, n_blocks(c.n_users), num_threads, [&](Offset blk) {
-    const Index u0 = static_cast<Index>(blk * kBlock);
-    const Index u1 = static_cast<Index>(std::min<Offset>(c.n_users, (blk + 1) * kBlock));
-    for (Index u = u0; u < u1; ++u) {
-      for (Offset i = P.begin(u); i < P.end(u); ++i) owner[static_cast<std::size_t>(i)] = u;
-    }
-  });
-  std::vector<std::int64_t> order;
-  order.reserve(static_cast<std::size_t>(c.size()));
-  for (std::int64_t i = 0; i < c.size(); ++i) {
-    if (P.allowed(owner[static_cast<std::size_t>(i)], i)) order.push_back(i);
-  }
-  auto ratio = [&](std::int64_t i) {
-    const float w = c.cost[static_cast<std::size_t>(i)];
-    return w > 0 ? static_cast<double>(c.value[static_cast<std::size_t>(i)]) / w : kInf;
-  };
-  std::sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
-    const double ra = ratio(a), rb = ratio(b);
-    if (ra != rb) return ra > rb;
-    if (std::isinf(ra)) {
-      if (c.value[static_cast<std::size_t>(a)] != c.value[static_cast<std::size_t>(b)]) {
-        return c.value[static_cast<std::size_t>(a)] > c.value[static_cast<std::size_t>(b)];
-      }
-    }
-    return a < b;
-  });
-  Plan plan;
-  plan.store = store_width(c, k, num_threads);
-  plan.slots.assign(static_cast<std::size_t>(c.n_users) * static_cast<std::size_t>(plan.store), 0);
-  plan.count.assign(static_cast<std::size_t>(c.n_users), 0);
   Ledger L = fresh_ledger(P);
-  std::vector<double> vals(static_cast<std::size_t>(plan.store) + 1);
-  std::vector<std::int32_t> kinds(static_cast<std::size_t>(plan.store) + 1);
-  for (std::int64_t i : order) {
-    const Index u = owner[static_cast<std::size_t>(i)];
-    const auto j = static_cast<std::int32_t>(i - P.begin(u));
-    const Index b = c.benefit[static_cast<std::size_t>(i)];
-    const double w = c.cost[static_cast<std::size_t>(i)];
-    int& cnt = plan.count[static_cast<std::size_t>(u)];
-    const Index seg = P.segment(u);
-    if (cnt >= P.cap(u) || L.spent + w > k.budget || L.inv_left[static_cast<std::size_t>(b)] == 0) continue;
-    if (seg >= 0) {
-      if (cnt == 0 && L.seg_members_left[static_cast<std::size_t>(seg)] == 0) continue;
-      if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0 && w > L.seg_cost_left[static_cast<std::size_t>(seg)]) continue;
-    }
-    double value = 0.0;
-    if (!member_set_ok(P, u, plan.at(u), cnt, -1, j, &value, vals.data(), kinds.data())) continue;
-    L.spent += w;
-    if (L.inv_left[static_cast<std::size_t>(b)] > 0) --L.inv_left[static_cast<std::size_t>(b)];
-    if (seg >= 0) {
-      if (cnt == 0 && L.seg_members_left[static_cast<std::size_t>(seg)] > 0) --L.seg_members_left[static_cast<std::size_t>(seg)];
-      if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0) L.seg_cost_left[static_cast<std::size_t>(seg)] -= w;
-    }
-    std::int32_t* slots = plan.at(u);
-    slots[cnt++] = j;
-    std::sort(slots, slots + cnt);
-  }
+  const Plan plan = greedy_plan(P, L, num_threads);
   Allocation a = finish(P, plan, L, 0.0, num_threads);
   a.dual_bound = kInf;
   a.method = "greedy";
