@@ -374,6 +374,9 @@ struct Solver {
   int iterations = 0;
   std::int64_t evaluations = 0;
 
+  Solver(const Problem& problem, const AllocatorParams& p, const Callbacks& callbacks, int n_threads)
+      : P(problem), params(p), cb(callbacks), threads(n_threads) {}
+
   EvalResult eval(const Prices& pr, Plan* plan = nullptr) {
     const EvalResult r = evaluate(P, pr, threads, 1, plan);
     if (plan == nullptr) tried.push_back(pr.lambda);
@@ -742,6 +745,7 @@ inline void fill_ledger(const Problem& P, const Plan& plan, const Usage& us, Led
     if (L.seg_members_left[s] >= 0) L.seg_members_left[s] -= us.seg_members[s];
     if (L.seg_cost_left[s] >= 0) L.seg_cost_left[s] = std::max(0.0, L.seg_cost_left[s] - us.seg_cost[s]);
   }
+  (void)P;
   (void)plan;
 }
 
@@ -832,13 +836,20 @@ inline void fill(const Problem& P, const Prices& pr, Plan& plan, Ledger& L, int 
           base_cost += P.c.cost[static_cast<std::size_t>(b0 + slots[t])];
         }
         base = set_value(vals.data(), P.has_kinds ? kinds.data() : nullptr, cnt, P.diversity);
+        double max_out_cost = 0.0;
+        for (int t = 0; t < cnt; ++t) max_out_cost = std::max<double>(max_out_cost, P.c.cost[static_cast<std::size_t>(b0 + slots[t])]);
         Move best{0.0, 0.0, u, -2, -1};
+        double min_kept = kInf;  // a swap gains at most v_j - min chosen value
+        for (int t = 0; t < cnt; ++t) min_kept = std::min(min_kept, vals[static_cast<std::size_t>(t)]);
         for (int j = 0; j < len; ++j) {
-          if (std::find(slots, slots + cnt, j) != slots + cnt) continue;
           const auto i = static_cast<std::size_t>(b0 + j);
+          const double vj = P.c.value[i];
+          const double cj = P.c.cost[i];
+          if (!(vj > 0) || (cnt >= cap && !(vj > min_kept))) continue;  // cheap filters first
+          if (cj - max_out_cost > std::min(room, seg_room)) continue;  // every move costs >= this
+          if (std::find(slots, slots + cnt, j) != slots + cnt) continue;
           if (!P.allowed(u, b0 + j)) continue;
           const Index b = P.c.benefit[i];
-          const double cj = P.c.cost[i];
           for (int out_slot = (cnt < cap ? -1 : 0); out_slot < cnt; ++out_slot) {
             const Index b_out = out_slot >= 0 ? P.c.benefit[static_cast<std::size_t>(b0 + slots[out_slot])] : -1;
             if (b != b_out && L.inv_left[static_cast<std::size_t>(b)] == 0) continue;
@@ -1265,7 +1276,7 @@ PERKREC_INLINE Allocation allocate(const CandidatesView& c, const AllocationCons
   plan.store = store_width(c, k, threads);
   plan.slots.assign(static_cast<std::size_t>(c.n_users) * static_cast<std::size_t>(plan.store), 0);
   plan.count.assign(static_cast<std::size_t>(c.n_users), 0);
-  Solver S{P, p, cb, threads};
+  Solver S(P, p, cb, threads);
   // Largest value per unit cost: above it nothing costly has a positive adjusted value.
   {
     constexpr std::int64_t kChunk = 1 << 20;
@@ -1423,9 +1434,7 @@ PERKREC_INLINE Allocation allocate_exact(const CandidatesView& c, const Allocati
   // (a Lagrangian relaxation of budget only; inventory and quotas are relaxed away).
   std::vector<double> lambdas{0.0};
   if (std::isfinite(k.budget)) {
-    for (double f : {0.25, 0.5, 1.0, 1.5, 2.0, 4.0}) {
-      if (start.multiplier > 0) lambdas.push_back(start.multiplier * f);
-    }
+    for (int e = -16; e <= 16 && start.multiplier > 0; ++e) lambdas.push_back(start.multiplier * std::exp2(e / 4.0));
   }
   const std::size_t nl = lambdas.size();
   std::vector<double> suffix((static_cast<std::size_t>(n) + 1) * nl, 0.0);
