@@ -16,6 +16,7 @@
 #include "perkrec/data/split_impl.hpp"
 #include "perkrec/data/user_table_impl.hpp"
 #include "perkrec/decide/policy_impl.hpp"
+#include "perkrec/decide/allocator_impl.hpp"
 #include "perkrec/decide/types_impl.hpp"
 #include "perkrec/eval/metrics_impl.hpp"
 #include "perkrec/features/interaction_matrix_impl.hpp"

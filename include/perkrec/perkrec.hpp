@@ -40,5 +40,6 @@
 #include "perkrec/models/timing.hpp"
 #include "perkrec/decide/types.hpp"
 #include "perkrec/decide/policy.hpp"
+#include "perkrec/decide/allocator.hpp"
 
 #include "perkrec/eval/metrics.hpp"
