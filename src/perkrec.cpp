@@ -15,6 +15,8 @@
 #include "perkrec/data/simulator_impl.hpp"
 #include "perkrec/data/split_impl.hpp"
 #include "perkrec/data/user_table_impl.hpp"
+#include "perkrec/decide/explain_impl.hpp"
+#include "perkrec/decide/ranker_impl.hpp"
 #include "perkrec/decide/types_impl.hpp"
 #include "perkrec/eval/metrics_impl.hpp"
 #include "perkrec/features/interaction_matrix_impl.hpp"

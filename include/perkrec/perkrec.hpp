@@ -39,5 +39,7 @@
 #include "perkrec/models/segments.hpp"
 #include "perkrec/models/timing.hpp"
 #include "perkrec/decide/types.hpp"
+#include "perkrec/decide/ranker.hpp"
+#include "perkrec/decide/explain.hpp"
 
 #include "perkrec/eval/metrics.hpp"
