@@ -54,3 +54,9 @@ __all__ += [
     "redemption_samples", "reliability_curve",
     "PreferenceModel", "default_segment_rules", "wide_table",          # benefit preference
 ]
+from .ranking import ScoreBlend, best_ineligible, explain, hour_of_week, quiet_hours_next_allowed, rank, schedule
+
+__all__ += [
+    "ScoreBlend", "best_ineligible", "explain", "hour_of_week",       # decision layer: ranker
+    "quiet_hours_next_allowed", "rank", "schedule",
+]
