@@ -41,5 +41,7 @@
 #include "perkrec/decide/types.hpp"
 #include "perkrec/decide/policy.hpp"
 #include "perkrec/decide/allocator.hpp"
+#include "perkrec/decide/ranker.hpp"
+#include "perkrec/decide/explain.hpp"
 
 #include "perkrec/eval/metrics.hpp"

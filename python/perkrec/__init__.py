@@ -59,3 +59,9 @@ __all__ += [
 __all__ += ["CompiledPolicy", "Policy"]                              # decision layer: policy
 __all__ += ["Pacer", "allocate", "allocation_members", "check_allocation", "make_candidates",  # allocator
             "make_constraints"]
+from .ranking import ScoreBlend, best_ineligible, explain, hour_of_week, quiet_hours_next_allowed, rank, schedule
+
+__all__ += [
+    "ScoreBlend", "best_ineligible", "explain", "hour_of_week",       # decision layer: ranker
+    "quiet_hours_next_allowed", "rank", "schedule",
+]
