@@ -368,6 +368,64 @@ class Planner:
         self.method = method
         self.num_threads = num_threads
 
-    def plan(self, catalog, users, plan_time, *, redemption_probability, incremental_share=None,
-             order_value=None, segments=None, history=None, preference=None) -> Plan:
-        raise NotImplementedError  # wired after the decision-layer parts merge
+    def plan(self, catalog, users, plan_time, *, redemption_probability=None, blend=None,
+             incremental_share=None, order_value=None, benefit_value=None, segments=None, history=None,
+             preference=None, budget: Optional[float] = None, eligible_matrix: bool = True) -> Plan:
+        """Plans for the members of ``users`` (UserTable rows = member indices of the
+        probabilities) at ``plan_time``.
+
+        ``redemption_probability``: members x benefits P(redemption | issued), or a fitted
+        ``blend`` (perkrec.ScoreBlend) evaluated on eligible pairs only. ``incremental_share``:
+        members x benefits (or per member) share of a redemption that is incremental (objective
+        "incremental"; e.g. :func:`incremental_share`). ``order_value``: per member value of a
+        redemption (e.g. :func:`order_value`); ``benefit_value``: per benefit multiplier.
+        ``segments`` (``PreferenceModel.segments()`` or labels) feed segment rules, quotas and
+        the summary; ``history`` (EventLog) the caps; ``preference`` (a fitted
+        PreferenceModel) send times, validity and the preference part of the reasons.
+        ``budget`` overrides the policy's. Returns a :class:`Plan`; ``plan.info`` keeps the
+        compiled policy, candidates, allocation and, with ``eligible_matrix``, the dense
+        eligibility (for baselines under the same rules)."""
+        from .allocate import allocate
+        from .ranking import explain, rank, schedule
+
+        if self.objective == "incremental" and incremental_share is None:
+            raise _input_error("Planner.plan: objective 'incremental' needs incremental_share "
+                               "(e.g. perkrec.plan.incremental_share(preference, catalog))")
+        compiled = self.policy.compile(catalog, users, plan_time, segments=segments, history=history,
+                                       num_threads=self.num_threads)
+        candidates, diagnostics = rank(
+            compiled.masks, redemption_probability, blend=blend,
+            incremental_share=incremental_share if self.objective == "incremental" else None,
+            member_value=order_value, benefit_value=benefit_value, cost_per_redemption=catalog,
+            objective=self.objective, top_k=self.top_k, issue_cost=compiled.issue_cost,
+            num_threads=self.num_threads, diagnostics=True)
+        constraints = compiled.constraints
+        if budget is not None:
+            constraints.budget = float(budget)
+        allocation = allocate(candidates, constraints, method=self.method, num_threads=self.num_threads)
+        offsets = np.asarray(allocation.offsets)
+        members = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32), np.diff(offsets))
+        benefits = np.asarray(allocation.benefit, dtype=np.int32)
+        entry = np.asarray(allocation.candidate, dtype=np.int64)
+        prob = np.asarray(candidates.probability)[entry]
+        value = np.asarray(candidates.value)[entry]
+        cost = np.asarray(candidates.cost)[entry]
+        when = schedule(members, plan_time, catalog, benefits, preference=preference, num_threads=self.num_threads)
+        seconds = when["send_at"].astype("int64").to_numpy() // 1_000_000_000
+        send_at = compiled.send_times(seconds, members)                    # out of quiet hours
+        user_ids = users.ids if hasattr(users, "ids") else None
+        reasons = explain(candidates=candidates, allocation=allocation, preference=preference, catalog=catalog,
+                          blend=blend, diagnostics=diagnostics, rule_names=compiled.rule_names,
+                          num_threads=self.num_threads)
+        member_segment = np.asarray(constraints.member_segment)
+        frame = _frame(catalog, user_ids, members, benefits, prob, value, cost,
+                       segment_names=compiled.segment_names if len(member_segment) else None,
+                       member_segment=member_segment if len(member_segment) else None,
+                       send_at=send_at, validity_days=when["validity_days"].to_numpy(), reasons=reasons)
+        info: Dict[str, object] = {"compiled": compiled, "candidates": candidates, "allocation": allocation,
+                                   "diagnostics": diagnostics}
+        if eligible_matrix and compiled.n_users * compiled.n_benefits <= 50_000_000:
+            info["eligible"] = compiled.eligible_matrix()
+        return Plan(frame, budget=float(constraints.budget), method=allocation.method,
+                    dual_bound=float(allocation.dual_bound), multiplier=float(allocation.multiplier),
+                    issue_cost=compiled.issue_cost, info=info)
