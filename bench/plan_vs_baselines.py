@@ -74,7 +74,9 @@ def run_seed(members: int, seed: int, budgets, threads: int):
                                               issue_cost=policy["issue_cost"], eligible=eligible, seed=seed)
         plans["segment rules"] = segment_rules_plan(
             catalog, P, V_matrix, budget, member_segment=codes, segment_names=names,
-            segment_benefits=default_segment_benefits(catalog, popularity, names),
+            segment_benefits=default_segment_benefits(
+                catalog, popularity, names, expected_cost=policy["issue_cost"] + P.mean(axis=0) * cost_b,
+                max_cost_per_member=per_member),
             issue_cost=policy["issue_cost"], eligible=eligible, seed=seed)
         for label, p in plans.items():
             e = p.evaluate(R_true, truth.incremental_probability, truth_value, cost_b)

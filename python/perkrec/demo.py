@@ -337,12 +337,15 @@ def _plan_section(program, fm, encoder, out: Path, say, num_threads: int, seed: 
     eligible = plan.info.get("eligible")
     codes = segments["segment"].cat.codes.to_numpy()
     names = list(segments["segment"].cat.categories)
+    per_benefit_cost = policy["issue_cost"] + P.mean(axis=0) * catalog.to_frame()["cost"].to_numpy()
+    rules = default_segment_benefits(catalog, popularity, names, expected_cost=per_benefit_cost,
+                                     max_cost_per_member=budget / log.n_users)
     baselines = {
         "popularity": popularity_plan(catalog, P, V_matrix, budget, popularity=popularity,
                                       issue_cost=policy["issue_cost"], eligible=eligible, seed=seed),
         "segment rules": segment_rules_plan(catalog, P, V_matrix, budget, member_segment=codes,
                                             segment_names=names,
-                                            segment_benefits=default_segment_benefits(catalog, popularity, names),
+                                            segment_benefits=rules,
                                             issue_cost=policy["issue_cost"], eligible=eligible, seed=seed),
     }
     truth_value = PLAN_MARGIN * truth.members["basket_median"].to_numpy(np.float64)
@@ -360,7 +363,9 @@ def _plan_section(program, fm, encoder, out: Path, say, num_threads: int, seed: 
         f"{PLAN_MARGIN:.0%} of the member's basket)")
     say(f"  dual bound {plan.dual_bound:,.1f} on expected return, plan {plan.expected_return:,.1f} "
         f"({plan.expected_return / plan.dual_bound:.1%} of the bound)")
-    say("  true return per unit cost on the simulator's truth, same budget:")
+    say("  true return per unit cost on the simulator's truth, same budget (popularity: everyone gets "
+        f"{baselines['popularity'].info['benefit']}; segment rules: "
+        + ", ".join(f"{k} -> {v}" for k, v in rules.items()) + "):")
     say(_table(table))
     say("  the plan by segment (expected figures):")
     say(_table(plan.summary(by="segment")))

@@ -282,20 +282,30 @@ def popularity_plan(catalog, redemption_probability, value, budget: float, *, po
                 info={"benefit": catalog.to_frame()["id"].iloc[choice]})
 
 
-def default_segment_benefits(catalog, popularity, segment_names: Sequence[str]) -> Dict[str, str]:
+def default_segment_benefits(catalog, popularity, segment_names: Sequence[str], *,
+                             expected_cost=None, max_cost_per_member: Optional[float] = None) -> Dict[str, str]:
     """A fixed benefit per segment, as an operator would write it by hand: the most popular
     benefit of the kind the segment is named for (threshold discounts for threshold-sensitive
-    members, points for points-active ones, the highest face value for high-face-value seekers,
-    a plain discount to win back dormant members, free shipping for new members), and the most
-    popular benefit overall for everyone else."""
+    members, points for points-active ones, the top face-value quartile for high-face-value
+    seekers, a plain discount to win back dormant members, free shipping for new members), and
+    the most popular benefit overall for everyone else. With ``expected_cost`` (per benefit,
+    e.g. the population's redemption rate x cost) and ``max_cost_per_member`` only benefits
+    affordable for every member of the segment are considered, like the popularity baseline
+    (the cheapest of the kind when none is)."""
     cat = catalog.to_frame()
     kinds = cat["kind"].astype(str).to_numpy()
     pop = np.asarray(popularity, dtype=np.float64)
+    cost = None if expected_cost is None else np.asarray(expected_cost, dtype=np.float64)
 
     def most_popular(mask) -> str:
         idx = np.flatnonzero(mask)
         if len(idx) == 0:
             idx = np.arange(len(cat))
+        if cost is not None and max_cost_per_member is not None:
+            fits = idx[cost[idx] <= max_cost_per_member]
+            if len(fits) == 0:
+                return str(cat["id"].iloc[idx[np.argmin(cost[idx])]])
+            idx = fits
         return str(cat["id"].iloc[idx[np.argmax(pop[idx])]])
 
     high = cat["face_value"].to_numpy() >= np.quantile(cat["face_value"].to_numpy(), 0.75)
@@ -411,7 +421,7 @@ class Planner:
         value = np.asarray(candidates.value)[entry]
         cost = np.asarray(candidates.cost)[entry]
         when = schedule(members, plan_time, catalog, benefits, preference=preference, num_threads=self.num_threads)
-        seconds = when["send_at"].astype("int64").to_numpy() // 1_000_000_000
+        seconds = ((when["send_at"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
         send_at = compiled.send_times(seconds, members)                    # out of quiet hours
         user_ids = users.ids if hasattr(users, "ids") else None
         reasons = explain(candidates=candidates, allocation=allocation, preference=preference, catalog=catalog,
