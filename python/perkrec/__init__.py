@@ -6,7 +6,8 @@ member-exclusive perk), when, at what return on cost — and why.
 Layers (mirroring the C++ library):
     data       IdMap, Catalog, UserTable, EventLog, parse_discounts, splits, simulate
     features   interaction_matrix
-    models     Popularity (more models build on the same contract)
+    models     Popularity, ALS, BPR, ItemKNN, FM/FFM, PreferenceModel
+    decide     Policy, rank, allocate, Pacer, Planner -> Plan
     metrics    auc, log_loss, ranking_metrics, catalog_coverage
     io         load, loads, info
     datasets   loaders for public benchmark datasets
@@ -39,6 +40,8 @@ from .preference import PreferenceModel, default_segment_rules, wide_table
 from .policy import CompiledPolicy, Policy
 from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
 from .allocate import Pacer, allocate, allocation_members, check_allocation, make_candidates, make_constraints
+from .ranking import ScoreBlend, best_ineligible, explain, hour_of_week, quiet_hours_next_allowed, rank, schedule
+from .plan import Plan, Planner
 
 __version__ = _core.__version__
 
@@ -56,12 +59,11 @@ __all__ += [
     "redemption_samples", "reliability_curve",
     "PreferenceModel", "default_segment_rules", "wide_table",          # benefit preference
 ]
-__all__ += ["CompiledPolicy", "Policy"]                              # decision layer: policy
-__all__ += ["Pacer", "allocate", "allocation_members", "check_allocation", "make_candidates",  # allocator
-            "make_constraints"]
-from .ranking import ScoreBlend, best_ineligible, explain, hour_of_week, quiet_hours_next_allowed, rank, schedule
-
-__all__ += [
-    "ScoreBlend", "best_ineligible", "explain", "hour_of_week",       # decision layer: ranker
+__all__ += [                                                          # decision layer
+    "CompiledPolicy", "Policy",                                       #   policy
+    "ScoreBlend", "best_ineligible", "explain", "hour_of_week",       #   ranker, send time, reasons
     "quiet_hours_next_allowed", "rank", "schedule",
+    "Pacer", "allocate", "allocation_members", "check_allocation",    #   allocator
+    "make_candidates", "make_constraints",
+    "Plan", "Planner",                                                #   plans
 ]
