@@ -1,7 +1,7 @@
 """Type stubs for perkrec._core, the compiled half of the package. Use the perkrec package
 API; these signatures document what the wrappers pass (exact dtypes, C-contiguous arrays)."""
 
-from typing import Callable, Dict, List, Optional, Tuple, overload
+from typing import Any, Callable, Dict, List, Optional, Tuple, overload
 
 import numpy as np
 
@@ -332,14 +332,87 @@ class PreferenceModel:
     @staticmethod
     def load(path: str) -> PreferenceModel: ...
 
+# --- decision layer: shared types (decide/types.hpp; bind_decide_types.cpp) --------------------
+class ExclusionReason:
+    none: ExclusionReason
+    ineligible: ExclusionReason
+    below_multiplier: ExclusionReason
+    budget: ExclusionReason
+    inventory: ExclusionReason
+    member_cap: ExclusionReason
+    kind_cap: ExclusionReason
+    stacking: ExclusionReason
+    segment_quota: ExclusionReason
+    min_return: ExclusionReason
+    frequency_cap: ExclusionReason
+    not_positive: ExclusionReason
+def exclusion_reason_names() -> List[str]: ...
+
+class EligibilityMasks:
+    def __init__(self, n_users: int, n_benefits: int) -> None: ...
+    @staticmethod
+    def from_dense(eligible: np.ndarray, n_users: int, n_benefits: int) -> EligibilityMasks: ...
+    n_users: int
+    n_benefits: int
+    n_masks: int
+    member_masks: np.ndarray
+    def eligible_matrix(self) -> np.ndarray: ...
+    def mask_rules(self) -> np.ndarray: ...
+
+class Candidates:
+    def __init__(self) -> None: ...
+    @staticmethod
+    def from_arrays(n_users: int, n_benefits: int, offsets: np.ndarray, benefit: np.ndarray, value: np.ndarray,
+                    cost: np.ndarray, probability: Optional[np.ndarray] = ...) -> Candidates: ...
+    n_users: int
+    n_benefits: int
+    size: int
+    offsets: np.ndarray
+    benefit: np.ndarray
+    value: np.ndarray
+    cost: np.ndarray
+    probability: np.ndarray
+    def validate(self) -> None: ...
+
+class AllocationConstraints:
+    def __init__(self) -> None: ...
+    budget: float
+    max_per_member: int
+    max_per_kind: int
+    n_kinds: int
+    min_return_per_cost: float
+    diversity: float
+    member_capacity: np.ndarray
+    inventory: np.ndarray
+    benefit_kind: np.ndarray
+    member_kind_capacity: np.ndarray
+    benefit_group: np.ndarray
+    member_segment: np.ndarray
+    segment_max_members: np.ndarray
+    segment_max_cost: np.ndarray
+    def validate(self, n_users: int, n_benefits: int) -> None: ...
+
+class Allocation:
+    def __init__(self) -> None: ...
+    offsets: np.ndarray
+    candidate: np.ndarray
+    benefit: np.ndarray
+    runner_up: np.ndarray
+    runner_up_reason: np.ndarray
+    value: float
+    cost: float
+    dual_bound: float
+    multiplier: float
+    iterations: int
+    method: str
+
 # --- decision layer: policy (decide/policy.hpp) -------------------------------------------------
-from typing import Any as _Any
 def parse_utc_time(text: str) -> int: ...
 def format_utc_time(t: int) -> str: ...
 
 class CompiledPolicy:
-    masks: _Any  # EligibilityMasks
-    constraints: _Any  # AllocationConstraints
+    masks: EligibilityMasks
+    constraints: AllocationConstraints
     rule_names: List[str]
     segment_names: List[str]
     issue_cost: float
@@ -370,24 +443,23 @@ class Policy:
                 num_threads: int = ...) -> CompiledPolicy: ...
     def send_time(self, t: int, utc_offset_hours: float = ...) -> int: ...
 # --- allocator (decide/allocator.hpp; python/bindings/bind_allocator.cpp) --------------------
-# Candidates, AllocationConstraints and Allocation are the classes of bind_decide_types.cpp.
 # Candidate arrays: offsets int64 (n_users + 1), benefit int32, value / cost float32 (by view).
 
 def allocator_params(params_json: str) -> str: ...
 def pacing_params(params_json: str) -> str: ...
-def allocate(candidates: "Candidates", constraints: "AllocationConstraints", method: str = "dual",
-             params_json: str = "{}", max_nodes: int = 10000000, progress: Progress = None) -> "Allocation": ...
+def allocate(candidates: Candidates, constraints: AllocationConstraints, method: str = "dual",
+             params_json: str = "{}", max_nodes: int = 10000000, progress: Progress = None) -> Allocation: ...
 def allocate_arrays(n_users: int, n_benefits: int, offsets: np.ndarray, benefit: np.ndarray, value: np.ndarray,
-                    cost: np.ndarray, constraints: "AllocationConstraints", method: str = "dual",
-                    params_json: str = "{}", max_nodes: int = 10000000, progress: Progress = None) -> "Allocation": ...
-def check_allocation(candidates: "Candidates", constraints: "AllocationConstraints", allocation: "Allocation") -> str: ...
+                    cost: np.ndarray, constraints: AllocationConstraints, method: str = "dual",
+                    params_json: str = "{}", max_nodes: int = 10000000, progress: Progress = None) -> Allocation: ...
+def check_allocation(candidates: Candidates, constraints: AllocationConstraints, allocation: Allocation) -> str: ...
 def check_allocation_arrays(n_users: int, n_benefits: int, offsets: np.ndarray, benefit: np.ndarray,
-                            value: np.ndarray, cost: np.ndarray, constraints: "AllocationConstraints",
-                            allocation: "Allocation") -> str: ...
+                            value: np.ndarray, cost: np.ndarray, constraints: AllocationConstraints,
+                            allocation: Allocation) -> str: ...
 def member_set_value(values: np.ndarray, kinds: Optional[np.ndarray] = None, diversity: float = 0.0) -> float: ...
 
 class Pacer:
-    def __init__(self, constraints: "AllocationConstraints", params_json: str) -> None: ...
+    def __init__(self, constraints: AllocationConstraints, params_json: str) -> None: ...
     def decide(self, member: int, t: int, benefit: np.ndarray, value: np.ndarray, cost: np.ndarray) -> np.ndarray: ...
     spent: float
     multiplier: float
@@ -395,8 +467,6 @@ class Pacer:
     issued: int
     def get_params(self) -> str: ...
 # --- decide/ranker.hpp + explain.hpp (bind_ranker.cpp) ---------------------------------------
-# (Candidates and EligibilityMasks are bound in bind_decide_types.cpp.)
-from typing import Any
 
 class ScoreBlend:
     def __init__(self, params_json: str) -> None: ...
