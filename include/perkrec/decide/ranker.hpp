@@ -36,9 +36,10 @@
 // Thread safety: rank() and schedule() are pure functions. ScoreBlend: fit/add_source/attach
 // need exclusive access; predict/contributions/features are const and safe from many threads
 // when the attached scorers are (every perkrec model's const score() is).
-// Cost: rank is O(members x benefits) for the dense inputs plus O(members x B log K) for the
-// top-K (B = eligible benefits), parallel over members; with a blend the sources are scored
-// only on eligible pairs (and on every pair when diagnostics are requested).
+// Cost: rank is O(members x benefits) for the dense inputs plus O(B + K log K) per member for
+// the top-K (B = eligible benefits; about 8 ns per pair on 2 cores, BENCHMARKS.md), parallel
+// over members; with a blend the sources are scored only on eligible pairs (and on every pair
+// when diagnostics are requested).
 #pragma once
 
 #include <cstdint>
@@ -251,6 +252,10 @@ struct ScheduleParams {
 /// Hour-of-week slot of a UTC time (Monday 00:00 = 0 .. Sunday 23:00 = 167), as in
 /// PreferenceModel::hour_of_week_profile.
 PERKREC_INLINE int hour_of_week(Timestamp t);
+/// Earliest time >= t in hour-of-week `slot` (0..167): t itself when it lies in that hour,
+/// else the start of the slot's next occurrence (at most a week later). InputError for a bad
+/// slot.
+PERKREC_INLINE Timestamp next_in_hour_of_week(Timestamp t, int slot);
 
 /// Send time and validity of `benefit` for `member`:
 ///  - With a fitted PreferenceModel that knows the member (member < pref->n_users() and a best

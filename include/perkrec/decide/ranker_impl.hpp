@@ -244,8 +244,8 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
   const double l2 = params_.l2;
   const double inv_n = 1.0 / static_cast<double>(n);
   // Objective (and optionally gradient + Hessian) summed over fixed blocks in block order.
-  auto evaluate = [&](const std::vector<double>& theta, bool derivatives, std::vector<double>* grad,
-                      std::vector<double>* hess) {
+  auto evaluate = [&](const std::vector<double>& theta, bool derivatives, std::vector<double>& grad,
+                      std::vector<double>& hess) {
     const std::size_t width = derivatives ? 1 + K + K * K : 1;
     std::vector<double> partial(static_cast<std::size_t>(blocks) * width, 0.0);
     parallel_for(0, blocks, threads, [&](Offset blk) {
@@ -281,15 +281,15 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
     for (std::size_t s = 1; s < K; ++s) penalty += theta[s] * theta[s];
     const double objective = total[0] * inv_n + 0.5 * l2 * penalty;
     if (derivatives) {
-      grad->assign(K, 0.0);
-      hess->assign(K * K, 0.0);
-      for (std::size_t a = 0; a < K; ++a) (*grad)[a] = total[1 + a] * inv_n + (a > 0 ? l2 * theta[a] : 0.0);
+      grad.assign(K, 0.0);
+      hess.assign(K * K, 0.0);
+      for (std::size_t a = 0; a < K; ++a) grad[a] = total[1 + a] * inv_n + (a > 0 ? l2 * theta[a] : 0.0);
       const double* h = total.data() + 1 + K;
       for (std::size_t a = 0; a < K; ++a) {
         for (std::size_t b = 0; b <= a; ++b) {
           const double v = (b == 0 ? h[a] : h[a * K + b]) * inv_n + (a == b && a > 0 ? l2 : 0.0);
-          (*hess)[a * K + b] = v;
-          (*hess)[b * K + a] = v;
+          hess[a * K + b] = v;
+          hess[b * K + a] = v;
         }
       }
     }
@@ -301,10 +301,10 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
   theta[0] = std::log(mean / (1.0 - mean));
   ProgressReporter progress(callbacks, "ScoreBlend::fit", params_.max_iterations);
   std::vector<double> grad, hess, step, candidate(K);
-  double objective = evaluate(theta, false, nullptr, nullptr);
+  double objective = evaluate(theta, false, grad, hess);
   int iterations = 0;
   for (int it = 0; it < params_.max_iterations; ++it) {
-    evaluate(theta, true, &grad, &hess);
+    evaluate(theta, true, grad, hess);
     if (!detail::solve_spd(hess, grad, K, step)) break;
     double slope = 0;
     for (std::size_t a = 0; a < K; ++a) slope += grad[a] * step[a];
@@ -313,7 +313,7 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
     bool accepted = false;
     for (int ls = 0; ls < 40; ++ls) {
       for (std::size_t a = 0; a < K; ++a) candidate[a] = theta[a] - t * step[a];
-      next = evaluate(candidate, false, nullptr, nullptr);
+      next = evaluate(candidate, false, grad, hess);
       if (std::isfinite(next) && next <= objective - 1e-4 * t * slope) {
         accepted = true;
         break;
@@ -518,7 +518,6 @@ inline void check_vector(const char* field, Span<const float> v, std::size_t exp
 struct RankEntry {
   double key;
   Index benefit;
-  float value, cost, probability;
 };
 
 struct RankBefore {
@@ -554,6 +553,9 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
   check_vector("cost_per_redemption", in.cost_per_redemption, static_cast<std::size_t>(m), false);
 
   const bool incremental = p.objective == RankerParams::Objective::incremental;
+  std::vector<double> benefit_value(static_cast<std::size_t>(m), 1.0), cost_per_redemption(static_cast<std::size_t>(m), 0.0);
+  if (!in.benefit_value.empty()) benefit_value.assign(in.benefit_value.begin(), in.benefit_value.end());
+  if (!in.cost_per_redemption.empty()) cost_per_redemption.assign(in.cost_per_redemption.begin(), in.cost_per_redemption.end());
   const bool want_diag = diag != nullptr;
   const std::size_t top_k = static_cast<std::size_t>(p.top_k);
   const Offset blocks = (n + kRankBlock - 1) / kRankBlock;
@@ -582,7 +584,10 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
     std::vector<float> scratch;
     const float* prob_block = probabilities(u0, u1, want_diag, scratch);
     std::vector<RankEntry> entries;
-    entries.reserve(std::min(top_k, static_cast<std::size_t>(m)));
+    entries.resize(static_cast<std::size_t>(m));
+    // Value, cost and probability of the kept entries, by benefit (read back for the top K).
+    std::vector<float> kept_value(static_cast<std::size_t>(m)), kept_cost(static_cast<std::size_t>(m)),
+        kept_probability(static_cast<std::size_t>(m));
     o.benefit.reserve(static_cast<std::size_t>(u1 - u0) * std::min(top_k, static_cast<std::size_t>(m)));
     o.value.reserve(o.benefit.capacity());
     o.cost.reserve(o.benefit.capacity());
@@ -594,7 +599,7 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
       const double member_share = !share_matrix && !in.incremental_share.empty() ? in.incremental_share[uz] : 1.0;
       const double mv = in.member_value.empty() ? 1.0 : in.member_value[uz];
       const std::uint64_t* row = masks.row(u);
-      entries.clear();
+      std::size_t kept = 0;
       double best_key = -std::numeric_limits<double>::infinity();
       Index best_b = -1;
       Index eligible_count = 0;
@@ -633,8 +638,8 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
           }
           share = share_row[b];
         }
-        const double bv = in.benefit_value.empty() ? 1.0 : in.benefit_value[static_cast<std::size_t>(b)];
-        const double cpr = in.cost_per_redemption.empty() ? 0.0 : in.cost_per_redemption[static_cast<std::size_t>(b)];
+        const double bv = benefit_value[static_cast<std::size_t>(b)];
+        const double cpr = cost_per_redemption[static_cast<std::size_t>(b)];
         const double value = static_cast<double>(pr) * (incremental ? share : 1.0) * mv * bv;
         const double cost = p.issue_cost + static_cast<double>(pr) * cpr;
         const double key = value - cost;
@@ -646,26 +651,30 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
           continue;
         }
         ++eligible_count;
-        if (p.keep_non_positive || key > 0) {
-          // A bounded heap whose front is the worst kept entry: O(B log K) per member.
-          const RankEntry e{key, b, static_cast<float>(value), static_cast<float>(cost), pr};
-          if (entries.size() < top_k) {
-            entries.push_back(e);
-            std::push_heap(entries.begin(), entries.end(), RankBefore{});
-          } else if (RankBefore{}(e, entries.front())) {
-            std::pop_heap(entries.begin(), entries.end(), RankBefore{});
-            entries.back() = e;
-            std::push_heap(entries.begin(), entries.end(), RankBefore{});
-          }
-        }
+        // Branch-free append (whether key > 0 is a coin flip for the branch predictor).
+        entries[kept] = RankEntry{key, b};
+        kept += (p.keep_non_positive || key > 0) ? 1 : 0;
+        const auto bz = static_cast<std::size_t>(b);
+        kept_value[bz] = static_cast<float>(value);
+        kept_cost[bz] = static_cast<float>(cost);
+        kept_probability[bz] = pr;
       }
-      std::sort_heap(entries.begin(), entries.end(), RankBefore{});
-      o.count[static_cast<std::size_t>(u - u0)] = static_cast<std::int64_t>(entries.size());
-      for (const RankEntry& e : entries) {
+      // Select the top K by (key, benefit) on 16-byte entries, then sort only those.
+      const auto first = entries.begin();
+      if (kept > top_k) {
+        std::nth_element(first, first + static_cast<std::ptrdiff_t>(top_k), first + static_cast<std::ptrdiff_t>(kept),
+                         RankBefore{});
+        kept = top_k;
+      }
+      std::sort(first, first + static_cast<std::ptrdiff_t>(kept), RankBefore{});
+      o.count[static_cast<std::size_t>(u - u0)] = static_cast<std::int64_t>(kept);
+      for (std::size_t i = 0; i < kept; ++i) {
+        const RankEntry& e = entries[i];
+        const auto bz = static_cast<std::size_t>(e.benefit);
         o.benefit.push_back(e.benefit);
-        o.value.push_back(e.value);
-        o.cost.push_back(e.cost);
-        o.probability.push_back(e.probability);
+        o.value.push_back(kept_value[bz]);
+        o.cost.push_back(kept_cost[bz]);
+        o.probability.push_back(kept_probability[bz]);
       }
       if (want_diag) {
         diag->n_eligible[uz] = eligible_count;
@@ -787,14 +796,6 @@ inline Timestamp hour_start(Timestamp t) {
   return hours * kSecondsPerHour;
 }
 
-/// Earliest time >= t whose hour-of-week slot is `slot`: t itself when it lies in that slot,
-/// else the start of the slot's next occurrence.
-inline Timestamp next_in_slot(Timestamp t, int slot) {
-  const int now = hour_of_week(t);
-  if (now == slot) return t;
-  const int ahead = ((slot - now) % 168 + 168) % 168;
-  return hour_start(t) + static_cast<Timestamp>(ahead) * kSecondsPerHour;
-}
 
 /// First time >= t at hour:00 UTC.
 inline Timestamp next_at_hour(Timestamp t, int hour) {
@@ -812,7 +813,7 @@ inline SendSchedule schedule_one(const PreferenceModel* pref, Index member, Time
     if (t.best_slot >= 0 && t.best_slot < 168 && std::isfinite(t.send_in_days) && std::isfinite(t.validity_days)) {
       const Timestamp target = pref->cut_time() + static_cast<Timestamp>(std::llround(
                                                       static_cast<double>(t.send_in_days) * kSecondsPerDay));
-      s.send_at = next_in_slot(std::max(plan_time, target), t.best_slot);
+      s.send_at = next_in_hour_of_week(std::max(plan_time, target), t.best_slot);
       const auto model_days = static_cast<std::int32_t>(std::ceil(static_cast<double>(t.validity_days)));
       s.validity_days = std::max(params.min_validity_days, std::min(model_days, catalog_validity));
       s.from_model = true;
@@ -825,6 +826,16 @@ inline SendSchedule schedule_one(const PreferenceModel* pref, Index member, Time
 }
 
 }  // namespace detail
+
+PERKREC_INLINE Timestamp next_in_hour_of_week(Timestamp t, int slot) {
+  if (slot < 0 || slot >= 168) {
+    detail::raise<InputError>("next_in_hour_of_week: slot must be in 0..167 (got ", slot, ")");
+  }
+  const int now = hour_of_week(t);
+  if (now == slot) return t;
+  const int ahead = ((slot - now) % 168 + 168) % 168;
+  return detail::hour_start(t) + static_cast<Timestamp>(ahead) * kSecondsPerHour;
+}
 
 PERKREC_INLINE SendSchedule schedule(const PreferenceModel* pref, Index member, Timestamp plan_time,
                                      const Benefit& benefit, const std::function<Timestamp(Timestamp)>& quiet,
