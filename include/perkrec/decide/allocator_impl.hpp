@@ -182,6 +182,23 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
                              !(seg >= 0 && P.seg_max_cost(seg) >= 0);
   int best = -1;
   double best_adj = 0.0;
+  if (cap == 1 && simple_filter && pr.mu.empty() && rho <= 0) {
+    // Hot path (one slot, no per-entry limits): the best positive adjusted value.
+    for (int j = 0; j < n; ++j) {
+      const double a = static_cast<double>(v[j]) - price * static_cast<double>(w[j]);
+      if (a > best_adj && v[j] > 0) {
+        best_adj = a;
+        best = j;
+      }
+    }
+    if (best < 0 || !(best_adj > 0)) return;
+    r.topsum = r.relaxed = best_adj;
+    s.chosen.assign(1, best);
+    r.n = 1;
+    r.value = v[best];
+    r.cost = w[best];
+    return;
+  }
   int n_pos = 0;
   for (int j = 0; j < n; ++j) {
     double a;
@@ -413,12 +430,12 @@ struct Solver {
     // Large instances: bracket lambda on a strided sample first.
     const Index n = P.c.n_users;
     if (n >= 200000) {
-      const Index stride = n / 50000;
+      const Index stride = std::max<Index>(20, n / 50000);
       const EvalResult s0 = evaluate(P, pr, threads, stride, nullptr);
       if (s0.spend > 0) {
         const double Bs = B * s0.spend / r0.spend;
         double slo = 0.0, shi = hi;
-        for (int it = 0; it < 60 && shi - slo > 1e-6 * shi; ++it) {
+        for (int it = 0; it < 60 && shi - slo > 1e-4 * shi; ++it) {
           pr.lambda = 0.5 * (slo + shi);
           (evaluate(P, pr, threads, stride, nullptr).spend > Bs ? slo : shi) = pr.lambda;
         }
