@@ -796,7 +796,13 @@ inline void fill_ledger(const Problem& P, const Plan& plan, const Usage& us, Led
 inline bool member_set_ok(const Problem& P, Index u, const std::int32_t* slots, int cnt, int out, int j,
                           double* value, double* vals, std::int32_t* kinds) {
   const Offset b0 = P.begin(u);
-  std::int32_t groups[64];
+  std::int32_t small[64];
+  std::vector<std::int32_t> big;
+  std::int32_t* groups = small;
+  if (cnt + 1 > 64) {
+    big.resize(static_cast<std::size_t>(cnt) + 1);
+    groups = big.data();
+  }
   int n = 0, ng = 0;
   for (int t = 0; t <= cnt; ++t) {
     int local;
@@ -816,7 +822,7 @@ inline bool member_set_ok(const Problem& P, Index u, const std::int32_t* slots, 
       for (int q = 0; q < ng; ++q) {
         if (groups[q] == g) return false;
       }
-      if (ng < 64) groups[ng++] = g;
+      groups[ng++] = g;
     }
     ++n;
   }
