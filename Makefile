@@ -98,6 +98,7 @@ bench: python
 	$(VPY) bench/allocate.py
 	$(VPY) bench/policy_compile.py
 	$(VPY) bench/rank.py
+	$(VPY) bench/plan_vs_baselines.py
 
 clean:
 	rm -rf $(BUILD) perkrec-demo
