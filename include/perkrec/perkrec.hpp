@@ -39,5 +39,8 @@
 #include "perkrec/models/segments.hpp"
 #include "perkrec/models/timing.hpp"
 #include "perkrec/decide/types.hpp"
+#include "perkrec/decide/policy.hpp"
+#include "perkrec/decide/ranker.hpp"
+#include "perkrec/decide/explain.hpp"
 
 #include "perkrec/eval/metrics.hpp"
