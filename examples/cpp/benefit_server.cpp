@@ -8,9 +8,9 @@
 //   # what a training job leaves behind (simulated program, models, policy, requests):
 //   ./perkrec_benefit_server --generate DIR [--members 2000] [--requests 200]
 //   # the service:
-//   ./perkrec_benefit_server --catalog DIR/catalog.json --users DIR/users.perk \
-//       --policy DIR/policy.json --model DIR/popularity.perk --model DIR/als.perk \
-//       --preference DIR/preference.perk --blend DIR/blend.json --plan-time 1775001600 \
+//   ./perkrec_benefit_server --catalog DIR/catalog.json --users DIR/users.perk
+//       --policy DIR/policy.json --model DIR/popularity.perk --model DIR/als.perk
+//       --preference DIR/preference.perk --blend DIR/blend.json --plan-time 1775001600
 //       --threads 4 < DIR/requests.jsonl > answers.jsonl
 //
 //   request:  {"id": "r1", "member": "123", "n": 2, "time": 1775005200}

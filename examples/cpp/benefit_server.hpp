@@ -30,7 +30,8 @@
 //    "reasons": {"preferences": [...], "contributions": [...], "runner_up": {...} | null,
 //                "best_ineligible": {...} | null}}]}
 //   plus "blocked": "frequency_cap" | "member_cap" when the policy lets the member receive
-//   nothing. A bad line gets {"id": <id or null>, "error": "<ErrorClass>: message"} and the
+//   nothing, and "excluded": {"benefit": id, "reason": "budget" | ...} when nothing was issued
+//   although the member had a candidate (reasons are ExclusionReason names). A bad line gets {"id": <id or null>, "error": "<ErrorClass>: message"} and the
 //   server goes on with the next one.
 //
 // Decision for one request (BenefitServer::answer):
@@ -61,6 +62,7 @@
 #include <fstream>
 #include <functional>
 #include <istream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -82,6 +84,8 @@ namespace benefit_server {
 using perkrec::Index;
 using perkrec::Json;
 using perkrec::Timestamp;
+/// Answers keep their keys in the documented order ("id" first).
+using Answer = nlohmann::ordered_json;
 
 struct ServerOptions {
   std::string catalog;                  ///< Catalog JSON file (required)
@@ -249,8 +253,9 @@ class BenefitServer {
     if (!options.history.empty()) history = std::make_unique<perkrec::EventLog>(perkrec::EventLog::load(options.history));
     s->compiled_ = s->policy_.compile(s->catalog_, s->users_, options.plan_time, segments.get(), history.get());
 
-    perkrec::PacingParams pacing;
-    pacing.budget = s->compiled_.constraints.budget;
+    perkrec::PacingParams pacing;  // the pacer needs a finite budget: "no budget" = the largest double
+    const double budget = s->compiled_.constraints.budget;
+    pacing.budget = std::isfinite(budget) ? budget : std::numeric_limits<double>::max();
     pacing.start = options.plan_time;
     pacing.end = options.plan_time + static_cast<Timestamp>(std::llround(options.period_hours * 3600.0));
     s->pacer_ = std::make_unique<perkrec::Pacer>(s->compiled_.constraints, pacing);
@@ -292,13 +297,13 @@ class BenefitServer {
   }
 
   /// The answer to one parsed request (thread-safe). Throws perkrec errors.
-  Json decide(const Request& q) const {
+  Answer decide(const Request& q) const {
     const Index u = q.user;
     const Index nb = catalog_.size();
-    Json out = Json::object();
-    out["id"] = q.id;
-    out["member"] = q.member;
-    Json benefits = Json::array();
+    Answer out = Answer::object();
+    out["id"] = Answer(q.id);
+    out["member"] = Answer(q.member);
+    Answer benefits = Answer::array();
     const perkrec::ExclusionReason block = compiled_.member_block.empty()
                                                ? perkrec::ExclusionReason::none
                                                : compiled_.member_block[static_cast<std::size_t>(u)];
@@ -356,7 +361,7 @@ class BenefitServer {
       }
     }
     const perkrec::ExclusionReason runner_reason =
-        runner_up < 0 ? perkrec::ExclusionReason::none : rejection_reason(c, chosen, runner_up, q.n);
+        runner_up < 0 ? perkrec::ExclusionReason::none : rejection_reason(u, c, chosen, runner_up, q.n);
 
     // 4 + 5. Send time, validity and reasons of each issued benefit.
     const double offset = compiled_.utc_offset_hours.empty() ? 0.0 : compiled_.utc_offset_hours[static_cast<std::size_t>(u)];
@@ -388,17 +393,24 @@ class BenefitServer {
       }
       Json reasons = perkrec::explain(explain_, row);
       for (const char* dup : {"member", "benefit", "probability", "value", "cost"}) reasons.erase(dup);
-      Json item = Json::object();
+      Answer item = Answer::object();
       item["benefit"] = catalog_[b].id;
       item["probability"] = round6(row.probability);
       item["value"] = round6(row.value);
       item["cost"] = round6(row.cost);
       item["send_at"] = when.send_at;
       item["validity_days"] = when.validity_days;
-      item["reasons"] = std::move(reasons);
+      item["reasons"] = Answer(reasons);
       benefits.push_back(std::move(item));
     }
     out["benefits"] = std::move(benefits);
+    if (chosen.empty() && runner_up >= 0) {
+      // Nothing issued: the best candidate and why it was left out.
+      Answer why = Answer::object();
+      why["benefit"] = catalog_[c.benefit[static_cast<std::size_t>(runner_up)]].id;
+      why["reason"] = perkrec::exclusion_reason_name(runner_reason);
+      out["excluded"] = std::move(why);
+    }
     return out;
   }
 
@@ -414,8 +426,8 @@ class BenefitServer {
   }
 
   static std::string error_answer(const Json& id, const std::exception& e) {
-    Json out = Json::object();
-    out["id"] = id;
+    Answer out = Answer::object();
+    out["id"] = Answer(id);
     out["error"] = error_class(e) + ": " + e.what();
     return out.dump();
   }
@@ -464,7 +476,7 @@ class BenefitServer {
         bool error = false;
         std::size_t issued = 0;
         try {
-          const Json a = decide(job.request);
+          const Answer a = decide(job.request);
           issued = a["benefits"].size();
           text = a.dump();
         } catch (const std::exception& e) {
@@ -574,35 +586,43 @@ class BenefitServer {
     return u;
   }
 
-  /// Why the pacer (or the request's n) left candidate `e` out, from the state right after the
-  /// decision: member_cap, stacking, kind_cap, budget, inventory or below_multiplier. Under
-  /// concurrent requests the budget / inventory / multiplier state may have moved on since.
-  perkrec::ExclusionReason rejection_reason(const perkrec::Candidates& c, const std::vector<std::int64_t>& chosen,
-                                            std::int64_t e, int n) const {
+  /// Why the pacer (or the request's n) left candidate `e` out, judged from the limits and the
+  /// pacer's state right after the decision: member_cap, stacking, kind_cap, min_return,
+  /// below_multiplier, budget, inventory or segment_quota. Under concurrent requests the
+  /// pacer's budget / inventory / multiplier may have moved on since, so this is a best guess.
+  perkrec::ExclusionReason rejection_reason(Index u, const perkrec::Candidates& c,
+                                            const std::vector<std::int64_t>& chosen, std::int64_t e, int n) const {
     using R = perkrec::ExclusionReason;
     const perkrec::AllocationConstraints& k = compiled_.constraints;
     const auto i = static_cast<std::size_t>(e);
     const Index b = c.benefit[i];
+    const auto bi = static_cast<std::size_t>(b);
     if (static_cast<int>(chosen.size()) >= n || static_cast<int>(chosen.size()) >= k.max_per_member) return R::member_cap;
     for (std::int64_t x : chosen) {
-      const Index o = c.benefit[static_cast<std::size_t>(x)];
-      if (!k.benefit_group.empty() && k.benefit_group[static_cast<std::size_t>(b)] >= 0 &&
-          k.benefit_group[static_cast<std::size_t>(b)] == k.benefit_group[static_cast<std::size_t>(o)]) {
+      const auto o = static_cast<std::size_t>(c.benefit[static_cast<std::size_t>(x)]);
+      if (!k.benefit_group.empty() && k.benefit_group[bi] >= 0 && k.benefit_group[bi] == k.benefit_group[o]) {
         return R::stacking;
       }
     }
     if (k.max_per_kind > 0 && !k.benefit_kind.empty()) {
       int same = 0;
       for (std::int64_t x : chosen) {
-        same += k.benefit_kind[static_cast<std::size_t>(c.benefit[static_cast<std::size_t>(x)])] ==
-                k.benefit_kind[static_cast<std::size_t>(b)];
+        same += k.benefit_kind[static_cast<std::size_t>(c.benefit[static_cast<std::size_t>(x)])] == k.benefit_kind[bi];
       }
       if (same >= k.max_per_kind) return R::kind_cap;
     }
-    if (std::isfinite(k.budget) && pacer_->spent() + c.cost[i] > k.budget) return R::budget;
+    if (c.value[i] < k.min_return_per_cost * c.cost[i]) return R::min_return;
     if (c.value[i] - pacer_->multiplier() * c.cost[i] <= 0) return R::below_multiplier;
-    if (!k.inventory.empty() && k.inventory[static_cast<std::size_t>(b)] >= 0) return R::inventory;
-    return R::member_cap;  // earlier requests of this member used its caps
+    if (std::isfinite(k.budget) && pacer_->spent() + c.cost[i] > k.budget) return R::budget;
+    if (!k.inventory.empty() && k.inventory[bi] >= 0) return R::inventory;
+    const std::int32_t seg = k.member_segment.empty() ? -1 : k.member_segment[static_cast<std::size_t>(u)];
+    if (seg >= 0 && ((static_cast<std::size_t>(seg) < k.segment_max_members.size() &&
+                      k.segment_max_members[static_cast<std::size_t>(seg)] >= 0) ||
+                     (static_cast<std::size_t>(seg) < k.segment_max_cost.size() &&
+                      k.segment_max_cost[static_cast<std::size_t>(seg)] >= 0))) {
+      return R::segment_quota;
+    }
+    return R::member_cap;  // the member's earlier requests used its caps
   }
 
   ServerOptions options_;
