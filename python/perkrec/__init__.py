@@ -36,6 +36,7 @@ from .metrics import auc, catalog_coverage, log_loss, ranking_metrics
 from .fm import FFM, FM, FeatureEncoder, IsotonicCalibrator, PlattCalibrator, redemption_samples, reliability_curve
 from .models import ALS, BPR, ItemKNN, Popularity
 from .preference import PreferenceModel, default_segment_rules, wide_table
+from .policy import CompiledPolicy, Policy
 from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
 
 __version__ = _core.__version__
@@ -54,3 +55,4 @@ __all__ += [
     "redemption_samples", "reliability_curve",
     "PreferenceModel", "default_segment_rules", "wide_table",          # benefit preference
 ]
+__all__ += ["CompiledPolicy", "Policy"]                              # decision layer: policy

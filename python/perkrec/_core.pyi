@@ -331,3 +331,41 @@ class PreferenceModel:
     def save(self, path: str) -> None: ...
     @staticmethod
     def load(path: str) -> PreferenceModel: ...
+
+# --- decision layer: policy (decide/policy.hpp) -------------------------------------------------
+from typing import Any as _Any
+def parse_utc_time(text: str) -> int: ...
+def format_utc_time(t: int) -> str: ...
+
+class CompiledPolicy:
+    masks: _Any  # EligibilityMasks
+    constraints: _Any  # AllocationConstraints
+    rule_names: List[str]
+    segment_names: List[str]
+    issue_cost: float
+    has_quiet_hours: bool
+    quiet_start_hour: float
+    quiet_end_hour: float
+    member_block: np.ndarray
+    utc_offset_hours: np.ndarray
+    def send_time(self, t: int, member: int) -> int: ...
+    def send_times(self, times: np.ndarray, members: np.ndarray) -> np.ndarray: ...
+
+class Policy:
+    def __init__(self) -> None: ...
+    @staticmethod
+    def from_string(text: str) -> Policy: ...
+    def to_json(self) -> str: ...
+    def validate(self) -> None: ...
+    budget: float
+    issue_cost: float
+    max_per_member: int
+    max_per_kind: int
+    min_return_per_cost: float
+    diversity: float
+    has_quiet_hours: bool
+    rule_names: List[str]
+    def compile(self, catalog: Catalog, users: UserTable, plan_time: int, segment_codes: Optional[np.ndarray] = ...,
+                segment_names: Optional[List[str]] = ..., history: Optional[EventLog] = ...,
+                num_threads: int = ...) -> CompiledPolicy: ...
+    def send_time(self, t: int, utc_offset_hours: float = ...) -> int: ...

@@ -1,0 +1,279 @@
+"""Policy: the rules and limits an issued plan must respect (eligibility rules, caps, frequency
+cap, quiet hours, inventory, non-stackable groups, segment quotas, budget, minimum return per
+cost), written as strict JSON and compiled once per plan into eligibility masks and the
+allocator's constraints.
+
+The JSON schema is documented in include/perkrec/decide/policy.hpp (and briefly in the README).
+
+Example::
+
+    policy = perkrec.Policy({"budget": 5000, "max_per_member": 2,
+                             "rules": [{"name": "no gifts for basic", "effect": "deny",
+                                        "benefits": {"kinds": ["gift"]},
+                                        "members": {"attributes": [
+                                            {"column": "tier", "op": "==", "value": "basic"}]}}]})
+    compiled = policy.compile(catalog, users, "2026-11-23", history=log)
+    compiled.eligible_matrix()        # members x benefits, bool
+    compiled.constraints.budget       # 5000.0
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+from .data import Catalog, EventLog, UserTable, _cut_seconds
+
+__all__ = ["Policy", "CompiledPolicy"]
+
+PolicySpec = Union[None, str, dict, "os.PathLike[str]", "Policy"]
+
+
+def _segments_arg(segments, n_users: int) -> Tuple[Optional[np.ndarray], Optional[List[str]]]:
+    """(codes int32, names) from None, a (codes, names) pair, a Series of labels (categorical or
+    not; missing = no segment), or a DataFrame with a "segment" column."""
+    if segments is None:
+        return None, None
+    if isinstance(segments, pd.DataFrame):
+        if "segment" not in segments.columns:
+            raise _core.InputError("Policy.compile: segments DataFrame needs a 'segment' column")
+        segments = segments["segment"]
+    if isinstance(segments, tuple) and len(segments) == 2:
+        codes = np.ascontiguousarray(segments[0], dtype=np.int32)
+        names = [str(n) for n in segments[1]]
+    else:
+        cat = pd.Categorical(pd.Series(segments).astype(object).where(pd.Series(segments).notna(), None))
+        codes = np.ascontiguousarray(cat.codes, dtype=np.int32)
+        names = [str(c) for c in cat.categories]
+    if codes.ndim != 1 or len(codes) != n_users:
+        raise _core.InputError(f"Policy.compile: segments have {codes.size} entries (expected one per member: {n_users})")
+    return codes, names
+
+
+def _seconds(t) -> int:
+    return _cut_seconds(t)
+
+
+class CompiledPolicy:
+    """A policy compiled for one set of members, one catalog and one plan time.
+
+    Attributes: ``masks`` (``EligibilityMasks``: one bitset per distinct member signature),
+    ``constraints`` (``AllocationConstraints`` for the allocator: budget, member capacity,
+    inventory, kinds, stacking groups, segments and quotas, ...), ``rule_names`` (rule index ->
+    name; the last is the built-in "inventory"), ``segment_names``, ``member_block`` (per
+    member ``ExclusionReason`` code: frequency_cap / member_cap when the member can receive
+    nothing), ``utc_offset_hours`` and ``issue_cost``.
+    """
+
+    def __init__(self, impl: "_core.CompiledPolicy", benefit_ids: Sequence[str], users: UserTable):
+        self._impl = impl
+        self._benefit_ids = list(benefit_ids)
+        self._users = users
+
+    # --- eligibility -----------------------------------------------------------------------------
+    @property
+    def masks(self) -> Any:
+        return self._impl.masks
+
+    @property
+    def n_users(self) -> int:
+        return int(self._impl.masks.n_users)
+
+    @property
+    def n_benefits(self) -> int:
+        return int(self._impl.masks.n_benefits)
+
+    @property
+    def n_masks(self) -> int:
+        return int(self._impl.masks.n_masks)
+
+    @property
+    def member_masks(self) -> np.ndarray:
+        """Mask id per member (int32)."""
+        return self._impl.masks.member_masks
+
+    def mask_rules(self) -> np.ndarray:
+        """n_masks x n_benefits int32: the first rule excluding each benefit, -1 = eligible."""
+        return self._impl.masks.mask_rules()
+
+    def mask_bits(self) -> np.ndarray:
+        """n_masks x n_benefits bool: the eligibility bitsets, unpacked."""
+        return self.mask_rules() < 0
+
+    def eligible_matrix(self) -> np.ndarray:
+        """Dense members x benefits bool matrix (n_users x n_benefits bytes: mind the size)."""
+        return self.mask_bits()[self.member_masks]
+
+    def excluding_rule(self, members, benefits) -> np.ndarray:
+        """Per (member, benefit) pair: the name of the first rule excluding it, or None."""
+        m = np.asarray(members, dtype=np.int64)
+        b = np.asarray(benefits, dtype=np.int64)
+        if m.shape != b.shape:
+            raise _core.InputError("CompiledPolicy.excluding_rule: members and benefits differ in shape")
+        if m.size and (m.min() < 0 or m.max() >= self.n_users or b.min() < 0 or b.max() >= self.n_benefits):
+            raise _core.InputError("CompiledPolicy.excluding_rule: member or benefit index out of range")
+        rules = self.mask_rules()[self.member_masks[m], b]
+        names = np.asarray(self.rule_names + [None], dtype=object)
+        return names[np.where(rules < 0, len(self.rule_names), rules)]
+
+    def rule_counts(self) -> pd.DataFrame:
+        """Per rule: how many (member, benefit) pairs it excludes (first excluding rule only)."""
+        counts_per_mask = np.bincount(self.member_masks, minlength=self.n_masks)
+        rules = self.mask_rules()
+        excluded = np.zeros(len(self.rule_names), dtype=np.int64)
+        for k in range(self.n_masks):
+            r = rules[k][rules[k] >= 0]
+            excluded += np.bincount(r, minlength=len(self.rule_names)) * counts_per_mask[k]
+        return pd.DataFrame({"rule": self.rule_names, "excluded_pairs": excluded})
+
+    # --- constraints and members -----------------------------------------------------------------
+    @property
+    def constraints(self) -> Any:
+        return self._impl.constraints
+
+    @property
+    def rule_names(self) -> List[str]:
+        return list(self._impl.rule_names)
+
+    @property
+    def segment_names(self) -> List[str]:
+        return list(self._impl.segment_names)
+
+    @property
+    def member_block(self) -> np.ndarray:
+        """Per member ExclusionReason code (uint8): 0 none, 5 member_cap, 10 frequency_cap."""
+        return self._impl.member_block
+
+    def member_block_names(self) -> pd.Categorical:
+        names = list(_core.exclusion_reason_names())
+        return pd.Categorical.from_codes(self.member_block.astype(np.int64), names)
+
+    @property
+    def utc_offset_hours(self) -> np.ndarray:
+        return self._impl.utc_offset_hours
+
+    @property
+    def issue_cost(self) -> float:
+        return float(self._impl.issue_cost)
+
+    @property
+    def benefit_ids(self) -> List[str]:
+        return list(self._benefit_ids)
+
+    # --- send time -------------------------------------------------------------------------------
+    def send_time(self, t, member: int):
+        """Earliest time >= t outside the quiet hours in the member's local time. ``t`` in
+        seconds gives seconds; anything else pandas reads as a time gives a UTC Timestamp."""
+        out = int(self._impl.send_time(_seconds(t), int(member)))
+        return out if isinstance(t, (int, np.integer)) else pd.Timestamp(out, unit="s", tz="UTC")
+
+    def send_times(self, times, members) -> np.ndarray:
+        """Vectorized send_time over arrays of seconds (int64) and member indices."""
+        t = np.ascontiguousarray(np.broadcast_to(np.asarray(times, dtype=np.int64), np.shape(members)))
+        return self._impl.send_times(t, np.ascontiguousarray(members, dtype=np.int32))
+
+    def __repr__(self) -> str:
+        return (f"CompiledPolicy({self.n_users} members x {self.n_benefits} benefits, {self.n_masks} masks, "
+                f"{len(self.rule_names) - 1} rules, budget {self.constraints.budget})")
+
+
+class Policy:
+    """Eligibility rules, caps, quiet hours, inventory, stacking groups, segment quotas and a
+    budget, as strict JSON (schema: include/perkrec/decide/policy.hpp).
+
+    ``Policy(spec)`` takes a dict, JSON text, a path to a JSON file, another Policy, or None
+    (no rules, one benefit per member, unlimited budget). Unknown keys, bad values and
+    contradictions raise ConfigError naming the JSON pointer (e.g. ``/rules/2/until``).
+    """
+
+    def __init__(self, spec: PolicySpec = None):
+        if spec is None:
+            self._impl = _core.Policy()
+        elif isinstance(spec, Policy):
+            self._impl = spec._impl
+        elif isinstance(spec, dict):
+            self._impl = _core.Policy.from_string(json.dumps(spec))
+        elif isinstance(spec, os.PathLike) or (isinstance(spec, str) and not spec.lstrip().startswith("{")):
+            with open(os.fspath(spec), encoding="utf-8") as f:
+                self._impl = _core.Policy.from_string(f.read())
+        elif isinstance(spec, str):
+            self._impl = _core.Policy.from_string(spec)
+        else:
+            raise _core.ConfigError(f"Policy: expected a dict, JSON text, a path or None (got {type(spec).__name__})")
+
+    @classmethod
+    def from_json(cls, text: str) -> "Policy":
+        obj = cls.__new__(cls)
+        obj._impl = _core.Policy.from_string(text)
+        return obj
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> "Policy":
+        return cls.from_json(json.dumps(spec))
+
+    @classmethod
+    def from_path(cls, path) -> "Policy":
+        with open(os.fspath(path), encoding="utf-8") as f:
+            return cls.from_json(f.read())
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_dict(self) -> dict:
+        """The policy in the JSON schema (every default written out; round-trips)."""
+        return json.loads(self._impl.to_json())
+
+    def validate(self) -> None:
+        self._impl.validate()
+
+    # Read-only shortcuts.
+    @property
+    def budget(self) -> float:
+        return float(self._impl.budget)
+
+    @property
+    def issue_cost(self) -> float:
+        return float(self._impl.issue_cost)
+
+    @property
+    def max_per_member(self) -> int:
+        return int(self._impl.max_per_member)
+
+    @property
+    def rule_names(self) -> List[str]:
+        return list(self._impl.rule_names)
+
+    def compile(self, catalog: Catalog, users: UserTable, plan_time, segments=None,
+                history: Optional[EventLog] = None, num_threads: int = 0) -> CompiledPolicy:
+        """Compiles for ``users`` (the plan's members, in UserTable row order) and ``catalog``
+        at ``plan_time`` (seconds, or anything pandas reads as a time; naive = UTC).
+
+        segments: None, a Series / list of segment labels per member (missing = none), a
+        DataFrame with a "segment" column (``PreferenceModel.segments()``), or (codes, names).
+        history: an EventLog with the same member and benefit indexing, for caps and the
+        frequency cap (``issued`` events in the trailing periods before plan_time).
+        Unknown columns, segments or benefit ids raise InputError naming the rule."""
+        codes, names = _segments_arg(segments, len(users))
+        impl = self._impl.compile(catalog._impl, users._impl, _seconds(plan_time), codes, names,
+                                  None if history is None else history._impl, int(num_threads))
+        return CompiledPolicy(impl, [str(b) for b in catalog.ids.ids], users)
+
+    def send_time(self, t, utc_offset_hours: float = 0.0):
+        """Earliest time >= t outside the quiet hours for a member at ``utc_offset_hours``.
+        Seconds in give seconds out; anything else pandas reads as a time gives a UTC Timestamp."""
+        out = int(self._impl.send_time(_seconds(t), float(utc_offset_hours)))
+        return out if isinstance(t, (int, np.integer)) else pd.Timestamp(out, unit="s", tz="UTC")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Policy) and self._impl == other._impl
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        budget = "unlimited" if not np.isfinite(self.budget) else f"{self.budget:g}"
+        return f"Policy({len(self.rule_names)} rules, budget {budget}, max_per_member {self.max_per_member})"
