@@ -18,6 +18,7 @@
 #include "perkrec/decide/policy_impl.hpp"
 #include "perkrec/decide/explain_impl.hpp"
 #include "perkrec/decide/ranker_impl.hpp"
+#include "perkrec/decide/allocator_impl.hpp"
 #include "perkrec/decide/types_impl.hpp"
 #include "perkrec/eval/metrics_impl.hpp"
 #include "perkrec/features/interaction_matrix_impl.hpp"

@@ -42,5 +42,6 @@
 #include "perkrec/decide/policy.hpp"
 #include "perkrec/decide/ranker.hpp"
 #include "perkrec/decide/explain.hpp"
+#include "perkrec/decide/allocator.hpp"
 
 #include "perkrec/eval/metrics.hpp"

@@ -135,6 +135,7 @@ void bind_cf(py::module_& m);
 void bind_preference(py::module_& m);
 void bind_decide_types(py::module_& m);
 void bind_policy(py::module_& m);
+void bind_allocator(py::module_& m);
 
 }  // namespace perkrec::python
 
