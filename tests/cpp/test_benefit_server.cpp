@@ -101,12 +101,14 @@ class BenefitServerTest : public ::testing::Test {
       EXPECT_LE(a["benefits"].size(), 2u);
       for (const Json& item : a["benefits"]) {
         const Index b = catalog.find(item["benefit"].get<std::string>());
-        ASSERT_GE(b, 0);
+        EXPECT_GE(b, 0) << answers[i];
+        if (b < 0) continue;
         EXPECT_TRUE(s.compiled().masks.eligible(u, b)) << answers[i];
         // The two rules, evaluated directly on the data.
         if (catalog[b].kind == BenefitKind::member_exclusive) {
-          ASSERT_GE(tier[static_cast<std::size_t>(u)], 0);
-          const std::string& name = tiers[static_cast<std::size_t>(tier[static_cast<std::size_t>(u)])];
+          const std::int32_t code = tier[static_cast<std::size_t>(u)];
+          EXPECT_GE(code, 0) << answers[i];
+          const std::string name = code >= 0 ? tiers[static_cast<std::size_t>(code)] : std::string();
           EXPECT_TRUE(name == "gold" || name == "platinum") << answers[i];
         }
         if (catalog[b].kind == BenefitKind::points) {
