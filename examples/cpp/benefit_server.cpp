@@ -46,7 +46,7 @@ int usage(const std::string& message) {
 
 // The policy the --generate mode writes: a budget, caps, quiet hours and two rules.
 const char* kDemoPolicy = R"({
-  "budget": 150,
+  "budget": 300,
   "issue_cost": 0.05,
   "max_per_member": 2,
   "max_per_kind": 1,
