@@ -56,3 +56,9 @@ __all__ += [
     "PreferenceModel", "default_segment_rules", "wide_table",          # benefit preference
 ]
 __all__ += ["CompiledPolicy", "Policy"]                              # decision layer: policy
+from .ranking import ScoreBlend, best_ineligible, explain, hour_of_week, quiet_hours_next_allowed, rank, schedule
+
+__all__ += [
+    "ScoreBlend", "best_ineligible", "explain", "hour_of_week",       # decision layer: ranker
+    "quiet_hours_next_allowed", "rank", "schedule",
+]

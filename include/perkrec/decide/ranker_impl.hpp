@@ -521,9 +521,11 @@ struct RankEntry {
   float value, cost, probability;
 };
 
-inline bool rank_before(const RankEntry& a, const RankEntry& b) {
-  return a.key > b.key || (a.key == b.key && a.benefit < b.benefit);
-}
+struct RankBefore {
+  bool operator()(const RankEntry& a, const RankEntry& b) const {
+    return a.key > b.key || (a.key == b.key && a.benefit < b.benefit);
+  }
+};
 
 /// The shared body of both rank() overloads. `probabilities(u0, u1, need_all, scratch)` returns,
 /// for members [u0, u1), a dense (u1 - u0) x n_benefits block of probabilities (every entry
@@ -580,7 +582,11 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
     std::vector<float> scratch;
     const float* prob_block = probabilities(u0, u1, want_diag, scratch);
     std::vector<RankEntry> entries;
-    entries.reserve(static_cast<std::size_t>(m));
+    entries.reserve(std::min(top_k, static_cast<std::size_t>(m)));
+    o.benefit.reserve(static_cast<std::size_t>(u1 - u0) * std::min(top_k, static_cast<std::size_t>(m)));
+    o.value.reserve(o.benefit.capacity());
+    o.cost.reserve(o.benefit.capacity());
+    o.probability.reserve(o.benefit.capacity());
     for (Index u = u0; u < u1; ++u) {
       const std::size_t uz = static_cast<std::size_t>(u);
       const float* prob = prob_block + static_cast<std::size_t>(u - u0) * static_cast<std::size_t>(m);
@@ -641,15 +647,19 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
         }
         ++eligible_count;
         if (p.keep_non_positive || key > 0) {
-          entries.push_back(RankEntry{key, b, static_cast<float>(value), static_cast<float>(cost), pr});
+          // A bounded heap whose front is the worst kept entry: O(B log K) per member.
+          const RankEntry e{key, b, static_cast<float>(value), static_cast<float>(cost), pr};
+          if (entries.size() < top_k) {
+            entries.push_back(e);
+            std::push_heap(entries.begin(), entries.end(), RankBefore{});
+          } else if (RankBefore{}(e, entries.front())) {
+            std::pop_heap(entries.begin(), entries.end(), RankBefore{});
+            entries.back() = e;
+            std::push_heap(entries.begin(), entries.end(), RankBefore{});
+          }
         }
       }
-      if (entries.size() > top_k) {
-        std::nth_element(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(top_k), entries.end(),
-                         rank_before);
-        entries.resize(top_k);
-      }
-      std::sort(entries.begin(), entries.end(), rank_before);
+      std::sort_heap(entries.begin(), entries.end(), RankBefore{});
       o.count[static_cast<std::size_t>(u - u0)] = static_cast<std::int64_t>(entries.size());
       for (const RankEntry& e : entries) {
         o.benefit.push_back(e.benefit);
