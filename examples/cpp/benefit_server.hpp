@@ -210,7 +210,16 @@ class BenefitServer {
       s->preference_ = std::make_unique<perkrec::PreferenceModel>(perkrec::PreferenceModel::load(options.preference));
       check_shape(options.preference, s->preference_->n_users(), s->preference_->n_benefits());
       check_ids(options.preference, s->preference_->user_ids(), s->preference_->benefit_ids());
-      s->sources_.emplace_back("preference", perkrec::model_scorer(*s->preference_));
+      // PreferenceModel::score runs a parallel loop with the saved num_threads; a request is
+      // already the unit of parallelism, so score pair by pair (a one-pair loop runs inline).
+      const perkrec::PreferenceModel* pref = s->preference_.get();
+      s->sources_.emplace_back("preference", [pref](perkrec::Span<const Index> us, perkrec::Span<const Index> bs,
+                                                    perkrec::Span<float> out) {
+        for (std::size_t i = 0; i < us.size(); ++i) {
+          pref->score(perkrec::Span<const Index>(&us[i], 1), perkrec::Span<const Index>(&bs[i], 1),
+                      perkrec::Span<float>(&out[i], 1));
+        }
+      });
     }
     if (!options.blend.empty()) {
       const Json j = perkrec::parse_json_strict<perkrec::ConfigError>(read_text_file(options.blend, "blend"),
