@@ -39,7 +39,8 @@
 //   2. rank(): the member's eligible benefits (compiled policy masks) by expected value - cost,
 //      top_k kept, plus the best ineligible benefit and the rule that excluded it,
 //   3. the online Pacer spends budget / inventory / quotas and checks the member's caps and
-//      stacking groups, candidate by candidate in rank order, until n are issued,
+//      stacking groups: given the whole ranked row when n >= the policy's max_per_member (it
+//      picks by value - multiplier x cost), else candidate by candidate in rank order until n,
 //   4. schedule(): send time (the member's best hour from the preference model, moved out of
 //      the policy's quiet hours) and validity,
 //   5. explain(): the reasons of each issued benefit.
@@ -350,23 +351,45 @@ class BenefitServer {
     perkrec::RankDiagnostics diag;
     const perkrec::Candidates c = perkrec::rank(in, one, rp, &diag);
 
-    // 3. The pacer decides candidate by candidate, best first, until n are issued.
+    // 3. The pacer spends. When the request may take as many benefits as the policy allows a
+    //    member (n >= max_per_member), it gets the whole ranked row in one call and picks by
+    //    its own rule (value - multiplier x cost, best first); otherwise candidates go one at a
+    //    time in rank order until n are issued.
     const std::int64_t row_begin = c.offsets[0], row_end = c.offsets[1];
     std::vector<std::int64_t> chosen;
     std::int64_t runner_up = -1;
-    for (std::int64_t e = row_begin; e < row_end; ++e) {
-      if (static_cast<int>(chosen.size()) >= q.n) {
-        if (runner_up < 0) runner_up = e;
-        break;
+    if (q.n >= compiled_.constraints.max_per_member) {
+      const auto first = static_cast<std::size_t>(row_begin);
+      const auto count = static_cast<std::size_t>(row_end - row_begin);
+      const std::vector<std::int32_t> picked =
+          count == 0 ? std::vector<std::int32_t>()
+                     : pacer_->decide(u, q.time, perkrec::Span<const Index>(&c.benefit[first], count),
+                                      perkrec::Span<const float>(&c.value[first], count),
+                                      perkrec::Span<const float>(&c.cost[first], count));
+      std::size_t next = 0;  // picked is ascending
+      for (std::int64_t e = row_begin; e < row_end; ++e) {
+        if (next < picked.size() && row_begin + picked[next] == e) {
+          chosen.push_back(e);
+          ++next;
+        } else if (runner_up < 0) {
+          runner_up = e;
+        }
       }
-      const auto i = static_cast<std::size_t>(e);
-      const std::vector<std::int32_t> picked = pacer_->decide(
-          u, q.time, perkrec::Span<const Index>(&c.benefit[i], 1), perkrec::Span<const float>(&c.value[i], 1),
-          perkrec::Span<const float>(&c.cost[i], 1));
-      if (!picked.empty()) {
-        chosen.push_back(e);
-      } else if (runner_up < 0) {
-        runner_up = e;
+    } else {
+      for (std::int64_t e = row_begin; e < row_end; ++e) {
+        if (static_cast<int>(chosen.size()) >= q.n) {
+          if (runner_up < 0) runner_up = e;
+          break;
+        }
+        const auto i = static_cast<std::size_t>(e);
+        const std::vector<std::int32_t> picked = pacer_->decide(
+            u, q.time, perkrec::Span<const Index>(&c.benefit[i], 1), perkrec::Span<const float>(&c.value[i], 1),
+            perkrec::Span<const float>(&c.cost[i], 1));
+        if (!picked.empty()) {
+          chosen.push_back(e);
+        } else if (runner_up < 0) {
+          runner_up = e;
+        }
       }
     }
     const perkrec::ExclusionReason runner_reason =
