@@ -251,8 +251,15 @@ void bind_ranker(py::module_& m) {
       "The model's dimension names and, per catalog benefit, its dimensions (CSR offsets, indices).");
   m.def(
       "explain_batch",
-      [](const py::dict& context, const py::dict& rows, int num_threads) {
+      [](const py::dict& context, const py::dict& rows, int num_threads, const PreferenceModel* pref,
+         const Catalog* catalog) {
+        // With a model, its arrays are borrowed (no copy) and the catalog's dimensions matched.
         ExplanationContext ctx;
+        if (pref != nullptr) {
+          if (catalog == nullptr) detail::raise<InputError>("explain_batch: a preference model needs its catalog");
+          py::gil_scoped_release release;
+          ctx = ExplanationContext::make(pref, *catalog);
+        }
         auto arr = [](const py::dict& d, const char* key) -> std::optional<py::array> {
           if (!d.contains(key) || d[key].is_none()) return std::nullopt;
           return d[key].cast<py::array>();
@@ -261,13 +268,15 @@ void bind_ranker(py::module_& m) {
           return d.contains(key) && !d[key].is_none() ? d[key].cast<std::vector<std::string>>()
                                                       : std::vector<std::string>{};
         };
-        const std::optional<py::array> pref = arr(context, "preference"), lo = arr(context, "lower"),
+        const std::optional<py::array> pref_arr = arr(context, "preference"), lo = arr(context, "lower"),
                                        hi = arr(context, "upper"), offs = arr(context, "benefit_dim_offsets"),
                                        dims = arr(context, "benefit_dims");
-        ctx.preference = view_1d_or_empty<float>(pref, "preference");
-        ctx.lower = view_1d_or_empty<float>(lo, "lower");
-        ctx.upper = view_1d_or_empty<float>(hi, "upper");
-        ctx.dimension_names = strings(context, "dimension_names");
+        if (pref_arr) {
+          ctx.preference = view_1d<float>(*pref_arr, "preference");
+          ctx.lower = view_1d_or_empty<float>(lo, "lower");
+          ctx.upper = view_1d_or_empty<float>(hi, "upper");
+          ctx.dimension_names = strings(context, "dimension_names");
+        }
         if (offs) {
           const Span<const std::int32_t> o = view_1d<std::int32_t>(*offs, "benefit_dim_offsets");
           ctx.benefit_dim_offsets.assign(o.begin(), o.end());
@@ -277,8 +286,8 @@ void bind_ranker(py::module_& m) {
           ctx.benefit_dims.assign(d.begin(), d.end());
         }
         ctx.source_names = strings(context, "source_names");
-        ctx.benefit_ids = strings(context, "benefit_ids");
-        ctx.member_ids = strings(context, "member_ids");
+        if (context.contains("benefit_ids")) ctx.benefit_ids = strings(context, "benefit_ids");
+        if (context.contains("member_ids")) ctx.member_ids = strings(context, "member_ids");
         ctx.rule_names = strings(context, "rule_names");
         if (context.contains("top_dimensions")) ctx.top_dimensions = context["top_dimensions"].cast<int>();
         const std::optional<py::array> members = arr(rows, "members"), benefits = arr(rows, "benefits"),
@@ -310,7 +319,8 @@ void bind_ranker(py::module_& m) {
         }
         return out;
       },
-      py::arg("context"), py::arg("rows"), py::arg("num_threads"),
+      py::arg("context"), py::arg("rows"), py::arg("num_threads"), py::arg("pref") = nullptr,
+      py::arg("catalog") = nullptr,
       "One JSON text per plan row (see decide/explain.hpp); context and rows are dicts of arrays.");
 }
 

@@ -382,18 +382,12 @@ def explain(members=None, benefits=None, *, candidates=None, allocation=None, pr
     if member_ids is not None:
         ctx["member_ids"] = [str(x) for x in member_ids]
 
+    pref_impl = catalog_impl = None
     if preference is not None:
         if catalog is None:
             raise _core.InputError("explain: a preference model needs the catalog it was fitted on")
-        impl = _impl_of(preference)
-        names, offs, dims = _core.explanation_dimensions(impl, _impl_of(catalog))
-        ctx.update(preference=impl.preferences().reshape(-1), lower=impl.lower().reshape(-1),
-                   upper=impl.upper().reshape(-1), dimension_names=list(names), benefit_dim_offsets=offs,
-                   benefit_dims=dims)
-        if member_ids is None:
-            ids = getattr(preference, "user_ids", None)
-            if ids is not None and hasattr(ids, "ids"):
-                ctx["member_ids"] = [str(x) for x in np.asarray(ids.ids).tolist()]
+        # The model's arrays are borrowed in C++ (no copy); its member ids name the members.
+        pref_impl, catalog_impl = _impl_of(preference), _impl_of(catalog)
     elif preferences is not None:
         p = np.asarray(preferences, dtype=np.float32)
         if dimension_names is None or benefit_dimensions is None:
@@ -453,5 +447,5 @@ def explain(members=None, benefits=None, *, candidates=None, allocation=None, pr
     if rule_names is not None:
         ctx["rule_names"] = [str(r) for r in rule_names]
 
-    texts = _core.explain_batch(ctx, rows, int(num_threads))
+    texts = _core.explain_batch(ctx, rows, int(num_threads), pref_impl, catalog_impl)
     return [json.loads(t) for t in texts] if as_dict else texts

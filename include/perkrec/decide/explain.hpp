@@ -14,7 +14,8 @@
 //        the best benefit the policy excluded and the first rule that excluded it
 //        (RankDiagnostics)}
 // Missing inputs give [] / null / NaN-as-null; the keys are always present. Numbers are
-// rounded to 6 significant digits.
+// rounded to 6 significant digits. The text forms (explain_text, explain_batch) are written
+// directly, keys in the order above, at about a microsecond per row.
 //
 // explain_batch() writes the same JSON text for many plan rows at once (parallel), for plans
 // of 10^5 rows and more; it takes plain arrays so callers without the C++ objects (Python)
@@ -85,6 +86,9 @@ struct ExplanationRow {
 
 /// The explanation of one decision (see the file comment). InputError for ids out of range.
 PERKREC_INLINE Json explain(const ExplanationContext& ctx, const ExplanationRow& row);
+/// The same as compact JSON text, keys in the order of the file comment (what explain_batch
+/// writes; faster than building a Json).
+PERKREC_INLINE std::string explain_text(const ExplanationContext& ctx, const ExplanationRow& row);
 
 /// Member u's decision for benefit b from the pipeline's objects: probability, value and cost
 /// from u's candidate entry for b (NaN when b is not among u's candidates), contributions from
@@ -108,8 +112,8 @@ struct ExplanationBatch {
   Span<const std::int32_t> best_ineligible_rule;
 };
 
-/// One JSON text per row (explain(ctx, row).dump()), computed in parallel. InputError naming
-/// the field for mismatched lengths or ids out of range.
+/// One JSON text per row (explain_text(ctx, row)), computed in parallel. InputError naming the
+/// field for mismatched lengths or ids out of range.
 PERKREC_INLINE std::vector<std::string> explain_batch(const ExplanationContext& ctx,
                                                       const ExplanationBatch& rows,
                                                       int num_threads = 0);

@@ -15,17 +15,42 @@ namespace perkrec {
 
 namespace detail {
 
-/// x rounded to 6 significant digits (JSON null for non-finite values).
-inline Json round_json(double x) {
-  if (!std::isfinite(x)) return nullptr;
+/// Appends x rounded to 6 significant digits (null for non-finite values).
+inline void append_number(std::string& out, double x) {
+  if (!std::isfinite(x)) {
+    out += "null";
+    return;
+  }
   char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%.6g", x);
-  return std::strtod(buffer, nullptr);
+  const int n = std::snprintf(buffer, sizeof(buffer), "%.6g", x);
+  out.append(buffer, static_cast<std::size_t>(n));
 }
 
-inline Json id_json(const std::vector<std::string>& ids, Index i) {
-  if (ids.empty()) return i;
-  return ids[static_cast<std::size_t>(i)];
+/// Appends s as a JSON string (quotes, escapes; UTF-8 passes through).
+inline void append_string(std::string& out, const std::string& s) {
+  out += '"';
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      char buffer[8];
+      std::snprintf(buffer, sizeof(buffer), "\\u%04x", u);
+      out += buffer;
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+inline void append_id(std::string& out, const std::vector<std::string>& ids, Index i) {
+  if (ids.empty()) {
+    out += std::to_string(i);
+  } else {
+    append_string(out, ids[static_cast<std::size_t>(i)]);
+  }
 }
 
 }  // namespace detail
@@ -126,8 +151,9 @@ inline Index context_members(const ExplanationContext& ctx) {
   return std::numeric_limits<Index>::max();
 }
 
-inline Json explain_row(const ExplanationContext& ctx, const ExplanationRow& row, Index n_benefits,
-                        Index n_members, std::vector<std::pair<float, std::int32_t>>& scratch) {
+/// Writes one explanation as JSON text into `out` (cleared first).
+inline void explain_row(const ExplanationContext& ctx, const ExplanationRow& row, Index n_benefits,
+                        Index n_members, std::vector<std::pair<float, std::int32_t>>& scratch, std::string& out) {
   const char* c = "explain";
   if (row.member < 0 || row.member >= n_members) {
     detail::raise<InputError>(c, ": member out of range (got ", row.member, ", expected 0 <= member < ", n_members, ")");
@@ -139,14 +165,21 @@ inline Json explain_row(const ExplanationContext& ctx, const ExplanationRow& row
     }
   };
   check_benefit("benefit", row.benefit);
-  Json out = Json::object();
-  out["member"] = id_json(ctx.member_ids, row.member);
-  out["benefit"] = id_json(ctx.benefit_ids, row.benefit);
-  out["probability"] = round_json(row.probability);
-  out["value"] = round_json(row.value);
-  out["cost"] = round_json(row.cost);
+  if (row.runner_up >= 0) check_benefit("runner_up", row.runner_up);
+  if (row.best_ineligible >= 0) check_benefit("best_ineligible", row.best_ineligible);
+  out.clear();
+  out += "{\"member\":";
+  append_id(out, ctx.member_ids, row.member);
+  out += ",\"benefit\":";
+  append_id(out, ctx.benefit_ids, row.benefit);
+  out += ",\"probability\":";
+  append_number(out, row.probability);
+  out += ",\"value\":";
+  append_number(out, row.value);
+  out += ",\"cost\":";
+  append_number(out, row.cost);
 
-  Json prefs = Json::array();
+  out += ",\"preferences\":[";
   const Index dims = ctx.n_dimensions();
   const bool have_pref = !ctx.preference.empty() && dims > 0 &&
                          static_cast<std::size_t>(row.benefit) + 1 < ctx.benefit_dim_offsets.size() &&
@@ -160,62 +193,95 @@ inline Json explain_row(const ExplanationContext& ctx, const ExplanationRow& row
       const std::int32_t d = ctx.benefit_dims[static_cast<std::size_t>(k)];
       scratch.emplace_back(ctx.preference[base + static_cast<std::size_t>(d)], d);
     }
-    std::sort(scratch.begin(), scratch.end(), [](const auto& a, const auto& b) {
-      return a.first > b.first || (a.first == b.first && a.second < b.second);
-    });
     const std::size_t top = std::min(scratch.size(), static_cast<std::size_t>(ctx.top_dimensions));
+    const auto larger = [](const auto& a, const auto& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    };
+    std::partial_sort(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(top), scratch.end(), larger);
     for (std::size_t i = 0; i < top; ++i) {
       const std::size_t d = static_cast<std::size_t>(scratch[i].second);
-      Json e = Json::object();
-      e["dimension"] = ctx.dimension_names[d];
-      e["lift"] = round_json(scratch[i].first);
-      if (!ctx.lower.empty()) e["lower"] = round_json(ctx.lower[base + d]);
-      if (!ctx.upper.empty()) e["upper"] = round_json(ctx.upper[base + d]);
-      prefs.push_back(std::move(e));
+      if (i > 0) out += ',';
+      out += "{\"dimension\":";
+      append_string(out, ctx.dimension_names[d]);
+      out += ",\"lift\":";
+      append_number(out, scratch[i].first);
+      if (!ctx.lower.empty()) {
+        out += ",\"lower\":";
+        append_number(out, ctx.lower[base + d]);
+      }
+      if (!ctx.upper.empty()) {
+        out += ",\"upper\":";
+        append_number(out, ctx.upper[base + d]);
+      }
+      out += '}';
     }
   }
-  out["preferences"] = std::move(prefs);
-
-  Json terms = Json::array();
-  if (row.contributions != nullptr && !ctx.source_names.empty()) {
-    std::vector<std::pair<float, std::size_t>> order;
-    for (std::size_t s = 0; s < ctx.source_names.size(); ++s) order.emplace_back(row.contributions[s], s);
-    std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (const auto& [term, s] : order) {
-      terms.push_back(Json{{"source", ctx.source_names[s]}, {"term", round_json(term)}});
+  out += "],\"contributions\":[";
+  const std::size_t k = ctx.source_names.size();
+  if (row.contributions != nullptr && k > 0) {
+    // Largest term first (stable in source order); k is small, so insertion order suffices.
+    std::size_t order[64];
+    std::vector<std::size_t> big;
+    std::size_t* idx = order;
+    if (k > 64) {
+      big.resize(k);
+      idx = big.data();
+    }
+    for (std::size_t s = 0; s < k; ++s) idx[s] = s;
+    std::stable_sort(idx, idx + k, [&](std::size_t a, std::size_t b) {
+      return row.contributions[a] > row.contributions[b];
+    });
+    for (std::size_t i = 0; i < k; ++i) {
+      if (i > 0) out += ',';
+      out += "{\"source\":";
+      append_string(out, ctx.source_names[idx[i]]);
+      out += ",\"term\":";
+      append_number(out, row.contributions[idx[i]]);
+      out += '}';
     }
   }
-  out["contributions"] = std::move(terms);
-
+  out += "],\"runner_up\":";
   if (row.runner_up >= 0) {
-    check_benefit("runner_up", row.runner_up);
-    out["runner_up"] = Json{{"benefit", id_json(ctx.benefit_ids, row.runner_up)},
-                            {"reason", exclusion_reason_name(row.runner_up_reason)}};
+    out += "{\"benefit\":";
+    append_id(out, ctx.benefit_ids, row.runner_up);
+    out += ",\"reason\":\"";
+    out += exclusion_reason_name(row.runner_up_reason);
+    out += "\"}";
   } else {
-    out["runner_up"] = nullptr;
+    out += "null";
   }
+  out += ",\"best_ineligible\":";
   if (row.best_ineligible >= 0) {
-    check_benefit("best_ineligible", row.best_ineligible);
-    Json rule;
+    out += "{\"benefit\":";
+    append_id(out, ctx.benefit_ids, row.best_ineligible);
+    out += ",\"rule\":";
     const std::int32_t r = row.best_ineligible_rule;
     if (r >= 0 && static_cast<std::size_t>(r) < ctx.rule_names.size()) {
-      rule = ctx.rule_names[static_cast<std::size_t>(r)];
+      append_string(out, ctx.rule_names[static_cast<std::size_t>(r)]);
     } else if (r >= 0) {
-      rule = "rule " + std::to_string(r);
+      append_string(out, "rule " + std::to_string(r));
+    } else {
+      out += "null";
     }
-    out["best_ineligible"] = Json{{"benefit", id_json(ctx.benefit_ids, row.best_ineligible)}, {"rule", rule}};
+    out += '}';
   } else {
-    out["best_ineligible"] = nullptr;
+    out += "null";
   }
-  return out;
+  out += '}';
 }
 
 }  // namespace detail
 
-PERKREC_INLINE Json explain(const ExplanationContext& ctx, const ExplanationRow& row) {
+PERKREC_INLINE std::string explain_text(const ExplanationContext& ctx, const ExplanationRow& row) {
   ctx.validate();
   std::vector<std::pair<float, std::int32_t>> scratch;
-  return detail::explain_row(ctx, row, detail::context_benefits(ctx), detail::context_members(ctx), scratch);
+  std::string text;
+  detail::explain_row(ctx, row, detail::context_benefits(ctx), detail::context_members(ctx), scratch, text);
+  return text;
+}
+
+PERKREC_INLINE Json explain(const ExplanationContext& ctx, const ExplanationRow& row) {
+  return Json::parse(explain_text(ctx, row));
 }
 
 PERKREC_INLINE Json explain(const ExplanationContext& ctx, Index member, Index benefit, const Candidates& candidates,
@@ -309,7 +375,7 @@ PERKREC_INLINE std::vector<std::string> explain_batch(const ExplanationContext& 
       if (!rows.runner_up_reason.empty()) row.runner_up_reason = static_cast<ExclusionReason>(rows.runner_up_reason[i]);
       if (!rows.best_ineligible.empty()) row.best_ineligible = rows.best_ineligible[i];
       if (!rows.best_ineligible_rule.empty()) row.best_ineligible_rule = rows.best_ineligible_rule[i];
-      out[i] = detail::explain_row(ctx, row, n_benefits, n_members, scratch).dump();
+      detail::explain_row(ctx, row, n_benefits, n_members, scratch, out[i]);
     }
   }, Schedule::dynamic, 1);
   return out;

@@ -637,9 +637,17 @@ TEST(Explain, BatchEqualsSingleRowsAndPipelineOverload) {
     row.runner_up_reason = static_cast<ExclusionReason>(reason[i]);
     row.best_ineligible = best[i];
     row.best_ineligible_rule = rule[i];
-    EXPECT_EQ(texts[i], explain(ctx, row).dump());
+    EXPECT_EQ(texts[i], explain_text(ctx, row));
+    EXPECT_EQ(Json::parse(texts[i]), explain(ctx, row));
   }
   EXPECT_EQ(Json::parse(texts[3])["runner_up"]["reason"], "stacking");
+  EXPECT_EQ(texts[1].rfind("{\"member\":1,\"benefit\":\"B1\",\"probability\":0.2,\"value\":2,", 0), 0u) << texts[1];
+  // Names are escaped.
+  ExplanationContext odd = ctx;
+  odd.benefit_ids[0] = "say \"hi\"\\\n";
+  ExplanationRow plain;
+  const Json escaped = Json::parse(explain_text(odd, plain));
+  EXPECT_EQ(escaped["benefit"], "say \"hi\"\\\n");
   const std::vector<float> short_value{1, 2};
   batch.value = short_value;
   PERKREC_EXPECT_THROW_MSG(explain_batch(ctx, batch), InputError, "value", "2 entries");
