@@ -38,6 +38,7 @@ from .models import ALS, BPR, ItemKNN, Popularity
 from .preference import PreferenceModel, default_segment_rules, wide_table
 from .policy import CompiledPolicy, Policy
 from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
+from .allocate import Pacer, allocate, allocation_members, check_allocation, make_candidates, make_constraints
 
 __version__ = _core.__version__
 
@@ -62,3 +63,5 @@ __all__ += [
     "ScoreBlend", "best_ineligible", "explain", "hour_of_week",       # decision layer: ranker
     "quiet_hours_next_allowed", "rank", "schedule",
 ]
+__all__ += ["Pacer", "allocate", "allocation_members", "check_allocation", "make_candidates",  # allocator
+            "make_constraints"]

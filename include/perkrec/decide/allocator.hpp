@@ -18,7 +18,9 @@
 //   4. a repair pass (chosen entries in order of adjusted value, ties by position) drops what
 //      does not fit so every constraint holds exactly;
 //   5. a fill pass spends any slack: per member the best addition or swap, applied in order of
-//      value gained per unit of extra cost while they fit.
+//      value gained per unit of extra cost while they fit;
+//   6. on small instances (AllocatorParams::polish_entries) steps 4-5 also run from the other
+//      multipliers the search tried and from the value-per-cost greedy plan; the best is kept.
 // `Allocation::dual_bound` is the smallest Lagrangian dual value seen, each computed with a
 // relaxation of the per-member problem (top-capacity adjusted values, ignoring stacking groups,
 // kind caps and diversity discounts), so it is a true upper bound of the integer optimum.
@@ -79,6 +81,10 @@ struct AllocatorParams {
                               ///< multiplier is within budget_gap x budget of the budget (the
                               ///< fill pass spends the rest), in [0, 1)
   int fill_rounds = 4;        ///< rounds of the fill pass (one move per member each), >= 0
+  std::int64_t polish_entries = 1 << 20;  ///< instances with at most this many candidate
+                              ///< entries are also completed (repair + fill) from every other
+                              ///< multiplier the last search tried and from the value-per-cost
+                              ///< greedy plan; the best plan is kept. 0 = never
 
   void validate() const;
   Json to_json() const;

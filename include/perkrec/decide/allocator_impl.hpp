@@ -182,6 +182,23 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
                              !(seg >= 0 && P.seg_max_cost(seg) >= 0);
   int best = -1;
   double best_adj = 0.0;
+  if (cap == 1 && simple_filter && pr.mu.empty() && rho <= 0) {
+    // Hot path (one slot, no per-entry limits): the best positive adjusted value.
+    for (int j = 0; j < n; ++j) {
+      const double a = static_cast<double>(v[j]) - price * static_cast<double>(w[j]);
+      if (a > best_adj && v[j] > 0) {
+        best_adj = a;
+        best = j;
+      }
+    }
+    if (best < 0 || !(best_adj > 0)) return;
+    r.topsum = r.relaxed = best_adj;
+    s.chosen.assign(1, best);
+    r.n = 1;
+    r.value = v[best];
+    r.cost = w[best];
+    return;
+  }
   int n_pos = 0;
   for (int j = 0; j < n; ++j) {
     double a;
@@ -369,12 +386,17 @@ struct Solver {
   const Callbacks& cb;
   int threads;
   double lambda_max = 0.0;  // above it every costly entry has negative adjusted value
+  std::vector<double> tried;  // multipliers evaluated by the last search (full data)
   double bound = kInf;
   int iterations = 0;
   std::int64_t evaluations = 0;
 
+  Solver(const Problem& problem, const AllocatorParams& p, const Callbacks& callbacks, int n_threads)
+      : P(problem), params(p), cb(callbacks), threads(n_threads) {}
+
   EvalResult eval(const Prices& pr, Plan* plan = nullptr) {
     const EvalResult r = evaluate(P, pr, threads, 1, plan);
+    if (plan == nullptr) tried.push_back(pr.lambda);
     ++evaluations;
     if (cb.progress) cb.progress("allocate", evaluations, 0);
     check_stop(cb, "allocate");
@@ -392,6 +414,7 @@ struct Solver {
       ~Count() { total += local; }
     } count{iterations, this->iterations};
     const double B = P.k.budget;
+    tried.clear();
     pr.lambda = 0.0;
     if (!std::isfinite(B)) {
       eval(pr, &plan);
@@ -407,12 +430,12 @@ struct Solver {
     // Large instances: bracket lambda on a strided sample first.
     const Index n = P.c.n_users;
     if (n >= 200000) {
-      const Index stride = n / 50000;
+      const Index stride = std::max<Index>(20, n / 50000);
       const EvalResult s0 = evaluate(P, pr, threads, stride, nullptr);
       if (s0.spend > 0) {
         const double Bs = B * s0.spend / r0.spend;
         double slo = 0.0, shi = hi;
-        for (int it = 0; it < 60 && shi - slo > 1e-6 * shi; ++it) {
+        for (int it = 0; it < 60 && shi - slo > 1e-4 * shi; ++it) {
           pr.lambda = 0.5 * (slo + shi);
           (evaluate(P, pr, threads, stride, nullptr).spend > Bs ? slo : shi) = pr.lambda;
         }
@@ -739,6 +762,7 @@ inline void fill_ledger(const Problem& P, const Plan& plan, const Usage& us, Led
     if (L.seg_members_left[s] >= 0) L.seg_members_left[s] -= us.seg_members[s];
     if (L.seg_cost_left[s] >= 0) L.seg_cost_left[s] = std::max(0.0, L.seg_cost_left[s] - us.seg_cost[s]);
   }
+  (void)P;
   (void)plan;
 }
 
@@ -829,13 +853,20 @@ inline void fill(const Problem& P, const Prices& pr, Plan& plan, Ledger& L, int 
           base_cost += P.c.cost[static_cast<std::size_t>(b0 + slots[t])];
         }
         base = set_value(vals.data(), P.has_kinds ? kinds.data() : nullptr, cnt, P.diversity);
+        double max_out_cost = 0.0;
+        for (int t = 0; t < cnt; ++t) max_out_cost = std::max<double>(max_out_cost, P.c.cost[static_cast<std::size_t>(b0 + slots[t])]);
         Move best{0.0, 0.0, u, -2, -1};
+        double min_kept = kInf;  // a swap gains at most v_j - min chosen value
+        for (int t = 0; t < cnt; ++t) min_kept = std::min(min_kept, vals[static_cast<std::size_t>(t)]);
         for (int j = 0; j < len; ++j) {
-          if (std::find(slots, slots + cnt, j) != slots + cnt) continue;
           const auto i = static_cast<std::size_t>(b0 + j);
+          const double vj = P.c.value[i];
+          const double cj = P.c.cost[i];
+          if (!(vj > 0) || (cnt >= cap && !(vj > min_kept))) continue;  // cheap filters first
+          if (cj - max_out_cost > std::min(room, seg_room)) continue;  // every move costs >= this
+          if (std::find(slots, slots + cnt, j) != slots + cnt) continue;
           if (!P.allowed(u, b0 + j)) continue;
           const Index b = P.c.benefit[i];
-          const double cj = P.c.cost[i];
           for (int out_slot = (cnt < cap ? -1 : 0); out_slot < cnt; ++out_slot) {
             const Index b_out = out_slot >= 0 ? P.c.benefit[static_cast<std::size_t>(b0 + slots[out_slot])] : -1;
             if (b != b_out && L.inv_left[static_cast<std::size_t>(b)] == 0) continue;
@@ -1037,6 +1068,9 @@ PERKREC_INLINE void AllocatorParams::validate() const {
   if (!(budget_gap >= 0 && budget_gap < 1)) {
     detail::raise<ConfigError>("AllocatorParams: budget_gap must be in [0, 1) (got ", budget_gap, ")");
   }
+  if (polish_entries < 0) {
+    detail::raise<ConfigError>("AllocatorParams: polish_entries must be >= 0 (got ", polish_entries, ")");
+  }
   if (fill_rounds < 0) {
     detail::raise<ConfigError>("AllocatorParams: fill_rounds must be >= 0 (got ", fill_rounds, ")");
   }
@@ -1046,7 +1080,8 @@ PERKREC_INLINE void AllocatorParams::validate() const {
 PERKREC_INLINE Json AllocatorParams::to_json() const {
   return Json{{"max_iterations", max_iterations}, {"tolerance", tolerance},
               {"price_rounds", price_rounds},     {"num_threads", num_threads},
-              {"budget_gap", budget_gap},         {"fill_rounds", fill_rounds}};
+              {"budget_gap", budget_gap},         {"fill_rounds", fill_rounds},
+              {"polish_entries", polish_entries}};
 }
 
 PERKREC_INLINE AllocatorParams AllocatorParams::from_json(const Json& j) {
@@ -1058,6 +1093,7 @@ PERKREC_INLINE AllocatorParams AllocatorParams::from_json(const Json& j) {
   r.read("num_threads", p.num_threads);
   r.read("budget_gap", p.budget_gap);
   r.read("fill_rounds", p.fill_rounds);
+  r.read("polish_entries", p.polish_entries);
   r.finish();
   try {
     p.validate();
@@ -1151,76 +1187,12 @@ PERKREC_INLINE double member_set_value(Span<const float> values, Span<const std:
   return detail::alloc::set_value(v.data(), kinds.empty() ? nullptr : kinds.data(), static_cast<int>(v.size()), diversity);
 }
 
-// --- allocate --------------------------------------------------------------------------------------
+namespace detail::alloc {
 
-PERKREC_INLINE Allocation allocate(const CandidatesView& c, const AllocationConstraints& k, const AllocatorParams& p,
-                                   const Callbacks& cb) {
-  using namespace detail::alloc;
-  p.validate();
-  check_inputs(c, k, "allocate", p.num_threads);
-  const int threads = p.num_threads;
-  Problem P(c, k);
-  Plan plan;
-  plan.store = store_width(c, k, threads);
-  plan.slots.assign(static_cast<std::size_t>(c.n_users) * static_cast<std::size_t>(plan.store), 0);
-  plan.count.assign(static_cast<std::size_t>(c.n_users), 0);
-  Solver S{P, p, cb, threads};
-  // Largest value per unit cost: above it nothing costly has a positive adjusted value.
-  {
-    constexpr std::int64_t kChunk = 1 << 20;
-    const std::int64_t chunks = (c.size() + kChunk - 1) / kChunk;
-    std::vector<double> top(static_cast<std::size_t>(chunks), 0.0);
-    parallel_for(0, chunks, threads, [&](Offset ch) {
-      double m = 0.0;
-      const std::int64_t i1 = std::min<std::int64_t>(c.size(), (ch + 1) * kChunk);
-      for (std::int64_t i = ch * kChunk; i < i1; ++i) {
-        const float w = c.cost[static_cast<std::size_t>(i)];
-        if (w > 0) m = std::max(m, static_cast<double>(c.value[static_cast<std::size_t>(i)]) / w);
-      }
-      top[static_cast<std::size_t>(ch)] = m;
-    });
-    for (double m : top) S.lambda_max = std::max(S.lambda_max, m);
-  }
-  Prices pr;
-  double lambda = 0.0;
-  Usage us;
-  for (int round = 0;; ++round) {
-    lambda = S.search(pr, plan);
-    us = usage_of(P, plan, threads);
-    if (round >= p.price_rounds || !(P.has_inventory_limits || P.has_segment_limits)) break;
-    if (!update_prices(P, pr, plan, us, threads, p)) break;
-  }
-  // Repair only when a limit is violated.
-  bool violated = us.spend > k.budget;
-  for (std::size_t b = 0; b < us.benefit_count.size() && !violated; ++b) {
-    violated = k.inventory[b] >= 0 && us.benefit_count[b] > k.inventory[b];
-  }
-  for (std::size_t s = 0; s < us.seg_members.size() && !violated; ++s) {
-    const std::int64_t mm = P.seg_max_members(static_cast<Index>(s));
-    const double mc = P.seg_max_cost(static_cast<Index>(s));
-    violated = (mm >= 0 && us.seg_members[s] > mm) || (mc >= 0 && us.seg_cost[s] > mc);
-  }
-  Ledger L = fresh_ledger(P);
-  if (violated) {
-    repair(P, pr, plan, L, threads);
-  } else {
-    fill_ledger(P, plan, us, L);
-  }
-  check_stop(cb, "allocate");
-  fill(P, pr, plan, L, p.fill_rounds, threads);
-  Allocation a = finish(P, plan, L, lambda, threads);
-  a.dual_bound = std::max(S.bound, a.value);  // the bound is >= any feasible value; guard rounding
-  a.iterations = S.iterations;
-  a.method = "dual";
-  return a;
-}
-
-// --- greedy ----------------------------------------------------------------------------------------
-
-PERKREC_INLINE Allocation allocate_greedy(const CandidatesView& c, const AllocationConstraints& k, int num_threads) {
-  using namespace detail::alloc;
-  check_inputs(c, k, "allocate_greedy", num_threads);
-  Problem P(c, k);
+// The value-per-cost greedy plan (free entries first by value; ties by position).
+inline Plan greedy_plan(const Problem& P, Ledger& L, int num_threads) {
+  const CandidatesView& c = P.c;
+  const AllocationConstraints& k = P.k;
   std::vector<Index> owner(static_cast<std::size_t>(c.size()));
   parallel_for(0, n_blocks(c.n_users), num_threads, [&](Offset blk) {
     const Index u0 = static_cast<Index>(blk * kBlock);
@@ -1252,7 +1224,6 @@ PERKREC_INLINE Allocation allocate_greedy(const CandidatesView& c, const Allocat
   plan.store = store_width(c, k, num_threads);
   plan.slots.assign(static_cast<std::size_t>(c.n_users) * static_cast<std::size_t>(plan.store), 0);
   plan.count.assign(static_cast<std::size_t>(c.n_users), 0);
-  Ledger L = fresh_ledger(P);
   std::vector<double> vals(static_cast<std::size_t>(plan.store) + 1);
   std::vector<std::int32_t> kinds(static_cast<std::size_t>(plan.store) + 1);
   for (std::int64_t i : order) {
@@ -1279,6 +1250,144 @@ PERKREC_INLINE Allocation allocate_greedy(const CandidatesView& c, const Allocat
     slots[cnt++] = j;
     std::sort(slots, slots + cnt);
   }
+  return plan;
+}
+
+// Sum of member set values in block order.
+inline double plan_value(const Problem& P, const Plan& plan, int threads) {
+  const Index n = P.c.n_users;
+  const Offset nb = n_blocks(n);
+  std::vector<double> parts(static_cast<std::size_t>(nb));
+  parallel_for(0, nb, threads, [&](Offset blk) {
+    std::vector<double> vals(static_cast<std::size_t>(plan.store));
+    std::vector<std::int32_t> kinds(static_cast<std::size_t>(plan.store));
+    double vs = 0.0;
+    const Index u0 = static_cast<Index>(blk * kBlock);
+    const Index u1 = static_cast<Index>(std::min<Offset>(n, (blk + 1) * kBlock));
+    for (Index u = u0; u < u1; ++u) {
+      const int cnt = plan.count[static_cast<std::size_t>(u)];
+      for (int t = 0; t < cnt; ++t) {
+        const auto i = static_cast<std::size_t>(P.begin(u) + plan.at(u)[t]);
+        vals[static_cast<std::size_t>(t)] = P.c.value[i];
+        kinds[static_cast<std::size_t>(t)] = P.kind(P.c.benefit[i]);
+      }
+      vs += set_value(vals.data(), P.has_kinds ? kinds.data() : nullptr, cnt, P.diversity);
+    }
+    parts[static_cast<std::size_t>(blk)] = vs;
+  });
+  return ordered_sum(parts);
+}
+
+}  // namespace detail::alloc
+
+// --- allocate --------------------------------------------------------------------------------------
+
+PERKREC_INLINE Allocation allocate(const CandidatesView& c, const AllocationConstraints& k, const AllocatorParams& p,
+                                   const Callbacks& cb) {
+  using namespace detail::alloc;
+  p.validate();
+  check_inputs(c, k, "allocate", p.num_threads);
+  const int threads = p.num_threads;
+  Problem P(c, k);
+  Plan plan;
+  plan.store = store_width(c, k, threads);
+  plan.slots.assign(static_cast<std::size_t>(c.n_users) * static_cast<std::size_t>(plan.store), 0);
+  plan.count.assign(static_cast<std::size_t>(c.n_users), 0);
+  Solver S(P, p, cb, threads);
+  // Largest value per unit cost: above it nothing costly has a positive adjusted value.
+  {
+    constexpr std::int64_t kChunk = 1 << 20;
+    const std::int64_t chunks = (c.size() + kChunk - 1) / kChunk;
+    std::vector<double> top(static_cast<std::size_t>(chunks), 0.0);
+    parallel_for(0, chunks, threads, [&](Offset ch) {
+      double m = 0.0;
+      const std::int64_t i1 = std::min<std::int64_t>(c.size(), (ch + 1) * kChunk);
+      for (std::int64_t i = ch * kChunk; i < i1; ++i) {
+        const float w = c.cost[static_cast<std::size_t>(i)];
+        if (w > 0) m = std::max(m, static_cast<double>(c.value[static_cast<std::size_t>(i)]) / w);
+      }
+      top[static_cast<std::size_t>(ch)] = m;
+    });
+    for (double m : top) S.lambda_max = std::max(S.lambda_max, m);
+  }
+  Prices pr;
+  double lambda = 0.0;
+  Usage us;
+  for (int round = 0;; ++round) {
+    lambda = S.search(pr, plan);
+    us = usage_of(P, plan, threads);
+    if (round >= p.price_rounds || !(P.has_inventory_limits || P.has_segment_limits)) break;
+    if (!update_prices(P, pr, plan, us, threads, p)) break;
+  }
+  // From a plan at the final prices: repair when a limit is violated, then fill.
+  auto complete = [&](Plan& pl, const Usage& u_pl, Ledger& led) {
+    bool violated = u_pl.spend > k.budget;
+    for (std::size_t b = 0; b < u_pl.benefit_count.size() && !violated; ++b) {
+      violated = k.inventory[b] >= 0 && u_pl.benefit_count[b] > k.inventory[b];
+    }
+    for (std::size_t s = 0; s < u_pl.seg_members.size() && !violated; ++s) {
+      const std::int64_t mm = P.seg_max_members(static_cast<Index>(s));
+      const double mc = P.seg_max_cost(static_cast<Index>(s));
+      violated = (mm >= 0 && u_pl.seg_members[s] > mm) || (mc >= 0 && u_pl.seg_cost[s] > mc);
+    }
+    led = fresh_ledger(P);
+    if (violated) {
+      repair(P, pr, pl, led, threads);
+    } else {
+      fill_ledger(P, pl, u_pl, led);
+    }
+    check_stop(cb, "allocate");
+    fill(P, pr, pl, led, p.fill_rounds, threads);
+  };
+  Ledger L;
+  complete(plan, us, L);
+  // Small instances: also polish from the other multipliers of the last search and from the
+  // value-per-cost greedy plan; keep the best (ties: the first).
+  if (c.size() <= p.polish_entries) {
+    double best = plan_value(P, plan, threads);
+    std::vector<double> starts = S.tried;
+    std::sort(starts.begin(), starts.end());
+    starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
+    const double keep = pr.lambda;
+    for (double lam : starts) {
+      if (lam == keep) continue;
+      Plan alt = plan;
+      pr.lambda = lam;
+      evaluate(P, pr, threads, 1, &alt);
+      Ledger led;
+      complete(alt, usage_of(P, alt, threads), led);
+      const double v = plan_value(P, alt, threads);
+      if (v > best) {
+        best = v;
+        plan = std::move(alt);
+        L = std::move(led);
+      }
+    }
+    pr.lambda = keep;
+    Ledger led = fresh_ledger(P);
+    Plan alt = greedy_plan(P, led, threads);
+    fill(P, pr, alt, led, p.fill_rounds, threads);
+    const double v = plan_value(P, alt, threads);
+    if (v > best) {
+      plan = std::move(alt);
+      L = std::move(led);
+    }
+  }
+  Allocation a = finish(P, plan, L, lambda, threads);
+  a.dual_bound = std::max(S.bound, a.value);  // the bound is >= any feasible value; guard rounding
+  a.iterations = S.iterations;
+  a.method = "dual";
+  return a;
+}
+
+// --- greedy ----------------------------------------------------------------------------------------
+
+PERKREC_INLINE Allocation allocate_greedy(const CandidatesView& c, const AllocationConstraints& k, int num_threads) {
+  using namespace detail::alloc;
+  check_inputs(c, k, "allocate_greedy", num_threads);
+  Problem P(c, k);
+  Ledger L = fresh_ledger(P);
+  const Plan plan = greedy_plan(P, L, num_threads);
   Allocation a = finish(P, plan, L, 0.0, num_threads);
   a.dual_bound = kInf;
   a.method = "greedy";
@@ -1342,9 +1451,7 @@ PERKREC_INLINE Allocation allocate_exact(const CandidatesView& c, const Allocati
   // (a Lagrangian relaxation of budget only; inventory and quotas are relaxed away).
   std::vector<double> lambdas{0.0};
   if (std::isfinite(k.budget)) {
-    for (double f : {0.25, 0.5, 1.0, 1.5, 2.0, 4.0}) {
-      if (start.multiplier > 0) lambdas.push_back(start.multiplier * f);
-    }
+    for (int e = -16; e <= 16 && start.multiplier > 0; ++e) lambdas.push_back(start.multiplier * std::exp2(e / 4.0));
   }
   const std::size_t nl = lambdas.size();
   std::vector<double> suffix((static_cast<std::size_t>(n) + 1) * nl, 0.0);
