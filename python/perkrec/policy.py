@@ -47,7 +47,11 @@ def _segments_arg(segments, n_users: int) -> Tuple[Optional[np.ndarray], Optiona
         codes = np.ascontiguousarray(segments[0], dtype=np.int32)
         names = [str(n) for n in segments[1]]
     else:
-        cat = pd.Categorical(pd.Series(segments).astype(object).where(pd.Series(segments).notna(), None))
+        series = pd.Series(segments)
+        if isinstance(series.dtype, pd.CategoricalDtype):  # keeps every category, used or not
+            cat = series.cat
+        else:
+            cat = pd.Categorical(series.astype(object).where(series.notna(), None))
         codes = np.ascontiguousarray(cat.codes, dtype=np.int32)
         names = [str(c) for c in cat.categories]
     if codes.ndim != 1 or len(codes) != n_users:

@@ -108,6 +108,13 @@ def test_segments_from_frame_and_pair(catalog, users):
     b = policy.compile(catalog, users, PLAN, segments=(np.array([1, 0, 0, 1]), ["a", "dormant"])).eligible_matrix()
     np.testing.assert_array_equal(a, b)
     assert not a[0, 0] and a[1, 0]
+    # A categorical keeps its categories (and their order), even unused ones.
+    seg = pd.Series(pd.Categorical(["x", "x", "x", "x"], categories=["dormant", "x", "vip"]))
+    quota = perkrec.Policy({"segment_quotas": {"vip": {"max_members": 3}}})
+    c = quota.compile(catalog, users, PLAN, segments=seg)
+    assert c.segment_names == ["dormant", "x", "vip"]
+    np.testing.assert_array_equal(c.constraints.member_segment, [1, 1, 1, 1])
+    np.testing.assert_array_equal(c.constraints.segment_max_members, [-1, -1, 3])
     with pytest.raises(perkrec.InputError, match="segment"):
         policy.compile(catalog, users, PLAN)
     with pytest.raises(perkrec.InputError, match="one per member"):

@@ -1004,7 +1004,13 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
   }
 
   // Member signatures: bit i = member satisfies rule i's member condition. Members with equal
-  // signatures get equal eligibility, so one mask serves them all.
+  // signatures get equal eligibility, so one mask serves them all. Rules that select no
+  // benefit (or every member) cannot tell members apart: their bit stays 0 / is skipped.
+  std::vector<std::uint8_t> splits(n_rules, 0);
+  for (std::size_t i = 0; i < n_rules; ++i) {
+    splits[i] = !member_match[i].all &&
+                std::any_of(benefit_match[i].begin(), benefit_match[i].end(), [](std::uint8_t x) { return x != 0; });
+  }
   const std::size_t words = std::max<std::size_t>(1, (n_rules + 63) / 64);
   const std::vector<std::int32_t>* segment_codes = segments != nullptr ? &segments->codes : nullptr;
   std::vector<std::uint64_t> signature(nu * words, 0);
@@ -1013,7 +1019,7 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
     const auto u = static_cast<Index>(uo);
     std::uint64_t* sig = signature.data() + static_cast<std::size_t>(u) * words;
     for (std::size_t i = 0; i < n_rules; ++i) {
-      if (member_match[i].holds(u, segment_codes)) sig[i >> 6] |= std::uint64_t{1} << (i & 63);
+      if (splits[i] && member_match[i].holds(u, segment_codes)) sig[i >> 6] |= std::uint64_t{1} << (i & 63);
     }
     std::uint64_t h = 1469598103934665603ull;
     for (std::size_t w = 0; w < words; ++w) {
@@ -1058,7 +1064,7 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
     for (std::size_t b = 0; b < nb; ++b) {
       for (std::size_t i = 0; i < n_rules; ++i) {
         if (!benefit_match[i][b]) continue;
-        const bool member = (sig[i >> 6] >> (i & 63)) & 1u;
+        const bool member = member_match[i].all || ((sig[i >> 6] >> (i & 63)) & 1u);
         bool excluded = false;
         switch (rules[i].effect) {
           case EligibilityRule::Effect::deny: excluded = member; break;
