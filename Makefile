@@ -96,6 +96,7 @@ bench: python
 	$(VPY) bench/cf_vs_implicit.py seeds
 	$(VPY) bench/cf_vs_implicit.py speed --scale 1.0 --iterations 2
 	$(VPY) bench/allocate.py
+	$(VPY) bench/rank.py
 
 clean:
 	rm -rf $(BUILD) perkrec-demo

@@ -36,9 +36,10 @@
 // Thread safety: rank() and schedule() are pure functions. ScoreBlend: fit/add_source/attach
 // need exclusive access; predict/contributions/features are const and safe from many threads
 // when the attached scorers are (every perkrec model's const score() is).
-// Cost: rank is O(members x benefits) for the dense inputs plus O(members x B log K) for the
-// top-K (B = eligible benefits), parallel over members; with a blend the sources are scored
-// only on eligible pairs (and on every pair when diagnostics are requested).
+// Cost: rank is O(members x benefits) for the dense inputs plus O(B + K log K) per member for
+// the top-K (B = eligible benefits; about 8 ns per pair on 2 cores, BENCHMARKS.md), parallel
+// over members; with a blend the sources are scored only on eligible pairs (and on every pair
+// when diagnostics are requested).
 #pragma once
 
 #include <cstdint>

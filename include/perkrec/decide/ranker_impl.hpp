@@ -518,7 +518,6 @@ inline void check_vector(const char* field, Span<const float> v, std::size_t exp
 struct RankEntry {
   double key;
   Index benefit;
-  float value, cost, probability;
 };
 
 struct RankBefore {
@@ -554,6 +553,9 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
   check_vector("cost_per_redemption", in.cost_per_redemption, static_cast<std::size_t>(m), false);
 
   const bool incremental = p.objective == RankerParams::Objective::incremental;
+  std::vector<double> benefit_value(static_cast<std::size_t>(m), 1.0), cost_per_redemption(static_cast<std::size_t>(m), 0.0);
+  if (!in.benefit_value.empty()) benefit_value.assign(in.benefit_value.begin(), in.benefit_value.end());
+  if (!in.cost_per_redemption.empty()) cost_per_redemption.assign(in.cost_per_redemption.begin(), in.cost_per_redemption.end());
   const bool want_diag = diag != nullptr;
   const std::size_t top_k = static_cast<std::size_t>(p.top_k);
   const Offset blocks = (n + kRankBlock - 1) / kRankBlock;
@@ -582,7 +584,10 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
     std::vector<float> scratch;
     const float* prob_block = probabilities(u0, u1, want_diag, scratch);
     std::vector<RankEntry> entries;
-    entries.reserve(std::min(top_k, static_cast<std::size_t>(m)));
+    entries.resize(static_cast<std::size_t>(m));
+    // Value, cost and probability of the kept entries, by benefit (read back for the top K).
+    std::vector<float> kept_value(static_cast<std::size_t>(m)), kept_cost(static_cast<std::size_t>(m)),
+        kept_probability(static_cast<std::size_t>(m));
     o.benefit.reserve(static_cast<std::size_t>(u1 - u0) * std::min(top_k, static_cast<std::size_t>(m)));
     o.value.reserve(o.benefit.capacity());
     o.cost.reserve(o.benefit.capacity());
@@ -594,7 +599,7 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
       const double member_share = !share_matrix && !in.incremental_share.empty() ? in.incremental_share[uz] : 1.0;
       const double mv = in.member_value.empty() ? 1.0 : in.member_value[uz];
       const std::uint64_t* row = masks.row(u);
-      entries.clear();
+      std::size_t kept = 0;
       double best_key = -std::numeric_limits<double>::infinity();
       Index best_b = -1;
       Index eligible_count = 0;
@@ -633,8 +638,8 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
           }
           share = share_row[b];
         }
-        const double bv = in.benefit_value.empty() ? 1.0 : in.benefit_value[static_cast<std::size_t>(b)];
-        const double cpr = in.cost_per_redemption.empty() ? 0.0 : in.cost_per_redemption[static_cast<std::size_t>(b)];
+        const double bv = benefit_value[static_cast<std::size_t>(b)];
+        const double cpr = cost_per_redemption[static_cast<std::size_t>(b)];
         const double value = static_cast<double>(pr) * (incremental ? share : 1.0) * mv * bv;
         const double cost = p.issue_cost + static_cast<double>(pr) * cpr;
         const double key = value - cost;
@@ -646,26 +651,30 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
           continue;
         }
         ++eligible_count;
-        if (p.keep_non_positive || key > 0) {
-          // A bounded heap whose front is the worst kept entry: O(B log K) per member.
-          const RankEntry e{key, b, static_cast<float>(value), static_cast<float>(cost), pr};
-          if (entries.size() < top_k) {
-            entries.push_back(e);
-            std::push_heap(entries.begin(), entries.end(), RankBefore{});
-          } else if (RankBefore{}(e, entries.front())) {
-            std::pop_heap(entries.begin(), entries.end(), RankBefore{});
-            entries.back() = e;
-            std::push_heap(entries.begin(), entries.end(), RankBefore{});
-          }
-        }
+        // Branch-free append (whether key > 0 is a coin flip for the branch predictor).
+        entries[kept] = RankEntry{key, b};
+        kept += (p.keep_non_positive || key > 0) ? 1 : 0;
+        const auto bz = static_cast<std::size_t>(b);
+        kept_value[bz] = static_cast<float>(value);
+        kept_cost[bz] = static_cast<float>(cost);
+        kept_probability[bz] = pr;
       }
-      std::sort_heap(entries.begin(), entries.end(), RankBefore{});
-      o.count[static_cast<std::size_t>(u - u0)] = static_cast<std::int64_t>(entries.size());
-      for (const RankEntry& e : entries) {
+      // Select the top K by (key, benefit) on 16-byte entries, then sort only those.
+      const auto first = entries.begin();
+      if (kept > top_k) {
+        std::nth_element(first, first + static_cast<std::ptrdiff_t>(top_k), first + static_cast<std::ptrdiff_t>(kept),
+                         RankBefore{});
+        kept = top_k;
+      }
+      std::sort(first, first + static_cast<std::ptrdiff_t>(kept), RankBefore{});
+      o.count[static_cast<std::size_t>(u - u0)] = static_cast<std::int64_t>(kept);
+      for (std::size_t i = 0; i < kept; ++i) {
+        const RankEntry& e = entries[i];
+        const auto bz = static_cast<std::size_t>(e.benefit);
         o.benefit.push_back(e.benefit);
-        o.value.push_back(e.value);
-        o.cost.push_back(e.cost);
-        o.probability.push_back(e.probability);
+        o.value.push_back(kept_value[bz]);
+        o.cost.push_back(kept_cost[bz]);
+        o.probability.push_back(kept_probability[bz]);
       }
       if (want_diag) {
         diag->n_eligible[uz] = eligible_count;
