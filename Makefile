@@ -97,6 +97,7 @@ bench: python
 	$(VPY) bench/cf_vs_implicit.py speed --scale 1.0 --iterations 2
 	$(VPY) bench/allocate.py
 	$(VPY) bench/rank.py
+	$(VPY) bench/policy_compile.py
 
 clean:
 	rm -rf $(BUILD) perkrec-demo

@@ -278,6 +278,9 @@ class Policy:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __reduce__(self):
+        return (Policy.from_json, (self._impl.to_json(),))
+
     def __repr__(self) -> str:
         budget = "unlimited" if not np.isfinite(self.budget) else f"{self.budget:g}"
         return f"Policy({len(self.rule_names)} rules, budget {budget}, max_per_member {self.max_per_member})"

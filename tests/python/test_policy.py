@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import re
 
 import numpy as np
@@ -200,6 +201,7 @@ def test_round_trip_and_sources(tmp_path):
     assert perkrec.Policy() == perkrec.Policy({})
     assert np.isinf(perkrec.Policy().budget)
     assert "Policy(4 rules" in repr(policy)
+    assert pickle.loads(pickle.dumps(policy)) == policy
 
 
 def test_simulated_program_thread_invariance(small_program):
