@@ -47,6 +47,11 @@
 // Money: value = probability x value of a redemption (the member's value column, else
 // ServerOptions::value_per_redemption); cost = issue cost + probability x catalog cost.
 //
+// Time: eligibility (date windows, caps from the history) is compiled once at plan_time and the
+// pacer paces spend over [plan_time, plan_time + period_hours); a request's "time" drives the
+// pacing curve and the send time. A service serving several periods loads a new BenefitServer
+// per period and swaps it in.
+//
 // Threads: serve() reads lines on the calling thread, hands each request to one of `threads`
 // workers (chosen by the member, so one member's requests are decided in input order) and
 // writes the answers in input order. Models, catalog and compiled policy are const after
@@ -423,7 +428,9 @@ class BenefitServer {
         row.best_ineligible = diag.best_ineligible[0];
         row.best_ineligible_rule = diag.best_ineligible_rule[0];
       }
-      Json reasons = perkrec::explain(explain_, row);
+      // explain_text keeps the explanation's reading order; the decision's own fields are
+      // already in the item.
+      Answer reasons = Answer::parse(perkrec::explain_text(explain_, row));
       for (const char* dup : {"member", "benefit", "probability", "value", "cost"}) reasons.erase(dup);
       Answer item = Answer::object();
       item["benefit"] = catalog_[b].id;
@@ -432,7 +439,7 @@ class BenefitServer {
       item["cost"] = round6(row.cost);
       item["send_at"] = when.send_at;
       item["validity_days"] = when.validity_days;
-      item["reasons"] = Answer(reasons);
+      item["reasons"] = std::move(reasons);
       benefits.push_back(std::move(item));
     }
     out["benefits"] = std::move(benefits);
