@@ -204,6 +204,16 @@ def _optional_floats(values, name: str, shape_ok: Callable[[np.ndarray], bool] =
     return np.ascontiguousarray(arr, dtype=np.float32).reshape(-1)
 
 
+def _is_catalog(obj) -> bool:
+    return isinstance(_impl_of(obj), _core.Catalog)
+
+
+def _scalar_seconds(t, name: str) -> int:
+    if isinstance(t, pd.Timestamp):  # naive = UTC
+        return int(t.timestamp())
+    return int(seconds(np.atleast_1d(t), name)[0])
+
+
 def _catalog_column(catalog, column: str) -> np.ndarray:
     cols = _impl_of(catalog).columns()
     return np.asarray(cols[column])
@@ -241,7 +251,7 @@ def rank(masks=None, probability=None, *, blend: Optional[ScoreBlend] = None, in
     elif probability is None and blend is None:
         raise _core.InputError("rank: give probability (members x benefits) or blend")
     m = _masks_of(masks, *shape)
-    if cost_per_redemption is not None and hasattr(_impl_of(cost_per_redemption), "columns"):
+    if cost_per_redemption is not None and _is_catalog(cost_per_redemption):
         cost_per_redemption = _catalog_column(cost_per_redemption, "cost")
     params = {"objective": str(objective), "top_k": int(top_k), "issue_cost": float(issue_cost),
               "keep_non_positive": bool(keep_non_positive), "num_threads": int(num_threads)}
@@ -256,7 +266,7 @@ def rank(masks=None, probability=None, *, blend: Optional[ScoreBlend] = None, in
 # ---------------------------------------------------------------------------------------------
 def hour_of_week(t) -> int:
     """Hour-of-week slot of a time (Monday 00:00 UTC = 0 .. 167)."""
-    return int(_core.hour_of_week(int(seconds(np.atleast_1d(t), "t")[0])))
+    return int(_core.hour_of_week(_scalar_seconds(t, "t")))
 
 
 def quiet_hours_next_allowed(times, start_hour: int, end_hour: int, utc_offset_hours=None) -> np.ndarray:
@@ -282,7 +292,7 @@ def schedule(members, plan_time, validity_days, benefits=None, *, preference=Non
     Returns a DataFrame: send_at (UTC timestamps), validity_days, valid_until, from_model.
     """
     mem = int_array(members, np.int32, "members")
-    if hasattr(_impl_of(validity_days), "columns"):
+    if _is_catalog(validity_days):
         if benefits is None:
             raise _core.InputError("schedule: a catalog as validity_days needs benefits (index per row)")
         catalog_validity = _catalog_column(validity_days, "validity_days").astype(np.int32)
@@ -294,8 +304,7 @@ def schedule(members, plan_time, validity_days, benefits=None, *, preference=Non
         days = int_array(np.broadcast_to(np.asarray(validity_days), mem.shape), np.int32, "validity_days")
     offs = None if utc_offset_hours is None else float_array(
         np.broadcast_to(np.asarray(utc_offset_hours, dtype=np.float32), mem.shape), np.float32, "utc_offset_hours")
-    t0 = int(seconds(np.atleast_1d(plan_time if not isinstance(plan_time, pd.Timestamp) else plan_time.to_datetime64()),
-                     "plan_time")[0])
+    t0 = _scalar_seconds(plan_time, "plan_time")
     pref = None if preference is None else _impl_of(preference)
     qh = None if quiet_hours is None else (int(quiet_hours[0]), int(quiet_hours[1]))
     at, validity, from_model = _core.schedule_batch(pref, mem, t0, days, qh, offs, int(default_hour),

@@ -190,6 +190,8 @@ def test_schedule_defaults_quiet_hours_and_catalog_validity():
     assert list(q["send_at"]) == [pd.Timestamp(MONDAY + 86400 + 12 * 3600, unit="s", tz="UTC"), expected]
     assert perkrec.hour_of_week(MONDAY) == 0
     assert perkrec.hour_of_week(MONDAY - 1) == 167
+    assert perkrec.hour_of_week(pd.Timestamp("2026-11-23 13:30", tz="UTC")) == 13  # a Monday
+    assert perkrec.hour_of_week(pd.Timestamp("2026-11-22 23:00")) == 167           # naive = UTC
     t = perkrec.quiet_hours_next_allowed(np.array([MONDAY + 23 * 3600]), 22, 8)
     assert t[0] == MONDAY + 86400 + 8 * 3600
 

@@ -252,6 +252,10 @@ struct ScheduleParams {
 /// Hour-of-week slot of a UTC time (Monday 00:00 = 0 .. Sunday 23:00 = 167), as in
 /// PreferenceModel::hour_of_week_profile.
 PERKREC_INLINE int hour_of_week(Timestamp t);
+/// Earliest time >= t in hour-of-week `slot` (0..167): t itself when it lies in that hour,
+/// else the start of the slot's next occurrence (at most a week later). InputError for a bad
+/// slot.
+PERKREC_INLINE Timestamp next_in_hour_of_week(Timestamp t, int slot);
 
 /// Send time and validity of `benefit` for `member`:
 ///  - With a fitted PreferenceModel that knows the member (member < pref->n_users() and a best

@@ -244,8 +244,8 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
   const double l2 = params_.l2;
   const double inv_n = 1.0 / static_cast<double>(n);
   // Objective (and optionally gradient + Hessian) summed over fixed blocks in block order.
-  auto evaluate = [&](const std::vector<double>& theta, bool derivatives, std::vector<double>* grad,
-                      std::vector<double>* hess) {
+  auto evaluate = [&](const std::vector<double>& theta, bool derivatives, std::vector<double>& grad,
+                      std::vector<double>& hess) {
     const std::size_t width = derivatives ? 1 + K + K * K : 1;
     std::vector<double> partial(static_cast<std::size_t>(blocks) * width, 0.0);
     parallel_for(0, blocks, threads, [&](Offset blk) {
@@ -281,15 +281,15 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
     for (std::size_t s = 1; s < K; ++s) penalty += theta[s] * theta[s];
     const double objective = total[0] * inv_n + 0.5 * l2 * penalty;
     if (derivatives) {
-      grad->assign(K, 0.0);
-      hess->assign(K * K, 0.0);
-      for (std::size_t a = 0; a < K; ++a) (*grad)[a] = total[1 + a] * inv_n + (a > 0 ? l2 * theta[a] : 0.0);
+      grad.assign(K, 0.0);
+      hess.assign(K * K, 0.0);
+      for (std::size_t a = 0; a < K; ++a) grad[a] = total[1 + a] * inv_n + (a > 0 ? l2 * theta[a] : 0.0);
       const double* h = total.data() + 1 + K;
       for (std::size_t a = 0; a < K; ++a) {
         for (std::size_t b = 0; b <= a; ++b) {
           const double v = (b == 0 ? h[a] : h[a * K + b]) * inv_n + (a == b && a > 0 ? l2 : 0.0);
-          (*hess)[a * K + b] = v;
-          (*hess)[b * K + a] = v;
+          hess[a * K + b] = v;
+          hess[b * K + a] = v;
         }
       }
     }
@@ -301,10 +301,10 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
   theta[0] = std::log(mean / (1.0 - mean));
   ProgressReporter progress(callbacks, "ScoreBlend::fit", params_.max_iterations);
   std::vector<double> grad, hess, step, candidate(K);
-  double objective = evaluate(theta, false, nullptr, nullptr);
+  double objective = evaluate(theta, false, grad, hess);
   int iterations = 0;
   for (int it = 0; it < params_.max_iterations; ++it) {
-    evaluate(theta, true, &grad, &hess);
+    evaluate(theta, true, grad, hess);
     if (!detail::solve_spd(hess, grad, K, step)) break;
     double slope = 0;
     for (std::size_t a = 0; a < K; ++a) slope += grad[a] * step[a];
@@ -313,7 +313,7 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
     bool accepted = false;
     for (int ls = 0; ls < 40; ++ls) {
       for (std::size_t a = 0; a < K; ++a) candidate[a] = theta[a] - t * step[a];
-      next = evaluate(candidate, false, nullptr, nullptr);
+      next = evaluate(candidate, false, grad, hess);
       if (std::isfinite(next) && next <= objective - 1e-4 * t * slope) {
         accepted = true;
         break;
@@ -796,14 +796,6 @@ inline Timestamp hour_start(Timestamp t) {
   return hours * kSecondsPerHour;
 }
 
-/// Earliest time >= t whose hour-of-week slot is `slot`: t itself when it lies in that slot,
-/// else the start of the slot's next occurrence.
-inline Timestamp next_in_slot(Timestamp t, int slot) {
-  const int now = hour_of_week(t);
-  if (now == slot) return t;
-  const int ahead = ((slot - now) % 168 + 168) % 168;
-  return hour_start(t) + static_cast<Timestamp>(ahead) * kSecondsPerHour;
-}
 
 /// First time >= t at hour:00 UTC.
 inline Timestamp next_at_hour(Timestamp t, int hour) {
@@ -821,7 +813,7 @@ inline SendSchedule schedule_one(const PreferenceModel* pref, Index member, Time
     if (t.best_slot >= 0 && t.best_slot < 168 && std::isfinite(t.send_in_days) && std::isfinite(t.validity_days)) {
       const Timestamp target = pref->cut_time() + static_cast<Timestamp>(std::llround(
                                                       static_cast<double>(t.send_in_days) * kSecondsPerDay));
-      s.send_at = next_in_slot(std::max(plan_time, target), t.best_slot);
+      s.send_at = next_in_hour_of_week(std::max(plan_time, target), t.best_slot);
       const auto model_days = static_cast<std::int32_t>(std::ceil(static_cast<double>(t.validity_days)));
       s.validity_days = std::max(params.min_validity_days, std::min(model_days, catalog_validity));
       s.from_model = true;
@@ -834,6 +826,16 @@ inline SendSchedule schedule_one(const PreferenceModel* pref, Index member, Time
 }
 
 }  // namespace detail
+
+PERKREC_INLINE Timestamp next_in_hour_of_week(Timestamp t, int slot) {
+  if (slot < 0 || slot >= 168) {
+    detail::raise<InputError>("next_in_hour_of_week: slot must be in 0..167 (got ", slot, ")");
+  }
+  const int now = hour_of_week(t);
+  if (now == slot) return t;
+  const int ahead = ((slot - now) % 168 + 168) % 168;
+  return detail::hour_start(t) + static_cast<Timestamp>(ahead) * kSecondsPerHour;
+}
 
 PERKREC_INLINE SendSchedule schedule(const PreferenceModel* pref, Index member, Timestamp plan_time,
                                      const Benefit& benefit, const std::function<Timestamp(Timestamp)>& quiet,

@@ -523,9 +523,10 @@ TEST(Schedule, FollowsThePreferenceModelsBestSlotAcrossTheWeekBoundary) {
     EXPECT_EQ(from[i], 1);
   }
   // Snapping across the week boundary: Sunday 23:30 to slot 1 is Monday 01:00.
-  EXPECT_EQ(detail::next_in_slot(kMonday + 7 * kSecondsPerDay - 30 * 60, 1), kMonday + 7 * kSecondsPerDay + kSecondsPerHour);
-  EXPECT_EQ(detail::next_in_slot(kMonday + 90 * 60, 1), kMonday + 90 * 60);  // inside the slot already
-  EXPECT_EQ(detail::next_in_slot(kMonday + 2 * kSecondsPerHour, 1), kMonday + 7 * kSecondsPerDay + kSecondsPerHour);
+  EXPECT_EQ(next_in_hour_of_week(kMonday + 7 * kSecondsPerDay - 30 * 60, 1), kMonday + 7 * kSecondsPerDay + kSecondsPerHour);
+  EXPECT_EQ(next_in_hour_of_week(kMonday + 90 * 60, 1), kMonday + 90 * 60);  // inside the slot already
+  EXPECT_EQ(next_in_hour_of_week(kMonday + 2 * kSecondsPerHour, 1), kMonday + 7 * kSecondsPerDay + kSecondsPerHour);
+  PERKREC_EXPECT_THROW_MSG(next_in_hour_of_week(kMonday, 168), InputError, "slot");
 }
 
 // --- explanations ----------------------------------------------------------------------------
