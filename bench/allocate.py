@@ -4,7 +4,7 @@ greedy baseline and the dual bound on a mid-size instance, and the wall time of 
 x 50 candidates target.
 
     .venv/bin/python bench/allocate.py [--members 10000000] [--candidates 50] [--small 100]
-                                       [--mid 500000] [--lock /tmp/perkrec-cpu.lock]
+                                       [--mid 500000] [--max-per-member 1,2] [--lock FILE]
 
 With --lock, every timed section holds an exclusive flock on that file (data generation does
 not). Nothing but perkrec, numpy and scipy is needed.
@@ -165,30 +165,35 @@ def bench_mid(n_users, k, lock):
     print(f"  greedy: value {g.value:,.1f}  cost {g.cost:,.1f}  greedy/dual {g.value / d.value:.4f}  {t_g:.2f} s")
 
 
-def bench_big(n_users, k, lock, max_per_member):
+def bench_big(n_users, k, lock, caps):
     t0 = time.perf_counter()
     c = synthetic(n_users, k, 200, seed=5)
     t_gen = time.perf_counter() - t0
     budget = 0.02 * float(c["cost"].sum(dtype=np.float64))
     gb = sum(c[x].nbytes for x in ("offsets", "benefit", "value", "cost")) / 2**30
     print(f"big instance: {n_users:,} members x {k} candidates ({n_users * k:,} entries, {gb:.1f} GiB of "
-          f"arrays, generated in {t_gen:.0f} s), budget 2% of total cost, {max_per_member} per member")
-    with exclusive(lock):
-        t0 = time.perf_counter()
-        d = perkrec.allocate(c, budget=budget, max_per_member=max_per_member)
-        t_d = time.perf_counter() - t0
-    print(f"  allocate (dual, {perkrec._core.default_num_threads()} threads): {t_d:.1f} s   value {d.value:,.1f}  "
-          f"cost {d.cost:,.1f} / {budget:,.1f}  value/bound {d.value / d.dual_bound:.6f}  "
-          f"{d.iterations} multiplier evaluations, {len(d.candidate):,} benefits issued")
+          f"arrays, generated in {t_gen:.0f} s), 200 benefits, budget 2% of total cost")
+    for cap in caps:
+        cons = {"budget": budget, "max_per_member": cap}
+        label = f"{cap} per member"
+        if cap > 1:
+            cons.update(benefit_kind=np.arange(200) % 5, n_kinds=5, max_per_kind=1)
+            label += ", 1 per kind (5 kinds)"
+        with exclusive(lock):
+            t0 = time.perf_counter()
+            d = perkrec.allocate(c, cons)
+            t_d = time.perf_counter() - t0
+        print(f"  allocate (dual, {perkrec._core.default_num_threads()} threads), {label}: {t_d:.1f} s   "
+              f"value {d.value:,.1f}  cost {d.cost:,.1f} / {budget:,.1f}  value/bound {d.value / d.dual_bound:.6f}  "
+              f"{d.iterations} multiplier evaluations, {len(d.candidate):,} benefits issued")
     print(f"  peak RSS of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB")
-    return t_d
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--members", type=int, default=10_000_000)
     ap.add_argument("--candidates", type=int, default=50)
-    ap.add_argument("--max-per-member", type=int, default=1)
+    ap.add_argument("--max-per-member", default="1,2", help="comma-separated caps timed on the big instance")
     ap.add_argument("--small", type=int, default=100, help="small instances vs milp (0 = skip)")
     ap.add_argument("--mid", type=int, default=500_000, help="members of the greedy comparison (0 = skip)")
     ap.add_argument("--lock", default="", help="flock this file exclusively around timed sections")
@@ -199,7 +204,7 @@ def main():
     if args.mid:
         bench_mid(args.mid, args.candidates, args.lock)
     if args.members:
-        bench_big(args.members, args.candidates, args.lock, args.max_per_member)
+        bench_big(args.members, args.candidates, args.lock, [int(x) for x in args.max_per_member.split(",")])
 
 
 if __name__ == "__main__":

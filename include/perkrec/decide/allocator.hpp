@@ -99,7 +99,7 @@ Allocation allocate(const CandidatesView& c, const AllocationConstraints& k,
                     const AllocatorParams& p = {}, const Callbacks& cb = {});
 
 /// Baseline: every allowed candidate in order of value per unit cost (free ones first, ties by
-/// position), taken while it fits. Deterministic; `num_threads` only speeds up the sort keys.
+/// position), taken while it fits. Deterministic; `num_threads` runs the per-member passes.
 Allocation allocate_greedy(const CandidatesView& c, const AllocationConstraints& k,
                            int num_threads = 0);
 

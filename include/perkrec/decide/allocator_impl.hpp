@@ -108,7 +108,29 @@ struct Problem {
     if (s >= 0 && seg_max_cost(s) >= 0 && static_cast<double>(w) > seg_max_cost(s)) return ExclusionReason::segment_quota;
     return ExclusionReason::none;
   }
-  bool allowed(Index u, Offset i) const { return static_reason(u, i) == ExclusionReason::none; }
+  bool allowed(Index u, Offset i) const {
+    if (!allowed_cache.empty()) return allowed_cache[static_cast<std::size_t>(i)] != 0;
+    return static_reason(u, i) == ExclusionReason::none;
+  }
+  std::vector<std::uint8_t> allowed_cache;  // per entry, filled by cache_allowed (or empty)
+  /// Evaluates static_reason once per entry when any per-entry limit makes it non-trivial.
+  void cache_allowed(int threads) {
+    const bool trivial = k.min_return_per_cost <= 0 && !has_inventory_limits && !has_kind_caps &&
+                         k.member_capacity.empty() && !has_segment_limits;
+    if (trivial) return;
+    std::vector<std::uint8_t> cache(static_cast<std::size_t>(c.size()));
+    const Index n = c.n_users;
+    parallel_for(0, n_blocks(n), threads, [&](Offset blk) {
+      const Index u0 = static_cast<Index>(blk * kBlock);
+      const Index u1 = static_cast<Index>(std::min<Offset>(n, (blk + 1) * kBlock));
+      for (Index u = u0; u < u1; ++u) {
+        for (Offset i = begin(u); i < end(u); ++i) {
+          cache[static_cast<std::size_t>(i)] = static_reason(u, i) == ExclusionReason::none ? 1 : 0;
+        }
+      }
+    });
+    allowed_cache = std::move(cache);
+  }
 };
 
 struct Prices {
@@ -233,6 +255,12 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
     for (double a : s.top) r.topsum += a;
   }
   r.relaxed = std::max(0.0, r.topsum - rho);
+  if (cap > 1) {  // positive entries (by position), for the greedy below
+    s.order.clear();
+    for (int j = 0; j < n; ++j) {
+      if (s.adj[static_cast<std::size_t>(j)] > 0) s.order.emplace_back(-s.adj[static_cast<std::size_t>(j)], j);
+    }
+  }
   // Greedy choice.
   s.chosen.clear();
   double surplus = 0.0;
@@ -240,10 +268,6 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
     s.chosen.push_back(best);
     surplus = best_adj;
   } else if (!P.member_constraints) {
-    s.order.clear();
-    for (int j = 0; j < n; ++j) {
-      if (s.adj[static_cast<std::size_t>(j)] > 0) s.order.emplace_back(-s.adj[static_cast<std::size_t>(j)], j);
-    }
     const std::size_t take = std::min<std::size_t>(static_cast<std::size_t>(cap), s.order.size());
     std::partial_sort(s.order.begin(), s.order.begin() + static_cast<std::ptrdiff_t>(take), s.order.end());
     for (std::size_t t = 0; t < take; ++t) {
@@ -257,9 +281,9 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
     for (int step = 0; step < cap; ++step) {
       int pick = -1;
       double pick_a = 0.0;
-      for (int j = 0; j < n; ++j) {
-        const double a0 = s.adj[static_cast<std::size_t>(j)];
-        if (!(a0 > 0)) continue;
+      for (const auto& entry : s.order) {
+        const int j = entry.second;
+        const double a0 = -entry.first;
         if (std::find(s.chosen.begin(), s.chosen.end(), j) != s.chosen.end()) continue;
         const std::int32_t g = P.group(bb[j]);
         if (g >= 0 && std::find(s.groups.begin(), s.groups.end(), g) != s.groups.end()) continue;
@@ -772,7 +796,13 @@ inline void fill_ledger(const Problem& P, const Plan& plan, const Usage& us, Led
 inline bool member_set_ok(const Problem& P, Index u, const std::int32_t* slots, int cnt, int out, int j,
                           double* value, double* vals, std::int32_t* kinds) {
   const Offset b0 = P.begin(u);
-  std::int32_t groups[64];
+  std::int32_t small[64];
+  std::vector<std::int32_t> big;
+  std::int32_t* groups = small;
+  if (cnt + 1 > 64) {
+    big.resize(static_cast<std::size_t>(cnt) + 1);
+    groups = big.data();
+  }
   int n = 0, ng = 0;
   for (int t = 0; t <= cnt; ++t) {
     int local;
@@ -792,7 +822,7 @@ inline bool member_set_ok(const Problem& P, Index u, const std::int32_t* slots, 
       for (int q = 0; q < ng; ++q) {
         if (groups[q] == g) return false;
       }
-      if (ng < 64) groups[ng++] = g;
+      groups[ng++] = g;
     }
     ++n;
   }
@@ -1289,6 +1319,7 @@ PERKREC_INLINE Allocation allocate(const CandidatesView& c, const AllocationCons
   check_inputs(c, k, "allocate", p.num_threads);
   const int threads = p.num_threads;
   Problem P(c, k);
+  P.cache_allowed(threads);
   Plan plan;
   plan.store = store_width(c, k, threads);
   plan.slots.assign(static_cast<std::size_t>(c.n_users) * static_cast<std::size_t>(plan.store), 0);
