@@ -1,0 +1,295 @@
+// The embedding example (examples/cpp/benefit_server.hpp) driven in-process: a simulated
+// program's models saved to files, a policy, and ~2000 JSON-line requests answered on 1 and 4
+// threads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "../../examples/cpp/benefit_server.hpp"
+#include "test_util.hpp"
+
+namespace perkrec {
+namespace {
+
+using benefit_server::BenefitServer;
+using benefit_server::DemoSetup;
+
+constexpr Index kMembers = 1200;
+constexpr int kRequests = 2000;
+
+// No budget and no inventory: decisions depend only on each member's own history of requests.
+const char* kOpenPolicy = R"({
+  "issue_cost": 0.05,
+  "max_per_member": 2,
+  "max_per_kind": 1,
+  "quiet_hours": {"start_hour": 22, "end_hour": 8},
+  "rules": [
+    {"name": "no points for new members", "effect": "deny",
+     "benefits": {"kinds": ["points"]}, "members": {"segments": ["new_member"]}},
+    {"name": "exclusive perks for gold and platinum", "effect": "require",
+     "benefits": {"kinds": ["member_exclusive"]},
+     "members": {"attributes": [{"column": "tier", "op": "in", "value": ["gold", "platinum"]}]}}
+  ]
+})";
+
+class BenefitServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(testing::temp_dir() + "/benefit_server_test_" + std::to_string(::getpid()));
+    const std::string mk = "mkdir -p '" + *dir_ + "'";
+    ASSERT_EQ(std::system(mk.c_str()), 0);
+    setup_ = new DemoSetup(benefit_server::write_demo_setup(*dir_, kMembers, 11, 2));
+    requests_ = new std::vector<std::string>(benefit_server::demo_requests(*setup_, kRequests, 5));
+  }
+  static void TearDownTestSuite() {
+    const std::string rm = "rm -rf '" + *dir_ + "'";
+    (void)std::system(rm.c_str());
+    delete requests_;
+    delete setup_;
+    delete dir_;
+  }
+
+  static std::unique_ptr<BenefitServer> server(const std::string& name, const std::string& policy) {
+    const std::string path = *dir_ + "/" + name + ".json";
+    benefit_server::write_text_file(path, policy);
+    return BenefitServer::load(benefit_server::demo_options(*setup_, path));
+  }
+
+  static std::vector<std::string> run(const BenefitServer& s, const std::vector<std::string>& lines, int threads,
+                                      benefit_server::ServeStats* stats = nullptr) {
+    std::string text;
+    for (const std::string& l : lines) text += l + "\n";
+    std::istringstream in(text);
+    std::ostringstream out;
+    const benefit_server::ServeStats st = s.serve(in, out, threads);
+    if (stats != nullptr) *stats = st;
+    std::vector<std::string> answers;
+    std::istringstream read(out.str());
+    for (std::string line; std::getline(read, line);) answers.push_back(line);
+    EXPECT_EQ(static_cast<std::int64_t>(answers.size()), st.answered);
+    return answers;
+  }
+
+  /// Checks every answer against the policy as the server compiled it and as the test reads
+  /// the data itself; returns the issued benefits per catalog index, and the total cost.
+  static std::map<Index, int> check_answers(const BenefitServer& s, const std::vector<std::string>& answers,
+                                            double* total_cost) {
+    const Catalog& catalog = s.catalog();
+    const UserTable& users = s.users();
+    const std::vector<std::int32_t>& tier = users.codes("tier");
+    const std::vector<std::string>& tiers = users.categories("tier");
+    const PreferenceModel pref = PreferenceModel::load(setup_->preference);
+    const SegmentAssignment seg = pref.segments(SegmentRules::defaults());
+    std::map<Index, int> per_benefit;
+    std::map<Index, int> per_member;
+    std::map<std::pair<Index, int>, int> per_member_kind;
+    *total_cost = 0;
+    for (std::size_t i = 0; i < answers.size(); ++i) {
+      const Json a = Json::parse(answers[i]);
+      EXPECT_EQ(a["id"], "r" + std::to_string(i)) << "answers out of input order";
+      EXPECT_FALSE(a.contains("error")) << answers[i];
+      if (a.contains("error")) continue;
+      const Json& m = a["member"];
+      const Index u = static_cast<Index>(m.is_string() ? std::stoll(m.get<std::string>()) : m.get<std::int64_t>());
+      const Timestamp t = Json::parse((*requests_)[i])["time"].get<Timestamp>();
+      EXPECT_LE(a["benefits"].size(), 2u);
+      for (const Json& item : a["benefits"]) {
+        const Index b = catalog.find(item["benefit"].get<std::string>());
+        EXPECT_GE(b, 0) << answers[i];
+        if (b < 0) continue;
+        EXPECT_TRUE(s.compiled().masks.eligible(u, b)) << answers[i];
+        // The two rules, evaluated directly on the data.
+        if (catalog[b].kind == BenefitKind::member_exclusive) {
+          const std::int32_t code = tier[static_cast<std::size_t>(u)];
+          EXPECT_GE(code, 0) << answers[i];
+          const std::string name = code >= 0 ? tiers[static_cast<std::size_t>(code)] : std::string();
+          EXPECT_TRUE(name == "gold" || name == "platinum") << answers[i];
+        }
+        if (catalog[b].kind == BenefitKind::points) {
+          EXPECT_NE(seg.names[static_cast<std::size_t>(seg.codes[static_cast<std::size_t>(u)])], "new_member");
+        }
+        const double p = item["probability"].get<double>();
+        EXPECT_GT(p, 0.0);
+        EXPECT_LE(p, 1.0);
+        EXPECT_GT(item["value"].get<double>(), item["cost"].get<double>());
+        const Timestamp send = item["send_at"].get<Timestamp>();
+        EXPECT_GE(send, t);
+        EXPECT_EQ(s.policy().send_time(send, 0.0), send) << "sent in quiet hours: " << answers[i];
+        EXPECT_GE(item["validity_days"].get<int>(), 1);
+        EXPECT_LE(item["validity_days"].get<int>(), catalog[b].validity_days);
+        EXPECT_TRUE(item["reasons"].contains("preferences"));
+        EXPECT_TRUE(item["reasons"].contains("contributions"));
+        *total_cost += item["cost"].get<double>();
+        ++per_benefit[b];
+        ++per_member[u];
+        ++per_member_kind[{u, static_cast<int>(catalog[b].kind)}];
+      }
+    }
+    // Caps hold across all of a member's requests.
+    for (const auto& [u, n] : per_member) EXPECT_LE(n, 2) << "member " << u;
+    for (const auto& [key, n] : per_member_kind) EXPECT_LE(n, 1) << "member " << key.first << " kind " << key.second;
+    return per_benefit;
+  }
+
+  static std::string* dir_;
+  static DemoSetup* setup_;
+  static std::vector<std::string>* requests_;
+};
+
+std::string* BenefitServerTest::dir_ = nullptr;
+DemoSetup* BenefitServerTest::setup_ = nullptr;
+std::vector<std::string>* BenefitServerTest::requests_ = nullptr;
+
+TEST_F(BenefitServerTest, WithoutBudgetAnswersDoNotDependOnThreads) {
+  const auto one = server("open1", kOpenPolicy);
+  const auto four = server("open4", kOpenPolicy);
+  benefit_server::ServeStats s1, s4;
+  const std::vector<std::string> a1 = run(*one, *requests_, 1, &s1);
+  const std::vector<std::string> a4 = run(*four, *requests_, 4, &s4);
+  ASSERT_EQ(a1.size(), static_cast<std::size_t>(kRequests));
+  ASSERT_EQ(a4.size(), a1.size());
+  for (std::size_t i = 0; i < a1.size(); ++i) ASSERT_EQ(a1[i], a4[i]) << "line " << i;
+  EXPECT_EQ(s1.errors, 0);
+  EXPECT_EQ(s1.benefits, s4.benefits);
+  EXPECT_GT(s1.benefits, kRequests / 2);  // most requests get something
+  double cost = 0;
+  const std::map<Index, int> issued = check_answers(*one, a1, &cost);
+  EXPECT_EQ(one->pacer().issued(), s1.benefits);
+  EXPECT_NEAR(one->pacer().spent(), cost, 1e-3 * cost + 1e-3);
+  EXPECT_GE(issued.size(), 5u);  // not one benefit for everyone
+}
+
+TEST_F(BenefitServerTest, BudgetAndInventoryNeverExceededUnderConcurrency) {
+  // Without a budget the requests cost `open_cost`; a budget of a third of it must bind.
+  const auto open = server("open_ref", kOpenPolicy);
+  double open_cost = 0;
+  const std::map<Index, int> open_issued = check_answers(*open, run(*open, *requests_, 2), &open_cost);
+  ASSERT_GT(open_cost, 0);
+  // Limit the inventory of the three most issued benefits to 5 units.
+  std::vector<std::pair<int, Index>> by_count;
+  int open_count = 0;
+  for (const auto& [b, n] : open_issued) {
+    by_count.emplace_back(-n, b);
+    open_count += n;
+  }
+  std::sort(by_count.begin(), by_count.end());
+  ASSERT_GE(by_count.size(), 3u);
+  Json policy = Json::parse(kOpenPolicy);
+  const double budget = std::floor(open_cost / 3.0);
+  policy["budget"] = budget;
+  std::set<Index> limited;
+  for (int i = 0; i < 3; ++i) {
+    const Index b = by_count[static_cast<std::size_t>(i)].second;
+    ASSERT_GT(-by_count[static_cast<std::size_t>(i)].first, 5);
+    policy["inventory"][open->catalog()[b].id] = 5;
+    limited.insert(b);
+  }
+  for (int threads : {1, 4}) {
+    const auto s = server("budget" + std::to_string(threads), policy.dump());
+    benefit_server::ServeStats stats;
+    const std::vector<std::string> answers = run(*s, *requests_, threads, &stats);
+    ASSERT_EQ(answers.size(), static_cast<std::size_t>(kRequests));
+    double cost = 0;
+    const std::map<Index, int> issued = check_answers(*s, answers, &cost);
+    EXPECT_LE(cost, budget * (1 + 1e-6)) << threads << " threads";
+    EXPECT_LE(s->pacer().spent(), budget * (1 + 1e-9));
+    EXPECT_GT(cost, 0.5 * budget) << "the pacer should spend most of the budget over the day";
+    EXPECT_LT(stats.benefits, open_count) << "the budget should bind";
+    for (Index b : limited) {
+      auto it = issued.find(b);
+      EXPECT_LE(it == issued.end() ? 0 : it->second, 5) << "inventory of " << s->catalog()[b].id;
+    }
+  }
+}
+
+TEST_F(BenefitServerTest, MalformedLinesGetErrorsAndDoNotStopTheOthers) {
+  const std::vector<std::string> good(requests_->begin(), requests_->begin() + 400);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {R"({"id": "b1", "member": "1", "colour": "red"})", "InputError: request: /colour: unknown key"},
+      {R"({"id": "b2", "member": "no-such-member"})", "InputError: request: /member: unknown member"},
+      {R"({"id": "b3", "member": 999999})", "InputError: request: /member: unknown member"},
+      {R"({"id": "b4", "member": "2", "n": 0})", "InputError: request: /n"},
+      {R"({"id": "b5", "n": 1})", "InputError: request: /member: required key is missing"},
+      {R"({"id": "b6", "member": "3", "time": "noon"})", "InputError: request: /time"},
+      {R"({"id": "b7", "member": "4")", "InputError: request"},
+      {R"(not json at all)", "InputError: request"},
+      {R"([1, 2, 3])", "InputError: request"},
+  };
+  std::vector<std::string> mixed;
+  std::vector<int> bad_at;  // position in `mixed` of bad[i], or -1 for a good line
+  for (std::size_t i = 0; i < good.size(); ++i) {
+    mixed.push_back(good[i]);
+    bad_at.push_back(-1);
+    if (i % 40 == 7) {
+      const std::size_t k = (i / 40) % bad.size();
+      mixed.push_back(bad[k].first);
+      bad_at.push_back(static_cast<int>(k));
+    }
+  }
+  const auto ref = server("ref", kOpenPolicy);
+  const std::vector<std::string> expected = run(*ref, good, 1);
+  for (int threads : {1, 4}) {
+    const auto s = server("mixed" + std::to_string(threads), kOpenPolicy);
+    benefit_server::ServeStats stats;
+    const std::vector<std::string> answers = run(*s, mixed, threads, &stats);
+    ASSERT_EQ(answers.size(), mixed.size());
+    std::size_t g = 0;
+    int errors = 0;
+    for (std::size_t i = 0; i < mixed.size(); ++i) {
+      if (bad_at[i] < 0) {
+        EXPECT_EQ(answers[i], expected[g++]) << "line " << i;
+        continue;
+      }
+      ++errors;
+      const Json a = Json::parse(answers[i]);
+      const auto& [line, message] = bad[static_cast<std::size_t>(bad_at[i])];
+      ASSERT_TRUE(a.contains("error")) << line;
+      EXPECT_EQ(a["error"].get<std::string>().rfind(message, 0), 0u) << a["error"] << " for " << line;
+      EXPECT_EQ(a.size(), 2u);
+      // The id is echoed whenever the line parsed as an object with one.
+      const Json parsed = Json::parse(line, nullptr, false);
+      if (!parsed.is_discarded() && parsed.is_object()) {
+        EXPECT_EQ(a["id"], parsed["id"]);
+      } else {
+        EXPECT_TRUE(a["id"].is_null());
+      }
+    }
+    EXPECT_EQ(stats.errors, errors);
+    EXPECT_GE(errors, 9);
+  }
+}
+
+TEST_F(BenefitServerTest, LoadRejectsMismatchedFiles) {
+  const std::string policy = *dir_ + "/load_policy.json";
+  benefit_server::write_text_file(policy, kOpenPolicy);
+  benefit_server::ServerOptions o = benefit_server::demo_options(*setup_, policy);
+  o.models = {setup_->catalog};
+  EXPECT_THROW(BenefitServer::load(o), ModelFormatError);
+  o = benefit_server::demo_options(*setup_, policy);
+  o.models = {setup_->als};
+  o.blend.clear();  // ALS scores are no probabilities
+  PERKREC_EXPECT_THROW_MSG(BenefitServer::load(o), ConfigError, "Popularity");
+  o = benefit_server::demo_options(*setup_, policy);
+  o.models = {setup_->popularity};  // the blend needs its "als" source
+  PERKREC_EXPECT_THROW_MSG(BenefitServer::load(o), ConfigError, "'als'");
+  o = benefit_server::demo_options(*setup_, policy);
+  o.threads = 0;
+  PERKREC_EXPECT_THROW_MSG(BenefitServer::load(o), ConfigError, "threads");
+  // A catalog of another program.
+  SimulatorParams other;
+  other.n_benefits = 20;
+  const std::string catalog = *dir_ + "/other_catalog.json";
+  benefit_server::write_text_file(catalog, simulated_catalog(other).to_json());
+  o = benefit_server::demo_options(*setup_, policy);
+  o.catalog = catalog;
+  EXPECT_THROW(BenefitServer::load(o), InputError);
+}
+
+}  // namespace
+}  // namespace perkrec
