@@ -29,7 +29,7 @@ import perkrec
 from perkrec.data import split_by_time
 from perkrec.demo import PLAN_MARGIN, TEST_DAYS, demo_policy, plan_inputs
 from perkrec.fm import FM, FeatureEncoder, redemption_samples
-from perkrec.plan import Planner, default_segment_benefits, popularity_plan, segment_rules_plan
+from perkrec.plan import Planner, default_segment_benefits, popularity_plan, redemption_counts, segment_rules_plan
 
 
 def run_seed(members: int, seed: int, budgets, threads: int):
@@ -46,9 +46,7 @@ def run_seed(members: int, seed: int, budgets, threads: int):
     segments = pref.segments()
     codes = segments["segment"].cat.codes.to_numpy()
     names = list(segments["segment"].cat.categories)
-    frame = log.to_frame(external_ids=False)
-    popularity = np.bincount(frame.loc[frame["event_type"].astype(str) == "redeemed", "benefit"].clip(lower=0),
-                             minlength=len(catalog))
+    popularity = redemption_counts(log, len(catalog))
     truth_value = PLAN_MARGIN * truth.members["basket_median"].to_numpy(np.float64)
     cost_b = catalog.to_frame()["cost"].to_numpy(np.float64)
     R_true = truth.redemption_probability

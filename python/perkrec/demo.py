@@ -320,7 +320,7 @@ def plan_inputs(program, fm, encoder, plan_time, num_threads: int = 0):
 def _plan_section(program, fm, encoder, out: Path, say, num_threads: int, seed: int) -> Dict[str, float]:
     """A budgeted plan at the end of the simulated period, against two baselines at the same
     budget, scored on the simulator's truth (true incremental return per unit of true cost)."""
-    from .plan import Planner, default_segment_benefits, popularity_plan, segment_rules_plan
+    from .plan import Planner, default_segment_benefits, popularity_plan, redemption_counts, segment_rules_plan
 
     log, catalog, truth = program.events, program.catalog, program.truth
     plan_time = log.time_range[1]
@@ -332,9 +332,7 @@ def _plan_section(program, fm, encoder, out: Path, say, num_threads: int, seed: 
     plan = planner.plan(catalog, program.users, plan_time, redemption_probability=P, incremental_share=S,
                         order_value=V, segments=segments, history=log, preference=pref)
     budget = policy["budget"]
-    frame = log.to_frame(external_ids=False)
-    popularity = np.bincount(frame.loc[frame["event_type"].astype(str) == "redeemed", "benefit"].clip(lower=0),
-                             minlength=len(catalog))
+    popularity = redemption_counts(log, len(catalog))
     eligible = plan.info.get("eligible")
     codes = segments["segment"].cat.codes.to_numpy()
     names = list(segments["segment"].cat.categories)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -49,10 +49,12 @@ def _input_error(message: str):
     return _core.InputError(message)
 
 
-def _matrix(values, name: str, shape) -> np.ndarray:
-    a = np.ascontiguousarray(values, dtype=np.float32)
-    if a.shape != tuple(shape):
-        raise _input_error(f"{name}: expected shape {tuple(shape)} (got {a.shape})")
+def _matrix(values, name: str, shape=None) -> np.ndarray:
+    """A finite float64 matrix of ``shape`` (any 2-D shape when None), else InputError."""
+    a = np.ascontiguousarray(values, dtype=np.float64)
+    if (a.ndim != 2) if shape is None else (a.shape != tuple(shape)):
+        raise _input_error(f"{name}: expected shape {'(members, benefits)' if shape is None else tuple(shape)} "
+                           f"(got {a.shape})")
     if not np.isfinite(a).all():
         bad = np.argwhere(~np.isfinite(a))[0]
         raise _input_error(f"{name}: not finite at {tuple(int(i) for i in bad)} (got {a[tuple(bad)]})")
@@ -60,7 +62,8 @@ def _matrix(values, name: str, shape) -> np.ndarray:
 
 
 def _vector(values, name: str, n: int) -> np.ndarray:
-    a = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+    """A finite float64 vector of n values, else InputError."""
+    a = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
     if a.shape != (n,):
         raise _input_error(f"{name}: expected {n} values (got {a.size})")
     if not np.isfinite(a).all():
@@ -101,6 +104,14 @@ def incremental_share(preference, catalog, *, horizon_days: Optional[float] = No
     rate = timing["expected_purchases"].to_numpy(np.float64) / horizon
     validity = catalog.to_frame()["validity_days"].to_numpy(np.float64)
     return np.exp(-np.outer(rate, validity)).astype(np.float32)
+
+
+def redemption_counts(events, n_benefits: int) -> np.ndarray:
+    """Redemptions per benefit in ``events`` (an EventLog or its frame): the popularity the
+    baselines rank by."""
+    frame = events.to_frame(external_ids=False) if hasattr(events, "to_frame") else events
+    b = frame.loc[frame["event_type"].astype(str) == "redeemed", "benefit"].to_numpy()
+    return np.bincount(b[b >= 0], minlength=n_benefits)
 
 
 # --- plans -------------------------------------------------------------------------------------
@@ -181,12 +192,19 @@ class Plan:
         """The plan's TRUE return when the truth is known (e.g. the simulator's
         SimulationTruth): expected incremental return = sum of P(incremental order) x order
         value, expected cost = issue cost + P(redemption) x cost per redemption."""
+        red_all = _matrix(redemption_probability, "Plan.evaluate: redemption_probability")
+        inc_all = _matrix(incremental_probability, "Plan.evaluate: incremental_probability", red_all.shape)
+        n, nb = red_all.shape
+        value = _vector(order_value, "Plan.evaluate: order_value", n)
+        cost_b = _vector(cost_per_redemption, "Plan.evaluate: cost_per_redemption", nb)
         u = self.frame["member_index"].to_numpy()
         b = self.frame["benefit_index"].to_numpy()
-        red = np.asarray(redemption_probability)[u, b].astype(np.float64)
-        inc = np.asarray(incremental_probability)[u, b].astype(np.float64)
-        ret = float((inc * np.asarray(order_value, dtype=np.float64)[u]).sum())
-        cost = float((self.issue_cost + red * np.asarray(cost_per_redemption, dtype=np.float64)[b]).sum())
+        if len(u) and (u.max() >= n or b.max() >= nb):
+            raise _input_error(f"Plan.evaluate: the plan has members up to {u.max()} and benefits up to {b.max()}, "
+                               f"the truth is {n} x {nb}")
+        red = red_all[u, b]
+        ret = float((inc_all[u, b] * value[u]).sum())
+        cost = float((self.issue_cost + red * cost_b[b]).sum())
         return {"members": int(len(np.unique(u))), "benefits": int(len(u)),
                 "true_redemptions": float(red.sum()), "true_cost": cost,
                 "true_incremental_return": ret,
@@ -233,8 +251,25 @@ def _frame(catalog, user_ids, member_index, benefit_index, probability, value, c
 
 # --- baselines ---------------------------------------------------------------------------------
 
-def _budget_order(rng, n: int) -> np.ndarray:
-    return rng.permutation(n)
+def _baseline_inputs(name: str, catalog, redemption_probability, value, budget: float, issue_cost: float,
+                     eligible) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validated (P, value, cost per redemption, eligible) for a baseline; InputError /
+    ConfigError naming the argument."""
+    if not (budget >= 0):
+        raise _core.ConfigError(f"{name}: budget must be >= 0 (got {budget})")
+    if not (np.isfinite(issue_cost) and issue_cost >= 0):
+        raise _core.ConfigError(f"{name}: issue_cost must be finite and >= 0 (got {issue_cost})")
+    cost_b = catalog.to_frame()["cost"].to_numpy(np.float64)
+    P = _matrix(redemption_probability, f"{name}: redemption_probability")
+    if P.shape[1] != len(cost_b):
+        raise _input_error(f"{name}: redemption_probability has {P.shape[1]} benefit columns "
+                           f"(the catalog has {len(cost_b)})")
+    V = _matrix(value, f"{name}: value", P.shape)
+    ok = (np.ones(P.shape, dtype=bool) if eligible is None
+          else np.asarray(eligible).astype(bool))
+    if ok.shape != P.shape:
+        raise _input_error(f"{name}: eligible has shape {ok.shape} (expected {P.shape})")
+    return P, V, cost_b, ok
 
 
 def _fill_until_budget(order: np.ndarray, benefit: np.ndarray, cost: np.ndarray, budget: float) -> np.ndarray:
@@ -257,12 +292,11 @@ def popularity_plan(catalog, redemption_probability, value, budget: float, *, po
     popular one goes to members in random order until the budget is spent. ``value`` is the
     members x benefits expected return the planner uses (so the plans are comparable);
     ``eligible`` an optional members x benefits 0/1 mask."""
-    P = np.asarray(redemption_probability, dtype=np.float64)
+    P, V, cost_b, ok = _baseline_inputs("popularity_plan", catalog, redemption_probability, value, budget,
+                                        issue_cost, eligible)
     n, nb = P.shape
-    cost_b = catalog.to_frame()["cost"].to_numpy(np.float64)
     C = issue_cost + P * cost_b[None, :]
-    ok = np.ones((n, nb), dtype=bool) if eligible is None else np.asarray(eligible).astype(bool)
-    order = np.argsort(-np.asarray(popularity, dtype=np.float64), kind="stable")
+    order = np.argsort(-_vector(popularity, "popularity_plan: popularity", nb), kind="stable")
     choice = None
     for b in order:
         if (C[:, b] * ok[:, b]).sum() <= budget:
@@ -272,11 +306,10 @@ def popularity_plan(catalog, redemption_probability, value, budget: float, *, po
     if choice is None:
         choice = int(order[0])
         bene = np.where(ok[:, choice], choice, -1)
-        members = np.sort(_fill_until_budget(_budget_order(rng, n), bene, C[:, choice], budget))
+        members = np.sort(_fill_until_budget(rng.permutation(n), bene, C[:, choice], budget))
     else:
         members = np.flatnonzero(ok[:, choice])
     b = np.full(len(members), choice)
-    V = np.asarray(value, dtype=np.float64)
     f = _frame(catalog, user_ids, members, b, P[members, b], V[members, b], C[members, b])
     return Plan(f, budget=budget, method="popularity", issue_cost=issue_cost,
                 info={"benefit": catalog.to_frame()["id"].iloc[choice]})
@@ -325,8 +358,9 @@ def segment_rules_plan(catalog, redemption_probability, value, budget: float, *,
     """Baseline: each segment gets its fixed benefit (``segment_benefits``: segment name ->
     benefit id; segments not named get nothing), members in random order until the budget is
     spent."""
-    P = np.asarray(redemption_probability, dtype=np.float64)
-    n, nb = P.shape
+    P, V, cost_b, ok = _baseline_inputs("segment_rules_plan", catalog, redemption_probability, value, budget,
+                                        issue_cost, eligible)
+    n = P.shape[0]
     cat = catalog.to_frame()
     index_of = {str(b): i for i, b in enumerate(cat["id"].astype(str))}
     unknown = [b for b in segment_benefits.values() if str(b) not in index_of]
@@ -334,16 +368,15 @@ def segment_rules_plan(catalog, redemption_probability, value, budget: float, *,
         raise _input_error(f"segment_rules_plan: unknown benefit ids {unknown}")
     seg_to_b = np.array([index_of[str(segment_benefits[s])] if s in segment_benefits else -1
                          for s in segment_names] + [-1])
-    codes = np.asarray(member_segment, dtype=np.int64)
+    codes = np.asarray(member_segment, dtype=np.int64).reshape(-1)
+    if codes.shape != (n,) or (len(codes) and (codes.min() < -1 or codes.max() >= len(segment_names))):
+        raise _input_error(f"segment_rules_plan: member_segment must hold {n} codes in [-1, {len(segment_names)}) "
+                           f"(got {codes.size} codes)")
     bene = seg_to_b[np.where(codes >= 0, codes, len(seg_to_b) - 1)]
-    if eligible is not None:
-        ok = np.asarray(eligible).astype(bool)
-        bene = np.where((bene >= 0) & ok[np.arange(n), np.maximum(bene, 0)], bene, -1)
-    cost_b = cat["cost"].to_numpy(np.float64)
+    bene = np.where((bene >= 0) & ok[np.arange(n), np.maximum(bene, 0)], bene, -1)
     C = issue_cost + P[np.arange(n), np.maximum(bene, 0)] * cost_b[np.maximum(bene, 0)]
-    members = np.sort(_fill_until_budget(_budget_order(np.random.default_rng(seed), n), bene, C, budget))
+    members = np.sort(_fill_until_budget(np.random.default_rng(seed).permutation(n), bene, C, budget))
     b = bene[members]
-    V = np.asarray(value, dtype=np.float64)
     names = list(segment_names)
     f = _frame(catalog, user_ids, members, b, P[members, b], V[members, b], C[members],
                segment_names=names, member_segment=codes)

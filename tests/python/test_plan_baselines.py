@@ -9,7 +9,7 @@ import pytest
 
 import perkrec
 from perkrec.plan import (Plan, _frame, default_segment_benefits, incremental_share, order_value,
-                          popularity_plan, segment_rules_plan)
+                          popularity_plan, redemption_counts, segment_rules_plan)
 
 
 def _catalog():
@@ -122,3 +122,43 @@ def test_order_value_and_incremental_share():
     S = incremental_share(Timing(), _catalog())
     np.testing.assert_allclose(S[0], 1.0)                                  # never buys: all uplift
     np.testing.assert_allclose(S[1], np.exp(-0.1 * np.array([10, 20, 5, 30])), rtol=1e-6)
+
+
+def test_baselines_and_evaluate_reject_bad_input():
+    cat = _catalog()
+    P = np.full((6, 4), 0.5)
+    V = np.ones((6, 4))
+    bad = P.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(perkrec.InputError, match=r"redemption_probability: not finite at \(2, 1\)"):
+        popularity_plan(cat, bad, V, 10.0, popularity=[1, 2, 3, 4])
+    with pytest.raises(perkrec.InputError, match="value: expected shape"):
+        popularity_plan(cat, P, V[:, :3], 10.0, popularity=[1, 2, 3, 4])
+    with pytest.raises(perkrec.InputError, match="has 3 benefit columns"):
+        popularity_plan(cat, P[:, :3], V[:, :3], 10.0, popularity=[1, 2, 3])
+    with pytest.raises(perkrec.InputError, match="popularity: expected 4 values"):
+        popularity_plan(cat, P, V, 10.0, popularity=[1, 2])
+    with pytest.raises(perkrec.ConfigError, match="budget must be >= 0"):
+        popularity_plan(cat, P, V, -1.0, popularity=[1, 2, 3, 4])
+    with pytest.raises(perkrec.InputError, match="eligible has shape"):
+        popularity_plan(cat, P, V, 10.0, popularity=[1, 2, 3, 4], eligible=np.ones((6, 3)))
+    names = ["dormant"]
+    with pytest.raises(perkrec.InputError, match="member_segment"):
+        segment_rules_plan(cat, P, V, 10.0, member_segment=[0, 0, 1, 0, 0, 0], segment_names=names,
+                           segment_benefits={"dormant": "A"})
+    with pytest.raises(perkrec.ConfigError, match="budget"):
+        segment_rules_plan(cat, P, V, float("nan"), member_segment=[0] * 6, segment_names=names,
+                           segment_benefits={"dormant": "A"})
+    plan = popularity_plan(cat, P, V, 100.0, popularity=[1, 2, 3, 4])
+    with pytest.raises(perkrec.InputError, match="incremental_probability: expected shape"):
+        plan.evaluate(P, P[:, :2], np.ones(6), [1, 1, 1, 1])
+    with pytest.raises(perkrec.InputError, match="order_value: expected 6 values"):
+        plan.evaluate(P, P, np.ones(5), [1, 1, 1, 1])
+    with pytest.raises(perkrec.InputError, match="the truth is 3 x 4"):
+        plan.evaluate(P[:3], P[:3], np.ones(3), [1, 1, 1, 1])
+
+
+def test_redemption_counts_ignore_events_without_a_benefit():
+    ev = pd.DataFrame({"user": [0, 0, 1, 1, 2], "benefit": [2, -1, 2, 0, 3],
+                       "event_type": ["redeemed", "redeemed", "redeemed", "issued", "redeemed"]})
+    np.testing.assert_array_equal(redemption_counts(ev, 5), [0, 0, 2, 1, 0])
