@@ -31,16 +31,17 @@
 //                "best_ineligible": {...} | null}}]}
 //   plus "blocked": "frequency_cap" | "member_cap" when the policy lets the member receive
 //   nothing, and "excluded": {"benefit": id, "reason": "budget" | ...} when nothing was issued
-//   although the member had a candidate (reasons are ExclusionReason names). A bad line gets {"id": <id or null>, "error": "<ErrorClass>: message"} and the
-//   server goes on with the next one.
+//   although the member had a candidate (reasons are ExclusionReason names). A bad line gets
+//   {"id": <id or null>, "error": "<ErrorClass>: message"} and the server goes on with the
+//   next one.
 //
 // Decision for one request (BenefitServer::answer):
 //   1. redemption probability of every benefit for the member (blend or Popularity),
 //   2. rank(): the member's eligible benefits (compiled policy masks) by expected value - cost,
 //      top_k kept, plus the best ineligible benefit and the rule that excluded it,
 //   3. the online Pacer spends budget / inventory / quotas and checks the member's caps and
-//      stacking groups: given the whole ranked row when n >= the policy's max_per_member (it
-//      picks by value - multiplier x cost), else candidate by candidate in rank order until n,
+//      stacking groups: one call with the whole ranked row, at most n new benefits, picked by
+//      value - multiplier x cost - inventory price (limited benefits are paced over the period),
 //   4. schedule(): send time (the member's best hour from the preference model, moved out of
 //      the policy's quiet hours) and validity,
 //   5. explain(): the reasons of each issued benefit.
@@ -56,8 +57,8 @@
 // workers (chosen by the member, so one member's requests are decided in input order) and
 // writes the answers in input order. Models, catalog and compiled policy are const after
 // loading (perkrec const methods are thread-safe); the Pacer is the only shared mutable state
-// (internally locked). Without a budget and binding inventory the answers do not depend on the
-// thread count; with a budget the pacing multiplier depends on the order decisions arrive in.
+// (internally locked). Without a budget and limited inventory the answers do not depend on the
+// thread count; with them the pacing prices depend on the order decisions arrive in.
 #pragma once
 
 #include <algorithm>
@@ -356,45 +357,26 @@ class BenefitServer {
     perkrec::RankDiagnostics diag;
     const perkrec::Candidates c = perkrec::rank(in, one, rp, &diag);
 
-    // 3. The pacer spends. When the request may take as many benefits as the policy allows a
-    //    member (n >= max_per_member), it gets the whole ranked row in one call and picks by
-    //    its own rule (value - multiplier x cost, best first); otherwise candidates go one at a
-    //    time in rank order until n are issued.
+    // 3. The pacer spends: the whole ranked row in one call, at most n new benefits, picked by
+    //    its own rule (value - multiplier x cost - inventory price, best first). The runner-up
+    //    is the best-ranked candidate it did not issue.
     const std::int64_t row_begin = c.offsets[0], row_end = c.offsets[1];
     std::vector<std::int64_t> chosen;
     std::int64_t runner_up = -1;
-    if (q.n >= compiled_.constraints.max_per_member) {
-      const auto first = static_cast<std::size_t>(row_begin);
-      const auto count = static_cast<std::size_t>(row_end - row_begin);
-      const std::vector<std::int32_t> picked =
-          count == 0 ? std::vector<std::int32_t>()
-                     : pacer_->decide(u, q.time, perkrec::Span<const Index>(&c.benefit[first], count),
-                                      perkrec::Span<const float>(&c.value[first], count),
-                                      perkrec::Span<const float>(&c.cost[first], count));
-      std::size_t next = 0;  // picked is ascending
-      for (std::int64_t e = row_begin; e < row_end; ++e) {
-        if (next < picked.size() && row_begin + picked[next] == e) {
-          chosen.push_back(e);
-          ++next;
-        } else if (runner_up < 0) {
-          runner_up = e;
-        }
-      }
-    } else {
-      for (std::int64_t e = row_begin; e < row_end; ++e) {
-        if (static_cast<int>(chosen.size()) >= q.n) {
-          if (runner_up < 0) runner_up = e;
-          break;
-        }
-        const auto i = static_cast<std::size_t>(e);
-        const std::vector<std::int32_t> picked = pacer_->decide(
-            u, q.time, perkrec::Span<const Index>(&c.benefit[i], 1), perkrec::Span<const float>(&c.value[i], 1),
-            perkrec::Span<const float>(&c.cost[i], 1));
-        if (!picked.empty()) {
-          chosen.push_back(e);
-        } else if (runner_up < 0) {
-          runner_up = e;
-        }
+    const auto first = static_cast<std::size_t>(row_begin);
+    const auto count = static_cast<std::size_t>(row_end - row_begin);
+    const std::vector<std::int32_t> picked =
+        count == 0 ? std::vector<std::int32_t>()
+                   : pacer_->decide(u, q.time, perkrec::Span<const Index>(&c.benefit[first], count),
+                                    perkrec::Span<const float>(&c.value[first], count),
+                                    perkrec::Span<const float>(&c.cost[first], count), q.n);
+    std::size_t next = 0;  // picked is ascending
+    for (std::int64_t e = row_begin; e < row_end; ++e) {
+      if (next < picked.size() && row_begin + picked[next] == e) {
+        chosen.push_back(e);
+        ++next;
+      } else if (runner_up < 0) {
+        runner_up = e;
       }
     }
     const perkrec::ExclusionReason runner_reason =

@@ -96,18 +96,19 @@ void bind_allocator(py::module_& m) {
            py::arg("constraints"), py::arg("params_json"))
       .def("decide",
            [](Pacer& self, Index member, Timestamp t, const py::array& benefit, const py::array& value,
-              const py::array& cost) {
+              const py::array& cost, int max_new) {
              const Span<const Index> b = view_1d<Index>(benefit, "benefit");
              const Span<const float> v = view_1d<float>(value, "value");
              const Span<const float> c = view_1d<float>(cost, "cost");
              std::vector<std::int32_t> chosen;
              {
                py::gil_scoped_release release;
-               chosen = self.decide(member, t, b, v, c);
+               chosen = self.decide(member, t, b, v, c, max_new);
              }
              return to_numpy(std::move(chosen));
            },
-           py::arg("member"), py::arg("t"), py::arg("benefit"), py::arg("value"), py::arg("cost"))
+           py::arg("member"), py::arg("t"), py::arg("benefit"), py::arg("value"), py::arg("cost"),
+           py::arg("max_new") = -1)
       .def_property_readonly("spent", &Pacer::spent)
       .def_property_readonly("multiplier", &Pacer::multiplier)
       .def_property_readonly("decisions", &Pacer::decisions)

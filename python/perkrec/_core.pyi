@@ -460,7 +460,8 @@ def member_set_value(values: np.ndarray, kinds: Optional[np.ndarray] = None, div
 
 class Pacer:
     def __init__(self, constraints: AllocationConstraints, params_json: str) -> None: ...
-    def decide(self, member: int, t: int, benefit: np.ndarray, value: np.ndarray, cost: np.ndarray) -> np.ndarray: ...
+    def decide(self, member: int, t: int, benefit: np.ndarray, value: np.ndarray, cost: np.ndarray,
+               max_new: int = -1) -> np.ndarray: ...
     spent: float
     multiplier: float
     decisions: int

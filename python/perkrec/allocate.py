@@ -174,22 +174,29 @@ class Pacer:
     the budget curve. Budget, inventory, caps and quotas are never exceeded. Thread-safe.
 
     ``spend_curve``: cumulative share of the budget at the end of each of len(curve) equal
-    steps over [start, end] (empty = linear). Times are Unix seconds."""
+    steps over [start, end] (empty = linear). Times are Unix seconds; a request earlier than one
+    already decided is paced as of the later time. ``pace_inventory``: limited benefits follow
+    the same curve (a benefit whose used share of its inventory is ahead of the curve is priced
+    out until the curve catches up), so their units last the period; False = first come, first
+    served."""
 
     def __init__(self, constraints: Union[AllocationConstraints, Mapping[str, Any], None] = None, *,
                  budget: float, start: int, end: int, spend_curve: Sequence[float] = (),
-                 initial_multiplier: float = 0.0, gain: float = 2.0, **constraint_fields):
+                 initial_multiplier: float = 0.0, gain: float = 2.0, pace_inventory: bool = True,
+                 **constraint_fields):
         k = make_constraints(constraints, **constraint_fields)
         params = {"budget": float(budget), "start": int(start), "end": int(end),
                   "spend_curve": [float(x) for x in spend_curve],
-                  "initial_multiplier": float(initial_multiplier), "gain": float(gain)}
+                  "initial_multiplier": float(initial_multiplier), "gain": float(gain),
+                  "pace_inventory": bool(pace_inventory)}
         self._impl = _core.Pacer(k, json.dumps(params))
 
-    def decide(self, member: int, t: int, benefit, value, cost) -> np.ndarray:
-        """Positions (int32, ascending) of the candidates issued to ``member`` at time ``t``."""
+    def decide(self, member: int, t: int, benefit, value, cost, max_new: Optional[int] = None) -> np.ndarray:
+        """Positions (int32, ascending) of the candidates issued to ``member`` at time ``t``;
+        at most ``max_new`` of them (None: as many as the member's caps allow)."""
         return self._impl.decide(int(member), int(t), int_array(benefit, np.int32, "benefit"),
                                  float_array(value, np.float32, "value"),
-                                 float_array(cost, np.float32, "cost"))
+                                 float_array(cost, np.float32, "cost"), -1 if max_new is None else int(max_new))
 
     @property
     def spent(self) -> float:

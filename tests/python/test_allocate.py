@@ -145,7 +145,20 @@ def test_pacer_concurrent_decisions_keep_the_budget():
     assert pacer.spent <= 300.0 + 1e-9
     assert sum(c for _, c in flat) == pytest.approx(pacer.spent, rel=1e-6)
     assert max(np.bincount([b for b, _ in flat], minlength=10)) <= 80
+    # 800 units for ~4000 members: paced, the inventory lasts the day and the budget is spent
+    # whatever the interleaving; first come, first served, the cheap early picks take every
+    # unit before the budget is half spent (in order: about 160 of 300).
     assert pacer.spent >= 0.9 * 300.0
-    assert pacer.get_params()["budget"] == 300.0
+    assert pacer.get_params()["budget"] == 300.0 and pacer.get_params()["pace_inventory"] is True
+    unpaced = perkrec.Pacer(budget=300.0, start=0, end=day, max_per_member=1, inventory=np.full(10, 80),
+                            pace_inventory=False)
+    for i in range(n):
+        unpaced.decide(i, int(i / n * day), benefits[i], values[i], costs[i])
+    assert unpaced.issued == 800 and unpaced.spent < 0.6 * 300.0
+    two = perkrec.Pacer(budget=10.0, start=0, end=day, max_per_member=3)
+    v = np.array([0.5, 2.0, 1.0, 1.5], np.float32)
+    assert two.decide(0, 10, [4, 5, 6, 7], v, np.full(4, 0.1), max_new=2).tolist() == [1, 3]
+    with pytest.raises(perkrec.InputError, match="max_new"):
+        two.decide(1, 10, [4, 5, 6, 7], v, np.full(4, 0.1), max_new=-3)
     with pytest.raises(perkrec.ConfigError, match="end"):
         perkrec.Pacer(budget=1.0, start=5, end=5)

@@ -130,6 +130,12 @@ struct PacingParams {
   double initial_multiplier = 0.0;   ///< lambda at the start (value per unit cost), >= 0
   double gain = 2.0;                 ///< lambda moves by gain x (mean value/cost seen) per 1%
                                      ///< of the budget that spend is ahead of the curve, >= 0
+  bool pace_inventory = true;        ///< benefits with a limited inventory follow the same
+                                     ///< curve: a benefit whose used share of its inventory is
+                                     ///< ahead of the curve costs gain x (mean value seen) per
+                                     ///< 1% ahead, so its units last the period instead of
+                                     ///< going to the first arrivals; false = first come,
+                                     ///< first served
 
   void validate() const;
   Json to_json() const;
@@ -141,20 +147,25 @@ struct PacingParams {
 
 /// Online pacing: members arrive one at a time during the day; decide() picks that member's
 /// benefits with a multiplier lambda set from how far spend is ahead of (or behind) the budget
-/// curve: a candidate is taken when value - lambda x cost > 0, best first, while the member's
-/// capacity, kind caps, stacking groups, inventory, segment quotas and the budget allow. The
+/// curve: a candidate is taken when value - lambda x cost - mu_b > 0, best first, while the member's
+/// capacity, kind caps, stacking groups, inventory, segment quotas and the budget allow (mu_b
+/// is benefit b's inventory price, see PacingParams::pace_inventory; 0 without a limit). The
 /// budget, inventory and quotas are never exceeded. A member may be decided several times;
-/// its earlier benefits count against its caps.
+/// its earlier benefits count against its caps. The curve is read at the latest time seen so
+/// far: a request whose t is earlier than one already decided (threads answering out of
+/// order) is paced as of that later time.
 /// Thread safety: decide() and the accessors may be called from many threads at once.
 class Pacer {
  public:
   Pacer(const AllocationConstraints& k, PacingParams p);
 
   /// Returns the chosen positions in the given candidate arrays, ascending. `member` indexes
-  /// the per-member constraint vectors (when present). InputError for mismatched arrays,
-  /// non-finite values or negative costs, or a member out of range.
+  /// the per-member constraint vectors (when present). At most `max_new` benefits are issued
+  /// by this call (-1: as many as the member's caps allow), so a request for n benefits is one
+  /// call. InputError for mismatched arrays, non-finite values or negative costs, a member out
+  /// of range or max_new < -1.
   std::vector<std::int32_t> decide(Index member, Timestamp t, Span<const Index> benefit,
-                                   Span<const float> value, Span<const float> cost);
+                                   Span<const float> value, Span<const float> cost, int max_new = -1);
 
   double spent() const;
   double multiplier() const;
@@ -173,8 +184,12 @@ class Pacer {
   mutable std::mutex mutex_;
   double spent_ = 0.0;
   double lambda_ = 0.0;
+  Timestamp clock_ = 0;  // latest decision time seen (the curve never moves back)
+  double share_ = 0.0;  // the curve's share at clock_
   double ratio_sum_ = 0.0;
   std::int64_t ratio_count_ = 0;
+  double value_sum_ = 0.0;
+  std::int64_t value_count_ = 0;
   std::int64_t decisions_ = 0;
   std::int64_t issued_ = 0;
   std::vector<std::int64_t> inventory_used_;

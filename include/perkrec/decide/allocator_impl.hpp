@@ -1719,7 +1719,7 @@ PERKREC_INLINE void PacingParams::validate() const {
 
 PERKREC_INLINE Json PacingParams::to_json() const {
   return Json{{"budget", budget},       {"start", start}, {"end", end}, {"spend_curve", spend_curve},
-              {"initial_multiplier", initial_multiplier}, {"gain", gain}};
+              {"initial_multiplier", initial_multiplier}, {"gain", gain}, {"pace_inventory", pace_inventory}};
 }
 
 PERKREC_INLINE PacingParams PacingParams::from_json(const Json& j) {
@@ -1731,6 +1731,7 @@ PERKREC_INLINE PacingParams PacingParams::from_json(const Json& j) {
   r.read("spend_curve", p.spend_curve);
   r.read("initial_multiplier", p.initial_multiplier);
   r.read("gain", p.gain);
+  r.read("pace_inventory", p.pace_inventory);
   r.finish();
   try {
     p.validate();
@@ -1772,12 +1773,18 @@ PERKREC_INLINE Pacer::Pacer(const AllocationConstraints& k, PacingParams p) : k_
   segment_members_.assign(ns, 0);
   segment_cost_.assign(ns, 0.0);
   lambda_ = params_.initial_multiplier;
+  clock_ = params_.start;
 }
 
 PERKREC_INLINE double Pacer::update_multiplier_locked(Timestamp t) {
+  // The curve's clock never runs backwards: a request decided after a later one (several
+  // threads, or a late arrival) is paced at the latest time seen. Otherwise a lagging thread
+  // would see spend far ahead of an earlier point of the curve and refuse everything.
+  clock_ = std::max(clock_, t);
+  share_ = params_.target_share(clock_);
   const double B = params_.budget;
   if (B <= 0) return lambda_ = params_.initial_multiplier;
-  const double target = B * params_.target_share(t);
+  const double target = B * share_;
   const double ahead = (spent_ - target) / B;  // share of the budget spent ahead of the curve
   const double ref = ratio_count_ > 0 ? ratio_sum_ / static_cast<double>(ratio_count_) : 1.0;
   lambda_ = std::max(0.0, params_.initial_multiplier + params_.gain * ref * ahead / 0.01);
@@ -1785,8 +1792,10 @@ PERKREC_INLINE double Pacer::update_multiplier_locked(Timestamp t) {
 }
 
 PERKREC_INLINE std::vector<std::int32_t> Pacer::decide(Index member, Timestamp t, Span<const Index> benefit,
-                                                       Span<const float> value, Span<const float> cost) {
+                                                       Span<const float> value, Span<const float> cost,
+                                                       int max_new) {
   const std::size_t n = benefit.size();
+  if (max_new < -1) detail::raise<InputError>("Pacer::decide: max_new must be >= -1 (got ", max_new, ")");
   if (value.size() != n || cost.size() != n) {
     detail::raise<InputError>("Pacer::decide: benefit/value/cost have ", n, "/", value.size(), "/", cost.size(),
                               " entries (expected equal)");
@@ -1821,8 +1830,22 @@ PERKREC_INLINE std::vector<std::int32_t> Pacer::decide(Index member, Timestamp t
       ratio_sum_ += static_cast<double>(value[i]) / cost[i];
       ++ratio_count_;
     }
+    if (value[i] > 0) {
+      value_sum_ += value[i];
+      ++value_count_;
+    }
   }
   const double lam = update_multiplier_locked(t);
+  // Inventory price: gain x (mean value seen) per 1% of the benefit's units used ahead of the
+  // curve; a benefit at or behind the curve is free.
+  const double inventory_price = value_count_ > 0 ? params_.gain * value_sum_ / static_cast<double>(value_count_) / 0.01 : 0.0;
+  auto mu = [&](Index b) {
+    if (!params_.pace_inventory || k_.inventory.empty()) return 0.0;
+    const std::int64_t cap = k_.inventory[static_cast<std::size_t>(b)];
+    if (cap <= 0) return 0.0;  // unlimited (< 0) or none left (0, refused below)
+    const double ahead = static_cast<double>(inventory_used_[static_cast<std::size_t>(b)]) / static_cast<double>(cap) - share_;
+    return ahead > 0 ? inventory_price * ahead : 0.0;
+  };
   MemberState& ms = members_[member];
   int cap = k_.max_per_member;
   if (!k_.member_capacity.empty()) cap = std::min<int>(cap, k_.member_capacity[static_cast<std::size_t>(member)]);
@@ -1849,13 +1872,14 @@ PERKREC_INLINE std::vector<std::int32_t> Pacer::decide(Index member, Timestamp t
   for (std::size_t i = 0; i < n; ++i) {
     const double v = value[i], c = cost[i];
     if (!(v > 0) || v < k_.min_return_per_cost * c) continue;
-    const double a = v - lam * c;
+    const double a = v - lam * c - mu(benefit[i]);
     if (a > 0) order.emplace_back(-a, static_cast<std::int32_t>(i));
   }
   std::sort(order.begin(), order.end());
   std::vector<std::int32_t> chosen;
   for (const auto& [neg_a, i] : order) {
     if (static_cast<int>(ms.benefits.size()) >= cap) break;
+    if (max_new >= 0 && static_cast<int>(chosen.size()) >= max_new) break;
     const Index b = benefit[static_cast<std::size_t>(i)];
     const double c = cost[static_cast<std::size_t>(i)];
     if (std::find(ms.benefits.begin(), ms.benefits.end(), b) != ms.benefits.end()) continue;
