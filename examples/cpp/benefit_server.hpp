@@ -269,9 +269,8 @@ class BenefitServer {
     if (!options.history.empty()) history = std::make_unique<perkrec::EventLog>(perkrec::EventLog::load(options.history));
     s->compiled_ = s->policy_.compile(s->catalog_, s->users_, options.plan_time, segments.get(), history.get());
 
-    perkrec::PacingParams pacing;  // the pacer needs a finite budget: "no budget" = the largest double
-    const double budget = s->compiled_.constraints.budget;
-    pacing.budget = std::isfinite(budget) ? budget : std::numeric_limits<double>::max();
+    perkrec::PacingParams pacing;  // the policy's budget; none = infinite
+    pacing.budget = s->compiled_.constraints.budget;
     pacing.start = options.plan_time;
     pacing.end = options.plan_time + static_cast<Timestamp>(std::llround(options.period_hours * 3600.0));
     s->pacer_ = std::make_unique<perkrec::Pacer>(s->compiled_.constraints, pacing);

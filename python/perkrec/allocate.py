@@ -172,6 +172,7 @@ class Pacer:
     """Online pacing over one period: ``decide`` is called as each member arrives and returns
     the positions of the chosen candidates; the multiplier follows how far spend is ahead of
     the budget curve. Budget, inventory, caps and quotas are never exceeded. Thread-safe.
+    ``budget=None``: no budget (inventory, caps and quotas are still paced and enforced).
 
     ``spend_curve``: cumulative share of the budget at the end of each of len(curve) equal
     steps over [start, end] (empty = linear). Times are Unix seconds; a request earlier than one
@@ -181,14 +182,16 @@ class Pacer:
     served."""
 
     def __init__(self, constraints: Union[AllocationConstraints, Mapping[str, Any], None] = None, *,
-                 budget: float, start: int, end: int, spend_curve: Sequence[float] = (),
+                 start: int, end: int, budget: Optional[float] = None, spend_curve: Sequence[float] = (),
                  initial_multiplier: float = 0.0, gain: float = 2.0, pace_inventory: bool = True,
                  **constraint_fields):
         k = make_constraints(constraints, **constraint_fields)
-        params = {"budget": float(budget), "start": int(start), "end": int(end),
+        params = {"start": int(start), "end": int(end),
                   "spend_curve": [float(x) for x in spend_curve],
                   "initial_multiplier": float(initial_multiplier), "gain": float(gain),
                   "pace_inventory": bool(pace_inventory)}
+        if budget is not None:
+            params["budget"] = float(budget)
         self._impl = _core.Pacer(k, json.dumps(params))
 
     def decide(self, member: int, t: int, benefit, value, cost, max_new: Optional[int] = None) -> np.ndarray:

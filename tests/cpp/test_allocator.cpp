@@ -367,6 +367,14 @@ TEST(Allocator, ParamsJsonRoundTrip) {
                            ConfigError, "spend_curve[1]");
   EXPECT_DOUBLE_EQ(pp.target_share(10 + 330), 0.2);
   EXPECT_DOUBLE_EQ(pp.target_share(5000), 1.0);
+  // No budget: the key is absent and reads back as infinite.
+  const PacingParams open = PacingParams::from_json(Json{{"start", 0}, {"end", 5}});
+  EXPECT_TRUE(std::isinf(open.budget));
+  EXPECT_FALSE(open.to_json().contains("budget"));
+  EXPECT_TRUE(std::isinf(PacingParams::from_json(open.to_json()).budget));
+  PERKREC_EXPECT_THROW_MSG(PacingParams::from_json(Json{{"budget", -1}, {"start", 0}, {"end", 5}}), ConfigError, "budget");
+  PERKREC_EXPECT_THROW_MSG(PacingParams::from_json(Json{{"budget", 1}, {"start", 0}, {"end", 5}, {"pace", true}}),
+                           ConfigError, "pace");
 }
 
 struct Arrival {
@@ -466,8 +474,7 @@ TEST(Pacer, InventoryLastsThePeriod) {
   k.max_per_member = 2;
   k.inventory.assign(static_cast<std::size_t>(nb), 150);  // 3000 units for ~20000 x 2 wanted
   k.inventory[3] = -1;                                     // unlimited
-  PacingParams pp;
-  pp.budget = 1e9;  // only inventory binds
+  PacingParams pp;  // no budget: only inventory binds
   pp.start = 0;
   pp.end = day;
   for (bool paced : {true, false}) {
@@ -501,6 +508,8 @@ TEST(Pacer, InventoryLastsThePeriod) {
       EXPECT_NEAR(static_cast<double>(limited_at_noon), 0.5 * 19 * 150, 0.03 * 19 * 150);
       EXPECT_GE(limited_total, static_cast<std::int64_t>(0.97 * 19 * 150));
       EXPECT_GT(unlimited, 0);
+      EXPECT_EQ(pacer.multiplier(), 0.0);
+      EXPECT_GT(pacer.spent(), 0.0);
     } else {
       EXPECT_EQ(limited_at_noon, 19 * 150) << "first come, first served: gone by midday";
     }

@@ -160,5 +160,9 @@ def test_pacer_concurrent_decisions_keep_the_budget():
     assert two.decide(0, 10, [4, 5, 6, 7], v, np.full(4, 0.1), max_new=2).tolist() == [1, 3]
     with pytest.raises(perkrec.InputError, match="max_new"):
         two.decide(1, 10, [4, 5, 6, 7], v, np.full(4, 0.1), max_new=-3)
+    # No budget: only the member's cap limits it; the parameters omit the budget.
+    free = perkrec.Pacer(start=0, end=day, max_per_member=3)
+    assert free.decide(0, 10, [4, 5, 6, 7], v, np.full(4, 100.0)).tolist() == [1, 2, 3]
+    assert free.spent == pytest.approx(300.0) and "budget" not in free.get_params()
     with pytest.raises(perkrec.ConfigError, match="end"):
         perkrec.Pacer(budget=1.0, start=5, end=5)

@@ -40,6 +40,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -121,7 +122,9 @@ std::string check_allocation(const CandidatesView& c, const AllocationConstraint
 double member_set_value(Span<const float> values, Span<const std::int32_t> kinds, double diversity);
 
 struct PacingParams {
-  double budget = 0.0;               ///< total expected cost allowed over [start, end], >= 0
+  double budget = std::numeric_limits<double>::infinity();  ///< total expected cost allowed over
+                                     ///< [start, end], >= 0; infinite (JSON: key absent) = no
+                                     ///< budget, only inventory, caps and quotas are paced
   Timestamp start = 0;
   Timestamp end = 0;                 ///< > start
   std::vector<double> spend_curve;   ///< cumulative share of the budget at the end of each of

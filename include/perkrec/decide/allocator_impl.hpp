@@ -1697,9 +1697,7 @@ PERKREC_INLINE std::string check_allocation(const CandidatesView& c, const Alloc
 // --- pacing ----------------------------------------------------------------------------------------
 
 PERKREC_INLINE void PacingParams::validate() const {
-  if (!(budget >= 0) || !std::isfinite(budget)) {
-    detail::raise<ConfigError>("PacingParams: budget must be finite and >= 0 (got ", budget, ")");
-  }
+  if (!(budget >= 0)) detail::raise<ConfigError>("PacingParams: budget must be >= 0 (got ", budget, ")");
   if (end <= start) detail::raise<ConfigError>("PacingParams: end must be after start (got ", start, " .. ", end, ")");
   double prev = 0.0;
   for (std::size_t i = 0; i < spend_curve.size(); ++i) {
@@ -1718,14 +1716,20 @@ PERKREC_INLINE void PacingParams::validate() const {
 }
 
 PERKREC_INLINE Json PacingParams::to_json() const {
-  return Json{{"budget", budget},       {"start", start}, {"end", end}, {"spend_curve", spend_curve},
-              {"initial_multiplier", initial_multiplier}, {"gain", gain}, {"pace_inventory", pace_inventory}};
+  Json j{{"start", start},
+         {"end", end},
+         {"spend_curve", spend_curve},
+         {"initial_multiplier", initial_multiplier},
+         {"gain", gain},
+         {"pace_inventory", pace_inventory}};
+  if (std::isfinite(budget)) j["budget"] = budget;  // absent = no budget
+  return j;
 }
 
 PERKREC_INLINE PacingParams PacingParams::from_json(const Json& j) {
   PacingParams p;
   JsonReader<ConfigError> r(j, "", "PacingParams::from_json");
-  r.require("budget", p.budget);
+  r.read("budget", p.budget);
   r.require("start", p.start);
   r.require("end", p.end);
   r.read("spend_curve", p.spend_curve);
@@ -1783,7 +1787,7 @@ PERKREC_INLINE double Pacer::update_multiplier_locked(Timestamp t) {
   clock_ = std::max(clock_, t);
   share_ = params_.target_share(clock_);
   const double B = params_.budget;
-  if (B <= 0) return lambda_ = params_.initial_multiplier;
+  if (!(B > 0) || !std::isfinite(B)) return lambda_ = params_.initial_multiplier;
   const double target = B * share_;
   const double ahead = (spent_ - target) / B;  // share of the budget spent ahead of the curve
   const double ref = ratio_count_ > 0 ? ratio_sum_ / static_cast<double>(ratio_count_) : 1.0;
