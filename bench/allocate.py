@@ -4,7 +4,8 @@ greedy baseline and the dual bound on a mid-size instance, and the wall time of 
 x 50 candidates target.
 
     .venv/bin/python bench/allocate.py [--members 10000000] [--candidates 50] [--small 100]
-                                       [--mid 500000] [--max-per-member 1,2] [--lock FILE]
+                                       [--mid 500000] [--max-per-member 1,2] [--inventory]
+                                       [--lock FILE]
 
 With --lock, every timed section holds an exclusive flock on that file (data generation does
 not). Nothing but perkrec, numpy and scipy is needed.
@@ -165,7 +166,7 @@ def bench_mid(n_users, k, lock):
     print(f"  greedy: value {g.value:,.1f}  cost {g.cost:,.1f}  greedy/dual {g.value / d.value:.4f}  {t_g:.2f} s")
 
 
-def bench_big(n_users, k, lock, caps):
+def bench_big(n_users, k, lock, caps, inventory=False):
     t0 = time.perf_counter()
     c = synthetic(n_users, k, 200, seed=5)
     t_gen = time.perf_counter() - t0
@@ -179,6 +180,9 @@ def bench_big(n_users, k, lock, caps):
         if cap > 1:
             cons.update(benefit_kind=np.arange(200) % 5, n_kinds=5, max_per_kind=1)
             label += ", 1 per kind (5 kinds)"
+        if inventory:
+            cons.update(inventory=np.where(np.arange(200) % 10 == 0, n_users // 50, -1))
+            label += ", inventory on 20 benefits"
         with exclusive(lock):
             t0 = time.perf_counter()
             d = perkrec.allocate(c, cons)
@@ -197,6 +201,8 @@ def main():
     ap.add_argument("--small", type=int, default=100, help="small instances vs milp (0 = skip)")
     ap.add_argument("--mid", type=int, default=500_000, help="members of the greedy comparison (0 = skip)")
     ap.add_argument("--lock", default="", help="flock this file exclusively around timed sections")
+    ap.add_argument("--inventory", action="store_true",
+                    help="big instance: also limit the inventory of 20 of the 200 benefits (as the mid instance)")
     args = ap.parse_args()
     print(f"perkrec {perkrec.__version__}, {os.cpu_count()} CPUs, {perkrec._core.default_num_threads()} threads")
     if args.small:
@@ -204,7 +210,8 @@ def main():
     if args.mid:
         bench_mid(args.mid, args.candidates, args.lock)
     if args.members:
-        bench_big(args.members, args.candidates, args.lock, [int(x) for x in args.max_per_member.split(",")])
+        bench_big(args.members, args.candidates, args.lock, [int(x) for x in args.max_per_member.split(",")],
+                  args.inventory)
 
 
 if __name__ == "__main__":

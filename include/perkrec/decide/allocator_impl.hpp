@@ -411,6 +411,7 @@ struct Solver {
   int threads;
   double lambda_max = 0.0;  // above it every costly entry has negative adjusted value
   std::vector<double> tried;  // multipliers evaluated by the last search (full data)
+  double warm_step = 0.01;    // first probe step of a warm-started search (relative)
   double bound = kInf;
   int iterations = 0;
   std::int64_t evaluations = 0;
@@ -429,8 +430,10 @@ struct Solver {
     return r;
   }
 
-  // Finds lambda for the budget given the other prices; stores the plan at the result.
-  double search(Prices& pr, Plan& plan) {
+  // Finds lambda for the budget given the other prices; stores the plan at the result. `warm`
+  // (> 0): the previous price round's lambda, bracketed first by probes around it (a price
+  // round moves lambda little) instead of from lambda = 0 and a sample.
+  double search(Prices& pr, Plan& plan, double warm = 0.0) {
     int iterations = 0;  // this search's evaluations (the member counts all of them)
     struct Count {
       int& local;
@@ -444,46 +447,65 @@ struct Solver {
       eval(pr, &plan);
       return 0.0;
     }
-    const EvalResult r0 = eval(pr);
-    if (r0.spend <= B) {
-      eval(pr, &plan);
-      return 0.0;
-    }
-    double lo = 0.0, f_lo = r0.spend - B;
+    double lo = 0.0, f_lo = 0.0;
     double hi = lambda_max * (1.0 + 1e-9) + 1e-300, f_hi = -B;  // nothing costly chosen
-    // Large instances: bracket lambda on a strided sample first.
-    const Index n = P.c.n_users;
-    if (n >= 200000) {
-      const Index stride = std::max<Index>(20, n / 50000);
-      const EvalResult s0 = evaluate(P, pr, threads, stride, nullptr);
-      if (s0.spend > 0) {
-        const double Bs = B * s0.spend / r0.spend;
-        double slo = 0.0, shi = hi;
-        for (int it = 0; it < 60 && shi - slo > 1e-4 * shi; ++it) {
-          pr.lambda = 0.5 * (slo + shi);
-          (evaluate(P, pr, threads, stride, nullptr).spend > Bs ? slo : shi) = pr.lambda;
-        }
-        const double guess = 0.5 * (slo + shi);
-        auto probe = [&](double lam) {
-          pr.lambda = lam;
-          const EvalResult r = eval(pr);
-          ++iterations;
-          if (r.spend > B) {
-            lo = lam;
-            f_lo = r.spend - B;
-            return false;
+    // Evaluates lambda, narrows the bracket; true when the spend fits the budget.
+    auto probe = [&](double lam) {
+      pr.lambda = lam;
+      const EvalResult r = eval(pr);
+      ++iterations;
+      if (r.spend > B) {
+        lo = lam;
+        f_lo = r.spend - B;
+        return false;
+      }
+      hi = lam;
+      f_hi = r.spend - B;
+      return true;
+    };
+    // From a guess: probes first_delta, 4x, 16x, ... (below 100%) above it until one fits,
+    // then below it until one does not.
+    auto bracket_around = [&](double guess, double first_delta) {
+      for (double delta = first_delta; delta < 1 && iterations < params.max_iterations; delta *= 4) {
+        const double lam = guess * (1 + delta);
+        if (!(lam > lo && lam < hi) || probe(lam)) break;
+      }
+      for (double delta = first_delta; delta < 1 && iterations < params.max_iterations; delta *= 4) {
+        const double lam = guess * (1 - delta);
+        if (!(lam > lo && lam < hi) || !probe(lam)) break;
+      }
+    };
+    if (warm > 0 && warm < hi) {
+      probe(warm);
+      bracket_around(warm, warm_step);
+    }
+    const auto settle = [&](double lam) {  // the next warm start's first step: this round's move
+      if (warm > 0) warm_step = std::min(0.01, std::max(1e-4, std::abs(lam - warm) / warm));
+      return lam;
+    };
+    if (lo == 0.0) {  // no lambda above the budget yet: lambda = 0 may fit
+      pr.lambda = 0.0;
+      const EvalResult r0 = eval(pr);
+      if (r0.spend <= B) {
+        pr.lambda = 0.0;
+        eval(pr, &plan);
+        return settle(0.0);
+      }
+      f_lo = r0.spend - B;
+      // Large instances without a warm start: bracket lambda on a strided sample first.
+      const Index n = P.c.n_users;
+      if (n >= 200000 && !(warm > 0)) {
+        const Index stride = std::max<Index>(20, n / 50000);
+        pr.lambda = 0.0;
+        const EvalResult s0 = evaluate(P, pr, threads, stride, nullptr);
+        if (s0.spend > 0) {
+          const double Bs = B * s0.spend / r0.spend;
+          double slo = 0.0, shi = hi;
+          for (int it = 0; it < 60 && shi - slo > 1e-4 * shi; ++it) {
+            pr.lambda = 0.5 * (slo + shi);
+            (evaluate(P, pr, threads, stride, nullptr).spend > Bs ? slo : shi) = pr.lambda;
           }
-          hi = lam;
-          f_hi = r.spend - B;
-          return true;
-        };
-        for (double delta = 0.01; delta < 1 && iterations < params.max_iterations; delta *= 4) {
-          const double lam = guess * (1 + delta);
-          if (!(lam > lo && lam < hi) || probe(lam)) break;
-        }
-        for (double delta = 0.01; delta < 1 && iterations < params.max_iterations; delta *= 4) {
-          const double lam = guess * (1 - delta);
-          if (!(lam > lo && lam < hi) || !probe(lam)) break;
+          bracket_around(0.5 * (slo + shi), 0.01);
         }
       }
     }
@@ -515,7 +537,7 @@ struct Solver {
     }
     pr.lambda = hi;
     eval(pr, &plan);
-    return hi;
+    return settle(hi);
   }
 };
 
@@ -1344,8 +1366,11 @@ PERKREC_INLINE Allocation allocate(const CandidatesView& c, const AllocationCons
   Prices pr;
   double lambda = 0.0;
   Usage us;
+  // Later price rounds start the search from the last lambda; instances small enough to polish
+  // search from scratch, which tries more multipliers for the polish below.
+  const bool warm_rounds = c.size() > p.polish_entries;
   for (int round = 0;; ++round) {
-    lambda = S.search(pr, plan);
+    lambda = S.search(pr, plan, warm_rounds ? lambda : 0.0);
     us = usage_of(P, plan, threads);
     if (round >= p.price_rounds || !(P.has_inventory_limits || P.has_segment_limits)) break;
     if (!update_prices(P, pr, plan, us, threads, p)) break;
