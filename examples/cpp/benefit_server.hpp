@@ -57,7 +57,7 @@
 // workers (chosen by the member, so one member's requests are decided in input order) and
 // writes the answers in input order. Models, catalog and compiled policy are const after
 // loading (perkrec const methods are thread-safe); the Pacer is the only shared mutable state
-// (internally locked). Without a budget and limited inventory the answers do not depend on the
+// (internally locked). Without a budget or limited inventory the answers do not depend on the
 // thread count; with them the pacing prices depend on the order decisions arrive in.
 #pragma once
 
