@@ -437,7 +437,8 @@ TEST(Pacer, FollowsTheBudgetCurveAndNeverOverspends) {
 // decided in one run, the next thread starting again at the beginning of the day. Demand is
 // 1.4x the budget, so no single thread can spend it. Read at each request's own time, the
 // curve would show the later threads far ahead and they would refuse most of their arrivals
-// (about 82% of the budget spent in all); read at the latest time seen, they spend the rest.
+// (about 82% of the budget in all by a rough count; this test fails on that code); read at
+// the latest time seen, they spend the rest.
 TEST(Pacer, OutOfOrderArrivalsStillSpendTheBudget) {
   const Timestamp day = 86400;
   const auto stream = arrivals(13, 8000, 20, day);
