@@ -358,17 +358,18 @@ class BenefitServer {
 
     // 3. The pacer spends: the whole ranked row in one call, at most n new benefits, picked by
     //    its own rule (value - multiplier x cost - inventory price, best first). The runner-up
-    //    is the best-ranked candidate it did not issue.
+    //    is the best-ranked candidate it did not issue, with the pacer's reason.
     const std::int64_t row_begin = c.offsets[0], row_end = c.offsets[1];
     std::vector<std::int64_t> chosen;
     std::int64_t runner_up = -1;
     const auto first = static_cast<std::size_t>(row_begin);
     const auto count = static_cast<std::size_t>(row_end - row_begin);
+    std::vector<perkrec::ExclusionReason> why_not;  // per candidate, from the pacer's decision
     const std::vector<std::int32_t> picked =
         count == 0 ? std::vector<std::int32_t>()
                    : pacer_->decide(u, q.time, perkrec::Span<const Index>(&c.benefit[first], count),
                                     perkrec::Span<const float>(&c.value[first], count),
-                                    perkrec::Span<const float>(&c.cost[first], count), q.n);
+                                    perkrec::Span<const float>(&c.cost[first], count), q.n, &why_not);
     std::size_t next = 0;  // picked is ascending
     for (std::int64_t e = row_begin; e < row_end; ++e) {
       if (next < picked.size() && row_begin + picked[next] == e) {
@@ -379,7 +380,7 @@ class BenefitServer {
       }
     }
     const perkrec::ExclusionReason runner_reason =
-        runner_up < 0 ? perkrec::ExclusionReason::none : rejection_reason(u, c, chosen, runner_up, q.n);
+        runner_up < 0 ? perkrec::ExclusionReason::none : why_not[static_cast<std::size_t>(runner_up - row_begin)];
 
     // 4 + 5. Send time, validity and reasons of each issued benefit.
     const double offset = compiled_.utc_offset_hours.empty() ? 0.0 : compiled_.utc_offset_hours[static_cast<std::size_t>(u)];
@@ -604,45 +605,6 @@ class BenefitServer {
     }
     if (u < 0) perkrec::detail::raise<perkrec::InputError>("request: /member: unknown member ", m.dump());
     return u;
-  }
-
-  /// Why the pacer (or the request's n) left candidate `e` out, judged from the limits and the
-  /// pacer's state right after the decision: member_cap, stacking, kind_cap, min_return,
-  /// below_multiplier, budget, inventory or segment_quota. Under concurrent requests the
-  /// pacer's budget / inventory / multiplier may have moved on since, so this is a best guess.
-  perkrec::ExclusionReason rejection_reason(Index u, const perkrec::Candidates& c,
-                                            const std::vector<std::int64_t>& chosen, std::int64_t e, int n) const {
-    using R = perkrec::ExclusionReason;
-    const perkrec::AllocationConstraints& k = compiled_.constraints;
-    const auto i = static_cast<std::size_t>(e);
-    const Index b = c.benefit[i];
-    const auto bi = static_cast<std::size_t>(b);
-    if (static_cast<int>(chosen.size()) >= n || static_cast<int>(chosen.size()) >= k.max_per_member) return R::member_cap;
-    for (std::int64_t x : chosen) {
-      const auto o = static_cast<std::size_t>(c.benefit[static_cast<std::size_t>(x)]);
-      if (!k.benefit_group.empty() && k.benefit_group[bi] >= 0 && k.benefit_group[bi] == k.benefit_group[o]) {
-        return R::stacking;
-      }
-    }
-    if (k.max_per_kind > 0 && !k.benefit_kind.empty()) {
-      int same = 0;
-      for (std::int64_t x : chosen) {
-        same += k.benefit_kind[static_cast<std::size_t>(c.benefit[static_cast<std::size_t>(x)])] == k.benefit_kind[bi];
-      }
-      if (same >= k.max_per_kind) return R::kind_cap;
-    }
-    if (c.value[i] < k.min_return_per_cost * c.cost[i]) return R::min_return;
-    if (c.value[i] - pacer_->multiplier() * c.cost[i] <= 0) return R::below_multiplier;
-    if (std::isfinite(k.budget) && pacer_->spent() + c.cost[i] > k.budget) return R::budget;
-    if (!k.inventory.empty() && k.inventory[bi] >= 0) return R::inventory;
-    const std::int32_t seg = k.member_segment.empty() ? -1 : k.member_segment[static_cast<std::size_t>(u)];
-    if (seg >= 0 && ((static_cast<std::size_t>(seg) < k.segment_max_members.size() &&
-                      k.segment_max_members[static_cast<std::size_t>(seg)] >= 0) ||
-                     (static_cast<std::size_t>(seg) < k.segment_max_cost.size() &&
-                      k.segment_max_cost[static_cast<std::size_t>(seg)] >= 0))) {
-      return R::segment_quota;
-    }
-    return R::member_cap;  // the member's earlier requests used its caps
   }
 
   ServerOptions options_;

@@ -1,7 +1,7 @@
 """Type stubs for perkrec._core, the compiled half of the package. Use the perkrec package
 API; these signatures document what the wrappers pass (exact dtypes, C-contiguous arrays)."""
 
-from typing import Any, Callable, Dict, List, Optional, Tuple, overload
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union, overload
 
 import numpy as np
 
@@ -461,7 +461,7 @@ def member_set_value(values: np.ndarray, kinds: Optional[np.ndarray] = None, div
 class Pacer:
     def __init__(self, constraints: AllocationConstraints, params_json: str) -> None: ...
     def decide(self, member: int, t: int, benefit: np.ndarray, value: np.ndarray, cost: np.ndarray,
-               max_new: int = -1) -> np.ndarray: ...
+               max_new: int = -1, with_reasons: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, List[str]]]: ...
     spent: float
     multiplier: float
     decisions: int

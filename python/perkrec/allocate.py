@@ -194,12 +194,17 @@ class Pacer:
             params["budget"] = float(budget)
         self._impl = _core.Pacer(k, json.dumps(params))
 
-    def decide(self, member: int, t: int, benefit, value, cost, max_new: Optional[int] = None) -> np.ndarray:
+    def decide(self, member: int, t: int, benefit, value, cost, max_new: Optional[int] = None,
+               with_reasons: bool = False):
         """Positions (int32, ascending) of the candidates issued to ``member`` at time ``t``;
-        at most ``max_new`` of them (None: as many as the member's caps allow)."""
+        at most ``max_new`` of them (None: as many as the member's caps allow). With
+        ``with_reasons``: (positions, reasons), one reason name per candidate — "none" for the
+        issued ones, else why not ("below_multiplier", "budget", "inventory", "member_cap",
+        "kind_cap", "stacking", "segment_quota", "min_return", "not_positive")."""
         return self._impl.decide(int(member), int(t), int_array(benefit, np.int32, "benefit"),
                                  float_array(value, np.float32, "value"),
-                                 float_array(cost, np.float32, "cost"), -1 if max_new is None else int(max_new))
+                                 float_array(cost, np.float32, "cost"), -1 if max_new is None else int(max_new),
+                                 bool(with_reasons))
 
     @property
     def spent(self) -> float:

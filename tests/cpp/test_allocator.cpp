@@ -574,14 +574,18 @@ TEST(Pacer, ConcurrentDecisionsKeepEveryLimit) {
   EXPECT_GT(pacer.issued(), 100);
 }
 
+PacingParams pacing(double budget, Timestamp end) {
+  PacingParams pp;
+  pp.budget = budget;
+  pp.start = 0;
+  pp.end = end;
+  return pp;
+}
+
 TEST(Pacer, MaxNewLimitsOneCall) {
   AllocationConstraints k;
   k.max_per_member = 3;
-  PacingParams pp;
-  pp.budget = 100;
-  pp.start = 0;
-  pp.end = 100;
-  Pacer pacer(k, pp);
+  Pacer pacer(k, pacing(100, 100));
   const std::vector<Index> b{4, 5, 6, 7};
   const std::vector<float> v{0.5f, 2.0f, 1.0f, 1.5f}, c{0.1f, 0.1f, 0.1f, 0.1f};
   EXPECT_TRUE(pacer.decide(0, 50, b, v, c, 0).empty());
@@ -593,12 +597,41 @@ TEST(Pacer, MaxNewLimitsOneCall) {
   EXPECT_EQ(pacer.decisions(), 4);  // the refused call changed nothing
 }
 
+// Every candidate left out gets the limit that stopped it, judged at the decision itself.
+TEST(Pacer, ReasonsNameTheLimit) {
+  using R = ExclusionReason;
+  AllocationConstraints k;
+  k.max_per_member = 3;
+  k.min_return_per_cost = 0.5;
+  k.inventory = {-1, 0, -1, -1, -1, -1, -1};
+  k.benefit_group = {-1, -1, 0, 0, -1, -1, -1};
+  k.benefit_kind = {0, 0, 0, 1, 2, 2, 0};
+  k.n_kinds = 3;
+  k.max_per_kind = 1;
+  Pacer pacer(k, pacing(10, 100));
+  // 0: best of kind 0; 1: sold out; 2: same kind as 0; 3: stacking group of 2 -> issued (2 lost
+  // on kind first); 4: kind 2, issued; 5: kind 2 again but the cap of 3 is reached first;
+  // 6: value 0.
+  const std::vector<Index> b{0, 1, 2, 3, 4, 5, 6};
+  const std::vector<float> v{9, 8, 7, 6, 5, 4, 0}, c{1, 1, 1, 1, 1, 1, 1};
+  std::vector<R> why;
+  EXPECT_EQ(pacer.decide(0, 100, b, v, c, -1, &why), (std::vector<std::int32_t>{0, 3, 4}));
+  EXPECT_EQ(why, (std::vector<R>{R::none, R::inventory, R::kind_cap, R::none, R::none, R::member_cap, R::not_positive}));
+  // Member 1: 0.4 per unit cost is below the minimum return; the budget has 7 left.
+  const std::vector<Index> b1{0, 3};
+  const std::vector<float> v1{0.4f, 60}, c1{1, 8};
+  EXPECT_TRUE(pacer.decide(1, 100, b1, v1, c1, -1, &why).empty());
+  EXPECT_EQ(why, (std::vector<R>{R::min_return, R::budget}));
+  // A request limit reads as member_cap; a held benefit too.
+  EXPECT_EQ(pacer.decide(2, 100, b, v, c, 1, &why), (std::vector<std::int32_t>{0}));
+  EXPECT_EQ(why[3], R::member_cap);
+  EXPECT_TRUE(pacer.decide(2, 100, std::vector<Index>{0}, std::vector<float>{9}, std::vector<float>{1}, -1, &why).empty());
+  EXPECT_EQ(why, (std::vector<R>{R::member_cap}));
+}
+
 TEST(Pacer, BadInput) {
   AllocationConstraints k;
-  PacingParams pp;
-  pp.budget = 10;
-  pp.start = 0;
-  pp.end = 100;
+  PacingParams pp = pacing(10, 100);
   Pacer pacer(k, pp);
   const std::vector<Index> b{0, 1};
   const std::vector<float> v{1, 1}, c{1, -1}, short_v{1};

@@ -160,6 +160,11 @@ def test_pacer_concurrent_decisions_keep_the_budget():
     assert two.decide(0, 10, [4, 5, 6, 7], v, np.full(4, 0.1), max_new=2).tolist() == [1, 3]
     with pytest.raises(perkrec.InputError, match="max_new"):
         two.decide(1, 10, [4, 5, 6, 7], v, np.full(4, 0.1), max_new=-3)
+    # Early in the day 0.2 spent is far ahead of the curve: the multiplier refuses everything.
+    pos, why = two.decide(2, 10, [4, 5, 6, 7], v, np.full(4, 0.1), max_new=1, with_reasons=True)
+    assert pos.tolist() == [] and why == ["below_multiplier"] * 4
+    pos, why = two.decide(2, day, [4, 5, 6, 7], v, np.full(4, 0.1), max_new=1, with_reasons=True)
+    assert pos.tolist() == [1] and why == ["member_cap", "none", "member_cap", "member_cap"]
     # No budget: only the member's cap limits it; the parameters omit the budget.
     free = perkrec.Pacer(start=0, end=day, max_per_member=3)
     assert free.decide(0, 10, [4, 5, 6, 7], v, np.full(4, 100.0)).tolist() == [1, 2, 3]

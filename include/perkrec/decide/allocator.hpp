@@ -165,10 +165,14 @@ class Pacer {
   /// Returns the chosen positions in the given candidate arrays, ascending. `member` indexes
   /// the per-member constraint vectors (when present). At most `max_new` benefits are issued
   /// by this call (-1: as many as the member's caps allow), so a request for n benefits is one
-  /// call. InputError for mismatched arrays, non-finite values or negative costs, a member out
-  /// of range or max_new < -1.
+  /// call. `reasons` (optional) receives one entry per candidate: none for the issued ones,
+  /// else why not (not_positive, min_return, below_multiplier, inventory — sold out or priced
+  /// out by inventory pacing —, member_cap — the member's cap, max_new, or held already —,
+  /// budget, stacking, kind_cap, segment_quota). InputError for mismatched arrays, non-finite
+  /// values or negative costs, a member out of range or max_new < -1.
   std::vector<std::int32_t> decide(Index member, Timestamp t, Span<const Index> benefit,
-                                   Span<const float> value, Span<const float> cost, int max_new = -1);
+                                   Span<const float> value, Span<const float> cost, int max_new = -1,
+                                   std::vector<ExclusionReason>* reasons = nullptr);
 
   double spent() const;
   double multiplier() const;

@@ -1822,7 +1822,7 @@ PERKREC_INLINE double Pacer::update_multiplier_locked(Timestamp t) {
 
 PERKREC_INLINE std::vector<std::int32_t> Pacer::decide(Index member, Timestamp t, Span<const Index> benefit,
                                                        Span<const float> value, Span<const float> cost,
-                                                       int max_new) {
+                                                       int max_new, std::vector<ExclusionReason>* reasons) {
   const std::size_t n = benefit.size();
   if (max_new < -1) detail::raise<InputError>("Pacer::decide: max_new must be >= -1 (got ", max_new, ")");
   if (value.size() != n || cost.size() != n) {
@@ -1897,24 +1897,44 @@ PERKREC_INLINE std::vector<std::int32_t> Pacer::decide(Index member, Timestamp t
     }
     return c;
   };
+  using R = ExclusionReason;
+  std::vector<R> reason(n, R::none);
   std::vector<std::pair<double, std::int32_t>> order;
   for (std::size_t i = 0; i < n; ++i) {
     const double v = value[i], c = cost[i];
-    if (!(v > 0) || v < k_.min_return_per_cost * c) continue;
-    const double a = v - lam * c - mu(benefit[i]);
-    if (a > 0) order.emplace_back(-a, static_cast<std::int32_t>(i));
+    if (!(v > 0)) {
+      reason[i] = R::not_positive;
+    } else if (v < k_.min_return_per_cost * c) {
+      reason[i] = R::min_return;
+    } else if (v - lam * c <= 0) {
+      reason[i] = R::below_multiplier;
+    } else if (v - lam * c - mu(benefit[i]) <= 0) {
+      reason[i] = R::inventory;  // priced out: its inventory is ahead of the curve
+    } else {
+      order.emplace_back(-(v - lam * c - mu(benefit[i])), static_cast<std::int32_t>(i));
+    }
   }
   std::sort(order.begin(), order.end());
   std::vector<std::int32_t> chosen;
   for (const auto& [neg_a, i] : order) {
-    if (static_cast<int>(ms.benefits.size()) >= cap) break;
-    if (max_new >= 0 && static_cast<int>(chosen.size()) >= max_new) break;
+    R& why = reason[static_cast<std::size_t>(i)];
+    if (static_cast<int>(ms.benefits.size()) >= cap || (max_new >= 0 && static_cast<int>(chosen.size()) >= max_new)) {
+      why = R::member_cap;  // the member's cap, or this call's max_new
+      continue;
+    }
     const Index b = benefit[static_cast<std::size_t>(i)];
     const double c = cost[static_cast<std::size_t>(i)];
-    if (std::find(ms.benefits.begin(), ms.benefits.end(), b) != ms.benefits.end()) continue;
-    if (spent_ + c > k_.budget) continue;
+    if (std::find(ms.benefits.begin(), ms.benefits.end(), b) != ms.benefits.end()) {
+      why = R::member_cap;  // held already
+      continue;
+    }
+    if (spent_ + c > k_.budget) {
+      why = R::budget;
+      continue;
+    }
     if (!k_.inventory.empty() && k_.inventory[static_cast<std::size_t>(b)] >= 0 &&
         inventory_used_[static_cast<std::size_t>(b)] >= k_.inventory[static_cast<std::size_t>(b)]) {
+      why = R::inventory;
       continue;
     }
     const std::int32_t g = group_of(b), kd = kind_of(b);
@@ -1924,12 +1944,22 @@ PERKREC_INLINE std::vector<std::int32_t> Pacer::decide(Index member, Timestamp t
       conflict = conflict || (g >= 0 && group_of(held) == g);
       same_kind += kd >= 0 && kind_of(held) == kd;
     }
-    if (conflict || (kd >= 0 && same_kind >= kind_cap(kd))) continue;
+    if (conflict) {
+      why = R::stacking;
+      continue;
+    }
+    if (kd >= 0 && same_kind >= kind_cap(kd)) {
+      why = R::kind_cap;
+      continue;
+    }
     if (seg_limited) {
       const std::int64_t mm = seg_max_members();
       const double mc = seg_max_cost();
-      if (ms.benefits.empty() && mm >= 0 && segment_members_[static_cast<std::size_t>(seg)] >= mm) continue;
-      if (mc >= 0 && segment_cost_[static_cast<std::size_t>(seg)] + c > mc) continue;
+      if ((ms.benefits.empty() && mm >= 0 && segment_members_[static_cast<std::size_t>(seg)] >= mm) ||
+          (mc >= 0 && segment_cost_[static_cast<std::size_t>(seg)] + c > mc)) {
+        why = R::segment_quota;
+        continue;
+      }
       if (ms.benefits.empty()) ++segment_members_[static_cast<std::size_t>(seg)];
       segment_cost_[static_cast<std::size_t>(seg)] += c;
     }
@@ -1940,6 +1970,7 @@ PERKREC_INLINE std::vector<std::int32_t> Pacer::decide(Index member, Timestamp t
     ++issued_;
   }
   std::sort(chosen.begin(), chosen.end());
+  if (reasons != nullptr) *reasons = std::move(reason);
   return chosen;
 }
 
