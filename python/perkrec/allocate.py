@@ -190,8 +190,11 @@ class Pacer:
                   "spend_curve": [float(x) for x in spend_curve],
                   "initial_multiplier": float(initial_multiplier), "gain": float(gain),
                   "pace_inventory": bool(pace_inventory)}
-        if budget is not None:
+        if budget is not None and float(budget) != math.inf:  # None or inf: no budget
             params["budget"] = float(budget)
+        for name in ("budget", "initial_multiplier", "gain"):
+            if name in params and not math.isfinite(params[name]):
+                raise _core.ConfigError(f"Pacer: {name} must be finite (got {params[name]})")
         self._impl = _core.Pacer(k, json.dumps(params))
 
     def decide(self, member: int, t: int, benefit, value, cost, max_new: Optional[int] = None,
@@ -201,10 +204,12 @@ class Pacer:
         ``with_reasons``: (positions, reasons), one reason name per candidate — "none" for the
         issued ones, else why not ("below_multiplier", "budget", "inventory", "member_cap",
         "kind_cap", "stacking", "segment_quota", "min_return", "not_positive")."""
+        limit = -1 if max_new is None else int(max_new)
+        if max_new is not None and limit != max_new:
+            raise _core.InputError(f"Pacer.decide: max_new must be an integer or None (got {max_new!r})")
         return self._impl.decide(int(member), int(t), int_array(benefit, np.int32, "benefit"),
                                  float_array(value, np.float32, "value"),
-                                 float_array(cost, np.float32, "cost"), -1 if max_new is None else int(max_new),
-                                 bool(with_reasons))
+                                 float_array(cost, np.float32, "cost"), limit, bool(with_reasons))
 
     @property
     def spent(self) -> float:

@@ -160,6 +160,13 @@ def test_pacer_concurrent_decisions_keep_the_budget():
     assert two.decide(0, 10, [4, 5, 6, 7], v, np.full(4, 0.1), max_new=2).tolist() == [1, 3]
     with pytest.raises(perkrec.InputError, match="max_new"):
         two.decide(1, 10, [4, 5, 6, 7], v, np.full(4, 0.1), max_new=-3)
+    with pytest.raises(perkrec.InputError, match="max_new"):
+        two.decide(1, 10, [4, 5, 6, 7], v, np.full(4, 0.1), max_new=1.5)
+    with pytest.raises(perkrec.ConfigError, match="budget must be finite"):
+        perkrec.Pacer(start=0, end=day, budget=float("nan"))
+    with pytest.raises(perkrec.ConfigError, match="gain must be finite"):
+        perkrec.Pacer(start=0, end=day, gain=float("inf"))
+    assert "budget" not in perkrec.Pacer(start=0, end=day, budget=float("inf")).get_params()
     # Early in the day 0.2 spent is far ahead of the curve: the multiplier refuses everything.
     pos, why = two.decide(2, 10, [4, 5, 6, 7], v, np.full(4, 0.1), max_new=1, with_reasons=True)
     assert pos.tolist() == [] and why == ["below_multiplier"] * 4

@@ -192,7 +192,6 @@ class Pacer {
   double spent_ = 0.0;
   double lambda_ = 0.0;
   Timestamp clock_ = 0;  // latest decision time seen (the curve never moves back)
-  double share_ = 0.0;  // the curve's share at clock_
   double ratio_sum_ = 0.0;
   std::int64_t ratio_count_ = 0;
   double value_sum_ = 0.0;

@@ -1810,10 +1810,9 @@ PERKREC_INLINE double Pacer::update_multiplier_locked(Timestamp t) {
   // threads, or a late arrival) is paced at the latest time seen. Otherwise a lagging thread
   // would see spend far ahead of an earlier point of the curve and refuse everything.
   clock_ = std::max(clock_, t);
-  share_ = params_.target_share(clock_);
   const double B = params_.budget;
   if (!(B > 0) || !std::isfinite(B)) return lambda_ = params_.initial_multiplier;
-  const double target = B * share_;
+  const double target = B * params_.target_share(clock_);
   const double ahead = (spent_ - target) / B;  // share of the budget spent ahead of the curve
   const double ref = ratio_count_ > 0 ? ratio_sum_ / static_cast<double>(ratio_count_) : 1.0;
   lambda_ = std::max(0.0, params_.initial_multiplier + params_.gain * ref * ahead / 0.01);
@@ -1868,11 +1867,12 @@ PERKREC_INLINE std::vector<std::int32_t> Pacer::decide(Index member, Timestamp t
   // Inventory price: gain x (mean value seen) per 1% of the benefit's units used ahead of the
   // curve; a benefit at or behind the curve is free.
   const double inventory_price = value_count_ > 0 ? params_.gain * value_sum_ / static_cast<double>(value_count_) / 0.01 : 0.0;
+  const double share = params_.target_share(clock_);
   auto mu = [&](Index b) {
     if (!params_.pace_inventory || k_.inventory.empty()) return 0.0;
     const std::int64_t cap = k_.inventory[static_cast<std::size_t>(b)];
     if (cap <= 0) return 0.0;  // unlimited (< 0) or none left (0, refused below)
-    const double ahead = static_cast<double>(inventory_used_[static_cast<std::size_t>(b)]) / static_cast<double>(cap) - share_;
+    const double ahead = static_cast<double>(inventory_used_[static_cast<std::size_t>(b)]) / static_cast<double>(cap) - share;
     return ahead > 0 ? inventory_price * ahead : 0.0;
   };
   MemberState& ms = members_[member];
@@ -1908,10 +1908,10 @@ PERKREC_INLINE std::vector<std::int32_t> Pacer::decide(Index member, Timestamp t
       reason[i] = R::min_return;
     } else if (v - lam * c <= 0) {
       reason[i] = R::below_multiplier;
-    } else if (v - lam * c - mu(benefit[i]) <= 0) {
+    } else if (const double a = v - lam * c - mu(benefit[i]); a <= 0) {
       reason[i] = R::inventory;  // priced out: its inventory is ahead of the curve
     } else {
-      order.emplace_back(-(v - lam * c - mu(benefit[i])), static_cast<std::int32_t>(i));
+      order.emplace_back(-a, static_cast<std::int32_t>(i));
     }
   }
   std::sort(order.begin(), order.end());

@@ -480,16 +480,28 @@ TEST(Schedule, QuietHoursWrapAroundMidnightAndUtcOffsets) {
   PERKREC_EXPECT_THROW_MSG((QuietHours{5, 5}.validate()), ConfigError, "start_hour equals end_hour");
 }
 
-TEST(Schedule, FollowsThePreferenceModelsBestSlotAcrossTheWeekBoundary) {
+// A small simulated program and a two-class preference model fitted on it.
+struct FittedPreference {
+  SimulatedProgram prog;
+  PreferenceModel model;
+};
+
+FittedPreference fitted_preference(Index n_users, int days, int em_iterations) {
   SimulatorParams sp;
-  sp.n_users = 400;
-  sp.days = 120;
-  const SimulatedProgram prog = simulate(sp);
+  sp.n_users = n_users;
+  sp.days = days;
   PreferenceParams pp;
   pp.latent_classes = 2;
-  pp.em_iterations = 3;
-  PreferenceModel model(pp);
-  model.fit(prog.events, prog.catalog, prog.truth.reference_time);
+  pp.em_iterations = em_iterations;
+  FittedPreference f{simulate(sp), PreferenceModel(pp)};
+  f.model.fit(f.prog.events, f.prog.catalog, f.prog.truth.reference_time);
+  return f;
+}
+
+TEST(Schedule, FollowsThePreferenceModelsBestSlotAcrossTheWeekBoundary) {
+  const FittedPreference fitted = fitted_preference(400, 120, 3);
+  const SimulatedProgram& prog = fitted.prog;
+  const PreferenceModel& model = fitted.model;
   const Benefit& b = prog.catalog[0];
   const Timestamp plan = model.cut_time();
   std::vector<Index> members;
@@ -682,15 +694,9 @@ TEST(Explain, BatchEqualsSingleRowsAndPipelineOverload) {
 }
 
 TEST(Explain, ContextFromAPreferenceModelMatchesDimensionsByName) {
-  SimulatorParams sp;
-  sp.n_users = 300;
-  sp.days = 90;
-  const SimulatedProgram prog = simulate(sp);
-  PreferenceParams pp;
-  pp.latent_classes = 2;
-  pp.em_iterations = 2;
-  PreferenceModel model(pp);
-  model.fit(prog.events, prog.catalog, prog.truth.reference_time);
+  const FittedPreference fitted = fitted_preference(300, 90, 2);
+  const SimulatedProgram& prog = fitted.prog;
+  const PreferenceModel& model = fitted.model;
   const ExplanationContext ctx = ExplanationContext::make(&model, prog.catalog, nullptr, {"r0"});
   ctx.validate();
   ASSERT_EQ(ctx.n_benefits(), prog.catalog.size());
