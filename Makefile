@@ -13,16 +13,17 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD := build
 LOGS := $(BUILD)/logs
 
-.PHONY: demo test deps venv python cpp-test asan-test consumer-test py-test bench clean
+.PHONY: demo test deps venv python cpp-test asan-test tsan-test consumer-test py-test bench clean
 
 demo: python
 	$(VPY) -m perkrec demo
 
-test: python cpp-test consumer-test asan-test py-test
+test: python cpp-test consumer-test asan-test tsan-test py-test
 	@echo
 	@echo "==================== perkrec test summary ===================="
 	@echo "C++ tests (release):       $$(grep -h 'tests passed' $(LOGS)/ctest-release.log)"
 	@echo "C++ tests (ASan + UBSan):  $$(grep -h 'tests passed' $(LOGS)/ctest-asan.log)"
+	@echo "C++ tests (TSan, threads): $$(grep -h 'tests passed' $(LOGS)/ctest-tsan.log)"
 	@echo "find_package consumer:     $$(tail -n 1 $(LOGS)/consumer.log)"
 	@echo "pytest:                    $$(tail -n 1 $(LOGS)/pytest.log)"
 
@@ -67,6 +68,20 @@ asan-test: $(VENV)/.stamp
 	set -o pipefail; ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(VENV)/bin/ctest --test-dir $(BUILD)/asan -j $(JOBS) --output-on-failure \
 	  | tee $(LOGS)/ctest-asan.log | grep -v -E '^ *(Start|[0-9]+/[0-9]+ Test) '
+
+# ThreadSanitizer over the tests that start threads of their own (server, Pacer, concurrent
+# scoring). Built without OpenMP: libgomp is not instrumented, and its barriers would be
+# reported as races.
+tsan-test: $(VENV)/.stamp
+	@mkdir -p $(LOGS)
+	$(CMAKE) -S . -B $(BUILD)/tsan -G Ninja -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPERKREC_SANITIZE=thread -DPERKREC_WITH_OPENMP=OFF \
+	  -DPERKREC_BUILD_TESTS=ON -DPERKREC_CONCURRENCY_TESTS_ONLY=ON -DPERKREC_CHECK_HEADERS=OFF \
+	  -DPERKREC_BUILD_EXAMPLES=OFF -DPERKREC_INSTALL=OFF > $(LOGS)/configure-tsan.log
+	$(CMAKE) --build $(BUILD)/tsan -j $(JOBS)
+	set -o pipefail; TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  $(VENV)/bin/ctest --test-dir $(BUILD)/tsan -j $(JOBS) --output-on-failure \
+	  | tee $(LOGS)/ctest-tsan.log | grep -v -E '^ *(Start|[0-9]+/[0-9]+ Test) '
 
 # An outside project that does find_package(perkrec) against the installed tree.
 consumer-test: cpp-test

@@ -22,10 +22,13 @@
 // Options (see ServerOptions): --catalog, --users, --policy, --model (repeatable),
 // --preference, --blend, --history, --plan-time (UTC seconds), --period-hours (pacing period,
 // default 24), --value (value of one redemption, default 10), --value-column, --top-k
-// (default 20), --threads (default 1), --input FILE / --output FILE (default stdin / stdout).
+// (default 20), --threads (default 1, at most 1024), --max-line-bytes (default 65536: longer
+// request lines get an error answer), --input FILE / --output FILE (default stdin / stdout),
+// --help. --generate creates DIR when it does not exist.
 // A summary goes to standard error at the end. Exit status: 0 when every line was answered
 // (error answers included), 1 when loading failed, 2 for bad command-line options.
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -35,12 +38,17 @@
 
 namespace {
 
+const char* kUsage =
+    "usage: perkrec_benefit_server --catalog FILE --users FILE --policy FILE --model FILE... "
+    "[--preference FILE] [--blend FILE] [--history FILE] [--plan-time T] [--period-hours H] "
+    "[--value V] [--value-column NAME] [--top-k K] [--threads N] [--max-line-bytes B] "
+    "[--input FILE] [--output FILE]\n"
+    "       perkrec_benefit_server --generate DIR [--members N] [--requests N]\n"
+    "Requests are JSON lines on standard input (or --input), answers JSON lines on standard\n"
+    "output (or --output), in input order; see benefit_server.hpp for the protocol.\n";
+
 int usage(const std::string& message) {
-  std::cerr << "perkrec_benefit_server: " << message << "\n"
-            << "usage: perkrec_benefit_server --catalog FILE --users FILE --policy FILE --model FILE... "
-               "[--preference FILE] [--blend FILE] [--history FILE] [--plan-time T] [--period-hours H] "
-               "[--value V] [--value-column NAME] [--top-k K] [--threads N] [--input FILE] [--output FILE]\n"
-            << "       perkrec_benefit_server --generate DIR [--members N] [--requests N]\n";
+  std::cerr << "perkrec_benefit_server: " << message << "\n" << kUsage;
   return 2;
 }
 
@@ -62,6 +70,12 @@ const char* kDemoPolicy = R"({
 )";
 
 int generate(const std::string& dir, perkrec::Index members, std::int64_t requests) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    std::cerr << "perkrec_benefit_server: cannot create " << dir << ": " << ec.message() << "\n";
+    return 1;
+  }
   const benefit_server::DemoSetup d = benefit_server::write_demo_setup(dir, members);
   benefit_server::write_text_file(dir + "/policy.json", kDemoPolicy);
   std::vector<std::string> lines = benefit_server::demo_requests(d, requests);
@@ -92,6 +106,10 @@ int main(int argc, char** argv) {
         if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
         return argv[++i];
       };
+      if (arg == "--help" || arg == "-h") {
+        std::cout << kUsage;
+        return 0;
+      }
       if (arg == "--catalog") o.catalog = value();
       else if (arg == "--users") o.users = value();
       else if (arg == "--policy") o.policy = value();
@@ -105,6 +123,7 @@ int main(int argc, char** argv) {
       else if (arg == "--value-column") o.value_column = value();
       else if (arg == "--top-k") o.top_k = std::stoi(value());
       else if (arg == "--threads") o.threads = std::stoi(value());
+      else if (arg == "--max-line-bytes") o.max_line_bytes = std::stoull(value());
       else if (arg == "--input") input = value();
       else if (arg == "--output") output = value();
       else if (arg == "--generate") generate_dir = value();
@@ -132,6 +151,7 @@ int main(int argc, char** argv) {
     std::istream& in = input.empty() ? std::cin : in_file;
     std::ostream& out = output.empty() ? std::cout : out_file;
     std::ios::sync_with_stdio(false);
+    std::cin.tie(nullptr);  // serve() unties its input too; a tied cout would be flushed by the reader
     const benefit_server::ServeStats stats = server->serve(in, out);
     std::cerr << "answered " << stats.answered << " requests (" << stats.errors << " errors, "
               << stats.benefits << " benefits) on " << o.threads << " threads; spent "

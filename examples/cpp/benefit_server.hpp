@@ -23,7 +23,10 @@
 //     id      string or number, echoed back (optional)
 //     member  the member's id (string or integer; integer ids may come as digit strings)
 //     n       benefits wanted, 1..100 (optional, default 1); the policy's caps may give fewer
-//     time    when the decision is taken, UTC seconds (optional, default plan_time)
+//     time    when the decision is taken, UTC seconds in [kMinTimestamp, kMaxTimestamp)
+//             (years 1900 to 2199; optional, default plan_time)
+//   A line longer than ServerOptions::max_line_bytes (default 64 KiB) is not read into memory:
+//   it is answered with an error and skipped.
 // Answer (one JSON line per request, in input order):
 //   {"id": "r1", "member": "123", "benefits": [{"benefit": "B07", "probability": 0.31,
 //    "value": 3.1, "cost": 0.6, "send_at": 1767258000, "validity_days": 14,
@@ -33,7 +36,9 @@
 //   nothing, and "excluded": {"benefit": id, "reason": "budget" | ...} when nothing was issued
 //   although the member had a candidate (reasons are ExclusionReason names). A bad line gets
 //   {"id": <id or null>, "error": "<ErrorClass>: message"} and the server goes on with the
-//   next one.
+//   next one. The id is echoed whenever it could be read, even from a line whose JSON breaks
+//   after it. Any bytes are safe: invalid UTF-8 in a line is answered with an error, and
+//   answers are always valid UTF-8 JSON.
 //
 // Decision for one request (BenefitServer::answer):
 //   1. redemption probability of every benefit for the member (blend or Popularity),
@@ -52,6 +57,10 @@
 // pacer paces spend over [plan_time, plan_time + period_hours); a request's "time" drives the
 // pacing curve and the send time. A service serving several periods loads a new BenefitServer
 // per period and swaps it in.
+//
+// Streams: serve() unties its input stream from any output stream while it runs (std::cin is
+// tied to std::cout, and a flush from the reading thread would interleave with the writer's
+// output), so `server < requests.jsonl > answers.jsonl` and pipes are safe.
 //
 // Threads: serve() reads lines on the calling thread, hands each request to one of `threads`
 // workers (chosen by the member, so one member's requests are decided in input order) and
@@ -107,8 +116,9 @@ struct ServerOptions {
   double value_per_redemption = 10.0;   ///< value of one redemption when no column; >= 0
   std::string value_column;             ///< numeric UserTable column of it per member, or ""
   int top_k = 20;                       ///< ranked candidates per request; >= 1
-  int threads = 1;                      ///< worker threads of serve(); >= 1
+  int threads = 1;                      ///< worker threads of serve(); 1 to perkrec::kMaxThreads
   std::size_t max_in_flight = 4096;     ///< requests read ahead of the writer; >= 1
+  std::size_t max_line_bytes = 64u << 10;  ///< longer request lines are answered with an error; >= 2
 
   /// Throws perkrec::ConfigError naming the option.
   void validate() const {
@@ -124,8 +134,15 @@ struct ServerOptions {
       bad("value_per_redemption", "must be finite and >= 0");
     }
     if (top_k < 1) bad("top_k", "must be >= 1");
-    if (threads < 1) bad("threads", "must be >= 1");
+    if (threads < 1 || threads > perkrec::kMaxThreads) {
+      bad("threads", perkrec::detail::concat("must be in [1, ", perkrec::kMaxThreads, "] (got ", threads, ")"));
+    }
     if (max_in_flight < 1) bad("max_in_flight", "must be >= 1");
+    if (max_line_bytes < 2) bad("max_line_bytes", "must be >= 2");
+    if (plan_time < perkrec::kMinTimestamp || plan_time >= perkrec::kMaxTimestamp) {
+      bad("plan_time", perkrec::detail::concat("must be in [", perkrec::kMinTimestamp, ", ",
+                                               perkrec::kMaxTimestamp, ") (got ", plan_time, ")"));
+    }
   }
 };
 
@@ -291,13 +308,23 @@ class BenefitServer {
   /// request's id as soon as it is known (for the error answer).
   Request parse(const std::string& line, Json& id) const {
     id = nullptr;
-    const Json doc = perkrec::parse_json_strict<perkrec::InputError>(line, "request");
-    if (doc.is_object() && doc.contains("id")) id = doc["id"];
+    Json doc;
+    try {
+      doc = perkrec::parse_json_strict<perkrec::InputError>(line, "request");
+    } catch (const perkrec::InputError&) {
+      id = recover_id(line);
+      throw;
+    }
+    if (doc.is_object() && doc.contains("id")) {
+      const Json& v = doc["id"];
+      if (v.is_string() || (v.is_number() && (!v.is_number_float() || std::isfinite(v.get<double>())))) id = v;
+    }
     perkrec::JsonReader<perkrec::InputError> r(doc, "", "request");
     Request q;
     q.time = options_.plan_time;
     if (const Json* v = r.raw("id")) {
       if (!v->is_string() && !v->is_number()) r.fail("id", "expected a string or a number");
+      if (v->is_number_float() && !std::isfinite(v->get<double>())) r.fail("id", "expected a finite number");
       q.id = *v;
     }
     const Json* m = r.raw("member");
@@ -306,6 +333,10 @@ class BenefitServer {
     r.read("n", q.n);
     if (q.n < 1 || q.n > 100) r.fail("n", "expected 1 <= n <= 100");
     r.read("time", q.time);
+    if (q.time < perkrec::kMinTimestamp || q.time >= perkrec::kMaxTimestamp) {
+      r.fail("time", perkrec::detail::concat("expected UTC seconds in [", perkrec::kMinTimestamp, ", ",
+                                             perkrec::kMaxTimestamp, ")"));
+    }
     r.finish();
     q.user = find_member(*m);
     return q;
@@ -440,17 +471,62 @@ class BenefitServer {
   std::string answer(const std::string& line) const {
     Json id;
     try {
-      return decide(parse(line, id)).dump();
+      if (line.size() > options_.max_line_bytes) throw line_too_long(line.size());
+      return dump(decide(parse(line, id)));
     } catch (const std::exception& e) {
       return error_answer(id, e);
+    } catch (...) {
+      return error_answer(id, std::runtime_error("unknown exception"));
     }
   }
 
   static std::string error_answer(const Json& id, const std::exception& e) {
     Answer out = Answer::object();
     out["id"] = Answer(id);
-    out["error"] = error_class(e) + ": " + e.what();
-    return out.dump();
+    out["error"] = error_class(e) + ": " + perkrec::detail::valid_utf8(e.what());
+    return dump(out);
+  }
+
+  /// The id of a request line whose JSON is broken, when a top-level "id" string or number
+  /// comes before the damage; null otherwise. Reads nothing into memory but that value.
+  static Json recover_id(const std::string& line) {
+    struct IdScan {
+      using number_integer_t = Json::number_integer_t;
+      using number_unsigned_t = Json::number_unsigned_t;
+      using number_float_t = Json::number_float_t;
+      using string_t = Json::string_t;
+      using binary_t = Json::binary_t;
+      int depth = 0;
+      bool at_id = false;
+      Json id;
+      bool value(Json v) {
+        if (at_id && depth == 1) {
+          id = std::move(v);
+          return false;  // found: stop reading
+        }
+        at_id = false;
+        return true;
+      }
+      bool null() { return value(nullptr); }
+      bool boolean(bool) { return value(nullptr); }
+      bool number_integer(number_integer_t v) { return value(v); }
+      bool number_unsigned(number_unsigned_t v) { return value(v); }
+      bool number_float(number_float_t v, const string_t&) { return value(std::isfinite(v) ? Json(v) : Json()); }
+      bool string(string_t& v) { return value(v); }
+      bool binary(binary_t&) { return false; }
+      bool start_object(std::size_t) { at_id = false; return ++depth <= 64; }
+      bool end_object() { --depth; return true; }
+      bool start_array(std::size_t) { if (at_id && depth == 1) return false; ++depth; return depth <= 64; }
+      bool end_array() { --depth; return true; }
+      bool key(string_t& k) { at_id = depth == 1 && k == "id"; return true; }
+      bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+    } scan;
+    try {
+      Json::sax_parse(line.begin(), line.end(), &scan, Json::input_format_t::json, false);
+    } catch (const std::exception&) {
+      return nullptr;
+    }
+    return scan.id;
   }
 
   /// Answers every line of `in` (blank lines are skipped) on options().threads workers and
@@ -458,7 +534,17 @@ class BenefitServer {
   ServeStats serve(std::istream& in, std::ostream& out) const { return serve(in, out, options_.threads); }
 
   ServeStats serve(std::istream& in, std::ostream& out, int threads) const {
-    if (threads < 1) perkrec::detail::raise<perkrec::ConfigError>("BenefitServer::serve: threads must be >= 1 (got ", threads, ")");
+    if (threads < 1 || threads > perkrec::kMaxThreads) {
+      perkrec::detail::raise<perkrec::ConfigError>("BenefitServer::serve: threads must be in [1, ",
+                                                   perkrec::kMaxThreads, "] (got ", threads, ")");
+    }
+    // A tied output stream would be flushed by this (reading) thread while the writer thread
+    // writes to it: untie for the duration and restore on every way out.
+    struct Untie {
+      std::istream& in;
+      std::ostream* tied;
+      ~Untie() { in.tie(tied); }
+    } untie{in, in.tie(nullptr)};
     struct Job {
       std::int64_t seq;
       Request request;
@@ -499,9 +585,12 @@ class BenefitServer {
         try {
           const Answer a = decide(job.request);
           issued = a["benefits"].size();
-          text = a.dump();
+          text = dump(a);
         } catch (const std::exception& e) {
           text = error_answer(job.request.id, e);
+          error = true;
+        } catch (...) {
+          text = error_answer(job.request.id, std::runtime_error("unknown exception"));
           error = true;
         }
         finish(job.seq, std::move(text), error, issued);
@@ -509,69 +598,131 @@ class BenefitServer {
     };
     std::vector<std::thread> pool;
     pool.reserve(static_cast<std::size_t>(threads));
-    for (int t = 0; t < threads; ++t) pool.emplace_back(worker, std::ref(queues[static_cast<std::size_t>(t)]));
+    auto stop_workers = [&] {
+      for (Queue& q : queues) {
+        {
+          std::lock_guard<std::mutex> lock(q.mutex);
+          q.closed = true;
+        }
+        q.ready.notify_all();
+      }
+      for (std::thread& t : pool) t.join();
+    };
+    auto cannot_start = [&](const std::exception& e) -> perkrec::Error {
+      return perkrec::Error(perkrec::detail::concat("BenefitServer::serve: cannot start ", threads,
+                                                    " worker threads and a writer (", e.what(), ")"));
+    };
+    try {
+      for (int t = 0; t < threads; ++t) pool.emplace_back(worker, std::ref(queues[static_cast<std::size_t>(t)]));
+    } catch (const std::exception& e) {
+      stop_workers();
+      throw cannot_start(e);
+    }
 
     // The writer drains answers in input order while the reader (this thread) reads ahead.
     std::int64_t total = -1;  // known at end of input
-    std::thread writer([&] {
-      std::unique_lock<std::mutex> lock(done_mutex);
-      for (;;) {
-        done_cv.wait(lock, [&] { return done.count(written) > 0 || (total >= 0 && written >= total); });
-        if (total >= 0 && written >= total) return;
-        std::string text = std::move(done[written]);
-        done.erase(written);
-        lock.unlock();
-        out << text << '\n';
-        lock.lock();
-        ++written;
+    std::thread writer;
+    try {
+      writer = std::thread([&] {
+        std::unique_lock<std::mutex> lock(done_mutex);
+        for (;;) {
+          done_cv.wait(lock, [&] { return done.count(written) > 0 || (total >= 0 && written >= total); });
+          if (total >= 0 && written >= total) return;
+          std::string text = std::move(done[written]);
+          done.erase(written);
+          lock.unlock();
+          out << text << '\n';
+          lock.lock();
+          ++written;
+          done_cv.notify_all();
+        }
+      });
+    } catch (const std::exception& e) {
+      stop_workers();
+      throw cannot_start(e);
+    }
+    std::int64_t seq = 0;
+    // Every way out of the reading loop stops the workers and lets the writer write what
+    // was answered, so nothing already answered is lost.
+    auto shut_down = [&] {
+      stop_workers();
+      {
+        std::lock_guard<std::mutex> lock(done_mutex);
+        total = seq;
         done_cv.notify_all();
       }
-    });
-
-    std::int64_t seq = 0;
-    std::string line;
-    while (std::getline(in, line)) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.find_first_not_of(" \t") == std::string::npos) continue;
-      {
-        std::unique_lock<std::mutex> lock(done_mutex);
-        done_cv.wait(lock, [&] { return seq - written < static_cast<std::int64_t>(options_.max_in_flight); });
-      }
-      Json id;
-      try {
-        Request r = parse(line, id);
-        Queue& q = queues[static_cast<std::size_t>(r.user % threads)];
+      writer.join();
+      out.flush();
+    };
+    try {
+      std::string line;
+      std::size_t line_bytes = 0;
+      while (read_line(in, line, line_bytes)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos) continue;
         {
-          std::lock_guard<std::mutex> lock(q.mutex);
-          q.jobs.push_back(Job{seq, std::move(r)});
+          std::unique_lock<std::mutex> lock(done_mutex);
+          done_cv.wait(lock, [&] { return seq - written < static_cast<std::int64_t>(options_.max_in_flight); });
         }
-        q.ready.notify_one();
-      } catch (const std::exception& e) {
-        finish(seq, error_answer(id, e), true, 0);
+        Json id;
+        try {
+          if (line_bytes > options_.max_line_bytes) throw line_too_long(line_bytes);
+          Request r = parse(line, id);
+          Queue& q = queues[static_cast<std::size_t>(r.user % threads)];
+          {
+            std::lock_guard<std::mutex> lock(q.mutex);
+            q.jobs.push_back(Job{seq, std::move(r)});
+          }
+          q.ready.notify_one();
+        } catch (const std::exception& e) {
+          finish(seq, error_answer(id, e), true, 0);
+        } catch (...) {
+          finish(seq, error_answer(id, std::runtime_error("unknown exception")), true, 0);
+        }
+        ++seq;
       }
-      ++seq;
+    } catch (...) {
+      shut_down();
+      throw;
     }
-    for (Queue& q : queues) {
-      {
-        std::lock_guard<std::mutex> lock(q.mutex);
-        q.closed = true;
-      }
-      q.ready.notify_all();
-    }
-    for (std::thread& t : pool) t.join();
-    {
-      std::lock_guard<std::mutex> lock(done_mutex);
-      total = seq;
-      done_cv.notify_all();
-    }
-    writer.join();
-    out.flush();
+    shut_down();
     stats.answered = seq;
     return stats;
   }
 
  private:
   BenefitServer() = default;
+
+  /// Answers as text: always valid UTF-8 (an invalid byte that reached a string becomes U+FFFD).
+  template <class J>
+  static std::string dump(const J& j) {
+    return j.dump(-1, ' ', false, J::error_handler_t::replace);
+  }
+
+  perkrec::InputError line_too_long(std::size_t bytes) const {
+    return perkrec::InputError(perkrec::detail::concat("request: line too long (got ", bytes,
+                                                       " bytes, limit ", options_.max_line_bytes, ")"));
+  }
+
+  /// Reads one line like std::getline, but keeps at most max_line_bytes + 1 of its bytes in
+  /// `line`; `bytes` receives the line's whole length (without the newline).
+  bool read_line(std::istream& in, std::string& line, std::size_t& bytes) const {
+    line.clear();
+    bytes = 0;
+    std::streambuf* buf = in.rdbuf();
+    if (buf == nullptr || !in.good()) return false;
+    const std::size_t keep = options_.max_line_bytes + 1;
+    for (;;) {
+      const int c = buf->sbumpc();
+      if (c == std::char_traits<char>::eof()) {
+        in.setstate(std::ios::eofbit);
+        return bytes > 0;
+      }
+      if (c == '\n') return true;
+      if (bytes < keep) line.push_back(static_cast<char>(c));
+      ++bytes;
+    }
+  }
 
   static double round6(double x) {
     if (!std::isfinite(x) || x == 0) return x;
@@ -603,7 +754,8 @@ class BenefitServer {
     } else {
       perkrec::detail::raise<perkrec::InputError>("request: /member: expected a string or integer id");
     }
-    if (u < 0) perkrec::detail::raise<perkrec::InputError>("request: /member: unknown member ", m.dump());
+    if (u < 0) perkrec::detail::raise<perkrec::InputError>("request: /member: unknown member ",
+                                                               perkrec::detail::json_preview(m));
     return u;
   }
 

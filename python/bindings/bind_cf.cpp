@@ -21,6 +21,7 @@ template <class Model, class Cls>
 void def_recommender(Cls& cls) {
   cls.def(py::init(&from_params<Model>), py::arg("params_json"))
       .def("get_params", [](const Model& m) { return m.get_params().dump(); })
+      .def("set_num_threads", &Model::set_num_threads)
       .def_property_readonly("fitted", &Model::fitted)
       .def_property_readonly("n_users", &Model::n_users)
       .def_property_readonly("n_benefits", &Model::n_benefits)
@@ -65,20 +66,23 @@ void def_recommender(Cls& cls) {
              return top_k_to_python(std::move(top));
            })
       .def("partial_fit_users",
-           [](Model& self, const py::array& ids, const py::tuple& rows) {
+           [](Model& self, const py::array& ids, const py::tuple& rows, Index max_growth) {
              const Span<const Index> q = view_1d<Index>(ids, "users");
              const CsrArg arg = csr_arg(rows, "user_benefits");
              const CsrView<float> view = arg.view("user_benefits");
              py::gil_scoped_release release;
-             self.partial_fit_users(q, view);
-           })
-      .def("partial_fit_benefits", [](Model& self, const py::array& ids, const py::tuple& rows) {
-        const Span<const Index> q = view_1d<Index>(ids, "benefits");
-        const CsrArg arg = csr_arg(rows, "benefit_users");
-        const CsrView<float> view = arg.view("benefit_users");
-        py::gil_scoped_release release;
-        self.partial_fit_benefits(q, view);
-      });
+             self.partial_fit_users(q, view, max_growth);
+           },
+           py::arg("users"), py::arg("rows"), py::arg("max_growth") = kDefaultMaxGrowth)
+      .def("partial_fit_benefits",
+           [](Model& self, const py::array& ids, const py::tuple& rows, Index max_growth) {
+             const Span<const Index> q = view_1d<Index>(ids, "benefits");
+             const CsrArg arg = csr_arg(rows, "benefit_users");
+             const CsrView<float> view = arg.view("benefit_users");
+             py::gil_scoped_release release;
+             self.partial_fit_benefits(q, view, max_growth);
+           },
+           py::arg("benefits"), py::arg("rows"), py::arg("max_growth") = kDefaultMaxGrowth);
   def_recommender_scoring<Model>(cls);
   def_serialization<Model>(cls);
 }
@@ -114,6 +118,7 @@ void def_fit(py::class_<Model>& cls) {
 }  // namespace
 
 void bind_cf(py::module_& m) {
+  m.attr("DEFAULT_MAX_GROWTH") = kDefaultMaxGrowth;
   py::class_<ALS> als(m, "ALS");
   def_recommender<ALS>(als);
   def_factor_access<ALS>(als);

@@ -24,6 +24,9 @@ PyObject* new_exception(py::module_& m, const char* name, const char* doc, PyObj
 
 void bind_core(py::module_& m) {
   m.attr("__version__") = version_string;
+  m.attr("MIN_TIME") = kMinTimestamp;  // the range of times perkrec accepts (core/types.hpp)
+  m.attr("MAX_TIME") = kMaxTimestamp;
+  m.attr("MAX_THREADS") = kMaxThreads;
 
   // Each class also derives from the builtin a Python user would catch.
   g_error = new_exception(m, "Error", "Root of all perkrec errors.", PyExc_Exception);

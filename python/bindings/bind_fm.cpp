@@ -52,6 +52,7 @@ void bind_fm(py::module_& m) {
           }),
           py::arg("params_json"))
       .def("get_params", [](const FM& f) { return f.get_params().dump(); })
+      .def("set_num_threads", &FM::set_num_threads)
       .def_property_readonly("fitted", &FM::fitted)
       .def_property_readonly("n_features", &FM::n_features)
       .def_property_readonly("n_fields", &FM::n_fields)

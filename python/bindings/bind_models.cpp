@@ -11,6 +11,7 @@ void bind_models(py::module_& m) {
           }),
           py::arg("params_json"))
       .def("get_params", [](const Popularity& p) { return p.get_params().dump(); })
+      .def("set_num_threads", &Popularity::set_num_threads)
       .def_property_readonly("fitted", &Popularity::fitted)
       .def_property_readonly("n_users", &Popularity::n_users)
       .def_property_readonly("n_benefits", &Popularity::n_benefits)

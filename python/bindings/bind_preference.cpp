@@ -87,6 +87,7 @@ void bind_preference(py::module_& m) {
           }),
           py::arg("params_json"))
       .def("get_params", [](const PreferenceModel& p) { return p.get_params().dump(); })
+      .def("set_num_threads", &PreferenceModel::set_num_threads)
       .def_property_readonly("fitted", &PreferenceModel::fitted)
       .def_property_readonly("n_users", &PreferenceModel::n_users)
       .def_property_readonly("n_benefits", &PreferenceModel::n_benefits)

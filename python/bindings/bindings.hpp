@@ -195,6 +195,7 @@ inline FilterArgs make_filter(const std::optional<py::tuple>& exclude_rows, cons
   const Span<const Index> al = view_1d_or_empty<Index>(allow, "allow");
   f.filter.exclude.assign(ex.begin(), ex.end());
   f.filter.allow.assign(al.begin(), al.end());
+  f.filter.allow_only = allow.has_value();  // allow=[] allows nothing
   f.filter.eligibility_blocks = eligibility_blocks;
   return f;
 }

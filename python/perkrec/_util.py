@@ -46,6 +46,20 @@ def int_array(values, dtype, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr.astype(dtype))
 
 
+def int_scalar(value, name: str, low: int = 0, high: int = 2**31 - 1) -> int:
+    """A Python int in [low, high]; bools, floats with a fraction and anything else raise
+    InputError naming ``name`` (a binding would raise TypeError or overflow)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise _core.InputError(f"{name}: expected an integer (got {value!r})")
+    value = int(value)
+    if value < low or value > high:
+        raise _core.InputError(f"{name}: expected {low} <= {name} <= {high} (got {value})")
+    return value
+
+
 def float_array(values, dtype, name: str) -> np.ndarray:
     """Floating array of ``dtype`` (finiteness is checked by the core, which names the row)."""
     arr = _one_dimensional(values, name)
@@ -88,11 +102,20 @@ def csr_from_parts(parts) -> sp.csr_matrix:
     return sp.csr_matrix((data, indices, indptr), shape=(rows, cols))
 
 
-def seconds(values, name: str) -> np.ndarray:
-    """Timestamps as int64 seconds since the Unix epoch (UTC).
+def _check_time_range(arr: np.ndarray, name: str) -> np.ndarray:
+    bad = (arr < _core.MIN_TIME) | (arr >= _core.MAX_TIME)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise _core.InputError(f"{name}: row {i}: time {arr[i]} s is outside the supported range "
+                               f"[{_core.MIN_TIME}, {_core.MAX_TIME}) (years 1900 to 2199)")
+    return arr
 
-    Accepts datetime64 (naive = UTC) or timezone-aware pandas datetimes, and integer or
-    integral float seconds.
+
+def seconds(values, name: str) -> np.ndarray:
+    """Timestamps as int64 seconds since the Unix epoch (UTC), under perkrec's one rule for
+    times (see ``time_seconds``): integer or float numbers are epoch seconds; datetime64 and
+    pandas datetimes (naive = UTC) and strings as pandas reads them; booleans are refused.
+    Every time must lie in [MIN_TIME, MAX_TIME) (years 1900 to 2199).
     """
     import pandas as pd
 
@@ -100,18 +123,72 @@ def seconds(values, name: str) -> np.ndarray:
     if isinstance(arr, (pd.Series, pd.Index)) and isinstance(arr.dtype, pd.DatetimeTZDtype):
         arr = arr.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(arr, pd.Series) else arr.tz_convert("UTC").tz_localize(None)
     arr = np.asarray(arr)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.dtype.kind in "OUS":
+        try:
+            arr = np.asarray(pd.to_datetime(pd.Series(arr.ravel()), utc=True).dt.tz_localize(None))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise _core.InputError(f"{name}: expected times (epoch seconds, datetimes or date strings): {exc}") from exc
+    if arr.dtype.kind == "b":
+        raise _core.InputError(f"{name}: booleans are not times")
     if arr.dtype.kind == "M":
         if np.isnat(arr).any():
             i = int(np.flatnonzero(np.isnat(arr))[0])
             raise _core.InputError(f"{name}: row {i}: missing timestamp")
-        return np.ascontiguousarray(arr.astype("datetime64[s]").astype(np.int64))
+        return _check_time_range(np.ascontiguousarray(arr.astype("datetime64[s]").astype(np.int64)), name)
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise _core.InputError(f"{name}: row {i}: non-finite timestamp (got {arr[i]!r})")
+        out_of_range = (arr < _core.MIN_TIME) | (arr >= _core.MAX_TIME)
+        if out_of_range.any():
+            _check_time_range(np.where(out_of_range, np.clip(arr, -2.0**62, 2.0**62), _core.MIN_TIME).astype(np.int64), name)
         return np.ascontiguousarray(np.floor(arr).astype(np.int64))
-    return int_array(arr, np.int64, name)
+    return _check_time_range(int_array(arr, np.int64, name), name)
+
+
+def time_seconds(value, name: str) -> int:
+    """One time as int epoch seconds (UTC): perkrec's one rule for every function that takes
+    a time. int or float = epoch seconds (fractions floored); strings, ``datetime``/``date``,
+    numpy ``datetime64`` and pandas ``Timestamp`` as pandas reads them, naive = UTC; a bool,
+    NaN, NaT or anything else raises InputError naming ``name``, and so does a time outside
+    [MIN_TIME, MAX_TIME) (years 1900 to 2199).
+
+    >>> time_seconds(1775001600, "t"), time_seconds(1775001600.5, "t"), time_seconds("2026-04-01", "t")
+    (1775001600, 1775001600, 1775001600)
+    """
+    import datetime
+    import math
+
+    import pandas as pd
+
+    if isinstance(value, (bool, np.bool_)):
+        raise _core.InputError(f"{name}: a bool is not a time (got {value!r})")
+    if isinstance(value, (int, np.integer)):
+        out = int(value)
+    elif isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            raise _core.InputError(f"{name}: expected a finite time in epoch seconds (got {value!r})")
+        out = math.floor(value)
+    elif isinstance(value, (str, datetime.date, np.datetime64, pd.Timestamp)):
+        try:
+            ts = pd.Timestamp(value)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise _core.InputError(f"{name}: cannot read {value!r} as a time ({exc})") from exc
+        if ts is pd.NaT:
+            raise _core.InputError(f"{name}: missing time (got {value!r})")
+        if ts.tzinfo is None:
+            ts = ts.tz_localize("UTC")
+        out = int((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1))
+    else:
+        raise _core.InputError(f"{name}: expected a time: epoch seconds, a datetime or a date string "
+                               f"(got {type(value).__name__})")
+    if not _core.MIN_TIME <= out < _core.MAX_TIME:
+        raise _core.InputError(f"{name}: time {value!r} is outside the supported range "
+                               f"[{_core.MIN_TIME}, {_core.MAX_TIME}) s (years 1900 to 2199)")
+    return out
 
 
 def categorical_codes(values, categories, name: str, allow_missing: bool = False):

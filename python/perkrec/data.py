@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import categorical_codes, float_array, int_array, seconds
+from ._util import categorical_codes, float_array, int_array, seconds, time_seconds
 
 EVENT_TYPES: Tuple[str, ...] = tuple(_core.EVENT_TYPES)
 BENEFIT_KINDS: Tuple[str, ...] = tuple(_core.BENEFIT_KINDS)
@@ -633,13 +633,8 @@ class EventLog(_Serializable, _Indexed):
 
 
 # ---------------------------------------------------------------------------------------------
-def _cut_seconds(cut) -> int:
-    if isinstance(cut, (int, np.integer)):
-        return int(cut)
-    ts = pd.Timestamp(cut)
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return int(ts.tz_convert("UTC").value // 1_000_000_000)
+def _cut_seconds(cut, name: str = "cut") -> int:
+    return time_seconds(cut, name)
 
 
 def split_by_time(log: EventLog, cut, num_threads: int = 0) -> Tuple[EventLog, EventLog]:

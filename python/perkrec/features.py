@@ -32,5 +32,5 @@ def interaction_matrix(log: EventLog, event_weights: Optional[Mapping[str, float
         weights[name] = float(value)
     parts = _core.build_interaction_matrix(
         log._impl, [weights[t] for t in EVENT_TYPES], float(half_life_days),
-        None if end_time is None else _cut_seconds(end_time), combine, int(num_threads))
+        None if end_time is None else _cut_seconds(end_time, "end_time"), combine, int(num_threads))
     return csr_from_parts(parts)

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from ._util import csr_parts
+from ._util import csr_parts, int_scalar
 from .data import _Serializable
 
 __all__ = [
@@ -511,6 +511,12 @@ class FM(_Serializable):
         params = json.loads(self._impl.get_params())
         params.pop("field_aware")
         return params
+
+    def set_num_threads(self, num_threads: int):
+        """Threads of later calls (0 = the OpenMP default, at most perkrec's MAX_THREADS): a
+        loaded model keeps the count it was saved with until you set your own."""
+        self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -2**31, 2**31 - 1))
+        return self
 
     def _train(self, method, X, y, sample_weight, groups, feature_fields, n_fields, validation, encoder, progress):
         if encoder is not None:

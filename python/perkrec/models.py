@@ -12,8 +12,17 @@ import scipy.sparse as sp
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from ._util import csr_parts, int_array
+from ._util import csr_parts, int_array, int_scalar
 from .data import IdMap, _Serializable, _Indexed
+
+def _top_n(n) -> int:
+    """``n`` of a top-n call: an integer >= 0; results are never wider than the catalog (the
+    core clamps), so any larger n is passed as the largest the core takes."""
+    return min(int_scalar(n, "n", 0, 2**63 - 1), 2**31 - 1)
+
+
+#: Default ``max_growth`` of partial_fit_users / partial_fit_benefits (C++ kDefaultMaxGrowth).
+MAX_GROWTH = _core.DEFAULT_MAX_GROWTH
 
 
 class _Recommender(_Serializable, _Indexed):
@@ -22,6 +31,12 @@ class _Recommender(_Serializable, _Indexed):
     def get_params(self) -> dict:
         """Hyper-parameters, with the same names as the constructor and the JSON config."""
         return json.loads(self._impl.get_params())
+
+    def set_num_threads(self, num_threads: int):
+        """Threads of later calls (0 = the OpenMP default, at most perkrec's MAX_THREADS): a
+        loaded model keeps the count it was saved with until you set your own."""
+        self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -2**31, 2**31 - 1))
+        return self
 
     def score(self, users, benefits) -> np.ndarray:
         """Scores of (users[i], benefits[i]) pairs, float32."""
@@ -50,7 +65,7 @@ class _Recommender(_Serializable, _Indexed):
             exclude_rows = csr_parts(user_benefits, "user_benefits", (rows, self.n_benefits))
         elig = None if eligibility is None else csr_parts(eligibility, "eligibility", (rows, self.n_benefits))
         ids, scores = self._impl.recommend(
-            user_idx, int(n), exclude_rows,
+            user_idx, _top_n(n), exclude_rows,
             None if exclude is None else int_array(exclude, np.int32, "exclude"),
             None if allow is None else int_array(allow, np.int32, "allow"),
             elig, bool(eligibility_blocks))
@@ -198,7 +213,7 @@ class _CollaborativeRecommender(_Recommender):
         exclude_rows = parts if filter_already_interacted else None
         elig = None if eligibility is None else csr_parts(eligibility, "eligibility", (rows, self.n_benefits))
         ids, scores = self._impl.recommend_new(
-            parts, int(n), exclude_rows,
+            parts, _top_n(n), exclude_rows,
             None if exclude is None else int_array(exclude, np.int32, "exclude"),
             None if allow is None else int_array(allow, np.int32, "allow"),
             elig, bool(eligibility_blocks))
@@ -216,7 +231,7 @@ class _CollaborativeRecommender(_Recommender):
     def _similar(self, method, query, n, exclude, allow, noun):
         single = np.ndim(query) == 0
         idx = int_array(query, np.int32, noun)
-        ids, scores = method(idx, int(n), None if exclude is None else int_array(exclude, np.int32, "exclude"),
+        ids, scores = method(idx, _top_n(n), None if exclude is None else int_array(exclude, np.int32, "exclude"),
                              None if allow is None else int_array(allow, np.int32, "allow"))
         if single:
             keep = ids[0] >= 0
@@ -231,21 +246,28 @@ class _CollaborativeRecommender(_Recommender):
         """Most similar members to each given member (itself included), as (ids, scores)."""
         return self._similar(self._impl.similar_users, users, n, exclude, allow, "users")
 
-    def partial_fit_users(self, users, user_benefits, *, user_ids: Optional[IdMap] = None):
+    def partial_fit_users(self, users, user_benefits, *, user_ids: Optional[IdMap] = None,
+                          max_growth: int = MAX_GROWTH):
         """Adds or refreshes members from their interaction rows (row i for users[i]) without
         a full retrain; ids >= n_users grow the model. Growing drops attached member ids unless
-        ``user_ids`` (one id per member after growth) is given."""
+        ``user_ids`` (one id per member after growth) is given. Ids must be below
+        ``n_users + max_growth`` (default 2**20), so a mistyped id cannot allocate gigabytes;
+        raise ``max_growth`` to grow further in one call."""
         idx = int_array(users, np.int32, "users")
-        self._impl.partial_fit_users(idx, csr_parts(user_benefits, "user_benefits", (len(idx), self.n_benefits)))
+        self._impl.partial_fit_users(idx, csr_parts(user_benefits, "user_benefits", (len(idx), self.n_benefits)),
+                                     int_scalar(max_growth, "max_growth"))
         if user_ids is not None:
             self.set_ids(user_ids, self.benefit_ids)
         return self
 
-    def partial_fit_benefits(self, benefits, benefit_users, *, benefit_ids: Optional[IdMap] = None):
+    def partial_fit_benefits(self, benefits, benefit_users, *, benefit_ids: Optional[IdMap] = None,
+                             max_growth: int = MAX_GROWTH):
         """Adds or refreshes benefits from who interacted with them (``benefit_users``:
-        scipy CSR, benefits x n_users); ids >= n_benefits grow the model."""
+        scipy CSR, benefits x n_users); ids >= n_benefits grow the model, up to
+        ``n_benefits + max_growth`` (default 2**20)."""
         idx = int_array(benefits, np.int32, "benefits")
-        self._impl.partial_fit_benefits(idx, csr_parts(benefit_users, "benefit_users", (len(idx), self.n_users)))
+        self._impl.partial_fit_benefits(idx, csr_parts(benefit_users, "benefit_users", (len(idx), self.n_users)),
+                                        int_scalar(max_growth, "max_growth"))
         if benefit_ids is not None:
             self.set_ids(self.user_ids, benefit_ids)
         return self

@@ -59,8 +59,8 @@ def _segments_arg(segments, n_users: int) -> Tuple[Optional[np.ndarray], Optiona
     return codes, names
 
 
-def _seconds(t) -> int:
-    return _cut_seconds(t)
+def _seconds(t, name: str = "t") -> int:
+    return _cut_seconds(t, name)
 
 
 class CompiledPolicy:
@@ -172,9 +172,10 @@ class CompiledPolicy:
     # --- send time -------------------------------------------------------------------------------
     def send_time(self, t, member: int):
         """Earliest time >= t outside the quiet hours in the member's local time. ``t`` in
-        seconds gives seconds; anything else pandas reads as a time gives a UTC Timestamp."""
+        seconds (int or float) gives int seconds; anything else pandas reads as a time gives a
+        UTC Timestamp."""
         out = int(self._impl.send_time(_seconds(t), int(member)))
-        return out if isinstance(t, (int, np.integer)) else pd.Timestamp(out, unit="s", tz="UTC")
+        return out if isinstance(t, (int, float, np.integer, np.floating)) else pd.Timestamp(out, unit="s", tz="UTC")
 
     def send_times(self, times, members) -> np.ndarray:
         """Vectorized send_time over arrays of seconds (int64) and member indices."""
@@ -263,15 +264,16 @@ class Policy:
         frequency cap (``issued`` events in the trailing periods before plan_time).
         Unknown columns, segments or benefit ids raise InputError naming the rule."""
         codes, names = _segments_arg(segments, len(users))
-        impl = self._impl.compile(catalog._impl, users._impl, _seconds(plan_time), codes, names,
+        impl = self._impl.compile(catalog._impl, users._impl, _seconds(plan_time, "plan_time"), codes, names,
                                   None if history is None else history._impl, int(num_threads))
         return CompiledPolicy(impl, [str(b) for b in catalog.ids.ids], users)
 
     def send_time(self, t, utc_offset_hours: float = 0.0):
         """Earliest time >= t outside the quiet hours for a member at ``utc_offset_hours``.
-        Seconds in give seconds out; anything else pandas reads as a time gives a UTC Timestamp."""
+        Seconds in (int or float) give int seconds out; anything else pandas reads as a time
+        gives a UTC Timestamp."""
         out = int(self._impl.send_time(_seconds(t), float(utc_offset_hours)))
-        return out if isinstance(t, (int, np.integer)) else pd.Timestamp(out, unit="s", tz="UTC")
+        return out if isinstance(t, (int, float, np.integer, np.floating)) else pd.Timestamp(out, unit="s", tz="UTC")
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Policy) and self._impl == other._impl

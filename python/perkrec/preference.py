@@ -48,7 +48,7 @@ def wide_table(log: EventLog, catalog: Catalog, cut_time, *, face_value_edges=(1
     params = {"face_value_edges": list(map(float, face_value_edges)),
               "threshold_edges": list(map(float, threshold_edges)),
               "typical_basket": float(typical_basket), "num_threads": int(num_threads)}
-    names, columns = _core.wide_table(log._impl, catalog._impl, _cut_seconds(cut_time), json.dumps(params))
+    names, columns = _core.wide_table(log._impl, catalog._impl, _cut_seconds(cut_time, "cut_time"), json.dumps(params))
     return pd.DataFrame(dict(zip(names, columns)), index=_member_index(log))
 
 
@@ -100,7 +100,7 @@ class PreferenceModel(_Recommender):
         weights depend on the member (multinomial logistic on one-hot categorical and
         standardized numeric columns, refit in every EM sweep). Numeric columns must not hold
         NaN. Without ``users`` the model is fitted exactly as before."""
-        cut = int(log._impl.max_time) + 1 if cut_time is None else _cut_seconds(cut_time)
+        cut = int(log._impl.max_time) + 1 if cut_time is None else _cut_seconds(cut_time, "cut_time")
         if users is None:
             self._impl.fit(log._impl, catalog._impl, cut, resolve_progress(progress))
         else:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from ._util import float_array, int_array, seconds
+from ._util import float_array, int_array, seconds, time_seconds
 
 __all__ = ["ScoreBlend", "rank", "schedule", "explain", "best_ineligible", "hour_of_week",
            "quiet_hours_next_allowed"]
@@ -209,9 +209,7 @@ def _is_catalog(obj) -> bool:
 
 
 def _scalar_seconds(t, name: str) -> int:
-    if isinstance(t, pd.Timestamp):  # naive = UTC
-        return int(t.timestamp())
-    return int(seconds(np.atleast_1d(t), name)[0])
+    return time_seconds(t, name)
 
 
 def _catalog_column(catalog, column: str) -> np.ndarray:

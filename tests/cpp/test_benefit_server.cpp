@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
+#include <atomic>
 #include <map>
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <unistd.h>
 #include <vector>
 
@@ -210,25 +213,37 @@ TEST_F(BenefitServerTest, BudgetAndInventoryNeverExceededUnderConcurrency) {
 
 TEST_F(BenefitServerTest, MalformedLinesGetErrorsAndDoNotStopTheOthers) {
   const std::vector<std::string> good(requests_->begin(), requests_->begin() + 400);
-  const std::vector<std::pair<std::string, std::string>> bad = {
-      {R"({"id": "b1", "member": "1", "colour": "red"})", "InputError: request: /colour: unknown key"},
-      {R"({"id": "b2", "member": "no-such-member"})", "InputError: request: /member: unknown member"},
-      {R"({"id": "b3", "member": 999999})", "InputError: request: /member: unknown member"},
-      {R"({"id": "b4", "member": "2", "n": 0})", "InputError: request: /n"},
-      {R"({"id": "b5", "n": 1})", "InputError: request: /member: required key is missing"},
-      {R"({"id": "b6", "member": "3", "time": "noon"})", "InputError: request: /time"},
-      {R"({"id": "b7", "member": "4")", "InputError: request"},
-      {R"(not json at all)", "InputError: request"},
-      {R"([1, 2, 3])", "InputError: request"},
+  // (line, start of the error, the id the answer must echo)
+  const std::string too_long = R"({"id": "long", "member": ")" + std::string(200000, '7') + R"("})";
+  const std::string deep = std::string(20000, '[') + std::string(20000, ']');  // within the line limit
+  const std::vector<std::tuple<std::string, std::string, Json>> bad = {
+      {R"({"id": "b1", "member": "1", "colour": "red"})", "InputError: request: /colour: unknown key", "b1"},
+      {R"({"id": "b2", "member": "no-such-member"})", "InputError: request: /member: unknown member", "b2"},
+      {R"({"id": "b3", "member": 999999})", "InputError: request: /member: unknown member", "b3"},
+      {R"({"id": "b4", "member": "2", "n": 0})", "InputError: request: /n", "b4"},
+      {R"({"id": "b5", "n": 1})", "InputError: request: /member: required key is missing", "b5"},
+      {R"({"id": "b6", "member": "3", "time": "noon"})", "InputError: request: /time", "b6"},
+      {R"({"id": "b7", "member": "4")", "InputError: request", "b7"},  // id read before the damage
+      {R"(not json at all)", "InputError: request", nullptr},
+      {R"([1, 2, 3])", "InputError: request", nullptr},
+      {"{\"id\": \"b8\", \"member\": \"\xff\xfe\"}", "InputError: request", "b8"},  // invalid UTF-8
+      {"\xc3\x28\x80 {\"id\": 1}", "InputError: request", nullptr},
+      {R"({"id": 9, "member": "5", "time": 9223372036854775807})", "InputError: request: /time", 9},
+      {R"({"id": 10, "member": "5", "time": -9223372036854775808})", "InputError: request: /time", 10},
+      {R"({"member": "5", "id": "b11", "n": 1,})", "InputError: request", "b11"},
+      {too_long, "InputError: request: line too long", nullptr},
+      {deep, "InputError: request", nullptr},
+      {R"({"id": {"nested": 1}, "member": "1"})", "InputError: request: /id", nullptr},
+      {R"({"id": 1e999, "member": "1"})", "InputError: request: /id", nullptr},  // inf cannot be echoed
   };
   std::vector<std::string> mixed;
   std::vector<int> bad_at;  // position in `mixed` of bad[i], or -1 for a good line
   for (std::size_t i = 0; i < good.size(); ++i) {
     mixed.push_back(good[i]);
     bad_at.push_back(-1);
-    if (i % 40 == 7) {
-      const std::size_t k = (i / 40) % bad.size();
-      mixed.push_back(bad[k].first);
+    if (i % 20 == 7) {
+      const std::size_t k = (i / 20) % bad.size();
+      mixed.push_back(std::get<0>(bad[k]));
       bad_at.push_back(static_cast<int>(k));
     }
   }
@@ -247,22 +262,72 @@ TEST_F(BenefitServerTest, MalformedLinesGetErrorsAndDoNotStopTheOthers) {
         continue;
       }
       ++errors;
+      // Every answer is valid UTF-8 JSON, whatever bytes the line held.
       const Json a = Json::parse(answers[i]);
-      const auto& [line, message] = bad[static_cast<std::size_t>(bad_at[i])];
-      ASSERT_TRUE(a.contains("error")) << line;
-      EXPECT_EQ(a["error"].get<std::string>().rfind(message, 0), 0u) << a["error"] << " for " << line;
+      const auto& [line, message, id] = bad[static_cast<std::size_t>(bad_at[i])];
+      ASSERT_TRUE(a.contains("error")) << line.substr(0, 80);
+      EXPECT_EQ(a["error"].get<std::string>().rfind(message, 0), 0u) << a["error"] << " for " << line.substr(0, 80);
       EXPECT_EQ(a.size(), 2u);
-      // The id is echoed whenever the line parsed as an object with one.
-      const Json parsed = Json::parse(line, nullptr, false);
-      if (!parsed.is_discarded() && parsed.is_object()) {
-        EXPECT_EQ(a["id"], parsed["id"]);
-      } else {
-        EXPECT_TRUE(a["id"].is_null());
-      }
+      // The id is echoed whenever it could be read, also from a line broken after it.
+      EXPECT_EQ(a["id"], id) << line.substr(0, 80);
+      EXPECT_LT(answers[i].size(), 1000u) << "an error answer echoes a bounded part of the line";
+      // answer() gives the same error line without throwing.
+      EXPECT_EQ(s->answer(line), answers[i]);
     }
     EXPECT_EQ(stats.errors, errors);
-    EXPECT_GE(errors, 9);
+    std::set<int> kinds(bad_at.begin(), bad_at.end());
+    EXPECT_EQ(kinds.size(), bad.size() + 1) << "every bad line kind is exercised";
   }
+}
+
+// Counts flushes: std::cin is tied to std::cout, so a reader that flushes its tied stream
+// while the writer thread writes corrupts the output (`server < requests > answers`).
+class CountingBuf : public std::stringbuf {
+ public:
+  std::atomic<int> syncs{0};
+
+ protected:
+  int sync() override {
+    ++syncs;
+    return std::stringbuf::sync();
+  }
+};
+
+TEST_F(BenefitServerTest, TiedInputStreamIsNotFlushedWhileServing) {
+  const std::vector<std::string> lines(requests_->begin(), requests_->begin() + 300);
+  std::string text;
+  for (const std::string& l : lines) text += l + "\n";
+  const auto s = server("tied", kOpenPolicy);
+  for (int threads : {1, 3}) {
+    std::istringstream in(text);
+    CountingBuf buf;
+    std::ostream out(&buf);
+    in.tie(&out);
+    const benefit_server::ServeStats st = s->serve(in, out, threads);
+    EXPECT_EQ(st.answered, 300);
+    EXPECT_LE(buf.syncs.load(), 1) << "the reading thread flushed the output stream";
+    EXPECT_EQ(in.tie(), &out) << "the tie is restored afterwards";
+  }
+}
+
+TEST_F(BenefitServerTest, BoundedLineReading) {
+  const auto s = server("lines", kOpenPolicy);
+  // A line without a final newline is answered; a long line is skipped without being kept,
+  // and the next line is read from the right place.
+  const std::string good = (*requests_)[0];
+  const std::string text = std::string(1 << 20, 'x') + "\n" + good + "\r\n\n   \n" + good;
+  std::istringstream in(text);
+  std::ostringstream out;
+  const benefit_server::ServeStats st = s->serve(in, out, 2);
+  ASSERT_EQ(st.answered, 3);
+  EXPECT_EQ(st.errors, 1);
+  std::istringstream read(out.str());
+  std::vector<std::string> answers;
+  for (std::string line; std::getline(read, line);) answers.push_back(line);
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_NE(answers[0].find("line too long (got 1048576 bytes, limit 65536)"), std::string::npos) << answers[0];
+  EXPECT_EQ(Json::parse(answers[1])["id"], "r0");
+  EXPECT_EQ(Json::parse(answers[2])["id"], "r0");
 }
 
 TEST_F(BenefitServerTest, LoadRejectsMismatchedFiles) {
@@ -281,6 +346,14 @@ TEST_F(BenefitServerTest, LoadRejectsMismatchedFiles) {
   o = benefit_server::demo_options(*setup_, policy);
   o.threads = 0;
   PERKREC_EXPECT_THROW_MSG(BenefitServer::load(o), ConfigError, "threads");
+  o.threads = 99999;  // would start 99999 threads
+  PERKREC_EXPECT_THROW_MSG(BenefitServer::load(o), ConfigError, "threads");
+  o = benefit_server::demo_options(*setup_, policy);
+  o.plan_time = std::numeric_limits<Timestamp>::max();  // the pacing period would overflow
+  PERKREC_EXPECT_THROW_MSG(BenefitServer::load(o), ConfigError, "plan_time");
+  o = benefit_server::demo_options(*setup_, policy);
+  o.max_line_bytes = 1;
+  PERKREC_EXPECT_THROW_MSG(BenefitServer::load(o), ConfigError, "max_line_bytes");
   // A catalog of another program.
   SimulatorParams other;
   other.n_benefits = 20;

@@ -11,17 +11,86 @@
 // DivergenceError -> also ArithmeticError; Interrupted -> KeyboardInterrupt.
 #pragma once
 
+#include <cstddef>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace perkrec {
+namespace detail {
 
-/// Root of all perkrec exceptions.
+/// Length of the valid UTF-8 sequence starting at `s[i]` (1 to 4), or 0 when the bytes there
+/// are not valid UTF-8 (overlong forms, surrogates and code points above U+10FFFF included).
+inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
+  const auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = at(i);
+  if (c < 0x80) return 1;
+  std::size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (at(i + 1) < lo || at(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k) {
+    if (at(i + k) < 0x80 || at(i + k) > 0xBF) return 0;
+  }
+  return n;
+}
+
+/// Byte offset of the first invalid UTF-8 sequence in `s`, or std::string_view::npos.
+inline std::size_t invalid_utf8_at(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence_length(s, i);
+    if (n == 0) return i;
+    i += n;
+  }
+  return std::string_view::npos;
+}
+
+/// `s` with every byte that is not part of valid UTF-8 written as "\xNN", so that any text
+/// (a message quoting hostile input) can be shown, encoded as JSON or turned into a Python str.
+inline std::string valid_utf8(std::string_view s) {
+  if (invalid_utf8_at(s) == std::string_view::npos) return std::string(s);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size() + 16);
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence_length(s, i);
+    if (n == 0) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+      ++i;
+    } else {
+      out.append(s.data() + i, n);
+      i += n;
+    }
+  }
+  return out;
+}
+
+}  // namespace detail
+
+/// Root of all perkrec exceptions. The message is always valid UTF-8: bytes of hostile input
+/// quoted in it that are not valid UTF-8 are written as "\xNN".
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& message) : std::runtime_error(detail::valid_utf8(message)) {}
+  explicit Error(const char* message) : Error(std::string(message)) {}
 };
 
 /// Bad data: mismatched shapes, out-of-range ids, non-finite values, unknown categories.

@@ -28,11 +28,16 @@ enum class Schedule {
   dynamic,        ///< chunks taken on demand; for skewed work (e.g. members with long histories)
 };
 
+/// The largest thread count any perkrec call accepts (params structs, model files, services):
+/// a count from a file or a request line cannot start an unbounded number of threads.
+inline constexpr int kMaxThreads = 1024;
+
 /// Number of threads a call with `requested` threads will use: `requested` when > 0, the
-/// OpenMP default when 0 (1 without OpenMP). Throws ConfigError when negative.
+/// OpenMP default when 0 (1 without OpenMP). Throws ConfigError when negative or above
+/// kMaxThreads.
 inline int resolve_num_threads(int requested) {
-  if (requested < 0) {
-    detail::raise<ConfigError>("num_threads: must be >= 0 (got ", requested, ")");
+  if (requested < 0 || requested > kMaxThreads) {
+    detail::raise<ConfigError>("num_threads: must be in [0, ", kMaxThreads, "] (got ", requested, ")");
   }
 #if PERKREC_HAS_OPENMP
   return requested > 0 ? requested : omp_get_max_threads();

@@ -25,6 +25,11 @@ inline constexpr Index kNoBenefit = -1;
 inline constexpr Timestamp kNoTime = std::numeric_limits<Timestamp>::min();
 inline constexpr Timestamp kSecondsPerDay = 86400;
 inline constexpr Timestamp kSecondsPerHour = 3600;
+/// The range of times perkrec accepts from outside (request lines, files, configs):
+/// [1900-01-01T00:00:00Z, 2200-01-01T00:00:00Z). It lies inside pandas' nanosecond range, and
+/// adding any period perkrec works with (days to decades) cannot overflow.
+inline constexpr Timestamp kMinTimestamp = -2208988800;
+inline constexpr Timestamp kMaxTimestamp = 7258118400;
 
 /// A non-owning view of `size` contiguous elements (std::span is C++20).
 template <class T>

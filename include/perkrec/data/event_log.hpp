@@ -55,7 +55,7 @@ struct EventColumns {
   Span<const Index> user;                 ///< required, in [0, n_users)
   Span<const Index> benefit;              ///< required, in [0, n_benefits), or -1 for orders
   Span<const std::uint8_t> type;          ///< required, EventType values
-  Span<const Timestamp> timestamp;        ///< required, seconds since the epoch, >= 0
+  Span<const Timestamp> timestamp;        ///< required, seconds since the epoch, in [0, kMaxTimestamp)
   Span<const std::int16_t> channel;       ///< optional; -1 = unknown, else < channel_names
   Span<const float> order_amount;         ///< optional; finite, >= 0 (0 when absent)
   Span<const float> propensity;           ///< optional; logging propensity in (0, 1]

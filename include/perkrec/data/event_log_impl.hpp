@@ -58,6 +58,10 @@ inline std::string event_row_problem(const EventColumns& c, std::size_t i, Index
                   ", or -1 for an order without one)");
   }
   if (c.timestamp[i] < 0) return concat("negative timestamp (got ", c.timestamp[i], ")");
+  if (c.timestamp[i] >= kMaxTimestamp) {
+    return concat("timestamp beyond the supported range (got ", c.timestamp[i], ", expected < ", kMaxTimestamp,
+                  ": year 2200)");
+  }
   if (!c.channel.empty()) {
     const std::int16_t ch = c.channel[i];
     if (ch < -1 || ch >= static_cast<std::int64_t>(n_channels)) {
@@ -111,6 +115,12 @@ PERKREC_INLINE EventLog EventLog::from_columns(const EventColumns& c, Index n_us
   }
   if (channel_names.size() > static_cast<std::size_t>(std::numeric_limits<std::int16_t>::max())) {
     detail::raise<InputError>(ctx, ": too many channel names (got ", channel_names.size(), ")");
+  }
+  {
+    std::vector<std::string> sorted(channel_names);
+    std::sort(sorted.begin(), sorted.end());
+    const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
+    if (dup != sorted.end()) detail::raise<InputError>(ctx, ": channel name '", *dup, "' is listed twice");
   }
 
   const detail::Blocks blocks(static_cast<Offset>(n));
@@ -483,6 +493,8 @@ PERKREC_INLINE EventLog EventLog::read(const ModelReader& r, const std::string& 
   }
   jr.finish();
   if (n_users < 0 || n_benefits < 0 || events < 0) r.bad_content("negative shape");
+  r.check_count("n_users", n_users);  // they size per-member and per-benefit indexes
+  r.check_count("n_benefits", n_benefits);
   if (channel_names.size() > static_cast<std::size_t>(std::numeric_limits<std::int16_t>::max())) {
     r.bad_content("too many channel names");
   }

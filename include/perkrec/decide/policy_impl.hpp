@@ -203,9 +203,18 @@ inline MemberCondition parse_members(const Json& j, const std::string& pointer,
 }
 
 inline Timestamp parse_time_value(const PolicyReader& r, const Json& v, const std::string& where) {
-  if (v.is_string()) return parse_utc_time(v.get<std::string>(), r.context() + ": " + where);
   Timestamp t = 0;
-  r.convert(v, where, t);
+  if (v.is_string()) {
+    t = parse_utc_time(v.get<std::string>(), r.context() + ": " + where);
+  } else {
+    r.convert(v, where, t);
+  }
+  // One range for times everywhere (core/types.hpp): what is accepted can be written back.
+  if (t < kMinTimestamp || t >= kMaxTimestamp) {
+    r.fail_at(where, detail::concat("time outside the supported range [", kMinTimestamp, ", ", kMaxTimestamp,
+                                    ") s (years 1900 to 2199)"),
+              v);
+  }
   return t;
 }
 

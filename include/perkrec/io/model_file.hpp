@@ -144,6 +144,13 @@ class ModelReader {
   /// A list written by ModelWriter::add_strings.
   std::vector<std::string> strings(const std::string& name) const;
 
+  /// Size of the container in bytes.
+  std::uint64_t size() const { return size_; }
+  /// Throws ModelFormatError(bad_header) unless the declared count `n` (members, benefits, …
+  /// that size allocations but are not the shape of an array) is in [0, size()]: a count the
+  /// file's own bytes cannot justify is damage or an attack, never a real model.
+  void check_count(const char* what, std::int64_t n) const;
+
   /// Throws ModelFormatError(invalid_content) with a message naming this container's kind.
   [[noreturn]] void invalid(const std::string& what) const;
   /// Throws ModelFormatError(bad_header) for a bad `content` entry.

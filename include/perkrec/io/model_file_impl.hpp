@@ -438,18 +438,40 @@ PERKREC_INLINE const std::vector<std::int64_t>& ModelReader::shape(const std::st
 PERKREC_INLINE std::vector<std::string> ModelReader::strings(const std::string& name) const {
   Span<const std::uint8_t> bytes = array<std::uint8_t>(name + ".bytes");
   Span<const std::int64_t> offsets = array<std::int64_t>(name + ".offsets");
-  if (offsets.empty() || offsets[0] != 0 ||
-      offsets[offsets.size() - 1] != static_cast<std::int64_t>(bytes.size())) {
+  if (shape(name + ".offsets").size() != 1 || shape(name + ".bytes").size() != 1) {
+    invalid("string list '" + name + "' is not one-dimensional");
+  }
+  // Every offset is checked before any byte is read: 0 = first <= ... <= last = bytes.
+  const auto total = static_cast<std::int64_t>(bytes.size());
+  if (offsets.empty() || offsets[0] != 0 || offsets[offsets.size() - 1] != total) {
     invalid("string list '" + name + "' has inconsistent offsets");
+  }
+  for (std::size_t i = 0; i + 1 < offsets.size(); ++i) {
+    if (offsets[i + 1] < offsets[i] || offsets[i + 1] > total) {
+      invalid(detail::concat("string list '", name, "' offset ", i + 1, " (", offsets[i + 1],
+                             ") decreases or lies outside its ", total, " bytes"));
+    }
   }
   std::vector<std::string> out;
   out.reserve(offsets.size() - 1);
   for (std::size_t i = 0; i + 1 < offsets.size(); ++i) {
-    if (offsets[i + 1] < offsets[i]) invalid("string list '" + name + "' offsets decrease");
-    out.emplace_back(reinterpret_cast<const char*>(bytes.data()) + offsets[i],
-                     static_cast<std::size_t>(offsets[i + 1] - offsets[i]));
+    const std::string_view text(reinterpret_cast<const char*>(bytes.data()) + offsets[i],
+                                static_cast<std::size_t>(offsets[i + 1] - offsets[i]));
+    const std::size_t bad = detail::invalid_utf8_at(text);
+    if (bad != std::string_view::npos) {
+      invalid(detail::concat("string list '", name, "' entry ", i, " holds invalid UTF-8 at byte ",
+                             bad));
+    }
+    out.emplace_back(text);
   }
   return out;
+}
+
+PERKREC_INLINE void ModelReader::check_count(const char* what, std::int64_t n) const {
+  if (n < 0 || static_cast<std::uint64_t>(n) > size_) {
+    bad_content(detail::concat(what, " ", n, " is negative or more than the file's ", size_,
+                               " bytes can hold"));
+  }
 }
 
 PERKREC_INLINE void ModelReader::invalid(const std::string& what) const {

@@ -35,6 +35,7 @@
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
 #include "perkrec/core/progress.hpp"
+#include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/id_map.hpp"
 #include "perkrec/io/serializable.hpp"
@@ -83,6 +84,12 @@ class ALS : public Serializable<ALS> {
   Index n_benefits() const { return benefits_.rows; }
   const ALSParams& params() const { return params_; }
   Json get_params() const { return params_.to_json(); }
+  /// Threads of later calls: 0 = the OpenMP default, at most kMaxThreads. A loaded model
+  /// keeps the count it was saved with until the service sets its own. Needs exclusive access.
+  void set_num_threads(int num_threads) {
+    resolve_num_threads(num_threads);
+    params_.num_threads = num_threads;
+  }
   /// n_users x factors and n_benefits x factors, row-major float32.
   const detail::FactorTable& user_factors() const { return users_; }
   const detail::FactorTable& benefit_factors() const { return benefits_; }
@@ -112,9 +119,13 @@ class ALS : public Serializable<ALS> {
   /// Solves (exactly) and stores the factors of `users` from their interaction rows
   /// (users.size() x n_benefits). Ids >= n_users grow the member table (rows in between get
   /// zero factors). Ids must be distinct.
-  void partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits);
+  /// Ids must be below n_users + max_growth (kDefaultMaxGrowth); larger ids are InputErrors.
+  void partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits,
+                         Index max_growth = kDefaultMaxGrowth);
   /// Same for benefits: `benefit_users` is benefits.size() x n_users (who interacted).
-  void partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users);
+  /// Ids must be below n_benefits + max_growth (kDefaultMaxGrowth).
+  void partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users,
+                            Index max_growth = kDefaultMaxGrowth);
 
   /// Why `benefit` scores as it does for the member whose history is the single row
   /// `user_benefits` (1 x n_benefits): score = sum over history benefits h of

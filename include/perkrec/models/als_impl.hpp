@@ -390,9 +390,11 @@ PERKREC_INLINE TopK ALS::similar_users(Span<const Index> users, int n, const Fil
   return detail::cosine_top_k(users_, users, params_.factors, n, filter, params_.num_threads);
 }
 
-PERKREC_INLINE void ALS::partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits) {
+PERKREC_INLINE void ALS::partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits,
+                                           Index max_growth) {
   require_fitted("partial_fit_users");
-  detail::check_ids(users, -1, "ALS::partial_fit_users", "user");
+  detail::check_ids(users, detail::growth_limit(n_users(), max_growth, "ALS::partial_fit_users"),
+                    "ALS::partial_fit_users", "user");
   detail::check_interactions(user_benefits, static_cast<Index>(users.size()), n_benefits(),
                              "ALS::partial_fit_users: user_benefits");
   const std::vector<float> solved = fold_in(user_benefits);
@@ -407,9 +409,11 @@ PERKREC_INLINE void ALS::partial_fit_users(Span<const Index> users, const CsrVie
   }
 }
 
-PERKREC_INLINE void ALS::partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users) {
+PERKREC_INLINE void ALS::partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users,
+                                              Index max_growth) {
   require_fitted("partial_fit_benefits");
-  detail::check_ids(benefits, -1, "ALS::partial_fit_benefits", "benefit");
+  detail::check_ids(benefits, detail::growth_limit(n_benefits(), max_growth, "ALS::partial_fit_benefits"),
+                    "ALS::partial_fit_benefits", "benefit");
   detail::check_interactions(benefit_users, static_cast<Index>(benefits.size()), n_users(),
                              "ALS::partial_fit_benefits: benefit_users");
   const int dim = params_.factors;

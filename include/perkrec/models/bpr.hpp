@@ -39,6 +39,7 @@
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
 #include "perkrec/core/progress.hpp"
+#include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/id_map.hpp"
 #include "perkrec/io/serializable.hpp"
@@ -81,6 +82,12 @@ class BPR : public Serializable<BPR> {
   Index n_benefits() const { return benefits_.rows; }
   const BPRParams& params() const { return params_; }
   Json get_params() const { return params_.to_json(); }
+  /// Threads of later calls: 0 = the OpenMP default, at most kMaxThreads. A loaded model
+  /// keeps the count it was saved with until the service sets its own. Needs exclusive access.
+  void set_num_threads(int num_threads) {
+    resolve_num_threads(num_threads);
+    params_.num_threads = num_threads;
+  }
   /// n x (factors + 1) tables: member rows [x_u, 1], benefit rows [y_b, bias_b].
   const detail::FactorTable& user_factors() const { return users_; }
   const detail::FactorTable& benefit_factors() const { return benefits_; }
@@ -102,9 +109,13 @@ class BPR : public Serializable<BPR> {
   /// Re-learns the listed members' factors from their rows (users.size() x n_benefits) with
   /// benefit factors fixed (fold_in_epochs passes, starting from the current factors for
   /// known members). Ids >= n_users grow the model.
-  void partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits);
+  /// Ids must be below n_users + max_growth (kDefaultMaxGrowth); larger ids are InputErrors.
+  void partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits,
+                         Index max_growth = kDefaultMaxGrowth);
   /// Same for benefits: `benefit_users` is benefits.size() x n_users; member factors fixed.
-  void partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users);
+  /// Ids must be below n_benefits + max_growth (kDefaultMaxGrowth).
+  void partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users,
+                            Index max_growth = kDefaultMaxGrowth);
 
   void write(ModelWriter& w, const std::string& prefix) const;
   static BPR read(const ModelReader& r, const std::string& prefix);

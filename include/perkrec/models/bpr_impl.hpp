@@ -332,9 +332,11 @@ PERKREC_INLINE TopK BPR::similar_users(Span<const Index> users, int n, const Fil
   return detail::cosine_top_k(users_, users, params_.factors, n, filter, params_.num_threads);
 }
 
-PERKREC_INLINE void BPR::partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits) {
+PERKREC_INLINE void BPR::partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits,
+                                           Index max_growth) {
   require_fitted("partial_fit_users");
-  detail::check_ids(users, -1, "BPR::partial_fit_users", "user");
+  detail::check_ids(users, detail::growth_limit(n_users(), max_growth, "BPR::partial_fit_users"),
+                    "BPR::partial_fit_users", "user");
   check_fit_input(user_benefits, "BPR::partial_fit_users: user_benefits", static_cast<Index>(users.size()),
                   n_benefits());
   const int dim = params_.factors + 1;
@@ -359,9 +361,11 @@ PERKREC_INLINE void BPR::partial_fit_users(Span<const Index> users, const CsrVie
   }
 }
 
-PERKREC_INLINE void BPR::partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users) {
+PERKREC_INLINE void BPR::partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users,
+                                              Index max_growth) {
   require_fitted("partial_fit_benefits");
-  detail::check_ids(benefits, -1, "BPR::partial_fit_benefits", "benefit");
+  detail::check_ids(benefits, detail::growth_limit(n_benefits(), max_growth, "BPR::partial_fit_benefits"),
+                    "BPR::partial_fit_benefits", "benefit");
   detail::check_interactions(benefit_users, static_cast<Index>(benefits.size()), n_users(),
                              "BPR::partial_fit_benefits: benefit_users");
   const int latent = params_.factors, dim = latent + 1;

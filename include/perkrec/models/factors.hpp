@@ -104,7 +104,9 @@ TopK blocked_top_k(Index rows, int n, Index n_benefits, const Filter& filter, in
   if (n < 0) raise<InputError>("recommend: n must be >= 0 (got ", n, ")");
   filter.validate(rows, n_benefits);
   const int threads = resolve_num_threads(num_threads);
-  const int k = static_cast<int>(std::min<Index>(n, n_benefits));
+  // Results are never wider than the catalog: a huge n cannot allocate rows x n.
+  n = static_cast<int>(std::min<Index>(n, n_benefits));
+  const int k = n;
   TopK out;
   out.rows = rows;
   out.k = n;

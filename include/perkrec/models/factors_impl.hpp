@@ -92,7 +92,7 @@ PERKREC_INLINE std::vector<Index> balanced_chunks(const CsrView<float>& m, Index
 }
 
 PERKREC_INLINE std::vector<std::uint8_t> global_mask(const Filter& filter, Index n_benefits) {
-  std::vector<std::uint8_t> ok(static_cast<std::size_t>(n_benefits), filter.allow.empty() ? 1 : 0);
+  std::vector<std::uint8_t> ok(static_cast<std::size_t>(n_benefits), filter.restricts() ? 0 : 1);
   for (Index b : filter.allow) ok[static_cast<std::size_t>(b)] = 1;
   for (Index b : filter.exclude) ok[static_cast<std::size_t>(b)] = 0;
   return ok;
@@ -159,7 +159,9 @@ PERKREC_INLINE TopK factor_top_k_fused(const FactorTable& left, Span<const Index
   if (n < 0) raise<InputError>("recommend: n must be >= 0 (got ", n, ")");
   filter.validate(rows, n_benefits);
   const int threads = resolve_num_threads(num_threads);
-  const int k = static_cast<int>(std::min<Index>(n, n_benefits));
+  // Results are never wider than the catalog: a huge n cannot allocate rows x n.
+  n = static_cast<int>(std::min<Index>(n, n_benefits));
+  const int k = n;
   TopK out;
   out.rows = rows;
   out.k = n;

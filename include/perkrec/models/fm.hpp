@@ -44,6 +44,7 @@
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
 #include "perkrec/core/progress.hpp"
+#include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/io/serializable.hpp"
 
@@ -136,6 +137,12 @@ class FM : public Serializable<FM> {
   bool fitted() const { return fitted_; }
   const FMParams& params() const { return params_; }
   Json get_params() const { return params_.to_json(); }
+  /// Threads of later calls: 0 = the OpenMP default, at most kMaxThreads. A loaded model
+  /// keeps the count it was saved with until the service sets its own. Needs exclusive access.
+  void set_num_threads(int num_threads) {
+    resolve_num_threads(num_threads);
+    params_.num_threads = num_threads;
+  }
   Index n_features() const { return n_features_; }
   std::int32_t n_fields() const { return n_fields_; }
   const std::vector<std::int32_t>& feature_fields() const { return feature_fields_; }

@@ -32,6 +32,7 @@
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
 #include "perkrec/core/progress.hpp"
+#include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/id_map.hpp"
 #include "perkrec/io/serializable.hpp"
@@ -68,6 +69,12 @@ class ItemKNN : public Serializable<ItemKNN> {
   Index n_benefits() const { return interactions_.cols; }
   const ItemKNNParams& params() const { return params_; }
   Json get_params() const { return params_.to_json(); }
+  /// Threads of later calls: 0 = the OpenMP default, at most kMaxThreads. A loaded model
+  /// keeps the count it was saved with until the service sets its own. Needs exclusive access.
+  void set_num_threads(int num_threads) {
+    resolve_num_threads(num_threads);
+    params_.num_threads = num_threads;
+  }
   /// The benefits x benefits neighbour matrix S (row h: the neighbours of h, sorted by index).
   const CsrMatrix<float>& neighbours() const { return neighbours_; }
   /// The kept members x benefits interactions.
@@ -86,10 +93,14 @@ class ItemKNN : public Serializable<ItemKNN> {
   TopK similar_users(Span<const Index> users, int n, const Filter& filter = {}) const;
 
   /// Replaces (or adds, growing the model) the interaction rows of `users`.
-  void partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits);
+  /// Ids must be below n_users + max_growth (kDefaultMaxGrowth); larger ids are InputErrors.
+  void partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits,
+                         Index max_growth = kDefaultMaxGrowth);
   /// Replaces (or adds) the interaction columns of `benefits` (benefit_users is
   /// benefits.size() x n_users), then recomputes the neighbour matrix.
-  void partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users);
+  /// Ids must be below n_benefits + max_growth (kDefaultMaxGrowth).
+  void partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users,
+                            Index max_growth = kDefaultMaxGrowth);
 
   void write(ModelWriter& w, const std::string& prefix) const;
   static ItemKNN read(const ModelReader& r, const std::string& prefix);

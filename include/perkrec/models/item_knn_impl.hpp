@@ -326,9 +326,11 @@ PERKREC_INLINE TopK ItemKNN::similar_users(Span<const Index> users, int n, const
       });
 }
 
-PERKREC_INLINE void ItemKNN::partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits) {
+PERKREC_INLINE void ItemKNN::partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits,
+                                           Index max_growth) {
   require_fitted("partial_fit_users");
-  detail::check_ids(users, -1, "ItemKNN::partial_fit_users", "user");
+  detail::check_ids(users, detail::growth_limit(n_users(), max_growth, "ItemKNN::partial_fit_users"),
+                    "ItemKNN::partial_fit_users", "user");
   detail::check_interactions(user_benefits, static_cast<Index>(users.size()), n_benefits(),
                              "ItemKNN::partial_fit_users: user_benefits", true);
   CsrMatrix<float> interactions = detail::replace_rows(interactions_, users, user_benefits);
@@ -338,9 +340,11 @@ PERKREC_INLINE void ItemKNN::partial_fit_users(Span<const Index> users, const Cs
   by_benefit_ = std::move(by_benefit);
 }
 
-PERKREC_INLINE void ItemKNN::partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users) {
+PERKREC_INLINE void ItemKNN::partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users,
+                                              Index max_growth) {
   require_fitted("partial_fit_benefits");
-  detail::check_ids(benefits, -1, "ItemKNN::partial_fit_benefits", "benefit");
+  detail::check_ids(benefits, detail::growth_limit(n_benefits(), max_growth, "ItemKNN::partial_fit_benefits"),
+                    "ItemKNN::partial_fit_benefits", "benefit");
   detail::check_interactions(benefit_users, static_cast<Index>(benefits.size()), n_users(),
                              "ItemKNN::partial_fit_benefits: benefit_users", true);
   const CsrMatrix<float> by_benefit = detail::replace_rows(by_benefit_, benefits, benefit_users);

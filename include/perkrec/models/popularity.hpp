@@ -21,6 +21,7 @@
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
 #include "perkrec/core/progress.hpp"
+#include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/id_map.hpp"
 #include "perkrec/io/serializable.hpp"
@@ -57,6 +58,12 @@ class Popularity : public Serializable<Popularity> {
   Index n_benefits() const { return static_cast<Index>(scores_.size()); }
   const PopularityParams& params() const { return params_; }
   Json get_params() const { return params_.to_json(); }
+  /// Threads of later calls: 0 = the OpenMP default, at most kMaxThreads. A loaded model
+  /// keeps the count it was saved with until the service sets its own. Needs exclusive access.
+  void set_num_threads(int num_threads) {
+    resolve_num_threads(num_threads);
+    params_.num_threads = num_threads;
+  }
   /// Popularity of each benefit.
   const std::vector<float>& benefit_scores() const { return scores_; }
 

@@ -123,6 +123,7 @@ PERKREC_INLINE Popularity Popularity::read(const ModelReader& r, const std::stri
   }
   jr.finish();
   if (n_users < 0 || n_benefits < 0) r.bad_content("negative shape");
+  r.check_count("n_users", n_users);
   const PopularityParams params = read_params<PopularityParams>(r, params_json);
   std::vector<float> scores = r.vector<float>(prefix + "scores", {n_benefits});
   for (std::size_t b = 0; b < scores.size(); ++b) {

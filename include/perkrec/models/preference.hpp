@@ -77,6 +77,7 @@
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
 #include "perkrec/core/progress.hpp"
+#include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/benefit_dimensions.hpp"
 #include "perkrec/data/catalog.hpp"
@@ -170,6 +171,12 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   Timestamp cut_time() const { return cut_time_; }
   const PreferenceParams& params() const { return params_; }
   Json get_params() const { return params_.to_json(); }
+  /// Threads of later calls: 0 = the OpenMP default, at most kMaxThreads. A loaded model
+  /// keeps the count it was saved with until the service sets its own. Needs exclusive access.
+  void set_num_threads(int num_threads) {
+    resolve_num_threads(num_threads);
+    params_.num_threads = num_threads;
+  }
   const std::vector<std::string>& dimension_names() const { return dimension_names_; }
 
   /// members x dimensions, row-major: preference (lift), interval bounds, posterior rate.

@@ -34,9 +34,13 @@ namespace perkrec {
 struct Filter {
   CsrView<float> exclude_rows;     ///< rows == users.size() or 0
   std::vector<Index> exclude;      ///< benefit indices never returned
-  std::vector<Index> allow;        ///< when non-empty, only these may be returned
+  std::vector<Index> allow;        ///< when non-empty (or allow_only is set), only these may be returned
+  bool allow_only = false;         ///< true: `allow` restricts even when empty (an empty list allows nothing)
   CsrView<float> eligibility;      ///< rows == users.size() or 0
   bool eligibility_blocks = false; ///< false: eligibility lists allowed benefits; true: blocked
+
+  /// Whether `allow` limits what may be returned.
+  bool restricts() const { return allow_only || !allow.empty(); }
 
   /// Throws InputError for shapes or indices that do not fit (`n_rows` requested members,
   /// `n_benefits` catalog size).
@@ -65,6 +69,11 @@ struct Filter {
   }
 };
 
+/// Default `max_growth` of partial_fit_users / partial_fit_benefits: one call may add ids up
+/// to n + max_growth - 1 (n = the current count); larger ids are InputErrors, so an id typed
+/// wrong cannot allocate gigabytes. Raise it explicitly to grow further in one call.
+inline constexpr Index kDefaultMaxGrowth = 1 << 20;
+
 /// Top-K result: `ids` and `scores` are rows x k, row-major, best first.
 struct TopK {
   Index rows = 0;
@@ -74,6 +83,16 @@ struct TopK {
 };
 
 namespace detail {
+
+/// The exclusive id limit of a partial fit that may grow `current` rows by `max_growth`
+/// (capped at the largest Index). Throws InputError when max_growth is negative.
+inline Index growth_limit(Index current, Index max_growth, const char* context) {
+  if (max_growth < 0) {
+    raise<InputError>(context, ": max_growth must be >= 0 (got ", max_growth, ")");
+  }
+  const std::int64_t limit = static_cast<std::int64_t>(current) + max_growth;
+  return static_cast<Index>(std::min<std::int64_t>(limit, std::numeric_limits<Index>::max()));
+}
 
 /// Validates member indices against [0, n_users).
 inline void check_users(Span<const Index> users, Index n_users, const char* context) {
@@ -126,7 +145,9 @@ TopK batch_top_k(Span<const Index> users, int n, Index n_benefits, const Filter&
   const auto rows = static_cast<Index>(users.size());
   filter.validate(rows, n_benefits);
   const int threads = resolve_num_threads(num_threads);
-  const int k = static_cast<int>(std::min<Index>(n, n_benefits));
+  // Results are never wider than the catalog: a huge n cannot allocate rows x n.
+  n = static_cast<int>(std::min<Index>(n, n_benefits));
+  const int k = n;
   TopK out;
   out.rows = rows;
   out.k = n;
@@ -135,7 +156,7 @@ TopK batch_top_k(Span<const Index> users, int n, Index n_benefits, const Filter&
   if (rows == 0 || n == 0) return out;
 
   // Global masks are shared; row masks are applied per member by marking scores.
-  std::vector<std::uint8_t> global_ok(static_cast<std::size_t>(n_benefits), filter.allow.empty() ? 1 : 0);
+  std::vector<std::uint8_t> global_ok(static_cast<std::size_t>(n_benefits), filter.restricts() ? 0 : 1);
   for (Index b : filter.allow) global_ok[static_cast<std::size_t>(b)] = 1;
   for (Index b : filter.exclude) global_ok[static_cast<std::size_t>(b)] = 0;
 

@@ -84,7 +84,9 @@ TEST(Popularity, FiltersNeverLeakAcrossRandomCases) {
     }
     const int n = 1 + static_cast<int>(rng.below(60));
     const TopK top = pop.recommend(users, n, f);
-    ASSERT_EQ(top.ids.size(), users.size() * static_cast<std::size_t>(n));
+    const int width = std::min<int>(n, n_benefits);  // never wider than the catalog
+    ASSERT_EQ(top.k, width);
+    ASSERT_EQ(top.ids.size(), users.size() * static_cast<std::size_t>(width));
     const std::set<Index> excluded(f.exclude.begin(), f.exclude.end());
     const std::set<Index> allowed(f.allow.begin(), f.allow.end());
     for (std::size_t r = 0; r < users.size(); ++r) {
@@ -98,8 +100,8 @@ TEST(Popularity, FiltersNeverLeakAcrossRandomCases) {
                         (f.eligibility_blocks ? !listed.count(b) : listed.count(b) > 0);
         candidates += ok;
       }
-      for (int i = 0; i < n; ++i) {
-        const std::size_t k = r * static_cast<std::size_t>(n) + static_cast<std::size_t>(i);
+      for (int i = 0; i < width; ++i) {
+        const std::size_t k = r * static_cast<std::size_t>(width) + static_cast<std::size_t>(i);
         const Index b = top.ids[k];
         if (i >= candidates) {
           ASSERT_EQ(b, -1);
