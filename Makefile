@@ -13,17 +13,19 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD := build
 LOGS := $(BUILD)/logs
 
-.PHONY: demo test deps venv python cpp-test asan-test tsan-test consumer-test py-test bench clean
+.PHONY: demo test deps venv python cpp-test asan-test tsan-test consumer-test py-test fuzz-build fuzz-corpus \
+        fuzz-smoke fuzz bench clean
 
 demo: python
 	$(VPY) -m perkrec demo
 
-test: python cpp-test consumer-test asan-test tsan-test py-test
+test: python cpp-test consumer-test asan-test tsan-test fuzz-smoke py-test
 	@echo
 	@echo "==================== perkrec test summary ===================="
 	@echo "C++ tests (release):       $$(grep -h 'tests passed' $(LOGS)/ctest-release.log)"
 	@echo "C++ tests (ASan + UBSan):  $$(grep -h 'tests passed' $(LOGS)/ctest-asan.log)"
 	@echo "C++ tests (TSan, threads): $$(grep -h 'tests passed' $(LOGS)/ctest-tsan.log)"
+	@echo "fuzz smoke (libFuzzer):    $$(tail -n 1 $(LOGS)/fuzz-smoke.log)"
 	@echo "find_package consumer:     $$(tail -n 1 $(LOGS)/consumer.log)"
 	@echo "pytest:                    $$(tail -n 1 $(LOGS)/pytest.log)"
 
@@ -82,6 +84,45 @@ tsan-test: $(VENV)/.stamp
 	set -o pipefail; TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  $(VENV)/bin/ctest --test-dir $(BUILD)/tsan -j $(JOBS) --output-on-failure \
 	  | tee $(LOGS)/ctest-tsan.log | grep -v -E '^ *(Start|[0-9]+/[0-9]+ Test) '
+
+# libFuzzer targets (fuzz/perkrec_fuzz.cpp) with ASan + UBSan, built by clang (Debian's clang
+# and libclang-rt-14-dev, installed by scripts/bootstrap.sh). The seed corpus comes from real
+# files: the embedding example's demo set-up and small models saved by the Python package.
+FUZZ_TARGETS := model json request discount events
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_RUNS ?= 3000
+fuzz-build: $(VENV)/.stamp
+	@mkdir -p $(LOGS)
+	CC=clang CXX=clang++ $(CMAKE) -S . -B $(BUILD)/fuzz -G Ninja -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPERKREC_BUILD_FUZZ=ON -DPERKREC_WITH_OPENMP=OFF \
+	  -DPERKREC_INSTALL=OFF > $(LOGS)/configure-fuzz.log
+	$(CMAKE) --build $(BUILD)/fuzz -j $(JOBS) --target perkrec_fuzz
+
+fuzz-corpus: cpp-test python
+	$(VPY) fuzz/make_corpus.py --server $(BUILD)/release/examples/cpp/perkrec_benefit_server --out $(BUILD)/fuzz/corpus
+
+# In make test: every target over its seed corpus plus a fixed number of mutations (fixed
+# seed, so a run is repeatable); a crash, sanitizer report, leak, non-perkrec exception or an
+# allocation over 2 GiB fails the suite.
+fuzz-smoke: fuzz-build fuzz-corpus
+	@rm -f $(LOGS)/fuzz-smoke.log
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  rm -rf $(BUILD)/fuzz/work/$$t; mkdir -p $(BUILD)/fuzz/work/$$t; \
+	  PERKREC_FUZZ_TARGET=$$t $(BUILD)/fuzz/fuzz/perkrec_fuzz -seed=1 -runs=$(FUZZ_SMOKE_RUNS) \
+	    -rss_limit_mb=2048 -max_len=65536 -timeout=20 $(BUILD)/fuzz/work/$$t $(BUILD)/fuzz/corpus/$$t \
+	    > $(LOGS)/fuzz-$$t.log 2>&1 || { tail -n 40 $(LOGS)/fuzz-$$t.log; exit 1; }; \
+	  echo "$$t: $$(grep -o 'Done [0-9]* runs' $(LOGS)/fuzz-$$t.log)" | tee -a $(LOGS)/fuzz-smoke.log; \
+	done
+	@echo "$(words $(FUZZ_TARGETS)) targets clean" >> $(LOGS)/fuzz-smoke.log
+
+# Long fuzzing: each target for FUZZ_SECONDS (default 60), new inputs kept in build/fuzz/work.
+fuzz: fuzz-build fuzz-corpus
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(BUILD)/fuzz/work/$$t; \
+	  PERKREC_FUZZ_TARGET=$$t $(BUILD)/fuzz/fuzz/perkrec_fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	    -max_len=65536 -timeout=20 -print_final_stats=1 $(BUILD)/fuzz/work/$$t $(BUILD)/fuzz/corpus/$$t \
+	    2>&1 | tee $(LOGS)/fuzz-long-$$t.log | grep -E 'stat::number_of_executed_units|ERROR|Done' ; \
+	done
 
 # An outside project that does find_package(perkrec) against the installed tree.
 consumer-test: cpp-test

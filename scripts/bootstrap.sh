@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
-packages=(g++ libeigen3-dev nlohmann-json3-dev libgtest-dev)
+packages=(g++ libeigen3-dev nlohmann-json3-dev libgtest-dev clang libclang-rt-14-dev)
 
 # A Python that can create virtual environments and build extensions (python3-venv,
 # python3-dev on Debian's own Python; pyenv or python.org builds have both).

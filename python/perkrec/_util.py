@@ -175,13 +175,15 @@ def time_seconds(value, name: str) -> int:
     elif isinstance(value, (str, datetime.date, np.datetime64, pd.Timestamp)):
         try:
             ts = pd.Timestamp(value)
+            if ts is pd.NaT:
+                raise _core.InputError(f"{name}: missing time (got {value!r})")
+            if ts.tzinfo is None:
+                ts = ts.tz_localize("UTC")
+            out = math.floor(ts.timestamp())
         except (ValueError, TypeError, OverflowError) as exc:
+            if isinstance(exc, _core.Error):
+                raise
             raise _core.InputError(f"{name}: cannot read {value!r} as a time ({exc})") from exc
-        if ts is pd.NaT:
-            raise _core.InputError(f"{name}: missing time (got {value!r})")
-        if ts.tzinfo is None:
-            ts = ts.tz_localize("UTC")
-        out = int((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1))
     else:
         raise _core.InputError(f"{name}: expected a time: epoch seconds, a datetime or a date string "
                                f"(got {type(value).__name__})")

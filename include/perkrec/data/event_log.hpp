@@ -69,7 +69,9 @@ class EventLog : public Serializable<EventLog> {
   EventLog() = default;
 
   /// Validates and sorts the columns into a log. `n_users` / `n_benefits` of -1 are inferred
-  /// as the largest index + 1. `channel_names` names the channel codes.
+  /// as the largest index + 1, up to max(2^20, 64 x events) (a larger one is an InputError:
+  /// one stray id must not allocate gigabytes; state the shape to go beyond). `channel_names`
+  /// names the channel codes.
   static EventLog from_columns(const EventColumns& columns, Index n_users = -1,
                                Index n_benefits = -1,
                                std::vector<std::string> channel_names = {},

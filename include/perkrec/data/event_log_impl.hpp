@@ -124,6 +124,16 @@ PERKREC_INLINE EventLog EventLog::from_columns(const EventColumns& c, Index n_us
   }
 
   const detail::Blocks blocks(static_cast<Offset>(n));
+  // An inferred shape sizes per-member and per-benefit indexes: one stray huge id must not
+  // allocate gigabytes. Beyond this many rows per event the caller states the shape.
+  const Offset inferred_cap = std::max<Offset>(Offset{1} << 20, 64 * static_cast<Offset>(n));
+  auto check_inferred = [&](const char* what, Index count) {
+    if (count > inferred_cap) {
+      detail::raise<InputError>(ctx, ": the largest ", what, " index implies ", count, " ", what, "s for ", n,
+                                " events (more than ", inferred_cap, "); pass n_", what,
+                                "s explicitly to allow that many");
+    }
+  };
   if (n_users < 0 || n_benefits < 0) {
     // Infer the shape; negative ids are reported by the validation pass below.
     std::vector<Index> max_user(static_cast<std::size_t>(blocks.count), -1);
@@ -142,6 +152,7 @@ PERKREC_INLINE EventLog EventLog::from_columns(const EventColumns& c, Index n_us
       for (Index v : max_user) m = std::max(m, v);
       if (m == std::numeric_limits<Index>::max()) detail::raise<InputError>(ctx, ": user id too large");
       n_users = m + 1;
+      check_inferred("user", n_users);
     }
     if (n_benefits < 0) {
       Index m = -1;
@@ -150,6 +161,7 @@ PERKREC_INLINE EventLog EventLog::from_columns(const EventColumns& c, Index n_us
         detail::raise<InputError>(ctx, ": benefit id too large");
       }
       n_benefits = m + 1;
+      check_inferred("benefit", n_benefits);
     }
   }
 

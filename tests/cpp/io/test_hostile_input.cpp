@@ -205,6 +205,13 @@ TEST(HostileData, EventTimesAndChannelNamesAreChecked) {
   PERKREC_EXPECT_THROW_MSG(EventLog::from_columns(c, -1, -1, {"email", "email"}), InputError, "'email'",
                            "twice");
   EXPECT_EQ(EventLog::from_columns(c, -1, -1, {"email", "app"}).size(), 2);
+  // One stray huge member index (found by the fuzzer: 15 GB of per-member index).
+  std::vector<Index> stray = {0, 1900000000};
+  c.user = stray;
+  c.channel = {};
+  PERKREC_EXPECT_THROW_MSG(EventLog::from_columns(c), InputError, "1900000001 users", "pass n_users explicitly");
+  stray[1] = (1 << 20) - 1;  // within the inferred bound
+  EXPECT_EQ(EventLog::from_columns(c).n_users(), 1 << 20);
 }
 
 }  // namespace
