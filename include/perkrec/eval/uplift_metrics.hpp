@@ -17,8 +17,8 @@
 //            else t), for binary outcomes.
 // uplift_at_k = mean outcome of the treated minus mean outcome of the control rows among the
 // top k rows ("overall"), or among the top k of each group separately ("by_group"); a fraction k
-// means ceil(k * count) rows. Inside ties, later rows come first (as numpy's stable argsort
-// reversed), so uplift_at_k is deterministic even when k splits a tie.
+// means floor(k * count) rows (as scikit-uplift 0.5). Inside ties, later rows come first (as
+// numpy's stable argsort reversed), so uplift_at_k is deterministic even when k splits a tie.
 //
 // The cost curve weighs value against what the benefits cost: with per-row value v and cost c
 // (a coupon's face value when redeemed, say), after k rows
@@ -94,7 +94,7 @@ PERKREC_INLINE double uplift_auc_score(Span<const double> outcome, Span<const do
                                        Span<const std::uint8_t> treatment);
 
 /// Treated mean minus control mean among the top rows. `k` in (0, 1) is a fraction of the rows
-/// (of each group for by_group), rounded up; an integral k >= 1 is a count of rows. Throws
+/// (of each group for by_group), rounded down; an integral k >= 1 is a count of rows. Throws
 /// InputError when a group has no row among the chosen ones.
 PERKREC_INLINE double uplift_at_k(Span<const double> outcome, Span<const double> uplift,
                                   Span<const std::uint8_t> treatment, double k,

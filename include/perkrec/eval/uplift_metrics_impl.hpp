@@ -110,33 +110,35 @@ inline double incremental(double sum_treated, double sum_control, double treated
   return sum_treated - (control > 0 ? sum_control * treated / control : 0.0);
 }
 
-inline UpliftCurve qini_from_scores(Span<const double> outcome, Span<const double> score,
-                                    Span<const std::uint8_t> treatment) {
+/// A curve starting at (0, 0) with one point per tie group: (rows, point(sums, group)).
+template <class Point>
+UpliftCurve curve_from_scores(Span<const double> outcome, Span<const double> score,
+                              Span<const std::uint8_t> treatment, Point point) {
   const GroupSums g = group_sums(outcome, {}, score, treatment);
   UpliftCurve c;
   c.x.push_back(0.0);
   c.y.push_back(0.0);
   for (std::size_t j = 0; j < g.rows.size(); ++j) {
     c.x.push_back(g.rows[j]);
-    c.y.push_back(incremental(g.sum_treated[j], g.sum_control[j], g.treated[j], g.rows[j] - g.treated[j]));
+    c.y.push_back(point(g, j, g.rows[j] - g.treated[j]));
   }
   return c;
 }
 
+inline UpliftCurve qini_from_scores(Span<const double> outcome, Span<const double> score,
+                                    Span<const std::uint8_t> treatment) {
+  return curve_from_scores(outcome, score, treatment, [](const GroupSums& g, std::size_t j, double control) {
+    return incremental(g.sum_treated[j], g.sum_control[j], g.treated[j], control);
+  });
+}
+
 inline UpliftCurve uplift_from_scores(Span<const double> outcome, Span<const double> score,
                                       Span<const std::uint8_t> treatment) {
-  const GroupSums g = group_sums(outcome, {}, score, treatment);
-  UpliftCurve c;
-  c.x.push_back(0.0);
-  c.y.push_back(0.0);
-  for (std::size_t j = 0; j < g.rows.size(); ++j) {
-    const double control = g.rows[j] - g.treated[j];
+  return curve_from_scores(outcome, score, treatment, [](const GroupSums& g, std::size_t j, double control) {
     const double mean_t = g.treated[j] > 0 ? g.sum_treated[j] / g.treated[j] : 0.0;
     const double mean_c = control > 0 ? g.sum_control[j] / control : 0.0;
-    c.x.push_back(g.rows[j]);
-    c.y.push_back((mean_t - mean_c) * g.rows[j]);
-  }
-  return c;
+    return (mean_t - mean_c) * g.rows[j];
+  });
 }
 
 inline double trapezoid(const std::vector<double>& x, const std::vector<double>& y) {
@@ -235,7 +237,7 @@ PERKREC_INLINE double uplift_at_k(Span<const double> outcome, Span<const double>
   std::size_t treated = 0;
   for (std::size_t i = 0; i < n; ++i) treated += treatment[i];
   const auto top = [&](std::size_t count) {
-    return fraction ? static_cast<std::size_t>(std::ceil(k * static_cast<double>(count))) : static_cast<std::size_t>(k);
+    return fraction ? static_cast<std::size_t>(k * static_cast<double>(count)) : static_cast<std::size_t>(k);
   };
   const std::size_t take_all = top(n), take_t = top(treated), take_c = top(n - treated);
   if (strategy == UpliftAtKStrategy::by_group && (take_t > treated || take_c > n - treated)) {

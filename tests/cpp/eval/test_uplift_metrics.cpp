@@ -77,7 +77,7 @@ TEST(UpliftAtK, OverallAndByGroup) {
   // Top 3 rows: treated {1, 0}, control {1}: 0.5 - 1.
   EXPECT_NEAR(uplift_at_k(kOutcome, kScore, kTreatment, 0.5), -0.5, 1e-12);
   EXPECT_NEAR(uplift_at_k(kOutcome, kScore, kTreatment, 3.0), -0.5, 1e-12);
-  // Top 2 of each group: treated {1, 0}, control {1, 0}.
+  // floor(0.5 * 3) = 1 row of each group: treated {1}, control {1}.
   EXPECT_NEAR(uplift_at_k(kOutcome, kScore, kTreatment, 0.5, UpliftAtKStrategy::by_group), 0.0, 1e-12);
   // Inside a tie the later row comes first: with all scores equal, the top 2 are rows 5 and 4.
   const std::vector<double> flat(6, 1.0);
