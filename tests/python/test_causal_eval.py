@@ -284,3 +284,27 @@ def test_analyze_experiment_rejects_bad_input():
         perkrec.analyze_experiment(arm=[0, 0, 1, 1], metrics={"revenue": [1.0, 2, 3]})
     with pytest.raises(perkrec.ConfigError, match="confidence"):
         perkrec.analyze_experiment(frame, metrics=["revenue"], control="control", confidence=1.5)
+
+
+# --- real logs ----------------------------------------------------------------------------------
+
+def test_open_bandit_ips_covers_the_thompson_policy_click_rate():
+    """bench/ope_open_bandit.py's set-up: the BTS policy's click rate from the random logs."""
+    import importlib.util
+
+    from conftest import REPO, dataset_path
+
+    folder = dataset_path("open-bandit-dataset-women")
+    spec = importlib.util.spec_from_file_location("ope_open_bandit", REPO / "bench" / "ope_open_bandit.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    random, bts = bench.load(folder)
+    r, p, pi, q, e = bench.prepare(random, bts)
+    truth = bts.click.mean()
+    for name in ("ips", "snips", "dr"):
+        est = perkrec.off_policy_value(r, p, pi, name, reward_estimate=q, target_reward_estimate=e)
+        value, half = bench.numpy_estimate(name, r, p, pi, q, e)
+        assert est.value == pytest.approx(value, abs=1e-12)
+        assert est.upper - est.value == pytest.approx(half, rel=1e-9)
+        assert est.lower <= truth <= est.upper, name
+        assert 1000 < est.effective_sample_size < len(r)
