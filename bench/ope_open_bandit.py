@@ -103,9 +103,9 @@ def main():
     print("| estimator | perkrec | numpy |")
     print("|---|---|---|")
     for name in ("ips", "snips", "dr"):
-        t_mine = best_of(lambda: perkrec.off_policy_value(*tiled[:3], name, reward_estimate=tiled[3],
-                                                          target_reward_estimate=tiled[4]))
-        t_numpy = best_of(lambda: numpy_estimate(name, *tiled))
+        t_mine = best_of(lambda name=name: perkrec.off_policy_value(
+            *tiled[:3], name, reward_estimate=tiled[3], target_reward_estimate=tiled[4]))
+        t_numpy = best_of(lambda name=name: numpy_estimate(name, *tiled))
         print(f"| {name} | {t_mine * 1e3:.1f} ms | {t_numpy * 1e3:.1f} ms |")
 
 

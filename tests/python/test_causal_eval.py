@@ -31,7 +31,7 @@ def test_uplift_metrics_known_answers():
     assert perkrec.uplift_at_k(Y, S, T, "overall", k=3) == pytest.approx(-0.5)
     assert perkrec.uplift_at_k(Y, S, T, "by_group", k=0.5) == pytest.approx(0.0)
     cost = np.array([2, 1, 0, 0, 3, 0])
-    rows, c, v = perkrec.cost_curve(Y, cost, S, T)
+    _, c, v = perkrec.cost_curve(Y, cost, S, T)
     np.testing.assert_allclose(c, [0, 2, 3, 3, 3, 6, 6])
     np.testing.assert_allclose(v, q)
     assert perkrec.aucc_score(Y, cost, S, T) == pytest.approx(1 / 6 + 1 / 6 + 1 / 8, abs=1e-12)
