@@ -150,7 +150,8 @@ def assign_holdout(user_ids, salt: str, weights: Sequence[float] = (0.9, 0.1), n
     hash of the member id and ``salt``: the same on every run, machine and thread count.
 
     Ids are hashed as text (``str(id)``, UTF-8), so the integer 17 and the string "17" get the
-    same arm. A new salt gives an independent assignment.
+    same arm. A new salt gives an independent assignment. analyze_experiment treats arm 0 as the
+    control: for a 10% holdout control, pass ``weights=(0.1, 0.9)``.
     """
     ids = [str(u) for u in np.asarray(user_ids, dtype=object).ravel()]
     return _core.assign_holdout(ids, str(salt), float_array(list(weights), np.float64, "weights"), int(num_threads))

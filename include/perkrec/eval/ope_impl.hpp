@@ -154,7 +154,6 @@ PERKREC_INLINE OffPolicyEstimate off_policy_value(Span<const double> rewards, Sp
     s.switched += switched;
     s.weighted_reward += w * rewards[i];
     s.term += t;
-    s.term_sq += t * t;
   });
   out.max_weight = first.max_weight;
   out.n_clipped = first.clipped;
