@@ -179,7 +179,11 @@ def _arm_codes(labels: np.ndarray, arms: Optional[Sequence], control) -> Tuple[n
         if control is None:
             raise _core.InputError("analyze_experiment: arm labels are not integer codes; name the control arm "
                                    "(control=...) or list the arms (arms=[control, ...])")
-        others = sorted({v for v in labels.tolist() if v != control}, key=str)
+        others = {v for v in labels.tolist() if v != control}
+        try:
+            others = sorted(others)
+        except TypeError:  # labels of mixed types
+            others = sorted(others, key=str)
         order = [control] + others
     codes = categorical_codes(labels, order, "arm").astype(np.int32)
     return np.ascontiguousarray(codes), order

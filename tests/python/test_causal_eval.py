@@ -234,6 +234,9 @@ def test_analyze_experiment_frame_known_answer_and_columns():
     # Arrays instead of a frame; integer arm codes with 0 = control.
     arrays = perkrec.analyze_experiment(arm=np.array([0, 0, 1, 1]), metrics={"revenue": [1, 3, 4, 6]})
     assert arrays.iloc[0].lift == 3 and arrays.iloc[0].arm == 1 and math.isnan(arrays.iloc[0].roi)
+    # Integer labels with a named control: the other arms in natural order.
+    labelled = perkrec.analyze_experiment(arm=[5, 5, 10, 10, 2, 2], metrics={"y": [1.0, 3, 4, 6, 0, 2]}, control=5)
+    assert list(labelled["arm"]) == [2, 10] and list(labelled["lift"]) == [-1, 3]
 
 
 def test_analyze_experiment_several_arms_cuped_and_bootstrap():
