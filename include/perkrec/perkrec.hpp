@@ -45,3 +45,6 @@
 #include "perkrec/decide/explain.hpp"
 
 #include "perkrec/eval/metrics.hpp"
+#include "perkrec/eval/uplift_metrics.hpp"
+#include "perkrec/eval/ope.hpp"
+#include "perkrec/eval/experiment.hpp"

@@ -130,6 +130,7 @@ void bind_simulator(py::module_& m);
 void bind_features(py::module_& m);
 void bind_models(py::module_& m);
 void bind_eval(py::module_& m);
+void bind_causal(py::module_& m);
 void bind_fm(py::module_& m);
 void bind_cf(py::module_& m);
 void bind_preference(py::module_& m);

@@ -10,6 +10,7 @@ PYBIND11_MODULE(_core, m) {
   perkrec::python::bind_features(m);
   perkrec::python::bind_models(m);
   perkrec::python::bind_eval(m);
+  perkrec::python::bind_causal(m);
   perkrec::python::bind_fm(m);
   perkrec::python::bind_cf(m);
   perkrec::python::bind_preference(m);

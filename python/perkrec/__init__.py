@@ -9,6 +9,8 @@ Layers (mirroring the C++ library):
     models     Popularity, ALS, BPR, ItemKNN, FM/FFM, PreferenceModel
     decide     Policy, rank, allocate, Pacer, Planner -> Plan
     metrics    auc, log_loss, ranking_metrics, catalog_coverage
+    causal     qini_auc_score, uplift_auc_score, uplift_at_k, qini_curve, uplift_curve,
+               cost_curve, aucc_score, off_policy_value, assign_holdout, analyze_experiment
     io         load, loads, info
     datasets   loaders for public benchmark datasets
 
@@ -34,6 +36,22 @@ from .data import (
 from .features import DEFAULT_EVENT_WEIGHTS, interaction_matrix
 from .io import info, load, loads
 from .metrics import auc, catalog_coverage, log_loss, ranking_metrics
+from .causal import (
+    OffPolicyEstimate,
+    analyze_experiment,
+    assign_holdout,
+    aucc_score,
+    cost_curve,
+    holdout_hash,
+    off_policy_value,
+    perfect_qini_curve,
+    perfect_uplift_curve,
+    qini_auc_score,
+    qini_curve,
+    uplift_at_k,
+    uplift_auc_score,
+    uplift_curve,
+)
 from .fm import FFM, FM, FeatureEncoder, IsotonicCalibrator, PlattCalibrator, redemption_samples, reliability_curve
 from .models import ALS, BPR, ItemKNN, Popularity
 from .preference import PreferenceModel, default_segment_rules, wide_table
@@ -66,4 +84,10 @@ __all__ += [                                                          # decision
     "Pacer", "allocate", "allocation_members", "check_allocation",    #   allocator
     "make_candidates", "make_constraints",
     "Plan", "Planner",                                                #   plans
+]
+__all__ += [                                                          # causal evaluation
+    "qini_curve", "uplift_curve", "perfect_qini_curve", "perfect_uplift_curve",  #   uplift
+    "qini_auc_score", "uplift_auc_score", "uplift_at_k", "cost_curve", "aucc_score",
+    "OffPolicyEstimate", "off_policy_value",                          #   off-policy
+    "assign_holdout", "holdout_hash", "analyze_experiment",           #   experiments
 ]

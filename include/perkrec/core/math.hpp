@@ -72,6 +72,17 @@ inline double regularized_gamma_p(double a, double x) {
 /// Standard normal CDF.
 inline double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 
+/// Standard normal quantile: z with normal_cdf(z) = p, for p in (0, 1) (bisection on
+/// [-10, 10], exact to double precision there).
+inline double inverse_normal_cdf(double p) {
+  double lo = -10, hi = 10;
+  for (int i = 0; i < 100; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (normal_cdf(mid) < p ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
 /// Civil date (proleptic Gregorian, UTC) of a day counted from 1970-01-01.
 struct CivilDate {
   std::int64_t year;

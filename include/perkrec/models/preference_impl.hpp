@@ -115,15 +115,6 @@ std::vector<double> block_sum(Index n, std::size_t width, int threads, F&& row) 
   return total;
 }
 
-inline double inverse_normal_cdf(double p) {
-  double lo = -10, hi = 10;
-  for (int i = 0; i < 100; ++i) {
-    const double mid = 0.5 * (lo + hi);
-    (normal_cdf(mid) < p ? lo : hi) = mid;
-  }
-  return 0.5 * (lo + hi);
-}
-
 inline int slot_of(Timestamp t) {
   const Timestamp day = t >= 0 ? t / kSecondsPerDay : (t - kSecondsPerDay + 1) / kSecondsPerDay;
   const auto hour = static_cast<int>((t - day * kSecondsPerDay) / kSecondsPerHour);

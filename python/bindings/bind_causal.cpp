@@ -1,0 +1,205 @@
+// Causal evaluation: uplift metrics, off-policy value, experiment assignment and analysis.
+#include "bindings.hpp"
+
+namespace perkrec::python {
+
+namespace {
+
+using Outcomes = Span<const double>;
+using Treatment = Span<const std::uint8_t>;
+
+/// Runs `compute` with the GIL released and returns its curve as (x, y) arrays.
+template <class F>
+py::tuple released_curve(F&& compute) {
+  UpliftCurve c;
+  {
+    py::gil_scoped_release release;
+    c = compute();
+  }
+  return py::make_tuple(to_numpy(std::move(c.x)), to_numpy(std::move(c.y)));
+}
+
+template <class F>
+void def_curve(py::module_& m, const char* name, F curve) {
+  m.def(name, [curve](const py::array& outcome, const py::array& uplift, const py::array& treatment) {
+    const Outcomes y = view_1d<double>(outcome, "outcome");
+    const Outcomes s = view_1d<double>(uplift, "uplift");
+    const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
+    return released_curve([&] { return curve(y, s, t); });
+  });
+}
+
+UpliftAtKStrategy strategy_from_string(const std::string& name) {
+  if (name == "overall") return UpliftAtKStrategy::overall;
+  if (name == "by_group") return UpliftAtKStrategy::by_group;
+  detail::raise<ConfigError>("uplift_at_k: strategy must be 'overall' or 'by_group' (got '", name, "')");
+}
+
+}  // namespace
+
+void bind_causal(py::module_& m) {
+  def_curve(m, "qini_curve", [](Outcomes y, Outcomes s, Treatment t) { return qini_curve(y, s, t); });
+  def_curve(m, "uplift_curve", [](Outcomes y, Outcomes s, Treatment t) { return uplift_curve(y, s, t); });
+  m.def("perfect_qini_curve", [](const py::array& outcome, const py::array& treatment, bool negative_effect) {
+    const Outcomes y = view_1d<double>(outcome, "outcome");
+    const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
+    return released_curve([&] { return perfect_qini_curve(y, t, negative_effect); });
+  });
+  m.def("perfect_uplift_curve", [](const py::array& outcome, const py::array& treatment) {
+    const Outcomes y = view_1d<double>(outcome, "outcome");
+    const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
+    return released_curve([&] { return perfect_uplift_curve(y, t); });
+  });
+  m.def("qini_auc_score", [](const py::array& outcome, const py::array& uplift, const py::array& treatment,
+                             bool negative_effect) {
+    const Outcomes y = view_1d<double>(outcome, "outcome");
+    const Outcomes s = view_1d<double>(uplift, "uplift");
+    const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
+    py::gil_scoped_release release;
+    return qini_auc_score(y, s, t, negative_effect);
+  });
+  m.def("uplift_auc_score", [](const py::array& outcome, const py::array& uplift, const py::array& treatment) {
+    const Outcomes y = view_1d<double>(outcome, "outcome");
+    const Outcomes s = view_1d<double>(uplift, "uplift");
+    const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
+    py::gil_scoped_release release;
+    return uplift_auc_score(y, s, t);
+  });
+  m.def("uplift_at_k", [](const py::array& outcome, const py::array& uplift, const py::array& treatment, double k,
+                          const std::string& strategy) {
+    const Outcomes y = view_1d<double>(outcome, "outcome");
+    const Outcomes s = view_1d<double>(uplift, "uplift");
+    const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
+    const UpliftAtKStrategy how = strategy_from_string(strategy);
+    py::gil_scoped_release release;
+    return uplift_at_k(y, s, t, k, how);
+  });
+  m.def("cost_curve", [](const py::array& value, const py::array& cost, const py::array& uplift,
+                         const py::array& treatment) {
+    const Outcomes v = view_1d<double>(value, "value");
+    const Outcomes c = view_1d<double>(cost, "cost");
+    const Outcomes s = view_1d<double>(uplift, "uplift");
+    const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
+    CostCurve curve;
+    {
+      py::gil_scoped_release release;
+      curve = cost_curve(v, c, s, t);
+    }
+    return py::make_tuple(to_numpy(std::move(curve.rows)), to_numpy(std::move(curve.cost)),
+                          to_numpy(std::move(curve.value)));
+  });
+  m.def("aucc_score", [](const py::array& value, const py::array& cost, const py::array& uplift,
+                         const py::array& treatment) {
+    const Outcomes v = view_1d<double>(value, "value");
+    const Outcomes c = view_1d<double>(cost, "cost");
+    const Outcomes s = view_1d<double>(uplift, "uplift");
+    const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
+    py::gil_scoped_release release;
+    return aucc_score(v, c, s, t);
+  });
+
+  m.def("off_policy_value",
+        [](const py::array& rewards, const py::array& logged_propensity, const py::array& target_propensity,
+           const std::optional<py::array>& reward_estimate, const std::optional<py::array>& target_reward_estimate,
+           const std::string& estimator, double confidence, double clip, double switch_threshold, int num_threads) {
+          const Outcomes r = view_1d<double>(rewards, "rewards");
+          const Outcomes p = view_1d<double>(logged_propensity, "logged_propensity");
+          const Outcomes pi = view_1d<double>(target_propensity, "target_propensity");
+          const Outcomes q = view_1d_or_empty<double>(reward_estimate, "reward_estimate");
+          const Outcomes e = view_1d_or_empty<double>(target_reward_estimate, "target_reward_estimate");
+          OffPolicyParams params;
+          params.estimator = ope_estimator_from_string(estimator);
+          params.confidence = confidence;
+          params.clip = clip;
+          params.switch_threshold = switch_threshold;
+          params.num_threads = num_threads;
+          OffPolicyEstimate est;
+          {
+            py::gil_scoped_release release;
+            est = off_policy_value(r, p, pi, q, e, params);
+          }
+          py::dict out;
+          out["estimator"] = to_string(params.estimator);
+          out["value"] = est.value;
+          out["lower"] = est.lower;
+          out["upper"] = est.upper;
+          out["std_error"] = est.std_error;
+          out["effective_sample_size"] = est.effective_sample_size;
+          out["max_weight"] = est.max_weight;
+          out["n_clipped"] = est.n_clipped;
+          out["n_switched"] = est.n_switched;
+          out["n"] = est.n;
+          return out;
+        });
+
+  m.def("holdout_hash", [](const std::string& user_id, const std::string& salt) { return holdout_hash(user_id, salt); });
+  m.def("assign_holdout", [](const std::vector<std::string>& user_ids, const std::string& salt,
+                             const py::array& weights, int num_threads) {
+    const Outcomes w = view_1d<double>(weights, "weights");
+    std::vector<std::int32_t> arms;
+    {
+      py::gil_scoped_release release;
+      arms = assign_holdout(user_ids, salt, w, num_threads);
+    }
+    return to_numpy(std::move(arms));
+  });
+  m.def("analyze_experiment",
+        [](const py::array& arms, const std::vector<py::array>& metrics,
+           const std::vector<std::optional<py::array>>& pre_period, const std::optional<py::array>& cost, int n_arms,
+           double confidence, int bootstrap, bool cuped, std::uint64_t seed, int num_threads) {
+          const Span<const std::int32_t> a = view_1d<std::int32_t>(arms, "arm");
+          std::vector<Outcomes> metric_views, pre_views;
+          for (const py::array& column : metrics) metric_views.push_back(view_1d<double>(column, "metrics"));
+          for (const auto& column : pre_period) pre_views.push_back(view_1d_or_empty<double>(column, "pre_period"));
+          const Outcomes c = view_1d_or_empty<double>(cost, "cost");
+          ExperimentParams params;
+          params.n_arms = n_arms;
+          params.confidence = confidence;
+          params.bootstrap = bootstrap;
+          params.cuped = cuped;
+          params.seed = seed;
+          params.num_threads = num_threads;
+          std::vector<ExperimentComparison> rows;
+          {
+            py::gil_scoped_release release;
+            rows = analyze_experiment(a, metric_views, pre_views, c, params);
+          }
+          std::vector<std::int32_t> arm(rows.size()), metric(rows.size());
+          std::vector<std::int64_t> n_control(rows.size()), n_arm(rows.size());
+          for (std::size_t i = 0; i < rows.size(); ++i) {
+            arm[i] = rows[i].arm;
+            metric[i] = rows[i].metric;
+            n_control[i] = rows[i].n_control;
+            n_arm[i] = rows[i].n_arm;
+          }
+          py::dict out;
+          out["arm"] = to_numpy(std::move(arm));
+          out["metric"] = to_numpy(std::move(metric));
+          out["n_control"] = to_numpy(std::move(n_control));
+          out["n_arm"] = to_numpy(std::move(n_arm));
+          const auto column = [&](const char* name, double ExperimentComparison::*field) {
+            std::vector<double> values(rows.size());
+            for (std::size_t i = 0; i < rows.size(); ++i) values[i] = rows[i].*field;
+            out[name] = to_numpy(std::move(values));
+          };
+          column("control_mean", &ExperimentComparison::control_mean);
+          column("arm_mean", &ExperimentComparison::arm_mean);
+          column("lift", &ExperimentComparison::lift);
+          column("relative_lift", &ExperimentComparison::relative_lift);
+          column("std_error", &ExperimentComparison::std_error);
+          column("lower", &ExperimentComparison::lower);
+          column("upper", &ExperimentComparison::upper);
+          column("p_value", &ExperimentComparison::p_value);
+          column("theta", &ExperimentComparison::theta);
+          column("bootstrap_lower", &ExperimentComparison::bootstrap_lower);
+          column("bootstrap_upper", &ExperimentComparison::bootstrap_upper);
+          column("roi", &ExperimentComparison::roi);
+          column("roi_lower", &ExperimentComparison::roi_lower);
+          column("roi_upper", &ExperimentComparison::roi_upper);
+          column("roi_bootstrap_lower", &ExperimentComparison::roi_bootstrap_lower);
+          column("roi_bootstrap_upper", &ExperimentComparison::roi_bootstrap_upper);
+          return out;
+        });
+}
+
+}  // namespace perkrec::python
