@@ -145,13 +145,14 @@ def holdout_hash(user_id, salt: str) -> int:
     return _core.holdout_hash(str(user_id), str(salt))
 
 
-def assign_holdout(user_ids, salt: str, weights: Sequence[float] = (0.9, 0.1), num_threads: int = 0) -> np.ndarray:
+def assign_holdout(user_ids, salt: str, weights: Sequence[float] = (0.1, 0.9), num_threads: int = 0) -> np.ndarray:
     """Arm (0, 1, ...) of each member, drawn with probabilities ``weights`` (normalized) from a
     hash of the member id and ``salt``: the same on every run, machine and thread count.
 
-    Ids are hashed as text (``str(id)``, UTF-8), so the integer 17 and the string "17" get the
-    same arm. A new salt gives an independent assignment. analyze_experiment treats arm 0 as the
-    control: for a 10% holdout control, pass ``weights=(0.1, 0.9)``.
+    Arm 0 is the control (held out), as analyze_experiment reads it: the default keeps a 10%
+    holdout and treats the other 90%. Ids are hashed as text (``str(id)``, UTF-8), so the
+    integer 17 and the string "17" get the same arm. A new salt (one per campaign) gives an
+    independent assignment.
     """
     ids = [str(u) for u in np.asarray(user_ids, dtype=object).ravel()]
     return _core.assign_holdout(ids, str(salt), float_array(list(weights), np.float64, "weights"), int(num_threads))
