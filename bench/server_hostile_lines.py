@@ -52,17 +52,19 @@ def bad_lines(rng: random.Random, n: int):
 
 def run(server: list, data: bytes):
     """(exit code, stdout, stderr, wall seconds, peak RSS MiB) of one server run."""
-    with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
+    # GNU time measures the server alone (the rusage of a child forked from this process would
+    # count this process's own memory).
+    with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr, \
+            tempfile.NamedTemporaryFile("r") as rss:
         fin.write(data)
         fin.seek(0)
         start = time.perf_counter()
-        p = subprocess.Popen(server, stdin=fin, stdout=fout, stderr=ferr)
-        _, status, usage = os.wait4(p.pid, 0)
+        rc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name] + server, stdin=fin, stdout=fout,
+                            stderr=ferr).returncode
         wall = time.perf_counter() - start
         fout.seek(0)
         ferr.seek(0)
-        return (os.waitstatus_to_exitcode(status), fout.read(), ferr.read().decode("utf-8", "replace"), wall,
-                usage.ru_maxrss / 1024)
+        return rc, fout.read(), ferr.read().decode("utf-8", "replace"), wall, int(rss.read().split()[-1]) / 1024
 
 
 def main() -> int:
