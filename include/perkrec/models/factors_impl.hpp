@@ -31,10 +31,17 @@ PERKREC_INLINE void check_interactions(const CsrView<float>& m, Index want_rows,
                       want_cols >= 0 ? std::to_string(want_cols) : std::string("any"), ")");
   }
   if (m.data != nullptr) {
+    // Confidences are counts or weights: bounded so that no similarity, Gram matrix or score
+    // built from them can overflow float.
+    constexpr float kMaxConfidence = 1e9f;
     for (Offset e = 0; e < m.nnz(); ++e) {
       if (m.data[e] < 0) {
         raise<InputError>(what, ": negative confidence at position ", e, " (got ", m.data[e],
                           ", expected >= 0)");
+      }
+      if (m.data[e] > kMaxConfidence) {
+        raise<InputError>(what, ": confidence too large at position ", e, " (got ", m.data[e],
+                          ", expected <= 1e9: scale counts or weights down)");
       }
     }
   }
@@ -355,9 +362,12 @@ PERKREC_INLINE FactorTable read_table(const ModelReader& r, const std::string& n
   t.rows = rows;
   t.dim = dim;
   t.values = r.vector<float>(name, {rows, dim});
+  // Finite and small enough that no dot product of two rows (dim <= 4096) can overflow float.
+  constexpr float kMaxMagnitude = 1e15f;
   for (std::size_t i = 0; i < t.values.size(); ++i) {
-    if (!std::isfinite(t.values[i])) {
-      r.invalid(concat("array '", name, "' holds a non-finite value at position ", i));
+    if (!std::isfinite(t.values[i]) || std::fabs(t.values[i]) > kMaxMagnitude) {
+      r.invalid(concat("array '", name, "' holds a non-finite or too large value at position ", i, " (got ",
+                       t.values[i], ", expected |value| <= 1e15)"));
     }
   }
   return t;

@@ -177,6 +177,8 @@ class FM : public Serializable<FM> {
              const FMTarget* validation_target, const Callbacks& callbacks, const char* method);
   std::size_t factor_stride() const;
   float score_row(const Index* idx, const float* val, Offset n, float* scratch) const;
+  /// score() without its checks: training reads its own (possibly diverged) validation loss.
+  void score_rows(const CsrView<float>& X, Span<float> out) const;
 
   FMParams params_;
   bool fitted_ = false;

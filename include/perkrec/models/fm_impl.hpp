@@ -460,6 +460,7 @@ PERKREC_INLINE void FM::fit(const CsrView<float>& X, const FMTarget& target,
   // Validate against the new feature space before touching anything.
   if (n_fields < 1) detail::raise<InputError>("FM::fit: n_fields must be >= 1 (got ", n_fields, ")");
   X.validate("FM::fit: X");
+  if (X.rows == 0) detail::raise<InputError>("FM::fit: X has no rows (nothing to learn from)");
   if (feature_fields.size() != static_cast<std::size_t>(X.cols)) {
     detail::raise<InputError>("FM::fit: feature_fields has ", feature_fields.size(),
                               " entries (expected one per feature column: ", X.cols, ")");
@@ -800,12 +801,29 @@ PERKREC_INLINE float FM::score_row(const Index* idx, const float* val, Offset n,
   return result;
 }
 
+namespace detail {
+// Finite features can still overflow a score (values of 1e30): say so instead of returning NaN.
+inline void check_scores_finite(Span<const float> scores, const char* method) {
+  for (std::size_t i = 0; i < scores.size(); ++i) {
+    if (!std::isfinite(scores[i])) {
+      raise<InputError>(method, ": the score of row ", i, " is not finite (got ", scores[i],
+                        "): feature values too large for the model; scale them");
+    }
+  }
+}
+}  // namespace detail
+
 PERKREC_INLINE void FM::score(const CsrView<float>& X, Span<float> out) const {
   require_fitted("score");
   check_rows(X, "score");
   if (out.size() != static_cast<std::size_t>(X.rows)) {
     detail::raise<InputError>("FM::score: out has ", out.size(), " entries (expected ", X.rows, ")");
   }
+  score_rows(X, out);
+  detail::check_scores_finite(Span<const float>(out.data(), out.size()), "FM::score");
+}
+
+PERKREC_INLINE void FM::score_rows(const CsrView<float>& X, Span<float> out) const {
   constexpr Offset kBlock = 1024;
   parallel_for(0, (X.rows + kBlock - 1) / kBlock, params_.num_threads, [&](Offset block) {
     std::vector<float> scratch(static_cast<std::size_t>(params_.factors));
@@ -904,6 +922,7 @@ PERKREC_INLINE void FM::score_candidates(const CsrView<float>& base, const CsrVi
       row_out[c] = base_score + cand_self[c] + cross;
     }
   });
+  detail::check_scores_finite(Span<const float>(out.data(), out.size()), "FM::score_candidates");
 }
 
 PERKREC_INLINE double FM::loss(const CsrView<float>& X, const FMTarget& target) const {
@@ -911,7 +930,7 @@ PERKREC_INLINE double FM::loss(const CsrView<float>& X, const FMTarget& target) 
   check_rows(X, "loss");
   check_target(X, target, "loss", "");
   std::vector<float> s(static_cast<std::size_t>(X.rows));
-  score(X, s);
+  score_rows(X, s);  // a diverged model's loss is NaN (training turns it into DivergenceError)
   double total = 0.0, weight = 0.0;
   auto w_of = [&](std::size_t i) {
     return target.sample_weights.empty() ? 1.0 : static_cast<double>(target.sample_weights[i]);

@@ -1406,8 +1406,29 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
   for (float v : m.preference_) {
     if (!std::isfinite(v) || v < 0) r.invalid("preference is not a finite non-negative number");
   }
+  // Every other number the model computes with must be finite, and intervals ordered.
+  const auto all_finite = [&](const auto& values, const char* name) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (!std::isfinite(values[i])) r.invalid(detail::concat("array '", name, "' holds a non-finite value at position ", i));
+    }
+  };
+  all_finite(m.population_rate_, "population_rate");
+  all_finite(m.prior_strength_, "prior_strength");
+  all_finite(m.class_rate_, "class_rate");
+  all_finite(m.class_weight_, "class_weight");
+  all_finite(m.membership_, "membership");
+  all_finite(m.covariate_center_, "covariate_center");
+  all_finite(m.covariate_weight_, "covariate_weight");
+  all_finite(m.lower_, "lower");
+  all_finite(m.upper_, "upper");
+  // (features may hold NaN: a member's missing value, e.g. the gap between orders of a member
+  // with one order)
+  for (std::size_t i = 0; i < m.lower_.size(); ++i) {
+    if (m.lower_[i] > m.upper_[i]) r.invalid(detail::concat("interval ", i, " has lower > upper"));
+  }
   std::vector<std::int32_t> best = r.vector<std::int32_t>(prefix + "best_slot", {nu});
   std::vector<float> tv = r.vector<float>(prefix + "timing", {nu * 5});
+  all_finite(tv, "timing");
   m.timing_.resize(static_cast<std::size_t>(n_users));
   for (std::size_t u = 0; u < m.timing_.size(); ++u) {
     if (best[u] < 0 || best[u] >= kSlots) r.invalid("best slot out of range");
@@ -1423,6 +1444,10 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
     if (s >= kSlots) r.invalid("slot out of range");
   }
   m.population_slots_ = r.vector<double>(prefix + "population_slots", {kSlots});
+  all_finite(m.population_slots_, "population_slots");
+  for (double v : {bg.r, bg.alpha, bg.a, bg.b}) {
+    if (!(v > 0) || !std::isfinite(v)) r.bad_content("bgnbd parameters must be finite and > 0");
+  }
   m.bgnbd_ = bg;
   m.n_users_ = n_users;
   m.n_benefits_ = n_benefits;

@@ -214,5 +214,62 @@ TEST(HostileData, EventTimesAndChannelNamesAreChecked) {
   EXPECT_EQ(EventLog::from_columns(c).n_users(), 1 << 20);
 }
 
+TEST(HostileNumbers, HugeFiniteValuesNeverBecomeSilentNaNOrInf) {
+  // FM: finite features of 1e30 overflow the score; zero rows are nothing to learn from.
+  CsrMatrix<float> X;
+  X.rows = 4;
+  X.cols = 3;
+  X.indptr = {0, 2, 4, 6, 8};
+  X.indices = {0, 1, 1, 2, 0, 2, 0, 1};
+  X.data = {1, 1, 1, 1, 1, 1, 1, 1};
+  const std::vector<float> labels = {1, 0, 1, 0};
+  const std::vector<std::int32_t> fields = {0, 1, 2};
+  FMParams fp;
+  fp.factors = 2;
+  fp.epochs = 3;
+  FM fm(fp);
+  FMTarget t;
+  t.labels = labels;
+  fm.fit(X.view(), t, fields, 3);
+  std::vector<float> out(4);
+  fm.predict(X.view(), out);
+  CsrMatrix<float> huge = X;
+  huge.data[2] = 1e30f;
+  PERKREC_EXPECT_THROW_MSG(fm.predict(huge.view(), out), InputError, "row 1", "not finite");
+  std::vector<float> pairs(16);
+  PERKREC_EXPECT_THROW_MSG(fm.score_candidates(huge.view(), X.view(), pairs), InputError, "not finite");
+  CsrMatrix<float> none;
+  none.cols = 3;
+  FMTarget empty;
+  FM fresh(fp);
+  PERKREC_EXPECT_THROW_MSG(fresh.fit(none.view(), empty, fields, 3), InputError, "no rows");
+  // Recommenders: confidences of 3e38 are finite but overflow every similarity.
+  CsrMatrix<float> big = testing::planted(20, 8, 2, 0.5, 3).matrix;
+  big.data[0] = 3e38f;
+  ItemKNN knn;
+  PERKREC_EXPECT_THROW_MSG(knn.fit(big.view()), InputError, "too large");
+  ALS als;
+  PERKREC_EXPECT_THROW_MSG(als.fit(big.view()), InputError, "too large");
+}
+
+TEST(HostileModelFile, FactorsThatOverflowEveryScoreAreRejected) {
+  ALSParams p;
+  p.factors = 3;
+  p.iterations = 2;
+  ALS als(p);
+  als.fit(testing::planted(20, 8, 2, 0.5, 3).matrix.view());
+  const float first = als.user_factors().values[0];
+  std::string bytes = als.to_bytes();
+  const std::string pattern(reinterpret_cast<const char*>(&first), 4);
+  const std::size_t at = bytes.find(pattern);
+  ASSERT_NE(at, std::string::npos);
+  for (float bad : {3e38f, -1e20f, std::numeric_limits<float>::infinity()}) {
+    std::string damaged = bytes;
+    damaged.replace(at, 4, std::string(reinterpret_cast<const char*>(&bad), 4));
+    fix_crc(damaged);
+    PERKREC_EXPECT_THROW_MSG(ALS::from_bytes(damaged), ModelFormatError, "too large");
+  }
+}
+
 }  // namespace
 }  // namespace perkrec

@@ -310,7 +310,9 @@ TEST(ALS, BadInputRaisesAndLeavesTheModelUnchanged) {
   huge.alpha = 3e38f;
   ALS diverging(huge);
   CsrMatrix<float> big = data.matrix;
-  for (float& v : big.data) v = 1e30f;
+  for (float& v : big.data) v = 1e30f;  // finite, but no confidence is that large
+  PERKREC_EXPECT_THROW_MSG(diverging.fit(big.view()), InputError, "too large");
+  for (float& v : big.data) v = 1e9f;  // the largest accepted, times alpha = 3e38
   PERKREC_EXPECT_THROW_MSG(diverging.fit(big.view()), DivergenceError, "non-finite");
   EXPECT_FALSE(diverging.fitted());
   huge.cg_steps = 3;
