@@ -141,6 +141,8 @@ def test_bad_input_raises_and_leaves_model_unchanged():
         with pytest.raises(perkrec.InputError, match=message):
             model.fit(args["X"], args["y"], args["t"], args["propensity"])
         assert isinstance(perkrec.InputError(""), ValueError)
+    with pytest.raises(perkrec.InputError, match="sample_weights has 2999 entries"):
+        model.fit(X, y, t, sample_weight=np.ones(len(y) - 1))
     bad_X = X.copy()
     bad_X.data[0] = np.inf
     with pytest.raises(perkrec.InputError, match="X"):

@@ -448,8 +448,11 @@ PERKREC_INLINE void UpliftModel::predict(const CsrView<float>& X, Span<float> ou
 // ---- model file -------------------------------------------------------------------------------
 
 namespace detail {
+// The nested FMs: group name + "_" + index, written with prefix + "<group>_<i>.".
+inline constexpr const char* kUpliftGroups[] = {"outcome", "effect", "control_effect", "propensity"};
+
 inline std::string uplift_section(const std::string& prefix, const char* name, std::size_t i) {
-  return concat(prefix, name, "_", i, "/");
+  return concat(prefix, name, "_", i, ".");
 }
 }  // namespace detail
 
@@ -462,14 +465,10 @@ PERKREC_INLINE void UpliftModel::write(ModelWriter& w, const std::string& prefix
   c["propensities_clipped"] = propensities_clipped_;
   c["propensity_models"] = !propensity_.empty();
   w.add(prefix + "arm_shares", arm_shares_);
-  const std::pair<const char*, const std::vector<FM>*> groups[] = {
-      {"outcome", &outcome_},
-      {"effect", &effect_},
-      {"control_effect", &control_effect_},
-      {"propensity", &propensity_}};
-  for (const auto& [name, models] : groups) {
-    for (std::size_t i = 0; i < models->size(); ++i) {
-      (*models)[i].write(w, detail::uplift_section(prefix, name, i));
+  const std::vector<FM>* groups[] = {&outcome_, &effect_, &control_effect_, &propensity_};
+  for (std::size_t g = 0; g < 4; ++g) {
+    for (std::size_t i = 0; i < groups[g]->size(); ++i) {
+      (*groups[g])[i].write(w, detail::uplift_section(prefix, detail::kUpliftGroups[g], i));
     }
   }
 }
@@ -486,17 +485,19 @@ PERKREC_INLINE UpliftModel UpliftModel::read(const ModelReader& r, const std::st
   jr.require("n_features", n_features);
   jr.require("propensities_clipped", clipped);
   jr.require("propensity_models", propensity_models);
-  // Sections of the nested FMs are siblings of this one (or, with prefix "", its own keys).
+  if (n_arms < 1 || n_arms > 65535 || n_features < 0 || clipped < 0) {
+    r.bad_content("bad shape (n_arms < 1, n_features < 0 or propensities_clipped < 0)");
+  }
+  // With prefix "" the nested FMs' sections are keys of this object.
   if (prefix.empty()) {
-    for (auto it = c.begin(); it != c.end(); ++it) {
-      if (it.key().find('/') != std::string::npos) (void)jr.raw(it.key().c_str());
+    for (const char* name : detail::kUpliftGroups) {
+      for (std::size_t i = 0; i <= static_cast<std::size_t>(n_arms); ++i) {
+        (void)jr.raw(detail::uplift_section(prefix, name, i).c_str());
+      }
     }
   }
   jr.finish();
   const UpliftParams params = read_params<UpliftParams>(r, params_json);
-  if (n_arms < 1 || n_arms > 1'000'000 || n_features < 0 || clipped < 0) {
-    r.bad_content("bad shape (n_arms < 1, n_features < 0 or propensities_clipped < 0)");
-  }
   UpliftModel model(params);
   model.n_arms_ = n_arms;
   model.n_features_ = n_features;

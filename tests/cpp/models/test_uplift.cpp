@@ -178,7 +178,9 @@ INSTANTIATE_TEST_SUITE_P(Learners, UpliftLearners,
                          ::testing::Values(UpliftParams::Learner::t, UpliftParams::Learner::x,
                                            UpliftParams::Learner::dr),
                          [](const auto& param_info) {
-                           return std::string(detail::uplift_learner_name(param_info.param));
+                           UpliftParams p;
+                           p.learner = param_info.param;
+                           return p.to_json()["learner"].template get<std::string>();
                          });
 
 TEST(Uplift, LoggedPropensitiesCorrectConfoundedAssignment) {
