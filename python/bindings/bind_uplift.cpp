@@ -3,6 +3,24 @@
 
 namespace perkrec::python {
 
+namespace {
+
+// A rows x columns float32 result of one of the model's row-major predict methods.
+py::array predict_matrix(const UpliftModel& self, const py::tuple& X,
+                         void (UpliftModel::*method)(const CsrView<float>&, Span<float>) const,
+                         std::size_t columns) {
+  const CsrArg arg = csr_arg(X, "X");
+  const CsrView<float> x = arg.view("X");
+  std::vector<float> out(static_cast<std::size_t>(x.rows) * columns);
+  {
+    py::gil_scoped_release release;
+    (self.*method)(x, out);
+  }
+  return to_numpy(std::move(out), {static_cast<py::ssize_t>(x.rows), static_cast<py::ssize_t>(columns)});
+}
+
+}  // namespace
+
 void bind_uplift(py::module_& m) {
   py::class_<UpliftModel> cls(m, "UpliftModel");
   cls.def(py::init([](const std::string& params_json) {
@@ -35,26 +53,10 @@ void bind_uplift(py::module_& m) {
           py::arg("sample_weights"), py::arg("progress"))
       .def("predict",
            [](const UpliftModel& self, const py::tuple& X) {
-             const CsrArg arg = csr_arg(X, "X");
-             const CsrView<float> x = arg.view("X");
-             const auto k = static_cast<std::size_t>(self.n_arms());
-             std::vector<float> out(static_cast<std::size_t>(x.rows) * k);
-             {
-               py::gil_scoped_release release;
-               self.predict(x, out);
-             }
-             return to_numpy(std::move(out), {static_cast<py::ssize_t>(x.rows), static_cast<py::ssize_t>(k)});
+             return predict_matrix(self, X, &UpliftModel::predict, static_cast<std::size_t>(self.n_arms()));
            })
       .def("predict_outcomes", [](const UpliftModel& self, const py::tuple& X) {
-        const CsrArg arg = csr_arg(X, "X");
-        const CsrView<float> x = arg.view("X");
-        const auto k = static_cast<std::size_t>(self.n_arms()) + 1;
-        std::vector<float> out(static_cast<std::size_t>(x.rows) * k);
-        {
-          py::gil_scoped_release release;
-          self.predict_outcomes(x, out);
-        }
-        return to_numpy(std::move(out), {static_cast<py::ssize_t>(x.rows), static_cast<py::ssize_t>(k)});
+        return predict_matrix(self, X, &UpliftModel::predict_outcomes, static_cast<std::size_t>(self.n_arms()) + 1);
       });
   def_serialization<UpliftModel>(cls);
 }
