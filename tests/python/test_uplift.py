@@ -171,3 +171,21 @@ def test_ranking_at_least_as_good_as_sklearn_t_learner(binary_data):
     for learner in LEARNERS:
         ours = np.corrcoef(fit(learner, X, y, t).predict(X), truth[:, 0])[0, 1]
         assert ours >= sk_corr - 0.01, (learner, ours, sk_corr)
+
+
+@pytest.mark.parametrize("learner", LEARNERS)
+def test_sample_weights_reach_every_stage(binary_data, learner):
+    X, y, t, _, a, _ = binary_data
+    # Unit weights change nothing; zero weights remove rows whose outcomes were scrambled.
+    plain = fit(learner, X, y, t).predict(X)
+    unit = UpliftModel(learner, factors=4, epochs=10, num_threads=1).fit(X, y, t, sample_weight=np.ones(len(y)))
+    np.testing.assert_array_equal(unit.predict(X), plain)
+    rng = np.random.default_rng(9)
+    scrambled = rng.random(len(y)) < 0.4
+    noisy_y = np.where(scrambled & (t == 1), 1.0, y).astype(np.float32)  # treated rows all "visit"
+    weights = np.where(scrambled, 0.0, 1.0)
+    weighted = UpliftModel(learner, factors=4, epochs=10, num_threads=1).fit(X, noisy_y, t, sample_weight=weights)
+    unweighted = fit(learner, X, noisy_y, t).predict(X)
+    means = np.array([weighted.predict(X)[a == g].mean() for g in range(4)])
+    np.testing.assert_allclose(means, PLANTED[0], atol=0.05)
+    assert unweighted.mean() > 0.15  # the scrambled rows, kept, inflate every effect

@@ -26,6 +26,8 @@
 // rows of arms 0 and k (clipped like the logged ones).
 //
 // Sample weights (optional, >= 0) weight every stage's FM fit (the FM supports them natively).
+// Inverse-propensity weighting of the outcome models is sample_weights = 1 / propensity, the
+// caller's choice; the DR-learner uses the propensities in its pseudo-outcomes instead.
 //
 // Base learner: `base` (FMParams) configures every FM of every stage; the outcome and propensity
 // models use the logistic loss, the effect models of X and DR the squared loss. A plain logistic
