@@ -36,3 +36,4 @@
 #include "perkrec/models/preference_impl.hpp"
 #include "perkrec/models/segments_impl.hpp"
 #include "perkrec/models/timing_impl.hpp"
+#include "perkrec/models/uplift_impl.hpp"

@@ -38,6 +38,7 @@
 #include "perkrec/models/recommender.hpp"
 #include "perkrec/models/segments.hpp"
 #include "perkrec/models/timing.hpp"
+#include "perkrec/models/uplift.hpp"
 #include "perkrec/decide/types.hpp"
 #include "perkrec/decide/policy.hpp"
 #include "perkrec/decide/allocator.hpp"

@@ -6,7 +6,7 @@ member-exclusive perk), when, at what return on cost — and why.
 Layers (mirroring the C++ library):
     data       IdMap, Catalog, UserTable, EventLog, parse_discounts, splits, simulate
     features   interaction_matrix
-    models     Popularity, ALS, BPR, ItemKNN, FM/FFM, PreferenceModel
+    models     Popularity, ALS, BPR, ItemKNN, FM/FFM, PreferenceModel, UpliftModel
     decide     Policy, rank, allocate, Pacer, Planner -> Plan
     metrics    auc, log_loss, ranking_metrics, catalog_coverage
     causal     qini_auc_score, uplift_auc_score, uplift_at_k, qini_curve, uplift_curve,
@@ -55,6 +55,7 @@ from .causal import (
 from .fm import FFM, FM, FeatureEncoder, IsotonicCalibrator, PlattCalibrator, redemption_samples, reliability_curve
 from .models import ALS, BPR, ItemKNN, Popularity
 from .preference import PreferenceModel, default_segment_rules, wide_table
+from .uplift import UpliftModel
 from .policy import CompiledPolicy, Policy
 from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
 from .allocate import Pacer, allocate, allocation_members, check_allocation, make_candidates, make_constraints
@@ -76,6 +77,7 @@ __all__ += [
     "FFM", "FM", "FeatureEncoder", "IsotonicCalibrator", "PlattCalibrator",  # redemption models
     "redemption_samples", "reliability_curve",
     "PreferenceModel", "default_segment_rules", "wide_table",          # benefit preference
+    "UpliftModel",                                                    # causal effects
 ]
 __all__ += [                                                          # decision layer
     "CompiledPolicy", "Policy",                                       #   policy

@@ -13,6 +13,7 @@ def _wrappers():
     from .fm import FM
     from .models import ALS, BPR, ItemKNN, Popularity
     from .preference import PreferenceModel
+    from .uplift import UpliftModel
 
     return {
         _core.IdMap: IdMap,
@@ -25,6 +26,7 @@ def _wrappers():
         _core.BPR: BPR,
         _core.ItemKNN: ItemKNN,
         _core.PreferenceModel: PreferenceModel,
+        _core.UpliftModel: UpliftModel,
     }
 
 
