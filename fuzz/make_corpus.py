@@ -60,6 +60,8 @@ def main() -> None:
     X = sp.csr_matrix((rng.random((40, 6)) < 0.4).astype(np.float32))
     y = (rng.random(40) < 0.5).astype(np.float32)
     models["fm.perk"] = perkrec.FM(factors=2, epochs=2).fit(X, y)
+    models["uplift.perk"] = perkrec.UpliftModel(learner="dr", factors=2, epochs=2).fit(
+        X, y, (rng.random(40) < 0.5).astype(np.int32))
     program = perkrec.simulate(n_users=60, seed=2)
     models["catalog.perk"] = program.catalog
     models["events.perk"] = program.events

@@ -74,6 +74,8 @@ void fuzz_model(std::string_view bytes) {
     (void)FM::read(r, "");
   } else if (kind == PreferenceModel::kind) {
     (void)PreferenceModel::read(r, "");
+  } else if (kind == UpliftModel::kind) {
+    (void)UpliftModel::read(r, "");
   }
 }
 
