@@ -109,7 +109,7 @@ fuzz-smoke: fuzz-build fuzz-corpus
 	set -e; for t in $(FUZZ_TARGETS); do \
 	  rm -rf $(BUILD)/fuzz/work/$$t; mkdir -p $(BUILD)/fuzz/work/$$t; \
 	  PERKREC_FUZZ_TARGET=$$t $(BUILD)/fuzz/fuzz/perkrec_fuzz -seed=1 -runs=$(FUZZ_SMOKE_RUNS) \
-	    -rss_limit_mb=2048 -max_len=65536 -timeout=20 $(BUILD)/fuzz/work/$$t $(BUILD)/fuzz/corpus/$$t \
+	    -rss_limit_mb=2048 -max_len=65536 -timeout=120 $(BUILD)/fuzz/work/$$t $(BUILD)/fuzz/corpus/$$t \
 	    > $(LOGS)/fuzz-$$t.log 2>&1 || { tail -n 40 $(LOGS)/fuzz-$$t.log; exit 1; }; \
 	  echo "$$t: $$(grep -o 'Done [0-9]* runs' $(LOGS)/fuzz-$$t.log)" | tee -a $(LOGS)/fuzz-smoke.log; \
 	done
@@ -120,7 +120,7 @@ fuzz: fuzz-build fuzz-corpus
 	set -e; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(BUILD)/fuzz/work/$$t; \
 	  PERKREC_FUZZ_TARGET=$$t $(BUILD)/fuzz/fuzz/perkrec_fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
-	    -max_len=65536 -timeout=20 -print_final_stats=1 $(BUILD)/fuzz/work/$$t $(BUILD)/fuzz/corpus/$$t \
+	    -max_len=65536 -timeout=60 -print_final_stats=1 $(BUILD)/fuzz/work/$$t $(BUILD)/fuzz/corpus/$$t \
 	    2>&1 | tee $(LOGS)/fuzz-long-$$t.log | grep -E 'stat::number_of_executed_units|ERROR|Done' ; \
 	done
 

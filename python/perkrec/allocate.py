@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from ._util import float_array, int_array
+from ._util import float_array, int_array, int_scalar, time_seconds
 
 __all__ = ["Pacer", "allocate", "allocate_milp", "allocation_members", "check_allocation", "make_candidates",
            "make_constraints", "member_set_value"]
@@ -56,7 +56,7 @@ def make_candidates(offsets, benefit, value, cost, n_benefits: int, probability=
     """A ``Candidates`` (copied into C++ and validated) from CSR-by-member arrays."""
     off = int_array(offsets, np.int64, "offsets")
     return _core.Candidates.from_arrays(
-        len(off) - 1, int(n_benefits), off, int_array(benefit, np.int32, "benefit"),
+        len(off) - 1, int_scalar(n_benefits, "n_benefits"), off, int_array(benefit, np.int32, "benefit"),
         float_array(value, np.float32, "value"), float_array(cost, np.float32, "cost"),
         None if probability is None else float_array(probability, np.float32, "probability"))
 
@@ -105,11 +105,11 @@ def _candidate_arrays(candidates):
             raise _core.InputError(f"candidates: missing keys {missing} (expected offsets, benefit, value, "
                                    "cost, n_benefits)")
         off = int_array(candidates["offsets"], np.int64, "offsets")
-        return (len(off) - 1, int(candidates["n_benefits"]), off,
+        return (len(off) - 1, int_scalar(candidates["n_benefits"], "n_benefits"), off,
                 int_array(candidates["benefit"], np.int32, "benefit"),
                 float_array(candidates["value"], np.float32, "value"),
                 float_array(candidates["cost"], np.float32, "cost"))
-    raise TypeError("candidates must be a perkrec Candidates or a mapping of arrays "
+    raise _core.InputError("candidates must be a perkrec Candidates or a mapping of arrays "
                     f"(got {type(candidates).__name__})")
 
 
@@ -135,17 +135,19 @@ def allocate(candidates, constraints: Union[AllocationConstraints, Mapping[str, 
     if unknown:
         raise _core.ConfigError(f"allocate: unknown params {sorted(unknown)} (expected {list(_PARAM_KEYS)})")
     if num_threads is not None:
-        p["num_threads"] = int(num_threads)
+        p["num_threads"] = int_scalar(num_threads, "num_threads", -2**31)
     params_json = json.dumps(p)
     cb = resolve_progress(progress)
     arrays = _candidate_arrays(candidates)
     if arrays is None:
-        return _core.allocate(candidates, k, method, params_json, int(max_nodes), cb)
-    return _core.allocate_arrays(*arrays, k, method, params_json, int(max_nodes), cb)
+        return _core.allocate(candidates, k, method, params_json, int_scalar(max_nodes, "max_nodes", 0, 2**63 - 1), cb)
+    return _core.allocate_arrays(*arrays, k, method, params_json, int_scalar(max_nodes, "max_nodes", 0, 2**63 - 1), cb)
 
 
 def check_allocation(candidates, constraints, allocation: Allocation) -> str:
     """"" when ``allocation`` keeps every limit of ``constraints``, else the first violation."""
+    if not isinstance(allocation, _core.Allocation):
+        raise _core.InputError(f"check_allocation: expected an Allocation (got {type(allocation).__name__})")
     k = (constraints if isinstance(constraints, _core.AllocationConstraints)
          else make_constraints(constraints))
     arrays = _candidate_arrays(candidates)
@@ -156,6 +158,8 @@ def check_allocation(candidates, constraints, allocation: Allocation) -> str:
 
 def allocation_members(allocation: Allocation) -> np.ndarray:
     """The member (row) of every chosen entry, aligned with ``allocation.candidate``."""
+    if not isinstance(allocation, _core.Allocation):
+        raise _core.InputError(f"allocation_members: expected an Allocation (got {type(allocation).__name__})")
     off = np.asarray(allocation.offsets)
     return np.repeat(np.arange(len(off) - 1, dtype=np.int32), np.diff(off))
 
@@ -186,7 +190,7 @@ class Pacer:
                  initial_multiplier: float = 0.0, gain: float = 2.0, pace_inventory: bool = True,
                  **constraint_fields):
         k = make_constraints(constraints, **constraint_fields)
-        params = {"start": int(start), "end": int(end),
+        params = {"start": time_seconds(start, "start"), "end": time_seconds(end, "end"),
                   "spend_curve": [float(x) for x in spend_curve],
                   "initial_multiplier": float(initial_multiplier), "gain": float(gain),
                   "pace_inventory": bool(pace_inventory)}

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import categorical_codes, float_array, int_array, seconds, time_seconds
+from ._util import categorical_codes, float_array, int_array, int_scalar, seconds, time_seconds
 
 EVENT_TYPES: Tuple[str, ...] = tuple(_core.EVENT_TYPES)
 BENEFIT_KINDS: Tuple[str, ...] = tuple(_core.BENEFIT_KINDS)
@@ -349,6 +349,8 @@ class UserTable(_Serializable):
     _core_class = _core.UserTable
 
     def __init__(self, users: IdMap):
+        if not isinstance(users, IdMap):
+            raise _core.InputError(f"UserTable: users must be a perkrec.IdMap (got {type(users).__name__})")
         self._impl = _core.UserTable(users._impl)
 
     @classmethod
@@ -637,10 +639,18 @@ def _cut_seconds(cut, name: str = "cut") -> int:
     return time_seconds(cut, name)
 
 
+def _expect(obj, cls, name: str, context: str):
+    """``obj`` when it is a ``cls``; otherwise InputError naming the argument."""
+    if not isinstance(obj, cls):
+        raise _core.InputError(f"{context}: {name} must be a perkrec.{cls.__name__} (got {type(obj).__name__})")
+    return obj
+
+
 def split_by_time(log: EventLog, cut, num_threads: int = 0) -> Tuple[EventLog, EventLog]:
     """(train, test): events before ``cut`` (seconds, or anything pandas reads as a time; naive
     means UTC) and events at or after it."""
-    train, test = _core.split_by_time(log._impl, _cut_seconds(cut), int(num_threads))
+    _expect(log, EventLog, "log", "split_by_time")
+    train, test = _core.split_by_time(log._impl, _cut_seconds(cut), int_scalar(num_threads, "num_threads", -2**31))
     return EventLog._wrap(train), EventLog._wrap(test)
 
 
@@ -648,17 +658,24 @@ def split_leave_last_k(log: EventLog, k: int = 1, target_types: Sequence[str] = 
                        num_threads: int = 0) -> Tuple[EventLog, EventLog]:
     """(train, test): per member, the last ``k`` target events and everything at or after the
     earliest of them go to test. Members with ``k`` or fewer targets stay in train."""
+    _expect(log, EventLog, "log", "split_leave_last_k")
+    if isinstance(target_types, str) or not isinstance(target_types, (list, tuple)):
+        raise _core.InputError(f"split_leave_last_k: target_types must be a list of event types (got {target_types!r})")
     mask = 0
     for t in target_types:
         if t not in EVENT_TYPES:
             raise _core.InputError(f"split_leave_last_k: unknown event type {t!r}")
         mask |= 1 << EVENT_TYPES.index(t)
-    train, test = _core.split_leave_last_k(log._impl, int(k), mask, int(num_threads))
+    train, test = _core.split_leave_last_k(log._impl, int_scalar(k, "k"), mask, int_scalar(num_threads, "num_threads", -2**31))
     return EventLog._wrap(train), EventLog._wrap(test)
 
 
 def split_random_users(log: EventLog, test_fraction: float = 0.2, seed: int = 42,
                        num_threads: int = 0) -> Tuple[EventLog, EventLog]:
     """(train, test): each member goes wholly to test with probability ``test_fraction``."""
-    train, test = _core.split_random_users(log._impl, float(test_fraction), int(seed), int(num_threads))
+    _expect(log, EventLog, "log", "split_random_users")
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.integer, np.floating)):
+        raise _core.InputError(f"split_random_users: test_fraction must be a number (got {test_fraction!r})")
+    train, test = _core.split_random_users(log._impl, float(test_fraction), int_scalar(seed, "seed", 0, 2**63 - 1),
+                                           int_scalar(num_threads, "num_threads", -2**31))
     return EventLog._wrap(train), EventLog._wrap(test)

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from . import _core
 from ._util import csr_from_parts
-from .data import EVENT_TYPES, EventLog, _cut_seconds
+from .data import EVENT_TYPES, EventLog, _cut_seconds, _expect
 
 DEFAULT_EVENT_WEIGHTS = {"issued": 0.0, "viewed": 0.25, "claimed": 1.0, "redeemed": 4.0,
                          "expired": 0.0, "ordered": 0.0}
@@ -24,6 +24,7 @@ def interaction_matrix(log: EventLog, event_weights: Optional[Mapping[str, float
     matrix built with the split cut never sees the test period. Cells are combined by 'sum' or
     'max'. ``event_weights`` overrides the defaults per type (unknown types raise ConfigError).
     """
+    _expect(log, EventLog, "log", "interaction_matrix")
     weights = dict(DEFAULT_EVENT_WEIGHTS)
     for name, value in (event_weights or {}).items():
         if name not in EVENT_TYPES:

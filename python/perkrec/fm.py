@@ -50,6 +50,8 @@ def redemption_samples(events, catalog, users=None, *, window_days: Optional[flo
     member attributes from ``users`` (when given) and context (weekday, hour, day_of_month).
     """
     user, benefit, etype, seconds = _event_arrays(events)
+    if not isinstance(catalog, pd.DataFrame) and not hasattr(catalog, "to_frame"):
+        raise _core.InputError(f"redemption_samples: catalog must be a perkrec.Catalog or a DataFrame (got {type(catalog).__name__})")
     cat = catalog.to_frame() if not isinstance(catalog, pd.DataFrame) else catalog
     issued = np.flatnonzero((etype == "issued") & (benefit >= 0))
     redeemed = np.flatnonzero((etype == "redeemed") & (benefit >= 0))
@@ -103,7 +105,14 @@ _HISTORY_TYPES = ("issued", "claimed", "redeemed")
 
 
 def _event_arrays(events) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from .data import EventLog
+
+    if not isinstance(events, (EventLog, pd.DataFrame)):
+        raise _core.InputError(f"events must be a perkrec.EventLog or a DataFrame (got {type(events).__name__})")
     ev = events.to_frame(external_ids=False) if not isinstance(events, pd.DataFrame) else events
+    missing = [c for c in ("user", "benefit", "event_type", "timestamp") if c not in ev]
+    if missing:
+        raise _core.InputError(f"events: missing columns {missing}")
     t = ev["timestamp"]
     if t.dtype.kind == "M":
         stamps = pd.to_datetime(t, utc=True)
@@ -720,10 +729,16 @@ def reliability_curve(y, probabilities, bins: int = 10, strategy: str = "uniform
     """Reliability-diagram data: per probability bin the mean predicted probability, the observed
     positive fraction and the count (``strategy`` "uniform" or "quantile" bins). Also returns
     the expected calibration error in ``frame.attrs['ece']``."""
-    y = np.asarray(y, np.float64).ravel()
-    p = np.asarray(probabilities, np.float64).ravel()
+    try:
+        y = np.asarray(y, np.float64).ravel()
+        p = np.asarray(probabilities, np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise _input_error(f"reliability_curve: y and probabilities must be numbers ({exc})") from exc
     if len(y) != len(p):
         raise _input_error(f"reliability_curve: y and probabilities lengths differ ({len(y)} vs {len(p)})")
+    if not (np.isfinite(y).all() and np.isfinite(p).all()):
+        raise _input_error("reliability_curve: y and probabilities must be finite")
+    bins = int_scalar(bins, "bins", 1)
     if strategy == "uniform":
         edges = np.linspace(0, 1, bins + 1)
     elif strategy == "quantile":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._util import csr_parts, float_array, int_array
+from ._util import csr_parts, float_array, int_array, int_scalar
 
 
 def _labels(y_true) -> np.ndarray:
@@ -50,4 +50,5 @@ def ranking_metrics(relevant, recommended, k: int = None, num_threads: int = 0) 
 
 def catalog_coverage(recommended, n_benefits: int) -> float:
     """Share of the catalog recommended at least once (-1 entries ignored)."""
-    return _core.catalog_coverage(int_array(np.asarray(recommended).ravel(), np.int32, "recommended"), int(n_benefits))
+    return _core.catalog_coverage(int_array(np.asarray(recommended).ravel(), np.int32, "recommended"),
+                                  int_scalar(n_benefits, "n_benefits"))

@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from .data import Catalog, EventLog, IdMap, _cut_seconds
+from .data import Catalog, EventLog, IdMap, _cut_seconds, _expect
 from .models import _Recommender
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -45,6 +45,8 @@ def wide_table(log: EventLog, catalog: Catalog, cut_time, *, face_value_edges=(1
     redemption, stacked-order share, recency / frequency / monetary value, activity, tenure,
     inter-order regularity, points earned and redeemed. Members without events before the cut
     get zero counts and NaN rates."""
+    _expect(log, EventLog, "log", "wide_table")
+    _expect(catalog, Catalog, "catalog", "wide_table")
     params = {"face_value_edges": list(map(float, face_value_edges)),
               "threshold_edges": list(map(float, threshold_edges)),
               "typical_basket": float(typical_basket), "num_threads": int(num_threads)}

@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from ._util import float_array, int_array, seconds, time_seconds
+from ._util import float_array, int_array, int_scalar, seconds, time_seconds
 
 __all__ = ["ScoreBlend", "rank", "schedule", "explain", "best_ineligible", "hour_of_week",
            "quiet_hours_next_allowed"]
@@ -271,7 +271,8 @@ def quiet_hours_next_allowed(times, start_hour: int, end_hour: int, utc_offset_h
     """Earliest times >= ``times`` outside local quiet hours [start_hour, end_hour) (wrapping
     midnight when start > end), as int64 seconds."""
     offs = None if utc_offset_hours is None else float_array(utc_offset_hours, np.float32, "utc_offset_hours")
-    return _core.quiet_hours_next_allowed(int(start_hour), int(end_hour), seconds(times, "times"), offs)
+    return _core.quiet_hours_next_allowed(int_scalar(start_hour, "start_hour", -2**31),
+                                          int_scalar(end_hour, "end_hour", -2**31), seconds(times, "times"), offs)
 
 
 def schedule(members, plan_time, validity_days, benefits=None, *, preference=None,

@@ -37,6 +37,10 @@ using Json = nlohmann::json;
 struct JsonLimits {
   std::size_t max_bytes = 64u << 20;  ///< largest accepted document
   int max_depth = 64;                  ///< deepest accepted nesting of objects and arrays
+  /// Largest estimated size of the parsed document in memory (0 = only max_bytes bounds it):
+  /// short tokens expand (`[],` is 3 bytes of text and ~60 bytes of DOM), so a reader of
+  /// untrusted text caps the expansion, e.g. at a small multiple of the text's length.
+  std::size_t max_memory_bytes = 0;
 };
 
 /// Escapes one JSON-pointer token (RFC 6901: "~" -> "~0", "/" -> "~1").

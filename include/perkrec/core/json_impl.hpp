@@ -64,6 +64,7 @@ class StrictSaxBuilder {
   bool end_array() { return close(); }
 
   bool key(string_t& k) {
+    if (!charge(64 + k.size())) return false;  // an object member: map node + key
     Frame& frame = frames_.back();
     if (!frame.keys.insert(k).second) {
       return fail(pointer(frames_.size() - 1) + "/" + json_pointer_token(k),
@@ -119,6 +120,7 @@ class StrictSaxBuilder {
   }
 
   bool put(Json&& value) {
+    if (!charge(32 + (value.is_string() ? value.get_ref<const std::string&>().size() + 32 : 0))) return false;
     *slot() = std::move(value);
     after_value();
     return true;
@@ -128,6 +130,7 @@ class StrictSaxBuilder {
     if (static_cast<int>(frames_.size()) >= limits_.max_depth) {
       return fail(pointer(), concat("nesting deeper than ", limits_.max_depth, " levels"));
     }
+    if (!charge(96)) return false;
     Json* target = slot();
     *target = std::move(container);
     frames_.push_back(Frame{target, {}, 0, {}});
@@ -138,6 +141,14 @@ class StrictSaxBuilder {
     frames_.pop_back();
     after_value();
     return true;
+  }
+
+  // Adds an estimate of the memory one more value costs; false (and a failure) past the limit.
+  bool charge(std::size_t bytes) {
+    memory_ += bytes;
+    if (limits_.max_memory_bytes == 0 || memory_ <= limits_.max_memory_bytes) return true;
+    return fail(pointer(), concat("the document would take more than ", limits_.max_memory_bytes,
+                                  " bytes in memory (short values expand: it is damaged or hostile)"));
   }
 
   bool fail(std::string where, std::string message) {
@@ -153,6 +164,7 @@ class StrictSaxBuilder {
   const JsonLimits& limits_;
   JsonParseFailure& failure_;
   std::vector<Frame> frames_;
+  std::size_t memory_ = 0;
 };
 
 PERKREC_INLINE void parse_json_strict_into(std::string_view text, const JsonLimits& limits,

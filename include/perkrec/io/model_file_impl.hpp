@@ -331,6 +331,8 @@ PERKREC_INLINE ModelReader ModelReader::parse(std::unique_ptr<unsigned char[], A
   detail::JsonParseFailure failure;
   JsonLimits limits;
   limits.max_bytes = header_bytes;
+  // A real header is mostly strings and short lists; its DOM takes a few times its text.
+  limits.max_memory_bytes = 8 * static_cast<std::size_t>(header_bytes) + (1u << 20);
   detail::parse_json_strict_into(
       std::string_view(reinterpret_cast<const char*>(p + kModelPrefixBytes), header_bytes),
       limits, header, failure);

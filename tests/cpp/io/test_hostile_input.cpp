@@ -271,5 +271,23 @@ TEST(HostileModelFile, FactorsThatOverflowEveryScoreAreRejected) {
   }
 }
 
+TEST(HostileModelFile, HeaderJsonCannotExpandFarBeyondItsBytes) {
+  // `[],` is 3 bytes of text and tens of bytes of DOM: a header of them used to take ~35x its
+  // size in memory before anything looked at it.
+  Json bomb = Json::array();
+  for (int i = 0; i < 400000; ++i) bomb.push_back(Json::array());
+  ModelWriter w("IdMap", Json{{"x", bomb}});
+  PERKREC_EXPECT_THROW_MSG(ModelReader::from_bytes(w.to_bytes()), ModelFormatError, "in memory");
+  // A large real header (long strings, as a catalog's) still loads.
+  Json names = Json::array();
+  for (int i = 0; i < 20000; ++i) names.push_back("benefit number " + std::to_string(i) + " with a long name");
+  ModelWriter ok("IdMap", Json{{"names", names}});
+  EXPECT_EQ(ModelReader::from_bytes(ok.to_bytes()).content()["names"].size(), 20000u);
+  // Configs take the same limit when asked.
+  JsonLimits limits;
+  limits.max_memory_bytes = 1 << 20;
+  PERKREC_EXPECT_THROW_MSG(parse_json_strict<ConfigError>(bomb.dump(), "config", limits), ConfigError, "in memory");
+}
+
 }  // namespace
 }  // namespace perkrec
