@@ -1,7 +1,7 @@
 """Peak memory of loading crafted model files ("bombs") that declare far more than their bytes
 hold, each in a fresh process, against the same process loading a small valid file.
 
-    .venv/bin/python bench/load_bombs.py [--python .venv/bin/python]
+    .venv/bin/python bench/load_bombs.py [--python PYTHON_TO_MEASURE]
 
 Bombs: an event log of 3 events whose header declares 2^27 members; a header whose JSON is
 short tokens that expand in memory (`[],` x millions) at 8 and 32 MiB; a string list whose
@@ -19,21 +19,9 @@ import subprocess
 import sys
 import tempfile
 
+import perkrec
+
 MAGIC = b"\x89PRK\r\n\x1a\n"
-
-
-def _crc32c(data: bytes) -> int:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    crc = 0xFFFFFFFF
-    mv = memoryview(data)
-    for b in mv:
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
 
 
 def container(kind: str, content: dict, arrays: list, header_text: str | None = None) -> bytes:
@@ -62,7 +50,7 @@ def container(kind: str, content: dict, arrays: list, header_text: str | None = 
     body[32:32 + len(text)] = text.encode()
     for (name, dtype, shape, data), e in zip(arrays, entries):
         body[e["offset"]:e["offset"] + len(data)] = data
-    return bytes(body) + struct.pack("<I", _crc32c(bytes(body))) + b"PRKE"
+    return bytes(body) + struct.pack("<I", perkrec._core.crc32c(bytes(body))) + b"PRKE"
 
 
 def _peak_kib(python: str, path: str):

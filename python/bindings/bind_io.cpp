@@ -1,9 +1,19 @@
 // The model-file container: inspect bytes, and load any serializable object by its kind.
 #include "bindings.hpp"
 
+#include <perkrec/detail/crc32c.hpp>
+
 namespace perkrec::python {
 
 void bind_io(py::module_& m) {
+  m.def(
+      "crc32c",
+      [](const py::bytes& data) {
+        const std::string_view bytes(data);
+        py::gil_scoped_release release;
+        return detail::crc32c(bytes.data(), bytes.size());
+      },
+      py::arg("data"), "CRC32C (Castagnoli) of the bytes, as the model-file container computes it.");
   m.def(
       "container_info",
       [](const py::bytes& data) {
