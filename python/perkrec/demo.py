@@ -298,21 +298,85 @@ def demo_policy(n_members: int) -> dict:
     }
 
 
-def plan_inputs(program, fm, encoder, plan_time, num_threads: int = 0):
+REDEMPTION_WEIGHTINGS = ("ipw", "none")
+INCREMENTAL_SOURCES = ("control", "timing")
+
+
+def fit_redemption_model(program, cut, *, weighting: str = "none", seed: int = 42, num_threads: int = 0):
+    """The demo's redemption model: an FM (8 factors) on the issues logged before ``cut``.
+    ``weighting="ipw"`` weights each issue by its clipped, self-normalized inverse logged
+    propensity (:func:`perkrec.plan.issue_weights`), so the model targets every (member,
+    benefit) pair the planner scores, not the ones the logging policy favoured; ``"none"``
+    fits the log as it is. Returns (fm, encoder)."""
+    from .fm import FM, FeatureEncoder, redemption_samples
+    from .plan import issue_weights
+
+    if weighting not in REDEMPTION_WEIGHTINGS:
+        raise _core.ConfigError(f"fit_redemption_model: weighting must be one of {REDEMPTION_WEIGHTINGS} "
+                                f"(got {weighting!r})")
+    train, _ = split_by_time(program.events, cut, num_threads)
+    rows = redemption_samples(train, program.catalog, program.users)
+    weights = None
+    if weighting == "ipw":
+        frame = train.to_frame(external_ids=False)
+        if "propensity" not in frame.columns:
+            raise _core.InputError("fit_redemption_model: weighting 'ipw' needs logged propensities (the events "
+                                   "have no propensity column)")
+        issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)
+        weights = issue_weights(frame["propensity"].to_numpy()[issued])
+    enc = FeatureEncoder().fit(rows, events=program.events, catalog=program.catalog)
+    # One thread: bit-reproducible, so the plan (and its baselines) are the same every run.
+    fm = FM(factors=8, epochs=6, reg_linear=1e-4, reg_factors=1e-4, num_threads=1, seed=seed)
+    fm.fit(enc.transform(rows, events=program.events), rows["label"], sample_weight=weights, encoder=enc)
+    return fm, enc
+
+
+def plan_inputs(program, fm, encoder, plan_time, num_threads: int = 0, *, incremental: str = "timing",
+                shrink_after=None):
     """What the planner needs for every (member, benefit) at ``plan_time``: the FM's redemption
-    probability, the incremental share from the preference model's purchase timing, and each
-    member's order value (margin x median basket). Returns (P, S, V, preference model)."""
-    from .plan import incremental_share, order_value
+    probability, the incremental share and each member's order value (margin x median
+    basket). ``incremental="control"`` learns the share from the random control group
+    (:func:`perkrec.plan.incremental_share_from_control`); ``"timing"`` assumes it from the
+    preference model's purchase timing (:func:`perkrec.plan.incremental_share`).
+    ``shrink_after`` (a time; the FM must not have seen issues from then on): the issues
+    logged between it and ``plan_time`` measure how much of the FM's member x benefit
+    interaction holds up, and P is shrunk by it (:func:`perkrec.plan.shrink_interactions`,
+    weighted by :func:`perkrec.plan.issue_weights`); None keeps the FM's P. Returns
+    (P, S, V, preference model)."""
+    from .fm import redemption_samples
+    from .plan import incremental_share, incremental_share_from_control, issue_weights, order_value, \
+        shrink_interactions
     from .preference import PreferenceModel
 
+    if incremental not in INCREMENTAL_SOURCES:
+        raise _core.ConfigError(f"plan_inputs: incremental must be one of {INCREMENTAL_SOURCES} "
+                                f"(got {incremental!r})")
     n, n_b = program.events.n_users, len(program.catalog)
     t = int(pd.Timestamp(plan_time).value // 1_000_000_000)
     pairs = pd.DataFrame({"user": np.repeat(np.arange(n), n_b), "benefit": np.tile(np.arange(n_b), n),
                           "timestamp": t})
     pairs = _with_attributes(pairs, program)
     P = fm.predict(encoder.transform(pairs, events=program.events)).reshape(n, n_b).astype(np.float32)
+    if shrink_after is not None:
+        start = int(pd.Timestamp(shrink_after).value // 1_000_000_000)
+        frame = program.events.to_frame(external_ids=False)
+        rows = redemption_samples(frame, program.catalog, program.users)
+        issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)
+        # Held-out issues whose validity ended by plan_time: their labels are complete.
+        held = ((rows["timestamp"] >= start) & (rows["timestamp"] + rows["validity_days"] * 86400 <= t)).to_numpy()
+        if held.sum() == 0:
+            raise _core.InputError(f"plan_inputs: no issues with complete validity between shrink_after and "
+                                   f"plan_time (got {shrink_after} .. {plan_time})")
+        rows = rows[held]
+        weights = issue_weights(frame["propensity"].to_numpy()[issued][held]) if "propensity" in frame else None
+        predicted = fm.predict(encoder.transform(rows, events=program.events))
+        P, _ = shrink_interactions(np.clip(P, 1e-6, 1 - 1e-6), rows["user"], rows["benefit"], np.clip(predicted, 1e-6, 1 - 1e-6),
+                                   rows["label"], sample_weight=weights)
     pref = PreferenceModel(num_threads=num_threads).fit(program.events, program.catalog, plan_time)
-    S = incremental_share(pref, program.catalog)
+    if incremental == "control":
+        S = incremental_share_from_control(program.events, program.catalog, plan_time)
+    else:
+        S = incremental_share(pref, program.catalog)
     V = order_value(program.events, PLAN_MARGIN, cut_time=plan_time)
     return P, S, V, pref
 
