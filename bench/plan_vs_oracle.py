@@ -19,14 +19,16 @@ Input variants (the redemption model's weighting + the incremental share's sourc
   fm+timing       the former default: FM on the logged issues, unweighted; incremental share
                   1 - P(organic order) from the preference model's purchase timing
   ipw+timing      FM with clipped, self-normalized inverse-propensity sample weights
-  fm+control      incremental share learned from the random control group
-  ipw+control     both
   ...+shrink      the FM's member x benefit interaction shrunk by the slope measured on the
                   issues logged after the FM's training cut (perkrec.plan.shrink_interactions)
+  ipw+timing+shrink   the demo's plan inputs
+  ipw+control+shrink  incremental share learned from the random control group instead
+                  (perkrec.plan.incremental_share_from_control)
 
     .venv/bin/python bench/plan_vs_oracle.py [--members 10000] [--seeds 101,202,303]
         [--mixes loyal_dormant,deal_seekers] [--budgets 0.5,1,2]
-        [--variants fm+timing,ipw+timing,fm+control,ipw+control] [--threads 2]
+        [--variants fm+timing,ipw+timing,fm+timing+shrink,ipw+timing+shrink,ipw+control+shrink]
+        [--threads 2] [--csv rows.csv]
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="101,202,303")
     ap.add_argument("--mixes", default="loyal_dormant,deal_seekers")
     ap.add_argument("--budgets", default="0.5,1,2", help="budget per member on expected cost")
-    ap.add_argument("--variants", default="fm+timing,ipw+timing,fm+control,ipw+control")
+    ap.add_argument("--variants", default="fm+timing,ipw+timing,fm+timing+shrink,ipw+timing+shrink,ipw+control+shrink")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--csv", default=None, help="also write the rows here")
     args = ap.parse_args()
