@@ -125,9 +125,9 @@ def issue_weights(propensity, *, clip: float = 0.99) -> np.ndarray:
 
 
 def shrink_interactions(redemption_probability, users, benefits, predicted, redeemed, *, sample_weight=None,
-                        iterations: int = 30) -> Tuple[np.ndarray, float]:
+                        iterations: int = 30, num_threads: int = 0) -> Tuple[np.ndarray, float]:
     """Shrinks the member x benefit interaction of a redemption-probability matrix by how much
-    of it holds up on issues the model did not see.
+    of it holds up on issues the model did not see (C++: include/perkrec/decide/calibration.hpp).
 
     In logit space the matrix is split into an additive part A (member mean + benefit mean -
     grand mean) and the interaction logit(P) - A. On held-out logged issues (``users``,
@@ -136,44 +136,22 @@ def shrink_interactions(redemption_probability, users, benefits, predicted, rede
     the slope c of the interaction (Newton steps, clipped to [0, 1]); the result is
     sigmoid(A + c (logit(P) - A)). A planner maximizes over the interaction, so its noise is
     what it picks: c < 1 removes the optimism the optimizer would select. Returns (shrunk
-    matrix, c)."""
+    float32 matrix, c)."""
     P = _matrix(redemption_probability, "shrink_interactions: redemption_probability")
     n, nb = P.shape
-    u = np.asarray(users).reshape(-1)
-    b = np.asarray(benefits).reshape(-1)
-    m = len(u)
-    pred = _vector(predicted, "shrink_interactions: predicted", m)
-    y = _vector(redeemed, "shrink_interactions: redeemed", m)
-    w = np.ones(m) if sample_weight is None else _vector(sample_weight, "shrink_interactions: sample_weight", m)
-    if m == 0 or len(b) != m:
-        raise _input_error(f"shrink_interactions: need as many benefits as users, at least one (got {m}, {len(b)})")
-    if u.min() < 0 or u.max() >= n or b.min() < 0 or b.max() >= nb:
-        raise _input_error(f"shrink_interactions: users/benefits out of range of the {n} x {nb} matrix")
-    if ((pred <= 0) | (pred >= 1)).any() or ((P <= 0) | (P >= 1)).any():
-        raise _input_error("shrink_interactions: probabilities must be in (0, 1)")
-    if not np.isin(y, (0.0, 1.0)).all() or (w < 0).any():
-        raise _input_error("shrink_interactions: redeemed must be 0/1 and sample_weight >= 0")
-    if not (isinstance(iterations, (int, np.integer)) and iterations >= 1):
-        raise _core.ConfigError(f"shrink_interactions: iterations must be an integer >= 1 (got {iterations!r})")
-    logit = np.log(P / (1 - P))
-    grand = logit.mean()
-    member_mean = logit.mean(axis=1)
-    benefit_mean = logit.mean(axis=0)
-    additive = member_mean[u] + benefit_mean[b] - grand
-    inter = np.log(pred / (1 - pred)) - additive
-    c = 1.0
-    for _ in range(int(iterations)):
-        p = 1 / (1 + np.exp(-(additive + c * inter)))
-        hess = float((w * p * (1 - p) * inter * inter).sum())
-        if hess <= 0:
-            break
-        step = float((w * (y - p) * inter).sum()) / hess
-        c += step
-        if abs(step) < 1e-8:
-            break
-    c = float(np.clip(c, 0.0, 1.0))
-    A = member_mean[:, None] + benefit_mean[None, :] - grand
-    return (1 / (1 + np.exp(-(A + c * (logit - A))))).astype(np.float32), c
+    index = []
+    for name, values in (("users", users), ("benefits", benefits)):
+        a = np.asarray(values).reshape(-1)
+        if a.size and (not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= (n if name == "users"
+                                                                                                 else nb)):
+            raise _input_error(f"shrink_interactions: {name} must be integers in range of the {n} x {nb} matrix "
+                               f"(out of range: got {a.min()} .. {a.max()})")
+        index.append(np.ascontiguousarray(a, dtype=np.int32))
+    floats = [np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(-1)) for v in (predicted, redeemed)]
+    weight = None if sample_weight is None else np.ascontiguousarray(np.asarray(sample_weight, np.float64).reshape(-1))
+    shrunk, slope = _core.shrink_interactions(P.reshape(-1), n, nb, index[0], index[1], floats[0], floats[1], weight,
+                                              int(iterations), int(num_threads))
+    return shrunk, float(slope)
 
 
 def _order_state(order_user: np.ndarray, order_time: np.ndarray, user: np.ndarray, time: np.ndarray,

@@ -83,6 +83,14 @@ def test_shrink_interactions_keeps_a_reliable_interaction():
     assert np.abs(shrunk - truth).mean() < 0.01
 
 
+def test_shrink_interactions_is_identical_for_1_and_2_threads():
+    truth, model, u, b, y = _planted(n=500)
+    one = shrink_interactions(model, u, b, model[u, b], y, num_threads=1)
+    two = shrink_interactions(model, u, b, model[u, b], y, num_threads=2)
+    assert one[1] == two[1]
+    np.testing.assert_array_equal(one[0], two[0])
+
+
 def test_shrink_interactions_rejects_bad_input_without_changing_it():
     truth, model, u, b, y = _planted(n=200)
     before = model.copy()
@@ -102,6 +110,8 @@ def test_shrink_interactions_rejects_bad_input_without_changing_it():
         shrink_interactions(np.where(model > 0.5, 1.0, model), u, b, model[u, b], y)
     with pytest.raises(perkrec.ConfigError, match="iterations"):
         shrink_interactions(model, u, b, model[u, b], y, iterations=0)
+    with pytest.raises(perkrec.InputError, match="sample_weight at row 1"):
+        shrink_interactions(model, u, b, model[u, b], y, sample_weight=np.r_[1.0, -1.0, np.ones(len(y) - 2)])
     np.testing.assert_array_equal(model, before)
 
 
