@@ -21,13 +21,16 @@ Input variants (the redemption model's weighting + the incremental share's sourc
   ipw+timing      FM with clipped, self-normalized inverse-propensity sample weights
   ...+shrink      the FM's member x benefit interaction shrunk by the slope measured on the
                   issues logged after the FM's training cut (perkrec.plan.shrink_interactions)
-  ipw+timing+shrink   the demo's plan inputs
+  ...+es          the FM trained up to 10 epochs, keeping the best on the issues after the cut
+                  (early stopping; without it: 6 epochs, the former setting)
+  ipw+timing+shrink+es   the demo's plan inputs
   ipw+control+shrink  incremental share learned from the random control group instead
                   (perkrec.plan.incremental_share_from_control)
 
     .venv/bin/python bench/plan_vs_oracle.py [--members 10000] [--seeds 101,202,303]
         [--mixes loyal_dormant,deal_seekers] [--budgets 0.5,1,2]
-        [--variants fm+timing,ipw+timing,fm+timing+shrink,ipw+timing+shrink,ipw+control+shrink]
+        [--variants fm+timing,ipw+timing,fm+timing+shrink,ipw+timing+shrink,ipw+control+shrink,
+                    fm+timing+es,ipw+timing+shrink+es]
         [--threads 2] [--csv rows.csv]
 """
 
@@ -72,10 +75,11 @@ def run_program(members: int, seed: int, mix: str, budgets, variants, threads: i
     for variant in variants:
         weighting, incremental, *extra = variant.split("+")
         t0 = time.perf_counter()
-        if weighting not in models:
-            models[weighting] = fit_redemption_model(program, cut, weighting="none" if weighting == "fm" else weighting,
-                                                     seed=seed, num_threads=threads)
-        fm, enc = models[weighting]
+        key = (weighting, "es" in extra)
+        if key not in models:
+            models[key] = fit_redemption_model(program, cut, weighting="none" if weighting == "fm" else weighting,
+                                               early_stopping="es" in extra, seed=seed, num_threads=threads)
+        fm, enc = models[key]
         P, S, V, pref = plan_inputs(program, fm, enc, end, threads, incremental=incremental,
                                     shrink_after=cut if "shrink" in extra else None)
         fit_seconds = time.perf_counter() - t0
@@ -114,7 +118,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="101,202,303")
     ap.add_argument("--mixes", default="loyal_dormant,deal_seekers")
     ap.add_argument("--budgets", default="0.5,1,2", help="budget per member on expected cost")
-    ap.add_argument("--variants", default="fm+timing,ipw+timing,fm+timing+shrink,ipw+timing+shrink,ipw+control+shrink")
+    ap.add_argument("--variants", default="fm+timing,ipw+timing,fm+timing+shrink,ipw+timing+shrink,ipw+control+shrink,"
+                                          "fm+timing+es,ipw+timing+shrink+es")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--csv", default=None, help="also write the rows here")
     args = ap.parse_args()

@@ -177,3 +177,22 @@ def test_plan_inputs_and_fit_reject_unknown_options(program):
         fit_redemption_model(program, end, weighting="magic")
     with pytest.raises(perkrec.ConfigError, match="incremental"):
         plan_inputs(program, None, None, end, incremental="guess")
+
+
+def test_early_stopping_keeps_the_epoch_that_holds_up_after_the_cut(program):
+    from perkrec.demo import TEST_DAYS, fit_redemption_model
+    from perkrec.fm import redemption_samples
+    from perkrec.metrics import log_loss
+
+    end = program.events.time_range[1]
+    cut = end - pd.Timedelta(days=TEST_DAYS)
+    held = redemption_samples(program.events, program.catalog, program.users)
+    t_cut, t_end = (int(t.value // 1_000_000_000) for t in (cut, end))
+    held = held[((held["timestamp"] >= t_cut) & (held["timestamp"] + held["validity_days"] * 86400 <= t_end))
+                .to_numpy()]
+    losses = []
+    for early in (False, True):
+        fm, enc = fit_redemption_model(program, cut, early_stopping=early, seed=3, num_threads=1)
+        p = np.clip(fm.predict(enc.transform(held, events=program.events)), 1e-7, 1 - 1e-7)
+        losses.append(log_loss(held["label"].to_numpy(), p))
+    assert losses[1] <= losses[0]
