@@ -18,6 +18,16 @@ Estimators the planner needs when no model provides them:
                                             BG/NBD purchase rate; the share of a redemption that is
                                             incremental (uplift) under "benefits pull orders forward"
 
+Estimators that correct the inputs for the logging policy and the optimizer's selection:
+
+    issue_weights(propensity)               clipped, self-normalized inverse-propensity weights
+                                            of logged issues (FM sample weights)
+    shrink_interactions(P, ...)             keeps of P's member x benefit interaction only the
+                                            slope held-out issues support (C++)
+    incremental_share_from_control(...)     the incremental share from the random control group
+                                            (an option; ranks worse than the timing heuristic
+                                            on the simulator, see BENCHMARKS.md)
+
 Baselines (same output, for comparisons at the same budget):
 
     popularity_plan(...)       everyone gets the most popular benefit that is affordable for all
