@@ -3,7 +3,8 @@ incremental return per unit of true cost, against the popularity baseline (every
 most popular affordable benefit) and fixed segment rules, at the same budget.
 
 Each seed simulates a program, fits the demo's models (FM on issues before the last 30 days,
-inverse-propensity weighted, its member x benefit interaction shrunk by the issues after them;
+inverse-propensity weighted and early-stopped on the issues after them, its member x benefit
+interaction shrunk by those issues;
 the preference model at the plan time; BENCHMARKS.md's figures of 2026-11-23 predate the
 weighting and the shrinkage) and plans at the end of the period. Rows:
 
@@ -37,7 +38,7 @@ def run_seed(members: int, seed: int, budgets, threads: int):
     log, catalog, truth = program.events, program.catalog, program.truth
     start, end = log.time_range
     cut = end - pd.Timedelta(days=TEST_DAYS)
-    # The demo's plan inputs: IPW-weighted FM, interaction shrunk by the issues after the cut.
+    # The demo's plan inputs: IPW-weighted, early-stopped FM, interaction shrunk by the later issues.
     fm, enc = fit_redemption_model(program, cut, weighting="ipw", seed=seed, num_threads=threads)
     P, S, V, pref = plan_inputs(program, fm, enc, end, threads, shrink_after=cut)
     segments = pref.segments()
