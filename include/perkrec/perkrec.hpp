@@ -44,6 +44,7 @@
 #include "perkrec/decide/allocator.hpp"
 #include "perkrec/decide/ranker.hpp"
 #include "perkrec/decide/explain.hpp"
+#include "perkrec/decide/calibration.hpp"
 
 #include "perkrec/eval/metrics.hpp"
 #include "perkrec/eval/uplift_metrics.hpp"

@@ -1,4 +1,5 @@
-// Causal evaluation: uplift metrics, off-policy value, experiment assignment and analysis.
+// Causal evaluation: uplift metrics, off-policy value, experiment assignment and analysis; the
+// held-out shrinkage of a redemption-probability matrix (decide/calibration.hpp).
 #include "bindings.hpp"
 
 namespace perkrec::python {
@@ -38,6 +39,26 @@ UpliftAtKStrategy strategy_from_string(const std::string& name) {
 }  // namespace
 
 void bind_causal(py::module_& m) {
+  m.def("shrink_interactions", [](const py::array& probability, Index n_users, Index n_benefits,
+                                  const py::array& users, const py::array& benefits, const py::array& predicted,
+                                  const py::array& redeemed, const std::optional<py::array>& sample_weight,
+                                  int iterations, int num_threads) {
+    const Span<const double> p = view_1d<double>(probability, "probability");
+    const Span<const Index> u = view_1d<Index>(users, "users");
+    const Span<const Index> b = view_1d<Index>(benefits, "benefits");
+    const Span<const double> q = view_1d<double>(predicted, "predicted");
+    const Span<const double> y = view_1d<double>(redeemed, "redeemed");
+    const Span<const double> w = view_1d_or_empty<double>(sample_weight, "sample_weight");
+    InteractionShrinkParams params;
+    params.iterations = iterations;
+    params.num_threads = num_threads;
+    InteractionShrinkage s;
+    {
+      py::gil_scoped_release release;
+      s = shrink_interactions(p, n_users, n_benefits, u, b, q, y, w, params);
+    }
+    return py::make_tuple(to_numpy(std::move(s.probability), {n_users, n_benefits}), s.slope);
+  });
   def_curve(m, "qini_curve", [](Outcomes y, Outcomes s, Treatment t) { return qini_curve(y, s, t); });
   def_curve(m, "uplift_curve", [](Outcomes y, Outcomes s, Treatment t) { return uplift_curve(y, s, t); });
   m.def("perfect_qini_curve", [](const py::array& outcome, const py::array& treatment, bool negative_effect) {

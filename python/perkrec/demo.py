@@ -152,8 +152,8 @@ def run(members: int = 20000, seed: int = 42, out_dir: str = "perkrec-demo", num
     say(_table(redemption_table))
     say()
 
-    fm_metrics, fm, encoder = _fm_section(program, train, cut, test_matrix, members_with_future, model,
-                                          train_matrix, say, num_threads, seed)
+    fm_metrics, _, _ = _fm_section(program, train, cut, test_matrix, members_with_future, model,
+                                   train_matrix, say, num_threads, seed)
     metrics.update(fm_metrics)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -167,7 +167,7 @@ def run(members: int = 20000, seed: int = 42, out_dir: str = "perkrec-demo", num
                                                   "events": len(log), "seed": seed, **metrics}, indent=2))
     model.save(out / "popularity.perk")
     metrics.update(_preference_section(program, cut, out, say, num_threads))
-    metrics.update(_plan_section(program, fm, encoder, out, say, num_threads, seed))
+    metrics.update(_plan_section(program, out, say, num_threads, seed))
     say(f"Tables written to {out.resolve()}/ ({time.perf_counter() - started:.1f} s)")
     return metrics
 
@@ -298,33 +298,117 @@ def demo_policy(n_members: int) -> dict:
     }
 
 
-def plan_inputs(program, fm, encoder, plan_time, num_threads: int = 0):
+REDEMPTION_WEIGHTINGS = ("ipw", "none")
+INCREMENTAL_SOURCES = ("control", "timing")
+
+
+def fit_redemption_model(program, cut, *, weighting: str = "ipw", early_stopping: bool = True, seed: int = 42,
+                         num_threads: int = 0):
+    """The demo's redemption model: an FM (8 factors) on the issues logged before ``cut``.
+    ``weighting="ipw"`` weights each issue by its clipped, self-normalized inverse logged
+    propensity (:func:`perkrec.plan.issue_weights`), so the model targets every (member,
+    benefit) pair the planner scores, not the ones the logging policy favoured; ``"none"``
+    fits the log as it is. ``early_stopping``: up to 10 epochs, keeping the one with the best
+    log-loss on the issues logged after ``cut`` (whose validity ended by the end of the log),
+    stopping after 2 without improvement; False: 6 epochs, as before. Returns (fm, encoder)."""
+    from .fm import FM, FeatureEncoder, redemption_samples
+    from .plan import issue_weights
+
+    if weighting not in REDEMPTION_WEIGHTINGS:
+        raise _core.ConfigError(f"fit_redemption_model: weighting must be one of {REDEMPTION_WEIGHTINGS} "
+                                f"(got {weighting!r})")
+    train, _ = split_by_time(program.events, cut, num_threads)
+    rows = redemption_samples(train, program.catalog, program.users)
+    weights = None
+    if weighting == "ipw":
+        frame = train.to_frame(external_ids=False)
+        if "propensity" not in frame.columns:
+            raise _core.InputError("fit_redemption_model: weighting 'ipw' needs logged propensities (the events "
+                                   "have no propensity column)")
+        issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)
+        weights = issue_weights(frame["propensity"].to_numpy()[issued])
+    enc = FeatureEncoder().fit(rows, events=program.events, catalog=program.catalog)
+    validation = None
+    if early_stopping:
+        held = redemption_samples(program.events, program.catalog, program.users)
+        end = int(program.events.time_range[1].value // 1_000_000_000)
+        t_cut = int(pd.Timestamp(cut).value // 1_000_000_000)
+        held = held[((held["timestamp"] >= t_cut) & (held["timestamp"] + held["validity_days"] * 86400 <= end))
+                    .to_numpy()]
+        if len(held) == 0:
+            raise _core.InputError("fit_redemption_model: early_stopping needs issues after cut whose validity ended "
+                                   "by the end of the log (got none)")
+        validation = (enc.transform(held, events=program.events), held["label"])
+    # One thread: bit-reproducible, so the plan (and its baselines) are the same every run.
+    fm = FM(factors=8, epochs=10 if early_stopping else 6, early_stopping_rounds=2 if early_stopping else 0,
+            reg_linear=1e-4, reg_factors=1e-4, num_threads=1, seed=seed)
+    fm.fit(enc.transform(rows, events=program.events), rows["label"], sample_weight=weights, encoder=enc,
+           validation=validation)
+    return fm, enc
+
+
+def plan_inputs(program, fm, encoder, plan_time, num_threads: int = 0, *, incremental: str = "timing",
+                shrink_after=None):
     """What the planner needs for every (member, benefit) at ``plan_time``: the FM's redemption
-    probability, the incremental share from the preference model's purchase timing, and each
-    member's order value (margin x median basket). Returns (P, S, V, preference model)."""
-    from .plan import incremental_share, order_value
+    probability, the incremental share and each member's order value (margin x median
+    basket). ``incremental="control"`` learns the share from the random control group
+    (:func:`perkrec.plan.incremental_share_from_control`); ``"timing"`` assumes it from the
+    preference model's purchase timing (:func:`perkrec.plan.incremental_share`).
+    ``shrink_after`` (a time; the FM must not have seen issues from then on): the issues
+    logged between it and ``plan_time`` measure how much of the FM's member x benefit
+    interaction holds up, and P is shrunk by it (:func:`perkrec.plan.shrink_interactions`,
+    weighted by :func:`perkrec.plan.issue_weights`); None keeps the FM's P. Returns
+    (P, S, V, preference model)."""
+    from .fm import redemption_samples
+    from .plan import incremental_share, incremental_share_from_control, issue_weights, order_value, \
+        shrink_interactions
     from .preference import PreferenceModel
 
+    if incremental not in INCREMENTAL_SOURCES:
+        raise _core.ConfigError(f"plan_inputs: incremental must be one of {INCREMENTAL_SOURCES} "
+                                f"(got {incremental!r})")
     n, n_b = program.events.n_users, len(program.catalog)
     t = int(pd.Timestamp(plan_time).value // 1_000_000_000)
     pairs = pd.DataFrame({"user": np.repeat(np.arange(n), n_b), "benefit": np.tile(np.arange(n_b), n),
                           "timestamp": t})
     pairs = _with_attributes(pairs, program)
     P = fm.predict(encoder.transform(pairs, events=program.events)).reshape(n, n_b).astype(np.float32)
+    if shrink_after is not None:
+        start = int(pd.Timestamp(shrink_after).value // 1_000_000_000)
+        frame = program.events.to_frame(external_ids=False)
+        rows = redemption_samples(frame, program.catalog, program.users)
+        issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)
+        # Held-out issues whose validity ended by plan_time: their labels are complete.
+        held = ((rows["timestamp"] >= start) & (rows["timestamp"] + rows["validity_days"] * 86400 <= t)).to_numpy()
+        if held.sum() == 0:
+            raise _core.InputError(f"plan_inputs: no issues with complete validity between shrink_after and "
+                                   f"plan_time (got {shrink_after} .. {plan_time})")
+        rows = rows[held]
+        weights = issue_weights(frame["propensity"].to_numpy()[issued][held]) if "propensity" in frame else None
+        predicted = fm.predict(encoder.transform(rows, events=program.events))
+        P, _ = shrink_interactions(np.clip(P, 1e-6, 1 - 1e-6), rows["user"], rows["benefit"], np.clip(predicted, 1e-6, 1 - 1e-6),
+                                   rows["label"], sample_weight=weights)
     pref = PreferenceModel(num_threads=num_threads).fit(program.events, program.catalog, plan_time)
-    S = incremental_share(pref, program.catalog)
+    if incremental == "control":
+        S = incremental_share_from_control(program.events, program.catalog, plan_time)
+    else:
+        S = incremental_share(pref, program.catalog)
     V = order_value(program.events, PLAN_MARGIN, cut_time=plan_time)
     return P, S, V, pref
 
 
-def _plan_section(program, fm, encoder, out: Path, say, num_threads: int, seed: int) -> Dict[str, float]:
+def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[str, float]:
     """A budgeted plan at the end of the simulated period, against two baselines at the same
     budget, scored on the simulator's truth (true incremental return per unit of true cost)."""
     from .plan import Planner, default_segment_benefits, popularity_plan, redemption_counts, segment_rules_plan
 
     log, catalog, truth = program.events, program.catalog, program.truth
     plan_time = log.time_range[1]
-    P, S, V, pref = plan_inputs(program, fm, encoder, plan_time, num_threads)
+    cut = plan_time - pd.Timedelta(days=TEST_DAYS)
+    # The plan's FM: the one above refit with inverse-propensity weights (issues before the cut
+    # only, so the issues after it measure how much of its member x benefit interaction holds).
+    fm, encoder = fit_redemption_model(program, cut, weighting="ipw", seed=seed, num_threads=num_threads)
+    P, S, V, pref = plan_inputs(program, fm, encoder, plan_time, num_threads, shrink_after=cut)
     V_matrix = P * S * V[:, None]
     segments = pref.segments()
     policy = demo_policy(log.n_users)
@@ -349,20 +433,28 @@ def _plan_section(program, fm, encoder, out: Path, say, num_threads: int, seed: 
     }
     truth_value = PLAN_MARGIN * truth.members["basket_median"].to_numpy(np.float64)
     cost_b = catalog.to_frame()["cost"].to_numpy(np.float64)
+    R_true = truth.redemption_probability
+    oracle = planner.plan(catalog, program.users, plan_time, redemption_probability=R_true,
+                          incremental_share=truth.incremental_probability / np.maximum(R_true, 1e-12),
+                          order_value=truth_value.astype(np.float32), segments=segments, history=log, preference=pref,
+                          eligible_matrix=False)
     rows = []
-    for label, p in [("perkrec plan", plan), *baselines.items()]:
+    for label, p in [("perkrec plan", plan), *baselines.items(), ("oracle (true inputs)", oracle)]:
         e = p.evaluate(truth.redemption_probability, truth.incremental_probability, truth_value, cost_b)
         rows.append((label, e["members"], p.expected_cost, e["true_cost"], e["true_incremental_return"],
                      e["true_return_per_cost"]))
     table = pd.DataFrame(rows, columns=["plan", "members", "expected_cost", "true_cost", "true_return",
                                         "return_per_cost"]).set_index("plan")
     table["vs_popularity"] = table["return_per_cost"] / table.loc["popularity", "return_per_cost"]
+    table["pct_of_oracle"] = 100 * table["true_return"] / table.loc["oracle (true inputs)", "true_return"]
     say(f"Benefit plan at {pd.Timestamp(plan_time):%Y-%m-%d}: budget {budget:,.0f} on expected cost, one benefit "
-        f"per member, incremental objective (FM redemption probability x uplift share from purchase timing x "
-        f"{PLAN_MARGIN:.0%} of the member's basket)")
+        f"per member, incremental objective (inverse-propensity-weighted FM redemption probability, its member x "
+        f"benefit interaction shrunk by the slope held-out issues measure, x uplift share from purchase timing "
+        f"x {PLAN_MARGIN:.0%} of the member's basket)")
     say(f"  dual bound {plan.dual_bound:,.1f} on expected return, plan {plan.expected_return:,.1f} "
         f"({plan.expected_return / plan.dual_bound:.1%} of the bound)")
-    say("  true return per unit cost on the simulator's truth, same budget (popularity: everyone gets "
+    say("  true return per unit cost on the simulator's truth, same budget; the oracle is the same planner fed "
+        "the simulator's true probabilities (popularity: everyone gets "
         f"{baselines['popularity'].info['benefit']}; segment rules: "
         + ", ".join(f"{k} -> {v}" for k, v in rules.items()) + "):")
     say(_table(table))
@@ -381,4 +473,5 @@ def _plan_section(program, fm, encoder, out: Path, say, num_threads: int, seed: 
             "plan_vs_popularity": float(table.loc["perkrec plan", "vs_popularity"]),
             "plan_vs_segment_rules": float(table.loc["perkrec plan", "return_per_cost"]
                                            / table.loc["segment rules", "return_per_cost"]),
-            "plan_true_cost": float(table.loc["perkrec plan", "true_cost"]), "plan_budget": float(budget)}
+            "plan_true_cost": float(table.loc["perkrec plan", "true_cost"]), "plan_budget": float(budget),
+            "plan_pct_of_oracle": float(table.loc["perkrec plan", "pct_of_oracle"])}

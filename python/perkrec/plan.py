@@ -18,6 +18,16 @@ Estimators the planner needs when no model provides them:
                                             BG/NBD purchase rate; the share of a redemption that is
                                             incremental (uplift) under "benefits pull orders forward"
 
+Estimators that correct the inputs for the logging policy and the optimizer's selection:
+
+    issue_weights(propensity)               clipped, self-normalized inverse-propensity weights
+                                            of logged issues (FM sample weights)
+    shrink_interactions(P, ...)             keeps of P's member x benefit interaction only the
+                                            slope held-out issues support (C++)
+    incremental_share_from_control(...)     the incremental share from the random control group
+                                            (an option; ranks worse than the timing heuristic
+                                            on the simulator, see BENCHMARKS.md)
+
 Baselines (same output, for comparisons at the same budget):
 
     popularity_plan(...)       everyone gets the most popular benefit that is affordable for all
@@ -104,6 +114,181 @@ def incremental_share(preference, catalog, *, horizon_days: Optional[float] = No
     rate = timing["expected_purchases"].to_numpy(np.float64) / horizon
     validity = catalog.to_frame()["validity_days"].to_numpy(np.float64)
     return np.exp(-np.outer(rate, validity)).astype(np.float32)
+
+
+def issue_weights(propensity, *, clip: float = 0.99) -> np.ndarray:
+    """Self-normalized, clipped inverse-propensity weights for logged issues (mean 1): weight
+    1 / propensity, capped at its ``clip`` quantile (``clip=1``: no cap), so that a model fitted
+    with them as ``sample_weight`` targets every (member, benefit) pair rather than the ones
+    the logging policy favoured. Propensities outside (0, 1] raise InputError naming the row."""
+    if not (isinstance(clip, (int, float, np.floating)) and 0.5 <= clip <= 1):
+        raise _core.ConfigError(f"issue_weights: clip must be in [0.5, 1] (got {clip!r})")
+    p = np.ascontiguousarray(propensity, dtype=np.float64).reshape(-1)
+    bad = np.flatnonzero(~(np.isfinite(p) & (p > 0) & (p <= 1)))
+    if len(bad):
+        raise _input_error(f"issue_weights: propensity[{int(bad[0])}] must be in (0, 1] (got {p[bad[0]]})")
+    if len(p) == 0:
+        raise _input_error("issue_weights: no propensities (got 0 rows)")
+    w = 1.0 / p
+    w = np.minimum(w, np.quantile(w, clip))
+    return (w / w.mean()).astype(np.float32)
+
+
+def shrink_interactions(redemption_probability, users, benefits, predicted, redeemed, *, sample_weight=None,
+                        iterations: int = 30, num_threads: int = 0) -> Tuple[np.ndarray, float]:
+    """Shrinks the member x benefit interaction of a redemption-probability matrix by how much
+    of it holds up on issues the model did not see (C++: include/perkrec/decide/calibration.hpp).
+
+    In logit space the matrix is split into an additive part A (member mean + benefit mean -
+    grand mean) and the interaction logit(P) - A. On held-out logged issues (``users``,
+    ``benefits``, the model's ``predicted`` probability, ``redeemed`` 0/1, optional
+    ``sample_weight`` e.g. :func:`issue_weights`) a weighted logistic fit with offset A finds
+    the slope c of the interaction (Newton steps, clipped to [0, 1]); the result is
+    sigmoid(A + c (logit(P) - A)). A planner maximizes over the interaction, so its noise is
+    what it picks: c < 1 removes the optimism the optimizer would select. Returns (shrunk
+    float32 matrix, c)."""
+    P = _matrix(redemption_probability, "shrink_interactions: redemption_probability")
+    n, nb = P.shape
+    index = []
+    for name, values in (("users", users), ("benefits", benefits)):
+        a = np.asarray(values).reshape(-1)
+        if a.size and (not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= (n if name == "users"
+                                                                                                 else nb)):
+            raise _input_error(f"shrink_interactions: {name} must be integers in range of the {n} x {nb} matrix "
+                               f"(out of range: got {a.min()} .. {a.max()})")
+        index.append(np.ascontiguousarray(a, dtype=np.int32))
+    floats = [np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(-1)) for v in (predicted, redeemed)]
+    weight = None if sample_weight is None else np.ascontiguousarray(np.asarray(sample_weight, np.float64).reshape(-1))
+    shrunk, slope = _core.shrink_interactions(P.reshape(-1), n, nb, index[0], index[1], floats[0], floats[1], weight,
+                                              int(iterations), int(num_threads))
+    return shrunk, float(slope)
+
+
+def _order_state(order_user: np.ndarray, order_time: np.ndarray, user: np.ndarray, time: np.ndarray,
+                 window: np.ndarray):
+    """Per query (user, time): days since the member's last order before ``time`` (inf: none),
+    the mean days between the member's orders before ``time`` (nan: fewer than two), and
+    whether the member orders in [time, time + window days)."""
+    big = np.int64(1) << 40
+    t0 = int(min(order_time.min(initial=0), time.min(initial=0)))
+    key = np.sort(order_user.astype(np.int64) * big + (order_time.astype(np.int64) - t0))
+    q = user.astype(np.int64) * big + (time.astype(np.int64) - t0)
+    first_of_user = np.searchsorted(key, user.astype(np.int64) * big, side="left")
+    pos = np.searchsorted(key, q, side="left")            # first order at or after time
+    before = pos - first_of_user                           # orders strictly before time
+    last = key[np.maximum(pos - 1, 0)] - user.astype(np.int64) * big + t0
+    first = key[np.minimum(first_of_user, max(len(key) - 1, 0))] - user.astype(np.int64) * big + t0
+    recency = np.where(before > 0, (time - last) / 86400.0, np.inf)
+    gap = np.where(before > 1, (last - first) / 86400.0 / np.maximum(before - 1, 1), np.nan)
+    nxt = key[np.minimum(pos, max(len(key) - 1, 0))] if len(key) else np.zeros(len(q), np.int64)
+    has_next = (pos < len(key)) & ((nxt // big) == user)
+    ordered = has_next & ((nxt - user.astype(np.int64) * big + t0) < time + window * 86400.0)
+    return recency, gap, ordered
+
+
+def _control_strata(kind_code: np.ndarray, recency: np.ndarray, gap: np.ndarray, validity: np.ndarray,
+                    n_kinds: int) -> np.ndarray:
+    """Stratum of a (member state, benefit): benefit kind x how the validity compares with the
+    member's order cycle (4 bins + no cycle) x how overdue the member is (3 bins + never)."""
+    ratio = validity / gap
+    cycle = np.where(np.isnan(gap), 4, np.digitize(ratio, [0.5, 1.5, 4.0]))
+    overdue = recency / np.where(np.isnan(gap), 30.0, np.maximum(gap, 1.0))
+    due = np.where(np.isinf(recency), 3, np.digitize(overdue, [0.75, 2.0]))
+    return (kind_code * 5 + cycle) * 4 + due, n_kinds * 5 * 4
+
+
+def incremental_share_from_control(events, catalog, plan_time, *, users=None, pseudo_issues: int = 60,
+                                   min_rows: int = 200, seed: int = 0) -> np.ndarray:
+    """members x benefits: the share of a redemption that is incremental, learned from the
+    random control group instead of assumed from purchase timing.
+
+    Outcome: an order within the benefit's validity after an issue. For logged issues whose
+    window ends before ``plan_time``, and for ``pseudo_issues`` per control member (issue time
+    and benefit drawn from the logged issues, after the member's first event), strata are
+    benefit kind x (validity / the member's mean days between orders) x (days since the last
+    order / that mean). Per stratum, share = (order rate issued - order rate control) /
+    redemption rate issued, clipped to [0, 1]; strata with fewer than ``min_rows`` rows on
+    either side fall back to the kind's pooled share, then to the overall one. At
+    ``plan_time`` every member's stratum comes from their orders before it.
+
+    ``events``: an EventLog with the control flag (control members are never issued anything).
+    Raises InputError when the log has no control flag, no control members or no issues."""
+    frame = events.to_frame(external_ids=False) if hasattr(events, "to_frame") else events
+    n = events.n_users if hasattr(events, "n_users") else int(frame["user"].max()) + 1
+    if "control" not in frame.columns:
+        raise _input_error("incremental_share_from_control: events: no control column (a random control group "
+                           "is needed; use incremental_share(preference, catalog) without one)")
+    if not (isinstance(pseudo_issues, (int, np.integer)) and pseudo_issues >= 1):
+        raise _core.ConfigError(f"incremental_share_from_control: pseudo_issues must be an integer >= 1 "
+                                f"(got {pseudo_issues!r})")
+    if not (isinstance(min_rows, (int, np.integer)) and min_rows >= 1):
+        raise _core.ConfigError(f"incremental_share_from_control: min_rows must be an integer >= 1 "
+                                f"(got {min_rows!r})")
+    cat = catalog.to_frame() if hasattr(catalog, "to_frame") else catalog
+    kinds = cat["kind"].astype("category")
+    kind_code = kinds.cat.codes.to_numpy().astype(np.int64)
+    n_kinds = len(kinds.cat.categories)
+    validity = cat["validity_days"].to_numpy(np.float64)
+    from .fm import _event_arrays, redemption_samples
+
+    t_plan = int(plan_time) if isinstance(plan_time, (int, np.integer)) else \
+        int(pd.Timestamp(plan_time).value // 1_000_000_000)
+    user, benefit, etype, seconds = _event_arrays(frame)
+    before_plan = seconds < t_plan
+    is_order = (etype == "ordered") & before_plan
+    o_user, o_time = user[is_order], seconds[is_order]
+    control_member = np.zeros(n, bool)
+    control_member[user[frame["control"].to_numpy().astype(bool)]] = True
+    issued = np.flatnonzero((etype == "issued") & (benefit >= 0) & before_plan)
+    issued = issued[seconds[issued] + validity[benefit[issued]] * 86400 <= t_plan]
+    if len(issued) == 0 or not control_member.any():
+        raise _input_error(f"incremental_share_from_control: events: need issues with complete validity windows "
+                           f"and control members (got {len(issued)} issues, {int(control_member.sum())} control "
+                           f"members)")
+    # Redemption of each logged issue within validity (the denominator of the share).
+    labels = redemption_samples(frame[before_plan], cat)
+    issue_user, issue_benefit, issue_time = user[issued], benefit[issued], seconds[issued]
+    all_issued = np.flatnonzero((etype == "issued") & (benefit >= 0) & before_plan)
+    keep = np.isin(all_issued, issued)
+    redeemed = labels["label"].to_numpy()[keep].astype(np.float64)
+    # Pseudo-issues for control members, drawn from the logged issues' times and benefits.
+    rng = np.random.default_rng(seed)
+    ctrl = np.flatnonzero(control_member)
+    first_seen = pd.Series(seconds).groupby(user).min().reindex(np.arange(n)).to_numpy()
+    draw = rng.integers(0, len(issued), size=(len(ctrl), int(pseudo_issues)))
+    c_user = np.repeat(ctrl, int(pseudo_issues))
+    c_time, c_benefit = issue_time[draw.ravel()], issue_benefit[draw.ravel()]
+    ok = c_time >= first_seen[c_user]
+    c_user, c_time, c_benefit = c_user[ok], c_time[ok], c_benefit[ok]
+    strata = []
+    ordered = []
+    for u, t, b in ((issue_user, issue_time, issue_benefit), (c_user, c_time, c_benefit)):
+        rec, gap, got = _order_state(o_user, o_time, u, t, validity[b])
+        s, n_strata = _control_strata(kind_code[b], rec, gap, validity[b], n_kinds)
+        strata.append(s)
+        ordered.append(got.astype(np.float64))
+
+    def share(group_t, group_c, size):
+        nt = np.bincount(group_t, minlength=size)
+        nc = np.bincount(group_c, minlength=size)
+        yt = np.bincount(group_t, ordered[0], size) / np.maximum(nt, 1)
+        yc = np.bincount(group_c, ordered[1], size) / np.maximum(nc, 1)
+        rt = np.bincount(group_t, redeemed, size) / np.maximum(nt, 1)
+        s = np.clip((yt - yc) / np.maximum(rt, 1e-9), 0.0, 1.0)
+        return s, (nt >= min_rows) & (nc >= min_rows) & (rt > 0)
+
+    s_cell, ok_cell = share(strata[0], strata[1], n_strata)
+    s_kind, ok_kind = share(strata[0] // 20, strata[1] // 20, n_kinds)
+    s_all, _ = share(np.zeros_like(strata[0]), np.zeros_like(strata[1]), 1)
+    cell_share = np.where(ok_cell, s_cell, np.where(np.repeat(ok_kind, 20), np.repeat(s_kind, 20), s_all[0]))
+    # Every member's state at plan_time, for every benefit.
+    members = np.arange(n)
+    rec, gap, _ = _order_state(o_user, o_time, members, np.full(n, t_plan, np.int64), np.zeros(n))
+    out = np.empty((n, len(cat)), np.float32)
+    for b in range(len(cat)):
+        s, _ = _control_strata(np.full(n, kind_code[b]), rec, gap, np.full(n, validity[b]), n_kinds)
+        out[:, b] = cell_share[s]
+    return out
 
 
 def redemption_counts(events, n_benefits: int) -> np.ndarray:

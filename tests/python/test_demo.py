@@ -22,6 +22,7 @@ def test_demo_report_and_tables(tmp_path):
     assert summary["members"] == 3000 and 0 < metrics["ndcg@10"] < 1
     assert 0 < metrics["als_ndcg@10"] < 1 and 0 < metrics["bpr_ndcg@10"] < 1  # collaborative filtering rows
     assert 0.4 < metrics["redemption_auc"] < 1
+    assert "oracle (true inputs)" in report and 0 < metrics["plan_pct_of_oracle"] < 150
 
 
 def test_cli_runs_the_demo(tmp_path, capsys):

@@ -1,0 +1,58 @@
+// Calibration of a member x benefit redemption-probability matrix for an optimizer that picks
+// each member's maxima.
+//
+// A model's P(member u redeems benefit b) is fitted on the pairs a logging policy issued; the
+// planner scores every pair and keeps the ones it is most optimistic about, so the noise in
+// the member x benefit interaction is what it buys (on the simulator: chosen pairs predicted
+// 0.25, true 0.13). shrink_interactions splits the logit of the matrix into an additive part
+//    A(u, b) = mean_b' logit P(u, b') + mean_u' logit P(u', b) - mean logit P
+// and the interaction logit P(u, b) - A(u, b), measures on held-out logged issues (the model's
+// prediction for each, whether it was redeemed, an optional weight such as a clipped inverse
+// propensity) the slope c of the interaction in a weighted logistic fit with offset A (Newton
+// steps from c = 1, then clipped to [0, 1]), and returns sigmoid(A + c (logit P - A)).
+// c = 1 keeps the matrix; c = 0 keeps only member and benefit effects.
+//
+// Errors: probabilities outside (0, 1) or non-finite, mismatched lengths, members or benefits
+// out of range, labels other than 0/1, negative weights throw InputError naming the argument
+// and row; bad params ConfigError naming the field. Cost: O(n_users x n_benefits + rows x
+// iterations); the matrix passes run in parallel over members, the fit serially in row order,
+// so the result is identical for any thread count. Thread safety: a pure function.
+//
+// Example:
+//   perkrec::InteractionShrinkage s = perkrec::shrink_interactions(
+//       P, n_users, n_benefits, held_users, held_benefits, held_predicted, held_redeemed);
+//   // s.probability (row-major n_users x n_benefits), s.slope
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "perkrec/core/config.hpp"
+#include "perkrec/core/types.hpp"
+
+namespace perkrec {
+
+struct InteractionShrinkParams {
+  int iterations = 30;  ///< Newton steps for the slope; >= 1
+  int num_threads = 0;  ///< 0 = OpenMP default
+  void validate() const;
+};
+
+struct InteractionShrinkage {
+  std::vector<float> probability;  ///< the shrunk matrix, row-major n_users x n_benefits
+  double slope = 1;                ///< share of the interaction kept, in [0, 1]
+};
+
+/// See the file comment. `probability` is row-major n_users x n_benefits; `users`,
+/// `benefits`, `predicted`, `redeemed` and (when not empty) `sample_weight` describe the
+/// held-out issues, one row each.
+PERKREC_INLINE InteractionShrinkage shrink_interactions(
+    Span<const double> probability, Index n_users, Index n_benefits, Span<const Index> users,
+    Span<const Index> benefits, Span<const double> predicted, Span<const double> redeemed,
+    Span<const double> sample_weight = {}, const InteractionShrinkParams& params = {});
+
+}  // namespace perkrec
+
+#ifdef PERKREC_HEADER_ONLY
+#include "perkrec/decide/calibration_impl.hpp"
+#endif

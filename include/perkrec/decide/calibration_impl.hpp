@@ -1,0 +1,137 @@
+// Definitions for calibration.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "perkrec/core/error.hpp"
+#include "perkrec/core/threading.hpp"
+#include "perkrec/decide/calibration.hpp"
+
+namespace perkrec {
+
+PERKREC_INLINE void InteractionShrinkParams::validate() const {
+  if (iterations < 1) {
+    detail::raise<ConfigError>("InteractionShrinkParams: iterations must be >= 1 (got ", iterations, ")");
+  }
+  resolve_num_threads(num_threads);
+}
+
+namespace detail::calibration {
+
+inline bool open_unit(double p) { return std::isfinite(p) && p > 0 && p < 1; }
+inline double logit(double p) { return std::log(p / (1 - p)); }
+
+}  // namespace detail::calibration
+
+PERKREC_INLINE InteractionShrinkage shrink_interactions(Span<const double> probability, Index n_users,
+                                                        Index n_benefits, Span<const Index> users,
+                                                        Span<const Index> benefits, Span<const double> predicted,
+                                                        Span<const double> redeemed,
+                                                        Span<const double> sample_weight,
+                                                        const InteractionShrinkParams& params) {
+  using detail::calibration::logit;
+  using detail::calibration::open_unit;
+  params.validate();
+  if (n_users < 1 || n_benefits < 1) {
+    detail::raise<InputError>("shrink_interactions: the matrix must be at least 1 x 1 (got ", n_users, " x ",
+                              n_benefits, ")");
+  }
+  const auto nb = static_cast<std::size_t>(n_benefits);
+  const std::size_t cells = static_cast<std::size_t>(n_users) * nb;
+  if (probability.size() != cells) {
+    detail::raise<InputError>("shrink_interactions: probability has ", probability.size(), " values (expected ",
+                              n_users, " x ", n_benefits, ")");
+  }
+  for (std::size_t i = 0; i < cells; ++i) {
+    if (!open_unit(probability[i])) {
+      detail::raise<InputError>("shrink_interactions: probability at (", i / nb, ", ", i % nb,
+                                ") must be in (0, 1) (got ", probability[i], ")");
+    }
+  }
+  const std::size_t m = users.size();
+  if (m == 0) detail::raise<InputError>("shrink_interactions: no held-out rows");
+  if (benefits.size() != m || predicted.size() != m || redeemed.size() != m ||
+      (!sample_weight.empty() && sample_weight.size() != m)) {
+    detail::raise<InputError>("shrink_interactions: users has ", m, " rows but benefits ", benefits.size(),
+                              ", predicted ", predicted.size(), ", redeemed ", redeemed.size(),
+                              ", sample_weight ", sample_weight.size(), " (expected equal; weights may be empty)");
+  }
+  for (std::size_t r = 0; r < m; ++r) {
+    if (users[r] < 0 || users[r] >= n_users || benefits[r] < 0 || benefits[r] >= n_benefits) {
+      detail::raise<InputError>("shrink_interactions: row ", r, ": (user ", users[r], ", benefit ", benefits[r],
+                                ") out of range of the ", n_users, " x ", n_benefits, " matrix");
+    }
+    if (!open_unit(predicted[r])) {
+      detail::raise<InputError>("shrink_interactions: predicted at row ", r, " must be in (0, 1) (got ",
+                                predicted[r], ")");
+    }
+    if (redeemed[r] != 0.0 && redeemed[r] != 1.0) {
+      detail::raise<InputError>("shrink_interactions: redeemed at row ", r, " must be 0/1 (got ", redeemed[r], ")");
+    }
+    if (!sample_weight.empty() && !(std::isfinite(sample_weight[r]) && sample_weight[r] >= 0)) {
+      detail::raise<InputError>("shrink_interactions: sample_weight at row ", r, " must be finite and >= 0 (got ",
+                                sample_weight[r], ")");
+    }
+  }
+
+  // Member means in parallel; benefit means and the grand mean serially in member order, so
+  // the sums do not depend on the thread count.
+  std::vector<double> member_mean(static_cast<std::size_t>(n_users));
+  parallel_for(0, n_users, params.num_threads, [&](Offset u) {
+    const double* row = probability.data() + static_cast<std::size_t>(u) * nb;
+    double s = 0;
+    for (std::size_t b = 0; b < nb; ++b) s += logit(row[b]);
+    member_mean[static_cast<std::size_t>(u)] = s / static_cast<double>(nb);
+  });
+  std::vector<double> benefit_mean(nb, 0.0);
+  double grand = 0;
+  for (Index u = 0; u < n_users; ++u) {
+    const double* row = probability.data() + static_cast<std::size_t>(u) * nb;
+    for (std::size_t b = 0; b < nb; ++b) benefit_mean[b] += logit(row[b]);
+    grand += member_mean[static_cast<std::size_t>(u)];
+  }
+  for (double& v : benefit_mean) v /= static_cast<double>(n_users);
+  grand /= static_cast<double>(n_users);
+
+  std::vector<double> offset(m), interaction(m);
+  for (std::size_t r = 0; r < m; ++r) {
+    offset[r] = member_mean[static_cast<std::size_t>(users[r])] + benefit_mean[static_cast<std::size_t>(benefits[r])] -
+                grand;
+    interaction[r] = logit(predicted[r]) - offset[r];
+  }
+  double slope = 1.0;
+  for (int it = 0; it < params.iterations; ++it) {
+    double gradient = 0, hessian = 0;
+    for (std::size_t r = 0; r < m; ++r) {
+      const double w = sample_weight.empty() ? 1.0 : sample_weight[r];
+      const double p = 1.0 / (1.0 + std::exp(-(offset[r] + slope * interaction[r])));
+      gradient += w * (redeemed[r] - p) * interaction[r];
+      hessian += w * p * (1 - p) * interaction[r] * interaction[r];
+    }
+    if (!(hessian > 0)) break;
+    const double step = gradient / hessian;
+    slope += step;
+    if (!std::isfinite(slope)) {
+      detail::raise<DivergenceError>("shrink_interactions: the slope diverged (the held-out rows do not identify "
+                                     "it)");
+    }
+    if (std::abs(step) < 1e-10) break;
+  }
+  InteractionShrinkage out;
+  out.slope = std::clamp(slope, 0.0, 1.0);
+  out.probability.resize(cells);
+  const double c = out.slope;
+  parallel_for(0, n_users, params.num_threads, [&](Offset u) {
+    const std::size_t base = static_cast<std::size_t>(u) * nb;
+    for (std::size_t b = 0; b < nb; ++b) {
+      const double a = member_mean[static_cast<std::size_t>(u)] + benefit_mean[b] - grand;
+      const double z = a + c * (logit(probability[base + b]) - a);
+      out.probability[base + b] = static_cast<float>(1.0 / (1.0 + std::exp(-z)));
+    }
+  });
+  return out;
+}
+
+}  // namespace perkrec
