@@ -71,6 +71,27 @@ def float_array(values, dtype, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def _canonical(csr: sp.csr_matrix) -> sp.csr_matrix:
+    """``csr`` with indices sorted within rows and duplicates summed, checked on the arrays
+    themselves: scipy's ``has_canonical_format`` flag goes stale when indices are edited in
+    place, and a stale flag must not let duplicates be fitted twice."""
+    ptr, ind = np.asarray(csr.indptr), np.asarray(csr.indices)
+    nnz = ind.size
+    if ptr.size != csr.shape[0] + 1 or (ptr.size and (ptr[0] != 0 or ptr[-1] != nnz)) or (np.diff(ptr) < 0).any():
+        return csr  # malformed: the core names the problem
+    if nnz < 2:
+        return csr
+    increasing = np.diff(ind) > 0
+    boundary = ptr[1:-1]
+    increasing[boundary[(boundary > 0) & (boundary < nnz)] - 1] = True  # a new row may restart
+    if increasing.all():
+        return csr
+    fixed = sp.csr_matrix((np.array(csr.data), np.array(ind), np.array(ptr)), shape=csr.shape)
+    fixed.has_canonical_format = False  # make scipy do the work whatever it believes
+    fixed.sum_duplicates()
+    return fixed
+
+
 def csr_parts(matrix, name: str, shape: Optional[Tuple[int, int]] = None) -> tuple:
     """A scipy sparse matrix as the core's CSR tuple (indptr int64, indices int32, data float32,
     rows, cols), with sorted indices and duplicates summed."""
@@ -79,9 +100,7 @@ def csr_parts(matrix, name: str, shape: Optional[Tuple[int, int]] = None) -> tup
     csr = matrix.tocsr()
     if shape is not None and csr.shape != tuple(shape):
         raise _core.InputError(f"{name}: expected shape {tuple(shape)} (got {csr.shape})")
-    if not csr.has_canonical_format:
-        csr = csr.copy()
-        csr.sum_duplicates()
+    csr = _canonical(csr)
     rows, cols = csr.shape
     if rows > np.iinfo(np.int32).max or cols > np.iinfo(np.int32).max:
         raise _core.InputError(f"{name}: shape {csr.shape} exceeds 2^31 - 1")

@@ -132,3 +132,26 @@ def test_a_service_sets_the_thread_count_of_a_loaded_model(tmp_path):
         with pytest.raises(perkrec.ConfigError, match="num_threads"):
             loaded.set_num_threads(perkrec._core.MAX_THREADS + 1)
         assert loaded.get_params()["num_threads"] == 2
+
+
+def test_a_stale_canonical_flag_is_not_trusted():
+    matrix = _planted()
+    reference = perkrec.Popularity().fit(matrix)
+    # Same cells, but the first row's entries listed twice (halves) and out of order, with
+    # scipy told that the matrix is canonical.
+    coo = matrix.tocoo()
+    first = coo.row == 0
+    rows = np.concatenate([coo.row[~first], coo.row[first], coo.row[first]])
+    cols = np.concatenate([coo.col[~first], coo.col[first][::-1], coo.col[first]])
+    vals = np.concatenate([coo.data[~first], coo.data[first][::-1] / 2, coo.data[first] / 2]).astype(np.float32)
+    order = np.argsort(rows, kind="stable")
+    indptr = np.searchsorted(rows[order], np.arange(matrix.shape[0] + 1))
+    stale = sp.csr_matrix((vals[order], cols[order], indptr), shape=matrix.shape)
+    stale.has_canonical_format = True  # a lie
+    assert (np.diff(stale.indices[stale.indptr[0]:stale.indptr[1]]) <= 0).any()
+    for make in (perkrec.Popularity, lambda: perkrec.ItemKNN()):
+        a = make().fit(matrix)
+        b = make().fit(stale)
+        np.testing.assert_allclose(b.score(np.zeros(24, np.int32), np.arange(24) % matrix.shape[1]),
+                                   a.score(np.zeros(24, np.int32), np.arange(24) % matrix.shape[1]), rtol=1e-6)
+    assert reference.to_bytes() == perkrec.Popularity().fit(stale).to_bytes()
