@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from ._util import time_seconds
 from .data import EVENT_TYPES, split_by_time
 from .features import interaction_matrix
 from .metrics import auc, log_loss, ranking_metrics
@@ -178,7 +179,7 @@ def _fm_section(program, train, cut, test_matrix, members_with_future, popularit
     redemption AUC / log-loss of benefits issued in the test period, and ranking quality."""
     from .fm import FM, FeatureEncoder, redemption_samples
 
-    cut_s = int(cut.value // 1_000_000_000)
+    cut_s = time_seconds(cut, "cut")
     # Labels of training rows only see training events; history features only events before
     # each row's time.
     train_rows = redemption_samples(train, program.catalog, program.users)
@@ -331,8 +332,8 @@ def fit_redemption_model(program, cut, *, weighting: str = "ipw", early_stopping
     validation = None
     if early_stopping:
         held = redemption_samples(program.events, program.catalog, program.users)
-        end = int(program.events.time_range[1].value // 1_000_000_000)
-        t_cut = int(pd.Timestamp(cut).value // 1_000_000_000)
+        end = time_seconds(program.events.time_range[1], "end")
+        t_cut = time_seconds(cut, "cut")
         held = held[((held["timestamp"] >= t_cut) & (held["timestamp"] + held["validity_days"] * 86400 <= end))
                     .to_numpy()]
         if len(held) == 0:
@@ -368,13 +369,13 @@ def plan_inputs(program, fm, encoder, plan_time, num_threads: int = 0, *, increm
         raise _core.ConfigError(f"plan_inputs: incremental must be one of {INCREMENTAL_SOURCES} "
                                 f"(got {incremental!r})")
     n, n_b = program.events.n_users, len(program.catalog)
-    t = int(pd.Timestamp(plan_time).value // 1_000_000_000)
+    t = time_seconds(plan_time, "plan_time")
     pairs = pd.DataFrame({"user": np.repeat(np.arange(n), n_b), "benefit": np.tile(np.arange(n_b), n),
                           "timestamp": t})
     pairs = _with_attributes(pairs, program)
     P = fm.predict(encoder.transform(pairs, events=program.events)).reshape(n, n_b).astype(np.float32)
     if shrink_after is not None:
-        start = int(pd.Timestamp(shrink_after).value // 1_000_000_000)
+        start = time_seconds(shrink_after, "shrink_after")
         frame = program.events.to_frame(external_ids=False)
         rows = redemption_samples(frame, program.catalog, program.users)
         issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from ._util import time_seconds
 
 OBJECTIVES = ("incremental", "redemption")
 _SUMMARY_COLUMNS = ["members", "benefits", "expected_redemptions", "expected_cost", "expected_return",
@@ -231,8 +232,7 @@ def incremental_share_from_control(events, catalog, plan_time, *, users=None, ps
     validity = cat["validity_days"].to_numpy(np.float64)
     from .fm import _event_arrays, redemption_samples
 
-    t_plan = int(plan_time) if isinstance(plan_time, (int, np.integer)) else \
-        int(pd.Timestamp(plan_time).value // 1_000_000_000)
+    t_plan = time_seconds(plan_time, "plan_time")
     user, benefit, etype, seconds = _event_arrays(frame)
     before_plan = seconds < t_plan
     is_order = (etype == "ordered") & before_plan

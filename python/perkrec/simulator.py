@@ -10,6 +10,7 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
+from ._util import time_seconds
 from .data import Catalog, EventLog, UserTable
 
 ARCHETYPES = tuple(_core.ARCHETYPES)
@@ -68,7 +69,7 @@ def simulate(n_users: int = 10000, n_benefits: int = 48, days: int = 180, start=
     start_ts = pd.Timestamp(start)
     if start_ts.tzinfo is None:
         start_ts = start_ts.tz_localize("UTC")
-    p.start_time = int(start_ts.value // 1_000_000_000)
+    p.start_time = time_seconds(start_ts, "start")
     p.control_fraction = float(control_fraction)
     p.issues_per_week = float(issues_per_week)
     if archetype_mix is not None:
