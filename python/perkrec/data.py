@@ -349,8 +349,7 @@ class UserTable(_Serializable):
     _core_class = _core.UserTable
 
     def __init__(self, users: IdMap):
-        if not isinstance(users, IdMap):
-            raise _core.InputError(f"UserTable: users must be a perkrec.IdMap (got {type(users).__name__})")
+        _expect(users, IdMap, "users", "UserTable")
         self._impl = _core.UserTable(users._impl)
 
     @classmethod

@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import _core
 from ._util import time_seconds
-from .data import EVENT_TYPES, split_by_time
+from .data import split_by_time
 from .features import interaction_matrix
 from .metrics import auc, log_loss, ranking_metrics
 from .models import Popularity

@@ -4,7 +4,7 @@ get_params, with the same argument names in Python and C++."""
 from __future__ import annotations
 
 import json
-from typing import Optional, Union
+from typing import Optional
 
 import numpy as np
 import pandas as pd

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import time_seconds
+from ._util import float_array, int_array, int_scalar, time_seconds
 
 OBJECTIVES = ("incremental", "redemption")
 _SUMMARY_COLUMNS = ["members", "benefits", "expected_redemptions", "expected_cost", "expected_return",
@@ -150,18 +150,12 @@ def shrink_interactions(redemption_probability, users, benefits, predicted, rede
     float32 matrix, c)."""
     P = _matrix(redemption_probability, "shrink_interactions: redemption_probability")
     n, nb = P.shape
-    index = []
-    for name, values in (("users", users), ("benefits", benefits)):
-        a = np.asarray(values).reshape(-1)
-        if a.size and (not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= (n if name == "users"
-                                                                                                 else nb)):
-            raise _input_error(f"shrink_interactions: {name} must be integers in range of the {n} x {nb} matrix "
-                               f"(out of range: got {a.min()} .. {a.max()})")
-        index.append(np.ascontiguousarray(a, dtype=np.int32))
-    floats = [np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(-1)) for v in (predicted, redeemed)]
-    weight = None if sample_weight is None else np.ascontiguousarray(np.asarray(sample_weight, np.float64).reshape(-1))
-    shrunk, slope = _core.shrink_interactions(P.reshape(-1), n, nb, index[0], index[1], floats[0], floats[1], weight,
-                                              int(iterations), int(num_threads))
+    # Ranges, lengths and values are checked by the core, which names the row.
+    weight = None if sample_weight is None else float_array(sample_weight, np.float64, "sample_weight")
+    shrunk, slope = _core.shrink_interactions(
+        P.reshape(-1), n, nb, int_array(users, np.int32, "users"), int_array(benefits, np.int32, "benefits"),
+        float_array(predicted, np.float64, "predicted"), float_array(redeemed, np.float64, "redeemed"), weight,
+        int_scalar(iterations, "iterations", -2**31), int_scalar(num_threads, "num_threads", -2**31))
     return shrunk, float(slope)
 
 
@@ -188,7 +182,7 @@ def _order_state(order_user: np.ndarray, order_time: np.ndarray, user: np.ndarra
 
 
 def _control_strata(kind_code: np.ndarray, recency: np.ndarray, gap: np.ndarray, validity: np.ndarray,
-                    n_kinds: int) -> np.ndarray:
+                    n_kinds: int) -> Tuple[np.ndarray, int]:
     """Stratum of a (member state, benefit): benefit kind x how the validity compares with the
     member's order cycle (4 bins + no cycle) x how overdue the member is (3 bins + never)."""
     ratio = validity / gap
@@ -198,7 +192,7 @@ def _control_strata(kind_code: np.ndarray, recency: np.ndarray, gap: np.ndarray,
     return (kind_code * 5 + cycle) * 4 + due, n_kinds * 5 * 4
 
 
-def incremental_share_from_control(events, catalog, plan_time, *, users=None, pseudo_issues: int = 60,
+def incremental_share_from_control(events, catalog, plan_time, *, pseudo_issues: int = 60,
                                    min_rows: int = 200, seed: int = 0) -> np.ndarray:
     """members x benefits: the share of a redemption that is incremental, learned from the
     random control group instead of assumed from purchase timing.

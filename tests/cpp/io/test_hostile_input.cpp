@@ -54,11 +54,14 @@ TEST(HostileModelFile, StringListOffsetsAreCheckedBeforeAnyRead) {
 TEST(HostileModelFile, StringsMustBeUtf8) {
   const std::string good = IdMap::from_strings({"caf\xc3\xa9", "b"}).to_bytes();
   EXPECT_EQ(IdMap::from_bytes(good).size(), 2);
-  for (const char* bad : {"caf\xff", "ca\xc3\x28", "\xed\xa0\x80x", "\xc0\xaf\x61\x61"}) {
+  // Five bytes each, replacing the five of "caf\xc3\xa9" in place: a stray byte, a bad
+  // continuation, a surrogate, an overlong form.
+  for (const char* bad : {"caf\xffx", "ca\xc3\x28x", "\xed\xa0\x80xx", "\xc0\xaf\x61\x61x"}) {
+    ASSERT_EQ(std::strlen(bad), 5u);
     std::string damaged = good;
     const std::size_t at = damaged.find("caf\xc3\xa9");
     ASSERT_NE(at, std::string::npos);
-    damaged.replace(at, 5, std::string(bad).substr(0, 5).append(5 - std::min<std::size_t>(5, std::strlen(bad)), 'x'));
+    damaged.replace(at, 5, bad);
     fix_crc(damaged);
     try {
       IdMap::from_bytes(damaged);
