@@ -389,6 +389,119 @@ class Plan:
                 "true_incremental_return": ret,
                 "true_return_per_cost": ret / cost if cost > 0 else float("nan")}
 
+    def evaluate_offline(self, log, catalog, *, since=None, until=None, estimator: str = "snips",
+                         confidence: float = 0.95, clip: Optional[float] = None,
+                         num_threads: int = 0) -> pd.DataFrame:
+        """The plan's redemptions, cost and return estimated OFF-POLICY from a log of issues with
+        logged propensities (no truth needed): how the plan would have done had it issued its
+        benefits in the log's period, with a confidence interval.
+
+        Each logged issue of ``log`` between ``since`` and ``until`` (default: the whole log)
+        whose validity ended by the log's end is a decision of the logging policy: member, the
+        benefit it issued with probability ``propensity``, and the reward (redeemed within the
+        validity, see :func:`perkrec.redemption_samples`). The plan, read as a target policy,
+        issues the logged benefit with probability 1 when the plan gives it to that member and
+        0 otherwise; each member's decisions weigh 1 / (their number), so every member counts
+        once. ``estimator``: ``"snips"`` (self-normalized; default: it does not depend on the
+        scale of the propensities, e.g. a logged probability of sending anything that day) or
+        ``"ips"`` (unbiased when each logged issue is one decision and its propensity the
+        probability of that benefit in it). Rewards per
+        decision: redemption (0/1), return (redemption x the plan's expected return per
+        redemption of that pair, i.e. its order value and incremental share) and cost (issue
+        cost + redemption x the catalog's cost). Totals scale the per-pair mean to the plan's
+        pairs, so they assume the pairs the log covers stand for the ones it does not.
+
+        Returns a frame indexed by ``redemptions``, ``cost``, ``return`` with columns
+        ``estimate``, ``lower``, ``upper``, ``expected`` (the plan's own figure), and attrs
+        ``pairs`` (the plan's pairs), ``covered_pairs`` (pairs with a logged decision) and
+        ``decisions`` (logged decisions used), ``effective_sample_size``. Needs logged
+        propensities (InputError otherwise); propensities outside (0, 1] are InputErrors naming
+        the row (:func:`perkrec.off_policy_value`).
+        """
+        from .causal import off_policy_value
+        from .data import EventLog
+        from .fm import redemption_samples
+
+        if not isinstance(log, EventLog):
+            raise _input_error(f"Plan.evaluate_offline: log must be a perkrec.EventLog (got {type(log).__name__})")
+        if estimator not in ("snips", "ips"):
+            raise _core.ConfigError(f"Plan.evaluate_offline: estimator must be 'snips' or 'ips' (got {estimator!r})")
+        if not log.has_propensity:
+            raise _input_error("Plan.evaluate_offline: the log has no logged propensities (needed to reweight the "
+                               "logging policy's decisions)")
+        cat = catalog.to_frame()
+        if len(cat) != log.n_benefits:
+            raise _input_error(f"Plan.evaluate_offline: the catalog has {len(cat)} benefits, the log {log.n_benefits}")
+        frame = log.to_frame(external_ids=False)
+        issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)
+        rows = redemption_samples(frame, catalog)
+        rows["propensity"] = frame["propensity"].to_numpy(np.float64)[issued]
+        end = time_seconds(log.time_range[1], "the log's end")
+        keep = np.array(rows["timestamp"] + rows["validity_days"] * 86400 <= end, dtype=bool)
+        if since is not None:
+            keep &= (rows["timestamp"] >= time_seconds(since, "since")).to_numpy()
+        if until is not None:
+            keep &= (rows["timestamp"] < time_seconds(until, "until")).to_numpy()
+        rows = rows[keep]
+        if len(rows) == 0:
+            raise _input_error("Plan.evaluate_offline: no logged issue in the window has a complete validity period")
+        # The plan's (member, benefit) pairs in the log's index space.
+        plan_b = self.frame["benefit_index"].to_numpy(np.int64)
+        if len(plan_b) and plan_b.max() >= log.n_benefits:
+            raise _input_error(f"Plan.evaluate_offline: the plan has benefit index {plan_b.max()}, the log "
+                               f"{log.n_benefits} benefits")
+        log_users = log.user_ids
+        if log_users is not None:
+            plan_u = log_users.lookup(self.frame["member"].to_numpy(), missing="minus_one").astype(np.int64)
+        else:
+            plan_u = self.frame["member_index"].to_numpy(np.int64)
+            plan_u = np.where(plan_u < log.n_users, plan_u, -1)
+        n_b = np.int64(log.n_benefits)
+        plan_key = plan_u * n_b + plan_b
+        order = np.argsort(plan_key, kind="stable")
+        plan_key_sorted = plan_key[order]
+        u = rows["user"].to_numpy(np.int64)
+        key = u * n_b + rows["benefit"].to_numpy(np.int64)
+        pos = np.clip(np.searchsorted(plan_key_sorted, key), 0, max(len(plan_key_sorted) - 1, 0))
+        matched = (plan_key_sorted[pos] == key) if len(plan_key_sorted) else np.zeros(len(key), bool)
+        pair = np.where(matched, order[pos], -1)
+        # Members in the plan count once each: their decisions share a weight of 1.
+        planned_member = np.zeros(log.n_users, bool)
+        planned_member[plan_u[plan_u >= 0]] = True
+        in_plan = planned_member[u]
+        counts = np.bincount(u[in_plan], minlength=log.n_users)
+        target = np.where(matched, 1.0 / np.maximum(counts[u], 1), 0.0)[in_plan]
+        p = rows["propensity"].to_numpy(np.float64)[in_plan]
+        label = rows["label"].to_numpy(np.float64)[in_plan]
+        pair = pair[in_plan]
+        prob = self.frame["probability"].to_numpy(np.float64)
+        per_redemption = np.where(prob > 0, self.frame["value"].to_numpy(np.float64) / np.maximum(prob, 1e-300), 0.0)
+        cost_b = cat["cost"].to_numpy(np.float64)
+        safe = np.maximum(pair, 0)
+        rewards = {
+            "redemptions": label,
+            "cost": self.issue_cost + label * cost_b[plan_b[safe]],
+            "return": label * per_redemption[safe],
+        }
+        expected = {"redemptions": float(prob.sum()), "cost": self.expected_cost, "return": self.expected_return}
+        if not np.any(target > 0):
+            raise _input_error("Plan.evaluate_offline: the log holds no decision that issued one of the plan's "
+                               "(member, benefit) pairs in the window")
+        n_pairs = len(self.frame)
+        out, ess = [], float("nan")
+        for name, r in rewards.items():
+            est = off_policy_value(r, p, target, estimator=estimator, confidence=confidence, clip=clip,
+                                   num_threads=num_threads)
+            # SNIPS: a mean per planned pair; IPS: a mean per logged decision of a planned member.
+            scale = n_pairs if estimator == "snips" else len(p)
+            out.append((name, est.value * scale, est.lower * scale, est.upper * scale, expected[name]))
+            ess = est.effective_sample_size
+        result = pd.DataFrame(out, columns=["metric", "estimate", "lower", "upper", "expected"]).set_index("metric")
+        covered = np.unique(pair[target > 0])
+        result.attrs.update({"pairs": n_pairs, "covered_pairs": int(len(covered)), "decisions": int(len(p)),
+                             "effective_sample_size": ess, "estimator": estimator})
+        return result
+
     def __repr__(self) -> str:
         return (f"Plan({len(self.frame):,} benefits to {self.frame['member_index'].nunique():,} members, "
                 f"expected cost {self.expected_cost:,.2f} of budget {self.budget:,.2f}, "
