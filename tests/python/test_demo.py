@@ -23,6 +23,12 @@ def test_demo_report_and_tables(tmp_path):
     assert 0 < metrics["als_ndcg@10"] < 1 and 0 < metrics["bpr_ndcg@10"] < 1  # collaborative filtering rows
     assert 0.4 < metrics["redemption_auc"] < 1
     assert "oracle (true inputs)" in report and 0 < metrics["plan_pct_of_oracle"] < 150
+    # The plan valued off-policy from the log (no truth), and last month's benefits read from the
+    # random control group: the simulator plants a positive effect, so the interval excludes 0.
+    assert metrics["plan_offline_redemptions"] > 0 and (tmp_path / "plan_offline_estimate.csv").is_file()
+    assert "as an experiment" in report and (tmp_path / "experiment.csv").is_file()
+    assert 0 < metrics["experiment_revenue_lower"] < metrics["experiment_revenue_lift"] < metrics["experiment_revenue_upper"]
+    assert metrics["experiment_roi"] > 0
 
 
 def test_cli_runs_the_demo(tmp_path, capsys):
