@@ -8,7 +8,10 @@ from typing import List, Optional
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="perkrec", description="perkrec command line")
+    parser.add_argument("--version", action="version", version=f"perkrec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="simulate a program and report the baseline end to end")
     demo.add_argument("--members", type=int, default=20000, help="simulated members (default 20000)")

@@ -34,3 +34,13 @@ def test_demo_report_and_tables(tmp_path):
 def test_cli_runs_the_demo(tmp_path, capsys):
     assert cli.main(["demo", "--members", "1000", "--out", str(tmp_path)]) == 0
     assert "Tables written to" in capsys.readouterr().out
+
+
+def test_cli_version(capsys):
+    import pytest
+
+    import perkrec
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"perkrec {perkrec.__version__}"
