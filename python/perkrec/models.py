@@ -339,7 +339,9 @@ class ALS(_FactorModel):
 class BPR(_FactorModel):
     """Bayesian personalized ranking with lock-free parallel SGD; ``num_threads=1`` is
     bit-reproducible for a seed. ``fit(..., eligibility=)`` draws negatives only among each
-    member's eligible benefits.
+    member's eligible benefits. ``negative_sampling``: ``"uniform"`` over the benefits, or
+    ``"popularity"``: in proportion to each benefit's number of interactions (popular benefits
+    the member passed over are the harder negatives; implicit's sampler).
 
     >>> model = BPR(factors=64, iterations=100).fit(train_matrix)
     """
@@ -348,10 +350,11 @@ class BPR(_FactorModel):
 
     def __init__(self, factors: int = 64, learning_rate: float = 0.01, regularization: float = 0.01,
                  iterations: int = 100, verify_negative_samples: bool = True, fold_in_epochs: int = 30,
-                 num_threads: int = 0, seed: int = 42):
+                 num_threads: int = 0, seed: int = 42, negative_sampling: str = "uniform"):
         super().__init__(factors=factors, learning_rate=learning_rate, regularization=regularization,
                          iterations=iterations, verify_negative_samples=verify_negative_samples,
-                         fold_in_epochs=fold_in_epochs, num_threads=num_threads, seed=seed)
+                         negative_sampling=negative_sampling, fold_in_epochs=fold_in_epochs,
+                         num_threads=num_threads, seed=seed)
 
     def fit(self, user_benefits, *, eligibility=None, user_ids: Optional[IdMap] = None,
             benefit_ids: Optional[IdMap] = None, progress: ProgressArg = False) -> "BPR":

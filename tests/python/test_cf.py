@@ -92,6 +92,23 @@ def test_bpr_one_thread_is_bit_reproducible_and_eligibility_limits_negatives():
         perkrec.BPR().fit(wide, eligibility=eligibility[:10])
 
 
+def test_bpr_popularity_negatives_never_draw_a_benefit_nobody_took():
+    """Popularity-proportional negatives come from the interactions: a benefit no member took
+    is never drawn (its factors stay at their start); uniform negatives move it."""
+    matrix = planted(seed=3)
+    wide = sp.hstack([matrix, sp.csr_matrix((300, 4), dtype=np.float32)]).tocsr()
+    start = perkrec.BPR(factors=8, iterations=0, num_threads=1).fit(wide)
+    popular = perkrec.BPR(factors=8, iterations=20, num_threads=1, negative_sampling="popularity").fit(wide)
+    uniform = perkrec.BPR(factors=8, iterations=20, num_threads=1).fit(wide)
+    np.testing.assert_array_equal(popular.benefit_factors[48:], start.benefit_factors[48:])
+    assert not np.array_equal(uniform.benefit_factors[48:], start.benefit_factors[48:])
+    assert popular.get_params()["negative_sampling"] == "popularity"
+    loaded = perkrec.BPR.from_bytes(popular.to_bytes())
+    assert loaded.get_params()["negative_sampling"] == "popularity"
+    with pytest.raises(perkrec.ConfigError, match="negative_sampling"):
+        perkrec.BPR(negative_sampling="hard")
+
+
 @pytest.mark.parametrize("name", ["als_cholesky", "bpr", "knn_cosine"])
 def test_partial_fit_grows_members_and_benefits(name):
     matrix = planted(seed=3)

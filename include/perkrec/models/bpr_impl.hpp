@@ -33,6 +33,7 @@ PERKREC_INLINE Json BPRParams::to_json() const {
               {"regularization", detail::json_float(regularization)},
               {"iterations", iterations},
               {"verify_negative_samples", verify_negative_samples},
+              {"negative_sampling", negative_sampling == NegativeSampling::popularity ? "popularity" : "uniform"},
               {"fold_in_epochs", fold_in_epochs},
               {"num_threads", num_threads},
               {"seed", seed}};
@@ -46,6 +47,12 @@ PERKREC_INLINE BPRParams BPRParams::from_json(const Json& j) {
   r.read("regularization", p.regularization);
   r.read("iterations", p.iterations);
   r.read("verify_negative_samples", p.verify_negative_samples);
+  std::string negatives;
+  if (r.read("negative_sampling", negatives)) {
+    if (negatives == "uniform") p.negative_sampling = NegativeSampling::uniform;
+    else if (negatives == "popularity") p.negative_sampling = NegativeSampling::popularity;
+    else r.fail("negative_sampling", "expected \"uniform\" or \"popularity\"");
+  }
   r.read("fold_in_epochs", p.fold_in_epochs);
   r.read("num_threads", p.num_threads);
   r.read("seed", p.seed);
@@ -189,6 +196,7 @@ PERKREC_INLINE void BPR::fit(const CsrView<float>& user_benefits, const CsrView<
   std::vector<double> accuracy;
   const float lr = params_.learning_rate, reg = params_.regularization;
   const bool verify = params_.verify_negative_samples;
+  const bool popular_negatives = params_.negative_sampling == NegativeSampling::popularity;
   const int row_bytes = (dim + 1) * static_cast<int>(sizeof(float));
   const bool avx2_available = detail::cpu_has_avx2_fma();
   (void)avx2_available;
@@ -222,6 +230,8 @@ PERKREC_INLINE void BPR::fit(const CsrView<float>& user_benefits, const CsrView<
                 const Offset eb = eligibility.indptr[u], ec = eligibility.indptr[u + 1] - eb;
                 if (ec == 0) continue;
                 j = eligibility.indices[eb + detail::fast_range(rng.next_u64(), ec)];
+              } else if (popular_negatives) {
+                j = user_benefits.indices[detail::fast_range(rng.next_u64(), nnz)];
               } else {
                 j = static_cast<Index>(detail::fast_range(rng.next_u64(), n_benefits));
               }

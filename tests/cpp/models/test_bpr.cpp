@@ -124,6 +124,49 @@ TEST(BPR, PartialFitAndSaveLoadAndThreads) {
   for (const TopK& r : results) EXPECT_EQ(r.ids, expected.ids);
 }
 
+// Planted groups (benefits 0..59) plus four benefits everyone takes at random (60..63): with
+// uniform negatives the four rarely show up as negatives and their bias climbs; drawn in
+// proportion to their interactions they do, so the bias stays with the members' own groups.
+TEST(BPR, PopularityNegativesKeepGloballyPopularBenefitsInCheck) {
+  const auto data = planted(400, 60, 4, 0.25, 7);
+  CsrMatrix<float> m;
+  m.rows = 400;
+  m.cols = 64;
+  Rng rng(99);
+  for (Index u = 0; u < 400; ++u) {
+    for (Offset e = data.matrix.indptr[static_cast<std::size_t>(u)]; e < data.matrix.indptr[static_cast<std::size_t>(u) + 1]; ++e) {
+      m.indices.push_back(data.matrix.indices[static_cast<std::size_t>(e)]);
+      m.data.push_back(1.0f);
+    }
+    for (Index b = 60; b < 64; ++b) {
+      if (rng.bernoulli(0.6)) {
+        m.indices.push_back(b);
+        m.data.push_back(1.0f);
+      }
+    }
+    m.indptr.push_back(static_cast<Offset>(m.indices.size()));
+  }
+  auto bias_gap = [&](NegativeSampling sampling) {
+    BPRParams p = small_params(1);
+    p.negative_sampling = sampling;
+    BPR bpr(p);
+    bpr.fit(m.view());
+    const int dim = 8;
+    double popular = 0, rest = 0;
+    for (Index b = 0; b < 64; ++b) (b >= 60 ? popular : rest) += bpr.benefit_factors().row(b)[dim];
+    return popular / 4 - rest / 60;
+  };
+  const double uniform = bias_gap(NegativeSampling::uniform);
+  const double by_popularity = bias_gap(NegativeSampling::popularity);
+  EXPECT_GT(uniform, 0.5);
+  EXPECT_LT(by_popularity, uniform - 0.5);
+  // The choice is a parameter of the model file.
+  BPRParams p = small_params(1);
+  p.negative_sampling = NegativeSampling::popularity;
+  EXPECT_EQ(BPRParams::from_json(p.to_json()).negative_sampling, NegativeSampling::popularity);
+  PERKREC_EXPECT_THROW_MSG(BPRParams::from_json(Json{{"negative_sampling", "hard"}}), ConfigError, "negative_sampling");
+}
+
 TEST(BPR, BadInputRaises) {
   const auto data = planted(40, 12, 3, 0.4, 47);
   BPR bpr(small_params(1));
