@@ -488,6 +488,13 @@ class FM(_Serializable):
     within; cache-friendly) or ``"rows"`` (a full random permutation per epoch). Training is lock-free parallel over rows; ``num_threads=1`` is
     bit-reproducible. A diverging run raises DivergenceError and keeps the last finite model.
 
+    ``factors=0`` is exact logistic regression (bias + linear; ridge regression with
+    ``loss="squared"``): a deterministic full-batch Newton solver in C++ reaches the optimum of
+    ``mean log-loss + reg_bias/2 * bias**2 + reg_linear/2 * |w|**2`` (sample weights weight the
+    mean), identical for any ``num_threads``; ``epochs``, ``learning_rate``, ``optimizer``,
+    ``init_std`` and ``shuffle`` are unused and ``early_stopping_rounds`` must be 0. It equals
+    scikit-learn's ``LogisticRegression(C=1 / (reg_linear * n_rows))`` with ``reg_bias=0``.
+
     >>> fm = FM(factors=8, epochs=10).fit(X, y, feature_fields=enc.feature_fields)
     >>> p = fm.predict(X_test)
     """
@@ -632,7 +639,8 @@ class FM(_Serializable):
     def factors(self) -> np.ndarray:
         f = self._impl.factors()
         k = self.get_params()["factors"]
-        return f.reshape(self.n_features, -1, k) if self._field_aware else f.reshape(self.n_features, k)
+        return (f.reshape(self.n_features, self._impl.n_fields, k) if self._field_aware
+                else f.reshape(self.n_features, k))
 
     def __repr__(self) -> str:
         state = f"{self.n_features} features" if self.fitted else "not fitted"

@@ -233,3 +233,45 @@ def test_two_thread_training_merges_per_thread_bias():
             assert abs(float(np.mean(m.predict(X))) - 0.2) < 0.03
     for opt in ("sgd", "adagrad"):
         assert abs(biases[1, opt] - biases[2, opt]) < 0.15
+
+
+def _planted_logistic(n=4000, d=30, seed=3):
+    rng = np.random.default_rng(seed)
+    dense = rng.normal(size=(n, d)) * (rng.random((n, d)) < 0.3)   # sparse-ish real features
+    coef = rng.normal(0, 0.8, d)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(dense @ coef - 0.4)))).astype(np.float32)
+    return sp.csr_matrix(dense.astype(np.float32)), y
+
+
+@pytest.mark.parametrize("lam", [1e-4, 1e-2])
+def test_factors_zero_is_exact_logistic_regression(lam, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _planted_logistic()
+    n = X.shape[0]
+    lr = FM(factors=0, reg_linear=lam).fit(X, y)
+    # Same objective: mean log-loss + lam/2 |w|^2  <=>  C sum log-loss + |w|^2/2 with C = 1/(lam n).
+    # newton-cg: sklearn's lbfgs stops ~1e-6 short of the optimum even at tol=1e-12.
+    ref = LogisticRegression(C=1.0 / (lam * n), solver="newton-cg", tol=1e-12, max_iter=10_000).fit(
+        X.toarray().astype(np.float64), y)
+    np.testing.assert_allclose(lr.linear, ref.coef_[0], atol=1e-6)      # float32 storage
+    assert abs(lr.bias - ref.intercept_[0]) < 1e-6
+    np.testing.assert_allclose(lr.predict(X), ref.predict_proba(X.toarray())[:, 1], atol=2e-6)
+    assert lr.factors.shape == (X.shape[1], 0)
+    # Identical for any thread count; save/load and pickle round-trip.
+    other = FM(factors=0, reg_linear=lam, num_threads=2).fit(X, y)
+    assert np.array_equal(other.linear, lr.linear) and other.bias == lr.bias
+    lr.save(tmp_path / "lr.perk")
+    loaded = perkrec.load(tmp_path / "lr.perk")
+    assert loaded.get_params()["factors"] == 0
+    assert np.array_equal(loaded.predict(X), lr.predict(X))
+    assert np.array_equal(pickle.loads(pickle.dumps(lr)).predict(X), lr.predict(X))
+
+
+def test_factors_zero_config_errors():
+    with pytest.raises(perkrec.ConfigError, match="factors"):
+        FM(factors=-1)
+    with pytest.raises(perkrec.ConfigError, match="early_stopping_rounds"):
+        FM(factors=0, early_stopping_rounds=2)
+    assert FFM(factors=0).get_params()["factors"] == 0
+
