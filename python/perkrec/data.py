@@ -265,14 +265,38 @@ class Catalog(_Serializable):
         """From a DataFrame with an id column and any of: kind, discount (a notation such as
         "150:20"), face_value, threshold, discount_rate, cost, validity_days, scope,
         scope_value, scenarios, channel, inventory, tags. List columns (scenarios, tags) hold
-        lists or '|'-separated strings. Unknown columns raise InputError."""
-        known = {"kind", "discount", "face_value", "threshold", "discount_rate", "cost", "validity_days",
-                 "scope", "scope_value", "scenarios", "channel", "inventory", "tags", id_column}
-        unknown = [c for c in frame.columns if c not in known]
-        if unknown:
-            raise _core.InputError(f"Catalog.from_frame: unknown column {unknown[0]!r} (expected {', '.join(sorted(known))})")
+        lists or '|'-separated strings.
+
+        Every other column (brand, category, campaign, ...) is kept as a free attribute of each
+        benefit: numeric and boolean columns as numbers, anything else as text; a missing value
+        (None, NaN) leaves that benefit without the attribute. Attributes come back as columns
+        of ``to_frame()`` and of ``redemption_samples``.
+
+        ``kind`` is optional: a benefit with neither a kind nor a discount notation is a
+        ``"discount"`` (a fixed amount off, face_value 0 unless given — the C++ ``Benefit``
+        default). Unknown kinds or scopes, missing or duplicate ids and bad values raise
+        InputError naming the row and field.
+        """
         if id_column not in frame.columns:
             raise _core.InputError(f"Catalog.from_frame: missing id column {id_column!r}")
+        known = {"kind", "discount", "face_value", "threshold", "discount_rate", "cost", "validity_days",
+                 "scope", "scope_value", "scenarios", "channel", "inventory", "tags", id_column}
+        id_col = frame[id_column]
+        if id_col.isna().any():
+            row = int(np.flatnonzero(id_col.isna().to_numpy())[0])
+            raise _core.InputError(f"Catalog.from_frame: row {row}: {id_column} is missing (got {id_col.iloc[row]!r})")
+        text_attributes, numeric_attributes = {}, {}
+        for name in frame.columns:
+            if name in known:
+                continue
+            if not isinstance(name, str) or not name:
+                raise _core.InputError(f"Catalog.from_frame: attribute column names must be non-empty strings (got {name!r})")
+            col = frame[name]
+            if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+                numeric_attributes[name] = np.ascontiguousarray(col.to_numpy(dtype=np.float64, na_value=np.nan))
+            else:
+                text_attributes[name] = [None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
+                                         or v is pd.NaT else str(v) for v in col.tolist()]
 
         def strings(name):
             if name not in frame.columns:
@@ -300,6 +324,8 @@ class Catalog(_Serializable):
             strings("channel"),
             numbers("inventory", np.int64),
             _list_column(frame["tags"]) if "tags" in frame.columns else None,
+            text_attributes,
+            numeric_attributes,
         )
         return cls._wrap(impl)
 
@@ -310,9 +336,14 @@ class Catalog(_Serializable):
         return json.loads(self.to_json(-1))["benefits"]
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per benefit; kind and scope are categoricals."""
+        """One row per benefit; kind and scope are categoricals; then one column per free
+        attribute (text: None where a benefit lacks it; numeric: NaN)."""
         cols = self._impl.columns()
+        text = cols.pop("attributes")
+        numeric = cols.pop("numeric_attributes")
         frame = pd.DataFrame(cols)
+        for name in sorted(set(text) | set(numeric)):
+            frame[name] = pd.Series(text[name], dtype=object) if name in text else numeric[name]
         frame["kind"] = pd.Categorical(frame["kind"], categories=list(BENEFIT_KINDS))
         frame["scope"] = pd.Categorical(frame["scope"], categories=list(SCOPES))
         return frame

@@ -76,14 +76,40 @@ def test_catalog_from_frame_with_notation_and_errors():
     back = c.to_frame()
     assert back.loc[0, "threshold"] == 200 and back.loc[1, "discount_rate"] == pytest.approx(0.2)
     assert back.loc[0, "scenarios"] == ["regular", "holiday"]
-    with pytest.raises(perkrec.InputError, match="unknown column 'colour'"):
-        perkrec.Catalog.from_frame(frame.assign(colour=1))
     with pytest.raises(perkrec.InputError, match="row 1"):
         perkrec.Catalog.from_frame(pd.DataFrame({"id": ["a", "b"], "kind": ["gift", "voucher"]}))
     with pytest.raises(perkrec.InputError, match="duplicate benefit id 'a'"):
         perkrec.Catalog.from_frame(pd.DataFrame({"id": ["a", "a"], "kind": ["gift", "gift"]}))
     with pytest.raises(perkrec.InputError, match="/benefits/0/colour"):
         perkrec.Catalog.from_records([{"id": "x", "kind": "gift", "colour": "red"}])
+
+
+def test_catalog_from_frame_keeps_free_attributes_and_defaults_kind():
+    # A real program's coupon table: no kind, columns perkrec does not know.
+    frame = pd.DataFrame({"coupon_id": ["c1", "c2", "c3"], "brand": ["Acme", None, "Bolt"],
+                          "category": ["Grocery", "Meat", "Meat"], "campaign": [8, 13, np.nan],
+                          "validity_days": [30, 45, 60]})
+    c = perkrec.Catalog.from_frame(frame, id_column="coupon_id")
+    back = c.to_frame()
+    assert back["kind"].astype(str).tolist() == ["discount"] * 3          # documented default
+    assert back["brand"].tolist() == ["Acme", None, "Bolt"]
+    assert back["category"].tolist() == ["Grocery", "Meat", "Meat"]
+    np.testing.assert_array_equal(back["campaign"].to_numpy(), [8.0, 13.0, np.nan])
+    assert back["validity_days"].tolist() == [30, 45, 60]
+    # Round trips: frame, JSON, records, model bytes.
+    assert perkrec.Catalog.from_frame(back) == c
+    assert perkrec.Catalog.from_json(c.to_json()) == c
+    assert c.to_records()[0]["attributes"] == {"brand": "Acme", "campaign": 8.0, "category": "Grocery"}
+    assert pickle.loads(pickle.dumps(c)) == c
+    # Still validated, with the row or pointer named.
+    with pytest.raises(perkrec.InputError, match="row 1.*unknown benefit kind 'voucher'"):
+        perkrec.Catalog.from_frame(frame.assign(kind=["gift", "voucher", "gift"]), id_column="coupon_id")
+    with pytest.raises(perkrec.InputError, match="row 2: coupon_id is missing"):
+        perkrec.Catalog.from_frame(frame.assign(coupon_id=["a", "b", None]), id_column="coupon_id")
+    with pytest.raises(perkrec.InputError, match="attribute 'campaign' must be finite"):
+        perkrec.Catalog.from_frame(frame.assign(campaign=[1.0, np.inf, 2.0]), id_column="coupon_id")
+    with pytest.raises(perkrec.InputError, match="/benefits/0/attributes/size: expected a string or a number"):
+        perkrec.Catalog.from_records([{"id": "x", "kind": "gift", "attributes": {"size": [1]}}])
 
 
 # --- member attributes ------------------------------------------------------------------------
