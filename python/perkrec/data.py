@@ -379,27 +379,53 @@ class UserTable(_Serializable):
 
     _core_class = _core.UserTable
 
+    unknown_users = 0  # members added or dropped by from_frame (see there)
+
     def __init__(self, users: IdMap):
         _expect(users, IdMap, "users", "UserTable")
         self._impl = _core.UserTable(users._impl)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, id_column: Optional[str] = None,
-                   users: Optional[IdMap] = None) -> "UserTable":
+                   users: Optional[IdMap] = None, unknown: str = "add") -> "UserTable":
         """From a DataFrame with one row per member. Ids come from ``id_column`` (default: the
-        index). With ``users`` the rows are aligned to that map (members absent from the frame
-        get missing values; ids unknown to it raise InputError); otherwise a map is built from
-        the ids in row order. Numbers and booleans become numeric columns, datetimes numeric
-        seconds since the epoch, everything else categorical."""
+        index). Numbers and booleans become numeric columns, datetimes numeric seconds since the
+        epoch, everything else categorical.
+
+        Without ``users`` the map is built from the ids in row order. With ``users`` (usually
+        ``log.user_ids``) the rows are aligned to that map: its members keep their indices and
+        those absent from the frame get missing values. Members of the frame that the map lacks
+        (real programs have members without events) follow ``unknown``:
+
+        - ``"add"`` (default): appended to a copy of the map, in frame order, at indices
+          ``len(users)``, ``len(users) + 1``, ...; event-log indices stay valid, and the table's
+          ``users`` is the grown map (the caller's map is not changed);
+        - ``"drop"``: left out;
+        - ``"raise"``: InputError naming the first unknown id.
+
+        ``table.unknown_users`` holds how many were added or dropped (0 without ``users``).
+        """
+        if unknown not in ("add", "drop", "raise"):
+            raise _core.ConfigError(f"UserTable.from_frame: unknown must be 'add', 'drop' or 'raise' (got {unknown!r})")
         ids = frame.index if id_column is None else frame[id_column]
         if pd.Index(ids).has_duplicates:
             dup = pd.Index(ids)[pd.Index(ids).duplicated()][0]
             raise _core.InputError(f"UserTable.from_frame: duplicate member id {dup!r}")
+        unknown_count = 0
         if users is None:
             users = IdMap(np.asarray(ids))
             rows = np.arange(len(frame))
         else:
-            rows = users.lookup(ids)
+            _expect(users, IdMap, "users", "UserTable.from_frame")
+            rows = users.lookup(ids, missing="raise" if unknown == "raise" else "minus_one")
+            missing_rows = rows < 0
+            unknown_count = int(missing_rows.sum())
+            if unknown_count and unknown == "add":
+                users = IdMap.from_bytes(users.to_bytes())  # grow a copy, never the caller's map
+                rows = users.lookup_or_add(ids)
+            elif unknown_count:
+                frame = frame[~missing_rows]
+                rows = rows[~missing_rows]
         table = cls(users)
         n = len(users)
         for name in frame.columns:
@@ -420,6 +446,7 @@ class UserTable(_Serializable):
                 codes = np.full(n, -1, dtype=np.int32)
                 codes[rows] = np.asarray(cat.codes, dtype=np.int32)
                 table._impl.add_categorical(str(name), codes, [str(c) for c in cat.categories])
+        table.unknown_users = unknown_count
         return table
 
     def to_frame(self) -> pd.DataFrame:

@@ -132,7 +132,30 @@ def test_user_table_from_frame_types_alignment_and_round_trip():
     with pytest.raises(perkrec.InputError, match="duplicate member id 'm1'"):
         perkrec.UserTable.from_frame(pd.DataFrame({"x": [1, 2]}, index=["m1", "m1"]))
     with pytest.raises(perkrec.InputError, match="unknown id 'zz'"):
-        perkrec.UserTable.from_frame(pd.DataFrame({"x": [1]}, index=["zz"]), users=users)
+        perkrec.UserTable.from_frame(pd.DataFrame({"x": [1]}, index=["zz"]), users=users, unknown="raise")
+
+
+def test_user_table_accepts_members_without_events():
+    # The event log knows m1..m3; the member table also lists m9 and m7, who never had an event.
+    users = perkrec.IdMap(["m1", "m2", "m3"])
+    frame = pd.DataFrame({"age": [30, 40, 50, 60]}, index=["m2", "m9", "m1", "m7"])
+    grown = perkrec.UserTable.from_frame(frame, users=users)           # default: add
+    assert grown.unknown_users == 2 and len(grown) == 5
+    assert list(grown.users.ids) == ["m1", "m2", "m3", "m9", "m7"]    # event indices unchanged
+    assert len(users) == 3                                             # the caller's map is untouched
+    out = grown.to_frame()
+    assert out.loc["m9", "age"] == 40 and out.loc["m7", "age"] == 60 and pd.isna(out.loc["m3", "age"])
+    dropped = perkrec.UserTable.from_frame(frame, users=users, unknown="drop")
+    assert dropped.unknown_users == 2 and list(dropped.users.ids) == ["m1", "m2", "m3"]
+    assert dropped.to_frame().loc["m1", "age"] == 50
+    with pytest.raises(perkrec.ConfigError, match="unknown must be"):
+        perkrec.UserTable.from_frame(frame, users=users, unknown="ignore")
+    # Samples see the added members' attributes; their history is empty.
+    catalog = perkrec.Catalog.from_frame(pd.DataFrame({"id": ["B1"], "validity_days": [10]}))
+    offers = pd.DataFrame({"user": ["m9", "m1"], "benefit": ["B1", "B1"], "timestamp": [1.7e9, 1.7e9 + 60],
+                           "label": [1, 0]})
+    samples = perkrec.redemption_samples(None, catalog, grown, offers=offers)
+    assert samples["user"].tolist() == [3, 0] and samples["age"].tolist() == [40, 50]
 
 
 # --- event log --------------------------------------------------------------------------------

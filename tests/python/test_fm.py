@@ -275,3 +275,64 @@ def test_factors_zero_config_errors():
         FM(factors=0, early_stopping_rounds=2)
     assert FFM(factors=0).get_params()["factors"] == 0
 
+
+# --- samples from any program's data ------------------------------------------------------------
+def _coupon_program():
+    """A small program in the shape of a public coupon dataset: no kind, free attribute columns,
+    labels given per offer, a campaign per offer, members without events."""
+    catalog = perkrec.Catalog.from_frame(pd.DataFrame({
+        "coupon_id": ["c1", "c2", "c3"], "brand": ["Acme", "Bolt", "Acme"],
+        "category": ["Meat", "Grocery", "Meat"], "validity_days": [30, 30, 30]}), id_column="coupon_id")
+    events = perkrec.EventLog.from_frame(pd.DataFrame({
+        "user": [10, 10, 11], "benefit": ["c1", "c1", "c2"], "event_type": ["issued", "redeemed", "issued"],
+        "timestamp": pd.to_datetime(["2026-01-01", "2026-03-01", "2026-01-02"], utc=True)}), benefits=catalog)
+    users = perkrec.UserTable.from_frame(pd.DataFrame({"income": [1, 2, 3]}, index=[10, 11, 12]),
+                                         users=events.user_ids)
+    offers = pd.DataFrame({"user": [10, 12, 11, 99], "benefit": ["c1", "c3", "c2", "c1"],
+                           "timestamp": pd.to_datetime(["2026-02-01", "2026-02-02", "2026-02-03", "2026-02-04"]),
+                           "label": [1, 0, True, 0], "campaign": [8, 8, 13, 13]},
+                          index=pd.Index([100, 101, 102, 103], name="offer_id"))
+    return catalog, events, users, offers
+
+
+def test_samples_from_labelled_offers_carry_ids_and_context():
+    catalog, events, users, offers = _coupon_program()
+    with pytest.raises(perkrec.InputError, match="unknown user id 99 at row 3"):
+        redemption_samples(events, catalog, users, offers=offers)
+    s = redemption_samples(events, catalog, users, offers=offers, unknown="drop")
+    assert s.attrs["unknown_users"] == 1 and s.attrs["unknown_benefits"] == 0
+    assert list(s.index) == [100, 101, 102] and s.index.name == "offer_id"      # row ids kept
+    assert s["label"].tolist() == [1, 0, 1]                                     # labels as given
+    assert s["campaign"].tolist() == [8, 8, 13]                                 # context carried through
+    assert s["brand"].tolist() == ["Acme", "Acme", "Bolt"] and s["category"].tolist() == ["Meat", "Meat", "Grocery"]
+    assert s["kind"].tolist() == ["discount"] * 3 and s["income"].tolist() == [1, 3, 2]
+    assert s["user"].tolist() == [0, 2, 1]          # member 12 has no events: added to the map by UserTable
+    kept = redemption_samples(events, catalog, users, offers=offers, unknown="keep")
+    assert len(kept) == 4 and kept.loc[103, "user"] == -1 and pd.isna(kept.loc[103, "income"])
+    with pytest.raises(perkrec.InputError, match="row 1: label must be 0 or 1"):
+        redemption_samples(events, catalog, users, offers=offers.assign(label=[1, np.nan, 0, 0]))
+    with pytest.raises(perkrec.InputError, match="lacks column 'label'"):
+        redemption_samples(events, catalog, users, offers=offers.drop(columns="label"))
+    with pytest.raises(perkrec.ConfigError, match="unknown must be"):
+        redemption_samples(events, catalog, users, offers=offers, unknown="ignore")
+
+
+def test_samples_from_events_window_is_explicit_and_rows_carry_ids():
+    catalog, events, users, _ = _coupon_program()
+    s = redemption_samples(events, catalog, users, keep=["channel"])
+    # c1 was redeemed 59 days after the issue: outside its 30-day validity, so label 0 — and counted.
+    assert s["label"].tolist() == [0, 0] and s.attrs["redeemed_after_window"] == 1
+    assert s["event"].tolist() == list(np.flatnonzero(events.to_frame()["event_type"] == "issued"))
+    assert "channel" in s.columns and s["brand"].tolist() == ["Acme", "Bolt"]
+    assert redemption_samples(events, catalog, window_days=float("inf"))["label"].tolist() == [1, 0]
+    # A DataFrame catalog without a validity (NaN) is an error, not a silent 0 label.
+    frame = catalog.to_frame()
+    frame.loc[0, "validity_days"] = np.nan
+    with pytest.raises(perkrec.InputError, match="validity_days of benefit 'c1' is missing"):
+        redemption_samples(events, frame)
+    with pytest.raises(perkrec.InputError, match="no validity_days column"):
+        redemption_samples(events, frame.drop(columns="validity_days"))
+    assert redemption_samples(events, frame, window_days=60)["label"].tolist() == [1, 0]
+    with pytest.raises(perkrec.InputError, match="keep names unknown event column 'campaign'"):
+        redemption_samples(events, catalog, keep=["campaign"])
+
