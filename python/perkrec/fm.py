@@ -654,8 +654,14 @@ class FM(_Serializable):
     ``loss``: ``"logistic"`` (labels 0/1; ``predict`` gives probabilities), ``"squared"``
     (real targets) or ``"bpr"`` (pairwise ranking within ``groups``). ``optimizer``: ``"sgd"``
     or ``"adagrad"``. ``shuffle``: ``"blocks"`` (256-row blocks in random order, shuffled
-    within; cache-friendly) or ``"rows"`` (a full random permutation per epoch). Training is lock-free parallel over rows; ``num_threads=1`` is
-    bit-reproducible. A diverging run raises DivergenceError and keeps the last finite model.
+    within; cache-friendly) or ``"rows"`` (a full random permutation per epoch). A diverging
+    run raises DivergenceError and keeps the last finite model.
+
+    Reproducible by default: ``seed=42`` and ``num_threads=1`` make two fits on the same data
+    give bit-identical models and predictions. ``num_threads=0`` (all cores) or any count > 1
+    trains lock-free ("Hogwild"): concurrent updates race, so results differ slightly from run
+    to run, in exchange for speed where memory bandwidth allows (on 2 cores it gains little).
+    Scoring and the exact ``factors=0`` solver give identical results for any count.
 
     ``factors=0`` is exact logistic regression (bias + linear; ridge regression with
     ``loss="squared"``): a deterministic full-batch Newton solver in C++ reaches the optimum of
@@ -674,7 +680,7 @@ class FM(_Serializable):
     def __init__(self, factors: int = 8, loss: str = "logistic", optimizer: str = "adagrad",
                  learning_rate: float = 0.05, init_std: float = 0.01, reg_bias: float = 0.0,
                  reg_linear: float = 1e-5, reg_factors: float = 1e-5, epochs: int = 10,
-                 early_stopping_rounds: int = 0, shuffle: str = "blocks", num_threads: int = 0, seed: int = 42):
+                 early_stopping_rounds: int = 0, shuffle: str = "blocks", num_threads: int = 1, seed: int = 42):
         params = dict(field_aware=self._field_aware, factors=factors, loss=loss, optimizer=optimizer,
                       learning_rate=learning_rate, init_std=init_std, reg_bias=reg_bias,
                       reg_linear=reg_linear, reg_factors=reg_factors, epochs=epochs,

@@ -336,3 +336,13 @@ def test_samples_from_events_window_is_explicit_and_rows_carry_ids():
     with pytest.raises(perkrec.InputError, match="keep names unknown event column 'campaign'"):
         redemption_samples(events, catalog, keep=["campaign"])
 
+
+def test_default_fm_is_reproducible(program, split):
+    _, train, _, enc = split
+    X = enc.transform(train, events=program.events)
+    params = FM().get_params()
+    assert params["num_threads"] == 1 and params["seed"] == 42
+    a = FM(epochs=3).fit(X, train["label"])
+    b = FM(epochs=3).fit(X, train["label"])
+    assert np.array_equal(a.predict(X), b.predict(X))
+    assert np.array_equal(a.factors, b.factors)

@@ -281,6 +281,21 @@ TEST(FM, ReproducibleWithOneThread) {
   EXPECT_EQ(a.linear(), b.linear());
 }
 
+TEST(FM, DefaultParamsAreReproducible) {
+  Planted p = planted(4000, 5, 6, 4, 4);
+  const FMParams defaults;
+  EXPECT_EQ(defaults.num_threads, 1);
+  EXPECT_EQ(defaults.seed, 42u);
+  FM a, b;
+  FMTarget t;
+  t.labels = p.y;
+  a.fit(p.X.view(), t, p.feature_fields, p.fields);
+  b.fit(p.X.view(), t, p.feature_fields, p.fields);
+  EXPECT_EQ(a.factors(), b.factors());
+  EXPECT_EQ(a.linear(), b.linear());
+  EXPECT_EQ(a.bias(), b.bias());
+}
+
 TEST(FM, BadInputRaisesInputErrorAndLeavesModel) {
   Planted p = planted(100, 3, 4, 2, 1);
   FM fm;
