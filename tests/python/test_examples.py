@@ -24,11 +24,11 @@ def _readme_python_blocks():
 
 
 def test_readme_quickstart_blocks_run(tmp_path, monkeypatch):
-    """The README's Python section (quick start, collaborative filtering, redemption models)
-    runs verbatim, on a smaller simulated program."""
+    """The README's Python section (quick start, collaborative filtering, redemption models,
+    your own data) runs verbatim, on a smaller simulated program."""
     blocks = _readme_python_blocks()
-    assert len(blocks) >= 3
-    code = "\n".join(blocks[:3]).replace("n_users=20_000", "n_users=2_000")
+    assert len(blocks) >= 4
+    code = "\n".join(blocks[:4]).replace("n_users=20_000", "n_users=2_000")
     monkeypatch.chdir(tmp_path)
     exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
 
