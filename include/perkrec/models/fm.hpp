@@ -37,7 +37,9 @@
 // on divergence it restores the parameters from the start of that epoch (the last finite model)
 // and throws DivergenceError.
 //
-// Cost: FM O(nnz * factors) per sample and epoch; FFM O(nnz^2 * factors).
+// Cost: FM O(nnz * factors) per sample and epoch; FFM O(nnz^2 * factors). factors = 0 (exact):
+// O(nnz) per conjugate-gradient step (typically 5-30 Newton steps of a few to a few hundred CG
+// steps each) and one transposed copy of X (nnz x 8 bytes) plus a few doubles per row.
 //
 // Example:
 //   perkrec::FMParams p;
