@@ -346,3 +346,40 @@ def test_default_fm_is_reproducible(program, split):
     b = FM(epochs=3).fit(X, train["label"])
     assert np.array_equal(a.predict(X), b.predict(X))
     assert np.array_equal(a.factors, b.factors)
+
+
+def test_real_coupon_campaigns_end_to_end_with_logistic_regression():
+    """The issue's new-user path on dunnhumby's coupon campaigns, straight from the raw CSVs: a
+    catalog without kinds and with free columns, members without events, labels per offer, a
+    context column carried through, and FM(factors=0) equal to scikit-learn's LogisticRegression."""
+    from conftest import dataset_path
+    from sklearn.linear_model import LogisticRegression
+
+    folder = dataset_path("dunnhumby-complete-journey-coupons")
+    campaigns = pd.read_csv(folder / "campaign_desc.csv")
+    offered = pd.read_csv(folder / "campaign_table.csv")
+    redeemed = pd.read_csv(folder / "coupon_redempt.csv")
+    demographics = pd.read_csv(folder / "hh_demographic.csv").set_index("household_key")
+    catalog = perkrec.Catalog.from_frame(campaigns.assign(
+        validity_days=campaigns["END_DAY"] - campaigns["START_DAY"] + 1), id_column="CAMPAIGN")
+    members = perkrec.UserTable.from_frame(demographics, users=perkrec.IdMap(np.unique(offered["household_key"])))
+    assert members.unknown_users > 0          # households with demographics but no campaign
+    pairs = set(zip(redeemed["household_key"], redeemed["CAMPAIGN"]))
+    start = campaigns.set_index("CAMPAIGN")["START_DAY"]
+    offers = pd.DataFrame({
+        "user": offered["household_key"], "benefit": offered["CAMPAIGN"].astype(str),
+        "timestamp": 1_500_000_000 + offered["CAMPAIGN"].map(start).to_numpy() * 86400,
+        "label": [int(p in pairs) for p in zip(offered["household_key"], offered["CAMPAIGN"])],
+        "offer_type": offered["DESCRIPTION"]})
+    samples = redemption_samples(None, catalog, members, offers=offers)
+    assert len(samples) == len(offered) and samples["label"].sum() > 100
+    assert (samples["offer_type"] == samples["DESCRIPTION"]).all()     # carried vs catalog attribute
+    fields = ["DESCRIPTION", "AGE_DESC", "INCOME_DESC", "HH_COMP_DESC", "benefit"]
+    X = sp.csr_matrix(pd.get_dummies(samples[fields].astype(str)).to_numpy(np.float32))
+    y = samples["label"].to_numpy(np.float32)
+    lam = 1e-3
+    lr = FM(factors=0, reg_linear=lam).fit(X, y)
+    ref = LogisticRegression(C=1.0 / (lam * len(y)), solver="newton-cg", tol=1e-12, max_iter=10_000).fit(
+        X.toarray().astype(np.float64), y)
+    np.testing.assert_allclose(lr.linear, ref.coef_[0], atol=1e-5)
+    np.testing.assert_allclose(lr.predict(X), ref.predict_proba(X.toarray())[:, 1], atol=1e-5)
