@@ -1,5 +1,7 @@
 // IdMap, Catalog, UserTable, EventLog, splits and benefit dimensions.
 #include "bindings.hpp"
+#include <limits>
+#include <map>
 
 namespace perkrec::python {
 
@@ -104,6 +106,26 @@ py::dict catalog_columns(const Catalog& c) {
   out["channel"] = channels;
   out["inventory"] = to_numpy(std::move(inventory));
   out["tags"] = tags;
+  // Free attributes: name -> one entry per benefit (None / NaN where a benefit lacks it).
+  std::map<std::string, std::vector<std::optional<std::string>>> text;
+  std::map<std::string, std::vector<double>> numeric;
+  for (std::size_t i = 0; i < n; ++i) {
+    const Benefit& b = c[static_cast<Index>(i)];
+    for (const auto& [name, value] : b.attributes) {
+      auto& col = text[name];
+      col.resize(n);
+      col[i] = value;
+    }
+    for (const auto& [name, value] : b.numeric_attributes) {
+      auto& col = numeric[name];
+      col.resize(n, std::numeric_limits<double>::quiet_NaN());
+      col[i] = value;
+    }
+  }
+  py::dict numeric_out;
+  for (auto& [name, col] : numeric) numeric_out[py::str(name)] = to_numpy(std::move(col));
+  out["attributes"] = text;
+  out["numeric_attributes"] = numeric_out;
   return out;
 }
 
@@ -120,7 +142,9 @@ Catalog catalog_from_columns(const std::vector<std::string>& ids,
                              const std::optional<std::vector<std::vector<std::string>>>& scenarios,
                              const std::optional<std::vector<std::string>>& channels,
                              const std::optional<py::array>& inventory,
-                             const std::optional<std::vector<std::vector<std::string>>>& tags) {
+                             const std::optional<std::vector<std::vector<std::string>>>& tags,
+                             const std::map<std::string, std::vector<std::optional<std::string>>>& text_attributes,
+                             const std::map<std::string, std::vector<double>>& numeric_attributes) {
   const std::size_t n = ids.size();
   auto check = [&](std::size_t len, const char* name) {
     if (len != n) detail::raise<InputError>("Catalog.from_frame: column '", name, "' has ", len, " rows (expected ", n, ")");
@@ -144,7 +168,8 @@ Catalog catalog_from_columns(const std::vector<std::string>& ids,
   if (channels) check(channels->size(), "channel");
   if (inventory) check(inv.size(), "inventory");
   if (tags) check(tags->size(), "tags");
-  if (!kinds && !discounts) detail::raise<InputError>("Catalog.from_frame: needs a 'kind' or a 'discount' column");
+  for (const auto& [name, col] : text_attributes) check(col.size(), name.c_str());
+  for (const auto& [name, col] : numeric_attributes) check(col.size(), name.c_str());
   std::vector<Benefit> benefits(n);
   for (std::size_t i = 0; i < n; ++i) {
     const std::string row = "Catalog.from_frame: row " + std::to_string(i);
@@ -174,6 +199,13 @@ Catalog catalog_from_columns(const std::vector<std::string>& ids,
     if (!inv.empty()) b.inventory = inv[i];
     if (tags) {
       for (const auto& tag : (*tags)[i]) b.tags.push_back(tag);
+    }
+    // Missing attribute values (None, NaN) leave the attribute out for this benefit.
+    for (const auto& [name, col] : text_attributes) {
+      if (col[i]) b.attributes[name] = *col[i];
+    }
+    for (const auto& [name, col] : numeric_attributes) {
+      if (!std::isnan(col[i])) b.numeric_attributes[name] = col[i];
     }
   }
   return Catalog(std::move(benefits));

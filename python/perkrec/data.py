@@ -265,14 +265,38 @@ class Catalog(_Serializable):
         """From a DataFrame with an id column and any of: kind, discount (a notation such as
         "150:20"), face_value, threshold, discount_rate, cost, validity_days, scope,
         scope_value, scenarios, channel, inventory, tags. List columns (scenarios, tags) hold
-        lists or '|'-separated strings. Unknown columns raise InputError."""
-        known = {"kind", "discount", "face_value", "threshold", "discount_rate", "cost", "validity_days",
-                 "scope", "scope_value", "scenarios", "channel", "inventory", "tags", id_column}
-        unknown = [c for c in frame.columns if c not in known]
-        if unknown:
-            raise _core.InputError(f"Catalog.from_frame: unknown column {unknown[0]!r} (expected {', '.join(sorted(known))})")
+        lists or '|'-separated strings.
+
+        Every other column (brand, category, campaign, ...) is kept as a free attribute of each
+        benefit: numeric and boolean columns as numbers, anything else as text; a missing value
+        (None, NaN) leaves that benefit without the attribute. Attributes come back as columns
+        of ``to_frame()`` and of ``redemption_samples``.
+
+        ``kind`` is optional: a benefit with neither a kind nor a discount notation is a
+        ``"discount"`` (a fixed amount off, face_value 0 unless given — the C++ ``Benefit``
+        default). Unknown kinds or scopes, missing or duplicate ids and bad values raise
+        InputError naming the row and field.
+        """
         if id_column not in frame.columns:
             raise _core.InputError(f"Catalog.from_frame: missing id column {id_column!r}")
+        known = {"kind", "discount", "face_value", "threshold", "discount_rate", "cost", "validity_days",
+                 "scope", "scope_value", "scenarios", "channel", "inventory", "tags", id_column}
+        id_col = frame[id_column]
+        if id_col.isna().any():
+            row = int(np.flatnonzero(id_col.isna().to_numpy())[0])
+            raise _core.InputError(f"Catalog.from_frame: row {row}: {id_column} is missing (got {id_col.iloc[row]!r})")
+        text_attributes, numeric_attributes = {}, {}
+        for name in frame.columns:
+            if name in known:
+                continue
+            if not isinstance(name, str) or not name:
+                raise _core.InputError(f"Catalog.from_frame: attribute column names must be non-empty strings (got {name!r})")
+            col = frame[name]
+            if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+                numeric_attributes[name] = np.ascontiguousarray(col.to_numpy(dtype=np.float64, na_value=np.nan))
+            else:
+                text_attributes[name] = [None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
+                                         or v is pd.NaT else str(v) for v in col.tolist()]
 
         def strings(name):
             if name not in frame.columns:
@@ -300,6 +324,8 @@ class Catalog(_Serializable):
             strings("channel"),
             numbers("inventory", np.int64),
             _list_column(frame["tags"]) if "tags" in frame.columns else None,
+            text_attributes,
+            numeric_attributes,
         )
         return cls._wrap(impl)
 
@@ -310,9 +336,14 @@ class Catalog(_Serializable):
         return json.loads(self.to_json(-1))["benefits"]
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per benefit; kind and scope are categoricals."""
+        """One row per benefit; kind and scope are categoricals; then one column per free
+        attribute (text: None where a benefit lacks it; numeric: NaN)."""
         cols = self._impl.columns()
+        text = cols.pop("attributes")
+        numeric = cols.pop("numeric_attributes")
         frame = pd.DataFrame(cols)
+        for name in sorted(set(text) | set(numeric)):
+            frame[name] = pd.Series(text[name], dtype=object) if name in text else numeric[name]
         frame["kind"] = pd.Categorical(frame["kind"], categories=list(BENEFIT_KINDS))
         frame["scope"] = pd.Categorical(frame["scope"], categories=list(SCOPES))
         return frame
@@ -348,27 +379,53 @@ class UserTable(_Serializable):
 
     _core_class = _core.UserTable
 
+    unknown_users = 0  # members added or dropped by from_frame (see there)
+
     def __init__(self, users: IdMap):
         _expect(users, IdMap, "users", "UserTable")
         self._impl = _core.UserTable(users._impl)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, id_column: Optional[str] = None,
-                   users: Optional[IdMap] = None) -> "UserTable":
+                   users: Optional[IdMap] = None, unknown: str = "add") -> "UserTable":
         """From a DataFrame with one row per member. Ids come from ``id_column`` (default: the
-        index). With ``users`` the rows are aligned to that map (members absent from the frame
-        get missing values; ids unknown to it raise InputError); otherwise a map is built from
-        the ids in row order. Numbers and booleans become numeric columns, datetimes numeric
-        seconds since the epoch, everything else categorical."""
+        index). Numbers and booleans become numeric columns, datetimes numeric seconds since the
+        epoch, everything else categorical.
+
+        Without ``users`` the map is built from the ids in row order. With ``users`` (usually
+        ``log.user_ids``) the rows are aligned to that map: its members keep their indices and
+        those absent from the frame get missing values. Members of the frame that the map lacks
+        (real programs have members without events) follow ``unknown``:
+
+        - ``"add"`` (default): appended to a copy of the map, in frame order, at indices
+          ``len(users)``, ``len(users) + 1``, ...; event-log indices stay valid, and the table's
+          ``users`` is the grown map (the caller's map is not changed);
+        - ``"drop"``: left out;
+        - ``"raise"``: InputError naming the first unknown id.
+
+        ``table.unknown_users`` holds how many were added or dropped (0 without ``users``).
+        """
+        if unknown not in ("add", "drop", "raise"):
+            raise _core.ConfigError(f"UserTable.from_frame: unknown must be 'add', 'drop' or 'raise' (got {unknown!r})")
         ids = frame.index if id_column is None else frame[id_column]
         if pd.Index(ids).has_duplicates:
             dup = pd.Index(ids)[pd.Index(ids).duplicated()][0]
             raise _core.InputError(f"UserTable.from_frame: duplicate member id {dup!r}")
+        unknown_count = 0
         if users is None:
             users = IdMap(np.asarray(ids))
             rows = np.arange(len(frame))
         else:
-            rows = users.lookup(ids)
+            _expect(users, IdMap, "users", "UserTable.from_frame")
+            rows = users.lookup(ids, missing="raise" if unknown == "raise" else "minus_one")
+            missing_rows = rows < 0
+            unknown_count = int(missing_rows.sum())
+            if unknown_count and unknown == "add":
+                users = IdMap.from_bytes(users.to_bytes())  # grow a copy, never the caller's map
+                rows = users.lookup_or_add(ids)
+            elif unknown_count:
+                frame = frame[~missing_rows]
+                rows = rows[~missing_rows]
         table = cls(users)
         n = len(users)
         for name in frame.columns:
@@ -389,6 +446,7 @@ class UserTable(_Serializable):
                 codes = np.full(n, -1, dtype=np.int32)
                 codes[rows] = np.asarray(cat.codes, dtype=np.int32)
                 table._impl.add_categorical(str(name), codes, [str(c) for c in cat.categories])
+        table.unknown_users = unknown_count
         return table
 
     def to_frame(self) -> pd.DataFrame:

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from ._util import csr_parts, int_scalar
+from ._util import csr_parts, int_scalar, seconds
 from .data import _Serializable
 
 __all__ = [
@@ -41,60 +41,229 @@ def _face_value_band(values) -> np.ndarray:
     return np.searchsorted(np.asarray(FACE_VALUE_BANDS), np.asarray(values, dtype=np.float64), side="right")
 
 
-def redemption_samples(events, catalog, users=None, *, window_days: Optional[float] = None) -> pd.DataFrame:
-    """One row per issued benefit with its label: 1 when the member redeemed that benefit at or
-    after the issue and within the benefit's validity (or ``window_days`` when given).
+_CATALOG_BUILTINS = frozenset(("id", "kind", "face_value", "threshold", "discount_rate", "cost", "validity_days",
+                               "scope", "scope_value", "scenarios", "channel", "inventory", "tags"))
+_SAMPLE_ATTRIBUTES = ("kind", "face_value", "threshold", "discount_rate", "validity_days", "scope", "channel")
+_GENERATED = frozenset(("user", "benefit", "timestamp", "label", "event", "face_value_band", "tenure_days",
+                        "weekday", "hour", "day_of_month"))
+_UNKNOWN_CHOICES = ("raise", "drop", "keep")
 
-    Columns: user, benefit (indices of ``events``), timestamp, label, benefit attributes
-    (kind, face_value, face_value_band, threshold, discount_rate, validity_days, scope, channel),
-    member attributes from ``users`` (when given) and context (weekday, hour, day_of_month).
+
+def _catalog_frame(catalog) -> pd.DataFrame:
+    if isinstance(catalog, pd.DataFrame):
+        return catalog
+    if hasattr(catalog, "to_frame"):
+        return catalog.to_frame()
+    raise _core.InputError(f"redemption_samples: catalog must be a perkrec.Catalog or a DataFrame (got {type(catalog).__name__})")
+
+
+def _users_frame(users) -> pd.DataFrame:
+    return users.to_frame() if not isinstance(users, pd.DataFrame) else users
+
+
+def _resolve_unknown(kind: str, index: np.ndarray, values, unknown: str, keep_mask: np.ndarray, counts: dict) -> None:
+    """Applies the unknown-id choice to ``index`` (-1 = unknown): raise naming the first one, or
+    count it and drop (clear keep_mask) or keep it (index stays -1)."""
+    bad = index < 0
+    counts[f"unknown_{kind}s"] = int(bad.sum())
+    if not bad.any():
+        return
+    if unknown == "raise":
+        i = int(np.flatnonzero(bad)[0])
+        value = values[i]
+        value = value.item() if hasattr(value, "item") else value
+        raise _core.InputError(f"redemption_samples: unknown {kind} id {value!r} at row {i} ({int(bad.sum())} rows "
+                               f"have unknown {kind} ids; unknown='drop' or 'keep' accepts them)")
+    if unknown == "drop":
+        keep_mask &= ~bad
+
+
+def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """values[index], with a missing value where index is -1."""
+    out = values[np.maximum(index, 0)] if len(values) else np.full(len(index), np.nan)
+    if (index < 0).any():
+        out = out.astype(np.float64) if out.dtype.kind in "iub" else out.astype(object)
+        out[index < 0] = np.nan if out.dtype.kind == "f" else None
+    return out
+
+
+def redemption_samples(events=None, catalog=None, users=None, *, offers: Optional[pd.DataFrame] = None,
+                       window_days: Optional[float] = None, keep: Sequence[str] = (),
+                       unknown: str = "raise") -> pd.DataFrame:
+    """Samples for a redemption model: one row per offer of a benefit to a member, with its label.
+
+    **From an event log** (``offers`` None): one row per ``issued`` event of ``events``, labelled
+    1 when the member redeemed that benefit at or after the issue and within the window: the
+    benefit's ``validity_days`` from the catalog, or ``window_days`` for every row when given
+    (``float("inf")``: any later redemption counts). A benefit without a validity (a DataFrame
+    catalog without the column, or NaN) raises InputError naming it unless ``window_days`` is
+    given: the window decides labels, so it is never guessed. ``frame.attrs["redeemed_after_window"]``
+    counts the rows labelled 0 although the member redeemed that benefit later. Column ``event``
+    is the row id: the issue event's position in ``events``; ``keep`` names event columns
+    carried through (``channel``, ``order_amount``, ``propensity``, ``control`` of an EventLog,
+    any column of a DataFrame).
+
+    **From labelled offers** (``offers``: a DataFrame with ``user``, ``benefit``, ``timestamp``,
+    ``label`` columns and any others): labels are taken as given (0/1 or bool; missing raises),
+    no events are needed or invented. Member ids are looked up in ``users`` (a UserTable: its
+    member map) or else in ``events.user_ids``; benefit ids in the catalog. The frame's index is
+    kept (the row id) and every other column (campaign, ...) is carried through; those columns
+    win over generated ones of the same name.
+
+    ``unknown``: what to do with member or benefit ids that the maps, the catalog or ``users``
+    lack: ``"raise"`` (InputError naming the first), ``"drop"`` the rows, or ``"keep"`` them
+    with index -1 and missing attributes. ``frame.attrs["unknown_users"]`` and
+    ``["unknown_benefits"]`` count them either way.
+
+    Columns: user, benefit (indices), timestamp (epoch seconds), label, [event], benefit
+    attributes (kind, face_value, face_value_band, threshold, discount_rate, validity_days,
+    scope, channel and the catalog's free attributes such as brand or category), member
+    attributes from ``users`` (signup_time becomes tenure_days), context (weekday, hour,
+    day_of_month), then the kept columns.
     """
-    user, benefit, etype, seconds = _event_arrays(events)
-    if not isinstance(catalog, pd.DataFrame) and not hasattr(catalog, "to_frame"):
-        raise _core.InputError(f"redemption_samples: catalog must be a perkrec.Catalog or a DataFrame (got {type(catalog).__name__})")
-    cat = catalog.to_frame() if not isinstance(catalog, pd.DataFrame) else catalog
-    issued = np.flatnonzero((etype == "issued") & (benefit >= 0))
-    redeemed = np.flatnonzero((etype == "redeemed") & (benefit >= 0))
-    n_b = max(int(benefit.max(initial=0)) + 1, len(cat))
-    t0 = int(seconds.min(initial=0))
-    # Composite keys pair * 2^32 + time, sorted: the first redemption of the pair at or after
-    # the issue is one binary search away.
-    key_r = np.sort((user[redeemed] * n_b + benefit[redeemed]) * (1 << 32) + (seconds[redeemed] - t0))
-    pair_i = user[issued] * n_b + benefit[issued]
-    time_i = seconds[issued]
-    pos = np.searchsorted(key_r, pair_i * (1 << 32) + (time_i - t0), side="left")
-    found = pos < len(key_r)
-    hit = key_r[np.minimum(pos, max(len(key_r) - 1, 0))] if len(key_r) else np.zeros(len(pos), np.int64)
-    same_pair = found & ((hit >> 32) == pair_i)
-    first = (hit & ((1 << 32) - 1)) + t0
-    validity = cat["validity_days"].to_numpy().astype(np.float64)
-    windows = (np.full(len(issued), float(window_days)) if window_days is not None
-               else validity[benefit[issued]])
-    label = (same_pair & (first - time_i <= windows * 86400)).astype(np.uint8)
-    b = benefit[issued]
-    out = pd.DataFrame({
-        "user": user[issued],
-        "benefit": b,
-        "timestamp": time_i,
-        "label": label,
-    })
-    for col in ("kind", "face_value", "threshold", "discount_rate", "validity_days", "scope", "channel"):
-        if col in cat.columns:
-            out[col] = cat[col].to_numpy()[b]
-    if "face_value" in cat.columns:
-        out["face_value_band"] = _face_value_band(out["face_value"])
+    if unknown not in _UNKNOWN_CHOICES:
+        raise _core.ConfigError(f"redemption_samples: unknown must be one of {_UNKNOWN_CHOICES} (got {unknown!r})")
+    if catalog is None:
+        raise _core.InputError("redemption_samples: catalog is required")
+    cat = _catalog_frame(catalog)
+    attributes = [c for c in cat.columns if c not in _CATALOG_BUILTINS]
+    clash = [c for c in attributes if c in _GENERATED]
+    if clash:
+        raise _core.InputError(f"redemption_samples: catalog attribute {clash[0]!r} clashes with a sample column "
+                               f"(rename it; reserved: {', '.join(sorted(_GENERATED))})")
+    if window_days is not None:
+        window = float(window_days)
+        if not window > 0:
+            raise _core.InputError(f"redemption_samples: window_days must be > 0 (got {window_days!r})")
+    counts = {"unknown_users": 0, "unknown_benefits": 0}
+    n_users = None
     if users is not None:
-        uf = users.to_frame() if not isinstance(users, pd.DataFrame) else users
+        n_users = len(users.users) if hasattr(users, "users") else len(_users_frame(users))
+    if offers is None:
+        if events is None:
+            raise _core.InputError("redemption_samples: give events (labels from redemptions) or offers (labels given)")
+        user, benefit, etype, secs = _event_arrays(events)
+        issued = np.flatnonzero((etype == "issued") & (benefit >= 0))
+        redeemed = np.flatnonzero((etype == "redeemed") & (benefit >= 0))
+        n_b = max(int(benefit.max(initial=0)) + 1, len(cat))
+        t0 = int(secs.min(initial=0))
+        # Composite keys pair * 2^32 + time, sorted: the first redemption of the pair at or after
+        # the issue is one binary search away.
+        key_r = np.sort((user[redeemed] * n_b + benefit[redeemed]) * (1 << 32) + (secs[redeemed] - t0))
+        pair_i = user[issued] * n_b + benefit[issued]
+        time_i = secs[issued]
+        pos = np.searchsorted(key_r, pair_i * (1 << 32) + (time_i - t0), side="left")
+        found = pos < len(key_r)
+        hit = key_r[np.minimum(pos, max(len(key_r) - 1, 0))] if len(key_r) else np.zeros(len(pos), np.int64)
+        same_pair = found & ((hit >> 32) == pair_i)
+        first = (hit & ((1 << 32) - 1)) + t0
+        b = benefit[issued].astype(np.int64)
+        u = user[issued].astype(np.int64)
+        b = np.where(b < len(cat), b, -1)
+        if n_users is not None:
+            u = np.where(u < n_users, u, -1)
+        keep_mask = np.ones(len(issued), dtype=bool)
+        _resolve_unknown("user", u, user[issued], unknown, keep_mask, counts)
+        _resolve_unknown("benefit", b, benefit[issued], unknown, keep_mask, counts)
+        if window_days is not None:
+            windows = np.full(len(issued), window)
+        else:
+            if "validity_days" not in cat.columns:
+                raise _core.InputError("redemption_samples: the catalog has no validity_days column; give window_days= "
+                                       "(the redemption window that defines a label) or the catalog's validity")
+            validity = pd.to_numeric(cat["validity_days"], errors="coerce").to_numpy(dtype=np.float64)
+            windows = _take(validity, b).astype(np.float64)
+            bad = keep_mask & (b >= 0) & ~(windows > 0)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                bid = cat["id"].iloc[b[i]] if "id" in cat.columns else b[i]
+                raise _core.InputError(f"redemption_samples: validity_days of benefit {bid!r} is missing or not > 0 "
+                                       f"(got {windows[i]!r}); give window_days= or fix the catalog")
+        late = same_pair & (first - time_i > windows * 86400)
+        label = (same_pair & ~late).astype(np.uint8)
+        out = pd.DataFrame({"user": u, "benefit": b, "timestamp": time_i, "label": label,
+                            "event": issued.astype(np.int64)})
+        extra = None
+        if keep:
+            ev = events.to_frame(external_ids=False) if not isinstance(events, pd.DataFrame) else events
+            missing = [c for c in keep if c not in ev.columns]
+            if missing:
+                raise _core.InputError(f"redemption_samples: keep names unknown event column {missing[0]!r} "
+                                       f"(have {list(ev.columns)})")
+            extra = ev[list(keep)].iloc[issued].reset_index(drop=True)
+        counts["redeemed_after_window"] = int((late & keep_mask).sum())
+        out = out[keep_mask].reset_index(drop=True)
+        if extra is not None:
+            extra = extra[keep_mask].reset_index(drop=True)
+    else:
+        if not isinstance(offers, pd.DataFrame):
+            raise _core.InputError(f"redemption_samples: offers must be a DataFrame (got {type(offers).__name__})")
+        if keep:
+            raise _core.InputError("redemption_samples: keep applies to events; every column of offers is kept")
+        missing = [c for c in ("user", "benefit", "timestamp", "label") if c not in offers.columns]
+        if missing:
+            raise _core.InputError(f"redemption_samples: offers lacks column {missing[0]!r} "
+                                   "(needs user, benefit, timestamp, label)")
+        if users is not None and hasattr(users, "users"):
+            user_map = users.users
+        elif events is not None and hasattr(events, "user_ids") and events.user_ids is not None:
+            user_map = events.user_ids
+        else:
+            raise _core.InputError("redemption_samples: offers need a member map: give users (a UserTable) "
+                                   "or events (an EventLog with user_ids)")
+        from .data import IdMap
+
+        bmap = catalog.ids if not isinstance(catalog, pd.DataFrame) else IdMap(cat["id"].astype(str))
+        user_values = offers["user"].to_numpy()
+        benefit_values = offers["benefit"].to_numpy()
+        if pd.isna(offers["user"]).any() or pd.isna(offers["benefit"]).any():
+            col = "user" if pd.isna(offers["user"]).any() else "benefit"
+            i = int(np.flatnonzero(pd.isna(offers[col]).to_numpy())[0])
+            raise _core.InputError(f"redemption_samples: offers row {i}: {col} is missing")
+        u = user_map.lookup(user_values, missing="minus_one").astype(np.int64)
+        b = bmap.lookup(benefit_values.astype(str) if bmap.key_type == "string" else benefit_values,
+                        missing="minus_one").astype(np.int64)
+        raw = offers["label"]
+        if pd.api.types.is_bool_dtype(raw):
+            label = raw.to_numpy().astype(np.uint8)
+        else:
+            values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+            bad = ~np.isin(values, (0.0, 1.0))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise _core.InputError(f"redemption_samples: offers row {i}: label must be 0 or 1 (got {raw.iloc[i]!r})")
+            label = values.astype(np.uint8)
+        time_i = seconds(offers["timestamp"], "redemption_samples: offers timestamp")
+        keep_mask = np.ones(len(offers), dtype=bool)
+        _resolve_unknown("user", u, user_values, unknown, keep_mask, counts)
+        _resolve_unknown("benefit", b, benefit_values, unknown, keep_mask, counts)
+        out = pd.DataFrame({"user": u, "benefit": b, "timestamp": time_i, "label": label}, index=offers.index)
+        extra = offers.drop(columns=["user", "benefit", "timestamp", "label"])
+        out, extra = out[keep_mask], extra[keep_mask]
+    b = out["benefit"].to_numpy()
+    for col in list(_SAMPLE_ATTRIBUTES) + attributes:
+        if col in cat.columns:
+            out[col] = _take(cat[col].to_numpy(), b)
+    if "face_value" in cat.columns:
+        out["face_value_band"] = np.where(b >= 0, _face_value_band(np.nan_to_num(out["face_value"].to_numpy(np.float64))), -1)
+    time_out = out["timestamp"].to_numpy()
+    if users is not None:
+        uf = _users_frame(users)
+        rows = out["user"].to_numpy()
         for col in uf.columns:
-            values = uf[col].to_numpy()[out["user"].to_numpy()]
+            values = _take(uf[col].to_numpy(), rows)
             if col == "signup_time":
-                out["tenure_days"] = (time_i - values.astype(np.float64)) / 86400.0
+                out["tenure_days"] = (time_out - values.astype(np.float64)) / 86400.0
             else:
                 out[col] = values
-    stamp = pd.to_datetime(time_i, unit="s", utc=True)
-    out["weekday"] = stamp.day_of_week
-    out["hour"] = stamp.hour
-    out["day_of_month"] = stamp.day
+    stamp = pd.to_datetime(time_out, unit="s", utc=True)
+    out["weekday"] = np.asarray(stamp.day_of_week)
+    out["hour"] = np.asarray(stamp.hour)
+    out["day_of_month"] = np.asarray(stamp.day)
+    if extra is not None:
+        for col in extra.columns:
+            out[col] = extra[col].to_numpy()
+    out.attrs.update(counts)
     return out
 
 
@@ -485,8 +654,21 @@ class FM(_Serializable):
     ``loss``: ``"logistic"`` (labels 0/1; ``predict`` gives probabilities), ``"squared"``
     (real targets) or ``"bpr"`` (pairwise ranking within ``groups``). ``optimizer``: ``"sgd"``
     or ``"adagrad"``. ``shuffle``: ``"blocks"`` (256-row blocks in random order, shuffled
-    within; cache-friendly) or ``"rows"`` (a full random permutation per epoch). Training is lock-free parallel over rows; ``num_threads=1`` is
-    bit-reproducible. A diverging run raises DivergenceError and keeps the last finite model.
+    within; cache-friendly) or ``"rows"`` (a full random permutation per epoch). A diverging
+    run raises DivergenceError and keeps the last finite model.
+
+    Reproducible by default: ``seed=42`` and ``num_threads=1`` make two fits on the same data
+    give bit-identical models and predictions. ``num_threads=0`` (all cores) or any count > 1
+    trains lock-free ("Hogwild"): concurrent updates race, so results differ slightly from run
+    to run, in exchange for speed where memory bandwidth allows (on 2 cores it gains little).
+    Scoring and the exact ``factors=0`` solver give identical results for any count.
+
+    ``factors=0`` is exact logistic regression (bias + linear; ridge regression with
+    ``loss="squared"``): a deterministic full-batch Newton solver in C++ reaches the optimum of
+    ``mean log-loss + reg_bias/2 * bias**2 + reg_linear/2 * |w|**2`` (sample weights weight the
+    mean), identical for any ``num_threads``; ``epochs``, ``learning_rate``, ``optimizer``,
+    ``init_std`` and ``shuffle`` are unused and ``early_stopping_rounds`` must be 0. It equals
+    scikit-learn's ``LogisticRegression(C=1 / (reg_linear * n_rows))`` with ``reg_bias=0``.
 
     >>> fm = FM(factors=8, epochs=10).fit(X, y, feature_fields=enc.feature_fields)
     >>> p = fm.predict(X_test)
@@ -498,7 +680,7 @@ class FM(_Serializable):
     def __init__(self, factors: int = 8, loss: str = "logistic", optimizer: str = "adagrad",
                  learning_rate: float = 0.05, init_std: float = 0.01, reg_bias: float = 0.0,
                  reg_linear: float = 1e-5, reg_factors: float = 1e-5, epochs: int = 10,
-                 early_stopping_rounds: int = 0, shuffle: str = "blocks", num_threads: int = 0, seed: int = 42):
+                 early_stopping_rounds: int = 0, shuffle: str = "blocks", num_threads: int = 1, seed: int = 42):
         params = dict(field_aware=self._field_aware, factors=factors, loss=loss, optimizer=optimizer,
                       learning_rate=learning_rate, init_std=init_std, reg_bias=reg_bias,
                       reg_linear=reg_linear, reg_factors=reg_factors, epochs=epochs,
@@ -632,7 +814,8 @@ class FM(_Serializable):
     def factors(self) -> np.ndarray:
         f = self._impl.factors()
         k = self.get_params()["factors"]
-        return f.reshape(self.n_features, -1, k) if self._field_aware else f.reshape(self.n_features, k)
+        return (f.reshape(self.n_features, self._impl.n_fields, k) if self._field_aware
+                else f.reshape(self.n_features, k))
 
     def __repr__(self) -> str:
         state = f"{self.n_features} features" if self.fitted else "not fitted"

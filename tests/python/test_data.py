@@ -76,14 +76,40 @@ def test_catalog_from_frame_with_notation_and_errors():
     back = c.to_frame()
     assert back.loc[0, "threshold"] == 200 and back.loc[1, "discount_rate"] == pytest.approx(0.2)
     assert back.loc[0, "scenarios"] == ["regular", "holiday"]
-    with pytest.raises(perkrec.InputError, match="unknown column 'colour'"):
-        perkrec.Catalog.from_frame(frame.assign(colour=1))
     with pytest.raises(perkrec.InputError, match="row 1"):
         perkrec.Catalog.from_frame(pd.DataFrame({"id": ["a", "b"], "kind": ["gift", "voucher"]}))
     with pytest.raises(perkrec.InputError, match="duplicate benefit id 'a'"):
         perkrec.Catalog.from_frame(pd.DataFrame({"id": ["a", "a"], "kind": ["gift", "gift"]}))
     with pytest.raises(perkrec.InputError, match="/benefits/0/colour"):
         perkrec.Catalog.from_records([{"id": "x", "kind": "gift", "colour": "red"}])
+
+
+def test_catalog_from_frame_keeps_free_attributes_and_defaults_kind():
+    # A real program's coupon table: no kind, columns perkrec does not know.
+    frame = pd.DataFrame({"coupon_id": ["c1", "c2", "c3"], "brand": ["Acme", None, "Bolt"],
+                          "category": ["Grocery", "Meat", "Meat"], "campaign": [8, 13, np.nan],
+                          "validity_days": [30, 45, 60]})
+    c = perkrec.Catalog.from_frame(frame, id_column="coupon_id")
+    back = c.to_frame()
+    assert back["kind"].astype(str).tolist() == ["discount"] * 3          # documented default
+    assert back["brand"].tolist() == ["Acme", None, "Bolt"]
+    assert back["category"].tolist() == ["Grocery", "Meat", "Meat"]
+    np.testing.assert_array_equal(back["campaign"].to_numpy(), [8.0, 13.0, np.nan])
+    assert back["validity_days"].tolist() == [30, 45, 60]
+    # Round trips: frame, JSON, records, model bytes.
+    assert perkrec.Catalog.from_frame(back) == c
+    assert perkrec.Catalog.from_json(c.to_json()) == c
+    assert c.to_records()[0]["attributes"] == {"brand": "Acme", "campaign": 8.0, "category": "Grocery"}
+    assert pickle.loads(pickle.dumps(c)) == c
+    # Still validated, with the row or pointer named.
+    with pytest.raises(perkrec.InputError, match="row 1.*unknown benefit kind 'voucher'"):
+        perkrec.Catalog.from_frame(frame.assign(kind=["gift", "voucher", "gift"]), id_column="coupon_id")
+    with pytest.raises(perkrec.InputError, match="row 2: coupon_id is missing"):
+        perkrec.Catalog.from_frame(frame.assign(coupon_id=["a", "b", None]), id_column="coupon_id")
+    with pytest.raises(perkrec.InputError, match="attribute 'campaign' must be finite"):
+        perkrec.Catalog.from_frame(frame.assign(campaign=[1.0, np.inf, 2.0]), id_column="coupon_id")
+    with pytest.raises(perkrec.InputError, match="/benefits/0/attributes/size: expected a string or a number"):
+        perkrec.Catalog.from_records([{"id": "x", "kind": "gift", "attributes": {"size": [1]}}])
 
 
 # --- member attributes ------------------------------------------------------------------------
@@ -106,7 +132,30 @@ def test_user_table_from_frame_types_alignment_and_round_trip():
     with pytest.raises(perkrec.InputError, match="duplicate member id 'm1'"):
         perkrec.UserTable.from_frame(pd.DataFrame({"x": [1, 2]}, index=["m1", "m1"]))
     with pytest.raises(perkrec.InputError, match="unknown id 'zz'"):
-        perkrec.UserTable.from_frame(pd.DataFrame({"x": [1]}, index=["zz"]), users=users)
+        perkrec.UserTable.from_frame(pd.DataFrame({"x": [1]}, index=["zz"]), users=users, unknown="raise")
+
+
+def test_user_table_accepts_members_without_events():
+    # The event log knows m1..m3; the member table also lists m9 and m7, who never had an event.
+    users = perkrec.IdMap(["m1", "m2", "m3"])
+    frame = pd.DataFrame({"age": [30, 40, 50, 60]}, index=["m2", "m9", "m1", "m7"])
+    grown = perkrec.UserTable.from_frame(frame, users=users)           # default: add
+    assert grown.unknown_users == 2 and len(grown) == 5
+    assert list(grown.users.ids) == ["m1", "m2", "m3", "m9", "m7"]    # event indices unchanged
+    assert len(users) == 3                                             # the caller's map is untouched
+    out = grown.to_frame()
+    assert out.loc["m9", "age"] == 40 and out.loc["m7", "age"] == 60 and pd.isna(out.loc["m3", "age"])
+    dropped = perkrec.UserTable.from_frame(frame, users=users, unknown="drop")
+    assert dropped.unknown_users == 2 and list(dropped.users.ids) == ["m1", "m2", "m3"]
+    assert dropped.to_frame().loc["m1", "age"] == 50
+    with pytest.raises(perkrec.ConfigError, match="unknown must be"):
+        perkrec.UserTable.from_frame(frame, users=users, unknown="ignore")
+    # Samples see the added members' attributes; their history is empty.
+    catalog = perkrec.Catalog.from_frame(pd.DataFrame({"id": ["B1"], "validity_days": [10]}))
+    offers = pd.DataFrame({"user": ["m9", "m1"], "benefit": ["B1", "B1"], "timestamp": [1.7e9, 1.7e9 + 60],
+                           "label": [1, 0]})
+    samples = perkrec.redemption_samples(None, catalog, grown, offers=offers)
+    assert samples["user"].tolist() == [3, 0] and samples["age"].tolist() == [40, 50]
 
 
 # --- event log --------------------------------------------------------------------------------

@@ -233,3 +233,153 @@ def test_two_thread_training_merges_per_thread_bias():
             assert abs(float(np.mean(m.predict(X))) - 0.2) < 0.03
     for opt in ("sgd", "adagrad"):
         assert abs(biases[1, opt] - biases[2, opt]) < 0.15
+
+
+def _planted_logistic(n=4000, d=30, seed=3):
+    rng = np.random.default_rng(seed)
+    dense = rng.normal(size=(n, d)) * (rng.random((n, d)) < 0.3)   # sparse-ish real features
+    coef = rng.normal(0, 0.8, d)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(dense @ coef - 0.4)))).astype(np.float32)
+    return sp.csr_matrix(dense.astype(np.float32)), y
+
+
+@pytest.mark.parametrize("lam", [1e-4, 1e-2])
+def test_factors_zero_is_exact_logistic_regression(lam, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _planted_logistic()
+    n = X.shape[0]
+    lr = FM(factors=0, reg_linear=lam).fit(X, y)
+    # Same objective: mean log-loss + lam/2 |w|^2  <=>  C sum log-loss + |w|^2/2 with C = 1/(lam n).
+    # newton-cg: sklearn's lbfgs stops ~1e-6 short of the optimum even at tol=1e-12.
+    ref = LogisticRegression(C=1.0 / (lam * n), solver="newton-cg", tol=1e-12, max_iter=10_000).fit(
+        X.toarray().astype(np.float64), y)
+    np.testing.assert_allclose(lr.linear, ref.coef_[0], atol=1e-6)      # float32 storage
+    assert abs(lr.bias - ref.intercept_[0]) < 1e-6
+    np.testing.assert_allclose(lr.predict(X), ref.predict_proba(X.toarray())[:, 1], atol=2e-6)
+    assert lr.factors.shape == (X.shape[1], 0)
+    # Identical for any thread count; save/load and pickle round-trip.
+    other = FM(factors=0, reg_linear=lam, num_threads=2).fit(X, y)
+    assert np.array_equal(other.linear, lr.linear) and other.bias == lr.bias
+    lr.save(tmp_path / "lr.perk")
+    loaded = perkrec.load(tmp_path / "lr.perk")
+    assert loaded.get_params()["factors"] == 0
+    assert np.array_equal(loaded.predict(X), lr.predict(X))
+    assert np.array_equal(pickle.loads(pickle.dumps(lr)).predict(X), lr.predict(X))
+
+
+def test_factors_zero_config_errors():
+    with pytest.raises(perkrec.ConfigError, match="factors"):
+        FM(factors=-1)
+    with pytest.raises(perkrec.ConfigError, match="early_stopping_rounds"):
+        FM(factors=0, early_stopping_rounds=2)
+    assert FFM(factors=0).get_params()["factors"] == 0
+
+
+# --- samples from any program's data ------------------------------------------------------------
+def _coupon_program():
+    """A small program in the shape of a public coupon dataset: no kind, free attribute columns,
+    labels given per offer, a campaign per offer, members without events."""
+    catalog = perkrec.Catalog.from_frame(pd.DataFrame({
+        "coupon_id": ["c1", "c2", "c3"], "brand": ["Acme", "Bolt", "Acme"],
+        "category": ["Meat", "Grocery", "Meat"], "validity_days": [30, 30, 30]}), id_column="coupon_id")
+    events = perkrec.EventLog.from_frame(pd.DataFrame({
+        "user": [10, 10, 11], "benefit": ["c1", "c1", "c2"], "event_type": ["issued", "redeemed", "issued"],
+        "timestamp": pd.to_datetime(["2026-01-01", "2026-03-01", "2026-01-02"], utc=True)}), benefits=catalog)
+    users = perkrec.UserTable.from_frame(pd.DataFrame({"income": [1, 2, 3]}, index=[10, 11, 12]),
+                                         users=events.user_ids)
+    offers = pd.DataFrame({"user": [10, 12, 11, 99], "benefit": ["c1", "c3", "c2", "c1"],
+                           "timestamp": pd.to_datetime(["2026-02-01", "2026-02-02", "2026-02-03", "2026-02-04"]),
+                           "label": [1, 0, True, 0], "campaign": [8, 8, 13, 13]},
+                          index=pd.Index([100, 101, 102, 103], name="offer_id"))
+    return catalog, events, users, offers
+
+
+def test_samples_from_labelled_offers_carry_ids_and_context():
+    catalog, events, users, offers = _coupon_program()
+    with pytest.raises(perkrec.InputError, match="unknown user id 99 at row 3"):
+        redemption_samples(events, catalog, users, offers=offers)
+    s = redemption_samples(events, catalog, users, offers=offers, unknown="drop")
+    assert s.attrs["unknown_users"] == 1 and s.attrs["unknown_benefits"] == 0
+    assert list(s.index) == [100, 101, 102] and s.index.name == "offer_id"      # row ids kept
+    assert s["label"].tolist() == [1, 0, 1]                                     # labels as given
+    assert s["campaign"].tolist() == [8, 8, 13]                                 # context carried through
+    assert s["brand"].tolist() == ["Acme", "Acme", "Bolt"] and s["category"].tolist() == ["Meat", "Meat", "Grocery"]
+    assert s["kind"].tolist() == ["discount"] * 3 and s["income"].tolist() == [1, 3, 2]
+    assert s["user"].tolist() == [0, 2, 1]          # member 12 has no events: added to the map by UserTable
+    kept = redemption_samples(events, catalog, users, offers=offers, unknown="keep")
+    assert len(kept) == 4 and kept.loc[103, "user"] == -1 and pd.isna(kept.loc[103, "income"])
+    with pytest.raises(perkrec.InputError, match="row 1: label must be 0 or 1"):
+        redemption_samples(events, catalog, users, offers=offers.assign(label=[1, np.nan, 0, 0]))
+    with pytest.raises(perkrec.InputError, match="lacks column 'label'"):
+        redemption_samples(events, catalog, users, offers=offers.drop(columns="label"))
+    with pytest.raises(perkrec.ConfigError, match="unknown must be"):
+        redemption_samples(events, catalog, users, offers=offers, unknown="ignore")
+
+
+def test_samples_from_events_window_is_explicit_and_rows_carry_ids():
+    catalog, events, users, _ = _coupon_program()
+    s = redemption_samples(events, catalog, users, keep=["channel"])
+    # c1 was redeemed 59 days after the issue: outside its 30-day validity, so label 0 — and counted.
+    assert s["label"].tolist() == [0, 0] and s.attrs["redeemed_after_window"] == 1
+    assert s["event"].tolist() == list(np.flatnonzero(events.to_frame()["event_type"] == "issued"))
+    assert "channel" in s.columns and s["brand"].tolist() == ["Acme", "Bolt"]
+    assert redemption_samples(events, catalog, window_days=float("inf"))["label"].tolist() == [1, 0]
+    # A DataFrame catalog without a validity (NaN) is an error, not a silent 0 label.
+    frame = catalog.to_frame()
+    frame.loc[0, "validity_days"] = np.nan
+    with pytest.raises(perkrec.InputError, match="validity_days of benefit 'c1' is missing"):
+        redemption_samples(events, frame)
+    with pytest.raises(perkrec.InputError, match="no validity_days column"):
+        redemption_samples(events, frame.drop(columns="validity_days"))
+    assert redemption_samples(events, frame, window_days=60)["label"].tolist() == [1, 0]
+    with pytest.raises(perkrec.InputError, match="keep names unknown event column 'campaign'"):
+        redemption_samples(events, catalog, keep=["campaign"])
+
+
+def test_default_fm_is_reproducible(program, split):
+    _, train, _, enc = split
+    X = enc.transform(train, events=program.events)
+    params = FM().get_params()
+    assert params["num_threads"] == 1 and params["seed"] == 42
+    a = FM(epochs=3).fit(X, train["label"])
+    b = FM(epochs=3).fit(X, train["label"])
+    assert np.array_equal(a.predict(X), b.predict(X))
+    assert np.array_equal(a.factors, b.factors)
+
+
+def test_real_coupon_campaigns_end_to_end_with_logistic_regression():
+    """The issue's new-user path on dunnhumby's coupon campaigns, straight from the raw CSVs: a
+    catalog without kinds and with free columns, members without events, labels per offer, a
+    context column carried through, and FM(factors=0) equal to scikit-learn's LogisticRegression."""
+    from conftest import dataset_path
+    from sklearn.linear_model import LogisticRegression
+
+    folder = dataset_path("dunnhumby-complete-journey-coupons")
+    campaigns = pd.read_csv(folder / "campaign_desc.csv")
+    offered = pd.read_csv(folder / "campaign_table.csv")
+    redeemed = pd.read_csv(folder / "coupon_redempt.csv")
+    demographics = pd.read_csv(folder / "hh_demographic.csv").set_index("household_key")
+    catalog = perkrec.Catalog.from_frame(campaigns.assign(
+        validity_days=campaigns["END_DAY"] - campaigns["START_DAY"] + 1), id_column="CAMPAIGN")
+    members = perkrec.UserTable.from_frame(demographics, users=perkrec.IdMap(np.unique(offered["household_key"])))
+    assert members.unknown_users > 0          # households with demographics but no campaign
+    pairs = set(zip(redeemed["household_key"], redeemed["CAMPAIGN"]))
+    start = campaigns.set_index("CAMPAIGN")["START_DAY"]
+    offers = pd.DataFrame({
+        "user": offered["household_key"], "benefit": offered["CAMPAIGN"].astype(str),
+        "timestamp": 1_500_000_000 + offered["CAMPAIGN"].map(start).to_numpy() * 86400,
+        "label": [int(p in pairs) for p in zip(offered["household_key"], offered["CAMPAIGN"])],
+        "offer_type": offered["DESCRIPTION"]})
+    samples = redemption_samples(None, catalog, members, offers=offers)
+    assert len(samples) == len(offered) and samples["label"].sum() > 100
+    assert (samples["offer_type"] == samples["DESCRIPTION"]).all()     # carried vs catalog attribute
+    fields = ["DESCRIPTION", "AGE_DESC", "INCOME_DESC", "HH_COMP_DESC", "benefit"]
+    X = sp.csr_matrix(pd.get_dummies(samples[fields].astype(str)).to_numpy(np.float32))
+    y = samples["label"].to_numpy(np.float32)
+    lam = 1e-3
+    lr = FM(factors=0, reg_linear=lam).fit(X, y)
+    ref = LogisticRegression(C=1.0 / (lam * len(y)), solver="newton-cg", tol=1e-12, max_iter=10_000).fit(
+        X.toarray().astype(np.float64), y)
+    np.testing.assert_allclose(lr.linear, ref.coef_[0], atol=1e-5)
+    np.testing.assert_allclose(lr.predict(X), ref.predict_proba(X.toarray())[:, 1], atol=1e-5)

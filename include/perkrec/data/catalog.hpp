@@ -5,7 +5,9 @@
 // service. Its attributes say what it is worth (face_value, threshold, discount_rate), what it
 // costs the business per redemption (cost), how long it lasts, where it applies (scope), in
 // which programs it runs (scenarios), through which channel it is issued, how many may be
-// issued (inventory), plus free tags.
+// issued (inventory), plus free tags and free attributes (brand, category, campaign, … — any
+// column a program's catalog carries, text or numeric, kept as they are and returned by
+// to_json and Python's to_frame so that they can become model features).
 //
 // JSON schema (strict: unknown keys, duplicate keys and duplicate ids are errors naming the
 // JSON pointer):
@@ -30,7 +32,9 @@
 //         "scenarios": ["regular", "member_day"], // free strings: regular, holiday, …
 //         "channel": "app",                       // issuing channel ("" = any)
 //         "inventory": 5000,                      // units that may be issued; -1 = unlimited
-//         "tags": ["spring"]                      // free strings
+//         "tags": ["spring"],                     // free strings
+//         "attributes": {"brand": "Acme",         // free attributes: name -> string or finite
+//                        "unit_price": 3.5}       //   number (names non-empty)
 //       }
 //     ]
 //   }
@@ -47,6 +51,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -97,6 +102,10 @@ struct Benefit {
   std::string channel;                     ///< issuing channel; "" = any
   std::int64_t inventory = -1;             ///< >= 0 units issuable, or -1 = unlimited
   std::vector<std::string> tags;           ///< free labels
+  /// Free text attributes (brand, category, campaign, …): name -> value. Names are non-empty.
+  std::map<std::string, std::string> attributes;
+  /// Free numeric attributes: name -> finite value. A name is in one of the two maps at most.
+  std::map<std::string, double> numeric_attributes;
 
   /// Throws InputError naming `context`, the benefit id and the bad field.
   void validate(const std::string& context) const;

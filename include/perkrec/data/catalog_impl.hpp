@@ -67,6 +67,21 @@ PERKREC_INLINE void Benefit::validate(const std::string& context) const {
   if (validity_days <= 0) bad("validity_days", validity_days, "must be > 0");
   if (static_cast<int>(scope) >= kNumScopes) bad("scope", static_cast<int>(scope), "unknown");
   if (inventory < -1) bad("inventory", inventory, "must be >= 0 or -1 (unlimited)");
+  for (const auto& [name, value] : attributes) {
+    if (name.empty()) bad("attributes", "\"\"", "name must not be empty");
+    (void)value;
+  }
+  for (const auto& [name, value] : numeric_attributes) {
+    if (name.empty()) bad("attributes", "\"\"", "name must not be empty");
+    if (!std::isfinite(value)) {
+      detail::raise<InputError>(context, ": benefit '", id, "': attribute '", name,
+                                "' must be finite (got ", value, ")");
+    }
+    if (attributes.count(name) != 0) {
+      detail::raise<InputError>(context, ": benefit '", id, "': attribute '", name,
+                                "' is both text and numeric");
+    }
+  }
   if (kind == BenefitKind::threshold_discount && threshold <= 0) {
     bad("threshold", threshold, "must be > 0 for a threshold_discount");
   }
@@ -79,7 +94,8 @@ PERKREC_INLINE bool Benefit::operator==(const Benefit& o) const {
   return id == o.id && kind == o.kind && face_value == o.face_value && threshold == o.threshold &&
          discount_rate == o.discount_rate && cost == o.cost && validity_days == o.validity_days &&
          scope == o.scope && scope_value == o.scope_value && scenarios == o.scenarios &&
-         channel == o.channel && inventory == o.inventory && tags == o.tags;
+         channel == o.channel && inventory == o.inventory && tags == o.tags &&
+         attributes == o.attributes && numeric_attributes == o.numeric_attributes;
 }
 
 namespace detail {
@@ -261,6 +277,21 @@ Benefit benefit_from_json(const Json& value, const std::string& pointer, const s
   r.read("channel", b.channel);
   r.read("inventory", b.inventory);
   r.read("tags", b.tags);
+  if (const Json* attrs = r.raw("attributes")) {
+    const std::string where = r.child_pointer("attributes");
+    if (!attrs->is_object()) raise<E>(context, ": ", where, ": expected an object");
+    for (auto it = attrs->begin(); it != attrs->end(); ++it) {
+      if (it.key().empty()) raise<E>(context, ": ", where, ": attribute name must not be empty");
+      if (it->is_string()) {
+        b.attributes[it.key()] = it->template get<std::string>();
+      } else if (it->is_number()) {
+        b.numeric_attributes[it.key()] = it->template get<double>();
+      } else {
+        raise<E>(context, ": ", where, "/", it.key(), ": expected a string or a number (got ",
+                 it->type_name(), ")");
+      }
+    }
+  }
   r.finish();
   try {
     b.validate(context + ": " + pointer);
@@ -315,6 +346,12 @@ inline Json catalog_to_json_value(const Catalog& catalog) {
                     {"channel", b.channel},
                     {"inventory", b.inventory},
                     {"tags", b.tags}});
+    if (!b.attributes.empty() || !b.numeric_attributes.empty()) {
+      Json attrs = Json::object();
+      for (const auto& [name, value] : b.attributes) attrs[name] = value;
+      for (const auto& [name, value] : b.numeric_attributes) attrs[name] = value;
+      list.back()["attributes"] = std::move(attrs);
+    }
   }
   return Json{{"version", 1}, {"benefits", std::move(list)}};
 }

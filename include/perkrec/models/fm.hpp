@@ -14,13 +14,32 @@
 // with a higher label should score above a row of the same group with a lower one).
 // Optimizers: plain SGD or AdaGrad; L2 per parameter group (bias, linear, factors).
 //
-// Training is lock-free ("Hogwild") over rows with perkrec::parallel_for: with num_threads = 1
-// it is bit-reproducible for a given seed; with more threads updates race benignly and results
-// differ slightly between runs. Each epoch checks that the loss and every parameter are finite;
+// factors = 0 is logistic regression (bias + linear terms; with the squared loss, ridge
+// regression), solved exactly: a deterministic full-batch Newton method (conjugate-gradient
+// steps, line search, double precision) minimizes
+//
+//   (1/W) sum_i c_i loss_i + reg_bias/2 w0^2 + reg_linear/2 |w|^2,   W = sum_i c_i
+//
+// (c_i the sample weights, 1 when absent) to a relative gradient norm of 1e-9 or at most
+// FM::kExactMaxIterations steps; `epochs`, `learning_rate`, `optimizer`, `init_std` and
+// `shuffle` are not used, and each history entry is one Newton step. In scikit-learn's terms
+// (LogisticRegression minimizes C sum_i loss_i + |w|^2/2, intercept not penalized):
+// reg_linear = 1 / (C n) with reg_bias = 0, n = the number of rows. Every sum has a fixed order,
+// so the result is bit-identical for any num_threads. partial_fit re-solves on the new rows,
+// warm-started from the fitted parameters. (bpr with factors = 0 trains a linear model by SGD.)
+//
+// With factors > 0, training is SGD over rows. The defaults are reproducible: seed = 42 and
+// num_threads = 1 make two fits on the same data bit-identical (on a given machine). Any other
+// thread count (0 = the OpenMP default) trains lock-free ("Hogwild") with perkrec::parallel_for:
+// updates race benignly, so results differ slightly from run to run, in exchange for speed
+// where memory bandwidth allows (little on 2 cores: 3.24 vs 3.28 s per epoch, issue 14).
+// Scoring and the exact solver (factors = 0) are identical for any thread count. Each epoch checks that the loss and every parameter are finite;
 // on divergence it restores the parameters from the start of that epoch (the last finite model)
 // and throws DivergenceError.
 //
-// Cost: FM O(nnz * factors) per sample and epoch; FFM O(nnz^2 * factors).
+// Cost: FM O(nnz * factors) per sample and epoch; FFM O(nnz^2 * factors). factors = 0 (exact):
+// O(nnz) per conjugate-gradient step (typically 5-30 Newton steps of a few to a few hundred CG
+// steps each) and one transposed copy of X (nnz x 8 bytes) plus a few doubles per row.
 //
 // Example:
 //   perkrec::FMParams p;
@@ -60,7 +79,8 @@ struct FMParams {
   };
 
   bool field_aware = false;        ///< false = FM, true = FFM
-  int factors = 8;                 ///< latent dimension; in [1, 1024]
+  int factors = 8;                 ///< latent dimension; in [0, 1024]; 0 = logistic regression,
+                                   ///< solved exactly (see the file comment)
   Loss loss = Loss::logistic;
   /// sgd or adagrad (per-parameter sums of squared gradients, starting at 1). With
   /// factors == 8 on an AVX2+FMA CPU the FM factor update runs 8-wide with a reciprocal square
@@ -77,9 +97,14 @@ struct FMParams {
                                    ///< validation loss, keeping the best (0 = off; needs
                                    ///< validation rows)
   Shuffle shuffle = Shuffle::blocks;  ///< visiting order of the rows in each epoch
-  int num_threads = 0;             ///< 0 = OpenMP default; 1 = bit-reproducible
-  std::uint64_t seed = 42;
+  /// 1 (default) = bit-reproducible SGD; 0 = the OpenMP default or > 1 = Hogwild, faster on
+  /// many cores and not reproducible. The exact solver (factors = 0) and scoring are identical
+  /// for any count.
+  int num_threads = 1;
+  std::uint64_t seed = 42;         ///< initial factors and visiting order
 
+  /// True when fit solves exactly: factors == 0 with the logistic or squared loss.
+  bool exact() const { return factors == 0 && loss != Loss::bpr; }
   void validate() const;
   Json to_json() const;
   /// Strict: unknown keys and bad values throw ConfigError naming the JSON pointer.
@@ -103,6 +128,8 @@ struct FMEpoch {
 class FM : public Serializable<FM> {
  public:
   static constexpr const char* kind = "FM";
+  /// Newton steps of the exact solver (factors = 0) per fit / partial_fit at most.
+  static constexpr int kExactMaxIterations = 100;
 
   explicit FM(FMParams params = {});
 
@@ -173,6 +200,9 @@ class FM : public Serializable<FM> {
   void check_target(const CsrView<float>& X, const FMTarget& target, const char* method,
                     const char* what) const;
   void initialize(Index n_features, Span<const std::int32_t> feature_fields, std::int32_t n_fields);
+  void train_exact(const CsrView<float>& X, const FMTarget& target,
+                   const CsrView<float>* validation_X, const FMTarget* validation_target,
+                   const Callbacks& callbacks, const char* method);
   void train(const CsrView<float>& X, const FMTarget& target, const CsrView<float>* validation_X,
              const FMTarget* validation_target, const Callbacks& callbacks, const char* method);
   std::size_t factor_stride() const;

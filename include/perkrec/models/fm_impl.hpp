@@ -10,6 +10,7 @@
 #include "perkrec/core/random.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/detail/fm_kernels.hpp"
+#include "perkrec/detail/glm_solver.hpp"
 #include "perkrec/models/fm.hpp"
 
 namespace perkrec {
@@ -275,8 +276,9 @@ void fm_dispatch(int k, F&& f) {
 // ---- params -----------------------------------------------------------------------------------
 
 PERKREC_INLINE void FMParams::validate() const {
-  if (factors < 1 || factors > 1024) {
-    detail::raise<ConfigError>("FMParams: factors must be in [1, 1024] (got ", factors, ")");
+  if (factors < 0 || factors > 1024) {
+    detail::raise<ConfigError>("FMParams: factors must be in [0, 1024] (got ", factors,
+                               "; 0 = logistic regression)");
   }
   if (!(learning_rate > 0) || !std::isfinite(learning_rate)) {
     detail::raise<ConfigError>("FMParams: learning_rate must be finite and > 0 (got ", learning_rate, ")");
@@ -294,6 +296,11 @@ PERKREC_INLINE void FMParams::validate() const {
   if (early_stopping_rounds < 0) {
     detail::raise<ConfigError>("FMParams: early_stopping_rounds must be >= 0 (got ",
                                early_stopping_rounds, ")");
+  }
+  if (early_stopping_rounds > 0 && exact()) {
+    detail::raise<ConfigError>("FMParams: early_stopping_rounds must be 0 with factors = 0 and the ",
+                               detail::fm_loss_name(loss), " loss (got ", early_stopping_rounds,
+                               "; the exact solver runs to the optimum, it has no epochs to stop)");
   }
   resolve_num_threads(num_threads);
 }
@@ -541,9 +548,60 @@ struct FMState {
 };
 }  // namespace detail
 
+PERKREC_INLINE void FM::train_exact(const CsrView<float>& X, const FMTarget& target,
+                                    const CsrView<float>* validation_X,
+                                    const FMTarget* validation_target, const Callbacks& callbacks,
+                                    const char* method) {
+  detail::GlmProblem problem;
+  problem.X = X;
+  problem.labels = target.labels;
+  problem.weights = target.sample_weights;
+  problem.logistic = params_.loss == FMParams::Loss::logistic;
+  problem.reg_bias = params_.reg_bias;
+  problem.reg_linear = params_.reg_linear;
+  problem.num_threads = params_.num_threads;
+  detail::GlmOptions options;
+  options.max_iterations = kExactMaxIterations;
+  detail::GlmSolver solver(problem);
+  // Warm start from the current parameters (zeros after fit's initialize; the fitted model for
+  // partial_fit).
+  double bias = w0_;
+  std::vector<double> w(w_.begin(), w_.end());
+  ProgressReporter progress(callbacks, std::string("FM::") + method, kExactMaxIterations);
+  auto adopt = [&](double b, const std::vector<double>& x) {
+    w0_ = static_cast<float>(b);
+    for (std::size_t j = 0; j < w_.size(); ++j) w_[j] = static_cast<float>(x[j]);
+  };
+  bool finite = true;
+  solver.solve(bias, w, options, [&](const detail::GlmIteration& it) {
+    FMEpoch record;
+    record.epoch = epochs_done_;
+    record.train_loss = it.mean_loss;
+    finite = std::isfinite(it.objective) && std::isfinite(bias);
+    for (std::size_t j = 0; finite && j < w.size(); ++j) finite = std::isfinite(w[j]);
+    if (!finite) {
+      detail::raise<DivergenceError>("FM::", method, ": the exact solver diverged in iteration ",
+                                     it.iteration, " (non-finite objective or parameters; got ",
+                                     it.objective, "); the model holds the last finite parameters");
+    }
+    if (validation_X != nullptr) {
+      adopt(bias, w);
+      record.validation_loss = loss(*validation_X, *validation_target);
+    }
+    history_.push_back(record);
+    ++epochs_done_;
+    progress.advance(1);
+  });
+  adopt(bias, w);
+}
+
 PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
                               const CsrView<float>* validation_X, const FMTarget* validation_target,
                               const Callbacks& callbacks, const char* method) {
+  if (params_.exact()) {
+    train_exact(X, target, validation_X, validation_target, callbacks, method);
+    return;
+  }
   const int threads = resolve_num_threads(params_.num_threads);
   const int K = params_.factors;
   // Per-thread scratch (the factor sums written by every forward pass): slots are separated by

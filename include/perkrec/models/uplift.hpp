@@ -40,8 +40,8 @@
 // FM evaluations per row.
 //
 // Determinism: each FM gets its own seed derived from (base.seed, stage, arm, fold) and folds are
-// drawn from seeded per-arm streams; the FM trains Hogwild, so results are bit-reproducible with
-// base.num_threads = 1 and differ slightly between runs with more threads.
+// drawn from seeded per-arm streams; results are bit-reproducible with base.num_threads = 1 (the
+// FM default) and differ slightly between runs with more threads (Hogwild SGD).
 //
 // Example:
 //   perkrec::UpliftParams p;

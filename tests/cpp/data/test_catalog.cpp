@@ -1,3 +1,6 @@
+#include <limits>
+#include <map>
+
 #include "test_util.hpp"
 
 namespace perkrec {
@@ -85,6 +88,42 @@ TEST(Catalog, JsonErrorsNameThePointer) {
   PERKREC_EXPECT_THROW_MSG(Catalog::from_json(R"({"benefits": [{"id": "A", "kind": "gift", "scope": "planet"}]})"),
                            InputError, "/benefits/0/scope");
   PERKREC_EXPECT_THROW_MSG(Catalog::from_json("{"), InputError, "syntax error");
+}
+
+TEST(Catalog, FreeAttributesRoundTripAndAreValidated) {
+  const Catalog c = Catalog::from_json(
+      R"({"benefits": [{"id": "C1", "kind": "discount", "attributes": {"brand": "Acme", "category": "Meat", "campaign": 8}},
+                       {"id": "C2", "kind": "gift"}]})");
+  EXPECT_EQ(c[0].attributes, (std::map<std::string, std::string>{{"brand", "Acme"}, {"category", "Meat"}}));
+  EXPECT_EQ(c[0].numeric_attributes, (std::map<std::string, double>{{"campaign", 8.0}}));
+  EXPECT_TRUE(c[1].attributes.empty());
+  EXPECT_EQ(Catalog::from_json(c.to_json()), c);
+  EXPECT_EQ(Catalog::from_bytes(c.to_bytes()), c);
+  Catalog other = c;
+  Benefit b = c[0];
+  b.id = "C3";
+  b.attributes["brand"] = "Bolt";
+  EXPECT_EQ(other.add(b), 2);
+  EXPECT_FALSE(other[2] == c[0]);
+  PERKREC_EXPECT_THROW_MSG(
+      Catalog::from_json(R"({"benefits": [{"id": "A", "kind": "gift", "attributes": {"size": [1]}}]})"),
+      InputError, "/benefits/0/attributes/size", "string or a number");
+  PERKREC_EXPECT_THROW_MSG(
+      Catalog::from_json(R"({"benefits": [{"id": "A", "kind": "gift", "attributes": {"": "x"}}]})"),
+      InputError, "/benefits/0/attributes", "must not be empty");
+  PERKREC_EXPECT_THROW_MSG(
+      Catalog::from_json(R"({"benefits": [{"id": "A", "kind": "gift", "attributes": 3}]})"),
+      InputError, "/benefits/0/attributes", "expected an object");
+  Benefit clash;
+  clash.id = "X";
+  clash.attributes["brand"] = "Acme";
+  clash.numeric_attributes["brand"] = 1.0;
+  PERKREC_EXPECT_THROW_MSG(other.add(clash), InputError, "attribute 'brand'", "both text and numeric");
+  Benefit inf;
+  inf.id = "Y";
+  inf.numeric_attributes["price"] = std::numeric_limits<double>::infinity();
+  PERKREC_EXPECT_THROW_MSG(other.add(inf), InputError, "attribute 'price'", "finite");
+  EXPECT_EQ(other.size(), 3);
 }
 
 TEST(Catalog, AddAndExtendAreAllOrNothing) {

@@ -281,6 +281,21 @@ TEST(FM, ReproducibleWithOneThread) {
   EXPECT_EQ(a.linear(), b.linear());
 }
 
+TEST(FM, DefaultParamsAreReproducible) {
+  Planted p = planted(4000, 5, 6, 4, 4);
+  const FMParams defaults;
+  EXPECT_EQ(defaults.num_threads, 1);
+  EXPECT_EQ(defaults.seed, 42u);
+  FM a, b;
+  FMTarget t;
+  t.labels = p.y;
+  a.fit(p.X.view(), t, p.feature_fields, p.fields);
+  b.fit(p.X.view(), t, p.feature_fields, p.fields);
+  EXPECT_EQ(a.factors(), b.factors());
+  EXPECT_EQ(a.linear(), b.linear());
+  EXPECT_EQ(a.bias(), b.bias());
+}
+
 TEST(FM, BadInputRaisesInputErrorAndLeavesModel) {
   Planted p = planted(100, 3, 4, 2, 1);
   FM fm;
@@ -310,9 +325,129 @@ TEST(FM, BadInputRaisesInputErrorAndLeavesModel) {
   PERKREC_EXPECT_THROW_MSG(fm.score(p.X.view(), out), InputError, "out has 5");
   EXPECT_EQ(fm.factors(), before);
   FMParams bad_params;
-  bad_params.factors = 0;
+  bad_params.factors = -1;
   EXPECT_THROW(FM{bad_params}, ConfigError);
   EXPECT_THROW(FMParams::from_json(Json{{"factorz", 3}}), ConfigError);
+}
+
+// Gradient of (1/n) sum_i loss_i + reg/2 |w|^2 (bias unpenalized) at the model's parameters.
+std::vector<double> regularized_gradient(const FM& fm, const Planted& p, double reg, bool logistic) {
+  std::vector<double> g(1 + static_cast<std::size_t>(p.X.cols), 0.0);
+  const double n = static_cast<double>(p.X.rows);
+  for (Index r = 0; r < p.X.rows; ++r) {
+    double s = fm.bias();
+    for (Offset e = p.X.indptr[r]; e < p.X.indptr[r + 1]; ++e) {
+      s += static_cast<double>(p.X.data[static_cast<std::size_t>(e)]) *
+           fm.linear()[static_cast<std::size_t>(p.X.indices[static_cast<std::size_t>(e)])];
+    }
+    const double y = p.y[static_cast<std::size_t>(r)];
+    const double d = (logistic ? 1.0 / (1.0 + std::exp(-s)) : s) - y;
+    g[0] += d / n;
+    for (Offset e = p.X.indptr[r]; e < p.X.indptr[r + 1]; ++e) {
+      g[1 + static_cast<std::size_t>(p.X.indices[static_cast<std::size_t>(e)])] +=
+          d * p.X.data[static_cast<std::size_t>(e)] / n;
+    }
+  }
+  for (std::size_t j = 0; j < fm.linear().size(); ++j) g[1 + j] += reg * fm.linear()[j];
+  return g;
+}
+
+TEST(FM, FactorsZeroIsExactLogisticRegression) {
+  Planted p = planted(5000, 4, 5, 1, 33, true);
+  for (bool logistic : {true, false}) {
+    FMParams params;
+    params.factors = 0;
+    params.reg_linear = 1e-3f;
+    params.loss = logistic ? FMParams::Loss::logistic : FMParams::Loss::squared;
+    params.num_threads = 1;
+    FM fm(params);
+    FMTarget t;
+    t.labels = p.y;
+    fm.fit(p.X.view(), t, p.feature_fields, p.fields);
+    EXPECT_TRUE(fm.factors().empty());
+    EXPECT_LE(fm.history().size(), static_cast<std::size_t>(FM::kExactMaxIterations));
+    EXPECT_GE(fm.history().size(), 1u);
+    // First-order optimality up to the float32 storage of the parameters.
+    const std::vector<double> g = regularized_gradient(fm, p, 1e-3, logistic);
+    double norm = 0;
+    for (double x : g) norm += x * x;
+    EXPECT_LT(std::sqrt(norm), 1e-5) << "logistic " << logistic;
+    // Bit-identical for any thread count; FFM with factors = 0 is the same model.
+    for (int threads : {2, 3, 0}) {
+      FMParams q = params;
+      q.num_threads = threads;
+      FM other(q);
+      other.fit(p.X.view(), t, p.feature_fields, p.fields);
+      EXPECT_EQ(other.linear(), fm.linear()) << threads;
+      EXPECT_EQ(other.bias(), fm.bias()) << threads;
+    }
+    FMParams q = params;
+    q.field_aware = true;
+    FM ffm(q);
+    ffm.fit(p.X.view(), t, p.feature_fields, p.fields);
+    EXPECT_EQ(ffm.linear(), fm.linear());
+    // Save / load round trip and scoring.
+    const FM loaded = FM::from_bytes(fm.to_bytes());
+    std::vector<float> a(static_cast<std::size_t>(p.X.rows)), b(a.size());
+    fm.predict(p.X.view(), a);
+    loaded.predict(p.X.view(), b);
+    EXPECT_EQ(a, b);
+    // partial_fit on the same rows starts at the optimum and stays there.
+    FM again = loaded;
+    again.partial_fit(p.X.view(), t, p.feature_fields, p.fields);
+    for (std::size_t j = 0; j < fm.linear().size(); ++j) {
+      EXPECT_NEAR(again.linear()[j], fm.linear()[j], 1e-5);
+    }
+  }
+  // Weights: a row of weight 2 equals the row twice.
+  FMParams params;
+  params.factors = 0;
+  params.reg_linear = 1e-2f;
+  CsrMatrix<float> twice = p.X;
+  std::vector<float> y2 = p.y;
+  for (Offset e = p.X.indptr[0]; e < p.X.indptr[1]; ++e) {
+    twice.indices.push_back(p.X.indices[static_cast<std::size_t>(e)]);
+    twice.data.push_back(p.X.data[static_cast<std::size_t>(e)]);
+  }
+  twice.indptr.push_back(static_cast<Offset>(twice.indices.size()));
+  twice.rows += 1;
+  y2.push_back(p.y[0]);
+  std::vector<float> weights(p.y.size(), 1.0f);
+  weights[0] = 2.0f;
+  FM weighted(params), duplicated(params);
+  FMTarget tw;
+  tw.labels = p.y;
+  tw.sample_weights = weights;
+  FMTarget td;
+  td.labels = y2;
+  weighted.fit(p.X.view(), tw, p.feature_fields, p.fields);
+  duplicated.fit(twice.view(), td, p.feature_fields, p.fields);
+  for (std::size_t j = 0; j < weighted.linear().size(); ++j) {
+    EXPECT_NEAR(weighted.linear()[j], duplicated.linear()[j], 1e-5);
+  }
+  // Early stopping has nothing to stop.
+  FMParams es = params;
+  es.early_stopping_rounds = 2;
+  PERKREC_EXPECT_THROW_MSG(FM{es}, ConfigError, "early_stopping_rounds");
+  EXPECT_NO_THROW(FMParams::from_json(Json{{"factors", 0}}));
+}
+
+TEST(FM, FactorsZeroWithBprTrainsALinearRanker) {
+  Planted p = planted(2000, 4, 5, 1, 5);
+  FMParams params;
+  params.factors = 0;
+  params.loss = FMParams::Loss::bpr;
+  params.num_threads = 1;
+  FM fm(params);
+  std::vector<Index> groups(p.y.size());
+  for (std::size_t i = 0; i < groups.size(); ++i) groups[i] = static_cast<Index>(i / 10);
+  FMTarget t;
+  t.labels = p.y;
+  t.groups = groups;
+  fm.fit(p.X.view(), t, p.feature_fields, p.fields);
+  std::vector<float> s(static_cast<std::size_t>(p.X.rows));
+  fm.score(p.X.view(), s);
+  for (float x : s) EXPECT_TRUE(std::isfinite(x));
 }
 
 TEST(FM, DivergingLearningRateRaisesAndKeepsLastFiniteModel) {

@@ -286,7 +286,7 @@ TEST(Uplift, ParamsValidateAndRoundTripThroughJson) {
                            "propensity_clip");
   PERKREC_EXPECT_THROW_MSG(UpliftParams::from_json(Json{{"cross_fit_folds", 0}}), ConfigError,
                            "cross_fit_folds");
-  PERKREC_EXPECT_THROW_MSG(UpliftParams::from_json(Json{{"base", {{"factors", 0}}}}), ConfigError,
+  PERKREC_EXPECT_THROW_MSG(UpliftParams::from_json(Json{{"base", {{"factors", -1}}}}), ConfigError,
                            "/base", "factors");
   PERKREC_EXPECT_THROW_MSG(UpliftParams::from_json(Json{{"base", {{"loss", "squared"}}}}),
                            ConfigError, "base.loss");
