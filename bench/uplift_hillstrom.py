@@ -155,7 +155,13 @@ def causalml_learner(kind):
 # BENCHMARKS.md).
 FM4 = dict(factors=4, epochs=10)
 LR30 = dict(factors=1, init_std=0.0, epochs=30)
+# factors=0: exact L2-regularized logistic (ridge for X/DR's effect models) regression, solved by
+# Newton-CG; the FM's default reg_linear (1e-5), not tuned here.
+EXACT = dict(factors=0)
 LEARNERS = {
+    "perkrec T (exact LR, factors=0)": perkrec_learner("t", **EXACT),
+    "perkrec X (exact LR, factors=0)": perkrec_learner("x", **EXACT),
+    "perkrec DR (exact LR, factors=0)": perkrec_learner("dr", **EXACT),
     "perkrec T (FM k=4, 10 ep)": perkrec_learner("t", **FM4),
     "perkrec X (FM k=4, 10 ep)": perkrec_learner("x", **FM4),
     "perkrec DR (FM k=4, 10 ep)": perkrec_learner("dr", **FM4),
@@ -259,7 +265,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--throughput-rows", type=int, default=2_000_000, help="0 = skip")
+    ap.add_argument("--learners", default="", help="comma-separated substrings: run only the learners whose "
+                                                   "name contains one of them (default: all)")
     args = ap.parse_args(argv)
+    if args.learners:
+        keep = [w.strip() for w in args.learners.split(",") if w.strip()]
+        for name in list(LEARNERS):
+            if not any(w in name for w in keep):
+                del LEARNERS[name]
     print(f"perkrec {perkrec.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} cpus")
     if args.seeds > 0:
         bench_hillstrom(args.seeds)

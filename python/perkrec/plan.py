@@ -433,9 +433,8 @@ class Plan:
         if len(cat) != log.n_benefits:
             raise _input_error(f"Plan.evaluate_offline: the catalog has {len(cat)} benefits, the log {log.n_benefits}")
         frame = log.to_frame(external_ids=False)
-        issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)
         rows = redemption_samples(frame, catalog)
-        rows["propensity"] = frame["propensity"].to_numpy(np.float64)[issued]
+        rows["propensity"] = frame["propensity"].to_numpy(np.float64)[rows["event"].to_numpy()]
         end = time_seconds(log.time_range[1], "the log's end")
         keep = np.array(rows["timestamp"] + rows["validity_days"] * 86400 <= end, dtype=bool)
         if since is not None:
