@@ -33,7 +33,9 @@
 // dropped_fields()) when its column is absent; any other missing column is an InputError.
 //
 // Samples come as SampleColumns: named int64, double (NaN = missing) and categorical columns
-// (codes into a per-column string dictionary, -1 = missing: what pandas' factorize gives).
+// (codes into a per-column string dictionary, -1 = missing: what pandas' factorize gives; an
+// integer column read by a categorical field is read as its decimal strings). A missing value is
+// "other" for a vocabulary field, and hashed as the string "nan" (or its dictionary string).
 // History fields need the int64 columns "user", "benefit" and "timestamp", an EventLog with the
 // same member and benefit indices, and the benefits' kind names and face values
 // (set_benefits); the kind code is the rank of the kind among the sorted distinct names, the
@@ -124,6 +126,10 @@ struct SampleColumns {
     std::string name;
     Span<const std::int32_t> codes;       ///< index into dictionary; -1 = missing
     std::vector<std::string> dictionary;  ///< the string of each code (duplicates allowed)
+    /// Optional, one flag per dictionary entry: 1 = the entry is a missing value (pandas'
+    /// astype(str) keeps it missing), which vocabulary fields treat like code -1 (not counted,
+    /// "other") while hashed fields hash its string (numpy's astype(str): "nan", "None").
+    std::vector<std::uint8_t> missing;
   };
   Offset rows = 0;
   std::vector<Integer> integers;

@@ -364,7 +364,9 @@ inline VocabLookup make_lookup(const std::vector<std::string>& vocab, const Cate
   VocabLookup l;
   if (src.categorical != nullptr) {
     l.by_dictionary.resize(src.categorical->dictionary.size(), 0);
+    const auto& missing = src.categorical->missing;
     for (std::size_t d = 0; d < src.categorical->dictionary.size(); ++d) {
+      if (!missing.empty() && missing[d] != 0) continue;
       auto it = std::lower_bound(vocab.begin(), vocab.end(), src.categorical->dictionary[d]);
       if (it != vocab.end() && *it == src.categorical->dictionary[d]) {
         l.by_dictionary[d] = static_cast<Index>(it - vocab.begin()) + 1;
@@ -400,7 +402,9 @@ inline std::map<std::string, Offset> count_strings(const CategoricalSource& src,
       const std::int32_t c = src.categorical->codes[static_cast<std::size_t>(i)];
       if (c >= 0) ++per_code[static_cast<std::size_t>(c)];
     }
+    const auto& missing = src.categorical->missing;
     for (std::size_t d = 0; d < per_code.size(); ++d) {
+      if (!missing.empty() && missing[d] != 0) continue;
       if (per_code[d] > 0) counts[src.categorical->dictionary[d]] += per_code[d];
     }
     return counts;
@@ -548,6 +552,10 @@ inline void check_sample_columns(const SampleColumns& s, const char* ctx) {
   for (const auto& c : s.categoricals) {
     if (c.codes.size() != n) {
       detail::raise<InputError>(ctx, ": column '", c.name, "' has ", c.codes.size(), " rows (expected ", n, ")");
+    }
+    if (!c.missing.empty() && c.missing.size() != c.dictionary.size()) {
+      detail::raise<InputError>(ctx, ": column '", c.name, "' has ", c.missing.size(), " missing flags (expected ",
+                                c.dictionary.size(), ", one per dictionary entry)");
     }
     const auto size = static_cast<std::int32_t>(c.dictionary.size());
     for (std::size_t i = 0; i < n; ++i) {

@@ -67,6 +67,23 @@ TEST(FeatureEncoder, VocabularyOtherBucketAndMinCount) {
   EXPECT_EQ(enc.feature_fields(), (std::vector<std::int32_t>{0, 0, 0, 0, 1, 1, 2, 2, 2}));
 }
 
+TEST(FeatureEncoder, MissingFlagsAreOtherForVocabulariesAndHashedAsTheirString) {
+  std::vector<std::int32_t> codes{0, 1, 0, -1};
+  SampleColumns s;
+  s.rows = 4;
+  s.categoricals = {{"c", codes, {"red", "None"}, {0, 1}}};
+  auto enc = encoder(R"([{"name": "c", "kind": "categorical"},
+                         {"name": "h", "kind": "categorical", "column": "c", "hash_buckets": 1000}])");
+  enc.fit(s);
+  EXPECT_EQ(enc.state()[0].vocab, (std::vector<std::string>{"red"}));
+  const auto X = enc.transform(s);
+  EXPECT_EQ(column_of_field(X, 0, 2), (std::vector<Index>{1, 0, 1, 0}));
+  EXPECT_EQ(X.indices[3], 2 + static_cast<Index>(detail::pandas_string_hash("None") % 1000));
+  EXPECT_EQ(X.indices[7], 2 + static_cast<Index>(detail::pandas_string_hash("nan") % 1000));
+  s.categoricals[0].missing = {0};
+  PERKREC_EXPECT_THROW_MSG(enc.transform(s), InputError, "'c'", "missing flags");
+}
+
 TEST(FeatureEncoder, HashingMatchesPandasHashArray) {
   // pandas.util.hash_array(np.array(["red", "blue", "green", "0"], dtype=object), categorize=True)
   EXPECT_EQ(detail::pandas_string_hash("red"), 6693705010251630701ULL);
