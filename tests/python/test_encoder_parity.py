@@ -126,3 +126,16 @@ def test_parity_on_a_real_dataset(starbucks):
     new, ref = both(present + extra + [EXTRA_FIELDS[0], EXTRA_FIELDS[5]], train, events, catalog)
     assert_identical(new.transform(test, events=events), ref.transform(test, events=events))
     assert_identical(new.transform(train, events=events), ref.transform(train, events=events))
+
+
+def test_a_cpp_service_reads_the_encoder_from_the_fm_file(simulated, tmp_path):
+    from perkrec.fm import FM, _core
+
+    program, train, test = simulated
+    enc = FeatureEncoder().fit(train, events=program.events, catalog=program.catalog)
+    X = enc.transform(train, events=program.events)
+    FM(factors=2, epochs=1, num_threads=1).fit(X, train["label"], encoder=enc).save(tmp_path / "fm.perk")
+    loaded = perkrec.load(tmp_path / "fm.perk")
+    served = _core.FeatureEncoder.from_fm_metadata(loaded._impl.metadata)  # what C++ calls
+    assert served.to_json() == enc.to_json()
+    assert_identical(loaded.encoder.transform(test, events=program.events), enc.transform(test, events=program.events))
