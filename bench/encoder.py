@@ -117,6 +117,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="C++ encoder threads (0 = all cores)")
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--sides", default="numpy,cpp")
+    ap.add_argument("--mem-limit-gib", type=float, default=0,
+                    help="address-space limit of each encoder process (0 = none): on a shared machine a "
+                         "side that needs more fails with MemoryError instead of waking the OOM killer")
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -130,8 +133,11 @@ def main() -> None:
         print(json.dumps(info), flush=True)
         results = {}
         for side in args.sides.split(","):
+            limit = int(args.mem_limit_gib * (1 << 30)) if args.mem_limit_gib > 0 else None
             out = subprocess.run([sys.executable, __file__, "--side", side, "--folder", str(folder),
-                                  "--threads", str(args.threads)], capture_output=True, text=True)
+                                  "--threads", str(args.threads)], capture_output=True, text=True,
+                                 preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+                                 if limit else None)
             if out.returncode != 0:
                 print(out.stdout, out.stderr, file=sys.stderr)
                 raise SystemExit(f"{side} failed (exit {out.returncode})")
