@@ -15,7 +15,7 @@ each sample's timestamp: an event at the same second as the sample is not visibl
 from __future__ import annotations
 
 import json
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
