@@ -755,8 +755,6 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
           }
         }
       }
-    } else if (f.hash_buckets == 0) {
-      detail::categorical_source(samples, f, ctx);
     } else {
       detail::categorical_source(samples, f, ctx);
     }
