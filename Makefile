@@ -143,6 +143,7 @@ py-test: python
 bench: python
 	$(VPY) -m pip install -q implicit xgboost "scikit-learn>=1.1"
 	$(VPY) bench/ingest.py
+	$(VPY) bench/encoder.py --samples 10000000 --threads 2 --mem-limit-gib 17
 	$(VPY) bench/simulator.py --check-threads
 	$(VPY) bench/simulator_truth.py
 	$(VPY) bench/fm_vs_peers.py

@@ -25,6 +25,7 @@
 #include "perkrec/eval/metrics_impl.hpp"
 #include "perkrec/eval/ope_impl.hpp"
 #include "perkrec/eval/uplift_metrics_impl.hpp"
+#include "perkrec/features/feature_encoder_impl.hpp"
 #include "perkrec/features/interaction_matrix_impl.hpp"
 #include "perkrec/features/wide_table_impl.hpp"
 #include "perkrec/io/model_file_impl.hpp"

@@ -26,6 +26,7 @@
 #include "perkrec/data/user_table.hpp"
 
 #include "perkrec/features/interaction_matrix.hpp"
+#include "perkrec/features/feature_encoder.hpp"
 #include "perkrec/features/wide_table.hpp"
 
 #include "perkrec/models/als.hpp"

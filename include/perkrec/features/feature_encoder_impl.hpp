@@ -1,0 +1,1193 @@
+// Definitions for feature_encoder.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <unordered_map>
+#include <utility>
+
+#include "perkrec/core/error.hpp"
+#include "perkrec/core/threading.hpp"
+#include "perkrec/features/feature_encoder.hpp"
+
+namespace perkrec {
+
+PERKREC_INLINE const std::vector<std::string>& history_aggregate_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    const char* scopes[4] = {"member", "member_kind", "member_band", "benefit"};
+    const char* types[3] = {"issued", "claimed", "redeemed"};
+    for (const char* s : scopes) {
+      for (const char* t : types) n.push_back(std::string(s) + "_" + t);
+    }
+    n.push_back("member_ordered");
+    for (const char* s : scopes) {
+      n.push_back(std::string(s) + "_redemption_rate");
+      n.push_back(std::string(s) + "_claim_rate");
+    }
+    return n;
+  }();
+  return names;
+}
+
+namespace detail {
+
+// ---- numpy / pandas-exact numerics ---------------------------------------------------------
+// The Python package's reference encoder is numpy code; these reproduce its arithmetic bit for
+// bit so both give identical matrices.
+
+/// numpy's pairwise summation of a contiguous float64 array (umath loops, PW_BLOCKSIZE 128).
+inline double numpy_pairwise_sum(const double* a, Offset n) {
+  if (n < 8) {
+    double res = 0.0;
+    for (Offset i = 0; i < n; ++i) res += a[i];
+    return res;
+  }
+  if (n <= 128) {
+    double r[8];
+    for (int j = 0; j < 8; ++j) r[j] = a[j];
+    Offset i = 8;
+    for (; i < n - (n % 8); i += 8) {
+      for (int j = 0; j < 8; ++j) r[j] += a[i + j];
+    }
+    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += a[i];
+    return res;
+  }
+  Offset n2 = n / 2;
+  n2 -= n2 % 8;
+  return numpy_pairwise_sum(a, n2) + numpy_pairwise_sum(a + n2, n - n2);
+}
+
+/// np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1])) of finite values (linear
+/// method); `x` is reordered.
+PERKREC_INLINE std::vector<double> numpy_quantile_edges(std::vector<double>& x, int bins) {
+  std::vector<double> edges;
+  const Offset n = static_cast<Offset>(x.size());
+  if (n == 0 || bins <= 1) return edges;
+  const double step = 1.0 / static_cast<double>(bins);
+  std::vector<double> virtual_index(static_cast<std::size_t>(bins - 1));
+  std::vector<Offset> wanted;
+  for (int i = 1; i < bins; ++i) {
+    const double q = static_cast<double>(i) * step + 0.0;
+    const double v = static_cast<double>(n - 1) * q;
+    virtual_index[static_cast<std::size_t>(i - 1)] = v;
+    if (v >= static_cast<double>(n - 1)) {
+      wanted.push_back(n - 1);
+    } else {
+      const auto lo = static_cast<Offset>(std::floor(v));
+      wanted.push_back(lo);
+      wanted.push_back(lo + 1);
+    }
+  }
+  std::sort(wanted.begin(), wanted.end());
+  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+  // Successive selections: each order statistic is found in the part right of the previous.
+  Offset from = 0;
+  for (Offset w : wanted) {
+    std::nth_element(x.begin() + from, x.begin() + w, x.end());
+    from = w + 1;
+  }
+  for (double v : virtual_index) {
+    double a, b, gamma;
+    if (v >= static_cast<double>(n - 1)) {
+      a = b = x[static_cast<std::size_t>(n - 1)];
+      gamma = 0.0;
+    } else {
+      const double lo = std::floor(v);
+      a = x[static_cast<std::size_t>(lo)];
+      b = x[static_cast<std::size_t>(lo) + 1];
+      gamma = v - lo;
+    }
+    const double diff = b - a;
+    edges.push_back(gamma >= 0.5 ? b - diff * (1.0 - gamma) : a + diff * gamma);
+  }
+  std::sort(edges.begin(), edges.end());
+  edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+  return edges;
+}
+
+/// searchsorted(edges, x, side="right"), non-finite x -> edges + 1.
+inline Index bucket_of(const std::vector<double>& edges, double x) {
+  if (!std::isfinite(x)) return static_cast<Index>(edges.size()) + 1;
+  return static_cast<Index>(std::upper_bound(edges.begin(), edges.end(), x) - edges.begin());
+}
+
+inline std::uint64_t rotl64(std::uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+
+/// SipHash-2-4 of `data` under a 16-byte key (pandas' hashing.pyx).
+inline std::uint64_t siphash24(const unsigned char* data, std::size_t len, const unsigned char key[16]) {
+  auto load64 = [](const unsigned char* p) {
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+    return v;
+  };
+  const std::uint64_t k0 = load64(key), k1 = load64(key + 8);
+  std::uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+  std::uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+  auto round = [&] {
+    v0 += v1; v1 = rotl64(v1, 13); v1 ^= v0; v0 = rotl64(v0, 32);
+    v2 += v3; v3 = rotl64(v3, 16); v3 ^= v2;
+    v0 += v3; v3 = rotl64(v3, 21); v3 ^= v0;
+    v2 += v1; v1 = rotl64(v1, 17); v1 ^= v2; v2 = rotl64(v2, 32);
+  };
+  const std::size_t end = len - (len % 8);
+  for (std::size_t i = 0; i < end; i += 8) {
+    const std::uint64_t m = load64(data + i);
+    v3 ^= m;
+    round();
+    round();
+    v0 ^= m;
+  }
+  std::uint64_t b = static_cast<std::uint64_t>(len) << 56;
+  for (std::size_t i = 0; i < len % 8; ++i) b |= static_cast<std::uint64_t>(data[end + i]) << (8 * i);
+  v3 ^= b;
+  round();
+  round();
+  v0 ^= b;
+  v2 ^= 0xff;
+  for (int i = 0; i < 4; ++i) round();
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/// pandas.util.hash_array of one string (categorize=True): SipHash, then the 64-bit mix.
+PERKREC_INLINE std::uint64_t pandas_string_hash(const std::string& s) {
+  static const unsigned char key[16] = {'0', '1', '2', '3', '4', '5', '6', '7',
+                                        '8', '9', '1', '2', '3', '4', '5', '6'};
+  std::uint64_t v = siphash24(reinterpret_cast<const unsigned char*>(s.data()), s.size(), key);
+  v ^= v >> 30;
+  v *= 0xbf58476d1ce4e5b9ULL;
+  v ^= v >> 27;
+  v *= 0x94d049bb133111ebULL;
+  v ^= v >> 31;
+  return v;
+}
+
+/// The string numpy's astype(str) gives a missing value in an object array (hashed fields).
+inline const std::string& missing_string() {
+  static const std::string nan = "nan";
+  return nan;
+}
+
+// ---- history counts ------------------------------------------------------------------------
+// 13 counts per sample, row-major: scope s (member, member_kind, member_band, benefit) x type t
+// (issued, claimed, redeemed) at s * 3 + t, member_ordered at 12.
+inline constexpr int kHistoryCounts = 13;
+
+inline double history_value(const std::int32_t* c, int aggregate) {
+  if (aggregate < kHistoryCounts) return static_cast<double>(c[aggregate]);
+  const int r = aggregate - kHistoryCounts;  // scope * 2 + (0 redemption, 1 claim)
+  const int s = r / 2;
+  const double issued = static_cast<double>(c[s * 3 + 0]);
+  const double num = static_cast<double>(c[s * 3 + ((r % 2) == 0 ? 2 : 1)]);
+  return (num + 0.1) / (issued + 1.0);
+}
+
+struct HistoryInputs {
+  Span<const std::int64_t> user, benefit, time;
+};
+
+/// Counts of events strictly before each sample's time (see the file comment of the header).
+/// Member scopes: samples grouped by member and swept in time order against the member's
+/// time-sorted events; benefit scope: binary search in per-(benefit, type) sorted times.
+inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const EventLog& log,
+                                                const std::vector<std::int64_t>& kind,
+                                                const std::vector<std::int64_t>& band,
+                                                int num_threads) {
+  const Offset n = static_cast<Offset>(in.user.size());
+  const Index n_users = log.n_users();
+  const auto n_cat = static_cast<std::int64_t>(kind.size());
+  std::int64_t n_kinds = 1, n_bands = 1;
+  for (auto k : kind) n_kinds = std::max(n_kinds, k + 1);
+  for (auto b : band) n_bands = std::max(n_bands, b + 1);
+  std::vector<std::int32_t> counts(static_cast<std::size_t>(n) * kHistoryCounts, 0);
+  const auto ev_benefit = log.benefits();
+  const auto ev_type = log.types();
+  const auto ev_time = log.timestamps();
+  auto type_slot = [](std::uint8_t t) {
+    switch (static_cast<EventType>(t)) {
+      case EventType::issued: return 0;
+      case EventType::claimed: return 1;
+      case EventType::redeemed: return 2;
+      case EventType::ordered: return 3;
+      default: return -1;
+    }
+  };
+
+  // Samples grouped by member (counting sort), each group in (time, row) order.
+  std::vector<Offset> start(static_cast<std::size_t>(n_users) + 1, 0);
+  for (Offset i = 0; i < n; ++i) {
+    const std::int64_t u = in.user[static_cast<std::size_t>(i)];
+    if (u < n_users) ++start[static_cast<std::size_t>(u) + 1];
+  }
+  for (Index u = 0; u < n_users; ++u) start[static_cast<std::size_t>(u) + 1] += start[static_cast<std::size_t>(u)];
+  std::vector<Offset> order(static_cast<std::size_t>(start.back()));
+  {
+    std::vector<Offset> fill(start.begin(), start.end() - 1);
+    for (Offset i = 0; i < n; ++i) {
+      const std::int64_t u = in.user[static_cast<std::size_t>(i)];
+      if (u < n_users) order[static_cast<std::size_t>(fill[static_cast<std::size_t>(u)]++)] = i;
+    }
+  }
+  const int threads = resolve_num_threads(num_threads);
+  std::vector<std::vector<std::int32_t>> scratch(static_cast<std::size_t>(threads));
+  const std::size_t per_kind = static_cast<std::size_t>(n_kinds) * 3;
+  const std::size_t scratch_size = per_kind + static_cast<std::size_t>(n_bands) * 3;
+  parallel_for(0, n_users, num_threads, [&](Offset uu, int thread) {
+    const auto u = static_cast<Index>(uu);
+    const Offset s0 = start[static_cast<std::size_t>(u)], s1 = start[static_cast<std::size_t>(u) + 1];
+    if (s0 == s1) return;
+    std::sort(order.begin() + s0, order.begin() + s1, [&](Offset a, Offset b) {
+      const auto ta = in.time[static_cast<std::size_t>(a)], tb = in.time[static_cast<std::size_t>(b)];
+      return ta != tb ? ta < tb : a < b;
+    });
+    auto& kb = scratch[static_cast<std::size_t>(thread)];
+    kb.assign(scratch_size, 0);
+    std::int32_t member[4] = {0, 0, 0, 0};
+    Offset e = log.user_begin(u);
+    const Offset e_end = log.user_end(u);
+    for (Offset k = s0; k < s1; ++k) {
+      const Offset row = order[static_cast<std::size_t>(k)];
+      const Timestamp t = in.time[static_cast<std::size_t>(row)];
+      for (; e < e_end && ev_time[static_cast<std::size_t>(e)] < t; ++e) {
+        const int slot = type_slot(ev_type[static_cast<std::size_t>(e)]);
+        if (slot < 0) continue;
+        const Index b = ev_benefit[static_cast<std::size_t>(e)];
+        if (slot == 3) {
+          ++member[3];
+          continue;
+        }
+        if (b < 0) continue;
+        ++member[slot];
+        ++kb[static_cast<std::size_t>(kind[static_cast<std::size_t>(b)]) * 3 + static_cast<std::size_t>(slot)];
+        ++kb[per_kind + static_cast<std::size_t>(band[static_cast<std::size_t>(b)]) * 3 + static_cast<std::size_t>(slot)];
+      }
+      std::int32_t* c = counts.data() + static_cast<std::size_t>(row) * kHistoryCounts;
+      const auto sb = static_cast<std::size_t>(in.benefit[static_cast<std::size_t>(row)]);
+      for (int s = 0; s < 3; ++s) {
+        c[s] = member[s];
+        c[3 + s] = kb[static_cast<std::size_t>(kind[sb]) * 3 + static_cast<std::size_t>(s)];
+        c[6 + s] = kb[per_kind + static_cast<std::size_t>(band[sb]) * 3 + static_cast<std::size_t>(s)];
+      }
+      c[12] = member[3];
+    }
+  }, Schedule::dynamic, 256);
+
+  // Benefit scope: event times per (benefit, type), sorted.
+  const std::size_t n_keys = static_cast<std::size_t>(n_cat) * 3;
+  std::vector<Offset> key_start(n_keys + 1, 0);
+  const Offset n_events = log.size();
+  for (Offset e = 0; e < n_events; ++e) {
+    const int slot = type_slot(ev_type[static_cast<std::size_t>(e)]);
+    const Index b = ev_benefit[static_cast<std::size_t>(e)];
+    if (slot < 0 || slot == 3 || b < 0) continue;
+    ++key_start[static_cast<std::size_t>(b) * 3 + static_cast<std::size_t>(slot) + 1];
+  }
+  for (std::size_t k = 0; k < n_keys; ++k) key_start[k + 1] += key_start[k];
+  std::vector<Timestamp> key_time(static_cast<std::size_t>(key_start.back()));
+  {
+    std::vector<Offset> fill(key_start.begin(), key_start.end() - 1);
+    for (Offset e = 0; e < n_events; ++e) {
+      const int slot = type_slot(ev_type[static_cast<std::size_t>(e)]);
+      const Index b = ev_benefit[static_cast<std::size_t>(e)];
+      if (slot < 0 || slot == 3 || b < 0) continue;
+      key_time[static_cast<std::size_t>(fill[static_cast<std::size_t>(b) * 3 + static_cast<std::size_t>(slot)]++)] =
+          ev_time[static_cast<std::size_t>(e)];
+    }
+  }
+  parallel_for(0, static_cast<Offset>(n_keys), num_threads, [&](Offset k) {
+    std::sort(key_time.begin() + key_start[static_cast<std::size_t>(k)],
+              key_time.begin() + key_start[static_cast<std::size_t>(k) + 1]);
+  }, Schedule::dynamic, 1);
+  parallel_for(0, n, num_threads, [&](Offset row) {
+    const auto b = static_cast<std::size_t>(in.benefit[static_cast<std::size_t>(row)]);
+    const Timestamp t = in.time[static_cast<std::size_t>(row)];
+    std::int32_t* c = counts.data() + static_cast<std::size_t>(row) * kHistoryCounts;
+    for (std::size_t s = 0; s < 3; ++s) {
+      const auto lo = key_time.begin() + key_start[b * 3 + s];
+      const auto hi = key_time.begin() + key_start[b * 3 + s + 1];
+      c[9 + s] = static_cast<std::int32_t>(std::lower_bound(lo, hi, t) - lo);
+    }
+  });
+  return counts;
+}
+
+// ---- columns per field ---------------------------------------------------------------------
+
+/// Where a categorical field reads its values.
+struct CategoricalSource {
+  const SampleColumns::Categorical* categorical = nullptr;
+  const SampleColumns::Integer* integer = nullptr;
+};
+
+inline std::string encoder_column(const FeatureField& f) { return f.column.empty() ? f.name : f.column; }
+
+/// Value -> vocabulary code (0 = other) for one categorical field over one input column.
+struct VocabLookup {
+  std::vector<Index> by_dictionary;  // categorical column: code per dictionary entry
+  // integer column: dense table over [lo, lo + table.size()) or sorted pairs
+  std::int64_t lo = 0;
+  std::vector<Index> table;
+  std::vector<std::pair<std::int64_t, Index>> pairs;
+  std::vector<std::uint32_t> hash_by_dictionary;  // hashed fields, categorical column
+
+  Index integer_code(std::int64_t v) const {
+    if (!table.empty()) {
+      if (v < lo) return 0;
+      const auto off = static_cast<std::uint64_t>(v) - static_cast<std::uint64_t>(lo);
+      return off < table.size() ? table[off] : 0;
+    }
+    auto it = std::lower_bound(pairs.begin(), pairs.end(), std::make_pair(v, Index{-1}));
+    return (it != pairs.end() && it->first == v) ? it->second : 0;
+  }
+};
+
+/// Parses a canonical decimal integer (what str(int) writes); false for anything else.
+inline bool canonical_int(const std::string& s, std::int64_t& out) {
+  if (s.empty() || s.size() > 20) return false;
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(s.c_str(), &end, 10);
+  if (errno != 0 || end != s.c_str() + s.size()) return false;
+  if (std::to_string(v) != s) return false;
+  out = static_cast<std::int64_t>(v);
+  return true;
+}
+
+inline VocabLookup make_lookup(const std::vector<std::string>& vocab, const CategoricalSource& src,
+                               Offset rows) {
+  VocabLookup l;
+  if (src.categorical != nullptr) {
+    l.by_dictionary.resize(src.categorical->dictionary.size(), 0);
+    const auto& missing = src.categorical->missing;
+    for (std::size_t d = 0; d < src.categorical->dictionary.size(); ++d) {
+      if (!missing.empty() && missing[d] != 0) continue;
+      auto it = std::lower_bound(vocab.begin(), vocab.end(), src.categorical->dictionary[d]);
+      if (it != vocab.end() && *it == src.categorical->dictionary[d]) {
+        l.by_dictionary[d] = static_cast<Index>(it - vocab.begin()) + 1;
+      }
+    }
+    return l;
+  }
+  for (std::size_t i = 0; i < vocab.size(); ++i) {
+    std::int64_t v;
+    if (canonical_int(vocab[i], v)) l.pairs.emplace_back(v, static_cast<Index>(i) + 1);
+  }
+  std::sort(l.pairs.begin(), l.pairs.end());
+  if (!l.pairs.empty()) {
+    const std::int64_t lo = l.pairs.front().first, hi = l.pairs.back().first;
+    const auto range = static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo) + 1;
+    const auto limit = std::max<std::uint64_t>(1u << 20, 4 * static_cast<std::uint64_t>(rows) + 4 * l.pairs.size());
+    if (range <= limit) {
+      l.lo = lo;
+      l.table.assign(range, 0);
+      for (const auto& p : l.pairs) l.table[static_cast<std::uint64_t>(p.first - lo)] = p.second;
+      l.pairs.clear();
+    }
+  }
+  return l;
+}
+
+/// Counts of each distinct string of a categorical field's column (missing values skipped).
+inline std::map<std::string, Offset> count_strings(const CategoricalSource& src, Offset rows) {
+  std::map<std::string, Offset> counts;
+  if (src.categorical != nullptr) {
+    std::vector<Offset> per_code(src.categorical->dictionary.size(), 0);
+    for (Offset i = 0; i < rows; ++i) {
+      const std::int32_t c = src.categorical->codes[static_cast<std::size_t>(i)];
+      if (c >= 0) ++per_code[static_cast<std::size_t>(c)];
+    }
+    const auto& missing = src.categorical->missing;
+    for (std::size_t d = 0; d < per_code.size(); ++d) {
+      if (!missing.empty() && missing[d] != 0) continue;
+      if (per_code[d] > 0) counts[src.categorical->dictionary[d]] += per_code[d];
+    }
+    return counts;
+  }
+  std::vector<std::int64_t> values(src.integer->values.begin(), src.integer->values.end());
+  std::sort(values.begin(), values.end());
+  for (std::size_t i = 0; i < values.size();) {
+    std::size_t j = i;
+    while (j < values.size() && values[j] == values[i]) ++j;
+    counts[std::to_string(values[i])] += static_cast<Offset>(j - i);
+    i = j;
+  }
+  return counts;
+}
+
+}  // namespace detail
+
+// ---- specification -------------------------------------------------------------------------
+
+PERKREC_INLINE FeatureSpec FeatureSpec::from_json(const std::string& text) {
+  const Json doc = parse_json_strict<ConfigError>(text, "FeatureSpec::from_json");
+  return from_json(doc, "");
+}
+
+PERKREC_INLINE FeatureSpec FeatureSpec::from_json(const Json& value, const std::string& pointer) {
+  const char* ctx = "FeatureSpec::from_json";
+  const Json* fields = &value;
+  std::string base = pointer;
+  if (value.is_object()) {
+    JsonReader<ConfigError> r(value, pointer, ctx);
+    fields = r.raw("fields");
+    if (fields == nullptr) r.fail("fields", "required key is missing");
+    r.finish();
+    base = pointer + "/fields";
+  }
+  if (!fields->is_array()) {
+    detail::raise<ConfigError>(ctx, ": ", base.empty() ? "(document)" : base, ": expected an array of fields");
+  }
+  FeatureSpec spec;
+  const auto& names = history_aggregate_names();
+  for (std::size_t i = 0; i < fields->size(); ++i) {
+    const Json& fj = (*fields)[i];
+    const std::string where = base + "/" + std::to_string(i);
+    JsonReader<ConfigError> r(fj, where, ctx);
+    FeatureField f;
+    f.raw = fj;
+    std::string kind;
+    r.require("name", f.name);
+    r.require("kind", kind);
+    if (f.name.empty()) r.fail("name", "expected a non-empty name");
+    if (kind == "categorical" || kind == "id") {
+      f.kind = kind == "id" ? FeatureField::Kind::id : FeatureField::Kind::categorical;
+      r.read("column", f.column);
+      r.read("min_count", f.min_count);
+      r.read("hash_buckets", f.hash_buckets);
+      if (f.min_count < 0) r.fail("min_count", "expected an integer >= 0");
+      if (f.hash_buckets < 0) r.fail("hash_buckets", "expected an integer >= 0");
+    } else if (kind == "numeric") {
+      f.kind = FeatureField::Kind::numeric;
+      std::string transform = "quantile";
+      r.read("column", f.column);
+      r.read("transform", transform);
+      if (transform == "standardize") {
+        f.transform = FeatureField::Transform::standardize;
+      } else if (transform != "quantile") {
+        r.fail("transform", "expected 'quantile' or 'standardize'");
+      }
+      f.bins = 8;
+      r.read("bins", f.bins);
+      if (f.bins < 0) r.fail("bins", "expected an integer >= 0");
+    } else if (kind == "history") {
+      f.kind = FeatureField::Kind::history;
+      f.bins = 6;
+      r.read("bins", f.bins);
+      if (f.bins < 0) r.fail("bins", "expected an integer >= 0");
+      std::vector<std::string> aggregates = names;
+      r.read("aggregates", aggregates);
+      for (std::size_t a = 0; a < aggregates.size(); ++a) {
+        auto it = std::find(names.begin(), names.end(), aggregates[a]);
+        if (it == names.end()) {
+          detail::raise<ConfigError>(ctx, ": ", where, "/aggregates/", a, ": unknown aggregate (got '",
+                                     aggregates[a], "', expected one of the history aggregate names)");
+        }
+        f.aggregates.push_back(static_cast<int>(it - names.begin()));
+      }
+    } else {
+      r.fail("kind", "unknown kind (expected one of: categorical, history, id, numeric)");
+    }
+    r.read("optional", f.optional);
+    r.finish();
+    for (const auto& g : spec.fields) {
+      if (g.name == f.name) r.fail("name", "duplicate field name");
+    }
+    spec.fields.push_back(std::move(f));
+  }
+  return spec;
+}
+
+PERKREC_INLINE Json FeatureSpec::to_json() const {
+  Json out = Json::array();
+  for (const auto& f : fields) out.push_back(f.raw);
+  return out;
+}
+
+// ---- columns -------------------------------------------------------------------------------
+
+PERKREC_INLINE const SampleColumns::Integer* SampleColumns::find_integer(const std::string& name) const {
+  for (const auto& c : integers) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+PERKREC_INLINE const SampleColumns::Numeric* SampleColumns::find_numeric(const std::string& name) const {
+  for (const auto& c : numerics) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+PERKREC_INLINE const SampleColumns::Categorical* SampleColumns::find_categorical(const std::string& name) const {
+  for (const auto& c : categoricals) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+PERKREC_INLINE bool SampleColumns::has(const std::string& name) const {
+  return find_integer(name) || find_numeric(name) || find_categorical(name);
+}
+
+namespace detail {
+
+/// Checks the columns' lengths and categorical codes once per call.
+inline void check_sample_columns(const SampleColumns& s, const char* ctx) {
+  if (s.rows < 0) detail::raise<InputError>(ctx, ": negative row count (got ", s.rows, ")");
+  const auto n = static_cast<std::size_t>(s.rows);
+  for (const auto& c : s.integers) {
+    if (c.values.size() != n) {
+      detail::raise<InputError>(ctx, ": column '", c.name, "' has ", c.values.size(), " rows (expected ", n, ")");
+    }
+  }
+  for (const auto& c : s.numerics) {
+    if (c.values.size() != n) {
+      detail::raise<InputError>(ctx, ": column '", c.name, "' has ", c.values.size(), " rows (expected ", n, ")");
+    }
+  }
+  for (const auto& c : s.categoricals) {
+    if (c.codes.size() != n) {
+      detail::raise<InputError>(ctx, ": column '", c.name, "' has ", c.codes.size(), " rows (expected ", n, ")");
+    }
+    if (!c.missing.empty() && c.missing.size() != c.dictionary.size()) {
+      detail::raise<InputError>(ctx, ": column '", c.name, "' has ", c.missing.size(), " missing flags (expected ",
+                                c.dictionary.size(), ", one per dictionary entry)");
+    }
+    const auto size = static_cast<std::int32_t>(c.dictionary.size());
+    for (std::size_t i = 0; i < n; ++i) {
+      if (c.codes[i] < -1 || c.codes[i] >= size) {
+        detail::raise<InputError>(ctx, ": column '", c.name, "' row ", i, ": code out of range (got ", c.codes[i],
+                                  ", expected -1 <= code < ", size, ")");
+      }
+    }
+  }
+}
+
+inline CategoricalSource categorical_source(const SampleColumns& s, const FeatureField& f, const char* ctx) {
+  const std::string col = encoder_column(f);
+  CategoricalSource src;
+  src.categorical = s.find_categorical(col);
+  if (src.categorical == nullptr) src.integer = s.find_integer(col);
+  if (src.categorical == nullptr && src.integer == nullptr) {
+    if (s.find_numeric(col) != nullptr) {
+      detail::raise<InputError>(ctx, ": field '", f.name, "': column '", col,
+                                "' is given as floating point (expected categorical codes or integers)");
+    }
+    detail::raise<InputError>(ctx, ": field '", f.name, "': missing column '", col, "'");
+  }
+  return src;
+}
+
+/// A numeric field's values as doubles (an integer column is converted).
+struct NumericSource {
+  const double* values = nullptr;
+  const std::int64_t* integers = nullptr;
+  double at(Offset i) const {
+    return values ? values[i] : static_cast<double>(integers[i]);
+  }
+};
+
+inline NumericSource numeric_source(const SampleColumns& s, const FeatureField& f, const char* ctx) {
+  const std::string col = encoder_column(f);
+  NumericSource src;
+  if (const auto* c = s.find_numeric(col)) {
+    src.values = c->values.data();
+  } else if (const auto* c2 = s.find_integer(col)) {
+    src.integers = c2->values.data();
+  } else if (s.find_categorical(col) != nullptr) {
+    detail::raise<InputError>(ctx, ": field '", f.name, "': column '", col, "' is categorical (expected numbers)");
+  } else {
+    detail::raise<InputError>(ctx, ": field '", f.name, "': missing column '", col, "'");
+  }
+  return src;
+}
+
+inline HistoryInputs history_inputs(const SampleColumns& s, const EventLog* events,
+                                    const std::vector<std::int64_t>& kind, bool has_benefits,
+                                    const char* ctx) {
+  if (events == nullptr) {
+    detail::raise<InputError>(ctx, ": history fields need an EventLog (events)");
+  }
+  HistoryInputs in;
+  const char* names[3] = {"user", "benefit", "timestamp"};
+  Span<const std::int64_t>* out[3] = {&in.user, &in.benefit, &in.time};
+  for (int i = 0; i < 3; ++i) {
+    const auto* c = s.find_integer(names[i]);
+    if (c == nullptr) {
+      detail::raise<InputError>(ctx, ": history fields need the integer column '", names[i], "' in the samples");
+    }
+    *out[i] = c->values;
+  }
+  if (!has_benefits) {
+    detail::raise<InputError>(ctx, ": history fields need the benefits' kinds and face values (set_benefits / catalog)");
+  }
+  const auto n_cat = static_cast<std::int64_t>(kind.size());
+  for (std::size_t i = 0; i < in.benefit.size(); ++i) {
+    if (in.benefit[i] < 0 || in.benefit[i] >= n_cat) {
+      detail::raise<InputError>(ctx, ": field 'benefit' row ", i, ": benefit index out of range (got ",
+                                in.benefit[i], ", expected 0 <= benefit < ", n_cat, ")");
+    }
+    if (in.user[i] < 0) {
+      detail::raise<InputError>(ctx, ": field 'user' row ", i, ": negative member index (got ", in.user[i], ")");
+    }
+  }
+  const auto benefits = events->benefits();
+  for (std::size_t e = 0; e < benefits.size(); ++e) {
+    if (benefits[e] >= n_cat) {
+      detail::raise<InputError>(ctx, ": events: benefit index out of range of the catalog (got ", benefits[e],
+                                ", expected < ", n_cat, ")");
+    }
+  }
+  if (events->size() >= static_cast<Offset>(std::numeric_limits<std::int32_t>::max())) {
+    detail::raise<InputError>(ctx, ": events: history counts are held in 32 bits (got ", events->size(), " events)");
+  }
+  return in;
+}
+
+}  // namespace detail
+
+// ---- encoder -------------------------------------------------------------------------------
+
+PERKREC_INLINE FeatureEncoder::FeatureEncoder(FeatureSpec spec, int num_threads)
+    : declared_(spec), spec_(std::move(spec)) {
+  set_num_threads(num_threads);
+}
+
+PERKREC_INLINE void FeatureEncoder::set_num_threads(int num_threads) {
+  resolve_num_threads(num_threads);
+  num_threads_ = num_threads;
+}
+
+PERKREC_INLINE void FeatureEncoder::set_benefits(const std::vector<std::string>& kind_names,
+                                                 Span<const double> face_values) {
+  if (kind_names.size() != face_values.size()) {
+    detail::raise<InputError>("FeatureEncoder::set_benefits: ", kind_names.size(), " kinds but ",
+                              face_values.size(), " face values (expected one of each per benefit)");
+  }
+  std::vector<std::string> sorted = kind_names;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  std::vector<std::int64_t> kind(kind_names.size()), band(kind_names.size());
+  for (std::size_t b = 0; b < kind_names.size(); ++b) {
+    kind[b] = std::lower_bound(sorted.begin(), sorted.end(), kind_names[b]) - sorted.begin();
+    band[b] = std::upper_bound(std::begin(kFaceValueBands), std::end(kFaceValueBands), face_values[b]) -
+              std::begin(kFaceValueBands);
+  }
+  set_benefit_codes(std::move(kind), std::move(band));
+}
+
+PERKREC_INLINE void FeatureEncoder::set_benefit_codes(std::vector<std::int64_t> kind,
+                                                      std::vector<std::int64_t> band) {
+  if (kind.size() != band.size()) {
+    detail::raise<InputError>("FeatureEncoder::set_benefit_codes: ", kind.size(), " kind codes but ", band.size(),
+                              " bands (expected one of each per benefit)");
+  }
+  for (std::size_t b = 0; b < kind.size(); ++b) {
+    if (kind[b] < 0 || kind[b] > (1 << 20) || band[b] < 0 || band[b] > (1 << 20)) {
+      detail::raise<InputError>("FeatureEncoder::set_benefit_codes: benefit ", b, ": codes out of range (got kind ",
+                                kind[b], ", band ", band[b], ", expected 0 <= code <= 2^20)");
+    }
+  }
+  benefit_kind_ = std::move(kind);
+  benefit_band_ = std::move(band);
+  has_benefits_ = true;
+}
+
+PERKREC_INLINE void FeatureEncoder::require_fitted(const char* method) const {
+  if (!fitted_) detail::raise<InputError>("FeatureEncoder::", method, ": not fitted");
+}
+
+PERKREC_INLINE std::vector<Index> FeatureEncoder::field_sizes() const {
+  require_fitted("field_sizes");
+  std::vector<Index> sizes;
+  for (const auto& s : state_) sizes.push_back(s.size);
+  return sizes;
+}
+
+PERKREC_INLINE std::vector<Offset> FeatureEncoder::field_offsets() const {
+  require_fitted("field_offsets");
+  std::vector<Offset> offsets(1, 0);
+  for (const auto& s : state_) offsets.push_back(offsets.back() + s.size);
+  return offsets;
+}
+
+PERKREC_INLINE Index FeatureEncoder::n_features() const {
+  return static_cast<Index>(field_offsets().back());
+}
+
+PERKREC_INLINE std::vector<std::int32_t> FeatureEncoder::feature_fields() const {
+  std::vector<std::int32_t> out;
+  const auto sizes = field_sizes();
+  for (std::size_t f = 0; f < sizes.size(); ++f) out.insert(out.end(), static_cast<std::size_t>(sizes[f]), static_cast<std::int32_t>(f));
+  return out;
+}
+
+PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const EventLog* events) {
+  const char* ctx = "FeatureEncoder::fit";
+  detail::check_sample_columns(samples, ctx);
+  const Offset n = samples.rows;
+  // Validation first: which fields stay, and every column they read.
+  std::vector<FeatureField> kept;
+  std::vector<std::string> dropped;
+  bool need_history = false;
+  for (const auto& f : declared_.fields) {
+    if (f.kind == FeatureField::Kind::history) {
+      need_history = true;
+      kept.push_back(f);
+      continue;
+    }
+    const std::string col = detail::encoder_column(f);
+    if (f.optional && !samples.has(col)) {
+      dropped.push_back(f.name);
+      continue;
+    }
+    if (f.kind == FeatureField::Kind::numeric) {
+      const auto src = detail::numeric_source(samples, f, ctx);
+      if (f.transform == FeatureField::Transform::standardize) {
+        for (Offset i = 0; i < n; ++i) {
+          if (!std::isfinite(src.at(i))) {
+            detail::raise<InputError>(ctx, ": field '", f.name, "' row ", i, ": non-finite value (got ", src.at(i),
+                                      ", a standardized column must be finite)");
+          }
+        }
+      }
+    } else {
+      detail::categorical_source(samples, f, ctx);
+    }
+    kept.push_back(f);
+  }
+  std::vector<std::int32_t> counts;
+  if (need_history) {
+    const auto in = detail::history_inputs(samples, events, benefit_kind_, has_benefits_, ctx);
+    counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, num_threads_);
+  }
+
+  // Quantile jobs (numeric fields, history aggregates) run in parallel, each on its own copy.
+  std::vector<FieldState> state(kept.size());
+  struct Job {
+    std::size_t field;
+    int aggregate;  // -1 for a numeric field
+  };
+  std::vector<Job> jobs;
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    const auto& f = kept[i];
+    auto& st = state[i];
+    if (f.kind == FeatureField::Kind::categorical || f.kind == FeatureField::Kind::id) {
+      if (f.hash_buckets > 0) {
+        st.size = f.hash_buckets;
+        continue;
+      }
+      const auto counts_by_string = detail::count_strings(detail::categorical_source(samples, f, ctx), n);
+      for (const auto& [value, count] : counts_by_string) {
+        if (count >= f.min_count) st.vocab.push_back(value);  // std::map: already sorted
+      }
+      st.size = static_cast<Index>(st.vocab.size()) + 1;
+    } else if (f.kind == FeatureField::Kind::numeric) {
+      if (f.transform == FeatureField::Transform::standardize) {
+        std::vector<double> x(static_cast<std::size_t>(n));
+        const auto src = detail::numeric_source(samples, f, ctx);
+        for (Offset r = 0; r < n; ++r) x[static_cast<std::size_t>(r)] = src.at(r);
+        // np.mean / np.std (ddof 0): pairwise sums, as numpy computes them.
+        double mean = detail::numpy_pairwise_sum(x.data(), n) / static_cast<double>(n);
+        for (auto& v : x) v = (v - mean) * (v - mean);
+        double sd = std::sqrt(detail::numpy_pairwise_sum(x.data(), n) / static_cast<double>(n));
+        if (n == 0) mean = 0.0, sd = 1.0;  // nothing to learn from: the identity scaling
+        if (sd == 0.0) sd = 1.0;
+        st.mean = mean;
+        st.std = sd;
+        st.size = 1;
+      } else {
+        jobs.push_back({i, -1});
+      }
+    } else if (f.bins > 0) {
+      st.agg_edges.resize(f.aggregates.size());
+      for (std::size_t a = 0; a < f.aggregates.size(); ++a) jobs.push_back({i, static_cast<int>(a)});
+    } else {
+      st.size = static_cast<Index>(f.aggregates.size());
+    }
+  }
+  parallel_for(0, static_cast<Offset>(jobs.size()), num_threads_, [&](Offset j) {
+    const Job job = jobs[static_cast<std::size_t>(j)];
+    const auto& f = kept[job.field];
+    std::vector<double> x;
+    x.reserve(static_cast<std::size_t>(n));
+    if (job.aggregate < 0) {
+      const auto src = detail::numeric_source(samples, f, ctx);
+      for (Offset r = 0; r < n; ++r) {
+        const double v = src.at(r);
+        if (std::isfinite(v)) x.push_back(v);
+      }
+      state[job.field].edges = detail::numpy_quantile_edges(x, f.bins);
+    } else {
+      const int agg = f.aggregates[static_cast<std::size_t>(job.aggregate)];
+      for (Offset r = 0; r < n; ++r) {
+        x.push_back(detail::history_value(counts.data() + static_cast<std::size_t>(r) * detail::kHistoryCounts, agg));
+      }
+      state[job.field].agg_edges[static_cast<std::size_t>(job.aggregate)] = detail::numpy_quantile_edges(x, f.bins);
+    }
+  }, Schedule::dynamic, 1);
+  Offset total = 0;
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    auto& st = state[i];
+    const auto& f = kept[i];
+    if (f.kind == FeatureField::Kind::numeric && f.transform == FeatureField::Transform::quantile) {
+      st.size = static_cast<Index>(st.edges.size()) + 2;
+    } else if (f.kind == FeatureField::Kind::history && f.bins > 0) {
+      st.agg_offsets.assign(1, 0);
+      for (const auto& e : st.agg_edges) st.agg_offsets.push_back(st.agg_offsets.back() + static_cast<Index>(e.size()) + 2);
+      st.size = st.agg_offsets.back();
+    }
+    total += st.size;
+  }
+  if (total >= static_cast<Offset>(std::numeric_limits<Index>::max())) {
+    detail::raise<ConfigError>(ctx, ": ", total, " features (expected fewer than 2^31; lower hash_buckets)");
+  }
+  spec_.fields = std::move(kept);
+  dropped_ = std::move(dropped);
+  state_ = std::move(state);
+  fitted_ = true;
+}
+
+PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& samples, const EventLog* events,
+                                                          const std::vector<std::string>* fields) const {
+  const char* ctx = "FeatureEncoder::transform";
+  require_fitted("transform");
+  detail::check_sample_columns(samples, ctx);
+  std::vector<char> selected(spec_.fields.size(), fields == nullptr ? 1 : 0);
+  if (fields != nullptr) {
+    for (const auto& name : *fields) {
+      bool found = false;
+      for (std::size_t i = 0; i < spec_.fields.size(); ++i) {
+        if (spec_.fields[i].name == name) {
+          selected[i] = 1;
+          found = true;
+        }
+      }
+      if (!found) detail::raise<InputError>(ctx, ": unknown field '", name, "'");
+    }
+  }
+  const Offset n = samples.rows;
+  const auto offsets = field_offsets();
+
+  // Per selected field: its source and lookup, and its first slot in each row.
+  struct Plan {
+    std::size_t field;
+    int slot;
+    detail::CategoricalSource cat;
+    detail::VocabLookup lookup;
+    detail::NumericSource num;
+  };
+  std::vector<Plan> plans;
+  int slots = 0;
+  bool need_history = false;
+  for (std::size_t i = 0; i < spec_.fields.size(); ++i) {
+    if (!selected[i]) continue;
+    const auto& f = spec_.fields[i];
+    const auto& st = state_[i];
+    Plan p{i, slots, {}, {}, {}};
+    if (f.kind == FeatureField::Kind::categorical || f.kind == FeatureField::Kind::id) {
+      p.cat = detail::categorical_source(samples, f, ctx);
+      if (f.hash_buckets > 0) {
+        if (p.cat.categorical != nullptr) {
+          const auto& dict = p.cat.categorical->dictionary;
+          p.lookup.hash_by_dictionary.resize(dict.size());
+          for (std::size_t d = 0; d < dict.size(); ++d) {
+            p.lookup.hash_by_dictionary[d] =
+                static_cast<std::uint32_t>(detail::pandas_string_hash(dict[d]) % static_cast<std::uint64_t>(st.size));
+          }
+        }
+      } else {
+        p.lookup = detail::make_lookup(st.vocab, p.cat, n);
+      }
+      slots += 1;
+    } else if (f.kind == FeatureField::Kind::numeric) {
+      p.num = detail::numeric_source(samples, f, ctx);
+      if (f.transform == FeatureField::Transform::standardize) {
+        for (Offset r = 0; r < n; ++r) {
+          if (!std::isfinite(p.num.at(r))) {
+            detail::raise<InputError>(ctx, ": field '", f.name, "' row ", r, ": non-finite value (got ", p.num.at(r),
+                                      ", a standardized column must be finite)");
+          }
+        }
+      }
+      slots += 1;
+    } else {
+      need_history = true;
+      slots += static_cast<int>(f.aggregates.size());
+    }
+    plans.push_back(std::move(p));
+  }
+  std::vector<std::int32_t> counts;
+  if (need_history) {
+    const auto in = detail::history_inputs(samples, events, benefit_kind_, has_benefits_, ctx);
+    counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, num_threads_);
+  }
+
+  CsrMatrix<float> out;
+  out.rows = static_cast<Index>(n);
+  out.cols = static_cast<Index>(offsets.back());
+  out.indptr.resize(static_cast<std::size_t>(n) + 1);
+  out.indices.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(slots));
+  out.data.resize(out.indices.size());
+  const Offset block = 4096;
+  const Offset n_blocks = (n + block - 1) / block;
+  parallel_for(0, n_blocks, num_threads_, [&](Offset blk) {
+    const Offset r0 = blk * block, r1 = std::min(n, r0 + block);
+    for (Offset r = r0; r < r1; ++r) out.indptr[static_cast<std::size_t>(r) + 1] = (r + 1) * slots;
+    for (const auto& p : plans) {
+      const auto& f = spec_.fields[p.field];
+      const auto& st = state_[p.field];
+      const auto base = static_cast<Index>(offsets[p.field]);
+      Index* idx = out.indices.data();
+      float* val = out.data.data();
+      auto at = [&](Offset r, int k) { return static_cast<std::size_t>(r) * static_cast<std::size_t>(slots) + static_cast<std::size_t>(p.slot + k); };
+      if (f.kind == FeatureField::Kind::categorical || f.kind == FeatureField::Kind::id) {
+        for (Offset r = r0; r < r1; ++r) {
+          Index code;
+          if (f.hash_buckets > 0) {
+            if (p.cat.categorical != nullptr) {
+              const std::int32_t c = p.cat.categorical->codes[static_cast<std::size_t>(r)];
+              code = c >= 0 ? static_cast<Index>(p.lookup.hash_by_dictionary[static_cast<std::size_t>(c)])
+                            : static_cast<Index>(detail::pandas_string_hash(detail::missing_string()) %
+                                                 static_cast<std::uint64_t>(st.size));
+            } else {
+              code = static_cast<Index>(
+                  detail::pandas_string_hash(std::to_string(p.cat.integer->values[static_cast<std::size_t>(r)])) %
+                  static_cast<std::uint64_t>(st.size));
+            }
+          } else if (p.cat.categorical != nullptr) {
+            const std::int32_t c = p.cat.categorical->codes[static_cast<std::size_t>(r)];
+            code = c >= 0 ? p.lookup.by_dictionary[static_cast<std::size_t>(c)] : 0;
+          } else {
+            code = p.lookup.integer_code(p.cat.integer->values[static_cast<std::size_t>(r)]);
+          }
+          idx[at(r, 0)] = base + code;
+          val[at(r, 0)] = 1.0f;
+        }
+      } else if (f.kind == FeatureField::Kind::numeric) {
+        for (Offset r = r0; r < r1; ++r) {
+          const double x = p.num.at(r);
+          if (f.transform == FeatureField::Transform::standardize) {
+            idx[at(r, 0)] = base;
+            val[at(r, 0)] = static_cast<float>((x - st.mean) / st.std);
+          } else {
+            idx[at(r, 0)] = base + detail::bucket_of(st.edges, x);
+            val[at(r, 0)] = 1.0f;
+          }
+        }
+      } else {
+        for (Offset r = r0; r < r1; ++r) {
+          const std::int32_t* c = counts.data() + static_cast<std::size_t>(r) * detail::kHistoryCounts;
+          for (std::size_t a = 0; a < f.aggregates.size(); ++a) {
+            const double x = detail::history_value(c, f.aggregates[a]);
+            const int k = static_cast<int>(a);
+            if (f.bins > 0) {
+              idx[at(r, k)] = base + st.agg_offsets[a] + detail::bucket_of(st.agg_edges[a], x);
+              val[at(r, k)] = 1.0f;
+            } else {
+              idx[at(r, k)] = base + static_cast<Index>(a);
+              val[at(r, k)] = static_cast<float>(std::log1p(x));
+            }
+          }
+        }
+      }
+    }
+  });
+  out.indptr[0] = 0;
+  return out;
+}
+
+PERKREC_INLINE HistoryTable FeatureEncoder::history(const SampleColumns& samples, const EventLog& events,
+                                                    const std::vector<std::string>& names) const {
+  const char* ctx = "FeatureEncoder::history";
+  detail::check_sample_columns(samples, ctx);
+  const auto& all = history_aggregate_names();
+  std::vector<int> wanted;
+  for (const auto& name : names.empty() ? all : names) {
+    auto it = std::find(all.begin(), all.end(), name);
+    if (it == all.end()) detail::raise<InputError>(ctx, ": unknown aggregate '", name, "'");
+    wanted.push_back(static_cast<int>(it - all.begin()));
+  }
+  const auto in = detail::history_inputs(samples, &events, benefit_kind_, has_benefits_, ctx);
+  const auto counts = detail::history_counts(in, events, benefit_kind_, benefit_band_, num_threads_);
+  HistoryTable t;
+  t.rows = samples.rows;
+  for (int a : wanted) {
+    t.names.push_back(all[static_cast<std::size_t>(a)]);
+    std::vector<double> col(static_cast<std::size_t>(samples.rows));
+    parallel_for(0, samples.rows, num_threads_, [&](Offset r) {
+      col[static_cast<std::size_t>(r)] =
+          detail::history_value(counts.data() + static_cast<std::size_t>(r) * detail::kHistoryCounts, a);
+    });
+    t.columns.push_back(std::move(col));
+  }
+  return t;
+}
+
+// ---- persistence ---------------------------------------------------------------------------
+
+PERKREC_INLINE std::string FeatureEncoder::to_json() const {
+  require_fitted("to_json");
+  Json out;
+  out["fields"] = spec_.to_json();
+  Json state = Json::array();
+  const auto& names = history_aggregate_names();
+  for (std::size_t i = 0; i < spec_.fields.size(); ++i) {
+    const auto& f = spec_.fields[i];
+    const auto& st = state_[i];
+    Json s = Json::object();
+    if (f.kind == FeatureField::Kind::categorical || f.kind == FeatureField::Kind::id) {
+      if (f.hash_buckets == 0) s["vocab"] = st.vocab;
+    } else if (f.kind == FeatureField::Kind::numeric) {
+      if (f.transform == FeatureField::Transform::standardize) {
+        s["mean"] = st.mean;
+        s["std"] = st.std;
+      } else {
+        s["edges"] = st.edges;
+      }
+    } else {
+      Json aggs = Json::array();
+      for (int a : f.aggregates) aggs.push_back(names[static_cast<std::size_t>(a)]);
+      s["aggregates"] = aggs;
+      s["bins"] = f.bins;
+      if (f.bins > 0) {
+        s["edges"] = st.agg_edges;
+        s["offsets"] = st.agg_offsets;
+      }
+    }
+    s["size"] = st.size;
+    state.push_back(std::move(s));
+  }
+  out["state"] = std::move(state);
+  out["benefit_kind"] = has_benefits_ ? Json(benefit_kind_) : Json(nullptr);
+  out["benefit_band"] = has_benefits_ ? Json(benefit_band_) : Json(nullptr);
+  if (!dropped_.empty()) out["dropped_fields"] = dropped_;
+  return out.dump();
+}
+
+PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const std::string& text) {
+  const Json doc = parse_json_strict<ModelFormatError>(text, "FeatureEncoder::from_json");
+  return from_json(doc, "");
+}
+
+PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value, const std::string& pointer) {
+  const char* ctx = "FeatureEncoder::from_json";
+  JsonReader<ModelFormatError> r(value, pointer, ctx);
+  const Json* fields = r.raw("fields");
+  const Json* state = r.raw("state");
+  if (fields == nullptr) r.fail("fields", "required key is missing");
+  if (state == nullptr) r.fail("state", "required key is missing");
+  FeatureEncoder enc;
+  try {
+    enc.spec_ = FeatureSpec::from_json(*fields, r.child_pointer("fields"));
+  } catch (const ConfigError& e) {
+    throw ModelFormatError(e.what());
+  }
+  enc.declared_ = enc.spec_;
+  const Json* kind = r.raw("benefit_kind");
+  const Json* band = r.raw("benefit_band");
+  if (kind != nullptr && !kind->is_null()) {
+    std::vector<std::int64_t> k, b;
+    r.convert(*kind, r.child_pointer("benefit_kind"), k);
+    if (band == nullptr || band->is_null()) r.fail("benefit_band", "required with benefit_kind");
+    r.convert(*band, r.child_pointer("benefit_band"), b);
+    if (k.size() != b.size()) r.fail("benefit_band", "expected as many entries as benefit_kind");
+    try {
+      enc.set_benefit_codes(std::move(k), std::move(b));
+    } catch (const InputError& e) {
+      throw ModelFormatError(e.what());
+    }
+  }
+  r.read("dropped_fields", enc.dropped_);
+  r.finish();
+  const std::string state_ptr = r.child_pointer("state");
+  if (!state->is_array() || state->size() != enc.spec_.fields.size()) {
+    detail::raise<ModelFormatError>(ctx, ": ", state_ptr, ": expected an array with one entry per field (",
+                                    enc.spec_.fields.size(), ")");
+  }
+  Offset total = 0;
+  for (std::size_t i = 0; i < enc.spec_.fields.size(); ++i) {
+    const auto& f = enc.spec_.fields[i];
+    const std::string where = state_ptr + "/" + std::to_string(i);
+    JsonReader<ModelFormatError> s((*state)[i], where, ctx);
+    FieldState st;
+    s.require("size", st.size);
+    if (st.size < 0) s.fail("size", "expected >= 0");
+    auto check_sorted = [&](const std::vector<double>& e, const char* key) {
+      for (std::size_t j = 1; j < e.size(); ++j) {
+        if (!(e[j - 1] < e[j])) s.fail(key, "edges must strictly increase");
+      }
+    };
+    if (f.kind == FeatureField::Kind::categorical || f.kind == FeatureField::Kind::id) {
+      if (f.hash_buckets > 0) {
+        if (st.size != f.hash_buckets) s.fail("size", "expected hash_buckets");
+      } else {
+        s.require("vocab", st.vocab);
+        if (!std::is_sorted(st.vocab.begin(), st.vocab.end()) ||
+            std::adjacent_find(st.vocab.begin(), st.vocab.end()) != st.vocab.end()) {
+          s.fail("vocab", "expected sorted distinct strings");
+        }
+        if (static_cast<std::size_t>(st.size) != st.vocab.size() + 1) s.fail("size", "expected len(vocab) + 1");
+      }
+    } else if (f.kind == FeatureField::Kind::numeric) {
+      if (f.transform == FeatureField::Transform::standardize) {
+        s.require("mean", st.mean);
+        s.require("std", st.std);
+        if (!(st.std > 0)) s.fail("std", "expected > 0");
+        if (st.size != 1) s.fail("size", "expected 1");
+      } else {
+        s.require("edges", st.edges);
+        check_sorted(st.edges, "edges");
+        if (static_cast<std::size_t>(st.size) != st.edges.size() + 2) s.fail("size", "expected len(edges) + 2");
+      }
+    } else {
+      std::vector<std::string> aggs;
+      int bins = 0;
+      s.require("aggregates", aggs);
+      s.require("bins", bins);
+      const auto& names = history_aggregate_names();
+      bool same = aggs.size() == f.aggregates.size();
+      for (std::size_t a = 0; same && a < aggs.size(); ++a) same = aggs[a] == names[static_cast<std::size_t>(f.aggregates[a])];
+      if (!same) s.fail("aggregates", "expected the field's aggregates");
+      if (bins != f.bins) s.fail("bins", "expected the field's bins");
+      if (bins > 0) {
+        s.require("edges", st.agg_edges);
+        s.require("offsets", st.agg_offsets);
+        if (st.agg_edges.size() != aggs.size() || st.agg_offsets.size() != aggs.size() + 1) {
+          s.fail("offsets", "expected one edge list per aggregate and aggregates + 1 offsets");
+        }
+        Index o = 0;
+        for (std::size_t a = 0; a < aggs.size(); ++a) {
+          check_sorted(st.agg_edges[a], "edges");
+          if (st.agg_offsets[a] != o) s.fail("offsets", "inconsistent with the edges");
+          o += static_cast<Index>(st.agg_edges[a].size()) + 2;
+        }
+        if (st.agg_offsets.back() != o || st.size != o) s.fail("size", "inconsistent with the edges");
+      } else if (static_cast<std::size_t>(st.size) != aggs.size()) {
+        s.fail("size", "expected one feature per aggregate");
+      }
+    }
+    s.finish();
+    total += st.size;
+    if (total >= static_cast<Offset>(std::numeric_limits<Index>::max())) {
+      s.fail("size", "more than 2^31 features in all");
+    }
+    enc.state_.push_back(std::move(st));
+  }
+  enc.fitted_ = true;
+  return enc;
+}
+
+PERKREC_INLINE FeatureEncoder FeatureEncoder::from_fm_metadata(const std::string& metadata) {
+  const Json doc = parse_json_strict<ModelFormatError>(metadata, "FeatureEncoder::from_fm_metadata");
+  if (!doc.is_object() || !doc.contains("encoder")) {
+    detail::raise<ModelFormatError>("FeatureEncoder::from_fm_metadata: /encoder: the model stores no encoder");
+  }
+  return from_json(doc.at("encoder"), "/encoder");
+}
+
+}  // namespace perkrec
