@@ -87,10 +87,13 @@ void bind_feature_encoder(py::module_& m) {
            }),
            py::arg("spec_json"), py::arg("num_threads") = 0)
       .def("set_benefits",
-           [](FeatureEncoder& e, const std::vector<std::string>& kinds, const py::array& face_values) {
-             e.set_benefits(kinds, view_1d<double>(face_values, "face_values"));
-           })
-      .def("set_benefit_codes", &FeatureEncoder::set_benefit_codes)
+           [](FeatureEncoder& e, const std::vector<std::string>& kinds, const py::array& face_values,
+              const std::vector<std::string>& channels) {
+             e.set_benefits(kinds, view_1d<double>(face_values, "face_values"), channels);
+           },
+           py::arg("kinds"), py::arg("face_values"), py::arg("channels") = std::vector<std::string>{})
+      .def("set_benefit_codes", &FeatureEncoder::set_benefit_codes, py::arg("kind"), py::arg("band"),
+           py::arg("channel") = std::vector<std::int64_t>{})
       .def("set_num_threads", &FeatureEncoder::set_num_threads)
       .def(
           "fit",

@@ -315,17 +315,21 @@ def _sample_keys(samples: pd.DataFrame) -> list:
 
 
 def history_features(samples: pd.DataFrame, events, benefit_kind: np.ndarray,
-                     benefit_band: np.ndarray) -> pd.DataFrame:
+                     benefit_band: np.ndarray, benefit_channel: Optional[np.ndarray] = None) -> pd.DataFrame:
     """The history aggregates (HISTORY_AGGREGATES) of each sample (user, benefit, timestamp)
-    from events strictly before its timestamp. ``benefit_kind`` / ``benefit_band`` map a
-    benefit index to integer codes. Computed by perkrec::FeatureEncoder::history."""
+    from events strictly before its timestamp. ``benefit_kind`` / ``benefit_band`` /
+    ``benefit_channel`` (optional; None = one channel) map a benefit index to integer codes.
+    Computed by perkrec::FeatureEncoder::history."""
     impl = _core.FeatureEncoder('{"fields": []}')
-    impl.set_benefit_codes(np.asarray(benefit_kind, np.int64).tolist(), np.asarray(benefit_band, np.int64).tolist())
+    impl.set_benefit_codes(np.asarray(benefit_kind, np.int64).tolist(), np.asarray(benefit_band, np.int64).tolist(),
+                           [] if benefit_channel is None else np.asarray(benefit_channel, np.int64).tolist())
     cols = dict(impl.history(len(samples), _sample_keys(samples), _event_log(events), list(HISTORY_AGGREGATES)))
     order = ([f"{s}_{t}" for t in _HISTORY_TYPES for s in ("member", "member_kind", "member_band", "benefit")]
              + ["member_ordered"]
              + [f"{s}_{r}" for s in ("member", "member_kind", "member_band", "benefit")
-                for r in ("redemption_rate", "claim_rate")])
+                for r in ("redemption_rate", "claim_rate")]
+             + [f"member_channel_{t}" for t in ("issued", "viewed", "claimed", "redeemed")]
+             + [f"member_channel_{r}" for r in ("view_rate", "claim_rate", "redemption_rate")])
     return pd.DataFrame({name: cols[name].astype(np.int64) if not name.endswith("_rate") else cols[name]
                          for name in order}, index=samples.index)
 
@@ -456,7 +460,8 @@ class FeatureEncoder:
         if catalog is not None and history:
             cat = catalog.to_frame() if not isinstance(catalog, pd.DataFrame) else catalog
             self._impl.set_benefits(cat["kind"].astype(str).tolist(),
-                                    np.ascontiguousarray(np.asarray(cat["face_value"], dtype=np.float64)))
+                                    np.ascontiguousarray(np.asarray(cat["face_value"], dtype=np.float64)),
+                                    cat["channel"].astype(str).tolist() if "channel" in cat.columns else [])
         if not history:
             return None
         if events is None:

@@ -57,7 +57,7 @@ def _counts_before(ev_key: np.ndarray, ev_time: np.ndarray, key: np.ndarray, tim
 
 
 def history_features(samples: pd.DataFrame, events, benefit_kind: np.ndarray,
-                     benefit_band: np.ndarray) -> pd.DataFrame:
+                     benefit_band: np.ndarray, benefit_channel: Optional[np.ndarray] = None) -> pd.DataFrame:
     """The history aggregates of each sample (user, benefit, timestamp) from events strictly
     before its timestamp. ``benefit_kind`` / ``benefit_band`` map a benefit index to integer
     codes."""
@@ -81,11 +81,21 @@ def history_features(samples: pd.DataFrame, events, benefit_kind: np.ndarray,
         out[f"benefit_{etype}"] = _counts_before(e_benefit[m], e_time[m], s_benefit, s_time)
     m = e_type == "ordered"
     out["member_ordered"] = _counts_before(e_user[m], e_time[m], s_user, s_time)
+    channel = np.zeros(len(benefit_kind), np.int64) if benefit_channel is None else np.asarray(benefit_channel, np.int64)
+    n_ch = int(max(channel.max(initial=0), 0)) + 2
+    ec = np.where(has_benefit, channel[np.clip(e_benefit, 0, None)], -1)
+    sc = channel[s_benefit]
+    for etype in ("issued", "viewed", "claimed", "redeemed"):
+        m = (e_type == etype) & has_benefit
+        out[f"member_channel_{etype}"] = _counts_before(e_user[m] * n_ch + ec[m], e_time[m], s_user * n_ch + sc, s_time)
     frame = pd.DataFrame(out, index=samples.index)
     for scope in ("member", "member_kind", "member_band", "benefit"):
         issued = frame[f"{scope}_issued"].to_numpy(np.float64)
         frame[f"{scope}_redemption_rate"] = (frame[f"{scope}_redeemed"].to_numpy(np.float64) + 0.1) / (issued + 1.0)
         frame[f"{scope}_claim_rate"] = (frame[f"{scope}_claimed"].to_numpy(np.float64) + 0.1) / (issued + 1.0)
+    issued = frame["member_channel_issued"].to_numpy(np.float64)
+    for rate, count in (("view_rate", "viewed"), ("claim_rate", "claimed"), ("redemption_rate", "redeemed")):
+        frame[f"member_channel_{rate}"] = (frame[f"member_channel_{count}"].to_numpy(np.float64) + 0.1) / (issued + 1.0)
     return frame
 
 
@@ -103,6 +113,8 @@ HISTORY_AGGREGATES = tuple(
     [f"{s}_{t}" for s in ("member", "member_kind", "member_band", "benefit") for t in _HISTORY_TYPES]
     + ["member_ordered"]
     + [f"{s}_{r}" for s in ("member", "member_kind", "member_band", "benefit") for r in ("redemption_rate", "claim_rate")]
+    + [f"member_channel_{t}" for t in ("issued", "viewed", "claimed", "redeemed")]
+    + [f"member_channel_{r}" for r in ("view_rate", "claim_rate", "redemption_rate")]
 )
 
 DEFAULT_FIELDS: List[dict] = [
@@ -202,13 +214,16 @@ class FeatureEncoder:
             kinds = pd.Categorical(cat["kind"].astype(str))
             self.benefit_kind = kinds.codes.astype(np.int64)
             self.benefit_band = _face_value_band(cat["face_value"]).astype(np.int64)
+            self.benefit_channel = (pd.Categorical(cat["channel"].astype(str)).codes.astype(np.int64)
+                                    if "channel" in cat.columns else None)
         if self.benefit_kind is None:
             raise _input_error("FeatureEncoder: history fields need catalog= when fitting")
         b = frame["benefit"].to_numpy()
         if len(b) and (b.min() < 0 or b.max() >= len(self.benefit_kind)):
             raise _input_error(f"FeatureEncoder: benefit index out of range (got {b.min()}..{b.max()}, expected "
                                f"0 <= benefit < {len(self.benefit_kind)})")
-        return history_features(frame, events, self.benefit_kind, self.benefit_band)
+        return history_features(frame, events, self.benefit_kind, self.benefit_band,
+                                getattr(self, "benefit_channel", None))
 
     def _column(self, frame: pd.DataFrame, hist: Optional[pd.DataFrame], name: str) -> np.ndarray:
         if hist is not None and name in hist.columns:

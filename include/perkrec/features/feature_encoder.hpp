@@ -26,7 +26,9 @@
 //       timestamp (an event at the same second is not visible): issued / claimed / redeemed
 //       counts per member, per member x benefit kind, per member x face-value band and per
 //       benefit, the member's orders, and the smoothed rates (redeemed + 0.1) / (issued + 1)
-//       and (claimed + 0.1) / (issued + 1) per scope. Each aggregate is quantile-bucketed into
+//       and (claimed + 0.1) / (issued + 1) per scope; per member x benefit channel also the
+//       viewed count and the view rate (how often the member opens what comes through that
+//       channel: the strongest member x benefit signal in the simulator). Each aggregate is quantile-bucketed into
 //       `bins` (as numeric fields), or with bins = 0 given as one feature of value log1p(x).
 // Unknown keys or kinds, bad values and duplicate names are ConfigError naming the JSON pointer
 // (`/fields/3/bins`). `optional: true` marks a field that fit() drops (listed in
@@ -38,8 +40,9 @@
 // "other" for a vocabulary field, and hashed as the string "nan" (or its dictionary string).
 // History fields need the int64 columns "user", "benefit" and "timestamp", an EventLog with the
 // same member and benefit indices, and the benefits' kind names and face values
-// (set_benefits); the kind code is the rank of the kind among the sorted distinct names, the
-// band is searchsorted([0, 2, 5, 10, 20], face_value, side="right").
+// (set_benefits, with the channel names for the member x channel aggregates); the kind (channel)
+// code is the rank of the kind (channel) among the sorted distinct names, the band is
+// searchsorted([0, 2, 5, 10, 20], face_value, side="right").
 //
 // Example:
 //   perkrec::FeatureEncoder enc(perkrec::FeatureSpec::from_json(spec_text));
@@ -71,8 +74,9 @@
 
 namespace perkrec {
 
-/// The names of the history aggregates, in their canonical order (21 names: 12 counts,
-/// member_ordered, 8 rates).
+/// The names of the history aggregates, in their canonical order (28 names: 12 counts,
+/// member_ordered, 8 rates, then member_channel_{issued, viewed, claimed, redeemed} and
+/// member_channel_{view_rate, claim_rate, redemption_rate}).
 PERKREC_INLINE const std::vector<std::string>& history_aggregate_names();
 
 namespace detail {
@@ -157,9 +161,13 @@ class FeatureEncoder {
 
   /// The benefits' kind names and face values (one per benefit index), needed by history
   /// fields. Throws InputError when the lengths differ.
-  void set_benefits(const std::vector<std::string>& kind_names, Span<const double> face_values);
-  /// The same from integer codes already computed (kind code, face-value band per benefit).
-  void set_benefit_codes(std::vector<std::int64_t> kind, std::vector<std::int64_t> band);
+  /// `channel_names` (optional: empty = one channel) feed the member x channel aggregates.
+  void set_benefits(const std::vector<std::string>& kind_names, Span<const double> face_values,
+                    const std::vector<std::string>& channel_names = {});
+  /// The same from integer codes already computed (kind code, face-value band and, optionally,
+  /// channel code per benefit).
+  void set_benefit_codes(std::vector<std::int64_t> kind, std::vector<std::int64_t> band,
+                         std::vector<std::int64_t> channel = {});
 
   /// Learns vocabularies, quantile edges and scalings. `events` is needed when a history
   /// field is declared. Throws InputError (missing column, NaN in a standardized column,
@@ -221,6 +229,7 @@ class FeatureEncoder {
   std::vector<std::string> dropped_;
   std::vector<std::int64_t> benefit_kind_;
   std::vector<std::int64_t> benefit_band_;
+  std::vector<std::int64_t> benefit_channel_;  ///< empty: every benefit in channel 0
   bool has_benefits_ = false;
   bool fitted_ = false;
   int num_threads_ = 0;

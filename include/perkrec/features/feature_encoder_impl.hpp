@@ -30,6 +30,9 @@ PERKREC_INLINE const std::vector<std::string>& history_aggregate_names() {
       n.push_back(std::string(s) + "_redemption_rate");
       n.push_back(std::string(s) + "_claim_rate");
     }
+    // Member x channel (appended, so the indices above keep their meaning).
+    for (const char* t : {"issued", "viewed", "claimed", "redeemed"}) n.push_back(std::string("member_channel_") + t);
+    for (const char* r : {"view_rate", "claim_rate", "redemption_rate"}) n.push_back(std::string("member_channel_") + r);
     return n;
   }();
   return names;
@@ -175,16 +178,25 @@ inline const std::string& missing_string() {
 }
 
 // ---- history counts ------------------------------------------------------------------------
-// 13 counts per sample, row-major: scope s (member, member_kind, member_band, benefit) x type t
-// (issued, claimed, redeemed) at s * 3 + t, member_ordered at 12.
-inline constexpr int kHistoryCounts = 13;
+// 17 counts per sample, row-major: scope s (member, member_kind, member_band, benefit) x type t
+// (issued, claimed, redeemed) at s * 3 + t, member_ordered at 12, then member x channel issued,
+// viewed, claimed, redeemed at 13..16.
+inline constexpr int kHistoryCounts = 17;
+inline constexpr int kScopeAggregates = 21;  // the 13 counts above 13, then 8 scope rates
 
 inline double history_value(const std::int32_t* c, int aggregate) {
-  if (aggregate < kHistoryCounts) return static_cast<double>(c[aggregate]);
-  const int r = aggregate - kHistoryCounts;  // scope * 2 + (0 redemption, 1 claim)
-  const int s = r / 2;
-  const double issued = static_cast<double>(c[s * 3 + 0]);
-  const double num = static_cast<double>(c[s * 3 + ((r % 2) == 0 ? 2 : 1)]);
+  if (aggregate < 13) return static_cast<double>(c[aggregate]);
+  if (aggregate < kScopeAggregates) {
+    const int r = aggregate - 13;  // scope * 2 + (0 redemption, 1 claim)
+    const int s = r / 2;
+    const double issued = static_cast<double>(c[s * 3 + 0]);
+    const double num = static_cast<double>(c[s * 3 + ((r % 2) == 0 ? 2 : 1)]);
+    return (num + 0.1) / (issued + 1.0);
+  }
+  const int a = aggregate - kScopeAggregates;  // 0..3 channel counts, 4..6 channel rates
+  if (a < 4) return static_cast<double>(c[13 + a]);
+  const double issued = static_cast<double>(c[13]);
+  const double num = static_cast<double>(c[13 + (a == 4 ? 1 : a == 5 ? 2 : 3)]);  // viewed, claimed, redeemed
   return (num + 0.1) / (issued + 1.0);
 }
 
@@ -198,13 +210,17 @@ struct HistoryInputs {
 inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const EventLog& log,
                                                 const std::vector<std::int64_t>& kind,
                                                 const std::vector<std::int64_t>& band,
+                                                const std::vector<std::int64_t>& channel,
                                                 int num_threads) {
   const Offset n = static_cast<Offset>(in.user.size());
   const Index n_users = log.n_users();
   const auto n_cat = static_cast<std::int64_t>(kind.size());
-  std::int64_t n_kinds = 1, n_bands = 1;
+  std::int64_t n_kinds = 1, n_bands = 1, n_channels = 1;
   for (auto k : kind) n_kinds = std::max(n_kinds, k + 1);
   for (auto b : band) n_bands = std::max(n_bands, b + 1);
+  for (auto c : channel) n_channels = std::max(n_channels, c + 1);
+  // A benefit's channel code (0 for every benefit when none were given).
+  auto channel_of = [&](std::size_t b) { return channel.empty() ? std::int64_t{0} : channel[b]; };
   std::vector<std::int32_t> counts(static_cast<std::size_t>(n) * kHistoryCounts, 0);
   const auto ev_benefit = log.benefits();
   const auto ev_type = log.types();
@@ -215,6 +231,7 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
       case EventType::claimed: return 1;
       case EventType::redeemed: return 2;
       case EventType::ordered: return 3;
+      case EventType::viewed: return 4;  // member x channel scope only
       default: return -1;
     }
   };
@@ -237,7 +254,8 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
   const int threads = resolve_num_threads(num_threads);
   std::vector<std::vector<std::int32_t>> scratch(static_cast<std::size_t>(threads));
   const std::size_t per_kind = static_cast<std::size_t>(n_kinds) * 3;
-  const std::size_t scratch_size = per_kind + static_cast<std::size_t>(n_bands) * 3;
+  const std::size_t per_band = static_cast<std::size_t>(n_bands) * 3;
+  const std::size_t scratch_size = per_kind + per_band + static_cast<std::size_t>(n_channels) * 4;
   parallel_for(0, n_users, num_threads, [&](Offset uu, int thread) {
     const auto u = static_cast<Index>(uu);
     const Offset s0 = start[static_cast<std::size_t>(u)], s1 = start[static_cast<std::size_t>(u) + 1];
@@ -263,9 +281,14 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
           continue;
         }
         if (b < 0) continue;
+        const auto bb = static_cast<std::size_t>(b);
+        // Channel slots: issued 0, viewed 1, claimed 2, redeemed 3.
+        const int channel_slot = slot == 4 ? 1 : slot == 0 ? 0 : slot + 1;
+        ++kb[per_kind + per_band + static_cast<std::size_t>(channel_of(bb)) * 4 + static_cast<std::size_t>(channel_slot)];
+        if (slot == 4) continue;
         ++member[slot];
-        ++kb[static_cast<std::size_t>(kind[static_cast<std::size_t>(b)]) * 3 + static_cast<std::size_t>(slot)];
-        ++kb[per_kind + static_cast<std::size_t>(band[static_cast<std::size_t>(b)]) * 3 + static_cast<std::size_t>(slot)];
+        ++kb[static_cast<std::size_t>(kind[bb]) * 3 + static_cast<std::size_t>(slot)];
+        ++kb[per_kind + static_cast<std::size_t>(band[bb]) * 3 + static_cast<std::size_t>(slot)];
       }
       std::int32_t* c = counts.data() + static_cast<std::size_t>(row) * kHistoryCounts;
       const auto sb = static_cast<std::size_t>(in.benefit[static_cast<std::size_t>(row)]);
@@ -275,6 +298,8 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
         c[6 + s] = kb[per_kind + static_cast<std::size_t>(band[sb]) * 3 + static_cast<std::size_t>(s)];
       }
       c[12] = member[3];
+      const std::size_t ch = per_kind + per_band + static_cast<std::size_t>(channel_of(sb)) * 4;
+      for (int s = 0; s < 4; ++s) c[13 + s] = kb[ch + static_cast<std::size_t>(s)];
     }
   }, Schedule::dynamic, 256);
 
@@ -285,7 +310,7 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
   for (Offset e = 0; e < n_events; ++e) {
     const int slot = type_slot(ev_type[static_cast<std::size_t>(e)]);
     const Index b = ev_benefit[static_cast<std::size_t>(e)];
-    if (slot < 0 || slot == 3 || b < 0) continue;
+    if (slot < 0 || slot >= 3 || b < 0) continue;
     ++key_start[static_cast<std::size_t>(b) * 3 + static_cast<std::size_t>(slot) + 1];
   }
   for (std::size_t k = 0; k < n_keys; ++k) key_start[k + 1] += key_start[k];
@@ -295,7 +320,7 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
     for (Offset e = 0; e < n_events; ++e) {
       const int slot = type_slot(ev_type[static_cast<std::size_t>(e)]);
       const Index b = ev_benefit[static_cast<std::size_t>(e)];
-      if (slot < 0 || slot == 3 || b < 0) continue;
+      if (slot < 0 || slot >= 3 || b < 0) continue;
       key_time[static_cast<std::size_t>(fill[static_cast<std::size_t>(b) * 3 + static_cast<std::size_t>(slot)]++)] =
           ev_time[static_cast<std::size_t>(e)];
     }
@@ -663,10 +688,23 @@ PERKREC_INLINE void FeatureEncoder::set_num_threads(int num_threads) {
 }
 
 PERKREC_INLINE void FeatureEncoder::set_benefits(const std::vector<std::string>& kind_names,
-                                                 Span<const double> face_values) {
+                                                 Span<const double> face_values,
+                                                 const std::vector<std::string>& channel_names) {
   if (kind_names.size() != face_values.size()) {
     detail::raise<InputError>("FeatureEncoder::set_benefits: ", kind_names.size(), " kinds but ",
                               face_values.size(), " face values (expected one of each per benefit)");
+  }
+  if (!channel_names.empty() && channel_names.size() != kind_names.size()) {
+    detail::raise<InputError>("FeatureEncoder::set_benefits: ", kind_names.size(), " kinds but ",
+                              channel_names.size(), " channels (expected one per benefit, or none)");
+  }
+  std::vector<std::string> channels_sorted = channel_names;
+  std::sort(channels_sorted.begin(), channels_sorted.end());
+  channels_sorted.erase(std::unique(channels_sorted.begin(), channels_sorted.end()), channels_sorted.end());
+  std::vector<std::int64_t> channel(channel_names.size());
+  for (std::size_t b = 0; b < channel_names.size(); ++b) {
+    channel[b] = std::lower_bound(channels_sorted.begin(), channels_sorted.end(), channel_names[b]) -
+                 channels_sorted.begin();
   }
   std::vector<std::string> sorted = kind_names;
   std::sort(sorted.begin(), sorted.end());
@@ -677,14 +715,25 @@ PERKREC_INLINE void FeatureEncoder::set_benefits(const std::vector<std::string>&
     band[b] = std::upper_bound(std::begin(kFaceValueBands), std::end(kFaceValueBands), face_values[b]) -
               std::begin(kFaceValueBands);
   }
-  set_benefit_codes(std::move(kind), std::move(band));
+  set_benefit_codes(std::move(kind), std::move(band), std::move(channel));
 }
 
 PERKREC_INLINE void FeatureEncoder::set_benefit_codes(std::vector<std::int64_t> kind,
-                                                      std::vector<std::int64_t> band) {
+                                                      std::vector<std::int64_t> band,
+                                                      std::vector<std::int64_t> channel) {
   if (kind.size() != band.size()) {
     detail::raise<InputError>("FeatureEncoder::set_benefit_codes: ", kind.size(), " kind codes but ", band.size(),
                               " bands (expected one of each per benefit)");
+  }
+  if (!channel.empty() && channel.size() != kind.size()) {
+    detail::raise<InputError>("FeatureEncoder::set_benefit_codes: ", kind.size(), " kind codes but ",
+                              channel.size(), " channel codes (expected one per benefit, or none)");
+  }
+  for (std::size_t b = 0; b < channel.size(); ++b) {
+    if (channel[b] < 0 || channel[b] > (1 << 20)) {
+      detail::raise<InputError>("FeatureEncoder::set_benefit_codes: benefit ", b, ": channel code out of range (got ",
+                                channel[b], ", expected 0 <= code <= 2^20)");
+    }
   }
   for (std::size_t b = 0; b < kind.size(); ++b) {
     if (kind[b] < 0 || kind[b] > (1 << 20) || band[b] < 0 || band[b] > (1 << 20)) {
@@ -694,6 +743,7 @@ PERKREC_INLINE void FeatureEncoder::set_benefit_codes(std::vector<std::int64_t> 
   }
   benefit_kind_ = std::move(kind);
   benefit_band_ = std::move(band);
+  benefit_channel_ = std::move(channel);
   has_benefits_ = true;
 }
 
@@ -763,7 +813,7 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
   std::vector<std::int32_t> counts;
   if (need_history) {
     const auto in = detail::history_inputs(samples, events, benefit_kind_, has_benefits_, ctx);
-    counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, num_threads_);
+    counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, benefit_channel_, num_threads_);
   }
 
   // Quantile jobs (numeric fields, history aggregates) run in parallel, each on its own copy.
@@ -924,7 +974,7 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
   std::vector<std::int32_t> counts;
   if (need_history) {
     const auto in = detail::history_inputs(samples, events, benefit_kind_, has_benefits_, ctx);
-    counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, num_threads_);
+    counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, benefit_channel_, num_threads_);
   }
 
   CsrMatrix<float> out;
@@ -1013,7 +1063,7 @@ PERKREC_INLINE HistoryTable FeatureEncoder::history(const SampleColumns& samples
     wanted.push_back(static_cast<int>(it - all.begin()));
   }
   const auto in = detail::history_inputs(samples, &events, benefit_kind_, has_benefits_, ctx);
-  const auto counts = detail::history_counts(in, events, benefit_kind_, benefit_band_, num_threads_);
+  const auto counts = detail::history_counts(in, events, benefit_kind_, benefit_band_, benefit_channel_, num_threads_);
   HistoryTable t;
   t.rows = samples.rows;
   for (int a : wanted) {
@@ -1065,6 +1115,7 @@ PERKREC_INLINE std::string FeatureEncoder::to_json() const {
   out["state"] = std::move(state);
   out["benefit_kind"] = has_benefits_ ? Json(benefit_kind_) : Json(nullptr);
   out["benefit_band"] = has_benefits_ ? Json(benefit_band_) : Json(nullptr);
+  if (has_benefits_ && !benefit_channel_.empty()) out["benefit_channel"] = benefit_channel_;
   if (!dropped_.empty()) out["dropped_fields"] = dropped_;
   return out.dump();
 }
@@ -1096,8 +1147,12 @@ PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value, const
     if (band == nullptr || band->is_null()) r.fail("benefit_band", "required with benefit_kind");
     r.convert(*band, r.child_pointer("benefit_band"), b);
     if (k.size() != b.size()) r.fail("benefit_band", "expected as many entries as benefit_kind");
+    std::vector<std::int64_t> ch;
+    if (r.read("benefit_channel", ch) && ch.size() != k.size()) {
+      r.fail("benefit_channel", "expected as many entries as benefit_kind");
+    }
     try {
-      enc.set_benefit_codes(std::move(k), std::move(b));
+      enc.set_benefit_codes(std::move(k), std::move(b), std::move(ch));
     } catch (const InputError& e) {
       throw ModelFormatError(e.what());
     }

@@ -176,9 +176,43 @@ TEST(FeatureEncoder, HistoryCountsStrictlyBefore) {
   // bins = 0: log1p values in aggregate order
   enc.fit(f.columns(), &log);
   const auto X = enc.transform(f.columns(), &log);
-  ASSERT_EQ(X.cols, 21);
+  ASSERT_EQ(X.cols, 28);
   EXPECT_EQ(X.indices[0], 0);
   EXPECT_FLOAT_EQ(X.data[0], static_cast<float>(std::log1p(1.0)));
+}
+
+TEST(FeatureEncoder, MemberChannelAggregatesCountViewsPerChannel) {
+  Frame f;
+  // u0: benefit 0 (app) issued twice and viewed once, benefit 1 (sms) issued once, all before
+  // sample 0 (u0, b0, day 1); sample 4 is (u0, b1, day 5).
+  const EventLog log = make_log({{0, 0, EventType::issued, 0.5}, {0, 0, EventType::viewed, 0.6},
+                                 {0, 1, EventType::issued, 0.7}, {0, 0, EventType::issued, 0.8}},
+                                3, 2);
+  auto enc = encoder(R"([{"name": "h", "kind": "history", "bins": 0}])", 1);
+  auto column = [&](const FeatureEncoder& e, const std::string& name) {
+    return e.history(f.columns(), log, {name}).columns[0];
+  };
+  enc.set_benefits({"coupon", "gift"}, std::vector<double>{1.0, 10.0}, {"app", "sms"});
+  EXPECT_EQ(column(enc, "member_channel_issued")[0], 2.0);
+  EXPECT_EQ(column(enc, "member_channel_viewed")[0], 1.0);
+  EXPECT_DOUBLE_EQ(column(enc, "member_channel_view_rate")[0], 1.1 / 3.0);
+  EXPECT_EQ(column(enc, "member_channel_issued")[4], 1.0);
+  EXPECT_EQ(column(enc, "member_channel_viewed")[4], 0.0);
+  EXPECT_DOUBLE_EQ(column(enc, "member_channel_view_rate")[4], 0.1 / 2.0);
+  // Views count only in the channel scope.
+  EXPECT_EQ(column(enc, "member_issued")[0], 3.0);
+  EXPECT_EQ(column(enc, "member_kind_issued")[0], 2.0);
+  // Without channel names every benefit shares one channel.
+  enc.set_benefits({"coupon", "gift"}, std::vector<double>{1.0, 10.0});
+  EXPECT_EQ(column(enc, "member_channel_issued")[4], 3.0);
+  EXPECT_EQ(column(enc, "member_channel_viewed")[4], 1.0);
+  // The channel codes travel with the encoder's JSON.
+  enc.set_benefits({"coupon", "gift"}, std::vector<double>{1.0, 10.0}, {"app", "sms"});
+  enc.fit(f.columns(), &log);
+  const FeatureEncoder back = FeatureEncoder::from_json(enc.to_json());
+  EXPECT_EQ(column(back, "member_channel_issued"), column(enc, "member_channel_issued"));
+  PERKREC_EXPECT_THROW_MSG(enc.set_benefits({"coupon", "gift"}, std::vector<double>{1.0, 10.0}, {"app"}),
+                           InputError, "channels");
 }
 
 TEST(FeatureEncoder, NoFutureEventIsVisible) {
