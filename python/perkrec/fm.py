@@ -2,14 +2,15 @@
 field-aware FFM), probability calibration (Platt, isotonic) and reliability curves.
 
 >>> samples = redemption_samples(program.events, program.catalog, program.users)
->>> enc = FeatureEncoder(DEFAULT_FIELDS).fit(train_samples, events=program.events)
+>>> enc = FeatureEncoder(DEFAULT_FIELDS).fit(train_samples, events=program.events, catalog=program.catalog)
 >>> X = enc.transform(train_samples, events=program.events)
 >>> model = FM(factors=8, epochs=10).fit(X, train_samples["label"], encoder=enc)
 >>> p = model.predict(enc.transform(test_samples, events=program.events))
 
-History aggregates (a member's past issues, claims and redemptions, overall, per benefit kind
-and per face-value band; a benefit's past redemption rate) only count events strictly before
-each sample's timestamp: an event at the same second as the sample is not visible.
+History aggregates (a member's past issues, claims and redemptions, overall, per benefit kind,
+per face-value band and per benefit channel, where views count too; a benefit's past redemption
+rate) only count events strictly before each sample's timestamp: an event at the same second as
+the sample is not visible.
 """
 
 from __future__ import annotations
