@@ -9,7 +9,7 @@
 // or all orders in one 7-day block counted from the member's first order day (`occasion` =
 // week). Times are whole UTC days on a grid, measured in `time_unit`s (day = 1, week = 7 days):
 //   x        repeat occasions (occasions after the first)
-//   t_x      time from the first occasion to the last (its start day)
+//   t_x      time from the first order to the first order of the last occasion
 //   T        time from the first occasion to the last day before the cut (the day that holds
 //            cut_time - 1 s), so an order on the cut's last day has t_x = T
 //   monetary mean value of the repeat occasions (an occasion's value is the sum of its orders'
@@ -35,11 +35,13 @@
 //                         member's expected value: `interval_draws` Monte Carlo draws, each of
 //                         the model parameters from their asymptotic normal (log scale, inverse
 //                         Hessian; parameters at a boundary held fixed) and then of the member's
-//                         own posterior — alive or not, lambda ~ Gamma(r + x, alpha + T), dropout
+//                         own posterior given alive — lambda ~ Gamma(r + x, alpha + T), dropout
 //                         p ~ Beta(a, b + x), spend rate nu ~ Gamma(p x + q, gamma + x m) — giving
-//                         margin x (p / nu) x sum_k discounted E[occasions in unit k | lambda, p]
-//                         (E[N(t)] = (1 - exp(-lambda p t)) / p). Seeded per member: the same for
-//                         any thread count. Cost O(members x draws x units).
+//                         margin x p_alive x (p / nu) x sum_k discounted E[occasions in unit k |
+//                         lambda, p] (E[N(t)] = (1 - exp(-lambda p t)) / p). The alive state
+//                         enters through its probability, so the draws average to clv; the
+//                         interval is NaN with interval_draws = 0. Seeded per member: the same
+//                         for any thread count. Cost O(members x draws x units).
 //   lifecycle_stage       see below.
 //
 // Lifecycle stages (0 new, 1 active, 2 at_risk, 3 dormant, 4 lost; names in kLifecycleStages),
@@ -130,8 +132,8 @@ struct CLVSummary {
   std::vector<Timestamp> first_order;    ///< time of the first order
 
   std::size_t size() const { return users.size(); }
-  /// A summary from arrays (users = 0..n-1; first_order and mean_order_value = monetary unknown
-  /// → 0 and monetary): what the literature's published summaries give. Throws InputError
+  /// A summary from arrays, as the literature publishes them: users = 0..n-1, first_order = 0
+  /// (unknown), mean_order_value = monetary. Throws InputError
   /// naming the array and position for lengths that differ or values that are not finite,
   /// x < 0, t_x < 0, t_x > T, T <= 0 or monetary < 0.
   static CLVSummary from_arrays(Span<const double> x, Span<const double> t_x, Span<const double> T,

@@ -32,9 +32,11 @@
 //  - give standard errors from the observed information: the inverse Hessian of -ln L over the
 //    log-parameters that are not at a boundary, mapped by the delta method (se(theta) = theta x
 //    se(ln theta)); NaN for a parameter at a boundary or when the Hessian is singular.
-// Both fitters work on the distinct (x, t_x, T) triples with counts, so their cost per
-// evaluation is O(distinct triples / threads). Deterministic for any num_threads (fixed-order
-// sums over fixed chunks).
+// BG/NBD works on the distinct (x, t_x, T) triples with counts, so its cost per evaluation is
+// O(distinct triples / threads); Gamma-Gamma costs one logarithm per member and evaluation.
+// Above 20,000 rows the Nelder-Mead start runs on a systematic sample of every k-th row (it
+// needs hundreds of evaluations), and the Newton steps and the Hessian on all rows (a few
+// dozen). Deterministic for any num_threads (fixed-order sums over fixed chunks).
 //
 // Example:
 //   perkrec::BGNBDFit f = perkrec::BGNBD::maximum_likelihood(x, t_x, T);

@@ -123,8 +123,12 @@ double chunked_sum(Offset n, int threads, const F& term) {
 inline constexpr double kLogBound = 23.0;
 inline constexpr double kBoundaryLog = 16.0;  // |ln theta| beyond this: reported at a boundary
 
-PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters(
+// Nelder-Mead runs on `start_nll` over `start_members` (the whole data, or a systematic sample
+// of it for large data: the simplex needs hundreds of evaluations, the Newton polish that
+// follows on the whole data a few dozen), then Newton on `total_nll`.
+PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters_from(
     const std::function<double(const std::vector<double>&)>& total_nll, double members,
+    const std::function<double(const std::vector<double>&)>& start_nll, double start_members,
     std::vector<double> start, const MaximumLikelihoodOptions& options) {
   const std::size_t k = start.size();
   const double n = std::max(1.0, members);
@@ -137,12 +141,20 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters(
     for (double x : v) pen += x * x;
     return t / n + options.penalizer * pen;
   };
+  auto start_objective_v = [&](const std::vector<double>& v) {
+    ++evaluations;
+    const double t = start_nll(v);
+    if (!std::isfinite(t)) return std::numeric_limits<double>::infinity();
+    double pen = 0;
+    for (double x : v) pen += x * x;
+    return t / std::max(1.0, start_members) + options.penalizer * pen;
+  };
   auto to_v = [&](const std::vector<double>& u) {
     std::vector<double> v(k);
     for (std::size_t j = 0; j < k; ++j) v[j] = kLogBound * std::tanh(u[j] / kLogBound);
     return v;
   };
-  auto objective_u = [&](const std::vector<double>& u) { return objective_v(to_v(u)); };
+  auto objective_u = [&](const std::vector<double>& u) { return start_objective_v(to_v(u)); };
   std::vector<double> u = start;
   for (std::size_t j = 0; j < k; ++j) {
     const double c = std::clamp(start[j], -0.9 * kLogBound, 0.9 * kLogBound);
@@ -189,8 +201,10 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters(
   Eigen::MatrixXd H;
   double gradient_norm = std::numeric_limits<double>::infinity();
   if (m > 0) {
+    bool fresh = false;  // g and H belong to the current v
     for (int it = 0; it < 30; ++it) {
       const double f0 = derivatives(objective_v, v, g, H);
+      fresh = true;
       gradient_norm = g.norm();
       if (!std::isfinite(f0) || !std::isfinite(gradient_norm) || gradient_norm < 1e-7) break;
       // Levenberg damping until the step is a descent direction that lowers the objective.
@@ -211,6 +225,7 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters(
             if (objective_v(trial) < f0) {
               v = trial;
               improved = true;
+              fresh = false;
             }
           }
         }
@@ -218,7 +233,7 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters(
       }
       if (!improved) break;
     }
-    derivatives(objective_v, v, g, H);
+    if (!fresh) derivatives(objective_v, v, g, H);
     gradient_norm = g.norm();
   } else {
     gradient_norm = 0;
@@ -240,7 +255,9 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters(
   fit.standard_errors.assign(k, std::numeric_limits<double>::quiet_NaN());
   fit.log_covariance.assign(k * k, 0.0);
   if (m > 0) {
-    derivatives(total_nll, v, g, H);
+    // The Hessian of the total -ln L from the objective's: n (H - 2 penalizer I).
+    H.diagonal().array() -= 2.0 * options.penalizer;
+    H *= n;
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(H);
     if (eig.info() == Eigen::Success && eig.eigenvalues().minCoeff() > 1e-10 * std::max(1.0, eig.eigenvalues().maxCoeff())) {
       const Eigen::MatrixXd cov = eig.eigenvectors() * eig.eigenvalues().cwiseInverse().asDiagonal() *
@@ -258,9 +275,37 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters(
   return fit;
 }
 
+PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters(
+    const std::function<double(const std::vector<double>&)>& total_nll, double members,
+    std::vector<double> start, const MaximumLikelihoodOptions& options) {
+  return minimize_log_parameters_from(total_nll, members, total_nll, members, std::move(start), options);
+}
+
+// Rows kept for the Nelder-Mead start: all up to kStartRows, else every stride-th.
+inline constexpr std::size_t kStartRows = 20000;
+
 // Distinct rows of (keys...) with their counts, in sorted order (deterministic).
 struct WeightedTriples {
   std::vector<double> x, t_x, T, weight;
+  // t_x and T as indices into the sorted distinct times, so that ln(alpha + time) is computed
+  // once per distinct time and evaluation (summaries on a day grid have a few hundred).
+  std::vector<std::uint32_t> t_x_index, T_index;
+  std::vector<double> times;
+  void index_times() {
+    times = t_x;
+    times.insert(times.end(), T.begin(), T.end());
+    std::sort(times.begin(), times.end());
+    times.erase(std::unique(times.begin(), times.end()), times.end());
+    auto at = [&](double v) {
+      return static_cast<std::uint32_t>(std::lower_bound(times.begin(), times.end(), v) - times.begin());
+    };
+    t_x_index.resize(x.size());
+    T_index.resize(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      t_x_index[i] = at(t_x[i]);
+      T_index[i] = at(T[i]);
+    }
+  }
 };
 
 PERKREC_INLINE WeightedTriples distinct_triples(Span<const double> x, Span<const double> t_x, Span<const double> T) {
@@ -306,7 +351,7 @@ PERKREC_INLINE BGNBDFit BGNBD::maximum_likelihood(Span<const double> x, Span<con
                                 ", expected finite x >= 0 and 0 <= t_x <= T)");
     }
   }
-  const detail::WeightedTriples d = detail::distinct_triples(x, t_x, T);
+  detail::WeightedTriples d = detail::distinct_triples(x, t_x, T);
   double members = 0, mean_rate = 0;
   for (std::size_t i = 0; i < d.x.size(); ++i) {
     members += d.weight[i];
@@ -317,33 +362,60 @@ PERKREC_INLINE BGNBDFit BGNBD::maximum_likelihood(Span<const double> x, Span<con
   }
   mean_rate = std::max(1e-3, mean_rate / members);
   const int threads = resolve_num_threads(options.num_threads);
-  const auto n = static_cast<Offset>(d.x.size());
-  auto total_nll = [&](const std::vector<double>& v) {
-    const BGNBD m{std::exp(v[0]), std::exp(v[1]), std::exp(v[2]), std::exp(v[3])};
-    const double base = -log_gamma(m.r) + m.r * std::log(m.alpha) + log_gamma(m.a + m.b) - log_gamma(m.b);
-    // The triples are sorted by x: the x-only terms are computed once per run of equal x.
-    const double ll = detail::chunked_sum(n, threads, [&, last_x = -1.0, lead = 0.0](Offset i) mutable {
-      const auto k = static_cast<std::size_t>(i);
-      const double xx = d.x[k];
-      if (xx != last_x) {
-        last_x = xx;
-        lead = log_gamma(m.r + xx) + log_gamma(m.b + xx) - log_gamma(m.a + m.b + xx);
-      }
-      const double a3 = -(m.r + xx) * std::log(m.alpha + d.T[k]);
-      double tail = a3;
-      if (xx > 0) {
-        const double a4 = std::log(m.a) - std::log(m.b + xx - 1) - (m.r + xx) * std::log(m.alpha + d.t_x[k]);
-        const double top = std::max(a3, a4);
-        tail = top + std::log(std::exp(a3 - top) + std::exp(a4 - top));
-      }
-      return d.weight[k] * (lead + tail);
-    });
-    const double total = ll + members * base;
-    return std::isfinite(total) ? -total : std::numeric_limits<double>::infinity();
+  // The likelihood over a set of weighted triples (sorted by x: the x-only terms are computed
+  // once per run of equal x).
+  auto nll_of = [threads](const detail::WeightedTriples& t, double total_weight) {
+    return [&t, total_weight, threads](const std::vector<double>& v) {
+      const BGNBD m{std::exp(v[0]), std::exp(v[1]), std::exp(v[2]), std::exp(v[3])};
+      const double base = -log_gamma(m.r) + m.r * std::log(m.alpha) + log_gamma(m.a + m.b) - log_gamma(m.b);
+      const double log_a = std::log(m.a);
+      std::vector<double> log_time(t.times.size());
+      parallel_for(0, static_cast<Offset>(log_time.size()), threads, [&](Offset j) {
+        log_time[static_cast<std::size_t>(j)] = std::log(m.alpha + t.times[static_cast<std::size_t>(j)]);
+      });
+      const auto n = static_cast<Offset>(t.x.size());
+      const double ll = detail::chunked_sum(n, threads, [&, last_x = -1.0, lead = 0.0, log_b = 0.0](Offset i) mutable {
+        const auto k = static_cast<std::size_t>(i);
+        const double xx = t.x[k];
+        if (xx != last_x) {
+          last_x = xx;
+          lead = log_gamma(m.r + xx) + log_gamma(m.b + xx) - log_gamma(m.a + m.b + xx);
+          log_b = xx > 0 ? std::log(m.b + xx - 1) : 0.0;
+        }
+        const double a3 = -(m.r + xx) * log_time[t.T_index[k]];
+        double tail = a3;
+        if (xx > 0) {
+          const double a4 = log_a - log_b - (m.r + xx) * log_time[t.t_x_index[k]];
+          const double top = std::max(a3, a4);
+          tail = top + std::log1p(std::exp(std::min(a3, a4) - top));
+        }
+        return t.weight[k] * (lead + tail);
+      });
+      const double total = ll + total_weight * base;
+      return std::isfinite(total) ? -total : std::numeric_limits<double>::infinity();
+    };
   };
+  // A systematic sample of the triples for the Nelder-Mead start on large data.
+  detail::WeightedTriples sample;
+  double sample_weight = members;
+  const std::size_t stride = d.x.size() / detail::kStartRows + 1;
+  if (stride > 1) {
+    sample_weight = 0;
+    for (std::size_t i = 0; i < d.x.size(); i += stride) {
+      sample.x.push_back(d.x[i]);
+      sample.t_x.push_back(d.t_x[i]);
+      sample.T.push_back(d.T[i]);
+      sample.weight.push_back(d.weight[i]);
+      sample_weight += d.weight[i];
+    }
+  }
+  d.index_times();
+  if (stride > 1) sample.index_times();
+  const auto total_nll = nll_of(d, members);
+  const auto start_nll = stride > 1 ? nll_of(sample, sample_weight) : total_nll;
   BGNBDFit out;
-  out.fit = detail::minimize_log_parameters(total_nll, members,
-                                            {0.0, std::log(1.0 / mean_rate), 0.0, std::log(3.0)}, options);
+  out.fit = detail::minimize_log_parameters_from(total_nll, members, start_nll, sample_weight,
+                                                 {0.0, std::log(1.0 / mean_rate), 0.0, std::log(3.0)}, options);
   out.model = BGNBD{out.fit.params[0], out.fit.params[1], out.fit.params[2], out.fit.params[3]};
   return out;
 }
@@ -397,23 +469,54 @@ PERKREC_INLINE GammaGammaFit GammaGamma::maximum_likelihood(Span<const double> x
     syy += (ms[i] - mean_m) * (ms[i] - mean_m);
   }
   const int threads = resolve_num_threads(options.num_threads);
-  const auto n = static_cast<Offset>(xs.size());
-  auto total_nll = [&](const std::vector<double>& v) {
-    const GammaGamma g{std::exp(v[0]), std::exp(v[1]), std::exp(v[2])};
-    const double base = -log_gamma(g.q) + g.q * std::log(g.gamma);
-    const double ll = detail::chunked_sum(n, threads, [&](Offset i) {
-      const auto k = static_cast<std::size_t>(i);
-      const double px = g.p * xs[k];
-      return log_gamma(px + g.q) - log_gamma(px) + (px - 1) * std::log(ms[k]) + px * std::log(xs[k]) -
-             (px + g.q) * std::log(xs[k] * ms[k] + g.gamma);
-    });
-    const double total = ll + members * base;
-    return std::isfinite(total) ? -total : std::numeric_limits<double>::infinity();
+  // Sorted by x, the x-only terms are computed once per run of equal x; sum (px - 1) ln m and
+  // sum px ln x are fixed sums, so one logarithm per member remains.
+  std::vector<std::size_t> order(xs.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t i, std::size_t j) { return xs[i] < xs[j]; });
+  std::vector<double> sx(xs.size()), sm(xs.size());
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    sx[i] = xs[order[i]];
+    sm[i] = ms[order[i]];
+  }
+  auto nll_of = [threads](const std::vector<double>& x_, const std::vector<double>& m_) {
+    double sum_x_log_m = 0, sum_log_m = 0, sum_x_log_x = 0;
+    for (std::size_t i = 0; i < x_.size(); ++i) {
+      sum_x_log_m += x_[i] * std::log(m_[i]);
+      sum_log_m += std::log(m_[i]);
+      sum_x_log_x += x_[i] * std::log(x_[i]);
+    }
+    const double count = static_cast<double>(x_.size());
+    return [&x_, &m_, threads, sum_x_log_m, sum_log_m, sum_x_log_x, count](const std::vector<double>& v) {
+      const GammaGamma g{std::exp(v[0]), std::exp(v[1]), std::exp(v[2])};
+      const auto n = static_cast<Offset>(x_.size());
+      const double ll = detail::chunked_sum(n, threads, [&, last_x = -1.0, lead = 0.0](Offset i) mutable {
+        const auto k = static_cast<std::size_t>(i);
+        const double px = g.p * x_[k];
+        if (x_[k] != last_x) {
+          last_x = x_[k];
+          lead = log_gamma(px + g.q) - log_gamma(px);
+        }
+        return lead - (px + g.q) * std::log(x_[k] * m_[k] + g.gamma);
+      });
+      const double total = ll + count * (-log_gamma(g.q) + g.q * std::log(g.gamma)) + g.p * sum_x_log_m - sum_log_m +
+                           g.p * sum_x_log_x;
+      return std::isfinite(total) ? -total : std::numeric_limits<double>::infinity();
+    };
   };
+  std::vector<double> start_x, start_m;
+  const std::size_t stride = sx.size() / detail::kStartRows + 1;
+  for (std::size_t i = 0; stride > 1 && i < sx.size(); i += stride) {
+    start_x.push_back(sx[i]);
+    start_m.push_back(sm[i]);
+  }
+  const auto total_nll = nll_of(sx, sm);
+  const auto start_nll = stride > 1 ? nll_of(start_x, start_m) : total_nll;
+  const double start_members = stride > 1 ? static_cast<double>(start_x.size()) : members;
   GammaGammaFit out;
   // Start: p = 1, q = 2 and gamma matching the mean order value (E[Z] = p gamma / (q - 1)).
-  out.fit = detail::minimize_log_parameters(total_nll, members, {0.0, std::log(2.0), std::log(std::max(mean_m, 1e-6))},
-                                            options);
+  out.fit = detail::minimize_log_parameters_from(total_nll, members, start_nll, start_members,
+                                                 {0.0, std::log(2.0), std::log(std::max(mean_m, 1e-6))}, options);
   out.model = GammaGamma{out.fit.params[0], out.fit.params[1], out.fit.params[2]};
   out.frequency_spend_correlation = sxx > 0 && syy > 0 ? sxy / std::sqrt(sxx * syy) : 0.0;
   return out;

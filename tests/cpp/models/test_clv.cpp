@@ -165,6 +165,32 @@ TEST(CLV, RecoversSimulatedParameters) {
   }
 }
 
+TEST(CLV, RecoversParametersOnLargeData) {
+  // Above 20,000 rows the Nelder-Mead start runs on a sample and Newton on all rows.
+  const BGNBD truth{0.8, 20.0, 0.6, 3.0};
+  const GammaGamma spend_truth{5.0, 4.0, 30.0};
+  const Simulated s = simulate(40000, truth, spend_truth, 4, 400.0);
+  CLVParams p;
+  p.time_unit = CLVParams::TimeUnit::day;
+  p.interval_draws = 0;
+  p.num_threads = 1;
+  CLVModel model(p);
+  model.fit(orders_log(s.orders), at_day(400.0));
+  const MaximumLikelihoodFit& f = model.report().purchase.fit;
+  ASSERT_GT(model.report().spend.fit.members, 20000);
+  const double want[4] = {truth.r, truth.alpha, truth.a, truth.b};
+  for (std::size_t k = 0; k < 4; ++k) {
+    EXPECT_LT(std::fabs(f.params[k] - want[k]), 4.0 * f.standard_errors[k]) << "parameter " << k << " got " << f.params[k];
+  }
+  EXPECT_TRUE(f.converged);
+  const MaximumLikelihoodFit& g = model.report().spend.fit;
+  const double spend_want[3] = {spend_truth.p, spend_truth.q, spend_truth.gamma};
+  for (std::size_t k = 0; k < 3; ++k) {
+    EXPECT_LT(std::fabs(g.params[k] - spend_want[k]), 4.0 * g.standard_errors[k]) << "spend " << k << " got " << g.params[k];
+  }
+  EXPECT_TRUE(g.converged);
+}
+
 TEST(CLV, SummaryBoundaryCases) {
   // Member 0: three orders on day 0 (one occasion), one on day 10 and one exactly at the cut
   // (day 20, excluded). Member 1: first order on the cut's last day. Member 2: orders only after
