@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "test_util.hpp"
 
@@ -274,6 +275,27 @@ TEST(CLV, NoLeakNoThreadEffectAndSaveLoad) {
   const CLVPrediction plain = one.predict(30.0);
   for (std::size_t i = 0; i < plain.clv.size(); ++i) {
     ASSERT_NEAR(plain.clv[i], plain.expected_purchases[i] * plain.expected_order_value[i], 1e-9 * (1 + plain.clv[i]));
+  }
+}
+
+TEST(CLV, ConcurrentPredictMatchesSerial) {
+  const Simulated s = simulate(1500, BGNBD{0.7, 15.0, 0.8, 2.5}, GammaGamma{4.0, 3.0, 20.0}, 8, 300.0);
+  CLVParams p;
+  p.time_unit = CLVParams::TimeUnit::day;
+  p.interval_draws = 30;
+  p.num_threads = 1;
+  CLVModel model(p);
+  model.fit(orders_log(s.orders), at_day(300.0));
+  const CLVPrediction serial = model.predict(20.0, 0.02, 0.7);
+  std::vector<CLVPrediction> results(4);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < results.size(); ++t) {
+    threads.emplace_back([&, t] { results[t] = model.predict(20.0, 0.02, 0.7); });
+  }
+  for (auto& t : threads) t.join();
+  for (const CLVPrediction& r : results) {
+    EXPECT_EQ(r.clv, serial.clv);
+    EXPECT_EQ(r.clv_upper, serial.clv_upper);
   }
 }
 
