@@ -1,6 +1,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -262,6 +263,27 @@ TEST(CLV, NoLeakNoThreadEffectAndSaveLoad) {
     std::string bad = bytes;
     bad[at] = static_cast<char>(bad[at] ^ 0x5a);
     EXPECT_THROW(CLVModel::from_bytes(bad), ModelFormatError) << "byte " << at;
+  }
+
+  // Files whose checksum is right but whose content is not: a typed error, never a model.
+  const auto tampered = [&](const std::function<void(Json&)>& edit) {
+    ModelWriter w(CLVModel::kind);
+    one.write(w, "");
+    edit(w.content());
+    return w.to_bytes();
+  };
+  const std::vector<std::function<void(Json&)>> edits = {
+      [](Json& content) { content["program_cycle"] = -1.0; },
+      [](Json& content) { content["n_members"] = content["n_members"].get<std::int64_t>() + 1; },
+      [](Json& content) { content["n_users"] = 3; },
+      [](Json& content) { content["params"]["time_unit"] = "month"; },
+      [](Json& content) { content["p_alive_thresholds"] = Json::array({0.5, 2.0, 0.1}); },
+      [](Json& content) { content["cut_time"] = "yesterday"; },
+      [](Json& content) { content["surprise"] = 1; },
+      [](Json& content) { content.erase("spend_fitted"); },
+  };
+  for (std::size_t e = 0; e < edits.size(); ++e) {
+    EXPECT_THROW(CLVModel::from_bytes(tampered(edits[e])), ModelFormatError) << "edit " << e;
   }
 
   // Predictions are finite, ordered and consistent.
