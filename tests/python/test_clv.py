@@ -86,6 +86,10 @@ def test_cdnow_published_tables(cdnow):
     assert abs(fitted["frequency_spend_correlation"]) < 0.2
     pred = model.predict(39)
     assert np.isfinite(pred[["p_alive", "expected_purchases", "clv", "clv_lower", "clv_upper"]].to_numpy()).all()
+    # The worked example of Fader, Hardie and Lee (customer 1: x 2, t_x 30.43, T 38.86): 1.226
+    # expected purchases in the next 39 weeks (lifetimes 0.11.3: 1.22591).
+    assert pred["expected_purchases"].iloc[0] == pytest.approx(1.2259, abs=0.0005)
+    assert pred["p_alive"].iloc[0] == pytest.approx(0.7266, abs=0.0005)  # lifetimes: 0.72661
 
 
 def test_cdnow_summaries_from_the_transactions(cdnow):

@@ -124,10 +124,32 @@ inline std::vector<std::vector<double>> parameter_draws(const MaximumLikelihoodF
     for (Eigen::Index i = 0; i < k; ++i) z(i) = rng.normal();
     const Eigen::VectorXd shift = L * z;
     for (Eigen::Index i = 0; i < k; ++i) {
-      d[static_cast<std::size_t>(i)] = std::exp(std::log(f.params[static_cast<std::size_t>(i)]) + shift(i));
+      // Draws stay inside the fitter's box of log-parameters, so they are finite.
+      d[static_cast<std::size_t>(i)] =
+          std::exp(std::clamp(std::log(f.params[static_cast<std::size_t>(i)]) + shift(i), -23.0, 23.0));
     }
   }
   return out;
+}
+
+// BG/NBD E[purchases in (T, T + t] | x, t_x, T] (Fader, Hardie and Lee 2005, eq. 10) for any a.
+// BGNBD::expected_purchases clamps a at 1 + 1e-6, which the preference model keeps for
+// bit-identical results; lifetime value needs the exact expectation, a < 1 included (CDNOW has
+// a = 0.79). With no detectable dropout (a / (a + b) -> 0) the limit is the NBD's
+// (r + x) / (alpha + T) t, which also avoids the cancellation of the formula at huge b.
+inline double bgnbd_expected_purchases(const BGNBD& m, double t, double x, double t_x, double T) {
+  if (!(t > 0)) return 0.0;
+  const double alive = m.p_alive(x, t_x, T);
+  const double nbd = alive * (m.r + x) / (m.alpha + T) * t;
+  if (m.a / (m.a + m.b) < 1e-9) return nbd;
+  double a = m.a;
+  if (std::fabs(a - 1.0) < 1e-6) a = a < 1.0 ? 1.0 - 1e-6 : 1.0 + 1e-6;
+  const double z = t / (m.alpha + T + t);
+  const double h = hypergeometric_2f1(m.r + x, m.b + x, a + m.b + x - 1, z);
+  const double lead = (a + m.b + x - 1) / (a - 1);
+  const double bracket = 1.0 - std::pow((m.alpha + T) / (m.alpha + T + t), m.r + x) * h;
+  const double e = lead * bracket * alive;
+  return std::isfinite(e) && e >= 0 ? e : nbd;
 }
 
 }  // namespace detail
@@ -523,7 +545,7 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
     const double value = spend ? gg.expected_order_value(x, m) : summary_.mean_order_value[i];
     double discounted = 0, previous = 0;
     for (std::size_t k = 0; k < ends.size(); ++k) {
-      const double cumulative = bg.expected_purchases(ends[k], x, t_x, T);
+      const double cumulative = detail::bgnbd_expected_purchases(bg, ends[k], x, t_x, T);
       discounted += factors[k] * (cumulative - previous);
       previous = cumulative;
     }

@@ -133,6 +133,9 @@ TEST(CLV, CdnowPublishedBgnbdAndGammaGamma) {
   }
   EXPECT_LT(std::fabs(model.report().spend.frequency_spend_correlation), 0.2);
   const CLVPrediction pred = model.predict(39.0);
+  // Fader, Hardie and Lee's worked example (customer 1: x 2, t_x 30.43, T 38.86): 1.226
+  // expected purchases in the next 39 weeks (lifetimes 0.11.3: 1.22591).
+  EXPECT_NEAR(pred.expected_purchases[0], 1.2259, 0.0005);
   for (std::size_t i = 0; i < pred.clv.size(); ++i) {
     ASSERT_TRUE(std::isfinite(pred.clv[i]) && std::isfinite(pred.clv_lower[i]) && std::isfinite(pred.clv_upper[i]));
   }
