@@ -114,6 +114,8 @@ inline double digamma(double x) {
          f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f * (1.0 / 132)))));
 }
 
+inline constexpr Offset kMinParallelChunks = 8;  // 32,768 rows
+
 // Fixed chunks summed in a fixed order: the same total for any thread count. Each chunk calls
 // its own copy of `term`, so a term may keep a cache in mutable captures.
 template <class F>
@@ -121,7 +123,9 @@ double chunked_sum(Offset n, int threads, const F& term) {
   constexpr Offset kChunk = 4096;
   const Offset chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
-  parallel_for(0, chunks, threads, [&](Offset c) {
+  // Small sums run on the calling thread: a parallel region per evaluation costs more than the
+  // work below a few chunks, and far more on a loaded machine. Same chunks, same total.
+  parallel_for(0, chunks, chunks < kMinParallelChunks ? 1 : threads, [&](Offset c) {
     double s = 0;
     F local = term;
     const Offset end = std::min(n, (c + 1) * kChunk);
@@ -137,7 +141,7 @@ std::array<double, K> chunked_sums(Offset n, int threads, const F& term) {
   constexpr Offset kChunk = 4096;
   const Offset chunks = (n + kChunk - 1) / kChunk;
   std::vector<std::array<double, K>> partial(static_cast<std::size_t>(chunks));
-  parallel_for(0, chunks, threads, [&](Offset c) {
+  parallel_for(0, chunks, chunks < kMinParallelChunks ? 1 : threads, [&](Offset c) {
     std::array<double, K> acc{};
     F local = term;
     const Offset end = std::min(n, (c + 1) * kChunk);
@@ -438,9 +442,7 @@ PERKREC_INLINE BGNBDFit BGNBD::maximum_likelihood(Span<const double> x, Span<con
       const double base = -log_gamma(m.r) + m.r * std::log(m.alpha) + log_gamma(m.a + m.b) - log_gamma(m.b);
       const double log_a = std::log(m.a);
       std::vector<double> log_time(t.times.size());
-      parallel_for(0, static_cast<Offset>(log_time.size()), threads, [&](Offset j) {
-        log_time[static_cast<std::size_t>(j)] = std::log(m.alpha + t.times[static_cast<std::size_t>(j)]);
-      });
+      for (std::size_t j = 0; j < log_time.size(); ++j) log_time[j] = std::log(m.alpha + t.times[j]);
       const auto n = static_cast<Offset>(t.x.size());
       const double ll = detail::chunked_sum(n, threads, [&, last_x = -1.0, lead = 0.0, log_b = 0.0](Offset i) mutable {
         const auto k = static_cast<std::size_t>(i);
