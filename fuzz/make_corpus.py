@@ -63,6 +63,7 @@ def main() -> None:
     models["uplift.perk"] = perkrec.UpliftModel(learner="dr", factors=2, epochs=2).fit(
         X, y, (rng.random(40) < 0.5).astype(np.int32))
     program = perkrec.simulate(n_users=60, seed=2)
+    models["clv.perk"] = perkrec.CLVModel(time_unit="day", interval_draws=5).fit(program.events)
     models["catalog.perk"] = program.catalog
     models["events.perk"] = program.events
     for name, obj in models.items():

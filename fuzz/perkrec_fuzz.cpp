@@ -76,6 +76,16 @@ void fuzz_model(std::string_view bytes) {
     (void)PreferenceModel::read(r, "");
   } else if (kind == UpliftModel::kind) {
     (void)UpliftModel::read(r, "");
+  } else if (kind == CLVModel::kind) {
+    // A file that loads must predict without crashing (finite or a typed error).
+    const CLVModel model = CLVModel::read(r, "");
+    const double work = static_cast<double>(model.summary().size()) * (1.0 + model.params().interval_draws);
+    if (work <= 1e6) {
+      try {
+        (void)model.predict(4.0, 0.01, 1.0);
+      } catch (const Error&) {
+      }
+    }
   }
 }
 
@@ -103,6 +113,7 @@ void fuzz_json(std::string_view text) {
   attempt([&] { (void)ItemKNNParams::from_json(doc); });
   attempt([&] { (void)PopularityParams::from_json(doc); });
   attempt([&] { (void)FMParams::from_json(doc); });
+  attempt([&] { (void)CLVParams::from_json(doc); });
   attempt([&] { (void)PreferenceParams::from_json(doc); });
   attempt([&] { (void)AllocatorParams::from_json(doc); });
   attempt([&] { (void)PacingParams::from_json(doc); });

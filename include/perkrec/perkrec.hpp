@@ -31,11 +31,13 @@
 
 #include "perkrec/models/als.hpp"
 #include "perkrec/models/bpr.hpp"
+#include "perkrec/models/clv.hpp"
 #include "perkrec/models/factors.hpp"
 #include "perkrec/models/fm.hpp"
 #include "perkrec/models/item_knn.hpp"
 #include "perkrec/models/popularity.hpp"
 #include "perkrec/models/preference.hpp"
+#include "perkrec/models/purchase.hpp"
 #include "perkrec/models/recommender.hpp"
 #include "perkrec/models/segments.hpp"
 #include "perkrec/models/timing.hpp"

@@ -49,6 +49,7 @@ void bind_io(py::module_& m) {
         if (kind == ItemKNN::kind) return py::cast(ItemKNN::read(*reader, ""));
         if (kind == PreferenceModel::kind) return py::cast(PreferenceModel::read(*reader, ""));
         if (kind == UpliftModel::kind) return py::cast(UpliftModel::read(*reader, ""));
+        if (kind == CLVModel::kind) return py::cast(CLVModel::read(*reader, ""));
         throw ModelFormatError(ModelFormatCode::wrong_kind,
                                "load: this version of perkrec cannot load a '" + kind + "'");
       },

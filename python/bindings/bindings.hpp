@@ -139,6 +139,7 @@ void bind_policy(py::module_& m);
 void bind_allocator(py::module_& m);
 void bind_ranker(py::module_& m);
 void bind_uplift(py::module_& m);
+void bind_clv(py::module_& m);
 
 }  // namespace perkrec::python
 

@@ -56,6 +56,7 @@ from .fm import FFM, FM, FeatureEncoder, IsotonicCalibrator, PlattCalibrator, re
 from .models import ALS, BPR, ItemKNN, Popularity
 from .preference import PreferenceModel, default_segment_rules, wide_table
 from .uplift import UpliftModel
+from .clv import LIFECYCLE_STAGES, CLVModel, summarize_purchases
 from .policy import CompiledPolicy, Policy
 from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
 from .allocate import Pacer, allocate, allocation_members, check_allocation, make_candidates, make_constraints
@@ -78,6 +79,7 @@ __all__ += [
     "redemption_samples", "reliability_curve",
     "PreferenceModel", "default_segment_rules", "wide_table",          # benefit preference
     "UpliftModel",                                                    # causal effects
+    "CLVModel", "LIFECYCLE_STAGES", "summarize_purchases",            # member value
 ]
 __all__ += [                                                          # decision layer
     "CompiledPolicy", "Policy",                                       #   policy

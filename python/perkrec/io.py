@@ -14,6 +14,7 @@ def _wrappers():
     from .models import ALS, BPR, ItemKNN, Popularity
     from .preference import PreferenceModel
     from .uplift import UpliftModel
+    from .clv import CLVModel
 
     return {
         _core.IdMap: IdMap,
@@ -27,6 +28,7 @@ def _wrappers():
         _core.ItemKNN: ItemKNN,
         _core.PreferenceModel: PreferenceModel,
         _core.UpliftModel: UpliftModel,
+        _core.CLVModel: CLVModel,
     }
 
 

@@ -1,0 +1,224 @@
+// CLVModel: what a member is worth — purchase summaries from the event log, a buy-till-you-die
+// purchase model (BG/NBD), a spend model (Gamma-Gamma), and per member the probability of being
+// alive, expected purchases and order value, lifetime value with an interval, and a lifecycle
+// stage.
+//
+// Summaries (summarize_purchases). From the log's `ordered` events strictly before cut_time,
+// per member with at least one such order. Orders are grouped into purchase occasions: all
+// orders on one UTC day are one occasion (`occasion` = day, as the literature does for CDNOW),
+// or all orders in one 7-day block counted from the member's first order day (`occasion` =
+// week). Times are whole UTC days on a grid, measured in `time_unit`s (day = 1, week = 7 days):
+//   x        repeat occasions (occasions after the first)
+//   t_x      time from the first order to the first order of the last occasion
+//   T        time from the first occasion to the last day before the cut (the day that holds
+//            cut_time - 1 s), so an order on the cut's last day has t_x = T
+//   monetary mean value of the repeat occasions (an occasion's value is the sum of its orders'
+//            order_amount); 0 when x = 0
+// With cut_time at midnight and time_unit = week, occasion = day this is exactly the CDNOW
+// summary of Fader, Hardie and Lee (x, t_x, T in weeks, zbar). Parallel over members;
+// O(events before the cut).
+//
+// Fit. BG/NBD on (x, t_x, T) of every summarized member and Gamma-Gamma on (x, monetary) of the
+// members with x > 0 and monetary > 0, both by the robust maximum-likelihood fitter of
+// models/purchase.hpp (boundary solutions reported, optional penalizer, standard errors from
+// the Hessian). Without two such members the spend model is not fitted and the expected order
+// value is the member's own mean order value (all orders before the cut) — still finite.
+//
+// Predictions (predict(horizon, discount_rate, margin)), horizon in time_units:
+//   p_alive               P(alive at the cut | x, t_x, T)
+//   expected_purchases    E[occasions in (cut, cut + horizon]]
+//   expected_order_value  Gamma-Gamma posterior mean of the member's order value
+//   clv                   margin x expected_order_value x sum_k E[occasions in unit k] /
+//                         (1 + discount_rate)^k over the units k = 1..ceil(horizon) (the last one
+//                         partial); with discount_rate = 0 and margin = 1 it is the expected spend
+//   clv_lower, clv_upper  an equal-tailed interval at `interval_level` (default 90%) of the
+//                         member's expected value: `interval_draws` Monte Carlo draws, each of
+//                         the model parameters from their asymptotic normal (log scale, inverse
+//                         Hessian; parameters at a boundary held fixed) and then of the member's
+//                         own posterior given alive — lambda ~ Gamma(r + x, alpha + T), dropout
+//                         p ~ Beta(a, b + x), spend rate nu ~ Gamma(p x + q, gamma + x m) — giving
+//                         margin x p_alive x (p / nu) x sum_k discounted E[occasions in unit k |
+//                         lambda, p] (E[N(t)] = (1 - exp(-lambda p t)) / p). The alive state
+//                         enters through its probability, so the draws average to clv; the
+//                         interval is NaN with interval_draws = 0. Seeded per member: the same
+//                         for any thread count. Cost O(members x draws x units).
+//   lifecycle_stage       see below.
+//
+// Lifecycle stages (0 new, 1 active, 2 at_risk, 3 dormant, 4 lost; names in kLifecycleStages),
+// at the cut. A member's own cycle is t_x / x when x > 0, else the program cycle C = the median
+// of t_x / x over the repeat buyers (the median T when there are none). Then
+//   new       x = 0 and T <= C: one order, and not yet one program cycle without a second;
+// otherwise the stage is the later of two:
+//   by recency  overdue = (T - t_x) / own cycle: <= at_risk_cycles (1) active, <=
+//               dormant_cycles (2) at_risk, <= lost_cycles (4) dormant, else lost;
+//   by p_alive  against thresholds relative to the program: the quantiles of p_alive over the
+//               non-new members at the fit at levels at_risk_quantile (0.5), dormant_quantile
+//               (0.25) and lost_quantile (0.1), each capped at at_risk_p_alive (0.8),
+//               dormant_p_alive (0.5) and lost_p_alive (0.2): >= the first active, >= the
+//               second at_risk, >= the third dormant, else lost. The caps keep a program where
+//               nearly everyone is alive from demoting members over tiny differences.
+// The thresholds are fixed at fit (saved with the model), so a stage does not change with the
+// members a prediction is asked for.
+//
+// Example:
+//   perkrec::CLVParams p;
+//   p.time_unit = perkrec::CLVParams::TimeUnit::week;
+//   perkrec::CLVModel model(p);
+//   model.fit(log, cut_time);                           // ordered events before cut_time
+//   perkrec::CLVPrediction next_year = model.predict(52.0, 0.01, 0.3);
+//   double value = next_year.clv[0];                    // of model.users()[0]
+//   model.save("clv.perk");
+//
+// Thread safety: fit needs exclusive access; predict, summary access and save are const and
+// safe from any number of threads.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "perkrec/core/config.hpp"
+#include "perkrec/core/json.hpp"
+#include "perkrec/core/progress.hpp"
+#include "perkrec/core/types.hpp"
+#include "perkrec/data/event_log.hpp"
+#include "perkrec/data/id_map.hpp"
+#include "perkrec/io/serializable.hpp"
+#include "perkrec/models/purchase.hpp"
+
+namespace perkrec {
+
+/// Lifecycle stage names, indexed by the codes of CLVPrediction::lifecycle_stage.
+inline constexpr std::array<const char*, 5> kLifecycleStages = {"new", "active", "at_risk", "dormant", "lost"};
+
+struct CLVParams {
+  enum class Model : std::uint8_t { bgnbd };
+  enum class TimeUnit : std::uint8_t { day, week };
+
+  Model model = Model::bgnbd;              ///< purchase model: "bgnbd"
+  TimeUnit time_unit = TimeUnit::week;     ///< unit of t_x, T, horizon and rates: "day" | "week"
+  TimeUnit occasion = TimeUnit::day;       ///< orders in one such period are one occasion
+  double penalizer = 0.0;                  ///< >= 0; see MaximumLikelihoodOptions
+  int max_iterations = 2000;               ///< Nelder-Mead iterations per fit; > 0
+  double interval_level = 0.9;             ///< of clv_lower / clv_upper; in (0, 1)
+  int interval_draws = 200;                ///< Monte Carlo draws per member; 0 = no interval (NaN)
+  double at_risk_cycles = 1.0;             ///< overdue cycles before at_risk; > 0
+  double dormant_cycles = 2.0;             ///< before dormant; >= at_risk_cycles
+  double lost_cycles = 4.0;                ///< before lost; >= dormant_cycles
+  double at_risk_quantile = 0.5;           ///< p_alive quantile below which at_risk; in [0, 1]
+  double dormant_quantile = 0.25;          ///< below which dormant; <= at_risk_quantile
+  double lost_quantile = 0.1;              ///< below which lost; <= dormant_quantile
+  double at_risk_p_alive = 0.8;            ///< cap of the at_risk threshold; in [0, 1]
+  double dormant_p_alive = 0.5;            ///< cap of the dormant threshold; <= at_risk_p_alive
+  double lost_p_alive = 0.2;               ///< cap of the lost threshold; <= dormant_p_alive
+  int num_threads = 0;                     ///< 0 = OpenMP default
+  std::uint64_t seed = 42;                 ///< of the interval draws
+
+  /// Throws ConfigError naming the field and value.
+  void validate() const;
+  Json to_json() const;
+  /// Strict: unknown keys and bad values throw ConfigError naming the JSON pointer.
+  static CLVParams from_json(const Json& j);
+  /// Seconds in one time_unit / occasion period.
+  static Timestamp unit_seconds(TimeUnit unit) { return unit == TimeUnit::day ? kSecondsPerDay : 7 * kSecondsPerDay; }
+};
+
+/// Per-member purchase summaries (see the file comment); one entry per summarized member.
+struct CLVSummary {
+  std::vector<Index> users;         ///< member indices, increasing
+  std::vector<double> x, t_x, T, monetary;
+  std::vector<double> mean_order_value;  ///< mean order_amount of all orders before the cut
+  std::vector<Timestamp> first_order;    ///< time of the first order
+
+  std::size_t size() const { return users.size(); }
+  /// A summary from arrays, as the literature publishes them: users = 0..n-1, first_order = 0
+  /// (unknown), mean_order_value = monetary. Throws InputError
+  /// naming the array and position for lengths that differ or values that are not finite,
+  /// x < 0, t_x < 0, t_x > T, T <= 0 or monetary < 0.
+  static CLVSummary from_arrays(Span<const double> x, Span<const double> t_x, Span<const double> T,
+                                Span<const double> monetary);
+};
+
+/// Summaries of the `ordered` events strictly before `cut_time` (see the file comment).
+/// Throws InputError when cut_time is out of range, the log has no events, or no order lies
+/// before the cut (naming cut_time and the earliest order).
+PERKREC_INLINE CLVSummary summarize_purchases(const EventLog& log, Timestamp cut_time,
+                                              CLVParams::TimeUnit time_unit = CLVParams::TimeUnit::week,
+                                              CLVParams::TimeUnit occasion = CLVParams::TimeUnit::day,
+                                              int num_threads = 0);
+
+/// One row per fitted member (in the order of CLVModel::users()).
+struct CLVPrediction {
+  std::vector<double> p_alive, expected_purchases, expected_order_value, clv, clv_lower, clv_upper;
+  std::vector<std::uint8_t> lifecycle_stage;  ///< codes into kLifecycleStages
+};
+
+/// What the last fit found.
+struct CLVFitReport {
+  BGNBDFit purchase;
+  bool spend_fitted = false;
+  GammaGammaFit spend;
+  double program_cycle = 0;                  ///< C of the lifecycle rule, in time_units
+  std::array<double, 3> p_alive_thresholds{}; ///< at_risk, dormant, lost quantiles of p_alive
+  Json to_json() const;
+};
+
+class CLVModel : public Serializable<CLVModel> {
+ public:
+  static constexpr const char* kind = "CLVModel";
+
+  explicit CLVModel(CLVParams params = {});
+
+  /// Summarizes `log` at `cut_time` and fits. Validates first; on error the model is unchanged.
+  /// The log's member ids (if any) are kept for the predictions.
+  void fit(const EventLog& log, Timestamp cut_time, const Callbacks& callbacks = {});
+  /// Fits on given summaries (e.g. a published table); user ids are cleared.
+  void fit(const CLVSummary& summary, const Callbacks& callbacks = {});
+
+  /// Predictions for every fitted member; horizon in time_units, > 0 and finite; discount_rate
+  /// per time_unit, >= 0; margin finite and >= 0. Throws InputError naming the argument.
+  CLVPrediction predict(double horizon, double discount_rate = 0.0, double margin = 1.0) const;
+
+  bool fitted() const { return fitted_; }
+  const CLVParams& params() const { return params_; }
+  Json get_params() const { return params_.to_json(); }
+  /// Threads of later calls (0 = OpenMP default). Needs exclusive access.
+  void set_num_threads(int num_threads) {
+    resolve_num_threads(num_threads);
+    params_.num_threads = num_threads;
+  }
+  const CLVFitReport& report() const { return report_; }
+  const BGNBD& bgnbd() const { return report_.purchase.model; }
+  /// Summaries of the fitted members (as of the fit's cut).
+  const CLVSummary& summary() const { return summary_; }
+  /// Member indices of the fitted members (into user_ids()).
+  const std::vector<Index>& users() const { return summary_.users; }
+  Index n_users() const { return n_users_; }
+  const IdMap& user_ids() const { return user_ids_; }
+  /// The fit's cut time (kNoTime when fitted on given summaries).
+  Timestamp cut_time() const { return cut_time_; }
+
+  void write(ModelWriter& w, const std::string& prefix) const;
+  static CLVModel read(const ModelReader& r, const std::string& prefix);
+
+ private:
+  void require_fitted(const char* method) const;
+  void fit_summary(CLVSummary summary, Index n_users, IdMap user_ids, Timestamp cut_time,
+                   const Callbacks& callbacks);
+  std::uint8_t stage_of(std::size_t row, double p_alive) const;
+
+  CLVParams params_;
+  bool fitted_ = false;
+  CLVFitReport report_;
+  CLVSummary summary_;
+  Index n_users_ = 0;
+  IdMap user_ids_;
+  Timestamp cut_time_ = kNoTime;
+};
+
+}  // namespace perkrec
+
+#ifdef PERKREC_HEADER_ONLY
+#include "perkrec/models/clv_impl.hpp"
+#endif

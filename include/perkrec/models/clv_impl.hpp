@@ -1,0 +1,693 @@
+// Definitions for clv.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include <Eigen/Dense>
+
+#include "perkrec/core/error.hpp"
+#include "perkrec/core/math.hpp"
+#include "perkrec/core/random.hpp"
+#include "perkrec/core/threading.hpp"
+#include "perkrec/models/clv.hpp"
+
+namespace perkrec {
+
+namespace detail {
+
+inline const char* clv_unit_name(CLVParams::TimeUnit u) { return u == CLVParams::TimeUnit::day ? "day" : "week"; }
+
+inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  const std::int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+// Quantile (linear interpolation) of a copy of `values`; NaN when empty.
+inline double quantile_of(std::vector<double> values, double level) {
+  if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
+  std::sort(values.begin(), values.end());
+  const double pos = level * static_cast<double>(values.size() - 1);
+  const auto lo = static_cast<std::size_t>(std::floor(pos));
+  const std::size_t hi = std::min(values.size() - 1, lo + 1);
+  return values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
+}
+
+inline Json finite_or_null(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
+
+// The fit of one model as a flat f64 array: params, standard errors, boundary flags (k each),
+// then log-likelihood, gradient norm, members, evaluations, converged, then the k x k
+// covariance of the log-parameters.
+inline std::vector<double> pack_fit(const MaximumLikelihoodFit& f, std::size_t k) {
+  std::vector<double> out;
+  for (std::size_t j = 0; j < k; ++j) out.push_back(f.params[j]);
+  for (std::size_t j = 0; j < k; ++j) out.push_back(f.standard_errors[j]);
+  for (std::size_t j = 0; j < k; ++j) out.push_back(f.at_boundary[j]);
+  out.push_back(f.log_likelihood);
+  out.push_back(f.gradient_norm);
+  out.push_back(static_cast<double>(f.members));
+  out.push_back(f.evaluations);
+  out.push_back(f.converged ? 1.0 : 0.0);
+  for (std::size_t j = 0; j < k * k; ++j) out.push_back(f.log_covariance.empty() ? 0.0 : f.log_covariance[j]);
+  return out;
+}
+
+inline std::size_t packed_fit_size(std::size_t k) { return 3 * k + 5 + k * k; }
+
+inline MaximumLikelihoodFit unpack_fit(const std::vector<double>& v, std::size_t k, const ModelReader& r,
+                                       const char* what) {
+  MaximumLikelihoodFit f;
+  auto bad = [&](const char* field) { r.invalid(concat(what, ": bad ", field)); };
+  for (std::size_t j = 0; j < k; ++j) {
+    if (!(v[j] > 0) || !std::isfinite(v[j])) bad("parameter (expected finite and > 0)");
+    f.params.push_back(v[j]);
+  }
+  for (std::size_t j = 0; j < k; ++j) {
+    const double se = v[k + j];
+    if (!std::isnan(se) && !(se >= 0 && std::isfinite(se))) bad("standard error");
+    f.standard_errors.push_back(se);
+  }
+  for (std::size_t j = 0; j < k; ++j) {
+    const double b = v[2 * k + j];
+    if (b != 0.0 && b != 1.0) bad("boundary flag");
+    f.at_boundary.push_back(static_cast<std::uint8_t>(b));
+  }
+  const double* tail = v.data() + 3 * k;
+  if (!std::isfinite(tail[0]) || !(tail[1] >= 0) || !(tail[2] >= 0 && tail[2] < 9e18) || !(tail[3] >= 0 && tail[3] < 2e9) ||
+      (tail[4] != 0.0 && tail[4] != 1.0)) {
+    bad("fit statistics");
+  }
+  f.log_likelihood = tail[0];
+  f.gradient_norm = tail[1];
+  f.members = static_cast<Offset>(tail[2]);
+  f.evaluations = static_cast<int>(tail[3]);
+  f.converged = tail[4] != 0.0;
+  f.log_covariance.assign(v.begin() + static_cast<std::ptrdiff_t>(3 * k + 5), v.end());
+  for (double c : f.log_covariance) {
+    if (!std::isfinite(c)) bad("covariance");
+  }
+  return f;
+}
+
+inline Json fit_json(const MaximumLikelihoodFit& f, const std::vector<const char*>& names) {
+  Json se = Json::object(), boundary = Json::array();
+  for (std::size_t j = 0; j < names.size(); ++j) {
+    se[names[j]] = finite_or_null(f.standard_errors[j]);
+    if (f.at_boundary[j]) boundary.push_back(names[j]);
+  }
+  return Json{{"standard_errors", se},        {"at_boundary", boundary},
+              {"log_likelihood", f.log_likelihood}, {"gradient_norm", finite_or_null(f.gradient_norm)},
+              {"members", f.members},         {"evaluations", f.evaluations},
+              {"converged", f.converged}};
+}
+
+// Draws of the log-parameters from N(v_hat, covariance); parameters at a boundary (zero rows)
+// stay fixed. A covariance that is not positive semi-definite gives the point for every draw.
+inline std::vector<std::vector<double>> parameter_draws(const MaximumLikelihoodFit& f, int draws, Rng& rng) {
+  const auto k = static_cast<Eigen::Index>(f.params.size());
+  std::vector<std::vector<double>> out(static_cast<std::size_t>(draws), std::vector<double>(f.params.size()));
+  Eigen::MatrixXd L = Eigen::MatrixXd::Zero(k, k);
+  if (f.log_covariance.size() == static_cast<std::size_t>(k * k)) {
+    Eigen::MatrixXd cov(k, k);
+    for (Eigen::Index i = 0; i < k; ++i) {
+      for (Eigen::Index j = 0; j < k; ++j) cov(i, j) = f.log_covariance[static_cast<std::size_t>(i * k + j)];
+    }
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
+    if (eig.info() == Eigen::Success && eig.eigenvalues().minCoeff() >= -1e-12) {
+      L = eig.eigenvectors() * eig.eigenvalues().cwiseMax(0.0).cwiseSqrt().asDiagonal();
+    }
+  }
+  for (auto& d : out) {
+    Eigen::VectorXd z(k);
+    for (Eigen::Index i = 0; i < k; ++i) z(i) = rng.normal();
+    const Eigen::VectorXd shift = L * z;
+    for (Eigen::Index i = 0; i < k; ++i) {
+      // Draws stay inside the fitter's box of log-parameters, so they are finite.
+      d[static_cast<std::size_t>(i)] =
+          std::exp(std::clamp(std::log(f.params[static_cast<std::size_t>(i)]) + shift(i), -23.0, 23.0));
+    }
+  }
+  return out;
+}
+
+// BG/NBD E[purchases in (T, T + t] | x, t_x, T] (Fader, Hardie and Lee 2005, eq. 10) for any a.
+// BGNBD::expected_purchases clamps a at 1 + 1e-6, which the preference model keeps for
+// bit-identical results; lifetime value needs the exact expectation, a < 1 included (CDNOW has
+// a = 0.79). With no detectable dropout (a / (a + b) -> 0) the limit is the NBD's
+// (r + x) / (alpha + T) t, which also avoids the cancellation of the formula at huge b.
+inline double bgnbd_expected_purchases(const BGNBD& m, double t, double x, double t_x, double T) {
+  if (!(t > 0)) return 0.0;
+  const double alive = m.p_alive(x, t_x, T);
+  const double nbd = alive * (m.r + x) / (m.alpha + T) * t;
+  if (m.a / (m.a + m.b) < 1e-9) return nbd;
+  double a = m.a;
+  if (std::fabs(a - 1.0) < 1e-6) a = a < 1.0 ? 1.0 - 1e-6 : 1.0 + 1e-6;
+  const double z = t / (m.alpha + T + t);
+  const double h = hypergeometric_2f1(m.r + x, m.b + x, a + m.b + x - 1, z);
+  const double lead = (a + m.b + x - 1) / (a - 1);
+  const double bracket = 1.0 - std::pow((m.alpha + T) / (m.alpha + T + t), m.r + x) * h;
+  const double e = lead * bracket * alive;
+  return std::isfinite(e) && e >= 0 ? e : nbd;
+}
+
+}  // namespace detail
+
+// --- params -----------------------------------------------------------------------------------
+
+PERKREC_INLINE void CLVParams::validate() const {
+  auto bad = [](const char* field, double value, const char* expected) {
+    detail::raise<ConfigError>("CLVParams: ", field, " must be ", expected, " (got ", value, ")");
+  };
+  if (!(penalizer >= 0) || !std::isfinite(penalizer)) bad("penalizer", penalizer, "finite and >= 0");
+  if (max_iterations <= 0) bad("max_iterations", max_iterations, "> 0");
+  if (!(interval_level > 0 && interval_level < 1)) bad("interval_level", interval_level, "in (0, 1)");
+  if (interval_draws < 0 || interval_draws > 100000) bad("interval_draws", interval_draws, "in [0, 100000]");
+  if (!(at_risk_cycles > 0) || !std::isfinite(at_risk_cycles)) bad("at_risk_cycles", at_risk_cycles, "finite and > 0");
+  if (!(dormant_cycles >= at_risk_cycles) || !std::isfinite(dormant_cycles)) {
+    bad("dormant_cycles", dormant_cycles, "finite and >= at_risk_cycles");
+  }
+  if (!(lost_cycles >= dormant_cycles) || !std::isfinite(lost_cycles)) {
+    bad("lost_cycles", lost_cycles, "finite and >= dormant_cycles");
+  }
+  if (!(at_risk_quantile >= 0 && at_risk_quantile <= 1)) bad("at_risk_quantile", at_risk_quantile, "in [0, 1]");
+  if (!(dormant_quantile >= 0 && dormant_quantile <= at_risk_quantile)) {
+    bad("dormant_quantile", dormant_quantile, "in [0, at_risk_quantile]");
+  }
+  if (!(lost_quantile >= 0 && lost_quantile <= dormant_quantile)) {
+    bad("lost_quantile", lost_quantile, "in [0, dormant_quantile]");
+  }
+  if (!(at_risk_p_alive >= 0 && at_risk_p_alive <= 1)) bad("at_risk_p_alive", at_risk_p_alive, "in [0, 1]");
+  if (!(dormant_p_alive >= 0 && dormant_p_alive <= at_risk_p_alive)) {
+    bad("dormant_p_alive", dormant_p_alive, "in [0, at_risk_p_alive]");
+  }
+  if (!(lost_p_alive >= 0 && lost_p_alive <= dormant_p_alive)) bad("lost_p_alive", lost_p_alive, "in [0, dormant_p_alive]");
+  try {
+    resolve_num_threads(num_threads);
+  } catch (const Error& e) {
+    detail::raise<ConfigError>("CLVParams: num_threads: ", e.what());
+  }
+}
+
+PERKREC_INLINE Json CLVParams::to_json() const {
+  return Json{{"model", "bgnbd"},
+              {"time_unit", detail::clv_unit_name(time_unit)},
+              {"occasion", detail::clv_unit_name(occasion)},
+              {"penalizer", penalizer},
+              {"max_iterations", max_iterations},
+              {"interval_level", interval_level},
+              {"interval_draws", interval_draws},
+              {"at_risk_cycles", at_risk_cycles},
+              {"dormant_cycles", dormant_cycles},
+              {"lost_cycles", lost_cycles},
+              {"at_risk_quantile", at_risk_quantile},
+              {"dormant_quantile", dormant_quantile},
+              {"lost_quantile", lost_quantile},
+              {"at_risk_p_alive", at_risk_p_alive},
+              {"dormant_p_alive", dormant_p_alive},
+              {"lost_p_alive", lost_p_alive},
+              {"num_threads", num_threads},
+              {"seed", seed}};
+}
+
+PERKREC_INLINE CLVParams CLVParams::from_json(const Json& j) {
+  CLVParams p;
+  JsonReader<ConfigError> r(j, "", "CLVParams::from_json");
+  std::string text;
+  if (r.read("model", text)) {
+    if (text != "bgnbd") r.fail("model", "unknown model '" + text + "' (expected \"bgnbd\")");
+  }
+  auto unit = [&](const char* key, TimeUnit& out) {
+    std::string value;
+    if (!r.read(key, value)) return;
+    if (value == "day") {
+      out = TimeUnit::day;
+    } else if (value == "week") {
+      out = TimeUnit::week;
+    } else {
+      r.fail(key, "unknown " + std::string(key) + " '" + value + "' (expected \"day\" or \"week\")");
+    }
+  };
+  unit("time_unit", p.time_unit);
+  unit("occasion", p.occasion);
+  r.read("penalizer", p.penalizer);
+  r.read("max_iterations", p.max_iterations);
+  r.read("interval_level", p.interval_level);
+  r.read("interval_draws", p.interval_draws);
+  r.read("at_risk_cycles", p.at_risk_cycles);
+  r.read("dormant_cycles", p.dormant_cycles);
+  r.read("lost_cycles", p.lost_cycles);
+  r.read("at_risk_quantile", p.at_risk_quantile);
+  r.read("dormant_quantile", p.dormant_quantile);
+  r.read("lost_quantile", p.lost_quantile);
+  r.read("at_risk_p_alive", p.at_risk_p_alive);
+  r.read("dormant_p_alive", p.dormant_p_alive);
+  r.read("lost_p_alive", p.lost_p_alive);
+  r.read("num_threads", p.num_threads);
+  r.read("seed", p.seed);
+  r.finish();
+  p.validate();
+  return p;
+}
+
+// --- summaries --------------------------------------------------------------------------------
+
+PERKREC_INLINE CLVSummary CLVSummary::from_arrays(Span<const double> x, Span<const double> t_x,
+                                                  Span<const double> T, Span<const double> monetary) {
+  const std::size_t n = x.size();
+  if (t_x.size() != n || T.size() != n || monetary.size() != n) {
+    detail::raise<InputError>("CLVSummary::from_arrays: x, t_x, T and monetary must have equal lengths (got ", n, ", ",
+                              t_x.size(), ", ", T.size(), ", ", monetary.size(), ")");
+  }
+  if (n >= static_cast<std::size_t>(std::numeric_limits<Index>::max())) {
+    detail::raise<InputError>("CLVSummary::from_arrays: too many members (got ", n, ")");
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    auto bad = [&](const char* field, double v, const char* expected) {
+      detail::raise<InputError>("CLVSummary::from_arrays: ", field, " at position ", i, " must be ", expected,
+                                " (got ", v, ")");
+    };
+    if (!(x[i] >= 0) || !std::isfinite(x[i])) bad("x", x[i], "finite and >= 0");
+    if (!(T[i] > 0) || !std::isfinite(T[i])) bad("T", T[i], "finite and > 0");
+    if (!(t_x[i] >= 0) || !(t_x[i] <= T[i])) bad("t_x", t_x[i], "in [0, T]");
+    if (!(monetary[i] >= 0) || !std::isfinite(monetary[i])) bad("monetary", monetary[i], "finite and >= 0");
+  }
+  CLVSummary s;
+  s.users.resize(n);
+  std::iota(s.users.begin(), s.users.end(), Index{0});
+  s.x.assign(x.begin(), x.end());
+  s.t_x.assign(t_x.begin(), t_x.end());
+  s.T.assign(T.begin(), T.end());
+  s.monetary.assign(monetary.begin(), monetary.end());
+  s.mean_order_value = s.monetary;
+  s.first_order.assign(n, 0);
+  return s;
+}
+
+PERKREC_INLINE CLVSummary summarize_purchases(const EventLog& log, Timestamp cut_time, CLVParams::TimeUnit time_unit,
+                                              CLVParams::TimeUnit occasion, int num_threads) {
+  if (cut_time <= kMinTimestamp || cut_time > kMaxTimestamp) {
+    detail::raise<InputError>("summarize_purchases: cut_time out of range (got ", cut_time, ", expected in (",
+                              kMinTimestamp, ", ", kMaxTimestamp, "])");
+  }
+  if (log.empty()) detail::raise<InputError>("summarize_purchases: log: the event log is empty");
+  const int threads = resolve_num_threads(num_threads);
+  const Index n_users = log.n_users();
+  const Span<const std::uint8_t> types = log.types();
+  const Span<const Timestamp> times = log.timestamps();
+  const Span<const float> amounts = log.order_amounts();
+  const auto ordered = static_cast<std::uint8_t>(EventType::ordered);
+  // Pass 1: who has an order before the cut; the earliest order for the message.
+  std::vector<std::uint8_t> has(static_cast<std::size_t>(n_users), 0);
+  parallel_for(0, n_users, threads, [&](Offset u) {
+    for (Offset e = log.user_begin(static_cast<Index>(u)); e < log.user_end(static_cast<Index>(u)); ++e) {
+      const auto k = static_cast<std::size_t>(e);
+      if (times[k] >= cut_time) break;  // time-sorted within a member
+      if (types[k] == ordered) {
+        has[static_cast<std::size_t>(u)] = 1;
+        break;
+      }
+    }
+  });
+  std::vector<Index> users;
+  for (Index u = 0; u < n_users; ++u) {
+    if (has[static_cast<std::size_t>(u)]) users.push_back(u);
+  }
+  if (users.empty()) {
+    Timestamp earliest = kNoTime;
+    for (std::size_t k = 0; k < types.size(); ++k) {
+      if (types[k] == ordered && (earliest == kNoTime || times[k] < earliest)) earliest = times[k];
+    }
+    if (earliest == kNoTime) {
+      detail::raise<InputError>("summarize_purchases: log: no 'ordered' events (got ", log.size(), " events)");
+    }
+    detail::raise<InputError>("summarize_purchases: cut_time: no 'ordered' event before the cut (got cut_time=",
+                              cut_time, ", earliest order at ", earliest, ")");
+  }
+  CLVSummary s;
+  const std::size_t n = users.size();
+  s.users = std::move(users);
+  s.x.resize(n);
+  s.t_x.resize(n);
+  s.T.resize(n);
+  s.monetary.resize(n);
+  s.mean_order_value.resize(n);
+  s.first_order.resize(n);
+  const double unit_days = time_unit == CLVParams::TimeUnit::day ? 1.0 : 7.0;
+  const std::int64_t occasion_days = occasion == CLVParams::TimeUnit::day ? 1 : 7;
+  const std::int64_t end_day = detail::floor_div(cut_time - 1, kSecondsPerDay);
+  parallel_for(0, static_cast<Offset>(n), threads, [&](Offset row) {
+    const auto i = static_cast<std::size_t>(row);
+    const Index u = s.users[i];
+    std::int64_t first_day = 0, current = -1, last_start_day = 0;
+    double occasions = 0, repeat_value = 0, current_value = 0, all_value = 0, orders = 0;
+    bool any = false;
+    for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) {
+      const auto k = static_cast<std::size_t>(e);
+      if (times[k] >= cut_time) break;
+      if (types[k] != ordered) continue;
+      const std::int64_t day = detail::floor_div(times[k], kSecondsPerDay);
+      const double amount = amounts.empty() ? 0.0 : static_cast<double>(amounts[k]);
+      if (!any) {
+        any = true;
+        first_day = day;
+        s.first_order[i] = times[k];
+      }
+      const std::int64_t block = (day - first_day) / occasion_days;
+      if (block != current) {
+        if (current > 0) repeat_value += current_value;
+        current = block;
+        current_value = 0;
+        occasions += 1;
+        last_start_day = day;
+      }
+      current_value += amount;
+      all_value += amount;
+      orders += 1;
+    }
+    if (current > 0) repeat_value += current_value;
+    const double x = occasions - 1;
+    s.x[i] = x;
+    s.t_x[i] = static_cast<double>(last_start_day - first_day) / unit_days;
+    s.T[i] = static_cast<double>(end_day - first_day) / unit_days;
+    s.monetary[i] = x > 0 ? repeat_value / x : 0.0;
+    s.mean_order_value[i] = orders > 0 ? all_value / orders : 0.0;
+  });
+  return s;
+}
+
+// --- report -----------------------------------------------------------------------------------
+
+PERKREC_INLINE Json CLVFitReport::to_json() const {
+  const BGNBD& b = purchase.model;
+  Json j{{"model", "bgnbd"},
+         {"r", b.r},
+         {"alpha", b.alpha},
+         {"a", b.a},
+         {"b", b.b},
+         {"purchase", detail::fit_json(purchase.fit, {"r", "alpha", "a", "b"})},
+         {"spend_fitted", spend_fitted},
+         {"program_cycle", program_cycle},
+         {"p_alive_thresholds",
+          Json{{"at_risk", p_alive_thresholds[0]}, {"dormant", p_alive_thresholds[1]}, {"lost", p_alive_thresholds[2]}}}};
+  if (spend_fitted) {
+    j["p"] = spend.model.p;
+    j["q"] = spend.model.q;
+    j["gamma"] = spend.model.gamma;
+    j["spend"] = detail::fit_json(spend.fit, {"p", "q", "gamma"});
+    j["frequency_spend_correlation"] = spend.frequency_spend_correlation;
+  }
+  return j;
+}
+
+// --- model ------------------------------------------------------------------------------------
+
+PERKREC_INLINE CLVModel::CLVModel(CLVParams params) : params_(params) { params_.validate(); }
+
+PERKREC_INLINE void CLVModel::require_fitted(const char* method) const {
+  if (!fitted_) detail::raise<InputError>("CLVModel::", method, ": the model is not fitted");
+}
+
+PERKREC_INLINE void CLVModel::fit(const EventLog& log, Timestamp cut_time, const Callbacks& callbacks) {
+  CLVSummary s = summarize_purchases(log, cut_time, params_.time_unit, params_.occasion, params_.num_threads);
+  fit_summary(std::move(s), log.n_users(), log.user_ids(), cut_time, callbacks);
+}
+
+PERKREC_INLINE void CLVModel::fit(const CLVSummary& summary, const Callbacks& callbacks) {
+  // Re-validate: the fields are public.
+  CLVSummary s = CLVSummary::from_arrays(summary.x, summary.t_x, summary.T, summary.monetary);
+  fit_summary(std::move(s), static_cast<Index>(s.size()), IdMap(), kNoTime, callbacks);
+}
+
+PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap user_ids, Timestamp cut_time,
+                                          const Callbacks& callbacks) {
+  ProgressReporter progress(callbacks, "CLVModel::fit", 3);
+  MaximumLikelihoodOptions options;
+  options.penalizer = params_.penalizer;
+  options.max_iterations = params_.max_iterations;
+  options.num_threads = params_.num_threads;
+  const int threads = resolve_num_threads(params_.num_threads);
+  // Members with T = 0 (first order on the cut's last day) carry no likelihood; they stay in
+  // the summary and are predicted like any other member.
+  bool any_positive = false;
+  for (double t : s.T) any_positive = any_positive || t > 0;
+  CLVFitReport report;
+  if (any_positive) {
+    report.purchase = BGNBD::maximum_likelihood(s.x, s.t_x, s.T, options);
+  } else {
+    detail::raise<InputError>("CLVModel::fit: cut_time: every member's first order is on the cut's last day (T = 0 for ",
+                              s.size(), " members); move the cut later");
+  }
+  progress.advance(1);
+  std::size_t spenders = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) spenders += s.x[i] > 0 && s.monetary[i] > 0;
+  if (spenders >= 2) {
+    report.spend = GammaGamma::maximum_likelihood(s.x, s.monetary, options);
+    report.spend_fitted = true;
+  }
+  progress.advance(1);
+  // Lifecycle thresholds from the fitted members.
+  std::vector<double> cycles;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s.x[i] > 0 && s.t_x[i] > 0) cycles.push_back(s.t_x[i] / s.x[i]);
+  }
+  double program_cycle = detail::quantile_of(cycles, 0.5);
+  if (!(program_cycle > 0)) program_cycle = std::max(detail::quantile_of(s.T, 0.5), 1.0);
+  report.program_cycle = program_cycle;
+  const BGNBD bg = report.purchase.model;
+  std::vector<double> alive(s.size());
+  parallel_for(0, static_cast<Offset>(s.size()), threads, [&](Offset i) {
+    const auto k = static_cast<std::size_t>(i);
+    alive[k] = bg.p_alive(s.x[k], s.t_x[k], s.T[k]);
+  });
+  std::vector<double> non_new;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (!(s.x[i] == 0 && s.T[i] <= program_cycle)) non_new.push_back(alive[i]);
+  }
+  report.p_alive_thresholds = {std::min(params_.at_risk_p_alive, detail::quantile_of(non_new, params_.at_risk_quantile)),
+                               std::min(params_.dormant_p_alive, detail::quantile_of(non_new, params_.dormant_quantile)),
+                               std::min(params_.lost_p_alive, detail::quantile_of(non_new, params_.lost_quantile))};
+  for (double& t : report.p_alive_thresholds) {
+    if (!std::isfinite(t)) t = 0.0;
+  }
+  progress.advance(1);
+  report_ = std::move(report);
+  summary_ = std::move(s);
+  n_users_ = n_users;
+  user_ids_ = std::move(user_ids);
+  cut_time_ = cut_time;
+  fitted_ = true;
+}
+
+PERKREC_INLINE std::uint8_t CLVModel::stage_of(std::size_t row, double p_alive) const {
+  const double x = summary_.x[row], t_x = summary_.t_x[row], T = summary_.T[row];
+  const double C = report_.program_cycle;
+  if (x == 0 && T <= C) return 0;
+  const double cycle = x > 0 && t_x > 0 ? t_x / x : C;
+  const double overdue = (T - t_x) / cycle;
+  const std::uint8_t by_recency = overdue <= params_.at_risk_cycles   ? 1
+                                  : overdue <= params_.dormant_cycles ? 2
+                                  : overdue <= params_.lost_cycles    ? 3
+                                                                      : 4;
+  const auto& q = report_.p_alive_thresholds;
+  const std::uint8_t by_alive = p_alive >= q[0] ? 1 : p_alive >= q[1] ? 2 : p_alive >= q[2] ? 3 : 4;
+  return std::max(by_recency, by_alive);
+}
+
+PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_rate, double margin) const {
+  require_fitted("predict");
+  if (!(horizon > 0) || !std::isfinite(horizon) || horizon > 1e6) {
+    detail::raise<InputError>("CLVModel::predict: horizon must be finite and in (0, 1e6] time units (got ", horizon, ")");
+  }
+  if (!(discount_rate >= 0) || !std::isfinite(discount_rate)) {
+    detail::raise<InputError>("CLVModel::predict: discount_rate must be finite and >= 0 (got ", discount_rate, ")");
+  }
+  if (!(margin >= 0) || !std::isfinite(margin)) {
+    detail::raise<InputError>("CLVModel::predict: margin must be finite and >= 0 (got ", margin, ")");
+  }
+  const std::size_t n = summary_.size();
+  const int threads = resolve_num_threads(params_.num_threads);
+  const BGNBD bg = report_.purchase.model;
+  const bool spend = report_.spend_fitted;
+  const GammaGamma gg = report_.spend.model;
+  // Discount factors of the units k = 1..ceil(horizon); with no discount one step.
+  std::vector<double> ends, factors;
+  if (discount_rate == 0) {
+    ends.push_back(horizon);
+    factors.push_back(1.0);
+  } else {
+    const auto units = static_cast<std::size_t>(std::ceil(horizon));
+    for (std::size_t k = 1; k <= units; ++k) {
+      ends.push_back(std::min(static_cast<double>(k), horizon));
+      factors.push_back(std::pow(1.0 + discount_rate, -static_cast<double>(k)));
+    }
+  }
+  const int draws = params_.interval_draws;
+  Rng param_rng(params_.seed, 0xC1F);
+  const std::vector<std::vector<double>> bg_draws = detail::parameter_draws(report_.purchase.fit, draws, param_rng);
+  const std::vector<std::vector<double>> gg_draws =
+      spend ? detail::parameter_draws(report_.spend.fit, draws, param_rng) : std::vector<std::vector<double>>();
+  const double lower_level = (1.0 - params_.interval_level) / 2, upper_level = 1.0 - lower_level;
+
+  CLVPrediction out;
+  out.p_alive.resize(n);
+  out.expected_purchases.resize(n);
+  out.expected_order_value.resize(n);
+  out.clv.resize(n);
+  out.clv_lower.assign(n, std::numeric_limits<double>::quiet_NaN());
+  out.clv_upper.assign(n, std::numeric_limits<double>::quiet_NaN());
+  out.lifecycle_stage.resize(n);
+  parallel_for(0, static_cast<Offset>(n), threads, [&](Offset row, int) {
+    const auto i = static_cast<std::size_t>(row);
+    const double x = summary_.x[i], t_x = summary_.t_x[i], T = summary_.T[i], m = summary_.monetary[i];
+    const double alive = bg.p_alive(x, t_x, T);
+    const double value = spend ? gg.expected_order_value(x, m) : summary_.mean_order_value[i];
+    double discounted = 0, previous = 0;
+    for (std::size_t k = 0; k < ends.size(); ++k) {
+      const double cumulative = detail::bgnbd_expected_purchases(bg, ends[k], x, t_x, T);
+      discounted += factors[k] * (cumulative - previous);
+      previous = cumulative;
+    }
+    out.p_alive[i] = alive;
+    out.expected_purchases[i] = previous;
+    out.expected_order_value[i] = value;
+    out.clv[i] = margin * value * discounted;
+    out.lifecycle_stage[i] = stage_of(i, alive);
+    if (draws > 0) {
+      Rng rng(params_.seed, 1, static_cast<std::uint64_t>(summary_.users[i]));
+      std::vector<double> samples(static_cast<std::size_t>(draws));
+      for (int d = 0; d < draws; ++d) {
+        const auto& th = bg_draws[static_cast<std::size_t>(d)];
+        const BGNBD b{th[0], th[1], th[2], th[3]};
+        const double alive_d = b.p_alive(x, t_x, T);
+        const double lambda = rng.gamma(b.r + x) / (b.alpha + T);
+        const double drop = std::max(rng.beta(b.a, b.b + x), 1e-12);
+        double purchases = 0, before = 0;
+        for (std::size_t k = 0; k < ends.size(); ++k) {
+          const double cumulative = -std::expm1(-lambda * drop * ends[k]) / drop;
+          purchases += factors[k] * (cumulative - before);
+          before = cumulative;
+        }
+        double value_d = summary_.mean_order_value[i];
+        if (spend) {
+          const auto& g = gg_draws[static_cast<std::size_t>(d)];
+          const double nu = std::max(rng.gamma(g[0] * x + g[1]) / (g[2] + x * m), 1e-300);
+          value_d = g[0] / nu;
+        }
+        samples[static_cast<std::size_t>(d)] = margin * value_d * alive_d * purchases;
+      }
+      out.clv_lower[i] = detail::quantile_of(samples, lower_level);
+      out.clv_upper[i] = detail::quantile_of(std::move(samples), upper_level);
+    }
+  });
+  return out;
+}
+
+// --- files ------------------------------------------------------------------------------------
+
+PERKREC_INLINE void CLVModel::write(ModelWriter& w, const std::string& prefix) const {
+  require_fitted("save");
+  Json& c = content_section(w, prefix);
+  c["params"] = params_.to_json();
+  c["n_users"] = n_users_;
+  c["n_members"] = summary_.size();
+  c["cut_time"] = cut_time_ == kNoTime ? Json(nullptr) : Json(cut_time_);
+  c["spend_fitted"] = report_.spend_fitted;
+  c["frequency_spend_correlation"] = report_.spend_fitted ? report_.spend.frequency_spend_correlation : 0.0;
+  c["program_cycle"] = report_.program_cycle;
+  c["p_alive_thresholds"] = Json::array(
+      {report_.p_alive_thresholds[0], report_.p_alive_thresholds[1], report_.p_alive_thresholds[2]});
+  w.add(prefix + "users", summary_.users);
+  w.add(prefix + "x", summary_.x);
+  w.add(prefix + "t_x", summary_.t_x);
+  w.add(prefix + "T", summary_.T);
+  w.add(prefix + "monetary", summary_.monetary);
+  w.add(prefix + "mean_order_value", summary_.mean_order_value);
+  w.add(prefix + "first_order", summary_.first_order);
+  w.add(prefix + "purchase_fit", detail::pack_fit(report_.purchase.fit, 4));
+  if (report_.spend_fitted) w.add(prefix + "spend_fit", detail::pack_fit(report_.spend.fit, 3));
+  user_ids_.write(w, prefix + "user_ids.");
+}
+
+PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& prefix) {
+  const Json& c = content_section(r, prefix);
+  JsonReader<ModelFormatError> jr(c, content_pointer(prefix), "CLVModel::read");
+  Json params_json, cut_json, thresholds_json;
+  Index n_users = 0;
+  std::int64_t n_members = 0;
+  bool spend_fitted = false;
+  double correlation = 0, program_cycle = 0;
+  jr.require("params", params_json);
+  jr.require("n_users", n_users);
+  jr.require("n_members", n_members);
+  jr.require("cut_time", cut_json);
+  jr.require("spend_fitted", spend_fitted);
+  jr.require("frequency_spend_correlation", correlation);
+  jr.require("program_cycle", program_cycle);
+  jr.require("p_alive_thresholds", thresholds_json);
+  if (prefix.empty()) jr.raw("user_ids.");
+  jr.finish();
+  const CLVParams params = read_params<CLVParams>(r, params_json);
+  if (n_users < 0 || n_members < 0 || n_members > n_users) r.bad_content("bad n_users / n_members");
+  r.check_count("n_members", n_members);
+  Timestamp cut_time = kNoTime;
+  if (!cut_json.is_null()) {
+    if (!cut_json.is_number_integer()) r.bad_content("cut_time must be an integer or null");
+    cut_time = cut_json.get<Timestamp>();
+    if (cut_time <= kMinTimestamp || cut_time > kMaxTimestamp) r.bad_content("cut_time out of range");
+  }
+  if (!(correlation >= -1 && correlation <= 1)) r.bad_content("frequency_spend_correlation out of [-1, 1]");
+  if (!(program_cycle > 0) || !std::isfinite(program_cycle)) r.bad_content("program_cycle must be finite and > 0");
+  if (!thresholds_json.is_array() || thresholds_json.size() != 3) r.bad_content("p_alive_thresholds: expected 3 numbers");
+  std::array<double, 3> thresholds{};
+  for (std::size_t k = 0; k < 3; ++k) {
+    if (!thresholds_json[k].is_number()) r.bad_content("p_alive_thresholds: expected numbers");
+    thresholds[k] = thresholds_json[k].get<double>();
+    if (!(thresholds[k] >= 0 && thresholds[k] <= 1)) r.bad_content("p_alive_thresholds: expected values in [0, 1]");
+  }
+  CLVSummary s;
+  s.users = r.vector<Index>(prefix + "users", {n_members});
+  s.x = r.vector<double>(prefix + "x", {n_members});
+  s.t_x = r.vector<double>(prefix + "t_x", {n_members});
+  s.T = r.vector<double>(prefix + "T", {n_members});
+  s.monetary = r.vector<double>(prefix + "monetary", {n_members});
+  s.mean_order_value = r.vector<double>(prefix + "mean_order_value", {n_members});
+  s.first_order = r.vector<Timestamp>(prefix + "first_order", {n_members});
+  for (std::size_t i = 0; i < s.users.size(); ++i) {
+    if (s.users[i] < 0 || s.users[i] >= n_users || (i > 0 && s.users[i] <= s.users[i - 1])) {
+      r.invalid(detail::concat("users: entry ", i, " out of range or not increasing"));
+    }
+    const bool ok = s.x[i] >= 0 && std::isfinite(s.x[i]) && s.t_x[i] >= 0 && s.t_x[i] <= s.T[i] &&
+                    std::isfinite(s.T[i]) && s.monetary[i] >= 0 && std::isfinite(s.monetary[i]) &&
+                    s.mean_order_value[i] >= 0 && std::isfinite(s.mean_order_value[i]);
+    if (!ok) r.invalid(detail::concat("summary of member ", i, " is inconsistent"));
+  }
+  CLVModel model(params);
+  model.report_.purchase.fit = detail::unpack_fit(
+      r.vector<double>(prefix + "purchase_fit", {static_cast<std::int64_t>(detail::packed_fit_size(4))}), 4, r,
+      "purchase_fit");
+  const auto& bp = model.report_.purchase.fit.params;
+  model.report_.purchase.model = BGNBD{bp[0], bp[1], bp[2], bp[3]};
+  model.report_.spend_fitted = spend_fitted;
+  if (spend_fitted) {
+    model.report_.spend.fit = detail::unpack_fit(
+        r.vector<double>(prefix + "spend_fit", {static_cast<std::int64_t>(detail::packed_fit_size(3))}), 3, r,
+        "spend_fit");
+    const auto& gp = model.report_.spend.fit.params;
+    model.report_.spend.model = GammaGamma{gp[0], gp[1], gp[2]};
+    model.report_.spend.frequency_spend_correlation = correlation;
+  }
+  model.report_.program_cycle = program_cycle;
+  model.report_.p_alive_thresholds = thresholds;
+  IdMap ids = IdMap::read(r, prefix + "user_ids.");
+  if (ids.size() != 0 && ids.size() != n_users) r.invalid("user_ids: size differs from n_users");
+  model.summary_ = std::move(s);
+  model.n_users_ = n_users;
+  model.user_ids_ = std::move(ids);
+  model.cut_time_ = cut_time;
+  model.fitted_ = true;
+  return model;
+}
+
+}  // namespace perkrec

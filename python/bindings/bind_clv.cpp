@@ -1,0 +1,102 @@
+// Member value (CLVModel, purchase summaries): plumbing only, GIL released for all compute.
+#include "bindings.hpp"
+
+namespace perkrec::python {
+
+namespace {
+
+CLVParams::TimeUnit parse_unit(const std::string& name, const char* field) {
+  if (name == "day") return CLVParams::TimeUnit::day;
+  if (name == "week") return CLVParams::TimeUnit::week;
+  detail::raise<ConfigError>(field, ": unknown ", field, " '", name, "' (expected \"day\" or \"week\")");
+}
+
+py::dict summary_to_python(CLVSummary&& s) {
+  py::dict out;
+  out["users"] = to_numpy(std::move(s.users));
+  out["x"] = to_numpy(std::move(s.x));
+  out["t_x"] = to_numpy(std::move(s.t_x));
+  out["T"] = to_numpy(std::move(s.T));
+  out["monetary"] = to_numpy(std::move(s.monetary));
+  out["mean_order_value"] = to_numpy(std::move(s.mean_order_value));
+  out["first_order"] = to_numpy(std::move(s.first_order));
+  return out;
+}
+
+}  // namespace
+
+void bind_clv(py::module_& m) {
+  m.def(
+      "summarize_purchases",
+      [](const EventLog& log, Timestamp cut_time, const std::string& time_unit, const std::string& occasion,
+         int num_threads) {
+        const CLVParams::TimeUnit unit = parse_unit(time_unit, "time_unit");
+        const CLVParams::TimeUnit occ = parse_unit(occasion, "occasion");
+        CLVSummary s;
+        {
+          py::gil_scoped_release release;
+          s = summarize_purchases(log, cut_time, unit, occ, num_threads);
+        }
+        return summary_to_python(std::move(s));
+      },
+      py::arg("log"), py::arg("cut_time"), py::arg("time_unit"), py::arg("occasion"), py::arg("num_threads"));
+
+  py::class_<CLVModel> cls(m, "CLVModel");
+  cls.def(py::init([](const std::string& params_json) {
+            return CLVModel(CLVParams::from_json(parse_json_strict<ConfigError>(params_json, "CLVModel")));
+          }),
+          py::arg("params_json"))
+      .def("get_params", [](const CLVModel& c) { return c.get_params().dump(); })
+      .def("set_num_threads", &CLVModel::set_num_threads)
+      .def_property_readonly("fitted", &CLVModel::fitted)
+      .def_property_readonly("n_users", &CLVModel::n_users)
+      .def_property_readonly("cut_time", &CLVModel::cut_time)
+      .def_property_readonly("user_ids", [](const CLVModel& c) { return c.user_ids(); })
+      .def("report_json", [](const CLVModel& c) { return c.report().to_json().dump(); })
+      .def("summary", [](const CLVModel& c) { return summary_to_python(CLVSummary(c.summary())); })
+      .def(
+          "fit",
+          [](CLVModel& self, const EventLog& log, Timestamp cut_time, const py::object& progress) {
+            const Callbacks cb = make_callbacks(progress);
+            py::gil_scoped_release release;
+            self.fit(log, cut_time, cb);
+          },
+          py::arg("log"), py::arg("cut_time"), py::arg("progress"))
+      .def(
+          "fit_summary",
+          [](CLVModel& self, const py::array& x, const py::array& t_x, const py::array& T, const py::array& monetary,
+             const py::object& progress) {
+            const Span<const double> xs = view_1d<double>(x, "x");
+            const Span<const double> ts = view_1d<double>(t_x, "t_x");
+            const Span<const double> Ts = view_1d<double>(T, "T");
+            const Span<const double> ms = view_1d<double>(monetary, "monetary");
+            const Callbacks cb = make_callbacks(progress);
+            py::gil_scoped_release release;
+            self.fit(CLVSummary::from_arrays(xs, ts, Ts, ms), cb);
+          },
+          py::arg("x"), py::arg("t_x"), py::arg("T"), py::arg("monetary"), py::arg("progress"))
+      .def(
+          "predict",
+          [](const CLVModel& self, double horizon, double discount_rate, double margin) {
+            CLVPrediction p;
+            {
+              py::gil_scoped_release release;
+              p = self.predict(horizon, discount_rate, margin);
+            }
+            py::dict out;
+            out["p_alive"] = to_numpy(std::move(p.p_alive));
+            out["expected_purchases"] = to_numpy(std::move(p.expected_purchases));
+            out["expected_order_value"] = to_numpy(std::move(p.expected_order_value));
+            out["clv"] = to_numpy(std::move(p.clv));
+            out["clv_lower"] = to_numpy(std::move(p.clv_lower));
+            out["clv_upper"] = to_numpy(std::move(p.clv_upper));
+            out["lifecycle_stage"] = to_numpy(std::move(p.lifecycle_stage));
+            return out;
+          },
+          py::arg("horizon"), py::arg("discount_rate"), py::arg("margin"));
+  m.attr("LIFECYCLE_STAGES") = py::make_tuple(kLifecycleStages[0], kLifecycleStages[1], kLifecycleStages[2],
+                                              kLifecycleStages[3], kLifecycleStages[4]);
+  def_serialization<CLVModel>(cls);
+}
+
+}  // namespace perkrec::python

@@ -1,0 +1,197 @@
+"""Member value: purchase summaries, BG/NBD + Gamma-Gamma lifetime value, churn risk and
+lifecycle stages from an event log (see ``include/perkrec/models/clv.hpp`` for the summaries,
+the models, the interval method and the lifecycle rule).
+
+>>> model = CLVModel(time_unit="week").fit(log, cut_time="2026-06-01")
+>>> model.summary()                         # x, t_x, T, monetary per member (as of the cut)
+>>> value = model.predict(52, discount_rate=0.002, margin=0.3)
+>>> value.loc[value.lifecycle_stage == "at_risk"].sort_values("clv").tail(10)
+
+A plain transaction log works: an ``EventLog`` of ``ordered`` events with ``order_amount`` and no
+catalog (``EventLog.from_frame(df.assign(benefit=None, event_type="ordered"))``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+from ._progress import ProgressArg, resolve_progress
+from .data import EventLog, IdMap, _cut_seconds, _expect, _Serializable
+
+LIFECYCLE_STAGES = tuple(_core.LIFECYCLE_STAGES)
+
+_PARAM_KEYS = ("model", "time_unit", "occasion", "penalizer", "max_iterations", "interval_level", "interval_draws",
+               "at_risk_cycles", "dormant_cycles", "lost_cycles", "at_risk_quantile", "dormant_quantile",
+               "lost_quantile", "at_risk_p_alive", "dormant_p_alive", "lost_p_alive", "num_threads", "seed")
+
+
+def _member_index(users: np.ndarray, ids: Optional[IdMap]) -> pd.Index:
+    if ids is not None and len(ids):
+        return pd.Index(ids.to_external(np.ascontiguousarray(users, dtype=np.int32)), name="user")
+    return pd.Index(users, name="user")
+
+
+def _summary_frame(raw: dict, ids: Optional[IdMap]) -> pd.DataFrame:
+    frame = pd.DataFrame({k: raw[k] for k in ("x", "t_x", "T", "monetary", "mean_order_value")},
+                         index=_member_index(raw["users"], ids))
+    frame["first_order"] = pd.to_datetime(raw["first_order"], unit="s", utc=True)
+    return frame
+
+
+def summarize_purchases(log: EventLog, cut_time, time_unit: str = "week", occasion: str = "day",
+                        num_threads: int = 0) -> pd.DataFrame:
+    """Per-member purchase summaries of the ``ordered`` events strictly before ``cut_time``:
+    repeat occasions ``x``, recency ``t_x``, age ``T`` (in ``time_unit``s), mean repeat occasion
+    value ``monetary``, ``mean_order_value`` and ``first_order``; indexed by member id. Orders in
+    one ``occasion`` period ("day" or "week") are one occasion."""
+    _expect(log, EventLog, "log", "summarize_purchases")
+    raw = _core.summarize_purchases(log._impl, _cut_seconds(cut_time, "cut_time"), str(time_unit), str(occasion),
+                                    int(num_threads))
+    return _summary_frame(raw, log.user_ids)
+
+
+class CLVModel(_Serializable):
+    """Lifetime value of each member: BG/NBD purchases x Gamma-Gamma order value.
+
+    ``model``: "bgnbd". ``time_unit``: "day" or "week" — the unit of recency, age, horizon and
+    discount rate. ``penalizer`` >= 0 shrinks the log-parameters (a fit never fails on ordinary
+    data; parameters that run to 0 or infinity are reported in ``params_["purchase"]
+    ["at_boundary"]``). Keywords left as None keep the C++ defaults (``params`` shows them):
+    ``occasion`` ("day": orders on one day are one purchase occasion, as the literature does),
+    ``interval_level``/``interval_draws`` (clv_lower/clv_upper), the lifecycle thresholds, ``seed``.
+    ``fit`` needs exclusive access; ``predict`` is safe from several threads.
+    """
+
+    _core_class = _core.CLVModel
+
+    def __init__(self, model: str = "bgnbd", time_unit: str = "week", penalizer: float = 0.0, num_threads: int = 0,
+                 *, occasion: Optional[str] = None, max_iterations: Optional[int] = None,
+                 interval_level: Optional[float] = None, interval_draws: Optional[int] = None,
+                 at_risk_cycles: Optional[float] = None, dormant_cycles: Optional[float] = None,
+                 lost_cycles: Optional[float] = None, at_risk_quantile: Optional[float] = None,
+                 dormant_quantile: Optional[float] = None, lost_quantile: Optional[float] = None,
+                 at_risk_p_alive: Optional[float] = None, dormant_p_alive: Optional[float] = None,
+                 lost_p_alive: Optional[float] = None, seed: Optional[int] = None):
+        given = dict(locals())
+        self._init_params = {k: v for k, v in given.items() if k not in ("self", "__class__")}
+        params = {k: v for k, v in self._init_params.items() if v is not None}
+        self._impl = _core.CLVModel(json.dumps(params))
+
+    @classmethod
+    def _wrap(cls, impl):
+        obj = cls.__new__(cls)
+        obj._impl = impl
+        obj._init_params = obj.params
+        return obj
+
+    @property
+    def params(self) -> dict:
+        """Every hyper-parameter in effect, C++ defaults included."""
+        return json.loads(self._impl.get_params())
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's keywords as given, for scikit-learn's clone."""
+        return dict(self._init_params)
+
+    def set_params(self, **params) -> "CLVModel":
+        """Sets constructor keywords; the model becomes unfitted."""
+        self.__init__(**{**self._init_params, **params})
+        return self
+
+    def set_num_threads(self, num_threads: int) -> None:
+        self._impl.set_num_threads(int(num_threads))
+
+    # --- fitting -----------------------------------------------------------------------------
+    def fit(self, log: EventLog, cut_time=None, *, progress: ProgressArg = False) -> "CLVModel":
+        """Summarizes the ``ordered`` events of ``log`` strictly before ``cut_time`` (default:
+        after the last event) and fits the purchase and spend models. On error the model is
+        unchanged."""
+        _expect(log, EventLog, "log", "CLVModel.fit")
+        if cut_time is not None:
+            cut = _cut_seconds(cut_time, "cut_time")
+        else:
+            cut = int(log._impl.max_time) + 1 if len(log) else 1  # an empty log fails in C++, naming it
+        self._impl.fit(log._impl, cut, resolve_progress(progress))
+        return self
+
+    def fit_summary(self, summary: pd.DataFrame, *, progress: ProgressArg = False) -> "CLVModel":
+        """Fits on given summaries: a DataFrame with columns ``x``, ``t_x``, ``T`` and optionally
+        ``monetary`` (mean repeat order value), in ``time_unit``s — e.g. a published table. Rows
+        are members in order; the index names them in this session's results (a saved model
+        names them 0..n-1)."""
+        for column in ("x", "t_x", "T"):
+            if column not in summary.columns:
+                raise _core.InputError(f"CLVModel.fit_summary: summary: missing column {column!r}")
+        arrays = [np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64)) for c in ("x", "t_x", "T")]
+        monetary = (np.ascontiguousarray(summary["monetary"].to_numpy(dtype=np.float64)) if "monetary" in summary
+                    else np.zeros(len(summary)))
+        self._impl.fit_summary(*arrays, monetary, resolve_progress(progress))
+        self._summary_index = pd.Index(summary.index, name="user")
+        return self
+
+    # --- results -----------------------------------------------------------------------------
+    @property
+    def fitted(self) -> bool:
+        return self._impl.fitted
+
+    def _require_fitted(self, method: str) -> None:
+        if not self._impl.fitted:
+            raise _core.InputError(f"CLVModel.{method}: the model is not fitted")
+
+    def _index(self, users: np.ndarray) -> pd.Index:
+        given = getattr(self, "_summary_index", None)
+        ids = IdMap._wrap(self._impl.user_ids)
+        if not len(ids) and given is not None and len(given) == len(users):
+            return given
+        return _member_index(users, ids if len(ids) else None)
+
+    def summary(self, log: Optional[EventLog] = None, cut_time=None) -> pd.DataFrame:
+        """The fitted members' summaries (no arguments), or those of ``log`` at ``cut_time`` under
+        this model's time_unit and occasion (without fitting). Indexed by member id."""
+        if log is not None:
+            params = self.params
+            return summarize_purchases(log, log._impl.max_time + 1 if cut_time is None else cut_time,
+                                       params["time_unit"], params["occasion"], params["num_threads"])
+        self._require_fitted("summary")
+        raw = self._impl.summary()
+        frame = _summary_frame(raw, None)
+        frame.index = self._index(raw["users"])
+        return frame
+
+    def predict(self, horizon: float, discount_rate: float = 0.0, margin: float = 1.0) -> pd.DataFrame:
+        """Per fitted member over the next ``horizon`` time_units: ``p_alive``,
+        ``expected_purchases``, ``expected_order_value``, ``clv`` (expected spend x margin,
+        discounted by ``discount_rate`` per time_unit), ``clv_lower``/``clv_upper`` (an interval
+        at ``params["interval_level"]`` from parameter uncertainty and the member's own
+        posterior) and ``lifecycle_stage`` (new, active, at_risk, dormant, lost)."""
+        self._require_fitted("predict")
+        out = self._impl.predict(float(horizon), float(discount_rate), float(margin))
+        stage = pd.Categorical.from_codes(out.pop("lifecycle_stage").astype(np.int64), list(LIFECYCLE_STAGES))
+        frame = pd.DataFrame(out, index=self._index(self._impl.summary()["users"]))
+        frame["lifecycle_stage"] = stage
+        return frame
+
+    @property
+    def params_(self) -> dict:
+        """The fitted parameters: BG/NBD ``r, alpha, a, b`` and Gamma-Gamma ``p, q, gamma`` (when
+        fitted), each fit's standard errors, boundary parameters, log-likelihood and convergence,
+        the frequency-spend correlation and the lifecycle thresholds."""
+        self._require_fitted("params_")
+        return json.loads(self._impl.report_json())
+
+    @property
+    def cut_time(self) -> Optional[pd.Timestamp]:
+        """The fit's cut time (None when fitted on given summaries)."""
+        self._require_fitted("cut_time")
+        t = self._impl.cut_time
+        return None if t == np.iinfo(np.int64).min else pd.Timestamp(t, unit="s", tz="UTC")
+
+    def __repr__(self) -> str:
+        given = ", ".join(f"{k}={v!r}" for k, v in self._init_params.items() if v is not None)
+        state = f"{len(self._impl.summary()['users'])} members" if self.fitted else "not fitted"
+        return f"CLVModel({given}; {state})"
