@@ -22,7 +22,8 @@
 // Fitting. BGNBD::fit is the historical entry point of the preference model (Nelder-Mead over
 // the logs of the parameters; kept bit-identical). BGNBD::maximum_likelihood and
 // GammaGamma::maximum_likelihood are the robust fitters: they run the same Nelder-Mead start,
-// then Newton steps on the log-parameters with a finite-difference Hessian, and
+// then Newton steps on the log-parameters with a Hessian taken by differencing the analytic
+// gradient, and
 //  - never throw on ordinary data: each log-parameter is mapped through 23 tanh(u / 23), so a
 //    parameter that runs to 0 or infinity (a -> 0 or b -> infinity: "no detectable dropout")
 //    stops at e^-23 or e^23 and is reported in `at_boundary` instead of failing;
