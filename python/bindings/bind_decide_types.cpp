@@ -1,8 +1,6 @@
 // The decision layer's shared data types (decide/types.hpp): EligibilityMasks, Candidates,
 // AllocationConstraints, Allocation and ExclusionReason. Arrays come back as numpy views or
 // owned copies; arrays going in are copied once into the C++ vectors (GIL released).
-#include <unordered_map>
-
 #include "bindings.hpp"
 
 namespace perkrec::python {
@@ -58,36 +56,9 @@ void bind_decide_types(py::module_& m) {
       .def_static(
           "from_dense",
           [](const py::array& eligible, Index n_users, Index n_benefits) {
-            // eligible: uint8 flattened n_users x n_benefits (1 = eligible); rows are deduplicated.
             const Span<const std::uint8_t> e = view_1d<std::uint8_t>(eligible, "eligible");
-            if (n_users < 0 || n_benefits < 0 ||
-                e.size() != static_cast<std::size_t>(n_users) * static_cast<std::size_t>(n_benefits)) {
-              detail::raise<InputError>("EligibilityMasks.from_dense: eligible has ", e.size(),
-                                        " entries (expected n_users x n_benefits = ",
-                                        static_cast<std::int64_t>(n_users) * n_benefits, ")");
-            }
             py::gil_scoped_release release;
-            EligibilityMasks out;
-            {
-              EligibilityMasks built(n_users, n_benefits);  // mask 0 = all eligible
-              std::unordered_map<std::string, Index> seen;
-              std::vector<std::int32_t> rule(static_cast<std::size_t>(n_benefits));
-              const std::string all_ones(static_cast<std::size_t>(n_benefits), '\1');
-              seen.emplace(all_ones, 0);
-              for (Index u = 0; u < n_users; ++u) {
-                const auto* row = e.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(n_benefits);
-                std::string key(static_cast<std::size_t>(n_benefits), '\0');
-                for (Index b = 0; b < n_benefits; ++b) key[static_cast<std::size_t>(b)] = row[b] ? '\1' : '\0';
-                auto it = seen.find(key);
-                if (it == seen.end()) {
-                  for (Index b = 0; b < n_benefits; ++b) rule[static_cast<std::size_t>(b)] = row[b] ? -1 : 0;
-                  it = seen.emplace(std::move(key), built.add_mask(rule)).first;
-                }
-                built.set_member_mask(u, it->second);
-              }
-              out = std::move(built);
-            }
-            return out;
+            return EligibilityMasks::from_dense(e, n_users, n_benefits);
           },
           py::arg("eligible"), py::arg("n_users"), py::arg("n_benefits"),
           "Masks from a dense 0/1 matrix (flattened uint8, row-major); excluded pairs get rule 0.")
@@ -98,16 +69,10 @@ void bind_decide_types(py::module_& m) {
                              [](const EligibilityMasks& self) { return copy_out(self.member_masks()); })
       .def("eligible_matrix",
            [](const EligibilityMasks& self) {
-             std::vector<std::uint8_t> out(static_cast<std::size_t>(self.n_users()) *
-                                           static_cast<std::size_t>(self.n_benefits()));
+             std::vector<std::uint8_t> out;
              {
                py::gil_scoped_release release;
-               for (Index u = 0; u < self.n_users(); ++u) {
-                 for (Index b = 0; b < self.n_benefits(); ++b) {
-                   out[static_cast<std::size_t>(u) * static_cast<std::size_t>(self.n_benefits()) +
-                       static_cast<std::size_t>(b)] = self.eligible(u, b) ? 1 : 0;
-                 }
-               }
+               out = self.dense();
              }
              return to_numpy(std::move(out), {self.n_users(), self.n_benefits()});
            })

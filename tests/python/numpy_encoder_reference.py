@@ -117,28 +117,8 @@ HISTORY_AGGREGATES = tuple(
     + [f"member_channel_{r}" for r in ("view_rate", "claim_rate", "redemption_rate")]
 )
 
-DEFAULT_FIELDS: List[dict] = [
-    {"name": "user", "kind": "id", "min_count": 3},
-    {"name": "benefit", "kind": "id"},
-    {"name": "kind", "kind": "categorical"},
-    {"name": "face_value_band", "kind": "categorical"},
-    {"name": "threshold", "kind": "numeric", "transform": "quantile", "bins": 6},
-    {"name": "discount_rate", "kind": "numeric", "transform": "quantile", "bins": 6},
-    {"name": "validity_days", "kind": "categorical"},
-    {"name": "scope", "kind": "categorical"},
-    {"name": "channel", "kind": "categorical"},
-    {"name": "age_band", "kind": "categorical"},
-    {"name": "gender", "kind": "categorical"},
-    {"name": "tier", "kind": "categorical"},
-    {"name": "region", "kind": "categorical"},
-    {"name": "tenure_days", "kind": "numeric", "transform": "quantile", "bins": 8},
-    {"name": "weekday", "kind": "categorical"},
-    {"name": "hour", "kind": "categorical"},
-    {"name": "member_history", "kind": "history", "bins": 6,
-     "aggregates": [a for a in HISTORY_AGGREGATES if a.startswith("member")]},
-    {"name": "benefit_history", "kind": "history", "bins": 6,
-     "aggregates": [a for a in HISTORY_AGGREGATES if a.startswith("benefit")]},
-]
+# The package's default fields (data, not logic: both encoders read the same specification).
+from perkrec.fm import DEFAULT_FIELDS  # noqa: E402,F401
 
 
 def _config_error(message: str):

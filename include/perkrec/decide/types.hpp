@@ -125,6 +125,14 @@ class EligibilityMasks {
   }
   const std::vector<std::int32_t>& member_masks() const { return member_mask_; }
 
+  /// Masks from a dense members x benefits 0/1 matrix (row-major, non-zero = eligible): one
+  /// mask per distinct row, in order of first appearance after the all-eligible mask 0; an
+  /// excluded pair gets rule 0. Throws InputError when `eligible` does not hold n_users x
+  /// n_benefits entries. Cost O(n_users x n_benefits) time, O(distinct rows x n_benefits) memory.
+  static EligibilityMasks from_dense(Span<const std::uint8_t> eligible, Index n_users, Index n_benefits);
+  /// The dense members x benefits 0/1 matrix (row-major): from_dense's inverse.
+  std::vector<std::uint8_t> dense() const;
+
  private:
   Index n_users_ = 0;
   Index n_benefits_ = 0;

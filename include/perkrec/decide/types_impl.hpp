@@ -3,10 +3,50 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <unordered_map>
 
 #include "perkrec/decide/types.hpp"
 
 namespace perkrec {
+
+PERKREC_INLINE EligibilityMasks EligibilityMasks::from_dense(Span<const std::uint8_t> eligible, Index n_users,
+                                                             Index n_benefits) {
+  if (n_users < 0 || n_benefits < 0 ||
+      eligible.size() != static_cast<std::size_t>(n_users) * static_cast<std::size_t>(n_benefits)) {
+    detail::raise<InputError>("EligibilityMasks::from_dense: eligible has ", eligible.size(),
+                              " entries (expected n_users x n_benefits = ",
+                              static_cast<std::int64_t>(n_users) * static_cast<std::int64_t>(n_benefits), ")");
+  }
+  EligibilityMasks built(n_users, n_benefits);  // mask 0 = all eligible
+  // Rows as byte strings: equal rows share one mask.
+  std::unordered_map<std::string, Index> seen;
+  std::vector<std::int32_t> rule(static_cast<std::size_t>(n_benefits));
+  seen.emplace(std::string(static_cast<std::size_t>(n_benefits), '\1'), 0);
+  for (Index u = 0; u < n_users; ++u) {
+    const std::uint8_t* row = eligible.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(n_benefits);
+    std::string key(static_cast<std::size_t>(n_benefits), '\0');
+    for (Index b = 0; b < n_benefits; ++b) key[static_cast<std::size_t>(b)] = row[b] ? '\1' : '\0';
+    auto it = seen.find(key);
+    if (it == seen.end()) {
+      for (Index b = 0; b < n_benefits; ++b) rule[static_cast<std::size_t>(b)] = row[b] ? -1 : 0;
+      it = seen.emplace(std::move(key), built.add_mask(rule)).first;
+    }
+    built.set_member_mask(u, it->second);
+  }
+  return built;
+}
+
+PERKREC_INLINE std::vector<std::uint8_t> EligibilityMasks::dense() const {
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(n_users_) * static_cast<std::size_t>(n_benefits_));
+  for (Index u = 0; u < n_users_; ++u) {
+    for (Index b = 0; b < n_benefits_; ++b) {
+      out[static_cast<std::size_t>(u) * static_cast<std::size_t>(n_benefits_) + static_cast<std::size_t>(b)] =
+          eligible(u, b) ? 1 : 0;
+    }
+  }
+  return out;
+}
 
 PERKREC_INLINE void Candidates::validate(const char* context) const {
   if (n_users < 0 || n_benefits < 0) {

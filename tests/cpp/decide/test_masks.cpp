@@ -1,0 +1,39 @@
+#include <gtest/gtest.h>
+
+#include "perkrec/decide/types.hpp"
+#include "test_util.hpp"
+
+namespace perkrec {
+namespace {
+
+TEST(EligibilityMasks, FromDenseSharesOneMaskPerDistinctRowAndRoundTrips) {
+  // 5 members x 3 benefits; rows 0 and 3 equal, row 2 all eligible (mask 0).
+  const std::vector<std::uint8_t> dense = {1, 0, 1,  //
+                                           0, 0, 1,  //
+                                           1, 1, 1,  //
+                                           1, 0, 1,  //
+                                           0, 0, 0};
+  const EligibilityMasks m = EligibilityMasks::from_dense(dense, 5, 3);
+  EXPECT_EQ(m.n_masks(), 4);  // all-eligible + three distinct rows
+  EXPECT_EQ(m.member_masks(), (std::vector<std::int32_t>{1, 2, 0, 1, 3}));
+  EXPECT_EQ(m.dense(), dense);
+  // An excluded pair names rule 0; an eligible one -1.
+  EXPECT_EQ(m.member_rule(0, 1), 0);
+  EXPECT_EQ(m.member_rule(0, 0), -1);
+  EXPECT_EQ(m.member_rule(4, 2), 0);
+  // Any non-zero byte is eligible.
+  const std::vector<std::uint8_t> bytes = {7, 0, 255};
+  EXPECT_EQ(EligibilityMasks::from_dense(bytes, 1, 3).dense(), (std::vector<std::uint8_t>{1, 0, 1}));
+}
+
+TEST(EligibilityMasks, FromDenseChecksTheShape) {
+  const std::vector<std::uint8_t> dense(5, 1);
+  PERKREC_EXPECT_THROW_MSG(EligibilityMasks::from_dense(dense, 2, 3), InputError, "n_users x n_benefits");
+  PERKREC_EXPECT_THROW_MSG(EligibilityMasks::from_dense(dense, -1, 3), InputError, "eligible has 5");
+  const EligibilityMasks empty = EligibilityMasks::from_dense({}, 0, 4);
+  EXPECT_EQ(empty.n_users(), 0);
+  EXPECT_TRUE(empty.dense().empty());
+}
+
+}  // namespace
+}  // namespace perkrec
