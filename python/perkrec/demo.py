@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import time_seconds
+from ._util import seconds, time_seconds
 from .data import split_by_time
 from .features import interaction_matrix
 from .metrics import auc, log_loss, ranking_metrics
@@ -521,8 +521,7 @@ def _experiment_section(program, out: Path, say, num_threads: int, seed: int) ->
     frame = log.to_frame(external_ids=False)
     end = time_seconds(log.time_range[1], "end")
     start = end - TEST_DAYS * 86400
-    t = frame["timestamp"]
-    t = ((t - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy() if t.dtype.kind == "M" else t.to_numpy()
+    t = seconds(frame["timestamp"], "timestamp")
     etype = frame["event_type"].astype(str).to_numpy()
     amount = frame["order_amount"].to_numpy(np.float64)
     benefit = frame["benefit"].to_numpy()
