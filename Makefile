@@ -41,7 +41,7 @@ $(VENV)/.stamp: $(BUILD)/.deps-stamp pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "numpy>=1.22" "scipy>=1.8" "pandas>=1.5" "matplotlib>=3.5" "pytest>=7" \
-	  "scikit-learn>=1.1" "hypothesis>=6" "pybind11>=2.12" "scikit-build-core>=0.9" "cmake>=3.18" ninja
+	  "scikit-learn>=1.1" "hypothesis>=6" "pyarrow>=10" "pybind11>=2.12" "scikit-build-core>=0.9" "cmake>=3.18" ninja
 	@touch $@
 
 venv: $(VENV)/.stamp
@@ -141,7 +141,7 @@ py-test: python
 # Peers run side by side with perkrec (benchmark-only dependencies; LightFM does not build on
 # Python 3.11, see BENCHMARKS.md).
 bench: python
-	$(VPY) -m pip install -q implicit xgboost "scikit-learn>=1.1"
+	$(VPY) -m pip install -q implicit xgboost lightgbm "scikit-learn>=1.1"
 	$(VPY) bench/ingest.py
 	$(VPY) bench/encoder.py --samples 10000000 --threads 2 --mem-limit-gib 17
 	$(VPY) bench/simulator.py --check-threads
