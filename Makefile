@@ -133,9 +133,15 @@ consumer-test: cpp-test
 	$(CMAKE) --build $(BUILD)/consumer
 	set -o pipefail; $(BUILD)/consumer/perkrec_consumer | tee $(LOGS)/consumer.log
 
-py-test: python
+# The campaign report is checked in a real browser: headless Chromium (Debian package).
+$(BUILD)/.browser-stamp: scripts/bootstrap.sh
+	@mkdir -p $(BUILD)
+	PYTHON=$(PYTHON) scripts/bootstrap.sh chromium
+	@touch $@
+
+py-test: python $(BUILD)/.browser-stamp
 	@mkdir -p $(LOGS)
-	set -o pipefail; $(VPY) -m pytest tests/python -q -p no:cacheprovider | tee $(LOGS)/pytest.log
+	set -o pipefail; PERKREC_REQUIRE_BROWSER=1 $(VPY) -m pytest tests/python -q -p no:cacheprovider | tee $(LOGS)/pytest.log
 
 # --- other helpers ----------------------------------------------------------------------------
 # Peers run side by side with perkrec (benchmark-only dependencies; LightFM does not build on

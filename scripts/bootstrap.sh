@@ -5,6 +5,8 @@ set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
 packages=(g++ libeigen3-dev nlohmann-json3-dev libgtest-dev clang libclang-rt-14-dev)
+# Extra packages named on the command line (the tests add a headless browser: chromium).
+packages+=("$@")
 
 # A Python that can create virtual environments and build extensions (python3-venv,
 # python3-dev on Debian's own Python; pyenv or python.org builds have both).

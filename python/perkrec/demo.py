@@ -491,6 +491,13 @@ def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[
         f"UTC, valid {int(example['validity_days'])} days; reasons: {example['reasons']}")
     plan.frame.to_csv(out / "plan.csv", index=False)
     plan.to_jsonl(out / "plan.jsonl")
+    try:
+        plan_offline = plan.evaluate_offline(log, catalog, since=cut, num_threads=num_threads)
+    except _core.InputError:
+        plan_offline = None
+    plan.report(out / "campaign_report.html", offline=plan_offline, segments=segments,
+                title=f"perkrec campaign report — plan at {pd.Timestamp(plan_time):%Y-%m-%d}")
+    say(f"  the campaign report (open in a browser): {out / 'campaign_report.html'}")
     table.to_csv(out / "plan_vs_baselines.csv")
     say()
     return {"plan_return_per_cost": float(table.loc["perkrec plan", "return_per_cost"]),

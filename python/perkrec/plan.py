@@ -501,6 +501,17 @@ class Plan:
                              "effective_sample_size": ess, "estimator": estimator})
         return result
 
+    def _repr_html_(self) -> str:
+        from .report import plan_summary_html
+
+        return plan_summary_html(self)
+
+    def report(self, path=None, **inputs) -> str:
+        """The campaign report of this plan (see ``perkrec.report.campaign_report``)."""
+        from .report import campaign_report
+
+        return campaign_report(self, path, **inputs)
+
     def __repr__(self) -> str:
         return (f"Plan({len(self.frame):,} benefits to {self.frame['member_index'].nunique():,} members, "
                 f"expected cost {self.expected_cost:,.2f} of budget {self.budget:,.2f}, "

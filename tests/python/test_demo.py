@@ -29,6 +29,9 @@ def test_demo_report_and_tables(tmp_path):
     assert "as an experiment" in report and (tmp_path / "experiment.csv").is_file()
     assert 0 < metrics["experiment_revenue_lower"] < metrics["experiment_revenue_lift"] < metrics["experiment_revenue_upper"]
     assert metrics["experiment_roi"] > 0
+    page = (tmp_path / "campaign_report.html").read_text(encoding="utf-8")
+    assert "campaign_report.html" in report and "<h2>Pacing</h2>" in page
+    assert "<h2>The plan valued off-policy from the log</h2>" in page
 
 
 def test_cli_runs_the_demo(tmp_path, capsys):
