@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from ._estimator import _Estimator
 from ._progress import ProgressArg, resolve_progress
 from .data import EventLog, IdMap, _cut_seconds, _expect, _Serializable
 
@@ -55,7 +56,7 @@ def summarize_purchases(log: EventLog, cut_time, time_unit: str = "week", occasi
     return _summary_frame(raw, log.user_ids)
 
 
-class CLVModel(_Serializable):
+class CLVModel(_Serializable, _Estimator):
     """Lifetime value of each member: BG/NBD purchases x Gamma-Gamma order value.
 
     ``model``: "bgnbd". ``time_unit``: "day" or "week" — the unit of recency, age, horizon and
@@ -77,9 +78,8 @@ class CLVModel(_Serializable):
                  dormant_quantile: Optional[float] = None, lost_quantile: Optional[float] = None,
                  at_risk_p_alive: Optional[float] = None, dormant_p_alive: Optional[float] = None,
                  lost_p_alive: Optional[float] = None, seed: Optional[int] = None):
-        given = dict(locals())
-        self._init_params = {k: v for k, v in given.items() if k not in ("self", "__class__")}
-        params = {k: v for k, v in self._init_params.items() if v is not None}
+        given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        params = {k: v for k, v in given.items() if v is not None}
         self._impl = _core.CLVModel(json.dumps(params))
 
     @classmethod
@@ -94,17 +94,9 @@ class CLVModel(_Serializable):
         """Every hyper-parameter in effect, C++ defaults included."""
         return json.loads(self._impl.get_params())
 
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor's keywords as given, for scikit-learn's clone."""
-        return dict(self._init_params)
-
-    def set_params(self, **params) -> "CLVModel":
-        """Sets constructor keywords; the model becomes unfitted."""
-        self.__init__(**{**self._init_params, **params})
-        return self
-
     def set_num_threads(self, num_threads: int) -> None:
         self._impl.set_num_threads(int(num_threads))
+        self._set_recorded("num_threads", num_threads)
 
     # --- fitting -----------------------------------------------------------------------------
     def fit(self, log: EventLog, cut_time=None, *, progress: ProgressArg = False) -> "CLVModel":

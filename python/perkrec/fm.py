@@ -23,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import _core
+from ._estimator import _Estimator
 from ._progress import ProgressArg, resolve_progress
 from ._util import csr_parts, int_scalar, seconds
 from .data import _Serializable
@@ -563,7 +564,7 @@ def _f32(values, name: str, n: int) -> np.ndarray:
     return a
 
 
-class FM(_Serializable):
+class FM(_Serializable, _Estimator):
     """Factorization machine: bias + linear + factorized pairwise interactions over sparse rows.
 
     ``loss``: ``"logistic"`` (labels 0/1; ``predict`` gives probabilities), ``"squared"``
@@ -613,15 +614,11 @@ class FM(_Serializable):
         obj._encoder = FeatureEncoder.from_json(json.dumps(meta["encoder"])) if "encoder" in meta else None
         return obj
 
-    def get_params(self) -> dict:
-        params = json.loads(self._impl.get_params())
-        params.pop("field_aware")
-        return params
-
     def set_num_threads(self, num_threads: int):
         """Threads of later calls (0 = the OpenMP default, at most perkrec's MAX_THREADS): a
         loaded model keeps the count it was saved with until you set your own."""
         self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -2**31, 2**31 - 1))
+        self._set_recorded("num_threads", num_threads)
         return self
 
     def _train(self, method, X, y, sample_weight, groups, feature_fields, n_fields, validation, encoder, progress):
@@ -673,6 +670,31 @@ class FM(_Serializable):
             n_fields = self._impl.n_fields
         return self._train(self._impl.partial_fit, X, y, sample_weight, groups, feature_fields, n_fields,
                            validation, None, progress)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, 2) probabilities of label 0 and 1 (logistic loss only): scikit-learn's
+        classifier protocol, so an FM sits in a ``Pipeline`` or ``GridSearchCV``."""
+        if json.loads(self._impl.get_params())["loss"] != "logistic":
+            raise _config_error(f"{type(self).__name__}.predict_proba: needs loss='logistic'")
+        p = self.predict(X).astype(np.float64)
+        return np.column_stack([1.0 - p, p])
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The labels of the logistic loss, [0, 1] (scikit-learn's classifier protocol)."""
+        if not self.fitted:
+            raise AttributeError("classes_: the model is not fitted")
+        return np.array([0, 1])
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
+
+        loss = json.loads(self._impl.get_params())["loss"]
+        kind = {"logistic": "classifier", "squared": "regressor"}.get(loss)
+        return Tags(estimator_type=kind, target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags(multi_class=False) if kind == "classifier" else None,
+                    regressor_tags=RegressorTags() if kind == "regressor" else None,
+                    input_tags=InputTags(sparse=True))
 
     def decision_function(self, X) -> np.ndarray:
         """Raw scores (log-odds for the logistic loss), float32."""

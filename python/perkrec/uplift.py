@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from . import _core
+from ._estimator import _Estimator
 from ._progress import ProgressArg, resolve_progress
 from ._util import float_array, int_array
 from .data import _Serializable
@@ -28,11 +29,11 @@ _BASE_KEYS = ("factors", "optimizer", "learning_rate", "init_std", "reg_bias", "
 _HIDDEN_BASE_KEYS = ("field_aware", "loss", "early_stopping_rounds")
 
 
-class UpliftModel(_Serializable):
+class UpliftModel(_Serializable, _Estimator):
     """T-, X- or DR-learner (``learner="t"|"x"|"dr"``) for a binary outcome and a binary or
     multi-arm treatment (code 0 = control, 1..K = arms), over FM base learners.
 
-    Keyword arguments left as None keep the C++ defaults (``get_params()`` shows them):
+    Keyword arguments left as None keep the C++ defaults (``params`` shows them):
     ``factors, optimizer, learning_rate, init_std, reg_bias, reg_linear, reg_factors, epochs,
     shuffle, num_threads, seed`` configure every stage's FM (``init_std=0`` makes each a plain
     logistic/linear regression); ``propensity_clip`` bounds propensities to
@@ -51,9 +52,8 @@ class UpliftModel(_Serializable):
                  num_threads: Optional[int] = None, seed: Optional[int] = None,
                  propensity_clip: Optional[float] = None, cross_fit_folds: Optional[int] = None,
                  fit_propensity: Optional[bool] = None):
-        given = dict(locals())
-        self._init_params = {k: v for k, v in given.items() if k not in ("self", "__class__")}
-        self._impl = _core.UpliftModel(json.dumps(self._to_json(self._init_params)))
+        given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self._impl = _core.UpliftModel(json.dumps(self._to_json(given)))
 
     @staticmethod
     def _to_json(kwargs: dict) -> dict:
@@ -79,16 +79,6 @@ class UpliftModel(_Serializable):
         for k in _HIDDEN_BASE_KEYS:
             base.pop(k)
         return {**params, **base}
-
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor's keywords as given (None = the C++ default; see ``params``), for
-        scikit-learn's clone and pipelines."""
-        return dict(self._init_params)
-
-    def set_params(self, **params) -> "UpliftModel":
-        """Sets constructor keywords; the model becomes unfitted."""
-        self.__init__(**{**self._init_params, **params})
-        return self
 
     def fit(self, X, y, treatment, propensity=None, *, sample_weight=None, progress: ProgressArg = False):
         """Fits on rows ``X`` (scipy sparse or dense 2-D, n x n_features), binary outcomes ``y``,
