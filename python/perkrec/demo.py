@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, TextIO
 
@@ -135,10 +134,7 @@ def run(members: int = 20000, seed: int = 42, out_dir: str = "perkrec-demo", num
 
     for label, cf_model in (("als", ALS(factors=16, iterations=15, regularization=0.05, num_threads=num_threads)),
                             ("bpr", BPR(factors=16, iterations=50, learning_rate=0.05, num_threads=num_threads))):
-        with warnings.catch_warnings():
-            # The demo makes no numpy BLAS calls while perkrec trains: the advice does not apply.
-            warnings.filterwarnings("ignore", message="numpy's BLAS uses", category=RuntimeWarning)
-            cf_model.fit(train_matrix, user_ids=log.user_ids, benefit_ids=log.benefit_ids)
+        cf_model.fit(train_matrix, user_ids=log.user_ids, benefit_ids=log.benefit_ids)
         cf_ids, _ = cf_model.recommend(members_with_future, train_matrix[members_with_future], n=K)
         cf_ranking = ranking_metrics(test_matrix[members_with_future], cf_ids, k=K)
         rows.append((label, cf_ranking["ndcg"], cf_ranking["precision"], cf_ranking["map"], cf_ranking["hit_rate"],

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from . import _core
+from . import _blas, _core
 from ._estimator import _Estimator
 from ._progress import ProgressArg, resolve_progress
 from ._util import csr_parts, int_scalar, seconds
@@ -646,7 +646,8 @@ class FM(_Serializable, _Estimator):
         if encoder is not None:
             self._encoder = encoder
             self._impl.set_metadata(json.dumps({"encoder": json.loads(encoder.to_json())}))
-        method(X, yy, w, g, ff, int(n_fields), vX, vy, vw, vg, resolve_progress(progress))
+        with _blas.limited(1):
+            method(X, yy, w, g, ff, int(n_fields), vX, vy, vw, vg, resolve_progress(progress))
         return self
 
     def fit(self, X, y, *, sample_weight=None, groups=None, feature_fields=None, n_fields: Optional[int] = None,

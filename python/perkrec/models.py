@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from . import _core
+from . import _blas, _core
 from ._estimator import _Estimator
 from ._progress import ProgressArg, resolve_progress
 from ._util import csr_parts, int_array, int_scalar
@@ -126,59 +126,6 @@ class Popularity(_Recommender):
 # Collaborative filtering: ALS, BPR, ItemKNN. One contract on top of _Recommender:
 # fit / score / recommend / recommend_new / fold_in / similar_benefits / similar_users /
 # partial_fit_users / partial_fit_benefits / save / load / get_params.
-
-_BLAS_CHECKED = False
-
-
-def _blas_threads() -> Optional[int]:
-    """Threads of numpy's BLAS pool: from threadpoolctl when importable; otherwise the core
-    count when numpy links OpenBLAS/MKL and none of OPENBLAS_NUM_THREADS / MKL_NUM_THREADS /
-    OMP_NUM_THREADS is set; None when unknown."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        threadpool_info = None
-    if threadpool_info is not None:
-        counts = [p.get("num_threads", 1) for p in threadpool_info() if p.get("user_api") == "blas"]
-        return max(counts) if counts else None
-    import os
-
-    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-        if os.environ.get(var):
-            try:
-                return int(os.environ[var])
-            except ValueError:
-                return None
-    try:
-        config = str(np.show_config(mode="dicts"))  # numpy >= 1.25
-    except TypeError:
-        return None
-    return os.cpu_count() if ("openblas" in config.lower() or "mkl" in config.lower()) else None
-
-
-def _warn_blas_oversubscription(num_threads: int) -> None:
-    """Warns once per process when numpy's BLAS thread pool and perkrec's OpenMP threads
-    together exceed the cores. perkrec itself never calls BLAS, but a multi-threaded BLAS used
-    between perkrec calls (numpy products in the same pipeline) keeps spinning threads that
-    compete with ours. Fix: set OPENBLAS_NUM_THREADS=1 (or MKL_NUM_THREADS=1) before numpy is
-    imported, or limit it with threadpoolctl."""
-    global _BLAS_CHECKED
-    if _BLAS_CHECKED:
-        return
-    _BLAS_CHECKED = True
-    import os
-    import warnings
-
-    blas = _blas_threads()
-    cores = os.cpu_count() or 1
-    ours = num_threads if num_threads > 0 else cores
-    if blas is not None and blas > 1 and ours > 1 and blas + ours > cores:
-        warnings.warn(
-            f"numpy's BLAS uses a pool of {blas} threads and perkrec will use {ours} OpenMP threads on "
-            f"{cores} cores: they oversubscribe the CPU when mixed. Set OPENBLAS_NUM_THREADS=1 "
-            "(MKL_NUM_THREADS=1) before importing numpy, or use threadpoolctl.threadpool_limits(1, 'blas').",
-            RuntimeWarning, stacklevel=3)
-
 
 def _row_positions(rows: int) -> np.ndarray:
     return np.arange(rows, dtype=np.int32)
@@ -312,8 +259,9 @@ class ALS(_FactorModel):
     def fit(self, user_benefits, *, user_ids: Optional[IdMap] = None, benefit_ids: Optional[IdMap] = None,
             progress: ProgressArg = False) -> "ALS":
         """Learns from a members x benefits scipy sparse matrix of non-negative values."""
-        _warn_blas_oversubscription(self.get_params()["num_threads"])
-        self._impl.fit(csr_parts(user_benefits, "user_benefits"), resolve_progress(progress))
+        parts = csr_parts(user_benefits, "user_benefits")
+        with _blas.limited(1):  # numpy's BLAS pool must not compete with our OpenMP threads
+            self._impl.fit(parts, resolve_progress(progress))
         return self._fit(None, user_ids, benefit_ids)
 
     @property
@@ -358,10 +306,10 @@ class BPR(_FactorModel):
             benefit_ids: Optional[IdMap] = None, progress: ProgressArg = False) -> "BPR":
         """Learns from a members x benefits scipy sparse matrix; ``eligibility`` (same shape)
         lists the benefits each member may receive, the only ones used as negatives."""
-        _warn_blas_oversubscription(self.get_params()["num_threads"])
         parts = csr_parts(user_benefits, "user_benefits")
         elig = None if eligibility is None else csr_parts(eligibility, "eligibility", (parts[3], parts[4]))
-        self._impl.fit(parts, elig, resolve_progress(progress))
+        with _blas.limited(1):
+            self._impl.fit(parts, elig, resolve_progress(progress))
         return self._fit(None, user_ids, benefit_ids)
 
     @property
@@ -390,8 +338,18 @@ class ItemKNN(_CollaborativeRecommender):
         return self._fit(None, user_ids, benefit_ids)
 
     @property
-    def neighbours(self) -> sp.csr_matrix:
-        """The benefits x benefits neighbour matrix."""
+    def similarity(self) -> sp.csr_matrix:
+        """The benefits x benefits similarity matrix (each row keeps its ``neighbours`` largest)."""
         from ._util import csr_from_parts
 
         return csr_from_parts(self._impl.neighbours())
+
+    @property
+    def neighbours(self) -> sp.csr_matrix:
+        """Deprecated: the similarity matrix (``similarity``); ``neighbours`` is the constructor's
+        count (``get_params()["neighbours"]``). Kept for one release."""
+        import warnings
+
+        warnings.warn("ItemKNN.neighbours (the matrix) is renamed similarity; neighbours is the constructor's count",
+                      DeprecationWarning, stacklevel=2)
+        return self.similarity

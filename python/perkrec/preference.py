@@ -15,14 +15,14 @@ See include/perkrec/models/preference.hpp for the estimators.
 from __future__ import annotations
 
 import json
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from .data import Catalog, EventLog, IdMap, _cut_seconds, _expect
+from .data import Catalog, EventLog, _cut_seconds, _expect
 from .models import _Recommender
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

@@ -1,7 +1,6 @@
 """perkrec.allocate: the Python wrapper (arrays by view or a Candidates object), agreement with
 an integer program (scipy milp / HiGHS) on small instances, limits always kept, errors, Pacer."""
 
-import math
 import threading
 
 import numpy as np

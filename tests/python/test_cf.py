@@ -1,5 +1,5 @@
 """Collaborative filtering (ALS, BPR, ItemKNN): planted structure, determinism, fold-in,
-partial fits, explain, eligibility, BLAS warning. The shared contract runs in test_models.py."""
+partial fits, explain, eligibility, BLAS pool limited while training. The shared contract runs in test_models.py."""
 
 import warnings
 
@@ -8,7 +8,6 @@ import pytest
 import scipy.sparse as sp
 
 import perkrec
-from perkrec import models as models_module
 
 GROUPS = 4
 
@@ -168,17 +167,27 @@ def test_bad_confidences_and_ids_raise_input_error(name):
         type(model)(**{"num_threads": -2})
 
 
-def test_blas_oversubscription_warns_once(monkeypatch):
-    monkeypatch.setattr(models_module, "_BLAS_CHECKED", False)
-    monkeypatch.setattr(models_module, "_blas_threads", lambda: 64)
+def test_blas_pool_is_limited_while_perkrec_trains_and_restored_after():
+    """No advice to the user: numpy's BLAS runs one thread while perkrec's OpenMP threads train
+    (seen from inside the fit through the progress callback), its own count before and after."""
+    from perkrec import _blas
+
+    libs = _blas._libraries()
+    if not libs:
+        pytest.skip("no OpenBLAS / MKL loaded in this process")
+    for _, set_ in libs:
+        set_(3)
+    seen = []
     matrix = planted(seed=6)
-    with pytest.warns(RuntimeWarning, match="OPENBLAS_NUM_THREADS=1"):
-        perkrec.ALS(factors=4, iterations=1, num_threads=2).fit(matrix)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        perkrec.BPR(factors=4, iterations=1, num_threads=2).fit(matrix)
-    monkeypatch.setattr(models_module, "_BLAS_CHECKED", False)
-    monkeypatch.setattr(models_module, "_blas_threads", lambda: 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        perkrec.ALS(factors=4, iterations=1, num_threads=2).fit(matrix)
+        for model in (perkrec.ALS(factors=4, iterations=2, num_threads=2), perkrec.BPR(factors=4, iterations=2,
+                                                                                          num_threads=2)):
+            model.fit(matrix, progress=lambda stage, done, total: seen.append(_blas.blas_threads()))
+    assert seen and set(seen) == {1}
+    assert _blas.blas_threads() == 3
+    with _blas.limited(1):
+        with _blas.limited(1):  # nested: the outer block restores
+            assert _blas.blas_threads() == 1
+        assert _blas.blas_threads() == 1
+    assert _blas.blas_threads() == 3

@@ -102,3 +102,16 @@ def test_fm_in_a_pipeline_and_grid_search():
     assert search.best_params_["fm__factors"] == 4
     with pytest.raises(perkrec.ConfigError, match="logistic"):
         perkrec.FM(loss="squared").predict_proba(np.zeros((1, 2)))
+
+
+def test_itemknn_similarity_and_the_deprecated_matrix_alias():
+    import scipy.sparse as sp
+
+    matrix = sp.random(30, 10, density=0.3, format="csr", random_state=2, dtype=np.float32)
+    knn = perkrec.ItemKNN(neighbours=3).fit(matrix)
+    assert knn.get_params()["neighbours"] == 3
+    sim = knn.similarity
+    assert sim.shape == (10, 10) and np.diff(sim.indptr).max() <= 3
+    with pytest.warns(DeprecationWarning, match="similarity"):
+        old = knn.neighbours
+    assert (old != sim).nnz == 0
