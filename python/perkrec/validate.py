@@ -1,0 +1,272 @@
+"""Checks a program's input files before anything is fitted: every problem with its file, row
+and column, not only the first (what ``perkrec validate`` prints).
+
+    from perkrec.validate import validate_files
+    problems = validate_files(events="events.csv", catalog="catalog.csv", users="users.csv",
+                              policy="policy.json")
+    for p in problems:
+        print(p)            # events.csv:17:timestamp: not a time ('2026-13-45')
+
+Files: CSV or Parquet (by extension; ``.parquet`` / ``.pq`` need pyarrow), the policy as JSON.
+Rows are numbered as a spreadsheet shows them: the header is row 1, the first data row is 2 (a
+Parquet file's first row is 1). Each kind of problem lists at most ``max_per_kind`` rows, then
+says how many more. The checks are those the loaders make (``EventLog.from_frame``,
+``Catalog.from_frame``, ``UserTable.from_frame``, ``Policy``), run on every row; where a loader
+still refuses the file after the row checks, its message is reported too, so a file without
+problems here loads.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+
+__all__ = ["Problem", "read_table", "validate_files"]
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: the file, the row (None: the whole file or column), the column (None: the
+    row or file) and what is wrong."""
+
+    file: str
+    row: Optional[int]
+    column: Optional[str]
+    message: str
+
+    def __str__(self) -> str:
+        where = ":".join(str(x) for x in (self.file, self.row, self.column) if x is not None)
+        return f"{where}: {self.message}"
+
+
+def read_table(path: PathLike) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame (by extension; anything else is read as CSV).
+    Raises InputError naming the file when it cannot be read."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, low_memory=False)
+    except FileNotFoundError:
+        raise _core.InputError(f"{path}: no such file") from None
+    except ImportError as exc:
+        raise _core.InputError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow): {exc}") from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise _core.InputError(f"{path}: cannot be read as a table: {exc}") from None
+
+
+class _Collector:
+    def __init__(self, max_per_kind: int):
+        self.problems: List[Problem] = []
+        self.max_per_kind = max_per_kind
+
+    def add(self, file: str, row: Optional[int], column: Optional[str], message: str) -> None:
+        self.problems.append(Problem(file, row, column, message))
+
+    def rows(self, file: str, frame: pd.DataFrame, mask: np.ndarray, column: str, message, first_row: int) -> None:
+        """One problem per row where ``mask`` holds (``message(value)``), at most max_per_kind."""
+        bad = np.flatnonzero(np.asarray(mask, dtype=bool))
+        for i in bad[: self.max_per_kind]:
+            value = frame[column].iloc[i] if column in frame.columns else None
+            if isinstance(value, np.generic):
+                value = value.item()
+            self.add(file, int(i) + first_row, column, message(value))
+        if len(bad) > self.max_per_kind:
+            self.add(file, None, column, f"... and {len(bad) - self.max_per_kind:,} more rows like these")
+
+
+def _first_row(path: Path) -> int:
+    return 1 if path.suffix.lower() in (".parquet", ".pq") else 2
+
+
+def _times_ok(series: pd.Series) -> np.ndarray:
+    """Per row: is the value a time under perkrec's rule (numbers = epoch seconds, strings and
+    datetimes as pandas reads them, inside years 1900-2199)."""
+    if pd.api.types.is_bool_dtype(series):
+        return np.zeros(len(series), dtype=bool)
+    if pd.api.types.is_numeric_dtype(series):
+        v = series.to_numpy(np.float64)
+        return np.isfinite(v) & (v >= _core.MIN_TIME) & (v < _core.MAX_TIME)
+    if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(series):
+        parsed = pd.to_datetime(series, utc=True)
+    else:
+        parsed = pd.to_datetime(series, utc=True, errors="coerce", format="mixed")
+    ok = parsed.notna().to_numpy()
+    secs = np.where(ok, parsed.dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64), 0)
+    return ok & (secs >= _core.MIN_TIME) & (secs < _core.MAX_TIME)
+
+
+def _check_catalog(c: _Collector, path: Path, frame: pd.DataFrame, id_column: str):
+    """The loaded Catalog (None when it does not load), every problem collected."""
+    from .data import Catalog
+
+    name, first = str(path), _first_row(path)
+    if id_column not in frame.columns:
+        c.add(name, None, id_column, f"missing id column (have {list(frame.columns)})")
+        return None
+    ids = frame[id_column]
+    c.rows(name, frame, ids.isna().to_numpy(), id_column, lambda v: "missing benefit id", first)
+    dup = ids.notna() & ids.duplicated(keep="first")
+    c.rows(name, frame, dup.to_numpy(), id_column, lambda v: f"duplicate benefit id {v!r}", first)
+    try:
+        return Catalog.from_frame(frame, id_column=id_column)
+    except _core.Error:
+        pass
+    # The loader refuses the file: find every row it refuses (catalogs are small).
+    for i in range(len(frame)):
+        if pd.isna(ids.iloc[i]) or dup.iloc[i]:
+            continue
+        try:
+            Catalog.from_frame(frame.iloc[[i]], id_column=id_column)
+        except _core.Error as exc:
+            message = re.sub(r"^[\w:.]+: row 0: (benefit '[^']*': )?", "", str(exc))
+            column = next((col for col in frame.columns
+                           if re.search(rf"(^|[\s'(]){re.escape(str(col))}([\s')]|$)", message)), None)
+            c.add(name, i + first, column, message)
+    return None
+
+
+def _check_users(c: _Collector, path: Path, frame: pd.DataFrame, id_column: str):
+    from .data import UserTable
+
+    name, first = str(path), _first_row(path)
+    if id_column not in frame.columns:
+        c.add(name, None, id_column, f"missing id column (have {list(frame.columns)})")
+        return
+    ids = frame[id_column]
+    c.rows(name, frame, ids.isna().to_numpy(), id_column, lambda v: "missing member id", first)
+    dup = ids.notna() & ids.duplicated(keep="first")
+    c.rows(name, frame, dup.to_numpy(), id_column, lambda v: f"duplicate member id {v!r}", first)
+    if ids.isna().any() or dup.any():
+        return
+    try:
+        UserTable.from_frame(frame, id_column=id_column)
+    except _core.Error as exc:
+        c.add(name, None, None, str(exc))
+
+
+def _check_events(c: _Collector, path: Path, frame: pd.DataFrame, catalog, catalog_ids: Optional[set],
+                  columns: Dict[str, str]):
+    from .data import EVENT_TYPES, EventLog
+
+    name, first = str(path), _first_row(path)
+    user, benefit, etype, ts = (columns[k] for k in ("user", "benefit", "event_type", "timestamp"))
+    missing = [col for col in (user, benefit, etype, ts) if col not in frame.columns]
+    for col in missing:
+        c.add(name, None, col, f"missing column (have {list(frame.columns)})")
+    if missing:
+        return
+    before = len(c.problems)
+    c.rows(name, frame, frame[user].isna().to_numpy(), user, lambda v: "missing member id", first)
+    types = frame[etype]
+    known = types.astype(str).isin(EVENT_TYPES).to_numpy() if not pd.api.types.is_numeric_dtype(types) else (
+        types.notna() & (types >= 0) & (types < len(EVENT_TYPES))).to_numpy()
+    c.rows(name, frame, ~known, etype, lambda v: f"unknown event type {v!r} (expected one of {list(EVENT_TYPES)})",
+           first)
+    c.rows(name, frame, ~_times_ok(frame[ts]), ts,
+           lambda v: f"not a time {v!r} (epoch seconds, or a date / datetime pandas reads; years 1900-2199)", first)
+    is_order = types.astype(str).isin(["ordered"]).to_numpy() if not pd.api.types.is_numeric_dtype(types) else \
+        (types == EVENT_TYPES.index("ordered")).to_numpy()
+    c.rows(name, frame, frame[benefit].isna().to_numpy() & ~is_order, benefit,
+           lambda v: "missing benefit id (only 'ordered' events may have none)", first)
+    if catalog_ids is not None:
+        ids = catalog_ids
+        present = frame[benefit].notna().to_numpy()
+        as_text = frame[benefit].map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v))
+        unknown = present & ~as_text.isin(ids).to_numpy()
+        c.rows(name, frame, unknown, benefit, lambda v: f"benefit {v!r} is not in the catalog", first)
+    amount = columns.get("order_amount")
+    if amount and amount in frame.columns:
+        values = pd.to_numeric(frame[amount], errors="coerce")
+        not_number = frame[amount].notna().to_numpy() & values.isna().to_numpy()
+        c.rows(name, frame, not_number, amount, lambda v: f"not a number {v!r}", first)
+        needs = types.astype(str).isin(["ordered", "redeemed"]).to_numpy()
+        c.rows(name, frame, needs & frame[amount].isna().to_numpy(), amount,
+               lambda v: "missing on an 'ordered' / 'redeemed' event", first)
+        v = values.to_numpy(np.float64)
+        c.rows(name, frame, np.isfinite(v) & (v < 0), amount, lambda v: f"negative amount {v!r}", first)
+        c.rows(name, frame, np.isinf(v), amount, lambda v: f"infinite amount {v!r}", first)
+    prop = columns.get("propensity")
+    if prop and prop in frame.columns:
+        p = pd.to_numeric(frame[prop], errors="coerce").to_numpy(np.float64)
+        bad = frame[prop].notna().to_numpy() & ~((p > 0) & (p <= 1))
+        c.rows(name, frame, bad, prop, lambda v: f"propensity must be in (0, 1] (got {v!r})", first)
+    if len(c.problems) > before or (catalog_ids is not None and catalog is None):
+        return
+    try:
+        EventLog.from_frame(frame, user=user, benefit=benefit, event_type=etype, timestamp=ts,
+                            benefits=catalog, channel=columns.get("channel"),
+                            order_amount=columns.get("order_amount"), propensity=columns.get("propensity"),
+                            control=columns.get("control"))
+    except _core.Error as exc:
+        c.add(name, None, None, str(exc))
+
+
+def validate_files(events: Optional[PathLike] = None, catalog: Optional[PathLike] = None,
+                   users: Optional[PathLike] = None, policy: Optional[PathLike] = None, *,
+                   catalog_id: str = "id", user_id: str = "user", event_columns: Optional[Dict[str, str]] = None,
+                   max_per_kind: int = 20) -> List[Problem]:
+    """Every problem found in the given files (an empty list: they load). ``catalog_id`` /
+    ``user_id``: the id columns of the catalog and the member table; ``event_columns`` maps
+    the event roles (user, benefit, event_type, timestamp, channel, order_amount, propensity,
+    control) to column names where they differ. Benefit ids of the events are checked against
+    the catalog when both are given."""
+    if int(max_per_kind) < 1:
+        raise _core.InputError(f"validate_files: max_per_kind must be >= 1 (got {max_per_kind})")
+    columns = {"user": "user", "benefit": "benefit", "event_type": "event_type", "timestamp": "timestamp",
+               "channel": "channel", "order_amount": "order_amount", "propensity": "propensity",
+               "control": "control"}
+    unknown = sorted(set(event_columns or {}) - set(columns))
+    if unknown:
+        raise _core.InputError(f"validate_files: unknown event roles {unknown} (known: {sorted(columns)})")
+    columns.update(event_columns or {})
+    c = _Collector(int(max_per_kind))
+    tables = {}
+    for role, path in (("catalog", catalog), ("users", users), ("events", events)):
+        if path is None:
+            continue
+        try:
+            tables[role] = read_table(path)
+        except _core.InputError as exc:
+            c.add(str(path), None, None, str(exc).replace(f"{Path(path)}: ", "", 1))
+    loaded_catalog, catalog_ids = None, None
+    if "catalog" in tables:
+        loaded_catalog = _check_catalog(c, Path(catalog), tables["catalog"], catalog_id)
+        if catalog_id in tables["catalog"].columns:
+            catalog_ids = set(map(str, tables["catalog"][catalog_id].dropna()))
+    if "users" in tables:
+        _check_users(c, Path(users), tables["users"], user_id)
+    if "events" in tables:
+        _check_events(c, Path(events), tables["events"], loaded_catalog, catalog_ids, columns)
+    if policy is not None:
+        from .policy import Policy
+
+        try:
+            Policy.from_path(policy)
+        except FileNotFoundError:
+            c.add(str(policy), None, None, "no such file")
+        except _core.Error as exc:
+            c.add(str(policy), None, None, str(exc))
+        except (OSError, UnicodeDecodeError) as exc:
+            c.add(str(policy), None, None, f"cannot be read: {exc}")
+    return c.problems
+
+
+def summarize(paths: Sequence[Optional[PathLike]]) -> str:
+    """One line per readable file: its rows and columns (what validate prints when all is well)."""
+    lines = []
+    for path in paths:
+        if path is None or Path(path).suffix.lower() == ".json":
+            continue
+        frame = read_table(path)
+        lines.append(f"{path}: {len(frame):,} rows, columns {list(frame.columns)}")
+    return "\n".join(lines)
