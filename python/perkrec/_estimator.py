@@ -67,6 +67,16 @@ class _Estimator:
                 out[n] = tuple(v) if isinstance(defaults.get(n), tuple) and isinstance(v, list) else v
         return out
 
+    def _repr_html_(self) -> str:
+        """A compact summary for Jupyter: the model, whether it is fitted, its parameters."""
+        import html
+
+        fitted = self.__sklearn_is_fitted__()
+        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(repr(v))}</td></tr>"
+                       for k, v in self.get_params().items())
+        return (f"<div><b>perkrec.{html.escape(type(self).__name__)}</b> "
+                f"({'fitted' if fitted else 'not fitted'})<table>{rows}</table></div>")
+
     def __sklearn_is_fitted__(self) -> bool:
         """scikit-learn's check_is_fitted asks this."""
         impl = getattr(self, "_impl", None)

@@ -115,3 +115,11 @@ def test_itemknn_similarity_and_the_deprecated_matrix_alias():
     with pytest.warns(DeprecationWarning, match="similarity"):
         old = knn.neighbours
     assert (old != sim).nnz == 0
+
+
+@pytest.mark.parametrize("cls,kwargs", MODELS, ids=IDS)
+def test_jupyter_summary_names_the_model_and_its_parameters(cls, kwargs):
+    html = cls(**kwargs)._repr_html_()
+    assert f"perkrec.{cls.__name__}" in html and "not fitted" in html
+    for k in kwargs:
+        assert f"<td>{k}</td>" in html
