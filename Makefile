@@ -41,7 +41,7 @@ $(VENV)/.stamp: $(BUILD)/.deps-stamp pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "numpy>=1.22" "scipy>=1.8" "pandas>=1.5" "matplotlib>=3.5" "pytest>=7" \
-	  "scikit-learn>=1.1" "hypothesis>=6" "pyarrow>=10" "pybind11>=2.12" "scikit-build-core>=0.9" "cmake>=3.18" ninja
+	  "scikit-learn>=1.1" "hypothesis>=6" "pyarrow>=10" nbclient nbformat ipykernel "pybind11>=2.12" "scikit-build-core>=0.9" "cmake>=3.18" ninja
 	@touch $@
 
 venv: $(VENV)/.stamp
