@@ -18,7 +18,7 @@ Errors: every failure raises a subclass of perkrec.Error; InputError, ConfigErro
 ModelFormatError are also ValueErrors, DivergenceError an ArithmeticError.
 """
 
-from . import _core, datasets
+from . import _core
 from ._core import ConfigError, DivergenceError, Error, InputError, ModelFormatError
 from .data import (
     BENEFIT_KINDS,
@@ -64,6 +64,15 @@ from .ranking import ScoreBlend, best_ineligible, explain, hour_of_week, quiet_h
 from .plan import Plan, Planner
 
 __version__ = _core.__version__
+
+
+def __getattr__(name):
+    # perkrec.datasets loads on first use: importing perkrec stays light (bench/import_time.py).
+    if name == "datasets":
+        import importlib
+
+        return importlib.import_module(".datasets", __name__)
+    raise AttributeError(f"module 'perkrec' has no attribute {name!r}")
 
 __all__ = [
     "ARCHETYPES", "BENEFIT_KINDS", "DEFAULT_EVENT_WEIGHTS", "EVENT_TYPES", "SCOPES",
