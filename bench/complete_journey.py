@@ -380,6 +380,9 @@ def static_features(tables: dict, cands: pd.DataFrame) -> pd.DataFrame:
 
 
 CATEGORICAL = DEMOGRAPHICS + ["campaign_type", "coupon_department", "coupon_product_category"]
+# The peers' static columns: campaign_households / campaign_days (constants with a dozen values on
+# the training side) and the 300-level coupon category let trees memorize training campaigns.
+PEER_STATIC = DEMOGRAPHICS + ["campaign_type", "campaign_coupons", "coupon_department"]
 
 
 # ---- metrics -----------------------------------------------------------------------------------
@@ -416,38 +419,65 @@ def _tree_frame(X: pd.DataFrame) -> pd.DataFrame:
     return X
 
 
-def run_xgb(Xtr, ytr, Xva, yva, Xte, seed, threads, quick):
+def _select(fit_one, grid, Xva, yva):
+    """Fits every configuration of ``grid`` (``fit_one(config) -> model``) and keeps the one with
+    the lowest validation log-loss: (model, fit seconds, config)."""
+    best = None
+    for config in grid:
+        t = time.perf_counter()
+        m = fit_one(config)
+        dt = time.perf_counter() - t
+        loss = _log_loss(yva, m.predict_proba(Xva)[:, 1] if hasattr(m, "predict_proba") else m.predict(Xva))
+        if best is None or loss < best[0]:
+            best = (loss, m, dt, config)
+    return best[1:]
+
+
+# Strong leaf regularization matters here: 0.2% positives, and training campaigns have shorter
+# histories than test ones, so small leaves learn the training period's count scales. The
+# minimum hessian per leaf scales with the rows (50 on the 250,000 fit rows of the full run).
+MIN_CHILD_WEIGHT_PER_ROW = 2e-4
+
+
+def xgb_grid(n_rows):
+    return [dict(max_depth=d, min_child_weight=MIN_CHILD_WEIGHT_PER_ROW * n_rows) for d in (3, 4)]
+
+
+def xgb_ids_grid(n_rows):
+    """Ids alone need finer leaves: a household's id splits off few rows."""
+    return [dict(max_depth=4, min_child_weight=1e-5 * n_rows), dict(max_depth=4, min_child_weight=MIN_CHILD_WEIGHT_PER_ROW * n_rows)]
+
+
+def lgbm_grid(n_rows):
+    return [dict(num_leaves=n, min_child_weight=MIN_CHILD_WEIGHT_PER_ROW * n_rows) for n in (7, 15)]
+
+
+def run_xgb(Xtr, ytr, Xva, yva, Xte, seed, grid, threads, quick):
     import xgboost as xgb
-    best = None
-    for depth in ((4,) if quick else (4, 6)):
-        t = time.perf_counter()
-        m = xgb.XGBClassifier(n_estimators=100 if quick else 2000, max_depth=depth, learning_rate=0.05,
-                              subsample=0.8, colsample_bytree=0.8, min_child_weight=2, tree_method="hist",
-                              enable_categorical=True, max_cat_to_onehot=1, n_jobs=threads, random_state=seed,
-                              early_stopping_rounds=50, eval_metric="logloss")
-        m.fit(Xtr, ytr, eval_set=[(Xva, yva)], verbose=False)
-        dt = time.perf_counter() - t
-        loss = _log_loss(yva, m.predict_proba(Xva)[:, 1])
-        if best is None or loss < best[0]:
-            best = (loss, m, dt, f"depth {depth}, {m.best_iteration + 1} trees")
-    return best[1].predict_proba(Xte)[:, 1], best[2], best[3]
+
+    def fit_one(config):
+        m = xgb.XGBClassifier(n_estimators=60 if quick else 2000, learning_rate=0.1, subsample=0.8,
+                              colsample_bytree=0.5, tree_method="hist", enable_categorical=True,
+                              max_cat_to_onehot=1, n_jobs=threads, random_state=seed,
+                              early_stopping_rounds=50, eval_metric="logloss", **config)
+        return m.fit(Xtr, ytr, eval_set=[(Xva, yva)], verbose=False)
+
+    m, dt, config = _select(fit_one, grid, Xva, yva)
+    return m.predict_proba(Xte)[:, 1], dt, config, f"{m.best_iteration + 1} trees"
 
 
-def run_lgbm(Xtr, ytr, Xva, yva, Xte, seed, threads, quick):
+def run_lgbm(Xtr, ytr, Xva, yva, Xte, seed, grid, threads, quick):
     import lightgbm as lgb
-    best = None
-    for leaves in ((15,) if quick else (15, 63)):
-        t = time.perf_counter()
-        m = lgb.LGBMClassifier(n_estimators=100 if quick else 2000, num_leaves=leaves, learning_rate=0.03,
-                               subsample=0.8, subsample_freq=1, colsample_bytree=0.8, min_child_samples=40,
-                               reg_lambda=1.0, n_jobs=threads, random_state=seed, verbose=-1)
-        m.fit(Xtr, ytr, eval_X=(Xva,), eval_y=(yva,), eval_metric="binary_logloss",
-              callbacks=[lgb.early_stopping(50, verbose=False)])
-        dt = time.perf_counter() - t
-        loss = _log_loss(yva, m.predict_proba(Xva)[:, 1])
-        if best is None or loss < best[0]:
-            best = (loss, m, dt, f"{leaves} leaves, {m.best_iteration_} trees")
-    return best[1].predict_proba(Xte)[:, 1], best[2], best[3]
+
+    def fit_one(config):
+        m = lgb.LGBMClassifier(n_estimators=60 if quick else 2000, learning_rate=0.1, subsample=0.8,
+                               subsample_freq=1, colsample_bytree=0.5, n_jobs=threads,
+                               random_state=seed, verbose=-1, **config)
+        return m.fit(Xtr, ytr, eval_X=(Xva,), eval_y=(yva,), eval_metric="binary_logloss",
+                     callbacks=[lgb.early_stopping(50, verbose=False)])
+
+    m, dt, config = _select(fit_one, grid, Xva, yva)
+    return m.predict_proba(Xte)[:, 1], dt, config, f"{m.best_iteration_} trees"
 
 
 def _linear_design(frames, numeric, categorical):
@@ -471,49 +501,48 @@ def _linear_design(frames, numeric, categorical):
     return out
 
 
-def run_lr(Xtr, ytr, Xva, yva, Xte, seed, threads, quick):
+LR_GRID = [dict(C=c) for c in (0.01, 0.1, 1.0)]
+
+
+def run_lr(Xtr, ytr, Xva, yva, Xte, seed, grid, threads, quick):
     from sklearn.linear_model import LogisticRegression
-    best = None
-    for C in ((0.1,) if quick else (0.01, 0.1, 1.0)):
-        t = time.perf_counter()
-        m = LogisticRegression(C=C, max_iter=2000, solver="lbfgs").fit(Xtr, ytr)
-        dt = time.perf_counter() - t
-        loss = _log_loss(yva, m.predict_proba(Xva)[:, 1])
-        if best is None or loss < best[0]:
-            best = (loss, m, dt, f"C={C}")
-    return best[1].predict_proba(Xte)[:, 1], best[2], best[3]
+
+    def fit_one(config):
+        return LogisticRegression(max_iter=2000, solver="lbfgs", **config).fit(Xtr, ytr)
+
+    m, dt, config = _select(fit_one, grid, Xva, yva)
+    return m.predict_proba(Xte)[:, 1], dt, config, ""
 
 
 PERKREC_FIELDS = ([{"name": "household_id", "kind": "id", "min_count": 2}, {"name": "coupon_upc", "kind": "id"}]
                   + [{"name": c, "kind": "categorical"} for c in CATEGORICAL])
 
 
-def run_perkrec(kind, frames, ys, seed, quick):
+FM_GRID = [dict(factors=k, learning_rate=0.05, init_std=0.05, reg_linear=r, reg_factors=r)
+           for k in (4, 8) for r in (1e-5, 1e-4)]
+LINEAR_GRID = [dict(factors=0, reg_linear=r) for r in (1e-6, 1e-5, 1e-4)]
+
+
+def run_perkrec(kind, frames, ys, seed, grid, quick):
     """perkrec without behaviour: FeatureEncoder over ids, demographics, campaign type and coupon
     department / category; FM / FFM / FM(factors=0), tuned on validation log-loss."""
     import perkrec
+
     tr, va, te = frames
     ytr, yva = ys
     enc = perkrec.FeatureEncoder(PERKREC_FIELDS).fit(tr)
     Xtr, Xva, Xte = (enc.transform(f) for f in (tr, va, te))
-    if kind == "linear":
-        grid = [dict(factors=0, reg_linear=r) for r in ((1e-5,) if quick else (1e-6, 1e-5, 1e-4))]
-    else:
-        grid = [dict(factors=k, learning_rate=0.05, init_std=0.05, reg_linear=r, reg_factors=r,
-                     epochs=5 if quick else 40, early_stopping_rounds=3)
-                for k in ((4,) if quick else (4, 8)) for r in ((1e-4,) if quick else (1e-5, 1e-4))]
     cls = perkrec.FFM if kind == "ffm" else perkrec.FM
-    best = None
-    for params in grid:
-        t = time.perf_counter()
-        kw = {} if kind == "linear" else {"validation": (Xva, yva)}
-        m = cls(**params, num_threads=1, seed=seed).fit(Xtr, ytr, encoder=enc, **kw)
-        dt = time.perf_counter() - t
-        loss = _log_loss(yva, m.predict(Xva))
-        if best is None or loss < best[0]:
-            best = (loss, m, dt, ", ".join(f"{k}={v}" for k, v in params.items()
-                                           if k in ("factors", "reg_linear")))
-    return best[1].predict(Xte), best[2], best[3]
+
+    def fit_one(config):
+        if config["factors"] == 0:
+            return cls(**config, num_threads=1, seed=seed).fit(Xtr, ytr, encoder=enc)
+        return cls(**config, epochs=5 if quick else 40, early_stopping_rounds=3, num_threads=1,
+                   seed=seed).fit(Xtr, ytr, encoder=enc, validation=(Xva, yva))
+
+    m, dt, config = _select(fit_one, grid, Xva, yva)
+    epochs = "" if config["factors"] == 0 else f"{len(m.history['validation_loss'])} epochs"
+    return m.predict(Xte), dt, config, epochs
 
 
 def perkrec_with_behavior(tables, cands, split, seed):
@@ -572,45 +601,58 @@ def main(argv=None):
     print(f"  fit {fit.sum():,} / validation {val.sum():,} ({val.sum() and yva.sum()} redeemed) / "
           f"test {test.sum():,} ({yte.sum()} redeemed; Type A {int((test & type_a).sum()):,})")
 
-    agg = pd.concat([behaviour, static], axis=1)
+    # Peers: purchase aggregates + demographics + campaign type and size + coupon department.
+    agg = pd.concat([behaviour, static[PEER_STATIC]], axis=1)
     agg_tree = _tree_frame(agg)
-    ids = pd.concat([cands[["household_id", "coupon_upc"]].astype(str), static], axis=1)
-    ids_tree = _tree_frame(ids)
     numeric = [c for c in agg.columns if c not in CATEGORICAL]
-    lin = _linear_design([agg[fit], agg[val], agg[test]], numeric, CATEGORICAL)
-    pk = [pd.concat([cands[["household_id", "coupon_upc"]], static], axis=1)[m] for m in (fit, val, test)]
+    lin = _linear_design([agg[fit], agg[val], agg[test]], numeric, [c for c in CATEGORICAL if c in agg])
+    # No behaviour: the fields perkrec's encoder gets, for XGBoost and perkrec alike.
+    ids = pd.concat([cands[["household_id", "coupon_upc"]], static[CATEGORICAL]], axis=1)
+    ids_tree = _tree_frame(ids.astype({"household_id": str, "coupon_upc": str}))
+    pk = [ids[m] for m in (fit, val, test)]
+
+    def grid(full):
+        return full[:1] if args.quick else full
+
+    def on(X):
+        return X[fit], ytr, X[val], yva, X[test]
 
     models = [
         ("XGBoost, purchase aggregates", True,
-         lambda s: run_xgb(agg_tree[fit], ytr, agg_tree[val], yva, agg_tree[test], s, args.threads, args.quick)),
+         lambda s, g: run_xgb(*on(agg_tree), s, g, args.threads, args.quick), grid(xgb_grid(len(ytr)))),
         ("LightGBM, purchase aggregates", True,
-         lambda s: run_lgbm(agg_tree[fit], ytr, agg_tree[val], yva, agg_tree[test], s, args.threads, args.quick)),
+         lambda s, g: run_lgbm(*on(agg_tree), s, g, args.threads, args.quick), grid(lgbm_grid(len(ytr)))),
         ("LogisticRegression, purchase aggregates", False,
-         lambda s: run_lr(lin[0], ytr, lin[1], yva, lin[2], s, args.threads, args.quick)),
+         lambda s, g: run_lr(lin[0], ytr, lin[1], yva, lin[2], s, g, args.threads, args.quick), grid(LR_GRID)),
         ("XGBoost, no behaviour (ids + demographics + campaign)", True,
-         lambda s: run_xgb(ids_tree[fit], ytr, ids_tree[val], yva, ids_tree[test], s, args.threads, args.quick)),
-        ("perkrec FM, no behaviour", True, lambda s: run_perkrec("fm", pk, (ytr, yva), s, args.quick)),
-        ("perkrec FFM, no behaviour", True, lambda s: run_perkrec("ffm", pk, (ytr, yva), s, args.quick)),
-        ("perkrec FM(factors=0), no behaviour", False, lambda s: run_perkrec("linear", pk, (ytr, yva), s, args.quick)),
+         lambda s, g: run_xgb(*on(ids_tree), s, g, args.threads, args.quick), grid(xgb_ids_grid(len(ytr)))),
+        ("perkrec FM, no behaviour", True,
+         lambda s, g: run_perkrec("fm", pk, (ytr, yva), s, g, args.quick), grid(FM_GRID)),
+        ("perkrec FFM, no behaviour", True,
+         lambda s, g: run_perkrec("ffm", pk, (ytr, yva), s, g, args.quick), grid(FM_GRID)),
+        ("perkrec FM(factors=0), no behaviour", False,
+         lambda s, g: run_perkrec("linear", pk, (ytr, yva), s, g, args.quick), grid(LINEAR_GRID)),
         ("perkrec with behaviour features", True,
-         lambda s: (perkrec_with_behavior(tables, cands, test, s), 0.0, "")),
+         lambda s, g: (perkrec_with_behavior(tables, cands, test, s), 0.0, {}, ""), [{}]),
     ]
     test_cands = cands[test].reset_index(drop=True)
     a_mask = (test_cands["campaign_type"] == "Type A").to_numpy()
     rows = []
     print()
-    for name, stochastic, run in models:
+    for name, stochastic, run, full_grid in models:
         results = []
         t_model = time.perf_counter()
+        g = full_grid
         for seed in (range(seeds) if stochastic else range(1)):
             try:
-                p, fit_s, chosen = run(seed)
+                p, fit_s, chosen, note = run(seed, g)
             except NotImplementedError as exc:
                 print(f"  {name}: skipped ({exc})")
                 break
+            g = [chosen]  # the first seed searches the grid; later seeds refit its choice
             results.append((auc(yte, p), auc(yte[a_mask], p[a_mask]), top10_hit(test_cands, p, a_mask), fit_s))
             print(f"  {name} seed {seed}: auc {results[-1][0]:.4f}  auc A {results[-1][1]:.4f}  "
-                  f"top-10 hit A {results[-1][2]:.3f}  fit {fit_s:.1f} s  ({chosen})", flush=True)
+                  f"top-10 hit A {results[-1][2]:.3f}  fit {fit_s:.1f} s  ({chosen} {note})", flush=True)
         if results:
             r = np.array(results)
             rows.append((name, r.mean(axis=0), r.std(axis=0, ddof=1) if len(r) > 1 else None, len(r),
