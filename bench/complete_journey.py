@@ -7,16 +7,18 @@ Data: ../shared/data/dunnhumby-complete-journey-2017 (see its SOURCE.md; never c
 repo). Reading needs pyarrow.
 
 Candidates: every (household, coupon) pair a campaign targeted: each household the campaign
-targeted (campaigns.parquet) x each coupon of that campaign (coupons.parquet), about 790,000
-rows. Label: the household redeemed that coupon in that campaign between the campaign's start
-and end dates (inclusive). A candidate's time is its campaign's start (midnight): every
-feature uses only transactions and redemptions strictly before it (asserted, and spot-checked
-against a brute-force pandas filter).
+targeted (campaigns.parquet) x each coupon of that campaign (coupons.parquet): 800,199 rows.
+Label: the household redeemed that coupon in that campaign between the campaign's start and
+end dates (inclusive; 2,075 distinct redeemed triples). A candidate's time is its campaign's
+start (midnight): every feature uses only transactions and redemptions strictly before it
+(asserted, and spot-checked against a brute-force pandas filter on random pairs).
 
 Split by campaign start: campaigns starting before ``--cut`` (default 2017-08-01) train, the
-others test. With the default the test side holds the Type A campaigns 13 and 18 (about 460,000
-candidates); the training side holds Type A 8 and 27. The validation split (early stopping,
-C, grids) is a fixed random 20% of the training side's households: never a test campaign.
+others test. With the default the test side holds the Type A campaigns 13 and 18 (459,736
+candidates) and 9 small Type B / C campaigns; the training side holds Type A 27 and 8 and 14
+small ones. The validation split (early stopping, C, grids) is a fixed random 20% of the
+training side's households: never a test campaign, and no household on both sides of it (so
+validation rewards what transfers to other households, not a memorized id).
 
 Metrics on the test campaigns: AUC over every test candidate (and over the Type A test
 candidates alone), and the top-10 hit rate in the large (Type A) test campaigns: for each
@@ -28,17 +30,22 @@ coupons cannot reach 1).
 
 Models (rows of the table):
   * XGBoost / LightGBM / LogisticRegression on the purchase aggregates (``purchase_features``:
-    the peers' feature set, written the way a data scientist would) + demographics + campaign.
-  * XGBoost without behaviour: household and coupon ids, demographics, campaign type and size,
-    coupon department / category (native categorical splits): the reference for what ids buy.
-  * perkrec FM, FFM and FM(factors=0) without behaviour: ``perkrec.FeatureEncoder`` over the same
-    id / demographic / campaign / coupon-department fields (what perkrec can represent today).
+    the peers' feature set, written the way a data scientist would) + demographics, campaign
+    type and number of coupons, coupon department (``PEER_STATIC``).
+  * XGBoost without behaviour: exactly the fields perkrec's encoder gets below (household and
+    coupon ids, demographics, campaign type, coupon department and category) as native
+    categoricals: the reference for what ids buy.
+  * perkrec FM, FFM and FM(factors=0) without behaviour: ``perkrec.FeatureEncoder`` over those
+    fields (what perkrec can represent today).
   * perkrec with behaviour features: a hook (``perkrec_with_behavior``) that raises
     NotImplementedError until perkrec's ItemCatalog / BehaviorLog feature fields land; the row is
     skipped with a note.
-Stochastic models run once per seed (``--seeds``): mean +- sd. LogisticRegression and
-FM(factors=0) are deterministic. "fit s" is the training time of the selected configuration
-(per seed, mean), with the grid search on validation reported apart.
+Every model is tuned on validation log-loss over a small grid (``*_GRID``) on the first seed;
+later seeds refit the chosen configuration with their own seed. Stochastic models (subsampling,
+SGD order, initialization) run once per seed (``--seeds``): mean +- sd. LogisticRegression and
+FM(factors=0) are deterministic: one run. "fit s" is the training time of the selected
+configuration (mean over seeds); "total s" is the model's whole time, grid and seeds included.
+XGBoost and LightGBM use ``--threads`` threads, perkrec's FM one (its reproducible mode).
 """
 
 from __future__ import annotations
