@@ -99,7 +99,8 @@ def candidates(tables: dict) -> pd.DataFrame:
     cands = (tables["campaigns"][["campaign_id", "household_id"]].drop_duplicates()
              .merge(offers, on="campaign_id")
              .merge(desc[["campaign_id", "campaign_type", "start_date", "end_date"]], on="campaign_id"))
-    red = tables["coupon_redemptions"].merge(desc[["campaign_id", "start_date", "end_date"]], on="campaign_id")
+    red = tables["coupon_redemptions"].merge(desc[["campaign_id", "start_date", "end_date"]],
+                                             on="campaign_id")
     in_window = (red["redemption_date"] >= red["start_date"]) & (red["redemption_date"] <= red["end_date"])
     redeemed = red.loc[in_window, ["household_id", "coupon_upc", "campaign_id"]].drop_duplicates()
     redeemed["label"] = np.int8(1)
@@ -147,7 +148,8 @@ class _Coder:
 
     def __init__(self, tables):
         tx, products, coupons = tables["transactions"], tables["products"], tables["coupons"]
-        ids = pd.Index(pd.unique(np.concatenate([products["product_id"].to_numpy(), tx["product_id"].to_numpy(),
+        ids = pd.Index(pd.unique(np.concatenate([products["product_id"].to_numpy(),
+                                                 tx["product_id"].to_numpy(),
                                                  coupons["product_id"].to_numpy()])))
         self.products = ids
         attrs = products.set_index("product_id").reindex(ids)
@@ -302,9 +304,12 @@ def _campaign_features(cd: _Coder, hist: _History, pairs: pd.DataFrame, coupon_p
     })
     f = pd.concat([f, coupon_frame.iloc[c].set_index(pairs.index)], axis=1)
     # Household's past coupon redemptions (coupon_redemptions before t) and past targeting.
-    f["hh_past_redemptions"] = pd.Series(past["household"]).reindex(pairs["household_id"]).fillna(0).to_numpy()
-    f["hh_past_offers"] = pd.Series(past["offers"]).reindex(pairs["household_id"]).fillna(0).to_numpy()
-    f["hh_past_campaigns"] = pd.Series(past["campaigns"]).reindex(pairs["household_id"]).fillna(0).to_numpy()
+    def per_household(counts):
+        return pd.Series(counts).reindex(pairs["household_id"]).fillna(0).to_numpy()
+
+    f["hh_past_redemptions"] = per_household(past["household"])
+    f["hh_past_offers"] = per_household(past["offers"])
+    f["hh_past_campaigns"] = per_household(past["campaigns"])
     f["hh_past_redemption_rate"] = (f["hh_past_redemptions"] + 0.1) / (f["hh_past_offers"] + 10.0)
     key = pd.MultiIndex.from_arrays([pairs["household_id"], pairs["coupon_upc"]])
     f["pair_past_redemptions"] = pd.Series(past["pair"]).reindex(key).fillna(0).to_numpy() \
@@ -312,7 +317,8 @@ def _campaign_features(cd: _Coder, hist: _History, pairs: pd.DataFrame, coupon_p
     return f
 
 
-def purchase_features(tables: dict, cands: pd.DataFrame, coder: _Coder | None = None, verbose=True) -> pd.DataFrame:
+def purchase_features(tables: dict, cands: pd.DataFrame, coder: "_Coder | None" = None,
+                      verbose=True) -> pd.DataFrame:
     """The peers' behaviour features of every candidate (aligned with ``cands``), each computed
     from transactions and redemptions strictly before the candidate's campaign start."""
     cd = coder or _Coder(tables)
@@ -339,7 +345,8 @@ def purchase_features(tables: dict, cands: pd.DataFrame, coder: _Coder | None = 
                                          coupon_products[coupon_products["campaign_id"] == campaign], past))
     f = pd.concat(parts).loc[cands.index]
     if verbose:
-        print(f"  purchase features: {f.shape[1]} columns for {len(f):,} pairs in {time.perf_counter() - t0:.1f} s")
+        print(f"  purchase features: {f.shape[1]} columns for {len(f):,} pairs "
+              f"in {time.perf_counter() - t0:.1f} s")
     return f
 
 
@@ -361,8 +368,10 @@ def check_leak_safety(tables, cands, feats, n=25, seed=0):
         if len(sel):
             days = (row["start_date"] - sel["transaction_timestamp"].max()) / pd.Timedelta(days=1)
             # Days are counted from the first transaction's timestamp, so allow float rounding.
-            assert abs(feats["prod_days_since"].iloc[i] - days) < 1e-6, (feats["prod_days_since"].iloc[i], days)
-    print(f"  leak-safety spot check: {len(pick)} pairs match a brute-force filter on transactions before start")
+            got = feats["prod_days_since"].iloc[i]
+            assert abs(got - days) < 1e-6, (i, got, days)
+    print(f"  leak-safety spot check: {len(pick)} pairs match a brute-force filter on the transactions "
+          f"before their campaign start")
 
 
 def static_features(tables: dict, cands: pd.DataFrame) -> pd.DataFrame:
@@ -373,8 +382,9 @@ def static_features(tables: dict, cands: pd.DataFrame) -> pd.DataFrame:
     for col in DEMOGRAPHICS:
         f[col] = demo[col].reindex(cands["household_id"]).fillna("unknown").astype(str).to_numpy()
     f["campaign_type"] = cands["campaign_type"].astype(str).to_numpy()
-    f["campaign_coupons"] = cands.groupby("campaign_id")["coupon_upc"].transform("nunique").to_numpy(np.float64)
-    f["campaign_households"] = cands.groupby("campaign_id")["household_id"].transform("nunique").to_numpy(np.float64)
+    by_campaign = cands.groupby("campaign_id")
+    f["campaign_coupons"] = by_campaign["coupon_upc"].transform("nunique").to_numpy(np.float64)
+    f["campaign_households"] = by_campaign["household_id"].transform("nunique").to_numpy(np.float64)
     f["campaign_days"] = ((cands["end_date"] - cands["start_date"]) / pd.Timedelta(days=1)).to_numpy()
     cp = tables["coupons"].merge(tables["products"][["product_id", "department", "product_category"]],
                                  on="product_id", how="left")
@@ -406,7 +416,8 @@ def top10_hit(cands: pd.DataFrame, scores: np.ndarray, mask: np.ndarray, k=10, s
     sub["score"] = np.asarray(scores)[mask]
     sub["tie"] = np.random.default_rng(seed).random(len(sub))
     sub = sub[sub.groupby(["campaign_id", "household_id"])["label"].transform("sum") > 0]
-    sub = sub.sort_values(["campaign_id", "household_id", "score", "tie"], ascending=[True, True, False, False])
+    sub = sub.sort_values(["campaign_id", "household_id", "score", "tie"],
+                          ascending=[True, True, False, False])
     rank = sub.groupby(["campaign_id", "household_id"]).cumcount()
     return float(sub["label"][rank < k].sum() / sub["label"].sum())
 
@@ -447,16 +458,16 @@ MIN_CHILD_WEIGHT_PER_ROW = 2e-4
 
 
 def xgb_grid(n_rows):
-    return [dict(max_depth=d, min_child_weight=MIN_CHILD_WEIGHT_PER_ROW * n_rows) for d in (3, 4)]
+    return [dict(max_depth=d, min_child_weight=round(MIN_CHILD_WEIGHT_PER_ROW * n_rows, 1)) for d in (3, 4)]
 
 
 def xgb_ids_grid(n_rows):
     """Ids alone need finer leaves: a household's id splits off few rows."""
-    return [dict(max_depth=4, min_child_weight=1e-5 * n_rows), dict(max_depth=4, min_child_weight=MIN_CHILD_WEIGHT_PER_ROW * n_rows)]
+    return [dict(max_depth=4, min_child_weight=round(w * n_rows, 1)) for w in (1e-5, MIN_CHILD_WEIGHT_PER_ROW)]
 
 
 def lgbm_grid(n_rows):
-    return [dict(num_leaves=n, min_child_weight=MIN_CHILD_WEIGHT_PER_ROW * n_rows) for n in (7, 15)]
+    return [dict(num_leaves=n, min_child_weight=round(MIN_CHILD_WEIGHT_PER_ROW * n_rows, 1)) for n in (7, 15)]
 
 
 def run_xgb(Xtr, ytr, Xva, yva, Xte, seed, grid, threads, quick):
@@ -521,7 +532,8 @@ def run_lr(Xtr, ytr, Xva, yva, Xte, seed, grid, threads, quick):
     return m.predict_proba(Xte)[:, 1], dt, config, ""
 
 
-PERKREC_FIELDS = ([{"name": "household_id", "kind": "id", "min_count": 2}, {"name": "coupon_upc", "kind": "id"}]
+PERKREC_FIELDS = ([{"name": "household_id", "kind": "id", "min_count": 2},
+                   {"name": "coupon_upc", "kind": "id"}]
                   + [{"name": c, "kind": "categorical"} for c in CATEGORICAL])
 
 
@@ -557,7 +569,65 @@ def perkrec_with_behavior(tables, cands, split, seed):
     feature fields), trained on the training side of ``split`` (True = test) and returning the
     scores of the test candidates ``cands[split]`` in that order. Until those fields land in
     perkrec this raises NotImplementedError and the bench skips the row."""
-    raise NotImplementedError("perkrec behaviour feature fields (ItemCatalog / BehaviorLog) are not in perkrec yet")
+    raise NotImplementedError("perkrec behaviour feature fields (ItemCatalog / BehaviorLog) "
+                              "are not in perkrec yet")
+
+
+def run_hook(tables, cands, test, seed):
+    """perkrec_with_behavior, timed whole (its fit included) and checked for shape."""
+    t = time.perf_counter()
+    scores = np.asarray(perkrec_with_behavior(tables, cands, test, seed), dtype=np.float64)
+    if scores.shape != (int(test.sum()),):
+        raise ValueError(f"perkrec_with_behavior: expected {int(test.sum())} test scores "
+                         f"(got shape {scores.shape})")
+    return scores, time.perf_counter() - t, {}, "fit + score"
+
+
+def run_models(models, seeds, test_cands):
+    """Runs each model (``(name, stochastic, run(seed, grid), grid)``) over the seeds: the first
+    seed searches the grid, later seeds refit its choice. Rows: (name, mean, sd, runs, total s)."""
+    y = test_cands["label"].to_numpy()
+    a_mask = (test_cands["campaign_type"] == "Type A").to_numpy()
+    rows = []
+    for name, stochastic, run, grid in models:
+        results = []
+        t_model = time.perf_counter()
+        for seed in (range(seeds) if stochastic else range(1)):
+            try:
+                p, fit_s, chosen, note = run(seed, grid)
+            except NotImplementedError as exc:
+                print(f"  {name}: skipped ({exc})")
+                break
+            grid = [chosen]
+            results.append((auc(y, p), auc(y[a_mask], p[a_mask]), top10_hit(test_cands, p, a_mask), fit_s))
+            print(f"  {name} seed {seed}: auc {results[-1][0]:.4f}  auc A {results[-1][1]:.4f}  "
+                  f"top-10 hit A {results[-1][2]:.3f}  fit {fit_s:.1f} s  ({chosen} {note})", flush=True)
+        r = np.array(results) if results else None
+        rows.append((name, None if r is None else r.mean(axis=0),
+                     r.std(axis=0, ddof=1) if r is not None and len(r) > 1 else None,
+                     len(results), time.perf_counter() - t_model))
+    return rows
+
+
+def print_results(rows, test_cands, cut):
+    a_mask = (test_cands["campaign_type"] == "Type A").to_numpy()
+    print(f"\nTest campaigns: starts on or after {cut}; {len(test_cands):,} candidates, "
+          f"{int(test_cands['label'].sum())} redeemed; top-10 hit over "
+          f"{int(test_cands.loc[a_mask, 'label'].sum())} redeemed pairs in the Type A test campaigns. "
+          f"mean ± sd over seeds.\n")
+    print("| model | test AUC | test AUC, Type A | top-10 hit, Type A | fit s (selected) "
+          "| total s (grid x seeds) | seeds |")
+    print("|---|---|---|---|---|---|---|")
+    for name, mean, sd, n, total in rows:
+        if mean is None:
+            print(f"| {name} | not run (hook raises NotImplementedError) | | | | | |")
+            continue
+
+        def pm(i, digits):
+            text = f"{mean[i]:.{digits}f}"
+            return text if sd is None else f"{text} ± {sd[i]:.{digits}f}"
+
+        print(f"| {name} | {pm(0, 4)} | {pm(1, 4)} | {pm(2, 3)} | {mean[3]:.1f} | {total:.0f} | {n} |")
 
 
 # ---- bench -------------------------------------------------------------------------------------
@@ -579,7 +649,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     households = None
     if args.quick:
-        hh = pd.read_parquet(Path(args.data) / "campaigns.parquet", columns=["household_id"])["household_id"].unique()
+        hh = pd.read_parquet(Path(args.data) / "campaigns.parquet")["household_id"].unique()
         households = np.random.default_rng(0).choice(np.sort(hh), len(hh) * 15 // 100, replace=False)
     tables = load(args.data, households)
     cands = candidates(tables)
@@ -630,7 +700,8 @@ def main(argv=None):
         ("LightGBM, purchase aggregates", True,
          lambda s, g: run_lgbm(*on(agg_tree), s, g, args.threads, args.quick), grid(lgbm_grid(len(ytr)))),
         ("LogisticRegression, purchase aggregates", False,
-         lambda s, g: run_lr(lin[0], ytr, lin[1], yva, lin[2], s, g, args.threads, args.quick), grid(LR_GRID)),
+         lambda s, g: run_lr(lin[0], ytr, lin[1], yva, lin[2], s, g, args.threads, args.quick),
+         grid(LR_GRID)),
         ("XGBoost, no behaviour (ids + demographics + campaign)", True,
          lambda s, g: run_xgb(*on(ids_tree), s, g, args.threads, args.quick), grid(xgb_ids_grid(len(ytr)))),
         ("perkrec FM, no behaviour", True,
@@ -640,46 +711,13 @@ def main(argv=None):
         ("perkrec FM(factors=0), no behaviour", False,
          lambda s, g: run_perkrec("linear", pk, (ytr, yva), s, g, args.quick), grid(LINEAR_GRID)),
         ("perkrec with behaviour features", True,
-         lambda s, g: (perkrec_with_behavior(tables, cands, test, s), 0.0, {}, ""), [{}]),
+         lambda s, g: run_hook(tables, cands, test, s), [{}]),
     ]
     test_cands = cands[test].reset_index(drop=True)
-    a_mask = (test_cands["campaign_type"] == "Type A").to_numpy()
-    rows = []
     print()
-    for name, stochastic, run, full_grid in models:
-        results = []
-        t_model = time.perf_counter()
-        g = full_grid
-        for seed in (range(seeds) if stochastic else range(1)):
-            try:
-                p, fit_s, chosen, note = run(seed, g)
-            except NotImplementedError as exc:
-                print(f"  {name}: skipped ({exc})")
-                break
-            g = [chosen]  # the first seed searches the grid; later seeds refit its choice
-            results.append((auc(yte, p), auc(yte[a_mask], p[a_mask]), top10_hit(test_cands, p, a_mask), fit_s))
-            print(f"  {name} seed {seed}: auc {results[-1][0]:.4f}  auc A {results[-1][1]:.4f}  "
-                  f"top-10 hit A {results[-1][2]:.3f}  fit {fit_s:.1f} s  ({chosen} {note})", flush=True)
-        if results:
-            r = np.array(results)
-            rows.append((name, r.mean(axis=0), r.std(axis=0, ddof=1) if len(r) > 1 else None, len(r),
-                         time.perf_counter() - t_model))
-        else:
-            rows.append((name, None, None, 0, 0.0))
-
-    print(f"\nTest campaigns: starts on or after {args.cut}; {len(test_cands):,} candidates, {yte.sum()} redeemed; "
-          f"top-10 hit over {int(test_cands.loc[a_mask, 'label'].sum())} redeemed pairs in the Type A test "
-          f"campaigns. mean +- sd over seeds.\n")
-    print("| model | test AUC | test AUC, Type A | top-10 hit, Type A | fit s (selected) | total s (grid x seeds) | seeds |")
-    print("|---|---|---|---|---|---|---|")
-    for name, mean, sd, n, total in rows:
-        if mean is None:
-            print(f"| {name} | not run (hook raises NotImplementedError) | | | | | |")
-            continue
-        pm = (lambda i, d: f"{mean[i]:.{d}f} ± {sd[i]:.{d}f}") if sd is not None else (lambda i, d: f"{mean[i]:.{d}f}")
-        print(f"| {name} | {pm(0, 4)} | {pm(1, 4)} | {pm(2, 3)} | {mean[3]:.1f} | {total:.0f} | {n} |")
+    rows = run_models(models, seeds, test_cands)
+    print_results(rows, test_cands, args.cut)
     print(f"\nfeatures {feature_s:.1f} s; whole run {time.perf_counter() - t_all:.0f} s")
-
 
 if __name__ == "__main__":
     main()
