@@ -118,6 +118,14 @@ def split(cands: pd.DataFrame, cut=DEFAULT_CUT) -> np.ndarray:
     return (cands["start_date"] >= pd.Timestamp(cut)).to_numpy()
 
 
+def validation_split(cands: pd.DataFrame, test: np.ndarray) -> np.ndarray:
+    """True for validation candidates: every training-side pair of a fixed random 20% of the
+    training side's households (the same for every model and seed)."""
+    train_hh = cands.loc[~test, "household_id"].unique()  # in candidate order: deterministic
+    val_hh = np.random.default_rng(12345).choice(train_hh, len(train_hh) // 5, replace=False)
+    return ~test & cands["household_id"].isin(val_hh).to_numpy()
+
+
 def print_split(tables, cands, test, cut):
     desc = tables["campaign_descriptions"].sort_values("start_date")
     g = cands.groupby("campaign_id").agg(households=("household_id", "nunique"),
@@ -567,7 +575,8 @@ def run_perkrec(kind, frames, ys, seed, grid, quick):
 def perkrec_with_behavior(tables, cands, split, seed):
     """HOOK: perkrec's best model with its own behaviour features (ItemCatalog / BehaviorLog
     feature fields), trained on the training side of ``split`` (True = test) and returning the
-    scores of the test candidates ``cands[split]`` in that order. Until those fields land in
+    scores of the test candidates ``cands[split]`` in that order. ``validation_split(cands,
+    split)`` gives the validation pairs the other models tune on. Until those fields land in
     perkrec this raises NotImplementedError and the bench skips the row."""
     raise NotImplementedError("perkrec behaviour feature fields (ItemCatalog / BehaviorLog) "
                               "are not in perkrec yet")
@@ -667,10 +676,7 @@ def main(argv=None):
     print(f"  features in {feature_s:.1f} s: {behaviour.shape[1]} purchase aggregates "
           f"({', '.join(behaviour.columns)}); static: {', '.join(static.columns)}")
 
-    # Validation: a fixed 20% of the training side's households.
-    train_hh = cands.loc[~test, "household_id"].unique()
-    val_hh = np.random.default_rng(12345).choice(train_hh, len(train_hh) // 5, replace=False)
-    val = ~test & cands["household_id"].isin(val_hh).to_numpy()
+    val = validation_split(cands, test)
     fit = ~test & ~val
     y = cands["label"].to_numpy()
     ytr, yva, yte = y[fit], y[val], y[test]
