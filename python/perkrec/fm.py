@@ -311,9 +311,16 @@ def _event_log(events):
 
 
 def _sample_keys(samples: pd.DataFrame) -> list:
-    """The samples' user / benefit / timestamp columns as int64 (those present)."""
-    return [(c, np.ascontiguousarray(np.asarray(samples[c], dtype=np.int64)))
-            for c in ("user", "benefit", "timestamp") if c in samples.columns]
+    """The samples' user / benefit indices and timestamp (epoch seconds, under perkrec's one
+    rule for times: datetimes and date strings are converted, never read as raw nanoseconds)
+    as int64 columns (those present)."""
+    keys = []
+    for c in ("user", "benefit"):
+        if c in samples.columns:
+            keys.append((c, np.ascontiguousarray(np.asarray(samples[c], dtype=np.int64))))
+    if "timestamp" in samples.columns:
+        keys.append(("timestamp", seconds(samples["timestamp"], "timestamp")))
+    return keys
 
 
 def history_features(samples: pd.DataFrame, events, benefit_kind: np.ndarray,

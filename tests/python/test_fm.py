@@ -383,3 +383,19 @@ def test_real_coupon_campaigns_end_to_end_with_logistic_regression():
         X.toarray().astype(np.float64), y)
     np.testing.assert_allclose(lr.linear, ref.coef_[0], atol=1e-5)
     np.testing.assert_allclose(lr.predict(X), ref.predict_proba(X.toarray())[:, 1], atol=1e-5)
+
+
+def test_sample_times_as_datetimes_are_seconds_not_raw_nanoseconds(program, split):
+    """A frame whose timestamp column holds datetimes (what real tables have) gets the same rows
+    as epoch seconds: a datetime read as raw nanoseconds would put every event in the past and
+    leak the future into the history fields."""
+    _, _, test, enc = split
+    events = program.events
+    base = enc.transform(test, events=events)
+    for unit in ("ns", "us", "s"):
+        as_dt = test.assign(timestamp=pd.to_datetime(test["timestamp"], unit="s").astype(f"datetime64[{unit}]"))
+        assert (enc.transform(as_dt, events=events) != base).nnz == 0, unit
+    aware = test.assign(timestamp=pd.to_datetime(test["timestamp"], unit="s", utc=True))
+    assert (enc.transform(aware, events=events) != base).nnz == 0
+    strings = test.assign(timestamp=pd.to_datetime(test["timestamp"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"))
+    assert (enc.transform(strings, events=events) != base).nnz == 0
