@@ -80,15 +80,16 @@ namespace perkrec {
 /// lengths, users out of [0, n_users), non-finite amounts, or no order before the cut.
 /// Cost O(orders log orders).
 PERKREC_INLINE std::vector<float> order_value(Span<const Index> users, Span<const Timestamp> times,
-                                              Span<const float> amounts, Index n_users, double margin,
-                                              Timestamp cut_time = kNoTime);
+                                              Span<const float> amounts, Index n_users,
+                                              double margin, Timestamp cut_time = kNoTime);
 /// The same from the log's `ordered` events (n_users = log.n_users()).
 PERKREC_INLINE std::vector<float> order_value(const EventLog& log, double margin,
                                               Timestamp cut_time = kNoTime);
 
 /// Redemptions per benefit: counts of `benefits` entries (one per redemption; entries < 0 are
 /// events without a benefit and are skipped). InputError for an entry >= n_benefits.
-PERKREC_INLINE std::vector<std::int64_t> redemption_counts(Span<const Index> benefits, Index n_benefits);
+PERKREC_INLINE std::vector<std::int64_t> redemption_counts(Span<const Index> benefits,
+                                                           Index n_benefits);
 /// The same from the log's `redeemed` events.
 PERKREC_INLINE std::vector<std::int64_t> redemption_counts(const EventLog& log, Index n_benefits);
 
@@ -108,10 +109,10 @@ struct ControlShareInputs {
   Span<const Timestamp> control_time;
   Span<const std::int32_t> benefit_kind;  ///< per benefit, in [0, n_kinds)
   std::int32_t n_kinds = 0;
-  Span<const double> validity_days;       ///< per benefit, > 0
+  Span<const double> validity_days;  ///< per benefit, > 0
   Timestamp plan_time = 0;
-  std::int64_t min_rows = 200;            ///< rows each side needs before a stratum's own share
-                                          ///< is used; >= 1
+  std::int64_t min_rows = 200;  ///< rows each side needs before a stratum's own share
+                                ///< is used; >= 1
 };
 
 /// Dense members x benefits (row-major) float32: the share of a redemption that is
@@ -177,7 +178,8 @@ struct BaselinePlan {
 /// budget (a member who would overshoot is skipped; later cheaper ones still fit). The sums are
 /// pairwise, in numpy's order, so a caller comparing with numpy gets the same choice.
 /// InputError / ConfigError naming the field for bad shapes or values. O(members x benefits).
-PERKREC_INLINE BaselinePlan popularity_plan(const BaselineInputs& in, Span<const double> popularity);
+PERKREC_INLINE BaselinePlan popularity_plan(const BaselineInputs& in,
+                                            Span<const double> popularity);
 
 /// Members of segment s (member_segment, -1 = none) get segment_benefit[s] (-1 = nothing) when
 /// eligible for it, visited in `order` while the running expected cost fits the budget.
@@ -196,7 +198,7 @@ struct PlannerParams {
     exact,   ///< branch and bound (allocate_exact); small instances only
   };
   RankerParams::Objective objective = RankerParams::Objective::incremental;
-  int top_k = 50;                       ///< candidates per member; >= 1
+  int top_k = 50;  ///< candidates per member; >= 1
   Method method = Method::dual;
   AllocatorParams allocator;            ///< for method dual (its num_threads is ignored)
   std::int64_t max_nodes = 10'000'000;  ///< method exact: node limit; >= 1
@@ -217,15 +219,15 @@ PERKREC_INLINE const char* to_string(PlannerParams::Method method);
 
 /// What the plan is made from. Exactly one probability source; spans are borrowed.
 struct PlanInputs {
-  Span<const float> redemption_probability;  ///< dense members x benefits float32, or
-  const ScoreBlend* blend = nullptr;         ///< a fitted blend (also gives the reasons'
-                                             ///< contributions), or
-  ScoreBlend::Scorer probability;            ///< a scorer, called on eligible pairs only
-  Span<const float> incremental_share;       ///< members x benefits or per member in [0, 1];
-                                             ///< objective incremental needs it or the scorer
+  Span<const float> redemption_probability;     ///< dense members x benefits float32, or
+  const ScoreBlend* blend = nullptr;            ///< a fitted blend (also gives the reasons'
+                                                ///< contributions), or
+  ScoreBlend::Scorer probability;               ///< a scorer, called on eligible pairs only
+  Span<const float> incremental_share;          ///< members x benefits or per member in [0, 1];
+                                                ///< objective incremental needs it or the scorer
   ScoreBlend::Scorer incremental_share_scorer;  ///< e.g. timing_share_scorer
-  Span<const float> order_value;             ///< per member value of a redemption; empty = 1
-  Span<const float> benefit_value;           ///< per benefit multiplier; empty = 1
+  Span<const float> order_value;                ///< per member value of a redemption; empty = 1
+  Span<const float> benefit_value;              ///< per benefit multiplier; empty = 1
   const PreferenceModel* preference = nullptr;  ///< send times, validity and the reasons'
                                                 ///< preference dimensions; may be nullptr
   double budget = std::numeric_limits<double>::quiet_NaN();  ///< NaN = the policy's budget;
@@ -239,10 +241,10 @@ struct PlanResult {
   std::vector<Index> benefit;
   std::vector<std::int64_t> entry;  ///< index into candidates
   std::vector<float> probability, value, cost;
-  std::vector<Timestamp> send_at;          ///< outside the policy's quiet hours
+  std::vector<Timestamp> send_at;  ///< outside the policy's quiet hours
   std::vector<std::int32_t> validity_days;
-  std::vector<std::uint8_t> from_model;    ///< 1 when the preference model gave the time
-  std::vector<std::string> reasons;        ///< JSON text per row (empty unless params.explain)
+  std::vector<std::uint8_t> from_model;  ///< 1 when the preference model gave the time
+  std::vector<std::string> reasons;      ///< JSON text per row (empty unless params.explain)
   Candidates candidates;
   RankDiagnostics diagnostics;
   Allocation allocation;

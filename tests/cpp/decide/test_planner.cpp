@@ -50,7 +50,8 @@ TEST(PlannerEstimators, OrderValueIsMarginTimesMedianWithPopulationFallback) {
                                  {1, -1, EventType::ordered, 4, 50.0f},
                                  {2, 0, EventType::issued, 5}},
                                 3, 1);
-  EXPECT_EQ(order_value(log, 0.5), (std::vector<float>{10.0f, 25.0f, 12.5f}));  // population median 25
+  EXPECT_EQ(order_value(log, 0.5),
+            (std::vector<float>{10.0f, 25.0f, 12.5f}));  // population median 25
   // Only orders before day 3: member 0 has 10 and 30 (median 20); the population 10, 30 -> 20.
   EXPECT_EQ(order_value(log, 0.5, day_time(3)), (std::vector<float>{10.0f, 10.0f, 10.0f}));
   EXPECT_THROW(order_value(log, 0.0), ConfigError);
@@ -213,7 +214,8 @@ TEST(PlannerBaselines, PopularityGivesTheMostPopularAffordableBenefitToEveryone)
   in.budget = 0.25;
   BaselinePlan partial = popularity_plan(in, pop2);
   EXPECT_EQ(partial.chosen, 1);
-  EXPECT_EQ(partial.member, (std::vector<Index>{0, 2}));  // visited 2, 0 (0.2 spent); 1 would overshoot
+  EXPECT_EQ(partial.member,
+            (std::vector<Index>{0, 2}));  // visited 2, 0 (0.2 spent); 1 would overshoot
   for (double c : partial.cost) EXPECT_DOUBLE_EQ(c, 0.1);
 }
 
@@ -221,7 +223,8 @@ TEST(PlannerBaselines, BudgetIsNeverExceededAndEligibilityNeverLeaks) {
   const Dense d = dense(400, 6, 3);
   const std::vector<double> popularity{1, 6, 2, 5, 3, 4};
   std::vector<std::int32_t> segment(400);
-  for (std::size_t u = 0; u < segment.size(); ++u) segment[u] = static_cast<std::int32_t>(u % 4) - 1;
+  for (std::size_t u = 0; u < segment.size(); ++u)
+    segment[u] = static_cast<std::int32_t>(u % 4) - 1;
   const std::vector<Index> segment_benefit{1, -1, 4};
   for (double budget : {0.0, 3.0, 40.0, 1e9}) {
     for (int which = 0; which < 2; ++which) {
@@ -231,11 +234,13 @@ TEST(PlannerBaselines, BudgetIsNeverExceededAndEligibilityNeverLeaks) {
                                            : segment_rules_plan(in, segment, segment_benefit);
       double spent = 0;
       for (std::size_t i = 0; i < plan.member.size(); ++i) {
-        const auto at = static_cast<std::size_t>(plan.member[i]) * 6 + static_cast<std::size_t>(plan.benefit[i]);
+        const auto at = static_cast<std::size_t>(plan.member[i]) * 6 +
+                        static_cast<std::size_t>(plan.benefit[i]);
         EXPECT_EQ(d.eligible[at], 1) << "member " << plan.member[i];
         EXPECT_DOUBLE_EQ(plan.cost[i], d.p[at] * d.cost[static_cast<std::size_t>(plan.benefit[i])]);
         if (which == 1) {
-          EXPECT_EQ(plan.benefit[i], segment_benefit[static_cast<std::size_t>(segment[static_cast<std::size_t>(plan.member[i])])]);
+          EXPECT_EQ(plan.benefit[i], segment_benefit[static_cast<std::size_t>(
+                                         segment[static_cast<std::size_t>(plan.member[i])])]);
         }
         if (i > 0) {
           EXPECT_LT(plan.member[i - 1], plan.member[i]);
@@ -262,7 +267,8 @@ TEST(PlannerBaselines, RejectBadInputBeforeWork) {
   EXPECT_THROW(popularity_plan(in, popularity), InputError);
   const std::vector<std::int32_t> codes{0, 0, 2, 0, 0};
   EXPECT_THROW(segment_rules_plan(d.view(1.0), codes, std::vector<Index>{0, 1}), InputError);
-  EXPECT_THROW(segment_rules_plan(d.view(1.0), std::vector<std::int32_t>{0, 0, 0, 0, 0}, std::vector<Index>{3}),
+  EXPECT_THROW(segment_rules_plan(d.view(1.0), std::vector<std::int32_t>{0, 0, 0, 0, 0},
+                                  std::vector<Index>{3}),
                InputError);
 }
 
@@ -385,7 +391,8 @@ TEST(Planner, BudgetIsNeverExceededAndEligibilityNeverLeaks) {
 TEST(Planner, ScorersGiveTheSamePlanAsDenseMatrices) {
   const Program p = program(700, 40.0, 5, 2);
   // Dense probabilities from factors, then the same as a scorer.
-  std::vector<float> user_factors, benefit_factors{0.5f, -0.2f, 0.1f, 0.3f, -0.4f, 0.2f, 0.0f, 0.1f};
+  std::vector<float> user_factors,
+      benefit_factors{0.5f, -0.2f, 0.1f, 0.3f, -0.4f, 0.2f, 0.0f, 0.1f};
   std::mt19937 rng(2);
   std::normal_distribution<float> normal;
   for (int i = 0; i < 700 * 2; ++i) user_factors.push_back(normal(rng));
@@ -467,7 +474,8 @@ TEST(Planner, TypedErrorsOnBadInputBeforeWork) {
     planner.plan(p.compiled, p.catalog, kPlan, in);
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("redemption_probability[3, 1]"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("redemption_probability[3, 1]"), std::string::npos)
+        << e.what();
   }
   in = dense_inputs(p);
   in.redemption_probability = {};
@@ -504,7 +512,8 @@ TEST(Planner, OneMemberRankingAndSendTimeMatchThePlan) {
   Program p = program(40, std::numeric_limits<double>::infinity(), 4);
   UserTable users = members(40);
   std::vector<double> offsets(40);
-  for (std::size_t u = 0; u < offsets.size(); ++u) offsets[u] = static_cast<double>(u % 5) * 4.0 - 8.0;
+  for (std::size_t u = 0; u < offsets.size(); ++u)
+    offsets[u] = static_cast<double>(u % 5) * 4.0 - 8.0;
   users.add_numeric("utc_offset", offsets);
   Policy policy = Policy::from_string(
       R"({"issue_cost": 0.05, "quiet_hours": {"start_hour": 21, "end_hour": 8, "utc_offset_column": "utc_offset"}})");
@@ -519,7 +528,8 @@ TEST(Planner, OneMemberRankingAndSendTimeMatchThePlan) {
   for (Index u = 0; u < 40; ++u) {
     const auto uz = static_cast<std::size_t>(u);
     const Span<const float> row(p.prob.data() + uz * 4, 4);
-    const Candidates one = planner.rank_member(p.compiled, p.catalog, u, row, member_share[uz], p.value[uz]);
+    const Candidates one =
+        planner.rank_member(p.compiled, p.catalog, u, row, member_share[uz], p.value[uz]);
     const auto first = static_cast<std::size_t>(plan.candidates.offsets[uz]);
     const auto count = static_cast<std::size_t>(plan.candidates.offsets[uz + 1]) - first;
     ASSERT_EQ(one.benefit.size(), count);
@@ -531,13 +541,15 @@ TEST(Planner, OneMemberRankingAndSendTimeMatchThePlan) {
   }
   std::set<Timestamp> hours;
   for (std::size_t i = 0; i < plan.member.size(); ++i) {
-    const SendSchedule when = planner.send_time(p.compiled, p.catalog, nullptr, plan.member[i], plan.benefit[i], kPlan);
+    const SendSchedule when =
+        planner.send_time(p.compiled, p.catalog, nullptr, plan.member[i], plan.benefit[i], kPlan);
     EXPECT_EQ(when.send_at, plan.send_at[i]);
     EXPECT_EQ(when.validity_days, plan.validity_days[i]);
     hours.insert(plan.send_at[i] % kSecondsPerDay);
   }
   EXPECT_GT(hours.size(), 1u);  // the quiet hours moved some sends
-  EXPECT_THROW(planner.rank_member(p.compiled, p.catalog, 40, Span<const float>(p.prob.data(), 4), 1.0f, 1.0f),
+  EXPECT_THROW(planner.rank_member(p.compiled, p.catalog, 40, Span<const float>(p.prob.data(), 4),
+                                   1.0f, 1.0f),
                InputError);
 }
 
