@@ -18,6 +18,7 @@
 #include "perkrec/decide/allocator_impl.hpp"
 #include "perkrec/decide/calibration_impl.hpp"
 #include "perkrec/decide/explain_impl.hpp"
+#include "perkrec/decide/planner_impl.hpp"
 #include "perkrec/decide/policy_impl.hpp"
 #include "perkrec/decide/ranker_impl.hpp"
 #include "perkrec/decide/types_impl.hpp"

@@ -42,12 +42,13 @@
 //
 // Decision for one request (BenefitServer::answer):
 //   1. redemption probability of every benefit for the member (blend or Popularity),
-//   2. rank(): the member's eligible benefits (compiled policy masks) by expected value - cost,
-//      top_k kept, plus the best ineligible benefit and the rule that excluded it,
+//   2. Planner::rank_member (decide/planner.hpp): the member's eligible benefits (compiled
+//      policy masks) by expected value - cost, top_k kept, plus the best ineligible benefit
+//      and the rule that excluded it,
 //   3. the online Pacer spends budget / inventory / quotas and checks the member's caps and
 //      stacking groups: one call with the whole ranked row, at most n new benefits, picked by
 //      value - multiplier x cost - inventory price (limited benefits are paced over the period),
-//   4. schedule(): send time (the member's best hour from the preference model, moved out of
+//   4. Planner::send_time: send time (the member's best hour from the preference model, moved out of
 //      the policy's quiet hours) and validity,
 //   5. explain(): the reasons of each issued benefit.
 // Money: value = probability x value of a redemption (the member's value column, else
@@ -274,8 +275,6 @@ class BenefitServer {
             std::isfinite(v) && v >= 0 ? static_cast<float>(v) : static_cast<float>(options.value_per_redemption);
       }
     }
-    s->benefit_cost_.resize(static_cast<std::size_t>(n_benefits));
-    for (Index b = 0; b < n_benefits; ++b) s->benefit_cost_[static_cast<std::size_t>(b)] = static_cast<float>(s->catalog_[b].cost);
 
     s->policy_ = perkrec::Policy::from_string(read_text_file(options.policy, "policy"));
     std::unique_ptr<perkrec::SegmentAssignment> segments;
@@ -292,6 +291,11 @@ class BenefitServer {
     pacing.end = options.plan_time + static_cast<Timestamp>(std::llround(options.period_hours * 3600.0));
     s->pacer_ = std::make_unique<perkrec::Pacer>(s->compiled_.constraints, pacing);
 
+    perkrec::PlannerParams planner;  // ranks one member per request: the request is the unit of parallelism
+    planner.objective = perkrec::RankerParams::Objective::redemption;
+    planner.top_k = options.top_k;
+    planner.num_threads = 1;
+    s->planner_ = perkrec::Planner(planner);
     s->explain_ = perkrec::ExplanationContext::make(s->preference_.get(), s->catalog_, s->blend_.get(),
                                                     s->compiled_.rule_names);
     return s;
@@ -370,22 +374,10 @@ class BenefitServer {
       for (float& p : prob) p = std::isfinite(p) ? std::min(1.0f, std::max(0.0f, p)) : 0.0f;
     }
 
-    // 2. Eligible candidates by expected value - cost: a one-member view of the compiled masks.
-    perkrec::EligibilityMasks one(1, nb);
-    std::vector<std::int32_t> rules(static_cast<std::size_t>(nb));
-    for (Index b = 0; b < nb; ++b) rules[static_cast<std::size_t>(b)] = compiled_.masks.member_rule(u, b);
-    one.set_member_mask(0, one.add_mask(rules));
-    perkrec::RankInputs in;
-    in.redemption_probability = prob;
-    in.member_value = perkrec::Span<const float>(&member_value_[static_cast<std::size_t>(u)], 1);
-    in.cost_per_redemption = benefit_cost_;
-    perkrec::RankerParams rp;
-    rp.objective = perkrec::RankerParams::Objective::redemption;
-    rp.top_k = options_.top_k;
-    rp.issue_cost = compiled_.issue_cost;
-    rp.num_threads = 1;  // the request is the unit of parallelism
+    // 2. Eligible candidates by expected value - cost (the Planner's ranking of one member).
     perkrec::RankDiagnostics diag;
-    const perkrec::Candidates c = perkrec::rank(in, one, rp, &diag);
+    const perkrec::Candidates c =
+        planner_.rank_member(compiled_, catalog_, u, prob, 1.0f, member_value_[static_cast<std::size_t>(u)], &diag);
 
     // 3. The pacer spends: the whole ranked row in one call, at most n new benefits, picked by
     //    its own rule (value - multiplier x cost - inventory price, best first). The runner-up
@@ -413,14 +405,12 @@ class BenefitServer {
     const perkrec::ExclusionReason runner_reason =
         runner_up < 0 ? perkrec::ExclusionReason::none : why_not[static_cast<std::size_t>(runner_up - row_begin)];
 
-    // 4 + 5. Send time, validity and reasons of each issued benefit.
-    const double offset = compiled_.utc_offset_hours.empty() ? 0.0 : compiled_.utc_offset_hours[static_cast<std::size_t>(u)];
-    const std::function<Timestamp(Timestamp)> quiet = [this, offset](Timestamp t) { return policy_.send_time(t, offset); };
-    const perkrec::PreferenceModel* pref = preference_.get();
+    // 4 + 5. Send time (out of the policy's quiet hours), validity and reasons of each issued
+    //        benefit.
     for (std::int64_t e : chosen) {
       const auto i = static_cast<std::size_t>(e);
       const Index b = c.benefit[i];
-      const perkrec::SendSchedule when = perkrec::schedule(pref, u, q.time, catalog_[b], quiet);
+      const perkrec::SendSchedule when = planner_.send_time(compiled_, catalog_, preference_.get(), u, b, q.time);
       perkrec::ExplanationRow row;
       row.member = u;
       row.benefit = b;
@@ -769,10 +759,10 @@ class BenefitServer {
   std::unique_ptr<perkrec::ScoreBlend> blend_;
   std::vector<std::pair<std::string, perkrec::ScoreBlend::Scorer>> sources_;
   std::vector<float> member_value_;
-  std::vector<float> benefit_cost_;
   perkrec::Policy policy_;
   perkrec::CompiledPolicy compiled_;
   std::unique_ptr<perkrec::Pacer> pacer_;  // the only mutable state shared by the workers
+  perkrec::Planner planner_;
   perkrec::ExplanationContext explain_;
 };
 

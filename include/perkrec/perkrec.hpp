@@ -48,6 +48,7 @@
 #include "perkrec/decide/ranker.hpp"
 #include "perkrec/decide/explain.hpp"
 #include "perkrec/decide/calibration.hpp"
+#include "perkrec/decide/planner.hpp"
 
 #include "perkrec/eval/metrics.hpp"
 #include "perkrec/eval/uplift_metrics.hpp"

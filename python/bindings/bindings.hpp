@@ -138,6 +138,7 @@ void bind_decide_types(py::module_& m);
 void bind_policy(py::module_& m);
 void bind_allocator(py::module_& m);
 void bind_ranker(py::module_& m);
+void bind_planner(py::module_& m);
 void bind_uplift(py::module_& m);
 void bind_clv(py::module_& m);
 

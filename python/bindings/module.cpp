@@ -18,6 +18,7 @@ PYBIND11_MODULE(_core, m) {
   perkrec::python::bind_policy(m);
   perkrec::python::bind_allocator(m);
   perkrec::python::bind_ranker(m);
+  perkrec::python::bind_planner(m);
   perkrec::python::bind_uplift(m);
   perkrec::python::bind_clv(m);
   perkrec::python::bind_io(m);  // last: it returns objects of the classes bound above

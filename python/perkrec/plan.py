@@ -13,6 +13,7 @@
 Estimators the planner needs when no model provides them:
 
     order_value(events, margin)             per member: margin x median order amount
+    incremental_share_factors(...)          the same as a TimingShare (no matrix; for the planner)
     incremental_share(preference, catalog)  per (member, benefit): 1 - P(an organic order within
                                             the benefit's validity), from the preference model's
                                             BG/NBD purchase rate; the share of a redemption that is
@@ -49,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import float_array, int_array, int_scalar, time_seconds
+from ._util import float_array, int_array, int_scalar, seconds, time_seconds
 
 OBJECTIVES = ("incremental", "redemption")
 _SUMMARY_COLUMNS = ["members", "benefits", "expected_redemptions", "expected_cost", "expected_return",
@@ -85,24 +86,66 @@ def _vector(values, name: str, n: int) -> np.ndarray:
 
 # --- estimators ----------------------------------------------------------------------------------
 
+def _is_event_log(events) -> bool:
+    return isinstance(getattr(events, "_impl", None), _core.EventLog)
+
+
 def order_value(events, margin: float = 0.3, *, cut_time=None) -> np.ndarray:
     """Per member: ``margin`` x the member's median order amount before ``cut_time`` (members
-    without orders get the population median). ``events`` is an EventLog or its frame."""
-    if not (0 < margin <= 1):
-        raise _core.ConfigError(f"order_value: margin must be in (0, 1] (got {margin})")
+    without orders get the population median), float32. ``events`` is an EventLog or its frame
+    (columns user, event_type, order_amount, and timestamp when ``cut_time`` is given). Computed
+    in C++ (decide/planner.hpp: order_value)."""
+    cut = _core.NO_TIME if cut_time is None else time_seconds(cut_time, "cut_time")
+    if _is_event_log(events):
+        return _core.order_value_log(events._impl, float(margin), cut)
     frame = events.to_frame(external_ids=False) if hasattr(events, "to_frame") else events
     n = events.n_users if hasattr(events, "n_users") else int(frame["user"].max()) + 1
-    orders = frame[frame["event_type"].astype(str) == "ordered"]
-    if cut_time is not None:
-        cut = pd.Timestamp(cut_time)
-        cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut
-        orders = orders[orders["timestamp"] < cut]
-    if len(orders) == 0:
-        raise _input_error("order_value: the events hold no orders (event_type 'ordered')")
-    median = orders.groupby("user")["order_amount"].median()
-    out = np.full(n, float(orders["order_amount"].median()), dtype=np.float64)
-    out[median.index.to_numpy()] = median.to_numpy()
-    return (margin * out).astype(np.float32)
+    orders = frame[frame["event_type"].astype(str).to_numpy() == "ordered"]
+    times = seconds(orders["timestamp"], "timestamp") if cut_time is not None else None
+    return _core.order_value(int_array(orders["user"].to_numpy(), np.int32, "user"), times,
+                             float_array(orders["order_amount"].to_numpy(), np.float32, "order_amount"), int(n),
+                             float(margin), cut)
+
+
+@dataclass(frozen=True)
+class TimingShare:
+    """The incremental share of :func:`incremental_share` in factored form: per (member,
+    benefit) exp(-``orders_per_day[member]`` x ``validity_days[benefit]``), evaluated by the
+    planner on eligible pairs only (no members x benefits matrix)."""
+
+    orders_per_day: np.ndarray
+    validity_days: np.ndarray
+
+    def __post_init__(self):
+        object.__setattr__(self, "orders_per_day", float_array(self.orders_per_day, np.float64, "orders_per_day"))
+        object.__setattr__(self, "validity_days", float_array(self.validity_days, np.float64, "validity_days"))
+
+    def matrix(self) -> np.ndarray:
+        """The dense members x benefits float32 matrix."""
+        return _core.timing_share(self.orders_per_day, self.validity_days)
+
+
+@dataclass(frozen=True)
+class ProbabilityFactors:
+    """Redemption probabilities in factored form: P(member u redeems benefit b) =
+    sigmoid(``benefit_bias[b]`` + ``user_factors[u]`` . ``benefit_factors[b]``) (float32,
+    members x k and benefits x k). :meth:`Planner.plan` scores them in C++ on eligible pairs
+    only, so no members x benefits matrix is ever built."""
+
+    user_factors: np.ndarray
+    benefit_factors: np.ndarray
+    benefit_bias: Optional[np.ndarray] = None
+
+    def __post_init__(self):
+        u = np.ascontiguousarray(self.user_factors, dtype=np.float32)
+        b = np.ascontiguousarray(self.benefit_factors, dtype=np.float32)
+        if u.ndim != 2 or b.ndim != 2 or u.shape[1] != b.shape[1] or u.shape[1] < 1:
+            raise _input_error(f"ProbabilityFactors: user_factors {u.shape} and benefit_factors {b.shape} must be "
+                               "2-D with the same number of columns (>= 1)")
+        object.__setattr__(self, "user_factors", u)
+        object.__setattr__(self, "benefit_factors", b)
+        if self.benefit_bias is not None:
+            object.__setattr__(self, "benefit_bias", float_array(self.benefit_bias, np.float32, "benefit_bias"))
 
 
 def incremental_share(preference, catalog, *, horizon_days: Optional[float] = None) -> np.ndarray:
@@ -110,11 +153,16 @@ def incremental_share(preference, catalog, *, horizon_days: Optional[float] = No
     the preference model's BG/NBD timing (expected orders per day = expected_purchases /
     horizon, scaled by P(alive) already inside expected_purchases). A redemption by a member
     who would have ordered anyway is not incremental; a dormant member's is."""
+    return incremental_share_factors(preference, catalog, horizon_days=horizon_days).matrix()
+
+
+def incremental_share_factors(preference, catalog, *, horizon_days: Optional[float] = None) -> TimingShare:
+    """:func:`incremental_share` without the matrix: a :class:`TimingShare` (orders per day per
+    member, validity per benefit) that :meth:`Planner.plan` evaluates on eligible pairs only."""
     timing = preference.timing()
     horizon = float(horizon_days if horizon_days is not None else preference.get_params().get("horizon_days", 30.0))
     rate = timing["expected_purchases"].to_numpy(np.float64) / horizon
-    validity = catalog.to_frame()["validity_days"].to_numpy(np.float64)
-    return np.exp(-np.outer(rate, validity)).astype(np.float32)
+    return TimingShare(rate, catalog.to_frame()["validity_days"].to_numpy(np.float64))
 
 
 def issue_weights(propensity, *, clip: float = 0.99) -> np.ndarray:
@@ -157,39 +205,6 @@ def shrink_interactions(redemption_probability, users, benefits, predicted, rede
         float_array(predicted, np.float64, "predicted"), float_array(redeemed, np.float64, "redeemed"), weight,
         int_scalar(iterations, "iterations", -2**31), int_scalar(num_threads, "num_threads", -2**31))
     return shrunk, float(slope)
-
-
-def _order_state(order_user: np.ndarray, order_time: np.ndarray, user: np.ndarray, time: np.ndarray,
-                 window: np.ndarray):
-    """Per query (user, time): days since the member's last order before ``time`` (inf: none),
-    the mean days between the member's orders before ``time`` (nan: fewer than two), and
-    whether the member orders in [time, time + window days)."""
-    big = np.int64(1) << 40
-    t0 = int(min(order_time.min(initial=0), time.min(initial=0)))
-    key = np.sort(order_user.astype(np.int64) * big + (order_time.astype(np.int64) - t0))
-    q = user.astype(np.int64) * big + (time.astype(np.int64) - t0)
-    first_of_user = np.searchsorted(key, user.astype(np.int64) * big, side="left")
-    pos = np.searchsorted(key, q, side="left")            # first order at or after time
-    before = pos - first_of_user                           # orders strictly before time
-    last = key[np.maximum(pos - 1, 0)] - user.astype(np.int64) * big + t0
-    first = key[np.minimum(first_of_user, max(len(key) - 1, 0))] - user.astype(np.int64) * big + t0
-    recency = np.where(before > 0, (time - last) / 86400.0, np.inf)
-    gap = np.where(before > 1, (last - first) / 86400.0 / np.maximum(before - 1, 1), np.nan)
-    nxt = key[np.minimum(pos, max(len(key) - 1, 0))] if len(key) else np.zeros(len(q), np.int64)
-    has_next = (pos < len(key)) & ((nxt // big) == user)
-    ordered = has_next & ((nxt - user.astype(np.int64) * big + t0) < time + window * 86400.0)
-    return recency, gap, ordered
-
-
-def _control_strata(kind_code: np.ndarray, recency: np.ndarray, gap: np.ndarray, validity: np.ndarray,
-                    n_kinds: int) -> Tuple[np.ndarray, int]:
-    """Stratum of a (member state, benefit): benefit kind x how the validity compares with the
-    member's order cycle (4 bins + no cycle) x how overdue the member is (3 bins + never)."""
-    ratio = validity / gap
-    cycle = np.where(np.isnan(gap), 4, np.digitize(ratio, [0.5, 1.5, 4.0]))
-    overdue = recency / np.where(np.isnan(gap), 30.0, np.maximum(gap, 1.0))
-    due = np.where(np.isinf(recency), 3, np.digitize(overdue, [0.75, 2.0]))
-    return (kind_code * 5 + cycle) * 4 + due, n_kinds * 5 * 4
 
 
 def incremental_share_from_control(events, catalog, plan_time, *, pseudo_issues: int = 60,
@@ -254,43 +269,23 @@ def incremental_share_from_control(events, catalog, plan_time, *, pseudo_issues:
     c_time, c_benefit = issue_time[draw.ravel()], issue_benefit[draw.ravel()]
     ok = c_time >= first_seen[c_user]
     c_user, c_time, c_benefit = c_user[ok], c_time[ok], c_benefit[ok]
-    strata = []
-    ordered = []
-    for u, t, b in ((issue_user, issue_time, issue_benefit), (c_user, c_time, c_benefit)):
-        rec, gap, got = _order_state(o_user, o_time, u, t, validity[b])
-        s, n_strata = _control_strata(kind_code[b], rec, gap, validity[b], n_kinds)
-        strata.append(s)
-        ordered.append(got.astype(np.float64))
-
-    def share(group_t, group_c, size):
-        nt = np.bincount(group_t, minlength=size)
-        nc = np.bincount(group_c, minlength=size)
-        yt = np.bincount(group_t, ordered[0], size) / np.maximum(nt, 1)
-        yc = np.bincount(group_c, ordered[1], size) / np.maximum(nc, 1)
-        rt = np.bincount(group_t, redeemed, size) / np.maximum(nt, 1)
-        s = np.clip((yt - yc) / np.maximum(rt, 1e-9), 0.0, 1.0)
-        return s, (nt >= min_rows) & (nc >= min_rows) & (rt > 0)
-
-    s_cell, ok_cell = share(strata[0], strata[1], n_strata)
-    s_kind, ok_kind = share(strata[0] // 20, strata[1] // 20, n_kinds)
-    s_all, _ = share(np.zeros_like(strata[0]), np.zeros_like(strata[1]), 1)
-    cell_share = np.where(ok_cell, s_cell, np.where(np.repeat(ok_kind, 20), np.repeat(s_kind, 20), s_all[0]))
-    # Every member's state at plan_time, for every benefit.
-    members = np.arange(n)
-    rec, gap, _ = _order_state(o_user, o_time, members, np.full(n, t_plan, np.int64), np.zeros(n))
-    out = np.empty((n, len(cat)), np.float32)
-    for b in range(len(cat)):
-        s, _ = _control_strata(np.full(n, kind_code[b]), rec, gap, np.full(n, validity[b]), n_kinds)
-        out[:, b] = cell_share[s]
-    return out
+    # Strata, shares per stratum and every member's share at plan_time: C++
+    # (decide/planner.hpp: incremental_share_from_control).
+    return _core.incremental_share_from_control(
+        int(n), o_user.astype(np.int32), o_time.astype(np.int64), issue_user.astype(np.int32),
+        issue_benefit.astype(np.int32), issue_time.astype(np.int64), np.ascontiguousarray(redeemed, dtype=np.float64),
+        c_user.astype(np.int32), c_benefit.astype(np.int32), c_time.astype(np.int64), kind_code.astype(np.int32),
+        int(n_kinds), np.ascontiguousarray(validity, dtype=np.float64), int(t_plan), int(min_rows))
 
 
 def redemption_counts(events, n_benefits: int) -> np.ndarray:
     """Redemptions per benefit in ``events`` (an EventLog or its frame): the popularity the
     baselines rank by."""
+    if _is_event_log(events):
+        return _core.redemption_counts_log(events._impl, int(n_benefits))
     frame = events.to_frame(external_ids=False) if hasattr(events, "to_frame") else events
     b = frame.loc[frame["event_type"].astype(str) == "redeemed", "benefit"].to_numpy()
-    return np.bincount(b[b >= 0], minlength=n_benefits)
+    return _core.redemption_counts(int_array(b, np.int32, "benefit"), int(n_benefits))
 
 
 # --- plans -------------------------------------------------------------------------------------
@@ -574,17 +569,13 @@ def _baseline_inputs(name: str, catalog, redemption_probability, value, budget: 
     return P, V, cost_b, ok
 
 
-def _fill_until_budget(order: np.ndarray, benefit: np.ndarray, cost: np.ndarray, budget: float) -> np.ndarray:
-    """Members in ``order`` get ``benefit[member]`` while the running expected cost stays within
-    the budget (members whose benefit would overshoot are skipped, later cheaper ones still fit)."""
-    take = np.zeros(len(order), dtype=bool)
-    spent = 0.0
-    for i, u in enumerate(order):
-        c = float(cost[u])
-        if benefit[u] >= 0 and spent + c <= budget:
-            spent += c
-            take[i] = True
-    return order[take]
+def _baseline_arrays(P, V, cost_b, eligible, seed: int):
+    """The baselines' arrays as the core takes them (flat float64, uint8 eligibility or None,
+    numpy's permutation of the members for the random fill)."""
+    ok = None if eligible is None else np.ascontiguousarray(eligible, dtype=np.uint8).reshape(-1)
+    order = np.random.default_rng(seed).permutation(P.shape[0]).astype(np.int32)
+    return (P.shape[0], P.shape[1], P.reshape(-1), V.reshape(-1), np.ascontiguousarray(cost_b, dtype=np.float64),
+            ok, order)
 
 
 def popularity_plan(catalog, redemption_probability, value, budget: float, *, popularity,
@@ -596,23 +587,12 @@ def popularity_plan(catalog, redemption_probability, value, budget: float, *, po
     ``eligible`` an optional members x benefits 0/1 mask."""
     P, V, cost_b, ok = _baseline_inputs("popularity_plan", catalog, redemption_probability, value, budget,
                                         issue_cost, eligible)
-    n, nb = P.shape
-    C = issue_cost + P * cost_b[None, :]
-    order = np.argsort(-_vector(popularity, "popularity_plan: popularity", nb), kind="stable")
-    choice = None
-    for b in order:
-        if (C[:, b] * ok[:, b]).sum() <= budget:
-            choice = int(b)
-            break
-    rng = np.random.default_rng(seed)
-    if choice is None:
-        choice = int(order[0])
-        bene = np.where(ok[:, choice], choice, -1)
-        members = np.sort(_fill_until_budget(rng.permutation(n), bene, C[:, choice], budget))
-    else:
-        members = np.flatnonzero(ok[:, choice])
-    b = np.full(len(members), choice)
-    f = _frame(catalog, user_ids, members, b, P[members, b], V[members, b], C[members, b])
+    pop = _vector(popularity, "popularity_plan: popularity", P.shape[1])
+    n_users, n_benefits, p_flat, v_flat, cost_flat, ok_flat, order = _baseline_arrays(
+        P, V, cost_b, None if eligible is None else ok, seed)
+    members, b, prob, val, cost, choice = _core.popularity_plan(
+        n_users, n_benefits, p_flat, v_flat, cost_flat, ok_flat, float(budget), float(issue_cost), order, pop)
+    f = _frame(catalog, user_ids, members, b, prob, val, cost)
     return Plan(f, budget=budget, method="popularity", issue_cost=issue_cost,
                 info={"benefit": catalog.to_frame()["id"].iloc[choice]})
 
@@ -674,14 +654,13 @@ def segment_rules_plan(catalog, redemption_probability, value, budget: float, *,
     if codes.shape != (n,) or (len(codes) and (codes.min() < -1 or codes.max() >= len(segment_names))):
         raise _input_error(f"segment_rules_plan: member_segment must hold {n} codes in [-1, {len(segment_names)}) "
                            f"(got {codes.size} codes)")
-    bene = seg_to_b[np.where(codes >= 0, codes, len(seg_to_b) - 1)]
-    bene = np.where((bene >= 0) & ok[np.arange(n), np.maximum(bene, 0)], bene, -1)
-    C = issue_cost + P[np.arange(n), np.maximum(bene, 0)] * cost_b[np.maximum(bene, 0)]
-    members = np.sort(_fill_until_budget(np.random.default_rng(seed).permutation(n), bene, C, budget))
-    b = bene[members]
+    n_users, n_benefits, p_flat, v_flat, cost_flat, ok_flat, order = _baseline_arrays(
+        P, V, cost_b, None if eligible is None else ok, seed)
+    members, b, prob, val, cost, _ = _core.segment_rules_plan(
+        n_users, n_benefits, p_flat, v_flat, cost_flat, ok_flat, float(budget), float(issue_cost), order,
+        codes.astype(np.int32), seg_to_b[:-1].astype(np.int32))
     names = list(segment_names)
-    f = _frame(catalog, user_ids, members, b, P[members, b], V[members, b], C[members],
-               segment_names=names, member_segment=codes)
+    f = _frame(catalog, user_ids, members, b, prob, val, cost, segment_names=names, member_segment=codes)
     return Plan(f, budget=budget, method="segment_rules", issue_cost=issue_cost,
                 info={"segment_benefits": dict(segment_benefits)})
 
@@ -719,10 +698,13 @@ class Planner:
         """Plans for the members of ``users`` (UserTable rows = member indices of the
         probabilities) at ``plan_time``.
 
-        ``redemption_probability``: members x benefits P(redemption | issued), or a fitted
-        ``blend`` (perkrec.ScoreBlend) evaluated on eligible pairs only. ``incremental_share``:
-        members x benefits (or per member) share of a redemption that is incremental (objective
-        "incremental"; e.g. :func:`incremental_share`). ``order_value``: per member value of a
+        ``redemption_probability``: members x benefits P(redemption | issued), or a
+        :class:`ProbabilityFactors` (scored in C++ on eligible pairs only: no members x benefits
+        matrix), or a fitted ``blend`` (perkrec.ScoreBlend) evaluated on eligible pairs only.
+        ``incremental_share``: members x benefits (or per member) share of a redemption that is
+        incremental (objective "incremental"; e.g. :func:`incremental_share`), or a
+        :class:`TimingShare` (:func:`incremental_share_factors`, evaluated on eligible pairs).
+        The steps run in C++ (decide/planner.hpp: Planner::plan) with the GIL released. ``order_value``: per member value of a
         redemption (e.g. :func:`order_value`); ``benefit_value``: per benefit multiplier.
         ``segments`` (``PreferenceModel.segments()`` or labels) feed segment rules, quotas and
         the summary; ``history`` (EventLog) the caps; ``preference`` (a fitted
@@ -730,47 +712,53 @@ class Planner:
         ``budget`` overrides the policy's. Returns a :class:`Plan`; ``plan.info`` keeps the
         compiled policy, candidates, allocation and, with ``eligible_matrix``, the dense
         eligibility (for baselines under the same rules)."""
-        from .allocate import allocate
-        from .ranking import explain, rank, schedule
+        from .ranking import _impl_of, _optional_floats
 
         if self.objective == "incremental" and incremental_share is None:
             raise _input_error("Planner.plan: objective 'incremental' needs incremental_share "
                                "(e.g. perkrec.plan.incremental_share(preference, catalog))")
+        t_plan = time_seconds(plan_time, "plan_time")
+        prob = factors = None
+        if isinstance(redemption_probability, ProbabilityFactors) and blend is None:
+            factors = redemption_probability
+        elif redemption_probability is not None and blend is None:
+            parr = np.asarray(redemption_probability)
+            if parr.ndim != 2:
+                raise _input_error(f"rank: probability: expected a 2-D members x benefits matrix (got {parr.ndim} "
+                                   "dimensions)")
+            prob = np.ascontiguousarray(parr, dtype=np.float32).reshape(-1)
+        elif blend is None:
+            raise _input_error("rank: give probability (members x benefits) or blend")
+        share = timing = None
+        if self.objective == "incremental":
+            if isinstance(incremental_share, TimingShare):
+                timing = incremental_share
+            else:
+                share = _optional_floats(incremental_share, "incremental_share")
         compiled = self.policy.compile(catalog, users, plan_time, segments=segments, history=history,
                                        num_threads=self.num_threads)
-        candidates, diagnostics = rank(
-            compiled.masks, redemption_probability, blend=blend,
-            incremental_share=incremental_share if self.objective == "incremental" else None,
-            member_value=order_value, benefit_value=benefit_value, cost_per_redemption=catalog,
-            objective=self.objective, top_k=self.top_k, issue_cost=compiled.issue_cost,
-            num_threads=self.num_threads, diagnostics=True)
-        constraints = compiled.constraints
-        if budget is not None:
-            constraints.budget = float(budget)
-        allocation = allocate(candidates, constraints, method=self.method, num_threads=self.num_threads)
-        offsets = np.asarray(allocation.offsets)
-        members = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32), np.diff(offsets))
-        benefits = np.asarray(allocation.benefit, dtype=np.int32)
-        entry = np.asarray(allocation.candidate, dtype=np.int64)
-        prob = np.asarray(candidates.probability)[entry]
-        value = np.asarray(candidates.value)[entry]
-        cost = np.asarray(candidates.cost)[entry]
-        when = schedule(members, plan_time, catalog, benefits, preference=preference, num_threads=self.num_threads)
-        seconds = ((when["send_at"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
-        send_at = compiled.send_times(seconds, members)                    # out of quiet hours
+        params = {"objective": self.objective, "top_k": self.top_k, "method": self.method,
+                  "num_threads": int_scalar(self.num_threads, "num_threads", -2**31)}
+        candidates, diagnostics, allocation, rows, planned_budget = _core.plan(
+            compiled._impl, _impl_of(catalog), t_plan, json.dumps(params), prob,
+            None if blend is None else blend._impl,
+            None if factors is None else factors.user_factors.reshape(-1),
+            None if factors is None else factors.benefit_factors.reshape(-1),
+            None if factors is None else factors.benefit_bias,
+            0 if factors is None else factors.user_factors.shape[1], share,
+            None if timing is None else timing.orders_per_day, None if timing is None else timing.validity_days,
+            _optional_floats(order_value, "member_value"), _optional_floats(benefit_value, "benefit_value"),
+            None if preference is None else _impl_of(preference), float("nan") if budget is None else float(budget))
         user_ids = users.ids if hasattr(users, "ids") else None
-        reasons = explain(candidates=candidates, allocation=allocation, preference=preference, catalog=catalog,
-                          blend=blend, diagnostics=diagnostics, rule_names=compiled.rule_names,
-                          num_threads=self.num_threads)
-        member_segment = np.asarray(constraints.member_segment)
-        frame = _frame(catalog, user_ids, members, benefits, prob, value, cost,
-                       segment_names=compiled.segment_names if len(member_segment) else None,
+        member_segment = np.asarray(compiled.constraints.member_segment)
+        frame = _frame(catalog, user_ids, rows["member"], rows["benefit"], rows["probability"], rows["value"],
+                       rows["cost"], segment_names=compiled.segment_names if len(member_segment) else None,
                        member_segment=member_segment if len(member_segment) else None,
-                       send_at=send_at, validity_days=when["validity_days"].to_numpy(), reasons=reasons)
+                       send_at=rows["send_at"], validity_days=rows["validity_days"], reasons=rows["reasons"])
         info: Dict[str, object] = {"compiled": compiled, "candidates": candidates, "allocation": allocation,
                                    "diagnostics": diagnostics}
         if eligible_matrix and compiled.n_users * compiled.n_benefits <= 50_000_000:
             info["eligible"] = compiled.eligible_matrix()
-        return Plan(frame, budget=float(constraints.budget), method=allocation.method,
+        return Plan(frame, budget=float(planned_budget), method=allocation.method,
                     dual_bound=float(allocation.dual_bound), multiplier=float(allocation.multiplier),
                     issue_cost=compiled.issue_cost, info=info)

@@ -231,6 +231,21 @@ PERKREC_INLINE Candidates rank(const ScoreBlend& blend, const RankInputs& in,
                                const EligibilityMasks& masks, const RankerParams& p,
                                RankDiagnostics* diagnostics = nullptr);
 
+/// Scorers in place of dense matrices: out[i] = the value of (users[i], benefits[i]).
+struct RankScorers {
+  ScoreBlend::Scorer redemption_probability;  ///< P(redemption | issued) in [0, 1]; required
+  ScoreBlend::Scorer incremental_share;       ///< in [0, 1]; empty = RankInputs::incremental_share
+};
+
+/// As above with probabilities (and optionally incremental shares) from scorers, called on
+/// blocks of 256 members with only their eligible pairs (every pair when diagnostics are
+/// requested): no members x benefits matrix is ever held. in.redemption_probability is
+/// ignored; InputError when scorers.incremental_share and in.incremental_share are both given,
+/// and for scored values outside [0, 1] (naming the first bad member and benefit).
+PERKREC_INLINE Candidates rank(const RankScorers& scorers, const RankInputs& in,
+                               const EligibilityMasks& masks, const RankerParams& p,
+                               RankDiagnostics* diagnostics = nullptr);
+
 // ---------------------------------------------------------------------------------------------
 // Send time and validity
 

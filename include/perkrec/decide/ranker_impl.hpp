@@ -526,13 +526,16 @@ struct RankBefore {
   }
 };
 
-/// The shared body of both rank() overloads. `probabilities(u0, u1, need_all, scratch)` returns,
+/// The shared body of the rank() overloads. `probabilities(u0, u1, need_all, scratch)` returns,
 /// for members [u0, u1), a dense (u1 - u0) x n_benefits block of probabilities (every entry
-/// when need_all, else at least the eligible ones), stored in `scratch` or borrowed. Dense-matrix errors are reported per member and
+/// when need_all, else at least the eligible ones), stored in `scratch` or borrowed.
+/// `shares(u0, u1, need_all, scratch)` does the same for incremental shares, or returns
+/// nullptr when they come from in.incremental_share. Bad values are reported per member and
 /// raised for the first bad member after the loop (so the message does not depend on threads).
-template <class Probabilities>
+template <class Probabilities, class Shares>
 Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const RankerParams& p,
-                     RankDiagnostics* diag, bool dense_probability, Probabilities&& probabilities) {
+                     RankDiagnostics* diag, bool dense_probability, Probabilities&& probabilities,
+                     Shares&& shares) {
   p.validate();
   const Index n = masks.n_users();
   const Index m = masks.n_benefits();
@@ -569,6 +572,7 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
   // Per member: first bad dense entry (benefit index + 1, or 0), and which field.
   std::vector<std::int64_t> bad(static_cast<std::size_t>(n), 0);
   std::vector<std::uint8_t> bad_field(static_cast<std::size_t>(n), 0);
+  std::vector<float> bad_value(static_cast<std::size_t>(n), 0.0f);
   if (want_diag) {
     diag->best_ineligible.assign(static_cast<std::size_t>(n), -1);
     diag->best_ineligible_key.assign(static_cast<std::size_t>(n), std::numeric_limits<float>::quiet_NaN());
@@ -581,8 +585,9 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
     const Index u1 = static_cast<Index>(std::min<Offset>(n, u0 + kRankBlock));
     Block& o = out[static_cast<std::size_t>(blk)];
     o.count.assign(static_cast<std::size_t>(u1 - u0), 0);
-    std::vector<float> scratch;
+    std::vector<float> scratch, share_scratch;
     const float* prob_block = probabilities(u0, u1, want_diag, scratch);
+    const float* share_block = shares(u0, u1, want_diag, share_scratch);
     std::vector<RankEntry> entries;
     entries.resize(static_cast<std::size_t>(m));
     // Value, cost and probability of the kept entries, by benefit (read back for the top K).
@@ -595,8 +600,12 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
     for (Index u = u0; u < u1; ++u) {
       const std::size_t uz = static_cast<std::size_t>(u);
       const float* prob = prob_block + static_cast<std::size_t>(u - u0) * static_cast<std::size_t>(m);
-      const float* share_row = share_matrix ? in.incremental_share.data() + uz * static_cast<std::size_t>(m) : nullptr;
-      const double member_share = !share_matrix && !in.incremental_share.empty() ? in.incremental_share[uz] : 1.0;
+      const float* share_row =
+          share_block != nullptr ? share_block + static_cast<std::size_t>(u - u0) * static_cast<std::size_t>(m)
+          : share_matrix         ? in.incremental_share.data() + uz * static_cast<std::size_t>(m)
+                                 : nullptr;
+      const double member_share =
+          share_block == nullptr && !share_matrix && !in.incremental_share.empty() ? in.incremental_share[uz] : 1.0;
       const double mv = in.member_value.empty() ? 1.0 : in.member_value[uz];
       const std::uint64_t* row = masks.row(u);
       std::size_t kept = 0;
@@ -611,11 +620,13 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
             if (!(pr >= 0.0f && pr <= 1.0f) && bad[uz] == 0) {
               bad[uz] = b + 1;
               bad_field[uz] = 0;
+              bad_value[uz] = pr;
             }
           }
           if (share_row != nullptr && !(share_row[b] >= 0.0f && share_row[b] <= 1.0f) && bad[uz] == 0) {
             bad[uz] = b + 1;
             bad_field[uz] = 1;
+            bad_value[uz] = share_row[b];
           }
           continue;
         }
@@ -624,6 +635,7 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
           if (bad[uz] == 0) {
             bad[uz] = b + 1;
             bad_field[uz] = 0;
+            bad_value[uz] = pr;
           }
           continue;
         }
@@ -633,6 +645,7 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
             if (bad[uz] == 0) {
               bad[uz] = b + 1;
               bad_field[uz] = 1;
+              bad_value[uz] = share_row[b];
             }
             continue;
           }
@@ -691,14 +704,12 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
     const std::size_t uz = static_cast<std::size_t>(u);
     if (bad[uz] != 0) {
       const Index b = static_cast<Index>(bad[uz] - 1);
-      const std::size_t at = uz * static_cast<std::size_t>(m) + static_cast<std::size_t>(b);
       if (bad_field[uz] == 1) {
         detail::raise<InputError>("rank: incremental_share[", u, ", ", b, "] must be in [0, 1] (got ",
-                                  in.incremental_share[at], ")");
+                                  bad_value[uz], ")");
       }
-      detail::raise<InputError>("rank: ", dense_probability ? "redemption_probability" : "blend probability", "[",
-                                u, ", ", b, "] must be in [0, 1] (got ",
-                                dense_probability ? in.redemption_probability[at] : std::nanf(""), ")");
+      detail::raise<InputError>("rank: ", dense_probability ? "redemption_probability" : "scored probability", "[",
+                                u, ", ", b, "] must be in [0, 1] (got ", bad_value[uz], ")");
     }
   }
 
@@ -735,40 +746,82 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
 
 }  // namespace detail
 
+namespace detail {
+
+inline const float* no_shares(Index, Index, bool, std::vector<float>&) { return nullptr; }
+
+/// Members [u0, u1) scored by `scorer` on their eligible pairs (every pair when need_all),
+/// written into a dense block; entries not scored are 0 and never read.
+inline const float* scored_block(const ScoreBlend::Scorer& scorer, const EligibilityMasks& masks, Index u0,
+                                 Index u1, bool need_all, std::vector<float>& dense) {
+  const Index m = masks.n_benefits();
+  std::vector<Index> users, benefits;
+  users.reserve(static_cast<std::size_t>(u1 - u0) * static_cast<std::size_t>(m));
+  benefits.reserve(users.capacity());
+  for (Index u = u0; u < u1; ++u) {
+    const std::uint64_t* row = masks.row(u);
+    for (Index b = 0; b < m; ++b) {
+      if (need_all || ((row[b >> 6] >> (b & 63)) & 1u)) {
+        users.push_back(u);
+        benefits.push_back(b);
+      }
+    }
+  }
+  std::vector<float> scores(users.size());
+  if (!users.empty()) scorer(users, benefits, scores);
+  dense.assign(static_cast<std::size_t>(u1 - u0) * static_cast<std::size_t>(m), 0.0f);
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    dense[static_cast<std::size_t>(users[i] - u0) * static_cast<std::size_t>(m) + static_cast<std::size_t>(benefits[i])] =
+        scores[i];
+  }
+  return dense.data();
+}
+
+}  // namespace detail
+
 PERKREC_INLINE Candidates rank(const RankInputs& in, const EligibilityMasks& masks, const RankerParams& p,
                                RankDiagnostics* diagnostics) {
   const std::size_t m = static_cast<std::size_t>(masks.n_benefits());
   const float* base = in.redemption_probability.data();
-  return detail::rank_impl(in, masks, p, diagnostics, true, [&](Index u0, Index, bool, std::vector<float>&) {
-    return base + static_cast<std::size_t>(u0) * m;
-  });
+  return detail::rank_impl(
+      in, masks, p, diagnostics, true,
+      [&](Index u0, Index, bool, std::vector<float>&) { return base + static_cast<std::size_t>(u0) * m; },
+      detail::no_shares);
 }
 
 PERKREC_INLINE Candidates rank(const ScoreBlend& blend, const RankInputs& in, const EligibilityMasks& masks,
                                const RankerParams& p, RankDiagnostics* diagnostics) {
   if (!blend.fitted()) detail::raise<InputError>("rank: the blend is not fitted (call fit or set_weights)");
-  const Index m = masks.n_benefits();
-  return detail::rank_impl(in, masks, p, diagnostics, false,
-                           [&](Index u0, Index u1, bool need_all, std::vector<float>& dense) {
-    std::vector<Index> users, benefits;
-    for (Index u = u0; u < u1; ++u) {
-      const std::uint64_t* row = masks.row(u);
-      for (Index b = 0; b < m; ++b) {
-        if (need_all || ((row[b >> 6] >> (b & 63)) & 1u)) {
-          users.push_back(u);
-          benefits.push_back(b);
-        }
-      }
-    }
-    std::vector<float> probs(users.size());
-    if (!users.empty()) blend.predict(users, benefits, probs);
-    // Entries the blend did not score are never read (ineligible without diagnostics).
-    dense.assign(static_cast<std::size_t>(u1 - u0) * static_cast<std::size_t>(m), 0.0f);
-    for (std::size_t i = 0; i < users.size(); ++i) {
-      dense[static_cast<std::size_t>(users[i] - u0) * static_cast<std::size_t>(m) + static_cast<std::size_t>(benefits[i])] = probs[i];
-    }
-    return static_cast<const float*>(dense.data());
-  });
+  const ScoreBlend::Scorer predict = [&blend](Span<const Index> users, Span<const Index> benefits,
+                                              Span<float> out) { blend.predict(users, benefits, out); };
+  return detail::rank_impl(
+      in, masks, p, diagnostics, false,
+      [&](Index u0, Index u1, bool need_all, std::vector<float>& dense) {
+        return detail::scored_block(predict, masks, u0, u1, need_all, dense);
+      },
+      detail::no_shares);
+}
+
+PERKREC_INLINE Candidates rank(const RankScorers& scorers, const RankInputs& in, const EligibilityMasks& masks,
+                               const RankerParams& p, RankDiagnostics* diagnostics) {
+  if (!scorers.redemption_probability) {
+    detail::raise<InputError>("rank: scorers.redemption_probability is empty (expected a scorer)");
+  }
+  if (scorers.incremental_share && !in.incremental_share.empty()) {
+    detail::raise<InputError>("rank: incremental_share given twice (a scorer and ", in.incremental_share.size(),
+                              " values; expected one)");
+  }
+  const bool score_shares = static_cast<bool>(scorers.incremental_share) &&
+                            p.objective == RankerParams::Objective::incremental;
+  return detail::rank_impl(
+      in, masks, p, diagnostics, false,
+      [&](Index u0, Index u1, bool need_all, std::vector<float>& dense) {
+        return detail::scored_block(scorers.redemption_probability, masks, u0, u1, need_all, dense);
+      },
+      [&](Index u0, Index u1, bool need_all, std::vector<float>& dense) -> const float* {
+        if (!score_shares) return nullptr;
+        return detail::scored_block(scorers.incremental_share, masks, u0, u1, need_all, dense);
+      });
 }
 
 // --- schedule --------------------------------------------------------------------------------
