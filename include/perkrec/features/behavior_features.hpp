@@ -35,8 +35,9 @@
 // once in time order into per-item and per-level-value accumulators (per-thread dense arrays
 // reset through a touched list; decayed sums are kept with their last update time and decayed
 // to the sample time), and each sample sums the accumulators over its benefit's items and level
-// values. Popularity uses per-item sorted event times (and first-event times per member) and a
-// binary search per item.
+// values. Popularity uses sorted event times (and first-event times per member) per item, merged
+// per benefit when the merged lists hold at most max(2^24, 2 x events) times (one binary search
+// per sample; otherwise one per item).
 //
 // Example:
 //   perkrec::BehaviorFeatureParams p;

@@ -118,19 +118,75 @@ struct BehaviorMember {
 };
 
 // Sorted event times per (action slot, item) over all members, and sorted times of each
-// member's first event per (action slot, item).
+// member's first event per (action slot, item); or, when `per_benefit`, the same lists merged
+// per (action slot, benefit) over the benefit's items, so that a sample needs one binary search
+// instead of one per item (on large logs the per-item searches miss the cache k times).
 struct BehaviorPopularity {
-  std::vector<Offset> start;        // slots x items + 1
+  bool per_benefit = false;
+  std::size_t keys_per_slot = 0;    // items, or benefits when per_benefit
+  std::vector<Offset> start;        // slots x keys_per_slot + 1
   std::vector<Timestamp> times;
-  std::vector<Offset> first_start;  // slots x items + 1
+  std::vector<Offset> first_start;  // slots x keys_per_slot + 1
   std::vector<Timestamp> first_times;
 };
+
+// Merges the per-item lists of `p` into per-benefit lists for the benefits flagged in `used`
+// (the others get empty lists), unless that would hold more than `cap` times.
+inline void merge_popularity_per_benefit(BehaviorPopularity& p, const BenefitItems& benefit_items,
+                                         const std::vector<std::uint8_t>& used, std::size_t n_slots, Offset cap,
+                                         int num_threads) {
+  const auto n_items = p.keys_per_slot;
+  const auto n_benefits = static_cast<std::size_t>(benefit_items.n_benefits());
+  const std::size_t keys = n_slots * n_benefits;
+  std::vector<Offset> start(keys + 1, 0), first_start(keys + 1, 0);
+  for (std::size_t s = 0; s < n_slots; ++s) {
+    for (std::size_t b = 0; b < n_benefits; ++b) {
+      if (!used[b]) continue;
+      for (Index i : benefit_items.items(static_cast<Index>(b))) {
+        const std::size_t k = s * n_items + static_cast<std::size_t>(i);
+        start[s * n_benefits + b + 1] += p.start[k + 1] - p.start[k];
+        first_start[s * n_benefits + b + 1] += p.first_start[k + 1] - p.first_start[k];
+      }
+    }
+  }
+  for (std::size_t k = 0; k < keys; ++k) {
+    start[k + 1] += start[k];
+    first_start[k + 1] += first_start[k];
+  }
+  if (start.back() + first_start.back() > cap) return;  // keep the per-item lists
+  std::vector<Timestamp> times(static_cast<std::size_t>(start.back()));
+  std::vector<Timestamp> first_times(static_cast<std::size_t>(first_start.back()));
+  parallel_for(0, static_cast<Offset>(keys), num_threads, [&](Offset kk) {
+    const auto key = static_cast<std::size_t>(kk);
+    const std::size_t s = key / n_benefits, b = key % n_benefits;
+    if (!used[b]) return;
+    auto gather = [&](const std::vector<Offset>& from_start, const std::vector<Timestamp>& from,
+                      const std::vector<Offset>& to_start, std::vector<Timestamp>& to) {
+      auto out = to.begin() + to_start[key];
+      for (Index i : benefit_items.items(static_cast<Index>(b))) {
+        const std::size_t k = s * n_items + static_cast<std::size_t>(i);
+        const auto mid = out;
+        out = std::copy(from.begin() + from_start[k], from.begin() + from_start[k + 1], out);
+        std::inplace_merge(to.begin() + to_start[key], mid, out);
+      }
+    };
+    gather(p.start, p.times, start, times);
+    gather(p.first_start, p.first_times, first_start, first_times);
+  }, Schedule::dynamic, 16);
+  p.per_benefit = true;
+  p.keys_per_slot = n_benefits;
+  p.start = std::move(start);
+  p.first_start = std::move(first_start);
+  p.times = std::move(times);
+  p.first_times = std::move(first_times);
+}
 
 inline BehaviorPopularity behavior_popularity(const BehaviorLog& log, const std::vector<int>& slot_of_code,
                                               std::size_t n_slots, int num_threads) {
   const auto n_items = static_cast<std::size_t>(log.n_items());
   const std::size_t keys = n_slots * n_items;
   BehaviorPopularity p;
+  p.keys_per_slot = n_items;
   p.start.assign(keys + 1, 0);
   p.first_start.assign(keys + 1, 0);
   const auto items = log.items();
@@ -231,7 +287,14 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
   bool need_popularity = false;
   for (int a : layout.other) need_popularity = need_popularity || a >= 11;
   BehaviorPopularity pop;
-  if (need_popularity) pop = behavior_popularity(log, slot_of_code, n_slots, params.num_threads);
+  if (need_popularity) {
+    pop = behavior_popularity(log, slot_of_code, n_slots, params.num_threads);
+    std::vector<std::uint8_t> used(static_cast<std::size_t>(n_benefits), 0);
+    for (std::size_t i = 0; i < n; ++i) used[static_cast<std::size_t>(samples.benefit[i])] = 1;
+    // Merged lists are worth their memory up to about twice the log.
+    const auto cap = std::max<Offset>(Offset{1} << 24, 2 * static_cast<Offset>(pop.times.size()));
+    merge_popularity_per_benefit(pop, benefit_items, used, n_slots, cap, params.num_threads);
+  }
 
   const auto cols = static_cast<std::size_t>(layout.columns);
   std::vector<double> out(n * cols, 0.0);
@@ -396,10 +459,14 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
                   const auto& st = events ? pop.start : pop.first_start;
                   const auto& tm = events ? pop.times : pop.first_times;
                   Offset c = 0;
-                  for (Index item : its) {
-                    const std::size_t key = ss * n_items + static_cast<std::size_t>(item);
+                  auto count_before = [&](std::size_t key) {
                     const auto lo = tm.begin() + st[key], hi = tm.begin() + st[key + 1];
                     c += std::lower_bound(lo, hi, t) - lo;
+                  };
+                  if (pop.per_benefit) {
+                    count_before(ss * pop.keys_per_slot + static_cast<std::size_t>(benefit));
+                  } else {
+                    for (Index item : its) count_before(ss * pop.keys_per_slot + static_cast<std::size_t>(item));
                   }
                   v = static_cast<double>(c);
                 }

@@ -68,11 +68,12 @@
 //   perkrec::FeatureEncoder served = perkrec::FeatureEncoder::from_fm_metadata(fm.metadata());
 //
 // Output: CsrMatrix<float> (int64 indptr, int32 column indices, float32 values), every row
-// holding one entry per categorical / numeric field and one per history aggregate, in field
-// order (explicit zeros kept), so the matrix is identical to the Python numpy encoder's.
-// Cost: fit O(n log n) per quantile field; transform O(n x fields) plus, for history,
-// O(n log n + events). Parallel over rows (and members for history); the output does not
-// depend on the thread count.
+// holding one entry per categorical / numeric field, one per history aggregate and one per
+// behaviour column, in field order (explicit zeros kept), so the matrix is identical to the Python numpy encoder's.
+// Cost: fit O(n log n) per quantile field; transform O(n x fields) plus, for history and
+// behavior fields, O(n log n + events) (behaviour: see features/behavior_features.hpp).
+// Parallel over rows (and members for history and behaviour); the output does not depend on
+// the thread count.
 // Thread safety: fit / set_benefits need exclusive access; transform, history and the
 // accessors are const and safe from any number of threads.
 #pragma once

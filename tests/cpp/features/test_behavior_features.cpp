@@ -353,6 +353,53 @@ TEST(BehaviorFeatures, MatchesBruteForce) {
   }
 }
 
+TEST(BehaviorFeatures, PopularityPerBenefitAndPerItemAgree) {
+  // Popularity merges the items' event lists per benefit unless the merged lists would exceed
+  // max(2^24, 2 x events) times: 1000 benefits on one item of ~18000 events (1.8e7 merged times)
+  // take the per-item path, 3 benefits the merged one; both must count exactly.
+  std::mt19937 rng(4);
+  std::vector<Event> events;
+  for (int e = 0; e < 20000; ++e) {
+    events.push_back({static_cast<Index>(rng() % 500), static_cast<Index>(rng() % 10 == 0 ? 1 : 0), 0,
+                      day(static_cast<double>(rng() % 100)), 1.0, 1.0, -1});
+  }
+  World w;
+  w.items = ItemCatalog(IdMap::range(2));
+  w.log = make_behavior(events, 2);
+  Samples s;
+  for (int k = 0; k < 1200; ++k) {
+    s.user.push_back(static_cast<std::int64_t>(rng() % 500));
+    s.benefit.push_back(k);
+    s.time.push_back(day(static_cast<double>(rng() % 102) - 1));
+  }
+  BehaviorFeatureParams p;
+  p.aggregates = {"popularity_events", "popularity_members"};
+  std::vector<BehaviorTable> results;
+  for (Index n_benefits : {3, 1000}) {
+    std::vector<Index> b(static_cast<std::size_t>(n_benefits)), i(static_cast<std::size_t>(n_benefits), 0);
+    for (Index k = 0; k < n_benefits; ++k) b[static_cast<std::size_t>(k)] = k;
+    w.benefit_items = BenefitItems::from_pairs(b, i, n_benefits, 2);
+    Samples sb = s;  // every benefit used, so the merged lists of 1000 benefits exceed the cap
+    for (auto& v : sb.benefit) v %= n_benefits;
+    results.push_back(behavior_features(sb.view(), w.log, w.items, w.benefit_items, p));
+  }
+  for (std::size_t k = 0; k < s.user.size(); ++k) {
+    double count = 0;
+    std::vector<Index> members;
+    for (const auto& e : events) {
+      if (e.item != 0 || e.time >= s.time[k]) continue;
+      ++count;
+      members.push_back(e.user);
+    }
+    std::sort(members.begin(), members.end());
+    const auto distinct = static_cast<double>(std::unique(members.begin(), members.end()) - members.begin());
+    for (const auto& t : results) {
+      ASSERT_EQ(t.columns[0][k], count) << k;
+      ASSERT_EQ(t.columns[1][k], distinct) << k;
+    }
+  }
+}
+
 // ---- the FeatureEncoder's behavior fields -------------------------------------------------
 
 FeatureEncoder behavior_encoder(const std::string& fields_json, int threads = 1) {
