@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <unordered_set>
 #include <utility>
 
@@ -197,39 +198,116 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
       }
     });
   } else {
-    // Stable counting sort by member into a permutation (one sequential scatter), then each
-    // member's slice sorted by time where it is not already, then a parallel gather.
-    detail::LargeVector<Offset> perm(kept);
-    {
-      std::vector<Offset> next(log.user_offsets_.begin(), log.user_offsets_.end() - 1);
-      for (std::size_t i = 0; i < n; ++i) {
-        if (c.item[i] >= 0 && c.user[i] >= 0) perm[static_cast<std::size_t>(next[static_cast<std::size_t>(c.user[i])]++)] = static_cast<Offset>(i);
+    // Records are partitioned by member range into at most 1024 buckets (sequential reads, few
+    // write streams), each bucket is counting-sorted by member into the columns (its output
+    // range is small enough for the cache), then members whose events were out of time order
+    // are sorted. A permutation gather would read the input at random: memory-latency bound
+    // once the log outgrows the cache. Every pass is stable and its blocks depend only on the
+    // data, so the order is the same for any thread count.
+    struct Record {
+      Timestamp time;
+      double amount;
+      std::int64_t basket;
+      Index user;
+      Index item;
+      float quantity;
+      std::uint8_t action;
+    };
+    const Index users_or_one = std::max<Index>(n_users, 1);
+    int shift = 0;
+    while ((static_cast<std::int64_t>(users_or_one - 1) >> shift) >= 1024) ++shift;
+    const auto n_buckets = static_cast<std::size_t>((users_or_one - 1) >> shift) + 1;
+    const detail::Blocks rb(static_cast<Offset>(n), 1 << 16, 64);
+    const auto nb = static_cast<std::size_t>(rb.count);
+    auto keep_row = [&](std::size_t i) { return c.item[i] >= 0 && c.user[i] >= 0; };
+    std::vector<Offset> cursor(nb * n_buckets, 0);  // [block][bucket]
+    parallel_for(0, rb.count, num_threads, [&](Offset blk) {
+      Offset* h = cursor.data() + static_cast<std::size_t>(blk) * n_buckets;
+      for (Offset i = rb.begin(blk); i < rb.end(blk); ++i) {
+        const auto k = static_cast<std::size_t>(i);
+        if (keep_row(k)) ++h[static_cast<std::size_t>(c.user[k] >> shift)];
       }
+    });
+    std::vector<Offset> bucket_start(n_buckets + 1, 0);
+    {
+      Offset total = 0;
+      for (std::size_t bk = 0; bk < n_buckets; ++bk) {
+        bucket_start[bk] = total;
+        for (std::size_t blk = 0; blk < nb; ++blk) {
+          const Offset count = cursor[blk * n_buckets + bk];
+          cursor[blk * n_buckets + bk] = total;
+          total += count;
+        }
+      }
+      bucket_start[n_buckets] = total;
     }
+    detail::LargeVector<Record> records(kept);
+    parallel_for(0, rb.count, num_threads, [&](Offset blk) {
+      Offset* pos = cursor.data() + static_cast<std::size_t>(blk) * n_buckets;
+      for (Offset i = rb.begin(blk); i < rb.end(blk); ++i) {
+        const auto k = static_cast<std::size_t>(i);
+        if (!keep_row(k)) continue;
+        Record r;
+        r.time = c.timestamp[k];
+        r.amount = c.amount.empty() ? 0.0 : c.amount[k];
+        r.basket = c.basket.empty() ? std::int64_t{-1} : c.basket[k];
+        r.user = c.user[k];
+        r.item = c.item[k];
+        r.quantity = c.quantity.empty() ? 1.0f : static_cast<float>(c.quantity[k]);
+        r.action = c.action.empty() ? std::uint8_t{0} : static_cast<std::uint8_t>(c.action[k]);
+        records[static_cast<std::size_t>(pos[static_cast<std::size_t>(r.user >> shift)]++)] = r;
+      }
+    });
+    const bool with_basket = !c.basket.empty();
+    parallel_for(
+        0, static_cast<Offset>(n_buckets), num_threads,
+        [&](Offset bk) {
+          const auto first_user = static_cast<std::size_t>(bk << shift);
+          const auto last_user = static_cast<std::size_t>(std::min<Offset>(n_users, (bk + 1) << shift));
+          if (first_user >= last_user) return;
+          std::vector<Offset> next(log.user_offsets_.begin() + static_cast<std::ptrdiff_t>(first_user),
+                                   log.user_offsets_.begin() + static_cast<std::ptrdiff_t>(last_user));
+          for (Offset i = bucket_start[static_cast<std::size_t>(bk)]; i < bucket_start[static_cast<std::size_t>(bk) + 1];
+               ++i) {
+            const Record& r = records[static_cast<std::size_t>(i)];
+            const auto d = static_cast<std::size_t>(next[static_cast<std::size_t>(r.user) - first_user]++);
+            log.item_[d] = r.item;
+            log.timestamp_[d] = r.time;
+            log.action_[d] = r.action;
+            log.quantity_[d] = r.quantity;
+            log.amount_[d] = r.amount;
+            if (with_basket) log.basket_[d] = r.basket;
+          }
+        },
+        Schedule::dynamic, 1);
+    records.clear();
+    records.shrink_to_fit();
     parallel_for(
         0, n_users, num_threads,
         [&](Offset u) {
-          const auto lo = perm.begin() + log.user_offsets_[static_cast<std::size_t>(u)];
-          const auto hi = perm.begin() + log.user_offsets_[static_cast<std::size_t>(u) + 1];
-          auto by_time = [&](Offset a, Offset b) {
-            return c.timestamp[static_cast<std::size_t>(a)] < c.timestamp[static_cast<std::size_t>(b)];
+          const auto begin = static_cast<std::size_t>(log.user_offsets_[static_cast<std::size_t>(u)]);
+          const auto end = static_cast<std::size_t>(log.user_offsets_[static_cast<std::size_t>(u) + 1]);
+          const auto t0 = log.timestamp_.begin() + static_cast<std::ptrdiff_t>(begin);
+          if (std::is_sorted(t0, log.timestamp_.begin() + static_cast<std::ptrdiff_t>(end))) return;
+          std::vector<std::size_t> order(end - begin);
+          for (std::size_t i = 0; i < order.size(); ++i) order[i] = begin + i;
+          std::stable_sort(order.begin(), order.end(),
+                           [&](std::size_t x, std::size_t y) { return log.timestamp_[x] < log.timestamp_[y]; });
+          auto permute = [&](auto& column) {
+            if (column.empty()) return;
+            using T = typename std::decay_t<decltype(column)>::value_type;
+            std::vector<T> moved(order.size());
+            for (std::size_t i = 0; i < order.size(); ++i) moved[i] = column[order[i]];
+            std::copy(moved.begin(), moved.end(), column.begin() + static_cast<std::ptrdiff_t>(begin));
           };
-          if (!std::is_sorted(lo, hi, by_time)) std::stable_sort(lo, hi, by_time);
+          permute(log.item_);
+          permute(log.action_);
+          permute(log.quantity_);
+          permute(log.amount_);
+          permute(log.basket_);
+          permute(log.timestamp_);
         },
-        Schedule::dynamic, 1024);
-    const detail::Blocks out_blocks(static_cast<Offset>(kept));
-    parallel_for(0, out_blocks.count, num_threads, [&](Offset b) {
-      for (Offset k = out_blocks.begin(b); k < out_blocks.end(b); ++k) {
-        const auto d = static_cast<std::size_t>(k);
-        const auto s = static_cast<std::size_t>(perm[d]);
-        log.item_[d] = c.item[s];
-        log.timestamp_[d] = c.timestamp[s];
-        log.action_[d] = c.action.empty() ? std::uint8_t{0} : static_cast<std::uint8_t>(c.action[s]);
-        log.quantity_[d] = c.quantity.empty() ? 1.0f : static_cast<float>(c.quantity[s]);
-        log.amount_[d] = c.amount.empty() ? 0.0 : c.amount[s];
-        if (!c.basket.empty()) log.basket_[d] = c.basket[s];
-      }
-    });
+        Schedule::dynamic, 256);
   }
   if (kept > 0) {
     const detail::Blocks out_blocks(static_cast<Offset>(kept));

@@ -96,7 +96,7 @@ struct BehaviorAcc {
   double count = 0.0;
   double quantity = 0.0;
   double spend = 0.0;
-  double decayed = 0.0;      // as of `last`
+  double decayed = 0.0;      // sum of 2^((t_event - ref) / half-life), ref per member (see below)
   Timestamp last = kNoTime;  // latest event time; kNoTime = untouched
 };
 
@@ -317,7 +317,6 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
 
   const auto n_items = static_cast<std::size_t>(log.n_items());
   const double half_life_s = params.half_life_days * static_cast<double>(kSecondsPerDay);
-  const double ln_half = std::log(0.5);
   const int threads = resolve_num_threads(params.num_threads);
   std::vector<BehaviorScratch> scratch(static_cast<std::size_t>(threads));
   const auto ev_item = log.items();
@@ -350,14 +349,23 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
         }
         std::vector<BehaviorMember> member(n_slots);
         sc.baskets.clear();
-        auto add = [&](BehaviorAcc& a, Timestamp t, double q, double amount, std::vector<std::size_t>& touched,
-                       std::size_t slot) {
-          if (a.last == kNoTime) {
-            touched.push_back(slot);
-            a.decayed = 1.0;
-          } else {
-            a.decayed = a.decayed * std::exp(ln_half * static_cast<double>(t - a.last) / half_life_s) + 1.0;
+        // Decayed counts are kept as sums of 2^((t_event - ref) / half-life) against one
+        // reference time per member (its first event), so an event costs one exp2 whatever
+        // the number of scopes, and a scope one log2 + exp2 at the sample time. When the
+        // weights grow large the reference moves up and every touched sum is rescaled.
+        Timestamp ref = kNoTime;
+        auto rescale = [&](Timestamp new_ref) {
+          const double f = std::exp2(static_cast<double>(ref - new_ref) / half_life_s);
+          for (std::size_t slot : sc.touched_item) sc.item[slot].decayed *= f;
+          for (std::size_t l = 0; l < n_levels; ++l) {
+            for (std::size_t slot : sc.touched_level[l]) sc.level[l][slot].decayed *= f;
           }
+          ref = new_ref;
+        };
+        auto add = [&](BehaviorAcc& a, Timestamp t, double q, double amount, double w,
+                       std::vector<std::size_t>& touched, std::size_t slot) {
+          if (a.last == kNoTime) touched.push_back(slot);
+          a.decayed += w;
           a.count += 1.0;
           a.quantity += q;
           a.spend += amount;
@@ -377,14 +385,20 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
             const double q = ev_qty[ee], amount = ev_amount[ee];
             const auto item = static_cast<std::size_t>(ev_item[ee]);
             BehaviorMember& m = member[ss];
+            if (ref == kNoTime) ref = te;
+            double w = std::exp2(static_cast<double>(te - ref) / half_life_s);
+            if (w > 0x1p500) {
+              rescale(te);
+              w = 1.0;
+            }
             BehaviorAcc& ia = sc.item[ss * n_items + item];
             if (ia.last == kNoTime) m.distinct_items += 1.0;
-            add(ia, te, q, amount, sc.touched_item, ss * n_items + item);
+            add(ia, te, q, amount, w, sc.touched_item, ss * n_items + item);
             for (std::size_t l = 0; l < n_levels; ++l) {
               const std::int32_t v = (*level_codes[l])[item];
               if (v < 0) continue;
               const std::size_t slot = ss * level_size[l] + static_cast<std::size_t>(v);
-              add(sc.level[l][slot], te, q, amount, sc.touched_level[l], slot);
+              add(sc.level[l][slot], te, q, amount, w, sc.touched_level[l], slot);
             }
             m.count += 1.0;
             m.spend += amount;
@@ -432,9 +446,11 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
                 sum.count += a.count;
                 sum.quantity += a.quantity;
                 sum.spend += a.spend;
-                decayed += a.decayed * std::exp(ln_half * static_cast<double>(t - a.last) / half_life_s);
+                decayed += a.decayed;
                 last = std::max(last, a.last);
               }
+              // log2 first: the scaled sum may be huge and the factor to the sample time tiny.
+              if (decayed > 0.0) decayed = std::exp2(std::log2(decayed) + static_cast<double>(ref - t) / half_life_s);
               emit_scope(sum, decayed, last, dst);
             };
             gather(sc.item.data(), ss * n_items, its, oa);

@@ -161,6 +161,24 @@ TEST(BehaviorFeatures, ExactAggregatesOnTinyLog) {
   EXPECT_DOUBLE_EQ(f.at("purchase_member_spend")[3], 7.0);
 }
 
+TEST(BehaviorFeatures, DecayStaysExactOverLongSpans) {
+  // Decayed sums are kept against a per-member reference time that moves up when the weights
+  // pass 2^500: 600 half-lives between two events exercise that rescaling.
+  World w = tiny_world();
+  w.log = make_behavior({{0, 0, 0, day(0), 1, 1, -1}, {0, 0, 0, day(600), 1, 1, -1}, {0, 1, 0, day(600.5), 1, 1, -1}},
+                        6);
+  BehaviorFeatureParams p;
+  p.half_life_days = 1.0;
+  p.levels = {"category"};
+  p.aggregates = {"decayed_count"};
+  const auto f = run(w, Samples{{0, 0, 0}, {0, 0, 0}, {day(300), day(601), day(700)}}, p);
+  auto expect_rel = [](double got, double want) { EXPECT_NEAR(got / want, 1.0, 1e-12) << got << " vs " << want; };
+  expect_rel(f.at("purchase_items_decayed_count")[0], std::exp2(-300.0));
+  expect_rel(f.at("purchase_items_decayed_count")[1], std::exp2(-601.0) + std::exp2(-1.0));
+  expect_rel(f.at("purchase_category_decayed_count")[1], std::exp2(-601.0) + std::exp2(-1.0) + std::exp2(-0.5));
+  expect_rel(f.at("purchase_category_decayed_count")[2], std::exp2(-100.0) + std::exp2(-99.5));
+}
+
 TEST(BehaviorFeatures, OtherActionsCountSeparately) {
   const World w = tiny_world();
   Samples s{{0}, {0}, {day(10)}};
