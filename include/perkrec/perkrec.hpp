@@ -17,14 +17,17 @@
 #include "perkrec/io/model_file.hpp"
 #include "perkrec/io/serializable.hpp"
 
+#include "perkrec/data/behavior_log.hpp"
 #include "perkrec/data/benefit_dimensions.hpp"
 #include "perkrec/data/catalog.hpp"
 #include "perkrec/data/event_log.hpp"
 #include "perkrec/data/id_map.hpp"
+#include "perkrec/data/item_catalog.hpp"
 #include "perkrec/data/simulator.hpp"
 #include "perkrec/data/split.hpp"
 #include "perkrec/data/user_table.hpp"
 
+#include "perkrec/features/behavior_features.hpp"
 #include "perkrec/features/interaction_matrix.hpp"
 #include "perkrec/features/feature_encoder.hpp"
 #include "perkrec/features/wide_table.hpp"

@@ -98,27 +98,33 @@ void bind_feature_encoder(py::module_& m) {
       .def(
           "fit",
           [](FeatureEncoder& e, Offset rows, const py::list& integers, const py::list& numerics,
-             const py::list& categoricals, const EventLog* events) {
+             const py::list& categoricals, const EventLog* events, const BehaviorLog* behavior_log,
+             const ItemCatalog* items, const BenefitItems* benefit_items) {
             const SampleArgs a = sample_args(rows, integers, numerics, categoricals);
+            const BehaviorData behavior{behavior_log, items, benefit_items};
             py::gil_scoped_release release;
-            e.fit(a.columns, events);
+            e.fit(a.columns, events, &behavior);
           },
           py::arg("rows"), py::arg("integers"), py::arg("numerics"), py::arg("categoricals"),
-          py::arg("events") = nullptr)
+          py::arg("events") = nullptr, py::arg("behavior_log") = nullptr, py::arg("items") = nullptr,
+          py::arg("benefit_items") = nullptr)
       .def(
           "transform",
           [](const FeatureEncoder& e, Offset rows, const py::list& integers, const py::list& numerics,
-             const py::list& categoricals, const EventLog* events, std::optional<std::vector<std::string>> fields) {
+             const py::list& categoricals, const EventLog* events, std::optional<std::vector<std::string>> fields,
+             const BehaviorLog* behavior_log, const ItemCatalog* items, const BenefitItems* benefit_items) {
             const SampleArgs a = sample_args(rows, integers, numerics, categoricals);
+            const BehaviorData behavior{behavior_log, items, benefit_items};
             CsrMatrix<float> X;
             {
               py::gil_scoped_release release;
-              X = e.transform(a.columns, events, fields ? &*fields : nullptr);
+              X = e.transform(a.columns, events, fields ? &*fields : nullptr, &behavior);
             }
             return csr_to_python(std::move(X));
           },
           py::arg("rows"), py::arg("integers"), py::arg("numerics"), py::arg("categoricals"),
-          py::arg("events") = nullptr, py::arg("fields") = py::none())
+          py::arg("events") = nullptr, py::arg("fields") = py::none(), py::arg("behavior_log") = nullptr,
+          py::arg("items") = nullptr, py::arg("benefit_items") = nullptr)
       .def(
           "history",
           [](const FeatureEncoder& e, Offset rows, const py::list& integers, const EventLog& events,

@@ -7,6 +7,7 @@ PYBIND11_MODULE(_core, m) {
   perkrec::python::bind_core(m);
   perkrec::python::bind_data(m);
   perkrec::python::bind_simulator(m);
+  perkrec::python::bind_behavior(m);  // before features: the encoder takes its classes
   perkrec::python::bind_features(m);
   perkrec::python::bind_models(m);
   perkrec::python::bind_eval(m);

@@ -5,7 +5,8 @@ member-exclusive perk), when, at what return on cost — and why.
 
 Layers (mirroring the C++ library):
     data       IdMap, Catalog, UserTable, EventLog, parse_discounts, splits, simulate
-    features   interaction_matrix
+    behavior   ItemCatalog, BehaviorLog, BenefitItems (what members buy and browse)
+    features   interaction_matrix, behavior_features
     models     Popularity, ALS, BPR, ItemKNN, FM/FFM, PreferenceModel, UpliftModel
     decide     Policy, rank, allocate, Pacer, Planner -> Plan
     metrics    auc, log_loss, ranking_metrics, catalog_coverage
@@ -33,6 +34,7 @@ from .data import (
     split_leave_last_k,
     split_random_users,
 )
+from .behavior import BEHAVIOR_AGGREGATES, BehaviorLog, BenefitItems, ItemCatalog, behavior_features
 from .features import DEFAULT_EVENT_WEIGHTS, interaction_matrix
 from .io import info, load, loads
 from .metrics import auc, catalog_coverage, log_loss, ranking_metrics
@@ -89,6 +91,8 @@ __all__ += [
     "PreferenceModel", "default_segment_rules", "wide_table",          # benefit preference
     "UpliftModel",                                                    # causal effects
     "CLVModel", "LIFECYCLE_STAGES", "summarize_purchases",            # member value
+    "BEHAVIOR_AGGREGATES", "BehaviorLog", "BenefitItems", "ItemCatalog",  # behaviour
+    "behavior_features",
 ]
 __all__ += [                                                          # decision layer
     "CompiledPolicy", "Policy",                                       #   policy

@@ -417,6 +417,11 @@ class FeatureEncoder:
       * ``history``: the listed ``aggregates`` (see HISTORY_AGGREGATES), computed from
         ``events`` strictly before each sample's timestamp, each quantile-bucketed into ``bins``
         one-hot features (``bins=0``: log1p counts / rates as numeric values).
+      * ``behavior``: aggregates of what the member bought or browsed strictly before each
+        sample's time, matched to the benefit's items and to the item ``levels`` (see
+        perkrec.behavior_features and BEHAVIOR_AGGREGATES); keys ``aggregates``, ``levels``,
+        ``actions`` (default ["purchase"]), ``half_life_days`` (28), ``bins`` (6; 0 = log1p).
+        Needs ``behavior=(BehaviorLog, ItemCatalog, BenefitItems)`` in fit and transform.
     Any field may say ``"optional": True``: fit drops it (listed in ``dropped_fields``) when its
     column is absent. ``FeatureEncoder()`` uses DEFAULT_FIELDS with every field optional, so it
     fits a frame from any program; fields given explicitly must find their columns.
@@ -450,7 +455,7 @@ class FeatureEncoder:
         integers = dict(_sample_keys(frame))
         numerics, categoricals = {}, {}
         for f in (self._declared if names is None else self.fields):
-            if (names is not None and f["name"] not in names) or f["kind"] == "history":
+            if (names is not None and f["name"] not in names) or f["kind"] in ("history", "behavior"):
                 continue
             col = f.get("column", f["name"])
             if col not in frame.columns:
@@ -477,14 +482,26 @@ class FeatureEncoder:
             raise _input_error("FeatureEncoder: history fields need events= (an EventLog or event frame)")
         return _event_log(events)
 
+    @staticmethod
+    def _behavior(behavior) -> dict:
+        """The binding's keyword arguments for ``behavior`` = (BehaviorLog, ItemCatalog,
+        BenefitItems), or none."""
+        if behavior is None:
+            return {}
+        from .behavior import _behavior_triple
+
+        log, items, applies = _behavior_triple(behavior, "FeatureEncoder")
+        return {"behavior_log": log, "items": items, "benefit_items": applies}
+
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, frame: pd.DataFrame, *, events=None, catalog=None) -> "FeatureEncoder":
+    def fit(self, frame: pd.DataFrame, *, events=None, catalog=None, behavior=None) -> "FeatureEncoder":
         """Learns vocabularies, quantile edges and scalings from ``frame`` (the training samples).
         History fields need ``events`` and, on the first fit, ``catalog`` (benefit kinds and
-        face values)."""
+        face values). Behavior fields need ``behavior=(BehaviorLog, ItemCatalog, BenefitItems)``
+        (an optional behavior field is dropped without it)."""
         columns = self._columns(frame, None)
         log = self._prepare_history(frame, events, catalog, None)
-        self._impl.fit(*columns, log)
+        self._impl.fit(*columns, log, **self._behavior(behavior))
         self.fields = json.loads(self._impl.fields_json)
         return self
 
@@ -514,21 +531,23 @@ class FeatureEncoder:
         """Optional fields that fit dropped because the frame lacked their column."""
         return list(self._impl.dropped_fields)
 
-    def transform(self, frame: pd.DataFrame, *, events=None, catalog=None, fields: Optional[Sequence[str]] = None
-                  ) -> sp.csr_matrix:
+    def transform(self, frame: pd.DataFrame, *, events=None, catalog=None, fields: Optional[Sequence[str]] = None,
+                  behavior=None) -> sp.csr_matrix:
         """Sparse rows (scipy CSR float32, n_samples x n_features). ``fields`` restricts the
         output to some fields (e.g. the benefit fields for score_candidates); columns keep
-        their global numbering."""
+        their global numbering. ``behavior``: as in ``fit``, when a behavior field is selected."""
         if not self._impl.fitted:
             raise _input_error("FeatureEncoder: not fitted")
         names = None if fields is None else [str(f) for f in fields]
         selected = None if names is None else set(names)
         log = self._prepare_history(frame, events, catalog, selected)
-        indptr, indices, data, rows, cols = self._impl.transform(*self._columns(frame, selected), log, names)
+        indptr, indices, data, rows, cols = self._impl.transform(*self._columns(frame, selected), log, names,
+                                                                 **self._behavior(behavior))
         return sp.csr_matrix((data, indices, indptr), shape=(rows, cols))
 
-    def fit_transform(self, frame: pd.DataFrame, *, events=None, catalog=None) -> sp.csr_matrix:
-        return self.fit(frame, events=events, catalog=catalog).transform(frame, events=events, catalog=catalog)
+    def fit_transform(self, frame: pd.DataFrame, *, events=None, catalog=None, behavior=None) -> sp.csr_matrix:
+        return self.fit(frame, events=events, catalog=catalog, behavior=behavior).transform(
+            frame, events=events, catalog=catalog, behavior=behavior)
 
     # -- persistence -----------------------------------------------------------------------
     def to_json(self) -> str:

@@ -30,6 +30,17 @@
 //       viewed count and the view rate (how often the member opens what comes through that
 //       channel: the strongest member x benefit signal in the simulator). Each aggregate is quantile-bucketed into
 //       `bins` (as numeric fields), or with bins = 0 given as one feature of value log1p(x).
+//   behavior           name, aggregates (default: all of behavior_aggregate_names()), levels
+//                      (ItemCatalog level names, default none), actions (default ["purchase"]),
+//                      half_life_days (> 0, default 28), bins (>= 0, default 6), optional
+//       Aggregates of what the member bought or browsed STRICTLY BEFORE the sample's time, matched
+//       to the benefit's items and to their `levels` (features/behavior_features.hpp: counts,
+//       quantity, spend, decayed counts, days since last, share of wallet, member totals, the
+//       items' popularity), one column per behavior_column_names() entry, each bucketed like a
+//       history aggregate (bins = 0: log1p(x)). Needs BehaviorData (log, item catalog, benefit
+//       items) at fit and transform; an optional behaviour field is dropped by fit without it.
+//       A level or action the data lack is a ConfigError naming the pointer
+//       (`/fields/2/levels/0`).
 // Unknown keys or kinds, bad values and duplicate names are ConfigError naming the JSON pointer
 // (`/fields/3/bins`). `optional: true` marks a field that fit() drops (listed in
 // dropped_fields()) when its column is absent; any other missing column is an InputError.
@@ -44,6 +55,9 @@
 // code is the rank of the kind (channel) among the sorted distinct names, the band is
 // searchsorted([0, 2, 5, 10, 20], face_value, side="right").
 //
+// Behaviour fields need the int64 columns "user", "benefit" and "timestamp" too, the member and
+// benefit indices matching the BehaviorLog's members and the BenefitItems' benefits.
+//
 // Example:
 //   perkrec::FeatureEncoder enc(perkrec::FeatureSpec::from_json(spec_text));
 //   enc.set_benefits(kind_names, face_values);
@@ -54,11 +68,12 @@
 //   perkrec::FeatureEncoder served = perkrec::FeatureEncoder::from_fm_metadata(fm.metadata());
 //
 // Output: CsrMatrix<float> (int64 indptr, int32 column indices, float32 values), every row
-// holding one entry per categorical / numeric field and one per history aggregate, in field
-// order (explicit zeros kept), so the matrix is identical to the Python numpy encoder's.
-// Cost: fit O(n log n) per quantile field; transform O(n x fields) plus, for history,
-// O(n log n + events). Parallel over rows (and members for history); the output does not
-// depend on the thread count.
+// holding one entry per categorical / numeric field, one per history aggregate and one per
+// behaviour column, in field order (explicit zeros kept), so the matrix is identical to the Python numpy encoder's.
+// Cost: fit O(n log n) per quantile field; transform O(n x fields) plus, for history and
+// behavior fields, O(n log n + events) (behaviour: see features/behavior_features.hpp).
+// Parallel over rows (and members for history and behaviour); the output does not depend on
+// the thread count.
 // Thread safety: fit / set_benefits need exclusive access; transform, history and the
 // accessors are const and safe from any number of threads.
 #pragma once
@@ -70,7 +85,10 @@
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
 #include "perkrec/core/types.hpp"
+#include "perkrec/data/behavior_log.hpp"
 #include "perkrec/data/event_log.hpp"
+#include "perkrec/data/item_catalog.hpp"
+#include "perkrec/features/behavior_features.hpp"
 
 namespace perkrec {
 
@@ -92,7 +110,7 @@ inline constexpr double kFaceValueBands[5] = {0.0, 2.0, 5.0, 10.0, 20.0};
 /// One declared field (see the file comment). `raw` keeps the field's JSON as given, so a
 /// specification written back is the one that was read.
 struct FeatureField {
-  enum class Kind { categorical, id, numeric, history };
+  enum class Kind { categorical, id, numeric, history, behavior };
   enum class Transform { quantile, standardize };
   std::string name;
   Kind kind = Kind::categorical;
@@ -101,7 +119,11 @@ struct FeatureField {
   int hash_buckets = 0;             ///< categorical / id: >= 0; 0 = vocabulary
   Transform transform = Transform::quantile;  ///< numeric
   int bins = 8;                     ///< numeric (default 8) / history (default 6): >= 0
-  std::vector<int> aggregates;      ///< history: indices into history_aggregate_names()
+  std::vector<int> aggregates;      ///< history: indices into history_aggregate_names();
+                                    ///< behavior: into behavior_aggregate_names()
+  std::vector<std::string> levels;  ///< behavior: ItemCatalog levels to match on
+  std::vector<std::string> actions = {"purchase"};  ///< behavior: actions aggregated
+  double half_life_days = 28.0;     ///< behavior: decay of decayed_count; > 0
   bool optional = false;            ///< dropped by fit when its column is absent
   Json raw;                         ///< the field's JSON as given
 };
@@ -146,6 +168,18 @@ struct SampleColumns {
   bool has(const std::string& name) const;
 };
 
+/// The behaviour inputs of behavior fields (borrowed; all three index the same items, and the
+/// log the same members as the samples).
+struct BehaviorData {
+  const BehaviorLog* log = nullptr;
+  const ItemCatalog* items = nullptr;
+  const BenefitItems* benefit_items = nullptr;
+  bool complete() const { return log != nullptr && items != nullptr && benefit_items != nullptr; }
+};
+
+/// The behaviour parameters of a behavior field (its aggregates, levels, actions, half-life).
+PERKREC_INLINE BehaviorFeatureParams behavior_params(const FeatureField& field, int num_threads = 0);
+
 /// The history aggregates of each sample, as columns (see FeatureEncoder::history).
 struct HistoryTable {
   Offset rows = 0;
@@ -170,14 +204,17 @@ class FeatureEncoder {
                          std::vector<std::int64_t> channel = {});
 
   /// Learns vocabularies, quantile edges and scalings. `events` is needed when a history
-  /// field is declared. Throws InputError (missing column, NaN in a standardized column,
-  /// benefit out of range) before changing anything.
-  void fit(const SampleColumns& samples, const EventLog* events = nullptr);
+  /// field is declared, `behavior` when a behavior field is (an optional one is dropped without
+  /// it). Throws InputError (missing column, NaN in a standardized column, benefit out of
+  /// range) or ConfigError (a behaviour level or action the data lack) before changing anything.
+  void fit(const SampleColumns& samples, const EventLog* events = nullptr, const BehaviorData* behavior = nullptr);
 
   /// Sparse rows (samples x n_features). `fields` (names) restricts the output to some fields;
-  /// columns keep their global numbering. Unknown names are an InputError.
+  /// columns keep their global numbering. Unknown names are an InputError. `behavior` is needed
+  /// when a behavior field is selected.
   CsrMatrix<float> transform(const SampleColumns& samples, const EventLog* events = nullptr,
-                             const std::vector<std::string>* fields = nullptr) const;
+                             const std::vector<std::string>* fields = nullptr,
+                             const BehaviorData* behavior = nullptr) const;
 
   /// The aggregates named in `names` (all when empty) of every sample, strictly before its
   /// timestamp. Needs set_benefits (or codes) first.
@@ -215,8 +252,8 @@ class FeatureEncoder {
     std::vector<std::string> vocab;               ///< categorical / id without hashing
     std::vector<double> edges;                    ///< numeric quantile
     double mean = 0.0, std = 1.0;                 ///< numeric standardize
-    std::vector<std::vector<double>> agg_edges;   ///< history, bins > 0
-    std::vector<Index> agg_offsets;               ///< history, bins > 0: aggregates + 1
+    std::vector<std::vector<double>> agg_edges;   ///< history / behavior, bins > 0
+    std::vector<Index> agg_offsets;               ///< history / behavior, bins > 0: columns + 1
   };
   const std::vector<FieldState>& state() const { return state_; }
 

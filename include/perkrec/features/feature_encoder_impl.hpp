@@ -493,8 +493,49 @@ PERKREC_INLINE FeatureSpec FeatureSpec::from_json(const Json& value, const std::
         }
         f.aggregates.push_back(static_cast<int>(it - names.begin()));
       }
+    } else if (kind == "behavior") {
+      f.kind = FeatureField::Kind::behavior;
+      f.bins = 6;
+      r.read("bins", f.bins);
+      if (f.bins < 0) r.fail("bins", "expected an integer >= 0");
+      const auto& bnames = behavior_aggregate_names();
+      std::vector<std::string> aggregates = bnames;
+      r.read("aggregates", aggregates);
+      for (std::size_t a = 0; a < aggregates.size(); ++a) {
+        auto it = std::find(bnames.begin(), bnames.end(), aggregates[a]);
+        if (it == bnames.end()) {
+          detail::raise<ConfigError>(ctx, ": ", where, "/aggregates/", a, ": unknown aggregate (got '", aggregates[a],
+                                     "', expected one of the behavior aggregate names)");
+        }
+        const int id = static_cast<int>(it - bnames.begin());
+        if (std::find(f.aggregates.begin(), f.aggregates.end(), id) != f.aggregates.end()) {
+          detail::raise<ConfigError>(ctx, ": ", where, "/aggregates/", a, ": '", aggregates[a], "' is listed twice");
+        }
+        f.aggregates.push_back(id);
+      }
+      r.read("levels", f.levels);
+      for (std::size_t l = 0; l < f.levels.size(); ++l) {
+        const bool dup = std::find(f.levels.begin(), f.levels.begin() + static_cast<std::ptrdiff_t>(l), f.levels[l]) !=
+                         f.levels.begin() + static_cast<std::ptrdiff_t>(l);
+        if (f.levels[l].empty() || f.levels[l] == "items" || dup) {
+          detail::raise<ConfigError>(ctx, ": ", where, "/levels/", l, ": expected a distinct level name other than "
+                                     "'items' (got '", f.levels[l], "')");
+        }
+      }
+      r.read("actions", f.actions);
+      if (f.actions.empty()) r.fail("actions", "expected at least one action");
+      for (std::size_t a = 0; a < f.actions.size(); ++a) {
+        const bool dup = std::find(f.actions.begin(), f.actions.begin() + static_cast<std::ptrdiff_t>(a),
+                                   f.actions[a]) != f.actions.begin() + static_cast<std::ptrdiff_t>(a);
+        if (f.actions[a].empty() || dup) {
+          detail::raise<ConfigError>(ctx, ": ", where, "/actions/", a, ": expected a distinct non-empty action (got '",
+                                     f.actions[a], "')");
+        }
+      }
+      r.read("half_life_days", f.half_life_days);
+      if (!(f.half_life_days > 0)) r.fail("half_life_days", "expected a number > 0");
     } else {
-      r.fail("kind", "unknown kind (expected one of: categorical, history, id, numeric)");
+      r.fail("kind", "unknown kind (expected one of: behavior, categorical, history, id, numeric)");
     }
     r.read("optional", f.optional);
     r.finish();
@@ -651,7 +692,58 @@ inline HistoryInputs history_inputs(const SampleColumns& s, const EventLog* even
   return in;
 }
 
+inline BehaviorSamples behavior_samples(const SampleColumns& s, const char* ctx) {
+  BehaviorSamples out;
+  const char* names[3] = {"user", "benefit", "timestamp"};
+  Span<const std::int64_t>* cols[3] = {&out.user, &out.benefit, &out.timestamp};
+  for (int i = 0; i < 3; ++i) {
+    const auto* c = s.find_integer(names[i]);
+    if (c == nullptr) {
+      detail::raise<InputError>(ctx, ": behavior fields need the integer column '", names[i], "' in the samples");
+    }
+    *cols[i] = c->values;
+  }
+  return out;
+}
+
+/// Checks a behavior field against the data: every level in the item catalog, every action in
+/// the log (ConfigError naming the pointer), and the data present (InputError).
+inline void check_behavior_field(const FeatureField& f, const BehaviorData* data, const std::string& where,
+                                 const char* ctx) {
+  if (data == nullptr || !data->complete()) {
+    detail::raise<InputError>(ctx, ": field '", f.name, "': behavior fields need BehaviorData (a BehaviorLog, ",
+                              "its ItemCatalog and the BenefitItems)");
+  }
+  for (std::size_t l = 0; l < f.levels.size(); ++l) {
+    if (data->items->find_level(f.levels[l]) < 0) {
+      std::string have;
+      for (const auto& n : data->items->level_names()) have += (have.empty() ? "'" : ", '") + n + "'";
+      detail::raise<ConfigError>(ctx, ": ", where, "/levels/", l, ": unknown level '", f.levels[l],
+                                 "' (the item catalog has ", have.empty() ? std::string("no levels") : have, ")");
+    }
+  }
+  for (std::size_t a = 0; a < f.actions.size(); ++a) {
+    if (data->log->find_action(f.actions[a]) < 0) {
+      std::string have;
+      for (const auto& n : data->log->action_names()) have += (have.empty() ? "'" : ", '") + n + "'";
+      detail::raise<ConfigError>(ctx, ": ", where, "/actions/", a, ": unknown action '", f.actions[a],
+                                 "' (the behaviour log has ", have, ")");
+    }
+  }
+}
+
 }  // namespace detail
+
+PERKREC_INLINE BehaviorFeatureParams behavior_params(const FeatureField& field, int num_threads) {
+  BehaviorFeatureParams p;
+  const auto& names = behavior_aggregate_names();
+  for (int a : field.aggregates) p.aggregates.push_back(names[static_cast<std::size_t>(a)]);
+  p.levels = field.levels;
+  p.actions = field.actions;
+  p.half_life_days = field.half_life_days;
+  p.num_threads = num_threads;
+  return p;
+}
 
 // ---- encoder -------------------------------------------------------------------------------
 
@@ -754,7 +846,8 @@ PERKREC_INLINE std::vector<std::int32_t> FeatureEncoder::feature_fields() const 
   return out;
 }
 
-PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const EventLog* events) {
+PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const EventLog* events,
+                                        const BehaviorData* behavior) {
   const char* ctx = "FeatureEncoder::fit";
   detail::check_sample_columns(samples, ctx);
   const Offset n = samples.rows;
@@ -762,7 +855,18 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
   std::vector<FeatureField> kept;
   std::vector<std::string> dropped;
   bool need_history = false;
-  for (const auto& f : declared_.fields) {
+  for (std::size_t fi = 0; fi < declared_.fields.size(); ++fi) {
+    const auto& f = declared_.fields[fi];
+    if (f.kind == FeatureField::Kind::behavior) {
+      if (f.optional && (behavior == nullptr || !behavior->complete())) {
+        dropped.push_back(f.name);
+        continue;
+      }
+      detail::check_behavior_field(f, behavior, "/fields/" + std::to_string(fi), ctx);
+      detail::behavior_samples(samples, ctx);
+      kept.push_back(f);
+      continue;
+    }
     if (f.kind == FeatureField::Kind::history) {
       need_history = true;
       kept.push_back(f);
@@ -792,6 +896,16 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
   if (need_history) {
     const auto in = detail::history_inputs(samples, events, benefit_kind_, has_benefits_, ctx);
     counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, benefit_channel_, num_threads_);
+  }
+  // Behaviour values (row-major) of each kept behavior field.
+  std::vector<std::vector<double>> behavior_values(kept.size());
+  std::vector<std::size_t> behavior_columns(kept.size(), 0);
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    if (kept[i].kind != FeatureField::Kind::behavior) continue;
+    const auto params = behavior_params(kept[i], num_threads_);
+    behavior_columns[i] = behavior_column_names(params).size();
+    behavior_values[i] = detail::behavior_matrix(detail::behavior_samples(samples, ctx), *behavior->log,
+                                                 *behavior->items, *behavior->benefit_items, params, ctx);
   }
 
   // Quantile jobs (numeric fields, history aggregates) run in parallel, each on its own copy.
@@ -831,6 +945,13 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
       } else {
         jobs.push_back({i, -1});
       }
+    } else if (f.kind == FeatureField::Kind::behavior) {
+      if (f.bins > 0) {
+        st.agg_edges.resize(behavior_columns[i]);
+        for (std::size_t a = 0; a < behavior_columns[i]; ++a) jobs.push_back({i, static_cast<int>(a)});
+      } else {
+        st.size = static_cast<Index>(behavior_columns[i]);
+      }
     } else if (f.bins > 0) {
       st.agg_edges.resize(f.aggregates.size());
       for (std::size_t a = 0; a < f.aggregates.size(); ++a) jobs.push_back({i, static_cast<int>(a)});
@@ -850,6 +971,12 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
         if (std::isfinite(v)) x.push_back(v);
       }
       state[job.field].edges = detail::numpy_quantile_edges(x, f.bins);
+    } else if (f.kind == FeatureField::Kind::behavior) {
+      const auto& m = behavior_values[job.field];
+      const std::size_t cols = behavior_columns[job.field];
+      const auto c = static_cast<std::size_t>(job.aggregate);
+      for (Offset r = 0; r < n; ++r) x.push_back(m[static_cast<std::size_t>(r) * cols + c]);
+      state[job.field].agg_edges[c] = detail::numpy_quantile_edges(x, f.bins);
     } else {
       const int agg = f.aggregates[static_cast<std::size_t>(job.aggregate)];
       for (Offset r = 0; r < n; ++r) {
@@ -864,7 +991,7 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
     const auto& f = kept[i];
     if (f.kind == FeatureField::Kind::numeric && f.transform == FeatureField::Transform::quantile) {
       st.size = static_cast<Index>(st.edges.size()) + 2;
-    } else if (f.kind == FeatureField::Kind::history && f.bins > 0) {
+    } else if ((f.kind == FeatureField::Kind::history || f.kind == FeatureField::Kind::behavior) && f.bins > 0) {
       st.agg_offsets.assign(1, 0);
       for (const auto& e : st.agg_edges) st.agg_offsets.push_back(st.agg_offsets.back() + static_cast<Index>(e.size()) + 2);
       st.size = st.agg_offsets.back();
@@ -881,7 +1008,8 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
 }
 
 PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& samples, const EventLog* events,
-                                                          const std::vector<std::string>* fields) const {
+                                                          const std::vector<std::string>* fields,
+                                                          const BehaviorData* behavior) const {
   const char* ctx = "FeatureEncoder::transform";
   require_fitted("transform");
   detail::check_sample_columns(samples, ctx);
@@ -912,6 +1040,8 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
   std::vector<Plan> plans;
   int slots = 0;
   bool need_history = false;
+  std::vector<std::vector<double>> behavior_values(spec_.fields.size());
+  std::vector<std::size_t> behavior_columns(spec_.fields.size(), 0);
   for (std::size_t i = 0; i < spec_.fields.size(); ++i) {
     if (!selected[i]) continue;
     const auto& f = spec_.fields[i];
@@ -943,6 +1073,13 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
         }
       }
       slots += 1;
+    } else if (f.kind == FeatureField::Kind::behavior) {
+      detail::check_behavior_field(f, behavior, "/fields/" + std::to_string(i), ctx);
+      const auto params = behavior_params(f, num_threads_);
+      behavior_columns[i] = behavior_column_names(params).size();
+      behavior_values[i] = detail::behavior_matrix(detail::behavior_samples(samples, ctx), *behavior->log,
+                                                   *behavior->items, *behavior->benefit_items, params, ctx);
+      slots += static_cast<int>(behavior_columns[i]);
     } else {
       need_history = true;
       slots += static_cast<int>(f.aggregates.size());
@@ -1005,6 +1142,22 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
           } else {
             idx[at(r, 0)] = base + detail::bucket_of(st.edges, x);
             val[at(r, 0)] = 1.0f;
+          }
+        }
+      } else if (f.kind == FeatureField::Kind::behavior) {
+        const std::size_t cols = behavior_columns[p.field];
+        const double* m = behavior_values[p.field].data();
+        for (Offset r = r0; r < r1; ++r) {
+          for (std::size_t a = 0; a < cols; ++a) {
+            const double x = m[static_cast<std::size_t>(r) * cols + a];
+            const int k = static_cast<int>(a);
+            if (f.bins > 0) {
+              idx[at(r, k)] = base + st.agg_offsets[a] + detail::bucket_of(st.agg_edges[a], x);
+              val[at(r, k)] = 1.0f;
+            } else {
+              idx[at(r, k)] = base + static_cast<Index>(a);
+              val[at(r, k)] = static_cast<float>(std::log1p(x));
+            }
           }
         }
       } else {
@@ -1076,6 +1229,13 @@ PERKREC_INLINE std::string FeatureEncoder::to_json() const {
         s["std"] = st.std;
       } else {
         s["edges"] = st.edges;
+      }
+    } else if (f.kind == FeatureField::Kind::behavior) {
+      s["columns"] = behavior_column_names(behavior_params(f));
+      s["bins"] = f.bins;
+      if (f.bins > 0) {
+        s["edges"] = st.agg_edges;
+        s["offsets"] = st.agg_offsets;
       }
     } else {
       Json aggs = Json::array();
@@ -1178,14 +1338,19 @@ PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value, const
         if (static_cast<std::size_t>(st.size) != st.edges.size() + 2) s.fail("size", "expected len(edges) + 2");
       }
     } else {
-      std::vector<std::string> aggs;
+      // History (key "aggregates") and behavior (key "columns"): one entry per output column.
+      const bool is_behavior = f.kind == FeatureField::Kind::behavior;
+      const char* key = is_behavior ? "columns" : "aggregates";
+      std::vector<std::string> aggs, expected;
       int bins = 0;
-      s.require("aggregates", aggs);
+      s.require(key, aggs);
       s.require("bins", bins);
-      const auto& names = history_aggregate_names();
-      bool same = aggs.size() == f.aggregates.size();
-      for (std::size_t a = 0; same && a < aggs.size(); ++a) same = aggs[a] == names[static_cast<std::size_t>(f.aggregates[a])];
-      if (!same) s.fail("aggregates", "expected the field's aggregates");
+      if (is_behavior) {
+        expected = behavior_column_names(behavior_params(f));
+      } else {
+        for (int a : f.aggregates) expected.push_back(history_aggregate_names()[static_cast<std::size_t>(a)]);
+      }
+      if (aggs != expected) s.fail(key, is_behavior ? "expected the field's columns" : "expected the field's aggregates");
       if (bins != f.bins) s.fail("bins", "expected the field's bins");
       if (bins > 0) {
         s.require("edges", st.agg_edges);

@@ -1,0 +1,239 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace perkrec {
+namespace {
+
+struct Cols {
+  std::vector<Index> user, item;
+  std::vector<Timestamp> time;
+  std::vector<std::int32_t> action;
+  std::vector<double> quantity, amount;
+  std::vector<std::int64_t> basket;
+  BehaviorColumns view() const {
+    BehaviorColumns c;
+    c.user = user;
+    c.item = item;
+    c.timestamp = time;
+    c.action = action;
+    c.quantity = quantity;
+    c.amount = amount;
+    c.basket = basket;
+    return c;
+  }
+};
+
+Cols small() {
+  Cols c;
+  c.user = {1, 0, 1, 0, 0};
+  c.item = {3, 2, 1, 0, 4};
+  c.time = {50, 30, 10, 30, 20};
+  c.action = {0, 1, 0, 0, 0};
+  c.quantity = {1, 2, 3, 4, 5};
+  c.amount = {1.5, 0, 2.5, 3.5, 4.5};
+  c.basket = {7, -1, 6, 5, 4};
+  return c;
+}
+
+BehaviorOptions options(Index n_items = 5) {
+  BehaviorOptions o;
+  o.n_items = n_items;
+  o.action_names = {"purchase", "view"};
+  return o;
+}
+
+TEST(BehaviorLog, SortsByMemberThenTimeStably) {
+  const Cols c = small();
+  const BehaviorLog log = BehaviorLog::from_columns(c.view(), options());
+  EXPECT_EQ(log.size(), 5);
+  EXPECT_EQ(log.n_users(), 2);
+  EXPECT_EQ(log.n_items(), 5);
+  EXPECT_EQ(log.user_offsets(), (std::vector<Offset>{0, 3, 5}));
+  // Member 0: rows 4 (t20), 1 (t30), 3 (t30: a tie keeps input order); member 1: rows 2, 0.
+  EXPECT_EQ(std::vector<Index>(log.items().begin(), log.items().end()), (std::vector<Index>{4, 2, 0, 1, 3}));
+  EXPECT_EQ(std::vector<Timestamp>(log.timestamps().begin(), log.timestamps().end()),
+            (std::vector<Timestamp>{20, 30, 30, 10, 50}));
+  EXPECT_EQ(log.actions()[1], 1);
+  EXPECT_FLOAT_EQ(log.quantities()[2], 4.0f);
+  EXPECT_DOUBLE_EQ(log.amounts()[0], 4.5);
+  EXPECT_EQ(log.baskets()[1], -1);
+  EXPECT_TRUE(log.has_baskets());
+  EXPECT_EQ(log.users(), (std::vector<Index>{0, 0, 0, 1, 1}));
+  EXPECT_EQ(log.min_time(), 10);
+  EXPECT_EQ(log.max_time(), 50);
+  EXPECT_EQ(log.find_action("view"), 1);
+  EXPECT_EQ(log.find_action("share"), -1);
+}
+
+TEST(BehaviorLog, AsOfQueryIsStrictlyBefore) {
+  const Cols c = small();
+  const BehaviorLog log = BehaviorLog::from_columns(c.view(), options());
+  EXPECT_EQ(log.before(0, 20), 0);
+  EXPECT_EQ(log.before(0, 21), 1);
+  EXPECT_EQ(log.before(0, 30), 1);  // both events at 30 are not before 30
+  EXPECT_EQ(log.before(0, 31), 3);
+  EXPECT_EQ(log.before(1, 1000), 5);
+  EXPECT_EQ(log.before(1, 0), 3);
+  PERKREC_EXPECT_THROW_MSG(log.before(2, 0), InputError, "user out of range");
+}
+
+TEST(BehaviorLog, DefaultsForOptionalColumns) {
+  Cols c = small();
+  c.action.clear();
+  c.quantity.clear();
+  c.amount.clear();
+  c.basket.clear();
+  BehaviorOptions o;
+  const BehaviorLog log = BehaviorLog::from_columns(c.view(), o);
+  EXPECT_EQ(log.n_items(), 5);  // inferred
+  EXPECT_EQ(log.action_names(), (std::vector<std::string>{"purchase"}));
+  for (Offset e = 0; e < log.size(); ++e) {
+    EXPECT_EQ(log.actions()[static_cast<std::size_t>(e)], 0);
+    EXPECT_FLOAT_EQ(log.quantities()[static_cast<std::size_t>(e)], 1.0f);
+    EXPECT_DOUBLE_EQ(log.amounts()[static_cast<std::size_t>(e)], 0.0);
+  }
+  EXPECT_FALSE(log.has_baskets());
+  EXPECT_TRUE(log.baskets().empty());
+}
+
+TEST(BehaviorLog, RowErrorsNameFieldAndValue) {
+  {
+    Cols c = small();
+    c.amount[2] = NAN;
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 2", "amount", "nan");
+  }
+  {
+    Cols c = small();
+    c.amount[3] = -1.0;
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 3", "amount", "-1");
+  }
+  {
+    Cols c = small();
+    c.quantity[1] = -2.0;
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 1", "quantity", "-2");
+  }
+  {
+    Cols c = small();
+    c.action[4] = 2;
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 4", "action");
+  }
+  {
+    Cols c = small();
+    c.item[0] = 5;
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 0", "item",
+                             "out of range");
+  }
+  {
+    Cols c = small();
+    c.time[0] = kMaxTimestamp;
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 0", "timestamp");
+  }
+  {
+    Cols c = small();
+    c.amount.pop_back();
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "'amount'", "has 4 rows");
+  }
+  {
+    BehaviorOptions o = options();
+    o.action_names = {"purchase", "purchase"};
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(small().view(), o), InputError, "listed twice");
+  }
+}
+
+TEST(BehaviorLog, UnknownItemsDroppedAndCountedOrRaised) {
+  Cols c = small();
+  c.item[1] = -1;
+  c.item[4] = -1;
+  const BehaviorLog log = BehaviorLog::from_columns(c.view(), options());
+  EXPECT_EQ(log.size(), 3);
+  EXPECT_EQ(log.unknown_items(), 2);
+  EXPECT_EQ(log.user_offsets(), (std::vector<Offset>{0, 1, 3}));
+  EXPECT_EQ(std::vector<Index>(log.items().begin(), log.items().end()), (std::vector<Index>{0, 1, 3}));
+  BehaviorOptions o = options();
+  o.unknown = UnknownItems::raise;
+  PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), o), InputError, "row 1", "unknown item", "2 rows");
+  // Unknown members (-1) the same way, counted apart.
+  Cols d = small();
+  d.user[2] = -1;
+  const BehaviorLog dropped = BehaviorLog::from_columns(d.view(), options());
+  EXPECT_EQ(dropped.size(), 4);
+  EXPECT_EQ(dropped.unknown_users(), 1);
+  EXPECT_EQ(dropped.unknown_items(), 0);
+  EXPECT_EQ(dropped.user_offsets(), (std::vector<Offset>{0, 3, 4}));
+  PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(d.view(), o), InputError, "row 2", "unknown member");
+  d.user[2] = -2;
+  PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(d.view(), options()), InputError, "row 2", "user", "-2");
+}
+
+Cols random_cols(std::size_t n, Index users, Index items, std::uint32_t seed, bool sorted) {
+  std::mt19937 rng(seed);
+  Cols c;
+  for (std::size_t i = 0; i < n; ++i) {
+    c.user.push_back(static_cast<Index>(rng() % static_cast<std::uint32_t>(users)));
+    c.item.push_back(static_cast<Index>(rng() % static_cast<std::uint32_t>(items)));
+    c.time.push_back(static_cast<Timestamp>(rng() % 1000));
+    c.action.push_back(static_cast<std::int32_t>(rng() % 2));
+    c.quantity.push_back(static_cast<double>(rng() % 5));
+    c.amount.push_back(static_cast<double>(rng() % 100) / 10.0);
+    c.basket.push_back(static_cast<std::int64_t>(rng() % 50));
+  }
+  if (sorted) {
+    std::vector<std::size_t> idx(n);
+    for (std::size_t i = 0; i < n; ++i) idx[i] = i;
+    std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) {
+      return c.user[a] != c.user[b] ? c.user[a] < c.user[b] : c.time[a] < c.time[b];
+    });
+    Cols s;
+    for (std::size_t i : idx) {
+      s.user.push_back(c.user[i]);
+      s.item.push_back(c.item[i]);
+      s.time.push_back(c.time[i]);
+      s.action.push_back(c.action[i]);
+      s.quantity.push_back(c.quantity[i]);
+      s.amount.push_back(c.amount[i]);
+      s.basket.push_back(c.basket[i]);
+    }
+    return s;
+  }
+  return c;
+}
+
+void expect_same(const BehaviorLog& a, const BehaviorLog& b) {
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(a.user_offsets(), b.user_offsets());
+  for (std::size_t e = 0; e < static_cast<std::size_t>(a.size()); ++e) {
+    ASSERT_EQ(a.items()[e], b.items()[e]) << e;
+    ASSERT_EQ(a.timestamps()[e], b.timestamps()[e]) << e;
+    ASSERT_EQ(a.actions()[e], b.actions()[e]) << e;
+    ASSERT_EQ(a.quantities()[e], b.quantities()[e]) << e;
+    ASSERT_EQ(a.amounts()[e], b.amounts()[e]) << e;
+    ASSERT_EQ(a.baskets()[e], b.baskets()[e]) << e;
+  }
+}
+
+TEST(BehaviorLog, ThreadCountAndInputOrderInvariance) {
+  const Cols c = random_cols(200000, 3000, 500, 7, false);
+  BehaviorOptions o = options(500);
+  o.num_threads = 1;
+  const BehaviorLog one = BehaviorLog::from_columns(c.view(), o);
+  o.num_threads = 4;
+  const BehaviorLog four = BehaviorLog::from_columns(c.view(), o);
+  expect_same(one, four);
+  // The same events already sorted take the copy path and give the same log.
+  const Cols s = random_cols(200000, 3000, 500, 7, true);
+  expect_same(one, BehaviorLog::from_columns(s.view(), o));
+  for (Index u = 0; u < one.n_users(); ++u) {
+    for (Offset e = one.user_begin(u) + 1; e < one.user_end(u); ++e) {
+      ASSERT_LE(one.timestamps()[static_cast<std::size_t>(e - 1)], one.timestamps()[static_cast<std::size_t>(e)]);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace perkrec
