@@ -573,27 +573,29 @@ def run_perkrec(kind, frames, ys, seed, grid, quick):
 
 
 BEHAVIOR_LEVELS = ["product_category", "product_type", "manufacturer_id", "department"]
-HISTORY = ["member_issued", "member_redeemed", "member_redemption_rate", "member_ordered",
-           "benefit_issued", "benefit_redeemed", "benefit_redemption_rate"]
 
 
 def _perkrec_behavior_inputs(tables, cands):
     """perkrec's own data model of the program: an ItemCatalog of the products, a BehaviorLog of
     every basket line, the benefits ((campaign, coupon) pairs) with the products each applies
-    to, an EventLog of the coupons issued (at the campaign start) and redeemed, and the samples
-    (member and benefit indices, the campaign start as the time, the static fields)."""
+    to, and the samples (member and benefit indices, the campaign start as the time, the
+    static fields)."""
     import perkrec
 
     products = tables["products"].copy()
     products["manufacturer_id"] = products["manufacturer_id"].astype(str)
     items = perkrec.ItemCatalog.from_frame(products[["product_id"] + BEHAVIOR_LEVELS], id="product_id",
                                            levels=BEHAVIOR_LEVELS, numeric=[])
+    # A basket line bought with a coupon discount is its own action ("coupon_purchase"): the
+    # open action vocabulary carries what the program knows about each line.
     tx = tables["transactions"]
+    tx = tx.assign(action=np.where(tx["coupon_disc"].to_numpy() != 0, "coupon_purchase", "purchase"))
     users = perkrec.IdMap(np.unique(np.concatenate([cands["household_id"].to_numpy(),
                                                     tx["household_id"].to_numpy()])))
     behavior = perkrec.BehaviorLog.from_frame(tx, users=users, items=items, member="household_id",
                                               item="product_id", time="transaction_timestamp",
-                                              quantity="quantity", amount="sales_value", basket="basket_id")
+                                              quantity="quantity", amount="sales_value", basket="basket_id",
+                                              action="action")
     key = cands["campaign_id"].astype(str) + ":" + cands["coupon_upc"].astype(str)
     catalog = perkrec.Catalog.from_frame(pd.DataFrame({"id": pd.unique(key)}))
     coupons = tables["coupons"].assign(
@@ -601,59 +603,48 @@ def _perkrec_behavior_inputs(tables, cands):
     coupons = coupons[coupons["benefit"].isin(set(catalog.ids.ids))]
     applies = perkrec.BenefitItems.from_frame(coupons, catalog=catalog, items=items, benefit="benefit",
                                               item="product_id")
-    red = tables["coupon_redemptions"]
-    red_key = red["campaign_id"].astype(str) + ":" + red["coupon_upc"].astype(str)
-    known = red_key.isin(set(catalog.ids.ids)) & red["household_id"].isin(set(users.ids))
-    events = pd.concat([
-        pd.DataFrame({"user": cands["household_id"], "benefit": key, "event_type": "issued",
-                      "timestamp": cands["start_date"]}),
-        pd.DataFrame({"user": red.loc[known, "household_id"], "benefit": red_key[known], "event_type": "redeemed",
-                      "timestamp": red.loc[known, "redemption_date"], "order_amount": 0.0}),
-    ], ignore_index=True)
-    events["order_amount"] = events["order_amount"].fillna(0.0)
-    log = perkrec.EventLog.from_frame(events, users=users, benefits=catalog)
     samples = static_features(tables, cands)[CATEGORICAL].copy()
     samples["user"] = users.lookup(cands["household_id"].to_numpy()).astype(np.int64)
     samples["benefit"] = catalog.ids.lookup(key.to_numpy()).astype(np.int64)
     samples["timestamp"] = cands["start_date"].to_numpy()
-    return samples, (behavior, items, applies), log, catalog
+    return samples, (behavior, items, applies), catalog
 
 
-BEHAVIOR_GRID = [dict(factors=0, reg_linear=r, bins=b) for r in (1e-5, 1e-4) for b in (0, 8)]
+BEHAVIOR_GRID = [dict(factors=0, reg_linear=r, bins=b, static=st) for r in (1e-3, 1e-2) for b in (0, 8)
+                 for st in (False, True)]
 
 
 def perkrec_with_behavior(tables, cands, split, seed, grid=None):
     """perkrec's best model with its own behaviour features: a FeatureEncoder with a
-    ``behavior`` field (what the household bought of the coupon's products and of their
-    categories, types, manufacturers and departments, recency-decayed, share of wallet, its
-    totals, the products' popularity — all strictly before the campaign start), a ``history``
-    field (past issues and redemptions from the EventLog) and the static fields, then
-    ``FM(factors=0)`` (exact logistic regression), regularization and bins chosen on the
-    validation households by log-loss. Returns the scores of ``cands[split]``."""
+    ``behavior`` field (what the household bought, with and without a coupon discount, of the
+    coupon's products and of their categories, types, manufacturers and departments: counts,
+    quantity, spend, recency-decayed counts, days since, share of wallet; its totals; the
+    products' popularity — all strictly before the campaign start), optionally the static
+    fields, then ``FM(factors=0)`` (exact logistic regression). Bins, regularization and the
+    static fields are chosen by AUC on the validation households; the choice is refit on the
+    whole training side. Returns the scores of ``cands[split]``."""
     import perkrec
 
-    samples, behavior, log, catalog = _perkrec_behavior_inputs(tables, cands)
+    samples, behavior, _ = _perkrec_behavior_inputs(tables, cands)
     val = validation_split(cands, split)
     fit = ~split & ~val
     y = cands["label"].to_numpy()
     best = None
     for config in (grid or BEHAVIOR_GRID):
-        fields = ([{"name": "behavior", "kind": "behavior", "levels": BEHAVIOR_LEVELS, "bins": config["bins"],
-                    "half_life_days": 28.0},
-                   {"name": "history", "kind": "history", "aggregates": HISTORY, "bins": config["bins"]}]
-                  + [{"name": c, "kind": "categorical"} for c in CATEGORICAL])
-        enc = perkrec.FeatureEncoder(fields).fit(samples[fit], events=log, catalog=catalog, behavior=behavior)
-        X = enc.transform(samples, events=log, catalog=catalog, behavior=behavior)
-        model = perkrec.FM(factors=config["factors"], reg_linear=config["reg_linear"], seed=seed).fit(
-            X[fit], y[fit], encoder=enc)
-        loss = _log_loss(y[val], model.predict(X[val]))
-        print(f"    behaviour {config}: validation log-loss {loss:.5f}", flush=True)
-        if best is None or loss < best[0]:
-            best = (loss, config, X, enc)
+        fields = [{"name": "behavior", "kind": "behavior", "levels": BEHAVIOR_LEVELS, "bins": config["bins"],
+                   "actions": ["purchase", "coupon_purchase"], "half_life_days": 28.0}]
+        if config["static"]:
+            fields += [{"name": c, "kind": "categorical"} for c in CATEGORICAL]
+        enc = perkrec.FeatureEncoder(fields).fit(samples[fit], behavior=behavior)
+        X = enc.transform(samples, behavior=behavior)
+        model = perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed).fit(X[fit], y[fit], encoder=enc)
+        score = auc(y[val], model.predict(X[val]))
+        print(f"    behaviour {config}: validation AUC {score:.4f}", flush=True)
+        if best is None or score > best[0]:
+            best = (score, config, X, enc)
     _, config, X, enc = best
     train = ~split  # refit the chosen configuration on the whole training side
-    model = perkrec.FM(factors=config["factors"], reg_linear=config["reg_linear"], seed=seed).fit(
-        X[train], y[train], encoder=enc)
+    model = perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed).fit(X[train], y[train], encoder=enc)
     return model.predict(X[split])
 
 
