@@ -18,7 +18,8 @@ Transfer (issue 16, ``--transfer``): programs with seeds and archetype mixes no 
 uses (12,000 members, fitted before a cut 30 days before the end, the member table passed as
 it stands, future members included: the model ignores rows joining after the cut). Per seed
 and mix, for members with >= 10 events before the cut: segment agreement with the planted
-archetype (default rules), the share marked uncertain, coverage and median width of the 90%
+archetype (default rules), the share marked uncertain, the median segment confidence and the
+agreement among members whose segment has confidence >= 0.5, coverage and median width of the 90%
 intervals, median per-member Spearman next to the archetype oracle (each member's archetype's
 mean true log preference), the share of dimensions whose fitted prior strength sits at the top
 of its grid, and the fit time.
@@ -186,7 +187,11 @@ def transfer(members: int, seed: int, mix_name: str, rules=None) -> dict:
            "member_table": model.member_table_report,
            "segment_agreement": round(float((segments[rows] == archetype[rows]).mean()), 3)}
     out["segment_uncertain_share"] = round(float((segments[rows] == "uncertain").mean()), 3)
-    out["segment_confidence_median"] = round(float(np.median(seg["confidence"].to_numpy()[rows])), 3)
+    confidence = seg["confidence"].to_numpy()[rows]
+    out["segment_confidence_median"] = round(float(np.median(confidence)), 3)
+    confident = confidence >= 0.5
+    out["segment_confident_share_0.5"] = round(float(confident.mean()), 3)
+    out["segment_agreement_confident_0.5"] = round(float((segments[rows] == archetype[rows])[confident].mean()), 3)
     out.update({
         "interval_coverage_90": round(float(inside[rows].mean()), 3),
         "interval_width_median_90": round(float(np.median((upper - lower)[rows])), 3),
