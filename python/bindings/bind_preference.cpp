@@ -148,6 +148,17 @@ void bind_preference(py::module_& m) {
            [](const PreferenceModel& s) { return matrix(s.preferences(), s.n_users(), static_cast<std::size_t>(s.n_dimensions())); })
       .def("lower", [](const PreferenceModel& s) { return matrix(s.lower(), s.n_users(), static_cast<std::size_t>(s.n_dimensions())); })
       .def("upper", [](const PreferenceModel& s) { return matrix(s.upper(), s.n_users(), static_cast<std::size_t>(s.n_dimensions())); })
+      .def("intervals",
+           [](const PreferenceModel& s, double level) {
+             std::vector<float> lower, upper;
+             {
+               py::gil_scoped_release release;
+               s.intervals(level, lower, upper);
+             }
+             const auto D = static_cast<std::size_t>(s.n_dimensions());
+             return py::make_tuple(matrix(lower, s.n_users(), D), matrix(upper, s.n_users(), D));
+           },
+           py::arg("level"))
       .def("features",
            [](const PreferenceModel& s) { return matrix(s.features(), s.n_users(), s.feature_names().size()); })
       .def("memberships", [](const PreferenceModel& s) { return matrix(s.memberships(), s.n_users(), static_cast<std::size_t>(s.n_classes())); })

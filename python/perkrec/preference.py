@@ -93,7 +93,8 @@ class PreferenceModel(_Recommender):
                   "horizon_days": float(horizon_days), "response": str(response),
                   "face_value_edges": list(map(float, face_value_edges)),
                   "threshold_edges": list(map(float, threshold_edges)), "typical_basket": float(typical_basket),
-                  "member_time_columns": [str(c) for c in member_time_columns], "seed": int(seed), "num_threads": int(num_threads)}
+                  "member_time_columns": [str(c) for c in member_time_columns],
+                  "seed": int(seed), "num_threads": int(num_threads)}
         self._impl = _core.PreferenceModel(json.dumps(params))
 
     def fit(self, log: EventLog, catalog: Catalog, cut_time=None, users=None, *,
@@ -168,10 +169,15 @@ class PreferenceModel(_Recommender):
         """Members x dimensions: claim rate relative to the population (1 = average)."""
         return self._frame(self._impl.preferences(), self.dimension_names)
 
-    def intervals(self):
-        """(lower, upper) DataFrames of the credible interval at level ``interval``."""
-        return (self._frame(self._impl.lower(), self.dimension_names),
-                self._frame(self._impl.upper(), self.dimension_names))
+    def intervals(self, level=None):
+        """(lower, upper) DataFrames of the credible interval at ``level`` (default: the
+        model's ``interval``); any level in (0, 1), from the stored posterior sd."""
+        if level is None:
+            return (self._frame(self._impl.lower(), self.dimension_names),
+                    self._frame(self._impl.upper(), self.dimension_names))
+        self._require_fitted("intervals")
+        lower, upper = self._impl.intervals(float(level))
+        return self._frame(lower, self.dimension_names), self._frame(upper, self.dimension_names)
 
     def member_profile(self, user) -> pd.DataFrame:
         """One member's preference, lower and upper bound per dimension (``user`` is a dense

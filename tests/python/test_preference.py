@@ -184,7 +184,9 @@ def test_segments_confidence_uncertain_and_absolute_rules(fitted):
     assert 0 < unsure.sum() < len(strict)
     assert (strict["confidence"][unsure] < 0.6).all()
     same = ~unsure.to_numpy()
-    assert (strict["segment"].astype(str).to_numpy()[same] == seg["segment"].astype(str).to_numpy()[same]).all()
+    labels = seg["segment"].astype(str).to_numpy()
+    strict_labels = strict["segment"].astype(str).to_numpy()
+    assert (strict_labels[same] == labels[same]).all()
     # The absolute rules of before stay available as an explicit rules JSON.
     absolute = perkrec.default_segment_rules(absolute=True)
     assert absolute["segments"][1]["all"][0] == {"feature": "orders_90d", "op": "<=", "value": 4.0}
@@ -208,7 +210,8 @@ def test_relative_segments_follow_a_program_with_scaled_order_rates(small_progra
     b = perkrec.PreferenceModel(num_threads=2).fit(log2, catalog, cut)
     f1, f2 = a.features(), b.features()
     active = f1["orders"].to_numpy() > 0
-    np.testing.assert_allclose(f2["orders_90d"].to_numpy()[active], 2 * f1["orders_90d"].to_numpy()[active])
+    np.testing.assert_allclose(f2["orders_90d"].to_numpy()[active],
+                               2 * f1["orders_90d"].to_numpy()[active])
 
     def agreement(rules):
         s1 = a.segments(rules)["segment"].astype(str).to_numpy()
@@ -219,3 +222,17 @@ def test_relative_segments_follow_a_program_with_scaled_order_rates(small_progra
     print("agreement relative", relative, "absolute", absolute)
     assert relative >= 0.93
     assert relative > absolute + 0.05
+
+
+def test_intervals_at_any_level(fitted, tmp_path):
+    lower, upper = fitted.intervals()
+    lo90, hi90 = fitted.intervals(level=0.9)
+    np.testing.assert_allclose(lo90.to_numpy(), lower.to_numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(hi90.to_numpy(), upper.to_numpy(), rtol=1e-4, atol=1e-5)
+    lo50, hi50 = fitted.intervals(level=0.5)
+    assert ((hi50 - lo50).to_numpy() <= (hi90 - lo90).to_numpy() + 1e-6).all()
+    with pytest.raises(perkrec.InputError, match="level"):
+        fitted.intervals(level=1.5)
+    path = tmp_path / "pref.perk"
+    fitted.save(path)
+    pd.testing.assert_frame_equal(perkrec.load(path).intervals(level=0.5)[0], lo50)

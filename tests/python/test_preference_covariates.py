@@ -102,10 +102,11 @@ def test_covariates_missing_numeric_values_get_an_indicator(planted):
     log, catalog, cut = program.events, program.catalog, program.truth.reference_time
     age = np.linspace(20, 60, log.n_users)
     age[5] = np.nan
-    model = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut, users=pd.DataFrame({"age": age}, index=log.user_ids.ids))
+    frame = pd.DataFrame({"age": age}, index=log.user_ids.ids)
+    model = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut, users=frame)
     assert model.covariate_names == ["age", "age:missing"]
     assert model.member_table_report["missing_values"] == 1
-    prior = model.class_prior(perkrec.UserTable.from_frame(pd.DataFrame({"age": age}, index=log.user_ids.ids)))
+    prior = model.class_prior(perkrec.UserTable.from_frame(frame))
     assert np.isfinite(prior).all()
 
 
@@ -126,7 +127,8 @@ def test_member_table_as_of_the_cut(small_program):
     known = table[signup < cut]
     extra = known.iloc[:4].copy()
     extra.index = pd.Index([10**9 + i for i in range(4)], name=known.index.name)
-    as_of = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut, users=pd.concat([known, extra]))
+    as_of = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut,
+                                                       users=pd.concat([known, extra]))
     assert as_of.member_table_report["unknown_to_log"] == 4
     assert as_of.member_table_report["joined_after_cut"] == 0
     assert as_of.member_table_report["without_row"] == report["without_row"]
@@ -134,5 +136,6 @@ def test_member_table_as_of_the_cut(small_program):
     np.testing.assert_array_equal(as_of.memberships(), full.memberships())
     pd.testing.assert_frame_equal(as_of.preferences(), full.preferences())
     # Without a table the report is all zero.
-    plain = perkrec.PreferenceModel(num_threads=2, latent_classes=2, em_iterations=2).fit(log, catalog, cut)
+    plain = perkrec.PreferenceModel(num_threads=2, latent_classes=2, em_iterations=2)
+    plain.fit(log, catalog, cut)
     assert set(plain.member_table_report.values()) == {0}

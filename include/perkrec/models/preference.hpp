@@ -215,6 +215,13 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   const std::vector<float>& lower() const { return lower_; }
   const std::vector<float>& upper() const { return upper_; }
   float preference(Index u, int d) const;
+  /// Credible intervals at any `level` in (0, 1) (members x dimensions, lift scale): the same
+  /// normal approximation as lower()/upper() (which hold level params().interval), from the
+  /// stored posterior sd of each rate. InputError for a level outside (0, 1). Cost
+  /// O(members x dimensions); thread-safe.
+  void intervals(double level, std::vector<float>& lower, std::vector<float>& upper) const;
+  /// Posterior sd of each member's claim rate per dimension (rate scale, members x dimensions).
+  const std::vector<float>& posterior_sd() const { return posterior_sd_; }
   /// Population claim rate and fitted prior strength per dimension.
   const std::vector<double>& population_rate() const { return population_rate_; }
   const std::vector<double>& prior_strength() const { return prior_strength_; }
@@ -296,6 +303,7 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   std::vector<float> preference_;
   std::vector<float> lower_;
   std::vector<float> upper_;
+  std::vector<float> posterior_sd_;             // rate scale, behind the intervals
   std::vector<std::string> feature_names_;
   std::vector<float> features_;
   std::vector<MemberTiming> timing_;

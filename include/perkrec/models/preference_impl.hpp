@@ -992,7 +992,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
     }
   }
   const double z = inverse_normal_cdf(0.5 * (1.0 + params_.interval));
-  std::vector<float> pref(nz * Dz), lo(nz * Dz), hi(nz * Dz);
+  std::vector<float> pref(nz * Dz), lo(nz * Dz), hi(nz * Dz), post_sd(nz * Dz);
   parallel_for(0, n, threads, [&](Offset uo) {
     const auto row = static_cast<std::size_t>(uo);
     for (std::size_t d = 0; d < Dz; ++d) {
@@ -1013,6 +1013,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
       const double prior_share = strength[d] / (nn + strength[d]);
       const double sd = std::sqrt(a * b / ((a + b) * (a + b) * (a + b + 1.0)) + prior_share * prior_share * mix);
       pref[i] = static_cast<float>(mean / pop[d]);
+      post_sd[i] = static_cast<float>(sd);
       lo[i] = static_cast<float>(std::max(0.0, mean - z * sd) / pop[d]);
       hi[i] = static_cast<float>(std::min(1.0, mean + z * sd) / pop[d]);
     }
@@ -1183,6 +1184,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   preference_ = std::move(pref);
   lower_ = std::move(lo);
   upper_ = std::move(hi);
+  posterior_sd_ = std::move(post_sd);
   feature_names_ = std::move(feature_names);
   features_ = std::move(features);
   timing_ = std::move(timing);
@@ -1218,6 +1220,25 @@ PERKREC_INLINE float PreferenceModel::member_score(Index u, Index b) const {
     ++count;
   }
   return static_cast<float>(std::log(std::max(1e-6f, base_rate_[k])) + (count > 0 ? s / count : 0.0));
+}
+
+PERKREC_INLINE void PreferenceModel::intervals(double level, std::vector<float>& lower,
+                                               std::vector<float>& upper) const {
+  require_fitted("intervals");
+  if (!(level > 0 && level < 1)) {
+    detail::raise<InputError>("PreferenceModel::intervals: level must be in (0, 1) (got ", level, ")");
+  }
+  const double z = inverse_normal_cdf(0.5 * (1.0 + level));
+  const auto Dz = static_cast<std::size_t>(n_dims_);
+  lower.resize(preference_.size());
+  upper.resize(preference_.size());
+  parallel_for(0, static_cast<Offset>(preference_.size()), params_.num_threads, [&](Offset io) {
+    const auto i = static_cast<std::size_t>(io);
+    const double pop = population_rate_[i % Dz];
+    const double mean = static_cast<double>(preference_[i]) * pop;
+    lower[i] = static_cast<float>(std::max(0.0, mean - z * posterior_sd_[i]) / pop);
+    upper[i] = static_cast<float>(std::min(1.0, mean + z * posterior_sd_[i]) / pop);
+  });
 }
 
 PERKREC_INLINE void PreferenceModel::score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const {
@@ -1495,6 +1516,7 @@ PERKREC_INLINE void PreferenceModel::write(ModelWriter& w, const std::string& pr
   w.add(prefix + "preference", preference_);
   w.add(prefix + "lower", lower_);
   w.add(prefix + "upper", upper_);
+  w.add(prefix + "posterior_sd", posterior_sd_);
   w.add(prefix + "features", features_);
   std::vector<std::int32_t> best(timing_.size());
   std::vector<float> timing_values(timing_.size() * 5);
@@ -1593,6 +1615,16 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
   m.preference_ = r.vector<float>(prefix + "preference", {nu * nd});
   m.lower_ = r.vector<float>(prefix + "lower", {nu * nd});
   m.upper_ = r.vector<float>(prefix + "upper", {nu * nd});
+  if (r.has(prefix + "posterior_sd")) {
+    m.posterior_sd_ = r.vector<float>(prefix + "posterior_sd", {nu * nd});
+  } else {  // a file from before posterior_sd was stored: the sd behind the upper bound
+    m.posterior_sd_.resize(m.upper_.size());
+    const double z = inverse_normal_cdf(0.5 * (1.0 + m.params_.interval));
+    for (std::size_t i = 0; i < m.upper_.size(); ++i) {
+      const double pop = m.population_rate_[i % static_cast<std::size_t>(nd)];
+      m.posterior_sd_[i] = static_cast<float>(std::max(0.0, (static_cast<double>(m.upper_[i]) - m.preference_[i]) * pop / z));
+    }
+  }
   m.features_ = r.vector<float>(prefix + "features", {nu * n_features});
   for (float v : m.base_rate_) {
     if (!(v > 0 && v < 1)) r.invalid("benefit base rate outside (0, 1)");
@@ -1615,6 +1647,10 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
   all_finite(m.covariate_weight_, "covariate_weight");
   all_finite(m.lower_, "lower");
   all_finite(m.upper_, "upper");
+  all_finite(m.posterior_sd_, "posterior_sd");
+  for (std::size_t i = 0; i < m.posterior_sd_.size(); ++i) {
+    if (m.posterior_sd_[i] < 0) r.invalid(detail::concat("posterior_sd ", i, " is negative"));
+  }
   // (features may hold NaN: a member's missing value, e.g. the gap between orders of a member
   // with one order)
   for (std::size_t i = 0; i < m.lower_.size(); ++i) {

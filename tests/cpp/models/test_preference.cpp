@@ -466,5 +466,31 @@ TEST(PreferenceModel, SegmentsResolveRelativeThresholdsAndReportConfidence) {
   EXPECT_EQ(c.resolved.segments[1].all[0].value, 4.0);
 }
 
+// intervals(level) reproduces the stored bounds at the model's level, narrows at lower levels,
+// and survives save/load.
+TEST(PreferenceModel, IntervalsAtAnyLevel) {
+  SimulatorParams sp;
+  sp.n_users = 800;
+  const SimulatedProgram prog = simulate(sp);
+  PreferenceModel m;
+  m.fit(prog.events, prog.catalog, prog.truth.reference_time);
+  std::vector<float> lo, hi, lo50, hi50;
+  m.intervals(m.params().interval, lo, hi);
+  ASSERT_EQ(lo.size(), m.lower().size());
+  for (std::size_t i = 0; i < lo.size(); ++i) {
+    EXPECT_NEAR(lo[i], m.lower()[i], 1e-4 * (1 + m.lower()[i]));
+    EXPECT_NEAR(hi[i], m.upper()[i], 1e-4 * (1 + m.upper()[i]));
+  }
+  m.intervals(0.5, lo50, hi50);
+  for (std::size_t i = 0; i < lo.size(); ++i) {
+    EXPECT_LE(hi50[i] - lo50[i], hi[i] - lo[i] + 1e-6f);
+    EXPECT_LE(lo50[i], m.preferences()[i] + 1e-5f);
+    EXPECT_GE(hi50[i], m.preferences()[i] - 1e-5f);
+  }
+  PERKREC_EXPECT_THROW_MSG(m.intervals(1.0, lo, hi), InputError, "level must be in (0, 1)");
+  const PreferenceModel back = PreferenceModel::from_bytes(m.to_bytes());
+  EXPECT_EQ(back.posterior_sd(), m.posterior_sd());
+}
+
 }  // namespace
 }  // namespace perkrec
