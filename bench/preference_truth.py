@@ -14,11 +14,21 @@ reference time) it measures, for members with at least 10 events in the log (all
     fitted before them) against Popularity fitted on the same training claims — over the
     whole catalog, and among the benefits the member was issued in that window — and the AUC
     of "which issued benefits get claimed" in that window.
+Transfer (issue 16, ``--transfer``): programs with seeds and archetype mixes no other bench
+uses (12,000 members, fitted before a cut 30 days before the end, the member table passed as
+it stands, future members included: the model ignores rows joining after the cut). Per seed
+and mix, for members with >= 10 events before the cut: segment agreement with the planted
+archetype (default rules), the share marked uncertain, the median segment confidence and the
+agreement among members whose segment has confidence >= 0.5, coverage of the 50/80/90/95%
+intervals and the median width of the 90% ones, median per-member Spearman next to the
+archetype oracle (each member's archetype's mean true log preference), the share of
+dimensions whose fitted prior strength sits at the top of its grid, and the fit time.
 On real data: Starbucks offers (response = completed offer; 30-day study, train on the first
 20 days' offers, rank the last 10 days') and dunnhumby coupons (train on campaigns starting
 before day 500, AUC of scores for which targeted households redeem in later campaigns).
 
     .venv/bin/python bench/preference_truth.py [--members 20000] [--seed 11] [--quick] [--data ../shared/data]
+    .venv/bin/python bench/preference_truth.py --transfer [--members 12000]
 """
 
 from __future__ import annotations
@@ -145,6 +155,61 @@ def simulated(members: int, seed: int, issues_per_week: float, preference_noise:
     }
 
 
+TRANSFER_SEEDS = (101, 202, 303)
+# Shares of (threshold, high-value, points, loyal, dormant, new): the simulator's default mix
+# and one that moves weight toward high-value seekers, loyal and new members.
+TRANSFER_MIXES = {"default": (0.22, 0.18, 0.18, 0.17, 0.15, 0.10),
+                  "skewed": (0.10, 0.30, 0.10, 0.25, 0.10, 0.15)}
+
+
+def transfer(members: int, seed: int, mix_name: str, rules=None) -> dict:
+    program = perkrec.simulate(n_users=members, seed=seed, archetype_mix=TRANSFER_MIXES[mix_name])
+    log, catalog = program.events, program.catalog
+    cut = log.time_range[1] - pd.Timedelta(days=30)
+    started = time.perf_counter()
+    model = perkrec.PreferenceModel().fit(log, catalog, cut, users=program.users)
+    fit_seconds = time.perf_counter() - started
+    before = log.to_frame(external_ids=False)
+    before = before[before["timestamp"] < cut]
+    events = np.bincount(before["user"].to_numpy(), minlength=log.n_users)
+    rows = np.flatnonzero(events >= 10)
+    archetype = program.truth.members["archetype"].astype(str).to_numpy()
+    seg = model.segments(rules)
+    segments = seg["segment"].astype(str).to_numpy()
+    true_lift = program.truth.preferences.to_numpy()
+    truth = np.log(true_lift)
+    oracle = pd.DataFrame(truth).groupby(archetype).transform("mean").to_numpy()
+    lower, upper = (frame.to_numpy() for frame in model.intervals())
+    inside = (true_lift >= lower) & (true_lift <= upper)
+    strength = model.prior_strength.to_numpy()
+    out = {"seed": seed, "mix": mix_name, "members": members,
+           "members_with_10_events": int(len(rows)), "fit_seconds": round(fit_seconds, 2),
+           "member_table": model.member_table_report,
+           "segment_agreement": round(float((segments[rows] == archetype[rows]).mean()), 3)}
+    out["segment_uncertain_share"] = round(float((segments[rows] == "uncertain").mean()), 3)
+    confidence = seg["confidence"].to_numpy()[rows]
+    out["segment_confidence_median"] = round(float(np.median(confidence)), 3)
+    confident = confidence >= 0.5
+    out["segment_confident_share_0.5"] = round(float(confident.mean()), 3)
+    agree = segments[rows] == archetype[rows]
+    out["segment_agreement_confident_0.5"] = round(float(agree[confident].mean()), 3)
+    out.update({
+        "interval_coverage_90": round(float(inside[rows].mean()), 3),
+        **{f"interval_coverage_{round(100 * level)}": round(float(
+            ((true_lift >= lo) & (true_lift <= hi))[rows].mean()), 3)
+           for level in (0.5, 0.8, 0.95)
+           for lo, hi in [tuple(frame.to_numpy() for frame in model.intervals(level=level))]},
+        "interval_width_median_90": round(float(np.median((upper - lower)[rows])), 3),
+        "spearman_median_model": round(
+            median_spearman(np.log(model.preferences().to_numpy()), truth, rows), 3),
+        "spearman_median_archetype_oracle": round(median_spearman(oracle, truth, rows), 3),
+        "prior_strength_at_top_share": round(float((strength >= 1000).mean()), 3),
+    })
+    agreement = pd.crosstab(archetype[rows], segments[rows])
+    out["confusion"] = {a: {s: int(v) for s, v in r.items() if v} for a, r in agreement.iterrows()}
+    return out
+
+
 def starbucks(root: Path) -> dict:
     data = perkrec.datasets.load_starbucks(root / "starbucks-rewards-offers")
     log, catalog = data.events, data.catalog
@@ -183,7 +248,18 @@ def main() -> None:
     parser.add_argument("--users", action="store_true",
                         help="fit with the simulator's UserTable as covariates of the class prior")
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    parser.add_argument("--transfer", action="store_true",
+                        help="issue 16: untuned seeds x two mixes, cut 30 days before the end")
+    parser.add_argument("--rules", type=Path,
+                        help="segment rules JSON for --transfer (default: the defaults)")
     args = parser.parse_args()
+    if args.transfer:
+        rules = args.rules.read_text() if args.rules else None
+        members = 12000 if args.members == 20000 else args.members
+        for mix in TRANSFER_MIXES:
+            for seed in TRANSFER_SEEDS:
+                print(json.dumps(transfer(members, seed, mix, rules)), flush=True)
+        return
     settings = ((1.5, 0.25),) if args.quick else ((1.5, 0.25), (3.0, 0.25), (6.0, 0.25), (6.0, 0.1))
     for ipw, noise in settings:
         print(json.dumps(simulated(args.members, args.seed, ipw, noise, args.users)), flush=True)

@@ -56,6 +56,7 @@ void bind_preference(py::module_& m) {
       py::arg("data"), py::arg("k"), py::arg("seed"), py::arg("max_iterations"), py::arg("num_threads"));
 
   m.def("default_segment_rules", [] { return SegmentRules::defaults().to_json().dump(2); });
+  m.def("absolute_segment_rules", [] { return SegmentRules::absolute_defaults().to_json().dump(2); });
   m.def("check_segment_rules", [](const std::string& text) { return SegmentRules::from_json(text).to_json().dump(); },
         py::arg("text"));
 
@@ -115,6 +116,18 @@ void bind_preference(py::module_& m) {
           },
           py::arg("log"), py::arg("catalog"), py::arg("cut_time"), py::arg("users"), py::arg("progress"))
       .def_property_readonly("covariate_names", &PreferenceModel::covariate_names)
+      .def("member_table_report",
+           [](const PreferenceModel& s) {
+             const MemberTableReport& r = s.member_table_report();
+             py::dict d;
+             d["rows"] = r.rows;
+             d["matched"] = r.matched;
+             d["unknown_to_log"] = r.unknown_to_log;
+             d["joined_after_cut"] = r.joined_after_cut;
+             d["without_row"] = r.without_row;
+             d["missing_values"] = r.missing_values;
+             return d;
+           })
       .def("covariate_weights",
            [](const PreferenceModel& s) {
              return matrix(s.covariate_weights(), s.covariate_weights().empty() ? 0 : s.n_classes(),
@@ -135,6 +148,17 @@ void bind_preference(py::module_& m) {
            [](const PreferenceModel& s) { return matrix(s.preferences(), s.n_users(), static_cast<std::size_t>(s.n_dimensions())); })
       .def("lower", [](const PreferenceModel& s) { return matrix(s.lower(), s.n_users(), static_cast<std::size_t>(s.n_dimensions())); })
       .def("upper", [](const PreferenceModel& s) { return matrix(s.upper(), s.n_users(), static_cast<std::size_t>(s.n_dimensions())); })
+      .def("intervals",
+           [](const PreferenceModel& s, double level) {
+             std::vector<float> lower, upper;
+             {
+               py::gil_scoped_release release;
+               s.intervals(level, lower, upper);
+             }
+             const auto D = static_cast<std::size_t>(s.n_dimensions());
+             return py::make_tuple(matrix(lower, s.n_users(), D), matrix(upper, s.n_users(), D));
+           },
+           py::arg("level"))
       .def("features",
            [](const PreferenceModel& s) { return matrix(s.features(), s.n_users(), s.feature_names().size()); })
       .def("memberships", [](const PreferenceModel& s) { return matrix(s.memberships(), s.n_users(), static_cast<std::size_t>(s.n_classes())); })
@@ -184,7 +208,8 @@ void bind_preference(py::module_& m) {
                py::gil_scoped_release release;
                a = s.segments(rules);
              }
-             return py::make_tuple(a.names, a.descriptions, to_numpy(std::move(a.codes)));
+             return py::make_tuple(a.names, a.descriptions, to_numpy(std::move(a.codes)),
+                                   to_numpy(std::move(a.confidence)), a.resolved.to_json().dump());
            },
            py::arg("rules_json"))
       .def("clusters",

@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from .data import Catalog, EventLog, _cut_seconds, _expect
+from .data import Catalog, EventLog, UserTable, _cut_seconds, _expect
 from .models import _Recommender
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -54,10 +54,13 @@ def wide_table(log: EventLog, catalog: Catalog, cut_time, *, face_value_edges=(1
     return pd.DataFrame(dict(zip(names, columns)), index=_member_index(log))
 
 
-def default_segment_rules() -> dict:
+def default_segment_rules(absolute: bool = False) -> dict:
     """The documented default segment rules (a dict in the JSON schema of
-    include/perkrec/models/segments.hpp); edit and pass to ``PreferenceModel.segments``."""
-    return json.loads(_core.default_segment_rules())
+    include/perkrec/models/segments.hpp); edit and pass to ``PreferenceModel.segments``.
+    Their thresholds are relative to the program (quantiles of the fitted features);
+    ``absolute=True`` gives the absolute rules that were the defaults before (tuned on one
+    simulated program)."""
+    return json.loads(_core.absolute_segment_rules() if absolute else _core.default_segment_rules())
 
 
 def _rules_json(rules) -> str:
@@ -82,13 +85,15 @@ class PreferenceModel(_Recommender):
     def __init__(self, half_life_days: float = 365.0, prior_strength: float = 0.0, latent_classes: int = 8,
                  em_iterations: int = 20, interval: float = 0.9, timing_prior_strength: float = 8.0,
                  horizon_days: float = 30.0, response: str = "claimed", face_value_edges=(10.0, 30.0), threshold_edges=(100.0, 300.0),
-                 typical_basket: float = 60.0, seed: int = 42, num_threads: int = 0):
+                 typical_basket: float = 60.0, member_time_columns=("signup_time",), seed: int = 42,
+                 num_threads: int = 0):
         params = {"half_life_days": float(half_life_days), "prior_strength": float(prior_strength),
                   "latent_classes": int(latent_classes), "em_iterations": int(em_iterations),
                   "interval": float(interval), "timing_prior_strength": float(timing_prior_strength),
                   "horizon_days": float(horizon_days), "response": str(response),
                   "face_value_edges": list(map(float, face_value_edges)),
                   "threshold_edges": list(map(float, threshold_edges)), "typical_basket": float(typical_basket),
+                  "member_time_columns": [str(c) for c in member_time_columns],
                   "seed": int(seed), "num_threads": int(num_threads)}
         self._impl = _core.PreferenceModel(json.dumps(params))
 
@@ -97,12 +102,20 @@ class PreferenceModel(_Recommender):
         """Learns from the events of ``log`` strictly before ``cut_time`` (default: after the
         last event). Member and benefit ids of the log are attached to the model.
 
-        ``users`` (optional UserTable, one row per member of the log, in the log's member
-        order): member attributes become covariates of the latent-class prior, so the mixing
-        weights depend on the member (multinomial logistic on one-hot categorical and
-        standardized numeric columns, refit in every EM sweep). Numeric columns must not hold
-        NaN. Without ``users`` the model is fitted exactly as before."""
+        ``users`` (optional): the member table as of the cut, a UserTable or a DataFrame indexed
+        by member id. Member attributes become covariates of the latent-class prior, so the
+        mixing weights depend on the member (multinomial logistic on one-hot categorical and
+        standardized numeric columns, refit in every EM sweep). Rows are matched to the log's
+        members by id: rows of members the log does not know are ignored, members without a
+        row get missing attributes (numeric: the mean plus a ``<column>:missing`` indicator;
+        categorical: no category), and a row whose ``member_time_columns`` time (e.g.
+        ``signup_time``) lies at or after the cut, a member who joined after the cut, is
+        ignored, so attributes of future members never change the fit. Time columns enter as
+        days before the cut. The counts are in ``member_table_report``. Without ``users`` the
+        model is fitted exactly as before."""
         cut = int(log._impl.max_time) + 1 if cut_time is None else _cut_seconds(cut_time, "cut_time")
+        if isinstance(users, pd.DataFrame):
+            users = UserTable.from_frame(users)
         if users is None:
             self._impl.fit(log._impl, catalog._impl, cut, resolve_progress(progress))
         else:
@@ -111,6 +124,13 @@ class PreferenceModel(_Recommender):
         if users is not None or benefits is not None:
             self.set_ids(users, benefits)
         return self
+
+    @property
+    def member_table_report(self) -> dict:
+        """How the member table of the last fit lined up with the log: rows, matched,
+        unknown_to_log (ignored), joined_after_cut (ignored), without_row (log members with
+        missing attributes), missing_values (among the used rows). All zero without a table."""
+        return dict(self._impl.member_table_report())
 
     @property
     def covariate_names(self) -> list:
@@ -149,10 +169,15 @@ class PreferenceModel(_Recommender):
         """Members x dimensions: claim rate relative to the population (1 = average)."""
         return self._frame(self._impl.preferences(), self.dimension_names)
 
-    def intervals(self):
-        """(lower, upper) DataFrames of the credible interval at level ``interval``."""
-        return (self._frame(self._impl.lower(), self.dimension_names),
-                self._frame(self._impl.upper(), self.dimension_names))
+    def intervals(self, level=None):
+        """(lower, upper) DataFrames of the credible interval at ``level`` (default: the
+        model's ``interval``); any level in (0, 1), from the stored posterior sd."""
+        if level is None:
+            return (self._frame(self._impl.lower(), self.dimension_names),
+                    self._frame(self._impl.upper(), self.dimension_names))
+        self._require_fitted("intervals")
+        lower, upper = self._impl.intervals(float(level))
+        return self._frame(lower, self.dimension_names), self._frame(upper, self.dimension_names)
 
     def member_profile(self, user) -> pd.DataFrame:
         """One member's preference, lower and upper bound per dimension (``user`` is a dense
@@ -188,11 +213,18 @@ class PreferenceModel(_Recommender):
     def segments(self, rules: Union[None, str, dict] = None) -> pd.DataFrame:
         """Named segment per member under ``rules`` (a dict or JSON text in the schema of
         include/perkrec/models/segments.hpp; None = ``default_segment_rules()``). Columns:
-        segment (categorical), description."""
-        names, descriptions, codes = self._impl.segments(_rules_json(rules))
+        segment (categorical), description, confidence (the probability of that segment under
+        the member's posterior; see PreferenceModel::segments). With ``min_confidence`` > 0 in
+        the rules, members whose most probable segment falls below it get the ``uncertain``
+        segment. ``frame.attrs["resolved_rules"]`` holds the rules with every relative
+        threshold replaced by its value on this program."""
+        names, descriptions, codes, confidence, resolved = self._impl.segments(_rules_json(rules))
         segment = pd.Categorical.from_codes(codes.astype(np.int64), list(names))
         desc = np.asarray(descriptions, dtype=object)[codes]
-        return pd.DataFrame({"segment": segment, "description": desc}, index=_member_index(self))
+        frame = pd.DataFrame({"segment": segment, "description": desc, "confidence": confidence},
+                             index=_member_index(self))
+        frame.attrs["resolved_rules"] = json.loads(resolved)
+        return frame
 
     def segment_table(self, rules=None) -> pd.DataFrame:
         """Segment sizes, descriptions and mean preference per dimension."""

@@ -168,3 +168,71 @@ def test_plots_and_report(fitted, tmp_path):
     segments = pd.read_csv(tmp_path / "report" / "segments.csv", index_col=0)
     assert segments["members"].sum() == fitted.n_users
     assert plots.plot_hour_of_week(fitted) is not None
+
+
+def test_segments_confidence_uncertain_and_absolute_rules(fitted):
+    seg = fitted.segments()
+    assert seg["confidence"].between(0, 1).all()
+    resolved = seg.attrs["resolved_rules"]
+    assert all(isinstance(c["value"], (int, float)) for s in resolved["segments"] for c in s["all"])
+    rules = perkrec.default_segment_rules()
+    assert rules["segments"][1]["all"][0]["value"] == {"quantile": 0.5, "times": 0.5}
+    rules["min_confidence"] = 0.6
+    strict = fitted.segments(rules)
+    assert list(strict["segment"].cat.categories)[-1] == "uncertain"
+    unsure = strict["segment"].astype(str) == "uncertain"
+    assert 0 < unsure.sum() < len(strict)
+    assert (strict["confidence"][unsure] < 0.6).all()
+    same = ~unsure.to_numpy()
+    labels = seg["segment"].astype(str).to_numpy()
+    strict_labels = strict["segment"].astype(str).to_numpy()
+    assert (strict_labels[same] == labels[same]).all()
+    # The absolute rules of before stay available as an explicit rules JSON.
+    absolute = perkrec.default_segment_rules(absolute=True)
+    assert absolute["segments"][1]["all"][0] == {"feature": "orders_90d", "op": "<=", "value": 4.0}
+    assert set(fitted.segments(absolute)["segment"].cat.categories) == set(perkrec.ARCHETYPES)
+    with pytest.raises(perkrec.ConfigError, match="/segments/0/all/0/value/quantile"):
+        fitted.segments({"segments": [{"name": "x", "all": [{"feature": "orders", "op": ">",
+                                                              "value": {"quantile": 2}}]}]})
+
+
+def test_relative_segments_follow_a_program_with_scaled_order_rates(small_program):
+    """Every member orders twice as often (each order duplicated a second later): the relative
+    default rules give (nearly) the same segments, the absolute ones of before do not."""
+    log, catalog = small_program.events, small_program.catalog
+    cut = log.time_range[1] - pd.Timedelta(days=30)
+    frame = log.to_frame()
+    orders = frame[frame["event_type"] == "ordered"].copy()
+    orders["timestamp"] = orders["timestamp"] + pd.Timedelta(seconds=1)
+    doubled = pd.concat([frame, orders]).sort_values("timestamp", kind="stable")
+    log2 = perkrec.EventLog.from_frame(doubled, users=log.user_ids, benefits=catalog)
+    a = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut)
+    b = perkrec.PreferenceModel(num_threads=2).fit(log2, catalog, cut)
+    f1, f2 = a.features(), b.features()
+    active = f1["orders"].to_numpy() > 0
+    np.testing.assert_allclose(f2["orders_90d"].to_numpy()[active],
+                               2 * f1["orders_90d"].to_numpy()[active])
+
+    def agreement(rules):
+        s1 = a.segments(rules)["segment"].astype(str).to_numpy()
+        s2 = b.segments(rules)["segment"].astype(str).to_numpy()
+        return float((s1 == s2)[active].mean())
+
+    relative, absolute = agreement(None), agreement(perkrec.default_segment_rules(absolute=True))
+    print("agreement relative", relative, "absolute", absolute)
+    assert relative >= 0.93
+    assert relative > absolute + 0.05
+
+
+def test_intervals_at_any_level(fitted, tmp_path):
+    lower, upper = fitted.intervals()
+    lo90, hi90 = fitted.intervals(level=0.9)
+    np.testing.assert_allclose(lo90.to_numpy(), lower.to_numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(hi90.to_numpy(), upper.to_numpy(), rtol=1e-4, atol=1e-5)
+    lo50, hi50 = fitted.intervals(level=0.5)
+    assert ((hi50 - lo50).to_numpy() <= (hi90 - lo90).to_numpy() + 1e-6).all()
+    with pytest.raises(perkrec.InputError, match="level"):
+        fitted.intervals(level=1.5)
+    path = tmp_path / "pref.perk"
+    fitted.save(path)
+    pd.testing.assert_frame_equal(perkrec.load(path).intervals(level=0.5)[0], lo50)

@@ -87,12 +87,55 @@ def test_covariates_bad_input(planted):
     program, users, _ = planted
     log, catalog, cut = program.events, program.catalog, program.truth.reference_time
     model = perkrec.PreferenceModel()
-    short = perkrec.UserTable.from_frame(pd.DataFrame({"x": [1.0, 2.0]}, index=["a", "b"]))
-    with pytest.raises(perkrec.InputError, match="users table holds 2 rows"):
-        model.fit(log, catalog, cut, users=short)
+    strangers = perkrec.UserTable.from_frame(pd.DataFrame({"x": [1.0, 2.0]}, index=["a", "b"]))
+    with pytest.raises(perkrec.InputError, match="no row of the users table matches"):
+        model.fit(log, catalog, cut, users=strangers)
+    assert not model._impl.fitted  # unchanged on error
+    frame = pd.DataFrame({"signup_time": ["x"] * log.n_users}, index=log.user_ids.ids)
+    with pytest.raises(perkrec.InputError, match="time column 'signup_time' is not numeric"):
+        model.fit(log, catalog, cut, users=frame)
+    assert not model._impl.fitted
+
+
+def test_covariates_missing_numeric_values_get_an_indicator(planted):
+    program, _, _ = planted
+    log, catalog, cut = program.events, program.catalog, program.truth.reference_time
     age = np.linspace(20, 60, log.n_users)
     age[5] = np.nan
     frame = pd.DataFrame({"age": age}, index=log.user_ids.ids)
-    with pytest.raises(perkrec.InputError, match="numeric column 'age'"):
-        model.fit(log, catalog, cut, users=perkrec.UserTable.from_frame(frame, users=log.user_ids))
-    assert not model._impl.fitted  # unchanged on error
+    model = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut, users=frame)
+    assert model.covariate_names == ["age", "age:missing"]
+    assert model.member_table_report["missing_values"] == 1
+    prior = model.class_prior(perkrec.UserTable.from_frame(frame))
+    assert np.isfinite(prior).all()
+
+
+def test_member_table_as_of_the_cut(small_program):
+    """Attributes of members who join after the cut, and of members the log does not know,
+    are ignored and counted; they never change the fit of the others."""
+    log, catalog = small_program.events, small_program.catalog
+    cut = log.time_range[1] - pd.Timedelta(days=30)
+    table = small_program.users.to_frame()
+    signup = pd.to_datetime(table["signup_time"], unit="s", utc=True)
+    future = int((signup >= cut).sum())
+    assert future > 0
+    full = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut, users=table)
+    report = full.member_table_report
+    assert report["joined_after_cut"] == future and report["unknown_to_log"] == 0
+    assert report["matched"] + report["without_row"] == log.n_users
+    # What a user knows at the cut: members who joined before it, and some the log never saw.
+    known = table[signup < cut]
+    extra = known.iloc[:4].copy()
+    extra.index = pd.Index([10**9 + i for i in range(4)], name=known.index.name)
+    as_of = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut,
+                                                       users=pd.concat([known, extra]))
+    assert as_of.member_table_report["unknown_to_log"] == 4
+    assert as_of.member_table_report["joined_after_cut"] == 0
+    assert as_of.member_table_report["without_row"] == report["without_row"]
+    assert as_of.covariate_names == full.covariate_names
+    np.testing.assert_array_equal(as_of.memberships(), full.memberships())
+    pd.testing.assert_frame_equal(as_of.preferences(), full.preferences())
+    # Without a table the report is all zero.
+    plain = perkrec.PreferenceModel(num_threads=2, latent_classes=2, em_iterations=2)
+    plain.fit(log, catalog, cut)
+    assert set(plain.member_table_report.values()) == {0}

@@ -103,6 +103,11 @@ struct PreferenceParams {
   /// redeemed (for logs without claims, e.g. coupon data that only records redemptions).
   EventType response = EventType::claimed;
   BenefitDimensionsParams dimensions;  ///< band edges of the dimensions
+  /// Numeric columns of the member table that hold epoch-second times (signup, first
+  /// purchase). A row whose time lies at or after the cut belongs to a member who joined after
+  /// the cut: all its attributes are ignored (counted in MemberTableReport::joined_after_cut).
+  /// Known times enter the covariates as days before the cut. Absent columns are skipped.
+  std::vector<std::string> member_time_columns = {"signup_time"};
   std::uint64_t seed = 42;
   int num_threads = 0;                 ///< 0 = OpenMP default
 
@@ -122,12 +127,26 @@ struct MemberTiming {
   float expected_purchases = 0;       ///< BG/NBD expected orders in horizon_days
 };
 
+/// How the member table given to fit lined up with the log (see PreferenceModel::fit).
+struct MemberTableReport {
+  Index rows = 0;              ///< rows of the member table
+  Index matched = 0;           ///< rows whose attributes were used
+  Index unknown_to_log = 0;    ///< rows whose member id the log lacks: ignored
+  Index joined_after_cut = 0;  ///< rows of log members whose time column lies after the cut: ignored
+  Index without_row = 0;       ///< log members without a usable row: every attribute missing
+  Index missing_values = 0;    ///< missing attribute values among the used rows
+};
+
 /// Segment assignment: codes index `names`.
 struct SegmentAssignment {
   std::vector<std::string> names;
   std::vector<std::string> descriptions;
   std::vector<std::int32_t> codes;  ///< per member
   std::vector<Index> sizes;         ///< per segment
+  /// Per member: the probability of the segment the rules give (see segments()).
+  std::vector<float> confidence;
+  /// The rules with every relative threshold replaced by its value on this program.
+  SegmentRules resolved;
 };
 
 /// k-means clusters of the preference vectors with automatic descriptions.
@@ -150,18 +169,30 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   void fit(const EventLog& log, const Catalog& catalog, Timestamp cut_time, const Callbacks& callbacks = {});
   /// As above, with member attributes as covariates of the latent-class prior: the mixing
   /// weights become pi_k(member) = softmax_k(W_k . x(member)), x = [1, one-hot of every
-  /// categorical column (missing = all zero), every numeric column standardized]. Each EM
+  /// categorical column (missing = all zero), every numeric column standardized (missing =
+  /// the mean, plus a "<column>:missing" indicator when any value is missing)]. Each EM
   /// sweep refits W by two Boehning-bound Newton steps (L2 penalty 1 on the non-intercept
-  /// weights) on the responsibilities; deterministic for any thread count. InputError when
-  /// `users` does not hold log.n_users() rows or a numeric column holds NaN (names the column).
+  /// weights) on the responsibilities; deterministic for any thread count.
+  ///
+  /// `users` is the member table as of the cut, matched to the log's members by id (by row
+  /// position when the log carries no ids): rows of members the log lacks are ignored; log
+  /// members without a row have every attribute missing; a row whose `member_time_columns`
+  /// value lies at or after the cut (a member who joined after the cut) is ignored like an
+  /// absent row, so giving the attributes of future members never changes the fit. Centring
+  /// and scaling use the used rows only. The counts are in member_table_report(). InputError
+  /// when no row matches a member of the log, or a time column is not numeric.
   void fit(const EventLog& log, const Catalog& catalog, Timestamp cut_time, const UserTable& users,
            const Callbacks& callbacks = {});
   /// Covariate encoding and weights (empty when fitted without users): feature names, and
   /// weights [n_classes x (1 + covariate_names().size())], intercept first.
   const std::vector<std::string>& covariate_names() const { return covariate_names_; }
   const std::vector<double>& covariate_weights() const { return covariate_weight_; }
-  /// Mixing weights pi_k(member) of the class prior for rows of `users` (encoded as in fit);
-  /// the global class weights when fitted without users.
+  /// How the member table of the last fit lined up with the log (all zero when fitted without
+  /// one; not saved with the model).
+  const MemberTableReport& member_table_report() const { return member_table_report_; }
+  /// Mixing weights pi_k(member) of the class prior for rows of `users` (encoded as in fit,
+  /// times as of the model's cut; rows whose time lies after the cut count as missing); the
+  /// global class weights when fitted without users.
   std::vector<double> class_prior(const UserTable& users) const;
 
   bool fitted() const { return fitted_; }
@@ -184,6 +215,13 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   const std::vector<float>& lower() const { return lower_; }
   const std::vector<float>& upper() const { return upper_; }
   float preference(Index u, int d) const;
+  /// Credible intervals at any `level` in (0, 1) (members x dimensions, lift scale): the same
+  /// normal approximation as lower()/upper() (which hold level params().interval), from the
+  /// stored posterior sd of each rate. InputError for a level outside (0, 1). Cost
+  /// O(members x dimensions); thread-safe.
+  void intervals(double level, std::vector<float>& lower, std::vector<float>& upper) const;
+  /// Posterior sd of each member's claim rate per dimension (rate scale, members x dimensions).
+  const std::vector<float>& posterior_sd() const { return posterior_sd_; }
   /// Population claim rate and fitted prior strength per dimension.
   const std::vector<double>& population_rate() const { return population_rate_; }
   const std::vector<double>& prior_strength() const { return prior_strength_; }
@@ -205,8 +243,17 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   /// Top-n benefits by score; see models/recommender.hpp for filters.
   TopK recommend(Span<const Index> users, int n, const Filter& filter = {}) const;
 
-  /// Segment of every member under `rules`. Throws ConfigError naming the rule when a rule
-  /// uses an unknown feature, dimension or group.
+  /// Segment of every member under `rules`: the first rule whose conditions hold on the point
+  /// estimates. Relative thresholds ({"quantile", "times"}) resolve over the members with any
+  /// event before the cut (SegmentAssignment::resolved shows the values). Confidence: each
+  /// preference condition holds with probability Phi(distance to the threshold / sd), sd from
+  /// the member's interval (normal approximation); other conditions are 0 or 1; conditions of
+  /// a rule are independent, and segment s has probability P(rule s) x prod of (1 - P(rule r))
+  /// over earlier rules r (the default: the product over all rules). confidence = that of the
+  /// assigned segment; with rules.min_confidence > 0 a member whose most probable segment is
+  /// below it gets rules.uncertain. Throws ConfigError naming the rule when a rule uses an
+  /// unknown feature, dimension or group. Cost O(members x conditions), plus a sort per
+  /// relative condition.
   SegmentAssignment segments(const SegmentRules& rules) const;
   /// k-means++ clusters of the log preference vectors (seeded by params().seed).
   PreferenceClusters clusters(int k, int max_iterations = 50) const;
@@ -251,10 +298,12 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   std::vector<double> covariate_center_;       // per covariate: subtracted, then divided by scale
   std::vector<double> covariate_scale_;
   std::vector<double> covariate_weight_;       // [n_classes x (1 + covariates)], intercept first
+  MemberTableReport member_table_report_;
   std::vector<float> base_rate_;
   std::vector<float> preference_;
   std::vector<float> lower_;
   std::vector<float> upper_;
+  std::vector<float> posterior_sd_;             // rate scale, behind the intervals
   std::vector<std::string> feature_names_;
   std::vector<float> features_;
   std::vector<MemberTiming> timing_;

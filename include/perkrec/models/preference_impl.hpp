@@ -46,6 +46,7 @@ PERKREC_INLINE Json PreferenceParams::to_json() const {
               {"face_value_edges", dimensions.face_value_edges},
               {"threshold_edges", dimensions.threshold_edges},
               {"typical_basket", dimensions.typical_basket},
+              {"member_time_columns", member_time_columns},
               {"seed", seed},
               {"num_threads", num_threads}};
 }
@@ -73,6 +74,7 @@ PERKREC_INLINE PreferenceParams PreferenceParams::from_json(const Json& j) {
   r.read("face_value_edges", p.dimensions.face_value_edges);
   r.read("threshold_edges", p.dimensions.threshold_edges);
   r.read("typical_basket", p.dimensions.typical_basket);
+  r.read("member_time_columns", p.member_time_columns);
   r.read("seed", p.seed);
   r.read("num_threads", p.num_threads);
   r.finish();
@@ -160,36 +162,127 @@ inline double gamma_residual(double shape, double scale, double elapsed) {
   return std::max(0.0, (shape * scale * q_k1 - elapsed * q_k) / q_k);
 }
 
-// Covariate matrix of a UserTable: [n x (1 + P)], intercept first; fills names/center/scale
-// when `fit` is true, else uses the given encoding (columns matched by name).
-inline std::vector<double> encode_covariates(const UserTable& users, Index n, bool fit, std::vector<std::string>& names,
-                                             std::vector<double>& center, std::vector<double>& scale,
-                                             const char* method) {
-  if (users.size() != n) {
-    detail::raise<InputError>(method, ": users table holds ", users.size(), " rows (expected the log's n_users, ", n, ")");
+// Rows of `users` whose time column (see PreferenceParams::member_time_columns) lies at or
+// after `cut` become -1 in `rows` (the member joined after the cut); returns how many.
+inline Index drop_joined_after_cut(const UserTable& users, std::vector<Index>& rows, Timestamp cut,
+                                   const std::vector<std::string>& time_columns, const char* method) {
+  Index dropped = 0;
+  for (const std::string& col : time_columns) {
+    if (users.find(col) < 0) continue;
+    if (users.type(col) != UserTable::ColumnType::numeric) {
+      detail::raise<InputError>(method, ": time column '", col, "' is not numeric (expected epoch seconds)");
+    }
+    const std::vector<double>& v = users.numeric(col);
+    for (Index& row : rows) {
+      if (row >= 0 && std::isfinite(v[static_cast<std::size_t>(row)]) &&
+          v[static_cast<std::size_t>(row)] >= static_cast<double>(cut)) {
+        row = -1;
+        ++dropped;
+      }
+    }
   }
-  const auto nz = static_cast<std::size_t>(n);
+  return dropped;
+}
+
+// Table row of every member of `log` usable as of `cut` (-1 = none), matched by id (by
+// position when the log has no ids); fills `report`.
+inline std::vector<Index> align_member_rows(const UserTable& users, const EventLog& log, Timestamp cut,
+                                            const std::vector<std::string>& time_columns,
+                                            MemberTableReport& report, const char* method) {
+  const Index n = log.n_users();
+  std::vector<Index> rows(static_cast<std::size_t>(n), -1);
+  report = MemberTableReport{};
+  report.rows = users.size();
+  const IdMap& log_ids = log.user_ids();
+  const IdMap& table_ids = users.users();
+  const bool by_id = log_ids.size() > 0;
+  for (Index i = 0; i < users.size(); ++i) {
+    Index member = -1;
+    if (!by_id) {
+      member = i < n ? i : -1;
+    } else if (table_ids.key_type() == IdMap::KeyType::integer) {
+      member = log_ids.find(table_ids.integers()[static_cast<std::size_t>(i)]);
+    } else if (table_ids.key_type() == IdMap::KeyType::string) {
+      member = log_ids.find(std::string_view(table_ids.strings()[static_cast<std::size_t>(i)]));
+    }
+    if (member < 0) {
+      ++report.unknown_to_log;
+      continue;
+    }
+    rows[static_cast<std::size_t>(member)] = i;
+  }
+  report.joined_after_cut = drop_joined_after_cut(users, rows, cut, time_columns, method);
+  for (Index row : rows) report.matched += row >= 0 ? 1 : 0;
+  report.without_row = n - report.matched;
+  if (report.matched == 0) {
+    detail::raise<InputError>(method, ": no row of the users table matches a member of the log known at the cut (got ",
+                              report.rows, " rows: ", report.unknown_to_log, " unknown to the log, ",
+                              report.joined_after_cut, " joined after the cut)");
+  }
+  return rows;
+}
+
+// Covariate matrix [rows.size() x (1 + P)], intercept first, of the table rows `rows` (-1 =
+// every attribute missing). Time columns become days before `cut`. When `fit` is true, fills
+// names/center/scale from the used rows (a numeric column with missing values also gets a
+// "<column>:missing" indicator) and counts the missing values; else uses the given encoding.
+inline std::vector<double> encode_covariates(const UserTable& users, const std::vector<Index>& rows, Timestamp cut,
+                                             const std::vector<std::string>& time_columns, bool fit,
+                                             std::vector<std::string>& names, std::vector<double>& center,
+                                             std::vector<double>& scale, Index* missing_values, const char* method) {
+  const std::size_t nz = rows.size();
+  const auto is_time = [&](const std::string& col) {
+    return std::find(time_columns.begin(), time_columns.end(), col) != time_columns.end();
+  };
+  // The numeric value of column `col` for output row r as of the cut; NaN = missing.
+  const auto numeric_values = [&](const std::string& col) {
+    const std::vector<double>& v = users.numeric(col);
+    const bool time = is_time(col);
+    std::vector<double> out(nz, std::numeric_limits<double>::quiet_NaN());
+    for (std::size_t r = 0; r < nz; ++r) {
+      if (rows[r] < 0) continue;
+      const double x = v[static_cast<std::size_t>(rows[r])];
+      out[r] = time ? (static_cast<double>(cut) - x) / 86400.0 : x;
+    }
+    return out;
+  };
   if (fit) {
     names.clear();
     center.clear();
     scale.clear();
+    Index missing = 0;
     for (const std::string& col : users.names()) {
       if (users.type(col) == UserTable::ColumnType::numeric) {
-        const std::vector<double>& v = users.numeric(col);
+        const std::vector<double> v = numeric_values(col);
         double mean = 0, sq = 0;
-        for (double x : v) {
-          if (!std::isfinite(x)) {
-            detail::raise<InputError>(method, ": numeric column '", col, "' holds a missing or non-finite value (expected finite numbers)");
+        std::size_t seen = 0;
+        bool any_missing = false;
+        for (std::size_t r = 0; r < nz; ++r) {
+          if (std::isnan(v[r])) {
+            any_missing = true;
+            missing += rows[r] >= 0 ? 1 : 0;
+          } else {
+            mean += v[r];
+            ++seen;
           }
-          mean += x;
         }
-        mean = nz > 0 ? mean / static_cast<double>(nz) : 0.0;
-        for (double x : v) sq += (x - mean) * (x - mean);
-        const double sd = nz > 1 ? std::sqrt(sq / static_cast<double>(nz - 1)) : 0.0;
+        if (seen == 0) continue;  // nothing known: the column carries no information
+        mean /= static_cast<double>(seen);
+        for (double x : v) {
+          if (!std::isnan(x)) sq += (x - mean) * (x - mean);
+        }
+        const double sd = seen > 1 ? std::sqrt(sq / static_cast<double>(seen - 1)) : 0.0;
         names.push_back(col);
         center.push_back(mean);
         scale.push_back(sd > 0 ? sd : 1.0);
+        if (any_missing) {
+          names.push_back(col + ":missing");
+          center.push_back(0.0);
+          scale.push_back(1.0);
+        }
       } else {
+        const std::vector<std::int32_t>& codes = users.codes(col);
+        for (Index row : rows) missing += row >= 0 && codes[static_cast<std::size_t>(row)] < 0 ? 1 : 0;
         for (const std::string& cat : users.categories(col)) {
           names.push_back(col + "=" + cat);
           center.push_back(0.0);
@@ -197,25 +290,34 @@ inline std::vector<double> encode_covariates(const UserTable& users, Index n, bo
         }
       }
     }
+    if (missing_values != nullptr) *missing_values = missing;
   }
   const std::size_t P = names.size() + 1;
   std::vector<double> x(nz * P, 0.0);
   for (std::size_t u = 0; u < nz; ++u) x[u * P] = 1.0;
+  const std::string kMissing = ":missing";
   for (std::size_t j = 0; j < names.size(); ++j) {
     const std::string& name = names[j];
+    const bool indicator = users.find(name) < 0 && name.size() > kMissing.size() &&
+                           name.compare(name.size() - kMissing.size(), kMissing.size(), kMissing) == 0;
     const auto eq = name.find('=');
-    const std::string col = eq == std::string::npos ? name : name.substr(0, eq);
+    const std::string col = users.find(name) >= 0 ? name
+                            : indicator         ? name.substr(0, name.size() - kMissing.size())
+                            : eq == std::string::npos ? name
+                                                      : name.substr(0, eq);
     if (users.find(col) < 0) detail::raise<InputError>(method, ": users table lacks column '", col, "' used in fit");
-    if (eq == std::string::npos) {
+    if (col == name || indicator) {
       if (users.type(col) != UserTable::ColumnType::numeric) {
         detail::raise<InputError>(method, ": column '", col, "' is not numeric (expected numeric as in fit)");
       }
-      const std::vector<double>& v = users.numeric(col);
+      const std::vector<double> v = numeric_values(col);
       for (std::size_t u = 0; u < nz; ++u) {
-        if (!std::isfinite(v[u])) {
-          detail::raise<InputError>(method, ": numeric column '", col, "' holds a missing or non-finite value (expected finite numbers)");
+        const bool absent = std::isnan(v[u]);
+        if (indicator) {
+          x[u * P + 1 + j] = absent ? 1.0 : 0.0;
+        } else if (!absent) {
+          x[u * P + 1 + j] = (v[u] - center[j]) / scale[j];
         }
-        x[u * P + 1 + j] = (v[u] - center[j]) / scale[j];
       }
     } else {
       if (users.type(col) != UserTable::ColumnType::categorical) {
@@ -227,7 +329,9 @@ inline std::vector<double> encode_covariates(const UserTable& users, Index n, bo
       if (it == cats.end()) continue;
       const auto code = static_cast<std::int32_t>(it - cats.begin());
       const std::vector<std::int32_t>& codes = users.codes(col);
-      for (std::size_t u = 0; u < nz; ++u) x[u * P + 1 + j] = codes[u] == code ? 1.0 : 0.0;
+      for (std::size_t u = 0; u < nz; ++u) {
+        x[u * P + 1 + j] = rows[u] >= 0 && codes[static_cast<std::size_t>(rows[u])] == code ? 1.0 : 0.0;
+      }
     }
   }
   return x;
@@ -296,7 +400,12 @@ PERKREC_INLINE std::vector<double> PreferenceModel::class_prior(const UserTable&
   }
   std::vector<std::string> names = covariate_names_;
   std::vector<double> center = covariate_center_, scale = covariate_scale_;
-  const std::vector<double> x = detail::pref::encode_covariates(users, n, false, names, center, scale,
+  std::vector<Index> rows(static_cast<std::size_t>(n));
+  std::iota(rows.begin(), rows.end(), Index{0});
+  detail::pref::drop_joined_after_cut(users, rows, cut_time_, params_.member_time_columns,
+                                      "PreferenceModel::class_prior");
+  const std::vector<double> x = detail::pref::encode_covariates(users, rows, cut_time_, params_.member_time_columns,
+                                                                false, names, center, scale, nullptr,
                                                                 "PreferenceModel::class_prior");
   const std::size_t P = names.size() + 1;
   for (std::size_t u = 0; u < static_cast<std::size_t>(n); ++u) {
@@ -320,8 +429,12 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   const int threads = resolve_num_threads(params_.num_threads);
   std::vector<std::string> cov_names;
   std::vector<double> cov_center, cov_scale, cov_x;
+  MemberTableReport table_report;
   if (users != nullptr) {
-    cov_x = detail::pref::encode_covariates(*users, log.n_users(), true, cov_names, cov_center, cov_scale,
+    const std::vector<Index> rows = detail::pref::align_member_rows(*users, log, cut_time, params_.member_time_columns,
+                                                                    table_report, "PreferenceModel::fit");
+    cov_x = detail::pref::encode_covariates(*users, rows, cut_time, params_.member_time_columns, true, cov_names,
+                                            cov_center, cov_scale, &table_report.missing_values,
                                             "PreferenceModel::fit");
   }
   const BenefitDimensions dims = BenefitDimensions::for_catalog(catalog, params_.dimensions);
@@ -879,7 +992,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
     }
   }
   const double z = inverse_normal_cdf(0.5 * (1.0 + params_.interval));
-  std::vector<float> pref(nz * Dz), lo(nz * Dz), hi(nz * Dz);
+  std::vector<float> pref(nz * Dz), lo(nz * Dz), hi(nz * Dz), post_sd(nz * Dz);
   parallel_for(0, n, threads, [&](Offset uo) {
     const auto row = static_cast<std::size_t>(uo);
     for (std::size_t d = 0; d < Dz; ++d) {
@@ -900,6 +1013,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
       const double prior_share = strength[d] / (nn + strength[d]);
       const double sd = std::sqrt(a * b / ((a + b) * (a + b) * (a + b + 1.0)) + prior_share * prior_share * mix);
       pref[i] = static_cast<float>(mean / pop[d]);
+      post_sd[i] = static_cast<float>(sd);
       lo[i] = static_cast<float>(std::max(0.0, mean - z * sd) / pop[d]);
       hi[i] = static_cast<float>(std::min(1.0, mean + z * sd) / pop[d]);
     }
@@ -1055,6 +1169,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   covariate_center_ = std::move(cov_center);
   covariate_scale_ = std::move(cov_scale);
   covariate_weight_ = std::move(cov_w);
+  member_table_report_ = table_report;
   dimension_names_ = dims.names();
   dimension_group_.resize(Dz);
   for (int d = 0; d < D; ++d) dimension_group_[static_cast<std::size_t>(d)] = static_cast<int>(dims.group_of(d));
@@ -1069,6 +1184,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   preference_ = std::move(pref);
   lower_ = std::move(lo);
   upper_ = std::move(hi);
+  posterior_sd_ = std::move(post_sd);
   feature_names_ = std::move(feature_names);
   features_ = std::move(features);
   timing_ = std::move(timing);
@@ -1104,6 +1220,25 @@ PERKREC_INLINE float PreferenceModel::member_score(Index u, Index b) const {
     ++count;
   }
   return static_cast<float>(std::log(std::max(1e-6f, base_rate_[k])) + (count > 0 ? s / count : 0.0));
+}
+
+PERKREC_INLINE void PreferenceModel::intervals(double level, std::vector<float>& lower,
+                                               std::vector<float>& upper) const {
+  require_fitted("intervals");
+  if (!(level > 0 && level < 1)) {
+    detail::raise<InputError>("PreferenceModel::intervals: level must be in (0, 1) (got ", level, ")");
+  }
+  const double z = inverse_normal_cdf(0.5 * (1.0 + level));
+  const auto Dz = static_cast<std::size_t>(n_dims_);
+  lower.resize(preference_.size());
+  upper.resize(preference_.size());
+  parallel_for(0, static_cast<Offset>(preference_.size()), params_.num_threads, [&](Offset io) {
+    const auto i = static_cast<std::size_t>(io);
+    const double pop = population_rate_[i % Dz];
+    const double mean = static_cast<double>(preference_[i]) * pop;
+    lower[i] = static_cast<float>(std::max(0.0, mean - z * posterior_sd_[i]) / pop);
+    upper[i] = static_cast<float>(std::min(1.0, mean + z * posterior_sd_[i]) / pop);
+  });
 }
 
 PERKREC_INLINE void PreferenceModel::score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const {
@@ -1167,20 +1302,72 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
       resolved[s].push_back(r);
     }
   }
+  const std::size_t F = feature_names_.size();
+  const auto Dz = static_cast<std::size_t>(n_dims_);
+  const auto value_of = [&](const Resolved& r, std::size_t u) -> double {
+    return r.dim >= 0 ? preference_[u * Dz + static_cast<std::size_t>(r.dim)]
+                      : features_[u * F + static_cast<std::size_t>(r.feature)];
+  };
+  // Relative thresholds: quantiles over the active members (any event before the cut), so the
+  // rules follow the program rather than one program's absolute levels.
   SegmentAssignment out;
+  out.resolved = rules;
+  {
+    std::vector<std::uint8_t> active(static_cast<std::size_t>(n_users_), 0);
+    const auto feature_index = [&](const char* name) {
+      const auto it = std::find(feature_names_.begin(), feature_names_.end(), name);
+      return it == feature_names_.end() ? F : static_cast<std::size_t>(it - feature_names_.begin());
+    };
+    const std::size_t issued = feature_index("issued"), orders = feature_index("orders");
+    for (std::size_t u = 0; u < active.size(); ++u) {
+      active[u] = (issued < F && features_[u * F + issued] > 0) || (orders < F && features_[u * F + orders] > 0);
+    }
+    std::vector<double> values;
+    for (std::size_t s = 0; s < rules.segments.size(); ++s) {
+      for (std::size_t c = 0; c < rules.segments[s].all.size(); ++c) {
+        SegmentCondition& cond = out.resolved.segments[s].all[c];
+        if (cond.is_text || !cond.relative()) continue;
+        values.clear();
+        for (std::size_t u = 0; u < active.size(); ++u) {
+          const double v = value_of(resolved[s][c], u);
+          if (active[u] && !std::isnan(v)) values.push_back(v);
+        }
+        double q = std::numeric_limits<double>::quiet_NaN();
+        if (!values.empty()) {
+          std::sort(values.begin(), values.end());
+          const double pos = cond.quantile * static_cast<double>(values.size() - 1);
+          const auto lo = static_cast<std::size_t>(std::floor(pos));
+          const std::size_t hi = std::min(values.size() - 1, lo + 1);
+          q = values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
+        }
+        cond.value = cond.times * q;
+        cond.quantile = std::numeric_limits<double>::quiet_NaN();
+        cond.times = 1.0;
+      }
+    }
+  }
+  const SegmentRules& rr = out.resolved;
+  const std::size_t S = rules.segments.size();
   out.names = rules.names();
   for (const auto& s : rules.segments) out.descriptions.push_back(s.description);
   out.descriptions.push_back("no benefit preference stands out (no rule matched)");
-  out.codes.assign(static_cast<std::size_t>(n_users_), static_cast<std::int32_t>(rules.segments.size()));
-  const std::size_t F = feature_names_.size();
-  const auto Dz = static_cast<std::size_t>(n_dims_);
+  if (rules.min_confidence > 0) {
+    out.descriptions.push_back("no segment is probable enough (the member's preferences are too uncertain)");
+  }
+  out.codes.assign(static_cast<std::size_t>(n_users_), static_cast<std::int32_t>(S));
+  out.confidence.assign(static_cast<std::size_t>(n_users_), 1.0f);
+  // The sd of a preference from its interval (normal approximation at level `interval`).
+  const double z = inverse_normal_cdf(0.5 + 0.5 * params_.interval);
   parallel_for(0, n_users_, params_.num_threads, [&](Offset uo) {
     const auto u = static_cast<std::size_t>(uo);
     const float* pref = preference_.data() + u * Dz;
-    for (std::size_t s = 0; s < rules.segments.size(); ++s) {
-      bool all = true;
-      for (std::size_t c = 0; c < resolved[s].size() && all; ++c) {
-        const SegmentCondition& cond = rules.segments[s].all[c];
+    // P(condition) under the member's posterior: preference conditions through the interval,
+    // everything else as observed (0 or 1). Conditions of one rule are taken as independent.
+    std::vector<double> p_rule(S, 1.0);
+    std::vector<std::uint8_t> holds_rule(S, 1);  // every condition holds on the point estimates
+    for (std::size_t s = 0; s < S; ++s) {
+      for (std::size_t c = 0; c < resolved[s].size() && p_rule[s] > 0; ++c) {
+        const SegmentCondition& cond = rr.segments[s].all[c];
         const Resolved& r = resolved[s][c];
         if (r.group >= 0) {
           int top = -1;
@@ -1188,28 +1375,56 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
             if (dimension_group_[static_cast<std::size_t>(d)] == r.group && (top < 0 || pref[d] > pref[top])) top = d;
           }
           const bool eq = top == r.target_dim;
-          all = cond.op == SegmentCondition::Op::eq ? eq : !eq;
+          if (!(cond.op == SegmentCondition::Op::eq ? eq : !eq)) holds_rule[s] = 0, p_rule[s] = 0;
           continue;
         }
-        const double v = r.dim >= 0 ? pref[r.dim] : features_[u * F + static_cast<std::size_t>(r.feature)];
-        if (std::isnan(v)) {
-          all = false;
+        const double v = value_of(r, u);
+        if (std::isnan(v) || std::isnan(cond.value)) {
+          holds_rule[s] = 0;
+          p_rule[s] = 0;
           continue;
         }
+        bool holds = false;
         switch (cond.op) {
-          case SegmentCondition::Op::lt: all = v < cond.value; break;
-          case SegmentCondition::Op::le: all = v <= cond.value; break;
-          case SegmentCondition::Op::gt: all = v > cond.value; break;
-          case SegmentCondition::Op::ge: all = v >= cond.value; break;
-          case SegmentCondition::Op::eq: all = v == cond.value; break;
-          case SegmentCondition::Op::ne: all = v != cond.value; break;
+          case SegmentCondition::Op::lt: holds = v < cond.value; break;
+          case SegmentCondition::Op::le: holds = v <= cond.value; break;
+          case SegmentCondition::Op::gt: holds = v > cond.value; break;
+          case SegmentCondition::Op::ge: holds = v >= cond.value; break;
+          case SegmentCondition::Op::eq: holds = v == cond.value; break;
+          case SegmentCondition::Op::ne: holds = v != cond.value; break;
         }
-      }
-      if (all) {
-        out.codes[u] = static_cast<std::int32_t>(s);
-        break;
+        if (!holds) holds_rule[s] = 0;
+        double p = holds ? 1.0 : 0.0;
+        const bool ordered = cond.op != SegmentCondition::Op::eq && cond.op != SegmentCondition::Op::ne;
+        if (r.dim >= 0 && ordered) {
+          const std::size_t cell = u * Dz + static_cast<std::size_t>(r.dim);
+          const double sd = (static_cast<double>(upper_[cell]) - lower_[cell]) / (2.0 * z);
+          if (sd > 0) {
+            const bool above = cond.op == SegmentCondition::Op::gt || cond.op == SegmentCondition::Op::ge;
+            p = normal_cdf((above ? v - cond.value : cond.value - v) / sd);
+          }
+        }
+        p_rule[s] *= p;
       }
     }
+    // First match on the point estimates; the probability of each segment follows the same
+    // order: P(s) = P(rule s) x prod over earlier rules of (1 - P(rule)).
+    std::int32_t code = static_cast<std::int32_t>(S);
+    double none_before = 1.0, best = 0.0, chosen = -1.0;
+    for (std::size_t s = 0; s < S; ++s) {
+      const double ps = none_before * p_rule[s];
+      best = std::max(best, ps);
+      if (code == static_cast<std::int32_t>(S) && holds_rule[s]) {
+        code = static_cast<std::int32_t>(s);
+        chosen = ps;
+      }
+      none_before *= 1.0 - p_rule[s];
+    }
+    best = std::max(best, none_before);
+    if (chosen < 0) chosen = none_before;
+    out.confidence[u] = static_cast<float>(chosen);
+    if (rules.min_confidence > 0 && best < rules.min_confidence) code = static_cast<std::int32_t>(S + 1);
+    out.codes[u] = code;
   });
   out.sizes.assign(out.names.size(), 0);
   for (auto c : out.codes) ++out.sizes[static_cast<std::size_t>(c)];
@@ -1301,6 +1516,7 @@ PERKREC_INLINE void PreferenceModel::write(ModelWriter& w, const std::string& pr
   w.add(prefix + "preference", preference_);
   w.add(prefix + "lower", lower_);
   w.add(prefix + "upper", upper_);
+  w.add(prefix + "posterior_sd", posterior_sd_);
   w.add(prefix + "features", features_);
   std::vector<std::int32_t> best(timing_.size());
   std::vector<float> timing_values(timing_.size() * 5);
@@ -1399,6 +1615,16 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
   m.preference_ = r.vector<float>(prefix + "preference", {nu * nd});
   m.lower_ = r.vector<float>(prefix + "lower", {nu * nd});
   m.upper_ = r.vector<float>(prefix + "upper", {nu * nd});
+  if (r.has(prefix + "posterior_sd")) {
+    m.posterior_sd_ = r.vector<float>(prefix + "posterior_sd", {nu * nd});
+  } else {  // a file from before posterior_sd was stored: the sd behind the upper bound
+    m.posterior_sd_.resize(m.upper_.size());
+    const double z = inverse_normal_cdf(0.5 * (1.0 + m.params_.interval));
+    for (std::size_t i = 0; i < m.upper_.size(); ++i) {
+      const double pop = m.population_rate_[i % static_cast<std::size_t>(nd)];
+      m.posterior_sd_[i] = static_cast<float>(std::max(0.0, (static_cast<double>(m.upper_[i]) - m.preference_[i]) * pop / z));
+    }
+  }
   m.features_ = r.vector<float>(prefix + "features", {nu * n_features});
   for (float v : m.base_rate_) {
     if (!(v > 0 && v < 1)) r.invalid("benefit base rate outside (0, 1)");
@@ -1421,6 +1647,10 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
   all_finite(m.covariate_weight_, "covariate_weight");
   all_finite(m.lower_, "lower");
   all_finite(m.upper_, "upper");
+  all_finite(m.posterior_sd_, "posterior_sd");
+  for (std::size_t i = 0; i < m.posterior_sd_.size(); ++i) {
+    if (m.posterior_sd_[i] < 0) r.invalid(detail::concat("posterior_sd ", i, " is negative"));
+  }
   // (features may hold NaN: a member's missing value, e.g. the gap between orders of a member
   // with one order)
   for (std::size_t i = 0; i < m.lower_.size(); ++i) {

@@ -5,35 +5,49 @@
 // hold, else `default`:
 //   {
 //     "segments": [
-//       {"name": "dormant", "description": "no recent orders; win back",
-//        "all": [{"feature": "recency_cycles", "op": ">", "value": 3.5}]},
+//       {"name": "dormant", "description": "few recent orders; win back",
+//        "all": [{"feature": "orders_90d", "op": "<=", "value": {"quantile": 0.5, "times": 0.5}}]},
 //       {"name": "points_redemption_active",
 //        "all": [{"feature": "top:kind", "op": "==", "value": "points"}]}
 //     ],
-//     "default": "other"
+//     "default": "other",
+//     "min_confidence": 0.5,          (optional; 0 = never uncertain)
+//     "uncertain": "uncertain"        (optional; the name of the uncertain outcome)
 //   }
 // A feature is a member feature of the PreferenceModel (feature_names(): recency_days,
 // tenure_days, claim_rate, …), "pref:<dimension>" (the member's preference lift, e.g.
 // "pref:kind:points"), or "top:<group>" (the value of the group's dimension with the highest
 // lift, e.g. "top:kind" -> "points"; compare it with == or != and a string). Numeric ops:
-// <, <=, >, >=, ==, !=. A condition on a NaN feature is false.
+// <, <=, >, >=, ==, !=. A condition on a NaN feature is false. A numeric value is either a
+// number (an absolute threshold) or {"quantile": q, "times": t} (a threshold relative to the
+// program: t x the q-quantile of the feature over the members with any event before the cut;
+// q in [0, 1], t default 1), so the same rules carry over to programs with other activity
+// levels and archetype mixes. PreferenceModel::segments reports each member's confidence (the
+// probability of their segment under the posterior of their preferences) and, when
+// min_confidence > 0, sends members whose most probable segment is below it to `uncertain`.
 //
-// SegmentRules::defaults() name the six segments of the program brief, in this order:
-//   new_member                    tenure_days < 110
-//   dormant                       orders_90d <= 4
-//   threshold_discount_sensitive  pref:kind:threshold_discount >= 1.5
-//   points_redemption_active      pref:kind:points >= 1.4
-//   high_face_value_seeker        pref:face_value:>=30 >= 1.1
+// SegmentRules::defaults() name the six segments of the program brief, in this order, with
+// thresholds relative to the typical (median) active member:
+//   new_member                    tenure_days < 0.5 x median
+//   dormant                       orders_90d <= 0.5 x median
+//   threshold_discount_sensitive  pref:kind:threshold_discount >= 1.6 x median
+//   points_redemption_active      pref:kind:points >= 1.7 x median
+//   high_face_value_seeker        pref:face_value:>=30 >= 1.1 x median
 //   default: discount_indifferent_loyal (no benefit preference stands out)
-// The thresholds were tuned on the built-in simulator (seed 3; see BENCHMARKS.md); a real
-// program should re-tune them on its own data.
+// The factors were tuned on simulator seeds 1 and 2 with two archetype mixes;
+// bench/preference_truth.py --transfer measures them on other seeds. min_confidence is 0 in
+// the defaults (no uncertain outcome; set it, e.g. 0.5, to hold back unsure members).
+// SegmentRules::absolute_defaults() are the absolute rules that were the defaults before
+// (tenure_days < 110, orders_90d <= 4, lifts >= 1.5 / 1.4 / 1.1; tuned on seed 3).
 //
 // k-means: kmeans++ initialisation drawn from Rng(seed, 0, pass), Lloyd iterations with the
 // assignment parallel over rows and the centroid sums reduced over fixed-size blocks in block
 // order, so the result is identical for any num_threads.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,9 +62,14 @@ struct SegmentCondition {
   enum class Op : std::uint8_t { lt, le, gt, ge, eq, ne };
   std::string feature;
   Op op = Op::gt;
-  double value = 0.0;       ///< for numeric features
+  double value = 0.0;       ///< for numeric features: the threshold (when quantile is NaN)
+  /// Relative threshold: `times` x the `quantile` of the feature over the program's active
+  /// members (any event before the cut); NaN = use `value`. quantile in [0, 1], times finite.
+  double quantile = std::numeric_limits<double>::quiet_NaN();
+  double times = 1.0;
   std::string text;         ///< for "top:<group>" features
   bool is_text = false;
+  bool relative() const { return !std::isnan(quantile); }
 };
 
 struct SegmentRule {
@@ -62,14 +81,21 @@ struct SegmentRule {
 struct SegmentRules {
   std::vector<SegmentRule> segments;
   std::string default_segment = "other";
+  /// A member whose most probable segment has probability below `min_confidence` goes to the
+  /// segment `uncertain` (placed after the default); 0 = never.
+  double min_confidence = 0.0;
+  std::string uncertain = "uncertain";
 
-  /// The documented default rules.
+  /// The documented default rules (relative to the program, see the file comment).
   static SegmentRules defaults();
+  /// The absolute rules that were the defaults before issue 16 (tuned on simulator seed 3).
+  static SegmentRules absolute_defaults();
   /// Parses the JSON schema above; throws ConfigError naming the JSON pointer.
   static SegmentRules from_json(std::string_view text);
   static SegmentRules from_json_value(const Json& j);
   Json to_json() const;
-  /// Segment names in code order: the rules' names, then the default.
+  /// Segment names in code order: the rules' names, the default, then `uncertain` when
+  /// min_confidence > 0.
   std::vector<std::string> names() const;
 };
 

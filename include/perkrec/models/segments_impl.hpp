@@ -33,6 +33,16 @@ inline SegmentCondition make_condition(const char* feature, SegmentCondition::Op
   return c;
 }
 
+inline SegmentCondition make_relative_condition(const char* feature, SegmentCondition::Op op, double quantile,
+                                               double times) {
+  SegmentCondition c;
+  c.feature = feature;
+  c.op = op;
+  c.quantile = quantile;
+  c.times = times;
+  return c;
+}
+
 inline SegmentCondition make_text_condition(const char* feature, SegmentCondition::Op op, const char* text) {
   SegmentCondition c;
   c.feature = feature;
@@ -43,7 +53,30 @@ inline SegmentCondition make_text_condition(const char* feature, SegmentConditio
 }
 }  // namespace detail
 
+// Relative thresholds, `times` x the median over the active members: tuned on simulator seeds
+// 1 and 2 with two archetype mixes (bench/preference_truth.py --transfer reports other seeds).
 PERKREC_INLINE SegmentRules SegmentRules::defaults() {
+  using Op = SegmentCondition::Op;
+  using detail::make_relative_condition;
+  SegmentRules r;
+  r.segments = {
+      {"new_member", "joined recently: active for less than half the typical member's tenure",
+       {make_relative_condition("tenure_days", Op::lt, 0.5, 0.5)}},
+      {"dormant", "win back: at most half the typical member's orders in the last 90 days",
+       {make_relative_condition("orders_90d", Op::le, 0.5, 0.5)}},
+      {"threshold_discount_sensitive",
+       "claims spend-X-get-Y threshold discounts 1.6x as often as the typical member",
+       {make_relative_condition("pref:kind:threshold_discount", Op::ge, 0.5, 1.6)}},
+      {"points_redemption_active", "claims points rewards 1.7x as often as the typical member",
+       {make_relative_condition("pref:kind:points", Op::ge, 0.5, 1.7)}},
+      {"high_face_value_seeker", "prefers benefits worth 30 or more (1.1x the typical member)",
+       {make_relative_condition("pref:face_value:>=30", Op::ge, 0.5, 1.1)}},
+  };
+  r.default_segment = "discount_indifferent_loyal";
+  return r;
+}
+
+PERKREC_INLINE SegmentRules SegmentRules::absolute_defaults() {
   using Op = SegmentCondition::Op;
   using detail::make_condition;
   using detail::make_text_condition;
@@ -116,8 +149,16 @@ PERKREC_INLINE SegmentRules SegmentRules::from_json_value(const Json& j) {
           }
           cond.text = value->get<std::string>();
           cond.is_text = true;
+        } else if (value->is_object()) {
+          JsonReader<ConfigError> vr(*value, cw + "/value", kContext);
+          vr.require("quantile", cond.quantile);
+          if (!(cond.quantile >= 0.0 && cond.quantile <= 1.0)) vr.fail("quantile", "must be in [0, 1]");
+          vr.read("times", cond.times);
+          if (!std::isfinite(cond.times)) vr.fail("times", "must be finite");
+          vr.finish();
         } else {
           cr.convert(*value, cw + "/value", cond.value);
+          if (!std::isfinite(cond.value)) cr.fail("value", "must be finite");
         }
         cr.finish();
         rule.all.push_back(std::move(cond));
@@ -131,6 +172,14 @@ PERKREC_INLINE SegmentRules SegmentRules::from_json_value(const Json& j) {
   for (const auto& s : out.segments) {
     if (s.name == out.default_segment) r.fail("default", "must differ from every segment name");
   }
+  r.read("min_confidence", out.min_confidence);
+  if (!(out.min_confidence >= 0.0 && out.min_confidence <= 1.0)) r.fail("min_confidence", "must be in [0, 1]");
+  r.read("uncertain", out.uncertain);
+  if (out.uncertain.empty()) r.fail("uncertain", "must be non-empty");
+  if (out.uncertain == out.default_segment) r.fail("uncertain", "must differ from the default");
+  for (const auto& s : out.segments) {
+    if (s.name == out.uncertain) r.fail("uncertain", "must differ from every segment name");
+  }
   r.finish();
   return out;
 }
@@ -143,6 +192,8 @@ PERKREC_INLINE Json SegmentRules::to_json() const {
       Json jc{{"feature", c.feature}, {"op", detail::op_name(c.op)}};
       if (c.is_text) {
         jc["value"] = c.text;
+      } else if (c.relative()) {
+        jc["value"] = Json{{"quantile", c.quantile}, {"times", c.times}};
       } else {
         jc["value"] = c.value;
       }
@@ -150,13 +201,17 @@ PERKREC_INLINE Json SegmentRules::to_json() const {
     }
     segs.push_back(Json{{"name", s.name}, {"description", s.description}, {"all", std::move(all)}});
   }
-  return Json{{"segments", std::move(segs)}, {"default", default_segment}};
+  return Json{{"segments", std::move(segs)},
+              {"default", default_segment},
+              {"min_confidence", min_confidence},
+              {"uncertain", uncertain}};
 }
 
 PERKREC_INLINE std::vector<std::string> SegmentRules::names() const {
   std::vector<std::string> out;
   for (const auto& s : segments) out.push_back(s.name);
   out.push_back(default_segment);
+  if (min_confidence > 0) out.push_back(uncertain);
   return out;
 }
 

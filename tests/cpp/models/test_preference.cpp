@@ -131,6 +131,69 @@ TEST(PreferenceModel, SameResultForAnyThreadCount) {
   for (Index size : seg.sizes) EXPECT_GT(size, 0);
 }
 
+// The member table as of the cut: rows of members who joined after the cut, and rows the log
+// does not know, are ignored and counted; the fit of everyone else does not change.
+TEST(PreferenceModel, MemberTableAsOfTheCutIgnoresFutureAndUnknownMembers) {
+  SimulatorParams sp;
+  sp.n_users = 1500;
+  sp.seed = 5;
+  const SimulatedProgram prog = simulate(sp);
+  const Timestamp cut = prog.truth.reference_time - 30 * 86400;
+  const std::vector<double>& signup = prog.users.numeric("signup_time");
+  // The table a user would hold at the cut: members who joined before it, plus three members
+  // the log never saw; attributes copied from the simulator's table.
+  std::vector<Index> known;
+  for (Index u = 0; u < prog.users.size(); ++u) {
+    if (signup[static_cast<std::size_t>(u)] < static_cast<double>(cut)) known.push_back(u);
+  }
+  const Index future = prog.users.size() - static_cast<Index>(known.size());
+  ASSERT_GT(future, 0);
+  std::vector<std::int64_t> ids;
+  for (Index u : known) ids.push_back(prog.users.users().integers()[static_cast<std::size_t>(u)]);
+  for (std::int64_t extra : {900001, 900002, 900003}) ids.push_back(extra);
+  UserTable as_of(IdMap::from_integers(ids));
+  for (const std::string& col : prog.users.names()) {
+    if (prog.users.type(col) == UserTable::ColumnType::numeric) {
+      std::vector<double> v;
+      for (Index u : known) v.push_back(prog.users.numeric(col)[static_cast<std::size_t>(u)]);
+      for (int i = 0; i < 3; ++i) v.push_back(static_cast<double>(cut) - 86400.0 * (10 + i));
+      as_of.add_numeric(col, v);
+    } else {
+      std::vector<std::int32_t> c;
+      for (Index u : known) c.push_back(prog.users.codes(col)[static_cast<std::size_t>(u)]);
+      for (int i = 0; i < 3; ++i) c.push_back(0);
+      as_of.add_categorical(col, c, prog.users.categories(col));
+    }
+  }
+  PreferenceModel full, trimmed;
+  full.fit(prog.events, prog.catalog, cut, prog.users);
+  trimmed.fit(prog.events, prog.catalog, cut, as_of);
+  const MemberTableReport& rf = full.member_table_report();
+  EXPECT_EQ(rf.rows, prog.users.size());
+  EXPECT_EQ(rf.joined_after_cut, future);
+  EXPECT_EQ(rf.unknown_to_log, 0);
+  EXPECT_EQ(rf.matched, static_cast<Index>(known.size()));
+  EXPECT_EQ(rf.without_row, future);
+  const MemberTableReport& rt = trimmed.member_table_report();
+  EXPECT_EQ(rt.unknown_to_log, 3);
+  EXPECT_EQ(rt.joined_after_cut, 0);
+  EXPECT_EQ(rt.matched, static_cast<Index>(known.size()));
+  EXPECT_EQ(rt.without_row, future);
+  EXPECT_EQ(full.covariate_names(), trimmed.covariate_names());
+  EXPECT_NE(std::find(full.covariate_names().begin(), full.covariate_names().end(), "signup_time:missing"),
+            full.covariate_names().end());
+  EXPECT_EQ(full.covariate_weights(), trimmed.covariate_weights());
+  EXPECT_EQ(full.memberships(), trimmed.memberships());
+  EXPECT_EQ(full.preferences(), trimmed.preferences());
+  // A table sharing no member with the log is an error, and leaves the model as it was.
+  UserTable strangers(IdMap::from_integers(std::vector<std::int64_t>{-5, -6}));
+  strangers.add_numeric("age", {30, 40});
+  PERKREC_EXPECT_THROW_MSG(trimmed.fit(prog.events, prog.catalog, cut, strangers), InputError,
+                           "no row of the users table matches");
+  EXPECT_EQ(trimmed.preferences(), full.preferences());
+  EXPECT_EQ(trimmed.member_table_report().unknown_to_log, 3);
+}
+
 TEST(KMeans, SeparatesPlantedClusters) {
   Rng rng(1);
   std::vector<float> data;
@@ -322,6 +385,111 @@ TEST(SegmentRules, StrictJsonNamesThePointer) {
       R"({"segments": [{"name": "pts", "all": [{"feature": "top:kind", "op": "==", "value": "points"}]}], "default": "rest"})");
   const SegmentAssignment s = m.segments(top);
   EXPECT_EQ(s.names, (std::vector<std::string>{"pts", "rest"}));
+}
+
+TEST(SegmentRules, RelativeThresholdsAndConfidenceInStrictJson) {
+  const SegmentRules d = SegmentRules::defaults();
+  const SegmentRules back = SegmentRules::from_json(d.to_json().dump());
+  ASSERT_EQ(back.segments.size(), d.segments.size());
+  EXPECT_TRUE(back.segments[1].all[0].relative());
+  EXPECT_EQ(back.segments[1].all[0].quantile, d.segments[1].all[0].quantile);
+  EXPECT_EQ(back.segments[1].all[0].times, d.segments[1].all[0].times);
+  EXPECT_FALSE(SegmentRules::absolute_defaults().segments[1].all[0].relative());
+  PERKREC_EXPECT_THROW_MSG(
+      SegmentRules::from_json(
+          R"({"segments": [{"name": "a", "all": [{"feature": "x", "op": "<", "value": {"quantile": 1.5}}]}]})"),
+      ConfigError, "/segments/0/all/0/value/quantile");
+  PERKREC_EXPECT_THROW_MSG(
+      SegmentRules::from_json(
+          R"({"segments": [{"name": "a", "all": [{"feature": "x", "op": "<", "value": {"q": 0.5}}]}]})"),
+      ConfigError, "/segments/0/all/0/value");
+  PERKREC_EXPECT_THROW_MSG(SegmentRules::from_json(R"({"segments": [], "min_confidence": 2})"), ConfigError,
+                           "/min_confidence");
+  PERKREC_EXPECT_THROW_MSG(SegmentRules::from_json(R"({"segments": [{"name": "a"}], "uncertain": "a"})"),
+                           ConfigError, "/uncertain");
+  const SegmentRules with_uncertain = SegmentRules::from_json(R"({"segments": [{"name": "a"}], "min_confidence": 0.5})");
+  EXPECT_EQ(with_uncertain.names(), (std::vector<std::string>{"a", "other", "uncertain"}));
+}
+
+// Relative thresholds resolve to times x the quantile over the active members; confidence is
+// a probability, and the uncertain outcome takes the members whose best segment is improbable.
+TEST(PreferenceModel, SegmentsResolveRelativeThresholdsAndReportConfidence) {
+  SimulatorParams sp;
+  sp.n_users = 1500;
+  sp.seed = 9;
+  const SimulatedProgram prog = simulate(sp);
+  PreferenceModel m;
+  m.fit(prog.events, prog.catalog, prog.truth.reference_time - 30 * 86400);
+  const SegmentAssignment a = m.segments(SegmentRules::defaults());
+  const auto& names = m.feature_names();
+  const auto col = [&](const char* n) {
+    return static_cast<std::size_t>(std::find(names.begin(), names.end(), n) - names.begin());
+  };
+  std::vector<double> orders;
+  for (Index u = 0; u < m.n_users(); ++u) {
+    const float* f = m.features().data() + static_cast<std::size_t>(u) * names.size();
+    if (f[col("issued")] > 0 || f[col("orders")] > 0) orders.push_back(f[col("orders_90d")]);
+  }
+  std::sort(orders.begin(), orders.end());
+  const double pos = 0.5 * static_cast<double>(orders.size() - 1);
+  const auto lo = static_cast<std::size_t>(pos);
+  const double median = orders[lo] + (pos - static_cast<double>(lo)) * (orders[std::min(lo + 1, orders.size() - 1)] - orders[lo]);
+  ASSERT_EQ(a.resolved.segments[1].name, "dormant");
+  EXPECT_FALSE(a.resolved.segments[1].all[0].relative());
+  EXPECT_DOUBLE_EQ(a.resolved.segments[1].all[0].value, 0.5 * median);
+  ASSERT_EQ(a.confidence.size(), static_cast<std::size_t>(m.n_users()));
+  double low = 0;
+  for (float c : a.confidence) {
+    EXPECT_GE(c, 0.0f);
+    EXPECT_LE(c, 1.0f);
+    low += c < 0.5f ? 1 : 0;
+  }
+  EXPECT_GT(low, 0);  // some members sit near a preference threshold
+  SegmentRules strict = SegmentRules::defaults();
+  strict.min_confidence = 0.6;
+  const SegmentAssignment b = m.segments(strict);
+  ASSERT_EQ(b.names.back(), "uncertain");
+  const auto uncertain = static_cast<std::int32_t>(b.names.size() - 1);
+  Index n_uncertain = 0;
+  for (std::size_t u = 0; u < b.codes.size(); ++u) {
+    if (b.codes[u] == uncertain) {
+      ++n_uncertain;
+      EXPECT_LT(b.confidence[u], 0.6f);
+    } else {
+      EXPECT_EQ(b.codes[u], a.codes[u]);
+    }
+  }
+  EXPECT_GT(n_uncertain, 0);
+  EXPECT_EQ(b.sizes.back(), n_uncertain);
+  // The absolute rules of before stay available.
+  const SegmentAssignment c = m.segments(SegmentRules::absolute_defaults());
+  EXPECT_EQ(c.resolved.segments[1].all[0].value, 4.0);
+}
+
+// intervals(level) reproduces the stored bounds at the model's level, narrows at lower levels,
+// and survives save/load.
+TEST(PreferenceModel, IntervalsAtAnyLevel) {
+  SimulatorParams sp;
+  sp.n_users = 800;
+  const SimulatedProgram prog = simulate(sp);
+  PreferenceModel m;
+  m.fit(prog.events, prog.catalog, prog.truth.reference_time);
+  std::vector<float> lo, hi, lo50, hi50;
+  m.intervals(m.params().interval, lo, hi);
+  ASSERT_EQ(lo.size(), m.lower().size());
+  for (std::size_t i = 0; i < lo.size(); ++i) {
+    EXPECT_NEAR(lo[i], m.lower()[i], 1e-4 * (1 + m.lower()[i]));
+    EXPECT_NEAR(hi[i], m.upper()[i], 1e-4 * (1 + m.upper()[i]));
+  }
+  m.intervals(0.5, lo50, hi50);
+  for (std::size_t i = 0; i < lo.size(); ++i) {
+    EXPECT_LE(hi50[i] - lo50[i], hi[i] - lo[i] + 1e-6f);
+    EXPECT_LE(lo50[i], m.preferences()[i] + 1e-5f);
+    EXPECT_GE(hi50[i], m.preferences()[i] - 1e-5f);
+  }
+  PERKREC_EXPECT_THROW_MSG(m.intervals(1.0, lo, hi), InputError, "level must be in (0, 1)");
+  const PreferenceModel back = PreferenceModel::from_bytes(m.to_bytes());
+  EXPECT_EQ(back.posterior_sd(), m.posterior_sd());
 }
 
 }  // namespace
