@@ -15,8 +15,9 @@ std::vector<T> copy_1d(const std::optional<py::array>& a, const char* name) {
 
 void bind_pipeline(py::module_& m) {
   py::class_<BenefitPlannerFile> cls(m, "BenefitPlannerFile");
-  cls.def(py::init([](const std::string& config_json, const FM& fm, const PreferenceModel& preference,
-                      const Catalog& catalog, const EventLog& events, const std::optional<UserTable>& users,
+  cls.def(py::init([](const std::string& config_json, const FM& fm,
+                      const PreferenceModel& preference, const Catalog& catalog,
+                      const EventLog& events, const std::optional<UserTable>& users,
                       const py::array& order_value, const std::optional<py::array>& holdout_user,
                       const std::optional<py::array>& holdout_benefit,
                       const std::optional<py::array>& holdout_predicted,
@@ -24,7 +25,8 @@ void bind_pipeline(py::module_& m) {
                       const std::optional<py::array>& holdout_weight,
                       const std::optional<py::array>& incremental_share) {
             BenefitPlannerFile f;
-            f.config = parse_json_strict<InputError>(config_json, "BenefitPlannerFile: config");
+            f.config =
+                parse_json_strict<InputError>(config_json, "BenefitPlannerFile: config");
             f.redemption_model = fm;
             f.preference = preference;
             f.catalog = catalog;
@@ -40,23 +42,31 @@ void bind_pipeline(py::module_& m) {
             f.validate();
             return f;
           }),
-          py::arg("config_json"), py::arg("fm"), py::arg("preference"), py::arg("catalog"), py::arg("events"),
-          py::arg("users"), py::arg("order_value"), py::arg("holdout_user"), py::arg("holdout_benefit"),
-          py::arg("holdout_predicted"), py::arg("holdout_redeemed"), py::arg("holdout_weight"),
-          py::arg("incremental_share"))
-      .def_property_readonly("config_json", [](const BenefitPlannerFile& f) { return f.config.dump(); })
+          py::arg("config_json"), py::arg("fm"), py::arg("preference"), py::arg("catalog"),
+          py::arg("events"), py::arg("users"), py::arg("order_value"), py::arg("holdout_user"),
+          py::arg("holdout_benefit"), py::arg("holdout_predicted"), py::arg("holdout_redeemed"),
+          py::arg("holdout_weight"), py::arg("incremental_share"))
+      .def_property_readonly("config_json",
+                             [](const BenefitPlannerFile& f) { return f.config.dump(); })
       .def_property_readonly("fm", [](const BenefitPlannerFile& f) { return f.redemption_model; })
       .def_property_readonly("preference", [](const BenefitPlannerFile& f) { return f.preference; })
       .def_property_readonly("catalog", [](const BenefitPlannerFile& f) { return f.catalog; })
       .def_property_readonly("events", [](const BenefitPlannerFile& f) { return f.events; })
-      .def_property_readonly("users", [](const BenefitPlannerFile& f) { return f.users; })
-      .def_property_readonly("order_value", [](const BenefitPlannerFile& f) { return to_numpy(std::vector<float>(f.order_value)); })
-      .def_property_readonly("holdout_user", [](const BenefitPlannerFile& f) { return to_numpy(std::vector<std::int32_t>(f.holdout_user)); })
-      .def_property_readonly("holdout_benefit", [](const BenefitPlannerFile& f) { return to_numpy(std::vector<std::int32_t>(f.holdout_benefit)); })
-      .def_property_readonly("holdout_predicted", [](const BenefitPlannerFile& f) { return to_numpy(std::vector<double>(f.holdout_predicted)); })
-      .def_property_readonly("holdout_redeemed", [](const BenefitPlannerFile& f) { return to_numpy(std::vector<double>(f.holdout_redeemed)); })
-      .def_property_readonly("holdout_weight", [](const BenefitPlannerFile& f) { return to_numpy(std::vector<float>(f.holdout_weight)); })
-      .def_property_readonly("incremental_share", [](const BenefitPlannerFile& f) { return to_numpy(std::vector<float>(f.incremental_share)); });
+      .def_property_readonly("users", [](const BenefitPlannerFile& f) { return f.users; });
+  // Per-member and held-out arrays: copies the caller owns.
+  const auto array = [&cls](const char* name, auto member) {
+    cls.def_property_readonly(name, [member](const BenefitPlannerFile& f) {
+      auto values = f.*member;
+      return to_numpy(std::move(values));
+    });
+  };
+  array("order_value", &BenefitPlannerFile::order_value);
+  array("holdout_user", &BenefitPlannerFile::holdout_user);
+  array("holdout_benefit", &BenefitPlannerFile::holdout_benefit);
+  array("holdout_predicted", &BenefitPlannerFile::holdout_predicted);
+  array("holdout_redeemed", &BenefitPlannerFile::holdout_redeemed);
+  array("holdout_weight", &BenefitPlannerFile::holdout_weight);
+  array("incremental_share", &BenefitPlannerFile::incremental_share);
   def_serialization<BenefitPlannerFile>(cls);
 }
 
