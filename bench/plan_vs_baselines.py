@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 import perkrec
-from perkrec.demo import PLAN_MARGIN, TEST_DAYS, demo_policy, fit_redemption_model, plan_inputs
+from perkrec.demo import PLAN_MARGIN, TEST_DAYS, demo_policy
 from perkrec.plan import Planner, default_segment_benefits, popularity_plan, redemption_counts, segment_rules_plan
 
 
@@ -39,8 +39,10 @@ def run_seed(members: int, seed: int, budgets, threads: int):
     start, end = log.time_range
     cut = end - pd.Timedelta(days=TEST_DAYS)
     # The demo's plan inputs: IPW-weighted, early-stopped FM, interaction shrunk by the later issues.
-    fm, enc = fit_redemption_model(program, cut, weighting="ipw", seed=seed, num_threads=threads)
-    P, S, V, pref = plan_inputs(program, fm, enc, end, threads, shrink_after=cut)
+    pipeline = perkrec.BenefitPlanner(margin=PLAN_MARGIN, seed=seed, num_threads=threads)
+    inputs = pipeline.fit(log, catalog, program.users, cut_time=cut).inputs(end)
+    P, S, V = inputs.redemption_probability, inputs.incremental_share, inputs.order_value
+    pref = pipeline.preference
     segments = pref.segments()
     codes = segments["segment"].cat.codes.to_numpy()
     names = list(segments["segment"].cat.categories)

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 import perkrec
-from perkrec.demo import PLAN_MARGIN, TEST_DAYS, demo_policy, fit_redemption_model, plan_inputs
+from perkrec.demo import PLAN_MARGIN, TEST_DAYS, demo_policy
 from perkrec.plan import Planner
 
 # Archetype shares (threshold, high-value, points, loyal, dormant, new); the default mix
@@ -70,18 +70,18 @@ def run_program(members: int, seed: int, mix: str, budgets, variants, threads: i
     S_true = truth.incremental_probability / np.maximum(R_true, 1e-12)
     truth_value = PLAN_MARGIN * truth.members["basket_median"].to_numpy(np.float64)
     cost_b = catalog.to_frame()["cost"].to_numpy(np.float64)
-    models = {}
     out = []
     for variant in variants:
         weighting, incremental, *extra = variant.split("+")
         t0 = time.perf_counter()
-        key = (weighting, "es" in extra)
-        if key not in models:
-            models[key] = fit_redemption_model(program, cut, weighting="none" if weighting == "fm" else weighting,
-                                               early_stopping="es" in extra, seed=seed, num_threads=threads)
-        fm, enc = models[key]
-        P, S, V, pref = plan_inputs(program, fm, enc, end, threads, incremental=incremental,
-                                    shrink_after=cut if "shrink" in extra else None)
+        pipeline = perkrec.BenefitPlanner(weighting="none" if weighting == "fm" else weighting,
+                                          early_stopping="es" in extra, incremental=incremental,
+                                          shrink="shrink" in extra, margin=PLAN_MARGIN, seed=seed,
+                                          num_threads=threads)
+        pipeline.fit(log, catalog, program.users, cut_time=cut)
+        inputs = pipeline.inputs(end)
+        P, S, V = inputs.redemption_probability, inputs.incremental_share, inputs.order_value
+        pref = pipeline.preference
         fit_seconds = time.perf_counter() - t0
         segments = pref.segments()
         for per_member in budgets:

@@ -66,6 +66,8 @@ def main() -> None:
     models["clv.perk"] = perkrec.CLVModel(time_unit="day", interval_draws=5).fit(program.events)
     models["catalog.perk"] = program.catalog
     models["events.perk"] = program.events
+    models["benefit_planner.perk"] = perkrec.BenefitPlanner(num_threads=1).fit(program.events, program.catalog,
+                                                                              program.users)
     for name, obj in models.items():
         write(f"{out}/model", name, obj.to_bytes())
         if hasattr(obj, "get_params"):

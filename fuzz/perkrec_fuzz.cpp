@@ -76,6 +76,8 @@ void fuzz_model(std::string_view bytes) {
     (void)PreferenceModel::read(r, "");
   } else if (kind == UpliftModel::kind) {
     (void)UpliftModel::read(r, "");
+  } else if (kind == BenefitPlannerFile::kind) {
+    (void)BenefitPlannerFile::read(r, "");
   } else if (kind == CLVModel::kind) {
     // A file that loads must predict without crashing (finite or a typed error).
     const CLVModel model = CLVModel::read(r, "");

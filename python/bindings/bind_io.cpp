@@ -50,6 +50,7 @@ void bind_io(py::module_& m) {
         if (kind == PreferenceModel::kind) return py::cast(PreferenceModel::read(*reader, ""));
         if (kind == UpliftModel::kind) return py::cast(UpliftModel::read(*reader, ""));
         if (kind == CLVModel::kind) return py::cast(CLVModel::read(*reader, ""));
+        if (kind == BenefitPlannerFile::kind) return py::cast(BenefitPlannerFile::read(*reader, ""));
         throw ModelFormatError(ModelFormatCode::wrong_kind,
                                "load: this version of perkrec cannot load a '" + kind + "'");
       },

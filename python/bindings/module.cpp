@@ -22,5 +22,6 @@ PYBIND11_MODULE(_core, m) {
   perkrec::python::bind_planner(m);
   perkrec::python::bind_uplift(m);
   perkrec::python::bind_clv(m);
+  perkrec::python::bind_pipeline(m);
   perkrec::python::bind_io(m);  // last: it returns objects of the classes bound above
 }

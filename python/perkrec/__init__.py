@@ -8,7 +8,7 @@ Layers (mirroring the C++ library):
     behavior   ItemCatalog, BehaviorLog, BenefitItems (what members buy and browse)
     features   interaction_matrix, behavior_features
     models     Popularity, ALS, BPR, ItemKNN, FM/FFM, PreferenceModel, UpliftModel
-    decide     Policy, rank, allocate, Pacer, Planner -> Plan
+    decide     Policy, rank, allocate, Pacer, Planner -> Plan; BenefitPlanner (log -> Plan)
     metrics    auc, log_loss, ranking_metrics, catalog_coverage
     causal     qini_auc_score, uplift_auc_score, uplift_at_k, qini_curve, uplift_curve,
                cost_curve, aucc_score, off_policy_value, assign_holdout, analyze_experiment
@@ -64,6 +64,7 @@ from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
 from .allocate import Pacer, allocate, allocation_members, check_allocation, make_candidates, make_constraints
 from .ranking import ScoreBlend, best_ineligible, explain, hour_of_week, quiet_hours_next_allowed, rank, schedule
 from .plan import Plan, Planner
+from .pipeline import BenefitPlanner
 
 __version__ = _core.__version__
 
@@ -100,7 +101,7 @@ __all__ += [                                                          # decision
     "quiet_hours_next_allowed", "rank", "schedule",
     "Pacer", "allocate", "allocation_members", "check_allocation",    #   allocator
     "make_candidates", "make_constraints",
-    "Plan", "Planner",                                                #   plans
+    "Plan", "Planner", "BenefitPlanner",                              #   plans
 ]
 __all__ += [                                                          # causal evaluation
     "qini_curve", "uplift_curve", "perfect_qini_curve", "perfect_uplift_curve",  #   uplift

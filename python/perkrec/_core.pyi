@@ -714,3 +714,29 @@ def plan(compiled: CompiledPolicy, catalog: Catalog, plan_time: int, params_json
          order_value: Optional[np.ndarray], benefit_value: Optional[np.ndarray],
          preference: Optional[PreferenceModel], budget: float
          ) -> Tuple[Candidates, Dict[str, np.ndarray], Allocation, Dict[str, Any], float]: ...
+
+class BenefitPlannerFile:
+    def __init__(self, config_json: str, fm: FM, preference: PreferenceModel, catalog: Catalog, events: EventLog,
+                 users: Optional[UserTable], order_value: np.ndarray, holdout_user: Optional[np.ndarray],
+                 holdout_benefit: Optional[np.ndarray], holdout_predicted: Optional[np.ndarray],
+                 holdout_redeemed: Optional[np.ndarray], holdout_weight: Optional[np.ndarray],
+                 incremental_share: Optional[np.ndarray]) -> None: ...
+    config_json: str
+    fm: FM
+    preference: PreferenceModel
+    catalog: Catalog
+    events: EventLog
+    users: Optional[UserTable]
+    order_value: np.ndarray
+    holdout_user: np.ndarray
+    holdout_benefit: np.ndarray
+    holdout_predicted: np.ndarray
+    holdout_redeemed: np.ndarray
+    holdout_weight: np.ndarray
+    incremental_share: np.ndarray
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> "BenefitPlannerFile": ...
+    def save(self, path: str) -> None: ...
+    @staticmethod
+    def load(path: str) -> "BenefitPlannerFile": ...

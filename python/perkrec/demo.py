@@ -175,6 +175,7 @@ def _fm_section(program, train, cut, test_matrix, members_with_future, popularit
     """Factorization machine on member, benefit, context and leak-safe history features:
     redemption AUC / log-loss of benefits issued in the test period, and ranking quality."""
     from .fm import FM, FeatureEncoder, redemption_samples
+    from .pipeline import with_attributes
 
     cut_s = time_seconds(cut, "cut")
     # Labels of training rows only see training events; history features only events before
@@ -202,7 +203,7 @@ def _fm_section(program, train, cut, test_matrix, members_with_future, popularit
     n_b = len(program.catalog)
     pairs = pd.DataFrame({"user": np.repeat(members, n_b), "benefit": np.tile(np.arange(n_b), len(members)),
                           "timestamp": cut_s})
-    pairs = _with_attributes(pairs, program)
+    pairs = with_attributes(pairs, program.catalog, program.users)
     scores = fm.decision_function(enc.transform(pairs, events=program.events)).reshape(len(members), n_b)
     seen = train_matrix[members]
     scores[seen.nonzero()] = -np.inf
@@ -227,27 +228,6 @@ def _fm_section(program, train, cut, test_matrix, members_with_future, popularit
              "popularity_ndcg@10_fm_sample": pop_rank["ndcg"]}, fm, enc)
 
 
-def _with_attributes(pairs: pd.DataFrame, program) -> pd.DataFrame:
-    """Adds the benefit, member and context columns redemption_samples produces."""
-    from .fm import _face_value_band
-
-    cat = program.catalog.to_frame()
-    b = pairs["benefit"].to_numpy()
-    for col in ("kind", "face_value", "threshold", "discount_rate", "validity_days", "scope", "channel"):
-        pairs[col] = cat[col].to_numpy()[b]
-    pairs["face_value_band"] = _face_value_band(pairs["face_value"])
-    users = program.users.to_frame()
-    u = pairs["user"].to_numpy()
-    t = pairs["timestamp"].to_numpy()
-    for col in users.columns:
-        if col == "signup_time":
-            pairs["tenure_days"] = (t - users[col].to_numpy().astype(np.float64)[u]) / 86400.0
-        else:
-            pairs[col] = users[col].to_numpy()[u]
-    stamp = pd.to_datetime(t, unit="s", utc=True)
-    pairs["weekday"] = stamp.day_of_week
-    pairs["hour"] = stamp.hour
-    return pairs
 def _preference_section(program: SimulatedProgram, cut, out: Path, say, num_threads: int) -> Dict[str, float]:
     """Preference vectors, named segments with their sizes, and the HTML report."""
     from .preference import PreferenceModel
@@ -296,123 +276,29 @@ def demo_policy(n_members: int) -> dict:
     }
 
 
-REDEMPTION_WEIGHTINGS = ("ipw", "none")
-INCREMENTAL_SOURCES = ("control", "timing")
-
-
-def fit_redemption_model(program, cut, *, weighting: str = "ipw", early_stopping: bool = True, seed: int = 42,
-                         num_threads: int = 0):
-    """The demo's redemption model: an FM (8 factors) on the issues logged before ``cut``.
-    ``weighting="ipw"`` weights each issue by its clipped, self-normalized inverse logged
-    propensity (:func:`perkrec.plan.issue_weights`), so the model targets every (member,
-    benefit) pair the planner scores, not the ones the logging policy favoured; ``"none"``
-    fits the log as it is. ``early_stopping``: up to 10 epochs, keeping the one with the best
-    log-loss on the issues logged after ``cut`` (whose validity ended by the end of the log),
-    stopping after 2 without improvement; False: 6 epochs, as before. Returns (fm, encoder)."""
-    from .fm import FM, FeatureEncoder, redemption_samples
-    from .plan import issue_weights
-
-    if weighting not in REDEMPTION_WEIGHTINGS:
-        raise _core.ConfigError(f"fit_redemption_model: weighting must be one of {REDEMPTION_WEIGHTINGS} "
-                                f"(got {weighting!r})")
-    train, _ = split_by_time(program.events, cut, num_threads)
-    rows = redemption_samples(train, program.catalog, program.users)
-    weights = None
-    if weighting == "ipw":
-        frame = train.to_frame(external_ids=False)
-        if "propensity" not in frame.columns:
-            raise _core.InputError("fit_redemption_model: weighting 'ipw' needs logged propensities (the events "
-                                   "have no propensity column)")
-        issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)
-        weights = issue_weights(frame["propensity"].to_numpy()[issued])
-    enc = FeatureEncoder().fit(rows, events=program.events, catalog=program.catalog)
-    validation = None
-    if early_stopping:
-        held = redemption_samples(program.events, program.catalog, program.users)
-        end = time_seconds(program.events.time_range[1], "end")
-        t_cut = time_seconds(cut, "cut")
-        held = held[((held["timestamp"] >= t_cut) & (held["timestamp"] + held["validity_days"] * 86400 <= end))
-                    .to_numpy()]
-        if len(held) == 0:
-            raise _core.InputError("fit_redemption_model: early_stopping needs issues after cut whose validity ended "
-                                   "by the end of the log (got none)")
-        validation = (enc.transform(held, events=program.events), held["label"])
-    # One thread: bit-reproducible, so the plan (and its baselines) are the same every run.
-    fm = FM(factors=8, epochs=10 if early_stopping else 6, early_stopping_rounds=2 if early_stopping else 0,
-            reg_linear=1e-4, reg_factors=1e-4, num_threads=1, seed=seed)
-    fm.fit(enc.transform(rows, events=program.events), rows["label"], sample_weight=weights, encoder=enc,
-           validation=validation)
-    return fm, enc
-
-
-def plan_inputs(program, fm, encoder, plan_time, num_threads: int = 0, *, incremental: str = "timing",
-                shrink_after=None):
-    """What the planner needs for every (member, benefit) at ``plan_time``: the FM's redemption
-    probability, the incremental share and each member's order value (margin x median
-    basket). ``incremental="control"`` learns the share from the random control group
-    (:func:`perkrec.plan.incremental_share_from_control`); ``"timing"`` assumes it from the
-    preference model's purchase timing (:func:`perkrec.plan.incremental_share`).
-    ``shrink_after`` (a time; the FM must not have seen issues from then on): the issues
-    logged between it and ``plan_time`` measure how much of the FM's member x benefit
-    interaction holds up, and P is shrunk by it (:func:`perkrec.plan.shrink_interactions`,
-    weighted by :func:`perkrec.plan.issue_weights`); None keeps the FM's P. Returns
-    (P, S, V, preference model)."""
-    from .fm import redemption_samples
-    from .plan import incremental_share, incremental_share_from_control, issue_weights, order_value, \
-        shrink_interactions
-    from .preference import PreferenceModel
-
-    if incremental not in INCREMENTAL_SOURCES:
-        raise _core.ConfigError(f"plan_inputs: incremental must be one of {INCREMENTAL_SOURCES} "
-                                f"(got {incremental!r})")
-    n, n_b = program.events.n_users, len(program.catalog)
-    t = time_seconds(plan_time, "plan_time")
-    pairs = pd.DataFrame({"user": np.repeat(np.arange(n), n_b), "benefit": np.tile(np.arange(n_b), n),
-                          "timestamp": t})
-    pairs = _with_attributes(pairs, program)
-    P = fm.predict(encoder.transform(pairs, events=program.events)).reshape(n, n_b).astype(np.float32)
-    if shrink_after is not None:
-        start = time_seconds(shrink_after, "shrink_after")
-        frame = program.events.to_frame(external_ids=False)
-        rows = redemption_samples(frame, program.catalog, program.users)
-        issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)
-        # Held-out issues whose validity ended by plan_time: their labels are complete.
-        held = ((rows["timestamp"] >= start) & (rows["timestamp"] + rows["validity_days"] * 86400 <= t)).to_numpy()
-        if held.sum() == 0:
-            raise _core.InputError(f"plan_inputs: no issues with complete validity between shrink_after and "
-                                   f"plan_time (got {shrink_after} .. {plan_time})")
-        rows = rows[held]
-        weights = issue_weights(frame["propensity"].to_numpy()[issued][held]) if "propensity" in frame else None
-        predicted = fm.predict(encoder.transform(rows, events=program.events))
-        P, _ = shrink_interactions(np.clip(P, 1e-6, 1 - 1e-6), rows["user"], rows["benefit"], np.clip(predicted, 1e-6, 1 - 1e-6),
-                                   rows["label"], sample_weight=weights)
-    pref = PreferenceModel(num_threads=num_threads).fit(program.events, program.catalog, plan_time)
-    if incremental == "control":
-        S = incremental_share_from_control(program.events, program.catalog, plan_time)
-    else:
-        S = incremental_share(pref, program.catalog)
-    V = order_value(program.events, PLAN_MARGIN, cut_time=plan_time)
-    return P, S, V, pref
-
-
 def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[str, float]:
     """A budgeted plan at the end of the simulated period, against two baselines at the same
     budget, scored on the simulator's truth (true incremental return per unit of true cost)."""
-    from .plan import Planner, default_segment_benefits, popularity_plan, redemption_counts, segment_rules_plan
+    from .pipeline import BenefitPlanner
+    from .plan import default_segment_benefits, popularity_plan, redemption_counts, segment_rules_plan
 
     log, catalog, truth = program.events, program.catalog, program.truth
     plan_time = log.time_range[1]
     cut = plan_time - pd.Timedelta(days=TEST_DAYS)
-    # The plan's FM: the one above refit with inverse-propensity weights (issues before the cut
-    # only, so the issues after it measure how much of its member x benefit interaction holds).
-    fm, encoder = fit_redemption_model(program, cut, weighting="ipw", seed=seed, num_threads=num_threads)
-    P, S, V, pref = plan_inputs(program, fm, encoder, plan_time, num_threads, shrink_after=cut)
+    policy = demo_policy(log.n_users)
+    # The whole pipeline in one call: an FM weighted by inverse logged propensities on the
+    # issues before the cut (the issues after it early-stop it and measure how much of its
+    # member x benefit interaction holds), the preference model, uplift share, order values.
+    pipeline = BenefitPlanner(policy, margin=PLAN_MARGIN, seed=seed, num_threads=num_threads)
+    pipeline.fit(log, catalog, program.users, cut_time=cut)
+    plan = pipeline.plan(at=plan_time)
+    inputs = plan.info["inputs"]
+    P, S, V = inputs.redemption_probability, inputs.incremental_share, inputs.order_value
+    pref = pipeline.preference
+    pipeline.save(out / "planner.perk")
     V_matrix = P * S * V[:, None]
     segments = pref.segments()
-    policy = demo_policy(log.n_users)
-    planner = Planner(policy, objective="incremental", num_threads=num_threads)
-    plan = planner.plan(catalog, program.users, plan_time, redemption_probability=P, incremental_share=S,
-                        order_value=V, segments=segments, history=log, preference=pref)
+    planner = pipeline.planner
     budget = policy["budget"]
     popularity = redemption_counts(log, len(catalog))
     eligible = plan.info.get("eligible")
@@ -494,6 +380,7 @@ def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[
     plan.report(out / "campaign_report.html", offline=plan_offline, segments=segments,
                 title=f"perkrec campaign report — plan at {pd.Timestamp(plan_time):%Y-%m-%d}")
     say(f"  the campaign report (open in a browser): {out / 'campaign_report.html'}")
+    say(f"  the fitted pipeline (perkrec.load(...).plan() plans again): {out / 'planner.perk'}")
     table.to_csv(out / "plan_vs_baselines.csv")
     say()
     return {"plan_return_per_cost": float(table.loc["perkrec plan", "return_per_cost"]),

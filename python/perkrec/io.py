@@ -15,6 +15,7 @@ def _wrappers():
     from .preference import PreferenceModel
     from .uplift import UpliftModel
     from .clv import CLVModel
+    from .pipeline import BenefitPlanner
 
     return {
         _core.IdMap: IdMap,
@@ -29,6 +30,7 @@ def _wrappers():
         _core.PreferenceModel: PreferenceModel,
         _core.UpliftModel: UpliftModel,
         _core.CLVModel: CLVModel,
+        _core.BenefitPlannerFile: BenefitPlanner,
     }
 
 

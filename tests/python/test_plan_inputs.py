@@ -145,23 +145,24 @@ def test_incremental_share_from_control_needs_a_control_group(program):
         incremental_share_from_control(program.events, program.catalog, end, pseudo_issues=0)
 
 
-# --- plan_inputs ---------------------------------------------------------------------------------
+# --- the pipeline's shrinkage and early stopping (perkrec.BenefitPlanner) ----------------------
 
 def test_shrunk_redemption_probabilities_are_calibrated_on_the_plans_pairs(program):
-    from perkrec.demo import TEST_DAYS, demo_policy, fit_redemption_model, plan_inputs
-    from perkrec.plan import Planner
+    from perkrec.demo import TEST_DAYS, demo_policy
 
     log = program.events
     end = log.time_range[1]
     cut = end - pd.Timedelta(days=TEST_DAYS)
-    fm, enc = fit_redemption_model(program, cut, seed=3, num_threads=2)
     truth = program.truth.redemption_probability
     gaps = []
-    for shrink in (None, cut):
-        P, S, V, pref = plan_inputs(program, fm, enc, end, 2, shrink_after=shrink)
-        plan = Planner(demo_policy(log.n_users), num_threads=2).plan(
-            program.catalog, program.users, end, redemption_probability=P, incremental_share=S, order_value=V,
-            history=log, preference=pref, eligible_matrix=False)
+    for shrink in (False, True):
+        pipeline = perkrec.BenefitPlanner(demo_policy(log.n_users), shrink=shrink, seed=3, num_threads=2)
+        pipeline.fit(log, program.catalog, program.users, cut_time=cut)
+        inputs = pipeline.inputs(end)
+        P = inputs.redemption_probability
+        plan = perkrec.Planner(demo_policy(log.n_users), num_threads=2).plan(
+            program.catalog, program.users, end, redemption_probability=P, incremental_share=inputs.incremental_share,
+            order_value=inputs.order_value, history=log, preference=pipeline.preference, eligible_matrix=False)
         u = plan.frame["member_index"].to_numpy()
         b = plan.frame["benefit_index"].to_numpy()
         gaps.append(P[u, b].mean() - truth[u, b].mean())
@@ -169,18 +170,15 @@ def test_shrunk_redemption_probabilities_are_calibrated_on_the_plans_pairs(progr
     assert abs(gaps[1]) < abs(gaps[0])      # shrunk: closer to the truth
 
 
-def test_plan_inputs_and_fit_reject_unknown_options(program):
-    from perkrec.demo import fit_redemption_model, plan_inputs
-
-    end = program.events.time_range[1]
+def test_pipeline_rejects_unknown_options():
     with pytest.raises(perkrec.ConfigError, match="weighting"):
-        fit_redemption_model(program, end, weighting="magic")
+        perkrec.BenefitPlanner(weighting="magic")
     with pytest.raises(perkrec.ConfigError, match="incremental"):
-        plan_inputs(program, None, None, end, incremental="guess")
+        perkrec.BenefitPlanner(incremental="guess")
 
 
 def test_early_stopping_keeps_the_epoch_that_holds_up_after_the_cut(program):
-    from perkrec.demo import TEST_DAYS, fit_redemption_model
+    from perkrec.demo import TEST_DAYS
     from perkrec.fm import redemption_samples
     from perkrec.metrics import log_loss
 
@@ -192,7 +190,9 @@ def test_early_stopping_keeps_the_epoch_that_holds_up_after_the_cut(program):
                 .to_numpy()]
     losses = []
     for early in (False, True):
-        fm, enc = fit_redemption_model(program, cut, early_stopping=early, seed=3, num_threads=1)
+        pipeline = perkrec.BenefitPlanner(early_stopping=early, shrink=False, seed=3, num_threads=1)
+        pipeline.fit(program.events, program.catalog, program.users, cut_time=cut)
+        fm, enc = pipeline.fm, pipeline.encoder
         p = np.clip(fm.predict(enc.transform(held, events=program.events)), 1e-7, 1 - 1e-7)
         losses.append(log_loss(held["label"].to_numpy(), p))
     assert losses[1] <= losses[0]

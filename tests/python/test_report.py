@@ -15,7 +15,7 @@ import pytest
 
 import perkrec
 from perkrec import demo
-from perkrec.plan import Plan, Planner
+from perkrec.plan import Plan
 from perkrec.report import campaign_report
 
 
@@ -25,13 +25,10 @@ def planned(small_program):
     log, catalog = prog.events, prog.catalog
     plan_time = log.time_range[1]
     cut = plan_time - pd.Timedelta(days=30)
-    fm, enc = demo.fit_redemption_model(prog, cut, weighting="ipw", seed=1, num_threads=2)
-    P, S, V, pref = demo.plan_inputs(prog, fm, enc, plan_time, 2, shrink_after=cut)
-    segments = pref.segments()
     policy = demo.demo_policy(log.n_users)
-    plan = Planner(policy, objective="incremental", num_threads=2).plan(
-        catalog, prog.users, plan_time, redemption_probability=P, incremental_share=S, order_value=V,
-        segments=segments, history=log, preference=pref)
+    pipeline = perkrec.BenefitPlanner(policy, weighting="ipw", seed=1, num_threads=2)
+    plan = pipeline.fit(log, catalog, prog.users, cut_time=cut).plan(at=plan_time)
+    segments = pipeline.preference.segments()
     offline = plan.evaluate_offline(log, catalog, since=cut)
     rng = np.random.default_rng(0)
     n = 4000

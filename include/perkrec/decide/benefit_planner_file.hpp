@@ -1,0 +1,77 @@
+// The fitted benefit-planning pipeline as one model file (kind "BenefitPlanner").
+//
+// perkrec.BenefitPlanner (Python) fits everything a plan needs from an event log: the
+// redemption FM with its FeatureEncoder, the PreferenceModel, each member's order value, the
+// held-out issues that measure how much of the FM's member x benefit interaction holds up,
+// and (optionally) the incremental share learned from the control group. This class is that
+// state at rest: `save` writes it as one container, `load` reads it back and validates every
+// part before returning, so a service can open the same file the data scientist saved.
+//
+// Layout: content {"config": {policy, params, times}, "parts": [names], "n_users",
+// "n_benefits"}; the sub-objects (FM, PreferenceModel, Catalog, EventLog, optional UserTable)
+// are stored as their own container bytes in u8 arrays "part.<name>", each verified (magic,
+// checksum, kind, contents) by its own loader; per-member and per-issue arrays beside them.
+//
+// Example:
+//   perkrec::BenefitPlannerFile f = perkrec::BenefitPlannerFile::load("plan.perk");
+//   const perkrec::FM& fm = f.redemption_model;        // with its encoder in fm.metadata()
+//   std::vector<float> v = f.order_value;               // per member
+//
+// Cost: loading parses each part once (the event log dominates: O(events)).
+// Thread safety: a value; const methods are safe from any number of threads.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "perkrec/core/config.hpp"
+#include "perkrec/core/json.hpp"
+#include "perkrec/data/catalog.hpp"
+#include "perkrec/data/event_log.hpp"
+#include "perkrec/data/user_table.hpp"
+#include "perkrec/io/serializable.hpp"
+#include "perkrec/models/fm.hpp"
+#include "perkrec/models/preference.hpp"
+
+namespace perkrec {
+
+class BenefitPlannerFile : public Serializable<BenefitPlannerFile> {
+ public:
+  static constexpr const char* kind = "BenefitPlanner";
+
+  /// Policy JSON, the pipeline's parameters and its times (free-form JSON object written by
+  /// the Python pipeline; must be an object).
+  Json config = Json::object();
+  FM redemption_model;            ///< the redemption FM; its metadata holds the encoder
+  PreferenceModel preference;     ///< fitted on the same members and benefits as `events`
+  Catalog catalog;                ///< catalog.size() == events.n_benefits()
+  EventLog events;                ///< the history the plan's features and caps read
+  std::optional<UserTable> users; ///< member attributes; size() == events.n_users()
+  std::vector<float> order_value; ///< per member (events.n_users()), finite, >= 0
+  /// Held-out issues for the interaction shrinkage (all the same length; may be empty):
+  /// member and benefit in range, the FM's predicted probability in [0, 1], redeemed 0 or 1,
+  /// optional weight (empty or the same length; finite, >= 0).
+  std::vector<std::int32_t> holdout_user, holdout_benefit;
+  std::vector<double> holdout_predicted, holdout_redeemed;
+  std::vector<float> holdout_weight;
+  /// Empty, or members x benefits (row-major) shares in [0, 1] learned from the control group.
+  std::vector<float> incremental_share;
+
+  /// Throws InputError naming the first inconsistent field (before saving).
+  void validate() const;
+
+  void write(ModelWriter& w, const std::string& prefix) const;
+  static BenefitPlannerFile read(const ModelReader& r, const std::string& prefix);
+
+ private:
+  /// The first inconsistency as a message, or empty.
+  std::string check() const;
+};
+
+}  // namespace perkrec
+
+#ifdef PERKREC_HEADER_ONLY
+#include "perkrec/decide/benefit_planner_file_impl.hpp"
+#endif

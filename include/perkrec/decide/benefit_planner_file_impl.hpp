@@ -1,0 +1,169 @@
+#pragma once
+
+#include <cmath>
+#include <string_view>
+#include <utility>
+
+#include "perkrec/decide/benefit_planner_file.hpp"
+
+namespace perkrec {
+
+namespace detail {
+
+inline void write_part(ModelWriter& w, const std::string& name, const std::string& bytes) {
+  w.add(name, reinterpret_cast<const std::uint8_t*>(bytes.data()),
+        {static_cast<std::int64_t>(bytes.size())});
+}
+
+template <class T>
+T read_part(const ModelReader& r, const std::string& name) {
+  Span<const std::uint8_t> bytes = r.array<std::uint8_t>(name);
+  const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  try {
+    return T::from_bytes(view);
+  } catch (const ModelFormatError& e) {
+    r.invalid(detail::concat("part '", name, "': ", e.what()));
+  } catch (const Error& e) {
+    r.invalid(detail::concat("part '", name, "': ", e.what()));
+  }
+}
+
+}  // namespace detail
+
+PERKREC_INLINE std::string BenefitPlannerFile::check() const {
+  const Index n = events.n_users();
+  const Index nb = events.n_benefits();
+  if (!config.is_object()) return "config: expected a JSON object";
+  if (!redemption_model.fitted()) return "redemption_model: not fitted";
+  if (!preference.fitted()) return "preference: not fitted";
+  if (catalog.size() != nb) {
+    return detail::concat("catalog: expected ", nb, " benefits (the event log's; got ",
+                          catalog.size(), ")");
+  }
+  if (preference.n_users() != n || preference.n_benefits() != nb) {
+    return detail::concat("preference: expected ", n, " members x ", nb, " benefits (got ",
+                          preference.n_users(), " x ", preference.n_benefits(), ")");
+  }
+  if (users && users->size() != n) {
+    return detail::concat("users: expected ", n, " members (got ", users->size(), ")");
+  }
+  if (order_value.size() != static_cast<std::size_t>(n)) {
+    return detail::concat("order_value: expected ", n, " values (got ", order_value.size(), ")");
+  }
+  for (std::size_t u = 0; u < order_value.size(); ++u) {
+    if (!std::isfinite(order_value[u]) || order_value[u] < 0) {
+      return detail::concat("order_value[", u, "]: expected a finite value >= 0 (got ",
+                            order_value[u], ")");
+    }
+  }
+  const std::size_t m = holdout_user.size();
+  if (holdout_benefit.size() != m || holdout_predicted.size() != m ||
+      holdout_redeemed.size() != m || (!holdout_weight.empty() && holdout_weight.size() != m)) {
+    return detail::concat("holdout: user, benefit, predicted, redeemed (and weight) must have ",
+                          "the same length (got ", m, ", ", holdout_benefit.size(), ", ",
+                          holdout_predicted.size(), ", ", holdout_redeemed.size(), ", ",
+                          holdout_weight.size(), ")");
+  }
+  for (std::size_t i = 0; i < m; ++i) {
+    if (holdout_user[i] < 0 || holdout_user[i] >= n) {
+      return detail::concat("holdout_user[", i, "]: expected a member in [0, ", n, ") (got ",
+                            holdout_user[i], ")");
+    }
+    if (holdout_benefit[i] < 0 || holdout_benefit[i] >= nb) {
+      return detail::concat("holdout_benefit[", i, "]: expected a benefit in [0, ", nb,
+                            ") (got ", holdout_benefit[i], ")");
+    }
+    if (!(holdout_predicted[i] >= 0 && holdout_predicted[i] <= 1)) {
+      return detail::concat("holdout_predicted[", i, "]: expected a probability (got ",
+                            holdout_predicted[i], ")");
+    }
+    if (holdout_redeemed[i] != 0 && holdout_redeemed[i] != 1) {
+      return detail::concat("holdout_redeemed[", i, "]: expected 0 or 1 (got ",
+                            holdout_redeemed[i], ")");
+    }
+    if (!holdout_weight.empty() && !(std::isfinite(holdout_weight[i]) && holdout_weight[i] >= 0)) {
+      return detail::concat("holdout_weight[", i, "]: expected a finite weight >= 0 (got ",
+                            holdout_weight[i], ")");
+    }
+  }
+  if (!incremental_share.empty()) {
+    if (incremental_share.size() != static_cast<std::size_t>(n) * static_cast<std::size_t>(nb)) {
+      return detail::concat("incremental_share: expected ", n, " x ", nb, " values (got ",
+                            incremental_share.size(), ")");
+    }
+    for (std::size_t i = 0; i < incremental_share.size(); ++i) {
+      if (!(incremental_share[i] >= 0 && incremental_share[i] <= 1)) {
+        return detail::concat("incremental_share[", i / nb, ", ", i % nb,
+                              "]: expected a share in [0, 1] (got ", incremental_share[i], ")");
+      }
+    }
+  }
+  return {};
+}
+
+PERKREC_INLINE void BenefitPlannerFile::validate() const {
+  const std::string what = check();
+  if (!what.empty()) detail::raise<InputError>("BenefitPlannerFile::validate: ", what);
+}
+
+PERKREC_INLINE void BenefitPlannerFile::write(ModelWriter& w, const std::string& prefix) const {
+  validate();
+  Json& c = content_section(w, prefix);
+  c["config"] = config;
+  c["n_users"] = events.n_users();
+  c["n_benefits"] = events.n_benefits();
+  c["has_users"] = users.has_value();
+  detail::write_part(w, prefix + "part.fm", redemption_model.to_bytes());
+  detail::write_part(w, prefix + "part.preference", preference.to_bytes());
+  detail::write_part(w, prefix + "part.catalog", catalog.to_bytes());
+  detail::write_part(w, prefix + "part.events", events.to_bytes());
+  if (users) detail::write_part(w, prefix + "part.users", users->to_bytes());
+  w.add(prefix + "order_value", order_value);
+  w.add(prefix + "holdout_user", holdout_user);
+  w.add(prefix + "holdout_benefit", holdout_benefit);
+  w.add(prefix + "holdout_predicted", holdout_predicted);
+  w.add(prefix + "holdout_redeemed", holdout_redeemed);
+  w.add(prefix + "holdout_weight", holdout_weight);
+  w.add(prefix + "incremental_share", incremental_share);
+}
+
+PERKREC_INLINE BenefitPlannerFile BenefitPlannerFile::read(const ModelReader& r,
+                                                           const std::string& prefix) {
+  const Json& c = content_section(r, prefix);
+  JsonReader<ModelFormatError> jr(c, content_pointer(prefix), "BenefitPlannerFile::read");
+  Index n_users = 0, n_benefits = 0;
+  bool has_users = false;
+  const Json* config = jr.raw("config");
+  jr.require("n_users", n_users);
+  jr.require("n_benefits", n_benefits);
+  jr.require("has_users", has_users);
+  jr.finish();
+  if (config == nullptr || !config->is_object()) r.bad_content("config: expected a JSON object");
+  if (n_users < 0 || n_benefits < 0) r.bad_content("negative shape");
+  r.check_count("n_users", n_users);
+  r.check_count("n_benefits", n_benefits);
+  BenefitPlannerFile f;
+  f.config = *config;
+  f.events = detail::read_part<EventLog>(r, prefix + "part.events");
+  if (f.events.n_users() != n_users || f.events.n_benefits() != n_benefits) {
+    r.invalid(detail::concat("part 'events' holds ", f.events.n_users(), " members x ",
+                             f.events.n_benefits(), " benefits (the header says ", n_users, " x ",
+                             n_benefits, ")"));
+  }
+  f.redemption_model = detail::read_part<FM>(r, prefix + "part.fm");
+  f.preference = detail::read_part<PreferenceModel>(r, prefix + "part.preference");
+  f.catalog = detail::read_part<Catalog>(r, prefix + "part.catalog");
+  if (has_users) f.users = detail::read_part<UserTable>(r, prefix + "part.users");
+  f.order_value = r.vector<float>(prefix + "order_value", {n_users});
+  f.holdout_user = r.vector<std::int32_t>(prefix + "holdout_user");
+  f.holdout_benefit = r.vector<std::int32_t>(prefix + "holdout_benefit");
+  f.holdout_predicted = r.vector<double>(prefix + "holdout_predicted");
+  f.holdout_redeemed = r.vector<double>(prefix + "holdout_redeemed");
+  f.holdout_weight = r.vector<float>(prefix + "holdout_weight");
+  f.incremental_share = r.vector<float>(prefix + "incremental_share");
+  const std::string what = f.check();
+  if (!what.empty()) r.invalid(what);
+  return f;
+}
+
+}  // namespace perkrec

@@ -1,0 +1,456 @@
+"""From an event log to a benefit plan in one call.
+
+    bp = perkrec.BenefitPlanner(policy).fit(events, catalog, users, cut_time)
+    plan = bp.plan()                      # a perkrec.Plan at the end of the log
+    bp.save("planner.perk")               # one model file; perkrec.load / BenefitPlanner.load
+
+``fit`` learns what the plan needs, the recipe the demo plans with:
+
+1. redemption samples from the issues logged before ``cut_time`` (labels only from those
+   events), a :class:`~perkrec.FeatureEncoder` with leak-safe history features, and an FM
+   weighted by clipped inverse logged propensities (``weighting="ipw"``), early-stopped on the
+   issues logged after ``cut_time`` whose validity ended by the end of the log;
+2. those held-out issues again, with the FM's predictions, to measure how much of the FM's
+   member x benefit interaction holds up (``shrink=True``; applied to P at plan time by
+   :func:`perkrec.plan.shrink_interactions`);
+3. the :class:`~perkrec.PreferenceModel` (segments, send times, purchase timing), each member's
+   order value (``margin`` x median basket) and, with ``incremental="control"``, the
+   incremental share learned from the random control group, all as of the end of the log.
+
+``plan(at=...)`` scores every (member, benefit) at ``at`` through the FM and its encoder,
+shrinks, and hands P, the incremental share and the order values to :class:`perkrec.Planner`.
+
+Cost: ``plan`` encodes and scores every (member, benefit) pair at ``at`` and keeps P, the
+share and the values as members x benefits float32 matrices (the shrinkage needs every pair's
+logit): about 8 s for 20,000 members x 48 benefits on 2 cores. The saved file holds the event
+log (the history the features and caps read), which dominates its size.
+Thread safety: ``fit`` needs exclusive access; ``plan`` and ``inputs`` only read the fitted state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+from ._util import time_seconds
+
+WEIGHTINGS = ("ipw", "none")
+INCREMENTAL_SOURCES = ("timing", "control")
+DEFAULT_CUT_DAYS = 30
+
+
+def _config_error(message: str):
+    return _core.ConfigError(message)
+
+
+def _input_error(message: str):
+    return _core.InputError(message)
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """What the planner is fed at one plan time: ``redemption_probability`` (members x
+    benefits, float32, after the shrinkage), ``incremental_share`` (members x benefits) and
+    ``order_value`` (per member)."""
+
+    redemption_probability: np.ndarray
+    incremental_share: np.ndarray
+    order_value: np.ndarray
+
+
+def with_attributes(pairs: pd.DataFrame, catalog, users=None) -> pd.DataFrame:
+    """Adds to ``pairs`` (columns user, benefit, timestamp in epoch seconds) the benefit, member
+    and context columns :func:`perkrec.redemption_samples` produces, so the FM's encoder sees
+    the same columns at plan time as in training."""
+    from .fm import _face_value_band
+
+    cat = catalog.to_frame()
+    b = pairs["benefit"].to_numpy()
+    for col in ("kind", "face_value", "threshold", "discount_rate", "validity_days", "scope", "channel"):
+        pairs[col] = cat[col].to_numpy()[b]
+    pairs["face_value_band"] = _face_value_band(pairs["face_value"])
+    t = pairs["timestamp"].to_numpy()
+    if users is not None:
+        table = users.to_frame()
+        u = pairs["user"].to_numpy()
+        for col in table.columns:
+            if col == "signup_time":
+                pairs["tenure_days"] = (t - table[col].to_numpy().astype(np.float64)[u]) / 86400.0
+            else:
+                pairs[col] = table[col].to_numpy()[u]
+    stamp = pd.to_datetime(t, unit="s", utc=True)
+    pairs["weekday"] = stamp.day_of_week
+    pairs["hour"] = stamp.hour
+    return pairs
+
+
+def _issued_mask(frame: pd.DataFrame) -> np.ndarray:
+    return (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)
+
+
+class BenefitPlanner:
+    """The fitted pipeline from an event log to a :class:`~perkrec.Plan`.
+
+    ``policy``: a :class:`perkrec.Policy`, its JSON text or a dict (None: no rules, no budget).
+    Model parameters (defaults = the demo's):
+
+    - ``factors``, ``reg_linear``, ``reg_factors``, ``learning_rate``, ``seed``: the FM's;
+      ``epochs`` (None: 10 with early stopping, else 6), ``early_stopping`` (keep the epoch with
+      the best log-loss on the held-out issues, stop after ``early_stopping_rounds`` without
+      improvement), ``fm_threads`` (1: bit-reproducible);
+    - ``weighting``: "ipw" (inverse logged propensity) or "none";
+    - ``shrink``: shrink the FM's member x benefit interaction on the held-out issues;
+    - ``incremental``: "timing" (purchase timing of the preference model) or "control" (the
+      random control group); ``margin``: share of a member's median basket a redemption earns;
+    - ``preference_params``: keyword arguments of :class:`perkrec.PreferenceModel`;
+    - ``objective``, ``top_k``, ``method``: the :class:`perkrec.Planner`'s; ``num_threads``.
+
+    Bad parameters raise ConfigError naming the field here, before anything is fitted.
+    Thread safety: ``fit`` needs exclusive access; ``plan`` may run from several threads.
+    """
+
+    def __init__(self, policy=None, *, factors: int = 8, epochs: Optional[int] = None, reg_linear: float = 1e-4,
+                 reg_factors: float = 1e-4, learning_rate: float = 0.05, early_stopping: bool = True,
+                 early_stopping_rounds: int = 2, fm_threads: int = 1, weighting: str = "ipw", shrink: bool = True,
+                 incremental: str = "timing", margin: float = 0.3, preference_params: Optional[dict] = None,
+                 objective: str = "incremental", top_k: int = 50, method: str = "dual", seed: int = 42,
+                 num_threads: int = 0):
+        from .fm import FM
+        from .plan import Planner
+        from .preference import PreferenceModel
+
+        if weighting not in WEIGHTINGS:
+            raise _config_error(f"BenefitPlanner: weighting must be one of {WEIGHTINGS} (got {weighting!r})")
+        if incremental not in INCREMENTAL_SOURCES:
+            raise _config_error(f"BenefitPlanner: incremental must be one of {INCREMENTAL_SOURCES} "
+                                f"(got {incremental!r})")
+        for name, value in (("shrink", shrink), ("early_stopping", early_stopping)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise _config_error(f"BenefitPlanner: {name} must be True or False (got {value!r})")
+        if isinstance(margin, bool) or not (isinstance(margin, (int, float, np.floating)) and 0 < margin <= 1):
+            raise _config_error(f"BenefitPlanner: margin must be in (0, 1] (got {margin!r})")
+        if preference_params is not None and not isinstance(preference_params, dict):
+            raise _config_error(f"BenefitPlanner: preference_params must be a dict (got "
+                                f"{type(preference_params).__name__})")
+        self.fm_params = dict(factors=factors, epochs=(10 if early_stopping else 6) if epochs is None else epochs,
+                              early_stopping_rounds=early_stopping_rounds if early_stopping else 0,
+                              reg_linear=reg_linear, reg_factors=reg_factors, learning_rate=learning_rate,
+                              num_threads=fm_threads, seed=seed)
+        self.preference_params = dict(preference_params or {})
+        self.preference_params.setdefault("num_threads", num_threads)
+        # The sub-objects validate their own parameters (ConfigError naming the field) now.
+        FM(**self.fm_params)
+        PreferenceModel(**self.preference_params)
+        self.planner = Planner(policy, objective=objective, top_k=top_k, method=method, num_threads=num_threads)
+        self.params = dict(early_stopping=bool(early_stopping), weighting=weighting, shrink=bool(shrink),
+                           incremental=incremental, margin=float(margin), objective=objective, top_k=int(top_k),
+                           method=method, seed=seed, num_threads=num_threads)
+        self._state: Optional[dict] = None
+
+    # --- fitting ---------------------------------------------------------------------------
+    def fit(self, events, catalog, users=None, cut_time=None) -> "BenefitPlanner":
+        """Learns the plan's inputs from ``events`` (an EventLog), ``catalog`` and optionally
+        ``users`` (a UserTable of the log's members; without it the FM uses no member
+        attributes and the policy no attribute rules). The redemption model sees only the
+        events before ``cut_time`` (default: the log's last ``DEFAULT_CUT_DAYS`` days are held
+        out); the issues after it serve early stopping and the shrinkage. Returns self."""
+        from .data import Catalog, EventLog, UserTable
+
+        if not isinstance(events, EventLog):
+            raise _input_error(f"BenefitPlanner.fit: events must be a perkrec.EventLog (got {type(events).__name__})")
+        if not isinstance(catalog, Catalog):
+            raise _input_error(f"BenefitPlanner.fit: catalog must be a perkrec.Catalog (got {type(catalog).__name__})")
+        if users is not None and not isinstance(users, UserTable):
+            raise _input_error(f"BenefitPlanner.fit: users must be a perkrec.UserTable or None (got "
+                               f"{type(users).__name__})")
+        if len(catalog) != events.n_benefits:
+            raise _input_error(f"BenefitPlanner.fit: catalog: expected {events.n_benefits} benefits, the event "
+                               f"log's (got {len(catalog)})")
+        if users is not None and len(users) != events.n_users:
+            raise _input_error(f"BenefitPlanner.fit: users: expected {events.n_users} members, the event log's "
+                               f"(got {len(users)})")
+        if len(events) == 0:
+            raise _input_error("BenefitPlanner.fit: events: the log is empty (got 0 events)")
+        end = events.time_range[1]
+        t_end = time_seconds(end, "end")
+        cut = end - pd.Timedelta(days=DEFAULT_CUT_DAYS) if cut_time is None else cut_time
+        t_cut = time_seconds(cut, "cut_time")
+        if not t_cut <= t_end:
+            raise _input_error(f"BenefitPlanner.fit: cut_time must not be after the log's last event {end} "
+                               f"(got {cut})")
+        frame = events.to_frame(external_ids=False)
+        if self.params["weighting"] == "ipw" and "propensity" not in frame.columns:
+            raise _input_error("BenefitPlanner.fit: events: weighting 'ipw' needs logged propensities (the log "
+                               "has no propensity column); use weighting='none'")
+        if self.params["incremental"] == "control" and "control" not in frame.columns:
+            raise _input_error("BenefitPlanner.fit: events: incremental 'control' needs the control flag (the log "
+                               "has none); use incremental='timing'")
+        fm, encoder = self._fit_redemption_model(events, catalog, users, cut, t_cut, t_end)
+        holdout = self._holdout(events, frame, catalog, users, fm, encoder, t_cut, t_end)
+        self._state = self._fit_rest(events, catalog, users, end, fm, holdout, t_cut, t_end)
+        return self
+
+    def _fit_redemption_model(self, events, catalog, users, cut, t_cut: int, t_end: int):
+        from .data import split_by_time
+        from .fm import FM, FeatureEncoder, redemption_samples
+        from .plan import issue_weights
+
+        threads = self.params["num_threads"]
+        train, _ = split_by_time(events, cut, threads)
+        rows = redemption_samples(train, catalog, users)
+        if len(rows) == 0:
+            raise _input_error(f"BenefitPlanner.fit: events: no issues before cut_time (got cut_time {cut})")
+        weights = None
+        if self.params["weighting"] == "ipw":
+            train_frame = train.to_frame(external_ids=False)
+            weights = issue_weights(train_frame["propensity"].to_numpy()[_issued_mask(train_frame)])
+        encoder = FeatureEncoder().fit(rows, events=events, catalog=catalog)
+        validation = None
+        if self.params["early_stopping"]:
+            held = redemption_samples(events, catalog, users)
+            held = held[((held["timestamp"] >= t_cut) & (held["timestamp"] + held["validity_days"] * 86400 <= t_end))
+                        .to_numpy()]
+            if len(held) == 0:
+                raise _input_error("BenefitPlanner.fit: cut_time: early stopping needs issues after cut_time whose "
+                                   "validity ended by the end of the log (got none); move cut_time earlier or "
+                                   "pass early_stopping=False")
+            validation = (encoder.transform(held, events=events), held["label"])
+        fm = FM(**self.fm_params)
+        fm.fit(encoder.transform(rows, events=events), rows["label"], sample_weight=weights, encoder=encoder,
+               validation=validation)
+        return fm, encoder
+
+    def _holdout(self, events, frame, catalog, users, fm, encoder, t_cut: int, t_end: int) -> dict:
+        """The held-out issues (after the cut, validity ended by the end of the log) with the
+        FM's predictions: what the shrinkage fits its slope on at plan time."""
+        from .fm import redemption_samples
+        from .plan import issue_weights
+
+        empty = {"user": None, "benefit": None, "predicted": None, "redeemed": None, "weight": None}
+        if not self.params["shrink"]:
+            return empty
+        rows = redemption_samples(frame, catalog, users)
+        held = ((rows["timestamp"] >= t_cut) & (rows["timestamp"] + rows["validity_days"] * 86400 <= t_end)).to_numpy()
+        if held.sum() == 0:
+            raise _input_error("BenefitPlanner.fit: cut_time: the shrinkage needs issues after cut_time whose "
+                               "validity ended by the end of the log (got none); move cut_time earlier or pass "
+                               "shrink=False")
+        rows = rows[held]
+        weights = issue_weights(frame["propensity"].to_numpy()[_issued_mask(frame)][held]) \
+            if "propensity" in frame else None
+        predicted = fm.predict(encoder.transform(rows, events=events))
+        return {"user": rows["user"].to_numpy(np.int32), "benefit": rows["benefit"].to_numpy(np.int32),
+                "predicted": np.clip(predicted, 1e-6, 1 - 1e-6).astype(np.float64),
+                "redeemed": rows["label"].to_numpy(np.float64),
+                "weight": None if weights is None else np.ascontiguousarray(weights, dtype=np.float32)}
+
+    def _fit_rest(self, events, catalog, users, end, fm, holdout, t_cut: int, t_end: int) -> dict:
+        from .plan import incremental_share_from_control, order_value
+        from .preference import PreferenceModel
+
+        pref = PreferenceModel(**self.preference_params).fit(events, catalog, end)
+        share = None
+        if self.params["incremental"] == "control":
+            share = np.ascontiguousarray(incremental_share_from_control(events, catalog, end), dtype=np.float32)
+        value = np.ascontiguousarray(order_value(events, self.params["margin"], cut_time=end), dtype=np.float32)
+        return {"fm": fm, "preference": pref, "catalog": catalog, "events": events, "users": users,
+                "order_value": value, "holdout": holdout, "incremental_share": share,
+                "cut_time": int(t_cut), "end_time": int(t_end)}
+
+    # --- the fitted parts ------------------------------------------------------------------
+    def _require_fitted(self, method: str) -> dict:
+        if self._state is None:
+            raise _input_error(f"BenefitPlanner.{method}: not fitted (call fit or BenefitPlanner.load first)")
+        return self._state
+
+    @property
+    def fitted(self) -> bool:
+        return self._state is not None
+
+    @property
+    def fm(self):
+        """The redemption FM (its ``encoder`` attached)."""
+        return self._require_fitted("fm")["fm"]
+
+    @property
+    def encoder(self):
+        return self.fm.encoder
+
+    @property
+    def preference(self):
+        return self._require_fitted("preference")["preference"]
+
+    @property
+    def catalog(self):
+        return self._require_fitted("catalog")["catalog"]
+
+    @property
+    def events(self):
+        return self._require_fitted("events")["events"]
+
+    @property
+    def users(self):
+        """The UserTable given to fit, or None."""
+        return self._require_fitted("users")["users"]
+
+    @property
+    def order_value(self) -> np.ndarray:
+        return self._require_fitted("order_value")["order_value"]
+
+    @property
+    def cut_time(self) -> pd.Timestamp:
+        return pd.Timestamp(self._require_fitted("cut_time")["cut_time"], unit="s", tz="UTC")
+
+    @property
+    def end_time(self) -> pd.Timestamp:
+        return pd.Timestamp(self._require_fitted("end_time")["end_time"], unit="s", tz="UTC")
+
+    # --- planning --------------------------------------------------------------------------
+    def inputs(self, at=None) -> PlanInputs:
+        """The planner's inputs at ``at`` (default: the end of the log): the FM's P for every
+        (member, benefit), shrunk when fitted with ``shrink``, the incremental share and the
+        order values."""
+        from .plan import incremental_share, shrink_interactions
+
+        state = self._require_fitted("inputs")
+        t = state["end_time"] if at is None else time_seconds(at, "at")
+        fm, catalog, users, events = self.fm, self.catalog, self.users, self.events
+        n, n_b = events.n_users, len(catalog)
+        pairs = pd.DataFrame({"user": np.repeat(np.arange(n), n_b), "benefit": np.tile(np.arange(n_b), n),
+                              "timestamp": t})
+        pairs = with_attributes(pairs, catalog, users)
+        P = fm.predict(fm.encoder.transform(pairs, events=events)).reshape(n, n_b).astype(np.float32)
+        if self.params["shrink"]:
+            held = state["holdout"]
+            P, _ = shrink_interactions(np.clip(P, 1e-6, 1 - 1e-6), held["user"], held["benefit"], held["predicted"],
+                                       held["redeemed"], sample_weight=held["weight"])
+        if self.params["incremental"] == "control":
+            S = state["incremental_share"].reshape(n, n_b)
+        else:
+            S = incremental_share(self.preference, catalog)
+        return PlanInputs(P, S, state["order_value"])
+
+    def plan(self, at=None, *, budget: Optional[float] = None, inputs: Optional[PlanInputs] = None):
+        """The budgeted :class:`~perkrec.Plan` at ``at`` (default: the end of the log) under the
+        policy (``budget`` overrides its budget). ``inputs``: precomputed :meth:`inputs` at the
+        same time. ``plan.info["inputs"]`` keeps the inputs used."""
+        state = self._require_fitted("plan")
+        t = state["end_time"] if at is None else time_seconds(at, "at")
+        if inputs is None:
+            inputs = self.inputs(t)
+        elif not isinstance(inputs, PlanInputs):
+            raise _input_error(f"BenefitPlanner.plan: inputs must be a PlanInputs (got {type(inputs).__name__})")
+        users = self.users
+        if users is None:
+            from .data import UserTable
+
+            users = UserTable(self.events.user_ids)
+        pref = self.preference
+        plan = self.planner.plan(self.catalog, users, t, redemption_probability=inputs.redemption_probability,
+                                 incremental_share=inputs.incremental_share, order_value=inputs.order_value,
+                                 segments=pref.segments(), history=self.events, preference=pref, budget=budget)
+        plan.info["inputs"] = inputs
+        return plan
+
+    # --- files -----------------------------------------------------------------------------
+    def _file(self, method: str) -> _core.BenefitPlannerFile:
+        state = self._require_fitted(method)
+        held = state["holdout"]
+        config = {"policy": json.loads(self.planner.policy.to_json()), "params": self.params,
+                  "fm_params": self.fm_params, "preference_params": self.preference_params,
+                  "cut_time": state["cut_time"], "end_time": state["end_time"]}
+        share = state["incremental_share"]
+        return _core.BenefitPlannerFile(
+            json.dumps(config), state["fm"]._impl, state["preference"]._impl, state["catalog"]._impl,
+            state["events"]._impl, None if state["users"] is None else state["users"]._impl, state["order_value"],
+            held["user"], held["benefit"], held["predicted"], held["redeemed"], held["weight"],
+            None if share is None else share.reshape(-1))
+
+    def to_bytes(self) -> bytes:
+        """The fitted pipeline as model-file bytes (what save writes and pickle uses)."""
+        return self._file("to_bytes").to_bytes()
+
+    def save(self, path) -> None:
+        """Writes the fitted pipeline as one model file (kind "BenefitPlanner"): the policy,
+        the parameters, the FM with its encoder, the preference model, the catalog, the event
+        log, the user table and the per-member / held-out arrays."""
+        import os
+
+        self._file("save").save(os.fspath(path))
+
+    @classmethod
+    def _wrap(cls, impl: _core.BenefitPlannerFile) -> "BenefitPlanner":
+        from .data import Catalog, EventLog, UserTable
+        from .fm import FM
+        from .preference import PreferenceModel
+
+        config = json.loads(impl.config_json)
+        try:
+            params = dict(config["params"])
+            fm_params = dict(config["fm_params"])
+            kwargs = dict(factors=fm_params["factors"], epochs=fm_params["epochs"],
+                          reg_linear=fm_params["reg_linear"], reg_factors=fm_params["reg_factors"],
+                          learning_rate=fm_params["learning_rate"], early_stopping=params["early_stopping"],
+                          early_stopping_rounds=fm_params["early_stopping_rounds"],
+                          fm_threads=fm_params["num_threads"], weighting=params["weighting"], shrink=params["shrink"],
+                          incremental=params["incremental"], margin=params["margin"],
+                          preference_params=config["preference_params"], objective=params["objective"],
+                          top_k=params["top_k"], method=params["method"], seed=params["seed"],
+                          num_threads=params["num_threads"])
+            obj = cls(config["policy"], **kwargs)
+            share = impl.incremental_share
+            if (params["incremental"] == "control") != (len(share) > 0):
+                raise ValueError(f"incremental {params['incremental']!r} with {len(share)} stored shares")
+            if params["shrink"] and len(impl.holdout_user) == 0:
+                raise ValueError("shrink without held-out issues")
+            cut_time, end_time = int(config["cut_time"]), int(config["end_time"])
+        except (KeyError, TypeError, ValueError) as exc:  # ConfigError and InputError are ValueErrors
+            error = _core.ModelFormatError(f"BenefitPlanner.load: inconsistent config: {exc}")
+            error.code = "invalid_content"
+            raise error from exc
+        weight = impl.holdout_weight
+        users = impl.users
+        holdout = {"user": impl.holdout_user, "benefit": impl.holdout_benefit, "predicted": impl.holdout_predicted,
+                   "redeemed": impl.holdout_redeemed, "weight": weight if len(weight) else None}
+        if not params["shrink"]:
+            holdout = {k: None for k in holdout}
+        obj._state = {"fm": FM._wrap(impl.fm), "preference": PreferenceModel._wrap(impl.preference),
+                      "catalog": Catalog._wrap(impl.catalog), "events": EventLog._wrap(impl.events),
+                      "users": None if users is None else UserTable._wrap(users), "order_value": impl.order_value,
+                      "holdout": holdout, "incremental_share": share if len(share) else None,
+                      "cut_time": cut_time, "end_time": end_time}
+        return obj
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "BenefitPlanner":
+        from .io import loads
+
+        obj = loads(data)
+        if not isinstance(obj, cls):
+            error = _core.ModelFormatError(f"BenefitPlanner.from_bytes: the bytes hold a {type(obj).__name__}")
+            error.code = "wrong_kind"
+            raise error
+        return obj
+
+    @classmethod
+    def load(cls, path) -> "BenefitPlanner":
+        """The pipeline saved at ``path``; ModelFormatError for a damaged or foreign file."""
+        from .io import _read_file
+
+        return cls.from_bytes(_read_file(path, "BenefitPlanner.load"))
+
+    def __reduce__(self):
+        from .io import loads
+
+        return (loads, (self.to_bytes(),))
+
+    def __repr__(self) -> str:
+        if self._state is None:
+            return "BenefitPlanner(not fitted)"
+        return (f"BenefitPlanner({self.events.n_users} members, {len(self.catalog)} benefits, cut "
+                f"{self.cut_time:%Y-%m-%d}, end {self.end_time:%Y-%m-%d})")
