@@ -228,19 +228,7 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
         if (keep_row(k)) ++h[static_cast<std::size_t>(c.user[k] >> shift)];
       }
     });
-    std::vector<Offset> bucket_start(n_buckets + 1, 0);
-    {
-      Offset total = 0;
-      for (std::size_t bk = 0; bk < n_buckets; ++bk) {
-        bucket_start[bk] = total;
-        for (std::size_t blk = 0; blk < nb; ++blk) {
-          const Offset count = cursor[blk * n_buckets + bk];
-          cursor[blk * n_buckets + bk] = total;
-          total += count;
-        }
-      }
-      bucket_start[n_buckets] = total;
-    }
+    const std::vector<Offset> bucket_start = detail::bucket_cursors(cursor, nb, n_buckets);
     detail::LargeVector<Record> records(kept);
     parallel_for(0, rb.count, num_threads, [&](Offset blk) {
       Offset* pos = cursor.data() + static_cast<std::size_t>(blk) * n_buckets;

@@ -288,19 +288,7 @@ PERKREC_INLINE void EventLog::fill_sorted(const EventColumns& c, int num_threads
       ++h[static_cast<std::size_t>(c.user[static_cast<std::size_t>(i)] >> shift)];
     }
   });
-  std::vector<Offset> bucket_start(n_buckets + 1, 0);
-  {
-    Offset total = 0;
-    for (std::size_t bk = 0; bk < n_buckets; ++bk) {
-      bucket_start[bk] = total;
-      for (std::size_t blk = 0; blk < n_blocks; ++blk) {
-        const Offset count = cursor[blk * n_buckets + bk];
-        cursor[blk * n_buckets + bk] = total;
-        total += count;
-      }
-    }
-    bucket_start[n_buckets] = total;
-  }
+  const std::vector<Offset> bucket_start = detail::bucket_cursors(cursor, n_blocks, n_buckets);
   detail::LargeVector<Record> records(n);
   parallel_for(0, blocks.count, num_threads, [&](Offset blk) {
     Offset* pos = cursor.data() + static_cast<std::size_t>(blk) * n_buckets;
