@@ -99,7 +99,8 @@ def _times_ok(series: pd.Series) -> np.ndarray:
     if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(series):
         parsed = pd.to_datetime(series, utc=True)
     else:
-        parsed = pd.to_datetime(series, utc=True, errors="coerce", format="mixed")
+        # As the loader reads them (one format, inferred from the data): a row it cannot read is NaT.
+        parsed = pd.to_datetime(series, utc=True, errors="coerce")
     ok = parsed.notna().to_numpy()
     secs = np.where(ok, parsed.dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64), 0)
     return ok & (secs >= _core.MIN_TIME) & (secs < _core.MAX_TIME)

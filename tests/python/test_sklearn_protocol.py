@@ -58,7 +58,6 @@ def test_set_params_validates_through_the_constructor():
 
 
 def test_a_loaded_model_reports_its_stored_parameters(tmp_path):
-    rng = np.random.default_rng(0)
     import scipy.sparse as sp
 
     matrix = sp.random(40, 12, density=0.2, format="csr", random_state=1, dtype=np.float32)
@@ -69,7 +68,6 @@ def test_a_loaded_model_reports_its_stored_parameters(tmp_path):
     assert clone(loaded).get_params() == model.get_params()
     model.set_num_threads(2)
     assert model.get_params()["num_threads"] == 2
-    del rng
 
 
 def _planted(n, rng):

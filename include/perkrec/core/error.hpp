@@ -177,5 +177,13 @@ template <class E, class... Parts>
   throw E(concat(parts...));
 }
 
+/// InputError unless column `name` has `expected` rows (or none, when `optional`).
+inline void check_column_length(const char* ctx, const std::string& name, std::size_t rows, std::size_t expected,
+                                bool optional = false) {
+  if (rows == expected || (optional && rows == 0)) return;
+  raise<InputError>(ctx, ": column '", name, "' has ", rows, " rows (expected ", expected,
+                    optional ? " or none)" : ")");
+}
+
 }  // namespace detail
 }  // namespace perkrec

@@ -53,9 +53,7 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
   const int num_threads = o.num_threads;
   resolve_num_threads(num_threads);
   auto check_length = [&](const char* name, std::size_t len, bool optional) {
-    if ((optional && len == 0) || len == n) return;
-    detail::raise<InputError>(ctx, ": column '", name, "' has ", len, " rows (expected ", n,
-                              optional ? " or none)" : ")");
+    detail::check_column_length(ctx, name, len, n, optional);
   };
   check_length("item", c.item.size(), false);
   check_length("timestamp", c.timestamp.size(), false);

@@ -98,9 +98,7 @@ PERKREC_INLINE EventLog EventLog::from_columns(const EventColumns& c, Index n_us
   const std::size_t n = c.user.size();
   resolve_num_threads(num_threads);
   auto check_length = [&](const char* name, std::size_t len, bool optional) {
-    if ((optional && len == 0) || len == n) return;
-    detail::raise<InputError>(ctx, ": column '", name, "' has ", len, " rows (expected ", n,
-                              optional ? " or none)" : ")");
+    detail::check_column_length(ctx, name, len, n, optional);
   };
   check_length("benefit", c.benefit.size(), false);
   check_length("type", c.type.size(), false);

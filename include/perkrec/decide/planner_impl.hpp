@@ -647,14 +647,8 @@ PERKREC_INLINE PlannerParams PlannerParams::from_json(const Json& j) {
   PlannerParams p;
   JsonReader<ConfigError> r(j, "", "PlannerParams::from_json");
   std::string text;
-  if (r.read("objective", text)) {
-    if (text == "redemption") {
-      p.objective = RankerParams::Objective::redemption;
-    } else if (text == "incremental") {
-      p.objective = RankerParams::Objective::incremental;
-    } else {
-      r.fail("objective", "expected \"redemption\" or \"incremental\"");
-    }
+  if (r.read("objective", text) && !parse_objective(text, p.objective)) {
+    r.fail("objective", "expected \"redemption\" or \"incremental\"");
   }
   if (r.read("method", text)) {
     if (text == "dual") {

@@ -193,6 +193,9 @@ struct RankerParams {
 };
 
 PERKREC_INLINE const char* to_string(RankerParams::Objective objective);
+/// The objective named `text` ("redemption" or "incremental") into `out`; false (and `out`
+/// unchanged) for any other name.
+PERKREC_INLINE bool parse_objective(const std::string& text, RankerParams::Objective& out);
 
 /// The ranker's inputs: dense row-major members x benefits matrices unless noted. The shapes
 /// come from the EligibilityMasks (n_users x n_benefits). Nothing is copied.

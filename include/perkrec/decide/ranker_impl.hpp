@@ -471,6 +471,17 @@ PERKREC_INLINE void RankerParams::validate() const {
   resolve_num_threads(num_threads);
 }
 
+PERKREC_INLINE bool parse_objective(const std::string& text, RankerParams::Objective& out) {
+  if (text == "redemption") {
+    out = RankerParams::Objective::redemption;
+  } else if (text == "incremental") {
+    out = RankerParams::Objective::incremental;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 PERKREC_INLINE Json RankerParams::to_json() const {
   return Json{{"objective", to_string(objective)}, {"top_k", top_k}, {"issue_cost", issue_cost},
               {"keep_non_positive", keep_non_positive}, {"num_threads", num_threads}};
@@ -480,14 +491,8 @@ PERKREC_INLINE RankerParams RankerParams::from_json(const Json& j) {
   RankerParams p;
   JsonReader<ConfigError> r(j, "", "RankerParams::from_json");
   std::string objective;
-  if (r.read("objective", objective)) {
-    if (objective == "redemption") {
-      p.objective = Objective::redemption;
-    } else if (objective == "incremental") {
-      p.objective = Objective::incremental;
-    } else {
-      r.fail("objective", "expected \"redemption\" or \"incremental\"");
-    }
+  if (r.read("objective", objective) && !parse_objective(objective, p.objective)) {
+    r.fail("objective", "expected \"redemption\" or \"incremental\"");
   }
   r.read("top_k", p.top_k);
   r.read("issue_cost", p.issue_cost);

@@ -584,19 +584,13 @@ inline void check_sample_columns(const SampleColumns& s, const char* ctx) {
   if (s.rows < 0) detail::raise<InputError>(ctx, ": negative row count (got ", s.rows, ")");
   const auto n = static_cast<std::size_t>(s.rows);
   for (const auto& c : s.integers) {
-    if (c.values.size() != n) {
-      detail::raise<InputError>(ctx, ": column '", c.name, "' has ", c.values.size(), " rows (expected ", n, ")");
-    }
+    detail::check_column_length(ctx, c.name, c.values.size(), n);
   }
   for (const auto& c : s.numerics) {
-    if (c.values.size() != n) {
-      detail::raise<InputError>(ctx, ": column '", c.name, "' has ", c.values.size(), " rows (expected ", n, ")");
-    }
+    detail::check_column_length(ctx, c.name, c.values.size(), n);
   }
   for (const auto& c : s.categoricals) {
-    if (c.codes.size() != n) {
-      detail::raise<InputError>(ctx, ": column '", c.name, "' has ", c.codes.size(), " rows (expected ", n, ")");
-    }
+    detail::check_column_length(ctx, c.name, c.codes.size(), n);
     if (!c.missing.empty() && c.missing.size() != c.dictionary.size()) {
       detail::raise<InputError>(ctx, ": column '", c.name, "' has ", c.missing.size(), " missing flags (expected ",
                                 c.dictionary.size(), ", one per dictionary entry)");
