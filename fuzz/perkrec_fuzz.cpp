@@ -77,7 +77,17 @@ void fuzz_model(std::string_view bytes) {
   } else if (kind == UpliftModel::kind) {
     (void)UpliftModel::read(r, "");
   } else if (kind == BenefitPlannerFile::kind) {
-    (void)BenefitPlannerFile::read(r, "");
+    // A file that loads must become a planner or a typed error (its config and encoder are
+    // read here), and a small one must answer one member.
+    BenefitPlannerFile file = BenefitPlannerFile::read(r, "");
+    try {
+      const BenefitPlanner planner(std::move(file), 1);
+      if (planner.n_users() > 0 && static_cast<double>(planner.n_users()) * planner.n_benefits() <= 1e4) {
+        const BenefitPlanner::State state = planner.prepare(planner.end_time());
+        (void)planner.answer(state, 0, planner.end_time(), 2);
+      }
+    } catch (const Error&) {
+    }
   } else if (kind == CLVModel::kind) {
     // A file that loads must predict without crashing (finite or a typed error).
     const CLVModel model = CLVModel::read(r, "");

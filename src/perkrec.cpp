@@ -19,6 +19,7 @@
 #include "perkrec/data/user_table_impl.hpp"
 #include "perkrec/decide/allocator_impl.hpp"
 #include "perkrec/decide/benefit_planner_file_impl.hpp"
+#include "perkrec/decide/benefit_planner_impl.hpp"
 #include "perkrec/decide/calibration_impl.hpp"
 #include "perkrec/decide/explain_impl.hpp"
 #include "perkrec/decide/planner_impl.hpp"

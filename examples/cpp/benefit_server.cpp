@@ -20,7 +20,9 @@
 //   bad line: {"id": "r2", "error": "InputError: request: /colour: unknown key (...)"}
 //
 // Options (see ServerOptions): --catalog, --users, --policy, --model (repeatable),
-// --preference, --blend, --history, --plan-time (UTC seconds), --period-hours (pacing period,
+// --preference, --blend, --history, or instead of those seven --planner FILE (a fitted
+// perkrec.BenefitPlanner: FM + preference + incremental objective; plan time default = the
+// end of its log), --plan-time (UTC seconds), --period-hours (pacing period,
 // default 24), --value (value of one redemption, default 10), --value-column, --top-k
 // (default 20), --threads (default 1, at most 1024), --max-line-bytes (default 65536: longer
 // request lines get an error answer), --input FILE / --output FILE (default stdin / stdout),
@@ -43,6 +45,8 @@ const char* kUsage =
     "[--preference FILE] [--blend FILE] [--history FILE] [--plan-time T] [--period-hours H] "
     "[--value V] [--value-column NAME] [--top-k K] [--threads N] [--max-line-bytes B] "
     "[--input FILE] [--output FILE]\n"
+    "       perkrec_benefit_server --planner FILE [--plan-time T] [--period-hours H] [--top-k K] "
+    "[--threads N] [--max-line-bytes B] [--input FILE] [--output FILE]\n"
     "       perkrec_benefit_server --generate DIR [--members N] [--requests N]\n"
     "Requests are JSON lines on standard input (or --input), answers JSON lines on standard\n"
     "output (or --output), in input order; see benefit_server.hpp for the protocol.\n";
@@ -117,6 +121,7 @@ int main(int argc, char** argv) {
       else if (arg == "--preference") o.preference = value();
       else if (arg == "--blend") o.blend = value();
       else if (arg == "--history") o.history = value();
+      else if (arg == "--planner") o.planner = value();
       else if (arg == "--plan-time") o.plan_time = std::stoll(value());
       else if (arg == "--period-hours") o.period_hours = std::stod(value());
       else if (arg == "--value") o.value_per_redemption = std::stod(value());

@@ -17,6 +17,15 @@
 //               probability from the sources above, re-attached by name. Without a blend the
 //               probability is the Popularity score (the share of members who took the benefit)
 //   history     optional EventLog container: caps and frequency caps count past issues
+//   planner     instead of all of the above: a fitted perkrec.BenefitPlanner model file
+//               (decide/benefit_planner.hpp) holding the catalog, members, policy, the FM with
+//               its encoder, the preference model, the history and the order values. The
+//               probability is the FM's at the request's time, its member x benefit
+//               interaction shrunk as the plan at plan_time shrinks it (means measured once at
+//               load), ranked by the pipeline's objective (incremental: value x the incremental
+//               share), the value of a redemption is the member's stored order value, and
+//               plan_time 0 means the end of the fitted log. A member's answer at plan_time
+//               equals BenefitPlanner::answer (and, without a budget, the plan's row).
 //
 // Request (one JSON object per line; strict: unknown keys are errors):
 //   {"id": "r1", "member": "123", "n": 2, "time": 1767225600}
@@ -41,7 +50,8 @@
 //   answers are always valid UTF-8 JSON.
 //
 // Decision for one request (BenefitServer::answer):
-//   1. redemption probability of every benefit for the member (blend or Popularity),
+//   1. redemption probability of every benefit for the member (blend or Popularity; with
+//      --planner the pipeline's FM, shrunk, and the member's incremental share per benefit),
 //   2. Planner::rank_member (decide/planner.hpp): the member's eligible benefits (compiled
 //      policy masks) by expected value - cost, top_k kept, plus the best ineligible benefit
 //      and the rule that excluded it,
@@ -52,7 +62,9 @@
 //      the policy's quiet hours) and validity,
 //   5. explain(): the reasons of each issued benefit.
 // Money: value = probability x value of a redemption (the member's value column, else
-// ServerOptions::value_per_redemption); cost = issue cost + probability x catalog cost.
+// ServerOptions::value_per_redemption; --planner: the stored order value, times the
+// incremental share under the incremental objective); cost = issue cost + probability x
+// catalog cost.
 //
 // Time: eligibility (date windows, caps from the history) is compiled once at plan_time and the
 // pacer paces spend over [plan_time, plan_time + period_hours); a request's "time" drives the
@@ -112,6 +124,7 @@ struct ServerOptions {
   std::string preference;               ///< PreferenceModel container file, or ""
   std::string blend;                    ///< ScoreBlend JSON file, or ""
   std::string history;                  ///< EventLog container file, or ""
+  std::string planner;                  ///< BenefitPlanner model file (replaces the six above), or ""
   Timestamp plan_time = 0;              ///< policy compile time and start of the pacing day
   double period_hours = 24.0;           ///< pacing period [plan_time, plan_time + period); > 0
   double value_per_redemption = 10.0;   ///< value of one redemption when no column; >= 0
@@ -126,10 +139,18 @@ struct ServerOptions {
     auto bad = [](const char* option, const std::string& what) {
       perkrec::detail::raise<perkrec::ConfigError>("ServerOptions: ", option, ": ", what);
     };
-    if (catalog.empty()) bad("catalog", "required");
-    if (users.empty()) bad("users", "required");
-    if (policy.empty()) bad("policy", "required");
-    if (models.empty()) bad("models", "at least one model file is required");
+    if (!planner.empty()) {
+      if (!catalog.empty() || !users.empty() || !policy.empty() || !models.empty() || !preference.empty() ||
+          !blend.empty() || !history.empty() || !value_column.empty()) {
+        bad("planner", "the pipeline file holds the catalog, members, policy, models, preference, history and "
+                       "values: give none of those options with it");
+      }
+    } else {
+      if (catalog.empty()) bad("catalog", "required");
+      if (users.empty()) bad("users", "required");
+      if (policy.empty()) bad("policy", "required");
+      if (models.empty()) bad("models", "at least one model file is required");
+    }
     if (!(period_hours > 0) || !std::isfinite(period_hours)) bad("period_hours", "must be > 0");
     if (!(value_per_redemption >= 0) || !std::isfinite(value_per_redemption)) {
       bad("value_per_redemption", "must be finite and >= 0");
@@ -188,6 +209,7 @@ class BenefitServer {
     options.validate();
     std::unique_ptr<BenefitServer> s(new BenefitServer());
     s->options_ = options;
+    if (!options.planner.empty()) return load_planner(std::move(s));
     s->catalog_ = perkrec::Catalog::from_json(read_text_file(options.catalog, "catalog"));
     s->users_ = perkrec::UserTable::load(options.users);
     const Index n_users = s->users_.size();
@@ -285,11 +307,7 @@ class BenefitServer {
     if (!options.history.empty()) history = std::make_unique<perkrec::EventLog>(perkrec::EventLog::load(options.history));
     s->compiled_ = s->policy_.compile(s->catalog_, s->users_, options.plan_time, segments.get(), history.get());
 
-    perkrec::PacingParams pacing;  // the policy's budget; none = infinite
-    pacing.budget = s->compiled_.constraints.budget;
-    pacing.start = options.plan_time;
-    pacing.end = options.plan_time + static_cast<Timestamp>(std::llround(options.period_hours * 3600.0));
-    s->pacer_ = std::make_unique<perkrec::Pacer>(s->compiled_.constraints, pacing);
+    s->pacer_ = make_pacer(s->compiled_, options);
 
     perkrec::PlannerParams planner;  // ranks one member per request: the request is the unit of parallelism
     planner.objective = perkrec::RankerParams::Objective::redemption;
@@ -299,6 +317,39 @@ class BenefitServer {
     s->explain_ = perkrec::ExplanationContext::make(s->preference_.get(), s->catalog_, s->blend_.get(),
                                                     s->compiled_.rule_names);
     return s;
+  }
+
+  /// --planner: everything from the pipeline file; the shrinkage's means and the compiled
+  /// policy at plan_time (the end of the fitted log when 0).
+  static std::unique_ptr<BenefitServer> load_planner(std::unique_ptr<BenefitServer> s) {
+    s->pipeline_ = std::make_unique<perkrec::BenefitPlanner>(perkrec::BenefitPlanner::load(s->options_.planner, 1));
+    const perkrec::BenefitPlanner& bp = *s->pipeline_;
+    const perkrec::BenefitPlannerFile& f = bp.file();
+    if (s->options_.plan_time == 0) s->options_.plan_time = bp.end_time();
+    s->catalog_ = f.catalog;
+    s->users_ = f.users ? *f.users
+                        : perkrec::UserTable(f.events.user_ids().size() == bp.n_users() ? f.events.user_ids()
+                                                                                         : perkrec::IdMap::range(bp.n_users()));
+    s->state_ = std::make_unique<perkrec::BenefitPlanner::State>(bp.prepare(s->options_.plan_time));
+    s->policy_ = bp.policy();
+    s->compiled_ = s->state_->compiled;
+    s->member_value_ = f.order_value;
+    s->pacer_ = make_pacer(s->compiled_, s->options_);
+    perkrec::PlannerParams planner = bp.planner().params();
+    planner.top_k = s->options_.top_k;
+    planner.num_threads = 1;
+    s->planner_ = perkrec::Planner(planner);
+    s->explain_ = s->state_->context;
+    return s;
+  }
+
+  static std::unique_ptr<perkrec::Pacer> make_pacer(const perkrec::CompiledPolicy& compiled,
+                                                    const ServerOptions& options) {
+    perkrec::PacingParams pacing;  // the policy's budget; none = infinite
+    pacing.budget = compiled.constraints.budget;
+    pacing.start = options.plan_time;
+    pacing.end = options.plan_time + static_cast<Timestamp>(std::llround(options.period_hours * 3600.0));
+    return std::make_unique<perkrec::Pacer>(compiled.constraints, pacing);
   }
 
   const perkrec::Catalog& catalog() const { return catalog_; }
@@ -367,7 +418,11 @@ class BenefitServer {
     std::vector<Index> users(static_cast<std::size_t>(nb), u), items(static_cast<std::size_t>(nb));
     for (Index b = 0; b < nb; ++b) items[static_cast<std::size_t>(b)] = b;
     std::vector<float> prob(static_cast<std::size_t>(nb));
-    if (blend_) {
+    std::vector<float> share(1, 1.0f);  // redemption objective: unused
+    if (pipeline_) {
+      prob = pipeline_->member_probability(*state_, u, q.time);
+      share = pipeline_->member_share(u);
+    } else if (blend_) {
       blend_->predict(users, items, prob);
     } else {
       popularity_->score(users, items, prob);
@@ -377,7 +432,7 @@ class BenefitServer {
     // 2. Eligible candidates by expected value - cost (the Planner's ranking of one member).
     perkrec::RankDiagnostics diag;
     const perkrec::Candidates c =
-        planner_.rank_member(compiled_, catalog_, u, prob, 1.0f, member_value_[static_cast<std::size_t>(u)], &diag);
+        planner_.rank_member(compiled_, catalog_, u, prob, share, member_value_[static_cast<std::size_t>(u)], &diag);
 
     // 3. The pacer spends: the whole ranked row in one call, at most n new benefits, picked by
     //    its own rule (value - multiplier x cost - inventory price, best first). The runner-up
@@ -410,7 +465,8 @@ class BenefitServer {
     for (std::int64_t e : chosen) {
       const auto i = static_cast<std::size_t>(e);
       const Index b = c.benefit[i];
-      const perkrec::SendSchedule when = planner_.send_time(compiled_, catalog_, preference_.get(), u, b, q.time);
+      const perkrec::SendSchedule when = planner_.send_time(
+          compiled_, catalog_, pipeline_ ? &pipeline_->file().preference : preference_.get(), u, b, q.time);
       perkrec::ExplanationRow row;
       row.member = u;
       row.benefit = b;
@@ -756,6 +812,8 @@ class BenefitServer {
   std::unique_ptr<perkrec::ALS> als_;
   std::unique_ptr<perkrec::BPR> bpr_;
   std::unique_ptr<perkrec::PreferenceModel> preference_;
+  std::unique_ptr<perkrec::BenefitPlanner> pipeline_;              // --planner
+  std::unique_ptr<perkrec::BenefitPlanner::State> state_;          // its means at plan_time
   std::unique_ptr<perkrec::ScoreBlend> blend_;
   std::vector<std::pair<std::string, perkrec::ScoreBlend::Scorer>> sources_;
   std::vector<float> member_value_;

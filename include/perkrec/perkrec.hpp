@@ -52,6 +52,7 @@
 #include "perkrec/decide/explain.hpp"
 #include "perkrec/decide/calibration.hpp"
 #include "perkrec/decide/planner.hpp"
+#include "perkrec/decide/benefit_planner.hpp"
 #include "perkrec/decide/benefit_planner_file.hpp"
 
 #include "perkrec/eval/metrics.hpp"

@@ -1,4 +1,5 @@
-// The fitted pipeline's model file (BenefitPlannerFile): plumbing only.
+// The fitted pipeline's model file (BenefitPlannerFile) and the C++ BenefitPlanner that plans
+// and answers from it: plumbing only; compute runs with the GIL released.
 #include "bindings.hpp"
 
 namespace perkrec::python {
@@ -68,6 +69,76 @@ void bind_pipeline(py::module_& m) {
   array("holdout_weight", &BenefitPlannerFile::holdout_weight);
   array("incremental_share", &BenefitPlannerFile::incremental_share);
   def_serialization<BenefitPlannerFile>(cls);
+
+  py::class_<BenefitPlanner::State>(m, "BenefitPlannerState")
+      .def_readonly("time", &BenefitPlanner::State::time)
+      .def_property_readonly("slope", [](const BenefitPlanner::State& s) { return s.means.slope; });
+  py::class_<BenefitPlanner>(m, "BenefitPlannerCore")
+      .def(py::init([](const BenefitPlannerFile& file, int num_threads) {
+             py::gil_scoped_release release;
+             return BenefitPlanner(file, num_threads);
+           }),
+           py::arg("file"), py::arg("num_threads") = -1)
+      .def_property_readonly("n_users", &BenefitPlanner::n_users)
+      .def_property_readonly("n_benefits", &BenefitPlanner::n_benefits)
+      .def("set_block_members", &BenefitPlanner::set_block_members, py::arg("members"))
+      .def(
+          "redemption_probability",
+          [](const BenefitPlanner& self, Timestamp at, const EventLog* events) {
+            std::vector<float> P;
+            double slope = 1.0;
+            {
+              py::gil_scoped_release release;
+              P = self.redemption_probability(at, events, &slope);
+            }
+            return py::make_tuple(to_numpy(std::move(P), {static_cast<py::ssize_t>(self.n_users()),
+                                                     static_cast<py::ssize_t>(self.n_benefits())}), slope);
+          },
+          py::arg("at"), py::arg("events") = nullptr)
+      .def(
+          "plan",
+          [](const BenefitPlanner& self, Timestamp at, double budget, const EventLog* events) {
+            BenefitPlanner::Plan p;
+            {
+              py::gil_scoped_release release;
+              p = self.plan(at, budget, events);
+            }
+            const double slope = p.slope;
+            return py::make_tuple(std::move(p.compiled), plan_result_to_python(std::move(p.result)), slope);
+          },
+          py::arg("at"), py::arg("budget"), py::arg("events") = nullptr,
+          "(compiled policy, Planner::plan's tuple, slope)")
+      .def(
+          "prepare",
+          [](const BenefitPlanner& self, Timestamp at, const EventLog* events) {
+            py::gil_scoped_release release;
+            return self.prepare(at, events);
+          },
+          py::arg("at"), py::arg("events") = nullptr, py::keep_alive<0, 1>(), py::keep_alive<0, 3>())
+      .def(
+          "answer",
+          [](const BenefitPlanner& self, const BenefitPlanner::State& state, Index member, Timestamp time, int n) {
+            MemberAnswer a;
+            {
+              py::gil_scoped_release release;
+              a = self.answer(state, member, time, n);
+            }
+            py::list benefits;
+            for (auto& b : a.benefits) {
+              py::dict d;
+              d["benefit"] = b.benefit;
+              d["probability"] = b.probability;
+              d["value"] = b.value;
+              d["cost"] = b.cost;
+              d["send_at"] = b.schedule.send_at;
+              d["validity_days"] = b.schedule.validity_days;
+              d["reasons"] = b.reasons;
+              benefits.append(std::move(d));
+            }
+            return py::make_tuple(benefits, std::string(exclusion_reason_name(a.blocked)),
+                                  to_numpy(std::move(a.probability)));
+          },
+          py::arg("state"), py::arg("member"), py::arg("time"), py::arg("n") = 1);
 }
 
 }  // namespace perkrec::python

@@ -216,29 +216,7 @@ void bind_planner(py::module_& m) {
           py::gil_scoped_release release;
           r = planner.plan(compiled, catalog, plan_time, in);
         }
-        py::dict diag;
-        diag["best_ineligible"] = to_numpy(std::move(r.diagnostics.best_ineligible));
-        diag["best_ineligible_key"] = to_numpy(std::move(r.diagnostics.best_ineligible_key));
-        diag["best_ineligible_rule"] = to_numpy(std::move(r.diagnostics.best_ineligible_rule));
-        diag["n_eligible"] = to_numpy(std::move(r.diagnostics.n_eligible));
-        py::dict rows;
-        rows["member"] = to_numpy(std::move(r.member));
-        rows["benefit"] = to_numpy(std::move(r.benefit));
-        rows["entry"] = to_numpy(std::move(r.entry));
-        rows["probability"] = to_numpy(std::move(r.probability));
-        rows["value"] = to_numpy(std::move(r.value));
-        rows["cost"] = to_numpy(std::move(r.cost));
-        rows["send_at"] = to_numpy(std::move(r.send_at));
-        rows["validity_days"] = to_numpy(std::move(r.validity_days));
-        rows["from_model"] = to_numpy(std::move(r.from_model));
-        py::list reasons(r.reasons.size());
-        for (std::size_t i = 0; i < r.reasons.size(); ++i) {
-          reasons[i] = py::reinterpret_steal<py::object>(PyUnicode_FromStringAndSize(
-              r.reasons[i].data(), static_cast<py::ssize_t>(r.reasons[i].size())));
-        }
-        rows["reasons"] = reasons;
-        return py::make_tuple(std::move(r.candidates), diag, std::move(r.allocation), rows,
-                              r.budget);
+        return plan_result_to_python(std::move(r));
       },
       py::arg("compiled"), py::arg("catalog"), py::arg("plan_time"), py::arg("params_json"),
       py::arg("probability"), py::arg("blend"), py::arg("user_factors"), py::arg("benefit_factors"),

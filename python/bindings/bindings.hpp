@@ -123,6 +123,33 @@ inline Callbacks make_callbacks(const py::object& progress) {
   return cb;
 }
 
+/// Planner::plan's result as (candidates, diagnostics dict, allocation, rows dict of arrays +
+/// reasons list, budget): what perkrec.plan builds a Plan from.
+inline py::tuple plan_result_to_python(PlanResult&& r) {
+  py::dict diag;
+  diag["best_ineligible"] = to_numpy(std::move(r.diagnostics.best_ineligible));
+  diag["best_ineligible_key"] = to_numpy(std::move(r.diagnostics.best_ineligible_key));
+  diag["best_ineligible_rule"] = to_numpy(std::move(r.diagnostics.best_ineligible_rule));
+  diag["n_eligible"] = to_numpy(std::move(r.diagnostics.n_eligible));
+  py::dict rows;
+  rows["member"] = to_numpy(std::move(r.member));
+  rows["benefit"] = to_numpy(std::move(r.benefit));
+  rows["entry"] = to_numpy(std::move(r.entry));
+  rows["probability"] = to_numpy(std::move(r.probability));
+  rows["value"] = to_numpy(std::move(r.value));
+  rows["cost"] = to_numpy(std::move(r.cost));
+  rows["send_at"] = to_numpy(std::move(r.send_at));
+  rows["validity_days"] = to_numpy(std::move(r.validity_days));
+  rows["from_model"] = to_numpy(std::move(r.from_model));
+  py::list reasons(r.reasons.size());
+  for (std::size_t i = 0; i < r.reasons.size(); ++i) {
+    reasons[i] = py::reinterpret_steal<py::object>(PyUnicode_FromStringAndSize(
+        r.reasons[i].data(), static_cast<py::ssize_t>(r.reasons[i].size())));
+  }
+  rows["reasons"] = reasons;
+  return py::make_tuple(std::move(r.candidates), diag, std::move(r.allocation), rows, r.budget);
+}
+
 void bind_core(py::module_& m);
 void bind_io(py::module_& m);
 void bind_data(py::module_& m);

@@ -292,7 +292,7 @@ def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[
     pipeline = BenefitPlanner(policy, margin=PLAN_MARGIN, seed=seed, num_threads=num_threads)
     pipeline.fit(log, catalog, program.users, cut_time=cut)
     plan = pipeline.plan(at=plan_time)
-    inputs = plan.info["inputs"]
+    inputs = pipeline.inputs(plan_time)  # the same P, S, V as dense matrices, for the baselines
     P, S, V = inputs.redemption_probability, inputs.incremental_share, inputs.order_value
     pref = pipeline.preference
     pipeline.save(out / "planner.perk")

@@ -20,11 +20,15 @@
 ``plan(at=...)`` scores every (member, benefit) at ``at`` through the FM and its encoder,
 shrinks, and hands P, the incremental share and the order values to :class:`perkrec.Planner`.
 
-Cost: ``plan`` encodes and scores every (member, benefit) pair at ``at`` and keeps P, the
-share and the values as members x benefits float32 matrices (the shrinkage needs every pair's
-logit): about 8 s for 20,000 members x 48 benefits on 2 cores. The saved file holds the event
-log (the history the features and caps read), which dominates its size.
-Thread safety: ``fit`` needs exclusive access; ``plan`` and ``inputs`` only read the fitted state.
+``plan`` runs in C++ (include/perkrec/decide/benefit_planner.hpp): the rows are encoded and
+scored block by block, P is kept as one members x benefits float32 matrix (the shrinkage needs
+every pair's logit), nothing as float64; ``answer`` decides for one member as a server does.
+
+Cost: ``plan`` scores every (member, benefit) pair at ``at`` (BENCHMARKS.md: BenefitPlanner.plan).
+The saved file holds the event log (the history the features and caps read), which dominates
+its size.
+Thread safety: ``fit`` needs exclusive access; ``plan``, ``inputs`` and ``answer`` only read the
+fitted state (the first call builds the C++ planner once).
 """
 
 from __future__ import annotations
@@ -310,52 +314,101 @@ class BenefitPlanner:
     def end_time(self) -> pd.Timestamp:
         return pd.Timestamp(self._require_fitted("end_time")["end_time"], unit="s", tz="UTC")
 
-    # --- planning --------------------------------------------------------------------------
-    def inputs(self, at=None) -> PlanInputs:
-        """The planner's inputs at ``at`` (default: the end of the log): the FM's P for every
-        (member, benefit), shrunk when fitted with ``shrink``, the incremental share and the
-        order values."""
-        from .plan import incremental_share, shrink_interactions
+    # --- planning ---------------------------------------------------------------------------
+    def _core(self) -> "_core.BenefitPlannerCore":
+        """The C++ BenefitPlanner (decide/benefit_planner.hpp) over the fitted parts, built once."""
+        state = self._require_fitted("plan")
+        if state.get("core") is None:
+            file = state.get("file") or self._file("plan")
+            state["core"] = _core.BenefitPlannerCore(file, -1)
+        return state["core"]
+
+    def _time(self, at) -> int:
+        state = self._require_fitted("plan")
+        return state["end_time"] if at is None else time_seconds(at, "at")
+
+    def _events_impl(self, events, method: str):
+        """A newer EventLog of the same members and benefits (None: the fitted log)."""
+        from .data import EventLog
+
+        if events is None:
+            return None
+        if not isinstance(events, EventLog):
+            raise _input_error(f"BenefitPlanner.{method}: events must be a perkrec.EventLog or None (got "
+                               f"{type(events).__name__})")
+        return events._impl
+
+    def inputs(self, at=None, *, events=None) -> PlanInputs:
+        """The planner's inputs at ``at`` (default: the end of the log) as dense members x
+        benefits matrices: the FM's P for every (member, benefit), shrunk when fitted with
+        ``shrink`` (scored in C++, block by block), the incremental share and the order
+        values. ``events``: a newer log for the features (see :meth:`plan`)."""
+        from .plan import incremental_share
 
         state = self._require_fitted("inputs")
-        t = state["end_time"] if at is None else time_seconds(at, "at")
-        fm, catalog, users, events = self.fm, self.catalog, self.users, self.events
-        n, n_b = events.n_users, len(catalog)
-        pairs = pd.DataFrame({"user": np.repeat(np.arange(n), n_b), "benefit": np.tile(np.arange(n_b), n),
-                              "timestamp": t})
-        pairs = with_attributes(pairs, catalog, users)
-        P = fm.predict(fm.encoder.transform(pairs, events=events)).reshape(n, n_b).astype(np.float32)
-        if self.params["shrink"]:
-            held = state["holdout"]
-            P, _ = shrink_interactions(np.clip(P, 1e-6, 1 - 1e-6), held["user"], held["benefit"], held["predicted"],
-                                       held["redeemed"], sample_weight=held["weight"])
+        t = self._time(at)
+        core, log = self._core(), self._events_impl(events, "inputs")
+        P, _ = core.redemption_probability(t, log)
         if self.params["incremental"] == "control":
-            S = state["incremental_share"].reshape(n, n_b)
+            S = state["incremental_share"].reshape(P.shape)
         else:
-            S = incremental_share(self.preference, catalog)
+            S = incremental_share(self.preference, self.catalog)
         return PlanInputs(P, S, state["order_value"])
 
-    def plan(self, at=None, *, budget: Optional[float] = None, inputs: Optional[PlanInputs] = None):
+    def plan(self, at=None, *, budget: Optional[float] = None, inputs: Optional[PlanInputs] = None, events=None):
         """The budgeted :class:`~perkrec.Plan` at ``at`` (default: the end of the log) under the
-        policy (``budget`` overrides its budget). ``inputs``: precomputed :meth:`inputs` at the
-        same time. ``plan.info["inputs"]`` keeps the inputs used."""
+        policy (``budget`` overrides its budget).
+
+        The whole step runs in C++ with the GIL released (decide/benefit_planner.hpp): every
+        (member, benefit) row at ``at`` encoded and scored by the FM block by block, the
+        interaction shrinkage, the incremental share, the compiled policy and the Planner; no
+        members x benefits float64 matrix. ``events``: a newer EventLog of the same members and
+        benefits (e.g. the fitted log plus the events since) whose history the features and the
+        caps read, without refitting. ``inputs``: precomputed :meth:`inputs` at the same time
+        (then planned through :class:`perkrec.Planner`; ``plan.info["inputs"]`` keeps them)."""
+        from .data import UserTable
+        from .plan import _plan_from_result
+        from .policy import CompiledPolicy
+
         state = self._require_fitted("plan")
-        t = state["end_time"] if at is None else time_seconds(at, "at")
-        if inputs is None:
-            inputs = self.inputs(t)
-        elif not isinstance(inputs, PlanInputs):
-            raise _input_error(f"BenefitPlanner.plan: inputs must be a PlanInputs (got {type(inputs).__name__})")
+        t = self._time(at)
+        log = self._events_impl(events, "plan")
         users = self.users
         if users is None:
-            from .data import UserTable
-
             users = UserTable(self.events.user_ids)
-        pref = self.preference
-        plan = self.planner.plan(self.catalog, users, t, redemption_probability=inputs.redemption_probability,
-                                 incremental_share=inputs.incremental_share, order_value=inputs.order_value,
-                                 segments=pref.segments(), history=self.events, preference=pref, budget=budget)
-        plan.info["inputs"] = inputs
+        if inputs is not None:
+            if not isinstance(inputs, PlanInputs):
+                raise _input_error(f"BenefitPlanner.plan: inputs must be a PlanInputs (got {type(inputs).__name__})")
+            pref = self.preference
+            plan = self.planner.plan(self.catalog, users, t, redemption_probability=inputs.redemption_probability,
+                                     incremental_share=inputs.incremental_share, order_value=inputs.order_value,
+                                     segments=pref.segments(), history=self.events if events is None else events,
+                                     preference=pref, budget=budget)
+            plan.info["inputs"] = inputs
+            return plan
+        compiled, result, slope = self._core().plan(t, float("nan") if budget is None else float(budget), log)
+        compiled = CompiledPolicy(compiled, [str(b) for b in self.catalog.ids.ids], users)
+        plan = _plan_from_result(compiled, self.catalog, users, result)
+        plan.info["slope"] = slope
         return plan
+
+    def answer(self, member, at=None, *, n: int = 1) -> dict:
+        """One member's decision at ``at`` (default: the end of the log), as a server answers a
+        request: the member's eligible benefits ranked as the plan ranks them (top ``n``), each
+        with its probability, value, cost, send time, validity and reasons (JSON text), from
+        the C++ BenefitPlanner::answer with the shrinkage measured at ``at``. ``member``: the
+        member's row index. Returns {"benefits": [...], "blocked": reason name or "none"}."""
+        t = self._time(at)
+        core = self._core()
+        state = self._require_fitted("answer")
+        cache = state.get("answer_state")
+        if cache is None or cache.time != t:
+            cache = state["answer_state"] = core.prepare(t)
+        benefits, blocked, _ = core.answer(cache, int(member), t, int(n))
+        ids = [str(b) for b in self.catalog.ids.ids]
+        for b in benefits:
+            b["benefit_id"] = ids[b["benefit"]]
+        return {"benefits": benefits, "blocked": blocked}
 
     # --- files -----------------------------------------------------------------------------
     def _file(self, method: str) -> _core.BenefitPlannerFile:
@@ -423,7 +476,7 @@ class BenefitPlanner:
                       "catalog": Catalog._wrap(impl.catalog), "events": EventLog._wrap(impl.events),
                       "users": None if users is None else UserTable._wrap(users), "order_value": impl.order_value,
                       "holdout": holdout, "incremental_share": share if len(share) else None,
-                      "cut_time": cut_time, "end_time": end_time}
+                      "cut_time": cut_time, "end_time": end_time, "file": impl}
         return obj
 
     @classmethod

@@ -739,7 +739,7 @@ class Planner:
                                        num_threads=self.num_threads)
         params = {"objective": self.objective, "top_k": self.top_k, "method": self.method,
                   "num_threads": int_scalar(self.num_threads, "num_threads", -2**31)}
-        candidates, diagnostics, allocation, rows, planned_budget = _core.plan(
+        result = _core.plan(
             compiled._impl, _impl_of(catalog), t_plan, json.dumps(params), prob,
             None if blend is None else blend._impl,
             None if factors is None else factors.user_factors.reshape(-1),
@@ -749,16 +749,23 @@ class Planner:
             None if timing is None else timing.orders_per_day, None if timing is None else timing.validity_days,
             _optional_floats(order_value, "member_value"), _optional_floats(benefit_value, "benefit_value"),
             None if preference is None else _impl_of(preference), float("nan") if budget is None else float(budget))
-        user_ids = users.ids if hasattr(users, "ids") else None
-        member_segment = np.asarray(compiled.constraints.member_segment)
-        frame = _frame(catalog, user_ids, rows["member"], rows["benefit"], rows["probability"], rows["value"],
-                       rows["cost"], segment_names=compiled.segment_names if len(member_segment) else None,
-                       member_segment=member_segment if len(member_segment) else None,
-                       send_at=rows["send_at"], validity_days=rows["validity_days"], reasons=rows["reasons"])
-        info: Dict[str, object] = {"compiled": compiled, "candidates": candidates, "allocation": allocation,
-                                   "diagnostics": diagnostics}
-        if eligible_matrix and compiled.n_users * compiled.n_benefits <= 50_000_000:
-            info["eligible"] = compiled.eligible_matrix()
-        return Plan(frame, budget=float(planned_budget), method=allocation.method,
-                    dual_bound=float(allocation.dual_bound), multiplier=float(allocation.multiplier),
-                    issue_cost=compiled.issue_cost, info=info)
+        return _plan_from_result(compiled, catalog, users, result, eligible_matrix)
+
+
+def _plan_from_result(compiled, catalog, users, result, eligible_matrix: bool = True) -> Plan:
+    """A :class:`Plan` from a compiled policy and the core's Planner::plan tuple
+    (candidates, diagnostics, allocation, rows, budget)."""
+    candidates, diagnostics, allocation, rows, planned_budget = result
+    user_ids = users.ids if hasattr(users, "ids") else None
+    member_segment = np.asarray(compiled.constraints.member_segment)
+    frame = _frame(catalog, user_ids, rows["member"], rows["benefit"], rows["probability"], rows["value"],
+                   rows["cost"], segment_names=compiled.segment_names if len(member_segment) else None,
+                   member_segment=member_segment if len(member_segment) else None,
+                   send_at=rows["send_at"], validity_days=rows["validity_days"], reasons=rows["reasons"])
+    info: Dict[str, object] = {"compiled": compiled, "candidates": candidates, "allocation": allocation,
+                               "diagnostics": diagnostics}
+    if eligible_matrix and compiled.n_users * compiled.n_benefits <= 50_000_000:
+        info["eligible"] = compiled.eligible_matrix()
+    return Plan(frame, budget=float(planned_budget), method=allocation.method,
+                dual_bound=float(allocation.dual_bound), multiplier=float(allocation.multiplier),
+                issue_cost=compiled.issue_cost, info=info)

@@ -1,8 +1,10 @@
 // The embedding example (examples/cpp/benefit_server.hpp) driven in-process: a simulated
 // program's models saved to files, a policy, and ~2000 JSON-line requests answered on 1 and 4
-// threads.
+// threads; and --planner: a fitted BenefitPlanner file served with the FM and the incremental
+// objective, its answers equal to the pipeline's plan.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <atomic>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "../../examples/cpp/benefit_server.hpp"
+#include "decide/benefit_planner_fixture.hpp"
 #include "test_util.hpp"
 
 namespace perkrec {
@@ -362,6 +365,74 @@ TEST_F(BenefitServerTest, LoadRejectsMismatchedFiles) {
   o = benefit_server::demo_options(*setup_, policy);
   o.catalog = catalog;
   EXPECT_THROW(BenefitServer::load(o), InputError);
+}
+
+// --planner: the pipeline file written by the C++ fixture (FM + encoder, preference, order
+// values, held-out issues) served without a budget; every member's answer at the plan time
+// holds BenefitPlanner's probabilities and the plan's benefits, values and send times, on 1
+// and 4 threads alike.
+TEST(BenefitServerPlanner, AnswersEqualThePipelinesPlanOnAnyThreadCount) {
+  const test::Fixture& fx = test::fixture();
+  BenefitPlannerFile f = fx.file;
+  f.config["policy"] = Json{{"max_per_member", 2}, {"issue_cost", 0.05}};
+  const std::string path = testing::temp_dir() + "/perkrec_server_planner_" + std::to_string(::getpid()) + ".perk";
+  f.save(path);
+  benefit_server::ServerOptions o;
+  o.planner = path;
+  o.top_k = 10;
+  const auto s = BenefitServer::load(o);
+  const BenefitPlanner bp(f, 1);
+  const BenefitPlanner::State state = bp.prepare(bp.end_time());
+  EXPECT_EQ(s->options().plan_time, bp.end_time());
+  const IdMap& ids = bp.file().users->users();
+  std::string text;
+  for (Index u = 0; u < bp.n_users(); ++u) {
+    const std::string id = ids.strings().empty() ? std::to_string(ids.integer_at(u)) : ids.string_at(u);
+    text += "{\"id\": " + std::to_string(u) + ", \"member\": \"" + id + "\", \"n\": 2}\n";
+  }
+  std::vector<std::string> first;
+  for (int threads : {1, 4}) {
+    std::istringstream in(text);
+    std::ostringstream out;
+    const benefit_server::ServeStats st = s->serve(in, out, threads);
+    EXPECT_EQ(st.answered, bp.n_users());
+    EXPECT_EQ(st.errors, 0);
+    std::vector<std::string> lines;
+    std::istringstream read(out.str());
+    for (std::string line; std::getline(read, line);) lines.push_back(line);
+    if (first.empty()) first = lines;
+    EXPECT_EQ(lines, first) << threads << " threads";
+  }
+  // Without a budget the pacer issues the candidates of largest value, as the plan allocates
+  // them: per member the same benefits, probabilities and send times as the plan's rows.
+  const BenefitPlanner::Plan plan = bp.plan(bp.end_time());
+  std::map<Index, std::vector<Index>> planned;
+  for (std::size_t i = 0; i < plan.result.member.size(); ++i) planned[plan.result.member[i]].push_back(static_cast<Index>(i));
+  int issued = 0;
+  for (Index u = 0; u < bp.n_users(); ++u) {
+    const Json a = Json::parse(first[static_cast<std::size_t>(u)]);
+    const std::vector<float> p = bp.member_probability(state, u, bp.end_time());
+    const std::vector<Index>& rows = planned[u];
+    ASSERT_EQ(a["benefits"].size(), rows.size()) << first[static_cast<std::size_t>(u)];
+    std::set<std::string> got_ids, want_ids;
+    for (const Json& got : a["benefits"]) {
+      got_ids.insert(got["benefit"].get<std::string>());
+      const Index b = f.catalog.find(got["benefit"].get<std::string>());
+      EXPECT_NEAR(got["probability"].get<double>(), p[static_cast<std::size_t>(b)], 1e-6);
+      const auto row = std::find_if(rows.begin(), rows.end(), [&](Index r) { return plan.result.benefit[r] == b; });
+      if (row == rows.end()) continue;
+      EXPECT_NEAR(got["value"].get<double>(), plan.result.value[*row], 1e-5 * std::max(1.0f, plan.result.value[*row]));
+      EXPECT_EQ(got["send_at"].get<Timestamp>(), plan.result.send_at[*row]);
+      ++issued;
+    }
+    for (Index r : rows) want_ids.insert(f.catalog[plan.result.benefit[r]].id);
+    EXPECT_EQ(got_ids, want_ids) << "member " << u;
+  }
+  EXPECT_GT(issued, bp.n_users() / 2);
+  // The pipeline file holds everything: other sources alongside it are a ConfigError.
+  o.models = {path};
+  PERKREC_EXPECT_THROW_MSG(BenefitServer::load(o), ConfigError, "planner");
+  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 """perkrec.BenefitPlanner: one call from an event log to a plan, one model file for the fitted
 pipeline (kind "BenefitPlanner")."""
 
+import json
 import pickle
 
 import numpy as np
@@ -42,9 +43,12 @@ def test_benefit_planner_fits_and_plans_within_the_budget(fitted, program, times
     assert fitted.cut_time.value == times[0].floor("s").value and fitted.end_time.value == times[1].floor("s").value
     smaller = fitted.plan(budget=100.0)
     assert smaller.expected_cost <= 100.0 + 1e-6 and len(smaller.frame) < len(plan.frame)
-    inputs = plan.info["inputs"]
+    inputs = fitted.inputs()
     n, nb = program.events.n_users, len(program.catalog)
     assert inputs.redemption_probability.shape == (n, nb) and inputs.order_value.shape == (n,)
+    assert inputs.redemption_probability.dtype == np.float32 and 0 < plan.info["slope"] <= 1
+    # The dense inputs planned through perkrec.Planner give the same plan as the C++ pipeline.
+    _same_plan(fitted.plan(inputs=inputs), plan)
 
 
 def test_benefit_planner_round_trips_through_save_load_with_identical_plans(fitted, tmp_path):
@@ -153,3 +157,50 @@ def test_bad_inputs_raise_input_error_naming_the_field(program, times):
     with pytest.raises(perkrec.InputError, match="control"):
         bp_control.fit(perkrec.EventLog.from_frame(log.to_frame(), control=None, users=log.user_ids,
                                                    benefits=catalog), catalog)
+
+
+def test_planning_with_a_newer_log_reads_its_history_without_refitting(fitted, program, times):
+    cut, end = times
+    log = program.events
+    # The same log: the same plan; a log without the last week: other history, other plan.
+    _same_plan(fitted.plan(at=end, events=log), fitted.plan(at=end))
+    t_week = int((end - pd.Timedelta(days=7)).value // 1_000_000_000)
+    older = log.filter(log.timestamps < t_week)
+    assert not np.array_equal(fitted.inputs(end, events=older).redemption_probability,
+                              fitted.inputs(end).redemption_probability)
+    assert not fitted.plan(at=end, events=older).frame.equals(fitted.plan(at=end).frame)
+    with pytest.raises(perkrec.InputError, match="events"):
+        fitted.plan(events=log.to_frame())
+    frame = log.to_frame()
+    small = perkrec.EventLog.from_frame(frame[frame["user"].isin(frame["user"].unique()[:10])],
+                                        benefits=program.catalog)
+    with pytest.raises(perkrec.InputError, match="members"):
+        fitted.plan(events=small)
+
+
+def test_one_member_answers_rank_like_the_plan(fitted, program, times):
+    end = times[1]
+    P = fitted.inputs(end).redemption_probability
+    plan = fitted.plan(at=end)
+    rows = plan.frame.set_index("member_index")
+    checked = 0
+    for u in range(0, program.events.n_users, 7):
+        a = fitted.answer(u, end, n=50)
+        assert a["blocked"] in ("none", "frequency_cap", "member_cap")
+        keys = [b["value"] - b["cost"] for b in a["benefits"]]
+        assert keys == sorted(keys, reverse=True)
+        for b in a["benefits"]:
+            assert b["probability"] == float(P[u, b["benefit"]])
+            assert json.loads(b["reasons"])["benefit"] == b["benefit_id"]
+        assert len(fitted.answer(u, end, n=2)["benefits"]) == min(2, len(a["benefits"]))
+        if u in rows.index:
+            # The plan's choice is one of the member's ranked candidates, with the same numbers.
+            row = rows.loc[u]
+            match = [b for b in a["benefits"] if b["benefit_id"] == row["benefit"]]
+            assert len(match) == 1
+            assert match[0]["probability"] == pytest.approx(row["probability"], rel=1e-6)
+            assert match[0]["send_at"] == int(pd.Timestamp(row["send_at"]).value // 1_000_000_000)
+            checked += 1
+    assert checked > 5
+    with pytest.raises(perkrec.InputError, match="member"):
+        fitted.answer(program.events.n_users, end)

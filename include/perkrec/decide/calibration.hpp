@@ -51,6 +51,29 @@ PERKREC_INLINE InteractionShrinkage shrink_interactions(
     Span<const Index> benefits, Span<const double> predicted, Span<const double> redeemed,
     Span<const double> sample_weight = {}, const InteractionShrinkParams& params = {});
 
+/// What the shrinkage of one matrix learned: the per-benefit means of logit P, their grand
+/// mean and the slope; shrink_row applies it to one member's row of the same kind.
+struct InteractionMeans {
+  std::vector<double> benefit_mean;
+  double grand_mean = 0;
+  double slope = 1;
+};
+
+/// One member's row (n_benefits probabilities in (0, 1)) shrunk in place as
+/// shrink_interactions shrinks the rows of the matrix `means` came from (the member mean from
+/// the row itself). InputError for a row of another length or values outside (0, 1).
+PERKREC_INLINE void shrink_row(Span<float> row, const InteractionMeans& means);
+
+/// The same on a float32 matrix, shrunk in place (no float64 copy of the matrix: what
+/// BenefitPlanner uses for members x benefits at scale). The values are read as doubles, so
+/// the result equals shrink_interactions on the matrix converted to float64. Returns the slope.
+/// `means` (optional) receives what shrink_row needs.
+PERKREC_INLINE double shrink_interactions_in_place(
+    Span<float> probability, Index n_users, Index n_benefits, Span<const Index> users,
+    Span<const Index> benefits, Span<const double> predicted, Span<const double> redeemed,
+    Span<const double> sample_weight = {}, const InteractionShrinkParams& params = {},
+    InteractionMeans* means = nullptr);
+
 }  // namespace perkrec
 
 #ifdef PERKREC_HEADER_ONLY

@@ -23,16 +23,30 @@ namespace detail::calibration {
 inline bool open_unit(double p) { return std::isfinite(p) && p > 0 && p < 1; }
 inline double logit(double p) { return std::log(p / (1 - p)); }
 
+/// Mean logit of one row, summed in benefit order.
+template <class T>
+double row_mean(const T* row, std::size_t nb) {
+  double s = 0;
+  for (std::size_t b = 0; b < nb; ++b) s += logit(static_cast<double>(row[b]));
+  return s / static_cast<double>(nb);
+}
+
+/// sigmoid(a + c (logit p - a)) as float.
+inline float shrunk(double p, double a, double c) {
+  const double z = a + c * (logit(p) - a);
+  return static_cast<float>(1.0 / (1.0 + std::exp(-z)));
+}
+
 }  // namespace detail::calibration
 
-PERKREC_INLINE InteractionShrinkage shrink_interactions(Span<const double> probability, Index n_users,
-                                                        Index n_benefits, Span<const Index> users,
-                                                        Span<const Index> benefits, Span<const double> predicted,
-                                                        Span<const double> redeemed,
-                                                        Span<const double> sample_weight,
-                                                        const InteractionShrinkParams& params) {
-  using detail::calibration::logit;
-  using detail::calibration::open_unit;
+namespace detail::calibration {
+
+/// shrink_interactions on a matrix of T (double or float), written to `out` (may alias).
+template <class T>
+double shrink(const T* probability, std::size_t size, float* out, Index n_users, Index n_benefits,
+              Span<const Index> users, Span<const Index> benefits, Span<const double> predicted,
+              Span<const double> redeemed, Span<const double> sample_weight,
+              const InteractionShrinkParams& params, InteractionMeans* means) {
   params.validate();
   if (n_users < 1 || n_benefits < 1) {
     detail::raise<InputError>("shrink_interactions: the matrix must be at least 1 x 1 (got ", n_users, " x ",
@@ -40,14 +54,14 @@ PERKREC_INLINE InteractionShrinkage shrink_interactions(Span<const double> proba
   }
   const auto nb = static_cast<std::size_t>(n_benefits);
   const std::size_t cells = static_cast<std::size_t>(n_users) * nb;
-  if (probability.size() != cells) {
-    detail::raise<InputError>("shrink_interactions: probability has ", probability.size(), " values (expected ",
+  if (size != cells) {
+    detail::raise<InputError>("shrink_interactions: probability has ", size, " values (expected ",
                               n_users, " x ", n_benefits, ")");
   }
   for (std::size_t i = 0; i < cells; ++i) {
-    if (!open_unit(probability[i])) {
+    if (!open_unit(static_cast<double>(probability[i]))) {
       detail::raise<InputError>("shrink_interactions: probability at (", i / nb, ", ", i % nb,
-                                ") must be in (0, 1) (got ", probability[i], ")");
+                                ") must be in (0, 1) (got ", static_cast<double>(probability[i]), ")");
     }
   }
   const std::size_t m = users.size();
@@ -80,15 +94,12 @@ PERKREC_INLINE InteractionShrinkage shrink_interactions(Span<const double> proba
   // the sums do not depend on the thread count.
   std::vector<double> member_mean(static_cast<std::size_t>(n_users));
   parallel_for(0, n_users, params.num_threads, [&](Offset u) {
-    const double* row = probability.data() + static_cast<std::size_t>(u) * nb;
-    double s = 0;
-    for (std::size_t b = 0; b < nb; ++b) s += logit(row[b]);
-    member_mean[static_cast<std::size_t>(u)] = s / static_cast<double>(nb);
+    member_mean[static_cast<std::size_t>(u)] = row_mean(probability + static_cast<std::size_t>(u) * nb, nb);
   });
   std::vector<double> benefit_mean(nb, 0.0);
   double grand = 0;
   for (Index u = 0; u < n_users; ++u) {
-    const double* row = probability.data() + static_cast<std::size_t>(u) * nb;
+    const T* row = probability + static_cast<std::size_t>(u) * nb;
     for (std::size_t b = 0; b < nb; ++b) benefit_mean[b] += logit(row[b]);
     grand += member_mean[static_cast<std::size_t>(u)];
   }
@@ -119,19 +130,62 @@ PERKREC_INLINE InteractionShrinkage shrink_interactions(Span<const double> proba
     }
     if (std::abs(step) < 1e-10) break;
   }
-  InteractionShrinkage out;
-  out.slope = std::clamp(slope, 0.0, 1.0);
-  out.probability.resize(cells);
-  const double c = out.slope;
+  const double c = std::clamp(slope, 0.0, 1.0);
   parallel_for(0, n_users, params.num_threads, [&](Offset u) {
     const std::size_t base = static_cast<std::size_t>(u) * nb;
     for (std::size_t b = 0; b < nb; ++b) {
       const double a = member_mean[static_cast<std::size_t>(u)] + benefit_mean[b] - grand;
-      const double z = a + c * (logit(probability[base + b]) - a);
-      out.probability[base + b] = static_cast<float>(1.0 / (1.0 + std::exp(-z)));
+      out[base + b] = shrunk(static_cast<double>(probability[base + b]), a, c);
     }
   });
+  if (means != nullptr) {
+    means->benefit_mean = std::move(benefit_mean);
+    means->grand_mean = grand;
+    means->slope = c;
+  }
+  return c;
+}
+
+}  // namespace detail::calibration
+
+PERKREC_INLINE InteractionShrinkage shrink_interactions(Span<const double> probability, Index n_users,
+                                                        Index n_benefits, Span<const Index> users,
+                                                        Span<const Index> benefits, Span<const double> predicted,
+                                                        Span<const double> redeemed,
+                                                        Span<const double> sample_weight,
+                                                        const InteractionShrinkParams& params) {
+  InteractionShrinkage out;
+  out.probability.resize(probability.size());
+  out.slope = detail::calibration::shrink(probability.data(), probability.size(), out.probability.data(), n_users,
+                                          n_benefits, users, benefits, predicted, redeemed, sample_weight, params, nullptr);
   return out;
+}
+
+PERKREC_INLINE double shrink_interactions_in_place(Span<float> probability, Index n_users, Index n_benefits,
+                                                   Span<const Index> users, Span<const Index> benefits,
+                                                   Span<const double> predicted, Span<const double> redeemed,
+                                                   Span<const double> sample_weight,
+                                                   const InteractionShrinkParams& params, InteractionMeans* means) {
+  return detail::calibration::shrink(probability.data(), probability.size(), probability.data(), n_users,
+                                     n_benefits, users, benefits, predicted, redeemed, sample_weight, params, means);
+}
+
+PERKREC_INLINE void shrink_row(Span<float> row, const InteractionMeans& means) {
+  using detail::calibration::open_unit;
+  const std::size_t nb = means.benefit_mean.size();
+  if (row.size() != nb || nb == 0) {
+    detail::raise<InputError>("shrink_row: row has ", row.size(), " values (expected ", nb, ")");
+  }
+  for (std::size_t b = 0; b < nb; ++b) {
+    if (!open_unit(static_cast<double>(row[b]))) {
+      detail::raise<InputError>("shrink_row: probability at ", b, " must be in (0, 1) (got ", row[b], ")");
+    }
+  }
+  const double member = detail::calibration::row_mean(row.data(), nb);
+  for (std::size_t b = 0; b < nb; ++b) {
+    row[b] = detail::calibration::shrunk(static_cast<double>(row[b]), member + means.benefit_mean[b] - means.grand_mean,
+                                         means.slope);
+  }
 }
 
 }  // namespace perkrec

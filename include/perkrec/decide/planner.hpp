@@ -286,6 +286,10 @@ class Planner {
   Candidates rank_member(const CompiledPolicy& compiled, const Catalog& catalog, Index member,
                          Span<const float> probability, float share, float member_value,
                          RankDiagnostics* diagnostics = nullptr) const;
+  /// The same with the member's share per benefit (`share`: one value, or one per benefit).
+  Candidates rank_member(const CompiledPolicy& compiled, const Catalog& catalog, Index member,
+                         Span<const float> probability, Span<const float> share,
+                         float member_value, RankDiagnostics* diagnostics = nullptr) const;
   /// Send time and validity of one issued benefit decided at `time` (as schedule() gives
   /// them), moved out of the policy's quiet hours in the member's local time.
   SendSchedule send_time(const CompiledPolicy& compiled, const Catalog& catalog,

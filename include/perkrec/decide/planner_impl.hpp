@@ -883,6 +883,15 @@ PERKREC_INLINE Candidates Planner::rank_member(const CompiledPolicy& compiled,
                                                Span<const float> probability, float share,
                                                float member_value,
                                                RankDiagnostics* diagnostics) const {
+  return rank_member(compiled, catalog, member, probability, Span<const float>(&share, 1), member_value,
+                     diagnostics);
+}
+
+PERKREC_INLINE Candidates Planner::rank_member(const CompiledPolicy& compiled,
+                                               const Catalog& catalog, Index member,
+                                               Span<const float> probability,
+                                               Span<const float> share, float member_value,
+                                               RankDiagnostics* diagnostics) const {
   const Index m = compiled.masks.n_benefits();
   if (member < 0 || member >= compiled.masks.n_users()) {
     detail::raise<InputError>("Planner::rank_member: member out of range (got ", member,
@@ -903,7 +912,7 @@ PERKREC_INLINE Candidates Planner::rank_member(const CompiledPolicy& compiled,
     cost_per_redemption[static_cast<std::size_t>(b)] = static_cast<float>(catalog[b].cost);
   RankInputs in;
   in.redemption_probability = probability;
-  in.incremental_share = Span<const float>(&share, 1);
+  in.incremental_share = share;
   in.member_value = Span<const float>(&member_value, 1);
   in.cost_per_redemption = cost_per_redemption;
   RankerParams rp;

@@ -187,6 +187,17 @@ struct HistoryTable {
   std::vector<std::vector<double>> columns;
 };
 
+/// Per (benefit, event type: issued, claimed, redeemed) sorted event times of one log: what
+/// the benefit scope of history fields reads. FeatureEncoder::transform builds it on each call
+/// (O(events)); a caller transforming many small batches against the same log builds it once
+/// (FeatureEncoder::history_index) and passes it. Borrows the log.
+struct HistoryIndex {
+  const EventLog* log = nullptr;
+  std::vector<Offset> key_start;   ///< n_benefits x 3 + 1
+  std::vector<Timestamp> key_time;
+  static HistoryIndex build(const EventLog& log, Index n_benefits, int num_threads = 0);
+};
+
 class FeatureEncoder {
  public:
   FeatureEncoder() = default;
@@ -212,9 +223,14 @@ class FeatureEncoder {
   /// Sparse rows (samples x n_features). `fields` (names) restricts the output to some fields;
   /// columns keep their global numbering. Unknown names are an InputError. `behavior` is needed
   /// when a behavior field is selected.
+  /// `history_index`: optional, built by history_index(*events) (ignored when it was built
+  /// for another log); the output is the same with or without it.
   CsrMatrix<float> transform(const SampleColumns& samples, const EventLog* events = nullptr,
                              const std::vector<std::string>* fields = nullptr,
-                             const BehaviorData* behavior = nullptr) const;
+                             const BehaviorData* behavior = nullptr,
+                             const HistoryIndex* history_index = nullptr) const;
+  /// The benefit-scope index of `events` for transform (needs set_benefits or a fitted state).
+  HistoryIndex history_index(const EventLog& events) const;
 
   /// The aggregates named in `names` (all when empty) of every sample, strictly before its
   /// timestamp. Needs set_benefits (or codes) first.

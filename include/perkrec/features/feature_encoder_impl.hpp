@@ -185,11 +185,64 @@ struct HistoryInputs {
 /// Counts of events strictly before each sample's time (see the file comment of the header).
 /// Member scopes: samples grouped by member and swept in time order against the member's
 /// time-sorted events; benefit scope: binary search in per-(benefit, type) sorted times.
+inline int history_type_slot(std::uint8_t t) {
+  switch (static_cast<EventType>(t)) {
+    case EventType::issued: return 0;
+    case EventType::claimed: return 1;
+    case EventType::redeemed: return 2;
+    case EventType::ordered: return 3;
+    case EventType::viewed: return 4;  // member x channel scope only
+    default: return -1;
+  }
+}
+
+}  // namespace detail
+
+PERKREC_INLINE HistoryIndex HistoryIndex::build(const EventLog& log, Index n_benefits, int num_threads) {
+  HistoryIndex index;
+  index.log = &log;
+  const std::size_t n_keys = static_cast<std::size_t>(n_benefits) * 3;
+  index.key_start.assign(n_keys + 1, 0);
+  const Offset n_events = log.size();
+  const auto ev_benefit = log.benefits();
+  const auto ev_type = log.types();
+  const auto ev_time = log.timestamps();
+  auto key_of = [&](Offset e) -> std::int64_t {
+    const int slot = detail::history_type_slot(ev_type[static_cast<std::size_t>(e)]);
+    const Index b = ev_benefit[static_cast<std::size_t>(e)];
+    if (slot < 0 || slot >= 3 || b < 0 || b >= n_benefits) return -1;
+    return static_cast<std::int64_t>(b) * 3 + slot;
+  };
+  for (Offset e = 0; e < n_events; ++e) {
+    const std::int64_t k = key_of(e);
+    if (k >= 0) ++index.key_start[static_cast<std::size_t>(k) + 1];
+  }
+  for (std::size_t k = 0; k < n_keys; ++k) index.key_start[k + 1] += index.key_start[k];
+  index.key_time.resize(static_cast<std::size_t>(index.key_start.back()));
+  {
+    std::vector<Offset> fill(index.key_start.begin(), index.key_start.end() - 1);
+    for (Offset e = 0; e < n_events; ++e) {
+      const std::int64_t k = key_of(e);
+      if (k >= 0) {
+        index.key_time[static_cast<std::size_t>(fill[static_cast<std::size_t>(k)]++)] =
+            ev_time[static_cast<std::size_t>(e)];
+      }
+    }
+  }
+  parallel_for(0, static_cast<Offset>(n_keys), num_threads, [&](Offset k) {
+    std::sort(index.key_time.begin() + index.key_start[static_cast<std::size_t>(k)],
+              index.key_time.begin() + index.key_start[static_cast<std::size_t>(k) + 1]);
+  }, Schedule::dynamic, 1);
+  return index;
+}
+
+namespace detail {
+
 inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const EventLog& log,
                                                 const std::vector<std::int64_t>& kind,
                                                 const std::vector<std::int64_t>& band,
                                                 const std::vector<std::int64_t>& channel,
-                                                int num_threads) {
+                                                int num_threads, const HistoryIndex* prebuilt = nullptr) {
   const Offset n = static_cast<Offset>(in.user.size());
   const Index n_users = log.n_users();
   const auto n_cat = static_cast<std::int64_t>(kind.size());
@@ -203,16 +256,7 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
   const auto ev_benefit = log.benefits();
   const auto ev_type = log.types();
   const auto ev_time = log.timestamps();
-  auto type_slot = [](std::uint8_t t) {
-    switch (static_cast<EventType>(t)) {
-      case EventType::issued: return 0;
-      case EventType::claimed: return 1;
-      case EventType::redeemed: return 2;
-      case EventType::ordered: return 3;
-      case EventType::viewed: return 4;  // member x channel scope only
-      default: return -1;
-    }
-  };
+  const auto type_slot = history_type_slot;
 
   // Samples grouped by member (counting sort), each group in (time, row) order.
   std::vector<Offset> start(static_cast<std::size_t>(n_users) + 1, 0);
@@ -281,32 +325,15 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
     }
   }, Schedule::dynamic, 256);
 
-  // Benefit scope: event times per (benefit, type), sorted.
-  const std::size_t n_keys = static_cast<std::size_t>(n_cat) * 3;
-  std::vector<Offset> key_start(n_keys + 1, 0);
-  const Offset n_events = log.size();
-  for (Offset e = 0; e < n_events; ++e) {
-    const int slot = type_slot(ev_type[static_cast<std::size_t>(e)]);
-    const Index b = ev_benefit[static_cast<std::size_t>(e)];
-    if (slot < 0 || slot >= 3 || b < 0) continue;
-    ++key_start[static_cast<std::size_t>(b) * 3 + static_cast<std::size_t>(slot) + 1];
+  // Benefit scope: event times per (benefit, type), sorted (built here unless given).
+  HistoryIndex built;
+  if (prebuilt == nullptr || prebuilt->log != &log ||
+      prebuilt->key_start.size() != static_cast<std::size_t>(n_cat) * 3 + 1) {
+    built = HistoryIndex::build(log, static_cast<Index>(n_cat), num_threads);
+    prebuilt = &built;
   }
-  for (std::size_t k = 0; k < n_keys; ++k) key_start[k + 1] += key_start[k];
-  std::vector<Timestamp> key_time(static_cast<std::size_t>(key_start.back()));
-  {
-    std::vector<Offset> fill(key_start.begin(), key_start.end() - 1);
-    for (Offset e = 0; e < n_events; ++e) {
-      const int slot = type_slot(ev_type[static_cast<std::size_t>(e)]);
-      const Index b = ev_benefit[static_cast<std::size_t>(e)];
-      if (slot < 0 || slot >= 3 || b < 0) continue;
-      key_time[static_cast<std::size_t>(fill[static_cast<std::size_t>(b) * 3 + static_cast<std::size_t>(slot)]++)] =
-          ev_time[static_cast<std::size_t>(e)];
-    }
-  }
-  parallel_for(0, static_cast<Offset>(n_keys), num_threads, [&](Offset k) {
-    std::sort(key_time.begin() + key_start[static_cast<std::size_t>(k)],
-              key_time.begin() + key_start[static_cast<std::size_t>(k) + 1]);
-  }, Schedule::dynamic, 1);
+  const std::vector<Offset>& key_start = prebuilt->key_start;
+  const std::vector<Timestamp>& key_time = prebuilt->key_time;
   parallel_for(0, n, num_threads, [&](Offset row) {
     const auto b = static_cast<std::size_t>(in.benefit[static_cast<std::size_t>(row)]);
     const Timestamp t = in.time[static_cast<std::size_t>(row)];
@@ -829,6 +856,10 @@ PERKREC_INLINE std::vector<Offset> FeatureEncoder::field_offsets() const {
   return offsets;
 }
 
+PERKREC_INLINE HistoryIndex FeatureEncoder::history_index(const EventLog& events) const {
+  return HistoryIndex::build(events, static_cast<Index>(benefit_kind_.size()), num_threads_);
+}
+
 PERKREC_INLINE Index FeatureEncoder::n_features() const {
   return static_cast<Index>(field_offsets().back());
 }
@@ -1003,7 +1034,8 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
 
 PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& samples, const EventLog* events,
                                                           const std::vector<std::string>* fields,
-                                                          const BehaviorData* behavior) const {
+                                                          const BehaviorData* behavior,
+                                                          const HistoryIndex* history_index) const {
   const char* ctx = "FeatureEncoder::transform";
   require_fitted("transform");
   detail::check_sample_columns(samples, ctx);
@@ -1083,7 +1115,8 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
   std::vector<std::int32_t> counts;
   if (need_history) {
     const auto in = detail::history_inputs(samples, events, benefit_kind_, has_benefits_, ctx);
-    counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, benefit_channel_, num_threads_);
+    counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, benefit_channel_, num_threads_,
+                                    history_index);
   }
 
   CsrMatrix<float> out;

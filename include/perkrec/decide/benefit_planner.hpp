@@ -1,0 +1,188 @@
+// BenefitPlanner: the fitted pipeline of a BenefitPlannerFile (perkrec.BenefitPlanner's model
+// file) turned into plans and one-member answers, in C++.
+//
+// From the stored parts (the redemption FM with its FeatureEncoder, the PreferenceModel, the
+// catalog, the event log, the optional user table, the order values, the held-out issues of
+// the interaction shrinkage, the optional control-group share, the policy and the parameters
+// in the file's config) a plan at time t is:
+//   1. every (member, benefit) row at t, built block by block (members x benefits rows of
+//      `block_members` members at a time, member-major) with the columns
+//      perkrec.pipeline.with_attributes gives them (the catalog's kind, face_value,
+//      face_value_band, threshold, discount_rate, validity_days, scope, channel; the user
+//      table's columns, signup_time as tenure_days; weekday and hour of t), encoded by the
+//      FM's FeatureEncoder and scored by the FM (P as float32; no members x benefits float64
+//      matrix and no dense feature matrix beyond one block);
+//   2. with params.shrink, P clipped to [1e-6, 1 - 1e-6] and its member x benefit
+//      interaction shrunk in place (shrink_interactions_in_place: means of logit P at t, the
+//      slope fitted on the stored held-out issues);
+//   3. the incremental share: the stored control-group matrix (incremental "control") or the
+//      preference model's purchase timing (timing_share_scorer, evaluated on eligible pairs);
+//   4. the policy compiled at t (the preference model's default segments, the event log's
+//      caps) and Planner::plan (rank -> allocate -> schedule -> explain).
+// The result equals perkrec.BenefitPlanner's Python reference (inputs() then Planner.plan)
+// bit for bit.
+//
+// One member (a server's request): prepare(t) computes once what the shrinkage needs at t
+// (benefit means and grand mean of logit P, the slope; one scoring pass over all members) and
+// compiles the policy; answer(state, member, time) then scores the member's row at `time`,
+// shrinks it with the prepared means, ranks it (Planner::rank_member), and gives each ranked
+// benefit its send time (Planner::send_time) and reasons (explain). With time == the
+// prepared time, the member's probabilities equal the plan's.
+//
+// `events` (plan / prepare): a newer log of the same members and benefits (the same
+// indexing; it may hold more events) replaces the stored history for the features and the
+// caps, without refitting; nullptr = the stored log.
+//
+// Errors: ModelFormatError(invalid_content) for a config that does not describe a pipeline;
+// InputError naming the field for a bad time, member, budget or a log of another shape; a
+// categorical field over a numeric user column is an InputError naming the field.
+//
+// Example:
+//   perkrec::BenefitPlanner bp = perkrec::BenefitPlanner::load("planner.perk");
+//   perkrec::BenefitPlanner::Plan p = bp.plan(bp.end_time());      // p.result.member, ...
+//   perkrec::BenefitPlanner::State s = bp.prepare(bp.end_time());  // once
+//   perkrec::MemberAnswer a = bp.answer(s, 17, bp.end_time(), 3);  // from any thread
+//
+// Cost: plan O(members x benefits x (fields + factors)) for scoring, in blocks, parallel
+// within each block; memory: P (float32 members x benefits) plus one block's CSR rows.
+// answer: O(benefits x (fields + factors) + the member's events).
+// Thread safety: const methods are safe from many threads at once (plan, prepare, answer).
+// Results never depend on the thread count.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "perkrec/core/config.hpp"
+#include "perkrec/core/types.hpp"
+#include "perkrec/decide/benefit_planner_file.hpp"
+#include "perkrec/decide/calibration.hpp"
+#include "perkrec/decide/explain.hpp"
+#include "perkrec/decide/planner.hpp"
+#include "perkrec/decide/policy.hpp"
+#include "perkrec/features/feature_encoder.hpp"
+
+namespace perkrec {
+
+namespace detail {
+struct PlanFrame;
+}  // namespace detail
+
+/// One ranked benefit of a member's answer.
+struct MemberBenefit {
+  Index benefit = -1;
+  float probability = 0;  ///< redemption probability (after the shrinkage)
+  float value = 0;        ///< expected return (objective's)
+  float cost = 0;         ///< expected cost
+  SendSchedule schedule;  ///< send time (out of the quiet hours) and validity
+  std::string reasons;    ///< explain_text JSON
+};
+
+/// BenefitPlanner::answer's result: the member's eligible benefits by expected value - cost.
+struct MemberAnswer {
+  std::vector<MemberBenefit> benefits;
+  ExclusionReason blocked = ExclusionReason::none;  ///< frequency_cap / member_cap, else none
+  std::vector<float> probability;                   ///< every benefit's (shrunk) probability
+};
+
+class BenefitPlanner {
+ public:
+  /// `num_threads`: -1 = the stored params' num_threads; 0 = OpenMP default.
+  /// Throws ModelFormatError(invalid_content) for a config that is not a pipeline's.
+  explicit BenefitPlanner(BenefitPlannerFile file, int num_threads = -1);
+  static BenefitPlanner load(const std::string& path, int num_threads = -1);
+  static BenefitPlanner from_bytes(std::string_view bytes, int num_threads = -1);
+  BenefitPlanner(BenefitPlanner&&) noexcept = default;
+  BenefitPlanner& operator=(BenefitPlanner&&) noexcept = default;
+  BenefitPlanner(const BenefitPlanner&) = delete;  // one copy of the stored parts
+  BenefitPlanner& operator=(const BenefitPlanner&) = delete;
+
+  const BenefitPlannerFile& file() const { return *file_; }
+  const FeatureEncoder& encoder() const { return encoder_; }
+  const Policy& policy() const { return policy_; }
+  const Planner& planner() const { return planner_; }
+  Index n_users() const { return file_->events.n_users(); }
+  Index n_benefits() const { return file_->events.n_benefits(); }
+  Timestamp cut_time() const { return cut_time_; }
+  Timestamp end_time() const { return end_time_; }
+  bool shrink() const { return shrink_; }
+  int num_threads() const { return num_threads_; }
+  /// Members scored per block by plan / prepare (>= 1; default 2048).
+  void set_block_members(Index members);
+
+  /// The FM's probabilities (before the shrinkage) of members [begin, end) x every benefit at
+  /// `at`, member-major, into `out` ((end - begin) x n_benefits values).
+  void score_members(Index begin, Index end, Timestamp at, const EventLog& events, Span<float> out) const;
+
+  /// P at `at`: members x benefits float32, after the shrinkage when params.shrink. `slope`
+  /// (optional) receives the kept share of the interaction (1 without shrinkage).
+  std::vector<float> redemption_probability(Timestamp at, const EventLog* events = nullptr,
+                                            double* slope = nullptr) const;
+
+  struct Plan {
+    CompiledPolicy compiled;
+    PlanResult result;
+    double slope = 1.0;
+  };
+  /// The plan at `at` (see the file comment). `budget`: NaN = the policy's; else >= 0.
+  Plan plan(Timestamp at, double budget = std::numeric_limits<double>::quiet_NaN(),
+            const EventLog* events = nullptr) const;
+
+  /// What one-member answers at (or near) `at` need; see the file comment.
+  struct State {
+    Timestamp time = 0;
+    const EventLog* events = nullptr;  ///< borrowed; nullptr = the stored log
+    HistoryIndex history;              ///< of `events` (empty for the stored log)
+    CompiledPolicy compiled;
+    InteractionMeans means;            ///< the shrinkage at `time` (empty without shrink)
+    ExplanationContext context;
+  };
+  /// One scoring pass over every member at `at` (the shrinkage's means) and the compiled
+  /// policy. `events` must outlive the state.
+  State prepare(Timestamp at, const EventLog* events = nullptr) const;
+  /// The member's redemption probability of every benefit at `time`, shrunk with the state's
+  /// means (the first step of answer; what a server ranks and paces itself).
+  std::vector<float> member_probability(const State& state, Index member, Timestamp time) const;
+  /// The member's incremental share of every benefit (the stored control-group row or the
+  /// purchase-timing share).
+  std::vector<float> member_share(Index member) const;
+  /// The member's value of a redemption (the stored order value).
+  float member_value(Index member) const;
+  /// The member's eligible benefits ranked as the plan ranks them (top `n`, n >= 1), scored at
+  /// `time` with the state's shrinkage, each with its send time from `time` and reasons.
+  MemberAnswer answer(const State& state, Index member, Timestamp time, int n = 1) const;
+
+ private:
+  const EventLog& log_of(const EventLog* events, const char* method) const;
+  std::vector<float> probability(Timestamp at, const EventLog& log, double* slope, InteractionMeans* means) const;
+  void score_members(Index begin, Index end, Timestamp at, const EventLog& events, const HistoryIndex& history,
+                     Span<float> out) const;
+  static float clip(float p);
+
+  std::unique_ptr<const BenefitPlannerFile> file_;  ///< on the heap: the frame and index point into it
+  FeatureEncoder encoder_;
+  HistoryIndex history_index_;  ///< of the stored log
+  std::shared_ptr<const detail::PlanFrame> frame_;
+  Policy policy_;
+  Planner planner_;
+  UserTable users_;                    ///< the stored table, or one without columns
+  SegmentAssignment segments_;         ///< the preference model's default segments
+  std::vector<double> orders_per_day_; ///< timing share: per member
+  std::vector<double> validity_days_;  ///< timing share: per benefit
+  bool shrink_ = true;
+  bool control_share_ = false;
+  Timestamp cut_time_ = 0;
+  Timestamp end_time_ = 0;
+  int num_threads_ = 0;
+  Index block_members_ = 2048;
+};
+
+}  // namespace perkrec
+
+#ifdef PERKREC_HEADER_ONLY
+#include "perkrec/decide/benefit_planner_impl.hpp"
+#endif

@@ -1,0 +1,128 @@
+// A small BenefitPlanner pipeline file fitted in C++ the way perkrec.BenefitPlanner fits one
+// (tests of decide/benefit_planner.hpp and of the embedding server's --planner).
+#pragma once
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace perkrec::test {
+
+constexpr const char* kSpec = R"({"fields": [
+  {"name": "user", "kind": "id", "min_count": 2},
+  {"name": "benefit", "kind": "id"},
+  {"name": "kind", "kind": "categorical"},
+  {"name": "validity_days", "kind": "categorical"},
+  {"name": "threshold", "kind": "numeric", "bins": 4},
+  {"name": "tier", "kind": "categorical"},
+  {"name": "tenure_days", "kind": "numeric", "bins": 4},
+  {"name": "weekday", "kind": "categorical"},
+  {"name": "hour", "kind": "categorical"},
+  {"name": "member_history", "kind": "history", "bins": 3,
+   "aggregates": ["member_issued", "member_redemption_rate", "member_channel_view_rate"]},
+  {"name": "benefit_history", "kind": "history", "bins": 3, "aggregates": ["benefit_redeemed"]}]})";
+
+struct Fixture {
+  SimulatedProgram prog;
+  BenefitPlannerFile file;
+  Timestamp end = 0;
+};
+
+/// A small pipeline file fitted in C++ the way perkrec.BenefitPlanner fits one (issued events
+/// as samples, labels = redeemed later, held-out issues after the cut).
+inline const Fixture& fixture() {
+  static const Fixture fx = [] {
+    Fixture f;
+    SimulatorParams sp;
+    sp.n_users = 300;
+    sp.days = 60;
+    sp.seed = 11;
+    f.prog = simulate(sp);
+    const EventLog& log = f.prog.events;
+    const Catalog& cat = f.prog.catalog;
+    f.end = log.max_time();
+    const Timestamp cut = f.end - 20 * 86400;
+    // Issued events as samples; label = a redemption of that benefit by that member later.
+    std::vector<std::int64_t> user, benefit, time, validity;
+    std::vector<double> threshold, tenure;
+    std::vector<std::int32_t> kind, tier;
+    std::vector<float> label;
+    const auto& signup = f.prog.users.numeric("signup_time");
+    const auto& tier_codes = f.prog.users.codes("tier");
+    for (Offset e = 0; e < log.size(); ++e) {
+      if (log.type(e) != EventType::issued || log.benefits()[static_cast<std::size_t>(e)] < 0) continue;
+      const Index u = log.users()[static_cast<std::size_t>(e)], b = log.benefits()[static_cast<std::size_t>(e)];
+      const Timestamp t = log.timestamps()[static_cast<std::size_t>(e)];
+      bool redeemed = false;
+      for (Offset k = e + 1; k < log.user_end(u); ++k) {
+        redeemed = redeemed || (log.type(k) == EventType::redeemed && log.benefits()[static_cast<std::size_t>(k)] == b);
+      }
+      user.push_back(u);
+      benefit.push_back(b);
+      time.push_back(t);
+      validity.push_back(cat[b].validity_days);
+      threshold.push_back(cat[b].threshold);
+      tenure.push_back((static_cast<double>(t) - signup[static_cast<std::size_t>(u)]) / 86400.0);
+      kind.push_back(static_cast<std::int32_t>(b));
+      tier.push_back(tier_codes[static_cast<std::size_t>(u)]);
+      label.push_back(redeemed ? 1.0f : 0.0f);
+    }
+    std::vector<std::string> kind_names, channels;
+    std::vector<double> face;
+    for (const Benefit& b : cat.benefits()) {
+      kind_names.emplace_back(to_string(b.kind));
+      channels.push_back(b.channel);
+      face.push_back(b.face_value);
+    }
+    std::vector<std::int64_t> weekday(user.size()), hour(user.size());
+    for (std::size_t i = 0; i < user.size(); ++i) {
+      const std::int64_t days = time[i] >= 0 ? time[i] / 86400 : (time[i] - 86399) / 86400;
+      weekday[i] = ((days % 7) + 10) % 7;
+      hour[i] = (time[i] - days * 86400) / 3600;
+    }
+    SampleColumns s;
+    s.rows = static_cast<Offset>(user.size());
+    s.integers = {{"user", user}, {"benefit", benefit}, {"timestamp", time}, {"validity_days", validity},
+                  {"weekday", weekday}, {"hour", hour}};
+    s.numerics = {{"threshold", threshold}, {"tenure_days", tenure}};
+    s.categoricals.push_back({"kind", kind, kind_names, {}});
+    s.categoricals.push_back({"tier", tier, f.prog.users.categories("tier"), {}});
+    FeatureEncoder enc(FeatureSpec::from_json(kSpec), 2);
+    enc.set_benefits(kind_names, face, channels);
+    enc.fit(s, &log);
+    const CsrMatrix<float> X = enc.transform(s, &log);
+    FMParams fp;
+    fp.factors = 4;
+    fp.epochs = 3;
+    fp.num_threads = 1;
+    f.file.redemption_model = FM(fp);
+    FMTarget target;
+    target.labels = label;
+    f.file.redemption_model.fit(X.view(), target, enc.feature_fields(), enc.n_fields());
+    f.file.redemption_model.set_metadata(Json{{"encoder", Json::parse(enc.to_json())}}.dump());
+    std::vector<float> predicted(static_cast<std::size_t>(X.rows));
+    f.file.redemption_model.predict(X.view(), predicted);
+    for (std::size_t i = 0; i < user.size(); ++i) {
+      if (time[i] < cut) continue;
+      f.file.holdout_user.push_back(static_cast<std::int32_t>(user[i]));
+      f.file.holdout_benefit.push_back(static_cast<std::int32_t>(benefit[i]));
+      f.file.holdout_predicted.push_back(std::clamp(static_cast<double>(predicted[i]), 1e-6, 1 - 1e-6));
+      f.file.holdout_redeemed.push_back(label[i]);
+    }
+    f.file.config = Json{{"policy", {{"budget", 40.0}, {"max_per_member", 1}}},
+                         {"params", {{"objective", "incremental"}, {"top_k", 20}, {"method", "dual"},
+                                     {"num_threads", 2}, {"shrink", true}, {"incremental", "timing"}}},
+                         {"cut_time", cut}, {"end_time", f.end}};
+    f.file.preference.fit(log, cat, f.end);
+    f.file.catalog = cat;
+    f.file.events = log;
+    f.file.users = f.prog.users;
+    f.file.order_value = order_value(log, 0.3, f.end);
+    return f;
+  }();
+  return fx;
+}
+
+}  // namespace perkrec::test

@@ -1,0 +1,189 @@
+// BenefitPlanner (decide/benefit_planner.hpp): the plan from a pipeline file equals the
+// pipeline assembled by hand (encoder rows, FM, shrinkage, timing share, Planner), one-member
+// answers equal the plan's probabilities, results do not depend on threads or block size, and
+// a config that is not a pipeline's is a ModelFormatError.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "decide/benefit_planner_fixture.hpp"
+#include "test_util.hpp"
+
+namespace perkrec {
+namespace {
+
+using test::fixture;
+using test::Fixture;
+
+/// The pipeline by hand: every (member, benefit) row through the encoder and the FM, the
+/// shrinkage on a float64 copy, the dense timing share, then Planner::plan.
+TEST(BenefitPlanner, PlanEqualsThePipelineAssembledByHand) {
+  const Fixture& fx = fixture();
+  const BenefitPlanner bp(fx.file);
+  const Timestamp t = fx.end - 3 * 3600;
+  const Index n = bp.n_users(), nb = bp.n_benefits();
+  const FeatureEncoder enc = FeatureEncoder::from_fm_metadata(fx.file.redemption_model.metadata());
+  std::vector<std::int64_t> user, benefit, time, validity, weekday, hour;
+  std::vector<double> threshold, tenure;
+  std::vector<std::int32_t> kind, tier;
+  std::vector<std::string> kind_names;
+  for (const Benefit& b : fx.prog.catalog.benefits()) kind_names.emplace_back(to_string(b.kind));
+  const std::int64_t days = t / 86400;
+  for (Index u = 0; u < n; ++u) {
+    for (Index b = 0; b < nb; ++b) {
+      user.push_back(u);
+      benefit.push_back(b);
+      time.push_back(t);
+      validity.push_back(fx.prog.catalog[b].validity_days);
+      threshold.push_back(fx.prog.catalog[b].threshold);
+      tenure.push_back((static_cast<double>(t) - fx.prog.users.numeric("signup_time")[static_cast<std::size_t>(u)]) /
+                       86400.0);
+      kind.push_back(b);
+      tier.push_back(fx.prog.users.codes("tier")[static_cast<std::size_t>(u)]);
+      weekday.push_back((days + 3) % 7);
+      hour.push_back((t % 86400) / 3600);
+    }
+  }
+  SampleColumns s;
+  s.rows = static_cast<Offset>(user.size());
+  s.integers = {{"user", user}, {"benefit", benefit}, {"timestamp", time}, {"validity_days", validity},
+                {"weekday", weekday}, {"hour", hour}};
+  s.numerics = {{"threshold", threshold}, {"tenure_days", tenure}};
+  s.categoricals.push_back({"kind", kind, kind_names, {}});
+  s.categoricals.push_back({"tier", tier, fx.prog.users.categories("tier"), {}});
+  const CsrMatrix<float> X = enc.transform(s, &fx.prog.events);
+  std::vector<float> raw(user.size());
+  fx.file.redemption_model.predict(X.view(), raw);
+  std::vector<double> clipped(raw.size());
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    clipped[i] = static_cast<double>(std::clamp(raw[i], 1e-6f, static_cast<float>(1 - 1e-6)));
+  }
+  const std::vector<double> weight;
+  const InteractionShrinkage shrunk =
+      shrink_interactions(clipped, n, nb, fx.file.holdout_user, fx.file.holdout_benefit, fx.file.holdout_predicted,
+                          fx.file.holdout_redeemed, weight);
+  double slope = -1;
+  EXPECT_EQ(bp.redemption_probability(t, nullptr, &slope), shrunk.probability);
+  EXPECT_EQ(slope, shrunk.slope);
+
+  std::vector<double> rate, validity_days;
+  for (const auto& m : fx.file.preference.timing())
+    rate.push_back(static_cast<double>(m.expected_purchases) / fx.file.preference.params().horizon_days);
+  for (const Benefit& b : fx.prog.catalog.benefits()) validity_days.push_back(b.validity_days);
+  const std::vector<float> share = timing_share(rate, validity_days);
+  const SegmentAssignment segments = fx.file.preference.segments(SegmentRules::defaults());
+  const CompiledPolicy compiled =
+      bp.policy().compile(fx.prog.catalog, fx.prog.users, t, &segments, &fx.prog.events, 2);
+  PlanInputs in;
+  in.redemption_probability = shrunk.probability;
+  in.incremental_share = share;
+  in.order_value = fx.file.order_value;
+  in.preference = &fx.file.preference;
+  const PlanResult expected = bp.planner().plan(compiled, fx.prog.catalog, t, in);
+  const BenefitPlanner::Plan got = bp.plan(t);
+  ASSERT_GT(expected.member.size(), 0u);
+  EXPECT_EQ(got.result.member, expected.member);
+  EXPECT_EQ(got.result.benefit, expected.benefit);
+  EXPECT_EQ(got.result.probability, expected.probability);
+  EXPECT_EQ(got.result.value, expected.value);
+  EXPECT_EQ(got.result.cost, expected.cost);
+  EXPECT_EQ(got.result.send_at, expected.send_at);
+  EXPECT_EQ(got.result.reasons, expected.reasons);
+  EXPECT_EQ(got.slope, shrunk.slope);
+}
+
+TEST(BenefitPlanner, ThreadsAndBlocksDoNotChangeTheResult) {
+  const Fixture& fx = fixture();
+  BenefitPlanner one(fx.file, 1), four(fx.file, 4);
+  four.set_block_members(7);
+  EXPECT_EQ(one.redemption_probability(fx.end), four.redemption_probability(fx.end));
+  const auto a = one.plan(fx.end), b = four.plan(fx.end);
+  EXPECT_EQ(a.result.member, b.result.member);
+  EXPECT_EQ(a.result.benefit, b.result.benefit);
+  EXPECT_EQ(a.result.reasons, b.result.reasons);
+  EXPECT_THROW(four.set_block_members(0), ConfigError);
+}
+
+TEST(BenefitPlanner, OneMemberAnswersMatchThePlanAtTheSameTime) {
+  const Fixture& fx = fixture();
+  BenefitPlannerFile unlimited = fx.file;
+  unlimited.config["policy"] = Json{{"max_per_member", 1}};
+  const BenefitPlanner bp(unlimited, 2);
+  const std::vector<float> P = bp.redemption_probability(fx.end);
+  const BenefitPlanner::Plan plan = bp.plan(fx.end);
+  const BenefitPlanner::State state = bp.prepare(fx.end);
+  const auto nb = static_cast<std::size_t>(bp.n_benefits());
+  std::size_t row = 0, checked = 0;
+  for (Index u = 0; u < bp.n_users(); ++u) {
+    const MemberAnswer a = bp.answer(state, u, fx.end, 20);
+    ASSERT_EQ(a.probability.size(), nb);
+    EXPECT_TRUE(std::equal(a.probability.begin(), a.probability.end(), P.begin() + static_cast<std::ptrdiff_t>(u * nb)))
+        << "member " << u;
+    EXPECT_LE(a.benefits.size(), 20u);
+    for (std::size_t i = 1; i < a.benefits.size(); ++i) {
+      EXPECT_GE(a.benefits[i - 1].value - a.benefits[i - 1].cost, a.benefits[i].value - a.benefits[i].cost);
+    }
+    // Without a budget the plan gives each member the candidate of largest value: one of the
+    // answer's, with the same numbers and send time.
+    const bool planned = row < plan.result.member.size() && plan.result.member[row] == u;
+    ASSERT_EQ(planned, !a.benefits.empty()) << "member " << u;
+    if (planned) {
+      const auto it = std::find_if(a.benefits.begin(), a.benefits.end(),
+                                   [&](const MemberBenefit& m) { return m.benefit == plan.result.benefit[row]; });
+      ASSERT_NE(it, a.benefits.end()) << "member " << u;
+      EXPECT_EQ(it->probability, plan.result.probability[row]);
+      EXPECT_EQ(it->value, plan.result.value[row]);
+      EXPECT_EQ(it->cost, plan.result.cost[row]);
+      EXPECT_EQ(it->schedule.send_at, plan.result.send_at[row]);
+      for (const MemberBenefit& m : a.benefits) EXPECT_LE(m.value, it->value);
+      EXPECT_NE(it->reasons.find("\"preferences\""), std::string::npos);
+      ++row;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 10u);
+  EXPECT_THROW(bp.answer(state, bp.n_users(), fx.end), InputError);
+  EXPECT_THROW(bp.answer(state, 0, fx.end, 0), InputError);
+}
+
+TEST(BenefitPlanner, ANewerLogOfTheSameShapeIsUsedAndAnotherShapeRefused) {
+  const Fixture& fx = fixture();
+  const BenefitPlanner bp(fx.file, 2);
+  // The log without its last 10 days: different history, same members and benefits.
+  std::vector<std::uint8_t> keep(static_cast<std::size_t>(fx.prog.events.size()));
+  for (std::size_t e = 0; e < keep.size(); ++e) keep[e] = fx.prog.events.timestamps()[e] < fx.end - 10 * 86400;
+  const EventLog older = fx.prog.events.filter(keep);
+  EXPECT_EQ(bp.redemption_probability(fx.end, &fx.prog.events), bp.redemption_probability(fx.end));
+  EXPECT_NE(bp.redemption_probability(fx.end, &older), bp.redemption_probability(fx.end));
+  EventColumns cols;
+  const std::vector<Index> u{0}, b{0};
+  const std::vector<std::uint8_t> type{static_cast<std::uint8_t>(EventType::issued)};
+  const std::vector<Timestamp> time{fx.end};
+  cols.user = u;
+  cols.benefit = b;
+  cols.type = type;
+  cols.timestamp = time;
+  const EventLog tiny = EventLog::from_columns(cols, 3, bp.n_benefits());
+  EXPECT_THROW(bp.plan(fx.end, std::numeric_limits<double>::quiet_NaN(), &tiny), InputError);
+}
+
+TEST(BenefitPlanner, AConfigThatIsNotAPipelinesIsAModelFormatError) {
+  const Fixture& fx = fixture();
+  BenefitPlannerFile f = fx.file;
+  f.config["params"].erase("shrink");
+  EXPECT_THROW(BenefitPlanner{f}, ModelFormatError);
+  f = fx.file;
+  f.config["params"]["incremental"] = "control";  // without a stored share
+  EXPECT_THROW(BenefitPlanner{f}, ModelFormatError);
+  f = fx.file;
+  f.config["policy"] = Json{{"budget", "lots"}};
+  EXPECT_THROW(BenefitPlanner{f}, ModelFormatError);
+  f = fx.file;
+  f.redemption_model.set_metadata("{}");
+  EXPECT_THROW(BenefitPlanner{f}, ModelFormatError);
+  const BenefitPlanner loaded = BenefitPlanner::from_bytes(fx.file.to_bytes(), 1);
+  EXPECT_EQ(loaded.redemption_probability(fx.end), BenefitPlanner(fx.file, 1).redemption_probability(fx.end));
+}
+
+}  // namespace
+}  // namespace perkrec
