@@ -45,7 +45,7 @@ const char* kUsage =
     "[--preference FILE] [--blend FILE] [--history FILE] [--plan-time T] [--period-hours H] "
     "[--value V] [--value-column NAME] [--top-k K] [--threads N] [--max-line-bytes B] "
     "[--input FILE] [--output FILE]\n"
-    "       perkrec_benefit_server --planner FILE [--plan-time T] [--period-hours H] [--top-k K] "
+    "       perkrec_benefit_server --planner FILE [--plan-time T] [--period-hours H] "
     "[--threads N] [--max-line-bytes B] [--input FILE] [--output FILE]\n"
     "       perkrec_benefit_server --generate DIR [--members N] [--requests N]\n"
     "Requests are JSON lines on standard input (or --input), answers JSON lines on standard\n"

@@ -23,9 +23,10 @@
 //               probability is the FM's at the request's time, its member x benefit
 //               interaction shrunk as the plan at plan_time shrinks it (means measured once at
 //               load), ranked by the pipeline's objective (incremental: value x the incremental
-//               share), the value of a redemption is the member's stored order value, and
-//               plan_time 0 means the end of the fitted log. A member's answer at plan_time
-//               equals BenefitPlanner::answer (and, without a budget, the plan's row).
+//               share) and top_k (ServerOptions::top_k is not used); the value of a redemption
+//               is the member's stored order value; plan_time 0 means the end of the fitted
+//               log. Without a budget a member's answer at plan_time issues the plan's benefits
+//               with the plan's probabilities (BenefitPlanner::member_probability).
 //
 // Request (one JSON object per line; strict: unknown keys are errors):
 //   {"id": "r1", "member": "123", "n": 2, "time": 1767225600}
@@ -129,7 +130,7 @@ struct ServerOptions {
   double period_hours = 24.0;           ///< pacing period [plan_time, plan_time + period); > 0
   double value_per_redemption = 10.0;   ///< value of one redemption when no column; >= 0
   std::string value_column;             ///< numeric UserTable column of it per member, or ""
-  int top_k = 20;                       ///< ranked candidates per request; >= 1
+  int top_k = 20;                       ///< ranked candidates per request; >= 1 (--planner: the pipeline's)
   int threads = 1;                      ///< worker threads of serve(); 1 to perkrec::kMaxThreads
   std::size_t max_in_flight = 4096;     ///< requests read ahead of the writer; >= 1
   std::size_t max_line_bytes = 64u << 10;  ///< longer request lines are answered with an error; >= 2
@@ -335,8 +336,7 @@ class BenefitServer {
     s->compiled_ = s->state_->compiled;
     s->member_value_ = f.order_value;
     s->pacer_ = make_pacer(s->compiled_, s->options_);
-    perkrec::PlannerParams planner = bp.planner().params();
-    planner.top_k = s->options_.top_k;
+    perkrec::PlannerParams planner = bp.planner().params();  // the pipeline's objective and top_k
     planner.num_threads = 1;
     s->planner_ = perkrec::Planner(planner);
     s->explain_ = s->state_->context;

@@ -24,6 +24,44 @@ constexpr const char* kSpec = R"({"fields": [
    "aggregates": ["member_issued", "member_redemption_rate", "member_channel_view_rate"]},
   {"name": "benefit_history", "kind": "history", "bins": 3, "aggregates": ["benefit_redeemed"]}]})";
 
+/// Sample rows (member, benefit, time) with the columns the fixture's encoder reads, as
+/// perkrec.pipeline.with_attributes gives them.
+struct Samples {
+  std::vector<std::int64_t> user, benefit, time, validity, weekday, hour;
+  std::vector<double> threshold, tenure;
+  std::vector<std::int32_t> kind, tier;
+  std::vector<std::string> kind_names;
+  const SimulatedProgram* prog = nullptr;
+
+  explicit Samples(const SimulatedProgram& p) : prog(&p) {
+    for (const Benefit& b : p.catalog.benefits()) kind_names.emplace_back(to_string(b.kind));
+  }
+  void add(Index u, Index b, Timestamp t) {
+    user.push_back(u);
+    benefit.push_back(b);
+    time.push_back(t);
+    validity.push_back(prog->catalog[b].validity_days);
+    threshold.push_back(prog->catalog[b].threshold);
+    tenure.push_back((static_cast<double>(t) - prog->users.numeric("signup_time")[static_cast<std::size_t>(u)]) /
+                     86400.0);
+    kind.push_back(static_cast<std::int32_t>(b));
+    tier.push_back(prog->users.codes("tier")[static_cast<std::size_t>(u)]);
+    const std::int64_t days = t / 86400;  // times after 1970
+    weekday.push_back(((days % 7) + 10) % 7);
+    hour.push_back((t - days * 86400) / 3600);
+  }
+  SampleColumns columns() const {
+    SampleColumns s;
+    s.rows = static_cast<Offset>(user.size());
+    s.integers = {{"user", user}, {"benefit", benefit}, {"timestamp", time}, {"validity_days", validity},
+                  {"weekday", weekday}, {"hour", hour}};
+    s.numerics = {{"threshold", threshold}, {"tenure_days", tenure}};
+    s.categoricals.push_back({"kind", kind, kind_names, {}});
+    s.categoricals.push_back({"tier", tier, prog->users.categories("tier"), {}});
+    return s;
+  }
+};
+
 struct Fixture {
   SimulatedProgram prog;
   BenefitPlannerFile file;
@@ -45,52 +83,27 @@ inline const Fixture& fixture() {
     f.end = log.max_time();
     const Timestamp cut = f.end - 20 * 86400;
     // Issued events as samples; label = a redemption of that benefit by that member later.
-    std::vector<std::int64_t> user, benefit, time, validity;
-    std::vector<double> threshold, tenure;
-    std::vector<std::int32_t> kind, tier;
+    Samples samples(f.prog);
     std::vector<float> label;
-    const auto& signup = f.prog.users.numeric("signup_time");
-    const auto& tier_codes = f.prog.users.codes("tier");
     for (Offset e = 0; e < log.size(); ++e) {
       if (log.type(e) != EventType::issued || log.benefits()[static_cast<std::size_t>(e)] < 0) continue;
       const Index u = log.users()[static_cast<std::size_t>(e)], b = log.benefits()[static_cast<std::size_t>(e)];
-      const Timestamp t = log.timestamps()[static_cast<std::size_t>(e)];
       bool redeemed = false;
       for (Offset k = e + 1; k < log.user_end(u); ++k) {
         redeemed = redeemed || (log.type(k) == EventType::redeemed && log.benefits()[static_cast<std::size_t>(k)] == b);
       }
-      user.push_back(u);
-      benefit.push_back(b);
-      time.push_back(t);
-      validity.push_back(cat[b].validity_days);
-      threshold.push_back(cat[b].threshold);
-      tenure.push_back((static_cast<double>(t) - signup[static_cast<std::size_t>(u)]) / 86400.0);
-      kind.push_back(static_cast<std::int32_t>(b));
-      tier.push_back(tier_codes[static_cast<std::size_t>(u)]);
+      samples.add(u, b, log.timestamps()[static_cast<std::size_t>(e)]);
       label.push_back(redeemed ? 1.0f : 0.0f);
     }
-    std::vector<std::string> kind_names, channels;
+    std::vector<std::string> channels;
     std::vector<double> face;
     for (const Benefit& b : cat.benefits()) {
-      kind_names.emplace_back(to_string(b.kind));
       channels.push_back(b.channel);
       face.push_back(b.face_value);
     }
-    std::vector<std::int64_t> weekday(user.size()), hour(user.size());
-    for (std::size_t i = 0; i < user.size(); ++i) {
-      const std::int64_t days = time[i] >= 0 ? time[i] / 86400 : (time[i] - 86399) / 86400;
-      weekday[i] = ((days % 7) + 10) % 7;
-      hour[i] = (time[i] - days * 86400) / 3600;
-    }
-    SampleColumns s;
-    s.rows = static_cast<Offset>(user.size());
-    s.integers = {{"user", user}, {"benefit", benefit}, {"timestamp", time}, {"validity_days", validity},
-                  {"weekday", weekday}, {"hour", hour}};
-    s.numerics = {{"threshold", threshold}, {"tenure_days", tenure}};
-    s.categoricals.push_back({"kind", kind, kind_names, {}});
-    s.categoricals.push_back({"tier", tier, f.prog.users.categories("tier"), {}});
+    const SampleColumns s = samples.columns();
     FeatureEncoder enc(FeatureSpec::from_json(kSpec), 2);
-    enc.set_benefits(kind_names, face, channels);
+    enc.set_benefits(samples.kind_names, face, channels);
     enc.fit(s, &log);
     const CsrMatrix<float> X = enc.transform(s, &log);
     FMParams fp;
@@ -104,10 +117,10 @@ inline const Fixture& fixture() {
     f.file.redemption_model.set_metadata(Json{{"encoder", Json::parse(enc.to_json())}}.dump());
     std::vector<float> predicted(static_cast<std::size_t>(X.rows));
     f.file.redemption_model.predict(X.view(), predicted);
-    for (std::size_t i = 0; i < user.size(); ++i) {
-      if (time[i] < cut) continue;
-      f.file.holdout_user.push_back(static_cast<std::int32_t>(user[i]));
-      f.file.holdout_benefit.push_back(static_cast<std::int32_t>(benefit[i]));
+    for (std::size_t i = 0; i < samples.user.size(); ++i) {
+      if (samples.time[i] < cut) continue;
+      f.file.holdout_user.push_back(static_cast<std::int32_t>(samples.user[i]));
+      f.file.holdout_benefit.push_back(static_cast<std::int32_t>(samples.benefit[i]));
       f.file.holdout_predicted.push_back(std::clamp(static_cast<double>(predicted[i]), 1e-6, 1 - 1e-6));
       f.file.holdout_redeemed.push_back(label[i]);
     }

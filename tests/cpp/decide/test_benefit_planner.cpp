@@ -23,36 +23,13 @@ TEST(BenefitPlanner, PlanEqualsThePipelineAssembledByHand) {
   const Timestamp t = fx.end - 3 * 3600;
   const Index n = bp.n_users(), nb = bp.n_benefits();
   const FeatureEncoder enc = FeatureEncoder::from_fm_metadata(fx.file.redemption_model.metadata());
-  std::vector<std::int64_t> user, benefit, time, validity, weekday, hour;
-  std::vector<double> threshold, tenure;
-  std::vector<std::int32_t> kind, tier;
-  std::vector<std::string> kind_names;
-  for (const Benefit& b : fx.prog.catalog.benefits()) kind_names.emplace_back(to_string(b.kind));
-  const std::int64_t days = t / 86400;
+  test::Samples samples(fx.prog);
   for (Index u = 0; u < n; ++u) {
-    for (Index b = 0; b < nb; ++b) {
-      user.push_back(u);
-      benefit.push_back(b);
-      time.push_back(t);
-      validity.push_back(fx.prog.catalog[b].validity_days);
-      threshold.push_back(fx.prog.catalog[b].threshold);
-      tenure.push_back((static_cast<double>(t) - fx.prog.users.numeric("signup_time")[static_cast<std::size_t>(u)]) /
-                       86400.0);
-      kind.push_back(b);
-      tier.push_back(fx.prog.users.codes("tier")[static_cast<std::size_t>(u)]);
-      weekday.push_back((days + 3) % 7);
-      hour.push_back((t % 86400) / 3600);
-    }
+    for (Index b = 0; b < nb; ++b) samples.add(u, b, t);
   }
-  SampleColumns s;
-  s.rows = static_cast<Offset>(user.size());
-  s.integers = {{"user", user}, {"benefit", benefit}, {"timestamp", time}, {"validity_days", validity},
-                {"weekday", weekday}, {"hour", hour}};
-  s.numerics = {{"threshold", threshold}, {"tenure_days", tenure}};
-  s.categoricals.push_back({"kind", kind, kind_names, {}});
-  s.categoricals.push_back({"tier", tier, fx.prog.users.categories("tier"), {}});
+  const SampleColumns s = samples.columns();
   const CsrMatrix<float> X = enc.transform(s, &fx.prog.events);
-  std::vector<float> raw(user.size());
+  std::vector<float> raw(samples.user.size());
   fx.file.redemption_model.predict(X.view(), raw);
   std::vector<double> clipped(raw.size());
   for (std::size_t i = 0; i < raw.size(); ++i) {
