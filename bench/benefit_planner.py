@@ -88,7 +88,7 @@ def main() -> None:
 def serve(bp, program, end, args) -> None:
     rng = np.random.default_rng(0)
     t_end = int(end.value // 1_000_000_000)
-    ids = program.users.ids.ids
+    ids = program.events.user_ids.ids
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "planner.perk")
         bp.save(path)

@@ -171,8 +171,7 @@ class BenefitPlanner {
   Planner planner_;
   UserTable users_;                    ///< the stored table, or one without columns
   SegmentAssignment segments_;         ///< the preference model's default segments
-  std::vector<double> orders_per_day_; ///< timing share: per member
-  std::vector<double> validity_days_;  ///< timing share: per benefit
+  ScoreBlend::Scorer share_scorer_;    ///< incremental "timing": timing_share_scorer
   bool shrink_ = true;
   bool control_share_ = false;
   Timestamp cut_time_ = 0;

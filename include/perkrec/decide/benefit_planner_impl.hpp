@@ -267,10 +267,11 @@ PERKREC_INLINE BenefitPlanner::BenefitPlanner(BenefitPlannerFile file, int num_t
   if (!control_share_) {
     const double horizon = file_->preference.params().horizon_days;
     const auto& timing = file_->preference.timing();
-    orders_per_day_.resize(timing.size());
+    std::vector<double> orders_per_day(timing.size()), validity_days;
     for (std::size_t u = 0; u < timing.size(); ++u)
-      orders_per_day_[u] = static_cast<double>(timing[u].expected_purchases) / horizon;
-    for (const Benefit& b : file_->catalog.benefits()) validity_days_.push_back(static_cast<double>(b.validity_days));
+      orders_per_day[u] = static_cast<double>(timing[u].expected_purchases) / horizon;
+    for (const Benefit& b : file_->catalog.benefits()) validity_days.push_back(static_cast<double>(b.validity_days));
+    share_scorer_ = timing_share_scorer(std::move(orders_per_day), std::move(validity_days));
   }
 }
 
@@ -380,7 +381,7 @@ PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double bu
   if (control_share_) {
     in.incremental_share = file_->incremental_share;
   } else {
-    in.incremental_share_scorer = timing_share_scorer(orders_per_day_, validity_days_);
+    in.incremental_share_scorer = share_scorer_;
   }
   in.order_value = file_->order_value;
   in.preference = &file_->preference;
@@ -435,7 +436,7 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::member_share(Index member) con
   } else {
     std::vector<Index> users(nb, member), benefits(nb);
     for (std::size_t b = 0; b < nb; ++b) benefits[b] = static_cast<Index>(b);
-    timing_share_scorer(orders_per_day_, validity_days_)(users, benefits, share);
+    share_scorer_(users, benefits, share);
   }
   return share;
 }

@@ -80,6 +80,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "perkrec/core/config.hpp"
@@ -275,10 +276,13 @@ class FeatureEncoder {
 
  private:
   void require_fitted(const char* method) const;
+  void index_vocabularies();  // int_vocab_ from state_
 
   FeatureSpec declared_;  // as constructed; fit keeps spec_ = declared_ less dropped fields
   FeatureSpec spec_;
   std::vector<FieldState> state_;
+  /// Per field: the vocabulary's integer values and codes, sorted (lookups of integer columns).
+  std::vector<std::vector<std::pair<std::int64_t, Index>>> int_vocab_;
   std::vector<std::string> dropped_;
   std::vector<std::int64_t> benefit_kind_;
   std::vector<std::int64_t> benefit_band_;

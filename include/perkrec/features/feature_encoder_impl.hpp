@@ -258,30 +258,54 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
   const auto ev_time = log.timestamps();
   const auto type_slot = history_type_slot;
 
-  // Samples grouped by member (counting sort), each group in (time, row) order.
-  std::vector<Offset> start(static_cast<std::size_t>(n_users) + 1, 0);
-  for (Offset i = 0; i < n; ++i) {
-    const std::int64_t u = in.user[static_cast<std::size_t>(i)];
-    if (u < n_users) ++start[static_cast<std::size_t>(u) + 1];
-  }
-  for (Index u = 0; u < n_users; ++u) start[static_cast<std::size_t>(u) + 1] += start[static_cast<std::size_t>(u)];
-  std::vector<Offset> order(static_cast<std::size_t>(start.back()));
-  {
+  // Samples grouped by member, each group sorted below in (time, row) order: a counting sort
+  // over the members when the samples are many, a sort of the rows when they are few (one
+  // member's request must not cost O(members)).
+  std::vector<Offset> order;
+  std::vector<Index> group_user;
+  std::vector<Offset> group_start(1, 0);
+  if (n * 8 >= static_cast<Offset>(n_users)) {
+    std::vector<Offset> start(static_cast<std::size_t>(n_users) + 1, 0);
+    for (Offset i = 0; i < n; ++i) {
+      const std::int64_t u = in.user[static_cast<std::size_t>(i)];
+      if (u < n_users) ++start[static_cast<std::size_t>(u) + 1];
+    }
+    for (Index u = 0; u < n_users; ++u) start[static_cast<std::size_t>(u) + 1] += start[static_cast<std::size_t>(u)];
+    order.resize(static_cast<std::size_t>(start.back()));
     std::vector<Offset> fill(start.begin(), start.end() - 1);
     for (Offset i = 0; i < n; ++i) {
       const std::int64_t u = in.user[static_cast<std::size_t>(i)];
       if (u < n_users) order[static_cast<std::size_t>(fill[static_cast<std::size_t>(u)]++)] = i;
     }
+    for (Index u = 0; u < n_users; ++u) {
+      if (start[static_cast<std::size_t>(u) + 1] == start[static_cast<std::size_t>(u)]) continue;
+      group_user.push_back(u);
+      group_start.push_back(start[static_cast<std::size_t>(u) + 1]);
+    }
+  } else {
+    for (Offset i = 0; i < n; ++i) {
+      if (in.user[static_cast<std::size_t>(i)] < n_users) order.push_back(i);
+    }
+    std::stable_sort(order.begin(), order.end(), [&](Offset a, Offset b) {
+      return in.user[static_cast<std::size_t>(a)] < in.user[static_cast<std::size_t>(b)];
+    });
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      const auto u = static_cast<Index>(in.user[static_cast<std::size_t>(order[k])]);
+      if (group_user.empty() || group_user.back() != u) {
+        if (!group_user.empty()) group_start.push_back(static_cast<Offset>(k));
+        group_user.push_back(u);
+      }
+    }
+    if (!group_user.empty()) group_start.push_back(static_cast<Offset>(order.size()));
   }
   const int threads = resolve_num_threads(num_threads);
   std::vector<std::vector<std::int32_t>> scratch(static_cast<std::size_t>(threads));
   const std::size_t per_kind = static_cast<std::size_t>(n_kinds) * 3;
   const std::size_t per_band = static_cast<std::size_t>(n_bands) * 3;
   const std::size_t scratch_size = per_kind + per_band + static_cast<std::size_t>(n_channels) * 4;
-  parallel_for(0, n_users, num_threads, [&](Offset uu, int thread) {
-    const auto u = static_cast<Index>(uu);
-    const Offset s0 = start[static_cast<std::size_t>(u)], s1 = start[static_cast<std::size_t>(u) + 1];
-    if (s0 == s1) return;
+  parallel_for(0, static_cast<Offset>(group_user.size()), num_threads, [&](Offset g, int thread) {
+    const Index u = group_user[static_cast<std::size_t>(g)];
+    const Offset s0 = group_start[static_cast<std::size_t>(g)], s1 = group_start[static_cast<std::size_t>(g) + 1];
     std::sort(order.begin() + s0, order.begin() + s1, [&](Offset a, Offset b) {
       const auto ta = in.time[static_cast<std::size_t>(a)], tb = in.time[static_cast<std::size_t>(b)];
       return ta != tb ? ta < tb : a < b;
@@ -364,6 +388,7 @@ struct VocabLookup {
   std::int64_t lo = 0;
   std::vector<Index> table;
   std::vector<std::pair<std::int64_t, Index>> pairs;
+  const std::vector<std::pair<std::int64_t, Index>>* sorted = nullptr;  // the encoder's, when set
   std::vector<std::uint32_t> hash_by_dictionary;  // hashed fields, categorical column
 
   Index integer_code(std::int64_t v) const {
@@ -372,8 +397,9 @@ struct VocabLookup {
       const auto off = static_cast<std::uint64_t>(v) - static_cast<std::uint64_t>(lo);
       return off < table.size() ? table[off] : 0;
     }
-    auto it = std::lower_bound(pairs.begin(), pairs.end(), std::make_pair(v, Index{-1}));
-    return (it != pairs.end() && it->first == v) ? it->second : 0;
+    const auto& p = sorted != nullptr ? *sorted : pairs;
+    auto it = std::lower_bound(p.begin(), p.end(), std::make_pair(v, Index{-1}));
+    return (it != p.end() && it->first == v) ? it->second : 0;
   }
 };
 
@@ -389,8 +415,22 @@ inline bool canonical_int(const std::string& s, std::int64_t& out) {
   return true;
 }
 
+/// The integer values of a vocabulary (entries that are canonical decimal integers) with their
+/// codes, sorted by value.
+inline std::vector<std::pair<std::int64_t, Index>> integer_vocab(const std::vector<std::string>& vocab) {
+  std::vector<std::pair<std::int64_t, Index>> pairs;
+  for (std::size_t i = 0; i < vocab.size(); ++i) {
+    std::int64_t v;
+    if (canonical_int(vocab[i], v)) pairs.emplace_back(v, static_cast<Index>(i) + 1);
+  }
+  std::sort(pairs.begin(), pairs.end());
+  return pairs;
+}
+
+/// `int_vocab`: integer_vocab(vocab), kept by the encoder; a batch of few rows looks values
+/// up in it directly instead of building a table over the vocabulary.
 inline VocabLookup make_lookup(const std::vector<std::string>& vocab, const CategoricalSource& src,
-                               Offset rows) {
+                               Offset rows, const std::vector<std::pair<std::int64_t, Index>>* int_vocab) {
   VocabLookup l;
   if (src.categorical != nullptr) {
     l.by_dictionary.resize(src.categorical->dictionary.size(), 0);
@@ -404,11 +444,11 @@ inline VocabLookup make_lookup(const std::vector<std::string>& vocab, const Cate
     }
     return l;
   }
-  for (std::size_t i = 0; i < vocab.size(); ++i) {
-    std::int64_t v;
-    if (canonical_int(vocab[i], v)) l.pairs.emplace_back(v, static_cast<Index>(i) + 1);
+  if (int_vocab != nullptr && static_cast<std::size_t>(rows) * 16 < int_vocab->size()) {
+    l.sorted = int_vocab;
+    return l;
   }
-  std::sort(l.pairs.begin(), l.pairs.end());
+  l.pairs = int_vocab != nullptr ? *int_vocab : integer_vocab(vocab);
   if (!l.pairs.empty()) {
     const std::int64_t lo = l.pairs.front().first, hi = l.pairs.back().first;
     const auto range = static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo) + 1;
@@ -838,6 +878,11 @@ PERKREC_INLINE void FeatureEncoder::set_benefit_codes(std::vector<std::int64_t> 
   has_benefits_ = true;
 }
 
+PERKREC_INLINE void FeatureEncoder::index_vocabularies() {
+  int_vocab_.assign(state_.size(), {});
+  for (std::size_t i = 0; i < state_.size(); ++i) int_vocab_[i] = detail::integer_vocab(state_[i].vocab);
+}
+
 PERKREC_INLINE void FeatureEncoder::require_fitted(const char* method) const {
   if (!fitted_) detail::raise<InputError>("FeatureEncoder::", method, ": not fitted");
 }
@@ -1030,6 +1075,7 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
   dropped_ = std::move(dropped);
   state_ = std::move(state);
   fitted_ = true;
+  index_vocabularies();
 }
 
 PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& samples, const EventLog* events,
@@ -1085,7 +1131,7 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
           }
         }
       } else {
-        p.lookup = detail::make_lookup(st.vocab, p.cat, n);
+        p.lookup = detail::make_lookup(st.vocab, p.cat, n, &int_vocab_[p.field]);
       }
       slots += 1;
     } else if (f.kind == FeatureField::Kind::numeric) {
@@ -1404,6 +1450,7 @@ PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value, const
     enc.state_.push_back(std::move(st));
   }
   enc.fitted_ = true;
+  enc.index_vocabularies();
   return enc;
 }
 
