@@ -210,7 +210,11 @@ PERKREC_INLINE HistoryIndex HistoryIndex::build(const EventLog& log, Index n_ben
   auto key_of = [&](Offset e) -> std::int64_t {
     const int slot = detail::history_type_slot(ev_type[static_cast<std::size_t>(e)]);
     const Index b = ev_benefit[static_cast<std::size_t>(e)];
-    if (slot < 0 || slot >= 3 || b < 0 || b >= n_benefits) return -1;
+    if (b >= n_benefits) {
+      detail::raise<InputError>("HistoryIndex: events: benefit index out of range of the catalog (got ", b,
+                                ", expected < ", n_benefits, ")");
+    }
+    if (slot < 0 || slot >= 3 || b < 0) return -1;
     return static_cast<std::int64_t>(b) * 3 + slot;
   };
   for (Offset e = 0; e < n_events; ++e) {
@@ -713,7 +717,7 @@ inline NumericSource numeric_source(const SampleColumns& s, const FeatureField& 
 
 inline HistoryInputs history_inputs(const SampleColumns& s, const EventLog* events,
                                     const std::vector<std::int64_t>& kind, bool has_benefits,
-                                    const char* ctx) {
+                                    const char* ctx, bool events_checked = false) {
   if (events == nullptr) {
     detail::raise<InputError>(ctx, ": history fields need an EventLog (events)");
   }
@@ -741,7 +745,8 @@ inline HistoryInputs history_inputs(const SampleColumns& s, const EventLog* even
     }
   }
   const auto benefits = events->benefits();
-  for (std::size_t e = 0; e < benefits.size(); ++e) {
+  // A HistoryIndex of this log checked its benefits when it was built.
+  for (std::size_t e = 0; !events_checked && e < benefits.size(); ++e) {
     if (benefits[e] >= n_cat) {
       detail::raise<InputError>(ctx, ": events: benefit index out of range of the catalog (got ", benefits[e],
                                 ", expected < ", n_cat, ")");
@@ -1160,7 +1165,9 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
   }
   std::vector<std::int32_t> counts;
   if (need_history) {
-    const auto in = detail::history_inputs(samples, events, benefit_kind_, has_benefits_, ctx);
+    const bool indexed = history_index != nullptr && history_index->log == events &&
+                         history_index->key_start.size() == benefit_kind_.size() * 3 + 1;
+    const auto in = detail::history_inputs(samples, events, benefit_kind_, has_benefits_, ctx, indexed);
     counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, benefit_channel_, num_threads_,
                                     history_index);
   }
