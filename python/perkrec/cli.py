@@ -1,5 +1,5 @@
 """perkrec's command line: from a program's files to a fitted pipeline, a plan, its report and
-its evaluation (``perkrec <command> --help`` teaches the file formats).
+its evaluation ('perkrec COMMAND --help' teaches the file formats).
 
     perkrec validate --events events.csv --catalog catalog.csv --users users.csv --policy policy.json
     perkrec fit      --events events.csv --catalog catalog.csv --users users.csv --policy policy.json \\
@@ -420,7 +420,7 @@ def read_plan(path, catalog, *, issue_cost: float = 0.0):
     import pandas as pd
 
     from .plan import Plan
-    from .validate import Problem, read_table
+    from .validate import Problem, id_text, read_table
 
     path = Path(path)
     kind = _plan_format(path)
@@ -438,9 +438,8 @@ def read_plan(path, catalog, *, issue_cost: float = 0.0):
                 for c in PLAN_COLUMNS if c not in frame.columns]
     if not problems:
         ids = catalog.ids
-        benefit = frame["benefit"].map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer()
-                                       else str(v))
-        index = ids.lookup(benefit.to_numpy(dtype=object), missing="minus_one") if len(frame) else np.zeros(0, int)
+        index = (ids.lookup(id_text(frame["benefit"]).to_numpy(dtype=object), missing="minus_one") if len(frame)
+                 else np.zeros(0, int))
         for i in np.flatnonzero(np.asarray(index) < 0)[:20]:
             problems.append(str(Problem(str(path), int(i) + first, "benefit",
                                         f"benefit {frame['benefit'].iloc[i]!r} is not in the catalog")))
@@ -487,12 +486,21 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar (none is drawn when stderr is not a terminal)")
 
 
+def _command(sub, name: str, summary: str, intro: str, sections: Sequence[str], examples: Sequence[str]):
+    """A subcommand whose --help is the intro (wrapped), the format sections and the examples."""
+    import textwrap
+
+    text = textwrap.fill(intro, 100) + "\n\n" + "\n".join(sections)
+    text += ("\nExamples:\n" if len(examples) > 1 else "\nExample:\n")
+    text += "\n".join("  " + e.replace("\n", "\n  ") for e in examples)
+    return sub.add_parser(name, help=summary, description=text, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(prog="perkrec", description=__doc__.split("\n\n")[0].replace("\n", " "),
-                                     formatter_class=raw)
+    parser = argparse.ArgumentParser(prog="perkrec", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"perkrec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -503,51 +511,48 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--threads", type=int, default=0, help="0 = all cores")
     demo.add_argument("--progress", action="store_true", help="show a progress bar")
 
-    sim = sub.add_parser(
-        "simulate", formatter_class=raw,
-        help="write a simulated program's files (events, catalog, users CSV and a policy) to try the commands on",
-        description="Writes FOLDER/events.csv, catalog.csv, users.csv and policy.json: a simulated loyalty program "
-                    "in the formats the other commands read.\n\nExample:\n  perkrec simulate --members 2000 --out "
-                    "program\n  perkrec plan --events program/events.csv --catalog program/catalog.csv \\\n"
-                    "      --users program/users.csv --policy program/policy.json --out plan.csv")
+    sim = _command(sub, "simulate",
+                   "write a simulated program's files (events, catalog, users CSV and a policy) to try the commands on",
+                   "Writes FOLDER/events.csv, catalog.csv, users.csv and policy.json: a simulated loyalty program in "
+                   "the formats the other commands read.", (),
+                   ["perkrec simulate --members 2000 --out program",
+                    "perkrec plan --events program/events.csv --catalog program/catalog.csv \\\n"
+                    "    --users program/users.csv --policy program/policy.json --out plan.csv"])
     sim.add_argument("--members", type=int, default=5000, help="simulated members (default 5000)")
     sim.add_argument("--days", type=int, default=None, help="simulated days (default: the simulator's)")
     sim.add_argument("--seed", type=int, default=42)
     sim.add_argument("--out", required=True, metavar="FOLDER", help="folder for the files (created)")
     sim.add_argument("--threads", type=int, default=0, help="0 = all cores")
 
-    validate = sub.add_parser(
-        "validate", formatter_class=raw,
-        help="check input files; print every problem with its file, row and column (exit code 2)",
-        description="Checks a program's files the way perkrec's loaders read them, on every row, and prints each "
-                    "problem as FILE:ROW:COLUMN: message. Exit code 0 when every file loads, 2 when anything is "
-                    "wrong.\n\n" + _FILES + "\nExample:\n  perkrec validate --events events.csv --catalog "
-                    "catalog.csv --users users.csv --policy policy.json")
+    validate = _command(
+        sub, "validate", "check input files; print every problem with its file, row and column (exit code 2)",
+        "Checks a program's files the way perkrec's loaders read them, on every row, and prints each problem as "
+        "FILE:ROW:COLUMN: message. Exit code 0 when every file loads, 2 when anything is wrong.", (_FILES,),
+        ["perkrec validate --events events.csv --catalog catalog.csv --users users.csv --policy policy.json"])
     _input_options(validate, required=False)
 
-    fit = sub.add_parser(
-        "fit", formatter_class=raw, help="fit the planning pipeline (perkrec.BenefitPlanner) on files; one model file",
-        description="Reads and checks the files (as perkrec validate), fits a perkrec.BenefitPlanner (the "
-                    "redemption model, the preference model, order values) and writes it as one model file, "
-                    "which perkrec plan --model plans from.\n\n" + _FILES + "\n" + _MODEL_PARAMS
-                    + "\nExample:\n  perkrec fit --events events.csv --catalog catalog.csv --users users.csv "
-                    "--policy policy.json \\\n      --param factors=16 --out pipeline.perkrec")
+    fit = _command(
+        sub, "fit", "fit the planning pipeline (perkrec.BenefitPlanner) on files; one model file",
+        "Reads and checks the files (as perkrec validate), fits a perkrec.BenefitPlanner (the redemption model, the "
+        "preference model, order values) and writes it as one model file, which perkrec plan --model plans from.",
+        (_FILES, _MODEL_PARAMS),
+        ["perkrec fit --events events.csv --catalog catalog.csv --users users.csv --policy policy.json \\\n"
+         "    --param factors=16 --out pipeline.perkrec"])
     _input_options(fit, required=True)
     _fit_options(fit)
     fit.add_argument("--out", required=True, metavar="FILE", help="the model file to write (e.g. pipeline.perkrec)")
     _common(fit)
 
-    plan = sub.add_parser(
-        "plan", formatter_class=raw, help="a budgeted plan from a model file, or from the input files in one command",
-        description="Plans who gets which benefit at --at under the policy's rules and budget, from a model "
-                    "file (perkrec fit) or, given the input files instead, fits first: files to a plan in one "
-                    "command. The plan is written as Parquet, CSV or JSON lines by --out's extension: one row per "
-                    "issued benefit with member, benefit, kind, segment, probability, value (expected return), "
-                    "cost (expected), net, send_at, validity_days, valid_until, reasons.\n\n"
-                    + _FILES + "\n" + _MODEL_PARAMS + "\nExamples:\n"
-                    "  perkrec plan --model pipeline.perkrec --at 2026-07-01 --out plan.parquet --report report.html\n"
-                    "  perkrec plan --events events.csv --catalog catalog.csv --users users.csv --policy policy.json "
-                    "\\\n      --at \"2026-07-01 08:00\" --budget 2500 --out plan.csv")
+    plan = _command(
+        sub, "plan", "a budgeted plan from a model file, or from the input files in one command",
+        "Plans who gets which benefit at --at under the policy's rules and budget, from a model file (perkrec fit) "
+        "or, given the input files instead, fits first: files to a plan in one command. The plan is written as "
+        "Parquet, CSV or JSON lines by --out's extension: one row per issued benefit with member, benefit, kind, "
+        "segment, probability, value (expected return), cost (expected), net, send_at, validity_days, valid_until, "
+        "reasons.", (_FILES, _MODEL_PARAMS),
+        ["perkrec plan --model pipeline.perkrec --at 2026-07-01 --out plan.parquet --report report.html",
+         "perkrec plan --events events.csv --catalog catalog.csv --users users.csv --policy policy.json \\\n"
+         "    --at \"2026-07-01 08:00\" --budget 2500 --out plan.csv"])
     plan.add_argument("--model", metavar="FILE", help="a model file written by perkrec fit")
     _input_options(plan, required=False)
     _fit_options(plan)
@@ -558,22 +563,22 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--report", metavar="FILE.html", help="also write the campaign report (one HTML page)")
     _common(plan)
 
-    ev = sub.add_parser(
-        "evaluate", formatter_class=raw,
-        help="a plan's value estimated off-policy from a log, and the log's experiment (control group)",
-        description="Values a plan file (perkrec plan) on a log with logged propensities (perkrec.Plan."
-                    "evaluate_offline: the plan's redemptions, cost and return as if it had issued its benefits in "
-                    "the log's period, with intervals) and, when the log has a control column, reads the log as an "
-                    "experiment: members issued benefits against the random control group on orders and revenue "
-                    "per member (CUPED on the period of the same length before --since), with intervals and the "
-                    "return on benefit cost. --policy gives the cost of each issue (issue_cost; default 0).\n\n"
-                    + _FILES + "\nExample:\n  perkrec evaluate --plan plan.csv --events log.csv --catalog catalog.csv "
-                    "--policy policy.json \\\n      --since 2026-06-01 --estimator snips --out evaluation.json")
+    ev = _command(
+        sub, "evaluate", "a plan's value estimated off-policy from a log, and the log's experiment (control group)",
+        "Values a plan file (perkrec plan) on a log with logged propensities (perkrec.Plan.evaluate_offline: the "
+        "plan's redemptions, cost and return as if it had issued its benefits in the log's period, with intervals) "
+        "and, when the log has a control column, reads the log as an experiment: members issued benefits against "
+        "the random control group on orders and revenue per member (CUPED on the period of the same length before "
+        "--since), with intervals and the return on benefit cost. --policy gives the cost of each issue "
+        "(issue_cost; default 0).", (_FILES,),
+        ["perkrec evaluate --plan plan.csv --events log.csv --catalog catalog.csv --policy policy.json \\\n"
+         "    --since 2026-06-01 --estimator snips --out evaluation.json"])
     ev.add_argument("--plan", required=True, metavar="FILE", help="plan file (.parquet, .csv or .jsonl)")
     _input_options(ev, required=True)
     ev.add_argument("--since", metavar="TIME", help="first issue time to use (default: the log's start)")
     ev.add_argument("--until", metavar="TIME", help="issues before this time (default: to the log's end)")
-    ev.add_argument("--estimator", choices=("snips", "ips"), default="snips", help="off-policy estimator (default snips)")
+    ev.add_argument("--estimator", choices=("snips", "ips"), default="snips",
+                    help="off-policy estimator (default snips)")
     ev.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     ev.add_argument("--threads", type=int, default=0, help="0 = all cores")
     ev.add_argument("--out", metavar="FILE.json", help="also write the results as JSON")

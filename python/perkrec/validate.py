@@ -87,6 +87,11 @@ class _Collector:
             self.add(file, None, column, f"... and {len(bad) - self.max_per_kind:,} more rows like these")
 
 
+def id_text(ids: pd.Series) -> pd.Series:
+    """Ids as the text a catalog keys them by (a CSV reads ids 7 and 7.0 as numbers: "7")."""
+    return ids.map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v))
+
+
 def _first_row(path: Path) -> int:
     return 1 if path.suffix.lower() in (".parquet", ".pq") else 2
 
@@ -190,7 +195,7 @@ def _check_events(c: _Collector, path: Path, frame: pd.DataFrame, catalog, catal
     if catalog_ids is not None:
         ids = catalog_ids
         present = frame[benefit].notna().to_numpy()
-        as_text = frame[benefit].map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v))
+        as_text = id_text(frame[benefit])
         unknown = present & ~as_text.isin(ids).to_numpy()
         c.rows(name, frame, unknown, benefit, lambda v: f"benefit {v!r} is not in the catalog", first)
     amount = columns.get("order_amount")

@@ -225,7 +225,8 @@ def test_bad_options_exit_2_before_any_work(files, tmp_path, capsys):
     out = tmp_path / "plan.csv"
     cases = [
         (["plan", *_inputs(files), "--out", str(tmp_path / "plan.xlsx")], "unknown format '.xlsx'"),
-        (["plan", *_inputs(files), "--out", str(out), "--param", "factorz=3"], "unknown model parameter(s) ['factorz']"),
+        (["plan", *_inputs(files), "--out", str(out), "--param", "factorz=3"],
+         "unknown model parameter(s) ['factorz']"),
         (["plan", *_inputs(files), "--out", str(out), "--param", "factors=-1"], "factors"),
         (["plan", *_inputs(files), "--out", str(out), "--at", "yesterday-ish"], "--at"),
         (["plan", "--model", str(tmp_path / "nope.perkrec"), "--out", str(out)], "nope.perkrec"),
@@ -386,3 +387,29 @@ def test_plan_on_the_complete_journey_files(tmp_path, capsys):
     # No logged propensities and no control group: nothing to evaluate, said plainly.
     assert main(["evaluate", "--plan", str(tmp_path / "plan.csv"), *_inputs(tmp_path, users=None)]) == 2
     assert "neither logged propensities" in capsys.readouterr().err
+
+
+def test_text_member_ids_give_the_same_plan_under_their_own_ids(files, tmp_path, capsys):
+    """Member ids are carried through as given: the plan's member column holds the files' ids
+    (not member indices), and evaluate matches them back to the log."""
+    for name in ("catalog.csv", "policy.json"):
+        (tmp_path / name).write_bytes((files / name).read_bytes())
+    for name, column in (("events.csv", "user"), ("users.csv", "user")):
+        frame = pd.read_csv(files / name)
+        frame[column] = "m" + frame[column].astype(str)
+        frame.to_csv(tmp_path / name, index=False)
+    fast = ["--param", "epochs=1", "--param", "early_stopping=false", "--param", "shrink=false", "--threads", "2"]
+    plans = {}
+    for label, d in (("numbers", files), ("text", tmp_path)):
+        plans[label] = tmp_path / f"plan-{label}.csv"
+        assert main(["plan", *_inputs(d), *fast, "--out", str(plans[label])]) == 0, capsys.readouterr().err
+    numbers, text = pd.read_csv(plans["numbers"]), pd.read_csv(plans["text"])
+    assert (text["member"] == "m" + numbers["member"].astype(str)).all()
+    pd.testing.assert_frame_equal(text.drop(columns=["member", "reasons"]), numbers.drop(columns=["member", "reasons"]))
+    results = {}
+    for label, d in (("numbers", files), ("text", tmp_path)):
+        out = tmp_path / f"{label}.json"
+        assert main(["evaluate", "--plan", str(plans[label]), *_inputs(d), "--out", str(out)]) == 0
+        results[label] = json.loads(out.read_text())
+    assert results["text"]["offline"] == results["numbers"]["offline"]
+    assert results["text"]["offline"]["covered_pairs"] > 0
