@@ -129,10 +129,21 @@ def _output(path: str, what: str, allowed: Optional[Dict[str, str]]) -> Path:
 
 
 class _Outputs:
-    """Files written to temporaries first and renamed into place together at the end."""
+    """Files written to temporaries first and renamed into place together when the ``with``
+    block ends without an error (the temporaries are removed either way)."""
 
     def __init__(self):
         self.pending: List[tuple] = []
+
+    def __enter__(self) -> "_Outputs":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.commit()
+        finally:
+            self.discard()
 
     def temp(self, path: Path) -> Path:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -248,12 +259,8 @@ def _cmd_fit(args) -> int:
     steps = _Steps("fit", 3, _show_progress(args))
     planner = _fit(args, steps)
     steps("writing the model file")
-    outputs = _Outputs()
-    try:
+    with _Outputs() as outputs:
         planner.save(outputs.temp(out))
-        outputs.commit()
-    finally:
-        outputs.discard()
     steps.finish()
     print(f"perkrec fit: {planner!r} -> {out}")
     return 0
@@ -281,15 +288,11 @@ def _cmd_plan(args) -> int:
     steps("planning")
     plan = planner.plan(at=at, budget=args.budget)
     steps("writing the plan")
-    outputs = _Outputs()
-    try:
-        write_plan(plan, outputs.temp(out))
+    with _Outputs() as outputs:
+        write_plan(plan, outputs.temp(out), _plan_format(out))
         if report is not None:
             plan.report(outputs.temp(report), segments=planner.preference.segments(),
                         title=f"perkrec campaign report — plan at {_when(planner, at)}")
-        outputs.commit()
-    finally:
-        outputs.discard()
     steps.finish()
     print(f"perkrec plan: {plan!r}")
     print(f"perkrec plan: wrote {out}" + (f" and {report}" if report is not None else ""))
@@ -341,12 +344,8 @@ def _cmd_evaluate(args) -> int:
     steps.finish()
     _print_evaluation(plan, offline, experiment, args)
     if out is not None:
-        outputs = _Outputs()
-        try:
+        with _Outputs() as outputs:
             outputs.temp(out).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-            outputs.commit()
-        finally:
-            outputs.discard()
         print(f"perkrec evaluate: wrote {out}")
     return 0
 
@@ -387,24 +386,23 @@ def _print_evaluation(plan, offline, experiment, args) -> None:
 
 
 # --- plan files --------------------------------------------------------------------------------
-def write_plan(plan, path) -> None:
-    """Writes ``plan.frame`` as Parquet, CSV or JSON lines, by ``path``'s extension
-    (``.parquet``/``.pq``, ``.csv``, ``.jsonl``); CSV times are ISO 8601 with the UTC offset.
-    A temporary file's extension is read from the name before it (``.plan.csv.123.tmp``)."""
-    kind = _plan_format(path)
+def write_plan(plan, path, format: Optional[str] = None) -> None:
+    """Writes ``plan.frame`` as ``format`` ("parquet", "csv" or "jsonl"; default: by
+    ``path``'s extension, ``.parquet``/``.pq``, ``.csv``, ``.jsonl``); CSV times are ISO 8601
+    with the UTC offset."""
+    kind = format or _plan_format(path)
     if kind == "parquet":
         plan.frame.to_parquet(path, index=False)
     elif kind == "csv":
         plan.frame.to_csv(path, index=False)
-    else:
+    elif kind == "jsonl":
         plan.to_jsonl(path)
+    else:
+        raise _Fail(f"{path}: unknown plan format {kind!r} (use one of {sorted(set(PLAN_FORMATS.values()))})")
 
 
 def _plan_format(path) -> str:
-    name = Path(path).name
-    if name.endswith(".tmp"):
-        name = name[: -len(".tmp")].rsplit(".", 1)[0]
-    kind = PLAN_FORMATS.get(Path(name).suffix.lower())
+    kind = PLAN_FORMATS.get(Path(path).suffix.lower())
     if kind is None:
         raise _Fail(f"{path}: unknown plan format (use one of {sorted(PLAN_FORMATS)})")
     return kind
@@ -426,7 +424,7 @@ def read_plan(path, catalog, *, issue_cost: float = 0.0):
     kind = _plan_format(path)
     try:
         if kind == "jsonl":
-            frame = pd.read_json(path, lines=True, dtype={"member": object, "benefit": object})
+            frame = pd.read_json(path, lines=True, dtype=False, precise_float=True)  # values as the JSON has them
         else:
             frame = read_table(path)
     except FileNotFoundError:
@@ -601,8 +599,7 @@ def _cmd_simulate(args) -> int:
     kwargs = {} if args.days is None else {"days": args.days}
     program = simulate(n_users=args.members, seed=args.seed, num_threads=args.threads, **kwargs)
     out.mkdir(parents=True, exist_ok=True)
-    outputs = _Outputs()
-    try:
+    with _Outputs() as outputs:
         program.events.to_frame().to_csv(outputs.temp(out / "events.csv"), index=False)
         catalog = program.catalog.to_frame()
         for col in ("scenarios", "tags"):  # list columns: '|'-separated in files
@@ -610,9 +607,6 @@ def _cmd_simulate(args) -> int:
         catalog.to_csv(outputs.temp(out / "catalog.csv"), index=False)
         program.users.to_frame().to_csv(outputs.temp(out / "users.csv"))
         outputs.temp(out / "policy.json").write_text(json.dumps(demo_policy(args.members), indent=2) + "\n")
-        outputs.commit()
-    finally:
-        outputs.discard()
     start, end = program.events.time_range
     print(f"perkrec simulate: {args.members:,} members, {len(program.events):,} events from {start:%Y-%m-%d} to "
           f"{end:%Y-%m-%d}, {len(program.catalog)} benefits -> {out}/events.csv, catalog.csv, users.csv, policy.json")

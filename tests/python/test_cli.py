@@ -107,6 +107,12 @@ def test_fit_then_plan_from_the_model_file_in_every_format(files, at, api_plan, 
     lines = (tmp_path / "plan.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == [json.loads(line) for line in api_plan.to_jsonl().splitlines()]
     _same_values(pd.read_csv(tmp_path / "plan.csv"), api_plan.frame)
+    # evaluate reads every format back to the same plan.
+    results = []
+    for name in ("plan.parquet", "plan.jsonl", "plan.csv"):
+        assert main(["evaluate", "--plan", str(tmp_path / name), *_inputs(files), "--out", str(tmp_path / "e.json")]) == 0
+        results.append(json.loads((tmp_path / "e.json").read_text())["offline"])
+    assert results[0] == results[1] == results[2] and results[0]["covered_pairs"] > 0
     # --budget overrides the policy's.
     assert main(["plan", "--model", str(model), "--at", when, "--budget", "50", "--out", str(tmp_path / "b.csv")]) == 0
     smaller = pd.read_csv(tmp_path / "b.csv")
@@ -255,7 +261,7 @@ def test_a_failure_while_fitting_or_writing_leaves_no_output(files, tmp_path, ca
                  "--out", str(out)]) == 2
     assert "weighting='none'" in capsys.readouterr().err and not out.exists()
 
-    def half_written(plan, path):
+    def half_written(plan, path, kind=None):
         Path(path).write_text("member,benefit\n1,")
         raise OSError("disk full")
 
