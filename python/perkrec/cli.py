@@ -310,6 +310,7 @@ def _cmd_evaluate(args) -> int:
     from .causal import analyze_experiment, experiment_table
 
     out = _output(args.out, "--out", {".json": "json"}) if args.out else None
+    report = _output(args.report, "--report", {".html": "html", ".htm": "html"}) if args.report else None
     since, until = _time_arg(args.since, "--since"), _time_arg(args.until, "--until")
     steps = _Steps("evaluate", 3, _show_progress(args))
     files = _load(args, steps)
@@ -343,10 +344,15 @@ def _cmd_evaluate(args) -> int:
         experiment = None
     steps.finish()
     _print_evaluation(plan, offline, experiment, args)
-    if out is not None:
-        with _Outputs() as outputs:
+    with _Outputs() as outputs:
+        if out is not None:
             outputs.temp(out).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        print(f"perkrec evaluate: wrote {out}")
+        if report is not None:
+            plan.report(outputs.temp(report), offline=offline, experiment=experiment,
+                        title=f"perkrec campaign report — {Path(args.plan).name} on {Path(args.events).name}")
+    for path in (out, report):
+        if path is not None:
+            print(f"perkrec evaluate: wrote {path}")
     return 0
 
 
@@ -453,6 +459,11 @@ def read_plan(path, catalog, *, issue_cost: float = 0.0):
         frame["member_index"] = pd.factorize(frame["member"])[0]
     for col in ("probability", "value", "cost"):
         frame[col] = pd.to_numeric(frame[col]).astype(np.float64)
+    for col in ("send_at", "valid_until"):
+        if col in frame.columns:
+            frame[col] = pd.to_datetime(frame[col], utc=True, errors="coerce")
+    if "reasons" in frame.columns:  # JSON lines nest them; the frame holds JSON text
+        frame["reasons"] = frame["reasons"].map(lambda r: json.dumps(r) if isinstance(r, (dict, list)) else r)
     return Plan(frame, issue_cost=float(issue_cost), method="file")
 
 
@@ -580,6 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     ev.add_argument("--threads", type=int, default=0, help="0 = all cores")
     ev.add_argument("--out", metavar="FILE.json", help="also write the results as JSON")
+    ev.add_argument("--report", metavar="FILE.html",
+                    help="also write the campaign report with the plan, its off-policy value and the experiment")
     _common(ev)
     return parser
 

@@ -109,10 +109,14 @@ def test_fit_then_plan_from_the_model_file_in_every_format(files, at, api_plan, 
     _same_values(pd.read_csv(tmp_path / "plan.csv"), api_plan.frame)
     # evaluate reads every format back to the same plan.
     results = []
+    pages = []
     for name in ("plan.parquet", "plan.jsonl", "plan.csv"):
-        assert main(["evaluate", "--plan", str(tmp_path / name), *_inputs(files), "--out", str(tmp_path / "e.json")]) == 0
+        assert main(["evaluate", "--plan", str(tmp_path / name), *_inputs(files), "--out", str(tmp_path / "e.json"),
+                     "--report", str(tmp_path / "e.html")]) == 0
         results.append(json.loads((tmp_path / "e.json").read_text())["offline"])
+        pages.append(re.sub(r"<title>.*?</h1>", "", (tmp_path / "e.html").read_text(encoding="utf-8"), flags=re.S))
     assert results[0] == results[1] == results[2] and results[0]["covered_pairs"] > 0
+    assert pages[0] == pages[1] == pages[2] and "Top reasons" in pages[0]
     # --budget overrides the policy's.
     assert main(["plan", "--model", str(model), "--at", when, "--budget", "50", "--out", str(tmp_path / "b.csv")]) == 0
     smaller = pd.read_csv(tmp_path / "b.csv")
@@ -127,10 +131,15 @@ def test_evaluate_gives_the_offline_estimate_and_the_experiment(one_command, fil
     since = program.events.time_range[1] - pd.Timedelta(days=30)
     rc = main(["evaluate", "--plan", str(plan_file), "--events", str(files / "events.csv"),
                "--catalog", str(files / "catalog.csv"), "--policy", str(files / "policy.json"),
-               "--since", f"{since:%Y-%m-%d %H:%M:%S}", "--threads", "2", "--out", str(tmp_path / "ev.json")])
+               "--since", f"{since:%Y-%m-%d %H:%M:%S}", "--threads", "2", "--out", str(tmp_path / "ev.json"),
+               "--report", str(tmp_path / "ev.html")])
     out = capsys.readouterr().out
     assert rc == 0
     assert "Off-policy estimate (SNIPS" in out and "Experiment:" in out and "revenue" in out
+    page = (tmp_path / "ev.html").read_text(encoding="utf-8")
+    for section in ("The plan valued off-policy from the log", "Experiment: incremental results", "Pacing",
+                    "Where the budget goes"):
+        assert section in page, section
     result = json.loads((tmp_path / "ev.json").read_text())
     # The same figures as the Python API on the same plan and log.
     plan = read_plan(plan_file, program.catalog, issue_cost=demo_policy(MEMBERS)["issue_cost"])
