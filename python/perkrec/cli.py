@@ -84,34 +84,40 @@ class _Fail(Exception):
 
 
 class _Steps:
-    """Named steps of a command as a progress bar on stderr (none when ``show`` is false)."""
+    """A command's steps on stderr, one line each (``perkrec fit [2/3] fitting ...``), with the
+    fits' own progress bars beneath them; nothing when ``show`` is false."""
 
     def __init__(self, command: str, total: int, show: bool):
-        from ._progress import ProgressBar
+        import time
 
         self.command, self.total, self.done = command, total, 0
-        self.bar = ProgressBar(min_interval=0.0) if show else None
-        self.width = 0
+        self.stream = sys.stderr if show else None
+        self.started = time.monotonic()
+
+    def _line(self, text: str) -> None:
+        # \r and clear-to-end: a bar a fit left unfinished (early stopping) does not show through.
+        self.stream.write(f"\r\x1b[K{text}\n")
+        self.stream.flush()
 
     def __call__(self, label: str) -> None:
-        if self.bar is not None:
-            stage = f"perkrec {self.command}: {label}"
-            self.width = max(self.width, len(stage))
-            self.bar(stage.ljust(self.width), self.done, self.total)
         self.done += 1
+        if self.stream is not None:
+            self._line(f"perkrec {self.command} [{self.done}/{self.total}] {label}")
 
     def finish(self) -> None:
-        if self.bar is not None:
-            self.bar(f"perkrec {self.command}: done".ljust(self.width), self.total, self.total)
+        import time
+
+        if self.stream is not None:
+            self._line(f"perkrec {self.command}: done in {time.monotonic() - self.started:.1f} s")
 
     @property
     def callback(self):
-        """What a fit's own progress bar draws with (None when hidden)."""
-        if self.bar is None:
+        """The progress bar a fit draws its own stages with (None when hidden)."""
+        if self.stream is None:
             return None
         from ._progress import ProgressBar
 
-        return ProgressBar()
+        return ProgressBar(stream=self.stream)
 
 
 def _show_progress(args) -> bool:
