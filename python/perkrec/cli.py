@@ -33,8 +33,8 @@ PLAN_COLUMNS = ("member", "benefit", "probability", "value", "cost")
 _FILES = """File formats (CSV, or Parquet by the .parquet / .pq extension; extra columns are kept or ignored):
   events   user, benefit, event_type, timestamp  [channel, order_amount, propensity, control]
            event_type: issued | viewed | claimed | redeemed | expired | ordered
-           timestamp: epoch seconds, or a date / datetime ("2026-03-01 12:00"); naive = UTC;
-           one format per column
+           timestamp: epoch seconds, or a date / datetime ("2026-03-01", "2026-03-01 12:00",
+           "2026-03-01T12:00:00+01:00"); naive = UTC; one format per column
            benefit: may be empty only on 'ordered' events; order_amount required (>= 0) on
            'ordered' and 'redeemed' events; propensity in (0, 1] on every row (the logging
            policy's probability of an issue; 1 on other events); control: 1 for members of the
