@@ -313,6 +313,7 @@ def _when(planner, at) -> str:
 
 
 def _cmd_evaluate(args) -> int:
+    from . import InputError
     from .causal import analyze_experiment, experiment_table
 
     out = _output(args.out, "--out", {".json": "json"}) if args.out else None
@@ -329,15 +330,21 @@ def _cmd_evaluate(args) -> int:
     result: dict = {"plan": str(args.plan), "events": str(args.events), "issue_cost": issue_cost,
                     "since": since, "until": until}
     steps("estimating the plan's value from the logged propensities")
+    offline, why_not = None, "the log has no logged propensities"
     if log.has_propensity:
-        offline = plan.evaluate_offline(log, catalog, since=since, until=until, estimator=args.estimator,
-                                        confidence=args.confidence, num_threads=args.threads)
+        try:
+            offline = plan.evaluate_offline(log, catalog, since=since, until=until, estimator=args.estimator,
+                                            confidence=args.confidence, num_threads=args.threads)
+        except InputError as exc:  # e.g. the log never issued the plan's pairs in the window
+            if not log.has_control:
+                raise
+            why_not = str(exc)
+            result["offline_error"] = why_not
+    if offline is not None:
         result["offline"] = {"estimator": args.estimator, "confidence": args.confidence,
                              **{k: _plain(v) for k, v in offline.attrs.items()},
                              "metrics": {m: {k: _plain(v) for k, v in row.items()}
                                          for m, row in offline.to_dict(orient="index").items()}}
-    else:
-        offline = None
     steps("the experiment: control group against members issued benefits")
     if log.has_control:
         members = experiment_table(log, catalog, since=since, until=until, issue_cost=issue_cost)
@@ -349,7 +356,7 @@ def _cmd_evaluate(args) -> int:
     else:
         experiment = None
     steps.finish()
-    _print_evaluation(plan, offline, experiment, args)
+    _print_evaluation(plan, offline, why_not, experiment, args)
     with _Outputs() as outputs:
         if out is not None:
             outputs.temp(out).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
@@ -374,7 +381,7 @@ def _plain(value):
     return value
 
 
-def _print_evaluation(plan, offline, experiment, args) -> None:
+def _print_evaluation(plan, offline, why_not: str, experiment, args) -> None:
     import pandas as pd
 
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format",
@@ -388,7 +395,7 @@ def _print_evaluation(plan, offline, experiment, args) -> None:
                   f"{a['pairs']:,} pairs (effective sample size {a['effective_sample_size']:,.1f}):")
             print(offline.to_string())
         else:
-            print("\nNo off-policy estimate: the log has no logged propensities.")
+            print(f"\nNo off-policy estimate: {why_not}.")
         if experiment is not None:
             print("\nExperiment: members issued benefits against the random control group, per member:")
             cols = ["control_mean", "arm_mean", "lift", "lower", "upper", "relative_lift", "p_value", "roi"]

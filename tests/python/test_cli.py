@@ -157,6 +157,14 @@ def test_evaluate_gives_the_offline_estimate_and_the_experiment(one_command, fil
     for row in exp.to_dict("records"):
         assert got[row["metric"]]["lift"] == pytest.approx(row["lift"], rel=1e-12)
         assert got[row["metric"]]["n_control"] == row["n_control"] > 0
+    # A window without a complete logged issue: no estimate, said, and the experiment still.
+    late = program.events.time_range[1] - pd.Timedelta(days=1)
+    assert main(["evaluate", "--plan", str(plan_file), *_inputs(files, users=None), "--since", f"{late:%Y-%m-%d %H:%M}",
+                 "--out", str(tmp_path / "late.json")]) == 0
+    assert "No off-policy estimate: Plan.evaluate_offline: no logged issue" in capsys.readouterr().out
+    late_result = json.loads((tmp_path / "late.json").read_text())
+    assert "offline" not in late_result and "no logged issue" in late_result["offline_error"]
+    assert len(late_result["experiment"]) == 2
     # IPS as well; a plan with a benefit the catalog lacks is a problem with its row.
     assert main(["evaluate", "--plan", str(plan_file), *_inputs(files, users=None, policy=None),
                  "--estimator", "ips"]) == 0
