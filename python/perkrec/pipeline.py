@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from ._progress import ProgressArg
 from ._util import time_seconds
 
 WEIGHTINGS = ("ipw", "none")
@@ -153,7 +154,7 @@ class BenefitPlanner:
         self._state: Optional[dict] = None
 
     # --- fitting ---------------------------------------------------------------------------
-    def fit(self, events, catalog, users=None, cut_time=None, *, progress=False) -> "BenefitPlanner":
+    def fit(self, events, catalog, users=None, cut_time=None, *, progress: ProgressArg = False) -> "BenefitPlanner":
         """Learns the plan's inputs from ``events`` (an EventLog), ``catalog`` and optionally
         ``users`` (a UserTable of the log's members; without it the FM uses no member
         attributes and the policy no attribute rules). The redemption model sees only the
