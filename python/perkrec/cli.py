@@ -326,7 +326,7 @@ def _cmd_evaluate(args) -> int:
         raise _Fail(f"{args.events}: the log has neither logged propensities (a propensity column, for the plan's "
                     f"offline estimate) nor a control group (a control column, for the experiment)")
     issue_cost = files.policy.issue_cost if files.policy is not None else 0.0
-    plan = read_plan(args.plan, catalog, issue_cost=issue_cost)
+    plan = read_plan(args.plan, catalog, issue_cost=issue_cost, max_per_kind=args.max_per_kind)
     result: dict = {"plan": str(args.plan), "events": str(args.events), "issue_cost": issue_cost,
                     "since": since, "until": until}
     steps("estimating the plan's value from the logged propensities")
@@ -427,17 +427,17 @@ def _plan_format(path) -> str:
     return kind
 
 
-def read_plan(path, catalog, *, issue_cost: float = 0.0):
+def read_plan(path, catalog, *, issue_cost: float = 0.0, max_per_kind: int = 20):
     """A plan file written by ``perkrec plan`` (or any table with the columns member, benefit,
     probability, value, cost) as a :class:`perkrec.Plan` over ``catalog``: benefit indices are
     looked up by benefit id, so the catalog may list benefits in another order. Problems
-    (missing columns, benefits not in the catalog) raise the command's error naming file, row
-    and column."""
+    (missing columns, missing member or benefit ids, benefits not in the catalog, values that
+    are not finite numbers) are listed with file, row and column (exit code 2)."""
     import numpy as np
     import pandas as pd
 
     from .plan import Plan
-    from .validate import Problem, id_text, read_table
+    from .validate import _Collector, id_text, read_table
 
     path = Path(path)
     kind = _plan_format(path)
@@ -448,24 +448,27 @@ def read_plan(path, catalog, *, issue_cost: float = 0.0):
             frame = read_table(path)
     except FileNotFoundError:
         raise _Fail(f"{path}: no such file") from None
-    except Exception as exc:
+    except (ValueError, OSError) as exc:  # perkrec's InputError is a ValueError
         raise _Fail(f"{path}: cannot be read as a plan ({exc})") from None
-    first = 1 if kind != "csv" else 2
-    problems = [str(Problem(str(path), None, c, f"missing column (have {list(frame.columns)})"))
-                for c in PLAN_COLUMNS if c not in frame.columns]
-    if not problems:
-        ids = catalog.ids
-        index = (ids.lookup(id_text(frame["benefit"]).to_numpy(dtype=object), missing="minus_one") if len(frame)
-                 else np.zeros(0, int))
-        for i in np.flatnonzero(np.asarray(index) < 0)[:20]:
-            problems.append(str(Problem(str(path), int(i) + first, "benefit",
-                                        f"benefit {frame['benefit'].iloc[i]!r} is not in the catalog")))
+    name, first = str(path), 1 if kind != "csv" else 2
+    c = _Collector(max_per_kind)
+    for col in PLAN_COLUMNS:
+        if col not in frame.columns:
+            c.add(name, None, col, f"missing column (have {list(frame.columns)})")
+    if not c.problems:
+        c.rows(name, frame, frame["member"].isna().to_numpy(), "member", lambda v: "missing member id", first)
+        present = frame["benefit"].notna().to_numpy()
+        c.rows(name, frame, ~present, "benefit", lambda v: "missing benefit id", first)
+        index = np.full(len(frame), -1, dtype=np.int64)
+        if present.any():
+            index[present] = catalog.ids.lookup(id_text(frame["benefit"][present]).to_numpy(dtype=object),
+                                                missing="minus_one")
+        c.rows(name, frame, present & (index < 0), "benefit", lambda v: f"benefit {v!r} is not in the catalog", first)
         for col in ("probability", "value", "cost"):
-            values = pd.to_numeric(frame[col], errors="coerce")
-            for i in np.flatnonzero(values.isna().to_numpy())[:20]:
-                problems.append(str(Problem(str(path), int(i) + first, col, f"not a number {frame[col].iloc[i]!r}")))
-    if problems:
-        raise _Fail(f"{len(problems)} problem(s) in the plan file", problems)
+            values = pd.to_numeric(frame[col], errors="coerce").to_numpy(np.float64)
+            c.rows(name, frame, ~np.isfinite(values), col, lambda v: f"not a finite number {v!r}", first)
+    if c.problems:
+        raise _Fail(f"{len(c.problems)} problem(s) in the plan file", [str(p) for p in c.problems])
     frame = frame.copy()
     frame["benefit_index"] = np.asarray(index, dtype=np.int64)
     if "member_index" not in frame.columns:

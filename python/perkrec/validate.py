@@ -89,6 +89,14 @@ class _Collector:
 
 def id_text(ids: pd.Series) -> pd.Series:
     """Ids as the text a catalog keys them by (a CSV reads ids 7 and 7.0 as numbers: "7")."""
+    if pd.api.types.is_float_dtype(ids):  # a column of whole numbers with empty rows reads as floats
+        out = ids.astype(object).astype(str)
+        v = ids.to_numpy(np.float64)
+        whole = np.isfinite(v) & (v == np.floor(v))
+        out[whole] = ids[whole].astype(np.int64).astype(str)
+        return out
+    if ids.dtype != object:  # integers, text
+        return ids.astype(str)
     return ids.map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v))
 
 

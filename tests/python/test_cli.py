@@ -169,10 +169,18 @@ def test_evaluate_gives_the_offline_estimate_and_the_experiment(one_command, fil
                  "--estimator", "ips"]) == 0
     bad = pd.read_csv(plan_file)
     bad.loc[2, "benefit"] = "NOPE"
+    bad.loc[3, "benefit"] = None
+    bad["value"] = bad["value"].astype(object)
+    bad.loc[5, "value"] = "lots"
     bad.to_csv(tmp_path / "bad.csv", index=False)
     capsys.readouterr()
-    assert main(["evaluate", "--plan", str(tmp_path / "bad.csv"), *_inputs(files, users=None, policy=None)]) == 2
-    assert f"{tmp_path / 'bad.csv'}:4:benefit: benefit 'NOPE' is not in the catalog" in capsys.readouterr().out
+    assert main(["evaluate", "--plan", str(tmp_path / "bad.csv"), *_inputs(files, users=None, policy=None),
+                 "--out", str(tmp_path / "bad.json")]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"{tmp_path / 'bad.csv'}:5:benefit: missing benefit id",
+                     f"{tmp_path / 'bad.csv'}:4:benefit: benefit 'NOPE' is not in the catalog",
+                     f"{tmp_path / 'bad.csv'}:7:value: not a finite number 'lots'"]
+    assert not (tmp_path / "bad.json").exists()
 
 
 def test_experiment_table_matches_the_logged_events(program):
