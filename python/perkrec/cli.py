@@ -1,6 +1,7 @@
 """perkrec's command line: from a program's files to a fitted pipeline, a plan, its report and
 its evaluation ('perkrec COMMAND --help' teaches the file formats).
 
+    perkrec simulate --members 2000 --out program          # a simulated program's files to try it on
     perkrec validate --events events.csv --catalog catalog.csv --users users.csv --policy policy.json
     perkrec fit      --events events.csv --catalog catalog.csv --users users.csv --policy policy.json \\
                      --out pipeline.perkrec
