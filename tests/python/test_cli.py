@@ -97,7 +97,9 @@ def test_plan_from_files_in_one_command_equals_the_python_api(one_command, api_p
 
 def test_fit_then_plan_from_the_model_file_in_every_format(files, at, api_plan, tmp_path, capsys):
     model = tmp_path / "pipeline.perkrec"
-    assert main(["fit", *_inputs(files), *PARAMS, "--out", str(model)]) == 0
+    (tmp_path / "params.json").write_text(json.dumps({"seed": 3, "factors": 7}))  # --param wins over the file
+    assert main(["fit", *_inputs(files), "--params", str(tmp_path / "params.json"), "--param", "factors=4",
+                 "--threads", "2", "--out", str(model)]) == 0
     assert perkrec.info(model)["kind"] == "BenefitPlanner"
     when = str(int(at.value // 10**9))  # epoch seconds work as well as dates
     for name in ("plan.parquet", "plan.jsonl", "plan.csv"):
