@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import int_array, path_arg, seconds, text_arg
-from .data import Catalog, EventLog, UserTable, _cut_seconds, _expect
+from ._util import int_array, path_arg, seconds, text_arg, time_seconds
+from .data import Catalog, EventLog, UserTable, _expect
 
 __all__ = ["Policy", "CompiledPolicy"]
 
@@ -58,10 +58,6 @@ def _segments_arg(segments, n_users: int) -> Tuple[Optional[np.ndarray], Optiona
     if codes.ndim != 1 or len(codes) != n_users:
         raise _core.InputError(f"Policy.compile: segments have {codes.size} entries (expected one per member: {n_users})")
     return codes, names
-
-
-def _seconds(t, name: str = "t") -> int:
-    return _cut_seconds(t, name)
 
 
 class CompiledPolicy:
@@ -175,7 +171,7 @@ class CompiledPolicy:
         """Earliest time >= t outside the quiet hours in the member's local time. ``t`` in
         seconds (int or float) gives int seconds; anything else pandas reads as a time gives a
         UTC Timestamp."""
-        out = int(self._impl.send_time(_seconds(t), int(member)))
+        out = int(self._impl.send_time(time_seconds(t, "t"), int(member)))
         return out if isinstance(t, (int, float, np.integer, np.floating)) else pd.Timestamp(out, unit="s", tz="UTC")
 
     def send_times(self, times, members) -> np.ndarray:
@@ -276,7 +272,7 @@ class Policy:
         if history is not None:
             _expect(history, EventLog, "history", "Policy.compile")
         codes, names = _segments_arg(segments, len(users))
-        impl = self._impl.compile(catalog._impl, users._impl, _seconds(plan_time, "plan_time"), codes, names,
+        impl = self._impl.compile(catalog._impl, users._impl, time_seconds(plan_time, "plan_time"), codes, names,
                                   None if history is None else history._impl, int(num_threads))
         return CompiledPolicy(impl, [str(b) for b in catalog.ids.ids], users)
 
@@ -284,7 +280,7 @@ class Policy:
         """Earliest time >= t outside the quiet hours for a member at ``utc_offset_hours``.
         Seconds in (int or float) give int seconds out; anything else pandas reads as a time
         gives a UTC Timestamp."""
-        out = int(self._impl.send_time(_seconds(t), float(utc_offset_hours)))
+        out = int(self._impl.send_time(time_seconds(t, "t"), float(utc_offset_hours)))
         return out if isinstance(t, (int, float, np.integer, np.floating)) else pd.Timestamp(out, unit="s", tz="UTC")
 
     def __eq__(self, other) -> bool:

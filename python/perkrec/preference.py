@@ -22,8 +22,8 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from ._util import int_scalar
-from .data import Catalog, EventLog, UserTable, _cut_seconds, _expect
+from ._util import int_scalar, time_seconds
+from .data import Catalog, EventLog, UserTable, _expect
 from .models import _Recommender
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -51,7 +51,7 @@ def wide_table(log: EventLog, catalog: Catalog, cut_time, *, face_value_edges=(1
     params = {"face_value_edges": list(map(float, face_value_edges)),
               "threshold_edges": list(map(float, threshold_edges)),
               "typical_basket": float(typical_basket), "num_threads": int(num_threads)}
-    names, columns = _core.wide_table(log._impl, catalog._impl, _cut_seconds(cut_time, "cut_time"), json.dumps(params))
+    names, columns = _core.wide_table(log._impl, catalog._impl, time_seconds(cut_time, "cut_time"), json.dumps(params))
     return pd.DataFrame(dict(zip(names, columns)), index=_member_index(log))
 
 
@@ -116,7 +116,7 @@ class PreferenceModel(_Recommender):
         model is fitted exactly as before."""
         _expect(log, EventLog, "log", "PreferenceModel.fit")
         _expect(catalog, Catalog, "catalog", "PreferenceModel.fit")
-        cut = int(log._impl.max_time) + 1 if cut_time is None else _cut_seconds(cut_time, "cut_time")
+        cut = int(log._impl.max_time) + 1 if cut_time is None else time_seconds(cut_time, "cut_time")
         if users is not None and not isinstance(users, pd.DataFrame):
             _expect(users, UserTable, "users", "PreferenceModel.fit")
         if isinstance(users, pd.DataFrame):

@@ -212,10 +212,6 @@ def _is_catalog(obj) -> bool:
     return isinstance(_impl_of(obj), _core.Catalog)
 
 
-def _scalar_seconds(t, name: str) -> int:
-    return time_seconds(t, name)
-
-
 def _catalog_column(catalog, column: str) -> np.ndarray:
     cols = _impl_of(catalog).columns()
     return np.asarray(cols[column])
@@ -268,7 +264,7 @@ def rank(masks=None, probability=None, *, blend: Optional[ScoreBlend] = None, in
 # ---------------------------------------------------------------------------------------------
 def hour_of_week(t) -> int:
     """Hour-of-week slot of a time (Monday 00:00 UTC = 0 .. 167)."""
-    return int(_core.hour_of_week(_scalar_seconds(t, "t")))
+    return int(_core.hour_of_week(time_seconds(t, "t")))
 
 
 def quiet_hours_next_allowed(times, start_hour: int, end_hour: int, utc_offset_hours=None) -> np.ndarray:
@@ -307,7 +303,7 @@ def schedule(members, plan_time, validity_days, benefits=None, *, preference=Non
         days = int_array(np.broadcast_to(np.asarray(validity_days), mem.shape), np.int32, "validity_days")
     offs = None if utc_offset_hours is None else float_array(
         np.broadcast_to(np.asarray(utc_offset_hours, dtype=np.float32), mem.shape), np.float32, "utc_offset_hours")
-    t0 = _scalar_seconds(plan_time, "plan_time")
+    t0 = time_seconds(plan_time, "plan_time")
     pref = None if preference is None else _impl_of(preference)
     qh = None if quiet_hours is None else (int(quiet_hours[0]), int(quiet_hours[1]))
     at, validity, from_model = _core.schedule_batch(pref, mem, t0, days, qh, offs, int(default_hour),
