@@ -39,6 +39,7 @@
 #include "perkrec/io/model_file_impl.hpp"
 #include "perkrec/models/als_impl.hpp"
 #include "perkrec/models/bpr_impl.hpp"
+#include "perkrec/models/calibrators_impl.hpp"
 #include "perkrec/models/clv_impl.hpp"
 #include "perkrec/models/factors_impl.hpp"
 #include "perkrec/models/fm_impl.hpp"

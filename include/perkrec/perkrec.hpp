@@ -34,6 +34,7 @@
 
 #include "perkrec/models/als.hpp"
 #include "perkrec/models/bpr.hpp"
+#include "perkrec/models/calibrators.hpp"
 #include "perkrec/models/clv.hpp"
 #include "perkrec/models/factors.hpp"
 #include "perkrec/models/fm.hpp"
