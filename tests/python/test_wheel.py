@@ -92,9 +92,10 @@ def test_wheel_installs_and_fits_in_a_fresh_environment(wheel, tmp_path):
     # own site-packages, so perkrec itself can only come from the wheel.
     fresh_site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                      check=True, capture_output=True, text=True).stdout.strip())
-    (fresh_site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index",
-                    str(wheel)], check=True)
+                    "--ignore-installed", str(wheel)], check=True)
+    # Written after the install, so pip never sees (or touches) this environment's perkrec.
+    (fresh_site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     smoke = """
 import json, perkrec
 program = perkrec.simulate(n_users=400, seed=3)
