@@ -1,11 +1,9 @@
 // The compile firewall: with PERKREC_SEPARATE_COMPILATION defined, the public headers only
-// declare, and the files of src/ compile every definition once, split by layer so that a
-// parallel build compiles them side by side: this file (core, data, io),
-// perkrec_features_eval.cpp, perkrec_models.cpp and perkrec_decide.cpp. Together they are the
-// perkrec::perkrec_compiled library (installed beside the header-only perkrec::perkrec); the
-// Python module and the test binary link it. Each *_impl.hpp is included in exactly one file.
+// declare, and this file compiles every definition once (list each *_impl.hpp here, once).
+// CMake builds it as perkrec::perkrec_compiled, in four parts compiled side by side
+// (generated from this list); the Python module and the test binary link that library.
 #if !defined(PERKREC_SEPARATE_COMPILATION)
-#error "src/*.cpp are built with PERKREC_SEPARATE_COMPILATION"
+#error "src/perkrec.cpp is built with PERKREC_SEPARATE_COMPILATION"
 #endif
 
 #include "perkrec/perkrec.hpp"
@@ -20,4 +18,34 @@
 #include "perkrec/data/simulator_impl.hpp"
 #include "perkrec/data/split_impl.hpp"
 #include "perkrec/data/user_table_impl.hpp"
+#include "perkrec/decide/allocation_check_impl.hpp"
+#include "perkrec/decide/allocator_exact_impl.hpp"
+#include "perkrec/decide/allocator_impl.hpp"
+#include "perkrec/decide/benefit_planner_file_impl.hpp"
+#include "perkrec/decide/calibration_impl.hpp"
+#include "perkrec/decide/explain_impl.hpp"
+#include "perkrec/decide/planner_impl.hpp"
+#include "perkrec/decide/policy_impl.hpp"
+#include "perkrec/decide/pacer_impl.hpp"
+#include "perkrec/decide/ranker_impl.hpp"
+#include "perkrec/decide/types_impl.hpp"
+#include "perkrec/eval/experiment_impl.hpp"
+#include "perkrec/eval/metrics_impl.hpp"
+#include "perkrec/eval/ope_impl.hpp"
+#include "perkrec/eval/uplift_metrics_impl.hpp"
+#include "perkrec/features/behavior_features_impl.hpp"
+#include "perkrec/features/feature_encoder_impl.hpp"
+#include "perkrec/features/interaction_matrix_impl.hpp"
+#include "perkrec/features/wide_table_impl.hpp"
 #include "perkrec/io/model_file_impl.hpp"
+#include "perkrec/models/als_impl.hpp"
+#include "perkrec/models/bpr_impl.hpp"
+#include "perkrec/models/clv_impl.hpp"
+#include "perkrec/models/factors_impl.hpp"
+#include "perkrec/models/fm_impl.hpp"
+#include "perkrec/models/item_knn_impl.hpp"
+#include "perkrec/models/popularity_impl.hpp"
+#include "perkrec/models/preference_impl.hpp"
+#include "perkrec/models/segments_impl.hpp"
+#include "perkrec/models/purchase_impl.hpp"
+#include "perkrec/models/uplift_impl.hpp"

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from . import _blas, _core
 from ._estimator import _Estimator
 from ._progress import ProgressArg, resolve_progress
-from ._util import csr_parts, int_scalar, seconds
+from ._util import csr_parts, float_array, int_scalar, seconds, text_arg
 from .data import _Serializable
 
 __all__ = [
@@ -557,7 +557,7 @@ class FeatureEncoder:
 
     @classmethod
     def from_json(cls, text: str) -> "FeatureEncoder":
-        return cls._wrap(_core.FeatureEncoder.from_json(text))
+        return cls._wrap(_core.FeatureEncoder.from_json(text_arg(text, "FeatureEncoder.from_json: text")))
 
     def __repr__(self) -> str:
         state = f"{self.n_features} features" if self._impl.fitted else "not fitted"
@@ -806,8 +806,8 @@ class PlattCalibrator:
         self.b = 0.0
 
     def fit(self, scores, y) -> "PlattCalibrator":
-        s = np.asarray(scores, np.float64).ravel()
-        y = np.asarray(y, np.float64).ravel()
+        s = float_array(scores, np.float64, "PlattCalibrator.fit: scores")
+        y = float_array(y, np.float64, "PlattCalibrator.fit: y")
         if len(s) != len(y) or not np.all(np.isfinite(s)) or not np.all(np.isin(y, (0, 1))):
             raise _input_error("PlattCalibrator.fit: needs equal-length finite scores and 0/1 labels")
         n_pos, n_neg = y.sum(), len(y) - y.sum()
@@ -826,7 +826,7 @@ class PlattCalibrator:
         return self
 
     def predict(self, scores) -> np.ndarray:
-        s = np.asarray(scores, np.float64)
+        s = float_array(scores, np.float64, "PlattCalibrator.predict: scores")
         return 1 / (1 + np.exp(-(self.a * s + self.b)))
 
 
@@ -839,8 +839,8 @@ class IsotonicCalibrator:
         self.y: Optional[np.ndarray] = None
 
     def fit(self, scores, y) -> "IsotonicCalibrator":
-        s = np.asarray(scores, np.float64).ravel()
-        y = np.asarray(y, np.float64).ravel()
+        s = float_array(scores, np.float64, "IsotonicCalibrator.fit: scores")
+        y = float_array(y, np.float64, "IsotonicCalibrator.fit: y")
         if len(s) != len(y) or len(s) == 0 or not np.all(np.isfinite(s)) or not np.all(np.isfinite(y)):
             raise _input_error("IsotonicCalibrator.fit: needs equal-length, non-empty finite scores and labels")
         order = np.argsort(s, kind="stable")
@@ -869,7 +869,7 @@ class IsotonicCalibrator:
     def predict(self, scores) -> np.ndarray:
         if self.x is None:
             raise _input_error("IsotonicCalibrator.predict: not fitted")
-        return np.interp(np.asarray(scores, np.float64), self.x, self.y)
+        return np.interp(float_array(scores, np.float64, "IsotonicCalibrator.predict: scores"), self.x, self.y)
 
 
 def reliability_curve(y, probabilities, bins: int = 10, strategy: str = "uniform") -> pd.DataFrame:

@@ -749,7 +749,10 @@ class Planner:
             None if timing is None else timing.orders_per_day, None if timing is None else timing.validity_days,
             _optional_floats(order_value, "member_value"), _optional_floats(benefit_value, "benefit_value"),
             None if preference is None else _impl_of(preference), float("nan") if budget is None else float(budget))
-        user_ids = users.ids if hasattr(users, "ids") else None
+        from .data import UserTable
+
+        # The member column holds the members' external ids (the UserTable's map).
+        user_ids = users.users if isinstance(users, UserTable) else None
         member_segment = np.asarray(compiled.constraints.member_segment)
         frame = _frame(catalog, user_ids, rows["member"], rows["benefit"], rows["probability"], rows["value"],
                        rows["cost"], segment_names=compiled.segment_names if len(member_segment) else None,

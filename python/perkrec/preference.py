@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
+from ._util import int_scalar
 from .data import Catalog, EventLog, UserTable, _cut_seconds, _expect
 from .models import _Recommender
 
@@ -113,7 +114,11 @@ class PreferenceModel(_Recommender):
         ignored, so attributes of future members never change the fit. Time columns enter as
         days before the cut. The counts are in ``member_table_report``. Without ``users`` the
         model is fitted exactly as before."""
+        _expect(log, EventLog, "log", "PreferenceModel.fit")
+        _expect(catalog, Catalog, "catalog", "PreferenceModel.fit")
         cut = int(log._impl.max_time) + 1 if cut_time is None else _cut_seconds(cut_time, "cut_time")
+        if users is not None and not isinstance(users, pd.DataFrame):
+            _expect(users, UserTable, "users", "PreferenceModel.fit")
         if isinstance(users, pd.DataFrame):
             users = UserTable.from_frame(users)
         if users is None:
@@ -146,7 +151,7 @@ class PreferenceModel(_Recommender):
     def class_prior(self, users) -> np.ndarray:
         """Mixing weights pi_k(member) [rows of ``users`` x n_classes]."""
         self._require_fitted("class_prior")
-        return self._impl.class_prior(users._impl)
+        return self._impl.class_prior(_expect(users, UserTable, "users", "PreferenceModel.class_prior")._impl)
 
     # --- preferences -------------------------------------------------------------------------
     @property
@@ -204,10 +209,12 @@ class PreferenceModel(_Recommender):
 
     def _row(self, user) -> int:
         """Dense index of ``user``: an external id when ids are attached, else an index."""
+        if np.ndim(user) != 0 or isinstance(user, (bool, np.bool_)):
+            raise _core.InputError(f"PreferenceModel: user must be one member id (got {user!r:.40})")
         ids = self.user_ids
         if ids is not None:
             return int(ids.lookup([user])[0])
-        return int(user)
+        return int_scalar(user, "user", 0, max(self.n_users - 1, 0))
 
     # --- segments and clusters ---------------------------------------------------------------
     def segments(self, rules: Union[None, str, dict] = None) -> pd.DataFrame:

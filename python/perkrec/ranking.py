@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from ._util import float_array, int_array, int_scalar, seconds, time_seconds
+from ._util import float_array, int_array, int_scalar, seconds, sequence_arg, text_arg, time_seconds
 
 __all__ = ["ScoreBlend", "rank", "schedule", "explain", "best_ineligible", "hour_of_week",
            "quiet_hours_next_allowed"]
@@ -116,8 +116,11 @@ class ScoreBlend:
             unknown = set(weights) - set(self.source_names)
             if unknown:
                 raise _core.InputError(f"ScoreBlend.set_weights: unknown sources {sorted(unknown)}")
-            weights = [float(weights.get(n, 0.0)) for n in self.source_names]
-        self._impl.set_weights(float(bias), [float(w) for w in weights])
+            weights = [weights.get(n, 0.0) for n in self.source_names]
+        bias = float_array([bias], np.float64, "ScoreBlend.set_weights: bias")[0]
+        w = float_array(sequence_arg(weights, "ScoreBlend.set_weights: weights"), np.float64,
+                        "ScoreBlend.set_weights: weights")
+        self._impl.set_weights(float(bias), [float(x) for x in w])
         return self
 
     @property
@@ -167,7 +170,8 @@ class ScoreBlend:
     @classmethod
     def from_json(cls, text: Union[str, dict]) -> "ScoreBlend":
         obj = cls.__new__(cls)
-        obj._impl = _core.ScoreBlend.from_json(text if isinstance(text, str) else json.dumps(text))
+        obj._impl = _core.ScoreBlend.from_json(json.dumps(text) if isinstance(text, dict) else
+                                               text_arg(text, "ScoreBlend.from_json: text"))
         obj._matrices = {}
         return obj
 
