@@ -172,7 +172,7 @@ py-test: python $(BUILD)/.browser-stamp
 # Peers run side by side with perkrec (benchmark-only dependencies; LightFM does not build on
 # Python 3.11, see BENCHMARKS.md).
 bench: python
-	$(VPY) -m pip install -q implicit xgboost lightgbm "scikit-learn>=1.1"
+	$(VPY) -m pip install -q implicit xgboost-cpu lightgbm "scikit-learn>=1.1"
 	$(VPY) bench/ingest.py
 	$(VPY) bench/encoder.py --samples 10000000 --threads 2 --mem-limit-gib 17
 	$(VPY) bench/simulator.py --check-threads
