@@ -134,18 +134,18 @@ fuzz: fuzz-build fuzz-corpus
 # and the compiled library), pkg-config (perkrec_compiled.pc), FetchContent from a local path
 # and add_subdirectory (one small program each; the subproject builds compile only it).
 consumer-test: cpp-test
-	rm -rf $(BUILD)/install $(BUILD)/consumer $(BUILD)/consumer-fetch $(BUILD)/consumer-subdir
+	rm -rf $(BUILD)/install $(BUILD)/consumer $(BUILD)/consumer-fetch $(BUILD)/consumer-subdir $(BUILD)/default-config
 	$(CMAKE) --install $(BUILD)/release > /dev/null
 	$(CMAKE) -S tests/consumer -B $(BUILD)/consumer -G Ninja -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja \
 	  -DCMAKE_PREFIX_PATH=$(CURDIR)/$(BUILD)/install > $(LOGS)/configure-consumer.log
 	$(CMAKE) --build $(BUILD)/consumer -j $(JOBS)
 	set -o pipefail; $(BUILD)/consumer/perkrec_consumer | tee $(LOGS)/consumer.log
-	$(BUILD)/consumer/perkrec_consumer_compiled | tee -a $(LOGS)/consumer.log
+	set -o pipefail; $(BUILD)/consumer/perkrec_consumer_compiled | tee -a $(LOGS)/consumer.log
 	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/install/lib/pkgconfig; export PKG_CONFIG_PATH; \
 	  c++ -std=c++17 -O1 tests/consumer/pkgconfig.cpp $$(pkg-config --cflags --libs perkrec_compiled) \
 	  -o $(BUILD)/consumer/perkrec_consumer_pkgconfig
-	$(BUILD)/consumer/perkrec_consumer_pkgconfig | tee -a $(LOGS)/consumer.log
-	set -e; for how in fetch:OFF subdir:ON; do \
+	set -o pipefail; $(BUILD)/consumer/perkrec_consumer_pkgconfig | tee -a $(LOGS)/consumer.log
+	set -eo pipefail; for how in fetch:OFF subdir:ON; do \
 	  dir=$(BUILD)/consumer-$${how%%:*}; \
 	  $(CMAKE) -S tests/consumer_subdir -B $$dir -G Ninja -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja \
 	    -DPERKREC_CONSUMER_ADD_SUBDIRECTORY=$${how##*:} > $(LOGS)/configure-consumer-$${how%%:*}.log; \
@@ -154,6 +154,12 @@ consumer-test: cpp-test
 	    { echo "the $${how%%:*} consumer built more than its own program"; exit 1; }; \
 	  $$dir/perkrec_consumer_subdir | sed "s/^/$${how%%:*}: /" | tee -a $(LOGS)/consumer.log; \
 	done
+	# A plain top-level configure builds (and installs) the library only: no tests, no examples.
+	$(CMAKE) -S . -B $(BUILD)/default-config -G Ninja -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja \
+	  > $(LOGS)/configure-default.log
+	$(VENV)/bin/ninja -C $(BUILD)/default-config -t targets all > $(LOGS)/default-targets.log
+	grep -q "libperkrec_compiled.a" $(LOGS)/default-targets.log
+	! grep -E "perkrec_tests|perkrec_example|perkrec_benefit_server|_core" $(LOGS)/default-targets.log
 	@echo "$$(wc -l < $(LOGS)/consumer.log) consumers ok (find_package x2, pkg-config, FetchContent, add_subdirectory)" \
 	  >> $(LOGS)/consumer.log
 

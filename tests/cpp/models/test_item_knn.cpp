@@ -96,10 +96,11 @@ TEST(ItemKNN, RecommendNewSkipsTheRowsOwnBenefitsByDefault) {
     }
     ASSERT_LT(expect_skip.size(), 40u);
     ASSERT_LT(expect_both.size(), expect_skip.size());
-    auto real = [](const TopK& t, Index r) {
+    auto real = [](const TopK& t, Index row) {
       std::vector<Index> ids;
       for (int j = 0; j < t.k; ++j) {
-        if (t.ids[static_cast<std::size_t>(r * t.k + j)] >= 0) ids.push_back(t.ids[static_cast<std::size_t>(r * t.k + j)]);
+        const Index b = t.ids[static_cast<std::size_t>(row * t.k + j)];
+        if (b >= 0) ids.push_back(b);
       }
       return ids;
     };
