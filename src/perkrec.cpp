@@ -1,6 +1,7 @@
 // The compile firewall: with PERKREC_SEPARATE_COMPILATION defined, the public headers only
-// declare, and this file compiles every definition once. The Python module and the test
-// binary link it; header-only users never need it.
+// declare, and this file compiles every definition once (list each *_impl.hpp here, once).
+// CMake builds it as perkrec::perkrec_compiled, in four parts compiled side by side
+// (generated from this list); the Python module and the test binary link that library.
 #if !defined(PERKREC_SEPARATE_COMPILATION)
 #error "src/perkrec.cpp is built with PERKREC_SEPARATE_COMPILATION"
 #endif

@@ -409,7 +409,7 @@ class _CollaborativeCore:
     def recommend(self, users: np.ndarray, n: int, exclude_rows: Optional[CsrTuple], exclude: Optional[np.ndarray],
                   allow: Optional[np.ndarray], eligibility: Optional[CsrTuple],
                   eligibility_blocks: bool) -> Tuple[np.ndarray, np.ndarray]: ...
-    def recommend_new(self, user_benefits: CsrTuple, n: int, exclude_rows: Optional[CsrTuple],
+    def recommend_new(self, user_benefits: CsrTuple, n: int, filter_already_interacted: bool,
                       exclude: Optional[np.ndarray], allow: Optional[np.ndarray], eligibility: Optional[CsrTuple],
                       eligibility_blocks: bool) -> Tuple[np.ndarray, np.ndarray]: ...
     def similar_benefits(self, benefits: np.ndarray, n: int, exclude: Optional[np.ndarray],
