@@ -24,13 +24,17 @@ def _readme_python_blocks():
 
 
 def test_readme_quickstart_blocks_run(tmp_path, monkeypatch):
-    """The README's Python section (quick start, collaborative filtering, redemption models,
-    your own data) runs verbatim, on a smaller simulated program."""
+    """The README's notebook cell (a plan and its report in one cell) and its Python section
+    (quick start, collaborative filtering, redemption models, your own data) run verbatim, on
+    smaller simulated programs."""
     blocks = _readme_python_blocks()
-    assert len(blocks) >= 4
-    code = "\n".join(blocks[:4]).replace("n_users=20_000", "n_users=2_000")
+    assert len(blocks) >= 5 and "BenefitPlanner" in blocks[0]
+    code = "\n".join(blocks[:5]).replace("n_users=20_000", "n_users=2_000").replace("n_users=5000", "n_users=1500")
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
+    namespace = {"__name__": "__readme__"}
+    exec(compile(code, str(README), "exec"), namespace)
+    page = (tmp_path / "campaign.html").read_text(encoding="utf-8")
+    assert page.lower().startswith("<!doctype html>") and "budget" in page.lower()
 
 
 def test_readme_constructor_keywords_exist():
