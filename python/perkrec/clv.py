@@ -1,11 +1,15 @@
-"""Member value: purchase summaries, BG/NBD + Gamma-Gamma lifetime value, churn risk and
-lifecycle stages from an event log (see ``include/perkrec/models/clv.hpp`` for the summaries,
-the models, the interval method and the lifecycle rule).
+"""Member value: purchase summaries, lifetime value (BG/NBD, MBG/NBD or Pareto/NBD purchases x
+Gamma-Gamma order value), churn risk and lifecycle stages from an event log, and their check
+against a holdout (see ``include/perkrec/models/clv.hpp`` and ``models/purchase.hpp`` for the
+summaries, the models, the interval method and the lifecycle rule).
 
 >>> model = CLVModel(time_unit="week").fit(log, cut_time="2026-06-01")
 >>> model.summary()                         # x, t_x, T, monetary per member (as of the cut)
 >>> value = model.predict(52, discount_rate=0.002, margin=0.3)
 >>> value.loc[value.lifecycle_stage == "at_risk"].sort_values("clv").tail(10)
+>>> split = calibration_holdout(log, "2026-01-01", "2026-06-01")       # weeks by default
+>>> fitted = CLVModel(model="paretonbd").fit(log, cut_time="2026-01-01")
+>>> holdout_errors(split, fitted.predict(split.attrs["duration"]))      # MAE, Spearman, aggregate
 
 A plain transaction log works: an ``EventLog`` of ``ordered`` events with ``order_amount`` and no
 catalog (``EventLog.from_frame(df.assign(benefit=None, event_type="ordered"))``).
@@ -57,9 +61,10 @@ def summarize_purchases(log: EventLog, cut_time, time_unit: str = "week", occasi
 
 
 class CLVModel(_Serializable, _Estimator):
-    """Lifetime value of each member: BG/NBD purchases x Gamma-Gamma order value.
+    """Lifetime value of each member: purchases x Gamma-Gamma order value.
 
-    ``model``: "bgnbd". ``time_unit``: "day" or "week" — the unit of recency, age, horizon and
+    ``model``: the purchase model, "bgnbd" (BG/NBD), "mbgnbd" (MBG/NBD: one-time buyers may have
+    dropped out too) or "paretonbd" (Pareto/NBD: dropout in continuous time). ``time_unit``: "day" or "week" — the unit of recency, age, horizon and
     discount rate. ``penalizer`` >= 0 shrinks the log-parameters (a fit never fails on ordinary
     data; parameters that run to 0 or infinity are reported in ``params_["purchase"]
     ["at_boundary"]``). Keywords left as None keep the C++ defaults (``params`` shows them):
@@ -155,6 +160,58 @@ class CLVModel(_Serializable, _Estimator):
         frame.index = self._index(raw["users"])
         return frame
 
+    def conditional(self, summary: pd.DataFrame, horizon: float) -> pd.DataFrame:
+        """The purchase model's ``p_alive`` and ``expected_purchases`` in the next ``horizon``
+        time_units for given summaries (columns ``x``, ``t_x``, ``T`` in time_units, e.g. from
+        ``summary(log, cut_time)``), indexed like ``summary``."""
+        self._require_fitted("conditional")
+        for column in ("x", "t_x", "T"):
+            if column not in summary.columns:
+                raise _core.InputError(f"CLVModel.conditional: summary: missing column {column!r}")
+        arrays = [np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64)) for c in ("x", "t_x", "T")]
+        return pd.DataFrame(self._impl.conditional(*arrays, float(horizon)), index=summary.index)
+
+    def expected_purchases_by_period(self, periods: int, summary: Optional[pd.DataFrame] = None,
+                                     end: Optional[float] = None) -> np.ndarray:
+        """Expected occasions of the fitted members (or of ``summary``'s) in each of the next
+        ``periods`` time_units after the cut, summed over members (the aggregate tracking
+        curve); with ``end`` the periods stop there (a partial last period)."""
+        self._require_fitted("expected_purchases_by_period")
+        if summary is None:
+            summary = self.summary()
+        stop = float(periods if end is None else end)
+        ends = np.minimum(np.arange(1, int(periods) + 1, dtype=np.float64), stop)
+        cumulative = [self.conditional(summary, e)["expected_purchases"].sum() for e in ends]
+        return np.diff(np.r_[0.0, np.asarray(cumulative, dtype=np.float64)])
+
+    def p_alive_history(self, log: EventLog, user, times) -> pd.DataFrame:
+        """One member's ``p_alive`` (and ``expected_purchases`` in the next time_unit) as they
+        stood at each of ``times``: the member's orders before each time summarized as at a cut
+        there (the summaries' rules), under this model's fitted parameters. Times before the
+        member's first order are left out."""
+        self._require_fitted("p_alive_history")
+        _expect(log, EventLog, "log", "CLVModel.p_alive_history")
+        ids = log.user_ids
+        internal = int(ids.lookup([user], missing="minus_one")[0]) if ids is not None and len(ids) else int(user)
+        if internal < 0 or internal >= log.n_users:
+            raise _core.InputError(f"CLVModel.p_alive_history: user: unknown member {user!r}")
+        offsets = log.user_offsets
+        keep = np.zeros(len(log), dtype=bool)
+        keep[offsets[internal]:offsets[internal + 1]] = True
+        own = log.filter(keep)
+        params = self.params
+        rows, stamps = [], []
+        for when in pd.to_datetime(pd.Index(list(times)), utc=True):
+            try:
+                raw = _core.summarize_purchases(own._impl, _cut_seconds(when, "times"), params["time_unit"],
+                                                params["occasion"], 1)
+            except _core.InputError:
+                continue  # no order before this time yet
+            rows.append((raw["x"][0], raw["t_x"][0], raw["T"][0]))
+            stamps.append(when)
+        frame = pd.DataFrame(rows, columns=["x", "t_x", "T"], index=pd.DatetimeIndex(stamps, name="time"))
+        return frame.join(self.conditional(frame, 1.0))
+
     def predict(self, horizon: float, discount_rate: float = 0.0, margin: float = 1.0) -> pd.DataFrame:
         """Per fitted member over the next ``horizon`` time_units: ``p_alive``,
         ``expected_purchases``, ``expected_order_value``, ``clv`` (expected spend x margin,
@@ -170,7 +227,8 @@ class CLVModel(_Serializable, _Estimator):
 
     @property
     def params_(self) -> dict:
-        """The fitted parameters: BG/NBD ``r, alpha, a, b`` and Gamma-Gamma ``p, q, gamma`` (when
+        """The fitted parameters: ``model``, the purchase model's ``r, alpha, a, b`` (BG/NBD,
+        MBG/NBD) or ``r, alpha, s, beta`` (Pareto/NBD) and Gamma-Gamma ``p, q, gamma`` (when
         fitted), each fit's standard errors, boundary parameters, log-likelihood and convergence,
         the frequency-spend correlation and the lifecycle thresholds."""
         self._require_fitted("params_")
@@ -187,3 +245,68 @@ class CLVModel(_Serializable, _Estimator):
         given = ", ".join(f"{k}={v!r}" for k, v in self._init_params.items() if v is not None)
         state = f"{len(self._impl.summary()['users'])} members" if self.fitted else "not fitted"
         return f"CLVModel({given}; {state})"
+
+
+# --- evaluation against a holdout ------------------------------------------------------------
+def calibration_holdout(log: EventLog, calibration_end, observation_end, time_unit: str = "week",
+                        occasion: str = "day", num_threads: int = 0) -> pd.DataFrame:
+    """Calibration summaries at ``calibration_end`` (as ``summarize_purchases``) of the members
+    with an order before it, with their ``holdout_purchases`` (occasions) and ``holdout_spend``
+    in [calibration_end, observation_end); indexed by member id. ``attrs`` hold ``duration``
+    (the holdout length in time_units), ``period_purchases`` (all members' holdout occasions per
+    time_unit period), ``time_unit``, ``occasion`` and both ends."""
+    _expect(log, EventLog, "log", "calibration_holdout")
+    start = _cut_seconds(calibration_end, "calibration_end")
+    end = _cut_seconds(observation_end, "observation_end")
+    raw = _core.calibration_holdout(log._impl, start, end, str(time_unit), str(occasion), int(num_threads))
+    frame = _summary_frame(raw, log.user_ids)
+    frame["holdout_purchases"] = raw["holdout_purchases"]
+    frame["holdout_spend"] = raw["holdout_spend"]
+    frame.attrs.update({"duration": float(raw["duration"]), "period_purchases": raw["period_purchases"],
+                        "time_unit": str(time_unit), "occasion": str(occasion),
+                        "calibration_end": pd.Timestamp(start, unit="s", tz="UTC"),
+                        "observation_end": pd.Timestamp(end, unit="s", tz="UTC")})
+    return frame
+
+
+def naive_forecast(summary: pd.DataFrame, horizon: float) -> pd.DataFrame:
+    """The naive own-rate forecast: each member's repeat occasions per time_unit so far
+    (x / T; 0 when T = 0) x horizon, and that x their mean order value for the spend (``clv``);
+    indexed like ``summary``, with the columns of ``CLVModel.predict`` that ``holdout_errors``
+    reads."""
+    x = summary["x"].to_numpy(dtype=np.float64)
+    T = summary["T"].to_numpy(dtype=np.float64)
+    rate = np.divide(x, T, out=np.zeros_like(x), where=T > 0)
+    purchases = rate * float(horizon)
+    return pd.DataFrame({"expected_purchases": purchases,
+                         "clv": purchases * summary["mean_order_value"].to_numpy(dtype=np.float64)},
+                        index=summary.index)
+
+
+def holdout_errors(holdout: pd.DataFrame, prediction: pd.DataFrame) -> dict:
+    """Per-member and aggregate errors of a forecast against ``calibration_holdout``'s actuals,
+    rows matched by member id: ``mae_purchases`` / ``mae_spend`` (mean absolute error per
+    member), ``spearman_purchases`` / ``spearman_spend`` (rank correlation of forecast and
+    actual), ``aggregate_purchases_error`` / ``aggregate_spend_error`` ((forecast total - actual
+    total) / actual total). The forecast's spend is its ``clv`` column (``predict`` over the
+    holdout's duration with discount_rate 0 and margin 1 is the expected spend)."""
+    from scipy.stats import spearmanr
+
+    for column in ("expected_purchases", "clv"):
+        if column not in prediction.columns:
+            raise _core.InputError(f"holdout_errors: prediction: missing column {column!r}")
+    missing = holdout.index.difference(prediction.index)
+    if len(missing):
+        raise _core.InputError(f"holdout_errors: prediction: no row for {len(missing)} holdout members "
+                               f"(first {missing[0]!r})")
+    pred = prediction.loc[holdout.index]
+    out = {"members": int(len(holdout))}
+    for name, actual_col, pred_col in (("purchases", "holdout_purchases", "expected_purchases"),
+                                       ("spend", "holdout_spend", "clv")):
+        actual = holdout[actual_col].to_numpy(dtype=np.float64)
+        forecast = pred[pred_col].to_numpy(dtype=np.float64)
+        out[f"mae_{name}"] = float(np.mean(np.abs(forecast - actual)))
+        out[f"spearman_{name}"] = float(spearmanr(forecast, actual)[0]) if len(actual) > 1 else float("nan")
+        total = actual.sum()
+        out[f"aggregate_{name}_error"] = float((forecast.sum() - total) / total) if total > 0 else float("nan")
+    return out
