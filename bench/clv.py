@@ -6,7 +6,8 @@ lifetimes (a bench extra, never a runtime dependency) on the same work when it i
     .venv/bin/python bench/clv.py --members --cdnow ../shared/data/cdnow-fader-hardie --holdout
 
 With --cdnow: BG/NBD + Gamma-Gamma on the published summaries, then every purchase model (BG/NBD,
-MBG/NBD, Pareto/NBD) next to lifetimes' fitter of the same model; with --holdout also the
+MBG/NBD, Pareto/NBD) next to lifetimes' fitter of the same model, and BG/BB on the donations data
+that lifetimes ships; with --holdout also the
 literature's evaluation on all 23,570 customers (weeks 1-39 calibrate, 40-78 holdout): per-member
 MAE, Spearman and aggregate error of purchases and spend for perkrec's models, the naive own-rate
 forecast and lifetimes' models.
@@ -160,6 +161,36 @@ def cdnow_models(folder: str) -> None:
                           "max_relative_difference_to_perkrec": float(f"{worst:.2e}")}))
 
 
+def donations_bgbb() -> None:
+    """BG/BB on Fader, Hardie and Shang's donations data (11,104 donors, 6 opportunities) as
+    lifetimes ships it: perkrec and lifetimes' BetaGeoBetaBinomFitter."""
+    try:
+        import lifetimes
+        from lifetimes.datasets import load_donations
+    except ImportError:
+        return
+    data = load_donations()
+    rows = data.loc[data.index.repeat(data["weights"])]
+    summary = pd.DataFrame({"x": rows["frequency"].to_numpy(float), "t_x": rows["recency"].to_numpy(float),
+                            "T": rows["periods"].to_numpy(float)})
+    t0 = time.perf_counter()
+    ours = perkrec.CLVModel(model="bgbb", time_unit="week", occasion="week", interval_draws=0).fit_summary(summary)
+    seconds = time.perf_counter() - t0
+    p = ours.params_
+    names = ("alpha", "beta", "gamma", "delta")
+    print(json.dumps({"library": "perkrec", "model": "bgbb", "data": "donations 11,104 x 6", "fit_s": round(seconds, 4),
+                      **{k: round(p[k], 6) for k in names},
+                      "log_likelihood": round(p["purchase"]["log_likelihood"], 3)}))
+    t0 = time.perf_counter()
+    theirs = lifetimes.BetaGeoBetaBinomFitter().fit(data["frequency"], data["recency"], data["periods"],
+                                                   data["weights"])
+    seconds = time.perf_counter() - t0
+    worst = max(abs(p[k] / float(theirs.params_[k]) - 1) for k in names)
+    print(json.dumps({"library": "lifetimes", "model": "BetaGeoBetaBinomFitter", "fit_s": round(seconds, 4),
+                      **{k: round(float(theirs.params_[k]), 6) for k in names},
+                      "max_relative_difference_to_perkrec": float(f"{worst:.2e}")}))
+
+
 def cdnow_holdout(folder: str, threads: int) -> None:
     """CDNOW, all 23,570 customers: calibrate on weeks 1-39, forecast weeks 40-78 per member
     (purchases and spend); perkrec's three models, the naive own-rate forecast, and lifetimes'
@@ -264,6 +295,7 @@ def main() -> None:
     if args.cdnow:
         cdnow(args.cdnow)
         cdnow_models(args.cdnow)
+        donations_bgbb()
         if args.holdout:
             cdnow_holdout(args.cdnow, args.threads)
     for n in args.members:

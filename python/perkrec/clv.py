@@ -1,6 +1,6 @@
-"""Member value: purchase summaries, lifetime value (BG/NBD, MBG/NBD or Pareto/NBD purchases x
-Gamma-Gamma order value), churn risk and lifecycle stages from an event log, and their check
-against a holdout (see ``include/perkrec/models/clv.hpp`` and ``models/purchase.hpp`` for the
+"""Member value: purchase summaries, lifetime value (BG/NBD, MBG/NBD, Pareto/NBD or BG/BB
+purchases x Gamma-Gamma order value), churn risk and lifecycle stages from an event log, and
+their check against a holdout (see ``include/perkrec/models/clv.hpp`` and ``models/purchase.hpp`` for the
 summaries, the models, the interval method and the lifecycle rule).
 
 >>> model = CLVModel(time_unit="week").fit(log, cut_time="2026-06-01")
@@ -64,7 +64,8 @@ class CLVModel(_Serializable, _Estimator):
     """Lifetime value of each member: purchases x Gamma-Gamma order value.
 
     ``model``: the purchase model, "bgnbd" (BG/NBD), "mbgnbd" (MBG/NBD: one-time buyers may have
-    dropped out too) or "paretonbd" (Pareto/NBD: dropout in continuous time). ``time_unit``: "day" or "week" — the unit of recency, age, horizon and
+    dropped out too), "paretonbd" (Pareto/NBD: dropout in continuous time) or "bgbb" (BG/BB: one
+    purchase opportunity per time_unit; needs ``occasion`` equal to ``time_unit``). ``time_unit``: "day" or "week" — the unit of recency, age, horizon and
     discount rate. ``penalizer`` >= 0 shrinks the log-parameters (a fit never fails on ordinary
     data; parameters that run to 0 or infinity are reported in ``params_["purchase"]
     ["at_boundary"]``). Keywords left as None keep the C++ defaults (``params`` shows them):

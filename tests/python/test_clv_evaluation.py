@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import perkrec
-from conftest import dataset_path
+from test_clv import _orders_log, cdnow  # noqa: F401  (cdnow: the shared CDNOW fixture)
 
 CALIBRATION_END = pd.Timestamp("1997-10-01", tz="UTC")   # CDNOW weeks 1-39
 OBSERVATION_END = pd.Timestamp("1998-07-01", tz="UTC")   # weeks 40-78 (39 weeks later)
@@ -23,22 +23,6 @@ LIFETIMES = {
     "paretonbd": ({"r": 0.553283, "alpha": 10.577758, "s": 0.606210, "beta": 11.668200},
                   [0.869120, 0.167877, 0.295103], [1.455118, 0.170986, 0.107063]),
 }
-
-
-def _orders_log(frame: pd.DataFrame) -> perkrec.EventLog:
-    events = pd.DataFrame({"user": frame["user"], "benefit": None, "event_type": "ordered",
-                           "timestamp": frame["timestamp"], "order_amount": frame["amount"]})
-    return perkrec.EventLog.from_frame(events)
-
-
-@pytest.fixture(scope="module")
-def cdnow():
-    folder = dataset_path("cdnow-fader-hardie")
-    summary = pd.read_csv(folder / "cdnow_customers_summary_with_transactions.csv")
-    raw = pd.read_csv(folder / "CDNOW_sample.txt.gz", sep=r"\s+", header=None,
-                      names=["original_id", "user", "date", "cds", "amount"])
-    raw["timestamp"] = pd.to_datetime(raw["date"].astype(str), format="%Y%m%d", utc=True)
-    return summary, raw
 
 
 @pytest.mark.parametrize("model", ["mbgnbd", "paretonbd"])
@@ -227,3 +211,45 @@ def test_plots_draw_what_they_are_given(cdnow):
     ydata = np.asarray(curve.get_ydata(), dtype=float)
     assert ((ydata >= 0) & (ydata <= 1)).all() and len(ydata) > 200
     fig.savefig(__import__("io").BytesIO(), format="png")  # renders
+
+
+def test_bgbb_discrete_opportunities(cdnow):
+    _, raw = cdnow
+    log = _orders_log(raw)
+    with pytest.raises(perkrec.ConfigError, match="occasion"):
+        perkrec.CLVModel(model="bgbb")  # occasion day, time_unit week: not one opportunity per unit
+    model = perkrec.CLVModel(model="bgbb", time_unit="week", occasion="week", interval_draws=20).fit(log, CALIBRATION_END)
+    fitted = model.params_
+    assert fitted["model"] == "bgbb" and set(fitted["purchase"]["standard_errors"]) == {"alpha", "beta", "gamma", "delta"}
+    pred = model.predict(39)
+    assert np.isfinite(pred[["p_alive", "expected_purchases", "clv", "clv_lower", "clv_upper"]].to_numpy()).all()
+    assert ((pred["p_alive"] >= 0) & (pred["p_alive"] <= 1)).all()
+    # Weekly occasions: the holdout in weeks with a purchase, forecast by BG/BB.
+    split = perkrec.calibration_holdout(log, CALIBRATION_END, OBSERVATION_END, time_unit="week", occasion="week")
+    split.index = split.index.astype(np.int64)
+    pred.index = pred.index.astype(np.int64)
+    errors = perkrec.holdout_errors(split, pred)
+    assert errors["spearman_purchases"] > 0.3 and abs(errors["aggregate_purchases_error"]) < 0.3, errors
+
+
+def test_bgbb_equals_lifetimes_on_the_donations_data():
+    """Fader, Hardie and Shang's donations data as lifetimes ships it (a bench/test extra)."""
+    lifetimes = pytest.importorskip("lifetimes")
+    from lifetimes.datasets import load_donations
+
+    data = load_donations()
+    rows = data.loc[data.index.repeat(data["weights"])]
+    summary = pd.DataFrame({"x": rows["frequency"].to_numpy(float), "t_x": rows["recency"].to_numpy(float),
+                            "T": rows["periods"].to_numpy(float)})
+    ours = perkrec.CLVModel(model="bgbb", time_unit="week", occasion="week", interval_draws=0).fit_summary(summary)
+    theirs = lifetimes.BetaGeoBetaBinomFitter().fit(data["frequency"], data["recency"], data["periods"], data["weights"])
+    for name in ("alpha", "beta", "gamma", "delta"):
+        assert ours.params_[name] == pytest.approx(theirs.params_[name], rel=1e-3), name
+    # Published: log-likelihood -33,225.6.
+    assert ours.params_["purchase"]["log_likelihood"] == pytest.approx(-33225.6, abs=0.05)
+    first = summary.drop_duplicates().head(3)
+    mine = ours.conditional(first, 5)
+    np.testing.assert_allclose(mine["p_alive"], theirs.conditional_probability_alive(
+        1, first["x"], first["t_x"], first["T"]), rtol=1e-4)
+    np.testing.assert_allclose(mine["expected_purchases"], theirs.conditional_expected_number_of_purchases_up_to_time(
+        5, first["x"], first["t_x"], first["T"]), rtol=1e-4)

@@ -18,8 +18,9 @@
 // summary of Fader, Hardie and Lee (x, t_x, T in weeks, zbar). Parallel over members;
 // O(events before the cut).
 //
-// Fit. The purchase model (`model`: bgnbd, mbgnbd or paretonbd; models/purchase.hpp) on (x, t_x,
-// T) of every summarized member and Gamma-Gamma on (x, monetary) of the members with x > 0 and
+// Fit. The purchase model (`model`: bgnbd, mbgnbd, paretonbd or bgbb; models/purchase.hpp) on
+// (x, t_x, T) of every summarized member (BG/BB: one purchase opportunity per time_unit, so it
+// needs occasion = time_unit; n = floor(T) opportunities, the last one possibly partial) and Gamma-Gamma on (x, monetary) of the members with x > 0 and
 // monetary > 0, both by the robust maximum-likelihood fitter of
 // models/purchase.hpp (boundary solutions reported, optional penalizer, standard errors from
 // the Hessian). Without two such members the spend model is not fitted and the expected order
@@ -38,7 +39,8 @@
 //                         Hessian; parameters at a boundary held fixed) and then of the member's
 //                         own posterior given alive — lambda ~ Gamma(r + x, alpha + T); dropout
 //                         p ~ Beta(a, b + x) (BG/NBD), Beta(a, b + x + 1) (MBG/NBD), or death
-//                         rate mu ~ Gamma(s, beta + T) (Pareto/NBD); spend rate nu ~ Gamma(p x +
+//                         rate mu ~ Gamma(s, beta + T) (Pareto/NBD), or p ~ Beta(alpha + x, beta
+//                         + n - x), theta ~ Beta(gamma, delta + n + 1) (BG/BB); spend rate nu ~ Gamma(p x +
 //                         q, gamma + x m) — giving margin x p_alive x (p / nu) x sum_k discounted
 //                         E[occasions in unit k | lambda, p or mu] (E[N(t)] = (1 - exp(-lambda p
 //                         t)) / p, or lambda (1 - exp(-mu t)) / mu). The alive state
@@ -99,7 +101,7 @@ struct CLVParams {
   using Model = PurchaseModelKind;
   enum class TimeUnit : std::uint8_t { day, week };
 
-  Model model = Model::bgnbd;              ///< purchase model: "bgnbd" | "mbgnbd" | "paretonbd"
+  Model model = Model::bgnbd;              ///< purchase model: "bgnbd" | "mbgnbd" | "paretonbd" | "bgbb"
   TimeUnit time_unit = TimeUnit::week;     ///< unit of t_x, T, horizon and rates: "day" | "week"
   TimeUnit occasion = TimeUnit::day;       ///< orders in one such period are one occasion
   double penalizer = 0.0;                  ///< >= 0; see MaximumLikelihoodOptions

@@ -137,8 +137,21 @@ inline std::vector<std::vector<double>> parameter_draws(const MaximumLikelihoodF
 // file comment of clv.hpp).
 inline double posterior_purchases_draw(PurchaseModelKind kind, const std::vector<double>& th, double x, double T,
                                        const std::vector<double>& ends, const std::vector<double>& factors, Rng& rng) {
-  const double lambda = rng.gamma(th[0] + x) / (th[1] + T);
   double purchases = 0, before = 0;
+  if (kind == PurchaseModelKind::bgbb) {
+    // Given alive at the next opportunity: p ~ Beta(alpha + x, beta + n - x), theta ~ Beta(gamma,
+    // delta + n + 1); purchases in the next t opportunities p (1 - (1 - theta)^t) / theta.
+    const double xx = std::floor(x), n = std::floor(T);
+    const double p = rng.beta(th[0] + xx, th[1] + n - xx);
+    const double theta = std::max(rng.beta(th[2], th[3] + n + 1), 1e-12);
+    for (std::size_t k = 0; k < ends.size(); ++k) {
+      const double cumulative = p * -std::expm1(ends[k] * std::log1p(-theta)) / theta;
+      purchases += factors[k] * (cumulative - before);
+      before = cumulative;
+    }
+    return purchases;
+  }
+  const double lambda = rng.gamma(th[0] + x) / (th[1] + T);
   if (kind == PurchaseModelKind::paretonbd) {
     const double mu = std::max(rng.gamma(th[2]) / (th[3] + T), 1e-300);
     for (std::size_t k = 0; k < ends.size(); ++k) {
@@ -166,6 +179,11 @@ PERKREC_INLINE void CLVParams::validate() const {
   auto bad = [](const char* field, double value, const char* expected) {
     detail::raise<ConfigError>("CLVParams: ", field, " must be ", expected, " (got ", value, ")");
   };
+  if (model == Model::bgbb && occasion != time_unit) {
+    detail::raise<ConfigError>("CLVParams: occasion must equal time_unit with model 'bgbb' (one purchase opportunity "
+                               "per time_unit; got occasion '", detail::clv_unit_name(occasion), "', time_unit '",
+                               detail::clv_unit_name(time_unit), "')");
+  }
   if (!(penalizer >= 0) || !std::isfinite(penalizer)) bad("penalizer", penalizer, "finite and >= 0");
   if (max_iterations <= 0) bad("max_iterations", max_iterations, "> 0");
   if (!(interval_level > 0 && interval_level < 1)) bad("interval_level", interval_level, "in (0, 1)");
@@ -223,7 +241,7 @@ PERKREC_INLINE CLVParams CLVParams::from_json(const Json& j) {
   std::string text;
   if (r.read("model", text)) {
     if (!PurchaseModel::parse(text, p.model)) {
-      r.fail("model", "unknown model '" + text + "' (expected \"bgnbd\", \"mbgnbd\" or \"paretonbd\")");
+      r.fail("model", "unknown model '" + text + "' (expected \"bgnbd\", \"mbgnbd\", \"paretonbd\" or \"bgbb\")");
     }
   }
   auto unit = [&](const char* key, TimeUnit& out) {

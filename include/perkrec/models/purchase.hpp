@@ -29,6 +29,15 @@
 // quadrature on ln(min(alpha, beta) + u) with panels narrow enough for 1e-13 relative error.
 // "No detectable dropout" is s -> 0 or beta -> infinity.
 //
+// BG/BB (Fader, Hardie and Shang, 2010), for discrete purchase opportunities (one per time
+// unit): while alive a member buys at each opportunity with probability p ~ Beta(alpha, beta)
+// and dies before each with probability theta ~ Beta(gamma, delta). A member is x purchases in
+// n opportunities, the last at opportunity t_x (whole numbers; the continuous summaries are
+// floored: n = floor(T), t_x = floor(t_x)), and
+//   L = B(alpha+x, beta+n-x)/B(alpha, beta) B(gamma, delta+n)/B(gamma, delta)
+//       + sum_{i=0}^{n-t_x-1} B(alpha+x, beta+t_x-x+i)/B(alpha, beta) B(gamma+1, delta+t_x+i)/B(gamma, delta).
+// Its cost per member is O(n - t_x).
+//
 // Each purchase model gives P(alive at T | x, t_x, T) and the conditional expectation of the
 // purchases in (T, T + t] (Fader, Hardie and Lee 2005 eq. 10; Batislam et al. eq. 6; Fader and
 // Hardie's Pareto/NBD note, eq. 14), exact for any parameters (BG/NBD and MBG/NBD with a < 1
@@ -182,11 +191,36 @@ struct ParetoNBDFit {
   MaximumLikelihoodFit fit;
 };
 
-/// Which purchase model; names "bgnbd", "mbgnbd", "paretonbd".
-enum class PurchaseModelKind : std::uint8_t { bgnbd, mbgnbd, paretonbd };
+struct BGBBFit;
+
+struct BGBB {
+  double alpha = 1.0, beta = 1.0, gamma = 1.0, delta = 1.0;  ///< all > 0
+
+  /// Log-likelihood of one member: x purchases in n opportunities, the last at t_x (floored;
+  /// x <= t_x <= n, and t_x = 0 when x = 0).
+  double log_likelihood(double x, double t_x, double n) const;
+  /// Probability the member is alive at the next opportunity.
+  double p_alive(double x, double t_x, double n) const;
+  /// Expected purchases in the next t opportunities (t need not be whole: the formula is
+  /// smooth in t).
+  double expected_purchases(double t, double x, double t_x, double n) const;
+  /// Robust maximum-likelihood fit; inputs are floored as above, members with n = 0 skipped;
+  /// x > t_x, t_x > n, or x > 0 with t_x = 0 after flooring is an InputError naming the position.
+  static BGBBFit maximum_likelihood(Span<const double> x, Span<const double> t_x, Span<const double> n,
+                                    const MaximumLikelihoodOptions& options = {});
+};
+
+/// BG/BB parameters with their fit (params = alpha, beta, gamma, delta).
+struct BGBBFit {
+  BGBB model;
+  MaximumLikelihoodFit fit;
+};
+
+/// Which purchase model; names "bgnbd", "mbgnbd", "paretonbd", "bgbb".
+enum class PurchaseModelKind : std::uint8_t { bgnbd, mbgnbd, paretonbd, bgbb };
 
 /// Any of the purchase models above behind one interface (four parameters in the model's
-/// order: r, alpha, a, b or r, alpha, s, beta). Expected purchases are exact for every model
+/// order: r, alpha, a, b or r, alpha, s, beta or alpha, beta, gamma, delta). Expected purchases are exact for every model
 /// (unlike BGNBD::expected_purchases, kept for the preference model).
 struct PurchaseModel {
   PurchaseModelKind kind = PurchaseModelKind::bgnbd;
@@ -195,7 +229,7 @@ struct PurchaseModel {
   double log_likelihood(double x, double t_x, double T) const;
   double p_alive(double x, double t_x, double T) const;
   double expected_purchases(double t, double x, double t_x, double T) const;
-  /// "bgnbd", "mbgnbd" or "paretonbd".
+  /// "bgnbd", "mbgnbd", "paretonbd" or "bgbb".
   static const char* name(PurchaseModelKind kind);
   /// Parses a name; false when unknown.
   static bool parse(const std::string& name, PurchaseModelKind& out);

@@ -730,43 +730,160 @@ PERKREC_INLINE ParetoNBDFit ParetoNBD::maximum_likelihood(Span<const double> x, 
   return out;
 }
 
-PERKREC_INLINE double PurchaseModel::log_likelihood(double x, double t_x, double T) const {
-  const auto& p = params;
-  switch (kind) {
-    case PurchaseModelKind::mbgnbd: return MBGNBD{p[0], p[1], p[2], p[3]}.log_likelihood(x, t_x, T);
-    case PurchaseModelKind::paretonbd: return ParetoNBD{p[0], p[1], p[2], p[3]}.log_likelihood(x, t_x, T);
-    default: return BGNBD{p[0], p[1], p[2], p[3]}.log_likelihood(x, t_x, T);
+namespace detail {
+inline double log_beta(double a, double b) { return log_gamma(a) + log_gamma(b) - log_gamma(a + b); }
+
+// log of the BG/BB's "alive through opportunity n" term and of the whole likelihood (before the
+// constant -ln B(alpha, beta) - ln B(gamma, delta)).
+inline void bgbb_log_terms(const BGBB& m, double x, double t_x, double n, double& log_alive, double& log_total) {
+  log_alive = log_beta(m.alpha + x, m.beta + n - x) + log_beta(m.gamma, m.delta + n);
+  double top = log_alive, sum = 1.0;
+  const double lead = log_beta(m.alpha + x, m.beta + t_x - x);
+  // Terms i = 0 .. n - t_x - 1 by their ratios (no log-gamma per term).
+  double term = lead + log_beta(m.gamma + 1, m.delta + t_x);
+  for (double i = 0; i < n - t_x; ++i) {
+    if (term > top) {
+      sum = sum * std::exp(top - term) + 1.0;
+      top = term;
+    } else {
+      sum += std::exp(term - top);
+    }
+    // B(a, b + 1) / B(a, b) = b / (a + b)
+    const double bb = m.beta + t_x - x + i, dd = m.delta + t_x + i;
+    term += std::log(bb / (m.alpha + x + bb)) + std::log(dd / (m.gamma + 1 + dd));
   }
+  log_total = top + std::log(sum);
+}
+
+inline void check_bgbb_summary(const char* who, std::size_t i, double x, double t_x, double n) {
+  if (!(x <= t_x) || !(t_x <= n) || (x > 0 && t_x < 1)) {
+    raise<InputError>(who, ": member at position ", i, " has an inconsistent discrete summary (got x=", x,
+                      ", t_x=", t_x, ", n=", n, " after flooring; expected x <= t_x <= n and t_x >= 1 when x > 0)");
+  }
+}
+}  // namespace detail
+
+PERKREC_INLINE double BGBB::log_likelihood(double x, double t_x, double n) const {
+  double alive = 0, total = 0;
+  detail::bgbb_log_terms(*this, std::floor(x), std::floor(t_x), std::floor(n), alive, total);
+  return total - detail::log_beta(alpha, beta) - detail::log_beta(gamma, delta);
+}
+
+PERKREC_INLINE double BGBB::p_alive(double x, double t_x, double n) const {
+  const double nn = std::floor(n);
+  double alive = 0, total = 0;
+  detail::bgbb_log_terms(*this, std::floor(x), std::floor(t_x), nn, alive, total);
+  // Alive at n + 1: survive one more death chance, B(gamma, delta+n+1) / B(gamma, delta+n).
+  return std::min(1.0, std::exp(alive - total) * (delta + nn) / (gamma + delta + nn));
+}
+
+PERKREC_INLINE double BGBB::expected_purchases(double t, double x, double t_x, double n) const {
+  if (!(t > 0)) return 0.0;
+  const double xx = std::floor(x), nn = std::floor(n);
+  double alive = 0, total = 0;
+  detail::bgbb_log_terms(*this, xx, std::floor(t_x), nn, alive, total);
+  // Fader, Hardie and Shang eq. 13: given alive through n with posterior p ~ Beta(alpha+x,
+  // beta+n-x), theta ~ Beta(gamma, delta+n): E = E[p] sum_{k=1..t} E[(1-theta)^k]
+  //   = (alpha+x)/(alpha+beta+n) (delta+n)/(gamma-1) [1 - G(gamma+delta+n) G(1+delta+n+t) /
+  //     (G(1+delta+n) G(gamma+delta+n+t))]  (the bracket over gamma - 1 is smooth at gamma = 1).
+  const double mean_p = (alpha + xx) / (alpha + beta + nn);
+  const double g = gamma - 1;
+  const double log_ratio = log_gamma(gamma + delta + nn) + log_gamma(1 + delta + nn + t) - log_gamma(1 + delta + nn) -
+                           log_gamma(gamma + delta + nn + t);
+  double bracket;
+  if (std::fabs(g) < 1e-8) {
+    // d/dg of -exp(log_ratio) at g = 0: digamma difference.
+    bracket = -(detail::digamma(1 + delta + nn) - detail::digamma(1 + delta + nn + t));
+  } else {
+    bracket = -std::expm1(log_ratio) / g;
+  }
+  const double e = std::exp(alive - total) * mean_p * (delta + nn) * bracket;
+  return std::isfinite(e) && e >= 0 ? e : 0.0;
+}
+
+PERKREC_INLINE BGBBFit BGBB::maximum_likelihood(Span<const double> x, Span<const double> t_x, Span<const double> n,
+                                                const MaximumLikelihoodOptions& options) {
+  const char* who = "BGBB::maximum_likelihood";
+  if (x.size() != t_x.size() || x.size() != n.size()) {
+    detail::raise<InputError>(who, ": x, t_x and n must have equal lengths (got ", x.size(), ", ", t_x.size(), ", ",
+                              n.size(), ")");
+  }
+  std::vector<double> fx(x.size()), ft(x.size()), fn(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    fx[i] = std::floor(x[i]);
+    ft[i] = std::floor(t_x[i]);
+    fn[i] = std::isfinite(n[i]) ? std::floor(n[i]) : n[i];
+    if (std::isfinite(fx[i]) && std::isfinite(ft[i]) && std::isfinite(fn[i]) && fn[i] > 0) {
+      detail::check_bgbb_summary(who, i, fx[i], ft[i], fn[i]);
+    }
+  }
+  const detail::PurchaseData data = detail::purchase_data(who, fx, ft, fn, options);
+  const int threads = resolve_num_threads(options.num_threads);
+  auto nll_of = [threads](const detail::WeightedTriples& t, double total_weight) {
+    return [&t, total_weight, threads](const std::vector<double>& v) {
+      const BGBB m{std::exp(v[0]), std::exp(v[1]), std::exp(v[2]), std::exp(v[3])};
+      const double base = -detail::log_beta(m.alpha, m.beta) - detail::log_beta(m.gamma, m.delta);
+      const double ll = detail::chunked_sum(static_cast<Offset>(t.x.size()), threads, [&](Offset i) {
+        const auto k = static_cast<std::size_t>(i);
+        double alive = 0, total = 0;
+        detail::bgbb_log_terms(m, t.x[k], t.t_x[k], t.T[k], alive, total);
+        return t.weight[k] * total;
+      });
+      const double all = ll + total_weight * base;
+      return std::isfinite(all) ? -all : std::numeric_limits<double>::infinity();
+    };
+  };
+  const auto total_nll = nll_of(data.all, data.members);
+  const auto start_nll = data.sampled ? nll_of(data.sample, data.sample_weight) : total_nll;
+  BGBBFit out;
+  out.fit = detail::minimize_log_parameters_from(total_nll, data.members, start_nll, data.sample_weight,
+                                                 {0.0, 0.0, 0.0, 0.0}, options);
+  out.model = BGBB{out.fit.params[0], out.fit.params[1], out.fit.params[2], out.fit.params[3]};
+  return out;
+}
+
+namespace detail {
+// Calls f with the concrete model that `m` holds.
+template <class F>
+double visit_purchase_model(const PurchaseModel& m, F&& f) {
+  const auto& p = m.params;
+  switch (m.kind) {
+    case PurchaseModelKind::mbgnbd: return f(MBGNBD{p[0], p[1], p[2], p[3]});
+    case PurchaseModelKind::paretonbd: return f(ParetoNBD{p[0], p[1], p[2], p[3]});
+    case PurchaseModelKind::bgbb: return f(BGBB{p[0], p[1], p[2], p[3]});
+    default: return f(BGNBD{p[0], p[1], p[2], p[3]});
+  }
+}
+}  // namespace detail
+
+PERKREC_INLINE double PurchaseModel::log_likelihood(double x, double t_x, double T) const {
+  return detail::visit_purchase_model(*this, [&](const auto& m) { return m.log_likelihood(x, t_x, T); });
 }
 
 PERKREC_INLINE double PurchaseModel::p_alive(double x, double t_x, double T) const {
-  const auto& p = params;
-  switch (kind) {
-    case PurchaseModelKind::mbgnbd: return MBGNBD{p[0], p[1], p[2], p[3]}.p_alive(x, t_x, T);
-    case PurchaseModelKind::paretonbd: return ParetoNBD{p[0], p[1], p[2], p[3]}.p_alive(x, t_x, T);
-    default: return BGNBD{p[0], p[1], p[2], p[3]}.p_alive(x, t_x, T);
-  }
+  return detail::visit_purchase_model(*this, [&](const auto& m) { return m.p_alive(x, t_x, T); });
 }
 
 PERKREC_INLINE double PurchaseModel::expected_purchases(double t, double x, double t_x, double T) const {
-  const auto& p = params;
-  switch (kind) {
-    case PurchaseModelKind::mbgnbd: return MBGNBD{p[0], p[1], p[2], p[3]}.expected_purchases(t, x, t_x, T);
-    case PurchaseModelKind::paretonbd: return ParetoNBD{p[0], p[1], p[2], p[3]}.expected_purchases(t, x, t_x, T);
-    default: return detail::beta_geometric_expected_purchases(p[0], p[1], p[2], p[3], false, t, x, t_x, T);
+  // BGNBD::expected_purchases clamps a for the preference model; here the exact expectation.
+  if (kind == PurchaseModelKind::bgnbd) {
+    return detail::beta_geometric_expected_purchases(params[0], params[1], params[2], params[3], false, t, x, t_x, T);
   }
+  return detail::visit_purchase_model(*this, [&](const auto& m) { return m.expected_purchases(t, x, t_x, T); });
 }
 
 PERKREC_INLINE const char* PurchaseModel::name(PurchaseModelKind kind) {
   switch (kind) {
     case PurchaseModelKind::mbgnbd: return "mbgnbd";
     case PurchaseModelKind::paretonbd: return "paretonbd";
+    case PurchaseModelKind::bgbb: return "bgbb";
     default: return "bgnbd";
   }
 }
 
 PERKREC_INLINE bool PurchaseModel::parse(const std::string& name, PurchaseModelKind& out) {
-  for (auto k : {PurchaseModelKind::bgnbd, PurchaseModelKind::mbgnbd, PurchaseModelKind::paretonbd}) {
+  for (auto k : {PurchaseModelKind::bgnbd, PurchaseModelKind::mbgnbd, PurchaseModelKind::paretonbd,
+                 PurchaseModelKind::bgbb}) {
     if (name == PurchaseModel::name(k)) {
       out = k;
       return true;
@@ -777,6 +894,7 @@ PERKREC_INLINE bool PurchaseModel::parse(const std::string& name, PurchaseModelK
 
 PERKREC_INLINE std::array<const char*, 4> PurchaseModel::parameter_names(PurchaseModelKind kind) {
   if (kind == PurchaseModelKind::paretonbd) return {"r", "alpha", "s", "beta"};
+  if (kind == PurchaseModelKind::bgbb) return {"alpha", "beta", "gamma", "delta"};
   return {"r", "alpha", "a", "b"};
 }
 
@@ -786,6 +904,7 @@ PERKREC_INLINE MaximumLikelihoodFit PurchaseModel::maximum_likelihood(PurchaseMo
   switch (kind) {
     case PurchaseModelKind::mbgnbd: return MBGNBD::maximum_likelihood(x, t_x, T, options).fit;
     case PurchaseModelKind::paretonbd: return ParetoNBD::maximum_likelihood(x, t_x, T, options).fit;
+    case PurchaseModelKind::bgbb: return BGBB::maximum_likelihood(x, t_x, T, options).fit;
     default: return BGNBD::maximum_likelihood(x, t_x, T, options).fit;
   }
 }

@@ -470,13 +470,15 @@ TEST(CLV, EveryPurchaseModelIsFiniteOnBoundaryData) {
   }
   mixed.push_back({200, 59.5, 5.0f});
   const std::pair<const std::vector<Order>*, double> logs[] = {{&single, 60.0}, {&steady, 100.0}, {&mixed, 60.0}};
-  for (auto kind : {PurchaseModelKind::bgnbd, PurchaseModelKind::mbgnbd, PurchaseModelKind::paretonbd}) {
+  for (auto kind : {PurchaseModelKind::bgnbd, PurchaseModelKind::mbgnbd, PurchaseModelKind::paretonbd,
+                    PurchaseModelKind::bgbb}) {
     for (auto unit : {CLVParams::TimeUnit::day, CLVParams::TimeUnit::week}) {
       for (std::size_t l = 0; l < 3; ++l) {
         for (double penalizer : {0.0, 0.01}) {
           CLVParams p;
           p.model = kind;
           p.time_unit = unit;
+          if (kind == PurchaseModelKind::bgbb) p.occasion = unit;  // one opportunity per time_unit
           p.penalizer = penalizer;
           p.interval_draws = 20;
           CLVModel model(p);
@@ -496,6 +498,50 @@ TEST(CLV, EveryPurchaseModelIsFiniteOnBoundaryData) {
       }
     }
   }
+}
+
+TEST(BGBB, RecoversSimulatedParametersAndFitsThroughCLVModel) {
+  // Members with 6 to 20 opportunities: alive until death (probability theta before each
+  // opportunity), buying with probability p at each opportunity while alive.
+  const double truth[4] = {1.2, 0.75, 0.65, 2.8};
+  for (std::uint64_t seed : {1u, 2u, 3u}) {
+    std::vector<double> x, t_x, n;
+    for (int u = 0; u < 6000; ++u) {
+      Rng rng(seed, 3, static_cast<std::uint64_t>(u));
+      const double p = rng.beta(truth[0], truth[1]), theta = rng.beta(truth[2], truth[3]);
+      const int opportunities = 6 + u % 15;
+      double count = 0, last = 0;
+      for (int k = 1; k <= opportunities; ++k) {
+        if (rng.bernoulli(theta)) break;
+        if (rng.bernoulli(p)) {
+          count += 1;
+          last = k;
+        }
+      }
+      x.push_back(count);
+      t_x.push_back(last);
+      n.push_back(opportunities);
+    }
+    const BGBBFit f = BGBB::maximum_likelihood(x, t_x, n);
+    EXPECT_TRUE(f.fit.converged) << "seed " << seed;
+    for (std::size_t k = 0; k < 4; ++k) {
+      ASSERT_TRUE(std::isfinite(f.fit.standard_errors[k]));
+      EXPECT_LT(std::fabs(f.fit.params[k] - truth[k]), 4.0 * f.fit.standard_errors[k])
+          << "seed " << seed << " parameter " << k << " got " << f.fit.params[k];
+    }
+    // The expectation over the next opportunities grows with the horizon and p_alive is a
+    // probability; a member who bought at every opportunity is the most likely alive.
+    EXPECT_GT(f.model.expected_purchases(10, 3, 5, 6), f.model.expected_purchases(5, 3, 5, 6));
+    EXPECT_GT(f.model.p_alive(6, 6, 6), f.model.p_alive(1, 1, 6));
+  }
+  // Inconsistent discrete summaries are typed errors naming the position.
+  const std::vector<double> bad_x = {1, 3}, bad_t = {2, 2}, bad_n = {5, 5};
+  PERKREC_EXPECT_THROW_MSG(BGBB::maximum_likelihood(bad_x, bad_t, bad_n), InputError, "position 1");
+  // Through CLVModel: occasion must equal time_unit.
+  CLVParams p;
+  p.model = PurchaseModelKind::bgbb;
+  PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError, "occasion", "bgbb");
+  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"model", "bgbb"}}), ConfigError, "occasion");
 }
 
 TEST(ParetoNBD, SeriesAndQuadratureAgree) {
