@@ -197,7 +197,7 @@ def cdnow_holdout(folder: str, threads: int) -> None:
     three fitters (with its Gamma-Gamma) on the same calibration summaries."""
     import warnings
 
-    raw = pd.read_csv(os.path.join(folder, "CDNOW_master.txt.gz"), sep=r"\s+", header=None,
+    raw = pd.read_csv(os.path.join(folder, "CDNOW_master.txt.gz"), sep=r"\s+", header=0,
                       names=["user", "date", "cds", "amount"])
     frame = pd.DataFrame({"user": raw["user"], "benefit": None, "event_type": "ordered",
                           "timestamp": pd.to_datetime(raw["date"].astype(str), format="%Y%m%d", utc=True),

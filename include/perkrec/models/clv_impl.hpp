@@ -598,6 +598,11 @@ PERKREC_INLINE void CLVModel::conditional(Span<const double> x, Span<const doubl
     }
   }
   const PurchaseModel m = report_.purchase.model;
+  if (m.kind == PurchaseModelKind::bgbb) {
+    for (std::size_t i = 0; i < n; ++i) {
+      detail::check_bgbb_summary("CLVModel::conditional", i, std::floor(x[i]), std::floor(t_x[i]), std::floor(T[i]));
+    }
+  }
   parallel_for(0, static_cast<Offset>(n), resolve_num_threads(params_.num_threads), [&](Offset row) {
     const auto i = static_cast<std::size_t>(row);
     p_alive[i] = m.p_alive(x[i], t_x[i], T[i]);
@@ -764,7 +769,9 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
     const bool ok = s.x[i] >= 0 && std::isfinite(s.x[i]) && s.t_x[i] >= 0 && s.t_x[i] <= s.T[i] &&
                     std::isfinite(s.T[i]) && s.monetary[i] >= 0 && std::isfinite(s.monetary[i]) &&
                     s.mean_order_value[i] >= 0 && std::isfinite(s.mean_order_value[i]);
-    if (!ok) r.invalid(detail::concat("summary of member ", i, " is inconsistent"));
+    const bool discrete_ok = params.model != PurchaseModelKind::bgbb ||
+                             detail::bgbb_summary_ok(std::floor(s.x[i]), std::floor(s.t_x[i]), std::floor(s.T[i]));
+    if (!ok || !discrete_ok) r.invalid(detail::concat("summary of member ", i, " is inconsistent"));
   }
   CLVModel model(params);
   model.report_.purchase.fit = detail::unpack_fit(

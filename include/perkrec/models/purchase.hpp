@@ -279,6 +279,10 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters(
     std::vector<double> start, const MaximumLikelihoodOptions& options);
 /// Gauss hypergeometric 2F1(a, b; c; z) for 0 <= z < 1 by its series.
 PERKREC_INLINE double hypergeometric_2f1(double a, double b, double c, double z);
+/// Whether a floored BG/BB summary is consistent: x <= t_x <= n <= 1e6, t_x >= 1 when x > 0.
+PERKREC_INLINE bool bgbb_summary_ok(double x, double t_x, double n);
+/// InputError naming `who` and position i unless bgbb_summary_ok.
+PERKREC_INLINE void check_bgbb_summary(const char* who, std::size_t i, double x, double t_x, double n);
 /// E[purchases in (T, T + t] | x, t_x, T] of BG/NBD (modified = false) or MBG/NBD (true),
 /// exact for any a; the NBD limit when a / (a + b) < 1e-9.
 PERKREC_INLINE double beta_geometric_expected_purchases(double r, double alpha, double a, double b, bool modified,

@@ -755,10 +755,17 @@ inline void bgbb_log_terms(const BGBB& m, double x, double t_x, double n, double
   log_total = top + std::log(sum);
 }
 
-inline void check_bgbb_summary(const char* who, std::size_t i, double x, double t_x, double n) {
-  if (!(x <= t_x) || !(t_x <= n) || (x > 0 && t_x < 1)) {
+// The BG/BB's likelihood costs O(n - t_x): opportunities are capped at a million.
+inline constexpr double kMaxOpportunities = 1e6;
+
+PERKREC_INLINE bool bgbb_summary_ok(double x, double t_x, double n) {
+  return x <= t_x && t_x <= n && !(x > 0 && t_x < 1) && n <= kMaxOpportunities;
+}
+
+PERKREC_INLINE void check_bgbb_summary(const char* who, std::size_t i, double x, double t_x, double n) {
+  if (!bgbb_summary_ok(x, t_x, n)) {
     raise<InputError>(who, ": member at position ", i, " has an inconsistent discrete summary (got x=", x,
-                      ", t_x=", t_x, ", n=", n, " after flooring; expected x <= t_x <= n and t_x >= 1 when x > 0)");
+                      ", t_x=", t_x, ", n=", n, " after flooring; expected x <= t_x <= n <= 1e6 and t_x >= 1 when x > 0)");
   }
 }
 }  // namespace detail

@@ -537,11 +537,20 @@ TEST(BGBB, RecoversSimulatedParametersAndFitsThroughCLVModel) {
   // Inconsistent discrete summaries are typed errors naming the position.
   const std::vector<double> bad_x = {1, 3}, bad_t = {2, 2}, bad_n = {5, 5};
   PERKREC_EXPECT_THROW_MSG(BGBB::maximum_likelihood(bad_x, bad_t, bad_n), InputError, "position 1");
+  const std::vector<double> one = {1}, far = {1e7};
+  PERKREC_EXPECT_THROW_MSG(BGBB::maximum_likelihood(one, one, far), InputError, "position 0", "1e6");
   // Through CLVModel: occasion must equal time_unit.
   CLVParams p;
   p.model = PurchaseModelKind::bgbb;
   PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError, "occasion", "bgbb");
   PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"model", "bgbb"}}), ConfigError, "occasion");
+  p.occasion = CLVParams::TimeUnit::week;
+  CLVModel model(p);
+  const std::vector<double> xs = {0, 2, 1}, ts = {0, 3, 2}, Ts = {4, 5, 6}, ms = {0, 5, 5};
+  model.fit(CLVSummary::from_arrays(xs, ts, Ts, ms));
+  std::vector<double> alive(1), expected(1);
+  const std::vector<double> x2 = {3}, t2 = {2}, T2 = {5};
+  PERKREC_EXPECT_THROW_MSG(model.conditional(x2, t2, T2, 1.0, alive, expected), InputError, "position 0");
 }
 
 TEST(ParetoNBD, SeriesAndQuadratureAgree) {
