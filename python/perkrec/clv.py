@@ -26,6 +26,7 @@ import pandas as pd
 from . import _core
 from ._estimator import _Estimator
 from ._progress import ProgressArg, resolve_progress
+from ._util import int_scalar
 from .data import EventLog, IdMap, _cut_seconds, _expect, _Serializable
 
 LIFECYCLE_STAGES = tuple(_core.LIFECYCLE_STAGES)
@@ -33,6 +34,33 @@ LIFECYCLE_STAGES = tuple(_core.LIFECYCLE_STAGES)
 _PARAM_KEYS = ("model", "time_unit", "occasion", "penalizer", "max_iterations", "interval_level", "interval_draws",
                "at_risk_cycles", "dormant_cycles", "lost_cycles", "at_risk_quantile", "dormant_quantile",
                "lost_quantile", "at_risk_p_alive", "dormant_p_alive", "lost_p_alive", "num_threads", "seed")
+
+
+def _frame_arg(value, name: str, context: str) -> pd.DataFrame:
+    if not isinstance(value, pd.DataFrame):
+        raise _core.InputError(f"{context}: {name}: expected a pandas DataFrame (got {type(value).__name__})")
+    return value
+
+
+def _number_arg(value, name: str, context: str, low: float = 0.0, high: float = 1e6) -> float:
+    """A finite real in [low, high]; anything else (bools, strings, arrays, NaN) an InputError."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not ok or not np.isfinite(value) or not low <= float(value) <= high:
+        raise _core.InputError(f"{context}: {name}: expected a finite number in [{low:g}, {high:g}] (got {value!r:.40})")
+    return float(value)
+
+
+def _real_arg(value, name: str, context: str) -> float:
+    """A real number (range checks, NaN included, are the C++ side's); other types an InputError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise _core.InputError(f"{context}: {name}: expected a number (got {value!r:.40})")
+    return float(value)
+
+
+def _columns(frame: pd.DataFrame, columns, name: str, context: str) -> None:
+    for column in columns:
+        if column not in frame.columns:
+            raise _core.InputError(f"{context}: {name}: missing column {column!r}")
 
 
 def _member_index(users: np.ndarray, ids: Optional[IdMap]) -> pd.Index:
@@ -58,6 +86,21 @@ def summarize_purchases(log: EventLog, cut_time, time_unit: str = "week", occasi
     raw = _core.summarize_purchases(log._impl, _cut_seconds(cut_time, "cut_time"), str(time_unit), str(occasion),
                                     int(num_threads))
     return _summary_frame(raw, log.user_ids)
+
+
+def _internal_user(log: EventLog, user, context: str) -> int:
+    """The log's dense index of member ``user`` (an external id, or an index without ids)."""
+    ids = log.user_ids
+    try:
+        if ids is not None and len(ids):
+            internal = int(ids.lookup([user], missing="minus_one")[0])
+        else:
+            internal = int_scalar(user, "user", -1, 2**31 - 1)
+    except (TypeError, ValueError):
+        internal = -1
+    if internal < 0 or internal >= log.n_users:
+        raise _core.InputError(f"{context}: user: unknown member {user!r:.40}")
+    return internal
 
 
 class CLVModel(_Serializable, _Estimator):
@@ -101,7 +144,7 @@ class CLVModel(_Serializable, _Estimator):
         return json.loads(self._impl.get_params())
 
     def set_num_threads(self, num_threads: int) -> None:
-        self._impl.set_num_threads(int(num_threads))
+        self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -2**31, 2**31 - 1))
         self._set_recorded("num_threads", num_threads)
 
     # --- fitting -----------------------------------------------------------------------------
@@ -122,9 +165,8 @@ class CLVModel(_Serializable, _Estimator):
         ``monetary`` (mean repeat order value), in ``time_unit``s — e.g. a published table. Rows
         are members in order; the index names them in this session's results (a saved model
         names them 0..n-1)."""
-        for column in ("x", "t_x", "T"):
-            if column not in summary.columns:
-                raise _core.InputError(f"CLVModel.fit_summary: summary: missing column {column!r}")
+        _columns(_frame_arg(summary, "summary", "CLVModel.fit_summary"), ("x", "t_x", "T"), "summary",
+                 "CLVModel.fit_summary")
         arrays = [np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64)) for c in ("x", "t_x", "T")]
         monetary = (np.ascontiguousarray(summary["monetary"].to_numpy(dtype=np.float64)) if "monetary" in summary
                     else np.zeros(len(summary)))
@@ -166,11 +208,14 @@ class CLVModel(_Serializable, _Estimator):
         time_units for given summaries (columns ``x``, ``t_x``, ``T`` in time_units, e.g. from
         ``summary(log, cut_time)``), indexed like ``summary``."""
         self._require_fitted("conditional")
-        for column in ("x", "t_x", "T"):
-            if column not in summary.columns:
-                raise _core.InputError(f"CLVModel.conditional: summary: missing column {column!r}")
-        arrays = [np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64)) for c in ("x", "t_x", "T")]
-        return pd.DataFrame(self._impl.conditional(*arrays, float(horizon)), index=summary.index)
+        _columns(_frame_arg(summary, "summary", "CLVModel.conditional"), ("x", "t_x", "T"), "summary",
+                 "CLVModel.conditional")
+        horizon = _number_arg(horizon, "horizon", "CLVModel.conditional")
+        try:
+            arrays = [np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64)) for c in ("x", "t_x", "T")]
+        except (TypeError, ValueError) as exc:
+            raise _core.InputError(f"CLVModel.conditional: summary: x, t_x and T must be numbers ({exc})") from None
+        return pd.DataFrame(self._impl.conditional(*arrays, horizon), index=summary.index)
 
     def expected_purchases_by_period(self, periods: int, summary: Optional[pd.DataFrame] = None,
                                      end: Optional[float] = None) -> np.ndarray:
@@ -178,9 +223,10 @@ class CLVModel(_Serializable, _Estimator):
         ``periods`` time_units after the cut, summed over members (the aggregate tracking
         curve); with ``end`` the periods stop there (a partial last period)."""
         self._require_fitted("expected_purchases_by_period")
+        periods = int_scalar(periods, "periods", 0, 100_000)
         if summary is None:
             summary = self.summary()
-        stop = float(periods if end is None else end)
+        stop = float(periods) if end is None else _number_arg(end, "end", "CLVModel.expected_purchases_by_period")
         ends = np.minimum(np.arange(1, int(periods) + 1, dtype=np.float64), stop)
         cumulative = [self.conditional(summary, e)["expected_purchases"].sum() for e in ends]
         return np.diff(np.r_[0.0, np.asarray(cumulative, dtype=np.float64)])
@@ -192,17 +238,18 @@ class CLVModel(_Serializable, _Estimator):
         member's first order are left out."""
         self._require_fitted("p_alive_history")
         _expect(log, EventLog, "log", "CLVModel.p_alive_history")
-        ids = log.user_ids
-        internal = int(ids.lookup([user], missing="minus_one")[0]) if ids is not None and len(ids) else int(user)
-        if internal < 0 or internal >= log.n_users:
-            raise _core.InputError(f"CLVModel.p_alive_history: user: unknown member {user!r}")
+        internal = _internal_user(log, user, "CLVModel.p_alive_history")
+        try:
+            stamps_in = pd.to_datetime(pd.Index(list(times)), utc=True)
+        except (TypeError, ValueError) as exc:
+            raise _core.InputError(f"CLVModel.p_alive_history: times: expected times ({exc})") from None
         offsets = log.user_offsets
         keep = np.zeros(len(log), dtype=bool)
         keep[offsets[internal]:offsets[internal + 1]] = True
         own = log.filter(keep)
         params = self.params
         rows, stamps = [], []
-        for when in pd.to_datetime(pd.Index(list(times)), utc=True):
+        for when in stamps_in:
             try:
                 raw = _core.summarize_purchases(own._impl, _cut_seconds(when, "times"), params["time_unit"],
                                                 params["occasion"], 1)
@@ -220,7 +267,9 @@ class CLVModel(_Serializable, _Estimator):
         at ``params["interval_level"]`` from parameter uncertainty and the member's own
         posterior) and ``lifecycle_stage`` (new, active, at_risk, dormant, lost)."""
         self._require_fitted("predict")
-        out = self._impl.predict(float(horizon), float(discount_rate), float(margin))
+        out = self._impl.predict(_real_arg(horizon, "horizon", "CLVModel.predict"),
+                                 _real_arg(discount_rate, "discount_rate", "CLVModel.predict"),
+                                 _real_arg(margin, "margin", "CLVModel.predict"))
         stage = pd.Categorical.from_codes(out.pop("lifecycle_stage").astype(np.int64), list(LIFECYCLE_STAGES))
         frame = pd.DataFrame(out, index=self._index(self._impl.summary()["users"]))
         frame["lifecycle_stage"] = stage
@@ -275,10 +324,13 @@ def naive_forecast(summary: pd.DataFrame, horizon: float) -> pd.DataFrame:
     (x / T; 0 when T = 0) x horizon, and that x their mean order value for the spend (``clv``);
     indexed like ``summary``, with the columns of ``CLVModel.predict`` that ``holdout_errors``
     reads."""
+    _columns(_frame_arg(summary, "summary", "naive_forecast"), ("x", "T", "mean_order_value"), "summary",
+             "naive_forecast")
+    horizon = _number_arg(horizon, "horizon", "naive_forecast")
     x = summary["x"].to_numpy(dtype=np.float64)
     T = summary["T"].to_numpy(dtype=np.float64)
     rate = np.divide(x, T, out=np.zeros_like(x), where=T > 0)
-    purchases = rate * float(horizon)
+    purchases = rate * horizon
     return pd.DataFrame({"expected_purchases": purchases,
                          "clv": purchases * summary["mean_order_value"].to_numpy(dtype=np.float64)},
                         index=summary.index)
@@ -293,9 +345,10 @@ def holdout_errors(holdout: pd.DataFrame, prediction: pd.DataFrame) -> dict:
     holdout's duration with discount_rate 0 and margin 1 is the expected spend)."""
     from scipy.stats import spearmanr
 
-    for column in ("expected_purchases", "clv"):
-        if column not in prediction.columns:
-            raise _core.InputError(f"holdout_errors: prediction: missing column {column!r}")
+    _columns(_frame_arg(holdout, "holdout", "holdout_errors"), ("holdout_purchases", "holdout_spend"), "holdout",
+             "holdout_errors")
+    _columns(_frame_arg(prediction, "prediction", "holdout_errors"), ("expected_purchases", "clv"), "prediction",
+             "holdout_errors")
     missing = holdout.index.difference(prediction.index)
     if len(missing):
         raise _core.InputError(f"holdout_errors: prediction: no row for {len(missing)} holdout members "

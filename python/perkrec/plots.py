@@ -25,7 +25,6 @@ from typing import Optional, Union
 import numpy as np
 import pandas as pd
 
-from . import _core
 from .preference import WEEKDAYS, PreferenceModel
 
 
@@ -199,14 +198,11 @@ def plot_p_alive_history(model, log, user, times=None):
     """One member's probability of being alive over time (``CLVModel.p_alive_history``), with
     their orders marked; ``times`` default to every day from the first order to the model's
     cut (or the log's end)."""
-    from .data import EventLog  # noqa: F401  (documentation: log is an EventLog)
+    from .clv import _internal_user
 
     if times is None:
         end = model.cut_time if model.cut_time is not None else log.time_range[1]
-        ids = log.user_ids
-        internal = int(ids.lookup([user], missing="minus_one")[0]) if ids is not None and len(ids) else int(user)
-        if internal < 0:
-            raise _core.InputError(f"plot_p_alive_history: user: unknown member {user!r}")
+        internal = _internal_user(log, user, "plot_p_alive_history")
         offsets = log.user_offsets
         stamps = log.timestamps[offsets[internal]:offsets[internal + 1]]
         begin = pd.Timestamp(int(stamps.min()), unit="s", tz="UTC").floor("D") if len(stamps) else end

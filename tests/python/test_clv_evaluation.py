@@ -123,6 +123,12 @@ def test_holdout_errors_known_answers():
         perkrec.holdout_errors(holdout, perfect.iloc[:2])
     with pytest.raises(perkrec.InputError, match="clv"):
         perkrec.holdout_errors(holdout, perfect.drop(columns="clv"))
+    with pytest.raises(perkrec.InputError, match="holdout: expected a pandas DataFrame"):
+        perkrec.holdout_errors(None, perfect)
+    with pytest.raises(perkrec.InputError, match="horizon"):
+        perkrec.naive_forecast(pd.DataFrame({"x": [1.0], "T": [2.0], "mean_order_value": [3.0]}), "soon")
+    with pytest.raises(perkrec.InputError, match="mean_order_value"):
+        perkrec.naive_forecast(pd.DataFrame({"x": [1.0], "T": [2.0]}), 4)
     naive = perkrec.naive_forecast(pd.DataFrame({"x": [2.0, 0.0, 3.0], "T": [4.0, 5.0, 0.0],
                                                  "mean_order_value": [10.0, 7.0, 3.0]}), 8)
     assert naive["expected_purchases"].tolist() == [4.0, 0.0, 0.0]
@@ -179,6 +185,14 @@ def test_p_alive_history_replays_the_summaries():
     assert (np.diff(waiting) <= 0).all() and waiting[-1] < 0.5
     with pytest.raises(perkrec.InputError, match="user"):
         model.p_alive_history(log, "nobody", times)
+    with pytest.raises(perkrec.InputError, match="times"):
+        model.p_alive_history(log, "m", None)
+    with pytest.raises(perkrec.InputError, match="summary"):
+        model.conditional([1, 2], 3.0)
+    with pytest.raises(perkrec.InputError, match="horizon"):
+        model.conditional(model.summary(), float("nan"))
+    with pytest.raises(perkrec.InputError, match="periods"):
+        model.expected_purchases_by_period(-1)
 
 
 def test_plots_draw_what_they_are_given(cdnow):
