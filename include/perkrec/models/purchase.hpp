@@ -279,6 +279,11 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters(
     std::vector<double> start, const MaximumLikelihoodOptions& options);
 /// Gauss hypergeometric 2F1(a, b; c; z) for 0 <= z < 1 by its series.
 PERKREC_INLINE double hypergeometric_2f1(double a, double b, double c, double z);
+/// Pareto/NBD: ln of (r + s + x) int_t^inf (alpha+u)^-(r+x) (beta+u)^-(s+1) du by the series
+/// (for |alpha - beta| / (max(alpha, beta) + t) <= 0.9), and ln int_{t_x}^{T} of the same
+/// integrand by quadrature (any parameters); exposed for tests.
+PERKREC_INLINE double pareto_log_upper(const ParetoNBD& m, double x, double t);
+PERKREC_INLINE double pareto_log_integral_quadrature(const ParetoNBD& m, double x, double t_x, double T);
 /// Whether a floored BG/BB summary is consistent: x <= t_x <= n <= 1e6, t_x >= 1 when x > 0.
 PERKREC_INLINE bool bgbb_summary_ok(double x, double t_x, double n);
 /// InputError naming `who` and position i unless bgbb_summary_ok.

@@ -575,7 +575,7 @@ inline double hypergeometric_2f1_one(double b, double c, double z) {
 }
 
 // ln of (r + s + x) int_t^inf (alpha+u)^-(r+x) (beta+u)^-(s+1) du by the series (z <= 0.9).
-inline double pareto_log_upper(const ParetoNBD& m, double x, double t) {
+PERKREC_INLINE double pareto_log_upper(const ParetoNBD& m, double x, double t) {
   const double rx = m.r + x;
   if (m.alpha >= m.beta) {
     const double z = (m.alpha - m.beta) / (m.alpha + t);
@@ -593,7 +593,7 @@ inline double pareto_log_upper(const ParetoNBD& m, double x, double t) {
 // distance to the nearer singularity (-min(alpha, beta)), so f is smooth on it at the scale of
 // the rule (error near machine precision); the sum stops once f has fallen below e^-40 of its
 // start. At most a few hundred panels, whatever the parameters.
-inline double pareto_log_integral_quadrature(const ParetoNBD& m, double x, double t_x, double T) {
+PERKREC_INLINE double pareto_log_integral_quadrature(const ParetoNBD& m, double x, double t_x, double T) {
   static constexpr double kNodes[4] = {0.1834346424956498, 0.5255324099163290, 0.7966664774136267, 0.9602898564975363};
   static constexpr double kWeights[4] = {0.3626837833783620, 0.3137066458778873, 0.2223810344533745,
                                          0.1012285362903763};
