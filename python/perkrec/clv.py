@@ -26,20 +26,14 @@ import pandas as pd
 from . import _core
 from ._estimator import _Estimator
 from ._progress import ProgressArg, resolve_progress
-from ._util import int_scalar
-from .data import EventLog, IdMap, _cut_seconds, _expect, _Serializable
+from ._util import frame_arg, int_scalar, time_seconds
+from .data import EventLog, IdMap, _expect, _Serializable
 
 LIFECYCLE_STAGES = tuple(_core.LIFECYCLE_STAGES)
 
 _PARAM_KEYS = ("model", "time_unit", "occasion", "penalizer", "max_iterations", "interval_level", "interval_draws",
                "at_risk_cycles", "dormant_cycles", "lost_cycles", "at_risk_quantile", "dormant_quantile",
                "lost_quantile", "at_risk_p_alive", "dormant_p_alive", "lost_p_alive", "num_threads", "seed")
-
-
-def _frame_arg(value, name: str, context: str) -> pd.DataFrame:
-    if not isinstance(value, pd.DataFrame):
-        raise _core.InputError(f"{context}: {name}: expected a pandas DataFrame (got {type(value).__name__})")
-    return value
 
 
 def _number_arg(value, name: str, context: str, low: float = 0.0, high: float = 1e6) -> float:
@@ -83,7 +77,7 @@ def summarize_purchases(log: EventLog, cut_time, time_unit: str = "week", occasi
     value ``monetary``, ``mean_order_value`` and ``first_order``; indexed by member id. Orders in
     one ``occasion`` period ("day" or "week") are one occasion."""
     _expect(log, EventLog, "log", "summarize_purchases")
-    raw = _core.summarize_purchases(log._impl, _cut_seconds(cut_time, "cut_time"), str(time_unit), str(occasion),
+    raw = _core.summarize_purchases(log._impl, time_seconds(cut_time, "cut_time"), str(time_unit), str(occasion),
                                     int(num_threads))
     return _summary_frame(raw, log.user_ids)
 
@@ -154,7 +148,7 @@ class CLVModel(_Serializable, _Estimator):
         unchanged."""
         _expect(log, EventLog, "log", "CLVModel.fit")
         if cut_time is not None:
-            cut = _cut_seconds(cut_time, "cut_time")
+            cut = time_seconds(cut_time, "cut_time")
         else:
             cut = int(log._impl.max_time) + 1 if len(log) else 1  # an empty log fails in C++, naming it
         self._impl.fit(log._impl, cut, resolve_progress(progress))
@@ -165,7 +159,7 @@ class CLVModel(_Serializable, _Estimator):
         ``monetary`` (mean repeat order value), in ``time_unit``s — e.g. a published table. Rows
         are members in order; the index names them in this session's results (a saved model
         names them 0..n-1)."""
-        _columns(_frame_arg(summary, "summary", "CLVModel.fit_summary"), ("x", "t_x", "T"), "summary",
+        _columns(frame_arg(summary, "CLVModel.fit_summary: summary"), ("x", "t_x", "T"), "summary",
                  "CLVModel.fit_summary")
         arrays = [np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64)) for c in ("x", "t_x", "T")]
         monetary = (np.ascontiguousarray(summary["monetary"].to_numpy(dtype=np.float64)) if "monetary" in summary
@@ -208,7 +202,7 @@ class CLVModel(_Serializable, _Estimator):
         time_units for given summaries (columns ``x``, ``t_x``, ``T`` in time_units, e.g. from
         ``summary(log, cut_time)``), indexed like ``summary``."""
         self._require_fitted("conditional")
-        _columns(_frame_arg(summary, "summary", "CLVModel.conditional"), ("x", "t_x", "T"), "summary",
+        _columns(frame_arg(summary, "CLVModel.conditional: summary"), ("x", "t_x", "T"), "summary",
                  "CLVModel.conditional")
         horizon = _number_arg(horizon, "horizon", "CLVModel.conditional")
         try:
@@ -251,7 +245,7 @@ class CLVModel(_Serializable, _Estimator):
         rows, stamps = [], []
         for when in stamps_in:
             try:
-                raw = _core.summarize_purchases(own._impl, _cut_seconds(when, "times"), params["time_unit"],
+                raw = _core.summarize_purchases(own._impl, time_seconds(when, "times"), params["time_unit"],
                                                 params["occasion"], 1)
             except _core.InputError:
                 continue  # no order before this time yet
@@ -306,8 +300,8 @@ def calibration_holdout(log: EventLog, calibration_end, observation_end, time_un
     (the holdout length in time_units), ``period_purchases`` (all members' holdout occasions per
     time_unit period), ``time_unit``, ``occasion`` and both ends."""
     _expect(log, EventLog, "log", "calibration_holdout")
-    start = _cut_seconds(calibration_end, "calibration_end")
-    end = _cut_seconds(observation_end, "observation_end")
+    start = time_seconds(calibration_end, "calibration_end")
+    end = time_seconds(observation_end, "observation_end")
     raw = _core.calibration_holdout(log._impl, start, end, str(time_unit), str(occasion), int(num_threads))
     frame = _summary_frame(raw, log.user_ids)
     frame["holdout_purchases"] = raw["holdout_purchases"]
@@ -324,7 +318,7 @@ def naive_forecast(summary: pd.DataFrame, horizon: float) -> pd.DataFrame:
     (x / T; 0 when T = 0) x horizon, and that x their mean order value for the spend (``clv``);
     indexed like ``summary``, with the columns of ``CLVModel.predict`` that ``holdout_errors``
     reads."""
-    _columns(_frame_arg(summary, "summary", "naive_forecast"), ("x", "T", "mean_order_value"), "summary",
+    _columns(frame_arg(summary, "naive_forecast: summary"), ("x", "T", "mean_order_value"), "summary",
              "naive_forecast")
     horizon = _number_arg(horizon, "horizon", "naive_forecast")
     x = summary["x"].to_numpy(dtype=np.float64)
@@ -345,9 +339,9 @@ def holdout_errors(holdout: pd.DataFrame, prediction: pd.DataFrame) -> dict:
     holdout's duration with discount_rate 0 and margin 1 is the expected spend)."""
     from scipy.stats import spearmanr
 
-    _columns(_frame_arg(holdout, "holdout", "holdout_errors"), ("holdout_purchases", "holdout_spend"), "holdout",
+    _columns(frame_arg(holdout, "holdout_errors: holdout"), ("holdout_purchases", "holdout_spend"), "holdout",
              "holdout_errors")
-    _columns(_frame_arg(prediction, "prediction", "holdout_errors"), ("expected_purchases", "clv"), "prediction",
+    _columns(frame_arg(prediction, "holdout_errors: prediction"), ("expected_purchases", "clv"), "prediction",
              "holdout_errors")
     missing = holdout.index.difference(prediction.index)
     if len(missing):

@@ -700,10 +700,6 @@ class EventLog(_Serializable, _Indexed):
 
 
 # ---------------------------------------------------------------------------------------------
-def _cut_seconds(cut, name: str = "cut") -> int:
-    return time_seconds(cut, name)
-
-
 def _expect(obj, cls, name: str, context: str):
     """``obj`` when it is a ``cls``; otherwise InputError naming the argument."""
     if not isinstance(obj, cls):
@@ -715,7 +711,7 @@ def split_by_time(log: EventLog, cut, num_threads: int = 0) -> Tuple[EventLog, E
     """(train, test): events before ``cut`` (seconds, or anything pandas reads as a time; naive
     means UTC) and events at or after it."""
     _expect(log, EventLog, "log", "split_by_time")
-    train, test = _core.split_by_time(log._impl, _cut_seconds(cut), int_scalar(num_threads, "num_threads", -2**31))
+    train, test = _core.split_by_time(log._impl, time_seconds(cut, "cut"), int_scalar(num_threads, "num_threads", -2**31))
     return EventLog._wrap(train), EventLog._wrap(test)
 
 
