@@ -797,21 +797,42 @@ class FFM(FM):
 # Calibration
 
 
-class PlattCalibrator:
+class _Calibrator:
+    """fit / predict / to_json / from_json / pickle around one C++ calibrator (``_core_class``)."""
+
+    _core_class = None
+
+    def __init__(self):
+        self._impl = self._core_class()
+
+    def fit(self, scores, y):
+        name = type(self).__name__
+        self._impl.fit(float_array(scores, np.float64, f"{name}.fit: scores"),
+                       float_array(y, np.float64, f"{name}.fit: y"))
+        return self
+
+    def predict(self, scores) -> np.ndarray:
+        return self._impl.predict(float_array(scores, np.float64, f"{type(self).__name__}.predict: scores"))
+
+    def to_json(self) -> str:
+        return self._impl.to_json()
+
+    @classmethod
+    def from_json(cls, text):
+        obj = cls.__new__(cls)
+        obj._impl = cls._core_class.from_json(text_arg(text, f"{cls.__name__}.from_json: text"))
+        return obj
+
+    def __reduce__(self):
+        return (type(self).from_json, (self.to_json(),))
+
+
+class PlattCalibrator(_Calibrator):
     """Platt scaling: p = sigmoid(a * score + b), fitted by Newton's method on the log-loss with
     Platt's smoothed targets (C++ ``models/calibrators.hpp``). Fit on held-out scores (not the
     training rows); labels are 0 / 1."""
 
-    def __init__(self):
-        self._impl = _core.PlattCalibrator()
-
-    def fit(self, scores, y) -> "PlattCalibrator":
-        self._impl.fit(float_array(scores, np.float64, "PlattCalibrator.fit: scores"),
-                       float_array(y, np.float64, "PlattCalibrator.fit: y"))
-        return self
-
-    def predict(self, scores) -> np.ndarray:
-        return self._impl.predict(float_array(scores, np.float64, "PlattCalibrator.predict: scores"))
+    _core_class = _core.PlattCalibrator
 
     @property
     def a(self) -> float:
@@ -821,34 +842,13 @@ class PlattCalibrator:
     def b(self) -> float:
         return float(self._impl.b)
 
-    def to_json(self) -> str:
-        return self._impl.to_json()
 
-    @classmethod
-    def from_json(cls, text) -> "PlattCalibrator":
-        obj = cls.__new__(cls)
-        obj._impl = _core.PlattCalibrator.from_json(text_arg(text, "PlattCalibrator.from_json: text"))
-        return obj
-
-    def __reduce__(self):
-        return (type(self).from_json, (self.to_json(),))
-
-
-class IsotonicCalibrator:
+class IsotonicCalibrator(_Calibrator):
     """Isotonic regression (pool adjacent violators, C++ ``models/calibrators.hpp``): the best
     non-decreasing map from score to probability; predictions interpolate linearly between
     block ends and are constant beyond the fitted range."""
 
-    def __init__(self):
-        self._impl = _core.IsotonicCalibrator()
-
-    def fit(self, scores, y) -> "IsotonicCalibrator":
-        self._impl.fit(float_array(scores, np.float64, "IsotonicCalibrator.fit: scores"),
-                       float_array(y, np.float64, "IsotonicCalibrator.fit: y"))
-        return self
-
-    def predict(self, scores) -> np.ndarray:
-        return self._impl.predict(float_array(scores, np.float64, "IsotonicCalibrator.predict: scores"))
+    _core_class = _core.IsotonicCalibrator
 
     @property
     def x(self) -> Optional[np.ndarray]:
@@ -859,18 +859,6 @@ class IsotonicCalibrator:
     def y(self) -> Optional[np.ndarray]:
         """Knot probabilities (None before fit)."""
         return self._impl.y if self._impl.fitted else None
-
-    def to_json(self) -> str:
-        return self._impl.to_json()
-
-    @classmethod
-    def from_json(cls, text) -> "IsotonicCalibrator":
-        obj = cls.__new__(cls)
-        obj._impl = _core.IsotonicCalibrator.from_json(text_arg(text, "IsotonicCalibrator.from_json: text"))
-        return obj
-
-    def __reduce__(self):
-        return (type(self).from_json, (self.to_json(),))
 
 
 def reliability_curve(y, probabilities, bins: int = 10, strategy: str = "uniform") -> pd.DataFrame:

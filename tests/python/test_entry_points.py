@@ -32,11 +32,15 @@ def _entry_points():
         yield name, obj
 
 
-@pytest.mark.parametrize("name,obj", list(_entry_points()), ids=lambda x: x if isinstance(x, str) else "")
-def test_bad_values_raise_perkrec_errors(name, obj):
-    sig = inspect.signature(obj)
-    required = [p for p in sig.parameters.values()
-                if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+def _required(fn):
+    sig = inspect.signature(fn)
+    return [p for p in sig.parameters.values()
+            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _escapes(fn, required, label: str):
+    """Calls ``fn`` with every required argument set to each bad value in turn; returns the
+    calls that raised anything but a perkrec.Error (whose message must be valid UTF-8)."""
     escaped = []
     for bad in BAD:
         args = [bad for p in required if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -44,11 +48,17 @@ def test_bad_values_raise_perkrec_errors(name, obj):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                obj(*args, **kwargs)
+                fn(*args, **kwargs)
             except perkrec.Error as e:
                 str(e).encode("utf-8")
             except Exception as e:  # noqa: BLE001 - what the test looks for
-                escaped.append(f"{name}({bad!r:.20}): {type(e).__name__}: {str(e)[:80]}")
+                escaped.append(f"{label}({bad!r:.20}): {type(e).__name__}: {str(e)[:100]}")
+    return escaped
+
+
+@pytest.mark.parametrize("name,obj", list(_entry_points()), ids=lambda x: x if isinstance(x, str) else "")
+def test_bad_values_raise_perkrec_errors(name, obj):
+    escaped = _escapes(obj, _required(obj), name)
     assert not escaped, "\n".join(escaped)
 
 
@@ -131,26 +141,13 @@ def test_bad_values_to_methods_raise_perkrec_errors_and_change_nothing(cls_name,
     obj = instances[cls_name]
     fn = getattr(obj, method)
     try:
-        sig = inspect.signature(fn)
+        required = _required(fn)
     except (TypeError, ValueError):
         pytest.skip("no signature")
-    required = [p for p in sig.parameters.values()
-                if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if not required:
         pytest.skip("no required arguments")
     before = obj.to_bytes() if hasattr(obj, "to_bytes") and method not in _MUTATORS else None
-    escaped = []
-    for bad in BAD:
-        args = [bad for p in required if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        kwargs = {p.name: bad for p in required if p.kind == p.KEYWORD_ONLY}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                fn(*args, **kwargs)
-            except perkrec.Error as e:
-                str(e).encode("utf-8")
-            except Exception as e:  # noqa: BLE001 - what the test looks for
-                escaped.append(f"{cls_name}.{method}({bad!r:.20}): {type(e).__name__}: {str(e)[:100]}")
+    escaped = _escapes(fn, required, f"{cls_name}.{method}")
     assert not escaped, "\n".join(escaped)
     if before is not None:
         assert obj.to_bytes() == before, f"{cls_name}.{method} changed the object on bad input"
