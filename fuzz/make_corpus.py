@@ -64,6 +64,10 @@ def main() -> None:
         X, y, (rng.random(40) < 0.5).astype(np.int32))
     program = perkrec.simulate(n_users=60, seed=2)
     models["clv.perk"] = perkrec.CLVModel(time_unit="day", interval_draws=5).fit(program.events)
+    models["clv_paretonbd.perk"] = perkrec.CLVModel(model="paretonbd", time_unit="day", interval_draws=5).fit(
+        program.events)
+    models["clv_bgbb.perk"] = perkrec.CLVModel(model="bgbb", time_unit="week", occasion="week",
+                                               interval_draws=5).fit(program.events)
     models["catalog.perk"] = program.catalog
     models["events.perk"] = program.events
     models["benefit_planner.perk"] = perkrec.BenefitPlanner(num_threads=1).fit(program.events, program.catalog,

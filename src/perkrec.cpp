@@ -1,6 +1,7 @@
 // The compile firewall: with PERKREC_SEPARATE_COMPILATION defined, the public headers only
-// declare, and this file compiles every definition once. The Python module and the test
-// binary link it; header-only users never need it.
+// declare, and this file compiles every definition once (list each *_impl.hpp here, once).
+// CMake builds it as perkrec::perkrec_compiled, in four parts compiled side by side
+// (generated from this list); the Python module and the test binary link that library.
 #if !defined(PERKREC_SEPARATE_COMPILATION)
 #error "src/perkrec.cpp is built with PERKREC_SEPARATE_COMPILATION"
 #endif
@@ -17,6 +18,8 @@
 #include "perkrec/data/simulator_impl.hpp"
 #include "perkrec/data/split_impl.hpp"
 #include "perkrec/data/user_table_impl.hpp"
+#include "perkrec/decide/allocation_check_impl.hpp"
+#include "perkrec/decide/allocator_exact_impl.hpp"
 #include "perkrec/decide/allocator_impl.hpp"
 #include "perkrec/decide/benefit_planner_file_impl.hpp"
 #include "perkrec/decide/benefit_planner_impl.hpp"
@@ -24,6 +27,7 @@
 #include "perkrec/decide/explain_impl.hpp"
 #include "perkrec/decide/planner_impl.hpp"
 #include "perkrec/decide/policy_impl.hpp"
+#include "perkrec/decide/pacer_impl.hpp"
 #include "perkrec/decide/ranker_impl.hpp"
 #include "perkrec/decide/types_impl.hpp"
 #include "perkrec/eval/experiment_impl.hpp"
@@ -37,6 +41,7 @@
 #include "perkrec/io/model_file_impl.hpp"
 #include "perkrec/models/als_impl.hpp"
 #include "perkrec/models/bpr_impl.hpp"
+#include "perkrec/models/calibrators_impl.hpp"
 #include "perkrec/models/clv_impl.hpp"
 #include "perkrec/models/factors_impl.hpp"
 #include "perkrec/models/fm_impl.hpp"

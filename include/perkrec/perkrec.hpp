@@ -34,6 +34,7 @@
 
 #include "perkrec/models/als.hpp"
 #include "perkrec/models/bpr.hpp"
+#include "perkrec/models/calibrators.hpp"
 #include "perkrec/models/clv.hpp"
 #include "perkrec/models/factors.hpp"
 #include "perkrec/models/fm.hpp"
@@ -48,6 +49,9 @@
 #include "perkrec/decide/types.hpp"
 #include "perkrec/decide/policy.hpp"
 #include "perkrec/decide/allocator.hpp"
+#include "perkrec/decide/allocator_exact.hpp"
+#include "perkrec/decide/allocation_check.hpp"
+#include "perkrec/decide/pacer.hpp"
 #include "perkrec/decide/ranker.hpp"
 #include "perkrec/decide/explain.hpp"
 #include "perkrec/decide/calibration.hpp"

@@ -26,12 +26,13 @@ void def_recommender(Cls& cls) {
       .def_property_readonly("n_users", &Model::n_users)
       .def_property_readonly("n_benefits", &Model::n_benefits)
       .def("recommend_new",
-           [](const Model& self, const py::tuple& rows, int n, const std::optional<py::tuple>& exclude_rows,
+           [](const Model& self, const py::tuple& rows, int n, bool filter_already_interacted,
               const std::optional<py::array>& exclude, const std::optional<py::array>& allow,
               const std::optional<py::tuple>& eligibility, bool eligibility_blocks) {
              const CsrArg arg = csr_arg(rows, "user_benefits");
              const CsrView<float> view = arg.view("user_benefits");
-             const FilterArgs f = make_filter(exclude_rows, exclude, allow, eligibility, eligibility_blocks);
+             FilterArgs f = make_filter(std::nullopt, exclude, allow, eligibility, eligibility_blocks);
+             f.filter.filter_already_interacted = filter_already_interacted;
              TopK top;
              {
                py::gil_scoped_release release;
@@ -39,7 +40,8 @@ void def_recommender(Cls& cls) {
              }
              return top_k_to_python(std::move(top));
            },
-           py::arg("user_benefits"), py::arg("n"), py::arg("exclude_rows"), py::arg("exclude"), py::arg("allow"),
+           py::arg("user_benefits"), py::arg("n"), py::arg("filter_already_interacted"), py::arg("exclude"),
+           py::arg("allow"),
            py::arg("eligibility"), py::arg("eligibility_blocks"))
       .def("similar_benefits",
            [](const Model& self, const py::array& ids, int n, const std::optional<py::array>& exclude,

@@ -41,6 +41,27 @@ void bind_clv(py::module_& m) {
       },
       py::arg("log"), py::arg("cut_time"), py::arg("time_unit"), py::arg("occasion"), py::arg("num_threads"));
 
+  m.def(
+      "calibration_holdout",
+      [](const EventLog& log, Timestamp calibration_end, Timestamp observation_end, const std::string& time_unit,
+         const std::string& occasion, int num_threads) {
+        const CLVParams::TimeUnit unit = parse_unit(time_unit, "time_unit");
+        const CLVParams::TimeUnit occ = parse_unit(occasion, "occasion");
+        CLVHoldout h;
+        {
+          py::gil_scoped_release release;
+          h = calibration_holdout(log, calibration_end, observation_end, unit, occ, num_threads);
+        }
+        py::dict out = summary_to_python(std::move(h.calibration));
+        out["holdout_purchases"] = to_numpy(std::move(h.purchases));
+        out["holdout_spend"] = to_numpy(std::move(h.spend));
+        out["period_purchases"] = to_numpy(std::move(h.period_purchases));
+        out["duration"] = h.duration;
+        return out;
+      },
+      py::arg("log"), py::arg("calibration_end"), py::arg("observation_end"), py::arg("time_unit"),
+      py::arg("occasion"), py::arg("num_threads"));
+
   py::class_<CLVModel> cls(m, "CLVModel");
   cls.def(py::init([](const std::string& params_json) {
             return CLVModel(CLVParams::from_json(parse_json_strict<ConfigError>(params_json, "CLVModel")));
@@ -75,6 +96,23 @@ void bind_clv(py::module_& m) {
             self.fit(CLVSummary::from_arrays(xs, ts, Ts, ms), cb);
           },
           py::arg("x"), py::arg("t_x"), py::arg("T"), py::arg("monetary"), py::arg("progress"))
+      .def(
+          "conditional",
+          [](const CLVModel& self, const py::array& x, const py::array& t_x, const py::array& T, double horizon) {
+            const Span<const double> xs = view_1d<double>(x, "x");
+            const Span<const double> ts = view_1d<double>(t_x, "t_x");
+            const Span<const double> Ts = view_1d<double>(T, "T");
+            std::vector<double> alive(xs.size()), expected(xs.size());
+            {
+              py::gil_scoped_release release;
+              self.conditional(xs, ts, Ts, horizon, alive, expected);
+            }
+            py::dict out;
+            out["p_alive"] = to_numpy(std::move(alive));
+            out["expected_purchases"] = to_numpy(std::move(expected));
+            return out;
+          },
+          py::arg("x"), py::arg("t_x"), py::arg("T"), py::arg("horizon"))
       .def(
           "predict",
           [](const CLVModel& self, double horizon, double discount_rate, double margin) {

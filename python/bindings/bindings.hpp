@@ -170,6 +170,7 @@ void bind_uplift(py::module_& m);
 void bind_clv(py::module_& m);
 void bind_behavior(py::module_& m);
 void bind_pipeline(py::module_& m);
+void bind_calibrators(py::module_& m);
 
 }  // namespace perkrec::python
 

@@ -13,6 +13,7 @@ PYBIND11_MODULE(_core, m) {
   perkrec::python::bind_eval(m);
   perkrec::python::bind_causal(m);
   perkrec::python::bind_fm(m);
+  perkrec::python::bind_calibrators(m);
   perkrec::python::bind_cf(m);
   perkrec::python::bind_preference(m);
   perkrec::python::bind_decide_types(m);

@@ -58,7 +58,7 @@ from .fm import FFM, FM, FeatureEncoder, IsotonicCalibrator, PlattCalibrator, re
 from .models import ALS, BPR, ItemKNN, Popularity
 from .preference import PreferenceModel, default_segment_rules, wide_table
 from .uplift import UpliftModel
-from .clv import LIFECYCLE_STAGES, CLVModel, summarize_purchases
+from .clv import LIFECYCLE_STAGES, CLVModel, calibration_holdout, holdout_errors, naive_forecast, summarize_purchases
 from .policy import CompiledPolicy, Policy
 from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
 from .allocate import Pacer, allocate, allocation_members, check_allocation, make_candidates, make_constraints
@@ -92,6 +92,7 @@ __all__ += [
     "PreferenceModel", "default_segment_rules", "wide_table",          # benefit preference
     "UpliftModel",                                                    # causal effects
     "CLVModel", "LIFECYCLE_STAGES", "summarize_purchases",            # member value
+    "calibration_holdout", "holdout_errors", "naive_forecast",
     "BEHAVIOR_AGGREGATES", "BehaviorLog", "BenefitItems", "ItemCatalog",  # behaviour
     "behavior_features",
 ]

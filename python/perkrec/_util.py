@@ -6,6 +6,7 @@ happens here, explicitly, so the bindings never convert silently.
 
 from __future__ import annotations
 
+import os
 from typing import Optional, Tuple
 
 import numpy as np
@@ -58,6 +59,53 @@ def int_scalar(value, name: str, low: int = 0, high: int = 2**31 - 1) -> int:
     if value < low or value > high:
         raise _core.InputError(f"{name}: expected {low} <= {name} <= {high} (got {value})")
     return value
+
+
+def bytes_arg(data, name: str) -> bytes:
+    """``data`` as bytes when it is bytes-like (bytes, bytearray, memoryview); anything else
+    raises InputError naming ``name`` (bytes(-1) or bytes("text") would mean something else)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise _core.InputError(f"{name}: expected bytes (got {type(data).__name__})")
+
+
+def path_arg(path, name: str) -> str:
+    """A file-system path (str or os.PathLike) as str; anything else raises InputError, so
+    save(None) never writes a file called 'None'."""
+    if isinstance(path, (str, os.PathLike)):
+        out = os.fspath(path)
+        if isinstance(out, str) and out:
+            return out
+    raise _core.InputError(f"{name}: expected a path (str or os.PathLike, got {type(path).__name__} {path!r:.40})")
+
+
+def text_arg(text, name: str) -> str:
+    """JSON or other text given as str or UTF-8 bytes; anything else raises InputError."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            return bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _core.InputError(f"{name}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if isinstance(text, str):
+        return text
+    raise _core.InputError(f"{name}: expected text (str, got {type(text).__name__})")
+
+
+def frame_arg(frame, name: str):
+    """``frame`` when it is a pandas DataFrame; anything else raises InputError naming it."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise _core.InputError(f"{name}: expected a pandas DataFrame (got {type(frame).__name__})")
+    return frame
+
+
+def sequence_arg(values, name: str):
+    """``values`` when it holds several values (array, Series, list, tuple, ...); a scalar or a
+    string raises InputError naming ``name``."""
+    if isinstance(values, (str, bytes)) or np.ndim(values) == 0 and not hasattr(values, "__iter__"):
+        raise _core.InputError(f"{name}: expected a sequence of values (got {type(values).__name__} {values!r:.40})")
+    return values
 
 
 def float_array(values, dtype, name: str) -> np.ndarray:

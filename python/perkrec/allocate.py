@@ -211,7 +211,8 @@ class Pacer:
         limit = -1 if max_new is None else int(max_new)
         if max_new is not None and limit != max_new:
             raise _core.InputError(f"Pacer.decide: max_new must be an integer or None (got {max_new!r})")
-        return self._impl.decide(int(member), int(t), int_array(benefit, np.int32, "benefit"),
+        return self._impl.decide(int_scalar(member, "Pacer.decide: member"), time_seconds(t, "Pacer.decide: t"),
+                                 int_array(benefit, np.int32, "benefit"),
                                  float_array(value, np.float32, "value"),
                                  float_array(cost, np.float32, "cost"), limit, bool(with_reasons))
 

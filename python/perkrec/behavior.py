@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import float_array, int_array, int_scalar, seconds
-from .data import IdMap
+from ._util import float_array, frame_arg, int_array, int_scalar, seconds
+from .data import IdMap, _expect
 
 BEHAVIOR_AGGREGATES: Tuple[str, ...] = tuple(_core.BEHAVIOR_AGGREGATES)
 #: days_since_last / member_days_since_last when the member has no earlier event.
@@ -81,6 +81,7 @@ class ItemCatalog:
         non-numeric column except ``id``); ``numeric``: numeric attribute columns (default:
         every numeric or boolean column except ``id`` and the levels). Level values are kept as
         their strings (missing stays missing). A missing or duplicate id raises InputError."""
+        frame_arg(frame, "ItemCatalog.from_frame: frame")
         context = "ItemCatalog.from_frame"
         _require_columns(frame, [id], context)
         others = [c for c in frame.columns if c != id]
@@ -193,6 +194,7 @@ class BehaviorLog:
         are dropped and counted ("drop") or raise InputError naming the first ("raise"). NaN or
         negative amounts or quantities raise InputError naming the row, field and value.
         """
+        frame_arg(frame, "BehaviorLog.from_frame: frame")
         context = "BehaviorLog.from_frame"
         _check_unknown(unknown, context)
         if not isinstance(items, ItemCatalog):
@@ -302,6 +304,7 @@ class BenefitItems:
         IdMap); every benefit id must be in it (InputError naming the row otherwise). ``items``:
         the ItemCatalog; pairs naming an unknown item are dropped and counted (``"drop"``) or
         raise InputError (``"raise"``)."""
+        frame_arg(frame, "BenefitItems.from_frame: frame")
         context = "BenefitItems.from_frame"
         _check_unknown(unknown, context)
         if not isinstance(items, ItemCatalog):
@@ -326,8 +329,9 @@ class BenefitItems:
         """From dense index arrays (item -1 = unknown)."""
         _check_unknown(unknown, "BenefitItems.from_pairs")
         return cls._wrap(_core.BenefitItems.from_pairs(int_array(benefit, np.int32, "benefit"),
-                                                       int_array(item, np.int32, "item"), int(n_benefits),
-                                                       int(n_items), unknown))
+                                                       int_array(item, np.int32, "item"),
+                                                       int_scalar(n_benefits, "BenefitItems.from_pairs: n_benefits"),
+                                                       int_scalar(n_items, "BenefitItems.from_pairs: n_items"), unknown))
 
     @classmethod
     def _wrap(cls, impl) -> "BenefitItems":
@@ -361,6 +365,7 @@ class BenefitItems:
 
     def level_values(self, catalog: ItemCatalog, level: str) -> List[List[str]]:
         """Each benefit's distinct values of ``level`` (e.g. the categories of its items)."""
+        _expect(catalog, ItemCatalog, "catalog", "BenefitItems.level_values")
         offsets, codes = self._impl.level_values(catalog._impl, str(level))
         values = np.asarray(catalog.level_values(level), dtype=object)
         return [list(values[codes[offsets[b]:offsets[b + 1]]]) for b in range(self.n_benefits)]

@@ -1,11 +1,15 @@
-"""Member value: purchase summaries, BG/NBD + Gamma-Gamma lifetime value, churn risk and
-lifecycle stages from an event log (see ``include/perkrec/models/clv.hpp`` for the summaries,
-the models, the interval method and the lifecycle rule).
+"""Member value: purchase summaries, lifetime value (BG/NBD, MBG/NBD, Pareto/NBD or BG/BB
+purchases x Gamma-Gamma order value), churn risk and lifecycle stages from an event log, and
+their check against a holdout (see ``include/perkrec/models/clv.hpp`` and ``models/purchase.hpp`` for the
+summaries, the models, the interval method and the lifecycle rule).
 
 >>> model = CLVModel(time_unit="week").fit(log, cut_time="2026-06-01")
 >>> model.summary()                         # x, t_x, T, monetary per member (as of the cut)
 >>> value = model.predict(52, discount_rate=0.002, margin=0.3)
 >>> value.loc[value.lifecycle_stage == "at_risk"].sort_values("clv").tail(10)
+>>> split = calibration_holdout(log, "2026-01-01", "2026-06-01")       # weeks by default
+>>> fitted = CLVModel(model="paretonbd").fit(log, cut_time="2026-01-01")
+>>> holdout_errors(split, fitted.predict(split.attrs["duration"]))      # MAE, Spearman, aggregate
 
 A plain transaction log works: an ``EventLog`` of ``ordered`` events with ``order_amount`` and no
 catalog (``EventLog.from_frame(df.assign(benefit=None, event_type="ordered"))``).
@@ -22,13 +26,35 @@ import pandas as pd
 from . import _core
 from ._estimator import _Estimator
 from ._progress import ProgressArg, resolve_progress
-from .data import EventLog, IdMap, _cut_seconds, _expect, _Serializable
+from ._util import frame_arg, int_scalar, time_seconds
+from .data import EventLog, IdMap, _expect, _Serializable
 
 LIFECYCLE_STAGES = tuple(_core.LIFECYCLE_STAGES)
 
 _PARAM_KEYS = ("model", "time_unit", "occasion", "penalizer", "max_iterations", "interval_level", "interval_draws",
                "at_risk_cycles", "dormant_cycles", "lost_cycles", "at_risk_quantile", "dormant_quantile",
                "lost_quantile", "at_risk_p_alive", "dormant_p_alive", "lost_p_alive", "num_threads", "seed")
+
+
+def _number_arg(value, name: str, context: str, low: float = 0.0, high: float = 1e6) -> float:
+    """A finite real in [low, high]; anything else (bools, strings, arrays, NaN) an InputError."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not ok or not np.isfinite(value) or not low <= float(value) <= high:
+        raise _core.InputError(f"{context}: {name}: expected a finite number in [{low:g}, {high:g}] (got {value!r:.40})")
+    return float(value)
+
+
+def _real_arg(value, name: str, context: str) -> float:
+    """A real number (range checks, NaN included, are the C++ side's); other types an InputError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise _core.InputError(f"{context}: {name}: expected a number (got {value!r:.40})")
+    return float(value)
+
+
+def _columns(frame: pd.DataFrame, columns, name: str, context: str) -> None:
+    for column in columns:
+        if column not in frame.columns:
+            raise _core.InputError(f"{context}: {name}: missing column {column!r}")
 
 
 def _member_index(users: np.ndarray, ids: Optional[IdMap]) -> pd.Index:
@@ -51,15 +77,32 @@ def summarize_purchases(log: EventLog, cut_time, time_unit: str = "week", occasi
     value ``monetary``, ``mean_order_value`` and ``first_order``; indexed by member id. Orders in
     one ``occasion`` period ("day" or "week") are one occasion."""
     _expect(log, EventLog, "log", "summarize_purchases")
-    raw = _core.summarize_purchases(log._impl, _cut_seconds(cut_time, "cut_time"), str(time_unit), str(occasion),
+    raw = _core.summarize_purchases(log._impl, time_seconds(cut_time, "cut_time"), str(time_unit), str(occasion),
                                     int(num_threads))
     return _summary_frame(raw, log.user_ids)
 
 
-class CLVModel(_Serializable, _Estimator):
-    """Lifetime value of each member: BG/NBD purchases x Gamma-Gamma order value.
+def _internal_user(log: EventLog, user, context: str) -> int:
+    """The log's dense index of member ``user`` (an external id, or an index without ids)."""
+    ids = log.user_ids
+    try:
+        if ids is not None and len(ids):
+            internal = int(ids.lookup([user], missing="minus_one")[0])
+        else:
+            internal = int_scalar(user, "user", -1, 2**31 - 1)
+    except (TypeError, ValueError):
+        internal = -1
+    if internal < 0 or internal >= log.n_users:
+        raise _core.InputError(f"{context}: user: unknown member {user!r:.40}")
+    return internal
 
-    ``model``: "bgnbd". ``time_unit``: "day" or "week" — the unit of recency, age, horizon and
+
+class CLVModel(_Serializable, _Estimator):
+    """Lifetime value of each member: purchases x Gamma-Gamma order value.
+
+    ``model``: the purchase model, "bgnbd" (BG/NBD), "mbgnbd" (MBG/NBD: one-time buyers may have
+    dropped out too), "paretonbd" (Pareto/NBD: dropout in continuous time) or "bgbb" (BG/BB: one
+    purchase opportunity per time_unit; needs ``occasion`` equal to ``time_unit``). ``time_unit``: "day" or "week" — the unit of recency, age, horizon and
     discount rate. ``penalizer`` >= 0 shrinks the log-parameters (a fit never fails on ordinary
     data; parameters that run to 0 or infinity are reported in ``params_["purchase"]
     ["at_boundary"]``). Keywords left as None keep the C++ defaults (``params`` shows them):
@@ -95,7 +138,7 @@ class CLVModel(_Serializable, _Estimator):
         return json.loads(self._impl.get_params())
 
     def set_num_threads(self, num_threads: int) -> None:
-        self._impl.set_num_threads(int(num_threads))
+        self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -2**31, 2**31 - 1))
         self._set_recorded("num_threads", num_threads)
 
     # --- fitting -----------------------------------------------------------------------------
@@ -105,7 +148,7 @@ class CLVModel(_Serializable, _Estimator):
         unchanged."""
         _expect(log, EventLog, "log", "CLVModel.fit")
         if cut_time is not None:
-            cut = _cut_seconds(cut_time, "cut_time")
+            cut = time_seconds(cut_time, "cut_time")
         else:
             cut = int(log._impl.max_time) + 1 if len(log) else 1  # an empty log fails in C++, naming it
         self._impl.fit(log._impl, cut, resolve_progress(progress))
@@ -116,9 +159,8 @@ class CLVModel(_Serializable, _Estimator):
         ``monetary`` (mean repeat order value), in ``time_unit``s — e.g. a published table. Rows
         are members in order; the index names them in this session's results (a saved model
         names them 0..n-1)."""
-        for column in ("x", "t_x", "T"):
-            if column not in summary.columns:
-                raise _core.InputError(f"CLVModel.fit_summary: summary: missing column {column!r}")
+        _columns(frame_arg(summary, "CLVModel.fit_summary: summary"), ("x", "t_x", "T"), "summary",
+                 "CLVModel.fit_summary")
         arrays = [np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64)) for c in ("x", "t_x", "T")]
         monetary = (np.ascontiguousarray(summary["monetary"].to_numpy(dtype=np.float64)) if "monetary" in summary
                     else np.zeros(len(summary)))
@@ -155,6 +197,63 @@ class CLVModel(_Serializable, _Estimator):
         frame.index = self._index(raw["users"])
         return frame
 
+    def conditional(self, summary: pd.DataFrame, horizon: float) -> pd.DataFrame:
+        """The purchase model's ``p_alive`` and ``expected_purchases`` in the next ``horizon``
+        time_units for given summaries (columns ``x``, ``t_x``, ``T`` in time_units, e.g. from
+        ``summary(log, cut_time)``), indexed like ``summary``."""
+        self._require_fitted("conditional")
+        _columns(frame_arg(summary, "CLVModel.conditional: summary"), ("x", "t_x", "T"), "summary",
+                 "CLVModel.conditional")
+        horizon = _number_arg(horizon, "horizon", "CLVModel.conditional")
+        try:
+            arrays = [np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64)) for c in ("x", "t_x", "T")]
+        except (TypeError, ValueError) as exc:
+            raise _core.InputError(f"CLVModel.conditional: summary: x, t_x and T must be numbers ({exc})") from None
+        return pd.DataFrame(self._impl.conditional(*arrays, horizon), index=summary.index)
+
+    def expected_purchases_by_period(self, periods: int, summary: Optional[pd.DataFrame] = None,
+                                     end: Optional[float] = None) -> np.ndarray:
+        """Expected occasions of the fitted members (or of ``summary``'s) in each of the next
+        ``periods`` time_units after the cut, summed over members (the aggregate tracking
+        curve); with ``end`` the periods stop there (a partial last period)."""
+        self._require_fitted("expected_purchases_by_period")
+        periods = int_scalar(periods, "periods", 0, 100_000)
+        if summary is None:
+            summary = self.summary()
+        stop = float(periods) if end is None else _number_arg(end, "end", "CLVModel.expected_purchases_by_period")
+        ends = np.minimum(np.arange(1, int(periods) + 1, dtype=np.float64), stop)
+        cumulative = [self.conditional(summary, e)["expected_purchases"].sum() for e in ends]
+        return np.diff(np.r_[0.0, np.asarray(cumulative, dtype=np.float64)])
+
+    def p_alive_history(self, log: EventLog, user, times) -> pd.DataFrame:
+        """One member's ``p_alive`` (and ``expected_purchases`` in the next time_unit) as they
+        stood at each of ``times``: the member's orders before each time summarized as at a cut
+        there (the summaries' rules), under this model's fitted parameters. Times before the
+        member's first order are left out."""
+        self._require_fitted("p_alive_history")
+        _expect(log, EventLog, "log", "CLVModel.p_alive_history")
+        internal = _internal_user(log, user, "CLVModel.p_alive_history")
+        try:
+            stamps_in = pd.to_datetime(pd.Index(list(times)), utc=True)
+        except (TypeError, ValueError) as exc:
+            raise _core.InputError(f"CLVModel.p_alive_history: times: expected times ({exc})") from None
+        offsets = log.user_offsets
+        keep = np.zeros(len(log), dtype=bool)
+        keep[offsets[internal]:offsets[internal + 1]] = True
+        own = log.filter(keep)
+        params = self.params
+        rows, stamps = [], []
+        for when in stamps_in:
+            try:
+                raw = _core.summarize_purchases(own._impl, time_seconds(when, "times"), params["time_unit"],
+                                                params["occasion"], 1)
+            except _core.InputError:
+                continue  # no order before this time yet
+            rows.append((raw["x"][0], raw["t_x"][0], raw["T"][0]))
+            stamps.append(when)
+        frame = pd.DataFrame(rows, columns=["x", "t_x", "T"], index=pd.DatetimeIndex(stamps, name="time"))
+        return frame.join(self.conditional(frame, 1.0))
+
     def predict(self, horizon: float, discount_rate: float = 0.0, margin: float = 1.0) -> pd.DataFrame:
         """Per fitted member over the next ``horizon`` time_units: ``p_alive``,
         ``expected_purchases``, ``expected_order_value``, ``clv`` (expected spend x margin,
@@ -162,7 +261,9 @@ class CLVModel(_Serializable, _Estimator):
         at ``params["interval_level"]`` from parameter uncertainty and the member's own
         posterior) and ``lifecycle_stage`` (new, active, at_risk, dormant, lost)."""
         self._require_fitted("predict")
-        out = self._impl.predict(float(horizon), float(discount_rate), float(margin))
+        out = self._impl.predict(_real_arg(horizon, "horizon", "CLVModel.predict"),
+                                 _real_arg(discount_rate, "discount_rate", "CLVModel.predict"),
+                                 _real_arg(margin, "margin", "CLVModel.predict"))
         stage = pd.Categorical.from_codes(out.pop("lifecycle_stage").astype(np.int64), list(LIFECYCLE_STAGES))
         frame = pd.DataFrame(out, index=self._index(self._impl.summary()["users"]))
         frame["lifecycle_stage"] = stage
@@ -170,7 +271,8 @@ class CLVModel(_Serializable, _Estimator):
 
     @property
     def params_(self) -> dict:
-        """The fitted parameters: BG/NBD ``r, alpha, a, b`` and Gamma-Gamma ``p, q, gamma`` (when
+        """The fitted parameters: ``model``, the purchase model's ``r, alpha, a, b`` (BG/NBD,
+        MBG/NBD) or ``r, alpha, s, beta`` (Pareto/NBD) and Gamma-Gamma ``p, q, gamma`` (when
         fitted), each fit's standard errors, boundary parameters, log-likelihood and convergence,
         the frequency-spend correlation and the lifecycle thresholds."""
         self._require_fitted("params_")
@@ -187,3 +289,72 @@ class CLVModel(_Serializable, _Estimator):
         given = ", ".join(f"{k}={v!r}" for k, v in self._init_params.items() if v is not None)
         state = f"{len(self._impl.summary()['users'])} members" if self.fitted else "not fitted"
         return f"CLVModel({given}; {state})"
+
+
+# --- evaluation against a holdout ------------------------------------------------------------
+def calibration_holdout(log: EventLog, calibration_end, observation_end, time_unit: str = "week",
+                        occasion: str = "day", num_threads: int = 0) -> pd.DataFrame:
+    """Calibration summaries at ``calibration_end`` (as ``summarize_purchases``) of the members
+    with an order before it, with their ``holdout_purchases`` (occasions) and ``holdout_spend``
+    in [calibration_end, observation_end); indexed by member id. ``attrs`` hold ``duration``
+    (the holdout length in time_units), ``period_purchases`` (all members' holdout occasions per
+    time_unit period), ``time_unit``, ``occasion`` and both ends."""
+    _expect(log, EventLog, "log", "calibration_holdout")
+    start = time_seconds(calibration_end, "calibration_end")
+    end = time_seconds(observation_end, "observation_end")
+    raw = _core.calibration_holdout(log._impl, start, end, str(time_unit), str(occasion), int(num_threads))
+    frame = _summary_frame(raw, log.user_ids)
+    frame["holdout_purchases"] = raw["holdout_purchases"]
+    frame["holdout_spend"] = raw["holdout_spend"]
+    frame.attrs.update({"duration": float(raw["duration"]), "period_purchases": raw["period_purchases"],
+                        "time_unit": str(time_unit), "occasion": str(occasion),
+                        "calibration_end": pd.Timestamp(start, unit="s", tz="UTC"),
+                        "observation_end": pd.Timestamp(end, unit="s", tz="UTC")})
+    return frame
+
+
+def naive_forecast(summary: pd.DataFrame, horizon: float) -> pd.DataFrame:
+    """The naive own-rate forecast: each member's repeat occasions per time_unit so far
+    (x / T; 0 when T = 0) x horizon, and that x their mean order value for the spend (``clv``);
+    indexed like ``summary``, with the columns of ``CLVModel.predict`` that ``holdout_errors``
+    reads."""
+    _columns(frame_arg(summary, "naive_forecast: summary"), ("x", "T", "mean_order_value"), "summary",
+             "naive_forecast")
+    horizon = _number_arg(horizon, "horizon", "naive_forecast")
+    x = summary["x"].to_numpy(dtype=np.float64)
+    T = summary["T"].to_numpy(dtype=np.float64)
+    rate = np.divide(x, T, out=np.zeros_like(x), where=T > 0)
+    purchases = rate * horizon
+    return pd.DataFrame({"expected_purchases": purchases,
+                         "clv": purchases * summary["mean_order_value"].to_numpy(dtype=np.float64)},
+                        index=summary.index)
+
+
+def holdout_errors(holdout: pd.DataFrame, prediction: pd.DataFrame) -> dict:
+    """Per-member and aggregate errors of a forecast against ``calibration_holdout``'s actuals,
+    rows matched by member id: ``mae_purchases`` / ``mae_spend`` (mean absolute error per
+    member), ``spearman_purchases`` / ``spearman_spend`` (rank correlation of forecast and
+    actual), ``aggregate_purchases_error`` / ``aggregate_spend_error`` ((forecast total - actual
+    total) / actual total). The forecast's spend is its ``clv`` column (``predict`` over the
+    holdout's duration with discount_rate 0 and margin 1 is the expected spend)."""
+    from scipy.stats import spearmanr
+
+    _columns(frame_arg(holdout, "holdout_errors: holdout"), ("holdout_purchases", "holdout_spend"), "holdout",
+             "holdout_errors")
+    _columns(frame_arg(prediction, "holdout_errors: prediction"), ("expected_purchases", "clv"), "prediction",
+             "holdout_errors")
+    missing = holdout.index.difference(prediction.index)
+    if len(missing):
+        raise _core.InputError(f"holdout_errors: prediction: no row for {len(missing)} holdout members "
+                               f"(first {missing[0]!r})")
+    pred = prediction.loc[holdout.index]
+    out = {"members": int(len(holdout))}
+    for name, actual_col, pred_col in (("purchases", "holdout_purchases", "expected_purchases"),
+                                       ("spend", "holdout_spend", "clv")):
+        actual = holdout[actual_col].to_numpy(dtype=np.float64)
+        forecast = pred[pred_col].to_numpy(dtype=np.float64)
+        out[f"mae_{name}"] = float(np.mean(np.abs(forecast - actual)))
+        out[f"spearman_{name}"] = float(spearmanr(forecast, actual)[0]) if len(actual) > 1 else float("nan")
+        total = actual.sum()
+        out[f"aggregate_{name}_error"] = float((forecast.sum() - total) / total) if total > 0 else float("nan")
+    return out

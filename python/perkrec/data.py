@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import categorical_codes, float_array, int_array, int_scalar, seconds, time_seconds
+from ._util import (_one_dimensional, bytes_arg, categorical_codes, float_array, frame_arg, int_array, int_scalar, path_arg, seconds,
+                    sequence_arg, text_arg, time_seconds)
 
 EVENT_TYPES: Tuple[str, ...] = tuple(_core.EVENT_TYPES)
 BENEFIT_KINDS: Tuple[str, ...] = tuple(_core.BENEFIT_KINDS)
@@ -45,11 +46,11 @@ class _Serializable:
         if hasattr(path_or_file, "write"):
             path_or_file.write(self.to_bytes())
         else:
-            self._impl.save(str(path_or_file))
+            self._impl.save(path_arg(path_or_file, f"{type(self).__name__}.save: path"))
 
     @classmethod
     def from_bytes(cls, data: bytes):
-        return cls._wrap(cls._core_class.from_bytes(bytes(data)))
+        return cls._wrap(cls._core_class.from_bytes(bytes_arg(data, f"{cls.__name__}.from_bytes: data")))
 
     @classmethod
     def load(cls, path_or_file):
@@ -57,7 +58,7 @@ class _Serializable:
         ModelFormatError with code 'wrong_kind'."""
         if hasattr(path_or_file, "read"):
             return cls.from_bytes(path_or_file.read())
-        return cls._wrap(cls._core_class.load(str(path_or_file)))
+        return cls._wrap(cls._core_class.load(path_arg(path_or_file, f"{cls.__name__}.load: path")))
 
     @classmethod
     def _wrap(cls, impl):
@@ -95,7 +96,7 @@ class IdMap(_Serializable):
     @classmethod
     def range(cls, n: int) -> "IdMap":
         """The map of integer ids 0..n-1."""
-        return cls._wrap(_core.IdMap.range(int(n)))
+        return cls._wrap(_core.IdMap.range(int_scalar(n, "IdMap.range: n", 0, 2**31 - 1)))
 
     def __len__(self) -> int:
         return len(self._impl)
@@ -120,6 +121,7 @@ class IdMap(_Serializable):
 
     def _split(self, ids):
         """(unique values, codes) of the input, so each distinct id is looked up once."""
+        sequence_arg(ids, "IdMap.lookup: ids")
         values = ids if isinstance(ids, (pd.Series, pd.Index, np.ndarray)) else np.asarray(list(ids))
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         if (codes < 0).any():
@@ -253,12 +255,12 @@ class Catalog(_Serializable):
 
     @classmethod
     def from_json(cls, text: str) -> "Catalog":
-        return cls._wrap(_core.Catalog.from_json(text))
+        return cls._wrap(_core.Catalog.from_json(text_arg(text, "Catalog.from_json: text")))
 
     @classmethod
     def from_records(cls, records: Sequence[dict]) -> "Catalog":
         """From a list of dicts with the JSON schema's keys."""
-        return cls.from_json(json.dumps({"benefits": list(records)}))
+        return cls.from_json(json.dumps({"benefits": list(sequence_arg(records, "Catalog.from_records: records"))}))
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, id_column: str = "id") -> "Catalog":
@@ -277,6 +279,7 @@ class Catalog(_Serializable):
         default). Unknown kinds or scopes, missing or duplicate ids and bad values raise
         InputError naming the row and field.
         """
+        frame_arg(frame, "Catalog.from_frame: frame")
         if id_column not in frame.columns:
             raise _core.InputError(f"Catalog.from_frame: missing id column {id_column!r}")
         known = {"kind", "discount", "face_value", "threshold", "discount_rate", "cost", "validity_days",
@@ -405,6 +408,7 @@ class UserTable(_Serializable):
 
         ``table.unknown_users`` holds how many were added or dropped (0 without ``users``).
         """
+        frame_arg(frame, "UserTable.from_frame: frame")
         if unknown not in ("add", "drop", "raise"):
             raise _core.ConfigError(f"UserTable.from_frame: unknown must be 'add', 'drop' or 'raise' (got {unknown!r})")
         ids = frame.index if id_column is None else frame[id_column]
@@ -503,7 +507,7 @@ class EventLog(_Serializable, _Indexed):
         ``event_type`` holds codes (0..5) or names; ``channel`` codes index ``channel_names``
         (-1 = unknown). ``n_users``/``n_benefits`` default to the largest index + 1. Bad rows
         raise InputError naming the row and value."""
-        types = np.asarray(event_type)
+        types = event_type if isinstance(event_type, (pd.Series, pd.Categorical)) else _one_dimensional(event_type, "event_type")
         if types.dtype.kind in "OUS" or isinstance(getattr(types, "dtype", None), pd.CategoricalDtype):
             types = categorical_codes(types, EVENT_TYPES, "event_type")
         impl = _core.EventLog.from_arrays(
@@ -536,6 +540,7 @@ class EventLog(_Serializable, _Indexed):
         a new map. A missing benefit (NaN/None) is allowed for 'ordered' events, a missing
         order_amount for events other than 'ordered' and 'redeemed'. Optional columns that are
         absent from the frame are skipped."""
+        frame_arg(frame, "EventLog.from_frame: frame")
         for name in (user, benefit, event_type, timestamp):
             if name not in frame.columns:
                 raise _core.InputError(f"EventLog.from_frame: missing column {name!r}")
@@ -681,7 +686,10 @@ class EventLog(_Serializable, _Indexed):
 
     def filter(self, keep, num_threads: int = 0) -> "EventLog":
         """The events where ``keep`` (one boolean per event, in log order) is true."""
-        mask = np.ascontiguousarray(np.asarray(keep), dtype=np.uint8)
+        mask = np.asarray(keep)
+        if mask.dtype.kind != "b":
+            raise _core.InputError(f"EventLog.filter: keep must be booleans, one per event (got dtype {mask.dtype})")
+        mask = np.ascontiguousarray(mask, dtype=np.uint8)
         return EventLog._wrap(self._impl.filter(mask, int(num_threads)))
 
     def __len__(self) -> int:
@@ -692,10 +700,6 @@ class EventLog(_Serializable, _Indexed):
 
 
 # ---------------------------------------------------------------------------------------------
-def _cut_seconds(cut, name: str = "cut") -> int:
-    return time_seconds(cut, name)
-
-
 def _expect(obj, cls, name: str, context: str):
     """``obj`` when it is a ``cls``; otherwise InputError naming the argument."""
     if not isinstance(obj, cls):
@@ -707,7 +711,7 @@ def split_by_time(log: EventLog, cut, num_threads: int = 0) -> Tuple[EventLog, E
     """(train, test): events before ``cut`` (seconds, or anything pandas reads as a time; naive
     means UTC) and events at or after it."""
     _expect(log, EventLog, "log", "split_by_time")
-    train, test = _core.split_by_time(log._impl, _cut_seconds(cut), int_scalar(num_threads, "num_threads", -2**31))
+    train, test = _core.split_by_time(log._impl, time_seconds(cut, "cut"), int_scalar(num_threads, "num_threads", -2**31))
     return EventLog._wrap(train), EventLog._wrap(test)
 
 

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from ._util import seconds as _times
 from .data import EVENT_TYPES, Catalog, EventLog, IdMap, UserTable, parse_discounts
 
 __all__ = [
@@ -224,11 +225,6 @@ def _event_log(user_ids: IdMap, benefit_ids: IdMap, user, benefit, event_type, t
         n_users=len(user_ids), n_benefits=len(benefit_ids))
     log.set_ids(user_ids, benefit_ids)
     return log
-
-
-def _epoch_seconds(times: pd.Series) -> np.ndarray:
-    """int64 seconds since the Unix epoch of a timezone-aware (UTC) datetime column."""
-    return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64)
 
 
 def _types(name: str, n: int) -> np.ndarray:
@@ -736,7 +732,7 @@ def _ratings_events(frame: pd.DataFrame, user_ids: IdMap, item_ids: IdMap, file:
     keep = np.ones(len(frame), dtype=bool) if min_rating is None \
         else (frame["rating"].to_numpy() >= float(min_rating))
     sub = frame[keep]
-    seconds = _epoch_seconds(sub["timestamp"])
+    seconds = _times(sub["timestamp"], "timestamp")
     return _event_log(user_ids, item_ids,
                       _lookup(user_ids, sub["user"], file, "user"), _lookup(item_ids, sub["item"], file, "item"),
                       _types("claimed", len(sub)), seconds)
@@ -957,7 +953,7 @@ def load_tianchi_o2o(path) -> Dataset:
     }))
     user_ids = IdMap(np.unique(frame["user_id"].to_numpy()))
     benefit = _lookup(catalog.ids, frame["coupon_id"].astype(str), file, "Coupon_id")
-    seconds = _epoch_seconds(received)
+    seconds = _times(received, "received")
     events = _event_log(user_ids, catalog.ids, user_ids.lookup(frame["user_id"]), benefit,
                         _types("issued", len(frame)), seconds)
     return Dataset(name="tianchi-o2o-coupon", frame=frame, events=events, catalog=catalog)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import seconds, time_seconds
+from ._util import time_seconds
 from .data import split_by_time
 from .features import interaction_matrix
 from .metrics import auc, log_loss, ranking_metrics
@@ -393,44 +393,19 @@ def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[
             "plan_true_redemptions": float(offline.loc["perkrec plan", "true"])}
 
 
-def _member_sums(frame: pd.DataFrame, n: int, mask: np.ndarray, weights: Optional[np.ndarray] = None) -> np.ndarray:
-    return np.bincount(frame["user"].to_numpy()[mask], weights=None if weights is None else weights[mask],
-                       minlength=n).astype(np.float64)
-
-
 def _experiment_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[str, float]:
     """What the logging policy's last month of benefits earned, read from the program's random
     control group as an operator would (no truth): orders, revenue and benefit cost per member
     in the last TEST_DAYS days, treated vs control, CUPED on the same metrics in the TEST_DAYS
     days before, intervals by the delta method and the bootstrap."""
-    from .causal import analyze_experiment
+    from .causal import analyze_experiment, experiment_table
 
     log, catalog = program.events, program.catalog
     if not log.has_control:
         return {}
-    frame = log.to_frame(external_ids=False)
-    end = time_seconds(log.time_range[1], "end")
-    start = end - TEST_DAYS * 86400
-    t = seconds(frame["timestamp"], "timestamp")
-    etype = frame["event_type"].astype(str).to_numpy()
-    amount = frame["order_amount"].to_numpy(np.float64)
-    benefit = frame["benefit"].to_numpy()
-    cost_b = catalog.to_frame()["cost"].to_numpy(np.float64)
-    redemption_cost = np.where(benefit >= 0, cost_b[np.maximum(benefit, 0)], 0.0)
-    n = log.n_users
-    now = t >= start
-    before = (t >= start - TEST_DAYS * 86400) & (t < start)
-    orders = etype == "ordered"
-    issue_cost = demo_policy(n)["issue_cost"]
-    control = _member_sums(frame, n, frame["control"].to_numpy().astype(bool)) > 0
-    members = pd.DataFrame({
-        "arm": np.where(control, "control", "benefits"),
-        "orders": _member_sums(frame, n, orders & now), "revenue": _member_sums(frame, n, orders & now, amount),
-        "orders_pre": _member_sums(frame, n, orders & before),
-        "revenue_pre": _member_sums(frame, n, orders & before, amount),
-        "cost": (_member_sums(frame, n, (etype == "redeemed") & now, redemption_cost)
-                 + issue_cost * _member_sums(frame, n, (etype == "issued") & now)),
-    })
+    start = log.time_range[1] - pd.Timedelta(days=TEST_DAYS)
+    members = experiment_table(log, catalog, since=start, issue_cost=demo_policy(log.n_users)["issue_cost"])
+    control = (members["arm"] == "control").to_numpy()
     result = analyze_experiment(members, arm="arm", metrics=["orders", "revenue"], cost="cost",
                                 pre_period={"orders": "orders_pre", "revenue": "revenue_pre"}, control="control",
                                 bootstrap=200, seed=seed, num_threads=num_threads)

@@ -7,8 +7,8 @@ from typing import Mapping, Optional
 import scipy.sparse as sp
 
 from . import _core
-from ._util import csr_from_parts
-from .data import EVENT_TYPES, EventLog, _cut_seconds, _expect
+from ._util import csr_from_parts, time_seconds
+from .data import EVENT_TYPES, EventLog, _expect
 
 DEFAULT_EVENT_WEIGHTS = {"issued": 0.0, "viewed": 0.25, "claimed": 1.0, "redeemed": 4.0,
                          "expired": 0.0, "ordered": 0.0}
@@ -33,5 +33,5 @@ def interaction_matrix(log: EventLog, event_weights: Optional[Mapping[str, float
         weights[name] = float(value)
     parts = _core.build_interaction_matrix(
         log._impl, [weights[t] for t in EVENT_TYPES], float(half_life_days),
-        None if end_time is None else _cut_seconds(end_time, "end_time"), combine, int(num_threads))
+        None if end_time is None else time_seconds(end_time, "end_time"), combine, int(num_threads))
     return csr_from_parts(parts)

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from . import _blas, _core
 from ._estimator import _Estimator
 from ._progress import ProgressArg, resolve_progress
-from ._util import csr_parts, int_scalar, seconds
+from ._util import csr_parts, float_array, int_scalar, seconds, text_arg
 from .data import _Serializable
 
 __all__ = [
@@ -557,7 +557,7 @@ class FeatureEncoder:
 
     @classmethod
     def from_json(cls, text: str) -> "FeatureEncoder":
-        return cls._wrap(_core.FeatureEncoder.from_json(text))
+        return cls._wrap(_core.FeatureEncoder.from_json(text_arg(text, "FeatureEncoder.from_json: text")))
 
     def __repr__(self) -> str:
         state = f"{self.n_features} features" if self._impl.fitted else "not fitted"
@@ -797,79 +797,68 @@ class FFM(FM):
 # Calibration
 
 
-class PlattCalibrator:
+class _Calibrator:
+    """fit / predict / to_json / from_json / pickle around one C++ calibrator (``_core_class``)."""
+
+    _core_class = None
+
+    def __init__(self):
+        self._impl = self._core_class()
+
+    def fit(self, scores, y):
+        name = type(self).__name__
+        self._impl.fit(float_array(scores, np.float64, f"{name}.fit: scores"),
+                       float_array(y, np.float64, f"{name}.fit: y"))
+        return self
+
+    def predict(self, scores) -> np.ndarray:
+        return self._impl.predict(float_array(scores, np.float64, f"{type(self).__name__}.predict: scores"))
+
+    def to_json(self) -> str:
+        return self._impl.to_json()
+
+    @classmethod
+    def from_json(cls, text):
+        obj = cls.__new__(cls)
+        obj._impl = cls._core_class.from_json(text_arg(text, f"{cls.__name__}.from_json: text"))
+        return obj
+
+    def __reduce__(self):
+        return (type(self).from_json, (self.to_json(),))
+
+
+class PlattCalibrator(_Calibrator):
     """Platt scaling: p = sigmoid(a * score + b), fitted by Newton's method on the log-loss with
-    Platt's smoothed targets. Fit on held-out scores (not the training rows)."""
+    Platt's smoothed targets (C++ ``models/calibrators.hpp``). Fit on held-out scores (not the
+    training rows); labels are 0 / 1."""
 
-    def __init__(self):
-        self.a = 1.0
-        self.b = 0.0
+    _core_class = _core.PlattCalibrator
 
-    def fit(self, scores, y) -> "PlattCalibrator":
-        s = np.asarray(scores, np.float64).ravel()
-        y = np.asarray(y, np.float64).ravel()
-        if len(s) != len(y) or not np.all(np.isfinite(s)) or not np.all(np.isin(y, (0, 1))):
-            raise _input_error("PlattCalibrator.fit: needs equal-length finite scores and 0/1 labels")
-        n_pos, n_neg = y.sum(), len(y) - y.sum()
-        t = np.where(y > 0, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-        a, b = 1.0, float(np.log((n_neg + 1) / (n_pos + 1))) * -1.0
-        for _ in range(100):
-            p = 1 / (1 + np.exp(-(a * s + b)))
-            g = np.array([np.sum((p - t) * s), np.sum(p - t)])
-            w = p * (1 - p) + 1e-12
-            h = np.array([[np.sum(w * s * s), np.sum(w * s)], [np.sum(w * s), np.sum(w)]]) + 1e-9 * np.eye(2)
-            step = np.linalg.solve(h, g)
-            a, b = a - step[0], b - step[1]
-            if np.max(np.abs(step)) < 1e-10:
-                break
-        self.a, self.b = float(a), float(b)
-        return self
+    @property
+    def a(self) -> float:
+        return float(self._impl.a)
 
-    def predict(self, scores) -> np.ndarray:
-        s = np.asarray(scores, np.float64)
-        return 1 / (1 + np.exp(-(self.a * s + self.b)))
+    @property
+    def b(self) -> float:
+        return float(self._impl.b)
 
 
-class IsotonicCalibrator:
-    """Isotonic regression (pool adjacent violators): the best non-decreasing map from score to
-    probability; predictions interpolate linearly between block centres."""
+class IsotonicCalibrator(_Calibrator):
+    """Isotonic regression (pool adjacent violators, C++ ``models/calibrators.hpp``): the best
+    non-decreasing map from score to probability; predictions interpolate linearly between
+    block ends and are constant beyond the fitted range."""
 
-    def __init__(self):
-        self.x: Optional[np.ndarray] = None
-        self.y: Optional[np.ndarray] = None
+    _core_class = _core.IsotonicCalibrator
 
-    def fit(self, scores, y) -> "IsotonicCalibrator":
-        s = np.asarray(scores, np.float64).ravel()
-        y = np.asarray(y, np.float64).ravel()
-        if len(s) != len(y) or len(s) == 0 or not np.all(np.isfinite(s)) or not np.all(np.isfinite(y)):
-            raise _input_error("IsotonicCalibrator.fit: needs equal-length, non-empty finite scores and labels")
-        order = np.argsort(s, kind="stable")
-        s, y = s[order], y[order]
-        # Merge ties first, then pool adjacent violators on the unique scores.
-        xs, idx = np.unique(s, return_index=True)
-        sums = np.add.reduceat(y, idx)
-        counts = np.diff(np.append(idx, len(y))).astype(np.float64)
-        vals, wts, lo = [], [], []
-        for i in range(len(xs)):
-            vals.append(sums[i] / counts[i])
-            wts.append(counts[i])
-            lo.append(i)
-            while len(vals) > 1 and vals[-2] > vals[-1]:
-                v2, w2 = vals.pop(), wts.pop()
-                lo.pop()
-                vals[-1] = (vals[-1] * wts[-1] + v2 * w2) / (wts[-1] + w2)
-                wts[-1] += w2
-        starts = np.asarray(lo)
-        ends = np.append(starts[1:], len(xs)) - 1
-        # Each block is flat between its first and last score.
-        self.x = np.ravel(np.column_stack([xs[starts], xs[ends]]))
-        self.y = np.repeat(np.asarray(vals), 2)
-        return self
+    @property
+    def x(self) -> Optional[np.ndarray]:
+        """Knot scores (None before fit)."""
+        return self._impl.x if self._impl.fitted else None
 
-    def predict(self, scores) -> np.ndarray:
-        if self.x is None:
-            raise _input_error("IsotonicCalibrator.predict: not fitted")
-        return np.interp(np.asarray(scores, np.float64), self.x, self.y)
+    @property
+    def y(self) -> Optional[np.ndarray]:
+        """Knot probabilities (None before fit)."""
+        return self._impl.y if self._impl.fitted else None
 
 
 def reliability_curve(y, probabilities, bins: int = 10, strategy: str = "uniform") -> pd.DataFrame:

@@ -155,10 +155,9 @@ class _CollaborativeRecommender(_Recommender):
         if parts[4] != self.n_benefits:
             raise _core.InputError(
                 f"user_benefits: expected {self.n_benefits} columns (got {parts[4]})")
-        exclude_rows = parts if filter_already_interacted else None
         elig = None if eligibility is None else csr_parts(eligibility, "eligibility", (rows, self.n_benefits))
         ids, scores = self._impl.recommend_new(
-            parts, _top_n(n), exclude_rows,
+            parts, _top_n(n), bool(filter_already_interacted),
             None if exclude is None else int_array(exclude, np.int32, "exclude"),
             None if allow is None else int_array(allow, np.int32, "allow"),
             elig, bool(eligibility_blocks))

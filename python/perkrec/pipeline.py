@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from ._progress import ProgressArg
 from ._util import time_seconds
 
 WEIGHTINGS = ("ipw", "none")
@@ -159,12 +160,14 @@ class BenefitPlanner:
         self._state: Optional[dict] = None
 
     # --- fitting ---------------------------------------------------------------------------
-    def fit(self, events, catalog, users=None, cut_time=None) -> "BenefitPlanner":
+    def fit(self, events, catalog, users=None, cut_time=None, *, progress: ProgressArg = False) -> "BenefitPlanner":
         """Learns the plan's inputs from ``events`` (an EventLog), ``catalog`` and optionally
         ``users`` (a UserTable of the log's members; without it the FM uses no member
         attributes and the policy no attribute rules). The redemption model sees only the
         events before ``cut_time`` (default: the log's last ``DEFAULT_CUT_DAYS`` days are held
-        out); the issues after it serve early stopping and the shrinkage. Returns self."""
+        out); the issues after it serve early stopping and the shrinkage. ``progress``: True
+        draws the FM's and the preference model's progress bars on stderr, a callable
+        ``(stage, done, total)`` receives them. Returns self."""
         from .data import Catalog, EventLog, UserTable
 
         if not isinstance(events, EventLog):
@@ -196,12 +199,12 @@ class BenefitPlanner:
         if self.params["incremental"] == "control" and "control" not in frame.columns:
             raise _input_error("BenefitPlanner.fit: events: incremental 'control' needs the control flag (the log "
                                "has none); use incremental='timing'")
-        fm, encoder = self._fit_redemption_model(events, catalog, users, cut, t_cut, t_end)
+        fm, encoder = self._fit_redemption_model(events, catalog, users, cut, t_cut, t_end, progress)
         holdout = self._holdout(events, frame, catalog, users, fm, encoder, t_cut, t_end)
-        self._state = self._fit_rest(events, catalog, users, end, fm, holdout, t_cut, t_end)
+        self._state = self._fit_rest(events, catalog, users, end, fm, holdout, t_cut, t_end, progress)
         return self
 
-    def _fit_redemption_model(self, events, catalog, users, cut, t_cut: int, t_end: int):
+    def _fit_redemption_model(self, events, catalog, users, cut, t_cut: int, t_end: int, progress):
         from .data import split_by_time
         from .fm import FM, FeatureEncoder, redemption_samples
         from .plan import issue_weights
@@ -228,7 +231,7 @@ class BenefitPlanner:
             validation = (encoder.transform(held, events=events), held["label"])
         fm = FM(**self.fm_params)
         fm.fit(encoder.transform(rows, events=events), rows["label"], sample_weight=weights, encoder=encoder,
-               validation=validation)
+               validation=validation, progress=progress)
         return fm, encoder
 
     def _holdout(self, events, frame, catalog, users, fm, encoder, t_cut: int, t_end: int) -> dict:
@@ -255,11 +258,11 @@ class BenefitPlanner:
                 "redeemed": rows["label"].to_numpy(np.float64),
                 "weight": None if weights is None else np.ascontiguousarray(weights, dtype=np.float32)}
 
-    def _fit_rest(self, events, catalog, users, end, fm, holdout, t_cut: int, t_end: int) -> dict:
+    def _fit_rest(self, events, catalog, users, end, fm, holdout, t_cut: int, t_end: int, progress) -> dict:
         from .plan import incremental_share_from_control, order_value
         from .preference import PreferenceModel
 
-        pref = PreferenceModel(**self.preference_params).fit(events, catalog, end)
+        pref = PreferenceModel(**self.preference_params).fit(events, catalog, end, progress=progress)
         share = None
         if self.params["incremental"] == "control":
             share = np.ascontiguousarray(incremental_share_from_control(events, catalog, end), dtype=np.float32)

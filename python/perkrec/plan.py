@@ -756,7 +756,10 @@ def _plan_from_result(compiled, catalog, users, result, eligible_matrix: bool = 
     """A :class:`Plan` from a compiled policy and the core's Planner::plan tuple
     (candidates, diagnostics, allocation, rows, budget)."""
     candidates, diagnostics, allocation, rows, planned_budget = result
-    user_ids = users.ids if hasattr(users, "ids") else None
+    from .data import UserTable
+
+    # The member column holds the members' external ids (the UserTable's map).
+    user_ids = users.users if isinstance(users, UserTable) else None
     member_segment = np.asarray(compiled.constraints.member_segment)
     frame = _frame(catalog, user_ids, rows["member"], rows["benefit"], rows["probability"], rows["value"],
                    rows["cost"], segment_names=compiled.segment_names if len(member_segment) else None,

@@ -1,10 +1,16 @@
-"""Plots and an HTML report for a fitted PreferenceModel (matplotlib is an optional extra:
-``pip install perkrec[plots]``).
+"""Plots and an HTML report for a fitted PreferenceModel, and the member-value plots
+(matplotlib is an optional extra: ``pip install perkrec[plots]``).
 
     plot_segment_heatmap(model)           segments x dimensions mean preference (log scale)
     plot_member_profile(model, user)      one member's lifts with credible intervals
     plot_hour_of_week(model, user=None)   7 x 24 hour-of-week profile (population when None)
     report(model, folder)                 the three PNGs, segment and cluster tables, one HTML page
+
+and for a fitted CLVModel checked against ``calibration_holdout``:
+
+    plot_frequency_holdout(holdout, prediction)   actual vs predicted by calibration frequency
+    plot_holdout_tracking(holdout, model)         per-period (or cumulative) aggregate tracking
+    plot_p_alive_history(model, log, user)        a member's p_alive over time
 
 The functions build figures with matplotlib's object API (no pyplot, no global state), so they
 work in scripts, servers and notebooks alike; each returns the Figure.
@@ -14,7 +20,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -139,3 +145,76 @@ as often as the average member; 2 means twice as often.</p>
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+# --- member value (CLVModel) against a holdout: the literature's pictures ----------------------
+def plot_frequency_holdout(holdout: pd.DataFrame, prediction: pd.DataFrame, max_frequency: int = 7,
+                           forecasts: Optional[dict] = None):
+    """Mean actual vs predicted holdout purchases by calibration frequency (repeat occasions x,
+    the last group ``max_frequency``+): ``holdout`` from ``calibration_holdout``, ``prediction``
+    from ``CLVModel.predict(holdout.attrs["duration"])`` (rows matched by member id);
+    ``forecasts`` adds other forecasts by name (e.g. ``naive_forecast``)."""
+    groups = np.minimum(holdout["x"].to_numpy(dtype=np.int64), int(max_frequency))
+    lines = {"actual": holdout["holdout_purchases"], "model": prediction.loc[holdout.index, "expected_purchases"]}
+    for name, frame in (forecasts or {}).items():
+        lines[name] = frame.loc[holdout.index, "expected_purchases"]
+    fig = _figure(7, 4)
+    ax = fig.add_subplot()
+    levels = np.arange(int(max_frequency) + 1)
+    for name, values in lines.items():
+        means = pd.Series(np.asarray(values, dtype=float)).groupby(groups).mean().reindex(levels)
+        ax.plot(levels, means.to_numpy(), marker="o", ls="-" if name == "actual" else "--", label=name)
+    ax.set_xticks(levels, [str(k) for k in levels[:-1]] + [f"{levels[-1]}+"])
+    ax.set_xlabel("repeat occasions in the calibration period")
+    ax.set_ylabel(f"mean occasions in the holdout ({holdout.attrs.get('duration', float('nan')):.3g} "
+                  f"{holdout.attrs.get('time_unit', 'units')}s)")
+    ax.set_title("Holdout purchases by calibration frequency")
+    ax.legend()
+    return fig
+
+
+def plot_holdout_tracking(holdout: pd.DataFrame, model, cumulative: bool = False):
+    """Aggregate holdout occasions per time_unit (or cumulative): what happened
+    (``holdout.attrs["period_purchases"]``) against the model's conditional expectation summed
+    over the calibration members (``CLVModel.expected_purchases_by_period``)."""
+    actual = np.asarray(holdout.attrs["period_purchases"], dtype=float)
+    expected = model.expected_purchases_by_period(len(actual), summary=holdout, end=holdout.attrs["duration"])
+    if cumulative:
+        actual, expected = np.cumsum(actual), np.cumsum(expected)
+    fig = _figure(8, 4)
+    ax = fig.add_subplot()
+    periods = np.arange(1, len(actual) + 1)
+    ax.plot(periods, actual, label="actual")
+    ax.plot(periods, expected, ls="--", label=f"model ({model.params['model']})")
+    unit = holdout.attrs.get("time_unit", "unit")
+    ax.set_xlabel(f"{unit} after the calibration end")
+    ax.set_ylabel(("cumulative " if cumulative else "") + "repeat occasions, all members")
+    ax.set_title(("Cumulative" if cumulative else f"Per-{unit}") + " holdout tracking")
+    ax.legend()
+    return fig
+
+
+def plot_p_alive_history(model, log, user, times=None):
+    """One member's probability of being alive over time (``CLVModel.p_alive_history``), with
+    their orders marked; ``times`` default to every day from the first order to the model's
+    cut (or the log's end)."""
+    from .clv import _internal_user
+
+    if times is None:
+        end = model.cut_time if model.cut_time is not None else log.time_range[1]
+        internal = _internal_user(log, user, "plot_p_alive_history")
+        offsets = log.user_offsets
+        stamps = log.timestamps[offsets[internal]:offsets[internal + 1]]
+        begin = pd.Timestamp(int(stamps.min()), unit="s", tz="UTC").floor("D") if len(stamps) else end
+        times = pd.date_range(begin + pd.Timedelta(days=1), end, freq="D")
+    history = model.p_alive_history(log, user, times)
+    fig = _figure(9, 3.5)
+    ax = fig.add_subplot()
+    ax.step(history.index, history["p_alive"], where="post", label="p_alive")
+    orders = history.index[np.r_[False, np.diff(history["x"].to_numpy()) > 0]]
+    for when in orders:
+        ax.axvline(when, color="grey", lw=0.8, ls=":")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("P(alive)")
+    ax.set_title(f"Member {user}: probability of being alive ({model.params['model']}; dotted: repeat purchases)")
+    return fig

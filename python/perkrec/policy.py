@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from .data import Catalog, EventLog, UserTable, _cut_seconds
+from ._util import int_array, path_arg, seconds, text_arg, time_seconds
+from .data import Catalog, EventLog, UserTable, _expect
 
 __all__ = ["Policy", "CompiledPolicy"]
 
@@ -57,10 +58,6 @@ def _segments_arg(segments, n_users: int) -> Tuple[Optional[np.ndarray], Optiona
     if codes.ndim != 1 or len(codes) != n_users:
         raise _core.InputError(f"Policy.compile: segments have {codes.size} entries (expected one per member: {n_users})")
     return codes, names
-
-
-def _seconds(t, name: str = "t") -> int:
-    return _cut_seconds(t, name)
 
 
 class CompiledPolicy:
@@ -115,8 +112,8 @@ class CompiledPolicy:
 
     def excluding_rule(self, members, benefits) -> np.ndarray:
         """Per (member, benefit) pair: the name of the first rule excluding it, or None."""
-        m = np.asarray(members, dtype=np.int64)
-        b = np.asarray(benefits, dtype=np.int64)
+        m = int_array(members, np.int64, "CompiledPolicy.excluding_rule: members")
+        b = int_array(benefits, np.int64, "CompiledPolicy.excluding_rule: benefits")
         if m.shape != b.shape:
             raise _core.InputError("CompiledPolicy.excluding_rule: members and benefits differ in shape")
         if m.size and (m.min() < 0 or m.max() >= self.n_users or b.min() < 0 or b.max() >= self.n_benefits):
@@ -174,13 +171,14 @@ class CompiledPolicy:
         """Earliest time >= t outside the quiet hours in the member's local time. ``t`` in
         seconds (int or float) gives int seconds; anything else pandas reads as a time gives a
         UTC Timestamp."""
-        out = int(self._impl.send_time(_seconds(t), int(member)))
+        out = int(self._impl.send_time(time_seconds(t, "t"), int(member)))
         return out if isinstance(t, (int, float, np.integer, np.floating)) else pd.Timestamp(out, unit="s", tz="UTC")
 
     def send_times(self, times, members) -> np.ndarray:
         """Vectorized send_time over arrays of seconds (int64) and member indices."""
-        t = np.ascontiguousarray(np.broadcast_to(np.asarray(times, dtype=np.int64), np.shape(members)))
-        return self._impl.send_times(t, np.ascontiguousarray(members, dtype=np.int32))
+        m = int_array(members, np.int32, "CompiledPolicy.send_times: members")
+        t = np.ascontiguousarray(np.broadcast_to(seconds(times, "CompiledPolicy.send_times: times"), m.shape))
+        return self._impl.send_times(t, m)
 
     def __repr__(self) -> str:
         return (f"CompiledPolicy({self.n_users} members x {self.n_benefits} benefits, {self.n_masks} masks, "
@@ -204,8 +202,7 @@ class Policy:
         elif isinstance(spec, dict):
             self._impl = _core.Policy.from_string(json.dumps(spec))
         elif isinstance(spec, os.PathLike) or (isinstance(spec, str) and not spec.lstrip().startswith("{")):
-            with open(os.fspath(spec), encoding="utf-8") as f:
-                self._impl = _core.Policy.from_string(f.read())
+            self._impl = Policy.from_path(spec)._impl
         elif isinstance(spec, str):
             self._impl = _core.Policy.from_string(spec)
         else:
@@ -214,17 +211,24 @@ class Policy:
     @classmethod
     def from_json(cls, text: str) -> "Policy":
         obj = cls.__new__(cls)
-        obj._impl = _core.Policy.from_string(text)
+        obj._impl = _core.Policy.from_string(text_arg(text, "Policy.from_json: text"))
         return obj
 
     @classmethod
     def from_dict(cls, spec: dict) -> "Policy":
+        if not isinstance(spec, dict):
+            raise _core.ConfigError(f"Policy.from_dict: expected a dict (got {type(spec).__name__})")
         return cls.from_json(json.dumps(spec))
 
     @classmethod
     def from_path(cls, path) -> "Policy":
-        with open(os.fspath(path), encoding="utf-8") as f:
-            return cls.from_json(f.read())
+        path = path_arg(path, "Policy.from_path: path")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise _core.InputError(f"Policy.from_path: cannot read {path!r}: {exc.strerror}") from None
+        return cls.from_json(text_arg(data, f"Policy.from_path: {path}"))
 
     def to_json(self, indent: Optional[int] = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -263,8 +267,12 @@ class Policy:
         history: an EventLog with the same member and benefit indexing, for caps and the
         frequency cap (``issued`` events in the trailing periods before plan_time).
         Unknown columns, segments or benefit ids raise InputError naming the rule."""
+        _expect(catalog, Catalog, "catalog", "Policy.compile")
+        _expect(users, UserTable, "users", "Policy.compile")
+        if history is not None:
+            _expect(history, EventLog, "history", "Policy.compile")
         codes, names = _segments_arg(segments, len(users))
-        impl = self._impl.compile(catalog._impl, users._impl, _seconds(plan_time, "plan_time"), codes, names,
+        impl = self._impl.compile(catalog._impl, users._impl, time_seconds(plan_time, "plan_time"), codes, names,
                                   None if history is None else history._impl, int(num_threads))
         return CompiledPolicy(impl, [str(b) for b in catalog.ids.ids], users)
 
@@ -272,7 +280,7 @@ class Policy:
         """Earliest time >= t outside the quiet hours for a member at ``utc_offset_hours``.
         Seconds in (int or float) give int seconds out; anything else pandas reads as a time
         gives a UTC Timestamp."""
-        out = int(self._impl.send_time(_seconds(t), float(utc_offset_hours)))
+        out = int(self._impl.send_time(time_seconds(t, "t"), float(utc_offset_hours)))
         return out if isinstance(t, (int, float, np.integer, np.floating)) else pd.Timestamp(out, unit="s", tz="UTC")
 
     def __eq__(self, other) -> bool:

@@ -22,7 +22,8 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from .data import Catalog, EventLog, UserTable, _cut_seconds, _expect
+from ._util import int_scalar, time_seconds
+from .data import Catalog, EventLog, UserTable, _expect
 from .models import _Recommender
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -50,7 +51,7 @@ def wide_table(log: EventLog, catalog: Catalog, cut_time, *, face_value_edges=(1
     params = {"face_value_edges": list(map(float, face_value_edges)),
               "threshold_edges": list(map(float, threshold_edges)),
               "typical_basket": float(typical_basket), "num_threads": int(num_threads)}
-    names, columns = _core.wide_table(log._impl, catalog._impl, _cut_seconds(cut_time, "cut_time"), json.dumps(params))
+    names, columns = _core.wide_table(log._impl, catalog._impl, time_seconds(cut_time, "cut_time"), json.dumps(params))
     return pd.DataFrame(dict(zip(names, columns)), index=_member_index(log))
 
 
@@ -113,7 +114,11 @@ class PreferenceModel(_Recommender):
         ignored, so attributes of future members never change the fit. Time columns enter as
         days before the cut. The counts are in ``member_table_report``. Without ``users`` the
         model is fitted exactly as before."""
-        cut = int(log._impl.max_time) + 1 if cut_time is None else _cut_seconds(cut_time, "cut_time")
+        _expect(log, EventLog, "log", "PreferenceModel.fit")
+        _expect(catalog, Catalog, "catalog", "PreferenceModel.fit")
+        cut = int(log._impl.max_time) + 1 if cut_time is None else time_seconds(cut_time, "cut_time")
+        if users is not None and not isinstance(users, pd.DataFrame):
+            _expect(users, UserTable, "users", "PreferenceModel.fit")
         if isinstance(users, pd.DataFrame):
             users = UserTable.from_frame(users)
         if users is None:
@@ -146,7 +151,7 @@ class PreferenceModel(_Recommender):
     def class_prior(self, users) -> np.ndarray:
         """Mixing weights pi_k(member) [rows of ``users`` x n_classes]."""
         self._require_fitted("class_prior")
-        return self._impl.class_prior(users._impl)
+        return self._impl.class_prior(_expect(users, UserTable, "users", "PreferenceModel.class_prior")._impl)
 
     # --- preferences -------------------------------------------------------------------------
     @property
@@ -204,10 +209,12 @@ class PreferenceModel(_Recommender):
 
     def _row(self, user) -> int:
         """Dense index of ``user``: an external id when ids are attached, else an index."""
+        if np.ndim(user) != 0 or isinstance(user, (bool, np.bool_)):
+            raise _core.InputError(f"PreferenceModel: user must be one member id (got {user!r:.40})")
         ids = self.user_ids
         if ids is not None:
             return int(ids.lookup([user])[0])
-        return int(user)
+        return int_scalar(user, "user", 0, max(self.n_users - 1, 0))
 
     # --- segments and clusters ---------------------------------------------------------------
     def segments(self, rules: Union[None, str, dict] = None) -> pd.DataFrame:

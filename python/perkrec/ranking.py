@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from ._util import float_array, int_array, int_scalar, seconds, time_seconds
+from ._util import float_array, int_array, int_scalar, seconds, sequence_arg, text_arg, time_seconds
 
 __all__ = ["ScoreBlend", "rank", "schedule", "explain", "best_ineligible", "hour_of_week",
            "quiet_hours_next_allowed"]
@@ -116,8 +116,11 @@ class ScoreBlend:
             unknown = set(weights) - set(self.source_names)
             if unknown:
                 raise _core.InputError(f"ScoreBlend.set_weights: unknown sources {sorted(unknown)}")
-            weights = [float(weights.get(n, 0.0)) for n in self.source_names]
-        self._impl.set_weights(float(bias), [float(w) for w in weights])
+            weights = [weights.get(n, 0.0) for n in self.source_names]
+        bias = float_array([bias], np.float64, "ScoreBlend.set_weights: bias")[0]
+        w = float_array(sequence_arg(weights, "ScoreBlend.set_weights: weights"), np.float64,
+                        "ScoreBlend.set_weights: weights")
+        self._impl.set_weights(float(bias), [float(x) for x in w])
         return self
 
     @property
@@ -167,7 +170,8 @@ class ScoreBlend:
     @classmethod
     def from_json(cls, text: Union[str, dict]) -> "ScoreBlend":
         obj = cls.__new__(cls)
-        obj._impl = _core.ScoreBlend.from_json(text if isinstance(text, str) else json.dumps(text))
+        obj._impl = _core.ScoreBlend.from_json(json.dumps(text) if isinstance(text, dict) else
+                                               text_arg(text, "ScoreBlend.from_json: text"))
         obj._matrices = {}
         return obj
 
@@ -206,10 +210,6 @@ def _optional_floats(values, name: str, shape_ok: Callable[[np.ndarray], bool] =
 
 def _is_catalog(obj) -> bool:
     return isinstance(_impl_of(obj), _core.Catalog)
-
-
-def _scalar_seconds(t, name: str) -> int:
-    return time_seconds(t, name)
 
 
 def _catalog_column(catalog, column: str) -> np.ndarray:
@@ -264,7 +264,7 @@ def rank(masks=None, probability=None, *, blend: Optional[ScoreBlend] = None, in
 # ---------------------------------------------------------------------------------------------
 def hour_of_week(t) -> int:
     """Hour-of-week slot of a time (Monday 00:00 UTC = 0 .. 167)."""
-    return int(_core.hour_of_week(_scalar_seconds(t, "t")))
+    return int(_core.hour_of_week(time_seconds(t, "t")))
 
 
 def quiet_hours_next_allowed(times, start_hour: int, end_hour: int, utc_offset_hours=None) -> np.ndarray:
@@ -303,7 +303,7 @@ def schedule(members, plan_time, validity_days, benefits=None, *, preference=Non
         days = int_array(np.broadcast_to(np.asarray(validity_days), mem.shape), np.int32, "validity_days")
     offs = None if utc_offset_hours is None else float_array(
         np.broadcast_to(np.asarray(utc_offset_hours, dtype=np.float32), mem.shape), np.float32, "utc_offset_hours")
-    t0 = _scalar_seconds(plan_time, "plan_time")
+    t0 = time_seconds(plan_time, "plan_time")
     pref = None if preference is None else _impl_of(preference)
     qh = None if quiet_hours is None else (int(quiet_hours[0]), int(quiet_hours[1]))
     at, validity, from_model = _core.schedule_batch(pref, mem, t0, days, qh, offs, int(default_hour),

@@ -14,6 +14,9 @@ says how many more. The checks are those the loaders make (``EventLog.from_frame
 ``Catalog.from_frame``, ``UserTable.from_frame``, ``Policy``), run on every row; where a loader
 still refuses the file after the row checks, its message is reported too, so a file without
 problems here loads.
+
+:func:`load_files` runs the same checks and returns the loaded objects (what ``perkrec fit`` and
+``perkrec plan`` read), or raises :class:`FileProblems` carrying every problem.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ import pandas as pd
 
 from . import _core
 
-__all__ = ["Problem", "read_table", "validate_files"]
+__all__ = ["FileProblems", "LoadedFiles", "Problem", "load_files", "read_table", "validate_files"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -84,6 +87,19 @@ class _Collector:
             self.add(file, None, column, f"... and {len(bad) - self.max_per_kind:,} more rows like these")
 
 
+def id_text(ids: pd.Series) -> pd.Series:
+    """Ids as the text a catalog keys them by (a CSV reads ids 7 and 7.0 as numbers: "7")."""
+    if pd.api.types.is_float_dtype(ids):  # a column of whole numbers with empty rows reads as floats
+        out = ids.astype(object).astype(str)
+        v = ids.to_numpy(np.float64)
+        whole = np.isfinite(v) & (v == np.floor(v))
+        out[whole] = ids[whole].astype(np.int64).astype(str)
+        return out
+    if ids.dtype != object:  # integers, text
+        return ids.astype(str)
+    return ids.map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v))
+
+
 def _first_row(path: Path) -> int:
     return 1 if path.suffix.lower() in (".parquet", ".pq") else 2
 
@@ -137,27 +153,32 @@ def _check_catalog(c: _Collector, path: Path, frame: pd.DataFrame, id_column: st
 
 
 def _check_users(c: _Collector, path: Path, frame: pd.DataFrame, id_column: str):
+    """The member ids (None when the table has problems), every problem collected."""
     from .data import UserTable
 
     name, first = str(path), _first_row(path)
     if id_column not in frame.columns:
         c.add(name, None, id_column, f"missing id column (have {list(frame.columns)})")
-        return
+        return None
     ids = frame[id_column]
     c.rows(name, frame, ids.isna().to_numpy(), id_column, lambda v: "missing member id", first)
     dup = ids.notna() & ids.duplicated(keep="first")
     c.rows(name, frame, dup.to_numpy(), id_column, lambda v: f"duplicate member id {v!r}", first)
     if ids.isna().any() or dup.any():
-        return
+        return None
     try:
-        UserTable.from_frame(frame, id_column=id_column)
+        return UserTable.from_frame(frame, id_column=id_column).users
     except _core.Error as exc:
         c.add(name, None, None, str(exc))
+    return None
 
 
 def _check_events(c: _Collector, path: Path, frame: pd.DataFrame, catalog, catalog_ids: Optional[set],
-                  columns: Dict[str, str]):
-    from .data import EVENT_TYPES, EventLog
+                  columns: Dict[str, str], user_ids=None):
+    """The loaded EventLog (None when the file has problems), every problem collected. ``user_ids``:
+    the member table's ids; the log's members are those first, then the log's other members in
+    order of first appearance."""
+    from .data import EVENT_TYPES, EventLog, IdMap
 
     name, first = str(path), _first_row(path)
     user, benefit, etype, ts = (columns[k] for k in ("user", "benefit", "event_type", "timestamp"))
@@ -165,7 +186,7 @@ def _check_events(c: _Collector, path: Path, frame: pd.DataFrame, catalog, catal
     for col in missing:
         c.add(name, None, col, f"missing column (have {list(frame.columns)})")
     if missing:
-        return
+        return None
     before = len(c.problems)
     c.rows(name, frame, frame[user].isna().to_numpy(), user, lambda v: "missing member id", first)
     types = frame[etype]
@@ -182,7 +203,7 @@ def _check_events(c: _Collector, path: Path, frame: pd.DataFrame, catalog, catal
     if catalog_ids is not None:
         ids = catalog_ids
         present = frame[benefit].notna().to_numpy()
-        as_text = frame[benefit].map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v))
+        as_text = id_text(frame[benefit])
         unknown = present & ~as_text.isin(ids).to_numpy()
         c.rows(name, frame, unknown, benefit, lambda v: f"benefit {v!r} is not in the catalog", first)
     amount = columns.get("order_amount")
@@ -199,33 +220,58 @@ def _check_events(c: _Collector, path: Path, frame: pd.DataFrame, catalog, catal
     prop = columns.get("propensity")
     if prop and prop in frame.columns:
         p = pd.to_numeric(frame[prop], errors="coerce").to_numpy(np.float64)
-        bad = frame[prop].notna().to_numpy() & ~((p > 0) & (p <= 1))
-        c.rows(name, frame, bad, prop, lambda v: f"propensity must be in (0, 1] (got {v!r})", first)
+        missing_p = np.isnan(p)
+        c.rows(name, frame, missing_p, prop,
+               lambda v: "missing propensity (with the column, every row needs one: 1 on events other than issues)",
+               first)
+        c.rows(name, frame, ~missing_p & ~((p > 0) & (p <= 1)), prop,
+               lambda v: f"propensity must be in (0, 1] (got {v!r})", first)
     if len(c.problems) > before or (catalog_ids is not None and catalog is None):
-        return
+        return None
     try:
-        EventLog.from_frame(frame, user=user, benefit=benefit, event_type=etype, timestamp=ts,
-                            benefits=catalog, channel=columns.get("channel"),
-                            order_amount=columns.get("order_amount"), propensity=columns.get("propensity"),
-                            control=columns.get("control"))
+        members = None
+        if user_ids is not None:
+            members = IdMap.from_bytes(user_ids.to_bytes())  # grown with the log's other members
+            members.lookup_or_add(frame[user])
+        return EventLog.from_frame(frame, user=user, benefit=benefit, event_type=etype, timestamp=ts,
+                                   users=members, benefits=catalog, channel=columns.get("channel"),
+                                   order_amount=columns.get("order_amount"), propensity=columns.get("propensity"),
+                                   control=columns.get("control"))
     except _core.Error as exc:
         c.add(name, None, None, str(exc))
+    return None
 
 
-def validate_files(events: Optional[PathLike] = None, catalog: Optional[PathLike] = None,
-                   users: Optional[PathLike] = None, policy: Optional[PathLike] = None, *,
-                   catalog_id: str = "id", user_id: str = "user", event_columns: Optional[Dict[str, str]] = None,
-                   max_per_kind: int = 20) -> List[Problem]:
-    """Every problem found in the given files (an empty list: they load). ``catalog_id`` /
-    ``user_id``: the id columns of the catalog and the member table; ``event_columns`` maps
-    the event roles (user, benefit, event_type, timestamp, channel, order_amount, propensity,
-    control) to column names where they differ. Benefit ids of the events are checked against
-    the catalog when both are given."""
+class FileProblems(_core.InputError):
+    """The files do not load: ``problems`` lists every problem (what ``perkrec validate``
+    prints). An InputError (and a ValueError)."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = list(problems)
+        super().__init__(f"{len(self.problems)} problem(s) in the input files; first: {self.problems[0]}")
+
+
+@dataclass(frozen=True)
+class LoadedFiles:
+    """What :func:`load_files` read: the EventLog, Catalog, UserTable and Policy (None for a
+    file not given). With a member table, the log's members are the table's rows in order,
+    then members with events but no row (their attributes missing), so ``users`` lines up
+    with ``events`` index for index."""
+
+    events: object = None
+    catalog: object = None
+    users: object = None
+    policy: object = None
+
+
+_EVENT_ROLES = ("user", "benefit", "event_type", "timestamp", "channel", "order_amount", "propensity", "control")
+
+
+def _check(events, catalog, users, policy, catalog_id: str, user_id: str, event_columns: Optional[Dict[str, str]],
+           max_per_kind: int):
     if int(max_per_kind) < 1:
         raise _core.InputError(f"validate_files: max_per_kind must be >= 1 (got {max_per_kind})")
-    columns = {"user": "user", "benefit": "benefit", "event_type": "event_type", "timestamp": "timestamp",
-               "channel": "channel", "order_amount": "order_amount", "propensity": "propensity",
-               "control": "control"}
+    columns = {role: role for role in _EVENT_ROLES}
     unknown = sorted(set(event_columns or {}) - set(columns))
     if unknown:
         raise _core.InputError(f"validate_files: unknown event roles {unknown} (known: {sorted(columns)})")
@@ -239,27 +285,69 @@ def validate_files(events: Optional[PathLike] = None, catalog: Optional[PathLike
             tables[role] = read_table(path)
         except _core.InputError as exc:
             c.add(str(path), None, None, str(exc).replace(f"{Path(path)}: ", "", 1))
-    loaded_catalog, catalog_ids = None, None
+    loaded = {}
+    catalog_ids = None
     if "catalog" in tables:
-        loaded_catalog = _check_catalog(c, Path(catalog), tables["catalog"], catalog_id)
+        loaded["catalog"] = _check_catalog(c, Path(catalog), tables["catalog"], catalog_id)
         if catalog_id in tables["catalog"].columns:
             catalog_ids = set(map(str, tables["catalog"][catalog_id].dropna()))
+    user_ids = None
     if "users" in tables:
-        _check_users(c, Path(users), tables["users"], user_id)
+        user_ids = _check_users(c, Path(users), tables["users"], user_id)
     if "events" in tables:
-        _check_events(c, Path(events), tables["events"], loaded_catalog, catalog_ids, columns)
+        loaded["events"] = _check_events(c, Path(events), tables["events"], loaded.get("catalog"), catalog_ids,
+                                         columns, user_ids)
+    if user_ids is not None:
+        from .data import UserTable
+
+        log = loaded.get("events")
+        try:
+            loaded["users"] = UserTable.from_frame(tables["users"], id_column=user_id,
+                                                   users=None if log is None else log.user_ids)
+        except _core.Error as exc:  # e.g. text member ids here, numbers in the events
+            c.add(str(users), None, user_id, str(exc))
     if policy is not None:
         from .policy import Policy
 
         try:
-            Policy.from_path(policy)
+            loaded["policy"] = Policy.from_path(policy)
         except FileNotFoundError:
             c.add(str(policy), None, None, "no such file")
         except _core.Error as exc:
-            c.add(str(policy), None, None, str(exc))
+            c.add(str(policy), None, _json_pointer(str(exc)), str(exc))
         except (OSError, UnicodeDecodeError) as exc:
             c.add(str(policy), None, None, f"cannot be read: {exc}")
-    return c.problems
+    return c.problems, loaded
+
+
+def _json_pointer(message: str) -> Optional[str]:
+    """The JSON pointer a policy error names (``/rules/0/effect``), if any."""
+    found = re.search(r"(?<![\w/])(/[^\s:,()'\"]*)", message)
+    return found.group(1) if found else None
+
+
+def validate_files(events: Optional[PathLike] = None, catalog: Optional[PathLike] = None,
+                   users: Optional[PathLike] = None, policy: Optional[PathLike] = None, *,
+                   catalog_id: str = "id", user_id: str = "user", event_columns: Optional[Dict[str, str]] = None,
+                   max_per_kind: int = 20) -> List[Problem]:
+    """Every problem found in the given files (an empty list: they load). ``catalog_id`` /
+    ``user_id``: the id columns of the catalog and the member table; ``event_columns`` maps
+    the event roles (user, benefit, event_type, timestamp, channel, order_amount, propensity,
+    control) to column names where they differ. Benefit ids of the events are checked against
+    the catalog when both are given."""
+    return _check(events, catalog, users, policy, catalog_id, user_id, event_columns, max_per_kind)[0]
+
+
+def load_files(events: Optional[PathLike] = None, catalog: Optional[PathLike] = None,
+               users: Optional[PathLike] = None, policy: Optional[PathLike] = None, *,
+               catalog_id: str = "id", user_id: str = "user", event_columns: Optional[Dict[str, str]] = None,
+               max_per_kind: int = 20) -> LoadedFiles:
+    """The files loaded, after the checks of :func:`validate_files` (same arguments); raises
+    :class:`FileProblems` listing every problem when any file has one."""
+    problems, loaded = _check(events, catalog, users, policy, catalog_id, user_id, event_columns, max_per_kind)
+    if problems:
+        raise FileProblems(problems)
+    return LoadedFiles(**loaded)
 
 
 def summarize(paths: Sequence[Optional[PathLike]]) -> str:

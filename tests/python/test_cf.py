@@ -191,3 +191,45 @@ def test_blas_pool_is_limited_while_perkrec_trains_and_restored_after():
             assert _blas.blas_threads() == 1
         assert _blas.blas_threads() == 1
     assert _blas.blas_threads() == 3
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_recommend_new_skips_what_the_member_has_unless_asked(name):
+    # The default agrees with C++ recommend_new (Filter::filter_already_interacted = true).
+    matrix = planted()
+    model = MODELS[name]().fit(matrix)
+    rows = matrix[:20]
+    n = model.n_benefits
+    skip, _ = model.recommend_new(rows, n=n)
+    keep, _ = model.recommend_new(rows, n=n, filter_already_interacted=False)
+    for r in range(20):
+        own = set(rows[r].indices)
+        assert own, "the planted rows have interactions"
+        assert not set(skip[r][skip[r] >= 0]) & own
+        assert own <= set(keep[r])
+        assert [b for b in keep[r] if b not in own] == list(skip[r][skip[r] >= 0])
+
+
+def test_scipy_int32_row_offsets_give_the_same_answers_as_int64():
+    # scipy builds CSR with int32 indptr/indices; perkrec's CsrView keeps 64-bit row offsets.
+    m64 = planted(users=120, benefits=24)
+    m32 = m64.copy()
+    m32.indptr = m32.indptr.astype(np.int32)
+    m32.indices = m32.indices.astype(np.int32)
+    m64.indptr = m64.indptr.astype(np.int64)
+    m64.indices = m64.indices.astype(np.int64)
+    assert m32.indptr.dtype == np.int32 and m64.indptr.dtype == np.int64
+    users = np.arange(30)
+    elig32, elig64 = m32[users], m64[users]
+    for make in (MODELS["als_cg"], MODELS["knn_cosine"], perkrec.Popularity):
+        a, b = make().fit(m32), make().fit(m64)
+        ra = a.recommend(users, m32[users], n=5, eligibility=elig32, eligibility_blocks=True)
+        rb = b.recommend(users, m64[users], n=5, eligibility=elig64, eligibility_blocks=True)
+        np.testing.assert_array_equal(ra[0], rb[0])
+        np.testing.assert_array_equal(ra[1], rb[1])
+        if hasattr(a, "recommend_new"):
+            np.testing.assert_array_equal(a.recommend_new(m32[:10], n=5)[0], b.recommend_new(m64[:10], n=5)[0])
+    ids, _ = perkrec.Popularity().fit(m32).recommend(users, m32[users], n=5)
+    metrics32 = perkrec.ranking_metrics(m32[users], ids, k=5)
+    metrics64 = perkrec.ranking_metrics(m64[users], ids, k=5)
+    assert metrics32 == metrics64

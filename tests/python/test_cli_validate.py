@@ -55,7 +55,7 @@ def test_every_problem_with_file_row_and_column(files, tmp_path, capsys):
     assert where == {("catalog.csv", 6, "kind"), ("catalog.csv", 8, "validity_days"),
                      ("events.csv", 5, "timestamp"), ("events.csv", 7, "event_type"), ("events.csv", 9, "benefit"),
                      ("events.csv", 11, "order_amount"), ("events.csv", 12, "propensity"),
-                     ("policy.json", None, None)}
+                     ("policy.json", None, "/nonsense")}  # the policy: its JSON pointer
     assert any("teleport" in p.message for p in problems)
     assert any("/nonsense" in p.message for p in problems)
     rc = main(["validate", "--events", str(tmp_path / "events.csv"), "--catalog", str(tmp_path / "catalog.csv"),

@@ -24,13 +24,17 @@ def _readme_python_blocks():
 
 
 def test_readme_quickstart_blocks_run(tmp_path, monkeypatch):
-    """The README's Python section (quick start, collaborative filtering, redemption models,
-    your own data) runs verbatim, on a smaller simulated program."""
+    """The README's notebook cell (a plan and its report in one cell) and its Python section
+    (quick start, collaborative filtering, redemption models, your own data) run verbatim, on
+    smaller simulated programs."""
     blocks = _readme_python_blocks()
-    assert len(blocks) >= 4
-    code = "\n".join(blocks[:4]).replace("n_users=20_000", "n_users=2_000")
+    assert len(blocks) >= 5 and "BenefitPlanner" in blocks[0]
+    code = "\n".join(blocks[:5]).replace("n_users=20_000", "n_users=2_000").replace("n_users=5000", "n_users=1500")
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
+    namespace = {"__name__": "__readme__"}
+    exec(compile(code, str(README), "exec"), namespace)
+    page = (tmp_path / "campaign.html").read_text(encoding="utf-8")
+    assert page.lower().startswith("<!doctype html>") and "budget" in page.lower()
 
 
 def test_readme_constructor_keywords_exist():
@@ -60,3 +64,24 @@ def test_readme_constructor_keywords_exist():
                     assert kw.arg in params, f"README: perkrec.{node.func.attr}({kw.arg}=...) is not accepted"
                     checked += 1
     assert checked > 10
+
+
+def test_readme_command_line_block_runs(tmp_path, monkeypatch, capsys):
+    """The README's "From files, one command" block runs verbatim (in-process: each
+    ``perkrec ...`` line through perkrec.cli.main) and writes what it says."""
+    import re
+    import shlex
+
+    from perkrec.cli import main
+
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"### From files, one command\n.*?```sh\n(.*?)```", text, flags=re.S).group(1)
+    commands = [c.split("#")[0].strip() for c in block.replace("\\\n", " ").splitlines() if c.strip()]
+    assert [c.split()[1] for c in commands] == ["simulate", "validate", "plan", "evaluate"]
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[0] == "perkrec"
+        assert main(argv[1:]) == 0, (command, capsys.readouterr())
+    assert (tmp_path / "plan.csv").stat().st_size > 0 and (tmp_path / "report.html").stat().st_size > 0
+    assert "Off-policy estimate" in capsys.readouterr().out

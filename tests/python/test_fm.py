@@ -191,6 +191,17 @@ def test_calibration():
     curve = reliability_curve(y, platt.predict(s), bins=5, strategy="quantile")
     assert curve["count"].sum() == len(y)
     np.testing.assert_allclose(curve["mean_predicted"], curve["fraction_positive"], atol=0.03)
+    # Round trips through JSON and pickle give the same predictions.
+    import pickle
+
+    for c in (platt, iso):
+        again = type(c).from_json(c.to_json())
+        np.testing.assert_array_equal(again.predict(s[:100]), c.predict(s[:100]))
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(c)).predict(s[:100]), c.predict(s[:100]))
+    with pytest.raises(perkrec.InputError):
+        PlattCalibrator().fit(s, np.full(len(s), 2.0))  # labels must be 0 / 1
+    with pytest.raises(perkrec.InputError):
+        IsotonicCalibrator().predict(s)  # not fitted
 
 
 def test_cold_start_benefits_and_members_score_from_attributes(program, split):

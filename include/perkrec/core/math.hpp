@@ -104,10 +104,43 @@ inline CivilDate civil_from_days(std::int64_t z) {
   return {year, month, day};
 }
 
+/// a mod m in [0, m) for m > 0 (the C++ `%` keeps the sign of a).
+inline std::int64_t floor_mod(std::int64_t a, std::int64_t m) {
+  const std::int64_t r = a % m;
+  return r < 0 ? r + m : r;
+}
+
+/// a / m rounded towards minus infinity for m > 0 (the C++ `/` rounds towards zero).
+inline std::int64_t floor_div(std::int64_t a, std::int64_t m) { return (a - floor_mod(a, m)) / m; }
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian; the inverse of civil_from_days).
+inline std::int64_t days_from_civil(std::int64_t year, int month, int day) {
+  year -= month <= 2 ? 1 : 0;
+  const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
+  const auto yoe = static_cast<std::uint64_t>(year - era * 400);
+  const auto mp = static_cast<std::uint64_t>(month > 2 ? month - 3 : month + 9);
+  const std::uint64_t doy = (153 * mp + 2) / 5 + static_cast<std::uint64_t>(day) - 1;
+  const std::uint64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
 /// Day of week of a day counted from 1970-01-01, Monday = 0 … Sunday = 6.
-inline int weekday_from_days(std::int64_t z) {
-  const std::int64_t w = (z + 3) % 7;
-  return static_cast<int>(w < 0 ? w + 7 : w);
+inline int weekday_from_days(std::int64_t z) { return static_cast<int>(floor_mod(z + 3, 7)); }
+
+/// Earliest time >= t (epoch seconds) whose local time of day (local = t + offset) lies outside
+/// the daily window [start, end) (seconds after local midnight; start > end wraps midnight).
+inline std::int64_t leave_daily_window(std::int64_t t, std::int64_t offset, std::int64_t start,
+                                       std::int64_t end) {
+  const std::int64_t s = floor_mod(t + offset, 86400);
+  const bool inside = start < end ? (s >= start && s < end) : (s >= start || s < end);
+  return inside ? t + floor_mod(end - s, 86400) : t;
+}
+
+/// Hour-of-week slot of a time in UTC epoch seconds: Monday 00:00 = 0 … Sunday 23:00 = 167
+/// (the slots of PreferenceModel::hour_of_week_profile and of the send-time schedule).
+inline int hour_of_week(std::int64_t t) {
+  // 1970-01-01 (hour 0) was a Thursday: Monday 00:00 lies 72 hours earlier.
+  return static_cast<int>(floor_mod(floor_div(t, 3600) + 72, 168));
 }
 
 }  // namespace perkrec

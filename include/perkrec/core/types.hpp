@@ -89,6 +89,27 @@ struct CsrMatrix {
   CsrView<T> view() const { return {rows, cols, indptr.data(), indices.data(), data.data()}; }
 };
 
+/// A CsrView over arrays whose row offsets are 32-bit — scipy's default int32 indptr, and
+/// many C libraries'. The rows + 1 offsets are widened once into this object; indices and data
+/// are lent, not copied. Keep it alive while its view() is in use:
+///   perkrec::CsrView32<float> m(rows, cols, indptr32, indices, data);
+///   model.fit(m.view());
+template <class T>
+class CsrView32 {
+ public:
+  CsrView32(Index rows, Index cols, const std::int32_t* indptr, const Index* indices, const T* data)
+      : rows_(rows), cols_(cols), indices_(indices), data_(data) {
+    if (rows > 0 && indptr != nullptr) offsets_.assign(indptr, indptr + rows + 1);
+  }
+  CsrView<T> view() const { return {rows_, cols_, offsets_.empty() ? nullptr : offsets_.data(), indices_, data_}; }
+
+ private:
+  Index rows_, cols_;
+  std::vector<Offset> offsets_;
+  const Index* indices_;
+  const T* data_;
+};
+
 template <class T>
 void CsrView<T>::validate(const char* what, bool require_sorted) const {
   if (rows < 0 || cols < 0) {

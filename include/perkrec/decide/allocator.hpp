@@ -35,15 +35,15 @@
 //   perkrec::Allocation plan = perkrec::allocate(candidates, k);
 //   assert(perkrec::check_allocation(candidates, k, plan).empty());
 //
-// Thread safety: the free functions are reentrant; Pacer::decide may be called from many
-// threads at once (it serialises on an internal mutex).
+// The exact solver (allocator_exact.hpp), the checker (allocation_check.hpp) and the online
+// Pacer (pacer.hpp) have headers of their own.
+//
+// Thread safety: the free functions are reentrant.
 #pragma once
 
 #include <cstdint>
 #include <limits>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "perkrec/core/config.hpp"
@@ -104,105 +104,9 @@ Allocation allocate(const CandidatesView& c, const AllocationConstraints& k,
 Allocation allocate_greedy(const CandidatesView& c, const AllocationConstraints& k,
                            int num_threads = 0);
 
-/// The integer optimum by depth-first branch and bound over members (subsets of each member's
-/// candidates, bounded by the Lagrangian relaxation of the rest). For small instances: throws
-/// InputError when more than `max_nodes` nodes would be needed. dual_bound = value (proven).
-Allocation allocate_exact(const CandidatesView& c, const AllocationConstraints& k,
-                          std::int64_t max_nodes = 10'000'000);
-
-/// "" when `a` is a valid allocation of `c` under `k` (every chosen entry is a candidate of
-/// its member, no duplicates, and budget, inventory, member capacity, kind caps, stacking
-/// groups, segment quotas and min_return_per_cost hold; value and cost match the entries),
-/// else a description of the first violation.
-std::string check_allocation(const CandidatesView& c, const AllocationConstraints& k,
-                             const Allocation& a);
-
 /// Value of one member's chosen set under the diversity discount: per kind, the best value
 /// counts in full and every further one x (1 - diversity). `kinds` may be empty (no kinds).
 double member_set_value(Span<const float> values, Span<const std::int32_t> kinds, double diversity);
-
-struct PacingParams {
-  double budget = std::numeric_limits<double>::infinity();  ///< total expected cost allowed over
-                                     ///< [start, end], >= 0; infinite (JSON: key absent) = no
-                                     ///< budget, only inventory, caps and quotas are paced
-  Timestamp start = 0;
-  Timestamp end = 0;                 ///< > start
-  std::vector<double> spend_curve;   ///< cumulative share of the budget at the end of each of
-                                     ///< spend_curve.size() equal steps over [start, end]
-                                     ///< (non-decreasing, in [0, 1]); empty = linear
-  double initial_multiplier = 0.0;   ///< lambda at the start (value per unit cost), >= 0
-  double gain = 2.0;                 ///< lambda moves by gain x (mean value/cost seen) per 1%
-                                     ///< of the budget that spend is ahead of the curve, >= 0
-  bool pace_inventory = true;        ///< benefits with a limited inventory follow the same
-                                     ///< curve: a benefit whose used share of its inventory is
-                                     ///< ahead of the curve costs gain x (mean value seen) per
-                                     ///< 1% ahead, so its units last the period instead of
-                                     ///< going to the first arrivals; false = first come,
-                                     ///< first served
-
-  void validate() const;
-  Json to_json() const;
-  /// Strict: unknown keys and bad values throw ConfigError naming the JSON pointer.
-  static PacingParams from_json(const Json& j);
-  /// The budget share the curve allows by time t (0 before start, the last point after end).
-  double target_share(Timestamp t) const;
-};
-
-/// Online pacing: members arrive one at a time during the day; decide() picks that member's
-/// benefits with a multiplier lambda set from how far spend is ahead of (or behind) the budget
-/// curve: a candidate is taken when value - lambda x cost - mu_b > 0, best first, while the member's
-/// capacity, kind caps, stacking groups, inventory, segment quotas and the budget allow (mu_b
-/// is benefit b's inventory price, see PacingParams::pace_inventory; 0 without a limit). The
-/// budget, inventory and quotas are never exceeded. A member may be decided several times;
-/// its earlier benefits count against its caps. The curve is read at the latest time seen so
-/// far: a request whose t is earlier than one already decided (threads answering out of
-/// order) is paced as of that later time.
-/// Thread safety: decide() and the accessors may be called from many threads at once.
-class Pacer {
- public:
-  Pacer(const AllocationConstraints& k, PacingParams p);
-
-  /// Returns the chosen positions in the given candidate arrays, ascending. `member` indexes
-  /// the per-member constraint vectors (when present). At most `max_new` benefits are issued
-  /// by this call (-1: as many as the member's caps allow), so a request for n benefits is one
-  /// call. `reasons` (optional) receives one entry per candidate: none for the issued ones,
-  /// else why not (not_positive, min_return, below_multiplier, inventory — sold out or priced
-  /// out by inventory pacing —, member_cap — the member's cap, max_new, or held already —,
-  /// budget, stacking, kind_cap, segment_quota). InputError for mismatched arrays, non-finite
-  /// values or negative costs, a member out of range or max_new < -1.
-  std::vector<std::int32_t> decide(Index member, Timestamp t, Span<const Index> benefit,
-                                   Span<const float> value, Span<const float> cost, int max_new = -1,
-                                   std::vector<ExclusionReason>* reasons = nullptr);
-
-  double spent() const;
-  double multiplier() const;
-  std::int64_t decisions() const;
-  std::int64_t issued() const;
-  const PacingParams& params() const { return params_; }
-
- private:
-  struct MemberState {
-    std::vector<Index> benefits;  // issued so far
-  };
-  double update_multiplier_locked(Timestamp t);
-
-  AllocationConstraints k_;
-  PacingParams params_;
-  mutable std::mutex mutex_;
-  double spent_ = 0.0;
-  double lambda_ = 0.0;
-  Timestamp clock_ = 0;  // latest decision time seen (the curve never moves back)
-  double ratio_sum_ = 0.0;
-  std::int64_t ratio_count_ = 0;
-  double value_sum_ = 0.0;
-  std::int64_t value_count_ = 0;
-  std::int64_t decisions_ = 0;
-  std::int64_t issued_ = 0;
-  std::vector<std::int64_t> inventory_used_;
-  std::vector<std::int64_t> segment_members_;
-  std::vector<double> segment_cost_;
-  std::unordered_map<Index, MemberState> members_;
-};
 
 }  // namespace perkrec
 

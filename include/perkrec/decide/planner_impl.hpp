@@ -8,6 +8,7 @@
 
 #include "perkrec/core/random.hpp"
 #include "perkrec/core/threading.hpp"
+#include "perkrec/decide/allocator_exact.hpp"
 #include "perkrec/decide/planner.hpp"
 #include "perkrec/detail/numpy_sum.hpp"
 

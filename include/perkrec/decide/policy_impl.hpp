@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <unordered_map>
 
+#include "perkrec/core/math.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/decide/policy.hpp"
 
@@ -13,42 +14,10 @@ namespace perkrec {
 
 namespace detail {
 
-// Howard Hinnant's days-from-civil: proleptic Gregorian date -> days since 1970-01-01.
-inline std::int64_t policy_days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-inline void policy_civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2);
-}
-
-inline std::int64_t floor_mod(std::int64_t a, std::int64_t m) {
-  const std::int64_t r = a % m;
-  return r < 0 ? r + m : r;
-}
-
-// Earliest time >= t outside [start, end) of the local day (local = t + offset).
+// The quiet hours [start_hour, end_hour) of the member's local day, in seconds.
 inline Timestamp quiet_shift(Timestamp t, double offset_hours, double start_hour, double end_hour) {
-  const auto offset = static_cast<std::int64_t>(std::llround(offset_hours * 3600.0));
-  const auto start = static_cast<std::int64_t>(std::llround(start_hour * 3600.0));
-  const auto end = static_cast<std::int64_t>(std::llround(end_hour * 3600.0));
-  const std::int64_t s = floor_mod(t + offset, kSecondsPerDay);
-  const bool quiet = start < end ? (s >= start && s < end) : (s >= start || s < end);
-  if (!quiet) return t;
-  return t + floor_mod(end - s, kSecondsPerDay);
+  return leave_daily_window(t, std::llround(offset_hours * 3600.0), std::llround(start_hour * 3600.0),
+                            std::llround(end_hour * 3600.0));
 }
 
 inline bool is_benefit_kind_name(const std::string& name) {
@@ -638,18 +607,16 @@ PERKREC_INLINE Timestamp parse_utc_time(std::string_view text, const std::string
     detail::raise<ConfigError>(context, ": expected a UTC time \"YYYY-MM-DD\" or "
                                         "\"YYYY-MM-DDTHH:MM:SSZ\" (got \"", t, "\")");
   }
-  return detail::policy_days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * kSecondsPerDay +
+  return days_from_civil(y, mo, d) * kSecondsPerDay +
          h * kSecondsPerHour + mi * 60 + s;
 }
 
 PERKREC_INLINE std::string format_utc_time(Timestamp t) {
-  const std::int64_t days = (t - detail::floor_mod(t, kSecondsPerDay)) / kSecondsPerDay;
-  const std::int64_t sec = detail::floor_mod(t, kSecondsPerDay);
-  std::int64_t y = 0;
-  unsigned m = 0, d = 0;
-  detail::policy_civil_from_days(days, y, m, d);
+  const std::int64_t sec = floor_mod(t, kSecondsPerDay);
+  const CivilDate date = civil_from_days(floor_div(t, kSecondsPerDay));
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ", static_cast<long long>(y), m, d,
+  std::snprintf(buf, sizeof buf, "%04lld-%02d-%02dT%02lld:%02lld:%02lldZ", static_cast<long long>(date.year),
+                date.month, date.day,
                 static_cast<long long>(sec / 3600), static_cast<long long>(sec / 60 % 60),
                 static_cast<long long>(sec % 60));
   return buf;

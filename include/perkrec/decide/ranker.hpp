@@ -51,6 +51,7 @@
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/error.hpp"
 #include "perkrec/core/json.hpp"
+#include "perkrec/core/math.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/catalog.hpp"
@@ -267,9 +268,6 @@ struct ScheduleParams {
   void validate() const;
 };
 
-/// Hour-of-week slot of a UTC time (Monday 00:00 = 0 .. Sunday 23:00 = 167), as in
-/// PreferenceModel::hour_of_week_profile.
-PERKREC_INLINE int hour_of_week(Timestamp t);
 /// Earliest time >= t in hour-of-week `slot` (0..167): t itself when it lies in that hour,
 /// else the start of the slot's next occurrence (at most a week later). InputError for a bad
 /// slot.

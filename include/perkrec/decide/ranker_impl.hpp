@@ -840,25 +840,14 @@ PERKREC_INLINE void ScheduleParams::validate() const {
   }
 }
 
-PERKREC_INLINE int hour_of_week(Timestamp t) {
-  const Timestamp hours = t >= 0 ? t / kSecondsPerHour : (t - kSecondsPerHour + 1) / kSecondsPerHour;
-  // 1970-01-01 (hour 0) was a Thursday: Monday 00:00 lies 72 hours earlier.
-  const Timestamp slot = (hours + 72) % 168;
-  return static_cast<int>(slot < 0 ? slot + 168 : slot);
-}
-
 namespace detail {
 
-inline Timestamp hour_start(Timestamp t) {
-  const Timestamp hours = t >= 0 ? t / kSecondsPerHour : (t - kSecondsPerHour + 1) / kSecondsPerHour;
-  return hours * kSecondsPerHour;
-}
+inline Timestamp hour_start(Timestamp t) { return floor_div(t, kSecondsPerHour) * kSecondsPerHour; }
 
 
 /// First time >= t at hour:00 UTC.
 inline Timestamp next_at_hour(Timestamp t, int hour) {
-  const Timestamp day = t >= 0 ? t / kSecondsPerDay : (t - kSecondsPerDay + 1) / kSecondsPerDay;
-  Timestamp at = day * kSecondsPerDay + static_cast<Timestamp>(hour) * kSecondsPerHour;
+  Timestamp at = floor_div(t, kSecondsPerDay) * kSecondsPerDay + static_cast<Timestamp>(hour) * kSecondsPerHour;
   if (at < t) at += kSecondsPerDay;
   return at;
 }
@@ -916,23 +905,9 @@ PERKREC_INLINE void QuietHours::validate() const {
 }
 
 PERKREC_INLINE Timestamp QuietHours::next_allowed(Timestamp t, double utc_offset_hours) const {
-  const auto offset = static_cast<Timestamp>(std::llround(utc_offset_hours * kSecondsPerHour));
-  const Timestamp local = t + offset;
-  const Timestamp day = local >= 0 ? local / kSecondsPerDay : (local - kSecondsPerDay + 1) / kSecondsPerDay;
-  const Timestamp since_midnight = local - day * kSecondsPerDay;
-  const Timestamp start = static_cast<Timestamp>(start_hour) * kSecondsPerHour;
-  const Timestamp end = static_cast<Timestamp>(end_hour) * kSecondsPerHour;
-  Timestamp allowed_local = local;
-  if (start < end) {
-    if (since_midnight >= start && since_midnight < end) allowed_local = day * kSecondsPerDay + end;
-  } else {  // wraps midnight: quiet in [start, 24h) and [0, end)
-    if (since_midnight >= start) {
-      allowed_local = (day + 1) * kSecondsPerDay + end;
-    } else if (since_midnight < end) {
-      allowed_local = day * kSecondsPerDay + end;
-    }
-  }
-  return allowed_local - offset;
+  return leave_daily_window(t, std::llround(utc_offset_hours * kSecondsPerHour),
+                            static_cast<Timestamp>(start_hour) * kSecondsPerHour,
+                            static_cast<Timestamp>(end_hour) * kSecondsPerHour);
 }
 
 PERKREC_INLINE void schedule_batch(const PreferenceModel* pref, Span<const Index> members, Timestamp plan_time,

@@ -107,7 +107,8 @@ class ALS : public Serializable<ALS> {
   /// Top-n benefits for each member; see models/recommender.hpp for filters.
   TopK recommend(Span<const Index> users, int n, const Filter& filter = {}) const;
   /// Top-n for members unseen at training: row i of `user_benefits` (rows x n_benefits) is
-  /// folded in (exact solve with the benefit factors fixed). Filters are row-aligned with it.
+  /// folded in (exact solve with the benefit factors fixed). Filters are row-aligned with it;
+  /// a row's own benefits are never returned unless filter.filter_already_interacted is false.
   TopK recommend_new(const CsrView<float>& user_benefits, int n, const Filter& filter = {}) const;
   /// Factors of folded-in rows: rows x factors, row-major.
   std::vector<float> fold_in(const CsrView<float>& user_benefits) const;

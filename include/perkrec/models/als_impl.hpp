@@ -375,7 +375,8 @@ PERKREC_INLINE TopK ALS::recommend_new(const CsrView<float>& user_benefits, int 
   x.rows = user_benefits.rows;
   std::vector<Index> rows(static_cast<std::size_t>(x.rows));
   for (Index i = 0; i < x.rows; ++i) rows[static_cast<std::size_t>(i)] = i;
-  return detail::factor_top_k(x, rows, benefits_, n, filter, params_.num_threads);
+  return detail::factor_top_k(x, rows, benefits_, n, detail::NewRowsFilter(filter, user_benefits).get(),
+                             params_.num_threads);
 }
 
 PERKREC_INLINE TopK ALS::similar_benefits(Span<const Index> benefits, int n, const Filter& filter) const {

@@ -108,6 +108,8 @@ class BPR : public Serializable<BPR> {
 
   void score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const;
   TopK recommend(Span<const Index> users, int n, const Filter& filter = {}) const;
+  /// Top-n for new rows of interactions; a row's own benefits are never returned unless
+  /// filter.filter_already_interacted is false (models/recommender.hpp).
   TopK recommend_new(const CsrView<float>& user_benefits, int n, const Filter& filter = {}) const;
   /// Folded-in member rows: rows x (factors + 1), last column 1.
   std::vector<float> fold_in(const CsrView<float>& user_benefits) const;

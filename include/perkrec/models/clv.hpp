@@ -1,7 +1,7 @@
 // CLVModel: what a member is worth — purchase summaries from the event log, a buy-till-you-die
-// purchase model (BG/NBD), a spend model (Gamma-Gamma), and per member the probability of being
-// alive, expected purchases and order value, lifetime value with an interval, and a lifecycle
-// stage.
+// purchase model (BG/NBD, MBG/NBD or Pareto/NBD), a spend model (Gamma-Gamma), and per member the
+// probability of being alive, expected purchases and order value, lifetime value with an
+// interval, and a lifecycle stage.
 //
 // Summaries (summarize_purchases). From the log's `ordered` events strictly before cut_time,
 // per member with at least one such order. Orders are grouped into purchase occasions: all
@@ -18,8 +18,10 @@
 // summary of Fader, Hardie and Lee (x, t_x, T in weeks, zbar). Parallel over members;
 // O(events before the cut).
 //
-// Fit. BG/NBD on (x, t_x, T) of every summarized member and Gamma-Gamma on (x, monetary) of the
-// members with x > 0 and monetary > 0, both by the robust maximum-likelihood fitter of
+// Fit. The purchase model (`model`: bgnbd, mbgnbd, paretonbd or bgbb; models/purchase.hpp) on
+// (x, t_x, T) of every summarized member (BG/BB: one purchase opportunity per time_unit, so it
+// needs occasion = time_unit; n = floor(T) opportunities, the last one possibly partial) and Gamma-Gamma on (x, monetary) of the members with x > 0 and
+// monetary > 0, both by the robust maximum-likelihood fitter of
 // models/purchase.hpp (boundary solutions reported, optional penalizer, standard errors from
 // the Hessian). Without two such members the spend model is not fitted and the expected order
 // value is the member's own mean order value (all orders before the cut) — still finite.
@@ -35,10 +37,13 @@
 //                         member's expected value: `interval_draws` Monte Carlo draws, each of
 //                         the model parameters from their asymptotic normal (log scale, inverse
 //                         Hessian; parameters at a boundary held fixed) and then of the member's
-//                         own posterior given alive — lambda ~ Gamma(r + x, alpha + T), dropout
-//                         p ~ Beta(a, b + x), spend rate nu ~ Gamma(p x + q, gamma + x m) — giving
-//                         margin x p_alive x (p / nu) x sum_k discounted E[occasions in unit k |
-//                         lambda, p] (E[N(t)] = (1 - exp(-lambda p t)) / p). The alive state
+//                         own posterior given alive — lambda ~ Gamma(r + x, alpha + T); dropout
+//                         p ~ Beta(a, b + x) (BG/NBD), Beta(a, b + x + 1) (MBG/NBD), or death
+//                         rate mu ~ Gamma(s, beta + T) (Pareto/NBD), or p ~ Beta(alpha + x, beta
+//                         + n - x), theta ~ Beta(gamma, delta + n + 1) (BG/BB); spend rate nu ~ Gamma(p x +
+//                         q, gamma + x m) — giving margin x p_alive x (p / nu) x sum_k discounted
+//                         E[occasions in unit k | lambda, p or mu] (E[N(t)] = (1 - exp(-lambda p
+//                         t)) / p, or lambda (1 - exp(-mu t)) / mu). The alive state
 //                         enters through its probability, so the draws average to clv; the
 //                         interval is NaN with interval_draws = 0. Seeded per member: the same
 //                         for any thread count. Cost O(members x draws x units).
@@ -93,10 +98,10 @@ namespace perkrec {
 inline constexpr std::array<const char*, 5> kLifecycleStages = {"new", "active", "at_risk", "dormant", "lost"};
 
 struct CLVParams {
-  enum class Model : std::uint8_t { bgnbd };
+  using Model = PurchaseModelKind;
   enum class TimeUnit : std::uint8_t { day, week };
 
-  Model model = Model::bgnbd;              ///< purchase model: "bgnbd"
+  Model model = Model::bgnbd;              ///< purchase model: "bgnbd" | "mbgnbd" | "paretonbd" | "bgbb"
   TimeUnit time_unit = TimeUnit::week;     ///< unit of t_x, T, horizon and rates: "day" | "week"
   TimeUnit occasion = TimeUnit::day;       ///< orders in one such period are one occasion
   double penalizer = 0.0;                  ///< >= 0; see MaximumLikelihoodOptions
@@ -148,6 +153,29 @@ PERKREC_INLINE CLVSummary summarize_purchases(const EventLog& log, Timestamp cut
                                               CLVParams::TimeUnit occasion = CLVParams::TimeUnit::day,
                                               int num_threads = 0);
 
+/// A calibration / holdout split of a log (Fader, Hardie and Lee's evaluation): the summaries
+/// of the members with an order before calibration_end (as summarize_purchases), and per such
+/// member the occasions and spend in [calibration_end, observation_end). Holdout occasions are
+/// grouped as in the calibration (one per UTC day, or per 7-day block counted from the member's
+/// first order day; a block that straddles calibration_end counts in the holdout when it has an
+/// order there); spend sums order_amount. Members whose first order is in the holdout are not
+/// included. period_purchases[k] totals the holdout occasions that start in the k-th time_unit
+/// after calibration_end (ceil(duration) periods, the last one possibly partial).
+struct CLVHoldout {
+  CLVSummary calibration;
+  std::vector<double> purchases, spend;  ///< per calibration member
+  std::vector<double> period_purchases;  ///< aggregate per time_unit period of the holdout
+  double duration = 0;                   ///< observation_end - calibration_end, in time_units
+};
+
+/// See CLVHoldout. Throws InputError naming observation_end when it is not after
+/// calibration_end, and as summarize_purchases otherwise. Parallel over members; the result is
+/// the same for any num_threads.
+PERKREC_INLINE CLVHoldout calibration_holdout(const EventLog& log, Timestamp calibration_end, Timestamp observation_end,
+                                              CLVParams::TimeUnit time_unit = CLVParams::TimeUnit::week,
+                                              CLVParams::TimeUnit occasion = CLVParams::TimeUnit::day,
+                                              int num_threads = 0);
+
 /// One row per fitted member (in the order of CLVModel::users()).
 struct CLVPrediction {
   std::vector<double> p_alive, expected_purchases, expected_order_value, clv, clv_lower, clv_upper;
@@ -155,8 +183,14 @@ struct CLVPrediction {
 };
 
 /// What the last fit found.
+/// The fitted purchase model with its fit (fit.params = model.params).
+struct CLVPurchaseFit {
+  PurchaseModel model;
+  MaximumLikelihoodFit fit;
+};
+
 struct CLVFitReport {
-  BGNBDFit purchase;
+  CLVPurchaseFit purchase;
   bool spend_fitted = false;
   GammaGammaFit spend;
   double program_cycle = 0;                  ///< C of the lifecycle rule, in time_units
@@ -176,6 +210,12 @@ class CLVModel : public Serializable<CLVModel> {
   /// Fits on given summaries (e.g. a published table); user ids are cleared.
   void fit(const CLVSummary& summary, const Callbacks& callbacks = {});
 
+  /// The purchase model's p_alive and expected purchases in the next `horizon` time_units for
+  /// given summaries (arrays of equal length, in time_units; e.g. a member's history replayed
+  /// at several dates). Throws InputError naming the array for bad lengths or values.
+  void conditional(Span<const double> x, Span<const double> t_x, Span<const double> T, double horizon,
+                   Span<double> p_alive, Span<double> expected_purchases) const;
+
   /// Predictions for every fitted member; horizon in time_units, > 0 and finite; discount_rate
   /// per time_unit, >= 0; margin finite and >= 0. Throws InputError naming the argument.
   CLVPrediction predict(double horizon, double discount_rate = 0.0, double margin = 1.0) const;
@@ -189,7 +229,9 @@ class CLVModel : public Serializable<CLVModel> {
     params_.num_threads = num_threads;
   }
   const CLVFitReport& report() const { return report_; }
-  const BGNBD& bgnbd() const { return report_.purchase.model; }
+  const PurchaseModel& purchase_model() const { return report_.purchase.model; }
+  /// The BG/NBD parameters; InputError when the model is not a fitted BG/NBD.
+  BGNBD bgnbd() const;
   /// Summaries of the fitted members (as of the fit's cut).
   const CLVSummary& summary() const { return summary_; }
   /// Member indices of the fitted members (into user_ids()).

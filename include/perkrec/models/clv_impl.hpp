@@ -132,24 +132,43 @@ inline std::vector<std::vector<double>> parameter_draws(const MaximumLikelihoodF
   return out;
 }
 
-// BG/NBD E[purchases in (T, T + t] | x, t_x, T] (Fader, Hardie and Lee 2005, eq. 10) for any a.
-// BGNBD::expected_purchases clamps a at 1 + 1e-6, which the preference model keeps for
-// bit-identical results; lifetime value needs the exact expectation, a < 1 included (CDNOW has
-// a = 0.79). With no detectable dropout (a / (a + b) -> 0) the limit is the NBD's
-// (r + x) / (alpha + T) t, which also avoids the cancellation of the formula at huge b.
-inline double bgnbd_expected_purchases(const BGNBD& m, double t, double x, double t_x, double T) {
-  if (!(t > 0)) return 0.0;
-  const double alive = m.p_alive(x, t_x, T);
-  const double nbd = alive * (m.r + x) / (m.alpha + T) * t;
-  if (m.a / (m.a + m.b) < 1e-9) return nbd;
-  double a = m.a;
-  if (std::fabs(a - 1.0) < 1e-6) a = a < 1.0 ? 1.0 - 1e-6 : 1.0 + 1e-6;
-  const double z = t / (m.alpha + T + t);
-  const double h = hypergeometric_2f1(m.r + x, m.b + x, a + m.b + x - 1, z);
-  const double lead = (a + m.b + x - 1) / (a - 1);
-  const double bracket = 1.0 - std::pow((m.alpha + T) / (m.alpha + T + t), m.r + x) * h;
-  const double e = lead * bracket * alive;
-  return std::isfinite(e) && e >= 0 ? e : nbd;
+// One draw of the member's discounted purchases over the units ending at `ends` (discount
+// `factors`) from their posterior given alive under purchase-model parameters `th` (see the
+// file comment of clv.hpp).
+inline double posterior_purchases_draw(PurchaseModelKind kind, const std::vector<double>& th, double x, double T,
+                                       const std::vector<double>& ends, const std::vector<double>& factors, Rng& rng) {
+  double purchases = 0, before = 0;
+  if (kind == PurchaseModelKind::bgbb) {
+    // Given alive at the next opportunity: p ~ Beta(alpha + x, beta + n - x), theta ~ Beta(gamma,
+    // delta + n + 1); purchases in the next t opportunities p (1 - (1 - theta)^t) / theta.
+    const double xx = std::floor(x), n = std::floor(T);
+    const double p = rng.beta(th[0] + xx, th[1] + n - xx);
+    const double theta = std::max(rng.beta(th[2], th[3] + n + 1), 1e-12);
+    for (std::size_t k = 0; k < ends.size(); ++k) {
+      const double cumulative = p * -std::expm1(ends[k] * std::log1p(-theta)) / theta;
+      purchases += factors[k] * (cumulative - before);
+      before = cumulative;
+    }
+    return purchases;
+  }
+  const double lambda = rng.gamma(th[0] + x) / (th[1] + T);
+  if (kind == PurchaseModelKind::paretonbd) {
+    const double mu = std::max(rng.gamma(th[2]) / (th[3] + T), 1e-300);
+    for (std::size_t k = 0; k < ends.size(); ++k) {
+      const double cumulative = lambda * -std::expm1(-mu * ends[k]) / mu;
+      purchases += factors[k] * (cumulative - before);
+      before = cumulative;
+    }
+    return purchases;
+  }
+  const double extra = kind == PurchaseModelKind::mbgnbd ? 1.0 : 0.0;
+  const double drop = std::max(rng.beta(th[2], th[3] + x + extra), 1e-12);
+  for (std::size_t k = 0; k < ends.size(); ++k) {
+    const double cumulative = -std::expm1(-lambda * drop * ends[k]) / drop;
+    purchases += factors[k] * (cumulative - before);
+    before = cumulative;
+  }
+  return purchases;
 }
 
 }  // namespace detail
@@ -160,6 +179,11 @@ PERKREC_INLINE void CLVParams::validate() const {
   auto bad = [](const char* field, double value, const char* expected) {
     detail::raise<ConfigError>("CLVParams: ", field, " must be ", expected, " (got ", value, ")");
   };
+  if (model == Model::bgbb && occasion != time_unit) {
+    detail::raise<ConfigError>("CLVParams: occasion must equal time_unit with model 'bgbb' (one purchase opportunity "
+                               "per time_unit; got occasion '", detail::clv_unit_name(occasion), "', time_unit '",
+                               detail::clv_unit_name(time_unit), "')");
+  }
   if (!(penalizer >= 0) || !std::isfinite(penalizer)) bad("penalizer", penalizer, "finite and >= 0");
   if (max_iterations <= 0) bad("max_iterations", max_iterations, "> 0");
   if (!(interval_level > 0 && interval_level < 1)) bad("interval_level", interval_level, "in (0, 1)");
@@ -191,7 +215,7 @@ PERKREC_INLINE void CLVParams::validate() const {
 }
 
 PERKREC_INLINE Json CLVParams::to_json() const {
-  return Json{{"model", "bgnbd"},
+  return Json{{"model", PurchaseModel::name(model)},
               {"time_unit", detail::clv_unit_name(time_unit)},
               {"occasion", detail::clv_unit_name(occasion)},
               {"penalizer", penalizer},
@@ -216,7 +240,9 @@ PERKREC_INLINE CLVParams CLVParams::from_json(const Json& j) {
   JsonReader<ConfigError> r(j, "", "CLVParams::from_json");
   std::string text;
   if (r.read("model", text)) {
-    if (text != "bgnbd") r.fail("model", "unknown model '" + text + "' (expected \"bgnbd\")");
+    if (!PurchaseModel::parse(text, p.model)) {
+      r.fail("model", "unknown model '" + text + "' (expected \"bgnbd\", \"mbgnbd\", \"paretonbd\" or \"bgbb\")");
+    }
   }
   auto unit = [&](const char* key, TimeUnit& out) {
     std::string value;
@@ -377,20 +403,68 @@ PERKREC_INLINE CLVSummary summarize_purchases(const EventLog& log, Timestamp cut
   return s;
 }
 
+PERKREC_INLINE CLVHoldout calibration_holdout(const EventLog& log, Timestamp calibration_end, Timestamp observation_end,
+                                              CLVParams::TimeUnit time_unit, CLVParams::TimeUnit occasion,
+                                              int num_threads) {
+  if (!(observation_end > calibration_end) || observation_end > kMaxTimestamp) {
+    detail::raise<InputError>("calibration_holdout: observation_end must be after calibration_end and <= ",
+                              kMaxTimestamp, " (got observation_end=", observation_end,
+                              ", calibration_end=", calibration_end, ")");
+  }
+  CLVHoldout out;
+  out.calibration = summarize_purchases(log, calibration_end, time_unit, occasion, num_threads);
+  const int threads = resolve_num_threads(num_threads);
+  const Timestamp unit = CLVParams::unit_seconds(time_unit);
+  out.duration = static_cast<double>(observation_end - calibration_end) / static_cast<double>(unit);
+  const auto periods = static_cast<std::size_t>(std::ceil(out.duration));
+  const std::size_t n = out.calibration.size();
+  out.purchases.assign(n, 0.0);
+  out.spend.assign(n, 0.0);
+  const Span<const std::uint8_t> types = log.types();
+  const Span<const Timestamp> times = log.timestamps();
+  const Span<const float> amounts = log.order_amounts();
+  const auto ordered = static_cast<std::uint8_t>(EventType::ordered);
+  const std::int64_t occasion_days = occasion == CLVParams::TimeUnit::day ? 1 : 7;
+  // Per-thread period counts (integers as doubles: the sum is exact, so any thread count agrees).
+  std::vector<std::vector<double>> by_thread(static_cast<std::size_t>(threads), std::vector<double>(periods, 0.0));
+  parallel_for(0, static_cast<Offset>(n), threads, [&](Offset row, int thread) {
+    const auto i = static_cast<std::size_t>(row);
+    const Index u = out.calibration.users[i];
+    const std::int64_t first_day = detail::floor_div(out.calibration.first_order[i], kSecondsPerDay);
+    std::int64_t current = -1;
+    auto& counts = by_thread[static_cast<std::size_t>(thread)];
+    for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) {
+      const auto k = static_cast<std::size_t>(e);
+      if (times[k] < calibration_end || types[k] != ordered) continue;
+      if (times[k] >= observation_end) break;
+      const std::int64_t block = (detail::floor_div(times[k], kSecondsPerDay) - first_day) / occasion_days;
+      if (block != current) {
+        current = block;
+        out.purchases[i] += 1;
+        const auto period = static_cast<std::size_t>((times[k] - calibration_end) / unit);
+        counts[std::min(period, periods - 1)] += 1;
+      }
+      out.spend[i] += amounts.empty() ? 0.0 : static_cast<double>(amounts[k]);
+    }
+  });
+  out.period_purchases.assign(periods, 0.0);
+  for (const auto& counts : by_thread) {
+    for (std::size_t k = 0; k < periods; ++k) out.period_purchases[k] += counts[k];
+  }
+  return out;
+}
+
 // --- report -----------------------------------------------------------------------------------
 
 PERKREC_INLINE Json CLVFitReport::to_json() const {
-  const BGNBD& b = purchase.model;
-  Json j{{"model", "bgnbd"},
-         {"r", b.r},
-         {"alpha", b.alpha},
-         {"a", b.a},
-         {"b", b.b},
-         {"purchase", detail::fit_json(purchase.fit, {"r", "alpha", "a", "b"})},
+  const auto names = PurchaseModel::parameter_names(purchase.model.kind);
+  Json j{{"model", PurchaseModel::name(purchase.model.kind)},
+         {"purchase", detail::fit_json(purchase.fit, {names.begin(), names.end()})},
          {"spend_fitted", spend_fitted},
          {"program_cycle", program_cycle},
          {"p_alive_thresholds",
           Json{{"at_risk", p_alive_thresholds[0]}, {"dormant", p_alive_thresholds[1]}, {"lost", p_alive_thresholds[2]}}}};
+  for (std::size_t k = 0; k < names.size(); ++k) j[names[k]] = purchase.model.params[k];
   if (spend_fitted) {
     j["p"] = spend.model.p;
     j["q"] = spend.model.q;
@@ -407,6 +481,15 @@ PERKREC_INLINE CLVModel::CLVModel(CLVParams params) : params_(params) { params_.
 
 PERKREC_INLINE void CLVModel::require_fitted(const char* method) const {
   if (!fitted_) detail::raise<InputError>("CLVModel::", method, ": the model is not fitted");
+}
+
+PERKREC_INLINE BGNBD CLVModel::bgnbd() const {
+  require_fitted("bgnbd");
+  const PurchaseModel& m = report_.purchase.model;
+  if (m.kind != PurchaseModelKind::bgnbd) {
+    detail::raise<InputError>("CLVModel::bgnbd: the purchase model is '", PurchaseModel::name(m.kind), "', not 'bgnbd'");
+  }
+  return BGNBD{m.params[0], m.params[1], m.params[2], m.params[3]};
 }
 
 PERKREC_INLINE void CLVModel::fit(const EventLog& log, Timestamp cut_time, const Callbacks& callbacks) {
@@ -434,7 +517,9 @@ PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap use
   for (double t : s.T) any_positive = any_positive || t > 0;
   CLVFitReport report;
   if (any_positive) {
-    report.purchase = BGNBD::maximum_likelihood(s.x, s.t_x, s.T, options);
+    report.purchase.fit = PurchaseModel::maximum_likelihood(params_.model, s.x, s.t_x, s.T, options);
+    const auto& fp = report.purchase.fit.params;
+    report.purchase.model = PurchaseModel{params_.model, {fp[0], fp[1], fp[2], fp[3]}};
   } else {
     detail::raise<InputError>("CLVModel::fit: cut_time: every member's first order is on the cut's last day (T = 0 for ",
                               s.size(), " members); move the cut later");
@@ -455,7 +540,7 @@ PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap use
   double program_cycle = detail::quantile_of(cycles, 0.5);
   if (!(program_cycle > 0)) program_cycle = std::max(detail::quantile_of(s.T, 0.5), 1.0);
   report.program_cycle = program_cycle;
-  const BGNBD bg = report.purchase.model;
+  const PurchaseModel bg = report.purchase.model;
   std::vector<double> alive(s.size());
   parallel_for(0, static_cast<Offset>(s.size()), threads, [&](Offset i) {
     const auto k = static_cast<std::size_t>(i);
@@ -495,6 +580,36 @@ PERKREC_INLINE std::uint8_t CLVModel::stage_of(std::size_t row, double p_alive) 
   return std::max(by_recency, by_alive);
 }
 
+PERKREC_INLINE void CLVModel::conditional(Span<const double> x, Span<const double> t_x, Span<const double> T,
+                                          double horizon, Span<double> p_alive, Span<double> expected_purchases) const {
+  require_fitted("conditional");
+  const std::size_t n = x.size();
+  if (t_x.size() != n || T.size() != n || p_alive.size() != n || expected_purchases.size() != n) {
+    detail::raise<InputError>("CLVModel::conditional: x, t_x, T and the outputs must have equal lengths (got ", n, ", ",
+                              t_x.size(), ", ", T.size(), ", ", p_alive.size(), ", ", expected_purchases.size(), ")");
+  }
+  if (!(horizon >= 0) || !std::isfinite(horizon)) {
+    detail::raise<InputError>("CLVModel::conditional: horizon must be finite and >= 0 (got ", horizon, ")");
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!(x[i] >= 0) || !std::isfinite(x[i]) || !(t_x[i] >= 0) || !(T[i] >= t_x[i]) || !std::isfinite(T[i])) {
+      detail::raise<InputError>("CLVModel::conditional: member at position ", i, " has an inconsistent summary (got x=",
+                                x[i], ", t_x=", t_x[i], ", T=", T[i], ", expected finite x >= 0 and 0 <= t_x <= T)");
+    }
+  }
+  const PurchaseModel m = report_.purchase.model;
+  if (m.kind == PurchaseModelKind::bgbb) {
+    for (std::size_t i = 0; i < n; ++i) {
+      detail::check_bgbb_summary("CLVModel::conditional", i, std::floor(x[i]), std::floor(t_x[i]), std::floor(T[i]));
+    }
+  }
+  parallel_for(0, static_cast<Offset>(n), resolve_num_threads(params_.num_threads), [&](Offset row) {
+    const auto i = static_cast<std::size_t>(row);
+    p_alive[i] = m.p_alive(x[i], t_x[i], T[i]);
+    expected_purchases[i] = m.expected_purchases(horizon, x[i], t_x[i], T[i]);
+  });
+}
+
 PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_rate, double margin) const {
   require_fitted("predict");
   if (!(horizon > 0) || !std::isfinite(horizon) || horizon > 1e6) {
@@ -508,7 +623,7 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
   }
   const std::size_t n = summary_.size();
   const int threads = resolve_num_threads(params_.num_threads);
-  const BGNBD bg = report_.purchase.model;
+  const PurchaseModel bg = report_.purchase.model;
   const bool spend = report_.spend_fitted;
   const GammaGamma gg = report_.spend.model;
   // Discount factors of the units k = 1..ceil(horizon); with no discount one step.
@@ -545,7 +660,7 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
     const double value = spend ? gg.expected_order_value(x, m) : summary_.mean_order_value[i];
     double discounted = 0, previous = 0;
     for (std::size_t k = 0; k < ends.size(); ++k) {
-      const double cumulative = detail::bgnbd_expected_purchases(bg, ends[k], x, t_x, T);
+      const double cumulative = bg.expected_purchases(ends[k], x, t_x, T);
       discounted += factors[k] * (cumulative - previous);
       previous = cumulative;
     }
@@ -559,16 +674,9 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
       std::vector<double> samples(static_cast<std::size_t>(draws));
       for (int d = 0; d < draws; ++d) {
         const auto& th = bg_draws[static_cast<std::size_t>(d)];
-        const BGNBD b{th[0], th[1], th[2], th[3]};
-        const double alive_d = b.p_alive(x, t_x, T);
-        const double lambda = rng.gamma(b.r + x) / (b.alpha + T);
-        const double drop = std::max(rng.beta(b.a, b.b + x), 1e-12);
-        double purchases = 0, before = 0;
-        for (std::size_t k = 0; k < ends.size(); ++k) {
-          const double cumulative = -std::expm1(-lambda * drop * ends[k]) / drop;
-          purchases += factors[k] * (cumulative - before);
-          before = cumulative;
-        }
+        const PurchaseModel drawn{bg.kind, {th[0], th[1], th[2], th[3]}};
+        const double alive_d = drawn.p_alive(x, t_x, T);
+        const double purchases = detail::posterior_purchases_draw(bg.kind, th, x, T, ends, factors, rng);
         double value_d = summary_.mean_order_value[i];
         if (spend) {
           const auto& g = gg_draws[static_cast<std::size_t>(d)];
@@ -661,14 +769,16 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
     const bool ok = s.x[i] >= 0 && std::isfinite(s.x[i]) && s.t_x[i] >= 0 && s.t_x[i] <= s.T[i] &&
                     std::isfinite(s.T[i]) && s.monetary[i] >= 0 && std::isfinite(s.monetary[i]) &&
                     s.mean_order_value[i] >= 0 && std::isfinite(s.mean_order_value[i]);
-    if (!ok) r.invalid(detail::concat("summary of member ", i, " is inconsistent"));
+    const bool discrete_ok = params.model != PurchaseModelKind::bgbb ||
+                             detail::bgbb_summary_ok(std::floor(s.x[i]), std::floor(s.t_x[i]), std::floor(s.T[i]));
+    if (!ok || !discrete_ok) r.invalid(detail::concat("summary of member ", i, " is inconsistent"));
   }
   CLVModel model(params);
   model.report_.purchase.fit = detail::unpack_fit(
       r.vector<double>(prefix + "purchase_fit", {static_cast<std::int64_t>(detail::packed_fit_size(4))}), 4, r,
       "purchase_fit");
   const auto& bp = model.report_.purchase.fit.params;
-  model.report_.purchase.model = BGNBD{bp[0], bp[1], bp[2], bp[3]};
+  model.report_.purchase.model = PurchaseModel{params.model, {bp[0], bp[1], bp[2], bp[3]}};
   model.report_.spend_fitted = spend_fitted;
   if (spend_fitted) {
     model.report_.spend.fit = detail::unpack_fit(

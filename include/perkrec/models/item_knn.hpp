@@ -86,6 +86,8 @@ class ItemKNN : public Serializable<ItemKNN> {
 
   void score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const;
   TopK recommend(Span<const Index> users, int n, const Filter& filter = {}) const;
+  /// Top-n for new rows of interactions; a row's own benefits are never returned unless
+  /// filter.filter_already_interacted is false (models/recommender.hpp).
   TopK recommend_new(const CsrView<float>& user_benefits, int n, const Filter& filter = {}) const;
   /// Most similar benefits from the neighbour matrix (at most `neighbours` have a score > 0).
   TopK similar_benefits(Span<const Index> benefits, int n, const Filter& filter = {}) const;

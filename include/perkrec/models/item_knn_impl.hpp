@@ -274,7 +274,8 @@ PERKREC_INLINE TopK ItemKNN::recommend(Span<const Index> users, int n, const Fil
 PERKREC_INLINE TopK ItemKNN::recommend_new(const CsrView<float>& user_benefits, int n, const Filter& filter) const {
   require_fitted("recommend_new");
   detail::check_interactions(user_benefits, -1, n_benefits(), "ItemKNN::recommend_new: user_benefits");
-  return detail::blocked_top_k(user_benefits.rows, n, n_benefits(), filter, params_.num_threads, 16,
+  const detail::NewRowsFilter own(filter, user_benefits);
+  return detail::blocked_top_k(user_benefits.rows, n, n_benefits(), own.get(), params_.num_threads, 16,
                                [&](Index first, Index count, float* out) { score_rows(user_benefits, first, count, out); });
 }
 

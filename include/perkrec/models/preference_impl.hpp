@@ -117,12 +117,6 @@ std::vector<double> block_sum(Index n, std::size_t width, int threads, F&& row) 
   return total;
 }
 
-inline int slot_of(Timestamp t) {
-  const Timestamp day = t >= 0 ? t / kSecondsPerDay : (t - kSecondsPerDay + 1) / kSecondsPerDay;
-  const auto hour = static_cast<int>((t - day * kSecondsPerDay) / kSecondsPerHour);
-  return weekday_from_days(day) * 24 + hour;
-}
-
 inline double beta_binomial_ll(double k, double n, double a, double b) {
   return log_gamma(k + a) + log_gamma(n - k + b) - log_gamma(n + a + b) - log_gamma(a) - log_gamma(b) +
          log_gamma(a + b);
@@ -598,7 +592,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
       if (t >= cut_time) break;
       const std::uint8_t type = ev_type[static_cast<std::size_t>(e)];
       if (type == static_cast<std::uint8_t>(EventType::ordered)) {
-        slots[static_cast<std::size_t>(at++)] = static_cast<std::uint8_t>(slot_of(t));
+        slots[static_cast<std::size_t>(at++)] = static_cast<std::uint8_t>(hour_of_week(t));
       }
       const Index b = ev_benefit[static_cast<std::size_t>(e)];
       const bool response = type == static_cast<std::uint8_t>(params_.response);

@@ -406,55 +406,93 @@ PERKREC_INLINE WeightedTriples distinct_triples(Span<const double> x, Span<const
 
 }  // namespace detail
 
-PERKREC_INLINE BGNBDFit BGNBD::maximum_likelihood(Span<const double> x, Span<const double> t_x, Span<const double> T,
-                                                  const MaximumLikelihoodOptions& options) {
+namespace detail {
+
+// Validated purchase summaries as distinct weighted triples, with a systematic sample of them
+// for the Nelder-Mead start on large data.
+struct PurchaseData {
+  WeightedTriples all, sample;
+  double members = 0, sample_weight = 0, mean_rate = 0;
+  bool sampled = false;
+};
+
+PERKREC_INLINE PurchaseData purchase_data(const char* who, Span<const double> x, Span<const double> t_x,
+                                          Span<const double> T, const MaximumLikelihoodOptions& options) {
   options.validate();
   if (x.size() != t_x.size() || x.size() != T.size()) {
-    detail::raise<InputError>("BGNBD::maximum_likelihood: x, t_x and T must have equal lengths (got ", x.size(),
-                              ", ", t_x.size(), ", ", T.size(), ")");
+    raise<InputError>(who, ": x, t_x and T must have equal lengths (got ", x.size(), ", ", t_x.size(), ", ", T.size(),
+                      ")");
   }
   if (x.size() >= (std::size_t{1} << 32)) {
-    detail::raise<InputError>("BGNBD::maximum_likelihood: at most 2^32 - 1 members (got ", x.size(), ")");
+    raise<InputError>(who, ": at most 2^32 - 1 members (got ", x.size(), ")");
   }
   for (std::size_t i = 0; i < x.size(); ++i) {
     if (!(x[i] >= 0) || !std::isfinite(x[i]) || !(t_x[i] >= 0) || !(T[i] >= t_x[i]) || !std::isfinite(T[i])) {
-      detail::raise<InputError>("BGNBD::maximum_likelihood: member at position ", i,
-                                " has an inconsistent summary (got x=", x[i], ", t_x=", t_x[i], ", T=", T[i],
-                                ", expected finite x >= 0 and 0 <= t_x <= T)");
+      raise<InputError>(who, ": member at position ", i, " has an inconsistent summary (got x=", x[i], ", t_x=", t_x[i],
+                        ", T=", T[i], ", expected finite x >= 0 and 0 <= t_x <= T)");
     }
   }
-  detail::WeightedTriples d = detail::distinct_triples(x, t_x, T);
-  double members = 0, mean_rate = 0;
+  PurchaseData out;
+  out.all = distinct_triples(x, t_x, T);
+  const WeightedTriples& d = out.all;
   for (std::size_t i = 0; i < d.x.size(); ++i) {
-    members += d.weight[i];
-    mean_rate += d.weight[i] * d.x[i] / d.T[i];
+    out.members += d.weight[i];
+    out.mean_rate += d.weight[i] * d.x[i] / d.T[i];
   }
-  if (members <= 0) {
-    detail::raise<InputError>("BGNBD::maximum_likelihood: no member with T > 0 (got ", x.size(), " members)");
+  if (out.members <= 0) raise<InputError>(who, ": no member with T > 0 (got ", x.size(), " members)");
+  out.mean_rate = std::max(1e-3, out.mean_rate / out.members);
+  out.sample_weight = out.members;
+  const std::size_t stride = d.x.size() / kStartRows + 1;
+  out.sampled = stride > 1;
+  if (out.sampled) {
+    out.sample_weight = 0;
+    for (std::size_t i = 0; i < d.x.size(); i += stride) {
+      out.sample.x.push_back(d.x[i]);
+      out.sample.t_x.push_back(d.t_x[i]);
+      out.sample.T.push_back(d.T[i]);
+      out.sample.weight.push_back(d.weight[i]);
+      out.sample_weight += d.weight[i];
+    }
+    out.sample.index_times();
   }
-  mean_rate = std::max(1e-3, mean_rate / members);
+  out.all.index_times();
+  return out;
+}
+
+// BG/NBD (modified = false) and MBG/NBD (true) differ only in the dropout chances: x or x + 1.
+// With m = modified ? 1 : 0 a member's likelihood is
+//   G(r+x) alpha^r / G(r) x B(a, b+x+m) / B(a, b)
+//   x [ (alpha+T)^-(r+x) + [x > 0 or m] a/(b+x-1+m) (alpha+t_x)^-(r+x) ].
+PERKREC_INLINE MaximumLikelihoodFit fit_beta_geometric(const char* who, bool modified, Span<const double> x,
+                                                       Span<const double> t_x, Span<const double> T,
+                                                       const MaximumLikelihoodOptions& options) {
+  const PurchaseData data = purchase_data(who, x, t_x, T, options);
+  const WeightedTriples& d = data.all;
+  const double members = data.members;
+  const double shift = modified ? 1.0 : 0.0;
   const int threads = resolve_num_threads(options.num_threads);
   // The likelihood over a set of weighted triples (sorted by x: the x-only terms are computed
   // once per run of equal x).
-  auto nll_of = [threads](const detail::WeightedTriples& t, double total_weight) {
-    return [&t, total_weight, threads](const std::vector<double>& v) {
+  auto nll_of = [threads, shift, modified](const WeightedTriples& t, double total_weight) {
+    return [&t, total_weight, threads, shift, modified](const std::vector<double>& v) {
       const BGNBD m{std::exp(v[0]), std::exp(v[1]), std::exp(v[2]), std::exp(v[3])};
       const double base = -log_gamma(m.r) + m.r * std::log(m.alpha) + log_gamma(m.a + m.b) - log_gamma(m.b);
       const double log_a = std::log(m.a);
       std::vector<double> log_time(t.times.size());
       for (std::size_t j = 0; j < log_time.size(); ++j) log_time[j] = std::log(m.alpha + t.times[j]);
       const auto n = static_cast<Offset>(t.x.size());
-      const double ll = detail::chunked_sum(n, threads, [&, last_x = -1.0, lead = 0.0, log_b = 0.0](Offset i) mutable {
+      const double ll = chunked_sum(n, threads, [&, last_x = -1.0, lead = 0.0, log_b = 0.0](Offset i) mutable {
         const auto k = static_cast<std::size_t>(i);
         const double xx = t.x[k];
+        const bool dropout_term = xx > 0 || modified;
         if (xx != last_x) {
           last_x = xx;
-          lead = log_gamma(m.r + xx) + log_gamma(m.b + xx) - log_gamma(m.a + m.b + xx);
-          log_b = xx > 0 ? std::log(m.b + xx - 1) : 0.0;
+          lead = log_gamma(m.r + xx) + log_gamma(m.b + xx + shift) - log_gamma(m.a + m.b + xx + shift);
+          log_b = dropout_term ? std::log(m.b + xx - 1 + shift) : 0.0;
         }
         const double a3 = -(m.r + xx) * log_time[t.T_index[k]];
         double tail = a3;
-        if (xx > 0) {
+        if (dropout_term) {
           const double a4 = log_a - log_b - (m.r + xx) * log_time[t.t_x_index[k]];
           const double top = std::max(a3, a4);
           tail = top + std::log1p(std::exp(std::min(a3, a4) - top));
@@ -465,27 +503,11 @@ PERKREC_INLINE BGNBDFit BGNBD::maximum_likelihood(Span<const double> x, Span<con
       return std::isfinite(total) ? -total : std::numeric_limits<double>::infinity();
     };
   };
-  // A systematic sample of the triples for the Nelder-Mead start on large data.
-  detail::WeightedTriples sample;
-  double sample_weight = members;
-  const std::size_t stride = d.x.size() / detail::kStartRows + 1;
-  if (stride > 1) {
-    sample_weight = 0;
-    for (std::size_t i = 0; i < d.x.size(); i += stride) {
-      sample.x.push_back(d.x[i]);
-      sample.t_x.push_back(d.t_x[i]);
-      sample.T.push_back(d.T[i]);
-      sample.weight.push_back(d.weight[i]);
-      sample_weight += d.weight[i];
-    }
-  }
-  d.index_times();
-  if (stride > 1) sample.index_times();
   const auto total_nll = nll_of(d, members);
-  const auto start_nll = stride > 1 ? nll_of(sample, sample_weight) : total_nll;
+  const auto start_nll = data.sampled ? nll_of(data.sample, data.sample_weight) : total_nll;
   // -ln L and its gradient over the log-parameters in one pass (w = the share of the "dropped
   // out after the last purchase" term in the member's likelihood).
-  const detail::GradientFunction total_gradient = [&](const std::vector<double>& v, std::vector<double>& grad) {
+  const GradientFunction total_gradient = [&](const std::vector<double>& v, std::vector<double>& grad) {
     const BGNBD m{std::exp(v[0]), std::exp(v[1]), std::exp(v[2]), std::exp(v[3])};
     std::vector<double> log_time(d.times.size()), inv_time(d.times.size());
     for (std::size_t j = 0; j < d.times.size(); ++j) {
@@ -496,23 +518,24 @@ PERKREC_INLINE BGNBDFit BGNBD::maximum_likelihood(Span<const double> x, Span<con
     struct PerX {
       double x = -1, lead = 0, log_b = 0, inv_b = 0, psi_r = 0, psi_abx = 0, psi_bx = 0;
     };
-    const auto sums = detail::chunked_sums<5>(
+    const auto sums = chunked_sums<5>(
         static_cast<Offset>(d.x.size()), threads, [&, c = PerX()](Offset i, std::array<double, 5>& acc) mutable {
           const auto k = static_cast<std::size_t>(i);
           const double xx = d.x[k];
+          const bool dropout_term = xx > 0 || modified;
           if (xx != c.x) {
             c.x = xx;
-            c.lead = log_gamma(m.r + xx) + log_gamma(m.b + xx) - log_gamma(m.a + m.b + xx);
-            c.log_b = xx > 0 ? std::log(m.b + xx - 1) : 0.0;
-            c.inv_b = xx > 0 ? 1.0 / (m.b + xx - 1) : 0.0;
-            c.psi_r = detail::digamma(m.r + xx);
-            c.psi_abx = detail::digamma(m.a + m.b + xx);
-            c.psi_bx = detail::digamma(m.b + xx);
+            c.lead = log_gamma(m.r + xx) + log_gamma(m.b + xx + shift) - log_gamma(m.a + m.b + xx + shift);
+            c.log_b = dropout_term ? std::log(m.b + xx - 1 + shift) : 0.0;
+            c.inv_b = dropout_term ? 1.0 / (m.b + xx - 1 + shift) : 0.0;
+            c.psi_r = digamma(m.r + xx);
+            c.psi_abx = digamma(m.a + m.b + xx + shift);
+            c.psi_bx = digamma(m.b + xx + shift);
           }
           const double lt = log_time[d.T_index[k]], ltx = log_time[d.t_x_index[k]];
           const double a3 = -(m.r + xx) * lt;
           double tail = a3, w = 0;
-          if (xx > 0) {
+          if (dropout_term) {
             const double a4 = log_a - c.log_b - (m.r + xx) * ltx;
             const double top = std::max(a3, a4);
             tail = top + std::log1p(std::exp(std::min(a3, a4) - top));
@@ -527,22 +550,371 @@ PERKREC_INLINE BGNBDFit BGNBD::maximum_likelihood(Span<const double> x, Span<con
         });
     const double W = members;
     const double ll = sums[0] + W * (-log_gamma(m.r) + m.r * std::log(m.alpha) + log_gamma(m.a + m.b) - log_gamma(m.b));
-    const double dr = sums[1] + W * (-detail::digamma(m.r) + std::log(m.alpha));
+    const double dr = sums[1] + W * (-digamma(m.r) + std::log(m.alpha));
     const double dalpha = W * m.r / m.alpha - sums[2];
-    const double psi_ab = detail::digamma(m.a + m.b);
+    const double psi_ab = digamma(m.a + m.b);
     const double da = sums[3] + W * psi_ab;
-    const double db = sums[4] + W * (psi_ab - detail::digamma(m.b));
+    const double db = sums[4] + W * (psi_ab - digamma(m.b));
     grad = {-m.r * dr, -m.alpha * dalpha, -m.a * da, -m.b * db};
     return std::isfinite(ll) ? -ll : std::numeric_limits<double>::infinity();
   };
+  return minimize_log_parameters_from(total_nll, members, start_nll, data.sample_weight,
+                                      {0.0, std::log(1.0 / data.mean_rate), 0.0, std::log(3.0)}, options,
+                                      total_gradient);
+}
+
+// 2F1(1, b; c; z) for 0 <= z < 1 by its series (positive terms with ratio (b + k) / (c + k) z).
+inline double hypergeometric_2f1_one(double b, double c, double z) {
+  double term = 1.0, sum = 1.0;
+  for (int k = 0; k < 100000; ++k) {
+    term *= (b + k) / (c + k) * z;
+    sum += term;
+    if (term < 1e-17 * sum) break;
+  }
+  return sum;
+}
+
+// ln of (r + s + x) int_t^inf (alpha+u)^-(r+x) (beta+u)^-(s+1) du by the series (z <= 0.9).
+PERKREC_INLINE double pareto_log_upper(const ParetoNBD& m, double x, double t) {
+  const double rx = m.r + x;
+  if (m.alpha >= m.beta) {
+    const double z = (m.alpha - m.beta) / (m.alpha + t);
+    return -rx * std::log(m.alpha + t) - m.s * std::log(m.beta + t) +
+           std::log(hypergeometric_2f1_one(rx, rx + m.s + 1, z));
+  }
+  const double z = (m.beta - m.alpha) / (m.beta + t);
+  return (1 - rx) * std::log(m.alpha + t) - (m.s + 1) * std::log(m.beta + t) +
+         std::log(hypergeometric_2f1_one(m.s + 1, rx + m.s + 1, z));
+}
+
+// ln int_{t_x}^{T} (alpha+u)^-(r+x) (beta+u)^-(s+1) du by composite 8-point Gauss-Legendre.
+// The integrand f decreases, fastest at the left: ln f falls at rate k(u) = (r+x)/(alpha+u) +
+// (s+1)/(beta+u). Each panel spans at most one e-fold (1 / k at its left end) and half the
+// distance to the nearer singularity (-min(alpha, beta)), so f is smooth on it at the scale of
+// the rule (error near machine precision); the sum stops once f has fallen below e^-40 of its
+// start. At most a few hundred panels, whatever the parameters.
+PERKREC_INLINE double pareto_log_integral_quadrature(const ParetoNBD& m, double x, double t_x, double T) {
+  static constexpr double kNodes[4] = {0.1834346424956498, 0.5255324099163290, 0.7966664774136267, 0.9602898564975363};
+  static constexpr double kWeights[4] = {0.3626837833783620, 0.3137066458778873, 0.2223810344533745,
+                                         0.1012285362903763};
+  const double rx = m.r + x, s1 = m.s + 1, low = std::min(m.alpha, m.beta);
+  auto log_f = [&](double u) { return -rx * std::log(m.alpha + u) - s1 * std::log(m.beta + u); };
+  const double ref = log_f(t_x);
+  double sum = 0, u = t_x;
+  for (int panel = 0; panel < 10000 && u < T; ++panel) {
+    const double rate = rx / (m.alpha + u) + s1 / (m.beta + u);
+    const double width = std::min({1.0 / rate, 0.5 * (low + u), T - u});
+    const double mid = u + 0.5 * width;
+    double part = 0;
+    for (int k = 0; k < 4; ++k) {
+      const double off = 0.5 * width * kNodes[k];
+      part += kWeights[k] * (std::exp(log_f(mid - off) - ref) + std::exp(log_f(mid + off) - ref));
+    }
+    sum += 0.5 * width * part;
+    u += width;
+    if (log_f(u) - ref < -40) break;
+  }
+  return ref + std::log(sum);
+}
+
+// The Pareto/NBD's bracket: ln[(alpha+T)^-(r+x) (beta+T)^-s + s J] (see the file comment);
+// `log_first` receives the log of its first term.
+inline double pareto_log_bracket(const ParetoNBD& m, double x, double t_x, double T, double& log_first) {
+  const double rx = m.r + x;
+  log_first = -rx * std::log(m.alpha + T) - m.s * std::log(m.beta + T);
+  if (!(T > t_x)) return log_first;
+  const double z = std::fabs(m.alpha - m.beta) / (std::max(m.alpha, m.beta) + t_x);
+  double log_j;
+  if (z <= 0.9) {
+    const double upper_tx = pareto_log_upper(m, x, t_x), upper_T = pareto_log_upper(m, x, T);
+    if (!(upper_T < upper_tx)) return log_first;
+    log_j = upper_tx + std::log1p(-std::exp(upper_T - upper_tx)) - std::log(rx + m.s);
+  } else {
+    log_j = pareto_log_integral_quadrature(m, x, t_x, T);
+  }
+  const double second = std::log(m.s) + log_j;
+  const double top = std::max(log_first, second);
+  return top + std::log1p(std::exp(std::min(log_first, second) - top));
+}
+
+}  // namespace detail
+
+PERKREC_INLINE BGNBDFit BGNBD::maximum_likelihood(Span<const double> x, Span<const double> t_x, Span<const double> T,
+                                                  const MaximumLikelihoodOptions& options) {
   BGNBDFit out;
-  out.fit = detail::minimize_log_parameters_from(total_nll, members, start_nll, sample_weight,
-                                                 {0.0, std::log(1.0 / mean_rate), 0.0, std::log(3.0)}, options,
-                                                 total_gradient);
+  out.fit = detail::fit_beta_geometric("BGNBD::maximum_likelihood", false, x, t_x, T, options);
   out.model = BGNBD{out.fit.params[0], out.fit.params[1], out.fit.params[2], out.fit.params[3]};
   return out;
 }
 
+PERKREC_INLINE double MBGNBD::log_likelihood(double x, double t_x, double T) const {
+  const double a1 = log_gamma(r + x) - log_gamma(r) + r * std::log(alpha);
+  const double a2 = log_gamma(a + b) + log_gamma(b + x + 1) - log_gamma(b) - log_gamma(a + b + x + 1);
+  const double a3 = -(r + x) * std::log(alpha + T);
+  const double a4 = std::log(a) - std::log(b + x) - (r + x) * std::log(alpha + t_x);
+  const double m = std::max(a3, a4);
+  return a1 + a2 + m + std::log(std::exp(a3 - m) + std::exp(a4 - m));
+}
+
+PERKREC_INLINE double MBGNBD::p_alive(double x, double t_x, double T) const {
+  const double log_ratio = std::log(a) - std::log(b + x) + (r + x) * (std::log(alpha + T) - std::log(alpha + t_x));
+  return 1.0 / (1.0 + std::exp(std::min(700.0, log_ratio)));
+}
+
+PERKREC_INLINE double MBGNBD::expected_purchases(double t, double x, double t_x, double T) const {
+  return detail::beta_geometric_expected_purchases(r, alpha, a, b, true, t, x, t_x, T);
+}
+
+PERKREC_INLINE MBGNBDFit MBGNBD::maximum_likelihood(Span<const double> x, Span<const double> t_x, Span<const double> T,
+                                                    const MaximumLikelihoodOptions& options) {
+  MBGNBDFit out;
+  out.fit = detail::fit_beta_geometric("MBGNBD::maximum_likelihood", true, x, t_x, T, options);
+  out.model = MBGNBD{out.fit.params[0], out.fit.params[1], out.fit.params[2], out.fit.params[3]};
+  return out;
+}
+
+PERKREC_INLINE double ParetoNBD::log_likelihood(double x, double t_x, double T) const {
+  double first = 0;
+  return log_gamma(r + x) - log_gamma(r) + r * std::log(alpha) + s * std::log(beta) +
+         detail::pareto_log_bracket(*this, x, t_x, T, first);
+}
+
+PERKREC_INLINE double ParetoNBD::p_alive(double x, double t_x, double T) const {
+  double first = 0;
+  const double bracket = detail::pareto_log_bracket(*this, x, t_x, T, first);
+  return std::min(1.0, std::exp(first - bracket));
+}
+
+PERKREC_INLINE double ParetoNBD::expected_purchases(double t, double x, double t_x, double T) const {
+  if (!(t > 0)) return 0.0;
+  // (r+x)/(alpha+T) (beta+T)/(s-1) [1 - ((beta+T)/(beta+T+t))^(s-1)] p_alive, smooth at s = 1.
+  const double L = std::log1p(t / (beta + T));
+  const double g = std::fabs(s - 1) < 1e-10 ? L : -std::expm1(-(s - 1) * L) / (s - 1);
+  const double e = p_alive(x, t_x, T) * (r + x) / (alpha + T) * (beta + T) * g;
+  return std::isfinite(e) && e >= 0 ? e : 0.0;
+}
+
+PERKREC_INLINE ParetoNBDFit ParetoNBD::maximum_likelihood(Span<const double> x, Span<const double> t_x,
+                                                          Span<const double> T,
+                                                          const MaximumLikelihoodOptions& options) {
+  const detail::PurchaseData data = detail::purchase_data("ParetoNBD::maximum_likelihood", x, t_x, T, options);
+  const int threads = resolve_num_threads(options.num_threads);
+  auto nll_of = [threads](const detail::WeightedTriples& t, double total_weight) {
+    return [&t, total_weight, threads](const std::vector<double>& v) {
+      const ParetoNBD m{std::exp(v[0]), std::exp(v[1]), std::exp(v[2]), std::exp(v[3])};
+      const double base = -log_gamma(m.r) + m.r * std::log(m.alpha) + m.s * std::log(m.beta);
+      const auto n = static_cast<Offset>(t.x.size());
+      const double ll = detail::chunked_sum(n, threads, [&, last_x = -1.0, lead = 0.0](Offset i) mutable {
+        const auto k = static_cast<std::size_t>(i);
+        if (t.x[k] != last_x) {
+          last_x = t.x[k];
+          lead = log_gamma(m.r + last_x);
+        }
+        double first = 0;
+        return t.weight[k] * (lead + detail::pareto_log_bracket(m, t.x[k], t.t_x[k], t.T[k], first));
+      });
+      const double total = ll + total_weight * base;
+      return std::isfinite(total) ? -total : std::numeric_limits<double>::infinity();
+    };
+  };
+  const auto total_nll = nll_of(data.all, data.members);
+  const auto start_nll = data.sampled ? nll_of(data.sample, data.sample_weight) : total_nll;
+  double mean_T = 0;
+  for (std::size_t i = 0; i < data.all.x.size(); ++i) mean_T += data.all.weight[i] * data.all.T[i];
+  mean_T /= data.members;
+  ParetoNBDFit out;
+  out.fit = detail::minimize_log_parameters_from(total_nll, data.members, start_nll, data.sample_weight,
+                                                 {0.0, std::log(1.0 / data.mean_rate), 0.0, std::log(std::max(mean_T, 1e-3))},
+                                                 options);
+  out.model = ParetoNBD{out.fit.params[0], out.fit.params[1], out.fit.params[2], out.fit.params[3]};
+  return out;
+}
+
+namespace detail {
+inline double log_beta(double a, double b) { return log_gamma(a) + log_gamma(b) - log_gamma(a + b); }
+
+// log of the BG/BB's "alive through opportunity n" term and of the whole likelihood (before the
+// constant -ln B(alpha, beta) - ln B(gamma, delta)).
+inline void bgbb_log_terms(const BGBB& m, double x, double t_x, double n, double& log_alive, double& log_total) {
+  log_alive = log_beta(m.alpha + x, m.beta + n - x) + log_beta(m.gamma, m.delta + n);
+  double top = log_alive, sum = 1.0;
+  const double lead = log_beta(m.alpha + x, m.beta + t_x - x);
+  // Terms i = 0 .. n - t_x - 1 by their ratios (no log-gamma per term).
+  double term = lead + log_beta(m.gamma + 1, m.delta + t_x);
+  for (double i = 0; i < n - t_x; ++i) {
+    if (term > top) {
+      sum = sum * std::exp(top - term) + 1.0;
+      top = term;
+    } else {
+      sum += std::exp(term - top);
+    }
+    // B(a, b + 1) / B(a, b) = b / (a + b)
+    const double bb = m.beta + t_x - x + i, dd = m.delta + t_x + i;
+    term += std::log(bb / (m.alpha + x + bb)) + std::log(dd / (m.gamma + 1 + dd));
+  }
+  log_total = top + std::log(sum);
+}
+
+// The BG/BB's likelihood costs O(n - t_x): opportunities are capped at a million.
+inline constexpr double kMaxOpportunities = 1e6;
+
+PERKREC_INLINE bool bgbb_summary_ok(double x, double t_x, double n) {
+  return x <= t_x && t_x <= n && !(x > 0 && t_x < 1) && n <= kMaxOpportunities;
+}
+
+PERKREC_INLINE void check_bgbb_summary(const char* who, std::size_t i, double x, double t_x, double n) {
+  if (!bgbb_summary_ok(x, t_x, n)) {
+    raise<InputError>(who, ": member at position ", i, " has an inconsistent discrete summary (got x=", x,
+                      ", t_x=", t_x, ", n=", n, " after flooring; expected x <= t_x <= n <= 1e6 and t_x >= 1 when x > 0)");
+  }
+}
+}  // namespace detail
+
+PERKREC_INLINE double BGBB::log_likelihood(double x, double t_x, double n) const {
+  double alive = 0, total = 0;
+  detail::bgbb_log_terms(*this, std::floor(x), std::floor(t_x), std::floor(n), alive, total);
+  return total - detail::log_beta(alpha, beta) - detail::log_beta(gamma, delta);
+}
+
+PERKREC_INLINE double BGBB::p_alive(double x, double t_x, double n) const {
+  const double nn = std::floor(n);
+  double alive = 0, total = 0;
+  detail::bgbb_log_terms(*this, std::floor(x), std::floor(t_x), nn, alive, total);
+  // Alive at n + 1: survive one more death chance, B(gamma, delta+n+1) / B(gamma, delta+n).
+  return std::min(1.0, std::exp(alive - total) * (delta + nn) / (gamma + delta + nn));
+}
+
+PERKREC_INLINE double BGBB::expected_purchases(double t, double x, double t_x, double n) const {
+  if (!(t > 0)) return 0.0;
+  const double xx = std::floor(x), nn = std::floor(n);
+  double alive = 0, total = 0;
+  detail::bgbb_log_terms(*this, xx, std::floor(t_x), nn, alive, total);
+  // Fader, Hardie and Shang eq. 13: given alive through n with posterior p ~ Beta(alpha+x,
+  // beta+n-x), theta ~ Beta(gamma, delta+n): E = E[p] sum_{k=1..t} E[(1-theta)^k]
+  //   = (alpha+x)/(alpha+beta+n) (delta+n)/(gamma-1) [1 - G(gamma+delta+n) G(1+delta+n+t) /
+  //     (G(1+delta+n) G(gamma+delta+n+t))]  (the bracket over gamma - 1 is smooth at gamma = 1).
+  const double mean_p = (alpha + xx) / (alpha + beta + nn);
+  const double g = gamma - 1;
+  const double log_ratio = log_gamma(gamma + delta + nn) + log_gamma(1 + delta + nn + t) - log_gamma(1 + delta + nn) -
+                           log_gamma(gamma + delta + nn + t);
+  double bracket;
+  if (std::fabs(g) < 1e-8) {
+    // d/dg of -exp(log_ratio) at g = 0: digamma difference.
+    bracket = -(detail::digamma(1 + delta + nn) - detail::digamma(1 + delta + nn + t));
+  } else {
+    bracket = -std::expm1(log_ratio) / g;
+  }
+  const double e = std::exp(alive - total) * mean_p * (delta + nn) * bracket;
+  return std::isfinite(e) && e >= 0 ? e : 0.0;
+}
+
+PERKREC_INLINE BGBBFit BGBB::maximum_likelihood(Span<const double> x, Span<const double> t_x, Span<const double> n,
+                                                const MaximumLikelihoodOptions& options) {
+  const char* who = "BGBB::maximum_likelihood";
+  if (x.size() != t_x.size() || x.size() != n.size()) {
+    detail::raise<InputError>(who, ": x, t_x and n must have equal lengths (got ", x.size(), ", ", t_x.size(), ", ",
+                              n.size(), ")");
+  }
+  std::vector<double> fx(x.size()), ft(x.size()), fn(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    fx[i] = std::floor(x[i]);
+    ft[i] = std::floor(t_x[i]);
+    fn[i] = std::isfinite(n[i]) ? std::floor(n[i]) : n[i];
+    if (std::isfinite(fx[i]) && std::isfinite(ft[i]) && std::isfinite(fn[i]) && fn[i] > 0) {
+      detail::check_bgbb_summary(who, i, fx[i], ft[i], fn[i]);
+    }
+  }
+  const detail::PurchaseData data = detail::purchase_data(who, fx, ft, fn, options);
+  const int threads = resolve_num_threads(options.num_threads);
+  auto nll_of = [threads](const detail::WeightedTriples& t, double total_weight) {
+    return [&t, total_weight, threads](const std::vector<double>& v) {
+      const BGBB m{std::exp(v[0]), std::exp(v[1]), std::exp(v[2]), std::exp(v[3])};
+      const double base = -detail::log_beta(m.alpha, m.beta) - detail::log_beta(m.gamma, m.delta);
+      const double ll = detail::chunked_sum(static_cast<Offset>(t.x.size()), threads, [&](Offset i) {
+        const auto k = static_cast<std::size_t>(i);
+        double alive = 0, total = 0;
+        detail::bgbb_log_terms(m, t.x[k], t.t_x[k], t.T[k], alive, total);
+        return t.weight[k] * total;
+      });
+      const double all = ll + total_weight * base;
+      return std::isfinite(all) ? -all : std::numeric_limits<double>::infinity();
+    };
+  };
+  const auto total_nll = nll_of(data.all, data.members);
+  const auto start_nll = data.sampled ? nll_of(data.sample, data.sample_weight) : total_nll;
+  BGBBFit out;
+  out.fit = detail::minimize_log_parameters_from(total_nll, data.members, start_nll, data.sample_weight,
+                                                 {0.0, 0.0, 0.0, 0.0}, options);
+  out.model = BGBB{out.fit.params[0], out.fit.params[1], out.fit.params[2], out.fit.params[3]};
+  return out;
+}
+
+namespace detail {
+// Calls f with the concrete model that `m` holds.
+template <class F>
+double visit_purchase_model(const PurchaseModel& m, F&& f) {
+  const auto& p = m.params;
+  switch (m.kind) {
+    case PurchaseModelKind::mbgnbd: return f(MBGNBD{p[0], p[1], p[2], p[3]});
+    case PurchaseModelKind::paretonbd: return f(ParetoNBD{p[0], p[1], p[2], p[3]});
+    case PurchaseModelKind::bgbb: return f(BGBB{p[0], p[1], p[2], p[3]});
+    default: return f(BGNBD{p[0], p[1], p[2], p[3]});
+  }
+}
+}  // namespace detail
+
+PERKREC_INLINE double PurchaseModel::log_likelihood(double x, double t_x, double T) const {
+  return detail::visit_purchase_model(*this, [&](const auto& m) { return m.log_likelihood(x, t_x, T); });
+}
+
+PERKREC_INLINE double PurchaseModel::p_alive(double x, double t_x, double T) const {
+  return detail::visit_purchase_model(*this, [&](const auto& m) { return m.p_alive(x, t_x, T); });
+}
+
+PERKREC_INLINE double PurchaseModel::expected_purchases(double t, double x, double t_x, double T) const {
+  // BGNBD::expected_purchases clamps a for the preference model; here the exact expectation.
+  if (kind == PurchaseModelKind::bgnbd) {
+    return detail::beta_geometric_expected_purchases(params[0], params[1], params[2], params[3], false, t, x, t_x, T);
+  }
+  return detail::visit_purchase_model(*this, [&](const auto& m) { return m.expected_purchases(t, x, t_x, T); });
+}
+
+PERKREC_INLINE const char* PurchaseModel::name(PurchaseModelKind kind) {
+  switch (kind) {
+    case PurchaseModelKind::mbgnbd: return "mbgnbd";
+    case PurchaseModelKind::paretonbd: return "paretonbd";
+    case PurchaseModelKind::bgbb: return "bgbb";
+    default: return "bgnbd";
+  }
+}
+
+PERKREC_INLINE bool PurchaseModel::parse(const std::string& name, PurchaseModelKind& out) {
+  for (auto k : {PurchaseModelKind::bgnbd, PurchaseModelKind::mbgnbd, PurchaseModelKind::paretonbd,
+                 PurchaseModelKind::bgbb}) {
+    if (name == PurchaseModel::name(k)) {
+      out = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+PERKREC_INLINE std::array<const char*, 4> PurchaseModel::parameter_names(PurchaseModelKind kind) {
+  if (kind == PurchaseModelKind::paretonbd) return {"r", "alpha", "s", "beta"};
+  if (kind == PurchaseModelKind::bgbb) return {"alpha", "beta", "gamma", "delta"};
+  return {"r", "alpha", "a", "b"};
+}
+
+PERKREC_INLINE MaximumLikelihoodFit PurchaseModel::maximum_likelihood(PurchaseModelKind kind, Span<const double> x,
+                                                                      Span<const double> t_x, Span<const double> T,
+                                                                      const MaximumLikelihoodOptions& options) {
+  switch (kind) {
+    case PurchaseModelKind::mbgnbd: return MBGNBD::maximum_likelihood(x, t_x, T, options).fit;
+    case PurchaseModelKind::paretonbd: return ParetoNBD::maximum_likelihood(x, t_x, T, options).fit;
+    case PurchaseModelKind::bgbb: return BGBB::maximum_likelihood(x, t_x, T, options).fit;
+    default: return BGNBD::maximum_likelihood(x, t_x, T, options).fit;
+  }
+}
 PERKREC_INLINE double GammaGamma::log_likelihood(double x, double m) const {
   const double px = p * x;
   return log_gamma(px + q) - log_gamma(px) - log_gamma(q) + q * std::log(gamma) + (px - 1) * std::log(m) +
@@ -755,6 +1127,23 @@ PERKREC_INLINE double hypergeometric_2f1(double a, double b, double c, double z)
     if (std::fabs(term) < 1e-14 * std::fabs(sum)) break;
   }
   return sum;
+}
+
+PERKREC_INLINE double beta_geometric_expected_purchases(double r, double alpha, double a, double b, bool modified,
+                                                        double t, double x, double t_x, double T) {
+  if (!(t > 0)) return 0.0;
+  const double alive =
+      modified ? MBGNBD{r, alpha, a, b}.p_alive(x, t_x, T) : BGNBD{r, alpha, a, b}.p_alive(x, t_x, T);
+  const double nbd = alive * (r + x) / (alpha + T) * t;
+  if (a / (a + b) < 1e-9) return nbd;
+  const double shift = modified ? 1.0 : 0.0;
+  if (std::fabs(a - 1.0) < 1e-6) a = a < 1.0 ? 1.0 - 1e-6 : 1.0 + 1e-6;
+  const double z = t / (alpha + T + t);
+  const double h = hypergeometric_2f1(r + x, b + x + shift, a + b + x - 1 + shift, z);
+  const double lead = (a + b + x - 1 + shift) / (a - 1);
+  const double bracket = 1.0 - std::pow((alpha + T) / (alpha + T + t), r + x) * h;
+  const double e = lead * bracket * alive;
+  return std::isfinite(e) && e >= 0 ? e : nbd;
 }
 }  // namespace detail
 

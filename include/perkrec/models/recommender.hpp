@@ -9,6 +9,10 @@
 //   allow         when non-empty, the only benefits that may be returned
 //   eligibility   CSR, row i = the eligibility mask of users[i]: the benefits it lists are the
 //                 only ones allowed (eligibility_blocks = false) or are blocked (true)
+//   filter_already_interacted  (default true) recommend_new(user_benefits, ...) never returns
+//                 a benefit in the member's own row of user_benefits — the same default as
+//                 Python's recommend / recommend_new(filter_already_interacted=True). For
+//                 recommend(users) the model has no such rows: pass them as exclude_rows.
 // Row-aligned filters have one row per requested member (row i applies to users[i]); a filter
 // with 0 rows is not applied. An excluded or ineligible benefit is never returned, and neither
 // is a benefit whose score is NaN.
@@ -38,6 +42,8 @@ struct Filter {
   bool allow_only = false;         ///< true: `allow` restricts even when empty (an empty list allows nothing)
   CsrView<float> eligibility;      ///< rows == users.size() or 0
   bool eligibility_blocks = false; ///< false: eligibility lists allowed benefits; true: blocked
+  /// recommend_new only: also skip the benefits in each member's own row of user_benefits.
+  bool filter_already_interacted = true;
 
   /// Whether `allow` limits what may be returned.
   bool restricts() const { return allow_only || !allow.empty(); }
@@ -83,6 +89,43 @@ struct TopK {
 };
 
 namespace detail {
+
+/// The filter recommend_new applies to `rows` (its user_benefits): `filter` itself, or, with
+/// filter.filter_already_interacted, `filter` whose exclude_rows also holds each row's own
+/// benefits (the union when the caller set exclude_rows too).
+class NewRowsFilter {
+ public:
+  NewRowsFilter(const Filter& filter, const CsrView<float>& rows) : filter_(&filter) {
+    if (!filter.filter_already_interacted || rows.rows == 0) return;
+    own_ = filter;
+    filter_ = &own_;
+    const CsrView<float>& given = filter.exclude_rows;
+    if (given.rows == 0) {
+      own_.exclude_rows = rows;
+      return;
+    }
+    filter.validate(rows.rows, rows.cols);  // shapes first: the merge reads both row by row
+    merged_.rows = rows.rows;
+    merged_.cols = rows.cols;
+    merged_.indptr.assign(static_cast<std::size_t>(rows.rows) + 1, 0);
+    merged_.indices.reserve(static_cast<std::size_t>(rows.nnz() + given.nnz()));
+    for (Index r = 0; r < rows.rows; ++r) {
+      merged_.indices.insert(merged_.indices.end(), rows.indices + rows.row_begin(r), rows.indices + rows.row_end(r));
+      merged_.indices.insert(merged_.indices.end(), given.indices + given.row_begin(r), given.indices + given.row_end(r));
+      merged_.indptr[static_cast<std::size_t>(r) + 1] = static_cast<Offset>(merged_.indices.size());
+    }
+    own_.exclude_rows = {merged_.rows, merged_.cols, merged_.indptr.data(), merged_.indices.data(), nullptr};
+  }
+  NewRowsFilter(const NewRowsFilter&) = delete;
+  NewRowsFilter& operator=(const NewRowsFilter&) = delete;
+
+  const Filter& get() const { return *filter_; }
+
+ private:
+  const Filter* filter_;
+  Filter own_;
+  CsrMatrix<float> merged_;
+};
 
 /// The exclusive id limit of a partial fit that may grow `current` rows by `max_growth`
 /// (capped at the largest Index). Throws InputError when max_growth is negative.

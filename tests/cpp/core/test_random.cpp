@@ -123,5 +123,51 @@ TEST(Math, CalendarKnownDates) {
   EXPECT_EQ(leap.day, 29);
 }
 
+TEST(CalendarMath, DaysFromCivilInvertsCivilFromDaysOverFourCenturies) {
+  // Every day from 1800-01-01 to 2200-12-31, both directions, negative days included.
+  for (std::int64_t z = days_from_civil(1800, 1, 1); z <= days_from_civil(2200, 12, 31); ++z) {
+    const CivilDate d = civil_from_days(z);
+    ASSERT_EQ(days_from_civil(d.year, d.month, d.day), z) << d.year << "-" << d.month << "-" << d.day;
+  }
+  EXPECT_EQ(days_from_civil(1970, 1, 1), 0);
+  EXPECT_EQ(days_from_civil(1969, 12, 31), -1);
+  EXPECT_EQ(days_from_civil(2026, 1, 1) * kSecondsPerDay, 1767225600);
+  EXPECT_EQ(days_from_civil(2000, 3, 1) - days_from_civil(2000, 2, 28), 2);  // 2000 was leap
+  EXPECT_EQ(days_from_civil(1900, 3, 1) - days_from_civil(1900, 2, 28), 1);  // 1900 was not
+}
+
+TEST(CalendarMath, FloorDivisionAndHourOfWeekBeforeAndAfterTheEpoch) {
+  EXPECT_EQ(floor_div(7, 3), 2);
+  EXPECT_EQ(floor_div(-7, 3), -3);
+  EXPECT_EQ(floor_div(-6, 3), -2);
+  EXPECT_EQ(floor_mod(-7, 3), 2);
+  EXPECT_EQ(floor_mod(6, 3), 0);
+  EXPECT_EQ(hour_of_week(0), 72);  // Thursday 00:00
+  const std::int64_t monday = days_from_civil(2026, 11, 30) * kSecondsPerDay;  // a Monday
+  EXPECT_EQ(hour_of_week(monday), 0);
+  EXPECT_EQ(hour_of_week(monday - 1), 167);  // Sunday 23:59:59
+  EXPECT_EQ(hour_of_week(monday + 26 * kSecondsPerHour + 59), 26);  // Tuesday 02:00:59
+  EXPECT_EQ(hour_of_week(-1), 71);  // Wednesday 1969-12-31 23:59:59
+  for (std::int64_t t = -3 * 7 * kSecondsPerDay; t < 3 * 7 * kSecondsPerDay; t += 1800) {
+    const std::int64_t day = floor_div(t, kSecondsPerDay);
+    EXPECT_EQ(hour_of_week(t), weekday_from_days(day) * 24 + floor_mod(t, kSecondsPerDay) / kSecondsPerHour);
+  }
+}
+
+TEST(CalendarMath, LeaveDailyWindowPlainAndAcrossMidnight) {
+  const std::int64_t day = days_from_civil(2026, 12, 6) * kSecondsPerDay;
+  const std::int64_t h = kSecondsPerHour;
+  // Window 09:00-17:00 UTC.
+  EXPECT_EQ(leave_daily_window(day + 8 * h, 0, 9 * h, 17 * h), day + 8 * h);
+  EXPECT_EQ(leave_daily_window(day + 9 * h, 0, 9 * h, 17 * h), day + 17 * h);
+  EXPECT_EQ(leave_daily_window(day + 17 * h, 0, 9 * h, 17 * h), day + 17 * h);
+  // Quiet 22:00-07:00 wraps midnight.
+  EXPECT_EQ(leave_daily_window(day + 23 * h, 0, 22 * h, 7 * h), day + 31 * h);
+  EXPECT_EQ(leave_daily_window(day + 3 * h, 0, 22 * h, 7 * h), day + 7 * h);
+  EXPECT_EQ(leave_daily_window(day + 12 * h, 0, 22 * h, 7 * h), day + 12 * h);
+  // Local time UTC+2: 21:00 UTC is 23:00 local, quiet until 07:00 local = 05:00 UTC.
+  EXPECT_EQ(leave_daily_window(day + 21 * h, 2 * h, 22 * h, 7 * h), day + 29 * h);
+}
+
 }  // namespace
 }  // namespace perkrec

@@ -29,7 +29,7 @@ struct Frame {
     s.rows = static_cast<Offset>(user.size());
     s.integers = {{"user", user}, {"benefit", benefit}, {"timestamp", timestamp}};
     s.numerics = {{"price", price}};
-    s.categoricals = {{"color", color, {"red", "blue", "green"}}};
+    s.categoricals = {{"color", color, {"red", "blue", "green"}, {}}};
     return s;
   }
 };
@@ -273,7 +273,7 @@ TEST(FeatureEncoder, ThreadCountDoesNotChangeOutput) {
   s.rows = n;
   s.integers = {{"user", user}, {"benefit", benefit}, {"timestamp", ts}};
   s.numerics = {{"x", num}};
-  s.categoricals = {{"c", cat, {"a", "b", "c", "a"}}};
+  s.categoricals = {{"c", cat, {"a", "b", "c", "a"}, {}}};
   std::vector<std::string> kinds;
   std::vector<double> faces;
   for (int b = 0; b < 12; ++b) {

@@ -1,3 +1,4 @@
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -44,41 +45,6 @@ EventLog orders_log(const std::vector<Order>& orders, Index n_users = -1) {
   return EventLog::from_columns(c, n_users, 0);
 }
 
-// Members simulated by BG/NBD (rate per day, observed from their first order for T_i days) with
-// Gamma-Gamma order values; orders fall at whole-day-free continuous times (no two on a day in
-// practice at these rates, so occasions = orders).
-struct Simulated {
-  std::vector<Order> orders;
-  Index members = 0;
-};
-
-Simulated simulate(Index members, const BGNBD& bg, const GammaGamma& gg, std::uint64_t seed, double span_days) {
-  Simulated s;
-  s.members = members;
-  for (Index u = 0; u < members; ++u) {
-    Rng rng(seed, 7, static_cast<std::uint64_t>(u));
-    const double lambda = rng.gamma(bg.r) / bg.alpha;
-    const double p = rng.beta(bg.a, bg.b);
-    const double nu = rng.gamma(gg.q) / gg.gamma;
-    const double start = std::floor(rng.uniform(0.0, span_days / 2));
-    double t = start;
-    auto value = [&] { return static_cast<float>(rng.gamma(gg.p) / nu); };
-    s.orders.push_back({u, t, value()});
-    // Dropout is possible after each repeat purchase (never after the first): x = 0 members
-    // are alive for sure, as the BG/NBD likelihood has it.
-    while (true) {
-      t += rng.exponential() / lambda;
-      if (t >= span_days) break;
-      // One order per day: a second order on the same day would merge into one occasion.
-      if (std::floor(t) == std::floor(s.orders.back().day)) t = std::floor(t) + 1.0;
-      if (t >= span_days) break;
-      s.orders.push_back({u, std::floor(t) + 0.5, value()});
-      if (rng.bernoulli(p)) break;
-    }
-  }
-  return s;
-}
-
 std::string cdnow_folder() {
   const char* dir = std::getenv("PERKREC_DATA_DIR");
   std::string base = dir != nullptr ? std::string(dir) : std::string(PERKREC_TEST_SOURCE_DIR) + "/../../../shared/data";
@@ -90,28 +56,77 @@ bool require_data() {
   return v != nullptr && std::string(v) == "1";
 }
 
-TEST(CLV, CdnowPublishedBgnbdAndGammaGamma) {
+// Members simulated by BG/NBD (rate per day, observed from their first order for T_i days) with
+// Gamma-Gamma order values; orders fall at whole-day-free continuous times (no two on a day in
+// practice at these rates, so occasions = orders).
+struct Simulated {
+  std::vector<Order> orders;
+  Index members = 0;
+};
+
+// Members simulated by any purchase model: BG/NBD (dropout after each repeat purchase, never
+// after the first: x = 0 members are alive for sure, as its likelihood has it), MBG/NBD (also
+// right after the first) or Pareto/NBD (death at an exponential time of rate mu).
+Simulated simulate_model(Index members, const PurchaseModel& truth, const GammaGamma& gg, std::uint64_t seed,
+                         double span_days) {
+  Simulated s;
+  s.members = members;
+  const auto& th = truth.params;
+  for (Index u = 0; u < members; ++u) {
+    Rng rng(seed, 7, static_cast<std::uint64_t>(u));
+    const double lambda = rng.gamma(th[0]) / th[1];
+    const bool pareto = truth.kind == PurchaseModelKind::paretonbd;
+    const double p = pareto ? 0.0 : rng.beta(th[2], th[3]);
+    const double nu = rng.gamma(gg.q) / gg.gamma;
+    const double start = std::floor(rng.uniform(0.0, span_days / 2));
+    const double death = pareto ? start + rng.exponential() / (rng.gamma(th[2]) / th[3]) : span_days;
+    double t = start;
+    auto value = [&] { return static_cast<float>(rng.gamma(gg.p) / nu); };
+    s.orders.push_back({u, t, value()});
+    if (truth.kind == PurchaseModelKind::mbgnbd && rng.bernoulli(p)) continue;
+    while (true) {
+      t += rng.exponential() / lambda;
+      if (t >= std::min(span_days, death)) break;
+      // One order per day: a second order on the same day would merge into one occasion.
+      if (std::floor(t) == std::floor(s.orders.back().day)) t = std::floor(t) + 1.0;
+      if (t >= std::min(span_days, death)) break;
+      s.orders.push_back({u, std::floor(t) + 0.5, value()});
+      if (!pareto && rng.bernoulli(p)) break;
+    }
+  }
+  return s;
+}
+
+Simulated simulate(Index members, const BGNBD& bg, const GammaGamma& gg, std::uint64_t seed, double span_days) {
+  return simulate_model(members, PurchaseModel{PurchaseModelKind::bgnbd, {bg.r, bg.alpha, bg.a, bg.b}}, gg, seed,
+                        span_days);
+}
+
+std::vector<std::vector<double>> cdnow_summary_columns() {
   std::ifstream in(cdnow_folder() + "/cdnow_customers_summary_with_transactions.csv");
-  if (!in) {
+  if (!in) return {};
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::vector<double>> columns(4);
+  while (std::getline(in, line)) {
+    std::stringstream ss(line);
+    std::string field;
+    std::getline(ss, field, ',');  // ID
+    for (auto& column : columns) {
+      std::getline(ss, field, ',');
+      column.push_back(std::stod(field));
+    }
+  }
+  return columns;
+}
+
+TEST(CLV, CdnowPublishedBgnbdAndGammaGamma) {
+  const auto columns = cdnow_summary_columns();
+  if (columns.empty()) {
     if (require_data()) FAIL() << "CDNOW data missing and PERKREC_REQUIRE_DATA=1";
     GTEST_SKIP() << "CDNOW data not found in ../shared/data";
   }
-  std::string line;
-  std::getline(in, line);
-  std::vector<double> x, t_x, T, zbar;
-  while (std::getline(in, line)) {
-    std::stringstream ss(line);
-    std::string id, a, b, c, d;
-    std::getline(ss, id, ',');
-    std::getline(ss, a, ',');
-    std::getline(ss, b, ',');
-    std::getline(ss, c, ',');
-    std::getline(ss, d, ',');
-    x.push_back(std::stod(a));
-    t_x.push_back(std::stod(b));
-    T.push_back(std::stod(c));
-    zbar.push_back(std::stod(d));
-  }
+  const std::vector<double>&x = columns[0], &t_x = columns[1], &T = columns[2], &zbar = columns[3];
   ASSERT_EQ(x.size(), 2357u);
   CLVModel model;
   model.fit(CLVSummary::from_arrays(x, t_x, T, zbar));
@@ -369,6 +384,236 @@ TEST(CLV, BoundaryDataFitsWithoutErrors) {
   CLVModel penalized(p);
   penalized.fit(orders_log(steady), at_day(100.0));
   EXPECT_TRUE(std::isfinite(penalized.report().purchase.fit.log_likelihood));
+}
+
+TEST(CLV, CdnowMbgnbdAndParetoNbdEqualLifetimes) {
+  const auto columns = cdnow_summary_columns();
+  if (columns.empty()) {
+    if (require_data()) FAIL() << "CDNOW data missing and PERKREC_REQUIRE_DATA=1";
+    GTEST_SKIP() << "CDNOW data not found in ../shared/data";
+  }
+  const CLVSummary summary = CLVSummary::from_arrays(columns[0], columns[1], columns[2], columns[3]);
+  // lifetimes 0.11.3 on the same summaries (ModifiedBetaGeoFitter, ParetoNBDFitter, defaults),
+  // and its p_alive / expected purchases in 39 weeks for customers 1-3.
+  struct Case {
+    PurchaseModelKind kind;
+    std::array<double, 4> params;
+    std::array<double, 3> p_alive, expected;
+  };
+  const Case cases[] = {
+      {PurchaseModelKind::mbgnbd, {0.524838, 6.182988, 0.891356, 1.614000},
+       {0.706126, 0.170820, 0.389716}, {1.262671, 0.188789, 0.153954}},
+      {PurchaseModelKind::paretonbd, {0.553283, 10.577758, 0.606210, 11.668200},
+       {0.869120, 0.167877, 0.295103}, {1.455118, 0.170986, 0.107063}},
+  };
+  for (const Case& c : cases) {
+    CLVParams p;
+    p.model = c.kind;
+    p.interval_draws = 20;
+    CLVModel model(p);
+    model.fit(summary);
+    const MaximumLikelihoodFit& f = model.report().purchase.fit;
+    EXPECT_TRUE(f.converged) << PurchaseModel::name(c.kind);
+    for (std::size_t k = 0; k < 4; ++k) {
+      EXPECT_NEAR(f.params[k] / c.params[k], 1.0, 1e-3) << PurchaseModel::name(c.kind) << " parameter " << k;
+      EXPECT_TRUE(std::isfinite(f.standard_errors[k]));
+    }
+    const CLVPrediction pred = model.predict(39.0);
+    for (std::size_t i = 0; i < 3; ++i) {
+      EXPECT_NEAR(pred.p_alive[i], c.p_alive[i], 1e-4) << PurchaseModel::name(c.kind) << " customer " << i + 1;
+      EXPECT_NEAR(pred.expected_purchases[i], c.expected[i], 1e-4) << PurchaseModel::name(c.kind) << " customer " << i + 1;
+    }
+    for (std::size_t i = 0; i < pred.clv.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(pred.clv[i]) && std::isfinite(pred.clv_lower[i]) && std::isfinite(pred.clv_upper[i]));
+    }
+    if (c.kind == PurchaseModelKind::paretonbd) {
+      EXPECT_NEAR(f.log_likelihood, -9595.0, 0.05);  // Fader and Hardie's Pareto/NBD note
+    }
+  }
+}
+
+TEST(CLV, EveryPurchaseModelRecoversSimulatedParameters) {
+  const PurchaseModel truths[] = {{PurchaseModelKind::mbgnbd, {0.8, 20.0, 0.6, 3.0}},
+                                  {PurchaseModelKind::paretonbd, {0.8, 20.0, 0.7, 60.0}}};
+  for (const PurchaseModel& truth : truths) {
+    for (std::uint64_t seed : {1u, 2u, 3u}) {
+      const Simulated s = simulate_model(5000, truth, GammaGamma{5.0, 4.0, 30.0}, seed, 400.0);
+      CLVParams p;
+      p.model = truth.kind;
+      p.time_unit = CLVParams::TimeUnit::day;
+      p.interval_draws = 0;
+      CLVModel model(p);
+      model.fit(orders_log(s.orders), at_day(400.0));
+      const MaximumLikelihoodFit& f = model.report().purchase.fit;
+      for (std::size_t k = 0; k < 4; ++k) {
+        ASSERT_TRUE(std::isfinite(f.standard_errors[k])) << PurchaseModel::name(truth.kind) << " seed " << seed;
+        EXPECT_LT(std::fabs(f.params[k] - truth.params[k]), 4.0 * f.standard_errors[k])
+            << PurchaseModel::name(truth.kind) << " seed " << seed << " parameter " << k << " got " << f.params[k];
+      }
+      // The fitted model's expected purchases of a fresh member match the simulated mean.
+      EXPECT_TRUE(f.converged) << PurchaseModel::name(truth.kind) << " seed " << seed;
+    }
+  }
+}
+
+TEST(CLV, EveryPurchaseModelIsFiniteOnBoundaryData) {
+  std::vector<Order> single, steady, mixed;
+  for (Index u = 0; u < 200; ++u) single.push_back({u, static_cast<double>(u % 50), 10.0f + static_cast<float>(u % 3)});
+  for (Index u = 0; u < 300; ++u) {
+    for (double d = static_cast<double>(u % 5); d < 100; d += 5) steady.push_back({u, d + 0.5, 20.0f});
+  }
+  // Half one-time buyers, half buying every day until the cut; one member whose first order
+  // is on the cut's last day (T = 0).
+  for (Index u = 0; u < 100; ++u) mixed.push_back({u, static_cast<double>(u % 30), 5.0f});
+  for (Index u = 100; u < 200; ++u) {
+    for (double d = static_cast<double>(u % 30); d < 60; d += 1) mixed.push_back({u, d + 0.5, 5.0f});
+  }
+  mixed.push_back({200, 59.5, 5.0f});
+  const std::pair<const std::vector<Order>*, double> logs[] = {{&single, 60.0}, {&steady, 100.0}, {&mixed, 60.0}};
+  for (auto kind : {PurchaseModelKind::bgnbd, PurchaseModelKind::mbgnbd, PurchaseModelKind::paretonbd,
+                    PurchaseModelKind::bgbb}) {
+    for (auto unit : {CLVParams::TimeUnit::day, CLVParams::TimeUnit::week}) {
+      for (std::size_t l = 0; l < 3; ++l) {
+        for (double penalizer : {0.0, 0.01}) {
+          CLVParams p;
+          p.model = kind;
+          p.time_unit = unit;
+          if (kind == PurchaseModelKind::bgbb) p.occasion = unit;  // one opportunity per time_unit
+          p.penalizer = penalizer;
+          p.interval_draws = 20;
+          CLVModel model(p);
+          model.fit(orders_log(*logs[l].first), at_day(logs[l].second));
+          const CLVPrediction pred = model.predict(13.0, 0.01);
+          for (std::size_t i = 0; i < pred.clv.size(); ++i) {
+            ASSERT_TRUE(std::isfinite(pred.clv[i]) && std::isfinite(pred.expected_purchases[i]) &&
+                        pred.p_alive[i] >= 0 && pred.p_alive[i] <= 1 && std::isfinite(pred.clv_lower[i]) &&
+                        std::isfinite(pred.clv_upper[i]))
+                << PurchaseModel::name(kind) << " log " << l << " member " << i << " penalizer " << penalizer;
+          }
+          // Save / load keeps the model and its predictions.
+          const CLVModel loaded = CLVModel::from_bytes(model.to_bytes());
+          EXPECT_EQ(loaded.purchase_model().kind, kind);
+          EXPECT_EQ(loaded.predict(13.0, 0.01).clv, pred.clv);
+        }
+      }
+    }
+  }
+}
+
+TEST(BGBB, RecoversSimulatedParametersAndFitsThroughCLVModel) {
+  // Members with 6 to 20 opportunities: alive until death (probability theta before each
+  // opportunity), buying with probability p at each opportunity while alive.
+  const double truth[4] = {1.2, 0.75, 0.65, 2.8};
+  for (std::uint64_t seed : {1u, 2u, 3u}) {
+    std::vector<double> x, t_x, n;
+    for (int u = 0; u < 6000; ++u) {
+      Rng rng(seed, 3, static_cast<std::uint64_t>(u));
+      const double p = rng.beta(truth[0], truth[1]), theta = rng.beta(truth[2], truth[3]);
+      const int opportunities = 6 + u % 15;
+      double count = 0, last = 0;
+      for (int k = 1; k <= opportunities; ++k) {
+        if (rng.bernoulli(theta)) break;
+        if (rng.bernoulli(p)) {
+          count += 1;
+          last = k;
+        }
+      }
+      x.push_back(count);
+      t_x.push_back(last);
+      n.push_back(opportunities);
+    }
+    const BGBBFit f = BGBB::maximum_likelihood(x, t_x, n);
+    EXPECT_TRUE(f.fit.converged) << "seed " << seed;
+    for (std::size_t k = 0; k < 4; ++k) {
+      ASSERT_TRUE(std::isfinite(f.fit.standard_errors[k]));
+      EXPECT_LT(std::fabs(f.fit.params[k] - truth[k]), 4.0 * f.fit.standard_errors[k])
+          << "seed " << seed << " parameter " << k << " got " << f.fit.params[k];
+    }
+    // The expectation over the next opportunities grows with the horizon and p_alive is a
+    // probability; a member who bought at every opportunity is the most likely alive.
+    EXPECT_GT(f.model.expected_purchases(10, 3, 5, 6), f.model.expected_purchases(5, 3, 5, 6));
+    EXPECT_GT(f.model.p_alive(6, 6, 6), f.model.p_alive(1, 1, 6));
+  }
+  // Inconsistent discrete summaries are typed errors naming the position.
+  const std::vector<double> bad_x = {1, 3}, bad_t = {2, 2}, bad_n = {5, 5};
+  PERKREC_EXPECT_THROW_MSG(BGBB::maximum_likelihood(bad_x, bad_t, bad_n), InputError, "position 1");
+  const std::vector<double> one = {1}, far = {1e7};
+  PERKREC_EXPECT_THROW_MSG(BGBB::maximum_likelihood(one, one, far), InputError, "position 0", "1e6");
+  // Through CLVModel: occasion must equal time_unit.
+  CLVParams p;
+  p.model = PurchaseModelKind::bgbb;
+  PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError, "occasion", "bgbb");
+  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"model", "bgbb"}}), ConfigError, "occasion");
+  p.occasion = CLVParams::TimeUnit::week;
+  CLVModel model(p);
+  const std::vector<double> xs = {0, 2, 1}, ts = {0, 3, 2}, Ts = {4, 5, 6}, ms = {0, 5, 5};
+  model.fit(CLVSummary::from_arrays(xs, ts, Ts, ms));
+  std::vector<double> alive(1), expected(1);
+  const std::vector<double> x2 = {3}, t2 = {2}, T2 = {5};
+  PERKREC_EXPECT_THROW_MSG(model.conditional(x2, t2, T2, 1.0, alive, expected), InputError, "position 0");
+}
+
+TEST(ParetoNBD, SeriesAndQuadratureAgree) {
+  // The Pareto/NBD's integral J by the hypergeometric series (used for z <= 0.9) and by the
+  // quadrature (used above) on random parameters where both apply.
+  Rng rng(5, 1);
+  int compared = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const ParetoNBD m{std::exp(rng.uniform(-3.0, 3.0)), std::exp(rng.uniform(-2.0, 4.0)), std::exp(rng.uniform(-3.0, 3.0)),
+                      std::exp(rng.uniform(-2.0, 4.0))};
+    const double x = std::floor(std::exp(rng.uniform(-2.0, 4.0)));
+    const double T = std::exp(rng.uniform(-1.0, 5.0));
+    const double t_x = T * rng.uniform(0.0, 0.99);
+    if (std::fabs(m.alpha - m.beta) / (std::max(m.alpha, m.beta) + t_x) > 0.9) continue;
+    const double upper_tx = detail::pareto_log_upper(m, x, t_x), upper_T = detail::pareto_log_upper(m, x, T);
+    const double series = upper_tx + std::log1p(-std::exp(upper_T - upper_tx)) - std::log(m.r + x + m.s);
+    ASSERT_NEAR(series, detail::pareto_log_integral_quadrature(m, x, t_x, T), 1e-8)
+        << "r " << m.r << " alpha " << m.alpha << " s " << m.s << " beta " << m.beta << " x " << x << " t_x " << t_x;
+    ++compared;
+  }
+  EXPECT_GT(compared, 1000);
+}
+
+TEST(CLV, CalibrationHoldoutCountsOccasionsAndSpend) {
+  // Member 0: orders on days 1, 3 (calibration) and 10, 10, 12, 30 (holdout; two on day 10 are
+  // one occasion), 41 (after the observation end). Member 1: first order in the holdout (left
+  // out). Member 2: one calibration order, nothing after.
+  const EventLog log = orders_log({{0, 1.5, 10}, {0, 3.5, 20}, {0, 10.2, 5}, {0, 10.7, 6}, {0, 12.5, 7},
+                                   {0, 30.5, 8}, {0, 41.5, 100}, {1, 15.5, 50}, {2, 2.5, 9}});
+  for (int threads : {1, 2}) {
+    const CLVHoldout h = calibration_holdout(log, at_day(7.0), at_day(40.0), CLVParams::TimeUnit::week,
+                                             CLVParams::TimeUnit::day, threads);
+    ASSERT_EQ(h.calibration.users, (std::vector<Index>{0, 2}));
+    EXPECT_EQ(h.purchases, (std::vector<double>{3, 0}));
+    EXPECT_NEAR(h.spend[0], 26.0, 1e-6);
+    EXPECT_EQ(h.spend[1], 0.0);
+    EXPECT_NEAR(h.duration, 33.0 / 7.0, 1e-12);
+    // Days 10 and 12 are in week 0 after the cut (days 7-13), day 30 in week 3.
+    EXPECT_EQ(h.period_purchases, (std::vector<double>{2, 0, 0, 1, 0}));
+  }
+  PERKREC_EXPECT_THROW_MSG(calibration_holdout(log, at_day(7.0), at_day(7.0)), InputError, "observation_end");
+  PERKREC_EXPECT_THROW_MSG(calibration_holdout(log, at_day(0.0), at_day(7.0)), InputError, "cut_time");
+}
+
+TEST(CLV, ConditionalMatchesPredict) {
+  const Simulated s = simulate(800, BGNBD{0.7, 15.0, 0.8, 2.5}, GammaGamma{4.0, 3.0, 20.0}, 9, 200.0);
+  for (auto kind : {PurchaseModelKind::bgnbd, PurchaseModelKind::mbgnbd, PurchaseModelKind::paretonbd}) {
+    CLVParams p;
+    p.model = kind;
+    p.time_unit = CLVParams::TimeUnit::day;
+    p.interval_draws = 0;
+    CLVModel model(p);
+    model.fit(orders_log(s.orders), at_day(200.0));
+    const CLVPrediction pred = model.predict(25.0);
+    const CLVSummary& sum = model.summary();
+    std::vector<double> alive(sum.size()), expected(sum.size());
+    model.conditional(sum.x, sum.t_x, sum.T, 25.0, alive, expected);
+    EXPECT_EQ(alive, pred.p_alive);
+    EXPECT_EQ(expected, pred.expected_purchases);
+    std::vector<double> bad_T = sum.T;
+    bad_T[3] = sum.t_x[3] - 1;
+    PERKREC_EXPECT_THROW_MSG(model.conditional(sum.x, sum.t_x, bad_T, 25.0, alive, expected), InputError, "position 3");
+  }
 }
 
 TEST(CLV, LifecycleStagesFollowTheRule) {

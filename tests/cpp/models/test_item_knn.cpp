@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 
 #include "models/cf_test_util.hpp"
@@ -63,6 +64,51 @@ TEST(ItemKNN, EveryWeightingRecoversPlantedGroups) {
   }
 }
 
+// Python's recommend_new(filter_already_interacted=True) and C++'s recommend_new agree: a row's
+// own benefits are skipped by default, kept on request, and joined with the caller's exclude_rows.
+TEST(ItemKNN, RecommendNewSkipsTheRowsOwnBenefitsByDefault) {
+  const auto data = planted(100, 40, 4, 0.4, 59);
+  ItemKNN knn;
+  knn.fit(data.matrix.view());
+  const CsrMatrix<float> rows = testing::take_rows(data.matrix, {3, 7});
+  const CsrMatrix<float> other = testing::take_rows(data.matrix, {10, 21});
+  Filter keep;
+  keep.filter_already_interacted = false;
+  Filter more;
+  more.exclude_rows = other.view();
+  const TopK all = knn.recommend_new(rows.view(), 40, keep);
+  const TopK skip = knn.recommend_new(rows.view(), 40);
+  const TopK both = knn.recommend_new(rows.view(), 40, more);
+  auto in_row = [](const CsrMatrix<float>& m, Index r, Index b) {
+    const auto first = m.indices.begin() + m.indptr[static_cast<std::size_t>(r)];
+    const auto last = m.indices.begin() + m.indptr[static_cast<std::size_t>(r) + 1];
+    return std::find(first, last, b) != last;
+  };
+  for (Index r = 0; r < 2; ++r) {
+    ASSERT_GT(rows.indptr[static_cast<std::size_t>(r) + 1], rows.indptr[static_cast<std::size_t>(r)]);
+    std::vector<Index> expect_skip, expect_both;
+    for (int j = 0; j < 40; ++j) {
+      const Index b = all.ids[static_cast<std::size_t>(r * 40 + j)];
+      ASSERT_GE(b, 0);  // keep: every benefit, own ones included
+      if (in_row(rows, r, b)) continue;
+      expect_skip.push_back(b);
+      if (!in_row(other, r, b)) expect_both.push_back(b);
+    }
+    ASSERT_LT(expect_skip.size(), 40u);
+    ASSERT_LT(expect_both.size(), expect_skip.size());
+    auto real = [](const TopK& t, Index row) {
+      std::vector<Index> ids;
+      for (int j = 0; j < t.k; ++j) {
+        const Index b = t.ids[static_cast<std::size_t>(row * t.k + j)];
+        if (b >= 0) ids.push_back(b);
+      }
+      return ids;
+    };
+    EXPECT_EQ(real(skip, r), expect_skip);
+    EXPECT_EQ(real(both, r), expect_both);
+  }
+}
+
 TEST(ItemKNN, PartialFitSaveLoadAndBadInput) {
   const auto data = planted(100, 40, 4, 0.4, 59);
   ItemKNN knn;
@@ -70,7 +116,9 @@ TEST(ItemKNN, PartialFitSaveLoadAndBadInput) {
   const CsrMatrix<float> rows = testing::take_rows(data.matrix, {9});
   knn.partial_fit_users(std::vector<Index>{102}, rows.view());
   EXPECT_EQ(knn.n_users(), 103);
-  EXPECT_EQ(knn.recommend(std::vector<Index>{102}, 5).ids, knn.recommend_new(rows.view(), 5).ids);
+  Filter keep;  // recommend(users) filters nothing by default; recommend_new must be told the same
+  keep.filter_already_interacted = false;
+  EXPECT_EQ(knn.recommend(std::vector<Index>{102}, 5).ids, knn.recommend_new(rows.view(), 5, keep).ids);
   EXPECT_EQ(knn.recommend(std::vector<Index>{101}, 3).ids[0], 0);  // empty row: all zero, lowest index
   CsrMatrix<float> col;
   col.rows = 1;
