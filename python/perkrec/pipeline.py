@@ -44,7 +44,7 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg
-from ._util import time_seconds
+from ._util import int_scalar, time_seconds
 
 WEIGHTINGS = ("ipw", "none")
 INCREMENTAL_SOURCES = ("timing", "control")
@@ -409,7 +409,7 @@ class BenefitPlanner:
         cache = state.get("answer_state")
         if cache is None or cache.time != t:
             cache = state["answer_state"] = core.prepare(t)
-        benefits, blocked, _ = core.answer(cache, int(member), t, int(n))
+        benefits, blocked, _ = core.answer(cache, int_scalar(member, "member"), t, int_scalar(n, "n", 1))
         ids = [str(b) for b in self.catalog.ids.ids]
         for b in benefits:
             b["benefit_id"] = ids[b["benefit"]]
