@@ -55,7 +55,7 @@ def test_wheel_is_manylinux_and_carries_its_openmp_runtime(wheel):
 def test_extras_are_declared(wheel):
     meta = _metadata(wheel)
     extras = set(meta.get_all("Provides-Extra"))
-    assert {"plots", "parquet", "bench", "test"} <= extras
+    assert {"plots", "parquet", "spark", "bench", "test"} <= extras
     requires = meta.get_all("Requires-Dist")
 
     def of(extra):
@@ -64,6 +64,7 @@ def test_extras_are_declared(wheel):
 
     assert of("plots") == {"matplotlib"}
     assert of("parquet") == {"pyarrow"}
+    assert of("spark") == {"pyspark"}
     assert "xgboost-cpu" in of("bench") and "xgboost" not in of("bench")
     runtime = {r.split(">")[0].strip() for r in requires if "extra ==" not in r}
     assert runtime == {"numpy", "scipy", "pandas"}
@@ -72,6 +73,7 @@ def test_extras_are_declared(wheel):
 @pytest.mark.parametrize("extra,modules", [
     ("plots", ["matplotlib"]),
     ("parquet", ["pyarrow", "pyarrow.parquet"]),
+    ("spark", ["pyspark"]),
     ("bench", ["implicit", "xgboost", "lightgbm", "sklearn"]),
 ])
 def test_extras_import_where_installed(extra, modules):
