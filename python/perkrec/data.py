@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from ._serializable import _Serializable  # noqa: F401 (re-exported for the model modules)
 from ._util import (_one_dimensional, bytes_arg, categorical_codes, float_array, frame_arg, int_array, int_scalar, path_arg, seconds,
                     sequence_arg, text_arg, time_seconds)
 
@@ -29,47 +30,6 @@ def _id_values(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f":
         return int_array(values, np.int64, "ids")
     return values
-
-
-class _Serializable:
-    """save / load / to_bytes / from_bytes / pickle through the model-file container."""
-
-    _impl = None
-
-    def to_bytes(self) -> bytes:
-        """The object as model-file container bytes."""
-        return self._impl.to_bytes()
-
-    def save(self, path_or_file) -> None:
-        """Saves to a path (atomically: a temporary file renamed into place) or to a binary
-        file object."""
-        if hasattr(path_or_file, "write"):
-            path_or_file.write(self.to_bytes())
-        else:
-            self._impl.save(path_arg(path_or_file, f"{type(self).__name__}.save: path"))
-
-    @classmethod
-    def from_bytes(cls, data: bytes):
-        return cls._wrap(cls._core_class.from_bytes(bytes_arg(data, f"{cls.__name__}.from_bytes: data")))
-
-    @classmethod
-    def load(cls, path_or_file):
-        """Loads from a path or a binary file object; a file of another kind raises
-        ModelFormatError with code 'wrong_kind'."""
-        if hasattr(path_or_file, "read"):
-            return cls.from_bytes(path_or_file.read())
-        return cls._wrap(cls._core_class.load(path_arg(path_or_file, f"{cls.__name__}.load: path")))
-
-    @classmethod
-    def _wrap(cls, impl):
-        obj = cls.__new__(cls)
-        obj._impl = impl
-        return obj
-
-    def __reduce__(self):
-        from .io import loads
-
-        return (loads, (self.to_bytes(),))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from . import _blas, _core
 from ._estimator import _Estimator
 from ._progress import ProgressArg, resolve_progress
 from ._util import csr_parts, float_array, int_scalar, seconds, text_arg
-from .data import _Serializable
+from ._serializable import _Serializable
 
 __all__ = [
     "DEFAULT_FIELDS", "FFM", "FM", "FeatureEncoder", "IsotonicCalibrator", "PlattCalibrator",

@@ -1,4 +1,5 @@
-"""Loading any saved perkrec object: the model-file container names its kind."""
+"""Loading any saved perkrec object: the model-file container names its kind, and the
+registry of perkrec._serializable (filled by each wrapper class) gives its Python class."""
 
 from __future__ import annotations
 
@@ -6,64 +7,7 @@ import os
 from typing import BinaryIO, Union
 
 from . import _core
-
-
-def _wrappers():
-    from .data import Catalog, EventLog, IdMap, UserTable
-    from .fm import FM
-    from .models import ALS, BPR, ItemKNN, Popularity
-    from .preference import PreferenceModel
-    from .uplift import UpliftModel
-    from .clv import CLVModel
-    from .pipeline import BenefitPlanner
-
-    return {
-        _core.IdMap: IdMap,
-        _core.Catalog: Catalog,
-        _core.UserTable: UserTable,
-        _core.EventLog: EventLog,
-        _core.Popularity: Popularity,
-        _core.FM: FM,
-        _core.ALS: ALS,
-        _core.BPR: BPR,
-        _core.ItemKNN: ItemKNN,
-        _core.PreferenceModel: PreferenceModel,
-        _core.UpliftModel: UpliftModel,
-        _core.CLVModel: CLVModel,
-        _core.BenefitPlannerFile: BenefitPlanner,
-    }
-
-
-def _container_bytes(data, context: str) -> bytes:
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        error = _core.ModelFormatError(f"{context}: expected the bytes of a saved object (got {type(data).__name__})")
-        error.code = "io_error"
-        raise error
-    return bytes(data)
-
-
-def _read_file(path, context: str) -> bytes:
-    """The bytes at ``path`` (str or os.PathLike; a bool or int is not a path), or a binary
-    file object's contents; unreadable files raise ModelFormatError(code='io_error')."""
-    if hasattr(path, "read"):
-        return _container_bytes(path.read(), context)
-    if not isinstance(path, (str, os.PathLike)):
-        error = _core.ModelFormatError(f"{context}: expected a path or a binary file (got {type(path).__name__})")
-        error.code = "io_error"
-        raise error
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except (OSError, ValueError) as exc:
-        error = _core.ModelFormatError(f"{context}: cannot read {os.fspath(path)!r}: {getattr(exc, 'strerror', None) or exc}")
-        error.code = "io_error"
-        raise error from exc
-
-
-def loads(data: bytes):
-    """The object stored in container bytes (what ``to_bytes`` and pickle produce)."""
-    impl = _core.load_any(_container_bytes(data, "loads"))
-    return _wrappers()[type(impl)]._wrap(impl)
+from ._serializable import _container_bytes, _read_file, loads  # noqa: F401 (perkrec.loads; BenefitPlanner reads files)
 
 
 def load(path: Union[str, os.PathLike, BinaryIO]):

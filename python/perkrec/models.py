@@ -14,7 +14,8 @@ from . import _blas, _core
 from ._estimator import _Estimator
 from ._progress import ProgressArg, resolve_progress
 from ._util import csr_parts, int_array, int_scalar
-from .data import IdMap, _Serializable, _Indexed
+from ._serializable import _Serializable
+from .data import IdMap, _Indexed
 
 def _top_n(n) -> int:
     """``n`` of a top-n call: an integer >= 0; results are never wider than the catalog (the

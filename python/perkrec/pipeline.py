@@ -44,6 +44,7 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg
+from ._serializable import register as _register_kind
 from ._util import int_scalar, time_seconds
 
 WEIGHTINGS = ("ipw", "none")
@@ -512,3 +513,6 @@ class BenefitPlanner:
             return "BenefitPlanner(not fitted)"
         return (f"BenefitPlanner({self.events.n_users} members, {len(self.catalog)} benefits, cut "
                 f"{self.cut_time:%Y-%m-%d}, end {self.end_time:%Y-%m-%d})")
+
+
+_register_kind(_core.BenefitPlannerFile, BenefitPlanner)  # perkrec.load reads a saved BenefitPlanner

@@ -19,7 +19,7 @@ from . import _core
 from ._estimator import _Estimator
 from ._progress import ProgressArg, resolve_progress
 from ._util import float_array, int_array
-from .data import _Serializable
+from ._serializable import _Serializable
 from .fm import _csr
 
 # Base-learner keys of the C++ UpliftParams::base that the Python constructor exposes; the
