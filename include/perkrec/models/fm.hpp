@@ -57,6 +57,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,29 @@ struct FMEpoch {
   double train_loss = 0.0;       ///< mean loss over the epoch's updates (before each update)
   double validation_loss = -1.0; ///< mean loss on the validation rows (-1 when none)
 };
+
+namespace detail {
+/// FM::train's BPR stage: the rows of each group sorted by label (stable), and for each row r
+/// its partners, the rows of its group with a strictly lower label:
+/// group_rows[lower_begin[r] .. lower_begin[r] + lower_count[r]).
+struct FMPartners {
+  std::vector<Offset> group_rows;
+  std::vector<Offset> lower_begin;
+  std::vector<Offset> lower_count;
+};
+PERKREC_INLINE FMPartners fm_bpr_partners(const FMTarget& target, Offset rows);
+
+/// FM::train's early-stopping stage: observe() each epoch's validation loss; new_best when it
+/// is strictly below every earlier one, stop after `rounds` epochs in a row without a new best
+/// (rounds = 0: never stop).
+struct FMEarlyStopping {
+  enum class Step : std::uint8_t { go_on, new_best, stop };
+  int rounds = 0;
+  double best_loss = std::numeric_limits<double>::infinity();
+  int since_best = 0;
+  PERKREC_INLINE Step observe(double validation_loss);
+};
+}  // namespace detail
 
 class FM : public Serializable<FM> {
  public:
@@ -205,6 +229,14 @@ class FM : public Serializable<FM> {
                    const Callbacks& callbacks, const char* method);
   void train(const CsrView<float>& X, const FMTarget& target, const CsrView<float>* validation_X,
              const FMTarget* validation_target, const Callbacks& callbacks, const char* method);
+  /// One shuffled SGD / AdaGrad pass over X (train's epoch stage); returns the mean loss of the
+  /// pass's updates, each taken before its update.
+  double sgd_epoch(const CsrView<float>& X, const FMTarget& target, const detail::FMPartners& partners,
+                   std::vector<Offset>& order, int threads);
+  /// train's check stage: false when the epoch's loss or a parameter is not finite; sets the
+  /// validation loss when there are validation rows.
+  bool evaluate_epoch(FMEpoch& record, const CsrView<float>* validation_X,
+                      const FMTarget* validation_target) const;
   std::size_t factor_stride() const;
   float score_row(const Index* idx, const float* val, Offset n, float* scratch) const;
   /// score() without its checks: training reads its own (possibly diverged) validation loss.

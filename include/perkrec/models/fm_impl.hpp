@@ -595,14 +595,42 @@ PERKREC_INLINE void FM::train_exact(const CsrView<float>& X, const FMTarget& tar
   adopt(bias, w);
 }
 
-PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
-                              const CsrView<float>* validation_X, const FMTarget* validation_target,
-                              const Callbacks& callbacks, const char* method) {
-  if (params_.exact()) {
-    train_exact(X, target, validation_X, validation_target, callbacks, method);
-    return;
+PERKREC_INLINE detail::FMPartners detail::fm_bpr_partners(const FMTarget& target, Offset rows) {
+  FMPartners out;
+  out.group_rows.resize(static_cast<std::size_t>(rows));
+  std::iota(out.group_rows.begin(), out.group_rows.end(), Offset{0});
+  std::stable_sort(out.group_rows.begin(), out.group_rows.end(), [&](Offset a, Offset b) {
+    if (target.groups[a] != target.groups[b]) return target.groups[a] < target.groups[b];
+    return target.labels[a] < target.labels[b];
+  });
+  out.lower_begin.assign(static_cast<std::size_t>(rows), 0);
+  out.lower_count.assign(static_cast<std::size_t>(rows), 0);
+  Offset start = 0;
+  for (Offset p = 0; p < rows; ++p) {
+    const Offset r = out.group_rows[p];
+    if (p > 0 && target.groups[out.group_rows[p - 1]] != target.groups[r]) start = p;
+    // Rows before p in the group with a strictly lower label form a prefix.
+    Offset q = p;
+    while (q > start && target.labels[out.group_rows[q - 1]] >= target.labels[r]) --q;
+    out.lower_begin[r] = start;
+    out.lower_count[r] = q - start;
   }
-  const int threads = resolve_num_threads(params_.num_threads);
+  return out;
+}
+
+PERKREC_INLINE detail::FMEarlyStopping::Step detail::FMEarlyStopping::observe(double validation_loss) {
+  if (validation_loss < best_loss) {
+    best_loss = validation_loss;
+    since_best = 0;
+    return Step::new_best;
+  }
+  if (rounds > 0 && ++since_best >= rounds) return Step::stop;
+  return Step::go_on;
+}
+
+PERKREC_INLINE double FM::sgd_epoch(const CsrView<float>& X, const FMTarget& target,
+                                    const detail::FMPartners& partners, std::vector<Offset>& order,
+                                    int threads) {
   const int K = params_.factors;
   // Per-thread scratch (the factor sums written by every forward pass): slots are separated by
   // at least one unused cache line, so threads never write the same line (false sharing).
@@ -615,41 +643,181 @@ PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
   std::vector<detail::FMThreadSlot> slots(static_cast<std::size_t>(threads));
   const bool bpr = params_.loss == FMParams::Loss::bpr;
   const Offset rows = X.rows;
-
-  // BPR: rows of each group sorted by label; a row's partners (lower labels) are a prefix.
-  std::vector<Offset> group_rows;     // row ids grouped, sorted by label within a group
-  std::vector<Offset> lower_begin;    // per row: start of its group in group_rows
-  std::vector<Offset> lower_count;    // per row: number of rows in its group with a lower label
-  if (bpr) {
-    group_rows.resize(static_cast<std::size_t>(rows));
-    std::iota(group_rows.begin(), group_rows.end(), Offset{0});
-    std::stable_sort(group_rows.begin(), group_rows.end(), [&](Offset a, Offset b) {
-      if (target.groups[a] != target.groups[b]) return target.groups[a] < target.groups[b];
-      return target.labels[a] < target.labels[b];
+  detail::fm_shuffle(order, rows, params_.shuffle == FMParams::Shuffle::rows, params_.seed,
+                     static_cast<std::uint64_t>(epochs_done_));
+  constexpr Offset kBlock = 2048;
+  constexpr int kBiasSync = 16;  // rows between a thread's bias merges (several threads)
+  const Offset blocks = (rows + kBlock - 1) / kBlock;
+  const std::uint64_t epoch_id = static_cast<std::uint64_t>(epochs_done_);
+  detail::fm_dispatch(K, [&](auto kc) {
+    constexpr int KC = decltype(kc)::value;
+    detail::FMKernel<KC> kern{&w0_,
+                              w_.data(),
+                              v_.data(),
+                              gw_.empty() ? nullptr : &g0_,
+                              gw_.empty() ? nullptr : gw_.data(),
+                              gv_.empty() ? nullptr : gv_.data(),
+                              feature_fields_.data(),
+                              K,
+                              factor_stride(),
+                              params_.field_aware,
+                              params_.learning_rate,
+                              params_.reg_bias,
+                              params_.reg_linear,
+                              params_.reg_factors};
+    const bool ada = kern.g0 != nullptr;
+    parallel_for(0, blocks, threads, [&](Offset block, int t) {
+      float* sum_a = scratch.data() + scratch_stride * static_cast<std::size_t>(t);
+      detail::FMThreadSlot& slot = slots[static_cast<std::size_t>(t)];
+      // One thread updates the model's bias in place (bit-reproducible). Several threads each
+      // work on a private copy of the bias and fold its change into the model every
+      // kBiasSync rows: rarely enough that the threads do not trade the bias's cache line on
+      // every sample, often enough that the summed changes stay ordinary SGD steps. (Merging
+      // once per block let each thread's copy relax all the way toward the optimum, and the
+      // summed changes overshot it: the two-thread bias ended up to 0.5 logit off.)
+      detail::FMKernel<KC> local = kern;
+      float bias_start = 0.0f, bias_ada_start = 0.0f;
+      auto pull_bias = [&] {
+#if defined(_OPENMP)
+#pragma omp atomic read
+#endif
+        bias_start = w0_;
+        slot.w0 = bias_start;
+        if (ada) {
+#if defined(_OPENMP)
+#pragma omp atomic read
+#endif
+          bias_ada_start = g0_;
+          slot.g0 = bias_ada_start;
+        }
+      };
+      auto push_bias = [&] {
+        const float bias_delta = slot.w0 - bias_start;
+#if defined(_OPENMP)
+#pragma omp atomic update
+#endif
+        w0_ += bias_delta;
+        if (ada) {
+          const float ada_delta = slot.g0 - bias_ada_start;
+#if defined(_OPENMP)
+#pragma omp atomic update
+#endif
+          g0_ += ada_delta;
+        }
+      };
+      if (threads > 1) {
+        pull_bias();
+        local.w0 = &slot.w0;
+        if (ada) local.g0 = &slot.g0;
+      }
+      int until_sync = kBiasSync;
+      float* sum_b = sum_a + K;
+      double local_loss = 0.0, local_weight = 0.0;
+      Rng partner(params_.seed, 0x425052ULL + epoch_id, static_cast<std::uint64_t>(block));
+      const Offset end = std::min(rows, (block + 1) * kBlock);
+      for (Offset p = block * kBlock; p < end; ++p) {
+        if (threads > 1 && --until_sync == 0) {
+          push_bias();
+          pull_bias();
+          until_sync = kBiasSync;
+        }
+        const Offset r = order[p];
+#if defined(__GNUC__)
+        // Rows come in shuffled order, so each is a cache miss: fetch the row offsets 16 rows
+        // ahead and every cache line of the entries 8 rows ahead.
+        if (p + 16 < end) __builtin_prefetch(X.indptr + order[p + 16]);
+        if (p + 8 < end) {
+          const Offset ahead = order[p + 8];
+          const Offset b = X.indptr[ahead], e = X.indptr[ahead + 1];
+          for (Offset q = b; q < e; q += 16) {
+            __builtin_prefetch(X.indices + q);
+            if (X.data) __builtin_prefetch(X.data + q);
+          }
+          __builtin_prefetch(X.indices + e - 1);
+          if (X.data) __builtin_prefetch(X.data + e - 1);
+        }
+#endif
+        const float weight = target.sample_weights.empty() ? 1.0f : target.sample_weights[r];
+        if (weight == 0.0f) continue;
+        const Index* idx = X.indices + X.indptr[r];
+        const float* val = X.data ? X.data + X.indptr[r] : nullptr;
+        const Offset n = X.indptr[r + 1] - X.indptr[r];
+        if (!bpr) {
+          const float s = local.forward(idx, val, n, sum_a);
+          const float y = target.labels[r];
+          float g;
+          if (params_.loss == FMParams::Loss::logistic) {
+            g = detail::fm_sigmoid(s) - y;
+            local_loss += weight * detail::fm_logistic_loss(s, y);
+          } else {
+            g = s - y;
+            local_loss += 0.5 * weight * static_cast<double>(g) * g;
+          }
+          local_weight += weight;
+          local.backward(idx, val, n, sum_a, g * weight);
+        } else {
+          const Offset count = partners.lower_count[r];
+          if (count == 0) continue;
+          const Offset q = partners.group_rows[partners.lower_begin[r] +
+                                      static_cast<Offset>(partner.next_u64() % static_cast<std::uint64_t>(count))];
+          const Index* idx_q = X.indices + X.indptr[q];
+          const float* val_q = X.data ? X.data + X.indptr[q] : nullptr;
+          const Offset n_q = X.indptr[q + 1] - X.indptr[q];
+          const float s_pos = local.forward(idx, val, n, sum_a);
+          const float s_neg = local.forward(idx_q, val_q, n_q, sum_b);
+          const float d = s_pos - s_neg;
+          local_loss += weight * detail::fm_logistic_loss(d, 1.0);
+          local_weight += weight;
+          const float g = (detail::fm_sigmoid(d) - 1.0f) * weight;
+          local.backward(idx, val, n, sum_a, g);
+          local.backward(idx_q, val_q, n_q, sum_b, -g);
+        }
+      }
+      slot.loss += local_loss;
+      slot.weight += local_weight;
+      if (threads > 1) push_bias();
     });
-    lower_begin.assign(static_cast<std::size_t>(rows), 0);
-    lower_count.assign(static_cast<std::size_t>(rows), 0);
-    Offset start = 0;
-    for (Offset p = 0; p < rows; ++p) {
-      const Offset r = group_rows[p];
-      if (p > 0 && target.groups[group_rows[p - 1]] != target.groups[r]) start = p;
-      Offset lower = start;
-      // Rows before p in the group with a strictly lower label form a prefix.
-      Offset q = p;
-      while (q > start && target.labels[group_rows[q - 1]] >= target.labels[r]) --q;
-      lower = q;
-      lower_begin[r] = start;
-      lower_count[r] = lower - start;
-    }
+  });
+  double total_loss = 0.0, total_weight = 0.0;
+  for (const auto& slot : slots) {
+    total_loss += slot.loss;
+    total_weight += slot.weight;
   }
+  return total_weight > 0 ? total_loss / total_weight : 0.0;
+}
 
-  std::vector<Offset> order(static_cast<std::size_t>(rows));
+PERKREC_INLINE bool FM::evaluate_epoch(FMEpoch& record, const CsrView<float>* validation_X,
+                                       const FMTarget* validation_target) const {
+  bool finite = std::isfinite(record.train_loss) && std::isfinite(w0_);
+  for (std::size_t i = 0; finite && i < w_.size(); ++i) finite = std::isfinite(w_[i]);
+  for (std::size_t i = 0; finite && i < v_.size(); ++i) finite = std::isfinite(v_[i]);
+  if (finite && validation_X != nullptr) {
+    record.validation_loss = loss(*validation_X, *validation_target);
+    finite = std::isfinite(record.validation_loss);
+  }
+  return finite;
+}
+
+// Stages: BPR partners (detail::fm_bpr_partners), then per epoch one shuffled SGD pass
+// (sgd_epoch), its check and validation loss (evaluate_epoch) and the early-stopping
+// bookkeeping (detail::FMEarlyStopping).
+PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
+                              const CsrView<float>* validation_X, const FMTarget* validation_target,
+                              const Callbacks& callbacks, const char* method) {
+  if (params_.exact()) {
+    train_exact(X, target, validation_X, validation_target, callbacks, method);
+    return;
+  }
+  const int threads = resolve_num_threads(params_.num_threads);
+  const detail::FMPartners partners =
+      params_.loss == FMParams::Loss::bpr ? detail::fm_bpr_partners(target, X.rows) : detail::FMPartners{};
+  std::vector<Offset> order(static_cast<std::size_t>(X.rows));
   ProgressReporter progress(callbacks, std::string("FM::") + method, params_.epochs);
   detail::FMState best;
-  double best_loss = std::numeric_limits<double>::infinity();
-  int since_best = 0;
   const bool validating = validation_X != nullptr;
   const bool early = validating && params_.early_stopping_rounds > 0;
+  detail::FMEarlyStopping stopping;
+  stopping.rounds = early ? params_.early_stopping_rounds : 0;
 
   auto snapshot = [&](detail::FMState& s) {
     s.w0 = w0_;
@@ -671,158 +839,10 @@ PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
   for (int epoch = 0; epoch < params_.epochs; ++epoch) {
     detail::FMState start;
     snapshot(start);
-    detail::fm_shuffle(order, rows, params_.shuffle == FMParams::Shuffle::rows, params_.seed,
-                       static_cast<std::uint64_t>(epochs_done_));
-    for (auto& slot : slots) slot = detail::FMThreadSlot{};
-    constexpr Offset kBlock = 2048;
-    constexpr int kBiasSync = 16;  // rows between a thread's bias merges (several threads)
-    const Offset blocks = (rows + kBlock - 1) / kBlock;
-    const std::uint64_t epoch_id = static_cast<std::uint64_t>(epochs_done_);
-    detail::fm_dispatch(K, [&](auto kc) {
-      constexpr int KC = decltype(kc)::value;
-      detail::FMKernel<KC> kern{&w0_,
-                                w_.data(),
-                                v_.data(),
-                                gw_.empty() ? nullptr : &g0_,
-                                gw_.empty() ? nullptr : gw_.data(),
-                                gv_.empty() ? nullptr : gv_.data(),
-                                feature_fields_.data(),
-                                K,
-                                factor_stride(),
-                                params_.field_aware,
-                                params_.learning_rate,
-                                params_.reg_bias,
-                                params_.reg_linear,
-                                params_.reg_factors};
-      const bool ada = kern.g0 != nullptr;
-      parallel_for(0, blocks, threads, [&](Offset block, int t) {
-        float* sum_a = scratch.data() + scratch_stride * static_cast<std::size_t>(t);
-        detail::FMThreadSlot& slot = slots[static_cast<std::size_t>(t)];
-        // One thread updates the model's bias in place (bit-reproducible). Several threads each
-        // work on a private copy of the bias and fold its change into the model every
-        // kBiasSync rows: rarely enough that the threads do not trade the bias's cache line on
-        // every sample, often enough that the summed changes stay ordinary SGD steps. (Merging
-        // once per block let each thread's copy relax all the way toward the optimum, and the
-        // summed changes overshot it: the two-thread bias ended up to 0.5 logit off.)
-        detail::FMKernel<KC> local = kern;
-        float bias_start = 0.0f, bias_ada_start = 0.0f;
-        auto pull_bias = [&] {
-#if defined(_OPENMP)
-#pragma omp atomic read
-#endif
-          bias_start = w0_;
-          slot.w0 = bias_start;
-          if (ada) {
-#if defined(_OPENMP)
-#pragma omp atomic read
-#endif
-            bias_ada_start = g0_;
-            slot.g0 = bias_ada_start;
-          }
-        };
-        auto push_bias = [&] {
-          const float bias_delta = slot.w0 - bias_start;
-#if defined(_OPENMP)
-#pragma omp atomic update
-#endif
-          w0_ += bias_delta;
-          if (ada) {
-            const float ada_delta = slot.g0 - bias_ada_start;
-#if defined(_OPENMP)
-#pragma omp atomic update
-#endif
-            g0_ += ada_delta;
-          }
-        };
-        if (threads > 1) {
-          pull_bias();
-          local.w0 = &slot.w0;
-          if (ada) local.g0 = &slot.g0;
-        }
-        int until_sync = kBiasSync;
-        float* sum_b = sum_a + K;
-        double local_loss = 0.0, local_weight = 0.0;
-        Rng partner(params_.seed, 0x425052ULL + epoch_id, static_cast<std::uint64_t>(block));
-        const Offset end = std::min(rows, (block + 1) * kBlock);
-        for (Offset p = block * kBlock; p < end; ++p) {
-          if (threads > 1 && --until_sync == 0) {
-            push_bias();
-            pull_bias();
-            until_sync = kBiasSync;
-          }
-          const Offset r = order[p];
-#if defined(__GNUC__)
-          // Rows come in shuffled order, so each is a cache miss: fetch the row offsets 16 rows
-          // ahead and every cache line of the entries 8 rows ahead.
-          if (p + 16 < end) __builtin_prefetch(X.indptr + order[p + 16]);
-          if (p + 8 < end) {
-            const Offset ahead = order[p + 8];
-            const Offset b = X.indptr[ahead], e = X.indptr[ahead + 1];
-            for (Offset q = b; q < e; q += 16) {
-              __builtin_prefetch(X.indices + q);
-              if (X.data) __builtin_prefetch(X.data + q);
-            }
-            __builtin_prefetch(X.indices + e - 1);
-            if (X.data) __builtin_prefetch(X.data + e - 1);
-          }
-#endif
-          const float weight = target.sample_weights.empty() ? 1.0f : target.sample_weights[r];
-          if (weight == 0.0f) continue;
-          const Index* idx = X.indices + X.indptr[r];
-          const float* val = X.data ? X.data + X.indptr[r] : nullptr;
-          const Offset n = X.indptr[r + 1] - X.indptr[r];
-          if (!bpr) {
-            const float s = local.forward(idx, val, n, sum_a);
-            const float y = target.labels[r];
-            float g;
-            if (params_.loss == FMParams::Loss::logistic) {
-              g = detail::fm_sigmoid(s) - y;
-              local_loss += weight * detail::fm_logistic_loss(s, y);
-            } else {
-              g = s - y;
-              local_loss += 0.5 * weight * static_cast<double>(g) * g;
-            }
-            local_weight += weight;
-            local.backward(idx, val, n, sum_a, g * weight);
-          } else {
-            const Offset count = lower_count[r];
-            if (count == 0) continue;
-            const Offset q = group_rows[lower_begin[r] +
-                                        static_cast<Offset>(partner.next_u64() % static_cast<std::uint64_t>(count))];
-            const Index* idx_q = X.indices + X.indptr[q];
-            const float* val_q = X.data ? X.data + X.indptr[q] : nullptr;
-            const Offset n_q = X.indptr[q + 1] - X.indptr[q];
-            const float s_pos = local.forward(idx, val, n, sum_a);
-            const float s_neg = local.forward(idx_q, val_q, n_q, sum_b);
-            const float d = s_pos - s_neg;
-            local_loss += weight * detail::fm_logistic_loss(d, 1.0);
-            local_weight += weight;
-            const float g = (detail::fm_sigmoid(d) - 1.0f) * weight;
-            local.backward(idx, val, n, sum_a, g);
-            local.backward(idx_q, val_q, n_q, sum_b, -g);
-          }
-        }
-        slot.loss += local_loss;
-        slot.weight += local_weight;
-        if (threads > 1) push_bias();
-      });
-    });
-    double total_loss = 0.0, total_weight = 0.0;
-    for (const auto& slot : slots) {
-      total_loss += slot.loss;
-      total_weight += slot.weight;
-    }
     FMEpoch record;
     record.epoch = epochs_done_;
-    record.train_loss = total_weight > 0 ? total_loss / total_weight : 0.0;
-    bool finite = std::isfinite(record.train_loss) && std::isfinite(w0_);
-    for (std::size_t i = 0; finite && i < w_.size(); ++i) finite = std::isfinite(w_[i]);
-    for (std::size_t i = 0; finite && i < v_.size(); ++i) finite = std::isfinite(v_[i]);
-    if (finite && validating) {
-      record.validation_loss = loss(*validation_X, *validation_target);
-      finite = std::isfinite(record.validation_loss);
-    }
-    if (!finite) {
+    record.train_loss = sgd_epoch(X, target, partners, order, threads);
+    if (!evaluate_epoch(record, validation_X, validation_target)) {
       restore(start);
       detail::raise<DivergenceError>("FM::", method, ": training diverged in epoch ", epochs_done_,
                                      " (non-finite loss or parameters; got training loss ",
@@ -833,16 +853,12 @@ PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
     ++epochs_done_;
     progress.advance(1);
     if (validating) {
-      if (record.validation_loss < best_loss) {
-        best_loss = record.validation_loss;
-        since_best = 0;
-        if (early) snapshot(best);
-      } else if (early && ++since_best >= params_.early_stopping_rounds) {
-        break;
-      }
+      const detail::FMEarlyStopping::Step step = stopping.observe(record.validation_loss);
+      if (step == detail::FMEarlyStopping::Step::new_best && early) snapshot(best);
+      if (step == detail::FMEarlyStopping::Step::stop) break;
     }
   }
-  if (early && std::isfinite(best_loss)) restore(best);
+  if (early && std::isfinite(stopping.best_loss)) restore(best);
 }
 
 PERKREC_INLINE float FM::score_row(const Index* idx, const float* val, Offset n, float* scratch) const {

@@ -517,5 +517,46 @@ TEST(FM, EarlyStoppingKeepsBestValidationEpoch) {
   EXPECT_NEAR(fm.loss(val.view(), vt), best, 1e-9);
 }
 
+// FM::train's stages (issue 17): the BPR partner index and the early-stopping bookkeeping.
+// (The epoch stage's contract, one pass lowers the training loss, is
+// FM.LossDecreasesOverFirstEpochs above, one partial_fit epoch at a time.)
+TEST(FMStages, BprPartnersAreTheLowerLabelledRowsOfTheSameGroup) {
+  const std::vector<float> labels = {1, 0, 2, 0, 0, 3, 1, 1};
+  const std::vector<Index> groups = {0, 0, 0, 1, 1, 2, 2, 2};
+  FMTarget t;
+  t.labels = labels;
+  t.groups = groups;
+  const detail::FMPartners pairs = detail::fm_bpr_partners(t, 8);
+  ASSERT_EQ(pairs.group_rows.size(), 8u);
+  for (Offset r = 0; r < 8; ++r) {
+    std::vector<Offset> got, expected;
+    for (Offset i = 0; i < pairs.lower_count[r]; ++i) got.push_back(pairs.group_rows[pairs.lower_begin[r] + i]);
+    for (Offset q = 0; q < 8; ++q) {
+      if (groups[q] == groups[r] && labels[q] < labels[r]) expected.push_back(q);
+    }
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, expected) << "row " << r;
+  }
+  EXPECT_EQ(pairs.lower_count[2], 2);  // label 2 beats rows 0 and 1
+  EXPECT_EQ(pairs.lower_count[3], 0);  // a tie is no pair
+  EXPECT_EQ(pairs.lower_count[5], 2);
+}
+
+TEST(FMStages, EarlyStoppingStopsAfterRoundsWithoutANewBest) {
+  using Step = detail::FMEarlyStopping::Step;
+  detail::FMEarlyStopping s;
+  s.rounds = 2;
+  EXPECT_EQ(s.observe(1.0), Step::new_best);
+  EXPECT_EQ(s.observe(0.5), Step::new_best);
+  EXPECT_EQ(s.observe(0.5), Step::go_on);  // equal is not better
+  EXPECT_EQ(s.observe(0.4), Step::new_best);
+  EXPECT_EQ(s.observe(0.7), Step::go_on);
+  EXPECT_EQ(s.observe(0.6), Step::stop);
+  EXPECT_EQ(s.best_loss, 0.4);
+  detail::FMEarlyStopping never;  // rounds = 0: tracks the best, never stops
+  EXPECT_EQ(never.observe(1.0), Step::new_best);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(never.observe(2.0), Step::go_on);
+}
+
 }  // namespace
 }  // namespace perkrec
