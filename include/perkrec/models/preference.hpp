@@ -315,6 +315,29 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   IdMap benefit_ids_;
 };
 
+namespace detail::pref {
+/// PreferenceModel::fit's shrinkage stage for one member and dimension: the Beta posterior of
+/// the member's rate after `responses` (capped at `trials`) in `trials` under the prior
+/// Beta(strength x prior_mean, strength x (1 - prior_mean)):
+///   mean = (responses + strength x prior_mean) / (trials + strength),
+/// i.e. the member's own rate pulled toward prior_mean with weight strength / (trials + strength).
+/// sd adds (strength / (trials + strength))^2 x class_spread (the variance of the class rates
+/// the prior mean mixes) to the Beta variance (law of total variance).
+struct BetaPosterior {
+  double mean = 0.0;
+  double sd = 0.0;
+};
+PERKREC_INLINE BetaPosterior beta_posterior(double trials, double responses, double strength, double prior_mean,
+                                            double class_spread);
+/// fit's empirical-Bayes stage: per dimension, the prior strength on the grid 0.5, 1, 2, ...,
+/// 1024 that maximizes the beta-binomial likelihood of the (decayed) issues and responses of
+/// every max(1, n / 5000)-th member around their prior means (rows n x dims, row-major);
+/// `fixed_strength` > 0 skips the search and gives it for every dimension.
+PERKREC_INLINE std::vector<double> prior_strength(Span<const float> issued, Span<const float> claimed,
+                                                  Span<const float> prior_mean, Index n, std::size_t dims,
+                                                  double fixed_strength, int threads);
+}  // namespace detail::pref
+
 }  // namespace perkrec
 
 #ifdef PERKREC_HEADER_ONLY

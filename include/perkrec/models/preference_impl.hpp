@@ -408,40 +408,30 @@ PERKREC_INLINE std::vector<double> PreferenceModel::class_prior(const UserTable&
   return out;
 }
 
-PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog& catalog, Timestamp cut_time,
-                                              const UserTable* users, const Callbacks& callbacks) {
-  using namespace detail::pref;
-  if (catalog.size() != log.n_benefits()) {
-    detail::raise<InputError>("PreferenceModel::fit: catalog holds ", catalog.size(),
-                              " benefits (expected the log's n_benefits, ", log.n_benefits(), ")");
-  }
-  if (log.empty()) detail::raise<InputError>("PreferenceModel::fit: the event log is empty");
-  if (log.min_time() >= cut_time) {
-    detail::raise<InputError>("PreferenceModel::fit: no event before the cut time (got cut_time ", cut_time,
-                              ", earliest event ", log.min_time(), ")");
-  }
-  const int threads = resolve_num_threads(params_.num_threads);
-  std::vector<std::string> cov_names;
-  std::vector<double> cov_center, cov_scale, cov_x;
-  MemberTableReport table_report;
-  if (users != nullptr) {
-    const std::vector<Index> rows = detail::pref::align_member_rows(*users, log, cut_time, params_.member_time_columns,
-                                                                    table_report, "PreferenceModel::fit");
-    cov_x = detail::pref::encode_covariates(*users, rows, cut_time, params_.member_time_columns, true, cov_names,
-                                            cov_center, cov_scale, &table_report.missing_values,
-                                            "PreferenceModel::fit");
-  }
-  const BenefitDimensions dims = BenefitDimensions::for_catalog(catalog, params_.dimensions);
-  const int D = dims.size();
-  const auto Dz = static_cast<std::size_t>(D);
-  const Index n = log.n_users();
-  const auto nz = static_cast<std::size_t>(n);
-  const Index nb = catalog.size();
-  const int c_begin = dims.group_begin(BenefitDimensions::Group::channel);
-  const int C = dims.group_end(BenefitDimensions::Group::channel) - c_begin;
-  const auto Cz = static_cast<std::size_t>(std::max(C, 0));
+namespace detail::pref {
+
+// The stages of PreferenceModel::fit_impl, in order (issue 17): benefit_layout, count_log,
+// population_rates, fit_classes (EM), prior_means, prior_strength (empirical Bayes),
+// shrink (the posterior), fit_timing and member_features.
+
+// Benefit -> its dimensions (CSR) and its channel (-1 = none) among the channel dimensions
+// [c_begin, c_begin + C).
+struct BenefitLayout {
   std::vector<std::int32_t> dim_offsets{0}, dim_list;
-  std::vector<int> benefit_channel(static_cast<std::size_t>(nb), -1);
+  std::vector<int> benefit_channel;
+  int c_begin = 0, C = 0;
+};
+
+inline BenefitLayout benefit_layout(const Catalog& catalog, const BenefitDimensions& dims) {
+  BenefitLayout out;
+  const Index nb = catalog.size();
+  out.c_begin = dims.group_begin(BenefitDimensions::Group::channel);
+  out.C = dims.group_end(BenefitDimensions::Group::channel) - out.c_begin;
+  const int c_begin = out.c_begin, C = out.C;
+  std::vector<std::int32_t>& dim_offsets = out.dim_offsets;
+  std::vector<std::int32_t>& dim_list = out.dim_list;
+  out.benefit_channel.assign(static_cast<std::size_t>(nb), -1);
+  std::vector<int>& benefit_channel = out.benefit_channel;
   {
     std::vector<int> active;
     for (Index b = 0; b < nb; ++b) {
@@ -454,25 +444,65 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
       dim_offsets.push_back(static_cast<std::int32_t>(dim_list.size()));
     }
   }
-  const double decay = params_.half_life_days > 0 ? std::log(2.0) / (params_.half_life_days * kDay) : 0.0;
+  return out;
+}
 
-  // --- 1. one pass over the log: decayed counts, order summaries, slot counts ----------------
-  ProgressReporter counting(callbacks, "counts", n);
-  std::vector<float> issued(nz * Dz, 0.0f), claimed(nz * Dz, 0.0f);
-  std::vector<float> ch_issued(nz * Cz, 0.0f), ch_viewed(nz * Cz, 0.0f);
-  struct MemberSummary {
-    double issued = 0, claimed = 0, issued_w = 0, redeemed = 0;
-    double orders = 0, orders_90d = 0;
-    Timestamp first_event = kNoTime, first_order = kNoTime, last_order = kNoTime;
-    double gap_ss = 0;  // sum of squared gaps (days)
-    // The same over orders without a redemption at their instant: the member's own rhythm,
-    // without the extra purchases benefits trigger (the repurchase cycle).
-    double cycle_orders = 0, cycle_gap_ss = 0;
-    Timestamp cycle_first = kNoTime, cycle_last = kNoTime;
-  };
-  std::vector<MemberSummary> summary(nz);
-  std::vector<Offset> slot_offsets(nz + 1, 0);
-  std::vector<Offset> pair_offsets(nz + 1, 0);  // member -> (benefit, trials, responses)
+// Per member, from the events before the cut.
+struct MemberSummary {
+  double issued = 0, claimed = 0, issued_w = 0, redeemed = 0;
+  double orders = 0, orders_90d = 0;
+  Timestamp first_event = kNoTime, first_order = kNoTime, last_order = kNoTime;
+  double gap_ss = 0;  // sum of squared gaps (days)
+  // The same over orders without a redemption at their instant: the member's own rhythm,
+  // without the extra purchases benefits trigger (the repurchase cycle).
+  double cycle_orders = 0, cycle_gap_ss = 0;
+  Timestamp cycle_first = kNoTime, cycle_last = kNoTime;
+};
+
+// Stage 1: one pass over the log — decayed counts per dimension and channel, order
+// summaries, order hour-of-week slots, and (benefit, trials, responses) pairs per member.
+struct LogCounts {
+  std::vector<float> issued, claimed;           // n x D, decayed
+  std::vector<float> ch_issued, ch_viewed;      // n x C, decayed
+  std::vector<MemberSummary> summary;           // n
+  std::vector<Offset> slot_offsets, pair_offsets;  // n + 1 each
+  std::vector<std::uint8_t> slots;              // hour-of-week of each order
+  std::vector<Index> pair_benefit;
+  std::vector<float> pair_trials, pair_responses;
+  std::vector<std::int64_t> benefit_issued, benefit_claimed;  // exact, per benefit
+  std::int64_t total_viewed = 0;
+};
+
+inline LogCounts count_log(const EventLog& log, Timestamp cut_time, EventType response_type, double decay,
+                           const BenefitLayout& layout, Index nb, std::size_t Dz, int threads) {
+  LogCounts out;
+  const Index n = log.n_users();
+  const auto nz = static_cast<std::size_t>(n);
+  const auto Cz = static_cast<std::size_t>(std::max(layout.C, 0));
+  std::vector<float>& issued = out.issued;
+  std::vector<float>& claimed = out.claimed;
+  std::vector<float>& ch_issued = out.ch_issued;
+  std::vector<float>& ch_viewed = out.ch_viewed;
+  std::vector<MemberSummary>& summary = out.summary;
+  std::vector<Offset>& slot_offsets = out.slot_offsets;
+  std::vector<Offset>& pair_offsets = out.pair_offsets;
+  std::vector<std::uint8_t>& slots = out.slots;
+  std::vector<Index>& pair_benefit = out.pair_benefit;
+  std::vector<float>& pair_trials = out.pair_trials;
+  std::vector<float>& pair_responses = out.pair_responses;
+  std::vector<std::int64_t>& benefit_issued = out.benefit_issued;
+  std::vector<std::int64_t>& benefit_claimed = out.benefit_claimed;
+  std::int64_t& total_viewed = out.total_viewed;
+  const std::vector<std::int32_t>& dim_offsets = layout.dim_offsets;
+  const std::vector<std::int32_t>& dim_list = layout.dim_list;
+  const std::vector<int>& benefit_channel = layout.benefit_channel;
+  issued.assign(nz * Dz, 0.0f);
+  claimed.assign(nz * Dz, 0.0f);
+  ch_issued.assign(nz * Cz, 0.0f);
+  ch_viewed.assign(nz * Cz, 0.0f);
+  summary.resize(nz);
+  slot_offsets.assign(nz + 1, 0);
+  pair_offsets.assign(nz + 1, 0);  // member -> (benefit, trials, responses)
   const int slices = std::max(1, threads * 4);
   std::vector<std::vector<std::int64_t>> benefit_counts(static_cast<std::size_t>(slices));
   const Span<const Index> ev_benefit = log.benefits();
@@ -501,7 +531,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
         const auto type = static_cast<EventType>(ev_type[static_cast<std::size_t>(e)]);
         const Index b = ev_benefit[static_cast<std::size_t>(e)];
         const auto w = static_cast<float>(std::exp(-decay * static_cast<double>(cut_time - t)));
-        const bool response = type == params_.response;
+        const bool response = type == response_type;
         if (b >= 0 && (type == EventType::issued || type == EventType::viewed || response) &&
             stamp[static_cast<std::size_t>(b)] != u) {
           stamp[static_cast<std::size_t>(b)] = u;
@@ -559,9 +589,8 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
       pair_offsets[row + 1] = pairs;
     }
   });
-  counting.advance(n);
-  std::vector<std::int64_t> benefit_issued(static_cast<std::size_t>(nb), 0), benefit_claimed(static_cast<std::size_t>(nb), 0);
-  std::int64_t total_viewed = 0;
+  benefit_issued.assign(static_cast<std::size_t>(nb), 0);
+  benefit_claimed.assign(static_cast<std::size_t>(nb), 0);
   for (const auto& bc : benefit_counts) {
     for (Index b = 0; b < nb; ++b) {
       benefit_issued[static_cast<std::size_t>(b)] += bc[static_cast<std::size_t>(b) * 3];
@@ -571,15 +600,16 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   }
   // Class membership reads responses among viewed benefits when the log records views (the
   // view itself depends on the member's channel habits, not only their taste).
-  const bool trials_are_views = params_.response == EventType::claimed && total_viewed > 0;
+  const bool trials_are_views = response_type == EventType::claimed && total_viewed > 0;
   const auto trial_type = static_cast<std::uint8_t>(trials_are_views ? EventType::viewed : EventType::issued);
   for (std::size_t u = 0; u < nz; ++u) {
     slot_offsets[u + 1] += slot_offsets[u];
     pair_offsets[u + 1] += pair_offsets[u];
   }
-  std::vector<std::uint8_t> slots(static_cast<std::size_t>(slot_offsets.back()));
-  std::vector<Index> pair_benefit(static_cast<std::size_t>(pair_offsets.back()));
-  std::vector<float> pair_trials(pair_benefit.size(), 0.0f), pair_responses(pair_benefit.size(), 0.0f);
+  slots.resize(static_cast<std::size_t>(slot_offsets.back()));
+  pair_benefit.resize(static_cast<std::size_t>(pair_offsets.back()));
+  pair_trials.assign(pair_benefit.size(), 0.0f);
+  pair_responses.assign(pair_benefit.size(), 0.0f);
   std::vector<std::vector<Offset>> position(static_cast<std::size_t>(threads));
   parallel_for(0, n, threads, [&](Offset uo, int thread) {
     std::vector<Offset>& pos = position[static_cast<std::size_t>(thread)];
@@ -595,7 +625,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
         slots[static_cast<std::size_t>(at++)] = static_cast<std::uint8_t>(hour_of_week(t));
       }
       const Index b = ev_benefit[static_cast<std::size_t>(e)];
-      const bool response = type == static_cast<std::uint8_t>(params_.response);
+      const bool response = type == static_cast<std::uint8_t>(response_type);
       if (b < 0 || !(type == static_cast<std::uint8_t>(EventType::issued) ||
                      type == static_cast<std::uint8_t>(EventType::viewed) || response)) {
         continue;
@@ -614,7 +644,33 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
     }
   }, Schedule::dynamic, 1024);
 
-  // --- 2. population rates ---------------------------------------------------------------------
+  return out;
+}
+
+// Stage 2: population rates.
+struct PopulationRates {
+  double overall_rate = 0.1;          // responses per issue over all benefits
+  std::vector<double> pop;            // per dimension
+  std::vector<double> issue_share;    // per dimension: share of the issues
+  std::vector<double> pop_view;       // per channel: views per issue
+  std::vector<double> channel_share;  // D x (C + 1): channel mix of each dimension's issues
+};
+
+inline PopulationRates population_rates(const LogCounts& counts, const BenefitLayout& layout, Index n,
+                                        std::size_t Dz, int threads) {
+  PopulationRates out;
+  const auto Cz = static_cast<std::size_t>(std::max(layout.C, 0));
+  const auto nb = static_cast<Index>(counts.benefit_issued.size());
+  const std::vector<float>& issued = counts.issued;
+  const std::vector<float>& claimed = counts.claimed;
+  const std::vector<float>& ch_issued = counts.ch_issued;
+  const std::vector<float>& ch_viewed = counts.ch_viewed;
+  const std::vector<MemberSummary>& summary = counts.summary;
+  const std::vector<std::int64_t>& benefit_issued = counts.benefit_issued;
+  const std::vector<std::int64_t>& benefit_claimed = counts.benefit_claimed;
+  const std::vector<std::int32_t>& dim_offsets = layout.dim_offsets;
+  const std::vector<std::int32_t>& dim_list = layout.dim_list;
+  const std::vector<int>& benefit_channel = layout.benefit_channel;
   const std::vector<double> totals = block_sum(n, 2 * Dz + 2 * Cz + 2, threads, [&](Index u, double* acc) {
     const auto row = static_cast<std::size_t>(u);
     for (std::size_t d = 0; d < Dz; ++d) {
@@ -632,20 +688,25 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
     all_issued += static_cast<double>(benefit_issued[static_cast<std::size_t>(b)]);
     all_claimed += static_cast<double>(benefit_claimed[static_cast<std::size_t>(b)]);
   }
-  const double overall_rate = all_issued > 0 ? std::clamp(all_claimed / all_issued, 1e-4, 1 - 1e-4) : 0.1;
-  std::vector<double> pop(Dz), issue_share(Dz);
+  const double overall_rate = out.overall_rate = all_issued > 0 ? std::clamp(all_claimed / all_issued, 1e-4, 1 - 1e-4) : 0.1;
+  std::vector<double>& pop = out.pop;
+  std::vector<double>& issue_share = out.issue_share;
+  pop.resize(Dz);
+  issue_share.resize(Dz);
   double dim_issue_total = 0;
   for (std::size_t d = 0; d < Dz; ++d) dim_issue_total += totals[d];
   for (std::size_t d = 0; d < Dz; ++d) {
     pop[d] = totals[d] > 0 ? std::clamp(totals[Dz + d] / totals[d], 1e-4, 1 - 1e-4) : overall_rate;
     issue_share[d] = dim_issue_total > 0 ? totals[d] / dim_issue_total : 0.0;
   }
-  std::vector<double> pop_view(Cz);
+  std::vector<double>& pop_view = out.pop_view;
+  pop_view.resize(Cz);
   for (std::size_t c = 0; c < Cz; ++c) {
     pop_view[c] = totals[2 * Dz + c] > 0 ? std::clamp(totals[2 * Dz + Cz + c] / totals[2 * Dz + c], 1e-3, 1 - 1e-3) : 0.5;
   }
   // Channel mix of each dimension's issues (exact integer totals).
-  std::vector<double> channel_share(Dz * (Cz + 1), 0.0);  // last column: no channel
+  std::vector<double>& channel_share = out.channel_share;
+  channel_share.assign(Dz * (Cz + 1), 0.0);  // last column: no channel
   {
     std::vector<double> dim_total(Dz, 0.0);
     for (Index b = 0; b < nb; ++b) {
@@ -663,20 +724,50 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
       }
     }
   }
+  return out;
+}
 
-  // --- 3. latent classes (EM) ------------------------------------------------------------------
-  ProgressReporter em_progress(callbacks, "classes", params_.em_iterations + 1);
-  const int K = static_cast<int>(std::min<Index>(params_.latent_classes, std::max<Index>(1, n)));
+// Stage 3: latent classes by EM — memberships (resp, n x K), class rates per dimension
+// (theta, K x D), class weights and the covariate weights of the class prior (K x P).
+struct LatentClasses {
+  int K = 1;
+  std::vector<float> resp;
+  std::vector<double> theta, weight, cov_w;
+};
+
+inline LatentClasses fit_classes(const LogCounts& counts, const PopulationRates& rates, const std::vector<double>& cov_x,
+                                 std::size_t Pz, const PreferenceParams& params, Timestamp cut_time, std::size_t Dz,
+                                 int threads, ProgressReporter& em_progress) {
+  LatentClasses fit;
+  const auto n = static_cast<Index>(counts.summary.size());
+  const auto nz = static_cast<std::size_t>(n);
+  const auto nb = static_cast<Index>(counts.benefit_issued.size());
+  const int D = static_cast<int>(Dz);
+  const double overall_rate = rates.overall_rate;
+  const std::vector<double>& pop = rates.pop;
+  const std::vector<float>& issued = counts.issued;
+  const std::vector<float>& claimed = counts.claimed;
+  const std::vector<MemberSummary>& summary = counts.summary;
+  const std::vector<Offset>& pair_offsets = counts.pair_offsets;
+  const std::vector<Index>& pair_benefit = counts.pair_benefit;
+  const std::vector<float>& pair_trials = counts.pair_trials;
+  const std::vector<float>& pair_responses = counts.pair_responses;
+  const int K = fit.K = static_cast<int>(std::min<Index>(params.latent_classes, std::max<Index>(1, n)));
   const auto Kz = static_cast<std::size_t>(K);
-  std::vector<float> resp(nz * Kz, 1.0f / static_cast<float>(K));
-  std::vector<double> theta(Kz * Dz), weight(Kz, 1.0 / K);
+  std::vector<float>& resp = fit.resp;
+  std::vector<double>& theta = fit.theta;
+  std::vector<double>& weight = fit.weight;
+  resp.assign(nz * Kz, 1.0f / static_cast<float>(K));
+  theta.resize(Kz * Dz);
+  weight.assign(Kz, 1.0 / K);
   for (std::size_t c = 0; c < Kz; ++c) {
     for (std::size_t d = 0; d < Dz; ++d) theta[c * Dz + d] = pop[d];
   }
   constexpr double kClassPrior = 2.0;  // pseudo-issues pulling class rates to the population
-  const std::size_t Pz = users == nullptr ? 0 : cov_names.size() + 1;
   constexpr double kCovariateL2 = 1.0;
-  std::vector<double> cov_w(Kz * Pz, 0.0), cov_bound;
+  std::vector<double>& cov_w = fit.cov_w;
+  cov_w.assign(Kz * Pz, 0.0);
+  std::vector<double> cov_bound;
   auto cov_newton = [&]() {
     for (int step = 0; step < 2; ++step) {
       const std::vector<double> g = block_sum(n, Kz * Pz, threads, [&](Index u, double* acc) {
@@ -740,7 +831,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
       parallel_for(0, static_cast<Offset>(sample.size()), threads, [&](Offset i) {
         member_lifts(static_cast<std::size_t>(sample[static_cast<std::size_t>(i)]), lifts.data() + static_cast<std::size_t>(i) * Dz);
       });
-      const KMeansResult init = kmeans(lifts.data(), static_cast<Index>(sample.size()), D, K, params_.seed, 20, threads);
+      const KMeansResult init = kmeans(lifts.data(), static_cast<Index>(sample.size()), D, K, params.seed, 20, threads);
       parallel_for(0, n, threads, [&](Offset uo) {
         const auto row = static_cast<std::size_t>(uo);
         float* r = resp.data() + row * Kz;
@@ -795,7 +886,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
     // the orders over the member's tenure, shape kOrderShape for individual variation) and,
     // when responses are claims, how often a claimed benefit gets redeemed.
     constexpr double kOrderShape = 8.0;
-    const bool use_redemption = params_.response == EventType::claimed;
+    const bool use_redemption = params.response == EventType::claimed;
     auto tenure_of = [&](std::size_t row) {
       const MemberSummary& m = summary[row];
       return m.first_event == kNoTime ? 0.0 : static_cast<double>(cut_time - m.first_event) / kDay;
@@ -859,7 +950,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
     const std::size_t change_at = Kz * stride_c;
     std::vector<double> log_odds(Kz * nbz), log_fail(Kz * nbz), log_weight(Kz), log_order_rate(Kz);
     std::vector<double> log_redeem(Kz), log_keep(Kz);
-    for (int it = 0; it < params_.em_iterations; ++it) {
+    for (int it = 0; it < params.em_iterations; ++it) {
       for (std::size_t i = 0; i < Kz * nbz; ++i) {
         log_fail[i] = std::log1p(-class_benefit[i]);
         log_odds[i] = std::log(class_benefit[i]) - log_fail[i];
@@ -918,8 +1009,23 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   } else {
     m_step();
   }
+  return fit;
+}
 
-  // --- 4. prior means with the channel correction, EB strength, posterior -----------------------
+// Stage 4a: each member's prior mean per dimension — the membership-weighted class rates,
+// corrected for the channel mix the member opens (n x D).
+inline std::vector<float> prior_means(const LogCounts& counts, const PopulationRates& rates, const LatentClasses& classes,
+                                      std::size_t Dz, std::size_t Cz, int threads) {
+  const auto n = static_cast<Index>(counts.summary.size());
+  const auto nz = static_cast<std::size_t>(n);
+  const auto Kz = static_cast<std::size_t>(classes.K);
+  const std::int64_t total_viewed = counts.total_viewed;
+  const std::vector<float>& resp = classes.resp;
+  const std::vector<double>& theta = classes.theta;
+  const std::vector<double>& pop_view = rates.pop_view;
+  const std::vector<double>& channel_share = rates.channel_share;
+  const std::vector<float>& ch_issued = counts.ch_issued;
+  const std::vector<float>& ch_viewed = counts.ch_viewed;
   std::vector<double> class_view(Kz * Cz, 0.0);
   if (Cz > 0) {
     const std::vector<double> s = block_sum(n, Kz * 2 * Cz, threads, [&](Index u, double* acc) {
@@ -958,8 +1064,15 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
       prior_mean[row * Dz + d] = static_cast<float>(std::clamp(mu * g, 1e-4, 1 - 1e-4));
     }
   });
-  std::vector<double> strength(Dz, params_.prior_strength);
-  if (params_.prior_strength <= 0) {
+  return prior_mean;
+}
+
+// Stage 4b: the empirical-Bayes prior strength per dimension (see the declaration).
+PERKREC_INLINE std::vector<double> prior_strength(Span<const float> issued, Span<const float> claimed,
+                                                  Span<const float> prior_mean, Index n, std::size_t Dz,
+                                                  double fixed_strength, int threads) {
+  std::vector<double> strength(Dz, fixed_strength);
+  if (fixed_strength <= 0) {
     static constexpr double kGrid[] = {0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
     constexpr int kG = 12;
     const Index step = std::max<Index>(1, n / 5000);
@@ -985,43 +1098,98 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
       strength[d] = kGrid[best];
     }
   }
-  const double z = inverse_normal_cdf(0.5 * (1.0 + params_.interval));
-  std::vector<float> pref(nz * Dz), lo(nz * Dz), hi(nz * Dz), post_sd(nz * Dz);
+  return strength;
+}
+
+PERKREC_INLINE BetaPosterior beta_posterior(double trials, double responses, double strength, double prior_mean,
+                                            double class_spread) {
+  const double nn = trials;
+  const double k = std::min<double>(responses, nn);
+  const double a = k + strength * prior_mean;
+  const double b = nn - k + strength * (1.0 - prior_mean);
+  BetaPosterior out;
+  out.mean = a / (a + b);
+  // Law of total variance over the class memberships: the Beta posterior's variance plus
+  // the spread of the class rates the prior mean mixes, weighted by the prior's share.
+  const double prior_share = strength / (nn + strength);
+  out.sd = std::sqrt(a * b / ((a + b) * (a + b) * (a + b + 1.0)) + prior_share * prior_share * class_spread);
+  return out;
+}
+
+// Stage 4c: the shrinkage — each member's posterior rate per dimension (beta_posterior),
+// as a lift over the population rate with its interval bounds and posterior sd (n x D each).
+struct Posterior {
+  std::vector<float> pref, lower, upper, sd;
+};
+
+inline Posterior shrink(const LogCounts& counts, const PopulationRates& rates, const LatentClasses& classes,
+                        const std::vector<float>& prior_mean, const std::vector<double>& strength, double interval,
+                        std::size_t Dz, int threads) {
+  Posterior out;
+  const auto n = static_cast<Index>(counts.summary.size());
+  const auto nz = static_cast<std::size_t>(n);
+  const auto Kz = static_cast<std::size_t>(classes.K);
+  const std::vector<float>& resp = classes.resp;
+  const std::vector<double>& theta = classes.theta;
+  const std::vector<double>& pop = rates.pop;
+  const std::vector<float>& issued = counts.issued;
+  const std::vector<float>& claimed = counts.claimed;
+  const double z = inverse_normal_cdf(0.5 * (1.0 + interval));
+  std::vector<float>& pref = out.pref;
+  std::vector<float>& lo = out.lower;
+  std::vector<float>& hi = out.upper;
+  std::vector<float>& post_sd = out.sd;
+  pref.resize(nz * Dz);
+  lo.resize(nz * Dz);
+  hi.resize(nz * Dz);
+  post_sd.resize(nz * Dz);
   parallel_for(0, n, threads, [&](Offset uo) {
     const auto row = static_cast<std::size_t>(uo);
     for (std::size_t d = 0; d < Dz; ++d) {
       const std::size_t i = row * Dz + d;
-      const double nn = issued[i];
-      const double k = std::min<double>(claimed[i], nn);
-      const double a = k + strength[d] * prior_mean[i];
-      const double b = nn - k + strength[d] * (1.0 - prior_mean[i]);
-      const double mean = a / (a + b);
-      // Law of total variance over the class memberships: the Beta posterior's variance plus
-      // the spread of the class rates the prior mean mixes, weighted by the prior's share.
       double mix = 0, mix_mean = 0;
       for (std::size_t c = 0; c < Kz; ++c) mix_mean += resp[row * Kz + c] * theta[c * Dz + d];
       for (std::size_t c = 0; c < Kz; ++c) {
         const double dev = theta[c * Dz + d] - mix_mean;
         mix += resp[row * Kz + c] * dev * dev;
       }
-      const double prior_share = strength[d] / (nn + strength[d]);
-      const double sd = std::sqrt(a * b / ((a + b) * (a + b) * (a + b + 1.0)) + prior_share * prior_share * mix);
+      const BetaPosterior post = beta_posterior(issued[i], claimed[i], strength[d], prior_mean[i], mix);
+      const double mean = post.mean;
+      const double sd = post.sd;
       pref[i] = static_cast<float>(mean / pop[d]);
       post_sd[i] = static_cast<float>(sd);
       lo[i] = static_cast<float>(std::max(0.0, mean - z * sd) / pop[d]);
       hi[i] = static_cast<float>(std::min(1.0, mean + z * sd) / pop[d]);
     }
   });
+  return out;
+}
 
-  // --- 5. timing ---------------------------------------------------------------------------------
-  ProgressReporter timing_progress(callbacks, "timing", 2);
-  std::vector<double> pop_slots(kSlots, 0.0);
+// Stage 5: timing — population slot shares, inter-order gaps, BG/NBD, and per member the
+// best slot, the next purchase, the send delay, the validity and the BG/NBD predictions.
+struct TimingFit {
+  std::vector<double> pop_slots;
+  double pop_gap = 30.0;
+  BGNBD bg;
+  std::vector<MemberTiming> timing;
+};
+
+inline TimingFit fit_timing(const LogCounts& log_counts, Timestamp cut_time, double timing_prior_strength, double horizon_days,
+                            int threads, ProgressReporter& timing_progress) {
+  TimingFit out;
+  const auto n = static_cast<Index>(log_counts.summary.size());
+  const auto nz = static_cast<std::size_t>(n);
+  const std::vector<MemberSummary>& summary = log_counts.summary;
+  const std::vector<Offset>& slot_offsets = log_counts.slot_offsets;
+  const std::vector<std::uint8_t>& slots = log_counts.slots;
+  std::vector<double>& pop_slots = out.pop_slots;
+  pop_slots.assign(PreferenceModel::kSlots, 0.0);
   {
-    std::vector<std::int64_t> counts(kSlots, 0);
+    std::vector<std::int64_t> counts(PreferenceModel::kSlots, 0);
     for (std::uint8_t s : slots) ++counts[s];
     const double total = static_cast<double>(slots.size());
-    for (int s = 0; s < kSlots; ++s) {
-      pop_slots[static_cast<std::size_t>(s)] = total > 0 ? static_cast<double>(counts[static_cast<std::size_t>(s)]) / total : 1.0 / kSlots;
+    for (int s = 0; s < PreferenceModel::kSlots; ++s) {
+      pop_slots[static_cast<std::size_t>(s)] = total > 0 ? static_cast<double>(counts[static_cast<std::size_t>(s)]) / total : 1.0 / PreferenceModel::kSlots;
     }
   }
   // Population inter-order statistics: mean gap and squared coefficient of variation.
@@ -1050,10 +1218,10 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
       }
     }
   }
-  const double pop_gap = gap_count > 0 ? gap_days / gap_count : 30.0;
+  const double pop_gap = out.pop_gap = gap_count > 0 ? gap_days / gap_count : 30.0;
   const double pop_cv2 = cv2_count > 0 ? std::clamp(cv2_sum / cv2_count, 0.05, 2.0) : 1.0;
   // BG/NBD on members with an order, sampled at a fixed stride (at most ~10k members).
-  BGNBD bg;
+  BGNBD& bg = out.bg;
   {
     std::vector<double> x, tx, T;
     Index with_orders = 0;
@@ -1070,18 +1238,19 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
     if (!x.empty()) bg = BGNBD::fit(x, tx, T, threads, 300);
   }
   timing_progress.advance(1);
-  std::vector<MemberTiming> timing(nz);
-  const double alpha = params_.timing_prior_strength;
-  const double horizon = params_.horizon_days;
+  std::vector<MemberTiming>& timing = out.timing;
+  timing.resize(nz);
+  const double alpha = timing_prior_strength;
+  const double horizon = horizon_days;
   parallel_for(0, n, threads, [&](Offset uo) {
     const auto row = static_cast<std::size_t>(uo);
     const MemberSummary& s = summary[row];
     MemberTiming& t = timing[row];
-    double post[kSlots];
+    double post[PreferenceModel::kSlots];
     const double count = static_cast<double>(slot_offsets[row + 1] - slot_offsets[row]);
-    for (int k = 0; k < kSlots; ++k) post[k] = alpha * pop_slots[static_cast<std::size_t>(k)];
+    for (int k = 0; k < PreferenceModel::kSlots; ++k) post[k] = alpha * pop_slots[static_cast<std::size_t>(k)];
     for (Offset e = slot_offsets[row]; e < slot_offsets[row + 1]; ++e) post[slots[static_cast<std::size_t>(e)]] += 1.0;
-    for (int k = 0; k < kSlots; ++k) post[k] /= (count + alpha);
+    for (int k = 0; k < PreferenceModel::kSlots; ++k) post[k] /= (count + alpha);
     t.best_slot = best_slot(post);
     const Cycle cycle = cycle_of(s);
     const double gaps = std::max(0.0, cycle.orders - 1);
@@ -1112,13 +1281,20 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
       t.expected_purchases = 0.0f;
     }
   });
-  timing_progress.advance(1);
+  return out;
+}
 
-  // --- 6. member features -------------------------------------------------------------------------
-  std::vector<std::string> feature_names = {"issued",       "claimed",     "orders",
-                                            "claim_rate",   "claim_rate_lift", "recency_days",
-                                            "tenure_days",  "mean_interorder_days", "recency_cycles",
-                                            "orders_90d",   "p_alive",     "expected_purchases"};
+// Stage 6: the member features (names in feature_names, n x F).
+inline std::vector<float> member_features(const LogCounts& counts, const PopulationRates& rates, const Posterior& posterior,
+                                          const TimingFit& timing_fit, Timestamp cut_time, std::size_t Dz,
+                                          const std::vector<std::string>& feature_names, int threads) {
+  const auto n = static_cast<Index>(counts.summary.size());
+  const auto nz = static_cast<std::size_t>(n);
+  const std::vector<MemberSummary>& summary = counts.summary;
+  const std::vector<double>& issue_share = rates.issue_share;
+  const std::vector<float>& pref = posterior.pref;
+  const std::vector<MemberTiming>& timing = timing_fit.timing;
+  const double pop_gap = timing_fit.pop_gap;
   const std::size_t F = feature_names.size();
   std::vector<float> features(nz * F);
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -1146,13 +1322,76 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
     f[10] = timing[row].p_alive;
     f[11] = timing[row].expected_purchases;
   });
+  return features;
+}
+
+}  // namespace detail::pref
+
+PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog& catalog, Timestamp cut_time,
+                                              const UserTable* users, const Callbacks& callbacks) {
+  using namespace detail::pref;
+  if (catalog.size() != log.n_benefits()) {
+    detail::raise<InputError>("PreferenceModel::fit: catalog holds ", catalog.size(),
+                              " benefits (expected the log's n_benefits, ", log.n_benefits(), ")");
+  }
+  if (log.empty()) detail::raise<InputError>("PreferenceModel::fit: the event log is empty");
+  if (log.min_time() >= cut_time) {
+    detail::raise<InputError>("PreferenceModel::fit: no event before the cut time (got cut_time ", cut_time,
+                              ", earliest event ", log.min_time(), ")");
+  }
+  const int threads = resolve_num_threads(params_.num_threads);
+  std::vector<std::string> cov_names;
+  std::vector<double> cov_center, cov_scale, cov_x;
+  MemberTableReport table_report;
+  if (users != nullptr) {
+    const std::vector<Index> rows = detail::pref::align_member_rows(*users, log, cut_time, params_.member_time_columns,
+                                                                    table_report, "PreferenceModel::fit");
+    cov_x = detail::pref::encode_covariates(*users, rows, cut_time, params_.member_time_columns, true, cov_names,
+                                            cov_center, cov_scale, &table_report.missing_values,
+                                            "PreferenceModel::fit");
+  }
+  const BenefitDimensions dims = BenefitDimensions::for_catalog(catalog, params_.dimensions);
+  const int D = dims.size();
+  const auto Dz = static_cast<std::size_t>(D);
+  const Index n = log.n_users();
+  const Index nb = catalog.size();
+  BenefitLayout layout = benefit_layout(catalog, dims);
+  const auto Cz = static_cast<std::size_t>(std::max(layout.C, 0));
+  const double decay = params_.half_life_days > 0 ? std::log(2.0) / (params_.half_life_days * kDay) : 0.0;
+
+  // --- 1. one pass over the log: decayed counts, order summaries, slot counts ----------------
+  ProgressReporter counting(callbacks, "counts", n);
+  LogCounts counts = count_log(log, cut_time, params_.response, decay, layout, nb, Dz, threads);
+  counting.advance(n);
+  // --- 2. population rates ---------------------------------------------------------------------
+  PopulationRates rates = population_rates(counts, layout, n, Dz, threads);
+  // --- 3. latent classes (EM) ------------------------------------------------------------------
+  ProgressReporter em_progress(callbacks, "classes", params_.em_iterations + 1);
+  const std::size_t Pz = users == nullptr ? 0 : cov_names.size() + 1;
+  LatentClasses classes = fit_classes(counts, rates, cov_x, Pz, params_, cut_time, Dz, threads, em_progress);
+  const int K = classes.K;
+  // --- 4. prior means with the channel correction, EB strength, posterior -----------------------
+  const std::vector<float> prior_mean = prior_means(counts, rates, classes, Dz, Cz, threads);
+  std::vector<double> strength = detail::pref::prior_strength(counts.issued, counts.claimed, prior_mean, n, Dz, params_.prior_strength, threads);
+  Posterior posterior = shrink(counts, rates, classes, prior_mean, strength, params_.interval, Dz, threads);
+  // --- 5. timing ---------------------------------------------------------------------------------
+  ProgressReporter timing_progress(callbacks, "timing", 2);
+  TimingFit timing_fit = fit_timing(counts, cut_time, params_.timing_prior_strength, params_.horizon_days, threads,
+                                    timing_progress);
+  timing_progress.advance(1);
+  // --- 6. member features -------------------------------------------------------------------------
+  std::vector<std::string> feature_names = {"issued",       "claimed",     "orders",
+                                            "claim_rate",   "claim_rate_lift", "recency_days",
+                                            "tenure_days",  "mean_interorder_days", "recency_cycles",
+                                            "orders_90d",   "p_alive",     "expected_purchases"};
+  std::vector<float> features = member_features(counts, rates, posterior, timing_fit, cut_time, Dz, feature_names, threads);
 
   // --- commit ------------------------------------------------------------------------------------
   std::vector<float> base_rate(static_cast<std::size_t>(nb));
   for (Index b = 0; b < nb; ++b) {
     const auto k = static_cast<std::size_t>(b);
-    base_rate[k] = static_cast<float>((static_cast<double>(benefit_claimed[k]) + 2.0 * overall_rate) /
-                                      (static_cast<double>(benefit_issued[k]) + 2.0));
+    base_rate[k] = static_cast<float>((static_cast<double>(counts.benefit_claimed[k]) + 2.0 * rates.overall_rate) /
+                                      (static_cast<double>(counts.benefit_issued[k]) + 2.0));
   }
   n_users_ = n;
   n_benefits_ = nb;
@@ -1162,30 +1401,30 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   covariate_names_ = std::move(cov_names);
   covariate_center_ = std::move(cov_center);
   covariate_scale_ = std::move(cov_scale);
-  covariate_weight_ = std::move(cov_w);
+  covariate_weight_ = std::move(classes.cov_w);
   member_table_report_ = table_report;
   dimension_names_ = dims.names();
   dimension_group_.resize(Dz);
   for (int d = 0; d < D; ++d) dimension_group_[static_cast<std::size_t>(d)] = static_cast<int>(dims.group_of(d));
-  benefit_dim_offsets_ = std::move(dim_offsets);
-  benefit_dims_ = std::move(dim_list);
-  population_rate_ = std::move(pop);
+  benefit_dim_offsets_ = std::move(layout.dim_offsets);
+  benefit_dims_ = std::move(layout.dim_list);
+  population_rate_ = std::move(rates.pop);
   prior_strength_ = std::move(strength);
-  class_rate_.assign(theta.begin(), theta.end());
-  class_weight_.assign(weight.begin(), weight.end());
-  membership_ = std::move(resp);
+  class_rate_.assign(classes.theta.begin(), classes.theta.end());
+  class_weight_.assign(classes.weight.begin(), classes.weight.end());
+  membership_ = std::move(classes.resp);
   base_rate_ = std::move(base_rate);
-  preference_ = std::move(pref);
-  lower_ = std::move(lo);
-  upper_ = std::move(hi);
-  posterior_sd_ = std::move(post_sd);
+  preference_ = std::move(posterior.pref);
+  lower_ = std::move(posterior.lower);
+  upper_ = std::move(posterior.upper);
+  posterior_sd_ = std::move(posterior.sd);
   feature_names_ = std::move(feature_names);
   features_ = std::move(features);
-  timing_ = std::move(timing);
-  slot_offsets_ = std::move(slot_offsets);
-  slots_ = std::move(slots);
-  population_slots_ = std::move(pop_slots);
-  bgnbd_ = bg;
+  timing_ = std::move(timing_fit.timing);
+  slot_offsets_ = std::move(counts.slot_offsets);
+  slots_ = std::move(counts.slots);
+  population_slots_ = std::move(timing_fit.pop_slots);
+  bgnbd_ = timing_fit.bg;
   user_ids_ = IdMap();
   benefit_ids_ = IdMap();
   fitted_ = true;

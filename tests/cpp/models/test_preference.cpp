@@ -492,5 +492,59 @@ TEST(PreferenceModel, IntervalsAtAnyLevel) {
   EXPECT_EQ(back.posterior_sd(), m.posterior_sd());
 }
 
+// PreferenceModel::fit's stages (issue 17). The EM stage's contract (recovering a planted
+// mixture) is FittedPriorStrengthAndClassesRecoverPlantedArchetypes above.
+TEST(PreferenceStages, ShrinkagePullsTowardThePriorByStrengthOverTrialsPlusStrength) {
+  for (double trials : {0.0, 1.0, 10.0, 250.0}) {
+    for (double strength : {0.5, 4.0, 64.0}) {
+      for (double prior : {0.05, 0.3}) {
+        const double responses = std::floor(0.6 * trials);
+        const detail::pref::BetaPosterior post = detail::pref::beta_posterior(trials, responses, strength, prior, 0.0);
+        const double own = trials > 0 ? responses / trials : prior;
+        // The own rate pulled toward the prior: prior + (own - prior) x trials / (trials + strength).
+        EXPECT_NEAR(post.mean, prior + (own - prior) * trials / (trials + strength), 1e-12)
+            << trials << " " << strength << " " << prior;
+        const double a = responses + strength * prior, b = trials - responses + strength * (1 - prior);
+        EXPECT_NEAR(post.sd, std::sqrt(a * b / ((a + b) * (a + b) * (a + b + 1))), 1e-12);
+        // The class spread adds (strength / (trials + strength))^2 of itself to the variance.
+        const double share = strength / (trials + strength);
+        const detail::pref::BetaPosterior spread = detail::pref::beta_posterior(trials, responses, strength, prior, 0.01);
+        EXPECT_NEAR(spread.sd * spread.sd - post.sd * post.sd, share * share * 0.01, 1e-12);
+      }
+    }
+  }
+  // Responses beyond the trials count as the trials (a claim of an earlier issue).
+  EXPECT_EQ(detail::pref::beta_posterior(4, 9, 2, 0.1, 0).mean, detail::pref::beta_posterior(4, 4, 2, 0.1, 0).mean);
+}
+
+TEST(PreferenceStages, EmpiricalBayesStrengthRecoversAPlantedBetaPrior) {
+  // Two dimensions with member rates drawn from Beta(M mu, M (1 - mu)), M = 2 and M = 16,
+  // 30 trials each: the grid's maximum-likelihood strength is the planted one.
+  const Index n = 20000;
+  const std::size_t dims = 2;
+  const double planted[] = {2.0, 16.0}, mu[] = {0.3, 0.1};
+  Rng rng(5);
+  std::vector<float> issued(static_cast<std::size_t>(n) * dims), claimed(issued.size()), prior(issued.size());
+  for (Index u = 0; u < n; ++u) {
+    for (std::size_t d = 0; d < dims; ++d) {
+      const std::size_t i = static_cast<std::size_t>(u) * dims + d;
+      const double p = rng.beta(planted[d] * mu[d], planted[d] * (1 - mu[d]));
+      int k = 0;
+      for (int t = 0; t < 30; ++t) k += rng.bernoulli(p);
+      issued[i] = 30.0f;
+      claimed[i] = static_cast<float>(k);
+      prior[i] = static_cast<float>(mu[d]);
+    }
+  }
+  for (int threads : {1, 3}) {
+    const std::vector<double> s = detail::pref::prior_strength(issued, claimed, prior, n, dims, 0.0, threads);
+    ASSERT_EQ(s.size(), dims);
+    EXPECT_EQ(s[0], 2.0);
+    EXPECT_EQ(s[1], 16.0);
+  }
+  // A fixed strength skips the search.
+  EXPECT_EQ(detail::pref::prior_strength(issued, claimed, prior, n, dims, 7.0, 1), std::vector<double>(dims, 7.0));
+}
+
 }  // namespace
 }  // namespace perkrec
