@@ -259,6 +259,26 @@ struct Policy {
   bool operator==(const Policy& o) const;
 };
 
+namespace detail {
+/// Policy::compile's rule stage: the eligibility masks from the rules alone (and inventory
+/// 0 = the built-in rule "inventory", index rules.size()), for `users` at `plan_time`.
+/// inventory_units: per benefit, as in AllocationConstraints::inventory. Same errors as compile.
+PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog& catalog, const UserTable& users,
+                                             Timestamp plan_time, const SegmentAssignment* segments,
+                                             const std::vector<std::int64_t>& inventory_units, int num_threads);
+
+/// Policy::compile's cap stage: per member, the slots left under max_per_member, the caps and
+/// the frequency cap given the `issued` events of `history` (may be null), and the block
+/// reason when nothing is left; per member and kind the kind caps' slots (empty without one).
+struct PolicyCapacities {
+  std::vector<std::int32_t> member_capacity;
+  std::vector<std::int32_t> member_kind_capacity;
+  std::vector<ExclusionReason> member_block;
+};
+PERKREC_INLINE void policy_capacities(const Policy& policy, const Catalog& catalog, Index n_users, Timestamp plan_time,
+                                      const EventLog* history, int num_threads, PolicyCapacities& out);
+}  // namespace detail
+
 /// Parses "YYYY-MM-DD", "YYYY-MM-DDTHH:MM:SS" with an optional "Z" (UTC), into seconds since
 /// the epoch. Throws ConfigError starting with `context` for anything else.
 PERKREC_INLINE Timestamp parse_utc_time(std::string_view text, const std::string& context);

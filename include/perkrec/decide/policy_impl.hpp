@@ -851,48 +851,17 @@ PERKREC_INLINE Json Policy::to_json() const {
 
 // ---- compile ------------------------------------------------------------------------------------
 
-PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const UserTable& users,
-                                              Timestamp plan_time, const SegmentAssignment* segments,
-                                              const EventLog* history, int num_threads) const {
+namespace detail {
+
+// The stages of Policy::compile (issue 17), in order: policy_benefit_constraints (kinds,
+// inventory, stacking groups), policy_segments (names, codes, quotas), policy_utc_offsets,
+// policy_masks (the rule stage: eligibility) and policy_capacities (the cap stage: caps and
+// the frequency cap from the history).
+
+inline void policy_benefit_constraints(const Policy& policy, const Catalog& catalog, AllocationConstraints& k) {
   const char* ctx = "Policy::compile";
-  validate();
-  resolve_num_threads(num_threads);
-  const Index n_users = users.size();
   const Index n_benefits = catalog.size();
-  const auto nu = static_cast<std::size_t>(n_users);
   const auto nb = static_cast<std::size_t>(n_benefits);
-  if (segments != nullptr) {
-    if (segments->codes.size() != nu) {
-      detail::raise<InputError>(ctx, ": segments.codes has ", segments->codes.size(),
-                                " entries (expected one per member: ", n_users, ")");
-    }
-    for (std::size_t u = 0; u < nu; ++u) {
-      const std::int32_t c = segments->codes[u];
-      if (c < -1 || c >= static_cast<std::int32_t>(segments->names.size())) {
-        detail::raise<InputError>(ctx, ": segments.codes[", u, "] out of range (got ", c,
-                                  ", expected -1 <= code < ", segments->names.size(), ")");
-      }
-    }
-  }
-  if (history != nullptr && (history->n_users() > n_users || history->n_benefits() > n_benefits)) {
-    detail::raise<InputError>(ctx, ": history has ", history->n_users(), " members and ",
-                              history->n_benefits(), " benefits (expected at most ", n_users,
-                              " and ", n_benefits, ", the same indexing as users and catalog)");
-  }
-
-  CompiledPolicy out;
-  AllocationConstraints& k = out.constraints;
-  k.budget = budget;
-  k.max_per_member = max_per_member;
-  k.max_per_kind = max_per_kind;
-  k.min_return_per_cost = min_return_per_cost;
-  k.diversity = diversity;
-  k.n_kinds = kNumBenefitKinds;
-  out.issue_cost = issue_cost;
-  out.has_quiet_hours = has_quiet_hours;
-  out.quiet_start_hour = quiet_start_hour;
-  out.quiet_end_hour = quiet_end_hour;
-
   // Per-benefit data: kinds, inventory, stacking groups.
   k.benefit_kind.resize(nb);
   k.inventory.resize(nb);
@@ -900,7 +869,7 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
     k.benefit_kind[static_cast<std::size_t>(b)] = static_cast<std::int32_t>(catalog[b].kind);
     k.inventory[static_cast<std::size_t>(b)] = catalog[b].inventory;
   }
-  for (const auto& [id, units] : inventory) {
+  for (const auto& [id, units] : policy.inventory) {
     const Index b = catalog.find(id);
     if (b < 0) {
       detail::raise<InputError>(ctx, ": /inventory/", json_pointer_token(id), ": unknown benefit id '", id, "'");
@@ -908,9 +877,9 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
     k.inventory[static_cast<std::size_t>(b)] = units;
   }
   k.benefit_group.assign(nb, -1);
-  for (std::size_t g = 0; g < non_stackable.size(); ++g) {
+  for (std::size_t g = 0; g < policy.non_stackable.size(); ++g) {
     const std::string at = "/non_stackable/" + std::to_string(g);
-    const auto match = detail::resolve_benefits(non_stackable[g], "non_stackable group " + std::to_string(g), at, catalog);
+    const auto match = resolve_benefits(policy.non_stackable[g], "non_stackable group " + std::to_string(g), at, catalog);
     for (std::size_t b = 0; b < nb; ++b) {
       if (!match[b]) continue;
       if (k.benefit_group[b] >= 0) {
@@ -920,17 +889,21 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
       k.benefit_group[b] = static_cast<std::int32_t>(g);
     }
   }
+}
 
+inline void policy_segments(const Policy& policy, const SegmentAssignment* segments, CompiledPolicy& out) {
+  const char* ctx = "Policy::compile";
+  AllocationConstraints& k = out.constraints;
   // Segments and quotas.
   if (segments != nullptr) {
     out.segment_names = segments->names;
     k.member_segment = segments->codes;
   }
-  if (!segment_quotas.empty()) {
+  if (!policy.segment_quotas.empty()) {
     const std::size_t ns = out.segment_names.size();
     k.segment_max_members.assign(ns, -1);
     k.segment_max_cost.assign(ns, -1.0);
-    for (const auto& [name, q] : segment_quotas) {
+    for (const auto& [name, q] : policy.segment_quotas) {
       const std::string at = "/segment_quotas/" + json_pointer_token(name);
       if (segments == nullptr) {
         detail::raise<InputError>(ctx, ": ", at, ": segment quotas need segments (none were given)");
@@ -944,36 +917,48 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
       k.segment_max_cost[s] = q.max_cost;
     }
   }
+}
 
+inline void policy_utc_offsets(const Policy& policy, const UserTable& users, CompiledPolicy& out) {
+  const char* ctx = "Policy::compile";
+  const auto nu = static_cast<std::size_t>(users.size());
   // UTC offsets.
   out.utc_offset_hours.assign(nu, 0.0f);
-  if (!utc_offset_column.empty()) {
-    if (users.find(utc_offset_column) < 0 ||
-        users.type(utc_offset_column) != UserTable::ColumnType::numeric) {
-      detail::raise<InputError>(ctx, ": /quiet_hours/utc_offset_column: '", utc_offset_column,
+  if (!policy.utc_offset_column.empty()) {
+    if (users.find(policy.utc_offset_column) < 0 ||
+        users.type(policy.utc_offset_column) != UserTable::ColumnType::numeric) {
+      detail::raise<InputError>(ctx, ": /quiet_hours/utc_offset_column: '", policy.utc_offset_column,
                                 "' is not a numeric column of the user table");
     }
-    const auto& v = users.numeric(utc_offset_column);
+    const auto& v = users.numeric(policy.utc_offset_column);
     for (std::size_t u = 0; u < nu; ++u) {
       if (std::isnan(v[u])) continue;
       if (!(v[u] >= -14 && v[u] <= 14)) {
-        detail::raise<InputError>(ctx, ": column '", utc_offset_column, "' row ", u,
+        detail::raise<InputError>(ctx, ": column '", policy.utc_offset_column, "' row ", u,
                                   ": utc offset must be in [-14, 14] hours (got ", v[u], ")");
       }
       out.utc_offset_hours[u] = static_cast<float>(v[u]);
     }
   }
+}
 
+PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog& catalog, const UserTable& users,
+                                             Timestamp plan_time, const SegmentAssignment* segments,
+                                             const std::vector<std::int64_t>& inventory_units, int num_threads) {
+  const Index n_users = users.size();
+  const Index n_benefits = catalog.size();
+  const auto nu = static_cast<std::size_t>(n_users);
+  const auto nb = static_cast<std::size_t>(n_benefits);
   // Rules: benefit matches, member conditions, window state.
-  const std::size_t n_rules = rules.size();
+  const std::size_t n_rules = policy.rules.size();
   std::vector<std::vector<std::uint8_t>> benefit_match(n_rules);
   std::vector<detail::ResolvedMembers> member_match(n_rules);
   std::vector<std::uint8_t> in_window(n_rules, 1);
   for (std::size_t i = 0; i < n_rules; ++i) {
-    const EligibilityRule& r = rules[i];
+    const EligibilityRule& r = policy.rules[i];
     const std::string at = "/rules/" + std::to_string(i);
-    benefit_match[i] = detail::resolve_benefits(r.benefits, "rule '" + r.name + "'", at + "/benefits", catalog);
-    member_match[i] = detail::resolve_members(r.members, r.name, at + "/members", users, segments);
+    benefit_match[i] = resolve_benefits(r.benefits, "rule '" + r.name + "'", at + "/benefits", catalog);
+    member_match[i] = resolve_members(r.members, r.name, at + "/members", users, segments);
     if (r.effect == EligibilityRule::Effect::window) {
       in_window[i] = (r.from == kNoTime || plan_time >= r.from) && (r.until == kNoTime || plan_time < r.until);
     }
@@ -1042,7 +1027,7 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
         if (!benefit_match[i][b]) continue;
         const bool member = member_match[i].all || ((sig[i >> 6] >> (i & 63)) & 1u);
         bool excluded = false;
-        switch (rules[i].effect) {
+        switch (policy.rules[i].effect) {
           case EligibilityRule::Effect::deny: excluded = member; break;
           case EligibilityRule::Effect::require: excluded = !member; break;
           case EligibilityRule::Effect::window: excluded = member && !in_window[i]; break;
@@ -1052,7 +1037,7 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
           break;
         }
       }
-      if (row[b] < 0 && k.inventory[b] == 0) row[b] = n_rules_i;
+      if (row[b] < 0 && inventory_units[b] == 0) row[b] = n_rules_i;
     }
   });
   // Different signatures may still give identical rows (a rule whose benefits are all
@@ -1083,37 +1068,38 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
   for (std::size_t u = 0; u < nu; ++u) {
     masks.set_member_mask(static_cast<Index>(u), mask_of_signature[static_cast<std::size_t>(signature_of[u])]);
   }
-  out.masks = std::move(masks);
-  out.rule_names.reserve(n_rules + 1);
-  for (const EligibilityRule& r : rules) out.rule_names.push_back(r.name);
-  out.rule_names.emplace_back("inventory");
+  return masks;
+}
 
+PERKREC_INLINE void policy_capacities(const Policy& policy, const Catalog& catalog, Index n_users, Timestamp plan_time,
+                                      const EventLog* history, int num_threads, PolicyCapacities& capacity_out) {
+  const auto nu = static_cast<std::size_t>(n_users);
   // Caps and the frequency cap from the history.
   bool any_kind_cap = false;
-  for (const IssueCap& c : caps) any_kind_cap = any_kind_cap || !c.kind.empty();
+  for (const IssueCap& c : policy.caps) any_kind_cap = any_kind_cap || !c.kind.empty();
   const int n_kinds = kNumBenefitKinds;
-  const std::int32_t kind_default = max_per_kind > 0 ? max_per_kind : max_per_member;
-  k.member_capacity.assign(nu, max_per_member);
-  if (any_kind_cap) k.member_kind_capacity.assign(nu * static_cast<std::size_t>(n_kinds), kind_default);
-  out.member_block.assign(nu, ExclusionReason::none);
+  const std::int32_t kind_default = policy.max_per_kind > 0 ? policy.max_per_kind : policy.max_per_member;
+  capacity_out.member_capacity.assign(nu, policy.max_per_member);
+  if (any_kind_cap) capacity_out.member_kind_capacity.assign(nu * static_cast<std::size_t>(n_kinds), kind_default);
+  capacity_out.member_block.assign(nu, ExclusionReason::none);
   auto window_start = [plan_time](double days) {
     return plan_time - static_cast<Timestamp>(std::llround(days * static_cast<double>(kSecondsPerDay)));
   };
-  std::vector<Timestamp> cap_start(caps.size());
-  std::vector<int> cap_kind(caps.size());
-  for (std::size_t c = 0; c < caps.size(); ++c) {
-    cap_start[c] = window_start(caps[c].period_days);
-    cap_kind[c] = caps[c].kind.empty() ? -1 : detail::benefit_kind_code(caps[c].kind);
+  std::vector<Timestamp> cap_start(policy.caps.size());
+  std::vector<int> cap_kind(policy.caps.size());
+  for (std::size_t c = 0; c < policy.caps.size(); ++c) {
+    cap_start[c] = window_start(policy.caps[c].period_days);
+    cap_kind[c] = policy.caps[c].kind.empty() ? -1 : benefit_kind_code(policy.caps[c].kind);
   }
-  const Timestamp frequency_start = has_frequency_cap ? window_start(frequency_period_days) : plan_time;
+  const Timestamp frequency_start = policy.has_frequency_cap ? window_start(policy.frequency_period_days) : plan_time;
   parallel_for(0, static_cast<Offset>(n_users), num_threads, [&](Offset uo) {
     const auto u = static_cast<std::size_t>(uo);
-    std::int64_t capacity = max_per_member;
-    std::int32_t* kind_cap = any_kind_cap ? k.member_kind_capacity.data() + u * static_cast<std::size_t>(n_kinds) : nullptr;
+    std::int64_t capacity = policy.max_per_member;
+    std::int32_t* kind_cap = any_kind_cap ? capacity_out.member_kind_capacity.data() + u * static_cast<std::size_t>(n_kinds) : nullptr;
     const bool has_events = history != nullptr && static_cast<Index>(u) < history->n_users();
     const Offset e0 = has_events ? history->user_begin(static_cast<Index>(u)) : 0;
     const Offset e1 = has_events ? history->user_end(static_cast<Index>(u)) : 0;
-    for (std::size_t c = 0; c < caps.size(); ++c) {
+    for (std::size_t c = 0; c < policy.caps.size(); ++c) {
       std::int64_t used = 0;
       for (Offset e = e0; e < e1; ++e) {
         if (history->type(e) != EventType::issued) continue;
@@ -1125,7 +1111,7 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
         }
         ++used;
       }
-      const std::int64_t left = std::max<std::int64_t>(0, caps[c].max - used);
+      const std::int64_t left = std::max<std::int64_t>(0, policy.caps[c].max - used);
       if (cap_kind[c] < 0) {
         capacity = std::min(capacity, left);
       } else {
@@ -1137,7 +1123,7 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
         std::all_of(kind_cap, kind_cap + n_kinds, [](std::int32_t v) { return v == 0; })) {
       capacity = 0;
     }
-    if (has_frequency_cap) {
+    if (policy.has_frequency_cap) {
       std::int64_t contacts = 0;
       Timestamp last = kNoTime;
       for (Offset e = e0; e < e1; ++e) {
@@ -1147,15 +1133,74 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
         last = t;  // events are time-sorted per member: equal times are one contact
         ++contacts;
       }
-      if (contacts >= frequency_max_contacts) {
-        k.member_capacity[u] = 0;
-        out.member_block[u] = ExclusionReason::frequency_cap;
+      if (contacts >= policy.frequency_max_contacts) {
+        capacity_out.member_capacity[u] = 0;
+        capacity_out.member_block[u] = ExclusionReason::frequency_cap;
         return;
       }
     }
-    k.member_capacity[u] = static_cast<std::int32_t>(capacity);
-    if (capacity == 0) out.member_block[u] = ExclusionReason::member_cap;
+    capacity_out.member_capacity[u] = static_cast<std::int32_t>(capacity);
+    if (capacity == 0) capacity_out.member_block[u] = ExclusionReason::member_cap;
   });
+}
+
+}  // namespace detail
+
+PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const UserTable& users,
+                                              Timestamp plan_time, const SegmentAssignment* segments,
+                                              const EventLog* history, int num_threads) const {
+  const char* ctx = "Policy::compile";
+  validate();
+  resolve_num_threads(num_threads);
+  const Index n_users = users.size();
+  const Index n_benefits = catalog.size();
+  const auto nu = static_cast<std::size_t>(n_users);
+  if (segments != nullptr) {
+    if (segments->codes.size() != nu) {
+      detail::raise<InputError>(ctx, ": segments.codes has ", segments->codes.size(),
+                                " entries (expected one per member: ", n_users, ")");
+    }
+    for (std::size_t u = 0; u < nu; ++u) {
+      const std::int32_t c = segments->codes[u];
+      if (c < -1 || c >= static_cast<std::int32_t>(segments->names.size())) {
+        detail::raise<InputError>(ctx, ": segments.codes[", u, "] out of range (got ", c,
+                                  ", expected -1 <= code < ", segments->names.size(), ")");
+      }
+    }
+  }
+  if (history != nullptr && (history->n_users() > n_users || history->n_benefits() > n_benefits)) {
+    detail::raise<InputError>(ctx, ": history has ", history->n_users(), " members and ",
+                              history->n_benefits(), " benefits (expected at most ", n_users,
+                              " and ", n_benefits, ", the same indexing as users and catalog)");
+  }
+
+  CompiledPolicy out;
+  AllocationConstraints& k = out.constraints;
+  k.budget = budget;
+  k.max_per_member = max_per_member;
+  k.max_per_kind = max_per_kind;
+  k.min_return_per_cost = min_return_per_cost;
+  k.diversity = diversity;
+  k.n_kinds = kNumBenefitKinds;
+  out.issue_cost = issue_cost;
+  out.has_quiet_hours = has_quiet_hours;
+  out.quiet_start_hour = quiet_start_hour;
+  out.quiet_end_hour = quiet_end_hour;
+
+  detail::policy_benefit_constraints(*this, catalog, k);
+  detail::policy_segments(*this, segments, out);
+  detail::policy_utc_offsets(*this, users, out);
+  out.masks = detail::policy_masks(*this, catalog, users, plan_time, segments, k.inventory, num_threads);
+  const std::size_t n_rules = rules.size();
+  out.rule_names.reserve(n_rules + 1);
+  for (const EligibilityRule& r : rules) out.rule_names.push_back(r.name);
+  out.rule_names.emplace_back("inventory");
+
+  detail::PolicyCapacities capacities;
+  detail::policy_capacities(*this, catalog, n_users, plan_time, history, num_threads, capacities);
+  k.member_capacity = std::move(capacities.member_capacity);
+  k.member_kind_capacity = std::move(capacities.member_kind_capacity);
+  out.member_block = std::move(capacities.member_block);
   return out;
 }
 

@@ -628,5 +628,65 @@ TEST(Policy, CapsAreThreadCountInvariant) {
   EXPECT_NO_THROW(c1.constraints.validate(300, 20));
 }
 
+// Policy::compile's stages (issue 17): the rule stage (eligibility masks) reads only the
+// rules and the inventory, the cap stage (capacities) only the caps, the frequency cap and
+// the history; compile is the two side by side.
+TEST(PolicyStages, RuleStageIgnoresCapsAndCapStageIgnoresRules) {
+  const Catalog cat = small_catalog();
+  const UserTable users = small_users();
+  const SegmentAssignment seg = small_segments();
+  const char* rules = R"("rules": [
+      {"effect": "require", "benefits": {"kinds": ["member_exclusive"]},
+       "members": {"attributes": [{"column": "tier", "op": "in", "value": ["gold", "platinum"]}]}},
+      {"effect": "deny", "benefits": {"kinds": ["points"]}, "members": {"segments": ["dormant"]}}])";
+  const char* caps = R"("max_per_member": 3, "caps": [{"period_days": 7, "max": 2}, {"period_days": 7, "max": 1, "kind": "gift"}],
+      "frequency_cap": {"period_days": 7, "max_contacts": 2})";
+  const Policy only_rules = Policy::from_string(std::string("{") + rules + "}");
+  const Policy only_caps = Policy::from_string(std::string("{") + caps + "}");
+  const Policy both = Policy::from_string(std::string("{") + caps + ", " + rules + "}");
+  const EventLog log = make_log({
+      {0, 0, EventType::issued, 23.0}, {0, 1, EventType::issued, 23.0},  // cap used up, one contact
+      {1, 0, EventType::issued, 24.0}, {1, 1, EventType::issued, 26.0},  // two contacts
+      {2, 4, EventType::issued, 24.0},                                    // a gift: 1 slot left
+  }, 5, 6);
+  std::vector<std::int64_t> inventory;
+  for (Index b = 0; b < cat.size(); ++b) inventory.push_back(cat[b].inventory);
+  for (int threads : {1, 2}) {
+    const EligibilityMasks a = detail::policy_masks(only_rules, cat, users, kPlan, &seg, inventory, threads);
+    const EligibilityMasks b = detail::policy_masks(both, cat, users, kPlan, &seg, inventory, threads);
+    const CompiledPolicy full = both.compile(cat, users, kPlan, &seg, &log, threads);
+    for (Index u = 0; u < 5; ++u) {
+      for (Index j = 0; j < 6; ++j) {
+        EXPECT_EQ(a.member_rule(u, j), b.member_rule(u, j)) << u << " " << j;
+        EXPECT_EQ(full.masks.member_rule(u, j), a.member_rule(u, j)) << u << " " << j;
+      }
+    }
+    // Known answers: member_exclusive (B3) only for gold / platinum (members 0, 2); points (B2)
+    // denied to the dormant member 3; the gift B4 has inventory 0 (rule index 2 = "inventory").
+    for (Index u = 0; u < 5; ++u) {
+      EXPECT_EQ(a.member_rule(u, 3), u == 0 || u == 2 ? -1 : 0) << u;
+      EXPECT_EQ(a.member_rule(u, 2), u == 3 ? 1 : -1) << u;
+      EXPECT_EQ(a.member_rule(u, 4), 2) << u;
+    }
+    // No caps: every member keeps max_per_member whatever the rules.
+    detail::PolicyCapacities none;
+    detail::policy_capacities(only_rules, cat, 5, kPlan, &log, threads, none);
+    EXPECT_EQ(none.member_capacity, std::vector<std::int32_t>(5, 1));
+    EXPECT_TRUE(none.member_kind_capacity.empty());
+    detail::PolicyCapacities with_rules, without;
+    detail::policy_capacities(both, cat, 5, kPlan, &log, threads, with_rules);
+    detail::policy_capacities(only_caps, cat, 5, kPlan, &log, threads, without);
+    EXPECT_EQ(with_rules.member_capacity, without.member_capacity);
+    EXPECT_EQ(with_rules.member_kind_capacity, without.member_kind_capacity);
+    EXPECT_EQ(with_rules.member_block, without.member_block);
+    EXPECT_EQ(without.member_capacity, (std::vector<std::int32_t>{0, 0, 1, 2, 2}));
+    EXPECT_EQ(without.member_block, (std::vector<ExclusionReason>{ExclusionReason::member_cap, ExclusionReason::frequency_cap,
+                                                                  ExclusionReason::none, ExclusionReason::none,
+                                                                  ExclusionReason::none}));
+    EXPECT_EQ(full.constraints.member_capacity, without.member_capacity);
+    EXPECT_EQ(full.member_block, without.member_block);
+  }
+}
+
 }  // namespace
 }  // namespace perkrec
