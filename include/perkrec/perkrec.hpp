@@ -63,3 +63,5 @@
 #include "perkrec/eval/uplift_metrics.hpp"
 #include "perkrec/eval/ope.hpp"
 #include "perkrec/eval/experiment.hpp"
+
+#include "perkrec/kinds.hpp"

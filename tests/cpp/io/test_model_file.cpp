@@ -1,7 +1,10 @@
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <tuple>
+#include <type_traits>
 
 #include "perkrec/detail/crc32c.hpp"
 #include "test_util.hpp"
@@ -186,6 +189,45 @@ TEST(Crc32c, KnownAnswer) {
   // Incremental equals one-shot.
   const std::uint32_t part = detail::crc32c(digits.data(), 4);
   EXPECT_EQ(detail::crc32c(digits.data() + 4, 5, part), 0xE3069283u);
+}
+
+// perkrec/kinds.hpp: the one list of saved kinds, read by read_any (issue 17).
+template <class... Kinds>
+std::vector<std::string> kind_names(std::tuple<Kinds...>*) {
+  return {Kinds::kind...};
+}
+
+TEST(ModelFile, ReadAnyGivesTheClassTheContainerNames) {
+  const auto kind_of = [](const std::string& bytes) {
+    return read_any(ModelReader::from_bytes(bytes), [](auto&& object) {
+      using T = std::decay_t<decltype(object)>;
+      static_assert(std::is_base_of_v<Serializable<T>, T>);
+      return std::string(T::kind);
+    });
+  };
+  const IdMap ids = IdMap::from_strings({"a", "b"});
+  EXPECT_EQ(kind_of(ids.to_bytes()), "IdMap");
+  const EventLog log = testing::make_log({{0, 0, EventType::issued, 1.0}}, 2, 1);
+  EXPECT_EQ(kind_of(log.to_bytes()), "EventLog");
+  // The object arrives as read: the visitor may keep it.
+  const IdMap back = read_any(ModelReader::from_bytes(ids.to_bytes()), [](auto&& object) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(object)>, IdMap>) return IdMap(std::move(object));
+    return IdMap();
+  });
+  EXPECT_EQ(back, ids);
+  // Every listed kind has its own name; a foreign kind is wrong_kind.
+  std::vector<std::string> names = kind_names(static_cast<SavedKinds*>(nullptr));
+  EXPECT_EQ(names.size(), std::tuple_size_v<SavedKinds>);
+  std::sort(names.begin(), names.end());
+  EXPECT_TRUE(std::adjacent_find(names.begin(), names.end()) == names.end());
+  const std::string foreign = ModelWriter("NotAModel").to_bytes();
+  try {
+    kind_of(foreign);
+    FAIL() << "a foreign kind loaded";
+  } catch (const ModelFormatError& e) {
+    EXPECT_EQ(e.code(), ModelFormatCode::wrong_kind);
+    EXPECT_NE(std::string(e.what()).find("'NotAModel'"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
