@@ -53,6 +53,38 @@ Params read_params(const ModelReader& r, const Json& params_json) {
   }
 }
 
+/// The opening of a recommender's file (Popularity, ALS, BPR, ItemKNN): its params and shape.
+template <class Params>
+struct RecommenderHeader {
+  Params params;
+  Index n_users = 0;
+  Index n_benefits = 0;
+};
+
+/// Reads the section shared by the recommenders' files: "params", "n_users", "n_benefits",
+/// then the keys `more(JsonReader&)` requires, and at the top level (empty prefix) the sections
+/// of the two id maps ("user_ids.", "benefit_ids."); no other key. ModelFormatError for a
+/// missing, mistyped or unknown key, a negative shape, or params that do not validate.
+template <class Params, class More>
+RecommenderHeader<Params> read_recommender_header(const ModelReader& r, const std::string& prefix,
+                                                  const char* method, More&& more) {
+  JsonReader<ModelFormatError> jr(content_section(r, prefix), content_pointer(prefix), method);
+  Json params_json;
+  RecommenderHeader<Params> h;
+  jr.require("params", params_json);
+  jr.require("n_users", h.n_users);
+  jr.require("n_benefits", h.n_benefits);
+  more(jr);
+  if (prefix.empty()) {
+    jr.raw("user_ids.");
+    jr.raw("benefit_ids.");
+  }
+  jr.finish();
+  if (h.n_users < 0 || h.n_benefits < 0) r.bad_content("negative shape");
+  h.params = read_params<Params>(r, params_json);
+  return h;
+}
+
 template <class Derived>
 class Serializable {
  public:

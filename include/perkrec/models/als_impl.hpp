@@ -486,22 +486,11 @@ PERKREC_INLINE void ALS::write(ModelWriter& w, const std::string& prefix) const 
 }
 
 PERKREC_INLINE ALS ALS::read(const ModelReader& r, const std::string& prefix) {
-  const Json& c = content_section(r, prefix);
-  JsonReader<ModelFormatError> jr(c, content_pointer(prefix), "ALS::read");
-  Json params_json;
-  Index n_users = 0, n_benefits = 0;
   std::vector<double> loss;
-  jr.require("params", params_json);
-  jr.require("n_users", n_users);
-  jr.require("n_benefits", n_benefits);
-  jr.require("training_loss", loss);
-  if (prefix.empty()) {
-    jr.raw("user_ids.");
-    jr.raw("benefit_ids.");
-  }
-  jr.finish();
-  if (n_users < 0 || n_benefits < 0) r.bad_content("negative shape");
-  const ALSParams params = read_params<ALSParams>(r, params_json);
+  const auto header = read_recommender_header<ALSParams>(
+      r, prefix, "ALS::read", [&](JsonReader<ModelFormatError>& jr) { jr.require("training_loss", loss); });
+  const ALSParams& params = header.params;
+  const Index n_users = header.n_users, n_benefits = header.n_benefits;
   ALS model(params);
   model.users_ = detail::read_table(r, prefix + "user_factors", n_users, params.factors);
   model.benefits_ = detail::read_table(r, prefix + "benefit_factors", n_benefits, params.factors);

@@ -367,20 +367,10 @@ PERKREC_INLINE void ItemKNN::write(ModelWriter& w, const std::string& prefix) co
 }
 
 PERKREC_INLINE ItemKNN ItemKNN::read(const ModelReader& r, const std::string& prefix) {
-  const Json& c = content_section(r, prefix);
-  JsonReader<ModelFormatError> jr(c, content_pointer(prefix), "ItemKNN::read");
-  Json params_json;
-  Index n_users = 0, n_benefits = 0;
-  jr.require("params", params_json);
-  jr.require("n_users", n_users);
-  jr.require("n_benefits", n_benefits);
-  if (prefix.empty()) {
-    jr.raw("user_ids.");
-    jr.raw("benefit_ids.");
-  }
-  jr.finish();
-  if (n_users < 0 || n_benefits < 0) r.bad_content("negative shape");
-  const ItemKNNParams params = read_params<ItemKNNParams>(r, params_json);
+  const auto header = read_recommender_header<ItemKNNParams>(r, prefix, "ItemKNN::read",
+                                                             [](JsonReader<ModelFormatError>&) {});
+  const ItemKNNParams& params = header.params;
+  const Index n_users = header.n_users, n_benefits = header.n_benefits;
   ItemKNN model(params);
   CsrMatrix<float> interactions = detail::read_csr(r, prefix + "interactions.", n_users, n_benefits);
   CsrMatrix<float> neighbours = detail::read_csr(r, prefix + "neighbours.", n_benefits, n_benefits);

@@ -110,21 +110,11 @@ PERKREC_INLINE void Popularity::write(ModelWriter& w, const std::string& prefix)
 }
 
 PERKREC_INLINE Popularity Popularity::read(const ModelReader& r, const std::string& prefix) {
-  const Json& c = content_section(r, prefix);
-  JsonReader<ModelFormatError> jr(c, content_pointer(prefix), "Popularity::read");
-  Json params_json;
-  Index n_users = 0, n_benefits = 0;
-  jr.require("params", params_json);
-  jr.require("n_users", n_users);
-  jr.require("n_benefits", n_benefits);
-  if (prefix.empty()) {
-    jr.raw("user_ids.");
-    jr.raw("benefit_ids.");
-  }
-  jr.finish();
-  if (n_users < 0 || n_benefits < 0) r.bad_content("negative shape");
+  const auto header = read_recommender_header<PopularityParams>(r, prefix, "Popularity::read",
+                                                                [](JsonReader<ModelFormatError>&) {});
+  const PopularityParams& params = header.params;
+  const Index n_users = header.n_users, n_benefits = header.n_benefits;
   r.check_count("n_users", n_users);
-  const PopularityParams params = read_params<PopularityParams>(r, params_json);
   std::vector<float> scores = r.vector<float>(prefix + "scores", {n_benefits});
   for (std::size_t b = 0; b < scores.size(); ++b) {
     if (!std::isfinite(scores[b]) || scores[b] < 0) {
