@@ -38,7 +38,7 @@ def _wrapper_of(impl) -> type:
     if wrapper is None:
         # The wrappers register when their modules are imported; importing the package imports
         # them all (only reached when this module was imported on its own).
-        importlib.import_module(__package__)
+        importlib.import_module(__name__.rpartition(".")[0])
         wrapper = _REGISTRY.get(type(impl))
     if wrapper is None:
         error = _core.ModelFormatError(f"loads: no Python wrapper for the kind {type(impl).__name__}")
