@@ -445,17 +445,49 @@ inline double gamma_survival(double shape, double scale, double x) {
   return 1.0 - regularized_gamma_p(shape, x / scale);
 }
 
-inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& out,
-                            SimulationTruth& truth, std::vector<std::int32_t>& attributes, std::vector<double>& signup) {
+// Log-normal sigma of a member's order amounts (around their median basket).
+inline constexpr double kSigma = 0.45;
+
+// Who a member is: the draws of simulate_member's first stage, read by the later ones.
+struct Member {
+  Archetype archetype = Archetype::dormant;
+  bool control = false;
+  int age = 0;
+  int gender = 0;
+  int tier = 0;
+  int region = 0;
+  int signup_day = 0;
+  Timestamp signup_time = 0;
+  double preferred_hour = 0;
+  int preferred_weekday = 0;
+  double cycle = 0;
+  double shape = 0;
+  double scale = 0;
+  double basket = 0;
+  double mu = 0;
+  int preferred_channel = 0;
+  double app_order_share = 0;
+  double claim_base = 0;
+  double induce_base = 0;
+  double stretch = 0;
+  double use = 0;
+  int lapse_day = 0;
+  double view_p[kNumChannels] = {};  // per channel: P(views an issued benefit)
+};
+
+// Stage 1 of simulate_member: who the member is (archetype, attributes, rhythm, basket,
+// channels, response bases), drawn from the member's stream in a fixed order.
+inline Member draw_member(const World& w, Rng& rng) {
   const SimulatorParams& p = w.params;
   const Index nb = w.catalog.size();
   const int days = p.days;
   const int horizon = days + kFutureDays;
   const Timestamp start = p.start_time;
   const Timestamp end = start + static_cast<Timestamp>(days) * kSecondsPerDay;
-  Rng rng(p.seed, static_cast<std::uint64_t>(u) + 1, 1);
-
-  // --- who the member is -----------------------------------------------------------------
+  (void)nb;
+  (void)horizon;
+  (void)end;
+  Member m;
   const auto archetype = static_cast<Archetype>(
       rng.from_cumulative(w.archetype_cumulative, kNumArchetypes));
   const ArchetypeProfile& prof = profile(archetype);
@@ -487,7 +519,6 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
   if (archetype == Archetype::high_face_value_seeker) basket *= 1.2;
   if (archetype == Archetype::threshold_discount_sensitive) basket *= 0.9;
   const double mu = std::log(basket);
-  constexpr double kSigma = 0.45;
   static constexpr double kAppShare[5] = {0.75, 0.65, 0.5, 0.35, 0.25};
   static constexpr double kSmsShare[5] = {0.10, 0.15, 0.20, 0.30, 0.35};
   static constexpr double kEmailShare[5] = {0.10, 0.15, 0.20, 0.25, 0.30};
@@ -510,6 +541,45 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
     lapse_day = 15 + static_cast<int>(rng.below(static_cast<std::uint32_t>(hi - 15 + 1)));
   }
 
+  m.archetype = archetype;
+  m.control = control;
+  m.age = age;
+  m.gender = gender;
+  m.tier = tier;
+  m.region = region;
+  m.signup_day = signup_day;
+  m.signup_time = signup_time;
+  m.preferred_hour = preferred_hour;
+  m.preferred_weekday = preferred_weekday;
+  m.cycle = cycle;
+  m.shape = shape;
+  m.scale = scale;
+  m.basket = basket;
+  m.mu = mu;
+  m.preferred_channel = preferred_channel;
+  m.app_order_share = app_order_share;
+  m.claim_base = claim_base;
+  m.induce_base = induce_base;
+  m.stretch = stretch;
+  m.use = use;
+  m.lapse_day = lapse_day;
+  for (int c = 0; c < kNumChannels; ++c) m.view_p[c] = view_p[c];
+  return m;
+}
+
+// Stage 2: the planted preferences (archetype lifts, individual noise, preferred-channel
+// lift) and, per benefit, the utility and the claim, view-interest, inducement and
+// threshold-qualifying probabilities (into s).
+inline void member_probabilities(const World& w, const Member& m, Rng& rng, Scratch& s) {
+  const SimulatorParams& p = w.params;
+  const Index nb = w.catalog.size();
+  const Archetype archetype = m.archetype;
+  const double basket = m.basket;
+  const double mu = m.mu;
+  const int preferred_channel = m.preferred_channel;
+  const double claim_base = m.claim_base;
+  const double induce_base = m.induce_base;
+  const double stretch = m.stretch;
   // Planted preferences: archetype lifts + individual noise + a preferred-channel lift.
   const int n_dims = w.dims.size();
   s.preference.assign(static_cast<std::size_t>(n_dims), 0.0);
@@ -539,7 +609,34 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
                          ? 1.0 - (1.0 - stretch) * normal_cdf((std::log(threshold) - mu) / kSigma)
                          : 1.0;
   }
+}
 
+// Stage 3's result: how many of s.orders are organic, and the renewal state at the end.
+struct OrganicOrders {
+  std::size_t count = 0;
+  double tau_end = 0.0;         // operational time at the end of the period
+  double elapsed_at_end = 0.0;  // operational time since the last renewal at the end
+};
+
+// Stage 3: organic orders, a gamma renewal process in operational time (season, weekday,
+// lapse, signup), into s.orders sorted by time.
+inline OrganicOrders organic_orders(const World& w, const Member& m, Rng& rng, Scratch& s) {
+  const SimulatorParams& p = w.params;
+  const Index nb = w.catalog.size();
+  const int days = p.days;
+  const int horizon = days + kFutureDays;
+  const Timestamp start = p.start_time;
+  (void)nb;
+  const Archetype archetype = m.archetype;
+  const int signup_day = m.signup_day;
+  const Timestamp signup_time = m.signup_time;
+  const double preferred_hour = m.preferred_hour;
+  const int preferred_weekday = m.preferred_weekday;
+  const double shape = m.shape;
+  const double scale = m.scale;
+  const double mu = m.mu;
+  const double app_order_share = m.app_order_share;
+  const int lapse_day = m.lapse_day;
   // --- organic orders: gamma renewal in operational time ----------------------------------
   s.rate.resize(static_cast<std::size_t>(horizon));
   s.cumulative.resize(static_cast<std::size_t>(horizon) + 1);
@@ -586,9 +683,33 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
   }
   std::sort(s.orders.begin(), s.orders.end(),
             [](const Order& a, const Order& b) { return a.time < b.time; });
-  const std::size_t organic_count = s.orders.size();
-  const double elapsed_at_end = tau_end - tau_last;
+  OrganicOrders out;
+  out.count = s.orders.size();
+  out.tau_end = tau_end;
+  out.elapsed_at_end = tau_end - tau_last;
+  return out;
+}
 
+// Stage 4: the logging policy issues benefits, and the member views, claims and redeems
+// them (induced orders join s.orders, organic ones may carry a benefit); events into s.events.
+inline void issue_benefits(const World& w, const Member& m, std::size_t organic_count, Rng& rng, Scratch& s) {
+  const SimulatorParams& p = w.params;
+  const Index nb = w.catalog.size();
+  const int days = p.days;
+  const Timestamp start = p.start_time;
+  const Timestamp end = start + static_cast<Timestamp>(days) * kSecondsPerDay;
+  const Archetype archetype = m.archetype;
+  const bool control = m.control;
+  const int tier = m.tier;
+  const int signup_day = m.signup_day;
+  const Timestamp signup_time = m.signup_time;
+  const double preferred_hour = m.preferred_hour;
+  const double mu = m.mu;
+  const double app_order_share = m.app_order_share;
+  const double stretch = m.stretch;
+  const double use = m.use;
+  const int lapse_day = m.lapse_day;
+  const double* view_p = m.view_p;
   // --- the logging policy issues benefits ---------------------------------------------------
   s.events.clear();
   auto emit = [&](Timestamp t, EventType type, Index b, int channel, float amount,
@@ -698,6 +819,11 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
       if (!redeemed) emit(expiry, EventType::expired, b, channel, 0.0f, 1.0f);
     }
   }
+}
+
+// Stage 5: the orders become events, all sorted by time and type, appended to out.
+inline void emit_events(const Member& m, Index u, Timestamp end, Scratch& s, ChunkEvents& out) {
+  const bool control = m.control;
   for (const Order& o : s.orders) {
     if (o.time < end) {
       s.events.push_back(Event{o.time, static_cast<std::uint8_t>(EventType::ordered), o.benefit,
@@ -722,7 +848,35 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
     out.propensity.push_back(e.propensity);
     out.control.push_back(control ? 1 : 0);
   }
+}
 
+// Stage 6: the member's ground truth at the end of the period and their attributes.
+inline void member_truth(const World& w, const Member& m, Index u, const OrganicOrders& organic, const Scratch& s,
+                         SimulationTruth& truth, std::vector<std::int32_t>& attributes, std::vector<double>& signup) {
+  const SimulatorParams& p = w.params;
+  const Index nb = w.catalog.size();
+  const int days = p.days;
+  const int horizon = days + kFutureDays;
+  const Timestamp start = p.start_time;
+  const Archetype archetype = m.archetype;
+  const bool control = m.control;
+  const int age = m.age;
+  const int gender = m.gender;
+  const int tier = m.tier;
+  const int region = m.region;
+  const Timestamp signup_time = m.signup_time;
+  const double preferred_hour = m.preferred_hour;
+  const int preferred_weekday = m.preferred_weekday;
+  const double cycle = m.cycle;
+  const double shape = m.shape;
+  const double scale = m.scale;
+  const double basket = m.basket;
+  const double use = m.use;
+  const int lapse_day = m.lapse_day;
+  const double* view_p = m.view_p;
+  const int n_dims = w.dims.size();
+  const double tau_end = organic.tau_end;
+  const double elapsed_at_end = organic.elapsed_at_end;
   // --- ground truth at the end of the period ------------------------------------------------
   const auto row = static_cast<std::size_t>(u);
   truth.archetype[row] = static_cast<std::uint8_t>(archetype);
@@ -775,6 +929,23 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
   attributes[row * 4 + 2] = tier;
   attributes[row * 4 + 3] = region;
   signup[row] = static_cast<double>(signup_time);
+}
+
+// One member's history and truth, in stages: draw_member, member_probabilities,
+// organic_orders, issue_benefits, emit_events, member_truth. Every draw comes from the
+// member's own stream, in the same order as ever (the simulator is a benchmark: its output
+// must not change).
+inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& out,
+                            SimulationTruth& truth, std::vector<std::int32_t>& attributes, std::vector<double>& signup) {
+  const SimulatorParams& p = w.params;
+  const Timestamp end = p.start_time + static_cast<Timestamp>(p.days) * kSecondsPerDay;
+  Rng rng(p.seed, static_cast<std::uint64_t>(u) + 1, 1);
+  const Member m = draw_member(w, rng);
+  member_probabilities(w, m, rng, s);
+  const OrganicOrders organic = organic_orders(w, m, rng, s);
+  issue_benefits(w, m, organic.count, rng, s);
+  emit_events(m, u, end, s, out);
+  member_truth(w, m, u, organic, s, truth, attributes, signup);
 }
 
 }  // namespace detail::sim
