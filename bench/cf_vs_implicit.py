@@ -3,6 +3,7 @@ hyper-parameters, same threads, in one run.
 
     .venv/bin/python bench/cf_vs_implicit.py quality            # ML-100k, ML-latest-small, simulator
     .venv/bin/python bench/cf_vs_implicit.py speed [--scale 1.0]  # synthetic power-law matrix
+    .venv/bin/python bench/cf_vs_implicit.py speed --parts recommend --simd avx2  # force a path
     .venv/bin/python bench/cf_vs_implicit.py all
 
 Confidence: perkrec uses c = 1 + alpha * value; implicit uses c = value (its alpha multiplies
@@ -332,12 +333,16 @@ def main() -> None:
     parser.add_argument("--json", help="write results here")
     parser.add_argument("--parts", default="als64,als128,bpr,recommend,memory",
                         help="speed parts to run (comma-separated)")
+    parser.add_argument("--simd", choices=["best", "avx512", "avx2", "scalar"], default="best",
+                        help="highest kernel family perkrec may use (PERKREC_SIMD), to measure each path")
     args = parser.parse_args()
+    if args.simd != "best":
+        os.environ["PERKREC_SIMD"] = args.simd  # read at perkrec's first dispatched call
     if args.what == "memory-child":
         memory_child(args.library, args.matrix, args.threads)
         return
     implicit = implicit_modules()[0]
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "threads": args.threads,
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "threads": args.threads, "simd": args.simd,
               "perkrec": perkrec.__version__, "implicit": implicit.__version__}
     print(json.dumps(result))
     if args.what in ("quality", "all"):

@@ -14,7 +14,11 @@
 //   2. the budget multiplier is found by a bracketed search (bisection with regula-falsi
 //      steps) on the total spend; on large instances a strided member sample brackets it first;
 //   3. price rounds raise mu / rho to the marginal member's advantage where inventory or a
-//      member quota is over-used, scale nu where a cost quota is, and relax unused prices;
+//      member quota is over-used, scale nu where a cost quota is, and relax unused prices (a
+//      member's advantage: with one slot, the held entry's edge over its best other entry;
+//      with several, what its problem loses without the benefit). On instances past
+//      `polish_entries` a limit used within 0.5% of its level counts as met, and later rounds
+//      start the search from the last lambda;
 //   4. a repair pass (chosen entries in order of adjusted value, ties by position) drops what
 //      does not fit so every constraint holds exactly;
 //   5. a fill pass spends any slack: per member the best addition or swap, applied in order of

@@ -19,6 +19,9 @@ namespace detail::alloc {
 constexpr Index kBlock = 2048;  // members per block: the unit of work and of every reduction
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr int kNoLimit = std::numeric_limits<int>::max();
+// Large instances: a price round leaves an inventory or segment limit alone while its use is within
+// this relative band of the limit (the repair and fill passes settle the last units).
+constexpr double kLimitSlack = 0.005;
 
 inline Offset n_blocks(Index n) { return (static_cast<Offset>(n) + kBlock - 1) / kBlock; }
 
@@ -183,11 +186,14 @@ struct MemberResult {
   double cost = 0.0;
   double relaxed = 0.0; // relaxed Lagrangian member value (>= 0)
   double topsum = 0.0;  // relaxed top-capacity sum before rho
+  double surplus = 0.0; // adjusted value of the chosen set (before rho), 0 when none chosen
 };
 
 // Member u's problem at the given prices: greedy under caps, kind caps, stacking groups and
-// diversity; relaxed value for the dual bound.
-inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s, MemberResult& r) {
+// diversity; relaxed value for the dual bound. `exclude`: a benefit the member may not take
+// (-1 = none), for the value of the member's problem without it.
+inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s, MemberResult& r,
+                         Index exclude = -1) {
   r = MemberResult{};
   const Offset b0 = P.begin(u), b1 = P.end(u);
   const int n = static_cast<int>(b1 - b0);
@@ -204,7 +210,7 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
                              !(seg >= 0 && P.seg_max_cost(seg) >= 0);
   int best = -1;
   double best_adj = 0.0;
-  if (cap == 1 && simple_filter && pr.mu.empty() && rho <= 0) {
+  if (cap == 1 && simple_filter && pr.mu.empty() && rho <= 0 && exclude < 0) {
     // Hot path (one slot, no per-entry limits): the best positive adjusted value.
     for (int j = 0; j < n; ++j) {
       const double a = static_cast<double>(v[j]) - price * static_cast<double>(w[j]);
@@ -214,7 +220,7 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
       }
     }
     if (best < 0 || !(best_adj > 0)) return;
-    r.topsum = r.relaxed = best_adj;
+    r.topsum = r.relaxed = r.surplus = best_adj;
     s.chosen.assign(1, best);
     r.n = 1;
     r.value = v[best];
@@ -222,9 +228,10 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
     return;
   }
   int n_pos = 0;
+  s.order.clear();  // positive entries (by position), for the top sum and the greedy below
   for (int j = 0; j < n; ++j) {
     double a;
-    if (simple_filter ? !(v[j] > 0) : !P.allowed(u, b0 + j)) {
+    if ((simple_filter ? !(v[j] > 0) : !P.allowed(u, b0 + j)) || bb[j] == exclude) {
       a = -kInf;
     } else {
       a = static_cast<double>(v[j]) - price * static_cast<double>(w[j]) - pr.mu_of(bb[j]);
@@ -232,6 +239,7 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
     s.adj[static_cast<std::size_t>(j)] = a;
     if (a > 0) {
       ++n_pos;
+      if (cap > 1) s.order.emplace_back(-a, j);
       if (a > best_adj) {
         best_adj = a;
         best = j;
@@ -244,9 +252,7 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
     r.topsum = best_adj;
   } else {
     s.top.clear();
-    for (int j = 0; j < n; ++j) {
-      if (s.adj[static_cast<std::size_t>(j)] > 0) s.top.push_back(s.adj[static_cast<std::size_t>(j)]);
-    }
+    for (const auto& entry : s.order) s.top.push_back(-entry.first);
     if (static_cast<int>(s.top.size()) > cap) {
       std::nth_element(s.top.begin(), s.top.begin() + (cap - 1), s.top.end(), std::greater<double>());
       s.top.resize(static_cast<std::size_t>(cap));
@@ -255,12 +261,6 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
     for (double a : s.top) r.topsum += a;
   }
   r.relaxed = std::max(0.0, r.topsum - rho);
-  if (cap > 1) {  // positive entries (by position), for the greedy below
-    s.order.clear();
-    for (int j = 0; j < n; ++j) {
-      if (s.adj[static_cast<std::size_t>(j)] > 0) s.order.emplace_back(-s.adj[static_cast<std::size_t>(j)], j);
-    }
-  }
   // Greedy choice.
   s.chosen.clear();
   double surplus = 0.0;
@@ -322,6 +322,7 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
     s.chosen.clear();
     return;
   }
+  r.surplus = surplus;
   std::sort(s.chosen.begin(), s.chosen.end());
   r.n = static_cast<int>(s.chosen.size());
   s.vals.clear();
@@ -602,8 +603,10 @@ inline double kth_midpoint(std::vector<double>& xs, std::size_t k) {
 }
 
 // One price round: returns true when a price changed.
+// `slack`: a limit within this relative band of its level counts as met (no price move); 0 on
+// instances small enough to polish, where one unit matters.
 inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const Usage& us, int threads,
-                          const AllocatorParams& params) {
+                          const AllocatorParams& params, double slack) {
   bool changed = false;
   const std::size_t nbft = us.benefit_count.size();
   const std::size_t ns = us.seg_members.size();
@@ -611,11 +614,17 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
   bool any_over = false;
   for (std::size_t b = 0; b < nbft; ++b) {
     const std::int64_t inv = P.k.inventory[b];
-    if (inv >= 0 && us.benefit_count[b] > inv) over_b[b] = any_over = true;
+    if (inv >= 0 && static_cast<double>(us.benefit_count[b]) > static_cast<double>(inv) * (1 + slack) &&
+        us.benefit_count[b] > inv) {
+      over_b[b] = any_over = true;
+    }
   }
   for (std::size_t s = 0; s < ns; ++s) {
     const std::int64_t mm = P.seg_max_members(static_cast<Index>(s));
-    if (mm >= 0 && us.seg_members[s] > mm) over_m[s] = any_over = true;
+    if (mm >= 0 && static_cast<double>(us.seg_members[s]) > static_cast<double>(mm) * (1 + slack) &&
+        us.seg_members[s] > mm) {
+      over_m[s] = any_over = true;
+    }
   }
   if (any_over) {
     // Advantages of members holding an over-used benefit (vs their best unchosen entry) and
@@ -626,7 +635,8 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
     std::vector<Scratch> scratch(static_cast<std::size_t>(resolve_num_threads(threads)));
     parallel_for(0, nb, threads, [&](Offset blk, int tid) {
       Scratch& s = scratch[static_cast<std::size_t>(tid)];
-      MemberResult r;
+      MemberResult r, r2;
+      std::vector<Index> held;
       auto& out = parts[static_cast<std::size_t>(blk)];
       const Index u0 = static_cast<Index>(blk * kBlock);
       const Index u1 = static_cast<Index>(std::min<Offset>(n, (blk + 1) * kBlock));
@@ -643,7 +653,8 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
         if (!seg_over && !holds_over) continue;
         solve_member(P, pr, u, s, r);  // fills s.adj at the current prices
         if (seg_over) out.emplace_back(-1 - static_cast<std::int64_t>(seg), r.topsum);
-        if (holds_over) {
+        if (holds_over && P.cap(u) == 1) {
+          // One slot: the held entry's edge over the best other entry (or nothing).
           const int len = static_cast<int>(P.end(u) - b0);
           double alt = 0.0;
           for (int j = 0; j < len; ++j) {
@@ -653,6 +664,18 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
             const int j = plan.at(u)[t];
             const Index b = P.c.benefit[static_cast<std::size_t>(b0 + j)];
             if (over_b[static_cast<std::size_t>(b)]) out.emplace_back(b, s.adj[static_cast<std::size_t>(j)] - alt);
+          }
+        } else if (holds_over) {
+          // Several slots: what the member's problem loses without the benefit (its best set
+          // without it may swap other entries too, under kind caps and stacking groups).
+          const double rho = pr.rho_of(seg);
+          const double with = std::max(0.0, r.surplus - rho);
+          held.clear();
+          for (int t = 0; t < cnt; ++t) held.push_back(P.c.benefit[static_cast<std::size_t>(b0 + plan.at(u)[t])]);
+          for (const Index b : held) {
+            if (!over_b[static_cast<std::size_t>(b)]) continue;
+            solve_member(P, pr, u, s, r2, b);
+            out.emplace_back(b, with - std::max(0.0, r2.surplus - rho));
           }
         }
       }
@@ -690,7 +713,7 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
     }
   }
   // Relax prices of limits with slack.
-  const double gap = std::max(params.budget_gap, 1e-9);
+  const double gap = std::max({params.budget_gap, 1e-9, slack});
   for (std::size_t b = 0; b < pr.mu.size(); ++b) {
     const std::int64_t inv = P.k.inventory[b];
     if (pr.mu[b] > 0 && static_cast<double>(us.benefit_count[b]) < static_cast<double>(inv) * (1 - gap)) {
@@ -711,7 +734,7 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
     for (std::size_t s = 0; s < ns; ++s) {
       const double q = P.seg_max_cost(static_cast<Index>(s));
       if (q < 0) continue;
-      if (us.seg_cost[s] > q) {
+      if (us.seg_cost[s] > q * (1 + slack)) {
         pr.nu[s] = pr.nu[s] > 0 ? 2.0 * pr.nu[s] : std::max(pr.lambda, 1e-3) * 0.5 + 1e-6;
         changed = true;
       } else if (pr.nu[s] > 0 && us.seg_cost[s] < q * (1 - gap)) {
@@ -1369,11 +1392,12 @@ PERKREC_INLINE Allocation allocate(const CandidatesView& c, const AllocationCons
   // Later price rounds start the search from the last lambda; instances small enough to polish
   // search from scratch, which tries more multipliers for the polish below.
   const bool warm_rounds = c.size() > p.polish_entries;
+  const bool priced = P.has_inventory_limits || P.has_segment_limits;
   for (int round = 0;; ++round) {
     lambda = S.search(pr, plan, warm_rounds ? lambda : 0.0);
     us = usage_of(P, plan, threads);
-    if (round >= p.price_rounds || !(P.has_inventory_limits || P.has_segment_limits)) break;
-    if (!update_prices(P, pr, plan, us, threads, p)) break;
+    if (round >= p.price_rounds || !priced) break;
+    if (!update_prices(P, pr, plan, us, threads, p, warm_rounds ? kLimitSlack : 0.0)) break;
   }
   // From a plan at the final prices: repair when a limit is violated, then fill.
   auto complete = [&](Plan& pl, const Usage& u_pl, Ledger& led) {

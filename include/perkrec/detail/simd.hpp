@@ -6,6 +6,9 @@
 #include <cmath>
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(PERKREC_NO_SIMD_DISPATCH)
 #define PERKREC_HAS_AVX2_DISPATCH 1
@@ -20,10 +23,24 @@ namespace perkrec {
 namespace detail {
 
 /// True when the AVX2 + FMA kernels may run on this CPU (checked once).
+/// The highest kernel family the process may use: 2 = AVX-512, 1 = AVX2, 0 = portable code.
+/// From the environment variable PERKREC_SIMD ("avx512", "avx2" or "scalar"; read once, at the
+/// first dispatched call), for measuring and testing each path on one machine; unset or any
+/// other value = no cap (the best the CPU has).
+inline int simd_cap() {
+  static const int cap = [] {
+    const char* v = std::getenv("PERKREC_SIMD");
+    if (v == nullptr) return 2;
+    const std::string s(v);
+    return s == "scalar" ? 0 : s == "avx2" ? 1 : 2;
+  }();
+  return cap;
+}
+
 inline bool cpu_has_avx2_fma() {
 #if PERKREC_HAS_AVX2_DISPATCH
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
+  return ok && simd_cap() >= 1;
 #else
   return false;
 #endif
@@ -294,6 +311,45 @@ PERKREC_TARGET_AVX2 inline void gemm_panels(const float* q, int rows, int dim, c
       }
     }
   }
+}
+
+constexpr int kTileRows = 6;  ///< members per fused register tile (2 x 6 accumulators)
+constexpr int kPanel = 16;    ///< benefits per packed panel (2 ymm)
+
+/// The AVX2 twin of avx512::tile: scores 6 members (a: k-major, a[k * 6 + r]) against one
+/// 16-benefit panel (pack_panels) in registers, each score accumulated k = 0, 1, ... with one
+/// FMA per step (bit-identical to gemm_tile and the AVX-512 kernel). For member r, masks[r] gets
+/// the lanes whose score is >= thr[r] (NaN never), and when non-zero the 16 scores go to
+/// buf[r * 16 ..]. Returns whether any member has a candidate.
+PERKREC_TARGET_AVX2 inline bool tile(const float* a, const float* panel, int dim, const float* thr, float* buf,
+                                     std::uint32_t* masks) {
+  __m256 c0[kTileRows], c1[kTileRows];
+#pragma GCC unroll 6
+  for (int r = 0; r < kTileRows; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
+  for (int k = 0; k < dim; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(panel + k * kPanel), b1 = _mm256_loadu_ps(panel + k * kPanel + 8);
+    const float* ak = a + k * kTileRows;
+#pragma GCC unroll 6
+    for (int r = 0; r < kTileRows; ++r) {
+      const __m256 av = _mm256_broadcast_ss(ak + r);
+      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+    }
+  }
+  std::uint32_t any = 0;
+#pragma GCC unroll 6
+  for (int r = 0; r < kTileRows; ++r) {
+    const __m256 t = _mm256_set1_ps(thr[r]);
+    const auto m = static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(c0[r], t, _CMP_GE_OQ))) |
+                   (static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(c1[r], t, _CMP_GE_OQ))) << 8);
+    masks[r] = m;
+    if (m != 0) {
+      _mm256_storeu_ps(buf + r * kPanel, c0[r]);
+      _mm256_storeu_ps(buf + r * kPanel + 8, c1[r]);
+    }
+    any |= m;
+  }
+  return any != 0;
 }
 
 /// Prefetches the `bytes` starting at p into L1.

@@ -24,7 +24,7 @@ enum class SimdLevel { scalar = 0, avx2 = 1, avx512 = 2, best = 3 };
 inline bool cpu_has_avx512f() {
 #if PERKREC_HAS_AVX2_DISPATCH
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  return ok;
+  return ok && simd_cap() >= 2;
 #else
   return false;
 #endif

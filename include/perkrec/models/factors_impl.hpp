@@ -159,8 +159,35 @@ PERKREC_INLINE void RowSelector::select(const Filter& filter, const std::vector<
   (void)n;
 }
 
-PERKREC_INLINE TopK factor_top_k_fused(const FactorTable& left, Span<const Index> query_rows,
-                                       const FactorTable& right, int n, const Filter& filter, int num_threads) {
+#if PERKREC_HAS_AVX2_DISPATCH
+// The fused tile kernels: members per register tile, benefits per packed panel, the packing
+// and the tile (scores in registers, lanes at or above each member's threshold out).
+struct Avx512Tiles {
+  static constexpr int R = avx512::kTileRows;
+  static constexpr int P = avx512::kPanel;
+  static void pack(const float* y, std::ptrdiff_t rows, int stride, int dim, float* out) {
+    avx512::pack_panels(y, rows, stride, dim, out);
+  }
+  static bool tile(const float* a, const float* panel, int dim, const float* thr, float* buf, std::uint32_t* masks) {
+    return avx512::tile(a, panel, dim, thr, buf, masks);
+  }
+};
+struct Avx2Tiles {
+  static constexpr int R = avx2::kTileRows;
+  static constexpr int P = avx2::kPanel;
+  static void pack(const float* y, std::ptrdiff_t rows, int stride, int dim, float* out) {
+    avx2::pack_panels(y, rows, stride, dim, out);
+  }
+  static bool tile(const float* a, const float* panel, int dim, const float* thr, float* buf, std::uint32_t* masks) {
+    return avx2::tile(a, panel, dim, thr, buf, masks);
+  }
+};
+#endif
+
+// Top-n by fused register tiles (see factor_top_k_fused); K is Avx512Tiles or Avx2Tiles.
+template <class K>
+TopK tiled_top_k(const FactorTable& left, Span<const Index> query_rows, const FactorTable& right, int n,
+                 const Filter& filter, int num_threads) {
   const auto rows = static_cast<Index>(query_rows.size());
   const Index n_benefits = right.rows;
   if (n < 0) raise<InputError>("recommend: n must be >= 0 (got ", n, ")");
@@ -176,8 +203,8 @@ PERKREC_INLINE TopK factor_top_k_fused(const FactorTable& left, Span<const Index
   out.scores.assign(out.ids.size(), -std::numeric_limits<float>::infinity());
   if (rows == 0 || n == 0 || n_benefits == 0) return out;
 #if PERKREC_HAS_AVX2_DISPATCH
-  constexpr int R = avx512::kTileRows;
-  constexpr int P = avx512::kPanel;
+  constexpr int R = K::R;
+  constexpr int P = K::P;
   constexpr Index kBlock = 8 * R;  // members per block: their packed factors stay in L1
   constexpr float kSkip = -std::numeric_limits<float>::infinity();
   const int dim = right.dim;
@@ -185,7 +212,7 @@ PERKREC_INLINE TopK factor_top_k_fused(const FactorTable& left, Span<const Index
   const bool allow_mode = filter.eligibility.rows > 0 && !filter.eligibility_blocks;
   const Offset n_panels = (static_cast<Offset>(n_benefits) + P - 1) / P;
   std::vector<float> panels(static_cast<std::size_t>(n_panels) * P * static_cast<std::size_t>(dim));
-  avx512::pack_panels(right.values.data(), n_benefits, right.dim, dim, panels.data());
+  K::pack(right.values.data(), n_benefits, right.dim, dim, panels.data());
   const Index n_blocks = (rows + kBlock - 1) / kBlock;
   using Item = std::pair<float, Index>;
   // Better = higher score, then lower index; each heap keeps its worst kept item on top.
@@ -239,8 +266,8 @@ PERKREC_INLINE TopK factor_top_k_fused(const FactorTable& left, Span<const Index
           const auto base = static_cast<Index>(p * P);
           for (int g = 0; g < groups; ++g) {
             float* thr = s.thr + g * R;
-            if (!avx512::tile(s.a.data() + static_cast<std::size_t>(g) * R * static_cast<std::size_t>(dim), panel, dim,
-                              thr, s.buf, s.masks)) {
+            if (!K::tile(s.a.data() + static_cast<std::size_t>(g) * R * static_cast<std::size_t>(dim), panel, dim, thr,
+                         s.buf, s.masks)) {
               continue;
             }
             for (int r = 0; r < R; ++r) {
@@ -291,6 +318,15 @@ PERKREC_INLINE TopK factor_top_k_fused(const FactorTable& left, Span<const Index
   return out;
 }
 
+PERKREC_INLINE TopK factor_top_k_fused(const FactorTable& left, Span<const Index> query_rows,
+                                       const FactorTable& right, int n, const Filter& filter, int num_threads) {
+#if PERKREC_HAS_AVX2_DISPATCH
+  return tiled_top_k<Avx512Tiles>(left, query_rows, right, n, filter, num_threads);
+#else
+  return tiled_top_k<void>(left, query_rows, right, n, filter, num_threads);
+#endif
+}
+
 PERKREC_INLINE TopK factor_top_k(const FactorTable& left, Span<const Index> query_rows, const FactorTable& right,
                                  int n, const Filter& filter, int num_threads, SimdLevel max_level) {
   const int dim = right.dim;
@@ -301,6 +337,11 @@ PERKREC_INLINE TopK factor_top_k(const FactorTable& left, Span<const Index> quer
     return factor_top_k_fused(left, query_rows, right, n, filter, num_threads);
   }
 #if PERKREC_HAS_AVX2_DISPATCH
+  if (level >= static_cast<int>(SimdLevel::avx2) && cpu_has_avx2_fma() && query_rows.size() >= 16 && right.rows > 0 &&
+      n <= 1024 && dim > 0) {
+    // The AVX-512 path's fused tiles at 6 members x 16 benefits: no score row is written.
+    return tiled_top_k<Avx2Tiles>(left, query_rows, right, n, filter, num_threads);
+  }
   if (level >= static_cast<int>(SimdLevel::avx2) && cpu_has_avx2_fma() && query_rows.size() >= 16 && right.rows > 0) {
     // Batches: benefit factors packed once into 16-row panels, then an AVX2 register-tiled
     // product per block of 64 members, each block's scores filtered and partially sorted
