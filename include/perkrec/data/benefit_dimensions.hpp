@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
 #include "perkrec/data/catalog.hpp"
 
@@ -29,6 +30,13 @@ struct BenefitDimensionsParams {
   std::vector<double> face_value_edges{10.0, 30.0};  ///< increasing, > 0
   std::vector<double> threshold_edges{100.0, 300.0};  ///< increasing, > 0
   double typical_basket = 60.0;  ///< > 0; converts percent_off rates to currency
+
+  static auto param_fields() {
+    using P = BenefitDimensionsParams;
+    return std::make_tuple(params::field("face_value_edges", &P::face_value_edges),
+                           params::field("threshold_edges", &P::threshold_edges),
+                           params::field("typical_basket", &P::typical_basket, params::above(0)));
+  }
   /// Throws ConfigError naming the field.
   void validate() const;
 };

@@ -60,10 +60,7 @@ PERKREC_INLINE void BenefitDimensionsParams::validate() const {
   };
   check(face_value_edges, "face_value_edges");
   check(threshold_edges, "threshold_edges");
-  if (!std::isfinite(typical_basket) || typical_basket <= 0) {
-    detail::raise<ConfigError>("BenefitDimensions::Params: typical_basket must be > 0 (got ",
-                               typical_basket, ")");
-  }
+  params::validate_fields(*this, "BenefitDimensionsParams");
 }
 
 PERKREC_INLINE BenefitDimensions::BenefitDimensions(Params params, std::vector<std::string> scenarios,

@@ -50,6 +50,7 @@
 #include <string>
 #include <vector>
 
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/types.hpp"
@@ -90,6 +91,22 @@ struct SimulatorParams {
   std::uint64_t seed = 42;
   int num_threads = 0;                   ///< 0 = OpenMP default
 
+  static auto param_fields() {
+    using P = SimulatorParams;
+    return std::make_tuple(
+        params::field("n_users", &P::n_users, params::at_least(1)),
+        params::field("n_benefits", &P::n_benefits, params::at_least(8)),
+        params::field("days", &P::days, params::closed(28, 3650)),
+        params::field("start_time", &P::start_time, params::at_least(0)),  // a UTC midnight: validate()
+        params::field("control_fraction", &P::control_fraction, params::closed_open(0, 1)),
+        params::field("issues_per_week", &P::issues_per_week, params::closed(0, 14)),
+        params::field("archetype_mix", &P::archetype_mix),  // each >= 0, sum > 0: validate()
+        params::field("preference_noise", &P::preference_noise, params::closed(0, 3)),
+        params::field("member_day_of_month", &P::member_day_of_month, params::closed(1, 28)),
+        params::field("holiday_start_day", &P::holiday_start_day, params::at_least(0)),
+        params::field("holiday_days", &P::holiday_days, params::at_least(0)),
+        params::field("seed", &P::seed), params::field("num_threads", &P::num_threads, params::threads()));
+  }
   /// Throws ConfigError naming the field.
   void validate() const;
 };

@@ -26,20 +26,9 @@ PERKREC_INLINE const char* to_string(Archetype a) {
 }
 
 PERKREC_INLINE void SimulatorParams::validate() const {
-  auto bad = [](const char* field, const auto& value, const char* expected) {
-    detail::raise<ConfigError>("SimulatorParams: ", field, " ", expected, " (got ", value, ")");
-  };
-  if (n_users < 1) bad("n_users", n_users, "must be >= 1");
-  if (n_benefits < 8) bad("n_benefits", n_benefits, "must be >= 8");
-  if (days < 28 || days > 3650) bad("days", days, "must be in [28, 3650]");
-  if (start_time < 0 || start_time % kSecondsPerDay != 0) {
-    bad("start_time", start_time, "must be a UTC midnight >= 0");
-  }
-  if (!(control_fraction >= 0 && control_fraction < 1)) {
-    bad("control_fraction", control_fraction, "must be in [0, 1)");
-  }
-  if (!(issues_per_week >= 0 && issues_per_week <= 14)) {
-    bad("issues_per_week", issues_per_week, "must be in [0, 14]");
+  params::validate_fields(*this, "SimulatorParams");
+  if (start_time % kSecondsPerDay != 0) {
+    detail::raise<ConfigError>("SimulatorParams: start_time must be a UTC midnight >= 0 (got ", start_time, ")");
   }
   double total = 0;
   for (std::size_t i = 0; i < archetype_mix.size(); ++i) {
@@ -49,16 +38,9 @@ PERKREC_INLINE void SimulatorParams::validate() const {
     }
     total += archetype_mix[i];
   }
-  if (!(total > 0)) bad("archetype_mix", total, "must have a positive sum");
-  if (!(preference_noise >= 0 && preference_noise <= 3)) {
-    bad("preference_noise", preference_noise, "must be in [0, 3]");
+  if (!(total > 0)) {
+    detail::raise<ConfigError>("SimulatorParams: archetype_mix must have a positive sum (got ", total, ")");
   }
-  if (member_day_of_month < 1 || member_day_of_month > 28) {
-    bad("member_day_of_month", member_day_of_month, "must be in [1, 28]");
-  }
-  if (holiday_start_day < 0) bad("holiday_start_day", holiday_start_day, "must be >= 0");
-  if (holiday_days < 0) bad("holiday_days", holiday_days, "must be >= 0");
-  resolve_num_threads(num_threads);
 }
 
 namespace detail::sim {

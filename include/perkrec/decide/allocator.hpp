@@ -52,6 +52,7 @@
 
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/decide/types.hpp"
@@ -91,6 +92,16 @@ struct AllocatorParams {
                               ///< multiplier the last search tried and from the value-per-cost
                               ///< greedy plan; the best plan is kept. 0 = never
 
+  static auto param_fields() {
+    using P = AllocatorParams;
+    return std::make_tuple(params::field("max_iterations", &P::max_iterations, params::at_least(1)),
+                           params::field("tolerance", &P::tolerance, params::open(0, 1)),
+                           params::field("price_rounds", &P::price_rounds, params::at_least(0)),
+                           params::field("num_threads", &P::num_threads, params::threads()),
+                           params::field("budget_gap", &P::budget_gap, params::closed_open(0, 1)),
+                           params::field("fill_rounds", &P::fill_rounds, params::at_least(0)),
+                           params::field("polish_entries", &P::polish_entries, params::at_least(0)));
+  }
   void validate() const;
   Json to_json() const;
   /// Strict: unknown keys and bad values throw ConfigError naming the JSON pointer.

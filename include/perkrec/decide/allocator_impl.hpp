@@ -1131,51 +1131,11 @@ inline int store_width(const CandidatesView& c, const AllocationConstraints& k, 
 // --- params --------------------------------------------------------------------------------------
 
 PERKREC_INLINE void AllocatorParams::validate() const {
-  if (max_iterations < 1) {
-    detail::raise<ConfigError>("AllocatorParams: max_iterations must be >= 1 (got ", max_iterations, ")");
-  }
-  if (!(tolerance > 0 && tolerance < 1)) {
-    detail::raise<ConfigError>("AllocatorParams: tolerance must be in (0, 1) (got ", tolerance, ")");
-  }
-  if (price_rounds < 0) {
-    detail::raise<ConfigError>("AllocatorParams: price_rounds must be >= 0 (got ", price_rounds, ")");
-  }
-  if (!(budget_gap >= 0 && budget_gap < 1)) {
-    detail::raise<ConfigError>("AllocatorParams: budget_gap must be in [0, 1) (got ", budget_gap, ")");
-  }
-  if (polish_entries < 0) {
-    detail::raise<ConfigError>("AllocatorParams: polish_entries must be >= 0 (got ", polish_entries, ")");
-  }
-  if (fill_rounds < 0) {
-    detail::raise<ConfigError>("AllocatorParams: fill_rounds must be >= 0 (got ", fill_rounds, ")");
-  }
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "AllocatorParams");
 }
-
-PERKREC_INLINE Json AllocatorParams::to_json() const {
-  return Json{{"max_iterations", max_iterations}, {"tolerance", tolerance},
-              {"price_rounds", price_rounds},     {"num_threads", num_threads},
-              {"budget_gap", budget_gap},         {"fill_rounds", fill_rounds},
-              {"polish_entries", polish_entries}};
-}
-
+PERKREC_INLINE Json AllocatorParams::to_json() const { return params::fields_to_json(*this); }
 PERKREC_INLINE AllocatorParams AllocatorParams::from_json(const Json& j) {
-  AllocatorParams p;
-  JsonReader<ConfigError> r(j, "", "AllocatorParams::from_json");
-  r.read("max_iterations", p.max_iterations);
-  r.read("tolerance", p.tolerance);
-  r.read("price_rounds", p.price_rounds);
-  r.read("num_threads", p.num_threads);
-  r.read("budget_gap", p.budget_gap);
-  r.read("fill_rounds", p.fill_rounds);
-  r.read("polish_entries", p.polish_entries);
-  r.finish();
-  try {
-    p.validate();
-  } catch (const ConfigError& e) {
-    detail::raise<ConfigError>("AllocatorParams::from_json: ", e.what());
-  }
-  return p;
+  return params::fields_from_json<AllocatorParams>(j, "AllocatorParams::from_json");
 }
 
 // --- candidates view -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "perkrec/core/json.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/types.hpp"
 
 #include "perkrec/core/config.hpp"
@@ -44,6 +45,17 @@ struct PacingParams {
                                      ///< going to the first arrivals; false = first come,
                                      ///< first served
 
+  /// JSON: these names; start and end are required, budget absent = infinite.
+  static auto param_fields() {
+    using P = PacingParams;
+    return std::make_tuple(params::field("budget", &P::budget, params::or_infinity(params::at_least(0))),
+                           params::required(params::field("start", &P::start)),
+                           params::required(params::field("end", &P::end)),  // > start: validate()
+                           params::field("spend_curve", &P::spend_curve),    // validate()
+                           params::field("initial_multiplier", &P::initial_multiplier, params::at_least(0)),
+                           params::field("gain", &P::gain, params::at_least(0)),
+                           params::field("pace_inventory", &P::pace_inventory));
+  }
   void validate() const;
   Json to_json() const;
   /// Strict: unknown keys and bad values throw ConfigError naming the JSON pointer.

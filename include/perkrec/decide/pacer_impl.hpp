@@ -12,7 +12,7 @@ namespace perkrec {
 // --- pacing ----------------------------------------------------------------------------------------
 
 PERKREC_INLINE void PacingParams::validate() const {
-  if (!(budget >= 0)) detail::raise<ConfigError>("PacingParams: budget must be >= 0 (got ", budget, ")");
+  params::validate_fields(*this, "PacingParams");
   if (end <= start) detail::raise<ConfigError>("PacingParams: end must be after start (got ", start, " .. ", end, ")");
   double prev = 0.0;
   for (std::size_t i = 0; i < spend_curve.size(); ++i) {
@@ -22,42 +22,10 @@ PERKREC_INLINE void PacingParams::validate() const {
     }
     prev = x;
   }
-  if (!(initial_multiplier >= 0) || !std::isfinite(initial_multiplier)) {
-    detail::raise<ConfigError>("PacingParams: initial_multiplier must be finite and >= 0 (got ", initial_multiplier, ")");
-  }
-  if (!(gain >= 0) || !std::isfinite(gain)) {
-    detail::raise<ConfigError>("PacingParams: gain must be finite and >= 0 (got ", gain, ")");
-  }
 }
-
-PERKREC_INLINE Json PacingParams::to_json() const {
-  Json j{{"start", start},
-         {"end", end},
-         {"spend_curve", spend_curve},
-         {"initial_multiplier", initial_multiplier},
-         {"gain", gain},
-         {"pace_inventory", pace_inventory}};
-  if (std::isfinite(budget)) j["budget"] = budget;  // absent = no budget
-  return j;
-}
-
+PERKREC_INLINE Json PacingParams::to_json() const { return params::fields_to_json(*this); }
 PERKREC_INLINE PacingParams PacingParams::from_json(const Json& j) {
-  PacingParams p;
-  JsonReader<ConfigError> r(j, "", "PacingParams::from_json");
-  r.read("budget", p.budget);
-  r.require("start", p.start);
-  r.require("end", p.end);
-  r.read("spend_curve", p.spend_curve);
-  r.read("initial_multiplier", p.initial_multiplier);
-  r.read("gain", p.gain);
-  r.read("pace_inventory", p.pace_inventory);
-  r.finish();
-  try {
-    p.validate();
-  } catch (const ConfigError& e) {
-    detail::raise<ConfigError>("PacingParams::from_json: ", e.what());
-  }
-  return p;
+  return params::fields_from_json<PacingParams>(j, "PacingParams::from_json");
 }
 
 PERKREC_INLINE double PacingParams::target_share(Timestamp t) const {

@@ -56,6 +56,7 @@
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/error.hpp"
 #include "perkrec/core/json.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/catalog.hpp"
@@ -206,6 +207,20 @@ struct PlannerParams {
   bool explain = true;                  ///< write PlanResult::reasons
   int num_threads = 0;                  ///< 0 = OpenMP default
 
+  /// JSON keys: these names, with the schedule's keys at the top level.
+  static auto param_fields() {
+    using P = PlannerParams;
+    static constexpr params::EnumName<Method> kMethods[] = {
+        {Method::dual, "dual"}, {Method::greedy, "greedy"}, {Method::exact, "exact"}};
+    return std::make_tuple(params::field("objective", &P::objective, RankerParams::kObjectives),
+                           params::field("top_k", &P::top_k, params::at_least(1)),
+                           params::field("method", &P::method, kMethods),
+                           params::nested("allocator", &P::allocator),
+                           params::field("max_nodes", &P::max_nodes, params::at_least(1)),
+                           params::flattened(&P::schedule),
+                           params::field("explain", &P::explain),
+                           params::field("num_threads", &P::num_threads, params::threads()));
+  }
   /// ConfigError naming the field.
   void validate() const;
   Json to_json() const;

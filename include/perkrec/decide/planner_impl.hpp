@@ -624,58 +624,11 @@ PERKREC_INLINE const char* to_string(PlannerParams::Method method) {
 }
 
 PERKREC_INLINE void PlannerParams::validate() const {
-  if (top_k < 1) detail::raise<ConfigError>("PlannerParams: top_k must be >= 1 (got ", top_k, ")");
-  if (max_nodes < 1)
-    detail::raise<ConfigError>("PlannerParams: max_nodes must be >= 1 (got ", max_nodes, ")");
-  allocator.validate();
-  schedule.validate();
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "PlannerParams");
 }
-
-PERKREC_INLINE Json PlannerParams::to_json() const {
-  return Json{{"objective", to_string(objective)},
-              {"top_k", top_k},
-              {"method", to_string(method)},
-              {"allocator", allocator.to_json()},
-              {"max_nodes", max_nodes},
-              {"default_hour", schedule.default_hour},
-              {"min_validity_days", schedule.min_validity_days},
-              {"explain", explain},
-              {"num_threads", num_threads}};
-}
-
+PERKREC_INLINE Json PlannerParams::to_json() const { return params::fields_to_json(*this); }
 PERKREC_INLINE PlannerParams PlannerParams::from_json(const Json& j) {
-  PlannerParams p;
-  JsonReader<ConfigError> r(j, "", "PlannerParams::from_json");
-  std::string text;
-  if (r.read("objective", text) && !parse_objective(text, p.objective)) {
-    r.fail("objective", "expected \"redemption\" or \"incremental\"");
-  }
-  if (r.read("method", text)) {
-    if (text == "dual") {
-      p.method = Method::dual;
-    } else if (text == "greedy") {
-      p.method = Method::greedy;
-    } else if (text == "exact") {
-      p.method = Method::exact;
-    } else {
-      r.fail("method", "expected \"dual\", \"greedy\" or \"exact\"");
-    }
-  }
-  r.read("top_k", p.top_k);
-  if (const Json* a = r.raw("allocator")) p.allocator = AllocatorParams::from_json(*a);
-  r.read("max_nodes", p.max_nodes);
-  r.read("default_hour", p.schedule.default_hour);
-  r.read("min_validity_days", p.schedule.min_validity_days);
-  r.read("explain", p.explain);
-  r.read("num_threads", p.num_threads);
-  r.finish();
-  try {
-    p.validate();
-  } catch (const ConfigError& e) {
-    detail::raise<ConfigError>("PlannerParams::from_json: ", e.what());
-  }
-  return p;
+  return params::fields_from_json<PlannerParams>(j, "PlannerParams::from_json");
 }
 
 PERKREC_INLINE Planner::Planner(PlannerParams params) : params_(std::move(params)) {

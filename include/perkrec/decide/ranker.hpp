@@ -51,6 +51,7 @@
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/error.hpp"
 #include "perkrec/core/json.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/math.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/types.hpp"
@@ -71,6 +72,14 @@ struct ScoreBlendParams {
   double clip = 1e-6;         ///< logit sources clip probabilities to [clip, 1 - clip]; (0, 0.5)
   int num_threads = 0;        ///< 0 = OpenMP default
 
+  static auto param_fields() {
+    using P = ScoreBlendParams;
+    return std::make_tuple(params::field("l2", &P::l2, params::at_least(0)),
+                           params::field("max_iterations", &P::max_iterations, params::at_least(1)),
+                           params::field("tolerance", &P::tolerance, params::above(0)),
+                           params::field("clip", &P::clip, params::open(0, 0.5)),
+                           params::field("num_threads", &P::num_threads, params::threads()));
+  }
   void validate() const;
   Json to_json() const;
   /// Strict: unknown keys or bad values throw ConfigError naming the JSON pointer.
@@ -187,6 +196,16 @@ struct RankerParams {
   bool keep_non_positive = false;  ///< keep candidates with value - cost <= 0
   int num_threads = 0;             ///< 0 = OpenMP default
 
+  static constexpr params::EnumName<Objective> kObjectives[] = {
+      {Objective::redemption, "redemption"}, {Objective::incremental, "incremental"}};
+  static auto param_fields() {
+    using P = RankerParams;
+    return std::make_tuple(params::field("objective", &P::objective, kObjectives),
+                           params::field("top_k", &P::top_k, params::at_least(1)),
+                           params::field("issue_cost", &P::issue_cost, params::at_least(0)),
+                           params::field("keep_non_positive", &P::keep_non_positive),
+                           params::field("num_threads", &P::num_threads, params::threads()));
+  }
   void validate() const;
   Json to_json() const;
   /// Strict: unknown keys or bad values throw ConfigError naming the JSON pointer.
@@ -265,6 +284,11 @@ struct SendSchedule {
 struct ScheduleParams {
   int default_hour = 10;       ///< UTC hour of the default send time; 0..23
   int min_validity_days = 1;   ///< lower bound of the validity; >= 1
+  static auto param_fields() {
+    using P = ScheduleParams;
+    return std::make_tuple(params::field("default_hour", &P::default_hour, params::closed(0, 23)),
+                           params::field("min_validity_days", &P::min_validity_days, params::at_least(1)));
+  }
   void validate() const;
 };
 

@@ -16,16 +16,6 @@ namespace detail {
 inline constexpr Offset kBlendBlock = 4096;    // pairs per block of the blend's sums
 inline constexpr Offset kRankBlock = 256;      // members per block of rank
 
-template <class Params>
-Params finish_params_json(Params p, const char* context) {
-  try {
-    p.validate();
-  } catch (const ConfigError& e) {
-    detail::raise<ConfigError>(context, ": ", e.what());
-  }
-  return p;
-}
-
 /// Solves the small symmetric positive definite system H x = g (n <= a few dozen) by Cholesky,
 /// adding a growing ridge when H is numerically singular. Returns false when it cannot.
 inline bool solve_spd(std::vector<double> H, std::vector<double> g, std::size_t n,
@@ -80,36 +70,11 @@ inline double softplus(double z) { return z > 0 ? z + std::log1p(std::exp(-z)) :
 // --- ScoreBlendParams ------------------------------------------------------------------------
 
 PERKREC_INLINE void ScoreBlendParams::validate() const {
-  if (!(l2 >= 0) || !std::isfinite(l2)) {
-    detail::raise<ConfigError>("ScoreBlendParams: l2 must be finite and >= 0 (got ", l2, ")");
-  }
-  if (max_iterations < 1) {
-    detail::raise<ConfigError>("ScoreBlendParams: max_iterations must be >= 1 (got ", max_iterations, ")");
-  }
-  if (!(tolerance > 0) || !std::isfinite(tolerance)) {
-    detail::raise<ConfigError>("ScoreBlendParams: tolerance must be > 0 (got ", tolerance, ")");
-  }
-  if (!(clip > 0 && clip < 0.5)) {
-    detail::raise<ConfigError>("ScoreBlendParams: clip must be in (0, 0.5) (got ", clip, ")");
-  }
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "ScoreBlendParams");
 }
-
-PERKREC_INLINE Json ScoreBlendParams::to_json() const {
-  return Json{{"l2", l2}, {"max_iterations", max_iterations}, {"tolerance", tolerance},
-              {"clip", clip}, {"num_threads", num_threads}};
-}
-
+PERKREC_INLINE Json ScoreBlendParams::to_json() const { return params::fields_to_json(*this); }
 PERKREC_INLINE ScoreBlendParams ScoreBlendParams::from_json(const Json& j) {
-  ScoreBlendParams p;
-  JsonReader<ConfigError> r(j, "", "ScoreBlendParams::from_json");
-  r.read("l2", p.l2);
-  r.read("max_iterations", p.max_iterations);
-  r.read("tolerance", p.tolerance);
-  r.read("clip", p.clip);
-  r.read("num_threads", p.num_threads);
-  r.finish();
-  return detail::finish_params_json(p, "ScoreBlendParams::from_json");
+  return params::fields_from_json<ScoreBlendParams>(j, "ScoreBlendParams::from_json");
 }
 
 PERKREC_INLINE const char* to_string(ScoreBlend::Transform t) {
@@ -464,11 +429,11 @@ PERKREC_INLINE const char* to_string(RankerParams::Objective objective) {
 }
 
 PERKREC_INLINE void RankerParams::validate() const {
-  if (top_k < 1) detail::raise<ConfigError>("RankerParams: top_k must be >= 1 (got ", top_k, ")");
-  if (!(issue_cost >= 0) || !std::isfinite(issue_cost)) {
-    detail::raise<ConfigError>("RankerParams: issue_cost must be finite and >= 0 (got ", issue_cost, ")");
-  }
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "RankerParams");
+}
+PERKREC_INLINE Json RankerParams::to_json() const { return params::fields_to_json(*this); }
+PERKREC_INLINE RankerParams RankerParams::from_json(const Json& j) {
+  return params::fields_from_json<RankerParams>(j, "RankerParams::from_json");
 }
 
 PERKREC_INLINE bool parse_objective(const std::string& text, RankerParams::Objective& out) {
@@ -480,26 +445,6 @@ PERKREC_INLINE bool parse_objective(const std::string& text, RankerParams::Objec
     return false;
   }
   return true;
-}
-
-PERKREC_INLINE Json RankerParams::to_json() const {
-  return Json{{"objective", to_string(objective)}, {"top_k", top_k}, {"issue_cost", issue_cost},
-              {"keep_non_positive", keep_non_positive}, {"num_threads", num_threads}};
-}
-
-PERKREC_INLINE RankerParams RankerParams::from_json(const Json& j) {
-  RankerParams p;
-  JsonReader<ConfigError> r(j, "", "RankerParams::from_json");
-  std::string objective;
-  if (r.read("objective", objective) && !parse_objective(objective, p.objective)) {
-    r.fail("objective", "expected \"redemption\" or \"incremental\"");
-  }
-  r.read("top_k", p.top_k);
-  r.read("issue_cost", p.issue_cost);
-  r.read("keep_non_positive", p.keep_non_positive);
-  r.read("num_threads", p.num_threads);
-  r.finish();
-  return detail::finish_params_json(p, "RankerParams::from_json");
 }
 
 // --- rank ------------------------------------------------------------------------------------
@@ -832,12 +777,7 @@ PERKREC_INLINE Candidates rank(const RankScorers& scorers, const RankInputs& in,
 // --- schedule --------------------------------------------------------------------------------
 
 PERKREC_INLINE void ScheduleParams::validate() const {
-  if (default_hour < 0 || default_hour > 23) {
-    detail::raise<ConfigError>("ScheduleParams: default_hour must be in 0..23 (got ", default_hour, ")");
-  }
-  if (min_validity_days < 1) {
-    detail::raise<ConfigError>("ScheduleParams: min_validity_days must be >= 1 (got ", min_validity_days, ")");
-  }
+  params::validate_fields(*this, "ScheduleParams");
 }
 
 namespace detail {

@@ -39,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/types.hpp"
 
@@ -60,6 +61,14 @@ struct ExperimentParams {
   bool cuped = true;         ///< use the pre-period covariates given (false ignores them)
   std::uint64_t seed = 42;   ///< bootstrap streams
   int num_threads = 0;       ///< 0 = OpenMP default
+  static auto param_fields() {
+    using P = ExperimentParams;
+    return std::make_tuple(params::field("n_arms", &P::n_arms),  // 0 or >= 2: validate()
+                           params::field("confidence", &P::confidence, params::open(0, 1)),
+                           params::field("bootstrap", &P::bootstrap, params::closed(0, 1000000)),
+                           params::field("cuped", &P::cuped), params::field("seed", &P::seed),
+                           params::field("num_threads", &P::num_threads, params::threads()));
+  }
   void validate() const;
 };
 

@@ -64,13 +64,7 @@ PERKREC_INLINE void ExperimentParams::validate() const {
   if (n_arms != 0 && n_arms < 2) {
     detail::raise<ConfigError>("ExperimentParams: n_arms must be 0 (from the data) or >= 2 (got ", n_arms, ")");
   }
-  if (!(confidence > 0 && confidence < 1)) {
-    detail::raise<ConfigError>("ExperimentParams: confidence must be in (0, 1) (got ", confidence, ")");
-  }
-  if (bootstrap < 0 || bootstrap > 1000000) {
-    detail::raise<ConfigError>("ExperimentParams: bootstrap must be in [0, 1000000] (got ", bootstrap, ")");
-  }
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "ExperimentParams");
 }
 
 namespace detail::experiment {

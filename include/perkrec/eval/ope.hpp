@@ -34,6 +34,7 @@
 #include <limits>
 #include <string>
 
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/types.hpp"
 
@@ -52,6 +53,18 @@ struct OffPolicyParams {
   double clip = std::numeric_limits<double>::infinity();  ///< max weight; > 0 (inf = no clipping)
   double switch_threshold = std::numeric_limits<double>::infinity();  ///< switch-DR's tau; >= 0
   int num_threads = 0;  ///< 0 = OpenMP default
+  static auto param_fields() {
+    using P = OffPolicyParams;
+    static constexpr params::EnumName<OpeEstimator> kEstimators[] = {
+        {OpeEstimator::ips, "ips"}, {OpeEstimator::snips, "snips"}, {OpeEstimator::dm, "dm"},
+        {OpeEstimator::dr, "dr"}, {OpeEstimator::switch_dr, "switch-dr"}};
+    return std::make_tuple(params::field("estimator", &P::estimator, kEstimators),
+                           params::field("confidence", &P::confidence, params::open(0, 1)),
+                           params::field("clip", &P::clip, params::or_infinity(params::above(0))),
+                           params::field("switch_threshold", &P::switch_threshold,
+                                         params::or_infinity(params::at_least(0))),
+                           params::field("num_threads", &P::num_threads, params::threads()));
+  }
   void validate() const;
 };
 

@@ -35,14 +35,7 @@ PERKREC_INLINE OpeEstimator ope_estimator_from_string(const std::string& name) {
 }
 
 PERKREC_INLINE void OffPolicyParams::validate() const {
-  if (!(confidence > 0 && confidence < 1)) {
-    detail::raise<ConfigError>("OffPolicyParams: confidence must be in (0, 1) (got ", confidence, ")");
-  }
-  if (!(clip > 0)) detail::raise<ConfigError>("OffPolicyParams: clip must be > 0 (got ", clip, ")");
-  if (!(switch_threshold >= 0)) {
-    detail::raise<ConfigError>("OffPolicyParams: switch_threshold must be >= 0 (got ", switch_threshold, ")");
-  }
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "OffPolicyParams");
 }
 
 namespace detail::ope {

@@ -59,6 +59,7 @@
 #include <string>
 #include <vector>
 
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/error.hpp"
 #include "perkrec/core/types.hpp"
@@ -83,6 +84,14 @@ struct BehaviorFeatureParams {
   std::vector<std::string> actions = {"purchase"};  ///< action names of the log (1+, distinct)
   double half_life_days = 28.0;         ///< decay of decayed_count; finite, > 0
   int num_threads = 0;                  ///< 0 = OpenMP default; never changes the output
+  static auto param_fields() {
+    using P = BehaviorFeatureParams;
+    return std::make_tuple(params::field("aggregates", &P::aggregates),  // names: validate()
+                           params::field("levels", &P::levels),
+                           params::field("actions", &P::actions),
+                           params::field("half_life_days", &P::half_life_days, params::above(0)),
+                           params::field("num_threads", &P::num_threads, params::threads()));
+  }
   /// Throws ConfigError naming the field (unknown or duplicate aggregate, empty actions, ...).
   void validate() const;
 };

@@ -43,10 +43,7 @@ PERKREC_INLINE void BehaviorFeatureParams::validate() const {
     if (a.empty()) detail::raise<ConfigError>(ctx, ": actions: empty action name");
     if (!seen.insert(a).second) detail::raise<ConfigError>(ctx, ": actions: '", a, "' is listed twice");
   }
-  if (!(std::isfinite(half_life_days) && half_life_days > 0)) {
-    detail::raise<ConfigError>(ctx, ": half_life_days: expected a finite number > 0 (got ", half_life_days, ")");
-  }
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "BehaviorFeatureParams");
 }
 
 namespace detail {

@@ -23,6 +23,7 @@
 #include <array>
 #include <cstdint>
 
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/event_log.hpp"
@@ -43,6 +44,15 @@ struct InteractionParams {
   Combine combine = Combine::sum;
   int num_threads = 0;           ///< 0 = OpenMP default
 
+  static auto param_fields() {
+    using P = InteractionParams;
+    static constexpr params::EnumName<Combine> kCombines[] = {{Combine::sum, "sum"}, {Combine::max, "max"}};
+    return std::make_tuple(params::field("event_weights", &P::event_weights),  // validate()
+                           params::field("half_life_days", &P::half_life_days, params::at_least(0)),
+                           params::field("end_time", &P::end_time),
+                           params::field("combine", &P::combine, kCombines),
+                           params::field("num_threads", &P::num_threads, params::threads()));
+  }
   /// Throws ConfigError naming the field.
   void validate() const;
 };

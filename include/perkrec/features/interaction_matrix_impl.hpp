@@ -21,11 +21,7 @@ PERKREC_INLINE void InteractionParams::validate() const {
     any = any || w > 0;
   }
   if (!any) detail::raise<ConfigError>("InteractionParams: event_weights are all 0");
-  if (!std::isfinite(half_life_days) || half_life_days < 0) {
-    detail::raise<ConfigError>("InteractionParams: half_life_days must be finite and >= 0 (got ",
-                               half_life_days, ")");
-  }
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "InteractionParams");
 }
 
 PERKREC_INLINE InteractionMatrix build_interaction_matrix(const EventLog& log,

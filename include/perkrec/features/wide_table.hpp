@@ -45,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/benefit_dimensions.hpp"
@@ -56,6 +57,11 @@ namespace perkrec {
 struct WideTableParams {
   BenefitDimensionsParams dimensions;  ///< band edges of the per-dimension columns
   int num_threads = 0;                 ///< 0 = OpenMP default
+  static auto param_fields() {
+    using P = WideTableParams;
+    return std::make_tuple(params::flattened(&P::dimensions),
+                           params::field("num_threads", &P::num_threads, params::threads()));
+  }
   /// Throws ConfigError naming the field.
   void validate() const;
 };

@@ -12,8 +12,7 @@
 namespace perkrec {
 
 PERKREC_INLINE void WideTableParams::validate() const {
-  dimensions.validate();
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "WideTableParams");
 }
 
 PERKREC_INLINE int WideTable::find(const std::string& name) const {

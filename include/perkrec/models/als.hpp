@@ -34,6 +34,7 @@
 
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
@@ -54,6 +55,18 @@ struct ALSParams {
   int num_threads = 0;            ///< 0 = OpenMP default
   std::uint64_t seed = 42;        ///< initialization stream
 
+  /// The fields once more as descriptors (JSON name, range): see core/params.hpp.
+  static auto param_fields() {
+    using P = ALSParams;
+    return std::make_tuple(params::field("factors", &P::factors, params::closed(1, 4096)),
+                           params::field("regularization", &P::regularization, params::at_least(0)),
+                           params::field("alpha", &P::alpha, params::at_least(0)),
+                           params::field("iterations", &P::iterations, params::at_least(0)),
+                           params::field("cg_steps", &P::cg_steps, params::at_least(0)),
+                           params::field("calculate_training_loss", &P::calculate_training_loss),
+                           params::field("num_threads", &P::num_threads, params::threads()),
+                           params::field("seed", &P::seed));
+  }
   void validate() const;
   Json to_json() const;
   /// Strict: unknown keys and bad values throw ConfigError naming the JSON pointer.

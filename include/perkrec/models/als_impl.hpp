@@ -14,49 +14,11 @@
 namespace perkrec {
 
 PERKREC_INLINE void ALSParams::validate() const {
-  if (factors < 1 || factors > 4096) {
-    detail::raise<ConfigError>("ALSParams: factors must be in [1, 4096] (got ", factors, ")");
-  }
-  if (!(regularization >= 0) || !std::isfinite(regularization)) {
-    detail::raise<ConfigError>("ALSParams: regularization must be a finite number >= 0 (got ", regularization, ")");
-  }
-  if (!(alpha >= 0) || !std::isfinite(alpha)) {
-    detail::raise<ConfigError>("ALSParams: alpha must be a finite number >= 0 (got ", alpha, ")");
-  }
-  if (iterations < 0) detail::raise<ConfigError>("ALSParams: iterations must be >= 0 (got ", iterations, ")");
-  if (cg_steps < 0) detail::raise<ConfigError>("ALSParams: cg_steps must be >= 0 (got ", cg_steps, ")");
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "ALSParams");
 }
-
-PERKREC_INLINE Json ALSParams::to_json() const {
-  return Json{{"factors", factors},
-              {"regularization", detail::json_float(regularization)},
-              {"alpha", detail::json_float(alpha)},
-              {"iterations", iterations},
-              {"cg_steps", cg_steps},
-              {"calculate_training_loss", calculate_training_loss},
-              {"num_threads", num_threads},
-              {"seed", seed}};
-}
-
+PERKREC_INLINE Json ALSParams::to_json() const { return params::fields_to_json(*this); }
 PERKREC_INLINE ALSParams ALSParams::from_json(const Json& j) {
-  ALSParams p;
-  JsonReader<ConfigError> r(j, "", "ALSParams::from_json");
-  r.read("factors", p.factors);
-  r.read("regularization", p.regularization);
-  r.read("alpha", p.alpha);
-  r.read("iterations", p.iterations);
-  r.read("cg_steps", p.cg_steps);
-  r.read("calculate_training_loss", p.calculate_training_loss);
-  r.read("num_threads", p.num_threads);
-  r.read("seed", p.seed);
-  r.finish();
-  try {
-    p.validate();
-  } catch (const ConfigError& e) {
-    detail::raise<ConfigError>("ALSParams::from_json: ", e.what());
-  }
-  return p;
+  return params::fields_from_json<ALSParams>(j, "ALSParams::from_json");
 }
 
 namespace detail {

@@ -38,6 +38,7 @@
 
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
@@ -66,6 +67,20 @@ struct BPRParams {
   int num_threads = 0;                 ///< 0 = OpenMP default; 1 = bit-reproducible
   std::uint64_t seed = 42;
 
+  static auto param_fields() {
+    using P = BPRParams;
+    static constexpr params::EnumName<NegativeSampling> kNegatives[] = {
+        {NegativeSampling::uniform, "uniform"}, {NegativeSampling::popularity, "popularity"}};
+    return std::make_tuple(params::field("factors", &P::factors, params::closed(1, 4096)),
+                           params::field("learning_rate", &P::learning_rate, params::above(0)),
+                           params::field("regularization", &P::regularization, params::at_least(0)),
+                           params::field("iterations", &P::iterations, params::at_least(0)),
+                           params::field("verify_negative_samples", &P::verify_negative_samples),
+                           params::field("negative_sampling", &P::negative_sampling, kNegatives),
+                           params::field("fold_in_epochs", &P::fold_in_epochs, params::at_least(1)),
+                           params::field("num_threads", &P::num_threads, params::threads()),
+                           params::field("seed", &P::seed));
+  }
   void validate() const;
   Json to_json() const;
   static BPRParams from_json(const Json& j);

@@ -11,58 +11,11 @@
 namespace perkrec {
 
 PERKREC_INLINE void BPRParams::validate() const {
-  if (factors < 1 || factors > 4096) {
-    detail::raise<ConfigError>("BPRParams: factors must be in [1, 4096] (got ", factors, ")");
-  }
-  if (!(learning_rate > 0) || !std::isfinite(learning_rate)) {
-    detail::raise<ConfigError>("BPRParams: learning_rate must be a finite number > 0 (got ", learning_rate, ")");
-  }
-  if (!(regularization >= 0) || !std::isfinite(regularization)) {
-    detail::raise<ConfigError>("BPRParams: regularization must be a finite number >= 0 (got ", regularization, ")");
-  }
-  if (iterations < 0) detail::raise<ConfigError>("BPRParams: iterations must be >= 0 (got ", iterations, ")");
-  if (fold_in_epochs < 1) {
-    detail::raise<ConfigError>("BPRParams: fold_in_epochs must be >= 1 (got ", fold_in_epochs, ")");
-  }
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "BPRParams");
 }
-
-PERKREC_INLINE Json BPRParams::to_json() const {
-  return Json{{"factors", factors},
-              {"learning_rate", detail::json_float(learning_rate)},
-              {"regularization", detail::json_float(regularization)},
-              {"iterations", iterations},
-              {"verify_negative_samples", verify_negative_samples},
-              {"negative_sampling", negative_sampling == NegativeSampling::popularity ? "popularity" : "uniform"},
-              {"fold_in_epochs", fold_in_epochs},
-              {"num_threads", num_threads},
-              {"seed", seed}};
-}
-
+PERKREC_INLINE Json BPRParams::to_json() const { return params::fields_to_json(*this); }
 PERKREC_INLINE BPRParams BPRParams::from_json(const Json& j) {
-  BPRParams p;
-  JsonReader<ConfigError> r(j, "", "BPRParams::from_json");
-  r.read("factors", p.factors);
-  r.read("learning_rate", p.learning_rate);
-  r.read("regularization", p.regularization);
-  r.read("iterations", p.iterations);
-  r.read("verify_negative_samples", p.verify_negative_samples);
-  std::string negatives;
-  if (r.read("negative_sampling", negatives)) {
-    if (negatives == "uniform") p.negative_sampling = NegativeSampling::uniform;
-    else if (negatives == "popularity") p.negative_sampling = NegativeSampling::popularity;
-    else r.fail("negative_sampling", "expected \"uniform\" or \"popularity\"");
-  }
-  r.read("fold_in_epochs", p.fold_in_epochs);
-  r.read("num_threads", p.num_threads);
-  r.read("seed", p.seed);
-  r.finish();
-  try {
-    p.validate();
-  } catch (const ConfigError& e) {
-    detail::raise<ConfigError>("BPRParams::from_json: ", e.what());
-  }
-  return p;
+  return params::fields_from_json<BPRParams>(j, "BPRParams::from_json");
 }
 
 namespace detail {

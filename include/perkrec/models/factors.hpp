@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "perkrec/core/error.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/io/model_file.hpp"
@@ -171,17 +172,6 @@ FactorTable read_table(const ModelReader& r, const std::string& name, Index rows
 /// Reads a CSR written by write_csr (validated: structure, index range, finiteness).
 void write_csr(ModelWriter& w, const std::string& prefix, const CsrMatrix<float>& m);
 CsrMatrix<float> read_csr(const ModelReader& r, const std::string& prefix, Index rows, Index cols);
-
-/// A float hyper-parameter as the shortest decimal that reads back to the same float, so
-/// get_params() shows 0.8 rather than 0.800000011920929.
-inline double json_float(float v) {
-  char buf[32];
-  for (int precision = 6; precision <= 9; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, static_cast<double>(v));
-    if (std::strtof(buf, nullptr) == v) return std::strtod(buf, nullptr);
-  }
-  return static_cast<double>(v);
-}
 
 /// Copies a CSR view into an owned matrix.
 CsrMatrix<float> to_owned(const CsrView<float>& m);

@@ -63,6 +63,7 @@
 
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
@@ -106,6 +107,30 @@ struct FMParams {
 
   /// True when fit solves exactly: factors == 0 with the logistic or squared loss.
   bool exact() const { return factors == 0 && loss != Loss::bpr; }
+
+  static auto param_fields() {
+    using P = FMParams;
+    static constexpr params::EnumName<Loss> kLosses[] = {
+        {Loss::logistic, "logistic"}, {Loss::squared, "squared"}, {Loss::bpr, "bpr"}};
+    static constexpr params::EnumName<Optimizer> kOptimizers[] = {{Optimizer::sgd, "sgd"},
+                                                                  {Optimizer::adagrad, "adagrad"}};
+    static constexpr params::EnumName<Shuffle> kShuffles[] = {{Shuffle::blocks, "blocks"},
+                                                              {Shuffle::rows, "rows"}};
+    return std::make_tuple(params::field("field_aware", &P::field_aware),
+                           params::field("factors", &P::factors, params::closed(0, 1024)),
+                           params::field("loss", &P::loss, kLosses),
+                           params::field("optimizer", &P::optimizer, kOptimizers),
+                           params::field("learning_rate", &P::learning_rate, params::above(0)),
+                           params::field("init_std", &P::init_std, params::at_least(0)),
+                           params::field("reg_bias", &P::reg_bias, params::at_least(0)),
+                           params::field("reg_linear", &P::reg_linear, params::at_least(0)),
+                           params::field("reg_factors", &P::reg_factors, params::at_least(0)),
+                           params::field("epochs", &P::epochs, params::at_least(1)),
+                           params::field("early_stopping_rounds", &P::early_stopping_rounds, params::at_least(0)),
+                           params::field("shuffle", &P::shuffle, kShuffles),
+                           params::field("num_threads", &P::num_threads, params::threads()),
+                           params::field("seed", &P::seed));
+  }
   void validate() const;
   Json to_json() const;
   /// Strict: unknown keys and bad values throw ConfigError naming the JSON pointer.

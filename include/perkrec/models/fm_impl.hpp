@@ -276,91 +276,16 @@ void fm_dispatch(int k, F&& f) {
 // ---- params -----------------------------------------------------------------------------------
 
 PERKREC_INLINE void FMParams::validate() const {
-  if (factors < 0 || factors > 1024) {
-    detail::raise<ConfigError>("FMParams: factors must be in [0, 1024] (got ", factors,
-                               "; 0 = logistic regression)");
-  }
-  if (!(learning_rate > 0) || !std::isfinite(learning_rate)) {
-    detail::raise<ConfigError>("FMParams: learning_rate must be finite and > 0 (got ", learning_rate, ")");
-  }
-  const std::pair<const char*, float> nonneg[] = {{"init_std", init_std},
-                                                  {"reg_bias", reg_bias},
-                                                  {"reg_linear", reg_linear},
-                                                  {"reg_factors", reg_factors}};
-  for (const auto& [name, value] : nonneg) {
-    if (!(value >= 0) || !std::isfinite(value)) {
-      detail::raise<ConfigError>("FMParams: ", name, " must be finite and >= 0 (got ", value, ")");
-    }
-  }
-  if (epochs < 1) detail::raise<ConfigError>("FMParams: epochs must be >= 1 (got ", epochs, ")");
-  if (early_stopping_rounds < 0) {
-    detail::raise<ConfigError>("FMParams: early_stopping_rounds must be >= 0 (got ",
-                               early_stopping_rounds, ")");
-  }
+  params::validate_fields(*this, "FMParams");
   if (early_stopping_rounds > 0 && exact()) {
     detail::raise<ConfigError>("FMParams: early_stopping_rounds must be 0 with factors = 0 and the ",
                                detail::fm_loss_name(loss), " loss (got ", early_stopping_rounds,
                                "; the exact solver runs to the optimum, it has no epochs to stop)");
   }
-  resolve_num_threads(num_threads);
 }
-
-PERKREC_INLINE Json FMParams::to_json() const {
-  return Json{{"field_aware", field_aware},
-              {"factors", factors},
-              {"loss", detail::fm_loss_name(loss)},
-              {"optimizer", optimizer == Optimizer::sgd ? "sgd" : "adagrad"},
-              {"learning_rate", learning_rate},
-              {"init_std", init_std},
-              {"reg_bias", reg_bias},
-              {"reg_linear", reg_linear},
-              {"reg_factors", reg_factors},
-              {"epochs", epochs},
-              {"early_stopping_rounds", early_stopping_rounds},
-              {"shuffle", shuffle == Shuffle::rows ? "rows" : "blocks"},
-              {"num_threads", num_threads},
-              {"seed", seed}};
-}
-
+PERKREC_INLINE Json FMParams::to_json() const { return params::fields_to_json(*this); }
 PERKREC_INLINE FMParams FMParams::from_json(const Json& j) {
-  FMParams p;
-  JsonReader<ConfigError> r(j, "", "FMParams::from_json");
-  r.read("field_aware", p.field_aware);
-  r.read("factors", p.factors);
-  std::string loss, optimizer;
-  if (r.read("loss", loss)) {
-    if (loss == "logistic") p.loss = Loss::logistic;
-    else if (loss == "squared") p.loss = Loss::squared;
-    else if (loss == "bpr") p.loss = Loss::bpr;
-    else r.fail("loss", "expected \"logistic\", \"squared\" or \"bpr\"");
-  }
-  if (r.read("optimizer", optimizer)) {
-    if (optimizer == "sgd") p.optimizer = Optimizer::sgd;
-    else if (optimizer == "adagrad") p.optimizer = Optimizer::adagrad;
-    else r.fail("optimizer", "expected \"sgd\" or \"adagrad\"");
-  }
-  r.read("learning_rate", p.learning_rate);
-  r.read("init_std", p.init_std);
-  r.read("reg_bias", p.reg_bias);
-  r.read("reg_linear", p.reg_linear);
-  r.read("reg_factors", p.reg_factors);
-  r.read("epochs", p.epochs);
-  r.read("early_stopping_rounds", p.early_stopping_rounds);
-  std::string shuffle;
-  if (r.read("shuffle", shuffle)) {
-    if (shuffle == "rows") p.shuffle = Shuffle::rows;
-    else if (shuffle == "blocks") p.shuffle = Shuffle::blocks;
-    else r.fail("shuffle", "expected \"rows\" or \"blocks\"");
-  }
-  r.read("num_threads", p.num_threads);
-  r.read("seed", p.seed);
-  r.finish();
-  try {
-    p.validate();
-  } catch (const ConfigError& e) {
-    detail::raise<ConfigError>("FMParams::from_json: ", e.what());
-  }
-  return p;
+  return params::fields_from_json<FMParams>(j, "FMParams::from_json");
 }
 
 // ---- model ------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@
 
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
@@ -49,6 +50,16 @@ struct ItemKNNParams {
   float b = 0.8f;        ///< BM25 length normalization; in [0, 1]
   int num_threads = 0;   ///< 0 = OpenMP default
 
+  static auto param_fields() {
+    using P = ItemKNNParams;
+    static constexpr params::EnumName<Weighting> kWeightings[] = {
+        {Weighting::cosine, "cosine"}, {Weighting::tfidf, "tfidf"}, {Weighting::bm25, "bm25"}};
+    return std::make_tuple(params::field("weighting", &P::weighting, kWeightings),
+                           params::field("neighbours", &P::neighbours, params::at_least(1)),
+                           params::field("k1", &P::k1, params::above(0)),
+                           params::field("b", &P::b, params::closed(0, 1)),
+                           params::field("num_threads", &P::num_threads, params::threads()));
+  }
   void validate() const;
   Json to_json() const;
   static ItemKNNParams from_json(const Json& j);

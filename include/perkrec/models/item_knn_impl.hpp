@@ -9,43 +9,11 @@
 namespace perkrec {
 
 PERKREC_INLINE void ItemKNNParams::validate() const {
-  if (neighbours < 1) detail::raise<ConfigError>("ItemKNNParams: neighbours must be >= 1 (got ", neighbours, ")");
-  if (!(k1 > 0) || !std::isfinite(k1)) detail::raise<ConfigError>("ItemKNNParams: k1 must be > 0 (got ", k1, ")");
-  if (!(b >= 0 && b <= 1)) detail::raise<ConfigError>("ItemKNNParams: b must be in [0, 1] (got ", b, ")");
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "ItemKNNParams");
 }
-
-PERKREC_INLINE Json ItemKNNParams::to_json() const {
-  const char* w = weighting == Weighting::cosine ? "cosine" : weighting == Weighting::tfidf ? "tfidf" : "bm25";
-  return Json{{"weighting", w}, {"neighbours", neighbours}, {"k1", detail::json_float(k1)}, {"b", detail::json_float(b)}, {"num_threads", num_threads}};
-}
-
+PERKREC_INLINE Json ItemKNNParams::to_json() const { return params::fields_to_json(*this); }
 PERKREC_INLINE ItemKNNParams ItemKNNParams::from_json(const Json& j) {
-  ItemKNNParams p;
-  JsonReader<ConfigError> r(j, "", "ItemKNNParams::from_json");
-  std::string weighting;
-  if (r.read("weighting", weighting)) {
-    if (weighting == "cosine") {
-      p.weighting = Weighting::cosine;
-    } else if (weighting == "tfidf") {
-      p.weighting = Weighting::tfidf;
-    } else if (weighting == "bm25") {
-      p.weighting = Weighting::bm25;
-    } else {
-      r.fail("weighting", "expected \"cosine\", \"tfidf\" or \"bm25\"");
-    }
-  }
-  r.read("neighbours", p.neighbours);
-  r.read("k1", p.k1);
-  r.read("b", p.b);
-  r.read("num_threads", p.num_threads);
-  r.finish();
-  try {
-    p.validate();
-  } catch (const ConfigError& e) {
-    detail::raise<ConfigError>("ItemKNNParams::from_json: ", e.what());
-  }
-  return p;
+  return params::fields_from_json<ItemKNNParams>(j, "ItemKNNParams::from_json");
 }
 
 namespace detail {

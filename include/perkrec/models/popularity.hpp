@@ -20,6 +20,7 @@
 
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
@@ -37,6 +38,13 @@ struct PopularityParams {
   Weighting weighting = Weighting::members;
   int num_threads = 0;  ///< 0 = OpenMP default
 
+  static auto param_fields() {
+    using P = PopularityParams;
+    static constexpr params::EnumName<Weighting> kWeightings[] = {
+        {Weighting::members, "members"}, {Weighting::confidence, "confidence"}};
+    return std::make_tuple(params::field("weighting", &P::weighting, kWeightings),
+                           params::field("num_threads", &P::num_threads, params::threads()));
+  }
   void validate() const;
   Json to_json() const;
   /// Strict: unknown keys and bad values throw ConfigError naming the JSON pointer.

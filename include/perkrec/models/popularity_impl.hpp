@@ -8,34 +8,12 @@
 
 namespace perkrec {
 
-PERKREC_INLINE void PopularityParams::validate() const { resolve_num_threads(num_threads); }
-
-PERKREC_INLINE Json PopularityParams::to_json() const {
-  return Json{{"weighting", weighting == Weighting::members ? "members" : "confidence"},
-              {"num_threads", num_threads}};
+PERKREC_INLINE void PopularityParams::validate() const {
+  params::validate_fields(*this, "PopularityParams");
 }
-
+PERKREC_INLINE Json PopularityParams::to_json() const { return params::fields_to_json(*this); }
 PERKREC_INLINE PopularityParams PopularityParams::from_json(const Json& j) {
-  PopularityParams p;
-  JsonReader<ConfigError> r(j, "", "PopularityParams::from_json");
-  std::string weighting;
-  if (r.read("weighting", weighting)) {
-    if (weighting == "members") {
-      p.weighting = Weighting::members;
-    } else if (weighting == "confidence") {
-      p.weighting = Weighting::confidence;
-    } else {
-      r.fail("weighting", "expected \"members\" or \"confidence\"");
-    }
-  }
-  r.read("num_threads", p.num_threads);
-  r.finish();
-  try {
-    p.validate();
-  } catch (const ConfigError& e) {
-    detail::raise<ConfigError>("PopularityParams::from_json: ", e.what());
-  }
-  return p;
+  return params::fields_from_json<PopularityParams>(j, "PopularityParams::from_json");
 }
 
 PERKREC_INLINE Popularity::Popularity(PopularityParams params) : params_(params) {

@@ -76,6 +76,7 @@
 
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
@@ -111,6 +112,24 @@ struct PreferenceParams {
   std::uint64_t seed = 42;
   int num_threads = 0;                 ///< 0 = OpenMP default
 
+  /// JSON keys: these names, with the dimensions' keys at the top level.
+  static auto param_fields() {
+    using P = PreferenceParams;
+    static constexpr params::EnumName<EventType> kResponses[] = {{EventType::claimed, "claimed"},
+                                                                 {EventType::redeemed, "redeemed"}};
+    return std::make_tuple(params::field("half_life_days", &P::half_life_days, params::at_least(0)),
+                           params::field("prior_strength", &P::prior_strength, params::at_least(0)),
+                           params::field("latent_classes", &P::latent_classes, params::closed(1, 64)),
+                           params::field("em_iterations", &P::em_iterations, params::at_least(0)),
+                           params::field("interval", &P::interval, params::open(0, 1)),
+                           params::field("timing_prior_strength", &P::timing_prior_strength, params::above(0)),
+                           params::field("horizon_days", &P::horizon_days, params::above(0)),
+                           params::field("response", &P::response, kResponses),
+                           params::flattened(&P::dimensions),
+                           params::field("member_time_columns", &P::member_time_columns),
+                           params::field("seed", &P::seed),
+                           params::field("num_threads", &P::num_threads, params::threads()));
+  }
   void validate() const;
   Json to_json() const;
   /// Strict: unknown keys and bad values throw ConfigError naming the JSON pointer.

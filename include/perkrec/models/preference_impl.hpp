@@ -15,75 +15,11 @@
 namespace perkrec {
 
 PERKREC_INLINE void PreferenceParams::validate() const {
-  auto bad = [](const char* field, double got, const char* expected) {
-    detail::raise<ConfigError>("PreferenceParams: ", field, " must be ", expected, " (got ", got, ")");
-  };
-  if (!(half_life_days >= 0) || !std::isfinite(half_life_days)) bad("half_life_days", half_life_days, "finite and >= 0");
-  if (!(prior_strength >= 0) || !std::isfinite(prior_strength)) bad("prior_strength", prior_strength, "finite and >= 0");
-  if (latent_classes < 1 || latent_classes > 64) bad("latent_classes", latent_classes, "in [1, 64]");
-  if (em_iterations < 0) bad("em_iterations", em_iterations, ">= 0");
-  if (!(interval > 0 && interval < 1)) bad("interval", interval, "in (0, 1)");
-  if (!(timing_prior_strength > 0) || !std::isfinite(timing_prior_strength)) {
-    bad("timing_prior_strength", timing_prior_strength, "finite and > 0");
-  }
-  if (!(horizon_days > 0) || !std::isfinite(horizon_days)) bad("horizon_days", horizon_days, "finite and > 0");
-  if (response != EventType::claimed && response != EventType::redeemed) {
-    detail::raise<ConfigError>("PreferenceParams: response must be claimed or redeemed (got ", to_string(response), ")");
-  }
-  dimensions.validate();
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "PreferenceParams");
 }
-
-PERKREC_INLINE Json PreferenceParams::to_json() const {
-  return Json{{"half_life_days", half_life_days},
-              {"prior_strength", prior_strength},
-              {"latent_classes", latent_classes},
-              {"em_iterations", em_iterations},
-              {"interval", interval},
-              {"timing_prior_strength", timing_prior_strength},
-              {"horizon_days", horizon_days},
-              {"response", to_string(response)},
-              {"face_value_edges", dimensions.face_value_edges},
-              {"threshold_edges", dimensions.threshold_edges},
-              {"typical_basket", dimensions.typical_basket},
-              {"member_time_columns", member_time_columns},
-              {"seed", seed},
-              {"num_threads", num_threads}};
-}
-
+PERKREC_INLINE Json PreferenceParams::to_json() const { return params::fields_to_json(*this); }
 PERKREC_INLINE PreferenceParams PreferenceParams::from_json(const Json& j) {
-  PreferenceParams p;
-  JsonReader<ConfigError> r(j, "", "PreferenceParams::from_json");
-  r.read("half_life_days", p.half_life_days);
-  r.read("prior_strength", p.prior_strength);
-  r.read("latent_classes", p.latent_classes);
-  r.read("em_iterations", p.em_iterations);
-  r.read("interval", p.interval);
-  r.read("timing_prior_strength", p.timing_prior_strength);
-  r.read("horizon_days", p.horizon_days);
-  std::string response;
-  if (r.read("response", response)) {
-    if (response == "claimed") {
-      p.response = EventType::claimed;
-    } else if (response == "redeemed") {
-      p.response = EventType::redeemed;
-    } else {
-      r.fail("response", "expected \"claimed\" or \"redeemed\"");
-    }
-  }
-  r.read("face_value_edges", p.dimensions.face_value_edges);
-  r.read("threshold_edges", p.dimensions.threshold_edges);
-  r.read("typical_basket", p.dimensions.typical_basket);
-  r.read("member_time_columns", p.member_time_columns);
-  r.read("seed", p.seed);
-  r.read("num_threads", p.num_threads);
-  r.finish();
-  try {
-    p.validate();
-  } catch (const ConfigError& e) {
-    detail::raise<ConfigError>("PreferenceParams::from_json: ", e.what());
-  }
-  return p;
+  return params::fields_from_json<PreferenceParams>(j, "PreferenceParams::from_json");
 }
 
 PERKREC_INLINE PreferenceModel::PreferenceModel(PreferenceParams params) : params_(std::move(params)) {

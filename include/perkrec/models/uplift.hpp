@@ -62,6 +62,7 @@
 
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/io/serializable.hpp"
@@ -81,6 +82,16 @@ struct UpliftParams {
   bool fit_propensity = false;    ///< X: model g_k(x) with a logistic FM even without logged
                                   ///< propensities (default: the arm share)
 
+  static auto param_fields() {
+    using P = UpliftParams;
+    static constexpr params::EnumName<Learner> kLearners[] = {
+        {Learner::t, "t"}, {Learner::x, "x"}, {Learner::dr, "dr"}};
+    return std::make_tuple(params::field("learner", &P::learner, kLearners),
+                           params::nested("base", &P::base),
+                           params::field("propensity_clip", &P::propensity_clip, params::closed_open(0, 0.5)),
+                           params::field("cross_fit_folds", &P::cross_fit_folds, params::closed(1, 10)),
+                           params::field("fit_propensity", &P::fit_propensity));
+  }
   void validate() const;
   Json to_json() const;
   /// Strict: unknown keys and bad values throw ConfigError naming the JSON pointer.

@@ -95,7 +95,7 @@ enum UpliftStage : std::uint64_t {
 // ---- params -----------------------------------------------------------------------------------
 
 PERKREC_INLINE void UpliftParams::validate() const {
-  base.validate();
+  params::validate_fields(*this, "UpliftParams");
   if (base.loss != FMParams::Loss::logistic) {
     detail::raise<ConfigError>("UpliftParams: base.loss must be logistic (got ",
                                detail::fm_loss_name(base.loss),
@@ -105,51 +105,10 @@ PERKREC_INLINE void UpliftParams::validate() const {
     detail::raise<ConfigError>("UpliftParams: base.early_stopping_rounds must be 0 (got ",
                                base.early_stopping_rounds, "; the stages have no validation rows)");
   }
-  if (!(propensity_clip >= 0.0f && propensity_clip < 0.5f)) {
-    detail::raise<ConfigError>("UpliftParams: propensity_clip must be in [0, 0.5) (got ",
-                               propensity_clip, ")");
-  }
-  if (cross_fit_folds < 1 || cross_fit_folds > 10) {
-    detail::raise<ConfigError>("UpliftParams: cross_fit_folds must be in [1, 10] (got ",
-                               cross_fit_folds, ")");
-  }
 }
-
-PERKREC_INLINE Json UpliftParams::to_json() const {
-  return Json{{"learner", detail::uplift_learner_name(learner)},
-              {"base", base.to_json()},
-              {"propensity_clip", propensity_clip},
-              {"cross_fit_folds", cross_fit_folds},
-              {"fit_propensity", fit_propensity}};
-}
-
+PERKREC_INLINE Json UpliftParams::to_json() const { return params::fields_to_json(*this); }
 PERKREC_INLINE UpliftParams UpliftParams::from_json(const Json& j) {
-  UpliftParams p;
-  JsonReader<ConfigError> r(j, "", "UpliftParams::from_json");
-  std::string learner;
-  if (r.read("learner", learner)) {
-    if (learner == "t") p.learner = Learner::t;
-    else if (learner == "x") p.learner = Learner::x;
-    else if (learner == "dr") p.learner = Learner::dr;
-    else r.fail("learner", "expected \"t\", \"x\" or \"dr\"");
-  }
-  if (const Json* base = r.raw("base")) {
-    try {
-      p.base = FMParams::from_json(*base);
-    } catch (const ConfigError& e) {
-      detail::raise<ConfigError>("UpliftParams::from_json: /base: ", e.what());
-    }
-  }
-  r.read("propensity_clip", p.propensity_clip);
-  r.read("cross_fit_folds", p.cross_fit_folds);
-  r.read("fit_propensity", p.fit_propensity);
-  r.finish();
-  try {
-    p.validate();
-  } catch (const ConfigError& e) {
-    detail::raise<ConfigError>("UpliftParams::from_json: ", e.what());
-  }
-  return p;
+  return params::fields_from_json<UpliftParams>(j, "UpliftParams::from_json");
 }
 
 // ---- model ------------------------------------------------------------------------------------
