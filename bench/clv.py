@@ -69,7 +69,7 @@ def run_perkrec(n: int, seed: int, threads: int, intervals: bool) -> dict:
     log = perkrec.EventLog.from_arrays(user, np.full(user.size, -1, np.int32), np.full(user.size, 5, np.uint8),
                                        timestamp, order_amount=amount, n_users=n, n_benefits=0, num_threads=threads)
     ingest = time.perf_counter() - t0
-    model = perkrec.CLVModel(time_unit="week", num_threads=threads, interval_draws=0)
+    model = perkrec.CLVModel(model="bgnbd", time_unit="week", num_threads=threads, interval_draws=0)
     t0 = time.perf_counter()
     model.fit(log, cut)
     fit = time.perf_counter() - t0
@@ -194,16 +194,11 @@ def donations_bgbb() -> None:
 def cdnow_holdout(folder: str, threads: int) -> None:
     """CDNOW, all 23,570 customers: calibrate on weeks 1-39, forecast weeks 40-78 per member
     (purchases and spend); perkrec's three models, the naive own-rate forecast, and lifetimes'
-    three fitters (with its Gamma-Gamma) on the same calibration summaries."""
-    import warnings
+    three fitters (with its Gamma-Gamma) on the same calibration summaries (bench/clv_holdout.py
+    adds model="auto" and simulated programs)."""
+    from clv_holdout import cdnow_log, lifetimes_forecasts
 
-    raw = pd.read_csv(os.path.join(folder, "CDNOW_master.txt.gz"), sep=r"\s+", header=0,
-                      names=["user", "date", "cds", "amount"])
-    frame = pd.DataFrame({"user": raw["user"], "benefit": None, "event_type": "ordered",
-                          "timestamp": pd.to_datetime(raw["date"].astype(str), format="%Y%m%d", utc=True),
-                          "order_amount": raw["amount"]})
-    log = perkrec.EventLog.from_frame(frame)
-    start, end = pd.Timestamp("1997-10-01", tz="UTC"), pd.Timestamp("1998-07-01", tz="UTC")
+    log, start, end = cdnow_log(folder)
     t0 = time.perf_counter()
     split = perkrec.calibration_holdout(log, start, end, time_unit="week", num_threads=threads)
     split_s = time.perf_counter() - t0
@@ -224,30 +219,15 @@ def cdnow_holdout(folder: str, threads: int) -> None:
         pred.index = pred.index.astype(split.index.dtype)
         show("perkrec", name, perkrec.holdout_errors(split, pred), seconds)
     show("baseline", "naive own rate", perkrec.holdout_errors(split, perkrec.naive_forecast(split, horizon)), 0.0)
-    try:
-        import lifetimes
-    except ImportError:
+    forecasts = lifetimes_forecasts(split, horizon)
+    if not forecasts:
         print(json.dumps({"library": "lifetimes", "skipped": "not installed"}))
-        return
-    repeat = split[(split["x"] > 0) & (split["monetary"] > 0)]
-    for name, fitter in LIFETIMES_FITTERS.items():
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                purchase = getattr(lifetimes, fitter)().fit(split["x"], split["t_x"], split["T"])
-                spend = lifetimes.GammaGammaFitter().fit(repeat["x"], repeat["monetary"])
-                expected = np.asarray(purchase.conditional_expected_number_of_purchases_up_to_time(
-                    horizon, split["x"], split["t_x"], split["T"]), dtype=float)
-                value = np.asarray(spend.conditional_expected_average_profit(split["x"], split["monetary"]),
-                                   dtype=float)
-            except Exception as exc:  # noqa: BLE001 - a peer's failure is a result
-                print(json.dumps({"library": "lifetimes", "model": fitter, "status": f"failed: {exc}"[:200]}))
-                continue
-        seconds = time.perf_counter() - t0
-        pred = pd.DataFrame({"expected_purchases": expected, "clv": expected * value}, index=split.index)
-        finite = bool(np.isfinite(pred.to_numpy()).all())
-        show("lifetimes", fitter, perkrec.holdout_errors(split, pred.fillna(0.0)), seconds, finite=finite)
+    for name, (pred, seconds) in forecasts.items():
+        if isinstance(pred, str):
+            print(json.dumps({"library": "lifetimes", "model": name, "status": pred}))
+            continue
+        show("lifetimes", name, perkrec.holdout_errors(split, pred.fillna(0.0)), seconds,
+             finite=bool(np.isfinite(pred.to_numpy()).all()))
 
 
 def cdnow(folder: str) -> None:

@@ -134,6 +134,9 @@ void bind_clv(py::module_& m) {
           py::arg("horizon"), py::arg("discount_rate"), py::arg("margin"));
   m.attr("LIFECYCLE_STAGES") = py::make_tuple(kLifecycleStages[0], kLifecycleStages[1], kLifecycleStages[2],
                                               kLifecycleStages[3], kLifecycleStages[4]);
+  py::tuple features(kCLVRegressionFeatures.size());
+  for (std::size_t j = 0; j < kCLVRegressionFeatures.size(); ++j) features[j] = kCLVRegressionFeatures[j];
+  m.attr("CLV_REGRESSION_FEATURES") = features;
   def_serialization<CLVModel>(cls);
 }
 

@@ -339,6 +339,7 @@ class UpliftModel:
 # Member value (CLV): summaries are dicts of arrays users (int32), x, t_x, T, monetary,
 # mean_order_value (float64), first_order (int64 seconds).
 LIFECYCLE_STAGES: Tuple[str, str, str, str, str]
+CLV_REGRESSION_FEATURES: Tuple[str, ...]
 def summarize_purchases(log: EventLog, cut_time: int, time_unit: str, occasion: str,
                         num_threads: int) -> Dict[str, np.ndarray]: ...
 def calibration_holdout(log: EventLog, calibration_end: int, observation_end: int, time_unit: str, occasion: str,

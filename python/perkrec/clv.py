@@ -30,8 +30,10 @@ from ._util import frame_arg, int_scalar, time_seconds
 from .data import EventLog, IdMap, _expect, _Serializable
 
 LIFECYCLE_STAGES = tuple(_core.LIFECYCLE_STAGES)
+#: The regression forecaster's features (the keys of ``params_["regression"]["purchases"]``).
+REGRESSION_FEATURES = tuple(_core.CLV_REGRESSION_FEATURES)
 
-_PARAM_KEYS = ("model", "time_unit", "occasion", "penalizer", "max_iterations", "interval_level", "interval_draws",
+_PARAM_KEYS = ("model", "backtest_horizon", "regression_l2", "time_unit", "occasion", "penalizer", "max_iterations", "interval_level", "interval_draws",
                "at_risk_cycles", "dormant_cycles", "lost_cycles", "at_risk_quantile", "dormant_quantile",
                "lost_quantile", "at_risk_p_alive", "dormant_p_alive", "lost_p_alive", "num_threads", "seed")
 
@@ -98,11 +100,23 @@ def _internal_user(log: EventLog, user, context: str) -> int:
 
 
 class CLVModel(_Serializable, _Estimator):
-    """Lifetime value of each member: purchases x Gamma-Gamma order value.
+    """Lifetime value of each member: purchases x Gamma-Gamma order value, or a forecast chosen
+    by a backtest inside the calibration period.
 
-    ``model``: the purchase model, "bgnbd" (BG/NBD), "mbgnbd" (MBG/NBD: one-time buyers may have
-    dropped out too), "paretonbd" (Pareto/NBD: dropout in continuous time) or "bgbb" (BG/BB: one
-    purchase opportunity per time_unit; needs ``occasion`` equal to ``time_unit``). ``time_unit``: "day" or "week" — the unit of recency, age, horizon and
+    ``model``: "auto" (the default: the forecast with the least backtest error among BG/NBD,
+    MBG/NBD, Pareto/NBD, the naive own rate and the regression — see below), a purchase model
+    "bgnbd" (BG/NBD), "mbgnbd" (MBG/NBD: one-time buyers may have dropped out too), "paretonbd"
+    (Pareto/NBD: dropout in continuous time) or "bgbb" (BG/BB: one purchase opportunity per
+    time_unit; needs ``occasion`` equal to ``time_unit``), "naive" (own rate x / T, x mean order
+    value) or "regression" (ridge regressions of log1p purchases and spend in the next H
+    time_units on the member's summary, recent-window rates, spend, the purchase model's own
+    forecast and benefit history; trained on a strictly time-split backtest inside the
+    calibration period, H = ``backtest_horizon`` or half the order history before the cut).
+    The backtest never reads events at or after the cut; its choice and every candidate's
+    per-member MAE are in ``selection_`` (and ``params_["selection"]``). Fitted on given
+    summaries (``fit_summary``) there is no backtest and "auto" is BG/NBD. p_alive, the
+    lifecycle stages and the intervals always come from a purchase model (under "auto" the
+    best of the three by the backtest). ``time_unit``: "day" or "week" — the unit of recency, age, horizon and
     discount rate. ``penalizer`` >= 0 shrinks the log-parameters (a fit never fails on ordinary
     data; parameters that run to 0 or infinity are reported in ``params_["purchase"]
     ["at_boundary"]``). Keywords left as None keep the C++ defaults (``params`` shows them):
@@ -113,8 +127,9 @@ class CLVModel(_Serializable, _Estimator):
 
     _core_class = _core.CLVModel
 
-    def __init__(self, model: str = "bgnbd", time_unit: str = "week", penalizer: float = 0.0, num_threads: int = 0,
-                 *, occasion: Optional[str] = None, max_iterations: Optional[int] = None,
+    def __init__(self, model: str = "auto", time_unit: str = "week", penalizer: float = 0.0, num_threads: int = 0,
+                 *, backtest_horizon: Optional[float] = None, regression_l2: Optional[float] = None,
+                 occasion: Optional[str] = None, max_iterations: Optional[int] = None,
                  interval_level: Optional[float] = None, interval_draws: Optional[int] = None,
                  at_risk_cycles: Optional[float] = None, dormant_cycles: Optional[float] = None,
                  lost_cycles: Optional[float] = None, at_risk_quantile: Optional[float] = None,
@@ -277,6 +292,15 @@ class CLVModel(_Serializable, _Estimator):
         the frequency-spend correlation and the lifecycle thresholds."""
         self._require_fitted("params_")
         return json.loads(self._impl.report_json())
+
+    @property
+    def selection_(self) -> dict:
+        """How the forecast was chosen: ``choice`` ("bgnbd", ..., "naive" or "regression"),
+        ``backtested``, ``note`` (why there was no backtest), ``horizon`` (H, time_units),
+        ``backtest_cut``, ``members`` and per candidate its backtest ``mae_purchases``,
+        ``mae_spend`` and ``score`` (the sum of both MAEs relative to the naive forecast's; the
+        least wins under model="auto")."""
+        return self.params_["selection"]
 
     @property
     def cut_time(self) -> Optional[pd.Timestamp]:

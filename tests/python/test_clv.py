@@ -104,7 +104,7 @@ def test_cdnow_summaries_from_the_transactions(cdnow):
     np.testing.assert_allclose(ours["T"].to_numpy(), expected["T"].to_numpy(), atol=0.0051)
     np.testing.assert_allclose(ours["monetary"].to_numpy(), expected["zbar"].to_numpy(), atol=0.0051)
     # The model's summary() of the log is the same table.
-    model = perkrec.CLVModel(time_unit="week")
+    model = perkrec.CLVModel(model="bgnbd", time_unit="week")
     pd.testing.assert_frame_equal(model.summary(log, CUT).astype({"x": float}), ours.astype({"x": float}),
                                   check_index_type=False)
     # Fitting from the log reproduces the published BG/NBD parameters.
@@ -116,7 +116,7 @@ def test_cdnow_summaries_from_the_transactions(cdnow):
 def test_plain_transaction_log_and_external_ids():
     frame, end = _simulate(1500, seed=3)
     log = _orders_log(frame)
-    model = perkrec.CLVModel(time_unit="day", num_threads=2, interval_draws=100).fit(log, end)
+    model = perkrec.CLVModel(model="bgnbd", time_unit="day", num_threads=2, interval_draws=100).fit(log, end)
     summary = model.summary()
     assert summary.index.name == "user" and summary.index[0] == "m0"
     assert list(summary.columns[:4]) == ["x", "t_x", "T", "monetary"]
@@ -137,7 +137,7 @@ def test_plain_transaction_log_and_external_ids():
 def test_parameter_recovery_within_sampling_error():
     for seed in (11, 12):
         frame, end = _simulate(4000, seed=seed)
-        fitted = perkrec.CLVModel(time_unit="day", interval_draws=0).fit(_orders_log(frame), end).params_
+        fitted = perkrec.CLVModel(model="bgnbd", time_unit="day", interval_draws=0).fit(_orders_log(frame), end).params_
         se = fitted["purchase"]["standard_errors"]
         for name, truth in (("r", 0.8), ("alpha", 20.0), ("a", 0.6), ("b", 3.0)):
             assert abs(fitted[name] - truth) < 4 * se[name], (seed, name, fitted[name], se[name])
@@ -197,7 +197,7 @@ def test_boundary_cases():
     # Everyone repeats steadily until the cut: no detectable dropout, still a fit.
     rows = [(f"u{i}", t0 + d * day) for i in range(200) for d in range(i % 5, 100, 5)]
     steady = pd.DataFrame(rows, columns=["user", "timestamp"]).assign(amount=20.0)
-    fitted = perkrec.CLVModel(time_unit="day").fit(_orders_log(steady), t0 + 100 * day).params_
+    fitted = perkrec.CLVModel(model="bgnbd", time_unit="day").fit(_orders_log(steady), t0 + 100 * day).params_
     assert fitted["purchase"]["at_boundary"] or fitted["a"] / fitted["b"] < 1e-3
 
 

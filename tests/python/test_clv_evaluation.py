@@ -166,7 +166,7 @@ def test_p_alive_history_replays_the_summaries():
     rows += [(f"o{i}", t0 + (i % 40) * day + k * (7 + i % 11) * day, 5.0) for i in range(400) for k in range(1 + i % 8)]
     log = _orders_log(pd.DataFrame(rows, columns=["user", "timestamp", "amount"]))
     cut = t0 + 90 * day
-    model = perkrec.CLVModel(time_unit="day", interval_draws=0).fit(log, cut)
+    model = perkrec.CLVModel(model="bgnbd", time_unit="day", interval_draws=0).fit(log, cut)
     times = pd.date_range(t0 - 5 * day, cut, freq="D")
     history = model.p_alive_history(log, "m", times)
     assert history.index[0] == t0 + day  # times before the first order (and on its day) left out

@@ -65,6 +65,40 @@
 // The thresholds are fixed at fit (saved with the model), so a stage does not change with the
 // members a prediction is asked for.
 //
+// Forecasters and model = "auto" (the default). The purchase and spend forecast comes from one
+// of: a purchase model above ("bgnbd", "mbgnbd", "paretonbd", "bgbb"); "naive" (the member's
+// own rate x / T per time_unit, x mean_order_value for the spend); or "regression" — two ridge
+// regressions, of log1p(occasions) and of log1p(spend) in the next H time_units, on per-member
+// features at a cut (see kCLVRegressionFeatures), rates and windows rather than totals (the
+// members are older at the cut than at the backtest cut): the own rate x / T and recency (t_x,
+// T - t_x, min(T / H, 1)), occasions in the last H/4, H/2 and H time_units (trend), spend in
+// the last H, mean order value, the purchase model's own p_alive and expected purchases and
+// spend over H, and benefit history (issued / claimed / redeemed events of the member per
+// time_unit before the cut, and in the last H); features at the cut are clamped to their range
+// at the backtest cut. And a
+// third ridge regression (a linear probability model) of P(any occasion in H), p. The
+// regression forecast targets per-member absolute error, not totals: for a horizon h a member
+// whose median is 0 — P(no occasion in h) = (1 - p)^(h / H) >= 1/2 — is forecast 0, the others
+// expm1(prediction) x h / H (a constant rate over the horizon; on the log scale, near a typical
+// outcome rather than the mean). It is a median-like forecast: per-member MAE is lower than a
+// mean forecast's and totals are biased low (a purchase model forecasts the expected value).
+// The backtest (fit on an event log, forecaster auto or regression): H = backtest_horizon, or
+// by default half the time from the earliest order to the cut; backtest cut b = cut - H.
+// Features and the purchase models' fits are computed from the orders before b only, targets
+// from [b, cut): strictly time-split inside the calibration period, so nothing at or after the
+// cut is read. Each candidate's per-member MAE of purchases and of spend over [b, cut) is
+// measured on the members with an order before b (the regression out-of-fold: two folds by a
+// hash of the member index, each predicted by the regression trained on the other). "auto"
+// picks the candidate with the least MAE(purchases) / MAE_naive(purchases) + MAE(spend) /
+// MAE_naive(spend) among bgnbd, mbgnbd, paretonbd, naive and regression (ties: that order);
+// the regression is then retrained on all backtest members and applied to the features at the
+// cut, and the purchase model (p_alive, stages, intervals) is the best of the three purchase
+// models by the same score. The choice and every candidate's errors are in
+// CLVFitReport::selection. Without a backtest (fit on given summaries, or too little history
+// before b: fewer than 20 members or no order in [b, cut)) "auto" is the purchase model
+// CLVParams::model (BG/NBD by default) and the report says why. For naive and regression the
+// interval is the purchase model's scaled by the forecast's clv over the purchase model's.
+//
 // Example:
 //   perkrec::CLVParams p;
 //   p.time_unit = perkrec::CLVParams::TimeUnit::week;
@@ -97,11 +131,25 @@ namespace perkrec {
 /// Lifecycle stage names, indexed by the codes of CLVPrediction::lifecycle_stage.
 inline constexpr std::array<const char*, 5> kLifecycleStages = {"new", "active", "at_risk", "dormant", "lost"};
 
+/// The regression forecaster's features, in the order of CLVRegression's coefficients.
+inline constexpr std::array<const char*, 17> kCLVRegressionFeatures = {
+    "log1p_naive",      "rate",           "recency_fraction",    "log1p_gap",        "age_over_H",
+    "log1p_recent_q",   "log1p_recent_h", "log1p_recent_1",      "log1p_value",      "log1p_recent_spend",
+    "log1p_model_purchases", "p_alive",   "log1p_model_spend",   "log1p_benefits_recent", "log1p_benefit_rate",
+    "log1p_redeemed_recent", "one_time"};
+
 struct CLVParams {
   using Model = PurchaseModelKind;
   enum class TimeUnit : std::uint8_t { day, week };
+  /// Which forecast gives expected purchases and spend (see the file comment).
+  enum class Forecaster : std::uint8_t { automatic, purchase, naive, regression };
 
+  /// JSON "model": "auto" (forecaster automatic), "naive", "regression", or a purchase model
+  /// name (forecaster purchase, model = that name).
+  Forecaster forecaster = Forecaster::automatic;
   Model model = Model::bgnbd;              ///< purchase model: "bgnbd" | "mbgnbd" | "paretonbd" | "bgbb"
+  double backtest_horizon = 0.0;           ///< H in time_units; 0 = half the order history before the cut
+  double regression_l2 = 1.0;              ///< ridge penalty of the regression (standardized features); >= 0
   TimeUnit time_unit = TimeUnit::week;     ///< unit of t_x, T, horizon and rates: "day" | "week"
   TimeUnit occasion = TimeUnit::day;       ///< orders in one such period are one occasion
   double penalizer = 0.0;                  ///< >= 0; see MaximumLikelihoodOptions
@@ -189,7 +237,39 @@ struct CLVPurchaseFit {
   MaximumLikelihoodFit fit;
 };
 
+/// One candidate's backtest errors (per-member MAE over [b, cut)).
+struct CLVBacktestError {
+  std::string name;
+  double mae_purchases = 0, mae_spend = 0, score = 0;
+};
+
+/// How the forecast was chosen (see the file comment).
+struct CLVSelection {
+  std::string choice;                       ///< "bgnbd", ..., "naive" or "regression"
+  bool backtested = false;
+  std::string note;                         ///< why there was no backtest, when there was none
+  double horizon = 0;                       ///< H, time_units
+  Timestamp backtest_cut = kNoTime;         ///< b
+  Offset members = 0;                       ///< members with an order before b
+  std::vector<CLVBacktestError> candidates;
+  Json to_json() const;
+};
+
+/// The regression forecaster: coefficients on standardized features (intercept first, then one
+/// per kCLVRegressionFeatures entry), the features' means, scales (0 = constant, unused) and
+/// ranges in training (features are clamped to them when applied).
+struct CLVRegression {
+  bool fitted = false;
+  double horizon = 0;                       ///< H, time_units
+  std::vector<double> mean, scale, purchases, spend;
+  std::vector<double> lo, hi;               ///< the features' range in training (applied features are clamped to it)
+  std::vector<double> active;               ///< linear probability of any occasion in H
+  Json to_json() const;
+};
+
 struct CLVFitReport {
+  CLVSelection selection;
+  CLVRegression regression;
   CLVPurchaseFit purchase;
   bool spend_fitted = false;
   GammaGammaFit spend;
@@ -247,10 +327,15 @@ class CLVModel : public Serializable<CLVModel> {
  private:
   void require_fitted(const char* method) const;
   void fit_summary(CLVSummary summary, Index n_users, IdMap user_ids, Timestamp cut_time,
-                   const Callbacks& callbacks);
+                   const Callbacks& callbacks, const EventLog* log = nullptr);
   std::uint8_t stage_of(std::size_t row, double p_alive) const;
+  bool forecast_is_rate() const { return !forecast_purchases_.empty(); }
 
   CLVParams params_;
+  /// Per fitted member, the naive or regression forecast per time_unit (empty for a purchase model).
+  std::vector<double> forecast_purchases_, forecast_spend_;
+  /// Regression: P(any occasion in its horizon H) per fitted member (see the file comment).
+  std::vector<double> forecast_active_;
   bool fitted_ = false;
   CLVFitReport report_;
   CLVSummary summary_;

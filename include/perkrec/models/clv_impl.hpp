@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 
 #include <Eigen/Dense>
 
@@ -171,6 +172,358 @@ inline double posterior_purchases_draw(PurchaseModelKind kind, const std::vector
   return purchases;
 }
 
+// --- forecasters: features, ridge regression, backtest ------------------------------------------
+
+constexpr std::size_t kClvFeatures = kCLVRegressionFeatures.size();
+
+// Per-member features (row-major, kClvFeatures per member of `s`) from the log's events of each
+// member strictly before `cut` (see kCLVRegressionFeatures); `m` and `value` give the purchase
+// model's p_alive and expected purchases over `horizon` and the expected order value.
+inline std::vector<double> clv_features(const EventLog& log, const CLVSummary& s, Timestamp cut, double horizon,
+                                        Timestamp unit, const PurchaseModel& m, const std::vector<double>& value,
+                                        int threads) {
+  const std::size_t n = s.size();
+  std::vector<double> f(n * kClvFeatures, 0.0);
+  const Span<const std::uint8_t> types = log.types();
+  const Span<const Timestamp> times = log.timestamps();
+  const Span<const float> amounts = log.order_amounts();
+  const auto ordered = static_cast<std::uint8_t>(EventType::ordered);
+  const auto issued = static_cast<std::uint8_t>(EventType::issued);
+  const auto claimed = static_cast<std::uint8_t>(EventType::claimed);
+  const auto redeemed = static_cast<std::uint8_t>(EventType::redeemed);
+  const double windows[3] = {horizon / 4, horizon / 2, horizon};
+  const auto span_of = [&](double w) { return static_cast<Timestamp>(std::llround(w * static_cast<double>(unit))); };
+  const Timestamp w_q = span_of(windows[0]), w_h = span_of(windows[1]), w_1 = span_of(windows[2]);
+  parallel_for(0, static_cast<Offset>(n), threads, [&](Offset row) {
+    const auto i = static_cast<std::size_t>(row);
+    const Index u = s.users[i];
+    double recent[3] = {0, 0, 0}, recent_spend = 0, benefits_recent = 0, benefits = 0, redeemed_recent = 0;
+    std::int64_t last_day[3] = {std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::min(),
+                                std::numeric_limits<std::int64_t>::min()};
+    for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) {
+      const auto k = static_cast<std::size_t>(e);
+      if (times[k] >= cut) break;
+      const Timestamp age = cut - times[k];
+      if (types[k] == ordered) {
+        const std::int64_t day = floor_div(times[k], kSecondsPerDay);
+        const Timestamp spans[3] = {w_q, w_h, w_1};
+        for (int w = 0; w < 3; ++w) {
+          if (age <= spans[w] && day != last_day[w]) {
+            recent[w] += 1;
+            last_day[w] = day;
+          }
+        }
+        if (age <= w_1) recent_spend += amounts.empty() ? 0.0 : std::max(0.0, static_cast<double>(amounts[k]));
+      } else {
+        const bool benefit = types[k] == issued || types[k] == claimed || types[k] == redeemed;
+        benefits += benefit;
+        if (age <= w_1) {
+          benefits_recent += benefit;
+          redeemed_recent += types[k] == redeemed;
+        }
+      }
+    }
+    const double x = s.x[i], t_x = s.t_x[i], T = s.T[i];
+    const double expected = m.expected_purchases(horizon, x, t_x, T);
+    double* r = f.data() + i * kClvFeatures;
+    // Rates and windows rather than totals, so that the features of the (older) members at the
+    // cut lie in the range of those at the backtest cut.
+    r[0] = T > 0 ? std::log1p(x / T * horizon) : 0.0;
+    r[1] = x / (T + 1.0);
+    r[2] = (T - t_x) / (T + 1.0);
+    r[3] = std::log1p(T - t_x);
+    r[4] = std::min(T / horizon, 1.0);
+    r[5] = std::log1p(recent[0]);
+    r[6] = std::log1p(recent[1]);
+    r[7] = std::log1p(recent[2]);
+    r[8] = std::log1p(s.mean_order_value[i]);
+    r[9] = std::log1p(recent_spend);
+    r[10] = std::log1p(std::max(0.0, expected));
+    r[11] = m.p_alive(x, t_x, T);
+    r[12] = std::log1p(std::max(0.0, expected * value[i]));
+    r[13] = std::log1p(benefits_recent);
+    r[14] = std::log1p(benefits / (T + 1.0) * horizon);
+    r[15] = std::log1p(redeemed_recent);
+    r[16] = x == 0 ? 1.0 : 0.0;
+    for (std::size_t j = 0; j < kClvFeatures; ++j) {
+      if (!std::isfinite(r[j])) r[j] = 0.0;
+    }
+  });
+  return f;
+}
+
+// Ridge regression of y on the standardized features of the rows with use[i] != 0 (all when
+// `use` is empty): fills reg.mean, reg.scale and `coef` (intercept first). Sums are taken in
+// fixed blocks in order, so the result does not depend on the thread count.
+inline void clv_ridge(const std::vector<double>& f, const std::vector<double>& y, const std::vector<std::uint8_t>& use,
+                      std::uint8_t keep, double l2, int threads, CLVRegression& scaling, std::vector<double>& coef) {
+  std::vector<double>& mean = scaling.mean;
+  std::vector<double>& scale = scaling.scale;
+  const std::size_t n = y.size(), p = kClvFeatures;
+  const auto used = [&](std::size_t i) { return use.empty() || use[i] == keep; };
+  mean.assign(p, 0.0);
+  scale.assign(p, 0.0);
+  scaling.lo.assign(p, std::numeric_limits<double>::infinity());
+  scaling.hi.assign(p, -std::numeric_limits<double>::infinity());
+  double count = 0, y_mean = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!used(i)) continue;
+    count += 1;
+    y_mean += y[i];
+    for (std::size_t j = 0; j < p; ++j) {
+      const double v = f[i * p + j];
+      mean[j] += v;
+      scaling.lo[j] = std::min(scaling.lo[j], v);
+      scaling.hi[j] = std::max(scaling.hi[j], v);
+    }
+  }
+  coef.assign(p + 1, 0.0);
+  if (count == 0) {
+    scaling.lo.assign(p, 0.0);
+    scaling.hi.assign(p, 0.0);
+    return;
+  }
+  y_mean /= count;
+  for (double& v : mean) v /= count;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!used(i)) continue;
+    for (std::size_t j = 0; j < p; ++j) scale[j] += (f[i * p + j] - mean[j]) * (f[i * p + j] - mean[j]);
+  }
+  for (double& v : scale) v = v / count > 1e-18 ? std::sqrt(v / count) : 0.0;
+  constexpr std::size_t kBlock = 4096;
+  const std::size_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<Eigen::MatrixXd> gram(blocks);
+  std::vector<Eigen::VectorXd> cross(blocks);
+  const auto P = static_cast<Eigen::Index>(p);
+  parallel_for(0, static_cast<Offset>(blocks), threads, [&](Offset block) {
+    const auto b = static_cast<std::size_t>(block);
+    Eigen::MatrixXd G = Eigen::MatrixXd::Zero(P, P);
+    Eigen::VectorXd c = Eigen::VectorXd::Zero(P);
+    Eigen::VectorXd z(P);
+    for (std::size_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) {
+      if (!used(i)) continue;
+      for (std::size_t j = 0; j < p; ++j) {
+        z(static_cast<Eigen::Index>(j)) = scale[j] > 0 ? (f[i * p + j] - mean[j]) / scale[j] : 0.0;
+      }
+      G.selfadjointView<Eigen::Lower>().rankUpdate(z);
+      c += z * (y[i] - y_mean);
+    }
+    gram[b] = G;
+    cross[b] = c;
+  });
+  Eigen::MatrixXd G = Eigen::MatrixXd::Zero(P, P);
+  Eigen::VectorXd c = Eigen::VectorXd::Zero(P);
+  for (std::size_t b = 0; b < blocks; ++b) {
+    G += gram[b];
+    c += cross[b];
+  }
+  G = G.selfadjointView<Eigen::Lower>();
+  for (Eigen::Index j = 0; j < P; ++j) G(j, j) += scale[static_cast<std::size_t>(j)] > 0 ? l2 + 1e-9 * count : 1.0;
+  const Eigen::VectorXd beta = G.ldlt().solve(c);
+  coef[0] = y_mean;
+  for (std::size_t j = 0; j < p; ++j) {
+    const double b = beta(static_cast<Eigen::Index>(j));
+    coef[j + 1] = scale[j] > 0 && std::isfinite(b) ? b : 0.0;
+  }
+}
+
+// The regression's forecast over its horizon for feature row `r`: expm1 of the linear
+// prediction, clamped at >= 0.
+// Features outside the range seen in training are clamped to it (the features at the cut can
+// lie beyond those at the backtest cut: the members are older, the purchase model refitted).
+inline double clv_ridge_linear(const double* r, const CLVRegression& sc, const std::vector<double>& coef) {
+  double v = coef[0];
+  for (std::size_t j = 0; j < kClvFeatures; ++j) {
+    if (sc.scale[j] > 0) v += coef[j + 1] * (std::clamp(r[j], sc.lo[j], sc.hi[j]) - sc.mean[j]) / sc.scale[j];
+  }
+  return v;
+}
+
+inline double clv_ridge_apply(const double* r, const CLVRegression& sc, const std::vector<double>& coef) {
+  return std::max(0.0, std::expm1(std::min(clv_ridge_linear(r, sc, coef), 700.0)));
+}
+
+// The linear-probability model's P(any occasion in H), clamped to [0, 1].
+inline double clv_ridge_probability(const double* r, const CLVRegression& sc, const std::vector<double>& coef) {
+  const double v = clv_ridge_linear(r, sc, coef);
+  return std::isfinite(v) ? std::clamp(v, 0.0, 1.0) : 0.0;
+}
+
+// A member's median occasions over `horizon` is 0 when P(none in horizon) >= 1/2, with
+// P(none in horizon) = (1 - P(any in H))^(horizon / H).
+inline bool clv_median_zero(double p_any, double horizon, double H) {
+  return std::pow(1.0 - p_any, horizon / H) >= 0.5;
+}
+
+inline const char* clv_forecaster_name(const CLVParams& p) {
+  switch (p.forecaster) {
+    case CLVParams::Forecaster::automatic:
+      return "auto";
+    case CLVParams::Forecaster::naive:
+      return "naive";
+    case CLVParams::Forecaster::regression:
+      return "regression";
+    default:
+      return PurchaseModel::name(p.model);
+  }
+}
+
+// Expected order values of the members of `s` under a Gamma-Gamma fit (or their own mean).
+inline std::vector<double> clv_order_values(const CLVSummary& s, const GammaGammaFit* gg) {
+  std::vector<double> v(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    v[i] = gg ? gg->model.expected_order_value(s.x[i], s.monetary[i]) : s.mean_order_value[i];
+  }
+  return v;
+}
+
+inline std::optional<GammaGammaFit> clv_spend_fit(const CLVSummary& s, const MaximumLikelihoodOptions& options) {
+  std::size_t spenders = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) spenders += s.x[i] > 0 && s.monetary[i] > 0;
+  if (spenders < 2) return std::nullopt;
+  return GammaGamma::maximum_likelihood(s.x, s.monetary, options);
+}
+
+// What the backtest decides (see the file comment of clv.hpp).
+struct CLVBacktestResult {
+  CLVSelection selection;
+  CLVRegression regression;
+  PurchaseModelKind purchase = PurchaseModelKind::bgnbd;
+};
+
+inline double clv_mae(const std::vector<double>& a, const std::vector<double>& b) {
+  double sum = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) sum += std::abs(a[i] - b[i]);
+  return a.empty() ? 0.0 : sum / static_cast<double>(a.size());
+}
+
+inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_cut, Timestamp cut,
+                                      const CLVParams& params, const MaximumLikelihoodOptions& options) {
+  CLVBacktestResult out;
+  out.purchase = params.model;
+  out.selection.choice = params.forecaster == CLVParams::Forecaster::regression ? "regression"
+                                                                                 : PurchaseModel::name(params.model);
+  const int threads = resolve_num_threads(params.num_threads);
+  const Timestamp unit = CLVParams::unit_seconds(params.time_unit);
+  Timestamp earliest = cut;
+  for (Timestamp t : at_cut.first_order) earliest = std::min(earliest, t);
+  double horizon = params.backtest_horizon;
+  if (horizon <= 0) horizon = static_cast<double>(cut - earliest) / static_cast<double>(unit) / 2;
+  const auto h_seconds = static_cast<Timestamp>(std::llround(horizon * static_cast<double>(unit)));
+  const Timestamp b = cut - h_seconds;
+  out.selection.horizon = horizon;
+  out.selection.backtest_cut = b;
+  if (h_seconds <= 0 || b <= earliest) {
+    out.selection.note = "too little order history before the cut for a backtest";
+    return out;
+  }
+  CLVHoldout split = calibration_holdout(log, b, cut, params.time_unit, params.occasion, params.num_threads);
+  const CLVSummary& s = split.calibration;
+  std::size_t with_t = 0;
+  double targets = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) with_t += s.T[i] > 0;
+  for (double v : split.purchases) targets += v;
+  out.selection.members = static_cast<Offset>(s.size());
+  if (with_t < 20 || targets == 0) {
+    out.selection.note = concat("too little history for a backtest (", with_t, " members before the backtest cut, ",
+                                targets, " occasions after it)");
+    return out;
+  }
+  const std::size_t n = s.size();
+  const std::optional<GammaGammaFit> gg = clv_spend_fit(s, options);
+  const std::vector<double> value = clv_order_values(s, gg ? &*gg : nullptr);
+  std::vector<CLVBacktestError> candidates;
+  auto add = [&](const std::string& name, const std::vector<double>& purchases, const std::vector<double>& spend) {
+    candidates.push_back({name, clv_mae(purchases, split.purchases), clv_mae(spend, split.spend), 0.0});
+  };
+  // Purchase models.
+  const bool automatic = params.forecaster == CLVParams::Forecaster::automatic;
+  std::vector<PurchaseModelKind> kinds;
+  if (automatic) {
+    kinds = {PurchaseModelKind::bgnbd, PurchaseModelKind::mbgnbd, PurchaseModelKind::paretonbd};
+  } else {
+    kinds = {params.model};
+  }
+  std::vector<PurchaseModel> models;
+  for (PurchaseModelKind kind : kinds) {
+    const MaximumLikelihoodFit fit = PurchaseModel::maximum_likelihood(kind, s.x, s.t_x, s.T, options);
+    const PurchaseModel m{kind, {fit.params[0], fit.params[1], fit.params[2], fit.params[3]}};
+    models.push_back(m);
+    std::vector<double> purchases(n), spend(n);
+    parallel_for(0, static_cast<Offset>(n), threads, [&](Offset row) {
+      const auto i = static_cast<std::size_t>(row);
+      purchases[i] = m.expected_purchases(horizon, s.x[i], s.t_x[i], s.T[i]);
+      spend[i] = purchases[i] * value[i];
+    });
+    add(PurchaseModel::name(kind), purchases, spend);
+  }
+  // Naive own rate.
+  {
+    std::vector<double> purchases(n), spend(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      purchases[i] = s.T[i] > 0 ? s.x[i] / s.T[i] * horizon : 0.0;
+      spend[i] = purchases[i] * s.mean_order_value[i];
+    }
+    add("naive", purchases, spend);
+  }
+  const double naive_p = candidates.back().mae_purchases, naive_s = candidates.back().mae_spend;
+  auto score = [&](CLVBacktestError& c) {
+    c.score = (naive_p > 0 ? c.mae_purchases / naive_p : c.mae_purchases) + (naive_s > 0 ? c.mae_spend / naive_s : c.mae_spend);
+  };
+  for (auto& c : candidates) score(c);
+  // The purchase model for p_alive and the regression's features: the best by the score.
+  std::size_t best_model = 0;
+  for (std::size_t k = 1; k < models.size(); ++k) {
+    if (candidates[k].score < candidates[best_model].score) best_model = k;
+  }
+  out.purchase = models[best_model].kind;
+  // Regression, out-of-fold on two folds by a hash of the member index.
+  const std::vector<double> f = clv_features(log, s, b, horizon, unit, models[best_model], value, threads);
+  std::vector<double> y_p(n), y_s(n), y_a(n);
+  std::vector<std::uint8_t> fold(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    y_p[i] = std::log1p(split.purchases[i]);
+    y_s[i] = std::log1p(std::max(0.0, split.spend[i]));
+    y_a[i] = split.purchases[i] > 0 ? 1.0 : 0.0;
+    std::uint64_t state = static_cast<std::uint64_t>(s.users[i]) + 0x5EEDULL;
+    fold[i] = static_cast<std::uint8_t>(splitmix64(state) & 1U);
+  }
+  std::vector<double> oof_p(n), oof_s(n);
+  for (std::uint8_t k = 0; k < 2; ++k) {
+    const auto train = static_cast<std::uint8_t>(1 - k);
+    CLVRegression sc;
+    std::vector<double> cp, cs, ca;
+    clv_ridge(f, y_p, fold, train, params.regression_l2, threads, sc, cp);
+    clv_ridge(f, y_s, fold, train, params.regression_l2, threads, sc, cs);
+    clv_ridge(f, y_a, fold, train, params.regression_l2, threads, sc, ca);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (fold[i] != k) continue;
+      const double* r = f.data() + i * kClvFeatures;
+      const bool zero = clv_median_zero(clv_ridge_probability(r, sc, ca), horizon, horizon);
+      oof_p[i] = zero ? 0.0 : clv_ridge_apply(r, sc, cp);
+      oof_s[i] = zero ? 0.0 : clv_ridge_apply(r, sc, cs);
+    }
+  }
+  add("regression", oof_p, oof_s);
+  score(candidates.back());
+  CLVRegression& reg = out.regression;
+  clv_ridge(f, y_p, {}, 0, params.regression_l2, threads, reg, reg.purchases);
+  clv_ridge(f, y_s, {}, 0, params.regression_l2, threads, reg, reg.spend);
+  clv_ridge(f, y_a, {}, 0, params.regression_l2, threads, reg, reg.active);
+  reg.horizon = horizon;
+  reg.fitted = true;
+  out.selection.backtested = true;
+  if (automatic) {
+    std::size_t best = 0;
+    for (std::size_t k = 1; k < candidates.size(); ++k) {
+      if (candidates[k].score < candidates[best].score) best = k;
+    }
+    out.selection.choice = candidates[best].name;
+  }
+  out.selection.candidates = std::move(candidates);
+  return out;
+}
+
 }  // namespace detail
 
 // --- params -----------------------------------------------------------------------------------
@@ -185,6 +538,8 @@ PERKREC_INLINE void CLVParams::validate() const {
                                detail::clv_unit_name(time_unit), "')");
   }
   if (!(penalizer >= 0) || !std::isfinite(penalizer)) bad("penalizer", penalizer, "finite and >= 0");
+  if (!(backtest_horizon >= 0) || !(backtest_horizon <= 1e6)) bad("backtest_horizon", backtest_horizon, "in [0, 1e6]");
+  if (!(regression_l2 >= 0) || !std::isfinite(regression_l2)) bad("regression_l2", regression_l2, "finite and >= 0");
   if (max_iterations <= 0) bad("max_iterations", max_iterations, "> 0");
   if (!(interval_level > 0 && interval_level < 1)) bad("interval_level", interval_level, "in (0, 1)");
   if (interval_draws < 0 || interval_draws > 100000) bad("interval_draws", interval_draws, "in [0, 100000]");
@@ -215,7 +570,9 @@ PERKREC_INLINE void CLVParams::validate() const {
 }
 
 PERKREC_INLINE Json CLVParams::to_json() const {
-  return Json{{"model", PurchaseModel::name(model)},
+  return Json{{"model", detail::clv_forecaster_name(*this)},
+              {"backtest_horizon", backtest_horizon},
+              {"regression_l2", regression_l2},
               {"time_unit", detail::clv_unit_name(time_unit)},
               {"occasion", detail::clv_unit_name(occasion)},
               {"penalizer", penalizer},
@@ -240,10 +597,22 @@ PERKREC_INLINE CLVParams CLVParams::from_json(const Json& j) {
   JsonReader<ConfigError> r(j, "", "CLVParams::from_json");
   std::string text;
   if (r.read("model", text)) {
-    if (!PurchaseModel::parse(text, p.model)) {
-      r.fail("model", "unknown model '" + text + "' (expected \"bgnbd\", \"mbgnbd\", \"paretonbd\" or \"bgbb\")");
+    if (text == "auto") {
+      p.forecaster = Forecaster::automatic;
+    } else if (text == "naive") {
+      p.forecaster = Forecaster::naive;
+    } else if (text == "regression") {
+      p.forecaster = Forecaster::regression;
+    } else if (PurchaseModel::parse(text, p.model)) {
+      p.forecaster = Forecaster::purchase;
+    } else {
+      r.fail("model", "unknown model '" + text +
+                          "' (expected \"auto\", \"bgnbd\", \"mbgnbd\", \"paretonbd\", \"bgbb\", \"naive\" or "
+                          "\"regression\")");
     }
   }
+  r.read("backtest_horizon", p.backtest_horizon);
+  r.read("regression_l2", p.regression_l2);
   auto unit = [&](const char* key, TimeUnit& out) {
     std::string value;
     if (!r.read(key, value)) return;
@@ -459,6 +828,8 @@ PERKREC_INLINE CLVHoldout calibration_holdout(const EventLog& log, Timestamp cal
 PERKREC_INLINE Json CLVFitReport::to_json() const {
   const auto names = PurchaseModel::parameter_names(purchase.model.kind);
   Json j{{"model", PurchaseModel::name(purchase.model.kind)},
+         {"forecast", selection.choice},
+         {"selection", selection.to_json()},
          {"purchase", detail::fit_json(purchase.fit, {names.begin(), names.end()})},
          {"spend_fitted", spend_fitted},
          {"program_cycle", program_cycle},
@@ -472,7 +843,38 @@ PERKREC_INLINE Json CLVFitReport::to_json() const {
     j["spend"] = detail::fit_json(spend.fit, {"p", "q", "gamma"});
     j["frequency_spend_correlation"] = spend.frequency_spend_correlation;
   }
+  if (regression.fitted) j["regression"] = regression.to_json();
   return j;
+}
+
+PERKREC_INLINE Json CLVSelection::to_json() const {
+  Json c = Json::object();
+  for (const auto& e : candidates) {
+    c[e.name] = Json{{"mae_purchases", e.mae_purchases}, {"mae_spend", e.mae_spend}, {"score", e.score}};
+  }
+  return Json{{"choice", choice},
+              {"backtested", backtested},
+              {"note", note},
+              {"horizon", horizon},
+              {"backtest_cut", backtest_cut == kNoTime ? Json(nullptr) : Json(backtest_cut)},
+              {"members", members},
+              {"candidates", c}};
+}
+
+PERKREC_INLINE Json CLVRegression::to_json() const {
+  auto named = [](const std::vector<double>& coef) {
+    Json j = Json::object();
+    j["intercept"] = coef.empty() ? 0.0 : coef[0];
+    for (std::size_t k = 0; k < kCLVRegressionFeatures.size() && k + 1 < coef.size(); ++k) {
+      j[kCLVRegressionFeatures[k]] = coef[k + 1];
+    }
+    return j;
+  };
+  return Json{{"horizon", horizon},
+              {"purchases", named(purchases)},
+              {"spend", named(spend)},
+              {"active", named(active)},
+              {"standardized", true}};
 }
 
 // --- model ------------------------------------------------------------------------------------
@@ -494,18 +896,22 @@ PERKREC_INLINE BGNBD CLVModel::bgnbd() const {
 
 PERKREC_INLINE void CLVModel::fit(const EventLog& log, Timestamp cut_time, const Callbacks& callbacks) {
   CLVSummary s = summarize_purchases(log, cut_time, params_.time_unit, params_.occasion, params_.num_threads);
-  fit_summary(std::move(s), log.n_users(), log.user_ids(), cut_time, callbacks);
+  fit_summary(std::move(s), log.n_users(), log.user_ids(), cut_time, callbacks, &log);
 }
 
 PERKREC_INLINE void CLVModel::fit(const CLVSummary& summary, const Callbacks& callbacks) {
+  if (params_.forecaster == CLVParams::Forecaster::regression) {
+    detail::raise<InputError>("CLVModel::fit: model 'regression' needs an event log (fit(log, cut_time)); "
+                              "given summaries have no event times");
+  }
   // Re-validate: the fields are public.
   CLVSummary s = CLVSummary::from_arrays(summary.x, summary.t_x, summary.T, summary.monetary);
   fit_summary(std::move(s), static_cast<Index>(s.size()), IdMap(), kNoTime, callbacks);
 }
 
 PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap user_ids, Timestamp cut_time,
-                                          const Callbacks& callbacks) {
-  ProgressReporter progress(callbacks, "CLVModel::fit", 3);
+                                          const Callbacks& callbacks, const EventLog* log) {
+  ProgressReporter progress(callbacks, "CLVModel::fit", 4);
   MaximumLikelihoodOptions options;
   options.penalizer = params_.penalizer;
   options.max_iterations = params_.max_iterations;
@@ -516,10 +922,29 @@ PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap use
   bool any_positive = false;
   for (double t : s.T) any_positive = any_positive || t > 0;
   CLVFitReport report;
+  // The forecast: a backtest inside the calibration period when the forecaster needs one.
+  using Forecaster = CLVParams::Forecaster;
+  PurchaseModelKind kind = params_.model;
+  report.selection.choice = detail::clv_forecaster_name(params_);
+  if (params_.forecaster == Forecaster::automatic) {
+    report.selection.choice = PurchaseModel::name(params_.model);
+    if (log == nullptr) report.selection.note = "fitted on given summaries: no event log for a backtest";
+  }
+  if (any_positive && log != nullptr &&
+      (params_.forecaster == Forecaster::automatic || params_.forecaster == Forecaster::regression)) {
+    detail::CLVBacktestResult bt = detail::clv_backtest(*log, s, cut_time, params_, options);
+    if (params_.forecaster == Forecaster::regression && !bt.regression.fitted) {
+      detail::raise<InputError>("CLVModel::fit: cut_time: model 'regression' needs a backtest: ", bt.selection.note);
+    }
+    kind = bt.purchase;
+    report.selection = std::move(bt.selection);
+    report.regression = std::move(bt.regression);
+  }
+  progress.advance(1);
   if (any_positive) {
-    report.purchase.fit = PurchaseModel::maximum_likelihood(params_.model, s.x, s.t_x, s.T, options);
+    report.purchase.fit = PurchaseModel::maximum_likelihood(kind, s.x, s.t_x, s.T, options);
     const auto& fp = report.purchase.fit.params;
-    report.purchase.model = PurchaseModel{params_.model, {fp[0], fp[1], fp[2], fp[3]}};
+    report.purchase.model = PurchaseModel{kind, {fp[0], fp[1], fp[2], fp[3]}};
   } else {
     detail::raise<InputError>("CLVModel::fit: cut_time: every member's first order is on the cut's last day (T = 0 for ",
                               s.size(), " members); move the cut later");
@@ -557,6 +982,37 @@ PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap use
     if (!std::isfinite(t)) t = 0.0;
   }
   progress.advance(1);
+  // Per-member rates of the naive and regression forecasts.
+  std::vector<double> rate_purchases, rate_spend, active;
+  if (report.selection.choice == "naive" || report.selection.choice == "regression") {
+    rate_purchases.resize(s.size());
+    rate_spend.resize(s.size());
+    if (report.selection.choice == "naive") {
+      for (std::size_t i = 0; i < s.size(); ++i) {
+        rate_purchases[i] = s.T[i] > 0 ? s.x[i] / s.T[i] : 0.0;
+        rate_spend[i] = rate_purchases[i] * s.mean_order_value[i];
+      }
+    } else {
+      const CLVRegression& reg = report.regression;
+      active.resize(s.size());
+      const std::vector<double> value =
+          detail::clv_order_values(s, report.spend_fitted ? &report.spend : nullptr);
+      const std::vector<double> f = detail::clv_features(*log, s, cut_time, reg.horizon,
+                                                         CLVParams::unit_seconds(params_.time_unit),
+                                                         report.purchase.model, value, threads);
+      parallel_for(0, static_cast<Offset>(s.size()), threads, [&](Offset row) {
+        const auto i = static_cast<std::size_t>(row);
+        const double* r = f.data() + i * detail::kClvFeatures;
+        rate_purchases[i] = detail::clv_ridge_apply(r, reg, reg.purchases) / reg.horizon;
+        rate_spend[i] = detail::clv_ridge_apply(r, reg, reg.spend) / reg.horizon;
+        active[i] = detail::clv_ridge_probability(r, reg, reg.active);
+      });
+    }
+  }
+  progress.advance(1);
+  forecast_purchases_ = std::move(rate_purchases);
+  forecast_spend_ = std::move(rate_spend);
+  forecast_active_ = std::move(active);
   report_ = std::move(report);
   summary_ = std::move(s);
   n_users_ = n_users;
@@ -644,6 +1100,13 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
   const std::vector<std::vector<double>> gg_draws =
       spend ? detail::parameter_draws(report_.spend.fit, draws, param_rng) : std::vector<std::vector<double>>();
   const double lower_level = (1.0 - params_.interval_level) / 2, upper_level = 1.0 - lower_level;
+  // Naive and regression forecasts are constant rates: their discounted units.
+  double rate_units = 0, before_end = 0;
+  for (std::size_t k = 0; k < ends.size(); ++k) {
+    rate_units += factors[k] * (ends[k] - before_end);
+    before_end = ends[k];
+  }
+  const bool rate = forecast_is_rate();
 
   CLVPrediction out;
   out.p_alive.resize(n);
@@ -664,10 +1127,23 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
       discounted += factors[k] * (cumulative - previous);
       previous = cumulative;
     }
+    // The interval of a rate forecast is the purchase model's scaled to its clv.
+    double interval_scale = 1.0;
     out.p_alive[i] = alive;
-    out.expected_purchases[i] = previous;
-    out.expected_order_value[i] = value;
-    out.clv[i] = margin * value * discounted;
+    if (rate) {
+      const bool zero = !forecast_active_.empty() &&
+                        detail::clv_median_zero(forecast_active_[i], horizon, report_.regression.horizon);
+      const double rp = zero ? 0.0 : forecast_purchases_[i], rs = zero ? 0.0 : forecast_spend_[i];
+      out.expected_purchases[i] = rp * horizon;
+      out.expected_order_value[i] = rp > 0 ? rs / rp : value;
+      out.clv[i] = margin * rs * rate_units;
+      const double base = margin * value * discounted;
+      interval_scale = base > 0 ? out.clv[i] / base : 0.0;
+    } else {
+      out.expected_purchases[i] = previous;
+      out.expected_order_value[i] = value;
+      out.clv[i] = margin * value * discounted;
+    }
     out.lifecycle_stage[i] = stage_of(i, alive);
     if (draws > 0) {
       Rng rng(params_.seed, 1, static_cast<std::uint64_t>(summary_.users[i]));
@@ -683,7 +1159,7 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
           const double nu = std::max(rng.gamma(g[0] * x + g[1]) / (g[2] + x * m), 1e-300);
           value_d = g[0] / nu;
         }
-        samples[static_cast<std::size_t>(d)] = margin * value_d * alive_d * purchases;
+        samples[static_cast<std::size_t>(d)] = interval_scale * margin * value_d * alive_d * purchases;
       }
       out.clv_lower[i] = detail::quantile_of(samples, lower_level);
       out.clv_upper[i] = detail::quantile_of(std::move(samples), upper_level);
@@ -698,6 +1174,24 @@ PERKREC_INLINE void CLVModel::write(ModelWriter& w, const std::string& prefix) c
   require_fitted("save");
   Json& c = content_section(w, prefix);
   c["params"] = params_.to_json();
+  c["purchase_model"] = PurchaseModel::name(report_.purchase.model.kind);
+  c["selection"] = report_.selection.to_json();
+  if (report_.regression.fitted) {
+    c["regression_horizon"] = report_.regression.horizon;
+    w.add(prefix + "regression", [&] {
+      std::vector<double> v = report_.regression.mean;
+      for (const auto* part : {&report_.regression.scale, &report_.regression.lo, &report_.regression.hi,
+                               &report_.regression.purchases, &report_.regression.spend, &report_.regression.active}) {
+        v.insert(v.end(), part->begin(), part->end());
+      }
+      return v;
+    }());
+  }
+  if (forecast_is_rate()) {
+    w.add(prefix + "forecast_purchases", forecast_purchases_);
+    w.add(prefix + "forecast_spend", forecast_spend_);
+    if (!forecast_active_.empty()) w.add(prefix + "forecast_active", forecast_active_);
+  }
   c["n_users"] = n_users_;
   c["n_members"] = summary_.size();
   c["cut_time"] = cut_time_ == kNoTime ? Json(nullptr) : Json(cut_time_);
@@ -734,9 +1228,50 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
   jr.require("frequency_spend_correlation", correlation);
   jr.require("program_cycle", program_cycle);
   jr.require("p_alive_thresholds", thresholds_json);
+  // Added with the forecasters; older files have none of them (a purchase model forecast).
+  std::string purchase_name, choice;
+  Json selection_json;
+  double regression_horizon = 0;
+  const bool has_kind = jr.read("purchase_model", purchase_name);
+  const bool has_selection = jr.read("selection", selection_json);
+  const bool has_regression = jr.read("regression_horizon", regression_horizon);
   if (prefix.empty()) jr.raw("user_ids.");
   jr.finish();
   const CLVParams params = read_params<CLVParams>(r, params_json);
+  PurchaseModelKind kind = params.model;
+  if (has_kind && !PurchaseModel::parse(purchase_name, kind)) r.bad_content("purchase_model: unknown model");
+  CLVSelection selection;
+  selection.choice = detail::clv_forecaster_name(params);
+  if (has_selection) {
+    if (!selection_json.is_object()) r.bad_content("selection must be an object");
+    JsonReader<ModelFormatError> sr(selection_json, content_pointer(prefix) + "/selection", "CLVModel::read");
+    Json cut_value, candidates;
+    sr.require("choice", selection.choice);
+    sr.require("backtested", selection.backtested);
+    sr.require("note", selection.note);
+    sr.require("horizon", selection.horizon);
+    sr.require("backtest_cut", cut_value);
+    sr.require("members", selection.members);
+    sr.require("candidates", candidates);
+    sr.finish();
+    if (cut_value.is_number_integer()) selection.backtest_cut = cut_value.get<Timestamp>();
+    if (!candidates.is_object()) r.bad_content("selection/candidates must be an object");
+    for (auto it = candidates.begin(); it != candidates.end(); ++it) {
+      JsonReader<ModelFormatError> cr(it.value(), content_pointer(prefix) + "/selection/candidates", "CLVModel::read");
+      CLVBacktestError e;
+      e.name = it.key();
+      cr.require("mae_purchases", e.mae_purchases);
+      cr.require("mae_spend", e.mae_spend);
+      cr.require("score", e.score);
+      cr.finish();
+      selection.candidates.push_back(e);
+    }
+  }
+  const bool rate_forecast = selection.choice == "naive" || selection.choice == "regression";
+  if (!rate_forecast) {
+    PurchaseModelKind chosen{};
+    if (!PurchaseModel::parse(selection.choice, chosen)) r.bad_content("selection/choice: unknown forecast");
+  }
   if (n_users < 0 || n_members < 0 || n_members > n_users) r.bad_content("bad n_users / n_members");
   r.check_count("n_members", n_members);
   Timestamp cut_time = kNoTime;
@@ -769,7 +1304,7 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
     const bool ok = s.x[i] >= 0 && std::isfinite(s.x[i]) && s.t_x[i] >= 0 && s.t_x[i] <= s.T[i] &&
                     std::isfinite(s.T[i]) && s.monetary[i] >= 0 && std::isfinite(s.monetary[i]) &&
                     s.mean_order_value[i] >= 0 && std::isfinite(s.mean_order_value[i]);
-    const bool discrete_ok = params.model != PurchaseModelKind::bgbb ||
+    const bool discrete_ok = kind != PurchaseModelKind::bgbb ||
                              detail::bgbb_summary_ok(std::floor(s.x[i]), std::floor(s.t_x[i]), std::floor(s.T[i]));
     if (!ok || !discrete_ok) r.invalid(detail::concat("summary of member ", i, " is inconsistent"));
   }
@@ -778,7 +1313,49 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
       r.vector<double>(prefix + "purchase_fit", {static_cast<std::int64_t>(detail::packed_fit_size(4))}), 4, r,
       "purchase_fit");
   const auto& bp = model.report_.purchase.fit.params;
-  model.report_.purchase.model = PurchaseModel{params.model, {bp[0], bp[1], bp[2], bp[3]}};
+  model.report_.purchase.model = PurchaseModel{kind, {bp[0], bp[1], bp[2], bp[3]}};
+  model.report_.selection = std::move(selection);
+  if (has_regression) {
+    const std::size_t p = detail::kClvFeatures;
+    const std::vector<double> v =
+        r.vector<double>(prefix + "regression", {static_cast<std::int64_t>(7 * p + 3)});
+    for (double e : v) {
+      if (!std::isfinite(e)) r.invalid("regression: coefficients must be finite");
+    }
+    if (!(regression_horizon > 0) || !std::isfinite(regression_horizon)) r.bad_content("regression_horizon must be > 0");
+    CLVRegression& reg = model.report_.regression;
+    reg.fitted = true;
+    reg.horizon = regression_horizon;
+    auto part = [&](std::size_t from, std::size_t to) {
+      return std::vector<double>(v.begin() + static_cast<std::ptrdiff_t>(from), v.begin() + static_cast<std::ptrdiff_t>(to));
+    };
+    reg.mean = part(0, p);
+    reg.scale = part(p, 2 * p);
+    reg.lo = part(2 * p, 3 * p);
+    reg.hi = part(3 * p, 4 * p);
+    reg.purchases = part(4 * p, 5 * p + 1);
+    reg.spend = part(5 * p + 1, 6 * p + 2);
+    reg.active = part(6 * p + 2, 7 * p + 3);
+    for (std::size_t j = 0; j < p; ++j) {
+      if (!(reg.scale[j] >= 0) || !(reg.lo[j] <= reg.hi[j])) r.invalid("regression: bad feature scaling");
+    }
+  }
+  if (rate_forecast) {
+    model.forecast_purchases_ = r.vector<double>(prefix + "forecast_purchases", {n_members});
+    model.forecast_spend_ = r.vector<double>(prefix + "forecast_spend", {n_members});
+    if (model.report_.selection.choice == "regression") {
+      model.forecast_active_ = r.vector<double>(prefix + "forecast_active", {n_members});
+      for (double a : model.forecast_active_) {
+        if (!(a >= 0 && a <= 1)) r.invalid("forecast_active: expected probabilities in [0, 1]");
+      }
+    }
+    for (std::size_t i = 0; i < model.forecast_purchases_.size(); ++i) {
+      if (!(model.forecast_purchases_[i] >= 0) || !std::isfinite(model.forecast_purchases_[i]) ||
+          !(model.forecast_spend_[i] >= 0) || !std::isfinite(model.forecast_spend_[i])) {
+        r.invalid(detail::concat("forecast of member ", i, " must be finite and >= 0"));
+      }
+    }
+  }
   model.report_.spend_fitted = spend_fitted;
   if (spend_fitted) {
     model.report_.spend.fit = detail::unpack_fit(

@@ -162,6 +162,7 @@ TEST(CLV, RecoversSimulatedParameters) {
   for (std::uint64_t seed : {1u, 2u, 3u}) {
     const Simulated s = simulate(6000, truth, spend_truth, seed, 400.0);
     CLVParams p;
+    p.forecaster = CLVParams::Forecaster::purchase;
     p.time_unit = CLVParams::TimeUnit::day;
     p.interval_draws = 0;
     CLVModel model(p);
@@ -191,6 +192,7 @@ TEST(CLV, RecoversParametersOnLargeData) {
   const GammaGamma spend_truth{5.0, 4.0, 30.0};
   const Simulated s = simulate(40000, truth, spend_truth, 4, 400.0);
   CLVParams p;
+  p.forecaster = CLVParams::Forecaster::purchase;
   p.time_unit = CLVParams::TimeUnit::day;
   p.interval_draws = 0;
   p.num_threads = 1;
@@ -244,6 +246,7 @@ TEST(CLV, NoLeakNoThreadEffectAndSaveLoad) {
   std::vector<Order> with_future = s.orders;
   for (Index u = 0; u < 3000; u += 3) with_future.push_back({u, 305.0 + u % 7, 999.0f});
   CLVParams p;
+  p.forecaster = CLVParams::Forecaster::purchase;
   p.time_unit = CLVParams::TimeUnit::day;
   p.num_threads = 1;
   p.interval_draws = 50;
@@ -321,6 +324,7 @@ TEST(CLV, NoLeakNoThreadEffectAndSaveLoad) {
 TEST(CLV, ConcurrentPredictMatchesSerial) {
   const Simulated s = simulate(1500, BGNBD{0.7, 15.0, 0.8, 2.5}, GammaGamma{4.0, 3.0, 20.0}, 8, 300.0);
   CLVParams p;
+  p.forecaster = CLVParams::Forecaster::purchase;
   p.time_unit = CLVParams::TimeUnit::day;
   p.interval_draws = 30;
   p.num_threads = 1;
@@ -342,6 +346,7 @@ TEST(CLV, ConcurrentPredictMatchesSerial) {
 TEST(CLV, IntervalHoldsThePointEstimate) {
   const Simulated s = simulate(2000, BGNBD{0.7, 15.0, 0.8, 2.5}, GammaGamma{4.0, 3.0, 20.0}, 5, 300.0);
   CLVParams p;
+  p.forecaster = CLVParams::Forecaster::purchase;
   p.time_unit = CLVParams::TimeUnit::day;
   p.interval_draws = 400;
   CLVModel model(p);
@@ -368,6 +373,7 @@ TEST(CLV, BoundaryDataFitsWithoutErrors) {
     for (double d = static_cast<double>(u % 5); d < 100; d += 5) steady.push_back({u, d + 0.5, 20.0f + static_cast<float>(d) * 0.01f});
   }
   CLVParams p;
+  p.forecaster = CLVParams::Forecaster::purchase;
   p.time_unit = CLVParams::TimeUnit::day;
   CLVModel all(p);
   all.fit(orders_log(steady), at_day(100.0));
@@ -408,6 +414,7 @@ TEST(CLV, CdnowMbgnbdAndParetoNbdEqualLifetimes) {
   };
   for (const Case& c : cases) {
     CLVParams p;
+    p.forecaster = CLVParams::Forecaster::purchase;
     p.model = c.kind;
     p.interval_draws = 20;
     CLVModel model(p);
@@ -439,6 +446,7 @@ TEST(CLV, EveryPurchaseModelRecoversSimulatedParameters) {
     for (std::uint64_t seed : {1u, 2u, 3u}) {
       const Simulated s = simulate_model(5000, truth, GammaGamma{5.0, 4.0, 30.0}, seed, 400.0);
       CLVParams p;
+      p.forecaster = CLVParams::Forecaster::purchase;
       p.model = truth.kind;
       p.time_unit = CLVParams::TimeUnit::day;
       p.interval_draws = 0;
@@ -476,6 +484,7 @@ TEST(CLV, EveryPurchaseModelIsFiniteOnBoundaryData) {
       for (std::size_t l = 0; l < 3; ++l) {
         for (double penalizer : {0.0, 0.01}) {
           CLVParams p;
+          p.forecaster = CLVParams::Forecaster::purchase;
           p.model = kind;
           p.time_unit = unit;
           if (kind == PurchaseModelKind::bgbb) p.occasion = unit;  // one opportunity per time_unit
@@ -541,6 +550,7 @@ TEST(BGBB, RecoversSimulatedParametersAndFitsThroughCLVModel) {
   PERKREC_EXPECT_THROW_MSG(BGBB::maximum_likelihood(one, one, far), InputError, "position 0", "1e6");
   // Through CLVModel: occasion must equal time_unit.
   CLVParams p;
+  p.forecaster = CLVParams::Forecaster::purchase;
   p.model = PurchaseModelKind::bgbb;
   PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError, "occasion", "bgbb");
   PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"model", "bgbb"}}), ConfigError, "occasion");
@@ -599,6 +609,7 @@ TEST(CLV, ConditionalMatchesPredict) {
   const Simulated s = simulate(800, BGNBD{0.7, 15.0, 0.8, 2.5}, GammaGamma{4.0, 3.0, 20.0}, 9, 200.0);
   for (auto kind : {PurchaseModelKind::bgnbd, PurchaseModelKind::mbgnbd, PurchaseModelKind::paretonbd}) {
     CLVParams p;
+    p.forecaster = CLVParams::Forecaster::purchase;
     p.model = kind;
     p.time_unit = CLVParams::TimeUnit::day;
     p.interval_draws = 0;
@@ -627,6 +638,7 @@ TEST(CLV, LifecycleStagesFollowTheRule) {
     for (double d = static_cast<double>(u); d < 300; d += 7.0 + static_cast<double>(u % 13)) orders.push_back({u, d + 0.5, 10});
   }
   CLVParams p;
+  p.forecaster = CLVParams::Forecaster::purchase;
   p.time_unit = CLVParams::TimeUnit::day;
   p.interval_draws = 0;
   CLVModel model(p);
@@ -641,6 +653,7 @@ TEST(CLV, LifecycleStagesFollowTheRule) {
 TEST(CLV, BadInputRaisesTypedErrorsAndChangesNothing) {
   const EventLog log = orders_log({{0, 1.5, 10}, {0, 5.5, 20}, {1, 2.5, 5}, {1, 9.5, 5}, {2, 3.5, 8}});
   CLVParams p;
+  p.forecaster = CLVParams::Forecaster::purchase;
   p.time_unit = CLVParams::TimeUnit::day;
   CLVModel model(p);
   model.fit(log, at_day(20.0));
@@ -671,6 +684,7 @@ TEST(BGNBD, RobustFitMatchesTheHistoricalFitOnOrdinaryData) {
   // The preference model's historical Nelder-Mead and the robust fitter agree on the optimum.
   const Simulated s = simulate(3000, BGNBD{0.5, 10.0, 0.7, 2.0}, GammaGamma{4.0, 3.0, 20.0}, 21, 300.0);
   CLVParams p;
+  p.forecaster = CLVParams::Forecaster::purchase;
   p.time_unit = CLVParams::TimeUnit::day;
   const CLVSummary sum = summarize_purchases(orders_log(s.orders), at_day(300.0), p.time_unit);
   const BGNBD old = BGNBD::fit(sum.x, sum.t_x, sum.T);
@@ -682,6 +696,125 @@ TEST(BGNBD, RobustFitMatchesTheHistoricalFitOnOrdinaryData) {
   EXPECT_GE(robust.fit.log_likelihood, ll_old - 1e-6);
   EXPECT_NEAR(robust.fit.log_likelihood, ll_old, 1e-2);
   EXPECT_NEAR(robust.model.r, old.r, 0.01 * old.r);
+}
+
+
+// Half the members buy at a steady daily rate 0.03; the others start at 0.01 and double every
+// 100 days (a planted trend). At most one order a day, value 10, everyone's first order on day 0.
+std::vector<Order> trend_orders(Index n, std::uint64_t seed, int days, std::vector<std::uint8_t>& rising) {
+  Rng rng(seed, 7);
+  std::vector<Order> orders;
+  rising.assign(static_cast<std::size_t>(n), 0);
+  for (Index u = 0; u < n; ++u) {
+    rising[static_cast<std::size_t>(u)] = u % 2 == 1;
+    for (int d = 0; d < days; ++d) {
+      const double rate = u % 2 == 1 ? 0.01 * std::pow(2.0, d / 100.0) : 0.03;
+      if (d == 0 || rng.uniform() < rate) orders.push_back({u, d + 0.1, 10.0f});
+    }
+  }
+  return orders;
+}
+
+TEST(CLVForecast, RegressionLearnsAPlantedTrendTheStationaryModelsMiss) {
+  std::vector<std::uint8_t> rising;
+  const std::vector<Order> orders = trend_orders(2000, 3, 350, rising);
+  const EventLog log = orders_log(orders);
+  const CLVHoldout h = calibration_holdout(log, at_day(300.0), at_day(350.0), CLVParams::TimeUnit::day);
+  CLVParams p;
+  p.time_unit = CLVParams::TimeUnit::day;
+  p.interval_draws = 0;
+  p.backtest_horizon = 50;
+  CLVModel automatic(p);
+  automatic.fit(log, at_day(300.0));
+  p.forecaster = CLVParams::Forecaster::purchase;
+  CLVModel stationary(p);
+  stationary.fit(log, at_day(300.0));
+  const CLVSelection& sel = automatic.report().selection;
+  ASSERT_TRUE(sel.backtested);
+  EXPECT_EQ(sel.candidates.size(), 5u);
+  EXPECT_EQ(sel.choice, "regression");
+  const CLVPrediction a = automatic.predict(50.0), b = stationary.predict(50.0);
+  double err_a = 0, err_b = 0, up_actual = 0, up_a = 0, up_b = 0, up_n = 0;
+  for (std::size_t i = 0; i < h.purchases.size(); ++i) {
+    err_a += std::abs(a.expected_purchases[i] - h.purchases[i]);
+    err_b += std::abs(b.expected_purchases[i] - h.purchases[i]);
+    if (rising[static_cast<std::size_t>(h.calibration.users[i])]) {
+      up_actual += h.purchases[i];
+      up_a += a.expected_purchases[i];
+      up_b += b.expected_purchases[i];
+      up_n += 1;
+    }
+  }
+  EXPECT_LT(err_a, err_b);
+  // The stationary model under-forecasts the rising members by far; the regression follows them
+  // (its median-like forecast is a little low on totals).
+  EXPECT_LT(up_b, 0.8 * up_actual);
+  EXPECT_GT(up_a, up_b);
+  EXPECT_GT(up_n, 900);
+}
+
+TEST(CLVForecast, AutoNeverReadsTheHoldoutAndIsThreadInvariantAndRoundTrips) {
+  std::vector<std::uint8_t> rising;
+  const std::vector<Order> orders = trend_orders(600, 8, 300, rising);
+  std::vector<Order> with_future = orders;
+  for (Index u = 0; u < 600; u += 3) with_future.push_back({u, 300.0 + u % 20, 999.0f});
+  with_future.push_back({600, 301.0, 5.0f});  // a member whose first order is after the cut
+  for (auto forecaster : {CLVParams::Forecaster::automatic, CLVParams::Forecaster::regression,
+                          CLVParams::Forecaster::naive}) {
+    CLVParams p;
+    p.forecaster = forecaster;
+    p.time_unit = CLVParams::TimeUnit::day;
+    p.interval_draws = 20;
+    p.num_threads = 1;
+    CLVModel one(p);
+    one.fit(orders_log(orders), at_day(300.0));
+    p.num_threads = 2;
+    CLVModel two(p);
+    two.fit(orders_log(with_future, 601), at_day(300.0));
+    EXPECT_EQ(one.report().to_json(), two.report().to_json());
+    const CLVPrediction a = one.predict(40.0, 0.01, 0.5), b = two.predict(40.0, 0.01, 0.5);
+    EXPECT_EQ(a.expected_purchases, b.expected_purchases);
+    EXPECT_EQ(a.clv, b.clv);
+    EXPECT_EQ(a.clv_upper, b.clv_upper);
+    const CLVModel loaded = CLVModel::from_bytes(one.to_bytes());
+    EXPECT_EQ(loaded.to_bytes(), one.to_bytes());
+    const CLVPrediction c = loaded.predict(40.0, 0.01, 0.5);
+    EXPECT_EQ(a.clv, c.clv);
+    EXPECT_EQ(a.expected_purchases, c.expected_purchases);
+    EXPECT_EQ(a.clv_lower, c.clv_lower);
+    for (double v : a.clv) EXPECT_TRUE(std::isfinite(v) && v >= 0);
+  }
+}
+
+TEST(CLVForecast, BadNamesAndHorizonsRaiseTypedErrorsAndChangeNothing) {
+  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"model", "lstm"}}), ConfigError, "model", "lstm");
+  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"backtest_horizon", -1.0}}), ConfigError, "backtest_horizon");
+  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"regression_l2", -1.0}}), ConfigError, "regression_l2");
+  EXPECT_EQ(CLVParams::from_json(Json{{"model", "auto"}}).forecaster, CLVParams::Forecaster::automatic);
+  EXPECT_EQ(CLVParams::from_json(Json{{"model", "regression"}}).to_json()["model"], "regression");
+  std::vector<std::uint8_t> rising;
+  const EventLog log = orders_log(trend_orders(200, 5, 200, rising));
+  CLVParams p;
+  p.forecaster = CLVParams::Forecaster::regression;
+  p.time_unit = CLVParams::TimeUnit::day;
+  p.interval_draws = 0;
+  CLVModel model(p);
+  model.fit(log, at_day(200.0));
+  const std::string before = model.to_bytes();
+  // Nobody orders again after day 0: the backtest has nothing to learn from.
+  std::vector<Order> first;
+  for (Index u = 0; u < 200; ++u) first.push_back({u, 0.1, 10.0f});
+  PERKREC_EXPECT_THROW_MSG(model.fit(orders_log(first), at_day(60.0)), InputError, "backtest");
+  EXPECT_EQ(model.to_bytes(), before);
+  PERKREC_EXPECT_THROW_MSG(model.fit(model.summary()), InputError, "regression");
+  EXPECT_EQ(model.to_bytes(), before);
+  PERKREC_EXPECT_THROW_MSG(model.predict(-1.0), InputError, "horizon");
+  // Without a log "auto" is the purchase model, and says why.
+  CLVModel automatic;
+  automatic.fit(model.summary());
+  EXPECT_EQ(automatic.report().selection.choice, "bgnbd");
+  EXPECT_FALSE(automatic.report().selection.backtested);
+  EXPECT_NE(automatic.report().selection.note.find("summaries"), std::string::npos);
 }
 
 }  // namespace
