@@ -80,7 +80,7 @@ def evaluate(data: str, log: perkrec.EventLog, start, end, threads: int) -> list
     split = perkrec.calibration_holdout(log, start, end, time_unit="week", num_threads=threads)
     horizon = split.attrs["duration"]
     t0 = time.perf_counter()
-    auto = perkrec.CLVModel(time_unit="week", interval_draws=0, num_threads=threads).fit(log, start)
+    auto = perkrec.CLVModel(model="auto", time_unit="week", interval_draws=0, num_threads=threads).fit(log, start)
     pred = auto.predict(horizon)
     seconds = time.perf_counter() - t0
     pred.index = pred.index.astype(split.index.dtype)

@@ -103,18 +103,19 @@ class CLVModel(_Serializable, _Estimator):
     """Lifetime value of each member: purchases x Gamma-Gamma order value, or a forecast chosen
     by a backtest inside the calibration period.
 
-    ``model``: "auto" (the default: the forecast with the least backtest error among BG/NBD,
-    MBG/NBD, Pareto/NBD, the naive own rate and the regression — see below), a purchase model
-    "bgnbd" (BG/NBD), "mbgnbd" (MBG/NBD: one-time buyers may have dropped out too), "paretonbd"
-    (Pareto/NBD: dropout in continuous time) or "bgbb" (BG/BB: one purchase opportunity per
-    time_unit; needs ``occasion`` equal to ``time_unit``), "naive" (own rate x / T, x mean order
-    value) or "regression" (ridge regressions of log1p purchases and spend in the next H
+    ``model``: a purchase model — "bgnbd" (BG/NBD, the default), "mbgnbd" (MBG/NBD: one-time
+    buyers may have dropped out too), "paretonbd" (Pareto/NBD: dropout in continuous time) or
+    "bgbb" (BG/BB: one purchase opportunity per time_unit; needs ``occasion`` equal to
+    ``time_unit``), whose ``clv`` is an expected value; "naive" (own rate x / T, x mean order
+    value); "regression" (ridge regressions of log1p purchases and spend in the next H
     time_units on the member's summary, recent-window rates, spend, the purchase model's own
     forecast and benefit history; trained on a strictly time-split backtest inside the
-    calibration period, H = ``backtest_horizon`` or half the order history before the cut).
-    The backtest never reads events at or after the cut; its choice and every candidate's
-    per-member MAE are in ``selection_`` (and ``params_["selection"]``). Fitted on given
-    summaries (``fit_summary``) there is no backtest and "auto" is BG/NBD. p_alive, the
+    calibration period, H = ``backtest_horizon`` or half the order history before the cut; a
+    median-like forecast: lower per-member error, totals biased low); or "auto" (the forecast
+    with the least per-member backtest error among BG/NBD, MBG/NBD, Pareto/NBD, naive and
+    regression). The backtest never reads events at or after the cut; its choice and every
+    candidate's per-member MAE are in ``selection_`` (and ``params_["selection"]``). Fitted on
+    given summaries (``fit_summary``) there is no backtest and "auto" is BG/NBD. p_alive, the
     lifecycle stages and the intervals always come from a purchase model (under "auto" the
     best of the three by the backtest). ``time_unit``: "day" or "week" — the unit of recency, age, horizon and
     discount rate. ``penalizer`` >= 0 shrinks the log-parameters (a fit never fails on ordinary
@@ -127,7 +128,7 @@ class CLVModel(_Serializable, _Estimator):
 
     _core_class = _core.CLVModel
 
-    def __init__(self, model: str = "auto", time_unit: str = "week", penalizer: float = 0.0, num_threads: int = 0,
+    def __init__(self, model: str = "bgnbd", time_unit: str = "week", penalizer: float = 0.0, num_threads: int = 0,
                  *, backtest_horizon: Optional[float] = None, regression_l2: Optional[float] = None,
                  occasion: Optional[str] = None, max_iterations: Optional[int] = None,
                  interval_level: Optional[float] = None, interval_draws: Optional[int] = None,

@@ -43,7 +43,7 @@ def test_regression_learns_a_planted_trend_that_stationary_models_miss():
     cut, end = BASE + 300 * DAY, BASE + 350 * DAY
     split = perkrec.calibration_holdout(log, cut, end, time_unit="day")
     horizon = split.attrs["duration"]
-    auto = perkrec.CLVModel(time_unit="day", backtest_horizon=50, interval_draws=0).fit(log, cut)
+    auto = perkrec.CLVModel(model="auto", time_unit="day", backtest_horizon=50, interval_draws=0).fit(log, cut)
     stationary = perkrec.CLVModel(model="bgnbd", time_unit="day", interval_draws=0).fit(log, cut)
     sel = auto.selection_
     assert sel["backtested"] and sel["horizon"] == 50
@@ -78,8 +78,8 @@ def test_auto_never_reads_the_holdout_threads_and_save_load(tmp_path):
     # Events after the cut, including for members who have none before, change nothing.
     future = pd.DataFrame({"user": ["m1", "m2", "new"], "timestamp": [cut, cut + 3 * DAY, cut + DAY],
                            "amount": [999.0, 5.0, 7.0]})
-    one = perkrec.CLVModel(time_unit="day", num_threads=1, interval_draws=20).fit(_log(calib), cut)
-    two = perkrec.CLVModel(time_unit="day", num_threads=2, interval_draws=20).fit(
+    one = perkrec.CLVModel(model="auto", time_unit="day", num_threads=1, interval_draws=20).fit(_log(calib), cut)
+    two = perkrec.CLVModel(model="auto", time_unit="day", num_threads=2, interval_draws=20).fit(
         _log(pd.concat([frame, future])), cut)
     assert one.selection_["backtested"]
     assert one.params_ == two.params_
@@ -149,6 +149,6 @@ def test_bad_models_and_horizons_raise_typed_errors_and_change_nothing():
     with pytest.raises(perkrec.InputError, match="horizon"):
         model.predict(-1)
     # On given summaries "auto" has no backtest and is BG/NBD, saying why.
-    auto = perkrec.CLVModel(time_unit="day", interval_draws=0).fit_summary(summary)
+    auto = perkrec.CLVModel(model="auto", time_unit="day", interval_draws=0).fit_summary(summary)
     assert auto.selection_["choice"] == "bgnbd" and not auto.selection_["backtested"]
     assert "summaries" in auto.selection_["note"]

@@ -65,7 +65,8 @@
 // The thresholds are fixed at fit (saved with the model), so a stage does not change with the
 // members a prediction is asked for.
 //
-// Forecasters and model = "auto" (the default). The purchase and spend forecast comes from one
+// Forecasters and model = "auto" (opt-in; the default is the purchase model BG/NBD, whose clv is
+// an expected value). The purchase and spend forecast comes from one
 // of: a purchase model above ("bgnbd", "mbgnbd", "paretonbd", "bgbb"); "naive" (the member's
 // own rate x / T per time_unit, x mean_order_value for the spend); or "regression" — two ridge
 // regressions, of log1p(occasions) and of log1p(spend) in the next H time_units, on per-member
@@ -146,7 +147,7 @@ struct CLVParams {
 
   /// JSON "model": "auto" (forecaster automatic), "naive", "regression", or a purchase model
   /// name (forecaster purchase, model = that name).
-  Forecaster forecaster = Forecaster::automatic;
+  Forecaster forecaster = Forecaster::purchase;
   Model model = Model::bgnbd;              ///< purchase model: "bgnbd" | "mbgnbd" | "paretonbd" | "bgbb"
   double backtest_horizon = 0.0;           ///< H in time_units; 0 = half the order history before the cut
   double regression_l2 = 1.0;              ///< ridge penalty of the regression (standardized features); >= 0

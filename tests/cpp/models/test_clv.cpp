@@ -810,7 +810,9 @@ TEST(CLVForecast, BadNamesAndHorizonsRaiseTypedErrorsAndChangeNothing) {
   EXPECT_EQ(model.to_bytes(), before);
   PERKREC_EXPECT_THROW_MSG(model.predict(-1.0), InputError, "horizon");
   // Without a log "auto" is the purchase model, and says why.
-  CLVModel automatic;
+  CLVParams ap;
+  ap.forecaster = CLVParams::Forecaster::automatic;
+  CLVModel automatic(ap);
   automatic.fit(model.summary());
   EXPECT_EQ(automatic.report().selection.choice, "bgnbd");
   EXPECT_FALSE(automatic.report().selection.backtested);
