@@ -64,7 +64,7 @@ void bind_causal(py::module_& m) {
                                  const std::vector<py::array>& benefit_attributes, const py::array& users,
                                  const py::array& benefits, const std::optional<py::array>& base_at_issue,
                                  const py::array& redeemed, const std::optional<py::array>& sample_weight,
-                                 int sweeps, int burn_in, double initial_variance, double min_variance,
+                                 const std::optional<py::array>& held_out, int sweeps, int burn_in, double initial_variance, double min_variance,
                                  int num_threads) {
     const Span<const float> p = view_1d_or_empty<float>(base, "base");
     std::vector<Span<const Index>> attributes;
@@ -74,6 +74,7 @@ void bind_causal(py::module_& m) {
     const Span<const double> q = view_1d_or_empty<double>(base_at_issue, "base_at_issue");
     const Span<const double> y = view_1d<double>(redeemed, "redeemed");
     const Span<const double> w = view_1d_or_empty<double>(sample_weight, "sample_weight");
+    const Span<const std::uint8_t> h = view_1d_or_empty<std::uint8_t>(held_out, "held_out");
     PooledEffectsParams params;
     params.sweeps = sweeps;
     params.burn_in = burn_in;
@@ -83,12 +84,12 @@ void bind_causal(py::module_& m) {
     PooledRedemption r;
     {
       py::gil_scoped_release release;
-      r = pooled_redemption(p, n_users, n_benefits, attributes, u, b, q, y, w, params);
+      r = pooled_redemption(p, n_users, n_benefits, attributes, u, b, q, y, w, h, params);
     }
     py::list effects;
     for (auto& e : r.fit.effects) effects.append(to_numpy(std::move(e)));
     return py::make_tuple(to_numpy(std::move(r.probability), {n_users, n_benefits}), r.fit.intercept,
-                          to_numpy(std::move(r.fit.variance)), effects);
+                          to_numpy(std::move(r.fit.variance)), effects, r.slope);
   });
   def_curve(m, "qini_curve", [](Outcomes y, Outcomes s, Treatment t) { return qini_curve(y, s, t); });
   def_curve(m, "uplift_curve", [](Outcomes y, Outcomes s, Treatment t) { return uplift_curve(y, s, t); });

@@ -90,7 +90,8 @@ def test_on_a_base_the_effects_are_fitted_on_top_of_it():
     ("short_weight", perkrec.InputError, r"sample_weight has"),
     ("unknown_member", perkrec.InputError, r"row 5.*out of range"),
     ("unknown_benefit", perkrec.InputError, r"row 4.*out of range"),
-    ("label", perkrec.InputError, r"label at row 2"),
+    ("label", perkrec.InputError, r"redeemed at row 2"),
+    ("held_out", perkrec.InputError, r"held_out must leave rows on both sides"),
     ("short_attribute", perkrec.InputError, r"benefit_attributes\[1\].*one per benefit"),
     ("base_alone", perkrec.InputError, r"given together"),
     ("sweeps", perkrec.ConfigError, r"sweeps"),
@@ -116,6 +117,8 @@ def test_bad_inputs_raise_typed_errors_and_change_nothing(case, error, match):
         attrs["channel"] = attrs["channel"][:-1]
     elif case == "base_alone":
         kw["base"] = p["truth"]
+    elif case == "held_out":
+        kw["held_out"] = np.zeros(len(u), bool)
     elif case == "sweeps":
         kw["sweeps"] = 0
     elif case == "attributes_type":
@@ -125,3 +128,18 @@ def test_bad_inputs_raise_typed_errors_and_change_nothing(case, error, match):
         pooled_redemption(u, b, y, n_users=p["n"], benefit_attributes=attrs, sample_weight=w, **kw)
     for x, y0 in zip((u, b, y, w), before):
         np.testing.assert_array_equal(x, y0)
+
+
+def test_the_held_out_slope_keeps_effects_that_hold_up_and_drops_those_that_do_not():
+    p = _planted(seed=5, per_member=80)
+    held = np.random.default_rng(0).random(len(p["u"])) < 0.25
+    kept = _fit(p, held_out=held)
+    assert kept.slope > 0.7
+    # Held-out labels from the benefit level alone: the member effects do not hold up there.
+    y = p["y"].copy()
+    rng = np.random.default_rng(1)
+    y[held] = (rng.random(held.sum()) < p["truth"].mean(axis=0)[p["b"][held]]).astype(float)
+    dropped = pooled_redemption(p["u"], p["b"], y, n_users=p["n"], held_out=held,
+                                benefit_attributes={"kind": p["kind"], "channel": p["channel"]})
+    assert dropped.slope < 0.3
+    assert dropped.probability.std(axis=0).mean() < 0.5 * kept.probability.std(axis=0).mean()

@@ -16,7 +16,12 @@
 // member x each benefit attribute given (e.g. kind, channel) and, without a per-row offset,
 // benefit; it returns the members x benefits matrix sigmoid(logit base + effects) (base: a
 // model's matrix at the plan time, whose per-row predictions at the issue times are the
-// offsets) or sigmoid(intercept + benefit + member effects) without a base.
+// offsets) or sigmoid(intercept + benefit + member effects) without a base. Rows flagged
+// `held_out` (e.g. the issues after a time cut) are left out of the fit; on them a weighted
+// logistic fit with the offset, the intercept and the benefit effect measures the slope c of
+// the member effects (member + member x attributes; Newton steps from c = 1, clipped to
+// [0, 1]: how much of them holds up on issues they did not see), and the matrix keeps c x
+// them. Without held-out rows c = 1.
 //
 // Errors: mismatched lengths, levels out of range, labels other than 0/1, non-finite or
 // negative weights, non-finite offsets, probabilities outside (0, 1) throw InputError naming
@@ -27,8 +32,9 @@
 //
 // Example:
 //   perkrec::PooledRedemption r = perkrec::pooled_redemption(
-//       base, n_users, n_benefits, {kind, channel}, users, benefits, base_at_issue, redeemed, weight);
-//   // r.probability (row-major n_users x n_benefits), r.fit.variance per group
+//       base, n_users, n_benefits, {kind, channel}, users, benefits, base_at_issue, redeemed, weight,
+//       after_cut);
+//   // r.probability (row-major n_users x n_benefits), r.fit.variance per group, r.slope
 #pragma once
 
 #include <cstdint>
@@ -69,16 +75,19 @@ PERKREC_INLINE PooledEffects fit_pooled_effects(Span<const double> label, Span<c
 struct PooledRedemption {
   std::vector<float> probability;  ///< row-major n_users x n_benefits
   PooledEffects fit;  ///< groups: [benefit when no base,] member, then member x each attribute
+  double slope = 1;   ///< share of the member effects kept (held-out rows); in [0, 1]
 };
 
 /// See the file comment. `base` (row-major n_users x n_benefits in (0, 1)) and
 /// `base_at_issue` (one per row, in (0, 1)) are both given or both empty;
-/// `benefit_attributes`: per attribute, one code per benefit in [0, codes).
+/// `benefit_attributes`: per attribute, one code per benefit in [0, codes). `held_out`
+/// (empty, or one 0/1 flag per row) marks the rows the slope is measured on.
 PERKREC_INLINE PooledRedemption pooled_redemption(
     Span<const float> base, Index n_users, Index n_benefits,
     const std::vector<Span<const Index>>& benefit_attributes, Span<const Index> users,
     Span<const Index> benefits, Span<const double> base_at_issue, Span<const double> redeemed,
-    Span<const double> sample_weight = {}, const PooledEffectsParams& params = {});
+    Span<const double> sample_weight = {}, Span<const std::uint8_t> held_out = {},
+    const PooledEffectsParams& params = {});
 
 }  // namespace perkrec
 

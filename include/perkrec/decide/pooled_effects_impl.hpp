@@ -145,7 +145,7 @@ PERKREC_INLINE PooledRedemption pooled_redemption(
     Span<const float> base, Index n_users, Index n_benefits,
     const std::vector<Span<const Index>>& benefit_attributes, Span<const Index> users,
     Span<const Index> benefits, Span<const double> base_at_issue, Span<const double> redeemed,
-    Span<const double> sample_weight, const PooledEffectsParams& params) {
+    Span<const double> sample_weight, Span<const std::uint8_t> held_out, const PooledEffectsParams& params) {
   using detail::pooled::logit;
   using detail::pooled::open_unit;
   params.validate();
@@ -170,7 +170,33 @@ PERKREC_INLINE PooledRedemption pooled_redemption(
                               ", redeemed ", redeemed.size(), ", base_at_issue ", base_at_issue.size(),
                               " (expected equal)");
   }
+  if (!held_out.empty() && held_out.size() != m) {
+    detail::raise<InputError>("pooled_redemption: held_out has ", held_out.size(), " rows (expected ", m, ")");
+  }
+  std::size_t n_held = 0;
+  for (std::size_t r = 0; r < held_out.size(); ++r) {
+    if (held_out[r] > 1) {
+      detail::raise<InputError>("pooled_redemption: held_out at row ", r, " must be 0/1 (got ",
+                                static_cast<int>(held_out[r]), ")");
+    }
+    n_held += held_out[r];
+  }
+  if (!held_out.empty() && (n_held == 0 || n_held == m)) {
+    detail::raise<InputError>("pooled_redemption: held_out must leave rows on both sides (got ", n_held, " of ", m,
+                              " rows held out)");
+  }
+  if (!sample_weight.empty() && sample_weight.size() != m) {
+    detail::raise<InputError>("pooled_redemption: sample_weight has ", sample_weight.size(), " rows (expected ", m,
+                              ")");
+  }
   for (std::size_t r = 0; r < m; ++r) {
+    if (!sample_weight.empty() && !(std::isfinite(sample_weight[r]) && sample_weight[r] >= 0)) {
+      detail::raise<InputError>("pooled_redemption: sample_weight at row ", r, " must be finite and >= 0 (got ",
+                                sample_weight[r], ")");
+    }
+    if (redeemed[r] != 0.0 && redeemed[r] != 1.0) {
+      detail::raise<InputError>("pooled_redemption: redeemed at row ", r, " must be 0/1 (got ", redeemed[r], ")");
+    }
     if (users[r] < 0 || users[r] >= n_users || benefits[r] < 0 || benefits[r] >= n_benefits) {
       detail::raise<InputError>("pooled_redemption: row ", r, ": (user ", users[r], ", benefit ", benefits[r],
                                 ") out of range of the ", n_users, " x ", n_benefits, " matrix");
@@ -204,47 +230,85 @@ PERKREC_INLINE PooledRedemption pooled_redemption(
     codes[a] = top + 1;
   }
 
-  // The groups' levels per row: [benefit,] member, member x attribute.
+  // The rows the effects are fitted on (all but the held-out ones) and their groups' levels:
+  // [benefit,] member, member x attribute.
+  std::vector<std::size_t> fit_rows;
+  for (std::size_t r = 0; r < m; ++r) {
+    if (held_out.empty() || held_out[r] == 0) fit_rows.push_back(r);
+  }
+  const std::size_t mf = fit_rows.size();
+  const auto row_level = [&](std::size_t g_attr, std::size_t r) {  // g_attr: attribute index
+    return users[r] * codes[g_attr] + benefit_attributes[g_attr][static_cast<std::size_t>(benefits[r])];
+  };
   std::vector<std::vector<Index>> levels;
   std::vector<Index> n_levels;
   if (!has_base) {
-    levels.emplace_back(benefits.begin(), benefits.end());
+    levels.emplace_back(mf);
+    for (std::size_t i = 0; i < mf; ++i) levels.back()[i] = benefits[fit_rows[i]];
     n_levels.push_back(n_benefits);
   }
-  levels.emplace_back(users.begin(), users.end());
+  levels.emplace_back(mf);
+  for (std::size_t i = 0; i < mf; ++i) levels.back()[i] = users[fit_rows[i]];
   n_levels.push_back(n_users);
   for (std::size_t a = 0; a < codes.size(); ++a) {
-    std::vector<Index> level(m);
-    for (std::size_t r = 0; r < m; ++r) {
-      level[r] = users[r] * codes[a] + benefit_attributes[a][static_cast<std::size_t>(benefits[r])];
-    }
-    levels.push_back(std::move(level));
+    levels.emplace_back(mf);
+    for (std::size_t i = 0; i < mf; ++i) levels.back()[i] = row_level(a, fit_rows[i]);
     n_levels.push_back(n_users * codes[a]);
   }
   std::vector<EffectGroup> groups;
   for (std::size_t g = 0; g < levels.size(); ++g) {
     groups.push_back(EffectGroup{Span<const Index>(levels[g].data(), levels[g].size()), n_levels[g]});
   }
-  std::vector<double> offset;
-  if (has_base) {
-    offset.resize(m);
-    for (std::size_t r = 0; r < m; ++r) offset[r] = logit(base_at_issue[r]);
+  std::vector<double> offset(has_base ? m : 0), label(mf), weight(sample_weight.empty() ? 0 : mf),
+      fit_offset(has_base ? mf : 0);
+  for (std::size_t r = 0; r < offset.size(); ++r) offset[r] = logit(base_at_issue[r]);
+  for (std::size_t i = 0; i < mf; ++i) {
+    label[i] = redeemed[fit_rows[i]];
+    if (!weight.empty()) weight[i] = sample_weight[fit_rows[i]];
+    if (has_base) fit_offset[i] = offset[fit_rows[i]];
   }
   PooledRedemption out;
-  out.fit = fit_pooled_effects(redeemed, Span<const double>(offset.data(), offset.size()), sample_weight, groups,
-                               params);
-  out.probability.resize(cells);
+  out.fit = fit_pooled_effects(Span<const double>(label.data(), mf),
+                               Span<const double>(fit_offset.data(), fit_offset.size()),
+                               Span<const double>(weight.data(), weight.size()), groups, params);
   const std::size_t first = has_base ? 0 : 1;  // the member group
   const PooledEffects& fit = out.fit;
+  // For (member u, benefit b): the fixed part (intercept [+ benefit effect]) and the member
+  // effects (member + member x each attribute), which the slope scales.
+  const auto fixed = [&](std::size_t b) { return fit.intercept + (has_base ? 0.0 : fit.effects[0][b]); };
+  const auto effect = [&](std::size_t u, std::size_t b) {
+    double z = fit.effects[first][u];
+    for (std::size_t a = 0; a < codes.size(); ++a) {
+      const auto c = static_cast<std::size_t>(codes[a]);
+      z += fit.effects[first + 1 + a][u * c + static_cast<std::size_t>(benefit_attributes[a][b])];
+    }
+    return z;
+  };
+  if (n_held > 0) {  // the slope of the effects on the held-out rows, in row order
+    double c = 1.0;
+    for (int it = 0; it < 30; ++it) {
+      double gradient = 0, hessian = 0;
+      for (std::size_t r = 0; r < m; ++r) {
+        if (held_out[r] == 0) continue;
+        const double w = sample_weight.empty() ? 1.0 : sample_weight[r];
+        const auto b = static_cast<std::size_t>(benefits[r]);
+        const double e = effect(static_cast<std::size_t>(users[r]), b);
+        const double p = detail::pooled::sigmoid((has_base ? offset[r] : 0.0) + fixed(b) + c * e);
+        gradient += w * (redeemed[r] - p) * e;
+        hessian += w * p * (1 - p) * e * e;
+      }
+      if (!(hessian > 0)) break;
+      c += gradient / hessian;
+    }
+    out.slope = std::isfinite(c) ? std::clamp(c, 0.0, 1.0) : 1.0;
+  }
+  out.probability.resize(cells);
+  const double slope = out.slope;
   parallel_for(0, n_users, params.num_threads, [&](Offset uo) {
     const auto u = static_cast<std::size_t>(uo);
-    const double member = fit.intercept + fit.effects[first][u];
     for (std::size_t b = 0; b < nb; ++b) {
-      double z = member + (has_base ? logit(static_cast<double>(base[u * nb + b])) : fit.effects[0][b]);
-      for (std::size_t a = 0; a < codes.size(); ++a) {
-        const auto c = static_cast<std::size_t>(codes[a]);
-        z += fit.effects[first + 1 + a][u * c + static_cast<std::size_t>(benefit_attributes[a][b])];
-      }
+      const double z =
+          (has_base ? logit(static_cast<double>(base[u * nb + b])) : 0.0) + fixed(b) + slope * effect(u, b);
       out.probability[u * nb + b] = static_cast<float>(detail::pooled::sigmoid(z));
     }
   });

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <vector>
 
@@ -64,7 +65,7 @@ PooledRedemption fit(const Planted& p, int threads = 1, const std::vector<float>
   PooledEffectsParams params;
   params.num_threads = threads;
   return pooled_redemption(span(base), p.n, p.nb, {span(p.kind), span(p.channel)}, span(p.users),
-                           span(p.benefits), span(at_issue), span(p.redeemed), span(weight), params);
+                           span(p.benefits), span(at_issue), span(p.redeemed), span(weight), {}, params);
 }
 
 TEST(PooledRedemption, RecoversPlantedMemberKindAndMemberChannelEffects) {
@@ -137,6 +138,25 @@ TEST(PooledRedemption, OnAPerfectBaseTheEffectsVanish) {
   EXPECT_LT(on_base, 0.2 * without);
 }
 
+TEST(PooledRedemption, KeepsOfTheEffectsTheSlopeHeldOutRowsSupport) {
+  Planted p = planted(16, 80);
+  std::vector<std::uint8_t> held(p.users.size());
+  for (std::size_t r = 0; r < held.size(); ++r) held[r] = r % 4 == 0 ? 1 : 0;
+  PooledEffectsParams params;
+  const auto run = [&](const Planted& q) {
+    return pooled_redemption({}, q.n, q.nb, {span(q.kind), span(q.channel)}, span(q.users), span(q.benefits), {},
+                             span(q.redeemed), {}, span(held), params);
+  };
+  EXPECT_GT(run(p).slope, 0.7);
+  // Held-out labels at a flat rate: the member effects do not hold up there.
+  std::mt19937_64 rng(2);
+  std::uniform_real_distribution<double> unit(0, 1);
+  for (std::size_t r = 0; r < held.size(); ++r) {
+    if (held[r]) p.redeemed[r] = unit(rng) < 0.25 ? 1.0 : 0.0;
+  }
+  EXPECT_LT(run(p).slope, 0.3);
+}
+
 TEST(PooledRedemption, IdenticalForOneAndTwoThreads) {
   const Planted p = planted(14, 10);
   const PooledRedemption a = fit(p, 1), b = fit(p, 2);
@@ -156,7 +176,7 @@ TEST(PooledRedemption, RejectsBadInputsNamingTheRow) {
   PERKREC_EXPECT_THROW_MSG(fit(q, 1), InputError, "row 5", "out of range");
   q = p;
   q.redeemed[2] = 0.5;
-  PERKREC_EXPECT_THROW_MSG(fit(q, 1), InputError, "label at row 2", "0/1");
+  PERKREC_EXPECT_THROW_MSG(fit(q, 1), InputError, "redeemed at row 2", "0/1");
   q = p;
   q.kind.pop_back();
   PERKREC_EXPECT_THROW_MSG(fit(q, 1), InputError, "benefit_attributes[0]", "one per benefit");
