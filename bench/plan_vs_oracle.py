@@ -26,6 +26,10 @@ Input variants (the redemption model's weighting + the incremental share's sourc
   ipw+timing+shrink+es   the demo's plan inputs
   ipw+control+shrink  incremental share learned from the random control group instead
                   (perkrec.plan.incremental_share_from_control)
+  ...+pool        pooled member, member x kind and member x channel effects (empirical Bayes,
+                  perkrec.plan.pooled_redemption) fitted on the finished logged issues before
+                  the cut on top of the FM's prediction at the issue's time, kept by their slope
+                  on the issues after the cut, added to the plan-time P
 
     .venv/bin/python bench/plan_vs_oracle.py [--members 10000] [--seeds 101,202,303]
         [--mixes loyal_dormant,deal_seekers] [--budgets 0.5,1,2]
@@ -61,6 +65,31 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else float("nan")
 
 
+def pooled(pipeline, log, catalog, users, P, cut, threads: int) -> np.ndarray:
+    """P with pooled member, member x kind and member x channel effects fitted on the logged
+    issues whose validity ended by the FM's cut, on top of the FM's prediction for the issue at
+    its time, kept by the slope the issues after the cut (validity ended by the end of the log)
+    support (perkrec.plan.pooled_redemption)."""
+    from perkrec.fm import redemption_samples
+    from perkrec.plan import issue_weights, pooled_redemption
+
+    frame = log.to_frame(external_ids=False)
+    issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)
+    weights = issue_weights(frame["propensity"].to_numpy()[issued])
+    rows = redemption_samples(log, catalog, users)
+    t_end = log.time_range[1].value // 10**9
+    t_cut = cut.value // 10**9
+    ends = (rows["timestamp"] + rows["validity_days"] * 86400).to_numpy()
+    done = (ends <= t_cut) | ((rows["timestamp"] >= t_cut).to_numpy() & (ends <= t_end))
+    rows = rows[done]
+    at_issue = np.clip(pipeline.fm.predict(pipeline.encoder.transform(rows, events=log)), 1e-6, 1 - 1e-6)
+    cat = catalog.to_frame()
+    codes = {c: pd.factorize(cat[c].astype(str))[0] for c in ("kind", "channel")}
+    return pooled_redemption(rows["user"], rows["benefit"], rows["label"], n_users=P.shape[0], benefit_attributes=codes,
+                             base=np.clip(P, 1e-6, 1 - 1e-6), base_at_issue=at_issue, sample_weight=weights[done],
+                             held_out=rows["timestamp"].to_numpy() >= t_cut, num_threads=threads).probability
+
+
 def run_program(members: int, seed: int, mix: str, budgets, variants, threads: int):
     program = perkrec.simulate(n_users=members, seed=seed, archetype_mix=MIXES[mix], num_threads=threads)
     log, catalog, truth = program.events, program.catalog, program.truth
@@ -81,6 +110,8 @@ def run_program(members: int, seed: int, mix: str, budgets, variants, threads: i
         pipeline.fit(log, catalog, program.users, cut_time=cut)
         inputs = pipeline.inputs(end)
         P, S, V = inputs.redemption_probability, inputs.incremental_share, inputs.order_value
+        if "pool" in extra:
+            P = pooled(pipeline, log, catalog, program.users, P, cut, threads)
         pref = pipeline.preference
         fit_seconds = time.perf_counter() - t0
         segments = pref.segments()

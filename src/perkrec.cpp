@@ -24,6 +24,7 @@
 #include "perkrec/decide/benefit_planner_file_impl.hpp"
 #include "perkrec/decide/benefit_planner_impl.hpp"
 #include "perkrec/decide/calibration_impl.hpp"
+#include "perkrec/decide/pooled_effects_impl.hpp"
 #include "perkrec/decide/explain_impl.hpp"
 #include "perkrec/decide/planner_impl.hpp"
 #include "perkrec/decide/policy_impl.hpp"

@@ -55,6 +55,7 @@
 #include "perkrec/decide/ranker.hpp"
 #include "perkrec/decide/explain.hpp"
 #include "perkrec/decide/calibration.hpp"
+#include "perkrec/decide/pooled_effects.hpp"
 #include "perkrec/decide/planner.hpp"
 #include "perkrec/decide/benefit_planner.hpp"
 #include "perkrec/decide/benefit_planner_file.hpp"

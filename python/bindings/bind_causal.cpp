@@ -1,5 +1,6 @@
 // Causal evaluation: uplift metrics, off-policy value, experiment assignment and analysis; the
-// held-out shrinkage of a redemption-probability matrix (decide/calibration.hpp).
+// held-out shrinkage of a redemption-probability matrix (decide/calibration.hpp) and the pooled
+// member effects of a redemption model (decide/pooled_effects.hpp).
 #include "bindings.hpp"
 
 namespace perkrec::python {
@@ -58,6 +59,37 @@ void bind_causal(py::module_& m) {
       s = shrink_interactions(p, n_users, n_benefits, u, b, q, y, w, params);
     }
     return py::make_tuple(to_numpy(std::move(s.probability), {n_users, n_benefits}), s.slope);
+  });
+  m.def("pooled_redemption", [](const std::optional<py::array>& base, Index n_users, Index n_benefits,
+                                 const std::vector<py::array>& benefit_attributes, const py::array& users,
+                                 const py::array& benefits, const std::optional<py::array>& base_at_issue,
+                                 const py::array& redeemed, const std::optional<py::array>& sample_weight,
+                                 const std::optional<py::array>& held_out, int sweeps, int burn_in, double initial_variance, double min_variance,
+                                 int num_threads) {
+    const Span<const float> p = view_1d_or_empty<float>(base, "base");
+    std::vector<Span<const Index>> attributes;
+    for (const py::array& a : benefit_attributes) attributes.push_back(view_1d<Index>(a, "benefit_attributes"));
+    const Span<const Index> u = view_1d<Index>(users, "users");
+    const Span<const Index> b = view_1d<Index>(benefits, "benefits");
+    const Span<const double> q = view_1d_or_empty<double>(base_at_issue, "base_at_issue");
+    const Span<const double> y = view_1d<double>(redeemed, "redeemed");
+    const Span<const double> w = view_1d_or_empty<double>(sample_weight, "sample_weight");
+    const Span<const std::uint8_t> h = view_1d_or_empty<std::uint8_t>(held_out, "held_out");
+    PooledEffectsParams params;
+    params.sweeps = sweeps;
+    params.burn_in = burn_in;
+    params.initial_variance = initial_variance;
+    params.min_variance = min_variance;
+    params.num_threads = num_threads;
+    PooledRedemption r;
+    {
+      py::gil_scoped_release release;
+      r = pooled_redemption(p, n_users, n_benefits, attributes, u, b, q, y, w, h, params);
+    }
+    py::list effects;
+    for (auto& e : r.fit.effects) effects.append(to_numpy(std::move(e)));
+    return py::make_tuple(to_numpy(std::move(r.probability), {n_users, n_benefits}), r.fit.intercept,
+                          to_numpy(std::move(r.fit.variance)), effects, r.slope);
   });
   def_curve(m, "qini_curve", [](Outcomes y, Outcomes s, Treatment t) { return qini_curve(y, s, t); });
   def_curve(m, "uplift_curve", [](Outcomes y, Outcomes s, Treatment t) { return uplift_curve(y, s, t); });

@@ -25,6 +25,10 @@ Estimators that correct the inputs for the logging policy and the optimizer's se
                                             of logged issues (FM sample weights)
     shrink_interactions(P, ...)             keeps of P's member x benefit interaction only the
                                             slope held-out issues support (C++)
+    pooled_redemption(...)                  member, member x kind, member x channel effects
+                                            pooled by empirical Bayes, fitted on logged issues
+                                            on top of a model's P, kept by the slope held-out
+                                            issues support (C++; not in the default pipeline)
     incremental_share_from_control(...)     the incremental share from the random control group
                                             (an option; ranks worse than the timing heuristic
                                             on the simulator, see BENCHMARKS.md)
@@ -205,6 +209,73 @@ def shrink_interactions(redemption_probability, users, benefits, predicted, rede
         float_array(predicted, np.float64, "predicted"), float_array(redeemed, np.float64, "redeemed"), weight,
         int_scalar(iterations, "iterations", -2**31), int_scalar(num_threads, "num_threads", -2**31))
     return shrunk, float(slope)
+
+
+@dataclass(frozen=True)
+class PooledRedemption:
+    """What :func:`pooled_redemption` returns: the members x benefits ``probability`` (float32),
+    the fitted ``intercept``, each group's estimated ``variance`` and its ``effects`` (groups:
+    ``"benefit"`` when no base was given, ``"member"``, then ``"member x <attribute>"``), and
+    the ``slope`` of the member effects on the held-out rows (1 without them)."""
+
+    probability: np.ndarray
+    intercept: float
+    groups: Tuple[str, ...]
+    variance: Dict[str, float]
+    effects: Dict[str, np.ndarray]
+    slope: float
+
+
+def pooled_redemption(users, benefits, redeemed, *, n_users: int, benefit_attributes, base=None,
+                      base_at_issue=None, sample_weight=None, held_out=None, sweeps: int = 30, burn_in: int = 3,
+                      initial_variance: float = 1.0, min_variance: float = 1e-4,
+                      num_threads: int = 0) -> PooledRedemption:
+    """A pooled (empirical-Bayes) redemption model over logged issues (C++:
+    include/perkrec/decide/pooled_effects.hpp).
+
+    logit P(member, benefit) = logit base(member, benefit) + intercept + member effect + one
+    effect per member and value of each benefit attribute (``benefit_attributes``: a dict
+    name -> one integer code per benefit, e.g. kind and channel codes). Each group of effects
+    has its own variance, estimated from the data (Laplace-approximation EM), so a pair of the
+    member and an attribute value that was rarely issued is pulled toward 0 (the group mean),
+    a frequent one keeps what its issues say. Fitted by weighted logistic regression on the
+    issues (``users``, ``benefits``, ``redeemed`` 0/1, ``sample_weight`` e.g.
+    :func:`issue_weights`); ``base`` (members x benefits, in (0, 1)): a model's P at the plan
+    time, with ``base_at_issue`` its prediction for each issue at the issue's time (the offset
+    the effects are fitted on top of). Without a base the model has a benefit effect instead.
+    ``held_out`` (bool per issue, e.g. the issues after a time cut): left out of the fit; on
+    them a logistic fit measures the slope c in [0, 1] of the member effects (how much of them
+    holds up on issues they did not see) and the matrix keeps c x those effects.
+    The fit is serial (identical for any thread count). Returns a :class:`PooledRedemption`."""
+    if not isinstance(benefit_attributes, dict):
+        raise _core.ConfigError(f"pooled_redemption: benefit_attributes must be a dict name -> codes (got "
+                                f"{type(benefit_attributes).__name__})")
+    n = int_scalar(n_users, "n_users", 1)
+    names = [str(k) for k in benefit_attributes]
+    codes = [int_array(v, np.int32, f"benefit_attributes[{k!r}]") for k, v in benefit_attributes.items()]
+    if base is not None:
+        P = _matrix(base, "pooled_redemption: base")
+        if P.shape[0] != n:
+            raise _input_error(f"pooled_redemption: base has {P.shape[0]} rows (expected n_users = {n})")
+        nb = P.shape[1]
+        flat = np.ascontiguousarray(P, dtype=np.float32).reshape(-1)
+    else:
+        if not codes:
+            raise _input_error("pooled_redemption: benefit_attributes: without a base at least one attribute "
+                               "gives the number of benefits (got none)")
+        nb, flat = len(codes[0]), None
+    at_issue = None if base_at_issue is None else float_array(base_at_issue, np.float64, "base_at_issue")
+    weight = None if sample_weight is None else float_array(sample_weight, np.float64, "sample_weight")
+    held = None if held_out is None else int_array(held_out, np.uint8, "held_out")
+    # Lengths, ranges and values are checked by the core, which names the row.
+    probability, intercept, variance, effects, slope = _core.pooled_redemption(
+        flat, n, nb, codes, int_array(users, np.int32, "users"), int_array(benefits, np.int32, "benefits"), at_issue,
+        float_array(redeemed, np.float64, "redeemed"), weight, held, int_scalar(sweeps, "sweeps", -2**31),
+        int_scalar(burn_in, "burn_in", -2**31), float(initial_variance), float(min_variance),
+        int_scalar(num_threads, "num_threads", -2**31))
+    groups = (() if base is not None else ("benefit",)) + ("member",) + tuple(f"member x {k}" for k in names)
+    return PooledRedemption(probability, float(intercept), groups,
+                            {g: float(v) for g, v in zip(groups, variance)}, dict(zip(groups, effects)), float(slope))
 
 
 def incremental_share_from_control(events, catalog, plan_time, *, pseudo_issues: int = 60,

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -70,6 +71,22 @@ inline EventLog make_log(const std::vector<Row>& rows, Index n_users = -1, Index
 
 inline Timestamp day_time(double day) {
   return static_cast<Timestamp>(1'700'000'000 + day * kSecondsPerDay);
+}
+
+/// Pearson correlation of two equally long vectors (float or double).
+template <class A, class B>
+double correlation(const std::vector<A>& a, const std::vector<B>& b) {
+  double ma = 0, mb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) ma += a[i], mb += b[i];
+  ma /= static_cast<double>(a.size());
+  mb /= static_cast<double>(b.size());
+  double sab = 0, saa = 0, sbb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) * (a[i] - ma);
+    sbb += (b[i] - mb) * (b[i] - mb);
+  }
+  return sab / std::sqrt(saa * sbb);
 }
 
 }  // namespace perkrec::testing

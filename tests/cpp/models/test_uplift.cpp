@@ -75,19 +75,7 @@ UpliftParams params_for(UpliftParams::Learner learner) {
   return p;
 }
 
-double correlation(const std::vector<float>& a, const std::vector<float>& b) {
-  double ma = 0, mb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) ma += a[i], mb += b[i];
-  ma /= static_cast<double>(a.size());
-  mb /= static_cast<double>(b.size());
-  double sab = 0, saa = 0, sbb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) * (a[i] - ma);
-    sbb += (b[i] - mb) * (b[i] - mb);
-  }
-  return sab / std::sqrt(saa * sbb);
-}
+using testing::correlation;
 
 // Mean of column `column` of a rows x columns prediction over the rows of each A group.
 std::vector<double> group_means(const std::vector<float>& pred, std::size_t columns,

@@ -1,0 +1,318 @@
+// Definitions for pooled_effects.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "perkrec/core/error.hpp"
+#include "perkrec/core/threading.hpp"
+#include "perkrec/decide/pooled_effects.hpp"
+
+namespace perkrec {
+
+PERKREC_INLINE void PooledEffectsParams::validate() const {
+  if (sweeps < 1) detail::raise<ConfigError>("PooledEffectsParams: sweeps must be >= 1 (got ", sweeps, ")");
+  if (burn_in < 0) detail::raise<ConfigError>("PooledEffectsParams: burn_in must be >= 0 (got ", burn_in, ")");
+  if (!(std::isfinite(initial_variance) && initial_variance > 0)) {
+    detail::raise<ConfigError>("PooledEffectsParams: initial_variance must be finite and > 0 (got ",
+                               initial_variance, ")");
+  }
+  if (!(std::isfinite(min_variance) && min_variance > 0)) {
+    detail::raise<ConfigError>("PooledEffectsParams: min_variance must be finite and > 0 (got ", min_variance, ")");
+  }
+  resolve_num_threads(num_threads);
+}
+
+namespace detail::pooled {
+
+inline double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+inline bool open_unit(double p) { return std::isfinite(p) && p > 0 && p < 1; }
+inline double logit(double p) { return std::log(p / (1 - p)); }
+
+inline void check_rows(Span<const double> label, Span<const double> offset, Span<const double> weight,
+                       const std::vector<EffectGroup>& groups) {
+  const std::size_t m = label.size();
+  if (m == 0) detail::raise<InputError>("fit_pooled_effects: label: no rows (got 0)");
+  if (!offset.empty() && offset.size() != m) {
+    detail::raise<InputError>("fit_pooled_effects: offset has ", offset.size(), " rows (expected ", m, ")");
+  }
+  if (!weight.empty() && weight.size() != m) {
+    detail::raise<InputError>("fit_pooled_effects: sample_weight has ", weight.size(), " rows (expected ", m, ")");
+  }
+  for (std::size_t r = 0; r < m; ++r) {
+    if (label[r] != 0.0 && label[r] != 1.0) {
+      detail::raise<InputError>("fit_pooled_effects: label at row ", r, " must be 0/1 (got ", label[r], ")");
+    }
+    if (!offset.empty() && !std::isfinite(offset[r])) {
+      detail::raise<InputError>("fit_pooled_effects: offset at row ", r, " must be finite (got ", offset[r], ")");
+    }
+    if (!weight.empty() && !(std::isfinite(weight[r]) && weight[r] >= 0)) {
+      detail::raise<InputError>("fit_pooled_effects: sample_weight at row ", r, " must be finite and >= 0 (got ",
+                                weight[r], ")");
+    }
+  }
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const EffectGroup& group = groups[g];
+    if (group.n_levels < 1) {
+      detail::raise<InputError>("fit_pooled_effects: group ", g, ": n_levels must be >= 1 (got ", group.n_levels, ")");
+    }
+    if (group.level.size() != m) {
+      detail::raise<InputError>("fit_pooled_effects: group ", g, ": level has ", group.level.size(),
+                                " rows (expected ", m, ")");
+    }
+    for (std::size_t r = 0; r < m; ++r) {
+      if (group.level[r] < 0 || group.level[r] >= group.n_levels) {
+        detail::raise<InputError>("fit_pooled_effects: group ", g, ": level at row ", r, " must be in [0, ",
+                                  group.n_levels, ") (got ", group.level[r], ")");
+      }
+    }
+  }
+}
+
+}  // namespace detail::pooled
+
+PERKREC_INLINE PooledEffects fit_pooled_effects(Span<const double> label, Span<const double> offset,
+                                                Span<const double> sample_weight,
+                                                const std::vector<EffectGroup>& groups,
+                                                const PooledEffectsParams& params) {
+  using detail::pooled::sigmoid;
+  params.validate();
+  detail::pooled::check_rows(label, offset, sample_weight, groups);
+  const std::size_t m = label.size();
+  const std::size_t ng = groups.size();
+  PooledEffects out;
+  out.effects.resize(ng);
+  out.variance.assign(ng, params.initial_variance);
+  std::vector<std::vector<double>> gradient(ng), curvature(ng);
+  std::vector<std::vector<Index>> count(ng);
+  for (std::size_t g = 0; g < ng; ++g) {
+    const auto levels = static_cast<std::size_t>(groups[g].n_levels);
+    out.effects[g].assign(levels, 0.0);
+    count[g].assign(levels, 0);
+    for (std::size_t r = 0; r < m; ++r) ++count[g][static_cast<std::size_t>(groups[g].level[r])];
+  }
+  // eta holds the current linear predictor of every row; each update adds its change.
+  std::vector<double> eta(m);
+  for (std::size_t r = 0; r < m; ++r) eta[r] = offset.empty() ? 0.0 : offset[r];
+  const auto weight = [&](std::size_t r) { return sample_weight.empty() ? 1.0 : sample_weight[r]; };
+  for (int sweep = 0; sweep < params.sweeps; ++sweep) {
+    {  // the intercept: one unpenalized Newton step
+      double grad = 0, curv = 0;
+      for (std::size_t r = 0; r < m; ++r) {
+        const double p = sigmoid(eta[r]);
+        grad += weight(r) * (label[r] - p);
+        curv += weight(r) * p * (1 - p);
+      }
+      const double step = curv > 0 ? grad / curv : 0.0;
+      out.intercept += step;
+      for (double& e : eta) e += step;
+    }
+    for (std::size_t g = 0; g < ng; ++g) {
+      const Span<const Index> level = groups[g].level;
+      std::vector<double>& effect = out.effects[g];
+      gradient[g].assign(effect.size(), 0.0);
+      curvature[g].assign(effect.size(), 0.0);
+      for (std::size_t r = 0; r < m; ++r) {
+        const double p = sigmoid(eta[r]);
+        const auto l = static_cast<std::size_t>(level[r]);
+        gradient[g][l] += weight(r) * (label[r] - p);
+        curvature[g][l] += weight(r) * p * (1 - p);
+      }
+      const double strength = 1.0 / out.variance[g];
+      std::vector<double> step(effect.size());
+      for (std::size_t l = 0; l < effect.size(); ++l) {
+        step[l] = (gradient[g][l] - strength * effect[l]) / (curvature[g][l] + strength);
+        effect[l] += step[l];
+      }
+      for (std::size_t r = 0; r < m; ++r) eta[r] += step[static_cast<std::size_t>(level[r])];
+      if (sweep >= params.burn_in) {
+        double sum = 0;
+        std::size_t used = 0;
+        for (std::size_t l = 0; l < effect.size(); ++l) {
+          if (count[g][l] == 0) continue;
+          sum += effect[l] * effect[l] + 1.0 / (curvature[g][l] + strength);
+          ++used;
+        }
+        out.variance[g] = std::max(params.min_variance, sum / static_cast<double>(used));
+      }
+    }
+  }
+  return out;
+}
+
+PERKREC_INLINE PooledRedemption pooled_redemption(
+    Span<const float> base, Index n_users, Index n_benefits,
+    const std::vector<Span<const Index>>& benefit_attributes, Span<const Index> users,
+    Span<const Index> benefits, Span<const double> base_at_issue, Span<const double> redeemed,
+    Span<const double> sample_weight, Span<const std::uint8_t> held_out, const PooledEffectsParams& params) {
+  using detail::pooled::logit;
+  using detail::pooled::open_unit;
+  params.validate();
+  if (n_users < 1 || n_benefits < 1) {
+    detail::raise<InputError>("pooled_redemption: the matrix must be at least 1 x 1 (got ", n_users, " x ",
+                              n_benefits, ")");
+  }
+  const auto nb = static_cast<std::size_t>(n_benefits);
+  const std::size_t cells = static_cast<std::size_t>(n_users) * nb;
+  const bool has_base = !base.empty();
+  if (has_base && base.size() != cells) {
+    detail::raise<InputError>("pooled_redemption: base has ", base.size(), " values (expected ", n_users, " x ",
+                              n_benefits, ")");
+  }
+  if (has_base != !base_at_issue.empty()) {
+    detail::raise<InputError>("pooled_redemption: base (", base.size(), " values) and base_at_issue (",
+                              base_at_issue.size(), " rows) must be given together");
+  }
+  const std::size_t m = users.size();
+  if (benefits.size() != m || redeemed.size() != m || (has_base && base_at_issue.size() != m)) {
+    detail::raise<InputError>("pooled_redemption: users has ", m, " rows but benefits ", benefits.size(),
+                              ", redeemed ", redeemed.size(), ", base_at_issue ", base_at_issue.size(),
+                              " (expected equal)");
+  }
+  if (!held_out.empty() && held_out.size() != m) {
+    detail::raise<InputError>("pooled_redemption: held_out has ", held_out.size(), " rows (expected ", m, ")");
+  }
+  std::size_t n_held = 0;
+  for (std::size_t r = 0; r < held_out.size(); ++r) {
+    if (held_out[r] > 1) {
+      detail::raise<InputError>("pooled_redemption: held_out at row ", r, " must be 0/1 (got ",
+                                static_cast<int>(held_out[r]), ")");
+    }
+    n_held += held_out[r];
+  }
+  if (!held_out.empty() && (n_held == 0 || n_held == m)) {
+    detail::raise<InputError>("pooled_redemption: held_out must leave rows on both sides (got ", n_held, " of ", m,
+                              " rows held out)");
+  }
+  if (!sample_weight.empty() && sample_weight.size() != m) {
+    detail::raise<InputError>("pooled_redemption: sample_weight has ", sample_weight.size(), " rows (expected ", m,
+                              ")");
+  }
+  for (std::size_t r = 0; r < m; ++r) {
+    if (!sample_weight.empty() && !(std::isfinite(sample_weight[r]) && sample_weight[r] >= 0)) {
+      detail::raise<InputError>("pooled_redemption: sample_weight at row ", r, " must be finite and >= 0 (got ",
+                                sample_weight[r], ")");
+    }
+    if (redeemed[r] != 0.0 && redeemed[r] != 1.0) {
+      detail::raise<InputError>("pooled_redemption: redeemed at row ", r, " must be 0/1 (got ", redeemed[r], ")");
+    }
+    if (users[r] < 0 || users[r] >= n_users || benefits[r] < 0 || benefits[r] >= n_benefits) {
+      detail::raise<InputError>("pooled_redemption: row ", r, ": (user ", users[r], ", benefit ", benefits[r],
+                                ") out of range of the ", n_users, " x ", n_benefits, " matrix");
+    }
+    if (has_base && !open_unit(base_at_issue[r])) {
+      detail::raise<InputError>("pooled_redemption: base_at_issue at row ", r, " must be in (0, 1) (got ",
+                                base_at_issue[r], ")");
+    }
+  }
+  for (std::size_t i = 0; i < base.size(); ++i) {
+    if (!open_unit(static_cast<double>(base[i]))) {
+      detail::raise<InputError>("pooled_redemption: base at (", i / nb, ", ", i % nb, ") must be in (0, 1) (got ",
+                                static_cast<double>(base[i]), ")");
+    }
+  }
+  std::vector<Index> codes(benefit_attributes.size());
+  for (std::size_t a = 0; a < benefit_attributes.size(); ++a) {
+    const Span<const Index> attr = benefit_attributes[a];
+    if (attr.size() != nb) {
+      detail::raise<InputError>("pooled_redemption: benefit_attributes[", a, "] has ", attr.size(),
+                                " values (expected ", n_benefits, ", one per benefit)");
+    }
+    Index top = 0;
+    for (std::size_t b = 0; b < nb; ++b) {
+      if (attr[b] < 0) {
+        detail::raise<InputError>("pooled_redemption: benefit_attributes[", a, "] at benefit ", b,
+                                  " must be >= 0 (got ", attr[b], ")");
+      }
+      top = std::max(top, attr[b]);
+    }
+    codes[a] = top + 1;
+  }
+
+  // The rows the effects are fitted on (all but the held-out ones) and their groups' levels:
+  // [benefit,] member, member x attribute.
+  std::vector<std::size_t> fit_rows;
+  for (std::size_t r = 0; r < m; ++r) {
+    if (held_out.empty() || held_out[r] == 0) fit_rows.push_back(r);
+  }
+  const std::size_t mf = fit_rows.size();
+  const auto row_level = [&](std::size_t g_attr, std::size_t r) {  // g_attr: attribute index
+    return users[r] * codes[g_attr] + benefit_attributes[g_attr][static_cast<std::size_t>(benefits[r])];
+  };
+  std::vector<std::vector<Index>> levels;
+  std::vector<Index> n_levels;
+  if (!has_base) {
+    levels.emplace_back(mf);
+    for (std::size_t i = 0; i < mf; ++i) levels.back()[i] = benefits[fit_rows[i]];
+    n_levels.push_back(n_benefits);
+  }
+  levels.emplace_back(mf);
+  for (std::size_t i = 0; i < mf; ++i) levels.back()[i] = users[fit_rows[i]];
+  n_levels.push_back(n_users);
+  for (std::size_t a = 0; a < codes.size(); ++a) {
+    levels.emplace_back(mf);
+    for (std::size_t i = 0; i < mf; ++i) levels.back()[i] = row_level(a, fit_rows[i]);
+    n_levels.push_back(n_users * codes[a]);
+  }
+  std::vector<EffectGroup> groups;
+  for (std::size_t g = 0; g < levels.size(); ++g) {
+    groups.push_back(EffectGroup{Span<const Index>(levels[g].data(), levels[g].size()), n_levels[g]});
+  }
+  std::vector<double> offset(has_base ? m : 0), label(mf), weight(sample_weight.empty() ? 0 : mf),
+      fit_offset(has_base ? mf : 0);
+  for (std::size_t r = 0; r < offset.size(); ++r) offset[r] = logit(base_at_issue[r]);
+  for (std::size_t i = 0; i < mf; ++i) {
+    label[i] = redeemed[fit_rows[i]];
+    if (!weight.empty()) weight[i] = sample_weight[fit_rows[i]];
+    if (has_base) fit_offset[i] = offset[fit_rows[i]];
+  }
+  PooledRedemption out;
+  out.fit = fit_pooled_effects(Span<const double>(label.data(), mf),
+                               Span<const double>(fit_offset.data(), fit_offset.size()),
+                               Span<const double>(weight.data(), weight.size()), groups, params);
+  const std::size_t first = has_base ? 0 : 1;  // the member group
+  const PooledEffects& fit = out.fit;
+  // For (member u, benefit b): the fixed part (intercept [+ benefit effect]) and the member
+  // effects (member + member x each attribute), which the slope scales.
+  const auto fixed = [&](std::size_t b) { return fit.intercept + (has_base ? 0.0 : fit.effects[0][b]); };
+  const auto effect = [&](std::size_t u, std::size_t b) {
+    double z = fit.effects[first][u];
+    for (std::size_t a = 0; a < codes.size(); ++a) {
+      const auto c = static_cast<std::size_t>(codes[a]);
+      z += fit.effects[first + 1 + a][u * c + static_cast<std::size_t>(benefit_attributes[a][b])];
+    }
+    return z;
+  };
+  if (n_held > 0) {  // the slope of the effects on the held-out rows, in row order
+    double c = 1.0;
+    for (int it = 0; it < 30; ++it) {
+      double gradient = 0, hessian = 0;
+      for (std::size_t r = 0; r < m; ++r) {
+        if (held_out[r] == 0) continue;
+        const double w = sample_weight.empty() ? 1.0 : sample_weight[r];
+        const auto b = static_cast<std::size_t>(benefits[r]);
+        const double e = effect(static_cast<std::size_t>(users[r]), b);
+        const double p = detail::pooled::sigmoid((has_base ? offset[r] : 0.0) + fixed(b) + c * e);
+        gradient += w * (redeemed[r] - p) * e;
+        hessian += w * p * (1 - p) * e * e;
+      }
+      if (!(hessian > 0)) break;
+      c += gradient / hessian;
+    }
+    out.slope = std::isfinite(c) ? std::clamp(c, 0.0, 1.0) : 1.0;
+  }
+  out.probability.resize(cells);
+  const double slope = out.slope;
+  parallel_for(0, n_users, params.num_threads, [&](Offset uo) {
+    const auto u = static_cast<std::size_t>(uo);
+    for (std::size_t b = 0; b < nb; ++b) {
+      const double z =
+          (has_base ? logit(static_cast<double>(base[u * nb + b])) : 0.0) + fixed(b) + slope * effect(u, b);
+      out.probability[u * nb + b] = static_cast<float>(detail::pooled::sigmoid(z));
+    }
+  });
+  return out;
+}
+
+}  // namespace perkrec
