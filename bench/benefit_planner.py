@@ -37,12 +37,20 @@ def python_recipe(bp, at):
     fm, catalog, users, events = bp.fm, bp.catalog, bp.users, bp.events
     n, nb = events.n_users, len(catalog)
     t = int(at.value // 1_000_000_000)
-    pairs = pd.DataFrame({"user": np.repeat(np.arange(n), nb), "benefit": np.tile(np.arange(nb), n), "timestamp": t})
+    pairs = pd.DataFrame(
+        {"user": np.repeat(np.arange(n), nb), "benefit": np.tile(np.arange(nb), n), "timestamp": t}
+    )
     pairs = with_attributes(pairs, catalog, users)
     P = fm.predict(fm.encoder.transform(pairs, events=events)).reshape(n, nb).astype(np.float32)
     held = bp._state["holdout"]
-    P, _ = shrink_interactions(np.clip(P, 1e-6, 1 - 1e-6), held["user"], held["benefit"], held["predicted"],
-                               held["redeemed"], sample_weight=held["weight"])
+    P, _ = shrink_interactions(
+        np.clip(P, 1e-6, 1 - 1e-6),
+        held["user"],
+        held["benefit"],
+        held["predicted"],
+        held["redeemed"],
+        sample_weight=held["weight"],
+    )
     S = incremental_share(bp.preference, catalog)
     return bp.plan(at=at, inputs=PlanInputs(P, S, bp.order_value))
 
@@ -65,22 +73,33 @@ def main() -> None:
         end = program.events.time_range[1]
         t1 = time.perf_counter()
         bp = perkrec.BenefitPlanner(demo_policy(n), seed=7, num_threads=args.threads)
-        bp.fit(program.events, program.catalog, program.users, cut_time=end - pd.Timedelta(days=TEST_DAYS))
+        bp.fit(
+            program.events,
+            program.catalog,
+            program.users,
+            cut_time=end - pd.Timedelta(days=TEST_DAYS),
+        )
         t2 = time.perf_counter()
         bp._core()  # built once (copies the parts into the C++ planner)
         t3 = time.perf_counter()
         plan = bp.plan(at=end)
         t4 = time.perf_counter()
-        print(f"{n} members x {len(program.catalog)} benefits, {len(program.events):,} events: simulate "
-              f"{t1 - t0:.1f} s, fit {t2 - t1:.1f} s, C++ planner built {t3 - t2:.2f} s; "
-              f"plan (C++) {t4 - t3:.2f} s, {len(plan.frame)} rows, peak RSS {peak_rss_gb():.2f} GB", flush=True)
+        print(
+            f"{n} members x {len(program.catalog)} benefits, {len(program.events):,} events: simulate "
+            f"{t1 - t0:.1f} s, fit {t2 - t1:.1f} s, C++ planner built {t3 - t2:.2f} s; "
+            f"plan (C++) {t4 - t3:.2f} s, {len(plan.frame)} rows, peak RSS {peak_rss_gb():.2f} GB",
+            flush=True,
+        )
         if args.before:
             t5 = time.perf_counter()
             before = python_recipe(bp, end)
             t6 = time.perf_counter()
             same = before.frame.equals(plan.frame)
-            print(f"  plan (Python recipe) {t6 - t5:.2f} s, identical plan rows: {same}, "
-                  f"peak RSS {peak_rss_gb():.2f} GB", flush=True)
+            print(
+                f"  plan (Python recipe) {t6 - t5:.2f} s, identical plan rows: {same}, "
+                f"peak RSS {peak_rss_gb():.2f} GB",
+                flush=True,
+            )
         if args.server:
             serve(bp, program, end, args)
 
@@ -96,19 +115,44 @@ def serve(bp, program, end, args) -> None:
         with open(requests, "w") as f:
             for i in range(args.requests):
                 u = int(rng.integers(len(ids)))
-                f.write(json.dumps({"id": i, "member": str(ids[u]), "n": 1,
-                                    "time": t_end + int(rng.integers(86400))}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "id": i,
+                            "member": str(ids[u]),
+                            "n": 1,
+                            "time": t_end + int(rng.integers(86400)),
+                        }
+                    )
+                    + "\n"
+                )
         outputs = {}
         for threads in sorted({1, args.threads}):
             out = os.path.join(d, f"answers{threads}.jsonl")
             t0 = time.perf_counter()
-            subprocess.run([args.server, "--planner", path, "--threads", str(threads), "--input", requests,
-                            "--output", out], check=True, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    args.server,
+                    "--planner",
+                    path,
+                    "--threads",
+                    str(threads),
+                    "--input",
+                    requests,
+                    "--output",
+                    out,
+                ],
+                check=True,
+                stderr=subprocess.DEVNULL,
+            )
             wall = time.perf_counter() - t0
             with open(out) as f:
                 outputs[threads] = f.read()
-            print(f"  server --planner, {args.requests} requests, {threads} threads: {wall:.2f} s "
-                  f"({args.requests / wall:,.0f} req/s, whole process incl. loading)", flush=True)
+            print(
+                f"  server --planner, {args.requests} requests, {threads} threads: {wall:.2f} s "
+                f"({args.requests / wall:,.0f} req/s, whole process incl. loading)",
+                flush=True,
+            )
         values = list(outputs.values())
         print(f"  answers identical across thread counts: {all(v == values[0] for v in values)}")
 

@@ -76,8 +76,13 @@ def temporal_split(events: pd.DataFrame, n_users: int, n_benefits: int, test_sha
     test = events[is_test]
 
     def pairs(frame):
-        m = sp.csr_matrix((np.ones(len(frame), np.float32), (frame["user"].to_numpy(), frame["benefit"].to_numpy())),
-                          shape=(n_users, n_benefits))
+        m = sp.csr_matrix(
+            (
+                np.ones(len(frame), np.float32),
+                (frame["user"].to_numpy(), frame["benefit"].to_numpy()),
+            ),
+            shape=(n_users, n_benefits),
+        )
         m.sum_duplicates()
         m.data[:] = 1.0
         return m
@@ -113,8 +118,10 @@ def evaluate(ids, test_rows) -> dict:
 def quality(threads: int) -> list:
     implicit, IALS, IBPR, IBM25 = implicit_modules()
     datasets = {}
-    for name, loader in (("movielens-100k", perkrec.datasets.load_movielens_100k),
-                         ("movielens-latest-small", perkrec.datasets.load_movielens_latest_small)):
+    for name, loader in (
+        ("movielens-100k", perkrec.datasets.load_movielens_100k),
+        ("movielens-latest-small", perkrec.datasets.load_movielens_latest_small),
+    ):
         if (DATA / name).is_dir():
             datasets[name] = movielens(name, loader)
         else:
@@ -126,24 +133,49 @@ def quality(threads: int) -> list:
     for name, (train, test) in datasets.items():
         # Members with something to predict and a history to predict it from (members new in
         # the test period are a cold-start problem for any CF model).
-        users = np.flatnonzero((np.diff(test.indptr) > 0) & (np.diff(train.indptr) > 0)).astype(np.int32)
+        users = np.flatnonzero((np.diff(test.indptr) > 0) & (np.diff(train.indptr) > 0)).astype(
+            np.int32
+        )
         seen = train[users]
         relevant = test[users]
-        print(f"{name}: {train.shape[0]} members x {train.shape[1]} benefits, train nnz {train.nnz}, "
-              f"{len(users)} members evaluated")
+        print(
+            f"{name}: {train.shape[0]} members x {train.shape[1]} benefits, train nnz {train.nnz}, "
+            f"{len(users)} members evaluated"
+        )
         configs = []
         for cg in (3, 0):
             label = "ALS cg" if cg else "ALS cholesky"
-            configs.append((label,
-                            lambda cg=cg: perkrec.ALS(cg_steps=cg, num_threads=threads, **als).fit(train),
-                            lambda cg=cg: IALS(factors=als["factors"], regularization=als["regularization"],
-                                               iterations=als["iterations"], use_cg=bool(cg), alpha=1.0,
-                                               num_threads=threads, random_state=42)))
-        configs.append(("BPR", lambda: perkrec.BPR(num_threads=threads, **bpr).fit(train),
-                        lambda: IBPR(num_threads=threads, random_state=42, **bpr)))
-        configs.append(("ItemKNN bm25", lambda: perkrec.ItemKNN(weighting="bm25", neighbours=20, k1=1.2, b=0.75,
-                                                                num_threads=threads).fit(train),
-                        lambda: IBM25(K=20, K1=1.2, B=0.75, num_threads=threads)))
+            configs.append(
+                (
+                    label,
+                    lambda cg=cg: perkrec.ALS(cg_steps=cg, num_threads=threads, **als).fit(train),
+                    lambda cg=cg: IALS(
+                        factors=als["factors"],
+                        regularization=als["regularization"],
+                        iterations=als["iterations"],
+                        use_cg=bool(cg),
+                        alpha=1.0,
+                        num_threads=threads,
+                        random_state=42,
+                    ),
+                )
+            )
+        configs.append(
+            (
+                "BPR",
+                lambda: perkrec.BPR(num_threads=threads, **bpr).fit(train),
+                lambda: IBPR(num_threads=threads, random_state=42, **bpr),
+            )
+        )
+        configs.append(
+            (
+                "ItemKNN bm25",
+                lambda: perkrec.ItemKNN(
+                    weighting="bm25", neighbours=20, k1=1.2, b=0.75, num_threads=threads
+                ).fit(train),
+                lambda: IBM25(K=20, K1=1.2, B=0.75, num_threads=threads),
+            )
+        )
         for label, ours_fit, theirs_make in configs:
             t0 = time.perf_counter()
             ours = ours_fit()
@@ -156,21 +188,37 @@ def quality(threads: int) -> list:
                 theirs.fit(data, show_progress=False)
             except Exception as exc:  # implicit's float Cholesky can fail on ill-conditioned data
                 a = evaluate(ours_ids, relevant)
-                rows.append({"dataset": name, "model": label, **{f"perkrec {k}": v for k, v in a.items()},
-                             "implicit error": f"{type(exc).__name__}: {exc}", "perkrec fit s": ours_fit_s})
+                rows.append(
+                    {
+                        "dataset": name,
+                        "model": label,
+                        **{f"perkrec {k}": v for k, v in a.items()},
+                        "implicit error": f"{type(exc).__name__}: {exc}",
+                        "perkrec fit s": ours_fit_s,
+                    }
+                )
                 print(f"  {label:13s} ndcg@10 {a['ndcg@10']:.4f}; implicit failed: {exc}")
                 continue
             theirs_fit_s = time.perf_counter() - t0
-            their_ids, _ = theirs.recommend(users, data[users], N=K, filter_already_liked_items=True)
+            their_ids, _ = theirs.recommend(
+                users, data[users], N=K, filter_already_liked_items=True
+            )
             a, b = evaluate(ours_ids, relevant), evaluate(their_ids, relevant)
-            row = {"dataset": name, "model": label, **{f"perkrec {k}": v for k, v in a.items()},
-                   **{f"implicit {k}": v for k, v in b.items()},
-                   "ndcg ratio": a["ndcg@10"] / b["ndcg@10"] if b["ndcg@10"] else float("nan"),
-                   "perkrec fit s": ours_fit_s, "implicit fit s": theirs_fit_s}
+            row = {
+                "dataset": name,
+                "model": label,
+                **{f"perkrec {k}": v for k, v in a.items()},
+                **{f"implicit {k}": v for k, v in b.items()},
+                "ndcg ratio": a["ndcg@10"] / b["ndcg@10"] if b["ndcg@10"] else float("nan"),
+                "perkrec fit s": ours_fit_s,
+                "implicit fit s": theirs_fit_s,
+            }
             rows.append(row)
-            print(f"  {label:13s} ndcg@10 {a['ndcg@10']:.4f} vs {b['ndcg@10']:.4f} (ratio {row['ndcg ratio']:.3f}), "
-                  f"p@10 {a['precision@10']:.4f} vs {b['precision@10']:.4f}, "
-                  f"map@10 {a['map@10']:.4f} vs {b['map@10']:.4f}; fit {ours_fit_s:.2f}s vs {theirs_fit_s:.2f}s")
+            print(
+                f"  {label:13s} ndcg@10 {a['ndcg@10']:.4f} vs {b['ndcg@10']:.4f} (ratio {row['ndcg ratio']:.3f}), "
+                f"p@10 {a['precision@10']:.4f} vs {b['precision@10']:.4f}, "
+                f"map@10 {a['map@10']:.4f} vs {b['map@10']:.4f}; fit {ours_fit_s:.2f}s vs {theirs_fit_s:.2f}s"
+            )
     return rows
 
 
@@ -181,27 +229,42 @@ def seeds(threads: int, count: int = 5) -> list:
     _, IALS, _, _ = implicit_modules()
     als = dict(factors=64, regularization=0.05, iterations=15)
     rows = []
-    for name, loader in (("movielens-100k", perkrec.datasets.load_movielens_100k),
-                         ("movielens-latest-small", perkrec.datasets.load_movielens_latest_small)):
+    for name, loader in (
+        ("movielens-100k", perkrec.datasets.load_movielens_100k),
+        ("movielens-latest-small", perkrec.datasets.load_movielens_latest_small),
+    ):
         if not (DATA / name).is_dir():
             continue
         train, test = movielens(name, loader)
-        users = np.flatnonzero((np.diff(test.indptr) > 0) & (np.diff(train.indptr) > 0)).astype(np.int32)
+        users = np.flatnonzero((np.diff(test.indptr) > 0) & (np.diff(train.indptr) > 0)).astype(
+            np.int32
+        )
         theirs_data = implicit_confidence(train, 2.0)
         ours, theirs = [], []
         for seed in range(count):
             model = perkrec.ALS(alpha=2.0, seed=seed, num_threads=threads, **als).fit(train)
-            ours.append(evaluate(model.recommend(users, train[users], n=K)[0], test[users])["ndcg@10"])
+            ours.append(
+                evaluate(model.recommend(users, train[users], n=K)[0], test[users])["ndcg@10"]
+            )
             other = IALS(num_threads=threads, random_state=seed, **als)
             other.fit(theirs_data, show_progress=False)
-            theirs.append(evaluate(other.recommend(users, theirs_data[users], N=K)[0], test[users])["ndcg@10"])
-        row = {"dataset": name, "perkrec mean": float(np.mean(ours)), "perkrec sd": float(np.std(ours, ddof=1)),
-               "implicit mean": float(np.mean(theirs)), "implicit sd": float(np.std(theirs, ddof=1)),
-               "ratio of means": float(np.mean(ours) / np.mean(theirs))}
+            theirs.append(
+                evaluate(other.recommend(users, theirs_data[users], N=K)[0], test[users])["ndcg@10"]
+            )
+        row = {
+            "dataset": name,
+            "perkrec mean": float(np.mean(ours)),
+            "perkrec sd": float(np.std(ours, ddof=1)),
+            "implicit mean": float(np.mean(theirs)),
+            "implicit sd": float(np.std(theirs, ddof=1)),
+            "ratio of means": float(np.mean(ours) / np.mean(theirs)),
+        }
         rows.append(row)
-        print(f"{name}: ALS cg ndcg@10 over {count} seeds: "
-              f"perkrec {row['perkrec mean']:.4f} ± {row['perkrec sd']:.4f}, "
-              f"implicit {row['implicit mean']:.4f} ± {row['implicit sd']:.4f}, ratio {row['ratio of means']:.3f}")
+        print(
+            f"{name}: ALS cg ndcg@10 over {count} seeds: "
+            f"perkrec {row['perkrec mean']:.4f} ± {row['perkrec sd']:.4f}, "
+            f"implicit {row['implicit mean']:.4f} ± {row['implicit sd']:.4f}, ratio {row['ratio of means']:.3f}"
+        )
     return rows
 
 
@@ -240,7 +303,9 @@ def per_iteration_theirs(model, matrix):
     return float(np.median(steps[1:] if len(steps) > 1 else steps))
 
 
-def speed(matrix: sp.csr_matrix, threads: int, iterations: int, recommend_users: int, parts) -> list:
+def speed(
+    matrix: sp.csr_matrix, threads: int, iterations: int, recommend_users: int, parts
+) -> list:
     _, IALS, IBPR, _ = implicit_modules()
     rows = []
     theirs_matrix = implicit_confidence(matrix, 1.0)
@@ -249,12 +314,29 @@ def speed(matrix: sp.csr_matrix, threads: int, iterations: int, recommend_users:
             if not {f"als{factors}", f"als{factors}{'cg' if cg else 'cholesky'}"} & set(parts):
                 continue
             label = f"ALS {'cg' if cg else 'cholesky'} {factors}f s/iteration"
-            ours = per_iteration_ours(perkrec.ALS(factors=factors, iterations=iterations, cg_steps=cg,
-                                                  num_threads=threads), matrix)
-            theirs = per_iteration_theirs(IALS(factors=factors, iterations=iterations, use_cg=bool(cg),
-                                               num_threads=threads, random_state=42), theirs_matrix)
-            rows.append({"measure": label, "perkrec": ours, "implicit": theirs, "ratio": ours / theirs})
-            print(f"{label}: perkrec {ours:.3f} implicit {theirs:.3f} ratio {ours / theirs:.3f}", flush=True)
+            ours = per_iteration_ours(
+                perkrec.ALS(
+                    factors=factors, iterations=iterations, cg_steps=cg, num_threads=threads
+                ),
+                matrix,
+            )
+            theirs = per_iteration_theirs(
+                IALS(
+                    factors=factors,
+                    iterations=iterations,
+                    use_cg=bool(cg),
+                    num_threads=threads,
+                    random_state=42,
+                ),
+                theirs_matrix,
+            )
+            rows.append(
+                {"measure": label, "perkrec": ours, "implicit": theirs, "ratio": ours / theirs}
+            )
+            print(
+                f"{label}: perkrec {ours:.3f} implicit {theirs:.3f} ratio {ours / theirs:.3f}",
+                flush=True,
+            )
     if "bpr" in parts:
         rows.append(bpr_speed(matrix, threads, iterations, IBPR))
     if "recommend" in parts:
@@ -264,10 +346,15 @@ def speed(matrix: sp.csr_matrix, threads: int, iterations: int, recommend_users:
 
 def bpr_speed(matrix, threads, iterations, IBPR) -> dict:
     label = "BPR 64f s/epoch"
-    ours = per_iteration_ours(perkrec.BPR(factors=64, iterations=iterations, num_threads=threads), matrix)
-    theirs = per_iteration_theirs(IBPR(factors=64, iterations=iterations, num_threads=threads, random_state=42),
-                                  matrix)
-    print(f"{label}: perkrec {ours:.3f} implicit {theirs:.3f} ratio {ours / theirs:.3f}", flush=True)
+    ours = per_iteration_ours(
+        perkrec.BPR(factors=64, iterations=iterations, num_threads=threads), matrix
+    )
+    theirs = per_iteration_theirs(
+        IBPR(factors=64, iterations=iterations, num_threads=threads, random_state=42), matrix
+    )
+    print(
+        f"{label}: perkrec {ours:.3f} implicit {theirs:.3f} ratio {ours / theirs:.3f}", flush=True
+    )
     return {"measure": label, "perkrec": ours, "implicit": theirs, "ratio": ours / theirs}
 
 
@@ -277,7 +364,11 @@ def recommend_speed(matrix, threads, recommend_users, IALS) -> dict:
     theirs_model = IALS(factors=64, iterations=1, num_threads=threads, random_state=42)
     theirs_model.user_factors = ours_model.user_factors
     theirs_model.item_factors = ours_model.benefit_factors
-    users = np.random.default_rng(1).choice(matrix.shape[0], size=recommend_users, replace=False).astype(np.int32)
+    users = (
+        np.random.default_rng(1)
+        .choice(matrix.shape[0], size=recommend_users, replace=False)
+        .astype(np.int32)
+    )
     seen = matrix[users]
     ours_model.recommend(users[:1000], seen[:1000], n=K)  # warm-up
     theirs_model.recommend(users[:1000], seen[:1000], N=K)
@@ -285,13 +376,23 @@ def recommend_speed(matrix, threads, recommend_users, IALS) -> dict:
     ours_ids, ours_scores = ours_model.recommend(users, seen, n=K)
     ours_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    their_ids, their_scores = theirs_model.recommend(users, seen, N=K, filter_already_liked_items=True)
+    their_ids, their_scores = theirs_model.recommend(
+        users, seen, N=K, filter_already_liked_items=True
+    )
     theirs_s = time.perf_counter() - t0
     agree = float(np.mean(np.sort(ours_ids, axis=1) == np.sort(their_ids, axis=1)))
-    print(f"recommend: perkrec {recommend_users / ours_s:,.0f}/s implicit {recommend_users / theirs_s:,.0f}/s "
-          f"speed-up {theirs_s / ours_s:.2f}x (same ids {agree:.4f})", flush=True)
-    return {"measure": "batch recommend members/s (top-10, filter seen, 64f)", "perkrec": recommend_users / ours_s,
-            "implicit": recommend_users / theirs_s, "ratio": theirs_s / ours_s, "same top-10 share": agree}
+    print(
+        f"recommend: perkrec {recommend_users / ours_s:,.0f}/s implicit {recommend_users / theirs_s:,.0f}/s "
+        f"speed-up {theirs_s / ours_s:.2f}x (same ids {agree:.4f})",
+        flush=True,
+    )
+    return {
+        "measure": "batch recommend members/s (top-10, filter seen, 64f)",
+        "perkrec": recommend_users / ours_s,
+        "implicit": recommend_users / theirs_s,
+        "ratio": theirs_s / ours_s,
+        "same top-10 share": agree,
+    }
 
 
 def memory_child(library: str, path: str, threads: int) -> None:
@@ -307,17 +408,35 @@ def memory_child(library: str, path: str, threads: int) -> None:
         model.fit(implicit_confidence(matrix, 1.0), show_progress=False)
         model.recommend(users, matrix[users], N=K)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"library": library, "peak_mib": peak / 1024, "after_load_mib": loaded / 1024}))
+    print(
+        json.dumps({"library": library, "peak_mib": peak / 1024, "after_load_mib": loaded / 1024})
+    )
 
 
 def memory(path: str, threads: int) -> dict:
     out = {}
     for library in ("perkrec", "implicit"):
-        result = subprocess.run([sys.executable, __file__, "memory-child", "--library", library, "--matrix", path,
-                                 "--threads", str(threads)], capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "memory-child",
+                "--library",
+                library,
+                "--matrix",
+                path,
+                "--threads",
+                str(threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         out[library] = json.loads(result.stdout.strip().splitlines()[-1])
-    print(f"peak RSS (ALS 64f fit + recommend): perkrec {out['perkrec']['peak_mib']:.0f} MiB, implicit "
-          f"{out['implicit']['peak_mib']:.0f} MiB (both {out['perkrec']['after_load_mib']:.0f} MiB after loading)")
+    print(
+        f"peak RSS (ALS 64f fit + recommend): perkrec {out['perkrec']['peak_mib']:.0f} MiB, implicit "
+        f"{out['implicit']['peak_mib']:.0f} MiB (both {out['perkrec']['after_load_mib']:.0f} MiB after loading)"
+    )
     return out
 
 
@@ -331,10 +450,17 @@ def main() -> None:
     parser.add_argument("--library")
     parser.add_argument("--matrix", default="/tmp/perkrec_cf_bench.npz")
     parser.add_argument("--json", help="write results here")
-    parser.add_argument("--parts", default="als64,als128,bpr,recommend,memory",
-                        help="speed parts to run (comma-separated)")
-    parser.add_argument("--simd", choices=["best", "avx512", "avx2", "scalar"], default="best",
-                        help="highest kernel family perkrec may use (PERKREC_SIMD), to measure each path")
+    parser.add_argument(
+        "--parts",
+        default="als64,als128,bpr,recommend,memory",
+        help="speed parts to run (comma-separated)",
+    )
+    parser.add_argument(
+        "--simd",
+        choices=["best", "avx512", "avx2", "scalar"],
+        default="best",
+        help="highest kernel family perkrec may use (PERKREC_SIMD), to measure each path",
+    )
     args = parser.parse_args()
     if args.simd != "best":
         os.environ["PERKREC_SIMD"] = args.simd  # read at perkrec's first dispatched call
@@ -342,8 +468,13 @@ def main() -> None:
         memory_child(args.library, args.matrix, args.threads)
         return
     implicit = implicit_modules()[0]
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "threads": args.threads, "simd": args.simd,
-              "perkrec": perkrec.__version__, "implicit": implicit.__version__}
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "threads": args.threads,
+        "simd": args.simd,
+        "perkrec": perkrec.__version__,
+        "implicit": implicit.__version__,
+    }
     print(json.dumps(result))
     if args.what in ("quality", "all"):
         result["quality"] = quality(args.threads)
@@ -359,10 +490,17 @@ def main() -> None:
             matrix = synthetic(args.scale)
             sp.save_npz(args.matrix, matrix, compressed=False)
             cached.write_text("")
-        print(f"synthetic matrix {matrix.shape[0]:,} x {matrix.shape[1]:,}, nnz {matrix.nnz:,} "
-              f"({time.perf_counter() - t0:.1f} s to build or load)", flush=True)
-        result["synthetic"] = {"members": matrix.shape[0], "benefits": matrix.shape[1], "nnz": int(matrix.nnz),
-                               "scale": args.scale}
+        print(
+            f"synthetic matrix {matrix.shape[0]:,} x {matrix.shape[1]:,}, nnz {matrix.nnz:,} "
+            f"({time.perf_counter() - t0:.1f} s to build or load)",
+            flush=True,
+        )
+        result["synthetic"] = {
+            "members": matrix.shape[0],
+            "benefits": matrix.shape[1],
+            "nnz": int(matrix.nnz),
+            "scale": args.scale,
+        }
         result["speed"] = speed(matrix, args.threads, args.iterations, args.recommend_users, parts)
         del matrix
         if "memory" in parts:

@@ -38,7 +38,9 @@ DAY = 86400
 BASE = int(pd.Timestamp("2025-01-01", tz="UTC").value // 10**9)
 
 
-def simulate(n: int, seed: int, days: int = 365, r=0.6, alpha=25.0, a=0.7, b=2.5, p=5.0, q=4.0, gamma=40.0):
+def simulate(
+    n: int, seed: int, days: int = 365, r=0.6, alpha=25.0, a=0.7, b=2.5, p=5.0, q=4.0, gamma=40.0
+):
     rng = np.random.default_rng(seed)
     lam = rng.gamma(r, size=n) / alpha
     drop = rng.beta(a, b, size=n)
@@ -66,8 +68,16 @@ def simulate(n: int, seed: int, days: int = 365, r=0.6, alpha=25.0, a=0.7, b=2.5
 def run_perkrec(n: int, seed: int, threads: int, intervals: bool) -> dict:
     user, timestamp, amount, cut = simulate(n, seed)
     t0 = time.perf_counter()
-    log = perkrec.EventLog.from_arrays(user, np.full(user.size, -1, np.int32), np.full(user.size, 5, np.uint8),
-                                       timestamp, order_amount=amount, n_users=n, n_benefits=0, num_threads=threads)
+    log = perkrec.EventLog.from_arrays(
+        user,
+        np.full(user.size, -1, np.int32),
+        np.full(user.size, 5, np.uint8),
+        timestamp,
+        order_amount=amount,
+        n_users=n,
+        n_benefits=0,
+        num_threads=threads,
+    )
     ingest = time.perf_counter() - t0
     model = perkrec.CLVModel(model="bgnbd", time_unit="week", num_threads=threads, interval_draws=0)
     t0 = time.perf_counter()
@@ -85,24 +95,33 @@ def run_perkrec(n: int, seed: int, threads: int, intervals: bool) -> dict:
         pred_i = model.predict(52)
         predict_interval = time.perf_counter() - t0
         assert np.isfinite(pred_i[["clv_lower", "clv_upper"]].to_numpy()).all()
-    return {"members": n, "events": int(user.size), "distinct_triples": int(
-                model.summary()[["x", "t_x", "T"]].drop_duplicates().shape[0]),
-            "repeat_buyers": int(params["spend"]["members"]),
-            "ingest_s": ingest, "fit_s": fit, "predict_s": predict,
-            "total_s": fit + predict, "predict_with_200_draw_intervals_s": predict_interval,
-            "params": {k: round(params[k], 4) for k in ("r", "alpha", "a", "b", "p", "q", "gamma")},
-            "frame": (user, timestamp, amount, cut)}
+    return {
+        "members": n,
+        "events": int(user.size),
+        "distinct_triples": int(model.summary()[["x", "t_x", "T"]].drop_duplicates().shape[0]),
+        "repeat_buyers": int(params["spend"]["members"]),
+        "ingest_s": ingest,
+        "fit_s": fit,
+        "predict_s": predict,
+        "total_s": fit + predict,
+        "predict_with_200_draw_intervals_s": predict_interval,
+        "params": {k: round(params[k], 4) for k in ("r", "alpha", "a", "b", "p", "q", "gamma")},
+        "frame": (user, timestamp, amount, cut),
+    }
 
 
 def run_lifetimes(user, timestamp, amount, cut) -> dict:
     from lifetimes import BetaGeoFitter, GammaGammaFitter
     from lifetimes.utils import summary_data_from_transaction_data
 
-    frame = pd.DataFrame({"user": user, "date": pd.to_datetime(timestamp, unit="s"), "amount": amount})
+    frame = pd.DataFrame(
+        {"user": user, "date": pd.to_datetime(timestamp, unit="s"), "amount": amount}
+    )
     end = pd.to_datetime(cut - DAY, unit="s")
     t0 = time.perf_counter()
-    s = summary_data_from_transaction_data(frame, "user", "date", monetary_value_col="amount",
-                                           observation_period_end=end, freq="D")
+    s = summary_data_from_transaction_data(
+        frame, "user", "date", monetary_value_col="amount", observation_period_end=end, freq="D"
+    )
     s[["recency", "T"]] /= 7.0
     summary = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -111,17 +130,30 @@ def run_lifetimes(user, timestamp, amount, cut) -> dict:
     gg = GammaGammaFitter(penalizer_coef=0.0).fit(repeat["frequency"], repeat["monetary_value"])
     fit = time.perf_counter() - t0
     t0 = time.perf_counter()
-    purchases = bg.conditional_expected_number_of_purchases_up_to_time(52, s["frequency"], s["recency"], s["T"])
+    purchases = bg.conditional_expected_number_of_purchases_up_to_time(
+        52, s["frequency"], s["recency"], s["T"]
+    )
     value = gg.conditional_expected_average_profit(s["frequency"], s["monetary_value"])
     clv = np.asarray(purchases) * np.asarray(value)
     predict = time.perf_counter() - t0
-    return {"summary_s": summary, "fit_s": fit, "predict_s": predict, "total_s": summary + fit + predict,
-            "finite": bool(np.isfinite(clv).all()),
-            "params": {**{k: round(float(v), 4) for k, v in bg.params_.items()},
-                       **{k: round(float(v), 4) for k, v in gg.params_.items()}}}
+    return {
+        "summary_s": summary,
+        "fit_s": fit,
+        "predict_s": predict,
+        "total_s": summary + fit + predict,
+        "finite": bool(np.isfinite(clv).all()),
+        "params": {
+            **{k: round(float(v), 4) for k, v in bg.params_.items()},
+            **{k: round(float(v), 4) for k, v in gg.params_.items()},
+        },
+    }
 
 
-LIFETIMES_FITTERS = {"bgnbd": "BetaGeoFitter", "mbgnbd": "ModifiedBetaGeoFitter", "paretonbd": "ParetoNBDFitter"}
+LIFETIMES_FITTERS = {
+    "bgnbd": "BetaGeoFitter",
+    "mbgnbd": "ModifiedBetaGeoFitter",
+    "paretonbd": "ParetoNBDFitter",
+}
 
 
 def cdnow_models(folder: str) -> None:
@@ -133,13 +165,19 @@ def cdnow_models(folder: str) -> None:
     for name, fitter in LIFETIMES_FITTERS.items():
         t0 = time.perf_counter()
         model = perkrec.CLVModel(model=name, time_unit="week", interval_draws=0).fit_summary(
-            summary.rename(columns={"zbar": "monetary"}))
+            summary.rename(columns={"zbar": "monetary"})
+        )
         seconds = time.perf_counter() - t0
         p = model.params_
         names = list(p["purchase"]["standard_errors"])
-        row = {"library": "perkrec", "model": name, "fit_s": round(seconds, 4),
-               **{k: round(p[k], 6) for k in names}, "log_likelihood": round(p["purchase"]["log_likelihood"], 3),
-               "converged": p["purchase"]["converged"]}
+        row = {
+            "library": "perkrec",
+            "model": name,
+            "fit_s": round(seconds, 4),
+            **{k: round(p[k], 6) for k in names},
+            "log_likelihood": round(p["purchase"]["log_likelihood"], 3),
+            "converged": p["purchase"]["converged"],
+        }
         print(json.dumps(row))
         try:
             import lifetimes
@@ -149,16 +187,27 @@ def cdnow_models(folder: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                theirs = getattr(lifetimes, fitter)().fit(summary["x"], summary["t_x"], summary["T"])
+                theirs = getattr(lifetimes, fitter)().fit(
+                    summary["x"], summary["t_x"], summary["T"]
+                )
                 params = {k: float(v) for k, v in theirs.params_.items()}
                 status = "converged"
             except Exception as exc:  # noqa: BLE001 - a peer's failure is a result
                 params, status = {}, f"failed: {type(exc).__name__}: {exc}"[:200]
         seconds = time.perf_counter() - t0
         worst = max((abs(p[k] / params[k] - 1) for k in names if k in params), default=float("nan"))
-        print(json.dumps({"library": "lifetimes", "model": fitter, "fit_s": round(seconds, 4), "status": status,
-                          **{k: round(v, 6) for k, v in params.items()},
-                          "max_relative_difference_to_perkrec": float(f"{worst:.2e}")}))
+        print(
+            json.dumps(
+                {
+                    "library": "lifetimes",
+                    "model": fitter,
+                    "fit_s": round(seconds, 4),
+                    "status": status,
+                    **{k: round(v, 6) for k, v in params.items()},
+                    "max_relative_difference_to_perkrec": float(f"{worst:.2e}"),
+                }
+            )
+        )
 
 
 def donations_bgbb() -> None:
@@ -171,24 +220,49 @@ def donations_bgbb() -> None:
         return
     data = load_donations()
     rows = data.loc[data.index.repeat(data["weights"])]
-    summary = pd.DataFrame({"x": rows["frequency"].to_numpy(float), "t_x": rows["recency"].to_numpy(float),
-                            "T": rows["periods"].to_numpy(float)})
+    summary = pd.DataFrame(
+        {
+            "x": rows["frequency"].to_numpy(float),
+            "t_x": rows["recency"].to_numpy(float),
+            "T": rows["periods"].to_numpy(float),
+        }
+    )
     t0 = time.perf_counter()
-    ours = perkrec.CLVModel(model="bgbb", time_unit="week", occasion="week", interval_draws=0).fit_summary(summary)
+    ours = perkrec.CLVModel(
+        model="bgbb", time_unit="week", occasion="week", interval_draws=0
+    ).fit_summary(summary)
     seconds = time.perf_counter() - t0
     p = ours.params_
     names = ("alpha", "beta", "gamma", "delta")
-    print(json.dumps({"library": "perkrec", "model": "bgbb", "data": "donations 11,104 x 6", "fit_s": round(seconds, 4),
-                      **{k: round(p[k], 6) for k in names},
-                      "log_likelihood": round(p["purchase"]["log_likelihood"], 3)}))
+    print(
+        json.dumps(
+            {
+                "library": "perkrec",
+                "model": "bgbb",
+                "data": "donations 11,104 x 6",
+                "fit_s": round(seconds, 4),
+                **{k: round(p[k], 6) for k in names},
+                "log_likelihood": round(p["purchase"]["log_likelihood"], 3),
+            }
+        )
+    )
     t0 = time.perf_counter()
-    theirs = lifetimes.BetaGeoBetaBinomFitter().fit(data["frequency"], data["recency"], data["periods"],
-                                                   data["weights"])
+    theirs = lifetimes.BetaGeoBetaBinomFitter().fit(
+        data["frequency"], data["recency"], data["periods"], data["weights"]
+    )
     seconds = time.perf_counter() - t0
     worst = max(abs(p[k] / float(theirs.params_[k]) - 1) for k in names)
-    print(json.dumps({"library": "lifetimes", "model": "BetaGeoBetaBinomFitter", "fit_s": round(seconds, 4),
-                      **{k: round(float(theirs.params_[k]), 6) for k in names},
-                      "max_relative_difference_to_perkrec": float(f"{worst:.2e}")}))
+    print(
+        json.dumps(
+            {
+                "library": "lifetimes",
+                "model": "BetaGeoBetaBinomFitter",
+                "fit_s": round(seconds, 4),
+                **{k: round(float(theirs.params_[k]), 6) for k in names},
+                "max_relative_difference_to_perkrec": float(f"{worst:.2e}"),
+            }
+        )
+    )
 
 
 def cdnow_holdout(folder: str, threads: int) -> None:
@@ -203,22 +277,47 @@ def cdnow_holdout(folder: str, threads: int) -> None:
     split = perkrec.calibration_holdout(log, start, end, time_unit="week", num_threads=threads)
     split_s = time.perf_counter() - t0
     horizon = split.attrs["duration"]
-    print(json.dumps({"data": "CDNOW master", "members": len(split), "calibration_weeks": 39,
-                      "holdout_weeks": round(horizon, 3), "holdout_purchases": float(split["holdout_purchases"].sum()),
-                      "calibration_holdout_s": round(split_s, 3)}))
+    print(
+        json.dumps(
+            {
+                "data": "CDNOW master",
+                "members": len(split),
+                "calibration_weeks": 39,
+                "holdout_weeks": round(horizon, 3),
+                "holdout_purchases": float(split["holdout_purchases"].sum()),
+                "calibration_holdout_s": round(split_s, 3),
+            }
+        )
+    )
 
     def show(library, model, errors, seconds, **extra):
-        print(json.dumps({"library": library, "model": model, "fit_predict_s": round(seconds, 3),
-                          **{k: round(v, 4) if isinstance(v, float) else v for k, v in errors.items()}, **extra}))
+        print(
+            json.dumps(
+                {
+                    "library": library,
+                    "model": model,
+                    "fit_predict_s": round(seconds, 3),
+                    **{k: round(v, 4) if isinstance(v, float) else v for k, v in errors.items()},
+                    **extra,
+                }
+            )
+        )
 
     for name in LIFETIMES_FITTERS:
         t0 = time.perf_counter()
-        model = perkrec.CLVModel(model=name, time_unit="week", interval_draws=0, num_threads=threads).fit(log, start)
+        model = perkrec.CLVModel(
+            model=name, time_unit="week", interval_draws=0, num_threads=threads
+        ).fit(log, start)
         pred = model.predict(horizon)
         seconds = time.perf_counter() - t0
         pred.index = pred.index.astype(split.index.dtype)
         show("perkrec", name, perkrec.holdout_errors(split, pred), seconds)
-    show("baseline", "naive own rate", perkrec.holdout_errors(split, perkrec.naive_forecast(split, horizon)), 0.0)
+    show(
+        "baseline",
+        "naive own rate",
+        perkrec.holdout_errors(split, perkrec.naive_forecast(split, horizon)),
+        0.0,
+    )
     forecasts = lifetimes_forecasts(split, horizon)
     if not forecasts:
         print(json.dumps({"library": "lifetimes", "skipped": "not installed"}))
@@ -226,23 +325,43 @@ def cdnow_holdout(folder: str, threads: int) -> None:
         if isinstance(pred, str):
             print(json.dumps({"library": "lifetimes", "model": name, "status": pred}))
             continue
-        show("lifetimes", name, perkrec.holdout_errors(split, pred.fillna(0.0)), seconds,
-             finite=bool(np.isfinite(pred.to_numpy()).all()))
+        show(
+            "lifetimes",
+            name,
+            perkrec.holdout_errors(split, pred.fillna(0.0)),
+            seconds,
+            finite=bool(np.isfinite(pred.to_numpy()).all()),
+        )
 
 
 def cdnow(folder: str) -> None:
     """BG/NBD and Gamma-Gamma on the published 39-week CDNOW summaries, perkrec and lifetimes."""
     summary = pd.read_csv(os.path.join(folder, "cdnow_customers_summary_with_transactions.csv"))
     t0 = time.perf_counter()
-    model = perkrec.CLVModel(time_unit="week").fit_summary(summary.rename(columns={"zbar": "monetary"}))
+    model = perkrec.CLVModel(time_unit="week").fit_summary(
+        summary.rename(columns={"zbar": "monetary"})
+    )
     seconds = time.perf_counter() - t0
     p = model.params_
-    print(json.dumps({"library": "perkrec", "data": "CDNOW 2,357 x 39 weeks", "fit_s": round(seconds, 4),
-                      **{k: round(p[k], 4) for k in ("r", "alpha", "a", "b", "p", "q", "gamma")},
-                      "log_likelihood": round(p["purchase"]["log_likelihood"], 2),
-                      "standard_errors": {k: round(v, 4) for k, v in {**p["purchase"]["standard_errors"],
-                                                                      **p["spend"]["standard_errors"]}.items()},
-                      "frequency_spend_correlation": round(p["frequency_spend_correlation"], 4)}))
+    print(
+        json.dumps(
+            {
+                "library": "perkrec",
+                "data": "CDNOW 2,357 x 39 weeks",
+                "fit_s": round(seconds, 4),
+                **{k: round(p[k], 4) for k in ("r", "alpha", "a", "b", "p", "q", "gamma")},
+                "log_likelihood": round(p["purchase"]["log_likelihood"], 2),
+                "standard_errors": {
+                    k: round(v, 4)
+                    for k, v in {
+                        **p["purchase"]["standard_errors"],
+                        **p["spend"]["standard_errors"],
+                    }.items()
+                },
+                "frequency_spend_correlation": round(p["frequency_spend_correlation"], 4),
+            }
+        )
+    )
     try:
         from lifetimes import BetaGeoFitter, GammaGammaFitter
     except ImportError:
@@ -252,26 +371,51 @@ def cdnow(folder: str) -> None:
     repeat = summary[summary["x"] > 0]
     gg = GammaGammaFitter().fit(repeat["x"], repeat["zbar"])
     seconds = time.perf_counter() - t0
-    print(json.dumps({"library": "lifetimes", "data": "CDNOW 2,357 x 39 weeks", "fit_s": round(seconds, 4),
-                      **{k: round(float(v), 4) for k, v in bg.params_.items()},
-                      **{k: round(float(v), 4) for k, v in gg.params_.items()},
-                      "standard_errors": {k: round(float(v), 4) for k, v in {
-                          **bg.summary["se(coef)"].to_dict(), **gg.summary["se(coef)"].to_dict()}.items()}}))
+    print(
+        json.dumps(
+            {
+                "library": "lifetimes",
+                "data": "CDNOW 2,357 x 39 weeks",
+                "fit_s": round(seconds, 4),
+                **{k: round(float(v), 4) for k, v in bg.params_.items()},
+                **{k: round(float(v), 4) for k, v in gg.params_.items()},
+                "standard_errors": {
+                    k: round(float(v), 4)
+                    for k, v in {
+                        **bg.summary["se(coef)"].to_dict(),
+                        **gg.summary["se(coef)"].to_dict(),
+                    }.items()
+                },
+            }
+        )
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--members", type=int, nargs="*", default=[1_000_000, 10_000_000])
     parser.add_argument("--lifetimes-members", type=int, nargs="*", default=[])
-    parser.add_argument("--interval-members", type=int, nargs="*", default=[1_000_000],
-                        help="sizes at which predict with the default 200-draw intervals is timed too")
+    parser.add_argument(
+        "--interval-members",
+        type=int,
+        nargs="*",
+        default=[1_000_000],
+        help="sizes at which predict with the default 200-draw intervals is timed too",
+    )
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cdnow", default=None, help="folder of ../shared/data/cdnow-fader-hardie")
-    parser.add_argument("--holdout", action="store_true",
-                        help="with --cdnow: the weeks 40-78 holdout on all 23,570 customers")
+    parser.add_argument(
+        "--holdout",
+        action="store_true",
+        help="with --cdnow: the weeks 40-78 holdout on all 23,570 customers",
+    )
     args = parser.parse_args()
-    print(f"perkrec {perkrec.__version__}, {os.cpu_count()} CPUs, threads={args.threads or 'default'}")
+    print(
+        f"perkrec {perkrec.__version__}, {os.cpu_count()} CPUs, threads={args.threads or 'default'}"
+    )
     if args.cdnow:
         cdnow(args.cdnow)
         cdnow_models(args.cdnow)
@@ -286,11 +430,21 @@ def main() -> None:
             try:
                 import lifetimes  # noqa: F401
             except ImportError:
-                print(json.dumps({"library": "lifetimes", "members": n, "skipped": "not installed"}))
+                print(
+                    json.dumps({"library": "lifetimes", "members": n, "skipped": "not installed"})
+                )
                 continue
             res = run_lifetimes(*frame)
-            print(json.dumps({"library": "lifetimes", "members": n, **res,
-                              "speedup_total": round(res["total_s"] / out["total_s"], 1)}))
+            print(
+                json.dumps(
+                    {
+                        "library": "lifetimes",
+                        "members": n,
+                        **res,
+                        "speedup_total": round(res["total_s"] / out["total_s"], 1),
+                    }
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -61,32 +61,52 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-DATA = Path(os.environ.get("PERKREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(
+    os.environ.get("PERKREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 DATA_DIR = DATA / "dunnhumby-complete-journey-2017"
 DEFAULT_CUT = "2017-08-01"
 DECAY_DAYS = 30.0  # half-life-free exponential time constant of the recency-decayed counts
 NEVER_DAYS = 400.0  # recency of "never bought before t" (longer than the year of data)
 DAY_NS = 86_400 * 10**9
-DEMOGRAPHICS = ["age", "income", "home_ownership", "marital_status", "household_size", "household_comp",
-                "kids_count"]
+DEMOGRAPHICS = [
+    "age",
+    "income",
+    "home_ownership",
+    "marital_status",
+    "household_size",
+    "household_comp",
+    "kids_count",
+]
 LEVELS = ["manufacturer_id", "product_category", "product_type", "department"]
 
 
 # ---- data and candidates -----------------------------------------------------------------------
 
+
 def load(data_dir=DATA_DIR, households=None) -> dict:
     """The Complete Journey tables as DataFrames, keyed by file stem. ``households``: keep only
     these households' rows (the --quick subsample)."""
     data_dir = Path(data_dir)
-    names = ["transactions", "products", "campaign_descriptions", "campaigns", "coupons",
-             "coupon_redemptions", "demographics"]
+    names = [
+        "transactions",
+        "products",
+        "campaign_descriptions",
+        "campaigns",
+        "coupons",
+        "coupon_redemptions",
+        "demographics",
+    ]
     tables = {n: pd.read_parquet(data_dir / f"{n}.parquet") for n in names}
     if households is not None:
         for n in ("transactions", "campaigns", "coupon_redemptions", "demographics"):
             t = tables[n]
             tables[n] = t[t["household_id"].isin(households)].reset_index(drop=True)
-    tables["transactions"] = (tables["transactions"].sort_values("transaction_timestamp", kind="stable")
-                              .reset_index(drop=True))
+    tables["transactions"] = (
+        tables["transactions"]
+        .sort_values("transaction_timestamp", kind="stable")
+        .reset_index(drop=True)
+    )
     return tables
 
 
@@ -96,21 +116,41 @@ def candidates(tables: dict) -> pd.DataFrame:
     Columns: household_id, coupon_upc, campaign_id, campaign_type, start_date, end_date, label."""
     desc = tables["campaign_descriptions"]
     offers = tables["coupons"][["campaign_id", "coupon_upc"]].drop_duplicates()
-    cands = (tables["campaigns"][["campaign_id", "household_id"]].drop_duplicates()
-             .merge(offers, on="campaign_id")
-             .merge(desc[["campaign_id", "campaign_type", "start_date", "end_date"]], on="campaign_id"))
-    red = tables["coupon_redemptions"].merge(desc[["campaign_id", "start_date", "end_date"]],
-                                             on="campaign_id")
-    in_window = (red["redemption_date"] >= red["start_date"]) & (red["redemption_date"] <= red["end_date"])
+    cands = (
+        tables["campaigns"][["campaign_id", "household_id"]]
+        .drop_duplicates()
+        .merge(offers, on="campaign_id")
+        .merge(desc[["campaign_id", "campaign_type", "start_date", "end_date"]], on="campaign_id")
+    )
+    red = tables["coupon_redemptions"].merge(
+        desc[["campaign_id", "start_date", "end_date"]], on="campaign_id"
+    )
+    in_window = (red["redemption_date"] >= red["start_date"]) & (
+        red["redemption_date"] <= red["end_date"]
+    )
     redeemed = red.loc[in_window, ["household_id", "coupon_upc", "campaign_id"]].drop_duplicates()
     redeemed["label"] = np.int8(1)
     cands = cands.merge(redeemed, on=["household_id", "coupon_upc", "campaign_id"], how="left")
     unmatched = len(redeemed) - int(cands["label"].notna().sum())
     if unmatched:
-        print(f"  note: {unmatched} redeemed (household, coupon, campaign) triples are not targeted pairs")
+        print(
+            f"  note: {unmatched} redeemed (household, coupon, campaign) triples are not targeted pairs"
+        )
     cands["label"] = cands["label"].fillna(0).astype(np.int8)
-    cols = ["household_id", "coupon_upc", "campaign_id", "campaign_type", "start_date", "end_date", "label"]
-    return cands[cols].sort_values(["campaign_id", "household_id", "coupon_upc"]).reset_index(drop=True)
+    cols = [
+        "household_id",
+        "coupon_upc",
+        "campaign_id",
+        "campaign_type",
+        "start_date",
+        "end_date",
+        "label",
+    ]
+    return (
+        cands[cols]
+        .sort_values(["campaign_id", "household_id", "coupon_upc"])
+        .reset_index(drop=True)
+    )
 
 
 def split(cands: pd.DataFrame, cut=DEFAULT_CUT) -> np.ndarray:
@@ -128,11 +168,16 @@ def validation_split(cands: pd.DataFrame, test: np.ndarray) -> np.ndarray:
 
 def print_split(tables, cands, test, cut):
     desc = tables["campaign_descriptions"].sort_values("start_date")
-    g = cands.groupby("campaign_id").agg(households=("household_id", "nunique"),
-                                         coupons=("coupon_upc", "nunique"), pairs=("label", "size"),
-                                         redeemed=("label", "sum"))
+    g = cands.groupby("campaign_id").agg(
+        households=("household_id", "nunique"),
+        coupons=("coupon_upc", "nunique"),
+        pairs=("label", "size"),
+        redeemed=("label", "sum"),
+    )
     side = pd.Series(test, index=cands.index).groupby(cands["campaign_id"]).first()
-    print(f"\nSplit by campaign start: train = campaigns starting before {cut}, test = on or after.\n")
+    print(
+        f"\nSplit by campaign start: train = campaigns starting before {cut}, test = on or after.\n"
+    )
     print("| side | campaign | type | start | end | households | coupons | pairs | redeemed |")
     print("|---|---|---|---|---|---|---|---|---|")
     for _, d in desc.iterrows():
@@ -140,25 +185,38 @@ def print_split(tables, cands, test, cut):
         if c not in g.index:
             continue
         r = g.loc[c]
-        print(f"| {'test' if side[c] else 'train'} | {c} | {d['campaign_type'].replace('Type ', '')} | "
-              f"{d['start_date'].date()} | {d['end_date'].date()} | {r['households']:,} | {r['coupons']:,} | "
-              f"{r['pairs']:,} | {r['redeemed']:,} |")
+        print(
+            f"| {'test' if side[c] else 'train'} | {c} | {d['campaign_type'].replace('Type ', '')} | "
+            f"{d['start_date'].date()} | {d['end_date'].date()} | {r['households']:,} | {r['coupons']:,} | "
+            f"{r['pairs']:,} | {r['redeemed']:,} |"
+        )
     for name, mask in (("train", ~test), ("test", test)):
         sub = cands[mask]
-        print(f"  {name}: {len(sub):,} pairs, {int(sub['label'].sum()):,} redeemed "
-              f"({sub['label'].mean():.4%}), campaigns {sorted(sub['campaign_id'].unique().tolist())}")
+        print(
+            f"  {name}: {len(sub):,} pairs, {int(sub['label'].sum()):,} redeemed "
+            f"({sub['label'].mean():.4%}), campaigns {sorted(sub['campaign_id'].unique().tolist())}"
+        )
 
 
 # ---- purchase aggregates (the peers' feature set) ----------------------------------------------
+
 
 class _Coder:
     """Dense integer codes for products and their attributes, shared by every campaign."""
 
     def __init__(self, tables):
         tx, products, coupons = tables["transactions"], tables["products"], tables["coupons"]
-        ids = pd.Index(pd.unique(np.concatenate([products["product_id"].to_numpy(),
-                                                 tx["product_id"].to_numpy(),
-                                                 coupons["product_id"].to_numpy()])))
+        ids = pd.Index(
+            pd.unique(
+                np.concatenate(
+                    [
+                        products["product_id"].to_numpy(),
+                        tx["product_id"].to_numpy(),
+                        coupons["product_id"].to_numpy(),
+                    ]
+                )
+            )
+        )
         self.products = ids
         attrs = products.set_index("product_id").reindex(ids)
         self.level_codes = {}
@@ -166,8 +224,18 @@ class _Coder:
             codes, uniques = pd.factorize(attrs[level], use_na_sentinel=True)
             codes = np.where(codes < 0, len(uniques), codes)  # unknown attribute: its own code
             self.level_codes[level] = (codes.astype(np.int64), len(uniques) + 1)
-        self.households = pd.Index(np.sort(pd.unique(np.concatenate([
-            tx["household_id"].to_numpy(), tables["campaigns"]["household_id"].to_numpy()]))))
+        self.households = pd.Index(
+            np.sort(
+                pd.unique(
+                    np.concatenate(
+                        [
+                            tx["household_id"].to_numpy(),
+                            tables["campaigns"]["household_id"].to_numpy(),
+                        ]
+                    )
+                )
+            )
+        )
         self.n_products, self.n_households = len(ids), len(self.households)
         # Transactions as arrays, in time order.
         self.h = self.households.get_indexer(tx["household_id"].to_numpy())
@@ -211,38 +279,51 @@ class _History:
     def __init__(self, cd: _Coder, t_ns: int):
         k = int(np.searchsorted(cd.ts, t_ns, side="left"))
         # Leak safety: the prefix [0, k) holds every transaction before t and nothing at or after t.
-        assert k == 0 or cd.ts[k - 1] < t_ns, "history includes a transaction at or after the sample time"
+        assert (
+            k == 0 or cd.ts[k - 1] < t_ns
+        ), "history includes a transaction at or after the sample time"
         assert k == len(cd.ts) or cd.ts[k] >= t_ns
         self.k, self.t_day = k, (t_ns - cd.day0) / DAY_NS
         h, p, day = cd.h[:k], cd.p[:k], cd.day[:k]
         shape = (cd.n_households, cd.n_products)
         decay = np.exp((day - self.t_day) / DECAY_DAYS)
         ones = np.ones(k)
-        self.hp = {"lines": _csr(h, p, ones, shape), "spend": _csr(h, p, cd.spend[:k], shape),
-                   "qty": _csr(h, p, cd.qty[:k], shape), "decay": _csr(h, p, decay, shape),
-                   "coupon_lines": _csr(h, p, cd.coupon_used[:k], shape)}
+        self.hp = {
+            "lines": _csr(h, p, ones, shape),
+            "spend": _csr(h, p, cd.spend[:k], shape),
+            "qty": _csr(h, p, cd.qty[:k], shape),
+            "decay": _csr(h, p, decay, shape),
+            "coupon_lines": _csr(h, p, cd.coupon_used[:k], shape),
+        }
         self.hp_last = _last_day(h, p, day, shape).tocsr()
         self.bought = (self.hp["lines"] > 0).astype(np.float64)
         self.level = {}
         self.level_last = {}
         for level, (codes, n) in cd.level_codes.items():
-            onehot = sp.csr_matrix((np.ones(cd.n_products), (np.arange(cd.n_products), codes)),
-                                   shape=(cd.n_products, n))
-            self.level[level] = (onehot, {s: self.hp[s] @ onehot for s in ("lines", "spend", "decay")})
+            onehot = sp.csr_matrix(
+                (np.ones(cd.n_products), (np.arange(cd.n_products), codes)),
+                shape=(cd.n_products, n),
+            )
+            self.level[level] = (
+                onehot,
+                {s: self.hp[s] @ onehot for s in ("lines", "spend", "decay")},
+            )
             if level == "product_category":
                 self.level_last[level] = _last_day(h, codes[p], day, (cd.n_households, n)).tocsc()
         # Household totals.
         nh = cd.n_households
         first = cd.basket_first[:k]
-        self.hh = pd.DataFrame({
-            "hh_lines": np.bincount(h, minlength=nh).astype(np.float64),
-            "hh_spend": np.bincount(h, cd.spend[:k], minlength=nh),
-            "hh_baskets": np.bincount(h[first], minlength=nh).astype(np.float64),
-            "hh_baskets_decay": np.bincount(h[first], decay[first], minlength=nh),
-            "hh_products": np.diff(self.hp["lines"].indptr).astype(np.float64),
-            "hh_coupon_lines": np.bincount(h, cd.coupon_used[:k], minlength=nh),
-            "hh_coupon_disc": np.bincount(h, cd.coupon_disc[:k], minlength=nh),
-        })
+        self.hh = pd.DataFrame(
+            {
+                "hh_lines": np.bincount(h, minlength=nh).astype(np.float64),
+                "hh_spend": np.bincount(h, cd.spend[:k], minlength=nh),
+                "hh_baskets": np.bincount(h[first], minlength=nh).astype(np.float64),
+                "hh_baskets_decay": np.bincount(h[first], decay[first], minlength=nh),
+                "hh_products": np.diff(self.hp["lines"].indptr).astype(np.float64),
+                "hh_coupon_lines": np.bincount(h, cd.coupon_used[:k], minlength=nh),
+                "hh_coupon_disc": np.bincount(h, cd.coupon_disc[:k], minlength=nh),
+            }
+        )
         last = np.full(nh, -np.inf)
         np.maximum.at(last, h, day)
         firstday = np.full(nh, np.inf)
@@ -255,8 +336,9 @@ class _History:
         self.product_coupon_lines = np.asarray(self.hp["coupon_lines"].sum(axis=0)).ravel()
 
 
-def _campaign_features(cd: _Coder, hist: _History, pairs: pd.DataFrame, coupon_products: pd.DataFrame,
-                       past: dict) -> pd.DataFrame:
+def _campaign_features(
+    cd: _Coder, hist: _History, pairs: pd.DataFrame, coupon_products: pd.DataFrame, past: dict
+) -> pd.DataFrame:
     """Features of one campaign's candidate pairs (household_id, coupon_upc), from ``hist``."""
     hh_ids = np.sort(pairs["household_id"].unique())
     coupons = np.sort(pairs["coupon_upc"].unique())
@@ -277,7 +359,7 @@ def _campaign_features(cd: _Coder, hist: _History, pairs: pd.DataFrame, coupon_p
     out["prod_days_since"] = np.where(last_p > 0, hist.t_day - (last_p - 1.0), NEVER_DAYS)
     # Coupon's categories, types, manufacturers, departments.
     for level, (onehot, mats) in hist.level.items():
-        Cl = (C @ onehot)
+        Cl = C @ onehot
         Cl.data[:] = 1.0
         Clt = Cl.T.tocsc()
         for s, m in mats.items():
@@ -285,7 +367,9 @@ def _campaign_features(cd: _Coder, hist: _History, pairs: pd.DataFrame, coupon_p
         if level in hist.level_last:
             cols = np.split(Cl.indices, Cl.indptr[1:-1])
             last_c = _max_per_coupon(hist.level_last[level][hi], cols)
-            out[f"{level}_days_since"] = np.where(last_c > 0, hist.t_day - (last_c - 1.0), NEVER_DAYS)
+            out[f"{level}_days_since"] = np.where(
+                last_c > 0, hist.t_day - (last_c - 1.0), NEVER_DAYS
+            )
     # Back to pairs.
     r = np.searchsorted(hh_ids, pairs["household_id"].to_numpy())
     c = np.searchsorted(coupons, pairs["coupon_upc"].to_numpy())
@@ -301,16 +385,23 @@ def _campaign_features(cd: _Coder, hist: _History, pairs: pd.DataFrame, coupon_p
     f["hh_spend_per_week"] = f["hh_spend"] / np.maximum(f["hh_tenure_days"], 7.0) * 7.0
     # Coupon level: size, popularity and past coupon use of its products, past redemptions.
     n_products = np.asarray(C.sum(axis=1)).ravel()
-    coupon_hh = (hist.bought @ Ct)
+    coupon_hh = hist.bought @ Ct
     coupon_hh.data[:] = 1.0
-    coupon_frame = pd.DataFrame({
-        "coupon_products": n_products,
-        "coupon_households": np.asarray(coupon_hh.sum(axis=0)).ravel(),
-        "coupon_lines_all": C @ hist.product_lines,
-        "coupon_coupon_share": (C @ hist.product_coupon_lines) / np.maximum(C @ hist.product_lines, 1.0),
-        "coupon_past_redemptions": pd.Series(past["coupon"]).reindex(coupons).fillna(0).to_numpy(),
-    })
+    coupon_frame = pd.DataFrame(
+        {
+            "coupon_products": n_products,
+            "coupon_households": np.asarray(coupon_hh.sum(axis=0)).ravel(),
+            "coupon_lines_all": C @ hist.product_lines,
+            "coupon_coupon_share": (C @ hist.product_coupon_lines)
+            / np.maximum(C @ hist.product_lines, 1.0),
+            "coupon_past_redemptions": pd.Series(past["coupon"])
+            .reindex(coupons)
+            .fillna(0)
+            .to_numpy(),
+        }
+    )
     f = pd.concat([f, coupon_frame.iloc[c].set_index(pairs.index)], axis=1)
+
     # Household's past coupon redemptions (coupon_redemptions before t) and past targeting.
     def per_household(counts):
         return pd.Series(counts).reindex(pairs["household_id"]).fillna(0).to_numpy()
@@ -320,21 +411,30 @@ def _campaign_features(cd: _Coder, hist: _History, pairs: pd.DataFrame, coupon_p
     f["hh_past_campaigns"] = per_household(past["campaigns"])
     f["hh_past_redemption_rate"] = (f["hh_past_redemptions"] + 0.1) / (f["hh_past_offers"] + 10.0)
     key = pd.MultiIndex.from_arrays([pairs["household_id"], pairs["coupon_upc"]])
-    f["pair_past_redemptions"] = pd.Series(past["pair"]).reindex(key).fillna(0).to_numpy() \
-        if len(past["pair"]) else 0.0
+    f["pair_past_redemptions"] = (
+        pd.Series(past["pair"]).reindex(key).fillna(0).to_numpy() if len(past["pair"]) else 0.0
+    )
     return f
 
 
-def purchase_features(tables: dict, cands: pd.DataFrame, coder: "_Coder | None" = None,
-                      verbose=True) -> pd.DataFrame:
+def purchase_features(
+    tables: dict, cands: pd.DataFrame, coder: "_Coder | None" = None, verbose=True
+) -> pd.DataFrame:
     """The peers' behaviour features of every candidate (aligned with ``cands``), each computed
     from transactions and redemptions strictly before the candidate's campaign start."""
     cd = coder or _Coder(tables)
     red = tables["coupon_redemptions"]
-    coupon_products = tables["coupons"][["campaign_id", "coupon_upc", "product_id"]].drop_duplicates()
+    coupon_products = tables["coupons"][
+        ["campaign_id", "coupon_upc", "product_id"]
+    ].drop_duplicates()
     desc = tables["campaign_descriptions"]
-    offers = cands.groupby(["campaign_id", "household_id"]).size().rename("n").reset_index() \
+    offers = (
+        cands.groupby(["campaign_id", "household_id"])
+        .size()
+        .rename("n")
+        .reset_index()
         .merge(desc[["campaign_id", "start_date"]], on="campaign_id")
+    )
     parts, histories = [], {}
     t0 = time.perf_counter()
     for (campaign, start), pairs in cands.groupby(["campaign_id", "start_date"], sort=False):
@@ -344,17 +444,28 @@ def purchase_features(tables: dict, cands: pd.DataFrame, coder: "_Coder | None" 
         before = red[red["redemption_date"] < start]
         assert (before["redemption_date"] < start).all()
         past_offers = offers[offers["start_date"] < start]
-        past = {"coupon": before.groupby("coupon_upc").size(),
-                "household": before.groupby("household_id").size(),
-                "pair": before.groupby(["household_id", "coupon_upc"]).size(),
-                "offers": past_offers.groupby("household_id")["n"].sum(),
-                "campaigns": past_offers.groupby("household_id").size()}
-        parts.append(_campaign_features(cd, histories[t_ns], pairs,
-                                         coupon_products[coupon_products["campaign_id"] == campaign], past))
+        past = {
+            "coupon": before.groupby("coupon_upc").size(),
+            "household": before.groupby("household_id").size(),
+            "pair": before.groupby(["household_id", "coupon_upc"]).size(),
+            "offers": past_offers.groupby("household_id")["n"].sum(),
+            "campaigns": past_offers.groupby("household_id").size(),
+        }
+        parts.append(
+            _campaign_features(
+                cd,
+                histories[t_ns],
+                pairs,
+                coupon_products[coupon_products["campaign_id"] == campaign],
+                past,
+            )
+        )
     f = pd.concat(parts).loc[cands.index]
     if verbose:
-        print(f"  purchase features: {f.shape[1]} columns for {len(f):,} pairs "
-              f"in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"  purchase features: {f.shape[1]} columns for {len(f):,} pairs "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
     return f
 
 
@@ -364,22 +475,35 @@ def check_leak_safety(tables, cands, feats, n=25, seed=0):
     rng = np.random.default_rng(seed)
     tx, cp = tables["transactions"], tables["coupons"]
     pos = np.flatnonzero(feats["prod_lines"].to_numpy() > 0)
-    pick = np.r_[rng.choice(pos, min(n, len(pos)), replace=False), rng.choice(len(cands), n, replace=False)]
+    pick = np.r_[
+        rng.choice(pos, min(n, len(pos)), replace=False), rng.choice(len(cands), n, replace=False)
+    ]
     for i in pick:
         row = cands.iloc[i]
-        prods = cp.loc[(cp["coupon_upc"] == row["coupon_upc"]) & (cp["campaign_id"] == row["campaign_id"]),
-                       "product_id"]
-        sel = tx[(tx["household_id"] == row["household_id"]) & tx["product_id"].isin(prods)
-                 & (tx["transaction_timestamp"] < row["start_date"])]
-        assert np.isclose(feats["prod_lines"].iloc[i], len(sel)), (i, feats["prod_lines"].iloc[i], len(sel))
+        prods = cp.loc[
+            (cp["coupon_upc"] == row["coupon_upc"]) & (cp["campaign_id"] == row["campaign_id"]),
+            "product_id",
+        ]
+        sel = tx[
+            (tx["household_id"] == row["household_id"])
+            & tx["product_id"].isin(prods)
+            & (tx["transaction_timestamp"] < row["start_date"])
+        ]
+        assert np.isclose(feats["prod_lines"].iloc[i], len(sel)), (
+            i,
+            feats["prod_lines"].iloc[i],
+            len(sel),
+        )
         assert np.isclose(feats["prod_spend"].iloc[i], sel["sales_value"].sum())
         if len(sel):
             days = (row["start_date"] - sel["transaction_timestamp"].max()) / pd.Timedelta(days=1)
             # Days are counted from the first transaction's timestamp, so allow float rounding.
             got = feats["prod_days_since"].iloc[i]
             assert abs(got - days) < 1e-6, (i, got, days)
-    print(f"  leak-safety spot check: {len(pick)} pairs match a brute-force filter on the transactions "
-          f"before their campaign start")
+    print(
+        f"  leak-safety spot check: {len(pick)} pairs match a brute-force filter on the transactions "
+        f"before their campaign start"
+    )
 
 
 def static_features(tables: dict, cands: pd.DataFrame) -> pd.DataFrame:
@@ -393,12 +517,20 @@ def static_features(tables: dict, cands: pd.DataFrame) -> pd.DataFrame:
     by_campaign = cands.groupby("campaign_id")
     f["campaign_coupons"] = by_campaign["coupon_upc"].transform("nunique").to_numpy(np.float64)
     f["campaign_households"] = by_campaign["household_id"].transform("nunique").to_numpy(np.float64)
-    f["campaign_days"] = ((cands["end_date"] - cands["start_date"]) / pd.Timedelta(days=1)).to_numpy()
-    cp = tables["coupons"].merge(tables["products"][["product_id", "department", "product_category"]],
-                                 on="product_id", how="left")
+    f["campaign_days"] = (
+        (cands["end_date"] - cands["start_date"]) / pd.Timedelta(days=1)
+    ).to_numpy()
+    cp = tables["coupons"].merge(
+        tables["products"][["product_id", "department", "product_category"]],
+        on="product_id",
+        how="left",
+    )
     for col in ("department", "product_category"):
-        top = (cp.dropna(subset=[col]).groupby(["campaign_id", "coupon_upc"])[col]
-               .agg(lambda s: s.value_counts().index[0]))
+        top = (
+            cp.dropna(subset=[col])
+            .groupby(["campaign_id", "coupon_upc"])[col]
+            .agg(lambda s: s.value_counts().index[0])
+        )
         key = pd.MultiIndex.from_arrays([cands["campaign_id"], cands["coupon_upc"]])
         f[f"coupon_{col}"] = top.reindex(key).fillna("unknown").astype(str).to_numpy()
     return f
@@ -412,8 +544,10 @@ PEER_STATIC = DEMOGRAPHICS + ["campaign_type", "campaign_coupons", "coupon_depar
 
 # ---- metrics -----------------------------------------------------------------------------------
 
+
 def auc(y, s):
     from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(y, s))
 
 
@@ -424,13 +558,15 @@ def top10_hit(cands: pd.DataFrame, scores: np.ndarray, mask: np.ndarray, k=10, s
     sub["score"] = np.asarray(scores)[mask]
     sub["tie"] = np.random.default_rng(seed).random(len(sub))
     sub = sub[sub.groupby(["campaign_id", "household_id"])["label"].transform("sum") > 0]
-    sub = sub.sort_values(["campaign_id", "household_id", "score", "tie"],
-                          ascending=[True, True, False, False])
+    sub = sub.sort_values(
+        ["campaign_id", "household_id", "score", "tie"], ascending=[True, True, False, False]
+    )
     rank = sub.groupby(["campaign_id", "household_id"]).cumcount()
     return float(sub["label"][rank < k].sum() / sub["label"].sum())
 
 
 # ---- models ------------------------------------------------------------------------------------
+
 
 def _log_loss(y, p):
     p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
@@ -453,7 +589,9 @@ def _select(fit_one, grid, Xva, yva):
         t = time.perf_counter()
         m = fit_one(config)
         dt = time.perf_counter() - t
-        loss = _log_loss(yva, m.predict_proba(Xva)[:, 1] if hasattr(m, "predict_proba") else m.predict(Xva))
+        loss = _log_loss(
+            yva, m.predict_proba(Xva)[:, 1] if hasattr(m, "predict_proba") else m.predict(Xva)
+        )
         if best is None or loss < best[0]:
             best = (loss, m, dt, config)
     return best[1:]
@@ -466,26 +604,45 @@ MIN_CHILD_WEIGHT_PER_ROW = 2e-4
 
 
 def xgb_grid(n_rows):
-    return [dict(max_depth=d, min_child_weight=round(MIN_CHILD_WEIGHT_PER_ROW * n_rows, 1)) for d in (3, 4)]
+    return [
+        dict(max_depth=d, min_child_weight=round(MIN_CHILD_WEIGHT_PER_ROW * n_rows, 1))
+        for d in (3, 4)
+    ]
 
 
 def xgb_ids_grid(n_rows):
     """Ids alone need finer leaves: a household's id splits off few rows."""
-    return [dict(max_depth=4, min_child_weight=round(w * n_rows, 1)) for w in (1e-5, MIN_CHILD_WEIGHT_PER_ROW)]
+    return [
+        dict(max_depth=4, min_child_weight=round(w * n_rows, 1))
+        for w in (1e-5, MIN_CHILD_WEIGHT_PER_ROW)
+    ]
 
 
 def lgbm_grid(n_rows):
-    return [dict(num_leaves=n, min_child_weight=round(MIN_CHILD_WEIGHT_PER_ROW * n_rows, 1)) for n in (7, 15)]
+    return [
+        dict(num_leaves=n, min_child_weight=round(MIN_CHILD_WEIGHT_PER_ROW * n_rows, 1))
+        for n in (7, 15)
+    ]
 
 
 def run_xgb(Xtr, ytr, Xva, yva, Xte, seed, grid, threads, quick):
     import xgboost as xgb
 
     def fit_one(config):
-        m = xgb.XGBClassifier(n_estimators=60 if quick else 2000, learning_rate=0.1, subsample=0.8,
-                              colsample_bytree=0.5, tree_method="hist", enable_categorical=True,
-                              max_cat_to_onehot=1, n_jobs=threads, random_state=seed,
-                              early_stopping_rounds=50, eval_metric="logloss", **config)
+        m = xgb.XGBClassifier(
+            n_estimators=60 if quick else 2000,
+            learning_rate=0.1,
+            subsample=0.8,
+            colsample_bytree=0.5,
+            tree_method="hist",
+            enable_categorical=True,
+            max_cat_to_onehot=1,
+            n_jobs=threads,
+            random_state=seed,
+            early_stopping_rounds=50,
+            eval_metric="logloss",
+            **config,
+        )
         return m.fit(Xtr, ytr, eval_set=[(Xva, yva)], verbose=False)
 
     m, dt, config = _select(fit_one, grid, Xva, yva)
@@ -496,11 +653,25 @@ def run_lgbm(Xtr, ytr, Xva, yva, Xte, seed, grid, threads, quick):
     import lightgbm as lgb
 
     def fit_one(config):
-        m = lgb.LGBMClassifier(n_estimators=60 if quick else 2000, learning_rate=0.1, subsample=0.8,
-                               subsample_freq=1, colsample_bytree=0.5, n_jobs=threads,
-                               random_state=seed, verbose=-1, **config)
-        return m.fit(Xtr, ytr, eval_X=(Xva,), eval_y=(yva,), eval_metric="binary_logloss",
-                     callbacks=[lgb.early_stopping(50, verbose=False)])
+        m = lgb.LGBMClassifier(
+            n_estimators=60 if quick else 2000,
+            learning_rate=0.1,
+            subsample=0.8,
+            subsample_freq=1,
+            colsample_bytree=0.5,
+            n_jobs=threads,
+            random_state=seed,
+            verbose=-1,
+            **config,
+        )
+        return m.fit(
+            Xtr,
+            ytr,
+            eval_X=(Xva,),
+            eval_y=(yva,),
+            eval_metric="binary_logloss",
+            callbacks=[lgb.early_stopping(50, verbose=False)],
+        )
 
     m, dt, config = _select(fit_one, grid, Xva, yva)
     return m.predict_proba(Xte)[:, 1], dt, config, f"{m.best_iteration_} trees"
@@ -510,8 +681,10 @@ def _linear_design(frames, numeric, categorical):
     """log1p of the non-negative numeric columns (signed log1p otherwise), standardized on the
     first frame, plus one-hot categoricals (categories of the first frame)."""
     fit = frames[0]
-    num = [np.sign(f[numeric].to_numpy(np.float64)) * np.log1p(np.abs(f[numeric].to_numpy(np.float64)))
-           for f in frames]
+    num = [
+        np.sign(f[numeric].to_numpy(np.float64)) * np.log1p(np.abs(f[numeric].to_numpy(np.float64)))
+        for f in frames
+    ]
     mu, sd = num[0].mean(axis=0), num[0].std(axis=0)
     sd[sd == 0] = 1.0
     cats = {c: pd.Index(sorted(fit[c].unique())) for c in categorical}
@@ -521,8 +694,11 @@ def _linear_design(frames, numeric, categorical):
         for c, levels in cats.items():
             idx = levels.get_indexer(f[c])
             ok = idx >= 0
-            blocks.append(sp.csr_matrix((np.ones(ok.sum()), (np.flatnonzero(ok), idx[ok])),
-                                        shape=(len(f), len(levels))))
+            blocks.append(
+                sp.csr_matrix(
+                    (np.ones(ok.sum()), (np.flatnonzero(ok), idx[ok])), shape=(len(f), len(levels))
+                )
+            )
         out.append(sp.hstack(blocks).tocsr())
     return out
 
@@ -540,13 +716,17 @@ def run_lr(Xtr, ytr, Xva, yva, Xte, seed, grid, threads, quick):
     return m.predict_proba(Xte)[:, 1], dt, config, ""
 
 
-PERKREC_FIELDS = ([{"name": "household_id", "kind": "id", "min_count": 2},
-                   {"name": "coupon_upc", "kind": "id"}]
-                  + [{"name": c, "kind": "categorical"} for c in CATEGORICAL])
+PERKREC_FIELDS = [
+    {"name": "household_id", "kind": "id", "min_count": 2},
+    {"name": "coupon_upc", "kind": "id"},
+] + [{"name": c, "kind": "categorical"} for c in CATEGORICAL]
 
 
-FM_GRID = [dict(factors=k, learning_rate=0.05, init_std=0.05, reg_linear=r, reg_factors=r)
-           for k in (4, 8) for r in (1e-5, 1e-4)]
+FM_GRID = [
+    dict(factors=k, learning_rate=0.05, init_std=0.05, reg_linear=r, reg_factors=r)
+    for k in (4, 8)
+    for r in (1e-5, 1e-4)
+]
 LINEAR_GRID = [dict(factors=0, reg_linear=r) for r in (1e-6, 1e-5, 1e-4)]
 
 
@@ -564,8 +744,9 @@ def run_perkrec(kind, frames, ys, seed, grid, quick):
     def fit_one(config):
         if config["factors"] == 0:
             return cls(**config, num_threads=1, seed=seed).fit(Xtr, ytr, encoder=enc)
-        return cls(**config, epochs=5 if quick else 40, early_stopping_rounds=3, num_threads=1,
-                   seed=seed).fit(Xtr, ytr, encoder=enc, validation=(Xva, yva))
+        return cls(
+            **config, epochs=5 if quick else 40, early_stopping_rounds=3, num_threads=1, seed=seed
+        ).fit(Xtr, ytr, encoder=enc, validation=(Xva, yva))
 
     m, dt, config = _select(fit_one, grid, Xva, yva)
     epochs = "" if config["factors"] == 0 else f"{len(m.history['validation_loss'])} epochs"
@@ -584,25 +765,42 @@ def _perkrec_behavior_inputs(tables, cands):
 
     products = tables["products"].copy()
     products["manufacturer_id"] = products["manufacturer_id"].astype(str)
-    items = perkrec.ItemCatalog.from_frame(products[["product_id"] + BEHAVIOR_LEVELS], id="product_id",
-                                           levels=BEHAVIOR_LEVELS, numeric=[])
+    items = perkrec.ItemCatalog.from_frame(
+        products[["product_id"] + BEHAVIOR_LEVELS],
+        id="product_id",
+        levels=BEHAVIOR_LEVELS,
+        numeric=[],
+    )
     # A basket line bought with a coupon discount is its own action ("coupon_purchase"): the
     # open action vocabulary carries what the program knows about each line.
     tx = tables["transactions"]
-    tx = tx.assign(action=np.where(tx["coupon_disc"].to_numpy() != 0, "coupon_purchase", "purchase"))
-    users = perkrec.IdMap(np.unique(np.concatenate([cands["household_id"].to_numpy(),
-                                                    tx["household_id"].to_numpy()])))
-    behavior = perkrec.BehaviorLog.from_frame(tx, users=users, items=items, member="household_id",
-                                              item="product_id", time="transaction_timestamp",
-                                              quantity="quantity", amount="sales_value", basket="basket_id",
-                                              action="action")
+    tx = tx.assign(
+        action=np.where(tx["coupon_disc"].to_numpy() != 0, "coupon_purchase", "purchase")
+    )
+    users = perkrec.IdMap(
+        np.unique(np.concatenate([cands["household_id"].to_numpy(), tx["household_id"].to_numpy()]))
+    )
+    behavior = perkrec.BehaviorLog.from_frame(
+        tx,
+        users=users,
+        items=items,
+        member="household_id",
+        item="product_id",
+        time="transaction_timestamp",
+        quantity="quantity",
+        amount="sales_value",
+        basket="basket_id",
+        action="action",
+    )
     key = cands["campaign_id"].astype(str) + ":" + cands["coupon_upc"].astype(str)
     catalog = perkrec.Catalog.from_frame(pd.DataFrame({"id": pd.unique(key)}))
     coupons = tables["coupons"].assign(
-        benefit=lambda f: f["campaign_id"].astype(str) + ":" + f["coupon_upc"].astype(str))
+        benefit=lambda f: f["campaign_id"].astype(str) + ":" + f["coupon_upc"].astype(str)
+    )
     coupons = coupons[coupons["benefit"].isin(set(catalog.ids.ids))]
-    applies = perkrec.BenefitItems.from_frame(coupons, catalog=catalog, items=items, benefit="benefit",
-                                              item="product_id")
+    applies = perkrec.BenefitItems.from_frame(
+        coupons, catalog=catalog, items=items, benefit="benefit", item="product_id"
+    )
     samples = static_features(tables, cands)[CATEGORICAL].copy()
     samples["user"] = users.lookup(cands["household_id"].to_numpy()).astype(np.int64)
     samples["benefit"] = catalog.ids.lookup(key.to_numpy()).astype(np.int64)
@@ -610,8 +808,12 @@ def _perkrec_behavior_inputs(tables, cands):
     return samples, (behavior, items, applies), catalog
 
 
-BEHAVIOR_GRID = [dict(factors=0, reg_linear=r, bins=b, static=st) for r in (1e-3, 1e-2) for b in (0, 8)
-                 for st in (False, True)]
+BEHAVIOR_GRID = [
+    dict(factors=0, reg_linear=r, bins=b, static=st)
+    for r in (1e-3, 1e-2)
+    for b in (0, 8)
+    for st in (False, True)
+]
 
 
 def perkrec_with_behavior(tables, cands, split, seed, grid=None):
@@ -630,21 +832,33 @@ def perkrec_with_behavior(tables, cands, split, seed, grid=None):
     fit = ~split & ~val
     y = cands["label"].to_numpy()
     best = None
-    for config in (grid or BEHAVIOR_GRID):
-        fields = [{"name": "behavior", "kind": "behavior", "levels": BEHAVIOR_LEVELS, "bins": config["bins"],
-                   "actions": ["purchase", "coupon_purchase"], "half_life_days": 28.0}]
+    for config in grid or BEHAVIOR_GRID:
+        fields = [
+            {
+                "name": "behavior",
+                "kind": "behavior",
+                "levels": BEHAVIOR_LEVELS,
+                "bins": config["bins"],
+                "actions": ["purchase", "coupon_purchase"],
+                "half_life_days": 28.0,
+            }
+        ]
         if config["static"]:
             fields += [{"name": c, "kind": "categorical"} for c in CATEGORICAL]
         enc = perkrec.FeatureEncoder(fields).fit(samples[fit], behavior=behavior)
         X = enc.transform(samples, behavior=behavior)
-        model = perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed).fit(X[fit], y[fit], encoder=enc)
+        model = perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed).fit(
+            X[fit], y[fit], encoder=enc
+        )
         score = auc(y[val], model.predict(X[val]))
         print(f"    behaviour {config}: validation AUC {score:.4f}", flush=True)
         if best is None or score > best[0]:
             best = (score, config, X, enc)
     _, config, X, enc = best
     train = ~split  # refit the chosen configuration on the whole training side
-    model = perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed).fit(X[train], y[train], encoder=enc)
+    model = perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed).fit(
+        X[train], y[train], encoder=enc
+    )
     return model.predict(X[split])
 
 
@@ -653,8 +867,10 @@ def run_hook(tables, cands, test, seed):
     t = time.perf_counter()
     scores = np.asarray(perkrec_with_behavior(tables, cands, test, seed), dtype=np.float64)
     if scores.shape != (int(test.sum()),):
-        raise ValueError(f"perkrec_with_behavior: expected {int(test.sum())} test scores "
-                         f"(got shape {scores.shape})")
+        raise ValueError(
+            f"perkrec_with_behavior: expected {int(test.sum())} test scores "
+            f"(got shape {scores.shape})"
+        )
     return scores, time.perf_counter() - t, {}, "fit + score"
 
 
@@ -667,31 +883,46 @@ def run_models(models, seeds, test_cands):
     for name, stochastic, run, grid in models:
         results = []
         t_model = time.perf_counter()
-        for seed in (range(seeds) if stochastic else range(1)):
+        for seed in range(seeds) if stochastic else range(1):
             try:
                 p, fit_s, chosen, note = run(seed, grid)
             except NotImplementedError as exc:
                 print(f"  {name}: skipped ({exc})")
                 break
             grid = [chosen]
-            results.append((auc(y, p), auc(y[a_mask], p[a_mask]), top10_hit(test_cands, p, a_mask), fit_s))
-            print(f"  {name} seed {seed}: auc {results[-1][0]:.4f}  auc A {results[-1][1]:.4f}  "
-                  f"top-10 hit A {results[-1][2]:.3f}  fit {fit_s:.1f} s  ({chosen} {note})", flush=True)
+            results.append(
+                (auc(y, p), auc(y[a_mask], p[a_mask]), top10_hit(test_cands, p, a_mask), fit_s)
+            )
+            print(
+                f"  {name} seed {seed}: auc {results[-1][0]:.4f}  auc A {results[-1][1]:.4f}  "
+                f"top-10 hit A {results[-1][2]:.3f}  fit {fit_s:.1f} s  ({chosen} {note})",
+                flush=True,
+            )
         r = np.array(results) if results else None
-        rows.append((name, None if r is None else r.mean(axis=0),
-                     r.std(axis=0, ddof=1) if r is not None and len(r) > 1 else None,
-                     len(results), time.perf_counter() - t_model))
+        rows.append(
+            (
+                name,
+                None if r is None else r.mean(axis=0),
+                r.std(axis=0, ddof=1) if r is not None and len(r) > 1 else None,
+                len(results),
+                time.perf_counter() - t_model,
+            )
+        )
     return rows
 
 
 def print_results(rows, test_cands, cut):
     a_mask = (test_cands["campaign_type"] == "Type A").to_numpy()
-    print(f"\nTest campaigns: starts on or after {cut}; {len(test_cands):,} candidates, "
-          f"{int(test_cands['label'].sum())} redeemed; top-10 hit over "
-          f"{int(test_cands.loc[a_mask, 'label'].sum())} redeemed pairs in the Type A test campaigns. "
-          f"mean ± sd over seeds.\n")
-    print("| model | test AUC | test AUC, Type A | top-10 hit, Type A | fit s (selected) "
-          "| total s (grid x seeds) | seeds |")
+    print(
+        f"\nTest campaigns: starts on or after {cut}; {len(test_cands):,} candidates, "
+        f"{int(test_cands['label'].sum())} redeemed; top-10 hit over "
+        f"{int(test_cands.loc[a_mask, 'label'].sum())} redeemed pairs in the Type A test campaigns. "
+        f"mean ± sd over seeds.\n"
+    )
+    print(
+        "| model | test AUC | test AUC, Type A | top-10 hit, Type A | fit s (selected) "
+        "| total s (grid x seeds) | seeds |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, mean, sd, n, total in rows:
         if mean is None:
@@ -702,35 +933,51 @@ def print_results(rows, test_cands, cut):
             text = f"{mean[i]:.{digits}f}"
             return text if sd is None else f"{text} ± {sd[i]:.{digits}f}"
 
-        print(f"| {name} | {pm(0, 4)} | {pm(1, 4)} | {pm(2, 3)} | {mean[3]:.1f} | {total:.0f} | {n} |")
+        print(
+            f"| {name} | {pm(0, 4)} | {pm(1, 4)} | {pm(2, 3)} | {mean[3]:.1f} | {total:.0f} | {n} |"
+        )
 
 
 # ---- bench -------------------------------------------------------------------------------------
 
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", default=str(DATA_DIR))
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--cut", default=DEFAULT_CUT, help="first test campaign start date")
-    ap.add_argument("--threads", type=int, default=2, help="threads of XGBoost / LightGBM (perkrec FM: 1)")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 15%% of households, small grids, 1 seed")
+    ap.add_argument(
+        "--threads", type=int, default=2, help="threads of XGBoost / LightGBM (perkrec FM: 1)"
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="smoke run: 15%% of households, small grids, 1 seed"
+    )
     args = ap.parse_args(argv)
     import perkrec
+
     seeds = 1 if args.quick else args.seeds
     print(f"$ {' '.join([Path(sys.executable).name] + sys.argv) if argv is None else argv}")
-    print(f"perkrec {perkrec.__version__}, python {sys.version.split()[0]}, {platform.machine()}, "
-          f"{os.cpu_count()} cpus, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"perkrec {perkrec.__version__}, python {sys.version.split()[0]}, {platform.machine()}, "
+        f"{os.cpu_count()} cpus, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     t_all = time.perf_counter()
     t0 = time.perf_counter()
     households = None
     if args.quick:
         hh = pd.read_parquet(Path(args.data) / "campaigns.parquet")["household_id"].unique()
-        households = np.random.default_rng(0).choice(np.sort(hh), len(hh) * 15 // 100, replace=False)
+        households = np.random.default_rng(0).choice(
+            np.sort(hh), len(hh) * 15 // 100, replace=False
+        )
     tables = load(args.data, households)
     cands = candidates(tables)
     test = split(cands, args.cut)
-    print(f"  loaded {len(tables['transactions']):,} transactions, {len(cands):,} candidates "
-          f"in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"  loaded {len(tables['transactions']):,} transactions, {len(cands):,} candidates "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
     print_split(tables, cands, test, args.cut)
 
     t0 = time.perf_counter()
@@ -739,22 +986,28 @@ def main(argv=None):
     check_leak_safety(tables, cands, behaviour, n=10 if args.quick else 25)
     static = static_features(tables, cands)
     feature_s = time.perf_counter() - t0
-    print(f"  features in {feature_s:.1f} s: {behaviour.shape[1]} purchase aggregates "
-          f"({', '.join(behaviour.columns)}); static: {', '.join(static.columns)}")
+    print(
+        f"  features in {feature_s:.1f} s: {behaviour.shape[1]} purchase aggregates "
+        f"({', '.join(behaviour.columns)}); static: {', '.join(static.columns)}"
+    )
 
     val = validation_split(cands, test)
     fit = ~test & ~val
     y = cands["label"].to_numpy()
     ytr, yva, yte = y[fit], y[val], y[test]
     type_a = (cands["campaign_type"] == "Type A").to_numpy()
-    print(f"  fit {fit.sum():,} / validation {val.sum():,} ({val.sum() and yva.sum()} redeemed) / "
-          f"test {test.sum():,} ({yte.sum()} redeemed; Type A {int((test & type_a).sum()):,})")
+    print(
+        f"  fit {fit.sum():,} / validation {val.sum():,} ({val.sum() and yva.sum()} redeemed) / "
+        f"test {test.sum():,} ({yte.sum()} redeemed; Type A {int((test & type_a).sum()):,})"
+    )
 
     # Peers: purchase aggregates + demographics + campaign type and size + coupon department.
     agg = pd.concat([behaviour, static[PEER_STATIC]], axis=1)
     agg_tree = _tree_frame(agg)
     numeric = [c for c in agg.columns if c not in CATEGORICAL]
-    lin = _linear_design([agg[fit], agg[val], agg[test]], numeric, [c for c in CATEGORICAL if c in agg])
+    lin = _linear_design(
+        [agg[fit], agg[val], agg[test]], numeric, [c for c in CATEGORICAL if c in agg]
+    )
     # No behaviour: the fields perkrec's encoder gets, for XGBoost and perkrec alike.
     ids = pd.concat([cands[["household_id", "coupon_upc"]], static[CATEGORICAL]], axis=1)
     ids_tree = _tree_frame(ids.astype({"household_id": str, "coupon_upc": str}))
@@ -767,29 +1020,61 @@ def main(argv=None):
         return X[fit], ytr, X[val], yva, X[test]
 
     models = [
-        ("XGBoost, purchase aggregates", True,
-         lambda s, g: run_xgb(*on(agg_tree), s, g, args.threads, args.quick), grid(xgb_grid(len(ytr)))),
-        ("LightGBM, purchase aggregates", True,
-         lambda s, g: run_lgbm(*on(agg_tree), s, g, args.threads, args.quick), grid(lgbm_grid(len(ytr)))),
-        ("LogisticRegression, purchase aggregates", False,
-         lambda s, g: run_lr(lin[0], ytr, lin[1], yva, lin[2], s, g, args.threads, args.quick),
-         grid(LR_GRID)),
-        ("XGBoost, no behaviour (ids + demographics + campaign)", True,
-         lambda s, g: run_xgb(*on(ids_tree), s, g, args.threads, args.quick), grid(xgb_ids_grid(len(ytr)))),
-        ("perkrec FM, no behaviour", True,
-         lambda s, g: run_perkrec("fm", pk, (ytr, yva), s, g, args.quick), grid(FM_GRID)),
-        ("perkrec FFM, no behaviour", True,
-         lambda s, g: run_perkrec("ffm", pk, (ytr, yva), s, g, args.quick), grid(FM_GRID)),
-        ("perkrec FM(factors=0), no behaviour", False,
-         lambda s, g: run_perkrec("linear", pk, (ytr, yva), s, g, args.quick), grid(LINEAR_GRID)),
-        ("perkrec with behaviour features", False,
-         lambda s, g: run_hook(tables, cands, test, s), [{}]),
+        (
+            "XGBoost, purchase aggregates",
+            True,
+            lambda s, g: run_xgb(*on(agg_tree), s, g, args.threads, args.quick),
+            grid(xgb_grid(len(ytr))),
+        ),
+        (
+            "LightGBM, purchase aggregates",
+            True,
+            lambda s, g: run_lgbm(*on(agg_tree), s, g, args.threads, args.quick),
+            grid(lgbm_grid(len(ytr))),
+        ),
+        (
+            "LogisticRegression, purchase aggregates",
+            False,
+            lambda s, g: run_lr(lin[0], ytr, lin[1], yva, lin[2], s, g, args.threads, args.quick),
+            grid(LR_GRID),
+        ),
+        (
+            "XGBoost, no behaviour (ids + demographics + campaign)",
+            True,
+            lambda s, g: run_xgb(*on(ids_tree), s, g, args.threads, args.quick),
+            grid(xgb_ids_grid(len(ytr))),
+        ),
+        (
+            "perkrec FM, no behaviour",
+            True,
+            lambda s, g: run_perkrec("fm", pk, (ytr, yva), s, g, args.quick),
+            grid(FM_GRID),
+        ),
+        (
+            "perkrec FFM, no behaviour",
+            True,
+            lambda s, g: run_perkrec("ffm", pk, (ytr, yva), s, g, args.quick),
+            grid(FM_GRID),
+        ),
+        (
+            "perkrec FM(factors=0), no behaviour",
+            False,
+            lambda s, g: run_perkrec("linear", pk, (ytr, yva), s, g, args.quick),
+            grid(LINEAR_GRID),
+        ),
+        (
+            "perkrec with behaviour features",
+            False,
+            lambda s, g: run_hook(tables, cands, test, s),
+            [{}],
+        ),
     ]
     test_cands = cands[test].reset_index(drop=True)
     print()
     rows = run_models(models, seeds, test_cands)
     print_results(rows, test_cands, args.cut)
     print(f"\nfeatures {feature_s:.1f} s; whole run {time.perf_counter() - t_all:.0f} s")
+
 
 if __name__ == "__main__":
     main()

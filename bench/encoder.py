@@ -36,8 +36,11 @@ def prepare(n_samples: int, folder: Path, seed: int) -> dict:
         t0 = time.perf_counter()
         program = perkrec.simulate(n_users=users, seed=seed)
         samples = redemption_samples(program.events, program.catalog, program.users)
-        print(f"  simulate({users} members): {len(samples)} samples, {len(program.events)} events "
-              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+        print(
+            f"  simulate({users} members): {len(samples)} samples, {len(program.events)} events "
+            f"({time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
         if len(samples) >= n_samples:
             break
         users = int(users * n_samples / max(len(samples), 1) * 1.05) + 1
@@ -45,8 +48,13 @@ def prepare(n_samples: int, folder: Path, seed: int) -> dict:
     samples.to_pickle(folder / "samples.pkl")
     program.events.save(str(folder / "events.perk"))
     program.catalog.to_frame().to_pickle(folder / "catalog.pkl")
-    return {"members": users, "samples": len(samples), "events": len(program.events),
-            "benefits": len(program.catalog), "label_rate": float(np.mean(samples["label"]))}
+    return {
+        "members": users,
+        "samples": len(samples),
+        "events": len(program.events),
+        "benefits": len(program.catalog),
+        "label_rate": float(np.mean(samples["label"])),
+    }
 
 
 _PEAK_RESET = False
@@ -100,25 +108,42 @@ def run_side(side: str, folder: Path, threads: int) -> dict:
     t1 = time.perf_counter()
     X = enc.transform(samples, events=events)
     t2 = time.perf_counter()
-    rss_peak = _status_kib("VmHWM") if _PEAK_RESET else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_peak = (
+        _status_kib("VmHWM") if _PEAK_RESET else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    )
     digest = hashlib.sha256()
     digest.update(json.dumps(list(X.shape)).encode())
     for a in (X.indptr.astype(np.int64), X.indices.astype(np.int32), X.data.astype(np.float32)):
         digest.update(np.ascontiguousarray(a).tobytes())
-    return {"side": side, "fit_s": t1 - t0, "transform_s": t2 - t1, "total_s": t2 - t0, "nnz": int(X.nnz),
-            "shape": list(X.shape), "sha256": digest.hexdigest(), "peak_rss_mib": rss_peak / 1024,
-            "rss_after_load_mib": rss_loaded / 1024, "peak_reset": _PEAK_RESET}
+    return {
+        "side": side,
+        "fit_s": t1 - t0,
+        "transform_s": t2 - t1,
+        "total_s": t2 - t0,
+        "nnz": int(X.nnz),
+        "shape": list(X.shape),
+        "sha256": digest.hexdigest(),
+        "peak_rss_mib": rss_peak / 1024,
+        "rss_after_load_mib": rss_loaded / 1024,
+        "peak_reset": _PEAK_RESET,
+    }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--samples", type=int, default=10_000_000)
     ap.add_argument("--threads", type=int, default=0, help="C++ encoder threads (0 = all cores)")
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--sides", default="numpy,cpp")
-    ap.add_argument("--mem-limit-gib", type=float, default=0,
-                    help="address-space limit of each encoder process (0 = none): on a shared machine a "
-                         "side that needs more fails with MemoryError instead of waking the OOM killer")
+    ap.add_argument(
+        "--mem-limit-gib",
+        type=float,
+        default=0,
+        help="address-space limit of each encoder process (0 = none): on a shared machine a "
+        "side that needs more fails with MemoryError instead of waking the OOM killer",
+    )
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -133,24 +158,44 @@ def main() -> None:
         results = {}
         for side in args.sides.split(","):
             limit = int(args.mem_limit_gib * (1 << 30)) if args.mem_limit_gib > 0 else None
-            out = subprocess.run([sys.executable, __file__, "--side", side, "--folder", str(folder),
-                                  "--threads", str(args.threads)], capture_output=True, text=True,
-                                 preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
-                                 if limit else None)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--side",
+                    side,
+                    "--folder",
+                    str(folder),
+                    "--threads",
+                    str(args.threads),
+                ],
+                capture_output=True,
+                text=True,
+                preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+                if limit
+                else None,
+            )
             if out.returncode != 0:
                 print(out.stdout, out.stderr, file=sys.stderr)
                 raise SystemExit(f"{side} failed (exit {out.returncode})")
             results[side] = json.loads(out.stdout.strip().splitlines()[-1])
             r = results[side]
-            print(f"{side:>5}: fit {r['fit_s']:.2f} s  transform {r['transform_s']:.2f} s  total {r['total_s']:.2f} s"
-                  f"  peak RSS {r['peak_rss_mib']:.0f} MiB (data loaded: {r['rss_after_load_mib']:.0f} MiB)"
-                  f"  nnz {r['nnz']}", flush=True)
+            print(
+                f"{side:>5}: fit {r['fit_s']:.2f} s  transform {r['transform_s']:.2f} s  total {r['total_s']:.2f} s"
+                f"  peak RSS {r['peak_rss_mib']:.0f} MiB (data loaded: {r['rss_after_load_mib']:.0f} MiB)"
+                f"  nnz {r['nnz']}",
+                flush=True,
+            )
         if "numpy" in results and "cpp" in results:
             a, b = results["numpy"], results["cpp"]
-            assert a["sha256"] == b["sha256"] and a["shape"] == b["shape"], "the encoders' outputs differ"
-            print(f"identical output (sha256 {a['sha256'][:16]}); speed-up {a['total_s'] / b['total_s']:.1f}x "
-                  f"(fit {a['fit_s'] / b['fit_s']:.1f}x, transform {a['transform_s'] / b['transform_s']:.1f}x); "
-                  f"peak RSS {b['peak_rss_mib']:.0f} vs {a['peak_rss_mib']:.0f} MiB")
+            assert (
+                a["sha256"] == b["sha256"] and a["shape"] == b["shape"]
+            ), "the encoders' outputs differ"
+            print(
+                f"identical output (sha256 {a['sha256'][:16]}); speed-up {a['total_s'] / b['total_s']:.1f}x "
+                f"(fit {a['fit_s'] / b['fit_s']:.1f}x, transform {a['transform_s'] / b['transform_s']:.1f}x); "
+                f"peak RSS {b['peak_rss_mib']:.0f} vs {a['peak_rss_mib']:.0f} MiB"
+            )
         print(json.dumps({"info": info, "results": results}))
 
 

@@ -26,7 +26,9 @@ import perkrec
 from perkrec import datasets
 from perkrec.fm import FFM, FM, DEFAULT_FIELDS, FeatureEncoder, redemption_samples
 
-DATA = Path(os.environ.get("PERKREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(
+    os.environ.get("PERKREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 def _cat(name, **kw):
@@ -40,16 +42,35 @@ def _num(name, bins=8):
 def _history(bins=6, member=True, benefit=True):
     fields = []
     if member:
-        fields.append({"name": "member_history", "kind": "history", "bins": bins,
-                       "aggregates": ["member_issued", "member_redeemed", "member_redemption_rate",
-                                      "member_kind_issued", "member_kind_redeemed", "member_kind_redemption_rate"]})
+        fields.append(
+            {
+                "name": "member_history",
+                "kind": "history",
+                "bins": bins,
+                "aggregates": [
+                    "member_issued",
+                    "member_redeemed",
+                    "member_redemption_rate",
+                    "member_kind_issued",
+                    "member_kind_redeemed",
+                    "member_kind_redemption_rate",
+                ],
+            }
+        )
     if benefit:
-        fields.append({"name": "benefit_history", "kind": "history", "bins": bins,
-                       "aggregates": ["benefit_issued", "benefit_redeemed", "benefit_redemption_rate"]})
+        fields.append(
+            {
+                "name": "benefit_history",
+                "kind": "history",
+                "bins": bins,
+                "aggregates": ["benefit_issued", "benefit_redeemed", "benefit_redemption_rate"],
+            }
+        )
     return fields
 
 
 # ---- datasets: (train, test, fields, events, catalog) ------------------------------------------
+
 
 def in_vehicle_coupon():
     ds = datasets.load_in_vehicle_coupon(DATA / "uci-in-vehicle-coupon")
@@ -72,11 +93,25 @@ def starbucks():
     f["timestamp"] = (f["offer_received_time"].to_numpy() * 3600).astype(np.int64)
     f["label"] = f["offer_completed"].astype(np.uint8)
     f["offer_type"] = f["offer_type"].astype(str)
-    fields = ([_cat("offer_id"), _cat("offer_type"), _cat("reward"), _cat("difficulty"), _cat("duration"),
-               _cat("num_channels"), _cat("ch_social"), _cat("ch_web"), _cat("gender"),
-               _num("age", 10), _num("income", 10), _num("days_registered", 10), _cat("offer_received_time")]
-              + _history(benefit=False))
-    train, test = f[f["split"] == "train"].reset_index(drop=True), f[f["split"] == "test"].reset_index(drop=True)
+    fields = [
+        _cat("offer_id"),
+        _cat("offer_type"),
+        _cat("reward"),
+        _cat("difficulty"),
+        _cat("duration"),
+        _cat("num_channels"),
+        _cat("ch_social"),
+        _cat("ch_web"),
+        _cat("gender"),
+        _num("age", 10),
+        _num("income", 10),
+        _num("days_registered", 10),
+        _cat("offer_received_time"),
+    ] + _history(benefit=False)
+    train, test = (
+        f[f["split"] == "train"].reset_index(drop=True),
+        f[f["split"] == "test"].reset_index(drop=True),
+    )
     return train, test, fields, ds.events, ds.catalog
 
 
@@ -91,11 +126,22 @@ def dunnhumby():
     for col in users.columns:
         f[col] = users[col].astype(str).to_numpy()[f["user"].to_numpy()]
     f["duration"] = f["end_day"] - f["start_day"]
-    fields = ([_cat("household_key", min_count=2), _cat("campaign"), _cat("campaign_type"), _num("duration", 6)]
-              + [_cat(c) for c in users.columns] + _history())
+    fields = (
+        [
+            _cat("household_key", min_count=2),
+            _cat("campaign"),
+            _cat("campaign_type"),
+            _num("duration", 6),
+        ]
+        + [_cat(c) for c in users.columns]
+        + _history()
+    )
     # Time split: the campaigns that start last are the future.
     cut = np.quantile(f["start_day"], 0.8)
-    train, test = f[f["start_day"] < cut].reset_index(drop=True), f[f["start_day"] >= cut].reset_index(drop=True)
+    train, test = (
+        f[f["start_day"] < cut].reset_index(drop=True),
+        f[f["start_day"] >= cut].reset_index(drop=True),
+    )
     return train, test, fields, ds.events, ds.catalog
 
 
@@ -103,20 +149,33 @@ def simulator():
     program = perkrec.simulate(n_users=5000, seed=42)
     s = redemption_samples(program.events, program.catalog, program.users)
     cut = np.quantile(s["timestamp"], 0.8)
-    return (s[s["timestamp"] < cut].reset_index(drop=True), s[s["timestamp"] >= cut].reset_index(drop=True),
-            DEFAULT_FIELDS, program.events, program.catalog)
+    return (
+        s[s["timestamp"] < cut].reset_index(drop=True),
+        s[s["timestamp"] >= cut].reset_index(drop=True),
+        DEFAULT_FIELDS,
+        program.events,
+        program.catalog,
+    )
 
 
-DATASETS = {"ivc": in_vehicle_coupon, "starbucks": starbucks, "dunnhumby": dunnhumby, "simulator": simulator}
+DATASETS = {
+    "ivc": in_vehicle_coupon,
+    "starbucks": starbucks,
+    "dunnhumby": dunnhumby,
+    "simulator": simulator,
+}
 
 
 # ---- models ------------------------------------------------------------------------------------
+
 
 def _auc_se(auc, y):
     """Hanley-McNeil standard error of an AUC: how much of a difference is noise."""
     n1, n0 = float(np.sum(y)), float(len(y) - np.sum(y))
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    return float(np.sqrt((auc * (1 - auc) + (n1 - 1) * (q1 - auc ** 2) + (n0 - 1) * (q2 - auc ** 2)) / (n1 * n0)))
+    return float(
+        np.sqrt((auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / (n1 * n0))
+    )
 
 
 def _clip(p):
@@ -128,7 +187,8 @@ def run_fm(cls, Xtr, ytr, Xva, yva, Xte, enc, grid):
     for params in grid:
         t = time.perf_counter()
         m = cls(**params, epochs=40, early_stopping_rounds=3, num_threads=1).fit(
-            Xtr, ytr, encoder=enc, validation=(Xva, yva))
+            Xtr, ytr, encoder=enc, validation=(Xva, yva)
+        )
         dt = time.perf_counter() - t
         loss = m.history["validation_loss"].min()
         if best is None or loss < best[0]:
@@ -138,6 +198,7 @@ def run_fm(cls, Xtr, ytr, Xva, yva, Xte, enc, grid):
 
 def run_lr(Xtr, ytr, Xva, yva, Xte):
     from sklearn.linear_model import LogisticRegression
+
     best = None
     for C in (0.1, 1.0):
         t = time.perf_counter()
@@ -151,65 +212,121 @@ def run_lr(Xtr, ytr, Xva, yva, Xte):
 
 def run_xgb(Xtr, ytr, Xva, yva, Xte):
     import xgboost as xgb
+
     best = None
     # The full grid on small data; on large data (slow single-threaded on sparse input) two depths.
-    grid = [(d, lr) for d in (3, 6, 8) for lr in (0.05, 0.1)] if Xtr.shape[0] < 100_000 else [(4, 0.1), (8, 0.1)]
+    grid = (
+        [(d, lr) for d in (3, 6, 8) for lr in (0.05, 0.1)]
+        if Xtr.shape[0] < 100_000
+        else [(4, 0.1), (8, 0.1)]
+    )
     for depth, lr in grid:
         t = time.perf_counter()
-        m = xgb.XGBClassifier(n_estimators=600, max_depth=depth, learning_rate=lr, subsample=0.8,
-                              colsample_bytree=0.8, tree_method="hist", n_jobs=1, early_stopping_rounds=20,
-                              eval_metric="logloss").fit(Xtr, ytr, eval_set=[(Xva, yva)], verbose=False)
+        m = xgb.XGBClassifier(
+            n_estimators=600,
+            max_depth=depth,
+            learning_rate=lr,
+            subsample=0.8,
+            colsample_bytree=0.8,
+            tree_method="hist",
+            n_jobs=1,
+            early_stopping_rounds=20,
+            eval_metric="logloss",
+        ).fit(Xtr, ytr, eval_set=[(Xva, yva)], verbose=False)
         dt = time.perf_counter() - t
         loss = perkrec.log_loss(yva, _clip(m.predict_proba(Xva)[:, 1]))
         if best is None or loss < best[0]:
-            best = (loss, m, dt, {"max_depth": depth, "learning_rate": lr, "trees": m.best_iteration + 1})
+            best = (
+                loss,
+                m,
+                dt,
+                {"max_depth": depth, "learning_rate": lr, "trees": m.best_iteration + 1},
+            )
     return best[1].predict_proba(Xte)[:, 1], best[2], best[3]
 
 
 def run_lightfm(Xtr, ytr, Xva, yva, Xte):
     from lightfm import LightFM
     import scipy.sparse as sp
+
     # LightFM wants users x items interactions; each sample is its own "user" with the row's
     # features as user features and one dummy item, logistic loss.
     n = Xtr.shape[0]
-    inter = sp.coo_matrix((np.where(ytr > 0, 1, -1).astype(np.float32), (np.arange(n), np.zeros(n))), shape=(n, 1))
+    inter = sp.coo_matrix(
+        (np.where(ytr > 0, 1, -1).astype(np.float32), (np.arange(n), np.zeros(n))), shape=(n, 1)
+    )
     m = LightFM(no_components=8, loss="logistic", random_state=0)
     t = time.perf_counter()
     m.fit(inter, user_features=Xtr.tocsr(), epochs=10, num_threads=1)
     dt = time.perf_counter() - t
-    s = m.predict(np.arange(Xte.shape[0]), np.zeros(Xte.shape[0], np.int32), user_features=Xte.tocsr())
+    s = m.predict(
+        np.arange(Xte.shape[0]), np.zeros(Xte.shape[0], np.int32), user_features=Xte.tocsr()
+    )
     return 1 / (1 + np.exp(-s)), dt, {"no_components": 8}
 
 
-FM_GRID = [dict(factors=k, learning_rate=lr, init_std=0.1, reg_linear=r, reg_factors=r)
-           for k in (8, 16) for r in (1e-3, 1e-2) for lr in (0.02, 0.05)]
+FM_GRID = [
+    dict(factors=k, learning_rate=lr, init_std=0.1, reg_linear=r, reg_factors=r)
+    for k in (8, 16)
+    for r in (1e-3, 1e-2)
+    for lr in (0.02, 0.05)
+]
 # FFM costs O(nnz^2) per row: the full grid on small data, a smaller one on large data.
-FFM_GRID = [dict(factors=k, learning_rate=lr, init_std=0.1, reg_linear=r, reg_factors=r)
-            for k in (4, 8, 16) for r in (1e-3, 1e-2) for lr in (0.02, 0.05)]
-FFM_GRID_LARGE = [dict(factors=k, learning_rate=0.05, init_std=0.1, reg_linear=r, reg_factors=r)
-                  for k in (4, 8) for r in (1e-3, 1e-2)]
+FFM_GRID = [
+    dict(factors=k, learning_rate=lr, init_std=0.1, reg_linear=r, reg_factors=r)
+    for k in (4, 8, 16)
+    for r in (1e-3, 1e-2)
+    for lr in (0.02, 0.05)
+]
+FFM_GRID_LARGE = [
+    dict(factors=k, learning_rate=0.05, init_std=0.1, reg_linear=r, reg_factors=r)
+    for k in (4, 8)
+    for r in (1e-3, 1e-2)
+]
 
 
 def bench_dataset(name):
     t0 = time.perf_counter()
     train, test, fields, events, catalog = DATASETS[name]()
     # Validation: the last 15% of the training rows (in time where rows have a time).
-    order = np.argsort(train["timestamp"].to_numpy(), kind="stable") if "timestamp" in train else np.arange(len(train))
+    order = (
+        np.argsort(train["timestamp"].to_numpy(), kind="stable")
+        if "timestamp" in train
+        else np.arange(len(train))
+    )
     n_val = int(0.15 * len(train))
     val, fit_part = train.iloc[order[-n_val:]], train.iloc[order[:-n_val]]
     enc = FeatureEncoder(fields).fit(fit_part, events=events, catalog=catalog)
     Xtr = enc.transform(fit_part, events=events)
     Xva = enc.transform(val, events=events)
     Xte = enc.transform(test, events=events)
-    ytr, yva, yte = (fit_part["label"].to_numpy(), val["label"].to_numpy(), test["label"].to_numpy())
-    print(f"\n== {name}: train {len(fit_part):,} / validation {len(val):,} / test {len(test):,} rows, "
-          f"{enc.n_fields} fields, {enc.n_features:,} features, base rate {yte.mean():.3f} "
-          f"(prepared in {time.perf_counter() - t0:.1f} s)", flush=True)
+    ytr, yva, yte = (
+        fit_part["label"].to_numpy(),
+        val["label"].to_numpy(),
+        test["label"].to_numpy(),
+    )
+    print(
+        f"\n== {name}: train {len(fit_part):,} / validation {len(val):,} / test {len(test):,} rows, "
+        f"{enc.n_fields} fields, {enc.n_features:,} features, base rate {yte.mean():.3f} "
+        f"(prepared in {time.perf_counter() - t0:.1f} s)",
+        flush=True,
+    )
     rows = []
     runners = [
         ("FM", lambda: run_fm(FM, Xtr, ytr, Xva, yva, Xte, enc, FM_GRID)),
-        ("FFM", lambda: run_fm(FFM, Xtr, ytr, Xva, yva, Xte, enc,
-                               FFM_GRID if Xtr.shape[0] < 100_000 else FFM_GRID_LARGE)),
+        (
+            "FFM",
+            lambda: run_fm(
+                FFM,
+                Xtr,
+                ytr,
+                Xva,
+                yva,
+                Xte,
+                enc,
+                FFM_GRID if Xtr.shape[0] < 100_000 else FFM_GRID_LARGE,
+            ),
+        ),
         ("LogisticRegression", lambda: run_lr(Xtr, ytr, Xva, yva, Xte)),
         ("XGBClassifier", lambda: run_xgb(Xtr, ytr, Xva, yva, Xte)),
         ("LightFM", lambda: run_lightfm(Xtr, ytr, Xva, yva, Xte)),
@@ -221,15 +338,21 @@ def bench_dataset(name):
             print(f"  {model}: not installed ({exc})")
             continue
         rows.append((model, perkrec.auc(yte, p), perkrec.log_loss(yte, _clip(p)), dt, str(chosen)))
-        print(f"  {model:<20} auc {rows[-1][1]:.4f}  log-loss {rows[-1][2]:.4f}  train {dt:7.2f} s  "
-              f"(selected config) {chosen}",
-              flush=True)
-    table = pd.DataFrame(rows, columns=["model", "auc", "log_loss", "train_s", "chosen"]).set_index("model")
+        print(
+            f"  {model:<20} auc {rows[-1][1]:.4f}  log-loss {rows[-1][2]:.4f}  train {dt:7.2f} s  "
+            f"(selected config) {chosen}",
+            flush=True,
+        )
+    table = pd.DataFrame(rows, columns=["model", "auc", "log_loss", "train_s", "chosen"]).set_index(
+        "model"
+    )
     ours = table.loc[["FM", "FFM"], "auc"].max()
     peers = table.drop(index=["FM", "FFM"])["auc"]
-    print(f"  best FM/FFM auc - best baseline auc = {ours - peers.max():+.4f} (AUC standard error here "
-          f"~{_auc_se(peers.max(), yte):.4f}) "
-          f"({'beats all baselines' if ours > peers.max() else 'within 0.005' if ours >= peers.max() - 0.005 else 'MISS'})")
+    print(
+        f"  best FM/FFM auc - best baseline auc = {ours - peers.max():+.4f} (AUC standard error here "
+        f"~{_auc_se(peers.max(), yte):.4f}) "
+        f"({'beats all baselines' if ours > peers.max() else 'within 0.005' if ours >= peers.max() - 0.005 else 'MISS'})"
+    )
     return table
 
 
@@ -237,31 +360,58 @@ def throughput(rows: int, fields: int = 30, per_field: int = 1000, factors: int 
     """Training samples per second on a synthetic planted problem: epochs 1 vs 3, so setup
     (validation, initialization) cancels out."""
     import scipy.sparse as sp
+
     rng = np.random.default_rng(0)
-    idx = (rng.integers(0, per_field, size=(rows, fields), dtype=np.int32)
-           + np.arange(fields, dtype=np.int32) * per_field).ravel()
-    X = sp.csr_matrix((np.ones(rows * fields, np.float32), idx, np.arange(0, rows * fields + 1, fields, dtype=np.int64)),
-                      shape=(rows, fields * per_field))
+    idx = (
+        rng.integers(0, per_field, size=(rows, fields), dtype=np.int32)
+        + np.arange(fields, dtype=np.int32) * per_field
+    ).ravel()
+    X = sp.csr_matrix(
+        (
+            np.ones(rows * fields, np.float32),
+            idx,
+            np.arange(0, rows * fields + 1, fields, dtype=np.int64),
+        ),
+        shape=(rows, fields * per_field),
+    )
     y = (rng.random(rows) < 0.3).astype(np.float32)
     ff = np.repeat(np.arange(fields, dtype=np.int32), per_field)
-    print(f"\n== synthetic throughput: {rows:,} rows x {fields} fields, {factors} factors", flush=True)
-    configs = [(1, "sgd", "blocks"), (1, "adagrad", "blocks"), (1, "sgd", "rows"), (2, "sgd", "blocks"),
-               (2, "adagrad", "blocks")]
+    print(
+        f"\n== synthetic throughput: {rows:,} rows x {fields} fields, {factors} factors", flush=True
+    )
+    configs = [
+        (1, "sgd", "blocks"),
+        (1, "adagrad", "blocks"),
+        (1, "sgd", "rows"),
+        (2, "sgd", "blocks"),
+        (2, "adagrad", "blocks"),
+    ]
     for threads, opt, shuffle in configs:
         times = {}
         for epochs in (1, 3):
             t = time.perf_counter()
-            FM(factors=factors, epochs=epochs, optimizer=opt, shuffle=shuffle, learning_rate=0.01,
-               num_threads=threads).fit(X, y, feature_fields=ff, n_fields=fields)
+            FM(
+                factors=factors,
+                epochs=epochs,
+                optimizer=opt,
+                shuffle=shuffle,
+                learning_rate=0.01,
+                num_threads=threads,
+            ).fit(X, y, feature_fields=ff, n_fields=fields)
             times[epochs] = time.perf_counter() - t
         per_epoch = (times[3] - times[1]) / 2
         rate = rows / per_epoch
-        print(f"  FM {opt:<8} shuffle {shuffle:<6} threads {threads}: {per_epoch:6.2f} s/epoch  "
-              f"{rate / 1e6:5.2f} M samples/s  ({rate / threads / 1e6:.2f} M/s per core)", flush=True)
+        print(
+            f"  FM {opt:<8} shuffle {shuffle:<6} threads {threads}: {per_epoch:6.2f} s/epoch  "
+            f"{rate / 1e6:5.2f} M samples/s  ({rate / threads / 1e6:.2f} M/s per core)",
+            flush=True,
+        )
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--datasets", default="ivc,starbucks,dunnhumby,simulator")
     ap.add_argument("--throughput-rows", type=int, default=10_000_000, help="0 = skip")
     args = ap.parse_args(argv)

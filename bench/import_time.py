@@ -3,6 +3,7 @@ at most 0.1 s). Each measurement is a fresh interpreter; medians of --repeats ru
 
     .venv/bin/python bench/import_time.py --repeats 15
 """
+
 from __future__ import annotations
 
 import argparse

@@ -35,14 +35,26 @@ def make_events(n: int, members: int, benefits: int, seed: int = 0, order: str =
     timestamp = start + np.sort(rng.integers(0, 180 * 86400, size=n))
     if order == "shuffled":
         perm = rng.permutation(n)
-        user, benefit, event_type, timestamp = user[perm], benefit[perm], event_type[perm], timestamp[perm]
+        user, benefit, event_type, timestamp = (
+            user[perm],
+            benefit[perm],
+            event_type[perm],
+            timestamp[perm],
+        )
     return (user.astype(np.int32), benefit.astype(np.int32), event_type, timestamp.astype(np.int64))
 
 
 def run_perkrec(user, benefit, event_type, timestamp, members, benefits, threads):
     t0 = time.perf_counter()
-    log = perkrec.EventLog.from_arrays(user, benefit, event_type, timestamp, n_users=members,
-                                       n_benefits=benefits, num_threads=threads)
+    log = perkrec.EventLog.from_arrays(
+        user,
+        benefit,
+        event_type,
+        timestamp,
+        n_users=members,
+        n_benefits=benefits,
+        num_threads=threads,
+    )
     t1 = time.perf_counter()
     matrix = perkrec.interaction_matrix(log, half_life_days=HALF_LIFE_DAYS, num_threads=threads)
     t2 = time.perf_counter()
@@ -51,15 +63,23 @@ def run_perkrec(user, benefit, event_type, timestamp, members, benefits, threads
 
 def run_pandas_scipy(user, benefit, event_type, timestamp, members, benefits):
     t0 = time.perf_counter()
-    frame = pd.DataFrame({"user": user, "benefit": benefit, "type": event_type, "timestamp": timestamp})
+    frame = pd.DataFrame(
+        {"user": user, "benefit": benefit, "type": event_type, "timestamp": timestamp}
+    )
     frame = frame.sort_values(["user", "timestamp"], kind="stable", ignore_index=True)
     t1 = time.perf_counter()
     reference = frame["timestamp"].max()
     weight = WEIGHTS[frame["type"].to_numpy()] * np.exp2(
-        -(reference - frame["timestamp"].to_numpy()) / (HALF_LIFE_DAYS * 86400.0))
+        -(reference - frame["timestamp"].to_numpy()) / (HALF_LIFE_DAYS * 86400.0)
+    )
     keep = weight > 0
-    matrix = sp.coo_matrix((weight[keep].astype(np.float32), (frame["user"].to_numpy()[keep], frame["benefit"].to_numpy()[keep])),
-                           shape=(members, benefits)).tocsr()
+    matrix = sp.coo_matrix(
+        (
+            weight[keep].astype(np.float32),
+            (frame["user"].to_numpy()[keep], frame["benefit"].to_numpy()[keep]),
+        ),
+        shape=(members, benefits),
+    ).tocsr()
     matrix.sum_duplicates()
     t2 = time.perf_counter()
     return t1 - t0, t2 - t1, matrix
@@ -73,12 +93,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "events": args.events,
-               "members": args.members, "benefits": args.benefits,
-               "threads": args.threads or perkrec._core.default_num_threads()}
+    results = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "events": args.events,
+        "members": args.members,
+        "benefits": args.benefits,
+        "threads": args.threads or perkrec._core.default_num_threads(),
+    }
     for order in ("time", "shuffled"):
         arrays = make_events(args.events, args.members, args.benefits, order=order)
-        runs = [run_perkrec(*arrays, args.members, args.benefits, args.threads) for _ in range(args.repeats)]
+        runs = [
+            run_perkrec(*arrays, args.members, args.benefits, args.threads)
+            for _ in range(args.repeats)
+        ]
         peer = run_pandas_scipy(*arrays, args.members, args.benefits)
         ours = runs[-1][2]
         diff = abs(ours - peer[2])
@@ -87,16 +114,20 @@ def main() -> None:
         best = min(r[0] + r[1] for r in runs)
         peer_total = peer[0] + peer[1]
         results[order] = {
-            "perkrec_first_s": round(first, 3), "perkrec_best_s": round(best, 3),
+            "perkrec_first_s": round(first, 3),
+            "perkrec_best_s": round(best, 3),
             "perkrec_ingest_best_s": round(min(r[0] for r in runs), 3),
             "perkrec_matrix_best_s": round(min(r[1] for r in runs), 3),
-            "pandas_scipy_s": round(peer_total, 3), "speedup_vs_peer_first": round(peer_total / first, 2),
+            "pandas_scipy_s": round(peer_total, 3),
+            "speedup_vs_peer_first": round(peer_total / first, 2),
             "nnz": int(ours.nnz),
         }
-        print(f"{order:>8} order: perkrec {first:.2f} s first run, {best:.2f} s best "
-              f"(ingest {results[order]['perkrec_ingest_best_s']:.2f} + matrix "
-              f"{results[order]['perkrec_matrix_best_s']:.2f}); pandas+scipy {peer_total:.2f} s; "
-              f"{peer_total / first:.1f}x faster; {ours.nnz:,} non-zeros")
+        print(
+            f"{order:>8} order: perkrec {first:.2f} s first run, {best:.2f} s best "
+            f"(ingest {results[order]['perkrec_ingest_best_s']:.2f} + matrix "
+            f"{results[order]['perkrec_matrix_best_s']:.2f}); pandas+scipy {peer_total:.2f} s; "
+            f"{peer_total / first:.1f}x faster; {ours.nnz:,} non-zeros"
+        )
     print(json.dumps(results, indent=2))
 
 

@@ -33,8 +33,12 @@ Z95 = 1.959963984540054
 
 
 def load(folder: Path):
-    random = pd.read_csv(folder / "random-women.csv.gz", usecols=["item_id", "position", "click", "propensity_score"])
-    bts = pd.read_csv(folder / "bts-women.csv.gz", usecols=["item_id", "position", "click", "propensity_score"])
+    random = pd.read_csv(
+        folder / "random-women.csv.gz", usecols=["item_id", "position", "click", "propensity_score"]
+    )
+    bts = pd.read_csv(
+        folder / "bts-women.csv.gz", usecols=["item_id", "position", "click", "propensity_score"]
+    )
     return random, bts
 
 
@@ -53,8 +57,13 @@ def prepare(random: pd.DataFrame, bts: pd.DataFrame):
         shown = np.bincount(at.item_id, minlength=n_items)
         q[pos] = (clicks + 10 * at.click.mean()) / (shown + 10)
     pos, item = random.position.to_numpy(), random.item_id.to_numpy()
-    return (random.click.to_numpy(np.float64), random.propensity_score.to_numpy(np.float64), target[pos, item],
-            q[pos, item], (target * q).sum(axis=1)[pos])
+    return (
+        random.click.to_numpy(np.float64),
+        random.propensity_score.to_numpy(np.float64),
+        target[pos, item],
+        q[pos, item],
+        (target * q).sum(axis=1)[pos],
+    )
 
 
 def numpy_estimate(name, r, p, pi, q, e):
@@ -79,7 +88,9 @@ def best_of(fn, repeat=3):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "open-bandit-dataset-women"))
+    parser.add_argument(
+        "--data", default=str(REPO.parent / "shared" / "data" / "open-bandit-dataset-women")
+    )
     parser.add_argument("--tile", type=int, default=100)
     args = parser.parse_args()
     random, bts = load(Path(args.data))
@@ -87,24 +98,33 @@ def main():
     truth = bts.click.mean()
     truth_half = Z95 * bts.click.std(ddof=1) / math.sqrt(len(bts))
     print(f"machine: {platform.processor() or platform.machine()}, perkrec {perkrec.__version__}")
-    print(f"random logs {len(random)} rows (mean click {random.click.mean():.5f}); "
-          f"BTS logs {len(bts)} rows: on-policy click rate {truth:.5f} +- {truth_half:.5f} (95%)")
-    print("| estimator | perkrec value [95% interval] | ESS | numpy value | max abs diff (value, half-width) |")
+    print(
+        f"random logs {len(random)} rows (mean click {random.click.mean():.5f}); "
+        f"BTS logs {len(bts)} rows: on-policy click rate {truth:.5f} +- {truth_half:.5f} (95%)"
+    )
+    print(
+        "| estimator | perkrec value [95% interval] | ESS | numpy value | max abs diff (value, half-width) |"
+    )
     print("|---|---|---|---|---|")
     for name in ("ips", "snips", "dm", "dr"):
         est = perkrec.off_policy_value(r, p, pi, name, reward_estimate=q, target_reward_estimate=e)
         value, half = numpy_estimate(name, r, p, pi, q, e)
         diff = max(abs(est.value - value), abs((est.upper - est.value) - half))
-        print(f"| {name} | {est.value:.5f} [{est.lower:.5f}, {est.upper:.5f}] | {est.effective_sample_size:.0f} | "
-              f"{value:.5f} | {diff:.1e} |")
+        print(
+            f"| {name} | {est.value:.5f} [{est.lower:.5f}, {est.upper:.5f}] | {est.effective_sample_size:.0f} | "
+            f"{value:.5f} | {diff:.1e} |"
+        )
     tiled = [np.tile(a, args.tile) for a in (r, p, pi, q, e)]
     n = len(tiled[0])
     print(f"\ntiming, {n} rows, best of 3 (perkrec threads: default)")
     print("| estimator | perkrec | numpy |")
     print("|---|---|---|")
     for name in ("ips", "snips", "dr"):
-        t_mine = best_of(lambda name=name: perkrec.off_policy_value(
-            *tiled[:3], name, reward_estimate=tiled[3], target_reward_estimate=tiled[4]))
+        t_mine = best_of(
+            lambda name=name: perkrec.off_policy_value(
+                *tiled[:3], name, reward_estimate=tiled[3], target_reward_estimate=tiled[4]
+            )
+        )
         t_numpy = best_of(lambda name=name: numpy_estimate(name, *tiled))
         print(f"| {name} | {t_mine * 1e3:.1f} ms | {t_numpy * 1e3:.1f} ms |")
 

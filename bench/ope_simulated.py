@@ -68,8 +68,11 @@ def reward_model(x, a, r, k, fit_rows, predict_rows):
     out = np.zeros((len(predict_rows), k))
     for act in range(k):
         rows = fit_rows[a[fit_rows] == act]
-        coef, *_ = np.linalg.lstsq(design[rows], r[rows], rcond=None) if len(rows) > design.shape[1] else (
-            np.zeros(design.shape[1]),)
+        coef, *_ = (
+            np.linalg.lstsq(design[rows], r[rows], rcond=None)
+            if len(rows) > design.shape[1]
+            else (np.zeros(design.shape[1]),)
+        )
         out[:, act] = design[predict_rows] @ coef
     return np.clip(out, 0.0, 1.0)
 
@@ -89,14 +92,24 @@ def run_seed(seed: int, n: int, k: int, d: int, threads: int):
         if est == "dr":
             kw["reward_estimate"] = q
         o = perkrec.off_policy_value(r, p_logged, pi, estimator=est, num_threads=threads, **kw)
-        rows.append({"seed": seed, "estimator": est, "truth": truth, "estimate": o.value,
-                     "rel_error": o.value / truth - 1.0, "covered": o.lower <= truth <= o.upper,
-                     "ess": o.effective_sample_size})
+        rows.append(
+            {
+                "seed": seed,
+                "estimator": est,
+                "truth": truth,
+                "estimate": o.value,
+                "rel_error": o.value / truth - 1.0,
+                "covered": o.lower <= truth <= o.upper,
+                "ess": o.effective_sample_size,
+            }
+        )
     return rows
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seeds", type=int, default=50)
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--decisions", type=int, default=100_000)
@@ -109,15 +122,20 @@ def main() -> None:
     for s in range(args.first_seed, args.first_seed + args.seeds):
         rows += run_seed(s, args.decisions, args.actions, args.features, args.threads)
     df = pd.DataFrame(rows)
-    print(f"perkrec {perkrec.__version__}; {platform.processor() or platform.machine()}; {args.seeds} seeds x "
-          f"{args.decisions:,} logged decisions, {args.actions} actions, {args.features} features")
-    print(f"true target value: mean {df.truth.mean():.4f} (min {df.truth.min():.4f}, max {df.truth.max():.4f})")
+    print(
+        f"perkrec {perkrec.__version__}; {platform.processor() or platform.machine()}; {args.seeds} seeds x "
+        f"{args.decisions:,} logged decisions, {args.actions} actions, {args.features} features"
+    )
+    print(
+        f"true target value: mean {df.truth.mean():.4f} (min {df.truth.min():.4f}, max {df.truth.max():.4f})"
+    )
     summary = df.groupby("estimator", sort=False).agg(
         mean_rel_error=("rel_error", "mean"),
         mean_abs_rel_error=("rel_error", lambda v: np.abs(v).mean()),
         p95_abs_rel_error=("rel_error", lambda v: np.quantile(np.abs(v), 0.95)),
         coverage=("covered", "mean"),
-        mean_ess=("ess", "mean"))
+        mean_ess=("ess", "mean"),
+    )
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"{time.perf_counter() - started:.0f} s")
 

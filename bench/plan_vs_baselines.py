@@ -30,7 +30,13 @@ import pandas as pd
 
 import perkrec
 from perkrec.demo import PLAN_MARGIN, TEST_DAYS, demo_policy
-from perkrec.plan import Planner, default_segment_benefits, popularity_plan, redemption_counts, segment_rules_plan
+from perkrec.plan import (
+    Planner,
+    default_segment_benefits,
+    popularity_plan,
+    redemption_counts,
+    segment_rules_plan,
+)
 
 
 def run_seed(members: int, seed: int, budgets, threads: int):
@@ -58,41 +64,112 @@ def run_seed(members: int, seed: int, budgets, threads: int):
         budget = policy["budget"]
         plans = {}
         t0 = time.perf_counter()
-        plans["perkrec (incremental)"] = Planner(policy, objective="incremental", num_threads=threads).plan(
-            catalog, program.users, end, redemption_probability=P, incremental_share=S, order_value=V,
-            segments=segments, history=log, preference=pref)
+        plans["perkrec (incremental)"] = Planner(
+            policy, objective="incremental", num_threads=threads
+        ).plan(
+            catalog,
+            program.users,
+            end,
+            redemption_probability=P,
+            incremental_share=S,
+            order_value=V,
+            segments=segments,
+            history=log,
+            preference=pref,
+        )
         plan_seconds = time.perf_counter() - t0
-        plans["perkrec (redemption)"] = Planner(policy, objective="redemption", num_threads=threads).plan(
-            catalog, program.users, end, redemption_probability=P, order_value=V, segments=segments,
-            history=log, preference=pref)
-        plans["oracle (incremental)"] = Planner(policy, objective="incremental", num_threads=threads).plan(
-            catalog, program.users, end, redemption_probability=R_true, incremental_share=S_true,
-            order_value=truth_value.astype(np.float32), segments=segments, history=log, preference=pref)
+        plans["perkrec (redemption)"] = Planner(
+            policy, objective="redemption", num_threads=threads
+        ).plan(
+            catalog,
+            program.users,
+            end,
+            redemption_probability=P,
+            order_value=V,
+            segments=segments,
+            history=log,
+            preference=pref,
+        )
+        plans["oracle (incremental)"] = Planner(
+            policy, objective="incremental", num_threads=threads
+        ).plan(
+            catalog,
+            program.users,
+            end,
+            redemption_probability=R_true,
+            incremental_share=S_true,
+            order_value=truth_value.astype(np.float32),
+            segments=segments,
+            history=log,
+            preference=pref,
+        )
         eligible = plans["perkrec (incremental)"].info.get("eligible")
         V_matrix = P * S * V[:, None]
-        plans["popularity"] = popularity_plan(catalog, P, V_matrix, budget, popularity=popularity,
-                                              issue_cost=policy["issue_cost"], eligible=eligible, seed=seed)
+        plans["popularity"] = popularity_plan(
+            catalog,
+            P,
+            V_matrix,
+            budget,
+            popularity=popularity,
+            issue_cost=policy["issue_cost"],
+            eligible=eligible,
+            seed=seed,
+        )
         plans["segment rules"] = segment_rules_plan(
-            catalog, P, V_matrix, budget, member_segment=codes, segment_names=names,
+            catalog,
+            P,
+            V_matrix,
+            budget,
+            member_segment=codes,
+            segment_names=names,
             segment_benefits=default_segment_benefits(
-                catalog, popularity, names, expected_cost=policy["issue_cost"] + P.mean(axis=0) * cost_b,
-                max_cost_per_member=per_member),
-            issue_cost=policy["issue_cost"], eligible=eligible, seed=seed)
+                catalog,
+                popularity,
+                names,
+                expected_cost=policy["issue_cost"] + P.mean(axis=0) * cost_b,
+                max_cost_per_member=per_member,
+            ),
+            issue_cost=policy["issue_cost"],
+            eligible=eligible,
+            seed=seed,
+        )
         # The same planner held to the popularity baseline's expected spend (a same-spend view).
-        plans["perkrec (popularity's spend)"] = Planner(policy, objective="incremental", num_threads=threads).plan(
-            catalog, program.users, end, redemption_probability=P, incremental_share=S, order_value=V,
-            segments=segments, history=log, preference=pref, budget=plans["popularity"].expected_cost)
+        plans["perkrec (popularity's spend)"] = Planner(
+            policy, objective="incremental", num_threads=threads
+        ).plan(
+            catalog,
+            program.users,
+            end,
+            redemption_probability=P,
+            incremental_share=S,
+            order_value=V,
+            segments=segments,
+            history=log,
+            preference=pref,
+            budget=plans["popularity"].expected_cost,
+        )
         for label, p in plans.items():
             e = p.evaluate(R_true, truth.incremental_probability, truth_value, cost_b)
-            out.append({"seed": seed, "budget_per_member": per_member, "plan": label, "members": e["members"],
-                        "expected_cost": p.expected_cost, "true_cost": e["true_cost"],
-                        "true_return": e["true_incremental_return"], "return_per_cost": e["true_return_per_cost"],
-                        "plan_seconds": plan_seconds if label == "perkrec (incremental)" else np.nan})
+            out.append(
+                {
+                    "seed": seed,
+                    "budget_per_member": per_member,
+                    "plan": label,
+                    "members": e["members"],
+                    "expected_cost": p.expected_cost,
+                    "true_cost": e["true_cost"],
+                    "true_return": e["true_incremental_return"],
+                    "return_per_cost": e["true_return_per_cost"],
+                    "plan_seconds": plan_seconds if label == "perkrec (incremental)" else np.nan,
+                }
+            )
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--members", type=int, default=20000)
     ap.add_argument("--seeds", default="42,7,11")
     ap.add_argument("--budgets", default="0.5,1,2", help="budget per member on expected cost")
@@ -100,23 +177,33 @@ def main() -> None:
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s]
     budgets = [float(b) for b in args.budgets.split(",") if b]
-    print(f"perkrec {perkrec.__version__}; {platform.processor() or platform.machine()}; "
-          f"{args.members:,} members, seeds {seeds}, budgets/member {budgets}")
+    print(
+        f"perkrec {perkrec.__version__}; {platform.processor() or platform.machine()}; "
+        f"{args.members:,} members, seeds {seeds}, budgets/member {budgets}"
+    )
     rows = []
     for seed in seeds:
         rows += run_seed(args.members, seed, budgets, args.threads)
     df = pd.DataFrame(rows)
-    base = df[df["plan"] == "popularity"].set_index(["seed", "budget_per_member"])["return_per_cost"]
-    seg = df[df["plan"] == "segment rules"].set_index(["seed", "budget_per_member"])["return_per_cost"]
+    base = df[df["plan"] == "popularity"].set_index(["seed", "budget_per_member"])[
+        "return_per_cost"
+    ]
+    seg = df[df["plan"] == "segment rules"].set_index(["seed", "budget_per_member"])[
+        "return_per_cost"
+    ]
     key = list(zip(df["seed"], df["budget_per_member"]))
     df["vs_popularity"] = df["return_per_cost"].to_numpy() / base.loc[key].to_numpy()
     df["vs_segment_rules"] = df["return_per_cost"].to_numpy() / seg.loc[key].to_numpy()
     pd.set_option("display.width", 200)
     print(df.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
     print("\nmean over seeds:")
-    print(df.groupby(["budget_per_member", "plan"], sort=False)[
-        ["true_cost", "true_return", "return_per_cost", "vs_popularity", "vs_segment_rules"]].mean()
-          .to_string(float_format=lambda v: f"{v:,.3f}"))
+    print(
+        df.groupby(["budget_per_member", "plan"], sort=False)[
+            ["true_cost", "true_return", "return_per_cost", "vs_popularity", "vs_segment_rules"]
+        ]
+        .mean()
+        .to_string(float_format=lambda v: f"{v:,.3f}")
+    )
 
 
 if __name__ == "__main__":

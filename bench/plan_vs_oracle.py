@@ -62,7 +62,11 @@ MIXES = {
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else float("nan")
+    return (
+        float(np.corrcoef(a, b)[0, 1])
+        if len(a) > 2 and a.std() > 0 and b.std() > 0
+        else float("nan")
+    )
 
 
 def pooled(pipeline, log, catalog, users, P, cut, threads: int) -> np.ndarray:
@@ -74,7 +78,9 @@ def pooled(pipeline, log, catalog, users, P, cut, threads: int) -> np.ndarray:
     from perkrec.plan import issue_weights, pooled_redemption
 
     frame = log.to_frame(external_ids=False)
-    issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)
+    issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (
+        frame["benefit"].to_numpy() >= 0
+    )
     weights = issue_weights(frame["propensity"].to_numpy()[issued])
     rows = redemption_samples(log, catalog, users)
     t_end = log.time_range[1].value // 10**9
@@ -82,16 +88,29 @@ def pooled(pipeline, log, catalog, users, P, cut, threads: int) -> np.ndarray:
     ends = (rows["timestamp"] + rows["validity_days"] * 86400).to_numpy()
     done = (ends <= t_cut) | ((rows["timestamp"] >= t_cut).to_numpy() & (ends <= t_end))
     rows = rows[done]
-    at_issue = np.clip(pipeline.fm.predict(pipeline.encoder.transform(rows, events=log)), 1e-6, 1 - 1e-6)
+    at_issue = np.clip(
+        pipeline.fm.predict(pipeline.encoder.transform(rows, events=log)), 1e-6, 1 - 1e-6
+    )
     cat = catalog.to_frame()
     codes = {c: pd.factorize(cat[c].astype(str))[0] for c in ("kind", "channel")}
-    return pooled_redemption(rows["user"], rows["benefit"], rows["label"], n_users=P.shape[0], benefit_attributes=codes,
-                             base=np.clip(P, 1e-6, 1 - 1e-6), base_at_issue=at_issue, sample_weight=weights[done],
-                             held_out=rows["timestamp"].to_numpy() >= t_cut, num_threads=threads).probability
+    return pooled_redemption(
+        rows["user"],
+        rows["benefit"],
+        rows["label"],
+        n_users=P.shape[0],
+        benefit_attributes=codes,
+        base=np.clip(P, 1e-6, 1 - 1e-6),
+        base_at_issue=at_issue,
+        sample_weight=weights[done],
+        held_out=rows["timestamp"].to_numpy() >= t_cut,
+        num_threads=threads,
+    ).probability
 
 
 def run_program(members: int, seed: int, mix: str, budgets, variants, threads: int):
-    program = perkrec.simulate(n_users=members, seed=seed, archetype_mix=MIXES[mix], num_threads=threads)
+    program = perkrec.simulate(
+        n_users=members, seed=seed, archetype_mix=MIXES[mix], num_threads=threads
+    )
     log, catalog, truth = program.events, program.catalog, program.truth
     end = log.time_range[1]
     cut = end - pd.Timedelta(days=TEST_DAYS)
@@ -103,10 +122,15 @@ def run_program(members: int, seed: int, mix: str, budgets, variants, threads: i
     for variant in variants:
         weighting, incremental, *extra = variant.split("+")
         t0 = time.perf_counter()
-        pipeline = perkrec.BenefitPlanner(weighting="none" if weighting == "fm" else weighting,
-                                          early_stopping="es" in extra, incremental=incremental,
-                                          shrink="shrink" in extra, margin=PLAN_MARGIN, seed=seed,
-                                          num_threads=threads)
+        pipeline = perkrec.BenefitPlanner(
+            weighting="none" if weighting == "fm" else weighting,
+            early_stopping="es" in extra,
+            incremental=incremental,
+            shrink="shrink" in extra,
+            margin=PLAN_MARGIN,
+            seed=seed,
+            num_threads=threads,
+        )
         pipeline.fit(log, catalog, program.users, cut_time=cut)
         inputs = pipeline.inputs(end)
         P, S, V = inputs.redemption_probability, inputs.incremental_share, inputs.order_value
@@ -120,37 +144,61 @@ def run_program(members: int, seed: int, mix: str, budgets, variants, threads: i
             policy["budget"] = per_member * members
             kw = dict(segments=segments, history=log, preference=pref, eligible_matrix=False)
             plan = Planner(policy, num_threads=threads).plan(
-                catalog, program.users, end, redemption_probability=P, incremental_share=S, order_value=V, **kw)
+                catalog,
+                program.users,
+                end,
+                redemption_probability=P,
+                incremental_share=S,
+                order_value=V,
+                **kw,
+            )
             oracle = Planner(policy, num_threads=threads).plan(
-                catalog, program.users, end, redemption_probability=R_true, incremental_share=S_true,
-                order_value=truth_value.astype(np.float32), **kw)
+                catalog,
+                program.users,
+                end,
+                redemption_probability=R_true,
+                incremental_share=S_true,
+                order_value=truth_value.astype(np.float32),
+                **kw,
+            )
             e = plan.evaluate(R_true, truth.incremental_probability, truth_value, cost_b)
             o = oracle.evaluate(R_true, truth.incremental_probability, truth_value, cost_b)
             u = plan.frame["member_index"].to_numpy()
             b = plan.frame["benefit_index"].to_numpy()
-            out.append({
-                "seed": seed, "mix": mix, "budget": per_member, "variant": variant,
-                "pct_oracle": 100 * e["true_incremental_return"] / o["true_incremental_return"],
-                "spend_budget": e["true_cost"] / plan.budget,
-                "spend_expected": e["true_cost"] / plan.expected_cost,
-                "binds": plan.expected_cost >= 0.99 * plan.budget,
-                "oracle_spend_budget": o["true_cost"] / oracle.budget,
-                "corr_full": _corr(P.ravel(), R_true.ravel()),
-                "corr_chosen": _corr(P[u, b], R_true[u, b]),
-                "p_chosen": float(P[u, b].mean()), "true_chosen": float(R_true[u, b].mean()),
-                "fit_seconds": fit_seconds,
-            })
+            out.append(
+                {
+                    "seed": seed,
+                    "mix": mix,
+                    "budget": per_member,
+                    "variant": variant,
+                    "pct_oracle": 100 * e["true_incremental_return"] / o["true_incremental_return"],
+                    "spend_budget": e["true_cost"] / plan.budget,
+                    "spend_expected": e["true_cost"] / plan.expected_cost,
+                    "binds": plan.expected_cost >= 0.99 * plan.budget,
+                    "oracle_spend_budget": o["true_cost"] / oracle.budget,
+                    "corr_full": _corr(P.ravel(), R_true.ravel()),
+                    "corr_chosen": _corr(P[u, b], R_true[u, b]),
+                    "p_chosen": float(P[u, b].mean()),
+                    "true_chosen": float(R_true[u, b].mean()),
+                    "fit_seconds": fit_seconds,
+                }
+            )
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--members", type=int, default=10000)
     ap.add_argument("--seeds", default="101,202,303")
     ap.add_argument("--mixes", default="loyal_dormant,deal_seekers")
     ap.add_argument("--budgets", default="0.5,1,2", help="budget per member on expected cost")
-    ap.add_argument("--variants", default="fm+timing,ipw+timing,fm+timing+shrink,ipw+timing+shrink,ipw+control+shrink,"
-                                          "fm+timing+es,ipw+timing+shrink+es")
+    ap.add_argument(
+        "--variants",
+        default="fm+timing,ipw+timing,fm+timing+shrink,ipw+timing+shrink,ipw+control+shrink,"
+        "fm+timing+es,ipw+timing+shrink+es",
+    )
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--csv", default=None, help="also write the rows here")
     args = ap.parse_args()
@@ -158,8 +206,10 @@ def main() -> None:
     mixes = [m for m in args.mixes.split(",") if m]
     budgets = [float(b) for b in args.budgets.split(",") if b]
     variants = [v for v in args.variants.split(",") if v]
-    print(f"perkrec {perkrec.__version__}; {platform.processor() or platform.machine()}; {args.members:,} members, "
-          f"seeds {seeds}, mixes {mixes}, budgets/member {budgets}")
+    print(
+        f"perkrec {perkrec.__version__}; {platform.processor() or platform.machine()}; {args.members:,} members, "
+        f"seeds {seeds}, mixes {mixes}, budgets/member {budgets}"
+    )
     rows = []
     started = time.perf_counter()
     for mix in mixes:
@@ -172,9 +222,21 @@ def main() -> None:
     fmt = lambda v: f"{v:,.3f}"  # noqa: E731
     print(df.drop(columns=["fit_seconds"]).to_string(index=False, float_format=fmt))
     print("\nmean over seeds and mixes:")
-    print(df.groupby(["variant", "budget"], sort=False)[
-        ["pct_oracle", "spend_budget", "spend_expected", "corr_full", "corr_chosen", "p_chosen", "true_chosen"]]
-          .mean().to_string(float_format=fmt))
+    print(
+        df.groupby(["variant", "budget"], sort=False)[
+            [
+                "pct_oracle",
+                "spend_budget",
+                "spend_expected",
+                "corr_full",
+                "corr_chosen",
+                "p_chosen",
+                "true_chosen",
+            ]
+        ]
+        .mean()
+        .to_string(float_format=fmt)
+    )
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

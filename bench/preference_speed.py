@@ -34,9 +34,18 @@ def synthetic(members: int, events: int, seed: int = 1):
     benefit[kind == 5] = -1
     start = 1767225600
     timestamp = start + rng.integers(0, 180 * 86400, events, dtype=np.int64)
-    amount = np.where((kind == 5) | (kind == 3), rng.lognormal(3.8, 0.4, events), 0).astype(np.float32)
-    log = perkrec.EventLog.from_arrays(user, benefit, kind, timestamp, order_amount=amount, n_users=members,
-                                       n_benefits=len(catalog))
+    amount = np.where((kind == 5) | (kind == 3), rng.lognormal(3.8, 0.4, events), 0).astype(
+        np.float32
+    )
+    log = perkrec.EventLog.from_arrays(
+        user,
+        benefit,
+        kind,
+        timestamp,
+        order_amount=amount,
+        n_users=members,
+        n_benefits=len(catalog),
+    )
     return log, catalog, start + 180 * 86400
 
 
@@ -48,15 +57,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     log, catalog, cut = synthetic(args.members, args.events)
-    print(f"{len(log):,} events, {log.n_users:,} members, {len(catalog)} benefits, {args.threads} threads")
+    print(
+        f"{len(log):,} events, {log.n_users:,} members, {len(catalog)} benefits, {args.threads} threads"
+    )
     for r in range(args.repeats):
         t0 = time.perf_counter()
         table = perkrec.wide_table(log, catalog, cut, num_threads=args.threads)
         t1 = time.perf_counter()
-        model = perkrec.PreferenceModel(num_threads=args.threads).fit(log, catalog, cut)
+        perkrec.PreferenceModel(num_threads=args.threads).fit(log, catalog, cut)
         t2 = time.perf_counter()
-        print(f"run {r + 1}: wide_table {t1 - t0:.2f} s ({table.shape[1]} columns), "
-              f"PreferenceModel.fit {t2 - t1:.2f} s, total {t2 - t0:.2f} s")
+        print(
+            f"run {r + 1}: wide_table {t1 - t0:.2f} s ({table.shape[1]} columns), "
+            f"PreferenceModel.fit {t2 - t1:.2f} s, total {t2 - t0:.2f} s"
+        )
     frame = pd.DataFrame({"user": log.users, "benefit": log.benefits, "type": log.event_types})
     t0 = time.perf_counter()
     kinds = catalog.to_frame()["kind"].astype(str).to_numpy()

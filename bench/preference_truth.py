@@ -70,9 +70,12 @@ def naive(program, prior: float = 8.0) -> np.ndarray:
 
 def claim_matrix(frame: pd.DataFrame, kind: str, n_users: int, n_benefits: int):
     import scipy.sparse as sp
+
     part = frame[frame["event_type"] == kind]
-    m = sp.csr_matrix((np.ones(len(part), dtype=np.float32), (part["user"], part["benefit"])),
-                      shape=(n_users, n_benefits))
+    m = sp.csr_matrix(
+        (np.ones(len(part), dtype=np.float32), (part["user"], part["benefit"])),
+        shape=(n_users, n_benefits),
+    )
     m.sum_duplicates()
     m.data[:] = 1.0
     return m
@@ -91,25 +94,45 @@ def recommender_quality(log, catalog, cut, response="claimed", **params) -> dict
     issued_test = claim_matrix(frame_test, "issued", n_users, n_benefits)
     for name, m in (("preference", model), ("popularity", pop)):
         ids, _ = m.recommend(users, n=10)
-        out[f"ndcg@10_{name}"] = round(float(metrics.ranking_metrics(truth[users], ids, k=10)["ndcg"]), 4)
+        out[f"ndcg@10_{name}"] = round(
+            float(metrics.ranking_metrics(truth[users], ids, k=10)["ndcg"]), 4
+        )
         # Among the benefits the member was actually issued in the window: which do they take?
         ids, _ = m.recommend(users, n=10, eligibility=issued_test[users])
-        out[f"ndcg@10_among_issued_{name}"] = round(float(metrics.ranking_metrics(truth[users], ids, k=10)["ndcg"]), 4)
+        out[f"ndcg@10_among_issued_{name}"] = round(
+            float(metrics.ranking_metrics(truth[users], ids, k=10)["ndcg"]), 4
+        )
     issued = frame_test[frame_test["event_type"] == "issued"][["user", "benefit"]].drop_duplicates()
-    responded = frame_test[frame_test["event_type"] == response][["user", "benefit"]].drop_duplicates()
+    responded = frame_test[frame_test["event_type"] == response][
+        ["user", "benefit"]
+    ].drop_duplicates()
     responded["y"] = 1
     labels = issued.merge(responded, on=["user", "benefit"], how="left").fillna({"y": 0})
     y = labels["y"].to_numpy().astype(np.uint8)
     if 0 < y.sum() < len(y):
         for name, m in (("preference", model), ("popularity", pop)):
-            out[f"auc_{name}"] = round(float(metrics.auc(y, m.score(labels["user"].to_numpy(), labels["benefit"].to_numpy()))), 4)
+            out[f"auc_{name}"] = round(
+                float(
+                    metrics.auc(y, m.score(labels["user"].to_numpy(), labels["benefit"].to_numpy()))
+                ),
+                4,
+            )
     return out
 
 
-def simulated(members: int, seed: int, issues_per_week: float, preference_noise: float = 0.25,
-              users: bool = False) -> dict:
-    program = perkrec.simulate(n_users=members, seed=seed, issues_per_week=issues_per_week,
-                               preference_noise=preference_noise)
+def simulated(
+    members: int,
+    seed: int,
+    issues_per_week: float,
+    preference_noise: float = 0.25,
+    users: bool = False,
+) -> dict:
+    program = perkrec.simulate(
+        n_users=members,
+        seed=seed,
+        issues_per_week=issues_per_week,
+        preference_noise=preference_noise,
+    )
     log, catalog = program.events, program.catalog
     cut = program.truth.reference_time
     started = time.perf_counter()
@@ -134,13 +157,20 @@ def simulated(members: int, seed: int, issues_per_week: float, preference_noise:
     diff = np.abs(timing["best_hour"].to_numpy() + 0.5 - members_frame["preferred_hour"].to_numpy())
     slot_ok = np.minimum(diff, 24 - diff) <= 2.0
     regular = (archetype != "dormant") & (features["orders"].to_numpy() >= 3)
-    truth_next = (members_frame["expected_next_order_time"] - cut).dt.total_seconds().to_numpy() / 86400
-    next_ok = np.abs(timing["next_purchase_days"].to_numpy() - truth_next) <= 0.2 * members_frame["cycle_days"].to_numpy()
+    truth_next = (
+        members_frame["expected_next_order_time"] - cut
+    ).dt.total_seconds().to_numpy() / 86400
+    next_ok = (
+        np.abs(timing["next_purchase_days"].to_numpy() - truth_next)
+        <= 0.2 * members_frame["cycle_days"].to_numpy()
+    )
 
     end = log.time_range[1]
     rec = recommender_quality(log, catalog, end - pd.Timedelta(days=30))
     return {
-        "issues_per_week": issues_per_week, "preference_noise": preference_noise, "members": members,
+        "issues_per_week": issues_per_week,
+        "preference_noise": preference_noise,
+        "members": members,
         "users_as_covariates": users,
         "fit_seconds": round(fit_seconds, 2),
         "members_with_10_events": int(len(rows)),
@@ -148,9 +178,13 @@ def simulated(members: int, seed: int, issues_per_week: float, preference_noise:
         "spearman_median_naive": round(median_spearman(np.log(naive(program)), truth, rows), 3),
         "interval_coverage_90": round(coverage, 3),
         "segment_accuracy_rules": round(float((segments[rows] == archetype[rows]).mean()), 3),
-        "segment_accuracy_classes_majority": round(float((class_archetype[rows] == archetype[rows]).mean()), 3),
-        "send_slot_within_2h": round(float(slot_ok[active].mean()), 3), "active_members": int(active.sum()),
-        "next_purchase_within_20pct": round(float(next_ok[regular].mean()), 3), "regular_members": int(regular.sum()),
+        "segment_accuracy_classes_majority": round(
+            float((class_archetype[rows] == archetype[rows]).mean()), 3
+        ),
+        "send_slot_within_2h": round(float(slot_ok[active].mean()), 3),
+        "active_members": int(active.sum()),
+        "next_purchase_within_20pct": round(float(next_ok[regular].mean()), 3),
+        "regular_members": int(regular.sum()),
         **rec,
     }
 
@@ -158,8 +192,10 @@ def simulated(members: int, seed: int, issues_per_week: float, preference_noise:
 TRANSFER_SEEDS = (101, 202, 303)
 # Shares of (threshold, high-value, points, loyal, dormant, new): the simulator's default mix
 # and one that moves weight toward high-value seekers, loyal and new members.
-TRANSFER_MIXES = {"default": (0.22, 0.18, 0.18, 0.17, 0.15, 0.10),
-                  "skewed": (0.10, 0.30, 0.10, 0.25, 0.10, 0.15)}
+TRANSFER_MIXES = {
+    "default": (0.22, 0.18, 0.18, 0.17, 0.15, 0.10),
+    "skewed": (0.10, 0.30, 0.10, 0.25, 0.10, 0.15),
+}
 
 
 def transfer(members: int, seed: int, mix_name: str, rules=None) -> dict:
@@ -182,10 +218,15 @@ def transfer(members: int, seed: int, mix_name: str, rules=None) -> dict:
     lower, upper = (frame.to_numpy() for frame in model.intervals())
     inside = (true_lift >= lower) & (true_lift <= upper)
     strength = model.prior_strength.to_numpy()
-    out = {"seed": seed, "mix": mix_name, "members": members,
-           "members_with_10_events": int(len(rows)), "fit_seconds": round(fit_seconds, 2),
-           "member_table": model.member_table_report,
-           "segment_agreement": round(float((segments[rows] == archetype[rows]).mean()), 3)}
+    out = {
+        "seed": seed,
+        "mix": mix_name,
+        "members": members,
+        "members_with_10_events": int(len(rows)),
+        "fit_seconds": round(fit_seconds, 2),
+        "member_table": model.member_table_report,
+        "segment_agreement": round(float((segments[rows] == archetype[rows]).mean()), 3),
+    }
     out["segment_uncertain_share"] = round(float((segments[rows] == "uncertain").mean()), 3)
     confidence = seg["confidence"].to_numpy()[rows]
     out["segment_confidence_median"] = round(float(np.median(confidence)), 3)
@@ -193,18 +234,24 @@ def transfer(members: int, seed: int, mix_name: str, rules=None) -> dict:
     out["segment_confident_share_0.5"] = round(float(confident.mean()), 3)
     agree = segments[rows] == archetype[rows]
     out["segment_agreement_confident_0.5"] = round(float(agree[confident].mean()), 3)
-    out.update({
-        "interval_coverage_90": round(float(inside[rows].mean()), 3),
-        **{f"interval_coverage_{round(100 * level)}": round(float(
-            ((true_lift >= lo) & (true_lift <= hi))[rows].mean()), 3)
-           for level in (0.5, 0.8, 0.95)
-           for lo, hi in [tuple(frame.to_numpy() for frame in model.intervals(level=level))]},
-        "interval_width_median_90": round(float(np.median((upper - lower)[rows])), 3),
-        "spearman_median_model": round(
-            median_spearman(np.log(model.preferences().to_numpy()), truth, rows), 3),
-        "spearman_median_archetype_oracle": round(median_spearman(oracle, truth, rows), 3),
-        "prior_strength_at_top_share": round(float((strength >= 1000).mean()), 3),
-    })
+    out.update(
+        {
+            "interval_coverage_90": round(float(inside[rows].mean()), 3),
+            **{
+                f"interval_coverage_{round(100 * level)}": round(
+                    float(((true_lift >= lo) & (true_lift <= hi))[rows].mean()), 3
+                )
+                for level in (0.5, 0.8, 0.95)
+                for lo, hi in [tuple(frame.to_numpy() for frame in model.intervals(level=level))]
+            },
+            "interval_width_median_90": round(float(np.median((upper - lower)[rows])), 3),
+            "spearman_median_model": round(
+                median_spearman(np.log(model.preferences().to_numpy()), truth, rows), 3
+            ),
+            "spearman_median_archetype_oracle": round(median_spearman(oracle, truth, rows), 3),
+            "prior_strength_at_top_share": round(float((strength >= 1000).mean()), 3),
+        }
+    )
     agreement = pd.crosstab(archetype[rows], segments[rows])
     out["confusion"] = {a: {s: int(v) for s, v in r.items() if v} for a, r in agreement.iterrows()}
     return out
@@ -214,8 +261,12 @@ def starbucks(root: Path) -> dict:
     data = perkrec.datasets.load_starbucks(root / "starbucks-rewards-offers")
     log, catalog = data.events, data.catalog
     start = log.time_range[0]
-    return {"dataset": "starbucks", **recommender_quality(log, catalog, start + pd.Timedelta(days=20),
-                                                           response="redeemed", latent_classes=4)}
+    return {
+        "dataset": "starbucks",
+        **recommender_quality(
+            log, catalog, start + pd.Timedelta(days=20), response="redeemed", latent_classes=4
+        ),
+    }
 
 
 def dunnhumby(root: Path, cut_day: int = 500) -> dict:
@@ -233,11 +284,15 @@ def dunnhumby(root: Path, cut_day: int = 500) -> dict:
     past_rate = features["claim_rate"].to_numpy()[users]
     past_rate = np.where(np.isnan(past_rate), np.nanmean(past_rate), past_rate)
     timing = model.timing()
-    return {"dataset": "dunnhumby", "cut_day": cut_day, "targetings_after_cut": int(len(y)),
-            "redeem_rate": round(float(y.mean()), 4),
-            "auc_preference_score": round(float(metrics.auc(y, score)), 4),
-            "auc_past_redemption_rate": round(float(metrics.auc(y, past_rate)), 4),
-            "auc_p_alive": round(float(metrics.auc(y, timing["p_alive"].to_numpy()[users])), 4)}
+    return {
+        "dataset": "dunnhumby",
+        "cut_day": cut_day,
+        "targetings_after_cut": int(len(y)),
+        "redeem_rate": round(float(y.mean()), 4),
+        "auc_preference_score": round(float(metrics.auc(y, score)), 4),
+        "auc_past_redemption_rate": round(float(metrics.auc(y, past_rate)), 4),
+        "auc_p_alive": round(float(metrics.auc(y, timing["p_alive"].to_numpy()[users])), 4),
+    }
 
 
 def main() -> None:
@@ -245,13 +300,22 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--quick", action="store_true", help="the default simulator setting only")
-    parser.add_argument("--users", action="store_true",
-                        help="fit with the simulator's UserTable as covariates of the class prior")
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
-    parser.add_argument("--transfer", action="store_true",
-                        help="issue 16: untuned seeds x two mixes, cut 30 days before the end")
-    parser.add_argument("--rules", type=Path,
-                        help="segment rules JSON for --transfer (default: the defaults)")
+    parser.add_argument(
+        "--users",
+        action="store_true",
+        help="fit with the simulator's UserTable as covariates of the class prior",
+    )
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    )
+    parser.add_argument(
+        "--transfer",
+        action="store_true",
+        help="issue 16: untuned seeds x two mixes, cut 30 days before the end",
+    )
+    parser.add_argument(
+        "--rules", type=Path, help="segment rules JSON for --transfer (default: the defaults)"
+    )
     args = parser.parse_args()
     if args.transfer:
         rules = args.rules.read_text() if args.rules else None

@@ -61,7 +61,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--explain-rows", type=int, default=100_000)
     ap.add_argument("--sim-members", type=int, default=20_000)
-    ap.add_argument("--margin", type=float, default=0.3, help="value of a redemption = margin x basket_median")
+    ap.add_argument(
+        "--margin", type=float, default=0.3, help="value of a redemption = margin x basket_median"
+    )
     args = ap.parse_args()
     n, m = args.members, args.benefits
     rng = np.random.default_rng(0)
@@ -73,28 +75,52 @@ def main() -> None:
     member_mask = rng.integers(0, 64, n)
     eligible = mask_rows[member_mask]
     masks = _core.EligibilityMasks.from_dense(np.ascontiguousarray(eligible).reshape(-1), n, m)
-    print(f"# {platform.processor() or platform.machine()}, {n} members x {m} benefits, top_k {args.top_k}, "
-          f"{args.threads} threads")
+    print(
+        f"# {platform.processor() or platform.machine()}, {n} members x {m} benefits, top_k {args.top_k}, "
+        f"{args.threads} threads"
+    )
 
     def run_perkrec():
-        return perkrec.rank(masks, prob, incremental_share=share, member_value=member_value,
-                            cost_per_redemption=cost, top_k=args.top_k, num_threads=args.threads)
+        return perkrec.rank(
+            masks,
+            prob,
+            incremental_share=share,
+            member_value=member_value,
+            cost_per_redemption=cost,
+            top_k=args.top_k,
+            num_threads=args.threads,
+        )
 
     t_perkrec, cand = best_of(run_perkrec)
-    t_numpy, (ids, offsets) = best_of(lambda: numpy_rank(eligible.astype(bool), prob, share, member_value, cost,
-                                                         args.top_k))
-    same = np.array_equal(np.asarray(cand.offsets), offsets) and np.array_equal(np.asarray(cand.benefit), ids)
-    print(f"rank dense   perkrec {t_perkrec:.3f} s ({n / t_perkrec / 1e6:.2f} M members/s)   numpy {t_numpy:.3f} s"
-          f"   numpy/perkrec {t_numpy / t_perkrec:.1f}x   same candidates: {same}")
+    t_numpy, (ids, offsets) = best_of(
+        lambda: numpy_rank(eligible.astype(bool), prob, share, member_value, cost, args.top_k)
+    )
+    same = np.array_equal(np.asarray(cand.offsets), offsets) and np.array_equal(
+        np.asarray(cand.benefit), ids
+    )
+    print(
+        f"rank dense   perkrec {t_perkrec:.3f} s ({n / t_perkrec / 1e6:.2f} M members/s)   numpy {t_numpy:.3f} s"
+        f"   numpy/perkrec {t_numpy / t_perkrec:.1f}x   same candidates: {same}"
+    )
 
     score = rng.normal(size=(n, m)).astype(np.float32)
     blend = perkrec.ScoreBlend().add_source("cf", score).add_source("fm", prob, transform="logit")
     blend.set_weights(-1.0, [0.5, 1.0])
-    t_blend, _ = best_of(lambda: perkrec.rank(masks, blend=blend, incremental_share=share,
-                                              member_value=member_value, cost_per_redemption=cost,
-                                              top_k=args.top_k, num_threads=args.threads))
-    print(f"rank blend   perkrec {t_blend:.3f} s ({n / t_blend / 1e6:.2f} M members/s; 2 matrix sources, "
-          f"eligible pairs only)")
+    t_blend, _ = best_of(
+        lambda: perkrec.rank(
+            masks,
+            blend=blend,
+            incremental_share=share,
+            member_value=member_value,
+            cost_per_redemption=cost,
+            top_k=args.top_k,
+            num_threads=args.threads,
+        )
+    )
+    print(
+        f"rank blend   perkrec {t_blend:.3f} s ({n / t_blend / 1e6:.2f} M members/s; 2 matrix sources, "
+        f"eligible pairs only)"
+    )
 
     rows = args.explain_rows
     members = rng.integers(0, n, rows).astype(np.int32)
@@ -109,17 +135,29 @@ def main() -> None:
     rule = np.where(best >= 0, 0, -1).astype(np.int32)
 
     def run_explain():
-        return perkrec.explain(members, benefits, preferences=prefs, dimension_names=dims, benefit_dimensions=bdims,
-                               benefit_ids=[f"B{b:03d}" for b in range(m)], contributions=contrib,
-                               source_names=["cf", "fm"], probability=prob[members, benefits],
-                               value=prob[members, benefits] * 10, cost=np.ones(rows, np.float32),
-                               best_ineligible_benefit=best, best_ineligible_rule=rule, rule_names=["gold only"],
-                               num_threads=args.threads)
+        return perkrec.explain(
+            members,
+            benefits,
+            preferences=prefs,
+            dimension_names=dims,
+            benefit_dimensions=bdims,
+            benefit_ids=[f"B{b:03d}" for b in range(m)],
+            contributions=contrib,
+            source_names=["cf", "fm"],
+            probability=prob[members, benefits],
+            value=prob[members, benefits] * 10,
+            cost=np.ones(rows, np.float32),
+            best_ineligible_benefit=best,
+            best_ineligible_rule=rule,
+            rule_names=["gold only"],
+            num_threads=args.threads,
+        )
 
     t_explain, texts = best_of(run_explain)
-    print(f"explain      perkrec {t_explain:.3f} s for {rows} rows ({rows / t_explain / 1e3:.0f} k rows/s), "
-          f"{sum(map(len, texts)) / rows:.0f} bytes/row")
-
+    print(
+        f"explain      perkrec {t_explain:.3f} s for {rows} rows ({rows / t_explain / 1e3:.0f} k rows/s), "
+        f"{sum(map(len, texts)) / rows:.0f} bytes/row"
+    )
 
     if args.sim_members > 0:
         objective_comparison(args)
@@ -134,17 +172,30 @@ def objective_comparison(args) -> None:
     value = (args.margin * truth.members["basket_median"].to_numpy()).astype(np.float32)
     cost = program.catalog.to_frame()["cost"].to_numpy().astype(np.float32)
     n = redeem.shape[0]
-    print(f"# objective on the simulator: {n} members x {redeem.shape[1]} benefits, value = {args.margin} x "
-          f"basket_median, top-1 per member, no budget")
+    print(
+        f"# objective on the simulator: {n} members x {redeem.shape[1]} benefits, value = {args.margin} x "
+        f"basket_median, top-1 per member, no budget"
+    )
     for objective in ("redemption", "incremental"):
-        c = perkrec.rank(None, redeem, incremental_share=share, member_value=value, cost_per_redemption=program.catalog,
-                         objective=objective, top_k=1, keep_non_positive=True, num_threads=args.threads)
+        c = perkrec.rank(
+            None,
+            redeem,
+            incremental_share=share,
+            member_value=value,
+            cost_per_redemption=program.catalog,
+            objective=objective,
+            top_k=1,
+            keep_non_positive=True,
+            num_threads=args.threads,
+        )
         members = np.repeat(np.arange(n), np.diff(c.offsets))
         b = np.asarray(c.benefit)
         true_return = float((incremental[members, b] * value[members]).sum())
         true_cost = float((redeem[members, b] * cost[b]).sum())
-        print(f"  {objective:<12} true incremental return {true_return:10.0f}   expected cost {true_cost:9.0f}   "
-              f"return/cost {true_return / true_cost:5.2f}   net {true_return - true_cost:10.0f}")
+        print(
+            f"  {objective:<12} true incremental return {true_return:10.0f}   expected cost {true_cost:9.0f}   "
+            f"return/cost {true_return / true_cost:5.2f}   net {true_return - true_cost:10.0f}"
+        )
 
 
 if __name__ == "__main__":

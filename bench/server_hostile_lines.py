@@ -26,11 +26,16 @@ def bad_lines(rng: random.Random, n: int):
         k = i % 9
         if k == 0:
             # Random bytes (not blank: blank lines are skipped, not answered).
-            line = b"~" + bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200))).replace(b"\n", b" ")
+            line = b"~" + bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200))).replace(
+                b"\n", b" "
+            )
         elif k == 1:
             line = b'{"id": "u%d", "member": "\xff\xfe%d"}' % (i, i)
         elif k == 2:
-            line = b'{"id": "t%d", "member": "1", "time": %d}' % (i, rng.choice([2**63 - 1, -2**63, 10**17]))
+            line = b'{"id": "t%d", "member": "1", "time": %d}' % (
+                i,
+                rng.choice([2**63 - 1, -(2**63), 10**17]),
+            )
         elif k == 3:
             line = b'{"id": "n%d", "member": "1", "n": %d}' % (i, rng.choice([0, 101, 2**62, -5]))
         elif k == 4:
@@ -54,17 +59,31 @@ def run(server: list, data: bytes):
     """(exit code, stdout, stderr, wall seconds, peak RSS MiB) of one server run."""
     # GNU time measures the server alone (the rusage of a child forked from this process would
     # count this process's own memory).
-    with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr, \
-            tempfile.NamedTemporaryFile("r") as rss:
+    with (
+        tempfile.TemporaryFile() as fin,
+        tempfile.TemporaryFile() as fout,
+        tempfile.TemporaryFile() as ferr,
+        tempfile.NamedTemporaryFile("r") as rss,
+    ):
         fin.write(data)
         fin.seek(0)
         start = time.perf_counter()
-        rc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name] + server, stdin=fin, stdout=fout,
-                            stderr=ferr).returncode
+        rc = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", rss.name] + server,
+            stdin=fin,
+            stdout=fout,
+            stderr=ferr,
+        ).returncode
         wall = time.perf_counter() - start
         fout.seek(0)
         ferr.seek(0)
-        return rc, fout.read(), ferr.read().decode("utf-8", "replace"), wall, int(rss.read().split()[-1]) / 1024
+        return (
+            rc,
+            fout.read(),
+            ferr.read().decode("utf-8", "replace"),
+            wall,
+            int(rss.read().split()[-1]) / 1024,
+        )
 
 
 def main() -> int:
@@ -77,15 +96,37 @@ def main() -> int:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as d:
         n_good = args.lines // 2
-        subprocess.run([args.server, "--generate", d, "--members", "2000", "--requests", str(n_good)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [args.server, "--generate", d, "--members", "2000", "--requests", str(n_good)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         with open(os.path.join(d, "requests.jsonl"), "rb") as f:
             good = [line for line in f.read().split(b"\n") if line.strip()]
         # --generate plants two bad lines among the good ones; keep only lines that answer cleanly.
-        server = [args.server, "--catalog", f"{d}/catalog.json", "--users", f"{d}/users.perk",
-                  "--policy", f"{d}/policy.json", "--model", f"{d}/popularity.perk", "--model", f"{d}/als.perk",
-                  "--preference", f"{d}/preference.perk", "--blend", f"{d}/blend.json",
-                  "--history", f"{d}/history.perk", "--plan-time", "1775001600", "--threads", str(args.threads)]
+        server = [
+            args.server,
+            "--catalog",
+            f"{d}/catalog.json",
+            "--users",
+            f"{d}/users.perk",
+            "--policy",
+            f"{d}/policy.json",
+            "--model",
+            f"{d}/popularity.perk",
+            "--model",
+            f"{d}/als.perk",
+            "--preference",
+            f"{d}/preference.perk",
+            "--blend",
+            f"{d}/blend.json",
+            "--history",
+            f"{d}/history.perk",
+            "--plan-time",
+            "1775001600",
+            "--threads",
+            str(args.threads),
+        ]
         rc, clean_out, _, clean_wall, clean_rss = run(server, b"\n".join(good) + b"\n")
         assert rc == 0, rc
         clean = clean_out.split(b"\n")[:-1]
@@ -119,14 +160,26 @@ def main() -> int:
                 g += 1
             else:
                 errors_ok += "error" in parsed
-        print(f"lines {len(mixed)} (good {len(good)}, bad {len(bad)}), {len(data) / 2**20:.0f} MiB, "
-              f"threads {args.threads}")
-        print(f"exit {rc}; answers {len(answers)}; not JSON {not_json}; good answers differing from the clean "
-              f"run {mismatched}; bad lines answered with an error {errors_ok} of {len(bad)}")
-        print(f"wall {wall:.1f} s ({len(mixed) / wall:,.0f} lines/s; clean run of the good lines {clean_wall:.1f} s); "
-              f"peak RSS of the server {rss:.0f} MiB (clean run {clean_rss:.0f} MiB)")
+        print(
+            f"lines {len(mixed)} (good {len(good)}, bad {len(bad)}), {len(data) / 2**20:.0f} MiB, "
+            f"threads {args.threads}"
+        )
+        print(
+            f"exit {rc}; answers {len(answers)}; not JSON {not_json}; good answers differing from the clean "
+            f"run {mismatched}; bad lines answered with an error {errors_ok} of {len(bad)}"
+        )
+        print(
+            f"wall {wall:.1f} s ({len(mixed) / wall:,.0f} lines/s; clean run of the good lines {clean_wall:.1f} s); "
+            f"peak RSS of the server {rss:.0f} MiB (clean run {clean_rss:.0f} MiB)"
+        )
         print("server: " + err.strip().splitlines()[-1] if err.strip() else "")
-        ok = rc == 0 and len(answers) == len(mixed) and not_json == 0 and mismatched == 0 and errors_ok == len(bad)
+        ok = (
+            rc == 0
+            and len(answers) == len(mixed)
+            and not_json == 0
+            and mismatched == 0
+            and errors_ok == len(bad)
+        )
         print("PASS" if ok else "FAIL")
         return 0 if ok else 1
 

@@ -42,25 +42,49 @@ def measure(members: int, seed: int, issues_per_week: float, prior_strength: flo
     events = np.diff(program.events.user_offsets)
     rows = np.flatnonzero(events >= 10)
     population = claimed.sum(0) / issued.sum(0)
-    naive = np.log((claimed + prior_strength * population + 1e-12) / (issued + prior_strength) / population)
+    naive = np.log(
+        (claimed + prior_strength * population + 1e-12) / (issued + prior_strength) / population
+    )
     archetype = program.truth.members["archetype"].cat.codes.to_numpy()
-    by_archetype = np.vstack([claimed[archetype == a].sum(0) / np.maximum(issued[archetype == a].sum(0), 1)
-                              for a in range(len(perkrec.ARCHETYPES))])
-    oracle = np.log((claimed + prior_strength * by_archetype[archetype] + 1e-12) / (issued + prior_strength) / population)
-    archetype_truth = np.vstack([truth[archetype == a].mean(0) for a in range(len(perkrec.ARCHETYPES))])
+    by_archetype = np.vstack(
+        [
+            claimed[archetype == a].sum(0) / np.maximum(issued[archetype == a].sum(0), 1)
+            for a in range(len(perkrec.ARCHETYPES))
+        ]
+    )
+    oracle = np.log(
+        (claimed + prior_strength * by_archetype[archetype] + 1e-12)
+        / (issued + prior_strength)
+        / population
+    )
+    archetype_truth = np.vstack(
+        [truth[archetype == a].mean(0) for a in range(len(perkrec.ARCHETYPES))]
+    )
     no_channel = [i for i, n in enumerate(names) if not n.startswith("channel:")]
     sample = rows[::4]
     return {
         "issues_per_week": issues_per_week,
-        "per_member": {kind: round(float(counts(program, kind, np.eye(len(program.catalog))).sum() / members), 1)
-                       for kind in ("issued", "viewed", "claimed")},
+        "per_member": {
+            kind: round(
+                float(counts(program, kind, np.eye(len(program.catalog))).sum() / members), 1
+            )
+            for kind in ("issued", "viewed", "claimed")
+        },
         "members_with_10_events": int(len(rows)),
         "naive_median_spearman": round(median_spearman(naive, truth, sample), 3),
-        "naive_pooled_spearman": round(float(spearmanr(naive[rows].ravel(), truth[rows].ravel()).correlation), 3),
+        "naive_pooled_spearman": round(
+            float(spearmanr(naive[rows].ravel(), truth[rows].ravel()).correlation), 3
+        ),
         "archetype_prior_median_spearman": round(median_spearman(oracle, truth, sample), 3),
-        "archetype_mean_truth_vs_member_truth": round(median_spearman(archetype_truth[archetype], truth, sample), 3),
-        "same_without_channel_dimensions": round(median_spearman(archetype_truth[archetype][:, no_channel],
-                                                                 truth[:, no_channel], sample), 3),
+        "archetype_mean_truth_vs_member_truth": round(
+            median_spearman(archetype_truth[archetype], truth, sample), 3
+        ),
+        "same_without_channel_dimensions": round(
+            median_spearman(
+                archetype_truth[archetype][:, no_channel], truth[:, no_channel], sample
+            ),
+            3,
+        ),
     }
 
 

@@ -35,11 +35,14 @@ import scipy.sparse as sp
 
 import perkrec
 
-DATA = Path(os.environ.get("PERKREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(
+    os.environ.get("PERKREC_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 ARMS = {"No E-Mail": 0, "Mens E-Mail": 1, "Womens E-Mail": 2}
 
 
 # ---- Qini ---------------------------------------------------------------------------------------
+
 
 def qini_curve(y, uplift, treatment):
     """Qini curve at every distinct score threshold (scikit-uplift's definition)."""
@@ -72,6 +75,7 @@ def qini_auc(y, uplift, treatment):
 
 # ---- data ---------------------------------------------------------------------------------------
 
+
 def load():
     frame = pd.read_csv(DATA / "hillstrom-email-uplift" / "hillstrom.csv.gz")
     frame["arm"] = frame["segment"].map(ARMS).astype(np.int32)
@@ -79,30 +83,40 @@ def load():
 
 
 def features(frame, train_mask):
-    numeric = pd.DataFrame({"recency": frame["recency"].astype(float),
-                            "history": np.log1p(frame["history"].astype(float))})
+    numeric = pd.DataFrame(
+        {
+            "recency": frame["recency"].astype(float),
+            "history": np.log1p(frame["history"].astype(float)),
+        }
+    )
     mean, std = numeric[train_mask].mean(), numeric[train_mask].std()
     numeric = (numeric - mean) / std
     binary = frame[["mens", "womens", "newbie"]].astype(float)
-    onehot = pd.get_dummies(frame[["zip_code", "channel", "history_segment"]].astype(str), dtype=float)
+    onehot = pd.get_dummies(
+        frame[["zip_code", "channel", "history_segment"]].astype(str), dtype=float
+    )
     dense = pd.concat([numeric, binary, onehot], axis=1).to_numpy(np.float32)
     return sp.csr_matrix(dense), dense
 
 
 # ---- learners: each returns uplift (n x K) on the test rows ------------------------------------
 
+
 def perkrec_learner(learner, **config):
     def run(X, Xd, y, t, Xt, Xtd, seed):
         model = perkrec.UpliftModel(learner, num_threads=1, seed=seed, **config)
         out = model.fit(X, y, t).predict(Xt)
         return out.reshape(len(out), -1)
+
     return run
 
 
 def sklearn_t(X, Xd, y, t, Xt, Xtd, seed):
     from sklearn.linear_model import LogisticRegression
 
-    models = [LogisticRegression(max_iter=2000).fit(Xd[t == k], y[t == k]) for k in range(t.max() + 1)]
+    models = [
+        LogisticRegression(max_iter=2000).fit(Xd[t == k], y[t == k]) for k in range(t.max() + 1)
+    ]
     p = np.stack([m.predict_proba(Xtd)[:, 1] for m in models], axis=1)
     return p[:, 1:] - p[:, :1]
 
@@ -115,11 +129,16 @@ def sklift_learner(kind):
         if t.max() > 1:
             raise NotImplementedError("binary treatment only")
         lr = lambda: LogisticRegression(max_iter=2000)  # noqa: E731
-        model = {"two_models": lambda: TwoModels(estimator_trmnt=lr(), estimator_ctrl=lr(), method="vanilla"),
-                 "solo_model": lambda: SoloModel(lr()),
-                 "class_transformation": lambda: ClassTransformation(lr())}[kind]()
+        model = {
+            "two_models": lambda: TwoModels(
+                estimator_trmnt=lr(), estimator_ctrl=lr(), method="vanilla"
+            ),
+            "solo_model": lambda: SoloModel(lr()),
+            "class_transformation": lambda: ClassTransformation(lr()),
+        }[kind]()
         model.fit(Xd, y, t)
         return np.asarray(model.predict(Xtd)).reshape(-1, 1)
+
     return run
 
 
@@ -129,10 +148,13 @@ def causalml_learner(kind):
         from sklearn.linear_model import LinearRegression, LogisticRegression
 
         lr = LogisticRegression(max_iter=2000)
-        model = {"t": lambda: BaseTClassifier(learner=lr, control_name=0),
-                 "x": lambda: BaseXClassifier(outcome_learner=lr, effect_learner=LinearRegression(),
-                                              control_name=0),
-                 "dr": lambda: BaseDRLearner(learner=LinearRegression(), control_name=0)}[kind]()
+        model = {
+            "t": lambda: BaseTClassifier(learner=lr, control_name=0),
+            "x": lambda: BaseXClassifier(
+                outcome_learner=lr, effect_learner=LinearRegression(), control_name=0
+            ),
+            "dr": lambda: BaseDRLearner(learner=LinearRegression(), control_name=0),
+        }[kind]()
         K = t.max()
         share = np.array([(t == k).mean() for k in range(K + 1)])
         with warnings.catch_warnings():
@@ -144,9 +166,12 @@ def causalml_learner(kind):
                 # A randomized experiment: propensities are the arm shares within (0, k).
                 p = {k: np.full(len(t), share[k] / (share[k] + share[0])) for k in range(1, K + 1)}
                 model.fit(Xd, t, y, p=p, seed=seed) if kind == "dr" else model.fit(Xd, t, y, p=p)
-                pt = {k: np.full(len(Xtd), share[k] / (share[k] + share[0])) for k in range(1, K + 1)}
+                pt = {
+                    k: np.full(len(Xtd), share[k] / (share[k] + share[0])) for k in range(1, K + 1)
+                }
                 out = model.predict(Xtd, p=pt) if kind == "x" else model.predict(Xtd)
         return np.asarray(out).reshape(len(Xtd), -1)
+
     return run
 
 
@@ -180,7 +205,9 @@ LEARNERS = {
 
 def bench_hillstrom(seeds):
     frame = load()
-    print(f"hillstrom: {len(frame):,} rows; arms {frame['arm'].value_counts().sort_index().to_dict()}")
+    print(
+        f"hillstrom: {len(frame):,} rows; arms {frame['arm'].value_counts().sort_index().to_dict()}"
+    )
     checked = False
     results = []
     for treatment_kind in ("binary", "multi"):
@@ -193,20 +220,36 @@ def bench_hillstrom(seeds):
                 t = (arm > 0).astype(np.int32) if treatment_kind == "binary" else arm
                 y = frame[outcome].to_numpy().astype(np.float32)
                 spend = frame["spend"].to_numpy().astype(np.float64)
-                labels = {k: outcome if t.max() == 1 else f"{outcome}, arm {k} vs control"
-                          for k in range(1, t.max() + 1)}
+                labels = {
+                    k: outcome if t.max() == 1 else f"{outcome}, arm {k} vs control"
+                    for k in range(1, t.max() + 1)
+                }
                 for name, fn in LEARNERS.items():
                     start = time.perf_counter()
                     try:
-                        uplift = fn(X[train], Xd[train], y[train], t[train], X[~train], Xd[~train], seed)
+                        uplift = fn(
+                            X[train], Xd[train], y[train], t[train], X[~train], Xd[~train], seed
+                        )
                     except ImportError as exc:
                         for label in labels.values():
-                            results.append((treatment_kind, label, name, seed, None, f"not installed ({exc.name})",
-                                            None, None))
+                            results.append(
+                                (
+                                    treatment_kind,
+                                    label,
+                                    name,
+                                    seed,
+                                    None,
+                                    f"not installed ({exc.name})",
+                                    None,
+                                    None,
+                                )
+                            )
                         continue
                     except NotImplementedError as exc:
                         for label in labels.values():
-                            results.append((treatment_kind, label, name, seed, None, str(exc), None, None))
+                            results.append(
+                                (treatment_kind, label, name, seed, None, str(exc), None, None)
+                            )
                         continue
                     seconds = time.perf_counter() - start
                     yt, tt = y[~train], t[~train]
@@ -216,25 +259,54 @@ def bench_hillstrom(seeds):
                         if not checked:
                             try:
                                 from sklift.metrics import qini_auc_score
-                                ref = qini_auc_score(yt[rows], uplift[rows, k - 1], (tt[rows] == k).astype(int))
-                                print(f"qini check against sklift.metrics.qini_auc_score: ours {q:.6f}, "
-                                      f"sklift {ref:.6f}")
+
+                                ref = qini_auc_score(
+                                    yt[rows], uplift[rows, k - 1], (tt[rows] == k).astype(int)
+                                )
+                                print(
+                                    f"qini check against sklift.metrics.qini_auc_score: ours {q:.6f}, "
+                                    f"sklift {ref:.6f}"
+                                )
                             except ImportError:
                                 print("qini check: scikit-uplift not installed")
                             checked = True
                         # Net incremental revenue at the best cut: treating the top-k rows by this
                         # learner's uplift, the incremental spend (mean treated - mean control
                         # spend among them) x k, at its best k (no e-mail cost in this data).
-                        cx, cy = perkrec.uplift_curve(spend[~train][rows], uplift[rows, k - 1],
-                                                      (tt[rows] == k).astype(int))
+                        cx, cy = perkrec.uplift_curve(
+                            spend[~train][rows], uplift[rows, k - 1], (tt[rows] == k).astype(int)
+                        )
                         best = int(np.argmax(cy))
-                        results.append((treatment_kind, label, name, seed, q, f"{seconds:.2f}",
-                                        float(cy[best]), float(cx[best]) / float(cx[-1])))
-    table = pd.DataFrame(results, columns=["treatment", "outcome", "learner", "seed", "qini", "seconds",
-                                          "best_cut_spend", "best_cut_share"])
+                        results.append(
+                            (
+                                treatment_kind,
+                                label,
+                                name,
+                                seed,
+                                q,
+                                f"{seconds:.2f}",
+                                float(cy[best]),
+                                float(cx[best]) / float(cx[-1]),
+                            )
+                        )
+    table = pd.DataFrame(
+        results,
+        columns=[
+            "treatment",
+            "outcome",
+            "learner",
+            "seed",
+            "qini",
+            "seconds",
+            "best_cut_spend",
+            "best_cut_share",
+        ],
+    )
     for (kind, outcome), part in table.groupby(["treatment", "outcome"], sort=False):
-        print(f"\n== {kind} treatment, {outcome}: normalized Qini AUC on the test half, "
-              f"mean +- sd over {seeds} seeds")
+        print(
+            f"\n== {kind} treatment, {outcome}: normalized Qini AUC on the test half, "
+            f"mean +- sd over {seeds} seeds"
+        )
         for name in LEARNERS:
             rows = part[part["learner"] == name]
             q = rows["qini"].dropna().astype(float)
@@ -244,8 +316,10 @@ def bench_hillstrom(seeds):
             secs = rows["seconds"].astype(float).mean()
             cut = rows["best_cut_spend"].dropna().astype(float)
             share = rows["best_cut_share"].dropna().astype(float)
-            print(f"  {name:<40} {q.mean():+.4f} +- {q.std():.4f}   best-cut incremental spend "
-                  f"{cut.mean():8.1f} +- {cut.std():6.1f} (top {share.mean():.0%})   fit+predict {secs:.2f} s")
+            print(
+                f"  {name:<40} {q.mean():+.4f} +- {q.std():.4f}   best-cut incremental spend "
+                f"{cut.mean():8.1f} +- {cut.std():6.1f} (top {share.mean():.0%})   fit+predict {secs:.2f} s"
+            )
 
 
 def throughput(rows, fields=20, per_field=1000, factors=8):
@@ -253,14 +327,26 @@ def throughput(rows, fields=20, per_field=1000, factors=8):
     epochs after a warm-up fit, so setup (conversion, validation, per-arm row copies,
     initialization) cancels out of the per-epoch figure; the whole-fit rate is printed too."""
     rng = np.random.default_rng(0)
-    idx = (rng.integers(0, per_field, size=(rows, fields), dtype=np.int32)
-           + np.arange(fields, dtype=np.int32) * per_field).ravel()
-    X = sp.csr_matrix((np.ones(rows * fields, np.float32), idx,
-                       np.arange(0, rows * fields + 1, fields, dtype=np.int64)), shape=(rows, fields * per_field))
+    idx = (
+        rng.integers(0, per_field, size=(rows, fields), dtype=np.int32)
+        + np.arange(fields, dtype=np.int32) * per_field
+    ).ravel()
+    X = sp.csr_matrix(
+        (
+            np.ones(rows * fields, np.float32),
+            idx,
+            np.arange(0, rows * fields + 1, fields, dtype=np.int64),
+        ),
+        shape=(rows, fields * per_field),
+    )
     t = rng.integers(0, 2, rows).astype(np.int32)
     y = (rng.random(rows) < 0.2 + 0.1 * t).astype(np.float32)
-    print(f"\n== T-learner throughput: {rows:,} rows x {fields} one-hot fields, {factors} factors, "
-          f"AdaGrad, 1 thread", flush=True)
+    print(
+        f"\n== T-learner throughput: {rows:,} rows x {fields} one-hot fields, {factors} factors, "
+        f"AdaGrad, 1 thread",
+        flush=True,
+    )
+
     def fit_seconds(epochs):
         start = time.perf_counter()
         perkrec.UpliftModel("t", factors=factors, epochs=epochs, num_threads=1).fit(X, y, t)
@@ -269,17 +355,26 @@ def throughput(rows, fields=20, per_field=1000, factors=8):
     fit_seconds(1)  # warm-up: page in X and the allocator
     times = {epochs: min(fit_seconds(epochs) for _ in range(2)) for epochs in (1, 6)}
     per_epoch = (times[6] - times[1]) / 5
-    print(f"  fit 1 epoch {times[1]:.2f} s, 6 epochs {times[6]:.2f} s: {per_epoch:.3f} s/epoch = "
-          f"{rows / per_epoch / 1e6:.2f} M rows/s/core per epoch; whole 6-epoch fit "
-          f"{6 * rows / times[6] / 1e6:.2f} M row-epochs/s/core", flush=True)
+    print(
+        f"  fit 1 epoch {times[1]:.2f} s, 6 epochs {times[6]:.2f} s: {per_epoch:.3f} s/epoch = "
+        f"{rows / per_epoch / 1e6:.2f} M rows/s/core per epoch; whole 6-epoch fit "
+        f"{6 * rows / times[6] / 1e6:.2f} M row-epochs/s/core",
+        flush=True,
+    )
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--throughput-rows", type=int, default=2_000_000, help="0 = skip")
-    ap.add_argument("--learners", default="", help="comma-separated substrings: run only the learners whose "
-                                                   "name contains one of them (default: all)")
+    ap.add_argument(
+        "--learners",
+        default="",
+        help="comma-separated substrings: run only the learners whose "
+        "name contains one of them (default: all)",
+    )
     args = ap.parse_args(argv)
     if args.learners:
         keep = [w.strip() for w in args.learners.split(",") if w.strip()]

@@ -36,9 +36,18 @@ def main() -> None:
     out = args.out
     shutil.rmtree(out, ignore_errors=True)
     with tempfile.TemporaryDirectory() as d:
-        subprocess.run([args.server, "--generate", d, "--members", "200", "--requests", "40"], check=True,
-                       stdout=subprocess.DEVNULL)
-        for name in ("users.perk", "popularity.perk", "als.perk", "preference.perk", "history.perk"):
+        subprocess.run(
+            [args.server, "--generate", d, "--members", "200", "--requests", "40"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        for name in (
+            "users.perk",
+            "popularity.perk",
+            "als.perk",
+            "preference.perk",
+            "history.perk",
+        ):
             with open(os.path.join(d, name), "rb") as f:
                 write(f"{out}/model", name, f.read())
         for name in ("policy.json", "blend.json", "catalog.json"):
@@ -61,24 +70,47 @@ def main() -> None:
     y = (rng.random(40) < 0.5).astype(np.float32)
     models["fm.perk"] = perkrec.FM(factors=2, epochs=2).fit(X, y)
     models["uplift.perk"] = perkrec.UpliftModel(learner="dr", factors=2, epochs=2).fit(
-        X, y, (rng.random(40) < 0.5).astype(np.int32))
+        X, y, (rng.random(40) < 0.5).astype(np.int32)
+    )
     program = perkrec.simulate(n_users=60, seed=2)
     models["clv.perk"] = perkrec.CLVModel(time_unit="day", interval_draws=5).fit(program.events)
-    models["clv_paretonbd.perk"] = perkrec.CLVModel(model="paretonbd", time_unit="day", interval_draws=5).fit(
-        program.events)
-    models["clv_bgbb.perk"] = perkrec.CLVModel(model="bgbb", time_unit="week", occasion="week",
-                                               interval_draws=5).fit(program.events)
+    models["clv_paretonbd.perk"] = perkrec.CLVModel(
+        model="paretonbd", time_unit="day", interval_draws=5
+    ).fit(program.events)
+    models["clv_bgbb.perk"] = perkrec.CLVModel(
+        model="bgbb", time_unit="week", occasion="week", interval_draws=5
+    ).fit(program.events)
     models["catalog.perk"] = program.catalog
     models["events.perk"] = program.events
-    models["benefit_planner.perk"] = perkrec.BenefitPlanner(num_threads=1).fit(program.events, program.catalog,
-                                                                              program.users)
+    models["benefit_planner.perk"] = perkrec.BenefitPlanner(num_threads=1).fit(
+        program.events, program.catalog, program.users
+    )
     for name, obj in models.items():
         write(f"{out}/model", name, obj.to_bytes())
         if hasattr(obj, "get_params"):
-            write(f"{out}/json", name.replace(".perk", "_params.json"), json.dumps(obj.get_params()).encode())
+            write(
+                f"{out}/json",
+                name.replace(".perk", "_params.json"),
+                json.dumps(obj.get_params()).encode(),
+            )
 
-    for i, text in enumerate(["200:30", "15%", "0.85", "fixed", "spend 150 get 20", "100-10", "20", "free_shipping",
-                              "1e308:1", "-5:1", "50:60", "%", ""]):
+    for i, text in enumerate(
+        [
+            "200:30",
+            "15%",
+            "0.85",
+            "fixed",
+            "spend 150 get 20",
+            "100-10",
+            "20",
+            "free_shipping",
+            "1e308:1",
+            "-5:1",
+            "50:60",
+            "%",
+            "",
+        ]
+    ):
         write(f"{out}/discount", f"d{i}", text.encode())
 
     # Event columns: a row count, rows of (user, benefit, type, time, channel, amount,
@@ -86,10 +118,20 @@ def main() -> None:
     for seed in range(4):
         r = np.random.default_rng(seed)
         n = int(r.integers(1, 12))
-        rows = b"".join(struct.pack("<iiBqhffB", int(r.integers(0, 5)), int(r.integers(-1, 4)), int(r.integers(0, 6)),
-                                    1_700_000_000 + int(r.integers(0, 10**6)), int(r.integers(-1, 3)),
-                                    float(r.random() * 50), float(r.random() * 0.9 + 0.1), int(r.integers(0, 2)))
-                        for _ in range(n))
+        rows = b"".join(
+            struct.pack(
+                "<iiBqhffB",
+                int(r.integers(0, 5)),
+                int(r.integers(-1, 4)),
+                int(r.integers(0, 6)),
+                1_700_000_000 + int(r.integers(0, 10**6)),
+                int(r.integers(-1, 3)),
+                float(r.random() * 50),
+                float(r.random() * 0.9 + 0.1),
+                int(r.integers(0, 2)),
+            )
+            for _ in range(n)
+        )
         write(f"{out}/events", f"e{seed}", bytes([n]) + rows + bytes([int(r.integers(0, 32))]))
 
 

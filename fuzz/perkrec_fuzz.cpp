@@ -57,16 +57,18 @@ void fuzz_model(std::string_view bytes) {
   read_any(r, [](auto&& object) {
     using T = std::decay_t<decltype(object)>;
     if constexpr (std::is_same_v<T, EventLog>) {
-      if (EventLog::from_bytes(object.to_bytes()).size() != object.size()) finding("EventLog round trip changed it");
-    } else if constexpr (std::is_same_v<T, Popularity> || std::is_same_v<T, ALS> || std::is_same_v<T, BPR> ||
-                         std::is_same_v<T, ItemKNN>) {
+      if (EventLog::from_bytes(object.to_bytes()).size() != object.size())
+        finding("EventLog round trip changed it");
+    } else if constexpr (std::is_same_v<T, Popularity> || std::is_same_v<T, ALS> ||
+                         std::is_same_v<T, BPR> || std::is_same_v<T, ItemKNN>) {
       use_recommender(object);
     } else if constexpr (std::is_same_v<T, BenefitPlannerFile>) {
       // A file that loads must become a planner or a typed error (its config and encoder are
       // read here), and a small one must answer one member.
       try {
         const BenefitPlanner planner(std::move(object), 1);
-        if (planner.n_users() > 0 && static_cast<double>(planner.n_users()) * planner.n_benefits() <= 1e4) {
+        if (planner.n_users() > 0 &&
+            static_cast<double>(planner.n_users()) * planner.n_benefits() <= 1e4) {
           const BenefitPlanner::State state = planner.prepare(planner.end_time());
           (void)planner.answer(state, 0, planner.end_time(), 2);
         }
@@ -74,7 +76,8 @@ void fuzz_model(std::string_view bytes) {
       }
     } else if constexpr (std::is_same_v<T, CLVModel>) {
       // A file that loads must predict without crashing (finite or a typed error).
-      const double work = static_cast<double>(object.summary().size()) * (1.0 + object.params().interval_draws);
+      const double work =
+          static_cast<double>(object.summary().size()) * (1.0 + object.params().interval_draws);
       if (work <= 1e6) {
         try {
           (void)object.predict(4.0, 0.01, 1.0);
@@ -126,7 +129,8 @@ void fuzz_request(std::string_view line) {
 void fuzz_discount(std::string_view text) {
   const ParsedDiscount d = parse_discount(text);
   for (double v : {d.threshold, d.face_value, d.discount_rate}) {
-    if (!std::isfinite(v) || v < 0) finding("parse_discount returned a non-finite or negative number");
+    if (!std::isfinite(v) || v < 0)
+      finding("parse_discount returned a non-finite or negative number");
   }
 }
 
@@ -135,7 +139,8 @@ void fuzz_discount(std::string_view text) {
 void fuzz_events(std::string_view bytes) {
   if (bytes.empty()) return;
   const std::size_t per_row = 4 + 4 + 1 + 8 + 2 + 4 + 4 + 1;
-  const std::size_t rows = std::min<std::size_t>(static_cast<unsigned char>(bytes[0]), (bytes.size() - 1) / per_row);
+  const std::size_t rows =
+      std::min<std::size_t>(static_cast<unsigned char>(bytes[0]), (bytes.size() - 1) / per_row);
   std::vector<Index> user(rows), benefit(rows);
   std::vector<std::uint8_t> type(rows), control(rows);
   std::vector<Timestamp> time(rows);
@@ -167,7 +172,8 @@ void fuzz_events(std::string_view bytes) {
   const Index n_users = (flags & 16) ? static_cast<Index>(flags) : -1;
   const EventLog log = EventLog::from_columns(c, n_users, -1, {"email", "app", "sms"});
   const EventLog back = EventLog::from_bytes(log.to_bytes());
-  if (back.size() != log.size() || back.n_users() != log.n_users()) finding("EventLog round trip changed it");
+  if (back.size() != log.size() || back.n_users() != log.n_users())
+    finding("EventLog round trip changed it");
 }
 
 }  // namespace
@@ -183,21 +189,25 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     g_target = Target::request;
     // A small demo service, written once into a private folder.
     const std::string dir = (std::filesystem::temp_directory_path() /
-                             ("perkrec_fuzz_server_" + std::to_string(::getpid()))).string();
+                             ("perkrec_fuzz_server_" + std::to_string(::getpid())))
+                                .string();
     std::filesystem::create_directories(dir);
     const benefit_server::DemoSetup d = benefit_server::write_demo_setup(dir, 300, 7, 1);
     benefit_server::write_text_file(dir + "/policy.json",
                                     R"({"budget": 50, "max_per_member": 2, "max_per_kind": 1,
                                         "quiet_hours": {"start_hour": 22, "end_hour": 8}})");
-    g_server = benefit_server::BenefitServer::load(benefit_server::demo_options(d, dir + "/policy.json"));
+    g_server =
+        benefit_server::BenefitServer::load(benefit_server::demo_options(d, dir + "/policy.json"));
     std::filesystem::remove_all(dir);
   } else if (t == "discount") {
     g_target = Target::discount;
   } else if (t == "events") {
     g_target = Target::events;
   } else {
-    std::fprintf(stderr, "perkrec_fuzz: unknown PERKREC_FUZZ_TARGET '%s' (model, json, request, discount, events)\n",
-                 t.c_str());
+    std::fprintf(
+        stderr,
+        "perkrec_fuzz: unknown PERKREC_FUZZ_TARGET '%s' (model, json, request, discount, events)\n",
+        t.c_str());
     std::exit(2);
   }
   return 0;
@@ -207,11 +217,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   try {
     switch (g_target) {
-      case Target::model: fuzz_model(bytes); break;
-      case Target::json: fuzz_json(bytes); break;
-      case Target::request: fuzz_request(bytes); break;
-      case Target::discount: fuzz_discount(bytes); break;
-      case Target::events: fuzz_events(bytes); break;
+      case Target::model:
+        fuzz_model(bytes);
+        break;
+      case Target::json:
+        fuzz_json(bytes);
+        break;
+      case Target::request:
+        fuzz_request(bytes);
+        break;
+      case Target::discount:
+        fuzz_discount(bytes);
+        break;
+      case Target::events:
+        fuzz_events(bytes);
+        break;
     }
   } catch (const Error&) {
     // The expected answer to bad input.

@@ -91,8 +91,10 @@ int generate(const std::string& dir, perkrec::Index members, std::int64_t reques
   std::string text;
   for (const std::string& l : lines) text += l + "\n";
   benefit_server::write_text_file(dir + "/requests.jsonl", text);
-  std::cout << "wrote " << dir << "/{catalog.json,users.perk,popularity.perk,als.perk,preference.perk,"
-            << "blend.json,history.perk,policy.json,requests.jsonl}; plan time " << d.plan_time << "\n";
+  std::cout << "wrote " << dir
+            << "/{catalog.json,users.perk,popularity.perk,als.perk,preference.perk,"
+            << "blend.json,history.perk,policy.json,requests.jsonl}; plan time " << d.plan_time
+            << "\n";
   return 0;
 }
 
@@ -114,27 +116,48 @@ int main(int argc, char** argv) {
         std::cout << kUsage;
         return 0;
       }
-      if (arg == "--catalog") o.catalog = value();
-      else if (arg == "--users") o.users = value();
-      else if (arg == "--policy") o.policy = value();
-      else if (arg == "--model") o.models.push_back(value());
-      else if (arg == "--preference") o.preference = value();
-      else if (arg == "--blend") o.blend = value();
-      else if (arg == "--history") o.history = value();
-      else if (arg == "--planner") o.planner = value();
-      else if (arg == "--plan-time") o.plan_time = std::stoll(value());
-      else if (arg == "--period-hours") o.period_hours = std::stod(value());
-      else if (arg == "--value") o.value_per_redemption = std::stod(value());
-      else if (arg == "--value-column") o.value_column = value();
-      else if (arg == "--top-k") o.top_k = std::stoi(value());
-      else if (arg == "--threads") o.threads = std::stoi(value());
-      else if (arg == "--max-line-bytes") o.max_line_bytes = std::stoull(value());
-      else if (arg == "--input") input = value();
-      else if (arg == "--output") output = value();
-      else if (arg == "--generate") generate_dir = value();
-      else if (arg == "--members") members = std::stoi(value());
-      else if (arg == "--requests") requests = std::stoll(value());
-      else return usage("unknown option " + arg);
+      if (arg == "--catalog")
+        o.catalog = value();
+      else if (arg == "--users")
+        o.users = value();
+      else if (arg == "--policy")
+        o.policy = value();
+      else if (arg == "--model")
+        o.models.push_back(value());
+      else if (arg == "--preference")
+        o.preference = value();
+      else if (arg == "--blend")
+        o.blend = value();
+      else if (arg == "--history")
+        o.history = value();
+      else if (arg == "--planner")
+        o.planner = value();
+      else if (arg == "--plan-time")
+        o.plan_time = std::stoll(value());
+      else if (arg == "--period-hours")
+        o.period_hours = std::stod(value());
+      else if (arg == "--value")
+        o.value_per_redemption = std::stod(value());
+      else if (arg == "--value-column")
+        o.value_column = value();
+      else if (arg == "--top-k")
+        o.top_k = std::stoi(value());
+      else if (arg == "--threads")
+        o.threads = std::stoi(value());
+      else if (arg == "--max-line-bytes")
+        o.max_line_bytes = std::stoull(value());
+      else if (arg == "--input")
+        input = value();
+      else if (arg == "--output")
+        output = value();
+      else if (arg == "--generate")
+        generate_dir = value();
+      else if (arg == "--members")
+        members = std::stoi(value());
+      else if (arg == "--requests")
+        requests = std::stoll(value());
+      else
+        return usage("unknown option " + arg);
     }
   } catch (const std::exception& e) {
     return usage(e.what());
@@ -142,7 +165,8 @@ int main(int argc, char** argv) {
 
   try {
     if (!generate_dir.empty()) return generate(generate_dir, members, requests);
-    const std::unique_ptr<benefit_server::BenefitServer> server = benefit_server::BenefitServer::load(o);
+    const std::unique_ptr<benefit_server::BenefitServer> server =
+        benefit_server::BenefitServer::load(o);
     std::ifstream in_file;
     std::ofstream out_file;
     if (!input.empty()) {
@@ -156,7 +180,8 @@ int main(int argc, char** argv) {
     std::istream& in = input.empty() ? std::cin : in_file;
     std::ostream& out = output.empty() ? std::cout : out_file;
     std::ios::sync_with_stdio(false);
-    std::cin.tie(nullptr);  // serve() unties its input too; a tied cout would be flushed by the reader
+    std::cin.tie(
+        nullptr);  // serve() unties its input too; a tied cout would be flushed by the reader
     const benefit_server::ServeStats stats = server->serve(in, out);
     std::cerr << "answered " << stats.answered << " requests (" << stats.errors << " errors, "
               << stats.benefits << " benefits) on " << o.threads << " threads; spent "
@@ -164,7 +189,8 @@ int main(int argc, char** argv) {
               << "\n";
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "perkrec_benefit_server: " << benefit_server::error_class(e) << ": " << e.what() << "\n";
+    std::cerr << "perkrec_benefit_server: " << benefit_server::error_class(e) << ": " << e.what()
+              << "\n";
     return 1;
   }
 }

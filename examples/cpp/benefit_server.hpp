@@ -59,7 +59,8 @@
 //   3. the online Pacer spends budget / inventory / quotas and checks the member's caps and
 //      stacking groups: one call with the whole ranked row, at most n new benefits, picked by
 //      value - multiplier x cost - inventory price (limited benefits are paced over the period),
-//   4. Planner::send_time: send time (the member's best hour from the preference model, moved out of
+//   4. Planner::send_time: send time (the member's best hour from the preference model, moved out
+//   of
 //      the policy's quiet hours) and validity,
 //   5. explain(): the reasons of each issued benefit.
 // Money: value = probability x value of a redemption (the member's value column, else
@@ -103,11 +104,11 @@
 #include <utility>
 #include <vector>
 
-#include <perkrec/perkrec.hpp>
 #include <perkrec/decide/allocator.hpp>
 #include <perkrec/decide/explain.hpp>
 #include <perkrec/decide/policy.hpp>
 #include <perkrec/decide/ranker.hpp>
+#include <perkrec/perkrec.hpp>
 
 namespace benefit_server {
 
@@ -118,22 +119,23 @@ using perkrec::Timestamp;
 using Answer = nlohmann::ordered_json;
 
 struct ServerOptions {
-  std::string catalog;                  ///< Catalog JSON file (required)
-  std::string users;                    ///< UserTable container file (required)
-  std::string policy;                   ///< Policy JSON file (required)
-  std::vector<std::string> models;      ///< Popularity / ALS / BPR container files (>= 1)
-  std::string preference;               ///< PreferenceModel container file, or ""
-  std::string blend;                    ///< ScoreBlend JSON file, or ""
-  std::string history;                  ///< EventLog container file, or ""
-  std::string planner;                  ///< BenefitPlanner model file (replaces the six above), or ""
-  Timestamp plan_time = 0;              ///< policy compile time and start of the pacing day
-  double period_hours = 24.0;           ///< pacing period [plan_time, plan_time + period); > 0
-  double value_per_redemption = 10.0;   ///< value of one redemption when no column; >= 0
-  std::string value_column;             ///< numeric UserTable column of it per member, or ""
-  int top_k = 20;                       ///< ranked candidates per request; >= 1 (--planner: the pipeline's)
-  int threads = 1;                      ///< worker threads of serve(); 1 to perkrec::kMaxThreads
-  std::size_t max_in_flight = 4096;     ///< requests read ahead of the writer; >= 1
-  std::size_t max_line_bytes = 64u << 10;  ///< longer request lines are answered with an error; >= 2
+  std::string catalog;              ///< Catalog JSON file (required)
+  std::string users;                ///< UserTable container file (required)
+  std::string policy;               ///< Policy JSON file (required)
+  std::vector<std::string> models;  ///< Popularity / ALS / BPR container files (>= 1)
+  std::string preference;           ///< PreferenceModel container file, or ""
+  std::string blend;                ///< ScoreBlend JSON file, or ""
+  std::string history;              ///< EventLog container file, or ""
+  std::string planner;              ///< BenefitPlanner model file (replaces the six above), or ""
+  Timestamp plan_time = 0;          ///< policy compile time and start of the pacing day
+  double period_hours = 24.0;       ///< pacing period [plan_time, plan_time + period); > 0
+  double value_per_redemption = 10.0;  ///< value of one redemption when no column; >= 0
+  std::string value_column;            ///< numeric UserTable column of it per member, or ""
+  int top_k = 20;   ///< ranked candidates per request; >= 1 (--planner: the pipeline's)
+  int threads = 1;  ///< worker threads of serve(); 1 to perkrec::kMaxThreads
+  std::size_t max_in_flight = 4096;  ///< requests read ahead of the writer; >= 1
+  std::size_t max_line_bytes = 64u
+                               << 10;  ///< longer request lines are answered with an error; >= 2
 
   /// Throws perkrec::ConfigError naming the option.
   void validate() const {
@@ -141,10 +143,11 @@ struct ServerOptions {
       perkrec::detail::raise<perkrec::ConfigError>("ServerOptions: ", option, ": ", what);
     };
     if (!planner.empty()) {
-      if (!catalog.empty() || !users.empty() || !policy.empty() || !models.empty() || !preference.empty() ||
-          !blend.empty() || !history.empty() || !value_column.empty()) {
-        bad("planner", "the pipeline file holds the catalog, members, policy, models, preference, history and "
-                       "values: give none of those options with it");
+      if (!catalog.empty() || !users.empty() || !policy.empty() || !models.empty() ||
+          !preference.empty() || !blend.empty() || !history.empty() || !value_column.empty()) {
+        bad("planner",
+            "the pipeline file holds the catalog, members, policy, models, preference, history and "
+            "values: give none of those options with it");
       }
     } else {
       if (catalog.empty()) bad("catalog", "required");
@@ -158,7 +161,8 @@ struct ServerOptions {
     }
     if (top_k < 1) bad("top_k", "must be >= 1");
     if (threads < 1 || threads > perkrec::kMaxThreads) {
-      bad("threads", perkrec::detail::concat("must be in [1, ", perkrec::kMaxThreads, "] (got ", threads, ")"));
+      bad("threads", perkrec::detail::concat("must be in [1, ", perkrec::kMaxThreads, "] (got ",
+                                             threads, ")"));
     }
     if (max_in_flight < 1) bad("max_in_flight", "must be >= 1");
     if (max_line_bytes < 2) bad("max_line_bytes", "must be >= 2");
@@ -181,7 +185,9 @@ inline std::string error_class(const std::exception& e) {
 
 inline std::string read_text_file(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) perkrec::detail::raise<perkrec::InputError>("BenefitServer::load: cannot open ", what, " '", path, "'");
+  if (!in)
+    perkrec::detail::raise<perkrec::InputError>("BenefitServer::load: cannot open ", what, " '",
+                                                path, "'");
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
@@ -196,9 +202,9 @@ struct ServeStats {
 
 /// A parsed request: the member's row and what was asked.
 struct Request {
-  Json id;              ///< echoed back (null when absent)
-  Json member;          ///< echoed back as given
-  Index user = -1;      ///< row of the UserTable / models / compiled policy
+  Json id;          ///< echoed back (null when absent)
+  Json member;      ///< echoed back as given
+  Index user = -1;  ///< row of the UserTable / models / compiled policy
   int n = 1;
   Timestamp time = 0;
 };
@@ -219,10 +225,12 @@ class BenefitServer {
       if (users != n_users || benefits != n_benefits) {
         perkrec::detail::raise<perkrec::InputError>(
             "BenefitServer::load: model '", path, "' has ", users, " members x ", benefits,
-            " benefits (expected ", n_users, " x ", n_benefits, ": the users table and the catalog)");
+            " benefits (expected ", n_users, " x ", n_benefits,
+            ": the users table and the catalog)");
       }
     };
-    auto check_ids = [&](const std::string& path, const perkrec::IdMap& users, const perkrec::IdMap& benefits) {
+    auto check_ids = [&](const std::string& path, const perkrec::IdMap& users,
+                         const perkrec::IdMap& benefits) {
       if ((users.size() != 0 && !(users == s->users_.users())) ||
           (benefits.size() != 0 && !(benefits == s->catalog_.ids()))) {
         perkrec::detail::raise<perkrec::InputError>("BenefitServer::load: model '", path,
@@ -232,105 +240,124 @@ class BenefitServer {
     for (const std::string& path : options.models) {
       const perkrec::ModelReader r = perkrec::ModelReader::from_file(path);
       if (r.kind() == perkrec::Popularity::kind) {
-        if (s->popularity_) perkrec::detail::raise<perkrec::ConfigError>("BenefitServer::load: two Popularity models");
+        if (s->popularity_)
+          perkrec::detail::raise<perkrec::ConfigError>(
+              "BenefitServer::load: two Popularity models");
         s->popularity_ = std::make_unique<perkrec::Popularity>(perkrec::Popularity::read(r, ""));
         check_shape(path, s->popularity_->n_users(), s->popularity_->n_benefits());
         check_ids(path, s->popularity_->user_ids(), s->popularity_->benefit_ids());
         s->sources_.emplace_back("popularity", perkrec::model_scorer(*s->popularity_));
       } else if (r.kind() == perkrec::ALS::kind) {
-        if (s->als_) perkrec::detail::raise<perkrec::ConfigError>("BenefitServer::load: two ALS models");
+        if (s->als_)
+          perkrec::detail::raise<perkrec::ConfigError>("BenefitServer::load: two ALS models");
         s->als_ = std::make_unique<perkrec::ALS>(perkrec::ALS::read(r, ""));
         check_shape(path, s->als_->n_users(), s->als_->n_benefits());
         check_ids(path, s->als_->user_ids(), s->als_->benefit_ids());
         s->sources_.emplace_back("als", perkrec::model_scorer(*s->als_));
       } else if (r.kind() == perkrec::BPR::kind) {
-        if (s->bpr_) perkrec::detail::raise<perkrec::ConfigError>("BenefitServer::load: two BPR models");
+        if (s->bpr_)
+          perkrec::detail::raise<perkrec::ConfigError>("BenefitServer::load: two BPR models");
         s->bpr_ = std::make_unique<perkrec::BPR>(perkrec::BPR::read(r, ""));
         check_shape(path, s->bpr_->n_users(), s->bpr_->n_benefits());
         check_ids(path, s->bpr_->user_ids(), s->bpr_->benefit_ids());
         s->sources_.emplace_back("bpr", perkrec::model_scorer(*s->bpr_));
       } else {
-        perkrec::detail::raise<perkrec::ConfigError>("BenefitServer::load: model '", path, "' is a ", r.kind(),
+        perkrec::detail::raise<perkrec::ConfigError>("BenefitServer::load: model '", path,
+                                                     "' is a ", r.kind(),
                                                      " (expected Popularity, ALS or BPR)");
       }
     }
     if (!options.preference.empty()) {
-      s->preference_ = std::make_unique<perkrec::PreferenceModel>(perkrec::PreferenceModel::load(options.preference));
+      s->preference_ = std::make_unique<perkrec::PreferenceModel>(
+          perkrec::PreferenceModel::load(options.preference));
       check_shape(options.preference, s->preference_->n_users(), s->preference_->n_benefits());
       check_ids(options.preference, s->preference_->user_ids(), s->preference_->benefit_ids());
       // PreferenceModel::score runs a parallel loop with the saved num_threads; a request is
       // already the unit of parallelism, so score pair by pair (a one-pair loop runs inline).
       const perkrec::PreferenceModel* pref = s->preference_.get();
-      s->sources_.emplace_back("preference", [pref](perkrec::Span<const Index> us, perkrec::Span<const Index> bs,
-                                                    perkrec::Span<float> out) {
-        for (std::size_t i = 0; i < us.size(); ++i) {
-          pref->score(perkrec::Span<const Index>(&us[i], 1), perkrec::Span<const Index>(&bs[i], 1),
-                      perkrec::Span<float>(&out[i], 1));
-        }
-      });
+      s->sources_.emplace_back(
+          "preference", [pref](perkrec::Span<const Index> us, perkrec::Span<const Index> bs,
+                               perkrec::Span<float> out) {
+            for (std::size_t i = 0; i < us.size(); ++i) {
+              pref->score(perkrec::Span<const Index>(&us[i], 1),
+                          perkrec::Span<const Index>(&bs[i], 1), perkrec::Span<float>(&out[i], 1));
+            }
+          });
     }
     if (!options.blend.empty()) {
-      const Json j = perkrec::parse_json_strict<perkrec::ConfigError>(read_text_file(options.blend, "blend"),
-                                                                      "BenefitServer::load: blend");
+      const Json j = perkrec::parse_json_strict<perkrec::ConfigError>(
+          read_text_file(options.blend, "blend"), "BenefitServer::load: blend");
       s->blend_ = std::make_unique<perkrec::ScoreBlend>(perkrec::ScoreBlend::from_json(j));
       for (const std::string& name : s->blend_->source_names()) {
         auto it = std::find_if(s->sources_.begin(), s->sources_.end(),
                                [&](const auto& src) { return src.first == name; });
         if (it == s->sources_.end()) {
-          perkrec::detail::raise<perkrec::ConfigError>("BenefitServer::load: the blend's source '", name,
-                                                       "' has no model (load a model of that kind)");
+          perkrec::detail::raise<perkrec::ConfigError>(
+              "BenefitServer::load: the blend's source '", name,
+              "' has no model (load a model of that kind)");
         }
         s->blend_->attach(name, it->second);
       }
-      if (!s->blend_->fitted()) perkrec::detail::raise<perkrec::ConfigError>("BenefitServer::load: the blend is not fitted");
+      if (!s->blend_->fitted())
+        perkrec::detail::raise<perkrec::ConfigError>(
+            "BenefitServer::load: the blend is not fitted");
     } else if (!s->popularity_) {
       perkrec::detail::raise<perkrec::ConfigError>(
-          "BenefitServer::load: without a blend the probability is the Popularity score: load a Popularity model "
+          "BenefitServer::load: without a blend the probability is the Popularity score: load a "
+          "Popularity model "
           "or give a blend");
     }
 
-    s->member_value_.assign(static_cast<std::size_t>(n_users), static_cast<float>(options.value_per_redemption));
+    s->member_value_.assign(static_cast<std::size_t>(n_users),
+                            static_cast<float>(options.value_per_redemption));
     if (!options.value_column.empty()) {
       const std::vector<double>& col = s->users_.numeric(options.value_column);
       for (Index u = 0; u < n_users; ++u) {
         const double v = col[static_cast<std::size_t>(u)];
         s->member_value_[static_cast<std::size_t>(u)] =
-            std::isfinite(v) && v >= 0 ? static_cast<float>(v) : static_cast<float>(options.value_per_redemption);
+            std::isfinite(v) && v >= 0 ? static_cast<float>(v)
+                                       : static_cast<float>(options.value_per_redemption);
       }
     }
 
     s->policy_ = perkrec::Policy::from_string(read_text_file(options.policy, "policy"));
     std::unique_ptr<perkrec::SegmentAssignment> segments;
     if (s->preference_) {
-      segments = std::make_unique<perkrec::SegmentAssignment>(s->preference_->segments(perkrec::SegmentRules::defaults()));
+      segments = std::make_unique<perkrec::SegmentAssignment>(
+          s->preference_->segments(perkrec::SegmentRules::defaults()));
     }
     std::unique_ptr<perkrec::EventLog> history;
-    if (!options.history.empty()) history = std::make_unique<perkrec::EventLog>(perkrec::EventLog::load(options.history));
-    s->compiled_ = s->policy_.compile(s->catalog_, s->users_, options.plan_time, segments.get(), history.get());
+    if (!options.history.empty())
+      history = std::make_unique<perkrec::EventLog>(perkrec::EventLog::load(options.history));
+    s->compiled_ = s->policy_.compile(s->catalog_, s->users_, options.plan_time, segments.get(),
+                                      history.get());
 
     s->pacer_ = make_pacer(s->compiled_, options);
 
-    perkrec::PlannerParams planner;  // ranks one member per request: the request is the unit of parallelism
+    perkrec::PlannerParams
+        planner;  // ranks one member per request: the request is the unit of parallelism
     planner.objective = perkrec::RankerParams::Objective::redemption;
     planner.top_k = options.top_k;
     planner.num_threads = 1;
     s->planner_ = perkrec::Planner(planner);
-    s->explain_ = perkrec::ExplanationContext::make(s->preference_.get(), s->catalog_, s->blend_.get(),
-                                                    s->compiled_.rule_names);
+    s->explain_ = perkrec::ExplanationContext::make(s->preference_.get(), s->catalog_,
+                                                    s->blend_.get(), s->compiled_.rule_names);
     return s;
   }
 
   /// --planner: everything from the pipeline file; the shrinkage's means and the compiled
   /// policy at plan_time (the end of the fitted log when 0).
   static std::unique_ptr<BenefitServer> load_planner(std::unique_ptr<BenefitServer> s) {
-    s->pipeline_ = std::make_unique<perkrec::BenefitPlanner>(perkrec::BenefitPlanner::load(s->options_.planner, 1));
+    s->pipeline_ = std::make_unique<perkrec::BenefitPlanner>(
+        perkrec::BenefitPlanner::load(s->options_.planner, 1));
     const perkrec::BenefitPlanner& bp = *s->pipeline_;
     const perkrec::BenefitPlannerFile& f = bp.file();
     if (s->options_.plan_time == 0) s->options_.plan_time = bp.end_time();
     s->catalog_ = f.catalog;
     s->users_ = f.users ? *f.users
-                        : perkrec::UserTable(f.events.user_ids().size() == bp.n_users() ? f.events.user_ids()
-                                                                                         : perkrec::IdMap::range(bp.n_users()));
+                        : perkrec::UserTable(f.events.user_ids().size() == bp.n_users()
+                                                 ? f.events.user_ids()
+                                                 : perkrec::IdMap::range(bp.n_users()));
     s->state_ = std::make_unique<perkrec::BenefitPlanner::State>(bp.prepare(s->options_.plan_time));
     s->policy_ = bp.policy();
     s->compiled_ = s->state_->compiled;
@@ -348,7 +375,8 @@ class BenefitServer {
     perkrec::PacingParams pacing;  // the policy's budget; none = infinite
     pacing.budget = compiled.constraints.budget;
     pacing.start = options.plan_time;
-    pacing.end = options.plan_time + static_cast<Timestamp>(std::llround(options.period_hours * 3600.0));
+    pacing.end =
+        options.plan_time + static_cast<Timestamp>(std::llround(options.period_hours * 3600.0));
     return std::make_unique<perkrec::Pacer>(compiled.constraints, pacing);
   }
 
@@ -372,25 +400,29 @@ class BenefitServer {
     }
     if (doc.is_object() && doc.contains("id")) {
       const Json& v = doc["id"];
-      if (v.is_string() || (v.is_number() && (!v.is_number_float() || std::isfinite(v.get<double>())))) id = v;
+      if (v.is_string() ||
+          (v.is_number() && (!v.is_number_float() || std::isfinite(v.get<double>()))))
+        id = v;
     }
     perkrec::JsonReader<perkrec::InputError> r(doc, "", "request");
     Request q;
     q.time = options_.plan_time;
     if (const Json* v = r.raw("id")) {
       if (!v->is_string() && !v->is_number()) r.fail("id", "expected a string or a number");
-      if (v->is_number_float() && !std::isfinite(v->get<double>())) r.fail("id", "expected a finite number");
+      if (v->is_number_float() && !std::isfinite(v->get<double>()))
+        r.fail("id", "expected a finite number");
       q.id = *v;
     }
     const Json* m = r.raw("member");
-    if (m == nullptr) perkrec::detail::raise<perkrec::InputError>("request: /member: required key is missing");
+    if (m == nullptr)
+      perkrec::detail::raise<perkrec::InputError>("request: /member: required key is missing");
     q.member = *m;
     r.read("n", q.n);
     if (q.n < 1 || q.n > 100) r.fail("n", "expected 1 <= n <= 100");
     r.read("time", q.time);
     if (q.time < perkrec::kMinTimestamp || q.time >= perkrec::kMaxTimestamp) {
-      r.fail("time", perkrec::detail::concat("expected UTC seconds in [", perkrec::kMinTimestamp, ", ",
-                                             perkrec::kMaxTimestamp, ")"));
+      r.fail("time", perkrec::detail::concat("expected UTC seconds in [", perkrec::kMinTimestamp,
+                                             ", ", perkrec::kMaxTimestamp, ")"));
     }
     r.finish();
     q.user = find_member(*m);
@@ -405,9 +437,9 @@ class BenefitServer {
     out["id"] = Answer(q.id);
     out["member"] = Answer(q.member);
     Answer benefits = Answer::array();
-    const perkrec::ExclusionReason block = compiled_.member_block.empty()
-                                               ? perkrec::ExclusionReason::none
-                                               : compiled_.member_block[static_cast<std::size_t>(u)];
+    const perkrec::ExclusionReason block =
+        compiled_.member_block.empty() ? perkrec::ExclusionReason::none
+                                       : compiled_.member_block[static_cast<std::size_t>(u)];
     if (block != perkrec::ExclusionReason::none) {
       out["benefits"] = std::move(benefits);
       out["blocked"] = perkrec::exclusion_reason_name(block);
@@ -431,8 +463,8 @@ class BenefitServer {
 
     // 2. Eligible candidates by expected value - cost (the Planner's ranking of one member).
     perkrec::RankDiagnostics diag;
-    const perkrec::Candidates c =
-        planner_.rank_member(compiled_, catalog_, u, prob, share, member_value_[static_cast<std::size_t>(u)], &diag);
+    const perkrec::Candidates c = planner_.rank_member(
+        compiled_, catalog_, u, prob, share, member_value_[static_cast<std::size_t>(u)], &diag);
 
     // 3. The pacer spends: the whole ranked row in one call, at most n new benefits, picked by
     //    its own rule (value - multiplier x cost - inventory price, best first). The runner-up
@@ -444,10 +476,11 @@ class BenefitServer {
     const auto count = static_cast<std::size_t>(row_end - row_begin);
     std::vector<perkrec::ExclusionReason> why_not;  // per candidate, from the pacer's decision
     const std::vector<std::int32_t> picked =
-        count == 0 ? std::vector<std::int32_t>()
-                   : pacer_->decide(u, q.time, perkrec::Span<const Index>(&c.benefit[first], count),
-                                    perkrec::Span<const float>(&c.value[first], count),
-                                    perkrec::Span<const float>(&c.cost[first], count), q.n, &why_not);
+        count == 0
+            ? std::vector<std::int32_t>()
+            : pacer_->decide(u, q.time, perkrec::Span<const Index>(&c.benefit[first], count),
+                             perkrec::Span<const float>(&c.value[first], count),
+                             perkrec::Span<const float>(&c.cost[first], count), q.n, &why_not);
     std::size_t next = 0;  // picked is ascending
     for (std::int64_t e = row_begin; e < row_end; ++e) {
       if (next < picked.size() && row_begin + picked[next] == e) {
@@ -458,7 +491,8 @@ class BenefitServer {
       }
     }
     const perkrec::ExclusionReason runner_reason =
-        runner_up < 0 ? perkrec::ExclusionReason::none : why_not[static_cast<std::size_t>(runner_up - row_begin)];
+        runner_up < 0 ? perkrec::ExclusionReason::none
+                      : why_not[static_cast<std::size_t>(runner_up - row_begin)];
 
     // 4 + 5. Send time (out of the policy's quiet hours), validity and reasons of each issued
     //        benefit.
@@ -466,11 +500,13 @@ class BenefitServer {
       const auto i = static_cast<std::size_t>(e);
       const Index b = c.benefit[i];
       const perkrec::SendSchedule when = planner_.send_time(
-          compiled_, catalog_, pipeline_ ? &pipeline_->file().preference : preference_.get(), u, b, q.time);
+          compiled_, catalog_, pipeline_ ? &pipeline_->file().preference : preference_.get(), u, b,
+          q.time);
       perkrec::ExplanationRow row;
       row.member = u;
       row.benefit = b;
-      row.probability = c.probability.empty() ? prob[static_cast<std::size_t>(b)] : c.probability[i];
+      row.probability =
+          c.probability.empty() ? prob[static_cast<std::size_t>(b)] : c.probability[i];
       row.value = c.value[i];
       row.cost = c.cost[i];
       std::vector<float> terms;
@@ -490,7 +526,8 @@ class BenefitServer {
       // explain_text keeps the explanation's reading order; the decision's own fields are
       // already in the item.
       Answer reasons = Answer::parse(perkrec::explain_text(explain_, row));
-      for (const char* dup : {"member", "benefit", "probability", "value", "cost"}) reasons.erase(dup);
+      for (const char* dup : {"member", "benefit", "probability", "value", "cost"})
+        reasons.erase(dup);
       Answer item = Answer::object();
       item["benefit"] = catalog_[b].id;
       item["probability"] = round6(row.probability);
@@ -557,15 +594,35 @@ class BenefitServer {
       bool boolean(bool) { return value(nullptr); }
       bool number_integer(number_integer_t v) { return value(v); }
       bool number_unsigned(number_unsigned_t v) { return value(v); }
-      bool number_float(number_float_t v, const string_t&) { return value(std::isfinite(v) ? Json(v) : Json()); }
+      bool number_float(number_float_t v, const string_t&) {
+        return value(std::isfinite(v) ? Json(v) : Json());
+      }
       bool string(string_t& v) { return value(v); }
       bool binary(binary_t&) { return false; }
-      bool start_object(std::size_t) { at_id = false; return ++depth <= 64; }
-      bool end_object() { --depth; return true; }
-      bool start_array(std::size_t) { if (at_id && depth == 1) return false; ++depth; return depth <= 64; }
-      bool end_array() { --depth; return true; }
-      bool key(string_t& k) { at_id = depth == 1 && k == "id"; return true; }
-      bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+      bool start_object(std::size_t) {
+        at_id = false;
+        return ++depth <= 64;
+      }
+      bool end_object() {
+        --depth;
+        return true;
+      }
+      bool start_array(std::size_t) {
+        if (at_id && depth == 1) return false;
+        ++depth;
+        return depth <= 64;
+      }
+      bool end_array() {
+        --depth;
+        return true;
+      }
+      bool key(string_t& k) {
+        at_id = depth == 1 && k == "id";
+        return true;
+      }
+      bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
+        return false;
+      }
     } scan;
     try {
       Json::sax_parse(line.begin(), line.end(), &scan, Json::input_format_t::json, false);
@@ -577,7 +634,9 @@ class BenefitServer {
 
   /// Answers every line of `in` (blank lines are skipped) on options().threads workers and
   /// writes the answers to `out` in input order, one per line.
-  ServeStats serve(std::istream& in, std::ostream& out) const { return serve(in, out, options_.threads); }
+  ServeStats serve(std::istream& in, std::ostream& out) const {
+    return serve(in, out, options_.threads);
+  }
 
   ServeStats serve(std::istream& in, std::ostream& out, int threads) const {
     if (threads < 1 || threads > perkrec::kMaxThreads) {
@@ -603,7 +662,7 @@ class BenefitServer {
     };
     std::vector<Queue> queues(static_cast<std::size_t>(threads));
     std::mutex done_mutex;
-    std::condition_variable done_cv;      // an answer arrived (writer) or a slot freed (reader)
+    std::condition_variable done_cv;  // an answer arrived (writer) or a slot freed (reader)
     std::map<std::int64_t, std::string> done;
     std::int64_t written = 0;
     ServeStats stats;
@@ -656,10 +715,12 @@ class BenefitServer {
     };
     auto cannot_start = [&](const std::exception& e) -> perkrec::Error {
       return perkrec::Error(perkrec::detail::concat("BenefitServer::serve: cannot start ", threads,
-                                                    " worker threads and a writer (", e.what(), ")"));
+                                                    " worker threads and a writer (", e.what(),
+                                                    ")"));
     };
     try {
-      for (int t = 0; t < threads; ++t) pool.emplace_back(worker, std::ref(queues[static_cast<std::size_t>(t)]));
+      for (int t = 0; t < threads; ++t)
+        pool.emplace_back(worker, std::ref(queues[static_cast<std::size_t>(t)]));
     } catch (const std::exception& e) {
       stop_workers();
       throw cannot_start(e);
@@ -672,7 +733,8 @@ class BenefitServer {
       writer = std::thread([&] {
         std::unique_lock<std::mutex> lock(done_mutex);
         for (;;) {
-          done_cv.wait(lock, [&] { return done.count(written) > 0 || (total >= 0 && written >= total); });
+          done_cv.wait(lock,
+                       [&] { return done.count(written) > 0 || (total >= 0 && written >= total); });
           if (total >= 0 && written >= total) return;
           std::string text = std::move(done[written]);
           done.erase(written);
@@ -708,7 +770,9 @@ class BenefitServer {
         if (line.find_first_not_of(" \t") == std::string::npos) continue;
         {
           std::unique_lock<std::mutex> lock(done_mutex);
-          done_cv.wait(lock, [&] { return seq - written < static_cast<std::int64_t>(options_.max_in_flight); });
+          done_cv.wait(lock, [&] {
+            return seq - written < static_cast<std::int64_t>(options_.max_in_flight);
+          });
         }
         Json id;
         try {
@@ -746,8 +810,8 @@ class BenefitServer {
   }
 
   perkrec::InputError line_too_long(std::size_t bytes) const {
-    return perkrec::InputError(perkrec::detail::concat("request: line too long (got ", bytes,
-                                                       " bytes, limit ", options_.max_line_bytes, ")"));
+    return perkrec::InputError(perkrec::detail::concat(
+        "request: line too long (got ", bytes, " bytes, limit ", options_.max_line_bytes, ")"));
   }
 
   /// Reads one line like std::getline, but keeps at most max_line_bytes + 1 of its bytes in
@@ -780,7 +844,8 @@ class BenefitServer {
     const perkrec::IdMap& ids = users_.users();
     Index u = -1;
     if (ids.key_type() == perkrec::IdMap::KeyType::string) {
-      if (!m.is_string()) perkrec::detail::raise<perkrec::InputError>("request: /member: expected a string id");
+      if (!m.is_string())
+        perkrec::detail::raise<perkrec::InputError>("request: /member: expected a string id");
       u = ids.find(m.get<std::string>());
     } else if (m.is_number_integer()) {
       u = ids.find(m.get<std::int64_t>());
@@ -788,7 +853,8 @@ class BenefitServer {
       const std::string& s = m.get_ref<const std::string&>();
       std::size_t used = 0;
       long long v = 0;
-      bool ok = !s.empty() && s.size() <= 19 && s.find_first_not_of("-0123456789") == std::string::npos;
+      bool ok =
+          !s.empty() && s.size() <= 19 && s.find_first_not_of("-0123456789") == std::string::npos;
       if (ok) {
         try {
           v = std::stoll(s, &used);
@@ -798,10 +864,12 @@ class BenefitServer {
       }
       if (ok && used == s.size()) u = ids.find(static_cast<std::int64_t>(v));
     } else {
-      perkrec::detail::raise<perkrec::InputError>("request: /member: expected a string or integer id");
+      perkrec::detail::raise<perkrec::InputError>(
+          "request: /member: expected a string or integer id");
     }
-    if (u < 0) perkrec::detail::raise<perkrec::InputError>("request: /member: unknown member ",
-                                                               perkrec::detail::json_preview(m));
+    if (u < 0)
+      perkrec::detail::raise<perkrec::InputError>("request: /member: unknown member ",
+                                                  perkrec::detail::json_preview(m));
     return u;
   }
 
@@ -812,8 +880,8 @@ class BenefitServer {
   std::unique_ptr<perkrec::ALS> als_;
   std::unique_ptr<perkrec::BPR> bpr_;
   std::unique_ptr<perkrec::PreferenceModel> preference_;
-  std::unique_ptr<perkrec::BenefitPlanner> pipeline_;              // --planner
-  std::unique_ptr<perkrec::BenefitPlanner::State> state_;          // its means at plan_time
+  std::unique_ptr<perkrec::BenefitPlanner> pipeline_;      // --planner
+  std::unique_ptr<perkrec::BenefitPlanner::State> state_;  // its means at plan_time
   std::unique_ptr<perkrec::ScoreBlend> blend_;
   std::vector<std::pair<std::string, perkrec::ScoreBlend::Scorer>> sources_;
   std::vector<float> member_value_;
@@ -839,7 +907,8 @@ inline void write_text_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
   out.flush();
-  if (!out) perkrec::detail::raise<perkrec::InputError>("write_text_file: cannot write '", path, "'");
+  if (!out)
+    perkrec::detail::raise<perkrec::InputError>("write_text_file: cannot write '", path, "'");
 }
 
 /// Simulates a program of `members` members (90 days), fits Popularity, ALS and a
@@ -893,7 +962,8 @@ inline DemoSetup write_demo_setup(const std::string& dir, Index members, std::ui
       const Index b = log.benefits()[static_cast<std::size_t>(e)];
       float y = 0;
       for (perkrec::Offset f = e + 1; f < log.user_end(u); ++f) {
-        if (log.type(f) == perkrec::EventType::redeemed && log.benefits()[static_cast<std::size_t>(f)] == b) {
+        if (log.type(f) == perkrec::EventType::redeemed &&
+            log.benefits()[static_cast<std::size_t>(f)] == b) {
           y = 1;
           break;
         }
@@ -930,7 +1000,8 @@ inline DemoSetup write_demo_setup(const std::string& dir, Index members, std::ui
 }
 
 /// ServerOptions for the files of a demo set-up and a policy file.
-inline ServerOptions demo_options(const DemoSetup& d, const std::string& policy_path, int threads = 1) {
+inline ServerOptions demo_options(const DemoSetup& d, const std::string& policy_path,
+                                  int threads = 1) {
   ServerOptions o;
   o.catalog = d.catalog;
   o.users = d.users;
@@ -945,7 +1016,8 @@ inline ServerOptions demo_options(const DemoSetup& d, const std::string& policy_
 
 /// `count` request lines for random members of a demo set-up (seeded), spread over the day
 /// after plan_time, asking for 1 or 2 benefits; member ids are written as strings and numbers.
-inline std::vector<std::string> demo_requests(const DemoSetup& d, std::int64_t count, std::uint64_t seed = 1) {
+inline std::vector<std::string> demo_requests(const DemoSetup& d, std::int64_t count,
+                                              std::uint64_t seed = 1) {
   perkrec::Rng rng(seed, 0, 0);
   std::vector<std::string> lines;
   lines.reserve(static_cast<std::size_t>(count));

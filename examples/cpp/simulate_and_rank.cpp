@@ -20,10 +20,12 @@ int main(int argc, char** argv) {
     const perkrec::Split split = perkrec::split_by_time(log, cut);
     perkrec::InteractionParams weights;
     weights.end_time = cut;
-    const perkrec::InteractionMatrix train = perkrec::build_interaction_matrix(split.train, weights);
+    const perkrec::InteractionMatrix train =
+        perkrec::build_interaction_matrix(split.train, weights);
     perkrec::InteractionParams test_weights;
     test_weights.event_weights = {0, 0, 1, 1, 0, 0};  // what members claimed or redeemed next
-    const perkrec::InteractionMatrix test = perkrec::build_interaction_matrix(split.test, test_weights);
+    const perkrec::InteractionMatrix test =
+        perkrec::build_interaction_matrix(split.test, test_weights);
 
     perkrec::Popularity model;
     model.fit(train.view());

@@ -1,6 +1,6 @@
 """Quickstart: simulate a program, split it in time, and evaluate the popularity baseline.
 
-    .venv/bin/python examples/python/quickstart.py
+.venv/bin/python examples/python/quickstart.py
 """
 
 import numpy as np

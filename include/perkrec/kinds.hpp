@@ -29,8 +29,8 @@
 namespace perkrec {
 
 /// Every kind a container may name, in the order read_any tries them.
-using SavedKinds = std::tuple<IdMap, Catalog, UserTable, EventLog, Popularity, FM, ALS, BPR, ItemKNN,
-                              PreferenceModel, UpliftModel, CLVModel, BenefitPlannerFile>;
+using SavedKinds = std::tuple<IdMap, Catalog, UserTable, EventLog, Popularity, FM, ALS, BPR,
+                              ItemKNN, PreferenceModel, UpliftModel, CLVModel, BenefitPlannerFile>;
 
 namespace detail {
 template <class F, class First, class... Rest>

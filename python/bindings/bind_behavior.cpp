@@ -24,23 +24,31 @@ void bind_behavior(py::module_& m) {
       .def(py::init<IdMap>(), py::arg("items"))
       .def("__len__", &ItemCatalog::size)
       .def_property_readonly("items", &ItemCatalog::items)
-      .def("add_level",
-           [](ItemCatalog& c, const std::string& name, const py::array& codes, std::vector<std::string> values) {
-             c.add_level(name, vector_of<std::int32_t>(codes, "codes"), std::move(values));
-           },
-           py::arg("name"), py::arg("codes"), py::arg("values"))
-      .def("add_numeric",
-           [](ItemCatalog& c, const std::string& name, const py::array& values) {
-             c.add_numeric(name, vector_of<double>(values, "values"));
-           },
-           py::arg("name"), py::arg("values"))
+      .def(
+          "add_level",
+          [](ItemCatalog& c, const std::string& name, const py::array& codes,
+             std::vector<std::string> values) {
+            c.add_level(name, vector_of<std::int32_t>(codes, "codes"), std::move(values));
+          },
+          py::arg("name"), py::arg("codes"), py::arg("values"))
+      .def(
+          "add_numeric",
+          [](ItemCatalog& c, const std::string& name, const py::array& values) {
+            c.add_numeric(name, vector_of<double>(values, "values"));
+          },
+          py::arg("name"), py::arg("values"))
       .def("level_names", &ItemCatalog::level_names)
       .def("numeric_names", &ItemCatalog::numeric_names)
       .def("level_codes",
-           [](const ItemCatalog& c, const std::string& name) { return to_numpy(std::vector<std::int32_t>(c.level_codes(name))); })
-      .def("level_values", [](const ItemCatalog& c, const std::string& name) { return c.level_values(name); })
+           [](const ItemCatalog& c, const std::string& name) {
+             return to_numpy(std::vector<std::int32_t>(c.level_codes(name)));
+           })
+      .def("level_values",
+           [](const ItemCatalog& c, const std::string& name) { return c.level_values(name); })
       .def("numeric",
-           [](const ItemCatalog& c, const std::string& name) { return to_numpy(std::vector<double>(c.numeric(name))); })
+           [](const ItemCatalog& c, const std::string& name) {
+             return to_numpy(std::vector<double>(c.numeric(name)));
+           })
       .def("__eq__", [](const ItemCatalog& a, const ItemCatalog& b) { return a == b; });
 
   py::class_<BehaviorLog>(m, "BehaviorLog")
@@ -49,8 +57,9 @@ void bind_behavior(py::module_& m) {
           "from_arrays",
           [](const py::array& user, const py::array& item, const py::array& timestamp,
              const std::optional<py::array>& action, const std::optional<py::array>& quantity,
-             const std::optional<py::array>& amount, const std::optional<py::array>& basket, Index n_users,
-             Index n_items, std::vector<std::string> action_names, const std::string& unknown, int num_threads) {
+             const std::optional<py::array>& amount, const std::optional<py::array>& basket,
+             Index n_users, Index n_items, std::vector<std::string> action_names,
+             const std::string& unknown, int num_threads) {
             BehaviorColumns c;
             c.user = view_1d<Index>(user, "user");
             c.item = view_1d<Index>(item, "item");
@@ -68,9 +77,9 @@ void bind_behavior(py::module_& m) {
             py::gil_scoped_release release;
             return BehaviorLog::from_columns(c, o);
           },
-          py::arg("user"), py::arg("item"), py::arg("timestamp"), py::arg("action"), py::arg("quantity"),
-          py::arg("amount"), py::arg("basket"), py::arg("n_users"), py::arg("n_items"), py::arg("action_names"),
-          py::arg("unknown"), py::arg("num_threads"))
+          py::arg("user"), py::arg("item"), py::arg("timestamp"), py::arg("action"),
+          py::arg("quantity"), py::arg("amount"), py::arg("basket"), py::arg("n_users"),
+          py::arg("n_items"), py::arg("action_names"), py::arg("unknown"), py::arg("num_threads"))
       .def("__len__", &BehaviorLog::size)
       .def_property_readonly("n_users", &BehaviorLog::n_users)
       .def_property_readonly("n_items", &BehaviorLog::n_items)
@@ -81,15 +90,32 @@ void bind_behavior(py::module_& m) {
       .def_property_readonly("min_time", &BehaviorLog::min_time)
       .def_property_readonly("max_time", &BehaviorLog::max_time)
       .def("users", [](const BehaviorLog& l) { return to_numpy(l.users()); })
-      .def("items", [](py::object self) { return readonly_view(self.cast<const BehaviorLog&>().items(), self); })
-      .def("actions", [](py::object self) { return readonly_view(self.cast<const BehaviorLog&>().actions(), self); })
+      .def("items",
+           [](py::object self) {
+             return readonly_view(self.cast<const BehaviorLog&>().items(), self);
+           })
+      .def("actions",
+           [](py::object self) {
+             return readonly_view(self.cast<const BehaviorLog&>().actions(), self);
+           })
       .def("timestamps",
-           [](py::object self) { return readonly_view(self.cast<const BehaviorLog&>().timestamps(), self); })
+           [](py::object self) {
+             return readonly_view(self.cast<const BehaviorLog&>().timestamps(), self);
+           })
       .def("quantities",
-           [](py::object self) { return readonly_view(self.cast<const BehaviorLog&>().quantities(), self); })
-      .def("amounts", [](py::object self) { return readonly_view(self.cast<const BehaviorLog&>().amounts(), self); })
-      .def("baskets", [](py::object self) { return readonly_view(self.cast<const BehaviorLog&>().baskets(), self); })
-      .def("user_offsets", [](const BehaviorLog& l) { return to_numpy(std::vector<Offset>(l.user_offsets())); })
+           [](py::object self) {
+             return readonly_view(self.cast<const BehaviorLog&>().quantities(), self);
+           })
+      .def("amounts",
+           [](py::object self) {
+             return readonly_view(self.cast<const BehaviorLog&>().amounts(), self);
+           })
+      .def("baskets",
+           [](py::object self) {
+             return readonly_view(self.cast<const BehaviorLog&>().baskets(), self);
+           })
+      .def("user_offsets",
+           [](const BehaviorLog& l) { return to_numpy(std::vector<Offset>(l.user_offsets())); })
       .def("before", &BehaviorLog::before, py::arg("user"), py::arg("t"));
 
   py::class_<BenefitItems>(m, "BenefitItems")
@@ -104,27 +130,32 @@ void bind_behavior(py::module_& m) {
             py::gil_scoped_release release;
             return BenefitItems::from_pairs(b, i, n_benefits, n_items, u);
           },
-          py::arg("benefit"), py::arg("item"), py::arg("n_benefits"), py::arg("n_items"), py::arg("unknown"))
+          py::arg("benefit"), py::arg("item"), py::arg("n_benefits"), py::arg("n_items"),
+          py::arg("unknown"))
       .def("__len__", &BenefitItems::size)
       .def_property_readonly("n_benefits", &BenefitItems::n_benefits)
       .def_property_readonly("n_items", &BenefitItems::n_items)
       .def_property_readonly("unknown_items", &BenefitItems::unknown_items)
-      .def("offsets", [](const BenefitItems& b) { return to_numpy(std::vector<Offset>(b.offsets())); })
-      .def("indices", [](const BenefitItems& b) { return to_numpy(std::vector<Index>(b.indices())); })
-      .def("level_values",
-           [](const BenefitItems& b, const ItemCatalog& c, const std::string& level) {
-             LevelValues v = b.level_values(c, level);
-             return py::make_tuple(to_numpy(std::move(v.offsets)), to_numpy(std::move(v.codes)));
-           },
-           py::arg("catalog"), py::arg("level"));
+      .def("offsets",
+           [](const BenefitItems& b) { return to_numpy(std::vector<Offset>(b.offsets())); })
+      .def("indices",
+           [](const BenefitItems& b) { return to_numpy(std::vector<Index>(b.indices())); })
+      .def(
+          "level_values",
+          [](const BenefitItems& b, const ItemCatalog& c, const std::string& level) {
+            LevelValues v = b.level_values(c, level);
+            return py::make_tuple(to_numpy(std::move(v.offsets)), to_numpy(std::move(v.codes)));
+          },
+          py::arg("catalog"), py::arg("level"));
 
   m.def(
       "behavior_features",
-      [](const py::array& user, const py::array& benefit, const py::array& timestamp, const BehaviorLog& log,
-         const ItemCatalog& items, const BenefitItems& benefit_items, std::vector<std::string> aggregates,
-         std::vector<std::string> levels, std::vector<std::string> actions, double half_life_days,
-         int num_threads) {
-        BehaviorSamples s{view_1d<std::int64_t>(user, "user"), view_1d<std::int64_t>(benefit, "benefit"),
+      [](const py::array& user, const py::array& benefit, const py::array& timestamp,
+         const BehaviorLog& log, const ItemCatalog& items, const BenefitItems& benefit_items,
+         std::vector<std::string> aggregates, std::vector<std::string> levels,
+         std::vector<std::string> actions, double half_life_days, int num_threads) {
+        BehaviorSamples s{view_1d<std::int64_t>(user, "user"),
+                          view_1d<std::int64_t>(benefit, "benefit"),
                           view_1d<std::int64_t>(timestamp, "timestamp")};
         BehaviorFeatureParams p;
         p.aggregates = std::move(aggregates);

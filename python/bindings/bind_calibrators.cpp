@@ -35,16 +35,26 @@ void bind_calibrators(py::module_& m) {
       .def_property_readonly("b", &PlattCalibrator::b)
       .def_property_readonly("fitted", &PlattCalibrator::fitted)
       .def("to_json", [](const PlattCalibrator& c) { return c.to_json().dump(); })
-      .def_static("from_json", [](const std::string& text) { return PlattCalibrator::from_json(parse_json_strict<ConfigError>(text, "PlattCalibrator.from_json")); });
+      .def_static("from_json", [](const std::string& text) {
+        return PlattCalibrator::from_json(
+            parse_json_strict<ConfigError>(text, "PlattCalibrator.from_json"));
+      });
   py::class_<IsotonicCalibrator>(m, "IsotonicCalibrator")
       .def(py::init<>())
       .def("fit", &fit_arrays<IsotonicCalibrator>, py::arg("scores"), py::arg("labels"))
       .def("predict", &predict_array<IsotonicCalibrator>, py::arg("scores"))
-      .def_property_readonly("x", [](const IsotonicCalibrator& c) { return to_numpy(std::vector<double>(c.knots_x())); })
-      .def_property_readonly("y", [](const IsotonicCalibrator& c) { return to_numpy(std::vector<double>(c.knots_y())); })
+      .def_property_readonly(
+          "x",
+          [](const IsotonicCalibrator& c) { return to_numpy(std::vector<double>(c.knots_x())); })
+      .def_property_readonly(
+          "y",
+          [](const IsotonicCalibrator& c) { return to_numpy(std::vector<double>(c.knots_y())); })
       .def_property_readonly("fitted", &IsotonicCalibrator::fitted)
       .def("to_json", [](const IsotonicCalibrator& c) { return c.to_json().dump(); })
-      .def_static("from_json", [](const std::string& text) { return IsotonicCalibrator::from_json(parse_json_strict<ConfigError>(text, "IsotonicCalibrator.from_json")); });
+      .def_static("from_json", [](const std::string& text) {
+        return IsotonicCalibrator::from_json(
+            parse_json_strict<ConfigError>(text, "IsotonicCalibrator.from_json"));
+      });
 }
 
 }  // namespace perkrec::python

@@ -23,103 +23,112 @@ py::tuple released_curve(F&& compute) {
 
 template <class F>
 void def_curve(py::module_& m, const char* name, F curve) {
-  m.def(name, [curve](const py::array& outcome, const py::array& uplift, const py::array& treatment) {
-    const Outcomes y = view_1d<double>(outcome, "outcome");
-    const Outcomes s = view_1d<double>(uplift, "uplift");
-    const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
-    return released_curve([&] { return curve(y, s, t); });
-  });
+  m.def(name,
+        [curve](const py::array& outcome, const py::array& uplift, const py::array& treatment) {
+          const Outcomes y = view_1d<double>(outcome, "outcome");
+          const Outcomes s = view_1d<double>(uplift, "uplift");
+          const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
+          return released_curve([&] { return curve(y, s, t); });
+        });
 }
 
 UpliftAtKStrategy strategy_from_string(const std::string& name) {
   if (name == "overall") return UpliftAtKStrategy::overall;
   if (name == "by_group") return UpliftAtKStrategy::by_group;
-  detail::raise<ConfigError>("uplift_at_k: strategy must be 'overall' or 'by_group' (got '", name, "')");
+  detail::raise<ConfigError>("uplift_at_k: strategy must be 'overall' or 'by_group' (got '", name,
+                             "')");
 }
 
 }  // namespace
 
 void bind_causal(py::module_& m) {
-  m.def("shrink_interactions", [](const py::array& probability, Index n_users, Index n_benefits,
-                                  const py::array& users, const py::array& benefits, const py::array& predicted,
-                                  const py::array& redeemed, const std::optional<py::array>& sample_weight,
-                                  int iterations, int num_threads) {
-    const Span<const double> p = view_1d<double>(probability, "probability");
-    const Span<const Index> u = view_1d<Index>(users, "users");
-    const Span<const Index> b = view_1d<Index>(benefits, "benefits");
-    const Span<const double> q = view_1d<double>(predicted, "predicted");
-    const Span<const double> y = view_1d<double>(redeemed, "redeemed");
-    const Span<const double> w = view_1d_or_empty<double>(sample_weight, "sample_weight");
-    InteractionShrinkParams params;
-    params.iterations = iterations;
-    params.num_threads = num_threads;
-    InteractionShrinkage s;
-    {
-      py::gil_scoped_release release;
-      s = shrink_interactions(p, n_users, n_benefits, u, b, q, y, w, params);
-    }
-    return py::make_tuple(to_numpy(std::move(s.probability), {n_users, n_benefits}), s.slope);
-  });
-  m.def("pooled_redemption", [](const std::optional<py::array>& base, Index n_users, Index n_benefits,
-                                 const std::vector<py::array>& benefit_attributes, const py::array& users,
-                                 const py::array& benefits, const std::optional<py::array>& base_at_issue,
-                                 const py::array& redeemed, const std::optional<py::array>& sample_weight,
-                                 const std::optional<py::array>& held_out, int sweeps, int burn_in, double initial_variance, double min_variance,
-                                 int num_threads) {
-    const Span<const float> p = view_1d_or_empty<float>(base, "base");
-    std::vector<Span<const Index>> attributes;
-    for (const py::array& a : benefit_attributes) attributes.push_back(view_1d<Index>(a, "benefit_attributes"));
-    const Span<const Index> u = view_1d<Index>(users, "users");
-    const Span<const Index> b = view_1d<Index>(benefits, "benefits");
-    const Span<const double> q = view_1d_or_empty<double>(base_at_issue, "base_at_issue");
-    const Span<const double> y = view_1d<double>(redeemed, "redeemed");
-    const Span<const double> w = view_1d_or_empty<double>(sample_weight, "sample_weight");
-    const Span<const std::uint8_t> h = view_1d_or_empty<std::uint8_t>(held_out, "held_out");
-    PooledEffectsParams params;
-    params.sweeps = sweeps;
-    params.burn_in = burn_in;
-    params.initial_variance = initial_variance;
-    params.min_variance = min_variance;
-    params.num_threads = num_threads;
-    PooledRedemption r;
-    {
-      py::gil_scoped_release release;
-      r = pooled_redemption(p, n_users, n_benefits, attributes, u, b, q, y, w, h, params);
-    }
-    py::list effects;
-    for (auto& e : r.fit.effects) effects.append(to_numpy(std::move(e)));
-    return py::make_tuple(to_numpy(std::move(r.probability), {n_users, n_benefits}), r.fit.intercept,
-                          to_numpy(std::move(r.fit.variance)), effects, r.slope);
-  });
-  def_curve(m, "qini_curve", [](Outcomes y, Outcomes s, Treatment t) { return qini_curve(y, s, t); });
-  def_curve(m, "uplift_curve", [](Outcomes y, Outcomes s, Treatment t) { return uplift_curve(y, s, t); });
-  m.def("perfect_qini_curve", [](const py::array& outcome, const py::array& treatment, bool negative_effect) {
-    const Outcomes y = view_1d<double>(outcome, "outcome");
-    const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
-    return released_curve([&] { return perfect_qini_curve(y, t, negative_effect); });
-  });
+  m.def("shrink_interactions",
+        [](const py::array& probability, Index n_users, Index n_benefits, const py::array& users,
+           const py::array& benefits, const py::array& predicted, const py::array& redeemed,
+           const std::optional<py::array>& sample_weight, int iterations, int num_threads) {
+          const Span<const double> p = view_1d<double>(probability, "probability");
+          const Span<const Index> u = view_1d<Index>(users, "users");
+          const Span<const Index> b = view_1d<Index>(benefits, "benefits");
+          const Span<const double> q = view_1d<double>(predicted, "predicted");
+          const Span<const double> y = view_1d<double>(redeemed, "redeemed");
+          const Span<const double> w = view_1d_or_empty<double>(sample_weight, "sample_weight");
+          InteractionShrinkParams params;
+          params.iterations = iterations;
+          params.num_threads = num_threads;
+          InteractionShrinkage s;
+          {
+            py::gil_scoped_release release;
+            s = shrink_interactions(p, n_users, n_benefits, u, b, q, y, w, params);
+          }
+          return py::make_tuple(to_numpy(std::move(s.probability), {n_users, n_benefits}), s.slope);
+        });
+  m.def("pooled_redemption",
+        [](const std::optional<py::array>& base, Index n_users, Index n_benefits,
+           const std::vector<py::array>& benefit_attributes, const py::array& users,
+           const py::array& benefits, const std::optional<py::array>& base_at_issue,
+           const py::array& redeemed, const std::optional<py::array>& sample_weight,
+           const std::optional<py::array>& held_out, int sweeps, int burn_in,
+           double initial_variance, double min_variance, int num_threads) {
+          const Span<const float> p = view_1d_or_empty<float>(base, "base");
+          std::vector<Span<const Index>> attributes;
+          for (const py::array& a : benefit_attributes)
+            attributes.push_back(view_1d<Index>(a, "benefit_attributes"));
+          const Span<const Index> u = view_1d<Index>(users, "users");
+          const Span<const Index> b = view_1d<Index>(benefits, "benefits");
+          const Span<const double> q = view_1d_or_empty<double>(base_at_issue, "base_at_issue");
+          const Span<const double> y = view_1d<double>(redeemed, "redeemed");
+          const Span<const double> w = view_1d_or_empty<double>(sample_weight, "sample_weight");
+          const Span<const std::uint8_t> h = view_1d_or_empty<std::uint8_t>(held_out, "held_out");
+          PooledEffectsParams params;
+          params.sweeps = sweeps;
+          params.burn_in = burn_in;
+          params.initial_variance = initial_variance;
+          params.min_variance = min_variance;
+          params.num_threads = num_threads;
+          PooledRedemption r;
+          {
+            py::gil_scoped_release release;
+            r = pooled_redemption(p, n_users, n_benefits, attributes, u, b, q, y, w, h, params);
+          }
+          py::list effects;
+          for (auto& e : r.fit.effects) effects.append(to_numpy(std::move(e)));
+          return py::make_tuple(to_numpy(std::move(r.probability), {n_users, n_benefits}),
+                                r.fit.intercept, to_numpy(std::move(r.fit.variance)), effects,
+                                r.slope);
+        });
+  def_curve(m, "qini_curve",
+            [](Outcomes y, Outcomes s, Treatment t) { return qini_curve(y, s, t); });
+  def_curve(m, "uplift_curve",
+            [](Outcomes y, Outcomes s, Treatment t) { return uplift_curve(y, s, t); });
+  m.def("perfect_qini_curve",
+        [](const py::array& outcome, const py::array& treatment, bool negative_effect) {
+          const Outcomes y = view_1d<double>(outcome, "outcome");
+          const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
+          return released_curve([&] { return perfect_qini_curve(y, t, negative_effect); });
+        });
   m.def("perfect_uplift_curve", [](const py::array& outcome, const py::array& treatment) {
     const Outcomes y = view_1d<double>(outcome, "outcome");
     const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
     return released_curve([&] { return perfect_uplift_curve(y, t); });
   });
-  m.def("qini_auc_score", [](const py::array& outcome, const py::array& uplift, const py::array& treatment,
-                             bool negative_effect) {
+  m.def("qini_auc_score", [](const py::array& outcome, const py::array& uplift,
+                             const py::array& treatment, bool negative_effect) {
     const Outcomes y = view_1d<double>(outcome, "outcome");
     const Outcomes s = view_1d<double>(uplift, "uplift");
     const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
     py::gil_scoped_release release;
     return qini_auc_score(y, s, t, negative_effect);
   });
-  m.def("uplift_auc_score", [](const py::array& outcome, const py::array& uplift, const py::array& treatment) {
-    const Outcomes y = view_1d<double>(outcome, "outcome");
-    const Outcomes s = view_1d<double>(uplift, "uplift");
-    const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
-    py::gil_scoped_release release;
-    return uplift_auc_score(y, s, t);
-  });
-  m.def("uplift_at_k", [](const py::array& outcome, const py::array& uplift, const py::array& treatment, double k,
-                          const std::string& strategy) {
+  m.def("uplift_auc_score",
+        [](const py::array& outcome, const py::array& uplift, const py::array& treatment) {
+          const Outcomes y = view_1d<double>(outcome, "outcome");
+          const Outcomes s = view_1d<double>(uplift, "uplift");
+          const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
+          py::gil_scoped_release release;
+          return uplift_auc_score(y, s, t);
+        });
+  m.def("uplift_at_k", [](const py::array& outcome, const py::array& uplift,
+                          const py::array& treatment, double k, const std::string& strategy) {
     const Outcomes y = view_1d<double>(outcome, "outcome");
     const Outcomes s = view_1d<double>(uplift, "uplift");
     const Treatment t = view_1d<std::uint8_t>(treatment, "treatment");
@@ -152,14 +161,16 @@ void bind_causal(py::module_& m) {
   });
 
   m.def("off_policy_value",
-        [](const py::array& rewards, const py::array& logged_propensity, const py::array& target_propensity,
-           const std::optional<py::array>& reward_estimate, const std::optional<py::array>& target_reward_estimate,
-           const std::string& estimator, double confidence, double clip, double switch_threshold, int num_threads) {
+        [](const py::array& rewards, const py::array& logged_propensity,
+           const py::array& target_propensity, const std::optional<py::array>& reward_estimate,
+           const std::optional<py::array>& target_reward_estimate, const std::string& estimator,
+           double confidence, double clip, double switch_threshold, int num_threads) {
           const Outcomes r = view_1d<double>(rewards, "rewards");
           const Outcomes p = view_1d<double>(logged_propensity, "logged_propensity");
           const Outcomes pi = view_1d<double>(target_propensity, "target_propensity");
           const Outcomes q = view_1d_or_empty<double>(reward_estimate, "reward_estimate");
-          const Outcomes e = view_1d_or_empty<double>(target_reward_estimate, "target_reward_estimate");
+          const Outcomes e =
+              view_1d_or_empty<double>(target_reward_estimate, "target_reward_estimate");
           OffPolicyParams params;
           params.estimator = ope_estimator_from_string(estimator);
           params.confidence = confidence;
@@ -185,7 +196,9 @@ void bind_causal(py::module_& m) {
           return out;
         });
 
-  m.def("holdout_hash", [](const std::string& user_id, const std::string& salt) { return holdout_hash(user_id, salt); });
+  m.def("holdout_hash", [](const std::string& user_id, const std::string& salt) {
+    return holdout_hash(user_id, salt);
+  });
   m.def("assign_holdout", [](const std::vector<std::string>& user_ids, const std::string& salt,
                              const py::array& weights, int num_threads) {
     const Outcomes w = view_1d<double>(weights, "weights");
@@ -198,12 +211,15 @@ void bind_causal(py::module_& m) {
   });
   m.def("analyze_experiment",
         [](const py::array& arms, const std::vector<py::array>& metrics,
-           const std::vector<std::optional<py::array>>& pre_period, const std::optional<py::array>& cost, int n_arms,
-           double confidence, int bootstrap, bool cuped, std::uint64_t seed, int num_threads) {
+           const std::vector<std::optional<py::array>>& pre_period,
+           const std::optional<py::array>& cost, int n_arms, double confidence, int bootstrap,
+           bool cuped, std::uint64_t seed, int num_threads) {
           const Span<const std::int32_t> a = view_1d<std::int32_t>(arms, "arm");
           std::vector<Outcomes> metric_views, pre_views;
-          for (const py::array& column : metrics) metric_views.push_back(view_1d<double>(column, "metrics"));
-          for (const auto& column : pre_period) pre_views.push_back(view_1d_or_empty<double>(column, "pre_period"));
+          for (const py::array& column : metrics)
+            metric_views.push_back(view_1d<double>(column, "metrics"));
+          for (const auto& column : pre_period)
+            pre_views.push_back(view_1d_or_empty<double>(column, "pre_period"));
           const Outcomes c = view_1d_or_empty<double>(cost, "cost");
           ExperimentParams params;
           params.n_arms = n_arms;

@@ -8,7 +8,8 @@ namespace {
 CLVParams::TimeUnit parse_unit(const std::string& name, const char* field) {
   if (name == "day") return CLVParams::TimeUnit::day;
   if (name == "week") return CLVParams::TimeUnit::week;
-  detail::raise<ConfigError>(field, ": unknown ", field, " '", name, "' (expected \"day\" or \"week\")");
+  detail::raise<ConfigError>(field, ": unknown ", field, " '", name,
+                             "' (expected \"day\" or \"week\")");
 }
 
 py::dict summary_to_python(CLVSummary&& s) {
@@ -28,8 +29,8 @@ py::dict summary_to_python(CLVSummary&& s) {
 void bind_clv(py::module_& m) {
   m.def(
       "summarize_purchases",
-      [](const EventLog& log, Timestamp cut_time, const std::string& time_unit, const std::string& occasion,
-         int num_threads) {
+      [](const EventLog& log, Timestamp cut_time, const std::string& time_unit,
+         const std::string& occasion, int num_threads) {
         const CLVParams::TimeUnit unit = parse_unit(time_unit, "time_unit");
         const CLVParams::TimeUnit occ = parse_unit(occasion, "occasion");
         CLVSummary s;
@@ -39,12 +40,13 @@ void bind_clv(py::module_& m) {
         }
         return summary_to_python(std::move(s));
       },
-      py::arg("log"), py::arg("cut_time"), py::arg("time_unit"), py::arg("occasion"), py::arg("num_threads"));
+      py::arg("log"), py::arg("cut_time"), py::arg("time_unit"), py::arg("occasion"),
+      py::arg("num_threads"));
 
   m.def(
       "calibration_holdout",
-      [](const EventLog& log, Timestamp calibration_end, Timestamp observation_end, const std::string& time_unit,
-         const std::string& occasion, int num_threads) {
+      [](const EventLog& log, Timestamp calibration_end, Timestamp observation_end,
+         const std::string& time_unit, const std::string& occasion, int num_threads) {
         const CLVParams::TimeUnit unit = parse_unit(time_unit, "time_unit");
         const CLVParams::TimeUnit occ = parse_unit(occasion, "occasion");
         CLVHoldout h;
@@ -64,7 +66,8 @@ void bind_clv(py::module_& m) {
 
   py::class_<CLVModel> cls(m, "CLVModel");
   cls.def(py::init([](const std::string& params_json) {
-            return CLVModel(CLVParams::from_json(parse_json_strict<ConfigError>(params_json, "CLVModel")));
+            return CLVModel(
+                CLVParams::from_json(parse_json_strict<ConfigError>(params_json, "CLVModel")));
           }),
           py::arg("params_json"))
       .def("get_params", [](const CLVModel& c) { return c.get_params().dump(); })
@@ -85,8 +88,8 @@ void bind_clv(py::module_& m) {
           py::arg("log"), py::arg("cut_time"), py::arg("progress"))
       .def(
           "fit_summary",
-          [](CLVModel& self, const py::array& x, const py::array& t_x, const py::array& T, const py::array& monetary,
-             const py::object& progress) {
+          [](CLVModel& self, const py::array& x, const py::array& t_x, const py::array& T,
+             const py::array& monetary, const py::object& progress) {
             const Span<const double> xs = view_1d<double>(x, "x");
             const Span<const double> ts = view_1d<double>(t_x, "t_x");
             const Span<const double> Ts = view_1d<double>(T, "T");
@@ -98,7 +101,8 @@ void bind_clv(py::module_& m) {
           py::arg("x"), py::arg("t_x"), py::arg("T"), py::arg("monetary"), py::arg("progress"))
       .def(
           "conditional",
-          [](const CLVModel& self, const py::array& x, const py::array& t_x, const py::array& T, double horizon) {
+          [](const CLVModel& self, const py::array& x, const py::array& t_x, const py::array& T,
+             double horizon) {
             const Span<const double> xs = view_1d<double>(x, "x");
             const Span<const double> ts = view_1d<double>(t_x, "t_x");
             const Span<const double> Ts = view_1d<double>(T, "T");
@@ -132,10 +136,12 @@ void bind_clv(py::module_& m) {
             return out;
           },
           py::arg("horizon"), py::arg("discount_rate"), py::arg("margin"));
-  m.attr("LIFECYCLE_STAGES") = py::make_tuple(kLifecycleStages[0], kLifecycleStages[1], kLifecycleStages[2],
-                                              kLifecycleStages[3], kLifecycleStages[4]);
+  m.attr("LIFECYCLE_STAGES") =
+      py::make_tuple(kLifecycleStages[0], kLifecycleStages[1], kLifecycleStages[2],
+                     kLifecycleStages[3], kLifecycleStages[4]);
   py::tuple features(kCLVRegressionFeatures.size());
-  for (std::size_t j = 0; j < kCLVRegressionFeatures.size(); ++j) features[j] = kCLVRegressionFeatures[j];
+  for (std::size_t j = 0; j < kCLVRegressionFeatures.size(); ++j)
+    features[j] = kCLVRegressionFeatures[j];
   m.attr("CLV_REGRESSION_FEATURES") = features;
   def_serialization<CLVModel>(cls);
 }

@@ -1,7 +1,7 @@
 // IdMap, Catalog, UserTable, EventLog, splits and benefit dimensions.
-#include "bindings.hpp"
 #include <limits>
 #include <map>
+#include "bindings.hpp"
 
 namespace perkrec::python {
 
@@ -10,23 +10,29 @@ namespace {
 IdMap::Missing missing_policy(const std::string& name) {
   if (name == "raise") return IdMap::Missing::raise;
   if (name == "minus_one") return IdMap::Missing::minus_one;
-  detail::raise<InputError>("IdMap.lookup: missing must be 'raise' or 'minus_one' (got '", name, "')");
+  detail::raise<InputError>("IdMap.lookup: missing must be 'raise' or 'minus_one' (got '", name,
+                            "')");
 }
 
 void bind_id_map(py::module_& m) {
   py::class_<IdMap> cls(m, "IdMap");
   cls.def(py::init<>())
       .def_static("from_integers",
-                  [](const py::array& ids) { return IdMap::from_integers(view_1d<std::int64_t>(ids, "ids")); })
+                  [](const py::array& ids) {
+                    return IdMap::from_integers(view_1d<std::int64_t>(ids, "ids"));
+                  })
       .def_static("from_strings", &IdMap::from_strings)
       .def_static("range", &IdMap::range)
       .def("__len__", &IdMap::size)
       .def_property_readonly("key_type",
                              [](const IdMap& self) {
                                switch (self.key_type()) {
-                                 case IdMap::KeyType::integer: return "integer";
-                                 case IdMap::KeyType::string: return "string";
-                                 default: return "empty";
+                                 case IdMap::KeyType::integer:
+                                   return "integer";
+                                 case IdMap::KeyType::string:
+                                   return "string";
+                                 default:
+                                   return "empty";
                                }
                              })
       .def("lookup_integers",
@@ -63,7 +69,8 @@ void bind_id_map(py::module_& m) {
              self.lookup_or_add(ids, out);
              return to_numpy(std::move(out));
            })
-      .def("integers", [](const IdMap& self) { return to_numpy(std::vector<std::int64_t>(self.integers())); })
+      .def("integers",
+           [](const IdMap& self) { return to_numpy(std::vector<std::int64_t>(self.integers())); })
       .def("strings", [](const IdMap& self) { return self.strings(); })
       .def("__eq__", [](const IdMap& a, const IdMap& b) { return a == b; });
   def_serialization<IdMap>(cls);
@@ -131,23 +138,24 @@ py::dict catalog_columns(const Catalog& c) {
 
 // Builds a catalog from columns; optional columns may be None. Rows are validated in C++
 // (the message names the row), all or nothing.
-Catalog catalog_from_columns(const std::vector<std::string>& ids,
-                             const std::optional<std::vector<std::string>>& kinds,
-                             const std::optional<std::vector<std::string>>& discounts,
-                             const std::optional<py::array>& face, const std::optional<py::array>& threshold,
-                             const std::optional<py::array>& rate, const std::optional<py::array>& cost,
-                             const std::optional<py::array>& validity,
-                             const std::optional<std::vector<std::string>>& scopes,
-                             const std::optional<std::vector<std::string>>& scope_values,
-                             const std::optional<std::vector<std::vector<std::string>>>& scenarios,
-                             const std::optional<std::vector<std::string>>& channels,
-                             const std::optional<py::array>& inventory,
-                             const std::optional<std::vector<std::vector<std::string>>>& tags,
-                             const std::map<std::string, std::vector<std::optional<std::string>>>& text_attributes,
-                             const std::map<std::string, std::vector<double>>& numeric_attributes) {
+Catalog catalog_from_columns(
+    const std::vector<std::string>& ids, const std::optional<std::vector<std::string>>& kinds,
+    const std::optional<std::vector<std::string>>& discounts, const std::optional<py::array>& face,
+    const std::optional<py::array>& threshold, const std::optional<py::array>& rate,
+    const std::optional<py::array>& cost, const std::optional<py::array>& validity,
+    const std::optional<std::vector<std::string>>& scopes,
+    const std::optional<std::vector<std::string>>& scope_values,
+    const std::optional<std::vector<std::vector<std::string>>>& scenarios,
+    const std::optional<std::vector<std::string>>& channels,
+    const std::optional<py::array>& inventory,
+    const std::optional<std::vector<std::vector<std::string>>>& tags,
+    const std::map<std::string, std::vector<std::optional<std::string>>>& text_attributes,
+    const std::map<std::string, std::vector<double>>& numeric_attributes) {
   const std::size_t n = ids.size();
   auto check = [&](std::size_t len, const char* name) {
-    if (len != n) detail::raise<InputError>("Catalog.from_frame: column '", name, "' has ", len, " rows (expected ", n, ")");
+    if (len != n)
+      detail::raise<InputError>("Catalog.from_frame: column '", name, "' has ", len,
+                                " rows (expected ", n, ")");
   };
   const Span<const double> f = view_1d_or_empty<double>(face, "face_value");
   const Span<const double> t = view_1d_or_empty<double>(threshold, "threshold");
@@ -257,7 +265,8 @@ void bind_catalog(py::module_& m) {
       },
       py::arg("texts"), py::arg("coerce") = false);
   std::vector<std::string> kinds, scopes;
-  for (int k = 0; k < kNumBenefitKinds; ++k) kinds.emplace_back(to_string(static_cast<BenefitKind>(k)));
+  for (int k = 0; k < kNumBenefitKinds; ++k)
+    kinds.emplace_back(to_string(static_cast<BenefitKind>(k)));
   for (int s = 0; s < kNumScopes; ++s) scopes.emplace_back(to_string(static_cast<Scope>(s)));
   m.attr("BENEFIT_KINDS") = kinds;
   m.attr("SCOPES") = scopes;
@@ -276,7 +285,8 @@ void bind_catalog(py::module_& m) {
           d.encode(c[static_cast<Index>(b)], active);
           for (int k : active) out[b * cols + static_cast<std::size_t>(k)] = 1;
         }
-        return to_numpy(std::move(out), {static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
+        return to_numpy(std::move(out),
+                        {static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
       });
 }
 
@@ -291,16 +301,25 @@ void bind_user_table(py::module_& m) {
              t.add_numeric(name, std::vector<double>(v.begin(), v.end()));
            })
       .def("add_categorical",
-           [](UserTable& t, const std::string& name, const py::array& codes, std::vector<std::string> categories) {
+           [](UserTable& t, const std::string& name, const py::array& codes,
+              std::vector<std::string> categories) {
              const Span<const std::int32_t> c = view_1d<std::int32_t>(codes, "codes");
-             t.add_categorical(name, std::vector<std::int32_t>(c.begin(), c.end()), std::move(categories));
+             t.add_categorical(name, std::vector<std::int32_t>(c.begin(), c.end()),
+                               std::move(categories));
            })
       .def("names", &UserTable::names)
-      .def("type", [](const UserTable& t, const std::string& name) {
-        return t.type(name) == UserTable::ColumnType::numeric ? "numeric" : "categorical";
-      })
-      .def("numeric", [](const UserTable& t, const std::string& name) { return to_numpy(std::vector<double>(t.numeric(name))); })
-      .def("codes", [](const UserTable& t, const std::string& name) { return to_numpy(std::vector<std::int32_t>(t.codes(name))); })
+      .def("type",
+           [](const UserTable& t, const std::string& name) {
+             return t.type(name) == UserTable::ColumnType::numeric ? "numeric" : "categorical";
+           })
+      .def("numeric",
+           [](const UserTable& t, const std::string& name) {
+             return to_numpy(std::vector<double>(t.numeric(name)));
+           })
+      .def("codes",
+           [](const UserTable& t, const std::string& name) {
+             return to_numpy(std::vector<std::int32_t>(t.codes(name)));
+           })
       .def("categories", &UserTable::categories)
       .def("__eq__", [](const UserTable& a, const UserTable& b) { return a == b; });
   def_serialization<UserTable>(cls);
@@ -311,10 +330,12 @@ void bind_event_log(py::module_& m) {
   cls.def(py::init<>())
       .def_static(
           "from_arrays",
-          [](const py::array& user, const py::array& benefit, const py::array& type, const py::array& timestamp,
-             const std::optional<py::array>& channel, const std::optional<py::array>& order_amount,
+          [](const py::array& user, const py::array& benefit, const py::array& type,
+             const py::array& timestamp, const std::optional<py::array>& channel,
+             const std::optional<py::array>& order_amount,
              const std::optional<py::array>& propensity, const std::optional<py::array>& control,
-             Index n_users, Index n_benefits, std::vector<std::string> channel_names, int num_threads) {
+             Index n_users, Index n_benefits, std::vector<std::string> channel_names,
+             int num_threads) {
             EventColumns c;
             c.user = view_1d<Index>(user, "user");
             c.benefit = view_1d<Index>(benefit, "benefit");
@@ -325,11 +346,13 @@ void bind_event_log(py::module_& m) {
             c.propensity = view_1d_or_empty<float>(propensity, "propensity");
             c.control = view_1d_or_empty<std::uint8_t>(control, "control");
             py::gil_scoped_release release;
-            return EventLog::from_columns(c, n_users, n_benefits, std::move(channel_names), num_threads);
+            return EventLog::from_columns(c, n_users, n_benefits, std::move(channel_names),
+                                          num_threads);
           },
-          py::arg("user"), py::arg("benefit"), py::arg("event_type"), py::arg("timestamp"), py::arg("channel"),
-          py::arg("order_amount"), py::arg("propensity"), py::arg("control"), py::arg("n_users"),
-          py::arg("n_benefits"), py::arg("channel_names"), py::arg("num_threads"))
+          py::arg("user"), py::arg("benefit"), py::arg("event_type"), py::arg("timestamp"),
+          py::arg("channel"), py::arg("order_amount"), py::arg("propensity"), py::arg("control"),
+          py::arg("n_users"), py::arg("n_benefits"), py::arg("channel_names"),
+          py::arg("num_threads"))
       .def("__len__", &EventLog::size)
       .def_property_readonly("n_users", &EventLog::n_users)
       .def_property_readonly("n_benefits", &EventLog::n_benefits)
@@ -341,24 +364,47 @@ void bind_event_log(py::module_& m) {
       .def_property_readonly("user_ids", [](const EventLog& e) { return e.user_ids(); })
       .def_property_readonly("benefit_ids", [](const EventLog& e) { return e.benefit_ids(); })
       .def("set_ids", &EventLog::set_ids)
-      .def("count_by_type", [](const EventLog& e) {
-        const auto c = e.count_by_type();
-        return std::vector<Offset>(c.begin(), c.end());
-      })
+      .def("count_by_type",
+           [](const EventLog& e) {
+             const auto c = e.count_by_type();
+             return std::vector<Offset>(c.begin(), c.end());
+           })
       // Zero-copy, read-only views that keep the log alive.
-      .def("users", [](py::object self) { return readonly_view(self.cast<const EventLog&>().users(), self); })
-      .def("benefits", [](py::object self) { return readonly_view(self.cast<const EventLog&>().benefits(), self); })
-      .def("types", [](py::object self) { return readonly_view(self.cast<const EventLog&>().types(), self); })
-      .def("timestamps", [](py::object self) { return readonly_view(self.cast<const EventLog&>().timestamps(), self); })
-      .def("channels", [](py::object self) { return readonly_view(self.cast<const EventLog&>().channels(), self); })
+      .def(
+          "users",
+          [](py::object self) { return readonly_view(self.cast<const EventLog&>().users(), self); })
+      .def("benefits",
+           [](py::object self) {
+             return readonly_view(self.cast<const EventLog&>().benefits(), self);
+           })
+      .def(
+          "types",
+          [](py::object self) { return readonly_view(self.cast<const EventLog&>().types(), self); })
+      .def("timestamps",
+           [](py::object self) {
+             return readonly_view(self.cast<const EventLog&>().timestamps(), self);
+           })
+      .def("channels",
+           [](py::object self) {
+             return readonly_view(self.cast<const EventLog&>().channels(), self);
+           })
       .def("order_amounts",
-           [](py::object self) { return readonly_view(self.cast<const EventLog&>().order_amounts(), self); })
+           [](py::object self) {
+             return readonly_view(self.cast<const EventLog&>().order_amounts(), self);
+           })
       .def("propensities",
-           [](py::object self) { return readonly_view(self.cast<const EventLog&>().propensities(), self); })
-      .def("control", [](py::object self) { return readonly_view(self.cast<const EventLog&>().control(), self); })
-      .def("user_offsets", [](py::object self) {
-        return readonly_view(Span<const Offset>(self.cast<const EventLog&>().user_offsets()), self);
-      })
+           [](py::object self) {
+             return readonly_view(self.cast<const EventLog&>().propensities(), self);
+           })
+      .def("control",
+           [](py::object self) {
+             return readonly_view(self.cast<const EventLog&>().control(), self);
+           })
+      .def("user_offsets",
+           [](py::object self) {
+             return readonly_view(Span<const Offset>(self.cast<const EventLog&>().user_offsets()),
+                                  self);
+           })
       .def("filter", [](const EventLog& e, const py::array& keep, int num_threads) {
         const Span<const std::uint8_t> k = view_1d<std::uint8_t>(keep, "keep");
         py::gil_scoped_release release;
@@ -376,11 +422,12 @@ void bind_event_log(py::module_& m) {
     Split s = split_leave_last_k(log, k, mask, num_threads);
     return std::make_pair(std::move(s.train), std::move(s.test));
   });
-  m.def("split_random_users", [](const EventLog& log, double fraction, std::uint64_t seed, int num_threads) {
-    py::gil_scoped_release release;
-    Split s = split_random_users(log, fraction, seed, num_threads);
-    return std::make_pair(std::move(s.train), std::move(s.test));
-  });
+  m.def("split_random_users",
+        [](const EventLog& log, double fraction, std::uint64_t seed, int num_threads) {
+          py::gil_scoped_release release;
+          Split s = split_random_users(log, fraction, seed, num_threads);
+          return std::make_pair(std::move(s.train), std::move(s.test));
+        });
   std::vector<std::string> types;
   for (int t = 0; t < kNumEventTypes; ++t) types.emplace_back(to_string(static_cast<EventType>(t)));
   m.attr("EVENT_TYPES") = types;

@@ -65,8 +65,9 @@ void bind_decide_types(py::module_& m) {
       .def_property_readonly("n_users", &EligibilityMasks::n_users)
       .def_property_readonly("n_benefits", &EligibilityMasks::n_benefits)
       .def_property_readonly("n_masks", &EligibilityMasks::n_masks)
-      .def_property_readonly("member_masks",
-                             [](const EligibilityMasks& self) { return copy_out(self.member_masks()); })
+      .def_property_readonly(
+          "member_masks",
+          [](const EligibilityMasks& self) { return copy_out(self.member_masks()); })
       .def("eligible_matrix",
            [](const EligibilityMasks& self) {
              std::vector<std::uint8_t> out;
@@ -76,23 +77,26 @@ void bind_decide_types(py::module_& m) {
              }
              return to_numpy(std::move(out), {self.n_users(), self.n_benefits()});
            })
-      .def("mask_rules",
-           [](const EligibilityMasks& self) {
-             std::vector<std::int32_t> out;
-             out.reserve(static_cast<std::size_t>(self.n_masks()) * static_cast<std::size_t>(self.n_benefits()));
-             for (Index k = 0; k < self.n_masks(); ++k) {
-               for (Index b = 0; b < self.n_benefits(); ++b) out.push_back(self.rule(k, b));
-             }
-             return to_numpy(std::move(out), {self.n_masks(), self.n_benefits()});
-           },
-           "n_masks x n_benefits: the first excluding rule per mask and benefit, -1 = eligible.");
+      .def(
+          "mask_rules",
+          [](const EligibilityMasks& self) {
+            std::vector<std::int32_t> out;
+            out.reserve(static_cast<std::size_t>(self.n_masks()) *
+                        static_cast<std::size_t>(self.n_benefits()));
+            for (Index k = 0; k < self.n_masks(); ++k) {
+              for (Index b = 0; b < self.n_benefits(); ++b) out.push_back(self.rule(k, b));
+            }
+            return to_numpy(std::move(out), {self.n_masks(), self.n_benefits()});
+          },
+          "n_masks x n_benefits: the first excluding rule per mask and benefit, -1 = eligible.");
 
   py::class_<Candidates>(m, "Candidates")
       .def(py::init<>())
       .def_static(
           "from_arrays",
           [](Index n_users, Index n_benefits, const py::array& offsets, const py::array& benefit,
-             const py::array& value, const py::array& cost, const std::optional<py::array>& probability) {
+             const py::array& value, const py::array& cost,
+             const std::optional<py::array>& probability) {
             Candidates c;
             c.n_users = n_users;
             c.n_benefits = n_benefits;
@@ -112,21 +116,33 @@ void bind_decide_types(py::module_& m) {
       .def_readonly("n_users", &Candidates::n_users)
       .def_readonly("n_benefits", &Candidates::n_benefits)
       .def_property_readonly("size", &Candidates::size)
-      .def_property_readonly("offsets", [](py::object self) {
-        return readonly_view(Span<const std::int64_t>(self.cast<const Candidates&>().offsets), self);
-      })
-      .def_property_readonly("benefit", [](py::object self) {
-        return readonly_view(Span<const Index>(self.cast<const Candidates&>().benefit), self);
-      })
-      .def_property_readonly("value", [](py::object self) {
-        return readonly_view(Span<const float>(self.cast<const Candidates&>().value), self);
-      })
-      .def_property_readonly("cost", [](py::object self) {
-        return readonly_view(Span<const float>(self.cast<const Candidates&>().cost), self);
-      })
-      .def_property_readonly("probability", [](py::object self) {
-        return readonly_view(Span<const float>(self.cast<const Candidates&>().probability), self);
-      })
+      .def_property_readonly("offsets",
+                             [](py::object self) {
+                               return readonly_view(
+                                   Span<const std::int64_t>(self.cast<const Candidates&>().offsets),
+                                   self);
+                             })
+      .def_property_readonly("benefit",
+                             [](py::object self) {
+                               return readonly_view(
+                                   Span<const Index>(self.cast<const Candidates&>().benefit), self);
+                             })
+      .def_property_readonly("value",
+                             [](py::object self) {
+                               return readonly_view(
+                                   Span<const float>(self.cast<const Candidates&>().value), self);
+                             })
+      .def_property_readonly("cost",
+                             [](py::object self) {
+                               return readonly_view(
+                                   Span<const float>(self.cast<const Candidates&>().cost), self);
+                             })
+      .def_property_readonly("probability",
+                             [](py::object self) {
+                               return readonly_view(
+                                   Span<const float>(self.cast<const Candidates&>().probability),
+                                   self);
+                             })
       .def("validate", [](const Candidates& c) { c.validate("Candidates.validate"); });
 
   py::class_<AllocationConstraints> k(m, "AllocationConstraints");
@@ -156,7 +172,8 @@ void bind_decide_types(py::module_& m) {
       .def_property_readonly("runner_up_reason",
                              [](const Allocation& a) {
                                std::vector<std::uint8_t> r(a.runner_up_reason.size());
-                               for (std::size_t i = 0; i < r.size(); ++i) r[i] = static_cast<std::uint8_t>(a.runner_up_reason[i]);
+                               for (std::size_t i = 0; i < r.size(); ++i)
+                                 r[i] = static_cast<std::uint8_t>(a.runner_up_reason[i]);
                                return to_numpy(std::move(r));
                              })
       .def_readonly("value", &Allocation::value)

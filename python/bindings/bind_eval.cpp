@@ -16,26 +16,27 @@ void bind_eval(py::module_& m) {
     py::gil_scoped_release release;
     return log_loss(p, l, eps);
   });
-  m.def("ranking_metrics", [](const py::array& recommended, int k, const py::tuple& relevant, int num_threads) {
-    const Span<const Index> rec = view_1d<Index>(recommended, "recommended");
-    const CsrArg rel = csr_arg(relevant, "relevant");
-    const CsrView<float> view = rel.view("relevant");
-    RankingMetrics r;
-    {
-      py::gil_scoped_release release;
-      r = ranking_metrics(rec, k, view, num_threads);
-    }
-    py::dict out;
-    out["k"] = r.k;
-    out["rows_evaluated"] = r.rows_evaluated;
-    out["precision"] = r.precision;
-    out["recall"] = r.recall;
-    out["ndcg"] = r.ndcg;
-    out["map"] = r.map;
-    out["hit_rate"] = r.hit_rate;
-    out["coverage"] = r.coverage;
-    return out;
-  });
+  m.def("ranking_metrics",
+        [](const py::array& recommended, int k, const py::tuple& relevant, int num_threads) {
+          const Span<const Index> rec = view_1d<Index>(recommended, "recommended");
+          const CsrArg rel = csr_arg(relevant, "relevant");
+          const CsrView<float> view = rel.view("relevant");
+          RankingMetrics r;
+          {
+            py::gil_scoped_release release;
+            r = ranking_metrics(rec, k, view, num_threads);
+          }
+          py::dict out;
+          out["k"] = r.k;
+          out["rows_evaluated"] = r.rows_evaluated;
+          out["precision"] = r.precision;
+          out["recall"] = r.recall;
+          out["ndcg"] = r.ndcg;
+          out["map"] = r.map;
+          out["hit_rate"] = r.hit_rate;
+          out["coverage"] = r.coverage;
+          return out;
+        });
   m.def("catalog_coverage", [](const py::array& recommended, Index n_benefits) {
     const Span<const Index> rec = view_1d<Index>(recommended, "recommended");
     py::gil_scoped_release release;

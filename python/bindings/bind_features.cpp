@@ -23,7 +23,8 @@ void bind_features(py::module_& m) {
         } else if (combine == "max") {
           p.combine = InteractionParams::Combine::max;
         } else {
-          detail::raise<ConfigError>("interaction_matrix: combine must be 'sum' or 'max' (got '", combine, "')");
+          detail::raise<ConfigError>("interaction_matrix: combine must be 'sum' or 'max' (got '",
+                                     combine, "')");
         }
         p.num_threads = num_threads;
         InteractionMatrix matrix;
@@ -51,7 +52,8 @@ struct SampleArgs {
   std::vector<py::array> keep_alive;
 };
 
-SampleArgs sample_args(Offset rows, const py::list& integers, const py::list& numerics, const py::list& categoricals) {
+SampleArgs sample_args(Offset rows, const py::list& integers, const py::list& numerics,
+                       const py::list& categoricals) {
   SampleArgs a;
   a.columns.rows = rows;
   for (const auto& item : integers) {
@@ -70,9 +72,10 @@ SampleArgs sample_args(Offset rows, const py::list& integers, const py::list& nu
     const auto t = item.cast<py::tuple>();
     const auto name = t[0].cast<std::string>();
     a.keep_alive.push_back(t[1].cast<py::array>());
-    a.columns.categoricals.push_back({name, view_1d<std::int32_t>(a.keep_alive.back(), name.c_str()),
-                                      t[2].cast<std::vector<std::string>>(),
-                                      t.size() > 3 ? t[3].cast<std::vector<std::uint8_t>>() : std::vector<std::uint8_t>()});
+    a.columns.categoricals.push_back(
+        {name, view_1d<std::int32_t>(a.keep_alive.back(), name.c_str()),
+         t[2].cast<std::vector<std::string>>(),
+         t.size() > 3 ? t[3].cast<std::vector<std::uint8_t>>() : std::vector<std::uint8_t>()});
   }
   return a;
 }
@@ -86,14 +89,16 @@ void bind_feature_encoder(py::module_& m) {
              return FeatureEncoder(FeatureSpec::from_json(spec_json), num_threads);
            }),
            py::arg("spec_json"), py::arg("num_threads") = 0)
-      .def("set_benefits",
-           [](FeatureEncoder& e, const std::vector<std::string>& kinds, const py::array& face_values,
-              const std::vector<std::string>& channels) {
-             e.set_benefits(kinds, view_1d<double>(face_values, "face_values"), channels);
-           },
-           py::arg("kinds"), py::arg("face_values"), py::arg("channels") = std::vector<std::string>{})
-      .def("set_benefit_codes", &FeatureEncoder::set_benefit_codes, py::arg("kind"), py::arg("band"),
-           py::arg("channel") = std::vector<std::int64_t>{})
+      .def(
+          "set_benefits",
+          [](FeatureEncoder& e, const std::vector<std::string>& kinds, const py::array& face_values,
+             const std::vector<std::string>& channels) {
+            e.set_benefits(kinds, view_1d<double>(face_values, "face_values"), channels);
+          },
+          py::arg("kinds"), py::arg("face_values"),
+          py::arg("channels") = std::vector<std::string>{})
+      .def("set_benefit_codes", &FeatureEncoder::set_benefit_codes, py::arg("kind"),
+           py::arg("band"), py::arg("channel") = std::vector<std::int64_t>{})
       .def("set_num_threads", &FeatureEncoder::set_num_threads)
       .def(
           "fit",
@@ -106,13 +111,14 @@ void bind_feature_encoder(py::module_& m) {
             e.fit(a.columns, events, &behavior);
           },
           py::arg("rows"), py::arg("integers"), py::arg("numerics"), py::arg("categoricals"),
-          py::arg("events") = nullptr, py::arg("behavior_log") = nullptr, py::arg("items") = nullptr,
-          py::arg("benefit_items") = nullptr)
+          py::arg("events") = nullptr, py::arg("behavior_log") = nullptr,
+          py::arg("items") = nullptr, py::arg("benefit_items") = nullptr)
       .def(
           "transform",
-          [](const FeatureEncoder& e, Offset rows, const py::list& integers, const py::list& numerics,
-             const py::list& categoricals, const EventLog* events, std::optional<std::vector<std::string>> fields,
-             const BehaviorLog* behavior_log, const ItemCatalog* items, const BenefitItems* benefit_items) {
+          [](const FeatureEncoder& e, Offset rows, const py::list& integers,
+             const py::list& numerics, const py::list& categoricals, const EventLog* events,
+             std::optional<std::vector<std::string>> fields, const BehaviorLog* behavior_log,
+             const ItemCatalog* items, const BenefitItems* benefit_items) {
             const SampleArgs a = sample_args(rows, integers, numerics, categoricals);
             const BehaviorData behavior{behavior_log, items, benefit_items};
             CsrMatrix<float> X;
@@ -123,8 +129,9 @@ void bind_feature_encoder(py::module_& m) {
             return csr_to_python(std::move(X));
           },
           py::arg("rows"), py::arg("integers"), py::arg("numerics"), py::arg("categoricals"),
-          py::arg("events") = nullptr, py::arg("fields") = py::none(), py::arg("behavior_log") = nullptr,
-          py::arg("items") = nullptr, py::arg("benefit_items") = nullptr)
+          py::arg("events") = nullptr, py::arg("fields") = py::none(),
+          py::arg("behavior_log") = nullptr, py::arg("items") = nullptr,
+          py::arg("benefit_items") = nullptr)
       .def(
           "history",
           [](const FeatureEncoder& e, Offset rows, const py::list& integers, const EventLog& events,
@@ -146,12 +153,16 @@ void bind_feature_encoder(py::module_& m) {
       .def_property_readonly("n_fields", &FeatureEncoder::n_fields)
       .def_property_readonly("field_sizes", &FeatureEncoder::field_sizes)
       .def_property_readonly("n_features", &FeatureEncoder::n_features)
-      .def_property_readonly("feature_fields", [](const FeatureEncoder& e) { return to_numpy(e.feature_fields()); })
-      .def_property_readonly("field_offsets", [](const FeatureEncoder& e) { return to_numpy(e.field_offsets()); })
+      .def_property_readonly("feature_fields",
+                             [](const FeatureEncoder& e) { return to_numpy(e.feature_fields()); })
+      .def_property_readonly("field_offsets",
+                             [](const FeatureEncoder& e) { return to_numpy(e.field_offsets()); })
       .def_property_readonly("dropped_fields", &FeatureEncoder::dropped_fields)
-      .def_property_readonly("fields_json", [](const FeatureEncoder& e) { return e.spec().to_json().dump(); })
+      .def_property_readonly("fields_json",
+                             [](const FeatureEncoder& e) { return e.spec().to_json().dump(); })
       .def("to_json", &FeatureEncoder::to_json)
-      .def_static("from_json", [](const std::string& text) { return FeatureEncoder::from_json(text); })
+      .def_static("from_json",
+                  [](const std::string& text) { return FeatureEncoder::from_json(text); })
       .def_static("from_fm_metadata", &FeatureEncoder::from_fm_metadata);
 }
 

@@ -22,9 +22,10 @@ struct TargetArgs {
 template <class Method>
 void train(FM& self, Method method, const py::tuple& X, const py::array& labels,
            const std::optional<py::array>& weights, const std::optional<py::array>& groups,
-           const py::array& feature_fields, std::int32_t n_fields, const std::optional<py::tuple>& val_X,
-           const std::optional<py::array>& val_labels, const std::optional<py::array>& val_weights,
-           const std::optional<py::array>& val_groups, const py::object& progress) {
+           const py::array& feature_fields, std::int32_t n_fields,
+           const std::optional<py::tuple>& val_X, const std::optional<py::array>& val_labels,
+           const std::optional<py::array>& val_weights, const std::optional<py::array>& val_groups,
+           const py::object& progress) {
   const TargetArgs train_args{csr_arg(X, "X"), labels, weights, groups};
   const CsrView<float> x = train_args.rows.view("X");
   const FMTarget t = train_args.target("labels");
@@ -33,7 +34,8 @@ void train(FM& self, Method method, const py::tuple& X, const py::array& labels,
   CsrView<float> vx;
   FMTarget vt;
   if (val_X) {
-    if (!val_labels) detail::raise<InputError>("FM.fit: validation rows given without validation labels");
+    if (!val_labels)
+      detail::raise<InputError>("FM.fit: validation rows given without validation labels");
     val_args = TargetArgs{csr_arg(*val_X, "validation_X"), *val_labels, val_weights, val_groups};
     vx = val_args->rows.view("validation_X");
     vt = val_args->target("validation_labels");
@@ -61,30 +63,34 @@ void bind_fm(py::module_& m) {
       .def("set_metadata", &FM::set_metadata)
       .def("linear", [](const FM& f) { return to_numpy(std::vector<float>(f.linear())); })
       .def("factors", [](const FM& f) { return to_numpy(std::vector<float>(f.factors())); })
-      .def("feature_fields", [](const FM& f) { return to_numpy(std::vector<std::int32_t>(f.feature_fields())); })
+      .def("feature_fields",
+           [](const FM& f) { return to_numpy(std::vector<std::int32_t>(f.feature_fields())); })
       .def("history",
            [](const FM& f) {
              py::list out;
-             for (const FMEpoch& e : f.history()) out.append(py::make_tuple(e.epoch, e.train_loss, e.validation_loss));
+             for (const FMEpoch& e : f.history())
+               out.append(py::make_tuple(e.epoch, e.train_loss, e.validation_loss));
              return out;
            })
       .def("fit",
-           [](FM& self, const py::tuple& X, const py::array& labels, const std::optional<py::array>& weights,
-              const std::optional<py::array>& groups, const py::array& feature_fields, std::int32_t n_fields,
+           [](FM& self, const py::tuple& X, const py::array& labels,
+              const std::optional<py::array>& weights, const std::optional<py::array>& groups,
+              const py::array& feature_fields, std::int32_t n_fields,
               const std::optional<py::tuple>& val_X, const std::optional<py::array>& val_labels,
-              const std::optional<py::array>& val_weights, const std::optional<py::array>& val_groups,
-              const py::object& progress) {
-             train(self, &FM::fit, X, labels, weights, groups, feature_fields, n_fields, val_X, val_labels,
-                   val_weights, val_groups, progress);
+              const std::optional<py::array>& val_weights,
+              const std::optional<py::array>& val_groups, const py::object& progress) {
+             train(self, &FM::fit, X, labels, weights, groups, feature_fields, n_fields, val_X,
+                   val_labels, val_weights, val_groups, progress);
            })
       .def("partial_fit",
-           [](FM& self, const py::tuple& X, const py::array& labels, const std::optional<py::array>& weights,
-              const std::optional<py::array>& groups, const py::array& feature_fields, std::int32_t n_fields,
+           [](FM& self, const py::tuple& X, const py::array& labels,
+              const std::optional<py::array>& weights, const std::optional<py::array>& groups,
+              const py::array& feature_fields, std::int32_t n_fields,
               const std::optional<py::tuple>& val_X, const std::optional<py::array>& val_labels,
-              const std::optional<py::array>& val_weights, const std::optional<py::array>& val_groups,
-              const py::object& progress) {
-             train(self, &FM::partial_fit, X, labels, weights, groups, feature_fields, n_fields, val_X,
-                   val_labels, val_weights, val_groups, progress);
+              const std::optional<py::array>& val_weights,
+              const std::optional<py::array>& val_groups, const py::object& progress) {
+             train(self, &FM::partial_fit, X, labels, weights, groups, feature_fields, n_fields,
+                   val_X, val_labels, val_weights, val_groups, progress);
            })
       .def("score",
            [](const FM& self, const py::tuple& X, bool probability) {
@@ -93,7 +99,10 @@ void bind_fm(py::module_& m) {
              std::vector<float> out(static_cast<std::size_t>(x.rows));
              {
                py::gil_scoped_release release;
-               if (probability) self.predict(x, out); else self.score(x, out);
+               if (probability)
+                 self.predict(x, out);
+               else
+                 self.score(x, out);
              }
              return to_numpy(std::move(out));
            })
@@ -101,16 +110,18 @@ void bind_fm(py::module_& m) {
            [](const FM& self, const py::tuple& base, const py::tuple& candidates) {
              const CsrArg b = csr_arg(base, "base"), c = csr_arg(candidates, "candidates");
              const CsrView<float> bv = b.view("base"), cv = c.view("candidates");
-             std::vector<float> out(static_cast<std::size_t>(bv.rows) * static_cast<std::size_t>(cv.rows));
+             std::vector<float> out(static_cast<std::size_t>(bv.rows) *
+                                    static_cast<std::size_t>(cv.rows));
              {
                py::gil_scoped_release release;
                self.score_candidates(bv, cv, out);
              }
-             return to_numpy(std::move(out), {static_cast<py::ssize_t>(bv.rows), static_cast<py::ssize_t>(cv.rows)});
+             return to_numpy(std::move(out), {static_cast<py::ssize_t>(bv.rows),
+                                              static_cast<py::ssize_t>(cv.rows)});
            })
       .def("loss",
-           [](const FM& self, const py::tuple& X, const py::array& labels, const std::optional<py::array>& weights,
-              const std::optional<py::array>& groups) {
+           [](const FM& self, const py::tuple& X, const py::array& labels,
+              const std::optional<py::array>& weights, const std::optional<py::array>& groups) {
              const TargetArgs a{csr_arg(X, "X"), labels, weights, groups};
              const CsrView<float> x = a.rows.view("X");
              const FMTarget t = a.target("labels");
@@ -124,7 +135,8 @@ void bind_fm(py::module_& m) {
            })
       .def("set_parameters", [](FM& self, float w0, const py::array& w, const py::array& v) {
         const Span<const float> ws = view_1d<float>(w, "linear"), vs = view_1d<float>(v, "factors");
-        self.set_parameters(w0, std::vector<float>(ws.begin(), ws.end()), std::vector<float>(vs.begin(), vs.end()));
+        self.set_parameters(w0, std::vector<float>(ws.begin(), ws.end()),
+                            std::vector<float>(vs.begin(), vs.end()));
       });
   def_serialization<FM>(cls);
 }

@@ -13,7 +13,8 @@ void bind_io(py::module_& m) {
         py::gil_scoped_release release;
         return detail::crc32c(bytes.data(), bytes.size());
       },
-      py::arg("data"), "CRC32C (Castagnoli) of the bytes, as the model-file container computes it.");
+      py::arg("data"),
+      "CRC32C (Castagnoli) of the bytes, as the model-file container computes it.");
   m.def(
       "container_info",
       [](const py::bytes& data) {
@@ -38,7 +39,8 @@ void bind_io(py::module_& m) {
           py::gil_scoped_release release;
           reader.emplace(ModelReader::from_bytes(bytes));
         }
-        return read_any(*reader, [](auto&& object) -> py::object { return py::cast(std::move(object)); });
+        return read_any(*reader,
+                        [](auto&& object) -> py::object { return py::cast(std::move(object)); });
       },
       py::arg("data"));
 }

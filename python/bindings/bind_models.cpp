@@ -23,7 +23,8 @@ void bind_models(py::module_& m) {
              py::gil_scoped_release release;
              self.fit(view, cb);
            })
-      .def("benefit_scores", [](const Popularity& p) { return to_numpy(std::vector<float>(p.benefit_scores())); });
+      .def("benefit_scores",
+           [](const Popularity& p) { return to_numpy(std::vector<float>(p.benefit_scores())); });
   def_recommender_scoring<Popularity>(cls);
   def_serialization<Popularity>(cls);
 }

@@ -26,8 +26,7 @@ void bind_pipeline(py::module_& m) {
                       const std::optional<py::array>& holdout_weight,
                       const std::optional<py::array>& incremental_share) {
             BenefitPlannerFile f;
-            f.config =
-                parse_json_strict<InputError>(config_json, "BenefitPlannerFile: config");
+            f.config = parse_json_strict<InputError>(config_json, "BenefitPlannerFile: config");
             f.redemption_model = fm;
             f.preference = preference;
             f.catalog = catalog;
@@ -91,8 +90,10 @@ void bind_pipeline(py::module_& m) {
               py::gil_scoped_release release;
               P = self.redemption_probability(at, events, &slope);
             }
-            return py::make_tuple(to_numpy(std::move(P), {static_cast<py::ssize_t>(self.n_users()),
-                                                     static_cast<py::ssize_t>(self.n_benefits())}), slope);
+            return py::make_tuple(
+                to_numpy(std::move(P), {static_cast<py::ssize_t>(self.n_users()),
+                                        static_cast<py::ssize_t>(self.n_benefits())}),
+                slope);
           },
           py::arg("at"), py::arg("events") = nullptr)
       .def(
@@ -104,7 +105,8 @@ void bind_pipeline(py::module_& m) {
               p = self.plan(at, budget, events);
             }
             const double slope = p.slope;
-            return py::make_tuple(std::move(p.compiled), plan_result_to_python(std::move(p.result)), slope);
+            return py::make_tuple(std::move(p.compiled), plan_result_to_python(std::move(p.result)),
+                                  slope);
           },
           py::arg("at"), py::arg("budget"), py::arg("events") = nullptr,
           "(compiled policy, Planner::plan's tuple, slope)")
@@ -114,10 +116,12 @@ void bind_pipeline(py::module_& m) {
             py::gil_scoped_release release;
             return self.prepare(at, events);
           },
-          py::arg("at"), py::arg("events") = nullptr, py::keep_alive<0, 1>(), py::keep_alive<0, 3>())
+          py::arg("at"), py::arg("events") = nullptr, py::keep_alive<0, 1>(),
+          py::keep_alive<0, 3>())
       .def(
           "answer",
-          [](const BenefitPlanner& self, const BenefitPlanner::State& state, Index member, Timestamp time, int n) {
+          [](const BenefitPlanner& self, const BenefitPlanner::State& state, Index member,
+             Timestamp time, int n) {
             MemberAnswer a;
             {
               py::gil_scoped_release release;

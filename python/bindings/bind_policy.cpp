@@ -22,9 +22,12 @@ void bind_policy(py::module_& m) {
                                }
                                return to_numpy(std::move(out));
                              })
-      .def_property_readonly("utc_offset_hours", [](py::object self) {
-        return readonly_view(Span<const float>(self.cast<const CompiledPolicy&>().utc_offset_hours), self);
-      })
+      .def_property_readonly(
+          "utc_offset_hours",
+          [](py::object self) {
+            return readonly_view(
+                Span<const float>(self.cast<const CompiledPolicy&>().utc_offset_hours), self);
+          })
       .def("send_time", &CompiledPolicy::send_time, py::arg("t"), py::arg("member"))
       .def(
           "send_times",
@@ -32,8 +35,9 @@ void bind_policy(py::module_& m) {
             const Span<const Timestamp> t = view_1d<Timestamp>(times, "times");
             const Span<const Index> u = view_1d<Index>(members, "members");
             if (t.size() != u.size()) {
-              detail::raise<InputError>("CompiledPolicy.send_times: times and members have ", t.size(),
-                                        " and ", u.size(), " entries (expected equal lengths)");
+              detail::raise<InputError>("CompiledPolicy.send_times: times and members have ",
+                                        t.size(), " and ", u.size(),
+                                        " entries (expected equal lengths)");
             }
             std::vector<Timestamp> out(t.size());
             {
@@ -65,28 +69,35 @@ void bind_policy(py::module_& m) {
       .def(
           "compile",
           [](const Policy& p, const Catalog& catalog, const UserTable& users, Timestamp plan_time,
-             const std::optional<py::array>& segment_codes, const std::optional<std::vector<std::string>>& segment_names,
-             const EventLog* history, int num_threads) {
+             const std::optional<py::array>& segment_codes,
+             const std::optional<std::vector<std::string>>& segment_names, const EventLog* history,
+             int num_threads) {
             if (segment_codes.has_value() != segment_names.has_value()) {
-              detail::raise<InputError>("Policy.compile: segment_codes and segment_names go together");
+              detail::raise<InputError>(
+                  "Policy.compile: segment_codes and segment_names go together");
             }
             std::optional<SegmentAssignment> segments;
             if (segment_codes) {
-              const Span<const std::int32_t> codes = view_1d<std::int32_t>(*segment_codes, "segment_codes");
+              const Span<const std::int32_t> codes =
+                  view_1d<std::int32_t>(*segment_codes, "segment_codes");
               segments.emplace();
               segments->codes.assign(codes.begin(), codes.end());
               segments->names = *segment_names;
             }
             py::gil_scoped_release release;
-            return p.compile(catalog, users, plan_time, segments ? &*segments : nullptr, history, num_threads);
+            return p.compile(catalog, users, plan_time, segments ? &*segments : nullptr, history,
+                             num_threads);
           },
-          py::arg("catalog"), py::arg("users"), py::arg("plan_time"), py::arg("segment_codes") = py::none(),
-          py::arg("segment_names") = py::none(), py::arg("history") = nullptr, py::arg("num_threads") = 0)
+          py::arg("catalog"), py::arg("users"), py::arg("plan_time"),
+          py::arg("segment_codes") = py::none(), py::arg("segment_names") = py::none(),
+          py::arg("history") = nullptr, py::arg("num_threads") = 0)
       .def("send_time", &Policy::send_time, py::arg("t"), py::arg("utc_offset_hours") = 0.0)
       .def("__eq__", [](const Policy& a, const Policy& b) { return a == b; });
 
-  m.def("parse_utc_time", [](const std::string& text) { return parse_utc_time(text, "parse_utc_time"); },
-        py::arg("text"));
+  m.def(
+      "parse_utc_time",
+      [](const std::string& text) { return parse_utc_time(text, "parse_utc_time"); },
+      py::arg("text"));
   m.def("format_utc_time", &format_utc_time, py::arg("t"));
 }
 

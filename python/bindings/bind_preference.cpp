@@ -7,7 +7,8 @@ namespace {
 
 template <class T>
 py::array matrix(const std::vector<T>& values, Index rows, std::size_t cols) {
-  return to_numpy(std::vector<T>(values), {static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
+  return to_numpy(std::vector<T>(values),
+                  {static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
 }
 
 }  // namespace
@@ -15,7 +16,8 @@ py::array matrix(const std::vector<T>& values, Index rows, std::size_t cols) {
 void bind_preference(py::module_& m) {
   m.def(
       "wide_table",
-      [](const EventLog& log, const Catalog& catalog, Timestamp cut_time, const std::string& params_json) {
+      [](const EventLog& log, const Catalog& catalog, Timestamp cut_time,
+         const std::string& params_json) {
         const Json j = parse_json_strict<ConfigError>(params_json, "wide_table");
         WideTableParams p;
         JsonReader<ConfigError> r(j, "", "wide_table");
@@ -40,8 +42,8 @@ void bind_preference(py::module_& m) {
 
   m.def(
       "kmeans",
-      [](const py::array_t<float, py::array::c_style>& data, int k, std::uint64_t seed, int max_iterations,
-         int num_threads) {
+      [](const py::array_t<float, py::array::c_style>& data, int k, std::uint64_t seed,
+         int max_iterations, int num_threads) {
         if (data.ndim() != 2) detail::raise<InputError>("kmeans: expected a 2-D float32 array");
         const auto rows = static_cast<Index>(data.shape(0));
         const auto dim = static_cast<int>(data.shape(1));
@@ -51,14 +53,19 @@ void bind_preference(py::module_& m) {
           res = kmeans(data.data(), rows, dim, k, seed, max_iterations, num_threads);
         }
         return py::make_tuple(to_numpy(std::move(res.assignment)),
-                              to_numpy(std::move(res.centroids), {res.k, res.dim}), res.inertia, res.iterations);
+                              to_numpy(std::move(res.centroids), {res.k, res.dim}), res.inertia,
+                              res.iterations);
       },
-      py::arg("data"), py::arg("k"), py::arg("seed"), py::arg("max_iterations"), py::arg("num_threads"));
+      py::arg("data"), py::arg("k"), py::arg("seed"), py::arg("max_iterations"),
+      py::arg("num_threads"));
 
   m.def("default_segment_rules", [] { return SegmentRules::defaults().to_json().dump(2); });
-  m.def("absolute_segment_rules", [] { return SegmentRules::absolute_defaults().to_json().dump(2); });
-  m.def("check_segment_rules", [](const std::string& text) { return SegmentRules::from_json(text).to_json().dump(); },
-        py::arg("text"));
+  m.def("absolute_segment_rules",
+        [] { return SegmentRules::absolute_defaults().to_json().dump(2); });
+  m.def(
+      "check_segment_rules",
+      [](const std::string& text) { return SegmentRules::from_json(text).to_json().dump(); },
+      py::arg("text"));
 
   m.def(
       "bgnbd_fit",
@@ -79,12 +86,13 @@ void bind_preference(py::module_& m) {
       [](double r, double alpha, double a, double b, double x, double t_x, double T) {
         return BGNBD{r, alpha, a, b}.log_likelihood(x, t_x, T);
       },
-      py::arg("r"), py::arg("alpha"), py::arg("a"), py::arg("b"), py::arg("x"), py::arg("t_x"), py::arg("T"));
+      py::arg("r"), py::arg("alpha"), py::arg("a"), py::arg("b"), py::arg("x"), py::arg("t_x"),
+      py::arg("T"));
 
   py::class_<PreferenceModel> cls(m, "PreferenceModel");
   cls.def(py::init([](const std::string& params_json) {
-            return PreferenceModel(
-                PreferenceParams::from_json(parse_json_strict<ConfigError>(params_json, "PreferenceModel")));
+            return PreferenceModel(PreferenceParams::from_json(
+                parse_json_strict<ConfigError>(params_json, "PreferenceModel")));
           }),
           py::arg("params_json"))
       .def("get_params", [](const PreferenceModel& p) { return p.get_params().dump(); })
@@ -114,7 +122,8 @@ void bind_preference(py::module_& m) {
             py::gil_scoped_release release;
             self.fit(log, catalog, cut_time, users, cb);
           },
-          py::arg("log"), py::arg("catalog"), py::arg("cut_time"), py::arg("users"), py::arg("progress"))
+          py::arg("log"), py::arg("catalog"), py::arg("cut_time"), py::arg("users"),
+          py::arg("progress"))
       .def_property_readonly("covariate_names", &PreferenceModel::covariate_names)
       .def("member_table_report",
            [](const PreferenceModel& s) {
@@ -145,39 +154,72 @@ void bind_preference(py::module_& m) {
           },
           py::arg("users"))
       .def("preferences",
-           [](const PreferenceModel& s) { return matrix(s.preferences(), s.n_users(), static_cast<std::size_t>(s.n_dimensions())); })
-      .def("lower", [](const PreferenceModel& s) { return matrix(s.lower(), s.n_users(), static_cast<std::size_t>(s.n_dimensions())); })
-      .def("upper", [](const PreferenceModel& s) { return matrix(s.upper(), s.n_users(), static_cast<std::size_t>(s.n_dimensions())); })
-      .def("intervals",
-           [](const PreferenceModel& s, double level) {
-             std::vector<float> lower, upper;
-             {
-               py::gil_scoped_release release;
-               s.intervals(level, lower, upper);
-             }
-             const auto D = static_cast<std::size_t>(s.n_dimensions());
-             return py::make_tuple(matrix(lower, s.n_users(), D), matrix(upper, s.n_users(), D));
-           },
-           py::arg("level"))
+           [](const PreferenceModel& s) {
+             return matrix(s.preferences(), s.n_users(),
+                           static_cast<std::size_t>(s.n_dimensions()));
+           })
+      .def("lower",
+           [](const PreferenceModel& s) {
+             return matrix(s.lower(), s.n_users(), static_cast<std::size_t>(s.n_dimensions()));
+           })
+      .def("upper",
+           [](const PreferenceModel& s) {
+             return matrix(s.upper(), s.n_users(), static_cast<std::size_t>(s.n_dimensions()));
+           })
+      .def(
+          "intervals",
+          [](const PreferenceModel& s, double level) {
+            std::vector<float> lower, upper;
+            {
+              py::gil_scoped_release release;
+              s.intervals(level, lower, upper);
+            }
+            const auto D = static_cast<std::size_t>(s.n_dimensions());
+            return py::make_tuple(matrix(lower, s.n_users(), D), matrix(upper, s.n_users(), D));
+          },
+          py::arg("level"))
       .def("features",
-           [](const PreferenceModel& s) { return matrix(s.features(), s.n_users(), s.feature_names().size()); })
-      .def("memberships", [](const PreferenceModel& s) { return matrix(s.memberships(), s.n_users(), static_cast<std::size_t>(s.n_classes())); })
-      .def("class_rates", [](const PreferenceModel& s) { return matrix(s.class_rates(), s.n_classes(), static_cast<std::size_t>(s.n_dimensions())); })
-      .def("population_rate", [](const PreferenceModel& s) { return to_numpy(std::vector<double>(s.population_rate())); })
-      .def("prior_strength", [](const PreferenceModel& s) { return to_numpy(std::vector<double>(s.prior_strength())); })
-      .def("benefit_base_rate", [](const PreferenceModel& s) { return to_numpy(std::vector<float>(s.benefit_base_rate())); })
-      .def("population_hour_of_week", [](const PreferenceModel& s) { return to_numpy(std::vector<double>(s.population_hour_of_week())); })
-      .def("hour_of_week_profile",
-           [](const PreferenceModel& s, Index u) {
-             const auto p = s.hour_of_week_profile(u);
-             return to_numpy(std::vector<float>(p.begin(), p.end()));
-           },
-           py::arg("user"))
+           [](const PreferenceModel& s) {
+             return matrix(s.features(), s.n_users(), s.feature_names().size());
+           })
+      .def("memberships",
+           [](const PreferenceModel& s) {
+             return matrix(s.memberships(), s.n_users(), static_cast<std::size_t>(s.n_classes()));
+           })
+      .def("class_rates",
+           [](const PreferenceModel& s) {
+             return matrix(s.class_rates(), s.n_classes(),
+                           static_cast<std::size_t>(s.n_dimensions()));
+           })
+      .def("population_rate",
+           [](const PreferenceModel& s) {
+             return to_numpy(std::vector<double>(s.population_rate()));
+           })
+      .def("prior_strength",
+           [](const PreferenceModel& s) {
+             return to_numpy(std::vector<double>(s.prior_strength()));
+           })
+      .def("benefit_base_rate",
+           [](const PreferenceModel& s) {
+             return to_numpy(std::vector<float>(s.benefit_base_rate()));
+           })
+      .def("population_hour_of_week",
+           [](const PreferenceModel& s) {
+             return to_numpy(std::vector<double>(s.population_hour_of_week()));
+           })
+      .def(
+          "hour_of_week_profile",
+          [](const PreferenceModel& s, Index u) {
+            const auto p = s.hour_of_week_profile(u);
+            return to_numpy(std::vector<float>(p.begin(), p.end()));
+          },
+          py::arg("user"))
       .def("timing",
            [](const PreferenceModel& s) {
              const auto& t = s.timing();
              std::vector<std::int32_t> slot(t.size());
-             std::vector<float> next(t.size()), send(t.size()), validity(t.size()), alive(t.size()), expected(t.size());
+             std::vector<float> next(t.size()), send(t.size()), validity(t.size()), alive(t.size()),
+                 expected(t.size());
              for (std::size_t i = 0; i < t.size(); ++i) {
                slot[i] = t[i].best_slot;
                next[i] = t[i].next_purchase_days;
@@ -200,30 +242,33 @@ void bind_preference(py::module_& m) {
              const BGNBD& b = s.bgnbd();
              return py::make_tuple(b.r, b.alpha, b.a, b.b);
            })
-      .def("segments",
-           [](const PreferenceModel& s, const std::string& rules_json) {
-             const SegmentRules rules = SegmentRules::from_json(rules_json);
-             SegmentAssignment a;
-             {
-               py::gil_scoped_release release;
-               a = s.segments(rules);
-             }
-             return py::make_tuple(a.names, a.descriptions, to_numpy(std::move(a.codes)),
-                                   to_numpy(std::move(a.confidence)), a.resolved.to_json().dump());
-           },
-           py::arg("rules_json"))
-      .def("clusters",
-           [](const PreferenceModel& s, int k, int max_iterations) {
-             PreferenceClusters c;
-             {
-               py::gil_scoped_release release;
-               c = s.clusters(k, max_iterations);
-             }
-             return py::make_tuple(to_numpy(std::move(c.kmeans.assignment)),
-                                   to_numpy(std::move(c.kmeans.centroids), {c.kmeans.k, c.kmeans.dim}),
-                                   c.descriptions);
-           },
-           py::arg("k"), py::arg("max_iterations"));
+      .def(
+          "segments",
+          [](const PreferenceModel& s, const std::string& rules_json) {
+            const SegmentRules rules = SegmentRules::from_json(rules_json);
+            SegmentAssignment a;
+            {
+              py::gil_scoped_release release;
+              a = s.segments(rules);
+            }
+            return py::make_tuple(a.names, a.descriptions, to_numpy(std::move(a.codes)),
+                                  to_numpy(std::move(a.confidence)), a.resolved.to_json().dump());
+          },
+          py::arg("rules_json"))
+      .def(
+          "clusters",
+          [](const PreferenceModel& s, int k, int max_iterations) {
+            PreferenceClusters c;
+            {
+              py::gil_scoped_release release;
+              c = s.clusters(k, max_iterations);
+            }
+            return py::make_tuple(
+                to_numpy(std::move(c.kmeans.assignment)),
+                to_numpy(std::move(c.kmeans.centroids), {c.kmeans.k, c.kmeans.dim}),
+                c.descriptions);
+          },
+          py::arg("k"), py::arg("max_iterations"));
   def_recommender_scoring<PreferenceModel>(cls);
   def_serialization<PreferenceModel>(cls);
 }

@@ -22,7 +22,8 @@ void bind_simulator(py::module_& m) {
       .def("validate", &SimulatorParams::validate);
 
   std::vector<std::string> archetypes;
-  for (int a = 0; a < kNumArchetypes; ++a) archetypes.emplace_back(to_string(static_cast<Archetype>(a)));
+  for (int a = 0; a < kNumArchetypes; ++a)
+    archetypes.emplace_back(to_string(static_cast<Archetype>(a)));
   m.attr("ARCHETYPES") = archetypes;
 
   m.def(

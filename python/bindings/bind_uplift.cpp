@@ -16,7 +16,8 @@ py::array predict_matrix(const UpliftModel& self, const py::tuple& X,
     py::gil_scoped_release release;
     (self.*method)(x, out);
   }
-  return to_numpy(std::move(out), {static_cast<py::ssize_t>(x.rows), static_cast<py::ssize_t>(columns)});
+  return to_numpy(std::move(out),
+                  {static_cast<py::ssize_t>(x.rows), static_cast<py::ssize_t>(columns)});
 }
 
 }  // namespace
@@ -24,7 +25,8 @@ py::array predict_matrix(const UpliftModel& self, const py::tuple& X,
 void bind_uplift(py::module_& m) {
   py::class_<UpliftModel> cls(m, "UpliftModel");
   cls.def(py::init([](const std::string& params_json) {
-            return UpliftModel(UpliftParams::from_json(parse_json_strict<ConfigError>(params_json, "UpliftModel")));
+            return UpliftModel(UpliftParams::from_json(
+                parse_json_strict<ConfigError>(params_json, "UpliftModel")));
           }),
           py::arg("params_json"))
       .def("get_params", [](const UpliftModel& u) { return u.get_params().dump(); })
@@ -32,12 +34,13 @@ void bind_uplift(py::module_& m) {
       .def_property_readonly("n_arms", &UpliftModel::n_arms)
       .def_property_readonly("n_features", &UpliftModel::n_features)
       .def_property_readonly("propensities_clipped", &UpliftModel::propensities_clipped)
-      .def("arm_shares", [](const UpliftModel& u) { return to_numpy(std::vector<double>(u.arm_shares())); })
+      .def("arm_shares",
+           [](const UpliftModel& u) { return to_numpy(std::vector<double>(u.arm_shares())); })
       .def(
           "fit",
-          [](UpliftModel& self, const py::tuple& X, const py::array& outcome, const py::array& treatment,
-             const std::optional<py::array>& propensity, const std::optional<py::array>& sample_weights,
-             const py::object& progress) {
+          [](UpliftModel& self, const py::tuple& X, const py::array& outcome,
+             const py::array& treatment, const std::optional<py::array>& propensity,
+             const std::optional<py::array>& sample_weights, const py::object& progress) {
             const CsrArg rows = csr_arg(X, "X");
             const CsrView<float> x = rows.view("X");
             UpliftTarget t;
@@ -53,10 +56,12 @@ void bind_uplift(py::module_& m) {
           py::arg("sample_weights"), py::arg("progress"))
       .def("predict",
            [](const UpliftModel& self, const py::tuple& X) {
-             return predict_matrix(self, X, &UpliftModel::predict, static_cast<std::size_t>(self.n_arms()));
+             return predict_matrix(self, X, &UpliftModel::predict,
+                                   static_cast<std::size_t>(self.n_arms()));
            })
       .def("predict_outcomes", [](const UpliftModel& self, const py::tuple& X) {
-        return predict_matrix(self, X, &UpliftModel::predict_outcomes, static_cast<std::size_t>(self.n_arms()) + 1);
+        return predict_matrix(self, X, &UpliftModel::predict_outcomes,
+                              static_cast<std::size_t>(self.n_arms()) + 1);
       });
   def_serialization<UpliftModel>(cls);
 }

@@ -25,8 +25,10 @@ Span<const T> view_1d(const py::array& a, const char* name) {
     detail::raise<InputError>(name, ": expected dtype ", std::string(py::str(py::dtype::of<T>())),
                               " (got ", std::string(py::str(a.dtype())), ")");
   }
-  if (a.ndim() != 1) detail::raise<InputError>(name, ": expected a 1-D array (got ", a.ndim(), " dimensions)");
-  if (!(a.flags() & py::array::c_style)) detail::raise<InputError>(name, ": expected a C-contiguous array");
+  if (a.ndim() != 1)
+    detail::raise<InputError>(name, ": expected a 1-D array (got ", a.ndim(), " dimensions)");
+  if (!(a.flags() & py::array::c_style))
+    detail::raise<InputError>(name, ": expected a C-contiguous array");
   return Span<const T>(static_cast<const T*>(a.data()), static_cast<std::size_t>(a.shape(0)));
 }
 
@@ -75,7 +77,8 @@ struct CsrArg {
     const Span<const float> d = view_1d<float>(data, name);
     if (rows < 0 || cols < 0) detail::raise<InputError>(name, ": negative shape");
     if (p.size() != static_cast<std::size_t>(rows) + 1) {
-      detail::raise<InputError>(name, ": indptr has ", p.size(), " entries (expected rows + 1 = ", rows + 1, ")");
+      detail::raise<InputError>(name, ": indptr has ", p.size(),
+                                " entries (expected rows + 1 = ", rows + 1, ")");
     }
     if (i.size() != d.size()) detail::raise<InputError>(name, ": indices and data lengths differ");
     if (rows > 0 && (p[0] != 0 || p[p.size() - 1] != static_cast<Offset>(i.size()))) {
@@ -89,7 +92,8 @@ struct CsrArg {
 };
 
 inline CsrArg csr_arg(const py::tuple& t, const char* name) {
-  if (t.size() != 5) detail::raise<InputError>(name, ": expected (indptr, indices, data, rows, cols)");
+  if (t.size() != 5)
+    detail::raise<InputError>(name, ": expected (indptr, indices, data, rows, cols)");
   return CsrArg{t[0].cast<py::array>(), t[1].cast<py::array>(), t[2].cast<py::array>(),
                 t[3].cast<Index>(), t[4].cast<Index>()};
 }
@@ -213,8 +217,10 @@ struct FilterArgs {
 };
 
 /// The Filter of models/recommender.hpp from the wrapper's (already converted) arguments.
-inline FilterArgs make_filter(const std::optional<py::tuple>& exclude_rows, const std::optional<py::array>& exclude,
-                              const std::optional<py::array>& allow, const std::optional<py::tuple>& eligibility,
+inline FilterArgs make_filter(const std::optional<py::tuple>& exclude_rows,
+                              const std::optional<py::array>& exclude,
+                              const std::optional<py::array>& allow,
+                              const std::optional<py::tuple>& eligibility,
                               bool eligibility_blocks) {
   FilterArgs f;
   if (exclude_rows) {
@@ -238,7 +244,8 @@ inline FilterArgs make_filter(const std::optional<py::tuple>& exclude_rows, cons
 inline py::tuple top_k_to_python(TopK&& top) {
   const auto rows = static_cast<py::ssize_t>(top.rows);
   const auto k = static_cast<py::ssize_t>(top.k);
-  return py::make_tuple(to_numpy(std::move(top.ids), {rows, k}), to_numpy(std::move(top.scores), {rows, k}));
+  return py::make_tuple(to_numpy(std::move(top.ids), {rows, k}),
+                        to_numpy(std::move(top.scores), {rows, k}));
 }
 
 /// The part of the recommender contract every model binds alike: external ids, score(users,
@@ -259,21 +266,24 @@ void def_recommender_scoring(Class& cls) {
              }
              return to_numpy(std::move(out));
            })
-      .def("recommend",
-           [](const Model& self, const py::array& users, int n, const std::optional<py::tuple>& exclude_rows,
-              const std::optional<py::array>& exclude, const std::optional<py::array>& allow,
-              const std::optional<py::tuple>& eligibility, bool eligibility_blocks) {
-             const Span<const Index> u = view_1d<Index>(users, "users");
-             const FilterArgs f = make_filter(exclude_rows, exclude, allow, eligibility, eligibility_blocks);
-             TopK top;
-             {
-               py::gil_scoped_release release;
-               top = self.recommend(u, n, f.filter);
-             }
-             return top_k_to_python(std::move(top));
-           },
-           py::arg("users"), py::arg("n"), py::arg("exclude_rows"), py::arg("exclude"), py::arg("allow"),
-           py::arg("eligibility"), py::arg("eligibility_blocks"));
+      .def(
+          "recommend",
+          [](const Model& self, const py::array& users, int n,
+             const std::optional<py::tuple>& exclude_rows, const std::optional<py::array>& exclude,
+             const std::optional<py::array>& allow, const std::optional<py::tuple>& eligibility,
+             bool eligibility_blocks) {
+            const Span<const Index> u = view_1d<Index>(users, "users");
+            const FilterArgs f =
+                make_filter(exclude_rows, exclude, allow, eligibility, eligibility_blocks);
+            TopK top;
+            {
+              py::gil_scoped_release release;
+              top = self.recommend(u, n, f.filter);
+            }
+            return top_k_to_python(std::move(top));
+          },
+          py::arg("users"), py::arg("n"), py::arg("exclude_rows"), py::arg("exclude"),
+          py::arg("allow"), py::arg("eligibility"), py::arg("eligibility_blocks"));
 }
 
 }  // namespace perkrec::python

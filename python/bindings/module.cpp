@@ -27,30 +27,33 @@ PYBIND11_MODULE(_core, m) {
   perkrec::python::bind_io(m);  // last: it returns objects of the classes bound above
   // The C++ defaults of every declared params struct (core/params.hpp), as JSON text: the
   // Python signatures are checked against them (tests/python/test_params_defaults.py).
-  m.def("default_params", [] {
-    using namespace perkrec;
-    pybind11::dict out;
-    auto add = [&](const char* name, const Json& j) { out[name] = j.dump(); };
-    add("ALSParams", params::fields_to_json(ALSParams{}));
-    add("BPRParams", params::fields_to_json(BPRParams{}));
-    add("ItemKNNParams", params::fields_to_json(ItemKNNParams{}));
-    add("PopularityParams", params::fields_to_json(PopularityParams{}));
-    add("FMParams", params::fields_to_json(FMParams{}));
-    add("UpliftParams", params::fields_to_json(UpliftParams{}));
-    add("PreferenceParams", params::fields_to_json(PreferenceParams{}));
-    add("BenefitDimensionsParams", params::fields_to_json(BenefitDimensionsParams{}));
-    add("ScoreBlendParams", params::fields_to_json(ScoreBlendParams{}));
-    add("RankerParams", params::fields_to_json(RankerParams{}));
-    add("ScheduleParams", params::fields_to_json(ScheduleParams{}));
-    add("AllocatorParams", params::fields_to_json(AllocatorParams{}));
-    add("PlannerParams", params::fields_to_json(PlannerParams{}));
-    add("SimulatorParams", params::fields_to_json(SimulatorParams{}));
-    add("OffPolicyParams", params::fields_to_json(OffPolicyParams{}));
-    add("ExperimentParams", params::fields_to_json(ExperimentParams{}));
-    add("WideTableParams", params::fields_to_json(WideTableParams{}));
-    add("PacingParams", params::fields_to_json(PacingParams{}));
-    add("InteractionParams", params::fields_to_json(InteractionParams{}));
-    add("BehaviorFeatureParams", params::fields_to_json(BehaviorFeatureParams{}));
-    return out;
-  }, "The C++ defaults of each params struct: {struct name: JSON text}.");
+  m.def(
+      "default_params",
+      [] {
+        using namespace perkrec;
+        pybind11::dict out;
+        auto add = [&](const char* name, const Json& j) { out[name] = j.dump(); };
+        add("ALSParams", params::fields_to_json(ALSParams{}));
+        add("BPRParams", params::fields_to_json(BPRParams{}));
+        add("ItemKNNParams", params::fields_to_json(ItemKNNParams{}));
+        add("PopularityParams", params::fields_to_json(PopularityParams{}));
+        add("FMParams", params::fields_to_json(FMParams{}));
+        add("UpliftParams", params::fields_to_json(UpliftParams{}));
+        add("PreferenceParams", params::fields_to_json(PreferenceParams{}));
+        add("BenefitDimensionsParams", params::fields_to_json(BenefitDimensionsParams{}));
+        add("ScoreBlendParams", params::fields_to_json(ScoreBlendParams{}));
+        add("RankerParams", params::fields_to_json(RankerParams{}));
+        add("ScheduleParams", params::fields_to_json(ScheduleParams{}));
+        add("AllocatorParams", params::fields_to_json(AllocatorParams{}));
+        add("PlannerParams", params::fields_to_json(PlannerParams{}));
+        add("SimulatorParams", params::fields_to_json(SimulatorParams{}));
+        add("OffPolicyParams", params::fields_to_json(OffPolicyParams{}));
+        add("ExperimentParams", params::fields_to_json(ExperimentParams{}));
+        add("WideTableParams", params::fields_to_json(WideTableParams{}));
+        add("PacingParams", params::fields_to_json(PacingParams{}));
+        add("InteractionParams", params::fields_to_json(InteractionParams{}));
+        add("BehaviorFeatureParams", params::fields_to_json(BehaviorFeatureParams{}));
+        return out;
+      },
+      "The C++ defaults of each params struct: {struct name: JSON text}.");
 }

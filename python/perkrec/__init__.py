@@ -54,15 +54,45 @@ from .causal import (
     uplift_auc_score,
     uplift_curve,
 )
-from .fm import FFM, FM, FeatureEncoder, IsotonicCalibrator, PlattCalibrator, redemption_samples, reliability_curve
+from .fm import (
+    FFM,
+    FM,
+    FeatureEncoder,
+    IsotonicCalibrator,
+    PlattCalibrator,
+    redemption_samples,
+    reliability_curve,
+)
 from .models import ALS, BPR, ItemKNN, Popularity
 from .preference import PreferenceModel, default_segment_rules, wide_table
 from .uplift import UpliftModel
-from .clv import LIFECYCLE_STAGES, CLVModel, calibration_holdout, holdout_errors, naive_forecast, summarize_purchases
+from .clv import (
+    LIFECYCLE_STAGES,
+    CLVModel,
+    calibration_holdout,
+    holdout_errors,
+    naive_forecast,
+    summarize_purchases,
+)
 from .policy import CompiledPolicy, Policy
 from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
-from .allocate import Pacer, allocate, allocation_members, check_allocation, make_candidates, make_constraints
-from .ranking import ScoreBlend, best_ineligible, explain, hour_of_week, quiet_hours_next_allowed, rank, schedule
+from .allocate import (
+    Pacer,
+    allocate,
+    allocation_members,
+    check_allocation,
+    make_candidates,
+    make_constraints,
+)
+from .ranking import (
+    ScoreBlend,
+    best_ineligible,
+    explain,
+    hour_of_week,
+    quiet_hours_next_allowed,
+    rank,
+    schedule,
+)
 from .plan import Plan, Planner
 from .pipeline import BenefitPlanner
 
@@ -77,36 +107,101 @@ def __getattr__(name):
         return importlib.import_module(".datasets", __name__)
     raise AttributeError(f"module 'perkrec' has no attribute {name!r}")
 
+
 __all__ = [
-    "ARCHETYPES", "BENEFIT_KINDS", "DEFAULT_EVENT_WEIGHTS", "EVENT_TYPES", "SCOPES",
-    "Catalog", "ConfigError", "DivergenceError", "Error", "EventLog", "IdMap", "InputError",
-    "ModelFormatError", "Popularity", "SimulatedProgram", "SimulationTruth", "UserTable",
-    "auc", "catalog_coverage", "info", "interaction_matrix", "load", "loads", "log_loss",
-    "parse_discounts", "ranking_metrics", "simulate", "split_by_time", "split_leave_last_k",
-    "split_random_users", "datasets", "__version__",
+    "ARCHETYPES",
+    "BENEFIT_KINDS",
+    "DEFAULT_EVENT_WEIGHTS",
+    "EVENT_TYPES",
+    "SCOPES",
+    "Catalog",
+    "ConfigError",
+    "DivergenceError",
+    "Error",
+    "EventLog",
+    "IdMap",
+    "InputError",
+    "ModelFormatError",
+    "Popularity",
+    "SimulatedProgram",
+    "SimulationTruth",
+    "UserTable",
+    "auc",
+    "catalog_coverage",
+    "info",
+    "interaction_matrix",
+    "load",
+    "loads",
+    "log_loss",
+    "parse_discounts",
+    "ranking_metrics",
+    "simulate",
+    "split_by_time",
+    "split_leave_last_k",
+    "split_random_users",
+    "datasets",
+    "__version__",
 ]
 __all__ += [
-    "ALS", "BPR", "ItemKNN",                                          # collaborative filtering
-    "FFM", "FM", "FeatureEncoder", "IsotonicCalibrator", "PlattCalibrator",  # redemption models
-    "redemption_samples", "reliability_curve",
-    "PreferenceModel", "default_segment_rules", "wide_table",          # benefit preference
-    "UpliftModel",                                                    # causal effects
-    "CLVModel", "LIFECYCLE_STAGES", "summarize_purchases",            # member value
-    "calibration_holdout", "holdout_errors", "naive_forecast",
-    "BEHAVIOR_AGGREGATES", "BehaviorLog", "BenefitItems", "ItemCatalog",  # behaviour
+    "ALS",
+    "BPR",
+    "ItemKNN",  # collaborative filtering
+    "FFM",
+    "FM",
+    "FeatureEncoder",
+    "IsotonicCalibrator",
+    "PlattCalibrator",  # redemption models
+    "redemption_samples",
+    "reliability_curve",
+    "PreferenceModel",
+    "default_segment_rules",
+    "wide_table",  # benefit preference
+    "UpliftModel",  # causal effects
+    "CLVModel",
+    "LIFECYCLE_STAGES",
+    "summarize_purchases",  # member value
+    "calibration_holdout",
+    "holdout_errors",
+    "naive_forecast",
+    "BEHAVIOR_AGGREGATES",
+    "BehaviorLog",
+    "BenefitItems",
+    "ItemCatalog",  # behaviour
     "behavior_features",
 ]
-__all__ += [                                                          # decision layer
-    "CompiledPolicy", "Policy",                                       #   policy
-    "ScoreBlend", "best_ineligible", "explain", "hour_of_week",       #   ranker, send time, reasons
-    "quiet_hours_next_allowed", "rank", "schedule",
-    "Pacer", "allocate", "allocation_members", "check_allocation",    #   allocator
-    "make_candidates", "make_constraints",
-    "Plan", "Planner", "BenefitPlanner",                              #   plans
+__all__ += [  # decision layer
+    "CompiledPolicy",
+    "Policy",  #   policy
+    "ScoreBlend",
+    "best_ineligible",
+    "explain",
+    "hour_of_week",  #   ranker, send time, reasons
+    "quiet_hours_next_allowed",
+    "rank",
+    "schedule",
+    "Pacer",
+    "allocate",
+    "allocation_members",
+    "check_allocation",  #   allocator
+    "make_candidates",
+    "make_constraints",
+    "Plan",
+    "Planner",
+    "BenefitPlanner",  #   plans
 ]
-__all__ += [                                                          # causal evaluation
-    "qini_curve", "uplift_curve", "perfect_qini_curve", "perfect_uplift_curve",  #   uplift
-    "qini_auc_score", "uplift_auc_score", "uplift_at_k", "cost_curve", "aucc_score",
-    "OffPolicyEstimate", "off_policy_value",                          #   off-policy
-    "assign_holdout", "holdout_hash", "analyze_experiment",           #   experiments
+__all__ += [  # causal evaluation
+    "qini_curve",
+    "uplift_curve",
+    "perfect_qini_curve",
+    "perfect_uplift_curve",  #   uplift
+    "qini_auc_score",
+    "uplift_auc_score",
+    "uplift_at_k",
+    "cost_curve",
+    "aucc_score",
+    "OffPolicyEstimate",
+    "off_policy_value",  #   off-policy
+    "assign_holdout",
+    "holdout_hash",
+    "analyze_experiment",  #   experiments
 ]

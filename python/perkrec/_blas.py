@@ -9,6 +9,7 @@ process's memory map (Linux) and driven through their own thread-count functions
 ``openblas_set_num_threads`` under any of the symbol prefixes numpy and scipy build it with,
 MKL's ``MKL_Set_Num_Threads``); where none is found this does nothing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,7 +43,11 @@ def _loaded_paths() -> List[str]:
         if len(parts) >= 6:
             path = parts[-1]
             low = path.lower()
-            if path.startswith("/") and ("openblas" in low or "libmkl_rt" in low) and path not in paths:
+            if (
+                path.startswith("/")
+                and ("openblas" in low or "libmkl_rt" in low)
+                and path not in paths
+            ):
                 paths.append(path)
     return paths
 

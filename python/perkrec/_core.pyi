@@ -18,11 +18,15 @@ MAX_THREADS: int
 class Error(Exception): ...
 class InputError(Error, ValueError): ...
 class ConfigError(Error, ValueError): ...
+
 class ModelFormatError(Error, ValueError):
     code: str
+
 class DivergenceError(Error, ArithmeticError): ...
 
-CsrTuple = Tuple[np.ndarray, np.ndarray, np.ndarray, int, int]  # indptr i64, indices i32, data f32, rows, cols
+CsrTuple = Tuple[
+    np.ndarray, np.ndarray, np.ndarray, int, int
+]  # indptr i64, indices i32, data f32, rows, cols
 Progress = Optional[Callable[[str, int, int], None]]
 
 def default_num_threads() -> int: ...
@@ -104,10 +108,20 @@ class UserTable:
 class EventLog:
     def __init__(self) -> None: ...
     @staticmethod
-    def from_arrays(user: np.ndarray, benefit: np.ndarray, event_type: np.ndarray, timestamp: np.ndarray,
-                    channel: Optional[np.ndarray], order_amount: Optional[np.ndarray],
-                    propensity: Optional[np.ndarray], control: Optional[np.ndarray], n_users: int,
-                    n_benefits: int, channel_names: List[str], num_threads: int) -> EventLog: ...
+    def from_arrays(
+        user: np.ndarray,
+        benefit: np.ndarray,
+        event_type: np.ndarray,
+        timestamp: np.ndarray,
+        channel: Optional[np.ndarray],
+        order_amount: Optional[np.ndarray],
+        propensity: Optional[np.ndarray],
+        control: Optional[np.ndarray],
+        n_users: int,
+        n_benefits: int,
+        channel_names: List[str],
+        num_threads: int,
+    ) -> EventLog: ...
     def __len__(self) -> int: ...
     n_users: int
     n_benefits: int
@@ -138,8 +152,12 @@ class EventLog:
     def load(path: str) -> EventLog: ...
 
 def split_by_time(log: EventLog, cut: int, num_threads: int) -> Tuple[EventLog, EventLog]: ...
-def split_leave_last_k(log: EventLog, k: int, mask: int, num_threads: int) -> Tuple[EventLog, EventLog]: ...
-def split_random_users(log: EventLog, fraction: float, seed: int, num_threads: int) -> Tuple[EventLog, EventLog]: ...
+def split_leave_last_k(
+    log: EventLog, k: int, mask: int, num_threads: int
+) -> Tuple[EventLog, EventLog]: ...
+def split_random_users(
+    log: EventLog, fraction: float, seed: int, num_threads: int
+) -> Tuple[EventLog, EventLog]: ...
 
 class SimulatorParams:
     n_users: int
@@ -160,9 +178,14 @@ class SimulatorParams:
 
 def simulate(params: SimulatorParams, progress: Progress = None) -> Dict[str, object]: ...
 def simulated_catalog(params: SimulatorParams) -> Catalog: ...
-
-def build_interaction_matrix(log: EventLog, event_weights: List[float], half_life_days: float,
-                             end_time: Optional[int], combine: str, num_threads: int) -> CsrTuple: ...
+def build_interaction_matrix(
+    log: EventLog,
+    event_weights: List[float],
+    half_life_days: float,
+    end_time: Optional[int],
+    combine: str,
+    num_threads: int,
+) -> CsrTuple: ...
 
 HISTORY_AGGREGATES: Tuple[str, ...]
 BEHAVIOR_AGGREGATES: Tuple[str, ...]
@@ -183,10 +206,20 @@ class ItemCatalog:
 class BehaviorLog:
     def __init__(self) -> None: ...
     @staticmethod
-    def from_arrays(user: np.ndarray, item: np.ndarray, timestamp: np.ndarray, action: Optional[np.ndarray],
-                    quantity: Optional[np.ndarray], amount: Optional[np.ndarray], basket: Optional[np.ndarray],
-                    n_users: int, n_items: int, action_names: List[str], unknown: str,
-                    num_threads: int) -> BehaviorLog: ...
+    def from_arrays(
+        user: np.ndarray,
+        item: np.ndarray,
+        timestamp: np.ndarray,
+        action: Optional[np.ndarray],
+        quantity: Optional[np.ndarray],
+        amount: Optional[np.ndarray],
+        basket: Optional[np.ndarray],
+        n_users: int,
+        n_items: int,
+        action_names: List[str],
+        unknown: str,
+        num_threads: int,
+    ) -> BehaviorLog: ...
     def __len__(self) -> int: ...
     n_users: int
     n_items: int
@@ -209,8 +242,9 @@ class BehaviorLog:
 class BenefitItems:
     def __init__(self) -> None: ...
     @staticmethod
-    def from_pairs(benefit: np.ndarray, item: np.ndarray, n_benefits: int, n_items: int,
-                   unknown: str) -> BenefitItems: ...
+    def from_pairs(
+        benefit: np.ndarray, item: np.ndarray, n_benefits: int, n_items: int, unknown: str
+    ) -> BenefitItems: ...
     def __len__(self) -> int: ...
     n_benefits: int
     n_items: int
@@ -219,25 +253,55 @@ class BenefitItems:
     def indices(self) -> np.ndarray: ...
     def level_values(self, catalog: ItemCatalog, level: str) -> Tuple[np.ndarray, np.ndarray]: ...
 
-def behavior_features(user: np.ndarray, benefit: np.ndarray, timestamp: np.ndarray, log: BehaviorLog,
-                      items: ItemCatalog, benefit_items: BenefitItems, aggregates: List[str], levels: List[str],
-                      actions: List[str], half_life_days: float, num_threads: int) -> List[Tuple[str, np.ndarray]]: ...
+def behavior_features(
+    user: np.ndarray,
+    benefit: np.ndarray,
+    timestamp: np.ndarray,
+    log: BehaviorLog,
+    items: ItemCatalog,
+    benefit_items: BenefitItems,
+    aggregates: List[str],
+    levels: List[str],
+    actions: List[str],
+    half_life_days: float,
+    num_threads: int,
+) -> List[Tuple[str, np.ndarray]]: ...
 
 class FeatureEncoder:
     def __init__(self, spec_json: str, num_threads: int = 0) -> None: ...
-    def set_benefits(self, kinds: List[str], face_values: np.ndarray, channels: List[str] = ...) -> None: ...
-    def set_benefit_codes(self, kind: List[int], band: List[int], channel: List[int] = ...) -> None: ...
+    def set_benefits(
+        self, kinds: List[str], face_values: np.ndarray, channels: List[str] = ...
+    ) -> None: ...
+    def set_benefit_codes(
+        self, kind: List[int], band: List[int], channel: List[int] = ...
+    ) -> None: ...
     def set_num_threads(self, num_threads: int) -> None: ...
-    def fit(self, rows: int, integers: List[Tuple[str, np.ndarray]], numerics: List[Tuple[str, np.ndarray]],
-            categoricals: List[Tuple[str, np.ndarray, List[str], List[int]]], events: Optional[EventLog] = None,
-            behavior_log: Optional[BehaviorLog] = None, items: Optional[ItemCatalog] = None,
-            benefit_items: Optional[BenefitItems] = None) -> None: ...
-    def transform(self, rows: int, integers: List[Tuple[str, np.ndarray]], numerics: List[Tuple[str, np.ndarray]],
-                  categoricals: List[Tuple[str, np.ndarray, List[str], List[int]]], events: Optional[EventLog] = None,
-                  fields: Optional[List[str]] = None, behavior_log: Optional[BehaviorLog] = None,
-                  items: Optional[ItemCatalog] = None, benefit_items: Optional[BenefitItems] = None) -> CsrTuple: ...
-    def history(self, rows: int, integers: List[Tuple[str, np.ndarray]], events: EventLog,
-                names: List[str]) -> List[Tuple[str, np.ndarray]]: ...
+    def fit(
+        self,
+        rows: int,
+        integers: List[Tuple[str, np.ndarray]],
+        numerics: List[Tuple[str, np.ndarray]],
+        categoricals: List[Tuple[str, np.ndarray, List[str], List[int]]],
+        events: Optional[EventLog] = None,
+        behavior_log: Optional[BehaviorLog] = None,
+        items: Optional[ItemCatalog] = None,
+        benefit_items: Optional[BenefitItems] = None,
+    ) -> None: ...
+    def transform(
+        self,
+        rows: int,
+        integers: List[Tuple[str, np.ndarray]],
+        numerics: List[Tuple[str, np.ndarray]],
+        categoricals: List[Tuple[str, np.ndarray, List[str], List[int]]],
+        events: Optional[EventLog] = None,
+        fields: Optional[List[str]] = None,
+        behavior_log: Optional[BehaviorLog] = None,
+        items: Optional[ItemCatalog] = None,
+        benefit_items: Optional[BenefitItems] = None,
+    ) -> CsrTuple: ...
+    def history(
+        self, rows: int, integers: List[Tuple[str, np.ndarray]], events: EventLog, names: List[str]
+    ) -> List[Tuple[str, np.ndarray]]: ...
     @property
     def fitted(self) -> bool: ...
     @property
@@ -273,9 +337,16 @@ class Popularity:
     def fit(self, user_benefits: CsrTuple, progress: Progress) -> None: ...
     def benefit_scores(self) -> np.ndarray: ...
     def score(self, users: np.ndarray, benefits: np.ndarray) -> np.ndarray: ...
-    def recommend(self, users: np.ndarray, n: int, exclude_rows: Optional[CsrTuple], exclude: Optional[np.ndarray],
-                  allow: Optional[np.ndarray], eligibility: Optional[CsrTuple],
-                  eligibility_blocks: bool) -> Tuple[np.ndarray, np.ndarray]: ...
+    def recommend(
+        self,
+        users: np.ndarray,
+        n: int,
+        exclude_rows: Optional[CsrTuple],
+        exclude: Optional[np.ndarray],
+        allow: Optional[np.ndarray],
+        eligibility: Optional[CsrTuple],
+        eligibility_blocks: bool,
+    ) -> Tuple[np.ndarray, np.ndarray]: ...
     def to_bytes(self) -> bytes: ...
     @staticmethod
     def from_bytes(data: bytes) -> Popularity: ...
@@ -297,17 +368,43 @@ class FM:
     def factors(self) -> np.ndarray: ...
     def feature_fields(self) -> np.ndarray: ...
     def history(self) -> List[Tuple[int, float, float]]: ...
-    def fit(self, X: CsrTuple, labels: np.ndarray, weights: Optional[np.ndarray], groups: Optional[np.ndarray],
-            feature_fields: np.ndarray, n_fields: int, val_X: Optional[CsrTuple], val_labels: Optional[np.ndarray],
-            val_weights: Optional[np.ndarray], val_groups: Optional[np.ndarray], progress: Progress) -> None: ...
-    def partial_fit(self, X: CsrTuple, labels: np.ndarray, weights: Optional[np.ndarray],
-                    groups: Optional[np.ndarray], feature_fields: np.ndarray, n_fields: int,
-                    val_X: Optional[CsrTuple], val_labels: Optional[np.ndarray], val_weights: Optional[np.ndarray],
-                    val_groups: Optional[np.ndarray], progress: Progress) -> None: ...
+    def fit(
+        self,
+        X: CsrTuple,
+        labels: np.ndarray,
+        weights: Optional[np.ndarray],
+        groups: Optional[np.ndarray],
+        feature_fields: np.ndarray,
+        n_fields: int,
+        val_X: Optional[CsrTuple],
+        val_labels: Optional[np.ndarray],
+        val_weights: Optional[np.ndarray],
+        val_groups: Optional[np.ndarray],
+        progress: Progress,
+    ) -> None: ...
+    def partial_fit(
+        self,
+        X: CsrTuple,
+        labels: np.ndarray,
+        weights: Optional[np.ndarray],
+        groups: Optional[np.ndarray],
+        feature_fields: np.ndarray,
+        n_fields: int,
+        val_X: Optional[CsrTuple],
+        val_labels: Optional[np.ndarray],
+        val_weights: Optional[np.ndarray],
+        val_groups: Optional[np.ndarray],
+        progress: Progress,
+    ) -> None: ...
     def score(self, X: CsrTuple, probability: bool) -> np.ndarray: ...
     def score_candidates(self, base: CsrTuple, candidates: CsrTuple) -> np.ndarray: ...
-    def loss(self, X: CsrTuple, labels: np.ndarray, weights: Optional[np.ndarray],
-             groups: Optional[np.ndarray]) -> float: ...
+    def loss(
+        self,
+        X: CsrTuple,
+        labels: np.ndarray,
+        weights: Optional[np.ndarray],
+        groups: Optional[np.ndarray],
+    ) -> float: ...
     def row_gradient(self, X: CsrTuple, row: int, label: float) -> np.ndarray: ...
     def set_parameters(self, w0: float, linear: np.ndarray, factors: np.ndarray) -> None: ...
     def to_bytes(self) -> bytes: ...
@@ -325,8 +422,15 @@ class UpliftModel:
     n_features: int
     propensities_clipped: int
     def arm_shares(self) -> np.ndarray: ...
-    def fit(self, X: CsrTuple, outcome: np.ndarray, treatment: np.ndarray, propensity: Optional[np.ndarray],
-            sample_weights: Optional[np.ndarray], progress: Progress) -> None: ...
+    def fit(
+        self,
+        X: CsrTuple,
+        outcome: np.ndarray,
+        treatment: np.ndarray,
+        propensity: Optional[np.ndarray],
+        sample_weights: Optional[np.ndarray],
+        progress: Progress,
+    ) -> None: ...
     def predict(self, X: CsrTuple) -> np.ndarray: ...
     def predict_outcomes(self, X: CsrTuple) -> np.ndarray: ...
     def to_bytes(self) -> bytes: ...
@@ -340,10 +444,18 @@ class UpliftModel:
 # mean_order_value (float64), first_order (int64 seconds).
 LIFECYCLE_STAGES: Tuple[str, str, str, str, str]
 CLV_REGRESSION_FEATURES: Tuple[str, ...]
-def summarize_purchases(log: EventLog, cut_time: int, time_unit: str, occasion: str,
-                        num_threads: int) -> Dict[str, np.ndarray]: ...
-def calibration_holdout(log: EventLog, calibration_end: int, observation_end: int, time_unit: str, occasion: str,
-                        num_threads: int) -> Dict[str, Any]: ...
+
+def summarize_purchases(
+    log: EventLog, cut_time: int, time_unit: str, occasion: str, num_threads: int
+) -> Dict[str, np.ndarray]: ...
+def calibration_holdout(
+    log: EventLog,
+    calibration_end: int,
+    observation_end: int,
+    time_unit: str,
+    occasion: str,
+    num_threads: int,
+) -> Dict[str, Any]: ...
 
 class CLVModel:
     def __init__(self, params_json: str) -> None: ...
@@ -356,10 +468,20 @@ class CLVModel:
     def report_json(self) -> str: ...
     def summary(self) -> Dict[str, np.ndarray]: ...
     def fit(self, log: EventLog, cut_time: int, progress: Progress) -> None: ...
-    def fit_summary(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, monetary: np.ndarray,
-                    progress: Progress) -> None: ...
-    def conditional(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, horizon: float) -> Dict[str, np.ndarray]: ...
-    def predict(self, horizon: float, discount_rate: float, margin: float) -> Dict[str, np.ndarray]: ...
+    def fit_summary(
+        self,
+        x: np.ndarray,
+        t_x: np.ndarray,
+        T: np.ndarray,
+        monetary: np.ndarray,
+        progress: Progress,
+    ) -> None: ...
+    def conditional(
+        self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, horizon: float
+    ) -> Dict[str, np.ndarray]: ...
+    def predict(
+        self, horizon: float, discount_rate: float, margin: float
+    ) -> Dict[str, np.ndarray]: ...
     def to_bytes(self) -> bytes: ...
     @staticmethod
     def from_bytes(data: bytes) -> CLVModel: ...
@@ -369,33 +491,79 @@ class CLVModel:
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float: ...
 def log_loss(probabilities: np.ndarray, labels: np.ndarray, eps: float) -> float: ...
-def ranking_metrics(recommended: np.ndarray, k: int, relevant: CsrTuple, num_threads: int) -> Dict[str, float]: ...
+def ranking_metrics(
+    recommended: np.ndarray, k: int, relevant: CsrTuple, num_threads: int
+) -> Dict[str, float]: ...
 def catalog_coverage(recommended: np.ndarray, n_benefits: int) -> float: ...
 
 # Causal evaluation (outcome/uplift/value/cost float64, treatment uint8, arm int32).
-def qini_curve(outcome: np.ndarray, uplift: np.ndarray, treatment: np.ndarray) -> Tuple[np.ndarray, np.ndarray]: ...
-def uplift_curve(outcome: np.ndarray, uplift: np.ndarray, treatment: np.ndarray) -> Tuple[np.ndarray, np.ndarray]: ...
-def perfect_qini_curve(outcome: np.ndarray, treatment: np.ndarray, negative_effect: bool) -> Tuple[np.ndarray, np.ndarray]: ...
-def perfect_uplift_curve(outcome: np.ndarray, treatment: np.ndarray) -> Tuple[np.ndarray, np.ndarray]: ...
-def qini_auc_score(outcome: np.ndarray, uplift: np.ndarray, treatment: np.ndarray, negative_effect: bool) -> float: ...
+def qini_curve(
+    outcome: np.ndarray, uplift: np.ndarray, treatment: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray]: ...
+def uplift_curve(
+    outcome: np.ndarray, uplift: np.ndarray, treatment: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray]: ...
+def perfect_qini_curve(
+    outcome: np.ndarray, treatment: np.ndarray, negative_effect: bool
+) -> Tuple[np.ndarray, np.ndarray]: ...
+def perfect_uplift_curve(
+    outcome: np.ndarray, treatment: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray]: ...
+def qini_auc_score(
+    outcome: np.ndarray, uplift: np.ndarray, treatment: np.ndarray, negative_effect: bool
+) -> float: ...
 def uplift_auc_score(outcome: np.ndarray, uplift: np.ndarray, treatment: np.ndarray) -> float: ...
-def uplift_at_k(outcome: np.ndarray, uplift: np.ndarray, treatment: np.ndarray, k: float, strategy: str) -> float: ...
-def cost_curve(value: np.ndarray, cost: np.ndarray, uplift: np.ndarray, treatment: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
-def aucc_score(value: np.ndarray, cost: np.ndarray, uplift: np.ndarray, treatment: np.ndarray) -> float: ...
-def off_policy_value(rewards: np.ndarray, logged_propensity: np.ndarray, target_propensity: np.ndarray,
-                     reward_estimate: Optional[np.ndarray], target_reward_estimate: Optional[np.ndarray],
-                     estimator: str, confidence: float, clip: float, switch_threshold: float,
-                     num_threads: int) -> Dict[str, Any]: ...
+def uplift_at_k(
+    outcome: np.ndarray, uplift: np.ndarray, treatment: np.ndarray, k: float, strategy: str
+) -> float: ...
+def cost_curve(
+    value: np.ndarray, cost: np.ndarray, uplift: np.ndarray, treatment: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def aucc_score(
+    value: np.ndarray, cost: np.ndarray, uplift: np.ndarray, treatment: np.ndarray
+) -> float: ...
+def off_policy_value(
+    rewards: np.ndarray,
+    logged_propensity: np.ndarray,
+    target_propensity: np.ndarray,
+    reward_estimate: Optional[np.ndarray],
+    target_reward_estimate: Optional[np.ndarray],
+    estimator: str,
+    confidence: float,
+    clip: float,
+    switch_threshold: float,
+    num_threads: int,
+) -> Dict[str, Any]: ...
 def holdout_hash(user_id: str, salt: str) -> int: ...
+
 # probability row-major float64 (n_users x n_benefits), users/benefits int32, the rest float64.
-def shrink_interactions(probability: np.ndarray, n_users: int, n_benefits: int, users: np.ndarray,
-                        benefits: np.ndarray, predicted: np.ndarray, redeemed: np.ndarray,
-                        sample_weight: Optional[np.ndarray], iterations: int,
-                        num_threads: int) -> Tuple[np.ndarray, float]: ...
-def assign_holdout(user_ids: List[str], salt: str, weights: np.ndarray, num_threads: int) -> np.ndarray: ...
-def analyze_experiment(arms: np.ndarray, metrics: List[np.ndarray], pre_period: List[Optional[np.ndarray]],
-                       cost: Optional[np.ndarray], n_arms: int, confidence: float, bootstrap: int, cuped: bool,
-                       seed: int, num_threads: int) -> Dict[str, np.ndarray]: ...
+def shrink_interactions(
+    probability: np.ndarray,
+    n_users: int,
+    n_benefits: int,
+    users: np.ndarray,
+    benefits: np.ndarray,
+    predicted: np.ndarray,
+    redeemed: np.ndarray,
+    sample_weight: Optional[np.ndarray],
+    iterations: int,
+    num_threads: int,
+) -> Tuple[np.ndarray, float]: ...
+def assign_holdout(
+    user_ids: List[str], salt: str, weights: np.ndarray, num_threads: int
+) -> np.ndarray: ...
+def analyze_experiment(
+    arms: np.ndarray,
+    metrics: List[np.ndarray],
+    pre_period: List[Optional[np.ndarray]],
+    cost: Optional[np.ndarray],
+    n_arms: int,
+    confidence: float,
+    bootstrap: int,
+    cuped: bool,
+    seed: int,
+    num_threads: int,
+) -> Dict[str, np.ndarray]: ...
 def container_info(data: bytes) -> Dict[str, str]: ...
 def load_any(data: bytes) -> object: ...
 
@@ -411,18 +579,42 @@ class _CollaborativeCore:
     benefit_ids: IdMap
     def set_ids(self, users: IdMap, benefits: IdMap) -> None: ...
     def score(self, users: np.ndarray, benefits: np.ndarray) -> np.ndarray: ...
-    def recommend(self, users: np.ndarray, n: int, exclude_rows: Optional[CsrTuple], exclude: Optional[np.ndarray],
-                  allow: Optional[np.ndarray], eligibility: Optional[CsrTuple],
-                  eligibility_blocks: bool) -> Tuple[np.ndarray, np.ndarray]: ...
-    def recommend_new(self, user_benefits: CsrTuple, n: int, filter_already_interacted: bool,
-                      exclude: Optional[np.ndarray], allow: Optional[np.ndarray], eligibility: Optional[CsrTuple],
-                      eligibility_blocks: bool) -> Tuple[np.ndarray, np.ndarray]: ...
-    def similar_benefits(self, benefits: np.ndarray, n: int, exclude: Optional[np.ndarray],
-                         allow: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]: ...
-    def similar_users(self, users: np.ndarray, n: int, exclude: Optional[np.ndarray],
-                      allow: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]: ...
-    def partial_fit_users(self, users: np.ndarray, rows: CsrTuple, max_growth: int = ...) -> None: ...
-    def partial_fit_benefits(self, benefits: np.ndarray, rows: CsrTuple, max_growth: int = ...) -> None: ...
+    def recommend(
+        self,
+        users: np.ndarray,
+        n: int,
+        exclude_rows: Optional[CsrTuple],
+        exclude: Optional[np.ndarray],
+        allow: Optional[np.ndarray],
+        eligibility: Optional[CsrTuple],
+        eligibility_blocks: bool,
+    ) -> Tuple[np.ndarray, np.ndarray]: ...
+    def recommend_new(
+        self,
+        user_benefits: CsrTuple,
+        n: int,
+        filter_already_interacted: bool,
+        exclude: Optional[np.ndarray],
+        allow: Optional[np.ndarray],
+        eligibility: Optional[CsrTuple],
+        eligibility_blocks: bool,
+    ) -> Tuple[np.ndarray, np.ndarray]: ...
+    def similar_benefits(
+        self,
+        benefits: np.ndarray,
+        n: int,
+        exclude: Optional[np.ndarray],
+        allow: Optional[np.ndarray],
+    ) -> Tuple[np.ndarray, np.ndarray]: ...
+    def similar_users(
+        self, users: np.ndarray, n: int, exclude: Optional[np.ndarray], allow: Optional[np.ndarray]
+    ) -> Tuple[np.ndarray, np.ndarray]: ...
+    def partial_fit_users(
+        self, users: np.ndarray, rows: CsrTuple, max_growth: int = ...
+    ) -> None: ...
+    def partial_fit_benefits(
+        self, benefits: np.ndarray, rows: CsrTuple, max_growth: int = ...
+    ) -> None: ...
     def to_bytes(self) -> bytes: ...
     def save(self, path: str) -> None: ...
 
@@ -432,14 +624,18 @@ class ALS(_CollaborativeCore):
     def benefit_factors(self) -> np.ndarray: ...
     def fold_in(self, user_benefits: CsrTuple) -> np.ndarray: ...
     def training_loss(self) -> np.ndarray: ...
-    def explain(self, user_benefits: CsrTuple, benefit: int, n: int) -> Tuple[float, np.ndarray, np.ndarray]: ...
+    def explain(
+        self, user_benefits: CsrTuple, benefit: int, n: int
+    ) -> Tuple[float, np.ndarray, np.ndarray]: ...
     @staticmethod
     def from_bytes(data: bytes) -> ALS: ...
     @staticmethod
     def load(path: str) -> ALS: ...
 
 class BPR(_CollaborativeCore):
-    def fit(self, user_benefits: CsrTuple, eligibility: Optional[CsrTuple], progress: Progress) -> None: ...
+    def fit(
+        self, user_benefits: CsrTuple, eligibility: Optional[CsrTuple], progress: Progress
+    ) -> None: ...
     def user_factors(self) -> np.ndarray: ...
     def benefit_factors(self) -> np.ndarray: ...
     def fold_in(self, user_benefits: CsrTuple) -> np.ndarray: ...
@@ -458,13 +654,21 @@ class ItemKNN(_CollaborativeCore):
     def load(path: str) -> ItemKNN: ...
 
 # --- preference model, segments, timing -------------------------------------------------------
-def wide_table(log: EventLog, catalog: Catalog, cut_time: int, params_json: str) -> Tuple[List[str], List[np.ndarray]]: ...
-def kmeans(data: np.ndarray, k: int, seed: int, max_iterations: int, num_threads: int) -> Tuple[np.ndarray, np.ndarray, float, int]: ...
+def wide_table(
+    log: EventLog, catalog: Catalog, cut_time: int, params_json: str
+) -> Tuple[List[str], List[np.ndarray]]: ...
+def kmeans(
+    data: np.ndarray, k: int, seed: int, max_iterations: int, num_threads: int
+) -> Tuple[np.ndarray, np.ndarray, float, int]: ...
 def default_segment_rules() -> str: ...
 def absolute_segment_rules() -> str: ...
 def check_segment_rules(text: str) -> str: ...
-def bgnbd_fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, num_threads: int) -> Tuple[float, float, float, float]: ...
-def bgnbd_log_likelihood(r: float, alpha: float, a: float, b: float, x: float, t_x: float, T: float) -> float: ...
+def bgnbd_fit(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray, num_threads: int
+) -> Tuple[float, float, float, float]: ...
+def bgnbd_log_likelihood(
+    r: float, alpha: float, a: float, b: float, x: float, t_x: float, T: float
+) -> float: ...
 
 class PreferenceModel:
     def __init__(self, params_json: str) -> None: ...
@@ -483,7 +687,9 @@ class PreferenceModel:
     @overload
     def fit(self, log: EventLog, catalog: Catalog, cut_time: int, progress: Progress) -> None: ...
     @overload
-    def fit(self, log: EventLog, catalog: Catalog, cut_time: int, users: UserTable, progress: Progress) -> None: ...
+    def fit(
+        self, log: EventLog, catalog: Catalog, cut_time: int, users: UserTable, progress: Progress
+    ) -> None: ...
     covariate_names: list[str]
     def member_table_report(self) -> dict[str, int]: ...
     def covariate_weights(self) -> np.ndarray: ...
@@ -502,13 +708,22 @@ class PreferenceModel:
     def hour_of_week_profile(self, user: int) -> np.ndarray: ...
     def timing(self) -> Dict[str, np.ndarray]: ...
     def bgnbd(self) -> Tuple[float, float, float, float]: ...
-    def segments(self, rules_json: str) -> Tuple[List[str], List[str], np.ndarray, np.ndarray, str]: ...
+    def segments(
+        self, rules_json: str
+    ) -> Tuple[List[str], List[str], np.ndarray, np.ndarray, str]: ...
     def clusters(self, k: int, max_iterations: int) -> Tuple[np.ndarray, np.ndarray, List[str]]: ...
     def set_ids(self, users: IdMap, benefits: IdMap) -> None: ...
     def score(self, users: np.ndarray, benefits: np.ndarray) -> np.ndarray: ...
-    def recommend(self, users: np.ndarray, n: int, exclude_rows: Optional[CsrTuple], exclude: Optional[np.ndarray],
-                  allow: Optional[np.ndarray], eligibility: Optional[CsrTuple],
-                  eligibility_blocks: bool) -> Tuple[np.ndarray, np.ndarray]: ...
+    def recommend(
+        self,
+        users: np.ndarray,
+        n: int,
+        exclude_rows: Optional[CsrTuple],
+        exclude: Optional[np.ndarray],
+        allow: Optional[np.ndarray],
+        eligibility: Optional[CsrTuple],
+        eligibility_blocks: bool,
+    ) -> Tuple[np.ndarray, np.ndarray]: ...
     def to_bytes(self) -> bytes: ...
     @staticmethod
     def from_bytes(data: bytes) -> PreferenceModel: ...
@@ -530,6 +745,7 @@ class ExclusionReason:
     min_return: ExclusionReason
     frequency_cap: ExclusionReason
     not_positive: ExclusionReason
+
 def exclusion_reason_names() -> List[str]: ...
 
 class EligibilityMasks:
@@ -546,8 +762,15 @@ class EligibilityMasks:
 class Candidates:
     def __init__(self) -> None: ...
     @staticmethod
-    def from_arrays(n_users: int, n_benefits: int, offsets: np.ndarray, benefit: np.ndarray, value: np.ndarray,
-                    cost: np.ndarray, probability: Optional[np.ndarray] = ...) -> Candidates: ...
+    def from_arrays(
+        n_users: int,
+        n_benefits: int,
+        offsets: np.ndarray,
+        benefit: np.ndarray,
+        value: np.ndarray,
+        cost: np.ndarray,
+        probability: Optional[np.ndarray] = ...,
+    ) -> Candidates: ...
     n_users: int
     n_benefits: int
     size: int
@@ -622,46 +845,100 @@ class Policy:
     diversity: float
     has_quiet_hours: bool
     rule_names: List[str]
-    def compile(self, catalog: Catalog, users: UserTable, plan_time: int, segment_codes: Optional[np.ndarray] = ...,
-                segment_names: Optional[List[str]] = ..., history: Optional[EventLog] = ...,
-                num_threads: int = ...) -> CompiledPolicy: ...
+    def compile(
+        self,
+        catalog: Catalog,
+        users: UserTable,
+        plan_time: int,
+        segment_codes: Optional[np.ndarray] = ...,
+        segment_names: Optional[List[str]] = ...,
+        history: Optional[EventLog] = ...,
+        num_threads: int = ...,
+    ) -> CompiledPolicy: ...
     def send_time(self, t: int, utc_offset_hours: float = ...) -> int: ...
+
 # --- allocator (decide/allocator.hpp; python/bindings/bind_allocator.cpp) --------------------
 # Candidate arrays: offsets int64 (n_users + 1), benefit int32, value / cost float32 (by view).
 
 def allocator_params(params_json: str) -> str: ...
 def pacing_params(params_json: str) -> str: ...
-def allocate(candidates: Candidates, constraints: AllocationConstraints, method: str = "dual",
-             params_json: str = "{}", max_nodes: int = 10000000, progress: Progress = None) -> Allocation: ...
-def allocate_arrays(n_users: int, n_benefits: int, offsets: np.ndarray, benefit: np.ndarray, value: np.ndarray,
-                    cost: np.ndarray, constraints: AllocationConstraints, method: str = "dual",
-                    params_json: str = "{}", max_nodes: int = 10000000, progress: Progress = None) -> Allocation: ...
-def check_allocation(candidates: Candidates, constraints: AllocationConstraints, allocation: Allocation) -> str: ...
-def check_allocation_arrays(n_users: int, n_benefits: int, offsets: np.ndarray, benefit: np.ndarray,
-                            value: np.ndarray, cost: np.ndarray, constraints: AllocationConstraints,
-                            allocation: Allocation) -> str: ...
-def member_set_value(values: np.ndarray, kinds: Optional[np.ndarray] = None, diversity: float = 0.0) -> float: ...
+def allocate(
+    candidates: Candidates,
+    constraints: AllocationConstraints,
+    method: str = "dual",
+    params_json: str = "{}",
+    max_nodes: int = 10000000,
+    progress: Progress = None,
+) -> Allocation: ...
+def allocate_arrays(
+    n_users: int,
+    n_benefits: int,
+    offsets: np.ndarray,
+    benefit: np.ndarray,
+    value: np.ndarray,
+    cost: np.ndarray,
+    constraints: AllocationConstraints,
+    method: str = "dual",
+    params_json: str = "{}",
+    max_nodes: int = 10000000,
+    progress: Progress = None,
+) -> Allocation: ...
+def check_allocation(
+    candidates: Candidates, constraints: AllocationConstraints, allocation: Allocation
+) -> str: ...
+def check_allocation_arrays(
+    n_users: int,
+    n_benefits: int,
+    offsets: np.ndarray,
+    benefit: np.ndarray,
+    value: np.ndarray,
+    cost: np.ndarray,
+    constraints: AllocationConstraints,
+    allocation: Allocation,
+) -> str: ...
+def member_set_value(
+    values: np.ndarray, kinds: Optional[np.ndarray] = None, diversity: float = 0.0
+) -> float: ...
 
 class Pacer:
     def __init__(self, constraints: AllocationConstraints, params_json: str) -> None: ...
-    def decide(self, member: int, t: int, benefit: np.ndarray, value: np.ndarray, cost: np.ndarray,
-               max_new: int = -1, with_reasons: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, List[str]]]: ...
+    def decide(
+        self,
+        member: int,
+        t: int,
+        benefit: np.ndarray,
+        value: np.ndarray,
+        cost: np.ndarray,
+        max_new: int = -1,
+        with_reasons: bool = False,
+    ) -> Union[np.ndarray, Tuple[np.ndarray, List[str]]]: ...
     spent: float
     multiplier: float
     decisions: int
     issued: int
     def get_params(self) -> str: ...
+
 # --- decide/ranker.hpp + explain.hpp (bind_ranker.cpp) ---------------------------------------
 
 class ScoreBlend:
     def __init__(self, params_json: str) -> None: ...
-    def add_matrix_source(self, name: str, matrix: np.ndarray, n_users: int, n_benefits: int, transform: str) -> None: ...
+    def add_matrix_source(
+        self, name: str, matrix: np.ndarray, n_users: int, n_benefits: int, transform: str
+    ) -> None: ...
     def add_model_source(self, name: str, model: Any, transform: str) -> None: ...
-    def add_callable_source(self, name: str, scorer: Callable[[np.ndarray, np.ndarray], np.ndarray], transform: str) -> None: ...
-    def attach_matrix(self, name: str, matrix: np.ndarray, n_users: int, n_benefits: int) -> None: ...
+    def add_callable_source(
+        self, name: str, scorer: Callable[[np.ndarray, np.ndarray], np.ndarray], transform: str
+    ) -> None: ...
+    def attach_matrix(
+        self, name: str, matrix: np.ndarray, n_users: int, n_benefits: int
+    ) -> None: ...
     def attach_model(self, name: str, model: Any) -> None: ...
-    def attach_callable(self, name: str, scorer: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None: ...
-    def fit(self, users: np.ndarray, benefits: np.ndarray, labels: np.ndarray, progress: Progress) -> None: ...
+    def attach_callable(
+        self, name: str, scorer: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    ) -> None: ...
+    def fit(
+        self, users: np.ndarray, benefits: np.ndarray, labels: np.ndarray, progress: Progress
+    ) -> None: ...
     def set_weights(self, bias: float, weights: List[float]) -> None: ...
     bias: float
     weights: List[float]
@@ -678,54 +955,138 @@ class ScoreBlend:
     def from_json(text: str) -> ScoreBlend: ...
 
 def check_ranker_params(text: str) -> str: ...
-def rank(probability: Optional[np.ndarray], share: Optional[np.ndarray], member_value: Optional[np.ndarray],
-         benefit_value: Optional[np.ndarray], cost: Optional[np.ndarray], masks: EligibilityMasks, params_json: str,
-         blend: Optional[ScoreBlend], diagnostics: bool) -> Tuple[Candidates, Optional[Dict[str, np.ndarray]]]: ...
+def rank(
+    probability: Optional[np.ndarray],
+    share: Optional[np.ndarray],
+    member_value: Optional[np.ndarray],
+    benefit_value: Optional[np.ndarray],
+    cost: Optional[np.ndarray],
+    masks: EligibilityMasks,
+    params_json: str,
+    blend: Optional[ScoreBlend],
+    diagnostics: bool,
+) -> Tuple[Candidates, Optional[Dict[str, np.ndarray]]]: ...
 def hour_of_week(t: int) -> int: ...
-def schedule_batch(pref: Optional[PreferenceModel], members: np.ndarray, plan_time: int, validity_days: np.ndarray,
-                   quiet_hours: Optional[Tuple[int, int]], utc_offset_hours: Optional[np.ndarray], default_hour: int,
-                   min_validity_days: int, num_threads: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
-def quiet_hours_next_allowed(start_hour: int, end_hour: int, times: np.ndarray,
-                             utc_offset_hours: Optional[np.ndarray]) -> np.ndarray: ...
-def explanation_dimensions(pref: PreferenceModel, catalog: Catalog) -> Tuple[List[str], np.ndarray, np.ndarray]: ...
-def explain_batch(context: Dict[str, Any], rows: Dict[str, Any], num_threads: int,
-                  pref: Optional[PreferenceModel] = None, catalog: Optional[Catalog] = None) -> List[str]: ...
+def schedule_batch(
+    pref: Optional[PreferenceModel],
+    members: np.ndarray,
+    plan_time: int,
+    validity_days: np.ndarray,
+    quiet_hours: Optional[Tuple[int, int]],
+    utc_offset_hours: Optional[np.ndarray],
+    default_hour: int,
+    min_validity_days: int,
+    num_threads: int,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def quiet_hours_next_allowed(
+    start_hour: int, end_hour: int, times: np.ndarray, utc_offset_hours: Optional[np.ndarray]
+) -> np.ndarray: ...
+def explanation_dimensions(
+    pref: PreferenceModel, catalog: Catalog
+) -> Tuple[List[str], np.ndarray, np.ndarray]: ...
+def explain_batch(
+    context: Dict[str, Any],
+    rows: Dict[str, Any],
+    num_threads: int,
+    pref: Optional[PreferenceModel] = None,
+    catalog: Optional[Catalog] = None,
+) -> List[str]: ...
 
 # decide/planner.hpp
 NO_TIME: int
-def order_value(users: np.ndarray, times: Optional[np.ndarray], amounts: np.ndarray, n_users: int, margin: float,
-                cut_time: int) -> np.ndarray: ...
+
+def order_value(
+    users: np.ndarray,
+    times: Optional[np.ndarray],
+    amounts: np.ndarray,
+    n_users: int,
+    margin: float,
+    cut_time: int,
+) -> np.ndarray: ...
 def order_value_log(log: EventLog, margin: float, cut_time: int) -> np.ndarray: ...
 def redemption_counts(benefits: np.ndarray, n_benefits: int) -> np.ndarray: ...
 def redemption_counts_log(log: EventLog, n_benefits: int) -> np.ndarray: ...
 def timing_share(orders_per_day: np.ndarray, validity_days: np.ndarray) -> np.ndarray: ...
-def incremental_share_from_control(n_users: int, order_user: np.ndarray, order_time: np.ndarray,
-                                   issue_user: np.ndarray, issue_benefit: np.ndarray, issue_time: np.ndarray,
-                                   issue_redeemed: np.ndarray, control_user: np.ndarray, control_benefit: np.ndarray,
-                                   control_time: np.ndarray, benefit_kind: np.ndarray, n_kinds: int,
-                                   validity_days: np.ndarray, plan_time: int, min_rows: int) -> np.ndarray: ...
-def popularity_plan(n_users: int, n_benefits: int, probability: np.ndarray, value: np.ndarray,
-                    cost_per_redemption: np.ndarray, eligible: Optional[np.ndarray], budget: float, issue_cost: float,
-                    order: Optional[np.ndarray], popularity: np.ndarray) -> Tuple[np.ndarray, ...]: ...
-def segment_rules_plan(n_users: int, n_benefits: int, probability: np.ndarray, value: np.ndarray,
-                       cost_per_redemption: np.ndarray, eligible: Optional[np.ndarray], budget: float,
-                       issue_cost: float, order: Optional[np.ndarray], member_segment: np.ndarray,
-                       segment_benefit: np.ndarray) -> Tuple[np.ndarray, ...]: ...
+def incremental_share_from_control(
+    n_users: int,
+    order_user: np.ndarray,
+    order_time: np.ndarray,
+    issue_user: np.ndarray,
+    issue_benefit: np.ndarray,
+    issue_time: np.ndarray,
+    issue_redeemed: np.ndarray,
+    control_user: np.ndarray,
+    control_benefit: np.ndarray,
+    control_time: np.ndarray,
+    benefit_kind: np.ndarray,
+    n_kinds: int,
+    validity_days: np.ndarray,
+    plan_time: int,
+    min_rows: int,
+) -> np.ndarray: ...
+def popularity_plan(
+    n_users: int,
+    n_benefits: int,
+    probability: np.ndarray,
+    value: np.ndarray,
+    cost_per_redemption: np.ndarray,
+    eligible: Optional[np.ndarray],
+    budget: float,
+    issue_cost: float,
+    order: Optional[np.ndarray],
+    popularity: np.ndarray,
+) -> Tuple[np.ndarray, ...]: ...
+def segment_rules_plan(
+    n_users: int,
+    n_benefits: int,
+    probability: np.ndarray,
+    value: np.ndarray,
+    cost_per_redemption: np.ndarray,
+    eligible: Optional[np.ndarray],
+    budget: float,
+    issue_cost: float,
+    order: Optional[np.ndarray],
+    member_segment: np.ndarray,
+    segment_benefit: np.ndarray,
+) -> Tuple[np.ndarray, ...]: ...
 def check_planner_params(text: str) -> str: ...
-def plan(compiled: CompiledPolicy, catalog: Catalog, plan_time: int, params_json: str,
-         probability: Optional[np.ndarray], blend: Optional[ScoreBlend], user_factors: Optional[np.ndarray],
-         benefit_factors: Optional[np.ndarray], benefit_bias: Optional[np.ndarray], factor_k: int,
-         share: Optional[np.ndarray], orders_per_day: Optional[np.ndarray], validity_days: Optional[np.ndarray],
-         order_value: Optional[np.ndarray], benefit_value: Optional[np.ndarray],
-         preference: Optional[PreferenceModel], budget: float
-         ) -> Tuple[Candidates, Dict[str, np.ndarray], Allocation, Dict[str, Any], float]: ...
+def plan(
+    compiled: CompiledPolicy,
+    catalog: Catalog,
+    plan_time: int,
+    params_json: str,
+    probability: Optional[np.ndarray],
+    blend: Optional[ScoreBlend],
+    user_factors: Optional[np.ndarray],
+    benefit_factors: Optional[np.ndarray],
+    benefit_bias: Optional[np.ndarray],
+    factor_k: int,
+    share: Optional[np.ndarray],
+    orders_per_day: Optional[np.ndarray],
+    validity_days: Optional[np.ndarray],
+    order_value: Optional[np.ndarray],
+    benefit_value: Optional[np.ndarray],
+    preference: Optional[PreferenceModel],
+    budget: float,
+) -> Tuple[Candidates, Dict[str, np.ndarray], Allocation, Dict[str, Any], float]: ...
 
 class BenefitPlannerFile:
-    def __init__(self, config_json: str, fm: FM, preference: PreferenceModel, catalog: Catalog, events: EventLog,
-                 users: Optional[UserTable], order_value: np.ndarray, holdout_user: Optional[np.ndarray],
-                 holdout_benefit: Optional[np.ndarray], holdout_predicted: Optional[np.ndarray],
-                 holdout_redeemed: Optional[np.ndarray], holdout_weight: Optional[np.ndarray],
-                 incremental_share: Optional[np.ndarray]) -> None: ...
+    def __init__(
+        self,
+        config_json: str,
+        fm: FM,
+        preference: PreferenceModel,
+        catalog: Catalog,
+        events: EventLog,
+        users: Optional[UserTable],
+        order_value: np.ndarray,
+        holdout_user: Optional[np.ndarray],
+        holdout_benefit: Optional[np.ndarray],
+        holdout_predicted: Optional[np.ndarray],
+        holdout_redeemed: Optional[np.ndarray],
+        holdout_weight: Optional[np.ndarray],
+        incremental_share: Optional[np.ndarray],
+    ) -> None: ...
     config_json: str
     fm: FM
     preference: PreferenceModel
@@ -755,13 +1116,20 @@ class BenefitPlannerCore:
     n_users: int
     n_benefits: int
     def set_block_members(self, members: int) -> None: ...
-    def redemption_probability(self, at: int, events: Optional[EventLog] = None) -> Tuple[np.ndarray, float]: ...
-    def plan(self, at: int, budget: float, events: Optional[EventLog] = None
-             ) -> Tuple[CompiledPolicy, Tuple[Candidates, Dict[str, np.ndarray], Allocation, Dict[str, Any], float],
-                        float]: ...
+    def redemption_probability(
+        self, at: int, events: Optional[EventLog] = None
+    ) -> Tuple[np.ndarray, float]: ...
+    def plan(
+        self, at: int, budget: float, events: Optional[EventLog] = None
+    ) -> Tuple[
+        CompiledPolicy,
+        Tuple[Candidates, Dict[str, np.ndarray], Allocation, Dict[str, Any], float],
+        float,
+    ]: ...
     def prepare(self, at: int, events: Optional[EventLog] = None) -> BenefitPlannerState: ...
-    def answer(self, state: BenefitPlannerState, member: int, time: int, n: int = 1
-               ) -> Tuple[List[Dict[str, Any]], str, np.ndarray]: ...
+    def answer(
+        self, state: BenefitPlannerState, member: int, time: int, n: int = 1
+    ) -> Tuple[List[Dict[str, Any]], str, np.ndarray]: ...
 
 class PlattCalibrator:
     def __init__(self) -> None: ...

@@ -8,6 +8,7 @@ in it, restricted to the constructor's names. No scikit-learn import happens her
 protocol is plain methods, and ``__sklearn_tags__`` imports scikit-learn only when scikit-learn
 itself asks for the tags.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,8 +20,11 @@ from . import _core
 
 def _record_init(init):
     sig = inspect.signature(init)
-    names = [n for n, p in sig.parameters.items()
-             if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    names = [
+        n
+        for n, p in sig.parameters.items()
+        if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
 
     @functools.wraps(init)
     def wrapped(self, *args, **kwargs):
@@ -59,12 +63,17 @@ class _Estimator:
         if recorded is not None:
             return dict(recorded)
         stored = self._stored_params()
-        defaults = {n: p.default for n, p in inspect.signature(type(self).__init__.__wrapped__).parameters.items()}
+        defaults = {
+            n: p.default
+            for n, p in inspect.signature(type(self).__init__.__wrapped__).parameters.items()
+        }
         out = {}
         for n in self._param_names():
             if n in stored:
                 v = stored[n]
-                out[n] = tuple(v) if isinstance(defaults.get(n), tuple) and isinstance(v, list) else v
+                out[n] = (
+                    tuple(v) if isinstance(defaults.get(n), tuple) and isinstance(v, list) else v
+                )
         return out
 
     def _repr_html_(self) -> str:
@@ -72,10 +81,14 @@ class _Estimator:
         import html
 
         fitted = self.__sklearn_is_fitted__()
-        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(repr(v))}</td></tr>"
-                       for k, v in self.get_params().items())
-        return (f"<div><b>perkrec.{html.escape(type(self).__name__)}</b> "
-                f"({'fitted' if fitted else 'not fitted'})<table>{rows}</table></div>")
+        rows = "".join(
+            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(repr(v))}</td></tr>"
+            for k, v in self.get_params().items()
+        )
+        return (
+            f"<div><b>perkrec.{html.escape(type(self).__name__)}</b> "
+            f"({'fitted' if fitted else 'not fitted'})<table>{rows}</table></div>"
+        )
 
     def __sklearn_is_fitted__(self) -> bool:
         """scikit-learn's check_is_fitted asks this."""
@@ -94,8 +107,10 @@ class _Estimator:
         names = self._param_names()
         unknown = sorted(set(params) - set(names))
         if unknown:
-            raise _core.ConfigError(f"{type(self).__name__}.set_params: unknown parameter(s) {unknown} "
-                                    f"(accepted: {names})")
+            raise _core.ConfigError(
+                f"{type(self).__name__}.set_params: unknown parameter(s) {unknown} "
+                f"(accepted: {names})"
+            )
         if not params:
             return self
         type(self).__init__(self, **{**self.get_params(), **params})

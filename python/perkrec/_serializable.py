@@ -24,7 +24,9 @@ _REGISTRY: Dict[type, type] = {}
 def register(core_class: type, wrapper: type) -> None:
     """Makes ``loads`` wrap a loaded ``core_class`` object in ``wrapper`` (its ``_wrap``)."""
     if _REGISTRY.get(core_class, wrapper) is not wrapper:
-        raise TypeError(f"{core_class.__name__} is already registered to {_REGISTRY[core_class].__name__}")
+        raise TypeError(
+            f"{core_class.__name__} is already registered to {_REGISTRY[core_class].__name__}"
+        )
     _REGISTRY[core_class] = wrapper
 
 
@@ -41,7 +43,9 @@ def _wrapper_of(impl) -> type:
         importlib.import_module(__name__.rpartition(".")[0])
         wrapper = _REGISTRY.get(type(impl))
     if wrapper is None:
-        error = _core.ModelFormatError(f"loads: no Python wrapper for the kind {type(impl).__name__}")
+        error = _core.ModelFormatError(
+            f"loads: no Python wrapper for the kind {type(impl).__name__}"
+        )
         error.code = "wrong_kind"
         raise error
     return wrapper
@@ -49,7 +53,9 @@ def _wrapper_of(impl) -> type:
 
 def _container_bytes(data, context: str) -> bytes:
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        error = _core.ModelFormatError(f"{context}: expected the bytes of a saved object (got {type(data).__name__})")
+        error = _core.ModelFormatError(
+            f"{context}: expected the bytes of a saved object (got {type(data).__name__})"
+        )
         error.code = "io_error"
         raise error
     return bytes(data)
@@ -61,14 +67,18 @@ def _read_file(path, context: str) -> bytes:
     if hasattr(path, "read"):
         return _container_bytes(path.read(), context)
     if not isinstance(path, (str, os.PathLike)):
-        error = _core.ModelFormatError(f"{context}: expected a path or a binary file (got {type(path).__name__})")
+        error = _core.ModelFormatError(
+            f"{context}: expected a path or a binary file (got {type(path).__name__})"
+        )
         error.code = "io_error"
         raise error
     try:
         with open(path, "rb") as f:
             return f.read()
     except (OSError, ValueError) as exc:
-        error = _core.ModelFormatError(f"{context}: cannot read {os.fspath(path)!r}: {getattr(exc, 'strerror', None) or exc}")
+        error = _core.ModelFormatError(
+            f"{context}: cannot read {os.fspath(path)!r}: {getattr(exc, 'strerror', None) or exc}"
+        )
         error.code = "io_error"
         raise error from exc
 
@@ -108,7 +118,9 @@ class _Serializable:
 
     @classmethod
     def from_bytes(cls, data: bytes):
-        return cls._wrap(cls._core_class.from_bytes(bytes_arg(data, f"{cls.__name__}.from_bytes: data")))
+        return cls._wrap(
+            cls._core_class.from_bytes(bytes_arg(data, f"{cls.__name__}.from_bytes: data"))
+        )
 
     @classmethod
     def load(cls, path_or_file):

@@ -43,7 +43,9 @@ def int_array(values, dtype, name: str) -> np.ndarray:
         lo, hi = arr.min(), arr.max()
         if lo < info.min or hi > info.max:
             i = int(np.flatnonzero((arr < info.min) | (arr > info.max))[0])
-            raise _core.InputError(f"{name}: row {i}: value {arr[i]!r} does not fit in {np.dtype(dtype).name}")
+            raise _core.InputError(
+                f"{name}: row {i}: value {arr[i]!r} does not fit in {np.dtype(dtype).name}"
+            )
     return np.ascontiguousarray(arr.astype(dtype))
 
 
@@ -51,7 +53,11 @@ def int_scalar(value, name: str, low: int = 0, high: int = 2**31 - 1) -> int:
     """A Python int in [low, high]; bools, floats with a fraction and anything else raise
     InputError naming ``name`` (a binding would raise TypeError or overflow)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        if (
+            isinstance(value, (float, np.floating))
+            and np.isfinite(value)
+            and float(value).is_integer()
+        ):
             value = int(value)
         else:
             raise _core.InputError(f"{name}: expected an integer (got {value!r})")
@@ -76,7 +82,9 @@ def path_arg(path, name: str) -> str:
         out = os.fspath(path)
         if isinstance(out, str) and out:
             return out
-    raise _core.InputError(f"{name}: expected a path (str or os.PathLike, got {type(path).__name__} {path!r:.40})")
+    raise _core.InputError(
+        f"{name}: expected a path (str or os.PathLike, got {type(path).__name__} {path!r:.40})"
+    )
 
 
 def text_arg(text, name: str) -> str:
@@ -85,7 +93,9 @@ def text_arg(text, name: str) -> str:
         try:
             return bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise _core.InputError(f"{name}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+            raise _core.InputError(
+                f"{name}: not valid UTF-8 ({exc.reason} at byte {exc.start})"
+            ) from None
     if isinstance(text, str):
         return text
     raise _core.InputError(f"{name}: expected text (str, got {type(text).__name__})")
@@ -104,7 +114,9 @@ def sequence_arg(values, name: str):
     """``values`` when it holds several values (array, Series, list, tuple, ...); a scalar or a
     string raises InputError naming ``name``."""
     if isinstance(values, (str, bytes)) or np.ndim(values) == 0 and not hasattr(values, "__iter__"):
-        raise _core.InputError(f"{name}: expected a sequence of values (got {type(values).__name__} {values!r:.40})")
+        raise _core.InputError(
+            f"{name}: expected a sequence of values (got {type(values).__name__} {values!r:.40})"
+        )
     return values
 
 
@@ -125,7 +137,11 @@ def _canonical(csr: sp.csr_matrix) -> sp.csr_matrix:
     place, and a stale flag must not let duplicates be fitted twice."""
     ptr, ind = np.asarray(csr.indptr), np.asarray(csr.indices)
     nnz = ind.size
-    if ptr.size != csr.shape[0] + 1 or (ptr.size and (ptr[0] != 0 or ptr[-1] != nnz)) or (np.diff(ptr) < 0).any():
+    if (
+        ptr.size != csr.shape[0] + 1
+        or (ptr.size and (ptr[0] != 0 or ptr[-1] != nnz))
+        or (np.diff(ptr) < 0).any()
+    ):
         return csr  # malformed: the core names the problem
     if nnz < 2:
         return csr
@@ -144,7 +160,9 @@ def csr_parts(matrix, name: str, shape: Optional[Tuple[int, int]] = None) -> tup
     """A scipy sparse matrix as the core's CSR tuple (indptr int64, indices int32, data float32,
     rows, cols), with sorted indices and duplicates summed."""
     if not sp.issparse(matrix):
-        raise _core.InputError(f"{name}: expected a scipy.sparse matrix (got {type(matrix).__name__})")
+        raise _core.InputError(
+            f"{name}: expected a scipy.sparse matrix (got {type(matrix).__name__})"
+        )
     csr = matrix.tocsr()
     if shape is not None and csr.shape != tuple(shape):
         raise _core.InputError(f"{name}: expected shape {tuple(shape)} (got {csr.shape})")
@@ -173,8 +191,10 @@ def _check_time_range(arr: np.ndarray, name: str) -> np.ndarray:
     bad = (arr < _core.MIN_TIME) | (arr >= _core.MAX_TIME)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise _core.InputError(f"{name}: row {i}: time {arr[i]} s is outside the supported range "
-                               f"[{_core.MIN_TIME}, {_core.MAX_TIME}) (years 1900 to 2199)")
+        raise _core.InputError(
+            f"{name}: row {i}: time {arr[i]} s is outside the supported range "
+            f"[{_core.MIN_TIME}, {_core.MAX_TIME}) (years 1900 to 2199)"
+        )
     return arr
 
 
@@ -188,7 +208,11 @@ def seconds(values, name: str) -> np.ndarray:
 
     arr = values
     if isinstance(arr, (pd.Series, pd.Index)) and isinstance(arr.dtype, pd.DatetimeTZDtype):
-        arr = arr.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(arr, pd.Series) else arr.tz_convert("UTC").tz_localize(None)
+        arr = (
+            arr.dt.tz_convert("UTC").dt.tz_localize(None)
+            if isinstance(arr, pd.Series)
+            else arr.tz_convert("UTC").tz_localize(None)
+        )
     arr = np.asarray(arr)
     if arr.ndim == 0:
         arr = arr.reshape(1)
@@ -196,14 +220,18 @@ def seconds(values, name: str) -> np.ndarray:
         try:
             arr = np.asarray(pd.to_datetime(pd.Series(arr.ravel()), utc=True).dt.tz_localize(None))
         except (ValueError, TypeError, OverflowError) as exc:
-            raise _core.InputError(f"{name}: expected times (epoch seconds, datetimes or date strings): {exc}") from exc
+            raise _core.InputError(
+                f"{name}: expected times (epoch seconds, datetimes or date strings): {exc}"
+            ) from exc
     if arr.dtype.kind == "b":
         raise _core.InputError(f"{name}: booleans are not times")
     if arr.dtype.kind == "M":
         if np.isnat(arr).any():
             i = int(np.flatnonzero(np.isnat(arr))[0])
             raise _core.InputError(f"{name}: row {i}: missing timestamp")
-        return _check_time_range(np.ascontiguousarray(arr.astype("datetime64[s]").astype(np.int64)), name)
+        return _check_time_range(
+            np.ascontiguousarray(arr.astype("datetime64[s]").astype(np.int64)), name
+        )
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr)
         if bad.any():
@@ -211,7 +239,12 @@ def seconds(values, name: str) -> np.ndarray:
             raise _core.InputError(f"{name}: row {i}: non-finite timestamp (got {arr[i]!r})")
         out_of_range = (arr < _core.MIN_TIME) | (arr >= _core.MAX_TIME)
         if out_of_range.any():
-            _check_time_range(np.where(out_of_range, np.clip(arr, -2.0**62, 2.0**62), _core.MIN_TIME).astype(np.int64), name)
+            _check_time_range(
+                np.where(out_of_range, np.clip(arr, -(2.0**62), 2.0**62), _core.MIN_TIME).astype(
+                    np.int64
+                ),
+                name,
+            )
         return np.ascontiguousarray(np.floor(arr).astype(np.int64))
     return _check_time_range(int_array(arr, np.int64, name), name)
 
@@ -237,7 +270,9 @@ def time_seconds(value, name: str) -> int:
         out = int(value)
     elif isinstance(value, (float, np.floating)):
         if not math.isfinite(value):
-            raise _core.InputError(f"{name}: expected a finite time in epoch seconds (got {value!r})")
+            raise _core.InputError(
+                f"{name}: expected a finite time in epoch seconds (got {value!r})"
+            )
         out = math.floor(value)
     elif isinstance(value, (str, datetime.date, np.datetime64, pd.Timestamp)):
         try:
@@ -252,11 +287,15 @@ def time_seconds(value, name: str) -> int:
                 raise
             raise _core.InputError(f"{name}: cannot read {value!r} as a time ({exc})") from exc
     else:
-        raise _core.InputError(f"{name}: expected a time: epoch seconds, a datetime or a date string "
-                               f"(got {type(value).__name__})")
+        raise _core.InputError(
+            f"{name}: expected a time: epoch seconds, a datetime or a date string "
+            f"(got {type(value).__name__})"
+        )
     if not _core.MIN_TIME <= out < _core.MAX_TIME:
-        raise _core.InputError(f"{name}: time {value!r} is outside the supported range "
-                               f"[{_core.MIN_TIME}, {_core.MAX_TIME}) s (years 1900 to 2199)")
+        raise _core.InputError(
+            f"{name}: time {value!r} is outside the supported range "
+            f"[{_core.MIN_TIME}, {_core.MAX_TIME}) s (years 1900 to 2199)"
+        )
     return out
 
 
@@ -269,12 +308,16 @@ def categorical_codes(values, categories, name: str, allow_missing: bool = False
 
     series = pd.Series(values, copy=False)
     missing_input = series.isna().to_numpy()
-    codes = pd.Index(list(categories)).get_indexer(series.astype(object).where(~missing_input, None))
+    codes = pd.Index(list(categories)).get_indexer(
+        series.astype(object).where(~missing_input, None)
+    )
     unknown = (codes < 0) & ~missing_input
     if unknown.any():
         i = int(np.flatnonzero(unknown)[0])
         value = np.asarray(values, dtype=object)[i]
-        raise _core.InputError(f"{name}: row {i}: unknown value {value!r} (expected one of {', '.join(map(str, categories))})")
+        raise _core.InputError(
+            f"{name}: row {i}: unknown value {value!r} (expected one of {', '.join(map(str, categories))})"
+        )
     if not allow_missing and missing_input.any():
         i = int(np.flatnonzero(missing_input)[0])
         raise _core.InputError(f"{name}: row {i}: missing value")

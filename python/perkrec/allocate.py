@@ -32,23 +32,47 @@ from . import _core
 from ._progress import ProgressArg, resolve_progress
 from ._util import float_array, int_array, int_scalar, time_seconds
 
-__all__ = ["Pacer", "allocate", "allocate_milp", "allocation_members", "check_allocation", "make_candidates",
-           "make_constraints", "member_set_value"]
+__all__ = [
+    "Pacer",
+    "allocate",
+    "allocate_milp",
+    "allocation_members",
+    "check_allocation",
+    "make_candidates",
+    "make_constraints",
+    "member_set_value",
+]
 
 Candidates = _core.Candidates
 AllocationConstraints = _core.AllocationConstraints
 Allocation = _core.Allocation
 
-_PARAM_KEYS = ("max_iterations", "tolerance", "price_rounds", "num_threads", "budget_gap", "fill_rounds",
-               "polish_entries")
+_PARAM_KEYS = (
+    "max_iterations",
+    "tolerance",
+    "price_rounds",
+    "num_threads",
+    "budget_gap",
+    "fill_rounds",
+    "polish_entries",
+)
 _CONSTRAINT_FIELDS = {
-    "budget": float, "max_per_member": int, "max_per_kind": int, "n_kinds": int,
-    "min_return_per_cost": float, "diversity": float,
+    "budget": float,
+    "max_per_member": int,
+    "max_per_kind": int,
+    "n_kinds": int,
+    "min_return_per_cost": float,
+    "diversity": float,
 }
 _CONSTRAINT_ARRAYS = {
-    "member_capacity": np.int32, "inventory": np.int64, "benefit_kind": np.int32,
-    "member_kind_capacity": np.int32, "benefit_group": np.int32, "member_segment": np.int32,
-    "segment_max_members": np.int64, "segment_max_cost": np.float64,
+    "member_capacity": np.int32,
+    "inventory": np.int64,
+    "benefit_kind": np.int32,
+    "member_kind_capacity": np.int32,
+    "benefit_group": np.int32,
+    "member_segment": np.int32,
+    "segment_max_members": np.int64,
+    "segment_max_cost": np.float64,
 }
 
 
@@ -56,13 +80,19 @@ def make_candidates(offsets, benefit, value, cost, n_benefits: int, probability=
     """A ``Candidates`` (copied into C++ and validated) from CSR-by-member arrays."""
     off = int_array(offsets, np.int64, "offsets")
     return _core.Candidates.from_arrays(
-        len(off) - 1, int_scalar(n_benefits, "n_benefits"), off, int_array(benefit, np.int32, "benefit"),
-        float_array(value, np.float32, "value"), float_array(cost, np.float32, "cost"),
-        None if probability is None else float_array(probability, np.float32, "probability"))
+        len(off) - 1,
+        int_scalar(n_benefits, "n_benefits"),
+        off,
+        int_array(benefit, np.int32, "benefit"),
+        float_array(value, np.float32, "value"),
+        float_array(cost, np.float32, "cost"),
+        None if probability is None else float_array(probability, np.float32, "probability"),
+    )
 
 
-def make_constraints(constraints: Union[AllocationConstraints, Mapping[str, Any], None] = None,
-                     **fields) -> AllocationConstraints:
+def make_constraints(
+    constraints: Union[AllocationConstraints, Mapping[str, Any], None] = None, **fields
+) -> AllocationConstraints:
     """An ``AllocationConstraints`` from a mapping and/or keyword fields (an existing object is
     copied, then the keywords override). Unknown names raise ConfigError; arrays are converted
     to the exact dtypes. Fields: budget (inf = none), max_per_member, member_capacity,
@@ -85,12 +115,17 @@ def make_constraints(constraints: Union[AllocationConstraints, Mapping[str, Any]
             setattr(out, name, math.inf if (name == "budget" and val == math.inf) else cast(val))
         elif name in _CONSTRAINT_ARRAYS:
             dtype = _CONSTRAINT_ARRAYS[name]
-            arr = (float_array(val, dtype, name) if np.dtype(dtype).kind == "f"
-                   else int_array(val, dtype, name))
+            arr = (
+                float_array(val, dtype, name)
+                if np.dtype(dtype).kind == "f"
+                else int_array(val, dtype, name)
+            )
             setattr(out, name, arr)
         else:
             known = ", ".join(sorted(list(_CONSTRAINT_FIELDS) + list(_CONSTRAINT_ARRAYS)))
-            raise _core.ConfigError(f"AllocationConstraints: unknown field {name!r} (expected one of: {known})")
+            raise _core.ConfigError(
+                f"AllocationConstraints: unknown field {name!r} (expected one of: {known})"
+            )
     return out
 
 
@@ -100,23 +135,40 @@ def _candidate_arrays(candidates):
     if isinstance(candidates, _core.Candidates):
         return None
     if isinstance(candidates, Mapping):
-        missing = [k for k in ("offsets", "benefit", "value", "cost", "n_benefits") if k not in candidates]
+        missing = [
+            k for k in ("offsets", "benefit", "value", "cost", "n_benefits") if k not in candidates
+        ]
         if missing:
-            raise _core.InputError(f"candidates: missing keys {missing} (expected offsets, benefit, value, "
-                                   "cost, n_benefits)")
+            raise _core.InputError(
+                f"candidates: missing keys {missing} (expected offsets, benefit, value, "
+                "cost, n_benefits)"
+            )
         off = int_array(candidates["offsets"], np.int64, "offsets")
-        return (len(off) - 1, int_scalar(candidates["n_benefits"], "n_benefits"), off,
-                int_array(candidates["benefit"], np.int32, "benefit"),
-                float_array(candidates["value"], np.float32, "value"),
-                float_array(candidates["cost"], np.float32, "cost"))
-    raise _core.InputError("candidates must be a perkrec Candidates or a mapping of arrays "
-                    f"(got {type(candidates).__name__})")
+        return (
+            len(off) - 1,
+            int_scalar(candidates["n_benefits"], "n_benefits"),
+            off,
+            int_array(candidates["benefit"], np.int32, "benefit"),
+            float_array(candidates["value"], np.float32, "value"),
+            float_array(candidates["cost"], np.float32, "cost"),
+        )
+    raise _core.InputError(
+        "candidates must be a perkrec Candidates or a mapping of arrays "
+        f"(got {type(candidates).__name__})"
+    )
 
 
-def allocate(candidates, constraints: Union[AllocationConstraints, Mapping[str, Any], None] = None,
-             method: str = "dual", *, params: Optional[Mapping[str, Any]] = None,
-             num_threads: Optional[int] = None, max_nodes: int = 10_000_000,
-             progress: ProgressArg = None, **constraint_fields) -> Allocation:
+def allocate(
+    candidates,
+    constraints: Union[AllocationConstraints, Mapping[str, Any], None] = None,
+    method: str = "dual",
+    *,
+    params: Optional[Mapping[str, Any]] = None,
+    num_threads: Optional[int] = None,
+    max_nodes: int = 10_000_000,
+    progress: ProgressArg = None,
+    **constraint_fields,
+) -> Allocation:
     """The plan: which member gets which candidates (see the module docstring).
 
     ``method``: "dual" (Lagrangian dual + repair + fill; ``params`` may set max_iterations,
@@ -128,28 +180,42 @@ def allocate(candidates, constraints: Union[AllocationConstraints, Mapping[str, 
     ``benefit``, ``runner_up`` / ``runner_up_reason`` per member, ``value``, ``cost``,
     ``dual_bound`` (an upper bound of the optimum), ``multiplier``, ``iterations``, ``method``.
     """
-    k = (constraints if isinstance(constraints, _core.AllocationConstraints) and not constraint_fields
-         else make_constraints(constraints, **constraint_fields))
+    k = (
+        constraints
+        if isinstance(constraints, _core.AllocationConstraints) and not constraint_fields
+        else make_constraints(constraints, **constraint_fields)
+    )
     p = dict(params or {})
     unknown = set(p) - set(_PARAM_KEYS)
     if unknown:
-        raise _core.ConfigError(f"allocate: unknown params {sorted(unknown)} (expected {list(_PARAM_KEYS)})")
+        raise _core.ConfigError(
+            f"allocate: unknown params {sorted(unknown)} (expected {list(_PARAM_KEYS)})"
+        )
     if num_threads is not None:
-        p["num_threads"] = int_scalar(num_threads, "num_threads", -2**31)
+        p["num_threads"] = int_scalar(num_threads, "num_threads", -(2**31))
     params_json = json.dumps(p)
     cb = resolve_progress(progress)
     arrays = _candidate_arrays(candidates)
     if arrays is None:
-        return _core.allocate(candidates, k, method, params_json, int_scalar(max_nodes, "max_nodes", 0, 2**63 - 1), cb)
-    return _core.allocate_arrays(*arrays, k, method, params_json, int_scalar(max_nodes, "max_nodes", 0, 2**63 - 1), cb)
+        return _core.allocate(
+            candidates, k, method, params_json, int_scalar(max_nodes, "max_nodes", 0, 2**63 - 1), cb
+        )
+    return _core.allocate_arrays(
+        *arrays, k, method, params_json, int_scalar(max_nodes, "max_nodes", 0, 2**63 - 1), cb
+    )
 
 
 def check_allocation(candidates, constraints, allocation: Allocation) -> str:
-    """"" when ``allocation`` keeps every limit of ``constraints``, else the first violation."""
+    """ "" when ``allocation`` keeps every limit of ``constraints``, else the first violation."""
     if not isinstance(allocation, _core.Allocation):
-        raise _core.InputError(f"check_allocation: expected an Allocation (got {type(allocation).__name__})")
-    k = (constraints if isinstance(constraints, _core.AllocationConstraints)
-         else make_constraints(constraints))
+        raise _core.InputError(
+            f"check_allocation: expected an Allocation (got {type(allocation).__name__})"
+        )
+    k = (
+        constraints
+        if isinstance(constraints, _core.AllocationConstraints)
+        else make_constraints(constraints)
+    )
     arrays = _candidate_arrays(candidates)
     if arrays is None:
         return _core.check_allocation(candidates, k, allocation)
@@ -159,7 +225,9 @@ def check_allocation(candidates, constraints, allocation: Allocation) -> str:
 def allocation_members(allocation: Allocation) -> np.ndarray:
     """The member (row) of every chosen entry, aligned with ``allocation.candidate``."""
     if not isinstance(allocation, _core.Allocation):
-        raise _core.InputError(f"allocation_members: expected an Allocation (got {type(allocation).__name__})")
+        raise _core.InputError(
+            f"allocation_members: expected an Allocation (got {type(allocation).__name__})"
+        )
     off = np.asarray(allocation.offsets)
     return np.repeat(np.arange(len(off) - 1, dtype=np.int32), np.diff(off))
 
@@ -167,9 +235,11 @@ def allocation_members(allocation: Allocation) -> np.ndarray:
 def member_set_value(values, kinds=None, diversity: float = 0.0) -> float:
     """A member's set value under the diversity discount (per kind the best counts in full,
     every further one x (1 - diversity))."""
-    return _core.member_set_value(float_array(values, np.float32, "values"),
-                                  None if kinds is None else int_array(kinds, np.int32, "kinds"),
-                                  float(diversity))
+    return _core.member_set_value(
+        float_array(values, np.float32, "values"),
+        None if kinds is None else int_array(kinds, np.int32, "kinds"),
+        float(diversity),
+    )
 
 
 class Pacer:
@@ -185,15 +255,28 @@ class Pacer:
     out until the curve catches up), so their units last the period; False = first come, first
     served."""
 
-    def __init__(self, constraints: Union[AllocationConstraints, Mapping[str, Any], None] = None, *,
-                 start: int, end: int, budget: Optional[float] = None, spend_curve: Sequence[float] = (),
-                 initial_multiplier: float = 0.0, gain: float = 2.0, pace_inventory: bool = True,
-                 **constraint_fields):
+    def __init__(
+        self,
+        constraints: Union[AllocationConstraints, Mapping[str, Any], None] = None,
+        *,
+        start: int,
+        end: int,
+        budget: Optional[float] = None,
+        spend_curve: Sequence[float] = (),
+        initial_multiplier: float = 0.0,
+        gain: float = 2.0,
+        pace_inventory: bool = True,
+        **constraint_fields,
+    ):
         k = make_constraints(constraints, **constraint_fields)
-        params = {"start": time_seconds(start, "start"), "end": time_seconds(end, "end"),
-                  "spend_curve": [float(x) for x in spend_curve],
-                  "initial_multiplier": float(initial_multiplier), "gain": float(gain),
-                  "pace_inventory": bool(pace_inventory)}
+        params = {
+            "start": time_seconds(start, "start"),
+            "end": time_seconds(end, "end"),
+            "spend_curve": [float(x) for x in spend_curve],
+            "initial_multiplier": float(initial_multiplier),
+            "gain": float(gain),
+            "pace_inventory": bool(pace_inventory),
+        }
         if budget is not None and float(budget) != math.inf:  # None or inf: no budget
             params["budget"] = float(budget)
         for name in ("budget", "initial_multiplier", "gain"):
@@ -201,8 +284,16 @@ class Pacer:
                 raise _core.ConfigError(f"Pacer: {name} must be finite (got {params[name]})")
         self._impl = _core.Pacer(k, json.dumps(params))
 
-    def decide(self, member: int, t: int, benefit, value, cost, max_new: Optional[int] = None,
-               with_reasons: bool = False):
+    def decide(
+        self,
+        member: int,
+        t: int,
+        benefit,
+        value,
+        cost,
+        max_new: Optional[int] = None,
+        with_reasons: bool = False,
+    ):
         """Positions (int32, ascending) of the candidates issued to ``member`` at time ``t``;
         at most ``max_new`` of them (None: as many as the member's caps allow). With
         ``with_reasons``: (positions, reasons), one reason name per candidate — "none" for the
@@ -210,11 +301,18 @@ class Pacer:
         "kind_cap", "stacking", "segment_quota", "min_return", "not_positive")."""
         limit = -1 if max_new is None else int(max_new)
         if max_new is not None and limit != max_new:
-            raise _core.InputError(f"Pacer.decide: max_new must be an integer or None (got {max_new!r})")
-        return self._impl.decide(int_scalar(member, "Pacer.decide: member"), time_seconds(t, "Pacer.decide: t"),
-                                 int_array(benefit, np.int32, "benefit"),
-                                 float_array(value, np.float32, "value"),
-                                 float_array(cost, np.float32, "cost"), limit, bool(with_reasons))
+            raise _core.InputError(
+                f"Pacer.decide: max_new must be an integer or None (got {max_new!r})"
+            )
+        return self._impl.decide(
+            int_scalar(member, "Pacer.decide: member"),
+            time_seconds(t, "Pacer.decide: t"),
+            int_array(benefit, np.int32, "benefit"),
+            float_array(value, np.float32, "value"),
+            float_array(cost, np.float32, "cost"),
+            limit,
+            bool(with_reasons),
+        )
 
     @property
     def spent(self) -> float:
@@ -236,7 +334,9 @@ class Pacer:
         return json.loads(self._impl.get_params())
 
 
-def allocate_milp(candidates, constraints=None, *, time_limit: Optional[float] = None, **constraint_fields):
+def allocate_milp(
+    candidates, constraints=None, *, time_limit: Optional[float] = None, **constraint_fields
+):
     """Reference optimum by an integer program (scipy.optimize.milp, HiGHS) — for checking the
     allocator on instances small enough to solve exactly. Returns (value, entries): the optimal
     objective and the chosen entry indices. Diversity discounts are not linear: ConfigError
@@ -249,12 +349,19 @@ def allocate_milp(candidates, constraints=None, *, time_limit: Optional[float] =
     if arrays is None:
         c = candidates
         n_users, n_benefits = c.n_users, c.n_benefits
-        off, ben, val, cost = (np.asarray(c.offsets), np.asarray(c.benefit), np.asarray(c.value), np.asarray(c.cost))
+        off, ben, val, cost = (
+            np.asarray(c.offsets),
+            np.asarray(c.benefit),
+            np.asarray(c.value),
+            np.asarray(c.cost),
+        )
     else:
         n_users, n_benefits, off, ben, val, cost = arrays
     kinds = np.asarray(k.benefit_kind)
     if k.diversity > 0 and len(kinds):
-        raise _core.ConfigError("allocate_milp: diversity > 0 is not linear; use allocate(method='exact')")
+        raise _core.ConfigError(
+            "allocate_milp: diversity > 0 is not linear; use allocate(method='exact')"
+        )
     n = len(ben)
     member = np.repeat(np.arange(n_users), np.diff(off))
     v = val.astype(np.float64)
@@ -277,7 +384,11 @@ def allocate_milp(candidates, constraints=None, *, time_limit: Optional[float] =
         if segment[u] >= 0 and seg_m(segment[u]) == 0:
             cap[u] = 0
     kind_of = kinds[ben] if len(kinds) else np.full(n, -1)
-    mkc = np.asarray(k.member_kind_capacity).reshape(n_users, -1) if len(k.member_kind_capacity) else None
+    mkc = (
+        np.asarray(k.member_kind_capacity).reshape(n_users, -1)
+        if len(k.member_kind_capacity)
+        else None
+    )
 
     def kind_cap(u, kd):
         c_ = k.max_per_kind if k.max_per_kind > 0 else 1 << 30
@@ -347,7 +458,13 @@ def allocate_milp(candidates, constraints=None, *, time_limit: Optional[float] =
         A = sp.csr_matrix((data, (rows, cols)), shape=(len(ub), n_var))
         cons.append(LinearConstraint(A, -np.inf, np.asarray(ub)))
     options = {} if time_limit is None else {"time_limit": float(time_limit)}
-    res = milp(objective, constraints=cons, integrality=np.ones(n_var), bounds=Bounds(0, upper), options=options)
+    res = milp(
+        objective,
+        constraints=cons,
+        integrality=np.ones(n_var),
+        bounds=Bounds(0, upper),
+        options=options,
+    )
     if res.x is None:
         raise _core.Error(f"allocate_milp: HiGHS found no solution ({res.message})")
     chosen = np.flatnonzero(res.x[:n] > 0.5)

@@ -33,8 +33,14 @@ BEHAVIOR_AGGREGATES: Tuple[str, ...] = tuple(_core.BEHAVIOR_AGGREGATES)
 BEHAVIOR_NEVER_DAYS: float = float(_core.BEHAVIOR_NEVER_DAYS)
 _UNKNOWN = ("drop", "raise")
 
-__all__ = ["BEHAVIOR_AGGREGATES", "BEHAVIOR_NEVER_DAYS", "BehaviorLog", "BenefitItems", "ItemCatalog",
-           "behavior_features"]
+__all__ = [
+    "BEHAVIOR_AGGREGATES",
+    "BEHAVIOR_NEVER_DAYS",
+    "BehaviorLog",
+    "BenefitItems",
+    "ItemCatalog",
+    "behavior_features",
+]
 
 
 def _check_unknown(unknown: str, context: str) -> None:
@@ -47,7 +53,9 @@ def _require_columns(frame, names, context: str) -> None:
         raise _core.InputError(f"{context}: expected a DataFrame (got {type(frame).__name__})")
     for name in names:
         if name is not None and name not in frame.columns:
-            raise _core.InputError(f"{context}: missing column {name!r} (have {list(frame.columns)})")
+            raise _core.InputError(
+                f"{context}: missing column {name!r} (have {list(frame.columns)})"
+            )
 
 
 def _is_numeric(col: pd.Series) -> bool:
@@ -75,8 +83,13 @@ class ItemCatalog:
         self._impl = _core.ItemCatalog((items or IdMap())._impl)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, id: str = "item_id", levels: Optional[Sequence[str]] = None,
-                   numeric: Optional[Sequence[str]] = None) -> "ItemCatalog":
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        id: str = "item_id",
+        levels: Optional[Sequence[str]] = None,
+        numeric: Optional[Sequence[str]] = None,
+    ) -> "ItemCatalog":
         """One row per item. ``levels``: the hierarchy / attribute columns (default: every
         non-numeric column except ``id``); ``numeric``: numeric attribute columns (default:
         every numeric or boolean column except ``id`` and the levels). Level values are kept as
@@ -86,7 +99,11 @@ class ItemCatalog:
         _require_columns(frame, [id], context)
         others = [c for c in frame.columns if c != id]
         if levels is None:
-            levels = [c for c in others if not _is_numeric(frame[c]) and (numeric is None or c not in numeric)]
+            levels = [
+                c
+                for c in others
+                if not _is_numeric(frame[c]) and (numeric is None or c not in numeric)
+            ]
         if numeric is None:
             numeric = [c for c in others if _is_numeric(frame[c]) and c not in levels]
         _require_columns(frame, list(levels) + list(numeric), context)
@@ -97,11 +114,16 @@ class ItemCatalog:
         catalog = cls(IdMap(ids.to_numpy()))
         for name in levels:
             codes, uniques = pd.factorize(frame[name], use_na_sentinel=True)
-            catalog._impl.add_level(str(name), np.ascontiguousarray(codes, dtype=np.int32),
-                                    [str(u) for u in uniques])
+            catalog._impl.add_level(
+                str(name), np.ascontiguousarray(codes, dtype=np.int32), [str(u) for u in uniques]
+            )
         for name in numeric:
-            catalog._impl.add_numeric(str(name), float_array(frame[name].to_numpy(dtype=np.float64, na_value=np.nan),
-                                                             np.float64, str(name)))
+            catalog._impl.add_numeric(
+                str(name),
+                float_array(
+                    frame[name].to_numpy(dtype=np.float64, na_value=np.nan), np.float64, str(name)
+                ),
+            )
         return catalog
 
     @classmethod
@@ -143,8 +165,10 @@ class ItemCatalog:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per item, indexed by item id; levels as categoricals."""
-        data = {name: pd.Categorical.from_codes(self.level_codes(name), self.level_values(name))
-                for name in self.levels}
+        data = {
+            name: pd.Categorical.from_codes(self.level_codes(name), self.level_values(name))
+            for name in self.levels
+        }
         data.update({name: self.numeric(name) for name in self.numeric_names})
         return pd.DataFrame(data, index=pd.Index(self.items.ids, name="item"))
 
@@ -161,8 +185,10 @@ def _user_map(users):
         return users.users, True
     if hasattr(users, "user_ids") and isinstance(users.user_ids, IdMap):
         return users.user_ids, True
-    raise _core.InputError(f"BehaviorLog.from_frame: users must be an IdMap, a UserTable or an EventLog with ids "
-                           f"(got {type(users).__name__})")
+    raise _core.InputError(
+        f"BehaviorLog.from_frame: users must be an IdMap, a UserTable or an EventLog with ids "
+        f"(got {type(users).__name__})"
+    )
 
 
 class BehaviorLog:
@@ -178,10 +204,22 @@ class BehaviorLog:
         self.user_ids: Optional[IdMap] = None
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, *, users=None, items: ItemCatalog, member: str = "user_id",
-                   item: str = "item_id", action: Optional[str] = None, time: str = "timestamp",
-                   quantity: Optional[str] = None, amount: Optional[str] = None, basket: Optional[str] = None,
-                   unknown: str = "drop", num_threads: int = 0) -> "BehaviorLog":
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        users=None,
+        items: ItemCatalog,
+        member: str = "user_id",
+        item: str = "item_id",
+        action: Optional[str] = None,
+        time: str = "timestamp",
+        quantity: Optional[str] = None,
+        amount: Optional[str] = None,
+        basket: Optional[str] = None,
+        unknown: str = "drop",
+        num_threads: int = 0,
+    ) -> "BehaviorLog":
         """From a DataFrame of behaviour events with external ids.
 
         ``users``: the member map (an IdMap, a UserTable or an EventLog with user_ids) — rows
@@ -198,7 +236,9 @@ class BehaviorLog:
         context = "BehaviorLog.from_frame"
         _check_unknown(unknown, context)
         if not isinstance(items, ItemCatalog):
-            raise _core.InputError(f"{context}: items must be a perkrec.ItemCatalog (got {type(items).__name__})")
+            raise _core.InputError(
+                f"{context}: items must be a perkrec.ItemCatalog (got {type(items).__name__})"
+            )
         _require_columns(frame, [member, item, time, action, quantity, amount, basket], context)
         user_map, fixed = _user_map(users)
         if fixed:
@@ -217,18 +257,36 @@ class BehaviorLog:
             if not action_names:
                 action_names = ["purchase"]
             action_codes = np.ascontiguousarray(
-                pd.Categorical(names, categories=action_names).codes, dtype=np.int32)
+                pd.Categorical(names, categories=action_names).codes, dtype=np.int32
+            )
 
         def optional(name, convert):
             return None if name is None else convert(frame[name])
 
         impl = _core.BehaviorLog.from_arrays(
-            int_array(user_idx, np.int32, "user"), int_array(item_idx, np.int32, "item"),
-            seconds(frame[time], time), action_codes,
-            optional(quantity, lambda c: float_array(c.to_numpy(dtype=np.float64, na_value=np.nan), np.float64, quantity)),
-            optional(amount, lambda c: float_array(c.to_numpy(dtype=np.float64, na_value=np.nan), np.float64, amount)),
+            int_array(user_idx, np.int32, "user"),
+            int_array(item_idx, np.int32, "item"),
+            seconds(frame[time], time),
+            action_codes,
+            optional(
+                quantity,
+                lambda c: float_array(
+                    c.to_numpy(dtype=np.float64, na_value=np.nan), np.float64, quantity
+                ),
+            ),
+            optional(
+                amount,
+                lambda c: float_array(
+                    c.to_numpy(dtype=np.float64, na_value=np.nan), np.float64, amount
+                ),
+            ),
             optional(basket, lambda c: int_array(c.fillna(-1).to_numpy(), np.int64, basket)),
-            len(user_map), len(items), list(action_names), unknown, int_scalar(num_threads, "num_threads"))
+            len(user_map),
+            len(items),
+            list(action_names),
+            unknown,
+            int_scalar(num_threads, "num_threads"),
+        )
         log = cls._wrap(impl)
         log.user_ids = user_map
         return log
@@ -244,8 +302,10 @@ class BehaviorLog:
         return len(self._impl)
 
     def __repr__(self) -> str:
-        return (f"BehaviorLog({len(self)} events, {self.n_users} members, {self.n_items} items, "
-                f"actions {self.action_names})")
+        return (
+            f"BehaviorLog({len(self)} events, {self.n_users} members, {self.n_items} items, "
+            f"actions {self.action_names})"
+        )
 
     @property
     def n_users(self) -> int:
@@ -279,7 +339,9 @@ class BehaviorLog:
         data = {
             "user": self._impl.users(),
             "item": self._impl.items(),
-            "action": pd.Categorical.from_codes(self._impl.actions().astype(np.int64), self.action_names),
+            "action": pd.Categorical.from_codes(
+                self._impl.actions().astype(np.int64), self.action_names
+            ),
             "timestamp": pd.to_datetime(self._impl.timestamps(), unit="s", utc=True),
             "quantity": self._impl.quantities(),
             "amount": self._impl.amounts(),
@@ -298,8 +360,16 @@ class BenefitItems:
         self._impl = _core.BenefitItems()
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, *, catalog, items: ItemCatalog, benefit: str = "benefit_id",
-                   item: str = "item_id", unknown: str = "drop") -> "BenefitItems":
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        catalog,
+        items: ItemCatalog,
+        benefit: str = "benefit_id",
+        item: str = "item_id",
+        unknown: str = "drop",
+    ) -> "BenefitItems":
         """From (benefit id, item id) rows. ``catalog``: the benefits (a perkrec.Catalog or its
         IdMap); every benefit id must be in it (InputError naming the row otherwise). ``items``:
         the ItemCatalog; pairs naming an unknown item are dropped and counted (``"drop"``) or
@@ -308,30 +378,47 @@ class BenefitItems:
         context = "BenefitItems.from_frame"
         _check_unknown(unknown, context)
         if not isinstance(items, ItemCatalog):
-            raise _core.InputError(f"{context}: items must be a perkrec.ItemCatalog (got {type(items).__name__})")
+            raise _core.InputError(
+                f"{context}: items must be a perkrec.ItemCatalog (got {type(items).__name__})"
+            )
         benefit_map = catalog if isinstance(catalog, IdMap) else getattr(catalog, "ids", None)
         if not isinstance(benefit_map, IdMap):
-            raise _core.InputError(f"{context}: catalog must be a perkrec.Catalog or an IdMap (got {type(catalog).__name__})")
+            raise _core.InputError(
+                f"{context}: catalog must be a perkrec.Catalog or an IdMap (got {type(catalog).__name__})"
+            )
         _require_columns(frame, [benefit, item], context)
         b = _lookup(benefit_map, frame[benefit])
         if (b < 0).any():
             row = int(np.flatnonzero(b < 0)[0])
-            raise _core.InputError(f"{context}: row {row}: unknown benefit id {frame[benefit].iloc[row]!r} "
-                                   f"(the catalog holds {len(benefit_map)} benefits)")
+            raise _core.InputError(
+                f"{context}: row {row}: unknown benefit id {frame[benefit].iloc[row]!r} "
+                f"(the catalog holds {len(benefit_map)} benefits)"
+            )
         i = _lookup(items.items, frame[item])
-        impl = _core.BenefitItems.from_pairs(np.ascontiguousarray(b, dtype=np.int32),
-                                             np.ascontiguousarray(i, dtype=np.int32), len(benefit_map), len(items),
-                                             unknown)
+        impl = _core.BenefitItems.from_pairs(
+            np.ascontiguousarray(b, dtype=np.int32),
+            np.ascontiguousarray(i, dtype=np.int32),
+            len(benefit_map),
+            len(items),
+            unknown,
+        )
         return cls._wrap(impl)
 
     @classmethod
-    def from_pairs(cls, benefit, item, n_benefits: int, n_items: int, unknown: str = "drop") -> "BenefitItems":
+    def from_pairs(
+        cls, benefit, item, n_benefits: int, n_items: int, unknown: str = "drop"
+    ) -> "BenefitItems":
         """From dense index arrays (item -1 = unknown)."""
         _check_unknown(unknown, "BenefitItems.from_pairs")
-        return cls._wrap(_core.BenefitItems.from_pairs(int_array(benefit, np.int32, "benefit"),
-                                                       int_array(item, np.int32, "item"),
-                                                       int_scalar(n_benefits, "BenefitItems.from_pairs: n_benefits"),
-                                                       int_scalar(n_items, "BenefitItems.from_pairs: n_items"), unknown))
+        return cls._wrap(
+            _core.BenefitItems.from_pairs(
+                int_array(benefit, np.int32, "benefit"),
+                int_array(item, np.int32, "item"),
+                int_scalar(n_benefits, "BenefitItems.from_pairs: n_benefits"),
+                int_scalar(n_items, "BenefitItems.from_pairs: n_items"),
+                unknown,
+            )
+        )
 
     @classmethod
     def _wrap(cls, impl) -> "BenefitItems":
@@ -361,33 +448,45 @@ class BenefitItems:
         """Item indices of benefit index ``benefit``."""
         b = int_scalar(benefit, "benefit", 0, self.n_benefits - 1)
         offsets = self._impl.offsets()
-        return self._impl.indices()[offsets[b]:offsets[b + 1]]
+        return self._impl.indices()[offsets[b] : offsets[b + 1]]
 
     def level_values(self, catalog: ItemCatalog, level: str) -> List[List[str]]:
         """Each benefit's distinct values of ``level`` (e.g. the categories of its items)."""
         _expect(catalog, ItemCatalog, "catalog", "BenefitItems.level_values")
         offsets, codes = self._impl.level_values(catalog._impl, str(level))
         values = np.asarray(catalog.level_values(level), dtype=object)
-        return [list(values[codes[offsets[b]:offsets[b + 1]]]) for b in range(self.n_benefits)]
+        return [list(values[codes[offsets[b] : offsets[b + 1]]]) for b in range(self.n_benefits)]
 
 
 # ---------------------------------------------------------------------------------------------
 def _behavior_triple(behavior, context: str):
     """The C++ (log, items, benefit_items) of ``behavior`` = (BehaviorLog, ItemCatalog, BenefitItems)."""
     if not isinstance(behavior, (tuple, list)) or len(behavior) != 3:
-        raise _core.InputError(f"{context}: behavior must be (BehaviorLog, ItemCatalog, BenefitItems)")
+        raise _core.InputError(
+            f"{context}: behavior must be (BehaviorLog, ItemCatalog, BenefitItems)"
+        )
     log, items, applies = behavior
     for obj, cls in ((log, BehaviorLog), (items, ItemCatalog), (applies, BenefitItems)):
         if not isinstance(obj, cls):
-            raise _core.InputError(f"{context}: behavior must be (BehaviorLog, ItemCatalog, BenefitItems) "
-                                   f"(got {type(obj).__name__} for a {cls.__name__})")
+            raise _core.InputError(
+                f"{context}: behavior must be (BehaviorLog, ItemCatalog, BenefitItems) "
+                f"(got {type(obj).__name__} for a {cls.__name__})"
+            )
     return log._impl, items._impl, applies._impl
 
 
-def behavior_features(samples: pd.DataFrame, log: BehaviorLog, items: ItemCatalog, benefit_items: BenefitItems, *,
-                      aggregates: Optional[Sequence[str]] = None, levels: Sequence[str] = (),
-                      actions: Sequence[str] = ("purchase",), half_life_days: float = 28.0,
-                      num_threads: int = 0) -> pd.DataFrame:
+def behavior_features(
+    samples: pd.DataFrame,
+    log: BehaviorLog,
+    items: ItemCatalog,
+    benefit_items: BenefitItems,
+    *,
+    aggregates: Optional[Sequence[str]] = None,
+    levels: Sequence[str] = (),
+    actions: Sequence[str] = ("purchase",),
+    half_life_days: float = 28.0,
+    num_threads: int = 0,
+) -> pd.DataFrame:
     """The raw behaviour aggregates of each sample (columns ``user``, ``benefit`` — indices —
     and ``timestamp``), from events strictly before its timestamp, for inspection.
 
@@ -398,7 +497,9 @@ def behavior_features(samples: pd.DataFrame, log: BehaviorLog, items: ItemCatalo
     """
     context = "behavior_features"
     if not isinstance(samples, pd.DataFrame):
-        raise _core.InputError(f"{context}: samples must be a DataFrame (got {type(samples).__name__})")
+        raise _core.InputError(
+            f"{context}: samples must be a DataFrame (got {type(samples).__name__})"
+        )
     _require_columns(samples, ["user", "benefit", "timestamp"], context)
     log_impl, items_impl, applies_impl = _behavior_triple((log, items, benefit_items), context)
     for name, value in (("aggregates", aggregates), ("levels", levels), ("actions", actions)):
@@ -408,7 +509,13 @@ def behavior_features(samples: pd.DataFrame, log: BehaviorLog, items: ItemCatalo
         int_array(samples["user"].to_numpy(), np.int64, "user"),
         int_array(samples["benefit"].to_numpy(), np.int64, "benefit"),
         seconds(samples["timestamp"], "timestamp"),
-        log_impl, items_impl, applies_impl,
-        [] if aggregates is None else [str(a) for a in aggregates], [str(v) for v in levels],
-        [str(a) for a in actions], float(half_life_days), int_scalar(num_threads, "num_threads"))
+        log_impl,
+        items_impl,
+        applies_impl,
+        [] if aggregates is None else [str(a) for a in aggregates],
+        [str(v) for v in levels],
+        [str(a) for a in actions],
+        float(half_life_days),
+        int_scalar(num_threads, "num_threads"),
+    )
     return pd.DataFrame(dict(cols), index=samples.index)

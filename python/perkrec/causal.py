@@ -30,6 +30,7 @@ def _treatment(values) -> np.ndarray:
 
 # --- uplift metrics -----------------------------------------------------------------------------
 
+
 def qini_curve(y_true, uplift, treatment) -> Tuple[np.ndarray, np.ndarray]:
     """Points (rows targeted, incremental responders) of the Qini curve, targeting by
     descending uplift; tied scores form one point."""
@@ -41,7 +42,9 @@ def uplift_curve(y_true, uplift, treatment) -> Tuple[np.ndarray, np.ndarray]:
     return _core.uplift_curve(_outcome(y_true), _outcome(uplift, "uplift"), _treatment(treatment))
 
 
-def perfect_qini_curve(y_true, treatment, negative_effect: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+def perfect_qini_curve(
+    y_true, treatment, negative_effect: bool = True
+) -> Tuple[np.ndarray, np.ndarray]:
     """The Qini curve of the perfect model (scikit-uplift's definition)."""
     return _core.perfect_qini_curve(_outcome(y_true), _treatment(treatment), bool(negative_effect))
 
@@ -54,13 +57,16 @@ def perfect_uplift_curve(y_true, treatment) -> Tuple[np.ndarray, np.ndarray]:
 def qini_auc_score(y_true, uplift, treatment, negative_effect: bool = True) -> float:
     """Area between the Qini curve and the random line over the perfect model's: 1 = perfect,
     about 0 = random (scikit-uplift's qini_auc_score)."""
-    return _core.qini_auc_score(_outcome(y_true), _outcome(uplift, "uplift"), _treatment(treatment),
-                                bool(negative_effect))
+    return _core.qini_auc_score(
+        _outcome(y_true), _outcome(uplift, "uplift"), _treatment(treatment), bool(negative_effect)
+    )
 
 
 def uplift_auc_score(y_true, uplift, treatment) -> float:
     """Normalized area under the uplift curve (scikit-uplift's uplift_auc_score); binary outcomes."""
-    return _core.uplift_auc_score(_outcome(y_true), _outcome(uplift, "uplift"), _treatment(treatment))
+    return _core.uplift_auc_score(
+        _outcome(y_true), _outcome(uplift, "uplift"), _treatment(treatment)
+    )
 
 
 def uplift_at_k(y_true, uplift, treatment, strategy: str = "overall", k=0.3) -> float:
@@ -72,26 +78,38 @@ def uplift_at_k(y_true, uplift, treatment, strategy: str = "overall", k=0.3) -> 
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, float, np.integer, np.floating)):
         raise _core.InputError(f"uplift_at_k: k must be an int or a float (got {k!r})")
     if isinstance(k, (float, np.floating)) and not 0 < k < 1:
-        raise _core.InputError(f"uplift_at_k: a float k must be in (0, 1) (got {k!r}); pass an int for a row count")
-    return _core.uplift_at_k(_outcome(y_true), _outcome(uplift, "uplift"), _treatment(treatment), float(k),
-                             str(strategy))
+        raise _core.InputError(
+            f"uplift_at_k: a float k must be in (0, 1) (got {k!r}); pass an int for a row count"
+        )
+    return _core.uplift_at_k(
+        _outcome(y_true), _outcome(uplift, "uplift"), _treatment(treatment), float(k), str(strategy)
+    )
 
 
 def cost_curve(value, cost, uplift, treatment) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rows targeted, incremental cost, incremental value) when targeting by descending
     ``uplift`` (an uplift or return-on-cost score); per-row ``value`` and ``cost``."""
-    return _core.cost_curve(_outcome(value, "value"), _outcome(cost, "cost"), _outcome(uplift, "uplift"),
-                            _treatment(treatment))
+    return _core.cost_curve(
+        _outcome(value, "value"),
+        _outcome(cost, "cost"),
+        _outcome(uplift, "uplift"),
+        _treatment(treatment),
+    )
 
 
 def aucc_score(value, cost, uplift, treatment) -> float:
     """Area under the cost curve with both axes divided by their totals: about 0.5 for a random
     ranking, towards 1 for one that buys the incremental value cheaply first."""
-    return _core.aucc_score(_outcome(value, "value"), _outcome(cost, "cost"), _outcome(uplift, "uplift"),
-                            _treatment(treatment))
+    return _core.aucc_score(
+        _outcome(value, "value"),
+        _outcome(cost, "cost"),
+        _outcome(uplift, "uplift"),
+        _treatment(treatment),
+    )
 
 
 # --- off-policy evaluation ----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class OffPolicyEstimate:
@@ -109,10 +127,18 @@ class OffPolicyEstimate:
     n: int
 
 
-def off_policy_value(rewards, logged_propensity, target_propensity, estimator: str = "ips",
-                     reward_estimate=None, target_reward_estimate=None, confidence: float = 0.95,
-                     clip: Optional[float] = None, switch_threshold: Optional[float] = None,
-                     num_threads: int = 0) -> OffPolicyEstimate:
+def off_policy_value(
+    rewards,
+    logged_propensity,
+    target_propensity,
+    estimator: str = "ips",
+    reward_estimate=None,
+    target_reward_estimate=None,
+    confidence: float = 0.95,
+    clip: Optional[float] = None,
+    switch_threshold: Optional[float] = None,
+    num_threads: int = 0,
+) -> OffPolicyEstimate:
     """Value of a target policy estimated from another policy's logs.
 
     Per logged row: the reward, the logging policy's probability of the logged action
@@ -122,6 +148,7 @@ def off_policy_value(rewards, logged_propensity, target_propensity, estimator: s
     target policy), DR and switch-DR also ``reward_estimate`` (the model's reward for the logged
     action). ``clip`` caps the importance weights; ``switch_threshold`` is switch-DR's tau.
     """
+
     def optional(values, name):
         return None if values is None else float_array(values, np.float64, name)
 
@@ -131,21 +158,26 @@ def off_policy_value(rewards, logged_propensity, target_propensity, estimator: s
         float_array(target_propensity, np.float64, "target_propensity"),
         optional(reward_estimate, "reward_estimate"),
         optional(target_reward_estimate, "target_reward_estimate"),
-        str(estimator), float(confidence),
+        str(estimator),
+        float(confidence),
         math.inf if clip is None else float(clip),
         math.inf if switch_threshold is None else float(switch_threshold),
-        int(num_threads))
+        int(num_threads),
+    )
     return OffPolicyEstimate(**result)
 
 
 # --- experiments --------------------------------------------------------------------------------
+
 
 def holdout_hash(user_id, salt: str) -> int:
     """The stable 64-bit hash assign_holdout draws from (see include/perkrec/eval/experiment.hpp)."""
     return _core.holdout_hash(str(user_id), str(salt))
 
 
-def assign_holdout(user_ids, salt: str, weights: Sequence[float] = (0.1, 0.9), num_threads: int = 0) -> np.ndarray:
+def assign_holdout(
+    user_ids, salt: str, weights: Sequence[float] = (0.1, 0.9), num_threads: int = 0
+) -> np.ndarray:
     """Arm (0, 1, ...) of each member, drawn with probabilities ``weights`` (normalized) from a
     hash of the member id and ``salt``: the same on every run, machine and thread count.
 
@@ -155,14 +187,18 @@ def assign_holdout(user_ids, salt: str, weights: Sequence[float] = (0.1, 0.9), n
     independent assignment.
     """
     ids = [str(u) for u in np.asarray(user_ids, dtype=object).ravel()]
-    return _core.assign_holdout(ids, str(salt), float_array(list(weights), np.float64, "weights"), int(num_threads))
+    return _core.assign_holdout(
+        ids, str(salt), float_array(list(weights), np.float64, "weights"), int(num_threads)
+    )
 
 
 def _column(data, value, name: str) -> np.ndarray:
     """A column of ``data`` named by ``value``, or ``value`` itself when it is array-like."""
     if isinstance(value, str):
         if data is None:
-            raise _core.InputError(f"analyze_experiment: {name}={value!r} names a column but no data was given")
+            raise _core.InputError(
+                f"analyze_experiment: {name}={value!r} names a column but no data was given"
+            )
         if value not in data:
             raise _core.InputError(f"analyze_experiment: {name}: no column {value!r} in data")
         return np.asarray(data[value])
@@ -178,8 +214,10 @@ def _arm_codes(labels: np.ndarray, arms: Optional[Sequence], control) -> Tuple[n
         return codes, list(range(int(codes.max()) + 1 if codes.size else 0))
     else:
         if control is None:
-            raise _core.InputError("analyze_experiment: arm labels are not integer codes; name the control arm "
-                                   "(control=...) or list the arms (arms=[control, ...])")
+            raise _core.InputError(
+                "analyze_experiment: arm labels are not integer codes; name the control arm "
+                "(control=...) or list the arms (arms=[control, ...])"
+            )
         others = {v for v in labels.tolist() if v != control}
         try:
             others = sorted(others)
@@ -190,9 +228,20 @@ def _arm_codes(labels: np.ndarray, arms: Optional[Sequence], control) -> Tuple[n
     return np.ascontiguousarray(codes), order
 
 
-def analyze_experiment(data=None, arm="arm", metrics=("revenue",), cost=None, pre_period=None,
-                       arms: Optional[Sequence] = None, control=None, confidence: float = 0.95,
-                       bootstrap: int = 0, cuped: bool = True, seed: int = 42, num_threads: int = 0):
+def analyze_experiment(
+    data=None,
+    arm="arm",
+    metrics=("revenue",),
+    cost=None,
+    pre_period=None,
+    arms: Optional[Sequence] = None,
+    control=None,
+    confidence: float = 0.95,
+    bootstrap: int = 0,
+    cuped: bool = True,
+    seed: int = 42,
+    num_threads: int = 0,
+):
     """Each arm against the control on each metric, as a DataFrame with one row per
     (arm, metric).
 
@@ -224,28 +273,44 @@ def analyze_experiment(data=None, arm="arm", metrics=("revenue",), cost=None, pr
     if pre_period is not None:
         if not isinstance(pre_period, Mapping):
             if len(names) != 1:
-                raise _core.InputError("analyze_experiment: pre_period must map metric names to covariates when "
-                                       "there are several metrics")
+                raise _core.InputError(
+                    "analyze_experiment: pre_period must map metric names to covariates when "
+                    "there are several metrics"
+                )
             pre_period = {names[0]: pre_period}
         for key, value in pre_period.items():
             if key not in names:
-                raise _core.InputError(f"analyze_experiment: pre_period names unknown metric {key!r}")
-            pre[names.index(key)] = float_array(_column(data, value, f"pre_period[{key!r}]"), np.float64,
-                                                f"pre_period[{key!r}]")
+                raise _core.InputError(
+                    f"analyze_experiment: pre_period names unknown metric {key!r}"
+                )
+            pre[names.index(key)] = float_array(
+                _column(data, value, f"pre_period[{key!r}]"), np.float64, f"pre_period[{key!r}]"
+            )
     codes, labels = _arm_codes(_column(data, arm, "arm"), arms, control)
     out = _core.analyze_experiment(
-        codes, [float_array(c, np.float64, n) for c, n in zip(columns, names)], pre,
+        codes,
+        [float_array(c, np.float64, n) for c, n in zip(columns, names)],
+        pre,
         None if cost is None else float_array(_column(data, cost, "cost"), np.float64, "cost"),
         len(labels) if arms is not None or control is not None else 0,
-        float(confidence), int(bootstrap), bool(cuped), int(seed), int(num_threads))
+        float(confidence),
+        int(bootstrap),
+        bool(cuped),
+        int(seed),
+        int(num_threads),
+    )
     frame = pd.DataFrame(out)
     frame["arm"] = [labels[i] for i in frame["arm"]]
     frame["metric"] = [names[i] for i in frame["metric"]]
     return frame
 
 
-def _member_sums(user: np.ndarray, n: int, mask: np.ndarray, weights: Optional[np.ndarray] = None) -> np.ndarray:
-    return np.bincount(user[mask], weights=None if weights is None else weights[mask], minlength=n).astype(np.float64)
+def _member_sums(
+    user: np.ndarray, n: int, mask: np.ndarray, weights: Optional[np.ndarray] = None
+) -> np.ndarray:
+    return np.bincount(
+        user[mask], weights=None if weights is None else weights[mask], minlength=n
+    ).astype(np.float64)
 
 
 def experiment_table(log, catalog, since=None, until=None, *, issue_cost: float = 0.0):
@@ -268,20 +333,28 @@ def experiment_table(log, catalog, since=None, until=None, *, issue_cost: float 
     from .data import EventLog
 
     if not isinstance(log, EventLog):
-        raise _core.InputError(f"experiment_table: log must be a perkrec.EventLog (got {type(log).__name__})")
+        raise _core.InputError(
+            f"experiment_table: log must be a perkrec.EventLog (got {type(log).__name__})"
+        )
     if not log.has_control:
         raise _core.InputError("experiment_table: the log has no control flag (a control column)")
     cost_b = catalog.to_frame()["cost"].to_numpy(np.float64)
     if len(cost_b) != log.n_benefits:
-        raise _core.InputError(f"experiment_table: the catalog has {len(cost_b)} benefits, the log {log.n_benefits}")
+        raise _core.InputError(
+            f"experiment_table: the catalog has {len(cost_b)} benefits, the log {log.n_benefits}"
+        )
     if not (math.isfinite(issue_cost) and issue_cost >= 0):
-        raise _core.InputError(f"experiment_table: issue_cost must be finite and >= 0 (got {issue_cost})")
+        raise _core.InputError(
+            f"experiment_table: issue_cost must be finite and >= 0 (got {issue_cost})"
+        )
     frame = log.to_frame(external_ids=False)
     first, last = (time_seconds(t, "the log's range") for t in log.time_range)
     start = first if since is None else time_seconds(since, "since")
     stop = last + 1 if until is None else time_seconds(until, "until")
     if not start < stop:
-        raise _core.InputError(f"experiment_table: since must be before until (got {since!r}, {until!r})")
+        raise _core.InputError(
+            f"experiment_table: since must be before until (got {since!r}, {until!r})"
+        )
     t = seconds(frame["timestamp"], "timestamp")
     etype = frame["event_type"].astype(str).to_numpy()
     amount = frame["order_amount"].to_numpy(np.float64)
@@ -291,12 +364,18 @@ def experiment_table(log, catalog, since=None, until=None, *, issue_cost: float 
     now = (t >= start) & (t < stop)
     orders = etype == "ordered"
     control = _member_sums(user, n, frame["control"].to_numpy().astype(bool)) > 0
-    members = pd.DataFrame({
-        "arm": np.where(control, "control", "benefits"),
-        "orders": _member_sums(user, n, orders & now), "revenue": _member_sums(user, n, orders & now, amount),
-        "cost": (_member_sums(user, n, (etype == "redeemed") & now, redemption_cost)
-                 + issue_cost * _member_sums(user, n, (etype == "issued") & now)),
-    }, index=pd.Index(log.user_ids.ids if log.user_ids is not None else np.arange(n), name="user"))
+    members = pd.DataFrame(
+        {
+            "arm": np.where(control, "control", "benefits"),
+            "orders": _member_sums(user, n, orders & now),
+            "revenue": _member_sums(user, n, orders & now, amount),
+            "cost": (
+                _member_sums(user, n, (etype == "redeemed") & now, redemption_cost)
+                + issue_cost * _member_sums(user, n, (etype == "issued") & now)
+            ),
+        },
+        index=pd.Index(log.user_ids.ids if log.user_ids is not None else np.arange(n), name="user"),
+    )
     if since is not None:
         before = (t >= start - ((last if until is None else stop) - start)) & (t < start)
         members["orders_pre"] = _member_sums(user, n, orders & before)

@@ -182,7 +182,9 @@ def _time_arg(value: Optional[str], name: str):
         number = float(text)
     except ValueError:
         number = None
-    return time_seconds(number if number is not None else text, name)  # InputError naming the option
+    return time_seconds(
+        number if number is not None else text, name
+    )  # InputError naming the option
 
 
 def _model_params(args) -> dict:
@@ -200,7 +202,9 @@ def _model_params(args) -> dict:
         except json.JSONDecodeError as exc:
             raise _Fail(f"{args.params}:{exc.lineno}:{exc.colno}: not JSON ({exc.msg})") from None
         if not isinstance(params, dict):
-            raise _Fail(f"{args.params}: expected a JSON object of model parameters (got {type(params).__name__})")
+            raise _Fail(
+                f"{args.params}: expected a JSON object of model parameters (got {type(params).__name__})"
+            )
     for item in args.param or ():
         key, sep, raw = item.partition("=")
         if not sep or not key:
@@ -209,8 +213,11 @@ def _model_params(args) -> dict:
             params[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:
             params[key.strip()] = raw
-    known = [name for name, p in inspect.signature(BenefitPlanner).parameters.items()
-             if p.kind == p.KEYWORD_ONLY]
+    known = [
+        name
+        for name, p in inspect.signature(BenefitPlanner).parameters.items()
+        if p.kind == p.KEYWORD_ONLY
+    ]
     if getattr(args, "threads", None) is not None:
         params.setdefault("num_threads", args.threads)
     unknown = sorted(set(params) - set(known))
@@ -230,11 +237,19 @@ def _load(args, steps: Optional[_Steps] = None, need=("events", "catalog")):
     if steps is not None:
         steps("reading and checking the files")
     try:
-        return load_files(events=args.events, catalog=args.catalog, users=getattr(args, "users", None),
-                          policy=getattr(args, "policy", None), catalog_id=args.catalog_id, user_id=args.user_id,
-                          max_per_kind=args.max_per_kind)
+        return load_files(
+            events=args.events,
+            catalog=args.catalog,
+            users=getattr(args, "users", None),
+            policy=getattr(args, "policy", None),
+            catalog_id=args.catalog_id,
+            user_id=args.user_id,
+            max_per_kind=args.max_per_kind,
+        )
     except FileProblems as exc:
-        raise _Fail(f"{len(exc.problems)} problem(s) in the input files", [str(p) for p in exc.problems]) from None
+        raise _Fail(
+            f"{len(exc.problems)} problem(s) in the input files", [str(p) for p in exc.problems]
+        ) from None
 
 
 def _fit(args, steps: _Steps):
@@ -246,7 +261,9 @@ def _fit(args, steps: _Steps):
     files = _load(args, steps, need=("events", "catalog", "policy"))
     planner = BenefitPlanner(files.policy, **params)  # ConfigError naming the field, before fitting
     steps("fitting the redemption model and the preference model")
-    return planner.fit(files.events, files.catalog, files.users, cut_time=cut, progress=steps.callback)
+    return planner.fit(
+        files.events, files.catalog, files.users, cut_time=cut, progress=steps.callback
+    )
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -277,14 +294,23 @@ def _cmd_plan(args) -> int:
     from .pipeline import BenefitPlanner
 
     out = _output(args.out, "--out", PLAN_FORMATS)
-    report = _output(args.report, "--report", {".html": "html", ".htm": "html"}) if args.report else None
-    inputs = [name for name in ("events", "catalog", "users", "policy", "cut_time", "params", "param")
-              if getattr(args, name)]
+    report = (
+        _output(args.report, "--report", {".html": "html", ".htm": "html"}) if args.report else None
+    )
+    inputs = [
+        name
+        for name in ("events", "catalog", "users", "policy", "cut_time", "params", "param")
+        if getattr(args, name)
+    ]
     if args.model and inputs:
-        raise _Fail(f"give --model or the input files (--events, --catalog, --policy, ...), not both "
-                    f"(got --model and --{inputs[0].replace('_', '-')})")
+        raise _Fail(
+            f"give --model or the input files (--events, --catalog, --policy, ...), not both "
+            f"(got --model and --{inputs[0].replace('_', '-')})"
+        )
     if not args.model and not args.events:
-        raise _Fail("give --model FILE (from perkrec fit) or the input files --events, --catalog, --policy")
+        raise _Fail(
+            "give --model FILE (from perkrec fit) or the input files --events, --catalog, --policy"
+        )
     at = _time_arg(args.at, "--at")
     steps = _Steps("plan", 3 if args.model else 4, _show_progress(args))
     if args.model:
@@ -298,8 +324,11 @@ def _cmd_plan(args) -> int:
     with _Outputs() as outputs:
         write_plan(plan, outputs.temp(out), _plan_format(out))
         if report is not None:
-            plan.report(outputs.temp(report), segments=planner.preference.segments(),
-                        title=f"perkrec campaign report — plan at {_when(planner, at)}")
+            plan.report(
+                outputs.temp(report),
+                segments=planner.preference.segments(),
+                title=f"perkrec campaign report — plan at {_when(planner, at)}",
+            )
     steps.finish()
     print(f"perkrec plan: {plan!r}")
     print(f"perkrec plan: wrote {out}" + (f" and {report}" if report is not None else ""))
@@ -318,52 +347,92 @@ def _cmd_evaluate(args) -> int:
     from .causal import analyze_experiment, experiment_table
 
     out = _output(args.out, "--out", {".json": "json"}) if args.out else None
-    report = _output(args.report, "--report", {".html": "html", ".htm": "html"}) if args.report else None
+    report = (
+        _output(args.report, "--report", {".html": "html", ".htm": "html"}) if args.report else None
+    )
     since, until = _time_arg(args.since, "--since"), _time_arg(args.until, "--until")
     steps = _Steps("evaluate", 3, _show_progress(args))
     files = _load(args, steps)
     log, catalog = files.events, files.catalog
     if not (log.has_propensity or log.has_control):
-        raise _Fail(f"{args.events}: the log has neither logged propensities (a propensity column, for the plan's "
-                    f"offline estimate) nor a control group (a control column, for the experiment)")
+        raise _Fail(
+            f"{args.events}: the log has neither logged propensities (a propensity column, for the plan's "
+            f"offline estimate) nor a control group (a control column, for the experiment)"
+        )
     issue_cost = files.policy.issue_cost if files.policy is not None else 0.0
     plan = read_plan(args.plan, catalog, issue_cost=issue_cost, max_per_kind=args.max_per_kind)
-    result: dict = {"plan": str(args.plan), "events": str(args.events), "issue_cost": issue_cost,
-                    "since": since, "until": until}
+    result: dict = {
+        "plan": str(args.plan),
+        "events": str(args.events),
+        "issue_cost": issue_cost,
+        "since": since,
+        "until": until,
+    }
     steps("estimating the plan's value from the logged propensities")
     offline, why_not = None, "the log has no logged propensities"
     if log.has_propensity:
         try:
-            offline = plan.evaluate_offline(log, catalog, since=since, until=until, estimator=args.estimator,
-                                            confidence=args.confidence, num_threads=args.threads)
+            offline = plan.evaluate_offline(
+                log,
+                catalog,
+                since=since,
+                until=until,
+                estimator=args.estimator,
+                confidence=args.confidence,
+                num_threads=args.threads,
+            )
         except InputError as exc:  # e.g. the log never issued the plan's pairs in the window
             if not log.has_control:
                 raise
             why_not = str(exc)
             result["offline_error"] = why_not
     if offline is not None:
-        result["offline"] = {"estimator": args.estimator, "confidence": args.confidence,
-                             **{k: _plain(v) for k, v in offline.attrs.items()},
-                             "metrics": {m: {k: _plain(v) for k, v in row.items()}
-                                         for m, row in offline.to_dict(orient="index").items()}}
+        result["offline"] = {
+            "estimator": args.estimator,
+            "confidence": args.confidence,
+            **{k: _plain(v) for k, v in offline.attrs.items()},
+            "metrics": {
+                m: {k: _plain(v) for k, v in row.items()}
+                for m, row in offline.to_dict(orient="index").items()
+            },
+        }
     steps("the experiment: control group against members issued benefits")
     if log.has_control:
         members = experiment_table(log, catalog, since=since, until=until, issue_cost=issue_cost)
-        pre = {m: f"{m}_pre" for m in ("orders", "revenue")} if "orders_pre" in members.columns else None
-        experiment = analyze_experiment(members, arm="arm", metrics=["orders", "revenue"], cost="cost",
-                                        pre_period=pre, control="control", confidence=args.confidence,
-                                        num_threads=args.threads)
-        result["experiment"] = [{k: _plain(v) for k, v in row.items()} for row in experiment.to_dict("records")]
+        pre = (
+            {m: f"{m}_pre" for m in ("orders", "revenue")}
+            if "orders_pre" in members.columns
+            else None
+        )
+        experiment = analyze_experiment(
+            members,
+            arm="arm",
+            metrics=["orders", "revenue"],
+            cost="cost",
+            pre_period=pre,
+            control="control",
+            confidence=args.confidence,
+            num_threads=args.threads,
+        )
+        result["experiment"] = [
+            {k: _plain(v) for k, v in row.items()} for row in experiment.to_dict("records")
+        ]
     else:
         experiment = None
     steps.finish()
     _print_evaluation(plan, offline, why_not, experiment, args)
     with _Outputs() as outputs:
         if out is not None:
-            outputs.temp(out).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            outputs.temp(out).write_text(
+                json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+            )
         if report is not None:
-            plan.report(outputs.temp(report), offline=offline, experiment=experiment,
-                        title=f"perkrec campaign report — {Path(args.plan).name} on {Path(args.events).name}")
+            plan.report(
+                outputs.temp(report),
+                offline=offline,
+                experiment=experiment,
+                title=f"perkrec campaign report — {Path(args.plan).name} on {Path(args.events).name}",
+            )
     for path in (out, report):
         if path is not None:
             print(f"perkrec evaluate: wrote {path}")
@@ -385,21 +454,37 @@ def _plain(value):
 def _print_evaluation(plan, offline, why_not: str, experiment, args) -> None:
     import pandas as pd
 
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format",
-                           "{:,.4g}".format):
-        print(f"plan {args.plan}: {len(plan.frame):,} benefits to {plan.frame['member'].nunique():,} members, "
-              f"expected cost {plan.expected_cost:,.2f}, expected return {plan.expected_return:,.2f}")
+    with pd.option_context(
+        "display.width", 160, "display.max_columns", 20, "display.float_format", "{:,.4g}".format
+    ):
+        print(
+            f"plan {args.plan}: {len(plan.frame):,} benefits to {plan.frame['member'].nunique():,} members, "
+            f"expected cost {plan.expected_cost:,.2f}, expected return {plan.expected_return:,.2f}"
+        )
         if offline is not None:
             a = offline.attrs
-            print(f"\nOff-policy estimate ({args.estimator.upper()}, {args.confidence:.0%} interval) from "
-                  f"{a['decisions']:,} logged decisions covering {a['covered_pairs']:,} of the plan's "
-                  f"{a['pairs']:,} pairs (effective sample size {a['effective_sample_size']:,.1f}):")
+            print(
+                f"\nOff-policy estimate ({args.estimator.upper()}, {args.confidence:.0%} interval) from "
+                f"{a['decisions']:,} logged decisions covering {a['covered_pairs']:,} of the plan's "
+                f"{a['pairs']:,} pairs (effective sample size {a['effective_sample_size']:,.1f}):"
+            )
             print(offline.to_string())
         else:
             print(f"\nNo off-policy estimate: {why_not}.")
         if experiment is not None:
-            print("\nExperiment: members issued benefits against the random control group, per member:")
-            cols = ["control_mean", "arm_mean", "lift", "lower", "upper", "relative_lift", "p_value", "roi"]
+            print(
+                "\nExperiment: members issued benefits against the random control group, per member:"
+            )
+            cols = [
+                "control_mean",
+                "arm_mean",
+                "lift",
+                "lower",
+                "upper",
+                "relative_lift",
+                "p_value",
+                "roi",
+            ]
             print(experiment.set_index(["arm", "metric"])[cols].to_string())
         else:
             print("\nNo experiment: the log has no control group.")
@@ -418,7 +503,9 @@ def write_plan(plan, path, format: Optional[str] = None) -> None:
     elif kind == "jsonl":
         plan.to_jsonl(path)
     else:
-        raise _Fail(f"{path}: unknown plan format {kind!r} (use one of {sorted(set(PLAN_FORMATS.values()))})")
+        raise _Fail(
+            f"{path}: unknown plan format {kind!r} (use one of {sorted(set(PLAN_FORMATS.values()))})"
+        )
 
 
 def _plan_format(path) -> str:
@@ -444,7 +531,9 @@ def read_plan(path, catalog, *, issue_cost: float = 0.0, max_per_kind: int = 20)
     kind = _plan_format(path)
     try:
         if kind == "jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False, precise_float=True)  # values as the JSON has them
+            frame = pd.read_json(
+                path, lines=True, dtype=False, precise_float=True
+            )  # values as the JSON has them
         else:
             frame = read_table(path)
     except FileNotFoundError:
@@ -457,17 +546,39 @@ def read_plan(path, catalog, *, issue_cost: float = 0.0, max_per_kind: int = 20)
         if col not in frame.columns:
             c.add(name, None, col, f"missing column (have {list(frame.columns)})")
     if not c.problems:
-        c.rows(name, frame, frame["member"].isna().to_numpy(), "member", lambda v: "missing member id", first)
+        c.rows(
+            name,
+            frame,
+            frame["member"].isna().to_numpy(),
+            "member",
+            lambda v: "missing member id",
+            first,
+        )
         present = frame["benefit"].notna().to_numpy()
         c.rows(name, frame, ~present, "benefit", lambda v: "missing benefit id", first)
         index = np.full(len(frame), -1, dtype=np.int64)
         if present.any():
-            index[present] = catalog.ids.lookup(id_text(frame["benefit"][present]).to_numpy(dtype=object),
-                                                missing="minus_one")
-        c.rows(name, frame, present & (index < 0), "benefit", lambda v: f"benefit {v!r} is not in the catalog", first)
+            index[present] = catalog.ids.lookup(
+                id_text(frame["benefit"][present]).to_numpy(dtype=object), missing="minus_one"
+            )
+        c.rows(
+            name,
+            frame,
+            present & (index < 0),
+            "benefit",
+            lambda v: f"benefit {v!r} is not in the catalog",
+            first,
+        )
         for col in ("probability", "value", "cost"):
             values = pd.to_numeric(frame[col], errors="coerce").to_numpy(np.float64)
-            c.rows(name, frame, ~np.isfinite(values), col, lambda v: f"not a finite number {v!r}", first)
+            c.rows(
+                name,
+                frame,
+                ~np.isfinite(values),
+                col,
+                lambda v: f"not a finite number {v!r}",
+                first,
+            )
     if c.problems:
         raise _Fail(f"{len(c.problems)} problem(s) in the plan file", [str(p) for p in c.problems])
     frame = frame.copy()
@@ -480,7 +591,9 @@ def read_plan(path, catalog, *, issue_cost: float = 0.0, max_per_kind: int = 20)
         if col in frame.columns:
             frame[col] = pd.to_datetime(frame[col], utc=True, errors="coerce")
     if "reasons" in frame.columns:  # JSON lines nest them; the frame holds JSON text
-        frame["reasons"] = frame["reasons"].map(lambda r: json.dumps(r) if isinstance(r, (dict, list)) else r)
+        frame["reasons"] = frame["reasons"].map(
+            lambda r: json.dumps(r) if isinstance(r, (dict, list)) else r
+        )
     return Plan(frame, issue_cost=float(issue_cost), method="file")
 
 
@@ -494,122 +607,207 @@ def _input_options(p: argparse.ArgumentParser, required: bool, policy: bool = Tr
         g.add_argument("--policy", metavar="FILE.json", help="policy (JSON)")
     g.add_argument("--catalog-id", default="id", help="the catalog's id column (default id)")
     g.add_argument("--user-id", default="user", help="the member table's id column (default user)")
-    g.add_argument("--max-per-kind", type=int, default=20,
-                   help="rows listed per kind of problem before '... and N more' (default 20)")
+    g.add_argument(
+        "--max-per-kind",
+        type=int,
+        default=20,
+        help="rows listed per kind of problem before '... and N more' (default 20)",
+    )
 
 
 def _fit_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("fitting")
-    g.add_argument("--cut-time", metavar="TIME",
-                   help="the redemption model learns from the events before it (default: the log's last 30 days are "
-                        "held out for early stopping and the shrinkage)")
-    g.add_argument("--param", action="append", metavar="KEY=VALUE", help="a model parameter (repeatable)")
+    g.add_argument(
+        "--cut-time",
+        metavar="TIME",
+        help="the redemption model learns from the events before it (default: the log's last 30 days are "
+        "held out for early stopping and the shrinkage)",
+    )
+    g.add_argument(
+        "--param", action="append", metavar="KEY=VALUE", help="a model parameter (repeatable)"
+    )
     g.add_argument("--params", metavar="FILE.json", help="model parameters as a JSON object")
     g.add_argument("--threads", type=int, default=None, help="threads (default 0 = all cores)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quiet", action="store_true", help="no progress bar (none is drawn when stderr is not a terminal)")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (none is drawn when stderr is not a terminal)",
+    )
 
 
-def _command(sub, name: str, summary: str, intro: str, sections: Sequence[str], examples: Sequence[str]):
+def _command(
+    sub, name: str, summary: str, intro: str, sections: Sequence[str], examples: Sequence[str]
+):
     """A subcommand whose --help is the intro (wrapped), the format sections and the examples."""
     import textwrap
 
     text = textwrap.fill(intro, 100) + "\n\n" + "\n".join(sections)
-    text += ("\nExamples:\n" if len(examples) > 1 else "\nExample:\n")
+    text += "\nExamples:\n" if len(examples) > 1 else "\nExample:\n"
     text += "\n".join("  " + e.replace("\n", "\n  ") for e in examples)
-    return sub.add_parser(name, help=summary, description=text, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return sub.add_parser(
+        name, help=summary, description=text, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="perkrec", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="perkrec",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"perkrec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="simulate a program and report the baseline end to end")
-    demo.add_argument("--members", type=int, default=20000, help="simulated members (default 20000)")
+    demo.add_argument(
+        "--members", type=int, default=20000, help="simulated members (default 20000)"
+    )
     demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--out", default="perkrec-demo", help="folder for the tables (default ./perkrec-demo)")
+    demo.add_argument(
+        "--out", default="perkrec-demo", help="folder for the tables (default ./perkrec-demo)"
+    )
     demo.add_argument("--threads", type=int, default=0, help="0 = all cores")
     demo.add_argument("--progress", action="store_true", help="show a progress bar")
 
-    sim = _command(sub, "simulate",
-                   "write a simulated program's files (events, catalog, users CSV and a policy) to try the commands on",
-                   "Writes FOLDER/events.csv, catalog.csv, users.csv and policy.json: a simulated loyalty program in "
-                   "the formats the other commands read.", (),
-                   ["perkrec simulate --members 2000 --out program",
-                    "perkrec plan --events program/events.csv --catalog program/catalog.csv \\\n"
-                    "    --users program/users.csv --policy program/policy.json --out plan.csv"])
+    sim = _command(
+        sub,
+        "simulate",
+        "write a simulated program's files (events, catalog, users CSV and a policy) to try the commands on",
+        "Writes FOLDER/events.csv, catalog.csv, users.csv and policy.json: a simulated loyalty program in "
+        "the formats the other commands read.",
+        (),
+        [
+            "perkrec simulate --members 2000 --out program",
+            "perkrec plan --events program/events.csv --catalog program/catalog.csv \\\n"
+            "    --users program/users.csv --policy program/policy.json --out plan.csv",
+        ],
+    )
     sim.add_argument("--members", type=int, default=5000, help="simulated members (default 5000)")
-    sim.add_argument("--days", type=int, default=None, help="simulated days (default: the simulator's)")
+    sim.add_argument(
+        "--days", type=int, default=None, help="simulated days (default: the simulator's)"
+    )
     sim.add_argument("--seed", type=int, default=42)
-    sim.add_argument("--out", required=True, metavar="FOLDER", help="folder for the files (created)")
+    sim.add_argument(
+        "--out", required=True, metavar="FOLDER", help="folder for the files (created)"
+    )
     sim.add_argument("--threads", type=int, default=0, help="0 = all cores")
 
     validate = _command(
-        sub, "validate", "check input files; print every problem with its file, row and column (exit code 2)",
+        sub,
+        "validate",
+        "check input files; print every problem with its file, row and column (exit code 2)",
         "Checks a program's files the way perkrec's loaders read them, on every row, and prints each problem as "
-        "FILE:ROW:COLUMN: message. Exit code 0 when every file loads, 2 when anything is wrong.", (_FILES,),
-        ["perkrec validate --events events.csv --catalog catalog.csv --users users.csv --policy policy.json"])
+        "FILE:ROW:COLUMN: message. Exit code 0 when every file loads, 2 when anything is wrong.",
+        (_FILES,),
+        [
+            "perkrec validate --events events.csv --catalog catalog.csv --users users.csv --policy policy.json"
+        ],
+    )
     _input_options(validate, required=False)
 
     fit = _command(
-        sub, "fit", "fit the planning pipeline (perkrec.BenefitPlanner) on files; one model file",
+        sub,
+        "fit",
+        "fit the planning pipeline (perkrec.BenefitPlanner) on files; one model file",
         "Reads and checks the files (as perkrec validate), fits a perkrec.BenefitPlanner (the redemption model, the "
         "preference model, order values) and writes it as one model file, which perkrec plan --model plans from.",
         (_FILES, _MODEL_PARAMS),
-        ["perkrec fit --events events.csv --catalog catalog.csv --users users.csv --policy policy.json \\\n"
-         "    --param factors=16 --out pipeline.perkrec"])
+        [
+            "perkrec fit --events events.csv --catalog catalog.csv --users users.csv --policy policy.json \\\n"
+            "    --param factors=16 --out pipeline.perkrec"
+        ],
+    )
     _input_options(fit, required=True)
     _fit_options(fit)
-    fit.add_argument("--out", required=True, metavar="FILE", help="the model file to write (e.g. pipeline.perkrec)")
+    fit.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="the model file to write (e.g. pipeline.perkrec)",
+    )
     _common(fit)
 
     plan = _command(
-        sub, "plan", "a budgeted plan from a model file, or from the input files in one command",
+        sub,
+        "plan",
+        "a budgeted plan from a model file, or from the input files in one command",
         "Plans who gets which benefit at --at under the policy's rules and budget, from a model file (perkrec fit) "
         "or, given the input files instead, fits first: files to a plan in one command. The plan is written as "
         "Parquet, CSV or JSON lines by --out's extension: one row per issued benefit with member, benefit, kind, "
         "segment, probability, value (expected return), cost (expected), net, send_at, validity_days, valid_until, "
-        "reasons.", (_FILES, _MODEL_PARAMS),
-        ["perkrec plan --model pipeline.perkrec --at 2026-07-01 --out plan.parquet --report report.html",
-         "perkrec plan --events events.csv --catalog catalog.csv --users users.csv --policy policy.json \\\n"
-         "    --at \"2026-07-01 08:00\" --budget 2500 --out plan.csv"])
+        "reasons.",
+        (_FILES, _MODEL_PARAMS),
+        [
+            "perkrec plan --model pipeline.perkrec --at 2026-07-01 --out plan.parquet --report report.html",
+            "perkrec plan --events events.csv --catalog catalog.csv --users users.csv --policy policy.json \\\n"
+            '    --at "2026-07-01 08:00" --budget 2500 --out plan.csv',
+        ],
+    )
     plan.add_argument("--model", metavar="FILE", help="a model file written by perkrec fit")
     _input_options(plan, required=False)
     _fit_options(plan)
-    plan.add_argument("--at", metavar="TIME", help="plan time: epoch seconds or a date / datetime, naive = UTC "
-                                                    "(default: the log's last event)")
-    plan.add_argument("--budget", type=float, help="budget on expected cost (default: the policy's)")
-    plan.add_argument("--out", required=True, metavar="FILE", help="plan.parquet, plan.csv or plan.jsonl")
-    plan.add_argument("--report", metavar="FILE.html", help="also write the campaign report (one HTML page)")
+    plan.add_argument(
+        "--at",
+        metavar="TIME",
+        help="plan time: epoch seconds or a date / datetime, naive = UTC "
+        "(default: the log's last event)",
+    )
+    plan.add_argument(
+        "--budget", type=float, help="budget on expected cost (default: the policy's)"
+    )
+    plan.add_argument(
+        "--out", required=True, metavar="FILE", help="plan.parquet, plan.csv or plan.jsonl"
+    )
+    plan.add_argument(
+        "--report", metavar="FILE.html", help="also write the campaign report (one HTML page)"
+    )
     _common(plan)
 
     ev = _command(
-        sub, "evaluate", "a plan's value estimated off-policy from a log, and the log's experiment (control group)",
+        sub,
+        "evaluate",
+        "a plan's value estimated off-policy from a log, and the log's experiment (control group)",
         "Values a plan file (perkrec plan) on a log with logged propensities (perkrec.Plan.evaluate_offline: the "
         "plan's redemptions, cost and return as if it had issued its benefits in the log's period, with intervals) "
         "and, when the log has a control column, reads the log as an experiment: members issued benefits against "
         "the random control group on orders and revenue per member (CUPED on the period of the same length before "
         "--since), with intervals and the return on benefit cost. --policy gives the cost of each issue "
-        "(issue_cost; default 0).", (_FILES,),
-        ["perkrec evaluate --plan plan.csv --events log.csv --catalog catalog.csv --policy policy.json \\\n"
-         "    --since 2026-06-01 --estimator snips --out evaluation.json"])
-    ev.add_argument("--plan", required=True, metavar="FILE", help="plan file (.parquet, .csv or .jsonl)")
+        "(issue_cost; default 0).",
+        (_FILES,),
+        [
+            "perkrec evaluate --plan plan.csv --events log.csv --catalog catalog.csv --policy policy.json \\\n"
+            "    --since 2026-06-01 --estimator snips --out evaluation.json"
+        ],
+    )
+    ev.add_argument(
+        "--plan", required=True, metavar="FILE", help="plan file (.parquet, .csv or .jsonl)"
+    )
     _input_options(ev, required=True)
-    ev.add_argument("--since", metavar="TIME", help="first issue time to use (default: the log's start)")
-    ev.add_argument("--until", metavar="TIME", help="issues before this time (default: to the log's end)")
-    ev.add_argument("--estimator", choices=("snips", "ips"), default="snips",
-                    help="off-policy estimator (default snips)")
+    ev.add_argument(
+        "--since", metavar="TIME", help="first issue time to use (default: the log's start)"
+    )
+    ev.add_argument(
+        "--until", metavar="TIME", help="issues before this time (default: to the log's end)"
+    )
+    ev.add_argument(
+        "--estimator",
+        choices=("snips", "ips"),
+        default="snips",
+        help="off-policy estimator (default snips)",
+    )
     ev.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     ev.add_argument("--threads", type=int, default=0, help="0 = all cores")
     ev.add_argument("--out", metavar="FILE.json", help="also write the results as JSON")
-    ev.add_argument("--report", metavar="FILE.html",
-                    help="also write the campaign report with the plan, its off-policy value and the experiment")
+    ev.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="also write the campaign report with the plan, its off-policy value and the experiment",
+    )
     _common(ev)
     return parser
 
@@ -617,7 +815,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_demo(args) -> int:
     from .demo import run
 
-    run(members=args.members, seed=args.seed, out_dir=args.out, num_threads=args.threads, progress=args.progress)
+    run(
+        members=args.members,
+        seed=args.seed,
+        out_dir=args.out,
+        num_threads=args.threads,
+        progress=args.progress,
+    )
     return 0
 
 
@@ -636,15 +840,25 @@ def _cmd_simulate(args) -> int:
             catalog[col] = catalog[col].map("|".join)
         catalog.to_csv(outputs.temp(out / "catalog.csv"), index=False)
         program.users.to_frame().to_csv(outputs.temp(out / "users.csv"))
-        outputs.temp(out / "policy.json").write_text(json.dumps(demo_policy(args.members), indent=2) + "\n")
+        outputs.temp(out / "policy.json").write_text(
+            json.dumps(demo_policy(args.members), indent=2) + "\n"
+        )
     start, end = program.events.time_range
-    print(f"perkrec simulate: {args.members:,} members, {len(program.events):,} events from {start:%Y-%m-%d} to "
-          f"{end:%Y-%m-%d}, {len(program.catalog)} benefits -> {out}/events.csv, catalog.csv, users.csv, policy.json")
+    print(
+        f"perkrec simulate: {args.members:,} members, {len(program.events):,} events from {start:%Y-%m-%d} to "
+        f"{end:%Y-%m-%d}, {len(program.catalog)} benefits -> {out}/events.csv, catalog.csv, users.csv, policy.json"
+    )
     return 0
 
 
-_COMMANDS = {"demo": _cmd_demo, "simulate": _cmd_simulate, "validate": _cmd_validate, "fit": _cmd_fit,
-             "plan": _cmd_plan, "evaluate": _cmd_evaluate}
+_COMMANDS = {
+    "demo": _cmd_demo,
+    "simulate": _cmd_simulate,
+    "validate": _cmd_validate,
+    "fit": _cmd_fit,
+    "plan": _cmd_plan,
+    "evaluate": _cmd_evaluate,
+}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -33,22 +33,47 @@ LIFECYCLE_STAGES = tuple(_core.LIFECYCLE_STAGES)
 #: The regression forecaster's features (the keys of ``params_["regression"]["purchases"]``).
 REGRESSION_FEATURES = tuple(_core.CLV_REGRESSION_FEATURES)
 
-_PARAM_KEYS = ("model", "backtest_horizon", "regression_l2", "time_unit", "occasion", "penalizer", "max_iterations", "interval_level", "interval_draws",
-               "at_risk_cycles", "dormant_cycles", "lost_cycles", "at_risk_quantile", "dormant_quantile",
-               "lost_quantile", "at_risk_p_alive", "dormant_p_alive", "lost_p_alive", "num_threads", "seed")
+_PARAM_KEYS = (
+    "model",
+    "backtest_horizon",
+    "regression_l2",
+    "time_unit",
+    "occasion",
+    "penalizer",
+    "max_iterations",
+    "interval_level",
+    "interval_draws",
+    "at_risk_cycles",
+    "dormant_cycles",
+    "lost_cycles",
+    "at_risk_quantile",
+    "dormant_quantile",
+    "lost_quantile",
+    "at_risk_p_alive",
+    "dormant_p_alive",
+    "lost_p_alive",
+    "num_threads",
+    "seed",
+)
 
 
 def _number_arg(value, name: str, context: str, low: float = 0.0, high: float = 1e6) -> float:
     """A finite real in [low, high]; anything else (bools, strings, arrays, NaN) an InputError."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
     if not ok or not np.isfinite(value) or not low <= float(value) <= high:
-        raise _core.InputError(f"{context}: {name}: expected a finite number in [{low:g}, {high:g}] (got {value!r:.40})")
+        raise _core.InputError(
+            f"{context}: {name}: expected a finite number in [{low:g}, {high:g}] (got {value!r:.40})"
+        )
     return float(value)
 
 
 def _real_arg(value, name: str, context: str) -> float:
     """A real number (range checks, NaN included, are the C++ side's); other types an InputError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
         raise _core.InputError(f"{context}: {name}: expected a number (got {value!r:.40})")
     return float(value)
 
@@ -66,21 +91,29 @@ def _member_index(users: np.ndarray, ids: Optional[IdMap]) -> pd.Index:
 
 
 def _summary_frame(raw: dict, ids: Optional[IdMap]) -> pd.DataFrame:
-    frame = pd.DataFrame({k: raw[k] for k in ("x", "t_x", "T", "monetary", "mean_order_value")},
-                         index=_member_index(raw["users"], ids))
+    frame = pd.DataFrame(
+        {k: raw[k] for k in ("x", "t_x", "T", "monetary", "mean_order_value")},
+        index=_member_index(raw["users"], ids),
+    )
     frame["first_order"] = pd.to_datetime(raw["first_order"], unit="s", utc=True)
     return frame
 
 
-def summarize_purchases(log: EventLog, cut_time, time_unit: str = "week", occasion: str = "day",
-                        num_threads: int = 0) -> pd.DataFrame:
+def summarize_purchases(
+    log: EventLog, cut_time, time_unit: str = "week", occasion: str = "day", num_threads: int = 0
+) -> pd.DataFrame:
     """Per-member purchase summaries of the ``ordered`` events strictly before ``cut_time``:
     repeat occasions ``x``, recency ``t_x``, age ``T`` (in ``time_unit``s), mean repeat occasion
     value ``monetary``, ``mean_order_value`` and ``first_order``; indexed by member id. Orders in
     one ``occasion`` period ("day" or "week") are one occasion."""
     _expect(log, EventLog, "log", "summarize_purchases")
-    raw = _core.summarize_purchases(log._impl, time_seconds(cut_time, "cut_time"), str(time_unit), str(occasion),
-                                    int(num_threads))
+    raw = _core.summarize_purchases(
+        log._impl,
+        time_seconds(cut_time, "cut_time"),
+        str(time_unit),
+        str(occasion),
+        int(num_threads),
+    )
     return _summary_frame(raw, log.user_ids)
 
 
@@ -128,15 +161,30 @@ class CLVModel(_Serializable, _Estimator):
 
     _core_class = _core.CLVModel
 
-    def __init__(self, model: str = "bgnbd", time_unit: str = "week", penalizer: float = 0.0, num_threads: int = 0,
-                 *, backtest_horizon: Optional[float] = None, regression_l2: Optional[float] = None,
-                 occasion: Optional[str] = None, max_iterations: Optional[int] = None,
-                 interval_level: Optional[float] = None, interval_draws: Optional[int] = None,
-                 at_risk_cycles: Optional[float] = None, dormant_cycles: Optional[float] = None,
-                 lost_cycles: Optional[float] = None, at_risk_quantile: Optional[float] = None,
-                 dormant_quantile: Optional[float] = None, lost_quantile: Optional[float] = None,
-                 at_risk_p_alive: Optional[float] = None, dormant_p_alive: Optional[float] = None,
-                 lost_p_alive: Optional[float] = None, seed: Optional[int] = None):
+    def __init__(
+        self,
+        model: str = "bgnbd",
+        time_unit: str = "week",
+        penalizer: float = 0.0,
+        num_threads: int = 0,
+        *,
+        backtest_horizon: Optional[float] = None,
+        regression_l2: Optional[float] = None,
+        occasion: Optional[str] = None,
+        max_iterations: Optional[int] = None,
+        interval_level: Optional[float] = None,
+        interval_draws: Optional[int] = None,
+        at_risk_cycles: Optional[float] = None,
+        dormant_cycles: Optional[float] = None,
+        lost_cycles: Optional[float] = None,
+        at_risk_quantile: Optional[float] = None,
+        dormant_quantile: Optional[float] = None,
+        lost_quantile: Optional[float] = None,
+        at_risk_p_alive: Optional[float] = None,
+        dormant_p_alive: Optional[float] = None,
+        lost_p_alive: Optional[float] = None,
+        seed: Optional[int] = None,
+    ):
         given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         params = {k: v for k, v in given.items() if v is not None}
         self._impl = _core.CLVModel(json.dumps(params))
@@ -154,7 +202,7 @@ class CLVModel(_Serializable, _Estimator):
         return json.loads(self._impl.get_params())
 
     def set_num_threads(self, num_threads: int) -> None:
-        self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -2**31, 2**31 - 1))
+        self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -(2**31), 2**31 - 1))
         self._set_recorded("num_threads", num_threads)
 
     # --- fitting -----------------------------------------------------------------------------
@@ -166,7 +214,9 @@ class CLVModel(_Serializable, _Estimator):
         if cut_time is not None:
             cut = time_seconds(cut_time, "cut_time")
         else:
-            cut = int(log._impl.max_time) + 1 if len(log) else 1  # an empty log fails in C++, naming it
+            cut = (
+                int(log._impl.max_time) + 1 if len(log) else 1
+            )  # an empty log fails in C++, naming it
         self._impl.fit(log._impl, cut, resolve_progress(progress))
         return self
 
@@ -175,11 +225,20 @@ class CLVModel(_Serializable, _Estimator):
         ``monetary`` (mean repeat order value), in ``time_unit``s — e.g. a published table. Rows
         are members in order; the index names them in this session's results (a saved model
         names them 0..n-1)."""
-        _columns(frame_arg(summary, "CLVModel.fit_summary: summary"), ("x", "t_x", "T"), "summary",
-                 "CLVModel.fit_summary")
-        arrays = [np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64)) for c in ("x", "t_x", "T")]
-        monetary = (np.ascontiguousarray(summary["monetary"].to_numpy(dtype=np.float64)) if "monetary" in summary
-                    else np.zeros(len(summary)))
+        _columns(
+            frame_arg(summary, "CLVModel.fit_summary: summary"),
+            ("x", "t_x", "T"),
+            "summary",
+            "CLVModel.fit_summary",
+        )
+        arrays = [
+            np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64)) for c in ("x", "t_x", "T")
+        ]
+        monetary = (
+            np.ascontiguousarray(summary["monetary"].to_numpy(dtype=np.float64))
+            if "monetary" in summary
+            else np.zeros(len(summary))
+        )
         self._impl.fit_summary(*arrays, monetary, resolve_progress(progress))
         self._summary_index = pd.Index(summary.index, name="user")
         return self
@@ -205,8 +264,13 @@ class CLVModel(_Serializable, _Estimator):
         this model's time_unit and occasion (without fitting). Indexed by member id."""
         if log is not None:
             params = self.params
-            return summarize_purchases(log, log._impl.max_time + 1 if cut_time is None else cut_time,
-                                       params["time_unit"], params["occasion"], params["num_threads"])
+            return summarize_purchases(
+                log,
+                log._impl.max_time + 1 if cut_time is None else cut_time,
+                params["time_unit"],
+                params["occasion"],
+                params["num_threads"],
+            )
         self._require_fitted("summary")
         raw = self._impl.summary()
         frame = _summary_frame(raw, None)
@@ -218,17 +282,27 @@ class CLVModel(_Serializable, _Estimator):
         time_units for given summaries (columns ``x``, ``t_x``, ``T`` in time_units, e.g. from
         ``summary(log, cut_time)``), indexed like ``summary``."""
         self._require_fitted("conditional")
-        _columns(frame_arg(summary, "CLVModel.conditional: summary"), ("x", "t_x", "T"), "summary",
-                 "CLVModel.conditional")
+        _columns(
+            frame_arg(summary, "CLVModel.conditional: summary"),
+            ("x", "t_x", "T"),
+            "summary",
+            "CLVModel.conditional",
+        )
         horizon = _number_arg(horizon, "horizon", "CLVModel.conditional")
         try:
-            arrays = [np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64)) for c in ("x", "t_x", "T")]
+            arrays = [
+                np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64))
+                for c in ("x", "t_x", "T")
+            ]
         except (TypeError, ValueError) as exc:
-            raise _core.InputError(f"CLVModel.conditional: summary: x, t_x and T must be numbers ({exc})") from None
+            raise _core.InputError(
+                f"CLVModel.conditional: summary: x, t_x and T must be numbers ({exc})"
+            ) from None
         return pd.DataFrame(self._impl.conditional(*arrays, horizon), index=summary.index)
 
-    def expected_purchases_by_period(self, periods: int, summary: Optional[pd.DataFrame] = None,
-                                     end: Optional[float] = None) -> np.ndarray:
+    def expected_purchases_by_period(
+        self, periods: int, summary: Optional[pd.DataFrame] = None, end: Optional[float] = None
+    ) -> np.ndarray:
         """Expected occasions of the fitted members (or of ``summary``'s) in each of the next
         ``periods`` time_units after the cut, summed over members (the aggregate tracking
         curve); with ``end`` the periods stop there (a partial last period)."""
@@ -236,7 +310,11 @@ class CLVModel(_Serializable, _Estimator):
         periods = int_scalar(periods, "periods", 0, 100_000)
         if summary is None:
             summary = self.summary()
-        stop = float(periods) if end is None else _number_arg(end, "end", "CLVModel.expected_purchases_by_period")
+        stop = (
+            float(periods)
+            if end is None
+            else _number_arg(end, "end", "CLVModel.expected_purchases_by_period")
+        )
         ends = np.minimum(np.arange(1, int(periods) + 1, dtype=np.float64), stop)
         cumulative = [self.conditional(summary, e)["expected_purchases"].sum() for e in ends]
         return np.diff(np.r_[0.0, np.asarray(cumulative, dtype=np.float64)])
@@ -252,35 +330,50 @@ class CLVModel(_Serializable, _Estimator):
         try:
             stamps_in = pd.to_datetime(pd.Index(list(times)), utc=True)
         except (TypeError, ValueError) as exc:
-            raise _core.InputError(f"CLVModel.p_alive_history: times: expected times ({exc})") from None
+            raise _core.InputError(
+                f"CLVModel.p_alive_history: times: expected times ({exc})"
+            ) from None
         offsets = log.user_offsets
         keep = np.zeros(len(log), dtype=bool)
-        keep[offsets[internal]:offsets[internal + 1]] = True
+        keep[offsets[internal] : offsets[internal + 1]] = True
         own = log.filter(keep)
         params = self.params
         rows, stamps = [], []
         for when in stamps_in:
             try:
-                raw = _core.summarize_purchases(own._impl, time_seconds(when, "times"), params["time_unit"],
-                                                params["occasion"], 1)
+                raw = _core.summarize_purchases(
+                    own._impl,
+                    time_seconds(when, "times"),
+                    params["time_unit"],
+                    params["occasion"],
+                    1,
+                )
             except _core.InputError:
                 continue  # no order before this time yet
             rows.append((raw["x"][0], raw["t_x"][0], raw["T"][0]))
             stamps.append(when)
-        frame = pd.DataFrame(rows, columns=["x", "t_x", "T"], index=pd.DatetimeIndex(stamps, name="time"))
+        frame = pd.DataFrame(
+            rows, columns=["x", "t_x", "T"], index=pd.DatetimeIndex(stamps, name="time")
+        )
         return frame.join(self.conditional(frame, 1.0))
 
-    def predict(self, horizon: float, discount_rate: float = 0.0, margin: float = 1.0) -> pd.DataFrame:
+    def predict(
+        self, horizon: float, discount_rate: float = 0.0, margin: float = 1.0
+    ) -> pd.DataFrame:
         """Per fitted member over the next ``horizon`` time_units: ``p_alive``,
         ``expected_purchases``, ``expected_order_value``, ``clv`` (expected spend x margin,
         discounted by ``discount_rate`` per time_unit), ``clv_lower``/``clv_upper`` (an interval
         at ``params["interval_level"]`` from parameter uncertainty and the member's own
         posterior) and ``lifecycle_stage`` (new, active, at_risk, dormant, lost)."""
         self._require_fitted("predict")
-        out = self._impl.predict(_real_arg(horizon, "horizon", "CLVModel.predict"),
-                                 _real_arg(discount_rate, "discount_rate", "CLVModel.predict"),
-                                 _real_arg(margin, "margin", "CLVModel.predict"))
-        stage = pd.Categorical.from_codes(out.pop("lifecycle_stage").astype(np.int64), list(LIFECYCLE_STAGES))
+        out = self._impl.predict(
+            _real_arg(horizon, "horizon", "CLVModel.predict"),
+            _real_arg(discount_rate, "discount_rate", "CLVModel.predict"),
+            _real_arg(margin, "margin", "CLVModel.predict"),
+        )
+        stage = pd.Categorical.from_codes(
+            out.pop("lifecycle_stage").astype(np.int64), list(LIFECYCLE_STAGES)
+        )
         frame = pd.DataFrame(out, index=self._index(self._impl.summary()["users"]))
         frame["lifecycle_stage"] = stage
         return frame
@@ -317,8 +410,14 @@ class CLVModel(_Serializable, _Estimator):
 
 
 # --- evaluation against a holdout ------------------------------------------------------------
-def calibration_holdout(log: EventLog, calibration_end, observation_end, time_unit: str = "week",
-                        occasion: str = "day", num_threads: int = 0) -> pd.DataFrame:
+def calibration_holdout(
+    log: EventLog,
+    calibration_end,
+    observation_end,
+    time_unit: str = "week",
+    occasion: str = "day",
+    num_threads: int = 0,
+) -> pd.DataFrame:
     """Calibration summaries at ``calibration_end`` (as ``summarize_purchases``) of the members
     with an order before it, with their ``holdout_purchases`` (occasions) and ``holdout_spend``
     in [calibration_end, observation_end); indexed by member id. ``attrs`` hold ``duration``
@@ -327,14 +426,22 @@ def calibration_holdout(log: EventLog, calibration_end, observation_end, time_un
     _expect(log, EventLog, "log", "calibration_holdout")
     start = time_seconds(calibration_end, "calibration_end")
     end = time_seconds(observation_end, "observation_end")
-    raw = _core.calibration_holdout(log._impl, start, end, str(time_unit), str(occasion), int(num_threads))
+    raw = _core.calibration_holdout(
+        log._impl, start, end, str(time_unit), str(occasion), int(num_threads)
+    )
     frame = _summary_frame(raw, log.user_ids)
     frame["holdout_purchases"] = raw["holdout_purchases"]
     frame["holdout_spend"] = raw["holdout_spend"]
-    frame.attrs.update({"duration": float(raw["duration"]), "period_purchases": raw["period_purchases"],
-                        "time_unit": str(time_unit), "occasion": str(occasion),
-                        "calibration_end": pd.Timestamp(start, unit="s", tz="UTC"),
-                        "observation_end": pd.Timestamp(end, unit="s", tz="UTC")})
+    frame.attrs.update(
+        {
+            "duration": float(raw["duration"]),
+            "period_purchases": raw["period_purchases"],
+            "time_unit": str(time_unit),
+            "occasion": str(occasion),
+            "calibration_end": pd.Timestamp(start, unit="s", tz="UTC"),
+            "observation_end": pd.Timestamp(end, unit="s", tz="UTC"),
+        }
+    )
     return frame
 
 
@@ -343,16 +450,24 @@ def naive_forecast(summary: pd.DataFrame, horizon: float) -> pd.DataFrame:
     (x / T; 0 when T = 0) x horizon, and that x their mean order value for the spend (``clv``);
     indexed like ``summary``, with the columns of ``CLVModel.predict`` that ``holdout_errors``
     reads."""
-    _columns(frame_arg(summary, "naive_forecast: summary"), ("x", "T", "mean_order_value"), "summary",
-             "naive_forecast")
+    _columns(
+        frame_arg(summary, "naive_forecast: summary"),
+        ("x", "T", "mean_order_value"),
+        "summary",
+        "naive_forecast",
+    )
     horizon = _number_arg(horizon, "horizon", "naive_forecast")
     x = summary["x"].to_numpy(dtype=np.float64)
     T = summary["T"].to_numpy(dtype=np.float64)
     rate = np.divide(x, T, out=np.zeros_like(x), where=T > 0)
     purchases = rate * horizon
-    return pd.DataFrame({"expected_purchases": purchases,
-                         "clv": purchases * summary["mean_order_value"].to_numpy(dtype=np.float64)},
-                        index=summary.index)
+    return pd.DataFrame(
+        {
+            "expected_purchases": purchases,
+            "clv": purchases * summary["mean_order_value"].to_numpy(dtype=np.float64),
+        },
+        index=summary.index,
+    )
 
 
 def holdout_errors(holdout: pd.DataFrame, prediction: pd.DataFrame) -> dict:
@@ -364,22 +479,38 @@ def holdout_errors(holdout: pd.DataFrame, prediction: pd.DataFrame) -> dict:
     holdout's duration with discount_rate 0 and margin 1 is the expected spend)."""
     from scipy.stats import spearmanr
 
-    _columns(frame_arg(holdout, "holdout_errors: holdout"), ("holdout_purchases", "holdout_spend"), "holdout",
-             "holdout_errors")
-    _columns(frame_arg(prediction, "holdout_errors: prediction"), ("expected_purchases", "clv"), "prediction",
-             "holdout_errors")
+    _columns(
+        frame_arg(holdout, "holdout_errors: holdout"),
+        ("holdout_purchases", "holdout_spend"),
+        "holdout",
+        "holdout_errors",
+    )
+    _columns(
+        frame_arg(prediction, "holdout_errors: prediction"),
+        ("expected_purchases", "clv"),
+        "prediction",
+        "holdout_errors",
+    )
     missing = holdout.index.difference(prediction.index)
     if len(missing):
-        raise _core.InputError(f"holdout_errors: prediction: no row for {len(missing)} holdout members "
-                               f"(first {missing[0]!r})")
+        raise _core.InputError(
+            f"holdout_errors: prediction: no row for {len(missing)} holdout members "
+            f"(first {missing[0]!r})"
+        )
     pred = prediction.loc[holdout.index]
     out = {"members": int(len(holdout))}
-    for name, actual_col, pred_col in (("purchases", "holdout_purchases", "expected_purchases"),
-                                       ("spend", "holdout_spend", "clv")):
+    for name, actual_col, pred_col in (
+        ("purchases", "holdout_purchases", "expected_purchases"),
+        ("spend", "holdout_spend", "clv"),
+    ):
         actual = holdout[actual_col].to_numpy(dtype=np.float64)
         forecast = pred[pred_col].to_numpy(dtype=np.float64)
         out[f"mae_{name}"] = float(np.mean(np.abs(forecast - actual)))
-        out[f"spearman_{name}"] = float(spearmanr(forecast, actual)[0]) if len(actual) > 1 else float("nan")
+        out[f"spearman_{name}"] = (
+            float(spearmanr(forecast, actual)[0]) if len(actual) > 1 else float("nan")
+        )
         total = actual.sum()
-        out[f"aggregate_{name}_error"] = float((forecast.sum() - total) / total) if total > 0 else float("nan")
+        out[f"aggregate_{name}_error"] = (
+            float((forecast.sum() - total) / total) if total > 0 else float("nan")
+        )
     return out

@@ -12,8 +12,18 @@ import pandas as pd
 
 from . import _core
 from ._serializable import _Serializable  # noqa: F401 (re-exported for the model modules)
-from ._util import (_one_dimensional, bytes_arg, categorical_codes, float_array, frame_arg, int_array, int_scalar, path_arg, seconds,
-                    sequence_arg, text_arg, time_seconds)
+from ._util import (
+    _one_dimensional,
+    categorical_codes,
+    float_array,
+    frame_arg,
+    int_array,
+    int_scalar,
+    seconds,
+    sequence_arg,
+    text_arg,
+    time_seconds,
+)
 
 EVENT_TYPES: Tuple[str, ...] = tuple(_core.EVENT_TYPES)
 BENEFIT_KINDS: Tuple[str, ...] = tuple(_core.BENEFIT_KINDS)
@@ -47,7 +57,9 @@ class IdMap(_Serializable):
         if ids is None:
             self._impl = _core.IdMap()
             return
-        values = _id_values(np.asarray(list(ids) if not isinstance(ids, (np.ndarray, pd.Series, pd.Index)) else ids))
+        values = _id_values(
+            np.asarray(list(ids) if not isinstance(ids, (np.ndarray, pd.Series, pd.Index)) else ids)
+        )
         if _is_integer_like(values):
             self._impl = _core.IdMap.from_integers(np.ascontiguousarray(values, dtype=np.int64))
         else:
@@ -82,7 +94,9 @@ class IdMap(_Serializable):
     def _split(self, ids):
         """(unique values, codes) of the input, so each distinct id is looked up once."""
         sequence_arg(ids, "IdMap.lookup: ids")
-        values = ids if isinstance(ids, (pd.Series, pd.Index, np.ndarray)) else np.asarray(list(ids))
+        values = (
+            ids if isinstance(ids, (pd.Series, pd.Index, np.ndarray)) else np.asarray(list(ids))
+        )
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         if (codes < 0).any():
             i = int(np.flatnonzero(codes < 0)[0])
@@ -91,13 +105,17 @@ class IdMap(_Serializable):
 
     def _lookup_unique(self, uniques: np.ndarray, missing: str, add: bool) -> np.ndarray:
         uniques = _id_values(uniques)
-        if self.key_type == "string" or (self.key_type == "empty" and not _is_integer_like(uniques)):
+        if self.key_type == "string" or (
+            self.key_type == "empty" and not _is_integer_like(uniques)
+        ):
             strings = [str(v) for v in uniques.tolist()]
             if add:
                 return self._impl.lookup_or_add_strings(strings)
             return self._impl.lookup_strings(strings, missing)
         if not _is_integer_like(uniques):
-            raise _core.InputError(f"IdMap.lookup: this map holds integer ids (got values of dtype {uniques.dtype})")
+            raise _core.InputError(
+                f"IdMap.lookup: this map holds integer ids (got values of dtype {uniques.dtype})"
+            )
         arr = np.ascontiguousarray(uniques, dtype=np.int64)
         if add:
             return self._impl.lookup_or_add_integers(arr)
@@ -107,15 +125,20 @@ class IdMap(_Serializable):
         """Dense indices (int32) of ``ids``. ``missing='raise'`` raises InputError naming the
         first unknown id and its row; ``'minus_one'`` returns -1 for it."""
         if missing not in ("raise", "minus_one"):
-            raise _core.ConfigError(f"IdMap.lookup: missing must be 'raise' or 'minus_one' (got {missing!r})")
+            raise _core.ConfigError(
+                f"IdMap.lookup: missing must be 'raise' or 'minus_one' (got {missing!r})"
+            )
         uniques, codes = self._split(ids)
-        out = np.ascontiguousarray(self._lookup_unique(uniques, "minus_one", add=False)[codes], dtype=np.int32)
+        out = np.ascontiguousarray(
+            self._lookup_unique(uniques, "minus_one", add=False)[codes], dtype=np.int32
+        )
         if missing == "raise" and (out < 0).any():
             i = int(np.flatnonzero(out < 0)[0])
             value = uniques[codes[i]]
             value = value.item() if hasattr(value, "item") else value
             raise _core.InputError(
-                f"IdMap.lookup: unknown id {value!r} at row {i} (the map holds {len(self)} ids)")
+                f"IdMap.lookup: unknown id {value!r} at row {i} (the map holds {len(self)} ids)"
+            )
         return out
 
     def lookup_or_add(self, ids) -> np.ndarray:
@@ -129,7 +152,9 @@ class IdMap(_Serializable):
         idx = int_array(indices, np.int64, "indices")
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
             bad = int(np.flatnonzero((idx < 0) | (idx >= len(self)))[0])
-            raise _core.InputError(f"IdMap.to_external: index out of range at position {bad} (got {idx[bad]}, expected 0 <= index < {len(self)})")
+            raise _core.InputError(
+                f"IdMap.to_external: index out of range at position {bad} (got {idx[bad]}, expected 0 <= index < {len(self)})"
+            )
         return self.ids[idx]
 
 
@@ -168,7 +193,9 @@ def parse_discounts(texts, errors: str = "raise") -> pd.DataFrame:
     threshold, face_value, discount_rate, fixed_price. With ``errors='coerce'`` unparsable
     entries give kind NaN instead of raising InputError (which names the row and text)."""
     if errors not in ("raise", "coerce"):
-        raise _core.ConfigError(f"parse_discounts: errors must be 'raise' or 'coerce' (got {errors!r})")
+        raise _core.ConfigError(
+            f"parse_discounts: errors must be 'raise' or 'coerce' (got {errors!r})"
+        )
     series = pd.Series(texts, copy=False)
     index = series.index
     values = series.astype(object).where(series.notna(), "").astype(str).tolist()
@@ -220,7 +247,9 @@ class Catalog(_Serializable):
     @classmethod
     def from_records(cls, records: Sequence[dict]) -> "Catalog":
         """From a list of dicts with the JSON schema's keys."""
-        return cls.from_json(json.dumps({"benefits": list(sequence_arg(records, "Catalog.from_records: records"))}))
+        return cls.from_json(
+            json.dumps({"benefits": list(sequence_arg(records, "Catalog.from_records: records"))})
+        )
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, id_column: str = "id") -> "Catalog":
@@ -242,24 +271,51 @@ class Catalog(_Serializable):
         frame_arg(frame, "Catalog.from_frame: frame")
         if id_column not in frame.columns:
             raise _core.InputError(f"Catalog.from_frame: missing id column {id_column!r}")
-        known = {"kind", "discount", "face_value", "threshold", "discount_rate", "cost", "validity_days",
-                 "scope", "scope_value", "scenarios", "channel", "inventory", "tags", id_column}
+        known = {
+            "kind",
+            "discount",
+            "face_value",
+            "threshold",
+            "discount_rate",
+            "cost",
+            "validity_days",
+            "scope",
+            "scope_value",
+            "scenarios",
+            "channel",
+            "inventory",
+            "tags",
+            id_column,
+        }
         id_col = frame[id_column]
         if id_col.isna().any():
             row = int(np.flatnonzero(id_col.isna().to_numpy())[0])
-            raise _core.InputError(f"Catalog.from_frame: row {row}: {id_column} is missing (got {id_col.iloc[row]!r})")
+            raise _core.InputError(
+                f"Catalog.from_frame: row {row}: {id_column} is missing (got {id_col.iloc[row]!r})"
+            )
         text_attributes, numeric_attributes = {}, {}
         for name in frame.columns:
             if name in known:
                 continue
             if not isinstance(name, str) or not name:
-                raise _core.InputError(f"Catalog.from_frame: attribute column names must be non-empty strings (got {name!r})")
+                raise _core.InputError(
+                    f"Catalog.from_frame: attribute column names must be non-empty strings (got {name!r})"
+                )
             col = frame[name]
             if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
-                numeric_attributes[name] = np.ascontiguousarray(col.to_numpy(dtype=np.float64, na_value=np.nan))
+                numeric_attributes[name] = np.ascontiguousarray(
+                    col.to_numpy(dtype=np.float64, na_value=np.nan)
+                )
             else:
-                text_attributes[name] = [None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
-                                         or v is pd.NaT else str(v) for v in col.tolist()]
+                text_attributes[name] = [
+                    None
+                    if v is None
+                    or (isinstance(v, float) and np.isnan(v))
+                    or v is pd.NA
+                    or v is pd.NaT
+                    else str(v)
+                    for v in col.tolist()
+                ]
 
         def strings(name):
             if name not in frame.columns:
@@ -270,7 +326,11 @@ class Catalog(_Serializable):
         def numbers(name, dtype):
             if name not in frame.columns:
                 return None
-            return float_array(frame[name], np.float64, name) if dtype == np.float64 else int_array(frame[name], dtype, name)
+            return (
+                float_array(frame[name], np.float64, name)
+                if dtype == np.float64
+                else int_array(frame[name], dtype, name)
+            )
 
         impl = _core.Catalog.from_columns(
             frame[id_column].astype(str).tolist(),
@@ -349,8 +409,13 @@ class UserTable(_Serializable):
         self._impl = _core.UserTable(users._impl)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, id_column: Optional[str] = None,
-                   users: Optional[IdMap] = None, unknown: str = "add") -> "UserTable":
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        id_column: Optional[str] = None,
+        users: Optional[IdMap] = None,
+        unknown: str = "add",
+    ) -> "UserTable":
         """From a DataFrame with one row per member. Ids come from ``id_column`` (default: the
         index). Numbers and booleans become numeric columns, datetimes numeric seconds since the
         epoch, everything else categorical.
@@ -370,7 +435,9 @@ class UserTable(_Serializable):
         """
         frame_arg(frame, "UserTable.from_frame: frame")
         if unknown not in ("add", "drop", "raise"):
-            raise _core.ConfigError(f"UserTable.from_frame: unknown must be 'add', 'drop' or 'raise' (got {unknown!r})")
+            raise _core.ConfigError(
+                f"UserTable.from_frame: unknown must be 'add', 'drop' or 'raise' (got {unknown!r})"
+            )
         ids = frame.index if id_column is None else frame[id_column]
         if pd.Index(ids).has_duplicates:
             dup = pd.Index(ids)[pd.Index(ids).duplicated()][0]
@@ -420,7 +487,9 @@ class UserTable(_Serializable):
             if self._impl.type(name) == "numeric":
                 data[name] = self._impl.numeric(name)
             else:
-                data[name] = pd.Categorical.from_codes(self._impl.codes(name), self._impl.categories(name))
+                data[name] = pd.Categorical.from_codes(
+                    self._impl.codes(name), self._impl.categories(name)
+                )
         users = self.users
         return pd.DataFrame(data, index=pd.Index(users.ids, name="user"))
 
@@ -459,16 +528,34 @@ class EventLog(_Serializable, _Indexed):
         self._impl = _core.EventLog()
 
     @classmethod
-    def from_arrays(cls, user, benefit, event_type, timestamp, *, channel=None, order_amount=None,
-                    propensity=None, control=None, n_users: Optional[int] = None,
-                    n_benefits: Optional[int] = None, channel_names: Sequence[str] = (),
-                    num_threads: int = 0) -> "EventLog":
+    def from_arrays(
+        cls,
+        user,
+        benefit,
+        event_type,
+        timestamp,
+        *,
+        channel=None,
+        order_amount=None,
+        propensity=None,
+        control=None,
+        n_users: Optional[int] = None,
+        n_benefits: Optional[int] = None,
+        channel_names: Sequence[str] = (),
+        num_threads: int = 0,
+    ) -> "EventLog":
         """From dense index arrays. ``benefit`` is -1 for orders without a benefit;
         ``event_type`` holds codes (0..5) or names; ``channel`` codes index ``channel_names``
         (-1 = unknown). ``n_users``/``n_benefits`` default to the largest index + 1. Bad rows
         raise InputError naming the row and value."""
-        types = event_type if isinstance(event_type, (pd.Series, pd.Categorical)) else _one_dimensional(event_type, "event_type")
-        if types.dtype.kind in "OUS" or isinstance(getattr(types, "dtype", None), pd.CategoricalDtype):
+        types = (
+            event_type
+            if isinstance(event_type, (pd.Series, pd.Categorical))
+            else _one_dimensional(event_type, "event_type")
+        )
+        if types.dtype.kind in "OUS" or isinstance(
+            getattr(types, "dtype", None), pd.CategoricalDtype
+        ):
             types = categorical_codes(types, EVENT_TYPES, "event_type")
         impl = _core.EventLog.from_arrays(
             int_array(user, np.int32, "user"),
@@ -487,12 +574,22 @@ class EventLog(_Serializable, _Indexed):
         return cls._wrap(impl)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, *, user: str = "user", benefit: str = "benefit",
-                   event_type: str = "event_type", timestamp: str = "timestamp",
-                   channel: Optional[str] = "channel", order_amount: Optional[str] = "order_amount",
-                   propensity: Optional[str] = "propensity", control: Optional[str] = "control",
-                   users: Optional[IdMap] = None, benefits: Union[IdMap, "Catalog", None] = None,
-                   num_threads: int = 0) -> "EventLog":
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        user: str = "user",
+        benefit: str = "benefit",
+        event_type: str = "event_type",
+        timestamp: str = "timestamp",
+        channel: Optional[str] = "channel",
+        order_amount: Optional[str] = "order_amount",
+        propensity: Optional[str] = "propensity",
+        control: Optional[str] = "control",
+        users: Optional[IdMap] = None,
+        benefits: Union[IdMap, "Catalog", None] = None,
+        num_threads: int = 0,
+    ) -> "EventLog":
         """From a DataFrame of events with external ids.
 
         Member ids are mapped through ``users`` (unknown ids raise InputError) or a new map in
@@ -509,7 +606,11 @@ class EventLog(_Serializable, _Indexed):
             user_idx = user_map.lookup_or_add(frame[user])
         else:
             user_idx = user_map.lookup(frame[user])
-        benefit_map = benefits.ids if isinstance(benefits, Catalog) else (IdMap() if benefits is None else benefits)
+        benefit_map = (
+            benefits.ids
+            if isinstance(benefits, Catalog)
+            else (IdMap() if benefits is None else benefits)
+        )
         bcol = frame[benefit]
         present = bcol.notna().to_numpy()
         benefit_idx = np.full(len(frame), -1, dtype=np.int32)
@@ -517,7 +618,11 @@ class EventLog(_Serializable, _Indexed):
             values = bcol[present]
             if benefit_map.key_type == "string" and pd.api.types.is_numeric_dtype(values):
                 values = values.astype(np.int64).astype(str)
-            mapped = benefit_map.lookup_or_add(values) if benefits is None else benefit_map.lookup(values)
+            mapped = (
+                benefit_map.lookup_or_add(values)
+                if benefits is None
+                else benefit_map.lookup(values)
+            )
             benefit_idx[present] = mapped
 
         def optional(name):
@@ -536,20 +641,29 @@ class EventLog(_Serializable, _Indexed):
             # A missing amount means "no order" and is only allowed on events without one.
             amounts = float_array(optional(order_amount), np.float64, order_amount)
             missing = np.isnan(amounts)
-            with_order = np.isin(types, [EVENT_TYPES.index("ordered"), EVENT_TYPES.index("redeemed")])
+            with_order = np.isin(
+                types, [EVENT_TYPES.index("ordered"), EVENT_TYPES.index("redeemed")]
+            )
             if (missing & with_order).any():
                 i = int(np.flatnonzero(missing & with_order)[0])
-                raise _core.InputError(f"EventLog.from_frame: row {i}: order_amount is missing on a "
-                                       f"'{EVENT_TYPES[int(types[i])]}' event")
+                raise _core.InputError(
+                    f"EventLog.from_frame: row {i}: order_amount is missing on a "
+                    f"'{EVENT_TYPES[int(types[i])]}' event"
+                )
             amounts = np.where(missing, 0.0, amounts)
         log = cls.from_arrays(
-            user_idx, benefit_idx, types, frame[timestamp],
+            user_idx,
+            benefit_idx,
+            types,
+            frame[timestamp],
             channel=channel_codes,
             order_amount=amounts,
             propensity=None if optional(propensity) is None else optional(propensity).to_numpy(),
             control=None if optional(control) is None else optional(control).to_numpy(),
-            n_users=len(user_map), n_benefits=len(benefit_map),
-            channel_names=channel_names, num_threads=num_threads,
+            n_users=len(user_map),
+            n_benefits=len(benefit_map),
+            channel_names=channel_names,
+            num_threads=num_threads,
         )
         log.set_ids(user_map, benefit_map)
         return log
@@ -574,10 +688,15 @@ class EventLog(_Serializable, _Indexed):
         data = {
             "user": users,
             "benefit": benefits,
-            "event_type": pd.Categorical.from_codes(self._impl.types().astype(np.int64), list(EVENT_TYPES)),
+            "event_type": pd.Categorical.from_codes(
+                self._impl.types().astype(np.int64), list(EVENT_TYPES)
+            ),
             "timestamp": pd.to_datetime(self._impl.timestamps(), unit="s", utc=True),
-            "channel": pd.Categorical.from_codes(self._impl.channels().astype(np.int64), self.channel_names)
-            if self.channel_names else np.full(len(self), None, dtype=object),
+            "channel": pd.Categorical.from_codes(
+                self._impl.channels().astype(np.int64), self.channel_names
+            )
+            if self.channel_names
+            else np.full(len(self), None, dtype=object),
             "order_amount": self._impl.order_amounts(),
         }
         if self.has_propensity:
@@ -638,8 +757,10 @@ class EventLog(_Serializable, _Indexed):
 
     @property
     def time_range(self) -> Tuple[pd.Timestamp, pd.Timestamp]:
-        return (pd.Timestamp(self._impl.min_time, unit="s", tz="UTC"),
-                pd.Timestamp(self._impl.max_time, unit="s", tz="UTC"))
+        return (
+            pd.Timestamp(self._impl.min_time, unit="s", tz="UTC"),
+            pd.Timestamp(self._impl.max_time, unit="s", tz="UTC"),
+        )
 
     def counts_by_type(self) -> pd.Series:
         return pd.Series(self._impl.count_by_type(), index=list(EVENT_TYPES), name="events")
@@ -648,7 +769,9 @@ class EventLog(_Serializable, _Indexed):
         """The events where ``keep`` (one boolean per event, in log order) is true."""
         mask = np.asarray(keep)
         if mask.dtype.kind != "b":
-            raise _core.InputError(f"EventLog.filter: keep must be booleans, one per event (got dtype {mask.dtype})")
+            raise _core.InputError(
+                f"EventLog.filter: keep must be booleans, one per event (got dtype {mask.dtype})"
+            )
         mask = np.ascontiguousarray(mask, dtype=np.uint8)
         return EventLog._wrap(self._impl.filter(mask, int(num_threads)))
 
@@ -663,7 +786,9 @@ class EventLog(_Serializable, _Indexed):
 def _expect(obj, cls, name: str, context: str):
     """``obj`` when it is a ``cls``; otherwise InputError naming the argument."""
     if not isinstance(obj, cls):
-        raise _core.InputError(f"{context}: {name} must be a perkrec.{cls.__name__} (got {type(obj).__name__})")
+        raise _core.InputError(
+            f"{context}: {name} must be a perkrec.{cls.__name__} (got {type(obj).__name__})"
+        )
     return obj
 
 
@@ -671,32 +796,51 @@ def split_by_time(log: EventLog, cut, num_threads: int = 0) -> Tuple[EventLog, E
     """(train, test): events before ``cut`` (seconds, or anything pandas reads as a time; naive
     means UTC) and events at or after it."""
     _expect(log, EventLog, "log", "split_by_time")
-    train, test = _core.split_by_time(log._impl, time_seconds(cut, "cut"), int_scalar(num_threads, "num_threads", -2**31))
+    train, test = _core.split_by_time(
+        log._impl, time_seconds(cut, "cut"), int_scalar(num_threads, "num_threads", -(2**31))
+    )
     return EventLog._wrap(train), EventLog._wrap(test)
 
 
-def split_leave_last_k(log: EventLog, k: int = 1, target_types: Sequence[str] = ("claimed", "redeemed"),
-                       num_threads: int = 0) -> Tuple[EventLog, EventLog]:
+def split_leave_last_k(
+    log: EventLog,
+    k: int = 1,
+    target_types: Sequence[str] = ("claimed", "redeemed"),
+    num_threads: int = 0,
+) -> Tuple[EventLog, EventLog]:
     """(train, test): per member, the last ``k`` target events and everything at or after the
     earliest of them go to test. Members with ``k`` or fewer targets stay in train."""
     _expect(log, EventLog, "log", "split_leave_last_k")
     if isinstance(target_types, str) or not isinstance(target_types, (list, tuple)):
-        raise _core.InputError(f"split_leave_last_k: target_types must be a list of event types (got {target_types!r})")
+        raise _core.InputError(
+            f"split_leave_last_k: target_types must be a list of event types (got {target_types!r})"
+        )
     mask = 0
     for t in target_types:
         if t not in EVENT_TYPES:
             raise _core.InputError(f"split_leave_last_k: unknown event type {t!r}")
         mask |= 1 << EVENT_TYPES.index(t)
-    train, test = _core.split_leave_last_k(log._impl, int_scalar(k, "k"), mask, int_scalar(num_threads, "num_threads", -2**31))
+    train, test = _core.split_leave_last_k(
+        log._impl, int_scalar(k, "k"), mask, int_scalar(num_threads, "num_threads", -(2**31))
+    )
     return EventLog._wrap(train), EventLog._wrap(test)
 
 
-def split_random_users(log: EventLog, test_fraction: float = 0.2, seed: int = 42,
-                       num_threads: int = 0) -> Tuple[EventLog, EventLog]:
+def split_random_users(
+    log: EventLog, test_fraction: float = 0.2, seed: int = 42, num_threads: int = 0
+) -> Tuple[EventLog, EventLog]:
     """(train, test): each member goes wholly to test with probability ``test_fraction``."""
     _expect(log, EventLog, "log", "split_random_users")
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.integer, np.floating)):
-        raise _core.InputError(f"split_random_users: test_fraction must be a number (got {test_fraction!r})")
-    train, test = _core.split_random_users(log._impl, float(test_fraction), int_scalar(seed, "seed", 0, 2**63 - 1),
-                                           int_scalar(num_threads, "num_threads", -2**31))
+    if isinstance(test_fraction, bool) or not isinstance(
+        test_fraction, (int, float, np.integer, np.floating)
+    ):
+        raise _core.InputError(
+            f"split_random_users: test_fraction must be a number (got {test_fraction!r})"
+        )
+    train, test = _core.split_random_users(
+        log._impl,
+        float(test_fraction),
+        int_scalar(seed, "seed", 0, 2**63 - 1),
+        int_scalar(num_threads, "num_threads", -(2**31)),
+    )
     return EventLog._wrap(train), EventLog._wrap(test)

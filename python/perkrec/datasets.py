@@ -86,6 +86,7 @@ class Dataset:
 # ---------------------------------------------------------------------------------------------
 # File access and validation helpers.
 
+
 def _error(message: str) -> Exception:
     return _core.InputError(message)
 
@@ -108,15 +109,22 @@ def _file(folder: Path, name: str) -> Path:
 def _require_columns(frame: pd.DataFrame, columns: Iterable[str], file: Path) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise _error(f"{file}: missing column(s) {', '.join(map(repr, missing))} "
-                     f"(the file has {', '.join(map(str, frame.columns))})")
+        raise _error(
+            f"{file}: missing column(s) {', '.join(map(repr, missing))} "
+            f"(the file has {', '.join(map(str, frame.columns))})"
+        )
 
 
 def _read_csv(file: Path, required: Sequence[str] = (), **kwargs) -> pd.DataFrame:
     """pandas.read_csv (compression inferred) with read errors and missing columns as InputError."""
     try:
         frame = pd.read_csv(file, **kwargs)
-    except (ValueError, OSError, EOFError, zlib.error) as exc:  # ParserError, EmptyDataError, bad gzip
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+        zlib.error,
+    ) as exc:  # ParserError, EmptyDataError, bad gzip
         raise _error(f"{file}: cannot read as CSV ({type(exc).__name__}: {exc})") from exc
     _require_columns(frame, required, file)
     return frame
@@ -131,20 +139,35 @@ def _read_json_lines(file: Path, required: Sequence[str] = ()) -> pd.DataFrame:
     return frame
 
 
-def _bad_row(file: Path, column: str, mask: np.ndarray, values: pd.Series, expected: str) -> Exception:
+def _bad_row(
+    file: Path, column: str, mask: np.ndarray, values: pd.Series, expected: str
+) -> Exception:
     i = int(np.flatnonzero(mask)[0])
-    return _error(f"{file}: column {column!r}, data row {i + 1}: expected {expected} (got {values.iloc[i]!r}; "
-                  f"{int(mask.sum())} bad value(s) in all)")
+    return _error(
+        f"{file}: column {column!r}, data row {i + 1}: expected {expected} (got {values.iloc[i]!r}; "
+        f"{int(mask.sum())} bad value(s) in all)"
+    )
 
 
-def _numeric(frame: pd.DataFrame, column: str, file: Path, *, integer: bool = False,
-             allow_missing: bool = False, dtype=None, low: Optional[float] = None,
-             high: Optional[float] = None) -> pd.Series:
+def _numeric(
+    frame: pd.DataFrame,
+    column: str,
+    file: Path,
+    *,
+    integer: bool = False,
+    allow_missing: bool = False,
+    dtype=None,
+    low: Optional[float] = None,
+    high: Optional[float] = None,
+) -> pd.Series:
     """The column as numbers; InputError naming the first non-numeric / missing / non-integral /
     out-of-range value."""
     raw = frame[column]
-    values = raw if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw) \
+    values = (
+        raw
+        if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw)
         else pd.to_numeric(raw, errors="coerce")
+    )
     values = values.astype(np.float64)
     missing_in = raw.isna().to_numpy()
     num = values.to_numpy()
@@ -165,13 +188,21 @@ def _numeric(frame: pd.DataFrame, column: str, file: Path, *, integer: bool = Fa
         if mask.any():
             raise _bad_row(file, column, mask, raw, what)
     if dtype is not None:
-        exact = raw.to_numpy() if pd.api.types.is_integer_dtype(raw) else num  # ids above 2**53 stay exact
+        exact = (
+            raw.to_numpy() if pd.api.types.is_integer_dtype(raw) else num
+        )  # ids above 2**53 stay exact
         return pd.Series(exact.astype(dtype), index=raw.index, name=column)
     return pd.Series(num, index=raw.index, name=column)
 
 
-def _categorical(frame: pd.DataFrame, column: str, file: Path, categories: Optional[Sequence] = None,
-                 ordered: bool = False, allow_missing: bool = True) -> pd.Categorical:
+def _categorical(
+    frame: pd.DataFrame,
+    column: str,
+    file: Path,
+    categories: Optional[Sequence] = None,
+    ordered: bool = False,
+    allow_missing: bool = True,
+) -> pd.Categorical:
     """The column as a categorical; with fixed ``categories`` unknown values raise InputError."""
     raw = frame[column]
     if not (pd.api.types.is_string_dtype(raw) or raw.dtype == object):
@@ -208,8 +239,9 @@ def _lookup(ids: IdMap, values, file: Path, column: str) -> np.ndarray:
         raise _error(f"{file}: column {column!r}: {exc}") from exc
 
 
-def _catalog(file: Path, records: Optional[Sequence[dict]] = None,
-             frame: Optional[pd.DataFrame] = None) -> Catalog:
+def _catalog(
+    file: Path, records: Optional[Sequence[dict]] = None, frame: Optional[pd.DataFrame] = None
+) -> Catalog:
     """Catalog.from_records / from_frame with the source file named in errors."""
     try:
         return Catalog.from_records(records) if records is not None else Catalog.from_frame(frame)
@@ -217,12 +249,18 @@ def _catalog(file: Path, records: Optional[Sequence[dict]] = None,
         raise _error(f"{file}: {exc}") from exc
 
 
-def _event_log(user_ids: IdMap, benefit_ids: IdMap, user, benefit, event_type, timestamp) -> EventLog:
+def _event_log(
+    user_ids: IdMap, benefit_ids: IdMap, user, benefit, event_type, timestamp
+) -> EventLog:
     """An EventLog from dense indices, type codes and int64 seconds, with external ids attached."""
     log = EventLog.from_arrays(
-        np.ascontiguousarray(user, dtype=np.int32), np.ascontiguousarray(benefit, dtype=np.int32),
-        np.ascontiguousarray(event_type, dtype=np.uint8), np.ascontiguousarray(timestamp, dtype=np.int64),
-        n_users=len(user_ids), n_benefits=len(benefit_ids))
+        np.ascontiguousarray(user, dtype=np.int32),
+        np.ascontiguousarray(benefit, dtype=np.int32),
+        np.ascontiguousarray(event_type, dtype=np.uint8),
+        np.ascontiguousarray(timestamp, dtype=np.int64),
+        n_users=len(user_ids),
+        n_benefits=len(benefit_ids),
+    )
     log.set_ids(user_ids, benefit_ids)
     return log
 
@@ -239,26 +277,72 @@ _IVC_ORDERED = {
     "time": ["7AM", "10AM", "2PM", "6PM", "10PM"],
     "expiration": ["2h", "1d"],
     "age": ["below21", "21", "26", "31", "36", "41", "46", "50plus"],
-    "income": ["Less than $12500", "$12500 - $24999", "$25000 - $37499", "$37500 - $49999",
-               "$50000 - $62499", "$62500 - $74999", "$75000 - $87499", "$87500 - $99999",
-               "$100000 or More"],
-    **{c: _FREQUENCY for c in ("Bar", "CoffeeHouse", "CarryAway", "RestaurantLessThan20", "Restaurant20To50")},
+    "income": [
+        "Less than $12500",
+        "$12500 - $24999",
+        "$25000 - $37499",
+        "$37500 - $49999",
+        "$50000 - $62499",
+        "$62500 - $74999",
+        "$75000 - $87499",
+        "$87500 - $99999",
+        "$100000 or More",
+    ],
+    **{
+        c: _FREQUENCY
+        for c in ("Bar", "CoffeeHouse", "CarryAway", "RestaurantLessThan20", "Restaurant20To50")
+    },
 }
 _IVC_CATEGORIES = {
     "destination": ["No Urgent Place", "Home", "Work"],
     "passanger": ["Alone", "Friend(s)", "Kid(s)", "Partner"],
     "weather": ["Sunny", "Rainy", "Snowy"],
-    "coupon": ["Coffee House", "Restaurant(<20)", "Carry out & Take away", "Bar", "Restaurant(20-50)"],
+    "coupon": [
+        "Coffee House",
+        "Restaurant(<20)",
+        "Carry out & Take away",
+        "Bar",
+        "Restaurant(20-50)",
+    ],
     "gender": ["Female", "Male"],
 }
 _IVC_FREE_TEXT = ["maritalStatus", "education", "occupation", "car"]
-_IVC_FLAGS = ["has_children", "toCoupon_GEQ5min", "toCoupon_GEQ15min", "toCoupon_GEQ25min",
-              "direction_same", "direction_opp"]
-_IVC_COLUMNS = ["destination", "passanger", "weather", "temperature", "time", "coupon", "expiration",
-                "gender", "age", "maritalStatus", "has_children", "education", "occupation", "income",
-                "car", "Bar", "CoffeeHouse", "CarryAway", "RestaurantLessThan20", "Restaurant20To50",
-                "toCoupon_GEQ5min", "toCoupon_GEQ15min", "toCoupon_GEQ25min", "direction_same",
-                "direction_opp", "Y"]
+_IVC_FLAGS = [
+    "has_children",
+    "toCoupon_GEQ5min",
+    "toCoupon_GEQ15min",
+    "toCoupon_GEQ25min",
+    "direction_same",
+    "direction_opp",
+]
+_IVC_COLUMNS = [
+    "destination",
+    "passanger",
+    "weather",
+    "temperature",
+    "time",
+    "coupon",
+    "expiration",
+    "gender",
+    "age",
+    "maritalStatus",
+    "has_children",
+    "education",
+    "occupation",
+    "income",
+    "car",
+    "Bar",
+    "CoffeeHouse",
+    "CarryAway",
+    "RestaurantLessThan20",
+    "Restaurant20To50",
+    "toCoupon_GEQ5min",
+    "toCoupon_GEQ15min",
+    "toCoupon_GEQ25min",
+    "direction_same",
+    "direction_opp",
+    "Y",
+]
 
 
 def load_in_vehicle_coupon(path) -> Dataset:
@@ -291,7 +375,9 @@ def load_in_vehicle_coupon(path) -> Dataset:
         if column in _IVC_ORDERED:
             frame[column] = _categorical(raw, column, file, _IVC_ORDERED[column], ordered=True)
         elif column in _IVC_CATEGORIES:
-            frame[column] = _categorical(raw, column, file, _IVC_CATEGORIES[column], allow_missing=False)
+            frame[column] = _categorical(
+                raw, column, file, _IVC_CATEGORIES[column], allow_missing=False
+            )
         elif column in _IVC_FREE_TEXT:
             frame[column] = _categorical(raw, column, file)
         elif column in _IVC_FLAGS:
@@ -302,33 +388,71 @@ def load_in_vehicle_coupon(path) -> Dataset:
             frame[column] = _flag(raw, column, file)
     for column in ("coupon", "expiration"):
         if frame[column].isna().any():
-            raise _bad_row(file, column, frame[column].isna().to_numpy(), raw[column], "a value (it is missing)")
+            raise _bad_row(
+                file,
+                column,
+                frame[column].isna().to_numpy(),
+                raw[column],
+                "a value (it is missing)",
+            )
 
     coupons, expirations = _IVC_CATEGORIES["coupon"], _IVC_ORDERED["expiration"]
     ids = [f"{c}|{e}" for c in coupons for e in expirations]
-    codes = (np.asarray(frame["coupon"].cat.codes, dtype=np.int64) * len(expirations)
-             + np.asarray(frame["expiration"].cat.codes, dtype=np.int64))
+    codes = np.asarray(frame["coupon"].cat.codes, dtype=np.int64) * len(expirations) + np.asarray(
+        frame["expiration"].cat.codes, dtype=np.int64
+    )
     frame["benefit"] = pd.Categorical.from_codes(codes, categories=ids)
-    catalog = Catalog.from_records([
-        {"id": f"{c}|{e}", "kind": "discount", "validity_days": 1,
-         "tags": [f"venue:{c}", f"expiration:{e}"]}
-        for c in coupons for e in expirations])
+    catalog = Catalog.from_records(
+        [
+            {
+                "id": f"{c}|{e}",
+                "kind": "discount",
+                "validity_days": 1,
+                "tags": [f"venue:{c}", f"expiration:{e}"],
+            }
+            for c in coupons
+            for e in expirations
+        ]
+    )
     return Dataset(name="uci-in-vehicle-coupon", frame=frame, catalog=catalog)
 
 
 # ---------------------------------------------------------------------------------------------
 # 2. Starbucks rewards-app offers.
 
-_SB_HONEST = ["customer_id", "offer_received_time", "offer_id", "reward", "difficulty", "duration",
-              "offer_type", "num_channels", "ch_web", "ch_email", "ch_mobile", "ch_social", "age",
-              "days_registered", "income"]
+_SB_HONEST = [
+    "customer_id",
+    "offer_received_time",
+    "offer_id",
+    "reward",
+    "difficulty",
+    "duration",
+    "offer_type",
+    "num_channels",
+    "ch_web",
+    "ch_email",
+    "ch_mobile",
+    "ch_social",
+    "age",
+    "days_registered",
+    "income",
+]
 _SB_LABELS = ["offer_completed", "offer_completed_time"]
 # Honest but redundant encodings of columns the frame already has (offer type one-hots, the
 # offer_type-reward-difficulty-duration string, gender one-hots with "O" folded into
 # "Missing", quantile codes of age / days_registered / income).
-_SB_REDUNDANT = ["type_bogo", "type_informational", "type_discount", "offer_type_v2", "gender_F",
-                 "gender_M", "gender_Missing", "age_quantile_label_enc", "days_reg_quantile_label_enc",
-                 "income_quantile_label_enc"]
+_SB_REDUNDANT = [
+    "type_bogo",
+    "type_informational",
+    "type_discount",
+    "offer_type_v2",
+    "gender_F",
+    "gender_M",
+    "gender_Missing",
+    "age_quantile_label_enc",
+    "days_reg_quantile_label_enc",
+    "income_quantile_label_enc",
+]
 _SB_CHANNELS = ["web", "email", "mobile", "social"]
 _SB_OFFER_TYPES = ["bogo", "discount", "informational"]
 
@@ -384,7 +508,9 @@ def load_starbucks(path) -> Dataset:
 
     # Catalog (10 rows: a Python loop over the portfolio is fine).
     pfile = _file(folder, "portfolio.json")
-    portfolio = _read_json_lines(pfile, ["id", "offer_type", "difficulty", "reward", "duration", "channels"])
+    portfolio = _read_json_lines(
+        pfile, ["id", "offer_type", "difficulty", "reward", "duration", "channels"]
+    )
     offer_type = _categorical(portfolio, "offer_type", pfile, _SB_OFFER_TYPES, allow_missing=False)
     difficulty = _numeric(portfolio, "difficulty", pfile, low=0)
     reward = _numeric(portfolio, "reward", pfile, low=0)
@@ -393,16 +519,26 @@ def load_starbucks(path) -> Dataset:
     for i in range(len(portfolio)):
         channels = portfolio["channels"].iloc[i]
         if not isinstance(channels, list) or any(c not in _SB_CHANNELS for c in channels):
-            raise _error(f"{pfile}: column 'channels', data row {i + 1}: expected a list of "
-                         f"{', '.join(_SB_CHANNELS)} (got {channels!r})")
+            raise _error(
+                f"{pfile}: column 'channels', data row {i + 1}: expected a list of "
+                f"{', '.join(_SB_CHANNELS)} (got {channels!r})"
+            )
         kind = str(offer_type[i])
-        record = {"id": str(portfolio["id"].iloc[i]), "validity_days": int(duration.iloc[i]), "channel": "",
-                  "tags": [f"channel:{c}" for c in channels] + [f"offer_type:{kind}"]}
+        record = {
+            "id": str(portfolio["id"].iloc[i]),
+            "validity_days": int(duration.iloc[i]),
+            "channel": "",
+            "tags": [f"channel:{c}" for c in channels] + [f"offer_type:{kind}"],
+        }
         if kind == "informational":
             record.update(kind="service", face_value=0.0)
         else:
-            record.update(kind="threshold_discount", threshold=float(difficulty.iloc[i]),
-                          face_value=float(reward.iloc[i]), cost=float(reward.iloc[i]))
+            record.update(
+                kind="threshold_discount",
+                threshold=float(difficulty.iloc[i]),
+                face_value=float(reward.iloc[i]),
+                cost=float(reward.iloc[i]),
+            )
         records.append(record)
     catalog = _catalog(pfile, records=records)
 
@@ -410,19 +546,32 @@ def load_starbucks(path) -> Dataset:
     ufile = _file(folder, "profile.json")
     raw_profile = _read_json_lines(ufile, ["id", "gender", "age", "became_member_on", "income"])
     age = _numeric(raw_profile, "age", ufile, low=0)
-    member_since = pd.to_datetime(raw_profile["became_member_on"].astype(str), format="%Y%m%d", errors="coerce")
+    member_since = pd.to_datetime(
+        raw_profile["became_member_on"].astype(str), format="%Y%m%d", errors="coerce"
+    )
     if member_since.isna().any():
-        raise _bad_row(ufile, "became_member_on", member_since.isna().to_numpy(), raw_profile["became_member_on"],
-                       "a date YYYYMMDD")
-    profile = pd.DataFrame({
-        "gender": _categorical(raw_profile, "gender", ufile, ["F", "M", "O"]),
-        "age": age.where(age != 118),
-        "income": _numeric(raw_profile, "income", ufile, allow_missing=True, low=0),
-        "became_member_on": member_since,
-    })
-    profile.index = pd.Index(raw_profile["id"].astype(str).to_numpy(dtype=object), name="customer_id")
+        raise _bad_row(
+            ufile,
+            "became_member_on",
+            member_since.isna().to_numpy(),
+            raw_profile["became_member_on"],
+            "a date YYYYMMDD",
+        )
+    profile = pd.DataFrame(
+        {
+            "gender": _categorical(raw_profile, "gender", ufile, ["F", "M", "O"]),
+            "age": age.where(age != 118),
+            "income": _numeric(raw_profile, "income", ufile, allow_missing=True, low=0),
+            "became_member_on": member_since,
+        }
+    )
+    profile.index = pd.Index(
+        raw_profile["id"].astype(str).to_numpy(dtype=object), name="customer_id"
+    )
     if profile.index.has_duplicates:
-        raise _error(f"{ufile}: duplicate customer id {profile.index[profile.index.duplicated()][0]!r}")
+        raise _error(
+            f"{ufile}: duplicate customer id {profile.index[profile.index.duplicated()][0]!r}"
+        )
     users = UserTable.from_frame(profile)
     user_ids = users.users
 
@@ -442,25 +591,41 @@ def load_starbucks(path) -> Dataset:
                 target = leaky
             if column not in target:
                 target.append(column)
-        out = pd.DataFrame({"customer_id": part["customer_id"].astype(str),
-                            "offer_received_time": _numeric(part, "offer_received_time", dfile, integer=True,
-                                                            low=0, dtype=np.int64),
-                            "offer_id": part["offer_id"].astype(str)})
+        out = pd.DataFrame(
+            {
+                "customer_id": part["customer_id"].astype(str),
+                "offer_received_time": _numeric(
+                    part, "offer_received_time", dfile, integer=True, low=0, dtype=np.int64
+                ),
+                "offer_id": part["offer_id"].astype(str),
+            }
+        )
         for column in ("reward", "difficulty", "duration"):
             out[column] = _numeric(part, column, dfile, integer=True, low=0, dtype=np.int64)
-        out["offer_type"] = _categorical(part, "offer_type", dfile, _SB_OFFER_TYPES, allow_missing=False)
-        out["num_channels"] = _numeric(part, "num_channels", dfile, integer=True, low=0, dtype=np.int64)
+        out["offer_type"] = _categorical(
+            part, "offer_type", dfile, _SB_OFFER_TYPES, allow_missing=False
+        )
+        out["num_channels"] = _numeric(
+            part, "num_channels", dfile, integer=True, low=0, dtype=np.int64
+        )
         for column in ("ch_web", "ch_email", "ch_mobile", "ch_social"):
             out[column] = _flag(part, column, dfile)
         out["age"] = _numeric(part, "age", dfile, allow_missing=True)
-        out["days_registered"] = _numeric(part, "days_registered", dfile, integer=True, dtype=np.int64)
+        out["days_registered"] = _numeric(
+            part, "days_registered", dfile, integer=True, dtype=np.int64
+        )
         out["income"] = _numeric(part, "income", dfile, allow_missing=True)
         completed = _flag(part, "offer_completed", dfile)
         done_at = _numeric(part, "offer_completed_time", dfile, allow_missing=True)
         bad = (completed.to_numpy() == 1) & ~(done_at.to_numpy() >= 0)
         if bad.any():
-            raise _bad_row(dfile, "offer_completed_time", bad, part["offer_completed_time"],
-                           "a completion time >= 0 on a completed offer")
+            raise _bad_row(
+                dfile,
+                "offer_completed_time",
+                bad,
+                part["offer_completed_time"],
+                "a completion time >= 0 on a completed offer",
+            )
         out["offer_completed"] = completed
         out["offer_completed_time"] = done_at.where(completed == 1)
         out["split"] = split
@@ -468,16 +633,25 @@ def load_starbucks(path) -> Dataset:
 
     frame = pd.concat([p for _, p in parts], ignore_index=True)
     frame["split"] = pd.Categorical(frame["split"], categories=["train", "test"])
-    row_users = np.concatenate([_lookup(user_ids, p["customer_id"], f, "customer_id") for f, p in parts])
-    row_offers = np.concatenate([_lookup(catalog.ids, p["offer_id"], f, "offer_id") for f, p in parts])
+    row_users = np.concatenate(
+        [_lookup(user_ids, p["customer_id"], f, "customer_id") for f, p in parts]
+    )
+    row_offers = np.concatenate(
+        [_lookup(catalog.ids, p["offer_id"], f, "offer_id") for f, p in parts]
+    )
 
     # Demographics from the profile (the derived tables impute them).
     imputed = profile["age"].isna().to_numpy()[row_users]
     frame["age"] = profile["age"].to_numpy()[row_users]
     frame["income"] = profile["income"].to_numpy()[row_users]
-    frame.insert(frame.columns.get_loc("income") + 1, "gender",
-                 pd.Categorical.from_codes(np.asarray(profile["gender"].cat.codes)[row_users],
-                                           categories=profile["gender"].cat.categories))
+    frame.insert(
+        frame.columns.get_loc("income") + 1,
+        "gender",
+        pd.Categorical.from_codes(
+            np.asarray(profile["gender"].cat.codes)[row_users],
+            categories=profile["gender"].cat.categories,
+        ),
+    )
 
     # Events: issued at receipt, redeemed at completion.
     done = frame["offer_completed"].to_numpy() == 1
@@ -485,12 +659,18 @@ def load_starbucks(path) -> Dataset:
     hours_done = frame["offer_completed_time"].to_numpy()[done]
     n, m = len(frame), int(done.sum())
     events = _event_log(
-        user_ids, catalog.ids,
+        user_ids,
+        catalog.ids,
         np.concatenate([row_users, row_users[done]]),
         np.concatenate([row_offers, row_offers[done]]),
         np.concatenate([_types("issued", n), _types("redeemed", m)]),
-        np.concatenate([hours_issued * _SECONDS_PER_HOUR,
-                        np.round(hours_done * _SECONDS_PER_HOUR).astype(np.int64)]))
+        np.concatenate(
+            [
+                hours_issued * _SECONDS_PER_HOUR,
+                np.round(hours_done * _SECONDS_PER_HOUR).astype(np.int64),
+            ]
+        ),
+    )
 
     key = ["customer_id", "offer_id", "offer_received_time"]
     extra = {
@@ -501,20 +681,45 @@ def load_starbucks(path) -> Dataset:
         "duplicate_rows": int(frame.duplicated(key).sum()),
         "time_unit": "hours since the start of the test; event timestamps = hours * 3600 s since the Unix epoch",
     }
-    return Dataset(name="starbucks-rewards-offers", frame=frame, events=events, catalog=catalog,
-                   users=users, extra=extra)
+    return Dataset(
+        name="starbucks-rewards-offers",
+        frame=frame,
+        events=events,
+        catalog=catalog,
+        users=users,
+        extra=extra,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # 3. dunnhumby "The Complete Journey" (campaign and coupon tables).
 
 _DH_TYPES = ["TypeA", "TypeB", "TypeC"]
-_DH_DEMOGRAPHICS = ["AGE_DESC", "MARITAL_STATUS_CODE", "INCOME_DESC", "HOMEOWNER_DESC", "HH_COMP_DESC",
-                    "HOUSEHOLD_SIZE_DESC", "KID_CATEGORY_DESC"]
+_DH_DEMOGRAPHICS = [
+    "AGE_DESC",
+    "MARITAL_STATUS_CODE",
+    "INCOME_DESC",
+    "HOMEOWNER_DESC",
+    "HH_COMP_DESC",
+    "HOUSEHOLD_SIZE_DESC",
+    "KID_CATEGORY_DESC",
+]
 _DH_ORDERED = {
     "AGE_DESC": ["19-24", "25-34", "35-44", "45-54", "55-64", "65+"],
-    "INCOME_DESC": ["Under 15K", "15-24K", "25-34K", "35-49K", "50-74K", "75-99K", "100-124K", "125-149K",
-                    "150-174K", "175-199K", "200-249K", "250K+"],
+    "INCOME_DESC": [
+        "Under 15K",
+        "15-24K",
+        "25-34K",
+        "35-49K",
+        "50-74K",
+        "75-99K",
+        "100-124K",
+        "125-149K",
+        "150-174K",
+        "175-199K",
+        "200-249K",
+        "250K+",
+    ],
     "HOUSEHOLD_SIZE_DESC": ["1", "2", "3", "4", "5+"],
 }
 
@@ -555,12 +760,16 @@ def load_dunnhumby(path) -> Dataset:
     folder = _folder(path)
     dfile = _file(folder, "campaign_desc.csv")
     desc = _read_csv(dfile, ["DESCRIPTION", "CAMPAIGN", "START_DAY", "END_DAY"])
-    campaigns = pd.DataFrame({
-        "campaign": _numeric(desc, "CAMPAIGN", dfile, integer=True, low=0, dtype=np.int64),
-        "campaign_type": _categorical(desc, "DESCRIPTION", dfile, _DH_TYPES, allow_missing=False),
-        "start_day": _numeric(desc, "START_DAY", dfile, integer=True, low=0, dtype=np.int64),
-        "end_day": _numeric(desc, "END_DAY", dfile, integer=True, low=0, dtype=np.int64),
-    })
+    campaigns = pd.DataFrame(
+        {
+            "campaign": _numeric(desc, "CAMPAIGN", dfile, integer=True, low=0, dtype=np.int64),
+            "campaign_type": _categorical(
+                desc, "DESCRIPTION", dfile, _DH_TYPES, allow_missing=False
+            ),
+            "start_day": _numeric(desc, "START_DAY", dfile, integer=True, low=0, dtype=np.int64),
+            "end_day": _numeric(desc, "END_DAY", dfile, integer=True, low=0, dtype=np.int64),
+        }
+    )
     if campaigns["campaign"].duplicated().any():
         dup = campaigns["campaign"][campaigns["campaign"].duplicated()].iloc[0]
         raise _error(f"{dfile}: campaign {dup} is listed twice")
@@ -568,12 +777,17 @@ def load_dunnhumby(path) -> Dataset:
     if bad.any():
         raise _bad_row(dfile, "END_DAY", bad, desc["END_DAY"], "END_DAY >= START_DAY")
     campaigns = campaigns.sort_values("campaign", ignore_index=True)
-    catalog = _catalog(dfile, frame=pd.DataFrame({
-        "id": "C" + campaigns["campaign"].astype(str),
-        "kind": "discount",
-        "validity_days": campaigns["end_day"] - campaigns["start_day"] + 1,
-        "tags": "campaign_type:" + campaigns["campaign_type"].astype(str),
-    }))
+    catalog = _catalog(
+        dfile,
+        frame=pd.DataFrame(
+            {
+                "id": "C" + campaigns["campaign"].astype(str),
+                "kind": "discount",
+                "validity_days": campaigns["end_day"] - campaigns["start_day"] + 1,
+                "tags": "campaign_type:" + campaigns["campaign_type"].astype(str),
+            }
+        ),
+    )
     campaign_index = pd.Index(campaigns["campaign"])
 
     # Targetings.
@@ -583,12 +797,22 @@ def load_dunnhumby(path) -> Dataset:
     target_campaign = _numeric(table, "CAMPAIGN", tfile, integer=True, dtype=np.int64)
     target_pos = campaign_index.get_indexer(target_campaign)
     if (target_pos < 0).any():
-        raise _bad_row(tfile, "CAMPAIGN", target_pos < 0, table["CAMPAIGN"], f"a campaign of {dfile.name}")
+        raise _bad_row(
+            tfile, "CAMPAIGN", target_pos < 0, table["CAMPAIGN"], f"a campaign of {dfile.name}"
+        )
     target_type = _categorical(table, "DESCRIPTION", tfile, _DH_TYPES, allow_missing=False)
-    mismatch = np.asarray(target_type.codes) != np.asarray(campaigns["campaign_type"].cat.codes)[target_pos]
+    mismatch = (
+        np.asarray(target_type.codes)
+        != np.asarray(campaigns["campaign_type"].cat.codes)[target_pos]
+    )
     if mismatch.any():
-        raise _bad_row(tfile, "DESCRIPTION", mismatch, table["DESCRIPTION"],
-                       f"the campaign's type in {dfile.name}")
+        raise _bad_row(
+            tfile,
+            "DESCRIPTION",
+            mismatch,
+            table["DESCRIPTION"],
+            f"the campaign's type in {dfile.name}",
+        )
     targets = pd.DataFrame({"household_key": target_household, "campaign": target_campaign})
     duplicated = targets.duplicated().to_numpy()
     targets = targets[~duplicated].reset_index(drop=True)
@@ -597,19 +821,26 @@ def load_dunnhumby(path) -> Dataset:
     # Redemptions.
     rfile = _file(folder, "coupon_redempt.csv")
     redeem = _read_csv(rfile, ["household_key", "DAY", "COUPON_UPC", "CAMPAIGN"])
-    red = pd.DataFrame({
-        "household_key": _numeric(redeem, "household_key", rfile, integer=True, low=0, dtype=np.int64),
-        "day": _numeric(redeem, "DAY", rfile, integer=True, low=0, dtype=np.int64),
-        "campaign": _numeric(redeem, "CAMPAIGN", rfile, integer=True, dtype=np.int64),
-    })
+    red = pd.DataFrame(
+        {
+            "household_key": _numeric(
+                redeem, "household_key", rfile, integer=True, low=0, dtype=np.int64
+            ),
+            "day": _numeric(redeem, "DAY", rfile, integer=True, low=0, dtype=np.int64),
+            "campaign": _numeric(redeem, "CAMPAIGN", rfile, integer=True, dtype=np.int64),
+        }
+    )
     red_pos = campaign_index.get_indexer(red["campaign"])
     if (red_pos < 0).any():
-        raise _bad_row(rfile, "CAMPAIGN", red_pos < 0, redeem["CAMPAIGN"], f"a campaign of {dfile.name}")
+        raise _bad_row(
+            rfile, "CAMPAIGN", red_pos < 0, redeem["CAMPAIGN"], f"a campaign of {dfile.name}"
+        )
     per_pair = red.groupby(["household_key", "campaign"], sort=False)["day"].agg(["size", "min"])
 
     frame = targets.copy()
     frame["campaign_type"] = pd.Categorical.from_codes(
-        np.asarray(campaigns["campaign_type"].cat.codes)[target_pos], categories=_DH_TYPES)
+        np.asarray(campaigns["campaign_type"].cat.codes)[target_pos], categories=_DH_TYPES
+    )
     frame["start_day"] = campaigns["start_day"].to_numpy()[target_pos]
     frame["end_day"] = campaigns["end_day"].to_numpy()[target_pos]
     joined = per_pair.reindex(pd.MultiIndex.from_frame(targets))
@@ -620,41 +851,64 @@ def load_dunnhumby(path) -> Dataset:
 
     targeted = pd.MultiIndex.from_frame(targets)
     untargeted = ~pd.MultiIndex.from_frame(red[["household_key", "campaign"]]).isin(targeted)
-    outside = ((red["day"].to_numpy() < campaigns["start_day"].to_numpy()[red_pos])
-               | (red["day"].to_numpy() > campaigns["end_day"].to_numpy()[red_pos]))
+    outside = (red["day"].to_numpy() < campaigns["start_day"].to_numpy()[red_pos]) | (
+        red["day"].to_numpy() > campaigns["end_day"].to_numpy()[red_pos]
+    )
 
     # Households.
     hfile = _file(folder, "hh_demographic.csv")
-    demo = _read_csv(hfile, _DH_DEMOGRAPHICS + ["household_key"],
-                     dtype={c: str for c in _DH_DEMOGRAPHICS})
-    households = pd.DataFrame({
-        column: _categorical(demo, column, hfile, _DH_ORDERED.get(column), ordered=column in _DH_ORDERED)
-        for column in _DH_DEMOGRAPHICS})
+    demo = _read_csv(
+        hfile, _DH_DEMOGRAPHICS + ["household_key"], dtype={c: str for c in _DH_DEMOGRAPHICS}
+    )
+    households = pd.DataFrame(
+        {
+            column: _categorical(
+                demo, column, hfile, _DH_ORDERED.get(column), ordered=column in _DH_ORDERED
+            )
+            for column in _DH_DEMOGRAPHICS
+        }
+    )
     households.index = pd.Index(
         _numeric(demo, "household_key", hfile, integer=True, low=0, dtype=np.int64).to_numpy(),
-        name="household_key")
+        name="household_key",
+    )
     if households.index.has_duplicates:
-        raise _error(f"{hfile}: duplicate household_key {households.index[households.index.duplicated()][0]}")
+        raise _error(
+            f"{hfile}: duplicate household_key {households.index[households.index.duplicated()][0]}"
+        )
     # Events.
     # Members: every household targeted, redeeming or described, so that the UserTable rows
     # line up with the event log's member indices.
-    user_ids = IdMap(np.unique(np.concatenate([targets["household_key"].to_numpy(),
-                                               red["household_key"].to_numpy(),
-                                               households.index.to_numpy()])))
+    user_ids = IdMap(
+        np.unique(
+            np.concatenate(
+                [
+                    targets["household_key"].to_numpy(),
+                    red["household_key"].to_numpy(),
+                    households.index.to_numpy(),
+                ]
+            )
+        )
+    )
     n_t, n_r = len(targets), len(red)
     events = _event_log(
-        user_ids, catalog.ids,
-        np.concatenate([user_ids.lookup(targets["household_key"]), user_ids.lookup(red["household_key"])]),
+        user_ids,
+        catalog.ids,
+        np.concatenate(
+            [user_ids.lookup(targets["household_key"]), user_ids.lookup(red["household_key"])]
+        ),
         np.concatenate([target_pos, red_pos]),
         np.concatenate([_types("issued", n_t), _types("redeemed", n_r)]),
-        np.concatenate([frame["start_day"].to_numpy(), red["day"].to_numpy()]) * _SECONDS_PER_DAY)
+        np.concatenate([frame["start_day"].to_numpy(), red["day"].to_numpy()]) * _SECONDS_PER_DAY,
+    )
     users = UserTable.from_frame(households, users=user_ids)
-
 
     extra: Dict[str, Any] = {
         "campaigns": campaigns,
         "untargeted_redemptions": int(untargeted.sum()),
-        "untargeted_pairs": int(red.loc[untargeted, ["household_key", "campaign"]].drop_duplicates().shape[0]),
+        "untargeted_pairs": int(
+            red.loc[untargeted, ["household_key", "campaign"]].drop_duplicates().shape[0]
+        ),
         "redemptions_outside_window": int(outside.sum()),
         "duplicate_targetings": int(duplicated.sum()),
         "households": households,
@@ -666,19 +920,31 @@ def load_dunnhumby(path) -> Dataset:
         cfile = None
     if cfile is not None:
         coupons = _read_csv(cfile, ["COUPON_UPC", "PRODUCT_ID", "CAMPAIGN"])
-        extra["coupons"] = pd.DataFrame({
-            "coupon_upc": _numeric(coupons, "COUPON_UPC", cfile, integer=True, dtype=np.int64),
-            "product_id": _numeric(coupons, "PRODUCT_ID", cfile, integer=True, dtype=np.int64),
-            "campaign": _numeric(coupons, "CAMPAIGN", cfile, integer=True, dtype=np.int64),
-        })
-    return Dataset(name="dunnhumby-complete-journey-coupons", frame=frame, events=events, catalog=catalog,
-                   users=users, extra=extra)
+        extra["coupons"] = pd.DataFrame(
+            {
+                "coupon_upc": _numeric(coupons, "COUPON_UPC", cfile, integer=True, dtype=np.int64),
+                "product_id": _numeric(coupons, "PRODUCT_ID", cfile, integer=True, dtype=np.int64),
+                "campaign": _numeric(coupons, "CAMPAIGN", cfile, integer=True, dtype=np.int64),
+            }
+        )
+    return Dataset(
+        name="dunnhumby-complete-journey-coupons",
+        frame=frame,
+        events=events,
+        catalog=catalog,
+        users=users,
+        extra=extra,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # 4. Hillstrom e-mail uplift.
 
-_HILLSTROM_ARMS = {"Mens E-Mail": "mens_email", "Womens E-Mail": "womens_email", "No E-Mail": "control"}
+_HILLSTROM_ARMS = {
+    "Mens E-Mail": "mens_email",
+    "Womens E-Mail": "womens_email",
+    "No E-Mail": "control",
+}
 
 
 def load_hillstrom(path) -> Dataset:
@@ -699,27 +965,51 @@ def load_hillstrom(path) -> Dataset:
     """
     folder = _folder(path)
     file = _file(folder, "hillstrom.csv")
-    columns = ["recency", "history_segment", "history", "mens", "womens", "zip_code", "newbie", "channel",
-               "segment", "visit", "conversion", "spend"]
+    columns = [
+        "recency",
+        "history_segment",
+        "history",
+        "mens",
+        "womens",
+        "zip_code",
+        "newbie",
+        "channel",
+        "segment",
+        "visit",
+        "conversion",
+        "spend",
+    ]
     raw = _read_csv(file, columns)
     frame = pd.DataFrame(index=raw.index)
     frame["recency"] = _numeric(raw, "recency", file, integer=True, low=0, dtype=np.int64)
     segments = raw["history_segment"]
-    frame["history_segment"] = _categorical(raw, "history_segment", file,
-                                            sorted(segments.dropna().unique().tolist()), ordered=True,
-                                            allow_missing=False)
+    frame["history_segment"] = _categorical(
+        raw,
+        "history_segment",
+        file,
+        sorted(segments.dropna().unique().tolist()),
+        ordered=True,
+        allow_missing=False,
+    )
     frame["history"] = _numeric(raw, "history", file, low=0)
     for column in ("mens", "womens"):
         frame[column] = _flag(raw, column, file)
-    frame["zip_code"] = _categorical(raw, "zip_code", file, ["Urban", "Surburban", "Rural"], allow_missing=False)
+    frame["zip_code"] = _categorical(
+        raw, "zip_code", file, ["Urban", "Surburban", "Rural"], allow_missing=False
+    )
     frame["newbie"] = _flag(raw, "newbie", file)
-    frame["channel"] = _categorical(raw, "channel", file, ["Phone", "Web", "Multichannel"], allow_missing=False)
-    frame["segment"] = _categorical(raw, "segment", file, list(_HILLSTROM_ARMS), allow_missing=False)
+    frame["channel"] = _categorical(
+        raw, "channel", file, ["Phone", "Web", "Multichannel"], allow_missing=False
+    )
+    frame["segment"] = _categorical(
+        raw, "segment", file, list(_HILLSTROM_ARMS), allow_missing=False
+    )
     for column in ("visit", "conversion"):
         frame[column] = _flag(raw, column, file)
     frame["spend"] = _numeric(raw, "spend", file, low=0)
-    frame["treatment"] = pd.Categorical.from_codes(np.asarray(frame["segment"].cat.codes),
-                                                   categories=list(_HILLSTROM_ARMS.values()))
+    frame["treatment"] = pd.Categorical.from_codes(
+        np.asarray(frame["segment"].cat.codes), categories=list(_HILLSTROM_ARMS.values())
+    )
     frame["control"] = (frame["treatment"] == "control").to_numpy()
     return Dataset(name="hillstrom-email-uplift", frame=frame)
 
@@ -727,20 +1017,32 @@ def load_hillstrom(path) -> Dataset:
 # ---------------------------------------------------------------------------------------------
 # 5./6. MovieLens.
 
-def _ratings_events(frame: pd.DataFrame, user_ids: IdMap, item_ids: IdMap, file: Path,
-                    min_rating: Optional[float]) -> EventLog:
-    keep = np.ones(len(frame), dtype=bool) if min_rating is None \
+
+def _ratings_events(
+    frame: pd.DataFrame, user_ids: IdMap, item_ids: IdMap, file: Path, min_rating: Optional[float]
+) -> EventLog:
+    keep = (
+        np.ones(len(frame), dtype=bool)
+        if min_rating is None
         else (frame["rating"].to_numpy() >= float(min_rating))
+    )
     sub = frame[keep]
     seconds = _times(sub["timestamp"], "timestamp")
-    return _event_log(user_ids, item_ids,
-                      _lookup(user_ids, sub["user"], file, "user"), _lookup(item_ids, sub["item"], file, "item"),
-                      _types("claimed", len(sub)), seconds)
+    return _event_log(
+        user_ids,
+        item_ids,
+        _lookup(user_ids, sub["user"], file, "user"),
+        _lookup(item_ids, sub["item"], file, "item"),
+        _types("claimed", len(sub)),
+        seconds,
+    )
 
 
 def _timestamps(raw: pd.DataFrame, column: str, file: Path) -> pd.Series:
     secs = _numeric(raw, column, file, integer=True, low=0, dtype=np.int64)
-    return pd.Series(pd.to_datetime(secs.to_numpy(), unit="s", utc=True), index=raw.index, name="timestamp")
+    return pd.Series(
+        pd.to_datetime(secs.to_numpy(), unit="s", utc=True), index=raw.index, name="timestamp"
+    )
 
 
 def load_movielens_100k(path, min_rating: Optional[float] = None) -> Dataset:
@@ -768,18 +1070,28 @@ def load_movielens_100k(path, min_rating: Optional[float] = None) -> Dataset:
     folder = _folder(path)
     # Users.
     ufile = _file(folder, "u.user")
-    raw_users = _read_csv(ufile, sep="|", header=None, names=["user", "age", "gender", "occupation", "zip"],
-                          dtype={"gender": str, "occupation": str, "zip": str}, encoding="latin-1")
+    raw_users = _read_csv(
+        ufile,
+        sep="|",
+        header=None,
+        names=["user", "age", "gender", "occupation", "zip"],
+        dtype={"gender": str, "occupation": str, "zip": str},
+        encoding="latin-1",
+    )
     user_id = _numeric(raw_users, "user", ufile, integer=True, low=0, dtype=np.int64)
-    users_frame = pd.DataFrame({
-        "age": _numeric(raw_users, "age", ufile, low=0),
-        "gender": _categorical(raw_users, "gender", ufile, ["F", "M"]),
-        "occupation": _categorical(raw_users, "occupation", ufile),
-        "zip": _categorical(raw_users, "zip", ufile),
-    })
+    users_frame = pd.DataFrame(
+        {
+            "age": _numeric(raw_users, "age", ufile, low=0),
+            "gender": _categorical(raw_users, "gender", ufile, ["F", "M"]),
+            "occupation": _categorical(raw_users, "occupation", ufile),
+            "zip": _categorical(raw_users, "zip", ufile),
+        }
+    )
     users_frame.index = pd.Index(user_id.to_numpy(), name="user")
     if users_frame.index.has_duplicates:
-        raise _error(f"{ufile}: duplicate user id {users_frame.index[users_frame.index.duplicated()][0]}")
+        raise _error(
+            f"{ufile}: duplicate user id {users_frame.index[users_frame.index.duplicated()][0]}"
+        )
     users = UserTable.from_frame(users_frame)
 
     # Items.
@@ -787,20 +1099,36 @@ def load_movielens_100k(path, min_rating: Optional[float] = None) -> Dataset:
     genres = _read_csv(gfile, sep="|", header=None, names=["genre", "code"], encoding="latin-1")
     genres = genres.dropna(subset=["genre"])
     codes = _numeric(genres, "code", gfile, integer=True, dtype=np.int64)
-    genre_names = genres["genre"].astype(str).to_numpy()[np.argsort(codes.to_numpy(), kind="stable")].tolist()
+    genre_names = (
+        genres["genre"].astype(str).to_numpy()[np.argsort(codes.to_numpy(), kind="stable")].tolist()
+    )
     ifile = _file(folder, "u.item")
     item_columns = ["item", "title", "release_date", "video_release_date", "imdb_url"] + genre_names
-    raw_items = _read_csv(ifile, sep="|", header=None, names=item_columns, encoding="latin-1",
-                          dtype={"title": str, "release_date": str, "video_release_date": str, "imdb_url": str})
-    items = pd.DataFrame({
-        "item": _numeric(raw_items, "item", ifile, integer=True, low=0, dtype=np.int64),
-        "title": raw_items["title"],
-        "release_date": pd.to_datetime(raw_items["release_date"], format="%d-%b-%Y", errors="coerce"),
-        "imdb_url": raw_items["imdb_url"],
-    })
-    bad_date = items["release_date"].isna().to_numpy() & raw_items["release_date"].notna().to_numpy()
+    raw_items = _read_csv(
+        ifile,
+        sep="|",
+        header=None,
+        names=item_columns,
+        encoding="latin-1",
+        dtype={"title": str, "release_date": str, "video_release_date": str, "imdb_url": str},
+    )
+    items = pd.DataFrame(
+        {
+            "item": _numeric(raw_items, "item", ifile, integer=True, low=0, dtype=np.int64),
+            "title": raw_items["title"],
+            "release_date": pd.to_datetime(
+                raw_items["release_date"], format="%d-%b-%Y", errors="coerce"
+            ),
+            "imdb_url": raw_items["imdb_url"],
+        }
+    )
+    bad_date = (
+        items["release_date"].isna().to_numpy() & raw_items["release_date"].notna().to_numpy()
+    )
     if bad_date.any():
-        raise _bad_row(ifile, "release_date", bad_date, raw_items["release_date"], "a date like 01-Jan-1995")
+        raise _bad_row(
+            ifile, "release_date", bad_date, raw_items["release_date"], "a date like 01-Jan-1995"
+        )
     for name in genre_names:
         items[name] = _flag(raw_items, name, ifile)
     flags = items[genre_names].to_numpy(dtype=bool)
@@ -809,20 +1137,26 @@ def load_movielens_100k(path, min_rating: Optional[float] = None) -> Dataset:
         joined = joined + np.where(flags[:, j], name + "|", "").astype(object)
     items["genres"] = pd.Series(joined, index=items.index, dtype=object).str.findall(r"[^|]+")
     if items["item"].duplicated().any():
-        raise _error(f"{ifile}: duplicate movie id {items['item'][items['item'].duplicated()].iloc[0]}")
+        raise _error(
+            f"{ifile}: duplicate movie id {items['item'][items['item'].duplicated()].iloc[0]}"
+        )
     item_ids = IdMap(items["item"].to_numpy())
 
     # Ratings.
     rfile = _file(folder, "u.data")
     raw = _read_csv(rfile, sep="\t", header=None, names=["user", "item", "rating", "timestamp"])
-    frame = pd.DataFrame({
-        "user": _numeric(raw, "user", rfile, integer=True, low=0, dtype=np.int64),
-        "item": _numeric(raw, "item", rfile, integer=True, low=0, dtype=np.int64),
-        "rating": _numeric(raw, "rating", rfile, integer=True, low=1, high=5, dtype=np.int8),
-        "timestamp": _timestamps(raw, "timestamp", rfile),
-    })
+    frame = pd.DataFrame(
+        {
+            "user": _numeric(raw, "user", rfile, integer=True, low=0, dtype=np.int64),
+            "item": _numeric(raw, "item", rfile, integer=True, low=0, dtype=np.int64),
+            "rating": _numeric(raw, "rating", rfile, integer=True, low=1, high=5, dtype=np.int8),
+            "timestamp": _timestamps(raw, "timestamp", rfile),
+        }
+    )
     events = _ratings_events(frame, users.users, item_ids, rfile, min_rating)
-    return Dataset(name="movielens-100k", frame=frame, events=events, users=users, extra={"items": items})
+    return Dataset(
+        name="movielens-100k", frame=frame, events=events, users=users, extra={"items": items}
+    )
 
 
 def load_movielens_latest_small(path, min_rating: Optional[float] = None) -> Dataset:
@@ -848,26 +1182,34 @@ def load_movielens_latest_small(path, min_rating: Optional[float] = None) -> Dat
     mfile = _file(folder, "movies.csv")
     movies = _read_csv(mfile, ["movieId", "title", "genres"], dtype={"title": str, "genres": str})
     genres = movies["genres"].fillna("").astype(str)
-    items = pd.DataFrame({
-        "item": _numeric(movies, "movieId", mfile, integer=True, low=0, dtype=np.int64),
-        "title": movies["title"],
-        "genres": genres.where(genres != "(no genres listed)", "").str.findall(r"[^|]+"),
-    })
+    items = pd.DataFrame(
+        {
+            "item": _numeric(movies, "movieId", mfile, integer=True, low=0, dtype=np.int64),
+            "title": movies["title"],
+            "genres": genres.where(genres != "(no genres listed)", "").str.findall(r"[^|]+"),
+        }
+    )
     if items["item"].duplicated().any():
-        raise _error(f"{mfile}: duplicate movieId {items['item'][items['item'].duplicated()].iloc[0]}")
+        raise _error(
+            f"{mfile}: duplicate movieId {items['item'][items['item'].duplicated()].iloc[0]}"
+        )
     item_ids = IdMap(items["item"].to_numpy())
 
     rfile = _file(folder, "ratings.csv")
     raw = _read_csv(rfile, ["userId", "movieId", "rating", "timestamp"])
-    frame = pd.DataFrame({
-        "user": _numeric(raw, "userId", rfile, integer=True, low=0, dtype=np.int64),
-        "item": _numeric(raw, "movieId", rfile, integer=True, low=0, dtype=np.int64),
-        "rating": _numeric(raw, "rating", rfile, low=0.5, high=5, dtype=np.float32),
-        "timestamp": _timestamps(raw, "timestamp", rfile),
-    })
+    frame = pd.DataFrame(
+        {
+            "user": _numeric(raw, "userId", rfile, integer=True, low=0, dtype=np.int64),
+            "item": _numeric(raw, "movieId", rfile, integer=True, low=0, dtype=np.int64),
+            "rating": _numeric(raw, "rating", rfile, low=0.5, high=5, dtype=np.float32),
+            "timestamp": _timestamps(raw, "timestamp", rfile),
+        }
+    )
     user_ids = IdMap(np.unique(frame["user"].to_numpy()))
     events = _ratings_events(frame, user_ids, item_ids, rfile, min_rating)
-    return Dataset(name="movielens-latest-small", frame=frame, events=events, extra={"items": items})
+    return Dataset(
+        name="movielens-latest-small", frame=frame, events=events, extra={"items": items}
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -905,22 +1247,40 @@ def load_tianchi_o2o(path) -> Dataset:
     folder = _folder(path)
     file = _file(folder, "ccf_offline_stage1_test_revised.csv")
     columns = ["User_id", "Merchant_id", "Coupon_id", "Discount_rate", "Distance", "Date_received"]
-    raw = _read_csv(file, columns, dtype={"Discount_rate": str, "Distance": str, "Date_received": str},
-                    keep_default_na=False, na_values={"Distance": ["null", ""], "Discount_rate": ["null", ""],
-                                                      "Date_received": ["null", ""]})
-    frame = pd.DataFrame({
-        "user_id": _numeric(raw, "User_id", file, integer=True, low=0, dtype=np.int64),
-        "merchant_id": _numeric(raw, "Merchant_id", file, integer=True, low=0, dtype=np.int64),
-        "coupon_id": _numeric(raw, "Coupon_id", file, integer=True, low=0, dtype=np.int64),
-        "discount_rate": raw["Discount_rate"],
-    })
+    raw = _read_csv(
+        file,
+        columns,
+        dtype={"Discount_rate": str, "Distance": str, "Date_received": str},
+        keep_default_na=False,
+        na_values={
+            "Distance": ["null", ""],
+            "Discount_rate": ["null", ""],
+            "Date_received": ["null", ""],
+        },
+    )
+    frame = pd.DataFrame(
+        {
+            "user_id": _numeric(raw, "User_id", file, integer=True, low=0, dtype=np.int64),
+            "merchant_id": _numeric(raw, "Merchant_id", file, integer=True, low=0, dtype=np.int64),
+            "coupon_id": _numeric(raw, "Coupon_id", file, integer=True, low=0, dtype=np.int64),
+            "discount_rate": raw["Discount_rate"],
+        }
+    )
     missing = raw["Discount_rate"].isna().to_numpy()
     if missing.any():
-        raise _bad_row(file, "Discount_rate", missing, raw["Discount_rate"], "a discount (it is missing)")
+        raise _bad_row(
+            file, "Discount_rate", missing, raw["Discount_rate"], "a discount (it is missing)"
+        )
     parsed = parse_discounts(raw["Discount_rate"], errors="coerce")
     bad = parsed["kind"].isna().to_numpy()
     if bad.any():
-        raise _bad_row(file, "Discount_rate", bad, raw["Discount_rate"], 'a discount such as "150:20" or "0.95"')
+        raise _bad_row(
+            file,
+            "Discount_rate",
+            bad,
+            raw["Discount_rate"],
+            'a discount such as "150:20" or "0.95"',
+        )
     frame["kind"] = parsed["kind"]
     frame["threshold"] = parsed["threshold"].to_numpy()
     frame["face_value"] = parsed["face_value"].to_numpy()
@@ -928,45 +1288,88 @@ def load_tianchi_o2o(path) -> Dataset:
     frame["fixed_price"] = parsed["fixed_price"].to_numpy()
     distance = _numeric(raw, "Distance", file, integer=True, allow_missing=True, low=0, high=10)
     frame["distance"] = distance
-    frame["distance_m_max"] = np.where(distance.to_numpy() >= 10, np.inf, (distance.to_numpy() + 1) * 500.0)
+    frame["distance_m_max"] = np.where(
+        distance.to_numpy() >= 10, np.inf, (distance.to_numpy() + 1) * 500.0
+    )
     received = pd.to_datetime(raw["Date_received"], format="%Y%m%d", errors="coerce", utc=True)
     if received.isna().any():
-        raise _bad_row(file, "Date_received", received.isna().to_numpy(), raw["Date_received"], "a date YYYYMMDD")
+        raise _bad_row(
+            file,
+            "Date_received",
+            received.isna().to_numpy(),
+            raw["Date_received"],
+            "a date YYYYMMDD",
+        )
     frame["date_received"] = received
 
     per_coupon = frame.groupby("coupon_id", sort=False).agg(
-        discount=("discount_rate", "first"), n_discounts=("discount_rate", "nunique"),
-        merchant=("merchant_id", "first"), n_merchants=("merchant_id", "nunique"))
+        discount=("discount_rate", "first"),
+        n_discounts=("discount_rate", "nunique"),
+        merchant=("merchant_id", "first"),
+        n_merchants=("merchant_id", "nunique"),
+    )
     for count, what in (("n_discounts", "discount strings"), ("n_merchants", "merchants")):
         multi = per_coupon[count] > 1
         if multi.any():
             coupon = per_coupon.index[multi.to_numpy()][0]
             column = "discount_rate" if count == "n_discounts" else "merchant_id"
             seen = sorted(map(str, frame.loc[frame["coupon_id"] == coupon, column].unique()))
-            raise _error(f"{file}: coupon id {coupon} appears with {int(per_coupon[count][coupon])} {what} "
-                         f"({', '.join(seen)}); expected one per coupon")
-    catalog = _catalog(file, frame=pd.DataFrame({
-        "id": per_coupon.index.astype(str),
-        "discount": per_coupon["discount"].astype(str).to_numpy(),
-        "validity_days": _O2O_VALIDITY_DAYS,
-        "tags": ("merchant:" + per_coupon["merchant"].astype(str)).to_numpy(dtype=object),
-    }))
+            raise _error(
+                f"{file}: coupon id {coupon} appears with {int(per_coupon[count][coupon])} {what} "
+                f"({', '.join(seen)}); expected one per coupon"
+            )
+    catalog = _catalog(
+        file,
+        frame=pd.DataFrame(
+            {
+                "id": per_coupon.index.astype(str),
+                "discount": per_coupon["discount"].astype(str).to_numpy(),
+                "validity_days": _O2O_VALIDITY_DAYS,
+                "tags": ("merchant:" + per_coupon["merchant"].astype(str)).to_numpy(dtype=object),
+            }
+        ),
+    )
     user_ids = IdMap(np.unique(frame["user_id"].to_numpy()))
     benefit = _lookup(catalog.ids, frame["coupon_id"].astype(str), file, "Coupon_id")
     seconds = _times(received, "received")
-    events = _event_log(user_ids, catalog.ids, user_ids.lookup(frame["user_id"]), benefit,
-                        _types("issued", len(frame)), seconds)
+    events = _event_log(
+        user_ids,
+        catalog.ids,
+        user_ids.lookup(frame["user_id"]),
+        benefit,
+        _types("issued", len(frame)),
+        seconds,
+    )
     return Dataset(name="tianchi-o2o-coupon", frame=frame, events=events, catalog=catalog)
 
 
 # ---------------------------------------------------------------------------------------------
 # 8. UCI bank marketing.
 
-_BANK_NUMERIC = {"age": True, "duration": True, "campaign": True, "pdays": True, "previous": True,
-                 "emp.var.rate": False, "cons.price.idx": False, "cons.conf.idx": False, "euribor3m": False,
-                 "nr.employed": False}
-_BANK_CATEGORICAL = ["job", "marital", "education", "default", "housing", "loan", "contact", "month",
-                     "day_of_week", "poutcome"]
+_BANK_NUMERIC = {
+    "age": True,
+    "duration": True,
+    "campaign": True,
+    "pdays": True,
+    "previous": True,
+    "emp.var.rate": False,
+    "cons.price.idx": False,
+    "cons.conf.idx": False,
+    "euribor3m": False,
+    "nr.employed": False,
+}
+_BANK_CATEGORICAL = [
+    "job",
+    "marital",
+    "education",
+    "default",
+    "housing",
+    "loan",
+    "contact",
+    "month",
+    "day_of_week",
+    "poutcome",
+]
 _BANK_ORDERED = {
     "month": ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
     "day_of_week": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
@@ -990,18 +1393,41 @@ def load_bank_marketing(path) -> Dataset:
     """
     folder = _folder(path)
     file = _file(folder, "bank-additional-full.csv")
-    columns = ["age", "job", "marital", "education", "default", "housing", "loan", "contact", "month",
-               "day_of_week", "duration", "campaign", "pdays", "previous", "poutcome", "emp.var.rate",
-               "cons.price.idx", "cons.conf.idx", "euribor3m", "nr.employed", "y"]
+    columns = [
+        "age",
+        "job",
+        "marital",
+        "education",
+        "default",
+        "housing",
+        "loan",
+        "contact",
+        "month",
+        "day_of_week",
+        "duration",
+        "campaign",
+        "pdays",
+        "previous",
+        "poutcome",
+        "emp.var.rate",
+        "cons.price.idx",
+        "cons.conf.idx",
+        "euribor3m",
+        "nr.employed",
+        "y",
+    ]
     raw = _read_csv(file, columns, sep=";", dtype={c: str for c in _BANK_CATEGORICAL + ["y"]})
     frame = pd.DataFrame(index=raw.index)
     for column in columns:
         if column in _BANK_NUMERIC:
             integer = _BANK_NUMERIC[column]
-            frame[column] = _numeric(raw, column, file, integer=integer, dtype=np.int64 if integer else np.float64)
+            frame[column] = _numeric(
+                raw, column, file, integer=integer, dtype=np.int64 if integer else np.float64
+            )
         elif column in _BANK_ORDERED:
-            frame[column] = _categorical(raw, column, file, _BANK_ORDERED[column], ordered=True,
-                                         allow_missing=False)
+            frame[column] = _categorical(
+                raw, column, file, _BANK_ORDERED[column], ordered=True, allow_missing=False
+            )
         elif column == "y":
             frame[column] = _yes_no(raw, column, file)
         else:

@@ -10,13 +10,24 @@ from . import _core
 from ._util import csr_from_parts, time_seconds
 from .data import EVENT_TYPES, EventLog, _expect
 
-DEFAULT_EVENT_WEIGHTS = {"issued": 0.0, "viewed": 0.25, "claimed": 1.0, "redeemed": 4.0,
-                         "expired": 0.0, "ordered": 0.0}
+DEFAULT_EVENT_WEIGHTS = {
+    "issued": 0.0,
+    "viewed": 0.25,
+    "claimed": 1.0,
+    "redeemed": 4.0,
+    "expired": 0.0,
+    "ordered": 0.0,
+}
 
 
-def interaction_matrix(log: EventLog, event_weights: Optional[Mapping[str, float]] = None,
-                       half_life_days: float = 0.0, end_time=None, combine: str = "sum",
-                       num_threads: int = 0) -> sp.csr_matrix:
+def interaction_matrix(
+    log: EventLog,
+    event_weights: Optional[Mapping[str, float]] = None,
+    half_life_days: float = 0.0,
+    end_time=None,
+    combine: str = "sum",
+    num_threads: int = 0,
+) -> sp.csr_matrix:
     """Members x benefits confidences (scipy CSR, float32).
 
     Each event adds ``event_weights[type] * 0.5 ** (age / half_life_days)``, its age measured
@@ -28,10 +39,17 @@ def interaction_matrix(log: EventLog, event_weights: Optional[Mapping[str, float
     weights = dict(DEFAULT_EVENT_WEIGHTS)
     for name, value in (event_weights or {}).items():
         if name not in EVENT_TYPES:
-            raise _core.ConfigError(f"interaction_matrix: unknown event type {name!r} in event_weights "
-                                    f"(expected one of {', '.join(EVENT_TYPES)})")
+            raise _core.ConfigError(
+                f"interaction_matrix: unknown event type {name!r} in event_weights "
+                f"(expected one of {', '.join(EVENT_TYPES)})"
+            )
         weights[name] = float(value)
     parts = _core.build_interaction_matrix(
-        log._impl, [weights[t] for t in EVENT_TYPES], float(half_life_days),
-        None if end_time is None else time_seconds(end_time, "end_time"), combine, int(num_threads))
+        log._impl,
+        [weights[t] for t in EVENT_TYPES],
+        float(half_life_days),
+        None if end_time is None else time_seconds(end_time, "end_time"),
+        combine,
+        int(num_threads),
+    )
     return csr_from_parts(parts)

@@ -29,8 +29,14 @@ from ._util import csr_parts, float_array, int_scalar, seconds, text_arg
 from ._serializable import _Serializable
 
 __all__ = [
-    "DEFAULT_FIELDS", "FFM", "FM", "FeatureEncoder", "IsotonicCalibrator", "PlattCalibrator",
-    "redemption_samples", "reliability_curve",
+    "DEFAULT_FIELDS",
+    "FFM",
+    "FM",
+    "FeatureEncoder",
+    "IsotonicCalibrator",
+    "PlattCalibrator",
+    "redemption_samples",
+    "reliability_curve",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -40,14 +46,51 @@ FACE_VALUE_BANDS = (0.0, 2.0, 5.0, 10.0, 20.0)
 
 
 def _face_value_band(values) -> np.ndarray:
-    return np.searchsorted(np.asarray(FACE_VALUE_BANDS), np.asarray(values, dtype=np.float64), side="right")
+    return np.searchsorted(
+        np.asarray(FACE_VALUE_BANDS), np.asarray(values, dtype=np.float64), side="right"
+    )
 
 
-_CATALOG_BUILTINS = frozenset(("id", "kind", "face_value", "threshold", "discount_rate", "cost", "validity_days",
-                               "scope", "scope_value", "scenarios", "channel", "inventory", "tags"))
-_SAMPLE_ATTRIBUTES = ("kind", "face_value", "threshold", "discount_rate", "validity_days", "scope", "channel")
-_GENERATED = frozenset(("user", "benefit", "timestamp", "label", "event", "face_value_band", "tenure_days",
-                        "weekday", "hour", "day_of_month"))
+_CATALOG_BUILTINS = frozenset(
+    (
+        "id",
+        "kind",
+        "face_value",
+        "threshold",
+        "discount_rate",
+        "cost",
+        "validity_days",
+        "scope",
+        "scope_value",
+        "scenarios",
+        "channel",
+        "inventory",
+        "tags",
+    )
+)
+_SAMPLE_ATTRIBUTES = (
+    "kind",
+    "face_value",
+    "threshold",
+    "discount_rate",
+    "validity_days",
+    "scope",
+    "channel",
+)
+_GENERATED = frozenset(
+    (
+        "user",
+        "benefit",
+        "timestamp",
+        "label",
+        "event",
+        "face_value_band",
+        "tenure_days",
+        "weekday",
+        "hour",
+        "day_of_month",
+    )
+)
 _UNKNOWN_CHOICES = ("raise", "drop", "keep")
 
 
@@ -56,14 +99,18 @@ def _catalog_frame(catalog) -> pd.DataFrame:
         return catalog
     if hasattr(catalog, "to_frame"):
         return catalog.to_frame()
-    raise _core.InputError(f"redemption_samples: catalog must be a perkrec.Catalog or a DataFrame (got {type(catalog).__name__})")
+    raise _core.InputError(
+        f"redemption_samples: catalog must be a perkrec.Catalog or a DataFrame (got {type(catalog).__name__})"
+    )
 
 
 def _users_frame(users) -> pd.DataFrame:
     return users.to_frame() if not isinstance(users, pd.DataFrame) else users
 
 
-def _resolve_unknown(kind: str, index: np.ndarray, values, unknown: str, keep_mask: np.ndarray, counts: dict) -> None:
+def _resolve_unknown(
+    kind: str, index: np.ndarray, values, unknown: str, keep_mask: np.ndarray, counts: dict
+) -> None:
     """Applies the unknown-id choice to ``index`` (-1 = unknown): raise naming the first one, or
     count it and drop (clear keep_mask) or keep it (index stays -1)."""
     bad = index < 0
@@ -74,8 +121,10 @@ def _resolve_unknown(kind: str, index: np.ndarray, values, unknown: str, keep_ma
         i = int(np.flatnonzero(bad)[0])
         value = values[i]
         value = value.item() if hasattr(value, "item") else value
-        raise _core.InputError(f"redemption_samples: unknown {kind} id {value!r} at row {i} ({int(bad.sum())} rows "
-                               f"have unknown {kind} ids; unknown='drop' or 'keep' accepts them)")
+        raise _core.InputError(
+            f"redemption_samples: unknown {kind} id {value!r} at row {i} ({int(bad.sum())} rows "
+            f"have unknown {kind} ids; unknown='drop' or 'keep' accepts them)"
+        )
     if unknown == "drop":
         keep_mask &= ~bad
 
@@ -89,9 +138,16 @@ def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     return out
 
 
-def redemption_samples(events=None, catalog=None, users=None, *, offers: Optional[pd.DataFrame] = None,
-                       window_days: Optional[float] = None, keep: Sequence[str] = (),
-                       unknown: str = "raise") -> pd.DataFrame:
+def redemption_samples(
+    events=None,
+    catalog=None,
+    users=None,
+    *,
+    offers: Optional[pd.DataFrame] = None,
+    window_days: Optional[float] = None,
+    keep: Sequence[str] = (),
+    unknown: str = "raise",
+) -> pd.DataFrame:
     """Samples for a redemption model: one row per offer of a benefit to a member, with its label.
 
     **From an event log** (``offers`` None): one row per ``issued`` event of ``events``, labelled
@@ -124,26 +180,34 @@ def redemption_samples(events=None, catalog=None, users=None, *, offers: Optiona
     day_of_month), then the kept columns.
     """
     if unknown not in _UNKNOWN_CHOICES:
-        raise _core.ConfigError(f"redemption_samples: unknown must be one of {_UNKNOWN_CHOICES} (got {unknown!r})")
+        raise _core.ConfigError(
+            f"redemption_samples: unknown must be one of {_UNKNOWN_CHOICES} (got {unknown!r})"
+        )
     if catalog is None:
         raise _core.InputError("redemption_samples: catalog is required")
     cat = _catalog_frame(catalog)
     attributes = [c for c in cat.columns if c not in _CATALOG_BUILTINS]
     clash = [c for c in attributes if c in _GENERATED]
     if clash:
-        raise _core.InputError(f"redemption_samples: catalog attribute {clash[0]!r} clashes with a sample column "
-                               f"(rename it; reserved: {', '.join(sorted(_GENERATED))})")
+        raise _core.InputError(
+            f"redemption_samples: catalog attribute {clash[0]!r} clashes with a sample column "
+            f"(rename it; reserved: {', '.join(sorted(_GENERATED))})"
+        )
     if window_days is not None:
         window = float(window_days)
         if not window > 0:
-            raise _core.InputError(f"redemption_samples: window_days must be > 0 (got {window_days!r})")
+            raise _core.InputError(
+                f"redemption_samples: window_days must be > 0 (got {window_days!r})"
+            )
     counts = {"unknown_users": 0, "unknown_benefits": 0}
     n_users = None
     if users is not None:
         n_users = len(users.users) if hasattr(users, "users") else len(_users_frame(users))
     if offers is None:
         if events is None:
-            raise _core.InputError("redemption_samples: give events (labels from redemptions) or offers (labels given)")
+            raise _core.InputError(
+                "redemption_samples: give events (labels from redemptions) or offers (labels given)"
+            )
         user, benefit, etype, secs = _event_arrays(events)
         issued = np.flatnonzero((etype == "issued") & (benefit >= 0))
         redeemed = np.flatnonzero((etype == "redeemed") & (benefit >= 0))
@@ -151,12 +215,18 @@ def redemption_samples(events=None, catalog=None, users=None, *, offers: Optiona
         t0 = int(secs.min(initial=0))
         # Composite keys pair * 2^32 + time, sorted: the first redemption of the pair at or after
         # the issue is one binary search away.
-        key_r = np.sort((user[redeemed] * n_b + benefit[redeemed]) * (1 << 32) + (secs[redeemed] - t0))
+        key_r = np.sort(
+            (user[redeemed] * n_b + benefit[redeemed]) * (1 << 32) + (secs[redeemed] - t0)
+        )
         pair_i = user[issued] * n_b + benefit[issued]
         time_i = secs[issued]
         pos = np.searchsorted(key_r, pair_i * (1 << 32) + (time_i - t0), side="left")
         found = pos < len(key_r)
-        hit = key_r[np.minimum(pos, max(len(key_r) - 1, 0))] if len(key_r) else np.zeros(len(pos), np.int64)
+        hit = (
+            key_r[np.minimum(pos, max(len(key_r) - 1, 0))]
+            if len(key_r)
+            else np.zeros(len(pos), np.int64)
+        )
         same_pair = found & ((hit >> 32) == pair_i)
         first = (hit & ((1 << 32) - 1)) + t0
         b = benefit[issued].astype(np.int64)
@@ -171,27 +241,46 @@ def redemption_samples(events=None, catalog=None, users=None, *, offers: Optiona
             windows = np.full(len(issued), window)
         else:
             if "validity_days" not in cat.columns:
-                raise _core.InputError("redemption_samples: the catalog has no validity_days column; give window_days= "
-                                       "(the redemption window that defines a label) or the catalog's validity")
-            validity = pd.to_numeric(cat["validity_days"], errors="coerce").to_numpy(dtype=np.float64)
+                raise _core.InputError(
+                    "redemption_samples: the catalog has no validity_days column; give window_days= "
+                    "(the redemption window that defines a label) or the catalog's validity"
+                )
+            validity = pd.to_numeric(cat["validity_days"], errors="coerce").to_numpy(
+                dtype=np.float64
+            )
             windows = _take(validity, b).astype(np.float64)
             bad = keep_mask & (b >= 0) & ~(windows > 0)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 bid = cat["id"].iloc[b[i]] if "id" in cat.columns else b[i]
-                raise _core.InputError(f"redemption_samples: validity_days of benefit {bid!r} is missing or not > 0 "
-                                       f"(got {windows[i]!r}); give window_days= or fix the catalog")
+                raise _core.InputError(
+                    f"redemption_samples: validity_days of benefit {bid!r} is missing or not > 0 "
+                    f"(got {windows[i]!r}); give window_days= or fix the catalog"
+                )
         late = same_pair & (first - time_i > windows * 86400)
         label = (same_pair & ~late).astype(np.uint8)
-        out = pd.DataFrame({"user": u, "benefit": b, "timestamp": time_i, "label": label,
-                            "event": issued.astype(np.int64)})
+        out = pd.DataFrame(
+            {
+                "user": u,
+                "benefit": b,
+                "timestamp": time_i,
+                "label": label,
+                "event": issued.astype(np.int64),
+            }
+        )
         extra = None
         if keep:
-            ev = events.to_frame(external_ids=False) if not isinstance(events, pd.DataFrame) else events
+            ev = (
+                events.to_frame(external_ids=False)
+                if not isinstance(events, pd.DataFrame)
+                else events
+            )
             missing = [c for c in keep if c not in ev.columns]
             if missing:
-                raise _core.InputError(f"redemption_samples: keep names unknown event column {missing[0]!r} "
-                                       f"(have {list(ev.columns)})")
+                raise _core.InputError(
+                    f"redemption_samples: keep names unknown event column {missing[0]!r} "
+                    f"(have {list(ev.columns)})"
+                )
             extra = ev[list(keep)].iloc[issued].reset_index(drop=True)
         counts["redeemed_after_window"] = int((late & keep_mask).sum())
         out = out[keep_mask].reset_index(drop=True)
@@ -199,23 +288,33 @@ def redemption_samples(events=None, catalog=None, users=None, *, offers: Optiona
             extra = extra[keep_mask].reset_index(drop=True)
     else:
         if not isinstance(offers, pd.DataFrame):
-            raise _core.InputError(f"redemption_samples: offers must be a DataFrame (got {type(offers).__name__})")
+            raise _core.InputError(
+                f"redemption_samples: offers must be a DataFrame (got {type(offers).__name__})"
+            )
         if keep:
-            raise _core.InputError("redemption_samples: keep applies to events; every column of offers is kept")
+            raise _core.InputError(
+                "redemption_samples: keep applies to events; every column of offers is kept"
+            )
         missing = [c for c in ("user", "benefit", "timestamp", "label") if c not in offers.columns]
         if missing:
-            raise _core.InputError(f"redemption_samples: offers lacks column {missing[0]!r} "
-                                   "(needs user, benefit, timestamp, label)")
+            raise _core.InputError(
+                f"redemption_samples: offers lacks column {missing[0]!r} "
+                "(needs user, benefit, timestamp, label)"
+            )
         if users is not None and hasattr(users, "users"):
             user_map = users.users
         elif events is not None and hasattr(events, "user_ids") and events.user_ids is not None:
             user_map = events.user_ids
         else:
-            raise _core.InputError("redemption_samples: offers need a member map: give users (a UserTable) "
-                                   "or events (an EventLog with user_ids)")
+            raise _core.InputError(
+                "redemption_samples: offers need a member map: give users (a UserTable) "
+                "or events (an EventLog with user_ids)"
+            )
         from .data import IdMap
 
-        bmap = catalog.ids if not isinstance(catalog, pd.DataFrame) else IdMap(cat["id"].astype(str))
+        bmap = (
+            catalog.ids if not isinstance(catalog, pd.DataFrame) else IdMap(cat["id"].astype(str))
+        )
         user_values = offers["user"].to_numpy()
         benefit_values = offers["benefit"].to_numpy()
         if pd.isna(offers["user"]).any() or pd.isna(offers["benefit"]).any():
@@ -223,8 +322,10 @@ def redemption_samples(events=None, catalog=None, users=None, *, offers: Optiona
             i = int(np.flatnonzero(pd.isna(offers[col]).to_numpy())[0])
             raise _core.InputError(f"redemption_samples: offers row {i}: {col} is missing")
         u = user_map.lookup(user_values, missing="minus_one").astype(np.int64)
-        b = bmap.lookup(benefit_values.astype(str) if bmap.key_type == "string" else benefit_values,
-                        missing="minus_one").astype(np.int64)
+        b = bmap.lookup(
+            benefit_values.astype(str) if bmap.key_type == "string" else benefit_values,
+            missing="minus_one",
+        ).astype(np.int64)
         raw = offers["label"]
         if pd.api.types.is_bool_dtype(raw):
             label = raw.to_numpy().astype(np.uint8)
@@ -233,13 +334,17 @@ def redemption_samples(events=None, catalog=None, users=None, *, offers: Optiona
             bad = ~np.isin(values, (0.0, 1.0))
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise _core.InputError(f"redemption_samples: offers row {i}: label must be 0 or 1 (got {raw.iloc[i]!r})")
+                raise _core.InputError(
+                    f"redemption_samples: offers row {i}: label must be 0 or 1 (got {raw.iloc[i]!r})"
+                )
             label = values.astype(np.uint8)
         time_i = seconds(offers["timestamp"], "redemption_samples: offers timestamp")
         keep_mask = np.ones(len(offers), dtype=bool)
         _resolve_unknown("user", u, user_values, unknown, keep_mask, counts)
         _resolve_unknown("benefit", b, benefit_values, unknown, keep_mask, counts)
-        out = pd.DataFrame({"user": u, "benefit": b, "timestamp": time_i, "label": label}, index=offers.index)
+        out = pd.DataFrame(
+            {"user": u, "benefit": b, "timestamp": time_i, "label": label}, index=offers.index
+        )
         extra = offers.drop(columns=["user", "benefit", "timestamp", "label"])
         out, extra = out[keep_mask], extra[keep_mask]
     b = out["benefit"].to_numpy()
@@ -247,7 +352,9 @@ def redemption_samples(events=None, catalog=None, users=None, *, offers: Optiona
         if col in cat.columns:
             out[col] = _take(cat[col].to_numpy(), b)
     if "face_value" in cat.columns:
-        out["face_value_band"] = np.where(b >= 0, _face_value_band(np.nan_to_num(out["face_value"].to_numpy(np.float64))), -1)
+        out["face_value_band"] = np.where(
+            b >= 0, _face_value_band(np.nan_to_num(out["face_value"].to_numpy(np.float64))), -1
+        )
     time_out = out["timestamp"].to_numpy()
     if users is not None:
         uf = _users_frame(users)
@@ -279,7 +386,9 @@ def _event_arrays(events) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     from .data import EventLog
 
     if not isinstance(events, (EventLog, pd.DataFrame)):
-        raise _core.InputError(f"events must be a perkrec.EventLog or a DataFrame (got {type(events).__name__})")
+        raise _core.InputError(
+            f"events must be a perkrec.EventLog or a DataFrame (got {type(events).__name__})"
+        )
     ev = events.to_frame(external_ids=False) if not isinstance(events, pd.DataFrame) else events
     missing = [c for c in ("user", "benefit", "event_type", "timestamp") if c not in ev]
     if missing:
@@ -287,11 +396,19 @@ def _event_arrays(events) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     t = ev["timestamp"]
     if t.dtype.kind == "M":
         stamps = pd.to_datetime(t, utc=True)
-        seconds = ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
+        seconds = (
+            ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1))
+            .to_numpy()
+            .astype(np.int64)
+        )
     else:
         seconds = np.asarray(t, dtype=np.int64)
-    return (ev["user"].to_numpy().astype(np.int64), ev["benefit"].to_numpy().astype(np.int64),
-            ev["event_type"].astype(str).to_numpy(), seconds)
+    return (
+        ev["user"].to_numpy().astype(np.int64),
+        ev["benefit"].to_numpy().astype(np.int64),
+        ev["event_type"].astype(str).to_numpy(),
+        seconds,
+    )
 
 
 def _event_log(events):
@@ -302,12 +419,18 @@ def _event_log(events):
     if isinstance(events, EventLog):
         return events._impl
     if not isinstance(events, pd.DataFrame):
-        raise _core.InputError(f"events must be a perkrec.EventLog or a DataFrame (got {type(events).__name__})")
+        raise _core.InputError(
+            f"events must be a perkrec.EventLog or a DataFrame (got {type(events).__name__})"
+        )
     missing = [c for c in ("user", "benefit", "event_type", "timestamp") if c not in events]
     if missing:
         raise _core.InputError(f"events: missing columns {missing}")
-    return EventLog.from_arrays(events["user"].to_numpy(), events["benefit"].to_numpy(),
-                                events["event_type"].to_numpy(), events["timestamp"])._impl
+    return EventLog.from_arrays(
+        events["user"].to_numpy(),
+        events["benefit"].to_numpy(),
+        events["event_type"].to_numpy(),
+        events["timestamp"],
+    )._impl
 
 
 def _sample_keys(samples: pd.DataFrame) -> list:
@@ -323,24 +446,50 @@ def _sample_keys(samples: pd.DataFrame) -> list:
     return keys
 
 
-def history_features(samples: pd.DataFrame, events, benefit_kind: np.ndarray,
-                     benefit_band: np.ndarray, benefit_channel: Optional[np.ndarray] = None) -> pd.DataFrame:
+def history_features(
+    samples: pd.DataFrame,
+    events,
+    benefit_kind: np.ndarray,
+    benefit_band: np.ndarray,
+    benefit_channel: Optional[np.ndarray] = None,
+) -> pd.DataFrame:
     """The history aggregates (HISTORY_AGGREGATES) of each sample (user, benefit, timestamp)
     from events strictly before its timestamp. ``benefit_kind`` / ``benefit_band`` /
     ``benefit_channel`` (optional; None = one channel) map a benefit index to integer codes.
     Computed by perkrec::FeatureEncoder::history."""
     impl = _core.FeatureEncoder('{"fields": []}')
-    impl.set_benefit_codes(np.asarray(benefit_kind, np.int64).tolist(), np.asarray(benefit_band, np.int64).tolist(),
-                           [] if benefit_channel is None else np.asarray(benefit_channel, np.int64).tolist())
-    cols = dict(impl.history(len(samples), _sample_keys(samples), _event_log(events), list(HISTORY_AGGREGATES)))
-    order = ([f"{s}_{t}" for t in _HISTORY_TYPES for s in ("member", "member_kind", "member_band", "benefit")]
-             + ["member_ordered"]
-             + [f"{s}_{r}" for s in ("member", "member_kind", "member_band", "benefit")
-                for r in ("redemption_rate", "claim_rate")]
-             + [f"member_channel_{t}" for t in ("issued", "viewed", "claimed", "redeemed")]
-             + [f"member_channel_{r}" for r in ("view_rate", "claim_rate", "redemption_rate")])
-    return pd.DataFrame({name: cols[name].astype(np.int64) if not name.endswith("_rate") else cols[name]
-                         for name in order}, index=samples.index)
+    impl.set_benefit_codes(
+        np.asarray(benefit_kind, np.int64).tolist(),
+        np.asarray(benefit_band, np.int64).tolist(),
+        [] if benefit_channel is None else np.asarray(benefit_channel, np.int64).tolist(),
+    )
+    cols = dict(
+        impl.history(
+            len(samples), _sample_keys(samples), _event_log(events), list(HISTORY_AGGREGATES)
+        )
+    )
+    order = (
+        [
+            f"{s}_{t}"
+            for t in _HISTORY_TYPES
+            for s in ("member", "member_kind", "member_band", "benefit")
+        ]
+        + ["member_ordered"]
+        + [
+            f"{s}_{r}"
+            for s in ("member", "member_kind", "member_band", "benefit")
+            for r in ("redemption_rate", "claim_rate")
+        ]
+        + [f"member_channel_{t}" for t in ("issued", "viewed", "claimed", "redeemed")]
+        + [f"member_channel_{r}" for r in ("view_rate", "claim_rate", "redemption_rate")]
+    )
+    return pd.DataFrame(
+        {
+            name: cols[name].astype(np.int64) if not name.endswith("_rate") else cols[name]
+            for name in order
+        },
+        index=samples.index,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,10 +514,18 @@ DEFAULT_FIELDS: List[dict] = [
     {"name": "tenure_days", "kind": "numeric", "transform": "quantile", "bins": 8},
     {"name": "weekday", "kind": "categorical"},
     {"name": "hour", "kind": "categorical"},
-    {"name": "member_history", "kind": "history", "bins": 6,
-     "aggregates": [a for a in HISTORY_AGGREGATES if a.startswith("member")]},
-    {"name": "benefit_history", "kind": "history", "bins": 6,
-     "aggregates": [a for a in HISTORY_AGGREGATES if a.startswith("benefit")]},
+    {
+        "name": "member_history",
+        "kind": "history",
+        "bins": 6,
+        "aggregates": [a for a in HISTORY_AGGREGATES if a.startswith("member")],
+    },
+    {
+        "name": "benefit_history",
+        "kind": "history",
+        "bins": 6,
+        "aggregates": [a for a in HISTORY_AGGREGATES if a.startswith("benefit")],
+    },
 ]
 
 
@@ -379,7 +536,9 @@ def _json_default(value):
         return float(value)
     if isinstance(value, np.bool_):
         return bool(value)
-    raise _core.ConfigError(f"FeatureEncoder: a field holds {type(value).__name__} {value!r} (expected JSON values)")
+    raise _core.ConfigError(
+        f"FeatureEncoder: a field holds {type(value).__name__} {value!r} (expected JSON values)"
+    )
 
 
 def _categorical_column(series: pd.Series):
@@ -397,7 +556,11 @@ def _categorical_column(series: pd.Series):
 
 
 def _is_integer(series: pd.Series) -> bool:
-    return isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu" and series.dtype != np.uint64
+    return (
+        isinstance(series.dtype, np.dtype)
+        and series.dtype.kind in "iu"
+        and series.dtype != np.uint64
+    )
 
 
 class FeatureEncoder:
@@ -435,8 +598,10 @@ class FeatureEncoder:
             raise _config_error(f"FeatureEncoder: fields must be a list of dicts (got {fields!r})")
         self.fields = [dict(f) for f in fields]
         self._declared = self.fields
-        self._impl = _core.FeatureEncoder(json.dumps({"fields": self.fields}, default=_json_default),
-                                          int_scalar(num_threads, "num_threads"))
+        self._impl = _core.FeatureEncoder(
+            json.dumps({"fields": self.fields}, default=_json_default),
+            int_scalar(num_threads, "num_threads"),
+        )
 
     @classmethod
     def _wrap(cls, impl) -> "FeatureEncoder":
@@ -451,35 +616,57 @@ class FeatureEncoder:
         """The C++ sample columns of the fields in ``names`` (all when None) that ``frame``
         has; a missing column is reported by the C++ encoder, naming the field."""
         if not isinstance(frame, pd.DataFrame):
-            raise _input_error(f"FeatureEncoder: samples must be a DataFrame (got {type(frame).__name__})")
+            raise _input_error(
+                f"FeatureEncoder: samples must be a DataFrame (got {type(frame).__name__})"
+            )
         integers = dict(_sample_keys(frame))
         numerics, categoricals = {}, {}
-        for f in (self._declared if names is None else self.fields):
-            if (names is not None and f["name"] not in names) or f["kind"] in ("history", "behavior"):
+        for f in self._declared if names is None else self.fields:
+            if (names is not None and f["name"] not in names) or f["kind"] in (
+                "history",
+                "behavior",
+            ):
                 continue
             col = f.get("column", f["name"])
             if col not in frame.columns:
                 continue
             series = frame[col]
             if f["kind"] == "numeric":
-                numerics[col] = np.ascontiguousarray(np.asarray(series.to_numpy(), dtype=np.float64))
+                numerics[col] = np.ascontiguousarray(
+                    np.asarray(series.to_numpy(), dtype=np.float64)
+                )
             elif _is_integer(series):
-                integers.setdefault(col, np.ascontiguousarray(series.to_numpy().astype(np.int64, copy=False)))
+                integers.setdefault(
+                    col, np.ascontiguousarray(series.to_numpy().astype(np.int64, copy=False))
+                )
             elif col not in categoricals:
                 categoricals[col] = (col,) + _categorical_column(series)
-        return (len(frame), list(integers.items()), list(numerics.items()), list(categoricals.values()))
+        return (
+            len(frame),
+            list(integers.items()),
+            list(numerics.items()),
+            list(categoricals.values()),
+        )
 
     def _prepare_history(self, frame, events, catalog, selected: Optional[set]):
-        history = [f for f in self.fields if f["kind"] == "history" and (selected is None or f["name"] in selected)]
+        history = [
+            f
+            for f in self.fields
+            if f["kind"] == "history" and (selected is None or f["name"] in selected)
+        ]
         if catalog is not None and history:
             cat = catalog.to_frame() if not isinstance(catalog, pd.DataFrame) else catalog
-            self._impl.set_benefits(cat["kind"].astype(str).tolist(),
-                                    np.ascontiguousarray(np.asarray(cat["face_value"], dtype=np.float64)),
-                                    cat["channel"].astype(str).tolist() if "channel" in cat.columns else [])
+            self._impl.set_benefits(
+                cat["kind"].astype(str).tolist(),
+                np.ascontiguousarray(np.asarray(cat["face_value"], dtype=np.float64)),
+                cat["channel"].astype(str).tolist() if "channel" in cat.columns else [],
+            )
         if not history:
             return None
         if events is None:
-            raise _input_error("FeatureEncoder: history fields need events= (an EventLog or event frame)")
+            raise _input_error(
+                "FeatureEncoder: history fields need events= (an EventLog or event frame)"
+            )
         return _event_log(events)
 
     @staticmethod
@@ -494,7 +681,9 @@ class FeatureEncoder:
         return {"behavior_log": log, "items": items, "benefit_items": applies}
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, frame: pd.DataFrame, *, events=None, catalog=None, behavior=None) -> "FeatureEncoder":
+    def fit(
+        self, frame: pd.DataFrame, *, events=None, catalog=None, behavior=None
+    ) -> "FeatureEncoder":
         """Learns vocabularies, quantile edges and scalings from ``frame`` (the training samples).
         History fields need ``events`` and, on the first fit, ``catalog`` (benefit kinds and
         face values). Behavior fields need ``behavior=(BehaviorLog, ItemCatalog, BenefitItems)``
@@ -531,8 +720,15 @@ class FeatureEncoder:
         """Optional fields that fit dropped because the frame lacked their column."""
         return list(self._impl.dropped_fields)
 
-    def transform(self, frame: pd.DataFrame, *, events=None, catalog=None, fields: Optional[Sequence[str]] = None,
-                  behavior=None) -> sp.csr_matrix:
+    def transform(
+        self,
+        frame: pd.DataFrame,
+        *,
+        events=None,
+        catalog=None,
+        fields: Optional[Sequence[str]] = None,
+        behavior=None,
+    ) -> sp.csr_matrix:
         """Sparse rows (scipy CSR float32, n_samples x n_features). ``fields`` restricts the
         output to some fields (e.g. the benefit fields for score_candidates); columns keep
         their global numbering. ``behavior``: as in ``fit``, when a behavior field is selected."""
@@ -541,13 +737,17 @@ class FeatureEncoder:
         names = None if fields is None else [str(f) for f in fields]
         selected = None if names is None else set(names)
         log = self._prepare_history(frame, events, catalog, selected)
-        indptr, indices, data, rows, cols = self._impl.transform(*self._columns(frame, selected), log, names,
-                                                                 **self._behavior(behavior))
+        indptr, indices, data, rows, cols = self._impl.transform(
+            *self._columns(frame, selected), log, names, **self._behavior(behavior)
+        )
         return sp.csr_matrix((data, indices, indptr), shape=(rows, cols))
 
-    def fit_transform(self, frame: pd.DataFrame, *, events=None, catalog=None, behavior=None) -> sp.csr_matrix:
+    def fit_transform(
+        self, frame: pd.DataFrame, *, events=None, catalog=None, behavior=None
+    ) -> sp.csr_matrix:
         return self.fit(frame, events=events, catalog=catalog, behavior=behavior).transform(
-            frame, events=events, catalog=catalog, behavior=behavior)
+            frame, events=events, catalog=catalog, behavior=behavior
+        )
 
     # -- persistence -----------------------------------------------------------------------
     def to_json(self) -> str:
@@ -557,7 +757,9 @@ class FeatureEncoder:
 
     @classmethod
     def from_json(cls, text: str) -> "FeatureEncoder":
-        return cls._wrap(_core.FeatureEncoder.from_json(text_arg(text, "FeatureEncoder.from_json: text")))
+        return cls._wrap(
+            _core.FeatureEncoder.from_json(text_arg(text, "FeatureEncoder.from_json: text"))
+        )
 
     def __repr__(self) -> str:
         state = f"{self.n_features} features" if self._impl.fitted else "not fitted"
@@ -619,15 +821,38 @@ class FM(_Serializable, _Estimator):
     _core_class = _core.FM
     _field_aware = False
 
-    def __init__(self, factors: int = 8, loss: str = "logistic", optimizer: str = "adagrad",
-                 learning_rate: float = 0.05, init_std: float = 0.01, reg_bias: float = 0.0,
-                 reg_linear: float = 1e-5, reg_factors: float = 1e-5, epochs: int = 10,
-                 early_stopping_rounds: int = 0, shuffle: str = "blocks", num_threads: int = 1, seed: int = 42):
-        params = dict(field_aware=self._field_aware, factors=factors, loss=loss, optimizer=optimizer,
-                      learning_rate=learning_rate, init_std=init_std, reg_bias=reg_bias,
-                      reg_linear=reg_linear, reg_factors=reg_factors, epochs=epochs,
-                      early_stopping_rounds=early_stopping_rounds, shuffle=shuffle, num_threads=num_threads,
-                      seed=seed)
+    def __init__(
+        self,
+        factors: int = 8,
+        loss: str = "logistic",
+        optimizer: str = "adagrad",
+        learning_rate: float = 0.05,
+        init_std: float = 0.01,
+        reg_bias: float = 0.0,
+        reg_linear: float = 1e-5,
+        reg_factors: float = 1e-5,
+        epochs: int = 10,
+        early_stopping_rounds: int = 0,
+        shuffle: str = "blocks",
+        num_threads: int = 1,
+        seed: int = 42,
+    ):
+        params = dict(
+            field_aware=self._field_aware,
+            factors=factors,
+            loss=loss,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            init_std=init_std,
+            reg_bias=reg_bias,
+            reg_linear=reg_linear,
+            reg_factors=reg_factors,
+            epochs=epochs,
+            early_stopping_rounds=early_stopping_rounds,
+            shuffle=shuffle,
+            num_threads=num_threads,
+            seed=seed,
+        )
         self._impl = _core.FM(json.dumps(params))
         self._encoder: Optional[FeatureEncoder] = None
 
@@ -637,17 +862,31 @@ class FM(_Serializable, _Estimator):
         obj = (FFM if field_aware else FM).__new__(FFM if field_aware else FM)
         obj._impl = impl
         meta = json.loads(impl.metadata)
-        obj._encoder = FeatureEncoder.from_json(json.dumps(meta["encoder"])) if "encoder" in meta else None
+        obj._encoder = (
+            FeatureEncoder.from_json(json.dumps(meta["encoder"])) if "encoder" in meta else None
+        )
         return obj
 
     def set_num_threads(self, num_threads: int):
         """Threads of later calls (0 = the OpenMP default, at most perkrec's MAX_THREADS): a
         loaded model keeps the count it was saved with until you set your own."""
-        self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -2**31, 2**31 - 1))
+        self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -(2**31), 2**31 - 1))
         self._set_recorded("num_threads", num_threads)
         return self
 
-    def _train(self, method, X, y, sample_weight, groups, feature_fields, n_fields, validation, encoder, progress):
+    def _train(
+        self,
+        method,
+        X,
+        y,
+        sample_weight,
+        groups,
+        feature_fields,
+        n_fields,
+        validation,
+        encoder,
+        progress,
+    ):
         if encoder is not None:
             if feature_fields is None:
                 feature_fields = encoder.feature_fields
@@ -676,9 +915,19 @@ class FM(_Serializable, _Estimator):
             method(X, yy, w, g, ff, int(n_fields), vX, vy, vw, vg, resolve_progress(progress))
         return self
 
-    def fit(self, X, y, *, sample_weight=None, groups=None, feature_fields=None, n_fields: Optional[int] = None,
-            validation: Optional[tuple] = None, encoder: Optional[FeatureEncoder] = None,
-            progress: ProgressArg = False):
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        sample_weight=None,
+        groups=None,
+        feature_fields=None,
+        n_fields: Optional[int] = None,
+        validation: Optional[tuple] = None,
+        encoder: Optional[FeatureEncoder] = None,
+        progress: ProgressArg = False,
+    ):
         """Trains on rows ``X`` (scipy sparse, n x n_features) and labels ``y``.
 
         ``feature_fields``: field of each feature (default: ``encoder.feature_fields``, else one
@@ -686,17 +935,47 @@ class FM(_Serializable, _Estimator):
         and early stopping. ``groups``: per-row group ids for ``loss="bpr"``. ``encoder`` is saved
         with the model (``model.encoder`` after load).
         """
-        return self._train(self._impl.fit, X, y, sample_weight, groups, feature_fields, n_fields, validation,
-                           encoder, progress)
+        return self._train(
+            self._impl.fit,
+            X,
+            y,
+            sample_weight,
+            groups,
+            feature_fields,
+            n_fields,
+            validation,
+            encoder,
+            progress,
+        )
 
-    def partial_fit(self, X, y, *, sample_weight=None, groups=None, feature_fields=None,
-                    n_fields: Optional[int] = None, validation: Optional[tuple] = None, progress: ProgressArg = False):
+    def partial_fit(
+        self,
+        X,
+        y,
+        *,
+        sample_weight=None,
+        groups=None,
+        feature_fields=None,
+        n_fields: Optional[int] = None,
+        validation: Optional[tuple] = None,
+        progress: ProgressArg = False,
+    ):
         """Continues training on new rows (same feature space) for ``epochs`` more epochs."""
         if feature_fields is None and self._impl.fitted:
             feature_fields = self._impl.feature_fields()
             n_fields = self._impl.n_fields
-        return self._train(self._impl.partial_fit, X, y, sample_weight, groups, feature_fields, n_fields,
-                           validation, None, progress)
+        return self._train(
+            self._impl.partial_fit,
+            X,
+            y,
+            sample_weight,
+            groups,
+            feature_fields,
+            n_fields,
+            validation,
+            None,
+            progress,
+        )
 
     def predict_proba(self, X) -> np.ndarray:
         """(n, 2) probabilities of label 0 and 1 (logistic loss only): scikit-learn's
@@ -718,10 +997,13 @@ class FM(_Serializable, _Estimator):
 
         loss = json.loads(self._impl.get_params())["loss"]
         kind = {"logistic": "classifier", "squared": "regressor"}.get(loss)
-        return Tags(estimator_type=kind, target_tags=TargetTags(required=True),
-                    classifier_tags=ClassifierTags(multi_class=False) if kind == "classifier" else None,
-                    regressor_tags=RegressorTags() if kind == "regressor" else None,
-                    input_tags=InputTags(sparse=True))
+        return Tags(
+            estimator_type=kind,
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags(multi_class=False) if kind == "classifier" else None,
+            regressor_tags=RegressorTags() if kind == "regressor" else None,
+            input_tags=InputTags(sparse=True),
+        )
 
     def decision_function(self, X) -> np.ndarray:
         """Raw scores (log-odds for the logistic loss), float32."""
@@ -778,8 +1060,11 @@ class FM(_Serializable, _Estimator):
     def factors(self) -> np.ndarray:
         f = self._impl.factors()
         k = self.get_params()["factors"]
-        return (f.reshape(self.n_features, self._impl.n_fields, k) if self._field_aware
-                else f.reshape(self.n_features, k))
+        return (
+            f.reshape(self.n_features, self._impl.n_fields, k)
+            if self._field_aware
+            else f.reshape(self.n_features, k)
+        )
 
     def __repr__(self) -> str:
         state = f"{self.n_features} features" if self.fitted else "not fitted"
@@ -807,12 +1092,16 @@ class _Calibrator:
 
     def fit(self, scores, y):
         name = type(self).__name__
-        self._impl.fit(float_array(scores, np.float64, f"{name}.fit: scores"),
-                       float_array(y, np.float64, f"{name}.fit: y"))
+        self._impl.fit(
+            float_array(scores, np.float64, f"{name}.fit: scores"),
+            float_array(y, np.float64, f"{name}.fit: y"),
+        )
         return self
 
     def predict(self, scores) -> np.ndarray:
-        return self._impl.predict(float_array(scores, np.float64, f"{type(self).__name__}.predict: scores"))
+        return self._impl.predict(
+            float_array(scores, np.float64, f"{type(self).__name__}.predict: scores")
+        )
 
     def to_json(self) -> str:
         return self._impl.to_json()
@@ -869,9 +1158,13 @@ def reliability_curve(y, probabilities, bins: int = 10, strategy: str = "uniform
         y = np.asarray(y, np.float64).ravel()
         p = np.asarray(probabilities, np.float64).ravel()
     except (TypeError, ValueError) as exc:
-        raise _input_error(f"reliability_curve: y and probabilities must be numbers ({exc})") from exc
+        raise _input_error(
+            f"reliability_curve: y and probabilities must be numbers ({exc})"
+        ) from exc
     if len(y) != len(p):
-        raise _input_error(f"reliability_curve: y and probabilities lengths differ ({len(y)} vs {len(p)})")
+        raise _input_error(
+            f"reliability_curve: y and probabilities lengths differ ({len(y)} vs {len(p)})"
+        )
     if not (np.isfinite(y).all() and np.isfinite(p).all()):
         raise _input_error("reliability_curve: y and probabilities must be finite")
     bins = int_scalar(bins, "bins", 1)
@@ -880,14 +1173,20 @@ def reliability_curve(y, probabilities, bins: int = 10, strategy: str = "uniform
     elif strategy == "quantile":
         edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1)))
     else:
-        raise _config_error(f"reliability_curve: strategy must be 'uniform' or 'quantile' (got {strategy!r})")
+        raise _config_error(
+            f"reliability_curve: strategy must be 'uniform' or 'quantile' (got {strategy!r})"
+        )
     which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
     rows = []
     for b in range(len(edges) - 1):
         m = which == b
         if m.any():
             rows.append((b, edges[b], edges[b + 1], p[m].mean(), y[m].mean(), int(m.sum())))
-    out = pd.DataFrame(rows, columns=["bin", "low", "high", "mean_predicted", "fraction_positive", "count"])
-    out.attrs["ece"] = float(np.sum(out["count"] * np.abs(out["mean_predicted"] - out["fraction_positive"]))
-                             / max(len(y), 1))
+    out = pd.DataFrame(
+        rows, columns=["bin", "low", "high", "mean_predicted", "fraction_positive", "count"]
+    )
+    out.attrs["ece"] = float(
+        np.sum(out["count"] * np.abs(out["mean_predicted"] - out["fraction_positive"]))
+        / max(len(y), 1)
+    )
     return out

@@ -35,20 +35,28 @@ def ranking_metrics(relevant, recommended, k: int = None, num_threads: int = 0) 
     """
     rec = np.asarray(recommended)
     if rec.ndim != 2:
-        raise _core.InputError(f"ranking_metrics: recommended must be 2-D (got {rec.ndim} dimensions)")
+        raise _core.InputError(
+            f"ranking_metrics: recommended must be 2-D (got {rec.ndim} dimensions)"
+        )
     if k is None:
         k = rec.shape[1]
     if k > rec.shape[1]:
-        raise _core.InputError(f"ranking_metrics: k={k} exceeds the {rec.shape[1]} recommended columns")
+        raise _core.InputError(
+            f"ranking_metrics: k={k} exceeds the {rec.shape[1]} recommended columns"
+        )
     rec = np.ascontiguousarray(rec[:, :k])
     flat = int_array(rec.ravel(), np.int32, "recommended")
     parts = csr_parts(relevant, "relevant")
     if parts[3] != rec.shape[0]:
-        raise _core.InputError(f"ranking_metrics: relevant has {parts[3]} rows, recommended {rec.shape[0]}")
+        raise _core.InputError(
+            f"ranking_metrics: relevant has {parts[3]} rows, recommended {rec.shape[0]}"
+        )
     return _core.ranking_metrics(flat, int(k), parts, int(num_threads))
 
 
 def catalog_coverage(recommended, n_benefits: int) -> float:
     """Share of the catalog recommended at least once (-1 entries ignored)."""
-    return _core.catalog_coverage(int_array(np.asarray(recommended).ravel(), np.int32, "recommended"),
-                                  int_scalar(n_benefits, "n_benefits"))
+    return _core.catalog_coverage(
+        int_array(np.asarray(recommended).ravel(), np.int32, "recommended"),
+        int_scalar(n_benefits, "n_benefits"),
+    )

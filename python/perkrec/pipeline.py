@@ -79,7 +79,15 @@ def with_attributes(pairs: pd.DataFrame, catalog, users=None) -> pd.DataFrame:
 
     cat = catalog.to_frame()
     b = pairs["benefit"].to_numpy()
-    for col in ("kind", "face_value", "threshold", "discount_rate", "validity_days", "scope", "channel"):
+    for col in (
+        "kind",
+        "face_value",
+        "threshold",
+        "discount_rate",
+        "validity_days",
+        "scope",
+        "channel",
+    ):
         pairs[col] = cat[col].to_numpy()[b]
     pairs["face_value_band"] = _face_value_band(pairs["face_value"])
     t = pairs["timestamp"].to_numpy()
@@ -98,7 +106,9 @@ def with_attributes(pairs: pd.DataFrame, catalog, users=None) -> pd.DataFrame:
 
 
 def _issued_mask(frame: pd.DataFrame) -> np.ndarray:
-    return (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)
+    return (frame["event_type"].astype(str) == "issued").to_numpy() & (
+        frame["benefit"].to_numpy() >= 0
+    )
 
 
 class BenefitPlanner:
@@ -122,46 +132,90 @@ class BenefitPlanner:
     Thread safety: ``fit`` needs exclusive access; ``plan`` may run from several threads.
     """
 
-    def __init__(self, policy=None, *, factors: int = 8, epochs: Optional[int] = None, reg_linear: float = 1e-4,
-                 reg_factors: float = 1e-4, learning_rate: float = 0.05, early_stopping: bool = True,
-                 early_stopping_rounds: int = 2, fm_threads: int = 1, weighting: str = "ipw", shrink: bool = True,
-                 incremental: str = "timing", margin: float = 0.3, preference_params: Optional[dict] = None,
-                 objective: str = "incremental", top_k: int = 50, method: str = "dual", seed: int = 42,
-                 num_threads: int = 0):
+    def __init__(
+        self,
+        policy=None,
+        *,
+        factors: int = 8,
+        epochs: Optional[int] = None,
+        reg_linear: float = 1e-4,
+        reg_factors: float = 1e-4,
+        learning_rate: float = 0.05,
+        early_stopping: bool = True,
+        early_stopping_rounds: int = 2,
+        fm_threads: int = 1,
+        weighting: str = "ipw",
+        shrink: bool = True,
+        incremental: str = "timing",
+        margin: float = 0.3,
+        preference_params: Optional[dict] = None,
+        objective: str = "incremental",
+        top_k: int = 50,
+        method: str = "dual",
+        seed: int = 42,
+        num_threads: int = 0,
+    ):
         from .fm import FM
         from .plan import Planner
         from .preference import PreferenceModel
 
         if weighting not in WEIGHTINGS:
-            raise _config_error(f"BenefitPlanner: weighting must be one of {WEIGHTINGS} (got {weighting!r})")
+            raise _config_error(
+                f"BenefitPlanner: weighting must be one of {WEIGHTINGS} (got {weighting!r})"
+            )
         if incremental not in INCREMENTAL_SOURCES:
-            raise _config_error(f"BenefitPlanner: incremental must be one of {INCREMENTAL_SOURCES} "
-                                f"(got {incremental!r})")
+            raise _config_error(
+                f"BenefitPlanner: incremental must be one of {INCREMENTAL_SOURCES} "
+                f"(got {incremental!r})"
+            )
         for name, value in (("shrink", shrink), ("early_stopping", early_stopping)):
             if not isinstance(value, (bool, np.bool_)):
                 raise _config_error(f"BenefitPlanner: {name} must be True or False (got {value!r})")
-        if isinstance(margin, bool) or not (isinstance(margin, (int, float, np.floating)) and 0 < margin <= 1):
+        if isinstance(margin, bool) or not (
+            isinstance(margin, (int, float, np.floating)) and 0 < margin <= 1
+        ):
             raise _config_error(f"BenefitPlanner: margin must be in (0, 1] (got {margin!r})")
         if preference_params is not None and not isinstance(preference_params, dict):
-            raise _config_error(f"BenefitPlanner: preference_params must be a dict (got "
-                                f"{type(preference_params).__name__})")
-        self.fm_params = dict(factors=factors, epochs=(10 if early_stopping else 6) if epochs is None else epochs,
-                              early_stopping_rounds=early_stopping_rounds if early_stopping else 0,
-                              reg_linear=reg_linear, reg_factors=reg_factors, learning_rate=learning_rate,
-                              num_threads=fm_threads, seed=seed)
+            raise _config_error(
+                f"BenefitPlanner: preference_params must be a dict (got "
+                f"{type(preference_params).__name__})"
+            )
+        self.fm_params = dict(
+            factors=factors,
+            epochs=(10 if early_stopping else 6) if epochs is None else epochs,
+            early_stopping_rounds=early_stopping_rounds if early_stopping else 0,
+            reg_linear=reg_linear,
+            reg_factors=reg_factors,
+            learning_rate=learning_rate,
+            num_threads=fm_threads,
+            seed=seed,
+        )
         self.preference_params = dict(preference_params or {})
         self.preference_params.setdefault("num_threads", num_threads)
         # The sub-objects validate their own parameters (ConfigError naming the field) now.
         FM(**self.fm_params)
         PreferenceModel(**self.preference_params)
-        self.planner = Planner(policy, objective=objective, top_k=top_k, method=method, num_threads=num_threads)
-        self.params = dict(early_stopping=bool(early_stopping), weighting=weighting, shrink=bool(shrink),
-                           incremental=incremental, margin=float(margin), objective=objective, top_k=int(top_k),
-                           method=method, seed=seed, num_threads=num_threads)
+        self.planner = Planner(
+            policy, objective=objective, top_k=top_k, method=method, num_threads=num_threads
+        )
+        self.params = dict(
+            early_stopping=bool(early_stopping),
+            weighting=weighting,
+            shrink=bool(shrink),
+            incremental=incremental,
+            margin=float(margin),
+            objective=objective,
+            top_k=int(top_k),
+            method=method,
+            seed=seed,
+            num_threads=num_threads,
+        )
         self._state: Optional[dict] = None
 
     # --- fitting ---------------------------------------------------------------------------
-    def fit(self, events, catalog, users=None, cut_time=None, *, progress: ProgressArg = False) -> "BenefitPlanner":
+    def fit(
+        self, events, catalog, users=None, cut_time=None, *, progress: ProgressArg = False
+    ) -> "BenefitPlanner":
         """Learns the plan's inputs from ``events`` (an EventLog), ``catalog`` and optionally
         ``users`` (a UserTable of the log's members; without it the FM uses no member
         attributes and the policy no attribute rules). The redemption model sees only the
@@ -172,18 +226,28 @@ class BenefitPlanner:
         from .data import Catalog, EventLog, UserTable
 
         if not isinstance(events, EventLog):
-            raise _input_error(f"BenefitPlanner.fit: events must be a perkrec.EventLog (got {type(events).__name__})")
+            raise _input_error(
+                f"BenefitPlanner.fit: events must be a perkrec.EventLog (got {type(events).__name__})"
+            )
         if not isinstance(catalog, Catalog):
-            raise _input_error(f"BenefitPlanner.fit: catalog must be a perkrec.Catalog (got {type(catalog).__name__})")
+            raise _input_error(
+                f"BenefitPlanner.fit: catalog must be a perkrec.Catalog (got {type(catalog).__name__})"
+            )
         if users is not None and not isinstance(users, UserTable):
-            raise _input_error(f"BenefitPlanner.fit: users must be a perkrec.UserTable or None (got "
-                               f"{type(users).__name__})")
+            raise _input_error(
+                f"BenefitPlanner.fit: users must be a perkrec.UserTable or None (got "
+                f"{type(users).__name__})"
+            )
         if len(catalog) != events.n_benefits:
-            raise _input_error(f"BenefitPlanner.fit: catalog: expected {events.n_benefits} benefits, the event "
-                               f"log's (got {len(catalog)})")
+            raise _input_error(
+                f"BenefitPlanner.fit: catalog: expected {events.n_benefits} benefits, the event "
+                f"log's (got {len(catalog)})"
+            )
         if users is not None and len(users) != events.n_users:
-            raise _input_error(f"BenefitPlanner.fit: users: expected {events.n_users} members, the event log's "
-                               f"(got {len(users)})")
+            raise _input_error(
+                f"BenefitPlanner.fit: users: expected {events.n_users} members, the event log's "
+                f"(got {len(users)})"
+            )
         if len(events) == 0:
             raise _input_error("BenefitPlanner.fit: events: the log is empty (got 0 events)")
         end = events.time_range[1]
@@ -191,18 +255,28 @@ class BenefitPlanner:
         cut = end - pd.Timedelta(days=DEFAULT_CUT_DAYS) if cut_time is None else cut_time
         t_cut = time_seconds(cut, "cut_time")
         if not t_cut <= t_end:
-            raise _input_error(f"BenefitPlanner.fit: cut_time must not be after the log's last event {end} "
-                               f"(got {cut})")
+            raise _input_error(
+                f"BenefitPlanner.fit: cut_time must not be after the log's last event {end} "
+                f"(got {cut})"
+            )
         frame = events.to_frame(external_ids=False)
         if self.params["weighting"] == "ipw" and "propensity" not in frame.columns:
-            raise _input_error("BenefitPlanner.fit: events: weighting 'ipw' needs logged propensities (the log "
-                               "has no propensity column); use weighting='none'")
+            raise _input_error(
+                "BenefitPlanner.fit: events: weighting 'ipw' needs logged propensities (the log "
+                "has no propensity column); use weighting='none'"
+            )
         if self.params["incremental"] == "control" and "control" not in frame.columns:
-            raise _input_error("BenefitPlanner.fit: events: incremental 'control' needs the control flag (the log "
-                               "has none); use incremental='timing'")
-        fm, encoder = self._fit_redemption_model(events, catalog, users, cut, t_cut, t_end, progress)
+            raise _input_error(
+                "BenefitPlanner.fit: events: incremental 'control' needs the control flag (the log "
+                "has none); use incremental='timing'"
+            )
+        fm, encoder = self._fit_redemption_model(
+            events, catalog, users, cut, t_cut, t_end, progress
+        )
         holdout = self._holdout(events, frame, catalog, users, fm, encoder, t_cut, t_end)
-        self._state = self._fit_rest(events, catalog, users, end, fm, holdout, t_cut, t_end, progress)
+        self._state = self._fit_rest(
+            events, catalog, users, end, fm, holdout, t_cut, t_end, progress
+        )
         return self
 
     def _fit_redemption_model(self, events, catalog, users, cut, t_cut: int, t_end: int, progress):
@@ -214,7 +288,9 @@ class BenefitPlanner:
         train, _ = split_by_time(events, cut, threads)
         rows = redemption_samples(train, catalog, users)
         if len(rows) == 0:
-            raise _input_error(f"BenefitPlanner.fit: events: no issues before cut_time (got cut_time {cut})")
+            raise _input_error(
+                f"BenefitPlanner.fit: events: no issues before cut_time (got cut_time {cut})"
+            )
         weights = None
         if self.params["weighting"] == "ipw":
             train_frame = train.to_frame(external_ids=False)
@@ -223,16 +299,28 @@ class BenefitPlanner:
         validation = None
         if self.params["early_stopping"]:
             held = redemption_samples(events, catalog, users)
-            held = held[((held["timestamp"] >= t_cut) & (held["timestamp"] + held["validity_days"] * 86400 <= t_end))
-                        .to_numpy()]
+            held = held[
+                (
+                    (held["timestamp"] >= t_cut)
+                    & (held["timestamp"] + held["validity_days"] * 86400 <= t_end)
+                ).to_numpy()
+            ]
             if len(held) == 0:
-                raise _input_error("BenefitPlanner.fit: cut_time: early stopping needs issues after cut_time whose "
-                                   "validity ended by the end of the log (got none); move cut_time earlier or "
-                                   "pass early_stopping=False")
+                raise _input_error(
+                    "BenefitPlanner.fit: cut_time: early stopping needs issues after cut_time whose "
+                    "validity ended by the end of the log (got none); move cut_time earlier or "
+                    "pass early_stopping=False"
+                )
             validation = (encoder.transform(held, events=events), held["label"])
         fm = FM(**self.fm_params)
-        fm.fit(encoder.transform(rows, events=events), rows["label"], sample_weight=weights, encoder=encoder,
-               validation=validation, progress=progress)
+        fm.fit(
+            encoder.transform(rows, events=events),
+            rows["label"],
+            sample_weight=weights,
+            encoder=encoder,
+            validation=validation,
+            progress=progress,
+        )
         return fm, encoder
 
     def _holdout(self, events, frame, catalog, users, fm, encoder, t_cut: int, t_end: int) -> dict:
@@ -245,37 +333,67 @@ class BenefitPlanner:
         if not self.params["shrink"]:
             return empty
         rows = redemption_samples(frame, catalog, users)
-        held = ((rows["timestamp"] >= t_cut) & (rows["timestamp"] + rows["validity_days"] * 86400 <= t_end)).to_numpy()
+        held = (
+            (rows["timestamp"] >= t_cut)
+            & (rows["timestamp"] + rows["validity_days"] * 86400 <= t_end)
+        ).to_numpy()
         if held.sum() == 0:
-            raise _input_error("BenefitPlanner.fit: cut_time: the shrinkage needs issues after cut_time whose "
-                               "validity ended by the end of the log (got none); move cut_time earlier or pass "
-                               "shrink=False")
+            raise _input_error(
+                "BenefitPlanner.fit: cut_time: the shrinkage needs issues after cut_time whose "
+                "validity ended by the end of the log (got none); move cut_time earlier or pass "
+                "shrink=False"
+            )
         rows = rows[held]
-        weights = issue_weights(frame["propensity"].to_numpy()[_issued_mask(frame)][held]) \
-            if "propensity" in frame else None
+        weights = (
+            issue_weights(frame["propensity"].to_numpy()[_issued_mask(frame)][held])
+            if "propensity" in frame
+            else None
+        )
         predicted = fm.predict(encoder.transform(rows, events=events))
-        return {"user": rows["user"].to_numpy(np.int32), "benefit": rows["benefit"].to_numpy(np.int32),
-                "predicted": np.clip(predicted, 1e-6, 1 - 1e-6).astype(np.float64),
-                "redeemed": rows["label"].to_numpy(np.float64),
-                "weight": None if weights is None else np.ascontiguousarray(weights, dtype=np.float32)}
+        return {
+            "user": rows["user"].to_numpy(np.int32),
+            "benefit": rows["benefit"].to_numpy(np.int32),
+            "predicted": np.clip(predicted, 1e-6, 1 - 1e-6).astype(np.float64),
+            "redeemed": rows["label"].to_numpy(np.float64),
+            "weight": None if weights is None else np.ascontiguousarray(weights, dtype=np.float32),
+        }
 
-    def _fit_rest(self, events, catalog, users, end, fm, holdout, t_cut: int, t_end: int, progress) -> dict:
+    def _fit_rest(
+        self, events, catalog, users, end, fm, holdout, t_cut: int, t_end: int, progress
+    ) -> dict:
         from .plan import incremental_share_from_control, order_value
         from .preference import PreferenceModel
 
-        pref = PreferenceModel(**self.preference_params).fit(events, catalog, end, progress=progress)
+        pref = PreferenceModel(**self.preference_params).fit(
+            events, catalog, end, progress=progress
+        )
         share = None
         if self.params["incremental"] == "control":
-            share = np.ascontiguousarray(incremental_share_from_control(events, catalog, end), dtype=np.float32)
-        value = np.ascontiguousarray(order_value(events, self.params["margin"], cut_time=end), dtype=np.float32)
-        return {"fm": fm, "preference": pref, "catalog": catalog, "events": events, "users": users,
-                "order_value": value, "holdout": holdout, "incremental_share": share,
-                "cut_time": int(t_cut), "end_time": int(t_end)}
+            share = np.ascontiguousarray(
+                incremental_share_from_control(events, catalog, end), dtype=np.float32
+            )
+        value = np.ascontiguousarray(
+            order_value(events, self.params["margin"], cut_time=end), dtype=np.float32
+        )
+        return {
+            "fm": fm,
+            "preference": pref,
+            "catalog": catalog,
+            "events": events,
+            "users": users,
+            "order_value": value,
+            "holdout": holdout,
+            "incremental_share": share,
+            "cut_time": int(t_cut),
+            "end_time": int(t_end),
+        }
 
     # --- the fitted parts ------------------------------------------------------------------
     def _require_fitted(self, method: str) -> dict:
         if self._state is None:
-            raise _input_error(f"BenefitPlanner.{method}: not fitted (call fit or BenefitPlanner.load first)")
+            raise _input_error(
+                f"BenefitPlanner.{method}: not fitted (call fit or BenefitPlanner.load first)"
+            )
         return self._state
 
     @property
@@ -340,8 +458,10 @@ class BenefitPlanner:
         if events is None:
             return None
         if not isinstance(events, EventLog):
-            raise _input_error(f"BenefitPlanner.{method}: events must be a perkrec.EventLog or None (got "
-                               f"{type(events).__name__})")
+            raise _input_error(
+                f"BenefitPlanner.{method}: events must be a perkrec.EventLog or None (got "
+                f"{type(events).__name__})"
+            )
         return events._impl
 
     def inputs(self, at=None, *, events=None) -> PlanInputs:
@@ -361,7 +481,14 @@ class BenefitPlanner:
             S = incremental_share(self.preference, self.catalog)
         return PlanInputs(P, S, state["order_value"])
 
-    def plan(self, at=None, *, budget: Optional[float] = None, inputs: Optional[PlanInputs] = None, events=None):
+    def plan(
+        self,
+        at=None,
+        *,
+        budget: Optional[float] = None,
+        inputs: Optional[PlanInputs] = None,
+        events=None,
+    ):
         """The budgeted :class:`~perkrec.Plan` at ``at`` (default: the end of the log) under the
         policy (``budget`` overrides its budget).
 
@@ -376,7 +503,7 @@ class BenefitPlanner:
         from .plan import _plan_from_result
         from .policy import CompiledPolicy
 
-        state = self._require_fitted("plan")
+        self._require_fitted("plan")
         t = self._time(at)
         log = self._events_impl(events, "plan")
         users = self.users
@@ -384,15 +511,27 @@ class BenefitPlanner:
             users = UserTable(self.events.user_ids)
         if inputs is not None:
             if not isinstance(inputs, PlanInputs):
-                raise _input_error(f"BenefitPlanner.plan: inputs must be a PlanInputs (got {type(inputs).__name__})")
+                raise _input_error(
+                    f"BenefitPlanner.plan: inputs must be a PlanInputs (got {type(inputs).__name__})"
+                )
             pref = self.preference
-            plan = self.planner.plan(self.catalog, users, t, redemption_probability=inputs.redemption_probability,
-                                     incremental_share=inputs.incremental_share, order_value=inputs.order_value,
-                                     segments=pref.segments(), history=self.events if events is None else events,
-                                     preference=pref, budget=budget)
+            plan = self.planner.plan(
+                self.catalog,
+                users,
+                t,
+                redemption_probability=inputs.redemption_probability,
+                incremental_share=inputs.incremental_share,
+                order_value=inputs.order_value,
+                segments=pref.segments(),
+                history=self.events if events is None else events,
+                preference=pref,
+                budget=budget,
+            )
             plan.info["inputs"] = inputs
             return plan
-        compiled, result, slope = self._core().plan(t, float("nan") if budget is None else float(budget), log)
+        compiled, result, slope = self._core().plan(
+            t, float("nan") if budget is None else float(budget), log
+        )
         compiled = CompiledPolicy(compiled, [str(b) for b in self.catalog.ids.ids], users)
         plan = _plan_from_result(compiled, self.catalog, users, result)
         plan.info["slope"] = slope
@@ -410,7 +549,9 @@ class BenefitPlanner:
         cache = state.get("answer_state")
         if cache is None or cache.time != t:
             cache = state["answer_state"] = core.prepare(t)
-        benefits, blocked, _ = core.answer(cache, int_scalar(member, "member"), t, int_scalar(n, "n", 1))
+        benefits, blocked, _ = core.answer(
+            cache, int_scalar(member, "member"), t, int_scalar(n, "n", 1)
+        )
         ids = [str(b) for b in self.catalog.ids.ids]
         for b in benefits:
             b["benefit_id"] = ids[b["benefit"]]
@@ -420,15 +561,30 @@ class BenefitPlanner:
     def _file(self, method: str) -> _core.BenefitPlannerFile:
         state = self._require_fitted(method)
         held = state["holdout"]
-        config = {"policy": json.loads(self.planner.policy.to_json()), "params": self.params,
-                  "fm_params": self.fm_params, "preference_params": self.preference_params,
-                  "cut_time": state["cut_time"], "end_time": state["end_time"]}
+        config = {
+            "policy": json.loads(self.planner.policy.to_json()),
+            "params": self.params,
+            "fm_params": self.fm_params,
+            "preference_params": self.preference_params,
+            "cut_time": state["cut_time"],
+            "end_time": state["end_time"],
+        }
         share = state["incremental_share"]
         return _core.BenefitPlannerFile(
-            json.dumps(config), state["fm"]._impl, state["preference"]._impl, state["catalog"]._impl,
-            state["events"]._impl, None if state["users"] is None else state["users"]._impl, state["order_value"],
-            held["user"], held["benefit"], held["predicted"], held["redeemed"], held["weight"],
-            None if share is None else share.reshape(-1))
+            json.dumps(config),
+            state["fm"]._impl,
+            state["preference"]._impl,
+            state["catalog"]._impl,
+            state["events"]._impl,
+            None if state["users"] is None else state["users"]._impl,
+            state["order_value"],
+            held["user"],
+            held["benefit"],
+            held["predicted"],
+            held["redeemed"],
+            held["weight"],
+            None if share is None else share.reshape(-1),
+        )
 
     def to_bytes(self) -> bytes:
         """The fitted pipeline as model-file bytes (what save writes and pickle uses)."""
@@ -452,37 +608,67 @@ class BenefitPlanner:
         try:
             params = dict(config["params"])
             fm_params = dict(config["fm_params"])
-            kwargs = dict(factors=fm_params["factors"], epochs=fm_params["epochs"],
-                          reg_linear=fm_params["reg_linear"], reg_factors=fm_params["reg_factors"],
-                          learning_rate=fm_params["learning_rate"], early_stopping=params["early_stopping"],
-                          early_stopping_rounds=fm_params["early_stopping_rounds"],
-                          fm_threads=fm_params["num_threads"], weighting=params["weighting"], shrink=params["shrink"],
-                          incremental=params["incremental"], margin=params["margin"],
-                          preference_params=config["preference_params"], objective=params["objective"],
-                          top_k=params["top_k"], method=params["method"], seed=params["seed"],
-                          num_threads=params["num_threads"])
+            kwargs = dict(
+                factors=fm_params["factors"],
+                epochs=fm_params["epochs"],
+                reg_linear=fm_params["reg_linear"],
+                reg_factors=fm_params["reg_factors"],
+                learning_rate=fm_params["learning_rate"],
+                early_stopping=params["early_stopping"],
+                early_stopping_rounds=fm_params["early_stopping_rounds"],
+                fm_threads=fm_params["num_threads"],
+                weighting=params["weighting"],
+                shrink=params["shrink"],
+                incremental=params["incremental"],
+                margin=params["margin"],
+                preference_params=config["preference_params"],
+                objective=params["objective"],
+                top_k=params["top_k"],
+                method=params["method"],
+                seed=params["seed"],
+                num_threads=params["num_threads"],
+            )
             obj = cls(config["policy"], **kwargs)
             share = impl.incremental_share
             if (params["incremental"] == "control") != (len(share) > 0):
-                raise ValueError(f"incremental {params['incremental']!r} with {len(share)} stored shares")
+                raise ValueError(
+                    f"incremental {params['incremental']!r} with {len(share)} stored shares"
+                )
             if params["shrink"] and len(impl.holdout_user) == 0:
                 raise ValueError("shrink without held-out issues")
             cut_time, end_time = int(config["cut_time"]), int(config["end_time"])
-        except (KeyError, TypeError, ValueError) as exc:  # ConfigError and InputError are ValueErrors
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+        ) as exc:  # ConfigError and InputError are ValueErrors
             error = _core.ModelFormatError(f"BenefitPlanner.load: inconsistent config: {exc}")
             error.code = "invalid_content"
             raise error from exc
         weight = impl.holdout_weight
         users = impl.users
-        holdout = {"user": impl.holdout_user, "benefit": impl.holdout_benefit, "predicted": impl.holdout_predicted,
-                   "redeemed": impl.holdout_redeemed, "weight": weight if len(weight) else None}
+        holdout = {
+            "user": impl.holdout_user,
+            "benefit": impl.holdout_benefit,
+            "predicted": impl.holdout_predicted,
+            "redeemed": impl.holdout_redeemed,
+            "weight": weight if len(weight) else None,
+        }
         if not params["shrink"]:
             holdout = {k: None for k in holdout}
-        obj._state = {"fm": FM._wrap(impl.fm), "preference": PreferenceModel._wrap(impl.preference),
-                      "catalog": Catalog._wrap(impl.catalog), "events": EventLog._wrap(impl.events),
-                      "users": None if users is None else UserTable._wrap(users), "order_value": impl.order_value,
-                      "holdout": holdout, "incremental_share": share if len(share) else None,
-                      "cut_time": cut_time, "end_time": end_time, "file": impl}
+        obj._state = {
+            "fm": FM._wrap(impl.fm),
+            "preference": PreferenceModel._wrap(impl.preference),
+            "catalog": Catalog._wrap(impl.catalog),
+            "events": EventLog._wrap(impl.events),
+            "users": None if users is None else UserTable._wrap(users),
+            "order_value": impl.order_value,
+            "holdout": holdout,
+            "incremental_share": share if len(share) else None,
+            "cut_time": cut_time,
+            "end_time": end_time,
+            "file": impl,
+        }
         return obj
 
     @classmethod
@@ -491,7 +677,9 @@ class BenefitPlanner:
 
         obj = loads(data)
         if not isinstance(obj, cls):
-            error = _core.ModelFormatError(f"BenefitPlanner.from_bytes: the bytes hold a {type(obj).__name__}")
+            error = _core.ModelFormatError(
+                f"BenefitPlanner.from_bytes: the bytes hold a {type(obj).__name__}"
+            )
             error.code = "wrong_kind"
             raise error
         return obj
@@ -511,8 +699,12 @@ class BenefitPlanner:
     def __repr__(self) -> str:
         if self._state is None:
             return "BenefitPlanner(not fitted)"
-        return (f"BenefitPlanner({self.events.n_users} members, {len(self.catalog)} benefits, cut "
-                f"{self.cut_time:%Y-%m-%d}, end {self.end_time:%Y-%m-%d})")
+        return (
+            f"BenefitPlanner({self.events.n_users} members, {len(self.catalog)} benefits, cut "
+            f"{self.cut_time:%Y-%m-%d}, end {self.end_time:%Y-%m-%d})"
+        )
 
 
-_register_kind(_core.BenefitPlannerFile, BenefitPlanner)  # perkrec.load reads a saved BenefitPlanner
+_register_kind(
+    _core.BenefitPlannerFile, BenefitPlanner
+)  # perkrec.load reads a saved BenefitPlanner

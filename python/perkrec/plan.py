@@ -57,8 +57,14 @@ from . import _core
 from ._util import float_array, int_array, int_scalar, seconds, time_seconds
 
 OBJECTIVES = ("incremental", "redemption")
-_SUMMARY_COLUMNS = ["members", "benefits", "expected_redemptions", "expected_cost", "expected_return",
-                    "return_per_cost"]
+_SUMMARY_COLUMNS = [
+    "members",
+    "benefits",
+    "expected_redemptions",
+    "expected_cost",
+    "expected_return",
+    "return_per_cost",
+]
 
 
 def _input_error(message: str):
@@ -69,11 +75,15 @@ def _matrix(values, name: str, shape=None) -> np.ndarray:
     """A finite float64 matrix of ``shape`` (any 2-D shape when None), else InputError."""
     a = np.ascontiguousarray(values, dtype=np.float64)
     if (a.ndim != 2) if shape is None else (a.shape != tuple(shape)):
-        raise _input_error(f"{name}: expected shape {'(members, benefits)' if shape is None else tuple(shape)} "
-                           f"(got {a.shape})")
+        raise _input_error(
+            f"{name}: expected shape {'(members, benefits)' if shape is None else tuple(shape)} "
+            f"(got {a.shape})"
+        )
     if not np.isfinite(a).all():
         bad = np.argwhere(~np.isfinite(a))[0]
-        raise _input_error(f"{name}: not finite at {tuple(int(i) for i in bad)} (got {a[tuple(bad)]})")
+        raise _input_error(
+            f"{name}: not finite at {tuple(int(i) for i in bad)} (got {a[tuple(bad)]})"
+        )
     return a
 
 
@@ -89,6 +99,7 @@ def _vector(values, name: str, n: int) -> np.ndarray:
 
 
 # --- estimators ----------------------------------------------------------------------------------
+
 
 def _is_event_log(events) -> bool:
     return isinstance(getattr(events, "_impl", None), _core.EventLog)
@@ -106,9 +117,14 @@ def order_value(events, margin: float = 0.3, *, cut_time=None) -> np.ndarray:
     n = events.n_users if hasattr(events, "n_users") else int(frame["user"].max()) + 1
     orders = frame[frame["event_type"].astype(str).to_numpy() == "ordered"]
     times = seconds(orders["timestamp"], "timestamp") if cut_time is not None else None
-    return _core.order_value(int_array(orders["user"].to_numpy(), np.int32, "user"), times,
-                             float_array(orders["order_amount"].to_numpy(), np.float32, "order_amount"), int(n),
-                             float(margin), cut)
+    return _core.order_value(
+        int_array(orders["user"].to_numpy(), np.int32, "user"),
+        times,
+        float_array(orders["order_amount"].to_numpy(), np.float32, "order_amount"),
+        int(n),
+        float(margin),
+        cut,
+    )
 
 
 @dataclass(frozen=True)
@@ -121,8 +137,12 @@ class TimingShare:
     validity_days: np.ndarray
 
     def __post_init__(self):
-        object.__setattr__(self, "orders_per_day", float_array(self.orders_per_day, np.float64, "orders_per_day"))
-        object.__setattr__(self, "validity_days", float_array(self.validity_days, np.float64, "validity_days"))
+        object.__setattr__(
+            self, "orders_per_day", float_array(self.orders_per_day, np.float64, "orders_per_day")
+        )
+        object.__setattr__(
+            self, "validity_days", float_array(self.validity_days, np.float64, "validity_days")
+        )
 
     def matrix(self) -> np.ndarray:
         """The dense members x benefits float32 matrix."""
@@ -144,12 +164,16 @@ class ProbabilityFactors:
         u = np.ascontiguousarray(self.user_factors, dtype=np.float32)
         b = np.ascontiguousarray(self.benefit_factors, dtype=np.float32)
         if u.ndim != 2 or b.ndim != 2 or u.shape[1] != b.shape[1] or u.shape[1] < 1:
-            raise _input_error(f"ProbabilityFactors: user_factors {u.shape} and benefit_factors {b.shape} must be "
-                               "2-D with the same number of columns (>= 1)")
+            raise _input_error(
+                f"ProbabilityFactors: user_factors {u.shape} and benefit_factors {b.shape} must be "
+                "2-D with the same number of columns (>= 1)"
+            )
         object.__setattr__(self, "user_factors", u)
         object.__setattr__(self, "benefit_factors", b)
         if self.benefit_bias is not None:
-            object.__setattr__(self, "benefit_bias", float_array(self.benefit_bias, np.float32, "benefit_bias"))
+            object.__setattr__(
+                self, "benefit_bias", float_array(self.benefit_bias, np.float32, "benefit_bias")
+            )
 
 
 def incremental_share(preference, catalog, *, horizon_days: Optional[float] = None) -> np.ndarray:
@@ -160,11 +184,17 @@ def incremental_share(preference, catalog, *, horizon_days: Optional[float] = No
     return incremental_share_factors(preference, catalog, horizon_days=horizon_days).matrix()
 
 
-def incremental_share_factors(preference, catalog, *, horizon_days: Optional[float] = None) -> TimingShare:
+def incremental_share_factors(
+    preference, catalog, *, horizon_days: Optional[float] = None
+) -> TimingShare:
     """:func:`incremental_share` without the matrix: a :class:`TimingShare` (orders per day per
     member, validity per benefit) that :meth:`Planner.plan` evaluates on eligible pairs only."""
     timing = preference.timing()
-    horizon = float(horizon_days if horizon_days is not None else preference.get_params().get("horizon_days", 30.0))
+    horizon = float(
+        horizon_days
+        if horizon_days is not None
+        else preference.get_params().get("horizon_days", 30.0)
+    )
     rate = timing["expected_purchases"].to_numpy(np.float64) / horizon
     return TimingShare(rate, catalog.to_frame()["validity_days"].to_numpy(np.float64))
 
@@ -179,7 +209,9 @@ def issue_weights(propensity, *, clip: float = 0.99) -> np.ndarray:
     p = np.ascontiguousarray(propensity, dtype=np.float64).reshape(-1)
     bad = np.flatnonzero(~(np.isfinite(p) & (p > 0) & (p <= 1)))
     if len(bad):
-        raise _input_error(f"issue_weights: propensity[{int(bad[0])}] must be in (0, 1] (got {p[bad[0]]})")
+        raise _input_error(
+            f"issue_weights: propensity[{int(bad[0])}] must be in (0, 1] (got {p[bad[0]]})"
+        )
     if len(p) == 0:
         raise _input_error("issue_weights: no propensities (got 0 rows)")
     w = 1.0 / p
@@ -187,8 +219,17 @@ def issue_weights(propensity, *, clip: float = 0.99) -> np.ndarray:
     return (w / w.mean()).astype(np.float32)
 
 
-def shrink_interactions(redemption_probability, users, benefits, predicted, redeemed, *, sample_weight=None,
-                        iterations: int = 30, num_threads: int = 0) -> Tuple[np.ndarray, float]:
+def shrink_interactions(
+    redemption_probability,
+    users,
+    benefits,
+    predicted,
+    redeemed,
+    *,
+    sample_weight=None,
+    iterations: int = 30,
+    num_threads: int = 0,
+) -> Tuple[np.ndarray, float]:
     """Shrinks the member x benefit interaction of a redemption-probability matrix by how much
     of it holds up on issues the model did not see (C++: include/perkrec/decide/calibration.hpp).
 
@@ -203,11 +244,21 @@ def shrink_interactions(redemption_probability, users, benefits, predicted, rede
     P = _matrix(redemption_probability, "shrink_interactions: redemption_probability")
     n, nb = P.shape
     # Ranges, lengths and values are checked by the core, which names the row.
-    weight = None if sample_weight is None else float_array(sample_weight, np.float64, "sample_weight")
+    weight = (
+        None if sample_weight is None else float_array(sample_weight, np.float64, "sample_weight")
+    )
     shrunk, slope = _core.shrink_interactions(
-        P.reshape(-1), n, nb, int_array(users, np.int32, "users"), int_array(benefits, np.int32, "benefits"),
-        float_array(predicted, np.float64, "predicted"), float_array(redeemed, np.float64, "redeemed"), weight,
-        int_scalar(iterations, "iterations", -2**31), int_scalar(num_threads, "num_threads", -2**31))
+        P.reshape(-1),
+        n,
+        nb,
+        int_array(users, np.int32, "users"),
+        int_array(benefits, np.int32, "benefits"),
+        float_array(predicted, np.float64, "predicted"),
+        float_array(redeemed, np.float64, "redeemed"),
+        weight,
+        int_scalar(iterations, "iterations", -(2**31)),
+        int_scalar(num_threads, "num_threads", -(2**31)),
+    )
     return shrunk, float(slope)
 
 
@@ -226,10 +277,23 @@ class PooledRedemption:
     slope: float
 
 
-def pooled_redemption(users, benefits, redeemed, *, n_users: int, benefit_attributes, base=None,
-                      base_at_issue=None, sample_weight=None, held_out=None, sweeps: int = 30, burn_in: int = 3,
-                      initial_variance: float = 1.0, min_variance: float = 1e-4,
-                      num_threads: int = 0) -> PooledRedemption:
+def pooled_redemption(
+    users,
+    benefits,
+    redeemed,
+    *,
+    n_users: int,
+    benefit_attributes,
+    base=None,
+    base_at_issue=None,
+    sample_weight=None,
+    held_out=None,
+    sweeps: int = 30,
+    burn_in: int = 3,
+    initial_variance: float = 1.0,
+    min_variance: float = 1e-4,
+    num_threads: int = 0,
+) -> PooledRedemption:
     """A pooled (empirical-Bayes) redemption model over logged issues (C++:
     include/perkrec/decide/pooled_effects.hpp).
 
@@ -248,38 +312,73 @@ def pooled_redemption(users, benefits, redeemed, *, n_users: int, benefit_attrib
     holds up on issues they did not see) and the matrix keeps c x those effects.
     The fit is serial (identical for any thread count). Returns a :class:`PooledRedemption`."""
     if not isinstance(benefit_attributes, dict):
-        raise _core.ConfigError(f"pooled_redemption: benefit_attributes must be a dict name -> codes (got "
-                                f"{type(benefit_attributes).__name__})")
+        raise _core.ConfigError(
+            f"pooled_redemption: benefit_attributes must be a dict name -> codes (got "
+            f"{type(benefit_attributes).__name__})"
+        )
     n = int_scalar(n_users, "n_users", 1)
     names = [str(k) for k in benefit_attributes]
-    codes = [int_array(v, np.int32, f"benefit_attributes[{k!r}]") for k, v in benefit_attributes.items()]
+    codes = [
+        int_array(v, np.int32, f"benefit_attributes[{k!r}]") for k, v in benefit_attributes.items()
+    ]
     if base is not None:
         P = _matrix(base, "pooled_redemption: base")
         if P.shape[0] != n:
-            raise _input_error(f"pooled_redemption: base has {P.shape[0]} rows (expected n_users = {n})")
+            raise _input_error(
+                f"pooled_redemption: base has {P.shape[0]} rows (expected n_users = {n})"
+            )
         nb = P.shape[1]
         flat = np.ascontiguousarray(P, dtype=np.float32).reshape(-1)
     else:
         if not codes:
-            raise _input_error("pooled_redemption: benefit_attributes: without a base at least one attribute "
-                               "gives the number of benefits (got none)")
+            raise _input_error(
+                "pooled_redemption: benefit_attributes: without a base at least one attribute "
+                "gives the number of benefits (got none)"
+            )
         nb, flat = len(codes[0]), None
-    at_issue = None if base_at_issue is None else float_array(base_at_issue, np.float64, "base_at_issue")
-    weight = None if sample_weight is None else float_array(sample_weight, np.float64, "sample_weight")
+    at_issue = (
+        None if base_at_issue is None else float_array(base_at_issue, np.float64, "base_at_issue")
+    )
+    weight = (
+        None if sample_weight is None else float_array(sample_weight, np.float64, "sample_weight")
+    )
     held = None if held_out is None else int_array(held_out, np.uint8, "held_out")
     # Lengths, ranges and values are checked by the core, which names the row.
     probability, intercept, variance, effects, slope = _core.pooled_redemption(
-        flat, n, nb, codes, int_array(users, np.int32, "users"), int_array(benefits, np.int32, "benefits"), at_issue,
-        float_array(redeemed, np.float64, "redeemed"), weight, held, int_scalar(sweeps, "sweeps", -2**31),
-        int_scalar(burn_in, "burn_in", -2**31), float(initial_variance), float(min_variance),
-        int_scalar(num_threads, "num_threads", -2**31))
-    groups = (() if base is not None else ("benefit",)) + ("member",) + tuple(f"member x {k}" for k in names)
-    return PooledRedemption(probability, float(intercept), groups,
-                            {g: float(v) for g, v in zip(groups, variance)}, dict(zip(groups, effects)), float(slope))
+        flat,
+        n,
+        nb,
+        codes,
+        int_array(users, np.int32, "users"),
+        int_array(benefits, np.int32, "benefits"),
+        at_issue,
+        float_array(redeemed, np.float64, "redeemed"),
+        weight,
+        held,
+        int_scalar(sweeps, "sweeps", -(2**31)),
+        int_scalar(burn_in, "burn_in", -(2**31)),
+        float(initial_variance),
+        float(min_variance),
+        int_scalar(num_threads, "num_threads", -(2**31)),
+    )
+    groups = (
+        (() if base is not None else ("benefit",))
+        + ("member",)
+        + tuple(f"member x {k}" for k in names)
+    )
+    return PooledRedemption(
+        probability,
+        float(intercept),
+        groups,
+        {g: float(v) for g, v in zip(groups, variance)},
+        dict(zip(groups, effects)),
+        float(slope),
+    )
 
 
-def incremental_share_from_control(events, catalog, plan_time, *, pseudo_issues: int = 60,
-                                   min_rows: int = 200, seed: int = 0) -> np.ndarray:
+def incremental_share_from_control(
+    events, catalog, plan_time, *, pseudo_issues: int = 60, min_rows: int = 200, seed: int = 0
+) -> np.ndarray:
     """members x benefits: the share of a redemption that is incremental, learned from the
     random control group instead of assumed from purchase timing.
 
@@ -297,14 +396,20 @@ def incremental_share_from_control(events, catalog, plan_time, *, pseudo_issues:
     frame = events.to_frame(external_ids=False) if hasattr(events, "to_frame") else events
     n = events.n_users if hasattr(events, "n_users") else int(frame["user"].max()) + 1
     if "control" not in frame.columns:
-        raise _input_error("incremental_share_from_control: events: no control column (a random control group "
-                           "is needed; use incremental_share(preference, catalog) without one)")
+        raise _input_error(
+            "incremental_share_from_control: events: no control column (a random control group "
+            "is needed; use incremental_share(preference, catalog) without one)"
+        )
     if not (isinstance(pseudo_issues, (int, np.integer)) and pseudo_issues >= 1):
-        raise _core.ConfigError(f"incremental_share_from_control: pseudo_issues must be an integer >= 1 "
-                                f"(got {pseudo_issues!r})")
+        raise _core.ConfigError(
+            f"incremental_share_from_control: pseudo_issues must be an integer >= 1 "
+            f"(got {pseudo_issues!r})"
+        )
     if not (isinstance(min_rows, (int, np.integer)) and min_rows >= 1):
-        raise _core.ConfigError(f"incremental_share_from_control: min_rows must be an integer >= 1 "
-                                f"(got {min_rows!r})")
+        raise _core.ConfigError(
+            f"incremental_share_from_control: min_rows must be an integer >= 1 "
+            f"(got {min_rows!r})"
+        )
     cat = catalog.to_frame() if hasattr(catalog, "to_frame") else catalog
     kinds = cat["kind"].astype("category")
     kind_code = kinds.cat.codes.to_numpy().astype(np.int64)
@@ -322,9 +427,11 @@ def incremental_share_from_control(events, catalog, plan_time, *, pseudo_issues:
     issued = np.flatnonzero((etype == "issued") & (benefit >= 0) & before_plan)
     issued = issued[seconds[issued] + validity[benefit[issued]] * 86400 <= t_plan]
     if len(issued) == 0 or not control_member.any():
-        raise _input_error(f"incremental_share_from_control: events: need issues with complete validity windows "
-                           f"and control members (got {len(issued)} issues, {int(control_member.sum())} control "
-                           f"members)")
+        raise _input_error(
+            f"incremental_share_from_control: events: need issues with complete validity windows "
+            f"and control members (got {len(issued)} issues, {int(control_member.sum())} control "
+            f"members)"
+        )
     # Redemption of each logged issue within validity (the denominator of the share).
     labels = redemption_samples(frame[before_plan], cat)
     issue_user, issue_benefit, issue_time = user[issued], benefit[issued], seconds[issued]
@@ -343,10 +450,22 @@ def incremental_share_from_control(events, catalog, plan_time, *, pseudo_issues:
     # Strata, shares per stratum and every member's share at plan_time: C++
     # (decide/planner.hpp: incremental_share_from_control).
     return _core.incremental_share_from_control(
-        int(n), o_user.astype(np.int32), o_time.astype(np.int64), issue_user.astype(np.int32),
-        issue_benefit.astype(np.int32), issue_time.astype(np.int64), np.ascontiguousarray(redeemed, dtype=np.float64),
-        c_user.astype(np.int32), c_benefit.astype(np.int32), c_time.astype(np.int64), kind_code.astype(np.int32),
-        int(n_kinds), np.ascontiguousarray(validity, dtype=np.float64), int(t_plan), int(min_rows))
+        int(n),
+        o_user.astype(np.int32),
+        o_time.astype(np.int64),
+        issue_user.astype(np.int32),
+        issue_benefit.astype(np.int32),
+        issue_time.astype(np.int64),
+        np.ascontiguousarray(redeemed, dtype=np.float64),
+        c_user.astype(np.int32),
+        c_benefit.astype(np.int32),
+        c_time.astype(np.int64),
+        kind_code.astype(np.int32),
+        int(n_kinds),
+        np.ascontiguousarray(validity, dtype=np.float64),
+        int(t_plan),
+        int(min_rows),
+    )
 
 
 def redemption_counts(events, n_benefits: int) -> np.ndarray:
@@ -360,6 +479,7 @@ def redemption_counts(events, n_benefits: int) -> np.ndarray:
 
 
 # --- plans -------------------------------------------------------------------------------------
+
 
 @dataclass
 class Plan:
@@ -389,17 +509,24 @@ class Plan:
             raise _input_error(f"Plan.summary: unknown column {by!r} (have {list(f.columns)})")
         keys = ["_all"] if by is None else [by]
         g = f.assign(_all="all").groupby(keys, observed=True, sort=True)
-        out = pd.DataFrame({
-            "members": g["member_index"].nunique(),
-            "benefits": g.size(),
-            "expected_redemptions": g["probability"].sum(),
-            "expected_cost": g["cost"].sum(),
-            "expected_return": g["value"].sum(),
-        })
+        out = pd.DataFrame(
+            {
+                "members": g["member_index"].nunique(),
+                "benefits": g.size(),
+                "expected_redemptions": g["probability"].sum(),
+                "expected_cost": g["cost"].sum(),
+                "expected_return": g["value"].sum(),
+            }
+        )
         if len(out) == 0:
-            out = pd.DataFrame([[0, 0, 0.0, 0.0, 0.0]], columns=_SUMMARY_COLUMNS[:-1],
-                               index=pd.Index(["all"], name=keys[0]))
-        out["return_per_cost"] = out["expected_return"] / out["expected_cost"].where(out["expected_cost"] > 0)
+            out = pd.DataFrame(
+                [[0, 0, 0.0, 0.0, 0.0]],
+                columns=_SUMMARY_COLUMNS[:-1],
+                index=pd.Index(["all"], name=keys[0]),
+            )
+        out["return_per_cost"] = out["expected_return"] / out["expected_cost"].where(
+            out["expected_cost"] > 0
+        )
         if by is None:
             out.index = pd.Index(["all"], name="plan")
         return out[_SUMMARY_COLUMNS]
@@ -432,32 +559,50 @@ class Plan:
         Path(path).write_text(text)
         return None
 
-    def evaluate(self, redemption_probability, incremental_probability, order_value,
-                 cost_per_redemption) -> Dict[str, float]:
+    def evaluate(
+        self, redemption_probability, incremental_probability, order_value, cost_per_redemption
+    ) -> Dict[str, float]:
         """The plan's TRUE return when the truth is known (e.g. the simulator's
         SimulationTruth): expected incremental return = sum of P(incremental order) x order
         value, expected cost = issue cost + P(redemption) x cost per redemption."""
         red_all = _matrix(redemption_probability, "Plan.evaluate: redemption_probability")
-        inc_all = _matrix(incremental_probability, "Plan.evaluate: incremental_probability", red_all.shape)
+        inc_all = _matrix(
+            incremental_probability, "Plan.evaluate: incremental_probability", red_all.shape
+        )
         n, nb = red_all.shape
         value = _vector(order_value, "Plan.evaluate: order_value", n)
         cost_b = _vector(cost_per_redemption, "Plan.evaluate: cost_per_redemption", nb)
         u = self.frame["member_index"].to_numpy()
         b = self.frame["benefit_index"].to_numpy()
         if len(u) and (u.max() >= n or b.max() >= nb):
-            raise _input_error(f"Plan.evaluate: the plan has members up to {u.max()} and benefits up to {b.max()}, "
-                               f"the truth is {n} x {nb}")
+            raise _input_error(
+                f"Plan.evaluate: the plan has members up to {u.max()} and benefits up to {b.max()}, "
+                f"the truth is {n} x {nb}"
+            )
         red = red_all[u, b]
         ret = float((inc_all[u, b] * value[u]).sum())
         cost = float((self.issue_cost + red * cost_b[b]).sum())
-        return {"members": int(len(np.unique(u))), "benefits": int(len(u)),
-                "true_redemptions": float(red.sum()), "true_cost": cost,
-                "true_incremental_return": ret,
-                "true_return_per_cost": ret / cost if cost > 0 else float("nan")}
+        return {
+            "members": int(len(np.unique(u))),
+            "benefits": int(len(u)),
+            "true_redemptions": float(red.sum()),
+            "true_cost": cost,
+            "true_incremental_return": ret,
+            "true_return_per_cost": ret / cost if cost > 0 else float("nan"),
+        }
 
-    def evaluate_offline(self, log, catalog, *, since=None, until=None, estimator: str = "snips",
-                         confidence: float = 0.95, clip: Optional[float] = None,
-                         num_threads: int = 0) -> pd.DataFrame:
+    def evaluate_offline(
+        self,
+        log,
+        catalog,
+        *,
+        since=None,
+        until=None,
+        estimator: str = "snips",
+        confidence: float = 0.95,
+        clip: Optional[float] = None,
+        num_threads: int = 0,
+    ) -> pd.DataFrame:
         """The plan's redemptions, cost and return estimated OFF-POLICY from a log of issues with
         logged propensities (no truth needed): how the plan would have done had it issued its
         benefits in the log's period, with a confidence interval.
@@ -489,15 +634,23 @@ class Plan:
         from .fm import redemption_samples
 
         if not isinstance(log, EventLog):
-            raise _input_error(f"Plan.evaluate_offline: log must be a perkrec.EventLog (got {type(log).__name__})")
+            raise _input_error(
+                f"Plan.evaluate_offline: log must be a perkrec.EventLog (got {type(log).__name__})"
+            )
         if estimator not in ("snips", "ips"):
-            raise _core.ConfigError(f"Plan.evaluate_offline: estimator must be 'snips' or 'ips' (got {estimator!r})")
+            raise _core.ConfigError(
+                f"Plan.evaluate_offline: estimator must be 'snips' or 'ips' (got {estimator!r})"
+            )
         if not log.has_propensity:
-            raise _input_error("Plan.evaluate_offline: the log has no logged propensities (needed to reweight the "
-                               "logging policy's decisions)")
+            raise _input_error(
+                "Plan.evaluate_offline: the log has no logged propensities (needed to reweight the "
+                "logging policy's decisions)"
+            )
         cat = catalog.to_frame()
         if len(cat) != log.n_benefits:
-            raise _input_error(f"Plan.evaluate_offline: the catalog has {len(cat)} benefits, the log {log.n_benefits}")
+            raise _input_error(
+                f"Plan.evaluate_offline: the catalog has {len(cat)} benefits, the log {log.n_benefits}"
+            )
         frame = log.to_frame(external_ids=False)
         rows = redemption_samples(frame, catalog)
         rows["propensity"] = frame["propensity"].to_numpy(np.float64)[rows["event"].to_numpy()]
@@ -509,15 +662,21 @@ class Plan:
             keep &= (rows["timestamp"] < time_seconds(until, "until")).to_numpy()
         rows = rows[keep]
         if len(rows) == 0:
-            raise _input_error("Plan.evaluate_offline: no logged issue in the window has a complete validity period")
+            raise _input_error(
+                "Plan.evaluate_offline: no logged issue in the window has a complete validity period"
+            )
         # The plan's (member, benefit) pairs in the log's index space.
         plan_b = self.frame["benefit_index"].to_numpy(np.int64)
         if len(plan_b) and plan_b.max() >= log.n_benefits:
-            raise _input_error(f"Plan.evaluate_offline: the plan has benefit index {plan_b.max()}, the log "
-                               f"{log.n_benefits} benefits")
+            raise _input_error(
+                f"Plan.evaluate_offline: the plan has benefit index {plan_b.max()}, the log "
+                f"{log.n_benefits} benefits"
+            )
         log_users = log.user_ids
         if log_users is not None:
-            plan_u = log_users.lookup(self.frame["member"].to_numpy(), missing="minus_one").astype(np.int64)
+            plan_u = log_users.lookup(self.frame["member"].to_numpy(), missing="minus_one").astype(
+                np.int64
+            )
         else:
             plan_u = self.frame["member_index"].to_numpy(np.int64)
             plan_u = np.where(plan_u < log.n_users, plan_u, -1)
@@ -528,7 +687,9 @@ class Plan:
         u = rows["user"].to_numpy(np.int64)
         key = u * n_b + rows["benefit"].to_numpy(np.int64)
         pos = np.clip(np.searchsorted(plan_key_sorted, key), 0, max(len(plan_key_sorted) - 1, 0))
-        matched = (plan_key_sorted[pos] == key) if len(plan_key_sorted) else np.zeros(len(key), bool)
+        matched = (
+            (plan_key_sorted[pos] == key) if len(plan_key_sorted) else np.zeros(len(key), bool)
+        )
         pair = np.where(matched, order[pos], -1)
         # Members in the plan count once each: their decisions share a weight of 1.
         planned_member = np.zeros(log.n_users, bool)
@@ -540,7 +701,9 @@ class Plan:
         label = rows["label"].to_numpy(np.float64)[in_plan]
         pair = pair[in_plan]
         prob = self.frame["probability"].to_numpy(np.float64)
-        per_redemption = np.where(prob > 0, self.frame["value"].to_numpy(np.float64) / np.maximum(prob, 1e-300), 0.0)
+        per_redemption = np.where(
+            prob > 0, self.frame["value"].to_numpy(np.float64) / np.maximum(prob, 1e-300), 0.0
+        )
         cost_b = cat["cost"].to_numpy(np.float64)
         safe = np.maximum(pair, 0)
         rewards = {
@@ -548,23 +711,47 @@ class Plan:
             "cost": self.issue_cost + label * cost_b[plan_b[safe]],
             "return": label * per_redemption[safe],
         }
-        expected = {"redemptions": float(prob.sum()), "cost": self.expected_cost, "return": self.expected_return}
+        expected = {
+            "redemptions": float(prob.sum()),
+            "cost": self.expected_cost,
+            "return": self.expected_return,
+        }
         if not np.any(target > 0):
-            raise _input_error("Plan.evaluate_offline: the log holds no decision that issued one of the plan's "
-                               "(member, benefit) pairs in the window")
+            raise _input_error(
+                "Plan.evaluate_offline: the log holds no decision that issued one of the plan's "
+                "(member, benefit) pairs in the window"
+            )
         n_pairs = len(self.frame)
         out, ess = [], float("nan")
         for name, r in rewards.items():
-            est = off_policy_value(r, p, target, estimator=estimator, confidence=confidence, clip=clip,
-                                   num_threads=num_threads)
+            est = off_policy_value(
+                r,
+                p,
+                target,
+                estimator=estimator,
+                confidence=confidence,
+                clip=clip,
+                num_threads=num_threads,
+            )
             # SNIPS: a mean per planned pair; IPS: a mean per logged decision of a planned member.
             scale = n_pairs if estimator == "snips" else len(p)
-            out.append((name, est.value * scale, est.lower * scale, est.upper * scale, expected[name]))
+            out.append(
+                (name, est.value * scale, est.lower * scale, est.upper * scale, expected[name])
+            )
             ess = est.effective_sample_size
-        result = pd.DataFrame(out, columns=["metric", "estimate", "lower", "upper", "expected"]).set_index("metric")
+        result = pd.DataFrame(
+            out, columns=["metric", "estimate", "lower", "upper", "expected"]
+        ).set_index("metric")
         covered = np.unique(pair[target > 0])
-        result.attrs.update({"pairs": n_pairs, "covered_pairs": int(len(covered)), "decisions": int(len(p)),
-                             "effective_sample_size": ess, "estimator": estimator})
+        result.attrs.update(
+            {
+                "pairs": n_pairs,
+                "covered_pairs": int(len(covered)),
+                "decisions": int(len(p)),
+                "effective_sample_size": ess,
+                "estimator": estimator,
+            }
+        )
         return result
 
     def _repr_html_(self) -> str:
@@ -579,23 +766,46 @@ class Plan:
         return campaign_report(self, path, **inputs)
 
     def __repr__(self) -> str:
-        return (f"Plan({len(self.frame):,} benefits to {self.frame['member_index'].nunique():,} members, "
-                f"expected cost {self.expected_cost:,.2f} of budget {self.budget:,.2f}, "
-                f"expected return {self.expected_return:,.2f})")
+        return (
+            f"Plan({len(self.frame):,} benefits to {self.frame['member_index'].nunique():,} members, "
+            f"expected cost {self.expected_cost:,.2f} of budget {self.budget:,.2f}, "
+            f"expected return {self.expected_return:,.2f})"
+        )
 
 
-def _frame(catalog, user_ids, member_index, benefit_index, probability, value, cost, *,
-           segment_names=None, member_segment=None, send_at=None, validity_days=None,
-           reasons=None, extra: Optional[Dict[str, np.ndarray]] = None) -> pd.DataFrame:
+def _frame(
+    catalog,
+    user_ids,
+    member_index,
+    benefit_index,
+    probability,
+    value,
+    cost,
+    *,
+    segment_names=None,
+    member_segment=None,
+    send_at=None,
+    validity_days=None,
+    reasons=None,
+    extra: Optional[Dict[str, np.ndarray]] = None,
+) -> pd.DataFrame:
     cat = catalog.to_frame()
     member_index = np.asarray(member_index, dtype=np.int64)
     benefit_index = np.asarray(benefit_index, dtype=np.int64)
-    members = (user_ids.to_external(member_index.astype(np.int32)) if user_ids is not None else member_index)
-    f = pd.DataFrame({
-        "member": members, "member_index": member_index,
-        "benefit": cat["id"].to_numpy()[benefit_index], "benefit_index": benefit_index,
-        "kind": pd.Categorical(cat["kind"].astype(str).to_numpy()[benefit_index]),
-    })
+    members = (
+        user_ids.to_external(member_index.astype(np.int32))
+        if user_ids is not None
+        else member_index
+    )
+    f = pd.DataFrame(
+        {
+            "member": members,
+            "member_index": member_index,
+            "benefit": cat["id"].to_numpy()[benefit_index],
+            "benefit_index": benefit_index,
+            "kind": pd.Categorical(cat["kind"].astype(str).to_numpy()[benefit_index]),
+        }
+    )
     if member_segment is not None and segment_names is not None:
         codes = np.asarray(member_segment)[member_index]
         names = np.asarray(list(segment_names) + ["none"], dtype=object)
@@ -606,8 +816,11 @@ def _frame(catalog, user_ids, member_index, benefit_index, probability, value, c
     f["net"] = f["value"] - f["cost"]
     if send_at is not None:
         f["send_at"] = pd.to_datetime(np.asarray(send_at, dtype=np.int64), unit="s", utc=True)
-        days = (np.asarray(validity_days, dtype=np.float64) if validity_days is not None
-                else cat["validity_days"].to_numpy(np.float64)[benefit_index])
+        days = (
+            np.asarray(validity_days, dtype=np.float64)
+            if validity_days is not None
+            else cat["validity_days"].to_numpy(np.float64)[benefit_index]
+        )
         f["validity_days"] = days.astype(np.int32)
         f["valid_until"] = f["send_at"] + pd.to_timedelta(days, unit="D")
     for k, v in (extra or {}).items():
@@ -619,8 +832,10 @@ def _frame(catalog, user_ids, member_index, benefit_index, probability, value, c
 
 # --- baselines ---------------------------------------------------------------------------------
 
-def _baseline_inputs(name: str, catalog, redemption_probability, value, budget: float, issue_cost: float,
-                     eligible) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+
+def _baseline_inputs(
+    name: str, catalog, redemption_probability, value, budget: float, issue_cost: float, eligible
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Validated (P, value, cost per redemption, eligible) for a baseline; InputError /
     ConfigError naming the argument."""
     if not (budget >= 0):
@@ -630,11 +845,12 @@ def _baseline_inputs(name: str, catalog, redemption_probability, value, budget: 
     cost_b = catalog.to_frame()["cost"].to_numpy(np.float64)
     P = _matrix(redemption_probability, f"{name}: redemption_probability")
     if P.shape[1] != len(cost_b):
-        raise _input_error(f"{name}: redemption_probability has {P.shape[1]} benefit columns "
-                           f"(the catalog has {len(cost_b)})")
+        raise _input_error(
+            f"{name}: redemption_probability has {P.shape[1]} benefit columns "
+            f"(the catalog has {len(cost_b)})"
+        )
     V = _matrix(value, f"{name}: value", P.shape)
-    ok = (np.ones(P.shape, dtype=bool) if eligible is None
-          else np.asarray(eligible).astype(bool))
+    ok = np.ones(P.shape, dtype=bool) if eligible is None else np.asarray(eligible).astype(bool)
     if ok.shape != P.shape:
         raise _input_error(f"{name}: eligible has shape {ok.shape} (expected {P.shape})")
     return P, V, cost_b, ok
@@ -645,31 +861,71 @@ def _baseline_arrays(P, V, cost_b, eligible, seed: int):
     numpy's permutation of the members for the random fill)."""
     ok = None if eligible is None else np.ascontiguousarray(eligible, dtype=np.uint8).reshape(-1)
     order = np.random.default_rng(seed).permutation(P.shape[0]).astype(np.int32)
-    return (P.shape[0], P.shape[1], P.reshape(-1), V.reshape(-1), np.ascontiguousarray(cost_b, dtype=np.float64),
-            ok, order)
+    return (
+        P.shape[0],
+        P.shape[1],
+        P.reshape(-1),
+        V.reshape(-1),
+        np.ascontiguousarray(cost_b, dtype=np.float64),
+        ok,
+        order,
+    )
 
 
-def popularity_plan(catalog, redemption_probability, value, budget: float, *, popularity,
-                    issue_cost: float = 0.0, eligible=None, user_ids=None, seed: int = 0) -> Plan:
+def popularity_plan(
+    catalog,
+    redemption_probability,
+    value,
+    budget: float,
+    *,
+    popularity,
+    issue_cost: float = 0.0,
+    eligible=None,
+    user_ids=None,
+    seed: int = 0,
+) -> Plan:
     """Baseline: the most popular benefit (by ``popularity``, e.g. past redemptions) whose
     expected cost for every member fits the budget goes to everyone; when none fits, the most
     popular one goes to members in random order until the budget is spent. ``value`` is the
     members x benefits expected return the planner uses (so the plans are comparable);
     ``eligible`` an optional members x benefits 0/1 mask."""
-    P, V, cost_b, ok = _baseline_inputs("popularity_plan", catalog, redemption_probability, value, budget,
-                                        issue_cost, eligible)
+    P, V, cost_b, ok = _baseline_inputs(
+        "popularity_plan", catalog, redemption_probability, value, budget, issue_cost, eligible
+    )
     pop = _vector(popularity, "popularity_plan: popularity", P.shape[1])
     n_users, n_benefits, p_flat, v_flat, cost_flat, ok_flat, order = _baseline_arrays(
-        P, V, cost_b, None if eligible is None else ok, seed)
+        P, V, cost_b, None if eligible is None else ok, seed
+    )
     members, b, prob, val, cost, choice = _core.popularity_plan(
-        n_users, n_benefits, p_flat, v_flat, cost_flat, ok_flat, float(budget), float(issue_cost), order, pop)
+        n_users,
+        n_benefits,
+        p_flat,
+        v_flat,
+        cost_flat,
+        ok_flat,
+        float(budget),
+        float(issue_cost),
+        order,
+        pop,
+    )
     f = _frame(catalog, user_ids, members, b, prob, val, cost)
-    return Plan(f, budget=budget, method="popularity", issue_cost=issue_cost,
-                info={"benefit": catalog.to_frame()["id"].iloc[choice]})
+    return Plan(
+        f,
+        budget=budget,
+        method="popularity",
+        issue_cost=issue_cost,
+        info={"benefit": catalog.to_frame()["id"].iloc[choice]},
+    )
 
 
-def default_segment_benefits(catalog, popularity, segment_names: Sequence[str], *,
-                             expected_cost=None, max_cost_per_member: Optional[float] = None) -> Dict[str, str]:
+def default_segment_benefits(
+    catalog,
+    popularity,
+    segment_names: Sequence[str],
+    *,
+    expected_cost=None,
+    max_cost_per_member: Optional[float] = None,
+) -> Dict[str, str]:
     """A fixed benefit per segment, as an operator would write it by hand: the most popular
     benefit of the kind the segment is named for (threshold discounts for threshold-sensitive
     members, points for points-active ones, the top face-value quartile for high-face-value
@@ -702,41 +958,81 @@ def default_segment_benefits(catalog, popularity, segment_names: Sequence[str], 
         "dormant": kinds == "discount",
         "new_member": kinds == "free_shipping",
     }
-    return {name: most_popular(wanted.get(name, np.ones(len(cat), dtype=bool))) for name in segment_names}
+    return {
+        name: most_popular(wanted.get(name, np.ones(len(cat), dtype=bool)))
+        for name in segment_names
+    }
 
 
-def segment_rules_plan(catalog, redemption_probability, value, budget: float, *, member_segment,
-                       segment_names: Sequence[str], segment_benefits: Dict[str, str],
-                       issue_cost: float = 0.0, eligible=None, user_ids=None, seed: int = 0) -> Plan:
+def segment_rules_plan(
+    catalog,
+    redemption_probability,
+    value,
+    budget: float,
+    *,
+    member_segment,
+    segment_names: Sequence[str],
+    segment_benefits: Dict[str, str],
+    issue_cost: float = 0.0,
+    eligible=None,
+    user_ids=None,
+    seed: int = 0,
+) -> Plan:
     """Baseline: each segment gets its fixed benefit (``segment_benefits``: segment name ->
     benefit id; segments not named get nothing), members in random order until the budget is
     spent."""
-    P, V, cost_b, ok = _baseline_inputs("segment_rules_plan", catalog, redemption_probability, value, budget,
-                                        issue_cost, eligible)
+    P, V, cost_b, ok = _baseline_inputs(
+        "segment_rules_plan", catalog, redemption_probability, value, budget, issue_cost, eligible
+    )
     n = P.shape[0]
     cat = catalog.to_frame()
     index_of = {str(b): i for i, b in enumerate(cat["id"].astype(str))}
     unknown = [b for b in segment_benefits.values() if str(b) not in index_of]
     if unknown:
         raise _input_error(f"segment_rules_plan: unknown benefit ids {unknown}")
-    seg_to_b = np.array([index_of[str(segment_benefits[s])] if s in segment_benefits else -1
-                         for s in segment_names] + [-1])
+    seg_to_b = np.array(
+        [index_of[str(segment_benefits[s])] if s in segment_benefits else -1 for s in segment_names]
+        + [-1]
+    )
     codes = np.asarray(member_segment, dtype=np.int64).reshape(-1)
-    if codes.shape != (n,) or (len(codes) and (codes.min() < -1 or codes.max() >= len(segment_names))):
-        raise _input_error(f"segment_rules_plan: member_segment must hold {n} codes in [-1, {len(segment_names)}) "
-                           f"(got {codes.size} codes)")
+    if codes.shape != (n,) or (
+        len(codes) and (codes.min() < -1 or codes.max() >= len(segment_names))
+    ):
+        raise _input_error(
+            f"segment_rules_plan: member_segment must hold {n} codes in [-1, {len(segment_names)}) "
+            f"(got {codes.size} codes)"
+        )
     n_users, n_benefits, p_flat, v_flat, cost_flat, ok_flat, order = _baseline_arrays(
-        P, V, cost_b, None if eligible is None else ok, seed)
+        P, V, cost_b, None if eligible is None else ok, seed
+    )
     members, b, prob, val, cost, _ = _core.segment_rules_plan(
-        n_users, n_benefits, p_flat, v_flat, cost_flat, ok_flat, float(budget), float(issue_cost), order,
-        codes.astype(np.int32), seg_to_b[:-1].astype(np.int32))
+        n_users,
+        n_benefits,
+        p_flat,
+        v_flat,
+        cost_flat,
+        ok_flat,
+        float(budget),
+        float(issue_cost),
+        order,
+        codes.astype(np.int32),
+        seg_to_b[:-1].astype(np.int32),
+    )
     names = list(segment_names)
-    f = _frame(catalog, user_ids, members, b, prob, val, cost, segment_names=names, member_segment=codes)
-    return Plan(f, budget=budget, method="segment_rules", issue_cost=issue_cost,
-                info={"segment_benefits": dict(segment_benefits)})
+    f = _frame(
+        catalog, user_ids, members, b, prob, val, cost, segment_names=names, member_segment=codes
+    )
+    return Plan(
+        f,
+        budget=budget,
+        method="segment_rules",
+        issue_cost=issue_cost,
+        info={"segment_benefits": dict(segment_benefits)},
+    )
 
 
 # --- the planner -------------------------------------------------------------------------------
+
 
 class Planner:
     """Policy -> eligibility masks and constraints; Ranker -> candidates with expected value
@@ -747,25 +1043,52 @@ class Planner:
     happened anyway) or "redemption". ``method``: "dual" (Lagrangian multiple-choice knapsack),
     "greedy" or "exact" (small instances only)."""
 
-    def __init__(self, policy=None, *, objective: str = "incremental", top_k: int = 50,
-                 method: str = "dual", num_threads: int = 0):
+    def __init__(
+        self,
+        policy=None,
+        *,
+        objective: str = "incremental",
+        top_k: int = 50,
+        method: str = "dual",
+        num_threads: int = 0,
+    ):
         from .policy import Policy
 
         if objective not in OBJECTIVES:
-            raise _core.ConfigError(f"Planner: objective must be one of {OBJECTIVES} (got {objective!r})")
+            raise _core.ConfigError(
+                f"Planner: objective must be one of {OBJECTIVES} (got {objective!r})"
+            )
         if method not in ("dual", "greedy", "exact"):
-            raise _core.ConfigError(f"Planner: method must be 'dual', 'greedy' or 'exact' (got {method!r})")
+            raise _core.ConfigError(
+                f"Planner: method must be 'dual', 'greedy' or 'exact' (got {method!r})"
+            )
         if not (isinstance(top_k, (int, np.integer)) and top_k >= 1):
             raise _core.ConfigError(f"Planner: top_k must be an integer >= 1 (got {top_k!r})")
-        self.policy = policy if isinstance(policy, Policy) else Policy({} if policy is None else policy)
+        self.policy = (
+            policy if isinstance(policy, Policy) else Policy({} if policy is None else policy)
+        )
         self.objective = objective
         self.top_k = int(top_k)
         self.method = method
         self.num_threads = num_threads
 
-    def plan(self, catalog, users, plan_time, *, redemption_probability=None, blend=None,
-             incremental_share=None, order_value=None, benefit_value=None, segments=None, history=None,
-             preference=None, budget: Optional[float] = None, eligible_matrix: bool = True) -> Plan:
+    def plan(
+        self,
+        catalog,
+        users,
+        plan_time,
+        *,
+        redemption_probability=None,
+        blend=None,
+        incremental_share=None,
+        order_value=None,
+        benefit_value=None,
+        segments=None,
+        history=None,
+        preference=None,
+        budget: Optional[float] = None,
+        eligible_matrix: bool = True,
+    ) -> Plan:
         """Plans for the members of ``users`` (UserTable rows = member indices of the
         probabilities) at ``plan_time``.
 
@@ -786,8 +1109,10 @@ class Planner:
         from .ranking import _impl_of, _optional_floats
 
         if self.objective == "incremental" and incremental_share is None:
-            raise _input_error("Planner.plan: objective 'incremental' needs incremental_share "
-                               "(e.g. perkrec.plan.incremental_share(preference, catalog))")
+            raise _input_error(
+                "Planner.plan: objective 'incremental' needs incremental_share "
+                "(e.g. perkrec.plan.incremental_share(preference, catalog))"
+            )
         t_plan = time_seconds(plan_time, "plan_time")
         prob = factors = None
         if isinstance(redemption_probability, ProbabilityFactors) and blend is None:
@@ -795,8 +1120,10 @@ class Planner:
         elif redemption_probability is not None and blend is None:
             parr = np.asarray(redemption_probability)
             if parr.ndim != 2:
-                raise _input_error(f"rank: probability: expected a 2-D members x benefits matrix (got {parr.ndim} "
-                                   "dimensions)")
+                raise _input_error(
+                    f"rank: probability: expected a 2-D members x benefits matrix (got {parr.ndim} "
+                    "dimensions)"
+                )
             prob = np.ascontiguousarray(parr, dtype=np.float32).reshape(-1)
         elif blend is None:
             raise _input_error("rank: give probability (members x benefits) or blend")
@@ -806,20 +1133,39 @@ class Planner:
                 timing = incremental_share
             else:
                 share = _optional_floats(incremental_share, "incremental_share")
-        compiled = self.policy.compile(catalog, users, plan_time, segments=segments, history=history,
-                                       num_threads=self.num_threads)
-        params = {"objective": self.objective, "top_k": self.top_k, "method": self.method,
-                  "num_threads": int_scalar(self.num_threads, "num_threads", -2**31)}
+        compiled = self.policy.compile(
+            catalog,
+            users,
+            plan_time,
+            segments=segments,
+            history=history,
+            num_threads=self.num_threads,
+        )
+        params = {
+            "objective": self.objective,
+            "top_k": self.top_k,
+            "method": self.method,
+            "num_threads": int_scalar(self.num_threads, "num_threads", -(2**31)),
+        }
         result = _core.plan(
-            compiled._impl, _impl_of(catalog), t_plan, json.dumps(params), prob,
+            compiled._impl,
+            _impl_of(catalog),
+            t_plan,
+            json.dumps(params),
+            prob,
             None if blend is None else blend._impl,
             None if factors is None else factors.user_factors.reshape(-1),
             None if factors is None else factors.benefit_factors.reshape(-1),
             None if factors is None else factors.benefit_bias,
-            0 if factors is None else factors.user_factors.shape[1], share,
-            None if timing is None else timing.orders_per_day, None if timing is None else timing.validity_days,
-            _optional_floats(order_value, "member_value"), _optional_floats(benefit_value, "benefit_value"),
-            None if preference is None else _impl_of(preference), float("nan") if budget is None else float(budget))
+            0 if factors is None else factors.user_factors.shape[1],
+            share,
+            None if timing is None else timing.orders_per_day,
+            None if timing is None else timing.validity_days,
+            _optional_floats(order_value, "member_value"),
+            _optional_floats(benefit_value, "benefit_value"),
+            None if preference is None else _impl_of(preference),
+            float("nan") if budget is None else float(budget),
+        )
         return _plan_from_result(compiled, catalog, users, result, eligible_matrix)
 
 
@@ -832,14 +1178,34 @@ def _plan_from_result(compiled, catalog, users, result, eligible_matrix: bool = 
     # The member column holds the members' external ids (the UserTable's map).
     user_ids = users.users if isinstance(users, UserTable) else None
     member_segment = np.asarray(compiled.constraints.member_segment)
-    frame = _frame(catalog, user_ids, rows["member"], rows["benefit"], rows["probability"], rows["value"],
-                   rows["cost"], segment_names=compiled.segment_names if len(member_segment) else None,
-                   member_segment=member_segment if len(member_segment) else None,
-                   send_at=rows["send_at"], validity_days=rows["validity_days"], reasons=rows["reasons"])
-    info: Dict[str, object] = {"compiled": compiled, "candidates": candidates, "allocation": allocation,
-                               "diagnostics": diagnostics}
+    frame = _frame(
+        catalog,
+        user_ids,
+        rows["member"],
+        rows["benefit"],
+        rows["probability"],
+        rows["value"],
+        rows["cost"],
+        segment_names=compiled.segment_names if len(member_segment) else None,
+        member_segment=member_segment if len(member_segment) else None,
+        send_at=rows["send_at"],
+        validity_days=rows["validity_days"],
+        reasons=rows["reasons"],
+    )
+    info: Dict[str, object] = {
+        "compiled": compiled,
+        "candidates": candidates,
+        "allocation": allocation,
+        "diagnostics": diagnostics,
+    }
     if eligible_matrix and compiled.n_users * compiled.n_benefits <= 50_000_000:
         info["eligible"] = compiled.eligible_matrix()
-    return Plan(frame, budget=float(planned_budget), method=allocation.method,
-                dual_bound=float(allocation.dual_bound), multiplier=float(allocation.multiplier),
-                issue_cost=compiled.issue_cost, info=info)
+    return Plan(
+        frame,
+        budget=float(planned_budget),
+        method=allocation.method,
+        dual_bound=float(allocation.dual_bound),
+        multiplier=float(allocation.multiplier),
+        issue_cost=compiled.issue_cost,
+        info=info,
+    )

@@ -32,8 +32,10 @@ def _figure(width: float, height: float):
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("perkrec.plots needs matplotlib: pip install 'perkrec[plots]' "
-                          "(or pip install matplotlib)") from exc
+        raise ImportError(
+            "perkrec.plots needs matplotlib: pip install 'perkrec[plots]' "
+            "(or pip install matplotlib)"
+        ) from exc
     return Figure(figsize=(width, height), layout="constrained")
 
 
@@ -47,7 +49,9 @@ def plot_segment_heatmap(model: PreferenceModel, rules=None):
     logs = np.log2(np.clip(values, 1e-3, None))
     bound = max(0.5, float(np.nanmax(np.abs(logs))) if np.isfinite(logs).any() else 1.0)
     image = ax.imshow(logs, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
-    ax.set_xticks(range(values.shape[1]), model.dimension_names, rotation=70, ha="right", fontsize=8)
+    ax.set_xticks(
+        range(values.shape[1]), model.dimension_names, rotation=70, ha="right", fontsize=8
+    )
     labels = [f"{name} ({int(n):,})" for name, n in zip(table.index, table["members"])]
     ax.set_yticks(range(values.shape[0]), labels, fontsize=9)
     ax.set_title("Mean preference by segment (log2 of the lift; 0 = population)")
@@ -94,7 +98,9 @@ def plot_hour_of_week(model: PreferenceModel, user=None):
     return fig
 
 
-def report(model: PreferenceModel, folder: Union[str, Path], rules=None, member=None, clusters: int = 6) -> Path:
+def report(
+    model: PreferenceModel, folder: Union[str, Path], rules=None, member=None, clusters: int = 6
+) -> Path:
     """Writes segment_heatmap.png, member_profile.png, hour_of_week.png, segments.csv,
     clusters.csv, timing_summary.csv and report.html (one page embedding all of them) to
     ``folder``; returns the HTML path. ``member`` defaults to the member with the most orders."""
@@ -106,12 +112,18 @@ def report(model: PreferenceModel, folder: Union[str, Path], rules=None, member=
     table = model.segment_table(rules)
     table.to_csv(out / "segments.csv")
     assignment, centroids, descriptions = model.clusters(clusters)
-    cluster_table = pd.DataFrame({"members": assignment.value_counts().reindex(range(clusters)).fillna(0).astype(int),
-                                  "description": descriptions})
+    cluster_table = pd.DataFrame(
+        {
+            "members": assignment.value_counts().reindex(range(clusters)).fillna(0).astype(int),
+            "description": descriptions,
+        }
+    )
     cluster_table.index.name = "cluster"
     cluster_table.to_csv(out / "clusters.csv")
     timing = model.timing()
-    timing_summary = timing[["next_purchase_days", "validity_days", "p_alive", "expected_purchases"]].describe()
+    timing_summary = timing[
+        ["next_purchase_days", "validity_days", "p_alive", "expected_purchases"]
+    ].describe()
     timing_summary.to_csv(out / "timing_summary.csv")
     figures = {
         "segment_heatmap.png": plot_segment_heatmap(model, rules),
@@ -148,14 +160,21 @@ as often as the average member; 2 means twice as often.</p>
 
 
 # --- member value (CLVModel) against a holdout: the literature's pictures ----------------------
-def plot_frequency_holdout(holdout: pd.DataFrame, prediction: pd.DataFrame, max_frequency: int = 7,
-                           forecasts: Optional[dict] = None):
+def plot_frequency_holdout(
+    holdout: pd.DataFrame,
+    prediction: pd.DataFrame,
+    max_frequency: int = 7,
+    forecasts: Optional[dict] = None,
+):
     """Mean actual vs predicted holdout purchases by calibration frequency (repeat occasions x,
     the last group ``max_frequency``+): ``holdout`` from ``calibration_holdout``, ``prediction``
     from ``CLVModel.predict(holdout.attrs["duration"])`` (rows matched by member id);
     ``forecasts`` adds other forecasts by name (e.g. ``naive_forecast``)."""
     groups = np.minimum(holdout["x"].to_numpy(dtype=np.int64), int(max_frequency))
-    lines = {"actual": holdout["holdout_purchases"], "model": prediction.loc[holdout.index, "expected_purchases"]}
+    lines = {
+        "actual": holdout["holdout_purchases"],
+        "model": prediction.loc[holdout.index, "expected_purchases"],
+    }
     for name, frame in (forecasts or {}).items():
         lines[name] = frame.loc[holdout.index, "expected_purchases"]
     fig = _figure(7, 4)
@@ -163,11 +182,15 @@ def plot_frequency_holdout(holdout: pd.DataFrame, prediction: pd.DataFrame, max_
     levels = np.arange(int(max_frequency) + 1)
     for name, values in lines.items():
         means = pd.Series(np.asarray(values, dtype=float)).groupby(groups).mean().reindex(levels)
-        ax.plot(levels, means.to_numpy(), marker="o", ls="-" if name == "actual" else "--", label=name)
+        ax.plot(
+            levels, means.to_numpy(), marker="o", ls="-" if name == "actual" else "--", label=name
+        )
     ax.set_xticks(levels, [str(k) for k in levels[:-1]] + [f"{levels[-1]}+"])
     ax.set_xlabel("repeat occasions in the calibration period")
-    ax.set_ylabel(f"mean occasions in the holdout ({holdout.attrs.get('duration', float('nan')):.3g} "
-                  f"{holdout.attrs.get('time_unit', 'units')}s)")
+    ax.set_ylabel(
+        f"mean occasions in the holdout ({holdout.attrs.get('duration', float('nan')):.3g} "
+        f"{holdout.attrs.get('time_unit', 'units')}s)"
+    )
     ax.set_title("Holdout purchases by calibration frequency")
     ax.legend()
     return fig
@@ -178,7 +201,9 @@ def plot_holdout_tracking(holdout: pd.DataFrame, model, cumulative: bool = False
     (``holdout.attrs["period_purchases"]``) against the model's conditional expectation summed
     over the calibration members (``CLVModel.expected_purchases_by_period``)."""
     actual = np.asarray(holdout.attrs["period_purchases"], dtype=float)
-    expected = model.expected_purchases_by_period(len(actual), summary=holdout, end=holdout.attrs["duration"])
+    expected = model.expected_purchases_by_period(
+        len(actual), summary=holdout, end=holdout.attrs["duration"]
+    )
     if cumulative:
         actual, expected = np.cumsum(actual), np.cumsum(expected)
     fig = _figure(8, 4)
@@ -204,8 +229,10 @@ def plot_p_alive_history(model, log, user, times=None):
         end = model.cut_time if model.cut_time is not None else log.time_range[1]
         internal = _internal_user(log, user, "plot_p_alive_history")
         offsets = log.user_offsets
-        stamps = log.timestamps[offsets[internal]:offsets[internal + 1]]
-        begin = pd.Timestamp(int(stamps.min()), unit="s", tz="UTC").floor("D") if len(stamps) else end
+        stamps = log.timestamps[offsets[internal] : offsets[internal + 1]]
+        begin = (
+            pd.Timestamp(int(stamps.min()), unit="s", tz="UTC").floor("D") if len(stamps) else end
+        )
         times = pd.date_range(begin + pd.Timedelta(days=1), end, freq="D")
     history = model.p_alive_history(log, user, times)
     fig = _figure(9, 3.5)
@@ -216,5 +243,7 @@ def plot_p_alive_history(model, log, user, times=None):
         ax.axvline(when, color="grey", lw=0.8, ls=":")
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("P(alive)")
-    ax.set_title(f"Member {user}: probability of being alive ({model.params['model']}; dotted: repeat purchases)")
+    ax.set_title(
+        f"Member {user}: probability of being alive ({model.params['model']}; dotted: repeat purchases)"
+    )
     return fig

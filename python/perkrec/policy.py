@@ -56,7 +56,9 @@ def _segments_arg(segments, n_users: int) -> Tuple[Optional[np.ndarray], Optiona
         codes = np.ascontiguousarray(cat.codes, dtype=np.int32)
         names = [str(c) for c in cat.categories]
     if codes.ndim != 1 or len(codes) != n_users:
-        raise _core.InputError(f"Policy.compile: segments have {codes.size} entries (expected one per member: {n_users})")
+        raise _core.InputError(
+            f"Policy.compile: segments have {codes.size} entries (expected one per member: {n_users})"
+        )
     return codes, names
 
 
@@ -115,9 +117,15 @@ class CompiledPolicy:
         m = int_array(members, np.int64, "CompiledPolicy.excluding_rule: members")
         b = int_array(benefits, np.int64, "CompiledPolicy.excluding_rule: benefits")
         if m.shape != b.shape:
-            raise _core.InputError("CompiledPolicy.excluding_rule: members and benefits differ in shape")
-        if m.size and (m.min() < 0 or m.max() >= self.n_users or b.min() < 0 or b.max() >= self.n_benefits):
-            raise _core.InputError("CompiledPolicy.excluding_rule: member or benefit index out of range")
+            raise _core.InputError(
+                "CompiledPolicy.excluding_rule: members and benefits differ in shape"
+            )
+        if m.size and (
+            m.min() < 0 or m.max() >= self.n_users or b.min() < 0 or b.max() >= self.n_benefits
+        ):
+            raise _core.InputError(
+                "CompiledPolicy.excluding_rule: member or benefit index out of range"
+            )
         rules = self.mask_rules()[self.member_masks[m], b]
         names = np.asarray(self.rule_names + [None], dtype=object)
         return names[np.where(rules < 0, len(self.rule_names), rules)]
@@ -172,17 +180,25 @@ class CompiledPolicy:
         seconds (int or float) gives int seconds; anything else pandas reads as a time gives a
         UTC Timestamp."""
         out = int(self._impl.send_time(time_seconds(t, "t"), int(member)))
-        return out if isinstance(t, (int, float, np.integer, np.floating)) else pd.Timestamp(out, unit="s", tz="UTC")
+        return (
+            out
+            if isinstance(t, (int, float, np.integer, np.floating))
+            else pd.Timestamp(out, unit="s", tz="UTC")
+        )
 
     def send_times(self, times, members) -> np.ndarray:
         """Vectorized send_time over arrays of seconds (int64) and member indices."""
         m = int_array(members, np.int32, "CompiledPolicy.send_times: members")
-        t = np.ascontiguousarray(np.broadcast_to(seconds(times, "CompiledPolicy.send_times: times"), m.shape))
+        t = np.ascontiguousarray(
+            np.broadcast_to(seconds(times, "CompiledPolicy.send_times: times"), m.shape)
+        )
         return self._impl.send_times(t, m)
 
     def __repr__(self) -> str:
-        return (f"CompiledPolicy({self.n_users} members x {self.n_benefits} benefits, {self.n_masks} masks, "
-                f"{len(self.rule_names) - 1} rules, budget {self.constraints.budget})")
+        return (
+            f"CompiledPolicy({self.n_users} members x {self.n_benefits} benefits, {self.n_masks} masks, "
+            f"{len(self.rule_names) - 1} rules, budget {self.constraints.budget})"
+        )
 
 
 class Policy:
@@ -201,12 +217,16 @@ class Policy:
             self._impl = spec._impl
         elif isinstance(spec, dict):
             self._impl = _core.Policy.from_string(json.dumps(spec))
-        elif isinstance(spec, os.PathLike) or (isinstance(spec, str) and not spec.lstrip().startswith("{")):
+        elif isinstance(spec, os.PathLike) or (
+            isinstance(spec, str) and not spec.lstrip().startswith("{")
+        ):
             self._impl = Policy.from_path(spec)._impl
         elif isinstance(spec, str):
             self._impl = _core.Policy.from_string(spec)
         else:
-            raise _core.ConfigError(f"Policy: expected a dict, JSON text, a path or None (got {type(spec).__name__})")
+            raise _core.ConfigError(
+                f"Policy: expected a dict, JSON text, a path or None (got {type(spec).__name__})"
+            )
 
     @classmethod
     def from_json(cls, text: str) -> "Policy":
@@ -217,7 +237,9 @@ class Policy:
     @classmethod
     def from_dict(cls, spec: dict) -> "Policy":
         if not isinstance(spec, dict):
-            raise _core.ConfigError(f"Policy.from_dict: expected a dict (got {type(spec).__name__})")
+            raise _core.ConfigError(
+                f"Policy.from_dict: expected a dict (got {type(spec).__name__})"
+            )
         return cls.from_json(json.dumps(spec))
 
     @classmethod
@@ -227,7 +249,9 @@ class Policy:
             with open(path, "rb") as f:
                 data = f.read()
         except OSError as exc:
-            raise _core.InputError(f"Policy.from_path: cannot read {path!r}: {exc.strerror}") from None
+            raise _core.InputError(
+                f"Policy.from_path: cannot read {path!r}: {exc.strerror}"
+            ) from None
         return cls.from_json(text_arg(data, f"Policy.from_path: {path}"))
 
     def to_json(self, indent: Optional[int] = 2) -> str:
@@ -257,8 +281,15 @@ class Policy:
     def rule_names(self) -> List[str]:
         return list(self._impl.rule_names)
 
-    def compile(self, catalog: Catalog, users: UserTable, plan_time, segments=None,
-                history: Optional[EventLog] = None, num_threads: int = 0) -> CompiledPolicy:
+    def compile(
+        self,
+        catalog: Catalog,
+        users: UserTable,
+        plan_time,
+        segments=None,
+        history: Optional[EventLog] = None,
+        num_threads: int = 0,
+    ) -> CompiledPolicy:
         """Compiles for ``users`` (the plan's members, in UserTable row order) and ``catalog``
         at ``plan_time`` (seconds, or anything pandas reads as a time; naive = UTC).
 
@@ -272,8 +303,15 @@ class Policy:
         if history is not None:
             _expect(history, EventLog, "history", "Policy.compile")
         codes, names = _segments_arg(segments, len(users))
-        impl = self._impl.compile(catalog._impl, users._impl, time_seconds(plan_time, "plan_time"), codes, names,
-                                  None if history is None else history._impl, int(num_threads))
+        impl = self._impl.compile(
+            catalog._impl,
+            users._impl,
+            time_seconds(plan_time, "plan_time"),
+            codes,
+            names,
+            None if history is None else history._impl,
+            int(num_threads),
+        )
         return CompiledPolicy(impl, [str(b) for b in catalog.ids.ids], users)
 
     def send_time(self, t, utc_offset_hours: float = 0.0):
@@ -281,7 +319,11 @@ class Policy:
         Seconds in (int or float) give int seconds out; anything else pandas reads as a time
         gives a UTC Timestamp."""
         out = int(self._impl.send_time(time_seconds(t, "t"), float(utc_offset_hours)))
-        return out if isinstance(t, (int, float, np.integer, np.floating)) else pd.Timestamp(out, unit="s", tz="UTC")
+        return (
+            out
+            if isinstance(t, (int, float, np.integer, np.floating))
+            else pd.Timestamp(out, unit="s", tz="UTC")
+        )
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Policy) and self._impl == other._impl

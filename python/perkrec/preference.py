@@ -36,9 +36,16 @@ def _member_index(obj) -> pd.Index:
     return pd.RangeIndex(obj.n_users, name="user")
 
 
-def wide_table(log: EventLog, catalog: Catalog, cut_time, *, face_value_edges=(10.0, 30.0),
-               threshold_edges=(100.0, 300.0), typical_basket: float = 60.0,
-               num_threads: int = 0) -> pd.DataFrame:
+def wide_table(
+    log: EventLog,
+    catalog: Catalog,
+    cut_time,
+    *,
+    face_value_edges=(10.0, 30.0),
+    threshold_edges=(100.0, 300.0),
+    typical_basket: float = 60.0,
+    num_threads: int = 0,
+) -> pd.DataFrame:
     """One row per member with aggregates of the events strictly before ``cut_time`` (seconds
     or anything pandas reads as a time; naive means UTC). Columns are documented in
     include/perkrec/features/wide_table.hpp: counts, claim / redemption / expiry rates overall
@@ -48,10 +55,15 @@ def wide_table(log: EventLog, catalog: Catalog, cut_time, *, face_value_edges=(1
     get zero counts and NaN rates."""
     _expect(log, EventLog, "log", "wide_table")
     _expect(catalog, Catalog, "catalog", "wide_table")
-    params = {"face_value_edges": list(map(float, face_value_edges)),
-              "threshold_edges": list(map(float, threshold_edges)),
-              "typical_basket": float(typical_basket), "num_threads": int(num_threads)}
-    names, columns = _core.wide_table(log._impl, catalog._impl, time_seconds(cut_time, "cut_time"), json.dumps(params))
+    params = {
+        "face_value_edges": list(map(float, face_value_edges)),
+        "threshold_edges": list(map(float, threshold_edges)),
+        "typical_basket": float(typical_basket),
+        "num_threads": int(num_threads),
+    }
+    names, columns = _core.wide_table(
+        log._impl, catalog._impl, time_seconds(cut_time, "cut_time"), json.dumps(params)
+    )
     return pd.DataFrame(dict(zip(names, columns)), index=_member_index(log))
 
 
@@ -83,23 +95,50 @@ class PreferenceModel(_Recommender):
 
     _core_class = _core.PreferenceModel
 
-    def __init__(self, half_life_days: float = 365.0, prior_strength: float = 0.0, latent_classes: int = 8,
-                 em_iterations: int = 20, interval: float = 0.9, timing_prior_strength: float = 8.0,
-                 horizon_days: float = 30.0, response: str = "claimed", face_value_edges=(10.0, 30.0), threshold_edges=(100.0, 300.0),
-                 typical_basket: float = 60.0, member_time_columns=("signup_time",), seed: int = 42,
-                 num_threads: int = 0):
-        params = {"half_life_days": float(half_life_days), "prior_strength": float(prior_strength),
-                  "latent_classes": int(latent_classes), "em_iterations": int(em_iterations),
-                  "interval": float(interval), "timing_prior_strength": float(timing_prior_strength),
-                  "horizon_days": float(horizon_days), "response": str(response),
-                  "face_value_edges": list(map(float, face_value_edges)),
-                  "threshold_edges": list(map(float, threshold_edges)), "typical_basket": float(typical_basket),
-                  "member_time_columns": [str(c) for c in member_time_columns],
-                  "seed": int(seed), "num_threads": int(num_threads)}
+    def __init__(
+        self,
+        half_life_days: float = 365.0,
+        prior_strength: float = 0.0,
+        latent_classes: int = 8,
+        em_iterations: int = 20,
+        interval: float = 0.9,
+        timing_prior_strength: float = 8.0,
+        horizon_days: float = 30.0,
+        response: str = "claimed",
+        face_value_edges=(10.0, 30.0),
+        threshold_edges=(100.0, 300.0),
+        typical_basket: float = 60.0,
+        member_time_columns=("signup_time",),
+        seed: int = 42,
+        num_threads: int = 0,
+    ):
+        params = {
+            "half_life_days": float(half_life_days),
+            "prior_strength": float(prior_strength),
+            "latent_classes": int(latent_classes),
+            "em_iterations": int(em_iterations),
+            "interval": float(interval),
+            "timing_prior_strength": float(timing_prior_strength),
+            "horizon_days": float(horizon_days),
+            "response": str(response),
+            "face_value_edges": list(map(float, face_value_edges)),
+            "threshold_edges": list(map(float, threshold_edges)),
+            "typical_basket": float(typical_basket),
+            "member_time_columns": [str(c) for c in member_time_columns],
+            "seed": int(seed),
+            "num_threads": int(num_threads),
+        }
         self._impl = _core.PreferenceModel(json.dumps(params))
 
-    def fit(self, log: EventLog, catalog: Catalog, cut_time=None, users=None, *,
-            progress: ProgressArg = False) -> "PreferenceModel":
+    def fit(
+        self,
+        log: EventLog,
+        catalog: Catalog,
+        cut_time=None,
+        users=None,
+        *,
+        progress: ProgressArg = False,
+    ) -> "PreferenceModel":
         """Learns from the events of ``log`` strictly before ``cut_time`` (default: after the
         last event). Member and benefit ids of the log are attached to the model.
 
@@ -116,7 +155,9 @@ class PreferenceModel(_Recommender):
         model is fitted exactly as before."""
         _expect(log, EventLog, "log", "PreferenceModel.fit")
         _expect(catalog, Catalog, "catalog", "PreferenceModel.fit")
-        cut = int(log._impl.max_time) + 1 if cut_time is None else time_seconds(cut_time, "cut_time")
+        cut = (
+            int(log._impl.max_time) + 1 if cut_time is None else time_seconds(cut_time, "cut_time")
+        )
         if users is not None and not isinstance(users, pd.DataFrame):
             _expect(users, UserTable, "users", "PreferenceModel.fit")
         if isinstance(users, pd.DataFrame):
@@ -151,7 +192,9 @@ class PreferenceModel(_Recommender):
     def class_prior(self, users) -> np.ndarray:
         """Mixing weights pi_k(member) [rows of ``users`` x n_classes]."""
         self._require_fitted("class_prior")
-        return self._impl.class_prior(_expect(users, UserTable, "users", "PreferenceModel.class_prior")._impl)
+        return self._impl.class_prior(
+            _expect(users, UserTable, "users", "PreferenceModel.class_prior")._impl
+        )
 
     # --- preferences -------------------------------------------------------------------------
     @property
@@ -178,8 +221,10 @@ class PreferenceModel(_Recommender):
         """(lower, upper) DataFrames of the credible interval at ``level`` (default: the
         model's ``interval``); any level in (0, 1), from the stored posterior sd."""
         if level is None:
-            return (self._frame(self._impl.lower(), self.dimension_names),
-                    self._frame(self._impl.upper(), self.dimension_names))
+            return (
+                self._frame(self._impl.lower(), self.dimension_names),
+                self._frame(self._impl.upper(), self.dimension_names),
+            )
         self._require_fitted("intervals")
         lower, upper = self._impl.intervals(float(level))
         return self._frame(lower, self.dimension_names), self._frame(upper, self.dimension_names)
@@ -188,8 +233,14 @@ class PreferenceModel(_Recommender):
         """One member's preference, lower and upper bound per dimension (``user`` is a dense
         index, or an external id when ids are attached)."""
         row = self._row(user)
-        return pd.DataFrame({"preference": self._impl.preferences()[row], "lower": self._impl.lower()[row],
-                             "upper": self._impl.upper()[row]}, index=pd.Index(self.dimension_names, name="dimension"))
+        return pd.DataFrame(
+            {
+                "preference": self._impl.preferences()[row],
+                "lower": self._impl.lower()[row],
+                "upper": self._impl.upper()[row],
+            },
+            index=pd.Index(self.dimension_names, name="dimension"),
+        )
 
     def features(self) -> pd.DataFrame:
         """The member features segment rules can use (recency_days, claim_rate_lift, ...)."""
@@ -201,16 +252,22 @@ class PreferenceModel(_Recommender):
 
     @property
     def population_rate(self) -> pd.Series:
-        return pd.Series(self._impl.population_rate(), index=self.dimension_names, name="population_rate")
+        return pd.Series(
+            self._impl.population_rate(), index=self.dimension_names, name="population_rate"
+        )
 
     @property
     def prior_strength(self) -> pd.Series:
-        return pd.Series(self._impl.prior_strength(), index=self.dimension_names, name="prior_strength")
+        return pd.Series(
+            self._impl.prior_strength(), index=self.dimension_names, name="prior_strength"
+        )
 
     def _row(self, user) -> int:
         """Dense index of ``user``: an external id when ids are attached, else an index."""
         if np.ndim(user) != 0 or isinstance(user, (bool, np.bool_)):
-            raise _core.InputError(f"PreferenceModel: user must be one member id (got {user!r:.40})")
+            raise _core.InputError(
+                f"PreferenceModel: user must be one member id (got {user!r:.40})"
+            )
         ids = self.user_ids
         if ids is not None:
             return int(ids.lookup([user])[0])
@@ -228,8 +285,10 @@ class PreferenceModel(_Recommender):
         names, descriptions, codes, confidence, resolved = self._impl.segments(_rules_json(rules))
         segment = pd.Categorical.from_codes(codes.astype(np.int64), list(names))
         desc = np.asarray(descriptions, dtype=object)[codes]
-        frame = pd.DataFrame({"segment": segment, "description": desc, "confidence": confidence},
-                             index=_member_index(self))
+        frame = pd.DataFrame(
+            {"segment": segment, "description": desc, "confidence": confidence},
+            index=_member_index(self),
+        )
         frame.attrs["resolved_rules"] = json.loads(resolved)
         return frame
 
@@ -238,7 +297,9 @@ class PreferenceModel(_Recommender):
         seg = self.segments(rules)
         prefs = self.preferences()
         table = prefs.groupby(seg["segment"], observed=False).mean()
-        table.insert(0, "members", seg["segment"].value_counts().reindex(table.index).fillna(0).astype(int))
+        table.insert(
+            0, "members", seg["segment"].value_counts().reindex(table.index).fillna(0).astype(int)
+        )
         first = seg.drop_duplicates("segment").set_index("segment")["description"]
         table.insert(1, "description", first.reindex(table.index).fillna(""))
         return table
@@ -248,8 +309,11 @@ class PreferenceModel(_Recommender):
         DataFrame of lifts, descriptions list naming each cluster's most over-represented
         dimensions). Identical for any num_threads."""
         assignment, centroids, descriptions = self._impl.clusters(int(k), int(max_iterations))
-        return (pd.Series(assignment, index=_member_index(self), name="cluster"),
-                pd.DataFrame(np.exp(centroids), columns=self.dimension_names), list(descriptions))
+        return (
+            pd.Series(assignment, index=_member_index(self), name="cluster"),
+            pd.DataFrame(np.exp(centroids), columns=self.dimension_names),
+            list(descriptions),
+        )
 
     # --- timing --------------------------------------------------------------------------------
     def timing(self) -> pd.DataFrame:
@@ -260,17 +324,21 @@ class PreferenceModel(_Recommender):
         t = self._impl.timing()
         cut = self.cut_time
         slot = t["best_slot"]
-        return pd.DataFrame({
-            "best_slot": slot,
-            "best_weekday": pd.Categorical.from_codes(slot // 24, list(WEEKDAYS)),
-            "best_hour": slot % 24,
-            "next_purchase_days": t["next_purchase_days"],
-            "next_purchase": cut + pd.to_timedelta(t["next_purchase_days"].astype(np.float64), unit="D"),
-            "send_at": cut + pd.to_timedelta(t["send_in_days"].astype(np.float64), unit="D"),
-            "validity_days": t["validity_days"],
-            "p_alive": t["p_alive"],
-            "expected_purchases": t["expected_purchases"],
-        }, index=_member_index(self))
+        return pd.DataFrame(
+            {
+                "best_slot": slot,
+                "best_weekday": pd.Categorical.from_codes(slot // 24, list(WEEKDAYS)),
+                "best_hour": slot % 24,
+                "next_purchase_days": t["next_purchase_days"],
+                "next_purchase": cut
+                + pd.to_timedelta(t["next_purchase_days"].astype(np.float64), unit="D"),
+                "send_at": cut + pd.to_timedelta(t["send_in_days"].astype(np.float64), unit="D"),
+                "validity_days": t["validity_days"],
+                "p_alive": t["p_alive"],
+                "expected_purchases": t["expected_purchases"],
+            },
+            index=_member_index(self),
+        )
 
     def hour_of_week_profile(self, user=None) -> np.ndarray:
         """7 x 24 posterior profile of one member (rows Monday..Sunday, UTC hours), or the
@@ -285,8 +353,11 @@ class PreferenceModel(_Recommender):
         return {"r": r, "alpha": alpha, "a": a, "b": b}
 
     def __repr__(self) -> str:
-        state = (f"{self.n_users} members x {self._impl.n_dimensions} dimensions" if self._impl.fitted
-                 else "not fitted")
+        state = (
+            f"{self.n_users} members x {self._impl.n_dimensions} dimensions"
+            if self._impl.fitted
+            else "not fitted"
+        )
         return f"PreferenceModel({self.get_params()}, {state})"
 
 
@@ -294,7 +365,9 @@ def kmeans(data, k: int, seed: int = 42, max_iterations: int = 50, num_threads: 
     """Seeded k-means++ on a rows x dim array: (assignment, centroids, inertia). Identical for
     any ``num_threads``."""
     arr = np.ascontiguousarray(data, dtype=np.float32)
-    assignment, centroids, inertia, _ = _core.kmeans(arr, int(k), int(seed), int(max_iterations), int(num_threads))
+    assignment, centroids, inertia, _ = _core.kmeans(
+        arr, int(k), int(seed), int(max_iterations), int(num_threads)
+    )
     return assignment, centroids, inertia
 
 
@@ -308,5 +381,6 @@ def bgnbd_fit(x, t_x, T, num_threads: int = 0) -> dict:
 
 def bgnbd_log_likelihood(params: dict, x: float, t_x: float, T: float) -> float:
     """Log-likelihood of one member under BG/NBD ``params`` (keys r, alpha, a, b)."""
-    return _core.bgnbd_log_likelihood(params["r"], params["alpha"], params["a"], params["b"], float(x), float(t_x),
-                                      float(T))
+    return _core.bgnbd_log_likelihood(
+        params["r"], params["alpha"], params["a"], params["b"], float(x), float(t_x), float(T)
+    )

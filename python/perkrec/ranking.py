@@ -22,8 +22,15 @@ from . import _core
 from ._progress import ProgressArg, resolve_progress
 from ._util import float_array, int_array, int_scalar, seconds, sequence_arg, text_arg, time_seconds
 
-__all__ = ["ScoreBlend", "rank", "schedule", "explain", "best_ineligible", "hour_of_week",
-           "quiet_hours_next_allowed"]
+__all__ = [
+    "ScoreBlend",
+    "rank",
+    "schedule",
+    "explain",
+    "best_ineligible",
+    "hour_of_week",
+    "quiet_hours_next_allowed",
+]
 
 _MODEL_TYPES = ("Popularity", "ALS", "BPR", "ItemKNN", "PreferenceModel")
 
@@ -49,10 +56,21 @@ class ScoreBlend:
     deterministic for any thread count.
     """
 
-    def __init__(self, l2: float = 1e-4, max_iterations: int = 50, tolerance: float = 1e-9,
-                 clip: float = 1e-6, num_threads: int = 0):
-        params = {"l2": float(l2), "max_iterations": int(max_iterations), "tolerance": float(tolerance),
-                  "clip": float(clip), "num_threads": int(num_threads)}
+    def __init__(
+        self,
+        l2: float = 1e-4,
+        max_iterations: int = 50,
+        tolerance: float = 1e-9,
+        clip: float = 1e-6,
+        num_threads: int = 0,
+    ):
+        params = {
+            "l2": float(l2),
+            "max_iterations": int(max_iterations),
+            "tolerance": float(tolerance),
+            "clip": float(clip),
+            "num_threads": int(num_threads),
+        }
         self._impl = _core.ScoreBlend(json.dumps(params))
         self._matrices: Dict[str, np.ndarray] = {}
 
@@ -74,11 +92,15 @@ class ScoreBlend:
                 self._impl.add_model_source(name, impl, transform)
             else:
                 self._impl.attach_model(name, impl)
-        elif isinstance(source, np.ndarray) or hasattr(source, "__array__") and not callable(source):
+        elif (
+            isinstance(source, np.ndarray) or hasattr(source, "__array__") and not callable(source)
+        ):
             matrix = np.asarray(source)
             if matrix.ndim != 2:
-                raise _core.InputError(f"ScoreBlend: source {name!r}: expected a 2-D members x benefits matrix "
-                                       f"(got {matrix.ndim} dimensions)")
+                raise _core.InputError(
+                    f"ScoreBlend: source {name!r}: expected a 2-D members x benefits matrix "
+                    f"(got {matrix.ndim} dimensions)"
+                )
             flat = np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1)
             rows, cols = matrix.shape
             if new:
@@ -92,8 +114,10 @@ class ScoreBlend:
             else:
                 self._impl.attach_callable(name, source)
         else:
-            raise _core.InputError(f"ScoreBlend: source {name!r}: expected a perkrec model, a 2-D matrix or a "
-                                   f"callable (got {type(source).__name__})")
+            raise _core.InputError(
+                f"ScoreBlend: source {name!r}: expected a perkrec model, a 2-D matrix or a "
+                f"callable (got {type(source).__name__})"
+            )
 
     @property
     def source_names(self) -> List[str]:
@@ -106,8 +130,12 @@ class ScoreBlend:
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, users, benefits, labels, *, progress: ProgressArg = False) -> "ScoreBlend":
         """Fits bias and weights on (users[i], benefits[i], labels[i]) (labels in [0, 1])."""
-        self._impl.fit(int_array(users, np.int32, "users"), int_array(benefits, np.int32, "benefits"),
-                       float_array(labels, np.float32, "labels"), resolve_progress(progress))
+        self._impl.fit(
+            int_array(users, np.int32, "users"),
+            int_array(benefits, np.int32, "benefits"),
+            float_array(labels, np.float32, "labels"),
+            resolve_progress(progress),
+        )
         return self
 
     def set_weights(self, bias: float, weights) -> "ScoreBlend":
@@ -118,8 +146,11 @@ class ScoreBlend:
                 raise _core.InputError(f"ScoreBlend.set_weights: unknown sources {sorted(unknown)}")
             weights = [weights.get(n, 0.0) for n in self.source_names]
         bias = float_array([bias], np.float64, "ScoreBlend.set_weights: bias")[0]
-        w = float_array(sequence_arg(weights, "ScoreBlend.set_weights: weights"), np.float64,
-                        "ScoreBlend.set_weights: weights")
+        w = float_array(
+            sequence_arg(weights, "ScoreBlend.set_weights: weights"),
+            np.float64,
+            "ScoreBlend.set_weights: weights",
+        )
         self._impl.set_weights(float(bias), [float(x) for x in w])
         return self
 
@@ -170,14 +201,21 @@ class ScoreBlend:
     @classmethod
     def from_json(cls, text: Union[str, dict]) -> "ScoreBlend":
         obj = cls.__new__(cls)
-        obj._impl = _core.ScoreBlend.from_json(json.dumps(text) if isinstance(text, dict) else
-                                               text_arg(text, "ScoreBlend.from_json: text"))
+        obj._impl = _core.ScoreBlend.from_json(
+            json.dumps(text)
+            if isinstance(text, dict)
+            else text_arg(text, "ScoreBlend.from_json: text")
+        )
         obj._matrices = {}
         return obj
 
     def __repr__(self) -> str:
         w = ", ".join(f"{n}={v:.3g}" for n, v in self.weights.items())
-        return f"ScoreBlend(bias={self.bias:.3g}, {w})" if self.fitted else f"ScoreBlend({self.source_names}, unfitted)"
+        return (
+            f"ScoreBlend(bias={self.bias:.3g}, {w})"
+            if self.fitted
+            else f"ScoreBlend({self.source_names}, unfitted)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,8 +233,10 @@ def _masks_of(masks, n_users: Optional[int], n_benefits: Optional[int]):
     if isinstance(masks, np.ndarray) and masks.ndim == 2:  # dense eligible matrix
         e = np.ascontiguousarray(masks, dtype=np.uint8)
         return _core.EligibilityMasks.from_dense(e.reshape(-1), e.shape[0], e.shape[1])
-    raise _core.InputError(f"rank: masks: expected EligibilityMasks, a compiled policy or a dense 0/1 matrix "
-                           f"(got {type(masks).__name__})")
+    raise _core.InputError(
+        f"rank: masks: expected EligibilityMasks, a compiled policy or a dense 0/1 matrix "
+        f"(got {type(masks).__name__})"
+    )
 
 
 def _optional_floats(values, name: str, shape_ok: Callable[[np.ndarray], bool] = lambda a: True):
@@ -217,10 +257,22 @@ def _catalog_column(catalog, column: str) -> np.ndarray:
     return np.asarray(cols[column])
 
 
-def rank(masks=None, probability=None, *, blend: Optional[ScoreBlend] = None, incremental_share=None,
-         member_value=None, benefit_value=None, cost_per_redemption=None, objective: str = "incremental",
-         top_k: int = 50, issue_cost: float = 0.0, keep_non_positive: bool = False, num_threads: int = 0,
-         diagnostics: bool = False):
+def rank(
+    masks=None,
+    probability=None,
+    *,
+    blend: Optional[ScoreBlend] = None,
+    incremental_share=None,
+    member_value=None,
+    benefit_value=None,
+    cost_per_redemption=None,
+    objective: str = "incremental",
+    top_k: int = 50,
+    issue_cost: float = 0.0,
+    keep_non_positive: bool = False,
+    num_threads: int = 0,
+    diagnostics: bool = False,
+):
     """Top-``top_k`` eligible candidates per member by expected value - expected cost.
 
     ``masks``: EligibilityMasks, a compiled policy (its ``.masks``), a dense 0/1 members x
@@ -242,8 +294,10 @@ def rank(masks=None, probability=None, *, blend: Optional[ScoreBlend] = None, in
     if probability is not None and blend is None:
         parr = np.asarray(probability)
         if parr.ndim != 2:
-            raise _core.InputError(f"rank: probability: expected a 2-D members x benefits matrix (got {parr.ndim} "
-                                   "dimensions)")
+            raise _core.InputError(
+                f"rank: probability: expected a 2-D members x benefits matrix (got {parr.ndim} "
+                "dimensions)"
+            )
         shape = parr.shape
         prob = np.ascontiguousarray(parr, dtype=np.float32).reshape(-1)
     elif probability is None and blend is None:
@@ -251,13 +305,24 @@ def rank(masks=None, probability=None, *, blend: Optional[ScoreBlend] = None, in
     m = _masks_of(masks, *shape)
     if cost_per_redemption is not None and _is_catalog(cost_per_redemption):
         cost_per_redemption = _catalog_column(cost_per_redemption, "cost")
-    params = {"objective": str(objective), "top_k": int(top_k), "issue_cost": float(issue_cost),
-              "keep_non_positive": bool(keep_non_positive), "num_threads": int(num_threads)}
+    params = {
+        "objective": str(objective),
+        "top_k": int(top_k),
+        "issue_cost": float(issue_cost),
+        "keep_non_positive": bool(keep_non_positive),
+        "num_threads": int(num_threads),
+    }
     candidates, diag = _core.rank(
-        prob, _optional_floats(incremental_share, "incremental_share"),
-        _optional_floats(member_value, "member_value"), _optional_floats(benefit_value, "benefit_value"),
-        _optional_floats(cost_per_redemption, "cost_per_redemption"), m, json.dumps(params),
-        None if blend is None else blend._impl, bool(diagnostics))
+        prob,
+        _optional_floats(incremental_share, "incremental_share"),
+        _optional_floats(member_value, "member_value"),
+        _optional_floats(benefit_value, "benefit_value"),
+        _optional_floats(cost_per_redemption, "cost_per_redemption"),
+        m,
+        json.dumps(params),
+        None if blend is None else blend._impl,
+        bool(diagnostics),
+    )
     return (candidates, diag) if diagnostics else candidates
 
 
@@ -267,17 +332,37 @@ def hour_of_week(t) -> int:
     return int(_core.hour_of_week(time_seconds(t, "t")))
 
 
-def quiet_hours_next_allowed(times, start_hour: int, end_hour: int, utc_offset_hours=None) -> np.ndarray:
+def quiet_hours_next_allowed(
+    times, start_hour: int, end_hour: int, utc_offset_hours=None
+) -> np.ndarray:
     """Earliest times >= ``times`` outside local quiet hours [start_hour, end_hour) (wrapping
     midnight when start > end), as int64 seconds."""
-    offs = None if utc_offset_hours is None else float_array(utc_offset_hours, np.float32, "utc_offset_hours")
-    return _core.quiet_hours_next_allowed(int_scalar(start_hour, "start_hour", -2**31),
-                                          int_scalar(end_hour, "end_hour", -2**31), seconds(times, "times"), offs)
+    offs = (
+        None
+        if utc_offset_hours is None
+        else float_array(utc_offset_hours, np.float32, "utc_offset_hours")
+    )
+    return _core.quiet_hours_next_allowed(
+        int_scalar(start_hour, "start_hour", -(2**31)),
+        int_scalar(end_hour, "end_hour", -(2**31)),
+        seconds(times, "times"),
+        offs,
+    )
 
 
-def schedule(members, plan_time, validity_days, benefits=None, *, preference=None,
-             quiet_hours: Optional[Tuple[int, int]] = None, utc_offset_hours=None, default_hour: int = 10,
-             min_validity_days: int = 1, num_threads: int = 0) -> pd.DataFrame:
+def schedule(
+    members,
+    plan_time,
+    validity_days,
+    benefits=None,
+    *,
+    preference=None,
+    quiet_hours: Optional[Tuple[int, int]] = None,
+    utc_offset_hours=None,
+    default_hour: int = 10,
+    min_validity_days: int = 1,
+    num_threads: int = 0,
+) -> pd.DataFrame:
     """Send time and validity per plan row.
 
     ``members``: member index per row (the preference model's members). ``validity_days``:
@@ -293,25 +378,42 @@ def schedule(members, plan_time, validity_days, benefits=None, *, preference=Non
     mem = int_array(members, np.int32, "members")
     if _is_catalog(validity_days):
         if benefits is None:
-            raise _core.InputError("schedule: a catalog as validity_days needs benefits (index per row)")
+            raise _core.InputError(
+                "schedule: a catalog as validity_days needs benefits (index per row)"
+            )
         catalog_validity = _catalog_column(validity_days, "validity_days").astype(np.int32)
         b = int_array(benefits, np.int32, "benefits")
         if len(b) and (b.min() < 0 or b.max() >= len(catalog_validity)):
             raise _core.InputError("schedule: benefits out of range of the catalog")
         days = np.ascontiguousarray(catalog_validity[b])
     else:
-        days = int_array(np.broadcast_to(np.asarray(validity_days), mem.shape), np.int32, "validity_days")
-    offs = None if utc_offset_hours is None else float_array(
-        np.broadcast_to(np.asarray(utc_offset_hours, dtype=np.float32), mem.shape), np.float32, "utc_offset_hours")
+        days = int_array(
+            np.broadcast_to(np.asarray(validity_days), mem.shape), np.int32, "validity_days"
+        )
+    offs = (
+        None
+        if utc_offset_hours is None
+        else float_array(
+            np.broadcast_to(np.asarray(utc_offset_hours, dtype=np.float32), mem.shape),
+            np.float32,
+            "utc_offset_hours",
+        )
+    )
     t0 = time_seconds(plan_time, "plan_time")
     pref = None if preference is None else _impl_of(preference)
     qh = None if quiet_hours is None else (int(quiet_hours[0]), int(quiet_hours[1]))
-    at, validity, from_model = _core.schedule_batch(pref, mem, t0, days, qh, offs, int(default_hour),
-                                                    int(min_validity_days), int(num_threads))
+    at, validity, from_model = _core.schedule_batch(
+        pref, mem, t0, days, qh, offs, int(default_hour), int(min_validity_days), int(num_threads)
+    )
     send_at = pd.to_datetime(at, unit="s", utc=True)
-    return pd.DataFrame({"send_at": send_at, "validity_days": validity,
-                         "valid_until": send_at + pd.to_timedelta(validity.astype(np.int64), unit="D"),
-                         "from_model": from_model.astype(bool)})
+    return pd.DataFrame(
+        {
+            "send_at": send_at,
+            "validity_days": validity,
+            "valid_until": send_at + pd.to_timedelta(validity.astype(np.int64), unit="D"),
+            "from_model": from_model.astype(bool),
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,7 +424,9 @@ def best_ineligible(masks, key) -> Tuple[np.ndarray, np.ndarray]:
     m = _masks_of(masks, None, None)
     k = np.asarray(key, dtype=np.float64)
     if k.shape != (m.n_users, m.n_benefits):
-        raise _core.InputError(f"best_ineligible: key has shape {k.shape} (expected {(m.n_users, m.n_benefits)})")
+        raise _core.InputError(
+            f"best_ineligible: key has shape {k.shape} (expected {(m.n_users, m.n_benefits)})"
+        )
     eligible = m.eligible_matrix().astype(bool)
     masked = np.where(eligible, -np.inf, k)
     best = np.argmax(masked, axis=1).astype(np.int32)
@@ -351,12 +455,33 @@ def _candidate_lookup(candidates, members: np.ndarray, benefits: np.ndarray):
     return np.where(sorted_keys[pos] == want, order[pos], -1)
 
 
-def explain(members=None, benefits=None, *, candidates=None, allocation=None, preference=None, catalog=None,
-            blend: Optional[ScoreBlend] = None, contributions=None, source_names: Optional[Sequence[str]] = None,
-            diagnostics: Optional[dict] = None, best_ineligible_benefit=None, best_ineligible_rule=None,
-            rule_names: Optional[Sequence[str]] = None, probability=None, value=None, cost=None,
-            preferences=None, dimension_names=None, benefit_dimensions=None, benefit_ids=None, member_ids=None,
-            top_dimensions: int = 3, as_dict: bool = False, num_threads: int = 0) -> List[Any]:
+def explain(
+    members=None,
+    benefits=None,
+    *,
+    candidates=None,
+    allocation=None,
+    preference=None,
+    catalog=None,
+    blend: Optional[ScoreBlend] = None,
+    contributions=None,
+    source_names: Optional[Sequence[str]] = None,
+    diagnostics: Optional[dict] = None,
+    best_ineligible_benefit=None,
+    best_ineligible_rule=None,
+    rule_names: Optional[Sequence[str]] = None,
+    probability=None,
+    value=None,
+    cost=None,
+    preferences=None,
+    dimension_names=None,
+    benefit_dimensions=None,
+    benefit_ids=None,
+    member_ids=None,
+    top_dimensions: int = 3,
+    as_dict: bool = False,
+    num_threads: int = 0,
+) -> List[Any]:
     """Structured reasons for each plan row, as JSON texts (or dicts with ``as_dict``).
 
     Rows: ``members``/``benefits`` (indices), or every entry of ``allocation`` when omitted.
@@ -399,25 +524,41 @@ def explain(members=None, benefits=None, *, candidates=None, allocation=None, pr
     elif preferences is not None:
         p = np.asarray(preferences, dtype=np.float32)
         if dimension_names is None or benefit_dimensions is None:
-            raise _core.InputError("explain: raw preferences need dimension_names and benefit_dimensions")
+            raise _core.InputError(
+                "explain: raw preferences need dimension_names and benefit_dimensions"
+            )
         bd = np.asarray(benefit_dimensions).astype(bool)
-        if p.ndim != 2 or bd.ndim != 2 or bd.shape[1] != p.shape[1] or len(dimension_names) != p.shape[1]:
-            raise _core.InputError(f"explain: preferences {p.shape}, benefit_dimensions {bd.shape} and "
-                                   f"{len(dimension_names)} dimension_names do not agree")
+        if (
+            p.ndim != 2
+            or bd.ndim != 2
+            or bd.shape[1] != p.shape[1]
+            or len(dimension_names) != p.shape[1]
+        ):
+            raise _core.InputError(
+                f"explain: preferences {p.shape}, benefit_dimensions {bd.shape} and "
+                f"{len(dimension_names)} dimension_names do not agree"
+            )
         counts = bd.sum(axis=1)
-        ctx.update(preference=np.ascontiguousarray(p).reshape(-1), dimension_names=[str(d) for d in dimension_names],
-                   benefit_dim_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int32),
-                   benefit_dims=np.nonzero(bd)[1].astype(np.int32))
+        ctx.update(
+            preference=np.ascontiguousarray(p).reshape(-1),
+            dimension_names=[str(d) for d in dimension_names],
+            benefit_dim_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int32),
+            benefit_dims=np.nonzero(bd)[1].astype(np.int32),
+        )
 
     if blend is not None:
         ctx["source_names"] = blend.source_names
-        rows["contributions"] = np.ascontiguousarray(blend.contributions(mem, ben), dtype=np.float32).reshape(-1)
+        rows["contributions"] = np.ascontiguousarray(
+            blend.contributions(mem, ben), dtype=np.float32
+        ).reshape(-1)
     elif contributions is not None:
         c = np.asarray(contributions, dtype=np.float32)
         if isinstance(contributions, pd.DataFrame):
             source_names = list(contributions.columns)
         if source_names is None or c.shape != (n, len(source_names)):
-            raise _core.InputError(f"explain: contributions must be rows x sources with source_names (got {c.shape})")
+            raise _core.InputError(
+                f"explain: contributions must be rows x sources with source_names (got {c.shape})"
+            )
         ctx["source_names"] = [str(s) for s in source_names]
         rows["contributions"] = np.ascontiguousarray(c).reshape(-1)
 
@@ -440,8 +581,9 @@ def explain(members=None, benefits=None, *, candidates=None, allocation=None, pr
         if len(runner):
             r = runner[mem]
             cb = np.asarray(candidates.benefit)
-            rows["runner_up"] = np.where(r >= 0, cb[np.clip(r, 0, max(len(cb) - 1, 0))] if len(cb) else -1,
-                                         -1).astype(np.int32)
+            rows["runner_up"] = np.where(
+                r >= 0, cb[np.clip(r, 0, max(len(cb) - 1, 0))] if len(cb) else -1, -1
+            ).astype(np.int32)
             rows["runner_up_reason"] = np.ascontiguousarray(reason[mem])
 
     if diagnostics is not None:
@@ -451,7 +593,9 @@ def explain(members=None, benefits=None, *, candidates=None, allocation=None, pr
         bi = np.asarray(best_ineligible_benefit, dtype=np.int32)
         rows["best_ineligible"] = np.ascontiguousarray(bi[mem])
         if best_ineligible_rule is not None:
-            rows["best_ineligible_rule"] = np.ascontiguousarray(np.asarray(best_ineligible_rule, dtype=np.int32)[mem])
+            rows["best_ineligible_rule"] = np.ascontiguousarray(
+                np.asarray(best_ineligible_rule, dtype=np.int32)[mem]
+            )
     if rule_names is not None:
         ctx["rule_names"] = [str(r) for r in rule_names]
 

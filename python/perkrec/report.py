@@ -23,6 +23,7 @@ Cost: O(plan rows) for the tables and the pacing curve (groupbys); the reasons a
 most ``reason_sample`` rows (a seeded uniform sample, said on the page); curves are drawn with
 at most 400 points, so the page stays small (well under 1 MB) for any plan size.
 """
+
 from __future__ import annotations
 
 import html
@@ -59,6 +60,7 @@ _BLUE, _GREY, _ORANGE = "#2f6fb3", "#9aa7b4", "#d9822b"
 
 # --- formatting --------------------------------------------------------------------------------
 
+
 def _num(v, digits: int = 2) -> str:
     if v is None or (isinstance(v, (float, np.floating)) and not np.isfinite(v)):
         return "–"
@@ -73,23 +75,40 @@ def _num(v, digits: int = 2) -> str:
 def _table(frame: pd.DataFrame, digits: int = 2, index: bool = True) -> str:
     """An escaped HTML table of ``frame`` (numbers formatted, the index as the first column)."""
     cols = list(frame.columns)
-    head = ([html.escape(str(frame.index.name or ""))] if index else []) + [html.escape(str(c)) for c in cols]
+    head = ([html.escape(str(frame.index.name or ""))] if index else []) + [
+        html.escape(str(c)) for c in cols
+    ]
     rows = []
     for key, rec in zip(frame.index, frame.itertuples(index=False)):
         cells = ([html.escape(str(key))] if index else []) + [
-            _num(v, digits) if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-            else html.escape(str(v)) for v in rec]
+            _num(v, digits)
+            if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            else html.escape(str(v))
+            for v in rec
+        ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return ('<table class="pk"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
+    return (
+        '<table class="pk"><thead><tr>'
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
 def _cards(items: Sequence[tuple]) -> str:
-    return '<div class="cards">' + "".join(
-        f'<div class="card"><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>' for k, v in items) + "</div>"
+    return (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>'
+            for k, v in items
+        )
+        + "</div>"
+    )
 
 
 # --- charts (inline SVG) -----------------------------------------------------------------------
+
 
 def _bars(labels: Sequence[str], values: Sequence[float], title: str, width: int = 460) -> str:
     """Horizontal bars, one per label (non-finite values drawn as 0 and labelled '–')."""
@@ -100,14 +119,20 @@ def _bars(labels: Sequence[str], values: Sequence[float], title: str, width: int
     row, left, right = 20, 210, 60
     height = 28 + row * len(labels)
     span = width - left - right
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
-             f'<text x="0" y="14" style="font-weight:600">{html.escape(title)}</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+        f'<text x="0" y="14" style="font-weight:600">{html.escape(title)}</text>',
+    ]
     for i, (lab, v, f) in enumerate(zip(labels, raw, finite)):
         y = 24 + i * row
         w = span * abs(f) / top
-        parts.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">{html.escape(str(lab)[:34])}</text>')
-        parts.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" '
-                     f'fill="{_BLUE if f >= 0 else _ORANGE}"/>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">{html.escape(str(lab)[:34])}</text>'
+        )
+        parts.append(
+            f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" '
+            f'fill="{_BLUE if f >= 0 else _ORANGE}"/>'
+        )
         parts.append(f'<text x="{left + w + 4:.1f}" y="{y + 13}">{_num(v)}</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -120,8 +145,16 @@ def _thin(x: np.ndarray, y: np.ndarray, points: int = 400):
     return x[idx], y[idx]
 
 
-def _lines(series: Sequence[tuple], title: str, xlabel: str, ylabel: str, hline: Optional[tuple] = None,
-           width: int = 460, height: int = 260, xticks: Optional[Sequence[tuple]] = None) -> str:
+def _lines(
+    series: Sequence[tuple],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    hline: Optional[tuple] = None,
+    width: int = 460,
+    height: int = 260,
+    xticks: Optional[Sequence[tuple]] = None,
+) -> str:
     """Line chart of ``series`` = [(label, x, y, colour, dashed)], an optional horizontal line
     (label, y), axes from the data."""
     left, right, top, bottom = 56, 12, 24, 40
@@ -141,38 +174,51 @@ def _lines(series: Sequence[tuple], title: str, xlabel: str, ylabel: str, hline:
     def py(v):
         return top + ph * (1.0 - (v - y0) / (y1 - y0))
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
-             f'<text x="0" y="14" style="font-weight:600">{html.escape(title)}</text>',
-             f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="{_GREY}"/>',
-             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="{_GREY}"/>',
-             f'<text x="{left + pw / 2}" y="{height - 4}" text-anchor="middle">{html.escape(xlabel)}</text>',
-             f'<text x="12" y="{top + ph / 2}" text-anchor="middle" transform="rotate(-90 12 {top + ph / 2})">'
-             f'{html.escape(ylabel)}</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+        f'<text x="0" y="14" style="font-weight:600">{html.escape(title)}</text>',
+        f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="{_GREY}"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="{_GREY}"/>',
+        f'<text x="{left + pw / 2}" y="{height - 4}" text-anchor="middle">{html.escape(xlabel)}</text>',
+        f'<text x="12" y="{top + ph / 2}" text-anchor="middle" transform="rotate(-90 12 {top + ph / 2})">'
+        f"{html.escape(ylabel)}</text>",
+    ]
     for v in (y0, (y0 + y1) / 2, y1):
         parts.append(f'<text x="{left - 4}" y="{py(v) + 4:.1f}" text-anchor="end">{_num(v)}</text>')
     ticks = list(xticks if xticks is not None else [(x0, _num(x0)), (x1, _num(x1))])
     for i, (v, lab) in enumerate(ticks):
         anchor = "start" if i == 0 else "end" if i == len(ticks) - 1 else "middle"
-        parts.append(f'<text x="{px(v):.1f}" y="{top + ph + 14}" text-anchor="{anchor}">{html.escape(lab)}</text>')
+        parts.append(
+            f'<text x="{px(v):.1f}" y="{top + ph + 14}" text-anchor="{anchor}">{html.escape(lab)}</text>'
+        )
     if hline is not None:
-        parts.append(f'<line x1="{left}" y1="{py(hline[1]):.1f}" x2="{left + pw}" y2="{py(hline[1]):.1f}" '
-                     f'stroke="{_ORANGE}" stroke-dasharray="5,3"/>')
-        parts.append(f'<text x="{left + pw - 2}" y="{py(hline[1]) - 4:.1f}" text-anchor="end">'
-                     f'{html.escape(hline[0])}</text>')
+        parts.append(
+            f'<line x1="{left}" y1="{py(hline[1]):.1f}" x2="{left + pw}" y2="{py(hline[1]):.1f}" '
+            f'stroke="{_ORANGE}" stroke-dasharray="5,3"/>'
+        )
+        parts.append(
+            f'<text x="{left + pw - 2}" y="{py(hline[1]) - 4:.1f}" text-anchor="end">'
+            f"{html.escape(hline[0])}</text>"
+        )
     for i, (label, x, y, colour, dashed) in enumerate(series):
         x, y = _thin(np.asarray(x, np.float64), np.asarray(y, np.float64))
         ok = np.isfinite(x) & np.isfinite(y)
         pts = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(x[ok], y[ok]))
         dash = ' stroke-dasharray="4,3"' if dashed else ""
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{pts}"/>')
-        parts.append(f'<text x="{left + 8}" y="{top + 14 + 14 * i}" fill="{colour}" style="fill:{colour}">'
-                     f'{html.escape(label)}</text>')
+        parts.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{pts}"/>'
+        )
+        parts.append(
+            f'<text x="{left + 8}" y="{top + 14 + 14 * i}" fill="{colour}" style="fill:{colour}">'
+            f"{html.escape(label)}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _intervals(labels: Sequence[str], est, lower, upper, title: str, width: int = 460,
-               reference: float = 0.0) -> str:
+def _intervals(
+    labels: Sequence[str], est, lower, upper, title: str, width: int = 460, reference: float = 0.0
+) -> str:
     """Estimates with their intervals (a forest plot) and a dashed line at ``reference``."""
     est, lower, upper = (np.asarray(a, np.float64) for a in (est, lower, upper))
     vals = np.concatenate([est, lower, upper, [reference]])
@@ -187,40 +233,58 @@ def _intervals(labels: Sequence[str], est, lower, upper, title: str, width: int 
     def px(v):
         return left + span * (v - lo) / (hi - lo)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
-             f'<text x="0" y="14" style="font-weight:600">{html.escape(title)}</text>']
-    parts.append(f'<line x1="{px(reference):.1f}" y1="20" x2="{px(reference):.1f}" y2="{height - 10}" '
-                 f'stroke="{_GREY}" stroke-dasharray="3,3"/>')
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+        f'<text x="0" y="14" style="font-weight:600">{html.escape(title)}</text>',
+    ]
+    parts.append(
+        f'<line x1="{px(reference):.1f}" y1="20" x2="{px(reference):.1f}" y2="{height - 10}" '
+        f'stroke="{_GREY}" stroke-dasharray="3,3"/>'
+    )
     for i, (lab, e, a, b) in enumerate(zip(labels, est, lower, upper)):
         y = 32 + i * row
-        parts.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">{html.escape(str(lab)[:34])}</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">{html.escape(str(lab)[:34])}</text>'
+        )
         if np.isfinite(a) and np.isfinite(b):
-            parts.append(f'<line x1="{px(a):.1f}" y1="{y}" x2="{px(b):.1f}" y2="{y}" stroke="{_BLUE}" '
-                         'stroke-width="2"/>')
+            parts.append(
+                f'<line x1="{px(a):.1f}" y1="{y}" x2="{px(b):.1f}" y2="{y}" stroke="{_BLUE}" '
+                'stroke-width="2"/>'
+            )
         if np.isfinite(e):
             parts.append(f'<circle cx="{px(e):.1f}" cy="{y}" r="4" fill="{_BLUE}"/>')
     ref = px(reference)
     if ref - left > 40:
         parts.append(f'<text x="{left}" y="{height - 2}">{_num(lo)}</text>')
-    parts.append(f'<text x="{ref:.1f}" y="{height - 2}" text-anchor="middle">{_num(reference)}</text>')
+    parts.append(
+        f'<text x="{ref:.1f}" y="{height - 2}" text-anchor="middle">{_num(reference)}</text>'
+    )
     if left + span - ref > 40:
-        parts.append(f'<text x="{left + span}" y="{height - 2}" text-anchor="end">{_num(hi)}</text>')
+        parts.append(
+            f'<text x="{left + span}" y="{height - 2}" text-anchor="end">{_num(hi)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
 # --- sections ----------------------------------------------------------------------------------
 
+
 def _plan_cards(plan) -> str:
     f = plan.frame
     cost, ret = plan.expected_cost, plan.expected_return
-    items = [("members", f"{int(f['member_index'].nunique()) if 'member_index' in f else len(f):,}"),
-             ("benefits issued", f"{len(f):,}"),
-             ("budget", _num(plan.budget) if np.isfinite(plan.budget) else "none"),
-             ("expected cost", _num(cost)),
-             ("expected return", _num(ret)),
-             ("return per unit cost", _num(ret / cost) if cost > 0 else "–"),
-             ("expected redemptions", _num(float(f["probability"].sum())) if "probability" in f else "–")]
+    items = [
+        ("members", f"{int(f['member_index'].nunique()) if 'member_index' in f else len(f):,}"),
+        ("benefits issued", f"{len(f):,}"),
+        ("budget", _num(plan.budget) if np.isfinite(plan.budget) else "none"),
+        ("expected cost", _num(cost)),
+        ("expected return", _num(ret)),
+        ("return per unit cost", _num(ret / cost) if cost > 0 else "–"),
+        (
+            "expected redemptions",
+            _num(float(f["probability"].sum())) if "probability" in f else "–",
+        ),
+    ]
     if np.isfinite(plan.budget) and plan.budget > 0:
         items.append(("budget used", f"{100.0 * cost / plan.budget:.1f}%"))
     if np.isfinite(getattr(plan, "dual_bound", float("nan"))) and plan.dual_bound > 0:
@@ -235,7 +299,9 @@ def plan_summary_html(plan) -> str:
     body = _plan_cards(plan)
     if by is not None and len(f):
         s = plan.summary(by=by)
-        body += _table(s[["members", "expected_cost", "expected_return", "return_per_cost"]].head(12))
+        body += _table(
+            s[["members", "expected_cost", "expected_return", "return_per_cost"]].head(12)
+        )
     method = f" · {html.escape(plan.method)}" if getattr(plan, "method", "") else ""
     return f"<div><style>{_CSS}</style><b>perkrec Plan</b>{method}{body}</div>"
 
@@ -246,9 +312,14 @@ def _breakdowns(plan, columns: Sequence[str]) -> str:
         if col not in plan.frame.columns or len(plan.frame) == 0:
             continue
         s = plan.summary(by=col)
-        chart = _bars([str(i) for i in s.index], s["return_per_cost"].to_numpy(),
-                      f"Expected return per unit cost by {col}")
-        out.append(f'<h3>By {html.escape(col)}</h3><div class="row"><div>{_table(s)}</div><div>{chart}</div></div>')
+        chart = _bars(
+            [str(i) for i in s.index],
+            s["return_per_cost"].to_numpy(),
+            f"Expected return per unit cost by {col}",
+        )
+        out.append(
+            f'<h3>By {html.escape(col)}</h3><div class="row"><div>{_table(s)}</div><div>{chart}</div></div>'
+        )
     return "".join(out)
 
 
@@ -264,17 +335,34 @@ def _pacing(plan) -> str:
     first, last = t.min(), t.max()
     ticks = [(0.0, f"{first:%a %d %b}"), (float(x[-1]), f"{last:%a %d %b}")] if x[-1] > 0 else None
     budget = plan.budget if np.isfinite(plan.budget) else None
-    chart = _lines([("expected spend", x, spend, _BLUE, False)], "Pacing: cumulative expected spend by send time",
-                   "hours from the first send", "expected cost",
-                   hline=("budget", budget) if budget is not None else None, xticks=ticks)
+    chart = _lines(
+        [("expected spend", x, spend, _BLUE, False)],
+        "Pacing: cumulative expected spend by send time",
+        "hours from the first send",
+        "expected cost",
+        hline=("budget", budget) if budget is not None else None,
+        xticks=ticks,
+    )
     weekly = (secs.max() - secs.min()) > 14 * 86400
-    key = (t.dt.tz_localize(None).dt.to_period("W").dt.start_time.dt.strftime("week of %Y-%m-%d") if weekly
-           else t.dt.strftime("%Y-%m-%d"))
-    by = f.assign(sent=key).groupby("sent", sort=True).agg(
-        benefits=("cost", "size"), expected_cost=("cost", "sum"), expected_return=("value", "sum"))
+    key = (
+        t.dt.tz_localize(None).dt.to_period("W").dt.start_time.dt.strftime("week of %Y-%m-%d")
+        if weekly
+        else t.dt.strftime("%Y-%m-%d")
+    )
+    by = (
+        f.assign(sent=key)
+        .groupby("sent", sort=True)
+        .agg(
+            benefits=("cost", "size"),
+            expected_cost=("cost", "sum"),
+            expected_return=("value", "sum"),
+        )
+    )
     by.index.name = "week" if weekly else "day"
-    return (f'<h2>Pacing</h2><div class="row"><div>{chart}</div><div>{_table(by)}</div></div>'
-            f'<p class="note">Sends from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC.</p>')
+    return (
+        f'<h2>Pacing</h2><div class="row"><div>{chart}</div><div>{_table(by)}</div></div>'
+        f'<p class="note">Sends from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC.</p>'
+    )
 
 
 def _reasons(plan, sample: int, seed: int) -> str:
@@ -305,9 +393,11 @@ def _reasons(plan, sample: int, seed: int) -> str:
         if bi.get("rule"):
             excluded[str(bi["rule"])] = excluded.get(str(bi["rule"]), 0) + 1
     parts = []
-    for counts, title, col in ((top_dim, "Strongest preference behind the issue", "dimension"),
-                               (runner, "Why the runner-up benefit was not issued", "reason"),
-                               (excluded, "Rule that excluded a better-scored benefit", "rule")):
+    for counts, title, col in (
+        (top_dim, "Strongest preference behind the issue", "dimension"),
+        (runner, "Why the runner-up benefit was not issued", "reason"),
+        (excluded, "Rule that excluded a better-scored benefit", "rule"),
+    ):
         if counts:
             s = pd.Series(counts, name="benefits").sort_values(ascending=False).head(10)
             s.index.name = col
@@ -324,8 +414,10 @@ def _segments(segments) -> str:
     counts = col.astype(str).value_counts().sort_values(ascending=False)
     counts.index.name = "segment"
     table = pd.DataFrame({"members": counts, "share": counts / max(int(counts.sum()), 1)})
-    return (f'<h2>Preference segments</h2><div class="row"><div>{_table(table, 3)}</div>'
-            f'<div>{_bars(list(counts.index), counts.to_numpy(), "Members per segment")}</div></div>')
+    return (
+        f'<h2>Preference segments</h2><div class="row"><div>{_table(table, 3)}</div>'
+        f'<div>{_bars(list(counts.index), counts.to_numpy(), "Members per segment")}</div></div>'
+    )
 
 
 def _offline(offline) -> str:
@@ -337,32 +429,67 @@ def _offline(offline) -> str:
     if {"estimate", "lower", "upper", "expected"} <= set(f.columns):
         base = f["expected"].to_numpy(np.float64)
         base = np.where(np.abs(base) > 0, base, np.nan)
-        chart = _intervals([str(i) for i in f.index], f["estimate"] / base, f["lower"] / base, f["upper"] / base,
-                           "Off-policy estimate / expected, with interval", reference=1.0)
-    return (f'<h2>The plan valued off-policy from the log</h2><div class="row"><div>{_table(f[cols])}</div>'
-            f'<div>{chart}</div></div><p class="note">"expected" is what the plan\'s own model expects; '
-            f'"estimate" is what the logged outcomes say the plan would have earned (importance-weighted '
-            f'from the logging policy\'s propensities). Value a plan on a log its models never saw.</p>')
+        chart = _intervals(
+            [str(i) for i in f.index],
+            f["estimate"] / base,
+            f["lower"] / base,
+            f["upper"] / base,
+            "Off-policy estimate / expected, with interval",
+            reference=1.0,
+        )
+    return (
+        f'<h2>The plan valued off-policy from the log</h2><div class="row"><div>{_table(f[cols])}</div>'
+        f'<div>{chart}</div></div><p class="note">"expected" is what the plan\'s own model expects; '
+        f'"estimate" is what the logged outcomes say the plan would have earned (importance-weighted '
+        f"from the logging policy's propensities). Value a plan on a log its models never saw.</p>"
+    )
 
 
 def _experiment(experiment) -> str:
     if experiment is None:
         return ""
     f = experiment if isinstance(experiment, pd.DataFrame) else pd.DataFrame(experiment)
-    label = (f["arm"].astype(str) + " · " + f["metric"].astype(str)) if {"arm", "metric"} <= set(f.columns) \
+    label = (
+        (f["arm"].astype(str) + " · " + f["metric"].astype(str))
+        if {"arm", "metric"} <= set(f.columns)
         else f.index.astype(str)
+    )
     f = f.set_index(pd.Index(label, name="arm · metric"))
-    cols = [c for c in ("n_control", "n_arm", "control_mean", "arm_mean", "lift", "lower", "upper",
-                        "relative_lift", "p_value", "roi", "roi_lower", "roi_upper") if c in f.columns]
+    cols = [
+        c
+        for c in (
+            "n_control",
+            "n_arm",
+            "control_mean",
+            "arm_mean",
+            "lift",
+            "lower",
+            "upper",
+            "relative_lift",
+            "p_value",
+            "roi",
+            "roi_lower",
+            "roi_upper",
+        )
+        if c in f.columns
+    ]
     chart = ""
     if {"lift", "lower", "upper", "control_mean"} <= set(f.columns):
         base = f["control_mean"].to_numpy(np.float64)
         base = np.where(np.abs(base) > 0, base, np.nan)
-        chart = _intervals(list(f.index), f["lift"] / base, f["lower"] / base, f["upper"] / base,
-                           "Lift relative to the control mean, with interval", reference=0.0)
-    return (f'<h2>Experiment: incremental results</h2><div class="row"><div>{_table(f[cols], 3)}</div>'
-            f'<div>{chart}</div></div><p class="note">Each arm against the control group; intervals at the '
-            f'confidence the analysis used (CUPED-adjusted where a pre-period was given).</p>')
+        chart = _intervals(
+            list(f.index),
+            f["lift"] / base,
+            f["lower"] / base,
+            f["upper"] / base,
+            "Lift relative to the control mean, with interval",
+            reference=0.0,
+        )
+    return (
+        f'<h2>Experiment: incremental results</h2><div class="row"><div>{_table(f[cols], 3)}</div>'
+        f'<div>{chart}</div></div><p class="note">Each arm against the control group; intervals at the '
+        f"confidence the analysis used (CUPED-adjusted where a pre-period was given).</p>"
+    )
 
 
 def _uplift(uplift: Optional[Mapping]) -> str:
@@ -372,28 +499,64 @@ def _uplift(uplift: Optional[Mapping]) -> str:
 
     missing = [k for k in ("y", "uplift", "treatment") if k not in uplift]
     if missing:
-        raise _core.InputError(f"campaign_report: uplift needs the keys y, uplift and treatment (missing {missing})")
+        raise _core.InputError(
+            f"campaign_report: uplift needs the keys y, uplift and treatment (missing {missing})"
+        )
     y, u, w = uplift["y"], uplift["uplift"], uplift["treatment"]
     x, q = qini_curve(y, u, w)
     px_, pq = perfect_qini_curve(y, w)
     n = float(x[-1]) if len(x) else 1.0
-    charts = [_lines([("model", x / n, q, _BLUE, False), ("perfect", px_ / n, pq, _GREY, True),
-                      ("random", np.array([0.0, 1.0]), np.array([0.0, q[-1] if len(q) else 0.0]), _ORANGE, True)],
-                     f"Qini curve (Qini AUC {qini_auc_score(y, u, w):.4f})", "share of members targeted",
-                     "incremental responders")]
+    charts = [
+        _lines(
+            [
+                ("model", x / n, q, _BLUE, False),
+                ("perfect", px_ / n, pq, _GREY, True),
+                (
+                    "random",
+                    np.array([0.0, 1.0]),
+                    np.array([0.0, q[-1] if len(q) else 0.0]),
+                    _ORANGE,
+                    True,
+                ),
+            ],
+            f"Qini curve (Qini AUC {qini_auc_score(y, u, w):.4f})",
+            "share of members targeted",
+            "incremental responders",
+        )
+    ]
     if "value" in uplift and "cost" in uplift:
         cx, cy, _ = cost_curve(uplift["value"], uplift["cost"], u, w)
-        charts.append(_lines([("model", cx, cy, _BLUE, False)], "Cost curve: incremental value vs cost",
-                             "incremental cost", "incremental value"))
-    return '<h2>Uplift model</h2><div class="row">' + "".join(f"<div>{c}</div>" for c in charts) + "</div>"
+        charts.append(
+            _lines(
+                [("model", cx, cy, _BLUE, False)],
+                "Cost curve: incremental value vs cost",
+                "incremental cost",
+                "incremental value",
+            )
+        )
+    return (
+        '<h2>Uplift model</h2><div class="row">'
+        + "".join(f"<div>{c}</div>" for c in charts)
+        + "</div>"
+    )
 
 
 # --- the page ----------------------------------------------------------------------------------
 
-def campaign_report(plan, path: Union[str, Path, None] = None, *, experiment=None, offline=None,
-                    uplift: Optional[Mapping] = None, segments=None,
-                    breakdowns: Sequence[str] = ("segment", "kind", "channel"),
-                    title: str = "perkrec campaign report", reason_sample: int = 100_000, seed: int = 0) -> str:
+
+def campaign_report(
+    plan,
+    path: Union[str, Path, None] = None,
+    *,
+    experiment=None,
+    offline=None,
+    uplift: Optional[Mapping] = None,
+    segments=None,
+    breakdowns: Sequence[str] = ("segment", "kind", "channel"),
+    title: str = "perkrec campaign report",
+    reason_sample: int = 100_000,
+    seed: int = 0,
+) -> str:
     """One self-contained HTML page for ``plan`` (a ``perkrec.Plan``); returns the HTML and
     writes it to ``path`` when given (written whole: a temporary file renamed into place).
 
@@ -407,7 +570,9 @@ def campaign_report(plan, path: Union[str, Path, None] = None, *, experiment=Non
     from .plan import Plan
 
     if not isinstance(plan, Plan):
-        raise _core.InputError(f"campaign_report: plan must be a perkrec.Plan (got {type(plan).__name__})")
+        raise _core.InputError(
+            f"campaign_report: plan must be a perkrec.Plan (got {type(plan).__name__})"
+        )
     if isinstance(breakdowns, str):
         breakdowns = [breakdowns]
     if int(reason_sample) < 1:
@@ -421,7 +586,8 @@ def campaign_report(plan, path: Union[str, Path, None] = None, *, experiment=Non
         f'<p class="note">Planner method: {html.escape(plan.method or "–")}{html.escape(when)}. '
         "Expected figures are the plan's own model estimates.</p>",
         _plan_cards(plan),
-        "<h2>Where the budget goes</h2>" + (_breakdowns(plan, breakdowns) or "<p>No breakdown column.</p>"),
+        "<h2>Where the budget goes</h2>"
+        + (_breakdowns(plan, breakdowns) or "<p>No breakdown column.</p>"),
         _pacing(plan),
         _reasons(plan, int(reason_sample), int(seed)),
         _segments(segments),
@@ -429,9 +595,12 @@ def campaign_report(plan, path: Union[str, Path, None] = None, *, experiment=Non
         _experiment(experiment),
         _uplift(uplift),
     ]
-    page = ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-            + "".join(s for s in sections if s) + "</body></html>\n")
+    page = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        + "".join(s for s in sections if s)
+        + "</body></html>\n"
+    )
     if path is not None:
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")

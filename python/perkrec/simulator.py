@@ -47,15 +47,28 @@ class SimulatedProgram:
     truth: SimulationTruth
 
     def __repr__(self) -> str:
-        return (f"SimulatedProgram({self.events.n_users} members, {len(self.catalog)} benefits, "
-                f"{len(self.events)} events)")
+        return (
+            f"SimulatedProgram({self.events.n_users} members, {len(self.catalog)} benefits, "
+            f"{len(self.events)} events)"
+        )
 
 
-def simulate(n_users: int = 10000, n_benefits: int = 48, days: int = 180, start="2026-01-01",
-             control_fraction: float = 0.1, issues_per_week: float = 1.5,
-             archetype_mix: Optional[Sequence[float]] = None, preference_noise: float = 0.25,
-             member_day_of_month: int = 8, holiday_start_day: int = 140, holiday_days: int = 14,
-             seed: int = 42, num_threads: int = 0, progress: ProgressArg = False) -> SimulatedProgram:
+def simulate(
+    n_users: int = 10000,
+    n_benefits: int = 48,
+    days: int = 180,
+    start="2026-01-01",
+    control_fraction: float = 0.1,
+    issues_per_week: float = 1.5,
+    archetype_mix: Optional[Sequence[float]] = None,
+    preference_noise: float = 0.25,
+    member_day_of_month: int = 8,
+    holiday_start_day: int = 140,
+    holiday_days: int = 14,
+    seed: int = 42,
+    num_threads: int = 0,
+    progress: ProgressArg = False,
+) -> SimulatedProgram:
     """Generates a loyalty program (see include/perkrec/data/simulator.hpp for the model).
 
     Members have hidden archetypes (threshold_discount_sensitive, high_face_value_seeker,
@@ -75,7 +88,9 @@ def simulate(n_users: int = 10000, n_benefits: int = 48, days: int = 180, start=
     if archetype_mix is not None:
         mix = [float(x) for x in archetype_mix]
         if len(mix) != len(ARCHETYPES):
-            raise _core.ConfigError(f"simulate: archetype_mix needs {len(ARCHETYPES)} shares (got {len(mix)})")
+            raise _core.ConfigError(
+                f"simulate: archetype_mix needs {len(ARCHETYPES)} shares (got {len(mix)})"
+            )
         p.archetype_mix = mix
     p.preference_noise = float(preference_noise)
     p.member_day_of_month = int(member_day_of_month)
@@ -96,7 +111,9 @@ def simulate(n_users: int = 10000, n_benefits: int = 48, days: int = 180, start=
 
     members = pd.DataFrame(
         {
-            "archetype": pd.Categorical.from_codes(t["archetype"].astype(np.int64), list(ARCHETYPES)),
+            "archetype": pd.Categorical.from_codes(
+                t["archetype"].astype(np.int64), list(ARCHETYPES)
+            ),
             "control": t["control"].astype(bool),
             "preferred_hour": t["preferred_hour"],
             "preferred_weekday": t["preferred_weekday"],
@@ -112,12 +129,19 @@ def simulate(n_users: int = 10000, n_benefits: int = 48, days: int = 180, start=
     truth = SimulationTruth(
         reference_time=pd.Timestamp(t["reference_time"], unit="s", tz="UTC"),
         members=members,
-        preferences=pd.DataFrame(t["preference"], index=members.index, columns=list(t["dimension_names"])),
-        preference_lifts=pd.DataFrame(t["preference_lift"], index=members.index,
-                                      columns=list(t["dimension_names"])),
+        preferences=pd.DataFrame(
+            t["preference"], index=members.index, columns=list(t["dimension_names"])
+        ),
+        preference_lifts=pd.DataFrame(
+            t["preference_lift"], index=members.index, columns=list(t["dimension_names"])
+        ),
         claim_probability=t["claim_probability"],
         redemption_probability=t["redemption_probability"],
         incremental_probability=t["incremental_probability"],
     )
-    return SimulatedProgram(catalog=Catalog._wrap(out["catalog"]), users=users,
-                            events=EventLog._wrap(out["events"]), truth=truth)
+    return SimulatedProgram(
+        catalog=Catalog._wrap(out["catalog"]),
+        users=users,
+        events=EventLog._wrap(out["events"]),
+        truth=truth,
+    )

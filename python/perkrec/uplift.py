@@ -24,8 +24,19 @@ from .fm import _csr
 
 # Base-learner keys of the C++ UpliftParams::base that the Python constructor exposes; the
 # stages set loss themselves, rows have a single field and the stages have no validation rows.
-_BASE_KEYS = ("factors", "optimizer", "learning_rate", "init_std", "reg_bias", "reg_linear", "reg_factors",
-              "epochs", "shuffle", "num_threads", "seed")
+_BASE_KEYS = (
+    "factors",
+    "optimizer",
+    "learning_rate",
+    "init_std",
+    "reg_bias",
+    "reg_linear",
+    "reg_factors",
+    "epochs",
+    "shuffle",
+    "num_threads",
+    "seed",
+)
 _HIDDEN_BASE_KEYS = ("field_aware", "loss", "early_stopping_rounds")
 
 
@@ -45,13 +56,25 @@ class UpliftModel(_Serializable, _Estimator):
 
     _core_class = _core.UpliftModel
 
-    def __init__(self, learner: str = "t", *, factors: Optional[int] = None, optimizer: Optional[str] = None,
-                 learning_rate: Optional[float] = None, init_std: Optional[float] = None,
-                 reg_bias: Optional[float] = None, reg_linear: Optional[float] = None,
-                 reg_factors: Optional[float] = None, epochs: Optional[int] = None, shuffle: Optional[str] = None,
-                 num_threads: Optional[int] = None, seed: Optional[int] = None,
-                 propensity_clip: Optional[float] = None, cross_fit_folds: Optional[int] = None,
-                 fit_propensity: Optional[bool] = None):
+    def __init__(
+        self,
+        learner: str = "t",
+        *,
+        factors: Optional[int] = None,
+        optimizer: Optional[str] = None,
+        learning_rate: Optional[float] = None,
+        init_std: Optional[float] = None,
+        reg_bias: Optional[float] = None,
+        reg_linear: Optional[float] = None,
+        reg_factors: Optional[float] = None,
+        epochs: Optional[int] = None,
+        shuffle: Optional[str] = None,
+        num_threads: Optional[int] = None,
+        seed: Optional[int] = None,
+        propensity_clip: Optional[float] = None,
+        cross_fit_folds: Optional[int] = None,
+        fit_propensity: Optional[bool] = None,
+    ):
         given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self._impl = _core.UpliftModel(json.dumps(self._to_json(given)))
 
@@ -80,7 +103,9 @@ class UpliftModel(_Serializable, _Estimator):
             base.pop(k)
         return {**params, **base}
 
-    def fit(self, X, y, treatment, propensity=None, *, sample_weight=None, progress: ProgressArg = False):
+    def fit(
+        self, X, y, treatment, propensity=None, *, sample_weight=None, progress: ProgressArg = False
+    ):
         """Fits on rows ``X`` (scipy sparse or dense 2-D, n x n_features), binary outcomes ``y``,
         integer ``treatment`` codes (0 = control, 1..K) and optionally the logged probability of
         each row's observed arm (``propensity``, in (0, 1]) and ``sample_weight``."""
@@ -88,7 +113,11 @@ class UpliftModel(_Serializable, _Estimator):
         y = float_array(y, np.float32, "y")
         t = int_array(treatment, np.int32, "treatment")
         p = None if propensity is None else float_array(propensity, np.float32, "propensity")
-        w = None if sample_weight is None else float_array(sample_weight, np.float32, "sample_weight")
+        w = (
+            None
+            if sample_weight is None
+            else float_array(sample_weight, np.float32, "sample_weight")
+        )
         self._impl.fit(X, y, t, p, w, resolve_progress(progress))
         return self
 

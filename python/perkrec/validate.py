@@ -18,6 +18,7 @@ problems here loads.
 :func:`load_files` runs the same checks and returns the loaded objects (what ``perkrec fit`` and
 ``perkrec plan`` read), or raises :class:`FileProblems` carrying every problem.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,7 +63,9 @@ def read_table(path: PathLike) -> pd.DataFrame:
     except FileNotFoundError:
         raise _core.InputError(f"{path}: no such file") from None
     except ImportError as exc:
-        raise _core.InputError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow): {exc}") from None
+        raise _core.InputError(
+            f"{path}: reading Parquet needs pyarrow (pip install pyarrow): {exc}"
+        ) from None
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise _core.InputError(f"{path}: cannot be read as a table: {exc}") from None
 
@@ -75,7 +78,9 @@ class _Collector:
     def add(self, file: str, row: Optional[int], column: Optional[str], message: str) -> None:
         self.problems.append(Problem(file, row, column, message))
 
-    def rows(self, file: str, frame: pd.DataFrame, mask: np.ndarray, column: str, message, first_row: int) -> None:
+    def rows(
+        self, file: str, frame: pd.DataFrame, mask: np.ndarray, column: str, message, first_row: int
+    ) -> None:
         """One problem per row where ``mask`` holds (``message(value)``), at most max_per_kind."""
         bad = np.flatnonzero(np.asarray(mask, dtype=bool))
         for i in bad[: self.max_per_kind]:
@@ -84,12 +89,16 @@ class _Collector:
                 value = value.item()
             self.add(file, int(i) + first_row, column, message(value))
         if len(bad) > self.max_per_kind:
-            self.add(file, None, column, f"... and {len(bad) - self.max_per_kind:,} more rows like these")
+            self.add(
+                file, None, column, f"... and {len(bad) - self.max_per_kind:,} more rows like these"
+            )
 
 
 def id_text(ids: pd.Series) -> pd.Series:
     """Ids as the text a catalog keys them by (a CSV reads ids 7 and 7.0 as numbers: "7")."""
-    if pd.api.types.is_float_dtype(ids):  # a column of whole numbers with empty rows reads as floats
+    if pd.api.types.is_float_dtype(
+        ids
+    ):  # a column of whole numbers with empty rows reads as floats
         out = ids.astype(object).astype(str)
         v = ids.to_numpy(np.float64)
         whole = np.isfinite(v) & (v == np.floor(v))
@@ -97,7 +106,9 @@ def id_text(ids: pd.Series) -> pd.Series:
         return out
     if ids.dtype != object:  # integers, text
         return ids.astype(str)
-    return ids.map(lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v))
+    return ids.map(
+        lambda v: str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v)
+    )
 
 
 def _first_row(path: Path) -> int:
@@ -118,7 +129,9 @@ def _times_ok(series: pd.Series) -> np.ndarray:
         # As the loader reads them (one format, inferred from the data): a row it cannot read is NaT.
         parsed = pd.to_datetime(series, utc=True, errors="coerce")
     ok = parsed.notna().to_numpy()
-    secs = np.where(ok, parsed.dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64), 0)
+    secs = np.where(
+        ok, parsed.dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64), 0
+    )
     return ok & (secs >= _core.MIN_TIME) & (secs < _core.MAX_TIME)
 
 
@@ -146,8 +159,14 @@ def _check_catalog(c: _Collector, path: Path, frame: pd.DataFrame, id_column: st
             Catalog.from_frame(frame.iloc[[i]], id_column=id_column)
         except _core.Error as exc:
             message = re.sub(r"^[\w:.]+: row 0: (benefit '[^']*': )?", "", str(exc))
-            column = next((col for col in frame.columns
-                           if re.search(rf"(^|[\s'(]){re.escape(str(col))}([\s')]|$)", message)), None)
+            column = next(
+                (
+                    col
+                    for col in frame.columns
+                    if re.search(rf"(^|[\s'(]){re.escape(str(col))}([\s')]|$)", message)
+                ),
+                None,
+            )
             c.add(name, i + first, column, message)
     return None
 
@@ -173,8 +192,15 @@ def _check_users(c: _Collector, path: Path, frame: pd.DataFrame, id_column: str)
     return None
 
 
-def _check_events(c: _Collector, path: Path, frame: pd.DataFrame, catalog, catalog_ids: Optional[set],
-                  columns: Dict[str, str], user_ids=None):
+def _check_events(
+    c: _Collector,
+    path: Path,
+    frame: pd.DataFrame,
+    catalog,
+    catalog_ids: Optional[set],
+    columns: Dict[str, str],
+    user_ids=None,
+):
     """The loaded EventLog (None when the file has problems), every problem collected. ``user_ids``:
     the member table's ids; the log's members are those first, then the log's other members in
     order of first appearance."""
@@ -190,42 +216,87 @@ def _check_events(c: _Collector, path: Path, frame: pd.DataFrame, catalog, catal
     before = len(c.problems)
     c.rows(name, frame, frame[user].isna().to_numpy(), user, lambda v: "missing member id", first)
     types = frame[etype]
-    known = types.astype(str).isin(EVENT_TYPES).to_numpy() if not pd.api.types.is_numeric_dtype(types) else (
-        types.notna() & (types >= 0) & (types < len(EVENT_TYPES))).to_numpy()
-    c.rows(name, frame, ~known, etype, lambda v: f"unknown event type {v!r} (expected one of {list(EVENT_TYPES)})",
-           first)
-    c.rows(name, frame, ~_times_ok(frame[ts]), ts,
-           lambda v: f"not a time {v!r} (epoch seconds, or a date / datetime pandas reads; years 1900-2199)", first)
-    is_order = types.astype(str).isin(["ordered"]).to_numpy() if not pd.api.types.is_numeric_dtype(types) else \
-        (types == EVENT_TYPES.index("ordered")).to_numpy()
-    c.rows(name, frame, frame[benefit].isna().to_numpy() & ~is_order, benefit,
-           lambda v: "missing benefit id (only 'ordered' events may have none)", first)
+    known = (
+        types.astype(str).isin(EVENT_TYPES).to_numpy()
+        if not pd.api.types.is_numeric_dtype(types)
+        else (types.notna() & (types >= 0) & (types < len(EVENT_TYPES))).to_numpy()
+    )
+    c.rows(
+        name,
+        frame,
+        ~known,
+        etype,
+        lambda v: f"unknown event type {v!r} (expected one of {list(EVENT_TYPES)})",
+        first,
+    )
+    c.rows(
+        name,
+        frame,
+        ~_times_ok(frame[ts]),
+        ts,
+        lambda v: f"not a time {v!r} (epoch seconds, or a date / datetime pandas reads; years 1900-2199)",
+        first,
+    )
+    is_order = (
+        types.astype(str).isin(["ordered"]).to_numpy()
+        if not pd.api.types.is_numeric_dtype(types)
+        else (types == EVENT_TYPES.index("ordered")).to_numpy()
+    )
+    c.rows(
+        name,
+        frame,
+        frame[benefit].isna().to_numpy() & ~is_order,
+        benefit,
+        lambda v: "missing benefit id (only 'ordered' events may have none)",
+        first,
+    )
     if catalog_ids is not None:
         ids = catalog_ids
         present = frame[benefit].notna().to_numpy()
         as_text = id_text(frame[benefit])
         unknown = present & ~as_text.isin(ids).to_numpy()
-        c.rows(name, frame, unknown, benefit, lambda v: f"benefit {v!r} is not in the catalog", first)
+        c.rows(
+            name, frame, unknown, benefit, lambda v: f"benefit {v!r} is not in the catalog", first
+        )
     amount = columns.get("order_amount")
     if amount and amount in frame.columns:
         values = pd.to_numeric(frame[amount], errors="coerce")
         not_number = frame[amount].notna().to_numpy() & values.isna().to_numpy()
         c.rows(name, frame, not_number, amount, lambda v: f"not a number {v!r}", first)
         needs = types.astype(str).isin(["ordered", "redeemed"]).to_numpy()
-        c.rows(name, frame, needs & frame[amount].isna().to_numpy(), amount,
-               lambda v: "missing on an 'ordered' / 'redeemed' event", first)
+        c.rows(
+            name,
+            frame,
+            needs & frame[amount].isna().to_numpy(),
+            amount,
+            lambda v: "missing on an 'ordered' / 'redeemed' event",
+            first,
+        )
         v = values.to_numpy(np.float64)
-        c.rows(name, frame, np.isfinite(v) & (v < 0), amount, lambda v: f"negative amount {v!r}", first)
+        c.rows(
+            name, frame, np.isfinite(v) & (v < 0), amount, lambda v: f"negative amount {v!r}", first
+        )
         c.rows(name, frame, np.isinf(v), amount, lambda v: f"infinite amount {v!r}", first)
     prop = columns.get("propensity")
     if prop and prop in frame.columns:
         p = pd.to_numeric(frame[prop], errors="coerce").to_numpy(np.float64)
         missing_p = np.isnan(p)
-        c.rows(name, frame, missing_p, prop,
-               lambda v: "missing propensity (with the column, every row needs one: 1 on events other than issues)",
-               first)
-        c.rows(name, frame, ~missing_p & ~((p > 0) & (p <= 1)), prop,
-               lambda v: f"propensity must be in (0, 1] (got {v!r})", first)
+        c.rows(
+            name,
+            frame,
+            missing_p,
+            prop,
+            lambda v: "missing propensity (with the column, every row needs one: 1 on events other than issues)",
+            first,
+        )
+        c.rows(
+            name,
+            frame,
+            ~missing_p & ~((p > 0) & (p <= 1)),
+            prop,
+            lambda v: f"propensity must be in (0, 1] (got {v!r})",
+            first,
+        )
     if len(c.problems) > before or (catalog_ids is not None and catalog is None):
         return None
     try:
@@ -233,10 +304,19 @@ def _check_events(c: _Collector, path: Path, frame: pd.DataFrame, catalog, catal
         if user_ids is not None:
             members = IdMap.from_bytes(user_ids.to_bytes())  # grown with the log's other members
             members.lookup_or_add(frame[user])
-        return EventLog.from_frame(frame, user=user, benefit=benefit, event_type=etype, timestamp=ts,
-                                   users=members, benefits=catalog, channel=columns.get("channel"),
-                                   order_amount=columns.get("order_amount"), propensity=columns.get("propensity"),
-                                   control=columns.get("control"))
+        return EventLog.from_frame(
+            frame,
+            user=user,
+            benefit=benefit,
+            event_type=etype,
+            timestamp=ts,
+            users=members,
+            benefits=catalog,
+            channel=columns.get("channel"),
+            order_amount=columns.get("order_amount"),
+            propensity=columns.get("propensity"),
+            control=columns.get("control"),
+        )
     except _core.Error as exc:
         c.add(name, None, None, str(exc))
     return None
@@ -248,7 +328,9 @@ class FileProblems(_core.InputError):
 
     def __init__(self, problems: Sequence[Problem]):
         self.problems = list(problems)
-        super().__init__(f"{len(self.problems)} problem(s) in the input files; first: {self.problems[0]}")
+        super().__init__(
+            f"{len(self.problems)} problem(s) in the input files; first: {self.problems[0]}"
+        )
 
 
 @dataclass(frozen=True)
@@ -264,17 +346,36 @@ class LoadedFiles:
     policy: object = None
 
 
-_EVENT_ROLES = ("user", "benefit", "event_type", "timestamp", "channel", "order_amount", "propensity", "control")
+_EVENT_ROLES = (
+    "user",
+    "benefit",
+    "event_type",
+    "timestamp",
+    "channel",
+    "order_amount",
+    "propensity",
+    "control",
+)
 
 
-def _check(events, catalog, users, policy, catalog_id: str, user_id: str, event_columns: Optional[Dict[str, str]],
-           max_per_kind: int):
+def _check(
+    events,
+    catalog,
+    users,
+    policy,
+    catalog_id: str,
+    user_id: str,
+    event_columns: Optional[Dict[str, str]],
+    max_per_kind: int,
+):
     if int(max_per_kind) < 1:
         raise _core.InputError(f"validate_files: max_per_kind must be >= 1 (got {max_per_kind})")
     columns = {role: role for role in _EVENT_ROLES}
     unknown = sorted(set(event_columns or {}) - set(columns))
     if unknown:
-        raise _core.InputError(f"validate_files: unknown event roles {unknown} (known: {sorted(columns)})")
+        raise _core.InputError(
+            f"validate_files: unknown event roles {unknown} (known: {sorted(columns)})"
+        )
     columns.update(event_columns or {})
     c = _Collector(int(max_per_kind))
     tables = {}
@@ -295,15 +396,17 @@ def _check(events, catalog, users, policy, catalog_id: str, user_id: str, event_
     if "users" in tables:
         user_ids = _check_users(c, Path(users), tables["users"], user_id)
     if "events" in tables:
-        loaded["events"] = _check_events(c, Path(events), tables["events"], loaded.get("catalog"), catalog_ids,
-                                         columns, user_ids)
+        loaded["events"] = _check_events(
+            c, Path(events), tables["events"], loaded.get("catalog"), catalog_ids, columns, user_ids
+        )
     if user_ids is not None:
         from .data import UserTable
 
         log = loaded.get("events")
         try:
-            loaded["users"] = UserTable.from_frame(tables["users"], id_column=user_id,
-                                                   users=None if log is None else log.user_ids)
+            loaded["users"] = UserTable.from_frame(
+                tables["users"], id_column=user_id, users=None if log is None else log.user_ids
+            )
         except _core.Error as exc:  # e.g. text member ids here, numbers in the events
             c.add(str(users), None, user_id, str(exc))
     if policy is not None:
@@ -326,25 +429,43 @@ def _json_pointer(message: str) -> Optional[str]:
     return found.group(1) if found else None
 
 
-def validate_files(events: Optional[PathLike] = None, catalog: Optional[PathLike] = None,
-                   users: Optional[PathLike] = None, policy: Optional[PathLike] = None, *,
-                   catalog_id: str = "id", user_id: str = "user", event_columns: Optional[Dict[str, str]] = None,
-                   max_per_kind: int = 20) -> List[Problem]:
+def validate_files(
+    events: Optional[PathLike] = None,
+    catalog: Optional[PathLike] = None,
+    users: Optional[PathLike] = None,
+    policy: Optional[PathLike] = None,
+    *,
+    catalog_id: str = "id",
+    user_id: str = "user",
+    event_columns: Optional[Dict[str, str]] = None,
+    max_per_kind: int = 20,
+) -> List[Problem]:
     """Every problem found in the given files (an empty list: they load). ``catalog_id`` /
     ``user_id``: the id columns of the catalog and the member table; ``event_columns`` maps
     the event roles (user, benefit, event_type, timestamp, channel, order_amount, propensity,
     control) to column names where they differ. Benefit ids of the events are checked against
     the catalog when both are given."""
-    return _check(events, catalog, users, policy, catalog_id, user_id, event_columns, max_per_kind)[0]
+    return _check(events, catalog, users, policy, catalog_id, user_id, event_columns, max_per_kind)[
+        0
+    ]
 
 
-def load_files(events: Optional[PathLike] = None, catalog: Optional[PathLike] = None,
-               users: Optional[PathLike] = None, policy: Optional[PathLike] = None, *,
-               catalog_id: str = "id", user_id: str = "user", event_columns: Optional[Dict[str, str]] = None,
-               max_per_kind: int = 20) -> LoadedFiles:
+def load_files(
+    events: Optional[PathLike] = None,
+    catalog: Optional[PathLike] = None,
+    users: Optional[PathLike] = None,
+    policy: Optional[PathLike] = None,
+    *,
+    catalog_id: str = "id",
+    user_id: str = "user",
+    event_columns: Optional[Dict[str, str]] = None,
+    max_per_kind: int = 20,
+) -> LoadedFiles:
     """The files loaded, after the checks of :func:`validate_files` (same arguments); raises
     :class:`FileProblems` listing every problem when any file has one."""
-    problems, loaded = _check(events, catalog, users, policy, catalog_id, user_id, event_columns, max_per_kind)
+    problems, loaded = _check(
+        events, catalog, users, policy, catalog_id, user_id, event_columns, max_per_kind
+    )
     if problems:
         raise FileProblems(problems)
     return LoadedFiles(**loaded)

@@ -19,8 +19,8 @@ struct Instance {
 
 // A random instance: n members with up to `max_k` candidates each over `nb` benefits, and
 // random constraints of every kind (each switched on with some probability).
-Instance random_instance(std::uint64_t seed, Index n, int max_k, Index nb, bool all_constraints = true,
-                         bool diversity = true) {
+Instance random_instance(std::uint64_t seed, Index n, int max_k, Index nb,
+                         bool all_constraints = true, bool diversity = true) {
   Rng rng(seed, 17);
   Instance in;
   Candidates& c = in.c;
@@ -45,35 +45,47 @@ Instance random_instance(std::uint64_t seed, Index n, int max_k, Index nb, bool 
     c.offsets.push_back(static_cast<std::int64_t>(c.benefit.size()));
   }
   AllocationConstraints& k = in.k;
-  k.budget = rng.bernoulli(0.1) ? std::numeric_limits<double>::infinity() : total_cost * rng.uniform(0.05, 0.6);
+  k.budget = rng.bernoulli(0.1) ? std::numeric_limits<double>::infinity()
+                                : total_cost * rng.uniform(0.05, 0.6);
   k.max_per_member = 1 + static_cast<int>(rng.below(3));
   if (!all_constraints) return in;
   if (rng.bernoulli(0.4)) {
-    for (Index u = 0; u < n; ++u) k.member_capacity.push_back(static_cast<std::int32_t>(rng.below(4)));
+    for (Index u = 0; u < n; ++u)
+      k.member_capacity.push_back(static_cast<std::int32_t>(rng.below(4)));
   }
   if (rng.bernoulli(0.6)) {
     for (Index b = 0; b < nb; ++b) {
-      k.inventory.push_back(rng.bernoulli(0.4) ? -1 : static_cast<std::int64_t>(rng.below(static_cast<std::uint32_t>(n / 2 + 2))));
+      k.inventory.push_back(rng.bernoulli(0.4) ? -1
+                                               : static_cast<std::int64_t>(rng.below(
+                                                     static_cast<std::uint32_t>(n / 2 + 2))));
     }
   }
   const bool kinds = rng.bernoulli(0.6);
   if (kinds) {
     k.n_kinds = 3;
-    for (Index b = 0; b < nb; ++b) k.benefit_kind.push_back(static_cast<std::int32_t>(rng.below(3)));
+    for (Index b = 0; b < nb; ++b)
+      k.benefit_kind.push_back(static_cast<std::int32_t>(rng.below(3)));
     if (rng.bernoulli(0.5)) k.max_per_kind = 1;
     if (rng.bernoulli(0.3)) {
-      for (Index i = 0; i < n * 3; ++i) k.member_kind_capacity.push_back(static_cast<std::int32_t>(rng.below(3)));
+      for (Index i = 0; i < n * 3; ++i)
+        k.member_kind_capacity.push_back(static_cast<std::int32_t>(rng.below(3)));
     }
     if (diversity && rng.bernoulli(0.4)) k.diversity = rng.uniform(0.0, 1.0);
   }
   if (rng.bernoulli(0.4)) {
-    for (Index b = 0; b < nb; ++b) k.benefit_group.push_back(rng.bernoulli(0.5) ? static_cast<std::int32_t>(rng.below(2)) : -1);
+    for (Index b = 0; b < nb; ++b)
+      k.benefit_group.push_back(rng.bernoulli(0.5) ? static_cast<std::int32_t>(rng.below(2)) : -1);
   }
   if (rng.bernoulli(0.5)) {
-    for (Index u = 0; u < n; ++u) k.member_segment.push_back(static_cast<std::int32_t>(rng.below(4)) - 1);
-    k.segment_max_members = {rng.bernoulli(0.5) ? -1 : static_cast<std::int64_t>(rng.below(static_cast<std::uint32_t>(n / 3 + 2))),
-                             -1, static_cast<std::int64_t>(rng.below(static_cast<std::uint32_t>(n / 2 + 2)))};
-    k.segment_max_cost = {-1.0, rng.bernoulli(0.5) ? -1.0 : total_cost * rng.uniform(0.0, 0.2), total_cost * rng.uniform(0.0, 0.3)};
+    for (Index u = 0; u < n; ++u)
+      k.member_segment.push_back(static_cast<std::int32_t>(rng.below(4)) - 1);
+    k.segment_max_members = {
+        rng.bernoulli(0.5)
+            ? -1
+            : static_cast<std::int64_t>(rng.below(static_cast<std::uint32_t>(n / 3 + 2))),
+        -1, static_cast<std::int64_t>(rng.below(static_cast<std::uint32_t>(n / 2 + 2)))};
+    k.segment_max_cost = {-1.0, rng.bernoulli(0.5) ? -1.0 : total_cost * rng.uniform(0.0, 0.2),
+                          total_cost * rng.uniform(0.0, 0.3)};
   }
   if (rng.bernoulli(0.3)) k.min_return_per_cost = rng.uniform(0.0, 1.5);
   return in;
@@ -115,9 +127,12 @@ double brute_force(const Instance& in) {
     for (Index u = 0; u < n; ++u) {
       std::vector<float> vals;
       std::vector<std::int32_t> kinds;
-      for (auto q = a.offsets[static_cast<std::size_t>(u)]; q < a.offsets[static_cast<std::size_t>(u) + 1]; ++q) {
+      for (auto q = a.offsets[static_cast<std::size_t>(u)];
+           q < a.offsets[static_cast<std::size_t>(u) + 1]; ++q) {
         vals.push_back(c.value[static_cast<std::size_t>(a.candidate[static_cast<std::size_t>(q)])]);
-        if (!in.k.benefit_kind.empty()) kinds.push_back(in.k.benefit_kind[static_cast<std::size_t>(a.benefit[static_cast<std::size_t>(q)])]);
+        if (!in.k.benefit_kind.empty())
+          kinds.push_back(
+              in.k.benefit_kind[static_cast<std::size_t>(a.benefit[static_cast<std::size_t>(q)])]);
       }
       value += member_set_value(vals, kinds, in.k.benefit_kind.empty() ? 0.0 : in.k.diversity);
     }
@@ -125,7 +140,8 @@ double brute_force(const Instance& in) {
     if (value > best && check_allocation(c, in.k, a).empty()) best = value;
     Index u = 0;
     for (; u < n; ++u) {
-      const auto len = c.offsets[static_cast<std::size_t>(u) + 1] - c.offsets[static_cast<std::size_t>(u)];
+      const auto len =
+          c.offsets[static_cast<std::size_t>(u) + 1] - c.offsets[static_cast<std::size_t>(u)];
       if (++mask[static_cast<std::size_t>(u)] < (1u << len)) break;
       mask[static_cast<std::size_t>(u)] = 0;
     }
@@ -210,7 +226,8 @@ TEST(Allocator, DiversityDiscount) {
   EXPECT_EQ(a.benefit, (std::vector<Index>{0, 2}));
   EXPECT_DOUBLE_EQ(a.value, 16.0);
   EXPECT_DOUBLE_EQ(allocate_exact(c, k).value, 16.0);
-  EXPECT_DOUBLE_EQ(member_set_value(std::vector<float>{10, 8}, std::vector<std::int32_t>{0, 0}, 0.5), 14.0);
+  EXPECT_DOUBLE_EQ(
+      member_set_value(std::vector<float>{10, 8}, std::vector<std::int32_t>{0, 0}, 0.5), 14.0);
 }
 
 TEST(Allocator, AlwaysFeasibleOnRandomInstances) {
@@ -405,8 +422,10 @@ TEST(Allocator, BadInputNamesTheField) {
   AllocatorParams p;
   p.max_iterations = 0;
   PERKREC_EXPECT_THROW_MSG(allocate(in.c, in.k, p), ConfigError, "max_iterations");
-  PERKREC_EXPECT_THROW_MSG(AllocatorParams::from_json(Json{{"tolerence", 1e-3}}), ConfigError, "/tolerence");
-  PERKREC_EXPECT_THROW_MSG(AllocatorParams::from_json(Json{{"price_rounds", -2}}), ConfigError, "price_rounds");
+  PERKREC_EXPECT_THROW_MSG(AllocatorParams::from_json(Json{{"tolerence", 1e-3}}), ConfigError,
+                           "/tolerence");
+  PERKREC_EXPECT_THROW_MSG(AllocatorParams::from_json(Json{{"price_rounds", -2}}), ConfigError,
+                           "price_rounds");
   Instance big = random_instance(4, 200, 6, 10, false);
   big.k.max_per_member = 3;  // > 1000 member subsets alone
   PERKREC_EXPECT_THROW_MSG(allocate_exact(big.c, big.k, 1000), InputError, "too big");
@@ -427,9 +446,12 @@ TEST(Allocator, ParamsJsonRoundTrip) {
   pp.end = 1000;
   pp.spend_curve = {0.2, 0.5, 1.0};
   EXPECT_EQ(PacingParams::from_json(pp.to_json()).to_json(), pp.to_json());
-  PERKREC_EXPECT_THROW_MSG(PacingParams::from_json(Json{{"budget", 1}, {"start", 5}, {"end", 5}}), ConfigError, "end");
-  PERKREC_EXPECT_THROW_MSG(PacingParams::from_json(Json{{"budget", 1}, {"start", 0}, {"end", 5}, {"spend_curve", {0.5, 0.2}}}),
-                           ConfigError, "spend_curve[1]");
+  PERKREC_EXPECT_THROW_MSG(PacingParams::from_json(Json{{"budget", 1}, {"start", 5}, {"end", 5}}),
+                           ConfigError, "end");
+  PERKREC_EXPECT_THROW_MSG(
+      PacingParams::from_json(
+          Json{{"budget", 1}, {"start", 0}, {"end", 5}, {"spend_curve", {0.5, 0.2}}}),
+      ConfigError, "spend_curve[1]");
   EXPECT_DOUBLE_EQ(pp.target_share(10 + 330), 0.2);
   EXPECT_DOUBLE_EQ(pp.target_share(5000), 1.0);
   // No budget: the key is absent and reads back as infinite.
@@ -437,9 +459,11 @@ TEST(Allocator, ParamsJsonRoundTrip) {
   EXPECT_TRUE(std::isinf(open.budget));
   EXPECT_FALSE(open.to_json().contains("budget"));
   EXPECT_TRUE(std::isinf(PacingParams::from_json(open.to_json()).budget));
-  PERKREC_EXPECT_THROW_MSG(PacingParams::from_json(Json{{"budget", -1}, {"start", 0}, {"end", 5}}), ConfigError, "budget");
-  PERKREC_EXPECT_THROW_MSG(PacingParams::from_json(Json{{"budget", 1}, {"start", 0}, {"end", 5}, {"pace", true}}),
-                           ConfigError, "pace");
+  PERKREC_EXPECT_THROW_MSG(PacingParams::from_json(Json{{"budget", -1}, {"start", 0}, {"end", 5}}),
+                           ConfigError, "budget");
+  PERKREC_EXPECT_THROW_MSG(
+      PacingParams::from_json(Json{{"budget", 1}, {"start", 0}, {"end", 5}, {"pace", true}}),
+      ConfigError, "pace");
 }
 
 struct Arrival {
@@ -457,7 +481,8 @@ std::vector<Arrival> arrivals(std::uint64_t seed, int n, Index nb, Timestamp day
     a.member = static_cast<Index>(i);
     a.t = static_cast<Timestamp>(static_cast<double>(i) / n * static_cast<double>(day));
     for (Index b = 0; b < 5; ++b) {
-      a.benefit.push_back(static_cast<Index>((static_cast<Index>(rng.below(static_cast<std::uint32_t>(nb / 5))) * 5 + b) % nb));
+      a.benefit.push_back(static_cast<Index>(
+          (static_cast<Index>(rng.below(static_cast<std::uint32_t>(nb / 5))) * 5 + b) % nb));
       a.value.push_back(rng.uniform_float());
       a.cost.push_back(0.1f + rng.uniform_float());
     }
@@ -509,7 +534,8 @@ TEST(Pacer, OutOfOrderArrivalsStillSpendTheBudget) {
   const auto stream = arrivals(13, 8000, 20, day);
   double demand = 0.0;  // what lambda = 0 takes: each member's most valuable candidate
   for (const Arrival& a : stream) {
-    demand += a.cost[static_cast<std::size_t>(std::max_element(a.value.begin(), a.value.end()) - a.value.begin())];
+    demand += a.cost[static_cast<std::size_t>(std::max_element(a.value.begin(), a.value.end()) -
+                                              a.value.begin())];
   }
   AllocationConstraints k;
   k.max_per_member = 1;
@@ -520,7 +546,8 @@ TEST(Pacer, OutOfOrderArrivalsStillSpendTheBudget) {
   Pacer pacer(k, pp);
   for (std::size_t t = 0; t < 4; ++t) {
     for (std::size_t i = t; i < stream.size(); i += 4) {
-      pacer.decide(stream[i].member, stream[i].t, stream[i].benefit, stream[i].value, stream[i].cost);
+      pacer.decide(stream[i].member, stream[i].t, stream[i].benefit, stream[i].value,
+                   stream[i].cost);
     }
   }
   EXPECT_LE(pacer.spent(), pp.budget + 1e-9);
@@ -539,8 +566,8 @@ TEST(Pacer, InventoryLastsThePeriod) {
   AllocationConstraints k;
   k.max_per_member = 2;
   k.inventory.assign(static_cast<std::size_t>(nb), 150);  // 3000 units for ~20000 x 2 wanted
-  k.inventory[3] = -1;                                     // unlimited
-  PacingParams pp;  // no budget: only inventory binds
+  k.inventory[3] = -1;                                    // unlimited
+  PacingParams pp;                                        // no budget: only inventory binds
   pp.start = 0;
   pp.end = day;
   for (bool paced : {true, false}) {
@@ -564,7 +591,8 @@ TEST(Pacer, InventoryLastsThePeriod) {
         }
       }
       if (i + 1 == stream.size() / 2) {
-        for (Index b = 0; b < nb; ++b) limited_at_noon += b == 3 ? 0 : used[static_cast<std::size_t>(b)];
+        for (Index b = 0; b < nb; ++b)
+          limited_at_noon += b == 3 ? 0 : used[static_cast<std::size_t>(b)];
       }
     }
     std::int64_t limited_total = 0;
@@ -607,7 +635,8 @@ TEST(Pacer, ConcurrentDecisionsKeepEveryLimit) {
         const Arrival& a = stream[i];
         const Index member = a.member % 2000;  // members come back several times
         for (std::int32_t j : pacer.decide(member, a.t, a.benefit, a.value, a.cost)) {
-          issued[static_cast<std::size_t>(t)].emplace_back(member, a.benefit[static_cast<std::size_t>(j)]);
+          issued[static_cast<std::size_t>(t)].emplace_back(member,
+                                                           a.benefit[static_cast<std::size_t>(j)]);
           cost[static_cast<std::size_t>(t)] += a.cost[static_cast<std::size_t>(j)];
         }
       }
@@ -654,9 +683,12 @@ TEST(Pacer, MaxNewLimitsOneCall) {
   const std::vector<Index> b{4, 5, 6, 7};
   const std::vector<float> v{0.5f, 2.0f, 1.0f, 1.5f}, c{0.1f, 0.1f, 0.1f, 0.1f};
   EXPECT_TRUE(pacer.decide(0, 50, b, v, c, 0).empty());
-  EXPECT_EQ(pacer.decide(0, 50, b, v, c, 2), (std::vector<std::int32_t>{1, 3}));  // the two best, ascending
-  EXPECT_EQ(pacer.decide(0, 50, b, v, c, 5), (std::vector<std::int32_t>{2}));     // the member's cap: 1 left
-  EXPECT_EQ(pacer.decide(1, 50, b, v, c), (std::vector<std::int32_t>{1, 2, 3}));  // -1: up to the cap
+  EXPECT_EQ(pacer.decide(0, 50, b, v, c, 2),
+            (std::vector<std::int32_t>{1, 3}));  // the two best, ascending
+  EXPECT_EQ(pacer.decide(0, 50, b, v, c, 5),
+            (std::vector<std::int32_t>{2}));  // the member's cap: 1 left
+  EXPECT_EQ(pacer.decide(1, 50, b, v, c),
+            (std::vector<std::int32_t>{1, 2, 3}));  // -1: up to the cap
   EXPECT_EQ(pacer.issued(), 6);
   PERKREC_EXPECT_THROW_MSG(pacer.decide(2, 50, b, v, c, -2), InputError, "max_new");
   EXPECT_EQ(pacer.decisions(), 4);  // the refused call changed nothing
@@ -681,7 +713,8 @@ TEST(Pacer, ReasonsNameTheLimit) {
   const std::vector<float> v{9, 8, 7, 6, 5, 4, 0}, c{1, 1, 1, 1, 1, 1, 1};
   std::vector<R> why;
   EXPECT_EQ(pacer.decide(0, 100, b, v, c, -1, &why), (std::vector<std::int32_t>{0, 3, 4}));
-  EXPECT_EQ(why, (std::vector<R>{R::none, R::inventory, R::kind_cap, R::none, R::none, R::member_cap, R::not_positive}));
+  EXPECT_EQ(why, (std::vector<R>{R::none, R::inventory, R::kind_cap, R::none, R::none,
+                                 R::member_cap, R::not_positive}));
   // Member 1: 0.4 per unit cost is below the minimum return; the budget has 7 left.
   const std::vector<Index> b1{0, 3};
   const std::vector<float> v1{0.4f, 60}, c1{1, 8};
@@ -690,7 +723,10 @@ TEST(Pacer, ReasonsNameTheLimit) {
   // A request limit reads as member_cap; a held benefit too.
   EXPECT_EQ(pacer.decide(2, 100, b, v, c, 1, &why), (std::vector<std::int32_t>{0}));
   EXPECT_EQ(why[3], R::member_cap);
-  EXPECT_TRUE(pacer.decide(2, 100, std::vector<Index>{0}, std::vector<float>{9}, std::vector<float>{1}, -1, &why).empty());
+  EXPECT_TRUE(pacer
+                  .decide(2, 100, std::vector<Index>{0}, std::vector<float>{9},
+                          std::vector<float>{1}, -1, &why)
+                  .empty());
   EXPECT_EQ(why, (std::vector<R>{R::member_cap}));
 }
 

@@ -4,16 +4,16 @@
 // objective, its answers equal to the pipeline's plan.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
-#include <atomic>
 #include <map>
 #include <set>
 #include <sstream>
 #include <string>
 #include <tuple>
-#include <unistd.h>
 #include <vector>
 
 #include "../../examples/cpp/benefit_server.hpp"
@@ -47,7 +47,8 @@ const char* kOpenPolicy = R"({
 class BenefitServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string(testing::temp_dir() + "/benefit_server_test_" + std::to_string(::getpid()));
+    dir_ =
+        new std::string(testing::temp_dir() + "/benefit_server_test_" + std::to_string(::getpid()));
     const std::string mk = "mkdir -p '" + *dir_ + "'";
     ASSERT_EQ(std::system(mk.c_str()), 0);
     setup_ = new DemoSetup(benefit_server::write_demo_setup(*dir_, kMembers, 11, 2));
@@ -67,8 +68,8 @@ class BenefitServerTest : public ::testing::Test {
     return BenefitServer::load(benefit_server::demo_options(*setup_, path));
   }
 
-  static std::vector<std::string> run(const BenefitServer& s, const std::vector<std::string>& lines, int threads,
-                                      benefit_server::ServeStats* stats = nullptr) {
+  static std::vector<std::string> run(const BenefitServer& s, const std::vector<std::string>& lines,
+                                      int threads, benefit_server::ServeStats* stats = nullptr) {
     std::string text;
     for (const std::string& l : lines) text += l + "\n";
     std::istringstream in(text);
@@ -84,7 +85,8 @@ class BenefitServerTest : public ::testing::Test {
 
   /// Checks every answer against the policy as the server compiled it and as the test reads
   /// the data itself; returns the issued benefits per catalog index, and the total cost.
-  static std::map<Index, int> check_answers(const BenefitServer& s, const std::vector<std::string>& answers,
+  static std::map<Index, int> check_answers(const BenefitServer& s,
+                                            const std::vector<std::string>& answers,
                                             double* total_cost) {
     const Catalog& catalog = s.catalog();
     const UserTable& users = s.users();
@@ -102,7 +104,8 @@ class BenefitServerTest : public ::testing::Test {
       EXPECT_FALSE(a.contains("error")) << answers[i];
       if (a.contains("error")) continue;
       const Json& m = a["member"];
-      const Index u = static_cast<Index>(m.is_string() ? std::stoll(m.get<std::string>()) : m.get<std::int64_t>());
+      const Index u = static_cast<Index>(m.is_string() ? std::stoll(m.get<std::string>())
+                                                       : m.get<std::int64_t>());
       const Timestamp t = Json::parse((*requests_)[i])["time"].get<Timestamp>();
       EXPECT_LE(a["benefits"].size(), 2u);
       for (const Json& item : a["benefits"]) {
@@ -114,11 +117,13 @@ class BenefitServerTest : public ::testing::Test {
         if (catalog[b].kind == BenefitKind::member_exclusive) {
           const std::int32_t code = tier[static_cast<std::size_t>(u)];
           EXPECT_GE(code, 0) << answers[i];
-          const std::string name = code >= 0 ? tiers[static_cast<std::size_t>(code)] : std::string();
+          const std::string name =
+              code >= 0 ? tiers[static_cast<std::size_t>(code)] : std::string();
           EXPECT_TRUE(name == "gold" || name == "platinum") << answers[i];
         }
         if (catalog[b].kind == BenefitKind::points) {
-          EXPECT_NE(seg.names[static_cast<std::size_t>(seg.codes[static_cast<std::size_t>(u)])], "new_member");
+          EXPECT_NE(seg.names[static_cast<std::size_t>(seg.codes[static_cast<std::size_t>(u)])],
+                    "new_member");
         }
         const double p = item["probability"].get<double>();
         EXPECT_GT(p, 0.0);
@@ -139,7 +144,8 @@ class BenefitServerTest : public ::testing::Test {
     }
     // Caps hold across all of a member's requests.
     for (const auto& [u, n] : per_member) EXPECT_LE(n, 2) << "member " << u;
-    for (const auto& [key, n] : per_member_kind) EXPECT_LE(n, 1) << "member " << key.first << " kind " << key.second;
+    for (const auto& [key, n] : per_member_kind)
+      EXPECT_LE(n, 1) << "member " << key.first << " kind " << key.second;
     return per_benefit;
   }
 
@@ -175,7 +181,8 @@ TEST_F(BenefitServerTest, BudgetAndInventoryNeverExceededUnderConcurrency) {
   // Without a budget the requests cost `open_cost`; a budget of a third of it must bind.
   const auto open = server("open_ref", kOpenPolicy);
   double open_cost = 0;
-  const std::map<Index, int> open_issued = check_answers(*open, run(*open, *requests_, 2), &open_cost);
+  const std::map<Index, int> open_issued =
+      check_answers(*open, run(*open, *requests_, 2), &open_cost);
   ASSERT_GT(open_cost, 0);
   // Limit the inventory of the three most issued benefits to 5 units.
   std::vector<std::pair<int, Index>> by_count;
@@ -218,10 +225,13 @@ TEST_F(BenefitServerTest, MalformedLinesGetErrorsAndDoNotStopTheOthers) {
   const std::vector<std::string> good(requests_->begin(), requests_->begin() + 400);
   // (line, start of the error, the id the answer must echo)
   const std::string too_long = R"({"id": "long", "member": ")" + std::string(200000, '7') + R"("})";
-  const std::string deep = std::string(20000, '[') + std::string(20000, ']');  // within the line limit
+  const std::string deep =
+      std::string(20000, '[') + std::string(20000, ']');  // within the line limit
   const std::vector<std::tuple<std::string, std::string, Json>> bad = {
-      {R"({"id": "b1", "member": "1", "colour": "red"})", "InputError: request: /colour: unknown key", "b1"},
-      {R"({"id": "b2", "member": "no-such-member"})", "InputError: request: /member: unknown member", "b2"},
+      {R"({"id": "b1", "member": "1", "colour": "red"})",
+       "InputError: request: /colour: unknown key", "b1"},
+      {R"({"id": "b2", "member": "no-such-member"})",
+       "InputError: request: /member: unknown member", "b2"},
       {R"({"id": "b3", "member": 999999})", "InputError: request: /member: unknown member", "b3"},
       {R"({"id": "b4", "member": "2", "n": 0})", "InputError: request: /n", "b4"},
       {R"({"id": "b5", "n": 1})", "InputError: request: /member: required key is missing", "b5"},
@@ -232,12 +242,14 @@ TEST_F(BenefitServerTest, MalformedLinesGetErrorsAndDoNotStopTheOthers) {
       {"{\"id\": \"b8\", \"member\": \"\xff\xfe\"}", "InputError: request", "b8"},  // invalid UTF-8
       {"\xc3\x28\x80 {\"id\": 1}", "InputError: request", nullptr},
       {R"({"id": 9, "member": "5", "time": 9223372036854775807})", "InputError: request: /time", 9},
-      {R"({"id": 10, "member": "5", "time": -9223372036854775808})", "InputError: request: /time", 10},
+      {R"({"id": 10, "member": "5", "time": -9223372036854775808})", "InputError: request: /time",
+       10},
       {R"({"member": "5", "id": "b11", "n": 1,})", "InputError: request", "b11"},
       {too_long, "InputError: request: line too long", nullptr},
       {deep, "InputError: request", nullptr},
       {R"({"id": {"nested": 1}, "member": "1"})", "InputError: request: /id", nullptr},
-      {R"({"id": 1e999, "member": "1"})", "InputError: request: /id", nullptr},  // inf cannot be echoed
+      {R"({"id": 1e999, "member": "1"})", "InputError: request: /id",
+       nullptr},  // inf cannot be echoed
   };
   std::vector<std::string> mixed;
   std::vector<int> bad_at;  // position in `mixed` of bad[i], or -1 for a good line
@@ -269,7 +281,8 @@ TEST_F(BenefitServerTest, MalformedLinesGetErrorsAndDoNotStopTheOthers) {
       const Json a = Json::parse(answers[i]);
       const auto& [line, message, id] = bad[static_cast<std::size_t>(bad_at[i])];
       ASSERT_TRUE(a.contains("error")) << line.substr(0, 80);
-      EXPECT_EQ(a["error"].get<std::string>().rfind(message, 0), 0u) << a["error"] << " for " << line.substr(0, 80);
+      EXPECT_EQ(a["error"].get<std::string>().rfind(message, 0), 0u)
+          << a["error"] << " for " << line.substr(0, 80);
       EXPECT_EQ(a.size(), 2u);
       // The id is echoed whenever it could be read, also from a line broken after it.
       EXPECT_EQ(a["id"], id) << line.substr(0, 80);
@@ -328,7 +341,8 @@ TEST_F(BenefitServerTest, BoundedLineReading) {
   std::vector<std::string> answers;
   for (std::string line; std::getline(read, line);) answers.push_back(line);
   ASSERT_EQ(answers.size(), 3u);
-  EXPECT_NE(answers[0].find("line too long (got 1048576 bytes, limit 65536)"), std::string::npos) << answers[0];
+  EXPECT_NE(answers[0].find("line too long (got 1048576 bytes, limit 65536)"), std::string::npos)
+      << answers[0];
   EXPECT_EQ(Json::parse(answers[1])["id"], "r0");
   EXPECT_EQ(Json::parse(answers[2])["id"], "r0");
 }
@@ -375,7 +389,8 @@ TEST(BenefitServerPlanner, AnswersEqualThePipelinesPlanOnAnyThreadCount) {
   const test::Fixture& fx = test::fixture();
   BenefitPlannerFile f = fx.file;
   f.config["policy"] = Json{{"max_per_member", 1}, {"issue_cost", 0.05}};
-  const std::string path = testing::temp_dir() + "/perkrec_server_planner_" + std::to_string(::getpid()) + ".perk";
+  const std::string path =
+      testing::temp_dir() + "/perkrec_server_planner_" + std::to_string(::getpid()) + ".perk";
   f.save(path);
   benefit_server::ServerOptions o;
   o.planner = path;
@@ -384,7 +399,8 @@ TEST(BenefitServerPlanner, AnswersEqualThePipelinesPlanOnAnyThreadCount) {
   const IdMap& ids = bp.file().users->users();
   std::string text;
   for (Index u = 0; u < bp.n_users(); ++u) {
-    const std::string id = ids.strings().empty() ? std::to_string(ids.integer_at(u)) : ids.string_at(u);
+    const std::string id =
+        ids.strings().empty() ? std::to_string(ids.integer_at(u)) : ids.string_at(u);
     text += "{\"id\": " + std::to_string(u) + ", \"member\": \"" + id + "\"}\n";
   }
   std::vector<std::string> first;
@@ -406,7 +422,8 @@ TEST(BenefitServerPlanner, AnswersEqualThePipelinesPlanOnAnyThreadCount) {
   // them: per member the same benefits, probabilities and send times as the plan's rows.
   const BenefitPlanner::Plan plan = bp.plan(bp.end_time());
   std::map<Index, std::vector<Index>> planned;
-  for (std::size_t i = 0; i < plan.result.member.size(); ++i) planned[plan.result.member[i]].push_back(static_cast<Index>(i));
+  for (std::size_t i = 0; i < plan.result.member.size(); ++i)
+    planned[plan.result.member[i]].push_back(static_cast<Index>(i));
   int issued = 0;
   for (Index u = 0; u < bp.n_users(); ++u) {
     const Json a = Json::parse(first[static_cast<std::size_t>(u)]);
@@ -418,9 +435,11 @@ TEST(BenefitServerPlanner, AnswersEqualThePipelinesPlanOnAnyThreadCount) {
       got_ids.insert(got["benefit"].get<std::string>());
       const Index b = f.catalog.find(got["benefit"].get<std::string>());
       EXPECT_NEAR(got["probability"].get<double>(), p[static_cast<std::size_t>(b)], 1e-6);
-      const auto row = std::find_if(rows.begin(), rows.end(), [&](Index r) { return plan.result.benefit[r] == b; });
+      const auto row = std::find_if(rows.begin(), rows.end(),
+                                    [&](Index r) { return plan.result.benefit[r] == b; });
       if (row == rows.end()) continue;
-      EXPECT_NEAR(got["value"].get<double>(), plan.result.value[*row], 1e-5 * std::max(1.0f, plan.result.value[*row]));
+      EXPECT_NEAR(got["value"].get<double>(), plan.result.value[*row],
+                  1e-5 * std::max(1.0f, plan.result.value[*row]));
       EXPECT_EQ(got["send_at"].get<Timestamp>(), plan.result.send_at[*row]);
       ++issued;
     }

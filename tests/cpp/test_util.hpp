@@ -13,23 +13,23 @@
 namespace perkrec::testing {
 
 /// Asserts that `statement` throws `E` whose message contains every fragment.
-#define PERKREC_EXPECT_THROW_MSG(statement, E, ...)                                   \
-  do {                                                                                \
-    bool caught_ = false;                                                             \
-    try {                                                                             \
-      statement;                                                                      \
-    } catch (const E& e_) {                                                           \
-      caught_ = true;                                                                 \
-      const std::string what_ = e_.what();                                            \
-      for (const std::string& fragment_ : std::vector<std::string>{__VA_ARGS__}) {    \
-        EXPECT_NE(what_.find(fragment_), std::string::npos)                           \
-            << "message '" << what_ << "' lacks '" << fragment_ << "'";               \
-      }                                                                               \
-    } catch (const std::exception& other_) {                                          \
-      ADD_FAILURE() << "threw another exception: " << other_.what();                  \
-      caught_ = true;                                                                 \
-    }                                                                                 \
-    EXPECT_TRUE(caught_) << "did not throw " #E;                                      \
+#define PERKREC_EXPECT_THROW_MSG(statement, E, ...)                                \
+  do {                                                                             \
+    bool caught_ = false;                                                          \
+    try {                                                                          \
+      statement;                                                                   \
+    } catch (const E& e_) {                                                        \
+      caught_ = true;                                                              \
+      const std::string what_ = e_.what();                                         \
+      for (const std::string& fragment_ : std::vector<std::string>{__VA_ARGS__}) { \
+        EXPECT_NE(what_.find(fragment_), std::string::npos)                        \
+            << "message '" << what_ << "' lacks '" << fragment_ << "'";            \
+      }                                                                            \
+    } catch (const std::exception& other_) {                                       \
+      ADD_FAILURE() << "threw another exception: " << other_.what();               \
+      caught_ = true;                                                              \
+    }                                                                              \
+    EXPECT_TRUE(caught_) << "did not throw " #E;                                   \
   } while (0)
 
 /// A writable scratch directory for files.

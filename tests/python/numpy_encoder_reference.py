@@ -25,7 +25,9 @@ def _event_arrays(events) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     from perkrec.data import EventLog
 
     if not isinstance(events, (EventLog, pd.DataFrame)):
-        raise _core.InputError(f"events must be a perkrec.EventLog or a DataFrame (got {type(events).__name__})")
+        raise _core.InputError(
+            f"events must be a perkrec.EventLog or a DataFrame (got {type(events).__name__})"
+        )
     ev = events.to_frame(external_ids=False) if not isinstance(events, pd.DataFrame) else events
     missing = [c for c in ("user", "benefit", "event_type", "timestamp") if c not in ev]
     if missing:
@@ -33,14 +35,24 @@ def _event_arrays(events) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     t = ev["timestamp"]
     if t.dtype.kind == "M":
         stamps = pd.to_datetime(t, utc=True)
-        seconds = ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
+        seconds = (
+            ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1))
+            .to_numpy()
+            .astype(np.int64)
+        )
     else:
         seconds = np.asarray(t, dtype=np.int64)
-    return (ev["user"].to_numpy().astype(np.int64), ev["benefit"].to_numpy().astype(np.int64),
-            ev["event_type"].astype(str).to_numpy(), seconds)
+    return (
+        ev["user"].to_numpy().astype(np.int64),
+        ev["benefit"].to_numpy().astype(np.int64),
+        ev["event_type"].astype(str).to_numpy(),
+        seconds,
+    )
 
 
-def _counts_before(ev_key: np.ndarray, ev_time: np.ndarray, key: np.ndarray, time: np.ndarray) -> np.ndarray:
+def _counts_before(
+    ev_key: np.ndarray, ev_time: np.ndarray, key: np.ndarray, time: np.ndarray
+) -> np.ndarray:
     """For each (key[i], time[i]): the number of events with the same key and a time strictly
     before time[i]. One sort of the events, then two binary searches per sample."""
     if len(ev_key) == 0:
@@ -51,13 +63,18 @@ def _counts_before(ev_key: np.ndarray, ev_time: np.ndarray, key: np.ndarray, tim
     ev_c = ev_key * span + np.searchsorted(uniq, ev_time)
     ev_c.sort()
     s_rank = np.searchsorted(uniq, time)
-    upper = np.searchsorted(ev_c, key * span + s_rank, side="left")   # time < sample time
+    upper = np.searchsorted(ev_c, key * span + s_rank, side="left")  # time < sample time
     lower = np.searchsorted(ev_c, key * span, side="left")
     return (upper - lower).astype(np.int64)
 
 
-def history_features(samples: pd.DataFrame, events, benefit_kind: np.ndarray,
-                     benefit_band: np.ndarray, benefit_channel: Optional[np.ndarray] = None) -> pd.DataFrame:
+def history_features(
+    samples: pd.DataFrame,
+    events,
+    benefit_kind: np.ndarray,
+    benefit_band: np.ndarray,
+    benefit_channel: Optional[np.ndarray] = None,
+) -> pd.DataFrame:
     """The history aggregates of each sample (user, benefit, timestamp) from events strictly
     before its timestamp. ``benefit_kind`` / ``benefit_band`` map a benefit index to integer
     codes."""
@@ -76,26 +93,46 @@ def history_features(samples: pd.DataFrame, events, benefit_kind: np.ndarray,
     for etype in _HISTORY_TYPES:
         m = (e_type == etype) & has_benefit
         out[f"member_{etype}"] = _counts_before(e_user[m], e_time[m], s_user, s_time)
-        out[f"member_kind_{etype}"] = _counts_before(e_user[m] * n_k + ek[m], e_time[m], s_user * n_k + sk, s_time)
-        out[f"member_band_{etype}"] = _counts_before(e_user[m] * n_bd + eb[m], e_time[m], s_user * n_bd + sb, s_time)
+        out[f"member_kind_{etype}"] = _counts_before(
+            e_user[m] * n_k + ek[m], e_time[m], s_user * n_k + sk, s_time
+        )
+        out[f"member_band_{etype}"] = _counts_before(
+            e_user[m] * n_bd + eb[m], e_time[m], s_user * n_bd + sb, s_time
+        )
         out[f"benefit_{etype}"] = _counts_before(e_benefit[m], e_time[m], s_benefit, s_time)
     m = e_type == "ordered"
     out["member_ordered"] = _counts_before(e_user[m], e_time[m], s_user, s_time)
-    channel = np.zeros(len(benefit_kind), np.int64) if benefit_channel is None else np.asarray(benefit_channel, np.int64)
+    channel = (
+        np.zeros(len(benefit_kind), np.int64)
+        if benefit_channel is None
+        else np.asarray(benefit_channel, np.int64)
+    )
     n_ch = int(max(channel.max(initial=0), 0)) + 2
     ec = np.where(has_benefit, channel[np.clip(e_benefit, 0, None)], -1)
     sc = channel[s_benefit]
     for etype in ("issued", "viewed", "claimed", "redeemed"):
         m = (e_type == etype) & has_benefit
-        out[f"member_channel_{etype}"] = _counts_before(e_user[m] * n_ch + ec[m], e_time[m], s_user * n_ch + sc, s_time)
+        out[f"member_channel_{etype}"] = _counts_before(
+            e_user[m] * n_ch + ec[m], e_time[m], s_user * n_ch + sc, s_time
+        )
     frame = pd.DataFrame(out, index=samples.index)
     for scope in ("member", "member_kind", "member_band", "benefit"):
         issued = frame[f"{scope}_issued"].to_numpy(np.float64)
-        frame[f"{scope}_redemption_rate"] = (frame[f"{scope}_redeemed"].to_numpy(np.float64) + 0.1) / (issued + 1.0)
-        frame[f"{scope}_claim_rate"] = (frame[f"{scope}_claimed"].to_numpy(np.float64) + 0.1) / (issued + 1.0)
+        frame[f"{scope}_redemption_rate"] = (
+            frame[f"{scope}_redeemed"].to_numpy(np.float64) + 0.1
+        ) / (issued + 1.0)
+        frame[f"{scope}_claim_rate"] = (frame[f"{scope}_claimed"].to_numpy(np.float64) + 0.1) / (
+            issued + 1.0
+        )
     issued = frame["member_channel_issued"].to_numpy(np.float64)
-    for rate, count in (("view_rate", "viewed"), ("claim_rate", "claimed"), ("redemption_rate", "redeemed")):
-        frame[f"member_channel_{rate}"] = (frame[f"member_channel_{count}"].to_numpy(np.float64) + 0.1) / (issued + 1.0)
+    for rate, count in (
+        ("view_rate", "viewed"),
+        ("claim_rate", "claimed"),
+        ("redemption_rate", "redeemed"),
+    ):
+        frame[f"member_channel_{rate}"] = (
+            frame[f"member_channel_{count}"].to_numpy(np.float64) + 0.1
+        ) / (issued + 1.0)
     return frame
 
 
@@ -110,9 +147,17 @@ _FIELD_KEYS = {
 }
 
 HISTORY_AGGREGATES = tuple(
-    [f"{s}_{t}" for s in ("member", "member_kind", "member_band", "benefit") for t in _HISTORY_TYPES]
+    [
+        f"{s}_{t}"
+        for s in ("member", "member_kind", "member_band", "benefit")
+        for t in _HISTORY_TYPES
+    ]
     + ["member_ordered"]
-    + [f"{s}_{r}" for s in ("member", "member_kind", "member_band", "benefit") for r in ("redemption_rate", "claim_rate")]
+    + [
+        f"{s}_{r}"
+        for s in ("member", "member_kind", "member_band", "benefit")
+        for r in ("redemption_rate", "claim_rate")
+    ]
     + [f"member_channel_{t}" for t in ("issued", "viewed", "claimed", "redeemed")]
     + [f"member_channel_{r}" for r in ("view_rate", "claim_rate", "redemption_rate")]
 )
@@ -130,7 +175,9 @@ def _input_error(message: str):
 
 
 def _hash_codes(values: np.ndarray, buckets: int) -> np.ndarray:
-    hashed = pd.util.hash_array(np.asarray(values, dtype=object).astype(str).astype(object), categorize=True)
+    hashed = pd.util.hash_array(
+        np.asarray(values, dtype=object).astype(str).astype(object), categorize=True
+    )
     return (hashed % np.uint64(buckets)).astype(np.int64)
 
 
@@ -155,27 +202,46 @@ class FeatureEncoder:
         names = set()
         for i, f in enumerate(self.fields):
             if not isinstance(f, dict) or "name" not in f or "kind" not in f:
-                raise _config_error(f"FeatureEncoder: /fields/{i}: needs 'name' and 'kind' (got {f!r})")
+                raise _config_error(
+                    f"FeatureEncoder: /fields/{i}: needs 'name' and 'kind' (got {f!r})"
+                )
             kind = f["kind"]
             if kind not in _FIELD_KEYS:
-                raise _config_error(f"FeatureEncoder: /fields/{i}/kind: unknown kind (got {kind!r}, expected one "
-                                    f"of {sorted(_FIELD_KEYS)})")
+                raise _config_error(
+                    f"FeatureEncoder: /fields/{i}/kind: unknown kind (got {kind!r}, expected one "
+                    f"of {sorted(_FIELD_KEYS)})"
+                )
             unknown = set(f) - _FIELD_KEYS[kind]
             if unknown:
-                raise _config_error(f"FeatureEncoder: /fields/{i}: unknown keys {sorted(unknown)} for kind {kind!r}")
+                raise _config_error(
+                    f"FeatureEncoder: /fields/{i}: unknown keys {sorted(unknown)} for kind {kind!r}"
+                )
             if f["name"] in names:
-                raise _config_error(f"FeatureEncoder: /fields/{i}/name: duplicate field {f['name']!r}")
+                raise _config_error(
+                    f"FeatureEncoder: /fields/{i}/name: duplicate field {f['name']!r}"
+                )
             names.add(f["name"])
-            if kind == "numeric" and f.get("transform", "quantile") not in ("quantile", "standardize"):
-                raise _config_error(f"FeatureEncoder: /fields/{i}/transform: expected 'quantile' or 'standardize' "
-                                    f"(got {f['transform']!r})")
+            if kind == "numeric" and f.get("transform", "quantile") not in (
+                "quantile",
+                "standardize",
+            ):
+                raise _config_error(
+                    f"FeatureEncoder: /fields/{i}/transform: expected 'quantile' or 'standardize' "
+                    f"(got {f['transform']!r})"
+                )
             if kind == "history":
-                bad = [a for a in f.get("aggregates", HISTORY_AGGREGATES) if a not in HISTORY_AGGREGATES]
+                bad = [
+                    a
+                    for a in f.get("aggregates", HISTORY_AGGREGATES)
+                    if a not in HISTORY_AGGREGATES
+                ]
                 if bad:
                     raise _config_error(f"FeatureEncoder: /fields/{i}/aggregates: unknown {bad}")
             for key in ("min_count", "hash_buckets", "bins"):
                 if key in f and (not isinstance(f[key], (int, np.integer)) or f[key] < 0):
-                    raise _config_error(f"FeatureEncoder: /fields/{i}/{key}: expected an integer >= 0 (got {f[key]!r})")
+                    raise _config_error(
+                        f"FeatureEncoder: /fields/{i}/{key}: expected an integer >= 0 (got {f[key]!r})"
+                    )
         self.state: Optional[List[dict]] = None
         self.benefit_kind: Optional[np.ndarray] = None
         self.benefit_band: Optional[np.ndarray] = None
@@ -185,31 +251,47 @@ class FeatureEncoder:
         if not any(f["kind"] == "history" for f in self.fields):
             return None
         if events is None:
-            raise _input_error("FeatureEncoder: history fields need events= (an EventLog or event frame)")
+            raise _input_error(
+                "FeatureEncoder: history fields need events= (an EventLog or event frame)"
+            )
         for col in ("user", "benefit", "timestamp"):
             if col not in frame.columns:
-                raise _input_error(f"FeatureEncoder: history fields need column {col!r} in the samples")
+                raise _input_error(
+                    f"FeatureEncoder: history fields need column {col!r} in the samples"
+                )
         if catalog is not None:
             cat = catalog.to_frame() if not isinstance(catalog, pd.DataFrame) else catalog
             kinds = pd.Categorical(cat["kind"].astype(str))
             self.benefit_kind = kinds.codes.astype(np.int64)
             self.benefit_band = _face_value_band(cat["face_value"]).astype(np.int64)
-            self.benefit_channel = (pd.Categorical(cat["channel"].astype(str)).codes.astype(np.int64)
-                                    if "channel" in cat.columns else None)
+            self.benefit_channel = (
+                pd.Categorical(cat["channel"].astype(str)).codes.astype(np.int64)
+                if "channel" in cat.columns
+                else None
+            )
         if self.benefit_kind is None:
             raise _input_error("FeatureEncoder: history fields need catalog= when fitting")
         b = frame["benefit"].to_numpy()
         if len(b) and (b.min() < 0 or b.max() >= len(self.benefit_kind)):
-            raise _input_error(f"FeatureEncoder: benefit index out of range (got {b.min()}..{b.max()}, expected "
-                               f"0 <= benefit < {len(self.benefit_kind)})")
-        return history_features(frame, events, self.benefit_kind, self.benefit_band,
-                                getattr(self, "benefit_channel", None))
+            raise _input_error(
+                f"FeatureEncoder: benefit index out of range (got {b.min()}..{b.max()}, expected "
+                f"0 <= benefit < {len(self.benefit_kind)})"
+            )
+        return history_features(
+            frame,
+            events,
+            self.benefit_kind,
+            self.benefit_band,
+            getattr(self, "benefit_channel", None),
+        )
 
     def _column(self, frame: pd.DataFrame, hist: Optional[pd.DataFrame], name: str) -> np.ndarray:
         if hist is not None and name in hist.columns:
             return hist[name].to_numpy()
         if name not in frame.columns:
-            raise _input_error(f"FeatureEncoder: missing column {name!r} (have {list(frame.columns)})")
+            raise _input_error(
+                f"FeatureEncoder: missing column {name!r} (have {list(frame.columns)})"
+            )
         return frame[name].to_numpy()
 
     def fit(self, frame: pd.DataFrame, *, events=None, catalog=None) -> "FeatureEncoder":
@@ -222,15 +304,21 @@ class FeatureEncoder:
                 if f.get("hash_buckets", 0) > 0:
                     state.append({"size": int(f["hash_buckets"])})
                     continue
-                values = pd.Series(self._column(frame, hist, f.get("column", f["name"]))).astype(str)
+                values = pd.Series(self._column(frame, hist, f.get("column", f["name"]))).astype(
+                    str
+                )
                 counts = values.value_counts()
                 keep = sorted(counts[counts >= f.get("min_count", 1)].index.tolist())
                 state.append({"vocab": keep, "size": len(keep) + 1})
             elif kind == "numeric":
-                x = np.asarray(self._column(frame, hist, f.get("column", f["name"])), dtype=np.float64)
+                x = np.asarray(
+                    self._column(frame, hist, f.get("column", f["name"])), dtype=np.float64
+                )
                 if f.get("transform", "quantile") == "standardize":
                     if not np.all(np.isfinite(x)):
-                        raise _input_error(f"FeatureEncoder.fit: column {f['name']!r} has non-finite values")
+                        raise _input_error(
+                            f"FeatureEncoder.fit: column {f['name']!r} has non-finite values"
+                        )
                     sd = float(x.std()) or 1.0
                     state.append({"mean": float(x.mean()), "std": sd, "size": 1})
                 else:
@@ -242,7 +330,9 @@ class FeatureEncoder:
                 st = {"aggregates": aggs, "bins": bins}
                 if bins > 0:
                     st["edges"] = [self._edges(np.asarray(hist[a], np.float64), bins) for a in aggs]
-                    st["offsets"] = list(np.cumsum([0] + [len(e) + 2 for e in st["edges"]]).tolist())
+                    st["offsets"] = list(
+                        np.cumsum([0] + [len(e) + 2 for e in st["edges"]]).tolist()
+                    )
                     st["size"] = st["offsets"][-1]
                 else:
                     st["size"] = len(aggs)
@@ -284,13 +374,23 @@ class FeatureEncoder:
         if self.state is None:
             raise _input_error("FeatureEncoder: not fitted")
 
-    def transform(self, frame: pd.DataFrame, *, events=None, catalog=None, fields: Optional[Sequence[str]] = None
-                  ) -> sp.csr_matrix:
+    def transform(
+        self,
+        frame: pd.DataFrame,
+        *,
+        events=None,
+        catalog=None,
+        fields: Optional[Sequence[str]] = None,
+    ) -> sp.csr_matrix:
         """Sparse rows (scipy CSR float32, n_samples x n_features). ``fields`` restricts the
         output to some fields (e.g. the benefit fields for score_candidates); columns keep
         their global numbering."""
         self._require_fitted()
-        selected = set(self.fields[i]["name"] for i in range(self.n_fields)) if fields is None else set(fields)
+        selected = (
+            set(self.fields[i]["name"] for i in range(self.n_fields))
+            if fields is None
+            else set(fields)
+        )
         unknown = selected - {f["name"] for f in self.fields}
         if unknown:
             raise _input_error(f"FeatureEncoder.transform: unknown fields {sorted(unknown)}")
@@ -307,16 +407,25 @@ class FeatureEncoder:
             if kind in ("categorical", "id"):
                 raw = self._column(frame, hist, f.get("column", f["name"]))
                 if "vocab" in st:
-                    codes = pd.Index(st["vocab"], dtype=object).get_indexer(pd.Series(raw).astype(str).to_numpy(object)).astype(np.int64) + 1
+                    codes = (
+                        pd.Index(st["vocab"], dtype=object)
+                        .get_indexer(pd.Series(raw).astype(str).to_numpy(object))
+                        .astype(np.int64)
+                        + 1
+                    )
                 else:
                     codes = _hash_codes(raw, st["size"])
                 cols.append(base + codes)
                 vals.append(np.ones(n, np.float32))
             elif kind == "numeric":
-                x = np.asarray(self._column(frame, hist, f.get("column", f["name"])), dtype=np.float64)
+                x = np.asarray(
+                    self._column(frame, hist, f.get("column", f["name"])), dtype=np.float64
+                )
                 if "mean" in st:
                     if not np.all(np.isfinite(x)):
-                        raise _input_error(f"FeatureEncoder.transform: column {f['name']!r} has non-finite values")
+                        raise _input_error(
+                            f"FeatureEncoder.transform: column {f['name']!r} has non-finite values"
+                        )
                     cols.append(np.full(n, base, np.int64))
                     vals.append(((x - st["mean"]) / st["std"]).astype(np.float32))
                 else:
@@ -344,23 +453,30 @@ class FeatureEncoder:
         return np.where(np.isfinite(x), b, len(edges) + 1)
 
     def fit_transform(self, frame: pd.DataFrame, *, events=None, catalog=None) -> sp.csr_matrix:
-        return self.fit(frame, events=events, catalog=catalog).transform(frame, events=events, catalog=catalog)
+        return self.fit(frame, events=events, catalog=catalog).transform(
+            frame, events=events, catalog=catalog
+        )
 
     # -- persistence -----------------------------------------------------------------------
     def to_json(self) -> str:
         self._require_fitted()
-        return json.dumps({
-            "fields": self.fields, "state": self.state,
-            "benefit_kind": None if self.benefit_kind is None else self.benefit_kind.tolist(),
-            "benefit_band": None if self.benefit_band is None else self.benefit_band.tolist(),
-        })
+        return json.dumps(
+            {
+                "fields": self.fields,
+                "state": self.state,
+                "benefit_kind": None if self.benefit_kind is None else self.benefit_kind.tolist(),
+                "benefit_band": None if self.benefit_band is None else self.benefit_band.tolist(),
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> "FeatureEncoder":
         d = json.loads(text)
         unknown = set(d) - {"fields", "state", "benefit_kind", "benefit_band"}
         if unknown:
-            raise _core.ModelFormatError(f"FeatureEncoder.from_json: unknown keys {sorted(unknown)}")
+            raise _core.ModelFormatError(
+                f"FeatureEncoder.from_json: unknown keys {sorted(unknown)}"
+            )
         enc = cls(d["fields"])
         enc.state = d["state"]
         if d.get("benefit_kind") is not None:
@@ -371,5 +487,3 @@ class FeatureEncoder:
     def __repr__(self) -> str:
         state = f"{self.n_features} features" if self.state is not None else "not fitted"
         return f"FeatureEncoder({self.n_fields} fields, {state})"
-
-

@@ -14,23 +14,37 @@ from perkrec.allocate import allocate_milp, member_set_value
 def random_candidates(rng, n_users, k, n_benefits):
     lengths = rng.integers(0, k + 1, n_users)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    benefit = np.concatenate([rng.choice(n_benefits, size=m, replace=False) for m in lengths]
-                             + [np.zeros(0, int)]).astype(np.int32)
+    benefit = np.concatenate(
+        [rng.choice(n_benefits, size=m, replace=False) for m in lengths] + [np.zeros(0, int)]
+    ).astype(np.int32)
     value = rng.uniform(-0.2, 3.0, offsets[-1]).astype(np.float32)
     cost = rng.uniform(0.1, 2.0, offsets[-1]).astype(np.float32)
-    return {"offsets": offsets, "benefit": benefit, "value": value, "cost": cost, "n_benefits": n_benefits}
+    return {
+        "offsets": offsets,
+        "benefit": benefit,
+        "value": value,
+        "cost": cost,
+        "n_benefits": n_benefits,
+    }
 
 
 def random_constraints(rng, c, n_users, n_benefits):
-    k = {"budget": float(c["cost"].sum() * rng.uniform(0.05, 0.5)), "max_per_member": int(rng.integers(1, 4))}
+    k = {
+        "budget": float(c["cost"].sum() * rng.uniform(0.05, 0.5)),
+        "max_per_member": int(rng.integers(1, 4)),
+    }
     if rng.random() < 0.6:
-        k["inventory"] = np.where(rng.random(n_benefits) < 0.4, -1, rng.integers(0, n_users // 2 + 2, n_benefits))
+        k["inventory"] = np.where(
+            rng.random(n_benefits) < 0.4, -1, rng.integers(0, n_users // 2 + 2, n_benefits)
+        )
     if rng.random() < 0.5:
         k["benefit_kind"] = rng.integers(0, 3, n_benefits)
         k["n_kinds"] = 3
         k["max_per_kind"] = 1
     if rng.random() < 0.4:
-        k["benefit_group"] = np.where(rng.random(n_benefits) < 0.5, rng.integers(0, 2, n_benefits), -1)
+        k["benefit_group"] = np.where(
+            rng.random(n_benefits) < 0.5, rng.integers(0, 2, n_benefits), -1
+        )
     if rng.random() < 0.5:
         k["member_segment"] = rng.integers(-1, 3, n_users)
         k["segment_max_members"] = [int(rng.integers(0, n_users // 2 + 2)), -1, -1]
@@ -67,8 +81,13 @@ def test_array_and_object_paths_agree_and_keep_limits():
     rng = np.random.default_rng(3)
     n_users, n_benefits = 3000, 25
     c = random_candidates(rng, n_users, 8, n_benefits)
-    k = perkrec.make_constraints(budget=400.0, max_per_member=2, inventory=np.full(n_benefits, 60),
-                                 member_segment=rng.integers(0, 3, n_users), segment_max_members=[500, -1, 200])
+    k = perkrec.make_constraints(
+        budget=400.0,
+        max_per_member=2,
+        inventory=np.full(n_benefits, 60),
+        member_segment=rng.integers(0, 3, n_users),
+        segment_max_members=[500, -1, 200],
+    )
     obj = perkrec.make_candidates(c["offsets"], c["benefit"], c["value"], c["cost"], n_benefits)
     a = perkrec.allocate(c, k, num_threads=2)
     b = perkrec.allocate(obj, k, num_threads=1)
@@ -80,7 +99,9 @@ def test_array_and_object_paths_agree_and_keep_limits():
     assert np.bincount(a.benefit, minlength=n_benefits).max() <= 60
     members = perkrec.allocation_members(a)
     assert len(members) == len(a.candidate)
-    assert np.all(a.candidate >= c["offsets"][members]) and np.all(a.candidate < c["offsets"][members + 1])
+    assert np.all(a.candidate >= c["offsets"][members]) and np.all(
+        a.candidate < c["offsets"][members + 1]
+    )
     assert a.dual_bound >= a.value
     names = _core.exclusion_reason_names()
     reasons = {names[r] for r in a.runner_up_reason[a.runner_up >= 0]}
@@ -122,7 +143,9 @@ def test_member_set_value_diversity():
 def test_pacer_concurrent_decisions_keep_the_budget():
     rng = np.random.default_rng(5)
     day = 86_400
-    pacer = perkrec.Pacer(budget=300.0, start=0, end=day, max_per_member=1, inventory=np.full(10, 80))
+    pacer = perkrec.Pacer(
+        budget=300.0, start=0, end=day, max_per_member=1, inventory=np.full(10, 80)
+    )
     n = 4000
     benefits = [rng.choice(10, 4, replace=False).astype(np.int32) for _ in range(n)]
     values = rng.uniform(0, 1, (n, 4)).astype(np.float32)
@@ -149,8 +172,14 @@ def test_pacer_concurrent_decisions_keep_the_budget():
     # unit before the budget is half spent (in order: about 160 of 300).
     assert pacer.spent >= 0.9 * 300.0
     assert pacer.get_params()["budget"] == 300.0 and pacer.get_params()["pace_inventory"] is True
-    unpaced = perkrec.Pacer(budget=300.0, start=0, end=day, max_per_member=1, inventory=np.full(10, 80),
-                            pace_inventory=False)
+    unpaced = perkrec.Pacer(
+        budget=300.0,
+        start=0,
+        end=day,
+        max_per_member=1,
+        inventory=np.full(10, 80),
+        pace_inventory=False,
+    )
     for i in range(n):
         unpaced.decide(i, int(i / n * day), benefits[i], values[i], costs[i])
     assert unpaced.issued == 800 and unpaced.spent < 0.6 * 300.0

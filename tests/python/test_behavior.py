@@ -5,7 +5,6 @@ regression's AUC on later coupon campaigns."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -27,31 +26,64 @@ def day(d: float) -> int:
 # A tiny world: 6 products (category dairy dairy bakery bakery meat -; brand A B A C B A),
 # coupons c0 -> {p0, p2}, c1 -> {p4}, c2 -> nothing, two members.
 
+
 @pytest.fixture()
 def world():
-    products = pd.DataFrame({
-        "item_id": [100, 101, 102, 103, 104, 105],
-        "category": ["dairy", "dairy", "bakery", "bakery", "meat", None],
-        "brand": ["A", "B", "A", "C", "B", "A"],
-        "price": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0],
-    })
+    products = pd.DataFrame(
+        {
+            "item_id": [100, 101, 102, 103, 104, 105],
+            "category": ["dairy", "dairy", "bakery", "bakery", "meat", None],
+            "brand": ["A", "B", "A", "C", "B", "A"],
+            "price": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0],
+        }
+    )
     items = perkrec.ItemCatalog.from_frame(products)
-    catalog = perkrec.Catalog.from_records([{"id": c, "kind": "discount"} for c in ("c0", "c1", "c2")])
-    coupons = pd.DataFrame({"benefit_id": ["c0", "c0", "c1", "c0"], "item_id": [100, 102, 104, 100]})
+    catalog = perkrec.Catalog.from_records(
+        [{"id": c, "kind": "discount"} for c in ("c0", "c1", "c2")]
+    )
+    coupons = pd.DataFrame(
+        {"benefit_id": ["c0", "c0", "c1", "c0"], "item_id": [100, 102, 104, 100]}
+    )
     applies = perkrec.BenefitItems.from_frame(coupons, catalog=catalog, items=items)
     users = perkrec.IdMap(["ann", "bob", "cyd"])
-    events = pd.DataFrame({
-        "user_id": ["ann", "ann", "ann", "ann", "ann", "bob", "bob"],
-        "item_id": [100, 101, 102, 103, 100, 100, 104],
-        "action": ["purchase", "purchase", "view", "purchase", "purchase", "purchase", "purchase"],
-        "timestamp": pd.to_datetime([day(1), day(1), day(3), day(5), day(10), day(2), day(6)], unit="s"),
-        "quantity": [2, 1, 1, 1, 1, 1, 3],
-        "amount": [3.0, 1.0, 0.0, 2.0, 1.5, 1.0, 6.0],
-        "basket": [10, 10, None, 11, 12, 20, 21],
-    })
-    log = perkrec.BehaviorLog.from_frame(events, users=users, items=items, action="action", quantity="quantity",
-                                         amount="amount", basket="basket")
-    return {"items": items, "catalog": catalog, "applies": applies, "users": users, "events": events, "log": log}
+    events = pd.DataFrame(
+        {
+            "user_id": ["ann", "ann", "ann", "ann", "ann", "bob", "bob"],
+            "item_id": [100, 101, 102, 103, 100, 100, 104],
+            "action": [
+                "purchase",
+                "purchase",
+                "view",
+                "purchase",
+                "purchase",
+                "purchase",
+                "purchase",
+            ],
+            "timestamp": pd.to_datetime(
+                [day(1), day(1), day(3), day(5), day(10), day(2), day(6)], unit="s"
+            ),
+            "quantity": [2, 1, 1, 1, 1, 1, 3],
+            "amount": [3.0, 1.0, 0.0, 2.0, 1.5, 1.0, 6.0],
+            "basket": [10, 10, None, 11, 12, 20, 21],
+        }
+    )
+    log = perkrec.BehaviorLog.from_frame(
+        events,
+        users=users,
+        items=items,
+        action="action",
+        quantity="quantity",
+        amount="amount",
+        basket="basket",
+    )
+    return {
+        "items": items,
+        "catalog": catalog,
+        "applies": applies,
+        "users": users,
+        "events": events,
+        "log": log,
+    }
 
 
 def test_item_catalog_from_frame(world):
@@ -66,8 +98,11 @@ def test_item_catalog_from_frame(world):
     assert np.isnan(frame.loc[102, "price"])
     with pytest.raises(perkrec.InputError, match="unknown level 'aisle'"):
         items.level_codes("aisle")
-    explicit = perkrec.ItemCatalog.from_frame(pd.DataFrame({"sku": ["a", "b"], "maker": [7, 8], "size": [1.0, 2.0]}),
-                                              id="sku", levels=["maker"])
+    explicit = perkrec.ItemCatalog.from_frame(
+        pd.DataFrame({"sku": ["a", "b"], "maker": [7, 8], "size": [1.0, 2.0]}),
+        id="sku",
+        levels=["maker"],
+    )
     assert explicit.levels == ["maker"] and explicit.numeric_names == ["size"]
     assert explicit.level_values("maker") == ["7", "8"]
     with pytest.raises(perkrec.InputError, match="missing column"):
@@ -83,9 +118,18 @@ def test_behavior_log_from_frame(world):
     assert frame["item"].tolist() == [0, 1, 2, 3, 0, 0, 4]
     assert frame["basket"].tolist() == [10, 10, -1, 11, 12, 20, 21]
     # Int seconds and datetimes give the same log; defaults: purchase, quantity 1, amount 0.
-    events = world["events"].assign(timestamp=[day(1), day(1), day(3), day(5), day(10), day(2), day(6)])
-    same = perkrec.BehaviorLog.from_frame(events, users=world["users"], items=world["items"], action="action",
-                                          quantity="quantity", amount="amount", basket="basket")
+    events = world["events"].assign(
+        timestamp=[day(1), day(1), day(3), day(5), day(10), day(2), day(6)]
+    )
+    same = perkrec.BehaviorLog.from_frame(
+        events,
+        users=world["users"],
+        items=world["items"],
+        action="action",
+        quantity="quantity",
+        amount="amount",
+        basket="basket",
+    )
     pd.testing.assert_frame_equal(same.to_frame(), frame)
     bare = perkrec.BehaviorLog.from_frame(events, items=world["items"])
     assert bare.action_names == ["purchase"]
@@ -97,15 +141,21 @@ def test_behavior_log_unknown_ids_and_bad_values(world):
     events = world["events"].copy()
     events.loc[2, "item_id"] = 999
     events.loc[5, "user_id"] = "zed"
-    log = perkrec.BehaviorLog.from_frame(events, users=world["users"], items=world["items"], action="action")
+    log = perkrec.BehaviorLog.from_frame(
+        events, users=world["users"], items=world["items"], action="action"
+    )
     assert (len(log), log.unknown_items, log.unknown_users) == (5, 1, 1)
     with pytest.raises(perkrec.InputError, match="row 2: item: unknown item"):
-        perkrec.BehaviorLog.from_frame(events, users=world["users"], items=world["items"], unknown="raise")
+        perkrec.BehaviorLog.from_frame(
+            events, users=world["users"], items=world["items"], unknown="raise"
+        )
     with pytest.raises(perkrec.ConfigError, match="'drop' or 'raise'"):
         perkrec.BehaviorLog.from_frame(events, items=world["items"], unknown="keep")
     bad = world["events"].copy()
     bad.loc[3, "amount"] = np.nan
-    with pytest.raises(perkrec.InputError, match=r"row 3: amount: must be finite and >= 0 \(got nan\)"):
+    with pytest.raises(
+        perkrec.InputError, match=r"row 3: amount: must be finite and >= 0 \(got nan\)"
+    ):
         perkrec.BehaviorLog.from_frame(bad, items=world["items"], amount="amount")
     bad = world["events"].copy()
     bad.loc[4, "amount"] = -2.5
@@ -130,17 +180,29 @@ def test_benefit_items(world):
     dropped = perkrec.BenefitItems.from_frame(pairs, catalog=world["catalog"], items=world["items"])
     assert dropped.unknown_items == 1 and len(dropped) == 1
     with pytest.raises(perkrec.InputError, match="pair 1: unknown item"):
-        perkrec.BenefitItems.from_frame(pairs, catalog=world["catalog"], items=world["items"], unknown="raise")
+        perkrec.BenefitItems.from_frame(
+            pairs, catalog=world["catalog"], items=world["items"], unknown="raise"
+        )
     with pytest.raises(perkrec.InputError, match="row 0: unknown benefit id 'c9'"):
-        perkrec.BenefitItems.from_frame(pd.DataFrame({"benefit_id": ["c9"], "item_id": [100]}),
-                                        catalog=world["catalog"], items=world["items"])
+        perkrec.BenefitItems.from_frame(
+            pd.DataFrame({"benefit_id": ["c9"], "item_id": [100]}),
+            catalog=world["catalog"],
+            items=world["items"],
+        )
 
 
 def test_behavior_features_exact(world):
-    samples = pd.DataFrame({"user": [0, 0, 2, 1], "benefit": [0, 0, 1, 2],
-                            "timestamp": [day(10), day(10) + 1, day(7), day(7)]}, index=[5, 6, 7, 8])
-    f = perkrec.behavior_features(samples, world["log"], world["items"], world["applies"],
-                                  levels=["category", "brand"])
+    samples = pd.DataFrame(
+        {
+            "user": [0, 0, 2, 1],
+            "benefit": [0, 0, 1, 2],
+            "timestamp": [day(10), day(10) + 1, day(7), day(7)],
+        },
+        index=[5, 6, 7, 8],
+    )
+    f = perkrec.behavior_features(
+        samples, world["log"], world["items"], world["applies"], levels=["category", "brand"]
+    )
     assert list(f.index) == [5, 6, 7, 8]
     decay = lambda d: 0.5 ** (d / 28)  # noqa: E731
     row = f.loc[5]
@@ -149,48 +211,89 @@ def test_behavior_features_exact(world):
     assert row["purchase_items_decayed_count"] == pytest.approx(decay(9), rel=1e-12)
     assert row["purchase_items_share_of_wallet"] == 0.5
     assert row["purchase_category_count"] == 3 and row["purchase_category_spend"] == 6.0
-    assert row["purchase_category_decayed_count"] == pytest.approx(2 * decay(9) + decay(5), rel=1e-12)
+    assert row["purchase_category_decayed_count"] == pytest.approx(
+        2 * decay(9) + decay(5), rel=1e-12
+    )
     assert row["purchase_brand_count"] == 1
-    assert (row["purchase_member_count"], row["purchase_member_baskets"], row["purchase_member_spend"],
-            row["purchase_member_distinct_items"], row["purchase_member_days_since_last"]) == (3, 2, 6.0, 3, 5.0)
+    assert (
+        row["purchase_member_count"],
+        row["purchase_member_baskets"],
+        row["purchase_member_spend"],
+        row["purchase_member_distinct_items"],
+        row["purchase_member_days_since_last"],
+    ) == (3, 2, 6.0, 3, 5.0)
     assert (row["purchase_popularity_events"], row["purchase_popularity_members"]) == (2, 2)
     assert f.loc[6, "purchase_items_count"] == 2 and f.loc[6, "purchase_popularity_events"] == 3
     assert f.loc[7, "purchase_items_count"] == 0
     assert f.loc[7, "purchase_items_days_since_last"] == perkrec.behavior.BEHAVIOR_NEVER_DAYS
     assert f.loc[7, "purchase_popularity_events"] == 1
     assert f.loc[8, "purchase_items_count"] == 0 and f.loc[8, "purchase_member_spend"] == 7.0
-    views = perkrec.behavior_features(samples, world["log"], world["items"], world["applies"], actions=["view"],
-                                      aggregates=["count", "days_since_last"])
+    views = perkrec.behavior_features(
+        samples,
+        world["log"],
+        world["items"],
+        world["applies"],
+        actions=["view"],
+        aggregates=["count", "days_since_last"],
+    )
     assert list(views.columns) == ["view_items_count", "view_items_days_since_last"]
     assert views.loc[5].tolist() == [1.0, 7.0]
     with pytest.raises(perkrec.ConfigError, match="unknown aggregate 'nope'"):
-        perkrec.behavior_features(samples, world["log"], world["items"], world["applies"], aggregates=["nope"])
+        perkrec.behavior_features(
+            samples, world["log"], world["items"], world["applies"], aggregates=["nope"]
+        )
     with pytest.raises(perkrec.InputError, match="unknown level 'aisle'"):
-        perkrec.behavior_features(samples, world["log"], world["items"], world["applies"], levels=["aisle"])
+        perkrec.behavior_features(
+            samples, world["log"], world["items"], world["applies"], levels=["aisle"]
+        )
     with pytest.raises(perkrec.InputError, match="unknown action 'share'"):
-        perkrec.behavior_features(samples, world["log"], world["items"], world["applies"], actions=["share"])
+        perkrec.behavior_features(
+            samples, world["log"], world["items"], world["applies"], actions=["share"]
+        )
 
 
 def random_world(rng, n_events=400, n_samples=60, n_users=25, n_items=30, n_benefits=6):
-    products = pd.DataFrame({"item_id": np.arange(n_items),
-                             "category": rng.choice(["a", "b", "c", "d"], n_items),
-                             "brand": rng.choice(["x", "y", "z"], n_items)})
+    products = pd.DataFrame(
+        {
+            "item_id": np.arange(n_items),
+            "category": rng.choice(["a", "b", "c", "d"], n_items),
+            "brand": rng.choice(["x", "y", "z"], n_items),
+        }
+    )
     items = perkrec.ItemCatalog.from_frame(products)
-    pairs = pd.DataFrame({"benefit": rng.integers(0, n_benefits, 20), "item": rng.integers(0, n_items, 20)})
+    pairs = pd.DataFrame(
+        {"benefit": rng.integers(0, n_benefits, 20), "item": rng.integers(0, n_items, 20)}
+    )
     applies = perkrec.BenefitItems.from_pairs(pairs["benefit"], pairs["item"], n_benefits, n_items)
-    events = pd.DataFrame({
-        "user_id": rng.integers(0, n_users, n_events), "item_id": rng.integers(0, n_items, n_events),
-        "action": rng.choice(["purchase", "view"], n_events), "timestamp": T0 + rng.integers(0, 50, n_events) * DAY,
-        "amount": rng.integers(0, 40, n_events) / 4.0, "basket": rng.integers(-1, 30, n_events)})
-    samples = pd.DataFrame({"user": rng.integers(0, n_users + 2, n_samples),
-                            "benefit": rng.integers(0, n_benefits, n_samples),
-                            "timestamp": T0 + rng.integers(0, 50, n_samples) * DAY})
+    events = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, n_users, n_events),
+            "item_id": rng.integers(0, n_items, n_events),
+            "action": rng.choice(["purchase", "view"], n_events),
+            "timestamp": T0 + rng.integers(0, 50, n_events) * DAY,
+            "amount": rng.integers(0, 40, n_events) / 4.0,
+            "basket": rng.integers(-1, 30, n_events),
+        }
+    )
+    samples = pd.DataFrame(
+        {
+            "user": rng.integers(0, n_users + 2, n_samples),
+            "benefit": rng.integers(0, n_benefits, n_samples),
+            "timestamp": T0 + rng.integers(0, 50, n_samples) * DAY,
+        }
+    )
     return items, applies, events, samples
 
 
 def make_log(events, items, n_users=25):
-    return perkrec.BehaviorLog.from_frame(events, users=perkrec.IdMap(np.arange(n_users)), items=items,
-                                          action="action", amount="amount", basket="basket")
+    return perkrec.BehaviorLog.from_frame(
+        events,
+        users=perkrec.IdMap(np.arange(n_users)),
+        items=items,
+        action="action",
+        amount="amount",
+        basket="basket",
+    )
 
 
 KW = dict(levels=["category", "brand"], actions=["purchase", "view"], half_life_days=7)
@@ -205,18 +308,28 @@ def test_no_leak_property():
         late = []
         for s in samples.itertuples():
             for k in range(3):
-                late.append({"user_id": min(s.user, 24) if k < 2 else int(rng.integers(0, 25)),
-                             "item_id": int(applies.items_of(s.benefit)[0]) if k == 0 and len(applies.items_of(s.benefit))
-                             else int(rng.integers(0, 30)),
-                             "action": "purchase" if k != 2 else "view",
-                             "timestamp": s.timestamp + (0 if k == 0 else int(rng.integers(0, 3 * DAY))),
-                             "amount": 5.0, "basket": 99})
+                late.append(
+                    {
+                        "user_id": min(s.user, 24) if k < 2 else int(rng.integers(0, 25)),
+                        "item_id": int(applies.items_of(s.benefit)[0])
+                        if k == 0 and len(applies.items_of(s.benefit))
+                        else int(rng.integers(0, 30)),
+                        "action": "purchase" if k != 2 else "view",
+                        "timestamp": s.timestamp + (0 if k == 0 else int(rng.integers(0, 3 * DAY))),
+                        "amount": 5.0,
+                        "basket": 99,
+                    }
+                )
         # Each sample against the log with every late event of every sample at or after its own time.
         more = pd.concat([events, pd.DataFrame(late)], ignore_index=True)
         for i, s in enumerate(samples.itertuples()):
             visible_late = more[(more.index < len(events)) | (more["timestamp"] >= s.timestamp)]
-            after = perkrec.behavior_features(samples.iloc[[i]], make_log(visible_late, items), items, applies, **KW)
-            pd.testing.assert_series_equal(after.iloc[0], base.iloc[i], check_names=False, check_exact=True)
+            after = perkrec.behavior_features(
+                samples.iloc[[i]], make_log(visible_late, items), items, applies, **KW
+            )
+            pd.testing.assert_series_equal(
+                after.iloc[0], base.iloc[i], check_names=False, check_exact=True
+            )
 
 
 def test_thread_count_invariance():
@@ -225,8 +338,11 @@ def test_thread_count_invariance():
     log = make_log(events, items, n_users=400)
     one = perkrec.behavior_features(samples, log, items, applies, num_threads=1, **KW)
     for threads in (2, 4):
-        pd.testing.assert_frame_equal(one, perkrec.behavior_features(samples, log, items, applies,
-                                                                     num_threads=threads, **KW), check_exact=True)
+        pd.testing.assert_frame_equal(
+            one,
+            perkrec.behavior_features(samples, log, items, applies, num_threads=threads, **KW),
+            check_exact=True,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,9 +350,20 @@ def test_thread_count_invariance():
 
 FIELDS = [
     {"name": "user", "kind": "id"},
-    {"name": "buying", "kind": "behavior", "levels": ["category"], "bins": 4,
-     "aggregates": ["count", "spend", "days_since_last", "member_spend", "popularity_members"]},
-    {"name": "raw", "kind": "behavior", "bins": 0, "aggregates": ["count"], "actions": ["purchase", "view"]},
+    {
+        "name": "buying",
+        "kind": "behavior",
+        "levels": ["category"],
+        "bins": 4,
+        "aggregates": ["count", "spend", "days_since_last", "member_spend", "popularity_members"],
+    },
+    {
+        "name": "raw",
+        "kind": "behavior",
+        "bins": 0,
+        "aggregates": ["count"],
+        "actions": ["purchase", "view"],
+    },
 ]
 
 
@@ -251,10 +378,16 @@ def test_encoder_behavior_field_round_trip():
     assert back.to_json() == enc.to_json()
     assert (back.transform(samples, behavior=behavior) != X).nnz == 0
     one = perkrec.FeatureEncoder(FIELDS, num_threads=1).fit(samples, behavior=behavior)
-    assert one.to_json() == enc.to_json() and (one.transform(samples, behavior=behavior) != X).nnz == 0
-    raw = perkrec.behavior_features(samples, *behavior, aggregates=["count"], actions=["purchase", "view"])
+    assert (
+        one.to_json() == enc.to_json() and (one.transform(samples, behavior=behavior) != X).nnz == 0
+    )
+    raw = perkrec.behavior_features(
+        samples, *behavior, aggregates=["count"], actions=["purchase", "view"]
+    )
     start = enc.field_offsets()[2]
-    np.testing.assert_allclose(X[:, start:start + 2].toarray(), np.log1p(raw.to_numpy()).astype(np.float32))
+    np.testing.assert_allclose(
+        X[:, start : start + 2].toarray(), np.log1p(raw.to_numpy()).astype(np.float32)
+    )
     # A FM stores the encoder; it comes back with the model.
     model = perkrec.FM(factors=0, epochs=2).fit(X, rng.integers(0, 2, len(samples)), encoder=enc)
     assert perkrec.FM.from_bytes(model.to_bytes()).encoder.to_json() == enc.to_json()
@@ -268,7 +401,9 @@ def test_encoder_behavior_field_round_trip():
 
 def test_encoder_behavior_spec_errors():
     with pytest.raises(perkrec.ConfigError, match="/fields/1/aggregates/1.*unknown aggregate"):
-        perkrec.FeatureEncoder([FIELDS[0], {"name": "b", "kind": "behavior", "aggregates": ["count", "cnt"]}])
+        perkrec.FeatureEncoder(
+            [FIELDS[0], {"name": "b", "kind": "behavior", "aggregates": ["count", "cnt"]}]
+        )
     with pytest.raises(perkrec.ConfigError, match="/fields/0/half_life_days"):
         perkrec.FeatureEncoder([{"name": "b", "kind": "behavior", "half_life_days": -1}])
     with pytest.raises(perkrec.ConfigError, match="/fields/0.*window"):
@@ -277,17 +412,20 @@ def test_encoder_behavior_spec_errors():
     items, applies, events, samples = random_world(rng)
     behavior = (make_log(events, items), items, applies)
     with pytest.raises(perkrec.ConfigError, match="/fields/1/levels/0: unknown level 'aisle'"):
-        perkrec.FeatureEncoder([FIELDS[0], {"name": "b", "kind": "behavior", "levels": ["aisle"]}]).fit(
-            samples, behavior=behavior)
+        perkrec.FeatureEncoder(
+            [FIELDS[0], {"name": "b", "kind": "behavior", "levels": ["aisle"]}]
+        ).fit(samples, behavior=behavior)
     with pytest.raises(perkrec.ConfigError, match="/fields/0/actions/0: unknown action 'share'"):
         perkrec.FeatureEncoder([{"name": "b", "kind": "behavior", "actions": ["share"]}]).fit(
-            samples, behavior=behavior)
+            samples, behavior=behavior
+        )
     with pytest.raises(perkrec.InputError, match="behavior must be"):
         perkrec.FeatureEncoder(FIELDS).fit(samples, behavior=(behavior[0], behavior[1]))
 
 
 # ---------------------------------------------------------------------------------------------
 # dunnhumby Complete Journey: coupons of earlier campaigns train, later campaigns test.
+
 
 def _complete_journey_samples(path, rng):
     read = lambda name: pd.read_parquet(path / f"{name}.parquet")  # noqa: E731
@@ -297,31 +435,51 @@ def _complete_journey_samples(path, rng):
     campaigns = read("campaigns").merge(read("campaign_descriptions"), on="campaign_id")
     redemptions = read("coupon_redemptions")
     # One row per targeted (household, coupon, campaign); label = redeemed in that campaign.
-    offers = campaigns.merge(coupons[["coupon_upc", "campaign_id"]].drop_duplicates(), on="campaign_id")
-    redeemed = redemptions[["household_id", "coupon_upc", "campaign_id"]].drop_duplicates().assign(label=1)
+    offers = campaigns.merge(
+        coupons[["coupon_upc", "campaign_id"]].drop_duplicates(), on="campaign_id"
+    )
+    redeemed = (
+        redemptions[["household_id", "coupon_upc", "campaign_id"]].drop_duplicates().assign(label=1)
+    )
     offers = offers.merge(redeemed, on=["household_id", "coupon_upc", "campaign_id"], how="left")
     offers["label"] = offers["label"].fillna(0).astype(np.int8)
     # Every positive, a fixed sample of negatives (AUC does not depend on the negative rate).
     keep = (offers["label"] == 1) | (rng.random(len(offers)) < 0.15)
     offers = offers[keep & (offers["start_date"] >= "2017-02-01")].reset_index(drop=True)
-    users = perkrec.IdMap(np.union1d(transactions["household_id"].unique(), offers["household_id"].unique()))
+    users = perkrec.IdMap(
+        np.union1d(transactions["household_id"].unique(), offers["household_id"].unique())
+    )
     benefits = perkrec.IdMap(coupons["coupon_upc"].unique())
-    items = perkrec.ItemCatalog.from_frame(products, id="product_id",
-                                           levels=["department", "product_category", "brand", "manufacturer_id"],
-                                           numeric=[])
-    applies = perkrec.BenefitItems.from_frame(coupons, catalog=benefits, items=items, benefit="coupon_upc",
-                                              item="product_id")
-    log = perkrec.BehaviorLog.from_frame(transactions, users=users, items=items, member="household_id",
-                                         item="product_id", time="transaction_timestamp", quantity="quantity",
-                                         amount="sales_value", basket="basket_id")
-    samples = pd.DataFrame({
-        "user": users.lookup(offers["household_id"]).astype(np.int64),
-        "benefit": benefits.lookup(offers["coupon_upc"]).astype(np.int64),
-        "timestamp": perkrec._util.seconds(offers["start_date"], "start_date"),
-        "campaign_type": offers["campaign_type"].astype(str),
-        "label": offers["label"].to_numpy(),
-        "test": (offers["start_date"] >= "2017-08-01").to_numpy(),
-    })
+    items = perkrec.ItemCatalog.from_frame(
+        products,
+        id="product_id",
+        levels=["department", "product_category", "brand", "manufacturer_id"],
+        numeric=[],
+    )
+    applies = perkrec.BenefitItems.from_frame(
+        coupons, catalog=benefits, items=items, benefit="coupon_upc", item="product_id"
+    )
+    log = perkrec.BehaviorLog.from_frame(
+        transactions,
+        users=users,
+        items=items,
+        member="household_id",
+        item="product_id",
+        time="transaction_timestamp",
+        quantity="quantity",
+        amount="sales_value",
+        basket="basket_id",
+    )
+    samples = pd.DataFrame(
+        {
+            "user": users.lookup(offers["household_id"]).astype(np.int64),
+            "benefit": benefits.lookup(offers["coupon_upc"]).astype(np.int64),
+            "timestamp": perkrec._util.seconds(offers["start_date"], "start_date"),
+            "campaign_type": offers["campaign_type"].astype(str),
+            "label": offers["label"].to_numpy(),
+            "test": (offers["start_date"] >= "2017-08-01").to_numpy(),
+        }
+    )
     return samples, (log, items, applies)
 
 
@@ -331,18 +489,38 @@ def test_complete_journey_behaviour_lifts_auc():
     samples, behavior = _complete_journey_samples(path, np.random.default_rng(0))
     train, test = samples[~samples["test"]], samples[samples["test"]]
     assert train["label"].sum() > 300 and test["label"].sum() > 300
-    base_fields = [{"name": "user", "kind": "id", "min_count": 3}, {"name": "campaign_type", "kind": "categorical"}]
-    behaviour_field = {"name": "buying", "kind": "behavior", "bins": 6,
-                       "levels": ["product_category", "brand", "manufacturer_id"],
-                       "aggregates": ["count", "spend", "decayed_count", "days_since_last", "share_of_wallet",
-                                      "member_spend", "member_baskets", "popularity_members"]}
+    base_fields = [
+        {"name": "user", "kind": "id", "min_count": 3},
+        {"name": "campaign_type", "kind": "categorical"},
+    ]
+    behaviour_field = {
+        "name": "buying",
+        "kind": "behavior",
+        "bins": 6,
+        "levels": ["product_category", "brand", "manufacturer_id"],
+        "aggregates": [
+            "count",
+            "spend",
+            "decayed_count",
+            "days_since_last",
+            "share_of_wallet",
+            "member_spend",
+            "member_baskets",
+            "popularity_members",
+        ],
+    }
     scores = {}
     for name, fields in (("base", base_fields), ("behaviour", base_fields + [behaviour_field])):
         enc = perkrec.FeatureEncoder(fields).fit(train, behavior=behavior)
-        model = perkrec.FM(factors=0, reg_linear=1e-4).fit(enc.transform(train, behavior=behavior),
-                                                             train["label"], encoder=enc)
-        scores[name] = perkrec.auc(test["label"], model.predict(enc.transform(test, behavior=behavior)))
+        model = perkrec.FM(factors=0, reg_linear=1e-4).fit(
+            enc.transform(train, behavior=behavior), train["label"], encoder=enc
+        )
+        scores[name] = perkrec.auc(
+            test["label"], model.predict(enc.transform(test, behavior=behavior))
+        )
     elapsed = time.perf_counter() - started
-    print(f"Complete Journey test AUC: {scores} ({len(train)} train / {len(test)} test samples, {elapsed:.1f} s)")
+    print(
+        f"Complete Journey test AUC: {scores} ({len(train)} train / {len(test)} test samples, {elapsed:.1f} s)"
+    )
     assert scores["behaviour"] > scores["base"] + 0.03
     assert elapsed < 90

@@ -30,7 +30,9 @@ def in_group_share(users, ids):
 
 MODELS = {
     "als_cg": lambda **kw: perkrec.ALS(factors=8, iterations=8, regularization=0.05, **kw),
-    "als_cholesky": lambda **kw: perkrec.ALS(factors=8, iterations=8, regularization=0.05, cg_steps=0, **kw),
+    "als_cholesky": lambda **kw: perkrec.ALS(
+        factors=8, iterations=8, regularization=0.05, cg_steps=0, **kw
+    ),
     "bpr": lambda **kw: perkrec.BPR(factors=8, iterations=60, learning_rate=0.05, **kw),
     "knn_cosine": lambda **kw: perkrec.ItemKNN(neighbours=12, **kw),
     "knn_bm25": lambda **kw: perkrec.ItemKNN(weighting="bm25", neighbours=12, **kw),
@@ -65,12 +67,16 @@ def test_als_is_identical_for_any_thread_count_and_fold_in_matches_training():
         two = perkrec.ALS(factors=8, iterations=6, cg_steps=cg, num_threads=2).fit(matrix)
         np.testing.assert_array_equal(one.user_factors, two.user_factors)
         np.testing.assert_array_equal(one.benefit_factors, two.benefit_factors)
-    exact = perkrec.ALS(factors=8, iterations=15, cg_steps=0, calculate_training_loss=True).fit(matrix)
+    exact = perkrec.ALS(factors=8, iterations=15, cg_steps=0, calculate_training_loss=True).fit(
+        matrix
+    )
     loss = exact.training_loss
     assert len(loss) == 15 and (np.diff(loss) <= 1e-6 * loss[:-1]).all()
     folded = exact.fold_in(matrix)
     trained = exact.user_factors
-    cosine = (folded * trained).sum(1) / np.linalg.norm(folded, axis=1) / np.linalg.norm(trained, axis=1)
+    cosine = (
+        (folded * trained).sum(1) / np.linalg.norm(folded, axis=1) / np.linalg.norm(trained, axis=1)
+    )
     assert cosine.min() > 0.98
 
 
@@ -97,7 +103,9 @@ def test_bpr_popularity_negatives_never_draw_a_benefit_nobody_took():
     matrix = planted(seed=3)
     wide = sp.hstack([matrix, sp.csr_matrix((300, 4), dtype=np.float32)]).tocsr()
     start = perkrec.BPR(factors=8, iterations=0, num_threads=1).fit(wide)
-    popular = perkrec.BPR(factors=8, iterations=20, num_threads=1, negative_sampling="popularity").fit(wide)
+    popular = perkrec.BPR(
+        factors=8, iterations=20, num_threads=1, negative_sampling="popularity"
+    ).fit(wide)
     uniform = perkrec.BPR(factors=8, iterations=20, num_threads=1).fit(wide)
     np.testing.assert_array_equal(popular.benefit_factors[48:], start.benefit_factors[48:])
     assert not np.array_equal(uniform.benefit_factors[48:], start.benefit_factors[48:])
@@ -113,12 +121,16 @@ def test_partial_fit_grows_members_and_benefits(name):
     matrix = planted(seed=3)
     users = perkrec.IdMap([f"m{i}" for i in range(300)])
     model = MODELS[name]().fit(matrix, user_ids=users)
-    model.partial_fit_users([301], matrix[[5]], user_ids=perkrec.IdMap([f"m{i}" for i in range(302)]))
+    model.partial_fit_users(
+        [301], matrix[[5]], user_ids=perkrec.IdMap([f"m{i}" for i in range(302)])
+    )
     assert model.n_users == 302 and model.user_ids.to_external([301])[0] == "m301"
     ids, _ = model.recommend(301, matrix[[5]], n=4)
     assert set(ids % GROUPS) == {1}
     # A new benefit taken by group-3 members.
-    column = sp.csr_matrix((np.ones(75, np.float32), (np.zeros(75), np.arange(3, 300, 4))), shape=(1, 302))
+    column = sp.csr_matrix(
+        (np.ones(75, np.float32), (np.zeros(75), np.arange(3, 300, 4))), shape=(1, 302)
+    )
     model.partial_fit_benefits([48], column)
     assert model.n_benefits == 49
     scores = model.score([3, 4], [48, 48])
@@ -181,8 +193,10 @@ def test_blas_pool_is_limited_while_perkrec_trains_and_restored_after():
     matrix = planted(seed=6)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for model in (perkrec.ALS(factors=4, iterations=2, num_threads=2), perkrec.BPR(factors=4, iterations=2,
-                                                                                          num_threads=2)):
+        for model in (
+            perkrec.ALS(factors=4, iterations=2, num_threads=2),
+            perkrec.BPR(factors=4, iterations=2, num_threads=2),
+        ):
             model.fit(matrix, progress=lambda stage, done, total: seen.append(_blas.blas_threads()))
     assert seen and set(seen) == {1}
     assert _blas.blas_threads() == 3
@@ -228,7 +242,9 @@ def test_scipy_int32_row_offsets_give_the_same_answers_as_int64():
         np.testing.assert_array_equal(ra[0], rb[0])
         np.testing.assert_array_equal(ra[1], rb[1])
         if hasattr(a, "recommend_new"):
-            np.testing.assert_array_equal(a.recommend_new(m32[:10], n=5)[0], b.recommend_new(m64[:10], n=5)[0])
+            np.testing.assert_array_equal(
+                a.recommend_new(m32[:10], n=5)[0], b.recommend_new(m64[:10], n=5)[0]
+            )
     ids, _ = perkrec.Popularity().fit(m32).recommend(users, m32[users], n=5)
     metrics32 = perkrec.ranking_metrics(m32[users], ids, k=5)
     metrics64 = perkrec.ranking_metrics(m64[users], ids, k=5)

@@ -31,13 +31,32 @@ def program():
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("program")
-    assert main(["simulate", "--members", str(MEMBERS), "--days", str(DAYS), "--seed", str(SEED),
-                 "--out", str(d)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--members",
+                str(MEMBERS),
+                "--days",
+                str(DAYS),
+                "--seed",
+                str(SEED),
+                "--out",
+                str(d),
+            ]
+        )
+        == 0
+    )
     return d
 
 
 def _inputs(d: Path, **override) -> list:
-    names = {"events": "events.csv", "catalog": "catalog.csv", "users": "users.csv", "policy": "policy.json"}
+    names = {
+        "events": "events.csv",
+        "catalog": "catalog.csv",
+        "users": "users.csv",
+        "policy": "policy.json",
+    }
     names.update(override)
     out = []
     for role, name in names.items():
@@ -62,8 +81,20 @@ def api_plan(program, at):
 def one_command(files, at, tmp_path_factory):
     """`perkrec plan` from the CSV files in one command, run as a user runs it (a subprocess)."""
     out = tmp_path_factory.mktemp("one")
-    cmd = [sys.executable, "-m", "perkrec", "plan", *_inputs(files), *PARAMS, "--at", f"{at:%Y-%m-%d %H:%M:%S}",
-           "--out", str(out / "plan.csv"), "--report", str(out / "report.html")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "perkrec",
+        "plan",
+        *_inputs(files),
+        *PARAMS,
+        "--at",
+        f"{at:%Y-%m-%d %H:%M:%S}",
+        "--out",
+        str(out / "plan.csv"),
+        "--report",
+        str(out / "report.html"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "%" not in done.stderr  # no progress bar when stderr is not a terminal
@@ -79,7 +110,9 @@ def _same_values(got: pd.DataFrame, expected: pd.DataFrame) -> None:
         if col in ("send_at", "valid_until"):
             assert (pd.to_datetime(g, utc=True) == e).all(), col
         elif pd.api.types.is_float_dtype(e):
-            np.testing.assert_array_equal(g.to_numpy(np.float64), e.to_numpy(np.float64), err_msg=col)
+            np.testing.assert_array_equal(
+                g.to_numpy(np.float64), e.to_numpy(np.float64), err_msg=col
+            )
         elif pd.api.types.is_integer_dtype(e):
             np.testing.assert_array_equal(g.to_numpy(np.int64), e.to_numpy(np.int64), err_msg=col)
         else:
@@ -92,54 +125,136 @@ def test_plan_from_files_in_one_command_equals_the_python_api(one_command, api_p
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>") and "Where the budget goes" in page
     assert "perkrec plan: wrote" in done.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["plan.csv", "report.html"]  # no temporaries left
+    assert sorted(p.name for p in out.iterdir()) == [
+        "plan.csv",
+        "report.html",
+    ]  # no temporaries left
 
 
 def test_fit_then_plan_from_the_model_file_in_every_format(files, at, api_plan, tmp_path, capsys):
     model = tmp_path / "pipeline.perkrec"
-    (tmp_path / "params.json").write_text(json.dumps({"seed": 3, "factors": 7}))  # --param wins over the file
-    assert main(["fit", *_inputs(files), "--params", str(tmp_path / "params.json"), "--param", "factors=4",
-                 "--threads", "2", "--out", str(model)]) == 0
+    (tmp_path / "params.json").write_text(
+        json.dumps({"seed": 3, "factors": 7})
+    )  # --param wins over the file
+    assert (
+        main(
+            [
+                "fit",
+                *_inputs(files),
+                "--params",
+                str(tmp_path / "params.json"),
+                "--param",
+                "factors=4",
+                "--threads",
+                "2",
+                "--out",
+                str(model),
+            ]
+        )
+        == 0
+    )
     assert perkrec.info(model)["kind"] == "BenefitPlanner"
     when = str(int(at.value // 10**9))  # epoch seconds work as well as dates
     for name in ("plan.parquet", "plan.jsonl", "plan.csv"):
-        assert main(["plan", "--model", str(model), "--at", when, "--out", str(tmp_path / name)]) == 0
+        assert (
+            main(["plan", "--model", str(model), "--at", when, "--out", str(tmp_path / name)]) == 0
+        )
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "plan.parquet"), api_plan.frame)
     lines = (tmp_path / "plan.jsonl").read_text().splitlines()
-    assert [json.loads(line) for line in lines] == [json.loads(line) for line in api_plan.to_jsonl().splitlines()]
+    assert [json.loads(line) for line in lines] == [
+        json.loads(line) for line in api_plan.to_jsonl().splitlines()
+    ]
     _same_values(pd.read_csv(tmp_path / "plan.csv"), api_plan.frame)
     # evaluate reads every format back to the same plan.
     results = []
     pages = []
     for name in ("plan.parquet", "plan.jsonl", "plan.csv"):
-        assert main(["evaluate", "--plan", str(tmp_path / name), *_inputs(files), "--out", str(tmp_path / "e.json"),
-                     "--report", str(tmp_path / "e.html")]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--plan",
+                    str(tmp_path / name),
+                    *_inputs(files),
+                    "--out",
+                    str(tmp_path / "e.json"),
+                    "--report",
+                    str(tmp_path / "e.html"),
+                ]
+            )
+            == 0
+        )
         results.append(json.loads((tmp_path / "e.json").read_text())["offline"])
-        pages.append(re.sub(r"<title>.*?</h1>", "", (tmp_path / "e.html").read_text(encoding="utf-8"), flags=re.S))
+        pages.append(
+            re.sub(
+                r"<title>.*?</h1>",
+                "",
+                (tmp_path / "e.html").read_text(encoding="utf-8"),
+                flags=re.S,
+            )
+        )
     assert results[0] == results[1] == results[2] and results[0]["covered_pairs"] > 0
     assert pages[0] == pages[1] == pages[2] and "Top reasons" in pages[0]
     # --budget overrides the policy's.
-    assert main(["plan", "--model", str(model), "--at", when, "--budget", "50", "--out", str(tmp_path / "b.csv")]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                "--model",
+                str(model),
+                "--at",
+                when,
+                "--budget",
+                "50",
+                "--out",
+                str(tmp_path / "b.csv"),
+            ]
+        )
+        == 0
+    )
     smaller = pd.read_csv(tmp_path / "b.csv")
     assert smaller["cost"].sum() <= 50 + 1e-6 and len(smaller) < len(api_plan.frame)
     assert "perkrec fit: BenefitPlanner(800 members" in capsys.readouterr().out
 
 
-def test_evaluate_gives_the_offline_estimate_and_the_experiment(one_command, files, program, tmp_path, capsys):
+def test_evaluate_gives_the_offline_estimate_and_the_experiment(
+    one_command, files, program, tmp_path, capsys
+):
     from perkrec.causal import analyze_experiment, experiment_table
 
     plan_file = one_command[0] / "plan.csv"
     since = program.events.time_range[1] - pd.Timedelta(days=30)
-    rc = main(["evaluate", "--plan", str(plan_file), "--events", str(files / "events.csv"),
-               "--catalog", str(files / "catalog.csv"), "--policy", str(files / "policy.json"),
-               "--since", f"{since:%Y-%m-%d %H:%M:%S}", "--threads", "2", "--out", str(tmp_path / "ev.json"),
-               "--report", str(tmp_path / "ev.html")])
+    rc = main(
+        [
+            "evaluate",
+            "--plan",
+            str(plan_file),
+            "--events",
+            str(files / "events.csv"),
+            "--catalog",
+            str(files / "catalog.csv"),
+            "--policy",
+            str(files / "policy.json"),
+            "--since",
+            f"{since:%Y-%m-%d %H:%M:%S}",
+            "--threads",
+            "2",
+            "--out",
+            str(tmp_path / "ev.json"),
+            "--report",
+            str(tmp_path / "ev.html"),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "Off-policy estimate (SNIPS" in out and "Experiment:" in out and "revenue" in out
     page = (tmp_path / "ev.html").read_text(encoding="utf-8")
-    for section in ("The plan valued off-policy from the log", "Experiment: incremental results", "Pacing",
-                    "Where the budget goes"):
+    for section in (
+        "The plan valued off-policy from the log",
+        "Experiment: incremental results",
+        "Pacing",
+        "Where the budget goes",
+    ):
         assert section in page, section
     result = json.loads((tmp_path / "ev.json").read_text())
     # The same figures as the Python API on the same plan and log.
@@ -150,25 +265,58 @@ def test_evaluate_gives_the_offline_estimate_and_the_experiment(one_command, fil
         assert got["estimate"] == pytest.approx(expected.loc[metric, "estimate"], rel=1e-12)
         assert got["lower"] <= got["estimate"] <= got["upper"]
     assert result["offline"]["pairs"] == len(plan.frame)
-    members = experiment_table(program.events, program.catalog, since=since,
-                               issue_cost=demo_policy(MEMBERS)["issue_cost"])
-    exp = analyze_experiment(members, arm="arm", metrics=["orders", "revenue"], cost="cost",
-                             pre_period={"orders": "orders_pre", "revenue": "revenue_pre"}, control="control")
+    members = experiment_table(
+        program.events, program.catalog, since=since, issue_cost=demo_policy(MEMBERS)["issue_cost"]
+    )
+    exp = analyze_experiment(
+        members,
+        arm="arm",
+        metrics=["orders", "revenue"],
+        cost="cost",
+        pre_period={"orders": "orders_pre", "revenue": "revenue_pre"},
+        control="control",
+    )
     got = {r["metric"]: r for r in result["experiment"]}
     for row in exp.to_dict("records"):
         assert got[row["metric"]]["lift"] == pytest.approx(row["lift"], rel=1e-12)
         assert got[row["metric"]]["n_control"] == row["n_control"] > 0
     # A window without a complete logged issue: no estimate, said, and the experiment still.
     late = program.events.time_range[1] - pd.Timedelta(days=1)
-    assert main(["evaluate", "--plan", str(plan_file), *_inputs(files, users=None), "--since", f"{late:%Y-%m-%d %H:%M}",
-                 "--out", str(tmp_path / "late.json")]) == 0
-    assert "No off-policy estimate: Plan.evaluate_offline: no logged issue" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "evaluate",
+                "--plan",
+                str(plan_file),
+                *_inputs(files, users=None),
+                "--since",
+                f"{late:%Y-%m-%d %H:%M}",
+                "--out",
+                str(tmp_path / "late.json"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        "No off-policy estimate: Plan.evaluate_offline: no logged issue" in capsys.readouterr().out
+    )
     late_result = json.loads((tmp_path / "late.json").read_text())
     assert "offline" not in late_result and "no logged issue" in late_result["offline_error"]
     assert len(late_result["experiment"]) == 2
     # IPS as well; a plan with a benefit the catalog lacks is a problem with its row.
-    assert main(["evaluate", "--plan", str(plan_file), *_inputs(files, users=None, policy=None),
-                 "--estimator", "ips"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--plan",
+                str(plan_file),
+                *_inputs(files, users=None, policy=None),
+                "--estimator",
+                "ips",
+            ]
+        )
+        == 0
+    )
     bad = pd.read_csv(plan_file)
     bad.loc[2, "benefit"] = "NOPE"
     bad.loc[3, "benefit"] = None
@@ -176,12 +324,25 @@ def test_evaluate_gives_the_offline_estimate_and_the_experiment(one_command, fil
     bad.loc[5, "value"] = "lots"
     bad.to_csv(tmp_path / "bad.csv", index=False)
     capsys.readouterr()
-    assert main(["evaluate", "--plan", str(tmp_path / "bad.csv"), *_inputs(files, users=None, policy=None),
-                 "--out", str(tmp_path / "bad.json")]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--plan",
+                str(tmp_path / "bad.csv"),
+                *_inputs(files, users=None, policy=None),
+                "--out",
+                str(tmp_path / "bad.json"),
+            ]
+        )
+        == 2
+    )
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [f"{tmp_path / 'bad.csv'}:5:benefit: missing benefit id",
-                     f"{tmp_path / 'bad.csv'}:4:benefit: benefit 'NOPE' is not in the catalog",
-                     f"{tmp_path / 'bad.csv'}:7:value: not a finite number 'lots'"]
+    assert lines == [
+        f"{tmp_path / 'bad.csv'}:5:benefit: missing benefit id",
+        f"{tmp_path / 'bad.csv'}:4:benefit: benefit 'NOPE' is not in the catalog",
+        f"{tmp_path / 'bad.csv'}:7:value: not a finite number 'lots'",
+    ]
     assert not (tmp_path / "bad.json").exists()
 
 
@@ -230,10 +391,14 @@ def _broken(files: Path, d: Path, kind: str) -> tuple:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["missing column", "bad time", "unknown benefit", "malformed policy",
-                                  "bad policy field"])
+@pytest.mark.parametrize(
+    "kind",
+    ["missing column", "bad time", "unknown benefit", "malformed policy", "bad policy field"],
+)
 @pytest.mark.parametrize("command", ["fit", "plan"])
-def test_bad_files_exit_2_naming_file_row_and_column_without_output(files, tmp_path, capsys, kind, command):
+def test_bad_files_exit_2_naming_file_row_and_column_without_output(
+    files, tmp_path, capsys, kind, command
+):
     where = _broken(files, tmp_path, kind)
     out = tmp_path / ("pipeline.perkrec" if command == "fit" else "plan.parquet")
     extra = ["--report", str(tmp_path / "report.html")] if command == "plan" else []
@@ -250,26 +415,37 @@ def test_malformed_policy_names_its_line_and_column(files, tmp_path, capsys):
     _broken(files, tmp_path, "malformed policy")
     assert main(["validate", "--policy", str(tmp_path / "policy.json")]) == 2
     line = capsys.readouterr().out.strip()
-    assert line.startswith(f"{tmp_path / 'policy.json'}:") and re.search(r"line 2|2:\d+|column", line), line
+    assert line.startswith(f"{tmp_path / 'policy.json'}:") and re.search(
+        r"line 2|2:\d+|column", line
+    ), line
 
 
 def test_bad_options_exit_2_before_any_work(files, tmp_path, capsys):
     out = tmp_path / "plan.csv"
     cases = [
         (["plan", *_inputs(files), "--out", str(tmp_path / "plan.xlsx")], "unknown format '.xlsx'"),
-        (["plan", *_inputs(files), "--out", str(out), "--param", "factorz=3"],
-         "unknown model parameter(s) ['factorz']"),
+        (
+            ["plan", *_inputs(files), "--out", str(out), "--param", "factorz=3"],
+            "unknown model parameter(s) ['factorz']",
+        ),
         (["plan", *_inputs(files), "--out", str(out), "--param", "factors=-1"], "factors"),
         (["plan", *_inputs(files), "--out", str(out), "--at", "yesterday-ish"], "--at"),
         (["plan", "--model", str(tmp_path / "nope.perkrec"), "--out", str(out)], "nope.perkrec"),
         (["plan", "--model", "m.perkrec", *_inputs(files), "--out", str(out)], "not both"),
         (["plan", "--out", str(out)], "give --model"),
-        (["fit", *_inputs(files, policy=None), "--out", str(tmp_path / "m.perkrec")], "missing --policy"),
+        (
+            ["fit", *_inputs(files, policy=None), "--out", str(tmp_path / "m.perkrec")],
+            "missing --policy",
+        ),
         (["fit", *_inputs(files), "--out", str(tmp_path / "no" / "m.perkrec")], "no such folder"),
     ]
     (tmp_path / "params.json").write_text("[1, 2]")
-    cases.append((["fit", *_inputs(files), "--params", str(tmp_path / "params.json"), "--out", str(out)],
-                  "expected a JSON object"))
+    cases.append(
+        (
+            ["fit", *_inputs(files), "--params", str(tmp_path / "params.json"), "--out", str(out)],
+            "expected a JSON object",
+        )
+    )
     for argv, message in cases:
         assert main(argv) == 2, argv
         assert message in capsys.readouterr().err, argv
@@ -283,8 +459,19 @@ def test_a_failure_while_fitting_or_writing_leaves_no_output(files, tmp_path, ca
     ev = pd.read_csv(files / "events.csv").drop(columns=["propensity"])
     ev.to_csv(tmp_path / "events.csv", index=False)
     out = tmp_path / "m.perkrec"
-    assert main(["fit", *_inputs(files, events=None), "--events", str(tmp_path / "events.csv"),
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "fit",
+                *_inputs(files, events=None),
+                "--events",
+                str(tmp_path / "events.csv"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "weighting='none'" in capsys.readouterr().err and not out.exists()
 
     def half_written(plan, path, kind=None):
@@ -294,7 +481,8 @@ def test_a_failure_while_fitting_or_writing_leaves_no_output(files, tmp_path, ca
     monkeypatch.setattr(cli, "write_plan", half_written)
     model = tmp_path / "m2.perkrec"
     perkrec.BenefitPlanner(demo_policy(MEMBERS), epochs=1, early_stopping=False, shrink=False).fit(
-        *_program_objects(files)).save(model)
+        *_program_objects(files)
+    ).save(model)
     with pytest.raises(OSError, match="disk full"):
         main(["plan", "--model", str(model), "--out", str(tmp_path / "plan.csv")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.csv", "m2.perkrec"]
@@ -303,7 +491,9 @@ def test_a_failure_while_fitting_or_writing_leaves_no_output(files, tmp_path, ca
 def _program_objects(files: Path):
     from perkrec.validate import load_files
 
-    loaded = load_files(events=files / "events.csv", catalog=files / "catalog.csv", users=files / "users.csv")
+    loaded = load_files(
+        events=files / "events.csv", catalog=files / "catalog.csv", users=files / "users.csv"
+    )
     return loaded.events, loaded.catalog, loaded.users
 
 
@@ -311,10 +501,17 @@ def test_files_load_into_the_simulators_objects(files, program):
     """The loader reads the written files back into the same log, catalog and members (so the
     plans above are the Python API's on the same inputs)."""
     events, catalog, users = _program_objects(files)
-    assert events.user_ids == program.events.user_ids and events.benefit_ids == program.events.benefit_ids
-    pd.testing.assert_frame_equal(events.to_frame(), program.events.to_frame(), check_categorical=False)
+    assert (
+        events.user_ids == program.events.user_ids
+        and events.benefit_ids == program.events.benefit_ids
+    )
+    pd.testing.assert_frame_equal(
+        events.to_frame(), program.events.to_frame(), check_categorical=False
+    )
     assert catalog == program.catalog
-    pd.testing.assert_frame_equal(users.to_frame(), program.users.to_frame(), check_categorical=False)
+    pd.testing.assert_frame_equal(
+        users.to_frame(), program.users.to_frame(), check_categorical=False
+    )
 
 
 # --- progress and help -------------------------------------------------------------------------
@@ -326,14 +523,19 @@ class _Terminal(io.StringIO):
 def test_progress_bars_on_a_terminal_only_and_not_with_quiet(files, tmp_path, monkeypatch, capsys):
     model = tmp_path / "m.perkrec"
     perkrec.BenefitPlanner(demo_policy(MEMBERS), epochs=1, early_stopping=False, shrink=False).fit(
-        *_program_objects(files)).save(model)
+        *_program_objects(files)
+    ).save(model)
     for quiet, expect_bar in ((False, True), (True, False)):
         term = _Terminal()
         monkeypatch.setattr(sys, "stderr", term)
-        argv = ["plan", "--model", str(model), "--out", str(tmp_path / "p.csv")] + (["--quiet"] if quiet else [])
+        argv = ["plan", "--model", str(model), "--out", str(tmp_path / "p.csv")] + (
+            ["--quiet"] if quiet else []
+        )
         assert main(argv) == 0
         text = term.getvalue()
-        assert ("perkrec plan [2/3] planning" in text and "perkrec plan: done in" in text) == expect_bar, text
+        assert (
+            "perkrec plan [2/3] planning" in text and "perkrec plan: done in" in text
+        ) == expect_bar, text
     monkeypatch.undo()
     assert main(["plan", "--model", str(model), "--out", str(tmp_path / "p.csv")]) == 0
     assert "%" not in capsys.readouterr().err  # pytest's stderr is not a terminal
@@ -347,7 +549,14 @@ def test_help_teaches_the_file_formats(command, capsys):
     text = capsys.readouterr().out
     assert "Example" in text
     if command != "simulate":
-        for word in ("event_type", "timestamp", "epoch seconds", "validity_days", "policy", '"budget"'):
+        for word in (
+            "event_type",
+            "timestamp",
+            "epoch seconds",
+            "validity_days",
+            "policy",
+            '"budget"',
+        ):
             assert word in text, (command, word)
 
 
@@ -381,34 +590,89 @@ def test_plan_on_the_complete_journey_files(tmp_path, capsys):
     campaigns = pd.read_parquet(src / "campaign_descriptions.parquet")
     targeted = pd.read_parquet(src / "campaigns.parquet")
     demographics = pd.read_parquet(src / "demographics.parquet")
-    households = np.sort(np.intersect1d(targeted["household_id"].unique(), demographics["household_id"]))[:300]
-    targeted = targeted[targeted["household_id"].isin(households)].merge(campaigns, on="campaign_id")
+    households = np.sort(
+        np.intersect1d(targeted["household_id"].unique(), demographics["household_id"])
+    )[:300]
+    targeted = targeted[targeted["household_id"].isin(households)].merge(
+        campaigns, on="campaign_id"
+    )
     redeemed = pd.read_parquet(src / "coupon_redemptions.parquet")
     redeemed = redeemed[redeemed["household_id"].isin(households)]
-    baskets = pd.read_parquet(src / "transactions.parquet",
-                              columns=["household_id", "basket_id", "sales_value", "transaction_timestamp"],
-                              filters=[("household_id", "in", list(households))])
+    baskets = pd.read_parquet(
+        src / "transactions.parquet",
+        columns=["household_id", "basket_id", "sales_value", "transaction_timestamp"],
+        filters=[("household_id", "in", list(households))],
+    )
     baskets = baskets.groupby(["household_id", "basket_id"], as_index=False).agg(
-        order_amount=("sales_value", "sum"), timestamp=("transaction_timestamp", "min"))
-    events = pd.concat([
-        pd.DataFrame({"user": targeted["household_id"], "benefit": "C" + targeted["campaign_id"].astype(str),
-                      "event_type": "issued", "timestamp": targeted["start_date"], "order_amount": np.nan}),
-        pd.DataFrame({"user": redeemed["household_id"], "benefit": "C" + redeemed["campaign_id"].astype(str),
-                      "event_type": "redeemed", "timestamp": redeemed["redemption_date"], "order_amount": 0.0}),
-        pd.DataFrame({"user": baskets["household_id"], "benefit": None, "event_type": "ordered",
-                      "timestamp": baskets["timestamp"], "order_amount": baskets["order_amount"]}),
-    ], ignore_index=True)
+        order_amount=("sales_value", "sum"), timestamp=("transaction_timestamp", "min")
+    )
+    events = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "user": targeted["household_id"],
+                    "benefit": "C" + targeted["campaign_id"].astype(str),
+                    "event_type": "issued",
+                    "timestamp": targeted["start_date"],
+                    "order_amount": np.nan,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "user": redeemed["household_id"],
+                    "benefit": "C" + redeemed["campaign_id"].astype(str),
+                    "event_type": "redeemed",
+                    "timestamp": redeemed["redemption_date"],
+                    "order_amount": 0.0,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "user": baskets["household_id"],
+                    "benefit": None,
+                    "event_type": "ordered",
+                    "timestamp": baskets["timestamp"],
+                    "order_amount": baskets["order_amount"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
     events.to_csv(tmp_path / "events.csv", index=False)
-    pd.DataFrame({"id": "C" + campaigns["campaign_id"].astype(str), "kind": "discount", "face_value": 2.0,
-                  "cost": 2.0, "validity_days": (campaigns["end_date"] - campaigns["start_date"]).dt.days + 1,
-                  "tags": "campaign_type:" + campaigns["campaign_type"].str.replace(" ", "")}
-                 ).to_csv(tmp_path / "catalog.csv", index=False)
+    pd.DataFrame(
+        {
+            "id": "C" + campaigns["campaign_id"].astype(str),
+            "kind": "discount",
+            "face_value": 2.0,
+            "cost": 2.0,
+            "validity_days": (campaigns["end_date"] - campaigns["start_date"]).dt.days + 1,
+            "tags": "campaign_type:" + campaigns["campaign_type"].str.replace(" ", ""),
+        }
+    ).to_csv(tmp_path / "catalog.csv", index=False)
     demographics = demographics[demographics["household_id"].isin(households)]
-    demographics.rename(columns={"household_id": "user"}).to_csv(tmp_path / "users.csv", index=False)
-    (tmp_path / "policy.json").write_text(json.dumps({"budget": 60, "issue_cost": 0.1, "max_per_member": 1}))
+    demographics.rename(columns={"household_id": "user"}).to_csv(
+        tmp_path / "users.csv", index=False
+    )
+    (tmp_path / "policy.json").write_text(
+        json.dumps({"budget": 60, "issue_cost": 0.1, "max_per_member": 1})
+    )
     assert main(["validate", *_inputs(tmp_path)]) == 0, capsys.readouterr().out
-    rc = main(["plan", *_inputs(tmp_path), "--cut-time", "2017-09-01", "--param", "weighting=none",
-               "--param", "factors=4", "--threads", "2", "--out", str(tmp_path / "plan.csv")])
+    rc = main(
+        [
+            "plan",
+            *_inputs(tmp_path),
+            "--cut-time",
+            "2017-09-01",
+            "--param",
+            "weighting=none",
+            "--param",
+            "factors=4",
+            "--threads",
+            "2",
+            "--out",
+            str(tmp_path / "plan.csv"),
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     plan = pd.read_csv(tmp_path / "plan.csv")
@@ -417,7 +681,10 @@ def test_plan_on_the_complete_journey_files(tmp_path, capsys):
     assert set(plan["member"]) <= set(households)
     assert set(plan["benefit"]) <= set("C" + campaigns["campaign_id"].astype(str))
     # No logged propensities and no control group: nothing to evaluate, said plainly.
-    assert main(["evaluate", "--plan", str(tmp_path / "plan.csv"), *_inputs(tmp_path, users=None)]) == 2
+    assert (
+        main(["evaluate", "--plan", str(tmp_path / "plan.csv"), *_inputs(tmp_path, users=None)])
+        == 2
+    )
     assert "neither logged propensities" in capsys.readouterr().err
 
 
@@ -430,14 +697,27 @@ def test_text_member_ids_give_the_same_plan_under_their_own_ids(files, tmp_path,
         frame = pd.read_csv(files / name)
         frame[column] = "m" + frame[column].astype(str)
         frame.to_csv(tmp_path / name, index=False)
-    fast = ["--param", "epochs=1", "--param", "early_stopping=false", "--param", "shrink=false", "--threads", "2"]
+    fast = [
+        "--param",
+        "epochs=1",
+        "--param",
+        "early_stopping=false",
+        "--param",
+        "shrink=false",
+        "--threads",
+        "2",
+    ]
     plans = {}
     for label, d in (("numbers", files), ("text", tmp_path)):
         plans[label] = tmp_path / f"plan-{label}.csv"
-        assert main(["plan", *_inputs(d), *fast, "--out", str(plans[label])]) == 0, capsys.readouterr().err
+        assert (
+            main(["plan", *_inputs(d), *fast, "--out", str(plans[label])]) == 0
+        ), capsys.readouterr().err
     numbers, text = pd.read_csv(plans["numbers"]), pd.read_csv(plans["text"])
     assert (text["member"] == "m" + numbers["member"].astype(str)).all()
-    pd.testing.assert_frame_equal(text.drop(columns=["member", "reasons"]), numbers.drop(columns=["member", "reasons"]))
+    pd.testing.assert_frame_equal(
+        text.drop(columns=["member", "reasons"]), numbers.drop(columns=["member", "reasons"])
+    )
     results = {}
     for label, d in (("numbers", files), ("text", tmp_path)):
         out = tmp_path / f"{label}.json"

@@ -28,8 +28,19 @@ def files(tmp_path_factory):
 
 def test_clean_files_pass(files, capsys):
     for events in ("events.csv", "events.parquet"):
-        rc = main(["validate", "--events", str(files / events), "--catalog", str(files / "catalog.csv"),
-                   "--users", str(files / "users.csv"), "--policy", str(files / "policy.json")])
+        rc = main(
+            [
+                "validate",
+                "--events",
+                str(files / events),
+                "--catalog",
+                str(files / "catalog.csv"),
+                "--users",
+                str(files / "users.csv"),
+                "--policy",
+                str(files / "policy.json"),
+            ]
+        )
         out = capsys.readouterr().out
         assert rc == 0, out
         assert "no problems" in out and "300 rows" in out
@@ -48,18 +59,36 @@ def test_every_problem_with_file_row_and_column(files, tmp_path, capsys):
     cat.loc[6, "validity_days"] = -2
     cat.to_csv(tmp_path / "catalog.csv", index=False)
     (tmp_path / "policy.json").write_text('{"nonsense": 1}')
-    problems = validate_files(events=tmp_path / "events.csv", catalog=tmp_path / "catalog.csv",
-                              policy=tmp_path / "policy.json")
+    problems = validate_files(
+        events=tmp_path / "events.csv",
+        catalog=tmp_path / "catalog.csv",
+        policy=tmp_path / "policy.json",
+    )
     where = {(p.file.split("/")[-1], p.row, p.column) for p in problems}
     # CSV rows as a spreadsheet numbers them: header = 1, frame row i = i + 2.
-    assert where == {("catalog.csv", 6, "kind"), ("catalog.csv", 8, "validity_days"),
-                     ("events.csv", 5, "timestamp"), ("events.csv", 7, "event_type"), ("events.csv", 9, "benefit"),
-                     ("events.csv", 11, "order_amount"), ("events.csv", 12, "propensity"),
-                     ("policy.json", None, "/nonsense")}  # the policy: its JSON pointer
+    assert where == {
+        ("catalog.csv", 6, "kind"),
+        ("catalog.csv", 8, "validity_days"),
+        ("events.csv", 5, "timestamp"),
+        ("events.csv", 7, "event_type"),
+        ("events.csv", 9, "benefit"),
+        ("events.csv", 11, "order_amount"),
+        ("events.csv", 12, "propensity"),
+        ("policy.json", None, "/nonsense"),
+    }  # the policy: its JSON pointer
     assert any("teleport" in p.message for p in problems)
     assert any("/nonsense" in p.message for p in problems)
-    rc = main(["validate", "--events", str(tmp_path / "events.csv"), "--catalog", str(tmp_path / "catalog.csv"),
-               "--policy", str(tmp_path / "policy.json")])
+    rc = main(
+        [
+            "validate",
+            "--events",
+            str(tmp_path / "events.csv"),
+            "--catalog",
+            str(tmp_path / "catalog.csv"),
+            "--policy",
+            str(tmp_path / "policy.json"),
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 2
     assert f"{tmp_path / 'events.csv'}:5:timestamp: not a time '2026-13-45'" in captured.out
@@ -70,14 +99,19 @@ def test_many_rows_of_one_kind_are_capped_and_counted(files, tmp_path):
     ev = pd.read_csv(files / "events.csv")
     ev["event_type"] = "clicked"
     ev.to_csv(tmp_path / "events.csv", index=False)
-    problems = [p for p in validate_files(events=tmp_path / "events.csv", max_per_kind=3)
-                if p.column == "event_type"]
+    problems = [
+        p
+        for p in validate_files(events=tmp_path / "events.csv", max_per_kind=3)
+        if p.column == "event_type"
+    ]
     assert [p.row for p in problems] == [2, 3, 4, None]
     assert problems[-1].message == f"... and {len(ev) - 3:,} more rows like these"
 
 
 def test_missing_columns_and_files(files, tmp_path, capsys):
-    pd.read_csv(files / "events.csv").drop(columns=["timestamp"]).to_csv(tmp_path / "events.csv", index=False)
+    pd.read_csv(files / "events.csv").drop(columns=["timestamp"]).to_csv(
+        tmp_path / "events.csv", index=False
+    )
     problems = validate_files(events=tmp_path / "events.csv", users=tmp_path / "nope.csv")
     assert Problem(str(tmp_path / "nope.csv"), None, None, "no such file") in problems
     assert any(p.column == "timestamp" and p.message.startswith("missing column") for p in problems)

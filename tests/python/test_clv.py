@@ -17,12 +17,21 @@ CUT = pd.Timestamp("1997-10-01", tz="UTC")  # weeks 1-39 of CDNOW: orders up to 
 
 def _orders_log(frame: pd.DataFrame) -> perkrec.EventLog:
     """A plain transaction log: ordered events only, no catalog."""
-    events = pd.DataFrame({"user": frame["user"], "benefit": None, "event_type": "ordered",
-                           "timestamp": frame["timestamp"], "order_amount": frame["amount"]})
+    events = pd.DataFrame(
+        {
+            "user": frame["user"],
+            "benefit": None,
+            "event_type": "ordered",
+            "timestamp": frame["timestamp"],
+            "order_amount": frame["amount"],
+        }
+    )
     return perkrec.EventLog.from_frame(events)
 
 
-def _simulate(n: int, seed: int, r=0.8, alpha=20.0, a=0.6, b=3.0, p=5.0, q=4.0, gamma=30.0, days=400):
+def _simulate(
+    n: int, seed: int, r=0.8, alpha=20.0, a=0.6, b=3.0, p=5.0, q=4.0, gamma=30.0, days=400
+):
     """Orders of n members simulated by BG/NBD (per day) with Gamma-Gamma order values."""
     rng = np.random.default_rng(seed)
     users, times, amounts = [], [], []
@@ -58,15 +67,21 @@ def _simulate(n: int, seed: int, r=0.8, alpha=20.0, a=0.6, b=3.0, p=5.0, q=4.0, 
 def cdnow():
     folder = dataset_path("cdnow-fader-hardie")
     summary = pd.read_csv(folder / "cdnow_customers_summary_with_transactions.csv")
-    raw = pd.read_csv(folder / "CDNOW_sample.txt.gz", sep=r"\s+", header=None,
-                      names=["original_id", "user", "date", "cds", "amount"])
+    raw = pd.read_csv(
+        folder / "CDNOW_sample.txt.gz",
+        sep=r"\s+",
+        header=None,
+        names=["original_id", "user", "date", "cds", "amount"],
+    )
     raw["timestamp"] = pd.to_datetime(raw["date"].astype(str), format="%Y%m%d", utc=True)
     return summary, raw
 
 
 def test_cdnow_published_tables(cdnow):
     summary, _ = cdnow
-    model = perkrec.CLVModel(time_unit="week").fit_summary(summary.rename(columns={"zbar": "monetary"}))
+    model = perkrec.CLVModel(time_unit="week").fit_summary(
+        summary.rename(columns={"zbar": "monetary"})
+    )
     fitted = model.params_
     assert fitted["r"] == pytest.approx(0.243, abs=0.001)
     assert fitted["alpha"] == pytest.approx(4.414, abs=0.001)
@@ -80,12 +95,22 @@ def test_cdnow_published_tables(cdnow):
     # Standard errors from the Hessian equal lifetimes' on the same summaries (0.11.3:
     # r 0.0126, alpha 0.3782, a 0.1857, b 0.7053; p 1.1897, q 0.2902, v 4.16).
     se = {**fitted["purchase"]["standard_errors"], **fitted["spend"]["standard_errors"]}
-    expected_se = {"r": 0.0126, "alpha": 0.3782, "a": 0.1857, "b": 0.7053, "p": 1.1897, "q": 0.2902, "gamma": 4.16}
+    expected_se = {
+        "r": 0.0126,
+        "alpha": 0.3782,
+        "a": 0.1857,
+        "b": 0.7053,
+        "p": 1.1897,
+        "q": 0.2902,
+        "gamma": 4.16,
+    }
     for name, value in expected_se.items():
         assert se[name] == pytest.approx(value, rel=0.01), name
     assert abs(fitted["frequency_spend_correlation"]) < 0.2
     pred = model.predict(39)
-    assert np.isfinite(pred[["p_alive", "expected_purchases", "clv", "clv_lower", "clv_upper"]].to_numpy()).all()
+    assert np.isfinite(
+        pred[["p_alive", "expected_purchases", "clv", "clv_lower", "clv_upper"]].to_numpy()
+    ).all()
     # The worked example of Fader, Hardie and Lee (customer 1: x 2, t_x 30.43, T 38.86): 1.226
     # expected purchases in the next 39 weeks (lifetimes 0.11.3: 1.22591).
     assert pred["expected_purchases"].iloc[0] == pytest.approx(1.2259, abs=0.0005)
@@ -102,11 +127,16 @@ def test_cdnow_summaries_from_the_transactions(cdnow):
     np.testing.assert_array_equal(ours["x"].to_numpy(), expected["x"].to_numpy())
     np.testing.assert_allclose(ours["t_x"].to_numpy(), expected["t_x"].to_numpy(), atol=0.0051)
     np.testing.assert_allclose(ours["T"].to_numpy(), expected["T"].to_numpy(), atol=0.0051)
-    np.testing.assert_allclose(ours["monetary"].to_numpy(), expected["zbar"].to_numpy(), atol=0.0051)
+    np.testing.assert_allclose(
+        ours["monetary"].to_numpy(), expected["zbar"].to_numpy(), atol=0.0051
+    )
     # The model's summary() of the log is the same table.
     model = perkrec.CLVModel(model="bgnbd", time_unit="week")
-    pd.testing.assert_frame_equal(model.summary(log, CUT).astype({"x": float}), ours.astype({"x": float}),
-                                  check_index_type=False)
+    pd.testing.assert_frame_equal(
+        model.summary(log, CUT).astype({"x": float}),
+        ours.astype({"x": float}),
+        check_index_type=False,
+    )
     # Fitting from the log reproduces the published BG/NBD parameters.
     fitted = model.fit(log, CUT).params_
     assert fitted["r"] == pytest.approx(0.243, abs=0.001)
@@ -116,28 +146,43 @@ def test_cdnow_summaries_from_the_transactions(cdnow):
 def test_plain_transaction_log_and_external_ids():
     frame, end = _simulate(1500, seed=3)
     log = _orders_log(frame)
-    model = perkrec.CLVModel(model="bgnbd", time_unit="day", num_threads=2, interval_draws=100).fit(log, end)
+    model = perkrec.CLVModel(model="bgnbd", time_unit="day", num_threads=2, interval_draws=100).fit(
+        log, end
+    )
     summary = model.summary()
     assert summary.index.name == "user" and summary.index[0] == "m0"
     assert list(summary.columns[:4]) == ["x", "t_x", "T", "monetary"]
     pred = model.predict(30, discount_rate=0.001, margin=0.4)
     assert pred.index.equals(summary.index)
-    assert list(pred.columns) == ["p_alive", "expected_purchases", "expected_order_value", "clv", "clv_lower",
-                                  "clv_upper", "lifecycle_stage"]
+    assert list(pred.columns) == [
+        "p_alive",
+        "expected_purchases",
+        "expected_order_value",
+        "clv",
+        "clv_lower",
+        "clv_upper",
+        "lifecycle_stage",
+    ]
     assert list(pred["lifecycle_stage"].cat.categories) == list(perkrec.LIFECYCLE_STAGES)
     assert ((pred.p_alive >= 0) & (pred.p_alive <= 1)).all()
     assert (pred.clv_lower <= pred.clv_upper).all()
     inside = ((pred.clv_lower <= pred.clv) & (pred.clv <= pred.clv_upper)).mean()
     assert inside > 0.95
     plain = model.predict(30)
-    np.testing.assert_allclose(plain.clv, plain.expected_purchases * plain.expected_order_value, rtol=1e-9)
+    np.testing.assert_allclose(
+        plain.clv, plain.expected_purchases * plain.expected_order_value, rtol=1e-9
+    )
     assert (pred.clv <= plain.clv * 0.4 + 1e-9).all()  # discounting and margin only lower it
 
 
 def test_parameter_recovery_within_sampling_error():
     for seed in (11, 12):
         frame, end = _simulate(4000, seed=seed)
-        fitted = perkrec.CLVModel(model="bgnbd", time_unit="day", interval_draws=0).fit(_orders_log(frame), end).params_
+        fitted = (
+            perkrec.CLVModel(model="bgnbd", time_unit="day", interval_draws=0)
+            .fit(_orders_log(frame), end)
+            .params_
+        )
         se = fitted["purchase"]["standard_errors"]
         for name, truth in (("r", 0.8), ("alpha", 20.0), ("a", 0.6), ("b", 3.0)):
             assert abs(fitted[name] - truth) < 4 * se[name], (seed, name, fitted[name], se[name])
@@ -148,10 +193,15 @@ def test_parameter_recovery_within_sampling_error():
 
 def test_no_leak_threads_and_save_load(tmp_path):
     frame, end = _simulate(1500, seed=5)
-    future = frame.iloc[::4].assign(timestamp=lambda f: end + 3600 * (1 + np.arange(len(f)) % 100), amount=999.0)
-    one = perkrec.CLVModel(time_unit="day", num_threads=1, interval_draws=50).fit(_orders_log(frame), end)
+    future = frame.iloc[::4].assign(
+        timestamp=lambda f: end + 3600 * (1 + np.arange(len(f)) % 100), amount=999.0
+    )
+    one = perkrec.CLVModel(time_unit="day", num_threads=1, interval_draws=50).fit(
+        _orders_log(frame), end
+    )
     two = perkrec.CLVModel(time_unit="day", num_threads=2, interval_draws=50).fit(
-        _orders_log(pd.concat([frame, future])), end)
+        _orders_log(pd.concat([frame, future])), end
+    )
     a, b = one.predict(20, 0.01, 0.5), two.predict(20, 0.01, 0.5)
     pd.testing.assert_frame_equal(a, b)
     assert one.params_ == two.params_
@@ -172,12 +222,22 @@ def test_no_leak_threads_and_save_load(tmp_path):
 def test_boundary_cases():
     t0 = pd.Timestamp("2025-03-01", tz="UTC")
     day = pd.Timedelta(days=1)
-    frame = pd.DataFrame({
-        "user": ["a", "a", "a", "a", "a", "b", "c", "d"],
-        "timestamp": [t0, t0 + pd.Timedelta(hours=5), t0 + 10 * day, t0 + 20 * day, t0 + 30 * day,
-                      t0 + 29 * day, t0 + 40 * day, t0 + 2 * day],
-        "amount": [5.0, 5.0, 8.0, 9.0, 100.0, 7.0, 3.0, 4.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "user": ["a", "a", "a", "a", "a", "b", "c", "d"],
+            "timestamp": [
+                t0,
+                t0 + pd.Timedelta(hours=5),
+                t0 + 10 * day,
+                t0 + 20 * day,
+                t0 + 30 * day,
+                t0 + 29 * day,
+                t0 + 40 * day,
+                t0 + 2 * day,
+            ],
+            "amount": [5.0, 5.0, 8.0, 9.0, 100.0, 7.0, 3.0, 4.0],
+        }
+    )
     cut = t0 + 30 * day  # a's order exactly at the cut is excluded; c orders after it
     s = perkrec.summarize_purchases(_orders_log(frame), cut, time_unit="day")
     assert list(s.index) == ["a", "b", "d"]
@@ -188,8 +248,13 @@ def test_boundary_cases():
     assert np.isfinite(model.predict(10).iloc[:, :6].to_numpy(dtype=float)).all()
 
     # Nobody repeats: the spend model is skipped, predictions stay finite.
-    single = pd.DataFrame({"user": [f"u{i}" for i in range(100)],
-                           "timestamp": [t0 + (i % 20) * day for i in range(100)], "amount": 10.0})
+    single = pd.DataFrame(
+        {
+            "user": [f"u{i}" for i in range(100)],
+            "timestamp": [t0 + (i % 20) * day for i in range(100)],
+            "amount": 10.0,
+        }
+    )
     model = perkrec.CLVModel(time_unit="day").fit(_orders_log(single), t0 + 30 * day)
     assert "p" not in model.params_
     assert np.isfinite(model.predict(10)[["clv", "p_alive"]].to_numpy()).all()
@@ -197,7 +262,11 @@ def test_boundary_cases():
     # Everyone repeats steadily until the cut: no detectable dropout, still a fit.
     rows = [(f"u{i}", t0 + d * day) for i in range(200) for d in range(i % 5, 100, 5)]
     steady = pd.DataFrame(rows, columns=["user", "timestamp"]).assign(amount=20.0)
-    fitted = perkrec.CLVModel(model="bgnbd", time_unit="day").fit(_orders_log(steady), t0 + 100 * day).params_
+    fitted = (
+        perkrec.CLVModel(model="bgnbd", time_unit="day")
+        .fit(_orders_log(steady), t0 + 100 * day)
+        .params_
+    )
     assert fitted["purchase"]["at_boundary"] or fitted["a"] / fitted["b"] < 1e-3
 
 
@@ -217,7 +286,11 @@ def test_bad_input_raises_typed_errors_and_changes_nothing():
     with pytest.raises(perkrec.InputError, match="discount_rate"):
         model.predict(5, discount_rate=float("nan"))
     with pytest.raises(perkrec.InputError, match="monetary"):
-        model.fit_summary(pd.DataFrame({"x": [1.0, 2.0], "t_x": [1.0, 2.0], "T": [3.0, 3.0], "monetary": [1.0, -1.0]}))
+        model.fit_summary(
+            pd.DataFrame(
+                {"x": [1.0, 2.0], "t_x": [1.0, 2.0], "T": [3.0, 3.0], "monetary": [1.0, -1.0]}
+            )
+        )
     assert model.to_bytes() == before
     with pytest.raises(perkrec.ConfigError, match="time_unit"):
         perkrec.CLVModel(time_unit="month")

@@ -11,24 +11,32 @@ import pytest
 import perkrec
 from test_clv import _orders_log, cdnow  # noqa: F401  (cdnow: the shared CDNOW fixture)
 
-CALIBRATION_END = pd.Timestamp("1997-10-01", tz="UTC")   # CDNOW weeks 1-39
-OBSERVATION_END = pd.Timestamp("1998-07-01", tz="UTC")   # weeks 40-78 (39 weeks later)
+CALIBRATION_END = pd.Timestamp("1997-10-01", tz="UTC")  # CDNOW weeks 1-39
+OBSERVATION_END = pd.Timestamp("1998-07-01", tz="UTC")  # weeks 40-78 (39 weeks later)
 
 # lifetimes 0.11.3 on the published 39-week CDNOW summaries (ModifiedBetaGeoFitter and
 # ParetoNBDFitter with their defaults), with its p_alive and expected purchases in 39 weeks of
 # customers 1-3.
 LIFETIMES = {
-    "mbgnbd": ({"r": 0.524838, "alpha": 6.182988, "a": 0.891356, "b": 1.614000},
-               [0.706126, 0.170820, 0.389716], [1.262671, 0.188789, 0.153954]),
-    "paretonbd": ({"r": 0.553283, "alpha": 10.577758, "s": 0.606210, "beta": 11.668200},
-                  [0.869120, 0.167877, 0.295103], [1.455118, 0.170986, 0.107063]),
+    "mbgnbd": (
+        {"r": 0.524838, "alpha": 6.182988, "a": 0.891356, "b": 1.614000},
+        [0.706126, 0.170820, 0.389716],
+        [1.262671, 0.188789, 0.153954],
+    ),
+    "paretonbd": (
+        {"r": 0.553283, "alpha": 10.577758, "s": 0.606210, "beta": 11.668200},
+        [0.869120, 0.167877, 0.295103],
+        [1.455118, 0.170986, 0.107063],
+    ),
 }
 
 
 @pytest.mark.parametrize("model", ["mbgnbd", "paretonbd"])
 def test_cdnow_fits_equal_lifetimes(cdnow, model):
     summary, _ = cdnow
-    fitted = perkrec.CLVModel(model=model, interval_draws=20).fit_summary(summary.rename(columns={"zbar": "monetary"}))
+    fitted = perkrec.CLVModel(model=model, interval_draws=20).fit_summary(
+        summary.rename(columns={"zbar": "monetary"})
+    )
     params, p_alive, expected = LIFETIMES[model]
     got = fitted.params_
     assert got["model"] == model and got["purchase"]["converged"]
@@ -38,7 +46,9 @@ def test_cdnow_fits_equal_lifetimes(cdnow, model):
     pred = fitted.predict(39)
     np.testing.assert_allclose(pred["p_alive"].iloc[:3], p_alive, atol=1e-4)
     np.testing.assert_allclose(pred["expected_purchases"].iloc[:3], expected, atol=1e-4)
-    assert np.isfinite(pred[["p_alive", "expected_purchases", "clv", "clv_lower", "clv_upper"]].to_numpy()).all()
+    assert np.isfinite(
+        pred[["p_alive", "expected_purchases", "clv", "clv_lower", "clv_upper"]].to_numpy()
+    ).all()
     if model == "paretonbd":
         # Fader and Hardie's Pareto/NBD note: log-likelihood -9595.0 on these summaries.
         assert got["purchase"]["log_likelihood"] == pytest.approx(-9595.0, abs=0.05)
@@ -50,22 +60,33 @@ def test_cdnow_fits_equal_lifetimes(cdnow, model):
 def test_model_choice_survives_save_and_load(tmp_path, cdnow):
     summary, _ = cdnow
     model = perkrec.CLVModel(model="paretonbd", interval_draws=10).fit_summary(
-        summary.rename(columns={"zbar": "monetary"}))
+        summary.rename(columns={"zbar": "monetary"})
+    )
     path = tmp_path / "pareto.perk"
     model.save(path)
     loaded = perkrec.load(path)
     assert loaded.params["model"] == "paretonbd"
     assert loaded.params_ == model.params_
-    pd.testing.assert_frame_equal(loaded.predict(10).reset_index(drop=True), model.predict(10).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        loaded.predict(10).reset_index(drop=True), model.predict(10).reset_index(drop=True)
+    )
 
 
 def _reference_holdout(raw: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """Holdout occasions (distinct order days) and spend per member, by pandas."""
     calibration_members = raw.loc[raw["timestamp"] < start, "user"].unique()
-    window = raw[(raw["timestamp"] >= start) & (raw["timestamp"] < end) & raw["user"].isin(calibration_members)]
+    window = raw[
+        (raw["timestamp"] >= start)
+        & (raw["timestamp"] < end)
+        & raw["user"].isin(calibration_members)
+    ]
     grouped = window.groupby("user")
-    out = pd.DataFrame({"holdout_purchases": grouped["timestamp"].nunique().astype(float),
-                        "holdout_spend": grouped["amount"].sum()})
+    out = pd.DataFrame(
+        {
+            "holdout_purchases": grouped["timestamp"].nunique().astype(float),
+            "holdout_spend": grouped["amount"].sum(),
+        }
+    )
     return out.reindex(calibration_members, fill_value=0.0).sort_index()
 
 
@@ -78,21 +99,33 @@ def test_calibration_holdout_on_cdnow(cdnow):
     assert split.attrs["duration"] == pytest.approx(39.0)
     reference = _reference_holdout(raw, CALIBRATION_END, OBSERVATION_END)
     mine = split.sort_index()
-    np.testing.assert_array_equal(mine["holdout_purchases"].to_numpy(), reference["holdout_purchases"].to_numpy())
-    np.testing.assert_allclose(mine["holdout_spend"].to_numpy(), reference["holdout_spend"].to_numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(
+        mine["holdout_purchases"].to_numpy(), reference["holdout_purchases"].to_numpy()
+    )
+    np.testing.assert_allclose(
+        mine["holdout_spend"].to_numpy(), reference["holdout_spend"].to_numpy(), rtol=1e-5
+    )
     # The calibration part is the published summary table.
-    np.testing.assert_array_equal(mine["x"].to_numpy(), summary.set_index("ID").loc[mine.index, "x"].to_numpy())
+    np.testing.assert_array_equal(
+        mine["x"].to_numpy(), summary.set_index("ID").loc[mine.index, "x"].to_numpy()
+    )
     # Per-week totals add up to the per-member counts.
     period = split.attrs["period_purchases"]
     assert len(period) == 39 and period.sum() == split["holdout_purchases"].sum()
     # The same split with two threads.
-    again = perkrec.calibration_holdout(log, CALIBRATION_END, OBSERVATION_END, time_unit="week", num_threads=2)
-    np.testing.assert_array_equal(again["holdout_purchases"].to_numpy(), split["holdout_purchases"].to_numpy())
+    again = perkrec.calibration_holdout(
+        log, CALIBRATION_END, OBSERVATION_END, time_unit="week", num_threads=2
+    )
+    np.testing.assert_array_equal(
+        again["holdout_purchases"].to_numpy(), split["holdout_purchases"].to_numpy()
+    )
     np.testing.assert_array_equal(again.attrs["period_purchases"], period)
 
     errors = {}
     for model in ("bgnbd", "mbgnbd", "paretonbd"):
-        fitted = perkrec.CLVModel(model=model, time_unit="week", interval_draws=0).fit(log, CALIBRATION_END)
+        fitted = perkrec.CLVModel(model=model, time_unit="week", interval_draws=0).fit(
+            log, CALIBRATION_END
+        )
         prediction = fitted.predict(split.attrs["duration"])
         prediction.index = prediction.index.astype(np.int64)
         errors[model] = perkrec.holdout_errors(split, prediction)
@@ -108,15 +141,19 @@ def test_calibration_holdout_on_cdnow(cdnow):
 
 def test_holdout_errors_known_answers():
     index = pd.Index(["a", "b", "c"], name="user")
-    holdout = pd.DataFrame({"holdout_purchases": [0.0, 2.0, 4.0], "holdout_spend": [0.0, 20.0, 40.0]}, index=index)
-    perfect = pd.DataFrame({"expected_purchases": [4.0, 2.0, 0.0], "clv": [40.0, 20.0, 0.0]}, index=index[::-1])
+    holdout = pd.DataFrame(
+        {"holdout_purchases": [0.0, 2.0, 4.0], "holdout_spend": [0.0, 20.0, 40.0]}, index=index
+    )
+    perfect = pd.DataFrame(
+        {"expected_purchases": [4.0, 2.0, 0.0], "clv": [40.0, 20.0, 0.0]}, index=index[::-1]
+    )
     e = perkrec.holdout_errors(holdout, perfect)  # rows in another order: matched by id
     assert e["mae_purchases"] == 0 and e["mae_spend"] == 0
     assert e["spearman_purchases"] == pytest.approx(1.0) and e["aggregate_spend_error"] == 0
     off = perfect.assign(expected_purchases=[3.0, 3.0, 2.5], clv=[60.0, 30.0, 0.0])
     e = perkrec.holdout_errors(holdout, off)
-    assert e["mae_purchases"] == pytest.approx(4.5 / 3)   # c 3 vs 4, b 3 vs 2, a 2.5 vs 0
-    assert e["mae_spend"] == pytest.approx(30 / 3)      # c 60 vs 40, b 30 vs 20, a 0 vs 0
+    assert e["mae_purchases"] == pytest.approx(4.5 / 3)  # c 3 vs 4, b 3 vs 2, a 2.5 vs 0
+    assert e["mae_spend"] == pytest.approx(30 / 3)  # c 60 vs 40, b 30 vs 20, a 0 vs 0
     assert e["spearman_spend"] == pytest.approx(1.0)
     assert e["aggregate_purchases_error"] == pytest.approx(8.5 / 6 - 1)
     with pytest.raises(perkrec.InputError, match="no row"):
@@ -126,11 +163,17 @@ def test_holdout_errors_known_answers():
     with pytest.raises(perkrec.InputError, match="holdout: expected a pandas DataFrame"):
         perkrec.holdout_errors(None, perfect)
     with pytest.raises(perkrec.InputError, match="horizon"):
-        perkrec.naive_forecast(pd.DataFrame({"x": [1.0], "T": [2.0], "mean_order_value": [3.0]}), "soon")
+        perkrec.naive_forecast(
+            pd.DataFrame({"x": [1.0], "T": [2.0], "mean_order_value": [3.0]}), "soon"
+        )
     with pytest.raises(perkrec.InputError, match="mean_order_value"):
         perkrec.naive_forecast(pd.DataFrame({"x": [1.0], "T": [2.0]}), 4)
-    naive = perkrec.naive_forecast(pd.DataFrame({"x": [2.0, 0.0, 3.0], "T": [4.0, 5.0, 0.0],
-                                                 "mean_order_value": [10.0, 7.0, 3.0]}), 8)
+    naive = perkrec.naive_forecast(
+        pd.DataFrame(
+            {"x": [2.0, 0.0, 3.0], "T": [4.0, 5.0, 0.0], "mean_order_value": [10.0, 7.0, 3.0]}
+        ),
+        8,
+    )
     assert naive["expected_purchases"].tolist() == [4.0, 0.0, 0.0]
     assert naive["clv"].tolist() == [40.0, 0.0, 0.0]
 
@@ -143,13 +186,24 @@ def test_calibration_holdout_on_the_simulator():
     start = pd.Timestamp("2026-04-01", tz="UTC")
     end = pd.Timestamp("2026-06-01", tz="UTC")
     split = perkrec.calibration_holdout(log, start, end, time_unit="day")
-    reference = _reference_holdout(orders.assign(timestamp=orders["timestamp"].dt.floor("D")), start, end)
+    reference = _reference_holdout(
+        orders.assign(timestamp=orders["timestamp"].dt.floor("D")), start, end
+    )
     # Occasions are distinct days; spend sums every order.
-    spend = orders[(orders["timestamp"] >= start) & (orders["timestamp"] < end)].groupby("user")["amount"].sum()
+    spend = (
+        orders[(orders["timestamp"] >= start) & (orders["timestamp"] < end)]
+        .groupby("user")["amount"]
+        .sum()
+    )
     mine = split.sort_index()
-    np.testing.assert_array_equal(mine["holdout_purchases"].to_numpy(), reference.loc[mine.index, "holdout_purchases"])
-    np.testing.assert_allclose(mine["holdout_spend"].to_numpy(), spend.reindex(mine.index, fill_value=0).to_numpy(),
-                               rtol=1e-5)
+    np.testing.assert_array_equal(
+        mine["holdout_purchases"].to_numpy(), reference.loc[mine.index, "holdout_purchases"]
+    )
+    np.testing.assert_allclose(
+        mine["holdout_spend"].to_numpy(),
+        spend.reindex(mine.index, fill_value=0).to_numpy(),
+        rtol=1e-5,
+    )
     assert split.attrs["duration"] == 61.0 and len(split.attrs["period_purchases"]) == 61
     for model in ("bgnbd", "mbgnbd", "paretonbd"):
         fitted = perkrec.CLVModel(model=model, time_unit="day", interval_draws=0).fit(log, start)
@@ -163,7 +217,11 @@ def test_p_alive_history_replays_the_summaries():
     day = pd.Timedelta(days=1)
     rows = [("m", t0 + d * day, 10.0) for d in (0, 10, 20, 30)]
     # Others buy every 7-17 days, 1 to 8 times: many stop long before the cut.
-    rows += [(f"o{i}", t0 + (i % 40) * day + k * (7 + i % 11) * day, 5.0) for i in range(400) for k in range(1 + i % 8)]
+    rows += [
+        (f"o{i}", t0 + (i % 40) * day + k * (7 + i % 11) * day, 5.0)
+        for i in range(400)
+        for k in range(1 + i % 8)
+    ]
     log = _orders_log(pd.DataFrame(rows, columns=["user", "timestamp", "amount"]))
     cut = t0 + 90 * day
     model = perkrec.CLVModel(model="bgnbd", time_unit="day", interval_draws=0).fit(log, cut)
@@ -172,7 +230,11 @@ def test_p_alive_history_replays_the_summaries():
     assert history.index[0] == t0 + day  # times before the first order (and on its day) left out
     at_cut = history.iloc[-1]
     expected = model.summary().loc["m"]
-    assert (at_cut["x"], at_cut["t_x"], at_cut["T"]) == (expected["x"], expected["t_x"], expected["T"])
+    assert (at_cut["x"], at_cut["t_x"], at_cut["T"]) == (
+        expected["x"],
+        expected["t_x"],
+        expected["T"],
+    )
     assert at_cut["p_alive"] == pytest.approx(model.predict(1).loc["m", "p_alive"], rel=1e-12)
     # Right after a repeat purchase (t_x = T) BG/NBD's p_alive is 1 / (1 + a / (b + x - 1)), up from
     # the day before; then it decays while the member waits.
@@ -181,7 +243,7 @@ def test_p_alive_history_replays_the_summaries():
         after = history.loc[t0 + (purchase_day + 1) * day, "p_alive"]
         assert after == pytest.approx(1 / (1 + a / (b + x - 1)), rel=1e-12)
         assert after > history.loc[t0 + purchase_day * day, "p_alive"]
-    waiting = history.loc[t0 + 31 * day:, "p_alive"].to_numpy()
+    waiting = history.loc[t0 + 31 * day :, "p_alive"].to_numpy()
     assert (np.diff(waiting) <= 0).all() and waiting[-1] < 0.5
     with pytest.raises(perkrec.InputError, match="user"):
         model.p_alive_history(log, "nobody", times)
@@ -205,7 +267,9 @@ def test_plots_draw_what_they_are_given(cdnow):
     model = perkrec.CLVModel(time_unit="week", interval_draws=0).fit(log, CALIBRATION_END)
     prediction = model.predict(split.attrs["duration"])
     naive = perkrec.naive_forecast(split, split.attrs["duration"])
-    fig = plots.plot_frequency_holdout(split, prediction, max_frequency=7, forecasts={"naive": naive})
+    fig = plots.plot_frequency_holdout(
+        split, prediction, max_frequency=7, forecasts={"naive": naive}
+    )
     lines = fig.axes[0].get_lines()
     assert [line.get_label() for line in lines] == ["actual", "model", "naive"]
     actual_means = split.groupby(np.minimum(split["x"], 7))["holdout_purchases"].mean()
@@ -232,18 +296,31 @@ def test_bgbb_discrete_opportunities(cdnow):
     log = _orders_log(raw)
     with pytest.raises(perkrec.ConfigError, match="occasion"):
         perkrec.CLVModel(model="bgbb")  # occasion day, time_unit week: not one opportunity per unit
-    model = perkrec.CLVModel(model="bgbb", time_unit="week", occasion="week", interval_draws=20).fit(log, CALIBRATION_END)
+    model = perkrec.CLVModel(
+        model="bgbb", time_unit="week", occasion="week", interval_draws=20
+    ).fit(log, CALIBRATION_END)
     fitted = model.params_
-    assert fitted["model"] == "bgbb" and set(fitted["purchase"]["standard_errors"]) == {"alpha", "beta", "gamma", "delta"}
+    assert fitted["model"] == "bgbb" and set(fitted["purchase"]["standard_errors"]) == {
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+    }
     pred = model.predict(39)
-    assert np.isfinite(pred[["p_alive", "expected_purchases", "clv", "clv_lower", "clv_upper"]].to_numpy()).all()
+    assert np.isfinite(
+        pred[["p_alive", "expected_purchases", "clv", "clv_lower", "clv_upper"]].to_numpy()
+    ).all()
     assert ((pred["p_alive"] >= 0) & (pred["p_alive"] <= 1)).all()
     # Weekly occasions: the holdout in weeks with a purchase, forecast by BG/BB.
-    split = perkrec.calibration_holdout(log, CALIBRATION_END, OBSERVATION_END, time_unit="week", occasion="week")
+    split = perkrec.calibration_holdout(
+        log, CALIBRATION_END, OBSERVATION_END, time_unit="week", occasion="week"
+    )
     split.index = split.index.astype(np.int64)
     pred.index = pred.index.astype(np.int64)
     errors = perkrec.holdout_errors(split, pred)
-    assert errors["spearman_purchases"] > 0.3 and abs(errors["aggregate_purchases_error"]) < 0.3, errors
+    assert (
+        errors["spearman_purchases"] > 0.3 and abs(errors["aggregate_purchases_error"]) < 0.3
+    ), errors
 
 
 def test_bgbb_equals_lifetimes_on_the_donations_data():
@@ -253,17 +330,34 @@ def test_bgbb_equals_lifetimes_on_the_donations_data():
 
     data = load_donations()
     rows = data.loc[data.index.repeat(data["weights"])]
-    summary = pd.DataFrame({"x": rows["frequency"].to_numpy(float), "t_x": rows["recency"].to_numpy(float),
-                            "T": rows["periods"].to_numpy(float)})
-    ours = perkrec.CLVModel(model="bgbb", time_unit="week", occasion="week", interval_draws=0).fit_summary(summary)
-    theirs = lifetimes.BetaGeoBetaBinomFitter().fit(data["frequency"], data["recency"], data["periods"], data["weights"])
+    summary = pd.DataFrame(
+        {
+            "x": rows["frequency"].to_numpy(float),
+            "t_x": rows["recency"].to_numpy(float),
+            "T": rows["periods"].to_numpy(float),
+        }
+    )
+    ours = perkrec.CLVModel(
+        model="bgbb", time_unit="week", occasion="week", interval_draws=0
+    ).fit_summary(summary)
+    theirs = lifetimes.BetaGeoBetaBinomFitter().fit(
+        data["frequency"], data["recency"], data["periods"], data["weights"]
+    )
     for name in ("alpha", "beta", "gamma", "delta"):
         assert ours.params_[name] == pytest.approx(theirs.params_[name], rel=1e-3), name
     # Published: log-likelihood -33,225.6.
     assert ours.params_["purchase"]["log_likelihood"] == pytest.approx(-33225.6, abs=0.05)
     first = summary.drop_duplicates().head(3)
     mine = ours.conditional(first, 5)
-    np.testing.assert_allclose(mine["p_alive"], theirs.conditional_probability_alive(
-        1, first["x"], first["t_x"], first["T"]), rtol=1e-4)
-    np.testing.assert_allclose(mine["expected_purchases"], theirs.conditional_expected_number_of_purchases_up_to_time(
-        5, first["x"], first["t_x"], first["T"]), rtol=1e-4)
+    np.testing.assert_allclose(
+        mine["p_alive"],
+        theirs.conditional_probability_alive(1, first["x"], first["t_x"], first["T"]),
+        rtol=1e-4,
+    )
+    np.testing.assert_allclose(
+        mine["expected_purchases"],
+        theirs.conditional_expected_number_of_purchases_up_to_time(
+            5, first["x"], first["t_x"], first["T"]
+        ),
+        rtol=1e-4,
+    )

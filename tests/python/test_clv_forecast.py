@@ -17,8 +17,15 @@ DAY = pd.Timedelta(days=1)
 
 
 def _log(frame: pd.DataFrame) -> perkrec.EventLog:
-    events = pd.DataFrame({"user": frame["user"], "benefit": None, "event_type": "ordered",
-                           "timestamp": frame["timestamp"], "order_amount": frame["amount"]})
+    events = pd.DataFrame(
+        {
+            "user": frame["user"],
+            "benefit": None,
+            "event_type": "ordered",
+            "timestamp": frame["timestamp"],
+            "order_amount": frame["amount"],
+        }
+    )
     return perkrec.EventLog.from_frame(events)
 
 
@@ -32,8 +39,13 @@ def _trend_program(n: int, seed: int, days: int = 350):
     buys = rng.random((n, days)) < rate
     buys[:, 0] = True  # everyone's first order is on day 0
     member, day = np.nonzero(buys)
-    frame = pd.DataFrame({"user": [f"m{u}" for u in member], "timestamp": BASE + pd.to_timedelta(day, "D") +
-                          pd.Timedelta(hours=2), "amount": 10.0})
+    frame = pd.DataFrame(
+        {
+            "user": [f"m{u}" for u in member],
+            "timestamp": BASE + pd.to_timedelta(day, "D") + pd.Timedelta(hours=2),
+            "amount": 10.0,
+        }
+    )
     return frame, pd.Index([f"m{u}" for u in range(n)])[rising]
 
 
@@ -43,7 +55,9 @@ def test_regression_learns_a_planted_trend_that_stationary_models_miss():
     cut, end = BASE + 300 * DAY, BASE + 350 * DAY
     split = perkrec.calibration_holdout(log, cut, end, time_unit="day")
     horizon = split.attrs["duration"]
-    auto = perkrec.CLVModel(model="auto", time_unit="day", backtest_horizon=50, interval_draws=0).fit(log, cut)
+    auto = perkrec.CLVModel(
+        model="auto", time_unit="day", backtest_horizon=50, interval_draws=0
+    ).fit(log, cut)
     stationary = perkrec.CLVModel(model="bgnbd", time_unit="day", interval_draws=0).fit(log, cut)
     sel = auto.selection_
     assert sel["backtested"] and sel["horizon"] == 50
@@ -59,8 +73,10 @@ def test_regression_learns_a_planted_trend_that_stationary_models_miss():
     # further (features beyond their backtest range are clamped, so it does not extrapolate the
     # doubling all the way).
     assert theirs.loc[split.index[up], "expected_purchases"].mean() < 0.8 * actual[up].mean()
-    assert ours.loc[split.index[up], "expected_purchases"].mean() > theirs.loc[split.index[up],
-                                                                                "expected_purchases"].mean()
+    assert (
+        ours.loc[split.index[up], "expected_purchases"].mean()
+        > theirs.loc[split.index[up], "expected_purchases"].mean()
+    )
     e_ours = perkrec.holdout_errors(split, ours)
     e_theirs = perkrec.holdout_errors(split, stationary.predict(horizon))
     assert e_ours["mae_purchases"] < e_theirs["mae_purchases"]
@@ -76,19 +92,30 @@ def test_auto_never_reads_the_holdout_threads_and_save_load(tmp_path):
     cut = BASE + 300 * DAY
     calib = frame[frame["timestamp"] < cut]
     # Events after the cut, including for members who have none before, change nothing.
-    future = pd.DataFrame({"user": ["m1", "m2", "new"], "timestamp": [cut, cut + 3 * DAY, cut + DAY],
-                           "amount": [999.0, 5.0, 7.0]})
-    one = perkrec.CLVModel(model="auto", time_unit="day", num_threads=1, interval_draws=20).fit(_log(calib), cut)
+    future = pd.DataFrame(
+        {
+            "user": ["m1", "m2", "new"],
+            "timestamp": [cut, cut + 3 * DAY, cut + DAY],
+            "amount": [999.0, 5.0, 7.0],
+        }
+    )
+    one = perkrec.CLVModel(model="auto", time_unit="day", num_threads=1, interval_draws=20).fit(
+        _log(calib), cut
+    )
     two = perkrec.CLVModel(model="auto", time_unit="day", num_threads=2, interval_draws=20).fit(
-        _log(pd.concat([frame, future])), cut)
+        _log(pd.concat([frame, future])), cut
+    )
     assert one.selection_["backtested"]
     assert one.params_ == two.params_
     a = one.predict(40, 0.01, 0.5)
     pd.testing.assert_frame_equal(a, two.predict(40, 0.01, 0.5))
     for model in ("regression", "naive"):
-        m1 = perkrec.CLVModel(model=model, time_unit="day", num_threads=1, interval_draws=20).fit(_log(calib), cut)
+        m1 = perkrec.CLVModel(model=model, time_unit="day", num_threads=1, interval_draws=20).fit(
+            _log(calib), cut
+        )
         m2 = perkrec.CLVModel(model=model, time_unit="day", num_threads=2, interval_draws=20).fit(
-            _log(pd.concat([frame, future])), cut)
+            _log(pd.concat([frame, future])), cut
+        )
         pd.testing.assert_frame_equal(m1.predict(40, 0.01, 0.5), m2.predict(40, 0.01, 0.5))
         path = tmp_path / f"{model}.perk"
         m1.save(path)
@@ -109,7 +136,9 @@ def test_forecasts_of_naive_match_the_baseline():
     summary = model.summary()
     expected = perkrec.naive_forecast(summary, 30)
     got = model.predict(30)
-    np.testing.assert_allclose(got["expected_purchases"], expected["expected_purchases"], rtol=1e-12)
+    np.testing.assert_allclose(
+        got["expected_purchases"], expected["expected_purchases"], rtol=1e-12
+    )
     np.testing.assert_allclose(got["clv"], expected["clv"], rtol=1e-12)
 
 

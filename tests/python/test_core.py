@@ -11,10 +11,18 @@ from perkrec._progress import ProgressBar, resolve_progress
 
 
 def test_error_classes_subclass_perkrec_error_and_the_natural_builtin():
-    assert issubclass(perkrec.InputError, perkrec.Error) and issubclass(perkrec.InputError, ValueError)
-    assert issubclass(perkrec.ConfigError, perkrec.Error) and issubclass(perkrec.ConfigError, ValueError)
-    assert issubclass(perkrec.ModelFormatError, perkrec.Error) and issubclass(perkrec.ModelFormatError, ValueError)
-    assert issubclass(perkrec.DivergenceError, perkrec.Error) and issubclass(perkrec.DivergenceError, ArithmeticError)
+    assert issubclass(perkrec.InputError, perkrec.Error) and issubclass(
+        perkrec.InputError, ValueError
+    )
+    assert issubclass(perkrec.ConfigError, perkrec.Error) and issubclass(
+        perkrec.ConfigError, ValueError
+    )
+    assert issubclass(perkrec.ModelFormatError, perkrec.Error) and issubclass(
+        perkrec.ModelFormatError, ValueError
+    )
+    assert issubclass(perkrec.DivergenceError, perkrec.Error) and issubclass(
+        perkrec.DivergenceError, ArithmeticError
+    )
     with pytest.raises(perkrec.ModelFormatError) as info:
         perkrec.loads(b"definitely not a model file, just text of some length")
     assert info.value.code == "bad_magic"
@@ -33,7 +41,9 @@ def test_version_matches_the_header():
 
 def test_progress_callback_and_bar(capsys):
     seen = []
-    perkrec.simulate(n_users=20000, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    perkrec.simulate(
+        n_users=20000, progress=lambda stage, done, total: seen.append((stage, done, total))
+    )
     assert seen[0] == ("simulate", 0, 20000)
     assert seen[-1] == ("simulate", 20000, 20000)
     assert [d for _, d, _ in seen] == sorted(d for _, d, _ in seen)

@@ -20,7 +20,13 @@ from conftest import dataset_path
 
 
 def _seconds(times: pd.Series) -> np.ndarray:
-    return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64)
+    return (
+        times.dt.tz_convert("UTC")
+        .dt.tz_localize(None)
+        .to_numpy()
+        .astype("datetime64[s]")
+        .astype(np.int64)
+    )
 
 
 def _counts(log: perkrec.EventLog) -> dict:
@@ -29,6 +35,7 @@ def _counts(log: perkrec.EventLog) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # Loading once per module keeps the whole file to a few seconds.
+
 
 @pytest.fixture(scope="module")
 def in_vehicle():
@@ -74,7 +81,9 @@ def bank():
 def test_module_exports():
     for name in datasets.__all__:
         assert hasattr(datasets, name)
-    assert set(datasets.LOADERS.values()) <= {getattr(datasets, n) for n in datasets.__all__ if n.startswith("load_")}
+    assert set(datasets.LOADERS.values()) <= {
+        getattr(datasets, n) for n in datasets.__all__ if n.startswith("load_")
+    }
     assert len(datasets.LOADERS) == 8
     ds = datasets.Dataset(name="x", frame=None, events=None, catalog=None, users=None)
     assert ds.extra == {} and "Dataset('x'" in repr(ds)
@@ -82,6 +91,7 @@ def test_module_exports():
 
 # ---------------------------------------------------------------------------------------------
 # 1. UCI in-vehicle coupon.
+
 
 def test_in_vehicle_frame(in_vehicle):
     frame = in_vehicle.frame
@@ -91,12 +101,33 @@ def test_in_vehicle_frame(in_vehicle):
     assert frame["car"].isna().sum() == 12576
     assert frame["temperature"].dtype.kind == "i"
     assert set(frame["temperature"].unique()) == {30, 55, 80}
-    for column in ("has_children", "toCoupon_GEQ5min", "toCoupon_GEQ15min", "toCoupon_GEQ25min",
-                   "direction_same", "direction_opp"):
+    for column in (
+        "has_children",
+        "toCoupon_GEQ5min",
+        "toCoupon_GEQ15min",
+        "toCoupon_GEQ25min",
+        "direction_same",
+        "direction_opp",
+    ):
         assert frame[column].dtype == np.int8
         assert set(frame[column].unique()) <= {0, 1}
-    for column in ("destination", "passanger", "weather", "time", "coupon", "expiration", "gender", "age",
-                   "maritalStatus", "education", "occupation", "income", "car", "Bar", "CoffeeHouse"):
+    for column in (
+        "destination",
+        "passanger",
+        "weather",
+        "time",
+        "coupon",
+        "expiration",
+        "gender",
+        "age",
+        "maritalStatus",
+        "education",
+        "occupation",
+        "income",
+        "car",
+        "Bar",
+        "CoffeeHouse",
+    ):
         assert isinstance(frame[column].dtype, pd.CategoricalDtype), column
     assert frame["CoffeeHouse"].cat.ordered and frame["CoffeeHouse"].cat.categories[0] == "never"
     assert frame["coupon"].value_counts()["Coffee House"] == 3996
@@ -121,19 +152,38 @@ def test_in_vehicle_catalog(in_vehicle):
 # ---------------------------------------------------------------------------------------------
 # 2. Starbucks.
 
+
 def test_starbucks_catalog(starbucks):
     cat = starbucks.catalog.to_frame().set_index("id")
     assert len(cat) == 10
     assert cat["kind"].value_counts()[["threshold_discount", "service"]].tolist() == [8, 2]
     bogo = cat.loc["ae264e3637204a6fb9bb56bc8210ddfd"]  # bogo 10/10, 7 days, email/mobile/social
-    assert (bogo["kind"], bogo["threshold"], bogo["face_value"], bogo["cost"], bogo["validity_days"]) == \
-        ("threshold_discount", 10.0, 10.0, 10.0, 7)
+    assert (
+        bogo["kind"],
+        bogo["threshold"],
+        bogo["face_value"],
+        bogo["cost"],
+        bogo["validity_days"],
+    ) == ("threshold_discount", 10.0, 10.0, 10.0, 7)
     assert bogo["channel"] == ""
-    assert set(bogo["tags"]) == {"channel:email", "channel:mobile", "channel:social", "offer_type:bogo"}
+    assert set(bogo["tags"]) == {
+        "channel:email",
+        "channel:mobile",
+        "channel:social",
+        "offer_type:bogo",
+    }
     discount = cat.loc["0b1e1539f2cc45b7b9fa7c272da2e1d7"]  # discount: spend 20 get 5, 10 days
-    assert (discount["threshold"], discount["face_value"], discount["validity_days"]) == (20.0, 5.0, 10)
+    assert (discount["threshold"], discount["face_value"], discount["validity_days"]) == (
+        20.0,
+        5.0,
+        10,
+    )
     info = cat.loc["3f207df678b143eea3cee63160fa8bed"]
-    assert info["kind"] == "service" and info["face_value"] == 0 and "offer_type:informational" in info["tags"]
+    assert (
+        info["kind"] == "service"
+        and info["face_value"] == 0
+        and "offer_type:informational" in info["tags"]
+    )
 
 
 def test_starbucks_users(starbucks):
@@ -145,7 +195,9 @@ def test_starbucks_users(starbucks):
     assert users["gender"].value_counts().to_dict() == {"M": 8484, "F": 6129, "O": 212}
     profile = starbucks.extra["profile"]
     assert pd.api.types.is_datetime64_any_dtype(profile["became_member_on"])
-    assert profile.loc["0610b486422d4921ae7d2bf64640c50b", "became_member_on"] == pd.Timestamp("2017-07-15")
+    assert profile.loc["0610b486422d4921ae7d2bf64640c50b", "became_member_on"] == pd.Timestamp(
+        "2017-07-15"
+    )
 
 
 def test_starbucks_frame_and_labels(starbucks):
@@ -167,22 +219,48 @@ def test_starbucks_frame_and_labels(starbucks):
     assert (frame.loc[frame["offer_type"] == "informational", "offer_completed"] == 0).all()
     # Offer attributes agree with the portfolio (duration in hours in the derived tables).
     cat = starbucks.catalog.to_frame().set_index("id")
-    assert (frame["duration"].to_numpy() == cat.loc[frame["offer_id"], "validity_days"].to_numpy() * 24).all()
+    assert (
+        frame["duration"].to_numpy() == cat.loc[frame["offer_id"], "validity_days"].to_numpy() * 24
+    ).all()
     assert starbucks.extra["duplicate_rows"] == 76358 - 76277
 
 
 def test_starbucks_leaky_columns_excluded(starbucks):
     frame, leaky = starbucks.frame, starbucks.extra["leaky_columns"]
-    for column in ("num_offer_completed", "offer_completion_rate", "transaction_amount", "transaction_cnt",
-                   "total_reward_amount", "avg_offer_completion_time", "num_offer_viewed"):
+    for column in (
+        "num_offer_completed",
+        "offer_completion_rate",
+        "transaction_amount",
+        "transaction_cnt",
+        "total_reward_amount",
+        "avg_offer_completion_time",
+        "num_offer_viewed",
+    ):
         assert column in leaky
     assert not set(leaky) & set(frame.columns)
     assert not set(starbucks.extra["redundant_columns"]) & set(frame.columns)
     assert len(leaky) >= 35
     assert set(frame.columns) == {
-        "customer_id", "offer_received_time", "offer_id", "reward", "difficulty", "duration", "offer_type",
-        "num_channels", "ch_web", "ch_email", "ch_mobile", "ch_social", "age", "days_registered", "income",
-        "gender", "offer_completed", "offer_completed_time", "split"}
+        "customer_id",
+        "offer_received_time",
+        "offer_id",
+        "reward",
+        "difficulty",
+        "duration",
+        "offer_type",
+        "num_channels",
+        "ch_web",
+        "ch_email",
+        "ch_mobile",
+        "ch_social",
+        "age",
+        "days_registered",
+        "income",
+        "gender",
+        "offer_completed",
+        "offer_completed_time",
+        "split",
+    }
     # Demographics come from the profile: missing there means NaN here, not the derived imputation.
     assert frame.loc[frame["gender"].isna(), "age"].isna().all()
     assert starbucks.extra["imputed_rows"] == int(frame["age"].isna().sum()) > 0
@@ -203,24 +281,41 @@ def test_starbucks_events(starbucks):
     redeemed = events[events["event_type"] == "redeemed"]
     assert _seconds(redeemed["timestamp"]).max() == 714 * 3600
     assert sorted(_seconds(redeemed["timestamp"])) == sorted(
-        (frame.loc[frame["offer_completed"] == 1, "offer_completed_time"] * 3600).astype(np.int64))
+        (frame.loc[frame["offer_completed"] == 1, "offer_completed_time"] * 3600).astype(np.int64)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # 3. dunnhumby.
 
+
 def test_dunnhumby_frame(dunnhumby):
     frame = dunnhumby.frame
     assert len(frame) == 7208
-    assert list(frame.columns) == ["household_key", "campaign", "campaign_type", "start_day", "end_day",
-                                   "redeemed", "n_redemptions", "first_redemption_day"]
+    assert list(frame.columns) == [
+        "household_key",
+        "campaign",
+        "campaign_type",
+        "start_day",
+        "end_day",
+        "redeemed",
+        "n_redemptions",
+        "first_redemption_day",
+    ]
     assert frame["household_key"].nunique() == 1584
-    assert frame["campaign_type"].value_counts().to_dict() == {"TypeA": 3979, "TypeB": 2655, "TypeC": 574}
+    assert frame["campaign_type"].value_counts().to_dict() == {
+        "TypeA": 3979,
+        "TypeB": 2655,
+        "TypeC": 574,
+    }
     assert int(frame["n_redemptions"].sum()) == 2318
     assert ((frame["redeemed"] == 1) == (frame["n_redemptions"] > 0)).all()
     assert frame["first_redemption_day"].isna().sum() == (frame["redeemed"] == 0).sum()
     hit = frame[frame["redeemed"] == 1]
-    assert ((hit["first_redemption_day"] >= hit["start_day"]) & (hit["first_redemption_day"] <= hit["end_day"])).all()
+    assert (
+        (hit["first_redemption_day"] >= hit["start_day"])
+        & (hit["first_redemption_day"] <= hit["end_day"])
+    ).all()
     assert hit["household_key"].nunique() == 434
     assert dunnhumby.extra["untargeted_redemptions"] == 0
     assert dunnhumby.extra["redemptions_outside_window"] == 0
@@ -247,7 +342,9 @@ def test_dunnhumby_catalog_users_events(dunnhumby):
     events = log.to_frame()
     assert events.loc[events["event_type"] == "issued", "user"].nunique() == 1584
     issued = events[events["event_type"] == "issued"]
-    first = issued[(issued["user"] == 17) & (issued["benefit"] == "C26")]  # first campaign_table row
+    first = issued[
+        (issued["user"] == 17) & (issued["benefit"] == "C26")
+    ]  # first campaign_table row
     assert len(first) == 1 and _seconds(first["timestamp"])[0] == 224 * 86400
     redeemed = events[events["event_type"] == "redeemed"]
     assert redeemed["user"].nunique() == 434 and redeemed["benefit"].nunique() == 30
@@ -255,6 +352,7 @@ def test_dunnhumby_catalog_users_events(dunnhumby):
 
 # ---------------------------------------------------------------------------------------------
 # 4. Hillstrom.
+
 
 def test_hillstrom(hillstrom):
     frame = hillstrom.frame
@@ -266,9 +364,16 @@ def test_hillstrom(hillstrom):
     assert frame["spend"].dtype == np.float64 and frame["control"].dtype == bool
     assert list(frame["treatment"].cat.categories) == ["mens_email", "womens_email", "control"]
     stats = frame.groupby("treatment", observed=True).agg(
-        n=("visit", "size"), visit=("visit", "mean"), conversion=("conversion", "mean"), spend=("spend", "mean"))
-    published = {"mens_email": (21307, 0.1828, 0.0125, 1.42), "womens_email": (21387, 0.1514, 0.0088, 1.08),
-                 "control": (21306, 0.1062, 0.0057, 0.65)}
+        n=("visit", "size"),
+        visit=("visit", "mean"),
+        conversion=("conversion", "mean"),
+        spend=("spend", "mean"),
+    )
+    published = {
+        "mens_email": (21307, 0.1828, 0.0125, 1.42),
+        "womens_email": (21387, 0.1514, 0.0088, 1.08),
+        "control": (21306, 0.1062, 0.0057, 0.65),
+    }
     for arm, (n, visit, conversion, spend) in published.items():
         assert stats.loc[arm, "n"] == n
         assert stats.loc[arm, "visit"] == pytest.approx(visit, abs=5e-5)
@@ -281,6 +386,7 @@ def test_hillstrom(hillstrom):
 
 # ---------------------------------------------------------------------------------------------
 # 5./6. MovieLens.
+
 
 def test_movielens_100k(ml100k):
     frame = ml100k.frame
@@ -297,7 +403,11 @@ def test_movielens_100k(ml100k):
     assert log.user_ids == ml100k.users.users
     assert sorted(_seconds(frame["timestamp"])) == sorted(log.timestamps.tolist())
     users = ml100k.users.to_frame()
-    assert len(users) == 943 and users.loc[1, "age"] == 24 and users.loc[1, "occupation"] == "technician"
+    assert (
+        len(users) == 943
+        and users.loc[1, "age"] == 24
+        and users.loc[1, "occupation"] == "technician"
+    )
     assert users.loc[943, "gender"] == "M"
     assert users.loc[74, "zip"] == "T8H1N"
     items = ml100k.extra["items"]
@@ -306,7 +416,9 @@ def test_movielens_100k(ml100k):
     assert toy_story["title"] == "Toy Story (1995)"
     assert toy_story["genres"] == ["Animation", "Children's", "Comedy"]
     assert toy_story["release_date"] == pd.Timestamp("1995-01-01")
-    genre_flags = items.columns[items.columns.get_loc("unknown"):items.columns.get_loc("Western") + 1]
+    genre_flags = items.columns[
+        items.columns.get_loc("unknown") : items.columns.get_loc("Western") + 1
+    ]
     assert len(genre_flags) == 19
     assert (items[genre_flags].sum(axis=1).to_numpy() == items["genres"].str.len().to_numpy()).all()
     assert ml100k.catalog is None
@@ -323,7 +435,11 @@ def test_movielens_latest_small(ml_small):
     frame = ml_small.frame
     assert len(frame) == 100836
     assert frame["user"].nunique() == 610 and frame["item"].nunique() == 9724
-    assert ((frame["rating"] * 2) % 1 == 0).all() and frame["rating"].min() == 0.5 and frame["rating"].max() == 5
+    assert (
+        ((frame["rating"] * 2) % 1 == 0).all()
+        and frame["rating"].min() == 0.5
+        and frame["rating"].max() == 5
+    )
     assert frame["timestamp"].min().year == 1996 and frame["timestamp"].max().year == 2018
     assert ml_small.users is None
     log = ml_small.events
@@ -331,14 +447,23 @@ def test_movielens_latest_small(ml_small):
     items = ml_small.extra["items"]
     assert len(items) == 9742
     first = items.iloc[0]
-    assert first["item"] == 1 and first["genres"] == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
+    assert first["item"] == 1 and first["genres"] == [
+        "Adventure",
+        "Animation",
+        "Children",
+        "Comedy",
+        "Fantasy",
+    ]
     assert (items["genres"].str.len() == 0).sum() == 34  # "(no genres listed)"
-    high = datasets.load_movielens_latest_small(dataset_path("movielens-latest-small"), min_rating=4.0)
+    high = datasets.load_movielens_latest_small(
+        dataset_path("movielens-latest-small"), min_rating=4.0
+    )
     assert len(high.events) == int((frame["rating"] >= 4.0).sum())
 
 
 # ---------------------------------------------------------------------------------------------
 # 7. Tianchi O2O.
+
 
 def test_tianchi_frame(tianchi):
     frame = tianchi.frame
@@ -362,25 +487,41 @@ def test_tianchi_frame(tianchi):
 def test_tianchi_catalog_and_events(tianchi):
     cat = tianchi.catalog.to_frame().set_index("id")
     assert len(cat) == 2050
-    assert (cat["kind"] == "threshold_discount").sum() + (cat["kind"] == "percent_off").sum() == 2050
+    assert (cat["kind"] == "threshold_discount").sum() + (
+        cat["kind"] == "percent_off"
+    ).sum() == 2050
     coupon = cat.loc["9983"]  # first row: merchant 450, "30:5"
-    assert (coupon["kind"], coupon["threshold"], coupon["face_value"]) == ("threshold_discount", 30.0, 5.0)
+    assert (coupon["kind"], coupon["threshold"], coupon["face_value"]) == (
+        "threshold_discount",
+        30.0,
+        5.0,
+    )
     assert coupon["tags"] == ["merchant:450"] and coupon["validity_days"] == 15
     log = tianchi.events
     assert _counts(log)["issued"] == len(log) == 113640
     assert (log.n_users, log.n_benefits) == (76309, 2050)
-    assert log.time_range == (pd.Timestamp("2016-07-01", tz="UTC"), pd.Timestamp("2016-07-31", tz="UTC"))
+    assert log.time_range == (
+        pd.Timestamp("2016-07-01", tz="UTC"),
+        pd.Timestamp("2016-07-31", tz="UTC"),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # 8. Bank marketing.
 
+
 def test_bank_marketing(bank):
     frame = bank.frame
     assert frame.shape == (41188, 21)
     assert frame["y"].dtype == np.int8 and int(frame["y"].sum()) == 4640
-    assert frame.iloc[0][["age", "job", "month", "day_of_week", "duration", "pdays"]].tolist() == \
-        [56, "housemaid", "may", "mon", 261, 999]
+    assert frame.iloc[0][["age", "job", "month", "day_of_week", "duration", "pdays"]].tolist() == [
+        56,
+        "housemaid",
+        "may",
+        "mon",
+        261,
+        999,
+    ]
     assert frame["euribor3m"].dtype == np.float64 and frame["age"].dtype.kind == "i"
     assert isinstance(frame["job"].dtype, pd.CategoricalDtype) and frame["month"].cat.ordered
     assert not frame.select_dtypes(include=["category"]).apply(lambda c: c.isna().any()).any()
@@ -441,7 +582,9 @@ HILLSTROM_ROW = "10,2) $100 - $200,142.44,1,0,Surburban,0,Phone,Womens E-Mail,0,
 
 
 def test_small_plain_file_loads(tmp_path):
-    (tmp_path / "hillstrom.csv").write_text(f"{HILLSTROM_HEADER}\r\n{HILLSTROM_ROW}\r\n{HILLSTROM_ROW}")
+    (tmp_path / "hillstrom.csv").write_text(
+        f"{HILLSTROM_HEADER}\r\n{HILLSTROM_ROW}\r\n{HILLSTROM_ROW}"
+    )
     frame = datasets.load_hillstrom(tmp_path).frame
     assert len(frame) == 2 and frame["treatment"].tolist() == ["womens_email"] * 2
 
@@ -454,17 +597,22 @@ def test_missing_column_raises(tmp_path):
         datasets.load_hillstrom(tmp_path)
 
 
-@pytest.mark.parametrize("column,value,message", [
-    ("recency", "soon", "expected a number"),
-    ("visit", "2", "expected a number <= 1"),
-    ("segment", "SMS", "expected one of"),
-    ("history", "", "it is missing"),
-])
+@pytest.mark.parametrize(
+    "column,value,message",
+    [
+        ("recency", "soon", "expected a number"),
+        ("visit", "2", "expected a number <= 1"),
+        ("segment", "SMS", "expected one of"),
+        ("history", "", "it is missing"),
+    ],
+)
 def test_malformed_value_raises(tmp_path, column, value, message):
     names = HILLSTROM_HEADER.split(",")
     bad = HILLSTROM_ROW.split(",")
     bad[names.index(column)] = value
-    (tmp_path / "hillstrom.csv").write_text(f"{HILLSTROM_HEADER}\n{HILLSTROM_ROW}\n{','.join(bad)}\n")
+    (tmp_path / "hillstrom.csv").write_text(
+        f"{HILLSTROM_HEADER}\n{HILLSTROM_ROW}\n{','.join(bad)}\n"
+    )
     with pytest.raises(perkrec.InputError, match=message) as info:
         datasets.load_hillstrom(tmp_path)
     text = str(info.value)
@@ -484,7 +632,10 @@ def _write_o2o(folder, rows):
 
 
 def test_tianchi_small_file(tmp_path):
-    _write_o2o(tmp_path, ["1,10,100,30:5,0,20160701", "2,10,100,30:5,null,20160702", "1,11,101,0.9,10,20160703"])
+    _write_o2o(
+        tmp_path,
+        ["1,10,100,30:5,0,20160701", "2,10,100,30:5,null,20160702", "1,11,101,0.9,10,20160703"],
+    )
     ds = datasets.load_tianchi_o2o(tmp_path)
     upper = ds.frame["distance_m_max"].to_numpy()
     assert upper[0] == 500.0 and np.isnan(upper[1]) and np.isinf(upper[2])

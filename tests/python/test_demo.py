@@ -11,23 +11,45 @@ def test_demo_report_and_tables(tmp_path):
     out = io.StringIO()
     metrics = run(members=3000, seed=1, out_dir=str(tmp_path), stream=out)
     report = out.getvalue()
-    for section in ("Events by type", "Redemption by benefit kind", "Redemption by planted archetype",
-                    "ndcg@10", "auc"):
+    for section in (
+        "Events by type",
+        "Redemption by benefit kind",
+        "Redemption by planted archetype",
+        "ndcg@10",
+        "auc",
+    ):
         assert section in report
-    for name in ("events_by_type.csv", "redemption_by_kind.csv", "redemption_by_archetype.csv",
-                 "ranking_metrics.csv", "redemption_metrics.csv", "catalog.csv", "summary.json",
-                 "popularity.perk"):
+    for name in (
+        "events_by_type.csv",
+        "redemption_by_kind.csv",
+        "redemption_by_archetype.csv",
+        "ranking_metrics.csv",
+        "redemption_metrics.csv",
+        "catalog.csv",
+        "summary.json",
+        "popularity.perk",
+    ):
         assert (tmp_path / name).is_file(), name
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["members"] == 3000 and 0 < metrics["ndcg@10"] < 1
-    assert 0 < metrics["als_ndcg@10"] < 1 and 0 < metrics["bpr_ndcg@10"] < 1  # collaborative filtering rows
+    assert (
+        0 < metrics["als_ndcg@10"] < 1 and 0 < metrics["bpr_ndcg@10"] < 1
+    )  # collaborative filtering rows
     assert 0.4 < metrics["redemption_auc"] < 1
     assert "oracle (true inputs)" in report and 0 < metrics["plan_pct_of_oracle"] < 150
     # The plan valued off-policy from the log (no truth), and last month's benefits read from the
     # random control group: the simulator plants a positive effect, so the interval excludes 0.
-    assert metrics["plan_offline_redemptions"] > 0 and (tmp_path / "plan_offline_estimate.csv").is_file()
+    assert (
+        metrics["plan_offline_redemptions"] > 0
+        and (tmp_path / "plan_offline_estimate.csv").is_file()
+    )
     assert "as an experiment" in report and (tmp_path / "experiment.csv").is_file()
-    assert 0 < metrics["experiment_revenue_lower"] < metrics["experiment_revenue_lift"] < metrics["experiment_revenue_upper"]
+    assert (
+        0
+        < metrics["experiment_revenue_lower"]
+        < metrics["experiment_revenue_lift"]
+        < metrics["experiment_revenue_upper"]
+    )
     assert metrics["experiment_roi"] > 0
     page = (tmp_path / "campaign_report.html").read_text(encoding="utf-8")
     assert "campaign_report.html" in report and "<h2>Pacing</h2>" in page
@@ -46,4 +68,6 @@ def test_cli_version(capsys):
 
     with pytest.raises(SystemExit) as stop:
         cli.main(["--version"])
-    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"perkrec {perkrec.__version__}"
+    assert (
+        stop.value.code == 0 and capsys.readouterr().out.strip() == f"perkrec {perkrec.__version__}"
+    )

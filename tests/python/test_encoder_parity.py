@@ -24,7 +24,12 @@ EXTRA_FIELDS = [
     {"name": "tenure_z", "kind": "numeric", "column": "tenure_days", "transform": "standardize"},
     {"name": "face_value", "kind": "numeric", "bins": 5},
     {"name": "raw_history", "kind": "history", "bins": 0},
-    {"name": "some_history", "kind": "history", "bins": 3, "aggregates": ["benefit_claim_rate", "member_ordered"]},
+    {
+        "name": "some_history",
+        "kind": "history",
+        "bins": 3,
+        "aggregates": ["benefit_claim_rate", "member_ordered"],
+    },
 ]
 
 
@@ -56,19 +61,25 @@ def test_parity_on_the_simulator(simulated):
     program, train, test = simulated
     new, ref = both(DEFAULT_FIELDS + EXTRA_FIELDS, train, program.events, program.catalog)
     for frame in (train, test):
-        assert_identical(new.transform(frame, events=program.events), ref.transform(frame, events=program.events))
+        assert_identical(
+            new.transform(frame, events=program.events), ref.transform(frame, events=program.events)
+        )
     # An event frame instead of an EventLog, and a subset of fields.
     ev = program.events.to_frame(external_ids=False)
     assert_identical(new.transform(test, events=ev), ref.transform(test, events=ev))
     some = ["kind", "threshold", "benefit_history"]
-    assert_identical(new.transform(test, events=ev, fields=some), ref.transform(test, events=ev, fields=some))
+    assert_identical(
+        new.transform(test, events=ev, fields=some), ref.transform(test, events=ev, fields=some)
+    )
     # history_features (public) matches too, column for column.
     h_new = history_features(test, ev, ref.benefit_kind, ref.benefit_band)
     h_ref = reference.history_features(test, ev, ref.benefit_kind, ref.benefit_band)
     pd.testing.assert_frame_equal(h_new, h_ref[h_new.columns])
     # The JSON round trip keeps the matrices.
     again = FeatureEncoder.from_json(new.to_json())
-    assert_identical(again.transform(test, events=program.events), ref.transform(test, events=program.events))
+    assert_identical(
+        again.transform(test, events=program.events), ref.transform(test, events=program.events)
+    )
     assert repr(new) == repr(ref)
 
 
@@ -89,7 +100,9 @@ def test_parity_with_missing_and_odd_values(simulated):
         {"name": "tier_hashed", "kind": "categorical", "column": "tier", "hash_buckets": 7},
     ]
     new, ref = both(fields, train, program.events, program.catalog)
-    assert_identical(new.transform(test, events=program.events), ref.transform(test, events=program.events))
+    assert_identical(
+        new.transform(test, events=program.events), ref.transform(test, events=program.events)
+    )
 
 
 def test_defaults_fit_a_frame_from_any_program(simulated):
@@ -97,11 +110,21 @@ def test_defaults_fit_a_frame_from_any_program(simulated):
     bare = train[["user", "benefit", "timestamp", "kind", "weekday"]]
     enc = FeatureEncoder().fit(bare, events=program.events, catalog=program.catalog)
     assert "tier" in enc.dropped_fields and "kind" not in enc.dropped_fields
-    assert [f["name"] for f in enc.fields] == ["user", "benefit", "kind", "weekday", "member_history",
-                                               "benefit_history"]
-    ref = reference.FeatureEncoder([f for f in DEFAULT_FIELDS if f["name"] in {x["name"] for x in enc.fields}])
+    assert [f["name"] for f in enc.fields] == [
+        "user",
+        "benefit",
+        "kind",
+        "weekday",
+        "member_history",
+        "benefit_history",
+    ]
+    ref = reference.FeatureEncoder(
+        [f for f in DEFAULT_FIELDS if f["name"] in {x["name"] for x in enc.fields}]
+    )
     ref.fit(bare, events=program.events, catalog=program.catalog)
-    assert_identical(enc.transform(test, events=program.events), ref.transform(test, events=program.events))
+    assert_identical(
+        enc.transform(test, events=program.events), ref.transform(test, events=program.events)
+    )
     with pytest.raises(perkrec.InputError, match="tier"):
         FeatureEncoder([{"name": "tier", "kind": "categorical"}]).fit(bare)
 
@@ -115,12 +138,21 @@ def test_parity_on_a_real_dataset(starbucks):
     events, catalog, users = starbucks.events, starbucks.catalog, starbucks.users
     samples = redemption_samples(events, catalog, users)
     assert len(samples) > 10000
-    present = [f for f in DEFAULT_FIELDS if f["kind"] == "history" or f.get("column", f["name"]) in samples]
-    extra = [{"name": c, "kind": "categorical"} for c in samples.columns
-             if c not in {f["name"] for f in present} and c not in ("label", "timestamp")
-             and samples[c].dtype.kind not in "f"]
-    extra += [{"name": c + "_q", "kind": "numeric", "column": c, "bins": 7} for c in samples.columns
-              if samples[c].dtype.kind == "f"]
+    present = [
+        f for f in DEFAULT_FIELDS if f["kind"] == "history" or f.get("column", f["name"]) in samples
+    ]
+    extra = [
+        {"name": c, "kind": "categorical"}
+        for c in samples.columns
+        if c not in {f["name"] for f in present}
+        and c not in ("label", "timestamp")
+        and samples[c].dtype.kind not in "f"
+    ]
+    extra += [
+        {"name": c + "_q", "kind": "numeric", "column": c, "bins": 7}
+        for c in samples.columns
+        if samples[c].dtype.kind == "f"
+    ]
     cut = np.quantile(samples["timestamp"], 0.6)
     train, test = samples[samples["timestamp"] < cut], samples[samples["timestamp"] >= cut]
     new, ref = both(present + extra + [EXTRA_FIELDS[0], EXTRA_FIELDS[5]], train, events, catalog)
@@ -134,8 +166,13 @@ def test_a_cpp_service_reads_the_encoder_from_the_fm_file(simulated, tmp_path):
     program, train, test = simulated
     enc = FeatureEncoder().fit(train, events=program.events, catalog=program.catalog)
     X = enc.transform(train, events=program.events)
-    FM(factors=2, epochs=1, num_threads=1).fit(X, train["label"], encoder=enc).save(tmp_path / "fm.perk")
+    FM(factors=2, epochs=1, num_threads=1).fit(X, train["label"], encoder=enc).save(
+        tmp_path / "fm.perk"
+    )
     loaded = perkrec.load(tmp_path / "fm.perk")
     served = _core.FeatureEncoder.from_fm_metadata(loaded._impl.metadata)  # what C++ calls
     assert served.to_json() == enc.to_json()
-    assert_identical(loaded.encoder.transform(test, events=program.events), enc.transform(test, events=program.events))
+    assert_identical(
+        loaded.encoder.transform(test, events=program.events),
+        enc.transform(test, events=program.events),
+    )

@@ -34,8 +34,11 @@ def _entry_points():
 
 def _required(fn):
     sig = inspect.signature(fn)
-    return [p for p in sig.parameters.values()
-            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return [
+        p
+        for p in sig.parameters.values()
+        if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
 
 
 def _escapes(fn, required, label: str):
@@ -56,7 +59,9 @@ def _escapes(fn, required, label: str):
     return escaped
 
 
-@pytest.mark.parametrize("name,obj", list(_entry_points()), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    "name,obj", list(_entry_points()), ids=lambda x: x if isinstance(x, str) else ""
+)
 def test_bad_values_raise_perkrec_errors(name, obj):
     escaped = _escapes(obj, _required(obj), name)
     assert not escaped, "\n".join(escaped)
@@ -66,6 +71,7 @@ def test_bad_values_raise_perkrec_errors(name, obj):
 # Methods: every public method of a working instance of each public class, with its required
 # arguments set to one bad value at a time. Besides the error type, a fitted model must come out
 # unchanged (its bytes are compared before and after).
+
 
 def _instances():
     """name -> a ready instance (fitted where fitting applies), built on a tiny simulated program."""
@@ -85,33 +91,65 @@ def _instances():
     out["FM"] = perkrec.FM(factors=2, epochs=2).fit(X, y)
     out["FFM"] = perkrec.FFM(factors=2, epochs=2).fit(X, y, feature_fields=np.arange(30) % 3)
     out["UpliftModel"] = perkrec.UpliftModel(factors=0).fit(X, y, t)
-    out["PreferenceModel"] = perkrec.PreferenceModel(latent_classes=2, em_iterations=2, num_threads=1).fit(log, catalog)
+    out["PreferenceModel"] = perkrec.PreferenceModel(
+        latent_classes=2, em_iterations=2, num_threads=1
+    ).fit(log, catalog)
     out["CLVModel"] = perkrec.CLVModel().fit(log)
     out["EventLog"], out["Catalog"], out["UserTable"] = log, catalog, users
     out["IdMap"] = perkrec.IdMap(["a", "b", "c"])
     out["Policy"] = perkrec.Policy()
-    out["IsotonicCalibrator"] = perkrec.IsotonicCalibrator().fit(rng.random(100), rng.random(100) < 0.5)
+    out["IsotonicCalibrator"] = perkrec.IsotonicCalibrator().fit(
+        rng.random(100), rng.random(100) < 0.5
+    )
     out["PlattCalibrator"] = perkrec.PlattCalibrator().fit(rng.random(100), rng.random(100) < 0.5)
     out["FeatureEncoder"] = perkrec.FeatureEncoder()
     out["Planner"] = perkrec.Planner()
     out["ScoreBlend"] = perkrec.ScoreBlend()
     out["Pacer"] = perkrec.Pacer(start=0, end=100, budget=10.0)
     out["CompiledPolicy"] = perkrec.Policy().compile(catalog, users, int(log._impl.max_time))
-    items = perkrec.ItemCatalog.from_frame(pd.DataFrame({"item_id": ["i1", "i2", "i3"], "category": ["a", "a", "b"],
-                                                         "price": [1.0, 2.0, 3.0]}))
+    items = perkrec.ItemCatalog.from_frame(
+        pd.DataFrame(
+            {"item_id": ["i1", "i2", "i3"], "category": ["a", "a", "b"], "price": [1.0, 2.0, 3.0]}
+        )
+    )
     out["ItemCatalog"] = items
     out["BehaviorLog"] = perkrec.BehaviorLog.from_frame(
-        pd.DataFrame({"user_id": log.user_ids.ids[:3], "item_id": ["i1", "i2", "i3"], "timestamp": [1767225600] * 3,
-                      "action": ["purchase"] * 3}), users=log.user_ids, items=items)
+        pd.DataFrame(
+            {
+                "user_id": log.user_ids.ids[:3],
+                "item_id": ["i1", "i2", "i3"],
+                "timestamp": [1767225600] * 3,
+                "action": ["purchase"] * 3,
+            }
+        ),
+        users=log.user_ids,
+        items=items,
+    )
     out["BenefitItems"] = perkrec.BenefitItems.from_frame(
-        pd.DataFrame({"benefit_id": catalog.ids.ids[:2], "item_id": ["i1", "i3"]}), catalog=catalog, items=items)
+        pd.DataFrame({"benefit_id": catalog.ids.ids[:2], "item_id": ["i1", "i3"]}),
+        catalog=catalog,
+        items=items,
+    )
     return out
 
 
 # Methods whose purpose is to change or write their object, or that take no data.
-_MUTATORS = {"fit", "partial_fit", "partial_fit_users", "partial_fit_benefits", "set_ids", "set_params",
-             "set_num_threads", "fit_transform", "fold_in", "lookup_or_add", "set_weights", "add_source",
-             "attach", "fit_summary"}
+_MUTATORS = {
+    "fit",
+    "partial_fit",
+    "partial_fit_users",
+    "partial_fit_benefits",
+    "set_ids",
+    "set_params",
+    "set_num_threads",
+    "fit_transform",
+    "fold_in",
+    "lookup_or_add",
+    "set_weights",
+    "add_source",
+    "attach",
+    "fit_summary",
+}
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +160,32 @@ def instances():
 
 
 def _methods():
-    names = ["ALS", "BPR", "ItemKNN", "Popularity", "FM", "FFM", "UpliftModel", "PreferenceModel", "CLVModel",
-             "EventLog", "Catalog", "UserTable", "IdMap", "Policy", "IsotonicCalibrator", "PlattCalibrator",
-             "FeatureEncoder", "Planner", "ScoreBlend", "Pacer", "CompiledPolicy", "ItemCatalog", "BehaviorLog",
-             "BenefitItems"]
+    names = [
+        "ALS",
+        "BPR",
+        "ItemKNN",
+        "Popularity",
+        "FM",
+        "FFM",
+        "UpliftModel",
+        "PreferenceModel",
+        "CLVModel",
+        "EventLog",
+        "Catalog",
+        "UserTable",
+        "IdMap",
+        "Policy",
+        "IsotonicCalibrator",
+        "PlattCalibrator",
+        "FeatureEncoder",
+        "Planner",
+        "ScoreBlend",
+        "Pacer",
+        "CompiledPolicy",
+        "ItemCatalog",
+        "BehaviorLog",
+        "BenefitItems",
+    ]
     for cls_name in names:
         cls = getattr(perkrec, cls_name)
         for m, fn in inspect.getmembers(cls):
@@ -135,8 +195,9 @@ def _methods():
 
 
 @pytest.mark.parametrize("cls_name,method", list(_methods()), ids=lambda x: x)
-def test_bad_values_to_methods_raise_perkrec_errors_and_change_nothing(cls_name, method, instances, tmp_path,
-                                                                       monkeypatch):
+def test_bad_values_to_methods_raise_perkrec_errors_and_change_nothing(
+    cls_name, method, instances, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)  # a bad path that happens to be writable lands here
     obj = instances[cls_name]
     fn = getattr(obj, method)

@@ -29,7 +29,11 @@ def test_readme_quickstart_blocks_run(tmp_path, monkeypatch):
     smaller simulated programs."""
     blocks = _readme_python_blocks()
     assert len(blocks) >= 5 and "BenefitPlanner" in blocks[0]
-    code = "\n".join(blocks[:5]).replace("n_users=20_000", "n_users=2_000").replace("n_users=5000", "n_users=1500")
+    code = (
+        "\n".join(blocks[:5])
+        .replace("n_users=20_000", "n_users=2_000")
+        .replace("n_users=5000", "n_users=1500")
+    )
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "__readme__"}
     exec(compile(code, str(README), "exec"), namespace)
@@ -48,8 +52,12 @@ def test_readme_constructor_keywords_exist():
     checked = 0
     for block in _readme_python_blocks():
         for node in ast.walk(ast.parse(block)):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "perkrec"):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "perkrec"
+            ):
                 continue
             target = getattr(perkrec, node.func.attr, None)
             assert target is not None, f"README uses perkrec.{node.func.attr}, which does not exist"
@@ -61,7 +69,9 @@ def test_readme_constructor_keywords_exist():
                 continue
             for kw in node.keywords:
                 if kw.arg is not None:
-                    assert kw.arg in params, f"README: perkrec.{node.func.attr}({kw.arg}=...) is not accepted"
+                    assert (
+                        kw.arg in params
+                    ), f"README: perkrec.{node.func.attr}({kw.arg}=...) is not accepted"
                     checked += 1
     assert checked > 10
 
@@ -76,12 +86,16 @@ def test_readme_command_line_block_runs(tmp_path, monkeypatch, capsys):
 
     text = README.read_text(encoding="utf-8")
     block = re.search(r"### From files, one command\n.*?```sh\n(.*?)```", text, flags=re.S).group(1)
-    commands = [c.split("#")[0].strip() for c in block.replace("\\\n", " ").splitlines() if c.strip()]
+    commands = [
+        c.split("#")[0].strip() for c in block.replace("\\\n", " ").splitlines() if c.strip()
+    ]
     assert [c.split()[1] for c in commands] == ["simulate", "validate", "plan", "evaluate"]
     monkeypatch.chdir(tmp_path)
     for command in commands:
         argv = shlex.split(command)
         assert argv[0] == "perkrec"
         assert main(argv[1:]) == 0, (command, capsys.readouterr())
-    assert (tmp_path / "plan.csv").stat().st_size > 0 and (tmp_path / "report.html").stat().st_size > 0
+    assert (tmp_path / "plan.csv").stat().st_size > 0 and (
+        tmp_path / "report.html"
+    ).stat().st_size > 0
     assert "Off-policy estimate" in capsys.readouterr().out

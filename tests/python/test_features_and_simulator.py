@@ -8,12 +8,16 @@ import perkrec
 
 
 def small_log():
-    frame = pd.DataFrame({
-        "user": [0, 0, 0, 1, 1],
-        "benefit": ["A", "A", "B", "B", "A"],
-        "event_type": ["claimed", "redeemed", "viewed", "claimed", "expired"],
-        "timestamp": pd.to_datetime(["2026-01-01", "2026-01-11", "2026-01-21", "2026-01-21", "2026-01-05"], utc=True),
-    })
+    frame = pd.DataFrame(
+        {
+            "user": [0, 0, 0, 1, 1],
+            "benefit": ["A", "A", "B", "B", "A"],
+            "event_type": ["claimed", "redeemed", "viewed", "claimed", "expired"],
+            "timestamp": pd.to_datetime(
+                ["2026-01-01", "2026-01-11", "2026-01-21", "2026-01-21", "2026-01-05"], utc=True
+            ),
+        }
+    )
     return perkrec.EventLog.from_frame(frame)
 
 
@@ -26,7 +30,9 @@ def test_interaction_matrix_known_answers():
     assert decayed[0, 0] == pytest.approx(1.0 * 0.25 + 4.0 * 0.5)
     cut = perkrec.interaction_matrix(log, end_time="2026-01-21")
     assert cut[0, 1] == 0.0 and cut[1, 1] == 0.0 and cut[0, 0] == 5.0
-    only_expired = perkrec.interaction_matrix(log, {"claimed": 0, "redeemed": 0, "viewed": 0, "expired": 2})
+    only_expired = perkrec.interaction_matrix(
+        log, {"claimed": 0, "redeemed": 0, "viewed": 0, "expired": 2}
+    )
     assert only_expired.nnz == 1 and only_expired[1, 0] == 2.0
     assert perkrec.interaction_matrix(log, combine="max")[0, 0] == 4.0
     with pytest.raises(perkrec.ConfigError, match="unknown event type 'clicked'"):
@@ -63,7 +69,13 @@ def test_simulator_outputs_are_consistent(small_program):
     assert len(control_users) > 100 and issued_to_control.empty
     issued = frame[frame["event_type"] == "issued"]
     assert ((issued["propensity"] > 0) & (issued["propensity"] <= 1)).all()
-    assert p.users.to_frame().columns.tolist() == ["age_band", "gender", "tier", "region", "signup_time"]
+    assert p.users.to_frame().columns.tolist() == [
+        "age_band",
+        "gender",
+        "tier",
+        "region",
+        "signup_time",
+    ]
 
 
 def test_simulator_rejects_bad_parameters():

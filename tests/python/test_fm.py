@@ -10,8 +10,15 @@ import pytest
 import scipy.sparse as sp
 
 import perkrec
-from perkrec.fm import (FFM, FM, FeatureEncoder, IsotonicCalibrator, PlattCalibrator, redemption_samples,
-                        reliability_curve)
+from perkrec.fm import (
+    FFM,
+    FM,
+    FeatureEncoder,
+    IsotonicCalibrator,
+    PlattCalibrator,
+    redemption_samples,
+    reliability_curve,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +47,12 @@ def fitted(program, split):
 def test_labels_follow_redemptions(program):
     samples = redemption_samples(program.events, program.catalog)
     ev = program.events.to_frame(external_ids=False)
-    redeemed_pairs = set(zip(ev.loc[ev.event_type == "redeemed", "user"], ev.loc[ev.event_type == "redeemed", "benefit"]))
+    redeemed_pairs = set(
+        zip(
+            ev.loc[ev.event_type == "redeemed", "user"],
+            ev.loc[ev.event_type == "redeemed", "benefit"],
+        )
+    )
     positives = samples[samples["label"] == 1]
     assert len(positives) > 0
     assert all((u, b) in redeemed_pairs for u, b in zip(positives["user"], positives["benefit"]))
@@ -50,7 +62,9 @@ def test_labels_follow_redemptions(program):
 def test_history_features_never_see_the_future(program, split):
     samples, _, _, enc = split
     events = program.events.to_frame(external_ids=False)
-    t_sec = ((events["timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy()
+    t_sec = (
+        (events["timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    ).to_numpy()
     cut = int(np.median(samples["timestamp"]))
     at_cut = samples[samples["timestamp"] == cut]
     assert len(at_cut) > 0
@@ -64,11 +78,19 @@ def test_history_features_never_see_the_future(program, split):
             for dt in (0, 0, 5, 3600):
                 extra.append((u, b, etype, cut + dt))
     for _ in range(2000):
-        extra.append((int(rng.integers(program.events.n_users)), int(rng.integers(len(program.catalog))),
-                      rng.choice(["issued", "claimed", "redeemed"]), cut + int(rng.integers(0, 10**6))))
+        extra.append(
+            (
+                int(rng.integers(program.events.n_users)),
+                int(rng.integers(len(program.catalog))),
+                rng.choice(["issued", "claimed", "redeemed"]),
+                cut + int(rng.integers(0, 10**6)),
+            )
+        )
     extra = pd.DataFrame(extra, columns=["user", "benefit", "event_type", "timestamp"])
     extra["timestamp"] = pd.to_datetime(extra["timestamp"], unit="s", utc=True)
-    changed = pd.concat([future[["user", "benefit", "event_type", "timestamp"]], extra], ignore_index=True)
+    changed = pd.concat(
+        [future[["user", "benefit", "event_type", "timestamp"]], extra], ignore_index=True
+    )
     before = samples[samples["timestamp"] <= cut]
     a = enc.transform(before, events=events)
     b = enc.transform(before, events=changed)
@@ -88,7 +110,9 @@ def test_encoder_spec_is_strict_and_inputs_are_checked(program, split):
         enc.transform(train.head(), fields=["no_such_field"])
     with pytest.raises(perkrec.InputError):
         FeatureEncoder([{"name": "missing_column", "kind": "categorical"}]).fit(train)
-    std = FeatureEncoder([{"name": "face_value", "kind": "numeric", "transform": "standardize"}]).fit(train)
+    std = FeatureEncoder(
+        [{"name": "face_value", "kind": "numeric", "transform": "standardize"}]
+    ).fit(train)
     bad = train.head(3).copy()
     bad["face_value"] = np.nan
     with pytest.raises(perkrec.InputError):
@@ -97,8 +121,10 @@ def test_encoder_spec_is_strict_and_inputs_are_checked(program, split):
     X = hashed.transform(train)
     assert X.shape == (len(train), 64) and X.nnz == len(train)
     again = FeatureEncoder.from_json(enc.to_json())
-    assert (again.transform(train.head(50), events=program.events) !=
-            enc.transform(train.head(50), events=program.events)).nnz == 0
+    assert (
+        again.transform(train.head(50), events=program.events)
+        != enc.transform(train.head(50), events=program.events)
+    ).nnz == 0
 
 
 def test_fm_beats_chance_and_roundtrips(fitted, split, tmp_path):
@@ -121,8 +147,17 @@ def test_fm_beats_chance_and_roundtrips(fitted, split, tmp_path):
 def test_score_candidates_equals_joint_rows(program, fitted, split):
     model, _, _ = fitted
     _, _, test, enc = split
-    benefit_fields = ["benefit", "kind", "face_value_band", "threshold", "discount_rate", "validity_days", "scope",
-                      "channel", "benefit_history"]
+    benefit_fields = [
+        "benefit",
+        "kind",
+        "face_value_band",
+        "threshold",
+        "discount_rate",
+        "validity_days",
+        "scope",
+        "channel",
+        "benefit_history",
+    ]
     member_fields = [f["name"] for f in enc.fields if f["name"] not in benefit_fields]
     rows = test.head(6)
     base = enc.transform(rows, events=program.events, fields=member_fields)
@@ -153,7 +188,9 @@ def test_bad_inputs_raise_input_error(fitted):
 def test_divergence_is_an_arithmetic_error_and_keeps_a_finite_model(fitted):
     _, X, _ = fitted
     y = np.random.default_rng(0).normal(0, 1000, X.shape[0])
-    model = FM(loss="squared", optimizer="sgd", learning_rate=10.0, init_std=1.0, epochs=3, num_threads=1)
+    model = FM(
+        loss="squared", optimizer="sgd", learning_rate=10.0, init_std=1.0, epochs=3, num_threads=1
+    )
     with pytest.raises(ArithmeticError):
         model.fit(X, y)
     assert model.fitted and np.all(np.isfinite(model.factors))
@@ -165,7 +202,8 @@ def test_ffm_and_partial_fit(program, split):
     Xt = enc.transform(test, events=program.events)
     y = train["label"].to_numpy()
     ffm = FFM(factors=4, epochs=10, early_stopping_rounds=1, num_threads=2).fit(
-        X, y, encoder=enc, validation=(Xt, test["label"]))
+        X, y, encoder=enc, validation=(Xt, test["label"])
+    )
     assert perkrec.auc(test["label"].to_numpy(), ffm.predict(Xt)) > 0.65
     assert ffm.factors.shape == (enc.n_features, enc.n_fields, 4)
     assert isinstance(perkrec.loads(ffm.to_bytes()), FFM)
@@ -197,7 +235,9 @@ def test_calibration():
     for c in (platt, iso):
         again = type(c).from_json(c.to_json())
         np.testing.assert_array_equal(again.predict(s[:100]), c.predict(s[:100]))
-        np.testing.assert_array_equal(pickle.loads(pickle.dumps(c)).predict(s[:100]), c.predict(s[:100]))
+        np.testing.assert_array_equal(
+            pickle.loads(pickle.dumps(c)).predict(s[:100]), c.predict(s[:100])
+        )
     with pytest.raises(perkrec.InputError):
         PlattCalibrator().fit(s, np.full(len(s), 2.0))  # labels must be 0 / 1
     with pytest.raises(perkrec.InputError):
@@ -212,11 +252,15 @@ def test_cold_start_benefits_and_members_score_from_attributes(program, split):
     is_new = samples["benefit"].isin(held_benefits) | samples["user"].isin(held_users)
     train, test = samples[~is_new], samples[samples["benefit"].isin(held_benefits)]
     enc = FeatureEncoder().fit(train, events=program.events, catalog=program.catalog)
-    model = FM(factors=8, epochs=5, num_threads=2).fit(enc.transform(train, events=program.events), train["label"])
+    model = FM(factors=8, epochs=5, num_threads=2).fit(
+        enc.transform(train, events=program.events), train["label"]
+    )
     y = test["label"].to_numpy()
     p = model.predict(enc.transform(test, events=program.events))
     assert perkrec.auc(y, p) > 0.6
-    new_members = samples[samples["user"].isin(held_users) & ~samples["benefit"].isin(held_benefits)]
+    new_members = samples[
+        samples["user"].isin(held_users) & ~samples["benefit"].isin(held_benefits)
+    ]
     p = model.predict(enc.transform(new_members, events=program.events))
     assert perkrec.auc(new_members["label"].to_numpy(), p) > 0.6
 
@@ -227,18 +271,32 @@ def test_two_thread_training_merges_per_thread_bias():
     # the bias and merges its change per block; a lost or double-counted merge would move the
     # bias away from logit(base rate) and away from the one-thread model's bias.
     import scipy.sparse as sp
+
     rng = np.random.default_rng(3)
     rows, fields, per_field = 60_000, 4, 50
-    idx = (rng.integers(0, per_field, size=(rows, fields)) + np.arange(fields) * per_field).astype(np.int32).ravel()
-    X = sp.csr_matrix((np.ones(rows * fields, np.float32), idx, np.arange(0, rows * fields + 1, fields)),
-                      shape=(rows, fields * per_field))
+    idx = (
+        (rng.integers(0, per_field, size=(rows, fields)) + np.arange(fields) * per_field)
+        .astype(np.int32)
+        .ravel()
+    )
+    X = sp.csr_matrix(
+        (np.ones(rows * fields, np.float32), idx, np.arange(0, rows * fields + 1, fields)),
+        shape=(rows, fields * per_field),
+    )
     y = (rng.random(rows) < 0.2).astype(np.float32)
     target = np.log(0.2 / 0.8)
     biases = {}
     for threads in (1, 2):
         for opt in ("sgd", "adagrad"):
-            m = FM(factors=4, epochs=3, optimizer=opt, learning_rate=0.02, reg_linear=1.0, reg_factors=1.0,
-                   num_threads=threads).fit(X, y)
+            m = FM(
+                factors=4,
+                epochs=3,
+                optimizer=opt,
+                learning_rate=0.02,
+                reg_linear=1.0,
+                reg_factors=1.0,
+                num_threads=threads,
+            ).fit(X, y)
             biases[threads, opt] = m._impl.bias
             assert abs(m._impl.bias - target) < 0.2, (threads, opt, m._impl.bias)
             assert abs(float(np.mean(m.predict(X))) - 0.2) < 0.03
@@ -248,7 +306,7 @@ def test_two_thread_training_merges_per_thread_bias():
 
 def _planted_logistic(n=4000, d=30, seed=3):
     rng = np.random.default_rng(seed)
-    dense = rng.normal(size=(n, d)) * (rng.random((n, d)) < 0.3)   # sparse-ish real features
+    dense = rng.normal(size=(n, d)) * (rng.random((n, d)) < 0.3)  # sparse-ish real features
     coef = rng.normal(0, 0.8, d)
     y = (rng.random(n) < 1 / (1 + np.exp(-(dense @ coef - 0.4)))).astype(np.float32)
     return sp.csr_matrix(dense.astype(np.float32)), y
@@ -264,8 +322,9 @@ def test_factors_zero_is_exact_logistic_regression(lam, tmp_path):
     # Same objective: mean log-loss + lam/2 |w|^2  <=>  C sum log-loss + |w|^2/2 with C = 1/(lam n).
     # newton-cg: sklearn's lbfgs stops ~1e-6 short of the optimum even at tol=1e-12.
     ref = LogisticRegression(C=1.0 / (lam * n), solver="newton-cg", tol=1e-12, max_iter=10_000).fit(
-        X.toarray().astype(np.float64), y)
-    np.testing.assert_allclose(lr.linear, ref.coef_[0], atol=1e-6)      # float32 storage
+        X.toarray().astype(np.float64), y
+    )
+    np.testing.assert_allclose(lr.linear, ref.coef_[0], atol=1e-6)  # float32 storage
     assert abs(lr.bias - ref.intercept_[0]) < 1e-6
     np.testing.assert_allclose(lr.predict(X), ref.predict_proba(X.toarray())[:, 1], atol=2e-6)
     assert lr.factors.shape == (X.shape[1], 0)
@@ -291,18 +350,41 @@ def test_factors_zero_config_errors():
 def _coupon_program():
     """A small program in the shape of a public coupon dataset: no kind, free attribute columns,
     labels given per offer, a campaign per offer, members without events."""
-    catalog = perkrec.Catalog.from_frame(pd.DataFrame({
-        "coupon_id": ["c1", "c2", "c3"], "brand": ["Acme", "Bolt", "Acme"],
-        "category": ["Meat", "Grocery", "Meat"], "validity_days": [30, 30, 30]}), id_column="coupon_id")
-    events = perkrec.EventLog.from_frame(pd.DataFrame({
-        "user": [10, 10, 11], "benefit": ["c1", "c1", "c2"], "event_type": ["issued", "redeemed", "issued"],
-        "timestamp": pd.to_datetime(["2026-01-01", "2026-03-01", "2026-01-02"], utc=True)}), benefits=catalog)
-    users = perkrec.UserTable.from_frame(pd.DataFrame({"income": [1, 2, 3]}, index=[10, 11, 12]),
-                                         users=events.user_ids)
-    offers = pd.DataFrame({"user": [10, 12, 11, 99], "benefit": ["c1", "c3", "c2", "c1"],
-                           "timestamp": pd.to_datetime(["2026-02-01", "2026-02-02", "2026-02-03", "2026-02-04"]),
-                           "label": [1, 0, True, 0], "campaign": [8, 8, 13, 13]},
-                          index=pd.Index([100, 101, 102, 103], name="offer_id"))
+    catalog = perkrec.Catalog.from_frame(
+        pd.DataFrame(
+            {
+                "coupon_id": ["c1", "c2", "c3"],
+                "brand": ["Acme", "Bolt", "Acme"],
+                "category": ["Meat", "Grocery", "Meat"],
+                "validity_days": [30, 30, 30],
+            }
+        ),
+        id_column="coupon_id",
+    )
+    events = perkrec.EventLog.from_frame(
+        pd.DataFrame(
+            {
+                "user": [10, 10, 11],
+                "benefit": ["c1", "c1", "c2"],
+                "event_type": ["issued", "redeemed", "issued"],
+                "timestamp": pd.to_datetime(["2026-01-01", "2026-03-01", "2026-01-02"], utc=True),
+            }
+        ),
+        benefits=catalog,
+    )
+    users = perkrec.UserTable.from_frame(
+        pd.DataFrame({"income": [1, 2, 3]}, index=[10, 11, 12]), users=events.user_ids
+    )
+    offers = pd.DataFrame(
+        {
+            "user": [10, 12, 11, 99],
+            "benefit": ["c1", "c3", "c2", "c1"],
+            "timestamp": pd.to_datetime(["2026-02-01", "2026-02-02", "2026-02-03", "2026-02-04"]),
+            "label": [1, 0, True, 0],
+            "campaign": [8, 8, 13, 13],
+        },
+        index=pd.Index([100, 101, 102, 103], name="offer_id"),
+    )
     return catalog, events, users, offers
 
 
@@ -312,12 +394,16 @@ def test_samples_from_labelled_offers_carry_ids_and_context():
         redemption_samples(events, catalog, users, offers=offers)
     s = redemption_samples(events, catalog, users, offers=offers, unknown="drop")
     assert s.attrs["unknown_users"] == 1 and s.attrs["unknown_benefits"] == 0
-    assert list(s.index) == [100, 101, 102] and s.index.name == "offer_id"      # row ids kept
-    assert s["label"].tolist() == [1, 0, 1]                                     # labels as given
-    assert s["campaign"].tolist() == [8, 8, 13]                                 # context carried through
-    assert s["brand"].tolist() == ["Acme", "Acme", "Bolt"] and s["category"].tolist() == ["Meat", "Meat", "Grocery"]
+    assert list(s.index) == [100, 101, 102] and s.index.name == "offer_id"  # row ids kept
+    assert s["label"].tolist() == [1, 0, 1]  # labels as given
+    assert s["campaign"].tolist() == [8, 8, 13]  # context carried through
+    assert s["brand"].tolist() == ["Acme", "Acme", "Bolt"] and s["category"].tolist() == [
+        "Meat",
+        "Meat",
+        "Grocery",
+    ]
     assert s["kind"].tolist() == ["discount"] * 3 and s["income"].tolist() == [1, 3, 2]
-    assert s["user"].tolist() == [0, 2, 1]          # member 12 has no events: added to the map by UserTable
+    assert s["user"].tolist() == [0, 2, 1]  # member 12 has no events: added to the map by UserTable
     kept = redemption_samples(events, catalog, users, offers=offers, unknown="keep")
     assert len(kept) == 4 and kept.loc[103, "user"] == -1 and pd.isna(kept.loc[103, "income"])
     with pytest.raises(perkrec.InputError, match="row 1: label must be 0 or 1"):
@@ -371,27 +457,36 @@ def test_real_coupon_campaigns_end_to_end_with_logistic_regression():
     offered = pd.read_csv(folder / "campaign_table.csv")
     redeemed = pd.read_csv(folder / "coupon_redempt.csv")
     demographics = pd.read_csv(folder / "hh_demographic.csv").set_index("household_key")
-    catalog = perkrec.Catalog.from_frame(campaigns.assign(
-        validity_days=campaigns["END_DAY"] - campaigns["START_DAY"] + 1), id_column="CAMPAIGN")
-    members = perkrec.UserTable.from_frame(demographics, users=perkrec.IdMap(np.unique(offered["household_key"])))
-    assert members.unknown_users > 0          # households with demographics but no campaign
+    catalog = perkrec.Catalog.from_frame(
+        campaigns.assign(validity_days=campaigns["END_DAY"] - campaigns["START_DAY"] + 1),
+        id_column="CAMPAIGN",
+    )
+    members = perkrec.UserTable.from_frame(
+        demographics, users=perkrec.IdMap(np.unique(offered["household_key"]))
+    )
+    assert members.unknown_users > 0  # households with demographics but no campaign
     pairs = set(zip(redeemed["household_key"], redeemed["CAMPAIGN"]))
     start = campaigns.set_index("CAMPAIGN")["START_DAY"]
-    offers = pd.DataFrame({
-        "user": offered["household_key"], "benefit": offered["CAMPAIGN"].astype(str),
-        "timestamp": 1_500_000_000 + offered["CAMPAIGN"].map(start).to_numpy() * 86400,
-        "label": [int(p in pairs) for p in zip(offered["household_key"], offered["CAMPAIGN"])],
-        "offer_type": offered["DESCRIPTION"]})
+    offers = pd.DataFrame(
+        {
+            "user": offered["household_key"],
+            "benefit": offered["CAMPAIGN"].astype(str),
+            "timestamp": 1_500_000_000 + offered["CAMPAIGN"].map(start).to_numpy() * 86400,
+            "label": [int(p in pairs) for p in zip(offered["household_key"], offered["CAMPAIGN"])],
+            "offer_type": offered["DESCRIPTION"],
+        }
+    )
     samples = redemption_samples(None, catalog, members, offers=offers)
     assert len(samples) == len(offered) and samples["label"].sum() > 100
-    assert (samples["offer_type"] == samples["DESCRIPTION"]).all()     # carried vs catalog attribute
+    assert (samples["offer_type"] == samples["DESCRIPTION"]).all()  # carried vs catalog attribute
     fields = ["DESCRIPTION", "AGE_DESC", "INCOME_DESC", "HH_COMP_DESC", "benefit"]
     X = sp.csr_matrix(pd.get_dummies(samples[fields].astype(str)).to_numpy(np.float32))
     y = samples["label"].to_numpy(np.float32)
     lam = 1e-3
     lr = FM(factors=0, reg_linear=lam).fit(X, y)
-    ref = LogisticRegression(C=1.0 / (lam * len(y)), solver="newton-cg", tol=1e-12, max_iter=10_000).fit(
-        X.toarray().astype(np.float64), y)
+    ref = LogisticRegression(
+        C=1.0 / (lam * len(y)), solver="newton-cg", tol=1e-12, max_iter=10_000
+    ).fit(X.toarray().astype(np.float64), y)
     np.testing.assert_allclose(lr.linear, ref.coef_[0], atol=1e-5)
     np.testing.assert_allclose(lr.predict(X), ref.predict_proba(X.toarray())[:, 1], atol=1e-5)
 
@@ -404,9 +499,13 @@ def test_sample_times_as_datetimes_are_seconds_not_raw_nanoseconds(program, spli
     events = program.events
     base = enc.transform(test, events=events)
     for unit in ("ns", "us", "s"):
-        as_dt = test.assign(timestamp=pd.to_datetime(test["timestamp"], unit="s").astype(f"datetime64[{unit}]"))
+        as_dt = test.assign(
+            timestamp=pd.to_datetime(test["timestamp"], unit="s").astype(f"datetime64[{unit}]")
+        )
         assert (enc.transform(as_dt, events=events) != base).nnz == 0, unit
     aware = test.assign(timestamp=pd.to_datetime(test["timestamp"], unit="s", utc=True))
     assert (enc.transform(aware, events=events) != base).nnz == 0
-    strings = test.assign(timestamp=pd.to_datetime(test["timestamp"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"))
+    strings = test.assign(
+        timestamp=pd.to_datetime(test["timestamp"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
+    )
     assert (enc.transform(strings, events=events) != base).nnz == 0

@@ -12,7 +12,7 @@ import perkrec
 
 def _fix_crc(data: bytearray) -> bytes:
     body = len(data) - 8
-    data[body:body + 4] = struct.pack("<I", perkrec._core.crc32c(bytes(data[:body])))
+    data[body : body + 4] = struct.pack("<I", perkrec._core.crc32c(bytes(data[:body])))
     return bytes(data)
 
 
@@ -24,7 +24,9 @@ def test_crc_helper_matches_the_container():
 
 def _planted(users=60, benefits=24, seed=3):
     rng = np.random.default_rng(seed)
-    dense = (rng.random((users, benefits)) < 0.2) | (np.arange(benefits)[None, :] == np.arange(users)[:, None] % benefits)
+    dense = (rng.random((users, benefits)) < 0.2) | (
+        np.arange(benefits)[None, :] == np.arange(users)[:, None] % benefits
+    )
     return sp.csr_matrix(dense.astype(np.float32))
 
 
@@ -65,15 +67,15 @@ def test_thread_counts_are_bounded(make):
 def test_damaged_header_bytes_raise_model_format_error_not_unicode_error():
     data = bytearray(perkrec.IdMap(["alpha", "beta"]).to_bytes())
     header_len = struct.unpack("<I", data[12:16])[0]
-    header = bytes(data[32:32 + header_len])
+    header = bytes(data[32 : 32 + header_len])
     at = header.index(b'"kind"')
     cases = []
     for junk in (b"\xff", b"\xc3\x28", b"\xed\xa0\x80"):
         damaged = bytearray(data)
-        damaged[32 + at + 2:32 + at + 2 + len(junk)] = junk  # inside the key string
+        damaged[32 + at + 2 : 32 + at + 2 + len(junk)] = junk  # inside the key string
         cases.append(_fix_crc(damaged))
         damaged = bytearray(data)
-        damaged[32 + at - 1:32 + at - 1 + len(junk)] = junk  # outside any string
+        damaged[32 + at - 1 : 32 + at - 1 + len(junk)] = junk  # outside any string
         cases.append(_fix_crc(damaged))
     for case in cases:
         with pytest.raises(perkrec.ModelFormatError) as info:
@@ -85,7 +87,7 @@ def test_string_list_offsets_past_the_bytes_are_rejected():
     data = bytearray(perkrec.IdMap(["alpha", "beta", "gamma"]).to_bytes())
     offsets = struct.pack("<4q", 0, 5, 9, 14)
     at = bytes(data).index(offsets)
-    data[at:at + 32] = struct.pack("<4q", 0, 5 + 4096, 9, 14)
+    data[at : at + 32] = struct.pack("<4q", 0, 5 + 4096, 9, 14)
     with pytest.raises(perkrec.ModelFormatError, match="offset"):
         perkrec.loads(_fix_crc(data))
 
@@ -93,7 +95,7 @@ def test_string_list_offsets_past_the_bytes_are_rejected():
 def test_invalid_utf8_ids_in_a_file_are_rejected():
     data = bytearray(perkrec.IdMap(["alpha", "beta"]).to_bytes())
     at = bytes(data).index(b"alphabeta")
-    data[at:at + 1] = b"\xff"
+    data[at : at + 1] = b"\xff"
     with pytest.raises(perkrec.ModelFormatError, match="UTF-8"):
         perkrec.loads(_fix_crc(data))
 
@@ -122,7 +124,10 @@ def test_empty_allow_list_allows_nothing_and_huge_n_is_clamped(make):
 
 def test_a_service_sets_the_thread_count_of_a_loaded_model(tmp_path):
     matrix = _planted()
-    for model in (perkrec.ALS(factors=4, iterations=2, num_threads=1000), perkrec.Popularity(num_threads=1000)):
+    for model in (
+        perkrec.ALS(factors=4, iterations=2, num_threads=1000),
+        perkrec.Popularity(num_threads=1000),
+    ):
         model.fit(matrix)
         model.save(tmp_path / "m.perk")
         loaded = perkrec.load(tmp_path / "m.perk")
@@ -143,15 +148,20 @@ def test_a_stale_canonical_flag_is_not_trusted():
     first = coo.row == 0
     rows = np.concatenate([coo.row[~first], coo.row[first], coo.row[first]])
     cols = np.concatenate([coo.col[~first], coo.col[first][::-1], coo.col[first]])
-    vals = np.concatenate([coo.data[~first], coo.data[first][::-1] / 2, coo.data[first] / 2]).astype(np.float32)
+    vals = np.concatenate(
+        [coo.data[~first], coo.data[first][::-1] / 2, coo.data[first] / 2]
+    ).astype(np.float32)
     order = np.argsort(rows, kind="stable")
     indptr = np.searchsorted(rows[order], np.arange(matrix.shape[0] + 1))
     stale = sp.csr_matrix((vals[order], cols[order], indptr), shape=matrix.shape)
     stale.has_canonical_format = True  # a lie
-    assert (np.diff(stale.indices[stale.indptr[0]:stale.indptr[1]]) <= 0).any()
+    assert (np.diff(stale.indices[stale.indptr[0] : stale.indptr[1]]) <= 0).any()
     for make in (perkrec.Popularity, lambda: perkrec.ItemKNN()):
         a = make().fit(matrix)
         b = make().fit(stale)
-        np.testing.assert_allclose(b.score(np.zeros(24, np.int32), np.arange(24) % matrix.shape[1]),
-                                   a.score(np.zeros(24, np.int32), np.arange(24) % matrix.shape[1]), rtol=1e-6)
+        np.testing.assert_allclose(
+            b.score(np.zeros(24, np.int32), np.arange(24) % matrix.shape[1]),
+            a.score(np.zeros(24, np.int32), np.arange(24) % matrix.shape[1]),
+            rtol=1e-6,
+        )
     assert reference.to_bytes() == perkrec.Popularity().fit(stale).to_bytes()

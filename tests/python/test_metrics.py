@@ -16,9 +16,13 @@ def test_auc_and_log_loss_match_sklearn():
         scores = (rng.normal(size=5000) + 0.7 * y).astype(np.float32)
         if trial == 0:
             scores = np.round(scores, 1)  # many ties
-        assert perkrec.auc(y, scores) == pytest.approx(sklearn_metrics.roc_auc_score(y, scores), abs=1e-9)
+        assert perkrec.auc(y, scores) == pytest.approx(
+            sklearn_metrics.roc_auc_score(y, scores), abs=1e-9
+        )
         p = (1 / (1 + np.exp(-scores))).astype(np.float32)
-        assert perkrec.log_loss(y, p) == pytest.approx(sklearn_metrics.log_loss(y, p.astype(np.float64)), rel=1e-6)
+        assert perkrec.log_loss(y, p) == pytest.approx(
+            sklearn_metrics.log_loss(y, p.astype(np.float64)), rel=1e-6
+        )
 
 
 def reference_ranking(relevant, recommended, k):
@@ -26,7 +30,7 @@ def reference_ranking(relevant, recommended, k):
     sums = dict(precision=0.0, recall=0.0, ndcg=0.0, map=0.0, hit_rate=0.0)
     rows = 0
     for r in range(relevant.shape[0]):
-        rel = set(relevant.indices[relevant.indptr[r]:relevant.indptr[r + 1]].tolist())
+        rel = set(relevant.indices[relevant.indptr[r] : relevant.indptr[r + 1]].tolist())
         if not rel:
             continue
         rows += 1
@@ -60,7 +64,9 @@ def test_ranking_metrics_match_references_and_sklearn_ndcg():
     # scikit-learn's NDCG@k with binary relevance over the rows that have any relevant item.
     dense = relevant.toarray()
     has = dense.sum(axis=1) > 0
-    assert got["ndcg"] == pytest.approx(sklearn_metrics.ndcg_score(dense[has], scores[has], k=k), abs=1e-9)
+    assert got["ndcg"] == pytest.approx(
+        sklearn_metrics.ndcg_score(dense[has], scores[has], k=k), abs=1e-9
+    )
     assert got["coverage"] == pytest.approx(len(np.unique(recommended)) / n_items)
     assert perkrec.catalog_coverage(recommended, n_items) == pytest.approx(got["coverage"])
 

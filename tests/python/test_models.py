@@ -67,8 +67,15 @@ def test_filters_never_leak(fitted):
         allow = rng.integers(0, 60, size=30) if trial % 2 else None
         blocks = bool(trial % 3 == 0)
         n = int(rng.integers(1, 70))
-        ids, scores = model.recommend(users, seen, n=n, exclude=exclude, allow=allow, eligibility=elig,
-                                      eligibility_blocks=blocks)
+        ids, scores = model.recommend(
+            users,
+            seen,
+            n=n,
+            exclude=exclude,
+            allow=allow,
+            eligibility=elig,
+            eligibility_blocks=blocks,
+        )
         assert not np.isnan(scores).any()
         for r in range(len(users)):
             got = ids[r][ids[r] >= 0]
@@ -91,8 +98,13 @@ def test_save_load_pickle_and_threads_give_identical_results(fitted, tmp_path):
     stream = io.BytesIO()
     model.save(stream)
     stream.seek(0)
-    for other in (perkrec.load(path), type(model).load(path), pickle.loads(pickle.dumps(model)),
-                  perkrec.load(io.BytesIO(stream.getvalue())), type(model).load(stream)):
+    for other in (
+        perkrec.load(path),
+        type(model).load(path),
+        pickle.loads(pickle.dumps(model)),
+        perkrec.load(io.BytesIO(stream.getvalue())),
+        type(model).load(stream),
+    ):
         np.testing.assert_array_equal(other.recommend(users, matrix, n=10)[0], expected)
         assert other.benefit_ids == model.benefit_ids
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -36,12 +36,22 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
         dataset_path(NEEDS_DATA[name])
     monkeypatch.setenv("PERKREC_DATA_DIR", str(data_root()))
     book = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = nbclient.NotebookClient(book, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()
-    errors = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    errors = [
+        o
+        for c in book.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.output_type == "error"
+    ]
     assert errors == []
     assert all(c.execution_count is not None for c in book.cells if c.cell_type == "code")
-    written = {"01_quickstart.ipynb": "redemption.perk", "04_campaign_report.ipynb": "campaign_report.html"}
+    written = {
+        "01_quickstart.ipynb": "redemption.perk",
+        "04_campaign_report.ipynb": "campaign_report.html",
+    }
     if name in written:
         assert (tmp_path / written[name]).is_file()

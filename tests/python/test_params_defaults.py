@@ -21,7 +21,10 @@ CLASSES = {
     perkrec.PreferenceModel: ("PreferenceParams", set()),
     perkrec.ScoreBlend: ("ScoreBlendParams", set()),
     # Planner takes the allocator, schedule and explain settings from its policy.
-    perkrec.Planner: ("PlannerParams", {"allocator", "max_nodes", "default_hour", "min_validity_days", "explain"}),
+    perkrec.Planner: (
+        "PlannerParams",
+        {"allocator", "max_nodes", "default_hour", "min_validity_days", "explain"},
+    ),
     # UpliftModel: every FM key defaults to None (= the C++ default); only its own keys here.
     perkrec.UpliftModel: ("UpliftParams", {"base"}),
     # Pacer: start and end have no default; budget=None is the C++ infinite budget.
@@ -58,7 +61,9 @@ def mismatches(cls, struct: str, not_taken=frozenset()) -> list:
         if key in not_taken:
             continue
         if key not in signature:
-            problems.append(f"{cls.__name__}: no parameter {key!r} (C++ {struct}.{key} = {value!r})")
+            problems.append(
+                f"{cls.__name__}: no parameter {key!r} (C++ {struct}.{key} = {value!r})"
+            )
             continue
         default = signature[key].default
         if default is None:
@@ -87,9 +92,16 @@ def test_default_event_weights_are_the_cpp_weights():
 
 def test_a_drifted_default_is_reported():
     class DriftedALS(perkrec.ALS):
-        def __init__(self, factors: int = 65, regularization: float = 0.01, alpha: float = 1.0,
-                     iterations: int = 15, cg_steps: int = 3, calculate_training_loss: bool = False,
-                     num_threads: int = 0):
+        def __init__(
+            self,
+            factors: int = 65,
+            regularization: float = 0.01,
+            alpha: float = 1.0,
+            iterations: int = 15,
+            cg_steps: int = 3,
+            calculate_training_loss: bool = False,
+            num_threads: int = 0,
+        ):
             super().__init__(factors=factors)
 
     problems = mismatches(DriftedALS, "ALSParams")

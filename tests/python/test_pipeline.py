@@ -39,8 +39,11 @@ def test_benefit_planner_fits_and_plans_within_the_budget(fitted, program, times
     plan = fitted.plan()
     assert isinstance(plan, perkrec.Plan) and len(plan.frame) > 0
     assert plan.expected_cost <= demo_policy(program.events.n_users)["budget"] + 1e-6
-    assert plan.frame.groupby("member_index").size().max() == 1          # max_per_member
-    assert fitted.cut_time.value == times[0].floor("s").value and fitted.end_time.value == times[1].floor("s").value
+    assert plan.frame.groupby("member_index").size().max() == 1  # max_per_member
+    assert (
+        fitted.cut_time.value == times[0].floor("s").value
+        and fitted.end_time.value == times[1].floor("s").value
+    )
     smaller = fitted.plan(budget=100.0)
     assert smaller.expected_cost <= 100.0 + 1e-6 and len(smaller.frame) < len(plan.frame)
     inputs = fitted.inputs()
@@ -56,8 +59,11 @@ def test_benefit_planner_round_trips_through_save_load_with_identical_plans(fitt
     fitted.save(path)
     assert perkrec.info(path)["kind"] == "BenefitPlanner"
     expected = fitted.plan()
-    for loaded in (perkrec.BenefitPlanner.load(path), perkrec.load(path),
-                   pickle.loads(pickle.dumps(fitted))):
+    for loaded in (
+        perkrec.BenefitPlanner.load(path),
+        perkrec.load(path),
+        pickle.loads(pickle.dumps(fitted)),
+    ):
         assert isinstance(loaded, perkrec.BenefitPlanner)
         assert loaded.params == fitted.params and loaded.fm_params == fitted.fm_params
         _same_plan(loaded.plan(), expected)
@@ -69,7 +75,13 @@ def test_benefit_planner_round_trips_through_save_load_with_identical_plans(fitt
 def test_plan_equals_the_hand_assembled_pipeline_with_the_same_models(fitted, program, times):
     from perkrec.fm import redemption_samples
     from perkrec.pipeline import with_attributes
-    from perkrec.plan import Planner, incremental_share, issue_weights, order_value, shrink_interactions
+    from perkrec.plan import (
+        Planner,
+        incremental_share,
+        issue_weights,
+        order_value,
+        shrink_interactions,
+    )
 
     cut, end = times
     log, catalog, users = program.events, program.catalog, program.users
@@ -77,30 +89,62 @@ def test_plan_equals_the_hand_assembled_pipeline_with_the_same_models(fitted, pr
     # The recipe by hand, as demo.plan_inputs assembled it.
     n, nb = log.n_users, len(catalog)
     t = int(end.value // 1_000_000_000)
-    pairs = with_attributes(pd.DataFrame({"user": np.repeat(np.arange(n), nb), "benefit": np.tile(np.arange(nb), n),
-                                          "timestamp": t}), catalog, users)
+    pairs = with_attributes(
+        pd.DataFrame(
+            {
+                "user": np.repeat(np.arange(n), nb),
+                "benefit": np.tile(np.arange(nb), n),
+                "timestamp": t,
+            }
+        ),
+        catalog,
+        users,
+    )
     P = fm.predict(enc.transform(pairs, events=log)).reshape(n, nb).astype(np.float32)
     frame = log.to_frame(external_ids=False)
     rows = redemption_samples(frame, catalog, users)
     t_cut = int(cut.value // 1_000_000_000)
-    held = ((rows["timestamp"] >= t_cut) & (rows["timestamp"] + rows["validity_days"] * 86400 <= t)).to_numpy()
-    issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (frame["benefit"].to_numpy() >= 0)
+    held = (
+        (rows["timestamp"] >= t_cut) & (rows["timestamp"] + rows["validity_days"] * 86400 <= t)
+    ).to_numpy()
+    issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (
+        frame["benefit"].to_numpy() >= 0
+    )
     weights = issue_weights(frame["propensity"].to_numpy()[issued][held])
     rows = rows[held]
     predicted = fm.predict(enc.transform(rows, events=log))
-    P, _ = shrink_interactions(np.clip(P, 1e-6, 1 - 1e-6), rows["user"], rows["benefit"],
-                               np.clip(predicted, 1e-6, 1 - 1e-6), rows["label"], sample_weight=weights)
+    P, _ = shrink_interactions(
+        np.clip(P, 1e-6, 1 - 1e-6),
+        rows["user"],
+        rows["benefit"],
+        np.clip(predicted, 1e-6, 1 - 1e-6),
+        rows["label"],
+        sample_weight=weights,
+    )
     S = incremental_share(pref, catalog)
     V = order_value(log, 0.3, cut_time=end)
     by_hand = Planner(demo_policy(n), num_threads=2).plan(
-        catalog, users, end, redemption_probability=P, incremental_share=S, order_value=V,
-        segments=pref.segments(), history=log, preference=pref)
+        catalog,
+        users,
+        end,
+        redemption_probability=P,
+        incremental_share=S,
+        order_value=V,
+        segments=pref.segments(),
+        history=log,
+        preference=pref,
+    )
     _same_plan(fitted.plan(at=end), by_hand)
 
 
 def test_without_member_attributes_and_with_the_control_group_share(program, times, tmp_path):
-    bp = perkrec.BenefitPlanner({"budget": 300.0, "max_per_member": 1}, incremental="control", weighting="none",
-                                shrink=False, num_threads=2)
+    bp = perkrec.BenefitPlanner(
+        {"budget": 300.0, "max_per_member": 1},
+        incremental="control",
+        weighting="none",
+        shrink=False,
+        num_threads=2,
+    )
     bp.fit(program.events, program.catalog, cut_time=times[0])
     plan = bp.plan()
     assert bp.users is None and 0 < plan.expected_cost <= 300.0 + 1e-6
@@ -122,12 +166,20 @@ def test_a_damaged_file_raises_model_format_error(fitted, tmp_path):
         perkrec.BenefitPlanner.load(tmp_path / "missing.perk")
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"weighting": "magic"}, "weighting"), ({"incremental": "guess"}, "incremental"),
-    ({"shrink": "yes"}, "shrink"), ({"margin": 0.0}, "margin"), ({"margin": True}, "margin"),
-    ({"factors": -1}, "factors"), ({"objective": "profit"}, "objective"), ({"top_k": 0}, "top_k"),
-    ({"preference_params": {"latent_classes": -2}}, "latent_classes"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"weighting": "magic"}, "weighting"),
+        ({"incremental": "guess"}, "incremental"),
+        ({"shrink": "yes"}, "shrink"),
+        ({"margin": 0.0}, "margin"),
+        ({"margin": True}, "margin"),
+        ({"factors": -1}, "factors"),
+        ({"objective": "profit"}, "objective"),
+        ({"top_k": 0}, "top_k"),
+        ({"preference_params": {"latent_classes": -2}}, "latent_classes"),
+    ],
+)
 def test_bad_parameters_raise_config_error_naming_the_field(kwargs, field):
     with pytest.raises(perkrec.ConfigError, match=field):
         perkrec.BenefitPlanner(**kwargs)
@@ -148,15 +200,20 @@ def test_bad_inputs_raise_input_error_naming_the_field(program, times):
         bp.fit(log, catalog, cut_time=times[1] + pd.Timedelta(days=1))
     with pytest.raises(perkrec.InputError, match="cut_time"):  # nothing held out after the cut
         bp.fit(log, catalog, cut_time=times[1])
-    assert not bp.fitted                                           # a failed fit leaves it unfitted
-    no_propensity = perkrec.EventLog.from_frame(log.to_frame(), propensity=None, users=log.user_ids,
-                                                benefits=catalog)
+    assert not bp.fitted  # a failed fit leaves it unfitted
+    no_propensity = perkrec.EventLog.from_frame(
+        log.to_frame(), propensity=None, users=log.user_ids, benefits=catalog
+    )
     with pytest.raises(perkrec.InputError, match="propensit"):
         bp.fit(no_propensity, catalog)
     bp_control = perkrec.BenefitPlanner(incremental="control", weighting="none")
     with pytest.raises(perkrec.InputError, match="control"):
-        bp_control.fit(perkrec.EventLog.from_frame(log.to_frame(), control=None, users=log.user_ids,
-                                                   benefits=catalog), catalog)
+        bp_control.fit(
+            perkrec.EventLog.from_frame(
+                log.to_frame(), control=None, users=log.user_ids, benefits=catalog
+            ),
+            catalog,
+        )
 
 
 def test_planning_with_a_newer_log_reads_its_history_without_refitting(fitted, program, times):
@@ -166,14 +223,17 @@ def test_planning_with_a_newer_log_reads_its_history_without_refitting(fitted, p
     _same_plan(fitted.plan(at=end, events=log), fitted.plan(at=end))
     t_week = int((end - pd.Timedelta(days=7)).value // 1_000_000_000)
     older = log.filter(log.timestamps < t_week)
-    assert not np.array_equal(fitted.inputs(end, events=older).redemption_probability,
-                              fitted.inputs(end).redemption_probability)
+    assert not np.array_equal(
+        fitted.inputs(end, events=older).redemption_probability,
+        fitted.inputs(end).redemption_probability,
+    )
     assert not fitted.plan(at=end, events=older).frame.equals(fitted.plan(at=end).frame)
     with pytest.raises(perkrec.InputError, match="events"):
         fitted.plan(events=log.to_frame())
     frame = log.to_frame()
-    small = perkrec.EventLog.from_frame(frame[frame["user"].isin(frame["user"].unique()[:10])],
-                                        benefits=program.catalog)
+    small = perkrec.EventLog.from_frame(
+        frame[frame["user"].isin(frame["user"].unique()[:10])], benefits=program.catalog
+    )
     with pytest.raises(perkrec.InputError, match="members"):
         fitted.plan(events=small)
 

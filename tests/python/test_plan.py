@@ -28,26 +28,49 @@ def inputs(program):
 
 
 POLICY = {
-    "budget": 600.0, "issue_cost": 0.05, "max_per_member": 2, "max_per_kind": 1,
+    "budget": 600.0,
+    "issue_cost": 0.05,
+    "max_per_member": 2,
+    "max_per_kind": 1,
     "quiet_hours": {"start_hour": 21, "end_hour": 9},
     "inventory": {"B02": 40},
     "segment_quotas": {"dormant": {"max_members": 50, "max_cost": 60.0}},
     "rules": [
-        {"name": "exclusive perks for gold and platinum", "effect": "require",
-         "benefits": {"kinds": ["member_exclusive"]},
-         "members": {"attributes": [{"column": "tier", "op": "in", "value": ["gold", "platinum"]}]}},
-        {"name": "no points for new members", "effect": "deny", "benefits": {"kinds": ["points"]},
-         "members": {"segments": ["new_member"]}},
+        {
+            "name": "exclusive perks for gold and platinum",
+            "effect": "require",
+            "benefits": {"kinds": ["member_exclusive"]},
+            "members": {
+                "attributes": [{"column": "tier", "op": "in", "value": ["gold", "platinum"]}]
+            },
+        },
+        {
+            "name": "no points for new members",
+            "effect": "deny",
+            "benefits": {"kinds": ["points"]},
+            "members": {"segments": ["new_member"]},
+        },
     ],
 }
 
 
 def _plan(program, inputs, policy=POLICY, **kw):
     end, pref, P, S, V = inputs
-    planner = Planner(policy, **{k: v for k, v in kw.items() if k in ("objective", "method", "num_threads", "top_k")})
-    return planner.plan(program.catalog, program.users, end, redemption_probability=P,
-                        incremental_share=S, order_value=V, segments=pref.segments(), history=program.events,
-                        preference=pref)
+    planner = Planner(
+        policy,
+        **{k: v for k, v in kw.items() if k in ("objective", "method", "num_threads", "top_k")},
+    )
+    return planner.plan(
+        program.catalog,
+        program.users,
+        end,
+        redemption_probability=P,
+        incremental_share=S,
+        order_value=V,
+        segments=pref.segments(),
+        history=program.events,
+        preference=pref,
+    )
 
 
 def test_plan_respects_every_rule_and_limit(program, inputs):
@@ -65,7 +88,9 @@ def test_plan_respects_every_rule_and_limit(program, inputs):
     tiers = users["tier"].astype(str).to_numpy()[f["member_index"]]
     exclusive = f["kind"].astype(str) == "member_exclusive"
     assert np.isin(tiers[exclusive], ["gold", "platinum"]).all()
-    assert not ((f["segment"].astype(str) == "new_member") & (f["kind"].astype(str) == "points")).any()
+    assert not (
+        (f["segment"].astype(str) == "new_member") & (f["kind"].astype(str) == "points")
+    ).any()
     # Inventory and the segment quota.
     assert (f["benefit"] == "B02").sum() <= 40
     dormant = f[f["segment"].astype(str) == "dormant"]
@@ -87,11 +112,17 @@ def test_reasons_summary_and_json_lines(program, inputs):
     assert all(abs(r["value"] - v) < 1e-3 * max(1, abs(v)) for r, v in zip(reasons, f["value"]))
     assert all(len(r["preferences"]) > 0 for r in reasons)
     rules = {r["best_ineligible"]["rule"] for r in reasons if r.get("best_ineligible")}
-    assert rules <= {"exclusive perks for gold and platinum", "no points for new members", "inventory"}
+    assert rules <= {
+        "exclusive perks for gold and platinum",
+        "no points for new members",
+        "inventory",
+    }
     assert any(r.get("runner_up") for r in reasons)
     s = plan.summary()
     assert s.loc["all", "expected_cost"] == pytest.approx(plan.expected_cost)
-    assert plan.summary(by="segment")["expected_return"].sum() == pytest.approx(plan.expected_return)
+    assert plan.summary(by="segment")["expected_return"].sum() == pytest.approx(
+        plan.expected_return
+    )
     assert plan.summary(by="kind")["benefits"].sum() == len(f)
     lines = plan.to_jsonl().splitlines()
     assert len(lines) == len(f)
@@ -109,11 +140,12 @@ def test_plan_is_identical_for_any_thread_count(program, inputs):
 def test_incremental_objective_avoids_members_who_buy_anyway(program, inputs):
     end, pref, P, S, V = inputs
     S2 = np.ones_like(S)
-    S2[: len(S2) // 2] = 0.0                       # the first half would order anyway
+    S2[: len(S2) // 2] = 0.0  # the first half would order anyway
     policy = {"budget": 200.0, "issue_cost": 0.05}
     kw = dict(redemption_probability=P, order_value=V, history=program.events)
-    inc = Planner(policy, objective="incremental").plan(program.catalog, program.users, end,
-                                                         incremental_share=S2, **kw)
+    inc = Planner(policy, objective="incremental").plan(
+        program.catalog, program.users, end, incremental_share=S2, **kw
+    )
     red = Planner(policy, objective="redemption").plan(program.catalog, program.users, end, **kw)
     assert (inc.frame["member_index"] >= len(S2) // 2).all()
     assert (red.frame["member_index"] < len(S2) // 2).mean() > 0.3
@@ -128,5 +160,10 @@ def test_planner_rejects_bad_configuration(program, inputs):
     with pytest.raises(perkrec.InputError, match="incremental_share"):
         Planner().plan(program.catalog, program.users, end, redemption_probability=P)
     with pytest.raises(perkrec.InputError):
-        Planner().plan(program.catalog, program.users, end, redemption_probability=P[:, :5],
-                       incremental_share=S)
+        Planner().plan(
+            program.catalog,
+            program.users,
+            end,
+            redemption_probability=P[:, :5],
+            incremental_share=S,
+        )

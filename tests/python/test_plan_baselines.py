@@ -8,18 +8,34 @@ import pandas as pd
 import pytest
 
 import perkrec
-from perkrec.plan import (Plan, _frame, default_segment_benefits, incremental_share, order_value,
-                          popularity_plan, redemption_counts, segment_rules_plan)
+from perkrec.plan import (
+    Plan,
+    _frame,
+    default_segment_benefits,
+    incremental_share,
+    order_value,
+    popularity_plan,
+    redemption_counts,
+    segment_rules_plan,
+)
 
 
 def _catalog():
-    return perkrec.Catalog.from_records([
-        {"id": "A", "kind": "discount", "face_value": 5, "cost": 5, "validity_days": 10},
-        {"id": "B", "kind": "points", "face_value": 2, "cost": 2, "validity_days": 20},
-        {"id": "C", "kind": "threshold_discount", "face_value": 10, "threshold": 50, "cost": 10,
-         "validity_days": 5},
-        {"id": "D", "kind": "free_shipping", "face_value": 6, "cost": 4, "validity_days": 30},
-    ])
+    return perkrec.Catalog.from_records(
+        [
+            {"id": "A", "kind": "discount", "face_value": 5, "cost": 5, "validity_days": 10},
+            {"id": "B", "kind": "points", "face_value": 2, "cost": 2, "validity_days": 20},
+            {
+                "id": "C",
+                "kind": "threshold_discount",
+                "face_value": 10,
+                "threshold": 50,
+                "cost": 10,
+                "validity_days": 5,
+            },
+            {"id": "D", "kind": "free_shipping", "face_value": 6, "cost": 4, "validity_days": 30},
+        ]
+    )
 
 
 def test_popularity_plan_gives_the_most_popular_affordable_benefit_to_everyone():
@@ -34,7 +50,7 @@ def test_popularity_plan_gives_the_most_popular_affordable_benefit_to_everyone()
     plan = popularity_plan(cat, P, V, 11.0, popularity=[5, 1, 9, 3], seed=3)  # B needs 10 for all
     assert plan.info["benefit"] == "B" and len(plan.frame) == 10
     plan = popularity_plan(cat, P, V, 9.0, popularity=[5, 1, 9, 3], seed=3)
-    assert set(plan.frame["benefit"]) == {"C"} and len(plan.frame) == 1   # 5 per member
+    assert set(plan.frame["benefit"]) == {"C"} and len(plan.frame) == 1  # 5 per member
     assert plan.expected_cost <= 9.0 + 1e-9
     # Eligibility is honoured: members 0-4 may not get A.
     eligible = np.ones((10, 4), dtype=np.uint8)
@@ -51,31 +67,68 @@ def test_segment_rules_plan_follows_the_rules_within_budget():
     codes = rng.integers(-1, 3, size=200)
     names = ["dormant", "points_redemption_active", "threshold_discount_sensitive"]
     rules = default_segment_benefits(cat, [1, 2, 3, 4], names)
-    assert rules == {"dormant": "A", "points_redemption_active": "B", "threshold_discount_sensitive": "C"}
+    assert rules == {
+        "dormant": "A",
+        "points_redemption_active": "B",
+        "threshold_discount_sensitive": "C",
+    }
     for budget in (5.0, 40.0, 1e9):
-        plan = segment_rules_plan(cat, P, V, budget, member_segment=codes, segment_names=names,
-                                  segment_benefits=rules, issue_cost=0.1)
+        plan = segment_rules_plan(
+            cat,
+            P,
+            V,
+            budget,
+            member_segment=codes,
+            segment_names=names,
+            segment_benefits=rules,
+            issue_cost=0.1,
+        )
         f = plan.frame
         assert plan.expected_cost <= budget + 1e-9
         want = np.array(["A", "B", "C"])[codes[f["member_index"]]]
         assert (f["benefit"].to_numpy() == want).all()
-        assert (codes[f["member_index"]] >= 0).all()          # no rule, no benefit
-        assert (f["segment"].astype(str).to_numpy() == np.array(names)[codes[f["member_index"]]]).all()
-        cost = 0.1 + P[f["member_index"], f["benefit_index"]] * np.array([5, 2, 10, 4])[f["benefit_index"]]
+        assert (codes[f["member_index"]] >= 0).all()  # no rule, no benefit
+        assert (
+            f["segment"].astype(str).to_numpy() == np.array(names)[codes[f["member_index"]]]
+        ).all()
+        cost = (
+            0.1
+            + P[f["member_index"], f["benefit_index"]] * np.array([5, 2, 10, 4])[f["benefit_index"]]
+        )
         np.testing.assert_allclose(f["cost"], cost)
-    assert len(segment_rules_plan(cat, P, V, 1e9, member_segment=codes, segment_names=names,
-                                  segment_benefits=rules).frame) == int((codes >= 0).sum())
+    assert len(
+        segment_rules_plan(
+            cat, P, V, 1e9, member_segment=codes, segment_names=names, segment_benefits=rules
+        ).frame
+    ) == int((codes >= 0).sum())
     with pytest.raises(perkrec.InputError, match="unknown benefit"):
-        segment_rules_plan(cat, P, V, 1.0, member_segment=codes, segment_names=names,
-                           segment_benefits={"dormant": "nope"})
+        segment_rules_plan(
+            cat,
+            P,
+            V,
+            1.0,
+            member_segment=codes,
+            segment_names=names,
+            segment_benefits={"dormant": "nope"},
+        )
 
 
 def test_plan_summary_jsonl_and_truth_evaluation():
     cat = _catalog()
-    f = _frame(cat, None, [0, 0, 2], [1, 3, 0], [0.5, 0.2, 0.1], [3.0, 1.0, 2.0], [1.0, 0.8, 0.5],
-               segment_names=["x", "y"], member_segment=np.array([0, 1, 1]),
-               send_at=[1_767_225_600] * 3, validity_days=[20, 30, 10],
-               reasons=[json.dumps({"why": i}) for i in range(3)])
+    f = _frame(
+        cat,
+        None,
+        [0, 0, 2],
+        [1, 3, 0],
+        [0.5, 0.2, 0.1],
+        [3.0, 1.0, 2.0],
+        [1.0, 0.8, 0.5],
+        segment_names=["x", "y"],
+        member_segment=np.array([0, 1, 1]),
+        send_at=[1_767_225_600] * 3,
+        validity_days=[20, 30, 10],
+        reasons=[json.dumps({"why": i}) for i in range(3)],
+    )
     plan = Plan(f, budget=10.0, issue_cost=0.1)
     s = plan.summary()
     assert s.loc["all", "members"] == 2 and s.loc["all", "benefits"] == 3
@@ -89,9 +142,12 @@ def test_plan_summary_jsonl_and_truth_evaluation():
     lines = plan.to_jsonl().splitlines()
     assert len(lines) == 3
     first = json.loads(lines[0])
-    assert first["benefit"] == "B" and first["reasons"] == {"why": 0} and first["validity_days"] == 20
+    assert (
+        first["benefit"] == "B" and first["reasons"] == {"why": 0} and first["validity_days"] == 20
+    )
     assert first["valid_until"].startswith("2026-01-21")
-    red = np.zeros((3, 4)); inc = np.zeros((3, 4))
+    red = np.zeros((3, 4))
+    inc = np.zeros((3, 4))
     red[0, 1], red[0, 3], red[2, 0] = 0.4, 0.3, 0.2
     inc[0, 1], inc[0, 3], inc[2, 0] = 0.1, 0.0, 0.2
     e = plan.evaluate(red, inc, [10.0, 0.0, 5.0], [5, 2, 10, 4])
@@ -100,13 +156,17 @@ def test_plan_summary_jsonl_and_truth_evaluation():
 
 
 def test_order_value_and_incremental_share():
-    ev = pd.DataFrame({
-        "user": [0, 0, 0, 1, 2], "benefit": [-1, -1, -1, -1, 0],
-        "event_type": ["ordered", "ordered", "ordered", "ordered", "issued"],
-        "timestamp": pd.to_datetime([1, 2, 3, 4, 5], unit="D", utc=True),
-        "order_amount": [10.0, 30.0, 20.0, 50.0, 0.0]})
+    ev = pd.DataFrame(
+        {
+            "user": [0, 0, 0, 1, 2],
+            "benefit": [-1, -1, -1, -1, 0],
+            "event_type": ["ordered", "ordered", "ordered", "ordered", "issued"],
+            "timestamp": pd.to_datetime([1, 2, 3, 4, 5], unit="D", utc=True),
+            "order_amount": [10.0, 30.0, 20.0, 50.0, 0.0],
+        }
+    )
     v = order_value(ev, 0.5)
-    np.testing.assert_allclose(v, [10.0, 25.0, 0.5 * 25.0])   # member 2: the population median
+    np.testing.assert_allclose(v, [10.0, 25.0, 0.5 * 25.0])  # member 2: the population median
     v = order_value(ev, 0.5, cut_time=pd.Timestamp(3, unit="D"))
     np.testing.assert_allclose(v, [10.0, 10.0, 10.0])
     with pytest.raises(perkrec.ConfigError, match="margin"):
@@ -120,7 +180,7 @@ def test_order_value_and_incremental_share():
             return {"horizon_days": 30.0}
 
     S = incremental_share(Timing(), _catalog())
-    np.testing.assert_allclose(S[0], 1.0)                                  # never buys: all uplift
+    np.testing.assert_allclose(S[0], 1.0)  # never buys: all uplift
     np.testing.assert_allclose(S[1], np.exp(-0.1 * np.array([10, 20, 5, 30])), rtol=1e-6)
 
 
@@ -144,11 +204,25 @@ def test_baselines_and_evaluate_reject_bad_input():
         popularity_plan(cat, P, V, 10.0, popularity=[1, 2, 3, 4], eligible=np.ones((6, 3)))
     names = ["dormant"]
     with pytest.raises(perkrec.InputError, match="member_segment"):
-        segment_rules_plan(cat, P, V, 10.0, member_segment=[0, 0, 1, 0, 0, 0], segment_names=names,
-                           segment_benefits={"dormant": "A"})
+        segment_rules_plan(
+            cat,
+            P,
+            V,
+            10.0,
+            member_segment=[0, 0, 1, 0, 0, 0],
+            segment_names=names,
+            segment_benefits={"dormant": "A"},
+        )
     with pytest.raises(perkrec.ConfigError, match="budget"):
-        segment_rules_plan(cat, P, V, float("nan"), member_segment=[0] * 6, segment_names=names,
-                           segment_benefits={"dormant": "A"})
+        segment_rules_plan(
+            cat,
+            P,
+            V,
+            float("nan"),
+            member_segment=[0] * 6,
+            segment_names=names,
+            segment_benefits={"dormant": "A"},
+        )
     plan = popularity_plan(cat, P, V, 100.0, popularity=[1, 2, 3, 4])
     with pytest.raises(perkrec.InputError, match="incremental_probability: expected shape"):
         plan.evaluate(P, P[:, :2], np.ones(6), [1, 1, 1, 1])
@@ -159,6 +233,11 @@ def test_baselines_and_evaluate_reject_bad_input():
 
 
 def test_redemption_counts_ignore_events_without_a_benefit():
-    ev = pd.DataFrame({"user": [0, 0, 1, 1, 2], "benefit": [2, -1, 2, 0, 3],
-                       "event_type": ["redeemed", "redeemed", "redeemed", "issued", "redeemed"]})
+    ev = pd.DataFrame(
+        {
+            "user": [0, 0, 1, 1, 2],
+            "benefit": [2, -1, 2, 0, 3],
+            "event_type": ["redeemed", "redeemed", "redeemed", "issued", "redeemed"],
+        }
+    )
     np.testing.assert_array_equal(redemption_counts(ev, 5), [0, 0, 2, 1, 0])

@@ -16,6 +16,7 @@ def _sigmoid(x):
 
 # --- issue_weights -------------------------------------------------------------------------------
 
+
 def test_issue_weights_are_clipped_inverse_propensities_with_mean_one():
     p = np.array([0.5, 0.25, 0.1, 0.01, 0.001])
     w = issue_weights(p, clip=1.0)
@@ -23,7 +24,9 @@ def test_issue_weights_are_clipped_inverse_propensities_with_mean_one():
     assert w.mean() == pytest.approx(1.0, rel=1e-6)
     clipped = issue_weights(p, clip=0.6)
     cap = np.quantile(1 / p, 0.6)
-    np.testing.assert_allclose(clipped, np.minimum(1 / p, cap) / np.minimum(1 / p, cap).mean(), rtol=1e-6)
+    np.testing.assert_allclose(
+        clipped, np.minimum(1 / p, cap) / np.minimum(1 / p, cap).mean(), rtol=1e-6
+    )
     assert clipped.max() / clipped.min() < w.max() / w.min()
 
 
@@ -41,6 +44,7 @@ def test_issue_weights_reject_bad_clip_and_empty_input():
 
 
 # --- shrink_interactions -------------------------------------------------------------------------
+
 
 def _planted(seed=0, n=3000, nb=20, noise=1.0):
     """True logits = member + benefit effects + a small true interaction; the 'model' adds a
@@ -70,8 +74,8 @@ def test_shrink_interactions_removes_the_optimism_of_chosen_pairs():
     chosen_shrunk = shrunk.argmax(axis=1)
     gap_raw = model[rows, chosen_raw].mean() - truth[rows, chosen_raw].mean()
     gap_shrunk = shrunk[rows, chosen_shrunk].mean() - truth[rows, chosen_shrunk].mean()
-    assert gap_raw > 0.1                       # the optimizer's pick is optimistic
-    assert abs(gap_shrunk) < 0.3 * gap_raw     # far less after shrinking
+    assert gap_raw > 0.1  # the optimizer's pick is optimistic
+    assert abs(gap_shrunk) < 0.3 * gap_raw  # far less after shrinking
     # Leaning on the reliable member and benefit effects picks pairs that are truly better.
     assert truth[rows, chosen_shrunk].mean() > truth[rows, chosen_raw].mean()
 
@@ -111,11 +115,14 @@ def test_shrink_interactions_rejects_bad_input_without_changing_it():
     with pytest.raises(perkrec.ConfigError, match="iterations"):
         shrink_interactions(model, u, b, model[u, b], y, iterations=0)
     with pytest.raises(perkrec.InputError, match="sample_weight at row 1"):
-        shrink_interactions(model, u, b, model[u, b], y, sample_weight=np.r_[1.0, -1.0, np.ones(len(y) - 2)])
+        shrink_interactions(
+            model, u, b, model[u, b], y, sample_weight=np.r_[1.0, -1.0, np.ones(len(y) - 2)]
+        )
     np.testing.assert_array_equal(model, before)
 
 
 # --- incremental_share_from_control --------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def program():
@@ -147,6 +154,7 @@ def test_incremental_share_from_control_needs_a_control_group(program):
 
 # --- the pipeline's shrinkage and early stopping (perkrec.BenefitPlanner) ----------------------
 
+
 def test_shrunk_redemption_probabilities_are_calibrated_on_the_plans_pairs(program):
     from perkrec.demo import TEST_DAYS, demo_policy
 
@@ -156,18 +164,28 @@ def test_shrunk_redemption_probabilities_are_calibrated_on_the_plans_pairs(progr
     truth = program.truth.redemption_probability
     gaps = []
     for shrink in (False, True):
-        pipeline = perkrec.BenefitPlanner(demo_policy(log.n_users), shrink=shrink, seed=3, num_threads=2)
+        pipeline = perkrec.BenefitPlanner(
+            demo_policy(log.n_users), shrink=shrink, seed=3, num_threads=2
+        )
         pipeline.fit(log, program.catalog, program.users, cut_time=cut)
         inputs = pipeline.inputs(end)
         P = inputs.redemption_probability
         plan = perkrec.Planner(demo_policy(log.n_users), num_threads=2).plan(
-            program.catalog, program.users, end, redemption_probability=P, incremental_share=inputs.incremental_share,
-            order_value=inputs.order_value, history=log, preference=pipeline.preference, eligible_matrix=False)
+            program.catalog,
+            program.users,
+            end,
+            redemption_probability=P,
+            incremental_share=inputs.incremental_share,
+            order_value=inputs.order_value,
+            history=log,
+            preference=pipeline.preference,
+            eligible_matrix=False,
+        )
         u = plan.frame["member_index"].to_numpy()
         b = plan.frame["benefit_index"].to_numpy()
         gaps.append(P[u, b].mean() - truth[u, b].mean())
-    assert gaps[0] > 0                      # unshrunk: optimistic on the chosen pairs
-    assert abs(gaps[1]) < abs(gaps[0])      # shrunk: closer to the truth
+    assert gaps[0] > 0  # unshrunk: optimistic on the chosen pairs
+    assert abs(gaps[1]) < abs(gaps[0])  # shrunk: closer to the truth
 
 
 def test_pipeline_rejects_unknown_options():
@@ -186,8 +204,12 @@ def test_early_stopping_keeps_the_epoch_that_holds_up_after_the_cut(program):
     cut = end - pd.Timedelta(days=TEST_DAYS)
     held = redemption_samples(program.events, program.catalog, program.users)
     t_cut, t_end = (int(t.value // 1_000_000_000) for t in (cut, end))
-    held = held[((held["timestamp"] >= t_cut) & (held["timestamp"] + held["validity_days"] * 86400 <= t_end))
-                .to_numpy()]
+    held = held[
+        (
+            (held["timestamp"] >= t_cut)
+            & (held["timestamp"] + held["validity_days"] * 86400 <= t_end)
+        ).to_numpy()
+    ]
     losses = []
     for early in (False, True):
         pipeline = perkrec.BenefitPlanner(early_stopping=early, shrink=False, seed=3, num_threads=1)

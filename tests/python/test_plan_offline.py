@@ -10,9 +10,12 @@ from perkrec.plan import Plan
 
 DAY = 86400
 T0 = 1_700_000_000
-CATALOG = perkrec.Catalog.from_records([
-    {"id": f"B{k}", "kind": "discount", "face_value": 5, "cost": 2.0 + k, "validity_days": 7} for k in range(3)
-])
+CATALOG = perkrec.Catalog.from_records(
+    [
+        {"id": f"B{k}", "kind": "discount", "face_value": 5, "cost": 2.0 + k, "validity_days": 7}
+        for k in range(3)
+    ]
+)
 
 
 def uniform_log(n_members: int, rounds: int, propensity: float = 1 / 3, seed: int = 0):
@@ -24,9 +27,20 @@ def uniform_log(n_members: int, rounds: int, propensity: float = 1 / 3, seed: in
         for u in range(n_members):
             for b in rng.permutation(3):
                 t = T0 + (r * 3 + int(b)) * 10 * DAY + u
-                user.append(u), benefit.append(int(b)), etype.append("issued"), time.append(t), prop.append(propensity)
+                (
+                    user.append(u),
+                    benefit.append(int(b)),
+                    etype.append("issued"),
+                    time.append(t),
+                    prop.append(propensity),
+                )
                 if b == u % 3:
-                    user.append(u), benefit.append(int(b)), etype.append("redeemed"), time.append(t + DAY)
+                    (
+                        user.append(u),
+                        benefit.append(int(b)),
+                        etype.append("redeemed"),
+                        time.append(t + DAY),
+                    )
                     prop.append(1.0)
     end = T0 + (rounds * 3 + 2) * 10 * DAY
     user.append(0), benefit.append(-1), etype.append("ordered"), time.append(end), prop.append(1.0)
@@ -37,9 +51,16 @@ def make_plan(members, benefits, probability=0.5, value=4.0, issue_cost=0.1) -> 
     members = np.asarray(members)
     benefits = np.asarray(benefits)
     prob = np.full(len(members), probability)
-    frame = pd.DataFrame({"member": members, "member_index": members, "benefit_index": benefits,
-                          "probability": prob, "value": np.full(len(members), value),
-                          "cost": issue_cost + prob * (2.0 + benefits)})
+    frame = pd.DataFrame(
+        {
+            "member": members,
+            "member_index": members,
+            "benefit_index": benefits,
+            "probability": prob,
+            "value": np.full(len(members), value),
+            "cost": issue_cost + prob * (2.0 + benefits),
+        }
+    )
     return Plan(frame=frame, issue_cost=issue_cost)
 
 
@@ -51,12 +72,17 @@ def test_a_plan_that_gives_each_member_what_they_redeem_is_valued_exactly(estima
     out = perfect.evaluate_offline(log, CATALOG, estimator=estimator)
     assert out.loc["redemptions", "estimate"] == pytest.approx(30.0)
     # Every redemption costs issue cost + the benefit's cost; return = redemptions x value / probability.
-    assert out.loc["cost", "estimate"] == pytest.approx(30 * 0.1 + sum(2.0 + m % 3 for m in members))
+    assert out.loc["cost", "estimate"] == pytest.approx(
+        30 * 0.1 + sum(2.0 + m % 3 for m in members)
+    )
     assert out.loc["return", "estimate"] == pytest.approx(30 * 4.0 / 0.5)
     assert out.loc["redemptions", "expected"] == pytest.approx(15.0)
     assert out.attrs["pairs"] == 30 and out.attrs["covered_pairs"] == 30
     wrong = make_plan(members, (members + 1) % 3)
-    assert wrong.evaluate_offline(log, CATALOG, estimator=estimator).loc["redemptions", "estimate"] == 0.0
+    assert (
+        wrong.evaluate_offline(log, CATALOG, estimator=estimator).loc["redemptions", "estimate"]
+        == 0.0
+    )
 
 
 def test_a_mixed_plan_is_valued_by_its_share_of_right_pairs():

@@ -29,8 +29,14 @@ def _planted(seed=0, n=800, nb=16, per_member=40, member_kind_sd=0.8, member_cha
 
 
 def _fit(p, **kw):
-    return pooled_redemption(p["u"], p["b"], p["y"], n_users=p["n"],
-                             benefit_attributes={"kind": p["kind"], "channel": p["channel"]}, **kw)
+    return pooled_redemption(
+        p["u"],
+        p["b"],
+        p["y"],
+        n_users=p["n"],
+        benefit_attributes={"kind": p["kind"], "channel": p["channel"]},
+        **kw,
+    )
 
 
 def test_recovers_planted_member_kind_and_member_channel_effects():
@@ -54,11 +60,15 @@ def test_rarely_issued_pairs_are_pulled_toward_the_group_mean():
     u = np.concatenate([p["u"][p["u"] >= 2], [0], np.full(60, 1)])
     b = np.concatenate([p["b"][p["u"] >= 2], [0], np.zeros(60, int)])
     y = np.concatenate([p["y"][p["u"] >= 2], [1.0], (np.arange(60) < 45).astype(float)])
-    r = pooled_redemption(u, b, y, n_users=p["n"], benefit_attributes={"kind": p["kind"], "channel": p["channel"]})
+    r = pooled_redemption(
+        u, b, y, n_users=p["n"], benefit_attributes={"kind": p["kind"], "channel": p["channel"]}
+    )
     mk = r.effects["member x kind"].reshape(p["n"], 4)
     mc = r.effects["member x channel"].reshape(p["n"], 2)
     base = r.intercept + r.effects["benefit"][0]
-    total = [r.effects["member"][m] + mk[m, 0] + mc[m, 0] for m in (0, 1)]  # benefit 0: kind 0, channel 0
+    total = [
+        r.effects["member"][m] + mk[m, 0] + mc[m, 0] for m in (0, 1)
+    ]  # benefit 0: kind 0, channel 0
     # Unpooled, member 0's effect would be unbounded; pooled it stays a fraction of member 1's,
     # whose 60 issues keep most of their own rate (logit 0.75 - base).
     assert 0 < total[0] < 0.5 * total[1]
@@ -85,18 +95,21 @@ def test_on_a_base_the_effects_are_fitted_on_top_of_it():
     assert np.abs(r.probability - truth).mean() < 0.2 * np.abs(_fit(p).probability - truth).mean()
 
 
-@pytest.mark.parametrize("case, error, match", [
-    ("nan_weight", perkrec.InputError, r"sample_weight at row 3"),
-    ("short_weight", perkrec.InputError, r"sample_weight has"),
-    ("unknown_member", perkrec.InputError, r"row 5.*out of range"),
-    ("unknown_benefit", perkrec.InputError, r"row 4.*out of range"),
-    ("label", perkrec.InputError, r"redeemed at row 2"),
-    ("held_out", perkrec.InputError, r"held_out must leave rows on both sides"),
-    ("short_attribute", perkrec.InputError, r"benefit_attributes\[1\].*one per benefit"),
-    ("base_alone", perkrec.InputError, r"given together"),
-    ("sweeps", perkrec.ConfigError, r"sweeps"),
-    ("attributes_type", perkrec.ConfigError, r"benefit_attributes must be a dict"),
-])
+@pytest.mark.parametrize(
+    "case, error, match",
+    [
+        ("nan_weight", perkrec.InputError, r"sample_weight at row 3"),
+        ("short_weight", perkrec.InputError, r"sample_weight has"),
+        ("unknown_member", perkrec.InputError, r"row 5.*out of range"),
+        ("unknown_benefit", perkrec.InputError, r"row 4.*out of range"),
+        ("label", perkrec.InputError, r"redeemed at row 2"),
+        ("held_out", perkrec.InputError, r"held_out must leave rows on both sides"),
+        ("short_attribute", perkrec.InputError, r"benefit_attributes\[1\].*one per benefit"),
+        ("base_alone", perkrec.InputError, r"given together"),
+        ("sweeps", perkrec.ConfigError, r"sweeps"),
+        ("attributes_type", perkrec.ConfigError, r"benefit_attributes must be a dict"),
+    ],
+)
 def test_bad_inputs_raise_typed_errors_and_change_nothing(case, error, match):
     p = _planted(seed=4, n=50, per_member=4)
     u, b, y = p["u"].copy(), p["b"].copy(), p["y"].copy()
@@ -139,7 +152,13 @@ def test_the_held_out_slope_keeps_effects_that_hold_up_and_drops_those_that_do_n
     y = p["y"].copy()
     rng = np.random.default_rng(1)
     y[held] = (rng.random(held.sum()) < p["truth"].mean(axis=0)[p["b"][held]]).astype(float)
-    dropped = pooled_redemption(p["u"], p["b"], y, n_users=p["n"], held_out=held,
-                                benefit_attributes={"kind": p["kind"], "channel": p["channel"]})
+    dropped = pooled_redemption(
+        p["u"],
+        p["b"],
+        y,
+        n_users=p["n"],
+        held_out=held,
+        benefit_attributes={"kind": p["kind"], "channel": p["channel"]},
+    )
     assert dropped.slope < 0.3
     assert dropped.probability.std(axis=0).mean() < 0.5 * kept.probability.std(axis=0).mean()

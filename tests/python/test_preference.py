@@ -16,7 +16,9 @@ from perkrec import preference as pref
 @pytest.fixture(scope="module")
 def fitted(small_program):
     cut = small_program.truth.reference_time
-    return perkrec.PreferenceModel(num_threads=2).fit(small_program.events, small_program.catalog, cut)
+    return perkrec.PreferenceModel(num_threads=2).fit(
+        small_program.events, small_program.catalog, cut
+    )
 
 
 def test_wide_table_frame_and_cut(small_program):
@@ -24,8 +26,16 @@ def test_wide_table_frame_and_cut(small_program):
     end = small_program.truth.reference_time
     table = perkrec.wide_table(log, catalog, end)
     assert len(table) == log.n_users
-    for column in ("issued", "claim_rate", "claim_rate:kind:points", "recency_days", "tenure_days",
-                   "stacked_order_share", "points_earned", "median_days_claim_to_redemption"):
+    for column in (
+        "issued",
+        "claim_rate",
+        "claim_rate:kind:points",
+        "recency_days",
+        "tenure_days",
+        "stacked_order_share",
+        "points_earned",
+        "median_days_claim_to_redemption",
+    ):
         assert column in table.columns
     frame = log.to_frame(external_ids=False)
     issued = frame[frame["event_type"] == "issued"].groupby("user").size()
@@ -33,7 +43,7 @@ def test_wide_table_frame_and_cut(small_program):
     # An earlier cut never sees later events.
     early = perkrec.wide_table(log, catalog, end - pd.Timedelta(days=60))
     assert (early["issued"] <= table["issued"]).all()
-    assert (early["issued"].sum() < table["issued"].sum())
+    assert early["issued"].sum() < table["issued"].sum()
     before_all = perkrec.wide_table(log, catalog, "2000-01-01")
     assert before_all["issued"].sum() == 0 and before_all["claim_rate"].isna().all()
 
@@ -43,13 +53,19 @@ def test_preferences_intervals_and_recovery(fitted, small_program):
     lower, upper = fitted.intervals()
     assert prefs.shape == (small_program.events.n_users, len(fitted.dimension_names))
     assert list(prefs.columns) == list(small_program.truth.preferences.columns)
-    assert (lower.to_numpy() <= prefs.to_numpy() + 1e-6).all() and (prefs.to_numpy() <= upper.to_numpy() + 1e-6).all()
+    assert (lower.to_numpy() <= prefs.to_numpy() + 1e-6).all() and (
+        prefs.to_numpy() <= upper.to_numpy() + 1e-6
+    ).all()
     # Planted archetypes show up in the lifts.
     archetype = small_program.truth.members["archetype"].astype(str).to_numpy()
     points = np.log(prefs["kind:points"].to_numpy())
-    assert points[archetype == "points_redemption_active"].mean() > points[archetype == "threshold_discount_sensitive"].mean() + 0.5
+    assert (
+        points[archetype == "points_redemption_active"].mean()
+        > points[archetype == "threshold_discount_sensitive"].mean() + 0.5
+    )
     # Median per-member rank correlation with the truth is well above the naive estimate's 0.4.
     from scipy.stats import spearmanr
+
     truth = small_program.truth.preferences.to_numpy()
     rows = np.flatnonzero(np.diff(small_program.events.user_offsets) >= 10)[:400]
     rho = np.nanmedian([spearmanr(prefs.to_numpy()[u], truth[u]).correlation for u in rows])
@@ -70,14 +86,17 @@ def test_segments_clusters_and_rules(fitted, small_program):
     custom = fitted.segments(rules)
     assert set(custom["segment"].cat.categories) == {"new_member", "everyone_else"}
     with pytest.raises(perkrec.ConfigError, match="/segments/0/all/0/feature"):
-        fitted.segments({"segments": [{"name": "x", "all": [{"feature": "nope", "op": ">", "value": 1}]}]})
+        fitted.segments(
+            {"segments": [{"name": "x", "all": [{"feature": "nope", "op": ">", "value": 1}]}]}
+        )
     with pytest.raises(perkrec.ConfigError, match="/segments/0/size"):
         fitted.segments({"segments": [{"name": "x", "size": 3}]})
     table = fitted.segment_table()
     assert table["members"].sum() == small_program.events.n_users
     a1, c1, d1 = fitted.clusters(5)
-    one_thread = perkrec.PreferenceModel(num_threads=1).fit(small_program.events, small_program.catalog,
-                                                            small_program.truth.reference_time)
+    one_thread = perkrec.PreferenceModel(num_threads=1).fit(
+        small_program.events, small_program.catalog, small_program.truth.reference_time
+    )
     a2, c2, d2 = one_thread.clusters(5)
     assert (a1.to_numpy() == a2.to_numpy()).all() and d1 == d2
     assert (one_thread.segments()["segment"] == seg["segment"]).all()
@@ -92,7 +111,9 @@ def test_timing_frame(fitted, small_program):
     assert t["validity_days"].between(3, 30).all()
     assert t["p_alive"].between(0, 1).all()
     members = small_program.truth.members
-    active = (members["archetype"] != "dormant").to_numpy() & (fitted.features()["orders"].to_numpy() >= 5)
+    active = (members["archetype"] != "dormant").to_numpy() & (
+        fitted.features()["orders"].to_numpy() >= 5
+    )
     diff = np.abs((t["best_hour"].to_numpy() + 0.5) - members["preferred_hour"].to_numpy())
     within = np.minimum(diff, 24 - diff) <= 2
     assert within[active].mean() > 0.6
@@ -104,11 +125,19 @@ def test_timing_frame(fitted, small_program):
 def test_bgnbd_helpers():
     params = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
     from math import gamma, log
+
     x, tx, T = 2, 30.43, 38.86
     r, al, a, b = params["r"], params["alpha"], params["a"], params["b"]
-    g = gamma(r + x) * al ** r / gamma(r)
+    g = gamma(r + x) * al**r / gamma(r)
     l1 = gamma(a + b) * gamma(b + x) / (gamma(b) * gamma(a + b + x)) * g / (al + T) ** (r + x)
-    l2 = gamma(a + b) * gamma(a + 1) * gamma(b + x - 1) / (gamma(a) * gamma(b) * gamma(a + b + x)) * g / (al + tx) ** (r + x)
+    l2 = (
+        gamma(a + b)
+        * gamma(a + 1)
+        * gamma(b + x - 1)
+        / (gamma(a) * gamma(b) * gamma(a + b + x))
+        * g
+        / (al + tx) ** (r + x)
+    )
     assert pref.bgnbd_log_likelihood(params, x, tx, T) == pytest.approx(log(l1 + l2), rel=1e-10)
     with pytest.raises(perkrec.InputError, match="t_x <= T"):
         pref.bgnbd_fit([1.0], [5.0], [2.0])
@@ -139,7 +168,10 @@ def test_save_load_pickle(fitted, tmp_path):
     pd.testing.assert_frame_equal(again.features(), fitted.features())
     buffer = io.BytesIO()
     fitted.save(buffer)
-    assert perkrec.PreferenceModel.load(io.BytesIO(buffer.getvalue())).get_params() == fitted.get_params()
+    assert (
+        perkrec.PreferenceModel.load(io.BytesIO(buffer.getvalue())).get_params()
+        == fitted.get_params()
+    )
 
 
 def test_bad_input(small_program):
@@ -159,6 +191,7 @@ def test_bad_input(small_program):
 def test_plots_and_report(fitted, tmp_path):
     pytest.importorskip("matplotlib")
     from perkrec import plots
+
     html = plots.report(fitted, tmp_path / "report")
     assert html.exists()
     text = html.read_text()
@@ -192,8 +225,16 @@ def test_segments_confidence_uncertain_and_absolute_rules(fitted):
     assert absolute["segments"][1]["all"][0] == {"feature": "orders_90d", "op": "<=", "value": 4.0}
     assert set(fitted.segments(absolute)["segment"].cat.categories) == set(perkrec.ARCHETYPES)
     with pytest.raises(perkrec.ConfigError, match="/segments/0/all/0/value/quantile"):
-        fitted.segments({"segments": [{"name": "x", "all": [{"feature": "orders", "op": ">",
-                                                              "value": {"quantile": 2}}]}]})
+        fitted.segments(
+            {
+                "segments": [
+                    {
+                        "name": "x",
+                        "all": [{"feature": "orders", "op": ">", "value": {"quantile": 2}}],
+                    }
+                ]
+            }
+        )
 
 
 def test_relative_segments_follow_a_program_with_scaled_order_rates(small_program):
@@ -210,8 +251,9 @@ def test_relative_segments_follow_a_program_with_scaled_order_rates(small_progra
     b = perkrec.PreferenceModel(num_threads=2).fit(log2, catalog, cut)
     f1, f2 = a.features(), b.features()
     active = f1["orders"].to_numpy() > 0
-    np.testing.assert_allclose(f2["orders_90d"].to_numpy()[active],
-                               2 * f1["orders_90d"].to_numpy()[active])
+    np.testing.assert_allclose(
+        f2["orders_90d"].to_numpy()[active], 2 * f1["orders_90d"].to_numpy()[active]
+    )
 
     def agreement(rules):
         s1 = a.segments(rules)["segment"].astype(str).to_numpy()

@@ -26,7 +26,9 @@ def planted(small_program):
     rng = np.random.default_rng(3)
     names = np.unique(archetype)
     hint = np.where(rng.random(len(archetype)) < 0.8, archetype, rng.choice(names, len(archetype)))
-    frame = pd.DataFrame({"hint": hint, "noise": rng.normal(50, 10, len(archetype))}, index=log.user_ids.ids)
+    frame = pd.DataFrame(
+        {"hint": hint, "noise": rng.normal(50, 10, len(archetype))}, index=log.user_ids.ids
+    )
     users = perkrec.UserTable.from_frame(frame, users=log.user_ids)
     return small_program, users, archetype
 
@@ -34,13 +36,16 @@ def planted(small_program):
 @pytest.fixture(scope="module")
 def with_users(planted):
     program, users, _ = planted
-    return perkrec.PreferenceModel(num_threads=2).fit(program.events, program.catalog,
-                                                      program.truth.reference_time, users=users)
+    return perkrec.PreferenceModel(num_threads=2).fit(
+        program.events, program.catalog, program.truth.reference_time, users=users
+    )
 
 
 def test_covariates_recover_planted_relation(planted, with_users):
     program, users, archetype = planted
-    plain = perkrec.PreferenceModel(num_threads=2).fit(program.events, program.catalog, program.truth.reference_time)
+    plain = perkrec.PreferenceModel(num_threads=2).fit(
+        program.events, program.catalog, program.truth.reference_time
+    )
     assert plain.covariate_names == [] and plain.covariate_weights().empty
     rows = np.flatnonzero(np.diff(program.events.user_offsets) >= 10)
     acc_plain = _class_accuracy(plain, archetype, rows)
@@ -61,10 +66,13 @@ def test_covariates_recover_planted_relation(planted, with_users):
 
 def test_covariates_thread_count_invariant(planted, with_users):
     program, users, _ = planted
-    one = perkrec.PreferenceModel(num_threads=1).fit(program.events, program.catalog,
-                                                     program.truth.reference_time, users=users)
+    one = perkrec.PreferenceModel(num_threads=1).fit(
+        program.events, program.catalog, program.truth.reference_time, users=users
+    )
     np.testing.assert_array_equal(one.memberships(), with_users.memberships())
-    np.testing.assert_array_equal(one.covariate_weights().to_numpy(), with_users.covariate_weights().to_numpy())
+    np.testing.assert_array_equal(
+        one.covariate_weights().to_numpy(), with_users.covariate_weights().to_numpy()
+    )
     pd.testing.assert_frame_equal(one.preferences(), with_users.preferences())
 
 
@@ -127,8 +135,9 @@ def test_member_table_as_of_the_cut(small_program):
     known = table[signup < cut]
     extra = known.iloc[:4].copy()
     extra.index = pd.Index([10**9 + i for i in range(4)], name=known.index.name)
-    as_of = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut,
-                                                       users=pd.concat([known, extra]))
+    as_of = perkrec.PreferenceModel(num_threads=2).fit(
+        log, catalog, cut, users=pd.concat([known, extra])
+    )
     assert as_of.member_table_report["unknown_to_log"] == 4
     assert as_of.member_table_report["joined_after_cut"] == 0
     assert as_of.member_table_report["without_row"] == report["without_row"]

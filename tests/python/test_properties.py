@@ -19,7 +19,9 @@ N_USERS, N_BENEFITS = 30, 12
 
 def _matrix():
     rng = np.random.default_rng(0)
-    dense = (rng.random((N_USERS, N_BENEFITS)) < 0.3) | (np.arange(N_BENEFITS)[None, :] == np.arange(N_USERS)[:, None] % N_BENEFITS)
+    dense = (rng.random((N_USERS, N_BENEFITS)) < 0.3) | (
+        np.arange(N_BENEFITS)[None, :] == np.arange(N_USERS)[:, None] % N_BENEFITS
+    )
     return sp.csr_matrix(dense.astype(np.float32))
 
 
@@ -31,9 +33,16 @@ MODELS = {
     "ItemKNN": perkrec.ItemKNN().fit(MATRIX),
 }
 
-EXTREME_INTS = st.sampled_from([0, 1, -1, N_USERS - 1, N_USERS, 2**31 - 1, -2**31, 2**31, 2**63 - 1, 10**30])
-NUMBERS = st.one_of(EXTREME_INTS, st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
-                    st.text(max_size=5), st.none())
+EXTREME_INTS = st.sampled_from(
+    [0, 1, -1, N_USERS - 1, N_USERS, 2**31 - 1, -(2**31), 2**31, 2**63 - 1, 10**30]
+)
+NUMBERS = st.one_of(
+    EXTREME_INTS,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(max_size=5),
+    st.none(),
+)
 
 
 def _expect_ok_or_perkrec_error(call):
@@ -46,15 +55,24 @@ def _expect_ok_or_perkrec_error(call):
 
 @pytest.mark.parametrize("name", list(MODELS))
 @SETTINGS
-@given(users=st.lists(EXTREME_INTS, min_size=0, max_size=4), n=NUMBERS,
-       allow=st.one_of(st.none(), st.lists(EXTREME_INTS, max_size=3)),
-       exclude=st.one_of(st.none(), st.lists(EXTREME_INTS, max_size=3)))
+@given(
+    users=st.lists(EXTREME_INTS, min_size=0, max_size=4),
+    n=NUMBERS,
+    allow=st.one_of(st.none(), st.lists(EXTREME_INTS, max_size=3)),
+    exclude=st.one_of(st.none(), st.lists(EXTREME_INTS, max_size=3)),
+)
 def test_recommend_any_arguments(name, users, n, allow, exclude):
     model = MODELS[name]
     before = model.to_bytes()
     result, error = _expect_ok_or_perkrec_error(
-        lambda: model.recommend(users, MATRIX[[u for u in users if 0 <= u < N_USERS]] if users else None, n=n,
-                                allow=allow, exclude=exclude))
+        lambda: model.recommend(
+            users,
+            MATRIX[[u for u in users if 0 <= u < N_USERS]] if users else None,
+            n=n,
+            allow=allow,
+            exclude=exclude,
+        )
+    )
     if error is None:
         ids, scores = result
         assert ids.shape == scores.shape
@@ -108,19 +126,27 @@ def test_times_any_value(t):
 
 
 @SETTINGS
-@given(values=st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=6))
+@given(
+    values=st.lists(
+        st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=6
+    )
+)
 def test_fm_predict_any_values(values):
-    X = sp.csr_matrix((np.array(values, np.float32), (np.zeros(len(values), int), np.arange(len(values)) % 4)),
-                      shape=(1, 4))
+    X = sp.csr_matrix(
+        (np.array(values, np.float32), (np.zeros(len(values), int), np.arange(len(values)) % 4)),
+        shape=(1, 4),
+    )
     result, _ = _expect_ok_or_perkrec_error(lambda: FM_MODEL.predict(X))
     if result is not None:
         assert np.isfinite(result).all()
 
 
 @SETTINGS
-@given(y=st.lists(st.sampled_from([0, 1, 2, -1, 0.5, np.nan]), min_size=1, max_size=20),
-       uplift=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=20),
-       treatment=st.lists(st.sampled_from([0, 1, 2, -1]), min_size=1, max_size=20))
+@given(
+    y=st.lists(st.sampled_from([0, 1, 2, -1, 0.5, np.nan]), min_size=1, max_size=20),
+    uplift=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=20),
+    treatment=st.lists(st.sampled_from([0, 1, 2, -1]), min_size=1, max_size=20),
+)
 def test_uplift_metrics_any_input(y, uplift, treatment):
     result, _ = _expect_ok_or_perkrec_error(lambda: perkrec.qini_auc_score(y, uplift, treatment))
     if result is not None:
@@ -130,5 +156,7 @@ def test_uplift_metrics_any_input(y, uplift, treatment):
 SMALL_LOG = perkrec.simulate(n_users=80, seed=5).events
 POLICY = perkrec.Policy({"quiet_hours": {"start_hour": 22, "end_hour": 8}})
 _rng = np.random.default_rng(1)
-FM_MODEL = perkrec.FM(factors=2, epochs=2).fit(sp.csr_matrix(_rng.random((20, 4)).astype(np.float32)),
-                                                 (_rng.random(20) < 0.5).astype(np.float32))
+FM_MODEL = perkrec.FM(factors=2, epochs=2).fit(
+    sp.csr_matrix(_rng.random((20, 4)).astype(np.float32)),
+    (_rng.random(20) < 0.5).astype(np.float32),
+)

@@ -50,8 +50,17 @@ def masks_of(eligible):
 @pytest.mark.parametrize("objective", ["incremental", "redemption"])
 def test_rank_equals_naive_numpy(objective):
     eligible, prob, share, mv, bv, cost = random_problem()
-    c = perkrec.rank(masks_of(eligible), prob, incremental_share=share, member_value=mv, benefit_value=bv,
-                     cost_per_redemption=cost, objective=objective, issue_cost=0.2, top_k=6)
+    c = perkrec.rank(
+        masks_of(eligible),
+        prob,
+        incremental_share=share,
+        member_value=mv,
+        benefit_value=bv,
+        cost_per_redemption=cost,
+        objective=objective,
+        issue_cost=0.2,
+        top_k=6,
+    )
     expected = naive(eligible, prob, share, mv, bv, cost, objective, 0.2, 6)
     offsets = np.asarray(c.offsets)
     for u, row in enumerate(expected):
@@ -62,17 +71,36 @@ def test_rank_equals_naive_numpy(objective):
         np.testing.assert_allclose(c.cost[lo:hi], [k for _, _, k in row], rtol=1e-5, atol=1e-5)
         assert all(eligible[u, b] for b in c.benefit[lo:hi])
     # A dense 0/1 matrix works as masks too, and thread counts do not change anything.
-    c2 = perkrec.rank(eligible, prob, incremental_share=share, member_value=mv, benefit_value=bv,
-                      cost_per_redemption=cost, objective=objective, issue_cost=0.2, top_k=6, num_threads=3)
+    c2 = perkrec.rank(
+        eligible,
+        prob,
+        incremental_share=share,
+        member_value=mv,
+        benefit_value=bv,
+        cost_per_redemption=cost,
+        objective=objective,
+        issue_cost=0.2,
+        top_k=6,
+        num_threads=3,
+    )
     np.testing.assert_array_equal(c2.benefit, c.benefit)
     np.testing.assert_array_equal(c2.value, c.value)
 
 
 def test_rank_never_returns_ineligible_and_diagnostics_match_numpy_helper():
     for seed in range(8):
-        eligible, prob, share, mv, bv, cost = random_problem(60, 1 + seed * 17, seed, p_eligible=seed / 8)
-        c, diag = perkrec.rank(eligible, prob, member_value=mv, cost_per_redemption=cost, top_k=4,
-                               keep_non_positive=True, diagnostics=True)
+        eligible, prob, share, mv, bv, cost = random_problem(
+            60, 1 + seed * 17, seed, p_eligible=seed / 8
+        )
+        c, diag = perkrec.rank(
+            eligible,
+            prob,
+            member_value=mv,
+            cost_per_redemption=cost,
+            top_k=4,
+            keep_non_positive=True,
+            diagnostics=True,
+        )
         owner = np.repeat(np.arange(60), np.diff(c.offsets))
         assert eligible[owner, c.benefit].all()
         np.testing.assert_array_equal(diag["n_eligible"], eligible.sum(axis=1))
@@ -123,7 +151,9 @@ def test_blend_recovers_planted_weights_and_is_calibrated():
         assert abs(p[chunk].mean() - labels[chunk].mean()) < 0.035
     contrib = blend.contributions(users[:5], benefits[:5], as_frame=True)
     assert list(contrib.columns) == ["cf", "fm"]
-    np.testing.assert_allclose(1 / (1 + np.exp(-(blend.bias + contrib.sum(axis=1)))), p[:5], rtol=1e-5)
+    np.testing.assert_allclose(
+        1 / (1 + np.exp(-(blend.bias + contrib.sum(axis=1)))), p[:5], rtol=1e-5
+    )
     # JSON round trip: sources are re-attached by name.
     back = perkrec.ScoreBlend.from_json(blend.to_json())
     with pytest.raises(perkrec.InputError, match="attach"):
@@ -149,11 +179,22 @@ def test_blend_sources_models_callables_and_rank_with_blend():
     rng = np.random.default_rng(1)
     eligible = (rng.random(score.shape) < 0.5).astype(np.uint8)
     cost = np.full(score.shape[1], 2.0, dtype=np.float32)
-    ca = perkrec.rank(eligible, blend=a, member_value=np.full(score.shape[0], 10, np.float32),
-                      cost_per_redemption=cost, top_k=5, num_threads=2)
+    ca = perkrec.rank(
+        eligible,
+        blend=a,
+        member_value=np.full(score.shape[0], 10, np.float32),
+        cost_per_redemption=cost,
+        top_k=5,
+        num_threads=2,
+    )
     p_all = b.predict(users, benefits).reshape(score.shape)
-    cb = perkrec.rank(eligible, p_all, member_value=np.full(score.shape[0], 10, np.float32),
-                      cost_per_redemption=cost, top_k=5)
+    cb = perkrec.rank(
+        eligible,
+        p_all,
+        member_value=np.full(score.shape[0], 10, np.float32),
+        cost_per_redemption=cost,
+        top_k=5,
+    )
     np.testing.assert_array_equal(ca.benefit, cb.benefit)
     np.testing.assert_allclose(ca.value, cb.value, rtol=1e-5)
 
@@ -169,14 +210,20 @@ def test_blend_sources_models_callables_and_rank_with_blend():
     pop = perkrec.Popularity().fit(x)
     d = perkrec.ScoreBlend().add_source("popularity", pop).set_weights(-1.0, {"popularity": 3.0})
     pu, pb = np.zeros(3, np.int32), np.arange(3, dtype=np.int32)
-    np.testing.assert_allclose(d.predict(pu, pb), 1 / (1 + np.exp(1 - 3 * pop.score(pu, pb))), rtol=1e-6)
+    np.testing.assert_allclose(
+        d.predict(pu, pb), 1 / (1 + np.exp(1 - 3 * pop.score(pu, pb))), rtol=1e-6
+    )
     with pytest.raises(perkrec.ConfigError, match="duplicate"):
         d.add_source("popularity", pop)
 
 
 def test_schedule_defaults_quiet_hours_and_catalog_validity():
-    catalog = perkrec.Catalog.from_records([{"id": "A", "kind": "discount", "validity_days": 14},
-                                            {"id": "B", "kind": "gift", "validity_days": 5}])
+    catalog = perkrec.Catalog.from_records(
+        [
+            {"id": "A", "kind": "discount", "validity_days": 14},
+            {"id": "B", "kind": "gift", "validity_days": 5},
+        ]
+    )
     plan = MONDAY + 12 * 3600
     s = perkrec.schedule([0, 1, 2], plan, catalog, benefits=[0, 1, 0])
     expected = pd.Timestamp(MONDAY + 86400 + 10 * 3600, unit="s", tz="UTC")
@@ -187,11 +234,14 @@ def test_schedule_defaults_quiet_hours_and_catalog_validity():
     # Quiet hours 09-12 local at UTC+0 and UTC+3: 10:00 UTC is quiet for the first (until
     # 12:00 UTC); at UTC+3 it is 13:00 local, allowed.
     q = perkrec.schedule([0, 1], plan, 7, quiet_hours=(9, 12), utc_offset_hours=[0.0, 3.0])
-    assert list(q["send_at"]) == [pd.Timestamp(MONDAY + 86400 + 12 * 3600, unit="s", tz="UTC"), expected]
+    assert list(q["send_at"]) == [
+        pd.Timestamp(MONDAY + 86400 + 12 * 3600, unit="s", tz="UTC"),
+        expected,
+    ]
     assert perkrec.hour_of_week(MONDAY) == 0
     assert perkrec.hour_of_week(MONDAY - 1) == 167
     assert perkrec.hour_of_week(pd.Timestamp("2026-11-23 13:30", tz="UTC")) == 13  # a Monday
-    assert perkrec.hour_of_week(pd.Timestamp("2026-11-22 23:00")) == 167           # naive = UTC
+    assert perkrec.hour_of_week(pd.Timestamp("2026-11-22 23:00")) == 167  # naive = UTC
     t = perkrec.quiet_hours_next_allowed(np.array([MONDAY + 23 * 3600]), 22, 8)
     assert t[0] == MONDAY + 86400 + 8 * 3600
 
@@ -200,7 +250,9 @@ def test_schedule_defaults_quiet_hours_and_catalog_validity():
 def tiny_program():
     program = perkrec.simulate(n_users=300, days=90, seed=11)
     cut = program.truth.reference_time
-    pref = perkrec.PreferenceModel(latent_classes=2, em_iterations=3).fit(program.events, program.catalog, cut)
+    pref = perkrec.PreferenceModel(latent_classes=2, em_iterations=3).fit(
+        program.events, program.catalog, cut
+    )
     return program, pref
 
 
@@ -208,7 +260,9 @@ def test_schedule_follows_the_preference_model(tiny_program):
     program, pref = tiny_program
     timing = pref._impl.timing()
     members = np.arange(pref.n_users, dtype=np.int32)
-    s = perkrec.schedule(members, pref.cut_time, program.catalog, benefits=np.zeros_like(members), preference=pref)
+    s = perkrec.schedule(
+        members, pref.cut_time, program.catalog, benefits=np.zeros_like(members), preference=pref
+    )
     assert s["from_model"].all()
     at = ((s["send_at"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy()
     slots = np.array([perkrec.hour_of_week(t) for t in at])
@@ -217,24 +271,44 @@ def test_schedule_follows_the_preference_model(tiny_program):
     earliest = cut + np.round(timing["send_in_days"].astype(np.float64) * 86400).astype(np.int64)
     assert (at >= earliest).all() and (at < earliest + 7 * 86400).all()
     validity = program.catalog.to_frame()["validity_days"][0]
-    np.testing.assert_array_equal(s["validity_days"],
-                                  np.minimum(np.ceil(timing["validity_days"]).astype(int), validity))
+    np.testing.assert_array_equal(
+        s["validity_days"], np.minimum(np.ceil(timing["validity_days"]).astype(int), validity)
+    )
 
 
 def test_explain_known_answer_from_arrays():
     prefs = np.array([[1.8, 0.5, 1.2, 0.9], [0.7, 2.0, 1.0, 1.1]], dtype=np.float32)
     dims = ["kind:points", "kind:gift", "face_value:<10", "channel:app"]
     benefit_dims = np.array([[1, 0, 1, 1], [0, 1, 1, 0], [0, 0, 0, 0]])
-    candidates = _core.Candidates.from_arrays(2, 3, np.array([0, 2, 3], np.int64), np.array([0, 1, 2], np.int32),
-                                              np.array([5, 4, 3], np.float32), np.array([1, 1, 1], np.float32),
-                                              np.array([0.5, 0.4, 0.3], np.float32))
-    allocation = SimpleNamespace(offsets=np.array([0, 1, 2]), benefit=np.array([0, 2], np.int32),
-                                 runner_up=np.array([1, -1]), runner_up_reason=np.array([3, 0], np.uint8))
-    out = perkrec.explain(candidates=candidates, allocation=allocation, preferences=prefs, dimension_names=dims,
-                          benefit_dimensions=benefit_dims, benefit_ids=["B0", "B1", "B2"],
-                          contributions=pd.DataFrame({"als": [0.25, 0.1], "fm": [0.75, -0.2]}),
-                          best_ineligible_benefit=[2, 0], best_ineligible_rule=[1, 0],
-                          rule_names=["gold only", "no gifts for new members"], top_dimensions=2, as_dict=True)
+    candidates = _core.Candidates.from_arrays(
+        2,
+        3,
+        np.array([0, 2, 3], np.int64),
+        np.array([0, 1, 2], np.int32),
+        np.array([5, 4, 3], np.float32),
+        np.array([1, 1, 1], np.float32),
+        np.array([0.5, 0.4, 0.3], np.float32),
+    )
+    allocation = SimpleNamespace(
+        offsets=np.array([0, 1, 2]),
+        benefit=np.array([0, 2], np.int32),
+        runner_up=np.array([1, -1]),
+        runner_up_reason=np.array([3, 0], np.uint8),
+    )
+    out = perkrec.explain(
+        candidates=candidates,
+        allocation=allocation,
+        preferences=prefs,
+        dimension_names=dims,
+        benefit_dimensions=benefit_dims,
+        benefit_ids=["B0", "B1", "B2"],
+        contributions=pd.DataFrame({"als": [0.25, 0.1], "fm": [0.75, -0.2]}),
+        best_ineligible_benefit=[2, 0],
+        best_ineligible_rule=[1, 0],
+        rule_names=["gold only", "no gifts for new members"],
+        top_dimensions=2,
+        as_dict=True,
+    )
     assert len(out) == 2
     first = out[0]
     assert first["benefit"] == "B0" and first["member"] == 0
@@ -258,17 +332,38 @@ def test_explain_from_models_and_batch_speed(tiny_program):
     rng = np.random.default_rng(0)
     eligible = (rng.random((n_users, n_benefits)) < 0.7).astype(np.uint8)
     prob = (0.3 * rng.random((n_users, n_benefits))).astype(np.float32)
-    blend = perkrec.ScoreBlend().add_source("preference", pref).add_source("fm", prob, transform="logit")
+    blend = (
+        perkrec.ScoreBlend()
+        .add_source("preference", pref)
+        .add_source("fm", prob, transform="logit")
+    )
     blend.set_weights(-0.5, [0.4, 1.0])
-    c, diag = perkrec.rank(eligible, blend=blend, member_value=np.full(n_users, 30, np.float32),
-                           cost_per_redemption=program.catalog, top_k=3, diagnostics=True)
+    c, diag = perkrec.rank(
+        eligible,
+        blend=blend,
+        member_value=np.full(n_users, 30, np.float32),
+        cost_per_redemption=program.catalog,
+        top_k=3,
+        diagnostics=True,
+    )
     members = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(c.offsets))
-    texts = perkrec.explain(members, c.benefit, candidates=c, preference=pref, catalog=program.catalog, blend=blend,
-                            diagnostics=diag, rule_names=["rule zero"])
+    texts = perkrec.explain(
+        members,
+        c.benefit,
+        candidates=c,
+        preference=pref,
+        catalog=program.catalog,
+        blend=blend,
+        diagnostics=diag,
+        rule_names=["rule zero"],
+    )
     assert len(texts) == len(members) > 0
     first = json.loads(texts[0])
     assert first["benefit"] == program.catalog.to_frame()["id"][int(c.benefit[0])]
-    assert len(first["preferences"]) == 3 and {s["source"] for s in first["contributions"]} == {"preference", "fm"}
+    assert len(first["preferences"]) == 3 and {s["source"] for s in first["contributions"]} == {
+        "preference",
+        "fm",
+    }
     assert first["value"] == pytest.approx(float(c.value[0]), rel=1e-5)
     # A member whose best benefit a rule excluded is told which rule.
     excluded = np.flatnonzero(diag["best_ineligible"][members] >= 0)
@@ -277,8 +372,16 @@ def test_explain_from_models_and_batch_speed(tiny_program):
     # 50k rows in one batched call.
     big_members = rng.integers(0, n_users, 50_000).astype(np.int32)
     big_benefits = rng.integers(0, n_benefits, 50_000).astype(np.int32)
-    many = perkrec.explain(big_members, big_benefits, preference=pref, catalog=program.catalog, blend=blend,
-                           diagnostics=diag, rule_names=["rule zero"], num_threads=2)
+    many = perkrec.explain(
+        big_members,
+        big_benefits,
+        preference=pref,
+        catalog=program.catalog,
+        blend=blend,
+        diagnostics=diag,
+        rule_names=["rule zero"],
+        num_threads=2,
+    )
     assert len(many) == 50_000 and json.loads(many[0])["member"] is not None
     # The GIL is released while the batch runs: this thread keeps running Python while another
     # thread is inside the call (with the GIL held it could not run a single bytecode there; a
@@ -290,8 +393,13 @@ def test_explain_from_models_and_batch_speed(tiny_program):
     def worker():
         inside.set()
         t0 = time.perf_counter()
-        perkrec.explain(np.tile(big_members, 4), np.tile(big_benefits, 4), preference=pref, catalog=program.catalog,
-                        num_threads=1)
+        perkrec.explain(
+            np.tile(big_members, 4),
+            np.tile(big_benefits, 4),
+            preference=pref,
+            catalog=program.catalog,
+            num_threads=1,
+        )
         span.extend([t0, time.perf_counter()])
         done.set()
 

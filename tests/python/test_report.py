@@ -47,12 +47,20 @@ def _sections(page: str):
 def test_report_has_every_section_and_the_plans_figures(planned, tmp_path):
     plan, offline, segments, experiment, uplift = planned
     path = tmp_path / "campaign.html"
-    page = campaign_report(plan, path, offline=offline, segments=segments, experiment=experiment, uplift=uplift)
+    page = campaign_report(
+        plan, path, offline=offline, segments=segments, experiment=experiment, uplift=uplift
+    )
     assert path.read_text(encoding="utf-8") == page
     assert not (tmp_path / "campaign.html.tmp").exists()
-    assert _sections(page) == ["Where the budget goes", "Pacing", "Top reasons", "Preference segments",
-                               "The plan valued off-policy from the log", "Experiment: incremental results",
-                               "Uplift model"]
+    assert _sections(page) == [
+        "Where the budget goes",
+        "Pacing",
+        "Top reasons",
+        "Preference segments",
+        "The plan valued off-policy from the log",
+        "Experiment: incremental results",
+        "Uplift model",
+    ]
     # Self-contained: no script, no reference to anything outside the page.
     assert "<script" not in page.lower()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page, re.I)
@@ -62,7 +70,10 @@ def test_report_has_every_section_and_the_plans_figures(planned, tmp_path):
     assert f"{plan.expected_cost:,.0f}" in page
     assert f"{plan.budget:,.0f}" in page
     # Every segment and kind of the plan appears in its breakdown table.
-    for name in plan.frame["segment"].astype(str).unique().tolist() + plan.frame["kind"].astype(str).unique().tolist():
+    for name in (
+        plan.frame["segment"].astype(str).unique().tolist()
+        + plan.frame["kind"].astype(str).unique().tolist()
+    ):
         assert f"<td>{name}</td>" in page
     # Top reasons counted from all rows (the plan is under the sample size).
     assert f"From all {len(plan.frame):,} issued benefits." in page
@@ -72,8 +83,23 @@ def test_sections_appear_only_with_their_inputs(planned):
     plan = planned[0]
     page = campaign_report(plan)
     assert _sections(page) == ["Where the budget goes", "Pacing", "Top reasons"]
-    bare = Plan(plan.frame[["member", "member_index", "benefit", "benefit_index", "kind", "probability", "value",
-                            "cost", "net"]], budget=float("inf"), method="greedy")
+    bare = Plan(
+        plan.frame[
+            [
+                "member",
+                "member_index",
+                "benefit",
+                "benefit_index",
+                "kind",
+                "probability",
+                "value",
+                "cost",
+                "net",
+            ]
+        ],
+        budget=float("inf"),
+        method="greedy",
+    )
     page = campaign_report(bare, breakdowns=["kind", "no_such_column"])
     assert _sections(page) == ["Where the budget goes"]
     assert "none" in page  # no budget
@@ -104,7 +130,9 @@ def _chromium():
         if found:
             return found
     if os.environ.get("PERKREC_REQUIRE_BROWSER") == "1":
-        pytest.fail("headless Chromium is absent and PERKREC_REQUIRE_BROWSER=1 (make test installs it)")
+        pytest.fail(
+            "headless Chromium is absent and PERKREC_REQUIRE_BROWSER=1 (make test installs it)"
+        )
     pytest.skip("headless Chromium is absent")
 
 
@@ -114,11 +142,27 @@ def test_report_renders_in_a_real_browser(planned, tmp_path):
     browser = _chromium()
     plan, offline, segments, experiment, uplift = planned
     path = tmp_path / "campaign.html"
-    campaign_report(plan, path, offline=offline, segments=segments, experiment=experiment, uplift=uplift)
+    campaign_report(
+        plan, path, offline=offline, segments=segments, experiment=experiment, uplift=uplift
+    )
     shot = tmp_path / "shot.png"
-    run = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                          f"--screenshot={shot}", "--window-size=1200,2400", "--enable-logging=stderr", "--v=0",
-                          path.as_uri()], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1200,2400",
+            "--enable-logging=stderr",
+            "--v=0",
+            path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shot.exists(), run.stderr[-2000:]
     console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
     assert console == []

@@ -23,7 +23,9 @@ def _imports():
         deps = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level == 1:
-                deps.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
+                deps.update(
+                    [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+                )
         graph[path.stem] = deps & names - {"__init__"}
     return graph
 
@@ -41,14 +43,19 @@ def _cycles_through(graph, start):
     return found
 
 
-@pytest.mark.parametrize("module", ["_serializable", "data", "io", "fm", "models", "preference", "uplift", "clv"])
+@pytest.mark.parametrize(
+    "module", ["_serializable", "data", "io", "fm", "models", "preference", "uplift", "clv"]
+)
 def test_no_import_cycle_through_the_save_load_modules(module):
     graph = _imports()
     assert "io" not in graph["data"] and graph["_serializable"] <= {"_core", "_util"}
     assert _cycles_through(graph, module) == []
 
 
-@pytest.mark.parametrize("module", ["_serializable", "io", "data", "fm", "models", "preference", "uplift", "clv", "pipeline"])
+@pytest.mark.parametrize(
+    "module",
+    ["_serializable", "io", "data", "fm", "models", "preference", "uplift", "clv", "pipeline"],
+)
 def test_each_module_imports_alone_in_a_fresh_interpreter(module):
     code = f"import perkrec.{module} as m, perkrec._serializable as s; assert s.registered()"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -46,8 +46,9 @@ def test_clone_and_set_params(cls, kwargs):
     name = "seed" if "seed" in model.get_params() else "num_threads"
     assert model.set_params(**{name: 3}) is model
     assert model.get_params()[name] == 3
-    assert {k: v for k, v in model.get_params().items() if k != name} == \
-        {k: v for k, v in twin.get_params().items() if k != name}
+    assert {k: v for k, v in model.get_params().items() if k != name} == {
+        k: v for k, v in twin.get_params().items() if k != name
+    }
     with pytest.raises(perkrec.ConfigError, match="no_such_parameter"):
         model.set_params(no_such_parameter=1)
 
@@ -87,9 +88,15 @@ def test_fm_in_a_pipeline_and_grid_search():
     rng = np.random.default_rng(3)
     X, y = _planted(4000, rng)
     X_test, y_test = _planted(2000, rng)
-    pipe = Pipeline([("onehot", OneHotEncoder(handle_unknown="ignore")),
-                     ("fm", perkrec.FM(epochs=15, learning_rate=0.1))])
-    search = GridSearchCV(pipe, {"fm__factors": [0, 4], "fm__reg_linear": [1e-5, 1e-3]}, scoring="roc_auc", cv=3)
+    pipe = Pipeline(
+        [
+            ("onehot", OneHotEncoder(handle_unknown="ignore")),
+            ("fm", perkrec.FM(epochs=15, learning_rate=0.1)),
+        ]
+    )
+    search = GridSearchCV(
+        pipe, {"fm__factors": [0, 4], "fm__reg_linear": [1e-5, 1e-3]}, scoring="roc_auc", cv=3
+    )
     search.fit(X, y)
     assert set(search.best_params_) == {"fm__factors", "fm__reg_linear"}
     assert sklearn.base.is_classifier(search.best_estimator_)

@@ -14,15 +14,40 @@ from perkrec._util import seconds, time_seconds
 T = 1775001600  # 2026-04-01T00:00:00Z
 
 SAME_TIME = [
-    T, np.int64(T), float(T), T + 0.75, np.float64(T), "2026-04-01", "2026-04-01T00:00:00Z",
-    "2026-04-01T02:00:00+02:00", datetime.datetime(2026, 4, 1), datetime.date(2026, 4, 1),
+    T,
+    np.int64(T),
+    float(T),
+    T + 0.75,
+    np.float64(T),
+    "2026-04-01",
+    "2026-04-01T00:00:00Z",
+    "2026-04-01T02:00:00+02:00",
+    datetime.datetime(2026, 4, 1),
+    datetime.date(2026, 4, 1),
     datetime.datetime(2026, 4, 1, 2, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
-    np.datetime64("2026-04-01T00:00:00"), pd.Timestamp("2026-04-01"), pd.Timestamp("2026-04-01", tz="UTC"),
+    np.datetime64("2026-04-01T00:00:00"),
+    pd.Timestamp("2026-04-01"),
+    pd.Timestamp("2026-04-01", tz="UTC"),
     pd.Timestamp("2026-03-31 20:00", tz="US/Eastern"),
 ]
 
-NOT_A_TIME = [True, np.bool_(False), float("nan"), float("inf"), -float("inf"), 10**30, -10**15, 2**63 - 1,
-              "not a date", "1775001600", None, [T], pd.NaT, "9999-12-31", "1850-01-01"]
+NOT_A_TIME = [
+    True,
+    np.bool_(False),
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    10**30,
+    -(10**15),
+    2**63 - 1,
+    "not a date",
+    "1775001600",
+    None,
+    [T],
+    pd.NaT,
+    "9999-12-31",
+    "1850-01-01",
+]
 
 
 @pytest.mark.parametrize("value", SAME_TIME, ids=repr)
@@ -41,8 +66,13 @@ def test_arrays_follow_the_same_rule():
     assert seconds(np.array([T + 0.5]), "x").tolist() == [T]
     assert seconds(pd.Series(pd.to_datetime(["2026-04-01"], utc=True)), "x").tolist() == [T]
     assert seconds(np.array(["2026-04-01"]), "x").tolist() == [T]
-    for bad in (np.array([True]), np.array([np.nan]), np.array([1e30]), np.array([T, 2**62]),
-                np.array(["garbage"])):
+    for bad in (
+        np.array([True]),
+        np.array([np.nan]),
+        np.array([1e30]),
+        np.array([T, 2**62]),
+        np.array(["garbage"]),
+    ):
         with pytest.raises(perkrec.InputError, match="x"):
             seconds(bad, "x")
 
@@ -71,13 +101,35 @@ def test_policy_times_use_the_same_rule_and_range():
     policy = perkrec.Policy({"quiet_hours": {"start_hour": 22, "end_hour": 8}})
     assert policy.send_time(T + 23 * 3600.0) == T + 32 * 3600
     assert policy.send_time(T + 23 * 3600) == T + 32 * 3600
-    assert policy.send_time("2026-04-01T23:00:00Z") == pd.Timestamp(T + 32 * 3600, unit="s", tz="UTC")
+    assert policy.send_time("2026-04-01T23:00:00Z") == pd.Timestamp(
+        T + 32 * 3600, unit="s", tz="UTC"
+    )
     with pytest.raises(perkrec.InputError, match="t"):
         policy.send_time(True)
-    for until in (-10**15, "9999-12-31", 10**12):
+    for until in (-(10**15), "9999-12-31", 10**12):
         with pytest.raises(perkrec.ConfigError, match="until"):
-            perkrec.Policy({"rules": [{"name": "w", "effect": "window", "benefits": {"kinds": ["gift"]},
-                                       "until": until}]})
-    ok = perkrec.Policy({"rules": [{"name": "w", "effect": "window", "benefits": {"kinds": ["gift"]},
-                                    "until": "2199-12-31"}]})
+            perkrec.Policy(
+                {
+                    "rules": [
+                        {
+                            "name": "w",
+                            "effect": "window",
+                            "benefits": {"kinds": ["gift"]},
+                            "until": until,
+                        }
+                    ]
+                }
+            )
+    ok = perkrec.Policy(
+        {
+            "rules": [
+                {
+                    "name": "w",
+                    "effect": "window",
+                    "benefits": {"kinds": ["gift"]},
+                    "until": "2199-12-31",
+                }
+            ]
+        }
+    )
     assert perkrec.Policy(ok.to_dict()) == ok

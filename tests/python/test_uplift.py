@@ -108,7 +108,9 @@ def test_save_load_pickle_round_trip(tmp_path, learner):
 @pytest.mark.parametrize("learner", LEARNERS)
 def test_one_thread_is_bit_reproducible(binary_data, learner):
     X, y, t, *_ = binary_data
-    np.testing.assert_array_equal(fit(learner, X, y, t).predict(X), fit(learner, X, y, t).predict(X))
+    np.testing.assert_array_equal(
+        fit(learner, X, y, t).predict(X), fit(learner, X, y, t).predict(X)
+    )
 
 
 def test_params_and_sklearn_clone():
@@ -117,7 +119,9 @@ def test_params_and_sklearn_clone():
     model = UpliftModel("x", factors=16, learning_rate=0.1, fit_propensity=True)
     params = model.params
     assert params["learner"] == "x" and params["factors"] == 16 and params["fit_propensity"] is True
-    assert "loss" not in params and params["epochs"] >= 1  # C++ defaults shown, stage-owned keys hidden
+    assert (
+        "loss" not in params and params["epochs"] >= 1
+    )  # C++ defaults shown, stage-owned keys hidden
     assert model.get_params()["epochs"] is None and model.get_params()["factors"] == 16
     assert clone(model).params == params
     assert model.set_params(learner="dr").params["learner"] == "dr"
@@ -136,8 +140,14 @@ def test_bad_input_raises_and_leaves_model_unchanged():
         (dict(y=np.where(np.arange(len(y)) == 4, np.nan, y)), "outcome at position 4"),
         (dict(t=np.where(np.arange(len(t)) == 5, -1, t)), "treatment at position 5"),
         (dict(t=np.where(np.arange(len(t)) == 6, 3, t)), "treatment arm 2 has 0 rows"),
-        (dict(propensity=np.where(np.arange(len(t)) == 7, 0.0, propensity)), "propensity at position 7"),
-        (dict(propensity=np.where(np.arange(len(t)) == 8, 1.5, propensity)), "propensity at position 8"),
+        (
+            dict(propensity=np.where(np.arange(len(t)) == 7, 0.0, propensity)),
+            "propensity at position 7",
+        ),
+        (
+            dict(propensity=np.where(np.arange(len(t)) == 8, 1.5, propensity)),
+            "propensity at position 8",
+        ),
         (dict(propensity=propensity[:-1]), "propensity has 2999 entries"),
         (dict(y=y[:-1]), "outcome has 2999 entries"),
     ]
@@ -178,13 +188,17 @@ def test_sample_weights_reach_every_stage(binary_data, learner):
     X, y, t, _, a, _ = binary_data
     # Unit weights change nothing; zero weights remove rows whose outcomes were scrambled.
     plain = fit(learner, X, y, t).predict(X)
-    unit = UpliftModel(learner, factors=4, epochs=10, num_threads=1).fit(X, y, t, sample_weight=np.ones(len(y)))
+    unit = UpliftModel(learner, factors=4, epochs=10, num_threads=1).fit(
+        X, y, t, sample_weight=np.ones(len(y))
+    )
     np.testing.assert_array_equal(unit.predict(X), plain)
     rng = np.random.default_rng(9)
     scrambled = rng.random(len(y)) < 0.4
     noisy_y = np.where(scrambled & (t == 1), 1.0, y).astype(np.float32)  # treated rows all "visit"
     weights = np.where(scrambled, 0.0, 1.0)
-    weighted = UpliftModel(learner, factors=4, epochs=10, num_threads=1).fit(X, noisy_y, t, sample_weight=weights)
+    weighted = UpliftModel(learner, factors=4, epochs=10, num_threads=1).fit(
+        X, noisy_y, t, sample_weight=weights
+    )
     unweighted = fit(learner, X, noisy_y, t).predict(X)
     means = np.array([weighted.predict(X)[a == g].mean() for g in range(4)])
     np.testing.assert_allclose(means, PLANTED[0], atol=0.05)

@@ -121,15 +121,24 @@ enum class ModelFormatCode {
 /// Name of a ModelFormatCode ("bad_magic", …).
 inline const char* to_string(ModelFormatCode code) {
   switch (code) {
-    case ModelFormatCode::io_error: return "io_error";
-    case ModelFormatCode::bad_magic: return "bad_magic";
-    case ModelFormatCode::unsupported_version: return "unsupported_version";
-    case ModelFormatCode::truncated: return "truncated";
-    case ModelFormatCode::checksum_mismatch: return "checksum_mismatch";
-    case ModelFormatCode::bad_header: return "bad_header";
-    case ModelFormatCode::bad_array: return "bad_array";
-    case ModelFormatCode::wrong_kind: return "wrong_kind";
-    case ModelFormatCode::invalid_content: return "invalid_content";
+    case ModelFormatCode::io_error:
+      return "io_error";
+    case ModelFormatCode::bad_magic:
+      return "bad_magic";
+    case ModelFormatCode::unsupported_version:
+      return "unsupported_version";
+    case ModelFormatCode::truncated:
+      return "truncated";
+    case ModelFormatCode::checksum_mismatch:
+      return "checksum_mismatch";
+    case ModelFormatCode::bad_header:
+      return "bad_header";
+    case ModelFormatCode::bad_array:
+      return "bad_array";
+    case ModelFormatCode::wrong_kind:
+      return "wrong_kind";
+    case ModelFormatCode::invalid_content:
+      return "invalid_content";
   }
   return "unknown";
 }
@@ -178,8 +187,8 @@ template <class E, class... Parts>
 }
 
 /// InputError unless column `name` has `expected` rows (or none, when `optional`).
-inline void check_column_length(const char* ctx, const std::string& name, std::size_t rows, std::size_t expected,
-                                bool optional = false) {
+inline void check_column_length(const char* ctx, const std::string& name, std::size_t rows,
+                                std::size_t expected, bool optional = false) {
   if (rows == expected || (optional && rows == 0)) return;
   raise<InputError>(ctx, ": column '", name, "' has ", rows, " rows (expected ", expected,
                     optional ? " or none)" : ")");

@@ -36,7 +36,7 @@ using Json = nlohmann::json;
 /// Bounds applied while parsing.
 struct JsonLimits {
   std::size_t max_bytes = 64u << 20;  ///< largest accepted document
-  int max_depth = 64;                  ///< deepest accepted nesting of objects and arrays
+  int max_depth = 64;                 ///< deepest accepted nesting of objects and arrays
   /// Largest estimated size of the parsed document in memory (0 = only max_bytes bounds it):
   /// short tokens expand (`[],` is 3 bytes of text and ~60 bytes of DOM), so a reader of
   /// untrusted text caps the expansion, e.g. at a small multiple of the text's length.
@@ -72,8 +72,8 @@ Json parse_json_strict(std::string_view text, const std::string& context,
   detail::JsonParseFailure failure;
   detail::parse_json_strict_into(text, limits, out, failure);
   if (failure.failed) {
-    detail::raise<E>(context, ": ", failure.pointer.empty() ? "(document)" : failure.pointer,
-                     ": ", failure.message);
+    detail::raise<E>(context, ": ", failure.pointer.empty() ? "(document)" : failure.pointer, ": ",
+                     failure.message);
   }
   return out;
 }
@@ -132,8 +132,8 @@ class JsonReader {
       if (known_.count(it.key()) == 0) {
         std::string expected;
         for (const auto& k : known_) expected += (expected.empty() ? "" : ", ") + k;
-        detail::raise<E>(context_, ": ", child_pointer(it.key()), ": unknown key (expected one of: ",
-                         expected, ")");
+        detail::raise<E>(context_, ": ", child_pointer(it.key()),
+                         ": unknown key (expected one of: ", expected, ")");
       }
     }
   }

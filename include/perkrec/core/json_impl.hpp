@@ -26,9 +26,7 @@ PERKREC_INLINE std::string json_pointer_token(std::string_view token) {
 
 namespace detail {
 
-PERKREC_INLINE std::string json_type_name(const Json& value) {
-  return value.type_name();
-}
+PERKREC_INLINE std::string json_type_name(const Json& value) { return value.type_name(); }
 
 PERKREC_INLINE std::string json_preview(const Json& value) {
   std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
@@ -80,14 +78,14 @@ class StrictSaxBuilder {
     // nlohmann prefixes its messages with "[json.exception.parse_error.101] "; keep the rest.
     const auto bracket = what.find("] ");
     if (bracket != std::string::npos) what = what.substr(bracket + 2);
-    return fail(pointer(), concat("syntax error at byte ", position, " near '", last_token,
-                                  "': ", what));
+    return fail(pointer(),
+                concat("syntax error at byte ", position, " near '", last_token, "': ", what));
   }
 
  private:
   struct Frame {
     Json* container;
-    std::string key;      // current key when the container is an object
+    std::string key;        // current key when the container is an object
     std::size_t index = 0;  // next element index when it is an array
     std::unordered_set<std::string> keys;
   };
@@ -120,7 +118,8 @@ class StrictSaxBuilder {
   }
 
   bool put(Json&& value) {
-    if (!charge(32 + (value.is_string() ? value.get_ref<const std::string&>().size() + 32 : 0))) return false;
+    if (!charge(32 + (value.is_string() ? value.get_ref<const std::string&>().size() + 32 : 0)))
+      return false;
     *slot() = std::move(value);
     after_value();
     return true;
@@ -147,8 +146,9 @@ class StrictSaxBuilder {
   bool charge(std::size_t bytes) {
     memory_ += bytes;
     if (limits_.max_memory_bytes == 0 || memory_ <= limits_.max_memory_bytes) return true;
-    return fail(pointer(), concat("the document would take more than ", limits_.max_memory_bytes,
-                                  " bytes in memory (short values expand: it is damaged or hostile)"));
+    return fail(pointer(),
+                concat("the document would take more than ", limits_.max_memory_bytes,
+                       " bytes in memory (short values expand: it is damaged or hostile)"));
   }
 
   bool fail(std::string where, std::string message) {
@@ -172,8 +172,8 @@ PERKREC_INLINE void parse_json_strict_into(std::string_view text, const JsonLimi
   failure = JsonParseFailure{};
   if (text.size() > limits.max_bytes) {
     failure.failed = true;
-    failure.message = concat("document too large (got ", text.size(), " bytes, limit ",
-                             limits.max_bytes, ")");
+    failure.message =
+        concat("document too large (got ", text.size(), " bytes, limit ", limits.max_bytes, ")");
     return;
   }
   Json root;

@@ -2,8 +2,8 @@
 // and identical on every platform (no global state such as lgamma's signgam).
 #pragma once
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 namespace perkrec {

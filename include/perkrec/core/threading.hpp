@@ -37,7 +37,8 @@ inline constexpr int kMaxThreads = 1024;
 /// kMaxThreads.
 inline int resolve_num_threads(int requested) {
   if (requested < 0 || requested > kMaxThreads) {
-    detail::raise<ConfigError>("num_threads: must be in [0, ", kMaxThreads, "] (got ", requested, ")");
+    detail::raise<ConfigError>("num_threads: must be in [0, ", kMaxThreads, "] (got ", requested,
+                               ")");
   }
 #if PERKREC_HAS_OPENMP
   return requested > 0 ? requested : omp_get_max_threads();

@@ -101,7 +101,9 @@ class CsrView32 {
       : rows_(rows), cols_(cols), indices_(indices), data_(data) {
     if (rows > 0 && indptr != nullptr) offsets_.assign(indptr, indptr + rows + 1);
   }
-  CsrView<T> view() const { return {rows_, cols_, offsets_.empty() ? nullptr : offsets_.data(), indices_, data_}; }
+  CsrView<T> view() const {
+    return {rows_, cols_, offsets_.empty() ? nullptr : offsets_.data(), indices_, data_};
+  }
 
  private:
   Index rows_, cols_;
@@ -147,8 +149,8 @@ void CsrView<T>::validate(const char* what, bool require_sorted) const {
     if (data != nullptr) {
       for (Offset k = 0; k < nnz; ++k) {
         if (!std::isfinite(data[k])) {
-          detail::raise<InputError>(what, ": non-finite value at position ", k, " (got ",
-                                    data[k], ")");
+          detail::raise<InputError>(what, ": non-finite value at position ", k, " (got ", data[k],
+                                    ")");
         }
       }
     }

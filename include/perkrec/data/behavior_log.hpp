@@ -49,18 +49,18 @@ namespace perkrec {
 /// Borrowed input columns for BehaviorLog::from_columns: `user`, `item` and `timestamp` are
 /// required (one entry per event); the others are empty or of the same length.
 struct BehaviorColumns {
-  Span<const Index> user;              ///< required, in [0, n_users), or -1 = unknown member
-  Span<const Index> item;              ///< required, in [0, n_items), or -1 = unknown item
-  Span<const Timestamp> timestamp;     ///< required, in [kMinTimestamp, kMaxTimestamp)
-  Span<const std::int32_t> action;     ///< optional codes into action_names (default 0)
-  Span<const double> quantity;         ///< optional, finite, >= 0 (default 1)
-  Span<const double> amount;           ///< optional, finite, >= 0 (default 0)
-  Span<const std::int64_t> basket;     ///< optional basket ids, -1 = none (default -1)
+  Span<const Index> user;           ///< required, in [0, n_users), or -1 = unknown member
+  Span<const Index> item;           ///< required, in [0, n_items), or -1 = unknown item
+  Span<const Timestamp> timestamp;  ///< required, in [kMinTimestamp, kMaxTimestamp)
+  Span<const std::int32_t> action;  ///< optional codes into action_names (default 0)
+  Span<const double> quantity;      ///< optional, finite, >= 0 (default 1)
+  Span<const double> amount;        ///< optional, finite, >= 0 (default 0)
+  Span<const std::int64_t> basket;  ///< optional basket ids, -1 = none (default -1)
 };
 
 struct BehaviorOptions {
-  Index n_users = -1;   ///< members; -1 = the largest index + 1 (up to max(2^20, 64 x events))
-  Index n_items = -1;   ///< items of the ItemCatalog; -1 = the largest index + 1 (same bound)
+  Index n_users = -1;  ///< members; -1 = the largest index + 1 (up to max(2^20, 64 x events))
+  Index n_items = -1;  ///< items of the ItemCatalog; -1 = the largest index + 1 (same bound)
   /// The action vocabulary (distinct, non-empty; at most 255 names): code k names action k.
   std::vector<std::string> action_names = {"purchase"};
   UnknownItems unknown = UnknownItems::drop;  ///< rows with item -1 or user -1
@@ -72,7 +72,8 @@ class BehaviorLog {
   BehaviorLog() = default;
 
   /// Validates and sorts the columns into a log (see the file comment).
-  static BehaviorLog from_columns(const BehaviorColumns& columns, const BehaviorOptions& options = {});
+  static BehaviorLog from_columns(const BehaviorColumns& columns,
+                                  const BehaviorOptions& options = {});
 
   Offset size() const { return static_cast<Offset>(item_.size()); }
   bool empty() const { return item_.empty(); }

@@ -18,23 +18,26 @@ namespace perkrec {
 namespace detail {
 
 // Empty when row i is valid (an unknown item, -1, is valid here), else the reason.
-inline std::string behavior_row_problem(const BehaviorColumns& c, std::size_t i, Index n_users, Index n_items,
-                                        std::int32_t n_actions) {
+inline std::string behavior_row_problem(const BehaviorColumns& c, std::size_t i, Index n_users,
+                                        Index n_items, std::int32_t n_actions) {
   const Index u = c.user[i];
   if (u < -1 || u >= n_users) {
-    return concat("user: out of range (got ", u, ", expected 0 <= user < ", n_users, ", or -1 for an unknown member)");
+    return concat("user: out of range (got ", u, ", expected 0 <= user < ", n_users,
+                  ", or -1 for an unknown member)");
   }
   const Index it = c.item[i];
   if (it < -1 || it >= n_items) {
-    return concat("item: out of range (got ", it, ", expected 0 <= item < ", n_items, ", or -1 for an unknown item)");
+    return concat("item: out of range (got ", it, ", expected 0 <= item < ", n_items,
+                  ", or -1 for an unknown item)");
   }
   const Timestamp t = c.timestamp[i];
   if (t < kMinTimestamp || t >= kMaxTimestamp) {
-    return concat("timestamp: outside the supported range (got ", t, ", expected ", kMinTimestamp, " <= t < ",
-                  kMaxTimestamp, ")");
+    return concat("timestamp: outside the supported range (got ", t, ", expected ", kMinTimestamp,
+                  " <= t < ", kMaxTimestamp, ")");
   }
   if (!c.action.empty() && (c.action[i] < 0 || c.action[i] >= n_actions)) {
-    return concat("action: code out of range (got ", c.action[i], ", expected 0 <= code < ", n_actions, ")");
+    return concat("action: code out of range (got ", c.action[i], ", expected 0 <= code < ",
+                  n_actions, ")");
   }
   if (!c.quantity.empty() && !(std::isfinite(c.quantity[i]) && c.quantity[i] >= 0)) {
     return concat("quantity: must be finite and >= 0 (got ", c.quantity[i], ")");
@@ -47,7 +50,8 @@ inline std::string behavior_row_problem(const BehaviorColumns& c, std::size_t i,
 
 }  // namespace detail
 
-PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, const BehaviorOptions& o) {
+PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c,
+                                                     const BehaviorOptions& o) {
   const char* ctx = "BehaviorLog::from_columns";
   const std::size_t n = c.user.size();
   const int num_threads = o.num_threads;
@@ -61,16 +65,20 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
   check_length("quantity", c.quantity.size(), true);
   check_length("amount", c.amount.size(), true);
   check_length("basket", c.basket.size(), true);
-  if (o.n_users < -1) detail::raise<InputError>(ctx, ": n_users must be >= 0 or -1 (got ", o.n_users, ")");
-  if (o.n_items < -1) detail::raise<InputError>(ctx, ": n_items must be >= 0 or -1 (got ", o.n_items, ")");
+  if (o.n_users < -1)
+    detail::raise<InputError>(ctx, ": n_users must be >= 0 or -1 (got ", o.n_users, ")");
+  if (o.n_items < -1)
+    detail::raise<InputError>(ctx, ": n_items must be >= 0 or -1 (got ", o.n_items, ")");
   if (o.action_names.empty() || o.action_names.size() > 255) {
-    detail::raise<InputError>(ctx, ": action_names must hold 1 to 255 names (got ", o.action_names.size(), ")");
+    detail::raise<InputError>(ctx, ": action_names must hold 1 to 255 names (got ",
+                              o.action_names.size(), ")");
   }
   {
     std::unordered_set<std::string> seen;
     for (const auto& a : o.action_names) {
       if (a.empty()) detail::raise<InputError>(ctx, ": action_names holds an empty name");
-      if (!seen.insert(a).second) detail::raise<InputError>(ctx, ": action '", a, "' is listed twice");
+      if (!seen.insert(a).second)
+        detail::raise<InputError>(ctx, ": action '", a, "' is listed twice");
     }
   }
 
@@ -95,8 +103,9 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
       Index top = -1;
       for (Index v : m) top = std::max(top, v);
       if (top == std::numeric_limits<Index>::max() || top + 1 > cap) {
-        detail::raise<InputError>(ctx, ": the largest ", what, " index (", top, ") implies more ", what, "s than ",
-                                  cap, " for ", n, " events; pass n_", what, "s explicitly");
+        detail::raise<InputError>(ctx, ": the largest ", what, " index (", top, ") implies more ",
+                                  what, "s than ", cap, " for ", n, " events; pass n_", what,
+                                  "s explicitly");
       }
       return top + 1;
     };
@@ -106,7 +115,8 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
 
   // Validate every row; report the lowest bad row whatever the threads.
   const auto n_actions = static_cast<std::int32_t>(o.action_names.size());
-  std::vector<Offset> first_bad(n_blocks, -1), first_unknown(n_blocks, -1), unknown_count(n_blocks, 0);
+  std::vector<Offset> first_bad(n_blocks, -1), first_unknown(n_blocks, -1),
+      unknown_count(n_blocks, 0);
   std::vector<Offset> unknown_user_count(n_blocks, 0);
   std::vector<std::uint8_t> unsorted_block(n_blocks, 0);
   parallel_for(0, blocks.count, num_threads, [&](Offset b) {
@@ -132,8 +142,8 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
   for (Offset bad : first_bad) {
     if (bad >= 0) {
       detail::raise<InputError>(ctx, ": row ", bad, ": ",
-                                detail::behavior_row_problem(c, static_cast<std::size_t>(bad), n_users, n_items,
-                                                             n_actions));
+                                detail::behavior_row_problem(c, static_cast<std::size_t>(bad),
+                                                             n_users, n_items, n_actions));
     }
   }
   Offset unknown = 0, unknown_users = 0;
@@ -142,8 +152,10 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
       const auto row = static_cast<std::size_t>(first_unknown[b]);
       Offset total = 0;
       for (std::size_t k = 0; k < n_blocks; ++k) total += unknown_count[k] + unknown_user_count[k];
-      detail::raise<InputError>(ctx, ": row ", row, c.item[row] < 0 ? ": item: unknown item id (" : ": user: unknown member id (",
-                                total, " rows name items or members the maps lack; unknown='drop' skips them)");
+      detail::raise<InputError>(
+          ctx, ": row ", row,
+          c.item[row] < 0 ? ": item: unknown item id (" : ": user: unknown member id (", total,
+          " rows name items or members the maps lack; unknown='drop' skips them)");
     }
     unknown += unknown_count[b];
     unknown_users += unknown_user_count[b];
@@ -153,7 +165,8 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
     if (unsorted_block[static_cast<std::size_t>(b)]) sorted = false;
     if (b > 0) {
       const auto k = static_cast<std::size_t>(blocks.begin(b));
-      if (c.user[k - 1] > c.user[k] || (c.user[k - 1] == c.user[k] && c.timestamp[k - 1] > c.timestamp[k])) {
+      if (c.user[k - 1] > c.user[k] ||
+          (c.user[k - 1] == c.user[k] && c.timestamp[k - 1] > c.timestamp[k])) {
         sorted = false;
       }
     }
@@ -171,9 +184,11 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
   // Member offsets (kept rows only).
   log.user_offsets_.assign(static_cast<std::size_t>(n_users) + 1, 0);
   for (std::size_t i = 0; i < n; ++i) {
-    if (c.item[i] >= 0 && c.user[i] >= 0) ++log.user_offsets_[static_cast<std::size_t>(c.user[i]) + 1];
+    if (c.item[i] >= 0 && c.user[i] >= 0)
+      ++log.user_offsets_[static_cast<std::size_t>(c.user[i]) + 1];
   }
-  for (std::size_t u = 0; u < static_cast<std::size_t>(n_users); ++u) log.user_offsets_[u + 1] += log.user_offsets_[u];
+  for (std::size_t u = 0; u < static_cast<std::size_t>(n_users); ++u)
+    log.user_offsets_[u + 1] += log.user_offsets_[u];
 
   log.item_.resize(kept);
   log.action_.resize(kept);
@@ -185,12 +200,14 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
   if (sorted) {
     std::memcpy(log.item_.data(), c.item.data(), kept * sizeof(Index));
     std::memcpy(log.timestamp_.data(), c.timestamp.data(), kept * sizeof(Timestamp));
-    if (!c.basket.empty()) std::memcpy(log.basket_.data(), c.basket.data(), kept * sizeof(std::int64_t));
+    if (!c.basket.empty())
+      std::memcpy(log.basket_.data(), c.basket.data(), kept * sizeof(std::int64_t));
     if (!c.amount.empty()) std::memcpy(log.amount_.data(), c.amount.data(), kept * sizeof(double));
     parallel_for(0, blocks.count, num_threads, [&](Offset b) {
       for (Offset i = blocks.begin(b); i < blocks.end(b); ++i) {
         const auto k = static_cast<std::size_t>(i);
-        log.action_[k] = c.action.empty() ? std::uint8_t{0} : static_cast<std::uint8_t>(c.action[k]);
+        log.action_[k] =
+            c.action.empty() ? std::uint8_t{0} : static_cast<std::uint8_t>(c.action[k]);
         log.quantity_[k] = c.quantity.empty() ? 1.0f : static_cast<float>(c.quantity[k]);
         if (c.amount.empty()) log.amount_[k] = 0.0;
       }
@@ -249,14 +266,17 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
         0, static_cast<Offset>(n_buckets), num_threads,
         [&](Offset bk) {
           const auto first_user = static_cast<std::size_t>(bk << shift);
-          const auto last_user = static_cast<std::size_t>(std::min<Offset>(n_users, (bk + 1) << shift));
+          const auto last_user =
+              static_cast<std::size_t>(std::min<Offset>(n_users, (bk + 1) << shift));
           if (first_user >= last_user) return;
-          std::vector<Offset> next(log.user_offsets_.begin() + static_cast<std::ptrdiff_t>(first_user),
-                                   log.user_offsets_.begin() + static_cast<std::ptrdiff_t>(last_user));
-          for (Offset i = bucket_start[static_cast<std::size_t>(bk)]; i < bucket_start[static_cast<std::size_t>(bk) + 1];
-               ++i) {
+          std::vector<Offset> next(
+              log.user_offsets_.begin() + static_cast<std::ptrdiff_t>(first_user),
+              log.user_offsets_.begin() + static_cast<std::ptrdiff_t>(last_user));
+          for (Offset i = bucket_start[static_cast<std::size_t>(bk)];
+               i < bucket_start[static_cast<std::size_t>(bk) + 1]; ++i) {
             const Record& r = records[static_cast<std::size_t>(i)];
-            const auto d = static_cast<std::size_t>(next[static_cast<std::size_t>(r.user) - first_user]++);
+            const auto d =
+                static_cast<std::size_t>(next[static_cast<std::size_t>(r.user) - first_user]++);
             log.item_[d] = r.item;
             log.timestamp_[d] = r.time;
             log.action_[d] = r.action;
@@ -271,20 +291,24 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
     parallel_for(
         0, n_users, num_threads,
         [&](Offset u) {
-          const auto begin = static_cast<std::size_t>(log.user_offsets_[static_cast<std::size_t>(u)]);
-          const auto end = static_cast<std::size_t>(log.user_offsets_[static_cast<std::size_t>(u) + 1]);
+          const auto begin =
+              static_cast<std::size_t>(log.user_offsets_[static_cast<std::size_t>(u)]);
+          const auto end =
+              static_cast<std::size_t>(log.user_offsets_[static_cast<std::size_t>(u) + 1]);
           const auto t0 = log.timestamp_.begin() + static_cast<std::ptrdiff_t>(begin);
           if (std::is_sorted(t0, log.timestamp_.begin() + static_cast<std::ptrdiff_t>(end))) return;
           std::vector<std::size_t> order(end - begin);
           for (std::size_t i = 0; i < order.size(); ++i) order[i] = begin + i;
-          std::stable_sort(order.begin(), order.end(),
-                           [&](std::size_t x, std::size_t y) { return log.timestamp_[x] < log.timestamp_[y]; });
+          std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+            return log.timestamp_[x] < log.timestamp_[y];
+          });
           auto permute = [&](auto& column) {
             if (column.empty()) return;
             using T = typename std::decay_t<decltype(column)>::value_type;
             std::vector<T> moved(order.size());
             for (std::size_t i = 0; i < order.size(); ++i) moved[i] = column[order[i]];
-            std::copy(moved.begin(), moved.end(), column.begin() + static_cast<std::ptrdiff_t>(begin));
+            std::copy(moved.begin(), moved.end(),
+                      column.begin() + static_cast<std::ptrdiff_t>(begin));
           };
           permute(log.item_);
           permute(log.action_);
@@ -299,7 +323,8 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c, c
     const detail::Blocks out_blocks(static_cast<Offset>(kept));
     std::vector<Timestamp> lo(static_cast<std::size_t>(out_blocks.count)), hi(lo.size());
     parallel_for(0, out_blocks.count, num_threads, [&](Offset b) {
-      Timestamp a = std::numeric_limits<Timestamp>::max(), z = std::numeric_limits<Timestamp>::min();
+      Timestamp a = std::numeric_limits<Timestamp>::max(),
+                z = std::numeric_limits<Timestamp>::min();
       for (Offset k = out_blocks.begin(b); k < out_blocks.end(b); ++k) {
         a = std::min(a, log.timestamp_[static_cast<std::size_t>(k)]);
         z = std::max(z, log.timestamp_[static_cast<std::size_t>(k)]);
@@ -323,8 +348,8 @@ PERKREC_INLINE std::vector<Index> BehaviorLog::users() const {
 
 PERKREC_INLINE Offset BehaviorLog::before(Index u, Timestamp t) const {
   if (u < 0 || u >= n_users_) {
-    detail::raise<InputError>("BehaviorLog::before: user out of range (got ", u, ", expected 0 <= user < ", n_users_,
-                              ")");
+    detail::raise<InputError>("BehaviorLog::before: user out of range (got ", u,
+                              ", expected 0 <= user < ", n_users_, ")");
   }
   const auto lo = timestamp_.begin() + user_begin(u), hi = timestamp_.begin() + user_end(u);
   return static_cast<Offset>(std::lower_bound(lo, hi, t) - timestamp_.begin());

@@ -19,15 +19,15 @@
 #include <string>
 #include <vector>
 
-#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/data/catalog.hpp"
 
 namespace perkrec {
 
 /// Band edges of BenefitDimensions.
 struct BenefitDimensionsParams {
-  std::vector<double> face_value_edges{10.0, 30.0};  ///< increasing, > 0
+  std::vector<double> face_value_edges{10.0, 30.0};   ///< increasing, > 0
   std::vector<double> threshold_edges{100.0, 300.0};  ///< increasing, > 0
   double typical_basket = 60.0;  ///< > 0; converts percent_off rates to currency
 

@@ -63,7 +63,8 @@ PERKREC_INLINE void BenefitDimensionsParams::validate() const {
   params::validate_fields(*this, "BenefitDimensionsParams");
 }
 
-PERKREC_INLINE BenefitDimensions::BenefitDimensions(Params params, std::vector<std::string> scenarios,
+PERKREC_INLINE BenefitDimensions::BenefitDimensions(Params params,
+                                                    std::vector<std::string> scenarios,
                                                     std::vector<std::string> channels)
     : params_(std::move(params)),
       scenarios_(detail::unique_nonempty(scenarios)),
@@ -75,7 +76,8 @@ PERKREC_INLINE BenefitDimensions::BenefitDimensions(Params params, std::vector<s
     groups_.push_back(g);
   };
   open_group(Group::kind);
-  for (int k = 0; k < kNumBenefitKinds; ++k) add(Group::kind, to_string(static_cast<BenefitKind>(k)));
+  for (int k = 0; k < kNumBenefitKinds; ++k)
+    add(Group::kind, to_string(static_cast<BenefitKind>(k)));
   open_group(Group::face_value);
   for (const auto& n : detail::band_names(params_.face_value_edges)) add(Group::face_value, n);
   open_group(Group::threshold);
@@ -90,7 +92,8 @@ PERKREC_INLINE BenefitDimensions::BenefitDimensions(Params params, std::vector<s
   group_start_[kNumGroups] = size();
 }
 
-PERKREC_INLINE BenefitDimensions BenefitDimensions::for_catalog(const Catalog& catalog, Params params) {
+PERKREC_INLINE BenefitDimensions BenefitDimensions::for_catalog(const Catalog& catalog,
+                                                                Params params) {
   std::vector<std::string> scenarios, channels;
   for (const Benefit& b : catalog.benefits()) {
     scenarios.insert(scenarios.end(), b.scenarios.begin(), b.scenarios.end());
@@ -101,12 +104,18 @@ PERKREC_INLINE BenefitDimensions BenefitDimensions::for_catalog(const Catalog& c
 
 PERKREC_INLINE const char* BenefitDimensions::group_name(Group g) {
   switch (g) {
-    case Group::kind: return "kind";
-    case Group::face_value: return "face_value";
-    case Group::threshold: return "threshold";
-    case Group::scope: return "scope";
-    case Group::scenario: return "scenario";
-    case Group::channel: return "channel";
+    case Group::kind:
+      return "kind";
+    case Group::face_value:
+      return "face_value";
+    case Group::threshold:
+      return "threshold";
+    case Group::scope:
+      return "scope";
+    case Group::scenario:
+      return "scenario";
+    case Group::channel:
+      return "channel";
   }
   return "?";
 }

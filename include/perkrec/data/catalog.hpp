@@ -89,19 +89,19 @@ PERKREC_INLINE Scope parse_scope(std::string_view name, const std::string& conte
 
 /// One benefit and its attributes. Defaults describe a plain, unlimited, 30-day discount.
 struct Benefit {
-  std::string id;                          ///< unique, non-empty
+  std::string id;  ///< unique, non-empty
   BenefitKind kind = BenefitKind::discount;
-  double face_value = 0.0;                 ///< >= 0; currency units (points: their value)
-  double threshold = 0.0;                  ///< >= 0; minimum spend, 0 = none
-  double discount_rate = 0.0;              ///< [0, 1); fraction off, 0.1 = 10% off
-  double cost = 0.0;                       ///< >= 0; cost to the business per redemption
-  std::int32_t validity_days = 30;         ///< > 0
+  double face_value = 0.0;          ///< >= 0; currency units (points: their value)
+  double threshold = 0.0;           ///< >= 0; minimum spend, 0 = none
+  double discount_rate = 0.0;       ///< [0, 1); fraction off, 0.1 = 10% off
+  double cost = 0.0;                ///< >= 0; cost to the business per redemption
+  std::int32_t validity_days = 30;  ///< > 0
   Scope scope = Scope::all;
-  std::string scope_value;                 ///< category / brand / tier name; "" for all
-  std::vector<std::string> scenarios;      ///< regular, holiday, member_day, referral, …
-  std::string channel;                     ///< issuing channel; "" = any
-  std::int64_t inventory = -1;             ///< >= 0 units issuable, or -1 = unlimited
-  std::vector<std::string> tags;           ///< free labels
+  std::string scope_value;             ///< category / brand / tier name; "" for all
+  std::vector<std::string> scenarios;  ///< regular, holiday, member_day, referral, …
+  std::string channel;                 ///< issuing channel; "" = any
+  std::int64_t inventory = -1;         ///< >= 0 units issuable, or -1 = unlimited
+  std::vector<std::string> tags;       ///< free labels
   /// Free text attributes (brand, category, campaign, …): name -> value. Names are non-empty.
   std::map<std::string, std::string> attributes;
   /// Free numeric attributes: name -> finite value. A name is in one of the two maps at most.

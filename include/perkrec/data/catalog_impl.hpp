@@ -12,24 +12,36 @@ namespace perkrec {
 
 PERKREC_INLINE const char* to_string(BenefitKind kind) {
   switch (kind) {
-    case BenefitKind::discount: return "discount";
-    case BenefitKind::threshold_discount: return "threshold_discount";
-    case BenefitKind::percent_off: return "percent_off";
-    case BenefitKind::gift: return "gift";
-    case BenefitKind::points: return "points";
-    case BenefitKind::free_shipping: return "free_shipping";
-    case BenefitKind::member_exclusive: return "member_exclusive";
-    case BenefitKind::service: return "service";
+    case BenefitKind::discount:
+      return "discount";
+    case BenefitKind::threshold_discount:
+      return "threshold_discount";
+    case BenefitKind::percent_off:
+      return "percent_off";
+    case BenefitKind::gift:
+      return "gift";
+    case BenefitKind::points:
+      return "points";
+    case BenefitKind::free_shipping:
+      return "free_shipping";
+    case BenefitKind::member_exclusive:
+      return "member_exclusive";
+    case BenefitKind::service:
+      return "service";
   }
   return "?";
 }
 
 PERKREC_INLINE const char* to_string(Scope scope) {
   switch (scope) {
-    case Scope::all: return "all";
-    case Scope::category: return "category";
-    case Scope::brand: return "brand";
-    case Scope::tier: return "tier";
+    case Scope::all:
+      return "all";
+    case Scope::category:
+      return "category";
+    case Scope::brand:
+      return "brand";
+    case Scope::tier:
+      return "tier";
   }
   return "?";
 }
@@ -58,8 +70,10 @@ PERKREC_INLINE void Benefit::validate(const std::string& context) const {
   };
   if (id.empty()) detail::raise<InputError>(context, ": benefit id must not be empty");
   if (static_cast<int>(kind) >= kNumBenefitKinds) bad("kind", static_cast<int>(kind), "unknown");
-  if (!std::isfinite(face_value) || face_value < 0) bad("face_value", face_value, "must be finite and >= 0");
-  if (!std::isfinite(threshold) || threshold < 0) bad("threshold", threshold, "must be finite and >= 0");
+  if (!std::isfinite(face_value) || face_value < 0)
+    bad("face_value", face_value, "must be finite and >= 0");
+  if (!std::isfinite(threshold) || threshold < 0)
+    bad("threshold", threshold, "must be finite and >= 0");
   if (!std::isfinite(discount_rate) || discount_rate < 0 || discount_rate >= 1) {
     bad("discount_rate", discount_rate, "must be in [0, 1)");
   }
@@ -102,7 +116,8 @@ namespace detail {
 
 inline std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -223,7 +238,8 @@ PERKREC_INLINE void Catalog::extend(std::vector<Benefit> benefits) {
 namespace detail {
 
 template <class E>
-Benefit benefit_from_json(const Json& value, const std::string& pointer, const std::string& context) {
+Benefit benefit_from_json(const Json& value, const std::string& pointer,
+                          const std::string& context) {
   JsonReader<E> r(value, pointer, context);
   Benefit b;
   r.require("id", b.id);
@@ -251,8 +267,8 @@ Benefit benefit_from_json(const Json& value, const std::string& pointer, const s
              "points, free_shipping, member_exclusive or service)");
     }
     if (has_discount && parsed != b.kind) {
-      r.fail("kind", concat("contradicts \"discount\": \"", discount, "\" (a ",
-                            to_string(b.kind), ")"));
+      r.fail("kind",
+             concat("contradicts \"discount\": \"", discount, "\" (a ", to_string(b.kind), ")"));
     }
     b.kind = parsed;
   } else if (!has_discount) {
@@ -308,7 +324,8 @@ Catalog catalog_from_json_value(const Json& doc, const std::string& pointer,
   int version = 1;
   if (r.read("version", version) && version != 1) r.fail("version", "unsupported version");
   const Json* list = r.raw("benefits");
-  if (list == nullptr) raise<E>(context, ": ", r.child_pointer("benefits"), ": required key is missing");
+  if (list == nullptr)
+    raise<E>(context, ": ", r.child_pointer("benefits"), ": required key is missing");
   if (!list->is_array()) r.fail("benefits", "expected an array");
   r.finish();
   std::vector<Benefit> benefits;

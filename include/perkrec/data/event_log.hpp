@@ -52,14 +52,14 @@ PERKREC_INLINE EventType parse_event_type(std::string_view name, const std::stri
 /// Borrowed input columns for EventLog::from_columns. The four required columns must have one
 /// entry per event; optional columns are either empty or of the same length.
 struct EventColumns {
-  Span<const Index> user;                 ///< required, in [0, n_users)
-  Span<const Index> benefit;              ///< required, in [0, n_benefits), or -1 for orders
-  Span<const std::uint8_t> type;          ///< required, EventType values
-  Span<const Timestamp> timestamp;        ///< required, seconds since the epoch, in [0, kMaxTimestamp)
-  Span<const std::int16_t> channel;       ///< optional; -1 = unknown, else < channel_names
-  Span<const float> order_amount;         ///< optional; finite, >= 0 (0 when absent)
-  Span<const float> propensity;           ///< optional; logging propensity in (0, 1]
-  Span<const std::uint8_t> control;       ///< optional; 1 = member is in the control group
+  Span<const Index> user;            ///< required, in [0, n_users)
+  Span<const Index> benefit;         ///< required, in [0, n_benefits), or -1 for orders
+  Span<const std::uint8_t> type;     ///< required, EventType values
+  Span<const Timestamp> timestamp;   ///< required, seconds since the epoch, in [0, kMaxTimestamp)
+  Span<const std::int16_t> channel;  ///< optional; -1 = unknown, else < channel_names
+  Span<const float> order_amount;    ///< optional; finite, >= 0 (0 when absent)
+  Span<const float> propensity;      ///< optional; logging propensity in (0, 1]
+  Span<const std::uint8_t> control;  ///< optional; 1 = member is in the control group
 };
 
 class EventLog : public Serializable<EventLog> {
@@ -73,8 +73,7 @@ class EventLog : public Serializable<EventLog> {
   /// one stray id must not allocate gigabytes; state the shape to go beyond). `channel_names`
   /// names the channel codes.
   static EventLog from_columns(const EventColumns& columns, Index n_users = -1,
-                               Index n_benefits = -1,
-                               std::vector<std::string> channel_names = {},
+                               Index n_benefits = -1, std::vector<std::string> channel_names = {},
                                int num_threads = 0);
 
   Offset size() const { return static_cast<Offset>(user_.size()); }
@@ -95,7 +94,9 @@ class EventLog : public Serializable<EventLog> {
   bool has_propensity() const { return has_propensity_; }
   bool has_control() const { return has_control_; }
 
-  EventType type(Offset e) const { return static_cast<EventType>(type_[static_cast<std::size_t>(e)]); }
+  EventType type(Offset e) const {
+    return static_cast<EventType>(type_[static_cast<std::size_t>(e)]);
+  }
 
   /// Member u's events are [user_begin(u), user_end(u)), in time order.
   Offset user_begin(Index u) const { return user_offsets_[static_cast<std::size_t>(u)]; }

@@ -15,12 +15,18 @@ namespace perkrec {
 
 PERKREC_INLINE const char* to_string(EventType type) {
   switch (type) {
-    case EventType::issued: return "issued";
-    case EventType::viewed: return "viewed";
-    case EventType::claimed: return "claimed";
-    case EventType::redeemed: return "redeemed";
-    case EventType::expired: return "expired";
-    case EventType::ordered: return "ordered";
+    case EventType::issued:
+      return "issued";
+    case EventType::viewed:
+      return "viewed";
+    case EventType::claimed:
+      return "claimed";
+    case EventType::redeemed:
+      return "redeemed";
+    case EventType::expired:
+      return "expired";
+    case EventType::ordered:
+      return "ordered";
   }
   return "?";
 }
@@ -59,8 +65,8 @@ inline std::string event_row_problem(const EventColumns& c, std::size_t i, Index
   }
   if (c.timestamp[i] < 0) return concat("negative timestamp (got ", c.timestamp[i], ")");
   if (c.timestamp[i] >= kMaxTimestamp) {
-    return concat("timestamp beyond the supported range (got ", c.timestamp[i], ", expected < ", kMaxTimestamp,
-                  ": year 2200)");
+    return concat("timestamp beyond the supported range (got ", c.timestamp[i], ", expected < ",
+                  kMaxTimestamp, ": year 2200)");
   }
   if (!c.channel.empty()) {
     const std::int16_t ch = c.channel[i];
@@ -87,7 +93,6 @@ inline std::string event_row_problem(const EventColumns& c, std::size_t i, Index
   return {};
 }
 
-
 }  // namespace detail
 
 PERKREC_INLINE EventLog EventLog::from_columns(const EventColumns& c, Index n_users,
@@ -107,7 +112,8 @@ PERKREC_INLINE EventLog EventLog::from_columns(const EventColumns& c, Index n_us
   check_length("order_amount", c.order_amount.size(), true);
   check_length("propensity", c.propensity.size(), true);
   check_length("control", c.control.size(), true);
-  if (n_users < -1) detail::raise<InputError>(ctx, ": n_users must be >= 0 or -1 (got ", n_users, ")");
+  if (n_users < -1)
+    detail::raise<InputError>(ctx, ": n_users must be >= 0 or -1 (got ", n_users, ")");
   if (n_benefits < -1) {
     detail::raise<InputError>(ctx, ": n_benefits must be >= 0 or -1 (got ", n_benefits, ")");
   }
@@ -118,7 +124,8 @@ PERKREC_INLINE EventLog EventLog::from_columns(const EventColumns& c, Index n_us
     std::vector<std::string> sorted(channel_names);
     std::sort(sorted.begin(), sorted.end());
     const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
-    if (dup != sorted.end()) detail::raise<InputError>(ctx, ": channel name '", *dup, "' is listed twice");
+    if (dup != sorted.end())
+      detail::raise<InputError>(ctx, ": channel name '", *dup, "' is listed twice");
   }
 
   const detail::Blocks blocks(static_cast<Offset>(n));
@@ -127,9 +134,9 @@ PERKREC_INLINE EventLog EventLog::from_columns(const EventColumns& c, Index n_us
   const Offset inferred_cap = std::max<Offset>(Offset{1} << 20, 64 * static_cast<Offset>(n));
   auto check_inferred = [&](const char* what, Index count) {
     if (count > inferred_cap) {
-      detail::raise<InputError>(ctx, ": the largest ", what, " index implies ", count, " ", what, "s for ", n,
-                                " events (more than ", inferred_cap, "); pass n_", what,
-                                "s explicitly to allow that many");
+      detail::raise<InputError>(ctx, ": the largest ", what, " index implies ", count, " ", what,
+                                "s for ", n, " events (more than ", inferred_cap, "); pass n_",
+                                what, "s explicitly to allow that many");
     }
   };
   if (n_users < 0 || n_benefits < 0) {
@@ -148,7 +155,8 @@ PERKREC_INLINE EventLog EventLog::from_columns(const EventColumns& c, Index n_us
     if (n_users < 0) {
       Index m = -1;
       for (Index v : max_user) m = std::max(m, v);
-      if (m == std::numeric_limits<Index>::max()) detail::raise<InputError>(ctx, ": user id too large");
+      if (m == std::numeric_limits<Index>::max())
+        detail::raise<InputError>(ctx, ": user id too large");
       n_users = m + 1;
       check_inferred("user", n_users);
     }
@@ -171,7 +179,8 @@ PERKREC_INLINE EventLog EventLog::from_columns(const EventColumns& c, Index n_us
     for (Offset i = blocks.begin(b); i < blocks.end(b); ++i) {
       const auto k = static_cast<std::size_t>(i);
       // One rule set for checking and for the message; a valid row costs no allocation.
-      const bool ok = detail::event_row_problem(c, k, n_users, n_benefits, channel_names.size()).empty();
+      const bool ok =
+          detail::event_row_problem(c, k, n_users, n_benefits, channel_names.size()).empty();
       if (!ok) {
         first_bad[static_cast<std::size_t>(b)] = i;
         return;
@@ -313,10 +322,13 @@ PERKREC_INLINE void EventLog::fill_sorted(const EventColumns& c, int num_threads
       [&](Offset bk) {
         const Index first_user = static_cast<Index>(bk << shift);
         const Index last_user = std::min<Index>(n_users_, static_cast<Index>((bk + 1) << shift));
-        std::vector<Offset> next(user_offsets_.begin() + first_user, user_offsets_.begin() + last_user);
-        for (Offset i = bucket_start[static_cast<std::size_t>(bk)]; i < bucket_start[static_cast<std::size_t>(bk) + 1]; ++i) {
+        std::vector<Offset> next(user_offsets_.begin() + first_user,
+                                 user_offsets_.begin() + last_user);
+        for (Offset i = bucket_start[static_cast<std::size_t>(bk)];
+             i < bucket_start[static_cast<std::size_t>(bk) + 1]; ++i) {
           const Record& r = records[static_cast<std::size_t>(i)];
-          const auto k = static_cast<std::size_t>(next[static_cast<std::size_t>(r.user - first_user)]++);
+          const auto k =
+              static_cast<std::size_t>(next[static_cast<std::size_t>(r.user - first_user)]++);
           user_[k] = r.user;
           benefit_[k] = r.benefit;
           type_[k] = r.type;
@@ -343,14 +355,16 @@ PERKREC_INLINE void EventLog::fill_sorted(const EventColumns& c, int num_threads
         }
         std::vector<std::size_t> order(end - begin);
         for (std::size_t i = 0; i < order.size(); ++i) order[i] = begin + i;
-        std::stable_sort(order.begin(), order.end(),
-                         [&](std::size_t a, std::size_t b) { return timestamp_[a] < timestamp_[b]; });
+        std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+          return timestamp_[a] < timestamp_[b];
+        });
         auto permute = [&](auto& column) {
           if (column.empty()) return;
           using T = typename std::decay_t<decltype(column)>::value_type;
           std::vector<T> moved(order.size());
           for (std::size_t i = 0; i < order.size(); ++i) moved[i] = column[order[i]];
-          std::copy(moved.begin(), moved.end(), column.begin() + static_cast<std::ptrdiff_t>(begin));
+          std::copy(moved.begin(), moved.end(),
+                    column.begin() + static_cast<std::ptrdiff_t>(begin));
         };
         permute(benefit_);
         permute(type_);
@@ -405,7 +419,8 @@ PERKREC_INLINE EventLog EventLog::filter(Span<const std::uint8_t> keep, int num_
   std::vector<Offset> kept(static_cast<std::size_t>(blocks.count) + 1, 0);
   parallel_for(0, blocks.count, num_threads, [&](Offset b) {
     Offset k = 0;
-    for (Offset i = blocks.begin(b); i < blocks.end(b); ++i) k += keep[static_cast<std::size_t>(i)] != 0;
+    for (Offset i = blocks.begin(b); i < blocks.end(b); ++i)
+      k += keep[static_cast<std::size_t>(i)] != 0;
     kept[static_cast<std::size_t>(b) + 1] = k;
   });
   for (std::size_t b = 0; b + 1 < kept.size(); ++b) kept[b + 1] += kept[b];

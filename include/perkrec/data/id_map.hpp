@@ -45,8 +45,9 @@ class IdMap : public Serializable<IdMap> {
   /// The identity-like map 0..n-1 (integer keys).
   static IdMap range(Index n);
 
-  Index size() const { return static_cast<Index>(key_type_ == KeyType::string ? strings_.size()
-                                                                              : integers_.size()); }
+  Index size() const {
+    return static_cast<Index>(key_type_ == KeyType::string ? strings_.size() : integers_.size());
+  }
   KeyType key_type() const { return key_type_; }
 
   /// Index of `id`, or -1 when absent (or of the other key type).

@@ -34,9 +34,12 @@ inline std::uint64_t hash_string_id(std::string_view id) {
 
 inline const char* key_type_name(IdMap::KeyType t) {
   switch (t) {
-    case IdMap::KeyType::empty: return "empty";
-    case IdMap::KeyType::integer: return "integer";
-    case IdMap::KeyType::string: return "string";
+    case IdMap::KeyType::empty:
+      return "empty";
+    case IdMap::KeyType::integer:
+      return "integer";
+    case IdMap::KeyType::string:
+      return "string";
   }
   return "?";
 }
@@ -111,9 +114,13 @@ Index IdMap::add_key(Key id, Keys& keys, KeyType type) {
   return index;
 }
 
-PERKREC_INLINE Index IdMap::add(std::int64_t id) { return add_key(id, integers_, KeyType::integer); }
+PERKREC_INLINE Index IdMap::add(std::int64_t id) {
+  return add_key(id, integers_, KeyType::integer);
+}
 
-PERKREC_INLINE Index IdMap::add(std::string_view id) { return add_key(id, strings_, KeyType::string); }
+PERKREC_INLINE Index IdMap::add(std::string_view id) {
+  return add_key(id, strings_, KeyType::string);
+}
 
 PERKREC_INLINE IdMap IdMap::from_integers(Span<const std::int64_t> ids) {
   IdMap map;
@@ -177,8 +184,9 @@ PERKREC_INLINE void IdMap::lookup(Span<const std::int64_t> ids, Span<Index> out,
     detail::raise<InputError>("IdMap::lookup: output length ", out.size(), " != ", ids.size());
   }
   require_type(KeyType::integer, "lookup");
-  detail::id_map_lookup(*this, ids.data(), ids.size(), out.data(), missing,
-                        [&](std::int64_t id) { return find(id); }, "integer");
+  detail::id_map_lookup(
+      *this, ids.data(), ids.size(), out.data(), missing, [&](std::int64_t id) { return find(id); },
+      "integer");
 }
 
 PERKREC_INLINE void IdMap::lookup(const std::vector<std::string>& ids, Span<Index> out,
@@ -187,16 +195,16 @@ PERKREC_INLINE void IdMap::lookup(const std::vector<std::string>& ids, Span<Inde
     detail::raise<InputError>("IdMap::lookup: output length ", out.size(), " != ", ids.size());
   }
   require_type(KeyType::string, "lookup");
-  detail::id_map_lookup(*this, ids.data(), ids.size(), out.data(), missing,
-                        [&](const std::string& id) { return find(std::string_view(id)); },
-                        "string");
+  detail::id_map_lookup(
+      *this, ids.data(), ids.size(), out.data(), missing,
+      [&](const std::string& id) { return find(std::string_view(id)); }, "string");
 }
 
 template <class Ids, class Keys>
 void IdMap::lookup_or_add_keys(const Ids& ids, Span<Index> out, Keys& keys, KeyType type) {
   if (ids.size() != out.size()) {
-    detail::raise<InputError>("IdMap::lookup_or_add: output length ", out.size(), " != ",
-                              ids.size());
+    detail::raise<InputError>("IdMap::lookup_or_add: output length ", out.size(),
+                              " != ", ids.size());
   }
   require_type(type, "lookup_or_add");
   const Index before = size();
@@ -236,8 +244,8 @@ PERKREC_INLINE std::int64_t IdMap::integer_at(Index index) const {
 
 PERKREC_INLINE const std::string& IdMap::string_at(Index index) const {
   if (key_type_ != KeyType::string) {
-    detail::raise<InputError>("IdMap::string_at: this map holds ",
-                              detail::key_type_name(key_type_), " ids");
+    detail::raise<InputError>("IdMap::string_at: this map holds ", detail::key_type_name(key_type_),
+                              " ids");
   }
   if (index < 0 || index >= size()) {
     detail::raise<InputError>("IdMap::string_at: index out of range (got ", index,

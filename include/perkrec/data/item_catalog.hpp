@@ -50,7 +50,8 @@ enum class UnknownItems : std::uint8_t {
 };
 
 /// "drop" or "raise"; anything else throws ConfigError naming `context` and the value.
-PERKREC_INLINE UnknownItems parse_unknown_items(const std::string& name, const std::string& context);
+PERKREC_INLINE UnknownItems parse_unknown_items(const std::string& name,
+                                                const std::string& context);
 
 class ItemCatalog {
  public:
@@ -64,7 +65,8 @@ class ItemCatalog {
   /// Adds a level from codes into `values` (distinct, non-empty names); -1 = missing. Throws
   /// InputError for a wrong length, a duplicate or empty name, a code out of range or a
   /// duplicate value.
-  void add_level(const std::string& name, std::vector<std::int32_t> codes, std::vector<std::string> values);
+  void add_level(const std::string& name, std::vector<std::int32_t> codes,
+                 std::vector<std::string> values);
   /// Adds a level from one string per item; `missing` marks a missing value. Values are
   /// numbered in order of first appearance.
   void add_level(const std::string& name, const std::vector<std::string>& values,
@@ -129,8 +131,9 @@ class BenefitItems {
   /// From (benefit, item) pairs of equal length. `benefit` must lie in [0, n_benefits) (-1:
   /// inferred as the largest + 1); `item` in [0, n_items), or -1 for an unknown item, which
   /// `unknown` drops (counted in unknown_items()) or raises on. Duplicate pairs are merged.
-  static BenefitItems from_pairs(Span<const Index> benefit, Span<const Index> item, Index n_benefits,
-                                 Index n_items, UnknownItems unknown = UnknownItems::drop);
+  static BenefitItems from_pairs(Span<const Index> benefit, Span<const Index> item,
+                                 Index n_benefits, Index n_items,
+                                 UnknownItems unknown = UnknownItems::drop);
 
   Index n_benefits() const { return n_benefits_; }
   Index n_items() const { return n_items_; }

@@ -11,7 +11,8 @@
 
 namespace perkrec {
 
-PERKREC_INLINE UnknownItems parse_unknown_items(const std::string& name, const std::string& context) {
+PERKREC_INLINE UnknownItems parse_unknown_items(const std::string& name,
+                                                const std::string& context) {
   if (name == "drop") return UnknownItems::drop;
   if (name == "raise") return UnknownItems::raise;
   detail::raise<ConfigError>(context, ": unknown must be 'drop' or 'raise' (got '", name, "')");
@@ -39,20 +40,23 @@ PERKREC_INLINE void ItemCatalog::add_level(const std::string& name, std::vector<
   std::unordered_set<std::string> seen;
   for (const auto& v : values) {
     if (!seen.insert(v).second) {
-      detail::raise<InputError>("ItemCatalog::add_level: level '", name, "': duplicate value '", v, "'");
+      detail::raise<InputError>("ItemCatalog::add_level: level '", name, "': duplicate value '", v,
+                                "'");
     }
   }
   const auto n_values = static_cast<std::int32_t>(values.size());
   for (std::size_t i = 0; i < codes.size(); ++i) {
     if (codes[i] < -1 || codes[i] >= n_values) {
       detail::raise<InputError>("ItemCatalog::add_level: level '", name, "' item ", i,
-                                ": code out of range (got ", codes[i], ", expected -1 <= code < ", n_values, ")");
+                                ": code out of range (got ", codes[i], ", expected -1 <= code < ",
+                                n_values, ")");
     }
   }
   levels_.push_back(Level{name, std::move(codes), std::move(values)});
 }
 
-PERKREC_INLINE void ItemCatalog::add_level(const std::string& name, const std::vector<std::string>& values,
+PERKREC_INLINE void ItemCatalog::add_level(const std::string& name,
+                                           const std::vector<std::string>& values,
                                            const std::string& missing) {
   std::vector<std::int32_t> codes(values.size());
   std::vector<std::string> dictionary;
@@ -74,7 +78,8 @@ PERKREC_INLINE void ItemCatalog::add_numeric(const std::string& name, std::vecto
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (std::isinf(values[i])) {
       detail::raise<InputError>("ItemCatalog::add_numeric: column '", name, "' item ", i,
-                                ": infinite value (got ", values[i], "; use NaN for a missing value)");
+                                ": infinite value (got ", values[i],
+                                "; use NaN for a missing value)");
     }
   }
   numerics_.push_back(Numeric{name, std::move(values)});
@@ -110,11 +115,13 @@ PERKREC_INLINE int ItemCatalog::level_index(const std::string& name, const char*
   return i;
 }
 
-PERKREC_INLINE const std::vector<std::int32_t>& ItemCatalog::level_codes(const std::string& name) const {
+PERKREC_INLINE const std::vector<std::int32_t>& ItemCatalog::level_codes(
+    const std::string& name) const {
   return levels_[static_cast<std::size_t>(level_index(name, "ItemCatalog::level_codes"))].codes;
 }
 
-PERKREC_INLINE const std::vector<std::string>& ItemCatalog::level_values(const std::string& name) const {
+PERKREC_INLINE const std::vector<std::string>& ItemCatalog::level_values(
+    const std::string& name) const {
   return levels_[static_cast<std::size_t>(level_index(name, "ItemCatalog::level_values"))].values;
 }
 
@@ -140,12 +147,14 @@ PERKREC_INLINE const std::vector<double>& ItemCatalog::numeric(const std::string
   }
   std::string have;
   for (const auto& n : numerics_) have += (have.empty() ? "'" : ", '") + n.name + "'";
-  detail::raise<InputError>("ItemCatalog::numeric: unknown numeric attribute '", name, "' (the item catalog has ",
-                            have.empty() ? std::string("none") : have, ")");
+  detail::raise<InputError>("ItemCatalog::numeric: unknown numeric attribute '", name,
+                            "' (the item catalog has ", have.empty() ? std::string("none") : have,
+                            ")");
 }
 
 PERKREC_INLINE bool ItemCatalog::operator==(const ItemCatalog& o) const {
-  if (!(items_ == o.items_) || levels_.size() != o.levels_.size() || numerics_.size() != o.numerics_.size()) {
+  if (!(items_ == o.items_) || levels_.size() != o.levels_.size() ||
+      numerics_.size() != o.numerics_.size()) {
     return false;
   }
   for (std::size_t i = 0; i < levels_.size(); ++i) {
@@ -156,7 +165,8 @@ PERKREC_INLINE bool ItemCatalog::operator==(const ItemCatalog& o) const {
     const auto &a = numerics_[i], &b = o.numerics_[i];
     if (a.name != b.name || a.values.size() != b.values.size()) return false;
     for (std::size_t k = 0; k < a.values.size(); ++k) {
-      const bool same = a.values[k] == b.values[k] || (std::isnan(a.values[k]) && std::isnan(b.values[k]));
+      const bool same =
+          a.values[k] == b.values[k] || (std::isnan(a.values[k]) && std::isnan(b.values[k]));
       if (!same) return false;
     }
   }
@@ -165,21 +175,24 @@ PERKREC_INLINE bool ItemCatalog::operator==(const ItemCatalog& o) const {
 
 // ---- BenefitItems --------------------------------------------------------------------------
 
-PERKREC_INLINE BenefitItems BenefitItems::from_pairs(Span<const Index> benefit, Span<const Index> item,
-                                                     Index n_benefits, Index n_items, UnknownItems unknown) {
+PERKREC_INLINE BenefitItems BenefitItems::from_pairs(Span<const Index> benefit,
+                                                     Span<const Index> item, Index n_benefits,
+                                                     Index n_items, UnknownItems unknown) {
   const char* ctx = "BenefitItems::from_pairs";
   if (benefit.size() != item.size()) {
     detail::raise<InputError>(ctx, ": ", benefit.size(), " benefits but ", item.size(),
                               " items (expected one of each per pair)");
   }
   if (n_items < 0) detail::raise<InputError>(ctx, ": n_items must be >= 0 (got ", n_items, ")");
-  if (n_benefits < -1) detail::raise<InputError>(ctx, ": n_benefits must be >= 0 or -1 (got ", n_benefits, ")");
+  if (n_benefits < -1)
+    detail::raise<InputError>(ctx, ": n_benefits must be >= 0 or -1 (got ", n_benefits, ")");
   const std::size_t n = benefit.size();
   if (n_benefits < 0) {
     Index m = -1;
     for (std::size_t i = 0; i < n; ++i) m = std::max(m, benefit[i]);
     if (m >= (Index{1} << 26) && static_cast<std::size_t>(m) > 64 * n) {
-      detail::raise<InputError>(ctx, ": the largest benefit index (", m, ") implies far more benefits than pairs; ",
+      detail::raise<InputError>(ctx, ": the largest benefit index (", m,
+                                ") implies far more benefits than pairs; ",
                                 "pass n_benefits explicitly");
     }
     n_benefits = m + 1;
@@ -192,8 +205,9 @@ PERKREC_INLINE BenefitItems BenefitItems::from_pairs(Span<const Index> benefit, 
     }
     if (item[i] == -1) {
       if (unknown == UnknownItems::raise) {
-        detail::raise<InputError>(ctx, ": pair ", i, ": unknown item (benefit ", benefit[i],
-                                  " applies to an item the item catalog lacks; unknown='drop' skips such pairs)");
+        detail::raise<InputError>(
+            ctx, ": pair ", i, ": unknown item (benefit ", benefit[i],
+            " applies to an item the item catalog lacks; unknown='drop' skips such pairs)");
       }
       ++unknown_count;
     } else if (item[i] < 0 || item[i] >= n_items) {
@@ -209,18 +223,22 @@ PERKREC_INLINE BenefitItems BenefitItems::from_pairs(Span<const Index> benefit, 
   for (std::size_t i = 0; i < n; ++i) {
     if (item[i] >= 0) ++out.offsets_[static_cast<std::size_t>(benefit[i]) + 1];
   }
-  for (std::size_t b = 0; b < static_cast<std::size_t>(n_benefits); ++b) out.offsets_[b + 1] += out.offsets_[b];
+  for (std::size_t b = 0; b < static_cast<std::size_t>(n_benefits); ++b)
+    out.offsets_[b + 1] += out.offsets_[b];
   out.items_.resize(static_cast<std::size_t>(out.offsets_.back()));
   {
     std::vector<Offset> fill(out.offsets_.begin(), out.offsets_.end() - 1);
     for (std::size_t i = 0; i < n; ++i) {
-      if (item[i] >= 0) out.items_[static_cast<std::size_t>(fill[static_cast<std::size_t>(benefit[i])]++)] = item[i];
+      if (item[i] >= 0)
+        out.items_[static_cast<std::size_t>(fill[static_cast<std::size_t>(benefit[i])]++)] =
+            item[i];
     }
   }
   // Sort and deduplicate each benefit's items, compacting in place.
   Offset write = 0;
   for (std::size_t b = 0; b < static_cast<std::size_t>(n_benefits); ++b) {
-    const auto lo = out.items_.begin() + out.offsets_[b], hi = out.items_.begin() + out.offsets_[b + 1];
+    const auto lo = out.items_.begin() + out.offsets_[b],
+               hi = out.items_.begin() + out.offsets_[b + 1];
     std::sort(lo, hi);
     const auto end = std::unique(lo, hi);
     const Offset start = write;
@@ -233,11 +251,12 @@ PERKREC_INLINE BenefitItems BenefitItems::from_pairs(Span<const Index> benefit, 
   return out;
 }
 
-PERKREC_INLINE LevelValues BenefitItems::level_values(const ItemCatalog& catalog, const std::string& level) const {
+PERKREC_INLINE LevelValues BenefitItems::level_values(const ItemCatalog& catalog,
+                                                      const std::string& level) const {
   const char* ctx = "BenefitItems::level_values";
   if (catalog.size() != n_items_) {
-    detail::raise<InputError>(ctx, ": the item catalog holds ", catalog.size(), " items (expected ", n_items_,
-                              ", the items these benefits map to)");
+    detail::raise<InputError>(ctx, ": the item catalog holds ", catalog.size(), " items (expected ",
+                              n_items_, ", the items these benefits map to)");
   }
   const auto& codes = catalog.level_codes(catalog.level_index(level, ctx));
   LevelValues out;

@@ -50,8 +50,8 @@
 #include <string>
 #include <vector>
 
-#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/benefit_dimensions.hpp"
@@ -74,12 +74,12 @@ inline constexpr int kNumArchetypes = 6;
 PERKREC_INLINE const char* to_string(Archetype a);
 
 struct SimulatorParams {
-  Index n_users = 10000;                 ///< members; >= 1
-  Index n_benefits = 48;                 ///< catalog size; >= 8
-  std::int32_t days = 180;               ///< simulated days; 28..3650
-  Timestamp start_time = 1767225600;     ///< first day, a UTC midnight (default 2026-01-01)
-  double control_fraction = 0.1;         ///< share of members never issued anything; [0, 1)
-  double issues_per_week = 1.5;          ///< mean benefits issued per treated member-week; [0, 14]
+  Index n_users = 10000;              ///< members; >= 1
+  Index n_benefits = 48;              ///< catalog size; >= 8
+  std::int32_t days = 180;            ///< simulated days; 28..3650
+  Timestamp start_time = 1767225600;  ///< first day, a UTC midnight (default 2026-01-01)
+  double control_fraction = 0.1;      ///< share of members never issued anything; [0, 1)
+  double issues_per_week = 1.5;       ///< mean benefits issued per treated member-week; [0, 14]
   /// Shares of the archetypes (threshold, high-value, points, loyal, dormant, new); >= 0,
   /// sum > 0.
   std::array<double, kNumArchetypes> archetype_mix = {0.22, 0.18, 0.18, 0.17, 0.15, 0.10};
@@ -89,7 +89,7 @@ struct SimulatorParams {
   std::int32_t holiday_start_day = 140;  ///< first day of the holiday peak; >= 0
   std::int32_t holiday_days = 14;        ///< length of the holiday peak; >= 0
   std::uint64_t seed = 42;
-  int num_threads = 0;                   ///< 0 = OpenMP default
+  int num_threads = 0;  ///< 0 = OpenMP default
 
   static auto param_fields() {
     using P = SimulatorParams;
@@ -97,7 +97,8 @@ struct SimulatorParams {
         params::field("n_users", &P::n_users, params::at_least(1)),
         params::field("n_benefits", &P::n_benefits, params::at_least(8)),
         params::field("days", &P::days, params::closed(28, 3650)),
-        params::field("start_time", &P::start_time, params::at_least(0)),  // a UTC midnight: validate()
+        params::field("start_time", &P::start_time,
+                      params::at_least(0)),  // a UTC midnight: validate()
         params::field("control_fraction", &P::control_fraction, params::closed_open(0, 1)),
         params::field("issues_per_week", &P::issues_per_week, params::closed(0, 14)),
         params::field("archetype_mix", &P::archetype_mix),  // each >= 0, sum > 0: validate()
@@ -105,7 +106,8 @@ struct SimulatorParams {
         params::field("member_day_of_month", &P::member_day_of_month, params::closed(1, 28)),
         params::field("holiday_start_day", &P::holiday_start_day, params::at_least(0)),
         params::field("holiday_days", &P::holiday_days, params::at_least(0)),
-        params::field("seed", &P::seed), params::field("num_threads", &P::num_threads, params::threads()));
+        params::field("seed", &P::seed),
+        params::field("num_threads", &P::num_threads, params::threads()));
   }
   /// Throws ConfigError naming the field.
   void validate() const;
@@ -135,14 +137,14 @@ struct SimulationTruth {
   std::vector<float> incremental_probability;  ///< P(purchase | issued) - P(purchase | not)
 
   /// Per member.
-  std::vector<float> preferred_hour;        ///< hour of day (UTC) orders cluster around
+  std::vector<float> preferred_hour;           ///< hour of day (UTC) orders cluster around
   std::vector<std::int8_t> preferred_weekday;  ///< Monday = 0; -1 = none
-  std::vector<float> cycle_days;            ///< mean days between organic orders
-  std::vector<float> cycle_shape;           ///< gamma shape of inter-order times (regularity)
-  std::vector<float> basket_median;         ///< median order amount
+  std::vector<float> cycle_days;               ///< mean days between organic orders
+  std::vector<float> cycle_shape;              ///< gamma shape of inter-order times (regularity)
+  std::vector<float> basket_median;            ///< median order amount
   std::vector<Timestamp> signup_time;
-  std::vector<Timestamp> lapse_time;        ///< when a dormant member lapsed; -1 = never
-  std::vector<std::uint8_t> control;        ///< 1 = control group (never issued anything)
+  std::vector<Timestamp> lapse_time;                ///< when a dormant member lapsed; -1 = never
+  std::vector<std::uint8_t> control;                ///< 1 = control group (never issued anything)
   std::vector<Timestamp> expected_next_order_time;  ///< expected next organic order after
                                                     ///< reference_time
 

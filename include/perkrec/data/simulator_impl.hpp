@@ -15,12 +15,18 @@ namespace perkrec {
 
 PERKREC_INLINE const char* to_string(Archetype a) {
   switch (a) {
-    case Archetype::threshold_discount_sensitive: return "threshold_discount_sensitive";
-    case Archetype::high_face_value_seeker: return "high_face_value_seeker";
-    case Archetype::points_redemption_active: return "points_redemption_active";
-    case Archetype::discount_indifferent_loyal: return "discount_indifferent_loyal";
-    case Archetype::dormant: return "dormant";
-    case Archetype::new_member: return "new_member";
+    case Archetype::threshold_discount_sensitive:
+      return "threshold_discount_sensitive";
+    case Archetype::high_face_value_seeker:
+      return "high_face_value_seeker";
+    case Archetype::points_redemption_active:
+      return "points_redemption_active";
+    case Archetype::discount_indifferent_loyal:
+      return "discount_indifferent_loyal";
+    case Archetype::dormant:
+      return "dormant";
+    case Archetype::new_member:
+      return "new_member";
   }
   return "?";
 }
@@ -28,7 +34,8 @@ PERKREC_INLINE const char* to_string(Archetype a) {
 PERKREC_INLINE void SimulatorParams::validate() const {
   params::validate_fields(*this, "SimulatorParams");
   if (start_time % kSecondsPerDay != 0) {
-    detail::raise<ConfigError>("SimulatorParams: start_time must be a UTC midnight >= 0 (got ", start_time, ")");
+    detail::raise<ConfigError>("SimulatorParams: start_time must be a UTC midnight >= 0 (got ",
+                               start_time, ")");
   }
   double total = 0;
   for (std::size_t i = 0; i < archetype_mix.size(); ++i) {
@@ -39,7 +46,8 @@ PERKREC_INLINE void SimulatorParams::validate() const {
     total += archetype_mix[i];
   }
   if (!(total > 0)) {
-    detail::raise<ConfigError>("SimulatorParams: archetype_mix must have a positive sum (got ", total, ")");
+    detail::raise<ConfigError>("SimulatorParams: archetype_mix must have a positive sum (got ",
+                               total, ")");
   }
 }
 
@@ -85,59 +93,144 @@ inline const ArchetypeProfile& profile(Archetype a) {
   // that archetypes differ in rank order across kinds, face values, thresholds, scopes and
   // scenarios, not only in one favourite.
   static const ArchetypeProfile kProfiles[kNumArchetypes] = {
-      {-1.2, -1.3, 0.70, 0.90, 14.0, {0.15, 0.35, 0.30, 0.15, 0.05}, 0.62, {0.35, 0.40, 0.20, 0.05},
-       {{"kind:discount", 0.2}, {"kind:threshold_discount", 1.8}, {"kind:percent_off", 0.8},
-        {"kind:gift", -0.8}, {"kind:points", -1.2}, {"kind:free_shipping", 0.3},
+      {-1.2,
+       -1.3,
+       0.70,
+       0.90,
+       14.0,
+       {0.15, 0.35, 0.30, 0.15, 0.05},
+       0.62,
+       {0.35, 0.40, 0.20, 0.05},
+       {{"kind:discount", 0.2},          {"kind:threshold_discount", 1.8},
+        {"kind:percent_off", 0.8},       {"kind:gift", -0.8},
+        {"kind:points", -1.2},           {"kind:free_shipping", 0.3},
         {"kind:member_exclusive", -0.6}, {"kind:service", -1.0},
-        {"face_value:<10", -0.3}, {"face_value:10-30", 0.4}, {"face_value:>=30", 0.2},
-        {"threshold:none", -0.8}, {"threshold:<100", 0.6}, {"threshold:100-300", 1.0},
-        {"threshold:>=300", 0.2}, {"scope:all", 0.2}, {"scope:category", 0.6}, {"scope:tier", -0.5},
-        {"scenario:holiday", 0.3}, {"scenario:member_day", 0.5}, {"scenario:referral", -0.5},
+        {"face_value:<10", -0.3},        {"face_value:10-30", 0.4},
+        {"face_value:>=30", 0.2},        {"threshold:none", -0.8},
+        {"threshold:<100", 0.6},         {"threshold:100-300", 1.0},
+        {"threshold:>=300", 0.2},        {"scope:all", 0.2},
+        {"scope:category", 0.6},         {"scope:tier", -0.5},
+        {"scenario:holiday", 0.3},       {"scenario:member_day", 0.5},
+        {"scenario:referral", -0.5},     {"scenario:new_member", -0.3}}},
+      {-1.4,
+       -1.4,
+       0.35,
+       0.85,
+       20.0,
+       {0.30, 0.35, 0.20, 0.10, 0.05},
+       0.45,
+       {0.30, 0.35, 0.25, 0.10},
+       {{"kind:discount", 0.6},
+        {"kind:threshold_discount", -0.4},
+        {"kind:percent_off", 0.2},
+        {"kind:gift", 1.0},
+        {"kind:points", -1.0},
+        {"kind:free_shipping", -1.0},
+        {"kind:member_exclusive", 1.2},
+        {"kind:service", 0.3},
+        {"face_value:<10", -1.6},
+        {"face_value:10-30", 0.1},
+        {"face_value:>=30", 1.6},
+        {"threshold:none", 0.6},
+        {"threshold:100-300", -0.3},
+        {"threshold:>=300", -0.8},
+        {"scope:all", 0.3},
+        {"scope:category", -0.2},
+        {"scope:brand", 0.5},
+        {"scope:tier", 0.2},
+        {"scenario:regular", -0.2},
+        {"scenario:holiday", 0.8},
+        {"scenario:member_day", 0.2},
+        {"scenario:referral", 0.3},
         {"scenario:new_member", -0.3}}},
-      {-1.4, -1.4, 0.35, 0.85, 20.0, {0.30, 0.35, 0.20, 0.10, 0.05}, 0.45, {0.30, 0.35, 0.25, 0.10},
-       {{"kind:discount", 0.6}, {"kind:threshold_discount", -0.4}, {"kind:percent_off", 0.2},
-        {"kind:gift", 1.0}, {"kind:points", -1.0}, {"kind:free_shipping", -1.0},
-        {"kind:member_exclusive", 1.2}, {"kind:service", 0.3},
-        {"face_value:<10", -1.6}, {"face_value:10-30", 0.1}, {"face_value:>=30", 1.6},
-        {"threshold:none", 0.6}, {"threshold:100-300", -0.3}, {"threshold:>=300", -0.8},
-        {"scope:all", 0.3}, {"scope:category", -0.2}, {"scope:brand", 0.5}, {"scope:tier", 0.2},
-        {"scenario:regular", -0.2}, {"scenario:holiday", 0.8}, {"scenario:member_day", 0.2},
-        {"scenario:referral", 0.3}, {"scenario:new_member", -0.3}}},
-      {-1.1, -1.6, 0.30, 0.90, 12.0, {0.05, 0.20, 0.30, 0.25, 0.20}, 0.50, {0.10, 0.30, 0.40, 0.20},
-       {{"kind:discount", -0.6}, {"kind:threshold_discount", -0.5}, {"kind:percent_off", -0.3},
-        {"kind:gift", 0.2}, {"kind:points", 2.0}, {"kind:free_shipping", -0.4},
+      {-1.1,
+       -1.6,
+       0.30,
+       0.90,
+       12.0,
+       {0.05, 0.20, 0.30, 0.25, 0.20},
+       0.50,
+       {0.10, 0.30, 0.40, 0.20},
+       {{"kind:discount", -0.6},        {"kind:threshold_discount", -0.5},
+        {"kind:percent_off", -0.3},     {"kind:gift", 0.2},
+        {"kind:points", 2.0},           {"kind:free_shipping", -0.4},
         {"kind:member_exclusive", 0.8}, {"kind:service", 0.5},
-        {"face_value:<10", 0.3}, {"face_value:10-30", 0.2}, {"face_value:>=30", -0.3},
-        {"threshold:none", 0.6}, {"threshold:<100", -0.2}, {"threshold:100-300", -0.5},
-        {"threshold:>=300", -0.9}, {"scope:all", -0.2}, {"scope:category", -0.4}, {"scope:tier", 1.0},
-        {"scenario:regular", -0.3}, {"scenario:holiday", -0.2}, {"scenario:member_day", 1.0},
-        {"scenario:new_member", -0.4}}},
-      {-2.2, -3.2, 0.20, 0.70, 7.0, {0.05, 0.15, 0.30, 0.30, 0.20}, 0.50, {0.05, 0.25, 0.40, 0.30},
-       {{"kind:discount", -0.5}, {"kind:threshold_discount", -0.8}, {"kind:percent_off", -0.6},
-        {"kind:gift", 0.2}, {"kind:points", 0.3}, {"kind:member_exclusive", 0.5}, {"kind:service", 0.8},
-        {"face_value:<10", -0.2}, {"face_value:10-30", 0.2}, {"face_value:>=30", 0.1},
-        {"threshold:none", 0.5}, {"threshold:<100", -0.1}, {"threshold:100-300", -0.4},
-        {"threshold:>=300", -0.7}, {"scope:category", -0.2}, {"scope:brand", 0.4}, {"scope:tier", 0.6},
-        {"scenario:holiday", -0.3}, {"scenario:member_day", 0.6}, {"scenario:referral", -0.3},
+        {"face_value:<10", 0.3},        {"face_value:10-30", 0.2},
+        {"face_value:>=30", -0.3},      {"threshold:none", 0.6},
+        {"threshold:<100", -0.2},       {"threshold:100-300", -0.5},
+        {"threshold:>=300", -0.9},      {"scope:all", -0.2},
+        {"scope:category", -0.4},       {"scope:tier", 1.0},
+        {"scenario:regular", -0.3},     {"scenario:holiday", -0.2},
+        {"scenario:member_day", 1.0},   {"scenario:new_member", -0.4}}},
+      {-2.2,
+       -3.2,
+       0.20,
+       0.70,
+       7.0,
+       {0.05, 0.15, 0.30, 0.30, 0.20},
+       0.50,
+       {0.05, 0.25, 0.40, 0.30},
+       {{"kind:discount", -0.5},      {"kind:threshold_discount", -0.8},
+        {"kind:percent_off", -0.6},   {"kind:gift", 0.2},
+        {"kind:points", 0.3},         {"kind:member_exclusive", 0.5},
+        {"kind:service", 0.8},        {"face_value:<10", -0.2},
+        {"face_value:10-30", 0.2},    {"face_value:>=30", 0.1},
+        {"threshold:none", 0.5},      {"threshold:<100", -0.1},
+        {"threshold:100-300", -0.4},  {"threshold:>=300", -0.7},
+        {"scope:category", -0.2},     {"scope:brand", 0.4},
+        {"scope:tier", 0.6},          {"scenario:holiday", -0.3},
+        {"scenario:member_day", 0.6}, {"scenario:referral", -0.3},
         {"scenario:new_member", -0.5}}},
-      {-1.5, -0.9, 0.30, 0.80, 16.0, {0.15, 0.25, 0.25, 0.20, 0.15}, 0.50, {0.60, 0.30, 0.08, 0.02},
-       {{"kind:discount", 1.2}, {"kind:threshold_discount", -0.6}, {"kind:percent_off", 0.6},
-        {"kind:gift", 0.5}, {"kind:points", -1.0}, {"kind:free_shipping", 0.2},
-        {"kind:member_exclusive", -0.5}, {"kind:service", -0.8},
-        {"face_value:<10", -1.0}, {"face_value:10-30", 0.3}, {"face_value:>=30", 1.0},
-        {"threshold:none", 1.0}, {"threshold:100-300", -0.7}, {"threshold:>=300", -1.3},
-        {"scope:all", 0.6}, {"scope:category", -0.3}, {"scope:brand", -0.3}, {"scope:tier", -0.5},
-        {"scenario:regular", 0.2}, {"scenario:holiday", 0.4}, {"scenario:member_day", -0.3},
-        {"scenario:referral", -0.2}, {"scenario:new_member", -0.5}}},
-      {-0.9, -1.1, 0.35, 0.85, 15.0, {0.35, 0.35, 0.15, 0.10, 0.05}, 0.55, {0.90, 0.10, 0.0, 0.0},
-       {{"kind:discount", 0.3}, {"kind:threshold_discount", -0.2}, {"kind:percent_off", 0.2},
-        {"kind:gift", 1.2}, {"kind:points", -0.6}, {"kind:free_shipping", 1.3},
+      {-1.5,
+       -0.9,
+       0.30,
+       0.80,
+       16.0,
+       {0.15, 0.25, 0.25, 0.20, 0.15},
+       0.50,
+       {0.60, 0.30, 0.08, 0.02},
+       {{"kind:discount", 1.2},
+        {"kind:threshold_discount", -0.6},
+        {"kind:percent_off", 0.6},
+        {"kind:gift", 0.5},
+        {"kind:points", -1.0},
+        {"kind:free_shipping", 0.2},
+        {"kind:member_exclusive", -0.5},
+        {"kind:service", -0.8},
+        {"face_value:<10", -1.0},
+        {"face_value:10-30", 0.3},
+        {"face_value:>=30", 1.0},
+        {"threshold:none", 1.0},
+        {"threshold:100-300", -0.7},
+        {"threshold:>=300", -1.3},
+        {"scope:all", 0.6},
+        {"scope:category", -0.3},
+        {"scope:brand", -0.3},
+        {"scope:tier", -0.5},
+        {"scenario:regular", 0.2},
+        {"scenario:holiday", 0.4},
+        {"scenario:member_day", -0.3},
+        {"scenario:referral", -0.2},
+        {"scenario:new_member", -0.5}}},
+      {-0.9,
+       -1.1,
+       0.35,
+       0.85,
+       15.0,
+       {0.35, 0.35, 0.15, 0.10, 0.05},
+       0.55,
+       {0.90, 0.10, 0.0, 0.0},
+       {{"kind:discount", 0.3},         {"kind:threshold_discount", -0.2},
+        {"kind:percent_off", 0.2},      {"kind:gift", 1.2},
+        {"kind:points", -0.6},          {"kind:free_shipping", 1.3},
         {"kind:member_exclusive", 0.3}, {"kind:service", -0.3},
-        {"face_value:<10", 0.2}, {"face_value:10-30", 0.3}, {"face_value:>=30", -0.3},
-        {"threshold:none", 0.8}, {"threshold:<100", 0.2}, {"threshold:100-300", -0.6},
-        {"threshold:>=300", -1.2}, {"scope:all", 0.5}, {"scope:brand", -0.2}, {"scope:tier", -1.0},
-        {"scenario:holiday", -0.2}, {"scenario:member_day", -0.3}, {"scenario:referral", 0.6},
-        {"scenario:new_member", 1.5}}},
+        {"face_value:<10", 0.2},        {"face_value:10-30", 0.3},
+        {"face_value:>=30", -0.3},      {"threshold:none", 0.8},
+        {"threshold:<100", 0.2},        {"threshold:100-300", -0.6},
+        {"threshold:>=300", -1.2},      {"scope:all", 0.5},
+        {"scope:brand", -0.2},          {"scope:tier", -1.0},
+        {"scenario:holiday", -0.2},     {"scenario:member_day", -0.3},
+        {"scenario:referral", 0.6},     {"scenario:new_member", 1.5}}},
   };
   return kProfiles[static_cast<int>(a)];
 }
@@ -177,8 +270,8 @@ inline Calendar make_calendar(const SimulatorParams& p) {
     c.weekday[k] = static_cast<std::uint8_t>(weekday_from_days(day0 + d));
     c.member_day[k] = civil_from_days(day0 + d).day == p.member_day_of_month;
     c.holiday[k] = d >= p.holiday_start_day && d < p.holiday_start_day + p.holiday_days;
-    c.season[k] = kWeekday[c.weekday[k]] / mean * (c.member_day[k] ? 1.6 : 1.0) *
-                  (c.holiday[k] ? 1.5 : 1.0);
+    c.season[k] =
+        kWeekday[c.weekday[k]] / mean * (c.member_day[k] ? 1.6 : 1.0) * (c.holiday[k] ? 1.5 : 1.0);
   }
   return c;
 }
@@ -206,9 +299,9 @@ PERKREC_INLINE Catalog simulated_catalog(const SimulatorParams& params) {
       }
     }
   }
-  static constexpr double kThresholdPairs[10][2] = {{50, 5},   {100, 12}, {150, 20}, {200, 30},
-                                                     {300, 50}, {80, 10},  {500, 100}, {120, 15},
-                                                     {250, 40}, {60, 8}};
+  static constexpr double kThresholdPairs[10][2] = {{50, 5},   {100, 12}, {150, 20},  {200, 30},
+                                                    {300, 50}, {80, 10},  {500, 100}, {120, 15},
+                                                    {250, 40}, {60, 8}};
   static constexpr double kDiscounts[7] = {3, 5, 8, 10, 15, 20, 30};
   static constexpr double kRates[6] = {0.05, 0.10, 0.12, 0.15, 0.20, 0.30};
   static constexpr double kPoints[7] = {1, 3, 5, 10, 20, 50, 8};
@@ -230,7 +323,11 @@ PERKREC_INLINE Catalog simulated_catalog(const SimulatorParams& params) {
   for (Index i = 0; i < n; ++i) {
     Benefit b;
     std::string number = std::to_string(i + 1);
-    b.id = "B" + std::string(static_cast<std::size_t>(std::max(0, width - static_cast<int>(number.size()))), '0') + number;
+    b.id =
+        "B" +
+        std::string(static_cast<std::size_t>(std::max(0, width - static_cast<int>(number.size()))),
+                    '0') +
+        number;
     b.kind = pattern[static_cast<std::size_t>(i) % pattern.size()];
     const int j = seen[static_cast<int>(b.kind)]++;
     switch (b.kind) {
@@ -282,12 +379,24 @@ PERKREC_INLINE Catalog simulated_catalog(const SimulatorParams& params) {
     }
     switch (i % 16) {
       case 2:
-      case 9: b.scenarios = {"holiday"}; b.tags = {"seasonal"}; break;
+      case 9:
+        b.scenarios = {"holiday"};
+        b.tags = {"seasonal"};
+        break;
       case 5:
-      case 13: b.scenarios = {"member_day"}; break;
-      case 11: b.scenarios = {"referral"}; break;
-      case 15: b.scenarios = {"new_member"}; b.tags = {"welcome"}; break;
-      default: b.scenarios = {"regular"}; break;
+      case 13:
+        b.scenarios = {"member_day"};
+        break;
+      case 11:
+        b.scenarios = {"referral"};
+        break;
+      case 15:
+        b.scenarios = {"new_member"};
+        b.tags = {"welcome"};
+        break;
+      default:
+        b.scenarios = {"regular"};
+        break;
     }
     b.channel = kChannels[kChannelCycle[i % 6]];
     if (i % 10 == 9) b.inventory = 1000 * (1 + (i / 10) % 3);
@@ -341,16 +450,27 @@ struct World {
   Calendar calendar;
   std::vector<std::vector<int>> benefit_dims;  // active dimensions per benefit
   std::vector<double> effective_value;
-  std::vector<double> policy_weight;            // logging policy base weights
+  std::vector<double> policy_weight;  // logging policy base weights
   std::vector<int> benefit_channel;
-  std::vector<int> benefit_scenario_mask;       // bit per kScenarios entry
+  std::vector<int> benefit_scenario_mask;  // bit per kScenarios entry
   std::vector<std::uint8_t> tier_scoped;
   std::vector<std::vector<std::pair<int, double>>> archetype_preferences;
   double archetype_cumulative[kNumArchetypes];
 };
 
 inline World make_world(const SimulatorParams& p, const Catalog& catalog) {
-  World w{p, catalog, BenefitDimensions::for_catalog(catalog), make_calendar(p), {}, {}, {}, {}, {}, {}, {}, {}};
+  World w{p,
+          catalog,
+          BenefitDimensions::for_catalog(catalog),
+          make_calendar(p),
+          {},
+          {},
+          {},
+          {},
+          {},
+          {},
+          {},
+          {}};
   const Index nb = catalog.size();
   Rng rng(p.seed, 0x5EEDCA7ULL, 0);
   for (Index b = 0; b < nb; ++b) {
@@ -470,8 +590,8 @@ inline Member draw_member(const World& w, Rng& rng) {
   (void)horizon;
   (void)end;
   Member m;
-  const auto archetype = static_cast<Archetype>(
-      rng.from_cumulative(w.archetype_cumulative, kNumArchetypes));
+  const auto archetype =
+      static_cast<Archetype>(rng.from_cumulative(w.archetype_cumulative, kNumArchetypes));
   const ArchetypeProfile& prof = profile(archetype);
   const bool control = rng.bernoulli(p.control_fraction);
   const int age = draw_index(rng, prof.age);
@@ -504,8 +624,9 @@ inline Member draw_member(const World& w, Rng& rng) {
   static constexpr double kAppShare[5] = {0.75, 0.65, 0.5, 0.35, 0.25};
   static constexpr double kSmsShare[5] = {0.10, 0.15, 0.20, 0.30, 0.35};
   static constexpr double kEmailShare[5] = {0.10, 0.15, 0.20, 0.25, 0.30};
-  const double channel_weights[4] = {kAppShare[age], kSmsShare[age], kEmailShare[age],
-                                     std::max(0.0, 1.0 - kAppShare[age] - kSmsShare[age] - kEmailShare[age])};
+  const double channel_weights[4] = {
+      kAppShare[age], kSmsShare[age], kEmailShare[age],
+      std::max(0.0, 1.0 - kAppShare[age] - kSmsShare[age] - kEmailShare[age])};
   const int preferred_channel = draw_index(rng, channel_weights);
   double view_p[kNumChannels];
   for (int c = 0; c < kNumChannels; ++c) {
@@ -568,7 +689,8 @@ inline void member_probabilities(const World& w, const Member& m, Rng& rng, Scra
   for (const auto& [d, lift] : w.archetype_preferences[static_cast<int>(archetype)]) {
     s.preference[static_cast<std::size_t>(d)] += kPreferenceScale * lift;
   }
-  for (int d = 0; d < n_dims; ++d) s.preference[static_cast<std::size_t>(d)] += rng.normal(0.0, p.preference_noise);
+  for (int d = 0; d < n_dims; ++d)
+    s.preference[static_cast<std::size_t>(d)] += rng.normal(0.0, p.preference_noise);
   {
     const int d = w.dims.find(std::string("channel:") + kChannels[preferred_channel]);
     if (d >= 0) s.preference[static_cast<std::size_t>(d)] += kChannelLift;
@@ -585,7 +707,8 @@ inline void member_probabilities(const World& w, const Member& m, Rng& rng, Scra
     s.utility[k] = util;
     s.claim_p[k] = sigmoid(claim_base + util);
     s.interest_p[k] = sigmoid(kViewInterestBase + kViewInterestSlope * util);
-    s.induce_p[k] = sigmoid(induce_base + 0.8 * util + 0.5 * std::min(1.0, w.effective_value[k] / basket));
+    s.induce_p[k] =
+        sigmoid(induce_base + 0.8 * util + 0.5 * std::min(1.0, w.effective_value[k] / basket));
     const double threshold = w.catalog[b].threshold;
     s.qualify_p[k] = threshold > 0
                          ? 1.0 - (1.0 - stretch) * normal_cdf((std::log(threshold) - mu) / kSigma)
@@ -674,7 +797,8 @@ inline OrganicOrders organic_orders(const World& w, const Member& m, Rng& rng, S
 
 // Stage 4: the logging policy issues benefits, and the member views, claims and redeems
 // them (induced orders join s.orders, organic ones may carry a benefit); events into s.events.
-inline void issue_benefits(const World& w, const Member& m, std::size_t organic_count, Rng& rng, Scratch& s) {
+inline void issue_benefits(const World& w, const Member& m, std::size_t organic_count, Rng& rng,
+                           Scratch& s) {
   const SimulatorParams& p = w.params;
   const Index nb = w.catalog.size();
   const int days = p.days;
@@ -694,8 +818,8 @@ inline void issue_benefits(const World& w, const Member& m, std::size_t organic_
   const double* view_p = m.view_p;
   // --- the logging policy issues benefits ---------------------------------------------------
   s.events.clear();
-  auto emit = [&](Timestamp t, EventType type, Index b, int channel, float amount,
-                  float propensity, std::int32_t order = -1) {
+  auto emit = [&](Timestamp t, EventType type, Index b, int channel, float amount, float propensity,
+                  std::int32_t order = -1) {
     if (t < end) {
       s.events.push_back(Event{t, static_cast<std::uint8_t>(type), b,
                                static_cast<std::int16_t>(channel), amount, propensity, order});
@@ -704,13 +828,13 @@ inline void issue_benefits(const World& w, const Member& m, std::size_t organic_
   if (!control && p.issues_per_week > 0) {
     for (int d = signup_day; d < days; ++d) {
       const auto k = static_cast<std::size_t>(d);
-      const double send_p = std::min(1.0, p.issues_per_week / 7.0 *
-                                              (w.calendar.member_day[k] ? 2.0 : 1.0) *
-                                              (w.calendar.holiday[k] ? 1.5 : 1.0));
+      const double send_p =
+          std::min(1.0, p.issues_per_week / 7.0 * (w.calendar.member_day[k] ? 2.0 : 1.0) *
+                            (w.calendar.holiday[k] ? 1.5 : 1.0));
       if (!rng.bernoulli(send_p)) continue;
       const Timestamp day_start = start + static_cast<Timestamp>(d) * kSecondsPerDay;
-      const bool is_new = archetype == Archetype::new_member &&
-                          day_start - signup_time < 30 * kSecondsPerDay;
+      const bool is_new =
+          archetype == Archetype::new_member && day_start - signup_time < 30 * kSecondsPerDay;
       int allowed = 1 | 8;  // regular and referral always
       if (w.calendar.holiday[k]) allowed |= 2;
       if (w.calendar.member_day[k]) allowed |= 4;
@@ -723,24 +847,26 @@ inline void issue_benefits(const World& w, const Member& m, std::size_t organic_
         if ((w.benefit_scenario_mask[kb] & allowed) == 0) continue;
         if (w.tier_scoped[kb] && tier < 2) continue;
         double weight = w.policy_weight[kb];
-        if (w.benefit_scenario_mask[kb] & 8) weight *= 0.3;         // referral: rarer
+        if (w.benefit_scenario_mask[kb] & 8) weight *= 0.3;          // referral: rarer
         if ((w.benefit_scenario_mask[kb] & 22) != 0) weight *= 3.0;  // occasion benefits first
         total += weight;
         s.policy_cumulative.push_back(total);
         s.policy_benefit.push_back(b);
       }
       if (s.policy_benefit.empty()) continue;
-      const std::uint32_t pick = rng.from_cumulative(s.policy_cumulative.data(),
-                                                     static_cast<std::uint32_t>(s.policy_benefit.size()));
+      const std::uint32_t pick = rng.from_cumulative(
+          s.policy_cumulative.data(), static_cast<std::uint32_t>(s.policy_benefit.size()));
       const Index b = s.policy_benefit[pick];
       const auto kb = static_cast<std::size_t>(b);
-      const double chosen_weight = s.policy_cumulative[pick] - (pick > 0 ? s.policy_cumulative[pick - 1] : 0.0);
+      const double chosen_weight =
+          s.policy_cumulative[pick] - (pick > 0 ? s.policy_cumulative[pick - 1] : 0.0);
       const auto propensity = static_cast<float>(std::max(1e-6, send_p * chosen_weight / total));
       const int channel = w.benefit_channel[kb];
       const Timestamp issued = day_start + static_cast<Timestamp>(kSendHour * kSecondsPerHour) +
                                static_cast<Timestamp>(rng.below(1800));
       if (issued < signup_time) continue;  // joined later that day
-      const Timestamp expiry = issued + static_cast<Timestamp>(w.catalog[b].validity_days) * kSecondsPerDay;
+      const Timestamp expiry =
+          issued + static_cast<Timestamp>(w.catalog[b].validity_days) * kSecondsPerDay;
       emit(issued, EventType::issued, b, channel, 0.0f, propensity);
       const bool lapsed = lapse_day >= 0 && d >= lapse_day;
       if (!rng.bernoulli(view_p[channel] * (lapsed ? 0.5 : 1.0) * s.interest_p[kb])) continue;
@@ -765,9 +891,11 @@ inline void issue_benefits(const World& w, const Member& m, std::size_t organic_
       if (rng.bernoulli(s.induce_p[kb])) {
         // The benefit triggers an extra purchase inside its validity window.
         const double v = rng.uniform();
-        Timestamp t = claimed + static_cast<Timestamp>(v * v * 0.8 * static_cast<double>(expiry - claimed));
+        Timestamp t =
+            claimed + static_cast<Timestamp>(v * v * 0.8 * static_cast<double>(expiry - claimed));
         const Timestamp day_floor = t - ((t - start) % kSecondsPerDay);
-        const Timestamp at_hour = day_floor + static_cast<Timestamp>(hour_draw(rng, preferred_hour) * kSecondsPerHour);
+        const Timestamp at_hour =
+            day_floor + static_cast<Timestamp>(hour_draw(rng, preferred_hour) * kSecondsPerHour);
         if (at_hour >= claimed && at_hour < expiry) t = at_hour;
         float amount = static_cast<float>(std::exp(rng.normal(mu, kSigma)));
         if (threshold > 0 && amount < threshold) {
@@ -780,9 +908,10 @@ inline void issue_benefits(const World& w, const Member& m, std::size_t organic_
       } else {
         // Otherwise the member's next organic order may use it.
         auto first = std::lower_bound(
-            s.orders.begin(), s.orders.begin() + static_cast<std::ptrdiff_t>(organic_count), claimed,
-            [](const Order& o, Timestamp t) { return o.time < t; });
-        if (first != s.orders.begin() + static_cast<std::ptrdiff_t>(organic_count) && first->time < expiry) {
+            s.orders.begin(), s.orders.begin() + static_cast<std::ptrdiff_t>(organic_count),
+            claimed, [](const Order& o, Timestamp t) { return o.time < t; });
+        if (first != s.orders.begin() + static_cast<std::ptrdiff_t>(organic_count) &&
+            first->time < expiry) {
           Order& o = *first;
           bool qualifies = threshold <= 0 || o.amount >= threshold;
           if (!qualifies && rng.bernoulli(stretch)) {
@@ -833,8 +962,9 @@ inline void emit_events(const Member& m, Index u, Timestamp end, Scratch& s, Chu
 }
 
 // Stage 6: the member's ground truth at the end of the period and their attributes.
-inline void member_truth(const World& w, const Member& m, Index u, const OrganicOrders& organic, const Scratch& s,
-                         SimulationTruth& truth, std::vector<std::int32_t>& attributes, std::vector<double>& signup) {
+inline void member_truth(const World& w, const Member& m, Index u, const OrganicOrders& organic,
+                         const Scratch& s, SimulationTruth& truth,
+                         std::vector<std::int32_t>& attributes, std::vector<double>& signup) {
   const SimulatorParams& p = w.params;
   const Index nb = w.catalog.size();
   const int days = p.days;
@@ -871,10 +1001,12 @@ inline void member_truth(const World& w, const Member& m, Index u, const Organic
   for (Index b = 0; b < nb; ++b) {
     const auto k = static_cast<std::size_t>(b);
     const int validity = w.catalog[b].validity_days;
-    const double window = s.cumulative[static_cast<std::size_t>(std::min(horizon, days + validity))] - tau_end;
+    const double window =
+        s.cumulative[static_cast<std::size_t>(std::min(horizon, days + validity))] - tau_end;
     double p_organic;
     if (survival_now > 1e-12) {
-      p_organic = (survival_now - gamma_survival(shape, scale, elapsed_at_end + window)) / survival_now;
+      p_organic =
+          (survival_now - gamma_survival(shape, scale, elapsed_at_end + window)) / survival_now;
     } else {
       p_organic = 1.0 - std::exp(-window / scale);
     }
@@ -894,7 +1026,8 @@ inline void member_truth(const World& w, const Member& m, Index u, const Organic
   truth.cycle_shape[row] = static_cast<float>(shape);
   truth.basket_median[row] = static_cast<float>(basket);
   truth.signup_time[row] = signup_time;
-  truth.lapse_time[row] = lapse_day >= 0 ? start + static_cast<Timestamp>(lapse_day) * kSecondsPerDay : -1;
+  truth.lapse_time[row] =
+      lapse_day >= 0 ? start + static_cast<Timestamp>(lapse_day) * kSecondsPerDay : -1;
   truth.control[row] = control ? 1 : 0;
   {
     // Mean residual life of a gamma renewal: E[(X - e)+] / P(X > e), with
@@ -918,7 +1051,8 @@ inline void member_truth(const World& w, const Member& m, Index u, const Organic
 // member's own stream, in the same order as ever (the simulator is a benchmark: its output
 // must not change).
 inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& out,
-                            SimulationTruth& truth, std::vector<std::int32_t>& attributes, std::vector<double>& signup) {
+                            SimulationTruth& truth, std::vector<std::int32_t>& attributes,
+                            std::vector<double>& signup) {
   const SimulatorParams& p = w.params;
   const Timestamp end = p.start_time + static_cast<Timestamp>(p.days) * kSecondsPerDay;
   Rng rng(p.seed, static_cast<std::uint64_t>(u) + 1, 1);
@@ -932,7 +1066,8 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
 
 }  // namespace detail::sim
 
-PERKREC_INLINE SimulatedProgram simulate(const SimulatorParams& params, const Callbacks& callbacks) {
+PERKREC_INLINE SimulatedProgram simulate(const SimulatorParams& params,
+                                         const Callbacks& callbacks) {
   using namespace detail::sim;
   params.validate();
   SimulatedProgram program;
@@ -1005,18 +1140,23 @@ PERKREC_INLINE SimulatedProgram simulate(const SimulatorParams& params, const Ca
     std::vector<double> rates(nu * static_cast<std::size_t>(n_dims), 0.0);
     parallel_for(0, n, threads, [&](Offset u) {
       double* row = rates.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(n_dims);
-      const float* claim = truth.claim_probability.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(nb);
+      const float* claim = truth.claim_probability.data() +
+                           static_cast<std::size_t>(u) * static_cast<std::size_t>(nb);
       for (Index b = 0; b < nb; ++b) {
         const double v = world.policy_weight[static_cast<std::size_t>(b)] * claim[b];
         for (int d : world.benefit_dims[static_cast<std::size_t>(b)]) row[d] += v;
       }
       for (int d = 0; d < n_dims; ++d) {
-        row[d] = weight_sum[static_cast<std::size_t>(d)] > 0 ? row[d] / weight_sum[static_cast<std::size_t>(d)] : 0.0;
+        row[d] = weight_sum[static_cast<std::size_t>(d)] > 0
+                     ? row[d] / weight_sum[static_cast<std::size_t>(d)]
+                     : 0.0;
       }
     });
     std::vector<double> population(static_cast<std::size_t>(n_dims), 0.0);
     for (std::size_t u = 0; u < nu; ++u) {
-      for (int d = 0; d < n_dims; ++d) population[static_cast<std::size_t>(d)] += rates[u * static_cast<std::size_t>(n_dims) + static_cast<std::size_t>(d)];
+      for (int d = 0; d < n_dims; ++d)
+        population[static_cast<std::size_t>(d)] +=
+            rates[u * static_cast<std::size_t>(n_dims) + static_cast<std::size_t>(d)];
     }
     for (double& v : population) v /= static_cast<double>(nu);
     for (std::size_t i = 0; i < rates.size(); ++i) {
@@ -1028,8 +1168,9 @@ PERKREC_INLINE SimulatedProgram simulate(const SimulatorParams& params, const Ca
   // Concatenate chunk outputs.
   std::vector<Offset> starts(static_cast<std::size_t>(n_chunks) + 1, 0);
   for (Index c = 0; c < n_chunks; ++c) {
-    starts[static_cast<std::size_t>(c) + 1] = starts[static_cast<std::size_t>(c)] +
-                                              static_cast<Offset>(chunks[static_cast<std::size_t>(c)].user.size());
+    starts[static_cast<std::size_t>(c) + 1] =
+        starts[static_cast<std::size_t>(c)] +
+        static_cast<Offset>(chunks[static_cast<std::size_t>(c)].user.size());
   }
   const auto total = static_cast<std::size_t>(starts.back());
   ChunkEvents all;
@@ -1074,8 +1215,10 @@ PERKREC_INLINE SimulatedProgram simulate(const SimulatorParams& params, const Ca
   UserTable users(IdMap::range(n));
   auto categorical = [&](const char* name, int column, const auto& names) {
     std::vector<std::int32_t> codes(nu);
-    for (std::size_t i = 0; i < nu; ++i) codes[i] = attributes[i * 4 + static_cast<std::size_t>(column)];
-    users.add_categorical(name, std::move(codes), std::vector<std::string>(std::begin(names), std::end(names)));
+    for (std::size_t i = 0; i < nu; ++i)
+      codes[i] = attributes[i * 4 + static_cast<std::size_t>(column)];
+    users.add_categorical(name, std::move(codes),
+                          std::vector<std::string>(std::begin(names), std::end(names)));
   };
   categorical("age_band", 0, kAgeBands);
   categorical("gender", 1, kGenders);

@@ -38,8 +38,10 @@ PERKREC_INLINE Split split_leave_last_k(const EventLog& log, int k, std::uint32_
   resolve_num_threads(num_threads);
   if (k < 1) detail::raise<InputError>("split_leave_last_k: k must be >= 1 (got ", k, ")");
   if (target_types == 0 || target_types >= (1u << kNumEventTypes)) {
-    detail::raise<InputError>("split_leave_last_k: target_types must be a non-empty mask of "
-                              "event types (got ", target_types, ")");
+    detail::raise<InputError>(
+        "split_leave_last_k: target_types must be a non-empty mask of "
+        "event types (got ",
+        target_types, ")");
   }
   std::vector<std::uint8_t> is_test(static_cast<std::size_t>(log.size()), 0);
   const Span<const Timestamp> t = log.timestamps();
@@ -87,7 +89,8 @@ PERKREC_INLINE Split split_random_users(const EventLog& log, double test_fractio
     const auto u = static_cast<Index>(user);
     Rng rng(seed, static_cast<std::uint64_t>(u), 0x5917ULL);
     if (rng.uniform() >= test_fraction) return;
-    for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) is_test[static_cast<std::size_t>(e)] = 1;
+    for (Offset e = log.user_begin(u); e < log.user_end(u); ++e)
+      is_test[static_cast<std::size_t>(e)] = 1;
   });
   return detail::split_with_test_mask(log, is_test, num_threads);
 }

@@ -40,8 +40,8 @@ PERKREC_INLINE void UserTable::add_categorical(const std::string& name,
                                                std::vector<std::string> categories) {
   check_new_name(name, "add_categorical");
   if (static_cast<Index>(codes.size()) != size()) {
-    detail::raise<InputError>("UserTable::add_categorical: column '", name, "' has ",
-                              codes.size(), " rows (expected ", size(), ")");
+    detail::raise<InputError>("UserTable::add_categorical: column '", name, "' has ", codes.size(),
+                              " rows (expected ", size(), ")");
   }
   std::unordered_set<std::string> seen;
   for (const auto& c : categories) {
@@ -120,7 +120,8 @@ PERKREC_INLINE const std::vector<std::int32_t>& UserTable::codes(const std::stri
   return c.codes;
 }
 
-PERKREC_INLINE const std::vector<std::string>& UserTable::categories(const std::string& name) const {
+PERKREC_INLINE const std::vector<std::string>& UserTable::categories(
+    const std::string& name) const {
   const Column& c = column(name, "categories");
   if (c.type != ColumnType::categorical) {
     detail::raise<InputError>("UserTable::categories: column '", name, "' is numeric");
@@ -173,8 +174,8 @@ PERKREC_INLINE UserTable UserTable::read(const ModelReader& r, const std::string
   UserTable table(IdMap::read(r, prefix + "users."));
   const std::int64_t rows = table.size();
   for (std::size_t i = 0; i < columns.size(); ++i) {
-    JsonReader<ModelFormatError> cr(columns[i], content_pointer(prefix) + "/columns/" + std::to_string(i),
-                                    "UserTable::read");
+    JsonReader<ModelFormatError> cr(
+        columns[i], content_pointer(prefix) + "/columns/" + std::to_string(i), "UserTable::read");
     std::string name, type;
     cr.require("name", name);
     cr.require("type", type);

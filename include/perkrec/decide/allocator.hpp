@@ -71,36 +71,42 @@ struct CandidatesView {
 
   CandidatesView() = default;
   CandidatesView(const Candidates& c)  // NOLINT: implicit by design
-      : n_users(c.n_users), n_benefits(c.n_benefits), offsets(c.offsets), benefit(c.benefit),
-        value(c.value), cost(c.cost) {}
+      : n_users(c.n_users),
+        n_benefits(c.n_benefits),
+        offsets(c.offsets),
+        benefit(c.benefit),
+        value(c.value),
+        cost(c.cost) {}
   std::int64_t size() const { return static_cast<std::int64_t>(benefit.size()); }
   /// Same checks as Candidates::validate (shapes, ids, finite values, costs >= 0), in parallel.
   void validate(const char* context, int num_threads = 0) const;
 };
 
 struct AllocatorParams {
-  int max_iterations = 60;    ///< multiplier-search evaluations per price round, >= 1
-  double tolerance = 1e-7;    ///< the search stops when hi - lo <= tolerance x hi, in (0, 1)
-  int price_rounds = 8;       ///< inventory / segment-quota price rounds, >= 0
-  int num_threads = 0;        ///< 0 = OpenMP default
-  double budget_gap = 1e-4;   ///< the search also stops when the spend at the feasible
-                              ///< multiplier is within budget_gap x budget of the budget (the
-                              ///< fill pass spends the rest), in [0, 1)
-  int fill_rounds = 4;        ///< rounds of the fill pass (one move per member each), >= 0
-  std::int64_t polish_entries = 1 << 20;  ///< instances with at most this many candidate
-                              ///< entries are also completed (repair + fill) from every other
-                              ///< multiplier the last search tried and from the value-per-cost
-                              ///< greedy plan; the best plan is kept. 0 = never
+  int max_iterations = 60;   ///< multiplier-search evaluations per price round, >= 1
+  double tolerance = 1e-7;   ///< the search stops when hi - lo <= tolerance x hi, in (0, 1)
+  int price_rounds = 8;      ///< inventory / segment-quota price rounds, >= 0
+  int num_threads = 0;       ///< 0 = OpenMP default
+  double budget_gap = 1e-4;  ///< the search also stops when the spend at the feasible
+                             ///< multiplier is within budget_gap x budget of the budget (the
+                             ///< fill pass spends the rest), in [0, 1)
+  int fill_rounds = 4;       ///< rounds of the fill pass (one move per member each), >= 0
+  std::int64_t polish_entries =
+      1 << 20;  ///< instances with at most this many candidate
+                ///< entries are also completed (repair + fill) from every other
+                ///< multiplier the last search tried and from the value-per-cost
+                ///< greedy plan; the best plan is kept. 0 = never
 
   static auto param_fields() {
     using P = AllocatorParams;
-    return std::make_tuple(params::field("max_iterations", &P::max_iterations, params::at_least(1)),
-                           params::field("tolerance", &P::tolerance, params::open(0, 1)),
-                           params::field("price_rounds", &P::price_rounds, params::at_least(0)),
-                           params::field("num_threads", &P::num_threads, params::threads()),
-                           params::field("budget_gap", &P::budget_gap, params::closed_open(0, 1)),
-                           params::field("fill_rounds", &P::fill_rounds, params::at_least(0)),
-                           params::field("polish_entries", &P::polish_entries, params::at_least(0)));
+    return std::make_tuple(
+        params::field("max_iterations", &P::max_iterations, params::at_least(1)),
+        params::field("tolerance", &P::tolerance, params::open(0, 1)),
+        params::field("price_rounds", &P::price_rounds, params::at_least(0)),
+        params::field("num_threads", &P::num_threads, params::threads()),
+        params::field("budget_gap", &P::budget_gap, params::closed_open(0, 1)),
+        params::field("fill_rounds", &P::fill_rounds, params::at_least(0)),
+        params::field("polish_entries", &P::polish_entries, params::at_least(0)));
   }
   void validate() const;
   Json to_json() const;

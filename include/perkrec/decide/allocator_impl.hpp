@@ -53,7 +53,8 @@ struct Problem {
     has_groups = false;
     for (std::int32_t g : k.benefit_group) has_groups = has_groups || g >= 0;
     for (std::int64_t v : k.inventory) has_inventory_limits = has_inventory_limits || v >= 0;
-    n_segments = static_cast<Index>(std::max(k.segment_max_members.size(), k.segment_max_cost.size()));
+    n_segments =
+        static_cast<Index>(std::max(k.segment_max_members.size(), k.segment_max_cost.size()));
     for (Index s = 0; s < n_segments; ++s) {
       has_segment_limits = has_segment_limits || seg_max_members(s) >= 0 || seg_max_cost(s) >= 0;
     }
@@ -66,7 +67,8 @@ struct Problem {
   Offset end(Index u) const { return c.offsets[static_cast<std::size_t>(u) + 1]; }
   int cap(Index u) const {
     int cap = k.max_per_member;
-    if (!k.member_capacity.empty()) cap = std::min<int>(cap, k.member_capacity[static_cast<std::size_t>(u)]);
+    if (!k.member_capacity.empty())
+      cap = std::min<int>(cap, k.member_capacity[static_cast<std::size_t>(u)]);
     const Index s = segment(u);
     if (s >= 0 && seg_max_members(s) == 0) cap = 0;
     return cap;
@@ -75,24 +77,36 @@ struct Problem {
     if (!has_kind_caps || kind < 0) return kNoLimit;
     int cap = k.max_per_kind > 0 ? k.max_per_kind : kNoLimit;
     if (!k.member_kind_capacity.empty() && kind < k.n_kinds) {
-      cap = std::min<int>(cap, k.member_kind_capacity[static_cast<std::size_t>(u) * static_cast<std::size_t>(k.n_kinds) +
-                                                       static_cast<std::size_t>(kind)]);
+      cap = std::min<int>(
+          cap,
+          k.member_kind_capacity[static_cast<std::size_t>(u) * static_cast<std::size_t>(k.n_kinds) +
+                                 static_cast<std::size_t>(kind)]);
     }
     return cap;
   }
-  std::int32_t kind(Index b) const { return has_kinds ? k.benefit_kind[static_cast<std::size_t>(b)] : -1; }
-  std::int32_t group(Index b) const { return has_groups ? k.benefit_group[static_cast<std::size_t>(b)] : -1; }
-  std::int64_t inventory(Index b) const { return k.inventory.empty() ? -1 : k.inventory[static_cast<std::size_t>(b)]; }
+  std::int32_t kind(Index b) const {
+    return has_kinds ? k.benefit_kind[static_cast<std::size_t>(b)] : -1;
+  }
+  std::int32_t group(Index b) const {
+    return has_groups ? k.benefit_group[static_cast<std::size_t>(b)] : -1;
+  }
+  std::int64_t inventory(Index b) const {
+    return k.inventory.empty() ? -1 : k.inventory[static_cast<std::size_t>(b)];
+  }
   Index segment(Index u) const {
     if (k.member_segment.empty()) return -1;
     const Index s = k.member_segment[static_cast<std::size_t>(u)];
     return s >= 0 && s < n_segments ? s : -1;
   }
   std::int64_t seg_max_members(Index s) const {
-    return static_cast<std::size_t>(s) < k.segment_max_members.size() ? k.segment_max_members[static_cast<std::size_t>(s)] : -1;
+    return static_cast<std::size_t>(s) < k.segment_max_members.size()
+               ? k.segment_max_members[static_cast<std::size_t>(s)]
+               : -1;
   }
   double seg_max_cost(Index s) const {
-    return static_cast<std::size_t>(s) < k.segment_max_cost.size() ? k.segment_max_cost[static_cast<std::size_t>(s)] : -1.0;
+    return static_cast<std::size_t>(s) < k.segment_max_cost.size()
+               ? k.segment_max_cost[static_cast<std::size_t>(s)]
+               : -1.0;
   }
   /// Why entry i of member u can never be chosen (none = it may be).
   ExclusionReason static_reason(Index u, Offset i) const {
@@ -100,15 +114,18 @@ struct Problem {
     const float w = c.cost[static_cast<std::size_t>(i)];
     const Index b = c.benefit[static_cast<std::size_t>(i)];
     if (!(v > 0)) return ExclusionReason::not_positive;
-    if (k.min_return_per_cost > 0 && static_cast<double>(v) < k.min_return_per_cost * static_cast<double>(w)) {
+    if (k.min_return_per_cost > 0 &&
+        static_cast<double>(v) < k.min_return_per_cost * static_cast<double>(w)) {
       return ExclusionReason::min_return;
     }
     if (inventory(b) == 0) return ExclusionReason::inventory;
-    if (cap(u) <= 0) return segment(u) >= 0 && seg_max_members(segment(u)) == 0 ? ExclusionReason::segment_quota
-                                                                             : ExclusionReason::member_cap;
+    if (cap(u) <= 0)
+      return segment(u) >= 0 && seg_max_members(segment(u)) == 0 ? ExclusionReason::segment_quota
+                                                                 : ExclusionReason::member_cap;
     if (kind_cap(u, kind(b)) <= 0) return ExclusionReason::kind_cap;
     const Index s = segment(u);
-    if (s >= 0 && seg_max_cost(s) >= 0 && static_cast<double>(w) > seg_max_cost(s)) return ExclusionReason::segment_quota;
+    if (s >= 0 && seg_max_cost(s) >= 0 && static_cast<double>(w) > seg_max_cost(s))
+      return ExclusionReason::segment_quota;
     return ExclusionReason::none;
   }
   bool allowed(Index u, Offset i) const {
@@ -142,8 +159,12 @@ struct Prices {
   std::vector<double> nu;   // per segment cost quota (empty = 0)
   std::vector<double> rho;  // per segment member quota (empty = 0)
   double mu_of(Index b) const { return mu.empty() ? 0.0 : mu[static_cast<std::size_t>(b)]; }
-  double nu_of(Index s) const { return s < 0 || nu.empty() ? 0.0 : nu[static_cast<std::size_t>(s)]; }
-  double rho_of(Index s) const { return s < 0 || rho.empty() ? 0.0 : rho[static_cast<std::size_t>(s)]; }
+  double nu_of(Index s) const {
+    return s < 0 || nu.empty() ? 0.0 : nu[static_cast<std::size_t>(s)];
+  }
+  double rho_of(Index s) const {
+    return s < 0 || rho.empty() ? 0.0 : rho[static_cast<std::size_t>(s)];
+  }
 };
 
 // The value of a set under the diversity discount, for `n` (value, kind) pairs.
@@ -171,9 +192,9 @@ inline double set_value(const double* values, const std::int32_t* kinds, int n, 
 
 // Per-thread scratch for the member problems.
 struct Scratch {
-  std::vector<double> adj;            // adjusted value per row entry (-inf = not allowed)
-  std::vector<double> top;            // positives for the relaxed top-capacity sum
-  std::vector<std::int32_t> chosen;   // local indices
+  std::vector<double> adj;           // adjusted value per row entry (-inf = not allowed)
+  std::vector<double> top;           // positives for the relaxed top-capacity sum
+  std::vector<std::int32_t> chosen;  // local indices
   std::vector<double> vals;
   std::vector<std::int32_t> kinds;
   std::vector<std::int32_t> groups;
@@ -181,12 +202,12 @@ struct Scratch {
 };
 
 struct MemberResult {
-  int n = 0;            // chosen count (local indices in scratch.chosen, ascending)
-  double value = 0.0;   // diversity-aware value
+  int n = 0;           // chosen count (local indices in scratch.chosen, ascending)
+  double value = 0.0;  // diversity-aware value
   double cost = 0.0;
-  double relaxed = 0.0; // relaxed Lagrangian member value (>= 0)
-  double topsum = 0.0;  // relaxed top-capacity sum before rho
-  double surplus = 0.0; // adjusted value of the chosen set (before rho), 0 when none chosen
+  double relaxed = 0.0;  // relaxed Lagrangian member value (>= 0)
+  double topsum = 0.0;   // relaxed top-capacity sum before rho
+  double surplus = 0.0;  // adjusted value of the chosen set (before rho), 0 when none chosen
 };
 
 // Member u's problem at the given prices: greedy under caps, kind caps, stacking groups and
@@ -206,8 +227,8 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
   const float* v = P.c.value.data() + b0;
   const float* w = P.c.cost.data() + b0;
   const Index* bb = P.c.benefit.data() + b0;
-  const bool simple_filter = P.k.min_return_per_cost <= 0 && !P.has_inventory_limits && !P.has_kind_caps &&
-                             !(seg >= 0 && P.seg_max_cost(seg) >= 0);
+  const bool simple_filter = P.k.min_return_per_cost <= 0 && !P.has_inventory_limits &&
+                             !P.has_kind_caps && !(seg >= 0 && P.seg_max_cost(seg) >= 0);
   int best = -1;
   double best_adj = 0.0;
   if (cap == 1 && simple_filter && pr.mu.empty() && rho <= 0 && exclude < 0) {
@@ -254,7 +275,8 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
     s.top.clear();
     for (const auto& entry : s.order) s.top.push_back(-entry.first);
     if (static_cast<int>(s.top.size()) > cap) {
-      std::nth_element(s.top.begin(), s.top.begin() + (cap - 1), s.top.end(), std::greater<double>());
+      std::nth_element(s.top.begin(), s.top.begin() + (cap - 1), s.top.end(),
+                       std::greater<double>());
       s.top.resize(static_cast<std::size_t>(cap));
     }
     std::sort(s.top.begin(), s.top.end(), std::greater<double>());  // fixed summation order
@@ -269,7 +291,8 @@ inline void solve_member(const Problem& P, const Prices& pr, Index u, Scratch& s
     surplus = best_adj;
   } else if (!P.member_constraints) {
     const std::size_t take = std::min<std::size_t>(static_cast<std::size_t>(cap), s.order.size());
-    std::partial_sort(s.order.begin(), s.order.begin() + static_cast<std::ptrdiff_t>(take), s.order.end());
+    std::partial_sort(s.order.begin(), s.order.begin() + static_cast<std::ptrdiff_t>(take),
+                      s.order.end());
     for (std::size_t t = 0; t < take; ++t) {
       s.chosen.push_back(s.order[t].second);
       surplus -= s.order[t].first;
@@ -340,7 +363,9 @@ struct Plan {
   int store = 1;
   std::vector<std::int32_t> slots;  // n_users x store
   std::vector<std::int32_t> count;  // n_users
-  std::int32_t* at(Index u) { return slots.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(store); }
+  std::int32_t* at(Index u) {
+    return slots.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(store);
+  }
   const std::int32_t* at(Index u) const {
     return slots.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(store);
   }
@@ -354,33 +379,37 @@ struct EvalResult {
 
 // Evaluates every `stride`-th member (stride 1 = all) at `pr`; stores the choice in `plan`
 // when given (stride must be 1).
-inline EvalResult evaluate(const Problem& P, const Prices& pr, int threads, Index stride, Plan* plan) {
+inline EvalResult evaluate(const Problem& P, const Prices& pr, int threads, Index stride,
+                           Plan* plan) {
   const Index n_members = stride == 1 ? P.c.n_users : (P.c.n_users + stride - 1) / stride;
   const Offset nb = n_blocks(n_members);
   std::vector<double> spend(static_cast<std::size_t>(nb)), relaxed(static_cast<std::size_t>(nb)),
       value(static_cast<std::size_t>(nb));
   std::vector<Scratch> scratch(static_cast<std::size_t>(resolve_num_threads(threads)));
-  parallel_for(0, nb, threads, [&](Offset blk, int tid) {
-    Scratch& s = scratch[static_cast<std::size_t>(tid)];
-    MemberResult r;
-    double sp = 0.0, rl = 0.0, vl = 0.0;
-    const Index i0 = static_cast<Index>(blk * kBlock);
-    const Index i1 = static_cast<Index>(std::min<Offset>(n_members, (blk + 1) * kBlock));
-    for (Index i = i0; i < i1; ++i) {
-      const Index u = i * stride;
-      solve_member(P, pr, u, s, r);
-      sp += r.cost;
-      rl += r.relaxed;
-      vl += r.value;
-      if (plan != nullptr) {
-        plan->count[static_cast<std::size_t>(u)] = r.n;
-        std::copy(s.chosen.begin(), s.chosen.begin() + r.n, plan->at(u));
-      }
-    }
-    spend[static_cast<std::size_t>(blk)] = sp;
-    relaxed[static_cast<std::size_t>(blk)] = rl;
-    value[static_cast<std::size_t>(blk)] = vl;
-  }, Schedule::dynamic, 4);
+  parallel_for(
+      0, nb, threads,
+      [&](Offset blk, int tid) {
+        Scratch& s = scratch[static_cast<std::size_t>(tid)];
+        MemberResult r;
+        double sp = 0.0, rl = 0.0, vl = 0.0;
+        const Index i0 = static_cast<Index>(blk * kBlock);
+        const Index i1 = static_cast<Index>(std::min<Offset>(n_members, (blk + 1) * kBlock));
+        for (Index i = i0; i < i1; ++i) {
+          const Index u = i * stride;
+          solve_member(P, pr, u, s, r);
+          sp += r.cost;
+          rl += r.relaxed;
+          vl += r.value;
+          if (plan != nullptr) {
+            plan->count[static_cast<std::size_t>(u)] = r.n;
+            std::copy(s.chosen.begin(), s.chosen.begin() + r.n, plan->at(u));
+          }
+        }
+        spend[static_cast<std::size_t>(blk)] = sp;
+        relaxed[static_cast<std::size_t>(blk)] = rl;
+        value[static_cast<std::size_t>(blk)] = vl;
+      },
+      Schedule::dynamic, 4);
   return {ordered_sum(spend), ordered_sum(relaxed), ordered_sum(value)};
 }
 
@@ -395,13 +424,15 @@ inline double dual_constant(const Problem& P, const Prices& pr) {
     if (pr.nu[s] > 0) d += pr.nu[s] * P.seg_max_cost(static_cast<Index>(s));
   }
   for (std::size_t s = 0; s < pr.rho.size(); ++s) {
-    if (pr.rho[s] > 0) d += pr.rho[s] * static_cast<double>(P.seg_max_members(static_cast<Index>(s)));
+    if (pr.rho[s] > 0)
+      d += pr.rho[s] * static_cast<double>(P.seg_max_members(static_cast<Index>(s)));
   }
   return d;
 }
 
 inline void check_stop(const Callbacks& cb, const char* stage) {
-  if (cb.should_stop && cb.should_stop()) detail::raise<Interrupted>(stage, ": interrupted by the caller");
+  if (cb.should_stop && cb.should_stop())
+    detail::raise<Interrupted>(stage, ": interrupted by the caller");
 }
 
 // State of the Lagrangian search.
@@ -410,14 +441,15 @@ struct Solver {
   const AllocatorParams& params;
   const Callbacks& cb;
   int threads;
-  double lambda_max = 0.0;  // above it every costly entry has negative adjusted value
+  double lambda_max = 0.0;    // above it every costly entry has negative adjusted value
   std::vector<double> tried;  // multipliers evaluated by the last search (full data)
   double warm_step = 0.01;    // first probe step of a warm-started search (relative)
   double bound = kInf;
   int iterations = 0;
   std::int64_t evaluations = 0;
 
-  Solver(const Problem& problem, const AllocatorParams& p, const Callbacks& callbacks, int n_threads)
+  Solver(const Problem& problem, const AllocatorParams& p, const Callbacks& callbacks,
+         int n_threads)
       : P(problem), params(p), cb(callbacks), threads(n_threads) {}
 
   EvalResult eval(const Prices& pr, Plan* plan = nullptr) {
@@ -427,7 +459,8 @@ struct Solver {
     if (cb.progress) cb.progress("allocate", evaluations, 0);
     check_stop(cb, "allocate");
     // Any nonnegative prices give an upper bound (budget term only with a finite budget).
-    if (std::isfinite(P.k.budget) || pr.lambda == 0) bound = std::min(bound, r.relaxed + dual_constant(P, pr));
+    if (std::isfinite(P.k.budget) || pr.lambda == 0)
+      bound = std::min(bound, r.relaxed + dual_constant(P, pr));
     return r;
   }
 
@@ -467,11 +500,13 @@ struct Solver {
     // From a guess: probes first_delta, 4x, 16x, ... (below 100%) above it until one fits,
     // then below it until one does not.
     auto bracket_around = [&](double guess, double first_delta) {
-      for (double delta = first_delta; delta < 1 && iterations < params.max_iterations; delta *= 4) {
+      for (double delta = first_delta; delta < 1 && iterations < params.max_iterations;
+           delta *= 4) {
         const double lam = guess * (1 + delta);
         if (!(lam > lo && lam < hi) || probe(lam)) break;
       }
-      for (double delta = first_delta; delta < 1 && iterations < params.max_iterations; delta *= 4) {
+      for (double delta = first_delta; delta < 1 && iterations < params.max_iterations;
+           delta *= 4) {
         const double lam = guess * (1 - delta);
         if (!(lam > lo && lam < hi) || !probe(lam)) break;
       }
@@ -518,7 +553,8 @@ struct Solver {
       if (-f_hi <= params.budget_gap * B) break;
       double lam = (lo * (f_hi * w_hi) - hi * (f_lo * w_lo)) / (f_hi * w_hi - f_lo * w_lo);
       const double width = hi - lo;
-      if (!(lam > lo + 1e-3 * width && lam < hi - 1e-3 * width) || iterations % 4 == 3) lam = 0.5 * (lo + hi);
+      if (!(lam > lo + 1e-3 * width && lam < hi - 1e-3 * width) || iterations % 4 == 3)
+        lam = 0.5 * (lo + hi);
       pr.lambda = lam;
       const EvalResult r = eval(pr);
       ++iterations;
@@ -557,8 +593,10 @@ inline Usage usage_of(const Problem& P, const Plan& plan, int threads) {
   const int nt = resolve_num_threads(threads);
   const std::size_t nbft = P.has_inventory_limits ? static_cast<std::size_t>(P.c.n_benefits) : 0;
   const std::size_t ns = P.has_segment_limits ? static_cast<std::size_t>(P.n_segments) : 0;
-  std::vector<std::vector<std::int64_t>> counts(static_cast<std::size_t>(nt), std::vector<std::int64_t>(nbft, 0));
-  std::vector<std::vector<std::int64_t>> members(static_cast<std::size_t>(nt), std::vector<std::int64_t>(ns, 0));
+  std::vector<std::vector<std::int64_t>> counts(static_cast<std::size_t>(nt),
+                                                std::vector<std::int64_t>(nbft, 0));
+  std::vector<std::vector<std::int64_t>> members(static_cast<std::size_t>(nt),
+                                                 std::vector<std::int64_t>(ns, 0));
   std::vector<double> spend(static_cast<std::size_t>(nb));
   std::vector<double> seg_cost(static_cast<std::size_t>(nb) * ns, 0.0);
   parallel_for(0, nb, threads, [&](Offset blk, int tid) {
@@ -573,7 +611,9 @@ inline Usage usage_of(const Problem& P, const Plan& plan, int threads) {
       for (int t = 0; t < cnt; ++t) {
         const Offset i = b0 + plan.at(u)[t];
         mc += P.c.cost[static_cast<std::size_t>(i)];
-        if (nbft) ++counts[static_cast<std::size_t>(tid)][static_cast<std::size_t>(P.c.benefit[static_cast<std::size_t>(i)])];
+        if (nbft)
+          ++counts[static_cast<std::size_t>(tid)]
+                  [static_cast<std::size_t>(P.c.benefit[static_cast<std::size_t>(i)])];
       }
       sp += mc;
       const Index s = ns ? P.segment(u) : -1;
@@ -586,12 +626,15 @@ inline Usage usage_of(const Problem& P, const Plan& plan, int threads) {
   });
   us.spend = ordered_sum(spend);
   us.benefit_count.assign(nbft, 0);
-  for (const auto& c : counts) for (std::size_t b = 0; b < nbft; ++b) us.benefit_count[b] += c[b];
+  for (const auto& c : counts)
+    for (std::size_t b = 0; b < nbft; ++b) us.benefit_count[b] += c[b];
   us.seg_members.assign(ns, 0);
-  for (const auto& m : members) for (std::size_t s = 0; s < ns; ++s) us.seg_members[s] += m[s];
+  for (const auto& m : members)
+    for (std::size_t s = 0; s < ns; ++s) us.seg_members[s] += m[s];
   us.seg_cost.assign(ns, 0.0);
   for (Offset blk = 0; blk < nb; ++blk) {
-    for (std::size_t s = 0; s < ns; ++s) us.seg_cost[s] += seg_cost[static_cast<std::size_t>(blk) * ns + s];
+    for (std::size_t s = 0; s < ns; ++s)
+      us.seg_cost[s] += seg_cost[static_cast<std::size_t>(blk) * ns + s];
   }
   return us;
 }
@@ -605,8 +648,8 @@ inline double kth_midpoint(std::vector<double>& xs, std::size_t k) {
 // One price round: returns true when a price changed.
 // `slack`: a limit within this relative band of its level counts as met (no price move); 0 on
 // instances small enough to polish, where one unit matters.
-inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const Usage& us, int threads,
-                          const AllocatorParams& params, double slack) {
+inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const Usage& us,
+                          int threads, const AllocatorParams& params, double slack) {
   bool changed = false;
   const std::size_t nbft = us.benefit_count.size();
   const std::size_t ns = us.seg_members.size();
@@ -614,7 +657,8 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
   bool any_over = false;
   for (std::size_t b = 0; b < nbft; ++b) {
     const std::int64_t inv = P.k.inventory[b];
-    if (inv >= 0 && static_cast<double>(us.benefit_count[b]) > static_cast<double>(inv) * (1 + slack) &&
+    if (inv >= 0 &&
+        static_cast<double>(us.benefit_count[b]) > static_cast<double>(inv) * (1 + slack) &&
         us.benefit_count[b] > inv) {
       over_b[b] = any_over = true;
     }
@@ -644,11 +688,14 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
         const int cnt = plan.count[static_cast<std::size_t>(u)];
         if (cnt == 0) continue;
         const Index seg = P.segment(u);
-        const bool seg_over = seg >= 0 && static_cast<std::size_t>(seg) < ns && over_m[static_cast<std::size_t>(seg)];
+        const bool seg_over =
+            seg >= 0 && static_cast<std::size_t>(seg) < ns && over_m[static_cast<std::size_t>(seg)];
         bool holds_over = false;
         const Offset b0 = P.begin(u);
         for (int t = 0; t < cnt && nbft; ++t) {
-          holds_over = holds_over || over_b[static_cast<std::size_t>(P.c.benefit[static_cast<std::size_t>(b0 + plan.at(u)[t])])];
+          holds_over =
+              holds_over || over_b[static_cast<std::size_t>(
+                                P.c.benefit[static_cast<std::size_t>(b0 + plan.at(u)[t])])];
         }
         if (!seg_over && !holds_over) continue;
         solve_member(P, pr, u, s, r);  // fills s.adj at the current prices
@@ -658,12 +705,14 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
           const int len = static_cast<int>(P.end(u) - b0);
           double alt = 0.0;
           for (int j = 0; j < len; ++j) {
-            if (std::find(plan.at(u), plan.at(u) + cnt, j) == plan.at(u) + cnt) alt = std::max(alt, s.adj[static_cast<std::size_t>(j)]);
+            if (std::find(plan.at(u), plan.at(u) + cnt, j) == plan.at(u) + cnt)
+              alt = std::max(alt, s.adj[static_cast<std::size_t>(j)]);
           }
           for (int t = 0; t < cnt; ++t) {
             const int j = plan.at(u)[t];
             const Index b = P.c.benefit[static_cast<std::size_t>(b0 + j)];
-            if (over_b[static_cast<std::size_t>(b)]) out.emplace_back(b, s.adj[static_cast<std::size_t>(j)] - alt);
+            if (over_b[static_cast<std::size_t>(b)])
+              out.emplace_back(b, s.adj[static_cast<std::size_t>(j)] - alt);
           }
         } else if (holds_over) {
           // Several slots: what the member's problem loses without the benefit (its best set
@@ -671,7 +720,8 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
           const double rho = pr.rho_of(seg);
           const double with = std::max(0.0, r.surplus - rho);
           held.clear();
-          for (int t = 0; t < cnt; ++t) held.push_back(P.c.benefit[static_cast<std::size_t>(b0 + plan.at(u)[t])]);
+          for (int t = 0; t < cnt; ++t)
+            held.push_back(P.c.benefit[static_cast<std::size_t>(b0 + plan.at(u)[t])]);
           for (const Index b : held) {
             if (!over_b[static_cast<std::size_t>(b)]) continue;
             solve_member(P, pr, u, s, r2, b);
@@ -694,8 +744,9 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
     for (std::size_t b = 0; b < nbft; ++b) {
       if (!over_b[b] || adv_b[b].size() <= static_cast<std::size_t>(P.k.inventory[b])) continue;
       const auto inv = static_cast<std::size_t>(P.k.inventory[b]);
-      const double step = inv == 0 ? *std::max_element(adv_b[b].begin(), adv_b[b].end()) * 1.000001 + 1e-12
-                                   : kth_midpoint(adv_b[b], inv);
+      const double step =
+          inv == 0 ? *std::max_element(adv_b[b].begin(), adv_b[b].end()) * 1.000001 + 1e-12
+                   : kth_midpoint(adv_b[b], inv);
       if (step > 0) {
         pr.mu[b] += step;
         changed = true;
@@ -716,14 +767,16 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
   const double gap = std::max({params.budget_gap, 1e-9, slack});
   for (std::size_t b = 0; b < pr.mu.size(); ++b) {
     const std::int64_t inv = P.k.inventory[b];
-    if (pr.mu[b] > 0 && static_cast<double>(us.benefit_count[b]) < static_cast<double>(inv) * (1 - gap)) {
+    if (pr.mu[b] > 0 &&
+        static_cast<double>(us.benefit_count[b]) < static_cast<double>(inv) * (1 - gap)) {
       pr.mu[b] *= 0.5;
       changed = true;
     }
   }
   for (std::size_t s = 0; s < pr.rho.size(); ++s) {
     const std::int64_t mm = P.seg_max_members(static_cast<Index>(s));
-    if (pr.rho[s] > 0 && static_cast<double>(us.seg_members[s]) < static_cast<double>(mm) * (1 - gap)) {
+    if (pr.rho[s] > 0 &&
+        static_cast<double>(us.seg_members[s]) < static_cast<double>(mm) * (1 - gap)) {
       pr.rho[s] *= 0.5;
       changed = true;
     }
@@ -749,7 +802,7 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
 // Member-level state used by repair, fill and the runner-up pass.
 struct Ledger {
   double spent = 0.0;
-  std::vector<std::int64_t> inv_left;  // per benefit, -1 = unlimited
+  std::vector<std::int64_t> inv_left;          // per benefit, -1 = unlimited
   std::vector<std::int64_t> seg_members_left;  // -1 = unlimited
   std::vector<double> seg_cost_left;           // < 0 = unlimited
 };
@@ -783,7 +836,9 @@ inline void repair(const Problem& P, const Prices& pr, Plan& plan, Ledger& L, in
     for (int t = 0; t < cnt; ++t) {
       const std::int32_t j = plan.at(u)[t];
       const auto i = static_cast<std::size_t>(b0 + j);
-      entries.push_back({static_cast<double>(P.c.value[i]) - (pr.lambda + pr.nu_of(seg)) * P.c.cost[i] - pr.mu_of(P.c.benefit[i]), u, j});
+      entries.push_back({static_cast<double>(P.c.value[i]) -
+                             (pr.lambda + pr.nu_of(seg)) * P.c.cost[i] - pr.mu_of(P.c.benefit[i]),
+                         u, j});
     }
   }
   (void)threads;
@@ -804,13 +859,17 @@ inline void repair(const Problem& P, const Prices& pr, Plan& plan, Ledger& L, in
     if (L.inv_left[static_cast<std::size_t>(b)] == 0) continue;
     if (seg >= 0) {
       if (first && L.seg_members_left[static_cast<std::size_t>(seg)] == 0) continue;
-      if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0 && c > L.seg_cost_left[static_cast<std::size_t>(seg)]) continue;
+      if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0 &&
+          c > L.seg_cost_left[static_cast<std::size_t>(seg)])
+        continue;
     }
     L.spent += c;
     if (L.inv_left[static_cast<std::size_t>(b)] > 0) --L.inv_left[static_cast<std::size_t>(b)];
     if (seg >= 0) {
-      if (first && L.seg_members_left[static_cast<std::size_t>(seg)] > 0) --L.seg_members_left[static_cast<std::size_t>(seg)];
-      if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0) L.seg_cost_left[static_cast<std::size_t>(seg)] -= c;
+      if (first && L.seg_members_left[static_cast<std::size_t>(seg)] > 0)
+        --L.seg_members_left[static_cast<std::size_t>(seg)];
+      if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0)
+        L.seg_cost_left[static_cast<std::size_t>(seg)] -= c;
     }
     std::int32_t* slots = plan.at(e.u);
     int& cnt = plan.count[static_cast<std::size_t>(e.u)];
@@ -829,7 +888,8 @@ inline void fill_ledger(const Problem& P, const Plan& plan, const Usage& us, Led
   }
   for (std::size_t s = 0; s < us.seg_members.size(); ++s) {
     if (L.seg_members_left[s] >= 0) L.seg_members_left[s] -= us.seg_members[s];
-    if (L.seg_cost_left[s] >= 0) L.seg_cost_left[s] = std::max(0.0, L.seg_cost_left[s] - us.seg_cost[s]);
+    if (L.seg_cost_left[s] >= 0)
+      L.seg_cost_left[s] = std::max(0.0, L.seg_cost_left[s] - us.seg_cost[s]);
   }
   (void)P;
   (void)plan;
@@ -838,8 +898,8 @@ inline void fill_ledger(const Problem& P, const Plan& plan, const Usage& us, Led
 // Whether member u's set, with slot `out` (-1 = none) replaced by local j (-1 = none), keeps
 // the member's capacity, kind caps and stacking groups; its value in *value. vals and kinds
 // are scratch of at least cnt + 1 entries.
-inline bool member_set_ok(const Problem& P, Index u, const std::int32_t* slots, int cnt, int out, int j,
-                          double* value, double* vals, std::int32_t* kinds) {
+inline bool member_set_ok(const Problem& P, Index u, const std::int32_t* slots, int cnt, int out,
+                          int j, double* value, double* vals, std::int32_t* kinds) {
   const Offset b0 = P.begin(u);
   std::int32_t small[64];
   std::vector<std::int32_t> big;
@@ -885,7 +945,8 @@ inline bool member_set_ok(const Problem& P, Index u, const std::int32_t* slots, 
 
 // Fill: per round, each member's best addition or swap (by value gained per extra cost),
 // applied in that order while the limits allow.
-inline void fill(const Problem& P, const Prices& pr, Plan& plan, Ledger& L, int rounds, int threads) {
+inline void fill(const Problem& P, const Prices& pr, Plan& plan, Ledger& L, int rounds,
+                 int threads) {
   const Index n = P.c.n_users;
   const Offset nb = n_blocks(n);
   const double B = P.k.budget;
@@ -918,40 +979,51 @@ inline void fill(const Problem& P, const Prices& pr, Plan& plan, Ledger& L, int 
         const int cnt = plan.count[static_cast<std::size_t>(u)];
         const std::int32_t* slots = plan.at(u);
         const Index seg = P.segment(u);
-        if (cnt == 0 && seg >= 0 && L.seg_members_left[static_cast<std::size_t>(seg)] == 0) continue;
+        if (cnt == 0 && seg >= 0 && L.seg_members_left[static_cast<std::size_t>(seg)] == 0)
+          continue;
         const double seg_room = seg >= 0 && L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0
-                                    ? L.seg_cost_left[static_cast<std::size_t>(seg)] : kInf;
+                                    ? L.seg_cost_left[static_cast<std::size_t>(seg)]
+                                    : kInf;
         double base = 0.0, base_cost = 0.0;
         for (int t = 0; t < cnt; ++t) {
           vals[static_cast<std::size_t>(t)] = P.c.value[static_cast<std::size_t>(b0 + slots[t])];
-          kinds[static_cast<std::size_t>(t)] = P.kind(P.c.benefit[static_cast<std::size_t>(b0 + slots[t])]);
+          kinds[static_cast<std::size_t>(t)] =
+              P.kind(P.c.benefit[static_cast<std::size_t>(b0 + slots[t])]);
           base_cost += P.c.cost[static_cast<std::size_t>(b0 + slots[t])];
         }
         base = set_value(vals.data(), P.has_kinds ? kinds.data() : nullptr, cnt, P.diversity);
         double max_out_cost = 0.0;
-        for (int t = 0; t < cnt; ++t) max_out_cost = std::max<double>(max_out_cost, P.c.cost[static_cast<std::size_t>(b0 + slots[t])]);
+        for (int t = 0; t < cnt; ++t)
+          max_out_cost =
+              std::max<double>(max_out_cost, P.c.cost[static_cast<std::size_t>(b0 + slots[t])]);
         Move best{0.0, 0.0, u, -2, -1};
         double min_kept = kInf;  // a swap gains at most v_j - min chosen value
-        for (int t = 0; t < cnt; ++t) min_kept = std::min(min_kept, vals[static_cast<std::size_t>(t)]);
+        for (int t = 0; t < cnt; ++t)
+          min_kept = std::min(min_kept, vals[static_cast<std::size_t>(t)]);
         for (int j = 0; j < len; ++j) {
           const auto i = static_cast<std::size_t>(b0 + j);
           const double vj = P.c.value[i];
           const double cj = P.c.cost[i];
           if (!(vj > 0) || (cnt >= cap && !(vj > min_kept))) continue;  // cheap filters first
-          if (cj - max_out_cost > std::min(room, seg_room)) continue;  // every move costs >= this
+          if (cj - max_out_cost > std::min(room, seg_room)) continue;   // every move costs >= this
           if (std::find(slots, slots + cnt, j) != slots + cnt) continue;
           if (!P.allowed(u, b0 + j)) continue;
           const Index b = P.c.benefit[i];
           for (int out_slot = (cnt < cap ? -1 : 0); out_slot < cnt; ++out_slot) {
-            const Index b_out = out_slot >= 0 ? P.c.benefit[static_cast<std::size_t>(b0 + slots[out_slot])] : -1;
+            const Index b_out =
+                out_slot >= 0 ? P.c.benefit[static_cast<std::size_t>(b0 + slots[out_slot])] : -1;
             if (b != b_out && L.inv_left[static_cast<std::size_t>(b)] == 0) continue;
-            const double dc = cj - (out_slot >= 0 ? P.c.cost[static_cast<std::size_t>(b0 + slots[out_slot])] : 0.0);
+            const double dc =
+                cj -
+                (out_slot >= 0 ? P.c.cost[static_cast<std::size_t>(b0 + slots[out_slot])] : 0.0);
             if (dc > room || dc > seg_room) continue;
             double value = 0.0;
-            if (!member_set_ok(P, u, slots, cnt, out_slot, j, &value, vals.data(), kinds.data())) continue;
+            if (!member_set_ok(P, u, slots, cnt, out_slot, j, &value, vals.data(), kinds.data()))
+              continue;
             const double dv = value - base;
             if (!(dv > 1e-12 * std::max(1.0, std::fabs(base)))) continue;
-            if (best.out == -2 || better(dv, dc, best.dv, best.dc)) best = Move{dv, dc, u, out_slot, j};
+            if (best.out == -2 || better(dv, dc, best.dv, best.dc))
+              best = Move{dv, dc, u, out_slot, j};
           }
         }
         (void)base_cost;
@@ -961,9 +1033,8 @@ inline void fill(const Problem& P, const Prices& pr, Plan& plan, Ledger& L, int 
     std::vector<Move> moves;
     for (auto& part : parts) moves.insert(moves.end(), part.begin(), part.end());
     if (moves.empty()) break;
-    std::stable_sort(moves.begin(), moves.end(), [&](const Move& a, const Move& b) {
-      return better(a.dv, a.dc, b.dv, b.dc);
-    });
+    std::stable_sort(moves.begin(), moves.end(),
+                     [&](const Move& a, const Move& b) { return better(a.dv, a.dc, b.dv, b.dc); });
     std::int64_t applied = 0;
     for (const Move& m : moves) {
       const Offset b0 = P.begin(m.u);
@@ -971,22 +1042,28 @@ inline void fill(const Problem& P, const Prices& pr, Plan& plan, Ledger& L, int 
       const Index b = P.c.benefit[i];
       std::int32_t* slots = plan.at(m.u);
       int& cnt = plan.count[static_cast<std::size_t>(m.u)];
-      const Index b_out = m.out >= 0 ? P.c.benefit[static_cast<std::size_t>(b0 + slots[m.out])] : -1;
+      const Index b_out =
+          m.out >= 0 ? P.c.benefit[static_cast<std::size_t>(b0 + slots[m.out])] : -1;
       const Index seg = P.segment(m.u);
       if (L.spent + m.dc > B) continue;
       if (b != b_out && L.inv_left[static_cast<std::size_t>(b)] == 0) continue;
       if (seg >= 0) {
         if (cnt == 0 && L.seg_members_left[static_cast<std::size_t>(seg)] == 0) continue;
-        if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0 && m.dc > L.seg_cost_left[static_cast<std::size_t>(seg)]) continue;
+        if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0 &&
+            m.dc > L.seg_cost_left[static_cast<std::size_t>(seg)])
+          continue;
       }
       L.spent += m.dc;
       if (b != b_out) {
         if (L.inv_left[static_cast<std::size_t>(b)] > 0) --L.inv_left[static_cast<std::size_t>(b)];
-        if (b_out >= 0 && L.inv_left[static_cast<std::size_t>(b_out)] >= 0) ++L.inv_left[static_cast<std::size_t>(b_out)];
+        if (b_out >= 0 && L.inv_left[static_cast<std::size_t>(b_out)] >= 0)
+          ++L.inv_left[static_cast<std::size_t>(b_out)];
       }
       if (seg >= 0) {
-        if (cnt == 0 && L.seg_members_left[static_cast<std::size_t>(seg)] > 0) --L.seg_members_left[static_cast<std::size_t>(seg)];
-        if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0) L.seg_cost_left[static_cast<std::size_t>(seg)] -= m.dc;
+        if (cnt == 0 && L.seg_members_left[static_cast<std::size_t>(seg)] > 0)
+          --L.seg_members_left[static_cast<std::size_t>(seg)];
+        if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0)
+          L.seg_cost_left[static_cast<std::size_t>(seg)] -= m.dc;
       }
       if (m.out >= 0) {
         slots[m.out] = m.j;
@@ -1002,12 +1079,14 @@ inline void fill(const Problem& P, const Prices& pr, Plan& plan, Ledger& L, int 
 }
 
 // Builds the Allocation (CSR, totals in block order, runner-up and its reason).
-inline Allocation finish(const Problem& P, const Plan& plan, const Ledger& L, double lambda, int threads) {
+inline Allocation finish(const Problem& P, const Plan& plan, const Ledger& L, double lambda,
+                         int threads) {
   Allocation a;
   const Index n = P.c.n_users;
   a.offsets.assign(static_cast<std::size_t>(n) + 1, 0);
   for (Index u = 0; u < n; ++u) {
-    a.offsets[static_cast<std::size_t>(u) + 1] = a.offsets[static_cast<std::size_t>(u)] + plan.count[static_cast<std::size_t>(u)];
+    a.offsets[static_cast<std::size_t>(u) + 1] =
+        a.offsets[static_cast<std::size_t>(u)] + plan.count[static_cast<std::size_t>(u)];
   }
   const auto total = static_cast<std::size_t>(a.offsets.back());
   a.candidate.resize(total);
@@ -1074,9 +1153,10 @@ inline Allocation finish(const Problem& P, const Plan& plan, const Ledger& L, do
           why = ExclusionReason::kind_cap;
         } else if (L.inv_left[static_cast<std::size_t>(b)] == 0) {
           why = ExclusionReason::inventory;
-        } else if (seg >= 0 && ((cnt == 0 && L.seg_members_left[static_cast<std::size_t>(seg)] == 0) ||
-                                (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0 &&
-                                 c > L.seg_cost_left[static_cast<std::size_t>(seg)]))) {
+        } else if (seg >= 0 &&
+                   ((cnt == 0 && L.seg_members_left[static_cast<std::size_t>(seg)] == 0) ||
+                    (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0 &&
+                     c > L.seg_cost_left[static_cast<std::size_t>(seg)]))) {
           why = ExclusionReason::segment_quota;
         } else if (cnt >= P.cap(u)) {
           why = ExclusionReason::member_cap;
@@ -1097,8 +1177,8 @@ inline Allocation finish(const Problem& P, const Plan& plan, const Ledger& L, do
   return a;
 }
 
-inline void check_inputs(const CandidatesView& c, const AllocationConstraints& k, const char* context,
-                         int threads) {
+inline void check_inputs(const CandidatesView& c, const AllocationConstraints& k,
+                         const char* context, int threads) {
   c.validate(context, threads);
   try {
     k.validate(c.n_users, c.n_benefits);
@@ -1117,7 +1197,8 @@ inline int store_width(const CandidatesView& c, const AllocationConstraints& k, 
     const Index u0 = static_cast<Index>(blk * kBlock);
     const Index u1 = static_cast<Index>(std::min<Offset>(c.n_users, (blk + 1) * kBlock));
     for (Index u = u0; u < u1; ++u) {
-      m = std::max(m, c.offsets[static_cast<std::size_t>(u) + 1] - c.offsets[static_cast<std::size_t>(u)]);
+      m = std::max(
+          m, c.offsets[static_cast<std::size_t>(u) + 1] - c.offsets[static_cast<std::size_t>(u)]);
     }
     longest[static_cast<std::size_t>(blk)] = m;
   });
@@ -1138,23 +1219,26 @@ PERKREC_INLINE AllocatorParams AllocatorParams::from_json(const Json& j) {
   return params::fields_from_json<AllocatorParams>(j, "AllocatorParams::from_json");
 }
 
-// --- candidates view -------------------------------------------------------------------------------
+// --- candidates view
+// -------------------------------------------------------------------------------
 
 PERKREC_INLINE void CandidatesView::validate(const char* context, int num_threads) const {
   if (n_users < 0 || n_benefits < 0) {
-    detail::raise<InputError>(context, ": candidates have negative shape (", n_users, " x ", n_benefits, ")");
+    detail::raise<InputError>(context, ": candidates have negative shape (", n_users, " x ",
+                              n_benefits, ")");
   }
   const std::size_t n = benefit.size();
   if (offsets.size() != static_cast<std::size_t>(n_users) + 1 || offsets[0] != 0 ||
       offsets[offsets.size() - 1] != static_cast<std::int64_t>(n)) {
-    detail::raise<InputError>(context, ": candidates.offsets has ", offsets.size(), " entries ending at ",
+    detail::raise<InputError>(context, ": candidates.offsets has ", offsets.size(),
+                              " entries ending at ",
                               offsets.empty() ? 0 : offsets[offsets.size() - 1],
                               " (expected n_users + 1 = ", static_cast<std::int64_t>(n_users) + 1,
                               " entries from 0 to ", n, ")");
   }
   if (value.size() != n || cost.size() != n) {
-    detail::raise<InputError>(context, ": candidates.value/cost have ", value.size(), "/", cost.size(),
-                              " entries (expected ", n, ")");
+    detail::raise<InputError>(context, ": candidates.value/cost have ", value.size(), "/",
+                              cost.size(), " entries (expected ", n, ")");
   }
   for (Index u = 0; u < n_users; ++u) {
     if (offsets[static_cast<std::size_t>(u) + 1] < offsets[static_cast<std::size_t>(u)]) {
@@ -1168,8 +1252,8 @@ PERKREC_INLINE void CandidatesView::validate(const char* context, int num_thread
   parallel_for(0, chunks, num_threads, [&](Offset ch) {
     const std::size_t i1 = std::min<std::size_t>(n, static_cast<std::size_t>((ch + 1) * kChunk));
     for (auto i = static_cast<std::size_t>(ch * kChunk); i < i1; ++i) {
-      if (benefit[i] < 0 || benefit[i] >= n_benefits || !std::isfinite(value[i]) || !std::isfinite(cost[i]) ||
-          cost[i] < 0) {
+      if (benefit[i] < 0 || benefit[i] >= n_benefits || !std::isfinite(value[i]) ||
+          !std::isfinite(cost[i]) || cost[i] < 0) {
         first_bad[static_cast<std::size_t>(ch)] = static_cast<std::int64_t>(i);
         return;
       }
@@ -1179,23 +1263,28 @@ PERKREC_INLINE void CandidatesView::validate(const char* context, int num_thread
     if (bad < 0) continue;
     const auto i = static_cast<std::size_t>(bad);
     if (benefit[i] < 0 || benefit[i] >= n_benefits) {
-      detail::raise<InputError>(context, ": candidates.benefit[", i, "] out of range (got ", benefit[i],
-                                ", expected 0 <= benefit < ", n_benefits, ")");
+      detail::raise<InputError>(context, ": candidates.benefit[", i, "] out of range (got ",
+                                benefit[i], ", expected 0 <= benefit < ", n_benefits, ")");
     }
     if (!std::isfinite(value[i])) {
-      detail::raise<InputError>(context, ": candidates.value[", i, "] is not finite (got ", value[i], ")");
+      detail::raise<InputError>(context, ": candidates.value[", i, "] is not finite (got ",
+                                value[i], ")");
     }
-    detail::raise<InputError>(context, ": candidates.cost[", i, "] must be finite and >= 0 (got ", cost[i], ")");
+    detail::raise<InputError>(context, ": candidates.cost[", i, "] must be finite and >= 0 (got ",
+                              cost[i], ")");
   }
   // Duplicate benefits in a row would let a member receive a benefit twice.
   const Offset nb = detail::alloc::n_blocks(n_users);
   std::vector<std::int64_t> dup(static_cast<std::size_t>(nb), -1);
-  std::vector<std::vector<Index>> stamps(static_cast<std::size_t>(resolve_num_threads(num_threads)));
+  std::vector<std::vector<Index>> stamps(
+      static_cast<std::size_t>(resolve_num_threads(num_threads)));
   parallel_for(0, nb, num_threads, [&](Offset blk, int tid) {
     std::vector<Index>& seen = stamps[static_cast<std::size_t>(tid)];
-    if (seen.size() != static_cast<std::size_t>(n_benefits)) seen.assign(static_cast<std::size_t>(n_benefits), -1);
+    if (seen.size() != static_cast<std::size_t>(n_benefits))
+      seen.assign(static_cast<std::size_t>(n_benefits), -1);
     const Index u0 = static_cast<Index>(blk * detail::alloc::kBlock);
-    const Index u1 = static_cast<Index>(std::min<Offset>(n_users, (blk + 1) * detail::alloc::kBlock));
+    const Index u1 =
+        static_cast<Index>(std::min<Offset>(n_users, (blk + 1) * detail::alloc::kBlock));
     for (Index u = u0; u < u1; ++u) {
       const auto b0 = static_cast<std::size_t>(offsets[static_cast<std::size_t>(u)]);
       const auto b1 = static_cast<std::size_t>(offsets[static_cast<std::size_t>(u) + 1]);
@@ -1210,16 +1299,20 @@ PERKREC_INLINE void CandidatesView::validate(const char* context, int num_thread
     }
   });
   for (std::int64_t u : dup) {
-    if (u >= 0) detail::raise<InputError>(context, ": candidates of member ", u, " list a benefit twice");
+    if (u >= 0)
+      detail::raise<InputError>(context, ": candidates of member ", u, " list a benefit twice");
   }
 }
 
-PERKREC_INLINE double member_set_value(Span<const float> values, Span<const std::int32_t> kinds, double diversity) {
+PERKREC_INLINE double member_set_value(Span<const float> values, Span<const std::int32_t> kinds,
+                                       double diversity) {
   std::vector<double> v(values.begin(), values.end());
   if (!kinds.empty() && kinds.size() != values.size()) {
-    detail::raise<InputError>("member_set_value: kinds has ", kinds.size(), " entries (expected ", values.size(), ")");
+    detail::raise<InputError>("member_set_value: kinds has ", kinds.size(), " entries (expected ",
+                              values.size(), ")");
   }
-  return detail::alloc::set_value(v.data(), kinds.empty() ? nullptr : kinds.data(), static_cast<int>(v.size()), diversity);
+  return detail::alloc::set_value(v.data(), kinds.empty() ? nullptr : kinds.data(),
+                                  static_cast<int>(v.size()), diversity);
 }
 
 namespace detail::alloc {
@@ -1268,18 +1361,23 @@ inline Plan greedy_plan(const Problem& P, Ledger& L, int num_threads) {
     const double w = c.cost[static_cast<std::size_t>(i)];
     int& cnt = plan.count[static_cast<std::size_t>(u)];
     const Index seg = P.segment(u);
-    if (cnt >= P.cap(u) || L.spent + w > k.budget || L.inv_left[static_cast<std::size_t>(b)] == 0) continue;
+    if (cnt >= P.cap(u) || L.spent + w > k.budget || L.inv_left[static_cast<std::size_t>(b)] == 0)
+      continue;
     if (seg >= 0) {
       if (cnt == 0 && L.seg_members_left[static_cast<std::size_t>(seg)] == 0) continue;
-      if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0 && w > L.seg_cost_left[static_cast<std::size_t>(seg)]) continue;
+      if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0 &&
+          w > L.seg_cost_left[static_cast<std::size_t>(seg)])
+        continue;
     }
     double value = 0.0;
     if (!member_set_ok(P, u, plan.at(u), cnt, -1, j, &value, vals.data(), kinds.data())) continue;
     L.spent += w;
     if (L.inv_left[static_cast<std::size_t>(b)] > 0) --L.inv_left[static_cast<std::size_t>(b)];
     if (seg >= 0) {
-      if (cnt == 0 && L.seg_members_left[static_cast<std::size_t>(seg)] > 0) --L.seg_members_left[static_cast<std::size_t>(seg)];
-      if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0) L.seg_cost_left[static_cast<std::size_t>(seg)] -= w;
+      if (cnt == 0 && L.seg_members_left[static_cast<std::size_t>(seg)] > 0)
+        --L.seg_members_left[static_cast<std::size_t>(seg)];
+      if (L.seg_cost_left[static_cast<std::size_t>(seg)] >= 0)
+        L.seg_cost_left[static_cast<std::size_t>(seg)] -= w;
     }
     std::int32_t* slots = plan.at(u);
     slots[cnt++] = j;
@@ -1315,10 +1413,11 @@ inline double plan_value(const Problem& P, const Plan& plan, int threads) {
 
 }  // namespace detail::alloc
 
-// --- allocate --------------------------------------------------------------------------------------
+// --- allocate
+// --------------------------------------------------------------------------------------
 
-PERKREC_INLINE Allocation allocate(const CandidatesView& c, const AllocationConstraints& k, const AllocatorParams& p,
-                                   const Callbacks& cb) {
+PERKREC_INLINE Allocation allocate(const CandidatesView& c, const AllocationConstraints& k,
+                                   const AllocatorParams& p, const Callbacks& cb) {
   using namespace detail::alloc;
   p.validate();
   check_inputs(c, k, "allocate", p.num_threads);
@@ -1420,9 +1519,11 @@ PERKREC_INLINE Allocation allocate(const CandidatesView& c, const AllocationCons
   return a;
 }
 
-// --- greedy ----------------------------------------------------------------------------------------
+// --- greedy
+// ----------------------------------------------------------------------------------------
 
-PERKREC_INLINE Allocation allocate_greedy(const CandidatesView& c, const AllocationConstraints& k, int num_threads) {
+PERKREC_INLINE Allocation allocate_greedy(const CandidatesView& c, const AllocationConstraints& k,
+                                          int num_threads) {
   using namespace detail::alloc;
   check_inputs(c, k, "allocate_greedy", num_threads);
   Problem P(c, k);

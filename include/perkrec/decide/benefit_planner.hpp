@@ -116,7 +116,8 @@ class BenefitPlanner {
 
   /// The FM's probabilities (before the shrinkage) of members [begin, end) x every benefit at
   /// `at`, member-major, into `out` ((end - begin) x n_benefits values).
-  void score_members(Index begin, Index end, Timestamp at, const EventLog& events, Span<float> out) const;
+  void score_members(Index begin, Index end, Timestamp at, const EventLog& events,
+                     Span<float> out) const;
 
   /// P at `at`: members x benefits float32, after the shrinkage when params.shrink. `slope`
   /// (optional) receives the kept share of the interaction (1 without shrinkage).
@@ -138,7 +139,7 @@ class BenefitPlanner {
     const EventLog* events = nullptr;  ///< borrowed; nullptr = the stored log
     HistoryIndex history;              ///< of `events` (empty for the stored log)
     CompiledPolicy compiled;
-    InteractionMeans means;            ///< the shrinkage at `time` (empty without shrink)
+    InteractionMeans means;  ///< the shrinkage at `time` (empty without shrink)
     ExplanationContext context;
   };
   /// One scoring pass over every member at `at` (the shrinkage's means) and the compiled
@@ -158,20 +159,22 @@ class BenefitPlanner {
 
  private:
   const EventLog& log_of(const EventLog* events, const char* method) const;
-  std::vector<float> probability(Timestamp at, const EventLog& log, double* slope, InteractionMeans* means) const;
-  void score_members(Index begin, Index end, Timestamp at, const EventLog& events, const HistoryIndex& history,
-                     Span<float> out) const;
+  std::vector<float> probability(Timestamp at, const EventLog& log, double* slope,
+                                 InteractionMeans* means) const;
+  void score_members(Index begin, Index end, Timestamp at, const EventLog& events,
+                     const HistoryIndex& history, Span<float> out) const;
   static float clip(float p);
 
-  std::unique_ptr<const BenefitPlannerFile> file_;  ///< on the heap: the frame and index point into it
+  std::unique_ptr<const BenefitPlannerFile>
+      file_;  ///< on the heap: the frame and index point into it
   FeatureEncoder encoder_;
   HistoryIndex history_index_;  ///< of the stored log
   std::shared_ptr<const detail::PlanFrame> frame_;
   Policy policy_;
   Planner planner_;
-  UserTable users_;                    ///< the stored table, or one without columns
-  SegmentAssignment segments_;         ///< the preference model's default segments
-  ScoreBlend::Scorer share_scorer_;    ///< incremental "timing": timing_share_scorer
+  UserTable users_;                  ///< the stored table, or one without columns
+  SegmentAssignment segments_;       ///< the preference model's default segments
+  ScoreBlend::Scorer share_scorer_;  ///< incremental "timing": timing_share_scorer
   bool shrink_ = true;
   bool control_share_ = false;
   Timestamp cut_time_ = 0;

@@ -44,12 +44,12 @@ class BenefitPlannerFile : public Serializable<BenefitPlannerFile> {
   /// Policy JSON, the pipeline's parameters and its times (free-form JSON object written by
   /// the Python pipeline; must be an object).
   Json config = Json::object();
-  FM redemption_model;            ///< the redemption FM; its metadata holds the encoder
-  PreferenceModel preference;     ///< fitted on the same members and benefits as `events`
-  Catalog catalog;                ///< catalog.size() == events.n_benefits()
-  EventLog events;                ///< the history the plan's features and caps read
-  std::optional<UserTable> users; ///< member attributes; size() == events.n_users()
-  std::vector<float> order_value; ///< per member (events.n_users()), finite, >= 0
+  FM redemption_model;             ///< the redemption FM; its metadata holds the encoder
+  PreferenceModel preference;      ///< fitted on the same members and benefits as `events`
+  Catalog catalog;                 ///< catalog.size() == events.n_benefits()
+  EventLog events;                 ///< the history the plan's features and caps read
+  std::optional<UserTable> users;  ///< member attributes; size() == events.n_users()
+  std::vector<float> order_value;  ///< per member (events.n_users()), finite, >= 0
   /// Held-out issues for the interaction shrinkage (all the same length; may be empty):
   /// member and benefit in range, the FM's predicted probability in [0, 1], redeemed 0 or 1,
   /// optional weight (empty or the same length; finite, >= 0).

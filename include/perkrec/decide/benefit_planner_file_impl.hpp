@@ -70,16 +70,16 @@ PERKREC_INLINE std::string BenefitPlannerFile::check() const {
                             holdout_user[i], ")");
     }
     if (holdout_benefit[i] < 0 || holdout_benefit[i] >= nb) {
-      return detail::concat("holdout_benefit[", i, "]: expected a benefit in [0, ", nb,
-                            ") (got ", holdout_benefit[i], ")");
+      return detail::concat("holdout_benefit[", i, "]: expected a benefit in [0, ", nb, ") (got ",
+                            holdout_benefit[i], ")");
     }
     if (!(holdout_predicted[i] >= 0 && holdout_predicted[i] <= 1)) {
       return detail::concat("holdout_predicted[", i, "]: expected a probability (got ",
                             holdout_predicted[i], ")");
     }
     if (holdout_redeemed[i] != 0 && holdout_redeemed[i] != 1) {
-      return detail::concat("holdout_redeemed[", i, "]: expected 0 or 1 (got ",
-                            holdout_redeemed[i], ")");
+      return detail::concat("holdout_redeemed[", i, "]: expected 0 or 1 (got ", holdout_redeemed[i],
+                            ")");
     }
     if (!holdout_weight.empty() && !(std::isfinite(holdout_weight[i]) && holdout_weight[i] >= 0)) {
       return detail::concat("holdout_weight[", i, "]: expected a finite weight >= 0 (got ",

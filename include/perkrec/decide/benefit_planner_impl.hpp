@@ -41,12 +41,18 @@ struct Source {
   std::int64_t integer(std::size_t u, std::size_t b, Timestamp t) const {
     const std::int64_t days = floor_div(t, 86400);
     switch (key) {
-      case Key::member_index: return static_cast<std::int64_t>(u);
-      case Key::benefit_index: return static_cast<std::int64_t>(b);
-      case Key::timestamp: return t;
-      case Key::weekday: return ((days % 7) + 7 + 3) % 7;  // 1970-01-01 was a Thursday; Monday = 0
-      case Key::hour: return (t - days * 86400) / 3600;
-      default: return integers[b];
+      case Key::member_index:
+        return static_cast<std::int64_t>(u);
+      case Key::benefit_index:
+        return static_cast<std::int64_t>(b);
+      case Key::timestamp:
+        return t;
+      case Key::weekday:
+        return ((days % 7) + 7 + 3) % 7;  // 1970-01-01 was a Thursday; Monday = 0
+      case Key::hour:
+        return (t - days * 86400) / 3600;
+      default:
+        return integers[b];
     }
   }
   double numeric(std::size_t u, std::size_t b, Timestamp t) const {
@@ -54,7 +60,9 @@ struct Source {
     if (key == Key::tenure) return (static_cast<double>(t) - numerics[u]) / 86400.0;
     return key == Key::member ? numerics[u] : numerics[b];
   }
-  std::int32_t code(std::size_t u, std::size_t b) const { return key == Key::member ? codes[u] : codes[b]; }
+  std::int32_t code(std::size_t u, std::size_t b) const {
+    return key == Key::member ? codes[u] : codes[b];
+  }
 };
 
 }  // namespace detail::benefit_planner
@@ -82,8 +90,9 @@ struct PlanFrame {
       threshold.push_back(x.threshold);
       discount.push_back(x.discount_rate);
       validity.push_back(x.validity_days);
-      band.push_back(std::upper_bound(std::begin(kFaceValueBands), std::end(kFaceValueBands), x.face_value) -
-                     std::begin(kFaceValueBands));
+      band.push_back(
+          std::upper_bound(std::begin(kFaceValueBands), std::end(kFaceValueBands), x.face_value) -
+          std::begin(kFaceValueBands));
     }
     auto keyed = [](Source::Type type, Source::Key key) {
       Source s;
@@ -151,8 +160,8 @@ namespace detail::benefit_planner {
 /// at time t, typed as perkrec.FeatureEncoder._columns types the frame's columns.
 class BlockColumns {
  public:
-  BlockColumns(const FeatureEncoder& encoder, const PlanFrame& frame, Index begin, Index end, Index n_benefits,
-               Timestamp t) {
+  BlockColumns(const FeatureEncoder& encoder, const PlanFrame& frame, Index begin, Index end,
+               Index n_benefits, Timestamp t) {
     const std::size_t nb = static_cast<std::size_t>(n_benefits);
     const std::size_t rows = static_cast<std::size_t>(end - begin) * nb;
     columns.rows = static_cast<Offset>(rows);
@@ -164,11 +173,13 @@ class BlockColumns {
       for (std::size_t r = 0; r < rows; ++r) v[r] = s.integer(u0 + r / nb, r % nb, t);
       columns.integers.push_back({name, Span<const std::int64_t>(v)});
     };
-    for (const char* key : {"user", "benefit", "timestamp"}) add_integer(key, frame.sources.at(key));
+    for (const char* key : {"user", "benefit", "timestamp"})
+      add_integer(key, frame.sources.at(key));
     for (const FeatureField& f : encoder.spec().fields) {
       if (f.kind == FeatureField::Kind::history) continue;
       if (f.kind == FeatureField::Kind::behavior) {
-        detail::raise<InputError>("BenefitPlanner: field '", f.name, "': behavior fields are not supported");
+        detail::raise<InputError>("BenefitPlanner: field '", f.name,
+                                  "': behavior fields are not supported");
       }
       const std::string col = f.column.empty() ? f.name : f.column;
       const auto it = frame.sources.find(col);
@@ -177,8 +188,8 @@ class BlockColumns {
       if (f.kind == FeatureField::Kind::numeric) {
         if (columns.find_numeric(col) != nullptr) continue;
         if (s.type == Source::Type::categorical) {
-          detail::raise<InputError>("BenefitPlanner: field '", f.name, "': numeric field over the categorical column '",
-                                    col, "'");
+          detail::raise<InputError>("BenefitPlanner: field '", f.name,
+                                    "': numeric field over the categorical column '", col, "'");
         }
         numerics_.emplace_back(rows);
         auto& v = numerics_.back();
@@ -187,8 +198,9 @@ class BlockColumns {
       } else if (s.type == Source::Type::integer) {
         add_integer(col, s);
       } else if (s.type == Source::Type::numeric) {
-        detail::raise<InputError>("BenefitPlanner: field '", f.name, "': a categorical field over the numeric column '",
-                                  col, "' is not supported (declare the field numeric)");
+        detail::raise<InputError>("BenefitPlanner: field '", f.name,
+                                  "': a categorical field over the numeric column '", col,
+                                  "' is not supported (declare the field numeric)");
       } else if (columns.find_categorical(col) == nullptr) {
         codes_.emplace_back(rows);
         auto& v = codes_.back();
@@ -211,7 +223,8 @@ class BlockColumns {
 };
 
 inline const Json& config_member(const Json& object, const char* key, const char* where) {
-  if (!object.is_object() || !object.contains(key)) throw bad_config(detail::concat(where, ": missing '", key, "'"));
+  if (!object.is_object() || !object.contains(key))
+    throw bad_config(detail::concat(where, ": missing '", key, "'"));
   return object.at(key);
 }
 
@@ -235,9 +248,11 @@ PERKREC_INLINE BenefitPlanner::BenefitPlanner(BenefitPlannerFile file, int num_t
     pp["num_threads"] = num_threads_;
     planner_ = Planner(PlannerParams::from_json(pp));
     shrink_ = config_member(params, "shrink", "params").get<bool>();
-    const std::string incremental = config_member(params, "incremental", "params").get<std::string>();
+    const std::string incremental =
+        config_member(params, "incremental", "params").get<std::string>();
     if (incremental != "timing" && incremental != "control") {
-      throw bad_config("params: incremental must be 'timing' or 'control' (got '" + incremental + "')");
+      throw bad_config("params: incremental must be 'timing' or 'control' (got '" + incremental +
+                       "')");
     }
     control_share_ = incremental == "control";
     cut_time_ = config_member(config, "cut_time", "config").get<Timestamp>();
@@ -248,10 +263,11 @@ PERKREC_INLINE BenefitPlanner::BenefitPlanner(BenefitPlannerFile file, int num_t
     throw bad_config(e.what());
   }
   if (control_share_ != !file_->incremental_share.empty()) {
-    throw bad_config(detail::concat("params: incremental '", control_share_ ? "control" : "timing", "' with ",
-                                    file_->incremental_share.size(), " stored shares"));
+    throw bad_config(detail::concat("params: incremental '", control_share_ ? "control" : "timing",
+                                    "' with ", file_->incremental_share.size(), " stored shares"));
   }
-  if (shrink_ && file_->holdout_user.empty()) throw bad_config("params: shrink without held-out issues");
+  if (shrink_ && file_->holdout_user.empty())
+    throw bad_config("params: shrink without held-out issues");
   resolve_num_threads(num_threads_);
   encoder_ = FeatureEncoder::from_fm_metadata(file_->redemption_model.metadata());
   encoder_.set_num_threads(num_threads_);
@@ -260,9 +276,11 @@ PERKREC_INLINE BenefitPlanner::BenefitPlanner(BenefitPlannerFile file, int num_t
   if (file_->users) {
     users_ = *file_->users;
   } else {
-    users_ = UserTable(file_->events.user_ids().size() == n ? file_->events.user_ids() : IdMap::range(n));
+    users_ = UserTable(file_->events.user_ids().size() == n ? file_->events.user_ids()
+                                                            : IdMap::range(n));
   }
-  frame_ = std::make_shared<const detail::PlanFrame>(file_->catalog, file_->users ? &*file_->users : nullptr);
+  frame_ = std::make_shared<const detail::PlanFrame>(file_->catalog,
+                                                     file_->users ? &*file_->users : nullptr);
   segments_ = file_->preference.segments(SegmentRules::defaults());
   if (!control_share_) {
     const double horizon = file_->preference.params().horizon_days;
@@ -270,12 +288,15 @@ PERKREC_INLINE BenefitPlanner::BenefitPlanner(BenefitPlannerFile file, int num_t
     std::vector<double> orders_per_day(timing.size()), validity_days;
     for (std::size_t u = 0; u < timing.size(); ++u)
       orders_per_day[u] = static_cast<double>(timing[u].expected_purchases) / horizon;
-    for (const Benefit& b : file_->catalog.benefits()) validity_days.push_back(static_cast<double>(b.validity_days));
+    for (const Benefit& b : file_->catalog.benefits())
+      validity_days.push_back(static_cast<double>(b.validity_days));
     share_scorer_ = timing_share_scorer(std::move(orders_per_day), std::move(validity_days));
   }
 }
 
-PERKREC_INLINE float BenefitPlanner::clip(float p) { return std::clamp(p, 1e-6f, static_cast<float>(1 - 1e-6)); }
+PERKREC_INLINE float BenefitPlanner::clip(float p) {
+  return std::clamp(p, 1e-6f, static_cast<float>(1 - 1e-6));
+}
 
 PERKREC_INLINE BenefitPlanner BenefitPlanner::load(const std::string& path, int num_threads) {
   return BenefitPlanner(BenefitPlannerFile::load(path), num_threads);
@@ -286,22 +307,24 @@ PERKREC_INLINE BenefitPlanner BenefitPlanner::from_bytes(std::string_view bytes,
 }
 
 PERKREC_INLINE void BenefitPlanner::set_block_members(Index members) {
-  if (members < 1) detail::raise<ConfigError>("BenefitPlanner: block_members must be >= 1 (got ", members, ")");
+  if (members < 1)
+    detail::raise<ConfigError>("BenefitPlanner: block_members must be >= 1 (got ", members, ")");
   block_members_ = members;
 }
 
-PERKREC_INLINE const EventLog& BenefitPlanner::log_of(const EventLog* events, const char* method) const {
+PERKREC_INLINE const EventLog& BenefitPlanner::log_of(const EventLog* events,
+                                                      const char* method) const {
   if (events == nullptr) return file_->events;
   if (events->n_users() != n_users() || events->n_benefits() != n_benefits()) {
-    detail::raise<InputError>("BenefitPlanner::", method, ": events: expected a log of ", n_users(), " members x ",
-                              n_benefits(), " benefits, the fitted one's (got ", events->n_users(), " x ",
-                              events->n_benefits(), ")");
+    detail::raise<InputError>("BenefitPlanner::", method, ": events: expected a log of ", n_users(),
+                              " members x ", n_benefits(), " benefits, the fitted one's (got ",
+                              events->n_users(), " x ", events->n_benefits(), ")");
   }
   return *events;
 }
 
-PERKREC_INLINE void BenefitPlanner::score_members(Index begin, Index end, Timestamp at, const EventLog& events,
-                                                  Span<float> out) const {
+PERKREC_INLINE void BenefitPlanner::score_members(Index begin, Index end, Timestamp at,
+                                                  const EventLog& events, Span<float> out) const {
   if (&events == &file_->events) {
     score_members(begin, end, at, events, history_index_, out);
   } else {
@@ -309,19 +332,23 @@ PERKREC_INLINE void BenefitPlanner::score_members(Index begin, Index end, Timest
   }
 }
 
-PERKREC_INLINE void BenefitPlanner::score_members(Index begin, Index end, Timestamp at, const EventLog& events,
-                                                  const HistoryIndex& history, Span<float> out) const {
+PERKREC_INLINE void BenefitPlanner::score_members(Index begin, Index end, Timestamp at,
+                                                  const EventLog& events,
+                                                  const HistoryIndex& history,
+                                                  Span<float> out) const {
   if (begin < 0 || end > n_users() || begin > end) {
-    detail::raise<InputError>("BenefitPlanner::score_members: members [", begin, ", ", end, ") out of [0, ",
-                              n_users(), ")");
+    detail::raise<InputError>("BenefitPlanner::score_members: members [", begin, ", ", end,
+                              ") out of [0, ", n_users(), ")");
   }
   const std::size_t nb = static_cast<std::size_t>(n_benefits());
   const std::size_t rows = static_cast<std::size_t>(end - begin) * nb;
   if (out.size() != rows) {
-    detail::raise<InputError>("BenefitPlanner::score_members: out has ", out.size(), " values (expected ", rows, ")");
+    detail::raise<InputError>("BenefitPlanner::score_members: out has ", out.size(),
+                              " values (expected ", rows, ")");
   }
   if (rows == 0) return;
-  const detail::benefit_planner::BlockColumns block(encoder_, *frame_, begin, end, n_benefits(), at);
+  const detail::benefit_planner::BlockColumns block(encoder_, *frame_, begin, end, n_benefits(),
+                                                    at);
   const HistoryIndex* index = history.log == &events ? &history : nullptr;
   const CsrMatrix<float> X = encoder_.transform(block.columns, &events, nullptr, nullptr, index);
   // Every encoded row has the same number of entries, so row chunks are CSR views of their own.
@@ -330,15 +357,20 @@ PERKREC_INLINE void BenefitPlanner::score_members(Index begin, Index end, Timest
   const Offset n_chunks = (static_cast<Offset>(rows) + chunk - 1) / chunk;
   std::vector<Offset> indptr(static_cast<std::size_t>(chunk) + 1);
   for (Offset i = 0; i <= chunk; ++i) indptr[static_cast<std::size_t>(i)] = i * per_row;
-  parallel_for(0, n_chunks, num_threads_, [&](Offset c) {
-    const Offset r0 = c * chunk, r1 = std::min(static_cast<Offset>(rows), r0 + chunk);
-    const CsrView<float> view{static_cast<Index>(r1 - r0), X.cols, indptr.data(),
-                              X.indices.data() + r0 * per_row, X.data.data() + r0 * per_row};
-    file_->redemption_model.predict(view, Span<float>(out.data() + r0, static_cast<std::size_t>(r1 - r0)));
-  }, Schedule::dynamic, 1);
+  parallel_for(
+      0, n_chunks, num_threads_,
+      [&](Offset c) {
+        const Offset r0 = c * chunk, r1 = std::min(static_cast<Offset>(rows), r0 + chunk);
+        const CsrView<float> view{static_cast<Index>(r1 - r0), X.cols, indptr.data(),
+                                  X.indices.data() + r0 * per_row, X.data.data() + r0 * per_row};
+        file_->redemption_model.predict(
+            view, Span<float>(out.data() + r0, static_cast<std::size_t>(r1 - r0)));
+      },
+      Schedule::dynamic, 1);
 }
 
-PERKREC_INLINE std::vector<float> BenefitPlanner::probability(Timestamp at, const EventLog& log, double* slope,
+PERKREC_INLINE std::vector<float> BenefitPlanner::probability(Timestamp at, const EventLog& log,
+                                                              double* slope,
                                                               InteractionMeans* means) const {
   const Index n = n_users();
   const std::size_t nb = static_cast<std::size_t>(n_benefits());
@@ -348,7 +380,8 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::probability(Timestamp at, cons
   for (Index b0 = 0; b0 < n; b0 += block_members_) {
     const Index b1 = std::min(n, b0 + block_members_);
     score_members(b0, b1, at, log, history,
-                  Span<float>(P.data() + static_cast<std::size_t>(b0) * nb, static_cast<std::size_t>(b1 - b0) * nb));
+                  Span<float>(P.data() + static_cast<std::size_t>(b0) * nb,
+                              static_cast<std::size_t>(b1 - b0) * nb));
   }
   double c = 1.0;
   if (shrink_) {
@@ -356,22 +389,26 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::probability(Timestamp at, cons
     const std::vector<double> weight(file_->holdout_weight.begin(), file_->holdout_weight.end());
     InteractionShrinkParams sp;
     sp.num_threads = num_threads_;
-    c = shrink_interactions_in_place(P, n, n_benefits(), file_->holdout_user, file_->holdout_benefit,
-                                     file_->holdout_predicted, file_->holdout_redeemed, weight, sp, means);
+    c = shrink_interactions_in_place(P, n, n_benefits(), file_->holdout_user,
+                                     file_->holdout_benefit, file_->holdout_predicted,
+                                     file_->holdout_redeemed, weight, sp, means);
   }
   if (slope != nullptr) *slope = c;
   return P;
 }
 
-PERKREC_INLINE std::vector<float> BenefitPlanner::redemption_probability(Timestamp at, const EventLog* events,
+PERKREC_INLINE std::vector<float> BenefitPlanner::redemption_probability(Timestamp at,
+                                                                         const EventLog* events,
                                                                          double* slope) const {
   return probability(at, log_of(events, "redemption_probability"), slope, nullptr);
 }
 
-PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double budget, const EventLog* events) const {
+PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double budget,
+                                                         const EventLog* events) const {
   const EventLog& log = log_of(events, "plan");
   if (!std::isnan(budget) && !(budget >= 0)) {
-    detail::raise<ConfigError>("BenefitPlanner::plan: budget must be >= 0 or NaN (got ", budget, ")");
+    detail::raise<ConfigError>("BenefitPlanner::plan: budget must be >= 0 or NaN (got ", budget,
+                               ")");
   }
   Plan out;
   out.compiled = policy_.compile(file_->catalog, users_, at, &segments_, &log, num_threads_);
@@ -390,33 +427,39 @@ PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double bu
   return out;
 }
 
-PERKREC_INLINE BenefitPlanner::State BenefitPlanner::prepare(Timestamp at, const EventLog* events) const {
+PERKREC_INLINE BenefitPlanner::State BenefitPlanner::prepare(Timestamp at,
+                                                             const EventLog* events) const {
   const EventLog& log = log_of(events, "prepare");
   State s;
   s.time = at;
   s.events = events;
   if (events != nullptr) s.history = encoder_.history_index(*events);
   s.compiled = policy_.compile(file_->catalog, users_, at, &segments_, &log, num_threads_);
-  s.context = ExplanationContext::make(&file_->preference, file_->catalog, nullptr, s.compiled.rule_names);
+  s.context =
+      ExplanationContext::make(&file_->preference, file_->catalog, nullptr, s.compiled.rule_names);
   if (shrink_) probability(at, log, nullptr, &s.means);  // the plan's means at `at`, same sums
   return s;
 }
 
-PERKREC_INLINE std::vector<float> BenefitPlanner::member_probability(const State& state, Index member,
+PERKREC_INLINE std::vector<float> BenefitPlanner::member_probability(const State& state,
+                                                                     Index member,
                                                                      Timestamp time) const {
   if (member < 0 || member >= n_users()) {
-    detail::raise<InputError>("BenefitPlanner::answer: member out of range (got ", member, ", expected [0, ",
-                              n_users(), "))");
+    detail::raise<InputError>("BenefitPlanner::answer: member out of range (got ", member,
+                              ", expected [0, ", n_users(), "))");
   }
   if (time < kMinTimestamp || time >= kMaxTimestamp) {
     detail::raise<InputError>("BenefitPlanner::answer: time out of range (got ", time, ")");
   }
-  if (state.compiled.masks.n_users() != n_users() || (shrink_ && state.means.benefit_mean.empty())) {
-    detail::raise<InputError>("BenefitPlanner::answer: state: not prepared by this planner (call prepare)");
+  if (state.compiled.masks.n_users() != n_users() ||
+      (shrink_ && state.means.benefit_mean.empty())) {
+    detail::raise<InputError>(
+        "BenefitPlanner::answer: state: not prepared by this planner (call prepare)");
   }
   const EventLog& log = state.events == nullptr ? file_->events : *state.events;
   std::vector<float> p(static_cast<std::size_t>(n_benefits()));
-  score_members(member, member + 1, time, log, state.events == nullptr ? history_index_ : state.history, p);
+  score_members(member, member + 1, time, log,
+                state.events == nullptr ? history_index_ : state.history, p);
   if (shrink_) {
     for (float& x : p) x = clip(x);
     shrink_row(p, state.means);
@@ -426,12 +469,14 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::member_probability(const State
 
 PERKREC_INLINE std::vector<float> BenefitPlanner::member_share(Index member) const {
   if (member < 0 || member >= n_users()) {
-    detail::raise<InputError>("BenefitPlanner::member_share: member out of range (got ", member, ")");
+    detail::raise<InputError>("BenefitPlanner::member_share: member out of range (got ", member,
+                              ")");
   }
   const auto nb = static_cast<std::size_t>(n_benefits());
   std::vector<float> share(nb, 1.0f);
   if (control_share_) {
-    const auto first = file_->incremental_share.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(member) * nb);
+    const auto first = file_->incremental_share.begin() +
+                       static_cast<std::ptrdiff_t>(static_cast<std::size_t>(member) * nb);
     std::copy(first, first + static_cast<std::ptrdiff_t>(nb), share.begin());
   } else {
     std::vector<Index> users(nb, member), benefits(nb);
@@ -443,21 +488,25 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::member_share(Index member) con
 
 PERKREC_INLINE float BenefitPlanner::member_value(Index member) const {
   if (member < 0 || member >= n_users()) {
-    detail::raise<InputError>("BenefitPlanner::member_value: member out of range (got ", member, ")");
+    detail::raise<InputError>("BenefitPlanner::member_value: member out of range (got ", member,
+                              ")");
   }
   return file_->order_value[static_cast<std::size_t>(member)];
 }
 
-PERKREC_INLINE MemberAnswer BenefitPlanner::answer(const State& state, Index member, Timestamp time, int n) const {
+PERKREC_INLINE MemberAnswer BenefitPlanner::answer(const State& state, Index member, Timestamp time,
+                                                   int n) const {
   if (n < 1) detail::raise<InputError>("BenefitPlanner::answer: n must be >= 1 (got ", n, ")");
   MemberAnswer out;
   out.probability = member_probability(state, member, time);
-  out.blocked = state.compiled.member_block.empty() ? ExclusionReason::none
-                                                    : state.compiled.member_block[static_cast<std::size_t>(member)];
+  out.blocked = state.compiled.member_block.empty()
+                    ? ExclusionReason::none
+                    : state.compiled.member_block[static_cast<std::size_t>(member)];
   const std::vector<float> share = member_share(member);
   RankDiagnostics diagnostics;
-  const Candidates ranked = planner_.rank_member(state.compiled, file_->catalog, member, out.probability, share,
-                                                 member_value(member), &diagnostics);
+  const Candidates ranked =
+      planner_.rank_member(state.compiled, file_->catalog, member, out.probability, share,
+                           member_value(member), &diagnostics);
   if (out.blocked != ExclusionReason::none) return out;
   const Offset begin = ranked.offsets[0], end = ranked.offsets[1];
   for (Offset e = begin; e < end && static_cast<int>(out.benefits.size()) < n; ++e) {
@@ -466,7 +515,8 @@ PERKREC_INLINE MemberAnswer BenefitPlanner::answer(const State& state, Index mem
     mb.probability = ranked.probability[static_cast<std::size_t>(e)];
     mb.value = ranked.value[static_cast<std::size_t>(e)];
     mb.cost = ranked.cost[static_cast<std::size_t>(e)];
-    mb.schedule = planner_.send_time(state.compiled, file_->catalog, &file_->preference, member, mb.benefit, time);
+    mb.schedule = planner_.send_time(state.compiled, file_->catalog, &file_->preference, member,
+                                     mb.benefit, time);
     ExplanationRow row;
     row.member = member;
     row.benefit = mb.benefit;
@@ -475,7 +525,8 @@ PERKREC_INLINE MemberAnswer BenefitPlanner::answer(const State& state, Index mem
     row.cost = mb.cost;
     if (e + 1 < end) row.runner_up = ranked.benefit[static_cast<std::size_t>(e + 1)];
     row.best_ineligible = diagnostics.best_ineligible.empty() ? -1 : diagnostics.best_ineligible[0];
-    row.best_ineligible_rule = diagnostics.best_ineligible_rule.empty() ? -1 : diagnostics.best_ineligible_rule[0];
+    row.best_ineligible_rule =
+        diagnostics.best_ineligible_rule.empty() ? -1 : diagnostics.best_ineligible_rule[0];
     mb.reasons = explain_text(state.context, row);
     out.benefits.push_back(std::move(mb));
   }

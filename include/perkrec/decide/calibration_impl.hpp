@@ -13,7 +13,8 @@ namespace perkrec {
 
 PERKREC_INLINE void InteractionShrinkParams::validate() const {
   if (iterations < 1) {
-    detail::raise<ConfigError>("InteractionShrinkParams: iterations must be >= 1 (got ", iterations, ")");
+    detail::raise<ConfigError>("InteractionShrinkParams: iterations must be >= 1 (got ", iterations,
+                               ")");
   }
   resolve_num_threads(num_threads);
 }
@@ -49,8 +50,8 @@ double shrink(const T* probability, std::size_t size, float* out, Index n_users,
               const InteractionShrinkParams& params, InteractionMeans* means) {
   params.validate();
   if (n_users < 1 || n_benefits < 1) {
-    detail::raise<InputError>("shrink_interactions: the matrix must be at least 1 x 1 (got ", n_users, " x ",
-                              n_benefits, ")");
+    detail::raise<InputError>("shrink_interactions: the matrix must be at least 1 x 1 (got ",
+                              n_users, " x ", n_benefits, ")");
   }
   const auto nb = static_cast<std::size_t>(n_benefits);
   const std::size_t cells = static_cast<std::size_t>(n_users) * nb;
@@ -61,32 +62,36 @@ double shrink(const T* probability, std::size_t size, float* out, Index n_users,
   for (std::size_t i = 0; i < cells; ++i) {
     if (!open_unit(static_cast<double>(probability[i]))) {
       detail::raise<InputError>("shrink_interactions: probability at (", i / nb, ", ", i % nb,
-                                ") must be in (0, 1) (got ", static_cast<double>(probability[i]), ")");
+                                ") must be in (0, 1) (got ", static_cast<double>(probability[i]),
+                                ")");
     }
   }
   const std::size_t m = users.size();
   if (m == 0) detail::raise<InputError>("shrink_interactions: no held-out rows");
   if (benefits.size() != m || predicted.size() != m || redeemed.size() != m ||
       (!sample_weight.empty() && sample_weight.size() != m)) {
-    detail::raise<InputError>("shrink_interactions: users has ", m, " rows but benefits ", benefits.size(),
-                              ", predicted ", predicted.size(), ", redeemed ", redeemed.size(),
-                              ", sample_weight ", sample_weight.size(), " (expected equal; weights may be empty)");
+    detail::raise<InputError>("shrink_interactions: users has ", m, " rows but benefits ",
+                              benefits.size(), ", predicted ", predicted.size(), ", redeemed ",
+                              redeemed.size(), ", sample_weight ", sample_weight.size(),
+                              " (expected equal; weights may be empty)");
   }
   for (std::size_t r = 0; r < m; ++r) {
     if (users[r] < 0 || users[r] >= n_users || benefits[r] < 0 || benefits[r] >= n_benefits) {
-      detail::raise<InputError>("shrink_interactions: row ", r, ": (user ", users[r], ", benefit ", benefits[r],
-                                ") out of range of the ", n_users, " x ", n_benefits, " matrix");
+      detail::raise<InputError>("shrink_interactions: row ", r, ": (user ", users[r], ", benefit ",
+                                benefits[r], ") out of range of the ", n_users, " x ", n_benefits,
+                                " matrix");
     }
     if (!open_unit(predicted[r])) {
-      detail::raise<InputError>("shrink_interactions: predicted at row ", r, " must be in (0, 1) (got ",
-                                predicted[r], ")");
+      detail::raise<InputError>("shrink_interactions: predicted at row ", r,
+                                " must be in (0, 1) (got ", predicted[r], ")");
     }
     if (redeemed[r] != 0.0 && redeemed[r] != 1.0) {
-      detail::raise<InputError>("shrink_interactions: redeemed at row ", r, " must be 0/1 (got ", redeemed[r], ")");
+      detail::raise<InputError>("shrink_interactions: redeemed at row ", r, " must be 0/1 (got ",
+                                redeemed[r], ")");
     }
     if (!sample_weight.empty() && !(std::isfinite(sample_weight[r]) && sample_weight[r] >= 0)) {
-      detail::raise<InputError>("shrink_interactions: sample_weight at row ", r, " must be finite and >= 0 (got ",
-                                sample_weight[r], ")");
+      detail::raise<InputError>("shrink_interactions: sample_weight at row ", r,
+                                " must be finite and >= 0 (got ", sample_weight[r], ")");
     }
   }
 
@@ -94,7 +99,8 @@ double shrink(const T* probability, std::size_t size, float* out, Index n_users,
   // the sums do not depend on the thread count.
   std::vector<double> member_mean(static_cast<std::size_t>(n_users));
   parallel_for(0, n_users, params.num_threads, [&](Offset u) {
-    member_mean[static_cast<std::size_t>(u)] = row_mean(probability + static_cast<std::size_t>(u) * nb, nb);
+    member_mean[static_cast<std::size_t>(u)] =
+        row_mean(probability + static_cast<std::size_t>(u) * nb, nb);
   });
   std::vector<double> benefit_mean(nb, 0.0);
   double grand = 0;
@@ -108,8 +114,8 @@ double shrink(const T* probability, std::size_t size, float* out, Index n_users,
 
   std::vector<double> offset(m), interaction(m);
   for (std::size_t r = 0; r < m; ++r) {
-    offset[r] = member_mean[static_cast<std::size_t>(users[r])] + benefit_mean[static_cast<std::size_t>(benefits[r])] -
-                grand;
+    offset[r] = member_mean[static_cast<std::size_t>(users[r])] +
+                benefit_mean[static_cast<std::size_t>(benefits[r])] - grand;
     interaction[r] = logit(predicted[r]) - offset[r];
   }
   double slope = 1.0;
@@ -125,8 +131,9 @@ double shrink(const T* probability, std::size_t size, float* out, Index n_users,
     const double step = gradient / hessian;
     slope += step;
     if (!std::isfinite(slope)) {
-      detail::raise<DivergenceError>("shrink_interactions: the slope diverged (the held-out rows do not identify "
-                                     "it)");
+      detail::raise<DivergenceError>(
+          "shrink_interactions: the slope diverged (the held-out rows do not identify "
+          "it)");
     }
     if (std::abs(step) < 1e-10) break;
   }
@@ -148,26 +155,26 @@ double shrink(const T* probability, std::size_t size, float* out, Index n_users,
 
 }  // namespace detail::calibration
 
-PERKREC_INLINE InteractionShrinkage shrink_interactions(Span<const double> probability, Index n_users,
-                                                        Index n_benefits, Span<const Index> users,
-                                                        Span<const Index> benefits, Span<const double> predicted,
-                                                        Span<const double> redeemed,
-                                                        Span<const double> sample_weight,
-                                                        const InteractionShrinkParams& params) {
+PERKREC_INLINE InteractionShrinkage shrink_interactions(
+    Span<const double> probability, Index n_users, Index n_benefits, Span<const Index> users,
+    Span<const Index> benefits, Span<const double> predicted, Span<const double> redeemed,
+    Span<const double> sample_weight, const InteractionShrinkParams& params) {
   InteractionShrinkage out;
   out.probability.resize(probability.size());
-  out.slope = detail::calibration::shrink(probability.data(), probability.size(), out.probability.data(), n_users,
-                                          n_benefits, users, benefits, predicted, redeemed, sample_weight, params, nullptr);
+  out.slope = detail::calibration::shrink(
+      probability.data(), probability.size(), out.probability.data(), n_users, n_benefits, users,
+      benefits, predicted, redeemed, sample_weight, params, nullptr);
   return out;
 }
 
-PERKREC_INLINE double shrink_interactions_in_place(Span<float> probability, Index n_users, Index n_benefits,
-                                                   Span<const Index> users, Span<const Index> benefits,
-                                                   Span<const double> predicted, Span<const double> redeemed,
-                                                   Span<const double> sample_weight,
-                                                   const InteractionShrinkParams& params, InteractionMeans* means) {
-  return detail::calibration::shrink(probability.data(), probability.size(), probability.data(), n_users,
-                                     n_benefits, users, benefits, predicted, redeemed, sample_weight, params, means);
+PERKREC_INLINE double shrink_interactions_in_place(
+    Span<float> probability, Index n_users, Index n_benefits, Span<const Index> users,
+    Span<const Index> benefits, Span<const double> predicted, Span<const double> redeemed,
+    Span<const double> sample_weight, const InteractionShrinkParams& params,
+    InteractionMeans* means) {
+  return detail::calibration::shrink(probability.data(), probability.size(), probability.data(),
+                                     n_users, n_benefits, users, benefits, predicted, redeemed,
+                                     sample_weight, params, means);
 }
 
 PERKREC_INLINE void shrink_row(Span<float> row, const InteractionMeans& means) {
@@ -178,13 +185,15 @@ PERKREC_INLINE void shrink_row(Span<float> row, const InteractionMeans& means) {
   }
   for (std::size_t b = 0; b < nb; ++b) {
     if (!open_unit(static_cast<double>(row[b]))) {
-      detail::raise<InputError>("shrink_row: probability at ", b, " must be in (0, 1) (got ", row[b], ")");
+      detail::raise<InputError>("shrink_row: probability at ", b, " must be in (0, 1) (got ",
+                                row[b], ")");
     }
   }
   const double member = detail::calibration::row_mean(row.data(), nb);
   for (std::size_t b = 0; b < nb; ++b) {
-    row[b] = detail::calibration::shrunk(static_cast<double>(row[b]), member + means.benefit_mean[b] - means.grand_mean,
-                                         means.slope);
+    row[b] =
+        detail::calibration::shrunk(static_cast<double>(row[b]),
+                                    member + means.benefit_mean[b] - means.grand_mean, means.slope);
   }
 }
 

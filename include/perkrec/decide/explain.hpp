@@ -22,8 +22,9 @@
 // can use it.
 //
 // Example:
-//   auto ctx = perkrec::ExplanationContext::make(&preference, catalog, &blend, compiled.rule_names);
-//   perkrec::Json why = perkrec::explain(ctx, u, b, candidates, &allocation, &blend, &diagnostics);
+//   auto ctx = perkrec::ExplanationContext::make(&preference, catalog, &blend,
+//   compiled.rule_names); perkrec::Json why = perkrec::explain(ctx, u, b, candidates, &allocation,
+//   &blend, &diagnostics);
 //
 // Thread safety: pure functions; a context is read-only after construction.
 #pragma once
@@ -46,17 +47,17 @@ namespace perkrec {
 /// Names and per-member / per-benefit arrays shared by all explanations of a plan. Spans are
 /// borrowed: their owners must outlive the context.
 struct ExplanationContext {
-  Span<const float> preference;  ///< members x dimensions lift, or empty
-  Span<const float> lower;       ///< same shape as preference, or empty
-  Span<const float> upper;       ///< same shape as preference, or empty
+  Span<const float> preference;                      ///< members x dimensions lift, or empty
+  Span<const float> lower;                           ///< same shape as preference, or empty
+  Span<const float> upper;                           ///< same shape as preference, or empty
   std::vector<std::string> dimension_names;          ///< one per dimension
   std::vector<std::int32_t> benefit_dim_offsets{0};  ///< CSR benefit -> dimensions, n_benefits + 1
   std::vector<std::int32_t> benefit_dims;            ///< dimension indices
-  std::vector<std::string> source_names;  ///< blend sources (columns of contributions)
-  std::vector<std::string> benefit_ids;   ///< per benefit; empty = indices as numbers
-  std::vector<std::string> member_ids;    ///< per member; empty = indices as numbers
-  std::vector<std::string> rule_names;    ///< EligibilityMasks rule index -> name
-  int top_dimensions = 3;                 ///< preference dimensions listed; >= 0
+  std::vector<std::string> source_names;             ///< blend sources (columns of contributions)
+  std::vector<std::string> benefit_ids;              ///< per benefit; empty = indices as numbers
+  std::vector<std::string> member_ids;               ///< per member; empty = indices as numbers
+  std::vector<std::string> rule_names;               ///< EligibilityMasks rule index -> name
+  int top_dimensions = 3;                            ///< preference dimensions listed; >= 0
 
   /// From a fitted PreferenceModel (nullptr: no preferences), the catalog it was fitted on
   /// (benefit ids and each benefit's dimensions, matched to the model's dimensions by name),
@@ -80,7 +81,7 @@ struct ExplanationRow {
   const float* contributions = nullptr;  ///< source_names.size() terms
   Index runner_up = -1;                  ///< benefit index
   ExclusionReason runner_up_reason = ExclusionReason::none;
-  Index best_ineligible = -1;            ///< benefit index
+  Index best_ineligible = -1;  ///< benefit index
   std::int32_t best_ineligible_rule = -1;
 };
 
@@ -106,9 +107,9 @@ struct ExplanationBatch {
   Span<const Index> benefits;
   Span<const float> probability, value, cost;
   Span<const float> contributions;
-  Span<const Index> runner_up;                  ///< benefit index, -1 = none
-  Span<const std::uint8_t> runner_up_reason;    ///< ExclusionReason codes
-  Span<const Index> best_ineligible;            ///< benefit index, -1 = none
+  Span<const Index> runner_up;                ///< benefit index, -1 = none
+  Span<const std::uint8_t> runner_up_reason;  ///< ExclusionReason codes
+  Span<const Index> best_ineligible;          ///< benefit index, -1 = none
   Span<const std::int32_t> best_ineligible_rule;
 };
 

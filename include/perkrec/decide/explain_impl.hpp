@@ -55,7 +55,8 @@ inline void append_id(std::string& out, const std::vector<std::string>& ids, Ind
 
 }  // namespace detail
 
-PERKREC_INLINE ExplanationContext ExplanationContext::make(const PreferenceModel* pref, const Catalog& catalog,
+PERKREC_INLINE ExplanationContext ExplanationContext::make(const PreferenceModel* pref,
+                                                           const Catalog& catalog,
                                                            const ScoreBlend* blend,
                                                            std::vector<std::string> rule_names) {
   ExplanationContext ctx;
@@ -64,8 +65,9 @@ PERKREC_INLINE ExplanationContext ExplanationContext::make(const PreferenceModel
   ctx.benefit_dim_offsets.assign(static_cast<std::size_t>(catalog.size()) + 1, 0);
   if (pref != nullptr && pref->fitted()) {
     if (pref->n_benefits() != catalog.size()) {
-      detail::raise<InputError>("ExplanationContext::make: the preference model has ", pref->n_benefits(),
-                                " benefits (expected the catalog's ", catalog.size(), ")");
+      detail::raise<InputError>("ExplanationContext::make: the preference model has ",
+                                pref->n_benefits(), " benefits (expected the catalog's ",
+                                catalog.size(), ")");
     }
     ctx.preference = pref->preferences();
     ctx.lower = pref->lower();
@@ -83,7 +85,8 @@ PERKREC_INLINE ExplanationContext ExplanationContext::make(const PreferenceModel
     for (std::size_t d = 0; d < ctx.dimension_names.size(); ++d) {
       index.emplace(ctx.dimension_names[d], static_cast<std::int32_t>(d));
     }
-    const BenefitDimensions dims = BenefitDimensions::for_catalog(catalog, pref->params().dimensions);
+    const BenefitDimensions dims =
+        BenefitDimensions::for_catalog(catalog, pref->params().dimensions);
     std::vector<int> active;
     for (Index b = 0; b < catalog.size(); ++b) {
       active.clear();
@@ -92,7 +95,8 @@ PERKREC_INLINE ExplanationContext ExplanationContext::make(const PreferenceModel
         const auto it = index.find(dims.names()[static_cast<std::size_t>(d)]);
         if (it != index.end()) ctx.benefit_dims.push_back(it->second);
       }
-      ctx.benefit_dim_offsets[static_cast<std::size_t>(b) + 1] = static_cast<std::int32_t>(ctx.benefit_dims.size());
+      ctx.benefit_dim_offsets[static_cast<std::size_t>(b) + 1] =
+          static_cast<std::int32_t>(ctx.benefit_dims.size());
     }
   }
   if (blend != nullptr) ctx.source_names = blend->source_names();
@@ -102,11 +106,13 @@ PERKREC_INLINE ExplanationContext ExplanationContext::make(const PreferenceModel
 
 PERKREC_INLINE void ExplanationContext::validate() const {
   const char* c = "ExplanationContext";
-  if (top_dimensions < 0) detail::raise<InputError>(c, ": top_dimensions must be >= 0 (got ", top_dimensions, ")");
+  if (top_dimensions < 0)
+    detail::raise<InputError>(c, ": top_dimensions must be >= 0 (got ", top_dimensions, ")");
   if (benefit_dim_offsets.empty() || benefit_dim_offsets.front() != 0 ||
       benefit_dim_offsets.back() != static_cast<std::int32_t>(benefit_dims.size())) {
-    detail::raise<InputError>(c, ": benefit_dim_offsets must start at 0 and end at benefit_dims.size() (",
-                              benefit_dims.size(), ")");
+    detail::raise<InputError>(
+        c, ": benefit_dim_offsets must start at 0 and end at benefit_dims.size() (",
+        benefit_dims.size(), ")");
   }
   for (std::size_t i = 0; i + 1 < benefit_dim_offsets.size(); ++i) {
     if (benefit_dim_offsets[i + 1] < benefit_dim_offsets[i]) {
@@ -120,15 +126,19 @@ PERKREC_INLINE void ExplanationContext::validate() const {
                                 ", expected 0 <= dimension < ", dims, ")");
     }
   }
-  if (!preference.empty() && (dims == 0 || preference.size() % static_cast<std::size_t>(dims) != 0)) {
-    detail::raise<InputError>(c, ": preference has ", preference.size(), " entries (expected members x ", dims,
-                              " dimensions)");
+  if (!preference.empty() &&
+      (dims == 0 || preference.size() % static_cast<std::size_t>(dims) != 0)) {
+    detail::raise<InputError>(c, ": preference has ", preference.size(),
+                              " entries (expected members x ", dims, " dimensions)");
   }
-  if ((!lower.empty() && lower.size() != preference.size()) || (!upper.empty() && upper.size() != preference.size())) {
+  if ((!lower.empty() && lower.size() != preference.size()) ||
+      (!upper.empty() && upper.size() != preference.size())) {
     detail::raise<InputError>(c, ": lower/upper have ", lower.size(), "/", upper.size(),
-                              " entries (expected the preference's ", preference.size(), " or none)");
+                              " entries (expected the preference's ", preference.size(),
+                              " or none)");
   }
-  if (!benefit_ids.empty() && benefit_ids.size() + 1 != benefit_dim_offsets.size() && benefit_dims.size() > 0) {
+  if (!benefit_ids.empty() && benefit_ids.size() + 1 != benefit_dim_offsets.size() &&
+      benefit_dims.size() > 0) {
     detail::raise<InputError>(c, ": benefit_ids has ", benefit_ids.size(), " entries (expected ",
                               benefit_dim_offsets.size() - 1, ")");
   }
@@ -153,15 +163,17 @@ inline Index context_members(const ExplanationContext& ctx) {
 
 /// Writes one explanation as JSON text into `out` (cleared first).
 inline void explain_row(const ExplanationContext& ctx, const ExplanationRow& row, Index n_benefits,
-                        Index n_members, std::vector<std::pair<float, std::int32_t>>& scratch, std::string& out) {
+                        Index n_members, std::vector<std::pair<float, std::int32_t>>& scratch,
+                        std::string& out) {
   const char* c = "explain";
   if (row.member < 0 || row.member >= n_members) {
-    detail::raise<InputError>(c, ": member out of range (got ", row.member, ", expected 0 <= member < ", n_members, ")");
+    detail::raise<InputError>(c, ": member out of range (got ", row.member,
+                              ", expected 0 <= member < ", n_members, ")");
   }
   auto check_benefit = [&](const char* field, Index b) {
     if (b < 0 || b >= n_benefits) {
-      detail::raise<InputError>(c, ": ", field, " out of range (got ", b, ", expected 0 <= benefit < ", n_benefits,
-                                ")");
+      detail::raise<InputError>(c, ": ", field, " out of range (got ", b,
+                                ", expected 0 <= benefit < ", n_benefits, ")");
     }
   };
   check_benefit("benefit", row.benefit);
@@ -181,10 +193,11 @@ inline void explain_row(const ExplanationContext& ctx, const ExplanationRow& row
 
   out += ",\"preferences\":[";
   const Index dims = ctx.n_dimensions();
-  const bool have_pref = !ctx.preference.empty() && dims > 0 &&
-                         static_cast<std::size_t>(row.benefit) + 1 < ctx.benefit_dim_offsets.size() &&
-                         (static_cast<std::size_t>(row.member) + 1) * static_cast<std::size_t>(dims) <=
-                             ctx.preference.size();
+  const bool have_pref =
+      !ctx.preference.empty() && dims > 0 &&
+      static_cast<std::size_t>(row.benefit) + 1 < ctx.benefit_dim_offsets.size() &&
+      (static_cast<std::size_t>(row.member) + 1) * static_cast<std::size_t>(dims) <=
+          ctx.preference.size();
   if (have_pref && ctx.top_dimensions > 0) {
     const std::size_t base = static_cast<std::size_t>(row.member) * static_cast<std::size_t>(dims);
     scratch.clear();
@@ -197,7 +210,8 @@ inline void explain_row(const ExplanationContext& ctx, const ExplanationRow& row
     const auto larger = [](const auto& a, const auto& b) {
       return a.first > b.first || (a.first == b.first && a.second < b.second);
     };
-    std::partial_sort(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(top), scratch.end(), larger);
+    std::partial_sort(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(top),
+                      scratch.end(), larger);
     for (std::size_t i = 0; i < top; ++i) {
       const std::size_t d = static_cast<std::size_t>(scratch[i].second);
       if (i > 0) out += ',';
@@ -276,7 +290,8 @@ PERKREC_INLINE std::string explain_text(const ExplanationContext& ctx, const Exp
   ctx.validate();
   std::vector<std::pair<float, std::int32_t>> scratch;
   std::string text;
-  detail::explain_row(ctx, row, detail::context_benefits(ctx), detail::context_members(ctx), scratch, text);
+  detail::explain_row(ctx, row, detail::context_benefits(ctx), detail::context_members(ctx),
+                      scratch, text);
   return text;
 }
 
@@ -284,12 +299,12 @@ PERKREC_INLINE Json explain(const ExplanationContext& ctx, const ExplanationRow&
   return Json::parse(explain_text(ctx, row));
 }
 
-PERKREC_INLINE Json explain(const ExplanationContext& ctx, Index member, Index benefit, const Candidates& candidates,
-                            const Allocation* allocation, const ScoreBlend* blend,
-                            const RankDiagnostics* diagnostics) {
+PERKREC_INLINE Json explain(const ExplanationContext& ctx, Index member, Index benefit,
+                            const Candidates& candidates, const Allocation* allocation,
+                            const ScoreBlend* blend, const RankDiagnostics* diagnostics) {
   if (member < 0 || member >= candidates.n_users) {
-    detail::raise<InputError>("explain: member out of range (got ", member, ", expected 0 <= member < ",
-                              candidates.n_users, ")");
+    detail::raise<InputError>("explain: member out of range (got ", member,
+                              ", expected 0 <= member < ", candidates.n_users, ")");
   }
   ExplanationRow row;
   row.member = member;
@@ -314,7 +329,8 @@ PERKREC_INLINE Json explain(const ExplanationContext& ctx, Index member, Index b
     const std::int64_t r = allocation->runner_up[u];
     if (r >= 0 && r < candidates.size()) {
       row.runner_up = candidates.benefit[static_cast<std::size_t>(r)];
-      if (u < allocation->runner_up_reason.size()) row.runner_up_reason = allocation->runner_up_reason[u];
+      if (u < allocation->runner_up_reason.size())
+        row.runner_up_reason = allocation->runner_up_reason[u];
     }
   }
   if (diagnostics != nullptr && u < diagnostics->best_ineligible.size()) {
@@ -326,19 +342,20 @@ PERKREC_INLINE Json explain(const ExplanationContext& ctx, Index member, Index b
   return explain(local, row);
 }
 
-PERKREC_INLINE std::vector<std::string> explain_batch(const ExplanationContext& ctx, const ExplanationBatch& rows,
+PERKREC_INLINE std::vector<std::string> explain_batch(const ExplanationContext& ctx,
+                                                      const ExplanationBatch& rows,
                                                       int num_threads) {
   ctx.validate();
   const std::size_t n = rows.members.size();
   auto check = [&](const char* field, std::size_t got, std::size_t expected) {
     if (got != 0 && got != expected) {
-      detail::raise<InputError>("explain_batch: ", field, " has ", got, " entries (expected ", expected,
-                                " or none)");
+      detail::raise<InputError>("explain_batch: ", field, " has ", got, " entries (expected ",
+                                expected, " or none)");
     }
   };
   if (rows.benefits.size() != n) {
-    detail::raise<InputError>("explain_batch: benefits has ", rows.benefits.size(), " entries (expected ", n,
-                              ", one per member)");
+    detail::raise<InputError>("explain_batch: benefits has ", rows.benefits.size(),
+                              " entries (expected ", n, ", one per member)");
   }
   check("probability", rows.probability.size(), n);
   check("value", rows.value.size(), n);
@@ -350,7 +367,8 @@ PERKREC_INLINE std::vector<std::string> explain_batch(const ExplanationContext& 
   check("best_ineligible_rule", rows.best_ineligible_rule.size(), n);
   for (std::size_t i = 0; i < rows.runner_up_reason.size(); ++i) {
     if (rows.runner_up_reason[i] > static_cast<std::uint8_t>(ExclusionReason::not_positive)) {
-      detail::raise<InputError>("explain_batch: runner_up_reason[", i, "] is not a reason code (got ",
+      detail::raise<InputError>("explain_batch: runner_up_reason[", i,
+                                "] is not a reason code (got ",
                                 static_cast<int>(rows.runner_up_reason[i]), ")");
     }
   }
@@ -359,25 +377,31 @@ PERKREC_INLINE std::vector<std::string> explain_batch(const ExplanationContext& 
   std::vector<std::string> out(n);
   const Offset chunk = 512;
   const Offset chunks = static_cast<Offset>((n + chunk - 1) / chunk);
-  parallel_for(0, chunks, num_threads, [&](Offset c) {
-    std::vector<std::pair<float, std::int32_t>> scratch;
-    const std::size_t i0 = static_cast<std::size_t>(c * chunk);
-    const std::size_t i1 = std::min(n, i0 + static_cast<std::size_t>(chunk));
-    for (std::size_t i = i0; i < i1; ++i) {
-      ExplanationRow row;
-      row.member = rows.members[i];
-      row.benefit = rows.benefits[i];
-      if (!rows.probability.empty()) row.probability = rows.probability[i];
-      if (!rows.value.empty()) row.value = rows.value[i];
-      if (!rows.cost.empty()) row.cost = rows.cost[i];
-      if (!rows.contributions.empty()) row.contributions = rows.contributions.data() + i * ctx.source_names.size();
-      if (!rows.runner_up.empty()) row.runner_up = rows.runner_up[i];
-      if (!rows.runner_up_reason.empty()) row.runner_up_reason = static_cast<ExclusionReason>(rows.runner_up_reason[i]);
-      if (!rows.best_ineligible.empty()) row.best_ineligible = rows.best_ineligible[i];
-      if (!rows.best_ineligible_rule.empty()) row.best_ineligible_rule = rows.best_ineligible_rule[i];
-      detail::explain_row(ctx, row, n_benefits, n_members, scratch, out[i]);
-    }
-  }, Schedule::dynamic, 1);
+  parallel_for(
+      0, chunks, num_threads,
+      [&](Offset c) {
+        std::vector<std::pair<float, std::int32_t>> scratch;
+        const std::size_t i0 = static_cast<std::size_t>(c * chunk);
+        const std::size_t i1 = std::min(n, i0 + static_cast<std::size_t>(chunk));
+        for (std::size_t i = i0; i < i1; ++i) {
+          ExplanationRow row;
+          row.member = rows.members[i];
+          row.benefit = rows.benefits[i];
+          if (!rows.probability.empty()) row.probability = rows.probability[i];
+          if (!rows.value.empty()) row.value = rows.value[i];
+          if (!rows.cost.empty()) row.cost = rows.cost[i];
+          if (!rows.contributions.empty())
+            row.contributions = rows.contributions.data() + i * ctx.source_names.size();
+          if (!rows.runner_up.empty()) row.runner_up = rows.runner_up[i];
+          if (!rows.runner_up_reason.empty())
+            row.runner_up_reason = static_cast<ExclusionReason>(rows.runner_up_reason[i]);
+          if (!rows.best_ineligible.empty()) row.best_ineligible = rows.best_ineligible[i];
+          if (!rows.best_ineligible_rule.empty())
+            row.best_ineligible_rule = rows.best_ineligible_rule[i];
+          detail::explain_row(ctx, row, n_benefits, n_members, scratch, out[i]);
+        }
+      },
+      Schedule::dynamic, 1);
   return out;
 }
 

@@ -27,34 +27,37 @@
 namespace perkrec {
 
 struct PacingParams {
-  double budget = std::numeric_limits<double>::infinity();  ///< total expected cost allowed over
-                                     ///< [start, end], >= 0; infinite (JSON: key absent) = no
-                                     ///< budget, only inventory, caps and quotas are paced
+  double budget =
+      std::numeric_limits<double>::infinity();  ///< total expected cost allowed over
+                                                ///< [start, end], >= 0; infinite (JSON: key absent)
+                                                ///< = no budget, only inventory, caps and quotas
+                                                ///< are paced
   Timestamp start = 0;
-  Timestamp end = 0;                 ///< > start
-  std::vector<double> spend_curve;   ///< cumulative share of the budget at the end of each of
-                                     ///< spend_curve.size() equal steps over [start, end]
-                                     ///< (non-decreasing, in [0, 1]); empty = linear
-  double initial_multiplier = 0.0;   ///< lambda at the start (value per unit cost), >= 0
-  double gain = 2.0;                 ///< lambda moves by gain x (mean value/cost seen) per 1%
-                                     ///< of the budget that spend is ahead of the curve, >= 0
-  bool pace_inventory = true;        ///< benefits with a limited inventory follow the same
-                                     ///< curve: a benefit whose used share of its inventory is
-                                     ///< ahead of the curve costs gain x (mean value seen) per
-                                     ///< 1% ahead, so its units last the period instead of
-                                     ///< going to the first arrivals; false = first come,
-                                     ///< first served
+  Timestamp end = 0;                ///< > start
+  std::vector<double> spend_curve;  ///< cumulative share of the budget at the end of each of
+                                    ///< spend_curve.size() equal steps over [start, end]
+                                    ///< (non-decreasing, in [0, 1]); empty = linear
+  double initial_multiplier = 0.0;  ///< lambda at the start (value per unit cost), >= 0
+  double gain = 2.0;                ///< lambda moves by gain x (mean value/cost seen) per 1%
+                                    ///< of the budget that spend is ahead of the curve, >= 0
+  bool pace_inventory = true;       ///< benefits with a limited inventory follow the same
+                                    ///< curve: a benefit whose used share of its inventory is
+                                    ///< ahead of the curve costs gain x (mean value seen) per
+                                    ///< 1% ahead, so its units last the period instead of
+                                    ///< going to the first arrivals; false = first come,
+                                    ///< first served
 
   /// JSON: these names; start and end are required, budget absent = infinite.
   static auto param_fields() {
     using P = PacingParams;
-    return std::make_tuple(params::field("budget", &P::budget, params::or_infinity(params::at_least(0))),
-                           params::required(params::field("start", &P::start)),
-                           params::required(params::field("end", &P::end)),  // > start: validate()
-                           params::field("spend_curve", &P::spend_curve),    // validate()
-                           params::field("initial_multiplier", &P::initial_multiplier, params::at_least(0)),
-                           params::field("gain", &P::gain, params::at_least(0)),
-                           params::field("pace_inventory", &P::pace_inventory));
+    return std::make_tuple(
+        params::field("budget", &P::budget, params::or_infinity(params::at_least(0))),
+        params::required(params::field("start", &P::start)),
+        params::required(params::field("end", &P::end)),  // > start: validate()
+        params::field("spend_curve", &P::spend_curve),    // validate()
+        params::field("initial_multiplier", &P::initial_multiplier, params::at_least(0)),
+        params::field("gain", &P::gain, params::at_least(0)),
+        params::field("pace_inventory", &P::pace_inventory));
   }
   void validate() const;
   Json to_json() const;
@@ -66,9 +69,9 @@ struct PacingParams {
 
 /// Online pacing: members arrive one at a time during the day; decide() picks that member's
 /// benefits with a multiplier lambda set from how far spend is ahead of (or behind) the budget
-/// curve: a candidate is taken when value - lambda x cost - mu_b > 0, best first, while the member's
-/// capacity, kind caps, stacking groups, inventory, segment quotas and the budget allow (mu_b
-/// is benefit b's inventory price, see PacingParams::pace_inventory; 0 without a limit). The
+/// curve: a candidate is taken when value - lambda x cost - mu_b > 0, best first, while the
+/// member's capacity, kind caps, stacking groups, inventory, segment quotas and the budget allow
+/// (mu_b is benefit b's inventory price, see PacingParams::pace_inventory; 0 without a limit). The
 /// budget, inventory and quotas are never exceeded. A member may be decided several times;
 /// its earlier benefits count against its caps. The curve is read at the latest time seen so
 /// far: a request whose t is earlier than one already decided (threads answering out of
@@ -87,7 +90,8 @@ class Pacer {
   /// budget, stacking, kind_cap, segment_quota). InputError for mismatched arrays, non-finite
   /// values or negative costs, a member out of range or max_new < -1.
   std::vector<std::int32_t> decide(Index member, Timestamp t, Span<const Index> benefit,
-                                   Span<const float> value, Span<const float> cost, int max_new = -1,
+                                   Span<const float> value, Span<const float> cost,
+                                   int max_new = -1,
                                    std::vector<ExclusionReason>* reasons = nullptr);
 
   double spent() const;

@@ -217,8 +217,7 @@ struct PlannerParams {
                            params::field("method", &P::method, kMethods),
                            params::nested("allocator", &P::allocator),
                            params::field("max_nodes", &P::max_nodes, params::at_least(1)),
-                           params::flattened(&P::schedule),
-                           params::field("explain", &P::explain),
+                           params::flattened(&P::schedule), params::field("explain", &P::explain),
                            params::field("num_threads", &P::num_threads, params::threads()));
   }
   /// ConfigError naming the field.
@@ -303,8 +302,8 @@ class Planner {
                          RankDiagnostics* diagnostics = nullptr) const;
   /// The same with the member's share per benefit (`share`: one value, or one per benefit).
   Candidates rank_member(const CompiledPolicy& compiled, const Catalog& catalog, Index member,
-                         Span<const float> probability, Span<const float> share,
-                         float member_value, RankDiagnostics* diagnostics = nullptr) const;
+                         Span<const float> probability, Span<const float> share, float member_value,
+                         RankDiagnostics* diagnostics = nullptr) const;
   /// Send time and validity of one issued benefit decided at `time` (as schedule() gives
   /// them), moved out of the policy's quiet hours in the member's local time.
   SendSchedule send_time(const CompiledPolicy& compiled, const Catalog& catalog,

@@ -837,8 +837,8 @@ PERKREC_INLINE Candidates Planner::rank_member(const CompiledPolicy& compiled,
                                                Span<const float> probability, float share,
                                                float member_value,
                                                RankDiagnostics* diagnostics) const {
-  return rank_member(compiled, catalog, member, probability, Span<const float>(&share, 1), member_value,
-                     diagnostics);
+  return rank_member(compiled, catalog, member, probability, Span<const float>(&share, 1),
+                     member_value, diagnostics);
 }
 
 PERKREC_INLINE Candidates Planner::rank_member(const CompiledPolicy& compiled,

@@ -125,12 +125,12 @@ namespace perkrec {
 /// Which benefits a rule or group applies to. Empty fields match everything.
 struct BenefitSelector {
   std::vector<std::string> ids;
-  std::vector<std::string> kinds;         ///< BenefitKind names (checked when parsed)
-  std::vector<std::string> scopes;        ///< Scope names (checked when parsed)
+  std::vector<std::string> kinds;   ///< BenefitKind names (checked when parsed)
+  std::vector<std::string> scopes;  ///< Scope names (checked when parsed)
   std::vector<std::string> scope_values;
-  std::vector<std::string> scenarios;     ///< matches when the benefit has any of these
+  std::vector<std::string> scenarios;  ///< matches when the benefit has any of these
   std::vector<std::string> channels;
-  std::vector<std::string> tags;          ///< matches when the benefit has any of these
+  std::vector<std::string> tags;  ///< matches when the benefit has any of these
   double face_value_min = -std::numeric_limits<double>::infinity();
   double face_value_max = std::numeric_limits<double>::infinity();
   double threshold_min = -std::numeric_limits<double>::infinity();
@@ -158,8 +158,8 @@ PERKREC_INLINE const char* to_string(AttributeCondition::Op op);
 
 /// Which members a rule applies to. Empty = every member.
 struct MemberCondition {
-  std::vector<std::string> segments;            ///< any of these segment names
-  std::vector<AttributeCondition> attributes;   ///< all must hold
+  std::vector<std::string> segments;           ///< any of these segment names
+  std::vector<AttributeCondition> attributes;  ///< all must hold
   bool all() const { return segments.empty() && attributes.empty(); }
   bool operator==(const MemberCondition& o) const {
     return segments == o.segments && attributes == o.attributes;
@@ -217,19 +217,19 @@ struct CompiledPolicy {
 
 struct Policy {
   double budget = std::numeric_limits<double>::infinity();  ///< >= 0; inf = unlimited
-  double issue_cost = 0.0;                                   ///< >= 0
-  int max_per_member = 1;                                    ///< >= 1
-  int max_per_kind = 0;                                      ///< [0, max_per_member]
-  double min_return_per_cost = 0.0;                          ///< >= 0
-  double diversity = 0.0;                                    ///< [0, 1]
+  double issue_cost = 0.0;                                  ///< >= 0
+  int max_per_member = 1;                                   ///< >= 1
+  int max_per_kind = 0;                                     ///< [0, max_per_member]
+  double min_return_per_cost = 0.0;                         ///< >= 0
+  double diversity = 0.0;                                   ///< [0, 1]
   std::vector<IssueCap> caps;
   bool has_frequency_cap = false;
-  double frequency_period_days = 7;  ///< > 0
+  double frequency_period_days = 7;         ///< > 0
   std::int32_t frequency_max_contacts = 1;  ///< >= 0
   bool has_quiet_hours = false;
-  double quiet_start_hour = 22;  ///< [0, 24)
-  double quiet_end_hour = 8;     ///< [0, 24), != start
-  std::string utc_offset_column;  ///< "" = every member at UTC
+  double quiet_start_hour = 22;                                 ///< [0, 24)
+  double quiet_end_hour = 8;                                    ///< [0, 24), != start
+  std::string utc_offset_column;                                ///< "" = every member at UTC
   std::vector<std::pair<std::string, std::int64_t>> inventory;  ///< id -> units, -1 unlimited
   std::vector<BenefitSelector> non_stackable;
   std::vector<std::pair<std::string, SegmentQuota>> segment_quotas;
@@ -263,9 +263,11 @@ namespace detail {
 /// Policy::compile's rule stage: the eligibility masks from the rules alone (and inventory
 /// 0 = the built-in rule "inventory", index rules.size()), for `users` at `plan_time`.
 /// inventory_units: per benefit, as in AllocationConstraints::inventory. Same errors as compile.
-PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog& catalog, const UserTable& users,
-                                             Timestamp plan_time, const SegmentAssignment* segments,
-                                             const std::vector<std::int64_t>& inventory_units, int num_threads);
+PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog& catalog,
+                                             const UserTable& users, Timestamp plan_time,
+                                             const SegmentAssignment* segments,
+                                             const std::vector<std::int64_t>& inventory_units,
+                                             int num_threads);
 
 /// Policy::compile's cap stage: per member, the slots left under max_per_member, the caps and
 /// the frequency cap given the `issued` events of `history` (may be null), and the block
@@ -275,8 +277,9 @@ struct PolicyCapacities {
   std::vector<std::int32_t> member_kind_capacity;
   std::vector<ExclusionReason> member_block;
 };
-PERKREC_INLINE void policy_capacities(const Policy& policy, const Catalog& catalog, Index n_users, Timestamp plan_time,
-                                      const EventLog* history, int num_threads, PolicyCapacities& out);
+PERKREC_INLINE void policy_capacities(const Policy& policy, const Catalog& catalog, Index n_users,
+                                      Timestamp plan_time, const EventLog* history, int num_threads,
+                                      PolicyCapacities& out);
 }  // namespace detail
 
 /// Parses "YYYY-MM-DD", "YYYY-MM-DDTHH:MM:SS" with an optional "Z" (UTC), into seconds since

@@ -16,8 +16,8 @@ namespace detail {
 
 // The quiet hours [start_hour, end_hour) of the member's local day, in seconds.
 inline Timestamp quiet_shift(Timestamp t, double offset_hours, double start_hour, double end_hour) {
-  return leave_daily_window(t, std::llround(offset_hours * 3600.0), std::llround(start_hour * 3600.0),
-                            std::llround(end_hour * 3600.0));
+  return leave_daily_window(t, std::llround(offset_hours * 3600.0),
+                            std::llround(start_hour * 3600.0), std::llround(end_hour * 3600.0));
 }
 
 inline bool is_benefit_kind_name(const std::string& name) {
@@ -45,7 +45,8 @@ inline bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-inline bool shares_any(const std::vector<std::string>& wanted, const std::vector<std::string>& have) {
+inline bool shares_any(const std::vector<std::string>& wanted,
+                       const std::vector<std::string>& have) {
   for (const auto& w : wanted) {
     if (contains(have, w)) return true;
   }
@@ -180,8 +181,9 @@ inline Timestamp parse_time_value(const PolicyReader& r, const Json& v, const st
   }
   // One range for times everywhere (core/types.hpp): what is accepted can be written back.
   if (t < kMinTimestamp || t >= kMaxTimestamp) {
-    r.fail_at(where, detail::concat("time outside the supported range [", kMinTimestamp, ", ", kMaxTimestamp,
-                                    ") s (years 1900 to 2199)"),
+    r.fail_at(where,
+              detail::concat("time outside the supported range [", kMinTimestamp, ", ",
+                             kMaxTimestamp, ") s (years 1900 to 2199)"),
               v);
   }
   return t;
@@ -204,10 +206,13 @@ inline EligibilityRule parse_rule(const Json& j, const std::string& pointer,
   } else {
     r.fail("effect", "expected \"deny\", \"require\" or \"window\"");
   }
-  if (const Json* b = r.raw("benefits")) rule.benefits = parse_selector(*b, r.child_pointer("benefits"), context);
-  if (const Json* m = r.raw("members")) rule.members = parse_members(*m, r.child_pointer("members"), context);
+  if (const Json* b = r.raw("benefits"))
+    rule.benefits = parse_selector(*b, r.child_pointer("benefits"), context);
+  if (const Json* m = r.raw("members"))
+    rule.members = parse_members(*m, r.child_pointer("members"), context);
   if (const Json* f = r.raw("from")) rule.from = parse_time_value(r, *f, r.child_pointer("from"));
-  if (const Json* u = r.raw("until")) rule.until = parse_time_value(r, *u, r.child_pointer("until"));
+  if (const Json* u = r.raw("until"))
+    rule.until = parse_time_value(r, *u, r.child_pointer("until"));
   r.finish();
   return rule;
 }
@@ -250,8 +255,12 @@ inline Json condition_to_json(const AttributeCondition& c) {
       }
       break;
     case Op::in:
-    case Op::not_in: j["value"] = c.strings; break;
-    case Op::between: j["value"] = c.numbers; break;
+    case Op::not_in:
+      j["value"] = c.strings;
+      break;
+    case Op::between:
+      j["value"] = c.numbers;
+      break;
     default:
       if (!c.numbers.empty()) j["value"] = c.numbers.front();
   }
@@ -263,15 +272,18 @@ inline Json condition_to_json(const AttributeCondition& c) {
   raise<ConfigError>(context, ": ", pointer, ": ", what);
 }
 
-inline void validate_selector(const BenefitSelector& s, const std::string& p, const std::string& ctx) {
+inline void validate_selector(const BenefitSelector& s, const std::string& p,
+                              const std::string& ctx) {
   for (std::size_t i = 0; i < s.kinds.size(); ++i) {
     if (!is_benefit_kind_name(s.kinds[i])) {
-      policy_fail(ctx, p + "/kinds/" + std::to_string(i), "unknown benefit kind (got \"" + s.kinds[i] + "\")");
+      policy_fail(ctx, p + "/kinds/" + std::to_string(i),
+                  "unknown benefit kind (got \"" + s.kinds[i] + "\")");
     }
   }
   for (std::size_t i = 0; i < s.scopes.size(); ++i) {
     if (!is_scope_name(s.scopes[i])) {
-      policy_fail(ctx, p + "/scopes/" + std::to_string(i), "unknown scope (got \"" + s.scopes[i] + "\")");
+      policy_fail(ctx, p + "/scopes/" + std::to_string(i),
+                  "unknown scope (got \"" + s.scopes[i] + "\")");
     }
   }
   auto range = [&](const char* key, double lo, double hi) {
@@ -283,7 +295,8 @@ inline void validate_selector(const BenefitSelector& s, const std::string& p, co
   range("threshold", s.threshold_min, s.threshold_max);
 }
 
-inline void validate_condition(const AttributeCondition& c, const std::string& p, const std::string& ctx) {
+inline void validate_condition(const AttributeCondition& c, const std::string& p,
+                               const std::string& ctx) {
   using Op = AttributeCondition::Op;
   if (c.column.empty()) policy_fail(ctx, p + "/column", "must not be empty");
   for (double v : c.numbers) {
@@ -293,25 +306,33 @@ inline void validate_condition(const AttributeCondition& c, const std::string& p
   bool ok = true;
   switch (c.op) {
     case Op::eq:
-    case Op::ne: ok = ns + nn == 1; break;
+    case Op::ne:
+      ok = ns + nn == 1;
+      break;
     case Op::in:
-    case Op::not_in: ok = ns >= 1 && nn == 0; break;
+    case Op::not_in:
+      ok = ns >= 1 && nn == 0;
+      break;
     case Op::lt:
     case Op::le:
     case Op::gt:
-    case Op::ge: ok = ns == 0 && nn == 1; break;
+    case Op::ge:
+      ok = ns == 0 && nn == 1;
+      break;
     case Op::between:
       ok = ns == 0 && nn == 2;
       if (ok && c.numbers[0] > c.numbers[1]) {
-        policy_fail(ctx, p + "/value", concat("between needs lo <= hi (got [", c.numbers[0], ", ",
-                                              c.numbers[1], "])"));
+        policy_fail(
+            ctx, p + "/value",
+            concat("between needs lo <= hi (got [", c.numbers[0], ", ", c.numbers[1], "])"));
       }
       break;
   }
   if (!ok) {
-    policy_fail(ctx, p + "/value", std::string("wrong value for operator ") + to_string(c.op) +
-                                       " (expected a string or number for ==/!=, strings for "
-                                       "in/not_in, a number for </<=/>/>=, [lo, hi] for between)");
+    policy_fail(ctx, p + "/value",
+                std::string("wrong value for operator ") + to_string(c.op) +
+                    " (expected a string or number for ==/!=, strings for "
+                    "in/not_in, a number for </<=/>/>=, [lo, hi] for between)");
   }
 }
 
@@ -325,8 +346,9 @@ inline void validate_policy(const Policy& p, const std::string& ctx) {
     policy_fail(ctx, "/max_per_member", concat("must be >= 1 (got ", p.max_per_member, ")"));
   }
   if (p.max_per_kind < 0 || p.max_per_kind > p.max_per_member) {
-    policy_fail(ctx, "/max_per_kind", concat("must be in [0, max_per_member = ", p.max_per_member,
-                                             "] (got ", p.max_per_kind, ")"));
+    policy_fail(ctx, "/max_per_kind",
+                concat("must be in [0, max_per_member = ", p.max_per_member, "] (got ",
+                       p.max_per_kind, ")"));
   }
   if (!(p.min_return_per_cost >= 0) || !std::isfinite(p.min_return_per_cost)) {
     policy_fail(ctx, "/min_return_per_cost",
@@ -359,7 +381,8 @@ inline void validate_policy(const Policy& p, const std::string& ctx) {
   if (p.has_quiet_hours) {
     auto hour = [&](const char* key, double h) {
       if (!(h >= 0 && h < 24)) {
-        policy_fail(ctx, std::string("/quiet_hours/") + key, concat("must be in [0, 24) (got ", h, ")"));
+        policy_fail(ctx, std::string("/quiet_hours/") + key,
+                    concat("must be in [0, 24) (got ", h, ")"));
       }
     };
     hour("start_hour", p.quiet_start_hour);
@@ -374,7 +397,8 @@ inline void validate_policy(const Policy& p, const std::string& ctx) {
   for (std::size_t i = 0; i < p.inventory.size(); ++i) {
     const auto& [id, units] = p.inventory[i];
     const std::string at = "/inventory/" + json_pointer_token(id);
-    if (units < -1) policy_fail(ctx, at, concat("must be >= 0 or -1 for unlimited (got ", units, ")"));
+    if (units < -1)
+      policy_fail(ctx, at, concat("must be >= 0 or -1 for unlimited (got ", units, ")"));
     for (std::size_t k = 0; k < i; ++k) {
       if (p.inventory[k].first == id) policy_fail(ctx, at, "duplicate benefit id");
     }
@@ -388,13 +412,15 @@ inline void validate_policy(const Policy& p, const std::string& ctx) {
       for (std::size_t i = 0; i < s.ids.size(); ++i) {
         if (contains(o.ids, s.ids[i])) {
           policy_fail(ctx, at + "/ids/" + std::to_string(i),
-                      "benefit \"" + s.ids[i] + "\" is already in non_stackable group " + std::to_string(h));
+                      "benefit \"" + s.ids[i] + "\" is already in non_stackable group " +
+                          std::to_string(h));
         }
       }
       for (std::size_t i = 0; i < s.kinds.size(); ++i) {
         if (contains(o.kinds, s.kinds[i])) {
-          policy_fail(ctx, at + "/kinds/" + std::to_string(i),
-                      "kind \"" + s.kinds[i] + "\" is already in non_stackable group " + std::to_string(h));
+          policy_fail(
+              ctx, at + "/kinds/" + std::to_string(i),
+              "kind \"" + s.kinds[i] + "\" is already in non_stackable group " + std::to_string(h));
         }
       }
     }
@@ -417,15 +443,17 @@ inline void validate_policy(const Policy& p, const std::string& ctx) {
     const std::string at = "/rules/" + std::to_string(i);
     validate_selector(r.benefits, at + "/benefits", ctx);
     for (std::size_t a = 0; a < r.members.attributes.size(); ++a) {
-      validate_condition(r.members.attributes[a], at + "/members/attributes/" + std::to_string(a), ctx);
+      validate_condition(r.members.attributes[a], at + "/members/attributes/" + std::to_string(a),
+                         ctx);
     }
     if (r.effect == EligibilityRule::Effect::window) {
       if (r.from == kNoTime && r.until == kNoTime) {
         policy_fail(ctx, at, "a window rule needs \"from\" and/or \"until\"");
       }
       if (r.from != kNoTime && r.until != kNoTime && r.until <= r.from) {
-        policy_fail(ctx, at + "/until", "must be after from (got " + format_utc_time(r.until) +
-                                            " <= " + format_utc_time(r.from) + ")");
+        policy_fail(ctx, at + "/until",
+                    "must be after from (got " + format_utc_time(r.until) +
+                        " <= " + format_utc_time(r.from) + ")");
       }
     } else if (r.from != kNoTime || r.until != kNoTime) {
       policy_fail(ctx, at + (r.from != kNoTime ? "/from" : "/until"),
@@ -438,9 +466,10 @@ inline void validate_policy(const Policy& p, const std::string& ctx) {
                             (r.effect == EligibilityRule::Effect::require &&
                              o.effect == EligibilityRule::Effect::deny);
       if (opposite && r.benefits == o.benefits && r.members == o.members) {
-        policy_fail(ctx, at, "contradicts rule " + std::to_string(k) + " (\"" + o.name +
-                                 "\"): one denies and the other requires the same benefits for "
-                                 "the same members");
+        policy_fail(ctx, at,
+                    "contradicts rule " + std::to_string(k) + " (\"" + o.name +
+                        "\"): one denies and the other requires the same benefits for "
+                        "the same members");
       }
     }
   }
@@ -464,14 +493,22 @@ struct ResolvedCondition {
     const double v = (*values)[static_cast<std::size_t>(u)];
     if (std::isnan(v)) return false;
     switch (op) {
-      case Op::eq: return v == a;
-      case Op::ne: return v != a;
-      case Op::lt: return v < a;
-      case Op::le: return v <= a;
-      case Op::gt: return v > a;
-      case Op::ge: return v >= a;
-      case Op::between: return v >= a && v <= b;
-      default: return false;
+      case Op::eq:
+        return v == a;
+      case Op::ne:
+        return v != a;
+      case Op::lt:
+        return v < a;
+      case Op::le:
+        return v <= a;
+      case Op::gt:
+        return v > a;
+      case Op::ge:
+        return v >= a;
+      case Op::between:
+        return v >= a && v <= b;
+      default:
+        return false;
     }
   }
 };
@@ -520,17 +557,21 @@ inline ResolvedMembers resolve_members(const MemberCondition& m, const std::stri
     const AttributeCondition& c = m.attributes[i];
     const std::string where = at + "/attributes/" + std::to_string(i);
     if (users.find(c.column) < 0) {
-      raise<InputError>(ctx, ": rule '", rule_name, "' (", where, "): unknown column '", c.column,
-                        "' (the user table has: ", [&] {
-                          std::string s;
-                          for (const auto& n : users.names()) s += (s.empty() ? "" : ", ") + n;
-                          return s;
-                        }(), ")");
+      raise<InputError>(
+          ctx, ": rule '", rule_name, "' (", where, "): unknown column '", c.column,
+          "' (the user table has: ",
+          [&] {
+            std::string s;
+            for (const auto& n : users.names()) s += (s.empty() ? "" : ", ") + n;
+            return s;
+          }(),
+          ")");
     }
     ResolvedCondition r;
     r.op = c.op;
     if (users.type(c.column) == UserTable::ColumnType::categorical) {
-      if (c.strings.empty() || !(c.op == Op::eq || c.op == Op::ne || c.op == Op::in || c.op == Op::not_in)) {
+      if (c.strings.empty() ||
+          !(c.op == Op::eq || c.op == Op::ne || c.op == Op::in || c.op == Op::not_in)) {
         raise<InputError>(ctx, ": rule '", rule_name, "' (", where, "): column '", c.column,
                           "' is categorical (expected ==, != with a string, or in / not_in)");
       }
@@ -556,8 +597,9 @@ inline ResolvedMembers resolve_members(const MemberCondition& m, const std::stri
   return out;
 }
 
-inline std::vector<std::uint8_t> resolve_benefits(const BenefitSelector& s, const std::string& owner,
-                                                  const std::string& at, const Catalog& catalog) {
+inline std::vector<std::uint8_t> resolve_benefits(const BenefitSelector& s,
+                                                  const std::string& owner, const std::string& at,
+                                                  const Catalog& catalog) {
   for (std::size_t i = 0; i < s.ids.size(); ++i) {
     if (catalog.find(s.ids[i]) < 0) {
       raise<InputError>("Policy::compile: ", owner, " (", at, "/ids/", i, "): unknown benefit id '",
@@ -565,26 +607,37 @@ inline std::vector<std::uint8_t> resolve_benefits(const BenefitSelector& s, cons
     }
   }
   std::vector<std::uint8_t> out(static_cast<std::size_t>(catalog.size()));
-  for (Index b = 0; b < catalog.size(); ++b) out[static_cast<std::size_t>(b)] = s.matches(catalog[b]) ? 1 : 0;
+  for (Index b = 0; b < catalog.size(); ++b)
+    out[static_cast<std::size_t>(b)] = s.matches(catalog[b]) ? 1 : 0;
   return out;
 }
 
 }  // namespace detail
 
-// ---- small pieces --------------------------------------------------------------------------------
+// ---- small pieces
+// --------------------------------------------------------------------------------
 
 PERKREC_INLINE const char* to_string(AttributeCondition::Op op) {
   using Op = AttributeCondition::Op;
   switch (op) {
-    case Op::eq: return "==";
-    case Op::ne: return "!=";
-    case Op::in: return "in";
-    case Op::not_in: return "not_in";
-    case Op::lt: return "<";
-    case Op::le: return "<=";
-    case Op::gt: return ">";
-    case Op::ge: return ">=";
-    case Op::between: return "between";
+    case Op::eq:
+      return "==";
+    case Op::ne:
+      return "!=";
+    case Op::in:
+      return "in";
+    case Op::not_in:
+      return "not_in";
+    case Op::lt:
+      return "<";
+    case Op::le:
+      return "<=";
+    case Op::gt:
+      return ">";
+    case Op::ge:
+      return ">=";
+    case Op::between:
+      return "between";
   }
   return "?";
 }
@@ -604,19 +657,20 @@ PERKREC_INLINE Timestamp parse_utc_time(std::string_view text, const std::string
        h >= 0 && h < 24 && mi >= 0 && mi < 60 && s >= 0 && s < 60;
   if (ok && mo == 2 && d == 29) ok = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
   if (!ok) {
-    detail::raise<ConfigError>(context, ": expected a UTC time \"YYYY-MM-DD\" or "
-                                        "\"YYYY-MM-DDTHH:MM:SSZ\" (got \"", t, "\")");
+    detail::raise<ConfigError>(context,
+                               ": expected a UTC time \"YYYY-MM-DD\" or "
+                               "\"YYYY-MM-DDTHH:MM:SSZ\" (got \"",
+                               t, "\")");
   }
-  return days_from_civil(y, mo, d) * kSecondsPerDay +
-         h * kSecondsPerHour + mi * 60 + s;
+  return days_from_civil(y, mo, d) * kSecondsPerDay + h * kSecondsPerHour + mi * 60 + s;
 }
 
 PERKREC_INLINE std::string format_utc_time(Timestamp t) {
   const std::int64_t sec = floor_mod(t, kSecondsPerDay);
   const CivilDate date = civil_from_days(floor_div(t, kSecondsPerDay));
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04lld-%02d-%02dT%02lld:%02lld:%02lldZ", static_cast<long long>(date.year),
-                date.month, date.day,
+  std::snprintf(buf, sizeof buf, "%04lld-%02d-%02dT%02lld:%02lld:%02lldZ",
+                static_cast<long long>(date.year), date.month, date.day,
                 static_cast<long long>(sec / 3600), static_cast<long long>(sec / 60 % 60),
                 static_cast<long long>(sec % 60));
   return buf;
@@ -665,8 +719,8 @@ PERKREC_INLINE bool Policy::operator==(const Policy& o) const {
          (!has_frequency_cap || (frequency_period_days == o.frequency_period_days &&
                                  frequency_max_contacts == o.frequency_max_contacts)) &&
          has_quiet_hours == o.has_quiet_hours &&
-         (!has_quiet_hours || (quiet_start_hour == o.quiet_start_hour &&
-                               quiet_end_hour == o.quiet_end_hour)) &&
+         (!has_quiet_hours ||
+          (quiet_start_hour == o.quiet_start_hour && quiet_end_hour == o.quiet_end_hour)) &&
          utc_offset_column == o.utc_offset_column && inventory == o.inventory &&
          non_stackable == o.non_stackable && segment_quotas == o.segment_quotas && rules == o.rules;
 }
@@ -690,7 +744,8 @@ PERKREC_INLINE Timestamp Policy::send_time(Timestamp t, double utc_offset_hours)
   return detail::quiet_shift(t, utc_offset_hours, quiet_start_hour, quiet_end_hour);
 }
 
-// ---- JSON -----------------------------------------------------------------------------------------
+// ---- JSON
+// -----------------------------------------------------------------------------------------
 
 PERKREC_INLINE void Policy::validate() const { detail::validate_policy(*this, "Policy::validate"); }
 
@@ -755,7 +810,8 @@ PERKREC_INLINE Policy Policy::from_json(const Json& j) {
     const std::string at = r.child_pointer("non_stackable");
     if (!ns->is_array()) r.fail_at(at, "expected an array of groups", *ns);
     for (std::size_t i = 0; i < ns->size(); ++i) {
-      p.non_stackable.push_back(detail::parse_selector((*ns)[i], at + "/" + std::to_string(i), ctx));
+      p.non_stackable.push_back(
+          detail::parse_selector((*ns)[i], at + "/" + std::to_string(i), ctx));
     }
   }
   if (const Json* sq = r.raw("segment_quotas")) {
@@ -800,7 +856,8 @@ PERKREC_INLINE Json Policy::to_json() const {
     j["caps"] = a;
   }
   if (has_frequency_cap) {
-    j["frequency_cap"] = Json{{"period_days", frequency_period_days}, {"max_contacts", frequency_max_contacts}};
+    j["frequency_cap"] =
+        Json{{"period_days", frequency_period_days}, {"max_contacts", frequency_max_contacts}};
   }
   if (has_quiet_hours) {
     Json q{{"start_hour", quiet_start_hour}, {"end_hour", quiet_end_hour}};
@@ -819,7 +876,8 @@ PERKREC_INLINE Json Policy::to_json() const {
   }
   if (!segment_quotas.empty()) {
     Json o = Json::object();
-    for (const auto& [name, q] : segment_quotas) o[name] = Json{{"max_members", q.max_members}, {"max_cost", q.max_cost}};
+    for (const auto& [name, q] : segment_quotas)
+      o[name] = Json{{"max_members", q.max_members}, {"max_cost", q.max_cost}};
     j["segment_quotas"] = o;
   }
   if (!rules.empty()) {
@@ -835,7 +893,8 @@ PERKREC_INLINE Json Policy::to_json() const {
         if (!rule.members.segments.empty()) m["segments"] = rule.members.segments;
         if (!rule.members.attributes.empty()) {
           Json attrs = Json::array();
-          for (const auto& c : rule.members.attributes) attrs.push_back(detail::condition_to_json(c));
+          for (const auto& c : rule.members.attributes)
+            attrs.push_back(detail::condition_to_json(c));
           m["attributes"] = attrs;
         }
         rj["members"] = m;
@@ -858,7 +917,8 @@ namespace detail {
 // policy_masks (the rule stage: eligibility) and policy_capacities (the cap stage: caps and
 // the frequency cap from the history).
 
-inline void policy_benefit_constraints(const Policy& policy, const Catalog& catalog, AllocationConstraints& k) {
+inline void policy_benefit_constraints(const Policy& policy, const Catalog& catalog,
+                                       AllocationConstraints& k) {
   const char* ctx = "Policy::compile";
   const Index n_benefits = catalog.size();
   const auto nb = static_cast<std::size_t>(n_benefits);
@@ -872,14 +932,16 @@ inline void policy_benefit_constraints(const Policy& policy, const Catalog& cata
   for (const auto& [id, units] : policy.inventory) {
     const Index b = catalog.find(id);
     if (b < 0) {
-      detail::raise<InputError>(ctx, ": /inventory/", json_pointer_token(id), ": unknown benefit id '", id, "'");
+      detail::raise<InputError>(ctx, ": /inventory/", json_pointer_token(id),
+                                ": unknown benefit id '", id, "'");
     }
     k.inventory[static_cast<std::size_t>(b)] = units;
   }
   k.benefit_group.assign(nb, -1);
   for (std::size_t g = 0; g < policy.non_stackable.size(); ++g) {
     const std::string at = "/non_stackable/" + std::to_string(g);
-    const auto match = resolve_benefits(policy.non_stackable[g], "non_stackable group " + std::to_string(g), at, catalog);
+    const auto match = resolve_benefits(policy.non_stackable[g],
+                                        "non_stackable group " + std::to_string(g), at, catalog);
     for (std::size_t b = 0; b < nb; ++b) {
       if (!match[b]) continue;
       if (k.benefit_group[b] >= 0) {
@@ -891,7 +953,8 @@ inline void policy_benefit_constraints(const Policy& policy, const Catalog& cata
   }
 }
 
-inline void policy_segments(const Policy& policy, const SegmentAssignment* segments, CompiledPolicy& out) {
+inline void policy_segments(const Policy& policy, const SegmentAssignment* segments,
+                            CompiledPolicy& out) {
   const char* ctx = "Policy::compile";
   AllocationConstraints& k = out.constraints;
   // Segments and quotas.
@@ -906,7 +969,8 @@ inline void policy_segments(const Policy& policy, const SegmentAssignment* segme
     for (const auto& [name, q] : policy.segment_quotas) {
       const std::string at = "/segment_quotas/" + json_pointer_token(name);
       if (segments == nullptr) {
-        detail::raise<InputError>(ctx, ": ", at, ": segment quotas need segments (none were given)");
+        detail::raise<InputError>(ctx, ": ", at,
+                                  ": segment quotas need segments (none were given)");
       }
       const auto it = std::find(out.segment_names.begin(), out.segment_names.end(), name);
       if (it == out.segment_names.end()) {
@@ -927,7 +991,8 @@ inline void policy_utc_offsets(const Policy& policy, const UserTable& users, Com
   if (!policy.utc_offset_column.empty()) {
     if (users.find(policy.utc_offset_column) < 0 ||
         users.type(policy.utc_offset_column) != UserTable::ColumnType::numeric) {
-      detail::raise<InputError>(ctx, ": /quiet_hours/utc_offset_column: '", policy.utc_offset_column,
+      detail::raise<InputError>(ctx, ": /quiet_hours/utc_offset_column: '",
+                                policy.utc_offset_column,
                                 "' is not a numeric column of the user table");
     }
     const auto& v = users.numeric(policy.utc_offset_column);
@@ -942,9 +1007,11 @@ inline void policy_utc_offsets(const Policy& policy, const UserTable& users, Com
   }
 }
 
-PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog& catalog, const UserTable& users,
-                                             Timestamp plan_time, const SegmentAssignment* segments,
-                                             const std::vector<std::int64_t>& inventory_units, int num_threads) {
+PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog& catalog,
+                                             const UserTable& users, Timestamp plan_time,
+                                             const SegmentAssignment* segments,
+                                             const std::vector<std::int64_t>& inventory_units,
+                                             int num_threads) {
   const Index n_users = users.size();
   const Index n_benefits = catalog.size();
   const auto nu = static_cast<std::size_t>(n_users);
@@ -957,10 +1024,12 @@ PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog
   for (std::size_t i = 0; i < n_rules; ++i) {
     const EligibilityRule& r = policy.rules[i];
     const std::string at = "/rules/" + std::to_string(i);
-    benefit_match[i] = resolve_benefits(r.benefits, "rule '" + r.name + "'", at + "/benefits", catalog);
+    benefit_match[i] =
+        resolve_benefits(r.benefits, "rule '" + r.name + "'", at + "/benefits", catalog);
     member_match[i] = resolve_members(r.members, r.name, at + "/members", users, segments);
     if (r.effect == EligibilityRule::Effect::window) {
-      in_window[i] = (r.from == kNoTime || plan_time >= r.from) && (r.until == kNoTime || plan_time < r.until);
+      in_window[i] =
+          (r.from == kNoTime || plan_time >= r.from) && (r.until == kNoTime || plan_time < r.until);
     }
   }
 
@@ -969,8 +1038,9 @@ PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog
   // benefit (or every member) cannot tell members apart: their bit stays 0 / is skipped.
   std::vector<std::uint8_t> splits(n_rules, 0);
   for (std::size_t i = 0; i < n_rules; ++i) {
-    splits[i] = !member_match[i].all &&
-                std::any_of(benefit_match[i].begin(), benefit_match[i].end(), [](std::uint8_t x) { return x != 0; });
+    splits[i] =
+        !member_match[i].all && std::any_of(benefit_match[i].begin(), benefit_match[i].end(),
+                                            [](std::uint8_t x) { return x != 0; });
   }
   const std::size_t words = std::max<std::size_t>(1, (n_rules + 63) / 64);
   const std::vector<std::int32_t>* segment_codes = segments != nullptr ? &segments->codes : nullptr;
@@ -980,7 +1050,8 @@ PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog
     const auto u = static_cast<Index>(uo);
     std::uint64_t* sig = signature.data() + static_cast<std::size_t>(u) * words;
     for (std::size_t i = 0; i < n_rules; ++i) {
-      if (splits[i] && member_match[i].holds(u, segment_codes)) sig[i >> 6] |= std::uint64_t{1} << (i & 63);
+      if (splits[i] && member_match[i].holds(u, segment_codes))
+        sig[i >> 6] |= std::uint64_t{1} << (i & 63);
     }
     std::uint64_t h = 1469598103934665603ull;
     for (std::size_t w = 0; w < words; ++w) {
@@ -991,7 +1062,7 @@ PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog
   });
 
   // Distinct signatures in member order (deterministic ids).
-  std::vector<Index> representative;          // per distinct signature: its first member
+  std::vector<Index> representative;           // per distinct signature: its first member
   std::vector<std::int32_t> signature_of(nu);  // per member
   {
     std::unordered_map<std::uint64_t, std::vector<std::int32_t>> seen;
@@ -1000,7 +1071,9 @@ PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog
       auto& bucket = seen[hash[u]];
       std::int32_t id = -1;
       for (std::int32_t cand : bucket) {
-        const std::uint64_t* other = signature.data() + static_cast<std::size_t>(representative[static_cast<std::size_t>(cand)]) * words;
+        const std::uint64_t* other =
+            signature.data() +
+            static_cast<std::size_t>(representative[static_cast<std::size_t>(cand)]) * words;
         if (std::equal(sig, sig + words, other)) {
           id = cand;
           break;
@@ -1019,7 +1092,8 @@ PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog
   std::vector<std::vector<std::int32_t>> rule_rows(n_signatures);
   parallel_for(0, static_cast<Offset>(n_signatures), num_threads, [&](Offset so) {
     const auto s = static_cast<std::size_t>(so);
-    const std::uint64_t* sig = signature.data() + static_cast<std::size_t>(representative[s]) * words;
+    const std::uint64_t* sig =
+        signature.data() + static_cast<std::size_t>(representative[s]) * words;
     std::vector<std::int32_t>& row = rule_rows[s];
     row.assign(nb, -1);
     for (std::size_t b = 0; b < nb; ++b) {
@@ -1028,9 +1102,15 @@ PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog
         const bool member = member_match[i].all || ((sig[i >> 6] >> (i & 63)) & 1u);
         bool excluded = false;
         switch (policy.rules[i].effect) {
-          case EligibilityRule::Effect::deny: excluded = member; break;
-          case EligibilityRule::Effect::require: excluded = !member; break;
-          case EligibilityRule::Effect::window: excluded = member && !in_window[i]; break;
+          case EligibilityRule::Effect::deny:
+            excluded = member;
+            break;
+          case EligibilityRule::Effect::require:
+            excluded = !member;
+            break;
+          case EligibilityRule::Effect::window:
+            excluded = member && !in_window[i];
+            break;
         }
         if (excluded) {
           row[b] = static_cast<std::int32_t>(i);
@@ -1066,24 +1146,29 @@ PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog
     }
   }
   for (std::size_t u = 0; u < nu; ++u) {
-    masks.set_member_mask(static_cast<Index>(u), mask_of_signature[static_cast<std::size_t>(signature_of[u])]);
+    masks.set_member_mask(static_cast<Index>(u),
+                          mask_of_signature[static_cast<std::size_t>(signature_of[u])]);
   }
   return masks;
 }
 
-PERKREC_INLINE void policy_capacities(const Policy& policy, const Catalog& catalog, Index n_users, Timestamp plan_time,
-                                      const EventLog* history, int num_threads, PolicyCapacities& capacity_out) {
+PERKREC_INLINE void policy_capacities(const Policy& policy, const Catalog& catalog, Index n_users,
+                                      Timestamp plan_time, const EventLog* history, int num_threads,
+                                      PolicyCapacities& capacity_out) {
   const auto nu = static_cast<std::size_t>(n_users);
   // Caps and the frequency cap from the history.
   bool any_kind_cap = false;
   for (const IssueCap& c : policy.caps) any_kind_cap = any_kind_cap || !c.kind.empty();
   const int n_kinds = kNumBenefitKinds;
-  const std::int32_t kind_default = policy.max_per_kind > 0 ? policy.max_per_kind : policy.max_per_member;
+  const std::int32_t kind_default =
+      policy.max_per_kind > 0 ? policy.max_per_kind : policy.max_per_member;
   capacity_out.member_capacity.assign(nu, policy.max_per_member);
-  if (any_kind_cap) capacity_out.member_kind_capacity.assign(nu * static_cast<std::size_t>(n_kinds), kind_default);
+  if (any_kind_cap)
+    capacity_out.member_kind_capacity.assign(nu * static_cast<std::size_t>(n_kinds), kind_default);
   capacity_out.member_block.assign(nu, ExclusionReason::none);
   auto window_start = [plan_time](double days) {
-    return plan_time - static_cast<Timestamp>(std::llround(days * static_cast<double>(kSecondsPerDay)));
+    return plan_time -
+           static_cast<Timestamp>(std::llround(days * static_cast<double>(kSecondsPerDay)));
   };
   std::vector<Timestamp> cap_start(policy.caps.size());
   std::vector<int> cap_kind(policy.caps.size());
@@ -1091,11 +1176,14 @@ PERKREC_INLINE void policy_capacities(const Policy& policy, const Catalog& catal
     cap_start[c] = window_start(policy.caps[c].period_days);
     cap_kind[c] = policy.caps[c].kind.empty() ? -1 : benefit_kind_code(policy.caps[c].kind);
   }
-  const Timestamp frequency_start = policy.has_frequency_cap ? window_start(policy.frequency_period_days) : plan_time;
+  const Timestamp frequency_start =
+      policy.has_frequency_cap ? window_start(policy.frequency_period_days) : plan_time;
   parallel_for(0, static_cast<Offset>(n_users), num_threads, [&](Offset uo) {
     const auto u = static_cast<std::size_t>(uo);
     std::int64_t capacity = policy.max_per_member;
-    std::int32_t* kind_cap = any_kind_cap ? capacity_out.member_kind_capacity.data() + u * static_cast<std::size_t>(n_kinds) : nullptr;
+    std::int32_t* kind_cap = any_kind_cap ? capacity_out.member_kind_capacity.data() +
+                                                u * static_cast<std::size_t>(n_kinds)
+                                          : nullptr;
     const bool has_events = history != nullptr && static_cast<Index>(u) < history->n_users();
     const Offset e0 = has_events ? history->user_begin(static_cast<Index>(u)) : 0;
     const Offset e1 = has_events ? history->user_end(static_cast<Index>(u)) : 0;
@@ -1147,7 +1235,8 @@ PERKREC_INLINE void policy_capacities(const Policy& policy, const Catalog& catal
 }  // namespace detail
 
 PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const UserTable& users,
-                                              Timestamp plan_time, const SegmentAssignment* segments,
+                                              Timestamp plan_time,
+                                              const SegmentAssignment* segments,
                                               const EventLog* history, int num_threads) const {
   const char* ctx = "Policy::compile";
   validate();
@@ -1190,7 +1279,8 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
   detail::policy_benefit_constraints(*this, catalog, k);
   detail::policy_segments(*this, segments, out);
   detail::policy_utc_offsets(*this, users, out);
-  out.masks = detail::policy_masks(*this, catalog, users, plan_time, segments, k.inventory, num_threads);
+  out.masks =
+      detail::policy_masks(*this, catalog, users, plan_time, segments, k.inventory, num_threads);
   const std::size_t n_rules = rules.size();
   out.rule_names.reserve(n_rules + 1);
   for (const EligibilityRule& r : rules) out.rule_names.push_back(r.name);

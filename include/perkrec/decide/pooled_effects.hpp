@@ -32,8 +32,8 @@
 //
 // Example:
 //   perkrec::PooledRedemption r = perkrec::pooled_redemption(
-//       base, n_users, n_benefits, {kind, channel}, users, benefits, base_at_issue, redeemed, weight,
-//       after_cut);
+//       base, n_users, n_benefits, {kind, channel}, users, benefits, base_at_issue, redeemed,
+//       weight, after_cut);
 //   // r.probability (row-major n_users x n_benefits), r.fit.variance per group, r.slope
 #pragma once
 
@@ -82,12 +82,12 @@ struct PooledRedemption {
 /// `base_at_issue` (one per row, in (0, 1)) are both given or both empty;
 /// `benefit_attributes`: per attribute, one code per benefit in [0, codes). `held_out`
 /// (empty, or one 0/1 flag per row) marks the rows the slope is measured on.
-PERKREC_INLINE PooledRedemption pooled_redemption(
-    Span<const float> base, Index n_users, Index n_benefits,
-    const std::vector<Span<const Index>>& benefit_attributes, Span<const Index> users,
-    Span<const Index> benefits, Span<const double> base_at_issue, Span<const double> redeemed,
-    Span<const double> sample_weight = {}, Span<const std::uint8_t> held_out = {},
-    const PooledEffectsParams& params = {});
+PERKREC_INLINE PooledRedemption
+pooled_redemption(Span<const float> base, Index n_users, Index n_benefits,
+                  const std::vector<Span<const Index>>& benefit_attributes, Span<const Index> users,
+                  Span<const Index> benefits, Span<const double> base_at_issue,
+                  Span<const double> redeemed, Span<const double> sample_weight = {},
+                  Span<const std::uint8_t> held_out = {}, const PooledEffectsParams& params = {});
 
 }  // namespace perkrec
 

@@ -12,14 +12,17 @@
 namespace perkrec {
 
 PERKREC_INLINE void PooledEffectsParams::validate() const {
-  if (sweeps < 1) detail::raise<ConfigError>("PooledEffectsParams: sweeps must be >= 1 (got ", sweeps, ")");
-  if (burn_in < 0) detail::raise<ConfigError>("PooledEffectsParams: burn_in must be >= 0 (got ", burn_in, ")");
+  if (sweeps < 1)
+    detail::raise<ConfigError>("PooledEffectsParams: sweeps must be >= 1 (got ", sweeps, ")");
+  if (burn_in < 0)
+    detail::raise<ConfigError>("PooledEffectsParams: burn_in must be >= 0 (got ", burn_in, ")");
   if (!(std::isfinite(initial_variance) && initial_variance > 0)) {
     detail::raise<ConfigError>("PooledEffectsParams: initial_variance must be finite and > 0 (got ",
                                initial_variance, ")");
   }
   if (!(std::isfinite(min_variance) && min_variance > 0)) {
-    detail::raise<ConfigError>("PooledEffectsParams: min_variance must be finite and > 0 (got ", min_variance, ")");
+    detail::raise<ConfigError>("PooledEffectsParams: min_variance must be finite and > 0 (got ",
+                               min_variance, ")");
   }
   resolve_num_threads(num_threads);
 }
@@ -30,32 +33,37 @@ inline double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
 inline bool open_unit(double p) { return std::isfinite(p) && p > 0 && p < 1; }
 inline double logit(double p) { return std::log(p / (1 - p)); }
 
-inline void check_rows(Span<const double> label, Span<const double> offset, Span<const double> weight,
-                       const std::vector<EffectGroup>& groups) {
+inline void check_rows(Span<const double> label, Span<const double> offset,
+                       Span<const double> weight, const std::vector<EffectGroup>& groups) {
   const std::size_t m = label.size();
   if (m == 0) detail::raise<InputError>("fit_pooled_effects: label: no rows (got 0)");
   if (!offset.empty() && offset.size() != m) {
-    detail::raise<InputError>("fit_pooled_effects: offset has ", offset.size(), " rows (expected ", m, ")");
+    detail::raise<InputError>("fit_pooled_effects: offset has ", offset.size(), " rows (expected ",
+                              m, ")");
   }
   if (!weight.empty() && weight.size() != m) {
-    detail::raise<InputError>("fit_pooled_effects: sample_weight has ", weight.size(), " rows (expected ", m, ")");
+    detail::raise<InputError>("fit_pooled_effects: sample_weight has ", weight.size(),
+                              " rows (expected ", m, ")");
   }
   for (std::size_t r = 0; r < m; ++r) {
     if (label[r] != 0.0 && label[r] != 1.0) {
-      detail::raise<InputError>("fit_pooled_effects: label at row ", r, " must be 0/1 (got ", label[r], ")");
+      detail::raise<InputError>("fit_pooled_effects: label at row ", r, " must be 0/1 (got ",
+                                label[r], ")");
     }
     if (!offset.empty() && !std::isfinite(offset[r])) {
-      detail::raise<InputError>("fit_pooled_effects: offset at row ", r, " must be finite (got ", offset[r], ")");
+      detail::raise<InputError>("fit_pooled_effects: offset at row ", r, " must be finite (got ",
+                                offset[r], ")");
     }
     if (!weight.empty() && !(std::isfinite(weight[r]) && weight[r] >= 0)) {
-      detail::raise<InputError>("fit_pooled_effects: sample_weight at row ", r, " must be finite and >= 0 (got ",
-                                weight[r], ")");
+      detail::raise<InputError>("fit_pooled_effects: sample_weight at row ", r,
+                                " must be finite and >= 0 (got ", weight[r], ")");
     }
   }
   for (std::size_t g = 0; g < groups.size(); ++g) {
     const EffectGroup& group = groups[g];
     if (group.n_levels < 1) {
-      detail::raise<InputError>("fit_pooled_effects: group ", g, ": n_levels must be >= 1 (got ", group.n_levels, ")");
+      detail::raise<InputError>("fit_pooled_effects: group ", g, ": n_levels must be >= 1 (got ",
+                                group.n_levels, ")");
     }
     if (group.level.size() != m) {
       detail::raise<InputError>("fit_pooled_effects: group ", g, ": level has ", group.level.size(),
@@ -63,8 +71,9 @@ inline void check_rows(Span<const double> label, Span<const double> offset, Span
     }
     for (std::size_t r = 0; r < m; ++r) {
       if (group.level[r] < 0 || group.level[r] >= group.n_levels) {
-        detail::raise<InputError>("fit_pooled_effects: group ", g, ": level at row ", r, " must be in [0, ",
-                                  group.n_levels, ") (got ", group.level[r], ")");
+        detail::raise<InputError>("fit_pooled_effects: group ", g, ": level at row ", r,
+                                  " must be in [0, ", group.n_levels, ") (got ", group.level[r],
+                                  ")");
       }
     }
   }
@@ -141,37 +150,40 @@ PERKREC_INLINE PooledEffects fit_pooled_effects(Span<const double> label, Span<c
   return out;
 }
 
-PERKREC_INLINE PooledRedemption pooled_redemption(
-    Span<const float> base, Index n_users, Index n_benefits,
-    const std::vector<Span<const Index>>& benefit_attributes, Span<const Index> users,
-    Span<const Index> benefits, Span<const double> base_at_issue, Span<const double> redeemed,
-    Span<const double> sample_weight, Span<const std::uint8_t> held_out, const PooledEffectsParams& params) {
+PERKREC_INLINE PooledRedemption
+pooled_redemption(Span<const float> base, Index n_users, Index n_benefits,
+                  const std::vector<Span<const Index>>& benefit_attributes, Span<const Index> users,
+                  Span<const Index> benefits, Span<const double> base_at_issue,
+                  Span<const double> redeemed, Span<const double> sample_weight,
+                  Span<const std::uint8_t> held_out, const PooledEffectsParams& params) {
   using detail::pooled::logit;
   using detail::pooled::open_unit;
   params.validate();
   if (n_users < 1 || n_benefits < 1) {
-    detail::raise<InputError>("pooled_redemption: the matrix must be at least 1 x 1 (got ", n_users, " x ",
-                              n_benefits, ")");
+    detail::raise<InputError>("pooled_redemption: the matrix must be at least 1 x 1 (got ", n_users,
+                              " x ", n_benefits, ")");
   }
   const auto nb = static_cast<std::size_t>(n_benefits);
   const std::size_t cells = static_cast<std::size_t>(n_users) * nb;
   const bool has_base = !base.empty();
   if (has_base && base.size() != cells) {
-    detail::raise<InputError>("pooled_redemption: base has ", base.size(), " values (expected ", n_users, " x ",
-                              n_benefits, ")");
+    detail::raise<InputError>("pooled_redemption: base has ", base.size(), " values (expected ",
+                              n_users, " x ", n_benefits, ")");
   }
   if (has_base != !base_at_issue.empty()) {
-    detail::raise<InputError>("pooled_redemption: base (", base.size(), " values) and base_at_issue (",
-                              base_at_issue.size(), " rows) must be given together");
+    detail::raise<InputError>("pooled_redemption: base (", base.size(),
+                              " values) and base_at_issue (", base_at_issue.size(),
+                              " rows) must be given together");
   }
   const std::size_t m = users.size();
   if (benefits.size() != m || redeemed.size() != m || (has_base && base_at_issue.size() != m)) {
-    detail::raise<InputError>("pooled_redemption: users has ", m, " rows but benefits ", benefits.size(),
-                              ", redeemed ", redeemed.size(), ", base_at_issue ", base_at_issue.size(),
-                              " (expected equal)");
+    detail::raise<InputError>("pooled_redemption: users has ", m, " rows but benefits ",
+                              benefits.size(), ", redeemed ", redeemed.size(), ", base_at_issue ",
+                              base_at_issue.size(), " (expected equal)");
   }
   if (!held_out.empty() && held_out.size() != m) {
-    detail::raise<InputError>("pooled_redemption: held_out has ", held_out.size(), " rows (expected ", m, ")");
+    detail::raise<InputError>("pooled_redemption: held_out has ", held_out.size(),
+                              " rows (expected ", m, ")");
   }
   std::size_t n_held = 0;
   for (std::size_t r = 0; r < held_out.size(); ++r) {
@@ -182,34 +194,36 @@ PERKREC_INLINE PooledRedemption pooled_redemption(
     n_held += held_out[r];
   }
   if (!held_out.empty() && (n_held == 0 || n_held == m)) {
-    detail::raise<InputError>("pooled_redemption: held_out must leave rows on both sides (got ", n_held, " of ", m,
-                              " rows held out)");
+    detail::raise<InputError>("pooled_redemption: held_out must leave rows on both sides (got ",
+                              n_held, " of ", m, " rows held out)");
   }
   if (!sample_weight.empty() && sample_weight.size() != m) {
-    detail::raise<InputError>("pooled_redemption: sample_weight has ", sample_weight.size(), " rows (expected ", m,
-                              ")");
+    detail::raise<InputError>("pooled_redemption: sample_weight has ", sample_weight.size(),
+                              " rows (expected ", m, ")");
   }
   for (std::size_t r = 0; r < m; ++r) {
     if (!sample_weight.empty() && !(std::isfinite(sample_weight[r]) && sample_weight[r] >= 0)) {
-      detail::raise<InputError>("pooled_redemption: sample_weight at row ", r, " must be finite and >= 0 (got ",
-                                sample_weight[r], ")");
+      detail::raise<InputError>("pooled_redemption: sample_weight at row ", r,
+                                " must be finite and >= 0 (got ", sample_weight[r], ")");
     }
     if (redeemed[r] != 0.0 && redeemed[r] != 1.0) {
-      detail::raise<InputError>("pooled_redemption: redeemed at row ", r, " must be 0/1 (got ", redeemed[r], ")");
+      detail::raise<InputError>("pooled_redemption: redeemed at row ", r, " must be 0/1 (got ",
+                                redeemed[r], ")");
     }
     if (users[r] < 0 || users[r] >= n_users || benefits[r] < 0 || benefits[r] >= n_benefits) {
-      detail::raise<InputError>("pooled_redemption: row ", r, ": (user ", users[r], ", benefit ", benefits[r],
-                                ") out of range of the ", n_users, " x ", n_benefits, " matrix");
+      detail::raise<InputError>("pooled_redemption: row ", r, ": (user ", users[r], ", benefit ",
+                                benefits[r], ") out of range of the ", n_users, " x ", n_benefits,
+                                " matrix");
     }
     if (has_base && !open_unit(base_at_issue[r])) {
-      detail::raise<InputError>("pooled_redemption: base_at_issue at row ", r, " must be in (0, 1) (got ",
-                                base_at_issue[r], ")");
+      detail::raise<InputError>("pooled_redemption: base_at_issue at row ", r,
+                                " must be in (0, 1) (got ", base_at_issue[r], ")");
     }
   }
   for (std::size_t i = 0; i < base.size(); ++i) {
     if (!open_unit(static_cast<double>(base[i]))) {
-      detail::raise<InputError>("pooled_redemption: base at (", i / nb, ", ", i % nb, ") must be in (0, 1) (got ",
-                                static_cast<double>(base[i]), ")");
+      detail::raise<InputError>("pooled_redemption: base at (", i / nb, ", ", i % nb,
+                                ") must be in (0, 1) (got ", static_cast<double>(base[i]), ")");
     }
   }
   std::vector<Index> codes(benefit_attributes.size());
@@ -238,7 +252,8 @@ PERKREC_INLINE PooledRedemption pooled_redemption(
   }
   const std::size_t mf = fit_rows.size();
   const auto row_level = [&](std::size_t g_attr, std::size_t r) {  // g_attr: attribute index
-    return users[r] * codes[g_attr] + benefit_attributes[g_attr][static_cast<std::size_t>(benefits[r])];
+    return users[r] * codes[g_attr] +
+           benefit_attributes[g_attr][static_cast<std::size_t>(benefits[r])];
   };
   std::vector<std::vector<Index>> levels;
   std::vector<Index> n_levels;
@@ -257,7 +272,8 @@ PERKREC_INLINE PooledRedemption pooled_redemption(
   }
   std::vector<EffectGroup> groups;
   for (std::size_t g = 0; g < levels.size(); ++g) {
-    groups.push_back(EffectGroup{Span<const Index>(levels[g].data(), levels[g].size()), n_levels[g]});
+    groups.push_back(
+        EffectGroup{Span<const Index>(levels[g].data(), levels[g].size()), n_levels[g]});
   }
   std::vector<double> offset(has_base ? m : 0), label(mf), weight(sample_weight.empty() ? 0 : mf),
       fit_offset(has_base ? mf : 0);
@@ -275,7 +291,9 @@ PERKREC_INLINE PooledRedemption pooled_redemption(
   const PooledEffects& fit = out.fit;
   // For (member u, benefit b): the fixed part (intercept [+ benefit effect]) and the member
   // effects (member + member x each attribute), which the slope scales.
-  const auto fixed = [&](std::size_t b) { return fit.intercept + (has_base ? 0.0 : fit.effects[0][b]); };
+  const auto fixed = [&](std::size_t b) {
+    return fit.intercept + (has_base ? 0.0 : fit.effects[0][b]);
+  };
   const auto effect = [&](std::size_t u, std::size_t b) {
     double z = fit.effects[first][u];
     for (std::size_t a = 0; a < codes.size(); ++a) {
@@ -307,8 +325,8 @@ PERKREC_INLINE PooledRedemption pooled_redemption(
   parallel_for(0, n_users, params.num_threads, [&](Offset uo) {
     const auto u = static_cast<std::size_t>(uo);
     for (std::size_t b = 0; b < nb; ++b) {
-      const double z =
-          (has_base ? logit(static_cast<double>(base[u * nb + b])) : 0.0) + fixed(b) + slope * effect(u, b);
+      const double z = (has_base ? logit(static_cast<double>(base[u * nb + b])) : 0.0) + fixed(b) +
+                       slope * effect(u, b);
       out.probability[u * nb + b] = static_cast<float>(detail::pooled::sigmoid(z));
     }
   });

@@ -51,8 +51,8 @@
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/error.hpp"
 #include "perkrec/core/json.hpp"
-#include "perkrec/core/params.hpp"
 #include "perkrec/core/math.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/catalog.hpp"
@@ -66,11 +66,11 @@ namespace perkrec {
 
 /// Hyper-parameters of ScoreBlend::fit.
 struct ScoreBlendParams {
-  double l2 = 1e-4;           ///< L2 penalty on the source weights (not the bias), per pair; >= 0
-  int max_iterations = 50;    ///< Newton steps; >= 1
-  double tolerance = 1e-9;    ///< stop when the largest weight change is below; > 0
-  double clip = 1e-6;         ///< logit sources clip probabilities to [clip, 1 - clip]; (0, 0.5)
-  int num_threads = 0;        ///< 0 = OpenMP default
+  double l2 = 1e-4;         ///< L2 penalty on the source weights (not the bias), per pair; >= 0
+  int max_iterations = 50;  ///< Newton steps; >= 1
+  double tolerance = 1e-9;  ///< stop when the largest weight change is below; > 0
+  double clip = 1e-6;       ///< logit sources clip probabilities to [clip, 1 - clip]; (0, 0.5)
+  int num_threads = 0;      ///< 0 = OpenMP default
 
   static auto param_fields() {
     using P = ScoreBlendParams;
@@ -90,8 +90,8 @@ class ScoreBlend {
  public:
   /// out[i] = the source's score of (users[i], benefits[i]). Must be safe to call from several
   /// threads at once; must write every out[i].
-  using Scorer = std::function<void(Span<const Index> users, Span<const Index> benefits,
-                                    Span<float> out)>;
+  using Scorer =
+      std::function<void(Span<const Index> users, Span<const Index> benefits, Span<float> out)>;
   /// How a source's score enters the linear predictor.
   enum class Transform : std::uint8_t {
     identity,  ///< f(s) = s
@@ -102,7 +102,8 @@ class ScoreBlend {
 
   /// Adds a source (its weight starts at 0; the blend needs fit() or set_weights() after).
   /// ConfigError for an empty or duplicate name or an empty scorer.
-  ScoreBlend& add_source(std::string name, Scorer scorer, Transform transform = Transform::identity);
+  ScoreBlend& add_source(std::string name, Scorer scorer,
+                         Transform transform = Transform::identity);
   /// Replaces the scorer of source `name` (after from_json). ConfigError for an unknown name.
   void attach(const std::string& name, Scorer scorer);
 
@@ -180,7 +181,7 @@ ScoreBlend::Scorer model_scorer(const Model& model) {
 /// A Scorer reading a dense row-major n_users x n_benefits matrix (not copied: it must
 /// outlive the blend). InputError naming `name` for ids out of range.
 PERKREC_INLINE ScoreBlend::Scorer dense_scorer(Span<const float> matrix, Index n_users,
-                                              Index n_benefits, std::string name = "matrix");
+                                               Index n_benefits, std::string name = "matrix");
 
 // ---------------------------------------------------------------------------------------------
 // Ranker
@@ -234,10 +235,10 @@ struct RankInputs {
 /// Per member, the best benefit the policy excluded (by value - cost, as if it were
 /// eligible) and the rule that excluded it: what the member would have got without the rules.
 struct RankDiagnostics {
-  std::vector<Index> best_ineligible;         ///< per member, -1 = none
-  std::vector<float> best_ineligible_key;     ///< its value - cost (NaN when none)
+  std::vector<Index> best_ineligible;              ///< per member, -1 = none
+  std::vector<float> best_ineligible_key;          ///< its value - cost (NaN when none)
   std::vector<std::int32_t> best_ineligible_rule;  ///< EligibilityMasks rule index, -1 = none
-  std::vector<Index> n_eligible;              ///< eligible benefits per member
+  std::vector<Index> n_eligible;                   ///< eligible benefits per member
 };
 
 /// Fused eligibility + top-K by value - cost, parallel over members (static blocks, so the
@@ -282,12 +283,13 @@ struct SendSchedule {
 
 /// Defaults of schedule() when no timing is known.
 struct ScheduleParams {
-  int default_hour = 10;       ///< UTC hour of the default send time; 0..23
-  int min_validity_days = 1;   ///< lower bound of the validity; >= 1
+  int default_hour = 10;      ///< UTC hour of the default send time; 0..23
+  int min_validity_days = 1;  ///< lower bound of the validity; >= 1
   static auto param_fields() {
     using P = ScheduleParams;
-    return std::make_tuple(params::field("default_hour", &P::default_hour, params::closed(0, 23)),
-                           params::field("min_validity_days", &P::min_validity_days, params::at_least(1)));
+    return std::make_tuple(
+        params::field("default_hour", &P::default_hour, params::closed(0, 23)),
+        params::field("min_validity_days", &P::min_validity_days, params::at_least(1)));
   }
   void validate() const;
 };

@@ -13,8 +13,8 @@ namespace perkrec {
 
 namespace detail {
 
-inline constexpr Offset kBlendBlock = 4096;    // pairs per block of the blend's sums
-inline constexpr Offset kRankBlock = 256;      // members per block of rank
+inline constexpr Offset kBlendBlock = 4096;  // pairs per block of the blend's sums
+inline constexpr Offset kRankBlock = 256;    // members per block of rank
 
 /// Solves the small symmetric positive definite system H x = g (n <= a few dozen) by Cholesky,
 /// adding a growing ridge when H is numerically singular. Returns false when it cannot.
@@ -63,7 +63,9 @@ inline bool solve_spd(std::vector<double> H, std::vector<double> g, std::size_t 
   return false;
 }
 
-inline double softplus(double z) { return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z)); }
+inline double softplus(double z) {
+  return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
+}
 
 }  // namespace detail
 
@@ -83,14 +85,19 @@ PERKREC_INLINE const char* to_string(ScoreBlend::Transform t) {
 
 // --- ScoreBlend ------------------------------------------------------------------------------
 
-PERKREC_INLINE ScoreBlend::ScoreBlend(ScoreBlendParams params) : params_(params) { params_.validate(); }
+PERKREC_INLINE ScoreBlend::ScoreBlend(ScoreBlendParams params) : params_(params) {
+  params_.validate();
+}
 
-PERKREC_INLINE ScoreBlend& ScoreBlend::add_source(std::string name, Scorer scorer, Transform transform) {
+PERKREC_INLINE ScoreBlend& ScoreBlend::add_source(std::string name, Scorer scorer,
+                                                  Transform transform) {
   if (name.empty()) detail::raise<ConfigError>("ScoreBlend::add_source: name is empty");
   if (std::find(names_.begin(), names_.end(), name) != names_.end()) {
-    detail::raise<ConfigError>("ScoreBlend::add_source: duplicate source name (got \"", name, "\")");
+    detail::raise<ConfigError>("ScoreBlend::add_source: duplicate source name (got \"", name,
+                               "\")");
   }
-  if (!scorer) detail::raise<ConfigError>("ScoreBlend::add_source: scorer of \"", name, "\" is empty");
+  if (!scorer)
+    detail::raise<ConfigError>("ScoreBlend::add_source: scorer of \"", name, "\" is empty");
   names_.push_back(std::move(name));
   scorers_.push_back(std::move(scorer));
   transforms_.push_back(transform);
@@ -104,8 +111,8 @@ PERKREC_INLINE void ScoreBlend::attach(const std::string& name, Scorer scorer) {
   if (it == names_.end()) {
     std::string known;
     for (const auto& n : names_) known += (known.empty() ? "" : ", ") + n;
-    detail::raise<ConfigError>("ScoreBlend::attach: unknown source (got \"", name, "\", expected one of: ",
-                               known, ")");
+    detail::raise<ConfigError>("ScoreBlend::attach: unknown source (got \"", name,
+                               "\", expected one of: ", known, ")");
   }
   if (!scorer) detail::raise<ConfigError>("ScoreBlend::attach: scorer of \"", name, "\" is empty");
   scorers_[static_cast<std::size_t>(it - names_.begin())] = std::move(scorer);
@@ -113,14 +120,15 @@ PERKREC_INLINE void ScoreBlend::attach(const std::string& name, Scorer scorer) {
 
 PERKREC_INLINE void ScoreBlend::set_weights(double bias, std::vector<double> weights) {
   if (weights.size() != names_.size()) {
-    detail::raise<InputError>("ScoreBlend::set_weights: got ", weights.size(), " weights (expected ",
-                              names_.size(), ", one per source)");
+    detail::raise<InputError>("ScoreBlend::set_weights: got ", weights.size(),
+                              " weights (expected ", names_.size(), ", one per source)");
   }
-  if (!std::isfinite(bias)) detail::raise<InputError>("ScoreBlend::set_weights: bias is not finite (got ", bias, ")");
+  if (!std::isfinite(bias))
+    detail::raise<InputError>("ScoreBlend::set_weights: bias is not finite (got ", bias, ")");
   for (std::size_t s = 0; s < weights.size(); ++s) {
     if (!std::isfinite(weights[s])) {
-      detail::raise<InputError>("ScoreBlend::set_weights: weight of \"", names_[s], "\" is not finite (got ",
-                                weights[s], ")");
+      detail::raise<InputError>("ScoreBlend::set_weights: weight of \"", names_[s],
+                                "\" is not finite (got ", weights[s], ")");
     }
   }
   weights_ = std::move(weights);
@@ -129,7 +137,8 @@ PERKREC_INLINE void ScoreBlend::set_weights(double bias, std::vector<double> wei
 }
 
 PERKREC_INLINE void ScoreBlend::check_ready(const char* method) const {
-  if (names_.empty()) detail::raise<InputError>("ScoreBlend::", method, ": the blend has no sources");
+  if (names_.empty())
+    detail::raise<InputError>("ScoreBlend::", method, ": the blend has no sources");
   for (std::size_t s = 0; s < scorers_.size(); ++s) {
     if (!scorers_[s]) {
       detail::raise<InputError>("ScoreBlend::", method, ": source \"", names_[s],
@@ -142,8 +151,8 @@ PERKREC_INLINE void ScoreBlend::check_pairs(const char* method, Span<const Index
                                             Span<const Index> benefits, std::size_t out_size,
                                             std::size_t per_pair) const {
   if (users.size() != benefits.size()) {
-    detail::raise<InputError>("ScoreBlend::", method, ": users and benefits differ in length (", users.size(),
-                              " vs ", benefits.size(), ")");
+    detail::raise<InputError>("ScoreBlend::", method, ": users and benefits differ in length (",
+                              users.size(), " vs ", benefits.size(), ")");
   }
   if (out_size != users.size() * per_pair) {
     detail::raise<InputError>("ScoreBlend::", method, ": out has ", out_size, " entries (expected ",
@@ -163,9 +172,10 @@ PERKREC_INLINE void ScoreBlend::transformed(const char* method, Span<const Index
     for (std::size_t i = 0; i < n; ++i) {
       const float v = tmp[i];
       if (!std::isfinite(v) || (logit && !(v >= 0.0f && v <= 1.0f))) {
-        detail::raise<InputError>("ScoreBlend::", method, ": source \"", names_[s], "\" scored pair ", i,
-                                  " (user ", users[i], ", benefit ", benefits[i], ") as ", v,
-                                  logit ? " (expected a probability in [0, 1])" : " (expected a finite score)");
+        detail::raise<InputError>(
+            "ScoreBlend::", method, ": source \"", names_[s], "\" scored pair ", i, " (user ",
+            users[i], ", benefit ", benefits[i], ") as ", v,
+            logit ? " (expected a probability in [0, 1])" : " (expected a finite score)");
       }
       out[i * k + s] = logit ? static_cast<float>(std::log(std::clamp<double>(v, lo, hi) /
                                                            (1.0 - std::clamp<double>(v, lo, hi))))
@@ -178,15 +188,16 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
                                     Span<const float> labels, const Callbacks& callbacks) {
   check_ready("fit");
   if (users.size() != benefits.size() || users.size() != labels.size()) {
-    detail::raise<InputError>("ScoreBlend::fit: users, benefits and labels differ in length (", users.size(), ", ",
-                              benefits.size(), ", ", labels.size(), ")");
+    detail::raise<InputError>("ScoreBlend::fit: users, benefits and labels differ in length (",
+                              users.size(), ", ", benefits.size(), ", ", labels.size(), ")");
   }
   const std::size_t n = users.size();
   if (n == 0) detail::raise<InputError>("ScoreBlend::fit: no labelled pairs");
   double label_sum = 0;
   for (std::size_t i = 0; i < n; ++i) {
     if (!(labels[i] >= 0.0f && labels[i] <= 1.0f)) {
-      detail::raise<InputError>("ScoreBlend::fit: labels[", i, "] must be in [0, 1] (got ", labels[i], ")");
+      detail::raise<InputError>("ScoreBlend::fit: labels[", i, "] must be in [0, 1] (got ",
+                                labels[i], ")");
     }
     label_sum += labels[i];
   }
@@ -240,7 +251,8 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
     });
     std::vector<double> total(width, 0.0);
     for (Offset blk = 0; blk < blocks; ++blk) {
-      for (std::size_t j = 0; j < width; ++j) total[j] += partial[static_cast<std::size_t>(blk) * width + j];
+      for (std::size_t j = 0; j < width; ++j)
+        total[j] += partial[static_cast<std::size_t>(blk) * width + j];
     }
     double penalty = 0;
     for (std::size_t s = 1; s < K; ++s) penalty += theta[s] * theta[s];
@@ -248,7 +260,8 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
     if (derivatives) {
       grad.assign(K, 0.0);
       hess.assign(K * K, 0.0);
-      for (std::size_t a = 0; a < K; ++a) grad[a] = total[1 + a] * inv_n + (a > 0 ? l2 * theta[a] : 0.0);
+      for (std::size_t a = 0; a < K; ++a)
+        grad[a] = total[1 + a] * inv_n + (a > 0 ? l2 * theta[a] : 0.0);
       const double* h = total.data() + 1 + K;
       for (std::size_t a = 0; a < K; ++a) {
         for (std::size_t b = 0; b <= a; ++b) {
@@ -288,7 +301,8 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
     ++iterations;
     double change = 0;
     if (accepted) {
-      for (std::size_t a = 0; a < K; ++a) change = std::max(change, std::abs(candidate[a] - theta[a]));
+      for (std::size_t a = 0; a < K; ++a)
+        change = std::max(change, std::abs(candidate[a] - theta[a]));
       theta = candidate;
       const double improvement = objective - next;
       objective = next;
@@ -300,7 +314,8 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
     }
   }
   for (double v : theta) {
-    if (!std::isfinite(v)) detail::raise<DivergenceError>("ScoreBlend::fit: Newton produced non-finite weights");
+    if (!std::isfinite(v))
+      detail::raise<DivergenceError>("ScoreBlend::fit: Newton produced non-finite weights");
   }
   bias_ = theta[0];
   weights_.assign(theta.begin() + 1, theta.end());
@@ -309,9 +324,12 @@ PERKREC_INLINE void ScoreBlend::fit(Span<const Index> users, Span<const Index> b
   training_loss_ = objective;
 }
 
-PERKREC_INLINE void ScoreBlend::predict(Span<const Index> users, Span<const Index> benefits, Span<float> out) const {
+PERKREC_INLINE void ScoreBlend::predict(Span<const Index> users, Span<const Index> benefits,
+                                        Span<float> out) const {
   check_ready("predict");
-  if (!fitted_) detail::raise<InputError>("ScoreBlend::predict: the blend is not fitted (call fit or set_weights)");
+  if (!fitted_)
+    detail::raise<InputError>(
+        "ScoreBlend::predict: the blend is not fitted (call fit or set_weights)");
   check_pairs("predict", users, benefits, out.size(), 1);
   const std::size_t n = users.size();
   const std::size_t k = names_.size();
@@ -324,7 +342,8 @@ PERKREC_INLINE void ScoreBlend::predict(Span<const Index> users, Span<const Inde
   }
 }
 
-PERKREC_INLINE void ScoreBlend::features(Span<const Index> users, Span<const Index> benefits, Span<float> out) const {
+PERKREC_INLINE void ScoreBlend::features(Span<const Index> users, Span<const Index> benefits,
+                                         Span<float> out) const {
   check_ready("features");
   check_pairs("features", users, benefits, out.size(), names_.size());
   transformed("features", users, benefits, out.data());
@@ -338,7 +357,8 @@ PERKREC_INLINE void ScoreBlend::contributions(Span<const Index> users, Span<cons
   transformed("contributions", users, benefits, out.data());
   const std::size_t k = names_.size();
   for (std::size_t i = 0; i < users.size(); ++i) {
-    for (std::size_t s = 0; s < k; ++s) out[i * k + s] = static_cast<float>(weights_[s] * out[i * k + s]);
+    for (std::size_t s = 0; s < k; ++s)
+      out[i * k + s] = static_cast<float>(weights_[s] * out[i * k + s]);
   }
 }
 
@@ -351,9 +371,11 @@ PERKREC_INLINE std::vector<double> ScoreBlend::contributions(Index user, Index b
 PERKREC_INLINE Json ScoreBlend::to_json() const {
   Json sources = Json::array();
   for (std::size_t s = 0; s < names_.size(); ++s) {
-    sources.push_back(Json{{"name", names_[s]}, {"transform", to_string(transforms_[s])}, {"weight", weights_[s]}});
+    sources.push_back(Json{
+        {"name", names_[s]}, {"transform", to_string(transforms_[s])}, {"weight", weights_[s]}});
   }
-  return Json{{"params", params_.to_json()}, {"bias", bias_}, {"fitted", fitted_}, {"sources", sources}};
+  return Json{
+      {"params", params_.to_json()}, {"bias", bias_}, {"fitted", fitted_}, {"sources", sources}};
 }
 
 PERKREC_INLINE ScoreBlend ScoreBlend::from_json(const Json& j) {
@@ -403,21 +425,23 @@ PERKREC_INLINE ScoreBlend ScoreBlend::from_json(const Json& j) {
   return blend;
 }
 
-PERKREC_INLINE ScoreBlend::Scorer dense_scorer(Span<const float> matrix, Index n_users, Index n_benefits,
-                                              std::string name) {
+PERKREC_INLINE ScoreBlend::Scorer dense_scorer(Span<const float> matrix, Index n_users,
+                                               Index n_benefits, std::string name) {
   if (n_users < 0 || n_benefits < 0 ||
       matrix.size() != static_cast<std::size_t>(n_users) * static_cast<std::size_t>(n_benefits)) {
-    detail::raise<InputError>("dense_scorer: ", name, " has ", matrix.size(), " entries (expected ", n_users,
-                              " x ", n_benefits, ")");
+    detail::raise<InputError>("dense_scorer: ", name, " has ", matrix.size(), " entries (expected ",
+                              n_users, " x ", n_benefits, ")");
   }
-  return [matrix, n_users, n_benefits, name](Span<const Index> users, Span<const Index> benefits, Span<float> out) {
+  return [matrix, n_users, n_benefits, name](Span<const Index> users, Span<const Index> benefits,
+                                             Span<float> out) {
     for (std::size_t i = 0; i < users.size(); ++i) {
       const Index u = users[i], b = benefits[i];
       if (u < 0 || u >= n_users || b < 0 || b >= n_benefits) {
-        detail::raise<InputError>("dense_scorer: ", name, ": pair ", i, " (user ", u, ", benefit ", b,
-                                  ") out of range (", n_users, " x ", n_benefits, ")");
+        detail::raise<InputError>("dense_scorer: ", name, ": pair ", i, " (user ", u, ", benefit ",
+                                  b, ") out of range (", n_users, " x ", n_benefits, ")");
       }
-      out[i] = matrix[static_cast<std::size_t>(u) * static_cast<std::size_t>(n_benefits) + static_cast<std::size_t>(b)];
+      out[i] = matrix[static_cast<std::size_t>(u) * static_cast<std::size_t>(n_benefits) +
+                      static_cast<std::size_t>(b)];
     }
   };
 }
@@ -451,10 +475,12 @@ PERKREC_INLINE bool parse_objective(const std::string& text, RankerParams::Objec
 
 namespace detail {
 
-inline void check_vector(const char* field, Span<const float> v, std::size_t expected, bool unit_interval) {
+inline void check_vector(const char* field, Span<const float> v, std::size_t expected,
+                         bool unit_interval) {
   if (v.empty()) return;
   if (v.size() != expected) {
-    detail::raise<InputError>("rank: ", field, " has ", v.size(), " entries (expected ", expected, " or none)");
+    detail::raise<InputError>("rank: ", field, " has ", v.size(), " entries (expected ", expected,
+                              " or none)");
   }
   for (std::size_t i = 0; i < v.size(); ++i) {
     const float x = v[i];
@@ -498,17 +524,22 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
   if (!in.incremental_share.empty() && !share_matrix &&
       in.incremental_share.size() != static_cast<std::size_t>(n)) {
     detail::raise<InputError>("rank: incremental_share has ", in.incremental_share.size(),
-                              " entries (expected members x benefits = ", nm, ", members = ", n, ", or none)");
+                              " entries (expected members x benefits = ", nm, ", members = ", n,
+                              ", or none)");
   }
-  if (!share_matrix) check_vector("incremental_share", in.incremental_share, static_cast<std::size_t>(n), true);
+  if (!share_matrix)
+    check_vector("incremental_share", in.incremental_share, static_cast<std::size_t>(n), true);
   check_vector("member_value", in.member_value, static_cast<std::size_t>(n), false);
   check_vector("benefit_value", in.benefit_value, static_cast<std::size_t>(m), false);
   check_vector("cost_per_redemption", in.cost_per_redemption, static_cast<std::size_t>(m), false);
 
   const bool incremental = p.objective == RankerParams::Objective::incremental;
-  std::vector<double> benefit_value(static_cast<std::size_t>(m), 1.0), cost_per_redemption(static_cast<std::size_t>(m), 0.0);
-  if (!in.benefit_value.empty()) benefit_value.assign(in.benefit_value.begin(), in.benefit_value.end());
-  if (!in.cost_per_redemption.empty()) cost_per_redemption.assign(in.cost_per_redemption.begin(), in.cost_per_redemption.end());
+  std::vector<double> benefit_value(static_cast<std::size_t>(m), 1.0),
+      cost_per_redemption(static_cast<std::size_t>(m), 0.0);
+  if (!in.benefit_value.empty())
+    benefit_value.assign(in.benefit_value.begin(), in.benefit_value.end());
+  if (!in.cost_per_redemption.empty())
+    cost_per_redemption.assign(in.cost_per_redemption.begin(), in.cost_per_redemption.end());
   const bool want_diag = diag != nullptr;
   const std::size_t top_k = static_cast<std::size_t>(p.top_k);
   const Offset blocks = (n + kRankBlock - 1) / kRankBlock;
@@ -525,7 +556,8 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
   std::vector<float> bad_value(static_cast<std::size_t>(n), 0.0f);
   if (want_diag) {
     diag->best_ineligible.assign(static_cast<std::size_t>(n), -1);
-    diag->best_ineligible_key.assign(static_cast<std::size_t>(n), std::numeric_limits<float>::quiet_NaN());
+    diag->best_ineligible_key.assign(static_cast<std::size_t>(n),
+                                     std::numeric_limits<float>::quiet_NaN());
     diag->best_ineligible_rule.assign(static_cast<std::size_t>(n), -1);
     diag->n_eligible.assign(static_cast<std::size_t>(n), 0);
   }
@@ -541,21 +573,26 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
     std::vector<RankEntry> entries;
     entries.resize(static_cast<std::size_t>(m));
     // Value, cost and probability of the kept entries, by benefit (read back for the top K).
-    std::vector<float> kept_value(static_cast<std::size_t>(m)), kept_cost(static_cast<std::size_t>(m)),
-        kept_probability(static_cast<std::size_t>(m));
-    o.benefit.reserve(static_cast<std::size_t>(u1 - u0) * std::min(top_k, static_cast<std::size_t>(m)));
+    std::vector<float> kept_value(static_cast<std::size_t>(m)),
+        kept_cost(static_cast<std::size_t>(m)), kept_probability(static_cast<std::size_t>(m));
+    o.benefit.reserve(static_cast<std::size_t>(u1 - u0) *
+                      std::min(top_k, static_cast<std::size_t>(m)));
     o.value.reserve(o.benefit.capacity());
     o.cost.reserve(o.benefit.capacity());
     o.probability.reserve(o.benefit.capacity());
     for (Index u = u0; u < u1; ++u) {
       const std::size_t uz = static_cast<std::size_t>(u);
-      const float* prob = prob_block + static_cast<std::size_t>(u - u0) * static_cast<std::size_t>(m);
+      const float* prob =
+          prob_block + static_cast<std::size_t>(u - u0) * static_cast<std::size_t>(m);
       const float* share_row =
-          share_block != nullptr ? share_block + static_cast<std::size_t>(u - u0) * static_cast<std::size_t>(m)
-          : share_matrix         ? in.incremental_share.data() + uz * static_cast<std::size_t>(m)
-                                 : nullptr;
+          share_block != nullptr
+              ? share_block + static_cast<std::size_t>(u - u0) * static_cast<std::size_t>(m)
+          : share_matrix ? in.incremental_share.data() + uz * static_cast<std::size_t>(m)
+                         : nullptr;
       const double member_share =
-          share_block == nullptr && !share_matrix && !in.incremental_share.empty() ? in.incremental_share[uz] : 1.0;
+          share_block == nullptr && !share_matrix && !in.incremental_share.empty()
+              ? in.incremental_share[uz]
+              : 1.0;
       const double mv = in.member_value.empty() ? 1.0 : in.member_value[uz];
       const std::uint64_t* row = masks.row(u);
       std::size_t kept = 0;
@@ -573,7 +610,8 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
               bad_value[uz] = pr;
             }
           }
-          if (share_row != nullptr && !(share_row[b] >= 0.0f && share_row[b] <= 1.0f) && bad[uz] == 0) {
+          if (share_row != nullptr && !(share_row[b] >= 0.0f && share_row[b] <= 1.0f) &&
+              bad[uz] == 0) {
             bad[uz] = b + 1;
             bad_field[uz] = 1;
             bad_value[uz] = share_row[b];
@@ -625,8 +663,8 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
       // Select the top K by (key, benefit) on 16-byte entries, then sort only those.
       const auto first = entries.begin();
       if (kept > top_k) {
-        std::nth_element(first, first + static_cast<std::ptrdiff_t>(top_k), first + static_cast<std::ptrdiff_t>(kept),
-                         RankBefore{});
+        std::nth_element(first, first + static_cast<std::ptrdiff_t>(top_k),
+                         first + static_cast<std::ptrdiff_t>(kept), RankBefore{});
         kept = top_k;
       }
       std::sort(first, first + static_cast<std::ptrdiff_t>(kept), RankBefore{});
@@ -655,11 +693,12 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
     if (bad[uz] != 0) {
       const Index b = static_cast<Index>(bad[uz] - 1);
       if (bad_field[uz] == 1) {
-        detail::raise<InputError>("rank: incremental_share[", u, ", ", b, "] must be in [0, 1] (got ",
-                                  bad_value[uz], ")");
+        detail::raise<InputError>("rank: incremental_share[", u, ", ", b,
+                                  "] must be in [0, 1] (got ", bad_value[uz], ")");
       }
-      detail::raise<InputError>("rank: ", dense_probability ? "redemption_probability" : "scored probability", "[",
-                                u, ", ", b, "] must be in [0, 1] (got ", bad_value[uz], ")");
+      detail::raise<InputError>(
+          "rank: ", dense_probability ? "redemption_probability" : "scored probability", "[", u,
+          ", ", b, "] must be in [0, 1] (got ", bad_value[uz], ")");
     }
   }
 
@@ -672,10 +711,11 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
     const Block& o = out[static_cast<std::size_t>(blk)];
     const Index u0 = static_cast<Index>(blk * kRankBlock);
     for (std::size_t i = 0; i < o.count.size(); ++i) {
-      c.offsets[static_cast<std::size_t>(u0) + i + 1] = c.offsets[static_cast<std::size_t>(u0) + i] + o.count[i];
+      c.offsets[static_cast<std::size_t>(u0) + i + 1] =
+          c.offsets[static_cast<std::size_t>(u0) + i] + o.count[i];
     }
-    block_start[static_cast<std::size_t>(blk) + 1] = block_start[static_cast<std::size_t>(blk)] +
-                                                     static_cast<std::int64_t>(o.benefit.size());
+    block_start[static_cast<std::size_t>(blk) + 1] =
+        block_start[static_cast<std::size_t>(blk)] + static_cast<std::int64_t>(o.benefit.size());
   }
   const std::size_t total = static_cast<std::size_t>(c.offsets.back());
   c.benefit.resize(total);
@@ -685,10 +725,12 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
   parallel_for(0, blocks, p.num_threads, [&](Offset blk) {
     Block& o = out[static_cast<std::size_t>(blk)];
     const std::size_t at = static_cast<std::size_t>(block_start[static_cast<std::size_t>(blk)]);
-    std::copy(o.benefit.begin(), o.benefit.end(), c.benefit.begin() + static_cast<std::ptrdiff_t>(at));
+    std::copy(o.benefit.begin(), o.benefit.end(),
+              c.benefit.begin() + static_cast<std::ptrdiff_t>(at));
     std::copy(o.value.begin(), o.value.end(), c.value.begin() + static_cast<std::ptrdiff_t>(at));
     std::copy(o.cost.begin(), o.cost.end(), c.cost.begin() + static_cast<std::ptrdiff_t>(at));
-    std::copy(o.probability.begin(), o.probability.end(), c.probability.begin() + static_cast<std::ptrdiff_t>(at));
+    std::copy(o.probability.begin(), o.probability.end(),
+              c.probability.begin() + static_cast<std::ptrdiff_t>(at));
     o = Block{};
   });
   return c;
@@ -702,8 +744,8 @@ inline const float* no_shares(Index, Index, bool, std::vector<float>&) { return 
 
 /// Members [u0, u1) scored by `scorer` on their eligible pairs (every pair when need_all),
 /// written into a dense block; entries not scored are 0 and never read.
-inline const float* scored_block(const ScoreBlend::Scorer& scorer, const EligibilityMasks& masks, Index u0,
-                                 Index u1, bool need_all, std::vector<float>& dense) {
+inline const float* scored_block(const ScoreBlend::Scorer& scorer, const EligibilityMasks& masks,
+                                 Index u0, Index u1, bool need_all, std::vector<float>& dense) {
   const Index m = masks.n_benefits();
   std::vector<Index> users, benefits;
   users.reserve(static_cast<std::size_t>(u1 - u0) * static_cast<std::size_t>(m));
@@ -721,29 +763,35 @@ inline const float* scored_block(const ScoreBlend::Scorer& scorer, const Eligibi
   if (!users.empty()) scorer(users, benefits, scores);
   dense.assign(static_cast<std::size_t>(u1 - u0) * static_cast<std::size_t>(m), 0.0f);
   for (std::size_t i = 0; i < users.size(); ++i) {
-    dense[static_cast<std::size_t>(users[i] - u0) * static_cast<std::size_t>(m) + static_cast<std::size_t>(benefits[i])] =
-        scores[i];
+    dense[static_cast<std::size_t>(users[i] - u0) * static_cast<std::size_t>(m) +
+          static_cast<std::size_t>(benefits[i])] = scores[i];
   }
   return dense.data();
 }
 
 }  // namespace detail
 
-PERKREC_INLINE Candidates rank(const RankInputs& in, const EligibilityMasks& masks, const RankerParams& p,
-                               RankDiagnostics* diagnostics) {
+PERKREC_INLINE Candidates rank(const RankInputs& in, const EligibilityMasks& masks,
+                               const RankerParams& p, RankDiagnostics* diagnostics) {
   const std::size_t m = static_cast<std::size_t>(masks.n_benefits());
   const float* base = in.redemption_probability.data();
   return detail::rank_impl(
       in, masks, p, diagnostics, true,
-      [&](Index u0, Index, bool, std::vector<float>&) { return base + static_cast<std::size_t>(u0) * m; },
+      [&](Index u0, Index, bool, std::vector<float>&) {
+        return base + static_cast<std::size_t>(u0) * m;
+      },
       detail::no_shares);
 }
 
-PERKREC_INLINE Candidates rank(const ScoreBlend& blend, const RankInputs& in, const EligibilityMasks& masks,
-                               const RankerParams& p, RankDiagnostics* diagnostics) {
-  if (!blend.fitted()) detail::raise<InputError>("rank: the blend is not fitted (call fit or set_weights)");
+PERKREC_INLINE Candidates rank(const ScoreBlend& blend, const RankInputs& in,
+                               const EligibilityMasks& masks, const RankerParams& p,
+                               RankDiagnostics* diagnostics) {
+  if (!blend.fitted())
+    detail::raise<InputError>("rank: the blend is not fitted (call fit or set_weights)");
   const ScoreBlend::Scorer predict = [&blend](Span<const Index> users, Span<const Index> benefits,
-                                              Span<float> out) { blend.predict(users, benefits, out); };
+                                              Span<float> out) {
+    blend.predict(users, benefits, out);
+  };
   return detail::rank_impl(
       in, masks, p, diagnostics, false,
       [&](Index u0, Index u1, bool need_all, std::vector<float>& dense) {
@@ -752,14 +800,15 @@ PERKREC_INLINE Candidates rank(const ScoreBlend& blend, const RankInputs& in, co
       detail::no_shares);
 }
 
-PERKREC_INLINE Candidates rank(const RankScorers& scorers, const RankInputs& in, const EligibilityMasks& masks,
-                               const RankerParams& p, RankDiagnostics* diagnostics) {
+PERKREC_INLINE Candidates rank(const RankScorers& scorers, const RankInputs& in,
+                               const EligibilityMasks& masks, const RankerParams& p,
+                               RankDiagnostics* diagnostics) {
   if (!scorers.redemption_probability) {
     detail::raise<InputError>("rank: scorers.redemption_probability is empty (expected a scorer)");
   }
   if (scorers.incremental_share && !in.incremental_share.empty()) {
-    detail::raise<InputError>("rank: incremental_share given twice (a scorer and ", in.incremental_share.size(),
-                              " values; expected one)");
+    detail::raise<InputError>("rank: incremental_share given twice (a scorer and ",
+                              in.incremental_share.size(), " values; expected one)");
   }
   const bool score_shares = static_cast<bool>(scorers.incremental_share) &&
                             p.objective == RankerParams::Objective::incremental;
@@ -784,10 +833,10 @@ namespace detail {
 
 inline Timestamp hour_start(Timestamp t) { return floor_div(t, kSecondsPerHour) * kSecondsPerHour; }
 
-
 /// First time >= t at hour:00 UTC.
 inline Timestamp next_at_hour(Timestamp t, int hour) {
-  Timestamp at = floor_div(t, kSecondsPerDay) * kSecondsPerDay + static_cast<Timestamp>(hour) * kSecondsPerHour;
+  Timestamp at = floor_div(t, kSecondsPerDay) * kSecondsPerDay +
+                 static_cast<Timestamp>(hour) * kSecondsPerHour;
   if (at < t) at += kSecondsPerDay;
   return at;
 }
@@ -797,11 +846,14 @@ inline SendSchedule schedule_one(const PreferenceModel* pref, Index member, Time
   SendSchedule s;
   if (pref != nullptr && pref->fitted() && member < pref->n_users()) {
     const MemberTiming& t = pref->timing()[static_cast<std::size_t>(member)];
-    if (t.best_slot >= 0 && t.best_slot < 168 && std::isfinite(t.send_in_days) && std::isfinite(t.validity_days)) {
-      const Timestamp target = pref->cut_time() + static_cast<Timestamp>(std::llround(
-                                                      static_cast<double>(t.send_in_days) * kSecondsPerDay));
+    if (t.best_slot >= 0 && t.best_slot < 168 && std::isfinite(t.send_in_days) &&
+        std::isfinite(t.validity_days)) {
+      const Timestamp target =
+          pref->cut_time() + static_cast<Timestamp>(std::llround(
+                                 static_cast<double>(t.send_in_days) * kSecondsPerDay));
       s.send_at = next_in_hour_of_week(std::max(plan_time, target), t.best_slot);
-      const auto model_days = static_cast<std::int32_t>(std::ceil(static_cast<double>(t.validity_days)));
+      const auto model_days =
+          static_cast<std::int32_t>(std::ceil(static_cast<double>(t.validity_days)));
       s.validity_days = std::max(params.min_validity_days, std::min(model_days, catalog_validity));
       s.from_model = true;
       return s;
@@ -825,7 +877,8 @@ PERKREC_INLINE Timestamp next_in_hour_of_week(Timestamp t, int slot) {
 }
 
 PERKREC_INLINE SendSchedule schedule(const PreferenceModel* pref, Index member, Timestamp plan_time,
-                                     const Benefit& benefit, const std::function<Timestamp(Timestamp)>& quiet,
+                                     const Benefit& benefit,
+                                     const std::function<Timestamp(Timestamp)>& quiet,
                                      const ScheduleParams& params) {
   params.validate();
   if (member < 0) detail::raise<InputError>("schedule: member must be >= 0 (got ", member, ")");
@@ -836,8 +889,8 @@ PERKREC_INLINE SendSchedule schedule(const PreferenceModel* pref, Index member, 
 
 PERKREC_INLINE void QuietHours::validate() const {
   if (start_hour < 0 || start_hour > 23 || end_hour < 0 || end_hour > 23) {
-    detail::raise<ConfigError>("QuietHours: start_hour and end_hour must be in 0..23 (got ", start_hour, ", ",
-                               end_hour, ")");
+    detail::raise<ConfigError>("QuietHours: start_hour and end_hour must be in 0..23 (got ",
+                               start_hour, ", ", end_hour, ")");
   }
   if (start_hour == end_hour) {
     detail::raise<ConfigError>("QuietHours: start_hour equals end_hour (got ", start_hour, ")");
@@ -850,34 +903,41 @@ PERKREC_INLINE Timestamp QuietHours::next_allowed(Timestamp t, double utc_offset
                             static_cast<Timestamp>(end_hour) * kSecondsPerHour);
 }
 
-PERKREC_INLINE void schedule_batch(const PreferenceModel* pref, Span<const Index> members, Timestamp plan_time,
-                                   Span<const std::int32_t> validity_days, const QuietHours* quiet,
-                                   Span<const float> utc_offset_hours, Span<Timestamp> send_at,
-                                   Span<std::int32_t> validity_out, Span<std::uint8_t> from_model,
-                                   const ScheduleParams& params, int num_threads) {
+PERKREC_INLINE void schedule_batch(const PreferenceModel* pref, Span<const Index> members,
+                                   Timestamp plan_time, Span<const std::int32_t> validity_days,
+                                   const QuietHours* quiet, Span<const float> utc_offset_hours,
+                                   Span<Timestamp> send_at, Span<std::int32_t> validity_out,
+                                   Span<std::uint8_t> from_model, const ScheduleParams& params,
+                                   int num_threads) {
   params.validate();
   if (quiet != nullptr) quiet->validate();
   const std::size_t n = members.size();
-  if (validity_days.size() != n || send_at.size() != n || validity_out.size() != n || from_model.size() != n ||
-      (!utc_offset_hours.empty() && utc_offset_hours.size() != n)) {
-    detail::raise<InputError>("schedule_batch: members, validity_days, utc_offset_hours and the outputs must have ",
-                              n, " entries (got validity_days ", validity_days.size(), ", utc_offset_hours ",
-                              utc_offset_hours.size(), ", send_at ", send_at.size(), ")");
+  if (validity_days.size() != n || send_at.size() != n || validity_out.size() != n ||
+      from_model.size() != n || (!utc_offset_hours.empty() && utc_offset_hours.size() != n)) {
+    detail::raise<InputError>(
+        "schedule_batch: members, validity_days, utc_offset_hours and the outputs must have ", n,
+        " entries (got validity_days ", validity_days.size(), ", utc_offset_hours ",
+        utc_offset_hours.size(), ", send_at ", send_at.size(), ")");
   }
   for (std::size_t i = 0; i < n; ++i) {
-    if (members[i] < 0) detail::raise<InputError>("schedule_batch: members[", i, "] is negative (got ", members[i], ")");
+    if (members[i] < 0)
+      detail::raise<InputError>("schedule_batch: members[", i, "] is negative (got ", members[i],
+                                ")");
     if (validity_days[i] <= 0) {
-      detail::raise<InputError>("schedule_batch: validity_days[", i, "] must be > 0 (got ", validity_days[i], ")");
+      detail::raise<InputError>("schedule_batch: validity_days[", i, "] must be > 0 (got ",
+                                validity_days[i], ")");
     }
     if (!utc_offset_hours.empty() && !(std::abs(utc_offset_hours[i]) <= 14.0f)) {
-      detail::raise<InputError>("schedule_batch: utc_offset_hours[", i, "] must be within +-14 (got ",
-                                utc_offset_hours[i], ")");
+      detail::raise<InputError>("schedule_batch: utc_offset_hours[", i,
+                                "] must be within +-14 (got ", utc_offset_hours[i], ")");
     }
   }
   parallel_for(0, static_cast<Offset>(n), num_threads, [&](Offset i) {
     const auto iz = static_cast<std::size_t>(i);
     SendSchedule s = detail::schedule_one(pref, members[iz], plan_time, validity_days[iz], params);
-    if (quiet != nullptr) s.send_at = quiet->next_allowed(s.send_at, utc_offset_hours.empty() ? 0.0 : utc_offset_hours[iz]);
+    if (quiet != nullptr)
+      s.send_at =
+          quiet->next_allowed(s.send_at, utc_offset_hours.empty() ? 0.0 : utc_offset_hours[iz]);
     send_at[iz] = s.send_at;
     validity_out[iz] = s.validity_days;
     from_model[iz] = s.from_model ? 1 : 0;

@@ -27,35 +27,47 @@ namespace perkrec {
 
 /// Why a benefit was not given to a member (explanations). Codes are stable (saved in plans).
 enum class ExclusionReason : std::uint8_t {
-  none = 0,            ///< allocated, or not excluded
-  ineligible = 1,      ///< an eligibility rule of the policy (see `rule` for which)
-  below_multiplier = 2,///< its value per unit cost was below the budget's shadow price
-  budget = 3,          ///< the global budget ran out (repair pass)
-  inventory = 4,       ///< the benefit's inventory ran out
-  member_cap = 5,      ///< the member already holds / receives the most benefits allowed
-  kind_cap = 6,        ///< the member's cap for that benefit kind is reached
-  stacking = 7,        ///< a non-stackable benefit of the same group was chosen instead
-  segment_quota = 8,   ///< the member's segment quota (members or cost) is used up
-  min_return = 9,      ///< expected return per unit cost below the policy's minimum
-  frequency_cap = 10,  ///< the member was contacted too often recently
-  not_positive = 11,   ///< expected value minus cost is not positive
+  none = 0,              ///< allocated, or not excluded
+  ineligible = 1,        ///< an eligibility rule of the policy (see `rule` for which)
+  below_multiplier = 2,  ///< its value per unit cost was below the budget's shadow price
+  budget = 3,            ///< the global budget ran out (repair pass)
+  inventory = 4,         ///< the benefit's inventory ran out
+  member_cap = 5,        ///< the member already holds / receives the most benefits allowed
+  kind_cap = 6,          ///< the member's cap for that benefit kind is reached
+  stacking = 7,          ///< a non-stackable benefit of the same group was chosen instead
+  segment_quota = 8,     ///< the member's segment quota (members or cost) is used up
+  min_return = 9,        ///< expected return per unit cost below the policy's minimum
+  frequency_cap = 10,    ///< the member was contacted too often recently
+  not_positive = 11,     ///< expected value minus cost is not positive
 };
 
 /// Lower-case name of a reason ("budget", "inventory", ...).
 inline const char* exclusion_reason_name(ExclusionReason r) {
   switch (r) {
-    case ExclusionReason::none: return "none";
-    case ExclusionReason::ineligible: return "ineligible";
-    case ExclusionReason::below_multiplier: return "below_multiplier";
-    case ExclusionReason::budget: return "budget";
-    case ExclusionReason::inventory: return "inventory";
-    case ExclusionReason::member_cap: return "member_cap";
-    case ExclusionReason::kind_cap: return "kind_cap";
-    case ExclusionReason::stacking: return "stacking";
-    case ExclusionReason::segment_quota: return "segment_quota";
-    case ExclusionReason::min_return: return "min_return";
-    case ExclusionReason::frequency_cap: return "frequency_cap";
-    case ExclusionReason::not_positive: return "not_positive";
+    case ExclusionReason::none:
+      return "none";
+    case ExclusionReason::ineligible:
+      return "ineligible";
+    case ExclusionReason::below_multiplier:
+      return "below_multiplier";
+    case ExclusionReason::budget:
+      return "budget";
+    case ExclusionReason::inventory:
+      return "inventory";
+    case ExclusionReason::member_cap:
+      return "member_cap";
+    case ExclusionReason::kind_cap:
+      return "kind_cap";
+    case ExclusionReason::stacking:
+      return "stacking";
+    case ExclusionReason::segment_quota:
+      return "segment_quota";
+    case ExclusionReason::min_return:
+      return "min_return";
+    case ExclusionReason::frequency_cap:
+      return "frequency_cap";
+    case ExclusionReason::not_positive:
+      return "not_positive";
   }
   return "unknown";
 }
@@ -70,14 +82,19 @@ class EligibilityMasks {
   EligibilityMasks() = default;
   /// Everyone eligible for everything (one mask).
   EligibilityMasks(Index n_users, Index n_benefits)
-      : n_users_(n_users), n_benefits_(n_benefits), words_((n_benefits + 63) / 64),
+      : n_users_(n_users),
+        n_benefits_(n_benefits),
+        words_((n_benefits + 63) / 64),
         member_mask_(static_cast<std::size_t>(n_users), 0) {
     add_mask(std::vector<std::int32_t>(static_cast<std::size_t>(n_benefits), -1));
   }
 
   Index n_users() const { return n_users_; }
   Index n_benefits() const { return n_benefits_; }
-  Index n_masks() const { return static_cast<Index>(rule_.size() / static_cast<std::size_t>(n_benefits_ > 0 ? n_benefits_ : 1)); }
+  Index n_masks() const {
+    return static_cast<Index>(rule_.size() /
+                              static_cast<std::size_t>(n_benefits_ > 0 ? n_benefits_ : 1));
+  }
   Index words_per_row() const { return words_; }
 
   /// Mask id of member u.
@@ -87,9 +104,7 @@ class EligibilityMasks {
     return bits_.data() + static_cast<std::size_t>(mask) * static_cast<std::size_t>(words_);
   }
   const std::uint64_t* row(Index u) const { return mask_bits(mask_of(u)); }
-  bool eligible(Index u, Index b) const {
-    return (row(u)[b >> 6] >> (b & 63)) & 1u;
-  }
+  bool eligible(Index u, Index b) const { return (row(u)[b >> 6] >> (b & 63)) & 1u; }
   /// The rule that made benefit b ineligible under `mask`, or -1 when eligible.
   std::int32_t rule(Index mask, Index b) const {
     return rule_[static_cast<std::size_t>(mask) * static_cast<std::size_t>(n_benefits_) +
@@ -104,12 +119,15 @@ class EligibilityMasks {
       detail::raise<InputError>("EligibilityMasks::add_mask: rule_per_benefit has ",
                                 rule_per_benefit.size(), " entries (expected ", n_benefits_, ")");
     }
-    const Index id = n_benefits_ > 0 ? static_cast<Index>(rule_.size() / static_cast<std::size_t>(n_benefits_))
-                                     : static_cast<Index>(bits_.size());
+    const Index id = n_benefits_ > 0
+                         ? static_cast<Index>(rule_.size() / static_cast<std::size_t>(n_benefits_))
+                         : static_cast<Index>(bits_.size());
     bits_.resize(bits_.size() + static_cast<std::size_t>(words_ > 0 ? words_ : 0), 0);
-    std::uint64_t* w = bits_.data() + static_cast<std::size_t>(id) * static_cast<std::size_t>(words_);
+    std::uint64_t* w =
+        bits_.data() + static_cast<std::size_t>(id) * static_cast<std::size_t>(words_);
     for (Index b = 0; b < n_benefits_; ++b) {
-      if (rule_per_benefit[static_cast<std::size_t>(b)] < 0) w[b >> 6] |= std::uint64_t{1} << (b & 63);
+      if (rule_per_benefit[static_cast<std::size_t>(b)] < 0)
+        w[b >> 6] |= std::uint64_t{1} << (b & 63);
     }
     rule_.insert(rule_.end(), rule_per_benefit.begin(), rule_per_benefit.end());
     if (n_benefits_ == 0) bits_.push_back(0);  // keep ids distinct for an empty catalog
@@ -117,9 +135,8 @@ class EligibilityMasks {
   }
   void set_member_mask(Index u, Index mask) {
     if (u < 0 || u >= n_users_ || mask < 0 || mask >= n_masks()) {
-      detail::raise<InputError>("EligibilityMasks::set_member_mask: member ", u, " or mask ",
-                                mask, " out of range (", n_users_, " members, ", n_masks(),
-                                " masks)");
+      detail::raise<InputError>("EligibilityMasks::set_member_mask: member ", u, " or mask ", mask,
+                                " out of range (", n_users_, " members, ", n_masks(), " masks)");
     }
     member_mask_[static_cast<std::size_t>(u)] = mask;
   }
@@ -129,7 +146,8 @@ class EligibilityMasks {
   /// mask per distinct row, in order of first appearance after the all-eligible mask 0; an
   /// excluded pair gets rule 0. Throws InputError when `eligible` does not hold n_users x
   /// n_benefits entries. Cost O(n_users x n_benefits) time, O(distinct rows x n_benefits) memory.
-  static EligibilityMasks from_dense(Span<const std::uint8_t> eligible, Index n_users, Index n_benefits);
+  static EligibilityMasks from_dense(Span<const std::uint8_t> eligible, Index n_users,
+                                     Index n_benefits);
   /// The dense members x benefits 0/1 matrix (row-major): from_dense's inverse.
   std::vector<std::uint8_t> dense() const;
 
@@ -163,23 +181,23 @@ struct Candidates {
 /// limit" / "defaults". Compiled from a Policy (Policy::constraints) or filled by hand.
 struct AllocationConstraints {
   double budget = std::numeric_limits<double>::infinity();  ///< on total expected cost, >= 0
-  int max_per_member = 1;                   ///< benefits per member in this plan, >= 1
-  std::vector<std::int32_t> member_capacity;///< per member: remaining slots (<= max_per_member
-                                            ///< applies too); 0 = frequency-capped / full
-  std::vector<std::int64_t> inventory;      ///< per benefit: units left, -1 = unlimited
-  std::vector<std::int32_t> benefit_kind;   ///< per benefit kind code (for kind caps/diversity)
-  int max_per_kind = 0;                     ///< per member and kind in this plan; 0 = no limit
+  int max_per_member = 1;                     ///< benefits per member in this plan, >= 1
+  std::vector<std::int32_t> member_capacity;  ///< per member: remaining slots (<= max_per_member
+                                              ///< applies too); 0 = frequency-capped / full
+  std::vector<std::int64_t> inventory;        ///< per benefit: units left, -1 = unlimited
+  std::vector<std::int32_t> benefit_kind;     ///< per benefit kind code (for kind caps/diversity)
+  int max_per_kind = 0;                       ///< per member and kind in this plan; 0 = no limit
   std::vector<std::int32_t> member_kind_capacity;  ///< members x n_kinds remaining, or empty
-  int n_kinds = 0;                          ///< columns of member_kind_capacity
-  std::vector<std::int32_t> benefit_group;  ///< per benefit stacking group, -1 = stackable;
-                                            ///< at most one benefit per group per member
-  std::vector<std::int32_t> member_segment; ///< per member segment code, -1 = none
-  std::vector<std::int64_t> segment_max_members;  ///< per segment code, -1 = no limit (codes
-                                                  ///< past the end: no limit)
-  std::vector<double> segment_max_cost;           ///< per segment code, < 0 = no limit
-  double min_return_per_cost = 0.0;         ///< drop candidates with value / cost below this
-  double diversity = 0.0;                   ///< in [0, 1]: a member's 2nd, 3rd ... benefit of
-                                            ///< an already-chosen kind counts value x (1 - d)
+  int n_kinds = 0;                                 ///< columns of member_kind_capacity
+  std::vector<std::int32_t> benefit_group;         ///< per benefit stacking group, -1 = stackable;
+                                                   ///< at most one benefit per group per member
+  std::vector<std::int32_t> member_segment;        ///< per member segment code, -1 = none
+  std::vector<std::int64_t> segment_max_members;   ///< per segment code, -1 = no limit (codes
+                                                   ///< past the end: no limit)
+  std::vector<double> segment_max_cost;            ///< per segment code, < 0 = no limit
+  double min_return_per_cost = 0.0;                ///< drop candidates with value / cost below this
+  double diversity = 0.0;  ///< in [0, 1]: a member's 2nd, 3rd ... benefit of
+                           ///< an already-chosen kind counts value x (1 - d)
   /// Throws InputError / ConfigError naming the field for sizes or values that do not fit.
   PERKREC_INLINE void validate(Index n_users, Index n_benefits) const;
 };
@@ -192,8 +210,8 @@ struct Allocation {
   std::vector<Index> benefit;            ///< the chosen benefits (same order as candidate)
   std::vector<std::int64_t> runner_up;   ///< per member: best unchosen candidate, -1 = none
   std::vector<ExclusionReason> runner_up_reason;  ///< per member
-  double value = 0.0;       ///< sum of chosen values (after diversity discounts)
-  double cost = 0.0;        ///< sum of chosen expected costs
+  double value = 0.0;  ///< sum of chosen values (after diversity discounts)
+  double cost = 0.0;   ///< sum of chosen expected costs
   double dual_bound = std::numeric_limits<double>::infinity();  ///< >= best feasible value
   double multiplier = 0.0;  ///< the budget's shadow price lambda at the end
   int iterations = 0;       ///< bisection steps

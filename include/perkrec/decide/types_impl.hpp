@@ -10,13 +10,14 @@
 
 namespace perkrec {
 
-PERKREC_INLINE EligibilityMasks EligibilityMasks::from_dense(Span<const std::uint8_t> eligible, Index n_users,
-                                                             Index n_benefits) {
+PERKREC_INLINE EligibilityMasks EligibilityMasks::from_dense(Span<const std::uint8_t> eligible,
+                                                             Index n_users, Index n_benefits) {
   if (n_users < 0 || n_benefits < 0 ||
       eligible.size() != static_cast<std::size_t>(n_users) * static_cast<std::size_t>(n_benefits)) {
-    detail::raise<InputError>("EligibilityMasks::from_dense: eligible has ", eligible.size(),
-                              " entries (expected n_users x n_benefits = ",
-                              static_cast<std::int64_t>(n_users) * static_cast<std::int64_t>(n_benefits), ")");
+    detail::raise<InputError>(
+        "EligibilityMasks::from_dense: eligible has ", eligible.size(),
+        " entries (expected n_users x n_benefits = ",
+        static_cast<std::int64_t>(n_users) * static_cast<std::int64_t>(n_benefits), ")");
   }
   EligibilityMasks built(n_users, n_benefits);  // mask 0 = all eligible
   // Rows as byte strings: equal rows share one mask.
@@ -24,7 +25,8 @@ PERKREC_INLINE EligibilityMasks EligibilityMasks::from_dense(Span<const std::uin
   std::vector<std::int32_t> rule(static_cast<std::size_t>(n_benefits));
   seen.emplace(std::string(static_cast<std::size_t>(n_benefits), '\1'), 0);
   for (Index u = 0; u < n_users; ++u) {
-    const std::uint8_t* row = eligible.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(n_benefits);
+    const std::uint8_t* row =
+        eligible.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(n_benefits);
     std::string key(static_cast<std::size_t>(n_benefits), '\0');
     for (Index b = 0; b < n_benefits; ++b) key[static_cast<std::size_t>(b)] = row[b] ? '\1' : '\0';
     auto it = seen.find(key);
@@ -38,11 +40,12 @@ PERKREC_INLINE EligibilityMasks EligibilityMasks::from_dense(Span<const std::uin
 }
 
 PERKREC_INLINE std::vector<std::uint8_t> EligibilityMasks::dense() const {
-  std::vector<std::uint8_t> out(static_cast<std::size_t>(n_users_) * static_cast<std::size_t>(n_benefits_));
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(n_users_) *
+                                static_cast<std::size_t>(n_benefits_));
   for (Index u = 0; u < n_users_; ++u) {
     for (Index b = 0; b < n_benefits_; ++b) {
-      out[static_cast<std::size_t>(u) * static_cast<std::size_t>(n_benefits_) + static_cast<std::size_t>(b)] =
-          eligible(u, b) ? 1 : 0;
+      out[static_cast<std::size_t>(u) * static_cast<std::size_t>(n_benefits_) +
+          static_cast<std::size_t>(b)] = eligible(u, b) ? 1 : 0;
     }
   }
   return out;
@@ -85,8 +88,8 @@ PERKREC_INLINE void Candidates::validate(const char* context) const {
                                 cost[i], ")");
     }
     if (!probability.empty() && !(probability[i] >= 0 && probability[i] <= 1)) {
-      detail::raise<InputError>(context, ": candidates.probability[", i, "] must be in [0, 1] (got ",
-                                probability[i], ")");
+      detail::raise<InputError>(context, ": candidates.probability[", i,
+                                "] must be in [0, 1] (got ", probability[i], ")");
     }
   }
 }
@@ -112,8 +115,9 @@ PERKREC_INLINE void AllocationConstraints::validate(Index n_users, Index n_benef
                                max_per_kind, ")");
   }
   if (!(min_return_per_cost >= 0) || !std::isfinite(min_return_per_cost)) {
-    detail::raise<ConfigError>("AllocationConstraints: min_return_per_cost must be finite and >= 0 (got ",
-                               min_return_per_cost, ")");
+    detail::raise<ConfigError>(
+        "AllocationConstraints: min_return_per_cost must be finite and >= 0 (got ",
+        min_return_per_cost, ")");
   }
   if (!(diversity >= 0 && diversity <= 1)) {
     detail::raise<ConfigError>("AllocationConstraints: diversity must be in [0, 1] (got ",
@@ -127,15 +131,18 @@ PERKREC_INLINE void AllocationConstraints::validate(Index n_users, Index n_benef
   if (n_kinds < 0) {
     detail::raise<InputError>("AllocationConstraints: n_kinds must be >= 0 (got ", n_kinds, ")");
   }
-  size_check("member_kind_capacity", member_kind_capacity.size(), nu * static_cast<std::size_t>(n_kinds));
-  if ((max_per_kind > 0 || !member_kind_capacity.empty() || diversity > 0) && benefit_kind.empty()) {
-    detail::raise<InputError>("AllocationConstraints: max_per_kind / member_kind_capacity / diversity "
-                              "need benefit_kind (one kind code per benefit)");
+  size_check("member_kind_capacity", member_kind_capacity.size(),
+             nu * static_cast<std::size_t>(n_kinds));
+  if ((max_per_kind > 0 || !member_kind_capacity.empty() || diversity > 0) &&
+      benefit_kind.empty()) {
+    detail::raise<InputError>(
+        "AllocationConstraints: max_per_kind / member_kind_capacity / diversity "
+        "need benefit_kind (one kind code per benefit)");
   }
   for (std::size_t i = 0; i < member_capacity.size(); ++i) {
     if (member_capacity[i] < 0) {
-      detail::raise<InputError>("AllocationConstraints: member_capacity[", i, "] must be >= 0 (got ",
-                                member_capacity[i], ")");
+      detail::raise<InputError>("AllocationConstraints: member_capacity[", i,
+                                "] must be >= 0 (got ", member_capacity[i], ")");
     }
   }
   for (std::size_t i = 0; i < inventory.size(); ++i) {
@@ -158,8 +165,8 @@ PERKREC_INLINE void AllocationConstraints::validate(Index n_users, Index n_benef
   }
   for (std::size_t i = 0; i < benefit_group.size(); ++i) {
     if (benefit_group[i] < -1) {
-      detail::raise<InputError>("AllocationConstraints: benefit_group[", i,
-                                "] must be >= -1 (got ", benefit_group[i], ")");
+      detail::raise<InputError>("AllocationConstraints: benefit_group[", i, "] must be >= -1 (got ",
+                                benefit_group[i], ")");
     }
   }
   const std::size_t n_segments = std::max(segment_max_members.size(), segment_max_cost.size());
@@ -167,8 +174,8 @@ PERKREC_INLINE void AllocationConstraints::validate(Index n_users, Index n_benef
   size_check("segment_max_cost", segment_max_cost.size(), n_segments);
   for (std::size_t i = 0; i < member_segment.size(); ++i) {
     if (member_segment[i] < -1) {
-      detail::raise<InputError>("AllocationConstraints: member_segment[", i, "] must be >= -1 (got ",
-                                member_segment[i], ")");
+      detail::raise<InputError>("AllocationConstraints: member_segment[", i,
+                                "] must be >= -1 (got ", member_segment[i], ")");
     }
   }
   for (std::size_t i = 0; i < segment_max_members.size(); ++i) {

@@ -30,14 +30,16 @@ inline bool fm_cpu_has_avx2() {
 /// 1/sqrt(g) is _mm256_rsqrt_ps refined by one Newton step (relative error ~1e-7); g >= 1 always
 /// (AdaGrad sums start at 1), so no zero or denormal inputs reach the reciprocal square root.
 __attribute__((target("avx2,fma"))) inline void fm_adagrad_step8_avx2(float* v, float* g,
-                                                                     const float* acc, float gx,
-                                                                     float x, float reg, float lr) {
+                                                                      const float* acc, float gx,
+                                                                      float x, float reg,
+                                                                      float lr) {
   const __m256 vv = _mm256_loadu_ps(v);
   const __m256 va = _mm256_loadu_ps(acc);
   __m256 vg = _mm256_loadu_ps(g);
   // grad = gx * (acc - v * x) + reg * v
   const __m256 diff = _mm256_fnmadd_ps(vv, _mm256_set1_ps(x), va);
-  const __m256 grad = _mm256_fmadd_ps(_mm256_set1_ps(gx), diff, _mm256_mul_ps(_mm256_set1_ps(reg), vv));
+  const __m256 grad =
+      _mm256_fmadd_ps(_mm256_set1_ps(gx), diff, _mm256_mul_ps(_mm256_set1_ps(reg), vv));
   vg = _mm256_fmadd_ps(grad, grad, vg);
   __m256 r = _mm256_rsqrt_ps(vg);
   // Newton: r = r * (1.5 - 0.5 * g * r * r)

@@ -35,15 +35,15 @@ struct GlmProblem {
 };
 
 struct GlmOptions {
-  int max_iterations = 100;        // Newton steps
-  double gradient_tolerance = 1e-9; // stop when |grad|_2 <= tol * max(1, |grad at start|_2)
-  int max_cg_steps = 500;          // per Newton step
+  int max_iterations = 100;          // Newton steps
+  double gradient_tolerance = 1e-9;  // stop when |grad|_2 <= tol * max(1, |grad at start|_2)
+  int max_cg_steps = 500;            // per Newton step
 };
 
 struct GlmIteration {
   int iteration = 0;
-  double objective = 0.0;   // regularized
-  double mean_loss = 0.0;   // unregularized
+  double objective = 0.0;  // regularized
+  double mean_loss = 0.0;  // unregularized
   double gradient_norm = 0.0;
 };
 
@@ -198,7 +198,8 @@ class GlmSolver {
       for (Offset i = b * kRowBlock; i < end; ++i) {
         double s = bias;
         for (Offset e = X.indptr[i]; e < X.indptr[i + 1]; ++e) {
-          s += (X.data ? static_cast<double>(X.data[e]) : 1.0) * w[static_cast<std::size_t>(X.indices[e])];
+          s += (X.data ? static_cast<double>(X.data[e]) : 1.0) *
+               w[static_cast<std::size_t>(X.indices[e])];
         }
         out[static_cast<std::size_t>(i)] = s;
       }
@@ -253,7 +254,8 @@ class GlmSolver {
   }
 
   // (H v, H v_b) with H the Hessian at the weights of hessian_weights().
-  void hessian_times(const std::vector<double>& v, double v_b, std::vector<double>& out, double& out_b) {
+  void hessian_times(const std::vector<double>& v, double v_b, std::vector<double>& out,
+                     double& out_b) {
     compute_scores(v_b, v, direction_scores_);
     parallel_for(0, row_blocks(), p_.num_threads, [&](Offset b) {
       const Offset end = std::min<Offset>(p_.X.rows, (b + 1) * kRowBlock);
@@ -274,15 +276,18 @@ class GlmSolver {
       const Offset end = std::min<Offset>(cols, (b + 1) * kColBlock);
       for (Offset j = b * kColBlock; j < end; ++j) {
         double s = 0.0;
-        for (Offset e = col_ptr_[static_cast<std::size_t>(j)]; e < col_ptr_[static_cast<std::size_t>(j) + 1]; ++e) {
-          s += static_cast<double>(col_val_[static_cast<std::size_t>(e)]) * u[static_cast<std::size_t>(col_row_[static_cast<std::size_t>(e)])];
+        for (Offset e = col_ptr_[static_cast<std::size_t>(j)];
+             e < col_ptr_[static_cast<std::size_t>(j) + 1]; ++e) {
+          s += static_cast<double>(col_val_[static_cast<std::size_t>(e)]) *
+               u[static_cast<std::size_t>(col_row_[static_cast<std::size_t>(e)])];
         }
         out[static_cast<std::size_t>(j)] = s;
       }
     });
   }
 
-  static double dot(const std::vector<double>& a, const std::vector<double>& b, double a_b, double b_b) {
+  static double dot(const std::vector<double>& a, const std::vector<double>& b, double a_b,
+                    double b_b) {
     double s = a_b * b_b;
     for (std::size_t j = 0; j < a.size(); ++j) s += a[j] * b[j];
     return s;

@@ -60,9 +60,13 @@ class LargeAllocator {
   }
 
   template <class U>
-  bool operator==(const LargeAllocator<U>&) const noexcept { return true; }
+  bool operator==(const LargeAllocator<U>&) const noexcept {
+    return true;
+  }
   template <class U>
-  bool operator!=(const LargeAllocator<U>&) const noexcept { return false; }
+  bool operator!=(const LargeAllocator<U>&) const noexcept {
+    return false;
+  }
 };
 
 template <class T>

@@ -3,14 +3,15 @@
 // when the CPU reports AVX2 and FMA). Internal: no API promise.
 #pragma once
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(PERKREC_NO_SIMD_DISPATCH)
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && \
+    !defined(PERKREC_NO_SIMD_DISPATCH)
 #define PERKREC_HAS_AVX2_DISPATCH 1
 #include <immintrin.h>
 #define PERKREC_TARGET_AVX2 __attribute__((target("avx2,fma")))
@@ -66,7 +67,8 @@ PERKREC_TARGET_AVX2 inline float dot(const float* a, const float* b, int n) {
     acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 16), _mm256_loadu_ps(b + k + 16), acc2);
     acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 24), _mm256_loadu_ps(b + k + 24), acc3);
   }
-  for (; k + 8 <= n; k += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc0);
+  for (; k + 8 <= n; k += 8)
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc0);
   float s = hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
   for (; k < n; ++k) s += a[k] * b[k];
   return s;
@@ -92,14 +94,16 @@ PERKREC_TARGET_AVX2 inline void symv(const float* a, const float* v, float* out,
     for (int k = 0; k < n; ++k) {
       const __m256 vk = _mm256_set1_ps(v[k]);
       const float* row = a + static_cast<std::ptrdiff_t>(k) * n + c;
-      for (int t = 0; t < 8; ++t) acc[t] = _mm256_fmadd_ps(vk, _mm256_loadu_ps(row + 8 * t), acc[t]);
+      for (int t = 0; t < 8; ++t)
+        acc[t] = _mm256_fmadd_ps(vk, _mm256_loadu_ps(row + 8 * t), acc[t]);
     }
     for (int t = 0; t < 8; ++t) _mm256_storeu_ps(out + c + 8 * t, acc[t]);
   }
   for (; c + 8 <= n; c += 8) {
     __m256 acc = _mm256_setzero_ps();
     for (int k = 0; k < n; ++k) {
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(v[k]), _mm256_loadu_ps(a + static_cast<std::ptrdiff_t>(k) * n + c), acc);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(v[k]),
+                            _mm256_loadu_ps(a + static_cast<std::ptrdiff_t>(k) * n + c), acc);
     }
     _mm256_storeu_ps(out + c, acc);
   }
@@ -118,7 +122,8 @@ PERKREC_TARGET_AVX2 inline double dot(const double* a, const double* b, int n) {
     acc0 = _mm256_fmadd_pd(_mm256_loadu_pd(a + k), _mm256_loadu_pd(b + k), acc0);
     acc1 = _mm256_fmadd_pd(_mm256_loadu_pd(a + k + 4), _mm256_loadu_pd(b + k + 4), acc1);
   }
-  for (; k + 4 <= n; k += 4) acc0 = _mm256_fmadd_pd(_mm256_loadu_pd(a + k), _mm256_loadu_pd(b + k), acc0);
+  for (; k + 4 <= n; k += 4)
+    acc0 = _mm256_fmadd_pd(_mm256_loadu_pd(a + k), _mm256_loadu_pd(b + k), acc0);
   double s = hsum(_mm256_add_pd(acc0, acc1));
   for (; k < n; ++k) s += a[k] * b[k];
   return s;
@@ -179,7 +184,8 @@ PERKREC_TARGET_AVX2 inline bool cholesky_solve(double* a, double* b, int n, doub
       double* l1 = l0 + n;
       double* l2 = l1 + n;
       double* l3 = l2 + n;
-      __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd(), s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
+      __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd(), s2 = _mm256_setzero_pd(),
+              s3 = _mm256_setzero_pd();
       int k = 0;
       for (; k + 4 <= j; k += 4) {
         const __m256d v = _mm256_loadu_pd(lj + k);
@@ -221,12 +227,14 @@ PERKREC_TARGET_AVX2 inline bool cholesky_solve(double* a, double* b, int n, doub
 /// One BPR SGD step updating member row x and benefit rows yi (positive), yj (negative): `dim`
 /// latent columns plus the bias column at [dim] (x[dim] == 1). Returns the pre-update score
 /// difference x . (yi - yj).
-PERKREC_TARGET_AVX2 inline float bpr_step(float* x, float* yi, float* yj, int dim, float lr, float reg) {
+PERKREC_TARGET_AVX2 inline float bpr_step(float* x, float* yi, float* yj, int dim, float lr,
+                                          float reg) {
   const int n = dim + 1;
   __m256 acc = _mm256_setzero_ps();
   int k = 0;
   for (; k + 8 <= n; k += 8) {
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), _mm256_sub_ps(_mm256_loadu_ps(yi + k), _mm256_loadu_ps(yj + k)), acc);
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + k),
+                          _mm256_sub_ps(_mm256_loadu_ps(yi + k), _mm256_loadu_ps(yj + k)), acc);
   }
   float s = hsum(acc);
   for (; k < n; ++k) s += x[k] * (yi[k] - yj[k]);
@@ -234,7 +242,8 @@ PERKREC_TARGET_AVX2 inline float bpr_step(float* x, float* yi, float* yj, int di
   const __m256 vlr = _mm256_set1_ps(lr), vreg = _mm256_set1_ps(reg), vz = _mm256_set1_ps(z);
   k = 0;
   for (; k + 8 <= dim; k += 8) {
-    const __m256 xf = _mm256_loadu_ps(x + k), yif = _mm256_loadu_ps(yi + k), yjf = _mm256_loadu_ps(yj + k);
+    const __m256 xf = _mm256_loadu_ps(x + k), yif = _mm256_loadu_ps(yi + k),
+                 yjf = _mm256_loadu_ps(yj + k);
     const __m256 gx = _mm256_fmsub_ps(vz, _mm256_sub_ps(yif, yjf), _mm256_mul_ps(vreg, xf));
     const __m256 gi = _mm256_fmsub_ps(vz, xf, _mm256_mul_ps(vreg, yif));
     const __m256 gj = _mm256_fnmsub_ps(vz, xf, _mm256_mul_ps(vreg, yjf));
@@ -270,7 +279,8 @@ inline void pack_panels(const float* y, std::ptrdiff_t rows, int stride, int dim
 /// c[r][j .. j + 16) = q_r . panel for R query rows (q row-major, stride dim; c stride ldc):
 /// a 6 x 16 register tile at most, each panel load shared by R rows.
 template <int R>
-PERKREC_TARGET_AVX2 inline void gemm_tile(const float* q, int dim, const float* panel, float* c, std::ptrdiff_t ldc) {
+PERKREC_TARGET_AVX2 inline void gemm_tile(const float* q, int dim, const float* panel, float* c,
+                                          std::ptrdiff_t ldc) {
   __m256 acc0[R], acc1[R];
   for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
   for (int k = 0; k < dim; ++k) {
@@ -296,18 +306,29 @@ PERKREC_TARGET_AVX2 inline void gemm_panels(const float* q, int rows, int dim, c
     const std::ptrdiff_t g1 = std::min(n_panels, g0 + group);
     int r = 0;
     for (; r + 6 <= rows; r += 6) {
-      for (std::ptrdiff_t p = g0; p < g1; ++p) gemm_tile<6>(q + r * dim, dim, panels + p * 16 * dim, c + r * ldc + p * 16, ldc);
+      for (std::ptrdiff_t p = g0; p < g1; ++p)
+        gemm_tile<6>(q + r * dim, dim, panels + p * 16 * dim, c + r * ldc + p * 16, ldc);
     }
     const int left = rows - r;
     for (std::ptrdiff_t p = g0; p < g1 && left > 0; ++p) {
       const float* panel = panels + p * 16 * dim;
       float* out = c + r * ldc + p * 16;
       switch (left) {
-        case 1: gemm_tile<1>(q + r * dim, dim, panel, out, ldc); break;
-        case 2: gemm_tile<2>(q + r * dim, dim, panel, out, ldc); break;
-        case 3: gemm_tile<3>(q + r * dim, dim, panel, out, ldc); break;
-        case 4: gemm_tile<4>(q + r * dim, dim, panel, out, ldc); break;
-        default: gemm_tile<5>(q + r * dim, dim, panel, out, ldc); break;
+        case 1:
+          gemm_tile<1>(q + r * dim, dim, panel, out, ldc);
+          break;
+        case 2:
+          gemm_tile<2>(q + r * dim, dim, panel, out, ldc);
+          break;
+        case 3:
+          gemm_tile<3>(q + r * dim, dim, panel, out, ldc);
+          break;
+        case 4:
+          gemm_tile<4>(q + r * dim, dim, panel, out, ldc);
+          break;
+        default:
+          gemm_tile<5>(q + r * dim, dim, panel, out, ldc);
+          break;
       }
     }
   }
@@ -321,13 +342,14 @@ constexpr int kPanel = 16;    ///< benefits per packed panel (2 ymm)
 /// FMA per step (bit-identical to gemm_tile and the AVX-512 kernel). For member r, masks[r] gets
 /// the lanes whose score is >= thr[r] (NaN never), and when non-zero the 16 scores go to
 /// buf[r * 16 ..]. Returns whether any member has a candidate.
-PERKREC_TARGET_AVX2 inline bool tile(const float* a, const float* panel, int dim, const float* thr, float* buf,
-                                     std::uint32_t* masks) {
+PERKREC_TARGET_AVX2 inline bool tile(const float* a, const float* panel, int dim, const float* thr,
+                                     float* buf, std::uint32_t* masks) {
   __m256 c0[kTileRows], c1[kTileRows];
 #pragma GCC unroll 6
   for (int r = 0; r < kTileRows; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
   for (int k = 0; k < dim; ++k) {
-    const __m256 b0 = _mm256_loadu_ps(panel + k * kPanel), b1 = _mm256_loadu_ps(panel + k * kPanel + 8);
+    const __m256 b0 = _mm256_loadu_ps(panel + k * kPanel),
+                 b1 = _mm256_loadu_ps(panel + k * kPanel + 8);
     const float* ak = a + k * kTileRows;
 #pragma GCC unroll 6
     for (int r = 0; r < kTileRows; ++r) {
@@ -340,8 +362,9 @@ PERKREC_TARGET_AVX2 inline bool tile(const float* a, const float* panel, int dim
 #pragma GCC unroll 6
   for (int r = 0; r < kTileRows; ++r) {
     const __m256 t = _mm256_set1_ps(thr[r]);
-    const auto m = static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(c0[r], t, _CMP_GE_OQ))) |
-                   (static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(c1[r], t, _CMP_GE_OQ))) << 8);
+    const auto m =
+        static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(c0[r], t, _CMP_GE_OQ))) |
+        (static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(c1[r], t, _CMP_GE_OQ))) << 8);
     masks[r] = m;
     if (m != 0) {
       _mm256_storeu_ps(buf + r * kPanel, c0[r]);

@@ -54,13 +54,14 @@ inline void pack_panels(const float* y, std::ptrdiff_t rows, int stride, int dim
 /// each score accumulated k = 0, 1, ... with one FMA per step (bit-identical to the AVX2
 /// kernel). For member r, masks[r] gets the lanes whose score is >= thr[r] (NaN never), and when
 /// non-zero the 32 scores go to buf[r * 32 ..]. Returns whether any member has a candidate.
-PERKREC_TARGET_AVX512 inline bool tile(const float* a, const float* panel, int dim, const float* thr, float* buf,
-                                       std::uint32_t* masks) {
+PERKREC_TARGET_AVX512 inline bool tile(const float* a, const float* panel, int dim,
+                                       const float* thr, float* buf, std::uint32_t* masks) {
   __m512 c0[kTileRows], c1[kTileRows];
 #pragma GCC unroll 12
   for (int r = 0; r < kTileRows; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
   for (int k = 0; k < dim; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(panel + k * kPanel), b1 = _mm512_loadu_ps(panel + k * kPanel + 16);
+    const __m512 b0 = _mm512_loadu_ps(panel + k * kPanel),
+                 b1 = _mm512_loadu_ps(panel + k * kPanel + 16);
     const float* ak = a + k * kTileRows;
 #pragma GCC unroll 12
     for (int r = 0; r < kTileRows; ++r) {
@@ -73,8 +74,9 @@ PERKREC_TARGET_AVX512 inline bool tile(const float* a, const float* panel, int d
 #pragma GCC unroll 12
   for (int r = 0; r < kTileRows; ++r) {
     const __m512 t = _mm512_set1_ps(thr[r]);
-    const std::uint32_t m = static_cast<std::uint32_t>(_mm512_cmp_ps_mask(c0[r], t, _CMP_GE_OQ)) |
-                            (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(c1[r], t, _CMP_GE_OQ)) << 16);
+    const std::uint32_t m =
+        static_cast<std::uint32_t>(_mm512_cmp_ps_mask(c0[r], t, _CMP_GE_OQ)) |
+        (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(c1[r], t, _CMP_GE_OQ)) << 16);
     masks[r] = m;
     if (m != 0) {
       _mm512_storeu_ps(buf + r * kPanel, c0[r]);

@@ -39,8 +39,8 @@
 #include <string_view>
 #include <vector>
 
-#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/types.hpp"
 
 namespace perkrec {
@@ -51,7 +51,8 @@ PERKREC_INLINE std::uint64_t holdout_hash(std::string_view user_id, std::string_
 /// Arm of each id (see the file comment). `weights` has at least 2 entries, each finite and
 /// >= 0, summing to > 0. Parallel over ids; identical for any thread count.
 PERKREC_INLINE std::vector<std::int32_t> assign_holdout(const std::vector<std::string>& user_ids,
-                                                        std::string_view salt, Span<const double> weights,
+                                                        std::string_view salt,
+                                                        Span<const double> weights,
                                                         int num_threads = 0);
 
 struct ExperimentParams {
@@ -76,21 +77,21 @@ struct ExperimentParams {
 /// column or with zero incremental cost, bootstrap without resamples) are NaN.
 struct ExperimentComparison {
   std::int32_t arm = 0;
-  std::int32_t metric = 0;    ///< index into the metrics given
+  std::int32_t metric = 0;  ///< index into the metrics given
   Offset n_control = 0;
   Offset n_arm = 0;
-  double control_mean = 0;    ///< raw means (before CUPED)
+  double control_mean = 0;  ///< raw means (before CUPED)
   double arm_mean = 0;
-  double lift = 0;            ///< difference of (CUPED-adjusted) means
-  double relative_lift = 0;   ///< lift / control_mean (NaN when control_mean is 0)
+  double lift = 0;           ///< difference of (CUPED-adjusted) means
+  double relative_lift = 0;  ///< lift / control_mean (NaN when control_mean is 0)
   double std_error = 0;
   double lower = 0;
   double upper = 0;
   double p_value = 1;
-  double theta = 0;           ///< CUPED coefficient (0 without a covariate)
+  double theta = 0;  ///< CUPED coefficient (0 without a covariate)
   double bootstrap_lower = 0;
   double bootstrap_upper = 0;
-  double roi = 0;             ///< lift / incremental cost
+  double roi = 0;  ///< lift / incremental cost
   double roi_lower = 0;
   double roi_upper = 0;
   double roi_bootstrap_lower = 0;

@@ -29,17 +29,19 @@ PERKREC_INLINE std::uint64_t holdout_hash(std::string_view user_id, std::string_
 }
 
 PERKREC_INLINE std::vector<std::int32_t> assign_holdout(const std::vector<std::string>& user_ids,
-                                                        std::string_view salt, Span<const double> weights,
+                                                        std::string_view salt,
+                                                        Span<const double> weights,
                                                         int num_threads) {
   if (weights.size() < 2) {
-    detail::raise<InputError>("assign_holdout: weights needs at least 2 arms (got ", weights.size(), ")");
+    detail::raise<InputError>("assign_holdout: weights needs at least 2 arms (got ", weights.size(),
+                              ")");
   }
   std::vector<double> cumulative(weights.size());
   double total = 0;
   for (std::size_t j = 0; j < weights.size(); ++j) {
     if (!std::isfinite(weights[j]) || weights[j] < 0) {
-      detail::raise<InputError>("assign_holdout: weight of arm ", j, " must be finite and >= 0 (got ", weights[j],
-                                ")");
+      detail::raise<InputError>("assign_holdout: weight of arm ", j,
+                                " must be finite and >= 0 (got ", weights[j], ")");
     }
     total += weights[j];
     cumulative[j] = total;
@@ -62,29 +64,32 @@ PERKREC_INLINE std::vector<std::int32_t> assign_holdout(const std::vector<std::s
 
 PERKREC_INLINE void ExperimentParams::validate() const {
   if (n_arms != 0 && n_arms < 2) {
-    detail::raise<ConfigError>("ExperimentParams: n_arms must be 0 (from the data) or >= 2 (got ", n_arms, ")");
+    detail::raise<ConfigError>("ExperimentParams: n_arms must be 0 (from the data) or >= 2 (got ",
+                               n_arms, ")");
   }
   params::validate_fields(*this, "ExperimentParams");
 }
 
 namespace detail::experiment {
 
-inline void check_column(Span<const double> values, std::size_t n, const char* name, std::size_t index,
-                         bool indexed) {
+inline void check_column(Span<const double> values, std::size_t n, const char* name,
+                         std::size_t index, bool indexed) {
   if (values.size() != n) {
     if (indexed) {
-      raise<InputError>("analyze_experiment: ", name, "[", index, "] has ", values.size(), " rows (expected ", n,
-                        ")");
+      raise<InputError>("analyze_experiment: ", name, "[", index, "] has ", values.size(),
+                        " rows (expected ", n, ")");
     }
-    raise<InputError>("analyze_experiment: ", name, " has ", values.size(), " rows (expected ", n, ")");
+    raise<InputError>("analyze_experiment: ", name, " has ", values.size(), " rows (expected ", n,
+                      ")");
   }
   for (std::size_t i = 0; i < n; ++i) {
     if (!std::isfinite(values[i])) {
       if (indexed) {
-        raise<InputError>("analyze_experiment: ", name, "[", index, "] at row ", i, " is not finite (got ",
-                          values[i], ")");
+        raise<InputError>("analyze_experiment: ", name, "[", index, "] at row ", i,
+                          " is not finite (got ", values[i], ")");
       }
-      raise<InputError>("analyze_experiment: ", name, " at row ", i, " is not finite (got ", values[i], ")");
+      raise<InputError>("analyze_experiment: ", name, " at row ", i, " is not finite (got ",
+                        values[i], ")");
     }
   }
 }
@@ -115,7 +120,8 @@ struct Moments {
   double mean = 0, variance = 0, covariance = 0, other_mean = 0;
 };
 
-inline Moments moments(const std::vector<std::size_t>& rows, Span<const double> column, Span<const double> other) {
+inline Moments moments(const std::vector<std::size_t>& rows, Span<const double> column,
+                       Span<const double> other) {
   Moments m;
   const double n = static_cast<double>(rows.size());
   for (std::size_t i : rows) {
@@ -136,8 +142,9 @@ inline Moments moments(const std::vector<std::size_t>& rows, Span<const double> 
 
 /// numpy's default (linear) quantile of the finite values; NaN when there are none.
 inline double quantile(std::vector<double> values, double q) {
-  values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }),
-               values.end());
+  values.erase(
+      std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }),
+      values.end());
   if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
   std::sort(values.begin(), values.end());
   const double pos = q * static_cast<double>(values.size() - 1);
@@ -146,60 +153,68 @@ inline double quantile(std::vector<double> values, double q) {
   return values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
 }
 
-/// Means of every column in every arm for `resamples` bootstrap draws: out[(b * arms + a) * cols + c].
+/// Means of every column in every arm for `resamples` bootstrap draws: out[(b * arms + a) * cols +
+/// c].
 inline std::vector<double> bootstrap_means(const std::vector<std::vector<std::size_t>>& arm_rows,
-                                           const std::vector<Span<const double>>& columns, int resamples,
-                                           std::uint64_t seed, int num_threads) {
+                                           const std::vector<Span<const double>>& columns,
+                                           int resamples, std::uint64_t seed, int num_threads) {
   const std::size_t n_arms = arm_rows.size(), n_cols = columns.size();
   std::vector<double> out(static_cast<std::size_t>(resamples) * n_arms * n_cols, 0.0);
-  parallel_for(0, resamples, num_threads, [&](Offset b) {
-    Rng rng(seed, static_cast<std::uint64_t>(b));
-    double* means = out.data() + static_cast<std::size_t>(b) * n_arms * n_cols;
-    for (std::size_t a = 0; a < n_arms; ++a) {
-      const std::vector<std::size_t>& rows = arm_rows[a];
-      const auto size = static_cast<std::uint32_t>(rows.size());
-      double* arm_means = means + a * n_cols;
-      for (std::uint32_t draw = 0; draw < size; ++draw) {
-        const std::size_t i = rows[rng.below(size)];
-        for (std::size_t c = 0; c < n_cols; ++c) arm_means[c] += columns[c][i];
-      }
-      for (std::size_t c = 0; c < n_cols; ++c) arm_means[c] /= static_cast<double>(size);
-    }
-  }, Schedule::dynamic, 1);
+  parallel_for(
+      0, resamples, num_threads,
+      [&](Offset b) {
+        Rng rng(seed, static_cast<std::uint64_t>(b));
+        double* means = out.data() + static_cast<std::size_t>(b) * n_arms * n_cols;
+        for (std::size_t a = 0; a < n_arms; ++a) {
+          const std::vector<std::size_t>& rows = arm_rows[a];
+          const auto size = static_cast<std::uint32_t>(rows.size());
+          double* arm_means = means + a * n_cols;
+          for (std::uint32_t draw = 0; draw < size; ++draw) {
+            const std::size_t i = rows[rng.below(size)];
+            for (std::size_t c = 0; c < n_cols; ++c) arm_means[c] += columns[c][i];
+          }
+          for (std::size_t c = 0; c < n_cols; ++c) arm_means[c] /= static_cast<double>(size);
+        }
+      },
+      Schedule::dynamic, 1);
   return out;
 }
 
 }  // namespace detail::experiment
 
-PERKREC_INLINE std::vector<ExperimentComparison> analyze_experiment(Span<const std::int32_t> arms,
-                                                                     const std::vector<Span<const double>>& metrics,
-                                                                     const std::vector<Span<const double>>& pre_period,
-                                                                     Span<const double> cost,
-                                                                     const ExperimentParams& params) {
+PERKREC_INLINE std::vector<ExperimentComparison> analyze_experiment(
+    Span<const std::int32_t> arms, const std::vector<Span<const double>>& metrics,
+    const std::vector<Span<const double>>& pre_period, Span<const double> cost,
+    const ExperimentParams& params) {
   params.validate();
   const std::size_t n = arms.size();
   if (metrics.empty()) detail::raise<InputError>("analyze_experiment: metrics is empty");
-  for (std::size_t m = 0; m < metrics.size(); ++m) detail::experiment::check_column(metrics[m], n, "metrics", m, true);
+  for (std::size_t m = 0; m < metrics.size(); ++m)
+    detail::experiment::check_column(metrics[m], n, "metrics", m, true);
   if (!pre_period.empty() && pre_period.size() != metrics.size()) {
     detail::raise<InputError>("analyze_experiment: pre_period has ", pre_period.size(),
                               " entries (expected 0 or one per metric, ", metrics.size(), ")");
   }
   for (std::size_t m = 0; m < pre_period.size(); ++m) {
-    if (!pre_period[m].empty()) detail::experiment::check_column(pre_period[m], n, "pre_period", m, true);
+    if (!pre_period[m].empty())
+      detail::experiment::check_column(pre_period[m], n, "pre_period", m, true);
   }
   if (!cost.empty()) detail::experiment::check_column(cost, n, "cost", 0, false);
   std::int32_t largest = -1;
   for (std::size_t i = 0; i < n; ++i) {
     const std::int32_t a = arms[i];
     if (a < 0 || (params.n_arms > 0 && a >= params.n_arms)) {
-      detail::raise<InputError>("analyze_experiment: arm at row ", i, " is unknown (got ", a, ", expected 0 <= arm < ",
-                                params.n_arms > 0 ? params.n_arms : std::numeric_limits<std::int32_t>::max(), ")");
+      detail::raise<InputError>(
+          "analyze_experiment: arm at row ", i, " is unknown (got ", a, ", expected 0 <= arm < ",
+          params.n_arms > 0 ? params.n_arms : std::numeric_limits<std::int32_t>::max(), ")");
     }
     largest = std::max(largest, a);
   }
   const std::size_t n_arms = params.n_arms > 0 ? static_cast<std::size_t>(params.n_arms)
                                                : static_cast<std::size_t>(largest + 1);
-  if (n_arms < 2) detail::raise<InputError>("analyze_experiment: needs a control and at least one arm (got arms ", largest + 1, ")");
+  if (n_arms < 2)
+    detail::raise<InputError>("analyze_experiment: needs a control and at least one arm (got arms ",
+                              largest + 1, ")");
   std::vector<std::vector<std::size_t>> arm_rows(n_arms);
   for (std::size_t i = 0; i < n; ++i) arm_rows[static_cast<std::size_t>(arms[i])].push_back(i);
   for (std::size_t a = 0; a < n_arms; ++a) {
@@ -207,7 +222,8 @@ PERKREC_INLINE std::vector<ExperimentComparison> analyze_experiment(Span<const s
       detail::raise<InputError>("analyze_experiment: arm ", a, " has ", arm_rows[a].size(),
                                 " rows (expected at least 2)");
     }
-    if (arm_rows[a].size() > 0xFFFFFFFFull) detail::raise<InputError>("analyze_experiment: arm ", a, " has over 2^32 rows");
+    if (arm_rows[a].size() > 0xFFFFFFFFull)
+      detail::raise<InputError>("analyze_experiment: arm ", a, " has over 2^32 rows");
   }
 
   // Columns analyzed: the (CUPED-adjusted) metrics, then the cost.
@@ -230,14 +246,16 @@ PERKREC_INLINE std::vector<ExperimentComparison> analyze_experiment(Span<const s
 
   std::vector<double> boot;
   if (params.bootstrap > 0) {
-    boot = detail::experiment::bootstrap_means(arm_rows, columns, params.bootstrap, params.seed, params.num_threads);
+    boot = detail::experiment::bootstrap_means(arm_rows, columns, params.bootstrap, params.seed,
+                                               params.num_threads);
   }
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double z = inverse_normal_cdf(0.5 * (1.0 + params.confidence));
   const double tail = 0.5 * (1.0 - params.confidence);
   std::vector<ExperimentComparison> out;
   for (std::size_t a = 1; a < n_arms; ++a) {
-    const double n0 = static_cast<double>(arm_rows[0].size()), na = static_cast<double>(arm_rows[a].size());
+    const double n0 = static_cast<double>(arm_rows[0].size()),
+                 na = static_cast<double>(arm_rows[a].size());
     detail::experiment::Moments cost0, costa;
     if (has_cost) {
       cost0 = detail::experiment::moments(arm_rows[0], cost, {});
@@ -261,7 +279,8 @@ PERKREC_INLINE std::vector<ExperimentComparison> analyze_experiment(Span<const s
       r.std_error = std::sqrt(var_lift);
       r.lower = r.lift - z * r.std_error;
       r.upper = r.lift + z * r.std_error;
-      r.p_value = r.std_error > 0 ? 2.0 * normal_cdf(-std::fabs(r.lift) / r.std_error) : (r.lift == 0 ? 1.0 : 0.0);
+      r.p_value = r.std_error > 0 ? 2.0 * normal_cdf(-std::fabs(r.lift) / r.std_error)
+                                  : (r.lift == 0 ? 1.0 : 0.0);
       r.bootstrap_lower = r.bootstrap_upper = nan;
       r.roi = r.roi_lower = r.roi_upper = r.roi_bootstrap_lower = r.roi_bootstrap_upper = nan;
       const double cost_lift = costa.mean - cost0.mean;
@@ -269,7 +288,8 @@ PERKREC_INLINE std::vector<ExperimentComparison> analyze_experiment(Span<const s
         r.roi = r.lift / cost_lift;
         const double var_cost = costa.variance / na + cost0.variance / n0;
         const double cov = t.covariance / na + c.covariance / n0;
-        const double var_roi = (var_lift - 2 * r.roi * cov + r.roi * r.roi * var_cost) / (cost_lift * cost_lift);
+        const double var_roi =
+            (var_lift - 2 * r.roi * cov + r.roi * r.roi * var_cost) / (cost_lift * cost_lift);
         const double se_roi = std::sqrt(std::max(0.0, var_roi));
         r.roi_lower = r.roi - z * se_roi;
         r.roi_upper = r.roi + z * se_roi;

@@ -7,10 +7,10 @@
 // benefit:
 //   precision@k = hits / k
 //   recall@k    = hits / |relevant|
-//   ndcg@k      = sum_{i < k, rec_i relevant} 1/log2(i + 2)  /  sum_{i < min(k, |relevant|)} 1/log2(i + 2)
-//   map@k       = sum_{i < k, rec_i relevant} precision@(i + 1)  /  min(k, |relevant|)
-//   hit_rate@k  = 1 if any hit
-//   coverage    = distinct recommended benefits / n_benefits (over all rows)
+//   ndcg@k      = sum_{i < k, rec_i relevant} 1/log2(i + 2)  /  sum_{i < min(k, |relevant|)}
+//   1/log2(i + 2) map@k       = sum_{i < k, rec_i relevant} precision@(i + 1)  /  min(k,
+//   |relevant|) hit_rate@k  = 1 if any hit coverage    = distinct recommended benefits / n_benefits
+//   (over all rows)
 //
 // Bad input (mismatched lengths, non-finite scores, labels other than 0/1, out-of-range or
 // repeated recommendations) throws InputError naming the position and value.
@@ -46,8 +46,7 @@ struct RankingMetrics {
 
 /// See the file comment. `recommended` has relevant.rows * k entries.
 PERKREC_INLINE RankingMetrics ranking_metrics(Span<const Index> recommended, int k,
-                                              const CsrView<float>& relevant,
-                                              int num_threads = 0);
+                                              const CsrView<float>& relevant, int num_threads = 0);
 
 /// Share of the catalog that appears at least once in `recommended` (-1 entries ignored).
 PERKREC_INLINE double catalog_coverage(Span<const Index> recommended, Index n_benefits);

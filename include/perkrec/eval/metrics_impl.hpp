@@ -33,7 +33,8 @@ PERKREC_INLINE double auc(Span<const float> scores, Span<const std::uint8_t> lab
   detail::check_labels(labels, n, "auc");
   for (std::size_t i = 0; i < n; ++i) {
     if (!std::isfinite(scores[i])) {
-      detail::raise<InputError>("auc: score at position ", i, " is not finite (got ", scores[i], ")");
+      detail::raise<InputError>("auc: score at position ", i, " is not finite (got ", scores[i],
+                                ")");
     }
   }
   std::size_t positives = 0;
@@ -45,7 +46,8 @@ PERKREC_INLINE double auc(Span<const float> scores, Span<const std::uint8_t> lab
   }
   std::vector<std::uint32_t> order(n);
   std::iota(order.begin(), order.end(), 0u);
-  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return scores[a] < scores[b]; });
+  std::sort(order.begin(), order.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return scores[a] < scores[b]; });
   // Sum of the (average, 1-based) ranks of the positives: Mann-Whitney U.
   double rank_sum = 0;
   std::size_t i = 0;
@@ -68,7 +70,8 @@ PERKREC_INLINE double log_loss(Span<const float> probabilities, Span<const std::
                                double eps) {
   const std::size_t n = probabilities.size();
   detail::check_labels(labels, n, "log_loss");
-  if (!(eps > 0 && eps < 0.5)) detail::raise<InputError>("log_loss: eps must be in (0, 0.5) (got ", eps, ")");
+  if (!(eps > 0 && eps < 0.5))
+    detail::raise<InputError>("log_loss: eps must be in (0, 0.5) (got ", eps, ")");
   if (n == 0) detail::raise<InputError>("log_loss: no samples");
   double total = 0;
   for (std::size_t i = 0; i < n; ++i) {
@@ -84,15 +87,16 @@ PERKREC_INLINE double log_loss(Span<const float> probabilities, Span<const std::
 }
 
 PERKREC_INLINE double catalog_coverage(Span<const Index> recommended, Index n_benefits) {
-  if (n_benefits <= 0) detail::raise<InputError>("catalog_coverage: n_benefits must be > 0 (got ", n_benefits, ")");
+  if (n_benefits <= 0)
+    detail::raise<InputError>("catalog_coverage: n_benefits must be > 0 (got ", n_benefits, ")");
   std::vector<std::uint8_t> seen(static_cast<std::size_t>(n_benefits), 0);
   Index distinct = 0;
   for (std::size_t i = 0; i < recommended.size(); ++i) {
     const Index b = recommended[i];
     if (b == -1) continue;
     if (b < 0 || b >= n_benefits) {
-      detail::raise<InputError>("catalog_coverage: benefit at position ", i, " out of range (got ", b,
-                                ", expected -1 or 0 <= benefit < ", n_benefits, ")");
+      detail::raise<InputError>("catalog_coverage: benefit at position ", i, " out of range (got ",
+                                b, ", expected -1 or 0 <= benefit < ", n_benefits, ")");
     }
     if (!seen[static_cast<std::size_t>(b)]) {
       seen[static_cast<std::size_t>(b)] = 1;
@@ -112,13 +116,15 @@ PERKREC_INLINE RankingMetrics ranking_metrics(Span<const Index> recommended, int
                               " entries (expected rows x k = ", rows, " x ", k, ")");
   }
   for (Index r = 0; r < rows; ++r) {
-    const Index* row = recommended.data() + static_cast<std::size_t>(r) * static_cast<std::size_t>(k);
+    const Index* row =
+        recommended.data() + static_cast<std::size_t>(r) * static_cast<std::size_t>(k);
     std::vector<Index> sorted;
     for (int i = 0; i < k; ++i) {
       if (row[i] == -1) continue;
       if (row[i] < 0 || row[i] >= relevant.cols) {
-        detail::raise<InputError>("ranking_metrics: recommended[", r, "][", i, "] out of range (got ",
-                                  row[i], ", expected -1 or 0 <= benefit < ", relevant.cols, ")");
+        detail::raise<InputError>("ranking_metrics: recommended[", r, "][", i,
+                                  "] out of range (got ", row[i],
+                                  ", expected -1 or 0 <= benefit < ", relevant.cols, ")");
       }
       sorted.push_back(row[i]);
     }
@@ -146,7 +152,8 @@ PERKREC_INLINE RankingMetrics ranking_metrics(Span<const Index> recommended, int
       const Index* rel_end = relevant.indices + relevant.row_end(row);
       const auto n_rel = static_cast<int>(rel_end - rel_begin);
       if (n_rel == 0) continue;
-      const Index* rec = recommended.data() + static_cast<std::size_t>(r) * static_cast<std::size_t>(k);
+      const Index* rec =
+          recommended.data() + static_cast<std::size_t>(r) * static_cast<std::size_t>(k);
       int hits = 0;
       double dcg = 0, ap = 0;
       for (int i = 0; i < k; ++i) {

@@ -34,8 +34,8 @@
 #include <limits>
 #include <string>
 
-#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/types.hpp"
 
 namespace perkrec {
@@ -49,15 +49,18 @@ PERKREC_INLINE OpeEstimator ope_estimator_from_string(const std::string& name);
 
 struct OffPolicyParams {
   OpeEstimator estimator = OpeEstimator::ips;
-  double confidence = 0.95;  ///< interval coverage; in (0, 1)
+  double confidence = 0.95;                               ///< interval coverage; in (0, 1)
   double clip = std::numeric_limits<double>::infinity();  ///< max weight; > 0 (inf = no clipping)
   double switch_threshold = std::numeric_limits<double>::infinity();  ///< switch-DR's tau; >= 0
-  int num_threads = 0;  ///< 0 = OpenMP default
+  int num_threads = 0;                                                ///< 0 = OpenMP default
   static auto param_fields() {
     using P = OffPolicyParams;
     static constexpr params::EnumName<OpeEstimator> kEstimators[] = {
-        {OpeEstimator::ips, "ips"}, {OpeEstimator::snips, "snips"}, {OpeEstimator::dm, "dm"},
-        {OpeEstimator::dr, "dr"}, {OpeEstimator::switch_dr, "switch-dr"}};
+        {OpeEstimator::ips, "ips"},
+        {OpeEstimator::snips, "snips"},
+        {OpeEstimator::dm, "dm"},
+        {OpeEstimator::dr, "dr"},
+        {OpeEstimator::switch_dr, "switch-dr"}};
     return std::make_tuple(params::field("estimator", &P::estimator, kEstimators),
                            params::field("confidence", &P::confidence, params::open(0, 1)),
                            params::field("clip", &P::clip, params::or_infinity(params::above(0))),
@@ -82,7 +85,8 @@ struct OffPolicyEstimate {
 
 /// See the file comment. `reward_estimate` (q) and `target_reward_estimate` (e) may be empty
 /// for IPS and SNIPS, in which case they are not used.
-PERKREC_INLINE OffPolicyEstimate off_policy_value(Span<const double> rewards, Span<const double> logged_propensity,
+PERKREC_INLINE OffPolicyEstimate off_policy_value(Span<const double> rewards,
+                                                  Span<const double> logged_propensity,
                                                   Span<const double> target_propensity,
                                                   Span<const double> reward_estimate = {},
                                                   Span<const double> target_reward_estimate = {},

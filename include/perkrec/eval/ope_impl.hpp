@@ -15,11 +15,16 @@ namespace perkrec {
 
 PERKREC_INLINE const char* to_string(OpeEstimator estimator) {
   switch (estimator) {
-    case OpeEstimator::ips: return "ips";
-    case OpeEstimator::snips: return "snips";
-    case OpeEstimator::dm: return "dm";
-    case OpeEstimator::dr: return "dr";
-    case OpeEstimator::switch_dr: return "switch-dr";
+    case OpeEstimator::ips:
+      return "ips";
+    case OpeEstimator::snips:
+      return "snips";
+    case OpeEstimator::dm:
+      return "dm";
+    case OpeEstimator::dr:
+      return "dr";
+    case OpeEstimator::switch_dr:
+      return "switch-dr";
   }
   return "unknown";
 }
@@ -30,8 +35,8 @@ PERKREC_INLINE OpeEstimator ope_estimator_from_string(const std::string& name) {
     if (name == to_string(e)) return e;
   }
   if (name == "switch_dr") return OpeEstimator::switch_dr;
-  detail::raise<ConfigError>("OffPolicyParams: estimator must be one of ips, snips, dm, dr, switch-dr (got '",
-                             name, "')");
+  detail::raise<ConfigError>(
+      "OffPolicyParams: estimator must be one of ips, snips, dm, dr, switch-dr (got '", name, "')");
 }
 
 PERKREC_INLINE void OffPolicyParams::validate() const {
@@ -40,15 +45,18 @@ PERKREC_INLINE void OffPolicyParams::validate() const {
 
 namespace detail::ope {
 
-inline void check_column(Span<const double> values, std::size_t n, const char* name, double lo, double hi,
-                         bool lo_open, const char* range) {
+inline void check_column(Span<const double> values, std::size_t n, const char* name, double lo,
+                         double hi, bool lo_open, const char* range) {
   if (values.size() != n) {
-    raise<InputError>("off_policy_value: ", name, " has ", values.size(), " rows (expected ", n, ")");
+    raise<InputError>("off_policy_value: ", name, " has ", values.size(), " rows (expected ", n,
+                      ")");
   }
   for (std::size_t i = 0; i < n; ++i) {
     const double v = values[i];
     const bool ok = std::isfinite(v) && (lo_open ? v > lo : v >= lo) && v <= hi;
-    if (!ok) raise<InputError>("off_policy_value: ", name, " at row ", i, " must be ", range, " (got ", v, ")");
+    if (!ok)
+      raise<InputError>("off_policy_value: ", name, " at row ", i, " must be ", range, " (got ", v,
+                        ")");
   }
 }
 
@@ -60,7 +68,8 @@ struct Sums {
 
 }  // namespace detail::ope
 
-PERKREC_INLINE OffPolicyEstimate off_policy_value(Span<const double> rewards, Span<const double> logged_propensity,
+PERKREC_INLINE OffPolicyEstimate off_policy_value(Span<const double> rewards,
+                                                  Span<const double> logged_propensity,
                                                   Span<const double> target_propensity,
                                                   Span<const double> reward_estimate,
                                                   Span<const double> target_reward_estimate,
@@ -71,7 +80,8 @@ PERKREC_INLINE OffPolicyEstimate off_policy_value(Span<const double> rewards, Sp
   constexpr double kInf = std::numeric_limits<double>::infinity();
   detail::ope::check_column(rewards, n, "rewards", -kInf, kInf, false, "finite");
   detail::ope::check_column(logged_propensity, n, "logged_propensity", 0.0, 1.0, true, "in (0, 1]");
-  detail::ope::check_column(target_propensity, n, "target_propensity", 0.0, 1.0, false, "in [0, 1]");
+  detail::ope::check_column(target_propensity, n, "target_propensity", 0.0, 1.0, false,
+                            "in [0, 1]");
   const OpeEstimator est = params.estimator;
   const bool needs_q = est == OpeEstimator::dr || est == OpeEstimator::switch_dr;
   const bool needs_e = needs_q || est == OpeEstimator::dm;
@@ -80,14 +90,16 @@ PERKREC_INLINE OffPolicyEstimate off_policy_value(Span<const double> rewards, Sp
                               " needs reward_estimate (the model's reward for the logged action)");
   }
   if (needs_e && target_reward_estimate.empty()) {
-    detail::raise<InputError>("off_policy_value: estimator ", to_string(est),
-                              " needs target_reward_estimate (the model's expected reward under the target policy)");
+    detail::raise<InputError>(
+        "off_policy_value: estimator ", to_string(est),
+        " needs target_reward_estimate (the model's expected reward under the target policy)");
   }
   if (!reward_estimate.empty()) {
     detail::ope::check_column(reward_estimate, n, "reward_estimate", -kInf, kInf, false, "finite");
   }
   if (!target_reward_estimate.empty()) {
-    detail::ope::check_column(target_reward_estimate, n, "target_reward_estimate", -kInf, kInf, false, "finite");
+    detail::ope::check_column(target_reward_estimate, n, "target_reward_estimate", -kInf, kInf,
+                              false, "finite");
   }
 
   const auto weight_of = [&](std::size_t i) { return target_propensity[i] / logged_propensity[i]; };
@@ -95,9 +107,12 @@ PERKREC_INLINE OffPolicyEstimate off_policy_value(Span<const double> rewards, Sp
   const auto term_of = [&](std::size_t i, double w, bool& switched) {
     switch (est) {
       case OpeEstimator::ips:
-      case OpeEstimator::snips: return w * rewards[i];
-      case OpeEstimator::dm: return target_reward_estimate[i];
-      case OpeEstimator::dr: return target_reward_estimate[i] + w * (rewards[i] - reward_estimate[i]);
+      case OpeEstimator::snips:
+        return w * rewards[i];
+      case OpeEstimator::dm:
+        return target_reward_estimate[i];
+      case OpeEstimator::dr:
+        return target_reward_estimate[i] + w * (rewards[i] - reward_estimate[i]);
       case OpeEstimator::switch_dr:
         switched = weight_of(i) > params.switch_threshold;
         return target_reward_estimate[i] + (switched ? 0.0 : w * (rewards[i] - reward_estimate[i]));
@@ -152,11 +167,14 @@ PERKREC_INLINE OffPolicyEstimate off_policy_value(Span<const double> rewards, Sp
   out.n_clipped = first.clipped;
   out.n_switched = first.switched;
   out.effective_sample_size =
-      est == OpeEstimator::dm ? dn : (first.weight_sq > 0 ? first.weight * first.weight / first.weight_sq : 0.0);
+      est == OpeEstimator::dm
+          ? dn
+          : (first.weight_sq > 0 ? first.weight * first.weight / first.weight_sq : 0.0);
   if (est == OpeEstimator::snips) {
     if (!(first.weight > 0)) {
-      detail::raise<InputError>("off_policy_value: snips needs a positive total weight (every target_propensity "
-                                "is 0)");
+      detail::raise<InputError>(
+          "off_policy_value: snips needs a positive total weight (every target_propensity "
+          "is 0)");
     }
     out.value = first.weighted_reward / first.weight;
     const double mean_weight = first.weight / dn;

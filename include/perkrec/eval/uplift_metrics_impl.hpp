@@ -17,12 +17,14 @@ namespace detail::uplift {
 inline void check_finite(Span<const double> values, const char* function, const char* name) {
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (!std::isfinite(values[i])) {
-      raise<InputError>(function, ": ", name, " at row ", i, " is not finite (got ", values[i], ")");
+      raise<InputError>(function, ": ", name, " at row ", i, " is not finite (got ", values[i],
+                        ")");
     }
   }
 }
 
-inline void check_length(std::size_t got, std::size_t expected, const char* function, const char* name) {
+inline void check_length(std::size_t got, std::size_t expected, const char* function,
+                         const char* name) {
   if (got != expected) {
     raise<InputError>(function, ": ", name, " has ", got, " rows (expected ", expected, ")");
   }
@@ -44,8 +46,9 @@ inline void check_treatment(Span<const std::uint8_t> treatment, const char* func
   }
 }
 
-inline void check_inputs(const char* function, Span<const double> outcome, Span<const double> uplift,
-                         Span<const std::uint8_t> treatment, const char* outcome_name = "outcome") {
+inline void check_inputs(const char* function, Span<const double> outcome,
+                         Span<const double> uplift, Span<const std::uint8_t> treatment,
+                         const char* outcome_name = "outcome") {
   check_length(uplift.size(), outcome.size(), function, "uplift");
   check_length(treatment.size(), outcome.size(), function, "treatment");
   check_finite(outcome, function, outcome_name);
@@ -76,8 +79,8 @@ struct GroupSums {
   std::vector<double> rows, treated, sum_treated, sum_control, cost_treated, cost_control;
 };
 
-inline GroupSums group_sums(Span<const double> outcome, Span<const double> cost, Span<const double> score,
-                            Span<const std::uint8_t> treatment) {
+inline GroupSums group_sums(Span<const double> outcome, Span<const double> cost,
+                            Span<const double> score, Span<const std::uint8_t> treatment) {
   const std::vector<std::size_t> order = descending_order(score);
   GroupSums g;
   double treated = 0, sum_t = 0, sum_c = 0, cost_t = 0, cost_c = 0;
@@ -127,18 +130,20 @@ UpliftCurve curve_from_scores(Span<const double> outcome, Span<const double> sco
 
 inline UpliftCurve qini_from_scores(Span<const double> outcome, Span<const double> score,
                                     Span<const std::uint8_t> treatment) {
-  return curve_from_scores(outcome, score, treatment, [](const GroupSums& g, std::size_t j, double control) {
-    return incremental(g.sum_treated[j], g.sum_control[j], g.treated[j], control);
-  });
+  return curve_from_scores(
+      outcome, score, treatment, [](const GroupSums& g, std::size_t j, double control) {
+        return incremental(g.sum_treated[j], g.sum_control[j], g.treated[j], control);
+      });
 }
 
 inline UpliftCurve uplift_from_scores(Span<const double> outcome, Span<const double> score,
                                       Span<const std::uint8_t> treatment) {
-  return curve_from_scores(outcome, score, treatment, [](const GroupSums& g, std::size_t j, double control) {
-    const double mean_t = g.treated[j] > 0 ? g.sum_treated[j] / g.treated[j] : 0.0;
-    const double mean_c = control > 0 ? g.sum_control[j] / control : 0.0;
-    return (mean_t - mean_c) * g.rows[j];
-  });
+  return curve_from_scores(
+      outcome, score, treatment, [](const GroupSums& g, std::size_t j, double control) {
+        const double mean_t = g.treated[j] > 0 ? g.sum_treated[j] / g.treated[j] : 0.0;
+        const double mean_c = control > 0 ? g.sum_control[j] / control : 0.0;
+        return (mean_t - mean_c) * g.rows[j];
+      });
 }
 
 inline double trapezoid(const std::vector<double>& x, const std::vector<double>& y) {
@@ -149,11 +154,13 @@ inline double trapezoid(const std::vector<double>& x, const std::vector<double>&
 
 /// (area(model) - area(random)) / (area(perfect) - area(random)); random = the chord to the
 /// perfect curve's end.
-inline double normalized_area(const UpliftCurve& model, const UpliftCurve& perfect, const char* function) {
+inline double normalized_area(const UpliftCurve& model, const UpliftCurve& perfect,
+                              const char* function) {
   const double random = 0.5 * perfect.x.back() * perfect.y.back();
   const double best = trapezoid(perfect.x, perfect.y) - random;
   if (!(std::fabs(best) > 0)) {
-    raise<InputError>(function, ": the perfect ranking is no better than random (no incremental outcome "
+    raise<InputError>(function,
+                      ": the perfect ranking is no better than random (no incremental outcome "
                       "to rank), so the score is undefined");
   }
   return (trapezoid(model.x, model.y) - random) / best;
@@ -173,7 +180,8 @@ PERKREC_INLINE UpliftCurve uplift_curve(Span<const double> outcome, Span<const d
   return detail::uplift::uplift_from_scores(outcome, uplift, treatment);
 }
 
-PERKREC_INLINE UpliftCurve perfect_qini_curve(Span<const double> outcome, Span<const std::uint8_t> treatment,
+PERKREC_INLINE UpliftCurve perfect_qini_curve(Span<const double> outcome,
+                                              Span<const std::uint8_t> treatment,
                                               bool negative_effect) {
   detail::uplift::check_inputs("perfect_qini_curve", outcome, outcome, treatment);
   const std::size_t n = outcome.size();
@@ -187,12 +195,14 @@ PERKREC_INLINE UpliftCurve perfect_qini_curve(Span<const double> outcome, Span<c
     treated += treatment[i];
     (treatment[i] ? sum_t : sum_c) += outcome[i];
   }
-  const double total = detail::uplift::incremental(sum_t, sum_c, treated, static_cast<double>(n) - treated);
+  const double total =
+      detail::uplift::incremental(sum_t, sum_c, treated, static_cast<double>(n) - treated);
   // scikit-uplift's curve: it reaches the total at x = total (in rows) and stays there.
   return UpliftCurve{{0.0, total, static_cast<double>(n)}, {0.0, total, total}};
 }
 
-PERKREC_INLINE UpliftCurve perfect_uplift_curve(Span<const double> outcome, Span<const std::uint8_t> treatment) {
+PERKREC_INLINE UpliftCurve perfect_uplift_curve(Span<const double> outcome,
+                                                Span<const std::uint8_t> treatment) {
   detail::uplift::check_inputs("perfect_uplift_curve", outcome, outcome, treatment);
   detail::uplift::check_binary(outcome, "perfect_uplift_curve");
   const std::size_t n = outcome.size();
@@ -212,37 +222,41 @@ PERKREC_INLINE UpliftCurve perfect_uplift_curve(Span<const double> outcome, Span
 PERKREC_INLINE double qini_auc_score(Span<const double> outcome, Span<const double> uplift,
                                      Span<const std::uint8_t> treatment, bool negative_effect) {
   detail::uplift::check_inputs("qini_auc_score", outcome, uplift, treatment);
-  return detail::uplift::normalized_area(detail::uplift::qini_from_scores(outcome, uplift, treatment),
-                                         perfect_qini_curve(outcome, treatment, negative_effect),
-                                         "qini_auc_score");
+  return detail::uplift::normalized_area(
+      detail::uplift::qini_from_scores(outcome, uplift, treatment),
+      perfect_qini_curve(outcome, treatment, negative_effect), "qini_auc_score");
 }
 
 PERKREC_INLINE double uplift_auc_score(Span<const double> outcome, Span<const double> uplift,
                                        Span<const std::uint8_t> treatment) {
   detail::uplift::check_inputs("uplift_auc_score", outcome, uplift, treatment);
   detail::uplift::check_binary(outcome, "uplift_auc_score");
-  return detail::uplift::normalized_area(detail::uplift::uplift_from_scores(outcome, uplift, treatment),
-                                         perfect_uplift_curve(outcome, treatment), "uplift_auc_score");
+  return detail::uplift::normalized_area(
+      detail::uplift::uplift_from_scores(outcome, uplift, treatment),
+      perfect_uplift_curve(outcome, treatment), "uplift_auc_score");
 }
 
 PERKREC_INLINE double uplift_at_k(Span<const double> outcome, Span<const double> uplift,
-                                  Span<const std::uint8_t> treatment, double k, UpliftAtKStrategy strategy) {
+                                  Span<const std::uint8_t> treatment, double k,
+                                  UpliftAtKStrategy strategy) {
   detail::uplift::check_inputs("uplift_at_k", outcome, uplift, treatment);
   const std::size_t n = outcome.size();
   const bool fraction = k > 0 && k < 1;
   if (!fraction && !(k >= 1 && k == std::floor(k) && k <= static_cast<double>(n))) {
-    detail::raise<InputError>("uplift_at_k: k must be a fraction in (0, 1) or a whole number of rows in [1, ",
-                              n, "] (got ", k, ")");
+    detail::raise<InputError>(
+        "uplift_at_k: k must be a fraction in (0, 1) or a whole number of rows in [1, ", n,
+        "] (got ", k, ")");
   }
   std::size_t treated = 0;
   for (std::size_t i = 0; i < n; ++i) treated += treatment[i];
   const auto top = [&](std::size_t count) {
-    return fraction ? static_cast<std::size_t>(k * static_cast<double>(count)) : static_cast<std::size_t>(k);
+    return fraction ? static_cast<std::size_t>(k * static_cast<double>(count))
+                    : static_cast<std::size_t>(k);
   };
   const std::size_t take_all = top(n), take_t = top(treated), take_c = top(n - treated);
   if (strategy == UpliftAtKStrategy::by_group && (take_t > treated || take_c > n - treated)) {
-    detail::raise<InputError>("uplift_at_k: k = ", k, " exceeds a group (", treated, " treated, ", n - treated,
-                              " control rows)");
+    detail::raise<InputError>("uplift_at_k: k = ", k, " exceeds a group (", treated, " treated, ",
+                              n - treated, " control rows)");
   }
   double sum[2] = {0, 0}, count[2] = {0, 0};
   std::size_t seen[2] = {0, 0};
@@ -265,8 +279,8 @@ PERKREC_INLINE double uplift_at_k(Span<const double> outcome, Span<const double>
   return sum[1] / count[1] - sum[0] / count[0];
 }
 
-PERKREC_INLINE CostCurve cost_curve(Span<const double> value, Span<const double> cost, Span<const double> uplift,
-                                    Span<const std::uint8_t> treatment) {
+PERKREC_INLINE CostCurve cost_curve(Span<const double> value, Span<const double> cost,
+                                    Span<const double> uplift, Span<const std::uint8_t> treatment) {
   detail::uplift::check_inputs("cost_curve", value, uplift, treatment, "value");
   detail::uplift::check_length(cost.size(), value.size(), "cost_curve", "cost");
   detail::uplift::check_finite(cost, "cost_curve", "cost");
@@ -278,19 +292,22 @@ PERKREC_INLINE CostCurve cost_curve(Span<const double> value, Span<const double>
   for (std::size_t j = 0; j < g.rows.size(); ++j) {
     const double control = g.rows[j] - g.treated[j];
     c.rows.push_back(g.rows[j]);
-    c.cost.push_back(detail::uplift::incremental(g.cost_treated[j], g.cost_control[j], g.treated[j], control));
-    c.value.push_back(detail::uplift::incremental(g.sum_treated[j], g.sum_control[j], g.treated[j], control));
+    c.cost.push_back(
+        detail::uplift::incremental(g.cost_treated[j], g.cost_control[j], g.treated[j], control));
+    c.value.push_back(
+        detail::uplift::incremental(g.sum_treated[j], g.sum_control[j], g.treated[j], control));
   }
   return c;
 }
 
-PERKREC_INLINE double aucc_score(Span<const double> value, Span<const double> cost, Span<const double> uplift,
-                                 Span<const std::uint8_t> treatment) {
+PERKREC_INLINE double aucc_score(Span<const double> value, Span<const double> cost,
+                                 Span<const double> uplift, Span<const std::uint8_t> treatment) {
   const CostCurve c = cost_curve(value, cost, uplift, treatment);
   const double total_cost = c.cost.back(), total_value = c.value.back();
   if (!(total_cost > 0) || !(total_value > 0)) {
-    detail::raise<InputError>("aucc_score: total incremental value and cost must be positive (got value ",
-                              total_value, ", cost ", total_cost, ")");
+    detail::raise<InputError>(
+        "aucc_score: total incremental value and cost must be positive (got value ", total_value,
+        ", cost ", total_cost, ")");
   }
   std::vector<double> x(c.cost.size()), y(c.value.size());
   for (std::size_t j = 0; j < x.size(); ++j) {

@@ -59,9 +59,9 @@
 #include <string>
 #include <vector>
 
-#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/error.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/behavior_log.hpp"
 #include "perkrec/data/item_catalog.hpp"
@@ -82,8 +82,8 @@ struct BehaviorFeatureParams {
   std::vector<std::string> aggregates;  ///< from behavior_aggregate_names(), distinct; empty = all
   std::vector<std::string> levels;      ///< ItemCatalog level names (distinct): extra scopes
   std::vector<std::string> actions = {"purchase"};  ///< action names of the log (1+, distinct)
-  double half_life_days = 28.0;         ///< decay of decayed_count; finite, > 0
-  int num_threads = 0;                  ///< 0 = OpenMP default; never changes the output
+  double half_life_days = 28.0;                     ///< decay of decayed_count; finite, > 0
+  int num_threads = 0;  ///< 0 = OpenMP default; never changes the output
   static auto param_fields() {
     using P = BehaviorFeatureParams;
     return std::make_tuple(params::field("aggregates", &P::aggregates),  // names: validate()
@@ -116,16 +116,19 @@ struct BehaviorTable {
 /// The aggregates of every sample (see the file comment). Throws ConfigError for bad params,
 /// InputError for inconsistent inputs (item counts differ, benefit out of range, negative
 /// member, an action or level the log / catalog lacks, naming it).
-PERKREC_INLINE BehaviorTable behavior_features(const BehaviorSamples& samples, const BehaviorLog& log,
-                                               const ItemCatalog& items, const BenefitItems& benefit_items,
+PERKREC_INLINE BehaviorTable behavior_features(const BehaviorSamples& samples,
+                                               const BehaviorLog& log, const ItemCatalog& items,
+                                               const BenefitItems& benefit_items,
                                                const BehaviorFeatureParams& params);
 
 namespace detail {
 /// The same values row-major (rows x behavior_column_names(params).size()); what
 /// FeatureEncoder uses.
-PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& samples, const BehaviorLog& log,
-                                                   const ItemCatalog& items, const BenefitItems& benefit_items,
-                                                   const BehaviorFeatureParams& params, const char* context);
+PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& samples,
+                                                   const BehaviorLog& log, const ItemCatalog& items,
+                                                   const BenefitItems& benefit_items,
+                                                   const BehaviorFeatureParams& params,
+                                                   const char* context);
 }  // namespace detail
 
 }  // namespace perkrec

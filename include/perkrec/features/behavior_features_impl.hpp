@@ -13,10 +13,19 @@
 namespace perkrec {
 
 PERKREC_INLINE const std::vector<std::string>& behavior_aggregate_names() {
-  static const std::vector<std::string> names = {
-      "count",        "quantity",       "spend",       "decayed_count",         "days_since_last",
-      "share_of_wallet", "member_count", "member_baskets", "member_spend", "member_distinct_items",
-      "member_days_since_last", "popularity_events", "popularity_members"};
+  static const std::vector<std::string> names = {"count",
+                                                 "quantity",
+                                                 "spend",
+                                                 "decayed_count",
+                                                 "days_since_last",
+                                                 "share_of_wallet",
+                                                 "member_count",
+                                                 "member_baskets",
+                                                 "member_spend",
+                                                 "member_distinct_items",
+                                                 "member_days_since_last",
+                                                 "popularity_events",
+                                                 "popularity_members"};
   return names;
 }
 
@@ -29,19 +38,23 @@ PERKREC_INLINE void BehaviorFeatureParams::validate() const {
       detail::raise<ConfigError>(ctx, ": aggregates: unknown aggregate '", a,
                                  "' (expected one of behavior_aggregate_names())");
     }
-    if (!seen.insert(a).second) detail::raise<ConfigError>(ctx, ": aggregates: '", a, "' is listed twice");
+    if (!seen.insert(a).second)
+      detail::raise<ConfigError>(ctx, ": aggregates: '", a, "' is listed twice");
   }
   seen.clear();
   for (const auto& l : levels) {
     if (l.empty()) detail::raise<ConfigError>(ctx, ": levels: empty level name");
-    if (l == "items") detail::raise<ConfigError>(ctx, ": levels: 'items' names the benefit's own items scope");
-    if (!seen.insert(l).second) detail::raise<ConfigError>(ctx, ": levels: '", l, "' is listed twice");
+    if (l == "items")
+      detail::raise<ConfigError>(ctx, ": levels: 'items' names the benefit's own items scope");
+    if (!seen.insert(l).second)
+      detail::raise<ConfigError>(ctx, ": levels: '", l, "' is listed twice");
   }
   seen.clear();
   if (actions.empty()) detail::raise<ConfigError>(ctx, ": actions: expected at least one action");
   for (const auto& a : actions) {
     if (a.empty()) detail::raise<ConfigError>(ctx, ": actions: empty action name");
-    if (!seen.insert(a).second) detail::raise<ConfigError>(ctx, ": actions: '", a, "' is listed twice");
+    if (!seen.insert(a).second)
+      detail::raise<ConfigError>(ctx, ": actions: '", a, "' is listed twice");
   }
   params::validate_fields(*this, "BehaviorFeatureParams");
 }
@@ -79,7 +92,8 @@ PERKREC_INLINE std::vector<std::string> behavior_column_names(const BehaviorFeat
     std::vector<std::string> scopes{"items"};
     scopes.insert(scopes.end(), p.levels.begin(), p.levels.end());
     for (const auto& s : scopes) {
-      for (int a : layout.scope) out.push_back(action + "_" + s + "_" + all[static_cast<std::size_t>(a)]);
+      for (int a : layout.scope)
+        out.push_back(action + "_" + s + "_" + all[static_cast<std::size_t>(a)]);
     }
     for (int a : layout.other) out.push_back(action + "_" + all[static_cast<std::size_t>(a)]);
   }
@@ -99,8 +113,8 @@ struct BehaviorAcc {
 
 // Per-thread scratch: dense accumulators and the slots touched by the current member.
 struct BehaviorScratch {
-  std::vector<BehaviorAcc> item;                 // action slot x items
-  std::vector<std::vector<BehaviorAcc>> level;   // per level: action slot x values
+  std::vector<BehaviorAcc> item;                // action slot x items
+  std::vector<std::vector<BehaviorAcc>> level;  // per level: action slot x values
   std::vector<std::size_t> touched_item;
   std::vector<std::vector<std::size_t>> touched_level;
   std::unordered_set<std::int64_t> baskets;
@@ -120,8 +134,8 @@ struct BehaviorMember {
 // instead of one per item (on large logs the per-item searches miss the cache k times).
 struct BehaviorPopularity {
   bool per_benefit = false;
-  std::size_t keys_per_slot = 0;    // items, or benefits when per_benefit
-  std::vector<Offset> start;        // slots x keys_per_slot + 1
+  std::size_t keys_per_slot = 0;  // items, or benefits when per_benefit
+  std::vector<Offset> start;      // slots x keys_per_slot + 1
   std::vector<Timestamp> times;
   std::vector<Offset> first_start;  // slots x keys_per_slot + 1
   std::vector<Timestamp> first_times;
@@ -130,8 +144,8 @@ struct BehaviorPopularity {
 // Merges the per-item lists of `p` into per-benefit lists for the benefits flagged in `used`
 // (the others get empty lists), unless that would hold more than `cap` times.
 inline void merge_popularity_per_benefit(BehaviorPopularity& p, const BenefitItems& benefit_items,
-                                         const std::vector<std::uint8_t>& used, std::size_t n_slots, Offset cap,
-                                         int num_threads) {
+                                         const std::vector<std::uint8_t>& used, std::size_t n_slots,
+                                         Offset cap, int num_threads) {
   const auto n_items = p.keys_per_slot;
   const auto n_benefits = static_cast<std::size_t>(benefit_items.n_benefits());
   const std::size_t keys = n_slots * n_benefits;
@@ -153,23 +167,26 @@ inline void merge_popularity_per_benefit(BehaviorPopularity& p, const BenefitIte
   if (start.back() + first_start.back() > cap) return;  // keep the per-item lists
   std::vector<Timestamp> times(static_cast<std::size_t>(start.back()));
   std::vector<Timestamp> first_times(static_cast<std::size_t>(first_start.back()));
-  parallel_for(0, static_cast<Offset>(keys), num_threads, [&](Offset kk) {
-    const auto key = static_cast<std::size_t>(kk);
-    const std::size_t s = key / n_benefits, b = key % n_benefits;
-    if (!used[b]) return;
-    auto gather = [&](const std::vector<Offset>& from_start, const std::vector<Timestamp>& from,
-                      const std::vector<Offset>& to_start, std::vector<Timestamp>& to) {
-      auto out = to.begin() + to_start[key];
-      for (Index i : benefit_items.items(static_cast<Index>(b))) {
-        const std::size_t k = s * n_items + static_cast<std::size_t>(i);
-        const auto mid = out;
-        out = std::copy(from.begin() + from_start[k], from.begin() + from_start[k + 1], out);
-        std::inplace_merge(to.begin() + to_start[key], mid, out);
-      }
-    };
-    gather(p.start, p.times, start, times);
-    gather(p.first_start, p.first_times, first_start, first_times);
-  }, Schedule::dynamic, 16);
+  parallel_for(
+      0, static_cast<Offset>(keys), num_threads,
+      [&](Offset kk) {
+        const auto key = static_cast<std::size_t>(kk);
+        const std::size_t s = key / n_benefits, b = key % n_benefits;
+        if (!used[b]) return;
+        auto gather = [&](const std::vector<Offset>& from_start, const std::vector<Timestamp>& from,
+                          const std::vector<Offset>& to_start, std::vector<Timestamp>& to) {
+          auto out = to.begin() + to_start[key];
+          for (Index i : benefit_items.items(static_cast<Index>(b))) {
+            const std::size_t k = s * n_items + static_cast<std::size_t>(i);
+            const auto mid = out;
+            out = std::copy(from.begin() + from_start[k], from.begin() + from_start[k + 1], out);
+            std::inplace_merge(to.begin() + to_start[key], mid, out);
+          }
+        };
+        gather(p.start, p.times, start, times);
+        gather(p.first_start, p.first_times, first_start, first_times);
+      },
+      Schedule::dynamic, 16);
   p.per_benefit = true;
   p.keys_per_slot = n_benefits;
   p.start = std::move(start);
@@ -178,7 +195,8 @@ inline void merge_popularity_per_benefit(BehaviorPopularity& p, const BenefitIte
   p.first_times = std::move(first_times);
 }
 
-inline BehaviorPopularity behavior_popularity(const BehaviorLog& log, const std::vector<int>& slot_of_code,
+inline BehaviorPopularity behavior_popularity(const BehaviorLog& log,
+                                              const std::vector<int>& slot_of_code,
                                               std::size_t n_slots, int num_threads) {
   const auto n_items = static_cast<std::size_t>(log.n_items());
   const std::size_t keys = n_slots * n_items;
@@ -196,7 +214,8 @@ inline BehaviorPopularity behavior_popularity(const BehaviorLog& log, const std:
     for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) {
       const int s = slot_of_code[actions[static_cast<std::size_t>(e)]];
       if (s < 0) continue;
-      const std::size_t k = static_cast<std::size_t>(s) * n_items + static_cast<std::size_t>(items[static_cast<std::size_t>(e)]);
+      const std::size_t k = static_cast<std::size_t>(s) * n_items +
+                            static_cast<std::size_t>(items[static_cast<std::size_t>(e)]);
       ++p.start[k + 1];
       if (last_member[k] != u) {
         last_member[k] = u;
@@ -217,36 +236,43 @@ inline BehaviorPopularity behavior_popularity(const BehaviorLog& log, const std:
     for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) {
       const int s = slot_of_code[actions[static_cast<std::size_t>(e)]];
       if (s < 0) continue;
-      const std::size_t k = static_cast<std::size_t>(s) * n_items + static_cast<std::size_t>(items[static_cast<std::size_t>(e)]);
+      const std::size_t k = static_cast<std::size_t>(s) * n_items +
+                            static_cast<std::size_t>(items[static_cast<std::size_t>(e)]);
       const Timestamp t = times[static_cast<std::size_t>(e)];
       p.times[static_cast<std::size_t>(fill[k]++)] = t;
       if (last_member[k] != u) {
         last_member[k] = u;
-        p.first_times[static_cast<std::size_t>(first_fill[k]++)] = t;  // the member's events are time-sorted
+        p.first_times[static_cast<std::size_t>(first_fill[k]++)] =
+            t;  // the member's events are time-sorted
       }
     }
   }
-  parallel_for(0, static_cast<Offset>(keys), num_threads, [&](Offset k) {
-    const auto kk = static_cast<std::size_t>(k);
-    std::sort(p.times.begin() + p.start[kk], p.times.begin() + p.start[kk + 1]);
-    std::sort(p.first_times.begin() + p.first_start[kk], p.first_times.begin() + p.first_start[kk + 1]);
-  }, Schedule::dynamic, 4096);
+  parallel_for(
+      0, static_cast<Offset>(keys), num_threads,
+      [&](Offset k) {
+        const auto kk = static_cast<std::size_t>(k);
+        std::sort(p.times.begin() + p.start[kk], p.times.begin() + p.start[kk + 1]);
+        std::sort(p.first_times.begin() + p.first_start[kk],
+                  p.first_times.begin() + p.first_start[kk + 1]);
+      },
+      Schedule::dynamic, 4096);
   return p;
 }
 
-PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& samples, const BehaviorLog& log,
-                                                   const ItemCatalog& catalog, const BenefitItems& benefit_items,
-                                                   const BehaviorFeatureParams& params, const char* ctx) {
+PERKREC_INLINE std::vector<double> behavior_matrix(
+    const BehaviorSamples& samples, const BehaviorLog& log, const ItemCatalog& catalog,
+    const BenefitItems& benefit_items, const BehaviorFeatureParams& params, const char* ctx) {
   const BehaviorLayout layout = behavior_layout(params);
   const std::size_t n = samples.user.size();
   if (samples.benefit.size() != n || samples.timestamp.size() != n) {
-    detail::raise<InputError>(ctx, ": samples: user, benefit and timestamp have ", n, ", ", samples.benefit.size(),
-                              " and ", samples.timestamp.size(), " rows (expected equal lengths)");
+    detail::raise<InputError>(ctx, ": samples: user, benefit and timestamp have ", n, ", ",
+                              samples.benefit.size(), " and ", samples.timestamp.size(),
+                              " rows (expected equal lengths)");
   }
   if (log.n_items() != catalog.size() || benefit_items.n_items() != catalog.size()) {
-    detail::raise<InputError>(ctx, ": item counts differ (behaviour log ", log.n_items(), ", item catalog ",
-                              catalog.size(), ", benefit items ", benefit_items.n_items(),
-                              "; all three must index the same items)");
+    detail::raise<InputError>(ctx, ": item counts differ (behaviour log ", log.n_items(),
+                              ", item catalog ", catalog.size(), ", benefit items ",
+                              benefit_items.n_items(), "; all three must index the same items)");
   }
   // Actions: log code -> slot.
   std::vector<int> slot_of_code(256, -1);
@@ -255,8 +281,8 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
     if (code < 0) {
       std::string have;
       for (const auto& a : log.action_names()) have += (have.empty() ? "'" : ", '") + a + "'";
-      detail::raise<InputError>(ctx, ": unknown action '", params.actions[s], "' (the behaviour log has actions ",
-                                have, ")");
+      detail::raise<InputError>(ctx, ": unknown action '", params.actions[s],
+                                "' (the behaviour log has actions ", have, ")");
     }
     slot_of_code[static_cast<std::size_t>(code)] = static_cast<int>(s);
   }
@@ -274,11 +300,13 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
   const Index n_benefits = benefit_items.n_benefits();
   for (std::size_t i = 0; i < n; ++i) {
     if (samples.user[i] < 0) {
-      detail::raise<InputError>(ctx, ": sample ", i, ": user: negative member index (got ", samples.user[i], ")");
+      detail::raise<InputError>(ctx, ": sample ", i, ": user: negative member index (got ",
+                                samples.user[i], ")");
     }
     if (samples.benefit[i] < 0 || samples.benefit[i] >= n_benefits) {
-      detail::raise<InputError>(ctx, ": sample ", i, ": benefit: out of range (got ", samples.benefit[i],
-                                ", expected 0 <= benefit < ", n_benefits, ", the benefits of BenefitItems)");
+      detail::raise<InputError>(ctx, ": sample ", i, ": benefit: out of range (got ",
+                                samples.benefit[i], ", expected 0 <= benefit < ", n_benefits,
+                                ", the benefits of BenefitItems)");
     }
   }
   bool need_popularity = false;
@@ -309,7 +337,8 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
   std::vector<Offset> order(n);
   {
     std::vector<Offset> fill(start.begin(), start.end() - 1);
-    for (std::size_t i = 0; i < n; ++i) order[static_cast<std::size_t>(fill[group_of(i)]++)] = static_cast<Offset>(i);
+    for (std::size_t i = 0; i < n; ++i)
+      order[static_cast<std::size_t>(fill[group_of(i)]++)] = static_cast<Offset>(i);
   }
 
   const auto n_items = static_cast<std::size_t>(log.n_items());
@@ -341,7 +370,8 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
           sc.item.assign(n_slots * n_items, BehaviorAcc{});
           sc.level.resize(n_levels);
           sc.touched_level.resize(n_levels);
-          for (std::size_t l = 0; l < n_levels; ++l) sc.level[l].assign(n_slots * level_size[l], BehaviorAcc{});
+          for (std::size_t l = 0; l < n_levels; ++l)
+            sc.level[l].assign(n_slots * level_size[l], BehaviorAcc{});
           sc.ready = true;
         }
         std::vector<BehaviorMember> member(n_slots);
@@ -416,19 +446,31 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
           for (std::size_t ss = 0; ss < n_slots; ++ss) {
             const BehaviorMember& m = member[ss];
             double* oa = o + ss * per_action;
-            auto emit_scope = [&](const BehaviorAcc& sum, double decayed, Timestamp last, double* dst) {
+            auto emit_scope = [&](const BehaviorAcc& sum, double decayed, Timestamp last,
+                                  double* dst) {
               for (std::size_t j = 0; j < layout.scope.size(); ++j) {
                 double v = 0.0;
                 switch (layout.scope[j]) {
-                  case 0: v = sum.count; break;
-                  case 1: v = sum.quantity; break;
-                  case 2: v = sum.spend; break;
-                  case 3: v = decayed; break;
-                  case 4:
-                    v = last == kNoTime ? kBehaviorNeverDays
-                                        : static_cast<double>(t - last) / static_cast<double>(kSecondsPerDay);
+                  case 0:
+                    v = sum.count;
                     break;
-                  default: v = m.spend > 0.0 ? sum.spend / m.spend : 0.0; break;
+                  case 1:
+                    v = sum.quantity;
+                    break;
+                  case 2:
+                    v = sum.spend;
+                    break;
+                  case 3:
+                    v = decayed;
+                    break;
+                  case 4:
+                    v = last == kNoTime
+                            ? kBehaviorNeverDays
+                            : static_cast<double>(t - last) / static_cast<double>(kSecondsPerDay);
+                    break;
+                  default:
+                    v = m.spend > 0.0 ? sum.spend / m.spend : 0.0;
+                    break;
                 }
                 dst[j] = v;
               }
@@ -447,7 +489,9 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
                 last = std::max(last, a.last);
               }
               // log2 first: the scaled sum may be huge and the factor to the sample time tiny.
-              if (decayed > 0.0) decayed = std::exp2(std::log2(decayed) + static_cast<double>(ref - t) / half_life_s);
+              if (decayed > 0.0)
+                decayed =
+                    std::exp2(std::log2(decayed) + static_cast<double>(ref - t) / half_life_s);
               emit_scope(sum, decayed, last, dst);
             };
             gather(sc.item.data(), ss * n_items, its, oa);
@@ -459,13 +503,22 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
             for (std::size_t j = 0; j < layout.other.size(); ++j) {
               double v = 0.0;
               switch (layout.other[j]) {
-                case 6: v = m.count; break;
-                case 7: v = m.baskets; break;
-                case 8: v = m.spend; break;
-                case 9: v = m.distinct_items; break;
+                case 6:
+                  v = m.count;
+                  break;
+                case 7:
+                  v = m.baskets;
+                  break;
+                case 8:
+                  v = m.spend;
+                  break;
+                case 9:
+                  v = m.distinct_items;
+                  break;
                 case 10:
-                  v = m.last == kNoTime ? kBehaviorNeverDays
-                                        : static_cast<double>(t - m.last) / static_cast<double>(kSecondsPerDay);
+                  v = m.last == kNoTime
+                          ? kBehaviorNeverDays
+                          : static_cast<double>(t - m.last) / static_cast<double>(kSecondsPerDay);
                   break;
                 default: {
                   const bool events = layout.other[j] == 11;
@@ -479,7 +532,8 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
                   if (pop.per_benefit) {
                     count_before(ss * pop.keys_per_slot + static_cast<std::size_t>(benefit));
                   } else {
-                    for (Index item : its) count_before(ss * pop.keys_per_slot + static_cast<std::size_t>(item));
+                    for (Index item : its)
+                      count_before(ss * pop.keys_per_slot + static_cast<std::size_t>(item));
                   }
                   v = static_cast<double>(c);
                 }
@@ -502,11 +556,13 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
 
 }  // namespace detail
 
-PERKREC_INLINE BehaviorTable behavior_features(const BehaviorSamples& samples, const BehaviorLog& log,
-                                               const ItemCatalog& items, const BenefitItems& benefit_items,
+PERKREC_INLINE BehaviorTable behavior_features(const BehaviorSamples& samples,
+                                               const BehaviorLog& log, const ItemCatalog& items,
+                                               const BenefitItems& benefit_items,
                                                const BehaviorFeatureParams& params) {
   const auto names = behavior_column_names(params);
-  const auto values = detail::behavior_matrix(samples, log, items, benefit_items, params, "behavior_features");
+  const auto values =
+      detail::behavior_matrix(samples, log, items, benefit_items, params, "behavior_features");
   BehaviorTable t;
   t.rows = static_cast<Offset>(samples.user.size());
   t.names = names;
@@ -514,7 +570,8 @@ PERKREC_INLINE BehaviorTable behavior_features(const BehaviorSamples& samples, c
   t.columns.assign(cols, std::vector<double>(samples.user.size()));
   parallel_for(0, static_cast<Offset>(cols), params.num_threads, [&](Offset c) {
     auto& col = t.columns[static_cast<std::size_t>(c)];
-    for (std::size_t r = 0; r < col.size(); ++r) col[r] = values[r * cols + static_cast<std::size_t>(c)];
+    for (std::size_t r = 0; r < col.size(); ++r)
+      col[r] = values[r * cols + static_cast<std::size_t>(c)];
   });
   return t;
 }

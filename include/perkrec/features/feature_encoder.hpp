@@ -28,8 +28,9 @@
 //       benefit, the member's orders, and the smoothed rates (redeemed + 0.1) / (issued + 1)
 //       and (claimed + 0.1) / (issued + 1) per scope; per member x benefit channel also the
 //       viewed count and the view rate (how often the member opens what comes through that
-//       channel: the strongest member x benefit signal in the simulator). Each aggregate is quantile-bucketed into
-//       `bins` (as numeric fields), or with bins = 0 given as one feature of value log1p(x).
+//       channel: the strongest member x benefit signal in the simulator). Each aggregate is
+//       quantile-bucketed into `bins` (as numeric fields), or with bins = 0 given as one feature of
+//       value log1p(x).
 //   behavior           name, aggregates (default: all of behavior_aggregate_names()), levels
 //                      (ItemCatalog level names, default none), actions (default ["purchase"]),
 //                      half_life_days (> 0, default 28), bins (>= 0, default 6), optional
@@ -69,9 +70,9 @@
 //
 // Output: CsrMatrix<float> (int64 indptr, int32 column indices, float32 values), every row
 // holding one entry per categorical / numeric field, one per history aggregate and one per
-// behaviour column, in field order (explicit zeros kept), so the matrix is identical to the Python numpy encoder's.
-// Cost: fit O(n log n) per quantile field; transform O(n x fields) plus, for history and
-// behavior fields, O(n log n + events) (behaviour: see features/behavior_features.hpp).
+// behaviour column, in field order (explicit zeros kept), so the matrix is identical to the Python
+// numpy encoder's. Cost: fit O(n log n) per quantile field; transform O(n x fields) plus, for
+// history and behavior fields, O(n log n + events) (behaviour: see features/behavior_features.hpp).
 // Parallel over rows (and members for history and behaviour); the output does not depend on
 // the thread count.
 // Thread safety: fit / set_benefits need exclusive access; transform, history and the
@@ -115,18 +116,18 @@ struct FeatureField {
   enum class Transform { quantile, standardize };
   std::string name;
   Kind kind = Kind::categorical;
-  std::string column;               ///< input column (default: name)
-  int min_count = 1;                ///< categorical / id: >= 0
-  int hash_buckets = 0;             ///< categorical / id: >= 0; 0 = vocabulary
+  std::string column;                         ///< input column (default: name)
+  int min_count = 1;                          ///< categorical / id: >= 0
+  int hash_buckets = 0;                       ///< categorical / id: >= 0; 0 = vocabulary
   Transform transform = Transform::quantile;  ///< numeric
-  int bins = 8;                     ///< numeric (default 8) / history (default 6): >= 0
-  std::vector<int> aggregates;      ///< history: indices into history_aggregate_names();
-                                    ///< behavior: into behavior_aggregate_names()
-  std::vector<std::string> levels;  ///< behavior: ItemCatalog levels to match on
+  int bins = 8;                               ///< numeric (default 8) / history (default 6): >= 0
+  std::vector<int> aggregates;                ///< history: indices into history_aggregate_names();
+                                              ///< behavior: into behavior_aggregate_names()
+  std::vector<std::string> levels;            ///< behavior: ItemCatalog levels to match on
   std::vector<std::string> actions = {"purchase"};  ///< behavior: actions aggregated
-  double half_life_days = 28.0;     ///< behavior: decay of decayed_count; > 0
-  bool optional = false;            ///< dropped by fit when its column is absent
-  Json raw;                         ///< the field's JSON as given
+  double half_life_days = 28.0;                     ///< behavior: decay of decayed_count; > 0
+  bool optional = false;                            ///< dropped by fit when its column is absent
+  Json raw;                                         ///< the field's JSON as given
 };
 
 /// A field specification. Throws ConfigError naming the JSON pointer of any bad entry.
@@ -179,7 +180,8 @@ struct BehaviorData {
 };
 
 /// The behaviour parameters of a behavior field (its aggregates, levels, actions, half-life).
-PERKREC_INLINE BehaviorFeatureParams behavior_params(const FeatureField& field, int num_threads = 0);
+PERKREC_INLINE BehaviorFeatureParams behavior_params(const FeatureField& field,
+                                                     int num_threads = 0);
 
 /// The history aggregates of each sample, as columns (see FeatureEncoder::history).
 struct HistoryTable {
@@ -194,7 +196,7 @@ struct HistoryTable {
 /// (FeatureEncoder::history_index) and passes it. Borrows the log.
 struct HistoryIndex {
   const EventLog* log = nullptr;
-  std::vector<Offset> key_start;   ///< n_benefits x 3 + 1
+  std::vector<Offset> key_start;  ///< n_benefits x 3 + 1
   std::vector<Timestamp> key_time;
   static HistoryIndex build(const EventLog& log, Index n_benefits, int num_threads = 0);
 };
@@ -219,7 +221,8 @@ class FeatureEncoder {
   /// field is declared, `behavior` when a behavior field is (an optional one is dropped without
   /// it). Throws InputError (missing column, NaN in a standardized column, benefit out of
   /// range) or ConfigError (a behaviour level or action the data lack) before changing anything.
-  void fit(const SampleColumns& samples, const EventLog* events = nullptr, const BehaviorData* behavior = nullptr);
+  void fit(const SampleColumns& samples, const EventLog* events = nullptr,
+           const BehaviorData* behavior = nullptr);
 
   /// Sparse rows (samples x n_features). `fields` (names) restricts the output to some fields;
   /// columns keep their global numbering. Unknown names are an InputError. `behavior` is needed
@@ -266,11 +269,11 @@ class FeatureEncoder {
   /// Per-field fitted state (see to_json).
   struct FieldState {
     Index size = 0;
-    std::vector<std::string> vocab;               ///< categorical / id without hashing
-    std::vector<double> edges;                    ///< numeric quantile
-    double mean = 0.0, std = 1.0;                 ///< numeric standardize
-    std::vector<std::vector<double>> agg_edges;   ///< history / behavior, bins > 0
-    std::vector<Index> agg_offsets;               ///< history / behavior, bins > 0: columns + 1
+    std::vector<std::string> vocab;              ///< categorical / id without hashing
+    std::vector<double> edges;                   ///< numeric quantile
+    double mean = 0.0, std = 1.0;                ///< numeric standardize
+    std::vector<std::vector<double>> agg_edges;  ///< history / behavior, bins > 0
+    std::vector<Index> agg_offsets;              ///< history / behavior, bins > 0: columns + 1
   };
   const std::vector<FieldState>& state() const { return state_; }
 

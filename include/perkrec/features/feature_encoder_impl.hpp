@@ -12,8 +12,8 @@
 #include <utility>
 
 #include "perkrec/core/error.hpp"
-#include "perkrec/detail/numpy_sum.hpp"
 #include "perkrec/core/threading.hpp"
+#include "perkrec/detail/numpy_sum.hpp"
 #include "perkrec/features/feature_encoder.hpp"
 
 namespace perkrec {
@@ -32,8 +32,10 @@ PERKREC_INLINE const std::vector<std::string>& history_aggregate_names() {
       n.push_back(std::string(s) + "_claim_rate");
     }
     // Member x channel (appended, so the indices above keep their meaning).
-    for (const char* t : {"issued", "viewed", "claimed", "redeemed"}) n.push_back(std::string("member_channel_") + t);
-    for (const char* r : {"view_rate", "claim_rate", "redemption_rate"}) n.push_back(std::string("member_channel_") + r);
+    for (const char* t : {"issued", "viewed", "claimed", "redeemed"})
+      n.push_back(std::string("member_channel_") + t);
+    for (const char* r : {"view_rate", "claim_rate", "redemption_rate"})
+      n.push_back(std::string("member_channel_") + r);
     return n;
   }();
   return names;
@@ -102,7 +104,8 @@ inline Index bucket_of(const std::vector<double>& edges, double x) {
 inline std::uint64_t rotl64(std::uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
 
 /// SipHash-2-4 of `data` under a 16-byte key (pandas' hashing.pyx).
-inline std::uint64_t siphash24(const unsigned char* data, std::size_t len, const unsigned char key[16]) {
+inline std::uint64_t siphash24(const unsigned char* data, std::size_t len,
+                               const unsigned char key[16]) {
   auto load64 = [](const unsigned char* p) {
     std::uint64_t v = 0;
     for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
@@ -112,10 +115,20 @@ inline std::uint64_t siphash24(const unsigned char* data, std::size_t len, const
   std::uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
   std::uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
   auto round = [&] {
-    v0 += v1; v1 = rotl64(v1, 13); v1 ^= v0; v0 = rotl64(v0, 32);
-    v2 += v3; v3 = rotl64(v3, 16); v3 ^= v2;
-    v0 += v3; v3 = rotl64(v3, 21); v3 ^= v0;
-    v2 += v1; v1 = rotl64(v1, 17); v1 ^= v2; v2 = rotl64(v2, 32);
+    v0 += v1;
+    v1 = rotl64(v1, 13);
+    v1 ^= v0;
+    v0 = rotl64(v0, 32);
+    v2 += v3;
+    v3 = rotl64(v3, 16);
+    v3 ^= v2;
+    v0 += v3;
+    v3 = rotl64(v3, 21);
+    v3 ^= v0;
+    v2 += v1;
+    v1 = rotl64(v1, 17);
+    v1 ^= v2;
+    v2 = rotl64(v2, 32);
   };
   const std::size_t end = len - (len % 8);
   for (std::size_t i = 0; i < end; i += 8) {
@@ -126,7 +139,8 @@ inline std::uint64_t siphash24(const unsigned char* data, std::size_t len, const
     v0 ^= m;
   }
   std::uint64_t b = static_cast<std::uint64_t>(len) << 56;
-  for (std::size_t i = 0; i < len % 8; ++i) b |= static_cast<std::uint64_t>(data[end + i]) << (8 * i);
+  for (std::size_t i = 0; i < len % 8; ++i)
+    b |= static_cast<std::uint64_t>(data[end + i]) << (8 * i);
   v3 ^= b;
   round();
   round();
@@ -174,7 +188,9 @@ inline double history_value(const std::int32_t* c, int aggregate) {
   const int a = aggregate - kScopeAggregates;  // 0..3 channel counts, 4..6 channel rates
   if (a < 4) return static_cast<double>(c[13 + a]);
   const double issued = static_cast<double>(c[13]);
-  const double num = static_cast<double>(c[13 + (a == 4 ? 1 : a == 5 ? 2 : 3)]);  // viewed, claimed, redeemed
+  const double num = static_cast<double>(c[13 + (a == 4   ? 1
+                                                 : a == 5 ? 2
+                                                          : 3)]);  // viewed, claimed, redeemed
   return (num + 0.1) / (issued + 1.0);
 }
 
@@ -187,18 +203,25 @@ struct HistoryInputs {
 /// time-sorted events; benefit scope: binary search in per-(benefit, type) sorted times.
 inline int history_type_slot(std::uint8_t t) {
   switch (static_cast<EventType>(t)) {
-    case EventType::issued: return 0;
-    case EventType::claimed: return 1;
-    case EventType::redeemed: return 2;
-    case EventType::ordered: return 3;
-    case EventType::viewed: return 4;  // member x channel scope only
-    default: return -1;
+    case EventType::issued:
+      return 0;
+    case EventType::claimed:
+      return 1;
+    case EventType::redeemed:
+      return 2;
+    case EventType::ordered:
+      return 3;
+    case EventType::viewed:
+      return 4;  // member x channel scope only
+    default:
+      return -1;
   }
 }
 
 }  // namespace detail
 
-PERKREC_INLINE HistoryIndex HistoryIndex::build(const EventLog& log, Index n_benefits, int num_threads) {
+PERKREC_INLINE HistoryIndex HistoryIndex::build(const EventLog& log, Index n_benefits,
+                                                int num_threads) {
   HistoryIndex index;
   index.log = &log;
   const std::size_t n_keys = static_cast<std::size_t>(n_benefits) * 3;
@@ -211,8 +234,9 @@ PERKREC_INLINE HistoryIndex HistoryIndex::build(const EventLog& log, Index n_ben
     const int slot = detail::history_type_slot(ev_type[static_cast<std::size_t>(e)]);
     const Index b = ev_benefit[static_cast<std::size_t>(e)];
     if (b >= n_benefits) {
-      detail::raise<InputError>("HistoryIndex: events: benefit index out of range of the catalog (got ", b,
-                                ", expected < ", n_benefits, ")");
+      detail::raise<InputError>(
+          "HistoryIndex: events: benefit index out of range of the catalog (got ", b,
+          ", expected < ", n_benefits, ")");
     }
     if (slot < 0 || slot >= 3 || b < 0) return -1;
     return static_cast<std::int64_t>(b) * 3 + slot;
@@ -233,10 +257,13 @@ PERKREC_INLINE HistoryIndex HistoryIndex::build(const EventLog& log, Index n_ben
       }
     }
   }
-  parallel_for(0, static_cast<Offset>(n_keys), num_threads, [&](Offset k) {
-    std::sort(index.key_time.begin() + index.key_start[static_cast<std::size_t>(k)],
-              index.key_time.begin() + index.key_start[static_cast<std::size_t>(k) + 1]);
-  }, Schedule::dynamic, 1);
+  parallel_for(
+      0, static_cast<Offset>(n_keys), num_threads,
+      [&](Offset k) {
+        std::sort(index.key_time.begin() + index.key_start[static_cast<std::size_t>(k)],
+                  index.key_time.begin() + index.key_start[static_cast<std::size_t>(k) + 1]);
+      },
+      Schedule::dynamic, 1);
   return index;
 }
 
@@ -246,7 +273,8 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
                                                 const std::vector<std::int64_t>& kind,
                                                 const std::vector<std::int64_t>& band,
                                                 const std::vector<std::int64_t>& channel,
-                                                int num_threads, const HistoryIndex* prebuilt = nullptr) {
+                                                int num_threads,
+                                                const HistoryIndex* prebuilt = nullptr) {
   const Offset n = static_cast<Offset>(in.user.size());
   const Index n_users = log.n_users();
   const auto n_cat = static_cast<std::int64_t>(kind.size());
@@ -274,7 +302,8 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
       const std::int64_t u = in.user[static_cast<std::size_t>(i)];
       if (u < n_users) ++start[static_cast<std::size_t>(u) + 1];
     }
-    for (Index u = 0; u < n_users; ++u) start[static_cast<std::size_t>(u) + 1] += start[static_cast<std::size_t>(u)];
+    for (Index u = 0; u < n_users; ++u)
+      start[static_cast<std::size_t>(u) + 1] += start[static_cast<std::size_t>(u)];
     order.resize(static_cast<std::size_t>(start.back()));
     std::vector<Offset> fill(start.begin(), start.end() - 1);
     for (Offset i = 0; i < n; ++i) {
@@ -307,51 +336,59 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
   const std::size_t per_kind = static_cast<std::size_t>(n_kinds) * 3;
   const std::size_t per_band = static_cast<std::size_t>(n_bands) * 3;
   const std::size_t scratch_size = per_kind + per_band + static_cast<std::size_t>(n_channels) * 4;
-  parallel_for(0, static_cast<Offset>(group_user.size()), num_threads, [&](Offset g, int thread) {
-    const Index u = group_user[static_cast<std::size_t>(g)];
-    const Offset s0 = group_start[static_cast<std::size_t>(g)], s1 = group_start[static_cast<std::size_t>(g) + 1];
-    std::sort(order.begin() + s0, order.begin() + s1, [&](Offset a, Offset b) {
-      const auto ta = in.time[static_cast<std::size_t>(a)], tb = in.time[static_cast<std::size_t>(b)];
-      return ta != tb ? ta < tb : a < b;
-    });
-    auto& kb = scratch[static_cast<std::size_t>(thread)];
-    kb.assign(scratch_size, 0);
-    std::int32_t member[4] = {0, 0, 0, 0};
-    Offset e = log.user_begin(u);
-    const Offset e_end = log.user_end(u);
-    for (Offset k = s0; k < s1; ++k) {
-      const Offset row = order[static_cast<std::size_t>(k)];
-      const Timestamp t = in.time[static_cast<std::size_t>(row)];
-      for (; e < e_end && ev_time[static_cast<std::size_t>(e)] < t; ++e) {
-        const int slot = type_slot(ev_type[static_cast<std::size_t>(e)]);
-        if (slot < 0) continue;
-        const Index b = ev_benefit[static_cast<std::size_t>(e)];
-        if (slot == 3) {
-          ++member[3];
-          continue;
+  parallel_for(
+      0, static_cast<Offset>(group_user.size()), num_threads,
+      [&](Offset g, int thread) {
+        const Index u = group_user[static_cast<std::size_t>(g)];
+        const Offset s0 = group_start[static_cast<std::size_t>(g)],
+                     s1 = group_start[static_cast<std::size_t>(g) + 1];
+        std::sort(order.begin() + s0, order.begin() + s1, [&](Offset a, Offset b) {
+          const auto ta = in.time[static_cast<std::size_t>(a)],
+                     tb = in.time[static_cast<std::size_t>(b)];
+          return ta != tb ? ta < tb : a < b;
+        });
+        auto& kb = scratch[static_cast<std::size_t>(thread)];
+        kb.assign(scratch_size, 0);
+        std::int32_t member[4] = {0, 0, 0, 0};
+        Offset e = log.user_begin(u);
+        const Offset e_end = log.user_end(u);
+        for (Offset k = s0; k < s1; ++k) {
+          const Offset row = order[static_cast<std::size_t>(k)];
+          const Timestamp t = in.time[static_cast<std::size_t>(row)];
+          for (; e < e_end && ev_time[static_cast<std::size_t>(e)] < t; ++e) {
+            const int slot = type_slot(ev_type[static_cast<std::size_t>(e)]);
+            if (slot < 0) continue;
+            const Index b = ev_benefit[static_cast<std::size_t>(e)];
+            if (slot == 3) {
+              ++member[3];
+              continue;
+            }
+            if (b < 0) continue;
+            const auto bb = static_cast<std::size_t>(b);
+            // Channel slots: issued 0, viewed 1, claimed 2, redeemed 3.
+            const int channel_slot = slot == 4 ? 1 : slot == 0 ? 0 : slot + 1;
+            ++kb[per_kind + per_band + static_cast<std::size_t>(channel_of(bb)) * 4 +
+                 static_cast<std::size_t>(channel_slot)];
+            if (slot == 4) continue;
+            ++member[slot];
+            ++kb[static_cast<std::size_t>(kind[bb]) * 3 + static_cast<std::size_t>(slot)];
+            ++kb[per_kind + static_cast<std::size_t>(band[bb]) * 3 +
+                 static_cast<std::size_t>(slot)];
+          }
+          std::int32_t* c = counts.data() + static_cast<std::size_t>(row) * kHistoryCounts;
+          const auto sb = static_cast<std::size_t>(in.benefit[static_cast<std::size_t>(row)]);
+          for (int s = 0; s < 3; ++s) {
+            c[s] = member[s];
+            c[3 + s] = kb[static_cast<std::size_t>(kind[sb]) * 3 + static_cast<std::size_t>(s)];
+            c[6 + s] =
+                kb[per_kind + static_cast<std::size_t>(band[sb]) * 3 + static_cast<std::size_t>(s)];
+          }
+          c[12] = member[3];
+          const std::size_t ch = per_kind + per_band + static_cast<std::size_t>(channel_of(sb)) * 4;
+          for (int s = 0; s < 4; ++s) c[13 + s] = kb[ch + static_cast<std::size_t>(s)];
         }
-        if (b < 0) continue;
-        const auto bb = static_cast<std::size_t>(b);
-        // Channel slots: issued 0, viewed 1, claimed 2, redeemed 3.
-        const int channel_slot = slot == 4 ? 1 : slot == 0 ? 0 : slot + 1;
-        ++kb[per_kind + per_band + static_cast<std::size_t>(channel_of(bb)) * 4 + static_cast<std::size_t>(channel_slot)];
-        if (slot == 4) continue;
-        ++member[slot];
-        ++kb[static_cast<std::size_t>(kind[bb]) * 3 + static_cast<std::size_t>(slot)];
-        ++kb[per_kind + static_cast<std::size_t>(band[bb]) * 3 + static_cast<std::size_t>(slot)];
-      }
-      std::int32_t* c = counts.data() + static_cast<std::size_t>(row) * kHistoryCounts;
-      const auto sb = static_cast<std::size_t>(in.benefit[static_cast<std::size_t>(row)]);
-      for (int s = 0; s < 3; ++s) {
-        c[s] = member[s];
-        c[3 + s] = kb[static_cast<std::size_t>(kind[sb]) * 3 + static_cast<std::size_t>(s)];
-        c[6 + s] = kb[per_kind + static_cast<std::size_t>(band[sb]) * 3 + static_cast<std::size_t>(s)];
-      }
-      c[12] = member[3];
-      const std::size_t ch = per_kind + per_band + static_cast<std::size_t>(channel_of(sb)) * 4;
-      for (int s = 0; s < 4; ++s) c[13 + s] = kb[ch + static_cast<std::size_t>(s)];
-    }
-  }, Schedule::dynamic, 256);
+      },
+      Schedule::dynamic, 256);
 
   // Benefit scope: event times per (benefit, type), sorted (built here unless given).
   HistoryIndex built;
@@ -383,7 +420,9 @@ struct CategoricalSource {
   const SampleColumns::Integer* integer = nullptr;
 };
 
-inline std::string encoder_column(const FeatureField& f) { return f.column.empty() ? f.name : f.column; }
+inline std::string encoder_column(const FeatureField& f) {
+  return f.column.empty() ? f.name : f.column;
+}
 
 /// Value -> vocabulary code (0 = other) for one categorical field over one input column.
 struct VocabLookup {
@@ -421,7 +460,8 @@ inline bool canonical_int(const std::string& s, std::int64_t& out) {
 
 /// The integer values of a vocabulary (entries that are canonical decimal integers) with their
 /// codes, sorted by value.
-inline std::vector<std::pair<std::int64_t, Index>> integer_vocab(const std::vector<std::string>& vocab) {
+inline std::vector<std::pair<std::int64_t, Index>> integer_vocab(
+    const std::vector<std::string>& vocab) {
   std::vector<std::pair<std::int64_t, Index>> pairs;
   for (std::size_t i = 0; i < vocab.size(); ++i) {
     std::int64_t v;
@@ -434,7 +474,8 @@ inline std::vector<std::pair<std::int64_t, Index>> integer_vocab(const std::vect
 /// `int_vocab`: integer_vocab(vocab), kept by the encoder; a batch of few rows looks values
 /// up in it directly instead of building a table over the vocabulary.
 inline VocabLookup make_lookup(const std::vector<std::string>& vocab, const CategoricalSource& src,
-                               Offset rows, const std::vector<std::pair<std::int64_t, Index>>* int_vocab) {
+                               Offset rows,
+                               const std::vector<std::pair<std::int64_t, Index>>* int_vocab) {
   VocabLookup l;
   if (src.categorical != nullptr) {
     l.by_dictionary.resize(src.categorical->dictionary.size(), 0);
@@ -456,7 +497,8 @@ inline VocabLookup make_lookup(const std::vector<std::string>& vocab, const Cate
   if (!l.pairs.empty()) {
     const std::int64_t lo = l.pairs.front().first, hi = l.pairs.back().first;
     const auto range = static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo) + 1;
-    const auto limit = std::max<std::uint64_t>(1u << 20, 4 * static_cast<std::uint64_t>(rows) + 4 * l.pairs.size());
+    const auto limit = std::max<std::uint64_t>(
+        1u << 20, 4 * static_cast<std::uint64_t>(rows) + 4 * l.pairs.size());
     if (range <= limit) {
       l.lo = lo;
       l.table.assign(range, 0);
@@ -515,7 +557,8 @@ PERKREC_INLINE FeatureSpec FeatureSpec::from_json(const Json& value, const std::
     base = pointer + "/fields";
   }
   if (!fields->is_array()) {
-    detail::raise<ConfigError>(ctx, ": ", base.empty() ? "(document)" : base, ": expected an array of fields");
+    detail::raise<ConfigError>(ctx, ": ", base.empty() ? "(document)" : base,
+                               ": expected an array of fields");
   }
   FeatureSpec spec;
   const auto& names = history_aggregate_names();
@@ -559,8 +602,9 @@ PERKREC_INLINE FeatureSpec FeatureSpec::from_json(const Json& value, const std::
       for (std::size_t a = 0; a < aggregates.size(); ++a) {
         auto it = std::find(names.begin(), names.end(), aggregates[a]);
         if (it == names.end()) {
-          detail::raise<ConfigError>(ctx, ": ", where, "/aggregates/", a, ": unknown aggregate (got '",
-                                     aggregates[a], "', expected one of the history aggregate names)");
+          detail::raise<ConfigError>(ctx, ": ", where, "/aggregates/", a,
+                                     ": unknown aggregate (got '", aggregates[a],
+                                     "', expected one of the history aggregate names)");
         }
         f.aggregates.push_back(static_cast<int>(it - names.begin()));
       }
@@ -575,32 +619,39 @@ PERKREC_INLINE FeatureSpec FeatureSpec::from_json(const Json& value, const std::
       for (std::size_t a = 0; a < aggregates.size(); ++a) {
         auto it = std::find(bnames.begin(), bnames.end(), aggregates[a]);
         if (it == bnames.end()) {
-          detail::raise<ConfigError>(ctx, ": ", where, "/aggregates/", a, ": unknown aggregate (got '", aggregates[a],
+          detail::raise<ConfigError>(ctx, ": ", where, "/aggregates/", a,
+                                     ": unknown aggregate (got '", aggregates[a],
                                      "', expected one of the behavior aggregate names)");
         }
         const int id = static_cast<int>(it - bnames.begin());
         if (std::find(f.aggregates.begin(), f.aggregates.end(), id) != f.aggregates.end()) {
-          detail::raise<ConfigError>(ctx, ": ", where, "/aggregates/", a, ": '", aggregates[a], "' is listed twice");
+          detail::raise<ConfigError>(ctx, ": ", where, "/aggregates/", a, ": '", aggregates[a],
+                                     "' is listed twice");
         }
         f.aggregates.push_back(id);
       }
       r.read("levels", f.levels);
       for (std::size_t l = 0; l < f.levels.size(); ++l) {
-        const bool dup = std::find(f.levels.begin(), f.levels.begin() + static_cast<std::ptrdiff_t>(l), f.levels[l]) !=
-                         f.levels.begin() + static_cast<std::ptrdiff_t>(l);
+        const bool dup =
+            std::find(f.levels.begin(), f.levels.begin() + static_cast<std::ptrdiff_t>(l),
+                      f.levels[l]) != f.levels.begin() + static_cast<std::ptrdiff_t>(l);
         if (f.levels[l].empty() || f.levels[l] == "items" || dup) {
-          detail::raise<ConfigError>(ctx, ": ", where, "/levels/", l, ": expected a distinct level name other than "
-                                     "'items' (got '", f.levels[l], "')");
+          detail::raise<ConfigError>(ctx, ": ", where, "/levels/", l,
+                                     ": expected a distinct level name other than "
+                                     "'items' (got '",
+                                     f.levels[l], "')");
         }
       }
       r.read("actions", f.actions);
       if (f.actions.empty()) r.fail("actions", "expected at least one action");
       for (std::size_t a = 0; a < f.actions.size(); ++a) {
-        const bool dup = std::find(f.actions.begin(), f.actions.begin() + static_cast<std::ptrdiff_t>(a),
-                                   f.actions[a]) != f.actions.begin() + static_cast<std::ptrdiff_t>(a);
+        const bool dup =
+            std::find(f.actions.begin(), f.actions.begin() + static_cast<std::ptrdiff_t>(a),
+                      f.actions[a]) != f.actions.begin() + static_cast<std::ptrdiff_t>(a);
         if (f.actions[a].empty() || dup) {
-          detail::raise<ConfigError>(ctx, ": ", where, "/actions/", a, ": expected a distinct non-empty action (got '",
-                                     f.actions[a], "')");
+          detail::raise<ConfigError>(ctx, ": ", where, "/actions/", a,
+                                     ": expected a distinct non-empty action (got '", f.actions[a],
+                                     "')");
         }
       }
       r.read("half_life_days", f.half_life_days);
@@ -626,19 +677,22 @@ PERKREC_INLINE Json FeatureSpec::to_json() const {
 
 // ---- columns -------------------------------------------------------------------------------
 
-PERKREC_INLINE const SampleColumns::Integer* SampleColumns::find_integer(const std::string& name) const {
+PERKREC_INLINE const SampleColumns::Integer* SampleColumns::find_integer(
+    const std::string& name) const {
   for (const auto& c : integers) {
     if (c.name == name) return &c;
   }
   return nullptr;
 }
-PERKREC_INLINE const SampleColumns::Numeric* SampleColumns::find_numeric(const std::string& name) const {
+PERKREC_INLINE const SampleColumns::Numeric* SampleColumns::find_numeric(
+    const std::string& name) const {
   for (const auto& c : numerics) {
     if (c.name == name) return &c;
   }
   return nullptr;
 }
-PERKREC_INLINE const SampleColumns::Categorical* SampleColumns::find_categorical(const std::string& name) const {
+PERKREC_INLINE const SampleColumns::Categorical* SampleColumns::find_categorical(
+    const std::string& name) const {
   for (const auto& c : categoricals) {
     if (c.name == name) return &c;
   }
@@ -663,28 +717,32 @@ inline void check_sample_columns(const SampleColumns& s, const char* ctx) {
   for (const auto& c : s.categoricals) {
     detail::check_column_length(ctx, c.name, c.codes.size(), n);
     if (!c.missing.empty() && c.missing.size() != c.dictionary.size()) {
-      detail::raise<InputError>(ctx, ": column '", c.name, "' has ", c.missing.size(), " missing flags (expected ",
-                                c.dictionary.size(), ", one per dictionary entry)");
+      detail::raise<InputError>(ctx, ": column '", c.name, "' has ", c.missing.size(),
+                                " missing flags (expected ", c.dictionary.size(),
+                                ", one per dictionary entry)");
     }
     const auto size = static_cast<std::int32_t>(c.dictionary.size());
     for (std::size_t i = 0; i < n; ++i) {
       if (c.codes[i] < -1 || c.codes[i] >= size) {
-        detail::raise<InputError>(ctx, ": column '", c.name, "' row ", i, ": code out of range (got ", c.codes[i],
+        detail::raise<InputError>(ctx, ": column '", c.name, "' row ", i,
+                                  ": code out of range (got ", c.codes[i],
                                   ", expected -1 <= code < ", size, ")");
       }
     }
   }
 }
 
-inline CategoricalSource categorical_source(const SampleColumns& s, const FeatureField& f, const char* ctx) {
+inline CategoricalSource categorical_source(const SampleColumns& s, const FeatureField& f,
+                                            const char* ctx) {
   const std::string col = encoder_column(f);
   CategoricalSource src;
   src.categorical = s.find_categorical(col);
   if (src.categorical == nullptr) src.integer = s.find_integer(col);
   if (src.categorical == nullptr && src.integer == nullptr) {
     if (s.find_numeric(col) != nullptr) {
-      detail::raise<InputError>(ctx, ": field '", f.name, "': column '", col,
-                                "' is given as floating point (expected categorical codes or integers)");
+      detail::raise<InputError>(
+          ctx, ": field '", f.name, "': column '", col,
+          "' is given as floating point (expected categorical codes or integers)");
     }
     detail::raise<InputError>(ctx, ": field '", f.name, "': missing column '", col, "'");
   }
@@ -695,12 +753,11 @@ inline CategoricalSource categorical_source(const SampleColumns& s, const Featur
 struct NumericSource {
   const double* values = nullptr;
   const std::int64_t* integers = nullptr;
-  double at(Offset i) const {
-    return values ? values[i] : static_cast<double>(integers[i]);
-  }
+  double at(Offset i) const { return values ? values[i] : static_cast<double>(integers[i]); }
 };
 
-inline NumericSource numeric_source(const SampleColumns& s, const FeatureField& f, const char* ctx) {
+inline NumericSource numeric_source(const SampleColumns& s, const FeatureField& f,
+                                    const char* ctx) {
   const std::string col = encoder_column(f);
   NumericSource src;
   if (const auto* c = s.find_numeric(col)) {
@@ -708,7 +765,8 @@ inline NumericSource numeric_source(const SampleColumns& s, const FeatureField& 
   } else if (const auto* c2 = s.find_integer(col)) {
     src.integers = c2->values.data();
   } else if (s.find_categorical(col) != nullptr) {
-    detail::raise<InputError>(ctx, ": field '", f.name, "': column '", col, "' is categorical (expected numbers)");
+    detail::raise<InputError>(ctx, ": field '", f.name, "': column '", col,
+                              "' is categorical (expected numbers)");
   } else {
     detail::raise<InputError>(ctx, ": field '", f.name, "': missing column '", col, "'");
   }
@@ -727,33 +785,38 @@ inline HistoryInputs history_inputs(const SampleColumns& s, const EventLog* even
   for (int i = 0; i < 3; ++i) {
     const auto* c = s.find_integer(names[i]);
     if (c == nullptr) {
-      detail::raise<InputError>(ctx, ": history fields need the integer column '", names[i], "' in the samples");
+      detail::raise<InputError>(ctx, ": history fields need the integer column '", names[i],
+                                "' in the samples");
     }
     *out[i] = c->values;
   }
   if (!has_benefits) {
-    detail::raise<InputError>(ctx, ": history fields need the benefits' kinds and face values (set_benefits / catalog)");
+    detail::raise<InputError>(
+        ctx, ": history fields need the benefits' kinds and face values (set_benefits / catalog)");
   }
   const auto n_cat = static_cast<std::int64_t>(kind.size());
   for (std::size_t i = 0; i < in.benefit.size(); ++i) {
     if (in.benefit[i] < 0 || in.benefit[i] >= n_cat) {
-      detail::raise<InputError>(ctx, ": field 'benefit' row ", i, ": benefit index out of range (got ",
-                                in.benefit[i], ", expected 0 <= benefit < ", n_cat, ")");
+      detail::raise<InputError>(ctx, ": field 'benefit' row ", i,
+                                ": benefit index out of range (got ", in.benefit[i],
+                                ", expected 0 <= benefit < ", n_cat, ")");
     }
     if (in.user[i] < 0) {
-      detail::raise<InputError>(ctx, ": field 'user' row ", i, ": negative member index (got ", in.user[i], ")");
+      detail::raise<InputError>(ctx, ": field 'user' row ", i, ": negative member index (got ",
+                                in.user[i], ")");
     }
   }
   const auto benefits = events->benefits();
   // A HistoryIndex of this log checked its benefits when it was built.
   for (std::size_t e = 0; !events_checked && e < benefits.size(); ++e) {
     if (benefits[e] >= n_cat) {
-      detail::raise<InputError>(ctx, ": events: benefit index out of range of the catalog (got ", benefits[e],
-                                ", expected < ", n_cat, ")");
+      detail::raise<InputError>(ctx, ": events: benefit index out of range of the catalog (got ",
+                                benefits[e], ", expected < ", n_cat, ")");
     }
   }
   if (events->size() >= static_cast<Offset>(std::numeric_limits<std::int32_t>::max())) {
-    detail::raise<InputError>(ctx, ": events: history counts are held in 32 bits (got ", events->size(), " events)");
+    detail::raise<InputError>(ctx, ": events: history counts are held in 32 bits (got ",
+                              events->size(), " events)");
   }
   return in;
 }
@@ -765,7 +828,8 @@ inline BehaviorSamples behavior_samples(const SampleColumns& s, const char* ctx)
   for (int i = 0; i < 3; ++i) {
     const auto* c = s.find_integer(names[i]);
     if (c == nullptr) {
-      detail::raise<InputError>(ctx, ": behavior fields need the integer column '", names[i], "' in the samples");
+      detail::raise<InputError>(ctx, ": behavior fields need the integer column '", names[i],
+                                "' in the samples");
     }
     *cols[i] = c->values;
   }
@@ -774,26 +838,30 @@ inline BehaviorSamples behavior_samples(const SampleColumns& s, const char* ctx)
 
 /// Checks a behavior field against the data: every level in the item catalog, every action in
 /// the log (ConfigError naming the pointer), and the data present (InputError).
-inline void check_behavior_field(const FeatureField& f, const BehaviorData* data, const std::string& where,
-                                 const char* ctx) {
+inline void check_behavior_field(const FeatureField& f, const BehaviorData* data,
+                                 const std::string& where, const char* ctx) {
   if (data == nullptr || !data->complete()) {
-    detail::raise<InputError>(ctx, ": field '", f.name, "': behavior fields need BehaviorData (a BehaviorLog, ",
+    detail::raise<InputError>(ctx, ": field '", f.name,
+                              "': behavior fields need BehaviorData (a BehaviorLog, ",
                               "its ItemCatalog and the BenefitItems)");
   }
   for (std::size_t l = 0; l < f.levels.size(); ++l) {
     if (data->items->find_level(f.levels[l]) < 0) {
       std::string have;
-      for (const auto& n : data->items->level_names()) have += (have.empty() ? "'" : ", '") + n + "'";
+      for (const auto& n : data->items->level_names())
+        have += (have.empty() ? "'" : ", '") + n + "'";
       detail::raise<ConfigError>(ctx, ": ", where, "/levels/", l, ": unknown level '", f.levels[l],
-                                 "' (the item catalog has ", have.empty() ? std::string("no levels") : have, ")");
+                                 "' (the item catalog has ",
+                                 have.empty() ? std::string("no levels") : have, ")");
     }
   }
   for (std::size_t a = 0; a < f.actions.size(); ++a) {
     if (data->log->find_action(f.actions[a]) < 0) {
       std::string have;
-      for (const auto& n : data->log->action_names()) have += (have.empty() ? "'" : ", '") + n + "'";
-      detail::raise<ConfigError>(ctx, ": ", where, "/actions/", a, ": unknown action '", f.actions[a],
-                                 "' (the behaviour log has ", have, ")");
+      for (const auto& n : data->log->action_names())
+        have += (have.empty() ? "'" : ", '") + n + "'";
+      detail::raise<ConfigError>(ctx, ": ", where, "/actions/", a, ": unknown action '",
+                                 f.actions[a], "' (the behaviour log has ", have, ")");
     }
   }
 }
@@ -828,19 +896,23 @@ PERKREC_INLINE void FeatureEncoder::set_benefits(const std::vector<std::string>&
                                                  const std::vector<std::string>& channel_names) {
   if (kind_names.size() != face_values.size()) {
     detail::raise<InputError>("FeatureEncoder::set_benefits: ", kind_names.size(), " kinds but ",
-                              face_values.size(), " face values (expected one of each per benefit)");
+                              face_values.size(),
+                              " face values (expected one of each per benefit)");
   }
   if (!channel_names.empty() && channel_names.size() != kind_names.size()) {
     detail::raise<InputError>("FeatureEncoder::set_benefits: ", kind_names.size(), " kinds but ",
-                              channel_names.size(), " channels (expected one per benefit, or none)");
+                              channel_names.size(),
+                              " channels (expected one per benefit, or none)");
   }
   std::vector<std::string> channels_sorted = channel_names;
   std::sort(channels_sorted.begin(), channels_sorted.end());
-  channels_sorted.erase(std::unique(channels_sorted.begin(), channels_sorted.end()), channels_sorted.end());
+  channels_sorted.erase(std::unique(channels_sorted.begin(), channels_sorted.end()),
+                        channels_sorted.end());
   std::vector<std::int64_t> channel(channel_names.size());
   for (std::size_t b = 0; b < channel_names.size(); ++b) {
-    channel[b] = std::lower_bound(channels_sorted.begin(), channels_sorted.end(), channel_names[b]) -
-                 channels_sorted.begin();
+    channel[b] =
+        std::lower_bound(channels_sorted.begin(), channels_sorted.end(), channel_names[b]) -
+        channels_sorted.begin();
   }
   std::vector<std::string> sorted = kind_names;
   std::sort(sorted.begin(), sorted.end());
@@ -848,8 +920,9 @@ PERKREC_INLINE void FeatureEncoder::set_benefits(const std::vector<std::string>&
   std::vector<std::int64_t> kind(kind_names.size()), band(kind_names.size());
   for (std::size_t b = 0; b < kind_names.size(); ++b) {
     kind[b] = std::lower_bound(sorted.begin(), sorted.end(), kind_names[b]) - sorted.begin();
-    band[b] = std::upper_bound(std::begin(kFaceValueBands), std::end(kFaceValueBands), face_values[b]) -
-              std::begin(kFaceValueBands);
+    band[b] =
+        std::upper_bound(std::begin(kFaceValueBands), std::end(kFaceValueBands), face_values[b]) -
+        std::begin(kFaceValueBands);
   }
   set_benefit_codes(std::move(kind), std::move(band), std::move(channel));
 }
@@ -858,23 +931,27 @@ PERKREC_INLINE void FeatureEncoder::set_benefit_codes(std::vector<std::int64_t> 
                                                       std::vector<std::int64_t> band,
                                                       std::vector<std::int64_t> channel) {
   if (kind.size() != band.size()) {
-    detail::raise<InputError>("FeatureEncoder::set_benefit_codes: ", kind.size(), " kind codes but ", band.size(),
+    detail::raise<InputError>("FeatureEncoder::set_benefit_codes: ", kind.size(),
+                              " kind codes but ", band.size(),
                               " bands (expected one of each per benefit)");
   }
   if (!channel.empty() && channel.size() != kind.size()) {
-    detail::raise<InputError>("FeatureEncoder::set_benefit_codes: ", kind.size(), " kind codes but ",
-                              channel.size(), " channel codes (expected one per benefit, or none)");
+    detail::raise<InputError>("FeatureEncoder::set_benefit_codes: ", kind.size(),
+                              " kind codes but ", channel.size(),
+                              " channel codes (expected one per benefit, or none)");
   }
   for (std::size_t b = 0; b < channel.size(); ++b) {
     if (channel[b] < 0 || channel[b] > (1 << 20)) {
-      detail::raise<InputError>("FeatureEncoder::set_benefit_codes: benefit ", b, ": channel code out of range (got ",
-                                channel[b], ", expected 0 <= code <= 2^20)");
+      detail::raise<InputError>("FeatureEncoder::set_benefit_codes: benefit ", b,
+                                ": channel code out of range (got ", channel[b],
+                                ", expected 0 <= code <= 2^20)");
     }
   }
   for (std::size_t b = 0; b < kind.size(); ++b) {
     if (kind[b] < 0 || kind[b] > (1 << 20) || band[b] < 0 || band[b] > (1 << 20)) {
-      detail::raise<InputError>("FeatureEncoder::set_benefit_codes: benefit ", b, ": codes out of range (got kind ",
-                                kind[b], ", band ", band[b], ", expected 0 <= code <= 2^20)");
+      detail::raise<InputError>("FeatureEncoder::set_benefit_codes: benefit ", b,
+                                ": codes out of range (got kind ", kind[b], ", band ", band[b],
+                                ", expected 0 <= code <= 2^20)");
     }
   }
   benefit_kind_ = std::move(kind);
@@ -885,7 +962,8 @@ PERKREC_INLINE void FeatureEncoder::set_benefit_codes(std::vector<std::int64_t> 
 
 PERKREC_INLINE void FeatureEncoder::index_vocabularies() {
   int_vocab_.assign(state_.size(), {});
-  for (std::size_t i = 0; i < state_.size(); ++i) int_vocab_[i] = detail::integer_vocab(state_[i].vocab);
+  for (std::size_t i = 0; i < state_.size(); ++i)
+    int_vocab_[i] = detail::integer_vocab(state_[i].vocab);
 }
 
 PERKREC_INLINE void FeatureEncoder::require_fitted(const char* method) const {
@@ -917,7 +995,8 @@ PERKREC_INLINE Index FeatureEncoder::n_features() const {
 PERKREC_INLINE std::vector<std::int32_t> FeatureEncoder::feature_fields() const {
   std::vector<std::int32_t> out;
   const auto sizes = field_sizes();
-  for (std::size_t f = 0; f < sizes.size(); ++f) out.insert(out.end(), static_cast<std::size_t>(sizes[f]), static_cast<std::int32_t>(f));
+  for (std::size_t f = 0; f < sizes.size(); ++f)
+    out.insert(out.end(), static_cast<std::size_t>(sizes[f]), static_cast<std::int32_t>(f));
   return out;
 }
 
@@ -957,7 +1036,8 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
       if (f.transform == FeatureField::Transform::standardize) {
         for (Offset i = 0; i < n; ++i) {
           if (!std::isfinite(src.at(i))) {
-            detail::raise<InputError>(ctx, ": field '", f.name, "' row ", i, ": non-finite value (got ", src.at(i),
+            detail::raise<InputError>(ctx, ": field '", f.name, "' row ", i,
+                                      ": non-finite value (got ", src.at(i),
                                       ", a standardized column must be finite)");
           }
         }
@@ -970,7 +1050,8 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
   std::vector<std::int32_t> counts;
   if (need_history) {
     const auto in = detail::history_inputs(samples, events, benefit_kind_, has_benefits_, ctx);
-    counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, benefit_channel_, num_threads_);
+    counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, benefit_channel_,
+                                    num_threads_);
   }
   // Behaviour values (row-major) of each kept behavior field.
   std::vector<std::vector<double>> behavior_values(kept.size());
@@ -979,8 +1060,9 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
     if (kept[i].kind != FeatureField::Kind::behavior) continue;
     const auto params = behavior_params(kept[i], num_threads_);
     behavior_columns[i] = behavior_column_names(params).size();
-    behavior_values[i] = detail::behavior_matrix(detail::behavior_samples(samples, ctx), *behavior->log,
-                                                 *behavior->items, *behavior->benefit_items, params, ctx);
+    behavior_values[i] =
+        detail::behavior_matrix(detail::behavior_samples(samples, ctx), *behavior->log,
+                                *behavior->items, *behavior->benefit_items, params, ctx);
   }
 
   // Quantile jobs (numeric fields, history aggregates) run in parallel, each on its own copy.
@@ -998,7 +1080,8 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
         st.size = f.hash_buckets;
         continue;
       }
-      const auto counts_by_string = detail::count_strings(detail::categorical_source(samples, f, ctx), n);
+      const auto counts_by_string =
+          detail::count_strings(detail::categorical_source(samples, f, ctx), n);
       for (const auto& [value, count] : counts_by_string) {
         if (count >= f.min_count) st.vocab.push_back(value);  // std::map: already sorted
       }
@@ -1023,58 +1106,68 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
     } else if (f.kind == FeatureField::Kind::behavior) {
       if (f.bins > 0) {
         st.agg_edges.resize(behavior_columns[i]);
-        for (std::size_t a = 0; a < behavior_columns[i]; ++a) jobs.push_back({i, static_cast<int>(a)});
+        for (std::size_t a = 0; a < behavior_columns[i]; ++a)
+          jobs.push_back({i, static_cast<int>(a)});
       } else {
         st.size = static_cast<Index>(behavior_columns[i]);
       }
     } else if (f.bins > 0) {
       st.agg_edges.resize(f.aggregates.size());
-      for (std::size_t a = 0; a < f.aggregates.size(); ++a) jobs.push_back({i, static_cast<int>(a)});
+      for (std::size_t a = 0; a < f.aggregates.size(); ++a)
+        jobs.push_back({i, static_cast<int>(a)});
     } else {
       st.size = static_cast<Index>(f.aggregates.size());
     }
   }
-  parallel_for(0, static_cast<Offset>(jobs.size()), num_threads_, [&](Offset j) {
-    const Job job = jobs[static_cast<std::size_t>(j)];
-    const auto& f = kept[job.field];
-    std::vector<double> x;
-    x.reserve(static_cast<std::size_t>(n));
-    if (job.aggregate < 0) {
-      const auto src = detail::numeric_source(samples, f, ctx);
-      for (Offset r = 0; r < n; ++r) {
-        const double v = src.at(r);
-        if (std::isfinite(v)) x.push_back(v);
-      }
-      state[job.field].edges = detail::numpy_quantile_edges(x, f.bins);
-    } else if (f.kind == FeatureField::Kind::behavior) {
-      const auto& m = behavior_values[job.field];
-      const std::size_t cols = behavior_columns[job.field];
-      const auto c = static_cast<std::size_t>(job.aggregate);
-      for (Offset r = 0; r < n; ++r) x.push_back(m[static_cast<std::size_t>(r) * cols + c]);
-      state[job.field].agg_edges[c] = detail::numpy_quantile_edges(x, f.bins);
-    } else {
-      const int agg = f.aggregates[static_cast<std::size_t>(job.aggregate)];
-      for (Offset r = 0; r < n; ++r) {
-        x.push_back(detail::history_value(counts.data() + static_cast<std::size_t>(r) * detail::kHistoryCounts, agg));
-      }
-      state[job.field].agg_edges[static_cast<std::size_t>(job.aggregate)] = detail::numpy_quantile_edges(x, f.bins);
-    }
-  }, Schedule::dynamic, 1);
+  parallel_for(
+      0, static_cast<Offset>(jobs.size()), num_threads_,
+      [&](Offset j) {
+        const Job job = jobs[static_cast<std::size_t>(j)];
+        const auto& f = kept[job.field];
+        std::vector<double> x;
+        x.reserve(static_cast<std::size_t>(n));
+        if (job.aggregate < 0) {
+          const auto src = detail::numeric_source(samples, f, ctx);
+          for (Offset r = 0; r < n; ++r) {
+            const double v = src.at(r);
+            if (std::isfinite(v)) x.push_back(v);
+          }
+          state[job.field].edges = detail::numpy_quantile_edges(x, f.bins);
+        } else if (f.kind == FeatureField::Kind::behavior) {
+          const auto& m = behavior_values[job.field];
+          const std::size_t cols = behavior_columns[job.field];
+          const auto c = static_cast<std::size_t>(job.aggregate);
+          for (Offset r = 0; r < n; ++r) x.push_back(m[static_cast<std::size_t>(r) * cols + c]);
+          state[job.field].agg_edges[c] = detail::numpy_quantile_edges(x, f.bins);
+        } else {
+          const int agg = f.aggregates[static_cast<std::size_t>(job.aggregate)];
+          for (Offset r = 0; r < n; ++r) {
+            x.push_back(detail::history_value(
+                counts.data() + static_cast<std::size_t>(r) * detail::kHistoryCounts, agg));
+          }
+          state[job.field].agg_edges[static_cast<std::size_t>(job.aggregate)] =
+              detail::numpy_quantile_edges(x, f.bins);
+        }
+      },
+      Schedule::dynamic, 1);
   Offset total = 0;
   for (std::size_t i = 0; i < kept.size(); ++i) {
     auto& st = state[i];
     const auto& f = kept[i];
     if (f.kind == FeatureField::Kind::numeric && f.transform == FeatureField::Transform::quantile) {
       st.size = static_cast<Index>(st.edges.size()) + 2;
-    } else if ((f.kind == FeatureField::Kind::history || f.kind == FeatureField::Kind::behavior) && f.bins > 0) {
+    } else if ((f.kind == FeatureField::Kind::history || f.kind == FeatureField::Kind::behavior) &&
+               f.bins > 0) {
       st.agg_offsets.assign(1, 0);
-      for (const auto& e : st.agg_edges) st.agg_offsets.push_back(st.agg_offsets.back() + static_cast<Index>(e.size()) + 2);
+      for (const auto& e : st.agg_edges)
+        st.agg_offsets.push_back(st.agg_offsets.back() + static_cast<Index>(e.size()) + 2);
       st.size = st.agg_offsets.back();
     }
     total += st.size;
   }
   if (total >= static_cast<Offset>(std::numeric_limits<Index>::max())) {
-    detail::raise<ConfigError>(ctx, ": ", total, " features (expected fewer than 2^31; lower hash_buckets)");
+    detail::raise<ConfigError>(ctx, ": ", total,
+                               " features (expected fewer than 2^31; lower hash_buckets)");
   }
   spec_.fields = std::move(kept);
   dropped_ = std::move(dropped);
@@ -1083,7 +1176,8 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
   index_vocabularies();
 }
 
-PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& samples, const EventLog* events,
+PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& samples,
+                                                          const EventLog* events,
                                                           const std::vector<std::string>* fields,
                                                           const BehaviorData* behavior,
                                                           const HistoryIndex* history_index) const {
@@ -1131,8 +1225,8 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
           const auto& dict = p.cat.categorical->dictionary;
           p.lookup.hash_by_dictionary.resize(dict.size());
           for (std::size_t d = 0; d < dict.size(); ++d) {
-            p.lookup.hash_by_dictionary[d] =
-                static_cast<std::uint32_t>(detail::pandas_string_hash(dict[d]) % static_cast<std::uint64_t>(st.size));
+            p.lookup.hash_by_dictionary[d] = static_cast<std::uint32_t>(
+                detail::pandas_string_hash(dict[d]) % static_cast<std::uint64_t>(st.size));
           }
         }
       } else {
@@ -1144,7 +1238,8 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
       if (f.transform == FeatureField::Transform::standardize) {
         for (Offset r = 0; r < n; ++r) {
           if (!std::isfinite(p.num.at(r))) {
-            detail::raise<InputError>(ctx, ": field '", f.name, "' row ", r, ": non-finite value (got ", p.num.at(r),
+            detail::raise<InputError>(ctx, ": field '", f.name, "' row ", r,
+                                      ": non-finite value (got ", p.num.at(r),
                                       ", a standardized column must be finite)");
           }
         }
@@ -1154,8 +1249,9 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
       detail::check_behavior_field(f, behavior, "/fields/" + std::to_string(i), ctx);
       const auto params = behavior_params(f, num_threads_);
       behavior_columns[i] = behavior_column_names(params).size();
-      behavior_values[i] = detail::behavior_matrix(detail::behavior_samples(samples, ctx), *behavior->log,
-                                                   *behavior->items, *behavior->benefit_items, params, ctx);
+      behavior_values[i] =
+          detail::behavior_matrix(detail::behavior_samples(samples, ctx), *behavior->log,
+                                  *behavior->items, *behavior->benefit_items, params, ctx);
       slots += static_cast<int>(behavior_columns[i]);
     } else {
       need_history = true;
@@ -1167,9 +1263,10 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
   if (need_history) {
     const bool indexed = history_index != nullptr && history_index->log == events &&
                          history_index->key_start.size() == benefit_kind_.size() * 3 + 1;
-    const auto in = detail::history_inputs(samples, events, benefit_kind_, has_benefits_, ctx, indexed);
-    counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, benefit_channel_, num_threads_,
-                                    history_index);
+    const auto in =
+        detail::history_inputs(samples, events, benefit_kind_, has_benefits_, ctx, indexed);
+    counts = detail::history_counts(in, *events, benefit_kind_, benefit_band_, benefit_channel_,
+                                    num_threads_, history_index);
   }
 
   CsrMatrix<float> out;
@@ -1189,20 +1286,25 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
       const auto base = static_cast<Index>(offsets[p.field]);
       Index* idx = out.indices.data();
       float* val = out.data.data();
-      auto at = [&](Offset r, int k) { return static_cast<std::size_t>(r) * static_cast<std::size_t>(slots) + static_cast<std::size_t>(p.slot + k); };
+      auto at = [&](Offset r, int k) {
+        return static_cast<std::size_t>(r) * static_cast<std::size_t>(slots) +
+               static_cast<std::size_t>(p.slot + k);
+      };
       if (f.kind == FeatureField::Kind::categorical || f.kind == FeatureField::Kind::id) {
         for (Offset r = r0; r < r1; ++r) {
           Index code;
           if (f.hash_buckets > 0) {
             if (p.cat.categorical != nullptr) {
               const std::int32_t c = p.cat.categorical->codes[static_cast<std::size_t>(r)];
-              code = c >= 0 ? static_cast<Index>(p.lookup.hash_by_dictionary[static_cast<std::size_t>(c)])
-                            : static_cast<Index>(detail::pandas_string_hash(detail::missing_string()) %
-                                                 static_cast<std::uint64_t>(st.size));
+              code =
+                  c >= 0
+                      ? static_cast<Index>(p.lookup.hash_by_dictionary[static_cast<std::size_t>(c)])
+                      : static_cast<Index>(detail::pandas_string_hash(detail::missing_string()) %
+                                           static_cast<std::uint64_t>(st.size));
             } else {
-              code = static_cast<Index>(
-                  detail::pandas_string_hash(std::to_string(p.cat.integer->values[static_cast<std::size_t>(r)])) %
-                  static_cast<std::uint64_t>(st.size));
+              code = static_cast<Index>(detail::pandas_string_hash(std::to_string(
+                                            p.cat.integer->values[static_cast<std::size_t>(r)])) %
+                                        static_cast<std::uint64_t>(st.size));
             }
           } else if (p.cat.categorical != nullptr) {
             const std::int32_t c = p.cat.categorical->codes[static_cast<std::size_t>(r)];
@@ -1242,7 +1344,8 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
         }
       } else {
         for (Offset r = r0; r < r1; ++r) {
-          const std::int32_t* c = counts.data() + static_cast<std::size_t>(r) * detail::kHistoryCounts;
+          const std::int32_t* c =
+              counts.data() + static_cast<std::size_t>(r) * detail::kHistoryCounts;
           for (std::size_t a = 0; a < f.aggregates.size(); ++a) {
             const double x = detail::history_value(c, f.aggregates[a]);
             const int k = static_cast<int>(a);
@@ -1262,7 +1365,8 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
   return out;
 }
 
-PERKREC_INLINE HistoryTable FeatureEncoder::history(const SampleColumns& samples, const EventLog& events,
+PERKREC_INLINE HistoryTable FeatureEncoder::history(const SampleColumns& samples,
+                                                    const EventLog& events,
                                                     const std::vector<std::string>& names) const {
   const char* ctx = "FeatureEncoder::history";
   detail::check_sample_columns(samples, ctx);
@@ -1274,15 +1378,16 @@ PERKREC_INLINE HistoryTable FeatureEncoder::history(const SampleColumns& samples
     wanted.push_back(static_cast<int>(it - all.begin()));
   }
   const auto in = detail::history_inputs(samples, &events, benefit_kind_, has_benefits_, ctx);
-  const auto counts = detail::history_counts(in, events, benefit_kind_, benefit_band_, benefit_channel_, num_threads_);
+  const auto counts = detail::history_counts(in, events, benefit_kind_, benefit_band_,
+                                             benefit_channel_, num_threads_);
   HistoryTable t;
   t.rows = samples.rows;
   for (int a : wanted) {
     t.names.push_back(all[static_cast<std::size_t>(a)]);
     std::vector<double> col(static_cast<std::size_t>(samples.rows));
     parallel_for(0, samples.rows, num_threads_, [&](Offset r) {
-      col[static_cast<std::size_t>(r)] =
-          detail::history_value(counts.data() + static_cast<std::size_t>(r) * detail::kHistoryCounts, a);
+      col[static_cast<std::size_t>(r)] = detail::history_value(
+          counts.data() + static_cast<std::size_t>(r) * detail::kHistoryCounts, a);
     });
     t.columns.push_back(std::move(col));
   }
@@ -1343,7 +1448,8 @@ PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const std::string& text)
   return from_json(doc, "");
 }
 
-PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value, const std::string& pointer) {
+PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value,
+                                                        const std::string& pointer) {
   const char* ctx = "FeatureEncoder::from_json";
   JsonReader<ModelFormatError> r(value, pointer, ctx);
   const Json* fields = r.raw("fields");
@@ -1379,7 +1485,8 @@ PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value, const
   r.finish();
   const std::string state_ptr = r.child_pointer("state");
   if (!state->is_array() || state->size() != enc.spec_.fields.size()) {
-    detail::raise<ModelFormatError>(ctx, ": ", state_ptr, ": expected an array with one entry per field (",
+    detail::raise<ModelFormatError>(ctx, ": ", state_ptr,
+                                    ": expected an array with one entry per field (",
                                     enc.spec_.fields.size(), ")");
   }
   Offset total = 0;
@@ -1404,7 +1511,8 @@ PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value, const
             std::adjacent_find(st.vocab.begin(), st.vocab.end()) != st.vocab.end()) {
           s.fail("vocab", "expected sorted distinct strings");
         }
-        if (static_cast<std::size_t>(st.size) != st.vocab.size() + 1) s.fail("size", "expected len(vocab) + 1");
+        if (static_cast<std::size_t>(st.size) != st.vocab.size() + 1)
+          s.fail("size", "expected len(vocab) + 1");
       }
     } else if (f.kind == FeatureField::Kind::numeric) {
       if (f.transform == FeatureField::Transform::standardize) {
@@ -1415,7 +1523,8 @@ PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value, const
       } else {
         s.require("edges", st.edges);
         check_sorted(st.edges, "edges");
-        if (static_cast<std::size_t>(st.size) != st.edges.size() + 2) s.fail("size", "expected len(edges) + 2");
+        if (static_cast<std::size_t>(st.size) != st.edges.size() + 2)
+          s.fail("size", "expected len(edges) + 2");
       }
     } else {
       // History (key "aggregates") and behavior (key "columns"): one entry per output column.
@@ -1428,9 +1537,12 @@ PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value, const
       if (is_behavior) {
         expected = behavior_column_names(behavior_params(f));
       } else {
-        for (int a : f.aggregates) expected.push_back(history_aggregate_names()[static_cast<std::size_t>(a)]);
+        for (int a : f.aggregates)
+          expected.push_back(history_aggregate_names()[static_cast<std::size_t>(a)]);
       }
-      if (aggs != expected) s.fail(key, is_behavior ? "expected the field's columns" : "expected the field's aggregates");
+      if (aggs != expected)
+        s.fail(key,
+               is_behavior ? "expected the field's columns" : "expected the field's aggregates");
       if (bins != f.bins) s.fail("bins", "expected the field's bins");
       if (bins > 0) {
         s.require("edges", st.agg_edges);
@@ -1444,7 +1556,8 @@ PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value, const
           if (st.agg_offsets[a] != o) s.fail("offsets", "inconsistent with the edges");
           o += static_cast<Index>(st.agg_edges[a].size()) + 2;
         }
-        if (st.agg_offsets.back() != o || st.size != o) s.fail("size", "inconsistent with the edges");
+        if (st.agg_offsets.back() != o || st.size != o)
+          s.fail("size", "inconsistent with the edges");
       } else if (static_cast<std::size_t>(st.size) != aggs.size()) {
         s.fail("size", "expected one feature per aggregate");
       }
@@ -1462,9 +1575,11 @@ PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value, const
 }
 
 PERKREC_INLINE FeatureEncoder FeatureEncoder::from_fm_metadata(const std::string& metadata) {
-  const Json doc = parse_json_strict<ModelFormatError>(metadata, "FeatureEncoder::from_fm_metadata");
+  const Json doc =
+      parse_json_strict<ModelFormatError>(metadata, "FeatureEncoder::from_fm_metadata");
   if (!doc.is_object() || !doc.contains("encoder")) {
-    detail::raise<ModelFormatError>("FeatureEncoder::from_fm_metadata: /encoder: the model stores no encoder");
+    detail::raise<ModelFormatError>(
+        "FeatureEncoder::from_fm_metadata: /encoder: the model stores no encoder");
   }
   return from_json(doc.at("encoder"), "/encoder");
 }

@@ -23,8 +23,8 @@
 #include <array>
 #include <cstdint>
 
-#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/event_log.hpp"
 
@@ -42,11 +42,12 @@ struct InteractionParams {
   double half_life_days = 0.0;   ///< >= 0; 0 = no time decay
   Timestamp end_time = kNoTime;  ///< use only events before it; kNoTime = all events
   Combine combine = Combine::sum;
-  int num_threads = 0;           ///< 0 = OpenMP default
+  int num_threads = 0;  ///< 0 = OpenMP default
 
   static auto param_fields() {
     using P = InteractionParams;
-    static constexpr params::EnumName<Combine> kCombines[] = {{Combine::sum, "sum"}, {Combine::max, "max"}};
+    static constexpr params::EnumName<Combine> kCombines[] = {{Combine::sum, "sum"},
+                                                              {Combine::max, "max"}};
     return std::make_tuple(params::field("event_weights", &P::event_weights),  // validate()
                            params::field("half_life_days", &P::half_life_days, params::at_least(0)),
                            params::field("end_time", &P::end_time),

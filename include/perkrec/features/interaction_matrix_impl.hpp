@@ -15,7 +15,8 @@ PERKREC_INLINE void InteractionParams::validate() const {
   for (int t = 0; t < kNumEventTypes; ++t) {
     const float w = event_weights[static_cast<std::size_t>(t)];
     if (!std::isfinite(w) || w < 0) {
-      detail::raise<ConfigError>("InteractionParams: event_weights[", to_string(static_cast<EventType>(t)),
+      detail::raise<ConfigError>("InteractionParams: event_weights[",
+                                 to_string(static_cast<EventType>(t)),
                                  "] must be finite and >= 0 (got ", w, ")");
     }
     any = any || w > 0;
@@ -33,7 +34,9 @@ PERKREC_INLINE InteractionMatrix build_interaction_matrix(const EventLog& log,
   const Timestamp end_time = params.end_time;
   const Timestamp reference = end_time != kNoTime ? end_time : log.max_time();
   const double decay_per_second =
-      params.half_life_days > 0 ? 1.0 / (params.half_life_days * static_cast<double>(kSecondsPerDay)) : 0.0;
+      params.half_life_days > 0
+          ? 1.0 / (params.half_life_days * static_cast<double>(kSecondsPerDay))
+          : 0.0;
   const Span<const Index> benefit = log.benefits();
   const Span<const std::uint8_t> type = log.types();
   const Span<const Timestamp> time = log.timestamps();
@@ -75,7 +78,8 @@ PERKREC_INLINE InteractionMatrix build_interaction_matrix(const EventLog& log,
         m.indptr[static_cast<std::size_t>(u) + 1] = distinct;
       },
       Schedule::dynamic, 512);
-  for (std::size_t u = 0; u < static_cast<std::size_t>(n_users); ++u) m.indptr[u + 1] += m.indptr[u];
+  for (std::size_t u = 0; u < static_cast<std::size_t>(n_users); ++u)
+    m.indptr[u + 1] += m.indptr[u];
   m.indices.resize(static_cast<std::size_t>(m.indptr.back()));
   m.data.resize(m.indices.size());
   for (Accumulator& a : acc) std::fill(a.mark.begin(), a.mark.end(), -1);

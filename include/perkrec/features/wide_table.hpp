@@ -45,8 +45,8 @@
 #include <string>
 #include <vector>
 
-#include "perkrec/core/params.hpp"
 #include "perkrec/core/config.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/benefit_dimensions.hpp"
 #include "perkrec/data/catalog.hpp"

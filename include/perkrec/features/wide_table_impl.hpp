@@ -78,8 +78,9 @@ PERKREC_INLINE WideTable wide_table(const EventLog& log, const Catalog& catalog,
   index.build(dims, catalog);
   const int nd = dims.size();
 
-  static const char* kBase[] = {"issued", "viewed", "claimed", "redeemed", "expired", "orders",
-                                "claim_rate", "redemption_rate", "expiry_rate", "view_rate"};
+  static const char* kBase[] = {"issued",      "viewed",   "claimed",    "redeemed",
+                                "expired",     "orders",   "claim_rate", "redemption_rate",
+                                "expiry_rate", "view_rate"};
   static const char* kTail[] = {"median_days_claim_to_redemption",
                                 "stacked_order_share",
                                 "recency_days",
@@ -156,10 +157,12 @@ PERKREC_INLINE WideTable wide_table(const EventLog& log, const Catalog& catalog,
           }
           switch (ty) {
             case EventType::issued:
-              for (const int* d = index.begin(b); d != index.end(b); ++d) s.dim_issued[static_cast<std::size_t>(*d)] += 1;
+              for (const int* d = index.begin(b); d != index.end(b); ++d)
+                s.dim_issued[static_cast<std::size_t>(*d)] += 1;
               break;
             case EventType::claimed: {
-              for (const int* d = index.begin(b); d != index.end(b); ++d) s.dim_claimed[static_cast<std::size_t>(*d)] += 1;
+              for (const int* d = index.begin(b); d != index.end(b); ++d)
+                s.dim_claimed[static_cast<std::size_t>(*d)] += 1;
               if (catalog[b].kind == BenefitKind::points) points_earned += catalog[b].face_value;
               bool found = false;
               for (auto& [cb, ct] : s.last_claim) {
@@ -172,7 +175,8 @@ PERKREC_INLINE WideTable wide_table(const EventLog& log, const Catalog& catalog,
               break;
             }
             case EventType::redeemed: {
-              for (const int* d = index.begin(b); d != index.end(b); ++d) s.dim_redeemed[static_cast<std::size_t>(*d)] += 1;
+              for (const int* d = index.begin(b); d != index.end(b); ++d)
+                s.dim_redeemed[static_cast<std::size_t>(*d)] += 1;
               if (catalog[b].kind == BenefitKind::points) points_redeemed += catalog[b].face_value;
               for (const auto& [cb, ct] : s.last_claim) {
                 if (cb == b) s.claim_to_redeem.push_back(static_cast<double>(ts - ct) / kDay);
@@ -185,10 +189,12 @@ PERKREC_INLINE WideTable wide_table(const EventLog& log, const Catalog& catalog,
               // Redemptions at the same instant as this order were used on it.
               int same = 0;
               for (Offset f = e; f-- > begin && time[static_cast<std::size_t>(f)] == ts;) {
-                same += type[static_cast<std::size_t>(f)] == static_cast<std::uint8_t>(EventType::redeemed);
+                same += type[static_cast<std::size_t>(f)] ==
+                        static_cast<std::uint8_t>(EventType::redeemed);
               }
               for (Offset f = e + 1; f < end && time[static_cast<std::size_t>(f)] == ts; ++f) {
-                same += type[static_cast<std::size_t>(f)] == static_cast<std::uint8_t>(EventType::redeemed);
+                same += type[static_cast<std::size_t>(f)] ==
+                        static_cast<std::uint8_t>(EventType::redeemed);
               }
               stacked_orders += same >= 2 ? 1 : 0;
               break;
@@ -220,7 +226,8 @@ PERKREC_INLINE WideTable wide_table(const EventLog& log, const Catalog& catalog,
           set(dim_base + nd + d, detail::ratio_or_nan(s.dim_claimed[k], s.dim_issued[k]));
           set(dim_base + 2 * nd + d, detail::ratio_or_nan(s.dim_redeemed[k], s.dim_claimed[k]));
         }
-        const double tenure = first_time == kNoTime ? nan : static_cast<double>(cut_time - first_time) / kDay;
+        const double tenure =
+            first_time == kNoTime ? nan : static_cast<double>(cut_time - first_time) / kDay;
         double orders_30 = 0, orders_90 = 0;
         for (Timestamp o : s.order_times) {
           orders_30 += cut_time - o <= 30 * kSecondsPerDay;
@@ -229,11 +236,13 @@ PERKREC_INLINE WideTable wide_table(const EventLog& log, const Catalog& catalog,
         double mean_gap = nan, cv_gap = nan;
         if (s.order_times.size() >= 2) {
           const double n_gaps = static_cast<double>(s.order_times.size() - 1);
-          mean_gap = static_cast<double>(s.order_times.back() - s.order_times.front()) / kDay / n_gaps;
+          mean_gap =
+              static_cast<double>(s.order_times.back() - s.order_times.front()) / kDay / n_gaps;
           if (s.order_times.size() >= 3 && mean_gap > 0) {
             double ss = 0;
             for (std::size_t i = 1; i < s.order_times.size(); ++i) {
-              const double g = static_cast<double>(s.order_times[i] - s.order_times[i - 1]) / kDay - mean_gap;
+              const double g =
+                  static_cast<double>(s.order_times[i] - s.order_times[i - 1]) / kDay - mean_gap;
               ss += g * g;
             }
             cv_gap = std::sqrt(ss / (n_gaps - 1)) / mean_gap;
@@ -241,7 +250,9 @@ PERKREC_INLINE WideTable wide_table(const EventLog& log, const Catalog& catalog,
         }
         set(tail_base + 0, detail::median_of(s.claim_to_redeem));
         set(tail_base + 1, detail::ratio_or_nan(stacked_orders, orders));
-        set(tail_base + 2, s.order_times.empty() ? nan : static_cast<double>(cut_time - s.order_times.back()) / kDay);
+        set(tail_base + 2, s.order_times.empty()
+                               ? nan
+                               : static_cast<double>(cut_time - s.order_times.back()) / kDay);
         set(tail_base + 3, tenure > 0 ? orders / std::max(tenure, 1.0) * 30.0 : nan);
         set(tail_base + 4, detail::ratio_or_nan(spend, orders));
         set(tail_base + 5, spend);

@@ -54,12 +54,18 @@ PERKREC_INLINE std::size_t dtype_size(DType dtype);
 
 template <class T>
 constexpr DType dtype_of() {
-  if constexpr (std::is_same_v<T, std::uint8_t>) return DType::u8;
-  else if constexpr (std::is_same_v<T, std::int8_t>) return DType::i8;
-  else if constexpr (std::is_same_v<T, std::int16_t>) return DType::i16;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return DType::i32;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return DType::i64;
-  else if constexpr (std::is_same_v<T, float>) return DType::f32;
+  if constexpr (std::is_same_v<T, std::uint8_t>)
+    return DType::u8;
+  else if constexpr (std::is_same_v<T, std::int8_t>)
+    return DType::i8;
+  else if constexpr (std::is_same_v<T, std::int16_t>)
+    return DType::i16;
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return DType::i32;
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return DType::i64;
+  else if constexpr (std::is_same_v<T, float>)
+    return DType::f32;
   else {
     static_assert(std::is_same_v<T, double>, "unsupported array element type");
     return DType::f64;
@@ -194,10 +200,10 @@ Span<const T> ModelReader::array(const std::string& name,
                                  const std::vector<std::int64_t>& expected_shape) const {
   const ArrayEntry& e = entry(name);
   if (e.dtype != dtype_of<T>()) {
-    throw ModelFormatError(ModelFormatCode::bad_array,
-                           detail::concat("ModelReader::array: ", kind_, " array '", name,
-                                          "' has dtype ", to_string(e.dtype), " (expected ",
-                                          to_string(dtype_of<T>()), ")"));
+    throw ModelFormatError(
+        ModelFormatCode::bad_array,
+        detail::concat("ModelReader::array: ", kind_, " array '", name, "' has dtype ",
+                       to_string(e.dtype), " (expected ", to_string(dtype_of<T>()), ")"));
   }
   if (!expected_shape.empty() && e.shape != expected_shape) {
     std::string got, want;

@@ -48,22 +48,28 @@ inline std::uint64_t align_up(std::uint64_t x) {
 }
 
 PERKREC_INLINE unsigned char* allocate_aligned(std::uint64_t size) {
-  return static_cast<unsigned char*>(
-      ::operator new(static_cast<std::size_t>(size > 0 ? size : 1),
-                     std::align_val_t(kModelAlignment)));
+  return static_cast<unsigned char*>(::operator new(static_cast<std::size_t>(size > 0 ? size : 1),
+                                                    std::align_val_t(kModelAlignment)));
 }
 
 }  // namespace detail
 
 PERKREC_INLINE const char* to_string(DType dtype) {
   switch (dtype) {
-    case DType::u8: return "u8";
-    case DType::i8: return "i8";
-    case DType::i16: return "i16";
-    case DType::i32: return "i32";
-    case DType::i64: return "i64";
-    case DType::f32: return "f32";
-    case DType::f64: return "f64";
+    case DType::u8:
+      return "u8";
+    case DType::i8:
+      return "i8";
+    case DType::i16:
+      return "i16";
+    case DType::i32:
+      return "i32";
+    case DType::i64:
+      return "i64";
+    case DType::f32:
+      return "f32";
+    case DType::f64:
+      return "f64";
   }
   return "?";
 }
@@ -71,12 +77,16 @@ PERKREC_INLINE const char* to_string(DType dtype) {
 PERKREC_INLINE std::size_t dtype_size(DType dtype) {
   switch (dtype) {
     case DType::u8:
-    case DType::i8: return 1;
-    case DType::i16: return 2;
+    case DType::i8:
+      return 1;
+    case DType::i16:
+      return 2;
     case DType::i32:
-    case DType::f32: return 4;
+    case DType::f32:
+      return 4;
     case DType::i64:
-    case DType::f64: return 8;
+    case DType::f64:
+      return 8;
   }
   return 0;
 }
@@ -122,8 +132,7 @@ PERKREC_INLINE std::string ModelWriter::to_bytes() const {
   std::vector<std::uint64_t> offsets(entries_.size());
   std::uint64_t end = 0;
   for (int pass = 0; pass < 8; ++pass) {
-    const std::uint64_t start =
-        detail::align_up(detail::kModelPrefixBytes + header_text.size());
+    const std::uint64_t start = detail::align_up(detail::kModelPrefixBytes + header_text.size());
     std::uint64_t cursor = start;
     arrays = Json::array();
     for (std::size_t i = 0; i < entries_.size(); ++i) {
@@ -194,9 +203,8 @@ PERKREC_INLINE void ModelWriter::save(const std::string& path) const {
   }
   if (std::rename(partial.c_str(), path.c_str()) != 0) {
     std::remove(partial.c_str());
-    detail::model_format_error(ModelFormatCode::io_error,
-                               "ModelWriter::save: cannot rename '" + partial + "' to '" +
-                                   path + "'");
+    detail::model_format_error(ModelFormatCode::io_error, "ModelWriter::save: cannot rename '" +
+                                                              partial + "' to '" + path + "'");
   }
 }
 
@@ -223,16 +231,16 @@ PERKREC_INLINE ModelReader ModelReader::from_stream(std::istream& in) {
                                "ModelReader::from_stream: not a perkrec model (bad magic)");
   }
   if (got < kModelPrefixBytes) {
-    detail::model_format_error(
-        ModelFormatCode::truncated,
-        detail::concat("ModelReader::from_stream: truncated (got ", got, " bytes, expected at least ",
-                       kModelPrefixBytes + detail::kModelTrailerBytes, ")"));
+    detail::model_format_error(ModelFormatCode::truncated,
+                               detail::concat("ModelReader::from_stream: truncated (got ", got,
+                                              " bytes, expected at least ",
+                                              kModelPrefixBytes + detail::kModelTrailerBytes, ")"));
   }
   const std::uint64_t declared = detail::load_u64(prefix + 16);
   if (declared < kModelPrefixBytes + detail::kModelTrailerBytes) {
-    detail::model_format_error(ModelFormatCode::bad_header,
-                               detail::concat("ModelReader::from_stream: declared length ",
-                                              declared, " is too small"));
+    detail::model_format_error(
+        ModelFormatCode::bad_header,
+        detail::concat("ModelReader::from_stream: declared length ", declared, " is too small"));
   }
   // Read in bounded chunks so a damaged length field cannot trigger a huge allocation before
   // the stream proves the bytes exist.
@@ -264,8 +272,9 @@ PERKREC_INLINE ModelReader ModelReader::from_file(const std::string& path) {
   const std::streamoff size = in.tellg();
   in.seekg(0, std::ios::beg);
   if (size < 0) {
-    detail::model_format_error(ModelFormatCode::io_error,
-                               "ModelReader::from_file: cannot determine the size of '" + path + "'");
+    detail::model_format_error(
+        ModelFormatCode::io_error,
+        "ModelReader::from_file: cannot determine the size of '" + path + "'");
   }
   std::unique_ptr<unsigned char[], AlignedDeleter> buffer(
       detail::allocate_aligned(static_cast<std::uint64_t>(size)));
@@ -277,8 +286,8 @@ PERKREC_INLINE ModelReader ModelReader::from_file(const std::string& path) {
   return parse(std::move(buffer), static_cast<std::uint64_t>(size));
 }
 
-PERKREC_INLINE ModelReader ModelReader::parse(std::unique_ptr<unsigned char[], AlignedDeleter> owned,
-                                              std::uint64_t size) {
+PERKREC_INLINE ModelReader
+ModelReader::parse(std::unique_ptr<unsigned char[], AlignedDeleter> owned, std::uint64_t size) {
   using detail::kModelPrefixBytes;
   using detail::kModelTrailerBytes;
   const unsigned char* p = owned.get();
@@ -306,8 +315,8 @@ PERKREC_INLINE ModelReader ModelReader::parse(std::unique_ptr<unsigned char[], A
          detail::concat("truncated (got ", size, " bytes, the file declares ", declared, ")"));
   }
   if (declared < size) {
-    fail(ModelFormatCode::bad_header,
-         detail::concat("length mismatch (got ", size, " bytes, the file declares ", declared, ")"));
+    fail(ModelFormatCode::bad_header, detail::concat("length mismatch (got ", size,
+                                                     " bytes, the file declares ", declared, ")"));
   }
   const std::uint64_t body = size - kModelTrailerBytes;
   if (std::memcmp(p + body + 4, detail::kModelTrailerMagic, 4) != 0) {
@@ -334,8 +343,8 @@ PERKREC_INLINE ModelReader ModelReader::parse(std::unique_ptr<unsigned char[], A
   // A real header is mostly strings and short lists; its DOM takes a few times its text.
   limits.max_memory_bytes = 8 * static_cast<std::size_t>(header_bytes) + (1u << 20);
   detail::parse_json_strict_into(
-      std::string_view(reinterpret_cast<const char*>(p + kModelPrefixBytes), header_bytes),
-      limits, header, failure);
+      std::string_view(reinterpret_cast<const char*>(p + kModelPrefixBytes), header_bytes), limits,
+      header, failure);
   if (failure.failed) {
     fail(ModelFormatCode::bad_header, "header " + failure.pointer + ": " + failure.message);
   }
@@ -371,8 +380,8 @@ PERKREC_INLINE ModelReader ModelReader::parse(std::unique_ptr<unsigned char[], A
       ar.finish();
       DType dtype{};
       bool known = false;
-      for (DType d : {DType::u8, DType::i8, DType::i16, DType::i32, DType::i64, DType::f32,
-                      DType::f64}) {
+      for (DType d :
+           {DType::u8, DType::i8, DType::i16, DType::i32, DType::i64, DType::f32, DType::f64}) {
         if (dtype_name == to_string(d)) {
           dtype = d;
           known = true;
@@ -387,7 +396,8 @@ PERKREC_INLINE ModelReader ModelReader::parse(std::unique_ptr<unsigned char[], A
       std::uint64_t count = 1;
       for (std::int64_t d : shape) {
         if (d < 0) bad("negative dimension");
-        if (d > 0 && count > std::numeric_limits<std::uint64_t>::max() / static_cast<std::uint64_t>(d)) {
+        if (d > 0 &&
+            count > std::numeric_limits<std::uint64_t>::max() / static_cast<std::uint64_t>(d)) {
           bad("shape overflows");
         }
         count *= static_cast<std::uint64_t>(d);
@@ -418,9 +428,9 @@ PERKREC_INLINE ModelReader ModelReader::parse(std::unique_ptr<unsigned char[], A
 
 PERKREC_INLINE void ModelReader::expect_kind(std::string_view kind) const {
   if (kind_ != kind) {
-    detail::model_format_error(ModelFormatCode::wrong_kind,
-                               detail::concat("ModelReader: the file holds a ", kind_,
-                                              " (expected ", kind, ")"));
+    detail::model_format_error(
+        ModelFormatCode::wrong_kind,
+        detail::concat("ModelReader: the file holds a ", kind_, " (expected ", kind, ")"));
   }
 }
 
@@ -477,7 +487,8 @@ PERKREC_INLINE void ModelReader::check_count(const char* what, std::int64_t n) c
 }
 
 PERKREC_INLINE void ModelReader::invalid(const std::string& what) const {
-  detail::model_format_error(ModelFormatCode::invalid_content, "ModelReader: " + kind_ + ": " + what);
+  detail::model_format_error(ModelFormatCode::invalid_content,
+                             "ModelReader: " + kind_ + ": " + what);
 }
 
 PERKREC_INLINE void ModelReader::bad_content(const std::string& what) const {

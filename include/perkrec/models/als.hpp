@@ -46,14 +46,15 @@
 namespace perkrec {
 
 struct ALSParams {
-  int factors = 64;               ///< latent dimension; 1..4096
-  float regularization = 0.01f;   ///< L2 penalty; >= 0
-  float alpha = 1.0f;             ///< confidence c = 1 + alpha * value; >= 0
-  int iterations = 15;            ///< full sweeps (members, then benefits); >= 0
-  int cg_steps = 3;               ///< conjugate-gradient steps per row; 0 = exact Cholesky
-  bool calculate_training_loss = false;  ///< compute the loss after each iteration (costs ~1 CG step)
-  int num_threads = 0;            ///< 0 = OpenMP default
-  std::uint64_t seed = 42;        ///< initialization stream
+  int factors = 64;              ///< latent dimension; 1..4096
+  float regularization = 0.01f;  ///< L2 penalty; >= 0
+  float alpha = 1.0f;            ///< confidence c = 1 + alpha * value; >= 0
+  int iterations = 15;           ///< full sweeps (members, then benefits); >= 0
+  int cg_steps = 3;              ///< conjugate-gradient steps per row; 0 = exact Cholesky
+  bool calculate_training_loss =
+      false;                ///< compute the loss after each iteration (costs ~1 CG step)
+  int num_threads = 0;      ///< 0 = OpenMP default
+  std::uint64_t seed = 42;  ///< initialization stream
 
   /// The fields once more as descriptors (JSON name, range): see core/params.hpp.
   static auto param_fields() {
@@ -75,9 +76,9 @@ struct ALSParams {
 
 /// The benefits of a member's history that contributed most to one recommendation.
 struct Explanation {
-  float score = 0;                    ///< the member's (folded-in) score of the benefit
-  std::vector<Index> benefits;        ///< history benefits, largest contribution first
-  std::vector<float> contributions;   ///< their contributions; all of them sum to `score`
+  float score = 0;                   ///< the member's (folded-in) score of the benefit
+  std::vector<Index> benefits;       ///< history benefits, largest contribution first
+  std::vector<float> contributions;  ///< their contributions; all of them sum to `score`
 };
 
 class ALS : public Serializable<ALS> {
@@ -170,12 +171,12 @@ Eigen::MatrixXd gram(const FactorTable& y, int num_threads);
 
 /// One ALS half-sweep: solves row r of `x` from row r of `m` (x.rows x y.rows) with y fixed,
 /// for every r. cg_steps == 0 solves exactly; otherwise CG warm-started from x's current rows.
-void als_solve(const CsrView<float>& m, const FactorTable& y, const Eigen::MatrixXd& yty, float regularization,
-               float alpha, int cg_steps, FactorTable& x, int num_threads);
+void als_solve(const CsrView<float>& m, const FactorTable& y, const Eigen::MatrixXd& yty,
+               float regularization, float alpha, int cg_steps, FactorTable& x, int num_threads);
 
 /// The ALS loss of (x, y) on m (see als.hpp), normalized by rows x cols.
-double als_loss(const CsrView<float>& m, const FactorTable& x, const FactorTable& y, float regularization,
-                float alpha, int num_threads);
+double als_loss(const CsrView<float>& m, const FactorTable& x, const FactorTable& y,
+                float regularization, float alpha, int num_threads);
 
 }  // namespace detail
 }  // namespace perkrec

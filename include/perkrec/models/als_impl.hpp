@@ -13,9 +13,7 @@
 
 namespace perkrec {
 
-PERKREC_INLINE void ALSParams::validate() const {
-  params::validate_fields(*this, "ALSParams");
-}
+PERKREC_INLINE void ALSParams::validate() const { params::validate_fields(*this, "ALSParams"); }
 PERKREC_INLINE Json ALSParams::to_json() const { return params::fields_to_json(*this); }
 PERKREC_INLINE ALSParams ALSParams::from_json(const Json& j) {
   return params::fields_from_json<ALSParams>(j, "ALSParams::from_json");
@@ -30,18 +28,21 @@ PERKREC_INLINE Eigen::MatrixXd gram(const FactorTable& y, int num_threads) {
   const int dim = y.dim;
   const Index blocks = std::max<Index>(1, (y.rows + kBlock - 1) / kBlock);
   std::vector<Eigen::MatrixXd> partial(static_cast<std::size_t>(blocks));
-  parallel_for(0, blocks, num_threads, [&](Offset b) {
-    const Index first = static_cast<Index>(b) * kBlock;
-    const Index count = std::max<Index>(0, std::min<Index>(kBlock, y.rows - first));
-    // Double even inside a block: the exact solver's normal equations are only as definite
-    // as this sum is accurate.
-    Eigen::MatrixXd g = Eigen::MatrixXd::Zero(dim, dim);
-    if (count > 0) {
-      const Eigen::MatrixXd block = ConstMapRowMatrixF(y.row(first), count, dim).cast<double>();
-      g.selfadjointView<Eigen::Lower>().rankUpdate(block.transpose());
-    }
-    partial[static_cast<std::size_t>(b)] = std::move(g);
-  }, Schedule::dynamic, 1);
+  parallel_for(
+      0, blocks, num_threads,
+      [&](Offset b) {
+        const Index first = static_cast<Index>(b) * kBlock;
+        const Index count = std::max<Index>(0, std::min<Index>(kBlock, y.rows - first));
+        // Double even inside a block: the exact solver's normal equations are only as definite
+        // as this sum is accurate.
+        Eigen::MatrixXd g = Eigen::MatrixXd::Zero(dim, dim);
+        if (count > 0) {
+          const Eigen::MatrixXd block = ConstMapRowMatrixF(y.row(first), count, dim).cast<double>();
+          g.selfadjointView<Eigen::Lower>().rankUpdate(block.transpose());
+        }
+        partial[static_cast<std::size_t>(b)] = std::move(g);
+      },
+      Schedule::dynamic, 1);
   Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(dim, dim);
   for (const auto& g : partial) sum += g;
   sum.triangularView<Eigen::StrictlyUpper>() = sum.transpose();
@@ -53,13 +54,14 @@ PERKREC_INLINE Eigen::MatrixXd gram(const FactorTable& y, int num_threads) {
 /// of the next factor rows (the member half-sweep reads benefit rows, the benefit half-sweep
 /// member rows scattered over a large table).
 PERKREC_TARGET_AVX2 inline void cg_row_avx2(const CsrView<float>& m, Index u, const FactorTable& y,
-                                            const float* yty_reg, float alpha, int cg_steps, float* x, float* r,
-                                            float* p, float* ap) {
+                                            const float* yty_reg, float alpha, int cg_steps,
+                                            float* x, float* r, float* p, float* ap) {
   const int dim = y.dim;
   const int row_bytes = dim * static_cast<int>(sizeof(float));
   constexpr Offset kAhead = 4;
   const Offset begin = m.indptr[u], end = m.indptr[u + 1];
-  for (Offset e = begin; e < std::min(end, begin + kAhead); ++e) avx2::prefetch(y.row(m.indices[e]), row_bytes);
+  for (Offset e = begin; e < std::min(end, begin + kAhead); ++e)
+    avx2::prefetch(y.row(m.indices[e]), row_bytes);
   avx2::symv(yty_reg, x, r, dim);
   for (int k = 0; k < dim; ++k) r[k] = -r[k];
   for (Offset e = begin; e < end; ++e) {
@@ -96,8 +98,9 @@ PERKREC_TARGET_AVX2 inline void cg_row_avx2(const CsrView<float>& m, Index u, co
 }
 #endif
 
-PERKREC_INLINE void als_solve(const CsrView<float>& m, const FactorTable& y, const Eigen::MatrixXd& yty,
-                              float regularization, float alpha, int cg_steps, FactorTable& x, int num_threads) {
+PERKREC_INLINE void als_solve(const CsrView<float>& m, const FactorTable& y,
+                              const Eigen::MatrixXd& yty, float regularization, float alpha,
+                              int cg_steps, FactorTable& x, int num_threads) {
   const int dim = y.dim;
   const int threads = resolve_num_threads(num_threads);
   Eigen::MatrixXf yty_reg = yty.cast<float>();
@@ -124,10 +127,12 @@ PERKREC_INLINE void als_solve(const CsrView<float>& m, const FactorTable& y, con
         Eigen::MatrixXd a(dim, dim);
         Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> weighted;
         Eigen::LLT<Eigen::MatrixXd> llt(dim);
-        for (Index u = bounds[static_cast<std::size_t>(chunk)]; u < bounds[static_cast<std::size_t>(chunk) + 1]; ++u) {
+        for (Index u = bounds[static_cast<std::size_t>(chunk)];
+             u < bounds[static_cast<std::size_t>(chunk) + 1]; ++u) {
 #if PERKREC_HAS_AVX2_DISPATCH
           if (use_avx2) {
-            cg_row_avx2(m, u, y, yty_reg.data(), alpha, cg_steps, x.row(u), r.data(), p.data(), ap.data());
+            cg_row_avx2(m, u, y, yty_reg.data(), alpha, cg_steps, x.row(u), r.data(), p.data(),
+                        ap.data());
             continue;
           }
 #endif
@@ -141,7 +146,8 @@ PERKREC_INLINE void als_solve(const CsrView<float>& m, const FactorTable& y, con
             if (count > 0) {
               weighted.resize(count, dim);
               for (Offset e = begin; e < end; ++e) {
-                const double c = 1.0 + static_cast<double>(alpha) * (m.data != nullptr ? m.data[e] : 1.0f);
+                const double c =
+                    1.0 + static_cast<double>(alpha) * (m.data != nullptr ? m.data[e] : 1.0f);
                 const auto yi = ConstMapVectorF(y.row(m.indices[e]), dim).cast<double>();
                 weighted.row(e - begin) = std::sqrt(c - 1.0) * yi.transpose();
                 b.noalias() += c * yi;
@@ -231,7 +237,8 @@ PERKREC_INLINE double als_loss(const CsrView<float>& m, const FactorTable& x, co
       loss += c * (1.0 - s) * (1.0 - s) - s * s;
       extra += c - 1.0;
     }
-    per_row[static_cast<std::size_t>(r)] = loss + regularization * static_cast<double>(xu.squaredNorm());
+    per_row[static_cast<std::size_t>(r)] =
+        loss + regularization * static_cast<double>(xu.squaredNorm());
     confidence[static_cast<std::size_t>(r)] = extra;
   });
   double total = 0, total_confidence = 0;
@@ -246,7 +253,8 @@ PERKREC_INLINE double als_loss(const CsrView<float>& m, const FactorTable& x, co
   return pairs > 0 ? total / pairs : 0.0;
 }
 
-PERKREC_INLINE void init_factors(FactorTable& t, std::uint64_t seed, std::uint64_t side, Index first_row = 0) {
+PERKREC_INLINE void init_factors(FactorTable& t, std::uint64_t seed, std::uint64_t side,
+                                 Index first_row = 0) {
   for (Index r = first_row; r < t.rows; ++r) {
     Rng rng(seed, static_cast<std::uint64_t>(r), side);
     float* v = t.row(r);
@@ -273,20 +281,23 @@ PERKREC_INLINE void ALS::fit(const CsrView<float>& user_benefits, const Callback
   std::vector<double> loss;
   ProgressReporter progress(callbacks, "ALS::fit", params_.iterations);
   for (int it = 0; it < params_.iterations; ++it) {
-    detail::als_solve(user_benefits, y, detail::gram(y, threads), params_.regularization, params_.alpha,
-                      params_.cg_steps, x, threads);
-    detail::als_solve(benefit_users.view(), x, detail::gram(x, threads), params_.regularization, params_.alpha,
-                      params_.cg_steps, y, threads);
+    detail::als_solve(user_benefits, y, detail::gram(y, threads), params_.regularization,
+                      params_.alpha, params_.cg_steps, x, threads);
+    detail::als_solve(benefit_users.view(), x, detail::gram(x, threads), params_.regularization,
+                      params_.alpha, params_.cg_steps, y, threads);
     const Index bad_user = x.first_non_finite(threads);
     const Index bad_benefit = y.first_non_finite(threads);
     if (bad_user >= 0 || bad_benefit >= 0) {
       detail::raise<DivergenceError>("ALS::fit: non-finite factors after iteration ", it + 1, " (",
-                                     bad_user >= 0 ? "member " : "benefit ", bad_user >= 0 ? bad_user : bad_benefit,
+                                     bad_user >= 0 ? "member " : "benefit ",
+                                     bad_user >= 0 ? bad_user : bad_benefit,
                                      "); lower alpha or raise regularization");
     }
     if (params_.calculate_training_loss) {
-      loss.push_back(detail::als_loss(user_benefits, x, y, params_.regularization, params_.alpha, threads));
-      progress.log(LogLevel::info, detail::concat("ALS::fit: iteration ", it + 1, " loss ", loss.back()));
+      loss.push_back(
+          detail::als_loss(user_benefits, x, y, params_.regularization, params_.alpha, threads));
+      progress.log(LogLevel::info,
+                   detail::concat("ALS::fit: iteration ", it + 1, " loss ", loss.back()));
     }
     progress.advance(1);
   }
@@ -305,12 +316,14 @@ PERKREC_INLINE void ALS::set_ids(IdMap users, IdMap benefits) {
   benefit_ids_ = std::move(benefits);
 }
 
-PERKREC_INLINE void ALS::score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const {
+PERKREC_INLINE void ALS::score(Span<const Index> users, Span<const Index> benefits,
+                               Span<float> out) const {
   require_fitted("score");
   detail::check_score_pairs(users, benefits, out, n_users(), n_benefits(), "ALS");
   const int dim = params_.factors;
   for (std::size_t i = 0; i < users.size(); ++i) {
-    out[i] = detail::ConstMapVectorF(users_.row(users[i]), dim).dot(detail::ConstMapVectorF(benefits_.row(benefits[i]), dim));
+    out[i] = detail::ConstMapVectorF(users_.row(users[i]), dim)
+                 .dot(detail::ConstMapVectorF(benefits_.row(benefits[i]), dim));
   }
 }
 
@@ -324,12 +337,13 @@ PERKREC_INLINE std::vector<float> ALS::fold_in(const CsrView<float>& user_benefi
   require_fitted("fold_in");
   detail::check_interactions(user_benefits, -1, n_benefits(), "ALS::fold_in: user_benefits");
   detail::FactorTable x(user_benefits.rows, params_.factors);
-  detail::als_solve(user_benefits, benefits_, detail::gram(benefits_, params_.num_threads), params_.regularization,
-                    params_.alpha, 0, x, params_.num_threads);
+  detail::als_solve(user_benefits, benefits_, detail::gram(benefits_, params_.num_threads),
+                    params_.regularization, params_.alpha, 0, x, params_.num_threads);
   return std::move(x.values);
 }
 
-PERKREC_INLINE TopK ALS::recommend_new(const CsrView<float>& user_benefits, int n, const Filter& filter) const {
+PERKREC_INLINE TopK ALS::recommend_new(const CsrView<float>& user_benefits, int n,
+                                       const Filter& filter) const {
   require_fitted("recommend_new");
   detail::FactorTable x;
   x.dim = params_.factors;
@@ -337,11 +351,13 @@ PERKREC_INLINE TopK ALS::recommend_new(const CsrView<float>& user_benefits, int 
   x.rows = user_benefits.rows;
   std::vector<Index> rows(static_cast<std::size_t>(x.rows));
   for (Index i = 0; i < x.rows; ++i) rows[static_cast<std::size_t>(i)] = i;
-  return detail::factor_top_k(x, rows, benefits_, n, detail::NewRowsFilter(filter, user_benefits).get(),
-                             params_.num_threads);
+  return detail::factor_top_k(x, rows, benefits_, n,
+                              detail::NewRowsFilter(filter, user_benefits).get(),
+                              params_.num_threads);
 }
 
-PERKREC_INLINE TopK ALS::similar_benefits(Span<const Index> benefits, int n, const Filter& filter) const {
+PERKREC_INLINE TopK ALS::similar_benefits(Span<const Index> benefits, int n,
+                                          const Filter& filter) const {
   require_fitted("similar_benefits");
   detail::check_ids(benefits, n_benefits(), "ALS::similar_benefits", "benefit");
   return detail::cosine_top_k(benefits_, benefits, params_.factors, n, filter, params_.num_threads);
@@ -353,8 +369,8 @@ PERKREC_INLINE TopK ALS::similar_users(Span<const Index> users, int n, const Fil
   return detail::cosine_top_k(users_, users, params_.factors, n, filter, params_.num_threads);
 }
 
-PERKREC_INLINE void ALS::partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits,
-                                           Index max_growth) {
+PERKREC_INLINE void ALS::partial_fit_users(Span<const Index> users,
+                                           const CsrView<float>& user_benefits, Index max_growth) {
   require_fitted("partial_fit_users");
   detail::check_ids(users, detail::growth_limit(n_users(), max_growth, "ALS::partial_fit_users"),
                     "ALS::partial_fit_users", "user");
@@ -367,37 +383,41 @@ PERKREC_INLINE void ALS::partial_fit_users(Span<const Index> users, const CsrVie
   if (user_ids_.size() != 0 && user_ids_.size() != new_rows) user_ids_ = IdMap();
   const int dim = params_.factors;
   for (std::size_t i = 0; i < users.size(); ++i) {
-    std::copy(solved.begin() + static_cast<std::ptrdiff_t>(i * dim), solved.begin() + static_cast<std::ptrdiff_t>((i + 1) * dim),
-              users_.row(users[i]));
+    std::copy(solved.begin() + static_cast<std::ptrdiff_t>(i * dim),
+              solved.begin() + static_cast<std::ptrdiff_t>((i + 1) * dim), users_.row(users[i]));
   }
 }
 
-PERKREC_INLINE void ALS::partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users,
+PERKREC_INLINE void ALS::partial_fit_benefits(Span<const Index> benefits,
+                                              const CsrView<float>& benefit_users,
                                               Index max_growth) {
   require_fitted("partial_fit_benefits");
-  detail::check_ids(benefits, detail::growth_limit(n_benefits(), max_growth, "ALS::partial_fit_benefits"),
+  detail::check_ids(benefits,
+                    detail::growth_limit(n_benefits(), max_growth, "ALS::partial_fit_benefits"),
                     "ALS::partial_fit_benefits", "benefit");
   detail::check_interactions(benefit_users, static_cast<Index>(benefits.size()), n_users(),
                              "ALS::partial_fit_benefits: benefit_users");
   const int dim = params_.factors;
   detail::FactorTable solved(benefit_users.rows, dim);
-  detail::als_solve(benefit_users, users_, detail::gram(users_, params_.num_threads), params_.regularization,
-                    params_.alpha, 0, solved, params_.num_threads);
+  detail::als_solve(benefit_users, users_, detail::gram(users_, params_.num_threads),
+                    params_.regularization, params_.alpha, 0, solved, params_.num_threads);
   Index new_rows = n_benefits();
   for (Index b : benefits) new_rows = std::max<Index>(new_rows, b + 1);
   benefits_.grow(new_rows);
   if (benefit_ids_.size() != 0 && benefit_ids_.size() != new_rows) benefit_ids_ = IdMap();
   for (std::size_t i = 0; i < benefits.size(); ++i) {
-    std::copy(solved.row(static_cast<Index>(i)), solved.row(static_cast<Index>(i)) + dim, benefits_.row(benefits[i]));
+    std::copy(solved.row(static_cast<Index>(i)), solved.row(static_cast<Index>(i)) + dim,
+              benefits_.row(benefits[i]));
   }
 }
 
-PERKREC_INLINE Explanation ALS::explain(const CsrView<float>& user_benefits, Index benefit, int n) const {
+PERKREC_INLINE Explanation ALS::explain(const CsrView<float>& user_benefits, Index benefit,
+                                        int n) const {
   require_fitted("explain");
   detail::check_interactions(user_benefits, 1, n_benefits(), "ALS::explain: user_benefits");
   if (benefit < 0 || benefit >= n_benefits()) {
-    detail::raise<InputError>("ALS::explain: benefit out of range (got ", benefit, ", expected 0 <= benefit < ",
-                              n_benefits(), ")");
+    detail::raise<InputError>("ALS::explain: benefit out of range (got ", benefit,
+                              ", expected 0 <= benefit < ", n_benefits(), ")");
   }
   if (n < 0) detail::raise<InputError>("ALS::explain: n must be >= 0 (got ", n, ")");
   const int dim = params_.factors;
@@ -405,8 +425,10 @@ PERKREC_INLINE Explanation ALS::explain(const CsrView<float>& user_benefits, Ind
   a.diagonal().array() += params_.regularization;
   const Offset begin = user_benefits.indptr[0], end = user_benefits.indptr[1];
   for (Offset e = begin; e < end; ++e) {
-    const double c = 1.0 + static_cast<double>(params_.alpha) * (user_benefits.data != nullptr ? user_benefits.data[e] : 1.0f);
-    const Eigen::VectorXd yi = detail::ConstMapVectorF(benefits_.row(user_benefits.indices[e]), dim).cast<double>();
+    const double c = 1.0 + static_cast<double>(params_.alpha) *
+                               (user_benefits.data != nullptr ? user_benefits.data[e] : 1.0f);
+    const Eigen::VectorXd yi =
+        detail::ConstMapVectorF(benefits_.row(user_benefits.indices[e]), dim).cast<double>();
     a.selfadjointView<Eigen::Lower>().rankUpdate(yi, c - 1.0);
   }
   const Eigen::LLT<Eigen::MatrixXd> llt(a);
@@ -417,8 +439,10 @@ PERKREC_INLINE Explanation ALS::explain(const CsrView<float>& user_benefits, Ind
   std::vector<std::pair<float, Index>> parts;
   double total = 0;
   for (Offset e = begin; e < end; ++e) {
-    const float c = 1.0f + params_.alpha * (user_benefits.data != nullptr ? user_benefits.data[e] : 1.0f);
-    const float part = c * w.dot(detail::ConstMapVectorF(benefits_.row(user_benefits.indices[e]), dim));
+    const float c =
+        1.0f + params_.alpha * (user_benefits.data != nullptr ? user_benefits.data[e] : 1.0f);
+    const float part =
+        c * w.dot(detail::ConstMapVectorF(benefits_.row(user_benefits.indices[e]), dim));
     parts.emplace_back(part, user_benefits.indices[e]);
     total += part;
   }
@@ -450,7 +474,8 @@ PERKREC_INLINE void ALS::write(ModelWriter& w, const std::string& prefix) const 
 PERKREC_INLINE ALS ALS::read(const ModelReader& r, const std::string& prefix) {
   std::vector<double> loss;
   const auto header = read_recommender_header<ALSParams>(
-      r, prefix, "ALS::read", [&](JsonReader<ModelFormatError>& jr) { jr.require("training_loss", loss); });
+      r, prefix, "ALS::read",
+      [&](JsonReader<ModelFormatError>& jr) { jr.require("training_loss", loss); });
   const ALSParams& params = header.params;
   const Index n_users = header.n_users, n_benefits = header.n_benefits;
   ALS model(params);

@@ -57,14 +57,14 @@ namespace perkrec {
 enum class NegativeSampling { uniform, popularity };
 
 struct BPRParams {
-  int factors = 64;                    ///< latent dimension (a bias column is added); 1..4096
-  float learning_rate = 0.01f;         ///< SGD step; > 0
-  float regularization = 0.01f;        ///< L2 penalty; >= 0
-  int iterations = 100;                ///< epochs of nnz samples each; >= 0
-  bool verify_negative_samples = true; ///< skip drawn negatives the member interacted with
+  int factors = 64;                     ///< latent dimension (a bias column is added); 1..4096
+  float learning_rate = 0.01f;          ///< SGD step; > 0
+  float regularization = 0.01f;         ///< L2 penalty; >= 0
+  int iterations = 100;                 ///< epochs of nnz samples each; >= 0
+  bool verify_negative_samples = true;  ///< skip drawn negatives the member interacted with
   NegativeSampling negative_sampling = NegativeSampling::uniform;  ///< "uniform" or "popularity"
-  int fold_in_epochs = 30;             ///< SGD passes over a new member's row in fold-in; >= 1
-  int num_threads = 0;                 ///< 0 = OpenMP default; 1 = bit-reproducible
+  int fold_in_epochs = 30;  ///< SGD passes over a new member's row in fold-in; >= 1
+  int num_threads = 0;      ///< 0 = OpenMP default; 1 = bit-reproducible
   std::uint64_t seed = 42;
 
   static auto param_fields() {

@@ -10,9 +10,7 @@
 
 namespace perkrec {
 
-PERKREC_INLINE void BPRParams::validate() const {
-  params::validate_fields(*this, "BPRParams");
-}
+PERKREC_INLINE void BPRParams::validate() const { params::validate_fields(*this, "BPRParams"); }
 PERKREC_INLINE Json BPRParams::to_json() const { return params::fields_to_json(*this); }
 PERKREC_INLINE BPRParams BPRParams::from_json(const Json& j) {
   return params::fields_from_json<BPRParams>(j, "BPRParams::from_json");
@@ -23,8 +21,9 @@ namespace detail {
 /// One BPR step on (member row x, positive row yi, negative row yj), dim latent columns plus
 /// the bias column. `update_x`/`update_y` choose which side learns. Returns whether the pair
 /// was already ordered correctly.
-inline bool bpr_step(float* PERKREC_RESTRICT x, float* PERKREC_RESTRICT yi, float* PERKREC_RESTRICT yj, int dim,
-                     float lr, float reg, bool update_x, bool update_y) {
+inline bool bpr_step(float* PERKREC_RESTRICT x, float* PERKREC_RESTRICT yi,
+                     float* PERKREC_RESTRICT yj, int dim, float lr, float reg, bool update_x,
+                     bool update_y) {
   float s = 0;
   for (int f = 0; f <= dim; ++f) s += x[f] * (yi[f] - yj[f]);
   const float z = 1.0f / (1.0f + std::exp(s));
@@ -76,8 +75,9 @@ inline void bpr_init_row(float* v, int dim, Rng& rng, float last) {
 
 /// Folds rows of `m` into `x` (x.rows == m.rows) with benefit factors `y` fixed; row i starts
 /// from its current value when `warm[i]`, else from Rng(seed, stream_of[i], 3).
-inline void bpr_fold_rows(const CsrView<float>& m, const FactorTable& y, const BPRParams& p, FactorTable& x,
-                          const std::vector<Index>& stream_of, const std::vector<std::uint8_t>& warm) {
+inline void bpr_fold_rows(const CsrView<float>& m, const FactorTable& y, const BPRParams& p,
+                          FactorTable& x, const std::vector<Index>& stream_of,
+                          const std::vector<std::uint8_t>& warm) {
   const int dim = p.factors;
   parallel_for(
       0, m.rows, p.num_threads,
@@ -91,12 +91,13 @@ inline void bpr_fold_rows(const CsrView<float>& m, const FactorTable& y, const B
         if (count == 0 || y.rows < 2) return;
         for (int epoch = 0; epoch < p.fold_in_epochs; ++epoch) {
           for (Offset s = 0; s < count; ++s) {
-            const Index i = m.indices[begin + static_cast<Offset>(rng.below(static_cast<std::uint32_t>(count)))];
+            const Index i = m.indices[begin + static_cast<Offset>(
+                                                  rng.below(static_cast<std::uint32_t>(count)))];
             const auto j = static_cast<Index>(rng.below(static_cast<std::uint32_t>(y.rows)));
             if (j == i || (p.verify_negative_samples && row_contains(m, r, j))) continue;
             // update_y = false: the benefit rows are only read.
-            bpr_step(xr, const_cast<float*>(y.row(i)), const_cast<float*>(y.row(j)), dim, p.learning_rate,
-                     p.regularization, true, false);
+            bpr_step(xr, const_cast<float*>(y.row(i)), const_cast<float*>(y.row(j)), dim,
+                     p.learning_rate, p.regularization, true, false);
           }
         }
       },
@@ -111,7 +112,8 @@ PERKREC_INLINE void BPR::require_fitted(const char* method) const {
   if (!fitted_) detail::raise<InputError>("BPR::", method, ": the model is not fitted");
 }
 
-PERKREC_INLINE void BPR::check_fit_input(const CsrView<float>& m, const char* what, Index rows, Index cols) const {
+PERKREC_INLINE void BPR::check_fit_input(const CsrView<float>& m, const char* what, Index rows,
+                                         Index cols) const {
   detail::check_interactions(m, rows, cols, what, params_.verify_negative_samples);
 }
 
@@ -121,8 +123,9 @@ PERKREC_INLINE void BPR::fit(const CsrView<float>& user_benefits, const CsrView<
   if (eligibility.rows > 0) {
     eligibility.validate("BPR::fit: eligibility");
     if (eligibility.rows != user_benefits.rows || eligibility.cols != user_benefits.cols) {
-      detail::raise<InputError>("BPR::fit: eligibility has shape ", eligibility.rows, " x ", eligibility.cols,
-                                " (expected ", user_benefits.rows, " x ", user_benefits.cols, ")");
+      detail::raise<InputError>("BPR::fit: eligibility has shape ", eligibility.rows, " x ",
+                                eligibility.cols, " (expected ", user_benefits.rows, " x ",
+                                user_benefits.cols, ")");
     }
   }
   const int dim = params_.factors;
@@ -140,12 +143,14 @@ PERKREC_INLINE void BPR::fit(const CsrView<float>& user_benefits, const CsrView<
   const Offset nnz = user_benefits.nnz();
   std::vector<Index> row_of(static_cast<std::size_t>(nnz));
   for (Index u = 0; u < n_users; ++u) {
-    std::fill(row_of.begin() + user_benefits.indptr[u], row_of.begin() + user_benefits.indptr[u + 1], u);
+    std::fill(row_of.begin() + user_benefits.indptr[u],
+              row_of.begin() + user_benefits.indptr[u + 1], u);
   }
   // Fixed sample blocks: the stream of a block depends on (seed, block, epoch) only.
   const Offset n_blocks = std::max<Offset>(1, std::min<Offset>(1024, nnz / 256 + 1));
   const Offset per_block = (nnz + n_blocks - 1) / n_blocks;
-  std::vector<Offset> correct(static_cast<std::size_t>(n_blocks)), used(static_cast<std::size_t>(n_blocks));
+  std::vector<Offset> correct(static_cast<std::size_t>(n_blocks)),
+      used(static_cast<std::size_t>(n_blocks));
   std::vector<double> accuracy;
   const float lr = params_.learning_rate, reg = params_.regularization;
   const bool verify = params_.verify_negative_samples;
@@ -158,8 +163,10 @@ PERKREC_INLINE void BPR::fit(const CsrView<float>& user_benefits, const CsrView<
     parallel_for(
         0, n_blocks, threads,
         [&](Offset block) {
-          Rng rng(params_.seed, static_cast<std::uint64_t>(block), static_cast<std::uint64_t>(epoch) + 2);
-          const Offset samples = std::max<Offset>(0, std::min<Offset>(per_block, nnz - block * per_block));
+          Rng rng(params_.seed, static_cast<std::uint64_t>(block),
+                  static_cast<std::uint64_t>(epoch) + 2);
+          const Offset samples =
+              std::max<Offset>(0, std::min<Offset>(per_block, nnz - block * per_block));
           Offset ok = 0, done = 0;
           // Samples go through in batches of three passes — draw interactions, draw negatives,
           // update — with prefetches in between, so the random reads of the interaction arrays
@@ -202,12 +209,18 @@ PERKREC_INLINE void BPR::fit(const CsrView<float>& user_benefits, const CsrView<
               if (verify && detail::row_contains(user_benefits, su[t], sj[t])) continue;
 #if PERKREC_HAS_AVX2_DISPATCH
               if (avx2_available) {
-                ok += detail::avx2::bpr_step(x.row(su[t]), y.row(si[t]), y.row(sj[t]), dim, lr, reg) > 0 ? 1 : 0;
+                ok += detail::avx2::bpr_step(x.row(su[t]), y.row(si[t]), y.row(sj[t]), dim, lr,
+                                             reg) > 0
+                          ? 1
+                          : 0;
                 ++done;
                 continue;
               }
 #endif
-              ok += detail::bpr_step(x.row(su[t]), y.row(si[t]), y.row(sj[t]), dim, lr, reg, true, true) ? 1 : 0;
+              ok += detail::bpr_step(x.row(su[t]), y.row(si[t]), y.row(sj[t]), dim, lr, reg, true,
+                                     true)
+                        ? 1
+                        : 0;
               ++done;
             }
           }
@@ -219,7 +232,8 @@ PERKREC_INLINE void BPR::fit(const CsrView<float>& user_benefits, const CsrView<
     const Index bad_benefit = y.first_non_finite(threads);
     if (bad_user >= 0 || bad_benefit >= 0) {
       detail::raise<DivergenceError>("BPR::fit: non-finite factors after epoch ", epoch + 1, " (",
-                                     bad_user >= 0 ? "member " : "benefit ", bad_user >= 0 ? bad_user : bad_benefit,
+                                     bad_user >= 0 ? "member " : "benefit ",
+                                     bad_user >= 0 ? bad_user : bad_benefit,
                                      "); lower learning_rate");
     }
     Offset total_ok = 0, total_used = 0;
@@ -227,8 +241,10 @@ PERKREC_INLINE void BPR::fit(const CsrView<float>& user_benefits, const CsrView<
       total_ok += correct[b];
       total_used += used[b];
     }
-    accuracy.push_back(total_used > 0 ? static_cast<double>(total_ok) / static_cast<double>(total_used) : 0.0);
-    progress.log(LogLevel::info, detail::concat("BPR::fit: epoch ", epoch + 1, " pair accuracy ", accuracy.back()));
+    accuracy.push_back(
+        total_used > 0 ? static_cast<double>(total_ok) / static_cast<double>(total_used) : 0.0);
+    progress.log(LogLevel::info,
+                 detail::concat("BPR::fit: epoch ", epoch + 1, " pair accuracy ", accuracy.back()));
     progress.advance(1);
   }
   users_ = std::move(x);
@@ -246,12 +262,14 @@ PERKREC_INLINE void BPR::set_ids(IdMap users, IdMap benefits) {
   benefit_ids_ = std::move(benefits);
 }
 
-PERKREC_INLINE void BPR::score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const {
+PERKREC_INLINE void BPR::score(Span<const Index> users, Span<const Index> benefits,
+                               Span<float> out) const {
   require_fitted("score");
   detail::check_score_pairs(users, benefits, out, n_users(), n_benefits(), "BPR");
   const int dim = users_.dim;
   for (std::size_t i = 0; i < users.size(); ++i) {
-    out[i] = detail::ConstMapVectorF(users_.row(users[i]), dim).dot(detail::ConstMapVectorF(benefits_.row(benefits[i]), dim));
+    out[i] = detail::ConstMapVectorF(users_.row(users[i]), dim)
+                 .dot(detail::ConstMapVectorF(benefits_.row(benefits[i]), dim));
   }
 }
 
@@ -272,7 +290,8 @@ PERKREC_INLINE std::vector<float> BPR::fold_in(const CsrView<float>& user_benefi
   return std::move(x.values);
 }
 
-PERKREC_INLINE TopK BPR::recommend_new(const CsrView<float>& user_benefits, int n, const Filter& filter) const {
+PERKREC_INLINE TopK BPR::recommend_new(const CsrView<float>& user_benefits, int n,
+                                       const Filter& filter) const {
   require_fitted("recommend_new");
   detail::FactorTable x;
   x.dim = params_.factors + 1;
@@ -280,11 +299,13 @@ PERKREC_INLINE TopK BPR::recommend_new(const CsrView<float>& user_benefits, int 
   x.rows = user_benefits.rows;
   std::vector<Index> rows(static_cast<std::size_t>(x.rows));
   for (Index i = 0; i < x.rows; ++i) rows[static_cast<std::size_t>(i)] = i;
-  return detail::factor_top_k(x, rows, benefits_, n, detail::NewRowsFilter(filter, user_benefits).get(),
-                             params_.num_threads);
+  return detail::factor_top_k(x, rows, benefits_, n,
+                              detail::NewRowsFilter(filter, user_benefits).get(),
+                              params_.num_threads);
 }
 
-PERKREC_INLINE TopK BPR::similar_benefits(Span<const Index> benefits, int n, const Filter& filter) const {
+PERKREC_INLINE TopK BPR::similar_benefits(Span<const Index> benefits, int n,
+                                          const Filter& filter) const {
   require_fitted("similar_benefits");
   detail::check_ids(benefits, n_benefits(), "BPR::similar_benefits", "benefit");
   return detail::cosine_top_k(benefits_, benefits, params_.factors, n, filter, params_.num_threads);
@@ -296,13 +317,13 @@ PERKREC_INLINE TopK BPR::similar_users(Span<const Index> users, int n, const Fil
   return detail::cosine_top_k(users_, users, params_.factors, n, filter, params_.num_threads);
 }
 
-PERKREC_INLINE void BPR::partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits,
-                                           Index max_growth) {
+PERKREC_INLINE void BPR::partial_fit_users(Span<const Index> users,
+                                           const CsrView<float>& user_benefits, Index max_growth) {
   require_fitted("partial_fit_users");
   detail::check_ids(users, detail::growth_limit(n_users(), max_growth, "BPR::partial_fit_users"),
                     "BPR::partial_fit_users", "user");
-  check_fit_input(user_benefits, "BPR::partial_fit_users: user_benefits", static_cast<Index>(users.size()),
-                  n_benefits());
+  check_fit_input(user_benefits, "BPR::partial_fit_users: user_benefits",
+                  static_cast<Index>(users.size()), n_benefits());
   const int dim = params_.factors + 1;
   detail::FactorTable x(user_benefits.rows, dim);
   std::vector<std::uint8_t> warm(users.size(), 0);
@@ -321,14 +342,17 @@ PERKREC_INLINE void BPR::partial_fit_users(Span<const Index> users, const CsrVie
   for (Index u = old_rows; u < new_rows; ++u) users_.row(u)[params_.factors] = 1.0f;
   if (user_ids_.size() != 0 && user_ids_.size() != new_rows) user_ids_ = IdMap();
   for (std::size_t i = 0; i < users.size(); ++i) {
-    std::copy(x.row(static_cast<Index>(i)), x.row(static_cast<Index>(i)) + dim, users_.row(users[i]));
+    std::copy(x.row(static_cast<Index>(i)), x.row(static_cast<Index>(i)) + dim,
+              users_.row(users[i]));
   }
 }
 
-PERKREC_INLINE void BPR::partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users,
+PERKREC_INLINE void BPR::partial_fit_benefits(Span<const Index> benefits,
+                                              const CsrView<float>& benefit_users,
                                               Index max_growth) {
   require_fitted("partial_fit_benefits");
-  detail::check_ids(benefits, detail::growth_limit(n_benefits(), max_growth, "BPR::partial_fit_benefits"),
+  detail::check_ids(benefits,
+                    detail::growth_limit(n_benefits(), max_growth, "BPR::partial_fit_benefits"),
                     "BPR::partial_fit_benefits", "benefit");
   detail::check_interactions(benefit_users, static_cast<Index>(benefits.size()), n_users(),
                              "BPR::partial_fit_benefits: benefit_users");
@@ -351,12 +375,13 @@ PERKREC_INLINE void BPR::partial_fit_benefits(Span<const Index> benefits, const 
         if (count == 0 || old_benefits < 1) return;
         for (int epoch = 0; epoch < params_.fold_in_epochs; ++epoch) {
           for (Offset s = 0; s < count; ++s) {
-            const Index u =
-                benefit_users.indices[begin + static_cast<Offset>(rng.below(static_cast<std::uint32_t>(count)))];
+            const Index u = benefit_users.indices[begin + static_cast<Offset>(rng.below(
+                                                              static_cast<std::uint32_t>(count)))];
             const auto j = static_cast<Index>(rng.below(static_cast<std::uint32_t>(old_benefits)));
             if (j == b) continue;
-            detail::bpr_step(const_cast<float*>(users_.row(u)), yb, const_cast<float*>(benefits_.row(j)), latent,
-                             params_.learning_rate, params_.regularization, false, true);
+            detail::bpr_step(const_cast<float*>(users_.row(u)), yb,
+                             const_cast<float*>(benefits_.row(j)), latent, params_.learning_rate,
+                             params_.regularization, false, true);
           }
         }
       },
@@ -366,7 +391,8 @@ PERKREC_INLINE void BPR::partial_fit_benefits(Span<const Index> benefits, const 
   benefits_.grow(new_rows);
   if (benefit_ids_.size() != 0 && benefit_ids_.size() != new_rows) benefit_ids_ = IdMap();
   for (std::size_t i = 0; i < benefits.size(); ++i) {
-    std::copy(solved.row(static_cast<Index>(i)), solved.row(static_cast<Index>(i)) + dim, benefits_.row(benefits[i]));
+    std::copy(solved.row(static_cast<Index>(i)), solved.row(static_cast<Index>(i)) + dim,
+              benefits_.row(benefits[i]));
   }
 }
 
@@ -386,14 +412,17 @@ PERKREC_INLINE void BPR::write(ModelWriter& w, const std::string& prefix) const 
 PERKREC_INLINE BPR BPR::read(const ModelReader& r, const std::string& prefix) {
   std::vector<double> accuracy;
   const auto header = read_recommender_header<BPRParams>(
-      r, prefix, "BPR::read", [&](JsonReader<ModelFormatError>& jr) { jr.require("training_accuracy", accuracy); });
+      r, prefix, "BPR::read",
+      [&](JsonReader<ModelFormatError>& jr) { jr.require("training_accuracy", accuracy); });
   const BPRParams& params = header.params;
   const Index n_users = header.n_users, n_benefits = header.n_benefits;
   BPR model(params);
   model.users_ = detail::read_table(r, prefix + "user_factors", n_users, params.factors + 1);
-  model.benefits_ = detail::read_table(r, prefix + "benefit_factors", n_benefits, params.factors + 1);
+  model.benefits_ =
+      detail::read_table(r, prefix + "benefit_factors", n_benefits, params.factors + 1);
   for (Index u = 0; u < n_users; ++u) {
-    if (model.users_.row(u)[params.factors] != 1.0f) r.invalid("member factor rows must end with 1");
+    if (model.users_.row(u)[params.factors] != 1.0f)
+      r.invalid("member factor rows must end with 1");
   }
   model.accuracy_ = std::move(accuracy);
   model.fitted_ = true;

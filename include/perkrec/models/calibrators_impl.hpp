@@ -12,21 +12,25 @@ namespace perkrec {
 
 namespace detail {
 
-inline void check_calibration_input(Span<const double> scores, Span<const double> labels, const char* context) {
+inline void check_calibration_input(Span<const double> scores, Span<const double> labels,
+                                    const char* context) {
   if (scores.empty()) detail::raise<InputError>(context, ": no scores");
   if (scores.size() != labels.size()) {
-    detail::raise<InputError>(context, ": scores and labels differ in length (", scores.size(), " vs ",
-                              labels.size(), ")");
+    detail::raise<InputError>(context, ": scores and labels differ in length (", scores.size(),
+                              " vs ", labels.size(), ")");
   }
   for (std::size_t i = 0; i < scores.size(); ++i) {
-    if (!std::isfinite(scores[i])) detail::raise<InputError>(context, ": row ", i, ": non-finite score (got ", scores[i], ")");
-    if (!std::isfinite(labels[i])) detail::raise<InputError>(context, ": row ", i, ": non-finite label (got ", labels[i], ")");
+    if (!std::isfinite(scores[i]))
+      detail::raise<InputError>(context, ": row ", i, ": non-finite score (got ", scores[i], ")");
+    if (!std::isfinite(labels[i]))
+      detail::raise<InputError>(context, ": row ", i, ": non-finite label (got ", labels[i], ")");
   }
 }
 
 inline void check_output_length(Span<const double> scores, Span<double> out, const char* context) {
   if (scores.size() != out.size()) {
-    detail::raise<InputError>(context, ": output length ", out.size(), " differs from ", scores.size(), " scores");
+    detail::raise<InputError>(context, ": output length ", out.size(), " differs from ",
+                              scores.size(), " scores");
   }
 }
 
@@ -46,7 +50,8 @@ PERKREC_INLINE void PlattCalibrator::fit(Span<const double> scores, Span<const d
   double n_pos = 0.0;
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] != 0.0 && labels[i] != 1.0) {
-      detail::raise<InputError>("PlattCalibrator.fit: row ", i, ": labels must be 0 or 1 (got ", labels[i], ")");
+      detail::raise<InputError>("PlattCalibrator.fit: row ", i, ": labels must be 0 or 1 (got ",
+                                labels[i], ")");
     }
     n_pos += labels[i];
   }
@@ -98,9 +103,11 @@ PERKREC_INLINE Json PlattCalibrator::to_json() const { return Json{{"a", a_}, {"
 PERKREC_INLINE PlattCalibrator PlattCalibrator::from_json(const Json& j) {
   if (!j.is_object()) detail::raise<ConfigError>("PlattCalibrator: expected a JSON object");
   for (const auto& item : j.items()) {
-    if (item.key() != "a" && item.key() != "b") detail::raise<ConfigError>("PlattCalibrator: unknown key /", item.key());
+    if (item.key() != "a" && item.key() != "b")
+      detail::raise<ConfigError>("PlattCalibrator: unknown key /", item.key());
   }
-  if (!j.contains("a") || !j.contains("b")) detail::raise<ConfigError>("PlattCalibrator: /a and /b are required");
+  if (!j.contains("a") || !j.contains("b"))
+    detail::raise<ConfigError>("PlattCalibrator: /a and /b are required");
   PlattCalibrator c;
   c.a_ = detail::finite_number(j.at("a"), "a", "PlattCalibrator");
   c.b_ = detail::finite_number(j.at("b"), "b", "PlattCalibrator");
@@ -114,7 +121,8 @@ PERKREC_INLINE void IsotonicCalibrator::fit(Span<const double> scores, Span<cons
   detail::check_calibration_input(scores, labels, "IsotonicCalibrator.fit");
   std::vector<std::size_t> order(scores.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t i, std::size_t j) { return scores[i] < scores[j]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t i, std::size_t j) { return scores[i] < scores[j]; });
   // Ties merged first: one (score, mean label, count) per distinct score.
   std::vector<double> xs, sums, counts;
   for (std::size_t r = 0; r < order.size(); ++r) {
@@ -163,7 +171,8 @@ PERKREC_INLINE double IsotonicCalibrator::predict(double score) const {
   if (score <= x_.front()) return y_.front();
   if (score >= x_.back()) return y_.back();
   // The last knot <= score, then linear between it and the next (np.interp's rule).
-  const auto j = static_cast<std::size_t>(std::upper_bound(x_.begin(), x_.end(), score) - x_.begin()) - 1;
+  const auto j =
+      static_cast<std::size_t>(std::upper_bound(x_.begin(), x_.end(), score) - x_.begin()) - 1;
   const double dx = x_[j + 1] - x_[j];
   return dx > 0 ? y_[j] + (score - x_[j]) * (y_[j + 1] - y_[j]) / dx : y_[j];
 }
@@ -178,7 +187,8 @@ PERKREC_INLINE Json IsotonicCalibrator::to_json() const { return Json{{"x", x_},
 PERKREC_INLINE IsotonicCalibrator IsotonicCalibrator::from_json(const Json& j) {
   if (!j.is_object()) detail::raise<ConfigError>("IsotonicCalibrator: expected a JSON object");
   for (const auto& item : j.items()) {
-    if (item.key() != "x" && item.key() != "y") detail::raise<ConfigError>("IsotonicCalibrator: unknown key /", item.key());
+    if (item.key() != "x" && item.key() != "y")
+      detail::raise<ConfigError>("IsotonicCalibrator: unknown key /", item.key());
   }
   if (!j.contains("x") || !j.contains("y") || !j.at("x").is_array() || !j.at("y").is_array()) {
     detail::raise<ConfigError>("IsotonicCalibrator: /x and /y must be arrays");
@@ -186,14 +196,16 @@ PERKREC_INLINE IsotonicCalibrator IsotonicCalibrator::from_json(const Json& j) {
   const Json& jx = j.at("x");
   const Json& jy = j.at("y");
   if (jx.size() != jy.size() || jx.empty()) {
-    detail::raise<ConfigError>("IsotonicCalibrator: /x and /y must be non-empty and of equal length");
+    detail::raise<ConfigError>(
+        "IsotonicCalibrator: /x and /y must be non-empty and of equal length");
   }
   IsotonicCalibrator c;
   for (std::size_t i = 0; i < jx.size(); ++i) {
     c.x_.push_back(detail::finite_number(jx[i], "x", "IsotonicCalibrator"));
     c.y_.push_back(detail::finite_number(jy[i], "y", "IsotonicCalibrator"));
     if (i > 0 && (c.x_[i] < c.x_[i - 1] || c.y_[i] < c.y_[i - 1])) {
-      detail::raise<ConfigError>("IsotonicCalibrator: /x and /y must be non-decreasing (at index ", i, ")");
+      detail::raise<ConfigError>("IsotonicCalibrator: /x and /y must be non-decreasing (at index ",
+                                 i, ")");
     }
   }
   return c;

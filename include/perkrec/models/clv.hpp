@@ -20,11 +20,12 @@
 //
 // Fit. The purchase model (`model`: bgnbd, mbgnbd, paretonbd or bgbb; models/purchase.hpp) on
 // (x, t_x, T) of every summarized member (BG/BB: one purchase opportunity per time_unit, so it
-// needs occasion = time_unit; n = floor(T) opportunities, the last one possibly partial) and Gamma-Gamma on (x, monetary) of the members with x > 0 and
-// monetary > 0, both by the robust maximum-likelihood fitter of
-// models/purchase.hpp (boundary solutions reported, optional penalizer, standard errors from
-// the Hessian). Without two such members the spend model is not fitted and the expected order
-// value is the member's own mean order value (all orders before the cut) — still finite.
+// needs occasion = time_unit; n = floor(T) opportunities, the last one possibly partial) and
+// Gamma-Gamma on (x, monetary) of the members with x > 0 and monetary > 0, both by the robust
+// maximum-likelihood fitter of models/purchase.hpp (boundary solutions reported, optional
+// penalizer, standard errors from the Hessian). Without two such members the spend model is not
+// fitted and the expected order value is the member's own mean order value (all orders before the
+// cut) — still finite.
 //
 // Predictions (predict(horizon, discount_rate, margin)), horizon in time_units:
 //   p_alive               P(alive at the cut | x, t_x, T)
@@ -40,10 +41,10 @@
 //                         own posterior given alive — lambda ~ Gamma(r + x, alpha + T); dropout
 //                         p ~ Beta(a, b + x) (BG/NBD), Beta(a, b + x + 1) (MBG/NBD), or death
 //                         rate mu ~ Gamma(s, beta + T) (Pareto/NBD), or p ~ Beta(alpha + x, beta
-//                         + n - x), theta ~ Beta(gamma, delta + n + 1) (BG/BB); spend rate nu ~ Gamma(p x +
-//                         q, gamma + x m) — giving margin x p_alive x (p / nu) x sum_k discounted
-//                         E[occasions in unit k | lambda, p or mu] (E[N(t)] = (1 - exp(-lambda p
-//                         t)) / p, or lambda (1 - exp(-mu t)) / mu). The alive state
+//                         + n - x), theta ~ Beta(gamma, delta + n + 1) (BG/BB); spend rate nu ~
+//                         Gamma(p x + q, gamma + x m) — giving margin x p_alive x (p / nu) x sum_k
+//                         discounted E[occasions in unit k | lambda, p or mu] (E[N(t)] = (1 -
+//                         exp(-lambda p t)) / p, or lambda (1 - exp(-mu t)) / mu). The alive state
 //                         enters through its probability, so the draws average to clv; the
 //                         interval is NaN with interval_draws = 0. Seeded per member: the same
 //                         for any thread count. Cost O(members x draws x units).
@@ -130,14 +131,27 @@
 namespace perkrec {
 
 /// Lifecycle stage names, indexed by the codes of CLVPrediction::lifecycle_stage.
-inline constexpr std::array<const char*, 5> kLifecycleStages = {"new", "active", "at_risk", "dormant", "lost"};
+inline constexpr std::array<const char*, 5> kLifecycleStages = {"new", "active", "at_risk",
+                                                                "dormant", "lost"};
 
 /// The regression forecaster's features, in the order of CLVRegression's coefficients.
-inline constexpr std::array<const char*, 17> kCLVRegressionFeatures = {
-    "log1p_naive",      "rate",           "recency_fraction",    "log1p_gap",        "age_over_H",
-    "log1p_recent_q",   "log1p_recent_h", "log1p_recent_1",      "log1p_value",      "log1p_recent_spend",
-    "log1p_model_purchases", "p_alive",   "log1p_model_spend",   "log1p_benefits_recent", "log1p_benefit_rate",
-    "log1p_redeemed_recent", "one_time"};
+inline constexpr std::array<const char*, 17> kCLVRegressionFeatures = {"log1p_naive",
+                                                                       "rate",
+                                                                       "recency_fraction",
+                                                                       "log1p_gap",
+                                                                       "age_over_H",
+                                                                       "log1p_recent_q",
+                                                                       "log1p_recent_h",
+                                                                       "log1p_recent_1",
+                                                                       "log1p_value",
+                                                                       "log1p_recent_spend",
+                                                                       "log1p_model_purchases",
+                                                                       "p_alive",
+                                                                       "log1p_model_spend",
+                                                                       "log1p_benefits_recent",
+                                                                       "log1p_benefit_rate",
+                                                                       "log1p_redeemed_recent",
+                                                                       "one_time"};
 
 struct CLVParams {
   using Model = PurchaseModelKind;
@@ -148,26 +162,26 @@ struct CLVParams {
   /// JSON "model": "auto" (forecaster automatic), "naive", "regression", or a purchase model
   /// name (forecaster purchase, model = that name).
   Forecaster forecaster = Forecaster::purchase;
-  Model model = Model::bgnbd;              ///< purchase model: "bgnbd" | "mbgnbd" | "paretonbd" | "bgbb"
-  double backtest_horizon = 0.0;           ///< H in time_units; 0 = half the order history before the cut
-  double regression_l2 = 1.0;              ///< ridge penalty of the regression (standardized features); >= 0
-  TimeUnit time_unit = TimeUnit::week;     ///< unit of t_x, T, horizon and rates: "day" | "week"
-  TimeUnit occasion = TimeUnit::day;       ///< orders in one such period are one occasion
-  double penalizer = 0.0;                  ///< >= 0; see MaximumLikelihoodOptions
-  int max_iterations = 2000;               ///< Nelder-Mead iterations per fit; > 0
-  double interval_level = 0.9;             ///< of clv_lower / clv_upper; in (0, 1)
-  int interval_draws = 200;                ///< Monte Carlo draws per member; 0 = no interval (NaN)
-  double at_risk_cycles = 1.0;             ///< overdue cycles before at_risk; > 0
-  double dormant_cycles = 2.0;             ///< before dormant; >= at_risk_cycles
-  double lost_cycles = 4.0;                ///< before lost; >= dormant_cycles
-  double at_risk_quantile = 0.5;           ///< p_alive quantile below which at_risk; in [0, 1]
-  double dormant_quantile = 0.25;          ///< below which dormant; <= at_risk_quantile
-  double lost_quantile = 0.1;              ///< below which lost; <= dormant_quantile
-  double at_risk_p_alive = 0.8;            ///< cap of the at_risk threshold; in [0, 1]
-  double dormant_p_alive = 0.5;            ///< cap of the dormant threshold; <= at_risk_p_alive
-  double lost_p_alive = 0.2;               ///< cap of the lost threshold; <= dormant_p_alive
-  int num_threads = 0;                     ///< 0 = OpenMP default
-  std::uint64_t seed = 42;                 ///< of the interval draws
+  Model model = Model::bgnbd;     ///< purchase model: "bgnbd" | "mbgnbd" | "paretonbd" | "bgbb"
+  double backtest_horizon = 0.0;  ///< H in time_units; 0 = half the order history before the cut
+  double regression_l2 = 1.0;     ///< ridge penalty of the regression (standardized features); >= 0
+  TimeUnit time_unit = TimeUnit::week;  ///< unit of t_x, T, horizon and rates: "day" | "week"
+  TimeUnit occasion = TimeUnit::day;    ///< orders in one such period are one occasion
+  double penalizer = 0.0;               ///< >= 0; see MaximumLikelihoodOptions
+  int max_iterations = 2000;            ///< Nelder-Mead iterations per fit; > 0
+  double interval_level = 0.9;          ///< of clv_lower / clv_upper; in (0, 1)
+  int interval_draws = 200;             ///< Monte Carlo draws per member; 0 = no interval (NaN)
+  double at_risk_cycles = 1.0;          ///< overdue cycles before at_risk; > 0
+  double dormant_cycles = 2.0;          ///< before dormant; >= at_risk_cycles
+  double lost_cycles = 4.0;             ///< before lost; >= dormant_cycles
+  double at_risk_quantile = 0.5;        ///< p_alive quantile below which at_risk; in [0, 1]
+  double dormant_quantile = 0.25;       ///< below which dormant; <= at_risk_quantile
+  double lost_quantile = 0.1;           ///< below which lost; <= dormant_quantile
+  double at_risk_p_alive = 0.8;         ///< cap of the at_risk threshold; in [0, 1]
+  double dormant_p_alive = 0.5;         ///< cap of the dormant threshold; <= at_risk_p_alive
+  double lost_p_alive = 0.2;            ///< cap of the lost threshold; <= dormant_p_alive
+  int num_threads = 0;                  ///< 0 = OpenMP default
+  std::uint64_t seed = 42;              ///< of the interval draws
 
   /// Throws ConfigError naming the field and value.
   void validate() const;
@@ -175,12 +189,14 @@ struct CLVParams {
   /// Strict: unknown keys and bad values throw ConfigError naming the JSON pointer.
   static CLVParams from_json(const Json& j);
   /// Seconds in one time_unit / occasion period.
-  static Timestamp unit_seconds(TimeUnit unit) { return unit == TimeUnit::day ? kSecondsPerDay : 7 * kSecondsPerDay; }
+  static Timestamp unit_seconds(TimeUnit unit) {
+    return unit == TimeUnit::day ? kSecondsPerDay : 7 * kSecondsPerDay;
+  }
 };
 
 /// Per-member purchase summaries (see the file comment); one entry per summarized member.
 struct CLVSummary {
-  std::vector<Index> users;         ///< member indices, increasing
+  std::vector<Index> users;  ///< member indices, increasing
   std::vector<double> x, t_x, T, monetary;
   std::vector<double> mean_order_value;  ///< mean order_amount of all orders before the cut
   std::vector<Timestamp> first_order;    ///< time of the first order
@@ -197,10 +213,10 @@ struct CLVSummary {
 /// Summaries of the `ordered` events strictly before `cut_time` (see the file comment).
 /// Throws InputError when cut_time is out of range, the log has no events, or no order lies
 /// before the cut (naming cut_time and the earliest order).
-PERKREC_INLINE CLVSummary summarize_purchases(const EventLog& log, Timestamp cut_time,
-                                              CLVParams::TimeUnit time_unit = CLVParams::TimeUnit::week,
-                                              CLVParams::TimeUnit occasion = CLVParams::TimeUnit::day,
-                                              int num_threads = 0);
+PERKREC_INLINE CLVSummary
+summarize_purchases(const EventLog& log, Timestamp cut_time,
+                    CLVParams::TimeUnit time_unit = CLVParams::TimeUnit::week,
+                    CLVParams::TimeUnit occasion = CLVParams::TimeUnit::day, int num_threads = 0);
 
 /// A calibration / holdout split of a log (Fader, Hardie and Lee's evaluation): the summaries
 /// of the members with an order before calibration_end (as summarize_purchases), and per such
@@ -220,10 +236,10 @@ struct CLVHoldout {
 /// See CLVHoldout. Throws InputError naming observation_end when it is not after
 /// calibration_end, and as summarize_purchases otherwise. Parallel over members; the result is
 /// the same for any num_threads.
-PERKREC_INLINE CLVHoldout calibration_holdout(const EventLog& log, Timestamp calibration_end, Timestamp observation_end,
-                                              CLVParams::TimeUnit time_unit = CLVParams::TimeUnit::week,
-                                              CLVParams::TimeUnit occasion = CLVParams::TimeUnit::day,
-                                              int num_threads = 0);
+PERKREC_INLINE CLVHoldout
+calibration_holdout(const EventLog& log, Timestamp calibration_end, Timestamp observation_end,
+                    CLVParams::TimeUnit time_unit = CLVParams::TimeUnit::week,
+                    CLVParams::TimeUnit occasion = CLVParams::TimeUnit::day, int num_threads = 0);
 
 /// One row per fitted member (in the order of CLVModel::users()).
 struct CLVPrediction {
@@ -246,12 +262,12 @@ struct CLVBacktestError {
 
 /// How the forecast was chosen (see the file comment).
 struct CLVSelection {
-  std::string choice;                       ///< "bgnbd", ..., "naive" or "regression"
+  std::string choice;  ///< "bgnbd", ..., "naive" or "regression"
   bool backtested = false;
-  std::string note;                         ///< why there was no backtest, when there was none
-  double horizon = 0;                       ///< H, time_units
-  Timestamp backtest_cut = kNoTime;         ///< b
-  Offset members = 0;                       ///< members with an order before b
+  std::string note;                  ///< why there was no backtest, when there was none
+  double horizon = 0;                ///< H, time_units
+  Timestamp backtest_cut = kNoTime;  ///< b
+  Offset members = 0;                ///< members with an order before b
   std::vector<CLVBacktestError> candidates;
   Json to_json() const;
 };
@@ -261,10 +277,11 @@ struct CLVSelection {
 /// ranges in training (features are clamped to them when applied).
 struct CLVRegression {
   bool fitted = false;
-  double horizon = 0;                       ///< H, time_units
+  double horizon = 0;  ///< H, time_units
   std::vector<double> mean, scale, purchases, spend;
-  std::vector<double> lo, hi;               ///< the features' range in training (applied features are clamped to it)
-  std::vector<double> active;               ///< linear probability of any occasion in H
+  std::vector<double> lo,
+      hi;  ///< the features' range in training (applied features are clamped to it)
+  std::vector<double> active;  ///< linear probability of any occasion in H
   Json to_json() const;
 };
 
@@ -274,8 +291,8 @@ struct CLVFitReport {
   CLVPurchaseFit purchase;
   bool spend_fitted = false;
   GammaGammaFit spend;
-  double program_cycle = 0;                  ///< C of the lifecycle rule, in time_units
-  std::array<double, 3> p_alive_thresholds{}; ///< at_risk, dormant, lost quantiles of p_alive
+  double program_cycle = 0;                    ///< C of the lifecycle rule, in time_units
+  std::array<double, 3> p_alive_thresholds{};  ///< at_risk, dormant, lost quantiles of p_alive
   Json to_json() const;
 };
 
@@ -294,8 +311,8 @@ class CLVModel : public Serializable<CLVModel> {
   /// The purchase model's p_alive and expected purchases in the next `horizon` time_units for
   /// given summaries (arrays of equal length, in time_units; e.g. a member's history replayed
   /// at several dates). Throws InputError naming the array for bad lengths or values.
-  void conditional(Span<const double> x, Span<const double> t_x, Span<const double> T, double horizon,
-                   Span<double> p_alive, Span<double> expected_purchases) const;
+  void conditional(Span<const double> x, Span<const double> t_x, Span<const double> T,
+                   double horizon, Span<double> p_alive, Span<double> expected_purchases) const;
 
   /// Predictions for every fitted member; horizon in time_units, > 0 and finite; discount_rate
   /// per time_unit, >= 0; margin finite and >= 0. Throws InputError naming the argument.
@@ -333,7 +350,8 @@ class CLVModel : public Serializable<CLVModel> {
   bool forecast_is_rate() const { return !forecast_purchases_.empty(); }
 
   CLVParams params_;
-  /// Per fitted member, the naive or regression forecast per time_unit (empty for a purchase model).
+  /// Per fitted member, the naive or regression forecast per time_unit (empty for a purchase
+  /// model).
   std::vector<double> forecast_purchases_, forecast_spend_;
   /// Regression: P(any occasion in its horizon H) per fitted member (see the file comment).
   std::vector<double> forecast_active_;

@@ -19,7 +19,9 @@ namespace perkrec {
 
 namespace detail {
 
-inline const char* clv_unit_name(CLVParams::TimeUnit u) { return u == CLVParams::TimeUnit::day ? "day" : "week"; }
+inline const char* clv_unit_name(CLVParams::TimeUnit u) {
+  return u == CLVParams::TimeUnit::day ? "day" : "week";
+}
 
 inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
   const std::int64_t q = a / b;
@@ -51,14 +53,15 @@ inline std::vector<double> pack_fit(const MaximumLikelihoodFit& f, std::size_t k
   out.push_back(static_cast<double>(f.members));
   out.push_back(f.evaluations);
   out.push_back(f.converged ? 1.0 : 0.0);
-  for (std::size_t j = 0; j < k * k; ++j) out.push_back(f.log_covariance.empty() ? 0.0 : f.log_covariance[j]);
+  for (std::size_t j = 0; j < k * k; ++j)
+    out.push_back(f.log_covariance.empty() ? 0.0 : f.log_covariance[j]);
   return out;
 }
 
 inline std::size_t packed_fit_size(std::size_t k) { return 3 * k + 5 + k * k; }
 
-inline MaximumLikelihoodFit unpack_fit(const std::vector<double>& v, std::size_t k, const ModelReader& r,
-                                       const char* what) {
+inline MaximumLikelihoodFit unpack_fit(const std::vector<double>& v, std::size_t k,
+                                       const ModelReader& r, const char* what) {
   MaximumLikelihoodFit f;
   auto bad = [&](const char* field) { r.invalid(concat(what, ": bad ", field)); };
   for (std::size_t j = 0; j < k; ++j) {
@@ -76,8 +79,8 @@ inline MaximumLikelihoodFit unpack_fit(const std::vector<double>& v, std::size_t
     f.at_boundary.push_back(static_cast<std::uint8_t>(b));
   }
   const double* tail = v.data() + 3 * k;
-  if (!std::isfinite(tail[0]) || !(tail[1] >= 0) || !(tail[2] >= 0 && tail[2] < 9e18) || !(tail[3] >= 0 && tail[3] < 2e9) ||
-      (tail[4] != 0.0 && tail[4] != 1.0)) {
+  if (!std::isfinite(tail[0]) || !(tail[1] >= 0) || !(tail[2] >= 0 && tail[2] < 9e18) ||
+      !(tail[3] >= 0 && tail[3] < 2e9) || (tail[4] != 0.0 && tail[4] != 1.0)) {
     bad("fit statistics");
   }
   f.log_likelihood = tail[0];
@@ -98,22 +101,28 @@ inline Json fit_json(const MaximumLikelihoodFit& f, const std::vector<const char
     se[names[j]] = finite_or_null(f.standard_errors[j]);
     if (f.at_boundary[j]) boundary.push_back(names[j]);
   }
-  return Json{{"standard_errors", se},        {"at_boundary", boundary},
-              {"log_likelihood", f.log_likelihood}, {"gradient_norm", finite_or_null(f.gradient_norm)},
-              {"members", f.members},         {"evaluations", f.evaluations},
+  return Json{{"standard_errors", se},
+              {"at_boundary", boundary},
+              {"log_likelihood", f.log_likelihood},
+              {"gradient_norm", finite_or_null(f.gradient_norm)},
+              {"members", f.members},
+              {"evaluations", f.evaluations},
               {"converged", f.converged}};
 }
 
 // Draws of the log-parameters from N(v_hat, covariance); parameters at a boundary (zero rows)
 // stay fixed. A covariance that is not positive semi-definite gives the point for every draw.
-inline std::vector<std::vector<double>> parameter_draws(const MaximumLikelihoodFit& f, int draws, Rng& rng) {
+inline std::vector<std::vector<double>> parameter_draws(const MaximumLikelihoodFit& f, int draws,
+                                                        Rng& rng) {
   const auto k = static_cast<Eigen::Index>(f.params.size());
-  std::vector<std::vector<double>> out(static_cast<std::size_t>(draws), std::vector<double>(f.params.size()));
+  std::vector<std::vector<double>> out(static_cast<std::size_t>(draws),
+                                       std::vector<double>(f.params.size()));
   Eigen::MatrixXd L = Eigen::MatrixXd::Zero(k, k);
   if (f.log_covariance.size() == static_cast<std::size_t>(k * k)) {
     Eigen::MatrixXd cov(k, k);
     for (Eigen::Index i = 0; i < k; ++i) {
-      for (Eigen::Index j = 0; j < k; ++j) cov(i, j) = f.log_covariance[static_cast<std::size_t>(i * k + j)];
+      for (Eigen::Index j = 0; j < k; ++j)
+        cov(i, j) = f.log_covariance[static_cast<std::size_t>(i * k + j)];
     }
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
     if (eig.info() == Eigen::Success && eig.eigenvalues().minCoeff() >= -1e-12) {
@@ -126,8 +135,8 @@ inline std::vector<std::vector<double>> parameter_draws(const MaximumLikelihoodF
     const Eigen::VectorXd shift = L * z;
     for (Eigen::Index i = 0; i < k; ++i) {
       // Draws stay inside the fitter's box of log-parameters, so they are finite.
-      d[static_cast<std::size_t>(i)] =
-          std::exp(std::clamp(std::log(f.params[static_cast<std::size_t>(i)]) + shift(i), -23.0, 23.0));
+      d[static_cast<std::size_t>(i)] = std::exp(
+          std::clamp(std::log(f.params[static_cast<std::size_t>(i)]) + shift(i), -23.0, 23.0));
     }
   }
   return out;
@@ -136,8 +145,9 @@ inline std::vector<std::vector<double>> parameter_draws(const MaximumLikelihoodF
 // One draw of the member's discounted purchases over the units ending at `ends` (discount
 // `factors`) from their posterior given alive under purchase-model parameters `th` (see the
 // file comment of clv.hpp).
-inline double posterior_purchases_draw(PurchaseModelKind kind, const std::vector<double>& th, double x, double T,
-                                       const std::vector<double>& ends, const std::vector<double>& factors, Rng& rng) {
+inline double posterior_purchases_draw(PurchaseModelKind kind, const std::vector<double>& th,
+                                       double x, double T, const std::vector<double>& ends,
+                                       const std::vector<double>& factors, Rng& rng) {
   double purchases = 0, before = 0;
   if (kind == PurchaseModelKind::bgbb) {
     // Given alive at the next opportunity: p ~ Beta(alpha + x, beta + n - x), theta ~ Beta(gamma,
@@ -179,9 +189,9 @@ constexpr std::size_t kClvFeatures = kCLVRegressionFeatures.size();
 // Per-member features (row-major, kClvFeatures per member of `s`) from the log's events of each
 // member strictly before `cut` (see kCLVRegressionFeatures); `m` and `value` give the purchase
 // model's p_alive and expected purchases over `horizon` and the expected order value.
-inline std::vector<double> clv_features(const EventLog& log, const CLVSummary& s, Timestamp cut, double horizon,
-                                        Timestamp unit, const PurchaseModel& m, const std::vector<double>& value,
-                                        int threads) {
+inline std::vector<double> clv_features(const EventLog& log, const CLVSummary& s, Timestamp cut,
+                                        double horizon, Timestamp unit, const PurchaseModel& m,
+                                        const std::vector<double>& value, int threads) {
   const std::size_t n = s.size();
   std::vector<double> f(n * kClvFeatures, 0.0);
   const Span<const std::uint8_t> types = log.types();
@@ -192,13 +202,17 @@ inline std::vector<double> clv_features(const EventLog& log, const CLVSummary& s
   const auto claimed = static_cast<std::uint8_t>(EventType::claimed);
   const auto redeemed = static_cast<std::uint8_t>(EventType::redeemed);
   const double windows[3] = {horizon / 4, horizon / 2, horizon};
-  const auto span_of = [&](double w) { return static_cast<Timestamp>(std::llround(w * static_cast<double>(unit))); };
+  const auto span_of = [&](double w) {
+    return static_cast<Timestamp>(std::llround(w * static_cast<double>(unit)));
+  };
   const Timestamp w_q = span_of(windows[0]), w_h = span_of(windows[1]), w_1 = span_of(windows[2]);
   parallel_for(0, static_cast<Offset>(n), threads, [&](Offset row) {
     const auto i = static_cast<std::size_t>(row);
     const Index u = s.users[i];
-    double recent[3] = {0, 0, 0}, recent_spend = 0, benefits_recent = 0, benefits = 0, redeemed_recent = 0;
-    std::int64_t last_day[3] = {std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::min(),
+    double recent[3] = {0, 0, 0}, recent_spend = 0, benefits_recent = 0, benefits = 0,
+           redeemed_recent = 0;
+    std::int64_t last_day[3] = {std::numeric_limits<std::int64_t>::min(),
+                                std::numeric_limits<std::int64_t>::min(),
                                 std::numeric_limits<std::int64_t>::min()};
     for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) {
       const auto k = static_cast<std::size_t>(e);
@@ -213,7 +227,8 @@ inline std::vector<double> clv_features(const EventLog& log, const CLVSummary& s
             last_day[w] = day;
           }
         }
-        if (age <= w_1) recent_spend += amounts.empty() ? 0.0 : std::max(0.0, static_cast<double>(amounts[k]));
+        if (age <= w_1)
+          recent_spend += amounts.empty() ? 0.0 : std::max(0.0, static_cast<double>(amounts[k]));
       } else {
         const bool benefit = types[k] == issued || types[k] == claimed || types[k] == redeemed;
         benefits += benefit;
@@ -255,8 +270,9 @@ inline std::vector<double> clv_features(const EventLog& log, const CLVSummary& s
 // Ridge regression of y on the standardized features of the rows with use[i] != 0 (all when
 // `use` is empty): fills reg.mean, reg.scale and `coef` (intercept first). Sums are taken in
 // fixed blocks in order, so the result does not depend on the thread count.
-inline void clv_ridge(const std::vector<double>& f, const std::vector<double>& y, const std::vector<std::uint8_t>& use,
-                      std::uint8_t keep, double l2, int threads, CLVRegression& scaling, std::vector<double>& coef) {
+inline void clv_ridge(const std::vector<double>& f, const std::vector<double>& y,
+                      const std::vector<std::uint8_t>& use, std::uint8_t keep, double l2,
+                      int threads, CLVRegression& scaling, std::vector<double>& coef) {
   std::vector<double>& mean = scaling.mean;
   std::vector<double>& scale = scaling.scale;
   const std::size_t n = y.size(), p = kClvFeatures;
@@ -287,7 +303,8 @@ inline void clv_ridge(const std::vector<double>& f, const std::vector<double>& y
   for (double& v : mean) v /= count;
   for (std::size_t i = 0; i < n; ++i) {
     if (!used(i)) continue;
-    for (std::size_t j = 0; j < p; ++j) scale[j] += (f[i * p + j] - mean[j]) * (f[i * p + j] - mean[j]);
+    for (std::size_t j = 0; j < p; ++j)
+      scale[j] += (f[i * p + j] - mean[j]) * (f[i * p + j] - mean[j]);
   }
   for (double& v : scale) v = v / count > 1e-18 ? std::sqrt(v / count) : 0.0;
   constexpr std::size_t kBlock = 4096;
@@ -318,7 +335,8 @@ inline void clv_ridge(const std::vector<double>& f, const std::vector<double>& y
     c += cross[b];
   }
   G = G.selfadjointView<Eigen::Lower>();
-  for (Eigen::Index j = 0; j < P; ++j) G(j, j) += scale[static_cast<std::size_t>(j)] > 0 ? l2 + 1e-9 * count : 1.0;
+  for (Eigen::Index j = 0; j < P; ++j)
+    G(j, j) += scale[static_cast<std::size_t>(j)] > 0 ? l2 + 1e-9 * count : 1.0;
   const Eigen::VectorXd beta = G.ldlt().solve(c);
   coef[0] = y_mean;
   for (std::size_t j = 0; j < p; ++j) {
@@ -331,20 +349,24 @@ inline void clv_ridge(const std::vector<double>& f, const std::vector<double>& y
 // prediction, clamped at >= 0.
 // Features outside the range seen in training are clamped to it (the features at the cut can
 // lie beyond those at the backtest cut: the members are older, the purchase model refitted).
-inline double clv_ridge_linear(const double* r, const CLVRegression& sc, const std::vector<double>& coef) {
+inline double clv_ridge_linear(const double* r, const CLVRegression& sc,
+                               const std::vector<double>& coef) {
   double v = coef[0];
   for (std::size_t j = 0; j < kClvFeatures; ++j) {
-    if (sc.scale[j] > 0) v += coef[j + 1] * (std::clamp(r[j], sc.lo[j], sc.hi[j]) - sc.mean[j]) / sc.scale[j];
+    if (sc.scale[j] > 0)
+      v += coef[j + 1] * (std::clamp(r[j], sc.lo[j], sc.hi[j]) - sc.mean[j]) / sc.scale[j];
   }
   return v;
 }
 
-inline double clv_ridge_apply(const double* r, const CLVRegression& sc, const std::vector<double>& coef) {
+inline double clv_ridge_apply(const double* r, const CLVRegression& sc,
+                              const std::vector<double>& coef) {
   return std::max(0.0, std::expm1(std::min(clv_ridge_linear(r, sc, coef), 700.0)));
 }
 
 // The linear-probability model's P(any occasion in H), clamped to [0, 1].
-inline double clv_ridge_probability(const double* r, const CLVRegression& sc, const std::vector<double>& coef) {
+inline double clv_ridge_probability(const double* r, const CLVRegression& sc,
+                                    const std::vector<double>& coef) {
   const double v = clv_ridge_linear(r, sc, coef);
   return std::isfinite(v) ? std::clamp(v, 0.0, 1.0) : 0.0;
 }
@@ -377,7 +399,8 @@ inline std::vector<double> clv_order_values(const CLVSummary& s, const GammaGamm
   return v;
 }
 
-inline std::optional<GammaGammaFit> clv_spend_fit(const CLVSummary& s, const MaximumLikelihoodOptions& options) {
+inline std::optional<GammaGammaFit> clv_spend_fit(const CLVSummary& s,
+                                                  const MaximumLikelihoodOptions& options) {
   std::size_t spenders = 0;
   for (std::size_t i = 0; i < s.size(); ++i) spenders += s.x[i] > 0 && s.monetary[i] > 0;
   if (spenders < 2) return std::nullopt;
@@ -398,11 +421,13 @@ inline double clv_mae(const std::vector<double>& a, const std::vector<double>& b
 }
 
 inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_cut, Timestamp cut,
-                                      const CLVParams& params, const MaximumLikelihoodOptions& options) {
+                                      const CLVParams& params,
+                                      const MaximumLikelihoodOptions& options) {
   CLVBacktestResult out;
   out.purchase = params.model;
-  out.selection.choice = params.forecaster == CLVParams::Forecaster::regression ? "regression"
-                                                                                 : PurchaseModel::name(params.model);
+  out.selection.choice = params.forecaster == CLVParams::Forecaster::regression
+                             ? "regression"
+                             : PurchaseModel::name(params.model);
   const int threads = resolve_num_threads(params.num_threads);
   const Timestamp unit = CLVParams::unit_seconds(params.time_unit);
   Timestamp earliest = cut;
@@ -417,7 +442,8 @@ inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_
     out.selection.note = "too little order history before the cut for a backtest";
     return out;
   }
-  CLVHoldout split = calibration_holdout(log, b, cut, params.time_unit, params.occasion, params.num_threads);
+  CLVHoldout split =
+      calibration_holdout(log, b, cut, params.time_unit, params.occasion, params.num_threads);
   const CLVSummary& s = split.calibration;
   std::size_t with_t = 0;
   double targets = 0;
@@ -425,16 +451,19 @@ inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_
   for (double v : split.purchases) targets += v;
   out.selection.members = static_cast<Offset>(s.size());
   if (with_t < 20 || targets == 0) {
-    out.selection.note = concat("too little history for a backtest (", with_t, " members before the backtest cut, ",
-                                targets, " occasions after it)");
+    out.selection.note =
+        concat("too little history for a backtest (", with_t, " members before the backtest cut, ",
+               targets, " occasions after it)");
     return out;
   }
   const std::size_t n = s.size();
   const std::optional<GammaGammaFit> gg = clv_spend_fit(s, options);
   const std::vector<double> value = clv_order_values(s, gg ? &*gg : nullptr);
   std::vector<CLVBacktestError> candidates;
-  auto add = [&](const std::string& name, const std::vector<double>& purchases, const std::vector<double>& spend) {
-    candidates.push_back({name, clv_mae(purchases, split.purchases), clv_mae(spend, split.spend), 0.0});
+  auto add = [&](const std::string& name, const std::vector<double>& purchases,
+                 const std::vector<double>& spend) {
+    candidates.push_back(
+        {name, clv_mae(purchases, split.purchases), clv_mae(spend, split.spend), 0.0});
   };
   // Purchase models.
   const bool automatic = params.forecaster == CLVParams::Forecaster::automatic;
@@ -446,7 +475,8 @@ inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_
   }
   std::vector<PurchaseModel> models;
   for (PurchaseModelKind kind : kinds) {
-    const MaximumLikelihoodFit fit = PurchaseModel::maximum_likelihood(kind, s.x, s.t_x, s.T, options);
+    const MaximumLikelihoodFit fit =
+        PurchaseModel::maximum_likelihood(kind, s.x, s.t_x, s.T, options);
     const PurchaseModel m{kind, {fit.params[0], fit.params[1], fit.params[2], fit.params[3]}};
     models.push_back(m);
     std::vector<double> purchases(n), spend(n);
@@ -468,7 +498,8 @@ inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_
   }
   const double naive_p = candidates.back().mae_purchases, naive_s = candidates.back().mae_spend;
   auto score = [&](CLVBacktestError& c) {
-    c.score = (naive_p > 0 ? c.mae_purchases / naive_p : c.mae_purchases) + (naive_s > 0 ? c.mae_spend / naive_s : c.mae_spend);
+    c.score = (naive_p > 0 ? c.mae_purchases / naive_p : c.mae_purchases) +
+              (naive_s > 0 ? c.mae_spend / naive_s : c.mae_spend);
   };
   for (auto& c : candidates) score(c);
   // The purchase model for p_alive and the regression's features: the best by the score.
@@ -478,7 +509,8 @@ inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_
   }
   out.purchase = models[best_model].kind;
   // Regression, out-of-fold on two folds by a hash of the member index.
-  const std::vector<double> f = clv_features(log, s, b, horizon, unit, models[best_model], value, threads);
+  const std::vector<double> f =
+      clv_features(log, s, b, horizon, unit, models[best_model], value, threads);
   std::vector<double> y_p(n), y_s(n), y_a(n);
   std::vector<std::uint8_t> fold(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -533,35 +565,45 @@ PERKREC_INLINE void CLVParams::validate() const {
     detail::raise<ConfigError>("CLVParams: ", field, " must be ", expected, " (got ", value, ")");
   };
   if (model == Model::bgbb && occasion != time_unit) {
-    detail::raise<ConfigError>("CLVParams: occasion must equal time_unit with model 'bgbb' (one purchase opportunity "
-                               "per time_unit; got occasion '", detail::clv_unit_name(occasion), "', time_unit '",
-                               detail::clv_unit_name(time_unit), "')");
+    detail::raise<ConfigError>(
+        "CLVParams: occasion must equal time_unit with model 'bgbb' (one purchase opportunity "
+        "per time_unit; got occasion '",
+        detail::clv_unit_name(occasion), "', time_unit '", detail::clv_unit_name(time_unit), "')");
   }
-  if (!(penalizer >= 0) || !std::isfinite(penalizer)) bad("penalizer", penalizer, "finite and >= 0");
-  if (!(backtest_horizon >= 0) || !(backtest_horizon <= 1e6)) bad("backtest_horizon", backtest_horizon, "in [0, 1e6]");
-  if (!(regression_l2 >= 0) || !std::isfinite(regression_l2)) bad("regression_l2", regression_l2, "finite and >= 0");
+  if (!(penalizer >= 0) || !std::isfinite(penalizer))
+    bad("penalizer", penalizer, "finite and >= 0");
+  if (!(backtest_horizon >= 0) || !(backtest_horizon <= 1e6))
+    bad("backtest_horizon", backtest_horizon, "in [0, 1e6]");
+  if (!(regression_l2 >= 0) || !std::isfinite(regression_l2))
+    bad("regression_l2", regression_l2, "finite and >= 0");
   if (max_iterations <= 0) bad("max_iterations", max_iterations, "> 0");
-  if (!(interval_level > 0 && interval_level < 1)) bad("interval_level", interval_level, "in (0, 1)");
-  if (interval_draws < 0 || interval_draws > 100000) bad("interval_draws", interval_draws, "in [0, 100000]");
-  if (!(at_risk_cycles > 0) || !std::isfinite(at_risk_cycles)) bad("at_risk_cycles", at_risk_cycles, "finite and > 0");
+  if (!(interval_level > 0 && interval_level < 1))
+    bad("interval_level", interval_level, "in (0, 1)");
+  if (interval_draws < 0 || interval_draws > 100000)
+    bad("interval_draws", interval_draws, "in [0, 100000]");
+  if (!(at_risk_cycles > 0) || !std::isfinite(at_risk_cycles))
+    bad("at_risk_cycles", at_risk_cycles, "finite and > 0");
   if (!(dormant_cycles >= at_risk_cycles) || !std::isfinite(dormant_cycles)) {
     bad("dormant_cycles", dormant_cycles, "finite and >= at_risk_cycles");
   }
   if (!(lost_cycles >= dormant_cycles) || !std::isfinite(lost_cycles)) {
     bad("lost_cycles", lost_cycles, "finite and >= dormant_cycles");
   }
-  if (!(at_risk_quantile >= 0 && at_risk_quantile <= 1)) bad("at_risk_quantile", at_risk_quantile, "in [0, 1]");
+  if (!(at_risk_quantile >= 0 && at_risk_quantile <= 1))
+    bad("at_risk_quantile", at_risk_quantile, "in [0, 1]");
   if (!(dormant_quantile >= 0 && dormant_quantile <= at_risk_quantile)) {
     bad("dormant_quantile", dormant_quantile, "in [0, at_risk_quantile]");
   }
   if (!(lost_quantile >= 0 && lost_quantile <= dormant_quantile)) {
     bad("lost_quantile", lost_quantile, "in [0, dormant_quantile]");
   }
-  if (!(at_risk_p_alive >= 0 && at_risk_p_alive <= 1)) bad("at_risk_p_alive", at_risk_p_alive, "in [0, 1]");
+  if (!(at_risk_p_alive >= 0 && at_risk_p_alive <= 1))
+    bad("at_risk_p_alive", at_risk_p_alive, "in [0, 1]");
   if (!(dormant_p_alive >= 0 && dormant_p_alive <= at_risk_p_alive)) {
     bad("dormant_p_alive", dormant_p_alive, "in [0, at_risk_p_alive]");
   }
-  if (!(lost_p_alive >= 0 && lost_p_alive <= dormant_p_alive)) bad("lost_p_alive", lost_p_alive, "in [0, dormant_p_alive]");
+  if (!(lost_p_alive >= 0 && lost_p_alive <= dormant_p_alive))
+    bad("lost_p_alive", lost_p_alive, "in [0, dormant_p_alive]");
   try {
     resolve_num_threads(num_threads);
   } catch (const Error& e) {
@@ -606,9 +648,11 @@ PERKREC_INLINE CLVParams CLVParams::from_json(const Json& j) {
     } else if (PurchaseModel::parse(text, p.model)) {
       p.forecaster = Forecaster::purchase;
     } else {
-      r.fail("model", "unknown model '" + text +
-                          "' (expected \"auto\", \"bgnbd\", \"mbgnbd\", \"paretonbd\", \"bgbb\", \"naive\" or "
-                          "\"regression\")");
+      r.fail(
+          "model",
+          "unknown model '" + text +
+              "' (expected \"auto\", \"bgnbd\", \"mbgnbd\", \"paretonbd\", \"bgbb\", \"naive\" or "
+              "\"regression\")");
     }
   }
   r.read("backtest_horizon", p.backtest_horizon);
@@ -621,7 +665,8 @@ PERKREC_INLINE CLVParams CLVParams::from_json(const Json& j) {
     } else if (value == "week") {
       out = TimeUnit::week;
     } else {
-      r.fail(key, "unknown " + std::string(key) + " '" + value + "' (expected \"day\" or \"week\")");
+      r.fail(key,
+             "unknown " + std::string(key) + " '" + value + "' (expected \"day\" or \"week\")");
     }
   };
   unit("time_unit", p.time_unit);
@@ -649,24 +694,27 @@ PERKREC_INLINE CLVParams CLVParams::from_json(const Json& j) {
 // --- summaries --------------------------------------------------------------------------------
 
 PERKREC_INLINE CLVSummary CLVSummary::from_arrays(Span<const double> x, Span<const double> t_x,
-                                                  Span<const double> T, Span<const double> monetary) {
+                                                  Span<const double> T,
+                                                  Span<const double> monetary) {
   const std::size_t n = x.size();
   if (t_x.size() != n || T.size() != n || monetary.size() != n) {
-    detail::raise<InputError>("CLVSummary::from_arrays: x, t_x, T and monetary must have equal lengths (got ", n, ", ",
-                              t_x.size(), ", ", T.size(), ", ", monetary.size(), ")");
+    detail::raise<InputError>(
+        "CLVSummary::from_arrays: x, t_x, T and monetary must have equal lengths (got ", n, ", ",
+        t_x.size(), ", ", T.size(), ", ", monetary.size(), ")");
   }
   if (n >= static_cast<std::size_t>(std::numeric_limits<Index>::max())) {
     detail::raise<InputError>("CLVSummary::from_arrays: too many members (got ", n, ")");
   }
   for (std::size_t i = 0; i < n; ++i) {
     auto bad = [&](const char* field, double v, const char* expected) {
-      detail::raise<InputError>("CLVSummary::from_arrays: ", field, " at position ", i, " must be ", expected,
-                                " (got ", v, ")");
+      detail::raise<InputError>("CLVSummary::from_arrays: ", field, " at position ", i, " must be ",
+                                expected, " (got ", v, ")");
     };
     if (!(x[i] >= 0) || !std::isfinite(x[i])) bad("x", x[i], "finite and >= 0");
     if (!(T[i] > 0) || !std::isfinite(T[i])) bad("T", T[i], "finite and > 0");
     if (!(t_x[i] >= 0) || !(t_x[i] <= T[i])) bad("t_x", t_x[i], "in [0, T]");
-    if (!(monetary[i] >= 0) || !std::isfinite(monetary[i])) bad("monetary", monetary[i], "finite and >= 0");
+    if (!(monetary[i] >= 0) || !std::isfinite(monetary[i]))
+      bad("monetary", monetary[i], "finite and >= 0");
   }
   CLVSummary s;
   s.users.resize(n);
@@ -680,11 +728,12 @@ PERKREC_INLINE CLVSummary CLVSummary::from_arrays(Span<const double> x, Span<con
   return s;
 }
 
-PERKREC_INLINE CLVSummary summarize_purchases(const EventLog& log, Timestamp cut_time, CLVParams::TimeUnit time_unit,
+PERKREC_INLINE CLVSummary summarize_purchases(const EventLog& log, Timestamp cut_time,
+                                              CLVParams::TimeUnit time_unit,
                                               CLVParams::TimeUnit occasion, int num_threads) {
   if (cut_time <= kMinTimestamp || cut_time > kMaxTimestamp) {
-    detail::raise<InputError>("summarize_purchases: cut_time out of range (got ", cut_time, ", expected in (",
-                              kMinTimestamp, ", ", kMaxTimestamp, "])");
+    detail::raise<InputError>("summarize_purchases: cut_time out of range (got ", cut_time,
+                              ", expected in (", kMinTimestamp, ", ", kMaxTimestamp, "])");
   }
   if (log.empty()) detail::raise<InputError>("summarize_purchases: log: the event log is empty");
   const int threads = resolve_num_threads(num_threads);
@@ -696,7 +745,8 @@ PERKREC_INLINE CLVSummary summarize_purchases(const EventLog& log, Timestamp cut
   // Pass 1: who has an order before the cut; the earliest order for the message.
   std::vector<std::uint8_t> has(static_cast<std::size_t>(n_users), 0);
   parallel_for(0, n_users, threads, [&](Offset u) {
-    for (Offset e = log.user_begin(static_cast<Index>(u)); e < log.user_end(static_cast<Index>(u)); ++e) {
+    for (Offset e = log.user_begin(static_cast<Index>(u)); e < log.user_end(static_cast<Index>(u));
+         ++e) {
       const auto k = static_cast<std::size_t>(e);
       if (times[k] >= cut_time) break;  // time-sorted within a member
       if (types[k] == ordered) {
@@ -715,10 +765,12 @@ PERKREC_INLINE CLVSummary summarize_purchases(const EventLog& log, Timestamp cut
       if (types[k] == ordered && (earliest == kNoTime || times[k] < earliest)) earliest = times[k];
     }
     if (earliest == kNoTime) {
-      detail::raise<InputError>("summarize_purchases: log: no 'ordered' events (got ", log.size(), " events)");
+      detail::raise<InputError>("summarize_purchases: log: no 'ordered' events (got ", log.size(),
+                                " events)");
     }
-    detail::raise<InputError>("summarize_purchases: cut_time: no 'ordered' event before the cut (got cut_time=",
-                              cut_time, ", earliest order at ", earliest, ")");
+    detail::raise<InputError>(
+        "summarize_purchases: cut_time: no 'ordered' event before the cut (got cut_time=", cut_time,
+        ", earliest order at ", earliest, ")");
   }
   CLVSummary s;
   const std::size_t n = users.size();
@@ -772,13 +824,14 @@ PERKREC_INLINE CLVSummary summarize_purchases(const EventLog& log, Timestamp cut
   return s;
 }
 
-PERKREC_INLINE CLVHoldout calibration_holdout(const EventLog& log, Timestamp calibration_end, Timestamp observation_end,
-                                              CLVParams::TimeUnit time_unit, CLVParams::TimeUnit occasion,
-                                              int num_threads) {
+PERKREC_INLINE CLVHoldout calibration_holdout(const EventLog& log, Timestamp calibration_end,
+                                              Timestamp observation_end,
+                                              CLVParams::TimeUnit time_unit,
+                                              CLVParams::TimeUnit occasion, int num_threads) {
   if (!(observation_end > calibration_end) || observation_end > kMaxTimestamp) {
-    detail::raise<InputError>("calibration_holdout: observation_end must be after calibration_end and <= ",
-                              kMaxTimestamp, " (got observation_end=", observation_end,
-                              ", calibration_end=", calibration_end, ")");
+    detail::raise<InputError>(
+        "calibration_holdout: observation_end must be after calibration_end and <= ", kMaxTimestamp,
+        " (got observation_end=", observation_end, ", calibration_end=", calibration_end, ")");
   }
   CLVHoldout out;
   out.calibration = summarize_purchases(log, calibration_end, time_unit, occasion, num_threads);
@@ -795,18 +848,21 @@ PERKREC_INLINE CLVHoldout calibration_holdout(const EventLog& log, Timestamp cal
   const auto ordered = static_cast<std::uint8_t>(EventType::ordered);
   const std::int64_t occasion_days = occasion == CLVParams::TimeUnit::day ? 1 : 7;
   // Per-thread period counts (integers as doubles: the sum is exact, so any thread count agrees).
-  std::vector<std::vector<double>> by_thread(static_cast<std::size_t>(threads), std::vector<double>(periods, 0.0));
+  std::vector<std::vector<double>> by_thread(static_cast<std::size_t>(threads),
+                                             std::vector<double>(periods, 0.0));
   parallel_for(0, static_cast<Offset>(n), threads, [&](Offset row, int thread) {
     const auto i = static_cast<std::size_t>(row);
     const Index u = out.calibration.users[i];
-    const std::int64_t first_day = detail::floor_div(out.calibration.first_order[i], kSecondsPerDay);
+    const std::int64_t first_day =
+        detail::floor_div(out.calibration.first_order[i], kSecondsPerDay);
     std::int64_t current = -1;
     auto& counts = by_thread[static_cast<std::size_t>(thread)];
     for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) {
       const auto k = static_cast<std::size_t>(e);
       if (times[k] < calibration_end || types[k] != ordered) continue;
       if (times[k] >= observation_end) break;
-      const std::int64_t block = (detail::floor_div(times[k], kSecondsPerDay) - first_day) / occasion_days;
+      const std::int64_t block =
+          (detail::floor_div(times[k], kSecondsPerDay) - first_day) / occasion_days;
       if (block != current) {
         current = block;
         out.purchases[i] += 1;
@@ -833,8 +889,9 @@ PERKREC_INLINE Json CLVFitReport::to_json() const {
          {"purchase", detail::fit_json(purchase.fit, {names.begin(), names.end()})},
          {"spend_fitted", spend_fitted},
          {"program_cycle", program_cycle},
-         {"p_alive_thresholds",
-          Json{{"at_risk", p_alive_thresholds[0]}, {"dormant", p_alive_thresholds[1]}, {"lost", p_alive_thresholds[2]}}}};
+         {"p_alive_thresholds", Json{{"at_risk", p_alive_thresholds[0]},
+                                     {"dormant", p_alive_thresholds[1]},
+                                     {"lost", p_alive_thresholds[2]}}}};
   for (std::size_t k = 0; k < names.size(); ++k) j[names[k]] = purchase.model.params[k];
   if (spend_fitted) {
     j["p"] = spend.model.p;
@@ -850,7 +907,8 @@ PERKREC_INLINE Json CLVFitReport::to_json() const {
 PERKREC_INLINE Json CLVSelection::to_json() const {
   Json c = Json::object();
   for (const auto& e : candidates) {
-    c[e.name] = Json{{"mae_purchases", e.mae_purchases}, {"mae_spend", e.mae_spend}, {"score", e.score}};
+    c[e.name] =
+        Json{{"mae_purchases", e.mae_purchases}, {"mae_spend", e.mae_spend}, {"score", e.score}};
   }
   return Json{{"choice", choice},
               {"backtested", backtested},
@@ -889,28 +947,33 @@ PERKREC_INLINE BGNBD CLVModel::bgnbd() const {
   require_fitted("bgnbd");
   const PurchaseModel& m = report_.purchase.model;
   if (m.kind != PurchaseModelKind::bgnbd) {
-    detail::raise<InputError>("CLVModel::bgnbd: the purchase model is '", PurchaseModel::name(m.kind), "', not 'bgnbd'");
+    detail::raise<InputError>("CLVModel::bgnbd: the purchase model is '",
+                              PurchaseModel::name(m.kind), "', not 'bgnbd'");
   }
   return BGNBD{m.params[0], m.params[1], m.params[2], m.params[3]};
 }
 
-PERKREC_INLINE void CLVModel::fit(const EventLog& log, Timestamp cut_time, const Callbacks& callbacks) {
-  CLVSummary s = summarize_purchases(log, cut_time, params_.time_unit, params_.occasion, params_.num_threads);
+PERKREC_INLINE void CLVModel::fit(const EventLog& log, Timestamp cut_time,
+                                  const Callbacks& callbacks) {
+  CLVSummary s =
+      summarize_purchases(log, cut_time, params_.time_unit, params_.occasion, params_.num_threads);
   fit_summary(std::move(s), log.n_users(), log.user_ids(), cut_time, callbacks, &log);
 }
 
 PERKREC_INLINE void CLVModel::fit(const CLVSummary& summary, const Callbacks& callbacks) {
   if (params_.forecaster == CLVParams::Forecaster::regression) {
-    detail::raise<InputError>("CLVModel::fit: model 'regression' needs an event log (fit(log, cut_time)); "
-                              "given summaries have no event times");
+    detail::raise<InputError>(
+        "CLVModel::fit: model 'regression' needs an event log (fit(log, cut_time)); "
+        "given summaries have no event times");
   }
   // Re-validate: the fields are public.
   CLVSummary s = CLVSummary::from_arrays(summary.x, summary.t_x, summary.T, summary.monetary);
   fit_summary(std::move(s), static_cast<Index>(s.size()), IdMap(), kNoTime, callbacks);
 }
 
-PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap user_ids, Timestamp cut_time,
-                                          const Callbacks& callbacks, const EventLog* log) {
+PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap user_ids,
+                                          Timestamp cut_time, const Callbacks& callbacks,
+                                          const EventLog* log) {
   ProgressReporter progress(callbacks, "CLVModel::fit", 4);
   MaximumLikelihoodOptions options;
   options.penalizer = params_.penalizer;
@@ -928,13 +991,16 @@ PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap use
   report.selection.choice = detail::clv_forecaster_name(params_);
   if (params_.forecaster == Forecaster::automatic) {
     report.selection.choice = PurchaseModel::name(params_.model);
-    if (log == nullptr) report.selection.note = "fitted on given summaries: no event log for a backtest";
+    if (log == nullptr)
+      report.selection.note = "fitted on given summaries: no event log for a backtest";
   }
   if (any_positive && log != nullptr &&
-      (params_.forecaster == Forecaster::automatic || params_.forecaster == Forecaster::regression)) {
+      (params_.forecaster == Forecaster::automatic ||
+       params_.forecaster == Forecaster::regression)) {
     detail::CLVBacktestResult bt = detail::clv_backtest(*log, s, cut_time, params_, options);
     if (params_.forecaster == Forecaster::regression && !bt.regression.fitted) {
-      detail::raise<InputError>("CLVModel::fit: cut_time: model 'regression' needs a backtest: ", bt.selection.note);
+      detail::raise<InputError>("CLVModel::fit: cut_time: model 'regression' needs a backtest: ",
+                                bt.selection.note);
     }
     kind = bt.purchase;
     report.selection = std::move(bt.selection);
@@ -946,8 +1012,9 @@ PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap use
     const auto& fp = report.purchase.fit.params;
     report.purchase.model = PurchaseModel{kind, {fp[0], fp[1], fp[2], fp[3]}};
   } else {
-    detail::raise<InputError>("CLVModel::fit: cut_time: every member's first order is on the cut's last day (T = 0 for ",
-                              s.size(), " members); move the cut later");
+    detail::raise<InputError>(
+        "CLVModel::fit: cut_time: every member's first order is on the cut's last day (T = 0 for ",
+        s.size(), " members); move the cut later");
   }
   progress.advance(1);
   std::size_t spenders = 0;
@@ -975,9 +1042,10 @@ PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap use
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (!(s.x[i] == 0 && s.T[i] <= program_cycle)) non_new.push_back(alive[i]);
   }
-  report.p_alive_thresholds = {std::min(params_.at_risk_p_alive, detail::quantile_of(non_new, params_.at_risk_quantile)),
-                               std::min(params_.dormant_p_alive, detail::quantile_of(non_new, params_.dormant_quantile)),
-                               std::min(params_.lost_p_alive, detail::quantile_of(non_new, params_.lost_quantile))};
+  report.p_alive_thresholds = {
+      std::min(params_.at_risk_p_alive, detail::quantile_of(non_new, params_.at_risk_quantile)),
+      std::min(params_.dormant_p_alive, detail::quantile_of(non_new, params_.dormant_quantile)),
+      std::min(params_.lost_p_alive, detail::quantile_of(non_new, params_.lost_quantile))};
   for (double& t : report.p_alive_thresholds) {
     if (!std::isfinite(t)) t = 0.0;
   }
@@ -1036,46 +1104,58 @@ PERKREC_INLINE std::uint8_t CLVModel::stage_of(std::size_t row, double p_alive) 
   return std::max(by_recency, by_alive);
 }
 
-PERKREC_INLINE void CLVModel::conditional(Span<const double> x, Span<const double> t_x, Span<const double> T,
-                                          double horizon, Span<double> p_alive, Span<double> expected_purchases) const {
+PERKREC_INLINE void CLVModel::conditional(Span<const double> x, Span<const double> t_x,
+                                          Span<const double> T, double horizon,
+                                          Span<double> p_alive,
+                                          Span<double> expected_purchases) const {
   require_fitted("conditional");
   const std::size_t n = x.size();
   if (t_x.size() != n || T.size() != n || p_alive.size() != n || expected_purchases.size() != n) {
-    detail::raise<InputError>("CLVModel::conditional: x, t_x, T and the outputs must have equal lengths (got ", n, ", ",
-                              t_x.size(), ", ", T.size(), ", ", p_alive.size(), ", ", expected_purchases.size(), ")");
+    detail::raise<InputError>(
+        "CLVModel::conditional: x, t_x, T and the outputs must have equal lengths (got ", n, ", ",
+        t_x.size(), ", ", T.size(), ", ", p_alive.size(), ", ", expected_purchases.size(), ")");
   }
   if (!(horizon >= 0) || !std::isfinite(horizon)) {
-    detail::raise<InputError>("CLVModel::conditional: horizon must be finite and >= 0 (got ", horizon, ")");
+    detail::raise<InputError>("CLVModel::conditional: horizon must be finite and >= 0 (got ",
+                              horizon, ")");
   }
   for (std::size_t i = 0; i < n; ++i) {
-    if (!(x[i] >= 0) || !std::isfinite(x[i]) || !(t_x[i] >= 0) || !(T[i] >= t_x[i]) || !std::isfinite(T[i])) {
-      detail::raise<InputError>("CLVModel::conditional: member at position ", i, " has an inconsistent summary (got x=",
-                                x[i], ", t_x=", t_x[i], ", T=", T[i], ", expected finite x >= 0 and 0 <= t_x <= T)");
+    if (!(x[i] >= 0) || !std::isfinite(x[i]) || !(t_x[i] >= 0) || !(T[i] >= t_x[i]) ||
+        !std::isfinite(T[i])) {
+      detail::raise<InputError>("CLVModel::conditional: member at position ", i,
+                                " has an inconsistent summary (got x=", x[i], ", t_x=", t_x[i],
+                                ", T=", T[i], ", expected finite x >= 0 and 0 <= t_x <= T)");
     }
   }
   const PurchaseModel m = report_.purchase.model;
   if (m.kind == PurchaseModelKind::bgbb) {
     for (std::size_t i = 0; i < n; ++i) {
-      detail::check_bgbb_summary("CLVModel::conditional", i, std::floor(x[i]), std::floor(t_x[i]), std::floor(T[i]));
+      detail::check_bgbb_summary("CLVModel::conditional", i, std::floor(x[i]), std::floor(t_x[i]),
+                                 std::floor(T[i]));
     }
   }
-  parallel_for(0, static_cast<Offset>(n), resolve_num_threads(params_.num_threads), [&](Offset row) {
-    const auto i = static_cast<std::size_t>(row);
-    p_alive[i] = m.p_alive(x[i], t_x[i], T[i]);
-    expected_purchases[i] = m.expected_purchases(horizon, x[i], t_x[i], T[i]);
-  });
+  parallel_for(0, static_cast<Offset>(n), resolve_num_threads(params_.num_threads),
+               [&](Offset row) {
+                 const auto i = static_cast<std::size_t>(row);
+                 p_alive[i] = m.p_alive(x[i], t_x[i], T[i]);
+                 expected_purchases[i] = m.expected_purchases(horizon, x[i], t_x[i], T[i]);
+               });
 }
 
-PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_rate, double margin) const {
+PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_rate,
+                                               double margin) const {
   require_fitted("predict");
   if (!(horizon > 0) || !std::isfinite(horizon) || horizon > 1e6) {
-    detail::raise<InputError>("CLVModel::predict: horizon must be finite and in (0, 1e6] time units (got ", horizon, ")");
+    detail::raise<InputError>(
+        "CLVModel::predict: horizon must be finite and in (0, 1e6] time units (got ", horizon, ")");
   }
   if (!(discount_rate >= 0) || !std::isfinite(discount_rate)) {
-    detail::raise<InputError>("CLVModel::predict: discount_rate must be finite and >= 0 (got ", discount_rate, ")");
+    detail::raise<InputError>("CLVModel::predict: discount_rate must be finite and >= 0 (got ",
+                              discount_rate, ")");
   }
   if (!(margin >= 0) || !std::isfinite(margin)) {
-    detail::raise<InputError>("CLVModel::predict: margin must be finite and >= 0 (got ", margin, ")");
+    detail::raise<InputError>("CLVModel::predict: margin must be finite and >= 0 (got ", margin,
+                              ")");
   }
   const std::size_t n = summary_.size();
   const int threads = resolve_num_threads(params_.num_threads);
@@ -1096,9 +1176,11 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
   }
   const int draws = params_.interval_draws;
   Rng param_rng(params_.seed, 0xC1F);
-  const std::vector<std::vector<double>> bg_draws = detail::parameter_draws(report_.purchase.fit, draws, param_rng);
+  const std::vector<std::vector<double>> bg_draws =
+      detail::parameter_draws(report_.purchase.fit, draws, param_rng);
   const std::vector<std::vector<double>> gg_draws =
-      spend ? detail::parameter_draws(report_.spend.fit, draws, param_rng) : std::vector<std::vector<double>>();
+      spend ? detail::parameter_draws(report_.spend.fit, draws, param_rng)
+            : std::vector<std::vector<double>>();
   const double lower_level = (1.0 - params_.interval_level) / 2, upper_level = 1.0 - lower_level;
   // Naive and regression forecasts are constant rates: their discounted units.
   double rate_units = 0, before_end = 0;
@@ -1118,7 +1200,8 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
   out.lifecycle_stage.resize(n);
   parallel_for(0, static_cast<Offset>(n), threads, [&](Offset row, int) {
     const auto i = static_cast<std::size_t>(row);
-    const double x = summary_.x[i], t_x = summary_.t_x[i], T = summary_.T[i], m = summary_.monetary[i];
+    const double x = summary_.x[i], t_x = summary_.t_x[i], T = summary_.T[i],
+                 m = summary_.monetary[i];
     const double alive = bg.p_alive(x, t_x, T);
     const double value = spend ? gg.expected_order_value(x, m) : summary_.mean_order_value[i];
     double discounted = 0, previous = 0;
@@ -1131,8 +1214,9 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
     double interval_scale = 1.0;
     out.p_alive[i] = alive;
     if (rate) {
-      const bool zero = !forecast_active_.empty() &&
-                        detail::clv_median_zero(forecast_active_[i], horizon, report_.regression.horizon);
+      const bool zero =
+          !forecast_active_.empty() &&
+          detail::clv_median_zero(forecast_active_[i], horizon, report_.regression.horizon);
       const double rp = zero ? 0.0 : forecast_purchases_[i], rs = zero ? 0.0 : forecast_spend_[i];
       out.expected_purchases[i] = rp * horizon;
       out.expected_order_value[i] = rp > 0 ? rs / rp : value;
@@ -1152,14 +1236,16 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
         const auto& th = bg_draws[static_cast<std::size_t>(d)];
         const PurchaseModel drawn{bg.kind, {th[0], th[1], th[2], th[3]}};
         const double alive_d = drawn.p_alive(x, t_x, T);
-        const double purchases = detail::posterior_purchases_draw(bg.kind, th, x, T, ends, factors, rng);
+        const double purchases =
+            detail::posterior_purchases_draw(bg.kind, th, x, T, ends, factors, rng);
         double value_d = summary_.mean_order_value[i];
         if (spend) {
           const auto& g = gg_draws[static_cast<std::size_t>(d)];
           const double nu = std::max(rng.gamma(g[0] * x + g[1]) / (g[2] + x * m), 1e-300);
           value_d = g[0] / nu;
         }
-        samples[static_cast<std::size_t>(d)] = interval_scale * margin * value_d * alive_d * purchases;
+        samples[static_cast<std::size_t>(d)] =
+            interval_scale * margin * value_d * alive_d * purchases;
       }
       out.clv_lower[i] = detail::quantile_of(samples, lower_level);
       out.clv_upper[i] = detail::quantile_of(std::move(samples), upper_level);
@@ -1180,8 +1266,9 @@ PERKREC_INLINE void CLVModel::write(ModelWriter& w, const std::string& prefix) c
     c["regression_horizon"] = report_.regression.horizon;
     w.add(prefix + "regression", [&] {
       std::vector<double> v = report_.regression.mean;
-      for (const auto* part : {&report_.regression.scale, &report_.regression.lo, &report_.regression.hi,
-                               &report_.regression.purchases, &report_.regression.spend, &report_.regression.active}) {
+      for (const auto* part :
+           {&report_.regression.scale, &report_.regression.lo, &report_.regression.hi,
+            &report_.regression.purchases, &report_.regression.spend, &report_.regression.active}) {
         v.insert(v.end(), part->begin(), part->end());
       }
       return v;
@@ -1196,10 +1283,12 @@ PERKREC_INLINE void CLVModel::write(ModelWriter& w, const std::string& prefix) c
   c["n_members"] = summary_.size();
   c["cut_time"] = cut_time_ == kNoTime ? Json(nullptr) : Json(cut_time_);
   c["spend_fitted"] = report_.spend_fitted;
-  c["frequency_spend_correlation"] = report_.spend_fitted ? report_.spend.frequency_spend_correlation : 0.0;
+  c["frequency_spend_correlation"] =
+      report_.spend_fitted ? report_.spend.frequency_spend_correlation : 0.0;
   c["program_cycle"] = report_.program_cycle;
-  c["p_alive_thresholds"] = Json::array(
-      {report_.p_alive_thresholds[0], report_.p_alive_thresholds[1], report_.p_alive_thresholds[2]});
+  c["p_alive_thresholds"] =
+      Json::array({report_.p_alive_thresholds[0], report_.p_alive_thresholds[1],
+                   report_.p_alive_thresholds[2]});
   w.add(prefix + "users", summary_.users);
   w.add(prefix + "x", summary_.x);
   w.add(prefix + "t_x", summary_.t_x);
@@ -1239,12 +1328,14 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
   jr.finish();
   const CLVParams params = read_params<CLVParams>(r, params_json);
   PurchaseModelKind kind = params.model;
-  if (has_kind && !PurchaseModel::parse(purchase_name, kind)) r.bad_content("purchase_model: unknown model");
+  if (has_kind && !PurchaseModel::parse(purchase_name, kind))
+    r.bad_content("purchase_model: unknown model");
   CLVSelection selection;
   selection.choice = detail::clv_forecaster_name(params);
   if (has_selection) {
     if (!selection_json.is_object()) r.bad_content("selection must be an object");
-    JsonReader<ModelFormatError> sr(selection_json, content_pointer(prefix) + "/selection", "CLVModel::read");
+    JsonReader<ModelFormatError> sr(selection_json, content_pointer(prefix) + "/selection",
+                                    "CLVModel::read");
     Json cut_value, candidates;
     sr.require("choice", selection.choice);
     sr.require("backtested", selection.backtested);
@@ -1257,7 +1348,8 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
     if (cut_value.is_number_integer()) selection.backtest_cut = cut_value.get<Timestamp>();
     if (!candidates.is_object()) r.bad_content("selection/candidates must be an object");
     for (auto it = candidates.begin(); it != candidates.end(); ++it) {
-      JsonReader<ModelFormatError> cr(it.value(), content_pointer(prefix) + "/selection/candidates", "CLVModel::read");
+      JsonReader<ModelFormatError> cr(it.value(), content_pointer(prefix) + "/selection/candidates",
+                                      "CLVModel::read");
       CLVBacktestError e;
       e.name = it.key();
       cr.require("mae_purchases", e.mae_purchases);
@@ -1270,7 +1362,8 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
   const bool rate_forecast = selection.choice == "naive" || selection.choice == "regression";
   if (!rate_forecast) {
     PurchaseModelKind chosen{};
-    if (!PurchaseModel::parse(selection.choice, chosen)) r.bad_content("selection/choice: unknown forecast");
+    if (!PurchaseModel::parse(selection.choice, chosen))
+      r.bad_content("selection/choice: unknown forecast");
   }
   if (n_users < 0 || n_members < 0 || n_members > n_users) r.bad_content("bad n_users / n_members");
   r.check_count("n_members", n_members);
@@ -1278,16 +1371,21 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
   if (!cut_json.is_null()) {
     if (!cut_json.is_number_integer()) r.bad_content("cut_time must be an integer or null");
     cut_time = cut_json.get<Timestamp>();
-    if (cut_time <= kMinTimestamp || cut_time > kMaxTimestamp) r.bad_content("cut_time out of range");
+    if (cut_time <= kMinTimestamp || cut_time > kMaxTimestamp)
+      r.bad_content("cut_time out of range");
   }
-  if (!(correlation >= -1 && correlation <= 1)) r.bad_content("frequency_spend_correlation out of [-1, 1]");
-  if (!(program_cycle > 0) || !std::isfinite(program_cycle)) r.bad_content("program_cycle must be finite and > 0");
-  if (!thresholds_json.is_array() || thresholds_json.size() != 3) r.bad_content("p_alive_thresholds: expected 3 numbers");
+  if (!(correlation >= -1 && correlation <= 1))
+    r.bad_content("frequency_spend_correlation out of [-1, 1]");
+  if (!(program_cycle > 0) || !std::isfinite(program_cycle))
+    r.bad_content("program_cycle must be finite and > 0");
+  if (!thresholds_json.is_array() || thresholds_json.size() != 3)
+    r.bad_content("p_alive_thresholds: expected 3 numbers");
   std::array<double, 3> thresholds{};
   for (std::size_t k = 0; k < 3; ++k) {
     if (!thresholds_json[k].is_number()) r.bad_content("p_alive_thresholds: expected numbers");
     thresholds[k] = thresholds_json[k].get<double>();
-    if (!(thresholds[k] >= 0 && thresholds[k] <= 1)) r.bad_content("p_alive_thresholds: expected values in [0, 1]");
+    if (!(thresholds[k] >= 0 && thresholds[k] <= 1))
+      r.bad_content("p_alive_thresholds: expected values in [0, 1]");
   }
   CLVSummary s;
   s.users = r.vector<Index>(prefix + "users", {n_members});
@@ -1304,14 +1402,16 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
     const bool ok = s.x[i] >= 0 && std::isfinite(s.x[i]) && s.t_x[i] >= 0 && s.t_x[i] <= s.T[i] &&
                     std::isfinite(s.T[i]) && s.monetary[i] >= 0 && std::isfinite(s.monetary[i]) &&
                     s.mean_order_value[i] >= 0 && std::isfinite(s.mean_order_value[i]);
-    const bool discrete_ok = kind != PurchaseModelKind::bgbb ||
-                             detail::bgbb_summary_ok(std::floor(s.x[i]), std::floor(s.t_x[i]), std::floor(s.T[i]));
+    const bool discrete_ok =
+        kind != PurchaseModelKind::bgbb ||
+        detail::bgbb_summary_ok(std::floor(s.x[i]), std::floor(s.t_x[i]), std::floor(s.T[i]));
     if (!ok || !discrete_ok) r.invalid(detail::concat("summary of member ", i, " is inconsistent"));
   }
   CLVModel model(params);
-  model.report_.purchase.fit = detail::unpack_fit(
-      r.vector<double>(prefix + "purchase_fit", {static_cast<std::int64_t>(detail::packed_fit_size(4))}), 4, r,
-      "purchase_fit");
+  model.report_.purchase.fit =
+      detail::unpack_fit(r.vector<double>(prefix + "purchase_fit",
+                                          {static_cast<std::int64_t>(detail::packed_fit_size(4))}),
+                         4, r, "purchase_fit");
   const auto& bp = model.report_.purchase.fit.params;
   model.report_.purchase.model = PurchaseModel{kind, {bp[0], bp[1], bp[2], bp[3]}};
   model.report_.selection = std::move(selection);
@@ -1322,12 +1422,14 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
     for (double e : v) {
       if (!std::isfinite(e)) r.invalid("regression: coefficients must be finite");
     }
-    if (!(regression_horizon > 0) || !std::isfinite(regression_horizon)) r.bad_content("regression_horizon must be > 0");
+    if (!(regression_horizon > 0) || !std::isfinite(regression_horizon))
+      r.bad_content("regression_horizon must be > 0");
     CLVRegression& reg = model.report_.regression;
     reg.fitted = true;
     reg.horizon = regression_horizon;
     auto part = [&](std::size_t from, std::size_t to) {
-      return std::vector<double>(v.begin() + static_cast<std::ptrdiff_t>(from), v.begin() + static_cast<std::ptrdiff_t>(to));
+      return std::vector<double>(v.begin() + static_cast<std::ptrdiff_t>(from),
+                                 v.begin() + static_cast<std::ptrdiff_t>(to));
     };
     reg.mean = part(0, p);
     reg.scale = part(p, 2 * p);
@@ -1337,7 +1439,8 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
     reg.spend = part(5 * p + 1, 6 * p + 2);
     reg.active = part(6 * p + 2, 7 * p + 3);
     for (std::size_t j = 0; j < p; ++j) {
-      if (!(reg.scale[j] >= 0) || !(reg.lo[j] <= reg.hi[j])) r.invalid("regression: bad feature scaling");
+      if (!(reg.scale[j] >= 0) || !(reg.lo[j] <= reg.hi[j]))
+        r.invalid("regression: bad feature scaling");
     }
   }
   if (rate_forecast) {
@@ -1359,8 +1462,9 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
   model.report_.spend_fitted = spend_fitted;
   if (spend_fitted) {
     model.report_.spend.fit = detail::unpack_fit(
-        r.vector<double>(prefix + "spend_fit", {static_cast<std::int64_t>(detail::packed_fit_size(3))}), 3, r,
-        "spend_fit");
+        r.vector<double>(prefix + "spend_fit",
+                         {static_cast<std::int64_t>(detail::packed_fit_size(3))}),
+        3, r, "spend_fit");
     const auto& gp = model.report_.spend.fit.params;
     model.report_.spend.model = GammaGamma{gp[0], gp[1], gp[2]};
     model.report_.spend.frequency_spend_correlation = correlation;

@@ -25,10 +25,10 @@
 #include "perkrec/core/params.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/core/types.hpp"
-#include "perkrec/io/model_file.hpp"
-#include "perkrec/models/recommender.hpp"
 #include "perkrec/detail/simd.hpp"
 #include "perkrec/detail/simd512.hpp"
+#include "perkrec/io/model_file.hpp"
+#include "perkrec/models/recommender.hpp"
 
 namespace perkrec {
 namespace detail {
@@ -46,8 +46,11 @@ struct FactorTable {
   std::vector<float> values;
 
   FactorTable() = default;
-  FactorTable(Index r, int d) : rows(r), dim(d), values(static_cast<std::size_t>(r) * static_cast<std::size_t>(d), 0.0f) {}
-  float* row(Index r) { return values.data() + static_cast<std::size_t>(r) * static_cast<std::size_t>(dim); }
+  FactorTable(Index r, int d)
+      : rows(r), dim(d), values(static_cast<std::size_t>(r) * static_cast<std::size_t>(d), 0.0f) {}
+  float* row(Index r) {
+    return values.data() + static_cast<std::size_t>(r) * static_cast<std::size_t>(dim);
+  }
   const float* row(Index r) const {
     return values.data() + static_cast<std::size_t>(r) * static_cast<std::size_t>(dim);
   }
@@ -82,8 +85,8 @@ std::vector<Index> balanced_chunks(const CsrView<float>& m, Index chunks, Offset
 /// models/recommender.hpp). Writes k ids/scores (padded with -1 / -inf).
 class RowSelector {
  public:
-  void select(const Filter& filter, const std::vector<std::uint8_t>& global_ok, Index row, float* scores,
-              Index n_benefits, int k, int n, Index* out_ids, float* out_scores);
+  void select(const Filter& filter, const std::vector<std::uint8_t>& global_ok, Index row,
+              float* scores, Index n_benefits, int k, int n, Index* out_ids, float* out_scores);
 
  private:
   std::vector<std::uint8_t> allowed_;
@@ -99,8 +102,8 @@ std::vector<std::uint8_t> global_mask(const Filter& filter, Index n_benefits);
 /// table (a matrix-matrix product instead of one matrix-vector product per member). `stride`
 /// (>= n_benefits, 0 = n_benefits) is the distance between score rows in `out`.
 template <class ScoreBlock>
-TopK blocked_top_k(Index rows, int n, Index n_benefits, const Filter& filter, int num_threads, Index block,
-                   ScoreBlock&& score_block, Offset stride = 0) {
+TopK blocked_top_k(Index rows, int n, Index n_benefits, const Filter& filter, int num_threads,
+                   Index block, ScoreBlock&& score_block, Offset stride = 0) {
   if (stride < n_benefits) stride = n_benefits;
   if (n < 0) raise<InputError>("recommend: n must be >= 0 (got ", n, ")");
   filter.validate(rows, n_benefits);
@@ -131,10 +134,12 @@ TopK blocked_top_k(Index rows, int n, Index n_benefits, const Filter& filter, in
         s.scores.resize(static_cast<std::size_t>(count) * static_cast<std::size_t>(stride));
         score_block(first, count, s.scores.data());
         for (Index i = 0; i < count; ++i) {
-          const std::size_t base = static_cast<std::size_t>(first + i) * static_cast<std::size_t>(n);
-          s.selector.select(filter, global_ok, first + i,
-                            s.scores.data() + static_cast<std::size_t>(i) * static_cast<std::size_t>(stride),
-                            n_benefits, k, n, out.ids.data() + base, out.scores.data() + base);
+          const std::size_t base =
+              static_cast<std::size_t>(first + i) * static_cast<std::size_t>(n);
+          s.selector.select(
+              filter, global_ok, first + i,
+              s.scores.data() + static_cast<std::size_t>(i) * static_cast<std::size_t>(stride),
+              n_benefits, k, n, out.ids.data() + base, out.scores.data() + base);
         }
       },
       Schedule::dynamic, 1);
@@ -144,21 +149,23 @@ TopK blocked_top_k(Index rows, int n, Index n_benefits, const Filter& filter, in
 /// Rows per block in blocked_top_k for a table of `n_benefits` rows: keeps a block's scores
 /// (block x n_benefits floats) around 1 MiB, between 8 and 256 rows.
 inline Index score_block_rows(Index n_benefits) {
-  const Index by_cache = static_cast<Index>((std::size_t{1} << 18) / static_cast<std::size_t>(std::max<Index>(1, n_benefits)));
+  const Index by_cache = static_cast<Index>(
+      (std::size_t{1} << 18) / static_cast<std::size_t>(std::max<Index>(1, n_benefits)));
   return std::max<Index>(8, std::min<Index>(256, by_cache));
 }
 
 /// Dot-product top-K of `queries` rows of `left` against every row of `right` (the first
 /// `dim` columns of both). `query_rows[i]` selects the left row of result row i. `max_level`
 /// caps the instruction-set path (tests force each path with it; results are the same).
-TopK factor_top_k(const FactorTable& left, Span<const Index> query_rows, const FactorTable& right, int n,
-                  const Filter& filter, int num_threads, SimdLevel max_level = SimdLevel::best);
+TopK factor_top_k(const FactorTable& left, Span<const Index> query_rows, const FactorTable& right,
+                  int n, const Filter& filter, int num_threads,
+                  SimdLevel max_level = SimdLevel::best);
 
 /// The AVX-512 path of factor_top_k: scores are computed 12 members x 32 benefits at a time in
 /// registers and only those at or above each member's running k-th best reach the filter and
 /// heap, so no score row is ever stored. Requires cpu_has_avx512f().
-TopK factor_top_k_fused(const FactorTable& left, Span<const Index> query_rows, const FactorTable& right, int n,
-                        const Filter& filter, int num_threads);
+TopK factor_top_k_fused(const FactorTable& left, Span<const Index> query_rows,
+                        const FactorTable& right, int n, const Filter& filter, int num_threads);
 
 /// Cosine top-K over the first `latent` columns (a zero row has similarity 0 to everything).
 TopK cosine_top_k(const FactorTable& table, Span<const Index> query_rows, int latent, int n,

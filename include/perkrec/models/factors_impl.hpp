@@ -22,8 +22,8 @@ PERKREC_INLINE Index FactorTable::first_non_finite(int num_threads) const {
   return -1;
 }
 
-PERKREC_INLINE void check_interactions(const CsrView<float>& m, Index want_rows, Index want_cols, const char* what,
-                                       bool require_sorted) {
+PERKREC_INLINE void check_interactions(const CsrView<float>& m, Index want_rows, Index want_cols,
+                                       const char* what, bool require_sorted) {
   m.validate(what, require_sorted);
   if ((want_rows >= 0 && m.rows != want_rows) || (want_cols >= 0 && m.cols != want_cols)) {
     raise<InputError>(what, ": wrong shape (got ", m.rows, " x ", m.cols, ", expected ",
@@ -47,12 +47,14 @@ PERKREC_INLINE void check_interactions(const CsrView<float>& m, Index want_rows,
   }
 }
 
-PERKREC_INLINE void check_ids(Span<const Index> ids, Index limit, const char* what, const char* noun) {
+PERKREC_INLINE void check_ids(Span<const Index> ids, Index limit, const char* what,
+                              const char* noun) {
   std::vector<Index> sorted(ids.begin(), ids.end());
   for (std::size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || (limit >= 0 && ids[i] >= limit)) {
-      raise<InputError>(what, ": ", noun, " at position ", i, " out of range (got ", ids[i], ", expected 0 <= ",
-                        noun, limit >= 0 ? " < " + std::to_string(limit) : std::string(""), ")");
+      raise<InputError>(what, ": ", noun, " at position ", i, " out of range (got ", ids[i],
+                        ", expected 0 <= ", noun,
+                        limit >= 0 ? " < " + std::to_string(limit) : std::string(""), ")");
     }
   }
   std::sort(sorted.begin(), sorted.end());
@@ -68,7 +70,8 @@ PERKREC_INLINE CsrMatrix<float> transpose(const CsrView<float>& m, int num_threa
   const Offset nnz = m.nnz();
   t.indptr.assign(static_cast<std::size_t>(m.cols) + 1, 0);
   for (Offset e = 0; e < nnz; ++e) ++t.indptr[static_cast<std::size_t>(m.indices[e]) + 1];
-  for (Index c = 0; c < m.cols; ++c) t.indptr[static_cast<std::size_t>(c) + 1] += t.indptr[static_cast<std::size_t>(c)];
+  for (Index c = 0; c < m.cols; ++c)
+    t.indptr[static_cast<std::size_t>(c) + 1] += t.indptr[static_cast<std::size_t>(c)];
   t.indices.resize(static_cast<std::size_t>(nnz));
   t.data.resize(static_cast<std::size_t>(nnz));
   std::vector<Offset> next(t.indptr.begin(), t.indptr.end() - 1);
@@ -83,7 +86,8 @@ PERKREC_INLINE CsrMatrix<float> transpose(const CsrView<float>& m, int num_threa
   return t;
 }
 
-PERKREC_INLINE std::vector<Index> balanced_chunks(const CsrView<float>& m, Index chunks, Offset row_cost) {
+PERKREC_INLINE std::vector<Index> balanced_chunks(const CsrView<float>& m, Index chunks,
+                                                  Offset row_cost) {
   std::vector<Index> bounds{0};
   if (m.rows == 0) return bounds;
   chunks = std::max<Index>(1, std::min<Index>(chunks, m.rows));
@@ -92,7 +96,8 @@ PERKREC_INLINE std::vector<Index> balanced_chunks(const CsrView<float>& m, Index
   double acc = 0;
   for (Index r = 0; r < m.rows; ++r) {
     acc += static_cast<double>(m.indptr[r + 1] - m.indptr[r] + row_cost);
-    if (acc >= per_chunk * static_cast<double>(bounds.size()) && r + 1 < m.rows) bounds.push_back(r + 1);
+    if (acc >= per_chunk * static_cast<double>(bounds.size()) && r + 1 < m.rows)
+      bounds.push_back(r + 1);
   }
   bounds.push_back(m.rows);
   return bounds;
@@ -105,9 +110,10 @@ PERKREC_INLINE std::vector<std::uint8_t> global_mask(const Filter& filter, Index
   return ok;
 }
 
-PERKREC_INLINE void RowSelector::select(const Filter& filter, const std::vector<std::uint8_t>& global_ok, Index row,
-                                        float* scores, Index n_benefits, int k, int n, Index* out_ids,
-                                        float* out_scores) {
+PERKREC_INLINE void RowSelector::select(const Filter& filter,
+                                        const std::vector<std::uint8_t>& global_ok, Index row,
+                                        float* scores, Index n_benefits, int k, int n,
+                                        Index* out_ids, float* out_scores) {
   constexpr float kSkip = -std::numeric_limits<float>::infinity();
   if (filter.exclude_rows.rows > 0) {
     for (Offset e = filter.exclude_rows.row_begin(row); e < filter.exclude_rows.row_end(row); ++e) {
@@ -168,7 +174,8 @@ struct Avx512Tiles {
   static void pack(const float* y, std::ptrdiff_t rows, int stride, int dim, float* out) {
     avx512::pack_panels(y, rows, stride, dim, out);
   }
-  static bool tile(const float* a, const float* panel, int dim, const float* thr, float* buf, std::uint32_t* masks) {
+  static bool tile(const float* a, const float* panel, int dim, const float* thr, float* buf,
+                   std::uint32_t* masks) {
     return avx512::tile(a, panel, dim, thr, buf, masks);
   }
 };
@@ -178,7 +185,8 @@ struct Avx2Tiles {
   static void pack(const float* y, std::ptrdiff_t rows, int stride, int dim, float* out) {
     avx2::pack_panels(y, rows, stride, dim, out);
   }
-  static bool tile(const float* a, const float* panel, int dim, const float* thr, float* buf, std::uint32_t* masks) {
+  static bool tile(const float* a, const float* panel, int dim, const float* thr, float* buf,
+                   std::uint32_t* masks) {
     return avx2::tile(a, panel, dim, thr, buf, masks);
   }
 };
@@ -186,8 +194,8 @@ struct Avx2Tiles {
 
 // Top-n by fused register tiles (see factor_top_k_fused); K is Avx512Tiles or Avx2Tiles.
 template <class K>
-TopK tiled_top_k(const FactorTable& left, Span<const Index> query_rows, const FactorTable& right, int n,
-                 const Filter& filter, int num_threads) {
+TopK tiled_top_k(const FactorTable& left, Span<const Index> query_rows, const FactorTable& right,
+                 int n, const Filter& filter, int num_threads) {
   const auto rows = static_cast<Index>(query_rows.size());
   const Index n_benefits = right.rows;
   if (n < 0) raise<InputError>("recommend: n must be >= 0 (got ", n, ")");
@@ -216,7 +224,9 @@ TopK tiled_top_k(const FactorTable& left, Span<const Index> query_rows, const Fa
   const Index n_blocks = (rows + kBlock - 1) / kBlock;
   using Item = std::pair<float, Index>;
   // Better = higher score, then lower index; each heap keeps its worst kept item on top.
-  auto better = [](const Item& a, const Item& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  auto better = [](const Item& a, const Item& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
   struct Member {
     std::vector<Item> heap;
     std::vector<Index> blocked;  // sorted: seen rows + blocking eligibility
@@ -239,10 +249,12 @@ TopK tiled_top_k(const FactorTable& left, Span<const Index> query_rows, const Fa
         const int groups = static_cast<int>((count + R - 1) / R);
         s.a.assign(static_cast<std::size_t>(groups) * R * static_cast<std::size_t>(dim), 0.0f);
         s.members.resize(static_cast<std::size_t>(kBlock));
-        for (Index i = 0; i < kBlock; ++i) s.thr[i] = i < count ? kSkip : std::numeric_limits<float>::infinity();
+        for (Index i = 0; i < kBlock; ++i)
+          s.thr[i] = i < count ? kSkip : std::numeric_limits<float>::infinity();
         for (Index i = 0; i < count; ++i) {
           const float* src = left.row(query_rows[static_cast<std::size_t>(first + i)]);
-          float* dst = s.a.data() + static_cast<std::size_t>(i / R) * R * static_cast<std::size_t>(dim) + i % R;
+          float* dst = s.a.data() +
+                       static_cast<std::size_t>(i / R) * R * static_cast<std::size_t>(dim) + i % R;
           for (int f = 0; f < dim; ++f) dst[f * R] = src[f];
           Member& m = s.members[static_cast<std::size_t>(i)];
           m.heap.clear();
@@ -250,7 +262,8 @@ TopK tiled_top_k(const FactorTable& left, Span<const Index> query_rows, const Fa
           m.allowed.clear();
           const Index row = first + i;
           if (filter.exclude_rows.rows > 0) {
-            m.blocked.insert(m.blocked.end(), filter.exclude_rows.indices + filter.exclude_rows.row_begin(row),
+            m.blocked.insert(m.blocked.end(),
+                             filter.exclude_rows.indices + filter.exclude_rows.row_begin(row),
                              filter.exclude_rows.indices + filter.exclude_rows.row_end(row));
           }
           if (filter.eligibility.rows > 0) {
@@ -262,12 +275,14 @@ TopK tiled_top_k(const FactorTable& left, Span<const Index> query_rows, const Fa
           std::sort(m.allowed.begin(), m.allowed.end());
         }
         for (Offset p = 0; p < n_panels; ++p) {
-          const float* panel = panels.data() + static_cast<std::size_t>(p) * P * static_cast<std::size_t>(dim);
+          const float* panel =
+              panels.data() + static_cast<std::size_t>(p) * P * static_cast<std::size_t>(dim);
           const auto base = static_cast<Index>(p * P);
           for (int g = 0; g < groups; ++g) {
             float* thr = s.thr + g * R;
-            if (!K::tile(s.a.data() + static_cast<std::size_t>(g) * R * static_cast<std::size_t>(dim), panel, dim, thr,
-                         s.buf, s.masks)) {
+            if (!K::tile(
+                    s.a.data() + static_cast<std::size_t>(g) * R * static_cast<std::size_t>(dim),
+                    panel, dim, thr, s.buf, s.masks)) {
               continue;
             }
             for (int r = 0; r < R; ++r) {
@@ -282,8 +297,10 @@ TopK tiled_top_k(const FactorTable& left, Span<const Index> query_rows, const Fa
                 if (b >= n_benefits) break;  // padding lanes; later bits are past the end too
                 const float v = sc[bit];
                 if (v == kSkip || !global_ok[static_cast<std::size_t>(b)]) continue;
-                if (!m.blocked.empty() && std::binary_search(m.blocked.begin(), m.blocked.end(), b)) continue;
-                if (allow_mode && !std::binary_search(m.allowed.begin(), m.allowed.end(), b)) continue;
+                if (!m.blocked.empty() && std::binary_search(m.blocked.begin(), m.blocked.end(), b))
+                  continue;
+                if (allow_mode && !std::binary_search(m.allowed.begin(), m.allowed.end(), b))
+                  continue;
                 const Item item(v, b);
                 if (static_cast<int>(m.heap.size()) < k) {
                   m.heap.push_back(item);
@@ -319,7 +336,8 @@ TopK tiled_top_k(const FactorTable& left, Span<const Index> query_rows, const Fa
 }
 
 PERKREC_INLINE TopK factor_top_k_fused(const FactorTable& left, Span<const Index> query_rows,
-                                       const FactorTable& right, int n, const Filter& filter, int num_threads) {
+                                       const FactorTable& right, int n, const Filter& filter,
+                                       int num_threads) {
 #if PERKREC_HAS_AVX2_DISPATCH
   return tiled_top_k<Avx512Tiles>(left, query_rows, right, n, filter, num_threads);
 #else
@@ -327,27 +345,30 @@ PERKREC_INLINE TopK factor_top_k_fused(const FactorTable& left, Span<const Index
 #endif
 }
 
-PERKREC_INLINE TopK factor_top_k(const FactorTable& left, Span<const Index> query_rows, const FactorTable& right,
-                                 int n, const Filter& filter, int num_threads, SimdLevel max_level) {
+PERKREC_INLINE TopK factor_top_k(const FactorTable& left, Span<const Index> query_rows,
+                                 const FactorTable& right, int n, const Filter& filter,
+                                 int num_threads, SimdLevel max_level) {
   const int dim = right.dim;
   const int level = static_cast<int>(max_level);
   // Small batches keep the unpacked product: packing the benefit table would cost more.
-  if (level >= static_cast<int>(SimdLevel::avx512) && cpu_has_avx512f() && query_rows.size() >= 16 &&
-      right.rows > 0 && n <= 1024 && dim > 0) {
+  if (level >= static_cast<int>(SimdLevel::avx512) && cpu_has_avx512f() &&
+      query_rows.size() >= 16 && right.rows > 0 && n <= 1024 && dim > 0) {
     return factor_top_k_fused(left, query_rows, right, n, filter, num_threads);
   }
 #if PERKREC_HAS_AVX2_DISPATCH
-  if (level >= static_cast<int>(SimdLevel::avx2) && cpu_has_avx2_fma() && query_rows.size() >= 16 && right.rows > 0 &&
-      n <= 1024 && dim > 0) {
+  if (level >= static_cast<int>(SimdLevel::avx2) && cpu_has_avx2_fma() && query_rows.size() >= 16 &&
+      right.rows > 0 && n <= 1024 && dim > 0) {
     // The AVX-512 path's fused tiles at 6 members x 16 benefits: no score row is written.
     return tiled_top_k<Avx2Tiles>(left, query_rows, right, n, filter, num_threads);
   }
-  if (level >= static_cast<int>(SimdLevel::avx2) && cpu_has_avx2_fma() && query_rows.size() >= 16 && right.rows > 0) {
+  if (level >= static_cast<int>(SimdLevel::avx2) && cpu_has_avx2_fma() && query_rows.size() >= 16 &&
+      right.rows > 0) {
     // Batches: benefit factors packed once into 16-row panels, then an AVX2 register-tiled
     // product per block of 64 members, each block's scores filtered and partially sorted
     // while they are still in cache.
     const Offset n_panels = (static_cast<Offset>(right.rows) + 15) / 16;
-    std::vector<float> panels(static_cast<std::size_t>(n_panels) * 16 * static_cast<std::size_t>(dim));
+    std::vector<float> panels(static_cast<std::size_t>(n_panels) * 16 *
+                              static_cast<std::size_t>(dim));
     avx2::pack_panels(right.values.data(), right.rows, dim, dim, panels.data());
     return blocked_top_k(
         static_cast<Index>(query_rows.size()), n, right.rows, filter, num_threads, 64,
@@ -355,7 +376,8 @@ PERKREC_INLINE TopK factor_top_k(const FactorTable& left, Span<const Index> quer
           std::vector<float> q(static_cast<std::size_t>(count) * static_cast<std::size_t>(dim));
           for (Index i = 0; i < count; ++i) {
             const float* src = left.row(query_rows[static_cast<std::size_t>(first + i)]);
-            std::copy(src, src + dim, q.data() + static_cast<std::size_t>(i) * static_cast<std::size_t>(dim));
+            std::copy(src, src + dim,
+                      q.data() + static_cast<std::size_t>(i) * static_cast<std::size_t>(dim));
           }
           avx2::gemm_panels(q.data(), count, dim, panels.data(), n_panels, out, n_panels * 16);
         },
@@ -364,20 +386,21 @@ PERKREC_INLINE TopK factor_top_k(const FactorTable& left, Span<const Index> quer
 #endif
   const ConstMapRowMatrixF items = right.matrix();
   const Index n_benefits = right.rows;
-  return blocked_top_k(static_cast<Index>(query_rows.size()), n, n_benefits, filter, num_threads,
-                       score_block_rows(n_benefits), [&](Index first, Index count, float* out) {
-                         RowMatrixF q(count, dim);
-                         for (Index i = 0; i < count; ++i) {
-                           q.row(i) = ConstMapVectorF(left.row(query_rows[static_cast<std::size_t>(first + i)]), dim)
-                                          .transpose();
-                         }
-                         MapRowMatrixF scores(out, count, n_benefits);
-                         scores.noalias() = q * items.transpose();
-                       });
+  return blocked_top_k(
+      static_cast<Index>(query_rows.size()), n, n_benefits, filter, num_threads,
+      score_block_rows(n_benefits), [&](Index first, Index count, float* out) {
+        RowMatrixF q(count, dim);
+        for (Index i = 0; i < count; ++i) {
+          q.row(i) = ConstMapVectorF(left.row(query_rows[static_cast<std::size_t>(first + i)]), dim)
+                         .transpose();
+        }
+        MapRowMatrixF scores(out, count, n_benefits);
+        scores.noalias() = q * items.transpose();
+      });
 }
 
-PERKREC_INLINE TopK cosine_top_k(const FactorTable& table, Span<const Index> query_rows, int latent, int n,
-                                 const Filter& filter, int num_threads) {
+PERKREC_INLINE TopK cosine_top_k(const FactorTable& table, Span<const Index> query_rows, int latent,
+                                 int n, const Filter& filter, int num_threads) {
   // Unit rows over the latent columns, built once per call (rows x latent floats).
   FactorTable unit(table.rows, latent);
   parallel_for(0, table.rows, num_threads, [&](Offset r) {
@@ -395,10 +418,12 @@ PERKREC_INLINE TopK cosine_top_k(const FactorTable& table, Span<const Index> que
 }
 
 PERKREC_INLINE void write_table(ModelWriter& w, const std::string& name, const FactorTable& t) {
-  w.add(name, t.values.data(), {static_cast<std::int64_t>(t.rows), static_cast<std::int64_t>(t.dim)});
+  w.add(name, t.values.data(),
+        {static_cast<std::int64_t>(t.rows), static_cast<std::int64_t>(t.dim)});
 }
 
-PERKREC_INLINE FactorTable read_table(const ModelReader& r, const std::string& name, Index rows, int dim) {
+PERKREC_INLINE FactorTable read_table(const ModelReader& r, const std::string& name, Index rows,
+                                      int dim) {
   FactorTable t;
   t.rows = rows;
   t.dim = dim;
@@ -407,20 +432,22 @@ PERKREC_INLINE FactorTable read_table(const ModelReader& r, const std::string& n
   constexpr float kMaxMagnitude = 1e15f;
   for (std::size_t i = 0; i < t.values.size(); ++i) {
     if (!std::isfinite(t.values[i]) || std::fabs(t.values[i]) > kMaxMagnitude) {
-      r.invalid(concat("array '", name, "' holds a non-finite or too large value at position ", i, " (got ",
-                       t.values[i], ", expected |value| <= 1e15)"));
+      r.invalid(concat("array '", name, "' holds a non-finite or too large value at position ", i,
+                       " (got ", t.values[i], ", expected |value| <= 1e15)"));
     }
   }
   return t;
 }
 
-PERKREC_INLINE void write_csr(ModelWriter& w, const std::string& prefix, const CsrMatrix<float>& m) {
+PERKREC_INLINE void write_csr(ModelWriter& w, const std::string& prefix,
+                              const CsrMatrix<float>& m) {
   w.add(prefix + "indptr", m.indptr);
   w.add(prefix + "indices", m.indices);
   w.add(prefix + "data", m.data);
 }
 
-PERKREC_INLINE CsrMatrix<float> read_csr(const ModelReader& r, const std::string& prefix, Index rows, Index cols) {
+PERKREC_INLINE CsrMatrix<float> read_csr(const ModelReader& r, const std::string& prefix,
+                                         Index rows, Index cols) {
   CsrMatrix<float> m;
   m.rows = rows;
   m.cols = cols;

@@ -33,9 +33,9 @@
 // thread count (0 = the OpenMP default) trains lock-free ("Hogwild") with perkrec::parallel_for:
 // updates race benignly, so results differ slightly from run to run, in exchange for speed
 // where memory bandwidth allows (little on 2 cores: 3.24 vs 3.28 s per epoch, issue 14).
-// Scoring and the exact solver (factors = 0) are identical for any thread count. Each epoch checks that the loss and every parameter are finite;
-// on divergence it restores the parameters from the start of that epoch (the last finite model)
-// and throws DivergenceError.
+// Scoring and the exact solver (factors = 0) are identical for any thread count. Each epoch checks
+// that the loss and every parameter are finite; on divergence it restores the parameters from the
+// start of that epoch (the last finite model) and throws DivergenceError.
 //
 // Cost: FM O(nnz * factors) per sample and epoch; FFM O(nnz^2 * factors). factors = 0 (exact):
 // O(nnz) per conjugate-gradient step (typically 5-30 Newton steps of a few to a few hundred CG
@@ -80,30 +80,30 @@ struct FMParams {
     rows,    ///< a uniform random permutation of all rows each epoch
   };
 
-  bool field_aware = false;        ///< false = FM, true = FFM
-  int factors = 8;                 ///< latent dimension; in [0, 1024]; 0 = logistic regression,
-                                   ///< solved exactly (see the file comment)
+  bool field_aware = false;  ///< false = FM, true = FFM
+  int factors = 8;           ///< latent dimension; in [0, 1024]; 0 = logistic regression,
+                             ///< solved exactly (see the file comment)
   Loss loss = Loss::logistic;
   /// sgd or adagrad (per-parameter sums of squared gradients, starting at 1). With
   /// factors == 8 on an AVX2+FMA CPU the FM factor update runs 8-wide with a reciprocal square
   /// root refined by one Newton step (relative error ~1e-7 against the scalar update);
   /// results stay deterministic for num_threads = 1 on a given machine.
   Optimizer optimizer = Optimizer::adagrad;
-  float learning_rate = 0.05f;     ///< step size; > 0
-  float init_std = 0.01f;          ///< standard deviation of the initial factors; >= 0
-  float reg_bias = 0.0f;           ///< L2 on the global bias; >= 0
-  float reg_linear = 1e-5f;        ///< L2 on linear weights; >= 0
-  float reg_factors = 1e-5f;       ///< L2 on factors; >= 0
-  int epochs = 10;                 ///< passes over the rows per fit / partial_fit call; >= 1
-  int early_stopping_rounds = 0;   ///< stop after this many epochs without a better
-                                   ///< validation loss, keeping the best (0 = off; needs
-                                   ///< validation rows)
+  float learning_rate = 0.05f;        ///< step size; > 0
+  float init_std = 0.01f;             ///< standard deviation of the initial factors; >= 0
+  float reg_bias = 0.0f;              ///< L2 on the global bias; >= 0
+  float reg_linear = 1e-5f;           ///< L2 on linear weights; >= 0
+  float reg_factors = 1e-5f;          ///< L2 on factors; >= 0
+  int epochs = 10;                    ///< passes over the rows per fit / partial_fit call; >= 1
+  int early_stopping_rounds = 0;      ///< stop after this many epochs without a better
+                                      ///< validation loss, keeping the best (0 = off; needs
+                                      ///< validation rows)
   Shuffle shuffle = Shuffle::blocks;  ///< visiting order of the rows in each epoch
   /// 1 (default) = bit-reproducible SGD; 0 = the OpenMP default or > 1 = Hogwild, faster on
   /// many cores and not reproducible. The exact solver (factors = 0) and scoring are identical
   /// for any count.
   int num_threads = 1;
-  std::uint64_t seed = 42;         ///< initial factors and visiting order
+  std::uint64_t seed = 42;  ///< initial factors and visiting order
 
   /// True when fit solves exactly: factors == 0 with the logistic or squared loss.
   bool exact() const { return factors == 0 && loss != Loss::bpr; }
@@ -116,20 +116,21 @@ struct FMParams {
                                                                   {Optimizer::adagrad, "adagrad"}};
     static constexpr params::EnumName<Shuffle> kShuffles[] = {{Shuffle::blocks, "blocks"},
                                                               {Shuffle::rows, "rows"}};
-    return std::make_tuple(params::field("field_aware", &P::field_aware),
-                           params::field("factors", &P::factors, params::closed(0, 1024)),
-                           params::field("loss", &P::loss, kLosses),
-                           params::field("optimizer", &P::optimizer, kOptimizers),
-                           params::field("learning_rate", &P::learning_rate, params::above(0)),
-                           params::field("init_std", &P::init_std, params::at_least(0)),
-                           params::field("reg_bias", &P::reg_bias, params::at_least(0)),
-                           params::field("reg_linear", &P::reg_linear, params::at_least(0)),
-                           params::field("reg_factors", &P::reg_factors, params::at_least(0)),
-                           params::field("epochs", &P::epochs, params::at_least(1)),
-                           params::field("early_stopping_rounds", &P::early_stopping_rounds, params::at_least(0)),
-                           params::field("shuffle", &P::shuffle, kShuffles),
-                           params::field("num_threads", &P::num_threads, params::threads()),
-                           params::field("seed", &P::seed));
+    return std::make_tuple(
+        params::field("field_aware", &P::field_aware),
+        params::field("factors", &P::factors, params::closed(0, 1024)),
+        params::field("loss", &P::loss, kLosses),
+        params::field("optimizer", &P::optimizer, kOptimizers),
+        params::field("learning_rate", &P::learning_rate, params::above(0)),
+        params::field("init_std", &P::init_std, params::at_least(0)),
+        params::field("reg_bias", &P::reg_bias, params::at_least(0)),
+        params::field("reg_linear", &P::reg_linear, params::at_least(0)),
+        params::field("reg_factors", &P::reg_factors, params::at_least(0)),
+        params::field("epochs", &P::epochs, params::at_least(1)),
+        params::field("early_stopping_rounds", &P::early_stopping_rounds, params::at_least(0)),
+        params::field("shuffle", &P::shuffle, kShuffles),
+        params::field("num_threads", &P::num_threads, params::threads()),
+        params::field("seed", &P::seed));
   }
   void validate() const;
   Json to_json() const;
@@ -147,8 +148,8 @@ struct FMTarget {
 /// Per-epoch record of a training run.
 struct FMEpoch {
   int epoch = 0;
-  double train_loss = 0.0;       ///< mean loss over the epoch's updates (before each update)
-  double validation_loss = -1.0; ///< mean loss on the validation rows (-1 when none)
+  double train_loss = 0.0;        ///< mean loss over the epoch's updates (before each update)
+  double validation_loss = -1.0;  ///< mean loss on the validation rows (-1 when none)
 };
 
 namespace detail {
@@ -256,8 +257,8 @@ class FM : public Serializable<FM> {
              const FMTarget* validation_target, const Callbacks& callbacks, const char* method);
   /// One shuffled SGD / AdaGrad pass over X (train's epoch stage); returns the mean loss of the
   /// pass's updates, each taken before its update.
-  double sgd_epoch(const CsrView<float>& X, const FMTarget& target, const detail::FMPartners& partners,
-                   std::vector<Offset>& order, int threads);
+  double sgd_epoch(const CsrView<float>& X, const FMTarget& target,
+                   const detail::FMPartners& partners, std::vector<Offset>& order, int threads);
   /// train's check stage: false when the epoch's loss or a parameter is not finite; sets the
   /// validation loss when there are validation rows.
   bool evaluate_epoch(FMEpoch& record, const CsrView<float>* validation_X,

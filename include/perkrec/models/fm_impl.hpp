@@ -19,9 +19,12 @@ namespace detail {
 
 inline const char* fm_loss_name(FMParams::Loss l) {
   switch (l) {
-    case FMParams::Loss::logistic: return "logistic";
-    case FMParams::Loss::squared: return "squared";
-    case FMParams::Loss::bpr: return "bpr";
+    case FMParams::Loss::logistic:
+      return "logistic";
+    case FMParams::Loss::squared:
+      return "squared";
+    case FMParams::Loss::bpr:
+      return "bpr";
   }
   return "logistic";
 }
@@ -43,7 +46,7 @@ struct FMKernel {
   float* w0;
   float* w;
   float* v;
-  float* g0;   // AdaGrad sums; null for SGD
+  float* g0;  // AdaGrad sums; null for SGD
   float* gw;
   float* gv;
   const std::int32_t* fields;
@@ -125,7 +128,10 @@ struct FMKernel {
     const bool ada = g0 != nullptr;
     {
       const float grad = g + reg_bias * *w0;
-      if (ada) step(*w0, *g0, grad, lr); else *w0 -= lr * grad;
+      if (ada)
+        step(*w0, *g0, grad, lr);
+      else
+        *w0 -= lr * grad;
     }
     if (!field_aware) {
       if constexpr (KC > 0) {
@@ -167,7 +173,10 @@ struct FMKernel {
         const float x = val ? val[e] : 1.0f;
         const std::size_t i = static_cast<std::size_t>(idx[e]);
         const float gl = g * x + reg_linear * w[i];
-        if (ada) step(w[i], gw[i], gl, lr); else w[i] -= lr * gl;
+        if (ada)
+          step(w[i], gw[i], gl, lr);
+        else
+          w[i] -= lr * gl;
         float* vi = v + i * stride;
         const float gx = g * x;
         if (ada) {
@@ -190,7 +199,10 @@ struct FMKernel {
       const float xa = val ? val[a] : 1.0f;
       const std::size_t ia = static_cast<std::size_t>(idx[a]);
       const float gl = g * xa + reg_linear * w[ia];
-      if (ada) step(w[ia], gw[ia], gl, lr); else w[ia] -= lr * gl;
+      if (ada)
+        step(w[ia], gw[ia], gl, lr);
+      else
+        w[ia] -= lr * gl;
     }
     for (Offset a = 0; a < n; ++a) {
       const float xa = val ? val[a] : 1.0f;
@@ -262,12 +274,24 @@ inline void fm_shuffle(std::vector<Offset>& order, Offset rows, bool full, std::
 template <class F>
 void fm_dispatch(int k, F&& f) {
   switch (k) {
-    case 4: f(std::integral_constant<int, 4>()); return;
-    case 8: f(std::integral_constant<int, 8>()); return;
-    case 16: f(std::integral_constant<int, 16>()); return;
-    case 32: f(std::integral_constant<int, 32>()); return;
-    case 64: f(std::integral_constant<int, 64>()); return;
-    default: f(std::integral_constant<int, 0>()); return;
+    case 4:
+      f(std::integral_constant<int, 4>());
+      return;
+    case 8:
+      f(std::integral_constant<int, 8>());
+      return;
+    case 16:
+      f(std::integral_constant<int, 16>());
+      return;
+    case 32:
+      f(std::integral_constant<int, 32>());
+      return;
+    case 64:
+      f(std::integral_constant<int, 64>());
+      return;
+    default:
+      f(std::integral_constant<int, 0>());
+      return;
   }
 }
 
@@ -278,9 +302,10 @@ void fm_dispatch(int k, F&& f) {
 PERKREC_INLINE void FMParams::validate() const {
   params::validate_fields(*this, "FMParams");
   if (early_stopping_rounds > 0 && exact()) {
-    detail::raise<ConfigError>("FMParams: early_stopping_rounds must be 0 with factors = 0 and the ",
-                               detail::fm_loss_name(loss), " loss (got ", early_stopping_rounds,
-                               "; the exact solver runs to the optimum, it has no epochs to stop)");
+    detail::raise<ConfigError>(
+        "FMParams: early_stopping_rounds must be 0 with factors = 0 and the ",
+        detail::fm_loss_name(loss), " loss (got ", early_stopping_rounds,
+        "; the exact solver runs to the optimum, it has no epochs to stop)");
   }
 }
 PERKREC_INLINE Json FMParams::to_json() const { return params::fields_to_json(*this); }
@@ -390,7 +415,8 @@ PERKREC_INLINE void FM::fit(const CsrView<float>& X, const FMTarget& target,
                             const CsrView<float>* validation_X, const FMTarget* validation_target,
                             const Callbacks& callbacks) {
   // Validate against the new feature space before touching anything.
-  if (n_fields < 1) detail::raise<InputError>("FM::fit: n_fields must be >= 1 (got ", n_fields, ")");
+  if (n_fields < 1)
+    detail::raise<InputError>("FM::fit: n_fields must be >= 1 (got ", n_fields, ")");
   X.validate("FM::fit: X");
   if (X.rows == 0) detail::raise<InputError>("FM::fit: X has no rows (nothing to learn from)");
   if (feature_fields.size() != static_cast<std::size_t>(X.cols)) {
@@ -439,12 +465,12 @@ PERKREC_INLINE void FM::partial_fit(const CsrView<float>& X, const FMTarget& tar
     return;
   }
   check_rows(X, "partial_fit");
-  if (n_fields != n_fields_ ||
-      !std::equal(feature_fields.begin(), feature_fields.end(), feature_fields_.begin(),
-                  feature_fields_.end())) {
-    detail::raise<InputError>("FM::partial_fit: the feature space differs from the fitted one (got ",
-                              feature_fields.size(), " features in ", n_fields, " fields, expected ",
-                              n_features_, " in ", n_fields_, ")");
+  if (n_fields != n_fields_ || !std::equal(feature_fields.begin(), feature_fields.end(),
+                                           feature_fields_.begin(), feature_fields_.end())) {
+    detail::raise<InputError>(
+        "FM::partial_fit: the feature space differs from the fitted one (got ",
+        feature_fields.size(), " features in ", n_fields, " fields, expected ", n_features_, " in ",
+        n_fields_, ")");
   }
   check_target(X, target, "partial_fit", "");
   if (validation_X != nullptr) {
@@ -543,7 +569,8 @@ PERKREC_INLINE detail::FMPartners detail::fm_bpr_partners(const FMTarget& target
   return out;
 }
 
-PERKREC_INLINE detail::FMEarlyStopping::Step detail::FMEarlyStopping::observe(double validation_loss) {
+PERKREC_INLINE detail::FMEarlyStopping::Step detail::FMEarlyStopping::observe(
+    double validation_loss) {
   if (validation_loss < best_loss) {
     best_loss = validation_loss;
     since_best = 0;
@@ -683,8 +710,10 @@ PERKREC_INLINE double FM::sgd_epoch(const CsrView<float>& X, const FMTarget& tar
         } else {
           const Offset count = partners.lower_count[r];
           if (count == 0) continue;
-          const Offset q = partners.group_rows[partners.lower_begin[r] +
-                                      static_cast<Offset>(partner.next_u64() % static_cast<std::uint64_t>(count))];
+          const Offset q =
+              partners.group_rows[partners.lower_begin[r] +
+                                  static_cast<Offset>(partner.next_u64() %
+                                                      static_cast<std::uint64_t>(count))];
           const Index* idx_q = X.indices + X.indptr[q];
           const float* val_q = X.data ? X.data + X.indptr[q] : nullptr;
           const Offset n_q = X.indptr[q + 1] - X.indptr[q];
@@ -734,8 +763,9 @@ PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
     return;
   }
   const int threads = resolve_num_threads(params_.num_threads);
-  const detail::FMPartners partners =
-      params_.loss == FMParams::Loss::bpr ? detail::fm_bpr_partners(target, X.rows) : detail::FMPartners{};
+  const detail::FMPartners partners = params_.loss == FMParams::Loss::bpr
+                                          ? detail::fm_bpr_partners(target, X.rows)
+                                          : detail::FMPartners{};
   std::vector<Offset> order(static_cast<std::size_t>(X.rows));
   ProgressReporter progress(callbacks, std::string("FM::") + method, params_.epochs);
   detail::FMState best;
@@ -771,7 +801,8 @@ PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
       restore(start);
       detail::raise<DivergenceError>("FM::", method, ": training diverged in epoch ", epochs_done_,
                                      " (non-finite loss or parameters; got training loss ",
-                                     record.train_loss, " with learning_rate ", params_.learning_rate,
+                                     record.train_loss, " with learning_rate ",
+                                     params_.learning_rate,
                                      "); the model holds the parameters from before that epoch");
     }
     history_.push_back(record);
@@ -786,15 +817,26 @@ PERKREC_INLINE void FM::train(const CsrView<float>& X, const FMTarget& target,
   if (early && std::isfinite(stopping.best_loss)) restore(best);
 }
 
-PERKREC_INLINE float FM::score_row(const Index* idx, const float* val, Offset n, float* scratch) const {
+PERKREC_INLINE float FM::score_row(const Index* idx, const float* val, Offset n,
+                                   float* scratch) const {
   float result = 0.0f;
   detail::fm_dispatch(params_.factors, [&](auto kc) {
     constexpr int KC = decltype(kc)::value;
     // The kernel only reads through forward(); the const_cast never writes.
-    detail::FMKernel<KC> kern{const_cast<float*>(&w0_), const_cast<float*>(w_.data()),
-                              const_cast<float*>(v_.data()), nullptr, nullptr, nullptr,
-                              feature_fields_.data(), params_.factors, factor_stride(),
-                              params_.field_aware, 0.0f, 0.0f, 0.0f, 0.0f};
+    detail::FMKernel<KC> kern{const_cast<float*>(&w0_),
+                              const_cast<float*>(w_.data()),
+                              const_cast<float*>(v_.data()),
+                              nullptr,
+                              nullptr,
+                              nullptr,
+                              feature_fields_.data(),
+                              params_.factors,
+                              factor_stride(),
+                              params_.field_aware,
+                              0.0f,
+                              0.0f,
+                              0.0f,
+                              0.0f};
     result = kern.forward(idx, val, n, scratch);
   });
   return result;
@@ -816,7 +858,8 @@ PERKREC_INLINE void FM::score(const CsrView<float>& X, Span<float> out) const {
   require_fitted("score");
   check_rows(X, "score");
   if (out.size() != static_cast<std::size_t>(X.rows)) {
-    detail::raise<InputError>("FM::score: out has ", out.size(), " entries (expected ", X.rows, ")");
+    detail::raise<InputError>("FM::score: out has ", out.size(), " entries (expected ", X.rows,
+                              ")");
   }
   score_rows(X, out);
   detail::check_scores_finite(Span<const float>(out.data(), out.size()), "FM::score");
@@ -842,8 +885,8 @@ PERKREC_INLINE void FM::predict(const CsrView<float>& X, Span<float> out) const 
   }
 }
 
-PERKREC_INLINE void FM::score_candidates(const CsrView<float>& base, const CsrView<float>& candidates,
-                                         Span<float> out) const {
+PERKREC_INLINE void FM::score_candidates(const CsrView<float>& base,
+                                         const CsrView<float>& candidates, Span<float> out) const {
   require_fitted("score_candidates");
   check_rows(base, "score_candidates");
   check_rows(candidates, "score_candidates");
@@ -861,11 +904,13 @@ PERKREC_INLINE void FM::score_candidates(const CsrView<float>& base, const CsrVi
   parallel_for(0, static_cast<Offset>(nc), params_.num_threads, [&](Offset c) {
     std::vector<float> scratch(K);
     const Offset b = candidates.indptr[c];
-    const float self = score_row(candidates.indices + b, candidates.data ? candidates.data + b : nullptr,
-                                 candidates.indptr[c + 1] - b, scratch.data());
+    const float self =
+        score_row(candidates.indices + b, candidates.data ? candidates.data + b : nullptr,
+                  candidates.indptr[c + 1] - b, scratch.data());
     cand_self[static_cast<std::size_t>(c)] = self - w0_;
     if (!params_.field_aware) {
-      std::copy(scratch.begin(), scratch.end(), cand_sum.begin() + static_cast<std::ptrdiff_t>(c * K));
+      std::copy(scratch.begin(), scratch.end(),
+                cand_sum.begin() + static_cast<std::ptrdiff_t>(c * K));
     }
   });
   parallel_for(0, static_cast<Offset>(nb), params_.num_threads, [&](Offset r) {
@@ -891,7 +936,8 @@ PERKREC_INLINE void FM::score_candidates(const CsrView<float>& base, const CsrVi
     std::vector<char> present(F, 0);
     for (Offset e = 0; e < bn; ++e) {
       const float x = bval ? bval[e] : 1.0f;
-      const std::size_t g = static_cast<std::size_t>(feature_fields_[static_cast<std::size_t>(bidx[e])]);
+      const std::size_t g =
+          static_cast<std::size_t>(feature_fields_[static_cast<std::size_t>(bidx[e])]);
       present[g] = 1;
       const float* va = v_.data() + static_cast<std::size_t>(bidx[e]) * stride;
       float* tg = T.data() + g * F * K;
@@ -939,15 +985,16 @@ PERKREC_INLINE double FM::loss(const CsrView<float>& X, const FMTarget& target) 
       const double wi = w_of(i);
       const double y = target.labels[i];
       total += wi * (params_.loss == FMParams::Loss::logistic ? detail::fm_logistic_loss(s[i], y)
-                                                               : 0.5 * (s[i] - y) * (s[i] - y));
+                                                              : 0.5 * (s[i] - y) * (s[i] - y));
       weight += wi;
     }
   } else {
     // Every ordered pair within a group with a higher and a lower label.
     std::vector<std::size_t> order(s.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::size_t a, std::size_t b) { return target.groups[a] < target.groups[b]; });
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return target.groups[a] < target.groups[b];
+    });
     std::size_t start = 0;
     while (start < order.size()) {
       std::size_t end = start;
@@ -971,7 +1018,8 @@ PERKREC_INLINE std::vector<double> FM::row_gradient(const CsrView<float>& X, Ind
                                                     float label) const {
   require_fitted("row_gradient");
   check_rows(X, "row_gradient");
-  if (row < 0 || row >= X.rows) detail::raise<InputError>("FM::row_gradient: row out of range (got ", row, ")");
+  if (row < 0 || row >= X.rows)
+    detail::raise<InputError>("FM::row_gradient: row out of range (got ", row, ")");
   const std::size_t K = static_cast<std::size_t>(params_.factors);
   const std::size_t stride = factor_stride();
   std::vector<double> grad(1 + w_.size() + v_.size(), 0.0);
@@ -980,9 +1028,8 @@ PERKREC_INLINE std::vector<double> FM::row_gradient(const CsrView<float>& X, Ind
   const float* val = X.data ? X.data + X.indptr[row] : nullptr;
   const Offset n = X.indptr[row + 1] - X.indptr[row];
   const double s = score_row(idx, val, n, scratch.data());
-  const double g = params_.loss == FMParams::Loss::logistic
-                       ? 1.0 / (1.0 + std::exp(-s)) - label
-                       : s - label;
+  const double g =
+      params_.loss == FMParams::Loss::logistic ? 1.0 / (1.0 + std::exp(-s)) - label : s - label;
   grad[0] = g;
   double* gw = grad.data() + 1;
   double* gv = gw + w_.size();
@@ -995,8 +1042,12 @@ PERKREC_INLINE std::vector<double> FM::row_gradient(const CsrView<float>& X, Ind
       const std::size_t ia = static_cast<std::size_t>(idx[a]);
       const std::size_t ib = static_cast<std::size_t>(idx[b]);
       // d/dv_a of <v_a[f(b)], v_b[f(a)]> x_a x_b (each unordered pair counted from both ends).
-      const std::size_t oa = ia * stride + (params_.field_aware ? static_cast<std::size_t>(feature_fields_[ib]) * K : 0);
-      const std::size_t ob = ib * stride + (params_.field_aware ? static_cast<std::size_t>(feature_fields_[ia]) * K : 0);
+      const std::size_t oa =
+          ia * stride +
+          (params_.field_aware ? static_cast<std::size_t>(feature_fields_[ib]) * K : 0);
+      const std::size_t ob =
+          ib * stride +
+          (params_.field_aware ? static_cast<std::size_t>(feature_fields_[ia]) * K : 0);
       for (std::size_t f = 0; f < K; ++f) gv[oa + f] += g * v_[ob + f] * xa * xb;
     }
   }
@@ -1059,7 +1110,8 @@ PERKREC_INLINE FM FM::read(const ModelReader& r, const std::string& prefix) {
   model.n_features_ = n_features;
   model.n_fields_ = n_fields;
   const auto nf = static_cast<std::int64_t>(n_features);
-  const auto nv = static_cast<std::int64_t>(static_cast<std::size_t>(n_features) * model.factor_stride());
+  const auto nv =
+      static_cast<std::int64_t>(static_cast<std::size_t>(n_features) * model.factor_stride());
   model.feature_fields_ = r.vector<std::int32_t>(prefix + "feature_fields", {nf});
   for (std::size_t i = 0; i < model.feature_fields_.size(); ++i) {
     if (model.feature_fields_[i] < 0 || model.feature_fields_[i] >= n_fields) {

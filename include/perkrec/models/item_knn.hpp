@@ -45,10 +45,10 @@ namespace perkrec {
 struct ItemKNNParams {
   enum class Weighting : std::uint8_t { cosine, tfidf, bm25 };
   Weighting weighting = Weighting::cosine;
-  int neighbours = 20;   ///< neighbours kept per benefit (itself included); >= 1
-  float k1 = 100.0f;     ///< BM25 term saturation; > 0
-  float b = 0.8f;        ///< BM25 length normalization; in [0, 1]
-  int num_threads = 0;   ///< 0 = OpenMP default
+  int neighbours = 20;  ///< neighbours kept per benefit (itself included); >= 1
+  float k1 = 100.0f;    ///< BM25 term saturation; > 0
+  float b = 0.8f;       ///< BM25 length normalization; in [0, 1]
+  int num_threads = 0;  ///< 0 = OpenMP default
 
   static auto param_fields() {
     using P = ItemKNNParams;
@@ -125,9 +125,9 @@ class ItemKNN : public Serializable<ItemKNN> {
 
   ItemKNNParams params_;
   bool fitted_ = false;
-  CsrMatrix<float> interactions_;   // members x benefits
-  CsrMatrix<float> by_benefit_;     // its transpose
-  CsrMatrix<float> neighbours_;     // benefits x benefits
+  CsrMatrix<float> interactions_;  // members x benefits
+  CsrMatrix<float> by_benefit_;    // its transpose
+  CsrMatrix<float> neighbours_;    // benefits x benefits
   IdMap user_ids_;
   IdMap benefit_ids_;
 };
@@ -135,8 +135,8 @@ class ItemKNN : public Serializable<ItemKNN> {
 namespace detail {
 
 /// The top-`neighbours` similarity matrix of the weighted benefit columns (see item_knn.hpp).
-CsrMatrix<float> knn_neighbours(const CsrMatrix<float>& user_benefits, const CsrMatrix<float>& benefit_users,
-                                const ItemKNNParams& params);
+CsrMatrix<float> knn_neighbours(const CsrMatrix<float>& user_benefits,
+                                const CsrMatrix<float>& benefit_users, const ItemKNNParams& params);
 
 }  // namespace detail
 }  // namespace perkrec

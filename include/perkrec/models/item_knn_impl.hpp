@@ -19,7 +19,8 @@ PERKREC_INLINE ItemKNNParams ItemKNNParams::from_json(const Json& j) {
 namespace detail {
 
 PERKREC_INLINE CsrMatrix<float> knn_neighbours(const CsrMatrix<float>& user_benefits,
-                                               const CsrMatrix<float>& benefit_users, const ItemKNNParams& params) {
+                                               const CsrMatrix<float>& benefit_users,
+                                               const ItemKNNParams& params) {
   const Index n_benefits = benefit_users.rows;
   // Weighted benefit columns W (benefits x members).
   CsrMatrix<float> w = benefit_users;
@@ -32,12 +33,14 @@ PERKREC_INLINE CsrMatrix<float> knn_neighbours(const CsrMatrix<float>& user_bene
   std::vector<double> length(static_cast<std::size_t>(n_benefits), 0.0);
   double total_length = 0;
   for (Index b = 0; b < n_benefits; ++b) {
-    for (Offset e = w.indptr[static_cast<std::size_t>(b)]; e < w.indptr[static_cast<std::size_t>(b) + 1]; ++e) {
+    for (Offset e = w.indptr[static_cast<std::size_t>(b)];
+         e < w.indptr[static_cast<std::size_t>(b) + 1]; ++e) {
       length[static_cast<std::size_t>(b)] += w.data[static_cast<std::size_t>(e)];
     }
     total_length += length[static_cast<std::size_t>(b)];
   }
-  const double average_length = n_benefits > 0 && total_length > 0 ? total_length / n_benefits : 1.0;
+  const double average_length =
+      n_benefits > 0 && total_length > 0 ? total_length / n_benefits : 1.0;
   for (Index b = 0; b < n_benefits; ++b) {
     const auto begin = static_cast<std::size_t>(w.indptr[static_cast<std::size_t>(b)]);
     const auto end = static_cast<std::size_t>(w.indptr[static_cast<std::size_t>(b) + 1]);
@@ -49,7 +52,8 @@ PERKREC_INLINE CsrMatrix<float> knn_neighbours(const CsrMatrix<float>& user_bene
       if (params.weighting == ItemKNNParams::Weighting::tfidf) {
         weighted = std::sqrt(v) * u_idf;
       } else if (params.weighting == ItemKNNParams::Weighting::bm25) {
-        const double length_norm = (1.0 - params.b) + params.b * length[static_cast<std::size_t>(b)] / average_length;
+        const double length_norm =
+            (1.0 - params.b) + params.b * length[static_cast<std::size_t>(b)] / average_length;
         weighted = v * (params.k1 + 1.0) / (params.k1 * length_norm + v) * u_idf;
       }
       w.data[e] = static_cast<float>(weighted);
@@ -97,7 +101,8 @@ PERKREC_INLINE CsrMatrix<float> knn_neighbours(const CsrMatrix<float>& user_bene
           return l.first > r.first || (l.first == r.first && l.second < r.second);
         };
         if (s.candidates.size() > k) {
-          std::nth_element(s.candidates.begin(), s.candidates.begin() + static_cast<std::ptrdiff_t>(k),
+          std::nth_element(s.candidates.begin(),
+                           s.candidates.begin() + static_cast<std::ptrdiff_t>(k),
                            s.candidates.end(), better);
           s.candidates.resize(k);
         }
@@ -115,23 +120,28 @@ PERKREC_INLINE CsrMatrix<float> knn_neighbours(const CsrMatrix<float>& user_bene
   s.indptr.assign(static_cast<std::size_t>(n_benefits) + 1, 0);
   for (Index b = 0; b < n_benefits; ++b) {
     s.indptr[static_cast<std::size_t>(b) + 1] =
-        s.indptr[static_cast<std::size_t>(b)] + static_cast<Offset>(row_ids[static_cast<std::size_t>(b)].size());
+        s.indptr[static_cast<std::size_t>(b)] +
+        static_cast<Offset>(row_ids[static_cast<std::size_t>(b)].size());
   }
   s.indices.reserve(static_cast<std::size_t>(s.indptr.back()));
   s.data.reserve(static_cast<std::size_t>(s.indptr.back()));
   for (Index b = 0; b < n_benefits; ++b) {
-    s.indices.insert(s.indices.end(), row_ids[static_cast<std::size_t>(b)].begin(), row_ids[static_cast<std::size_t>(b)].end());
-    s.data.insert(s.data.end(), row_values[static_cast<std::size_t>(b)].begin(), row_values[static_cast<std::size_t>(b)].end());
+    s.indices.insert(s.indices.end(), row_ids[static_cast<std::size_t>(b)].begin(),
+                     row_ids[static_cast<std::size_t>(b)].end());
+    s.data.insert(s.data.end(), row_values[static_cast<std::size_t>(b)].begin(),
+                  row_values[static_cast<std::size_t>(b)].end());
   }
   return s;
 }
 
 /// `m` with rows `ids` replaced by the rows of `rows` (grown to cover every id).
-inline CsrMatrix<float> replace_rows(const CsrMatrix<float>& m, Span<const Index> ids, const CsrView<float>& rows) {
+inline CsrMatrix<float> replace_rows(const CsrMatrix<float>& m, Span<const Index> ids,
+                                     const CsrView<float>& rows) {
   Index new_rows = m.rows;
   for (Index id : ids) new_rows = std::max<Index>(new_rows, id + 1);
   std::vector<Index> source(static_cast<std::size_t>(new_rows), -1);
-  for (std::size_t i = 0; i < ids.size(); ++i) source[static_cast<std::size_t>(ids[i])] = static_cast<Index>(i);
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    source[static_cast<std::size_t>(ids[i])] = static_cast<Index>(i);
   CsrMatrix<float> out;
   out.rows = new_rows;
   out.cols = m.cols;
@@ -174,8 +184,8 @@ PERKREC_INLINE void ItemKNN::fit(const CsrView<float>& user_benefits, const Call
   detail::check_interactions(user_benefits, -1, -1, "ItemKNN::fit: user_benefits");
   ProgressReporter progress(callbacks, "ItemKNN::fit", 1);
   // Canonical copy: sorted rows (the transpose of the transpose sorts them).
-  CsrMatrix<float> copy = detail::transpose(detail::transpose(user_benefits, params_.num_threads).view(),
-                                            params_.num_threads);
+  CsrMatrix<float> copy = detail::transpose(
+      detail::transpose(user_benefits, params_.num_threads).view(), params_.num_threads);
   rebuild(std::move(copy));
   user_ids_ = IdMap();
   benefit_ids_ = IdMap();
@@ -190,7 +200,8 @@ PERKREC_INLINE void ItemKNN::set_ids(IdMap users, IdMap benefits) {
   benefit_ids_ = std::move(benefits);
 }
 
-PERKREC_INLINE void ItemKNN::score_rows(const CsrView<float>& rows, Index first, Index count, float* out) const {
+PERKREC_INLINE void ItemKNN::score_rows(const CsrView<float>& rows, Index first, Index count,
+                                        float* out) const {
   const auto nb = static_cast<std::size_t>(n_benefits());
   std::fill(out, out + static_cast<std::size_t>(count) * nb, 0.0f);
   for (Index i = 0; i < count; ++i) {
@@ -200,13 +211,15 @@ PERKREC_INLINE void ItemKNN::score_rows(const CsrView<float>& rows, Index first,
       const float v = rows.data != nullptr ? rows.data[e] : 1.0f;
       const auto h = static_cast<std::size_t>(rows.indices[e]);
       for (Offset f = neighbours_.indptr[h]; f < neighbours_.indptr[h + 1]; ++f) {
-        row_out[neighbours_.indices[static_cast<std::size_t>(f)]] += v * neighbours_.data[static_cast<std::size_t>(f)];
+        row_out[neighbours_.indices[static_cast<std::size_t>(f)]] +=
+            v * neighbours_.data[static_cast<std::size_t>(f)];
       }
     }
   }
 }
 
-PERKREC_INLINE void ItemKNN::score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const {
+PERKREC_INLINE void ItemKNN::score(Span<const Index> users, Span<const Index> benefits,
+                                   Span<float> out) const {
   require_fitted("score");
   detail::check_score_pairs(users, benefits, out, n_users(), n_benefits(), "ItemKNN");
   for (std::size_t i = 0; i < users.size(); ++i) {
@@ -214,8 +227,10 @@ PERKREC_INLINE void ItemKNN::score(Span<const Index> users, Span<const Index> be
     for (Offset e = interactions_.indptr[static_cast<std::size_t>(users[i])];
          e < interactions_.indptr[static_cast<std::size_t>(users[i]) + 1]; ++e) {
       const auto h = static_cast<std::size_t>(interactions_.indices[static_cast<std::size_t>(e)]);
-      const auto begin = neighbours_.indices.begin() + static_cast<std::ptrdiff_t>(neighbours_.indptr[h]);
-      const auto end = neighbours_.indices.begin() + static_cast<std::ptrdiff_t>(neighbours_.indptr[h + 1]);
+      const auto begin =
+          neighbours_.indices.begin() + static_cast<std::ptrdiff_t>(neighbours_.indptr[h]);
+      const auto end =
+          neighbours_.indices.begin() + static_cast<std::ptrdiff_t>(neighbours_.indptr[h + 1]);
       const auto it = std::lower_bound(begin, end, benefits[i]);
       if (it != end && *it == benefits[i]) {
         total += interactions_.data[static_cast<std::size_t>(e)] *
@@ -230,41 +245,49 @@ PERKREC_INLINE TopK ItemKNN::recommend(Span<const Index> users, int n, const Fil
   require_fitted("recommend");
   detail::check_users(users, n_users(), "ItemKNN::recommend");
   const CsrView<float> all = interactions_.view();
-  return detail::blocked_top_k(static_cast<Index>(users.size()), n, n_benefits(), filter, params_.num_threads, 16,
-                               [&](Index first, Index count, float* out) {
-                                 for (Index i = 0; i < count; ++i) {
-                                   score_rows(all, users[static_cast<std::size_t>(first + i)], 1,
-                                              out + static_cast<std::size_t>(i) * static_cast<std::size_t>(n_benefits()));
-                                 }
-                               });
+  return detail::blocked_top_k(
+      static_cast<Index>(users.size()), n, n_benefits(), filter, params_.num_threads, 16,
+      [&](Index first, Index count, float* out) {
+        for (Index i = 0; i < count; ++i) {
+          score_rows(all, users[static_cast<std::size_t>(first + i)], 1,
+                     out + static_cast<std::size_t>(i) * static_cast<std::size_t>(n_benefits()));
+        }
+      });
 }
 
-PERKREC_INLINE TopK ItemKNN::recommend_new(const CsrView<float>& user_benefits, int n, const Filter& filter) const {
+PERKREC_INLINE TopK ItemKNN::recommend_new(const CsrView<float>& user_benefits, int n,
+                                           const Filter& filter) const {
   require_fitted("recommend_new");
-  detail::check_interactions(user_benefits, -1, n_benefits(), "ItemKNN::recommend_new: user_benefits");
+  detail::check_interactions(user_benefits, -1, n_benefits(),
+                             "ItemKNN::recommend_new: user_benefits");
   const detail::NewRowsFilter own(filter, user_benefits);
-  return detail::blocked_top_k(user_benefits.rows, n, n_benefits(), own.get(), params_.num_threads, 16,
-                               [&](Index first, Index count, float* out) { score_rows(user_benefits, first, count, out); });
+  return detail::blocked_top_k(
+      user_benefits.rows, n, n_benefits(), own.get(), params_.num_threads, 16,
+      [&](Index first, Index count, float* out) { score_rows(user_benefits, first, count, out); });
 }
 
-PERKREC_INLINE TopK ItemKNN::similar_benefits(Span<const Index> benefits, int n, const Filter& filter) const {
+PERKREC_INLINE TopK ItemKNN::similar_benefits(Span<const Index> benefits, int n,
+                                              const Filter& filter) const {
   require_fitted("similar_benefits");
   detail::check_ids(benefits, n_benefits(), "ItemKNN::similar_benefits", "benefit");
   const auto nb = static_cast<std::size_t>(n_benefits());
-  return detail::blocked_top_k(static_cast<Index>(benefits.size()), n, n_benefits(), filter, params_.num_threads, 16,
-                               [&](Index first, Index count, float* out) {
-                                 std::fill(out, out + static_cast<std::size_t>(count) * nb, 0.0f);
-                                 for (Index i = 0; i < count; ++i) {
-                                   const auto h = static_cast<std::size_t>(benefits[static_cast<std::size_t>(first + i)]);
-                                   for (Offset f = neighbours_.indptr[h]; f < neighbours_.indptr[h + 1]; ++f) {
-                                     out[static_cast<std::size_t>(i) * nb + static_cast<std::size_t>(neighbours_.indices[static_cast<std::size_t>(f)])] =
-                                         neighbours_.data[static_cast<std::size_t>(f)];
-                                   }
-                                 }
-                               });
+  return detail::blocked_top_k(
+      static_cast<Index>(benefits.size()), n, n_benefits(), filter, params_.num_threads, 16,
+      [&](Index first, Index count, float* out) {
+        std::fill(out, out + static_cast<std::size_t>(count) * nb, 0.0f);
+        for (Index i = 0; i < count; ++i) {
+          const auto h = static_cast<std::size_t>(benefits[static_cast<std::size_t>(first + i)]);
+          for (Offset f = neighbours_.indptr[h]; f < neighbours_.indptr[h + 1]; ++f) {
+            out[static_cast<std::size_t>(i) * nb +
+                static_cast<std::size_t>(neighbours_.indices[static_cast<std::size_t>(f)])] =
+                neighbours_.data[static_cast<std::size_t>(f)];
+          }
+        }
+      });
 }
 
-PERKREC_INLINE TopK ItemKNN::similar_users(Span<const Index> users, int n, const Filter& filter) const {
+PERKREC_INLINE TopK ItemKNN::similar_users(Span<const Index> users, int n,
+                                           const Filter& filter) const {
   require_fitted("similar_users");
   detail::check_users(users, n_users(), "ItemKNN::similar_users");
   const auto nu = static_cast<std::size_t>(n_users());
@@ -272,7 +295,8 @@ PERKREC_INLINE TopK ItemKNN::similar_users(Span<const Index> users, int n, const
   for (std::size_t u = 0; u < nu; ++u) {
     double sq = 0;
     for (Offset e = interactions_.indptr[u]; e < interactions_.indptr[u + 1]; ++e) {
-      sq += static_cast<double>(interactions_.data[static_cast<std::size_t>(e)]) * interactions_.data[static_cast<std::size_t>(e)];
+      sq += static_cast<double>(interactions_.data[static_cast<std::size_t>(e)]) *
+            interactions_.data[static_cast<std::size_t>(e)];
     }
     inv_norm[u] = sq > 0 ? static_cast<float>(1.0 / std::sqrt(sq)) : 0.0f;
   }
@@ -285,9 +309,11 @@ PERKREC_INLINE TopK ItemKNN::similar_users(Span<const Index> users, int n, const
           const auto u = static_cast<std::size_t>(users[static_cast<std::size_t>(first + i)]);
           for (Offset e = interactions_.indptr[u]; e < interactions_.indptr[u + 1]; ++e) {
             const float v = interactions_.data[static_cast<std::size_t>(e)];
-            const auto b = static_cast<std::size_t>(interactions_.indices[static_cast<std::size_t>(e)]);
+            const auto b =
+                static_cast<std::size_t>(interactions_.indices[static_cast<std::size_t>(e)]);
             for (Offset f = by_benefit_.indptr[b]; f < by_benefit_.indptr[b + 1]; ++f) {
-              row_out[by_benefit_.indices[static_cast<std::size_t>(f)]] += v * by_benefit_.data[static_cast<std::size_t>(f)];
+              row_out[by_benefit_.indices[static_cast<std::size_t>(f)]] +=
+                  v * by_benefit_.data[static_cast<std::size_t>(f)];
             }
           }
           for (std::size_t v = 0; v < nu; ++v) row_out[v] *= inv_norm[u] * inv_norm[v];
@@ -295,10 +321,12 @@ PERKREC_INLINE TopK ItemKNN::similar_users(Span<const Index> users, int n, const
       });
 }
 
-PERKREC_INLINE void ItemKNN::partial_fit_users(Span<const Index> users, const CsrView<float>& user_benefits,
-                                           Index max_growth) {
+PERKREC_INLINE void ItemKNN::partial_fit_users(Span<const Index> users,
+                                               const CsrView<float>& user_benefits,
+                                               Index max_growth) {
   require_fitted("partial_fit_users");
-  detail::check_ids(users, detail::growth_limit(n_users(), max_growth, "ItemKNN::partial_fit_users"),
+  detail::check_ids(users,
+                    detail::growth_limit(n_users(), max_growth, "ItemKNN::partial_fit_users"),
                     "ItemKNN::partial_fit_users", "user");
   detail::check_interactions(user_benefits, static_cast<Index>(users.size()), n_benefits(),
                              "ItemKNN::partial_fit_users: user_benefits", true);
@@ -309,10 +337,12 @@ PERKREC_INLINE void ItemKNN::partial_fit_users(Span<const Index> users, const Cs
   by_benefit_ = std::move(by_benefit);
 }
 
-PERKREC_INLINE void ItemKNN::partial_fit_benefits(Span<const Index> benefits, const CsrView<float>& benefit_users,
-                                              Index max_growth) {
+PERKREC_INLINE void ItemKNN::partial_fit_benefits(Span<const Index> benefits,
+                                                  const CsrView<float>& benefit_users,
+                                                  Index max_growth) {
   require_fitted("partial_fit_benefits");
-  detail::check_ids(benefits, detail::growth_limit(n_benefits(), max_growth, "ItemKNN::partial_fit_benefits"),
+  detail::check_ids(benefits,
+                    detail::growth_limit(n_benefits(), max_growth, "ItemKNN::partial_fit_benefits"),
                     "ItemKNN::partial_fit_benefits", "benefit");
   detail::check_interactions(benefit_users, static_cast<Index>(benefits.size()), n_users(),
                              "ItemKNN::partial_fit_benefits: benefit_users", true);
@@ -340,7 +370,8 @@ PERKREC_INLINE ItemKNN ItemKNN::read(const ModelReader& r, const std::string& pr
   const ItemKNNParams& params = header.params;
   const Index n_users = header.n_users, n_benefits = header.n_benefits;
   ItemKNN model(params);
-  CsrMatrix<float> interactions = detail::read_csr(r, prefix + "interactions.", n_users, n_benefits);
+  CsrMatrix<float> interactions =
+      detail::read_csr(r, prefix + "interactions.", n_users, n_benefits);
   CsrMatrix<float> neighbours = detail::read_csr(r, prefix + "neighbours.", n_benefits, n_benefits);
   try {
     interactions.view().validate("interactions", true);

@@ -20,25 +20,28 @@ PERKREC_INLINE Popularity::Popularity(PopularityParams params) : params_(params)
   params_.validate();
 }
 
-PERKREC_INLINE void Popularity::fit(const CsrView<float>& user_benefits, const Callbacks& callbacks) {
+PERKREC_INLINE void Popularity::fit(const CsrView<float>& user_benefits,
+                                    const Callbacks& callbacks) {
   user_benefits.validate("Popularity::fit: user_benefits");
   for (Offset e = 0; e < user_benefits.nnz(); ++e) {
     if (user_benefits.data != nullptr && user_benefits.data[e] < 0) {
-      detail::raise<InputError>("Popularity::fit: user_benefits: negative confidence at position ", e,
-                                " (got ", user_benefits.data[e], ")");
+      detail::raise<InputError>("Popularity::fit: user_benefits: negative confidence at position ",
+                                e, " (got ", user_benefits.data[e], ")");
     }
   }
   ProgressReporter progress(callbacks, "Popularity::fit", 1);
   std::vector<double> totals(static_cast<std::size_t>(user_benefits.cols), 0.0);
   for (Offset e = 0; e < user_benefits.nnz(); ++e) {
-    const double v = params_.weighting == PopularityParams::Weighting::members || user_benefits.data == nullptr
-                         ? 1.0
-                         : user_benefits.data[e];
+    const double v =
+        params_.weighting == PopularityParams::Weighting::members || user_benefits.data == nullptr
+            ? 1.0
+            : user_benefits.data[e];
     totals[static_cast<std::size_t>(user_benefits.indices[e])] += v;
   }
   std::vector<float> scores(totals.size());
   const double members = std::max<Index>(1, user_benefits.rows);
-  for (std::size_t b = 0; b < totals.size(); ++b) scores[b] = static_cast<float>(totals[b] / members);
+  for (std::size_t b = 0; b < totals.size(); ++b)
+    scores[b] = static_cast<float>(totals[b] / members);
   scores_ = std::move(scores);
   n_users_ = user_benefits.rows;
   user_ids_ = IdMap();
@@ -67,13 +70,13 @@ PERKREC_INLINE void Popularity::score(Span<const Index> users, Span<const Index>
   }
 }
 
-PERKREC_INLINE TopK Popularity::recommend(Span<const Index> users, int n, const Filter& filter) const {
+PERKREC_INLINE TopK Popularity::recommend(Span<const Index> users, int n,
+                                          const Filter& filter) const {
   require_fitted("recommend");
   detail::check_users(users, n_users_, "Popularity::recommend");
-  return detail::batch_top_k(users, n, n_benefits(), filter, params_.num_threads,
-                             [&](Index, Index, float* out) {
-                               std::copy(scores_.begin(), scores_.end(), out);
-                             });
+  return detail::batch_top_k(
+      users, n, n_benefits(), filter, params_.num_threads,
+      [&](Index, Index, float* out) { std::copy(scores_.begin(), scores_.end(), out); });
 }
 
 PERKREC_INLINE void Popularity::write(ModelWriter& w, const std::string& prefix) const {
@@ -88,8 +91,8 @@ PERKREC_INLINE void Popularity::write(ModelWriter& w, const std::string& prefix)
 }
 
 PERKREC_INLINE Popularity Popularity::read(const ModelReader& r, const std::string& prefix) {
-  const auto header = read_recommender_header<PopularityParams>(r, prefix, "Popularity::read",
-                                                                [](JsonReader<ModelFormatError>&) {});
+  const auto header = read_recommender_header<PopularityParams>(
+      r, prefix, "Popularity::read", [](JsonReader<ModelFormatError>&) {});
   const PopularityParams& params = header.params;
   const Index n_users = header.n_users, n_benefits = header.n_benefits;
   r.check_count("n_users", n_users);

@@ -37,8 +37,9 @@
 //
 // Member features (feature_names(), for segment rules and reports): issued, claimed, orders,
 // claim_rate, claim_rate_lift (member's shrunk overall claim rate / population), recency_days,
-// tenure_days (0 for a member without events before the cut), mean_interorder_days, recency_cycles (recency / mean inter-order days),
-// orders_90d, p_alive, expected_purchases (BG/NBD, next `horizon_days`).
+// tenure_days (0 for a member without events before the cut), mean_interorder_days, recency_cycles
+// (recency / mean inter-order days), orders_90d, p_alive, expected_purchases (BG/NBD, next
+// `horizon_days`).
 //
 // Timing. Hour-of-week profile: the member's order times binned into 168 UTC slots (Monday
 // 00:00 = slot 0), posterior mean under a Dirichlet prior of `timing_prior_strength`
@@ -110,25 +111,25 @@ struct PreferenceParams {
   /// Known times enter the covariates as days before the cut. Absent columns are skipped.
   std::vector<std::string> member_time_columns = {"signup_time"};
   std::uint64_t seed = 42;
-  int num_threads = 0;                 ///< 0 = OpenMP default
+  int num_threads = 0;  ///< 0 = OpenMP default
 
   /// JSON keys: these names, with the dimensions' keys at the top level.
   static auto param_fields() {
     using P = PreferenceParams;
     static constexpr params::EnumName<EventType> kResponses[] = {{EventType::claimed, "claimed"},
                                                                  {EventType::redeemed, "redeemed"}};
-    return std::make_tuple(params::field("half_life_days", &P::half_life_days, params::at_least(0)),
-                           params::field("prior_strength", &P::prior_strength, params::at_least(0)),
-                           params::field("latent_classes", &P::latent_classes, params::closed(1, 64)),
-                           params::field("em_iterations", &P::em_iterations, params::at_least(0)),
-                           params::field("interval", &P::interval, params::open(0, 1)),
-                           params::field("timing_prior_strength", &P::timing_prior_strength, params::above(0)),
-                           params::field("horizon_days", &P::horizon_days, params::above(0)),
-                           params::field("response", &P::response, kResponses),
-                           params::flattened(&P::dimensions),
-                           params::field("member_time_columns", &P::member_time_columns),
-                           params::field("seed", &P::seed),
-                           params::field("num_threads", &P::num_threads, params::threads()));
+    return std::make_tuple(
+        params::field("half_life_days", &P::half_life_days, params::at_least(0)),
+        params::field("prior_strength", &P::prior_strength, params::at_least(0)),
+        params::field("latent_classes", &P::latent_classes, params::closed(1, 64)),
+        params::field("em_iterations", &P::em_iterations, params::at_least(0)),
+        params::field("interval", &P::interval, params::open(0, 1)),
+        params::field("timing_prior_strength", &P::timing_prior_strength, params::above(0)),
+        params::field("horizon_days", &P::horizon_days, params::above(0)),
+        params::field("response", &P::response, kResponses), params::flattened(&P::dimensions),
+        params::field("member_time_columns", &P::member_time_columns),
+        params::field("seed", &P::seed),
+        params::field("num_threads", &P::num_threads, params::threads()));
   }
   void validate() const;
   Json to_json() const;
@@ -138,22 +139,23 @@ struct PreferenceParams {
 
 /// One member's timing recommendation (days are counted from the cut time).
 struct MemberTiming {
-  int best_slot = -1;                 ///< hour-of-week slot, Monday 00:00 UTC = 0
-  float next_purchase_days = 0;       ///< expected days from the cut to the next order
-  float send_in_days = 0;             ///< recommended send, days after the cut
-  float validity_days = 0;            ///< recommended validity window
-  float p_alive = 0;                  ///< BG/NBD probability the member is still active
-  float expected_purchases = 0;       ///< BG/NBD expected orders in horizon_days
+  int best_slot = -1;            ///< hour-of-week slot, Monday 00:00 UTC = 0
+  float next_purchase_days = 0;  ///< expected days from the cut to the next order
+  float send_in_days = 0;        ///< recommended send, days after the cut
+  float validity_days = 0;       ///< recommended validity window
+  float p_alive = 0;             ///< BG/NBD probability the member is still active
+  float expected_purchases = 0;  ///< BG/NBD expected orders in horizon_days
 };
 
 /// How the member table given to fit lined up with the log (see PreferenceModel::fit).
 struct MemberTableReport {
-  Index rows = 0;              ///< rows of the member table
-  Index matched = 0;           ///< rows whose attributes were used
-  Index unknown_to_log = 0;    ///< rows whose member id the log lacks: ignored
-  Index joined_after_cut = 0;  ///< rows of log members whose time column lies after the cut: ignored
-  Index without_row = 0;       ///< log members without a usable row: every attribute missing
-  Index missing_values = 0;    ///< missing attribute values among the used rows
+  Index rows = 0;            ///< rows of the member table
+  Index matched = 0;         ///< rows whose attributes were used
+  Index unknown_to_log = 0;  ///< rows whose member id the log lacks: ignored
+  Index joined_after_cut =
+      0;                     ///< rows of log members whose time column lies after the cut: ignored
+  Index without_row = 0;     ///< log members without a usable row: every attribute missing
+  Index missing_values = 0;  ///< missing attribute values among the used rows
 };
 
 /// Segment assignment: codes index `names`.
@@ -185,7 +187,8 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   /// Throws InputError when the catalog does not match, the log is empty, or no event lies
   /// before the cut; on error the model is unchanged. Progress phases: "counts", "classes",
   /// "timing".
-  void fit(const EventLog& log, const Catalog& catalog, Timestamp cut_time, const Callbacks& callbacks = {});
+  void fit(const EventLog& log, const Catalog& catalog, Timestamp cut_time,
+           const Callbacks& callbacks = {});
   /// As above, with member attributes as covariates of the latent-class prior: the mixing
   /// weights become pi_k(member) = softmax_k(W_k . x(member)), x = [1, one-hot of every
   /// categorical column (missing = all zero), every numeric column standardized (missing =
@@ -293,8 +296,8 @@ class PreferenceModel : public Serializable<PreferenceModel> {
 
  private:
   void require_fitted(const char* method) const;
-  void fit_impl(const EventLog& log, const Catalog& catalog, Timestamp cut_time, const UserTable* users,
-                const Callbacks& callbacks);
+  void fit_impl(const EventLog& log, const Catalog& catalog, Timestamp cut_time,
+                const UserTable* users, const Callbacks& callbacks);
   float member_score(Index u, Index b) const;
 
   PreferenceParams params_;
@@ -305,7 +308,7 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   int n_classes_ = 0;
   Timestamp cut_time_ = 0;
   std::vector<std::string> dimension_names_;
-  std::vector<int> dimension_group_;           // per dimension, BenefitDimensions::Group
+  std::vector<int> dimension_group_;               // per dimension, BenefitDimensions::Group
   std::vector<std::int32_t> benefit_dim_offsets_;  // benefit -> dims (CSR)
   std::vector<std::int32_t> benefit_dims_;
   std::vector<double> population_rate_;
@@ -313,20 +316,20 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   std::vector<float> class_rate_;
   std::vector<float> class_weight_;
   std::vector<float> membership_;
-  std::vector<std::string> covariate_names_;   // "col" (numeric) or "col=category"
-  std::vector<double> covariate_center_;       // per covariate: subtracted, then divided by scale
+  std::vector<std::string> covariate_names_;  // "col" (numeric) or "col=category"
+  std::vector<double> covariate_center_;      // per covariate: subtracted, then divided by scale
   std::vector<double> covariate_scale_;
-  std::vector<double> covariate_weight_;       // [n_classes x (1 + covariates)], intercept first
+  std::vector<double> covariate_weight_;  // [n_classes x (1 + covariates)], intercept first
   MemberTableReport member_table_report_;
   std::vector<float> base_rate_;
   std::vector<float> preference_;
   std::vector<float> lower_;
   std::vector<float> upper_;
-  std::vector<float> posterior_sd_;             // rate scale, behind the intervals
+  std::vector<float> posterior_sd_;  // rate scale, behind the intervals
   std::vector<std::string> feature_names_;
   std::vector<float> features_;
   std::vector<MemberTiming> timing_;
-  std::vector<Offset> slot_offsets_;           // member -> order slots (CSR)
+  std::vector<Offset> slot_offsets_;  // member -> order slots (CSR)
   std::vector<std::uint8_t> slots_;
   std::vector<double> population_slots_;
   BGNBD bgnbd_;
@@ -346,15 +349,17 @@ struct BetaPosterior {
   double mean = 0.0;
   double sd = 0.0;
 };
-PERKREC_INLINE BetaPosterior beta_posterior(double trials, double responses, double strength, double prior_mean,
-                                            double class_spread);
+PERKREC_INLINE BetaPosterior beta_posterior(double trials, double responses, double strength,
+                                            double prior_mean, double class_spread);
 /// fit's empirical-Bayes stage: per dimension, the prior strength on the grid 0.5, 1, 2, ...,
 /// 1024 that maximizes the beta-binomial likelihood of the (decayed) issues and responses of
 /// every max(1, n / 5000)-th member around their prior means (rows n x dims, row-major);
 /// `fixed_strength` > 0 skips the search and gives it for every dimension.
-PERKREC_INLINE std::vector<double> prior_strength(Span<const float> issued, Span<const float> claimed,
-                                                  Span<const float> prior_mean, Index n, std::size_t dims,
-                                                  double fixed_strength, int threads);
+PERKREC_INLINE std::vector<double> prior_strength(Span<const float> issued,
+                                                  Span<const float> claimed,
+                                                  Span<const float> prior_mean, Index n,
+                                                  std::size_t dims, double fixed_strength,
+                                                  int threads);
 }  // namespace detail::pref
 
 }  // namespace perkrec

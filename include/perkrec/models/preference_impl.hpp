@@ -22,7 +22,8 @@ PERKREC_INLINE PreferenceParams PreferenceParams::from_json(const Json& j) {
   return params::fields_from_json<PreferenceParams>(j, "PreferenceParams::from_json");
 }
 
-PERKREC_INLINE PreferenceModel::PreferenceModel(PreferenceParams params) : params_(std::move(params)) {
+PERKREC_INLINE PreferenceModel::PreferenceModel(PreferenceParams params)
+    : params_(std::move(params)) {
   params_.validate();
 }
 
@@ -40,12 +41,15 @@ std::vector<double> block_sum(Index n, std::size_t width, int threads, F&& row) 
   const std::size_t block = std::max<std::size_t>(kBlock, (nn + 63) / 64);
   const std::size_t blocks = (nn + block - 1) / block;
   std::vector<double> partial(blocks * width, 0.0);
-  parallel_for(0, static_cast<Offset>(blocks), threads, [&](Offset bo) {
-    const auto b = static_cast<std::size_t>(bo);
-    double* acc = partial.data() + b * width;
-    const auto end = std::min(nn, (b + 1) * block);
-    for (std::size_t u = b * block; u < end; ++u) row(static_cast<Index>(u), acc);
-  }, Schedule::dynamic, 1);
+  parallel_for(
+      0, static_cast<Offset>(blocks), threads,
+      [&](Offset bo) {
+        const auto b = static_cast<std::size_t>(bo);
+        double* acc = partial.data() + b * width;
+        const auto end = std::min(nn, (b + 1) * block);
+        for (std::size_t u = b * block; u < end; ++u) row(static_cast<Index>(u), acc);
+      },
+      Schedule::dynamic, 1);
   std::vector<double> total(width, 0.0);
   for (std::size_t b = 0; b < blocks; ++b) {
     for (std::size_t j = 0; j < width; ++j) total[j] += partial[b * width + j];
@@ -54,8 +58,8 @@ std::vector<double> block_sum(Index n, std::size_t width, int threads, F&& row) 
 }
 
 inline double beta_binomial_ll(double k, double n, double a, double b) {
-  return log_gamma(k + a) + log_gamma(n - k + b) - log_gamma(n + a + b) - log_gamma(a) - log_gamma(b) +
-         log_gamma(a + b);
+  return log_gamma(k + a) + log_gamma(n - k + b) - log_gamma(n + a + b) - log_gamma(a) -
+         log_gamma(b) + log_gamma(a + b);
 }
 
 /// Best send slot from slot counts and the population profile (see the header).
@@ -95,12 +99,14 @@ inline double gamma_residual(double shape, double scale, double elapsed) {
 // Rows of `users` whose time column (see PreferenceParams::member_time_columns) lies at or
 // after `cut` become -1 in `rows` (the member joined after the cut); returns how many.
 inline Index drop_joined_after_cut(const UserTable& users, std::vector<Index>& rows, Timestamp cut,
-                                   const std::vector<std::string>& time_columns, const char* method) {
+                                   const std::vector<std::string>& time_columns,
+                                   const char* method) {
   Index dropped = 0;
   for (const std::string& col : time_columns) {
     if (users.find(col) < 0) continue;
     if (users.type(col) != UserTable::ColumnType::numeric) {
-      detail::raise<InputError>(method, ": time column '", col, "' is not numeric (expected epoch seconds)");
+      detail::raise<InputError>(method, ": time column '", col,
+                                "' is not numeric (expected epoch seconds)");
     }
     const std::vector<double>& v = users.numeric(col);
     for (Index& row : rows) {
@@ -116,7 +122,8 @@ inline Index drop_joined_after_cut(const UserTable& users, std::vector<Index>& r
 
 // Table row of every member of `log` usable as of `cut` (-1 = none), matched by id (by
 // position when the log has no ids); fills `report`.
-inline std::vector<Index> align_member_rows(const UserTable& users, const EventLog& log, Timestamp cut,
+inline std::vector<Index> align_member_rows(const UserTable& users, const EventLog& log,
+                                            Timestamp cut,
                                             const std::vector<std::string>& time_columns,
                                             MemberTableReport& report, const char* method) {
   const Index n = log.n_users();
@@ -145,9 +152,10 @@ inline std::vector<Index> align_member_rows(const UserTable& users, const EventL
   for (Index row : rows) report.matched += row >= 0 ? 1 : 0;
   report.without_row = n - report.matched;
   if (report.matched == 0) {
-    detail::raise<InputError>(method, ": no row of the users table matches a member of the log known at the cut (got ",
-                              report.rows, " rows: ", report.unknown_to_log, " unknown to the log, ",
-                              report.joined_after_cut, " joined after the cut)");
+    detail::raise<InputError>(
+        method, ": no row of the users table matches a member of the log known at the cut (got ",
+        report.rows, " rows: ", report.unknown_to_log, " unknown to the log, ",
+        report.joined_after_cut, " joined after the cut)");
   }
   return rows;
 }
@@ -156,10 +164,13 @@ inline std::vector<Index> align_member_rows(const UserTable& users, const EventL
 // every attribute missing). Time columns become days before `cut`. When `fit` is true, fills
 // names/center/scale from the used rows (a numeric column with missing values also gets a
 // "<column>:missing" indicator) and counts the missing values; else uses the given encoding.
-inline std::vector<double> encode_covariates(const UserTable& users, const std::vector<Index>& rows, Timestamp cut,
+inline std::vector<double> encode_covariates(const UserTable& users, const std::vector<Index>& rows,
+                                             Timestamp cut,
                                              const std::vector<std::string>& time_columns, bool fit,
-                                             std::vector<std::string>& names, std::vector<double>& center,
-                                             std::vector<double>& scale, Index* missing_values, const char* method) {
+                                             std::vector<std::string>& names,
+                                             std::vector<double>& center,
+                                             std::vector<double>& scale, Index* missing_values,
+                                             const char* method) {
   const std::size_t nz = rows.size();
   const auto is_time = [&](const std::string& col) {
     return std::find(time_columns.begin(), time_columns.end(), col) != time_columns.end();
@@ -212,7 +223,8 @@ inline std::vector<double> encode_covariates(const UserTable& users, const std::
         }
       } else {
         const std::vector<std::int32_t>& codes = users.codes(col);
-        for (Index row : rows) missing += row >= 0 && codes[static_cast<std::size_t>(row)] < 0 ? 1 : 0;
+        for (Index row : rows)
+          missing += row >= 0 && codes[static_cast<std::size_t>(row)] < 0 ? 1 : 0;
         for (const std::string& cat : users.categories(col)) {
           names.push_back(col + "=" + cat);
           center.push_back(0.0);
@@ -228,17 +240,20 @@ inline std::vector<double> encode_covariates(const UserTable& users, const std::
   const std::string kMissing = ":missing";
   for (std::size_t j = 0; j < names.size(); ++j) {
     const std::string& name = names[j];
-    const bool indicator = users.find(name) < 0 && name.size() > kMissing.size() &&
-                           name.compare(name.size() - kMissing.size(), kMissing.size(), kMissing) == 0;
+    const bool indicator =
+        users.find(name) < 0 && name.size() > kMissing.size() &&
+        name.compare(name.size() - kMissing.size(), kMissing.size(), kMissing) == 0;
     const auto eq = name.find('=');
     const std::string col = users.find(name) >= 0 ? name
-                            : indicator         ? name.substr(0, name.size() - kMissing.size())
+                            : indicator           ? name.substr(0, name.size() - kMissing.size())
                             : eq == std::string::npos ? name
                                                       : name.substr(0, eq);
-    if (users.find(col) < 0) detail::raise<InputError>(method, ": users table lacks column '", col, "' used in fit");
+    if (users.find(col) < 0)
+      detail::raise<InputError>(method, ": users table lacks column '", col, "' used in fit");
     if (col == name || indicator) {
       if (users.type(col) != UserTable::ColumnType::numeric) {
-        detail::raise<InputError>(method, ": column '", col, "' is not numeric (expected numeric as in fit)");
+        detail::raise<InputError>(method, ": column '", col,
+                                  "' is not numeric (expected numeric as in fit)");
       }
       const std::vector<double> v = numeric_values(col);
       for (std::size_t u = 0; u < nz; ++u) {
@@ -251,7 +266,8 @@ inline std::vector<double> encode_covariates(const UserTable& users, const std::
       }
     } else {
       if (users.type(col) != UserTable::ColumnType::categorical) {
-        detail::raise<InputError>(method, ": column '", col, "' is not categorical (expected categorical as in fit)");
+        detail::raise<InputError>(method, ": column '", col,
+                                  "' is not categorical (expected categorical as in fit)");
       }
       const std::vector<std::string>& cats = users.categories(col);
       const std::string cat = name.substr(eq + 1);
@@ -260,7 +276,8 @@ inline std::vector<double> encode_covariates(const UserTable& users, const std::
       const auto code = static_cast<std::int32_t>(it - cats.begin());
       const std::vector<std::int32_t>& codes = users.codes(col);
       for (std::size_t u = 0; u < nz; ++u) {
-        x[u * P + 1 + j] = rows[u] >= 0 && codes[static_cast<std::size_t>(rows[u])] == code ? 1.0 : 0.0;
+        x[u * P + 1 + j] =
+            rows[u] >= 0 && codes[static_cast<std::size_t>(rows[u])] == code ? 1.0 : 0.0;
       }
     }
   }
@@ -268,7 +285,8 @@ inline std::vector<double> encode_covariates(const UserTable& users, const std::
 }
 
 // Row-wise softmax of W x into out (K entries, log-probabilities when `log_out`).
-inline void class_softmax(const double* w, const double* x, std::size_t K, std::size_t P, double* out, bool log_out) {
+inline void class_softmax(const double* w, const double* x, std::size_t K, std::size_t P,
+                          double* out, bool log_out) {
   double best = -std::numeric_limits<double>::infinity();
   for (std::size_t c = 0; c < K; ++c) {
     double s = 0;
@@ -309,13 +327,14 @@ inline void spd_solve(std::vector<double> A, std::size_t P, double* b) {
 
 }  // namespace detail::pref
 
-PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& catalog, Timestamp cut_time,
-                                         const Callbacks& callbacks) {
+PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& catalog,
+                                         Timestamp cut_time, const Callbacks& callbacks) {
   fit_impl(log, catalog, cut_time, nullptr, callbacks);
 }
 
-PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& catalog, Timestamp cut_time,
-                                         const UserTable& users, const Callbacks& callbacks) {
+PERKREC_INLINE void PreferenceModel::fit(const EventLog& log, const Catalog& catalog,
+                                         Timestamp cut_time, const UserTable& users,
+                                         const Callbacks& callbacks) {
   fit_impl(log, catalog, cut_time, &users, callbacks);
 }
 
@@ -334,12 +353,13 @@ PERKREC_INLINE std::vector<double> PreferenceModel::class_prior(const UserTable&
   std::iota(rows.begin(), rows.end(), Index{0});
   detail::pref::drop_joined_after_cut(users, rows, cut_time_, params_.member_time_columns,
                                       "PreferenceModel::class_prior");
-  const std::vector<double> x = detail::pref::encode_covariates(users, rows, cut_time_, params_.member_time_columns,
-                                                                false, names, center, scale, nullptr,
-                                                                "PreferenceModel::class_prior");
+  const std::vector<double> x = detail::pref::encode_covariates(
+      users, rows, cut_time_, params_.member_time_columns, false, names, center, scale, nullptr,
+      "PreferenceModel::class_prior");
   const std::size_t P = names.size() + 1;
   for (std::size_t u = 0; u < static_cast<std::size_t>(n); ++u) {
-    detail::pref::class_softmax(covariate_weight_.data(), x.data() + u * P, K, P, out.data() + u * K, false);
+    detail::pref::class_softmax(covariate_weight_.data(), x.data() + u * P, K, P,
+                                out.data() + u * K, false);
   }
   return out;
 }
@@ -375,7 +395,8 @@ inline BenefitLayout benefit_layout(const Catalog& catalog, const BenefitDimensi
       dims.encode(catalog[b], active);
       for (int d : active) {
         dim_list.push_back(d);
-        if (d >= c_begin && d < c_begin + C) benefit_channel[static_cast<std::size_t>(b)] = d - c_begin;
+        if (d >= c_begin && d < c_begin + C)
+          benefit_channel[static_cast<std::size_t>(b)] = d - c_begin;
       }
       dim_offsets.push_back(static_cast<std::int32_t>(dim_list.size()));
     }
@@ -398,19 +419,20 @@ struct MemberSummary {
 // Stage 1: one pass over the log — decayed counts per dimension and channel, order
 // summaries, order hour-of-week slots, and (benefit, trials, responses) pairs per member.
 struct LogCounts {
-  std::vector<float> issued, claimed;           // n x D, decayed
-  std::vector<float> ch_issued, ch_viewed;      // n x C, decayed
-  std::vector<MemberSummary> summary;           // n
+  std::vector<float> issued, claimed;              // n x D, decayed
+  std::vector<float> ch_issued, ch_viewed;         // n x C, decayed
+  std::vector<MemberSummary> summary;              // n
   std::vector<Offset> slot_offsets, pair_offsets;  // n + 1 each
-  std::vector<std::uint8_t> slots;              // hour-of-week of each order
+  std::vector<std::uint8_t> slots;                 // hour-of-week of each order
   std::vector<Index> pair_benefit;
   std::vector<float> pair_trials, pair_responses;
   std::vector<std::int64_t> benefit_issued, benefit_claimed;  // exact, per benefit
   std::int64_t total_viewed = 0;
 };
 
-inline LogCounts count_log(const EventLog& log, Timestamp cut_time, EventType response_type, double decay,
-                           const BenefitLayout& layout, Index nb, std::size_t Dz, int threads) {
+inline LogCounts count_log(const EventLog& log, Timestamp cut_time, EventType response_type,
+                           double decay, const BenefitLayout& layout, Index nb, std::size_t Dz,
+                           int threads) {
   LogCounts out;
   const Index n = log.n_users();
   const auto nz = static_cast<std::size_t>(n);
@@ -476,7 +498,8 @@ inline LogCounts count_log(const EventLog& log, Timestamp cut_time, EventType re
         if (type == EventType::viewed) bc[static_cast<std::size_t>(b) * 3 + 2] += 1;
         if (type == EventType::issued || response) {
           float* target = type == EventType::issued ? iu : ku;
-          for (auto k = dim_offsets[static_cast<std::size_t>(b)]; k < dim_offsets[static_cast<std::size_t>(b) + 1]; ++k) {
+          for (auto k = dim_offsets[static_cast<std::size_t>(b)];
+               k < dim_offsets[static_cast<std::size_t>(b) + 1]; ++k) {
             target[dim_list[static_cast<std::size_t>(k)]] += w;
           }
           bc[static_cast<std::size_t>(b) * 3 + (response ? 1 : 0)] += 1;
@@ -493,11 +516,15 @@ inline LogCounts count_log(const EventLog& log, Timestamp cut_time, EventType re
         if (ch >= 0 && type == EventType::viewed) cv[ch] += w;
         if (type == EventType::ordered) {
           bool with_benefit = false;
-          for (Offset f = e; f-- > log.user_begin(u) && ev_time[static_cast<std::size_t>(f)] == t;) {
-            with_benefit |= ev_type[static_cast<std::size_t>(f)] == static_cast<std::uint8_t>(EventType::redeemed);
+          for (Offset f = e;
+               f-- > log.user_begin(u) && ev_time[static_cast<std::size_t>(f)] == t;) {
+            with_benefit |= ev_type[static_cast<std::size_t>(f)] ==
+                            static_cast<std::uint8_t>(EventType::redeemed);
           }
-          for (Offset f = e + 1; f < log.user_end(u) && ev_time[static_cast<std::size_t>(f)] == t; ++f) {
-            with_benefit |= ev_type[static_cast<std::size_t>(f)] == static_cast<std::uint8_t>(EventType::redeemed);
+          for (Offset f = e + 1; f < log.user_end(u) && ev_time[static_cast<std::size_t>(f)] == t;
+               ++f) {
+            with_benefit |= ev_type[static_cast<std::size_t>(f)] ==
+                            static_cast<std::uint8_t>(EventType::redeemed);
           }
           if (!with_benefit) {
             if (s.cycle_last != kNoTime) {
@@ -537,7 +564,8 @@ inline LogCounts count_log(const EventLog& log, Timestamp cut_time, EventType re
   // Class membership reads responses among viewed benefits when the log records views (the
   // view itself depends on the member's channel habits, not only their taste).
   const bool trials_are_views = response_type == EventType::claimed && total_viewed > 0;
-  const auto trial_type = static_cast<std::uint8_t>(trials_are_views ? EventType::viewed : EventType::issued);
+  const auto trial_type =
+      static_cast<std::uint8_t>(trials_are_views ? EventType::viewed : EventType::issued);
   for (std::size_t u = 0; u < nz; ++u) {
     slot_offsets[u + 1] += slot_offsets[u];
     pair_offsets[u + 1] += pair_offsets[u];
@@ -547,38 +575,41 @@ inline LogCounts count_log(const EventLog& log, Timestamp cut_time, EventType re
   pair_trials.assign(pair_benefit.size(), 0.0f);
   pair_responses.assign(pair_benefit.size(), 0.0f);
   std::vector<std::vector<Offset>> position(static_cast<std::size_t>(threads));
-  parallel_for(0, n, threads, [&](Offset uo, int thread) {
-    std::vector<Offset>& pos = position[static_cast<std::size_t>(thread)];
-    if (pos.empty()) pos.assign(static_cast<std::size_t>(nb), -1);
-    const auto u = static_cast<Index>(uo);
-    Offset at = slot_offsets[static_cast<std::size_t>(u)];
-    Offset pair_at = pair_offsets[static_cast<std::size_t>(u)];
-    for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) {
-      const Timestamp t = ev_time[static_cast<std::size_t>(e)];
-      if (t >= cut_time) break;
-      const std::uint8_t type = ev_type[static_cast<std::size_t>(e)];
-      if (type == static_cast<std::uint8_t>(EventType::ordered)) {
-        slots[static_cast<std::size_t>(at++)] = static_cast<std::uint8_t>(hour_of_week(t));
-      }
-      const Index b = ev_benefit[static_cast<std::size_t>(e)];
-      const bool response = type == static_cast<std::uint8_t>(response_type);
-      if (b < 0 || !(type == static_cast<std::uint8_t>(EventType::issued) ||
-                     type == static_cast<std::uint8_t>(EventType::viewed) || response)) {
-        continue;
-      }
-      Offset& p = pos[static_cast<std::size_t>(b)];
-      if (p < 0) {
-        p = pair_at++;
-        pair_benefit[static_cast<std::size_t>(p)] = b;
-      }
-      const auto w = static_cast<float>(std::exp(-decay * static_cast<double>(cut_time - t)));
-      if (type == trial_type) pair_trials[static_cast<std::size_t>(p)] += w;
-      if (response) pair_responses[static_cast<std::size_t>(p)] += w;
-    }
-    for (Offset p = pair_offsets[static_cast<std::size_t>(u)]; p < pair_at; ++p) {
-      pos[static_cast<std::size_t>(pair_benefit[static_cast<std::size_t>(p)])] = -1;
-    }
-  }, Schedule::dynamic, 1024);
+  parallel_for(
+      0, n, threads,
+      [&](Offset uo, int thread) {
+        std::vector<Offset>& pos = position[static_cast<std::size_t>(thread)];
+        if (pos.empty()) pos.assign(static_cast<std::size_t>(nb), -1);
+        const auto u = static_cast<Index>(uo);
+        Offset at = slot_offsets[static_cast<std::size_t>(u)];
+        Offset pair_at = pair_offsets[static_cast<std::size_t>(u)];
+        for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) {
+          const Timestamp t = ev_time[static_cast<std::size_t>(e)];
+          if (t >= cut_time) break;
+          const std::uint8_t type = ev_type[static_cast<std::size_t>(e)];
+          if (type == static_cast<std::uint8_t>(EventType::ordered)) {
+            slots[static_cast<std::size_t>(at++)] = static_cast<std::uint8_t>(hour_of_week(t));
+          }
+          const Index b = ev_benefit[static_cast<std::size_t>(e)];
+          const bool response = type == static_cast<std::uint8_t>(response_type);
+          if (b < 0 || !(type == static_cast<std::uint8_t>(EventType::issued) ||
+                         type == static_cast<std::uint8_t>(EventType::viewed) || response)) {
+            continue;
+          }
+          Offset& p = pos[static_cast<std::size_t>(b)];
+          if (p < 0) {
+            p = pair_at++;
+            pair_benefit[static_cast<std::size_t>(p)] = b;
+          }
+          const auto w = static_cast<float>(std::exp(-decay * static_cast<double>(cut_time - t)));
+          if (type == trial_type) pair_trials[static_cast<std::size_t>(p)] += w;
+          if (response) pair_responses[static_cast<std::size_t>(p)] += w;
+        }
+        for (Offset p = pair_offsets[static_cast<std::size_t>(u)]; p < pair_at; ++p) {
+          pos[static_cast<std::size_t>(pair_benefit[static_cast<std::size_t>(p)])] = -1;
+        }
+      },
+      Schedule::dynamic, 1024);
 
   return out;
 }
@@ -592,8 +623,8 @@ struct PopulationRates {
   std::vector<double> channel_share;  // D x (C + 1): channel mix of each dimension's issues
 };
 
-inline PopulationRates population_rates(const LogCounts& counts, const BenefitLayout& layout, Index n,
-                                        std::size_t Dz, int threads) {
+inline PopulationRates population_rates(const LogCounts& counts, const BenefitLayout& layout,
+                                        Index n, std::size_t Dz, int threads) {
   PopulationRates out;
   const auto Cz = static_cast<std::size_t>(std::max(layout.C, 0));
   const auto nb = static_cast<Index>(counts.benefit_issued.size());
@@ -607,24 +638,26 @@ inline PopulationRates population_rates(const LogCounts& counts, const BenefitLa
   const std::vector<std::int32_t>& dim_offsets = layout.dim_offsets;
   const std::vector<std::int32_t>& dim_list = layout.dim_list;
   const std::vector<int>& benefit_channel = layout.benefit_channel;
-  const std::vector<double> totals = block_sum(n, 2 * Dz + 2 * Cz + 2, threads, [&](Index u, double* acc) {
-    const auto row = static_cast<std::size_t>(u);
-    for (std::size_t d = 0; d < Dz; ++d) {
-      acc[d] += issued[row * Dz + d];
-      acc[Dz + d] += claimed[row * Dz + d];
-    }
-    for (std::size_t c = 0; c < Cz; ++c) {
-      acc[2 * Dz + c] += ch_issued[row * Cz + c];
-      acc[2 * Dz + Cz + c] += ch_viewed[row * Cz + c];
-    }
-    acc[2 * Dz + 2 * Cz] += summary[row].issued_w;
-  });
+  const std::vector<double> totals =
+      block_sum(n, 2 * Dz + 2 * Cz + 2, threads, [&](Index u, double* acc) {
+        const auto row = static_cast<std::size_t>(u);
+        for (std::size_t d = 0; d < Dz; ++d) {
+          acc[d] += issued[row * Dz + d];
+          acc[Dz + d] += claimed[row * Dz + d];
+        }
+        for (std::size_t c = 0; c < Cz; ++c) {
+          acc[2 * Dz + c] += ch_issued[row * Cz + c];
+          acc[2 * Dz + Cz + c] += ch_viewed[row * Cz + c];
+        }
+        acc[2 * Dz + 2 * Cz] += summary[row].issued_w;
+      });
   double all_issued = 0, all_claimed = 0;
   for (Index b = 0; b < nb; ++b) {
     all_issued += static_cast<double>(benefit_issued[static_cast<std::size_t>(b)]);
     all_claimed += static_cast<double>(benefit_claimed[static_cast<std::size_t>(b)]);
   }
-  const double overall_rate = out.overall_rate = all_issued > 0 ? std::clamp(all_claimed / all_issued, 1e-4, 1 - 1e-4) : 0.1;
+  const double overall_rate = out.overall_rate =
+      all_issued > 0 ? std::clamp(all_claimed / all_issued, 1e-4, 1 - 1e-4) : 0.1;
   std::vector<double>& pop = out.pop;
   std::vector<double>& issue_share = out.issue_share;
   pop.resize(Dz);
@@ -638,7 +671,9 @@ inline PopulationRates population_rates(const LogCounts& counts, const BenefitLa
   std::vector<double>& pop_view = out.pop_view;
   pop_view.resize(Cz);
   for (std::size_t c = 0; c < Cz; ++c) {
-    pop_view[c] = totals[2 * Dz + c] > 0 ? std::clamp(totals[2 * Dz + Cz + c] / totals[2 * Dz + c], 1e-3, 1 - 1e-3) : 0.5;
+    pop_view[c] = totals[2 * Dz + c] > 0
+                      ? std::clamp(totals[2 * Dz + Cz + c] / totals[2 * Dz + c], 1e-3, 1 - 1e-3)
+                      : 0.5;
   }
   // Channel mix of each dimension's issues (exact integer totals).
   std::vector<double>& channel_share = out.channel_share;
@@ -648,7 +683,8 @@ inline PopulationRates population_rates(const LogCounts& counts, const BenefitLa
     for (Index b = 0; b < nb; ++b) {
       const auto cnt = static_cast<double>(benefit_issued[static_cast<std::size_t>(b)]);
       const int ch = benefit_channel[static_cast<std::size_t>(b)];
-      for (auto k = dim_offsets[static_cast<std::size_t>(b)]; k < dim_offsets[static_cast<std::size_t>(b) + 1]; ++k) {
+      for (auto k = dim_offsets[static_cast<std::size_t>(b)];
+           k < dim_offsets[static_cast<std::size_t>(b) + 1]; ++k) {
         const auto d = static_cast<std::size_t>(dim_list[static_cast<std::size_t>(k)]);
         channel_share[d * (Cz + 1) + (ch >= 0 ? static_cast<std::size_t>(ch) : Cz)] += cnt;
         dim_total[d] += cnt;
@@ -656,7 +692,8 @@ inline PopulationRates population_rates(const LogCounts& counts, const BenefitLa
     }
     for (std::size_t d = 0; d < Dz; ++d) {
       for (std::size_t c = 0; c <= Cz; ++c) {
-        channel_share[d * (Cz + 1) + c] = dim_total[d] > 0 ? channel_share[d * (Cz + 1) + c] / dim_total[d] : (c == Cz);
+        channel_share[d * (Cz + 1) + c] =
+            dim_total[d] > 0 ? channel_share[d * (Cz + 1) + c] / dim_total[d] : (c == Cz);
       }
     }
   }
@@ -671,8 +708,9 @@ struct LatentClasses {
   std::vector<double> theta, weight, cov_w;
 };
 
-inline LatentClasses fit_classes(const LogCounts& counts, const PopulationRates& rates, const std::vector<double>& cov_x,
-                                 std::size_t Pz, const PreferenceParams& params, Timestamp cut_time, std::size_t Dz,
+inline LatentClasses fit_classes(const LogCounts& counts, const PopulationRates& rates,
+                                 const std::vector<double>& cov_x, std::size_t Pz,
+                                 const PreferenceParams& params, Timestamp cut_time, std::size_t Dz,
                                  int threads, ProgressReporter& em_progress) {
   LatentClasses fit;
   const auto n = static_cast<Index>(counts.summary.size());
@@ -688,7 +726,8 @@ inline LatentClasses fit_classes(const LogCounts& counts, const PopulationRates&
   const std::vector<Index>& pair_benefit = counts.pair_benefit;
   const std::vector<float>& pair_trials = counts.pair_trials;
   const std::vector<float>& pair_responses = counts.pair_responses;
-  const int K = fit.K = static_cast<int>(std::min<Index>(params.latent_classes, std::max<Index>(1, n)));
+  const int K = fit.K =
+      static_cast<int>(std::min<Index>(params.latent_classes, std::max<Index>(1, n)));
   const auto Kz = static_cast<std::size_t>(K);
   std::vector<float>& resp = fit.resp;
   std::vector<double>& theta = fit.theta;
@@ -718,30 +757,33 @@ inline LatentClasses fit_classes(const LogCounts& counts, const PopulationRates&
       });
       for (std::size_t c = 0; c < Kz; ++c) {
         std::vector<double> step_c(Pz);
-        for (std::size_t j = 0; j < Pz; ++j) step_c[j] = g[c * Pz + j] - (j == 0 ? 0.0 : kCovariateL2) * cov_w[c * Pz + j];
+        for (std::size_t j = 0; j < Pz; ++j)
+          step_c[j] = g[c * Pz + j] - (j == 0 ? 0.0 : kCovariateL2) * cov_w[c * Pz + j];
         detail::pref::spd_solve(cov_bound, Pz, step_c.data());
         for (std::size_t j = 0; j < Pz; ++j) cov_w[c * Pz + j] += step_c[j];
       }
     }
   };
   auto m_step = [&]() {
-    const std::vector<double> s = block_sum(n, Kz * (2 * Dz + 1), threads, [&](Index u, double* acc) {
-      const auto row = static_cast<std::size_t>(u);
-      for (std::size_t c = 0; c < Kz; ++c) {
-        const double r = resp[row * Kz + c];
-        if (r == 0) continue;
-        double* a = acc + c * (2 * Dz + 1);
-        for (std::size_t d = 0; d < Dz; ++d) {
-          a[d] += r * issued[row * Dz + d];
-          a[Dz + d] += r * claimed[row * Dz + d];
-        }
-        a[2 * Dz] += r;
-      }
-    });
+    const std::vector<double> s =
+        block_sum(n, Kz * (2 * Dz + 1), threads, [&](Index u, double* acc) {
+          const auto row = static_cast<std::size_t>(u);
+          for (std::size_t c = 0; c < Kz; ++c) {
+            const double r = resp[row * Kz + c];
+            if (r == 0) continue;
+            double* a = acc + c * (2 * Dz + 1);
+            for (std::size_t d = 0; d < Dz; ++d) {
+              a[d] += r * issued[row * Dz + d];
+              a[Dz + d] += r * claimed[row * Dz + d];
+            }
+            a[2 * Dz] += r;
+          }
+        });
     for (std::size_t c = 0; c < Kz; ++c) {
       const double* a = s.data() + c * (2 * Dz + 1);
       for (std::size_t d = 0; d < Dz; ++d) {
-        theta[c * Dz + d] = std::clamp((a[Dz + d] + kClassPrior * pop[d]) / (a[d] + kClassPrior), 1e-4, 1 - 1e-4);
+        theta[c * Dz + d] =
+            std::clamp((a[Dz + d] + kClassPrior * pop[d]) / (a[d] + kClassPrior), 1e-4, 1 - 1e-4);
       }
       weight[c] = (a[2 * Dz] + 1.0) / (static_cast<double>(n) + static_cast<double>(K));
     }
@@ -765,40 +807,45 @@ inline LatentClasses fit_classes(const LogCounts& counts, const PopulationRates&
     if (static_cast<Index>(sample.size()) >= K) {
       std::vector<float> lifts(sample.size() * Dz);
       parallel_for(0, static_cast<Offset>(sample.size()), threads, [&](Offset i) {
-        member_lifts(static_cast<std::size_t>(sample[static_cast<std::size_t>(i)]), lifts.data() + static_cast<std::size_t>(i) * Dz);
+        member_lifts(static_cast<std::size_t>(sample[static_cast<std::size_t>(i)]),
+                     lifts.data() + static_cast<std::size_t>(i) * Dz);
       });
-      const KMeansResult init = kmeans(lifts.data(), static_cast<Index>(sample.size()), D, K, params.seed, 20, threads);
-      parallel_for(0, n, threads, [&](Offset uo) {
-        const auto row = static_cast<std::size_t>(uo);
-        float* r = resp.data() + row * Kz;
-        if (summary[row].issued <= 0) {
-          std::fill(r, r + Kz, 1.0f / static_cast<float>(K));
-          return;
-        }
-        float x[256];
-        float* v = Dz <= 256 ? x : nullptr;
-        std::vector<float> big;
-        if (v == nullptr) {
-          big.resize(Dz);
-          v = big.data();
-        }
-        member_lifts(row, v);
-        std::size_t best = 0;
-        double best_d = std::numeric_limits<double>::infinity();
-        for (std::size_t c = 0; c < Kz; ++c) {
-          double dist = 0;
-          for (std::size_t d = 0; d < Dz; ++d) {
-            const double diff = static_cast<double>(v[d]) - init.centroids[c * Dz + d];
-            dist += diff * diff;
-          }
-          if (dist < best_d) {
-            best_d = dist;
-            best = c;
-          }
-        }
-        std::fill(r, r + Kz, 0.0f);
-        r[best] = 1.0f;
-      }, Schedule::dynamic, 1024);
+      const KMeansResult init =
+          kmeans(lifts.data(), static_cast<Index>(sample.size()), D, K, params.seed, 20, threads);
+      parallel_for(
+          0, n, threads,
+          [&](Offset uo) {
+            const auto row = static_cast<std::size_t>(uo);
+            float* r = resp.data() + row * Kz;
+            if (summary[row].issued <= 0) {
+              std::fill(r, r + Kz, 1.0f / static_cast<float>(K));
+              return;
+            }
+            float x[256];
+            float* v = Dz <= 256 ? x : nullptr;
+            std::vector<float> big;
+            if (v == nullptr) {
+              big.resize(Dz);
+              v = big.data();
+            }
+            member_lifts(row, v);
+            std::size_t best = 0;
+            double best_d = std::numeric_limits<double>::infinity();
+            for (std::size_t c = 0; c < Kz; ++c) {
+              double dist = 0;
+              for (std::size_t d = 0; d < Dz; ++d) {
+                const double diff = static_cast<double>(v[d]) - init.centroids[c * Dz + d];
+                dist += diff * diff;
+              }
+              if (dist < best_d) {
+                best_d = dist;
+                best = c;
+              }
+            }
+            std::fill(r, r + Kz, 0.0f);
+            r[best] = 1.0f;
+          },
+          Schedule::dynamic, 1024);
     }
     // Benefit-level class rates of responses per trial (claims per view, or per issue).
     const auto nbz = static_cast<std::size_t>(nb);
@@ -808,14 +855,17 @@ inline LatentClasses fit_classes(const LogCounts& counts, const PopulationRates&
     }
     {
       const std::vector<double> t = block_sum(n, 2 * nbz, threads, [&](Index u, double* acc) {
-        for (Offset p = pair_offsets[static_cast<std::size_t>(u)]; p < pair_offsets[static_cast<std::size_t>(u) + 1]; ++p) {
+        for (Offset p = pair_offsets[static_cast<std::size_t>(u)];
+             p < pair_offsets[static_cast<std::size_t>(u) + 1]; ++p) {
           const auto b = static_cast<std::size_t>(pair_benefit[static_cast<std::size_t>(p)]);
           acc[b] += pair_trials[static_cast<std::size_t>(p)];
-          acc[nbz + b] += std::min(pair_responses[static_cast<std::size_t>(p)], pair_trials[static_cast<std::size_t>(p)]);
+          acc[nbz + b] += std::min(pair_responses[static_cast<std::size_t>(p)],
+                                   pair_trials[static_cast<std::size_t>(p)]);
         }
       });
       for (std::size_t b = 0; b < nbz; ++b) {
-        benefit_rate[b] = std::clamp((t[nbz + b] + 2.0 * overall_rate) / (t[b] + 2.0), 1e-4, 1 - 1e-4);
+        benefit_rate[b] =
+            std::clamp((t[nbz + b] + 2.0 * overall_rate) / (t[b] + 2.0), 1e-4, 1 - 1e-4);
       }
     }
     // Behaviour the archetypes differ in besides taste: order frequency (negative binomial on
@@ -855,12 +905,13 @@ inline LatentClasses fit_classes(const LogCounts& counts, const PopulationRates&
       for (std::size_t c = 0; c < Kz; ++c) {
         const double* a = t.data() + c * stride_c;
         for (std::size_t b = 0; b < nbz; ++b) {
-          class_benefit[c * nbz + b] =
-              std::clamp((a[nbz + b] + kClassPrior * benefit_rate[b]) / (a[b] + kClassPrior), 1e-4, 1 - 1e-4);
+          class_benefit[c * nbz + b] = std::clamp(
+              (a[nbz + b] + kClassPrior * benefit_rate[b]) / (a[b] + kClassPrior), 1e-4, 1 - 1e-4);
         }
         weight[c] = (a[2 * nbz] + 1.0) / (static_cast<double>(n) + static_cast<double>(K));
         class_order_rate[c] = std::max(1e-4, (a[2 * nbz + 1] + 1.0) / (a[2 * nbz + 2] + 30.0));
-        class_redeem[c] = std::clamp((a[2 * nbz + 3] + 1.0) / (a[2 * nbz + 4] + 2.0), 1e-3, 1 - 1e-3);
+        class_redeem[c] =
+            std::clamp((a[2 * nbz + 3] + 1.0) / (a[2 * nbz + 4] + 2.0), 1e-3, 1 - 1e-3);
       }
     };
     update_classes(block_sum(n, Kz * stride_c, threads, [&](Index u, double* acc) {
@@ -904,7 +955,9 @@ inline LatentClasses fit_classes(const LogCounts& counts, const PopulationRates&
         const double log_tenure = tenure > 0 ? std::log(tenure) : 0.0;
         const double redeemed = std::min(m.redeemed, m.claimed);
         double l[64], log_prior[64];
-        if (Pz > 0) detail::pref::class_softmax(cov_w.data(), cov_x.data() + row * Pz, Kz, Pz, log_prior, true);
+        if (Pz > 0)
+          detail::pref::class_softmax(cov_w.data(), cov_x.data() + row * Pz, Kz, Pz, log_prior,
+                                      true);
         double best = -std::numeric_limits<double>::infinity();
         for (std::size_t c = 0; c < Kz; ++c) {
           double s = Pz > 0 ? log_prior[c] : log_weight[c];
@@ -913,12 +966,14 @@ inline LatentClasses fit_classes(const LogCounts& counts, const PopulationRates&
           for (Offset p = pair_offsets[row]; p < pair_offsets[row + 1]; ++p) {
             const auto b = static_cast<std::size_t>(pair_benefit[static_cast<std::size_t>(p)]);
             const double tr = pair_trials[static_cast<std::size_t>(p)];
-            s += std::min<double>(pair_responses[static_cast<std::size_t>(p)], tr) * lo[b] + tr * lf[b];
+            s += std::min<double>(pair_responses[static_cast<std::size_t>(p)], tr) * lo[b] +
+                 tr * lf[b];
           }
           if (tenure > 0) {
             // Negative binomial: S log(S / (S + mean)) + x log(mean / (S + mean)).
             const double log_total = std::log(kOrderShape + class_order_rate[c] * tenure);
-            s += kOrderShape * (std::log(kOrderShape) - log_total) + m.orders * (log_order_rate[c] + log_tenure - log_total);
+            s += kOrderShape * (std::log(kOrderShape) - log_total) +
+                 m.orders * (log_order_rate[c] + log_tenure - log_total);
           }
           if (use_redemption && m.claimed > 0) {
             s += redeemed * log_redeem[c] + (m.claimed - redeemed) * log_keep[c];
@@ -950,8 +1005,9 @@ inline LatentClasses fit_classes(const LogCounts& counts, const PopulationRates&
 
 // Stage 4a: each member's prior mean per dimension — the membership-weighted class rates,
 // corrected for the channel mix the member opens (n x D).
-inline std::vector<float> prior_means(const LogCounts& counts, const PopulationRates& rates, const LatentClasses& classes,
-                                      std::size_t Dz, std::size_t Cz, int threads) {
+inline std::vector<float> prior_means(const LogCounts& counts, const PopulationRates& rates,
+                                      const LatentClasses& classes, std::size_t Dz, std::size_t Cz,
+                                      int threads) {
   const auto n = static_cast<Index>(counts.summary.size());
   const auto nz = static_cast<std::size_t>(n);
   const auto Kz = static_cast<std::size_t>(classes.K);
@@ -976,7 +1032,8 @@ inline std::vector<float> prior_means(const LogCounts& counts, const PopulationR
     });
     for (std::size_t c = 0; c < Kz; ++c) {
       for (std::size_t h = 0; h < Cz; ++h) {
-        class_view[c * Cz + h] = std::clamp((s[(c * 2 + 1) * Cz + h] + pop_view[h]) / (s[(c * 2) * Cz + h] + 1.0), 1e-3, 1 - 1e-3);
+        class_view[c * Cz + h] = std::clamp(
+            (s[(c * 2 + 1) * Cz + h] + pop_view[h]) / (s[(c * 2) * Cz + h] + 1.0), 1e-3, 1 - 1e-3);
       }
     }
   }
@@ -988,15 +1045,17 @@ inline std::vector<float> prior_means(const LogCounts& counts, const PopulationR
     for (std::size_t h = 0; h < Cz && h < 63; ++h) {
       double m = 0;
       for (std::size_t c = 0; c < Kz; ++c) m += resp[row * Kz + c] * class_view[c * Cz + h];
-      factor[h] = total_viewed > 0
-                      ? ((ch_viewed[row * Cz + h] + kViewPrior * m) / (ch_issued[row * Cz + h] + kViewPrior)) / m
-                      : 1.0;  // no views recorded: no channel evidence
+      factor[h] = total_viewed > 0 ? ((ch_viewed[row * Cz + h] + kViewPrior * m) /
+                                      (ch_issued[row * Cz + h] + kViewPrior)) /
+                                         m
+                                   : 1.0;  // no views recorded: no channel evidence
     }
     for (std::size_t d = 0; d < Dz; ++d) {
       double mu = 0;
       for (std::size_t c = 0; c < Kz; ++c) mu += resp[row * Kz + c] * theta[c * Dz + d];
       double g = channel_share[d * (Cz + 1) + Cz];
-      for (std::size_t h = 0; h < Cz && h < 63; ++h) g += channel_share[d * (Cz + 1) + h] * factor[h];
+      for (std::size_t h = 0; h < Cz && h < 63; ++h)
+        g += channel_share[d * (Cz + 1) + h] * factor[h];
       prior_mean[row * Dz + d] = static_cast<float>(std::clamp(mu * g, 1e-4, 1 - 1e-4));
     }
   });
@@ -1004,9 +1063,11 @@ inline std::vector<float> prior_means(const LogCounts& counts, const PopulationR
 }
 
 // Stage 4b: the empirical-Bayes prior strength per dimension (see the declaration).
-PERKREC_INLINE std::vector<double> prior_strength(Span<const float> issued, Span<const float> claimed,
-                                                  Span<const float> prior_mean, Index n, std::size_t Dz,
-                                                  double fixed_strength, int threads) {
+PERKREC_INLINE std::vector<double> prior_strength(Span<const float> issued,
+                                                  Span<const float> claimed,
+                                                  Span<const float> prior_mean, Index n,
+                                                  std::size_t Dz, double fixed_strength,
+                                                  int threads) {
   std::vector<double> strength(Dz, fixed_strength);
   if (fixed_strength <= 0) {
     static constexpr double kGrid[] = {0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
@@ -1029,7 +1090,8 @@ PERKREC_INLINE std::vector<double> prior_strength(Span<const float> issued, Span
     for (std::size_t d = 0; d < Dz; ++d) {
       int best = 0;
       for (int g = 1; g < kG; ++g) {
-        if (ll[static_cast<std::size_t>(g) * Dz + d] > ll[static_cast<std::size_t>(best) * Dz + d]) best = g;
+        if (ll[static_cast<std::size_t>(g) * Dz + d] > ll[static_cast<std::size_t>(best) * Dz + d])
+          best = g;
       }
       strength[d] = kGrid[best];
     }
@@ -1037,8 +1099,8 @@ PERKREC_INLINE std::vector<double> prior_strength(Span<const float> issued, Span
   return strength;
 }
 
-PERKREC_INLINE BetaPosterior beta_posterior(double trials, double responses, double strength, double prior_mean,
-                                            double class_spread) {
+PERKREC_INLINE BetaPosterior beta_posterior(double trials, double responses, double strength,
+                                            double prior_mean, double class_spread) {
   const double nn = trials;
   const double k = std::min<double>(responses, nn);
   const double a = k + strength * prior_mean;
@@ -1048,7 +1110,8 @@ PERKREC_INLINE BetaPosterior beta_posterior(double trials, double responses, dou
   // Law of total variance over the class memberships: the Beta posterior's variance plus
   // the spread of the class rates the prior mean mixes, weighted by the prior's share.
   const double prior_share = strength / (nn + strength);
-  out.sd = std::sqrt(a * b / ((a + b) * (a + b) * (a + b + 1.0)) + prior_share * prior_share * class_spread);
+  out.sd = std::sqrt(a * b / ((a + b) * (a + b) * (a + b + 1.0)) +
+                     prior_share * prior_share * class_spread);
   return out;
 }
 
@@ -1058,9 +1121,10 @@ struct Posterior {
   std::vector<float> pref, lower, upper, sd;
 };
 
-inline Posterior shrink(const LogCounts& counts, const PopulationRates& rates, const LatentClasses& classes,
-                        const std::vector<float>& prior_mean, const std::vector<double>& strength, double interval,
-                        std::size_t Dz, int threads) {
+inline Posterior shrink(const LogCounts& counts, const PopulationRates& rates,
+                        const LatentClasses& classes, const std::vector<float>& prior_mean,
+                        const std::vector<double>& strength, double interval, std::size_t Dz,
+                        int threads) {
   Posterior out;
   const auto n = static_cast<Index>(counts.summary.size());
   const auto nz = static_cast<std::size_t>(n);
@@ -1089,7 +1153,8 @@ inline Posterior shrink(const LogCounts& counts, const PopulationRates& rates, c
         const double dev = theta[c * Dz + d] - mix_mean;
         mix += resp[row * Kz + c] * dev * dev;
       }
-      const BetaPosterior post = beta_posterior(issued[i], claimed[i], strength[d], prior_mean[i], mix);
+      const BetaPosterior post =
+          beta_posterior(issued[i], claimed[i], strength[d], prior_mean[i], mix);
       const double mean = post.mean;
       const double sd = post.sd;
       pref[i] = static_cast<float>(mean / pop[d]);
@@ -1110,8 +1175,9 @@ struct TimingFit {
   std::vector<MemberTiming> timing;
 };
 
-inline TimingFit fit_timing(const LogCounts& log_counts, Timestamp cut_time, double timing_prior_strength, double horizon_days,
-                            int threads, ProgressReporter& timing_progress) {
+inline TimingFit fit_timing(const LogCounts& log_counts, Timestamp cut_time,
+                            double timing_prior_strength, double horizon_days, int threads,
+                            ProgressReporter& timing_progress) {
   TimingFit out;
   const auto n = static_cast<Index>(log_counts.summary.size());
   const auto nz = static_cast<std::size_t>(n);
@@ -1125,7 +1191,9 @@ inline TimingFit fit_timing(const LogCounts& log_counts, Timestamp cut_time, dou
     for (std::uint8_t s : slots) ++counts[s];
     const double total = static_cast<double>(slots.size());
     for (int s = 0; s < PreferenceModel::kSlots; ++s) {
-      pop_slots[static_cast<std::size_t>(s)] = total > 0 ? static_cast<double>(counts[static_cast<std::size_t>(s)]) / total : 1.0 / PreferenceModel::kSlots;
+      pop_slots[static_cast<std::size_t>(s)] =
+          total > 0 ? static_cast<double>(counts[static_cast<std::size_t>(s)]) / total
+                    : 1.0 / PreferenceModel::kSlots;
     }
   }
   // Population inter-order statistics: mean gap and squared coefficient of variation.
@@ -1184,13 +1252,16 @@ inline TimingFit fit_timing(const LogCounts& log_counts, Timestamp cut_time, dou
     MemberTiming& t = timing[row];
     double post[PreferenceModel::kSlots];
     const double count = static_cast<double>(slot_offsets[row + 1] - slot_offsets[row]);
-    for (int k = 0; k < PreferenceModel::kSlots; ++k) post[k] = alpha * pop_slots[static_cast<std::size_t>(k)];
-    for (Offset e = slot_offsets[row]; e < slot_offsets[row + 1]; ++e) post[slots[static_cast<std::size_t>(e)]] += 1.0;
+    for (int k = 0; k < PreferenceModel::kSlots; ++k)
+      post[k] = alpha * pop_slots[static_cast<std::size_t>(k)];
+    for (Offset e = slot_offsets[row]; e < slot_offsets[row + 1]; ++e)
+      post[slots[static_cast<std::size_t>(e)]] += 1.0;
     for (int k = 0; k < PreferenceModel::kSlots; ++k) post[k] /= (count + alpha);
     t.best_slot = best_slot(post);
     const Cycle cycle = cycle_of(s);
     const double gaps = std::max(0.0, cycle.orders - 1);
-    const double span = cycle.orders >= 2 ? static_cast<double>(cycle.last - cycle.first) / kDay : 0.0;
+    const double span =
+        cycle.orders >= 2 ? static_cast<double>(cycle.last - cycle.first) / kDay : 0.0;
     const double mean_gap = std::max(0.5, (span + pop_gap) / (gaps + 1.0));
     double cv2 = pop_cv2;
     if (cycle.orders >= 3 && span > 0) {
@@ -1200,12 +1271,14 @@ inline TimingFit fit_timing(const LogCounts& log_counts, Timestamp cut_time, dou
     }
     const double shape = std::clamp(1.0 / std::max(cv2, 1e-3), 0.5, 20.0);
     const double scale = mean_gap / shape;
-    const double elapsed = cycle.orders > 0 ? static_cast<double>(cut_time - cycle.last) / kDay : 0.0;
+    const double elapsed =
+        cycle.orders > 0 ? static_cast<double>(cut_time - cycle.last) / kDay : 0.0;
     const double next = cycle.orders > 0 ? gamma_residual(shape, scale, elapsed) : mean_gap;
     const double lead = std::min(2.0, 0.25 * mean_gap);
     t.next_purchase_days = static_cast<float>(next);
     t.send_in_days = static_cast<float>(std::max(0.0, next - lead));
-    t.validity_days = static_cast<float>(std::clamp(std::ceil(lead + std::sqrt(shape) * scale), 3.0, 30.0));
+    t.validity_days =
+        static_cast<float>(std::clamp(std::ceil(lead + std::sqrt(shape) * scale), 3.0, 30.0));
     if (s.orders > 0) {
       const double xx = s.orders - 1;
       const double txx = static_cast<double>(s.last_order - s.first_order) / kDay;
@@ -1221,9 +1294,11 @@ inline TimingFit fit_timing(const LogCounts& log_counts, Timestamp cut_time, dou
 }
 
 // Stage 6: the member features (names in feature_names, n x F).
-inline std::vector<float> member_features(const LogCounts& counts, const PopulationRates& rates, const Posterior& posterior,
-                                          const TimingFit& timing_fit, Timestamp cut_time, std::size_t Dz,
-                                          const std::vector<std::string>& feature_names, int threads) {
+inline std::vector<float> member_features(const LogCounts& counts, const PopulationRates& rates,
+                                          const Posterior& posterior, const TimingFit& timing_fit,
+                                          Timestamp cut_time, std::size_t Dz,
+                                          const std::vector<std::string>& feature_names,
+                                          int threads) {
   const auto n = static_cast<Index>(counts.summary.size());
   const auto nz = static_cast<std::size_t>(n);
   const std::vector<MemberSummary>& summary = counts.summary;
@@ -1240,10 +1315,13 @@ inline std::vector<float> member_features(const LogCounts& counts, const Populat
     float* f = features.data() + row * F;
     double lift = 0;
     for (std::size_t d = 0; d < Dz; ++d) lift += issue_share[d] * pref[row * Dz + d];
-    const double span = s.orders >= 2 ? static_cast<double>(s.last_order - s.first_order) / kDay : 0.0;
-    const double mean_gap = s.orders >= 2 ? span / (s.orders - 1) : std::numeric_limits<double>::quiet_NaN();
+    const double span =
+        s.orders >= 2 ? static_cast<double>(s.last_order - s.first_order) / kDay : 0.0;
+    const double mean_gap =
+        s.orders >= 2 ? span / (s.orders - 1) : std::numeric_limits<double>::quiet_NaN();
     const double shrunk_gap = (span + pop_gap) / (std::max(0.0, s.orders - 1) + 1.0);
-    const double recency = s.orders > 0 ? static_cast<double>(cut_time - s.last_order) / kDay : std::numeric_limits<double>::quiet_NaN();
+    const double recency = s.orders > 0 ? static_cast<double>(cut_time - s.last_order) / kDay
+                                        : std::numeric_limits<double>::quiet_NaN();
     f[0] = static_cast<float>(s.issued);
     f[1] = static_cast<float>(s.claimed);
     f[2] = static_cast<float>(s.orders);
@@ -1251,7 +1329,9 @@ inline std::vector<float> member_features(const LogCounts& counts, const Populat
     f[4] = static_cast<float>(lift);
     f[5] = static_cast<float>(recency);
     // No event before the cut: no history yet, tenure 0 (so "new member" rules catch them).
-    f[6] = s.first_event != kNoTime ? static_cast<float>(static_cast<double>(cut_time - s.first_event) / kDay) : 0.0f;
+    f[6] = s.first_event != kNoTime
+               ? static_cast<float>(static_cast<double>(cut_time - s.first_event) / kDay)
+               : 0.0f;
     f[7] = static_cast<float>(mean_gap);
     f[8] = static_cast<float>(recency / shrunk_gap);
     f[9] = static_cast<float>(s.orders_90d);
@@ -1263,8 +1343,9 @@ inline std::vector<float> member_features(const LogCounts& counts, const Populat
 
 }  // namespace detail::pref
 
-PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog& catalog, Timestamp cut_time,
-                                              const UserTable* users, const Callbacks& callbacks) {
+PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog& catalog,
+                                              Timestamp cut_time, const UserTable* users,
+                                              const Callbacks& callbacks) {
   using namespace detail::pref;
   if (catalog.size() != log.n_benefits()) {
     detail::raise<InputError>("PreferenceModel::fit: catalog holds ", catalog.size(),
@@ -1272,19 +1353,19 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   }
   if (log.empty()) detail::raise<InputError>("PreferenceModel::fit: the event log is empty");
   if (log.min_time() >= cut_time) {
-    detail::raise<InputError>("PreferenceModel::fit: no event before the cut time (got cut_time ", cut_time,
-                              ", earliest event ", log.min_time(), ")");
+    detail::raise<InputError>("PreferenceModel::fit: no event before the cut time (got cut_time ",
+                              cut_time, ", earliest event ", log.min_time(), ")");
   }
   const int threads = resolve_num_threads(params_.num_threads);
   std::vector<std::string> cov_names;
   std::vector<double> cov_center, cov_scale, cov_x;
   MemberTableReport table_report;
   if (users != nullptr) {
-    const std::vector<Index> rows = detail::pref::align_member_rows(*users, log, cut_time, params_.member_time_columns,
-                                                                    table_report, "PreferenceModel::fit");
-    cov_x = detail::pref::encode_covariates(*users, rows, cut_time, params_.member_time_columns, true, cov_names,
-                                            cov_center, cov_scale, &table_report.missing_values,
-                                            "PreferenceModel::fit");
+    const std::vector<Index> rows = detail::pref::align_member_rows(
+        *users, log, cut_time, params_.member_time_columns, table_report, "PreferenceModel::fit");
+    cov_x = detail::pref::encode_covariates(*users, rows, cut_time, params_.member_time_columns,
+                                            true, cov_names, cov_center, cov_scale,
+                                            &table_report.missing_values, "PreferenceModel::fit");
   }
   const BenefitDimensions dims = BenefitDimensions::for_catalog(catalog, params_.dimensions);
   const int D = dims.size();
@@ -1293,7 +1374,8 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   const Index nb = catalog.size();
   BenefitLayout layout = benefit_layout(catalog, dims);
   const auto Cz = static_cast<std::size_t>(std::max(layout.C, 0));
-  const double decay = params_.half_life_days > 0 ? std::log(2.0) / (params_.half_life_days * kDay) : 0.0;
+  const double decay =
+      params_.half_life_days > 0 ? std::log(2.0) / (params_.half_life_days * kDay) : 0.0;
 
   // --- 1. one pass over the log: decayed counts, order summaries, slot counts ----------------
   ProgressReporter counting(callbacks, "counts", n);
@@ -1304,30 +1386,36 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   // --- 3. latent classes (EM) ------------------------------------------------------------------
   ProgressReporter em_progress(callbacks, "classes", params_.em_iterations + 1);
   const std::size_t Pz = users == nullptr ? 0 : cov_names.size() + 1;
-  LatentClasses classes = fit_classes(counts, rates, cov_x, Pz, params_, cut_time, Dz, threads, em_progress);
+  LatentClasses classes =
+      fit_classes(counts, rates, cov_x, Pz, params_, cut_time, Dz, threads, em_progress);
   const int K = classes.K;
   // --- 4. prior means with the channel correction, EB strength, posterior -----------------------
   const std::vector<float> prior_mean = prior_means(counts, rates, classes, Dz, Cz, threads);
-  std::vector<double> strength = detail::pref::prior_strength(counts.issued, counts.claimed, prior_mean, n, Dz, params_.prior_strength, threads);
-  Posterior posterior = shrink(counts, rates, classes, prior_mean, strength, params_.interval, Dz, threads);
+  std::vector<double> strength = detail::pref::prior_strength(
+      counts.issued, counts.claimed, prior_mean, n, Dz, params_.prior_strength, threads);
+  Posterior posterior =
+      shrink(counts, rates, classes, prior_mean, strength, params_.interval, Dz, threads);
   // --- 5. timing ---------------------------------------------------------------------------------
   ProgressReporter timing_progress(callbacks, "timing", 2);
-  TimingFit timing_fit = fit_timing(counts, cut_time, params_.timing_prior_strength, params_.horizon_days, threads,
-                                    timing_progress);
+  TimingFit timing_fit = fit_timing(counts, cut_time, params_.timing_prior_strength,
+                                    params_.horizon_days, threads, timing_progress);
   timing_progress.advance(1);
-  // --- 6. member features -------------------------------------------------------------------------
-  std::vector<std::string> feature_names = {"issued",       "claimed",     "orders",
-                                            "claim_rate",   "claim_rate_lift", "recency_days",
-                                            "tenure_days",  "mean_interorder_days", "recency_cycles",
-                                            "orders_90d",   "p_alive",     "expected_purchases"};
-  std::vector<float> features = member_features(counts, rates, posterior, timing_fit, cut_time, Dz, feature_names, threads);
+  // --- 6. member features
+  // -------------------------------------------------------------------------
+  std::vector<std::string> feature_names = {
+      "issued",          "claimed",      "orders",      "claim_rate",
+      "claim_rate_lift", "recency_days", "tenure_days", "mean_interorder_days",
+      "recency_cycles",  "orders_90d",   "p_alive",     "expected_purchases"};
+  std::vector<float> features =
+      member_features(counts, rates, posterior, timing_fit, cut_time, Dz, feature_names, threads);
 
   // --- commit ------------------------------------------------------------------------------------
   std::vector<float> base_rate(static_cast<std::size_t>(nb));
   for (Index b = 0; b < nb; ++b) {
     const auto k = static_cast<std::size_t>(b);
-    base_rate[k] = static_cast<float>((static_cast<double>(counts.benefit_claimed[k]) + 2.0 * rates.overall_rate) /
-                                      (static_cast<double>(counts.benefit_issued[k]) + 2.0));
+    base_rate[k] = static_cast<float>(
+        (static_cast<double>(counts.benefit_claimed[k]) + 2.0 * rates.overall_rate) /
+        (static_cast<double>(counts.benefit_issued[k]) + 2.0));
   }
   n_users_ = n;
   n_benefits_ = nb;
@@ -1341,7 +1429,8 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   member_table_report_ = table_report;
   dimension_names_ = dims.names();
   dimension_group_.resize(Dz);
-  for (int d = 0; d < D; ++d) dimension_group_[static_cast<std::size_t>(d)] = static_cast<int>(dims.group_of(d));
+  for (int d = 0; d < D; ++d)
+    dimension_group_[static_cast<std::size_t>(d)] = static_cast<int>(dims.group_of(d));
   benefit_dim_offsets_ = std::move(layout.dim_offsets);
   benefit_dims_ = std::move(layout.dim_list);
   population_rate_ = std::move(rates.pop);
@@ -1373,29 +1462,33 @@ PERKREC_INLINE void PreferenceModel::require_fitted(const char* method) const {
 PERKREC_INLINE float PreferenceModel::preference(Index u, int d) const {
   require_fitted("preference");
   if (u < 0 || u >= n_users_ || d < 0 || d >= n_dims_) {
-    detail::raise<InputError>("PreferenceModel::preference: (user, dimension) out of range (got (", u, ", ", d,
-                              "), expected < (", n_users_, ", ", n_dims_, "))");
+    detail::raise<InputError>("PreferenceModel::preference: (user, dimension) out of range (got (",
+                              u, ", ", d, "), expected < (", n_users_, ", ", n_dims_, "))");
   }
-  return preference_[static_cast<std::size_t>(u) * static_cast<std::size_t>(n_dims_) + static_cast<std::size_t>(d)];
+  return preference_[static_cast<std::size_t>(u) * static_cast<std::size_t>(n_dims_) +
+                     static_cast<std::size_t>(d)];
 }
 
 PERKREC_INLINE float PreferenceModel::member_score(Index u, Index b) const {
   const auto k = static_cast<std::size_t>(b);
-  const float* p = preference_.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(n_dims_);
+  const float* p =
+      preference_.data() + static_cast<std::size_t>(u) * static_cast<std::size_t>(n_dims_);
   double s = 0;
   int count = 0;
   for (auto i = benefit_dim_offsets_[k]; i < benefit_dim_offsets_[k + 1]; ++i) {
     s += std::log(std::max(1e-6f, p[benefit_dims_[static_cast<std::size_t>(i)]]));
     ++count;
   }
-  return static_cast<float>(std::log(std::max(1e-6f, base_rate_[k])) + (count > 0 ? s / count : 0.0));
+  return static_cast<float>(std::log(std::max(1e-6f, base_rate_[k])) +
+                            (count > 0 ? s / count : 0.0));
 }
 
 PERKREC_INLINE void PreferenceModel::intervals(double level, std::vector<float>& lower,
                                                std::vector<float>& upper) const {
   require_fitted("intervals");
   if (!(level > 0 && level < 1)) {
-    detail::raise<InputError>("PreferenceModel::intervals: level must be in (0, 1) (got ", level, ")");
+    detail::raise<InputError>("PreferenceModel::intervals: level must be in (0, 1) (got ", level,
+                              ")");
   }
   const double z = inverse_normal_cdf(0.5 * (1.0 + level));
   const auto Dz = static_cast<std::size_t>(n_dims_);
@@ -1410,7 +1503,8 @@ PERKREC_INLINE void PreferenceModel::intervals(double level, std::vector<float>&
   });
 }
 
-PERKREC_INLINE void PreferenceModel::score(Span<const Index> users, Span<const Index> benefits, Span<float> out) const {
+PERKREC_INLINE void PreferenceModel::score(Span<const Index> users, Span<const Index> benefits,
+                                           Span<float> out) const {
   require_fitted("score");
   detail::check_score_pairs(users, benefits, out, n_users_, n_benefits_, "PreferenceModel");
   parallel_for(0, static_cast<Offset>(users.size()), params_.num_threads, [&](Offset i) {
@@ -1419,12 +1513,14 @@ PERKREC_INLINE void PreferenceModel::score(Span<const Index> users, Span<const I
   });
 }
 
-PERKREC_INLINE TopK PreferenceModel::recommend(Span<const Index> users, int n, const Filter& filter) const {
+PERKREC_INLINE TopK PreferenceModel::recommend(Span<const Index> users, int n,
+                                               const Filter& filter) const {
   require_fitted("recommend");
   detail::check_users(users, n_users_, "PreferenceModel::recommend");
-  return detail::batch_top_k(users, n, n_benefits_, filter, params_.num_threads, [&](Index, Index u, float* out) {
-    for (Index b = 0; b < n_benefits_; ++b) out[b] = member_score(u, b);
-  });
+  return detail::batch_top_k(users, n, n_benefits_, filter, params_.num_threads,
+                             [&](Index, Index u, float* out) {
+                               for (Index b = 0; b < n_benefits_; ++b) out[b] = member_score(u, b);
+                             });
 }
 
 PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& rules) const {
@@ -1434,38 +1530,45 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
     int feature = -1, dim = -1, group = -1, target_dim = -1;
   };
   std::vector<std::vector<Resolved>> resolved(rules.segments.size());
-  static const char* kGroups[] = {"kind", "face_value", "threshold", "scope", "scenario", "channel"};
+  static const char* kGroups[] = {"kind",  "face_value", "threshold",
+                                  "scope", "scenario",   "channel"};
   for (std::size_t s = 0; s < rules.segments.size(); ++s) {
     for (std::size_t c = 0; c < rules.segments[s].all.size(); ++c) {
       const SegmentCondition& cond = rules.segments[s].all[c];
-      const std::string where = "/segments/" + std::to_string(s) + "/all/" + std::to_string(c) + "/feature";
+      const std::string where =
+          "/segments/" + std::to_string(s) + "/all/" + std::to_string(c) + "/feature";
       Resolved r;
       if (cond.feature.rfind("pref:", 0) == 0) {
         const std::string dim = cond.feature.substr(5);
         for (int d = 0; d < n_dims_; ++d) {
           if (dimension_names_[static_cast<std::size_t>(d)] == dim) r.dim = d;
         }
-        if (r.dim < 0) detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown dimension '", dim, "'");
+        if (r.dim < 0)
+          detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown dimension '",
+                                     dim, "'");
       } else if (cond.feature.rfind("top:", 0) == 0) {
         const std::string group = cond.feature.substr(4);
         for (int g = 0; g < 6; ++g) {
           if (group == kGroups[g]) r.group = g;
         }
-        if (r.group < 0) detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown group '", group, "'");
+        if (r.group < 0)
+          detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown group '",
+                                     group, "'");
         const std::string full = group + ":" + cond.text;
         for (int d = 0; d < n_dims_; ++d) {
           if (dimension_names_[static_cast<std::size_t>(d)] == full) r.target_dim = d;
         }
         if (r.target_dim < 0) {
-          detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown value '", cond.text, "' of group '",
-                                     group, "'");
+          detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown value '",
+                                     cond.text, "' of group '", group, "'");
         }
       } else {
         for (std::size_t f = 0; f < feature_names_.size(); ++f) {
           if (feature_names_[f] == cond.feature) r.feature = static_cast<int>(f);
         }
         if (r.feature < 0) {
-          detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown feature '", cond.feature, "'");
+          detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown feature '",
+                                     cond.feature, "'");
         }
       }
       resolved[s].push_back(r);
@@ -1489,7 +1592,8 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
     };
     const std::size_t issued = feature_index("issued"), orders = feature_index("orders");
     for (std::size_t u = 0; u < active.size(); ++u) {
-      active[u] = (issued < F && features_[u * F + issued] > 0) || (orders < F && features_[u * F + orders] > 0);
+      active[u] = (issued < F && features_[u * F + issued] > 0) ||
+                  (orders < F && features_[u * F + orders] > 0);
     }
     std::vector<double> values;
     for (std::size_t s = 0; s < rules.segments.size(); ++s) {
@@ -1521,7 +1625,8 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
   for (const auto& s : rules.segments) out.descriptions.push_back(s.description);
   out.descriptions.push_back("no benefit preference stands out (no rule matched)");
   if (rules.min_confidence > 0) {
-    out.descriptions.push_back("no segment is probable enough (the member's preferences are too uncertain)");
+    out.descriptions.push_back(
+        "no segment is probable enough (the member's preferences are too uncertain)");
   }
   out.codes.assign(static_cast<std::size_t>(n_users_), static_cast<std::int32_t>(S));
   out.confidence.assign(static_cast<std::size_t>(n_users_), 1.0f);
@@ -1541,7 +1646,9 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
         if (r.group >= 0) {
           int top = -1;
           for (int d = 0; d < n_dims_; ++d) {
-            if (dimension_group_[static_cast<std::size_t>(d)] == r.group && (top < 0 || pref[d] > pref[top])) top = d;
+            if (dimension_group_[static_cast<std::size_t>(d)] == r.group &&
+                (top < 0 || pref[d] > pref[top]))
+              top = d;
           }
           const bool eq = top == r.target_dim;
           if (!(cond.op == SegmentCondition::Op::eq ? eq : !eq)) holds_rule[s] = 0, p_rule[s] = 0;
@@ -1555,21 +1662,35 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
         }
         bool holds = false;
         switch (cond.op) {
-          case SegmentCondition::Op::lt: holds = v < cond.value; break;
-          case SegmentCondition::Op::le: holds = v <= cond.value; break;
-          case SegmentCondition::Op::gt: holds = v > cond.value; break;
-          case SegmentCondition::Op::ge: holds = v >= cond.value; break;
-          case SegmentCondition::Op::eq: holds = v == cond.value; break;
-          case SegmentCondition::Op::ne: holds = v != cond.value; break;
+          case SegmentCondition::Op::lt:
+            holds = v < cond.value;
+            break;
+          case SegmentCondition::Op::le:
+            holds = v <= cond.value;
+            break;
+          case SegmentCondition::Op::gt:
+            holds = v > cond.value;
+            break;
+          case SegmentCondition::Op::ge:
+            holds = v >= cond.value;
+            break;
+          case SegmentCondition::Op::eq:
+            holds = v == cond.value;
+            break;
+          case SegmentCondition::Op::ne:
+            holds = v != cond.value;
+            break;
         }
         if (!holds) holds_rule[s] = 0;
         double p = holds ? 1.0 : 0.0;
-        const bool ordered = cond.op != SegmentCondition::Op::eq && cond.op != SegmentCondition::Op::ne;
+        const bool ordered =
+            cond.op != SegmentCondition::Op::eq && cond.op != SegmentCondition::Op::ne;
         if (r.dim >= 0 && ordered) {
           const std::size_t cell = u * Dz + static_cast<std::size_t>(r.dim);
           const double sd = (static_cast<double>(upper_[cell]) - lower_[cell]) / (2.0 * z);
           if (sd > 0) {
-            const bool above = cond.op == SegmentCondition::Op::gt || cond.op == SegmentCondition::Op::ge;
+            const bool above =
+                cond.op == SegmentCondition::Op::gt || cond.op == SegmentCondition::Op::ge;
             p = normal_cdf((above ? v - cond.value : cond.value - v) / sd);
           }
         }
@@ -1592,7 +1713,8 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
     best = std::max(best, none_before);
     if (chosen < 0) chosen = none_before;
     out.confidence[u] = static_cast<float>(chosen);
-    if (rules.min_confidence > 0 && best < rules.min_confidence) code = static_cast<std::int32_t>(S + 1);
+    if (rules.min_confidence > 0 && best < rules.min_confidence)
+      code = static_cast<std::int32_t>(S + 1);
     out.codes[u] = code;
   });
   out.sizes.assign(out.names.size(), 0);
@@ -1603,20 +1725,23 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
 PERKREC_INLINE PreferenceClusters PreferenceModel::clusters(int k, int max_iterations) const {
   require_fitted("clusters");
   if (k < 1 || k > n_users_) {
-    detail::raise<InputError>("PreferenceModel::clusters: k must be in [1, n_users] (got ", k, ", n_users ", n_users_, ")");
+    detail::raise<InputError>("PreferenceModel::clusters: k must be in [1, n_users] (got ", k,
+                              ", n_users ", n_users_, ")");
   }
   const auto Dz = static_cast<std::size_t>(n_dims_);
   std::vector<float> logs(preference_.size());
   for (std::size_t i = 0; i < logs.size(); ++i) logs[i] = std::log(std::max(1e-6f, preference_[i]));
   PreferenceClusters out;
-  out.kmeans = kmeans(logs.data(), n_users_, n_dims_, k, params_.seed, max_iterations, params_.num_threads);
+  out.kmeans =
+      kmeans(logs.data(), n_users_, n_dims_, k, params_.seed, max_iterations, params_.num_threads);
   std::vector<double> overall(Dz, 0.0);
   for (std::size_t i = 0; i < logs.size(); ++i) overall[i % Dz] += logs[i];
   for (double& v : overall) v /= std::max<Index>(1, n_users_);
   for (int c = 0; c < k; ++c) {
     std::vector<std::pair<double, int>> diff;
     for (std::size_t d = 0; d < Dz; ++d) {
-      diff.emplace_back(out.kmeans.centroids[static_cast<std::size_t>(c) * Dz + d] - overall[d], static_cast<int>(d));
+      diff.emplace_back(out.kmeans.centroids[static_cast<std::size_t>(c) * Dz + d] - overall[d],
+                        static_cast<int>(d));
     }
     std::sort(diff.begin(), diff.end(), [](const auto& a, const auto& b) {
       return a.first > b.first || (a.first == b.first && a.second < b.second);
@@ -1625,7 +1750,8 @@ PERKREC_INLINE PreferenceClusters PreferenceModel::clusters(int k, int max_itera
     for (std::size_t i = 0; i < std::min<std::size_t>(3, diff.size()); ++i) {
       char buf[96];
       std::snprintf(buf, sizeof(buf), "%s%s x%.2f", i ? ", " : "",
-                    dimension_names_[static_cast<std::size_t>(diff[i].second)].c_str(), std::exp(diff[i].first));
+                    dimension_names_[static_cast<std::size_t>(diff[i].second)].c_str(),
+                    std::exp(diff[i].first));
       text += buf;
     }
     out.descriptions.push_back(text);
@@ -1633,7 +1759,8 @@ PERKREC_INLINE PreferenceClusters PreferenceModel::clusters(int k, int max_itera
   return out;
 }
 
-PERKREC_INLINE std::array<float, PreferenceModel::kSlots> PreferenceModel::hour_of_week_profile(Index u) const {
+PERKREC_INLINE std::array<float, PreferenceModel::kSlots> PreferenceModel::hour_of_week_profile(
+    Index u) const {
   require_fitted("hour_of_week_profile");
   detail::check_users(Span<const Index>(&u, 1), n_users_, "PreferenceModel::hour_of_week_profile");
   std::array<float, kSlots> out{};
@@ -1641,9 +1768,13 @@ PERKREC_INLINE std::array<float, PreferenceModel::kSlots> PreferenceModel::hour_
   const double alpha = params_.timing_prior_strength;
   const double count = static_cast<double>(slot_offsets_[row + 1] - slot_offsets_[row]);
   std::array<double, kSlots> post{};
-  for (int k = 0; k < kSlots; ++k) post[static_cast<std::size_t>(k)] = alpha * population_slots_[static_cast<std::size_t>(k)];
-  for (Offset e = slot_offsets_[row]; e < slot_offsets_[row + 1]; ++e) post[slots_[static_cast<std::size_t>(e)]] += 1.0;
-  for (int k = 0; k < kSlots; ++k) out[static_cast<std::size_t>(k)] = static_cast<float>(post[static_cast<std::size_t>(k)] / (count + alpha));
+  for (int k = 0; k < kSlots; ++k)
+    post[static_cast<std::size_t>(k)] = alpha * population_slots_[static_cast<std::size_t>(k)];
+  for (Offset e = slot_offsets_[row]; e < slot_offsets_[row + 1]; ++e)
+    post[slots_[static_cast<std::size_t>(e)]] += 1.0;
+  for (int k = 0; k < kSlots; ++k)
+    out[static_cast<std::size_t>(k)] =
+        static_cast<float>(post[static_cast<std::size_t>(k)] / (count + alpha));
   return out;
 }
 
@@ -1663,7 +1794,8 @@ PERKREC_INLINE void PreferenceModel::write(ModelWriter& w, const std::string& pr
   c["n_dimensions"] = n_dims_;
   c["n_classes"] = n_classes_;
   c["n_features"] = feature_names_.size();
-  c["n_covariates"] = covariate_weight_.empty() ? -1 : static_cast<std::int64_t>(covariate_names_.size());
+  c["n_covariates"] =
+      covariate_weight_.empty() ? -1 : static_cast<std::int64_t>(covariate_names_.size());
   c["cut_time"] = cut_time_;
   c["bgnbd"] = Json{{"r", bgnbd_.r}, {"alpha", bgnbd_.alpha}, {"a", bgnbd_.a}, {"b", bgnbd_.b}};
   w.add_strings(prefix + "dimension_names", dimension_names_);
@@ -1706,7 +1838,8 @@ PERKREC_INLINE void PreferenceModel::write(ModelWriter& w, const std::string& pr
   benefit_ids_.write(w, prefix + "benefit_ids.");
 }
 
-PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const std::string& prefix) {
+PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r,
+                                                     const std::string& prefix) {
   const Json& c = content_section(r, prefix);
   JsonReader<ModelFormatError> jr(c, content_pointer(prefix), "PreferenceModel::read");
   Json params_json, bg_json;
@@ -1729,14 +1862,15 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
     jr.raw("benefit_ids.");
   }
   jr.finish();
-  if (n_users < 0 || n_benefits < 0 || n_dims < 0 || n_classes < 1 || n_classes > 64 || n_features < 0 ||
-      n_features > 1024) {
+  if (n_users < 0 || n_benefits < 0 || n_dims < 0 || n_classes < 1 || n_classes > 64 ||
+      n_features < 0 || n_features > 1024) {
     r.bad_content("shape out of range");
   }
   const PreferenceParams params = read_params<PreferenceParams>(r, params_json);
   BGNBD bg;
   {
-    JsonReader<ModelFormatError> br(bg_json, content_pointer(prefix) + "/bgnbd", "PreferenceModel::read");
+    JsonReader<ModelFormatError> br(bg_json, content_pointer(prefix) + "/bgnbd",
+                                    "PreferenceModel::read");
     br.require("r", bg.r);
     br.require("alpha", bg.alpha);
     br.require("a", bg.a);
@@ -1747,7 +1881,8 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
   PreferenceModel m(params);
   m.dimension_names_ = r.strings(prefix + "dimension_names");
   m.feature_names_ = r.strings(prefix + "feature_names");
-  if (static_cast<int>(m.dimension_names_.size()) != n_dims || static_cast<std::int64_t>(m.feature_names_.size()) != n_features) {
+  if (static_cast<int>(m.dimension_names_.size()) != n_dims ||
+      static_cast<std::int64_t>(m.feature_names_.size()) != n_features) {
     r.invalid("dimension or feature names do not match the header");
   }
   std::vector<std::int32_t> groups = r.vector<std::int32_t>(prefix + "dimension_group", {nd});
@@ -1755,18 +1890,22 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
     if (g < 0 || g >= BenefitDimensions::kNumGroups) r.invalid("dimension group out of range");
   }
   m.dimension_group_.assign(groups.begin(), groups.end());
-  m.benefit_dim_offsets_ = r.vector<std::int32_t>(prefix + "benefit_dim_offsets", {static_cast<std::int64_t>(n_benefits) + 1});
+  m.benefit_dim_offsets_ = r.vector<std::int32_t>(prefix + "benefit_dim_offsets",
+                                                  {static_cast<std::int64_t>(n_benefits) + 1});
   if (m.benefit_dim_offsets_.front() != 0) r.invalid("benefit_dim_offsets must start at 0");
   for (std::size_t i = 1; i < m.benefit_dim_offsets_.size(); ++i) {
-    if (m.benefit_dim_offsets_[i] < m.benefit_dim_offsets_[i - 1]) r.invalid("benefit_dim_offsets must not decrease");
+    if (m.benefit_dim_offsets_[i] < m.benefit_dim_offsets_[i - 1])
+      r.invalid("benefit_dim_offsets must not decrease");
   }
-  m.benefit_dims_ = r.vector<std::int32_t>(prefix + "benefit_dims", {static_cast<std::int64_t>(m.benefit_dim_offsets_.back())});
+  m.benefit_dims_ = r.vector<std::int32_t>(
+      prefix + "benefit_dims", {static_cast<std::int64_t>(m.benefit_dim_offsets_.back())});
   for (auto d : m.benefit_dims_) {
     if (d < 0 || d >= n_dims) r.invalid("benefit dimension index out of range");
   }
   m.population_rate_ = r.vector<double>(prefix + "population_rate", {nd});
   m.prior_strength_ = r.vector<double>(prefix + "prior_strength", {nd});
-  m.class_rate_ = r.vector<float>(prefix + "class_rate", {static_cast<std::int64_t>(n_classes) * nd});
+  m.class_rate_ =
+      r.vector<float>(prefix + "class_rate", {static_cast<std::int64_t>(n_classes) * nd});
   m.class_weight_ = r.vector<float>(prefix + "class_weight", {n_classes});
   m.membership_ = r.vector<float>(prefix + "membership", {nu * n_classes});
   if (n_cov < -1 || n_cov > 100000) r.bad_content("n_covariates out of range");
@@ -1774,9 +1913,12 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
   if (static_cast<std::int64_t>(m.covariate_names_.size()) != std::max<std::int64_t>(n_cov, 0)) {
     r.invalid("covariate names do not match the header");
   }
-  m.covariate_center_ = r.vector<double>(prefix + "covariate_center", {std::max<std::int64_t>(n_cov, 0)});
-  m.covariate_scale_ = r.vector<double>(prefix + "covariate_scale", {std::max<std::int64_t>(n_cov, 0)});
-  m.covariate_weight_ = r.vector<double>(prefix + "covariate_weight", {n_cov < 0 ? 0 : n_classes * (n_cov + 1)});
+  m.covariate_center_ =
+      r.vector<double>(prefix + "covariate_center", {std::max<std::int64_t>(n_cov, 0)});
+  m.covariate_scale_ =
+      r.vector<double>(prefix + "covariate_scale", {std::max<std::int64_t>(n_cov, 0)});
+  m.covariate_weight_ =
+      r.vector<double>(prefix + "covariate_weight", {n_cov < 0 ? 0 : n_classes * (n_cov + 1)});
   for (double v : m.covariate_scale_) {
     if (!(v > 0) || !std::isfinite(v)) r.invalid("covariate scale is not a positive finite number");
   }
@@ -1791,7 +1933,8 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
     const double z = inverse_normal_cdf(0.5 * (1.0 + m.params_.interval));
     for (std::size_t i = 0; i < m.upper_.size(); ++i) {
       const double pop = m.population_rate_[i % static_cast<std::size_t>(nd)];
-      m.posterior_sd_[i] = static_cast<float>(std::max(0.0, (static_cast<double>(m.upper_[i]) - m.preference_[i]) * pop / z));
+      m.posterior_sd_[i] = static_cast<float>(
+          std::max(0.0, (static_cast<double>(m.upper_[i]) - m.preference_[i]) * pop / z));
     }
   }
   m.features_ = r.vector<float>(prefix + "features", {nu * n_features});
@@ -1804,7 +1947,8 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
   // Every other number the model computes with must be finite, and intervals ordered.
   const auto all_finite = [&](const auto& values, const char* name) {
     for (std::size_t i = 0; i < values.size(); ++i) {
-      if (!std::isfinite(values[i])) r.invalid(detail::concat("array '", name, "' holds a non-finite value at position ", i));
+      if (!std::isfinite(values[i]))
+        r.invalid(detail::concat("array '", name, "' holds a non-finite value at position ", i));
     }
   };
   all_finite(m.population_rate_, "population_rate");
@@ -1831,7 +1975,8 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r, const
   m.timing_.resize(static_cast<std::size_t>(n_users));
   for (std::size_t u = 0; u < m.timing_.size(); ++u) {
     if (best[u] < 0 || best[u] >= kSlots) r.invalid("best slot out of range");
-    m.timing_[u] = MemberTiming{best[u], tv[u * 5], tv[u * 5 + 1], tv[u * 5 + 2], tv[u * 5 + 3], tv[u * 5 + 4]};
+    m.timing_[u] = MemberTiming{best[u],       tv[u * 5],     tv[u * 5 + 1],
+                                tv[u * 5 + 2], tv[u * 5 + 3], tv[u * 5 + 4]};
   }
   m.slot_offsets_ = r.vector<Offset>(prefix + "slot_offsets", {nu + 1});
   if (m.slot_offsets_.front() != 0) r.invalid("slot_offsets must start at 0");

@@ -35,7 +35,8 @@
 // n opportunities, the last at opportunity t_x (whole numbers; the continuous summaries are
 // floored: n = floor(T), t_x = floor(t_x)), and
 //   L = B(alpha+x, beta+n-x)/B(alpha, beta) B(gamma, delta+n)/B(gamma, delta)
-//       + sum_{i=0}^{n-t_x-1} B(alpha+x, beta+t_x-x+i)/B(alpha, beta) B(gamma+1, delta+t_x+i)/B(gamma, delta).
+//       + sum_{i=0}^{n-t_x-1} B(alpha+x, beta+t_x-x+i)/B(alpha, beta) B(gamma+1,
+//       delta+t_x+i)/B(gamma, delta).
 // Its cost per member is O(n - t_x).
 //
 // Each purchase model gives P(alive at T | x, t_x, T) and the conditional expectation of the
@@ -47,7 +48,8 @@
 // Gamma-Gamma (Fader, Hardie and Lee, 2005b; Colombo and Jiang, 1999): a member's order values
 // are Gamma(p, nu) with nu ~ Gamma(q, gamma) across members; a member with x repeat orders of
 // mean value m contributes
-//   ln L = ln G(px+q) - ln G(px) - ln G(q) + q ln gamma + (px-1) ln m + px ln x - (px+q) ln(xm+gamma).
+//   ln L = ln G(px+q) - ln G(px) - ln G(q) + q ln gamma + (px-1) ln m + px ln x - (px+q)
+//   ln(xm+gamma).
 // It assumes the mean order value is independent of the purchase frequency; the fit reports the
 // sample correlation of the two so that users can check.
 //
@@ -99,26 +101,26 @@ struct GammaGammaFit;
 
 /// Options of the robust maximum-likelihood fitters.
 struct MaximumLikelihoodOptions {
-  double penalizer = 0.0;    ///< >= 0, finite: weight of sum ln(theta)^2 added to -(ln L)/n
-  int max_iterations = 2000; ///< Nelder-Mead iterations before the Newton polish; > 0
-  int num_threads = 0;       ///< 0 = OpenMP default
+  double penalizer = 0.0;     ///< >= 0, finite: weight of sum ln(theta)^2 added to -(ln L)/n
+  int max_iterations = 2000;  ///< Nelder-Mead iterations before the Newton polish; > 0
+  int num_threads = 0;        ///< 0 = OpenMP default
   /// Throws ConfigError naming the field.
   void validate() const;
 };
 
 /// What a robust fit found, parameter by parameter in the model's order.
 struct MaximumLikelihoodFit {
-  std::vector<double> params;               ///< natural scale
-  std::vector<double> standard_errors;      ///< NaN at a boundary or with a singular Hessian
-  std::vector<std::uint8_t> at_boundary;    ///< 1: ran to e^-23 or e^23 (0 or infinity)
+  std::vector<double> params;             ///< natural scale
+  std::vector<double> standard_errors;    ///< NaN at a boundary or with a singular Hessian
+  std::vector<std::uint8_t> at_boundary;  ///< 1: ran to e^-23 or e^23 (0 or infinity)
   /// k x k row-major covariance of ln theta (inverse Hessian); zero rows and columns for
   /// parameters at a boundary; all zero when the Hessian is singular.
   std::vector<double> log_covariance;
-  double log_likelihood = 0;                ///< unpenalized total over members
-  double gradient_norm = 0;                 ///< of the objective over free log-parameters
-  Offset members = 0;                       ///< members the likelihood summed over
-  int evaluations = 0;                      ///< objective evaluations
-  bool converged = false;                   ///< gradient small at the end
+  double log_likelihood = 0;  ///< unpenalized total over members
+  double gradient_norm = 0;   ///< of the objective over free log-parameters
+  Offset members = 0;         ///< members the likelihood summed over
+  int evaluations = 0;        ///< objective evaluations
+  bool converged = false;     ///< gradient small at the end
 };
 
 struct BGNBD {
@@ -139,8 +141,8 @@ struct BGNBD {
   /// inconsistent summaries (x < 0, t_x < 0, t_x > T, non-finite) are an InputError naming the
   /// position; no member with T > 0 is an InputError.
   static BGNBDFit maximum_likelihood(Span<const double> x, Span<const double> t_x,
-                                            Span<const double> T,
-                                            const MaximumLikelihoodOptions& options = {});
+                                     Span<const double> T,
+                                     const MaximumLikelihoodOptions& options = {});
 };
 
 /// BG/NBD parameters with their fit (params = r, alpha, a, b).
@@ -160,7 +162,8 @@ struct MBGNBD {
   double expected_purchases(double t, double x, double t_x, double T) const;
   /// Robust maximum-likelihood fit; inputs, skipped members and errors as
   /// BGNBD::maximum_likelihood.
-  static MBGNBDFit maximum_likelihood(Span<const double> x, Span<const double> t_x, Span<const double> T,
+  static MBGNBDFit maximum_likelihood(Span<const double> x, Span<const double> t_x,
+                                      Span<const double> T,
                                       const MaximumLikelihoodOptions& options = {});
 };
 
@@ -181,7 +184,8 @@ struct ParetoNBD {
   double expected_purchases(double t, double x, double t_x, double T) const;
   /// Robust maximum-likelihood fit; inputs, skipped members and errors as
   /// BGNBD::maximum_likelihood. The Hessian is taken by differencing the likelihood.
-  static ParetoNBDFit maximum_likelihood(Span<const double> x, Span<const double> t_x, Span<const double> T,
+  static ParetoNBDFit maximum_likelihood(Span<const double> x, Span<const double> t_x,
+                                         Span<const double> T,
                                          const MaximumLikelihoodOptions& options = {});
 };
 
@@ -206,7 +210,8 @@ struct BGBB {
   double expected_purchases(double t, double x, double t_x, double n) const;
   /// Robust maximum-likelihood fit; inputs are floored as above, members with n = 0 skipped;
   /// x > t_x, t_x > n, or x > 0 with t_x = 0 after flooring is an InputError naming the position.
-  static BGBBFit maximum_likelihood(Span<const double> x, Span<const double> t_x, Span<const double> n,
+  static BGBBFit maximum_likelihood(Span<const double> x, Span<const double> t_x,
+                                    Span<const double> n,
                                     const MaximumLikelihoodOptions& options = {});
 };
 
@@ -220,8 +225,8 @@ struct BGBBFit {
 enum class PurchaseModelKind : std::uint8_t { bgnbd, mbgnbd, paretonbd, bgbb };
 
 /// Any of the purchase models above behind one interface (four parameters in the model's
-/// order: r, alpha, a, b or r, alpha, s, beta or alpha, beta, gamma, delta). Expected purchases are exact for every model
-/// (unlike BGNBD::expected_purchases, kept for the preference model).
+/// order: r, alpha, a, b or r, alpha, s, beta or alpha, beta, gamma, delta). Expected purchases are
+/// exact for every model (unlike BGNBD::expected_purchases, kept for the preference model).
 struct PurchaseModel {
   PurchaseModelKind kind = PurchaseModelKind::bgnbd;
   std::array<double, 4> params{1.0, 1.0, 1.0, 1.0};
@@ -236,8 +241,9 @@ struct PurchaseModel {
   /// The parameter names in order.
   static std::array<const char*, 4> parameter_names(PurchaseModelKind kind);
   /// The robust fit of the chosen model (see the models' maximum_likelihood).
-  static MaximumLikelihoodFit maximum_likelihood(PurchaseModelKind kind, Span<const double> x, Span<const double> t_x,
-                                                 Span<const double> T, const MaximumLikelihoodOptions& options = {});
+  static MaximumLikelihoodFit maximum_likelihood(PurchaseModelKind kind, Span<const double> x,
+                                                 Span<const double> t_x, Span<const double> T,
+                                                 const MaximumLikelihoodOptions& options = {});
 };
 
 struct GammaGamma {
@@ -253,7 +259,7 @@ struct GammaGamma {
   /// Negative or non-finite x or m is an InputError naming the position; fewer than two usable
   /// members is an InputError.
   static GammaGammaFit maximum_likelihood(Span<const double> x, Span<const double> m,
-                                                 const MaximumLikelihoodOptions& options = {});
+                                          const MaximumLikelihoodOptions& options = {});
 };
 
 /// Gamma-Gamma parameters with their fit (params = p, q, gamma) and the Pearson correlation of
@@ -266,9 +272,9 @@ struct GammaGammaFit {
 
 /// Minimizes f over R^n by Nelder-Mead from `start` with initial step `step`; returns the
 /// best point. Stops after `max_iterations` or when the simplex's value spread is below `tol`.
-PERKREC_INLINE std::vector<double> nelder_mead(const std::function<double(const std::vector<double>&)>& f,
-                                               std::vector<double> start, double step = 0.5,
-                                               int max_iterations = 600, double tol = 1e-9);
+PERKREC_INLINE std::vector<double> nelder_mead(
+    const std::function<double(const std::vector<double>&)>& f, std::vector<double> start,
+    double step = 0.5, int max_iterations = 600, double tol = 1e-9);
 
 namespace detail {
 /// The robust fitter over log-parameters v = ln theta: minimizes total_nll(v) / members +
@@ -283,15 +289,18 @@ PERKREC_INLINE double hypergeometric_2f1(double a, double b, double c, double z)
 /// (for |alpha - beta| / (max(alpha, beta) + t) <= 0.9), and ln int_{t_x}^{T} of the same
 /// integrand by quadrature (any parameters); exposed for tests.
 PERKREC_INLINE double pareto_log_upper(const ParetoNBD& m, double x, double t);
-PERKREC_INLINE double pareto_log_integral_quadrature(const ParetoNBD& m, double x, double t_x, double T);
+PERKREC_INLINE double pareto_log_integral_quadrature(const ParetoNBD& m, double x, double t_x,
+                                                     double T);
 /// Whether a floored BG/BB summary is consistent: x <= t_x <= n <= 1e6, t_x >= 1 when x > 0.
 PERKREC_INLINE bool bgbb_summary_ok(double x, double t_x, double n);
 /// InputError naming `who` and position i unless bgbb_summary_ok.
-PERKREC_INLINE void check_bgbb_summary(const char* who, std::size_t i, double x, double t_x, double n);
+PERKREC_INLINE void check_bgbb_summary(const char* who, std::size_t i, double x, double t_x,
+                                       double n);
 /// E[purchases in (T, T + t] | x, t_x, T] of BG/NBD (modified = false) or MBG/NBD (true),
 /// exact for any a; the NBD limit when a / (a + b) < 1e-9.
-PERKREC_INLINE double beta_geometric_expected_purchases(double r, double alpha, double a, double b, bool modified,
-                                                        double t, double x, double t_x, double T);
+PERKREC_INLINE double beta_geometric_expected_purchases(double r, double alpha, double a, double b,
+                                                        bool modified, double t, double x,
+                                                        double t_x, double T);
 }  // namespace detail
 
 }  // namespace perkrec

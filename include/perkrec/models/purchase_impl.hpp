@@ -29,7 +29,8 @@ PERKREC_INLINE double BGNBD::log_likelihood(double x, double t_x, double T) cons
 
 PERKREC_INLINE double BGNBD::p_alive(double x, double t_x, double T) const {
   if (x <= 0) return 1.0;
-  const double log_ratio = std::log(a) - std::log(b + x - 1) + (r + x) * (std::log(alpha + T) - std::log(alpha + t_x));
+  const double log_ratio =
+      std::log(a) - std::log(b + x - 1) + (r + x) * (std::log(alpha + T) - std::log(alpha + t_x));
   return 1.0 / (1.0 + std::exp(std::min(700.0, log_ratio)));
 }
 
@@ -46,14 +47,14 @@ PERKREC_INLINE double BGNBD::expected_purchases(double t, double x, double t_x, 
 PERKREC_INLINE BGNBD BGNBD::fit(Span<const double> x, Span<const double> t_x, Span<const double> T,
                                 int num_threads, int max_iterations) {
   if (x.size() != t_x.size() || x.size() != T.size()) {
-    detail::raise<InputError>("BGNBD::fit: x, t_x and T must have equal lengths (got ", x.size(), ", ",
-                              t_x.size(), ", ", T.size(), ")");
+    detail::raise<InputError>("BGNBD::fit: x, t_x and T must have equal lengths (got ", x.size(),
+                              ", ", t_x.size(), ", ", T.size(), ")");
   }
   for (std::size_t i = 0; i < x.size(); ++i) {
     if (!(x[i] >= 0) || !(t_x[i] >= 0) || !(T[i] >= t_x[i]) || !std::isfinite(T[i])) {
       detail::raise<InputError>("BGNBD::fit: member at position ", i,
-                                " has inconsistent summary (got x=", x[i], ", t_x=", t_x[i], ", T=", T[i],
-                                ", expected x >= 0 and 0 <= t_x <= T)");
+                                " has inconsistent summary (got x=", x[i], ", t_x=", t_x[i],
+                                ", T=", T[i], ", expected x >= 0 and 0 <= t_x <= T)");
     }
   }
   const int threads = resolve_num_threads(num_threads);
@@ -92,10 +93,12 @@ PERKREC_INLINE BGNBD BGNBD::fit(Span<const double> x, Span<const double> t_x, Sp
 
 PERKREC_INLINE void MaximumLikelihoodOptions::validate() const {
   if (!(penalizer >= 0) || !std::isfinite(penalizer)) {
-    detail::raise<ConfigError>("MaximumLikelihoodOptions: penalizer must be finite and >= 0 (got ", penalizer, ")");
+    detail::raise<ConfigError>("MaximumLikelihoodOptions: penalizer must be finite and >= 0 (got ",
+                               penalizer, ")");
   }
   if (max_iterations <= 0) {
-    detail::raise<ConfigError>("MaximumLikelihoodOptions: max_iterations must be > 0 (got ", max_iterations, ")");
+    detail::raise<ConfigError>("MaximumLikelihoodOptions: max_iterations must be > 0 (got ",
+                               max_iterations, ")");
   }
   resolve_num_threads(num_threads);
 }
@@ -216,8 +219,8 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters_from(
   }
   const auto m = static_cast<Eigen::Index>(free_index.size());
   constexpr double h = 1e-4;
-  auto derivatives = [&](const std::function<double(const std::vector<double>&)>& f, const std::vector<double>& at,
-                         Eigen::VectorXd& g, Eigen::MatrixXd& H) {
+  auto derivatives = [&](const std::function<double(const std::vector<double>&)>& f,
+                         const std::vector<double>& at, Eigen::VectorXd& g, Eigen::MatrixXd& H) {
     g.setZero(m);
     H.setZero(m, m);
     if (total_gradient) {
@@ -233,7 +236,8 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters_from(
         }
         double pen = 0;
         for (double x : point) pen += x * x;
-        return std::isfinite(t) ? t / n + options.penalizer * pen : std::numeric_limits<double>::infinity();
+        return std::isfinite(t) ? t / n + options.penalizer * pen
+                                : std::numeric_limits<double>::infinity();
       };
       const double f0 = gradient_at(at, g);
       Eigen::VectorXd gp, gq;
@@ -259,7 +263,8 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters_from(
       H(i, i) = (fp - 2 * f0 + fq) / (h * h);
       for (Eigen::Index j = 0; j < i; ++j) {
         std::vector<double> pp = at, pq = at, qp = at, qq = at;
-        const std::size_t a = free_index[static_cast<std::size_t>(i)], b = free_index[static_cast<std::size_t>(j)];
+        const std::size_t a = free_index[static_cast<std::size_t>(i)],
+                          b = free_index[static_cast<std::size_t>(j)];
         pp[a] += h, pp[b] += h;
         pq[a] += h, pq[b] -= h;
         qp[a] -= h, qp[b] += h;
@@ -287,12 +292,14 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters_from(
         A.diagonal().array() += lambda;
         Eigen::LDLT<Eigen::MatrixXd> ldlt(A);
         Eigen::VectorXd step = -ldlt.solve(g);
-        if (ldlt.info() == Eigen::Success && (ldlt.vectorD().array() > 0).all() && step.allFinite()) {
+        if (ldlt.info() == Eigen::Success && (ldlt.vectorD().array() > 0).all() &&
+            step.allFinite()) {
           for (double scale = 1.0; scale > 1e-4 && !improved; scale *= 0.5) {
             std::vector<double> trial = v;
             for (Eigen::Index i = 0; i < m; ++i) {
               const std::size_t j = free_index[static_cast<std::size_t>(i)];
-              trial[j] = std::clamp(v[j] + scale * std::clamp(step(i), -2.0, 2.0), -kLogBound, kLogBound);
+              trial[j] =
+                  std::clamp(v[j] + scale * std::clamp(step(i), -2.0, 2.0), -kLogBound, kLogBound);
             }
             if (objective_v(trial) < f0) {
               v = trial;
@@ -301,7 +308,8 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters_from(
             }
           }
         }
-        lambda = lambda == 0 ? 1e-6 * std::max(1.0, H.diagonal().cwiseAbs().maxCoeff()) : lambda * 10;
+        lambda =
+            lambda == 0 ? 1e-6 * std::max(1.0, H.diagonal().cwiseAbs().maxCoeff()) : lambda * 10;
       }
       if (!improved) break;
     }
@@ -331,8 +339,10 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters_from(
     H.diagonal().array() -= 2.0 * options.penalizer;
     H *= n;
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(H);
-    if (eig.info() == Eigen::Success && eig.eigenvalues().minCoeff() > 1e-10 * std::max(1.0, eig.eigenvalues().maxCoeff())) {
-      const Eigen::MatrixXd cov = eig.eigenvectors() * eig.eigenvalues().cwiseInverse().asDiagonal() *
+    if (eig.info() == Eigen::Success &&
+        eig.eigenvalues().minCoeff() > 1e-10 * std::max(1.0, eig.eigenvalues().maxCoeff())) {
+      const Eigen::MatrixXd cov = eig.eigenvectors() *
+                                  eig.eigenvalues().cwiseInverse().asDiagonal() *
                                   eig.eigenvectors().transpose();
       for (Eigen::Index i = 0; i < m; ++i) {
         const std::size_t j = free_index[static_cast<std::size_t>(i)];
@@ -350,7 +360,8 @@ PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters_from(
 PERKREC_INLINE MaximumLikelihoodFit minimize_log_parameters(
     const std::function<double(const std::vector<double>&)>& total_nll, double members,
     std::vector<double> start, const MaximumLikelihoodOptions& options) {
-  return minimize_log_parameters_from(total_nll, members, total_nll, members, std::move(start), options);
+  return minimize_log_parameters_from(total_nll, members, total_nll, members, std::move(start),
+                                      options);
 }
 
 // Rows kept for the Nelder-Mead start: all up to kStartRows, else every stride-th.
@@ -369,7 +380,8 @@ struct WeightedTriples {
     std::sort(times.begin(), times.end());
     times.erase(std::unique(times.begin(), times.end()), times.end());
     auto at = [&](double v) {
-      return static_cast<std::uint32_t>(std::lower_bound(times.begin(), times.end(), v) - times.begin());
+      return static_cast<std::uint32_t>(std::lower_bound(times.begin(), times.end(), v) -
+                                        times.begin());
     };
     t_x_index.resize(x.size());
     T_index.resize(x.size());
@@ -380,7 +392,8 @@ struct WeightedTriples {
   }
 };
 
-PERKREC_INLINE WeightedTriples distinct_triples(Span<const double> x, Span<const double> t_x, Span<const double> T) {
+PERKREC_INLINE WeightedTriples distinct_triples(Span<const double> x, Span<const double> t_x,
+                                                Span<const double> T) {
   std::vector<std::uint32_t> order;
   order.reserve(x.size());
   for (std::size_t i = 0; i < x.size(); ++i) {
@@ -392,7 +405,8 @@ PERKREC_INLINE WeightedTriples distinct_triples(Span<const double> x, Span<const
   WeightedTriples out;
   for (std::size_t k = 0; k < order.size(); ++k) {
     const std::uint32_t i = order[k];
-    if (!out.x.empty() && out.x.back() == x[i] && out.t_x.back() == t_x[i] && out.T.back() == T[i]) {
+    if (!out.x.empty() && out.x.back() == x[i] && out.t_x.back() == t_x[i] &&
+        out.T.back() == T[i]) {
       out.weight.back() += 1;
     } else {
       out.x.push_back(x[i]);
@@ -416,19 +430,22 @@ struct PurchaseData {
   bool sampled = false;
 };
 
-PERKREC_INLINE PurchaseData purchase_data(const char* who, Span<const double> x, Span<const double> t_x,
-                                          Span<const double> T, const MaximumLikelihoodOptions& options) {
+PERKREC_INLINE PurchaseData purchase_data(const char* who, Span<const double> x,
+                                          Span<const double> t_x, Span<const double> T,
+                                          const MaximumLikelihoodOptions& options) {
   options.validate();
   if (x.size() != t_x.size() || x.size() != T.size()) {
-    raise<InputError>(who, ": x, t_x and T must have equal lengths (got ", x.size(), ", ", t_x.size(), ", ", T.size(),
-                      ")");
+    raise<InputError>(who, ": x, t_x and T must have equal lengths (got ", x.size(), ", ",
+                      t_x.size(), ", ", T.size(), ")");
   }
   if (x.size() >= (std::size_t{1} << 32)) {
     raise<InputError>(who, ": at most 2^32 - 1 members (got ", x.size(), ")");
   }
   for (std::size_t i = 0; i < x.size(); ++i) {
-    if (!(x[i] >= 0) || !std::isfinite(x[i]) || !(t_x[i] >= 0) || !(T[i] >= t_x[i]) || !std::isfinite(T[i])) {
-      raise<InputError>(who, ": member at position ", i, " has an inconsistent summary (got x=", x[i], ", t_x=", t_x[i],
+    if (!(x[i] >= 0) || !std::isfinite(x[i]) || !(t_x[i] >= 0) || !(T[i] >= t_x[i]) ||
+        !std::isfinite(T[i])) {
+      raise<InputError>(who, ": member at position ", i,
+                        " has an inconsistent summary (got x=", x[i], ", t_x=", t_x[i],
                         ", T=", T[i], ", expected finite x >= 0 and 0 <= t_x <= T)");
     }
   }
@@ -439,7 +456,8 @@ PERKREC_INLINE PurchaseData purchase_data(const char* who, Span<const double> x,
     out.members += d.weight[i];
     out.mean_rate += d.weight[i] * d.x[i] / d.T[i];
   }
-  if (out.members <= 0) raise<InputError>(who, ": no member with T > 0 (got ", x.size(), " members)");
+  if (out.members <= 0)
+    raise<InputError>(who, ": no member with T > 0 (got ", x.size(), " members)");
   out.mean_rate = std::max(1e-3, out.mean_rate / out.members);
   out.sample_weight = out.members;
   const std::size_t stride = d.x.size() / kStartRows + 1;
@@ -463,8 +481,9 @@ PERKREC_INLINE PurchaseData purchase_data(const char* who, Span<const double> x,
 // With m = modified ? 1 : 0 a member's likelihood is
 //   G(r+x) alpha^r / G(r) x B(a, b+x+m) / B(a, b)
 //   x [ (alpha+T)^-(r+x) + [x > 0 or m] a/(b+x-1+m) (alpha+t_x)^-(r+x) ].
-PERKREC_INLINE MaximumLikelihoodFit fit_beta_geometric(const char* who, bool modified, Span<const double> x,
-                                                       Span<const double> t_x, Span<const double> T,
+PERKREC_INLINE MaximumLikelihoodFit fit_beta_geometric(const char* who, bool modified,
+                                                       Span<const double> x, Span<const double> t_x,
+                                                       Span<const double> T,
                                                        const MaximumLikelihoodOptions& options) {
   const PurchaseData data = purchase_data(who, x, t_x, T, options);
   const WeightedTriples& d = data.all;
@@ -476,29 +495,33 @@ PERKREC_INLINE MaximumLikelihoodFit fit_beta_geometric(const char* who, bool mod
   auto nll_of = [threads, shift, modified](const WeightedTriples& t, double total_weight) {
     return [&t, total_weight, threads, shift, modified](const std::vector<double>& v) {
       const BGNBD m{std::exp(v[0]), std::exp(v[1]), std::exp(v[2]), std::exp(v[3])};
-      const double base = -log_gamma(m.r) + m.r * std::log(m.alpha) + log_gamma(m.a + m.b) - log_gamma(m.b);
+      const double base =
+          -log_gamma(m.r) + m.r * std::log(m.alpha) + log_gamma(m.a + m.b) - log_gamma(m.b);
       const double log_a = std::log(m.a);
       std::vector<double> log_time(t.times.size());
-      for (std::size_t j = 0; j < log_time.size(); ++j) log_time[j] = std::log(m.alpha + t.times[j]);
+      for (std::size_t j = 0; j < log_time.size(); ++j)
+        log_time[j] = std::log(m.alpha + t.times[j]);
       const auto n = static_cast<Offset>(t.x.size());
-      const double ll = chunked_sum(n, threads, [&, last_x = -1.0, lead = 0.0, log_b = 0.0](Offset i) mutable {
-        const auto k = static_cast<std::size_t>(i);
-        const double xx = t.x[k];
-        const bool dropout_term = xx > 0 || modified;
-        if (xx != last_x) {
-          last_x = xx;
-          lead = log_gamma(m.r + xx) + log_gamma(m.b + xx + shift) - log_gamma(m.a + m.b + xx + shift);
-          log_b = dropout_term ? std::log(m.b + xx - 1 + shift) : 0.0;
-        }
-        const double a3 = -(m.r + xx) * log_time[t.T_index[k]];
-        double tail = a3;
-        if (dropout_term) {
-          const double a4 = log_a - log_b - (m.r + xx) * log_time[t.t_x_index[k]];
-          const double top = std::max(a3, a4);
-          tail = top + std::log1p(std::exp(std::min(a3, a4) - top));
-        }
-        return t.weight[k] * (lead + tail);
-      });
+      const double ll =
+          chunked_sum(n, threads, [&, last_x = -1.0, lead = 0.0, log_b = 0.0](Offset i) mutable {
+            const auto k = static_cast<std::size_t>(i);
+            const double xx = t.x[k];
+            const bool dropout_term = xx > 0 || modified;
+            if (xx != last_x) {
+              last_x = xx;
+              lead = log_gamma(m.r + xx) + log_gamma(m.b + xx + shift) -
+                     log_gamma(m.a + m.b + xx + shift);
+              log_b = dropout_term ? std::log(m.b + xx - 1 + shift) : 0.0;
+            }
+            const double a3 = -(m.r + xx) * log_time[t.T_index[k]];
+            double tail = a3;
+            if (dropout_term) {
+              const double a4 = log_a - log_b - (m.r + xx) * log_time[t.t_x_index[k]];
+              const double top = std::max(a3, a4);
+              tail = top + std::log1p(std::exp(std::min(a3, a4) - top));
+            }
+            return t.weight[k] * (lead + tail);
+          });
       const double total = ll + total_weight * base;
       return std::isfinite(total) ? -total : std::numeric_limits<double>::infinity();
     };
@@ -507,7 +530,8 @@ PERKREC_INLINE MaximumLikelihoodFit fit_beta_geometric(const char* who, bool mod
   const auto start_nll = data.sampled ? nll_of(data.sample, data.sample_weight) : total_nll;
   // -ln L and its gradient over the log-parameters in one pass (w = the share of the "dropped
   // out after the last purchase" term in the member's likelihood).
-  const GradientFunction total_gradient = [&](const std::vector<double>& v, std::vector<double>& grad) {
+  const GradientFunction total_gradient = [&](const std::vector<double>& v,
+                                              std::vector<double>& grad) {
     const BGNBD m{std::exp(v[0]), std::exp(v[1]), std::exp(v[2]), std::exp(v[3])};
     std::vector<double> log_time(d.times.size()), inv_time(d.times.size());
     for (std::size_t j = 0; j < d.times.size(); ++j) {
@@ -519,13 +543,15 @@ PERKREC_INLINE MaximumLikelihoodFit fit_beta_geometric(const char* who, bool mod
       double x = -1, lead = 0, log_b = 0, inv_b = 0, psi_r = 0, psi_abx = 0, psi_bx = 0;
     };
     const auto sums = chunked_sums<5>(
-        static_cast<Offset>(d.x.size()), threads, [&, c = PerX()](Offset i, std::array<double, 5>& acc) mutable {
+        static_cast<Offset>(d.x.size()), threads,
+        [&, c = PerX()](Offset i, std::array<double, 5>& acc) mutable {
           const auto k = static_cast<std::size_t>(i);
           const double xx = d.x[k];
           const bool dropout_term = xx > 0 || modified;
           if (xx != c.x) {
             c.x = xx;
-            c.lead = log_gamma(m.r + xx) + log_gamma(m.b + xx + shift) - log_gamma(m.a + m.b + xx + shift);
+            c.lead = log_gamma(m.r + xx) + log_gamma(m.b + xx + shift) -
+                     log_gamma(m.a + m.b + xx + shift);
             c.log_b = dropout_term ? std::log(m.b + xx - 1 + shift) : 0.0;
             c.inv_b = dropout_term ? 1.0 / (m.b + xx - 1 + shift) : 0.0;
             c.psi_r = digamma(m.r + xx);
@@ -544,12 +570,14 @@ PERKREC_INLINE MaximumLikelihoodFit fit_beta_geometric(const char* who, bool mod
           const double wt = d.weight[k];
           acc[0] += wt * (c.lead + tail);
           acc[1] += wt * (c.psi_r - (1 - w) * lt - w * ltx);
-          acc[2] += wt * (m.r + xx) * ((1 - w) * inv_time[d.T_index[k]] + w * inv_time[d.t_x_index[k]]);
+          acc[2] +=
+              wt * (m.r + xx) * ((1 - w) * inv_time[d.T_index[k]] + w * inv_time[d.t_x_index[k]]);
           acc[3] += wt * (w / m.a - c.psi_abx);
           acc[4] += wt * (c.psi_bx - c.psi_abx - w * c.inv_b);
         });
     const double W = members;
-    const double ll = sums[0] + W * (-log_gamma(m.r) + m.r * std::log(m.alpha) + log_gamma(m.a + m.b) - log_gamma(m.b));
+    const double ll = sums[0] + W * (-log_gamma(m.r) + m.r * std::log(m.alpha) +
+                                     log_gamma(m.a + m.b) - log_gamma(m.b));
     const double dr = sums[1] + W * (-digamma(m.r) + std::log(m.alpha));
     const double dalpha = W * m.r / m.alpha - sums[2];
     const double psi_ab = digamma(m.a + m.b);
@@ -559,8 +587,8 @@ PERKREC_INLINE MaximumLikelihoodFit fit_beta_geometric(const char* who, bool mod
     return std::isfinite(ll) ? -ll : std::numeric_limits<double>::infinity();
   };
   return minimize_log_parameters_from(total_nll, members, start_nll, data.sample_weight,
-                                      {0.0, std::log(1.0 / data.mean_rate), 0.0, std::log(3.0)}, options,
-                                      total_gradient);
+                                      {0.0, std::log(1.0 / data.mean_rate), 0.0, std::log(3.0)},
+                                      options, total_gradient);
 }
 
 // 2F1(1, b; c; z) for 0 <= z < 1 by its series (positive terms with ratio (b + k) / (c + k) z).
@@ -593,8 +621,10 @@ PERKREC_INLINE double pareto_log_upper(const ParetoNBD& m, double x, double t) {
 // distance to the nearer singularity (-min(alpha, beta)), so f is smooth on it at the scale of
 // the rule (error near machine precision); the sum stops once f has fallen below e^-40 of its
 // start. At most a few hundred panels, whatever the parameters.
-PERKREC_INLINE double pareto_log_integral_quadrature(const ParetoNBD& m, double x, double t_x, double T) {
-  static constexpr double kNodes[4] = {0.1834346424956498, 0.5255324099163290, 0.7966664774136267, 0.9602898564975363};
+PERKREC_INLINE double pareto_log_integral_quadrature(const ParetoNBD& m, double x, double t_x,
+                                                     double T) {
+  static constexpr double kNodes[4] = {0.1834346424956498, 0.5255324099163290, 0.7966664774136267,
+                                       0.9602898564975363};
   static constexpr double kWeights[4] = {0.3626837833783620, 0.3137066458778873, 0.2223810344533745,
                                          0.1012285362903763};
   const double rx = m.r + x, s1 = m.s + 1, low = std::min(m.alpha, m.beta);
@@ -619,7 +649,8 @@ PERKREC_INLINE double pareto_log_integral_quadrature(const ParetoNBD& m, double 
 
 // The Pareto/NBD's bracket: ln[(alpha+T)^-(r+x) (beta+T)^-s + s J] (see the file comment);
 // `log_first` receives the log of its first term.
-inline double pareto_log_bracket(const ParetoNBD& m, double x, double t_x, double T, double& log_first) {
+inline double pareto_log_bracket(const ParetoNBD& m, double x, double t_x, double T,
+                                 double& log_first) {
   const double rx = m.r + x;
   log_first = -rx * std::log(m.alpha + T) - m.s * std::log(m.beta + T);
   if (!(T > t_x)) return log_first;
@@ -639,7 +670,8 @@ inline double pareto_log_bracket(const ParetoNBD& m, double x, double t_x, doubl
 
 }  // namespace detail
 
-PERKREC_INLINE BGNBDFit BGNBD::maximum_likelihood(Span<const double> x, Span<const double> t_x, Span<const double> T,
+PERKREC_INLINE BGNBDFit BGNBD::maximum_likelihood(Span<const double> x, Span<const double> t_x,
+                                                  Span<const double> T,
                                                   const MaximumLikelihoodOptions& options) {
   BGNBDFit out;
   out.fit = detail::fit_beta_geometric("BGNBD::maximum_likelihood", false, x, t_x, T, options);
@@ -649,7 +681,8 @@ PERKREC_INLINE BGNBDFit BGNBD::maximum_likelihood(Span<const double> x, Span<con
 
 PERKREC_INLINE double MBGNBD::log_likelihood(double x, double t_x, double T) const {
   const double a1 = log_gamma(r + x) - log_gamma(r) + r * std::log(alpha);
-  const double a2 = log_gamma(a + b) + log_gamma(b + x + 1) - log_gamma(b) - log_gamma(a + b + x + 1);
+  const double a2 =
+      log_gamma(a + b) + log_gamma(b + x + 1) - log_gamma(b) - log_gamma(a + b + x + 1);
   const double a3 = -(r + x) * std::log(alpha + T);
   const double a4 = std::log(a) - std::log(b + x) - (r + x) * std::log(alpha + t_x);
   const double m = std::max(a3, a4);
@@ -657,7 +690,8 @@ PERKREC_INLINE double MBGNBD::log_likelihood(double x, double t_x, double T) con
 }
 
 PERKREC_INLINE double MBGNBD::p_alive(double x, double t_x, double T) const {
-  const double log_ratio = std::log(a) - std::log(b + x) + (r + x) * (std::log(alpha + T) - std::log(alpha + t_x));
+  const double log_ratio =
+      std::log(a) - std::log(b + x) + (r + x) * (std::log(alpha + T) - std::log(alpha + t_x));
   return 1.0 / (1.0 + std::exp(std::min(700.0, log_ratio)));
 }
 
@@ -665,7 +699,8 @@ PERKREC_INLINE double MBGNBD::expected_purchases(double t, double x, double t_x,
   return detail::beta_geometric_expected_purchases(r, alpha, a, b, true, t, x, t_x, T);
 }
 
-PERKREC_INLINE MBGNBDFit MBGNBD::maximum_likelihood(Span<const double> x, Span<const double> t_x, Span<const double> T,
+PERKREC_INLINE MBGNBDFit MBGNBD::maximum_likelihood(Span<const double> x, Span<const double> t_x,
+                                                    Span<const double> T,
                                                     const MaximumLikelihoodOptions& options) {
   MBGNBDFit out;
   out.fit = detail::fit_beta_geometric("MBGNBD::maximum_likelihood", true, x, t_x, T, options);
@@ -685,7 +720,8 @@ PERKREC_INLINE double ParetoNBD::p_alive(double x, double t_x, double T) const {
   return std::min(1.0, std::exp(first - bracket));
 }
 
-PERKREC_INLINE double ParetoNBD::expected_purchases(double t, double x, double t_x, double T) const {
+PERKREC_INLINE double ParetoNBD::expected_purchases(double t, double x, double t_x,
+                                                    double T) const {
   if (!(t > 0)) return 0.0;
   // (r+x)/(alpha+T) (beta+T)/(s-1) [1 - ((beta+T)/(beta+T+t))^(s-1)] p_alive, smooth at s = 1.
   const double L = std::log1p(t / (beta + T));
@@ -694,25 +730,29 @@ PERKREC_INLINE double ParetoNBD::expected_purchases(double t, double x, double t
   return std::isfinite(e) && e >= 0 ? e : 0.0;
 }
 
-PERKREC_INLINE ParetoNBDFit ParetoNBD::maximum_likelihood(Span<const double> x, Span<const double> t_x,
+PERKREC_INLINE ParetoNBDFit ParetoNBD::maximum_likelihood(Span<const double> x,
+                                                          Span<const double> t_x,
                                                           Span<const double> T,
                                                           const MaximumLikelihoodOptions& options) {
-  const detail::PurchaseData data = detail::purchase_data("ParetoNBD::maximum_likelihood", x, t_x, T, options);
+  const detail::PurchaseData data =
+      detail::purchase_data("ParetoNBD::maximum_likelihood", x, t_x, T, options);
   const int threads = resolve_num_threads(options.num_threads);
   auto nll_of = [threads](const detail::WeightedTriples& t, double total_weight) {
     return [&t, total_weight, threads](const std::vector<double>& v) {
       const ParetoNBD m{std::exp(v[0]), std::exp(v[1]), std::exp(v[2]), std::exp(v[3])};
       const double base = -log_gamma(m.r) + m.r * std::log(m.alpha) + m.s * std::log(m.beta);
       const auto n = static_cast<Offset>(t.x.size());
-      const double ll = detail::chunked_sum(n, threads, [&, last_x = -1.0, lead = 0.0](Offset i) mutable {
-        const auto k = static_cast<std::size_t>(i);
-        if (t.x[k] != last_x) {
-          last_x = t.x[k];
-          lead = log_gamma(m.r + last_x);
-        }
-        double first = 0;
-        return t.weight[k] * (lead + detail::pareto_log_bracket(m, t.x[k], t.t_x[k], t.T[k], first));
-      });
+      const double ll =
+          detail::chunked_sum(n, threads, [&, last_x = -1.0, lead = 0.0](Offset i) mutable {
+            const auto k = static_cast<std::size_t>(i);
+            if (t.x[k] != last_x) {
+              last_x = t.x[k];
+              lead = log_gamma(m.r + last_x);
+            }
+            double first = 0;
+            return t.weight[k] *
+                   (lead + detail::pareto_log_bracket(m, t.x[k], t.t_x[k], t.T[k], first));
+          });
       const double total = ll + total_weight * base;
       return std::isfinite(total) ? -total : std::numeric_limits<double>::infinity();
     };
@@ -723,19 +763,22 @@ PERKREC_INLINE ParetoNBDFit ParetoNBD::maximum_likelihood(Span<const double> x, 
   for (std::size_t i = 0; i < data.all.x.size(); ++i) mean_T += data.all.weight[i] * data.all.T[i];
   mean_T /= data.members;
   ParetoNBDFit out;
-  out.fit = detail::minimize_log_parameters_from(total_nll, data.members, start_nll, data.sample_weight,
-                                                 {0.0, std::log(1.0 / data.mean_rate), 0.0, std::log(std::max(mean_T, 1e-3))},
-                                                 options);
+  out.fit = detail::minimize_log_parameters_from(
+      total_nll, data.members, start_nll, data.sample_weight,
+      {0.0, std::log(1.0 / data.mean_rate), 0.0, std::log(std::max(mean_T, 1e-3))}, options);
   out.model = ParetoNBD{out.fit.params[0], out.fit.params[1], out.fit.params[2], out.fit.params[3]};
   return out;
 }
 
 namespace detail {
-inline double log_beta(double a, double b) { return log_gamma(a) + log_gamma(b) - log_gamma(a + b); }
+inline double log_beta(double a, double b) {
+  return log_gamma(a) + log_gamma(b) - log_gamma(a + b);
+}
 
 // log of the BG/BB's "alive through opportunity n" term and of the whole likelihood (before the
 // constant -ln B(alpha, beta) - ln B(gamma, delta)).
-inline void bgbb_log_terms(const BGBB& m, double x, double t_x, double n, double& log_alive, double& log_total) {
+inline void bgbb_log_terms(const BGBB& m, double x, double t_x, double n, double& log_alive,
+                           double& log_total) {
   log_alive = log_beta(m.alpha + x, m.beta + n - x) + log_beta(m.gamma, m.delta + n);
   double top = log_alive, sum = 1.0;
   const double lead = log_beta(m.alpha + x, m.beta + t_x - x);
@@ -762,10 +805,12 @@ PERKREC_INLINE bool bgbb_summary_ok(double x, double t_x, double n) {
   return x <= t_x && t_x <= n && !(x > 0 && t_x < 1) && n <= kMaxOpportunities;
 }
 
-PERKREC_INLINE void check_bgbb_summary(const char* who, std::size_t i, double x, double t_x, double n) {
+PERKREC_INLINE void check_bgbb_summary(const char* who, std::size_t i, double x, double t_x,
+                                       double n) {
   if (!bgbb_summary_ok(x, t_x, n)) {
-    raise<InputError>(who, ": member at position ", i, " has an inconsistent discrete summary (got x=", x,
-                      ", t_x=", t_x, ", n=", n, " after flooring; expected x <= t_x <= n <= 1e6 and t_x >= 1 when x > 0)");
+    raise<InputError>(who, ": member at position ", i,
+                      " has an inconsistent discrete summary (got x=", x, ", t_x=", t_x, ", n=", n,
+                      " after flooring; expected x <= t_x <= n <= 1e6 and t_x >= 1 when x > 0)");
   }
 }
 }  // namespace detail
@@ -795,8 +840,8 @@ PERKREC_INLINE double BGBB::expected_purchases(double t, double x, double t_x, d
   //     (G(1+delta+n) G(gamma+delta+n+t))]  (the bracket over gamma - 1 is smooth at gamma = 1).
   const double mean_p = (alpha + xx) / (alpha + beta + nn);
   const double g = gamma - 1;
-  const double log_ratio = log_gamma(gamma + delta + nn) + log_gamma(1 + delta + nn + t) - log_gamma(1 + delta + nn) -
-                           log_gamma(gamma + delta + nn + t);
+  const double log_ratio = log_gamma(gamma + delta + nn) + log_gamma(1 + delta + nn + t) -
+                           log_gamma(1 + delta + nn) - log_gamma(gamma + delta + nn + t);
   double bracket;
   if (std::fabs(g) < 1e-8) {
     // d/dg of -exp(log_ratio) at g = 0: digamma difference.
@@ -808,12 +853,13 @@ PERKREC_INLINE double BGBB::expected_purchases(double t, double x, double t_x, d
   return std::isfinite(e) && e >= 0 ? e : 0.0;
 }
 
-PERKREC_INLINE BGBBFit BGBB::maximum_likelihood(Span<const double> x, Span<const double> t_x, Span<const double> n,
+PERKREC_INLINE BGBBFit BGBB::maximum_likelihood(Span<const double> x, Span<const double> t_x,
+                                                Span<const double> n,
                                                 const MaximumLikelihoodOptions& options) {
   const char* who = "BGBB::maximum_likelihood";
   if (x.size() != t_x.size() || x.size() != n.size()) {
-    detail::raise<InputError>(who, ": x, t_x and n must have equal lengths (got ", x.size(), ", ", t_x.size(), ", ",
-                              n.size(), ")");
+    detail::raise<InputError>(who, ": x, t_x and n must have equal lengths (got ", x.size(), ", ",
+                              t_x.size(), ", ", n.size(), ")");
   }
   std::vector<double> fx(x.size()), ft(x.size()), fn(x.size());
   for (std::size_t i = 0; i < x.size(); ++i) {
@@ -830,12 +876,13 @@ PERKREC_INLINE BGBBFit BGBB::maximum_likelihood(Span<const double> x, Span<const
     return [&t, total_weight, threads](const std::vector<double>& v) {
       const BGBB m{std::exp(v[0]), std::exp(v[1]), std::exp(v[2]), std::exp(v[3])};
       const double base = -detail::log_beta(m.alpha, m.beta) - detail::log_beta(m.gamma, m.delta);
-      const double ll = detail::chunked_sum(static_cast<Offset>(t.x.size()), threads, [&](Offset i) {
-        const auto k = static_cast<std::size_t>(i);
-        double alive = 0, total = 0;
-        detail::bgbb_log_terms(m, t.x[k], t.t_x[k], t.T[k], alive, total);
-        return t.weight[k] * total;
-      });
+      const double ll =
+          detail::chunked_sum(static_cast<Offset>(t.x.size()), threads, [&](Offset i) {
+            const auto k = static_cast<std::size_t>(i);
+            double alive = 0, total = 0;
+            detail::bgbb_log_terms(m, t.x[k], t.t_x[k], t.T[k], alive, total);
+            return t.weight[k] * total;
+          });
       const double all = ll + total_weight * base;
       return std::isfinite(all) ? -all : std::numeric_limits<double>::infinity();
     };
@@ -843,8 +890,8 @@ PERKREC_INLINE BGBBFit BGBB::maximum_likelihood(Span<const double> x, Span<const
   const auto total_nll = nll_of(data.all, data.members);
   const auto start_nll = data.sampled ? nll_of(data.sample, data.sample_weight) : total_nll;
   BGBBFit out;
-  out.fit = detail::minimize_log_parameters_from(total_nll, data.members, start_nll, data.sample_weight,
-                                                 {0.0, 0.0, 0.0, 0.0}, options);
+  out.fit = detail::minimize_log_parameters_from(total_nll, data.members, start_nll,
+                                                 data.sample_weight, {0.0, 0.0, 0.0, 0.0}, options);
   out.model = BGBB{out.fit.params[0], out.fit.params[1], out.fit.params[2], out.fit.params[3]};
   return out;
 }
@@ -855,36 +902,48 @@ template <class F>
 double visit_purchase_model(const PurchaseModel& m, F&& f) {
   const auto& p = m.params;
   switch (m.kind) {
-    case PurchaseModelKind::mbgnbd: return f(MBGNBD{p[0], p[1], p[2], p[3]});
-    case PurchaseModelKind::paretonbd: return f(ParetoNBD{p[0], p[1], p[2], p[3]});
-    case PurchaseModelKind::bgbb: return f(BGBB{p[0], p[1], p[2], p[3]});
-    default: return f(BGNBD{p[0], p[1], p[2], p[3]});
+    case PurchaseModelKind::mbgnbd:
+      return f(MBGNBD{p[0], p[1], p[2], p[3]});
+    case PurchaseModelKind::paretonbd:
+      return f(ParetoNBD{p[0], p[1], p[2], p[3]});
+    case PurchaseModelKind::bgbb:
+      return f(BGBB{p[0], p[1], p[2], p[3]});
+    default:
+      return f(BGNBD{p[0], p[1], p[2], p[3]});
   }
 }
 }  // namespace detail
 
 PERKREC_INLINE double PurchaseModel::log_likelihood(double x, double t_x, double T) const {
-  return detail::visit_purchase_model(*this, [&](const auto& m) { return m.log_likelihood(x, t_x, T); });
+  return detail::visit_purchase_model(*this,
+                                      [&](const auto& m) { return m.log_likelihood(x, t_x, T); });
 }
 
 PERKREC_INLINE double PurchaseModel::p_alive(double x, double t_x, double T) const {
   return detail::visit_purchase_model(*this, [&](const auto& m) { return m.p_alive(x, t_x, T); });
 }
 
-PERKREC_INLINE double PurchaseModel::expected_purchases(double t, double x, double t_x, double T) const {
+PERKREC_INLINE double PurchaseModel::expected_purchases(double t, double x, double t_x,
+                                                        double T) const {
   // BGNBD::expected_purchases clamps a for the preference model; here the exact expectation.
   if (kind == PurchaseModelKind::bgnbd) {
-    return detail::beta_geometric_expected_purchases(params[0], params[1], params[2], params[3], false, t, x, t_x, T);
+    return detail::beta_geometric_expected_purchases(params[0], params[1], params[2], params[3],
+                                                     false, t, x, t_x, T);
   }
-  return detail::visit_purchase_model(*this, [&](const auto& m) { return m.expected_purchases(t, x, t_x, T); });
+  return detail::visit_purchase_model(
+      *this, [&](const auto& m) { return m.expected_purchases(t, x, t_x, T); });
 }
 
 PERKREC_INLINE const char* PurchaseModel::name(PurchaseModelKind kind) {
   switch (kind) {
-    case PurchaseModelKind::mbgnbd: return "mbgnbd";
-    case PurchaseModelKind::paretonbd: return "paretonbd";
-    case PurchaseModelKind::bgbb: return "bgbb";
-    default: return "bgnbd";
+    case PurchaseModelKind::mbgnbd:
+      return "mbgnbd";
+    case PurchaseModelKind::paretonbd:
+      return "paretonbd";
+    case PurchaseModelKind::bgbb:
+      return "bgbb";
+    default:
+      return "bgnbd";
   }
 }
 
@@ -905,20 +964,24 @@ PERKREC_INLINE std::array<const char*, 4> PurchaseModel::parameter_names(Purchas
   return {"r", "alpha", "a", "b"};
 }
 
-PERKREC_INLINE MaximumLikelihoodFit PurchaseModel::maximum_likelihood(PurchaseModelKind kind, Span<const double> x,
-                                                                      Span<const double> t_x, Span<const double> T,
-                                                                      const MaximumLikelihoodOptions& options) {
+PERKREC_INLINE MaximumLikelihoodFit PurchaseModel::maximum_likelihood(
+    PurchaseModelKind kind, Span<const double> x, Span<const double> t_x, Span<const double> T,
+    const MaximumLikelihoodOptions& options) {
   switch (kind) {
-    case PurchaseModelKind::mbgnbd: return MBGNBD::maximum_likelihood(x, t_x, T, options).fit;
-    case PurchaseModelKind::paretonbd: return ParetoNBD::maximum_likelihood(x, t_x, T, options).fit;
-    case PurchaseModelKind::bgbb: return BGBB::maximum_likelihood(x, t_x, T, options).fit;
-    default: return BGNBD::maximum_likelihood(x, t_x, T, options).fit;
+    case PurchaseModelKind::mbgnbd:
+      return MBGNBD::maximum_likelihood(x, t_x, T, options).fit;
+    case PurchaseModelKind::paretonbd:
+      return ParetoNBD::maximum_likelihood(x, t_x, T, options).fit;
+    case PurchaseModelKind::bgbb:
+      return BGBB::maximum_likelihood(x, t_x, T, options).fit;
+    default:
+      return BGNBD::maximum_likelihood(x, t_x, T, options).fit;
   }
 }
 PERKREC_INLINE double GammaGamma::log_likelihood(double x, double m) const {
   const double px = p * x;
-  return log_gamma(px + q) - log_gamma(px) - log_gamma(q) + q * std::log(gamma) + (px - 1) * std::log(m) +
-         px * std::log(x) - (px + q) * std::log(x * m + gamma);
+  return log_gamma(px + q) - log_gamma(px) - log_gamma(q) + q * std::log(gamma) +
+         (px - 1) * std::log(m) + px * std::log(x) - (px + q) * std::log(x * m + gamma);
 }
 
 PERKREC_INLINE double GammaGamma::expected_order_value(double x, double m) const {
@@ -927,18 +990,20 @@ PERKREC_INLINE double GammaGamma::expected_order_value(double x, double m) const
   return p * (gamma + x * m) / (p * x + qq - 1);
 }
 
-PERKREC_INLINE GammaGammaFit GammaGamma::maximum_likelihood(Span<const double> x, Span<const double> m,
-                                                            const MaximumLikelihoodOptions& options) {
+PERKREC_INLINE GammaGammaFit GammaGamma::maximum_likelihood(
+    Span<const double> x, Span<const double> m, const MaximumLikelihoodOptions& options) {
   options.validate();
   if (x.size() != m.size()) {
-    detail::raise<InputError>("GammaGamma::maximum_likelihood: x and m must have equal lengths (got ", x.size(), ", ",
-                              m.size(), ")");
+    detail::raise<InputError>(
+        "GammaGamma::maximum_likelihood: x and m must have equal lengths (got ", x.size(), ", ",
+        m.size(), ")");
   }
   std::vector<double> xs, ms;
   for (std::size_t i = 0; i < x.size(); ++i) {
     if (!(x[i] >= 0) || !std::isfinite(x[i]) || !(m[i] >= 0) || !std::isfinite(m[i])) {
       detail::raise<InputError>("GammaGamma::maximum_likelihood: member at position ", i,
-                                " has a bad summary (got x=", x[i], ", m=", m[i], ", expected finite values >= 0)");
+                                " has a bad summary (got x=", x[i], ", m=", m[i],
+                                ", expected finite values >= 0)");
     }
     if (x[i] > 0 && m[i] > 0) {
       xs.push_back(x[i]);
@@ -946,8 +1011,9 @@ PERKREC_INLINE GammaGammaFit GammaGamma::maximum_likelihood(Span<const double> x
     }
   }
   if (xs.size() < 2) {
-    detail::raise<InputError>("GammaGamma::maximum_likelihood: needs at least two members with x > 0 and m > 0 (got ",
-                              xs.size(), ")");
+    detail::raise<InputError>(
+        "GammaGamma::maximum_likelihood: needs at least two members with x > 0 and m > 0 (got ",
+        xs.size(), ")");
   }
   const double members = static_cast<double>(xs.size());
   double mean_m = 0, mean_x = 0;
@@ -968,7 +1034,8 @@ PERKREC_INLINE GammaGammaFit GammaGamma::maximum_likelihood(Span<const double> x
   // sum px ln x are fixed sums, so one logarithm per member remains.
   std::vector<std::size_t> order(xs.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t i, std::size_t j) { return xs[i] < xs[j]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t i, std::size_t j) { return xs[i] < xs[j]; });
   std::vector<double> sx(xs.size()), sm(xs.size());
   for (std::size_t i = 0; i < order.size(); ++i) {
     sx[i] = xs[order[i]];
@@ -982,20 +1049,22 @@ PERKREC_INLINE GammaGammaFit GammaGamma::maximum_likelihood(Span<const double> x
       sum_x_log_x += x_[i] * std::log(x_[i]);
     }
     const double count = static_cast<double>(x_.size());
-    return [&x_, &m_, threads, sum_x_log_m, sum_log_m, sum_x_log_x, count](const std::vector<double>& v) {
+    return [&x_, &m_, threads, sum_x_log_m, sum_log_m, sum_x_log_x,
+            count](const std::vector<double>& v) {
       const GammaGamma g{std::exp(v[0]), std::exp(v[1]), std::exp(v[2])};
       const auto n = static_cast<Offset>(x_.size());
-      const double ll = detail::chunked_sum(n, threads, [&, last_x = -1.0, lead = 0.0](Offset i) mutable {
-        const auto k = static_cast<std::size_t>(i);
-        const double px = g.p * x_[k];
-        if (x_[k] != last_x) {
-          last_x = x_[k];
-          lead = log_gamma(px + g.q) - log_gamma(px);
-        }
-        return lead - (px + g.q) * std::log(x_[k] * m_[k] + g.gamma);
-      });
-      const double total = ll + count * (-log_gamma(g.q) + g.q * std::log(g.gamma)) + g.p * sum_x_log_m - sum_log_m +
-                           g.p * sum_x_log_x;
+      const double ll =
+          detail::chunked_sum(n, threads, [&, last_x = -1.0, lead = 0.0](Offset i) mutable {
+            const auto k = static_cast<std::size_t>(i);
+            const double px = g.p * x_[k];
+            if (x_[k] != last_x) {
+              last_x = x_[k];
+              lead = log_gamma(px + g.q) - log_gamma(px);
+            }
+            return lead - (px + g.q) * std::log(x_[k] * m_[k] + g.gamma);
+          });
+      const double total = ll + count * (-log_gamma(g.q) + g.q * std::log(g.gamma)) +
+                           g.p * sum_x_log_m - sum_log_m + g.p * sum_x_log_x;
       return std::isfinite(total) ? -total : std::numeric_limits<double>::infinity();
     };
   };
@@ -1015,31 +1084,33 @@ PERKREC_INLINE GammaGammaFit GammaGamma::maximum_likelihood(Span<const double> x
     sum_x_log_x += sx[i] * std::log(sx[i]);
   }
   // -ln L and its gradient over the log-parameters in one pass.
-  const detail::GradientFunction total_gradient = [&](const std::vector<double>& v, std::vector<double>& grad) {
+  const detail::GradientFunction total_gradient = [&](const std::vector<double>& v,
+                                                      std::vector<double>& grad) {
     const GammaGamma g{std::exp(v[0]), std::exp(v[1]), std::exp(v[2])};
     struct PerX {
       double x = -1, lead = 0, psi_diff = 0, psi_sum = 0;
     };
-    const auto sums = detail::chunked_sums<4>(
-        static_cast<Offset>(sx.size()), threads, [&, c = PerX()](Offset i, std::array<double, 4>& acc) mutable {
-          const auto k = static_cast<std::size_t>(i);
-          const double xv = sx[k], px = g.p * xv;
-          if (xv != c.x) {
-            c.x = xv;
-            c.lead = log_gamma(px + g.q) - log_gamma(px);
-            c.psi_sum = detail::digamma(px + g.q);
-            c.psi_diff = c.psi_sum - detail::digamma(px);
-          }
-          const double denom = xv * sm[k] + g.gamma;
-          const double L = std::log(denom);
-          acc[0] += c.lead - (px + g.q) * L;
-          acc[1] += xv * (c.psi_diff - L);
-          acc[2] += c.psi_sum - L;
-          acc[3] += (px + g.q) / denom;
-        });
+    const auto sums =
+        detail::chunked_sums<4>(static_cast<Offset>(sx.size()), threads,
+                                [&, c = PerX()](Offset i, std::array<double, 4>& acc) mutable {
+                                  const auto k = static_cast<std::size_t>(i);
+                                  const double xv = sx[k], px = g.p * xv;
+                                  if (xv != c.x) {
+                                    c.x = xv;
+                                    c.lead = log_gamma(px + g.q) - log_gamma(px);
+                                    c.psi_sum = detail::digamma(px + g.q);
+                                    c.psi_diff = c.psi_sum - detail::digamma(px);
+                                  }
+                                  const double denom = xv * sm[k] + g.gamma;
+                                  const double L = std::log(denom);
+                                  acc[0] += c.lead - (px + g.q) * L;
+                                  acc[1] += xv * (c.psi_diff - L);
+                                  acc[2] += c.psi_sum - L;
+                                  acc[3] += (px + g.q) / denom;
+                                });
     const double n = members;
-    const double ll = sums[0] + n * (-log_gamma(g.q) + g.q * std::log(g.gamma)) + g.p * sum_x_log_m - sum_log_m +
-                      g.p * sum_x_log_x;
+    const double ll = sums[0] + n * (-log_gamma(g.q) + g.q * std::log(g.gamma)) +
+                      g.p * sum_x_log_m - sum_log_m + g.p * sum_x_log_x;
     const double dp = sums[1] + sum_x_log_m + sum_x_log_x;
     const double dq = sums[2] - n * detail::digamma(g.q) + n * std::log(g.gamma);
     const double dgamma = n * g.q / g.gamma - sums[3];
@@ -1048,17 +1119,17 @@ PERKREC_INLINE GammaGammaFit GammaGamma::maximum_likelihood(Span<const double> x
   };
   GammaGammaFit out;
   // Start: p = 1, q = 2 and gamma matching the mean order value (E[Z] = p gamma / (q - 1)).
-  out.fit = detail::minimize_log_parameters_from(total_nll, members, start_nll, start_members,
-                                                 {0.0, std::log(2.0), std::log(std::max(mean_m, 1e-6))}, options,
-                                                 total_gradient);
+  out.fit = detail::minimize_log_parameters_from(
+      total_nll, members, start_nll, start_members,
+      {0.0, std::log(2.0), std::log(std::max(mean_m, 1e-6))}, options, total_gradient);
   out.model = GammaGamma{out.fit.params[0], out.fit.params[1], out.fit.params[2]};
   out.frequency_spend_correlation = sxx > 0 && syy > 0 ? sxy / std::sqrt(sxx * syy) : 0.0;
   return out;
 }
 
-PERKREC_INLINE std::vector<double> nelder_mead(const std::function<double(const std::vector<double>&)>& f,
-                                               std::vector<double> start, double step, int max_iterations,
-                                               double tol) {
+PERKREC_INLINE std::vector<double> nelder_mead(
+    const std::function<double(const std::vector<double>&)>& f, std::vector<double> start,
+    double step, int max_iterations, double tol) {
   const std::size_t n = start.size();
   std::vector<std::vector<double>> simplex(n + 1, start);
   for (std::size_t i = 0; i < n; ++i) simplex[i + 1][i] += step;
@@ -1072,7 +1143,8 @@ PERKREC_INLINE std::vector<double> nelder_mead(const std::function<double(const 
   };
   for (int it = 0; it < max_iterations; ++it) {
     std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](std::size_t i, std::size_t j) { return values[i] < values[j]; });
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t i, std::size_t j) { return values[i] < values[j]; });
     const std::size_t best = order.front(), worst = order.back(), second = order[n - 1];
     if (std::fabs(values[worst] - values[best]) <= tol * (1.0 + std::fabs(values[best]))) break;
     std::vector<double> centroid(n, 0.0);
@@ -1097,7 +1169,8 @@ PERKREC_INLINE std::vector<double> nelder_mead(const std::function<double(const 
       values[worst] = fr;
     } else {
       const bool outside = fr < values[worst];
-      const std::vector<double> contracted = point(centroid, outside ? reflected : simplex[worst], 0.5);
+      const std::vector<double> contracted =
+          point(centroid, outside ? reflected : simplex[worst], 0.5);
       const double fc = f(contracted);
       if (fc < (outside ? fr : values[worst])) {
         simplex[worst] = contracted;
@@ -1129,11 +1202,12 @@ PERKREC_INLINE double hypergeometric_2f1(double a, double b, double c, double z)
   return sum;
 }
 
-PERKREC_INLINE double beta_geometric_expected_purchases(double r, double alpha, double a, double b, bool modified,
-                                                        double t, double x, double t_x, double T) {
+PERKREC_INLINE double beta_geometric_expected_purchases(double r, double alpha, double a, double b,
+                                                        bool modified, double t, double x,
+                                                        double t_x, double T) {
   if (!(t > 0)) return 0.0;
-  const double alive =
-      modified ? MBGNBD{r, alpha, a, b}.p_alive(x, t_x, T) : BGNBD{r, alpha, a, b}.p_alive(x, t_x, T);
+  const double alive = modified ? MBGNBD{r, alpha, a, b}.p_alive(x, t_x, T)
+                                : BGNBD{r, alpha, a, b}.p_alive(x, t_x, T);
   const double nbd = alive * (r + x) / (alpha + T) * t;
   if (a / (a + b) < 1e-9) return nbd;
   const double shift = modified ? 1.0 : 0.0;

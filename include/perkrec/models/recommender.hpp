@@ -36,12 +36,13 @@
 namespace perkrec {
 
 struct Filter {
-  CsrView<float> exclude_rows;     ///< rows == users.size() or 0
-  std::vector<Index> exclude;      ///< benefit indices never returned
-  std::vector<Index> allow;        ///< when non-empty (or allow_only is set), only these may be returned
-  bool allow_only = false;         ///< true: `allow` restricts even when empty (an empty list allows nothing)
-  CsrView<float> eligibility;      ///< rows == users.size() or 0
-  bool eligibility_blocks = false; ///< false: eligibility lists allowed benefits; true: blocked
+  CsrView<float> exclude_rows;  ///< rows == users.size() or 0
+  std::vector<Index> exclude;   ///< benefit indices never returned
+  std::vector<Index> allow;  ///< when non-empty (or allow_only is set), only these may be returned
+  bool allow_only =
+      false;  ///< true: `allow` restricts even when empty (an empty list allows nothing)
+  CsrView<float> eligibility;       ///< rows == users.size() or 0
+  bool eligibility_blocks = false;  ///< false: eligibility lists allowed benefits; true: blocked
   /// recommend_new only: also skip the benefits in each member's own row of user_benefits.
   bool filter_already_interacted = true;
 
@@ -110,11 +111,14 @@ class NewRowsFilter {
     merged_.indptr.assign(static_cast<std::size_t>(rows.rows) + 1, 0);
     merged_.indices.reserve(static_cast<std::size_t>(rows.nnz() + given.nnz()));
     for (Index r = 0; r < rows.rows; ++r) {
-      merged_.indices.insert(merged_.indices.end(), rows.indices + rows.row_begin(r), rows.indices + rows.row_end(r));
-      merged_.indices.insert(merged_.indices.end(), given.indices + given.row_begin(r), given.indices + given.row_end(r));
+      merged_.indices.insert(merged_.indices.end(), rows.indices + rows.row_begin(r),
+                             rows.indices + rows.row_end(r));
+      merged_.indices.insert(merged_.indices.end(), given.indices + given.row_begin(r),
+                             given.indices + given.row_end(r));
       merged_.indptr[static_cast<std::size_t>(r) + 1] = static_cast<Offset>(merged_.indices.size());
     }
-    own_.exclude_rows = {merged_.rows, merged_.cols, merged_.indptr.data(), merged_.indices.data(), nullptr};
+    own_.exclude_rows = {merged_.rows, merged_.cols, merged_.indptr.data(), merged_.indices.data(),
+                         nullptr};
   }
   NewRowsFilter(const NewRowsFilter&) = delete;
   NewRowsFilter& operator=(const NewRowsFilter&) = delete;
@@ -149,11 +153,11 @@ inline void check_users(Span<const Index> users, Index n_users, const char* cont
 
 /// Validates the arguments of a model's score(users, benefits, out): equal lengths, members in
 /// [0, n_users), benefits in [0, n_benefits). `model` names the class in messages.
-inline void check_score_pairs(Span<const Index> users, Span<const Index> benefits, Span<float> out, Index n_users,
-                              Index n_benefits, const char* model) {
+inline void check_score_pairs(Span<const Index> users, Span<const Index> benefits, Span<float> out,
+                              Index n_users, Index n_benefits, const char* model) {
   if (users.size() != benefits.size() || out.size() != users.size()) {
-    raise<InputError>(model, "::score: users, benefits and out must have equal lengths (got ", users.size(), ", ",
-                      benefits.size(), ", ", out.size(), ")");
+    raise<InputError>(model, "::score: users, benefits and out must have equal lengths (got ",
+                      users.size(), ", ", benefits.size(), ", ", out.size(), ")");
   }
   const std::string context = concat(model, "::score");
   check_users(users, n_users, context.c_str());
@@ -167,14 +171,15 @@ inline void check_score_pairs(Span<const Index> users, Span<const Index> benefit
 
 /// Validates a model's set_ids(users, benefits): each map empty or holding exactly n_users /
 /// n_benefits ids.
-inline void check_id_maps(const IdMap& users, const IdMap& benefits, Index n_users, Index n_benefits,
-                          const char* model) {
+inline void check_id_maps(const IdMap& users, const IdMap& benefits, Index n_users,
+                          Index n_benefits, const char* model) {
   if (users.size() != 0 && users.size() != n_users) {
-    raise<InputError>(model, "::set_ids: user id map holds ", users.size(), " ids (expected ", n_users, ")");
+    raise<InputError>(model, "::set_ids: user id map holds ", users.size(), " ids (expected ",
+                      n_users, ")");
   }
   if (benefits.size() != 0 && benefits.size() != n_benefits) {
-    raise<InputError>(model, "::set_ids: benefit id map holds ", benefits.size(), " ids (expected ", n_benefits,
-                      ")");
+    raise<InputError>(model, "::set_ids: benefit id map holds ", benefits.size(), " ids (expected ",
+                      n_benefits, ")");
   }
 }
 
@@ -199,7 +204,8 @@ TopK batch_top_k(Span<const Index> users, int n, Index n_benefits, const Filter&
   if (rows == 0 || n == 0) return out;
 
   // Global masks are shared; row masks are applied per member by marking scores.
-  std::vector<std::uint8_t> global_ok(static_cast<std::size_t>(n_benefits), filter.restricts() ? 0 : 1);
+  std::vector<std::uint8_t> global_ok(static_cast<std::size_t>(n_benefits),
+                                      filter.restricts() ? 0 : 1);
   for (Index b : filter.allow) global_ok[static_cast<std::size_t>(b)] = 1;
   for (Index b : filter.exclude) global_ok[static_cast<std::size_t>(b)] = 0;
 
@@ -223,7 +229,8 @@ TopK batch_top_k(Span<const Index> users, int n, Index n_benefits, const Filter&
         const auto row = static_cast<Index>(r);
         score_row(row, users[static_cast<std::size_t>(r)], scores);
         if (filter.exclude_rows.rows > 0) {
-          for (Offset e = filter.exclude_rows.row_begin(row); e < filter.exclude_rows.row_end(row); ++e) {
+          for (Offset e = filter.exclude_rows.row_begin(row); e < filter.exclude_rows.row_end(row);
+               ++e) {
             scores[filter.exclude_rows.indices[e]] = kSkip;
           }
         }
@@ -231,11 +238,13 @@ TopK batch_top_k(Span<const Index> users, int n, Index n_benefits, const Filter&
         if (filter.eligibility.rows > 0) {
           if (allow_mode) {
             s.allowed.assign(static_cast<std::size_t>(n_benefits), 0);
-            for (Offset e = filter.eligibility.row_begin(row); e < filter.eligibility.row_end(row); ++e) {
+            for (Offset e = filter.eligibility.row_begin(row); e < filter.eligibility.row_end(row);
+                 ++e) {
               s.allowed[static_cast<std::size_t>(filter.eligibility.indices[e])] = 1;
             }
           } else {
-            for (Offset e = filter.eligibility.row_begin(row); e < filter.eligibility.row_end(row); ++e) {
+            for (Offset e = filter.eligibility.row_begin(row); e < filter.eligibility.row_end(row);
+                 ++e) {
               scores[filter.eligibility.indices[e]] = kSkip;
             }
           }

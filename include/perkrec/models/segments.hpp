@@ -62,12 +62,12 @@ struct SegmentCondition {
   enum class Op : std::uint8_t { lt, le, gt, ge, eq, ne };
   std::string feature;
   Op op = Op::gt;
-  double value = 0.0;       ///< for numeric features: the threshold (when quantile is NaN)
+  double value = 0.0;  ///< for numeric features: the threshold (when quantile is NaN)
   /// Relative threshold: `times` x the `quantile` of the feature over the program's active
   /// members (any event before the cut); NaN = use `value`. quantile in [0, 1], times finite.
   double quantile = std::numeric_limits<double>::quiet_NaN();
   double times = 1.0;
-  std::string text;         ///< for "top:<group>" features
+  std::string text;  ///< for "top:<group>" features
   bool is_text = false;
   bool relative() const { return !std::isnan(quantile); }
 };
@@ -111,8 +111,9 @@ struct KMeansResult {
 
 /// k-means++ over `rows` x `dim` row-major `data` (see the file comment). Throws InputError
 /// for non-finite data or k out of [1, rows].
-PERKREC_INLINE KMeansResult kmeans(const float* data, Index rows, int dim, int k, std::uint64_t seed,
-                                   int max_iterations = 50, int num_threads = 0);
+PERKREC_INLINE KMeansResult kmeans(const float* data, Index rows, int dim, int k,
+                                   std::uint64_t seed, int max_iterations = 50,
+                                   int num_threads = 0);
 
 }  // namespace perkrec
 

@@ -15,12 +15,18 @@ namespace perkrec {
 namespace detail {
 inline const char* op_name(SegmentCondition::Op op) {
   switch (op) {
-    case SegmentCondition::Op::lt: return "<";
-    case SegmentCondition::Op::le: return "<=";
-    case SegmentCondition::Op::gt: return ">";
-    case SegmentCondition::Op::ge: return ">=";
-    case SegmentCondition::Op::eq: return "==";
-    case SegmentCondition::Op::ne: return "!=";
+    case SegmentCondition::Op::lt:
+      return "<";
+    case SegmentCondition::Op::le:
+      return "<=";
+    case SegmentCondition::Op::gt:
+      return ">";
+    case SegmentCondition::Op::ge:
+      return ">=";
+    case SegmentCondition::Op::eq:
+      return "==";
+    case SegmentCondition::Op::ne:
+      return "!=";
   }
   return "?";
 }
@@ -33,8 +39,8 @@ inline SegmentCondition make_condition(const char* feature, SegmentCondition::Op
   return c;
 }
 
-inline SegmentCondition make_relative_condition(const char* feature, SegmentCondition::Op op, double quantile,
-                                               double times) {
+inline SegmentCondition make_relative_condition(const char* feature, SegmentCondition::Op op,
+                                                double quantile, double times) {
   SegmentCondition c;
   c.feature = feature;
   c.op = op;
@@ -43,7 +49,8 @@ inline SegmentCondition make_relative_condition(const char* feature, SegmentCond
   return c;
 }
 
-inline SegmentCondition make_text_condition(const char* feature, SegmentCondition::Op op, const char* text) {
+inline SegmentCondition make_text_condition(const char* feature, SegmentCondition::Op op,
+                                            const char* text) {
   SegmentCondition c;
   c.feature = feature;
   c.op = op;
@@ -60,16 +67,20 @@ PERKREC_INLINE SegmentRules SegmentRules::defaults() {
   using detail::make_relative_condition;
   SegmentRules r;
   r.segments = {
-      {"new_member", "joined recently: active for less than half the typical member's tenure",
+      {"new_member",
+       "joined recently: active for less than half the typical member's tenure",
        {make_relative_condition("tenure_days", Op::lt, 0.5, 0.5)}},
-      {"dormant", "win back: at most half the typical member's orders in the last 90 days",
+      {"dormant",
+       "win back: at most half the typical member's orders in the last 90 days",
        {make_relative_condition("orders_90d", Op::le, 0.5, 0.5)}},
       {"threshold_discount_sensitive",
        "claims spend-X-get-Y threshold discounts 1.6x as often as the typical member",
        {make_relative_condition("pref:kind:threshold_discount", Op::ge, 0.5, 1.6)}},
-      {"points_redemption_active", "claims points rewards 1.7x as often as the typical member",
+      {"points_redemption_active",
+       "claims points rewards 1.7x as often as the typical member",
        {make_relative_condition("pref:kind:points", Op::ge, 0.5, 1.7)}},
-      {"high_face_value_seeker", "prefers benefits worth 30 or more (1.1x the typical member)",
+      {"high_face_value_seeker",
+       "prefers benefits worth 30 or more (1.1x the typical member)",
        {make_relative_condition("pref:face_value:>=30", Op::ge, 0.5, 1.1)}},
   };
   r.default_segment = "discount_indifferent_loyal";
@@ -82,15 +93,20 @@ PERKREC_INLINE SegmentRules SegmentRules::absolute_defaults() {
   using detail::make_text_condition;
   SegmentRules r;
   r.segments = {
-      {"new_member", "joined recently: first activity within the last 110 days",
+      {"new_member",
+       "joined recently: first activity within the last 110 days",
        {make_condition("tenure_days", Op::lt, 110.0)}},
-      {"dormant", "win back: at most 4 orders in the last 90 days",
+      {"dormant",
+       "win back: at most 4 orders in the last 90 days",
        {make_condition("orders_90d", Op::le, 4.0)}},
-      {"threshold_discount_sensitive", "claims spend-X-get-Y threshold discounts 1.5x as often as the average member",
+      {"threshold_discount_sensitive",
+       "claims spend-X-get-Y threshold discounts 1.5x as often as the average member",
        {make_condition("pref:kind:threshold_discount", Op::ge, 1.5)}},
-      {"points_redemption_active", "claims points rewards 1.4x as often as the average member",
+      {"points_redemption_active",
+       "claims points rewards 1.4x as often as the average member",
        {make_condition("pref:kind:points", Op::ge, 1.4)}},
-      {"high_face_value_seeker", "prefers benefits worth 30 or more (1.1x the average member)",
+      {"high_face_value_seeker",
+       "prefers benefits worth 30 or more (1.1x the average member)",
        {make_condition("pref:face_value:>=30", Op::ge, 1.1)}},
   };
   r.default_segment = "discount_indifferent_loyal";
@@ -140,7 +156,8 @@ PERKREC_INLINE SegmentRules SegmentRules::from_json_value(const Json& j) {
         if (found < 0) cr.fail("op", "expected one of <, <=, >, >=, ==, !=");
         cond.op = static_cast<SegmentCondition::Op>(found);
         const Json* value = cr.raw("value");
-        if (value == nullptr) detail::raise<ConfigError>(kContext, ": ", cw, "/value: required key is missing");
+        if (value == nullptr)
+          detail::raise<ConfigError>(kContext, ": ", cw, "/value: required key is missing");
         const bool top = cond.feature.rfind("top:", 0) == 0;
         if (top) {
           if (!value->is_string()) cr.fail("value", "expected a string for a top:<group> feature");
@@ -152,7 +169,8 @@ PERKREC_INLINE SegmentRules SegmentRules::from_json_value(const Json& j) {
         } else if (value->is_object()) {
           JsonReader<ConfigError> vr(*value, cw + "/value", kContext);
           vr.require("quantile", cond.quantile);
-          if (!(cond.quantile >= 0.0 && cond.quantile <= 1.0)) vr.fail("quantile", "must be in [0, 1]");
+          if (!(cond.quantile >= 0.0 && cond.quantile <= 1.0))
+            vr.fail("quantile", "must be in [0, 1]");
           vr.read("times", cond.times);
           if (!std::isfinite(cond.times)) vr.fail("times", "must be finite");
           vr.finish();
@@ -173,7 +191,8 @@ PERKREC_INLINE SegmentRules SegmentRules::from_json_value(const Json& j) {
     if (s.name == out.default_segment) r.fail("default", "must differ from every segment name");
   }
   r.read("min_confidence", out.min_confidence);
-  if (!(out.min_confidence >= 0.0 && out.min_confidence <= 1.0)) r.fail("min_confidence", "must be in [0, 1]");
+  if (!(out.min_confidence >= 0.0 && out.min_confidence <= 1.0))
+    r.fail("min_confidence", "must be in [0, 1]");
   r.read("uncertain", out.uncertain);
   if (out.uncertain.empty()) r.fail("uncertain", "must be non-empty");
   if (out.uncertain == out.default_segment) r.fail("uncertain", "must differ from the default");
@@ -215,13 +234,14 @@ PERKREC_INLINE std::vector<std::string> SegmentRules::names() const {
   return out;
 }
 
-PERKREC_INLINE KMeansResult kmeans(const float* data, Index rows, int dim, int k, std::uint64_t seed,
-                                   int max_iterations, int num_threads) {
+PERKREC_INLINE KMeansResult kmeans(const float* data, Index rows, int dim, int k,
+                                   std::uint64_t seed, int max_iterations, int num_threads) {
   if (rows < 1 || dim < 1 || k < 1 || k > rows) {
-    detail::raise<InputError>("kmeans: need 1 <= k <= rows and dim >= 1 (got k=", k, ", rows=", rows,
-                              ", dim=", dim, ")");
+    detail::raise<InputError>("kmeans: need 1 <= k <= rows and dim >= 1 (got k=", k,
+                              ", rows=", rows, ", dim=", dim, ")");
   }
-  if (max_iterations < 0) detail::raise<InputError>("kmeans: max_iterations must be >= 0 (got ", max_iterations, ")");
+  if (max_iterations < 0)
+    detail::raise<InputError>("kmeans: max_iterations must be >= 0 (got ", max_iterations, ")");
   const auto n = static_cast<std::size_t>(rows);
   const auto D = static_cast<std::size_t>(dim);
   for (std::size_t i = 0; i < n * D; ++i) {
@@ -252,7 +272,8 @@ PERKREC_INLINE KMeansResult kmeans(const float* data, Index rows, int dim, int k
   Rng rng(seed, 0, 0);
   std::size_t chosen = rng.below(static_cast<std::uint32_t>(std::min<std::size_t>(n, 0xffffffffu)));
   for (int c = 0; c < k; ++c) {
-    std::copy(data + chosen * D, data + (chosen + 1) * D, res.centroids.begin() + static_cast<std::ptrdiff_t>(c * D));
+    std::copy(data + chosen * D, data + (chosen + 1) * D,
+              res.centroids.begin() + static_cast<std::ptrdiff_t>(c * D));
     const float* centre = res.centroids.data() + static_cast<std::size_t>(c) * D;
     parallel_for(0, rows, threads, [&](Offset i) {
       const auto r = static_cast<std::size_t>(i);
@@ -267,7 +288,8 @@ PERKREC_INLINE KMeansResult kmeans(const float* data, Index rows, int dim, int k
     Rng draw(seed, 0, static_cast<std::uint64_t>(c) + 1);
     if (total > 0) {
       const double u = draw.uniform() * total;
-      chosen = static_cast<std::size_t>(std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin());
+      chosen = static_cast<std::size_t>(std::upper_bound(cumulative.begin(), cumulative.end(), u) -
+                                        cumulative.begin());
       chosen = std::min(chosen, n - 1);
     } else {
       chosen = draw.below(static_cast<std::uint32_t>(std::min<std::size_t>(n, 0xffffffffu)));
@@ -299,7 +321,8 @@ PERKREC_INLINE KMeansResult kmeans(const float* data, Index rows, int dim, int k
         if (res.assignment[r] != best || it == 0) block_changed[b] = 1;
         res.assignment[r] = best;
         inertia += best_d;
-        double* sum = block_sums.data() + (b * static_cast<std::size_t>(k) + static_cast<std::size_t>(best)) * D;
+        double* sum = block_sums.data() +
+                      (b * static_cast<std::size_t>(k) + static_cast<std::size_t>(best)) * D;
         const float* x = data + r * D;
         for (std::size_t j = 0; j < D; ++j) sum[j] += x[j];
         block_counts[b * static_cast<std::size_t>(k) + static_cast<std::size_t>(best)] += 1;
@@ -315,7 +338,8 @@ PERKREC_INLINE KMeansResult kmeans(const float* data, Index rows, int dim, int k
       std::vector<double> sum(D, 0.0);
       double count = 0;
       for (std::size_t b = 0; b < blocks; ++b) {  // fixed block order
-        const double* s = block_sums.data() + (b * static_cast<std::size_t>(k) + static_cast<std::size_t>(c)) * D;
+        const double* s =
+            block_sums.data() + (b * static_cast<std::size_t>(k) + static_cast<std::size_t>(c)) * D;
         for (std::size_t j = 0; j < D; ++j) sum[j] += s[j];
         count += block_counts[b * static_cast<std::size_t>(k) + static_cast<std::size_t>(c)];
       }

@@ -73,7 +73,7 @@ namespace perkrec {
 struct UpliftParams {
   enum class Learner : std::uint8_t { t, x, dr };
 
-  Learner learner = Learner::t;   ///< "t", "x" or "dr" (see the file comment)
+  Learner learner = Learner::t;  ///< "t", "x" or "dr" (see the file comment)
   /// Every stage's FM; base.loss must be logistic (the effect models switch to squared) and
   /// base.early_stopping_rounds 0.
   FMParams base;
@@ -86,11 +86,11 @@ struct UpliftParams {
     using P = UpliftParams;
     static constexpr params::EnumName<Learner> kLearners[] = {
         {Learner::t, "t"}, {Learner::x, "x"}, {Learner::dr, "dr"}};
-    return std::make_tuple(params::field("learner", &P::learner, kLearners),
-                           params::nested("base", &P::base),
-                           params::field("propensity_clip", &P::propensity_clip, params::closed_open(0, 0.5)),
-                           params::field("cross_fit_folds", &P::cross_fit_folds, params::closed(1, 10)),
-                           params::field("fit_propensity", &P::fit_propensity));
+    return std::make_tuple(
+        params::field("learner", &P::learner, kLearners), params::nested("base", &P::base),
+        params::field("propensity_clip", &P::propensity_clip, params::closed_open(0, 0.5)),
+        params::field("cross_fit_folds", &P::cross_fit_folds, params::closed(1, 10)),
+        params::field("fit_propensity", &P::fit_propensity));
   }
   void validate() const;
   Json to_json() const;

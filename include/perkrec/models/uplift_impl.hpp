@@ -16,9 +16,12 @@ namespace detail {
 
 inline const char* uplift_learner_name(UpliftParams::Learner l) {
   switch (l) {
-    case UpliftParams::Learner::t: return "t";
-    case UpliftParams::Learner::x: return "x";
-    case UpliftParams::Learner::dr: return "dr";
+    case UpliftParams::Learner::t:
+      return "t";
+    case UpliftParams::Learner::x:
+      return "x";
+    case UpliftParams::Learner::dr:
+      return "dr";
   }
   return "t";
 }
@@ -169,15 +172,15 @@ PERKREC_INLINE void UpliftModel::fit(const CsrView<float>& X, const UpliftTarget
                                 " must be 0 or 1 (got ", y, ")");
     }
     if (t.treatment[i] < 0) {
-      detail::raise<InputError>("UpliftModel::fit: treatment at position ", i,
-                                " is negative (got ", t.treatment[i],
-                                ", expected 0 = control or 1..K = arm)");
+      detail::raise<InputError>("UpliftModel::fit: treatment at position ", i, " is negative (got ",
+                                t.treatment[i], ", expected 0 = control or 1..K = arm)");
     }
     max_code = std::max(max_code, t.treatment[i]);
   }
   if (max_code == 0) {
-    detail::raise<InputError>("UpliftModel::fit: treatment has no treated rows (got only code 0, "
-                              "expected codes 1..K for the arms)");
+    detail::raise<InputError>(
+        "UpliftModel::fit: treatment has no treated rows (got only code 0, "
+        "expected codes 1..K for the arms)");
   }
   if (static_cast<std::size_t>(max_code) >= rows) {
     detail::raise<InputError>("UpliftModel::fit: treatment code ", max_code,
@@ -189,11 +192,10 @@ PERKREC_INLINE void UpliftModel::fit(const CsrView<float>& X, const UpliftTarget
   const Index needed = params_.learner == UpliftParams::Learner::dr ? params_.cross_fit_folds : 1;
   for (std::size_t k = 0; k < arm_rows.size(); ++k) {
     if (arm_rows[k] < needed) {
-      detail::raise<InputError>("UpliftModel::fit: treatment arm ", k, " has ", arm_rows[k],
-                                " rows (expected at least ", needed,
-                                "; codes are 0 = control and 1..K without gaps, K = ", max_code,
-                                needed > 1 ? ", and DR cross-fitting needs one row per fold" : "",
-                                ")");
+      detail::raise<InputError>(
+          "UpliftModel::fit: treatment arm ", k, " has ", arm_rows[k], " rows (expected at least ",
+          needed, "; codes are 0 = control and 1..K without gaps, K = ", max_code,
+          needed > 1 ? ", and DR cross-fitting needs one row per fold" : "", ")");
     }
   }
   for (std::size_t i = 0; i < t.propensity.size(); ++i) {
@@ -219,9 +221,15 @@ PERKREC_INLINE void UpliftModel::fit(const CsrView<float>& X, const UpliftTarget
     trial.arm_shares_[k] = static_cast<double>(arm_rows[k]) / static_cast<double>(rows);
   }
   switch (params_.learner) {
-    case UpliftParams::Learner::t: trial.fit_t(X, t, callbacks); break;
-    case UpliftParams::Learner::x: trial.fit_x(X, t, callbacks); break;
-    case UpliftParams::Learner::dr: trial.fit_dr(X, t, callbacks); break;
+    case UpliftParams::Learner::t:
+      trial.fit_t(X, t, callbacks);
+      break;
+    case UpliftParams::Learner::x:
+      trial.fit_x(X, t, callbacks);
+      break;
+    case UpliftParams::Learner::dr:
+      trial.fit_dr(X, t, callbacks);
+      break;
   }
   trial.fitted_ = true;
   *this = std::move(trial);
@@ -311,7 +319,8 @@ PERKREC_INLINE void UpliftModel::fit_dr(const CsrView<float>& X, const UpliftTar
       std::swap(order[i - 1], order[rng.next_u64() % i]);
     }
     for (std::size_t i = 0; i < order.size(); ++i) {
-      fold[static_cast<std::size_t>(order[i])] = static_cast<int>(i % static_cast<std::size_t>(folds));
+      fold[static_cast<std::size_t>(order[i])] =
+          static_cast<int>(i % static_cast<std::size_t>(folds));
     }
   }
   // Outcome models on all rows: the final mu_j (predict_outcomes), and the nuisance models
@@ -331,11 +340,11 @@ PERKREC_INLINE void UpliftModel::fit_dr(const CsrView<float>& X, const UpliftTar
         for (Index i : by_arm[j]) {
           if (fold[static_cast<std::size_t>(i)] != f) train.push_back(i);
         }
-        const FM nuisance = detail::uplift_fit_stage(
-            X, train, t.outcome, t.sample_weights,
-            stage_params(FMParams::Loss::logistic, detail::kUpliftCrossFit, j,
-                         static_cast<std::uint64_t>(f)),
-            cb);
+        const FM nuisance =
+            detail::uplift_fit_stage(X, train, t.outcome, t.sample_weights,
+                                     stage_params(FMParams::Loss::logistic, detail::kUpliftCrossFit,
+                                                  j, static_cast<std::uint64_t>(f)),
+                                     cb);
         detail::uplift_predict_rows(nuisance, X, held_out, mu[j]);
       }
     }
@@ -349,8 +358,10 @@ PERKREC_INLINE void UpliftModel::fit_dr(const CsrView<float>& X, const UpliftTar
       const auto arm = static_cast<std::size_t>(t.treatment[i]);
       double v = static_cast<double>(mu[k][i]) - mu[0][i];
       const double residual = static_cast<double>(t.outcome[i]) - mu[arm][i];
-      if (arm == k) v += residual / e[i];
-      else if (arm == 0) v -= residual / e[i];
+      if (arm == k)
+        v += residual / e[i];
+      else if (arm == 0)
+        v -= residual / e[i];
       pseudo[i] = static_cast<float>(v);
     }
     effect_.push_back(detail::uplift_fit_stage(
@@ -408,7 +419,8 @@ PERKREC_INLINE void UpliftModel::predict(const CsrView<float>& X, Span<float> ou
 
 namespace detail {
 // The nested FMs: group name + "_" + index, written with prefix + "<group>_<i>.".
-inline constexpr const char* kUpliftGroups[] = {"outcome", "effect", "control_effect", "propensity"};
+inline constexpr const char* kUpliftGroups[] = {"outcome", "effect", "control_effect",
+                                                "propensity"};
 
 inline std::string uplift_section(const std::string& prefix, const char* name, std::size_t i) {
   return concat(prefix, name, "_", i, ".");

@@ -6,18 +6,19 @@ namespace perkrec {
 namespace {
 
 TEST(StrictJson, ParsesValidDocuments) {
-  const Json j = parse_json_strict<ConfigError>(R"({"a": [1, 2.5, "x", {"b": null}], "c": true})", "t");
+  const Json j =
+      parse_json_strict<ConfigError>(R"({"a": [1, 2.5, "x", {"b": null}], "c": true})", "t");
   EXPECT_EQ(j["a"][1].get<double>(), 2.5);
   EXPECT_TRUE(j["a"][3]["b"].is_null());
   EXPECT_TRUE(j["c"].get<bool>());
 }
 
 TEST(StrictJson, DuplicateKeysNameTheirPointer) {
-  PERKREC_EXPECT_THROW_MSG(parse_json_strict<ConfigError>(R"({"a": 1, "a": 2})", "Ctx"), ConfigError,
-                           "Ctx", "/a", "duplicate key");
-  PERKREC_EXPECT_THROW_MSG(
-      parse_json_strict<InputError>(R"({"list": [{}, {}, {"x": 1, "y": {"z": 1, "z": 2}}]})", "Ctx"),
-      InputError, "/list/2/y/z", "duplicate");
+  PERKREC_EXPECT_THROW_MSG(parse_json_strict<ConfigError>(R"({"a": 1, "a": 2})", "Ctx"),
+                           ConfigError, "Ctx", "/a", "duplicate key");
+  PERKREC_EXPECT_THROW_MSG(parse_json_strict<InputError>(
+                               R"({"list": [{}, {}, {"x": 1, "y": {"z": 1, "z": 2}}]})", "Ctx"),
+                           InputError, "/list/2/y/z", "duplicate");
   // The same key in sibling objects is fine.
   EXPECT_NO_THROW(parse_json_strict<ConfigError>(R"([{"a": 1}, {"a": 2}])", "t"));
 }
@@ -30,11 +31,13 @@ TEST(StrictJson, PointersEscapeSpecialCharacters) {
 TEST(StrictJson, BoundsDepthAndSize) {
   std::string deep(100, '[');
   deep += std::string(100, ']');
-  PERKREC_EXPECT_THROW_MSG(parse_json_strict<ConfigError>(deep, "t"), ConfigError, "nesting deeper");
+  PERKREC_EXPECT_THROW_MSG(parse_json_strict<ConfigError>(deep, "t"), ConfigError,
+                           "nesting deeper");
   JsonLimits limits;
   limits.max_bytes = 10;
-  PERKREC_EXPECT_THROW_MSG(parse_json_strict<ConfigError>(R"({"key": "a long value"})", "t", limits),
-                           ConfigError, "too large");
+  PERKREC_EXPECT_THROW_MSG(
+      parse_json_strict<ConfigError>(R"({"key": "a long value"})", "t", limits), ConfigError,
+      "too large");
   limits = JsonLimits{};
   limits.max_depth = 2;
   EXPECT_NO_THROW(parse_json_strict<ConfigError>(R"({"a": [1]})", "t", limits));
@@ -42,8 +45,8 @@ TEST(StrictJson, BoundsDepthAndSize) {
 }
 
 TEST(StrictJson, SyntaxErrorsGiveTheByteOffset) {
-  PERKREC_EXPECT_THROW_MSG(parse_json_strict<ConfigError>(R"({"a": 1,})", "Ctx"), ConfigError, "Ctx",
-                           "syntax error at byte");
+  PERKREC_EXPECT_THROW_MSG(parse_json_strict<ConfigError>(R"({"a": 1,})", "Ctx"), ConfigError,
+                           "Ctx", "syntax error at byte");
   EXPECT_THROW(parse_json_strict<ConfigError>("", "t"), ConfigError);
   EXPECT_THROW(parse_json_strict<ConfigError>("{} trailing", "t"), ConfigError);
   EXPECT_THROW(parse_json_strict<ConfigError>("NaN", "t"), ConfigError);
@@ -51,7 +54,8 @@ TEST(StrictJson, SyntaxErrorsGiveTheByteOffset) {
 
 TEST(JsonReader, ReadsTypedFieldsAndRejectsUnknownKeys) {
   const Json j = parse_json_strict<ConfigError>(
-      R"({"factors": 64, "rate": 0.05, "name": "x", "tags": ["a", "b"], "flag": false, "big": 3.0})", "t");
+      R"({"factors": 64, "rate": 0.05, "name": "x", "tags": ["a", "b"], "flag": false, "big": 3.0})",
+      "t");
   JsonReader<ConfigError> r(j, "", "Params::from_json");
   int factors = 0;
   double rate = 0;
@@ -87,7 +91,8 @@ TEST(JsonReader, TypeAndRangeErrorsNameThePointerAndValue) {
       R"({"n": "ten", "small": 3000000000, "neg": -1, "frac": 2.5, "list": [1, "x"]})", "t");
   JsonReader<ConfigError> r(j, "/params", "P");
   int n = 0;
-  PERKREC_EXPECT_THROW_MSG(r.read("n", n), ConfigError, "/params/n", "expected an integer", "\"ten\"");
+  PERKREC_EXPECT_THROW_MSG(r.read("n", n), ConfigError, "/params/n", "expected an integer",
+                           "\"ten\"");
   int small = 0;
   PERKREC_EXPECT_THROW_MSG(r.read("small", small), ConfigError, "/params/small", "out of range");
   std::uint32_t neg = 0;
@@ -99,8 +104,8 @@ TEST(JsonReader, TypeAndRangeErrorsNameThePointerAndValue) {
   double missing = 0;
   PERKREC_EXPECT_THROW_MSG(r.require("missing", missing), ConfigError, "/params/missing",
                            "required key is missing");
-  PERKREC_EXPECT_THROW_MSG(JsonReader<ConfigError>(Json::array(), "/x", "P"), ConfigError,
-                           "/x", "expected an object");
+  PERKREC_EXPECT_THROW_MSG(JsonReader<ConfigError>(Json::array(), "/x", "P"), ConfigError, "/x",
+                           "expected an object");
 }
 
 }  // namespace

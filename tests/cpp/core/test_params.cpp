@@ -17,7 +17,9 @@ struct InnerParams {
   }
   void validate() const { params::validate_fields(*this, "InnerParams"); }
   Json to_json() const { return params::fields_to_json(*this); }
-  static InnerParams from_json(const Json& j) { return params::fields_from_json<InnerParams>(j, "InnerParams::from_json"); }
+  static InnerParams from_json(const Json& j) {
+    return params::fields_from_json<InnerParams>(j, "InnerParams::from_json");
+  }
 };
 
 struct FlatParams {
@@ -31,12 +33,12 @@ struct FlatParams {
 
 struct DemoParams {
   enum class Kind : std::uint8_t { a, b, c };
-  int count = 5;                          ///< >= 1
-  float rate = 0.1f;                      ///< (0, 1)
+  int count = 5;                                         ///< >= 1
+  float rate = 0.1f;                                     ///< (0, 1)
   double cap = std::numeric_limits<double>::infinity();  ///< > 0; inf = none
-  Kind kind = Kind::b;                    ///< "a" or "b" (not c)
+  Kind kind = Kind::b;                                   ///< "a" or "b" (not c)
   std::vector<std::string> names{"x"};
-  std::int64_t start = 0;                 ///< required in JSON
+  std::int64_t start = 0;  ///< required in JSON
   InnerParams inner;
   FlatParams flat;
   int num_threads = 0;
@@ -47,23 +49,28 @@ struct DemoParams {
     return std::make_tuple(params::field("count", &P::count, params::at_least(1)),
                            params::field("rate", &P::rate, params::open(0, 1)),
                            params::field("cap", &P::cap, params::or_infinity(params::above(0))),
-                           params::field("kind", &P::kind, kKinds), params::field("names", &P::names),
+                           params::field("kind", &P::kind, kKinds),
+                           params::field("names", &P::names),
                            params::required(params::field("start", &P::start)),
                            params::nested("inner", &P::inner), params::flattened(&P::flat),
                            params::field("num_threads", &P::num_threads, params::threads()));
   }
   void validate() const {
     params::validate_fields(*this, "DemoParams");
-    if (count > 100 && kind == Kind::a) detail::raise<ConfigError>("DemoParams: count must be <= 100 with kind a");
+    if (count > 100 && kind == Kind::a)
+      detail::raise<ConfigError>("DemoParams: count must be <= 100 with kind a");
   }
   Json to_json() const { return params::fields_to_json(*this); }
-  static DemoParams from_json(const Json& j) { return params::fields_from_json<DemoParams>(j, "DemoParams::from_json"); }
+  static DemoParams from_json(const Json& j) {
+    return params::fields_from_json<DemoParams>(j, "DemoParams::from_json");
+  }
 };
 
 TEST(Params, ToJsonWritesEveryFieldOnce) {
   const Json j = DemoParams{}.to_json();
-  const Json expected = {{"count", 5}, {"rate", 0.1}, {"kind", "b"}, {"names", {"x"}}, {"start", 0},
-                         {"inner", {{"depth", 3}}}, {"scale", 1.0}, {"num_threads", 0}};
+  const Json expected = {{"count", 5},     {"rate", 0.1},     {"kind", "b"},
+                         {"names", {"x"}}, {"start", 0},      {"inner", {{"depth", 3}}},
+                         {"scale", 1.0},   {"num_threads", 0}};
   EXPECT_EQ(j, expected);  // cap = inf: absent; rate: the shortest decimal of the float
 }
 
@@ -95,7 +102,8 @@ TEST(Params, ValidateNamesTheStructFieldValueAndRange) {
   PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError, "DemoParams: count must be >= 1 (got 0)");
   p = {};
   p.rate = 1.0f;
-  PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError, "DemoParams: rate must be finite and in (0, 1) (got 1)");
+  PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError,
+                           "DemoParams: rate must be finite and in (0, 1) (got 1)");
   p = {};
   p.rate = std::numeric_limits<float>::quiet_NaN();
   PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError, "rate must be finite");
@@ -106,16 +114,20 @@ TEST(Params, ValidateNamesTheStructFieldValueAndRange) {
   PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError, "cap must be > 0");
   p = {};
   p.kind = DemoParams::Kind::c;
-  PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError, "DemoParams: kind must be \"a\" or \"b\" (got code 2)");
+  PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError,
+                           "DemoParams: kind must be \"a\" or \"b\" (got code 2)");
   p = {};
   p.inner.depth = 11;
-  PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError, "InnerParams: depth must be in [1, 10] (got 11)");
+  PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError,
+                           "InnerParams: depth must be in [1, 10] (got 11)");
   p = {};
   p.flat.scale = 0;
-  PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError, "FlatParams: scale must be finite and > 0 (got 0)");
+  PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError,
+                           "FlatParams: scale must be finite and > 0 (got 0)");
   p = {};
   p.num_threads = -1;
-  PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError, "DemoParams: num_threads must be in [0, 1024] (got -1)");
+  PERKREC_EXPECT_THROW_MSG(p.validate(), ConfigError,
+                           "DemoParams: num_threads must be in [0, 1024] (got -1)");
   p = {};
   p.kind = DemoParams::Kind::a;
   p.count = 101;
@@ -125,24 +137,27 @@ TEST(Params, ValidateNamesTheStructFieldValueAndRange) {
 
 TEST(Params, FromJsonIsStrictAndNamesThePointer) {
   const char* ctx = "DemoParams::from_json";
-  PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json{{"start", 0}, {"cnt", 1}}), ConfigError, ctx, "/cnt",
-                           "unknown key");
+  PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json{{"start", 0}, {"cnt", 1}}), ConfigError, ctx,
+                           "/cnt", "unknown key");
   PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json{{"count", 1}}), ConfigError, ctx, "/start",
                            "required key is missing");
-  PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json{{"start", 0}, {"count", "many"}}), ConfigError, "/count",
-                           "expected an integer");
-  PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json{{"start", 0}, {"kind", "c"}}), ConfigError, "/kind",
-                           "expected \"a\" or \"b\"", "(got \"c\")");
-  PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json{{"start", 0}, {"inner", {{"dept", 1}}}}), ConfigError,
-                           "DemoParams::from_json: /inner: InnerParams::from_json: /dept: unknown key");
-  PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json{{"start", 0}, {"scale", -1}}), ConfigError, ctx,
-                           "FlatParams: scale must be finite and > 0 (got -1)");
-  PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json{{"start", 0}, {"count", 0}}), ConfigError, ctx,
-                           "count must be >= 1");
-  PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json::array()), ConfigError, ctx, "expected an object");
+  PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json{{"start", 0}, {"count", "many"}}),
+                           ConfigError, "/count", "expected an integer");
+  PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json{{"start", 0}, {"kind", "c"}}), ConfigError,
+                           "/kind", "expected \"a\" or \"b\"", "(got \"c\")");
+  PERKREC_EXPECT_THROW_MSG(
+      DemoParams::from_json(Json{{"start", 0}, {"inner", {{"dept", 1}}}}), ConfigError,
+      "DemoParams::from_json: /inner: InnerParams::from_json: /dept: unknown key");
+  PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json{{"start", 0}, {"scale", -1}}), ConfigError,
+                           ctx, "FlatParams: scale must be finite and > 0 (got -1)");
+  PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json{{"start", 0}, {"count", 0}}), ConfigError,
+                           ctx, "count must be >= 1");
+  PERKREC_EXPECT_THROW_MSG(DemoParams::from_json(Json::array()), ConfigError, ctx,
+                           "expected an object");
   // Duplicate keys are caught by the strict parser, before from_json.
-  PERKREC_EXPECT_THROW_MSG(parse_json_strict<ConfigError>(R"({"start": 0, "count": 1, "count": 2})", ctx),
-                           ConfigError, "/count", "duplicate key");
+  PERKREC_EXPECT_THROW_MSG(
+      parse_json_strict<ConfigError>(R"({"start": 0, "count": 1, "count": 2})", ctx), ConfigError,
+      "/count", "duplicate key");
 }
 
 // The library's own structs: the keys their files store are the keys they read.
@@ -169,25 +184,52 @@ TEST(Params, LibraryStructsRoundTrip) {
 
 TEST(Params, OlderFilesKeysStillLoad) {
   // Keys and values as the hand-written to_json of earlier versions wrote them.
-  const Json fm = {{"field_aware", false}, {"factors", 8}, {"loss", "logistic"}, {"optimizer", "adagrad"},
-                   {"learning_rate", 0.05000000074505806}, {"init_std", 0.009999999776482582},
-                   {"reg_bias", 0.0}, {"reg_linear", 9.999999747378752e-06},
-                   {"reg_factors", 9.999999747378752e-06}, {"epochs", 10}, {"early_stopping_rounds", 0},
-                   {"shuffle", "blocks"}, {"num_threads", 1}, {"seed", 42}};
+  const Json fm = {{"field_aware", false},
+                   {"factors", 8},
+                   {"loss", "logistic"},
+                   {"optimizer", "adagrad"},
+                   {"learning_rate", 0.05000000074505806},
+                   {"init_std", 0.009999999776482582},
+                   {"reg_bias", 0.0},
+                   {"reg_linear", 9.999999747378752e-06},
+                   {"reg_factors", 9.999999747378752e-06},
+                   {"epochs", 10},
+                   {"early_stopping_rounds", 0},
+                   {"shuffle", "blocks"},
+                   {"num_threads", 1},
+                   {"seed", 42}};
   EXPECT_EQ(FMParams::from_json(fm).to_json(), FMParams{}.to_json());
-  const Json preference = {{"half_life_days", 365.0}, {"prior_strength", 0.0}, {"latent_classes", 8},
-                           {"em_iterations", 20}, {"interval", 0.9}, {"timing_prior_strength", 8.0},
-                           {"horizon_days", 30.0}, {"response", "claimed"},
-                           {"face_value_edges", {10.0, 30.0}}, {"threshold_edges", {100.0, 300.0}},
-                           {"typical_basket", 60.0}, {"member_time_columns", {"signup_time"}},
-                           {"seed", 42}, {"num_threads", 0}};
+  const Json preference = {{"half_life_days", 365.0},
+                           {"prior_strength", 0.0},
+                           {"latent_classes", 8},
+                           {"em_iterations", 20},
+                           {"interval", 0.9},
+                           {"timing_prior_strength", 8.0},
+                           {"horizon_days", 30.0},
+                           {"response", "claimed"},
+                           {"face_value_edges", {10.0, 30.0}},
+                           {"threshold_edges", {100.0, 300.0}},
+                           {"typical_basket", 60.0},
+                           {"member_time_columns", {"signup_time"}},
+                           {"seed", 42},
+                           {"num_threads", 0}};
   EXPECT_EQ(PreferenceParams::from_json(preference).to_json(), preference);
-  const Json planner = {{"objective", "incremental"}, {"top_k", 50}, {"method", "dual"},
-                        {"allocator", AllocatorParams{}.to_json()}, {"max_nodes", 10000000},
-                        {"default_hour", 10}, {"min_validity_days", 1}, {"explain", true}, {"num_threads", 0}};
+  const Json planner = {{"objective", "incremental"},
+                        {"top_k", 50},
+                        {"method", "dual"},
+                        {"allocator", AllocatorParams{}.to_json()},
+                        {"max_nodes", 10000000},
+                        {"default_hour", 10},
+                        {"min_validity_days", 1},
+                        {"explain", true},
+                        {"num_threads", 0}};
   EXPECT_EQ(PlannerParams::from_json(planner).to_json(), planner);
-  const Json pacing = {{"start", 0}, {"end", 10}, {"spend_curve", Json::array()}, {"initial_multiplier", 0.0},
-                       {"gain", 2.0}, {"pace_inventory", true}};
+  const Json pacing = {{"start", 0},
+                       {"end", 10},
+                       {"spend_curve", Json::array()},
+                       {"initial_multiplier", 0.0},
+                       {"gain", 2.0},
+                       {"pace_inventory", true}};
   EXPECT_EQ(PacingParams::from_json(pacing).to_json(), pacing);
   EXPECT_TRUE(std::isinf(PacingParams::from_json(pacing).budget));
 }

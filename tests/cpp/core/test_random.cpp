@@ -127,7 +127,8 @@ TEST(CalendarMath, DaysFromCivilInvertsCivilFromDaysOverFourCenturies) {
   // Every day from 1800-01-01 to 2200-12-31, both directions, negative days included.
   for (std::int64_t z = days_from_civil(1800, 1, 1); z <= days_from_civil(2200, 12, 31); ++z) {
     const CivilDate d = civil_from_days(z);
-    ASSERT_EQ(days_from_civil(d.year, d.month, d.day), z) << d.year << "-" << d.month << "-" << d.day;
+    ASSERT_EQ(days_from_civil(d.year, d.month, d.day), z)
+        << d.year << "-" << d.month << "-" << d.day;
   }
   EXPECT_EQ(days_from_civil(1970, 1, 1), 0);
   EXPECT_EQ(days_from_civil(1969, 12, 31), -1);
@@ -142,15 +143,16 @@ TEST(CalendarMath, FloorDivisionAndHourOfWeekBeforeAndAfterTheEpoch) {
   EXPECT_EQ(floor_div(-6, 3), -2);
   EXPECT_EQ(floor_mod(-7, 3), 2);
   EXPECT_EQ(floor_mod(6, 3), 0);
-  EXPECT_EQ(hour_of_week(0), 72);  // Thursday 00:00
+  EXPECT_EQ(hour_of_week(0), 72);                                              // Thursday 00:00
   const std::int64_t monday = days_from_civil(2026, 11, 30) * kSecondsPerDay;  // a Monday
   EXPECT_EQ(hour_of_week(monday), 0);
-  EXPECT_EQ(hour_of_week(monday - 1), 167);  // Sunday 23:59:59
+  EXPECT_EQ(hour_of_week(monday - 1), 167);                         // Sunday 23:59:59
   EXPECT_EQ(hour_of_week(monday + 26 * kSecondsPerHour + 59), 26);  // Tuesday 02:00:59
-  EXPECT_EQ(hour_of_week(-1), 71);  // Wednesday 1969-12-31 23:59:59
+  EXPECT_EQ(hour_of_week(-1), 71);                                  // Wednesday 1969-12-31 23:59:59
   for (std::int64_t t = -3 * 7 * kSecondsPerDay; t < 3 * 7 * kSecondsPerDay; t += 1800) {
     const std::int64_t day = floor_div(t, kSecondsPerDay);
-    EXPECT_EQ(hour_of_week(t), weekday_from_days(day) * 24 + floor_mod(t, kSecondsPerDay) / kSecondsPerHour);
+    EXPECT_EQ(hour_of_week(t),
+              weekday_from_days(day) * 24 + floor_mod(t, kSecondsPerDay) / kSecondsPerHour);
   }
 }
 

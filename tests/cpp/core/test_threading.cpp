@@ -11,7 +11,8 @@ TEST(ParallelFor, VisitsEveryIndexOnceForAnyThreadsAndSchedule) {
   for (int threads : {1, 2, 3, 8}) {
     for (Schedule schedule : {Schedule::static_chunks, Schedule::dynamic}) {
       std::vector<std::atomic<int>> hits(1001);
-      parallel_for(0, 1001, threads, [&](Offset i) { hits[static_cast<std::size_t>(i)]++; }, schedule, 7);
+      parallel_for(
+          0, 1001, threads, [&](Offset i) { hits[static_cast<std::size_t>(i)]++; }, schedule, 7);
       for (const auto& h : hits) ASSERT_EQ(h.load(), 1);
     }
   }

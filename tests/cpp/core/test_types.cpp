@@ -30,7 +30,8 @@ TEST(CsrView32, WidensScipyStyleOffsetsAndValidates) {
 
   const std::vector<std::int32_t> bad = {0, 3, 2, 4};
   const CsrView32<float> decreasing(3, 3, bad.data(), indices.data(), data.data());
-  PERKREC_EXPECT_THROW_MSG(decreasing.view().validate("m"), InputError, "indptr decreases at row 1");
+  PERKREC_EXPECT_THROW_MSG(decreasing.view().validate("m"), InputError,
+                           "indptr decreases at row 1");
   const CsrView32<float> null_offsets(3, 3, nullptr, indices.data(), data.data());
   PERKREC_EXPECT_THROW_MSG(null_offsets.view().validate("m"), InputError, "indptr is null");
 }

@@ -56,7 +56,8 @@ TEST(BehaviorLog, SortsByMemberThenTimeStably) {
   EXPECT_EQ(log.n_items(), 5);
   EXPECT_EQ(log.user_offsets(), (std::vector<Offset>{0, 3, 5}));
   // Member 0: rows 4 (t20), 1 (t30), 3 (t30: a tie keeps input order); member 1: rows 2, 0.
-  EXPECT_EQ(std::vector<Index>(log.items().begin(), log.items().end()), (std::vector<Index>{4, 2, 0, 1, 3}));
+  EXPECT_EQ(std::vector<Index>(log.items().begin(), log.items().end()),
+            (std::vector<Index>{4, 2, 0, 1, 3}));
   EXPECT_EQ(std::vector<Timestamp>(log.timestamps().begin(), log.timestamps().end()),
             (std::vector<Timestamp>{20, 30, 30, 10, 50}));
   EXPECT_EQ(log.actions()[1], 1);
@@ -106,43 +107,50 @@ TEST(BehaviorLog, RowErrorsNameFieldAndValue) {
   {
     Cols c = small();
     c.amount[2] = NAN;
-    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 2", "amount", "nan");
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 2",
+                             "amount", "nan");
   }
   {
     Cols c = small();
     c.amount[3] = -1.0;
-    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 3", "amount", "-1");
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 3",
+                             "amount", "-1");
   }
   {
     Cols c = small();
     c.quantity[1] = -2.0;
-    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 1", "quantity", "-2");
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 1",
+                             "quantity", "-2");
   }
   {
     Cols c = small();
     c.action[4] = 2;
-    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 4", "action");
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 4",
+                             "action");
   }
   {
     Cols c = small();
     c.item[0] = 5;
-    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 0", "item",
-                             "out of range");
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 0",
+                             "item", "out of range");
   }
   {
     Cols c = small();
     c.time[0] = kMaxTimestamp;
-    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 0", "timestamp");
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "row 0",
+                             "timestamp");
   }
   {
     Cols c = small();
     c.amount.pop_back();
-    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "'amount'", "has 4 rows");
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), options()), InputError, "'amount'",
+                             "has 4 rows");
   }
   {
     BehaviorOptions o = options();
     o.action_names = {"purchase", "purchase"};
-    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(small().view(), o), InputError, "listed twice");
+    PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(small().view(), o), InputError,
+                             "listed twice");
   }
 }
 
@@ -154,10 +162,12 @@ TEST(BehaviorLog, UnknownItemsDroppedAndCountedOrRaised) {
   EXPECT_EQ(log.size(), 3);
   EXPECT_EQ(log.unknown_items(), 2);
   EXPECT_EQ(log.user_offsets(), (std::vector<Offset>{0, 1, 3}));
-  EXPECT_EQ(std::vector<Index>(log.items().begin(), log.items().end()), (std::vector<Index>{0, 1, 3}));
+  EXPECT_EQ(std::vector<Index>(log.items().begin(), log.items().end()),
+            (std::vector<Index>{0, 1, 3}));
   BehaviorOptions o = options();
   o.unknown = UnknownItems::raise;
-  PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), o), InputError, "row 1", "unknown item", "2 rows");
+  PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(c.view(), o), InputError, "row 1",
+                           "unknown item", "2 rows");
   // Unknown members (-1) the same way, counted apart.
   Cols d = small();
   d.user[2] = -1;
@@ -166,9 +176,11 @@ TEST(BehaviorLog, UnknownItemsDroppedAndCountedOrRaised) {
   EXPECT_EQ(dropped.unknown_users(), 1);
   EXPECT_EQ(dropped.unknown_items(), 0);
   EXPECT_EQ(dropped.user_offsets(), (std::vector<Offset>{0, 3, 4}));
-  PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(d.view(), o), InputError, "row 2", "unknown member");
+  PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(d.view(), o), InputError, "row 2",
+                           "unknown member");
   d.user[2] = -2;
-  PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(d.view(), options()), InputError, "row 2", "user", "-2");
+  PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_columns(d.view(), options()), InputError, "row 2",
+                           "user", "-2");
 }
 
 Cols random_cols(std::size_t n, Index users, Index items, std::uint32_t seed, bool sorted) {
@@ -230,7 +242,8 @@ TEST(BehaviorLog, ThreadCountAndInputOrderInvariance) {
   expect_same(one, BehaviorLog::from_columns(s.view(), o));
   for (Index u = 0; u < one.n_users(); ++u) {
     for (Offset e = one.user_begin(u) + 1; e < one.user_end(u); ++e) {
-      ASSERT_LE(one.timestamps()[static_cast<std::size_t>(e - 1)], one.timestamps()[static_cast<std::size_t>(e)]);
+      ASSERT_LE(one.timestamps()[static_cast<std::size_t>(e - 1)],
+                one.timestamps()[static_cast<std::size_t>(e)]);
     }
   }
 }

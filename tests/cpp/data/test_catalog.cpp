@@ -29,8 +29,8 @@ TEST(ParseDiscount, CommonNotations) {
 }
 
 TEST(ParseDiscount, RejectsEverythingElseQuotingTheText) {
-  for (const char* bad : {"", "null", "0", "-5", "10:20", "abc", "10:", ":5", "nan", "inf",
-                          "0:0", "1:2:3", "150%", "0%", "1e400", "5 off"}) {
+  for (const char* bad : {"", "null", "0", "-5", "10:20", "abc", "10:", ":5", "nan", "inf", "0:0",
+                          "1:2:3", "150%", "0%", "1e400", "5 off"}) {
     PERKREC_EXPECT_THROW_MSG(parse_discount(bad), InputError, std::string("'") + bad + "'");
   }
 }
@@ -65,10 +65,12 @@ TEST(Catalog, LoadsTheDocumentedJsonSchema) {
 
 TEST(Catalog, JsonErrorsNameThePointer) {
   PERKREC_EXPECT_THROW_MSG(
-      Catalog::from_json(R"({"benefits": [{"id": "A", "kind": "gift"}, {"id": "B", "kind": "gift", "colour": 1}]})"),
+      Catalog::from_json(
+          R"({"benefits": [{"id": "A", "kind": "gift"}, {"id": "B", "kind": "gift", "colour": 1}]})"),
       InputError, "/benefits/1/colour", "unknown key");
   PERKREC_EXPECT_THROW_MSG(
-      Catalog::from_json(R"({"benefits": [{"id": "A", "kind": "gift"}, {"id": "A", "kind": "points"}]})"),
+      Catalog::from_json(
+          R"({"benefits": [{"id": "A", "kind": "gift"}, {"id": "A", "kind": "points"}]})"),
       InputError, "/benefits/1/id", "duplicate benefit id 'A'");
   PERKREC_EXPECT_THROW_MSG(Catalog::from_json(R"({"benefits": [{"id": "A", "kind": "coupon"}]})"),
                            InputError, "/benefits/0/kind", "unknown benefit kind", "coupon");
@@ -83,10 +85,12 @@ TEST(Catalog, JsonErrorsNameThePointer) {
   PERKREC_EXPECT_THROW_MSG(Catalog::from_json(R"({"benefits": [], "benefits": []})"), InputError,
                            "duplicate key");
   PERKREC_EXPECT_THROW_MSG(Catalog::from_json(R"({"benefit": []})"), InputError, "/benefit");
-  PERKREC_EXPECT_THROW_MSG(Catalog::from_json(R"({"benefits": [{"id": "A", "kind": "gift", "validity_days": 0}]})"),
-                           InputError, "validity_days");
-  PERKREC_EXPECT_THROW_MSG(Catalog::from_json(R"({"benefits": [{"id": "A", "kind": "gift", "scope": "planet"}]})"),
-                           InputError, "/benefits/0/scope");
+  PERKREC_EXPECT_THROW_MSG(
+      Catalog::from_json(R"({"benefits": [{"id": "A", "kind": "gift", "validity_days": 0}]})"),
+      InputError, "validity_days");
+  PERKREC_EXPECT_THROW_MSG(
+      Catalog::from_json(R"({"benefits": [{"id": "A", "kind": "gift", "scope": "planet"}]})"),
+      InputError, "/benefits/0/scope");
   PERKREC_EXPECT_THROW_MSG(Catalog::from_json("{"), InputError, "syntax error");
 }
 
@@ -94,7 +98,8 @@ TEST(Catalog, FreeAttributesRoundTripAndAreValidated) {
   const Catalog c = Catalog::from_json(
       R"({"benefits": [{"id": "C1", "kind": "discount", "attributes": {"brand": "Acme", "category": "Meat", "campaign": 8}},
                        {"id": "C2", "kind": "gift"}]})");
-  EXPECT_EQ(c[0].attributes, (std::map<std::string, std::string>{{"brand", "Acme"}, {"category", "Meat"}}));
+  EXPECT_EQ(c[0].attributes,
+            (std::map<std::string, std::string>{{"brand", "Acme"}, {"category", "Meat"}}));
   EXPECT_EQ(c[0].numeric_attributes, (std::map<std::string, double>{{"campaign", 8.0}}));
   EXPECT_TRUE(c[1].attributes.empty());
   EXPECT_EQ(Catalog::from_json(c.to_json()), c);
@@ -106,7 +111,8 @@ TEST(Catalog, FreeAttributesRoundTripAndAreValidated) {
   EXPECT_EQ(other.add(b), 2);
   EXPECT_FALSE(other[2] == c[0]);
   PERKREC_EXPECT_THROW_MSG(
-      Catalog::from_json(R"({"benefits": [{"id": "A", "kind": "gift", "attributes": {"size": [1]}}]})"),
+      Catalog::from_json(
+          R"({"benefits": [{"id": "A", "kind": "gift", "attributes": {"size": [1]}}]})"),
       InputError, "/benefits/0/attributes/size", "string or a number");
   PERKREC_EXPECT_THROW_MSG(
       Catalog::from_json(R"({"benefits": [{"id": "A", "kind": "gift", "attributes": {"": "x"}}]})"),
@@ -118,7 +124,8 @@ TEST(Catalog, FreeAttributesRoundTripAndAreValidated) {
   clash.id = "X";
   clash.attributes["brand"] = "Acme";
   clash.numeric_attributes["brand"] = 1.0;
-  PERKREC_EXPECT_THROW_MSG(other.add(clash), InputError, "attribute 'brand'", "both text and numeric");
+  PERKREC_EXPECT_THROW_MSG(other.add(clash), InputError, "attribute 'brand'",
+                           "both text and numeric");
   Benefit inf;
   inf.id = "Y";
   inf.numeric_attributes["price"] = std::numeric_limits<double>::infinity();
@@ -154,10 +161,10 @@ TEST(BenefitDimensions, EncodesEachGroup) {
   dims.encode(c[0], active);
   std::vector<std::string> names;
   for (int d : active) names.push_back(dims.names()[static_cast<std::size_t>(d)]);
-  EXPECT_EQ(names, (std::vector<std::string>{"kind:threshold_discount", "face_value:10-30",
-                                             "threshold:100-300", "scope:category",
-                                             "scenario:regular", "scenario:member_day",
-                                             "channel:app"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"kind:threshold_discount", "face_value:10-30",
+                                      "threshold:100-300", "scope:category", "scenario:regular",
+                                      "scenario:member_day", "channel:app"}));
   active.clear();
   dims.encode(c[1], active);  // 15% off a typical 60 basket = 9
   EXPECT_EQ(dims.names()[static_cast<std::size_t>(active[1])], "face_value:<10");

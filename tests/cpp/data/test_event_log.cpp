@@ -54,15 +54,18 @@ TEST(EventLog, SameResultForAnyInputOrderAndThreadCount) {
   const EventLog three = EventLog::from_columns(c, -1, -1, {}, 3);
   for (const EventLog* other : {&two, &three}) {
     ASSERT_TRUE(std::equal(one.users().begin(), one.users().end(), other->users().begin()));
-    ASSERT_TRUE(std::equal(one.timestamps().begin(), one.timestamps().end(), other->timestamps().begin()));
-    ASSERT_TRUE(std::equal(one.benefits().begin(), one.benefits().end(), other->benefits().begin()));
+    ASSERT_TRUE(
+        std::equal(one.timestamps().begin(), one.timestamps().end(), other->timestamps().begin()));
+    ASSERT_TRUE(
+        std::equal(one.benefits().begin(), one.benefits().end(), other->benefits().begin()));
     ASSERT_TRUE(std::equal(one.types().begin(), one.types().end(), other->types().begin()));
   }
   for (Index u = 0; u < one.n_users(); ++u) {
     for (Offset e = one.user_begin(u); e < one.user_end(u); ++e) {
       ASSERT_EQ(one.users()[static_cast<std::size_t>(e)], u);
       if (e > one.user_begin(u)) {
-        ASSERT_LE(one.timestamps()[static_cast<std::size_t>(e) - 1], one.timestamps()[static_cast<std::size_t>(e)]);
+        ASSERT_LE(one.timestamps()[static_cast<std::size_t>(e) - 1],
+                  one.timestamps()[static_cast<std::size_t>(e)]);
       }
     }
   }
@@ -145,7 +148,8 @@ TEST(EventLog, MismatchedColumnLengthsAreRejected) {
   c.benefit = benefits;
   c.type = types;
   c.timestamp = times;
-  PERKREC_EXPECT_THROW_MSG(EventLog::from_columns(c), InputError, "'benefit'", "1 rows", "expected 2");
+  PERKREC_EXPECT_THROW_MSG(EventLog::from_columns(c), InputError, "'benefit'", "1 rows",
+                           "expected 2");
   benefits.push_back(0);
   c.benefit = benefits;
   std::vector<float> amounts = {1};
@@ -154,8 +158,10 @@ TEST(EventLog, MismatchedColumnLengthsAreRejected) {
 }
 
 TEST(EventLog, FilterKeepsShapeIdsAndOrder) {
-  EventLog log = make_log({{0, 0, EventType::issued, 1}, {0, 1, EventType::claimed, 2},
-                           {1, 1, EventType::redeemed, 3}, {2, 0, EventType::viewed, 4}});
+  EventLog log = make_log({{0, 0, EventType::issued, 1},
+                           {0, 1, EventType::claimed, 2},
+                           {1, 1, EventType::redeemed, 3},
+                           {2, 0, EventType::viewed, 4}});
   log.set_ids(IdMap::from_strings({"a", "b", "c"}), IdMap::from_strings({"B1", "B2"}));
   const std::vector<std::uint8_t> keep = {1, 0, 1, 0};
   const EventLog kept = log.filter(keep);
@@ -164,7 +170,8 @@ TEST(EventLog, FilterKeepsShapeIdsAndOrder) {
   EXPECT_EQ(kept.user_offsets(), (std::vector<Offset>{0, 1, 2, 2}));
   EXPECT_EQ(kept.user_ids().string_at(2), "c");
   EXPECT_THROW(log.filter(std::vector<std::uint8_t>{1}), InputError);
-  PERKREC_EXPECT_THROW_MSG(log.set_ids(IdMap::range(2), IdMap()), InputError, "holds 2 ids", "expected 3");
+  PERKREC_EXPECT_THROW_MSG(log.set_ids(IdMap::range(2), IdMap()), InputError, "holds 2 ids",
+                           "expected 3");
 }
 
 TEST(EventLog, SavesAndLoadsWithOptionalColumnsAndIds) {
@@ -186,7 +193,8 @@ TEST(EventLog, SavesAndLoadsWithOptionalColumnsAndIds) {
 
 TEST(EventType, NamesRoundTrip) {
   for (int t = 0; t < kNumEventTypes; ++t) {
-    EXPECT_EQ(parse_event_type(to_string(static_cast<EventType>(t)), "x"), static_cast<EventType>(t));
+    EXPECT_EQ(parse_event_type(to_string(static_cast<EventType>(t)), "x"),
+              static_cast<EventType>(t));
   }
   PERKREC_EXPECT_THROW_MSG(parse_event_type("bought", "ctx"), InputError, "ctx", "'bought'");
 }

@@ -17,7 +17,8 @@ TEST(IdMap, IntegerIdsMapBothWays) {
   EXPECT_EQ(out, (std::vector<Index>{1, 0, 2}));
   PERKREC_EXPECT_THROW_MSG(m.lookup(std::vector<std::int64_t>{900, 4}, Span<Index>(out.data(), 2)),
                            InputError, "unknown integer id 4", "position 1");
-  m.lookup(std::vector<std::int64_t>{900, 4}, Span<Index>(out.data(), 2), IdMap::Missing::minus_one);
+  m.lookup(std::vector<std::int64_t>{900, 4}, Span<Index>(out.data(), 2),
+           IdMap::Missing::minus_one);
   EXPECT_EQ(out[1], -1);
   PERKREC_EXPECT_THROW_MSG(IdMap::from_integers(std::vector<std::int64_t>{3, 4, 3}), InputError,
                            "duplicate id 3", "positions 0 and 2");

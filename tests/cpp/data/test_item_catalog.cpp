@@ -11,8 +11,10 @@ namespace {
 
 ItemCatalog six_items() {
   ItemCatalog c(IdMap::from_integers(std::vector<std::int64_t>{100, 101, 102, 103, 104, 105}));
-  c.add_level("category", std::vector<std::string>{"dairy", "dairy", "bakery", "bakery", "meat", ""});
-  c.add_level("brand", std::vector<std::int32_t>{0, 1, 0, 2, 1, 0}, std::vector<std::string>{"A", "B", "C"});
+  c.add_level("category",
+              std::vector<std::string>{"dairy", "dairy", "bakery", "bakery", "meat", ""});
+  c.add_level("brand", std::vector<std::int32_t>{0, 1, 0, 2, 1, 0},
+              std::vector<std::string>{"A", "B", "C"});
   c.add_numeric("price", {1.0, 2.0, NAN, 4.0, 5.0, 6.0});
   return c;
 }
@@ -35,21 +37,33 @@ TEST(ItemCatalog, LevelsAndNumericByName) {
 
 TEST(ItemCatalog, UnknownNamesAreInputErrorsNamingThem) {
   const ItemCatalog c = six_items();
-  PERKREC_EXPECT_THROW_MSG(c.level_codes("department"), InputError, "unknown level 'department'", "'category'",
-                           "'brand'");
+  PERKREC_EXPECT_THROW_MSG(c.level_codes("department"), InputError, "unknown level 'department'",
+                           "'category'", "'brand'");
   PERKREC_EXPECT_THROW_MSG(c.numeric("size"), InputError, "'size'", "'price'");
   PERKREC_EXPECT_THROW_MSG(c.level_codes(5), InputError, "out of range");
 }
 
 TEST(ItemCatalog, RejectsBadColumnsWithoutChange) {
   ItemCatalog c = six_items();
-  PERKREC_EXPECT_THROW_MSG(c.add_level("x", std::vector<std::int32_t>{0, 0}, std::vector<std::string>{"a"}), InputError, "has 2 rows", "expected 6");
-  PERKREC_EXPECT_THROW_MSG(c.add_level("brand", std::vector<std::int32_t>{0, 0, 0, 0, 0, 0}, std::vector<std::string>{"a"}), InputError, "duplicate column 'brand'");
-  PERKREC_EXPECT_THROW_MSG(c.add_numeric("category", std::vector<double>(6, 1.0)), InputError, "duplicate");
-  PERKREC_EXPECT_THROW_MSG(c.add_level("x", std::vector<std::int32_t>{0, 0, 0, 0, 0, 3}, std::vector<std::string>{"a", "b"}), InputError, "item 5", "code out of range");
-  PERKREC_EXPECT_THROW_MSG(c.add_level("x", std::vector<std::int32_t>{0, 0, 0, 0, 0, 0}, std::vector<std::string>{"a", "a"}), InputError, "duplicate value 'a'");
-  PERKREC_EXPECT_THROW_MSG(c.add_numeric("size", {1, 2, 3, INFINITY, 5, 6}), InputError, "item 3", "infinite");
-  PERKREC_EXPECT_THROW_MSG(c.add_level("", std::vector<std::int32_t>{0, 0, 0, 0, 0, 0}, std::vector<std::string>{"a"}), InputError, "name is empty");
+  PERKREC_EXPECT_THROW_MSG(
+      c.add_level("x", std::vector<std::int32_t>{0, 0}, std::vector<std::string>{"a"}), InputError,
+      "has 2 rows", "expected 6");
+  PERKREC_EXPECT_THROW_MSG(c.add_level("brand", std::vector<std::int32_t>{0, 0, 0, 0, 0, 0},
+                                       std::vector<std::string>{"a"}),
+                           InputError, "duplicate column 'brand'");
+  PERKREC_EXPECT_THROW_MSG(c.add_numeric("category", std::vector<double>(6, 1.0)), InputError,
+                           "duplicate");
+  PERKREC_EXPECT_THROW_MSG(c.add_level("x", std::vector<std::int32_t>{0, 0, 0, 0, 0, 3},
+                                       std::vector<std::string>{"a", "b"}),
+                           InputError, "item 5", "code out of range");
+  PERKREC_EXPECT_THROW_MSG(c.add_level("x", std::vector<std::int32_t>{0, 0, 0, 0, 0, 0},
+                                       std::vector<std::string>{"a", "a"}),
+                           InputError, "duplicate value 'a'");
+  PERKREC_EXPECT_THROW_MSG(c.add_numeric("size", {1, 2, 3, INFINITY, 5, 6}), InputError, "item 3",
+                           "infinite");
+  PERKREC_EXPECT_THROW_MSG(
+      c.add_level("", std::vector<std::int32_t>{0, 0, 0, 0, 0, 0}, std::vector<std::string>{"a"}),
+      InputError, "name is empty");
   EXPECT_TRUE(c == six_items());
 }
 
@@ -72,15 +86,17 @@ TEST(ItemCatalogBenefitItems, SortedDistinctWithUnknownsCounted) {
 
 TEST(ItemCatalogBenefitItems, TypedErrors) {
   const std::vector<Index> benefit{0, 1};
-  PERKREC_EXPECT_THROW_MSG(BenefitItems::from_pairs(benefit, std::vector<Index>{0, -1}, 2, 6, UnknownItems::raise),
-                           InputError, "pair 1", "unknown item");
-  PERKREC_EXPECT_THROW_MSG(BenefitItems::from_pairs(benefit, std::vector<Index>{0, 6}, 2, 6), InputError, "pair 1",
-                           "item out of range", "got 6");
-  PERKREC_EXPECT_THROW_MSG(BenefitItems::from_pairs(benefit, std::vector<Index>{0, 1}, 1, 6), InputError,
-                           "benefit out of range");
-  PERKREC_EXPECT_THROW_MSG(BenefitItems::from_pairs(benefit, std::vector<Index>{0}, 2, 6), InputError,
-                           "one of each per pair");
-  PERKREC_EXPECT_THROW_MSG(parse_unknown_items("keep", "BenefitItems"), ConfigError, "'drop' or 'raise'", "keep");
+  PERKREC_EXPECT_THROW_MSG(
+      BenefitItems::from_pairs(benefit, std::vector<Index>{0, -1}, 2, 6, UnknownItems::raise),
+      InputError, "pair 1", "unknown item");
+  PERKREC_EXPECT_THROW_MSG(BenefitItems::from_pairs(benefit, std::vector<Index>{0, 6}, 2, 6),
+                           InputError, "pair 1", "item out of range", "got 6");
+  PERKREC_EXPECT_THROW_MSG(BenefitItems::from_pairs(benefit, std::vector<Index>{0, 1}, 1, 6),
+                           InputError, "benefit out of range");
+  PERKREC_EXPECT_THROW_MSG(BenefitItems::from_pairs(benefit, std::vector<Index>{0}, 2, 6),
+                           InputError, "one of each per pair");
+  PERKREC_EXPECT_THROW_MSG(parse_unknown_items("keep", "BenefitItems"), ConfigError,
+                           "'drop' or 'raise'", "keep");
 }
 
 TEST(ItemCatalogBenefitItems, DistinctLevelValuesPerBenefit) {
@@ -89,16 +105,19 @@ TEST(ItemCatalogBenefitItems, DistinctLevelValuesPerBenefit) {
   const std::vector<Index> item{0, 2, 4, 5, 1};
   const BenefitItems bi = BenefitItems::from_pairs(benefit, item, 3, 6);
   const LevelValues cat = bi.level_values(c, "category");
-  auto vec = [](Span<const std::int32_t> s) { return std::vector<std::int32_t>(s.begin(), s.end()); };
+  auto vec = [](Span<const std::int32_t> s) {
+    return std::vector<std::int32_t>(s.begin(), s.end());
+  };
   EXPECT_EQ(vec(cat.of(0)), (std::vector<std::int32_t>{0, 1}));  // dairy, bakery
   EXPECT_EQ(vec(cat.of(1)), (std::vector<std::int32_t>{2}));     // meat
   EXPECT_EQ(vec(cat.of(2)), (std::vector<std::int32_t>{0}));     // item 5 has no category
   const LevelValues brand = bi.level_values(c, "brand");
-  EXPECT_EQ(vec(brand.of(0)), (std::vector<std::int32_t>{0}));   // both items are brand A
+  EXPECT_EQ(vec(brand.of(0)), (std::vector<std::int32_t>{0}));  // both items are brand A
   EXPECT_EQ(vec(brand.of(2)), (std::vector<std::int32_t>{0, 1}));
   PERKREC_EXPECT_THROW_MSG(bi.level_values(c, "aisle"), InputError, "unknown level 'aisle'");
   const BenefitItems other = BenefitItems::from_pairs(benefit, item, 3, 9);
-  PERKREC_EXPECT_THROW_MSG(other.level_values(c, "brand"), InputError, "holds 6 items", "expected 9");
+  PERKREC_EXPECT_THROW_MSG(other.level_values(c, "brand"), InputError, "holds 6 items",
+                           "expected 9");
 }
 
 }  // namespace

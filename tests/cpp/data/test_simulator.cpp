@@ -52,7 +52,8 @@ TEST(Simulator, CatalogCoversEveryKindScenarioAndChannel) {
   }
   EXPECT_EQ(kinds.size(), static_cast<std::size_t>(kNumBenefitKinds));
   EXPECT_EQ(scopes.size(), static_cast<std::size_t>(kNumScopes));
-  EXPECT_EQ(scenarios, (std::set<std::string>{"regular", "holiday", "member_day", "referral", "new_member"}));
+  EXPECT_EQ(scenarios,
+            (std::set<std::string>{"regular", "holiday", "member_day", "referral", "new_member"}));
   EXPECT_EQ(channels, (std::set<std::string>{"app", "sms", "email", "store"}));
 }
 
@@ -101,8 +102,9 @@ TEST(Simulator, TruthIsWellFormed) {
   // attributes stand out in them.
   const std::size_t nd = t.dimension_names.size();
   auto dim = [&](const std::string& name) {
-    return static_cast<std::size_t>(std::find(t.dimension_names.begin(), t.dimension_names.end(), name) -
-                                    t.dimension_names.begin());
+    return static_cast<std::size_t>(
+        std::find(t.dimension_names.begin(), t.dimension_names.end(), name) -
+        t.dimension_names.begin());
   };
   std::vector<double> mean(nd, 0.0);
   std::vector<double> by_archetype(kNumArchetypes * nd, 0.0);
@@ -123,7 +125,8 @@ TEST(Simulator, TruthIsWellFormed) {
     return by_archetype[k * nd + dim(name)] / members[k];
   };
   EXPECT_GT(archetype_mean(Archetype::points_redemption_active, "kind:points"), 1.8);
-  EXPECT_GT(archetype_mean(Archetype::threshold_discount_sensitive, "kind:threshold_discount"), 1.5);
+  EXPECT_GT(archetype_mean(Archetype::threshold_discount_sensitive, "kind:threshold_discount"),
+            1.5);
   EXPECT_GT(archetype_mean(Archetype::high_face_value_seeker, "face_value:>=30"), 1.3);
   EXPECT_LT(archetype_mean(Archetype::high_face_value_seeker, "face_value:<10"), 0.7);
   EXPECT_GT(archetype_mean(Archetype::new_member, "scenario:new_member"), 1.5);
@@ -132,7 +135,8 @@ TEST(Simulator, TruthIsWellFormed) {
     ASSERT_GE(t.expected_next_order_time[k], t.reference_time);
     ASSERT_GE(t.preferred_hour[k], 0.0f);
     ASSERT_LT(t.preferred_hour[k], 24.0f);
-    ASSERT_EQ(t.lapse_time[k] >= 0, t.archetype[k] == static_cast<std::uint8_t>(Archetype::dormant));
+    ASSERT_EQ(t.lapse_time[k] >= 0,
+              t.archetype[k] == static_cast<std::uint8_t>(Archetype::dormant));
   }
 }
 
@@ -154,15 +158,20 @@ TEST(Simulator, PlantedStructureShowsInTheLog) {
       if (log.type(e) == EventType::claimed) claimed[a][kind]++;
     }
   }
-  for (int a = 0; a < kNumArchetypes; ++a) EXPECT_GT(archetype_count[static_cast<std::size_t>(a)], 200) << a;
+  for (int a = 0; a < kNumArchetypes; ++a)
+    EXPECT_GT(archetype_count[static_cast<std::size_t>(a)], 200) << a;
   auto rate = [&](Archetype a, BenefitKind k) {
-    return claimed[static_cast<int>(a)][static_cast<int>(k)] / issued[static_cast<int>(a)][static_cast<int>(k)];
+    return claimed[static_cast<int>(a)][static_cast<int>(k)] /
+           issued[static_cast<int>(a)][static_cast<int>(k)];
   };
   const auto points = BenefitKind::points;
   const auto threshold = BenefitKind::threshold_discount;
-  EXPECT_GT(rate(Archetype::points_redemption_active, points), 2.0 * rate(Archetype::threshold_discount_sensitive, points));
-  EXPECT_GT(rate(Archetype::threshold_discount_sensitive, threshold), 2.0 * rate(Archetype::points_redemption_active, threshold));
-  EXPECT_LT(rate(Archetype::discount_indifferent_loyal, threshold), rate(Archetype::threshold_discount_sensitive, threshold) / 3);
+  EXPECT_GT(rate(Archetype::points_redemption_active, points),
+            2.0 * rate(Archetype::threshold_discount_sensitive, points));
+  EXPECT_GT(rate(Archetype::threshold_discount_sensitive, threshold),
+            2.0 * rate(Archetype::points_redemption_active, threshold));
+  EXPECT_LT(rate(Archetype::discount_indifferent_loyal, threshold),
+            rate(Archetype::threshold_discount_sensitive, threshold) / 3);
 
   // Orders cluster around the preferred hour, and follow the member's cycle.
   int near = 0, orders = 0;
@@ -180,10 +189,12 @@ TEST(Simulator, PlantedStructureShowsInTheLog) {
       ++orders;
       if (previous >= 0) {
         const double gap = static_cast<double>(t - previous) / kSecondsPerDay;
-        if (p.truth.archetype[ku] == static_cast<std::uint8_t>(Archetype::discount_indifferent_loyal)) {
+        if (p.truth.archetype[ku] ==
+            static_cast<std::uint8_t>(Archetype::discount_indifferent_loyal)) {
           gap_loyal += gap;
           ++gap_loyal_n;
-        } else if (p.truth.archetype[ku] == static_cast<std::uint8_t>(Archetype::high_face_value_seeker)) {
+        } else if (p.truth.archetype[ku] ==
+                   static_cast<std::uint8_t>(Archetype::high_face_value_seeker)) {
           gap_value += gap;
           ++gap_value_n;
         }
@@ -216,15 +227,19 @@ TEST(Simulator, MemberDaysAndHolidayRaisePurchases) {
   std::map<int, int> orders_per_day;
   for (Offset e = 0; e < p.events.size(); ++e) {
     if (p.events.type(e) != EventType::ordered) continue;
-    orders_per_day[static_cast<int>((p.events.timestamps()[static_cast<std::size_t>(e)] - p.params.start_time) / kSecondsPerDay)]++;
+    orders_per_day[static_cast<int>(
+        (p.events.timestamps()[static_cast<std::size_t>(e)] - p.params.start_time) /
+        kSecondsPerDay)]++;
   }
   double member_day = 0, member_days = 0, holiday = 0, holidays = 0, other = 0, others = 0;
   for (int d = 30; d < 130; ++d) {
-    const bool is_member_day = civil_from_days(p.params.start_time / kSecondsPerDay + d).day == p.params.member_day_of_month;
+    const bool is_member_day = civil_from_days(p.params.start_time / kSecondsPerDay + d).day ==
+                               p.params.member_day_of_month;
     (is_member_day ? member_day : other) += orders_per_day[d];
     (is_member_day ? member_days : others) += 1;
   }
-  for (int d = p.params.holiday_start_day; d < p.params.holiday_start_day + p.params.holiday_days; ++d) {
+  for (int d = p.params.holiday_start_day; d < p.params.holiday_start_day + p.params.holiday_days;
+       ++d) {
     holiday += orders_per_day[d];
     holidays += 1;
   }

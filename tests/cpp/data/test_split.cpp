@@ -20,9 +20,12 @@ const SimulatedProgram& program() {
 void expect_no_future_in_train(const Split& s) {
   const Index n = s.train.n_users();
   for (Index u = 0; u < n; ++u) {
-    if (s.train.user_end(u) == s.train.user_begin(u) || s.test.user_end(u) == s.test.user_begin(u)) continue;
-    const Timestamp last_train = s.train.timestamps()[static_cast<std::size_t>(s.train.user_end(u) - 1)];
-    const Timestamp first_test = s.test.timestamps()[static_cast<std::size_t>(s.test.user_begin(u))];
+    if (s.train.user_end(u) == s.train.user_begin(u) || s.test.user_end(u) == s.test.user_begin(u))
+      continue;
+    const Timestamp last_train =
+        s.train.timestamps()[static_cast<std::size_t>(s.train.user_end(u) - 1)];
+    const Timestamp first_test =
+        s.test.timestamps()[static_cast<std::size_t>(s.test.user_begin(u))];
     ASSERT_LT(last_train, first_test) << "member " << u;
   }
 }

@@ -42,8 +42,9 @@ struct Samples {
     time.push_back(t);
     validity.push_back(prog->catalog[b].validity_days);
     threshold.push_back(prog->catalog[b].threshold);
-    tenure.push_back((static_cast<double>(t) - prog->users.numeric("signup_time")[static_cast<std::size_t>(u)]) /
-                     86400.0);
+    tenure.push_back(
+        (static_cast<double>(t) - prog->users.numeric("signup_time")[static_cast<std::size_t>(u)]) /
+        86400.0);
     kind.push_back(static_cast<std::int32_t>(b));
     tier.push_back(prog->users.codes("tier")[static_cast<std::size_t>(u)]);
     const std::int64_t days = t / 86400;  // times after 1970
@@ -53,7 +54,8 @@ struct Samples {
   SampleColumns columns() const {
     SampleColumns s;
     s.rows = static_cast<Offset>(user.size());
-    s.integers = {{"user", user}, {"benefit", benefit}, {"timestamp", time}, {"validity_days", validity},
+    s.integers = {{"user", user},       {"benefit", benefit},
+                  {"timestamp", time},  {"validity_days", validity},
                   {"weekday", weekday}, {"hour", hour}};
     s.numerics = {{"threshold", threshold}, {"tenure_days", tenure}};
     s.categoricals.push_back({"kind", kind, kind_names, {}});
@@ -86,11 +88,14 @@ inline const Fixture& fixture() {
     Samples samples(f.prog);
     std::vector<float> label;
     for (Offset e = 0; e < log.size(); ++e) {
-      if (log.type(e) != EventType::issued || log.benefits()[static_cast<std::size_t>(e)] < 0) continue;
-      const Index u = log.users()[static_cast<std::size_t>(e)], b = log.benefits()[static_cast<std::size_t>(e)];
+      if (log.type(e) != EventType::issued || log.benefits()[static_cast<std::size_t>(e)] < 0)
+        continue;
+      const Index u = log.users()[static_cast<std::size_t>(e)],
+                  b = log.benefits()[static_cast<std::size_t>(e)];
       bool redeemed = false;
       for (Offset k = e + 1; k < log.user_end(u); ++k) {
-        redeemed = redeemed || (log.type(k) == EventType::redeemed && log.benefits()[static_cast<std::size_t>(k)] == b);
+        redeemed = redeemed || (log.type(k) == EventType::redeemed &&
+                                log.benefits()[static_cast<std::size_t>(k)] == b);
       }
       samples.add(u, b, log.timestamps()[static_cast<std::size_t>(e)]);
       label.push_back(redeemed ? 1.0f : 0.0f);
@@ -121,13 +126,20 @@ inline const Fixture& fixture() {
       if (samples.time[i] < cut) continue;
       f.file.holdout_user.push_back(static_cast<std::int32_t>(samples.user[i]));
       f.file.holdout_benefit.push_back(static_cast<std::int32_t>(samples.benefit[i]));
-      f.file.holdout_predicted.push_back(std::clamp(static_cast<double>(predicted[i]), 1e-6, 1 - 1e-6));
+      f.file.holdout_predicted.push_back(
+          std::clamp(static_cast<double>(predicted[i]), 1e-6, 1 - 1e-6));
       f.file.holdout_redeemed.push_back(label[i]);
     }
     f.file.config = Json{{"policy", {{"budget", 40.0}, {"max_per_member", 1}}},
-                         {"params", {{"objective", "incremental"}, {"top_k", 20}, {"method", "dual"},
-                                     {"num_threads", 2}, {"shrink", true}, {"incremental", "timing"}}},
-                         {"cut_time", cut}, {"end_time", f.end}};
+                         {"params",
+                          {{"objective", "incremental"},
+                           {"top_k", 20},
+                           {"method", "dual"},
+                           {"num_threads", 2},
+                           {"shrink", true},
+                           {"incremental", "timing"}}},
+                         {"cut_time", cut},
+                         {"end_time", f.end}};
     f.file.preference.fit(log, cat, f.end);
     f.file.catalog = cat;
     f.file.events = log;

@@ -37,15 +37,16 @@ TEST(BenefitPlanner, PlanEqualsThePipelineAssembledByHand) {
   }
   const std::vector<double> weight;
   const InteractionShrinkage shrunk =
-      shrink_interactions(clipped, n, nb, fx.file.holdout_user, fx.file.holdout_benefit, fx.file.holdout_predicted,
-                          fx.file.holdout_redeemed, weight);
+      shrink_interactions(clipped, n, nb, fx.file.holdout_user, fx.file.holdout_benefit,
+                          fx.file.holdout_predicted, fx.file.holdout_redeemed, weight);
   double slope = -1;
   EXPECT_EQ(bp.redemption_probability(t, nullptr, &slope), shrunk.probability);
   EXPECT_EQ(slope, shrunk.slope);
 
   std::vector<double> rate, validity_days;
   for (const auto& m : fx.file.preference.timing())
-    rate.push_back(static_cast<double>(m.expected_purchases) / fx.file.preference.params().horizon_days);
+    rate.push_back(static_cast<double>(m.expected_purchases) /
+                   fx.file.preference.params().horizon_days);
   for (const Benefit& b : fx.prog.catalog.benefits()) validity_days.push_back(b.validity_days);
   const std::vector<float> share = timing_share(rate, validity_days);
   const SegmentAssignment segments = fx.file.preference.segments(SegmentRules::defaults());
@@ -94,19 +95,22 @@ TEST(BenefitPlanner, OneMemberAnswersMatchThePlanAtTheSameTime) {
   for (Index u = 0; u < bp.n_users(); ++u) {
     const MemberAnswer a = bp.answer(state, u, fx.end, 20);
     ASSERT_EQ(a.probability.size(), nb);
-    EXPECT_TRUE(std::equal(a.probability.begin(), a.probability.end(), P.begin() + static_cast<std::ptrdiff_t>(u * nb)))
+    EXPECT_TRUE(std::equal(a.probability.begin(), a.probability.end(),
+                           P.begin() + static_cast<std::ptrdiff_t>(u * nb)))
         << "member " << u;
     EXPECT_LE(a.benefits.size(), 20u);
     for (std::size_t i = 1; i < a.benefits.size(); ++i) {
-      EXPECT_GE(a.benefits[i - 1].value - a.benefits[i - 1].cost, a.benefits[i].value - a.benefits[i].cost);
+      EXPECT_GE(a.benefits[i - 1].value - a.benefits[i - 1].cost,
+                a.benefits[i].value - a.benefits[i].cost);
     }
     // Without a budget the plan gives each member the candidate of largest value: one of the
     // answer's, with the same numbers and send time.
     const bool planned = row < plan.result.member.size() && plan.result.member[row] == u;
     ASSERT_EQ(planned, !a.benefits.empty()) << "member " << u;
     if (planned) {
-      const auto it = std::find_if(a.benefits.begin(), a.benefits.end(),
-                                   [&](const MemberBenefit& m) { return m.benefit == plan.result.benefit[row]; });
+      const auto it = std::find_if(
+          a.benefits.begin(), a.benefits.end(),
+          [&](const MemberBenefit& m) { return m.benefit == plan.result.benefit[row]; });
       ASSERT_NE(it, a.benefits.end()) << "member " << u;
       EXPECT_EQ(it->probability, plan.result.probability[row]);
       EXPECT_EQ(it->value, plan.result.value[row]);
@@ -128,7 +132,8 @@ TEST(BenefitPlanner, ANewerLogOfTheSameShapeIsUsedAndAnotherShapeRefused) {
   const BenefitPlanner bp(fx.file, 2);
   // The log without its last 10 days: different history, same members and benefits.
   std::vector<std::uint8_t> keep(static_cast<std::size_t>(fx.prog.events.size()));
-  for (std::size_t e = 0; e < keep.size(); ++e) keep[e] = fx.prog.events.timestamps()[e] < fx.end - 10 * 86400;
+  for (std::size_t e = 0; e < keep.size(); ++e)
+    keep[e] = fx.prog.events.timestamps()[e] < fx.end - 10 * 86400;
   const EventLog older = fx.prog.events.filter(keep);
   EXPECT_EQ(bp.redemption_probability(fx.end, &fx.prog.events), bp.redemption_probability(fx.end));
   EXPECT_NE(bp.redemption_probability(fx.end, &older), bp.redemption_probability(fx.end));
@@ -159,7 +164,8 @@ TEST(BenefitPlanner, AConfigThatIsNotAPipelinesIsAModelFormatError) {
   f.redemption_model.set_metadata("{}");
   EXPECT_THROW(BenefitPlanner{f}, ModelFormatError);
   const BenefitPlanner loaded = BenefitPlanner::from_bytes(fx.file.to_bytes(), 1);
-  EXPECT_EQ(loaded.redemption_probability(fx.end), BenefitPlanner(fx.file, 1).redemption_probability(fx.end));
+  EXPECT_EQ(loaded.redemption_probability(fx.end),
+            BenefitPlanner(fx.file, 1).redemption_probability(fx.end));
 }
 
 }  // namespace

@@ -23,13 +23,16 @@ TEST(EligibilityMasks, FromDenseSharesOneMaskPerDistinctRowAndRoundTrips) {
   EXPECT_EQ(m.member_rule(4, 2), 0);
   // Any non-zero byte is eligible.
   const std::vector<std::uint8_t> bytes = {7, 0, 255};
-  EXPECT_EQ(EligibilityMasks::from_dense(bytes, 1, 3).dense(), (std::vector<std::uint8_t>{1, 0, 1}));
+  EXPECT_EQ(EligibilityMasks::from_dense(bytes, 1, 3).dense(),
+            (std::vector<std::uint8_t>{1, 0, 1}));
 }
 
 TEST(EligibilityMasks, FromDenseChecksTheShape) {
   const std::vector<std::uint8_t> dense(5, 1);
-  PERKREC_EXPECT_THROW_MSG(EligibilityMasks::from_dense(dense, 2, 3), InputError, "n_users x n_benefits");
-  PERKREC_EXPECT_THROW_MSG(EligibilityMasks::from_dense(dense, -1, 3), InputError, "eligible has 5");
+  PERKREC_EXPECT_THROW_MSG(EligibilityMasks::from_dense(dense, 2, 3), InputError,
+                           "n_users x n_benefits");
+  PERKREC_EXPECT_THROW_MSG(EligibilityMasks::from_dense(dense, -1, 3), InputError,
+                           "eligible has 5");
   const EligibilityMasks empty = EligibilityMasks::from_dense({}, 0, 4);
   EXPECT_EQ(empty.n_users(), 0);
   EXPECT_TRUE(empty.dense().empty());

@@ -13,22 +13,43 @@ using testing::Row;
 // Six benefits covering every selector field.
 Catalog small_catalog() {
   std::vector<Benefit> v(6);
-  v[0].id = "B0"; v[0].kind = BenefitKind::discount; v[0].face_value = 5; v[0].channel = "app";
+  v[0].id = "B0";
+  v[0].kind = BenefitKind::discount;
+  v[0].face_value = 5;
+  v[0].channel = "app";
   v[0].scenarios = {"regular"};
-  v[1].id = "B1"; v[1].kind = BenefitKind::threshold_discount; v[1].face_value = 20; v[1].threshold = 150;
-  v[1].scope = Scope::category; v[1].scope_value = "dairy"; v[1].scenarios = {"holiday"};
-  v[2].id = "B2"; v[2].kind = BenefitKind::points; v[2].face_value = 2; v[2].tags = {"spring"};
-  v[3].id = "B3"; v[3].kind = BenefitKind::member_exclusive; v[3].channel = "email";
-  v[4].id = "B4"; v[4].kind = BenefitKind::gift; v[4].face_value = 10; v[4].inventory = 0;
-  v[5].id = "B5"; v[5].kind = BenefitKind::percent_off; v[5].discount_rate = 0.1;
-  v[5].scope = Scope::brand; v[5].scope_value = "acme"; v[5].tags = {"spring", "promo"};
+  v[1].id = "B1";
+  v[1].kind = BenefitKind::threshold_discount;
+  v[1].face_value = 20;
+  v[1].threshold = 150;
+  v[1].scope = Scope::category;
+  v[1].scope_value = "dairy";
+  v[1].scenarios = {"holiday"};
+  v[2].id = "B2";
+  v[2].kind = BenefitKind::points;
+  v[2].face_value = 2;
+  v[2].tags = {"spring"};
+  v[3].id = "B3";
+  v[3].kind = BenefitKind::member_exclusive;
+  v[3].channel = "email";
+  v[4].id = "B4";
+  v[4].kind = BenefitKind::gift;
+  v[4].face_value = 10;
+  v[4].inventory = 0;
+  v[5].id = "B5";
+  v[5].kind = BenefitKind::percent_off;
+  v[5].discount_rate = 0.1;
+  v[5].scope = Scope::brand;
+  v[5].scope_value = "acme";
+  v[5].tags = {"spring", "promo"};
   return Catalog(v);
 }
 
 // Five members: tier (gold, basic, platinum, missing, basic), age (30, 45, NaN, 70, 18).
 UserTable small_users() {
   UserTable t(IdMap::range(5));
-  t.add_categorical("tier", std::vector<std::int32_t>{0, 1, 2, -1, 1}, {"gold", "basic", "platinum"});
+  t.add_categorical("tier", std::vector<std::int32_t>{0, 1, 2, -1, 1},
+                    {"gold", "basic", "platinum"});
   t.add_numeric("age", {30, 45, std::nan(""), 70, 18});
   t.add_numeric("utc_offset", {0, 5.5, -8, std::nan(""), 9});
   return t;
@@ -110,7 +131,8 @@ TEST(Policy, DenyRequireAndWindowKnownAnswers) {
 TEST(Policy, BenefitSelectorFieldsKnownAnswers) {
   const Catalog cat = small_catalog();
   auto denied = [&](const std::string& selector) {
-    const Policy p = Policy::from_string(R"({"rules": [{"effect": "deny", "benefits": )" + selector + "}]}");
+    const Policy p =
+        Policy::from_string(R"({"rules": [{"effect": "deny", "benefits": )" + selector + "}]}");
     const CompiledPolicy c = p.compile(cat, small_users(), kPlan);
     std::vector<int> out;
     for (Index b = 0; b < cat.size(); ++b) out.push_back(c.masks.member_rule(0, b) == 0 ? 1 : 0);
@@ -124,9 +146,11 @@ TEST(Policy, BenefitSelectorFieldsKnownAnswers) {
   EXPECT_EQ(denied(R"({"scenarios": ["regular", "x"]})"), (std::vector<int>{1, 0, 0, 0, 0, 0}));
   EXPECT_EQ(denied(R"({"channels": ["email"]})"), (std::vector<int>{0, 0, 0, 1, 0, 0}));
   EXPECT_EQ(denied(R"({"tags": ["spring"]})"), (std::vector<int>{0, 0, 1, 0, 0, 1}));
-  EXPECT_EQ(denied(R"({"face_value": {"min": 5, "max": 10}})"), (std::vector<int>{1, 0, 0, 0, 1, 0}));
+  EXPECT_EQ(denied(R"({"face_value": {"min": 5, "max": 10}})"),
+            (std::vector<int>{1, 0, 0, 0, 1, 0}));
   EXPECT_EQ(denied(R"({"threshold": {"min": 1}})"), (std::vector<int>{0, 1, 0, 0, 0, 0}));
-  EXPECT_EQ(denied(R"({"tags": ["spring"], "kinds": ["points"]})"), (std::vector<int>{0, 0, 1, 0, 0, 0}));
+  EXPECT_EQ(denied(R"({"tags": ["spring"], "kinds": ["points"]})"),
+            (std::vector<int>{0, 0, 1, 0, 0, 0}));
   EXPECT_EQ(denied(R"({})"), (std::vector<int>{1, 1, 1, 1, 1, 1}));
 }
 
@@ -135,27 +159,38 @@ TEST(Policy, AttributeOperatorsKnownAnswers) {
   // Which members a deny rule on B0 hits under one condition (missing values never match).
   auto hit = [&](const std::string& cond) {
     const Policy p = Policy::from_string(R"({"rules": [{"effect": "deny", "benefits": ["B0"],
-        "members": {"attributes": [)" + cond + "]}}]}");
+        "members": {"attributes": [)" + cond +
+                                         "]}}]}");
     const CompiledPolicy c = p.compile(cat, small_users(), kPlan);
     std::vector<int> out;
     for (Index u = 0; u < 5; ++u) out.push_back(c.masks.eligible(u, 0) ? 0 : 1);
     return out;
   };
   // tier: gold, basic, platinum, missing, basic
-  EXPECT_EQ(hit(R"({"column": "tier", "op": "==", "value": "basic"})"), (std::vector<int>{0, 1, 0, 0, 1}));
-  EXPECT_EQ(hit(R"({"column": "tier", "op": "!=", "value": "basic"})"), (std::vector<int>{1, 0, 1, 0, 0}));
-  EXPECT_EQ(hit(R"({"column": "tier", "op": "in", "value": ["gold", "diamond"]})"), (std::vector<int>{1, 0, 0, 0, 0}));
-  EXPECT_EQ(hit(R"({"column": "tier", "op": "not_in", "value": ["gold"]})"), (std::vector<int>{0, 1, 1, 0, 1}));
+  EXPECT_EQ(hit(R"({"column": "tier", "op": "==", "value": "basic"})"),
+            (std::vector<int>{0, 1, 0, 0, 1}));
+  EXPECT_EQ(hit(R"({"column": "tier", "op": "!=", "value": "basic"})"),
+            (std::vector<int>{1, 0, 1, 0, 0}));
+  EXPECT_EQ(hit(R"({"column": "tier", "op": "in", "value": ["gold", "diamond"]})"),
+            (std::vector<int>{1, 0, 0, 0, 0}));
+  EXPECT_EQ(hit(R"({"column": "tier", "op": "not_in", "value": ["gold"]})"),
+            (std::vector<int>{0, 1, 1, 0, 1}));
   // age: 30, 45, NaN, 70, 18
   EXPECT_EQ(hit(R"({"column": "age", "op": "<", "value": 30})"), (std::vector<int>{0, 0, 0, 0, 1}));
-  EXPECT_EQ(hit(R"({"column": "age", "op": "<=", "value": 30})"), (std::vector<int>{1, 0, 0, 0, 1}));
+  EXPECT_EQ(hit(R"({"column": "age", "op": "<=", "value": 30})"),
+            (std::vector<int>{1, 0, 0, 0, 1}));
   EXPECT_EQ(hit(R"({"column": "age", "op": ">", "value": 45})"), (std::vector<int>{0, 0, 0, 1, 0}));
-  EXPECT_EQ(hit(R"({"column": "age", "op": ">=", "value": 45})"), (std::vector<int>{0, 1, 0, 1, 0}));
-  EXPECT_EQ(hit(R"({"column": "age", "op": "==", "value": 45})"), (std::vector<int>{0, 1, 0, 0, 0}));
-  EXPECT_EQ(hit(R"({"column": "age", "op": "!=", "value": 45})"), (std::vector<int>{1, 0, 0, 1, 1}));
-  EXPECT_EQ(hit(R"({"column": "age", "op": "between", "value": [18, 45]})"), (std::vector<int>{1, 1, 0, 0, 1}));
-  EXPECT_EQ(hit(R"({"column": "age", "op": ">", "value": 20}, {"column": "tier", "op": "==", "value": "basic"})"),
+  EXPECT_EQ(hit(R"({"column": "age", "op": ">=", "value": 45})"),
+            (std::vector<int>{0, 1, 0, 1, 0}));
+  EXPECT_EQ(hit(R"({"column": "age", "op": "==", "value": 45})"),
             (std::vector<int>{0, 1, 0, 0, 0}));
+  EXPECT_EQ(hit(R"({"column": "age", "op": "!=", "value": 45})"),
+            (std::vector<int>{1, 0, 0, 1, 1}));
+  EXPECT_EQ(hit(R"({"column": "age", "op": "between", "value": [18, 45]})"),
+            (std::vector<int>{1, 1, 0, 0, 1}));
+  EXPECT_EQ(
+      hit(R"({"column": "age", "op": ">", "value": 20}, {"column": "tier", "op": "==", "value": "basic"})"),
+      (std::vector<int>{0, 1, 0, 0, 0}));
 }
 
 TEST(Policy, CompileRejectsDataThatDoesNotFitThePolicy) {
@@ -166,29 +201,42 @@ TEST(Policy, CompileRejectsDataThatDoesNotFitThePolicy) {
     return Policy::from_string(text).compile(cat, users, kPlan, s);
   };
   PERKREC_EXPECT_THROW_MSG(compile(R"({"rules": [{"name": "r", "effect": "deny",
-      "members": {"attributes": [{"column": "tierr", "op": "==", "value": "gold"}]}}]})", nullptr),
-      InputError, "rule 'r'", "/rules/0/members/attributes/0", "unknown column 'tierr'");
+      "members": {"attributes": [{"column": "tierr", "op": "==", "value": "gold"}]}}]})",
+                                   nullptr),
+                           InputError, "rule 'r'", "/rules/0/members/attributes/0",
+                           "unknown column 'tierr'");
   PERKREC_EXPECT_THROW_MSG(compile(R"({"rules": [{"name": "r", "effect": "deny",
-      "members": {"attributes": [{"column": "tier", "op": "<", "value": 3}]}}]})", nullptr),
-      InputError, "rule 'r'", "'tier' is categorical");
+      "members": {"attributes": [{"column": "tier", "op": "<", "value": 3}]}}]})",
+                                   nullptr),
+                           InputError, "rule 'r'", "'tier' is categorical");
   PERKREC_EXPECT_THROW_MSG(compile(R"({"rules": [{"name": "r", "effect": "deny",
-      "members": {"attributes": [{"column": "age", "op": "==", "value": "old"}]}}]})", nullptr),
-      InputError, "'age' is numeric");
+      "members": {"attributes": [{"column": "age", "op": "==", "value": "old"}]}}]})",
+                                   nullptr),
+                           InputError, "'age' is numeric");
   PERKREC_EXPECT_THROW_MSG(compile(R"({"rules": [{"name": "r", "effect": "deny",
-      "members": {"segments": ["loyal"]}}]})", nullptr), InputError, "no segments were given");
+      "members": {"segments": ["loyal"]}}]})",
+                                   nullptr),
+                           InputError, "no segments were given");
   PERKREC_EXPECT_THROW_MSG(compile(R"({"rules": [{"name": "r", "effect": "deny",
-      "members": {"segments": ["loyal", "vip"]}}]})", &seg), InputError, "/rules/0/members/segments/1",
-      "unknown segment 'vip'");
+      "members": {"segments": ["loyal", "vip"]}}]})",
+                                   &seg),
+                           InputError, "/rules/0/members/segments/1", "unknown segment 'vip'");
   PERKREC_EXPECT_THROW_MSG(compile(R"({"rules": [{"name": "r", "effect": "deny",
-      "benefits": {"ids": ["B0", "B9"]}}]})", nullptr), InputError, "/rules/0/benefits/ids/1", "'B9'");
-  PERKREC_EXPECT_THROW_MSG(compile(R"({"inventory": {"B9": 1}})", nullptr), InputError, "/inventory/B9");
+      "benefits": {"ids": ["B0", "B9"]}}]})",
+                                   nullptr),
+                           InputError, "/rules/0/benefits/ids/1", "'B9'");
+  PERKREC_EXPECT_THROW_MSG(compile(R"({"inventory": {"B9": 1}})", nullptr), InputError,
+                           "/inventory/B9");
   PERKREC_EXPECT_THROW_MSG(compile(R"({"segment_quotas": {"vip": {"max_members": 1}}})", &seg),
                            InputError, "/segment_quotas/vip", "unknown segment");
   // Groups that do not overlap by name but do on this catalog.
   PERKREC_EXPECT_THROW_MSG(compile(R"({"non_stackable": [["B2"], {"tags": ["spring"]}]})", nullptr),
-                           ConfigError, "/non_stackable/1", "'B2'", "already in non_stackable group 0");
+                           ConfigError, "/non_stackable/1", "'B2'",
+                           "already in non_stackable group 0");
   PERKREC_EXPECT_THROW_MSG(compile(R"({"quiet_hours": {"start_hour": 22, "end_hour": 8,
-      "utc_offset_column": "tier"}})", nullptr), InputError, "utc_offset_column", "'tier'");
+      "utc_offset_column": "tier"}})",
+                                   nullptr),
+                           InputError, "utc_offset_column", "'tier'");
 }
 
 TEST(Policy, StrictParsingNamesThePointer) {
@@ -207,10 +255,12 @@ TEST(Policy, StrictParsingNamesThePointer) {
   bad(R"({"budget": 1, "budget": 2})", {"/budget"});
   bad(R"({"rules": [{"effect": "deny", "members": {"attributes": [{"column": "a", "op": "==", "value": 1, "x": 2}]}}]})",
       {"/rules/0/members/attributes/0/x", "unknown key"});
-  bad(R"({"rules": [{"effect": "deny", "benefits": {"kind": ["gift"]}}]})", {"/rules/0/benefits/kind", "unknown key"});
+  bad(R"({"rules": [{"effect": "deny", "benefits": {"kind": ["gift"]}}]})",
+      {"/rules/0/benefits/kind", "unknown key"});
   bad(R"({"rules": [{"effect": "deny", "benefits": {"kinds": ["gift", "voucher"]}}]})",
       {"/rules/0/benefits/kinds/1", "unknown benefit kind"});
-  bad(R"({"rules": [{"effect": "deny", "benefits": {"scopes": ["shop"]}}]})", {"/rules/0/benefits/scopes/0"});
+  bad(R"({"rules": [{"effect": "deny", "benefits": {"scopes": ["shop"]}}]})",
+      {"/rules/0/benefits/scopes/0"});
   bad(R"({"rules": [{"effect": "allow"}]})", {"/rules/0/effect"});
   bad(R"({"rules": [{"name": "x"}]})", {"/rules/0/effect", "missing"});
   bad(R"({"max_per_member": 1, "max_per_kind": 2})", {"/max_per_kind", "max_per_member"});
@@ -225,14 +275,17 @@ TEST(Policy, StrictParsingNamesThePointer) {
   bad(R"({"quiet_hours": {"start_hour": 8, "end_hour": 8}})", {"/quiet_hours/end_hour", "differ"});
   bad(R"({"quiet_hours": {"start_hour": 24, "end_hour": 8}})", {"/quiet_hours/start_hour"});
   bad(R"({"quiet_hours": {"start_hour": 22}})", {"/quiet_hours/end_hour", "missing"});
-  bad(R"({"segment_quotas": {"dormant": {"max_members": -2}}})", {"/segment_quotas/dormant/max_members"});
+  bad(R"({"segment_quotas": {"dormant": {"max_members": -2}}})",
+      {"/segment_quotas/dormant/max_members"});
   bad(R"({"segment_quotas": {"dormant": {"max_cost": -5}}})", {"/segment_quotas/dormant/max_cost"});
   bad(R"({"non_stackable": [["B1", "B2"], ["B3", "B2"]]})", {"/non_stackable/1/ids/1", "B2"});
-  bad(R"({"non_stackable": [{"kinds": ["gift"]}, {"kinds": ["points", "gift"]}]})", {"/non_stackable/1/kinds/1"});
+  bad(R"({"non_stackable": [{"kinds": ["gift"]}, {"kinds": ["points", "gift"]}]})",
+      {"/non_stackable/1/kinds/1"});
   bad(R"({"inventory": {"B1": -2}})", {"/inventory/B1"});
   bad(R"({"caps": [{"period_days": 0, "max": 1}]})", {"/caps/0/period_days"});
   bad(R"({"caps": [{"period_days": 7, "max": 1, "kind": "coupon"}]})", {"/caps/0/kind"});
-  bad(R"({"frequency_cap": {"period_days": 7, "max_contacts": -1}})", {"/frequency_cap/max_contacts"});
+  bad(R"({"frequency_cap": {"period_days": 7, "max_contacts": -1}})",
+      {"/frequency_cap/max_contacts"});
   bad(R"({"rules": [{"effect": "deny", "members": {"attributes": [{"column": "age", "op": "between", "value": [5, 1]}]}}]})",
       {"/rules/0/members/attributes/0/value", "lo <= hi"});
   bad(R"({"rules": [{"effect": "deny", "members": {"attributes": [{"column": "age", "op": "~", "value": 1}]}}]})",
@@ -321,40 +374,52 @@ TEST(Policy, CapsAndFrequencyCapFromHistory) {
   // plan at day 30; caps over 7 days: window [day 23, day 30).
   const Policy p = Policy::from_string(R"({"max_per_member": 3,
       "caps": [{"period_days": 7, "max": 2}, {"period_days": 7, "max": 1, "kind": "gift"}]})");
-  const EventLog log = make_log({
-      {0, 0, EventType::issued, 23.0},          // exactly at the window start: counts
-      {0, 1, EventType::issued, 29.5},          // counts -> member 0 has 0 left
-      {1, 0, EventType::issued, 23.0 - 1.0 / 86400},  // one second before: does not count
-      {1, 4, EventType::issued, 30.0},          // at plan time: does not count
-      {1, 4, EventType::claimed, 25.0},         // not an issue
-      {2, 4, EventType::issued, 24.0},          // a gift: gift cap used up, 1 general slot left
-      {3, 0, EventType::issued, 20.0},          // outside
-      {3, 2, EventType::issued, 28.0},
-  }, 5, 6);
+  const EventLog log = make_log(
+      {
+          {0, 0, EventType::issued, 23.0},                // exactly at the window start: counts
+          {0, 1, EventType::issued, 29.5},                // counts -> member 0 has 0 left
+          {1, 0, EventType::issued, 23.0 - 1.0 / 86400},  // one second before: does not count
+          {1, 4, EventType::issued, 30.0},                // at plan time: does not count
+          {1, 4, EventType::claimed, 25.0},               // not an issue
+          {2, 4, EventType::issued, 24.0},  // a gift: gift cap used up, 1 general slot left
+          {3, 0, EventType::issued, 20.0},  // outside
+          {3, 2, EventType::issued, 28.0},
+      },
+      5, 6);
   const CompiledPolicy c = p.compile(cat, users, kPlan, nullptr, &log);
   EXPECT_EQ(c.constraints.member_capacity, (std::vector<std::int32_t>{0, 2, 1, 1, 2}));
-  EXPECT_EQ(c.member_block, (std::vector<ExclusionReason>{ExclusionReason::member_cap, ExclusionReason::none,
-                                                          ExclusionReason::none, ExclusionReason::none,
-                                                          ExclusionReason::none}));
+  EXPECT_EQ(c.member_block,
+            (std::vector<ExclusionReason>{ExclusionReason::member_cap, ExclusionReason::none,
+                                          ExclusionReason::none, ExclusionReason::none,
+                                          ExclusionReason::none}));
   ASSERT_EQ(c.constraints.member_kind_capacity.size(), 5u * kNumBenefitKinds);
   const int gift = static_cast<int>(BenefitKind::gift);
   for (Index u = 0; u < 5; ++u) {
     for (int kk = 0; kk < kNumBenefitKinds; ++kk) {
       const std::int32_t expected = kk == gift ? (u == 2 ? 0 : 1) : 3;
-      EXPECT_EQ(c.constraints.member_kind_capacity[static_cast<std::size_t>(u) * kNumBenefitKinds + kk], expected)
+      EXPECT_EQ(
+          c.constraints.member_kind_capacity[static_cast<std::size_t>(u) * kNumBenefitKinds + kk],
+          expected)
           << u << " " << kk;
     }
   }
   EXPECT_NO_THROW(c.constraints.validate(5, 6));
 
   // Frequency cap: two contacts in 7 days block; benefits issued at the same second are one.
-  const Policy f = Policy::from_string(R"({"max_per_member": 2, "frequency_cap": {"period_days": 7, "max_contacts": 2}})");
-  const EventLog contacts = make_log({
-      {0, 0, EventType::issued, 24.0}, {0, 1, EventType::issued, 24.0},   // one contact
-      {1, 0, EventType::issued, 24.0}, {1, 1, EventType::issued, 26.0},   // two contacts
-      {2, 0, EventType::issued, 23.0}, {2, 1, EventType::issued, 22.9},   // one inside
-      {3, 0, EventType::viewed, 24.0}, {3, 1, EventType::viewed, 26.0},   // not contacts
-  }, 4, 6);
+  const Policy f = Policy::from_string(
+      R"({"max_per_member": 2, "frequency_cap": {"period_days": 7, "max_contacts": 2}})");
+  const EventLog contacts = make_log(
+      {
+          {0, 0, EventType::issued, 24.0},
+          {0, 1, EventType::issued, 24.0},  // one contact
+          {1, 0, EventType::issued, 24.0},
+          {1, 1, EventType::issued, 26.0},  // two contacts
+          {2, 0, EventType::issued, 23.0},
+          {2, 1, EventType::issued, 22.9},  // one inside
+          {3, 0, EventType::viewed, 24.0},
+          {3, 1, EventType::viewed, 26.0},  // not contacts
+      },
+      4, 6);
   const CompiledPolicy fc = f.compile(cat, users, kPlan, nullptr, &contacts);
   EXPECT_EQ(fc.constraints.member_capacity, (std::vector<std::int32_t>{2, 0, 2, 2, 2}));
   EXPECT_EQ(fc.member_block[1], ExclusionReason::frequency_cap);
@@ -370,11 +435,11 @@ TEST(Policy, QuietHoursAndSendTime) {
       R"({"quiet_hours": {"start_hour": 22, "end_hour": 8, "utc_offset_column": "utc_offset"}})");
   const Timestamp day = parse_utc_time("2026-11-23", "t");
   const Timestamp h = kSecondsPerHour;
-  EXPECT_EQ(p.send_time(day + 12 * h), day + 12 * h);          // outside
-  EXPECT_EQ(p.send_time(day + 23 * h), day + 32 * h);          // wraps to 08:00 next day
+  EXPECT_EQ(p.send_time(day + 12 * h), day + 12 * h);  // outside
+  EXPECT_EQ(p.send_time(day + 23 * h), day + 32 * h);  // wraps to 08:00 next day
   EXPECT_EQ(p.send_time(day + 3 * h), day + 8 * h);
-  EXPECT_EQ(p.send_time(day + 22 * h), day + 32 * h);          // start is quiet
-  EXPECT_EQ(p.send_time(day + 8 * h), day + 8 * h);            // end is not
+  EXPECT_EQ(p.send_time(day + 22 * h), day + 32 * h);  // start is quiet
+  EXPECT_EQ(p.send_time(day + 8 * h), day + 8 * h);    // end is not
   EXPECT_EQ(p.send_time(day + 8 * h - 1), day + 8 * h);
   // UTC+5.5: 17:00 UTC is 22:30 local -> next send at 08:00 local = 02:30 UTC next day.
   EXPECT_EQ(p.send_time(day + 17 * h, 5.5), day + 26 * h + 30 * 60);
@@ -382,7 +447,8 @@ TEST(Policy, QuietHoursAndSendTime) {
   EXPECT_EQ(p.send_time(day + 10 * h, -8), day + 16 * h);
   PERKREC_EXPECT_THROW_MSG(p.send_time(day, 15), InputError, "utc_offset_hours");
   // A daytime window (start < end).
-  const Policy lunch = Policy::from_string(R"({"quiet_hours": {"start_hour": 12, "end_hour": 13.5}})");
+  const Policy lunch =
+      Policy::from_string(R"({"quiet_hours": {"start_hour": 12, "end_hour": 13.5}})");
   EXPECT_EQ(lunch.send_time(day + 12 * h + 60), day + 13 * h + 30 * 60);
   EXPECT_EQ(lunch.send_time(day + 11 * h), day + 11 * h);
   EXPECT_EQ(Policy{}.send_time(day + 23 * h), day + 23 * h);
@@ -418,8 +484,10 @@ RandomWorld random_world(std::mt19937_64& rng, Index n_users, Index n_benefits) 
     if (x.scope != Scope::all) x.scope_value = "v" + std::to_string(rng() % 3);
     x.face_value = static_cast<double>(rng() % 30);
     x.threshold = static_cast<double>(rng() % 3) * 50;
-    for (const auto& s : scen) if (rng() % 2) x.scenarios.push_back(s);
-    for (const auto& t : tags) if (rng() % 3 == 0) x.tags.push_back(t);
+    for (const auto& s : scen)
+      if (rng() % 2) x.scenarios.push_back(s);
+    for (const auto& t : tags)
+      if (rng() % 3 == 0) x.tags.push_back(t);
     x.channel = channels[rng() % 3];
     x.inventory = rng() % 8 == 0 ? 0 : -1;
     if (x.kind == BenefitKind::threshold_discount) x.threshold = 100;
@@ -442,10 +510,12 @@ RandomWorld random_world(std::mt19937_64& rng, Index n_users, Index n_benefits) 
 }
 
 std::string random_policy_text(std::mt19937_64& rng, Timestamp plan) {
-  const std::vector<std::string> kinds = {"discount", "gift", "points", "percent_off", "member_exclusive"};
+  const std::vector<std::string> kinds = {"discount", "gift", "points", "percent_off",
+                                          "member_exclusive"};
   auto pick = [&](const std::vector<std::string>& from) {
     Json a = Json::array();
-    for (const auto& s : from) if (rng() % 3 == 0) a.push_back(s);
+    for (const auto& s : from)
+      if (rng() % 3 == 0) a.push_back(s);
     if (a.empty()) a.push_back(from[rng() % from.size()]);
     return a;
   };
@@ -463,7 +533,9 @@ std::string random_policy_text(std::mt19937_64& rng, Timestamp plan) {
     if (rng() % 5 == 0) sel["scopes"] = pick({"all", "category", "brand", "tier"});
     if (rng() % 5 == 0) sel["channels"] = pick({"", "app", "email"});
     if (rng() % 5 == 0) sel["face_value"] = Json{{"min", static_cast<double>(rng() % 15)}};
-    if (rng() % 6 == 0) sel["ids"] = Json::array({"B" + std::to_string(rng() % 20), "B" + std::to_string(rng() % 20)});
+    if (rng() % 6 == 0)
+      sel["ids"] =
+          Json::array({"B" + std::to_string(rng() % 20), "B" + std::to_string(rng() % 20)});
     if (!sel.empty()) r["benefits"] = sel;
     Json mem = Json::object();
     if (rng() % 3 == 0) mem["segments"] = pick({"s0", "s1", "s2"});
@@ -472,7 +544,8 @@ std::string random_policy_text(std::mt19937_64& rng, Timestamp plan) {
       const int op = static_cast<int>(rng() % 4);
       const char* ops[] = {"==", "!=", "in", "not_in"};
       Json c{{"column", "tier"}, {"op", ops[op]}};
-      c["value"] = op < 2 ? Json(pick({"basic", "silver", "gold", "platinum"})[0]) : pick({"basic", "silver", "gold", "platinum"});
+      c["value"] = op < 2 ? Json(pick({"basic", "silver", "gold", "platinum"})[0])
+                          : pick({"basic", "silver", "gold", "platinum"});
       attrs.push_back(c);
     }
     if (rng() % 2) {
@@ -486,7 +559,8 @@ std::string random_policy_text(std::mt19937_64& rng, Timestamp plan) {
     if (!attrs.empty()) mem["attributes"] = attrs;
     if (!mem.empty()) r["members"] = mem;
     if (effect == 2) {
-      const Timestamp from = plan + static_cast<Timestamp>(rng() % 5) * kSecondsPerDay - 2 * kSecondsPerDay;
+      const Timestamp from =
+          plan + static_cast<Timestamp>(rng() % 5) * kSecondsPerDay - 2 * kSecondsPerDay;
       r["from"] = from;
       if (rng() % 2) r["until"] = from + static_cast<Timestamp>(1 + rng() % 3) * kSecondsPerDay;
     }
@@ -496,11 +570,14 @@ std::string random_policy_text(std::mt19937_64& rng, Timestamp plan) {
 }
 
 // Independent member evaluation straight from the user table.
-bool naive_member(const MemberCondition& m, const UserTable& users, const SegmentAssignment& seg, Index u) {
+bool naive_member(const MemberCondition& m, const UserTable& users, const SegmentAssignment& seg,
+                  Index u) {
   if (!m.segments.empty()) {
     const std::int32_t s = seg.codes[static_cast<std::size_t>(u)];
     if (s < 0) return false;
-    if (std::find(m.segments.begin(), m.segments.end(), seg.names[static_cast<std::size_t>(s)]) == m.segments.end()) return false;
+    if (std::find(m.segments.begin(), m.segments.end(), seg.names[static_cast<std::size_t>(s)]) ==
+        m.segments.end())
+      return false;
   }
   for (const AttributeCondition& c : m.attributes) {
     if (users.type(c.column) == UserTable::ColumnType::categorical) {
@@ -508,7 +585,8 @@ bool naive_member(const MemberCondition& m, const UserTable& users, const Segmen
       if (code < 0) return false;
       const std::string& v = users.categories(c.column)[static_cast<std::size_t>(code)];
       const bool in = std::find(c.strings.begin(), c.strings.end(), v) != c.strings.end();
-      const bool negate = c.op == AttributeCondition::Op::ne || c.op == AttributeCondition::Op::not_in;
+      const bool negate =
+          c.op == AttributeCondition::Op::ne || c.op == AttributeCondition::Op::not_in;
       if (in == negate) return false;
     } else {
       const double v = users.numeric(c.column)[static_cast<std::size_t>(u)];
@@ -516,14 +594,29 @@ bool naive_member(const MemberCondition& m, const UserTable& users, const Segmen
       const double a = c.numbers[0];
       bool ok = false;
       switch (c.op) {
-        case AttributeCondition::Op::lt: ok = v < a; break;
-        case AttributeCondition::Op::le: ok = v <= a; break;
-        case AttributeCondition::Op::gt: ok = v > a; break;
-        case AttributeCondition::Op::ge: ok = v >= a; break;
-        case AttributeCondition::Op::eq: ok = v == a; break;
-        case AttributeCondition::Op::ne: ok = v != a; break;
-        case AttributeCondition::Op::between: ok = v >= a && v <= c.numbers[1]; break;
-        default: break;
+        case AttributeCondition::Op::lt:
+          ok = v < a;
+          break;
+        case AttributeCondition::Op::le:
+          ok = v <= a;
+          break;
+        case AttributeCondition::Op::gt:
+          ok = v > a;
+          break;
+        case AttributeCondition::Op::ge:
+          ok = v >= a;
+          break;
+        case AttributeCondition::Op::eq:
+          ok = v == a;
+          break;
+        case AttributeCondition::Op::ne:
+          ok = v != a;
+          break;
+        case AttributeCondition::Op::between:
+          ok = v >= a && v <= c.numbers[1];
+          break;
+        default:
+          break;
       }
       if (!ok) return false;
     }
@@ -541,7 +634,8 @@ std::int32_t naive_rule(const Policy& p, const RandomWorld& w, Timestamp plan, I
     if (r.effect == EligibilityRule::Effect::deny) excluded = m;
     if (r.effect == EligibilityRule::Effect::require) excluded = !m;
     if (r.effect == EligibilityRule::Effect::window) {
-      const bool inside = (r.from == kNoTime || plan >= r.from) && (r.until == kNoTime || plan < r.until);
+      const bool inside =
+          (r.from == kNoTime || plan >= r.from) && (r.until == kNoTime || plan < r.until);
       excluded = m && !inside;
     }
     if (excluded) return static_cast<std::int32_t>(i);
@@ -566,7 +660,8 @@ TEST(Policy, RandomPoliciesMatchNaiveEvaluationForAnyThreadCount) {
     for (Index u = 0; u < 200; ++u) {
       for (Index b = 0; b < 20; ++b) {
         const std::int32_t expected = naive_rule(p, w, plan, u, b);
-        ASSERT_EQ(c1.masks.member_rule(u, b), expected) << "trial " << trial << " u " << u << " b " << b;
+        ASSERT_EQ(c1.masks.member_rule(u, b), expected)
+            << "trial " << trial << " u " << u << " b " << b;
         ASSERT_EQ(c1.masks.eligible(u, b), expected < 0);
         by_rule += expected >= 0 && expected < static_cast<std::int32_t>(p.rules.size());
         eligible += expected < 0;
@@ -589,7 +684,8 @@ TEST(Policy, RandomPoliciesMatchNaiveEvaluationForAnyThreadCount) {
       }
     }
     // The compiled policy round-trips through JSON and compiles identically.
-    const CompiledPolicy again = Policy::from_json(p.to_json()).compile(w.catalog, w.users, plan, &w.segments);
+    const CompiledPolicy again =
+        Policy::from_json(p.to_json()).compile(w.catalog, w.users, plan, &w.segments);
     ASSERT_EQ(again.masks.member_masks(), c1.masks.member_masks());
     multi_mask += c1.masks.n_masks() > 2;
     ++checked;
@@ -607,10 +703,12 @@ TEST(Policy, CapsAreThreadCountInvariant) {
   std::vector<Row> rows;
   for (int i = 0; i < 3000; ++i) {
     rows.push_back({static_cast<Index>(rng() % 300), static_cast<Index>(rng() % 20),
-                    rng() % 3 == 0 ? EventType::viewed : EventType::issued, static_cast<double>(rng() % 40) / 2});
+                    rng() % 3 == 0 ? EventType::viewed : EventType::issued,
+                    static_cast<double>(rng() % 40) / 2});
   }
   const EventLog log = make_log(rows, 300, 20);
-  const Policy p = Policy::from_string(R"({"max_per_member": 3, "caps": [{"period_days": 10, "max": 5},
+  const Policy p =
+      Policy::from_string(R"({"max_per_member": 3, "caps": [{"period_days": 10, "max": 5},
       {"period_days": 3, "max": 1, "kind": "gift"}], "frequency_cap": {"period_days": 2, "max_contacts": 2}})");
   const CompiledPolicy c1 = p.compile(w.catalog, w.users, day_time(20), nullptr, &log, 1);
   const CompiledPolicy c3 = p.compile(w.catalog, w.users, day_time(20), nullptr, &log, 3);
@@ -639,21 +737,28 @@ TEST(PolicyStages, RuleStageIgnoresCapsAndCapStageIgnoresRules) {
       {"effect": "require", "benefits": {"kinds": ["member_exclusive"]},
        "members": {"attributes": [{"column": "tier", "op": "in", "value": ["gold", "platinum"]}]}},
       {"effect": "deny", "benefits": {"kinds": ["points"]}, "members": {"segments": ["dormant"]}}])";
-  const char* caps = R"("max_per_member": 3, "caps": [{"period_days": 7, "max": 2}, {"period_days": 7, "max": 1, "kind": "gift"}],
+  const char* caps =
+      R"("max_per_member": 3, "caps": [{"period_days": 7, "max": 2}, {"period_days": 7, "max": 1, "kind": "gift"}],
       "frequency_cap": {"period_days": 7, "max_contacts": 2})";
   const Policy only_rules = Policy::from_string(std::string("{") + rules + "}");
   const Policy only_caps = Policy::from_string(std::string("{") + caps + "}");
   const Policy both = Policy::from_string(std::string("{") + caps + ", " + rules + "}");
-  const EventLog log = make_log({
-      {0, 0, EventType::issued, 23.0}, {0, 1, EventType::issued, 23.0},  // cap used up, one contact
-      {1, 0, EventType::issued, 24.0}, {1, 1, EventType::issued, 26.0},  // two contacts
-      {2, 4, EventType::issued, 24.0},                                    // a gift: 1 slot left
-  }, 5, 6);
+  const EventLog log = make_log(
+      {
+          {0, 0, EventType::issued, 23.0},
+          {0, 1, EventType::issued, 23.0},  // cap used up, one contact
+          {1, 0, EventType::issued, 24.0},
+          {1, 1, EventType::issued, 26.0},  // two contacts
+          {2, 4, EventType::issued, 24.0},  // a gift: 1 slot left
+      },
+      5, 6);
   std::vector<std::int64_t> inventory;
   for (Index b = 0; b < cat.size(); ++b) inventory.push_back(cat[b].inventory);
   for (int threads : {1, 2}) {
-    const EligibilityMasks a = detail::policy_masks(only_rules, cat, users, kPlan, &seg, inventory, threads);
-    const EligibilityMasks b = detail::policy_masks(both, cat, users, kPlan, &seg, inventory, threads);
+    const EligibilityMasks a =
+        detail::policy_masks(only_rules, cat, users, kPlan, &seg, inventory, threads);
+    const EligibilityMasks b =
+        detail::policy_masks(both, cat, users, kPlan, &seg, inventory, threads);
     const CompiledPolicy full = both.compile(cat, users, kPlan, &seg, &log, threads);
     for (Index u = 0; u < 5; ++u) {
       for (Index j = 0; j < 6; ++j) {
@@ -680,9 +785,10 @@ TEST(PolicyStages, RuleStageIgnoresCapsAndCapStageIgnoresRules) {
     EXPECT_EQ(with_rules.member_kind_capacity, without.member_kind_capacity);
     EXPECT_EQ(with_rules.member_block, without.member_block);
     EXPECT_EQ(without.member_capacity, (std::vector<std::int32_t>{0, 0, 1, 2, 2}));
-    EXPECT_EQ(without.member_block, (std::vector<ExclusionReason>{ExclusionReason::member_cap, ExclusionReason::frequency_cap,
-                                                                  ExclusionReason::none, ExclusionReason::none,
-                                                                  ExclusionReason::none}));
+    EXPECT_EQ(without.member_block,
+              (std::vector<ExclusionReason>{ExclusionReason::member_cap,
+                                            ExclusionReason::frequency_cap, ExclusionReason::none,
+                                            ExclusionReason::none, ExclusionReason::none}));
     EXPECT_EQ(full.constraints.member_capacity, without.member_capacity);
     EXPECT_EQ(full.member_block, without.member_block);
   }

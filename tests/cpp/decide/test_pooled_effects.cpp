@@ -61,11 +61,13 @@ Span<const T> span(const std::vector<T>& v) {
 }
 
 PooledRedemption fit(const Planted& p, int threads = 1, const std::vector<float>& base = {},
-                     const std::vector<double>& at_issue = {}, const std::vector<double>& weight = {}) {
+                     const std::vector<double>& at_issue = {},
+                     const std::vector<double>& weight = {}) {
   PooledEffectsParams params;
   params.num_threads = threads;
   return pooled_redemption(span(base), p.n, p.nb, {span(p.kind), span(p.channel)}, span(p.users),
-                           span(p.benefits), span(at_issue), span(p.redeemed), span(weight), {}, params);
+                           span(p.benefits), span(at_issue), span(p.redeemed), span(weight), {},
+                           params);
 }
 
 TEST(PooledRedemption, RecoversPlantedMemberKindAndMemberChannelEffects) {
@@ -112,10 +114,10 @@ TEST(PooledEffects, PullsRarelySeenLevelsTowardTheGroupMean) {
   const PooledEffects f = fit_pooled_effects(span(label), {}, {}, {EffectGroup{span(level), 43}});
   const std::vector<double>& e = f.effects[0];
   EXPECT_GT(e[40], 0.0);
-  EXPECT_LT(e[40], 1.0);   // pulled most of the way to the mean
-  EXPECT_GT(e[41], 1.2);   // logit 0.6 - logit 0.2 ~ 1.8, with plenty of rows: mostly kept
+  EXPECT_LT(e[40], 1.0);  // pulled most of the way to the mean
+  EXPECT_GT(e[41], 1.2);  // logit 0.6 - logit 0.2 ~ 1.8, with plenty of rows: mostly kept
   EXPECT_LT(e[40], e[41]);
-  EXPECT_EQ(e[42], 0.0);   // a level without rows stays at the mean
+  EXPECT_EQ(e[42], 0.0);  // a level without rows stays at the mean
 }
 
 TEST(PooledRedemption, OnAPerfectBaseTheEffectsVanish) {
@@ -126,7 +128,7 @@ TEST(PooledRedemption, OnAPerfectBaseTheEffectsVanish) {
     at_issue.push_back(p.truth[static_cast<std::size_t>(p.users[r] * p.nb + p.benefits[r])]);
   }
   const PooledRedemption r = fit(p, 1, base, at_issue);
-  ASSERT_EQ(r.fit.effects.size(), 3u);  // member, member x kind, member x channel
+  ASSERT_EQ(r.fit.effects.size(), 3u);                 // member, member x kind, member x channel
   for (double v : r.fit.variance) EXPECT_LT(v, 0.15);  // EM nears 0 slowly on sparse levels
   // Close to the base: a fifth of the error of the same fit without it.
   const PooledRedemption alone = fit(p);
@@ -144,8 +146,8 @@ TEST(PooledRedemption, KeepsOfTheEffectsTheSlopeHeldOutRowsSupport) {
   for (std::size_t r = 0; r < held.size(); ++r) held[r] = r % 4 == 0 ? 1 : 0;
   PooledEffectsParams params;
   const auto run = [&](const Planted& q) {
-    return pooled_redemption({}, q.n, q.nb, {span(q.kind), span(q.channel)}, span(q.users), span(q.benefits), {},
-                             span(q.redeemed), {}, span(held), params);
+    return pooled_redemption({}, q.n, q.nb, {span(q.kind), span(q.channel)}, span(q.users),
+                             span(q.benefits), {}, span(q.redeemed), {}, span(held), params);
   };
   EXPECT_GT(run(p).slope, 0.7);
   // Held-out labels at a flat rate: the member effects do not hold up there.
@@ -168,7 +170,8 @@ TEST(PooledRedemption, RejectsBadInputsNamingTheRow) {
   const Planted p = planted(15, 2);
   std::vector<double> weight(p.users.size(), 1.0);
   weight[3] = std::nan("");
-  PERKREC_EXPECT_THROW_MSG(fit(p, 1, {}, {}, weight), InputError, "sample_weight at row 3", "finite");
+  PERKREC_EXPECT_THROW_MSG(fit(p, 1, {}, {}, weight), InputError, "sample_weight at row 3",
+                           "finite");
   weight.pop_back();
   PERKREC_EXPECT_THROW_MSG(fit(p, 1, {}, {}, weight), InputError, "sample_weight has");
   Planted q = p;

@@ -58,14 +58,18 @@ struct NaiveEntry {
   double value, cost;
 };
 
-std::vector<NaiveEntry> naive_row(const Inputs& in, const EligibilityMasks& masks, const RankerParams& p, Index u) {
+std::vector<NaiveEntry> naive_row(const Inputs& in, const EligibilityMasks& masks,
+                                  const RankerParams& p, Index u) {
   const Index m = masks.n_benefits();
   std::vector<NaiveEntry> row;
   for (Index b = 0; b < m; ++b) {
     if (!masks.eligible(u, b)) continue;
     const double pr = in.prob[static_cast<std::size_t>(u * m + b)];
-    const double share = p.objective == RankerParams::Objective::incremental ? in.share[static_cast<std::size_t>(u * m + b)] : 1.0;
-    const double value = pr * share * in.member_value[static_cast<std::size_t>(u)] * in.benefit_value[static_cast<std::size_t>(b)];
+    const double share = p.objective == RankerParams::Objective::incremental
+                             ? in.share[static_cast<std::size_t>(u * m + b)]
+                             : 1.0;
+    const double value = pr * share * in.member_value[static_cast<std::size_t>(u)] *
+                         in.benefit_value[static_cast<std::size_t>(b)];
     const double cost = p.issue_cost + pr * in.cost[static_cast<std::size_t>(b)];
     if (p.keep_non_positive || value - cost > 0) row.push_back({value - cost, b, value, cost});
   }
@@ -81,7 +85,8 @@ TEST(Ranker, EqualsNaiveDenseComputation) {
   const Index n = 300, m = 70;  // 70 benefits: two mask words
   const EligibilityMasks masks = random_masks(n, m, 5, 0.6, rng);
   const Inputs in = random_inputs(n, m, rng);
-  for (auto objective : {RankerParams::Objective::incremental, RankerParams::Objective::redemption}) {
+  for (auto objective :
+       {RankerParams::Objective::incremental, RankerParams::Objective::redemption}) {
     RankerParams p;
     p.objective = objective;
     p.top_k = 7;
@@ -93,7 +98,9 @@ TEST(Ranker, EqualsNaiveDenseComputation) {
     for (Index u = 0; u < n; ++u) {
       const auto expected = naive_row(in, masks, p, u);
       const auto begin = c.offsets[static_cast<std::size_t>(u)];
-      ASSERT_EQ(c.offsets[static_cast<std::size_t>(u) + 1] - begin, static_cast<std::int64_t>(expected.size())) << u;
+      ASSERT_EQ(c.offsets[static_cast<std::size_t>(u) + 1] - begin,
+                static_cast<std::int64_t>(expected.size()))
+          << u;
       for (std::size_t i = 0; i < expected.size(); ++i) {
         const auto k = static_cast<std::size_t>(begin) + i;
         EXPECT_EQ(c.benefit[k], expected[i].b);
@@ -110,7 +117,8 @@ TEST(Ranker, NeverReturnsIneligibleBenefitsOverRandomMasks) {
   for (std::uint32_t seed = 0; seed < 30; ++seed) {
     std::mt19937 rng(seed);
     const Index n = 40 + static_cast<Index>(seed), m = 1 + static_cast<Index>(seed * 7 % 140);
-    const EligibilityMasks masks = random_masks(n, m, 1 + static_cast<int>(seed % 6), (seed % 10) / 10.0, rng);
+    const EligibilityMasks masks =
+        random_masks(n, m, 1 + static_cast<int>(seed % 6), (seed % 10) / 10.0, rng);
     const Inputs in = random_inputs(n, m, rng);
     RankerParams p;
     p.top_k = 1 + static_cast<int>(seed % 9);
@@ -123,7 +131,8 @@ TEST(Ranker, NeverReturnsIneligibleBenefitsOverRandomMasks) {
       EXPECT_EQ(diag.n_eligible[static_cast<std::size_t>(u)], eligible);
       EXPECT_EQ(c.offsets[static_cast<std::size_t>(u) + 1] - c.offsets[static_cast<std::size_t>(u)],
                 std::min<std::int64_t>(eligible, p.top_k));
-      for (auto k = c.offsets[static_cast<std::size_t>(u)]; k < c.offsets[static_cast<std::size_t>(u) + 1]; ++k) {
+      for (auto k = c.offsets[static_cast<std::size_t>(u)];
+           k < c.offsets[static_cast<std::size_t>(u) + 1]; ++k) {
         ASSERT_TRUE(masks.eligible(u, c.benefit[static_cast<std::size_t>(k)])) << "seed " << seed;
         if (k > c.offsets[static_cast<std::size_t>(u)]) {
           const auto kz = static_cast<std::size_t>(k);
@@ -241,9 +250,10 @@ TEST(Ranker, BadInputsThrowInputErrorNamingTheField) {
   PERKREC_EXPECT_THROW_MSG(rank(bad, masks, p), InputError, "incremental_share", "3 entries");
   p.top_k = 0;
   PERKREC_EXPECT_THROW_MSG(rank(in, masks, p), ConfigError, "top_k");
-  PERKREC_EXPECT_THROW_MSG(RankerParams::from_json(Json::parse(R"({"top_kk": 3})")), ConfigError, "/top_kk");
-  PERKREC_EXPECT_THROW_MSG(RankerParams::from_json(Json::parse(R"({"objective": "uplift"})")), ConfigError,
-                           "/objective");
+  PERKREC_EXPECT_THROW_MSG(RankerParams::from_json(Json::parse(R"({"top_kk": 3})")), ConfigError,
+                           "/top_kk");
+  PERKREC_EXPECT_THROW_MSG(RankerParams::from_json(Json::parse(R"({"objective": "uplift"})")),
+                           ConfigError, "/objective");
   RankerParams q;
   q.objective = RankerParams::Objective::redemption;
   q.top_k = 9;
@@ -266,7 +276,8 @@ Planted planted(double bias, double w1, double w2, std::uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::uniform_real_distribution<float> unit(0.02f, 0.98f);
-  const std::size_t nm = static_cast<std::size_t>(d.n_users) * static_cast<std::size_t>(d.n_benefits);
+  const std::size_t nm =
+      static_cast<std::size_t>(d.n_users) * static_cast<std::size_t>(d.n_benefits);
   for (std::size_t i = 0; i < nm; ++i) {
     d.score.push_back(normal(rng));
     d.prob.push_back(unit(rng));
@@ -274,7 +285,8 @@ Planted planted(double bias, double w1, double w2, std::uint32_t seed) {
   std::uniform_real_distribution<double> u01(0.0, 1.0);
   for (Index u = 0; u < d.n_users; ++u) {
     for (Index b = 0; b < d.n_benefits; ++b) {
-      const std::size_t i = static_cast<std::size_t>(u) * static_cast<std::size_t>(d.n_benefits) + static_cast<std::size_t>(b);
+      const std::size_t i = static_cast<std::size_t>(u) * static_cast<std::size_t>(d.n_benefits) +
+                            static_cast<std::size_t>(b);
       const double z = bias + w1 * d.score[i] + w2 * std::log(d.prob[i] / (1.0 - d.prob[i]));
       d.users.push_back(u);
       d.benefits.push_back(b);
@@ -288,7 +300,8 @@ TEST(ScoreBlend, RecoversPlantedWeightsAndIsCalibrated) {
   const Planted d = planted(-1.0, 1.5, 0.8, 5);
   ScoreBlend blend;
   blend.add_source("cf", dense_scorer(d.score, d.n_users, d.n_benefits, "cf"));
-  blend.add_source("fm", dense_scorer(d.prob, d.n_users, d.n_benefits, "fm"), ScoreBlend::Transform::logit);
+  blend.add_source("fm", dense_scorer(d.prob, d.n_users, d.n_benefits, "fm"),
+                   ScoreBlend::Transform::logit);
   blend.fit(d.users, d.benefits, d.labels);
   EXPECT_NEAR(blend.bias(), -1.0, 0.1);
   EXPECT_NEAR(blend.weights()[0], 1.5, 0.1);
@@ -303,12 +316,14 @@ TEST(ScoreBlend, RecoversPlantedWeightsAndIsCalibrated) {
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return p[a] < p[b]; });
   for (int bin = 0; bin < 10; ++bin) {
     double sp = 0, sy = 0;
-    const std::size_t i0 = order.size() * static_cast<std::size_t>(bin) / 10, i1 = order.size() * static_cast<std::size_t>(bin + 1) / 10;
+    const std::size_t i0 = order.size() * static_cast<std::size_t>(bin) / 10,
+                      i1 = order.size() * static_cast<std::size_t>(bin + 1) / 10;
     for (std::size_t i = i0; i < i1; ++i) {
       sp += p[order[i]];
       sy += d.labels[order[i]];
     }
-    EXPECT_NEAR(sp / static_cast<double>(i1 - i0), sy / static_cast<double>(i1 - i0), 0.03) << "decile " << bin;
+    EXPECT_NEAR(sp / static_cast<double>(i1 - i0), sy / static_cast<double>(i1 - i0), 0.03)
+        << "decile " << bin;
   }
   // Contributions are the terms of the logit.
   const std::vector<double> terms = blend.contributions(3, 7);
@@ -327,7 +342,8 @@ TEST(ScoreBlend, DeterministicForAnyThreadCountAndRoundTripsThroughJson) {
     params.num_threads = t;
     ScoreBlend blend(params);
     blend.add_source("cf", dense_scorer(d.score, d.n_users, d.n_benefits));
-    blend.add_source("fm", dense_scorer(d.prob, d.n_users, d.n_benefits), ScoreBlend::Transform::logit);
+    blend.add_source("fm", dense_scorer(d.prob, d.n_users, d.n_benefits),
+                     ScoreBlend::Transform::logit);
     blend.fit(d.users, d.benefits, d.labels);
     if (t == 1) {
       reference = blend.weights();
@@ -349,23 +365,26 @@ TEST(ScoreBlend, DeterministicForAnyThreadCountAndRoundTripsThroughJson) {
       back.predict(us, bs, p);
       blend.predict(us, bs, q);
       for (int i = 0; i < 10; ++i) EXPECT_NEAR(p[i], q[i], 1e-6);
-      PERKREC_EXPECT_THROW_MSG(back.attach("als", dense_scorer(d.score, d.n_users, d.n_benefits)), ConfigError,
-                               "unknown source", "als");
+      PERKREC_EXPECT_THROW_MSG(back.attach("als", dense_scorer(d.score, d.n_users, d.n_benefits)),
+                               ConfigError, "unknown source", "als");
     }
   }
-  PERKREC_EXPECT_THROW_MSG(ScoreBlend::from_json(Json::parse(R"({"sources": [{"name": "a", "wieght": 1}]})")),
-                           ConfigError, "/sources/0/wieght");
-  PERKREC_EXPECT_THROW_MSG(ScoreBlend::from_json(Json::parse(R"({"sources": [{"name": "a", "transform": "log"}]})")),
-                           ConfigError, "/sources/0/transform");
-  PERKREC_EXPECT_THROW_MSG(ScoreBlend::from_json(Json::parse(R"({"params": {"l2": -1}})")), ConfigError, "l2");
+  PERKREC_EXPECT_THROW_MSG(
+      ScoreBlend::from_json(Json::parse(R"({"sources": [{"name": "a", "wieght": 1}]})")),
+      ConfigError, "/sources/0/wieght");
+  PERKREC_EXPECT_THROW_MSG(
+      ScoreBlend::from_json(Json::parse(R"({"sources": [{"name": "a", "transform": "log"}]})")),
+      ConfigError, "/sources/0/transform");
+  PERKREC_EXPECT_THROW_MSG(ScoreBlend::from_json(Json::parse(R"({"params": {"l2": -1}})")),
+                           ConfigError, "l2");
 }
 
 TEST(ScoreBlend, BadInputsThrow) {
   const Planted d = planted(0.0, 1.0, 1.0, 2);
   ScoreBlend blend;
   blend.add_source("cf", dense_scorer(d.score, d.n_users, d.n_benefits));
-  PERKREC_EXPECT_THROW_MSG(blend.add_source("cf", dense_scorer(d.score, d.n_users, d.n_benefits)), ConfigError,
-                           "duplicate");
+  PERKREC_EXPECT_THROW_MSG(blend.add_source("cf", dense_scorer(d.score, d.n_users, d.n_benefits)),
+                           ConfigError, "duplicate");
   std::vector<float> p(3);
   const std::vector<Index> u{0, 1, 2}, b{0, 1, 2};
   PERKREC_EXPECT_THROW_MSG(blend.predict(u, b, p), InputError, "not fitted");
@@ -378,7 +397,8 @@ TEST(ScoreBlend, BadInputsThrow) {
   const std::vector<float> labels{0.0f, 1.0f, 1.0f};
   PERKREC_EXPECT_THROW_MSG(nan_blend.fit(u, b, labels), InputError, "\"broken\"", "pair 1");
   ScoreBlend logit_blend;
-  logit_blend.add_source("not_prob", dense_scorer(d.score, d.n_users, d.n_benefits), ScoreBlend::Transform::logit);
+  logit_blend.add_source("not_prob", dense_scorer(d.score, d.n_users, d.n_benefits),
+                         ScoreBlend::Transform::logit);
   PERKREC_EXPECT_THROW_MSG(logit_blend.fit(d.users, d.benefits, d.labels), InputError, "[0, 1]");
   const std::vector<Index> far{999};
   const std::vector<Index> zero{0};
@@ -391,13 +411,15 @@ TEST(Ranker, BlendRankEqualsDenseRankOfItsProbabilities) {
   const Planted d = planted(-2.0, 1.0, 0.5, 4);
   ScoreBlend blend;
   blend.add_source("cf", dense_scorer(d.score, d.n_users, d.n_benefits));
-  blend.add_source("fm", dense_scorer(d.prob, d.n_users, d.n_benefits), ScoreBlend::Transform::logit);
+  blend.add_source("fm", dense_scorer(d.prob, d.n_users, d.n_benefits),
+                   ScoreBlend::Transform::logit);
   blend.fit(d.users, d.benefits, d.labels);
   std::vector<float> prob(d.users.size());
   blend.predict(d.users, d.benefits, prob);
   std::mt19937 rng(1);
   const EligibilityMasks masks = random_masks(d.n_users, d.n_benefits, 4, 0.5, rng);
-  std::vector<float> mv(static_cast<std::size_t>(d.n_users), 10.0f), cost(static_cast<std::size_t>(d.n_benefits), 3.0f);
+  std::vector<float> mv(static_cast<std::size_t>(d.n_users), 10.0f),
+      cost(static_cast<std::size_t>(d.n_benefits), 3.0f);
   RankInputs in;
   in.member_value = mv;
   in.cost_per_redemption = cost;
@@ -432,7 +454,9 @@ TEST(ScoreBlend, AcceptsModelsThroughModelScorer) {
   const std::vector<Index> u{0, 0, 0}, b{0, 1, 2};
   blend.predict(u, b, out);
   pop.score(u, b, raw);
-  for (int i = 0; i < 3; ++i) EXPECT_NEAR(out[static_cast<std::size_t>(i)], 1.0 / (1.0 + std::exp(1.0 - 2.0 * raw[static_cast<std::size_t>(i)])), 1e-6);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_NEAR(out[static_cast<std::size_t>(i)],
+                1.0 / (1.0 + std::exp(1.0 - 2.0 * raw[static_cast<std::size_t>(i)])), 1e-6);
   EXPECT_GT(out[0], out[1]);
 }
 
@@ -454,14 +478,17 @@ TEST(Schedule, HourOfWeekAndDefaultsWithoutAModel) {
   EXPECT_EQ(s.validity_days, 14);
   EXPECT_FALSE(s.from_model);
   // Monday 08:00 -> Monday 10:00; exactly 10:00 stays.
-  EXPECT_EQ(schedule(nullptr, 0, kMonday + 8 * kSecondsPerHour, b).send_at, kMonday + 10 * kSecondsPerHour);
-  EXPECT_EQ(schedule(nullptr, 0, kMonday + 10 * kSecondsPerHour, b).send_at, kMonday + 10 * kSecondsPerHour);
+  EXPECT_EQ(schedule(nullptr, 0, kMonday + 8 * kSecondsPerHour, b).send_at,
+            kMonday + 10 * kSecondsPerHour);
+  EXPECT_EQ(schedule(nullptr, 0, kMonday + 10 * kSecondsPerHour, b).send_at,
+            kMonday + 10 * kSecondsPerHour);
   // The quiet-hours callable moves the time.
   const auto quiet = [](Timestamp t) { return t + 3 * kSecondsPerHour; };
   EXPECT_EQ(schedule(nullptr, 0, kMonday, b, quiet).send_at, kMonday + 13 * kSecondsPerHour);
   ScheduleParams params;
   params.default_hour = 24;
-  PERKREC_EXPECT_THROW_MSG(schedule(nullptr, 0, kMonday, b, {}, params), ConfigError, "default_hour");
+  PERKREC_EXPECT_THROW_MSG(schedule(nullptr, 0, kMonday, b, {}, params), ConfigError,
+                           "default_hour");
   PERKREC_EXPECT_THROW_MSG(schedule(nullptr, -1, kMonday, b), InputError, "member");
 }
 
@@ -469,7 +496,8 @@ TEST(Schedule, QuietHoursWrapAroundMidnightAndUtcOffsets) {
   const QuietHours night{22, 8};
   const Timestamp day = kMonday;
   EXPECT_EQ(night.next_allowed(day + 12 * kSecondsPerHour), day + 12 * kSecondsPerHour);
-  EXPECT_EQ(night.next_allowed(day + 23 * kSecondsPerHour), day + kSecondsPerDay + 8 * kSecondsPerHour);
+  EXPECT_EQ(night.next_allowed(day + 23 * kSecondsPerHour),
+            day + kSecondsPerDay + 8 * kSecondsPerHour);
   EXPECT_EQ(night.next_allowed(day + 3 * kSecondsPerHour), day + 8 * kSecondsPerHour);
   EXPECT_EQ(night.next_allowed(day + 8 * kSecondsPerHour), day + 8 * kSecondsPerHour);
   // 12:00 UTC is 23:00 at UTC+11: quiet until 08:00 local = 21:00 UTC.
@@ -477,7 +505,8 @@ TEST(Schedule, QuietHoursWrapAroundMidnightAndUtcOffsets) {
   const QuietHours lunch{12, 14};
   EXPECT_EQ(lunch.next_allowed(day + 13 * kSecondsPerHour), day + 14 * kSecondsPerHour);
   EXPECT_EQ(lunch.next_allowed(day + 11 * kSecondsPerHour), day + 11 * kSecondsPerHour);
-  PERKREC_EXPECT_THROW_MSG((QuietHours{5, 5}.validate()), ConfigError, "start_hour equals end_hour");
+  PERKREC_EXPECT_THROW_MSG((QuietHours{5, 5}.validate()), ConfigError,
+                           "start_hour equals end_hour");
 }
 
 // A small simulated program and a two-class preference model fitted on it.
@@ -510,11 +539,15 @@ TEST(Schedule, FollowsThePreferenceModelsBestSlotAcrossTheWeekBoundary) {
     const MemberTiming& t = model.timing()[static_cast<std::size_t>(u)];
     const SendSchedule s = schedule(&model, u, plan, b);
     ASSERT_TRUE(s.from_model);
-    const Timestamp earliest = std::max(plan, model.cut_time() + static_cast<Timestamp>(std::llround(t.send_in_days * kSecondsPerDay)));
+    const Timestamp earliest =
+        std::max(plan, model.cut_time() +
+                           static_cast<Timestamp>(std::llround(t.send_in_days * kSecondsPerDay)));
     EXPECT_EQ(hour_of_week(s.send_at), t.best_slot);
     EXPECT_GE(s.send_at, earliest);
     EXPECT_LT(s.send_at, earliest + 7 * kSecondsPerDay);
-    EXPECT_EQ(s.validity_days, std::min<std::int32_t>(static_cast<std::int32_t>(std::ceil(t.validity_days)), b.validity_days));
+    EXPECT_EQ(s.validity_days,
+              std::min<std::int32_t>(static_cast<std::int32_t>(std::ceil(t.validity_days)),
+                                     b.validity_days));
     members.push_back(u);
     validity.push_back(b.validity_days);
   }
@@ -529,15 +562,19 @@ TEST(Schedule, FollowsThePreferenceModelsBestSlotAcrossTheWeekBoundary) {
   std::vector<float> offsets(n, 2.0f);
   schedule_batch(&model, members, plan, validity, &night, offsets, at, days, from, {}, 2);
   for (std::size_t i = 0; i < n; ++i) {
-    const SendSchedule s = schedule(&model, members[i], plan, b, [&](Timestamp t) { return night.next_allowed(t, 2.0); });
+    const SendSchedule s = schedule(&model, members[i], plan, b,
+                                    [&](Timestamp t) { return night.next_allowed(t, 2.0); });
     EXPECT_EQ(at[i], s.send_at);
     EXPECT_EQ(days[i], s.validity_days);
     EXPECT_EQ(from[i], 1);
   }
   // Snapping across the week boundary: Sunday 23:30 to slot 1 is Monday 01:00.
-  EXPECT_EQ(next_in_hour_of_week(kMonday + 7 * kSecondsPerDay - 30 * 60, 1), kMonday + 7 * kSecondsPerDay + kSecondsPerHour);
-  EXPECT_EQ(next_in_hour_of_week(kMonday + 90 * 60, 1), kMonday + 90 * 60);  // inside the slot already
-  EXPECT_EQ(next_in_hour_of_week(kMonday + 2 * kSecondsPerHour, 1), kMonday + 7 * kSecondsPerDay + kSecondsPerHour);
+  EXPECT_EQ(next_in_hour_of_week(kMonday + 7 * kSecondsPerDay - 30 * 60, 1),
+            kMonday + 7 * kSecondsPerDay + kSecondsPerHour);
+  EXPECT_EQ(next_in_hour_of_week(kMonday + 90 * 60, 1),
+            kMonday + 90 * 60);  // inside the slot already
+  EXPECT_EQ(next_in_hour_of_week(kMonday + 2 * kSecondsPerHour, 1),
+            kMonday + 7 * kSecondsPerDay + kSecondsPerHour);
   PERKREC_EXPECT_THROW_MSG(next_in_hour_of_week(kMonday, 168), InputError, "slot");
 }
 
@@ -619,7 +656,8 @@ TEST(Explain, BatchEqualsSingleRowsAndPipelineOverload) {
   const ExplanationContext ctx = small_context(pref, {}, {});
   const std::vector<Index> members{0, 1, 1, 0};
   const std::vector<Index> benefits{0, 1, 2, 1};
-  const std::vector<float> prob{0.1f, 0.2f, 0.3f, 0.4f}, value{1, 2, 3, 4}, cost{0.5f, 0.5f, 0.5f, 0.5f};
+  const std::vector<float> prob{0.1f, 0.2f, 0.3f, 0.4f}, value{1, 2, 3, 4},
+      cost{0.5f, 0.5f, 0.5f, 0.5f};
   const std::vector<float> contrib{0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f};
   const std::vector<Index> runner{1, -1, 0, 2};
   const std::vector<std::uint8_t> reason{3, 0, 4, 7};
@@ -654,7 +692,9 @@ TEST(Explain, BatchEqualsSingleRowsAndPipelineOverload) {
     EXPECT_EQ(Json::parse(texts[i]), explain(ctx, row));
   }
   EXPECT_EQ(Json::parse(texts[3])["runner_up"]["reason"], "stacking");
-  EXPECT_EQ(texts[1].rfind("{\"member\":1,\"benefit\":\"B1\",\"probability\":0.2,\"value\":2,", 0), 0u) << texts[1];
+  EXPECT_EQ(texts[1].rfind("{\"member\":1,\"benefit\":\"B1\",\"probability\":0.2,\"value\":2,", 0),
+            0u)
+      << texts[1];
   // Names are escaped.
   ExplanationContext odd = ctx;
   odd.benefit_ids[0] = "say \"hi\"\\\n";
@@ -705,7 +745,8 @@ TEST(Explain, ContextFromAPreferenceModelMatchesDimensionsByName) {
   const std::string kind_dim = std::string("kind:") + to_string(b.kind);
   bool has_kind = false;
   for (auto k = ctx.benefit_dim_offsets[3]; k < ctx.benefit_dim_offsets[4]; ++k) {
-    has_kind |= ctx.dimension_names[static_cast<std::size_t>(ctx.benefit_dims[static_cast<std::size_t>(k)])] == kind_dim;
+    has_kind |= ctx.dimension_names[static_cast<std::size_t>(
+                    ctx.benefit_dims[static_cast<std::size_t>(k)])] == kind_dim;
   }
   EXPECT_TRUE(has_kind);
   ExplanationRow row;

@@ -11,8 +11,8 @@ TEST(AssignHoldout, PinnedArmsSoAChangedHashFails) {
   EXPECT_EQ(holdout_hash("u1", "spring-2026"), 0xd89ef278fb94c871ULL);
   EXPECT_EQ(holdout_hash("1002", "spring-2026"), 0x0c2260749f0a1c4bULL);
   EXPECT_EQ(holdout_hash("", "spring-2026"), 0xb7911d99ae10b84aULL);
-  const std::vector<std::string> ids = {"u1", "u2", "u3", "member-42", "alice", "bob",
-                                        "", "1001", "1002", "1003", "1004", "1005"};
+  const std::vector<std::string> ids = {"u1", "u2",   "u3",   "member-42", "alice", "bob",
+                                        "",   "1001", "1002", "1003",      "1004",  "1005"};
   const std::vector<std::int32_t> expected = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0};
   EXPECT_EQ(assign_holdout(ids, "spring-2026", std::vector<double>{0.5, 0.5}), expected);
   // The salt and the id are separated: ("ab", "c") and ("a", "bc") hash differently.
@@ -41,9 +41,12 @@ TEST(AssignHoldout, BalancedIndependentOfSaltAndThreadCount) {
   double both = 0;
   for (std::size_t i = 0; i < a.size(); ++i) both += a[i] && b[i];
   EXPECT_NEAR(both, 25000, 560);
-  PERKREC_EXPECT_THROW_MSG(assign_holdout(ids, "a", std::vector<double>{1}), InputError, "at least 2");
-  PERKREC_EXPECT_THROW_MSG(assign_holdout(ids, "a", std::vector<double>{1, NAN}), InputError, "arm 1");
-  PERKREC_EXPECT_THROW_MSG(assign_holdout(ids, "a", std::vector<double>{0, 0}), InputError, "sum to 0");
+  PERKREC_EXPECT_THROW_MSG(assign_holdout(ids, "a", std::vector<double>{1}), InputError,
+                           "at least 2");
+  PERKREC_EXPECT_THROW_MSG(assign_holdout(ids, "a", std::vector<double>{1, NAN}), InputError,
+                           "arm 1");
+  PERKREC_EXPECT_THROW_MSG(assign_holdout(ids, "a", std::vector<double>{0, 0}), InputError,
+                           "sum to 0");
 }
 
 TEST(AnalyzeExperiment, HandComputedLiftAndRoi) {
@@ -126,13 +129,15 @@ TEST(AnalyzeExperiment, CupedNarrowsIntervalsAndStaysUnbiased) {
   const Sample s = sample(1, 1000, 2, 0.3);
   ExperimentParams off;
   off.cuped = false;
-  EXPECT_EQ(analyze_experiment(s.arm, {s.y}, {s.x}, {}, off)[0].lift, analyze_experiment(s.arm, {s.y})[0].lift);
+  EXPECT_EQ(analyze_experiment(s.arm, {s.y}, {s.x}, {}, off)[0].lift,
+            analyze_experiment(s.arm, {s.y})[0].lift);
 }
 
 TEST(AnalyzeExperiment, BootstrapAgreesWithNormalAndIsThreadInvariant) {
   const Sample s = sample(5, 2000, 3, 0.5);
   std::vector<double> cost(s.y.size());
-  for (std::size_t i = 0; i < cost.size(); ++i) cost[i] = s.arm[i] > 0 ? 0.5 + 0.01 * static_cast<double>(i % 7) : 0.0;
+  for (std::size_t i = 0; i < cost.size(); ++i)
+    cost[i] = s.arm[i] > 0 ? 0.5 + 0.01 * static_cast<double>(i % 7) : 0.0;
   ExperimentParams p;
   p.bootstrap = 400;
   p.num_threads = 1;
@@ -152,29 +157,32 @@ TEST(AnalyzeExperiment, BootstrapAgreesWithNormalAndIsThreadInvariant) {
     EXPECT_NEAR(one[k].roi_bootstrap_upper, one[k].roi_upper, 0.2 * roi_width);
   }
   p.seed = 43;
-  EXPECT_NE(analyze_experiment(s.arm, {s.y}, {s.x}, cost, p)[0].bootstrap_lower, one[0].bootstrap_lower);
+  EXPECT_NE(analyze_experiment(s.arm, {s.y}, {s.x}, cost, p)[0].bootstrap_lower,
+            one[0].bootstrap_lower);
 }
 
 TEST(AnalyzeExperiment, RejectsBadInput) {
   const std::vector<std::int32_t> arm = {0, 0, 1, 1};
   const std::vector<double> y = {1, 2, 3, 4};
-  PERKREC_EXPECT_THROW_MSG(analyze_experiment(std::vector<std::int32_t>{0, 0, -1, 1}, {y}), InputError,
-                           "arm at row 2", "unknown");
+  PERKREC_EXPECT_THROW_MSG(analyze_experiment(std::vector<std::int32_t>{0, 0, -1, 1}, {y}),
+                           InputError, "arm at row 2", "unknown");
   ExperimentParams two;
   two.n_arms = 2;
-  PERKREC_EXPECT_THROW_MSG(analyze_experiment(std::vector<std::int32_t>{0, 0, 1, 2}, {y}, {}, {}, two), InputError,
-                           "arm at row 3");
-  PERKREC_EXPECT_THROW_MSG(analyze_experiment(std::vector<std::int32_t>{0, 0, 2, 2}, {y}), InputError,
-                           "arm 1 has 0 rows");
+  PERKREC_EXPECT_THROW_MSG(
+      analyze_experiment(std::vector<std::int32_t>{0, 0, 1, 2}, {y}, {}, {}, two), InputError,
+      "arm at row 3");
+  PERKREC_EXPECT_THROW_MSG(analyze_experiment(std::vector<std::int32_t>{0, 0, 2, 2}, {y}),
+                           InputError, "arm 1 has 0 rows");
   PERKREC_EXPECT_THROW_MSG(analyze_experiment(arm, {std::vector<double>{1, NAN, 3, 4}}), InputError,
                            "metrics[0] at row 1");
   PERKREC_EXPECT_THROW_MSG(analyze_experiment(arm, {std::vector<double>{1, 2, 3}}), InputError,
                            "metrics[0] has 3 rows (expected 4)");
-  PERKREC_EXPECT_THROW_MSG(analyze_experiment(arm, {y}, {std::vector<double>{1, 2, INFINITY, 4}}), InputError,
-                           "pre_period[0] at row 2");
+  PERKREC_EXPECT_THROW_MSG(analyze_experiment(arm, {y}, {std::vector<double>{1, 2, INFINITY, 4}}),
+                           InputError, "pre_period[0] at row 2");
   PERKREC_EXPECT_THROW_MSG(analyze_experiment(arm, {y}, {}, std::vector<double>{1, 2}), InputError,
                            "cost has 2 rows");
-  PERKREC_EXPECT_THROW_MSG(analyze_experiment(arm, {y}, {y, y}), InputError, "pre_period has 2 entries");
+  PERKREC_EXPECT_THROW_MSG(analyze_experiment(arm, {y}, {y, y}), InputError,
+                           "pre_period has 2 entries");
   ExperimentParams bad;
   bad.confidence = 0;
   PERKREC_EXPECT_THROW_MSG(analyze_experiment(arm, {y}, {}, {}, bad), ConfigError, "confidence");

@@ -21,22 +21,32 @@ CsrMatrix<float> relevant_rows(const std::vector<std::vector<Index>>& rows, Inde
 
 TEST(Auc, HandComputedCasesWithTies) {
   // Positives 0.35, 0.8 vs negatives 0.1, 0.4: 3 of 4 pairs ordered correctly.
-  EXPECT_DOUBLE_EQ(auc(std::vector<float>{0.1f, 0.4f, 0.35f, 0.8f}, std::vector<std::uint8_t>{0, 0, 1, 1}), 0.75);
+  EXPECT_DOUBLE_EQ(
+      auc(std::vector<float>{0.1f, 0.4f, 0.35f, 0.8f}, std::vector<std::uint8_t>{0, 0, 1, 1}),
+      0.75);
   // A tie between a positive and a negative counts one half.
-  EXPECT_DOUBLE_EQ(auc(std::vector<float>{0.5f, 0.5f, 0.9f}, std::vector<std::uint8_t>{1, 0, 1}), 0.75);
+  EXPECT_DOUBLE_EQ(auc(std::vector<float>{0.5f, 0.5f, 0.9f}, std::vector<std::uint8_t>{1, 0, 1}),
+                   0.75);
   EXPECT_DOUBLE_EQ(auc(std::vector<float>{1, 1, 1, 1}, std::vector<std::uint8_t>{1, 0, 1, 0}), 0.5);
   EXPECT_DOUBLE_EQ(auc(std::vector<float>{3, 2, 1}, std::vector<std::uint8_t>{1, 0, 0}), 1.0);
-  PERKREC_EXPECT_THROW_MSG(auc(std::vector<float>{1, 2}, std::vector<std::uint8_t>{1, 1}), InputError, "both classes");
-  PERKREC_EXPECT_THROW_MSG(auc(std::vector<float>{1, NAN}, std::vector<std::uint8_t>{1, 0}), InputError, "position 1");
-  PERKREC_EXPECT_THROW_MSG(auc(std::vector<float>{1, 2}, std::vector<std::uint8_t>{1, 2}), InputError, "0 or 1");
-  PERKREC_EXPECT_THROW_MSG(auc(std::vector<float>{1, 2}, std::vector<std::uint8_t>{1}), InputError, "expected 2");
+  PERKREC_EXPECT_THROW_MSG(auc(std::vector<float>{1, 2}, std::vector<std::uint8_t>{1, 1}),
+                           InputError, "both classes");
+  PERKREC_EXPECT_THROW_MSG(auc(std::vector<float>{1, NAN}, std::vector<std::uint8_t>{1, 0}),
+                           InputError, "position 1");
+  PERKREC_EXPECT_THROW_MSG(auc(std::vector<float>{1, 2}, std::vector<std::uint8_t>{1, 2}),
+                           InputError, "0 or 1");
+  PERKREC_EXPECT_THROW_MSG(auc(std::vector<float>{1, 2}, std::vector<std::uint8_t>{1}), InputError,
+                           "expected 2");
 }
 
 TEST(LogLoss, HandComputedAndClipped) {
   const double expected = -(std::log(0.8) + std::log(1 - 0.3)) / 2;
-  EXPECT_NEAR(log_loss(std::vector<float>{0.8f, 0.3f}, std::vector<std::uint8_t>{1, 0}), expected, 1e-7);
-  EXPECT_NEAR(log_loss(std::vector<float>{0.0f}, std::vector<std::uint8_t>{1}), -std::log(1e-15), 1e-6);
-  PERKREC_EXPECT_THROW_MSG(log_loss(std::vector<float>{1.2f}, std::vector<std::uint8_t>{1}), InputError, "[0, 1]");
+  EXPECT_NEAR(log_loss(std::vector<float>{0.8f, 0.3f}, std::vector<std::uint8_t>{1, 0}), expected,
+              1e-7);
+  EXPECT_NEAR(log_loss(std::vector<float>{0.0f}, std::vector<std::uint8_t>{1}), -std::log(1e-15),
+              1e-6);
+  PERKREC_EXPECT_THROW_MSG(log_loss(std::vector<float>{1.2f}, std::vector<std::uint8_t>{1}),
+                           InputError, "[0, 1]");
   EXPECT_THROW(log_loss(std::vector<float>{}, std::vector<std::uint8_t>{}), InputError);
 }
 
@@ -80,8 +90,10 @@ TEST(RankingMetrics, IdenticalForAnyThreadCountAndValidated) {
   rec[3] = rec[4];
   PERKREC_EXPECT_THROW_MSG(ranking_metrics(rec, 10, m.view()), InputError, "row 0", "twice");
   rec[3] = 99;
-  PERKREC_EXPECT_THROW_MSG(ranking_metrics(rec, 10, m.view()), InputError, "recommended[0][3]", "99");
-  PERKREC_EXPECT_THROW_MSG(ranking_metrics(std::vector<Index>{1, 2}, 10, m.view()), InputError, "rows x k");
+  PERKREC_EXPECT_THROW_MSG(ranking_metrics(rec, 10, m.view()), InputError, "recommended[0][3]",
+                           "99");
+  PERKREC_EXPECT_THROW_MSG(ranking_metrics(std::vector<Index>{1, 2}, 10, m.view()), InputError,
+                           "rows x k");
 }
 
 }  // namespace

@@ -25,12 +25,14 @@ TEST(OffPolicyValue, HandComputedEstimators) {
   EXPECT_NEAR(ips.effective_sample_size, 16.0 / 8.0, 1e-12);
   EXPECT_DOUBLE_EQ(ips.max_weight, 2.0);
   EXPECT_EQ(ips.n, 3);
-  const OffPolicyEstimate snips = off_policy_value(r, logged, target, {}, {}, with(OpeEstimator::snips));
+  const OffPolicyEstimate snips =
+      off_policy_value(r, logged, target, {}, {}, with(OpeEstimator::snips));
   EXPECT_NEAR(snips.value, 1.0, 1e-12);
   // Linearized terms w (r - 1) / mean(w) are all 0 here.
   EXPECT_NEAR(snips.std_error, 0.0, 1e-12);
   EXPECT_NEAR(off_policy_value(r, logged, target, q, e, with(OpeEstimator::dm)).value, 0.6, 1e-12);
-  EXPECT_NEAR(off_policy_value(r, logged, target, q, e, with(OpeEstimator::dr)).value, 3.8 / 3.0, 1e-12);
+  EXPECT_NEAR(off_policy_value(r, logged, target, q, e, with(OpeEstimator::dr)).value, 3.8 / 3.0,
+              1e-12);
   OffPolicyParams sw = with(OpeEstimator::switch_dr);
   sw.switch_threshold = 1.0;
   const OffPolicyEstimate s = off_policy_value(r, logged, target, q, e, sw);
@@ -78,7 +80,8 @@ TEST(OffPolicyValue, UnbiasedWithNominalCoverageOnSyntheticLogs) {
     int covered = 0;
     for (int s = 0; s < seeds; ++s) {
       const SyntheticLog log = synthetic_log(static_cast<std::uint64_t>(s), 1000);
-      const OffPolicyEstimate v = off_policy_value(log.reward, log.logged, log.target, log.q, log.e, with(est));
+      const OffPolicyEstimate v =
+          off_policy_value(log.reward, log.logged, log.target, log.q, log.e, with(est));
       sum += v.value;
       covered += v.lower <= truth && truth <= v.upper;
     }
@@ -89,8 +92,10 @@ TEST(OffPolicyValue, UnbiasedWithNominalCoverageOnSyntheticLogs) {
   }
   // The direct method inherits the model's bias (+0.1).
   const SyntheticLog log = synthetic_log(1, 1000);
-  EXPECT_NEAR(off_policy_value(log.reward, log.logged, log.target, log.q, log.e, with(OpeEstimator::dm)).value,
-              truth + 0.1, 1e-12);
+  EXPECT_NEAR(
+      off_policy_value(log.reward, log.logged, log.target, log.q, log.e, with(OpeEstimator::dm))
+          .value,
+      truth + 0.1, 1e-12);
 }
 
 TEST(OffPolicyValue, IdenticalForAnyThreadCount) {
@@ -115,15 +120,17 @@ TEST(OffPolicyValue, RejectsBadInput) {
                            "logged_propensity at row 1");
   PERKREC_EXPECT_THROW_MSG(off_policy_value(r, p, std::vector<double>{-0.1, 0.5}), InputError,
                            "target_propensity at row 0", "[0, 1]");
-  PERKREC_EXPECT_THROW_MSG(off_policy_value(std::vector<double>{1, INFINITY}, p, t), InputError, "rewards at row 1");
+  PERKREC_EXPECT_THROW_MSG(off_policy_value(std::vector<double>{1, INFINITY}, p, t), InputError,
+                           "rewards at row 1");
   PERKREC_EXPECT_THROW_MSG(off_policy_value(r, std::vector<double>{0.5}, t), InputError,
                            "logged_propensity has 1 rows (expected 2)");
   PERKREC_EXPECT_THROW_MSG(off_policy_value(r, p, t, {}, {}, with(OpeEstimator::dm)), InputError,
                            "target_reward_estimate");
-  PERKREC_EXPECT_THROW_MSG(off_policy_value(r, p, t, {}, std::vector<double>{0, 0}, with(OpeEstimator::dr)),
-                           InputError, "reward_estimate");
-  PERKREC_EXPECT_THROW_MSG(off_policy_value(r, p, t, std::vector<double>{0}, std::vector<double>{0, 0},
-                                            with(OpeEstimator::dr)),
+  PERKREC_EXPECT_THROW_MSG(
+      off_policy_value(r, p, t, {}, std::vector<double>{0, 0}, with(OpeEstimator::dr)), InputError,
+      "reward_estimate");
+  PERKREC_EXPECT_THROW_MSG(off_policy_value(r, p, t, std::vector<double>{0},
+                                            std::vector<double>{0, 0}, with(OpeEstimator::dr)),
                            InputError, "reward_estimate has 1 rows");
   OffPolicyParams bad;
   bad.confidence = 1.0;
@@ -133,8 +140,9 @@ TEST(OffPolicyValue, RejectsBadInput) {
   PERKREC_EXPECT_THROW_MSG(off_policy_value(r, p, t, {}, {}, bad), ConfigError, "clip");
   PERKREC_EXPECT_THROW_MSG(ope_estimator_from_string("magic"), ConfigError, "magic");
   EXPECT_EQ(ope_estimator_from_string("switch-dr"), OpeEstimator::switch_dr);
-  PERKREC_EXPECT_THROW_MSG(off_policy_value(std::vector<double>{}, std::vector<double>{}, std::vector<double>{}),
-                           InputError, "empty");
+  PERKREC_EXPECT_THROW_MSG(
+      off_policy_value(std::vector<double>{}, std::vector<double>{}, std::vector<double>{}),
+      InputError, "empty");
 }
 
 }  // namespace

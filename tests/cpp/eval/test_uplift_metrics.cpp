@@ -11,7 +11,8 @@ const std::vector<double> kOutcome = {1, 0, 1, 0, 1, 0};
 const std::vector<std::uint8_t> kTreatment = {1, 1, 0, 0, 1, 0};
 const std::vector<double> kScore = {0.9, 0.8, 0.7, 0.6, 0.5, 0.4};
 
-void expect_curve(const UpliftCurve& c, const std::vector<double>& x, const std::vector<double>& y) {
+void expect_curve(const UpliftCurve& c, const std::vector<double>& x,
+                  const std::vector<double>& y) {
   ASSERT_EQ(c.x.size(), x.size());
   ASSERT_EQ(c.y.size(), y.size());
   for (std::size_t i = 0; i < x.size(); ++i) {
@@ -21,8 +22,10 @@ void expect_curve(const UpliftCurve& c, const std::vector<double>& x, const std:
 }
 
 TEST(QiniCurve, HandComputedPoints) {
-  // k=1: Y_t=1, no control -> 1; k=3: 1 - 1 * 2/1 = -1; k=5: 2 - 1 * 3/2 = 0.5; k=6: 2 - 1 * 3/3 = 1.
-  expect_curve(qini_curve(kOutcome, kScore, kTreatment), {0, 1, 2, 3, 4, 5, 6}, {0, 1, 1, -1, 0, 0.5, 1});
+  // k=1: Y_t=1, no control -> 1; k=3: 1 - 1 * 2/1 = -1; k=5: 2 - 1 * 3/2 = 0.5; k=6: 2 - 1 * 3/3
+  // = 1.
+  expect_curve(qini_curve(kOutcome, kScore, kTreatment), {0, 1, 2, 3, 4, 5, 6},
+               {0, 1, 1, -1, 0, 0.5, 1});
 }
 
 TEST(UpliftCurve, HandComputedPoints) {
@@ -46,17 +49,20 @@ TEST(QiniAucScore, HandComputedAgainstPerfectAndRandom) {
   expect_curve(perfect_qini_curve(kOutcome, kTreatment), {0, 2, 5, 6}, {0, 2, 2, 1});
   EXPECT_NEAR(qini_auc_score(kOutcome, kScore, kTreatment), -1.0 / 6.5, 1e-12);
   // negative_effect = false: the perfect curve reaches the total (1) at x = 1: area 0.5 + 5 = 5.5.
-  EXPECT_NEAR(qini_auc_score(kOutcome, kScore, kTreatment, false), (2.0 - 3.0) / (5.5 - 3.0), 1e-12);
+  EXPECT_NEAR(qini_auc_score(kOutcome, kScore, kTreatment, false), (2.0 - 3.0) / (5.5 - 3.0),
+              1e-12);
   // The perfect ranking scores 1.
   std::vector<double> best(kOutcome.size());
-  for (std::size_t i = 0; i < best.size(); ++i) best[i] = kTreatment[i] ? kOutcome[i] : -kOutcome[i];
+  for (std::size_t i = 0; i < best.size(); ++i)
+    best[i] = kTreatment[i] ? kOutcome[i] : -kOutcome[i];
   EXPECT_NEAR(qini_auc_score(kOutcome, best, kTreatment), 1.0, 1e-12);
 }
 
 TEST(UpliftAucScore, PerfectRankingScoresOneAndRandomAboutZero) {
   // Control responders (1) do not outnumber treated non-responders (1): perfect = 2[y == t] + t.
   // Scores 3 3 1 0 2... sorted: rows {4, 0}, {5, 3}, {1}, {2}.
-  expect_curve(perfect_uplift_curve(kOutcome, kTreatment), {0, 2, 4, 5, 6}, {0, 2, 4, 10.0 / 3.0, 2});
+  expect_curve(perfect_uplift_curve(kOutcome, kTreatment), {0, 2, 4, 5, 6},
+               {0, 2, 4, 10.0 / 3.0, 2});
   // Model area: 0.5 + 1 - 0.25 - 0.75 + 5/12 + 17/12 = 7/3; perfect 2 + 6 + 11/3 + 8/3 = 43/3;
   // random 6: (7/3 - 6) / (43/3 - 6) = -11/25.
   EXPECT_NEAR(uplift_auc_score(kOutcome, kScore, kTreatment), -11.0 / 25.0, 1e-12);
@@ -78,11 +84,13 @@ TEST(UpliftAtK, OverallAndByGroup) {
   EXPECT_NEAR(uplift_at_k(kOutcome, kScore, kTreatment, 0.5), -0.5, 1e-12);
   EXPECT_NEAR(uplift_at_k(kOutcome, kScore, kTreatment, 3.0), -0.5, 1e-12);
   // floor(0.5 * 3) = 1 row of each group: treated {1}, control {1}.
-  EXPECT_NEAR(uplift_at_k(kOutcome, kScore, kTreatment, 0.5, UpliftAtKStrategy::by_group), 0.0, 1e-12);
+  EXPECT_NEAR(uplift_at_k(kOutcome, kScore, kTreatment, 0.5, UpliftAtKStrategy::by_group), 0.0,
+              1e-12);
   // Inside a tie the later row comes first: with all scores equal, the top 2 are rows 5 and 4.
   const std::vector<double> flat(6, 1.0);
   EXPECT_NEAR(uplift_at_k(kOutcome, flat, kTreatment, 2.0), 1.0 - 0.0, 1e-12);
-  PERKREC_EXPECT_THROW_MSG(uplift_at_k(kOutcome, kScore, kTreatment, 2.0), InputError, "no control");
+  PERKREC_EXPECT_THROW_MSG(uplift_at_k(kOutcome, kScore, kTreatment, 2.0), InputError,
+                           "no control");
   PERKREC_EXPECT_THROW_MSG(uplift_at_k(kOutcome, kScore, kTreatment, 1.5), InputError, "got 1.5");
   PERKREC_EXPECT_THROW_MSG(uplift_at_k(kOutcome, kScore, kTreatment, 0.0), InputError, "k must be");
 }
@@ -115,15 +123,18 @@ TEST(UpliftMetrics, RejectBadInput) {
   PERKREC_EXPECT_THROW_MSG(uplift_curve(kOutcome, s, kTreatment), InputError, "uplift at row 4");
   std::vector<std::uint8_t> t = kTreatment;
   t[1] = 2;
-  PERKREC_EXPECT_THROW_MSG(qini_curve(kOutcome, kScore, t), InputError, "treatment at row 1", "0 or 1");
+  PERKREC_EXPECT_THROW_MSG(qini_curve(kOutcome, kScore, t), InputError, "treatment at row 1",
+                           "0 or 1");
   PERKREC_EXPECT_THROW_MSG(qini_curve(kOutcome, std::vector<double>{1, 2}, kTreatment), InputError,
                            "uplift has 2 rows (expected 6)");
-  PERKREC_EXPECT_THROW_MSG(qini_curve(kOutcome, kScore, std::vector<std::uint8_t>(6, 1)), InputError,
-                           "treated and control");
-  PERKREC_EXPECT_THROW_MSG(uplift_auc_score(std::vector<double>{0, 2, 1, 0, 1, 0}, kScore, kTreatment),
-                           InputError, "0 or 1");
-  PERKREC_EXPECT_THROW_MSG(aucc_score(kOutcome, std::vector<double>{1, NAN, 0, 0, 0, 0}, kScore, kTreatment),
-                           InputError, "cost at row 1");
+  PERKREC_EXPECT_THROW_MSG(qini_curve(kOutcome, kScore, std::vector<std::uint8_t>(6, 1)),
+                           InputError, "treated and control");
+  PERKREC_EXPECT_THROW_MSG(
+      uplift_auc_score(std::vector<double>{0, 2, 1, 0, 1, 0}, kScore, kTreatment), InputError,
+      "0 or 1");
+  PERKREC_EXPECT_THROW_MSG(
+      aucc_score(kOutcome, std::vector<double>{1, NAN, 0, 0, 0, 0}, kScore, kTreatment), InputError,
+      "cost at row 1");
 }
 
 }  // namespace

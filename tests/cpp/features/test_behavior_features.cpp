@@ -32,7 +32,7 @@ struct Event {
 
 std::vector<Event> tiny_events() {
   return {
-      {0, 0, 0, day(1), 2, 3.0, 10}, {0, 1, 0, day(1), 1, 1.0, 10}, {0, 2, 1, day(3), 1, 0.0, -1},
+      {0, 0, 0, day(1), 2, 3.0, 10}, {0, 1, 0, day(1), 1, 1.0, 10},  {0, 2, 1, day(3), 1, 0.0, -1},
       {0, 3, 0, day(5), 1, 2.0, 11}, {0, 0, 0, day(10), 1, 1.5, 12}, {1, 0, 0, day(2), 1, 1.0, 20},
       {1, 4, 0, day(6), 3, 6.0, 21},
   };
@@ -71,9 +71,11 @@ BehaviorLog make_behavior(const std::vector<Event>& events, Index n_items, int t
 World tiny_world() {
   World w;
   w.items = ItemCatalog(IdMap::range(6));
-  w.items.add_level("category", std::vector<std::string>{"dairy", "dairy", "bakery", "bakery", "meat", ""});
+  w.items.add_level("category",
+                    std::vector<std::string>{"dairy", "dairy", "bakery", "bakery", "meat", ""});
   w.items.add_level("brand", std::vector<std::string>{"A", "B", "A", "C", "B", "A"});
-  w.benefit_items = BenefitItems::from_pairs(std::vector<Index>{0, 0, 1}, std::vector<Index>{0, 2, 4}, 3, 6);
+  w.benefit_items =
+      BenefitItems::from_pairs(std::vector<Index>{0, 0, 1}, std::vector<Index>{0, 2, 4}, 3, 6);
   w.log = make_behavior(tiny_events(), 6);
   return w;
 }
@@ -83,7 +85,8 @@ struct Samples {
   BehaviorSamples view() const { return {user, benefit, time}; }
 };
 
-std::map<std::string, std::vector<double>> run(const World& w, const Samples& s, const BehaviorFeatureParams& p) {
+std::map<std::string, std::vector<double>> run(const World& w, const Samples& s,
+                                               const BehaviorFeatureParams& p) {
   const BehaviorTable t = behavior_features(s.view(), w.log, w.items, w.benefit_items, p);
   std::map<std::string, std::vector<double>> out;
   for (std::size_t c = 0; c < t.names.size(); ++c) out[t.names[c]] = t.columns[c];
@@ -98,10 +101,11 @@ TEST(BehaviorFeatures, NamesFollowActionsScopesAndRequestOrder) {
   p.levels = {"category"};
   p.actions = {"purchase", "view"};
   EXPECT_EQ(behavior_column_names(p),
-            (std::vector<std::string>{"purchase_items_spend", "purchase_items_count", "purchase_category_spend",
-                                      "purchase_category_count", "purchase_member_baskets", "view_items_spend",
-                                      "view_items_count", "view_category_spend", "view_category_count",
-                                      "view_member_baskets"}));
+            (std::vector<std::string>{"purchase_items_spend", "purchase_items_count",
+                                      "purchase_category_spend", "purchase_category_count",
+                                      "purchase_member_baskets", "view_items_spend",
+                                      "view_items_count", "view_category_spend",
+                                      "view_category_count", "view_member_baskets"}));
   BehaviorFeatureParams all;
   EXPECT_EQ(behavior_column_names(all).size(), behavior_aggregate_names().size());
 }
@@ -142,7 +146,8 @@ TEST(BehaviorFeatures, ExactAggregatesOnTinyLog) {
   // One second later the day-10 purchase counts.
   EXPECT_DOUBLE_EQ(f.at("purchase_items_count")[1], 2.0);
   EXPECT_NEAR(f.at("purchase_items_days_since_last")[1], 1.0 / 86400.0, 1e-15);
-  EXPECT_NEAR(f.at("purchase_items_decayed_count")[1], decay(9 + 1.0 / 86400) + decay(1.0 / 86400), 1e-12);
+  EXPECT_NEAR(f.at("purchase_items_decayed_count")[1], decay(9 + 1.0 / 86400) + decay(1.0 / 86400),
+              1e-12);
   EXPECT_DOUBLE_EQ(f.at("purchase_member_baskets")[1], 3.0);
   EXPECT_DOUBLE_EQ(f.at("purchase_popularity_events")[1], 3.0);
   EXPECT_DOUBLE_EQ(f.at("purchase_popularity_members")[1], 2.0);
@@ -165,17 +170,21 @@ TEST(BehaviorFeatures, DecayStaysExactOverLongSpans) {
   // Decayed sums are kept against a per-member reference time that moves up when the weights
   // pass 2^500: 600 half-lives between two events exercise that rescaling.
   World w = tiny_world();
-  w.log = make_behavior({{0, 0, 0, day(0), 1, 1, -1}, {0, 0, 0, day(600), 1, 1, -1}, {0, 1, 0, day(600.5), 1, 1, -1}},
-                        6);
+  w.log = make_behavior(
+      {{0, 0, 0, day(0), 1, 1, -1}, {0, 0, 0, day(600), 1, 1, -1}, {0, 1, 0, day(600.5), 1, 1, -1}},
+      6);
   BehaviorFeatureParams p;
   p.half_life_days = 1.0;
   p.levels = {"category"};
   p.aggregates = {"decayed_count"};
   const auto f = run(w, Samples{{0, 0, 0}, {0, 0, 0}, {day(300), day(601), day(700)}}, p);
-  auto expect_rel = [](double got, double want) { EXPECT_NEAR(got / want, 1.0, 1e-12) << got << " vs " << want; };
+  auto expect_rel = [](double got, double want) {
+    EXPECT_NEAR(got / want, 1.0, 1e-12) << got << " vs " << want;
+  };
   expect_rel(f.at("purchase_items_decayed_count")[0], std::exp2(-300.0));
   expect_rel(f.at("purchase_items_decayed_count")[1], std::exp2(-601.0) + std::exp2(-1.0));
-  expect_rel(f.at("purchase_category_decayed_count")[1], std::exp2(-601.0) + std::exp2(-1.0) + std::exp2(-0.5));
+  expect_rel(f.at("purchase_category_decayed_count")[1],
+             std::exp2(-601.0) + std::exp2(-1.0) + std::exp2(-0.5));
   expect_rel(f.at("purchase_category_decayed_count")[2], std::exp2(-100.0) + std::exp2(-99.5));
 }
 
@@ -229,8 +238,10 @@ TEST(BehaviorFeatures, TypedErrors) {
   p.actions = {"share"};
   PERKREC_EXPECT_THROW_MSG(run(w, s, p), InputError, "unknown action 'share'", "'purchase'");
   p.actions = {"purchase"};
-  PERKREC_EXPECT_THROW_MSG(run(w, Samples{{0}, {3}, {day(1)}}, p), InputError, "sample 0", "benefit", "got 3");
-  PERKREC_EXPECT_THROW_MSG(run(w, Samples{{-1}, {0}, {day(1)}}, p), InputError, "sample 0", "negative member");
+  PERKREC_EXPECT_THROW_MSG(run(w, Samples{{0}, {3}, {day(1)}}, p), InputError, "sample 0",
+                           "benefit", "got 3");
+  PERKREC_EXPECT_THROW_MSG(run(w, Samples{{-1}, {0}, {day(1)}}, p), InputError, "sample 0",
+                           "negative member");
   World bad = tiny_world();
   bad.benefit_items = BenefitItems::from_pairs(std::vector<Index>{0}, std::vector<Index>{0}, 3, 7);
   PERKREC_EXPECT_THROW_MSG(run(bad, s, p), InputError, "item counts differ");
@@ -266,14 +277,17 @@ RandomWorld random_world(std::uint32_t seed, int n_events, int n_samples) {
   r.world.benefit_items = BenefitItems::from_pairs(pb, pi, n_benefits, n_items);
   for (int e = 0; e < n_events; ++e) {
     r.events.push_back({static_cast<Index>(rng() % static_cast<std::uint32_t>(n_users)),
-                        static_cast<Index>(rng() % static_cast<std::uint32_t>(n_items)), static_cast<int>(rng() % 2),
-                        day(static_cast<double>(rng() % 100)), static_cast<double>(rng() % 4),
-                        static_cast<double>(rng() % 50) / 4.0, static_cast<std::int64_t>(rng() % 20) - 1});
+                        static_cast<Index>(rng() % static_cast<std::uint32_t>(n_items)),
+                        static_cast<int>(rng() % 2), day(static_cast<double>(rng() % 100)),
+                        static_cast<double>(rng() % 4), static_cast<double>(rng() % 50) / 4.0,
+                        static_cast<std::int64_t>(rng() % 20) - 1});
   }
   r.world.log = make_behavior(r.events, n_items);
   for (int s = 0; s < n_samples; ++s) {
-    r.samples.user.push_back(static_cast<std::int64_t>(rng() % static_cast<std::uint32_t>(n_users + 3)));
-    r.samples.benefit.push_back(static_cast<std::int64_t>(rng() % static_cast<std::uint32_t>(n_benefits)));
+    r.samples.user.push_back(
+        static_cast<std::int64_t>(rng() % static_cast<std::uint32_t>(n_users + 3)));
+    r.samples.benefit.push_back(
+        static_cast<std::int64_t>(rng() % static_cast<std::uint32_t>(n_benefits)));
     r.samples.time.push_back(day(static_cast<double>(rng() % 100)));
   }
   return r;
@@ -292,24 +306,29 @@ TEST(BehaviorFeatures, NoLeakProperty) {
   // Adding events at or after a sample's time never changes that sample's features.
   for (std::uint32_t seed = 1; seed <= 20; ++seed) {
     RandomWorld r = random_world(seed, 300, 40);
-    const auto base = behavior_features(r.samples.view(), r.world.log, r.world.items, r.world.benefit_items,
-                                        all_params(2));
+    const auto base = behavior_features(r.samples.view(), r.world.log, r.world.items,
+                                        r.world.benefit_items, all_params(2));
     std::mt19937 rng(seed * 31u);
     for (std::size_t s = 0; s < r.samples.user.size(); ++s) {
       std::vector<Event> more = r.events;
       const auto u = static_cast<Index>(std::min<std::int64_t>(r.samples.user[s], 29));
       const auto its = r.world.benefit_items.items(static_cast<Index>(r.samples.benefit[s]));
       for (int k = 0; k < 5; ++k) {
-        const Index item = !its.empty() && k % 2 == 0 ? its[static_cast<std::size_t>(rng() % its.size())]
-                                                      : static_cast<Index>(rng() % 40);
-        const Timestamp t = r.samples.time[s] + (k == 0 ? 0 : static_cast<Timestamp>(rng() % (5 * kSecondsPerDay)));
-        more.push_back({k == 4 ? static_cast<Index>(rng() % 30) : u, item, static_cast<int>(rng() % 2), t, 1.0, 9.5, 77});
+        const Index item = !its.empty() && k % 2 == 0
+                               ? its[static_cast<std::size_t>(rng() % its.size())]
+                               : static_cast<Index>(rng() % 40);
+        const Timestamp t =
+            r.samples.time[s] + (k == 0 ? 0 : static_cast<Timestamp>(rng() % (5 * kSecondsPerDay)));
+        more.push_back({k == 4 ? static_cast<Index>(rng() % 30) : u, item,
+                        static_cast<int>(rng() % 2), t, 1.0, 9.5, 77});
       }
       const BehaviorLog log = make_behavior(more, 40);
       Samples one{{r.samples.user[s]}, {r.samples.benefit[s]}, {r.samples.time[s]}};
-      const auto after = behavior_features(one.view(), log, r.world.items, r.world.benefit_items, all_params(1));
+      const auto after =
+          behavior_features(one.view(), log, r.world.items, r.world.benefit_items, all_params(1));
       for (std::size_t c = 0; c < base.names.size(); ++c) {
-        ASSERT_EQ(base.columns[c][s], after.columns[c][0]) << "seed " << seed << " sample " << s << " " << base.names[c];
+        ASSERT_EQ(base.columns[c][s], after.columns[c][0])
+            << "seed " << seed << " sample " << s << " " << base.names[c];
       }
     }
   }
@@ -317,14 +336,16 @@ TEST(BehaviorFeatures, NoLeakProperty) {
 
 TEST(BehaviorFeatures, ThreadCountInvariance) {
   RandomWorld r = random_world(99, 20000, 5000);
-  const auto one = behavior_features(r.samples.view(), r.world.log, r.world.items, r.world.benefit_items, all_params(1));
+  const auto one = behavior_features(r.samples.view(), r.world.log, r.world.items,
+                                     r.world.benefit_items, all_params(1));
   for (int threads : {2, 4}) {
-    const auto many = behavior_features(r.samples.view(), r.world.log, r.world.items, r.world.benefit_items,
-                                        all_params(threads));
+    const auto many = behavior_features(r.samples.view(), r.world.log, r.world.items,
+                                        r.world.benefit_items, all_params(threads));
     ASSERT_EQ(one.names, many.names);
     for (std::size_t c = 0; c < one.names.size(); ++c) {
       for (std::size_t i = 0; i < one.columns[c].size(); ++i) {
-        ASSERT_EQ(one.columns[c][i], many.columns[c][i]) << one.names[c] << " row " << i << " threads " << threads;
+        ASSERT_EQ(one.columns[c][i], many.columns[c][i])
+            << one.names[c] << " row " << i << " threads " << threads;
       }
     }
   }
@@ -334,7 +355,8 @@ TEST(BehaviorFeatures, MatchesBruteForce) {
   // Every aggregate against a direct scan of the events before each sample.
   RandomWorld r = random_world(5, 2000, 300);
   const auto p = all_params(2);
-  const auto t = behavior_features(r.samples.view(), r.world.log, r.world.items, r.world.benefit_items, p);
+  const auto t =
+      behavior_features(r.samples.view(), r.world.log, r.world.items, r.world.benefit_items, p);
   const auto& cat = r.world.items.level_codes("category");
   std::map<std::string, std::size_t> col;
   for (std::size_t c = 0; c < t.names.size(); ++c) col[t.names[c]] = c;
@@ -358,15 +380,17 @@ TEST(BehaviorFeatures, MatchesBruteForce) {
         spend += e.amount;
         last = std::max(last, e.time);
       }
-      if (std::find(cats.begin(), cats.end(), cat[static_cast<std::size_t>(e.item)]) != cats.end()) ++cat_count;
+      if (std::find(cats.begin(), cats.end(), cat[static_cast<std::size_t>(e.item)]) != cats.end())
+        ++cat_count;
     }
     EXPECT_DOUBLE_EQ(t.columns[col["purchase_items_count"]][s], count);
     EXPECT_NEAR(t.columns[col["purchase_items_spend"]][s], spend, 1e-9);
     EXPECT_DOUBLE_EQ(t.columns[col["purchase_category_count"]][s], cat_count);
     EXPECT_NEAR(t.columns[col["purchase_member_spend"]][s], member_spend, 1e-9);
     EXPECT_DOUBLE_EQ(t.columns[col["purchase_popularity_events"]][s], pop);
-    const double days = last == kNoTime ? kBehaviorNeverDays
-                                        : static_cast<double>(r.samples.time[s] - last) / kSecondsPerDay;
+    const double days = last == kNoTime
+                            ? kBehaviorNeverDays
+                            : static_cast<double>(r.samples.time[s] - last) / kSecondsPerDay;
     EXPECT_DOUBLE_EQ(t.columns[col["purchase_items_days_since_last"]][s], days);
   }
 }
@@ -378,8 +402,8 @@ TEST(BehaviorFeatures, PopularityPerBenefitAndPerItemAgree) {
   std::mt19937 rng(4);
   std::vector<Event> events;
   for (int e = 0; e < 20000; ++e) {
-    events.push_back({static_cast<Index>(rng() % 500), static_cast<Index>(rng() % 10 == 0 ? 1 : 0), 0,
-                      day(static_cast<double>(rng() % 100)), 1.0, 1.0, -1});
+    events.push_back({static_cast<Index>(rng() % 500), static_cast<Index>(rng() % 10 == 0 ? 1 : 0),
+                      0, day(static_cast<double>(rng() % 100)), 1.0, 1.0, -1});
   }
   World w;
   w.items = ItemCatalog(IdMap::range(2));
@@ -394,7 +418,8 @@ TEST(BehaviorFeatures, PopularityPerBenefitAndPerItemAgree) {
   p.aggregates = {"popularity_events", "popularity_members"};
   std::vector<BehaviorTable> results;
   for (Index n_benefits : {3, 1000}) {
-    std::vector<Index> b(static_cast<std::size_t>(n_benefits)), i(static_cast<std::size_t>(n_benefits), 0);
+    std::vector<Index> b(static_cast<std::size_t>(n_benefits)),
+        i(static_cast<std::size_t>(n_benefits), 0);
     for (Index k = 0; k < n_benefits; ++k) b[static_cast<std::size_t>(k)] = k;
     w.benefit_items = BenefitItems::from_pairs(b, i, n_benefits, 2);
     Samples sb = s;  // every benefit used, so the merged lists of 1000 benefits exceed the cap
@@ -410,7 +435,8 @@ TEST(BehaviorFeatures, PopularityPerBenefitAndPerItemAgree) {
       members.push_back(e.user);
     }
     std::sort(members.begin(), members.end());
-    const auto distinct = static_cast<double>(std::unique(members.begin(), members.end()) - members.begin());
+    const auto distinct =
+        static_cast<double>(std::unique(members.begin(), members.end()) - members.begin());
     for (const auto& t : results) {
       ASSERT_EQ(t.columns[0][k], count) << k;
       ASSERT_EQ(t.columns[1][k], distinct) << k;
@@ -430,7 +456,8 @@ struct EncoderInputs {
   SampleColumns columns() const {
     SampleColumns s;
     s.rows = static_cast<Offset>(r.samples.user.size());
-    s.integers = {{"user", r.samples.user}, {"benefit", r.samples.benefit}, {"timestamp", r.samples.time}};
+    s.integers = {
+        {"user", r.samples.user}, {"benefit", r.samples.benefit}, {"timestamp", r.samples.time}};
     return s;
   }
 };
@@ -444,16 +471,20 @@ void expect_same_matrix(const CsrMatrix<float>& a, const CsrMatrix<float>& b) {
 }
 
 TEST(BehaviorEncoder, SpecErrorsNameTheJsonPointer) {
-  PERKREC_EXPECT_THROW_MSG(behavior_encoder(R"([{"name": "b", "kind": "behavior", "aggregates": ["count", "cnt"]}])"),
-                           ConfigError, "/fields/0/aggregates/1", "unknown aggregate", "cnt");
-  PERKREC_EXPECT_THROW_MSG(behavior_encoder(R"([{"name": "b", "kind": "behavior", "half_life_days": 0}])"),
-                           ConfigError, "/fields/0/half_life_days");
-  PERKREC_EXPECT_THROW_MSG(behavior_encoder(R"([{"name": "b", "kind": "behavior", "levels": ["x", "x"]}])"),
-                           ConfigError, "/fields/0/levels/1");
-  PERKREC_EXPECT_THROW_MSG(behavior_encoder(R"([{"name": "b", "kind": "behavior", "actions": []}])"), ConfigError,
-                           "/fields/0/actions");
-  PERKREC_EXPECT_THROW_MSG(behavior_encoder(R"([{"name": "b", "kind": "behavior", "window": 3}])"), ConfigError,
-                           "/fields/0", "window");
+  PERKREC_EXPECT_THROW_MSG(
+      behavior_encoder(R"([{"name": "b", "kind": "behavior", "aggregates": ["count", "cnt"]}])"),
+      ConfigError, "/fields/0/aggregates/1", "unknown aggregate", "cnt");
+  PERKREC_EXPECT_THROW_MSG(
+      behavior_encoder(R"([{"name": "b", "kind": "behavior", "half_life_days": 0}])"), ConfigError,
+      "/fields/0/half_life_days");
+  PERKREC_EXPECT_THROW_MSG(
+      behavior_encoder(R"([{"name": "b", "kind": "behavior", "levels": ["x", "x"]}])"), ConfigError,
+      "/fields/0/levels/1");
+  PERKREC_EXPECT_THROW_MSG(
+      behavior_encoder(R"([{"name": "b", "kind": "behavior", "actions": []}])"), ConfigError,
+      "/fields/0/actions");
+  PERKREC_EXPECT_THROW_MSG(behavior_encoder(R"([{"name": "b", "kind": "behavior", "window": 3}])"),
+                           ConfigError, "/fields/0", "window");
   // Levels and actions are checked against the data at fit, with the same pointers.
   EncoderInputs in;
   const BehaviorData data = in.data();
@@ -462,9 +493,10 @@ TEST(BehaviorEncoder, SpecErrorsNameTheJsonPointer) {
   PERKREC_EXPECT_THROW_MSG(enc.fit(in.columns(), nullptr, &data), ConfigError, "/fields/1/levels/1",
                            "unknown level 'aisle'");
   EXPECT_FALSE(enc.fitted());
-  auto enc2 = behavior_encoder(R"([{"name": "b", "kind": "behavior", "actions": ["purchase", "share"]}])");
-  PERKREC_EXPECT_THROW_MSG(enc2.fit(in.columns(), nullptr, &data), ConfigError, "/fields/0/actions/1",
-                           "unknown action 'share'");
+  auto enc2 =
+      behavior_encoder(R"([{"name": "b", "kind": "behavior", "actions": ["purchase", "share"]}])");
+  PERKREC_EXPECT_THROW_MSG(enc2.fit(in.columns(), nullptr, &data), ConfigError,
+                           "/fields/0/actions/1", "unknown action 'share'");
   // Without behaviour data: an InputError, or the field dropped when optional.
   PERKREC_EXPECT_THROW_MSG(enc2.fit(in.columns()), InputError, "field 'b'", "BehaviorData");
   auto enc3 = behavior_encoder(R"([{"name": "user", "kind": "id"},
@@ -494,15 +526,17 @@ TEST(BehaviorEncoder, BucketsLog1pAndJsonRoundTrip) {
   BehaviorFeatureParams p;
   p.aggregates = {"count", "share_of_wallet"};
   p.actions = {"purchase", "view"};
-  const auto raw = behavior_features({in.r.samples.user, in.r.samples.benefit, in.r.samples.time}, in.r.world.log,
-                                     in.r.world.items, in.r.world.benefit_items, p);
+  const auto raw = behavior_features({in.r.samples.user, in.r.samples.benefit, in.r.samples.time},
+                                     in.r.world.log, in.r.world.items, in.r.world.benefit_items, p);
   const auto offsets = enc.field_offsets();
   for (Index r = 0; r < X.rows; ++r) {
     const Offset row = X.indptr[static_cast<std::size_t>(r)];
     for (int k = 0; k < 4; ++k) {
       const auto at = static_cast<std::size_t>(row + 9 + k);
       EXPECT_EQ(X.indices[at], static_cast<Index>(offsets[2]) + k);
-      EXPECT_FLOAT_EQ(X.data[at], static_cast<float>(std::log1p(raw.columns[static_cast<std::size_t>(k)][static_cast<std::size_t>(r)])));
+      EXPECT_FLOAT_EQ(X.data[at],
+                      static_cast<float>(std::log1p(
+                          raw.columns[static_cast<std::size_t>(k)][static_cast<std::size_t>(r)])));
     }
   }
   // Round trip through JSON gives the same matrix, and the same JSON.
@@ -518,7 +552,8 @@ TEST(BehaviorEncoder, BucketsLog1pAndJsonRoundTrip) {
   const std::vector<std::string> only_user{"user"};
   EXPECT_EQ(enc.transform(in.columns(), nullptr, &only_user).nnz(), static_cast<Offset>(X.rows));
   const std::vector<std::string> only_b{"b"};
-  PERKREC_EXPECT_THROW_MSG(enc.transform(in.columns(), nullptr, &only_b), InputError, "BehaviorData");
+  PERKREC_EXPECT_THROW_MSG(enc.transform(in.columns(), nullptr, &only_b), InputError,
+                           "BehaviorData");
   // A tampered state is a ModelFormatError.
   std::string text = enc.to_json();
   const auto pos = text.find("purchase_items_count");

@@ -40,7 +40,8 @@ FeatureEncoder encoder(const std::string& fields_json, int threads = 1) {
 
 std::vector<Index> column_of_field(const CsrMatrix<float>& X, int slot, int slots) {
   std::vector<Index> out;
-  for (Index r = 0; r < X.rows; ++r) out.push_back(X.indices[static_cast<std::size_t>(r * slots + slot)]);
+  for (Index r = 0; r < X.rows; ++r)
+    out.push_back(X.indices[static_cast<std::size_t>(r * slots + slot)]);
   return out;
 }
 
@@ -143,7 +144,8 @@ EventLog history_log() {
 }
 
 FeatureEncoder history_encoder(int bins, int threads = 1) {
-  auto enc = encoder(R"([{"name": "h", "kind": "history", "bins": )" + std::to_string(bins) + "}]", threads);
+  auto enc = encoder(R"([{"name": "h", "kind": "history", "bins": )" + std::to_string(bins) + "}]",
+                     threads);
   enc.set_benefits({"coupon", "gift"}, std::vector<double>{1.0, 10.0});
   return enc;
 }
@@ -185,8 +187,10 @@ TEST(FeatureEncoder, MemberChannelAggregatesCountViewsPerChannel) {
   Frame f;
   // u0: benefit 0 (app) issued twice and viewed once, benefit 1 (sms) issued once, all before
   // sample 0 (u0, b0, day 1); sample 4 is (u0, b1, day 5).
-  const EventLog log = make_log({{0, 0, EventType::issued, 0.5}, {0, 0, EventType::viewed, 0.6},
-                                 {0, 1, EventType::issued, 0.7}, {0, 0, EventType::issued, 0.8}},
+  const EventLog log = make_log({{0, 0, EventType::issued, 0.5},
+                                 {0, 0, EventType::viewed, 0.6},
+                                 {0, 1, EventType::issued, 0.7},
+                                 {0, 0, EventType::issued, 0.8}},
                                 3, 2);
   auto enc = encoder(R"([{"name": "h", "kind": "history", "bins": 0}])", 1);
   auto column = [&](const FeatureEncoder& e, const std::string& name) {
@@ -211,8 +215,9 @@ TEST(FeatureEncoder, MemberChannelAggregatesCountViewsPerChannel) {
   enc.fit(f.columns(), &log);
   const FeatureEncoder back = FeatureEncoder::from_json(enc.to_json());
   EXPECT_EQ(column(back, "member_channel_issued"), column(enc, "member_channel_issued"));
-  PERKREC_EXPECT_THROW_MSG(enc.set_benefits({"coupon", "gift"}, std::vector<double>{1.0, 10.0}, {"app"}),
-                           InputError, "channels");
+  PERKREC_EXPECT_THROW_MSG(
+      enc.set_benefits({"coupon", "gift"}, std::vector<double>{1.0, 10.0}, {"app"}), InputError,
+      "channels");
 }
 
 TEST(FeatureEncoder, NoFutureEventIsVisible) {
@@ -223,11 +228,12 @@ TEST(FeatureEncoder, NoFutureEventIsVisible) {
   const auto base = enc.transform(f.columns(), &log);
   // Moving sample 0's same-second event later changes nothing for sample 0; adding events after
   // the last sample changes nothing at all.
-  auto rows = std::vector<Row>{{0, 0, EventType::issued, 0.5},  {0, 0, EventType::redeemed, 0.75},
-                               {0, 1, EventType::issued, 1.0},  {1, 0, EventType::issued, 1.5},
-                               {1, 0, EventType::claimed, 2.5}, {1, kNoBenefit, EventType::ordered, 2.6},
-                               {2, 1, EventType::issued, 3.5},  {0, 0, EventType::redeemed, 6.5},
-                               {1, 1, EventType::issued, 6.0},  {2, 0, EventType::claimed, 9.0}};
+  auto rows =
+      std::vector<Row>{{0, 0, EventType::issued, 0.5},  {0, 0, EventType::redeemed, 0.75},
+                       {0, 1, EventType::issued, 1.0},  {1, 0, EventType::issued, 1.5},
+                       {1, 0, EventType::claimed, 2.5}, {1, kNoBenefit, EventType::ordered, 2.6},
+                       {2, 1, EventType::issued, 3.5},  {0, 0, EventType::redeemed, 6.5},
+                       {1, 1, EventType::issued, 6.0},  {2, 0, EventType::claimed, 9.0}};
   const EventLog later = make_log(rows, 3, 2);
   EXPECT_EQ(enc.transform(f.columns(), &later).indices, base.indices);
   // Sample 0 (u0, b0, day 1) does not see the event at its own second; moving that event
@@ -236,7 +242,8 @@ TEST(FeatureEncoder, NoFutureEventIsVisible) {
   const EventLog moved = make_log(rows, 3, 2);
   const auto after = enc.transform(f.columns(), &moved);
   const auto slots = static_cast<std::ptrdiff_t>(history_aggregate_names().size());
-  EXPECT_TRUE(std::equal(after.indices.begin(), after.indices.begin() + slots, base.indices.begin()));
+  EXPECT_TRUE(
+      std::equal(after.indices.begin(), after.indices.begin() + slots, base.indices.begin()));
   // ... and moving it to one second before the sample makes it visible (the test can fail).
   rows[2].day = 1.0 - 1.0 / kSecondsPerDay;
   const EventLog before = make_log(rows, 3, 2);
@@ -318,7 +325,8 @@ TEST(FeatureEncoder, ThreadCountDoesNotChangeOutput) {
 
 TEST(FeatureEncoder, StrictSpecificationNamesThePointer) {
   auto bad = [](const std::string& fields, const std::string& pointer) {
-    PERKREC_EXPECT_THROW_MSG(FeatureSpec::from_json("{\"fields\": " + fields + "}"), ConfigError, pointer);
+    PERKREC_EXPECT_THROW_MSG(FeatureSpec::from_json("{\"fields\": " + fields + "}"), ConfigError,
+                             pointer);
   };
   bad(R"([{"name": "a", "kind": "categorical"}, {"name": "b", "kind": "nope"}])", "/fields/1/kind");
   bad(R"([{"name": "a", "kind": "numeric", "bins": -1}])", "/fields/0/bins");
@@ -326,10 +334,12 @@ TEST(FeatureEncoder, StrictSpecificationNamesThePointer) {
   bad(R"([{"name": "a", "kind": "numeric", "transform": "log"}])", "/fields/0/transform");
   bad(R"([{"name": "a", "kind": "categorical", "bins": 3}])", "/fields/0/bins");
   bad(R"([{"name": "a", "kind": "categorical"}, {"name": "a", "kind": "id"}])", "/fields/1/name");
-  bad(R"([{"name": "h", "kind": "history", "aggregates": ["member_issued", "x"]}])", "/fields/0/aggregates/1");
+  bad(R"([{"name": "h", "kind": "history", "aggregates": ["member_issued", "x"]}])",
+      "/fields/0/aggregates/1");
   bad(R"([{"kind": "id"}])", "/fields/0/name");
   bad(R"([{"name": "a", "kind": "id", "min_count": -2}])", "/fields/0/min_count");
-  PERKREC_EXPECT_THROW_MSG(FeatureSpec::from_json(R"({"fields": [], "extra": 1})"), ConfigError, "/extra");
+  PERKREC_EXPECT_THROW_MSG(FeatureSpec::from_json(R"({"fields": [], "extra": 1})"), ConfigError,
+                           "/extra");
 }
 
 TEST(FeatureEncoder, BadInputNamesTheFieldAndChangesNothing) {
@@ -353,8 +363,8 @@ TEST(FeatureEncoder, BadInputNamesTheFieldAndChangesNothing) {
   PERKREC_EXPECT_THROW_MSG(h.fit(f.columns(), nullptr), InputError, "EventLog");
   EXPECT_EQ(ok.to_json(), before);
   PERKREC_EXPECT_THROW_MSG(FeatureEncoder::from_fm_metadata("{}"), ModelFormatError, "/encoder");
-  PERKREC_EXPECT_THROW_MSG(FeatureEncoder::from_json(R"({"fields": [], "state": [], "x": 1})"), ModelFormatError,
-                           "/x");
+  PERKREC_EXPECT_THROW_MSG(FeatureEncoder::from_json(R"({"fields": [], "state": [], "x": 1})"),
+                           ModelFormatError, "/x");
 }
 
 TEST(FeatureEncoder, OptionalFieldsAreDroppedWhenTheirColumnIsAbsent) {

@@ -10,16 +10,17 @@ using testing::make_log;
 EventLog small_log() {
   return make_log({{0, 1, EventType::claimed, 10},
                    {0, 1, EventType::redeemed, 12},
-                   {0, 0, EventType::issued, 12},      // weight 0 by default
+                   {0, 0, EventType::issued, 12},        // weight 0 by default
                    {0, -1, EventType::ordered, 12, 30},  // no benefit
                    {1, 2, EventType::viewed, 20},
-                   {1, 0, EventType::claimed, 30},     // the last event
+                   {1, 0, EventType::claimed, 30},  // the last event
                    {2, 2, EventType::expired, 5}},
                   3, 3);
 }
 
 float at(const InteractionMatrix& m, Index r, Index c) {
-  for (Offset k = m.indptr[static_cast<std::size_t>(r)]; k < m.indptr[static_cast<std::size_t>(r) + 1]; ++k) {
+  for (Offset k = m.indptr[static_cast<std::size_t>(r)];
+       k < m.indptr[static_cast<std::size_t>(r) + 1]; ++k) {
     if (m.indices[static_cast<std::size_t>(k)] == c) return m.data[static_cast<std::size_t>(k)];
   }
   return 0.0f;

@@ -92,7 +92,8 @@ TEST(WideTable, KnownAnswerAndEventsAtTheCutAreExcluded) {
 }
 
 TEST(WideTable, CutBeforeEveryEventGivesEmptyRows) {
-  const EventLog log = make_log({{0, 0, EventType::issued, 3.0}, {1, 1, EventType::issued, 4.0}}, 2, 2);
+  const EventLog log =
+      make_log({{0, 0, EventType::issued, 3.0}, {1, 1, EventType::issued, 4.0}}, 2, 2);
   const WideTable t = wide_table(log, two_benefits(), day_time(0.0), {});
   for (Index u = 0; u < 2; ++u) {
     EXPECT_EQ(at(t, "issued", u), 0);
@@ -110,9 +111,10 @@ TEST(WideTable, RejectsBadInput) {
   Benefit b;
   b.id = "x";
   one.add(b);
-  PERKREC_EXPECT_THROW_MSG(wide_table(log, one, day_time(5.0), {}), InputError, "wide_table", "1 benefits");
-  PERKREC_EXPECT_THROW_MSG(wide_table(log, two_benefits(), day_time(5.0), WideTableParams{{}, -1}), ConfigError,
-                           "num_threads");
+  PERKREC_EXPECT_THROW_MSG(wide_table(log, one, day_time(5.0), {}), InputError, "wide_table",
+                           "1 benefits");
+  PERKREC_EXPECT_THROW_MSG(wide_table(log, two_benefits(), day_time(5.0), WideTableParams{{}, -1}),
+                           ConfigError, "num_threads");
   // Unknown members and NaN amounts never reach the table: the log rejects them.
   EXPECT_THROW(make_log({{5, 0, EventType::issued, 1.0}}, 2, 2), InputError);
   EXPECT_THROW(make_log({{0, -1, EventType::ordered, 1.0, std::nanf("")}}, 2, 2), InputError);
@@ -139,7 +141,8 @@ TEST(WideTable, SameForAnyThreadCountAndInputOrder) {
   }
   // Reversed input order: the log sorts, the table is the same.
   const EventLog& log = prog.events;
-  std::vector<Index> users(log.users().begin(), log.users().end()), benefits(log.benefits().begin(), log.benefits().end());
+  std::vector<Index> users(log.users().begin(), log.users().end()),
+      benefits(log.benefits().begin(), log.benefits().end());
   std::vector<std::uint8_t> types(log.types().begin(), log.types().end());
   std::vector<Timestamp> times(log.timestamps().begin(), log.timestamps().end());
   std::vector<float> amounts(log.order_amounts().begin(), log.order_amounts().end());
@@ -147,13 +150,15 @@ TEST(WideTable, SameForAnyThreadCountAndInputOrder) {
   // Reverse whole members (ties within a member keep their order).
   std::vector<std::size_t> order;
   for (Index u = log.n_users() - 1; u >= 0; --u) {
-    for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) order.push_back(static_cast<std::size_t>(e));
+    for (Offset e = log.user_begin(u); e < log.user_end(u); ++e)
+      order.push_back(static_cast<std::size_t>(e));
   }
   auto permute = [&](auto& v) {
     auto copy = v;
     for (std::size_t i = 0; i < order.size(); ++i) v[i] = copy[order[i]];
   };
-  permute(users), permute(benefits), permute(types), permute(times), permute(amounts), permute(channels);
+  permute(users), permute(benefits), permute(types), permute(times), permute(amounts),
+      permute(channels);
   EventColumns c;
   c.user = users;
   c.benefit = benefits;
@@ -161,7 +166,8 @@ TEST(WideTable, SameForAnyThreadCountAndInputOrder) {
   c.timestamp = times;
   c.order_amount = amounts;
   c.channel = channels;
-  const EventLog shuffled = EventLog::from_columns(c, log.n_users(), log.n_benefits(), log.channel_names());
+  const EventLog shuffled =
+      EventLog::from_columns(c, log.n_users(), log.n_benefits(), log.channel_names());
   const WideTable s = wide_table(shuffled, prog.catalog, cut, one);
   for (std::size_t k = 0; k < a.columns.size(); ++k) {
     for (std::size_t u = 0; u < a.columns[k].size(); ++u) {

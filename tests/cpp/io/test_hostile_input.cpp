@@ -19,7 +19,8 @@ void fix_crc(std::string& bytes) {
 }
 
 // Replaces the first occurrence of `from` (raw bytes of an array) by `to` of the same size.
-void patch(std::string& bytes, const std::vector<std::int64_t>& from, const std::vector<std::int64_t>& to) {
+void patch(std::string& bytes, const std::vector<std::int64_t>& from,
+           const std::vector<std::int64_t>& to) {
   ASSERT_EQ(from.size(), to.size());
   const std::string a(reinterpret_cast<const char*>(from.data()), from.size() * 8);
   const std::string b(reinterpret_cast<const char*>(to.data()), to.size() * 8);
@@ -29,7 +30,9 @@ void patch(std::string& bytes, const std::vector<std::int64_t>& from, const std:
   fix_crc(bytes);
 }
 
-bool valid_utf8(const std::string& s) { return detail::invalid_utf8_at(s) == std::string_view::npos; }
+bool valid_utf8(const std::string& s) {
+  return detail::invalid_utf8_at(s) == std::string_view::npos;
+}
 
 TEST(HostileModelFile, StringListOffsetsAreCheckedBeforeAnyRead) {
   const std::string good = IdMap::from_strings({"alpha", "beta", "gamma"}).to_bytes();
@@ -37,15 +40,20 @@ TEST(HostileModelFile, StringListOffsetsAreCheckedBeforeAnyRead) {
   // offsets {0, 5, 9, 14}: a middle offset far past the bytes (it used to be read first), one
   // that decreases, one negative, and a last offset that disagrees with the byte count.
   const std::vector<std::int64_t> offsets = {0, 5, 9, 14};
-  for (const std::vector<std::int64_t>& bad : std::vector<std::vector<std::int64_t>>{
-           {0, 4096 + 5, 9, 14}, {0, 9, 5, 14}, {0, -5, 9, 14}, {0, 5, 9, 1 << 30}, {0, 5, 14, 14 + 64}}) {
+  for (const std::vector<std::int64_t>& bad :
+       std::vector<std::vector<std::int64_t>>{{0, 4096 + 5, 9, 14},
+                                              {0, 9, 5, 14},
+                                              {0, -5, 9, 14},
+                                              {0, 5, 9, 1 << 30},
+                                              {0, 5, 14, 14 + 64}}) {
     std::string damaged = good;
     patch(damaged, offsets, bad);
     try {
       IdMap::from_bytes(damaged);
       ADD_FAILURE() << "accepted offsets " << bad[1] << ", " << bad[2] << ", " << bad[3];
     } catch (const ModelFormatError& e) {
-      EXPECT_TRUE(e.code() == ModelFormatCode::invalid_content || e.code() == ModelFormatCode::bad_array)
+      EXPECT_TRUE(e.code() == ModelFormatCode::invalid_content ||
+                  e.code() == ModelFormatCode::bad_array)
           << e.what();
     }
   }
@@ -76,7 +84,8 @@ TEST(HostileModelFile, StringsMustBeUtf8) {
 
 TEST(HostileText, ErrorMessagesAreAlwaysValidUtf8) {
   EXPECT_EQ(detail::invalid_utf8_at("plain ascii"), std::string_view::npos);
-  EXPECT_EQ(detail::invalid_utf8_at("\xe2\x82\xac euro, \xf0\x9f\x8e\x81 gift"), std::string_view::npos);
+  EXPECT_EQ(detail::invalid_utf8_at("\xe2\x82\xac euro, \xf0\x9f\x8e\x81 gift"),
+            std::string_view::npos);
   EXPECT_EQ(detail::invalid_utf8_at("ab\xff"), 2u);
   EXPECT_EQ(detail::invalid_utf8_at("\xe2\x82"), 0u);          // cut sequence
   EXPECT_EQ(detail::invalid_utf8_at("x\xc1\xbf"), 1u);         // overlong
@@ -97,7 +106,8 @@ TEST(HostileText, ErrorMessagesAreAlwaysValidUtf8) {
 
 TEST(HostileParams, ThreadCountsAreBounded) {
   EXPECT_EQ(resolve_num_threads(kMaxThreads), kMaxThreads);
-  PERKREC_EXPECT_THROW_MSG(resolve_num_threads(kMaxThreads + 1), ConfigError, "num_threads", "1024");
+  PERKREC_EXPECT_THROW_MSG(resolve_num_threads(kMaxThreads + 1), ConfigError, "num_threads",
+                           "1024");
   PERKREC_EXPECT_THROW_MSG(resolve_num_threads(-1), ConfigError, "num_threads");
   ALSParams p;
   p.num_threads = 100000;
@@ -122,24 +132,24 @@ void expect_bounded_growth(Model& model, const char* name) {
   col.indices = {1, 7};
   col.data = {1.0f, 2.0f};
   const Index users = model.n_users(), benefits = model.n_benefits();
-  for (Index id : {std::numeric_limits<Index>::max(), std::numeric_limits<Index>::max() - 1, Index{100000000},
-                   users + kDefaultMaxGrowth}) {
-    PERKREC_EXPECT_THROW_MSG(model.partial_fit_users(std::vector<Index>{id}, one.view()), InputError,
-                             "out of range");
-    PERKREC_EXPECT_THROW_MSG(model.partial_fit_benefits(std::vector<Index>{id}, col.view()), InputError,
-                             "out of range");
+  for (Index id : {std::numeric_limits<Index>::max(), std::numeric_limits<Index>::max() - 1,
+                   Index{100000000}, users + kDefaultMaxGrowth}) {
+    PERKREC_EXPECT_THROW_MSG(model.partial_fit_users(std::vector<Index>{id}, one.view()),
+                             InputError, "out of range");
+    PERKREC_EXPECT_THROW_MSG(model.partial_fit_benefits(std::vector<Index>{id}, col.view()),
+                             InputError, "out of range");
     EXPECT_EQ(model.n_users(), users);
     EXPECT_EQ(model.n_benefits(), benefits);
   }
   // Within the limit growth works; a caller may narrow or widen it.
   model.partial_fit_users(std::vector<Index>{users + 9}, one.view());
   EXPECT_EQ(model.n_users(), users + 10);
-  PERKREC_EXPECT_THROW_MSG(model.partial_fit_users(std::vector<Index>{users + 20}, one.view(), 5), InputError,
-                           "out of range");
+  PERKREC_EXPECT_THROW_MSG(model.partial_fit_users(std::vector<Index>{users + 20}, one.view(), 5),
+                           InputError, "out of range");
   model.partial_fit_users(std::vector<Index>{users + 20}, one.view(), 11);
   EXPECT_EQ(model.n_users(), users + 21);
-  PERKREC_EXPECT_THROW_MSG(model.partial_fit_users(std::vector<Index>{1}, one.view(), -1), InputError,
-                           "max_growth");
+  PERKREC_EXPECT_THROW_MSG(model.partial_fit_users(std::vector<Index>{1}, one.view(), -1),
+                           InputError, "max_growth");
 }
 
 TEST(HostileIds, PartialFitGrowthIsBounded) {
@@ -187,7 +197,8 @@ TEST(HostileModelFile, DeclaredCountsMustBeJustifiedByTheBytes) {
     return w.to_bytes();
   };
   EXPECT_EQ(EventLog::from_bytes(with_users(9)).n_users(), 9);  // members without events: fine
-  PERKREC_EXPECT_THROW_MSG(EventLog::from_bytes(with_users(134217728)), ModelFormatError, "n_users 134217728");
+  PERKREC_EXPECT_THROW_MSG(EventLog::from_bytes(with_users(134217728)), ModelFormatError,
+                           "n_users 134217728");
 }
 
 TEST(HostileData, EventTimesAndChannelNamesAreChecked) {
@@ -205,14 +216,15 @@ TEST(HostileData, EventTimesAndChannelNamesAreChecked) {
   time[1] = kMaxTimestamp - 1;
   EXPECT_EQ(EventLog::from_columns(c).size(), 2);
   c.channel = channel;
-  PERKREC_EXPECT_THROW_MSG(EventLog::from_columns(c, -1, -1, {"email", "email"}), InputError, "'email'",
-                           "twice");
+  PERKREC_EXPECT_THROW_MSG(EventLog::from_columns(c, -1, -1, {"email", "email"}), InputError,
+                           "'email'", "twice");
   EXPECT_EQ(EventLog::from_columns(c, -1, -1, {"email", "app"}).size(), 2);
   // One stray huge member index (found by the fuzzer: 15 GB of per-member index).
   std::vector<Index> stray = {0, 1900000000};
   c.user = stray;
   c.channel = {};
-  PERKREC_EXPECT_THROW_MSG(EventLog::from_columns(c), InputError, "1900000001 users", "pass n_users explicitly");
+  PERKREC_EXPECT_THROW_MSG(EventLog::from_columns(c), InputError, "1900000001 users",
+                           "pass n_users explicitly");
   stray[1] = (1 << 20) - 1;  // within the inferred bound
   EXPECT_EQ(EventLog::from_columns(c).n_users(), 1 << 20);
 }
@@ -240,7 +252,8 @@ TEST(HostileNumbers, HugeFiniteValuesNeverBecomeSilentNaNOrInf) {
   huge.data[2] = 1e30f;
   PERKREC_EXPECT_THROW_MSG(fm.predict(huge.view(), out), InputError, "row 1", "not finite");
   std::vector<float> pairs(16);
-  PERKREC_EXPECT_THROW_MSG(fm.score_candidates(huge.view(), X.view(), pairs), InputError, "not finite");
+  PERKREC_EXPECT_THROW_MSG(fm.score_candidates(huge.view(), X.view(), pairs), InputError,
+                           "not finite");
   CsrMatrix<float> none;
   none.cols = 3;
   FMTarget empty;
@@ -283,13 +296,15 @@ TEST(HostileModelFile, HeaderJsonCannotExpandFarBeyondItsBytes) {
   PERKREC_EXPECT_THROW_MSG(ModelReader::from_bytes(w.to_bytes()), ModelFormatError, "in memory");
   // A large real header (long strings, as a catalog's) still loads.
   Json names = Json::array();
-  for (int i = 0; i < 20000; ++i) names.push_back("benefit number " + std::to_string(i) + " with a long name");
+  for (int i = 0; i < 20000; ++i)
+    names.push_back("benefit number " + std::to_string(i) + " with a long name");
   ModelWriter ok("IdMap", Json{{"names", names}});
   EXPECT_EQ(ModelReader::from_bytes(ok.to_bytes()).content()["names"].size(), 20000u);
   // Configs take the same limit when asked.
   JsonLimits limits;
   limits.max_memory_bytes = 1 << 20;
-  PERKREC_EXPECT_THROW_MSG(parse_json_strict<ConfigError>(bomb.dump(), "config", limits), ConfigError, "in memory");
+  PERKREC_EXPECT_THROW_MSG(parse_json_strict<ConfigError>(bomb.dump(), "config", limits),
+                           ConfigError, "in memory");
 }
 
 }  // namespace

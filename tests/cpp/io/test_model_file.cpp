@@ -211,7 +211,8 @@ TEST(ModelFile, ReadAnyGivesTheClassTheContainerNames) {
   EXPECT_EQ(kind_of(log.to_bytes()), "EventLog");
   // The object arrives as read: the visitor may keep it.
   const IdMap back = read_any(ModelReader::from_bytes(ids.to_bytes()), [](auto&& object) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(object)>, IdMap>) return IdMap(std::move(object));
+    if constexpr (std::is_same_v<std::decay_t<decltype(object)>, IdMap>)
+      return IdMap(std::move(object));
     return IdMap();
   });
   EXPECT_EQ(back, ids);

@@ -19,7 +19,8 @@ struct Planted {
   bool in_group(Index user, Index benefit) const { return benefit % groups == group_of(user); }
 };
 
-inline Planted planted(Index users, Index benefits, Index groups, double density, std::uint64_t seed) {
+inline Planted planted(Index users, Index benefits, Index groups, double density,
+                       std::uint64_t seed) {
   Planted p;
   p.groups = groups;
   p.matrix.rows = users;
@@ -46,7 +47,8 @@ inline CsrMatrix<float> take_rows(const CsrMatrix<float>& m, const std::vector<I
   out.rows = static_cast<Index>(rows.size());
   out.cols = m.cols;
   for (Index r : rows) {
-    for (Offset e = m.indptr[static_cast<std::size_t>(r)]; e < m.indptr[static_cast<std::size_t>(r) + 1]; ++e) {
+    for (Offset e = m.indptr[static_cast<std::size_t>(r)];
+         e < m.indptr[static_cast<std::size_t>(r) + 1]; ++e) {
       out.indices.push_back(m.indices[static_cast<std::size_t>(e)]);
       out.data.push_back(m.data[static_cast<std::size_t>(e)]);
     }
@@ -80,14 +82,17 @@ inline void expect_filter_respected(const TopK& top, const Filter& f) {
   for (Index r = 0; r < top.rows; ++r) {
     std::set<Index> seen, listed;
     if (f.exclude_rows.rows > 0) {
-      for (Offset e = f.exclude_rows.row_begin(r); e < f.exclude_rows.row_end(r); ++e) seen.insert(f.exclude_rows.indices[e]);
+      for (Offset e = f.exclude_rows.row_begin(r); e < f.exclude_rows.row_end(r); ++e)
+        seen.insert(f.exclude_rows.indices[e]);
     }
     if (f.eligibility.rows > 0) {
-      for (Offset e = f.eligibility.row_begin(r); e < f.eligibility.row_end(r); ++e) listed.insert(f.eligibility.indices[e]);
+      for (Offset e = f.eligibility.row_begin(r); e < f.eligibility.row_end(r); ++e)
+        listed.insert(f.eligibility.indices[e]);
     }
     std::set<Index> got;
     for (int i = 0; i < top.k; ++i) {
-      const std::size_t at = static_cast<std::size_t>(r) * static_cast<std::size_t>(top.k) + static_cast<std::size_t>(i);
+      const std::size_t at = static_cast<std::size_t>(r) * static_cast<std::size_t>(top.k) +
+                             static_cast<std::size_t>(i);
       const Index b = top.ids[at];
       EXPECT_FALSE(std::isnan(top.scores[at]));
       if (b < 0) continue;

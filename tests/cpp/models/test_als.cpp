@@ -22,15 +22,17 @@ ALSParams small_params(int cg_steps, int threads = 0) {
 }
 
 // Dense normal equations, every pair explicitly (no Gram trick), in double.
-Eigen::VectorXd dense_solve(const CsrMatrix<float>& m, Index row, const detail::FactorTable& y, double reg,
-                            double alpha) {
+Eigen::VectorXd dense_solve(const CsrMatrix<float>& m, Index row, const detail::FactorTable& y,
+                            double reg, double alpha) {
   const int f = y.dim;
   Eigen::MatrixXd a = Eigen::MatrixXd::Identity(f, f) * reg;
   Eigen::VectorXd b = Eigen::VectorXd::Zero(f);
   std::vector<double> value(static_cast<std::size_t>(m.cols), 0.0);
   std::vector<bool> positive(static_cast<std::size_t>(m.cols), false);
-  for (Offset e = m.indptr[static_cast<std::size_t>(row)]; e < m.indptr[static_cast<std::size_t>(row) + 1]; ++e) {
-    value[static_cast<std::size_t>(m.indices[static_cast<std::size_t>(e)])] = m.data[static_cast<std::size_t>(e)];
+  for (Offset e = m.indptr[static_cast<std::size_t>(row)];
+       e < m.indptr[static_cast<std::size_t>(row) + 1]; ++e) {
+    value[static_cast<std::size_t>(m.indices[static_cast<std::size_t>(e)])] =
+        m.data[static_cast<std::size_t>(e)];
     positive[static_cast<std::size_t>(m.indices[static_cast<std::size_t>(e)])] = true;
   }
   for (Index j = 0; j < y.rows; ++j) {
@@ -59,13 +61,16 @@ TEST(ALS, TinyKnownAnswerMatchesDenseLeastSquares) {
   const CsrMatrix<float> t = detail::transpose(m.view(), 1);
   for (Index b = 0; b < m.cols; ++b) {
     const Eigen::VectorXd want = dense_solve(t, b, als.user_factors(), p.regularization, p.alpha);
-    for (int k = 0; k < p.factors; ++k) EXPECT_NEAR(als.benefit_factors().row(b)[k], want[k], 2e-4) << b;
+    for (int k = 0; k < p.factors; ++k)
+      EXPECT_NEAR(als.benefit_factors().row(b)[k], want[k], 2e-4) << b;
   }
   // Fold-in is the exact member solve with the benefit factors fixed.
   const std::vector<float> folded = als.fold_in(m.view());
   for (Index u = 0; u < m.rows; ++u) {
-    const Eigen::VectorXd want = dense_solve(m, u, als.benefit_factors(), p.regularization, p.alpha);
-    for (int k = 0; k < p.factors; ++k) EXPECT_NEAR(folded[static_cast<std::size_t>(u * p.factors + k)], want[k], 2e-4);
+    const Eigen::VectorXd want =
+        dense_solve(m, u, als.benefit_factors(), p.regularization, p.alpha);
+    for (int k = 0; k < p.factors; ++k)
+      EXPECT_NEAR(folded[static_cast<std::size_t>(u * p.factors + k)], want[k], 2e-4);
   }
 }
 
@@ -232,7 +237,8 @@ TEST(ALS, PartialFitGrowsAndExplainSumsToTheScore) {
   one.cols = 41;
   const Explanation ex = als.explain(one.view(), 9, 100);
   const std::vector<float> x = als.fold_in(one.view());
-  const float score = detail::ConstMapVectorF(x.data(), 6).dot(detail::ConstMapVectorF(als.benefit_factors().row(9), 6));
+  const float score = detail::ConstMapVectorF(x.data(), 6)
+                          .dot(detail::ConstMapVectorF(als.benefit_factors().row(9), 6));
   EXPECT_NEAR(ex.score, score, 1e-3);
   float sum = 0;
   for (float c : ex.contributions) sum += c;
@@ -265,13 +271,17 @@ TEST(ALS, SaveLoadAndConcurrentRecommendMatchSerial) {
     one.exclude_rows = row.view();
     const TopK single = als.recommend(std::vector<Index>{u}, 5, one);
     for (int i = 0; i < 5; ++i) {
-      EXPECT_EQ(single.ids[static_cast<std::size_t>(i)], expected.ids[static_cast<std::size_t>(u * 5 + i)]);
-      EXPECT_NEAR(single.scores[static_cast<std::size_t>(i)], expected.scores[static_cast<std::size_t>(u * 5 + i)], 1e-5);
+      EXPECT_EQ(single.ids[static_cast<std::size_t>(i)],
+                expected.ids[static_cast<std::size_t>(u * 5 + i)]);
+      EXPECT_NEAR(single.scores[static_cast<std::size_t>(i)],
+                  expected.scores[static_cast<std::size_t>(u * 5 + i)], 1e-5);
     }
   }
   std::vector<TopK> results(8);
   std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t) threads.emplace_back([&, t] { results[static_cast<std::size_t>(t)] = als.recommend(users, 5, f); });
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back(
+        [&, t] { results[static_cast<std::size_t>(t)] = als.recommend(users, 5, f); });
   for (auto& th : threads) th.join();
   for (const TopK& r : results) EXPECT_EQ(r.ids, expected.ids);
   PERKREC_EXPECT_THROW_MSG(Popularity::from_bytes(als.to_bytes()), ModelFormatError, "ALS");
@@ -295,11 +305,15 @@ TEST(ALS, BadInputRaisesAndLeavesTheModelUnchanged) {
   PERKREC_EXPECT_THROW_MSG(als.recommend(std::vector<Index>{-1}, 3), InputError, "out of range");
   PERKREC_EXPECT_THROW_MSG(als.recommend(std::vector<Index>{0}, -1), InputError, "n must be");
   std::vector<float> out(1);
-  PERKREC_EXPECT_THROW_MSG(als.score(std::vector<Index>{0}, std::vector<Index>{12}, out), InputError, "out of range");
+  PERKREC_EXPECT_THROW_MSG(als.score(std::vector<Index>{0}, std::vector<Index>{12}, out),
+                           InputError, "out of range");
   const CsrMatrix<float> rows = testing::take_rows(data.matrix, {1, 2});
-  PERKREC_EXPECT_THROW_MSG(als.partial_fit_users(std::vector<Index>{1}, rows.view()), InputError, "wrong shape");
-  PERKREC_EXPECT_THROW_MSG(als.partial_fit_users(std::vector<Index>{1, -2}, rows.view()), InputError, "out of range");
-  PERKREC_EXPECT_THROW_MSG(als.partial_fit_users(std::vector<Index>{1, 1}, rows.view()), InputError, "twice");
+  PERKREC_EXPECT_THROW_MSG(als.partial_fit_users(std::vector<Index>{1}, rows.view()), InputError,
+                           "wrong shape");
+  PERKREC_EXPECT_THROW_MSG(als.partial_fit_users(std::vector<Index>{1, -2}, rows.view()),
+                           InputError, "out of range");
+  PERKREC_EXPECT_THROW_MSG(als.partial_fit_users(std::vector<Index>{1, 1}, rows.view()), InputError,
+                           "twice");
   CsrMatrix<float> wide = rows;
   wide.cols = 13;
   PERKREC_EXPECT_THROW_MSG(als.recommend_new(wide.view(), 3), InputError, "wrong shape");

@@ -76,7 +76,8 @@ TEST(BPR, NegativesAreDrawnOnlyAmongEligibleBenefits) {
   with.fit(data.matrix.view(), elig.view());
   without.fit(data.matrix.view());
   for (Index b = 20; b < 30; ++b) {
-    for (int k = 0; k < 9; ++k) EXPECT_EQ(with.benefit_factors().row(b)[k], initial.benefit_factors().row(b)[k]);
+    for (int k = 0; k < 9; ++k)
+      EXPECT_EQ(with.benefit_factors().row(b)[k], initial.benefit_factors().row(b)[k]);
   }
   EXPECT_NE(without.benefit_factors().row(25)[8], initial.benefit_factors().row(25)[8]);
   CsrMatrix<float> wrong = elig;
@@ -119,7 +120,9 @@ TEST(BPR, PartialFitAndSaveLoadAndThreads) {
   EXPECT_EQ(loaded.recommend(users, 5).ids, expected.ids);
   std::vector<TopK> results(6);
   std::vector<std::thread> threads;
-  for (int t = 0; t < 6; ++t) threads.emplace_back([&, t] { results[static_cast<std::size_t>(t)] = bpr.recommend(users, 5); });
+  for (int t = 0; t < 6; ++t)
+    threads.emplace_back(
+        [&, t] { results[static_cast<std::size_t>(t)] = bpr.recommend(users, 5); });
   for (auto& th : threads) th.join();
   for (const TopK& r : results) EXPECT_EQ(r.ids, expected.ids);
 }
@@ -134,7 +137,8 @@ TEST(BPR, PopularityNegativesKeepGloballyPopularBenefitsInCheck) {
   m.cols = 64;
   Rng rng(99);
   for (Index u = 0; u < 400; ++u) {
-    for (Offset e = data.matrix.indptr[static_cast<std::size_t>(u)]; e < data.matrix.indptr[static_cast<std::size_t>(u) + 1]; ++e) {
+    for (Offset e = data.matrix.indptr[static_cast<std::size_t>(u)];
+         e < data.matrix.indptr[static_cast<std::size_t>(u) + 1]; ++e) {
       m.indices.push_back(data.matrix.indices[static_cast<std::size_t>(e)]);
       m.data.push_back(1.0f);
     }
@@ -164,7 +168,8 @@ TEST(BPR, PopularityNegativesKeepGloballyPopularBenefitsInCheck) {
   BPRParams p = small_params(1);
   p.negative_sampling = NegativeSampling::popularity;
   EXPECT_EQ(BPRParams::from_json(p.to_json()).negative_sampling, NegativeSampling::popularity);
-  PERKREC_EXPECT_THROW_MSG(BPRParams::from_json(Json{{"negative_sampling", "hard"}}), ConfigError, "negative_sampling");
+  PERKREC_EXPECT_THROW_MSG(BPRParams::from_json(Json{{"negative_sampling", "hard"}}), ConfigError,
+                           "negative_sampling");
 }
 
 TEST(BPR, BadInputRaises) {
@@ -179,13 +184,15 @@ TEST(BPR, BadInputRaises) {
   PERKREC_EXPECT_THROW_MSG(bpr.fit(unsorted.view()), InputError, "strictly increasing");
   bpr.fit(data.matrix.view());
   PERKREC_EXPECT_THROW_MSG(bpr.recommend(std::vector<Index>{40}, 2), InputError, "out of range");
-  PERKREC_EXPECT_THROW_MSG(bpr.similar_benefits(std::vector<Index>{-1}, 2), InputError, "out of range");
+  PERKREC_EXPECT_THROW_MSG(bpr.similar_benefits(std::vector<Index>{-1}, 2), InputError,
+                           "out of range");
   BPRParams diverge = small_params(1);
   diverge.learning_rate = 1e30f;
   diverge.regularization = 1e30f;
   BPR exploding(diverge);
   PERKREC_EXPECT_THROW_MSG(exploding.fit(data.matrix.view()), DivergenceError, "non-finite");
-  PERKREC_EXPECT_THROW_MSG(BPRParams::from_json(Json{{"learning_rate", 0}}), ConfigError, "learning_rate");
+  PERKREC_EXPECT_THROW_MSG(BPRParams::from_json(Json{{"learning_rate", 0}}), ConfigError,
+                           "learning_rate");
   EXPECT_EQ(BPRParams::from_json(small_params(3).to_json()).to_json(), small_params(3).to_json());
 }
 

@@ -94,7 +94,8 @@ TEST(Calibrators, JsonRoundTripAndStrictLoading) {
   EXPECT_EQ(i2.knots_y(), iso.knots_y());
   EXPECT_THROW(PlattCalibrator::from_json(Json{{"a", 1.0}, {"b", 0.0}, {"c", 1}}), ConfigError);
   EXPECT_THROW(PlattCalibrator::from_json(Json{{"a", 1.0}}), ConfigError);
-  EXPECT_THROW(IsotonicCalibrator::from_json(Json{{"x", {1.0, 0.0}}, {"y", {0.1, 0.2}}}), ConfigError);  // x decreases
+  EXPECT_THROW(IsotonicCalibrator::from_json(Json{{"x", {1.0, 0.0}}, {"y", {0.1, 0.2}}}),
+               ConfigError);  // x decreases
   EXPECT_THROW(IsotonicCalibrator::from_json(Json{{"x", {1.0}}, {"y", {0.1, 0.2}}}), ConfigError);
 }
 

@@ -16,7 +16,9 @@ using testing::temp_dir;
 // Midnight UTC, so that whole days in the helpers below are whole UTC days.
 constexpr Timestamp kBase = 19676 * kSecondsPerDay;
 
-Timestamp at_day(double day) { return kBase + static_cast<Timestamp>(std::llround(day * kSecondsPerDay)); }
+Timestamp at_day(double day) {
+  return kBase + static_cast<Timestamp>(std::llround(day * kSecondsPerDay));
+}
 
 struct Order {
   Index user;
@@ -47,7 +49,9 @@ EventLog orders_log(const std::vector<Order>& orders, Index n_users = -1) {
 
 std::string cdnow_folder() {
   const char* dir = std::getenv("PERKREC_DATA_DIR");
-  std::string base = dir != nullptr ? std::string(dir) : std::string(PERKREC_TEST_SOURCE_DIR) + "/../../../shared/data";
+  std::string base = dir != nullptr
+                         ? std::string(dir)
+                         : std::string(PERKREC_TEST_SOURCE_DIR) + "/../../../shared/data";
   return base + "/cdnow-fader-hardie";
 }
 
@@ -67,8 +71,8 @@ struct Simulated {
 // Members simulated by any purchase model: BG/NBD (dropout after each repeat purchase, never
 // after the first: x = 0 members are alive for sure, as its likelihood has it), MBG/NBD (also
 // right after the first) or Pareto/NBD (death at an exponential time of rate mu).
-Simulated simulate_model(Index members, const PurchaseModel& truth, const GammaGamma& gg, std::uint64_t seed,
-                         double span_days) {
+Simulated simulate_model(Index members, const PurchaseModel& truth, const GammaGamma& gg,
+                         std::uint64_t seed, double span_days) {
   Simulated s;
   s.members = members;
   const auto& th = truth.params;
@@ -79,7 +83,8 @@ Simulated simulate_model(Index members, const PurchaseModel& truth, const GammaG
     const double p = pareto ? 0.0 : rng.beta(th[2], th[3]);
     const double nu = rng.gamma(gg.q) / gg.gamma;
     const double start = std::floor(rng.uniform(0.0, span_days / 2));
-    const double death = pareto ? start + rng.exponential() / (rng.gamma(th[2]) / th[3]) : span_days;
+    const double death =
+        pareto ? start + rng.exponential() / (rng.gamma(th[2]) / th[3]) : span_days;
     double t = start;
     auto value = [&] { return static_cast<float>(rng.gamma(gg.p) / nu); };
     s.orders.push_back({u, t, value()});
@@ -97,9 +102,11 @@ Simulated simulate_model(Index members, const PurchaseModel& truth, const GammaG
   return s;
 }
 
-Simulated simulate(Index members, const BGNBD& bg, const GammaGamma& gg, std::uint64_t seed, double span_days) {
-  return simulate_model(members, PurchaseModel{PurchaseModelKind::bgnbd, {bg.r, bg.alpha, bg.a, bg.b}}, gg, seed,
-                        span_days);
+Simulated simulate(Index members, const BGNBD& bg, const GammaGamma& gg, std::uint64_t seed,
+                   double span_days) {
+  return simulate_model(members,
+                        PurchaseModel{PurchaseModelKind::bgnbd, {bg.r, bg.alpha, bg.a, bg.b}}, gg,
+                        seed, span_days);
 }
 
 std::vector<std::vector<double>> cdnow_summary_columns() {
@@ -152,7 +159,8 @@ TEST(CLV, CdnowPublishedBgnbdAndGammaGamma) {
   // expected purchases in the next 39 weeks (lifetimes 0.11.3: 1.22591).
   EXPECT_NEAR(pred.expected_purchases[0], 1.2259, 0.0005);
   for (std::size_t i = 0; i < pred.clv.size(); ++i) {
-    ASSERT_TRUE(std::isfinite(pred.clv[i]) && std::isfinite(pred.clv_lower[i]) && std::isfinite(pred.clv_upper[i]));
+    ASSERT_TRUE(std::isfinite(pred.clv[i]) && std::isfinite(pred.clv_lower[i]) &&
+                std::isfinite(pred.clv_upper[i]));
   }
 }
 
@@ -173,7 +181,8 @@ TEST(CLV, RecoversSimulatedParameters) {
       ASSERT_TRUE(std::isfinite(f.standard_errors[static_cast<std::size_t>(k)]));
       EXPECT_LT(std::fabs(f.params[static_cast<std::size_t>(k)] - want[k]),
                 4.0 * f.standard_errors[static_cast<std::size_t>(k)])
-          << "seed " << seed << " parameter " << k << " got " << f.params[static_cast<std::size_t>(k)];
+          << "seed " << seed << " parameter " << k << " got "
+          << f.params[static_cast<std::size_t>(k)];
     }
     ASSERT_TRUE(model.report().spend_fitted);
     const MaximumLikelihoodFit& g = model.report().spend.fit;
@@ -181,7 +190,8 @@ TEST(CLV, RecoversSimulatedParameters) {
     for (int k = 0; k < 3; ++k) {
       EXPECT_LT(std::fabs(g.params[static_cast<std::size_t>(k)] - spend_want[k]),
                 4.0 * g.standard_errors[static_cast<std::size_t>(k)])
-          << "seed " << seed << " spend parameter " << k << " got " << g.params[static_cast<std::size_t>(k)];
+          << "seed " << seed << " spend parameter " << k << " got "
+          << g.params[static_cast<std::size_t>(k)];
     }
   }
 }
@@ -202,13 +212,15 @@ TEST(CLV, RecoversParametersOnLargeData) {
   ASSERT_GT(model.report().spend.fit.members, 20000);
   const double want[4] = {truth.r, truth.alpha, truth.a, truth.b};
   for (std::size_t k = 0; k < 4; ++k) {
-    EXPECT_LT(std::fabs(f.params[k] - want[k]), 4.0 * f.standard_errors[k]) << "parameter " << k << " got " << f.params[k];
+    EXPECT_LT(std::fabs(f.params[k] - want[k]), 4.0 * f.standard_errors[k])
+        << "parameter " << k << " got " << f.params[k];
   }
   EXPECT_TRUE(f.converged);
   const MaximumLikelihoodFit& g = model.report().spend.fit;
   const double spend_want[3] = {spend_truth.p, spend_truth.q, spend_truth.gamma};
   for (std::size_t k = 0; k < 3; ++k) {
-    EXPECT_LT(std::fabs(g.params[k] - spend_want[k]), 4.0 * g.standard_errors[k]) << "spend " << k << " got " << g.params[k];
+    EXPECT_LT(std::fabs(g.params[k] - spend_want[k]), 4.0 * g.standard_errors[k])
+        << "spend " << k << " got " << g.params[k];
   }
   EXPECT_TRUE(g.converged);
 }
@@ -217,8 +229,16 @@ TEST(CLV, SummaryBoundaryCases) {
   // Member 0: three orders on day 0 (one occasion), one on day 10 and one exactly at the cut
   // (day 20, excluded). Member 1: first order on the cut's last day. Member 2: orders only after
   // the cut. Member 3: two orders in one week and one the next week.
-  const EventLog log = orders_log({{0, 0.1, 5}, {0, 0.5, 5}, {0, 0.9, 10}, {0, 10.2, 8}, {0, 20.0, 100},
-                                   {1, 19.5, 7}, {2, 25.0, 3}, {3, 1.0, 4}, {3, 3.0, 6}, {3, 9.0, 2}});
+  const EventLog log = orders_log({{0, 0.1, 5},
+                                   {0, 0.5, 5},
+                                   {0, 0.9, 10},
+                                   {0, 10.2, 8},
+                                   {0, 20.0, 100},
+                                   {1, 19.5, 7},
+                                   {2, 25.0, 3},
+                                   {3, 1.0, 4},
+                                   {3, 3.0, 6},
+                                   {3, 9.0, 2}});
   const CLVSummary s = summarize_purchases(log, at_day(20.0), CLVParams::TimeUnit::day);
   ASSERT_EQ(s.users, (std::vector<Index>{0, 1, 3}));
   EXPECT_EQ(s.x[0], 1);
@@ -232,7 +252,8 @@ TEST(CLV, SummaryBoundaryCases) {
   EXPECT_EQ(s.x[2], 2);
   EXPECT_EQ(s.t_x[2], 8);
   EXPECT_DOUBLE_EQ(s.monetary[2], 4);
-  const CLVSummary w = summarize_purchases(log, at_day(20.0), CLVParams::TimeUnit::week, CLVParams::TimeUnit::week);
+  const CLVSummary w =
+      summarize_purchases(log, at_day(20.0), CLVParams::TimeUnit::week, CLVParams::TimeUnit::week);
   EXPECT_EQ(w.x[0], 1);
   EXPECT_NEAR(w.t_x[0], 10.0 / 7, 1e-12);
   EXPECT_NEAR(w.T[0], 19.0 / 7, 1e-12);
@@ -242,7 +263,8 @@ TEST(CLV, SummaryBoundaryCases) {
 }
 
 TEST(CLV, NoLeakNoThreadEffectAndSaveLoad) {
-  const Simulated s = simulate(3000, BGNBD{0.7, 15.0, 0.8, 2.5}, GammaGamma{4.0, 3.0, 20.0}, 11, 300.0);
+  const Simulated s =
+      simulate(3000, BGNBD{0.7, 15.0, 0.8, 2.5}, GammaGamma{4.0, 3.0, 20.0}, 11, 300.0);
   std::vector<Order> with_future = s.orders;
   for (Index u = 0; u < 3000; u += 3) with_future.push_back({u, 305.0 + u % 7, 999.0f});
   CLVParams p;
@@ -298,7 +320,9 @@ TEST(CLV, NoLeakNoThreadEffectAndSaveLoad) {
       [](Json& content) { content["n_members"] = content["n_members"].get<std::int64_t>() + 1; },
       [](Json& content) { content["n_users"] = 3; },
       [](Json& content) { content["params"]["time_unit"] = "month"; },
-      [](Json& content) { content["p_alive_thresholds"] = Json::array({0.5, 2.0, 0.1}); },
+      [](Json& content) {
+        content["p_alive_thresholds"] = Json::array({0.5, 2.0, 0.1});
+      },
       [](Json& content) { content["cut_time"] = "yesterday"; },
       [](Json& content) { content["surprise"] = 1; },
       [](Json& content) { content.erase("spend_fitted"); },
@@ -317,12 +341,14 @@ TEST(CLV, NoLeakNoThreadEffectAndSaveLoad) {
   // Zero discount and margin 1: clv is expected purchases x expected order value.
   const CLVPrediction plain = one.predict(30.0);
   for (std::size_t i = 0; i < plain.clv.size(); ++i) {
-    ASSERT_NEAR(plain.clv[i], plain.expected_purchases[i] * plain.expected_order_value[i], 1e-9 * (1 + plain.clv[i]));
+    ASSERT_NEAR(plain.clv[i], plain.expected_purchases[i] * plain.expected_order_value[i],
+                1e-9 * (1 + plain.clv[i]));
   }
 }
 
 TEST(CLV, ConcurrentPredictMatchesSerial) {
-  const Simulated s = simulate(1500, BGNBD{0.7, 15.0, 0.8, 2.5}, GammaGamma{4.0, 3.0, 20.0}, 8, 300.0);
+  const Simulated s =
+      simulate(1500, BGNBD{0.7, 15.0, 0.8, 2.5}, GammaGamma{4.0, 3.0, 20.0}, 8, 300.0);
   CLVParams p;
   p.forecaster = CLVParams::Forecaster::purchase;
   p.time_unit = CLVParams::TimeUnit::day;
@@ -344,7 +370,8 @@ TEST(CLV, ConcurrentPredictMatchesSerial) {
 }
 
 TEST(CLV, IntervalHoldsThePointEstimate) {
-  const Simulated s = simulate(2000, BGNBD{0.7, 15.0, 0.8, 2.5}, GammaGamma{4.0, 3.0, 20.0}, 5, 300.0);
+  const Simulated s =
+      simulate(2000, BGNBD{0.7, 15.0, 0.8, 2.5}, GammaGamma{4.0, 3.0, 20.0}, 5, 300.0);
   CLVParams p;
   p.forecaster = CLVParams::Forecaster::purchase;
   p.time_unit = CLVParams::TimeUnit::day;
@@ -353,24 +380,28 @@ TEST(CLV, IntervalHoldsThePointEstimate) {
   model.fit(orders_log(s.orders), at_day(300.0));
   const CLVPrediction pred = model.predict(60.0);
   std::size_t inside = 0;
-  for (std::size_t i = 0; i < pred.clv.size(); ++i) inside += pred.clv_lower[i] <= pred.clv[i] && pred.clv[i] <= pred.clv_upper[i];
+  for (std::size_t i = 0; i < pred.clv.size(); ++i)
+    inside += pred.clv_lower[i] <= pred.clv[i] && pred.clv[i] <= pred.clv_upper[i];
   EXPECT_GT(static_cast<double>(inside) / static_cast<double>(pred.clv.size()), 0.95);
 }
 
 TEST(CLV, BoundaryDataFitsWithoutErrors) {
   // No repeat buyers: one order each.
   std::vector<Order> single;
-  for (Index u = 0; u < 200; ++u) single.push_back({u, static_cast<double>(u % 50), 10.0f + static_cast<float>(u % 3)});
+  for (Index u = 0; u < 200; ++u)
+    single.push_back({u, static_cast<double>(u % 50), 10.0f + static_cast<float>(u % 3)});
   CLVModel none;
   none.fit(orders_log(single), at_day(60.0));
   EXPECT_FALSE(none.report().spend_fitted);
   CLVPrediction pn = none.predict(10.0);
-  for (std::size_t i = 0; i < pn.clv.size(); ++i) ASSERT_TRUE(std::isfinite(pn.clv[i]) && std::isfinite(pn.p_alive[i]));
+  for (std::size_t i = 0; i < pn.clv.size(); ++i)
+    ASSERT_TRUE(std::isfinite(pn.clv[i]) && std::isfinite(pn.p_alive[i]));
 
   // Everyone buys every 5 days until the cut and nobody drops out: a -> 0 or b -> infinity.
   std::vector<Order> steady;
   for (Index u = 0; u < 300; ++u) {
-    for (double d = static_cast<double>(u % 5); d < 100; d += 5) steady.push_back({u, d + 0.5, 20.0f + static_cast<float>(d) * 0.01f});
+    for (double d = static_cast<double>(u % 5); d < 100; d += 5)
+      steady.push_back({u, d + 0.5, 20.0f + static_cast<float>(d) * 0.01f});
   }
   CLVParams p;
   p.forecaster = CLVParams::Forecaster::purchase;
@@ -398,7 +429,8 @@ TEST(CLV, CdnowMbgnbdAndParetoNbdEqualLifetimes) {
     if (require_data()) FAIL() << "CDNOW data missing and PERKREC_REQUIRE_DATA=1";
     GTEST_SKIP() << "CDNOW data not found in ../shared/data";
   }
-  const CLVSummary summary = CLVSummary::from_arrays(columns[0], columns[1], columns[2], columns[3]);
+  const CLVSummary summary =
+      CLVSummary::from_arrays(columns[0], columns[1], columns[2], columns[3]);
   // lifetimes 0.11.3 on the same summaries (ModifiedBetaGeoFitter, ParetoNBDFitter, defaults),
   // and its p_alive / expected purchases in 39 weeks for customers 1-3.
   struct Case {
@@ -407,10 +439,14 @@ TEST(CLV, CdnowMbgnbdAndParetoNbdEqualLifetimes) {
     std::array<double, 3> p_alive, expected;
   };
   const Case cases[] = {
-      {PurchaseModelKind::mbgnbd, {0.524838, 6.182988, 0.891356, 1.614000},
-       {0.706126, 0.170820, 0.389716}, {1.262671, 0.188789, 0.153954}},
-      {PurchaseModelKind::paretonbd, {0.553283, 10.577758, 0.606210, 11.668200},
-       {0.869120, 0.167877, 0.295103}, {1.455118, 0.170986, 0.107063}},
+      {PurchaseModelKind::mbgnbd,
+       {0.524838, 6.182988, 0.891356, 1.614000},
+       {0.706126, 0.170820, 0.389716},
+       {1.262671, 0.188789, 0.153954}},
+      {PurchaseModelKind::paretonbd,
+       {0.553283, 10.577758, 0.606210, 11.668200},
+       {0.869120, 0.167877, 0.295103},
+       {1.455118, 0.170986, 0.107063}},
   };
   for (const Case& c : cases) {
     CLVParams p;
@@ -422,16 +458,20 @@ TEST(CLV, CdnowMbgnbdAndParetoNbdEqualLifetimes) {
     const MaximumLikelihoodFit& f = model.report().purchase.fit;
     EXPECT_TRUE(f.converged) << PurchaseModel::name(c.kind);
     for (std::size_t k = 0; k < 4; ++k) {
-      EXPECT_NEAR(f.params[k] / c.params[k], 1.0, 1e-3) << PurchaseModel::name(c.kind) << " parameter " << k;
+      EXPECT_NEAR(f.params[k] / c.params[k], 1.0, 1e-3)
+          << PurchaseModel::name(c.kind) << " parameter " << k;
       EXPECT_TRUE(std::isfinite(f.standard_errors[k]));
     }
     const CLVPrediction pred = model.predict(39.0);
     for (std::size_t i = 0; i < 3; ++i) {
-      EXPECT_NEAR(pred.p_alive[i], c.p_alive[i], 1e-4) << PurchaseModel::name(c.kind) << " customer " << i + 1;
-      EXPECT_NEAR(pred.expected_purchases[i], c.expected[i], 1e-4) << PurchaseModel::name(c.kind) << " customer " << i + 1;
+      EXPECT_NEAR(pred.p_alive[i], c.p_alive[i], 1e-4)
+          << PurchaseModel::name(c.kind) << " customer " << i + 1;
+      EXPECT_NEAR(pred.expected_purchases[i], c.expected[i], 1e-4)
+          << PurchaseModel::name(c.kind) << " customer " << i + 1;
     }
     for (std::size_t i = 0; i < pred.clv.size(); ++i) {
-      ASSERT_TRUE(std::isfinite(pred.clv[i]) && std::isfinite(pred.clv_lower[i]) && std::isfinite(pred.clv_upper[i]));
+      ASSERT_TRUE(std::isfinite(pred.clv[i]) && std::isfinite(pred.clv_lower[i]) &&
+                  std::isfinite(pred.clv_upper[i]));
     }
     if (c.kind == PurchaseModelKind::paretonbd) {
       EXPECT_NEAR(f.log_likelihood, -9595.0, 0.05);  // Fader and Hardie's Pareto/NBD note
@@ -454,9 +494,11 @@ TEST(CLV, EveryPurchaseModelRecoversSimulatedParameters) {
       model.fit(orders_log(s.orders), at_day(400.0));
       const MaximumLikelihoodFit& f = model.report().purchase.fit;
       for (std::size_t k = 0; k < 4; ++k) {
-        ASSERT_TRUE(std::isfinite(f.standard_errors[k])) << PurchaseModel::name(truth.kind) << " seed " << seed;
+        ASSERT_TRUE(std::isfinite(f.standard_errors[k]))
+            << PurchaseModel::name(truth.kind) << " seed " << seed;
         EXPECT_LT(std::fabs(f.params[k] - truth.params[k]), 4.0 * f.standard_errors[k])
-            << PurchaseModel::name(truth.kind) << " seed " << seed << " parameter " << k << " got " << f.params[k];
+            << PurchaseModel::name(truth.kind) << " seed " << seed << " parameter " << k << " got "
+            << f.params[k];
       }
       // The fitted model's expected purchases of a fresh member match the simulated mean.
       EXPECT_TRUE(f.converged) << PurchaseModel::name(truth.kind) << " seed " << seed;
@@ -466,20 +508,24 @@ TEST(CLV, EveryPurchaseModelRecoversSimulatedParameters) {
 
 TEST(CLV, EveryPurchaseModelIsFiniteOnBoundaryData) {
   std::vector<Order> single, steady, mixed;
-  for (Index u = 0; u < 200; ++u) single.push_back({u, static_cast<double>(u % 50), 10.0f + static_cast<float>(u % 3)});
+  for (Index u = 0; u < 200; ++u)
+    single.push_back({u, static_cast<double>(u % 50), 10.0f + static_cast<float>(u % 3)});
   for (Index u = 0; u < 300; ++u) {
-    for (double d = static_cast<double>(u % 5); d < 100; d += 5) steady.push_back({u, d + 0.5, 20.0f});
+    for (double d = static_cast<double>(u % 5); d < 100; d += 5)
+      steady.push_back({u, d + 0.5, 20.0f});
   }
   // Half one-time buyers, half buying every day until the cut; one member whose first order
   // is on the cut's last day (T = 0).
   for (Index u = 0; u < 100; ++u) mixed.push_back({u, static_cast<double>(u % 30), 5.0f});
   for (Index u = 100; u < 200; ++u) {
-    for (double d = static_cast<double>(u % 30); d < 60; d += 1) mixed.push_back({u, d + 0.5, 5.0f});
+    for (double d = static_cast<double>(u % 30); d < 60; d += 1)
+      mixed.push_back({u, d + 0.5, 5.0f});
   }
   mixed.push_back({200, 59.5, 5.0f});
-  const std::pair<const std::vector<Order>*, double> logs[] = {{&single, 60.0}, {&steady, 100.0}, {&mixed, 60.0}};
-  for (auto kind : {PurchaseModelKind::bgnbd, PurchaseModelKind::mbgnbd, PurchaseModelKind::paretonbd,
-                    PurchaseModelKind::bgbb}) {
+  const std::pair<const std::vector<Order>*, double> logs[] = {
+      {&single, 60.0}, {&steady, 100.0}, {&mixed, 60.0}};
+  for (auto kind : {PurchaseModelKind::bgnbd, PurchaseModelKind::mbgnbd,
+                    PurchaseModelKind::paretonbd, PurchaseModelKind::bgbb}) {
     for (auto unit : {CLVParams::TimeUnit::day, CLVParams::TimeUnit::week}) {
       for (std::size_t l = 0; l < 3; ++l) {
         for (double penalizer : {0.0, 0.01}) {
@@ -495,9 +541,10 @@ TEST(CLV, EveryPurchaseModelIsFiniteOnBoundaryData) {
           const CLVPrediction pred = model.predict(13.0, 0.01);
           for (std::size_t i = 0; i < pred.clv.size(); ++i) {
             ASSERT_TRUE(std::isfinite(pred.clv[i]) && std::isfinite(pred.expected_purchases[i]) &&
-                        pred.p_alive[i] >= 0 && pred.p_alive[i] <= 1 && std::isfinite(pred.clv_lower[i]) &&
-                        std::isfinite(pred.clv_upper[i]))
-                << PurchaseModel::name(kind) << " log " << l << " member " << i << " penalizer " << penalizer;
+                        pred.p_alive[i] >= 0 && pred.p_alive[i] <= 1 &&
+                        std::isfinite(pred.clv_lower[i]) && std::isfinite(pred.clv_upper[i]))
+                << PurchaseModel::name(kind) << " log " << l << " member " << i << " penalizer "
+                << penalizer;
           }
           // Save / load keeps the model and its predictions.
           const CLVModel loaded = CLVModel::from_bytes(model.to_bytes());
@@ -547,7 +594,8 @@ TEST(BGBB, RecoversSimulatedParametersAndFitsThroughCLVModel) {
   const std::vector<double> bad_x = {1, 3}, bad_t = {2, 2}, bad_n = {5, 5};
   PERKREC_EXPECT_THROW_MSG(BGBB::maximum_likelihood(bad_x, bad_t, bad_n), InputError, "position 1");
   const std::vector<double> one = {1}, far = {1e7};
-  PERKREC_EXPECT_THROW_MSG(BGBB::maximum_likelihood(one, one, far), InputError, "position 0", "1e6");
+  PERKREC_EXPECT_THROW_MSG(BGBB::maximum_likelihood(one, one, far), InputError, "position 0",
+                           "1e6");
   // Through CLVModel: occasion must equal time_unit.
   CLVParams p;
   p.forecaster = CLVParams::Forecaster::purchase;
@@ -560,7 +608,8 @@ TEST(BGBB, RecoversSimulatedParametersAndFitsThroughCLVModel) {
   model.fit(CLVSummary::from_arrays(xs, ts, Ts, ms));
   std::vector<double> alive(1), expected(1);
   const std::vector<double> x2 = {3}, t2 = {2}, T2 = {5};
-  PERKREC_EXPECT_THROW_MSG(model.conditional(x2, t2, T2, 1.0, alive, expected), InputError, "position 0");
+  PERKREC_EXPECT_THROW_MSG(model.conditional(x2, t2, T2, 1.0, alive, expected), InputError,
+                           "position 0");
 }
 
 TEST(ParetoNBD, SeriesAndQuadratureAgree) {
@@ -569,16 +618,19 @@ TEST(ParetoNBD, SeriesAndQuadratureAgree) {
   Rng rng(5, 1);
   int compared = 0;
   for (int i = 0; i < 3000; ++i) {
-    const ParetoNBD m{std::exp(rng.uniform(-3.0, 3.0)), std::exp(rng.uniform(-2.0, 4.0)), std::exp(rng.uniform(-3.0, 3.0)),
-                      std::exp(rng.uniform(-2.0, 4.0))};
+    const ParetoNBD m{std::exp(rng.uniform(-3.0, 3.0)), std::exp(rng.uniform(-2.0, 4.0)),
+                      std::exp(rng.uniform(-3.0, 3.0)), std::exp(rng.uniform(-2.0, 4.0))};
     const double x = std::floor(std::exp(rng.uniform(-2.0, 4.0)));
     const double T = std::exp(rng.uniform(-1.0, 5.0));
     const double t_x = T * rng.uniform(0.0, 0.99);
     if (std::fabs(m.alpha - m.beta) / (std::max(m.alpha, m.beta) + t_x) > 0.9) continue;
-    const double upper_tx = detail::pareto_log_upper(m, x, t_x), upper_T = detail::pareto_log_upper(m, x, T);
-    const double series = upper_tx + std::log1p(-std::exp(upper_T - upper_tx)) - std::log(m.r + x + m.s);
+    const double upper_tx = detail::pareto_log_upper(m, x, t_x),
+                 upper_T = detail::pareto_log_upper(m, x, T);
+    const double series =
+        upper_tx + std::log1p(-std::exp(upper_T - upper_tx)) - std::log(m.r + x + m.s);
     ASSERT_NEAR(series, detail::pareto_log_integral_quadrature(m, x, t_x, T), 1e-8)
-        << "r " << m.r << " alpha " << m.alpha << " s " << m.s << " beta " << m.beta << " x " << x << " t_x " << t_x;
+        << "r " << m.r << " alpha " << m.alpha << " s " << m.s << " beta " << m.beta << " x " << x
+        << " t_x " << t_x;
     ++compared;
   }
   EXPECT_GT(compared, 1000);
@@ -588,11 +640,19 @@ TEST(CLV, CalibrationHoldoutCountsOccasionsAndSpend) {
   // Member 0: orders on days 1, 3 (calibration) and 10, 10, 12, 30 (holdout; two on day 10 are
   // one occasion), 41 (after the observation end). Member 1: first order in the holdout (left
   // out). Member 2: one calibration order, nothing after.
-  const EventLog log = orders_log({{0, 1.5, 10}, {0, 3.5, 20}, {0, 10.2, 5}, {0, 10.7, 6}, {0, 12.5, 7},
-                                   {0, 30.5, 8}, {0, 41.5, 100}, {1, 15.5, 50}, {2, 2.5, 9}});
+  const EventLog log = orders_log({{0, 1.5, 10},
+                                   {0, 3.5, 20},
+                                   {0, 10.2, 5},
+                                   {0, 10.7, 6},
+                                   {0, 12.5, 7},
+                                   {0, 30.5, 8},
+                                   {0, 41.5, 100},
+                                   {1, 15.5, 50},
+                                   {2, 2.5, 9}});
   for (int threads : {1, 2}) {
-    const CLVHoldout h = calibration_holdout(log, at_day(7.0), at_day(40.0), CLVParams::TimeUnit::week,
-                                             CLVParams::TimeUnit::day, threads);
+    const CLVHoldout h =
+        calibration_holdout(log, at_day(7.0), at_day(40.0), CLVParams::TimeUnit::week,
+                            CLVParams::TimeUnit::day, threads);
     ASSERT_EQ(h.calibration.users, (std::vector<Index>{0, 2}));
     EXPECT_EQ(h.purchases, (std::vector<double>{3, 0}));
     EXPECT_NEAR(h.spend[0], 26.0, 1e-6);
@@ -601,13 +661,17 @@ TEST(CLV, CalibrationHoldoutCountsOccasionsAndSpend) {
     // Days 10 and 12 are in week 0 after the cut (days 7-13), day 30 in week 3.
     EXPECT_EQ(h.period_purchases, (std::vector<double>{2, 0, 0, 1, 0}));
   }
-  PERKREC_EXPECT_THROW_MSG(calibration_holdout(log, at_day(7.0), at_day(7.0)), InputError, "observation_end");
-  PERKREC_EXPECT_THROW_MSG(calibration_holdout(log, at_day(0.0), at_day(7.0)), InputError, "cut_time");
+  PERKREC_EXPECT_THROW_MSG(calibration_holdout(log, at_day(7.0), at_day(7.0)), InputError,
+                           "observation_end");
+  PERKREC_EXPECT_THROW_MSG(calibration_holdout(log, at_day(0.0), at_day(7.0)), InputError,
+                           "cut_time");
 }
 
 TEST(CLV, ConditionalMatchesPredict) {
-  const Simulated s = simulate(800, BGNBD{0.7, 15.0, 0.8, 2.5}, GammaGamma{4.0, 3.0, 20.0}, 9, 200.0);
-  for (auto kind : {PurchaseModelKind::bgnbd, PurchaseModelKind::mbgnbd, PurchaseModelKind::paretonbd}) {
+  const Simulated s =
+      simulate(800, BGNBD{0.7, 15.0, 0.8, 2.5}, GammaGamma{4.0, 3.0, 20.0}, 9, 200.0);
+  for (auto kind :
+       {PurchaseModelKind::bgnbd, PurchaseModelKind::mbgnbd, PurchaseModelKind::paretonbd}) {
     CLVParams p;
     p.forecaster = CLVParams::Forecaster::purchase;
     p.model = kind;
@@ -623,7 +687,8 @@ TEST(CLV, ConditionalMatchesPredict) {
     EXPECT_EQ(expected, pred.expected_purchases);
     std::vector<double> bad_T = sum.T;
     bad_T[3] = sum.t_x[3] - 1;
-    PERKREC_EXPECT_THROW_MSG(model.conditional(sum.x, sum.t_x, bad_T, 25.0, alive, expected), InputError, "position 3");
+    PERKREC_EXPECT_THROW_MSG(model.conditional(sum.x, sum.t_x, bad_T, 25.0, alive, expected),
+                             InputError, "position 3");
   }
 }
 
@@ -635,7 +700,8 @@ TEST(CLV, LifecycleStagesFollowTheRule) {
   for (double d = 0; d < 200; d += 10) orders.push_back({1, d + 0.5, 10});
   orders.push_back({2, 298.5, 10});
   for (Index u = 3; u < 60; ++u) {
-    for (double d = static_cast<double>(u); d < 300; d += 7.0 + static_cast<double>(u % 13)) orders.push_back({u, d + 0.5, 10});
+    for (double d = static_cast<double>(u); d < 300; d += 7.0 + static_cast<double>(u % 13))
+      orders.push_back({u, d + 0.5, 10});
   }
   CLVParams p;
   p.forecaster = CLVParams::Forecaster::purchase;
@@ -651,7 +717,8 @@ TEST(CLV, LifecycleStagesFollowTheRule) {
 }
 
 TEST(CLV, BadInputRaisesTypedErrorsAndChangesNothing) {
-  const EventLog log = orders_log({{0, 1.5, 10}, {0, 5.5, 20}, {1, 2.5, 5}, {1, 9.5, 5}, {2, 3.5, 8}});
+  const EventLog log =
+      orders_log({{0, 1.5, 10}, {0, 5.5, 20}, {1, 2.5, 5}, {1, 9.5, 5}, {2, 3.5, 8}});
   CLVParams p;
   p.forecaster = CLVParams::Forecaster::purchase;
   p.time_unit = CLVParams::TimeUnit::day;
@@ -665,12 +732,16 @@ TEST(CLV, BadInputRaisesTypedErrorsAndChangesNothing) {
   PERKREC_EXPECT_THROW_MSG(model.predict(5.0, -0.1), InputError, "discount_rate");
   PERKREC_EXPECT_THROW_MSG(model.predict(5.0, 0.0, -1.0), InputError, "margin");
   const std::vector<double> ok = {1, 2}, neg = {1, -2}, nan = {1, std::nan("")}, T = {5, 5};
-  PERKREC_EXPECT_THROW_MSG(model.fit(CLVSummary::from_arrays(ok, ok, T, neg)), InputError, "monetary", "position 1");
+  PERKREC_EXPECT_THROW_MSG(model.fit(CLVSummary::from_arrays(ok, ok, T, neg)), InputError,
+                           "monetary", "position 1");
   PERKREC_EXPECT_THROW_MSG(CLVSummary::from_arrays(nan, ok, T, ok), InputError, "x", "position 1");
   EXPECT_EQ(model.to_bytes(), before);
-  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"time_unit", "month"}}), ConfigError, "time_unit", "month");
-  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"model", "paretonbd2"}}), ConfigError, "model");
-  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"penalizer", -1.0}}), ConfigError, "penalizer");
+  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"time_unit", "month"}}), ConfigError,
+                           "time_unit", "month");
+  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"model", "paretonbd2"}}), ConfigError,
+                           "model");
+  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"penalizer", -1.0}}), ConfigError,
+                           "penalizer");
   PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"bogus", 1}}), ConfigError, "bogus");
   // Negative and NaN amounts never reach the model: the event log refuses them.
   EXPECT_THROW(orders_log({{0, 1.0, -5.0f}}), InputError);
@@ -682,7 +753,8 @@ TEST(CLV, BadInputRaisesTypedErrorsAndChangesNothing) {
 
 TEST(BGNBD, RobustFitMatchesTheHistoricalFitOnOrdinaryData) {
   // The preference model's historical Nelder-Mead and the robust fitter agree on the optimum.
-  const Simulated s = simulate(3000, BGNBD{0.5, 10.0, 0.7, 2.0}, GammaGamma{4.0, 3.0, 20.0}, 21, 300.0);
+  const Simulated s =
+      simulate(3000, BGNBD{0.5, 10.0, 0.7, 2.0}, GammaGamma{4.0, 3.0, 20.0}, 21, 300.0);
   CLVParams p;
   p.forecaster = CLVParams::Forecaster::purchase;
   p.time_unit = CLVParams::TimeUnit::day;
@@ -698,10 +770,10 @@ TEST(BGNBD, RobustFitMatchesTheHistoricalFitOnOrdinaryData) {
   EXPECT_NEAR(robust.model.r, old.r, 0.01 * old.r);
 }
 
-
 // Half the members buy at a steady daily rate 0.03; the others start at 0.01 and double every
 // 100 days (a planted trend). At most one order a day, value 10, everyone's first order on day 0.
-std::vector<Order> trend_orders(Index n, std::uint64_t seed, int days, std::vector<std::uint8_t>& rising) {
+std::vector<Order> trend_orders(Index n, std::uint64_t seed, int days,
+                                std::vector<std::uint8_t>& rising) {
   Rng rng(seed, 7);
   std::vector<Order> orders;
   rising.assign(static_cast<std::size_t>(n), 0);
@@ -719,7 +791,8 @@ TEST(CLVForecast, RegressionLearnsAPlantedTrendTheStationaryModelsMiss) {
   std::vector<std::uint8_t> rising;
   const std::vector<Order> orders = trend_orders(2000, 3, 350, rising);
   const EventLog log = orders_log(orders);
-  const CLVHoldout h = calibration_holdout(log, at_day(300.0), at_day(350.0), CLVParams::TimeUnit::day);
+  const CLVHoldout h =
+      calibration_holdout(log, at_day(300.0), at_day(350.0), CLVParams::TimeUnit::day);
   CLVParams p;
   p.time_unit = CLVParams::TimeUnit::day;
   p.interval_draws = 0;
@@ -787,10 +860,14 @@ TEST(CLVForecast, AutoNeverReadsTheHoldoutAndIsThreadInvariantAndRoundTrips) {
 }
 
 TEST(CLVForecast, BadNamesAndHorizonsRaiseTypedErrorsAndChangeNothing) {
-  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"model", "lstm"}}), ConfigError, "model", "lstm");
-  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"backtest_horizon", -1.0}}), ConfigError, "backtest_horizon");
-  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"regression_l2", -1.0}}), ConfigError, "regression_l2");
-  EXPECT_EQ(CLVParams::from_json(Json{{"model", "auto"}}).forecaster, CLVParams::Forecaster::automatic);
+  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"model", "lstm"}}), ConfigError, "model",
+                           "lstm");
+  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"backtest_horizon", -1.0}}), ConfigError,
+                           "backtest_horizon");
+  PERKREC_EXPECT_THROW_MSG(CLVParams::from_json(Json{{"regression_l2", -1.0}}), ConfigError,
+                           "regression_l2");
+  EXPECT_EQ(CLVParams::from_json(Json{{"model", "auto"}}).forecaster,
+            CLVParams::Forecaster::automatic);
   EXPECT_EQ(CLVParams::from_json(Json{{"model", "regression"}}).to_json()["model"], "regression");
   std::vector<std::uint8_t> rising;
   const EventLog log = orders_log(trend_orders(200, 5, 200, rising));

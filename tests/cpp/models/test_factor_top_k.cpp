@@ -72,21 +72,26 @@ TEST(FactorTopK, SimdPathsAgreeWithScalar) {
     filters[4].allow = {3, 4, 9, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1008};
     for (std::size_t fi = 0; fi < filters.size(); ++fi) {
       for (int n : {10, 1, 37}) {
-        const TopK scalar = detail::factor_top_k(left, queries, right, n, filters[fi], 2, detail::SimdLevel::scalar);
+        const TopK scalar = detail::factor_top_k(left, queries, right, n, filters[fi], 2,
+                                                 detail::SimdLevel::scalar);
         for (std::size_t r = 0; r < static_cast<std::size_t>(scalar.rows); ++r) {
           ASSERT_NE(scalar.ids[r * static_cast<std::size_t>(n)], -1);
         }
-        const std::string what = "dim " + std::to_string(dim) + " filter " + std::to_string(fi) + " n " + std::to_string(n);
+        const std::string what = "dim " + std::to_string(dim) + " filter " + std::to_string(fi) +
+                                 " n " + std::to_string(n);
         testing::expect_filter_respected(scalar, filters[fi]);
         if (detail::cpu_has_avx2_fma()) {
-          const TopK avx2 = detail::factor_top_k(left, queries, right, n, filters[fi], 2, detail::SimdLevel::avx2);
+          const TopK avx2 = detail::factor_top_k(left, queries, right, n, filters[fi], 2,
+                                                 detail::SimdLevel::avx2);
           expect_same(avx2, scalar, 1e-4f, ("avx2 " + what).c_str());
           if (detail::cpu_has_avx512f()) {
-            const TopK fused = detail::factor_top_k(left, queries, right, n, filters[fi], 2, detail::SimdLevel::avx512);
+            const TopK fused = detail::factor_top_k(left, queries, right, n, filters[fi], 2,
+                                                    detail::SimdLevel::avx512);
             // Same accumulation order as AVX2: bit-identical scores.
             expect_same(fused, avx2, 0.0f, ("avx512 " + what).c_str());
             // The default picks the best path, whatever the thread count.
-            expect_same(detail::factor_top_k(left, queries, right, n, filters[fi], 1), fused, 0.0f, what.c_str());
+            expect_same(detail::factor_top_k(left, queries, right, n, filters[fi], 1), fused, 0.0f,
+                        what.c_str());
           }
         }
       }
@@ -111,13 +116,16 @@ TEST(FactorTopK, FusedPathHandlesTiesNanAndShortLists) {
   const TopK top = detail::factor_top_k_fused(left, queries, right, 8, none, 2);
   const std::vector<Index> want = {9, 19, 29, 39, 49, 59, 69, 8};
   for (Index r = 0; r < 20; ++r) {
-    for (int i = 0; i < 8; ++i) EXPECT_EQ(top.ids[static_cast<std::size_t>(r) * 8 + static_cast<std::size_t>(i)], want[static_cast<std::size_t>(i)]);
+    for (int i = 0; i < 8; ++i)
+      EXPECT_EQ(top.ids[static_cast<std::size_t>(r) * 8 + static_cast<std::size_t>(i)],
+                want[static_cast<std::size_t>(i)]);
   }
   Filter few;
   few.allow = {3, 1, 2, 50, 60, 61};
   const TopK short_top = detail::factor_top_k_fused(left, queries, right, 8, few, 2);
   const std::vector<Index> want_short = {2, 1, 61, 50, 60, -1, -1, -1};
-  for (int i = 0; i < 8; ++i) EXPECT_EQ(short_top.ids[static_cast<std::size_t>(i)], want_short[static_cast<std::size_t>(i)]);
+  for (int i = 0; i < 8; ++i)
+    EXPECT_EQ(short_top.ids[static_cast<std::size_t>(i)], want_short[static_cast<std::size_t>(i)]);
   EXPECT_TRUE(std::isinf(short_top.scores[7]));
 }
 

@@ -33,7 +33,8 @@ Planted planted(Index rows, int fields, int per_field, int k, std::uint64_t seed
     std::vector<float> sum(static_cast<std::size_t>(k), 0.0f);
     double s = -0.5, sq = 0.0;
     for (int f = 0; f < fields; ++f) {
-      const Index i = f * per_field + static_cast<Index>(rng.below(static_cast<std::uint32_t>(per_field)));
+      const Index i =
+          f * per_field + static_cast<Index>(rng.below(static_cast<std::uint32_t>(per_field)));
       const float x = with_values ? static_cast<float>(rng.uniform(0.5, 1.5)) : 1.0f;
       p.X.indices.push_back(i);
       p.X.data.push_back(x);
@@ -189,9 +190,12 @@ TEST(FM, AnalyticGradientsMatchFiniteDifferences) {
       auto loss_at = [&](std::size_t param, double delta) {
         float b = w0;
         std::vector<float> ww = w, vv = v;
-        if (param == 0) b += static_cast<float>(delta);
-        else if (param <= ww.size()) ww[param - 1] += static_cast<float>(delta);
-        else vv[param - 1 - ww.size()] += static_cast<float>(delta);
+        if (param == 0)
+          b += static_cast<float>(delta);
+        else if (param <= ww.size())
+          ww[param - 1] += static_cast<float>(delta);
+        else
+          vv[param - 1 - ww.size()] += static_cast<float>(delta);
         FM copy = fm;
         copy.set_parameters(b, ww, vv);
         return copy.loss(row.view(), rt);
@@ -200,7 +204,8 @@ TEST(FM, AnalyticGradientsMatchFiniteDifferences) {
       for (std::size_t param = 0; param < grad.size(); ++param) {
         const double h = 1e-2;
         const double numeric = (loss_at(param, h) - loss_at(param, -h)) / (2 * h);
-        EXPECT_NEAR(grad[param], numeric, 2e-3 + 2e-2 * std::fabs(numeric)) << "param " << param << " ffm " << ffm;
+        EXPECT_NEAR(grad[param], numeric, 2e-3 + 2e-2 * std::fabs(numeric))
+            << "param " << param << " ffm " << ffm;
         if (grad[param] != 0.0) ++checked;
       }
       EXPECT_GT(checked, 10);
@@ -230,7 +235,8 @@ TEST(FM, SaveLoadAndConcurrentScoringAndCandidates) {
     // Concurrent scoring from 4 threads equals serial scoring.
     std::vector<std::vector<float>> outs(4, std::vector<float>(3000));
     std::vector<std::thread> threads;
-    for (int i = 0; i < 4; ++i) threads.emplace_back([&, i] { loaded.score(p.X.view(), outs[static_cast<std::size_t>(i)]); });
+    for (int i = 0; i < 4; ++i)
+      threads.emplace_back([&, i] { loaded.score(p.X.view(), outs[static_cast<std::size_t>(i)]); });
     for (auto& th : threads) th.join();
     for (const auto& o : outs) EXPECT_EQ(o, a);
     // Candidates: base = first 3 fields of rows 0..9, candidates = last 2 fields of rows 0..19.
@@ -241,8 +247,14 @@ TEST(FM, SaveLoadAndConcurrentScoringAndCandidates) {
         const Index i = p.X.indices[static_cast<std::size_t>(e)];
         const float x = p.X.data[static_cast<std::size_t>(e)];
         const bool is_base = p.feature_fields[static_cast<std::size_t>(i)] < 3;
-        if (is_base && r < 10) { base.indices.push_back(i); base.data.push_back(x); }
-        if (!is_base) { cand.indices.push_back(i); cand.data.push_back(x); }
+        if (is_base && r < 10) {
+          base.indices.push_back(i);
+          base.data.push_back(x);
+        }
+        if (!is_base) {
+          cand.indices.push_back(i);
+          cand.data.push_back(x);
+        }
       }
       if (r < 10) base.indptr.push_back(static_cast<Offset>(base.indices.size()));
       cand.indptr.push_back(static_cast<Offset>(cand.indices.size()));
@@ -256,8 +268,14 @@ TEST(FM, SaveLoadAndConcurrentScoringAndCandidates) {
         CsrMatrix<float> joint;
         joint.rows = 1;
         joint.cols = p.X.cols;
-        for (Offset e = base.indptr[r]; e < base.indptr[r + 1]; ++e) { joint.indices.push_back(base.indices[e]); joint.data.push_back(base.data[e]); }
-        for (Offset e = cand.indptr[c]; e < cand.indptr[c + 1]; ++e) { joint.indices.push_back(cand.indices[e]); joint.data.push_back(cand.data[e]); }
+        for (Offset e = base.indptr[r]; e < base.indptr[r + 1]; ++e) {
+          joint.indices.push_back(base.indices[e]);
+          joint.data.push_back(base.data[e]);
+        }
+        for (Offset e = cand.indptr[c]; e < cand.indptr[c + 1]; ++e) {
+          joint.indices.push_back(cand.indices[e]);
+          joint.data.push_back(cand.data[e]);
+        }
         joint.indptr.push_back(static_cast<Offset>(joint.indices.size()));
         std::vector<float> s(1);
         fm.score(joint.view(), s);
@@ -306,19 +324,23 @@ TEST(FM, BadInputRaisesInputErrorAndLeavesModel) {
   PERKREC_EXPECT_THROW_MSG(fm.fit(bad.view(), t, p.feature_fields, p.fields), InputError, "finite");
   CsrMatrix<float> out_of_range = p.X;
   out_of_range.indices[0] = 9999;
-  PERKREC_EXPECT_THROW_MSG(fm.fit(out_of_range.view(), t, p.feature_fields, p.fields), InputError, "9999");
+  PERKREC_EXPECT_THROW_MSG(fm.fit(out_of_range.view(), t, p.feature_fields, p.fields), InputError,
+                           "9999");
   std::vector<std::int32_t> fields = p.feature_fields;
   fields[0] = 7;  // unknown field
-  PERKREC_EXPECT_THROW_MSG(fm.fit(p.X.view(), t, fields, p.fields), InputError, "field of feature 0");
+  PERKREC_EXPECT_THROW_MSG(fm.fit(p.X.view(), t, fields, p.fields), InputError,
+                           "field of feature 0");
   std::vector<float> short_y(p.y.begin(), p.y.end() - 1);
   FMTarget ts;
   ts.labels = short_y;
-  PERKREC_EXPECT_THROW_MSG(fm.fit(p.X.view(), ts, p.feature_fields, p.fields), InputError, "labels");
+  PERKREC_EXPECT_THROW_MSG(fm.fit(p.X.view(), ts, p.feature_fields, p.fields), InputError,
+                           "labels");
   std::vector<float> two(p.y);
   two[0] = 2.0f;
   FMTarget t2;
   t2.labels = two;
-  PERKREC_EXPECT_THROW_MSG(fm.fit(p.X.view(), t2, p.feature_fields, p.fields), InputError, "0 or 1");
+  PERKREC_EXPECT_THROW_MSG(fm.fit(p.X.view(), t2, p.feature_fields, p.fields), InputError,
+                           "0 or 1");
   std::vector<float> out(5);
   PERKREC_EXPECT_THROW_MSG(fm.score(p.X.view(), out), InputError, "out has 5");
   EXPECT_EQ(fm.factors(), before);
@@ -329,7 +351,8 @@ TEST(FM, BadInputRaisesInputErrorAndLeavesModel) {
 }
 
 // Gradient of (1/n) sum_i loss_i + reg/2 |w|^2 (bias unpenalized) at the model's parameters.
-std::vector<double> regularized_gradient(const FM& fm, const Planted& p, double reg, bool logistic) {
+std::vector<double> regularized_gradient(const FM& fm, const Planted& p, double reg,
+                                         bool logistic) {
   std::vector<double> g(1 + static_cast<std::size_t>(p.X.cols), 0.0);
   const double n = static_cast<double>(p.X.rows);
   for (Index r = 0; r < p.X.rows; ++r) {
@@ -530,7 +553,8 @@ TEST(FMStages, BprPartnersAreTheLowerLabelledRowsOfTheSameGroup) {
   ASSERT_EQ(pairs.group_rows.size(), 8u);
   for (Offset r = 0; r < 8; ++r) {
     std::vector<Offset> got, expected;
-    for (Offset i = 0; i < pairs.lower_count[r]; ++i) got.push_back(pairs.group_rows[pairs.lower_begin[r] + i]);
+    for (Offset i = 0; i < pairs.lower_count[r]; ++i)
+      got.push_back(pairs.group_rows[pairs.lower_begin[r] + i]);
     for (Offset q = 0; q < 8; ++q) {
       if (groups[q] == groups[r] && labels[q] < labels[r]) expected.push_back(q);
     }

@@ -20,7 +20,8 @@ TEST(ItemKNN, CosineNeighboursKnownAnswer) {
   knn.fit(m.view());
   const CsrMatrix<float>& s = knn.neighbours();
   auto at = [&](Index i, Index j) {
-    for (Offset e = s.indptr[static_cast<std::size_t>(i)]; e < s.indptr[static_cast<std::size_t>(i) + 1]; ++e) {
+    for (Offset e = s.indptr[static_cast<std::size_t>(i)];
+         e < s.indptr[static_cast<std::size_t>(i) + 1]; ++e) {
       if (s.indices[static_cast<std::size_t>(e)] == j) return s.data[static_cast<std::size_t>(e)];
     }
     return 0.0f;
@@ -42,7 +43,8 @@ TEST(ItemKNN, CosineNeighboursKnownAnswer) {
 
 TEST(ItemKNN, EveryWeightingRecoversPlantedGroups) {
   const auto data = planted(300, 60, 4, 0.3, 53);
-  for (auto w : {ItemKNNParams::Weighting::cosine, ItemKNNParams::Weighting::tfidf, ItemKNNParams::Weighting::bm25}) {
+  for (auto w : {ItemKNNParams::Weighting::cosine, ItemKNNParams::Weighting::tfidf,
+                 ItemKNNParams::Weighting::bm25}) {
     ItemKNNParams p;
     p.weighting = w;
     p.neighbours = 10;
@@ -85,7 +87,8 @@ TEST(ItemKNN, RecommendNewSkipsTheRowsOwnBenefitsByDefault) {
     return std::find(first, last, b) != last;
   };
   for (Index r = 0; r < 2; ++r) {
-    ASSERT_GT(rows.indptr[static_cast<std::size_t>(r) + 1], rows.indptr[static_cast<std::size_t>(r)]);
+    ASSERT_GT(rows.indptr[static_cast<std::size_t>(r) + 1],
+              rows.indptr[static_cast<std::size_t>(r)]);
     std::vector<Index> expect_skip, expect_both;
     for (int j = 0; j < 40; ++j) {
       const Index b = all.ids[static_cast<std::size_t>(r * 40 + j)];
@@ -118,8 +121,10 @@ TEST(ItemKNN, PartialFitSaveLoadAndBadInput) {
   EXPECT_EQ(knn.n_users(), 103);
   Filter keep;  // recommend(users) filters nothing by default; recommend_new must be told the same
   keep.filter_already_interacted = false;
-  EXPECT_EQ(knn.recommend(std::vector<Index>{102}, 5).ids, knn.recommend_new(rows.view(), 5, keep).ids);
-  EXPECT_EQ(knn.recommend(std::vector<Index>{101}, 3).ids[0], 0);  // empty row: all zero, lowest index
+  EXPECT_EQ(knn.recommend(std::vector<Index>{102}, 5).ids,
+            knn.recommend_new(rows.view(), 5, keep).ids);
+  EXPECT_EQ(knn.recommend(std::vector<Index>{101}, 3).ids[0],
+            0);  // empty row: all zero, lowest index
   CsrMatrix<float> col;
   col.rows = 1;
   col.cols = 103;
@@ -142,7 +147,8 @@ TEST(ItemKNN, PartialFitSaveLoadAndBadInput) {
   PERKREC_EXPECT_THROW_MSG(knn.fit(bad.view()), InputError, "non-finite");
   EXPECT_EQ(knn.n_users(), 103);
   PERKREC_EXPECT_THROW_MSG(knn.recommend(std::vector<Index>{103}, 2), InputError, "out of range");
-  PERKREC_EXPECT_THROW_MSG(ItemKNNParams::from_json(Json{{"weighting", "jaccard"}}), ConfigError, "weighting");
+  PERKREC_EXPECT_THROW_MSG(ItemKNNParams::from_json(Json{{"weighting", "jaccard"}}), ConfigError,
+                           "weighting");
 }
 
 }  // namespace

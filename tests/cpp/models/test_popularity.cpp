@@ -73,7 +73,8 @@ TEST(Popularity, FiltersNeverLeakAcrossRandomCases) {
       }
       already.indptr.push_back(static_cast<Offset>(already.indices.size()));
     }
-    const CsrMatrix<float> elig = random_csr(static_cast<Index>(users.size()), n_benefits, 0.5, 1000 + trial);
+    const CsrMatrix<float> elig =
+        random_csr(static_cast<Index>(users.size()), n_benefits, 0.5, 1000 + trial);
     Filter f;
     f.exclude_rows = already.view();
     f.eligibility = elig.view();
@@ -96,7 +97,8 @@ TEST(Popularity, FiltersNeverLeakAcrossRandomCases) {
       // Count how many benefits the filters leave, to check the padding.
       int candidates = 0;
       for (Index b = 0; b < n_benefits; ++b) {
-        const bool ok = !seen.count(b) && !excluded.count(b) && (allowed.empty() || allowed.count(b)) &&
+        const bool ok = !seen.count(b) && !excluded.count(b) &&
+                        (allowed.empty() || allowed.count(b)) &&
                         (f.eligibility_blocks ? !listed.count(b) : listed.count(b) > 0);
         candidates += ok;
       }
@@ -147,14 +149,16 @@ TEST(Popularity, SaveLoadAndConcurrentRecommendMatchSerial) {
   const Popularity named_back = Popularity::from_bytes(named.to_bytes());
   EXPECT_EQ(named_back.benefit_ids().string_at(79), "B79");
   EXPECT_EQ(named_back.user_ids(), named.user_ids());
-  PERKREC_EXPECT_THROW_MSG(named.set_ids(IdMap::range(3), IdMap()), InputError, "holds 3 ids", "expected 500");
+  PERKREC_EXPECT_THROW_MSG(named.set_ids(IdMap::range(3), IdMap()), InputError, "holds 3 ids",
+                           "expected 500");
   EXPECT_EQ(named.benefit_ids().size(), 80);
   std::vector<std::thread> threads;
   std::vector<int> mismatches(8, 0);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int rep = 0; rep < 20; ++rep) {
-        if (back.recommend(users, 10).ids != expected.ids) mismatches[static_cast<std::size_t>(t)]++;
+        if (back.recommend(users, 10).ids != expected.ids)
+          mismatches[static_cast<std::size_t>(t)]++;
       }
     });
   }
@@ -178,25 +182,33 @@ TEST(Popularity, BadInputRaisesAndLeavesTheModelUnchanged) {
   bad.data[0] = -1;
   PERKREC_EXPECT_THROW_MSG(pop.fit(bad.view()), InputError, "negative confidence");
   EXPECT_EQ(pop.benefit_scores(), before);
-  PERKREC_EXPECT_THROW_MSG(pop.recommend(std::vector<Index>{10}, 3), InputError, "user at position 0", "got 10");
+  PERKREC_EXPECT_THROW_MSG(pop.recommend(std::vector<Index>{10}, 3), InputError,
+                           "user at position 0", "got 10");
   PERKREC_EXPECT_THROW_MSG(pop.recommend(std::vector<Index>{0}, -1), InputError, "n must be >= 0");
   Filter f;
   f.exclude = {7};
-  PERKREC_EXPECT_THROW_MSG(pop.recommend(std::vector<Index>{0}, 3, f), InputError, "exclude[0]", "got 7");
+  PERKREC_EXPECT_THROW_MSG(pop.recommend(std::vector<Index>{0}, 3, f), InputError, "exclude[0]",
+                           "got 7");
   Filter rows;
   rows.exclude_rows = m.view();  // 10 rows for 1 requested member
-  PERKREC_EXPECT_THROW_MSG(pop.recommend(std::vector<Index>{0}, 3, rows), InputError, "one row per requested member");
+  PERKREC_EXPECT_THROW_MSG(pop.recommend(std::vector<Index>{0}, 3, rows), InputError,
+                           "one row per requested member");
   std::vector<float> out(1);
-  PERKREC_EXPECT_THROW_MSG(pop.score(std::vector<Index>{0}, std::vector<Index>{5}, out), InputError, "benefit at position 0");
+  PERKREC_EXPECT_THROW_MSG(pop.score(std::vector<Index>{0}, std::vector<Index>{5}, out), InputError,
+                           "benefit at position 0");
 }
 
 TEST(PopularityParams, StrictJson) {
-  const PopularityParams p = PopularityParams::from_json(Json{{"weighting", "confidence"}, {"num_threads", 2}});
+  const PopularityParams p =
+      PopularityParams::from_json(Json{{"weighting", "confidence"}, {"num_threads", 2}});
   EXPECT_EQ(p.weighting, PopularityParams::Weighting::confidence);
   EXPECT_EQ(PopularityParams::from_json(p.to_json()).num_threads, 2);
-  PERKREC_EXPECT_THROW_MSG(PopularityParams::from_json(Json{{"weightin", "members"}}), ConfigError, "/weightin", "unknown key");
-  PERKREC_EXPECT_THROW_MSG(PopularityParams::from_json(Json{{"weighting", "votes"}}), ConfigError, "/weighting");
-  PERKREC_EXPECT_THROW_MSG(PopularityParams::from_json(Json{{"num_threads", -3}}), ConfigError, "num_threads");
+  PERKREC_EXPECT_THROW_MSG(PopularityParams::from_json(Json{{"weightin", "members"}}), ConfigError,
+                           "/weightin", "unknown key");
+  PERKREC_EXPECT_THROW_MSG(PopularityParams::from_json(Json{{"weighting", "votes"}}), ConfigError,
+                           "/weighting");
+  PERKREC_EXPECT_THROW_MSG(PopularityParams::from_json(Json{{"num_threads", -3}}), ConfigError,
+                           "num_threads");
 }
 
 }  // namespace

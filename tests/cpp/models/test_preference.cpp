@@ -50,8 +50,9 @@ TEST(PreferenceModel, ShrinkageFewEventsStayNearThePopulationManyNearTheirOwnRat
   PreferenceModel m(p);
   const EventLog log = shrinkage_log();
   m.fit(log, two_benefits(), day_time(30));
-  const int points = static_cast<int>(std::find(m.dimension_names().begin(), m.dimension_names().end(), "kind:points") -
-                                      m.dimension_names().begin());
+  const int points = static_cast<int>(
+      std::find(m.dimension_names().begin(), m.dimension_names().end(), "kind:points") -
+      m.dimension_names().begin());
   ASSERT_LT(points, m.n_dimensions());
   const double pop = m.population_rate()[static_cast<std::size_t>(points)];
   EXPECT_NEAR(pop, (200.0 + 2 + 320) / (1000.0 + 2 + 400), 1e-4);
@@ -66,12 +67,15 @@ TEST(PreferenceModel, ShrinkageFewEventsStayNearThePopulationManyNearTheirOwnRat
   EXPECT_NEAR(m.preference(101, points), 0.8 / pop, 0.05 * 0.8 / pop);
   // Intervals contain the estimate and are much wider with few events.
   const std::size_t D = static_cast<std::size_t>(m.n_dimensions());
-  const auto cell = [&](Index u) { return static_cast<std::size_t>(u) * D + static_cast<std::size_t>(points); };
+  const auto cell = [&](Index u) {
+    return static_cast<std::size_t>(u) * D + static_cast<std::size_t>(points);
+  };
   for (Index u : {100, 101}) {
     EXPECT_LE(m.lower()[cell(u)], m.preferences()[cell(u)]);
     EXPECT_GE(m.upper()[cell(u)], m.preferences()[cell(u)]);
   }
-  EXPECT_GT(m.upper()[cell(100)] - m.lower()[cell(100)], 3 * (m.upper()[cell(101)] - m.lower()[cell(101)]));
+  EXPECT_GT(m.upper()[cell(100)] - m.lower()[cell(100)],
+            3 * (m.upper()[cell(101)] - m.lower()[cell(101)]));
 }
 
 TEST(PreferenceModel, FittedPriorStrengthAndClassesRecoverPlantedArchetypes) {
@@ -121,10 +125,13 @@ TEST(PreferenceModel, SameResultForAnyThreadCount) {
   EXPECT_EQ(ca.kmeans.centroids, cb.kmeans.centroids);
   EXPECT_EQ(ca.descriptions, cb.descriptions);
   for (Index u = 0; u < a.n_users(); ++u) {
-    EXPECT_EQ(a.timing()[static_cast<std::size_t>(u)].best_slot, b.timing()[static_cast<std::size_t>(u)].best_slot);
+    EXPECT_EQ(a.timing()[static_cast<std::size_t>(u)].best_slot,
+              b.timing()[static_cast<std::size_t>(u)].best_slot);
   }
-  const KMeansResult k1 = kmeans(a.preferences().data(), a.n_users(), a.n_dimensions(), 5, 9, 30, 1);
-  const KMeansResult k2 = kmeans(a.preferences().data(), a.n_users(), a.n_dimensions(), 5, 9, 30, 2);
+  const KMeansResult k1 =
+      kmeans(a.preferences().data(), a.n_users(), a.n_dimensions(), 5, 9, 30, 1);
+  const KMeansResult k2 =
+      kmeans(a.preferences().data(), a.n_users(), a.n_dimensions(), 5, 9, 30, 2);
   EXPECT_EQ(k1.assignment, k2.assignment);
   // Every segment of the defaults is populated on a simulated program.
   const SegmentAssignment seg = a.segments(SegmentRules::defaults());
@@ -180,7 +187,8 @@ TEST(PreferenceModel, MemberTableAsOfTheCutIgnoresFutureAndUnknownMembers) {
   EXPECT_EQ(rt.matched, static_cast<Index>(known.size()));
   EXPECT_EQ(rt.without_row, future);
   EXPECT_EQ(full.covariate_names(), trimmed.covariate_names());
-  EXPECT_NE(std::find(full.covariate_names().begin(), full.covariate_names().end(), "signup_time:missing"),
+  EXPECT_NE(std::find(full.covariate_names().begin(), full.covariate_names().end(),
+                      "signup_time:missing"),
             full.covariate_names().end());
   EXPECT_EQ(full.covariate_weights(), trimmed.covariate_weights());
   EXPECT_EQ(full.memberships(), trimmed.memberships());
@@ -205,7 +213,9 @@ TEST(KMeans, SeparatesPlantedClusters) {
     data.push_back(static_cast<float>(-5.0 * c + rng.normal()));
   }
   const KMeansResult r = kmeans(data.data(), 300, 2, 3, 7, 50, 2);
-  for (int i = 3; i < 300; ++i) EXPECT_EQ(r.assignment[static_cast<std::size_t>(i)], r.assignment[static_cast<std::size_t>(i % 3)]);
+  for (int i = 3; i < 300; ++i)
+    EXPECT_EQ(r.assignment[static_cast<std::size_t>(i)],
+              r.assignment[static_cast<std::size_t>(i % 3)]);
   EXPECT_NE(r.assignment[0], r.assignment[1]);
   EXPECT_NE(r.assignment[1], r.assignment[2]);
   PERKREC_EXPECT_THROW_MSG(kmeans(data.data(), 300, 2, 0, 7), InputError, "k");
@@ -215,13 +225,14 @@ TEST(BGNBD, LogLikelihoodMatchesHandComputation) {
   const BGNBD m{0.243, 4.414, 0.793, 2.426};
   // Direct (not log-space) evaluation of the published likelihood.
   auto direct = [&](double x, double tx, double T) {
-    const double beta_ratio = std::tgamma(m.a + m.b) * std::tgamma(m.b + x) / (std::tgamma(m.b) * std::tgamma(m.a + m.b + x));
+    const double beta_ratio = std::tgamma(m.a + m.b) * std::tgamma(m.b + x) /
+                              (std::tgamma(m.b) * std::tgamma(m.a + m.b + x));
     const double gamma_part = std::tgamma(m.r + x) * std::pow(m.alpha, m.r) / std::tgamma(m.r);
     double l = beta_ratio * gamma_part / std::pow(m.alpha + T, m.r + x);
     if (x > 0) {
-      const double beta_ratio2 =
-          std::tgamma(m.a + m.b) * std::tgamma(m.a + 1) * std::tgamma(m.b + x - 1) /
-          (std::tgamma(m.a) * std::tgamma(m.b) * std::tgamma(m.a + m.b + x));
+      const double beta_ratio2 = std::tgamma(m.a + m.b) * std::tgamma(m.a + 1) *
+                                 std::tgamma(m.b + x - 1) /
+                                 (std::tgamma(m.a) * std::tgamma(m.b) * std::tgamma(m.a + m.b + x));
       l += beta_ratio2 * gamma_part / std::pow(m.alpha + tx, m.r + x);
     }
     return std::log(l);
@@ -264,8 +275,9 @@ TEST(BGNBD, FitRecoversSimulatedParameters) {
   EXPECT_NEAR(fit1.alpha, alpha, 0.3 * alpha);
   EXPECT_NEAR(fit1.a, a, 0.35 * a);
   EXPECT_NEAR(fit1.b, b, 0.5 * b);
-  PERKREC_EXPECT_THROW_MSG(BGNBD::fit(std::vector<double>{1}, std::vector<double>{5}, std::vector<double>{2}), InputError,
-                           "BGNBD::fit", "t_x <= T");
+  PERKREC_EXPECT_THROW_MSG(
+      BGNBD::fit(std::vector<double>{1}, std::vector<double>{5}, std::vector<double>{2}),
+      InputError, "BGNBD::fit", "t_x <= T");
 }
 
 TEST(PreferenceModel, TimingFindsTheRegularSlotAndCycle) {
@@ -275,7 +287,9 @@ TEST(PreferenceModel, TimingFindsTheRegularSlotAndCycle) {
   const Timestamp base = day_time(0);
   const Timestamp day0 = base - base % kSecondsPerDay;  // Tuesday 00:00
   for (int w = 0; w < 20; ++w) {
-    const double day = static_cast<double>(day0 + (1 + 7 * w) * kSecondsPerDay + 19 * kSecondsPerHour + 600 - base) / kSecondsPerDay;
+    const double day = static_cast<double>(day0 + (1 + 7 * w) * kSecondsPerDay +
+                                           19 * kSecondsPerHour + 600 - base) /
+                       kSecondsPerDay;
     rows.push_back({0, -1, EventType::ordered, day, 20.0f});
     if (w % 2 == 0) rows.push_back({1, 0, EventType::issued, day});
   }
@@ -285,7 +299,7 @@ TEST(PreferenceModel, TimingFindsTheRegularSlotAndCycle) {
   PreferenceModel m;
   m.fit(log, two_benefits(), cut);
   const MemberTiming& t0 = m.timing()[0];
-  EXPECT_EQ(t0.best_slot, 2 * 24 + 19);  // Wednesday 19:00
+  EXPECT_EQ(t0.best_slot, 2 * 24 + 19);          // Wednesday 19:00
   EXPECT_NEAR(t0.next_purchase_days, 4.0, 0.8);  // 7-day cycle, 3 days elapsed
   EXPECT_LE(t0.send_in_days, t0.next_purchase_days);
   EXPECT_GE(t0.validity_days, 3.0f);
@@ -311,11 +325,14 @@ TEST(PreferenceModel, SaveLoadRoundTrip) {
   EXPECT_EQ(back.preferences(), m.preferences());
   EXPECT_EQ(back.lower(), m.lower());
   ASSERT_EQ(back.features().size(), m.features().size());  // NaN-aware: compare the bytes
-  EXPECT_EQ(std::memcmp(back.features().data(), m.features().data(), m.features().size() * sizeof(float)), 0);
+  EXPECT_EQ(
+      std::memcmp(back.features().data(), m.features().data(), m.features().size() * sizeof(float)),
+      0);
   EXPECT_EQ(back.dimension_names(), m.dimension_names());
   EXPECT_EQ(back.get_params(), m.get_params());
   EXPECT_EQ(back.user_ids().size(), 800);
-  EXPECT_EQ(back.segments(SegmentRules::defaults()).codes, m.segments(SegmentRules::defaults()).codes);
+  EXPECT_EQ(back.segments(SegmentRules::defaults()).codes,
+            m.segments(SegmentRules::defaults()).codes);
   EXPECT_EQ(back.hour_of_week_profile(3), m.hour_of_week_profile(3));
   for (std::size_t u = 0; u < 800; ++u) {
     EXPECT_EQ(back.timing()[u].next_purchase_days, m.timing()[u].next_purchase_days);
@@ -336,9 +353,12 @@ TEST(PreferenceModel, SaveLoadRoundTrip) {
 
 TEST(PreferenceModel, BadInputGivesClearErrors) {
   PreferenceModel m;
-  PERKREC_EXPECT_THROW_MSG(m.fit(EventLog(), Catalog(), 0), InputError, "PreferenceModel::fit", "empty");
-  const EventLog log = make_log({{0, 0, EventType::issued, 3.0}, {1, 1, EventType::claimed, 4.0}}, 2, 2);
-  PERKREC_EXPECT_THROW_MSG(m.fit(log, two_benefits(), day_time(1.0)), InputError, "no event before the cut");
+  PERKREC_EXPECT_THROW_MSG(m.fit(EventLog(), Catalog(), 0), InputError, "PreferenceModel::fit",
+                           "empty");
+  const EventLog log =
+      make_log({{0, 0, EventType::issued, 3.0}, {1, 1, EventType::claimed, 4.0}}, 2, 2);
+  PERKREC_EXPECT_THROW_MSG(m.fit(log, two_benefits(), day_time(1.0)), InputError,
+                           "no event before the cut");
   Catalog one;
   Benefit b;
   b.id = "x";
@@ -354,28 +374,35 @@ TEST(PreferenceModel, BadInputGivesClearErrors) {
   PreferenceParams bad;
   bad.interval = 1.5;
   PERKREC_EXPECT_THROW_MSG(PreferenceModel{bad}, ConfigError, "interval");
-  PERKREC_EXPECT_THROW_MSG(PreferenceParams::from_json(Json{{"colour", 1}}), ConfigError, "/colour");
-  PERKREC_EXPECT_THROW_MSG(PreferenceParams::from_json(Json{{"response", "viewed"}}), ConfigError, "/response");
+  PERKREC_EXPECT_THROW_MSG(PreferenceParams::from_json(Json{{"colour", 1}}), ConfigError,
+                           "/colour");
+  PERKREC_EXPECT_THROW_MSG(PreferenceParams::from_json(Json{{"response", "viewed"}}), ConfigError,
+                           "/response");
 }
 
 TEST(SegmentRules, StrictJsonNamesThePointer) {
   const SegmentRules d = SegmentRules::defaults();
   const SegmentRules back = SegmentRules::from_json(d.to_json().dump());
   EXPECT_EQ(back.names(), d.names());
-  PERKREC_EXPECT_THROW_MSG(SegmentRules::from_json(R"({"segments": [{"name": "a", "colour": 1}]})"), ConfigError,
-                           "/segments/0/colour");
+  PERKREC_EXPECT_THROW_MSG(SegmentRules::from_json(R"({"segments": [{"name": "a", "colour": 1}]})"),
+                           ConfigError, "/segments/0/colour");
   PERKREC_EXPECT_THROW_MSG(
-      SegmentRules::from_json(R"({"segments": [{"name": "a", "all": [{"feature": "x", "op": "~", "value": 1}]}]})"),
+      SegmentRules::from_json(
+          R"({"segments": [{"name": "a", "all": [{"feature": "x", "op": "~", "value": 1}]}]})"),
       ConfigError, "/segments/0/all/0/op");
-  PERKREC_EXPECT_THROW_MSG(SegmentRules::from_json(R"({"segments": [{"name": "a"}, {"name": "a"}]})"), ConfigError,
-                           "/segments/1/name", "duplicate");
-  PERKREC_EXPECT_THROW_MSG(SegmentRules::from_json(R"({"segments": [], "default": "x", "default": "y"})"),
-                           ConfigError, "/default");
   PERKREC_EXPECT_THROW_MSG(
-      SegmentRules::from_json(R"({"segments": [{"name": "a", "all": [{"feature": "top:kind", "op": ">", "value": "points"}]}]})"),
+      SegmentRules::from_json(R"({"segments": [{"name": "a"}, {"name": "a"}]})"), ConfigError,
+      "/segments/1/name", "duplicate");
+  PERKREC_EXPECT_THROW_MSG(
+      SegmentRules::from_json(R"({"segments": [], "default": "x", "default": "y"})"), ConfigError,
+      "/default");
+  PERKREC_EXPECT_THROW_MSG(
+      SegmentRules::from_json(
+          R"({"segments": [{"name": "a", "all": [{"feature": "top:kind", "op": ">", "value": "points"}]}]})"),
       ConfigError, "/segments/0/all/0/op");
   // Unknown features are caught against the fitted model.
-  const EventLog log = make_log({{0, 0, EventType::issued, 3.0}, {1, 1, EventType::claimed, 4.0}}, 2, 2);
+  const EventLog log =
+      make_log({{0, 0, EventType::issued, 3.0}, {1, 1, EventType::claimed, 4.0}}, 2, 2);
   PreferenceModel m;
   m.fit(log, two_benefits(), day_time(9.0));
   const SegmentRules r = SegmentRules::from_json(
@@ -403,11 +430,13 @@ TEST(SegmentRules, RelativeThresholdsAndConfidenceInStrictJson) {
       SegmentRules::from_json(
           R"({"segments": [{"name": "a", "all": [{"feature": "x", "op": "<", "value": {"q": 0.5}}]}]})"),
       ConfigError, "/segments/0/all/0/value");
-  PERKREC_EXPECT_THROW_MSG(SegmentRules::from_json(R"({"segments": [], "min_confidence": 2})"), ConfigError,
-                           "/min_confidence");
-  PERKREC_EXPECT_THROW_MSG(SegmentRules::from_json(R"({"segments": [{"name": "a"}], "uncertain": "a"})"),
-                           ConfigError, "/uncertain");
-  const SegmentRules with_uncertain = SegmentRules::from_json(R"({"segments": [{"name": "a"}], "min_confidence": 0.5})");
+  PERKREC_EXPECT_THROW_MSG(SegmentRules::from_json(R"({"segments": [], "min_confidence": 2})"),
+                           ConfigError, "/min_confidence");
+  PERKREC_EXPECT_THROW_MSG(
+      SegmentRules::from_json(R"({"segments": [{"name": "a"}], "uncertain": "a"})"), ConfigError,
+      "/uncertain");
+  const SegmentRules with_uncertain =
+      SegmentRules::from_json(R"({"segments": [{"name": "a"}], "min_confidence": 0.5})");
   EXPECT_EQ(with_uncertain.names(), (std::vector<std::string>{"a", "other", "uncertain"}));
 }
 
@@ -433,7 +462,8 @@ TEST(PreferenceModel, SegmentsResolveRelativeThresholdsAndReportConfidence) {
   std::sort(orders.begin(), orders.end());
   const double pos = 0.5 * static_cast<double>(orders.size() - 1);
   const auto lo = static_cast<std::size_t>(pos);
-  const double median = orders[lo] + (pos - static_cast<double>(lo)) * (orders[std::min(lo + 1, orders.size() - 1)] - orders[lo]);
+  const double median = orders[lo] + (pos - static_cast<double>(lo)) *
+                                         (orders[std::min(lo + 1, orders.size() - 1)] - orders[lo]);
   ASSERT_EQ(a.resolved.segments[1].name, "dormant");
   EXPECT_FALSE(a.resolved.segments[1].all[0].relative());
   EXPECT_DOUBLE_EQ(a.resolved.segments[1].all[0].value, 0.5 * median);
@@ -499,22 +529,27 @@ TEST(PreferenceStages, ShrinkagePullsTowardThePriorByStrengthOverTrialsPlusStren
     for (double strength : {0.5, 4.0, 64.0}) {
       for (double prior : {0.05, 0.3}) {
         const double responses = std::floor(0.6 * trials);
-        const detail::pref::BetaPosterior post = detail::pref::beta_posterior(trials, responses, strength, prior, 0.0);
+        const detail::pref::BetaPosterior post =
+            detail::pref::beta_posterior(trials, responses, strength, prior, 0.0);
         const double own = trials > 0 ? responses / trials : prior;
-        // The own rate pulled toward the prior: prior + (own - prior) x trials / (trials + strength).
+        // The own rate pulled toward the prior: prior + (own - prior) x trials / (trials +
+        // strength).
         EXPECT_NEAR(post.mean, prior + (own - prior) * trials / (trials + strength), 1e-12)
             << trials << " " << strength << " " << prior;
-        const double a = responses + strength * prior, b = trials - responses + strength * (1 - prior);
+        const double a = responses + strength * prior,
+                     b = trials - responses + strength * (1 - prior);
         EXPECT_NEAR(post.sd, std::sqrt(a * b / ((a + b) * (a + b) * (a + b + 1))), 1e-12);
         // The class spread adds (strength / (trials + strength))^2 of itself to the variance.
         const double share = strength / (trials + strength);
-        const detail::pref::BetaPosterior spread = detail::pref::beta_posterior(trials, responses, strength, prior, 0.01);
+        const detail::pref::BetaPosterior spread =
+            detail::pref::beta_posterior(trials, responses, strength, prior, 0.01);
         EXPECT_NEAR(spread.sd * spread.sd - post.sd * post.sd, share * share * 0.01, 1e-12);
       }
     }
   }
   // Responses beyond the trials count as the trials (a claim of an earlier issue).
-  EXPECT_EQ(detail::pref::beta_posterior(4, 9, 2, 0.1, 0).mean, detail::pref::beta_posterior(4, 4, 2, 0.1, 0).mean);
+  EXPECT_EQ(detail::pref::beta_posterior(4, 9, 2, 0.1, 0).mean,
+            detail::pref::beta_posterior(4, 4, 2, 0.1, 0).mean);
 }
 
 TEST(PreferenceStages, EmpiricalBayesStrengthRecoversAPlantedBetaPrior) {
@@ -524,7 +559,8 @@ TEST(PreferenceStages, EmpiricalBayesStrengthRecoversAPlantedBetaPrior) {
   const std::size_t dims = 2;
   const double planted[] = {2.0, 16.0}, mu[] = {0.3, 0.1};
   Rng rng(5);
-  std::vector<float> issued(static_cast<std::size_t>(n) * dims), claimed(issued.size()), prior(issued.size());
+  std::vector<float> issued(static_cast<std::size_t>(n) * dims), claimed(issued.size()),
+      prior(issued.size());
   for (Index u = 0; u < n; ++u) {
     for (std::size_t d = 0; d < dims; ++d) {
       const std::size_t i = static_cast<std::size_t>(u) * dims + d;
@@ -537,13 +573,15 @@ TEST(PreferenceStages, EmpiricalBayesStrengthRecoversAPlantedBetaPrior) {
     }
   }
   for (int threads : {1, 3}) {
-    const std::vector<double> s = detail::pref::prior_strength(issued, claimed, prior, n, dims, 0.0, threads);
+    const std::vector<double> s =
+        detail::pref::prior_strength(issued, claimed, prior, n, dims, 0.0, threads);
     ASSERT_EQ(s.size(), dims);
     EXPECT_EQ(s[0], 2.0);
     EXPECT_EQ(s[1], 16.0);
   }
   // A fixed strength skips the search.
-  EXPECT_EQ(detail::pref::prior_strength(issued, claimed, prior, n, dims, 7.0, 1), std::vector<double>(dims, 7.0));
+  EXPECT_EQ(detail::pref::prior_strength(issued, claimed, prior, n, dims, 7.0, 1),
+            std::vector<double>(dims, 7.0));
 }
 
 }  // namespace

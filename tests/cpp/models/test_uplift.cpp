@@ -30,7 +30,8 @@ UpliftData simulate(Index rows, const std::vector<std::vector<double>>& effect, 
     const int a = static_cast<int>(rng.below(4)), b = static_cast<int>(rng.below(4));
     const int c = static_cast<int>(rng.below(3));
     // Confounded: C drives both assignment and baseline and is left out of X (unobserved).
-    for (Index col : {static_cast<Index>(a), static_cast<Index>(4 + b), static_cast<Index>(8 + c)}) {
+    for (Index col :
+         {static_cast<Index>(a), static_cast<Index>(4 + b), static_cast<Index>(8 + c)}) {
       if (confounded && col >= 8) continue;
       d.X.indices.push_back(col);
       d.X.data.push_back(1.0f);
@@ -178,7 +179,8 @@ TEST(Uplift, LoggedPropensitiesCorrectAnUnobservedConfounder) {
   // models alone overstate every effect; the DR correction with the logged propensities
   // removes that bias (and the same learner without them keeps it).
   const UpliftData d = simulate(200000, kPlanted, 23, true);
-  UpliftModel with(params_for(UpliftParams::Learner::dr)), without(params_for(UpliftParams::Learner::dr));
+  UpliftModel with(params_for(UpliftParams::Learner::dr)),
+      without(params_for(UpliftParams::Learner::dr));
   with.fit(d.X.view(), target_of(d, true));
   without.fit(d.X.view(), target_of(d));
   EXPECT_EQ(with.propensities_clipped(), 0);
@@ -247,7 +249,8 @@ TEST(Uplift, BadInputIsTypedAndLeavesTheModelUnchanged) {
   std::vector<float> weights(d.y.size(), 1.0f);
   weights[2] = -1.0f;
   weighted.sample_weights = weights;
-  PERKREC_EXPECT_THROW_MSG(model.fit(d.X.view(), weighted), InputError, "sample_weights at position 2");
+  PERKREC_EXPECT_THROW_MSG(model.fit(d.X.view(), weighted), InputError,
+                           "sample_weights at position 2");
 
   EXPECT_EQ(model.to_bytes(), bytes_before);
   EXPECT_EQ(predict(model, d.X), before);
