@@ -25,9 +25,11 @@
 #pragma once
 
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
 #include "perkrec/core/config.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/types.hpp"
 
 namespace perkrec {
@@ -35,6 +37,11 @@ namespace perkrec {
 struct InteractionShrinkParams {
   int iterations = 30;  ///< Newton steps for the slope; >= 1
   int num_threads = 0;  ///< 0 = OpenMP default
+  static auto param_fields() {
+    using P = InteractionShrinkParams;
+    return std::make_tuple(params::field("iterations", &P::iterations, params::at_least(1)),
+                           params::field("num_threads", &P::num_threads, params::threads()));
+  }
   void validate() const;
 };
 

@@ -12,11 +12,7 @@
 namespace perkrec {
 
 PERKREC_INLINE void InteractionShrinkParams::validate() const {
-  if (iterations < 1) {
-    detail::raise<ConfigError>("InteractionShrinkParams: iterations must be >= 1 (got ", iterations,
-                               ")");
-  }
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "InteractionShrinkParams");
 }
 
 namespace detail::calibration {

@@ -38,9 +38,11 @@
 #pragma once
 
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
 #include "perkrec/core/config.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/types.hpp"
 
 namespace perkrec {
@@ -51,6 +53,15 @@ struct PooledEffectsParams {
   double initial_variance = 1.0;  ///< every group's variance at the start; > 0
   double min_variance = 1e-4;     ///< floor of an estimated variance; > 0
   int num_threads = 0;            ///< 0 = OpenMP default (the matrix pass of pooled_redemption)
+  static auto param_fields() {
+    using P = PooledEffectsParams;
+    return std::make_tuple(
+        params::field("sweeps", &P::sweeps, params::at_least(1)),
+        params::field("burn_in", &P::burn_in, params::at_least(0)),
+        params::field("initial_variance", &P::initial_variance, params::above(0)),
+        params::field("min_variance", &P::min_variance, params::above(0)),
+        params::field("num_threads", &P::num_threads, params::threads()));
+  }
   void validate() const;
 };
 

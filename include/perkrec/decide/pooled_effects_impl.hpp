@@ -12,19 +12,7 @@
 namespace perkrec {
 
 PERKREC_INLINE void PooledEffectsParams::validate() const {
-  if (sweeps < 1)
-    detail::raise<ConfigError>("PooledEffectsParams: sweeps must be >= 1 (got ", sweeps, ")");
-  if (burn_in < 0)
-    detail::raise<ConfigError>("PooledEffectsParams: burn_in must be >= 0 (got ", burn_in, ")");
-  if (!(std::isfinite(initial_variance) && initial_variance > 0)) {
-    detail::raise<ConfigError>("PooledEffectsParams: initial_variance must be finite and > 0 (got ",
-                               initial_variance, ")");
-  }
-  if (!(std::isfinite(min_variance) && min_variance > 0)) {
-    detail::raise<ConfigError>("PooledEffectsParams: min_variance must be finite and > 0 (got ",
-                               min_variance, ")");
-  }
-  resolve_num_threads(num_threads);
+  params::validate_fields(*this, "PooledEffectsParams");
 }
 
 namespace detail::pooled {
