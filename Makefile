@@ -69,7 +69,8 @@ format: $(VENV)/.stamp
 	$(VENV)/bin/ruff check --quiet --fix .
 
 format-check: $(VENV)/.stamp
-	$(CLANG_FORMAT) --dry-run --Werror $(CXX_SOURCES)
+	@echo "$(CLANG_FORMAT) --dry-run --Werror <$(words $(CXX_SOURCES)) tracked C++ files>"
+	@$(CLANG_FORMAT) --dry-run --Werror $(CXX_SOURCES)
 	$(VENV)/bin/ruff format --check --quiet .
 	$(VENV)/bin/ruff check --quiet .
 

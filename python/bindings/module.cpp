@@ -53,6 +53,7 @@ PYBIND11_MODULE(_core, m) {
         add("PacingParams", params::fields_to_json(PacingParams{}));
         add("InteractionParams", params::fields_to_json(InteractionParams{}));
         add("BehaviorFeatureParams", params::fields_to_json(BehaviorFeatureParams{}));
+        add("CLVParams", CLVParams{}.to_json());  // its fields plus "model" (forecaster + model)
         return out;
       },
       "The C++ defaults of each params struct: {struct name: JSON text}.");

@@ -36,6 +36,7 @@ CLASSES = {
     perkrec.wide_table: ("WideTableParams", set()),
     # simulate: `start` is a date (start_time in C++); archetype_mix=None is the C++ mix.
     perkrec.simulate: ("SimulatorParams", {"start_time"}),
+    perkrec.CLVModel: ("CLVParams", set()),
 }
 
 

@@ -117,10 +117,12 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
+#include "perkrec/core/params.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/event_log.hpp"
@@ -183,6 +185,32 @@ struct CLVParams {
   int num_threads = 0;                  ///< 0 = OpenMP default
   std::uint64_t seed = 42;              ///< of the interval draws
 
+  /// Every field but the pair (forecaster, model), which JSON writes as the one key "model".
+  static auto param_fields() {
+    using P = CLVParams;
+    static constexpr params::EnumName<TimeUnit> kUnits[] = {{TimeUnit::day, "day"},
+                                                            {TimeUnit::week, "week"}};
+    return std::make_tuple(
+        params::field("backtest_horizon", &P::backtest_horizon, params::closed(0, 1e6)),
+        params::field("regression_l2", &P::regression_l2, params::at_least(0)),
+        params::field("time_unit", &P::time_unit, kUnits),
+        params::field("occasion", &P::occasion, kUnits),
+        params::field("penalizer", &P::penalizer, params::at_least(0)),
+        params::field("max_iterations", &P::max_iterations, params::at_least(1)),
+        params::field("interval_level", &P::interval_level, params::open(0, 1)),
+        params::field("interval_draws", &P::interval_draws, params::closed(0, 100000)),
+        params::field("at_risk_cycles", &P::at_risk_cycles, params::above(0)),
+        params::field("dormant_cycles", &P::dormant_cycles, params::above(0)),
+        params::field("lost_cycles", &P::lost_cycles, params::above(0)),
+        params::field("at_risk_quantile", &P::at_risk_quantile, params::closed(0, 1)),
+        params::field("dormant_quantile", &P::dormant_quantile, params::closed(0, 1)),
+        params::field("lost_quantile", &P::lost_quantile, params::closed(0, 1)),
+        params::field("at_risk_p_alive", &P::at_risk_p_alive, params::closed(0, 1)),
+        params::field("dormant_p_alive", &P::dormant_p_alive, params::closed(0, 1)),
+        params::field("lost_p_alive", &P::lost_p_alive, params::closed(0, 1)),
+        params::field("num_threads", &P::num_threads, params::threads()),
+        params::field("seed", &P::seed));
+  }
   /// Throws ConfigError naming the field and value.
   void validate() const;
   Json to_json() const;

@@ -561,82 +561,40 @@ inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_
 // --- params -----------------------------------------------------------------------------------
 
 PERKREC_INLINE void CLVParams::validate() const {
-  auto bad = [](const char* field, double value, const char* expected) {
-    detail::raise<ConfigError>("CLVParams: ", field, " must be ", expected, " (got ", value, ")");
-  };
+  params::validate_fields(*this, "CLVParams");
   if (model == Model::bgbb && occasion != time_unit) {
     detail::raise<ConfigError>(
         "CLVParams: occasion must equal time_unit with model 'bgbb' (one purchase opportunity "
         "per time_unit; got occasion '",
         detail::clv_unit_name(occasion), "', time_unit '", detail::clv_unit_name(time_unit), "')");
   }
-  if (!(penalizer >= 0) || !std::isfinite(penalizer))
-    bad("penalizer", penalizer, "finite and >= 0");
-  if (!(backtest_horizon >= 0) || !(backtest_horizon <= 1e6))
-    bad("backtest_horizon", backtest_horizon, "in [0, 1e6]");
-  if (!(regression_l2 >= 0) || !std::isfinite(regression_l2))
-    bad("regression_l2", regression_l2, "finite and >= 0");
-  if (max_iterations <= 0) bad("max_iterations", max_iterations, "> 0");
-  if (!(interval_level > 0 && interval_level < 1))
-    bad("interval_level", interval_level, "in (0, 1)");
-  if (interval_draws < 0 || interval_draws > 100000)
-    bad("interval_draws", interval_draws, "in [0, 100000]");
-  if (!(at_risk_cycles > 0) || !std::isfinite(at_risk_cycles))
-    bad("at_risk_cycles", at_risk_cycles, "finite and > 0");
-  if (!(dormant_cycles >= at_risk_cycles) || !std::isfinite(dormant_cycles)) {
-    bad("dormant_cycles", dormant_cycles, "finite and >= at_risk_cycles");
-  }
-  if (!(lost_cycles >= dormant_cycles) || !std::isfinite(lost_cycles)) {
-    bad("lost_cycles", lost_cycles, "finite and >= dormant_cycles");
-  }
-  if (!(at_risk_quantile >= 0 && at_risk_quantile <= 1))
-    bad("at_risk_quantile", at_risk_quantile, "in [0, 1]");
-  if (!(dormant_quantile >= 0 && dormant_quantile <= at_risk_quantile)) {
-    bad("dormant_quantile", dormant_quantile, "in [0, at_risk_quantile]");
-  }
-  if (!(lost_quantile >= 0 && lost_quantile <= dormant_quantile)) {
-    bad("lost_quantile", lost_quantile, "in [0, dormant_quantile]");
-  }
-  if (!(at_risk_p_alive >= 0 && at_risk_p_alive <= 1))
-    bad("at_risk_p_alive", at_risk_p_alive, "in [0, 1]");
-  if (!(dormant_p_alive >= 0 && dormant_p_alive <= at_risk_p_alive)) {
-    bad("dormant_p_alive", dormant_p_alive, "in [0, at_risk_p_alive]");
-  }
-  if (!(lost_p_alive >= 0 && lost_p_alive <= dormant_p_alive))
-    bad("lost_p_alive", lost_p_alive, "in [0, dormant_p_alive]");
-  try {
-    resolve_num_threads(num_threads);
-  } catch (const Error& e) {
-    detail::raise<ConfigError>("CLVParams: num_threads: ", e.what());
-  }
+  // The thresholds' order: each later stage needs at least as many overdue cycles and at most
+  // the earlier stage's quantile and p_alive cap.
+  auto order = [](const char* field, double value, bool ok, const char* expected) {
+    if (!ok) {
+      detail::raise<ConfigError>("CLVParams: ", field, " must be ", expected, " (got ", value, ")");
+    }
+  };
+  order("dormant_cycles", dormant_cycles, dormant_cycles >= at_risk_cycles, ">= at_risk_cycles");
+  order("lost_cycles", lost_cycles, lost_cycles >= dormant_cycles, ">= dormant_cycles");
+  order("dormant_quantile", dormant_quantile, dormant_quantile <= at_risk_quantile,
+        "<= at_risk_quantile");
+  order("lost_quantile", lost_quantile, lost_quantile <= dormant_quantile, "<= dormant_quantile");
+  order("dormant_p_alive", dormant_p_alive, dormant_p_alive <= at_risk_p_alive,
+        "<= at_risk_p_alive");
+  order("lost_p_alive", lost_p_alive, lost_p_alive <= dormant_p_alive, "<= dormant_p_alive");
 }
 
 PERKREC_INLINE Json CLVParams::to_json() const {
-  return Json{{"model", detail::clv_forecaster_name(*this)},
-              {"backtest_horizon", backtest_horizon},
-              {"regression_l2", regression_l2},
-              {"time_unit", detail::clv_unit_name(time_unit)},
-              {"occasion", detail::clv_unit_name(occasion)},
-              {"penalizer", penalizer},
-              {"max_iterations", max_iterations},
-              {"interval_level", interval_level},
-              {"interval_draws", interval_draws},
-              {"at_risk_cycles", at_risk_cycles},
-              {"dormant_cycles", dormant_cycles},
-              {"lost_cycles", lost_cycles},
-              {"at_risk_quantile", at_risk_quantile},
-              {"dormant_quantile", dormant_quantile},
-              {"lost_quantile", lost_quantile},
-              {"at_risk_p_alive", at_risk_p_alive},
-              {"dormant_p_alive", dormant_p_alive},
-              {"lost_p_alive", lost_p_alive},
-              {"num_threads", num_threads},
-              {"seed", seed}};
+  Json out = params::fields_to_json(*this);
+  out["model"] = detail::clv_forecaster_name(*this);
+  return out;
 }
 
 PERKREC_INLINE CLVParams CLVParams::from_json(const Json& j) {
+  constexpr const char* kContext = "CLVParams::from_json";
   CLVParams p;
-  JsonReader<ConfigError> r(j, "", "CLVParams::from_json");
+  JsonReader<ConfigError> r(j, "", kContext);
   std::string text;
   if (r.read("model", text)) {
     if (text == "auto") {
@@ -655,39 +613,13 @@ PERKREC_INLINE CLVParams CLVParams::from_json(const Json& j) {
               "\"regression\")");
     }
   }
-  r.read("backtest_horizon", p.backtest_horizon);
-  r.read("regression_l2", p.regression_l2);
-  auto unit = [&](const char* key, TimeUnit& out) {
-    std::string value;
-    if (!r.read(key, value)) return;
-    if (value == "day") {
-      out = TimeUnit::day;
-    } else if (value == "week") {
-      out = TimeUnit::week;
-    } else {
-      r.fail(key,
-             "unknown " + std::string(key) + " '" + value + "' (expected \"day\" or \"week\")");
-    }
-  };
-  unit("time_unit", p.time_unit);
-  unit("occasion", p.occasion);
-  r.read("penalizer", p.penalizer);
-  r.read("max_iterations", p.max_iterations);
-  r.read("interval_level", p.interval_level);
-  r.read("interval_draws", p.interval_draws);
-  r.read("at_risk_cycles", p.at_risk_cycles);
-  r.read("dormant_cycles", p.dormant_cycles);
-  r.read("lost_cycles", p.lost_cycles);
-  r.read("at_risk_quantile", p.at_risk_quantile);
-  r.read("dormant_quantile", p.dormant_quantile);
-  r.read("lost_quantile", p.lost_quantile);
-  r.read("at_risk_p_alive", p.at_risk_p_alive);
-  r.read("dormant_p_alive", p.dormant_p_alive);
-  r.read("lost_p_alive", p.lost_p_alive);
-  r.read("num_threads", p.num_threads);
-  r.read("seed", p.seed);
+  params::detail::read_into(r, p);
   r.finish();
-  p.validate();
+  try {
+    p.validate();
+  } catch (const ConfigError& e) {
+    detail::raise<ConfigError>(kContext, ": ", e.what());
+  }
   return p;
 }
 

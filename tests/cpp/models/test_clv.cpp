@@ -797,6 +797,7 @@ TEST(CLVForecast, RegressionLearnsAPlantedTrendTheStationaryModelsMiss) {
   p.time_unit = CLVParams::TimeUnit::day;
   p.interval_draws = 0;
   p.backtest_horizon = 50;
+  p.forecaster = CLVParams::Forecaster::automatic;
   CLVModel automatic(p);
   automatic.fit(log, at_day(300.0));
   p.forecaster = CLVParams::Forecaster::purchase;
