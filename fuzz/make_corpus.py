@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 import perkrec
@@ -80,6 +81,19 @@ def main() -> None:
     models["clv_bgbb.perk"] = perkrec.CLVModel(
         model="bgbb", time_unit="week", occasion="week", interval_draws=5
     ).fit(program.events)
+    items = perkrec.ItemCatalog.from_frame(
+        pd.DataFrame({"item_id": ["a", "b", "c", "d"], "category": ["x", "x", "y", "z"]})
+    )
+    lines = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, 8, 60),
+            "item_id": rng.choice(["a", "b", "c", "d"], 60),
+            "timestamp": 1767225600 + rng.integers(0, 86400 * 30, 60),
+        }
+    )
+    models["interest.perk"] = perkrec.InterestModel().fit(
+        perkrec.BehaviorLog.from_frame(lines, items=items), items
+    )
     models["catalog.perk"] = program.catalog
     models["events.perk"] = program.events
     models["benefit_planner.perk"] = perkrec.BenefitPlanner(num_threads=1).fit(

@@ -74,6 +74,14 @@ void fuzz_model(std::string_view bytes) {
         }
       } catch (const Error&) {
       }
+    } else if constexpr (std::is_same_v<T, InterestModel>) {
+      // A file that loads must answer every member's top values (bounded work).
+      if (object.n_users() > 0 &&
+          static_cast<double>(object.n_users()) * static_cast<double>(object.n_values()) <= 1e5) {
+        std::vector<Index> users(static_cast<std::size_t>(object.n_users()));
+        for (Index u = 0; u < object.n_users(); ++u) users[static_cast<std::size_t>(u)] = u;
+        (void)object.top(users, 3, 0.9);
+      }
     } else if constexpr (std::is_same_v<T, CLVModel>) {
       // A file that loads must predict without crashing (finite or a typed error).
       const double work =

@@ -46,6 +46,7 @@
 #include "perkrec/models/clv_impl.hpp"
 #include "perkrec/models/factors_impl.hpp"
 #include "perkrec/models/fm_impl.hpp"
+#include "perkrec/models/interest_impl.hpp"
 #include "perkrec/models/item_knn_impl.hpp"
 #include "perkrec/models/popularity_impl.hpp"
 #include "perkrec/models/preference_impl.hpp"

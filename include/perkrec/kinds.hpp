@@ -21,6 +21,7 @@
 #include "perkrec/models/bpr.hpp"
 #include "perkrec/models/clv.hpp"
 #include "perkrec/models/fm.hpp"
+#include "perkrec/models/interest.hpp"
 #include "perkrec/models/item_knn.hpp"
 #include "perkrec/models/popularity.hpp"
 #include "perkrec/models/preference.hpp"
@@ -29,8 +30,9 @@
 namespace perkrec {
 
 /// Every kind a container may name, in the order read_any tries them.
-using SavedKinds = std::tuple<IdMap, Catalog, UserTable, EventLog, Popularity, FM, ALS, BPR,
-                              ItemKNN, PreferenceModel, UpliftModel, CLVModel, BenefitPlannerFile>;
+using SavedKinds =
+    std::tuple<IdMap, Catalog, UserTable, EventLog, Popularity, FM, ALS, BPR, ItemKNN,
+               PreferenceModel, UpliftModel, CLVModel, InterestModel, BenefitPlannerFile>;
 
 namespace detail {
 template <class F, class First, class... Rest>

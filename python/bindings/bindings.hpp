@@ -172,6 +172,7 @@ void bind_ranker(py::module_& m);
 void bind_planner(py::module_& m);
 void bind_uplift(py::module_& m);
 void bind_clv(py::module_& m);
+void bind_interest(py::module_& m);
 void bind_behavior(py::module_& m);
 void bind_pipeline(py::module_& m);
 void bind_calibrators(py::module_& m);

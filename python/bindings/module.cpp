@@ -23,6 +23,7 @@ PYBIND11_MODULE(_core, m) {
   perkrec::python::bind_planner(m);
   perkrec::python::bind_uplift(m);
   perkrec::python::bind_clv(m);
+  perkrec::python::bind_interest(m);
   perkrec::python::bind_pipeline(m);
   perkrec::python::bind_io(m);  // last: it returns objects of the classes bound above
   // The C++ defaults of every declared params struct (core/params.hpp), as JSON text: the
@@ -53,6 +54,7 @@ PYBIND11_MODULE(_core, m) {
         add("PacingParams", params::fields_to_json(PacingParams{}));
         add("InteractionParams", params::fields_to_json(InteractionParams{}));
         add("BehaviorFeatureParams", params::fields_to_json(BehaviorFeatureParams{}));
+        add("InterestParams", params::fields_to_json(InterestParams{}));
         add("CLVParams", CLVParams{}.to_json());  // its fields plus "model" (forecaster + model)
         return out;
       },

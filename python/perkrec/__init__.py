@@ -74,6 +74,7 @@ from .clv import (
     naive_forecast,
     summarize_purchases,
 )
+from .interest import InterestModel
 from .policy import CompiledPolicy, Policy
 from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
 from .allocate import (
@@ -168,6 +169,7 @@ __all__ += [
     "BenefitItems",
     "ItemCatalog",  # behaviour
     "behavior_features",
+    "InterestModel",
 ]
 __all__ += [  # decision layer
     "CompiledPolicy",

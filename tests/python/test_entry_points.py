@@ -125,6 +125,7 @@ def _instances():
         users=log.user_ids,
         items=items,
     )
+    out["InterestModel"] = perkrec.InterestModel().fit(out["BehaviorLog"], items)
     out["BenefitItems"] = perkrec.BenefitItems.from_frame(
         pd.DataFrame({"benefit_id": catalog.ids.ids[:2], "item_id": ["i1", "i3"]}),
         catalog=catalog,
@@ -185,6 +186,7 @@ def _methods():
         "ItemCatalog",
         "BehaviorLog",
         "BenefitItems",
+        "InterestModel",
     ]
     for cls_name in names:
         cls = getattr(perkrec, cls_name)

@@ -37,6 +37,7 @@ CLASSES = {
     # simulate: `start` is a date (start_time in C++); archetype_mix=None is the C++ mix.
     perkrec.simulate: ("SimulatorParams", {"start_time"}),
     perkrec.CLVModel: ("CLVParams", set()),
+    perkrec.InterestModel: ("InterestParams", set()),
 }
 
 

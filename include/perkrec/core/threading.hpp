@@ -7,10 +7,12 @@
 // Thread safety: the helpers themselves are reentrant; the body decides what it touches.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <exception>
 #include <mutex>
 #include <type_traits>
+#include <vector>
 
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/error.hpp"
@@ -138,5 +140,34 @@ void parallel_for(Offset begin, Offset end, int num_threads, F&& body,
   }
   catcher.rethrow();
 }
+
+namespace detail {
+/// Sums `width` doubles per row over [0, n) deterministically: per-block partial sums in
+/// parallel (row(i, acc) adds row i's values into acc), then the blocks in order. Blocks depend
+/// on n only (at least 2,048 rows, at most 64 blocks, so wide accumulators stay small), never on
+/// the thread count, so the sum is the same on any number of threads.
+template <class F>
+std::vector<double> block_sum(Index n, std::size_t width, int threads, F&& row) {
+  constexpr std::size_t kMinBlock = 2048;
+  const auto nn = static_cast<std::size_t>(n);
+  const std::size_t block = std::max<std::size_t>(kMinBlock, (nn + 63) / 64);
+  const std::size_t blocks = (nn + block - 1) / block;
+  std::vector<double> partial(blocks * width, 0.0);
+  parallel_for(
+      0, static_cast<Offset>(blocks), threads,
+      [&](Offset bo) {
+        const auto b = static_cast<std::size_t>(bo);
+        double* acc = partial.data() + b * width;
+        const auto end = std::min(nn, (b + 1) * block);
+        for (std::size_t u = b * block; u < end; ++u) row(static_cast<Index>(u), acc);
+      },
+      Schedule::dynamic, 1);
+  std::vector<double> total(width, 0.0);
+  for (std::size_t b = 0; b < blocks; ++b) {
+    for (std::size_t j = 0; j < width; ++j) total[j] += partial[b * width + j];
+  }
+  return total;
+}
+}  // namespace detail
 
 }  // namespace perkrec

@@ -30,32 +30,7 @@ PERKREC_INLINE PreferenceModel::PreferenceModel(PreferenceParams params)
 namespace detail::pref {
 
 constexpr double kDay = static_cast<double>(kSecondsPerDay);
-constexpr std::size_t kBlock = 2048;  // members per reduction block (fixed: thread-count free)
-
-/// Sums `width` doubles per member over [0, n) deterministically: per-block partial sums in
-/// parallel, then the blocks in order. Blocks depend on n only (at most 64 of them, so wide
-/// accumulators stay small), never on the thread count.
-template <class F>
-std::vector<double> block_sum(Index n, std::size_t width, int threads, F&& row) {
-  const auto nn = static_cast<std::size_t>(n);
-  const std::size_t block = std::max<std::size_t>(kBlock, (nn + 63) / 64);
-  const std::size_t blocks = (nn + block - 1) / block;
-  std::vector<double> partial(blocks * width, 0.0);
-  parallel_for(
-      0, static_cast<Offset>(blocks), threads,
-      [&](Offset bo) {
-        const auto b = static_cast<std::size_t>(bo);
-        double* acc = partial.data() + b * width;
-        const auto end = std::min(nn, (b + 1) * block);
-        for (std::size_t u = b * block; u < end; ++u) row(static_cast<Index>(u), acc);
-      },
-      Schedule::dynamic, 1);
-  std::vector<double> total(width, 0.0);
-  for (std::size_t b = 0; b < blocks; ++b) {
-    for (std::size_t j = 0; j < width; ++j) total[j] += partial[b * width + j];
-  }
-  return total;
-}
+using detail::block_sum;
 
 inline double beta_binomial_ll(double k, double n, double a, double b) {
   return log_gamma(k + a) + log_gamma(n - k + b) - log_gamma(n + a + b) - log_gamma(a) -

@@ -109,6 +109,38 @@ TEST(Math, LogGammaAndIncompleteGammaKnownValues) {
   EXPECT_NEAR(sigmoid(800.0), 1.0, 1e-15);
 }
 
+TEST(Math, IncompleteBetaAndItsQuantileKnownValues) {
+  // Closed forms: I_x(1, 1) = x; I_x(a, 1) = x^a; I_x(1/2, 1/2) = 2/pi asin(sqrt x);
+  // I_x(2, 3) = 6x^2 - 8x^3 + 3x^4.
+  const double pi = 3.14159265358979323846;
+  for (double x : {1e-9, 0.01, 0.3, 0.5, 0.77, 0.999}) {
+    EXPECT_NEAR(regularized_beta(1.0, 1.0, x), x, 1e-13) << x;
+    EXPECT_NEAR(regularized_beta(3.5, 1.0, x), std::pow(x, 3.5), 1e-13) << x;
+    EXPECT_NEAR(regularized_beta(0.5, 0.5, x), 2.0 / pi * std::asin(std::sqrt(x)), 1e-13) << x;
+    EXPECT_NEAR(regularized_beta(2.0, 3.0, x), x * x * (6 - 8 * x + 3 * x * x), 1e-13) << x;
+  }
+  EXPECT_EQ(regularized_beta(2.0, 3.0, 0.0), 0.0);
+  EXPECT_EQ(regularized_beta(2.0, 3.0, 1.0), 1.0);
+  // The quantile inverts the CDF, from tiny to very large shapes and in both tails.
+  for (double a : {0.05, 0.7, 3.0, 250.0, 40000.0}) {
+    for (double b : {0.3, 2.0, 900.0, 1e6}) {
+      for (double p : {1e-6, 0.05, 0.5, 0.95, 1 - 1e-6}) {
+        const double x = beta_quantile(a, b, p);
+        ASSERT_GE(x, 0.0);
+        ASSERT_LE(x, 1.0);
+        // Relative precision in the lower tail; the upper half is the lower tail of Beta(b, a).
+        if (p < 0.5) {
+          EXPECT_NEAR(regularized_beta(a, b, x) / p, 1.0, 1e-8) << a << " " << b << " " << p;
+        } else {
+          EXPECT_NEAR(x, 1.0 - beta_quantile(b, a, 1.0 - p), 1e-12) << a << " " << b << " " << p;
+        }
+      }
+    }
+  }
+  EXPECT_NEAR(beta_quantile(1.0, 1.0, 0.25), 0.25, 1e-12);
+  EXPECT_NEAR(beta_quantile(2.0, 1.0, 0.25), 0.5, 1e-12);
+}
+
 TEST(Math, CalendarKnownDates) {
   EXPECT_EQ(weekday_from_days(0), 3);  // 1970-01-01 was a Thursday
   const std::int64_t jan1_2026 = 1767225600 / kSecondsPerDay;
