@@ -90,7 +90,8 @@ struct CandidatesView {
 struct AllocatorParams {
   int max_iterations = 60;   ///< multiplier-search evaluations per price round, >= 1
   double tolerance = 1e-7;   ///< the search stops when hi - lo <= tolerance x hi, in (0, 1)
-  int price_rounds = 8;      ///< inventory / segment-quota price rounds, >= 0
+  int price_rounds = 8;      ///< inventory / segment-quota price rounds (on a large instance
+                             ///< this many on the member sample, then on all), >= 0
   int num_threads = 0;       ///< 0 = OpenMP default
   double budget_gap = 1e-4;  ///< the search also stops when the spend at the feasible
                              ///< multiplier is within budget_gap x budget of the budget (the
