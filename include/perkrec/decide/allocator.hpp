@@ -17,8 +17,13 @@
 //      member quota is over-used, scale nu where a cost quota is, and relax unused prices (a
 //      member's advantage: with one slot, the held entry's edge over its best other entry;
 //      with several, what its problem loses without the benefit). On instances past
-//      `polish_entries` a limit used within 0.5% of its level counts as met, and later rounds
-//      start the search from the last lambda;
+//      `polish_entries` a limit used within 0.5% of its level counts as met, later rounds
+//      start the search from the last lambda (first probing where the last search's slope of
+//      the spend puts the budget), and an inventory priced but used below its band drops its
+//      price by what the members who could take it gain (elsewhere the price halves). With
+//      at least 25,000 members there, the rounds first run on a strided sample of 1 in 25
+//      members with every limit scaled to its share, and the rounds on all members start
+//      from its prices (usually two full rounds of 2-5 evaluations each);
 //   4. a repair pass (chosen entries in order of adjusted value, ties by position) drops what
 //      does not fit so every constraint holds exactly;
 //   5. a fill pass spends any slack: per member the best addition or swap, applied in order of
@@ -85,7 +90,8 @@ struct CandidatesView {
 struct AllocatorParams {
   int max_iterations = 60;   ///< multiplier-search evaluations per price round, >= 1
   double tolerance = 1e-7;   ///< the search stops when hi - lo <= tolerance x hi, in (0, 1)
-  int price_rounds = 8;      ///< inventory / segment-quota price rounds, >= 0
+  int price_rounds = 8;      ///< inventory / segment-quota price rounds (on a large instance
+                             ///< this many on the member sample, then on all), >= 0
   int num_threads = 0;       ///< 0 = OpenMP default
   double budget_gap = 1e-4;  ///< the search also stops when the spend at the feasible
                              ///< multiplier is within budget_gap x budget of the budget (the

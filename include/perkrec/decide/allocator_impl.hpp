@@ -444,6 +444,7 @@ struct Solver {
   double lambda_max = 0.0;    // above it every costly entry has negative adjusted value
   std::vector<double> tried;  // multipliers evaluated by the last search (full data)
   double warm_step = 0.01;    // first probe step of a warm-started search (relative)
+  double slope = 0.0;         // d spend / d lambda over the last search's bracket (0 = none)
   double bound = kInf;
   int iterations = 0;
   std::int64_t evaluations = 0;
@@ -451,6 +452,15 @@ struct Solver {
   Solver(const Problem& problem, const AllocatorParams& p, const Callbacks& callbacks,
          int n_threads)
       : P(problem), params(p), cb(callbacks), threads(n_threads) {}
+
+  Plan spare;  // a search's probes store their plan here; one that fits swaps with the result's
+
+  // A search's probe: evaluates into `spare` and records the multiplier as tried.
+  EvalResult probe_eval(const Prices& pr) {
+    const EvalResult r = eval(pr, &spare);
+    tried.push_back(pr.lambda);
+    return r;
+  }
 
   EvalResult eval(const Prices& pr, Plan* plan = nullptr) {
     const EvalResult r = evaluate(P, pr, threads, 1, plan);
@@ -477,6 +487,10 @@ struct Solver {
     const double B = P.k.budget;
     tried.clear();
     pr.lambda = 0.0;
+    spare.store = plan.store;
+    spare.slots.resize(plan.slots.size());
+    spare.count.resize(plan.count.size());
+    double stored = -1.0;  // the multiplier whose plan `plan` holds (-1 = none)
     if (!std::isfinite(B)) {
       eval(pr, &plan);
       return 0.0;
@@ -486,7 +500,7 @@ struct Solver {
     // Evaluates lambda, narrows the bracket; true when the spend fits the budget.
     auto probe = [&](double lam) {
       pr.lambda = lam;
-      const EvalResult r = eval(pr);
+      const EvalResult r = probe_eval(pr);
       ++iterations;
       if (r.spend > B) {
         lo = lam;
@@ -495,6 +509,8 @@ struct Solver {
       }
       hi = lam;
       f_hi = r.spend - B;
+      std::swap(plan, spare);
+      stored = lam;
       return true;
     };
     // From a guess: probes first_delta, 4x, 16x, ... (below 100%) above it until one fits,
@@ -512,8 +528,19 @@ struct Solver {
       }
     };
     if (warm > 0 && warm < hi) {
-      probe(warm);
-      bracket_around(warm, warm_step);
+      const double hi0 = hi;
+      const bool fits = probe(warm);
+      double guess = warm;
+      if (slope < 0 && !(fits && -f_hi <= params.budget_gap * B) &&
+          iterations < params.max_iterations) {
+        // The last search's slope of the spend: aim just inside the budget gap.
+        const double lam = warm - ((fits ? f_hi : f_lo) + 0.5 * params.budget_gap * B) / slope;
+        if (lam > lo && lam < hi) {
+          probe(lam);
+          guess = lam;
+        }
+      }
+      if (!(lo > 0 && hi < hi0)) bracket_around(guess, warm_step);
     }
     const auto settle = [&](double lam) {  // the next warm start's first step: this round's move
       if (warm > 0) warm_step = std::min(0.01, std::max(1e-4, std::abs(lam - warm) / warm));
@@ -521,10 +548,9 @@ struct Solver {
     };
     if (lo == 0.0) {  // no lambda above the budget yet: lambda = 0 may fit
       pr.lambda = 0.0;
-      const EvalResult r0 = eval(pr);
+      const EvalResult r0 = probe_eval(pr);
       if (r0.spend <= B) {
-        pr.lambda = 0.0;
-        eval(pr, &plan);
+        std::swap(plan, spare);
         return settle(0.0);
       }
       f_lo = r0.spend - B;
@@ -556,7 +582,7 @@ struct Solver {
       if (!(lam > lo + 1e-3 * width && lam < hi - 1e-3 * width) || iterations % 4 == 3)
         lam = 0.5 * (lo + hi);
       pr.lambda = lam;
-      const EvalResult r = eval(pr);
+      const EvalResult r = probe_eval(pr);
       ++iterations;
       if (r.spend > B) {
         lo = lam;
@@ -570,10 +596,13 @@ struct Solver {
         w_hi = 1.0;
         if (side == 1) w_lo *= 0.5;
         side = 1;
+        std::swap(plan, spare);
+        stored = lam;
       }
     }
+    if (lo > 0 && hi > lo && f_lo > 0 && f_hi < 0) slope = (f_hi - f_lo) / (hi - lo);
     pr.lambda = hi;
-    eval(pr, &plan);
+    if (stored != hi) eval(pr, &plan);  // hi = the start (nothing costly): not probed
     return settle(hi);
   }
 };
@@ -645,6 +674,51 @@ inline double kth_midpoint(std::vector<double>& xs, std::size_t k) {
   return 0.5 * (xs[k - 1] + xs[k]);
 }
 
+// For update_prices: for each under-used benefit (under_b) in member u's row that u does not
+// hold, what u's adjusted value gains by taking it in place of what it would displace (an
+// open slot: nothing; a full kind or full capacity: the weakest held entry of that kind, or of
+// all), keyed nbft + b. Approximate (stacking groups and member quotas aside): it only sizes a
+// price step; repair and fill keep every limit.
+inline void under_gains(const Problem& P, const Prices& pr, const Plan& plan,
+                        const std::vector<char>& under_b, Index u, std::size_t nbft,
+                        std::vector<std::pair<std::int64_t, double>>& out) {
+  const int cap = P.cap(u);
+  if (cap <= 0) return;
+  const Offset b0 = P.begin(u), b1 = P.end(u);
+  const int cnt = plan.count[static_cast<std::size_t>(u)];
+  const std::int32_t* held = plan.at(u);
+  const double price = pr.lambda + pr.nu_of(P.segment(u));
+  auto adj = [&](Offset i) {
+    const auto e = static_cast<std::size_t>(i);
+    return static_cast<double>(P.c.value[e]) - price * static_cast<double>(P.c.cost[e]) -
+           pr.mu_of(P.c.benefit[e]);
+  };
+  for (Offset i = b0; i < b1; ++i) {
+    const Index b = P.c.benefit[static_cast<std::size_t>(i)];
+    if (!under_b[static_cast<std::size_t>(b)] || !P.allowed(u, i)) continue;
+    const auto j = static_cast<std::int32_t>(i - b0);
+    if (std::find(held, held + cnt, j) != held + cnt) continue;
+    const std::int32_t kd = P.kind(b);
+    double weakest = kInf, weakest_kind = kInf;
+    int of_kind = 0;
+    for (int t = 0; t < cnt; ++t) {
+      const double a = adj(b0 + held[t]);
+      weakest = std::min(weakest, a);
+      if (kd >= 0 && P.kind(P.c.benefit[static_cast<std::size_t>(b0 + held[t])]) == kd) {
+        ++of_kind;
+        weakest_kind = std::min(weakest_kind, a);
+      }
+    }
+    double displaced = 0.0;
+    if (kd >= 0 && of_kind >= P.kind_cap(u, kd)) {
+      displaced = weakest_kind;
+    } else if (cnt >= cap) {
+      displaced = weakest;
+    }
+    out.emplace_back(static_cast<std::int64_t>(nbft) + b, adj(i) - std::max(0.0, displaced));
+  }
+}
+
 // One price round: returns true when a price changed.
 // `slack`: a limit within this relative band of its level counts as met (no price move); 0 on
 // instances small enough to polish, where one unit matters.
@@ -670,9 +744,24 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
       over_m[s] = any_over = true;
     }
   }
-  if (any_over) {
-    // Advantages of members holding an over-used benefit (vs their best unchosen entry) and
-    // surpluses of members in an over-used segment, gathered per block then in block order.
+  // Large instances (slack > 0): an inventory priced but used below its band gets a step down
+  // sized from the members who could take it (instead of halving its price, which undoes a
+  // price set from a member sample and overshoots).
+  std::vector<char> under_b(nbft, 0);
+  bool any_under = false;
+  const double gap = std::max({params.budget_gap, 1e-9, slack});
+  for (std::size_t b = 0; b < nbft && slack > 0 && !pr.mu.empty(); ++b) {
+    const std::int64_t inv = P.k.inventory[b];
+    if (pr.mu[b] > 0 &&
+        static_cast<double>(us.benefit_count[b]) < static_cast<double>(inv) * (1 - gap)) {
+      under_b[b] = any_under = true;
+    }
+  }
+  std::vector<std::vector<double>> gain_b(nbft);
+  if (any_over || any_under) {
+    // Advantages of members holding an over-used benefit (vs their best unchosen entry),
+    // surpluses of members in an over-used segment and what members not holding an under-used
+    // benefit gain by taking it, gathered per block then in block order.
     const Index n = P.c.n_users;
     const Offset nb = n_blocks(n);
     std::vector<std::vector<std::pair<std::int64_t, double>>> parts(static_cast<std::size_t>(nb));
@@ -686,6 +775,7 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
       const Index u1 = static_cast<Index>(std::min<Offset>(n, (blk + 1) * kBlock));
       for (Index u = u0; u < u1; ++u) {
         const int cnt = plan.count[static_cast<std::size_t>(u)];
+        if (any_under) under_gains(P, pr, plan, under_b, u, nbft, out);
         if (cnt == 0) continue;
         const Index seg = P.segment(u);
         const bool seg_over =
@@ -733,7 +823,9 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
     std::vector<std::vector<double>> adv_b(nbft), sur_s(ns);
     for (const auto& part : parts) {
       for (const auto& [key, x] : part) {
-        if (key >= 0) {
+        if (key >= static_cast<std::int64_t>(nbft)) {
+          gain_b[static_cast<std::size_t>(key) - nbft].push_back(x);
+        } else if (key >= 0) {
           adv_b[static_cast<std::size_t>(key)].push_back(x);
         } else {
           sur_s[static_cast<std::size_t>(-1 - key)].push_back(x);
@@ -763,13 +855,17 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
       }
     }
   }
-  // Relax prices of limits with slack.
-  const double gap = std::max({params.budget_gap, 1e-9, slack});
+  // Relax prices of limits with slack: under-used inventories on large instances by the
+  // largest price cut that draws the missing units (the midpoint of the k-th and (k+1)-th
+  // largest gains, at most the price), otherwise (or when no cut is found) by half.
   for (std::size_t b = 0; b < pr.mu.size(); ++b) {
     const std::int64_t inv = P.k.inventory[b];
     if (pr.mu[b] > 0 &&
         static_cast<double>(us.benefit_count[b]) < static_cast<double>(inv) * (1 - gap)) {
-      pr.mu[b] *= 0.5;
+      const auto missing = static_cast<std::size_t>(inv - us.benefit_count[b]);
+      double cut = -1.0;  // < 0: none found
+      if (under_b[b]) cut = gain_b[b].size() > missing ? -kth_midpoint(gain_b[b], missing) : kInf;
+      pr.mu[b] = cut > 0 ? std::max(0.0, pr.mu[b] - cut) : 0.5 * pr.mu[b];
       changed = true;
     }
   }
@@ -797,6 +893,111 @@ inline bool update_prices(const Problem& P, Prices& pr, const Plan& plan, const 
     }
   }
   return changed;
+}
+
+// The price rounds: a multiplier search, then a price update, until no price moves or
+// `rounds` updates were made. `warm`: later searches start from the last lambda and a limit used
+// within kLimitSlack of its level counts as met. `lambda`: the first search's warm start (0 =
+// cold). Leaves the plan and its usage at the final prices; returns the final lambda.
+inline double price_rounds(const Problem& P, Solver& S, Prices& pr, Plan& plan, Usage& us,
+                           double lambda, bool warm, int rounds, int threads) {
+  const bool priced = P.has_inventory_limits || P.has_segment_limits;
+  for (int round = 0;; ++round) {
+    lambda = S.search(pr, plan, warm || round == 0 ? lambda : 0.0);
+    us = usage_of(P, plan, threads);
+    if (round >= rounds || !priced) break;
+    if (!update_prices(P, pr, plan, us, threads, S.params, warm ? kLimitSlack : 0.0)) break;
+  }
+  return lambda;
+}
+
+// A strided sample of the members (every `stride`-th, from 0) with the limits scaled by the
+// sample's share of the members: the budget, inventories and segment quotas (a positive limit
+// keeps at least 1). Owns the copied rows.
+struct MemberSample {
+  std::vector<std::int64_t> offsets;
+  std::vector<Index> benefit;
+  std::vector<float> value, cost;
+  CandidatesView c;
+  AllocationConstraints k;
+
+  MemberSample(const Problem& P, Index stride) {
+    const Index n = (P.c.n_users + stride - 1) / stride;
+    const double share = static_cast<double>(n) / static_cast<double>(P.c.n_users);
+    auto scaled = [share](std::int64_t level) {
+      return level <= 0
+                 ? level
+                 : std::max<std::int64_t>(1, std::llround(static_cast<double>(level) * share));
+    };
+    offsets.reserve(static_cast<std::size_t>(n) + 1);
+    offsets.push_back(0);
+    const bool caps = !P.k.member_capacity.empty(), segs = !P.k.member_segment.empty();
+    const bool kind_caps = !P.k.member_kind_capacity.empty();
+    k = P.k;
+    k.member_capacity.clear();
+    k.member_segment.clear();
+    k.member_kind_capacity.clear();
+    for (Index i = 0; i < n; ++i) {
+      const Index u = i * stride;
+      const auto b0 = static_cast<std::size_t>(P.begin(u)), b1 = static_cast<std::size_t>(P.end(u));
+      benefit.insert(benefit.end(), P.c.benefit.data() + b0, P.c.benefit.data() + b1);
+      value.insert(value.end(), P.c.value.data() + b0, P.c.value.data() + b1);
+      cost.insert(cost.end(), P.c.cost.data() + b0, P.c.cost.data() + b1);
+      offsets.push_back(static_cast<std::int64_t>(benefit.size()));
+      if (caps) k.member_capacity.push_back(P.k.member_capacity[static_cast<std::size_t>(u)]);
+      if (segs) k.member_segment.push_back(P.k.member_segment[static_cast<std::size_t>(u)]);
+      if (kind_caps) {
+        const auto row = static_cast<std::size_t>(u) * static_cast<std::size_t>(P.k.n_kinds);
+        k.member_kind_capacity.insert(k.member_kind_capacity.end(),
+                                      P.k.member_kind_capacity.begin() + row,
+                                      P.k.member_kind_capacity.begin() + row + P.k.n_kinds);
+      }
+    }
+    if (std::isfinite(k.budget)) k.budget *= share;
+    for (auto& level : k.inventory) level = scaled(level);
+    for (auto& level : k.segment_max_members) level = scaled(level);
+    for (auto& level : k.segment_max_cost) level = level > 0 ? level * share : level;
+    c.n_users = n;
+    c.n_benefits = P.c.n_benefits;
+    c.offsets = {offsets.data(), offsets.size()};
+    c.benefit = {benefit.data(), benefit.size()};
+    c.value = {value.data(), value.size()};
+    c.cost = {cost.data(), cost.size()};
+  }
+};
+
+// Large instances with inventory or segment limits: members per sampled member of the price
+// pre-solve, and the fewest members (kPresolveStride x the fewest sampled) it runs on.
+constexpr Index kPresolveStride = 25;
+constexpr Index kPresolveMinSample = 1000;
+constexpr double kPresolveGap = 1e-3;
+
+// The price pre-solve: the price rounds on a strided member sample (1 in kPresolveStride, limits
+// scaled to its share), so that the rounds on all members start from prices near the final
+// ones and need few full passes. Sets pr (inventory and segment prices) and returns the
+// sample's lambda (the full search's warm start). Prices are per unit of a limit, so the
+// sample's prices apply to the full instance as they are.
+inline double presolve_prices(const Problem& P, const AllocatorParams& p, const Callbacks& cb,
+                              double lambda_max, int store, Prices& pr, double* slope,
+                              int threads) {
+  const MemberSample sm(P, kPresolveStride);
+  Problem Ps(sm.c, sm.k);
+  Ps.cache_allowed(threads);
+  Callbacks stop_only;  // the sample's evaluations are not the progress of "allocate"
+  stop_only.should_stop = cb.should_stop;
+  Plan plan;
+  plan.store = store;
+  plan.slots.assign(static_cast<std::size_t>(sm.c.n_users) * static_cast<std::size_t>(plan.store),
+                    0);
+  plan.count.assign(static_cast<std::size_t>(sm.c.n_users), 0);
+  AllocatorParams ps = p;  // the sample's lambda is only a start: searched to a looser gap
+  ps.budget_gap = std::max(p.budget_gap, kPresolveGap);
+  Solver S(Ps, ps, stop_only, threads);
+  S.lambda_max = lambda_max;
+  Usage us;
+  const double lambda = price_rounds(Ps, S, pr, plan, us, 0.0, true, p.price_rounds, threads);
+  *slope = S.slope * static_cast<double>(P.c.n_users) / static_cast<double>(sm.c.n_users);
+  return lambda;
 }
 
 // Member-level state used by repair, fill and the runner-up pass.
@@ -1449,15 +1650,15 @@ PERKREC_INLINE Allocation allocate(const CandidatesView& c, const AllocationCons
   double lambda = 0.0;
   Usage us;
   // Later price rounds start the search from the last lambda; instances small enough to polish
-  // search from scratch, which tries more multipliers for the polish below.
+  // search from scratch, which tries more multipliers for the polish below. Large instances
+  // with limits start from the prices of a member sample.
   const bool warm_rounds = c.size() > p.polish_entries;
   const bool priced = P.has_inventory_limits || P.has_segment_limits;
-  for (int round = 0;; ++round) {
-    lambda = S.search(pr, plan, warm_rounds ? lambda : 0.0);
-    us = usage_of(P, plan, threads);
-    if (round >= p.price_rounds || !priced) break;
-    if (!update_prices(P, pr, plan, us, threads, p, warm_rounds ? kLimitSlack : 0.0)) break;
+  if (warm_rounds && priced && p.price_rounds > 0 &&
+      c.n_users >= kPresolveStride * kPresolveMinSample) {
+    lambda = presolve_prices(P, p, cb, S.lambda_max, plan.store, pr, &S.slope, threads);
   }
+  lambda = price_rounds(P, S, pr, plan, us, lambda, warm_rounds, p.price_rounds, threads);
   // From a plan at the final prices: repair when a limit is violated, then fill.
   auto complete = [&](Plan& pl, const Usage& u_pl, Ledger& led) {
     bool violated = u_pl.spend > k.budget;

@@ -214,7 +214,7 @@ struct Allocation {
   double cost = 0.0;   ///< sum of chosen expected costs
   double dual_bound = std::numeric_limits<double>::infinity();  ///< >= best feasible value
   double multiplier = 0.0;  ///< the budget's shadow price lambda at the end
-  int iterations = 0;       ///< bisection steps
+  int iterations = 0;       ///< multiplier-search evaluations over all members (dual)
   std::string method;       ///< "dual", "greedy", "exact", "pacing"
 };
 
