@@ -143,10 +143,11 @@ class CLVModel(_Serializable, _Estimator):
     value); "regression" (Poisson log-link ridge regressions of the purchases and of the spend
     in the next H time_units on the member's summary, recent-window rates, spend, the purchase
     model's own forecast and benefit history, fitted by Newton/IRLS in C++; trained on a
-    strictly time-split backtest inside the calibration period, H = ``backtest_horizon`` or half
-    the order history before the cut; an expected value whose total equals the actual total on
-    the data it is fitted on); or "auto" (the forecast with the least per-member backtest error
-    among BG/NBD, MBG/NBD, Pareto/NBD, naive and regression — every one an expected value). The backtest never reads events at or after the cut; its choice and every
+    strictly time-split backtest inside the calibration period, H = ``backtest_horizon`` or a
+    quarter of the order history before the cut; an expected value whose total equals the
+    actual total on the data it is fitted on); or "auto" (the forecast with the least
+    per-member backtest error among BG/NBD, MBG/NBD, Pareto/NBD, naive and regression, every
+    one an expected value). The backtest never reads events at or after the cut; its choice and every
     candidate's per-member MAE are in ``selection_`` (and ``params_["selection"]``). Fitted on
     given summaries (``fit_summary``) there is no backtest and "auto" is BG/NBD. p_alive, the
     lifecycle stages and the intervals always come from a purchase model (under "auto" the

@@ -85,7 +85,8 @@
 // horizon). Files saved before the Poisson regression hold a median-like log1p regression
 // (members with P(no occasion) >= 1/2 forecast 0); they load and predict as they did.
 // The backtest (fit on an event log, forecaster auto or regression): H = backtest_horizon, or
-// by default half the time from the earliest order to the cut; backtest cut b = cut - H.
+// by default a quarter of the time from the earliest order to the cut (so the members at b have
+// most of the history the members at the cut have); backtest cut b = cut - H.
 // Features and the purchase models' fits are computed from the orders before b only, targets
 // from [b, cut): strictly time-split inside the calibration period, so nothing at or after the
 // cut is read. Each candidate's per-member MAE of purchases and of spend over [b, cut) is
@@ -167,9 +168,10 @@ struct CLVParams {
   /// JSON "model": "auto" (forecaster automatic), "naive", "regression", or a purchase model
   /// name (forecaster purchase, model = that name).
   Forecaster forecaster = Forecaster::purchase;
-  Model model = Model::bgnbd;     ///< purchase model: "bgnbd" | "mbgnbd" | "paretonbd" | "bgbb"
-  double backtest_horizon = 0.0;  ///< H in time_units; 0 = half the order history before the cut
-  double regression_l2 = 1.0;     ///< ridge penalty of the regression (standardized features); >= 0
+  Model model = Model::bgnbd;  ///< purchase model: "bgnbd" | "mbgnbd" | "paretonbd" | "bgbb"
+  double backtest_horizon =
+      0.0;  ///< H in time_units; 0 = a quarter of the order history before the cut
+  double regression_l2 = 1.0;  ///< ridge penalty of the regression (standardized features); >= 0
   TimeUnit time_unit = TimeUnit::week;  ///< unit of t_x, T, horizon and rates: "day" | "week"
   TimeUnit occasion = TimeUnit::day;    ///< orders in one such period are one occasion
   double penalizer = 0.0;               ///< >= 0; see MaximumLikelihoodOptions
