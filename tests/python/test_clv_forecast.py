@@ -245,3 +245,19 @@ def test_member_fields_target_policy_rules_on_clv_and_stage():
     assert expected.sum() > 0 and (~expected).sum() > 0
     np.testing.assert_array_equal(eligible, expected)
     assert not eligible[list(table.index).index("no_orders")]
+
+
+def test_files_with_the_median_like_regression_load_and_predict_as_before():
+    # Written by main at 6a21688 (the log1p ridge regression, before the Poisson one), with its
+    # predict(40, 0.01, 0.5): it loads, predicts the same (members with a median of 0 stay 0)
+    # and saves back to the same bytes.
+    folder = Path(__file__).parent / "data"
+    model = perkrec.load(folder / "clv_log1p_regression.model")
+    assert model.selection_["choice"] == "regression"
+    assert model.params_["regression"]["link"] == "log1p"
+    expected = pd.read_csv(folder / "clv_log1p_regression_predict.csv")
+    got = model.predict(40, 0.01, 0.5)
+    for column in ("expected_purchases", "clv"):
+        np.testing.assert_allclose(got[column].to_numpy(), expected[column].to_numpy(), rtol=1e-12)
+    assert (got["expected_purchases"] == 0).sum() == (expected["expected_purchases"] == 0).sum() > 0
+    assert perkrec.CLVModel.from_bytes(model.to_bytes()).to_bytes() == model.to_bytes()
