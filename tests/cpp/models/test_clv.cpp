@@ -872,6 +872,22 @@ TEST(CLVForecast, RegressionForecastIsAnExpectedValueOnTheBacktest) {
   const CLVPrediction pred = model.predict(50.0);
   for (double v : pred.expected_purchases) EXPECT_GT(v, 0.0);
   EXPECT_EQ(model.report().to_json()["regression"]["link"], "log");
+  // Save / load gives the same model; a bad or missing link is a typed error.
+  const CLVModel loaded = CLVModel::from_bytes(model.to_bytes());
+  EXPECT_EQ(loaded.to_bytes(), model.to_bytes());
+  EXPECT_EQ(loaded.predict(50.0, 0.01, 0.5).clv, model.predict(50.0, 0.01, 0.5).clv);
+  const auto tampered = [&](const std::function<void(Json&)>& edit) {
+    ModelWriter w(CLVModel::kind);
+    model.write(w, "");
+    edit(w.content());
+    return w.to_bytes();
+  };
+  PERKREC_EXPECT_THROW_MSG(
+      CLVModel::from_bytes(tampered([](Json& c) { c["regression_link"] = "identity"; })),
+      ModelFormatError, "regression_link");
+  // Without the key the file reads as the older log1p regression, whose arrays differ in size.
+  EXPECT_THROW(CLVModel::from_bytes(tampered([](Json& c) { c.erase("regression_link"); })),
+               ModelFormatError);
 }
 
 TEST(CLVForecast, RegressionLearnsAPlantedTrendTheStationaryModelsMiss) {
