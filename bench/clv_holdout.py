@@ -9,7 +9,7 @@ CDNOW: all 23,570 customers of the master file, calibrate weeks 1-39 (orders bef
 seed) (orders with benefits issued, viewed, claimed and redeemed over 180 days), calibrate on the
 first 120 days, forecast the last 60. Every forecast is scored by perkrec.holdout_errors on the
 same calibration members: per-member MAE and Spearman of holdout purchases (occasions: distinct
-order days) and spend. perkrec "auto" fits on the log before the calibration end only; its
+order days) and spend, and the aggregate (total) error of each. perkrec "auto" fits on the log before the calibration end only; its
 backtest (inside the calibration period) picks the forecast, and its choice and backtest errors
 are printed. lifetimes fits its BG/NBD, MBG/NBD and Pareto/NBD with its Gamma-Gamma on the same
 calibration summaries.
@@ -126,7 +126,8 @@ def evaluate(data: str, log: perkrec.EventLog, start, end, threads: int) -> list
                 "backtest_members": sel["members"],
                 "purchase_model": auto.params_["model"],
                 "backtest": {
-                    k: {m: round(v, 4) for m, v in c.items()} for k, c in sel["candidates"].items()
+                    k: {m: None if v is None else round(v, 4) for m, v in c.items()}
+                    for k, c in sel["candidates"].items()
                 },
                 "fit_predict_s": round(seconds, 3),
             }
@@ -148,6 +149,7 @@ def evaluate(data: str, log: perkrec.EventLog, start, end, threads: int) -> list
                     "data": data,
                     "forecast": name,
                     **{m: round(errors[m], 4) for m in METRICS},
+                    "aggregate_purchases_error": round(errors["aggregate_purchases_error"], 4),
                     "aggregate_spend_error": round(errors["aggregate_spend_error"], 4),
                     "finite": bool(
                         np.isfinite(forecast[["expected_purchases", "clv"]].to_numpy()).all()

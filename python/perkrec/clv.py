@@ -140,13 +140,14 @@ class CLVModel(_Serializable, _Estimator):
     buyers may have dropped out too), "paretonbd" (Pareto/NBD: dropout in continuous time) or
     "bgbb" (BG/BB: one purchase opportunity per time_unit; needs ``occasion`` equal to
     ``time_unit``), whose ``clv`` is an expected value; "naive" (own rate x / T, x mean order
-    value); "regression" (ridge regressions of log1p purchases and spend in the next H
-    time_units on the member's summary, recent-window rates, spend, the purchase model's own
-    forecast and benefit history; trained on a strictly time-split backtest inside the
-    calibration period, H = ``backtest_horizon`` or half the order history before the cut; a
-    median-like forecast: lower per-member error, totals biased low); or "auto" (the forecast
-    with the least per-member backtest error among BG/NBD, MBG/NBD, Pareto/NBD, naive and
-    regression). The backtest never reads events at or after the cut; its choice and every
+    value); "regression" (Poisson log-link ridge regressions of the purchases and of the spend
+    in the next H time_units on the member's summary, recent-window rates, spend, the purchase
+    model's own forecast and benefit history, fitted by Newton/IRLS in C++; trained on a
+    strictly time-split backtest inside the calibration period, H = ``backtest_horizon`` or a
+    quarter of the order history before the cut; an expected value whose total equals the
+    actual total on the data it is fitted on); or "auto" (the forecast with the least
+    per-member backtest error among BG/NBD, MBG/NBD, Pareto/NBD, naive and regression, every
+    one an expected value). The backtest never reads events at or after the cut; its choice and every
     candidate's per-member MAE are in ``selection_`` (and ``params_["selection"]``). Fitted on
     given summaries (``fit_summary``) there is no backtest and "auto" is BG/NBD. p_alive, the
     lifecycle stages and the intervals always come from a purchase model (under "auto" the
@@ -378,6 +379,33 @@ class CLVModel(_Serializable, _Estimator):
         frame["lifecycle_stage"] = stage
         return frame
 
+    def member_fields(
+        self, horizon: float, discount_rate: float = 0.0, margin: float = 1.0
+    ) -> pd.DataFrame:
+        """Member fields for the decisions, per fitted member (indexed by external id): ``clv``,
+        ``clv_percentile`` (the fraction of fitted members whose clv is <= the member's, in
+        (0, 1]; ties share the highest rank), ``p_alive`` and ``lifecycle_stage`` (a string),
+        from ``predict(horizon, discount_rate, margin)``. Join them to the member frame of
+        ``UserTable.from_frame`` and Policy rules can target them, e.g. only at-risk members
+        above the 80th CLV percentile::
+
+            {"effect": "require", "benefits": {"kinds": ["discount"]}, "members": {"attributes": [
+                {"column": "lifecycle_stage", "op": "==", "value": "at_risk"},
+                {"column": "clv_percentile", "op": ">", "value": 0.8}]}}
+
+        Members the model has not fitted (no order before the cut) get missing values there,
+        which satisfy no condition."""
+        pred = self.predict(horizon, discount_rate, margin)
+        return pd.DataFrame(
+            {
+                "clv": pred["clv"],
+                "clv_percentile": pred["clv"].rank(method="max", pct=True),
+                "p_alive": pred["p_alive"],
+                "lifecycle_stage": pred["lifecycle_stage"].astype(str),
+            },
+            index=pred.index,
+        )
+
     @property
     def params_(self) -> dict:
         """The fitted parameters: ``model``, the purchase model's ``r, alpha, a, b`` (BG/NBD,
@@ -392,8 +420,9 @@ class CLVModel(_Serializable, _Estimator):
         """How the forecast was chosen: ``choice`` ("bgnbd", ..., "naive" or "regression"),
         ``backtested``, ``note`` (why there was no backtest), ``horizon`` (H, time_units),
         ``backtest_cut``, ``members`` and per candidate its backtest ``mae_purchases``,
-        ``mae_spend`` and ``score`` (the sum of both MAEs relative to the naive forecast's; the
-        least wins under model="auto")."""
+        ``mae_spend``, ``score`` (the sum of both MAEs relative to the naive forecast's; the
+        least wins under model="auto") and ``total_error_purchases`` / ``total_error_spend``
+        ((sum forecast - sum actual) / sum actual; None when unknown)."""
         return self.params_["selection"]
 
     @property

@@ -181,3 +181,83 @@ def test_bad_models_and_horizons_raise_typed_errors_and_change_nothing():
     auto = perkrec.CLVModel(model="auto", time_unit="day", interval_draws=0).fit_summary(summary)
     assert auto.selection_["choice"] == "bgnbd" and not auto.selection_["backtested"]
     assert "summaries" in auto.selection_["note"]
+
+
+def test_regression_is_an_expected_value_with_unbiased_backtest_totals():
+    # The Poisson regression forecasts a mean: every member a positive forecast (a median-like
+    # forecast gives most one-time buyers 0), backtest totals close to the actual ones.
+    frame, _ = _trend_program(3000, seed=11, days=300)
+    cut = BASE + 300 * DAY
+    model = perkrec.CLVModel(
+        model="regression", time_unit="day", backtest_horizon=50, interval_draws=0
+    ).fit(_log(frame), cut)
+    reg = model.selection_["candidates"]["regression"]
+    assert abs(reg["total_error_purchases"]) < 0.05
+    assert abs(reg["total_error_spend"]) < 0.05
+    assert model.params_["regression"]["link"] == "log"
+    pred = model.predict(50)
+    assert (pred["expected_purchases"] > 0).all() and (pred["clv"] > 0).all()
+    # Spend is 10 per order here: the expected order value follows.
+    np.testing.assert_allclose(pred["expected_order_value"], 10.0, rtol=0.1)
+
+
+def test_member_fields_target_policy_rules_on_clv_and_stage():
+    frame, _ = _trend_program(400, seed=6, days=300)
+    log = _log(frame)
+    cut = BASE + 300 * DAY
+    model = perkrec.CLVModel(time_unit="day", interval_draws=0).fit(log, cut)
+    fields = model.member_fields(60)
+    pred = model.predict(60)
+    assert list(fields.columns) == ["clv", "clv_percentile", "p_alive", "lifecycle_stage"]
+    pd.testing.assert_series_equal(fields["clv"], pred["clv"])
+    assert fields["clv_percentile"].between(0, 1, inclusive="right").all()
+    # The percentile orders as clv does.
+    order = np.argsort(fields["clv"].to_numpy(), kind="stable")
+    assert np.all(np.diff(fields["clv_percentile"].to_numpy()[order]) >= 0)
+    assert set(fields["lifecycle_stage"]) <= set(perkrec.clv.LIFECYCLE_STAGES)
+    # Joined to the member table, a Policy targets at-risk members above the 80th percentile;
+    # a member without orders before the cut has missing fields and matches no condition.
+    members = fields.copy()
+    members.loc["no_orders"] = [np.nan, np.nan, np.nan, None]
+    users = perkrec.UserTable.from_frame(members, users=log.user_ids)
+    catalog = perkrec.Catalog.from_records([{"id": "WB", "kind": "discount", "face_value": 5}])
+    policy = perkrec.Policy(
+        {
+            "rules": [
+                {
+                    "effect": "require",
+                    "benefits": {"ids": ["WB"]},
+                    "members": {
+                        "attributes": [
+                            {"column": "lifecycle_stage", "op": "in", "value": ["at_risk"]},
+                            {"column": "clv_percentile", "op": ">", "value": 0.8},
+                        ]
+                    },
+                }
+            ]
+        }
+    )
+    eligible = policy.compile(catalog, users, cut).eligible_matrix()[:, 0]
+    table = users.to_frame()
+    expected = (table["lifecycle_stage"] == "at_risk").to_numpy() & (
+        table["clv_percentile"].to_numpy() > 0.8
+    )
+    assert expected.sum() > 0 and (~expected).sum() > 0
+    np.testing.assert_array_equal(eligible, expected)
+    assert not eligible[list(table.index).index("no_orders")]
+
+
+def test_files_with_the_median_like_regression_load_and_predict_as_before():
+    # Written by main at 6a21688 (the log1p ridge regression, before the Poisson one), with its
+    # predict(40, 0.01, 0.5): it loads, predicts the same (members with a median of 0 stay 0)
+    # and saves back to the same bytes.
+    folder = Path(__file__).parent / "data"
+    model = perkrec.load(folder / "clv_log1p_regression.model")
+    assert model.selection_["choice"] == "regression"
+    assert model.params_["regression"]["link"] == "log1p"
+    expected = pd.read_csv(folder / "clv_log1p_regression_predict.csv")
+    got = model.predict(40, 0.01, 0.5)
+    for column in ("expected_purchases", "clv"):
+        np.testing.assert_allclose(got[column].to_numpy(), expected[column].to_numpy(), rtol=1e-12)
+    assert (got["expected_purchases"] == 0).sum() == (expected["expected_purchases"] == 0).sum() > 0
+    assert perkrec.CLVModel.from_bytes(model.to_bytes()).to_bytes() == model.to_bytes()

@@ -66,33 +66,36 @@
 // The thresholds are fixed at fit (saved with the model), so a stage does not change with the
 // members a prediction is asked for.
 //
-// Forecasters and model = "auto" (opt-in; the default is the purchase model BG/NBD, whose clv is
-// an expected value). The purchase and spend forecast comes from one
+// Forecasters and model = "auto" (opt-in; the default is the purchase model BG/NBD). Every
+// forecaster's clv is an expected value. The purchase and spend forecast comes from one
 // of: a purchase model above ("bgnbd", "mbgnbd", "paretonbd", "bgbb"); "naive" (the member's
-// own rate x / T per time_unit, x mean_order_value for the spend); or "regression" — two ridge
-// regressions, of log1p(occasions) and of log1p(spend) in the next H time_units, on per-member
-// features at a cut (see kCLVRegressionFeatures), rates and windows rather than totals (the
-// members are older at the cut than at the backtest cut): the own rate x / T and recency (t_x,
-// T - t_x, min(T / H, 1)), occasions in the last H/4, H/2 and H time_units (trend), spend in
-// the last H, mean order value, the purchase model's own p_alive and expected purchases and
-// spend over H, and benefit history (issued / claimed / redeemed events of the member per
-// time_unit before the cut, and in the last H); features at the cut are clamped to their range
-// at the backtest cut. And a
-// third ridge regression (a linear probability model) of P(any occasion in H), p. The
-// regression forecast targets per-member absolute error, not totals: for a horizon h a member
-// whose median is 0 — P(no occasion in h) = (1 - p)^(h / H) >= 1/2 — is forecast 0, the others
-// expm1(prediction) x h / H (a constant rate over the horizon; on the log scale, near a typical
-// outcome rather than the mean). It is a median-like forecast: per-member MAE is lower than a
-// mean forecast's and totals are biased low (a purchase model forecasts the expected value).
+// own rate x / T per time_unit, x mean_order_value for the spend); or "regression" — two
+// Poisson (log-link) ridge regressions, of the occasions and of the spend in the next H
+// time_units, on per-member features at a cut (see kCLVRegressionFeatures), rates and windows
+// rather than totals (the members are older at the cut than at the backtest cut): the own rate
+// x / T and recency (t_x, T - t_x, min(T / H, 1)), occasions in the last H/4, H/2 and H
+// time_units (trend), spend in the last H, mean order value, the purchase model's own p_alive
+// and expected purchases and spend over H, and benefit history (issued / claimed / redeemed
+// events of the member per time_unit before the cut, and in the last H); features at the cut
+// are clamped to their range at the backtest cut. Fitted by Newton's method (IRLS) on the
+// Poisson likelihood (occasions) and quasi-likelihood (spend: any amount >= 0, zeros included),
+// ridge penalty regression_l2 x mean(target) on the standardized coefficients, intercept free:
+// the forecast exp(linear predictor) is a conditional mean, and at the fit its total equals the
+// actual total exactly. For a horizon h the forecast is the rate over H x h (constant over the
+// horizon). Files saved before the Poisson regression hold a median-like log1p regression
+// (members with P(no occasion) >= 1/2 forecast 0); they load and predict as they did.
 // The backtest (fit on an event log, forecaster auto or regression): H = backtest_horizon, or
-// by default half the time from the earliest order to the cut; backtest cut b = cut - H.
+// by default a quarter of the time from the earliest order to the cut (so the members at b have
+// most of the history the members at the cut have); backtest cut b = cut - H.
 // Features and the purchase models' fits are computed from the orders before b only, targets
 // from [b, cut): strictly time-split inside the calibration period, so nothing at or after the
 // cut is read. Each candidate's per-member MAE of purchases and of spend over [b, cut) is
 // measured on the members with an order before b (the regression out-of-fold: two folds by a
-// hash of the member index, each predicted by the regression trained on the other). "auto"
-// picks the candidate with the least MAE(purchases) / MAE_naive(purchases) + MAE(spend) /
-// MAE_naive(spend) among bgnbd, mbgnbd, paretonbd, naive and regression (ties: that order);
+// hash of the member index, each predicted by the regression trained on the other), with its
+// total error (sum forecast - sum actual) / sum actual. "auto" picks the candidate with the
+// least MAE(purchases) / MAE_naive(purchases) + MAE(spend) / MAE_naive(spend) among bgnbd,
+// mbgnbd, paretonbd, naive and regression (ties: that order) — all expected values, so the
+// choice trades no bias for a lower per-member error;
 // the regression is then retrained on all backtest members and applied to the features at the
 // cut, and the purchase model (p_alive, stages, intervals) is the best of the three purchase
 // models by the same score. The choice and every candidate's errors are in
@@ -116,6 +119,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -164,9 +168,10 @@ struct CLVParams {
   /// JSON "model": "auto" (forecaster automatic), "naive", "regression", or a purchase model
   /// name (forecaster purchase, model = that name).
   Forecaster forecaster = Forecaster::purchase;
-  Model model = Model::bgnbd;     ///< purchase model: "bgnbd" | "mbgnbd" | "paretonbd" | "bgbb"
-  double backtest_horizon = 0.0;  ///< H in time_units; 0 = half the order history before the cut
-  double regression_l2 = 1.0;     ///< ridge penalty of the regression (standardized features); >= 0
+  Model model = Model::bgnbd;  ///< purchase model: "bgnbd" | "mbgnbd" | "paretonbd" | "bgbb"
+  double backtest_horizon =
+      0.0;  ///< H in time_units; 0 = a quarter of the order history before the cut
+  double regression_l2 = 1.0;  ///< ridge penalty of the regression (standardized features); >= 0
   TimeUnit time_unit = TimeUnit::week;  ///< unit of t_x, T, horizon and rates: "day" | "week"
   TimeUnit occasion = TimeUnit::day;    ///< orders in one such period are one occasion
   double penalizer = 0.0;               ///< >= 0; see MaximumLikelihoodOptions
@@ -286,6 +291,10 @@ struct CLVPurchaseFit {
 struct CLVBacktestError {
   std::string name;
   double mae_purchases = 0, mae_spend = 0, score = 0;
+  /// (sum of forecasts - sum of actuals) / sum of actuals over the backtest members (NaN when
+  /// unknown: files saved before it, or no actual occasion).
+  double total_error_purchases = std::numeric_limits<double>::quiet_NaN();
+  double total_error_spend = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// How the forecast was chosen (see the file comment).
@@ -300,16 +309,18 @@ struct CLVSelection {
   Json to_json() const;
 };
 
-/// The regression forecaster: coefficients on standardized features (intercept first, then one
-/// per kCLVRegressionFeatures entry), the features' means, scales (0 = constant, unused) and
-/// ranges in training (features are clamped to them when applied).
+/// The regression forecaster: log-link coefficients on standardized features (intercept first,
+/// then one per kCLVRegressionFeatures entry), the features' means, scales (0 = constant,
+/// unused) and ranges in training (features are clamped to them when applied).
 struct CLVRegression {
   bool fitted = false;
   double horizon = 0;  ///< H, time_units
   std::vector<double> mean, scale, purchases, spend;
   std::vector<double> lo,
       hi;  ///< the features' range in training (applied features are clamped to it)
-  std::vector<double> active;  ///< linear probability of any occasion in H
+  /// Files saved before the Poisson regression only (link log1p): the linear probability of
+  /// any occasion in H; empty for a Poisson regression.
+  std::vector<double> active;
   Json to_json() const;
 };
 
@@ -381,7 +392,8 @@ class CLVModel : public Serializable<CLVModel> {
   /// Per fitted member, the naive or regression forecast per time_unit (empty for a purchase
   /// model).
   std::vector<double> forecast_purchases_, forecast_spend_;
-  /// Regression: P(any occasion in its horizon H) per fitted member (see the file comment).
+  /// A median-like regression of an older file: P(any occasion in its horizon H) per fitted
+  /// member (see the file comment); empty otherwise.
   std::vector<double> forecast_active_;
   bool fitted_ = false;
   CLVFitReport report_;

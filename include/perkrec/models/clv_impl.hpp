@@ -23,11 +23,6 @@ inline const char* clv_unit_name(CLVParams::TimeUnit u) {
   return u == CLVParams::TimeUnit::day ? "day" : "week";
 }
 
-inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
-  const std::int64_t q = a / b;
-  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
 // Quantile (linear interpolation) of a copy of `values`; NaN when empty.
 inline double quantile_of(std::vector<double> values, double level) {
   if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
@@ -267,90 +262,47 @@ inline std::vector<double> clv_features(const EventLog& log, const CLVSummary& s
   return f;
 }
 
-// Ridge regression of y on the standardized features of the rows with use[i] != 0 (all when
-// `use` is empty): fills reg.mean, reg.scale and `coef` (intercept first). Sums are taken in
-// fixed blocks in order, so the result does not depend on the thread count.
-inline void clv_ridge(const std::vector<double>& f, const std::vector<double>& y,
-                      const std::vector<std::uint8_t>& use, std::uint8_t keep, double l2,
-                      int threads, CLVRegression& scaling, std::vector<double>& coef) {
-  std::vector<double>& mean = scaling.mean;
-  std::vector<double>& scale = scaling.scale;
-  const std::size_t n = y.size(), p = kClvFeatures;
+// The standardization of the features of the rows with use[i] == keep (all when `use` is
+// empty): their mean, scale (0 for a constant feature, which is then unused) and range.
+inline void clv_standardize(const std::vector<double>& f, std::size_t n,
+                            const std::vector<std::uint8_t>& use, std::uint8_t keep,
+                            CLVRegression& sc) {
+  const std::size_t p = kClvFeatures;
   const auto used = [&](std::size_t i) { return use.empty() || use[i] == keep; };
-  mean.assign(p, 0.0);
-  scale.assign(p, 0.0);
-  scaling.lo.assign(p, std::numeric_limits<double>::infinity());
-  scaling.hi.assign(p, -std::numeric_limits<double>::infinity());
-  double count = 0, y_mean = 0;
+  sc.mean.assign(p, 0.0);
+  sc.scale.assign(p, 0.0);
+  sc.lo.assign(p, std::numeric_limits<double>::infinity());
+  sc.hi.assign(p, -std::numeric_limits<double>::infinity());
+  double count = 0;
   for (std::size_t i = 0; i < n; ++i) {
     if (!used(i)) continue;
     count += 1;
-    y_mean += y[i];
     for (std::size_t j = 0; j < p; ++j) {
       const double v = f[i * p + j];
-      mean[j] += v;
-      scaling.lo[j] = std::min(scaling.lo[j], v);
-      scaling.hi[j] = std::max(scaling.hi[j], v);
+      sc.mean[j] += v;
+      sc.lo[j] = std::min(sc.lo[j], v);
+      sc.hi[j] = std::max(sc.hi[j], v);
     }
   }
-  coef.assign(p + 1, 0.0);
   if (count == 0) {
-    scaling.lo.assign(p, 0.0);
-    scaling.hi.assign(p, 0.0);
+    sc.lo.assign(p, 0.0);
+    sc.hi.assign(p, 0.0);
     return;
   }
-  y_mean /= count;
-  for (double& v : mean) v /= count;
+  for (double& v : sc.mean) v /= count;
   for (std::size_t i = 0; i < n; ++i) {
     if (!used(i)) continue;
     for (std::size_t j = 0; j < p; ++j)
-      scale[j] += (f[i * p + j] - mean[j]) * (f[i * p + j] - mean[j]);
+      sc.scale[j] += (f[i * p + j] - sc.mean[j]) * (f[i * p + j] - sc.mean[j]);
   }
-  for (double& v : scale) v = v / count > 1e-18 ? std::sqrt(v / count) : 0.0;
-  constexpr std::size_t kBlock = 4096;
-  const std::size_t blocks = (n + kBlock - 1) / kBlock;
-  std::vector<Eigen::MatrixXd> gram(blocks);
-  std::vector<Eigen::VectorXd> cross(blocks);
-  const auto P = static_cast<Eigen::Index>(p);
-  parallel_for(0, static_cast<Offset>(blocks), threads, [&](Offset block) {
-    const auto b = static_cast<std::size_t>(block);
-    Eigen::MatrixXd G = Eigen::MatrixXd::Zero(P, P);
-    Eigen::VectorXd c = Eigen::VectorXd::Zero(P);
-    Eigen::VectorXd z(P);
-    for (std::size_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) {
-      if (!used(i)) continue;
-      for (std::size_t j = 0; j < p; ++j) {
-        z(static_cast<Eigen::Index>(j)) = scale[j] > 0 ? (f[i * p + j] - mean[j]) / scale[j] : 0.0;
-      }
-      G.selfadjointView<Eigen::Lower>().rankUpdate(z);
-      c += z * (y[i] - y_mean);
-    }
-    gram[b] = G;
-    cross[b] = c;
-  });
-  Eigen::MatrixXd G = Eigen::MatrixXd::Zero(P, P);
-  Eigen::VectorXd c = Eigen::VectorXd::Zero(P);
-  for (std::size_t b = 0; b < blocks; ++b) {
-    G += gram[b];
-    c += cross[b];
-  }
-  G = G.selfadjointView<Eigen::Lower>();
-  for (Eigen::Index j = 0; j < P; ++j)
-    G(j, j) += scale[static_cast<std::size_t>(j)] > 0 ? l2 + 1e-9 * count : 1.0;
-  const Eigen::VectorXd beta = G.ldlt().solve(c);
-  coef[0] = y_mean;
-  for (std::size_t j = 0; j < p; ++j) {
-    const double b = beta(static_cast<Eigen::Index>(j));
-    coef[j + 1] = scale[j] > 0 && std::isfinite(b) ? b : 0.0;
-  }
+  for (double& v : sc.scale) v = v / count > 1e-18 ? std::sqrt(v / count) : 0.0;
 }
 
-// The regression's forecast over its horizon for feature row `r`: expm1 of the linear
-// prediction, clamped at >= 0.
-// Features outside the range seen in training are clamped to it (the features at the cut can
-// lie beyond those at the backtest cut: the members are older, the purchase model refitted).
-inline double clv_ridge_linear(const double* r, const CLVRegression& sc,
-                               const std::vector<double>& coef) {
+// The linear predictor (log of the forecast over H) of feature row `r`. Features outside the
+// range seen in training are clamped to it (the features at the cut can lie beyond those at the
+// backtest cut: the members are older, the purchase model refitted).
+inline double clv_linear(const double* r, const CLVRegression& sc,
+                         const std::vector<double>& coef) {
   double v = coef[0];
   for (std::size_t j = 0; j < kClvFeatures; ++j) {
     if (sc.scale[j] > 0)
@@ -359,20 +311,132 @@ inline double clv_ridge_linear(const double* r, const CLVRegression& sc,
   return v;
 }
 
-inline double clv_ridge_apply(const double* r, const CLVRegression& sc,
-                              const std::vector<double>& coef) {
-  return std::max(0.0, std::expm1(std::min(clv_ridge_linear(r, sc, coef), 700.0)));
+// The forecast over H of feature row `r`: exp of the linear predictor (capped far above any
+// count or spend so that it stays finite).
+inline double clv_regression_apply(const double* r, const CLVRegression& sc,
+                                   const std::vector<double>& coef) {
+  const double v = clv_linear(r, sc, coef);
+  return std::isfinite(v) ? std::exp(std::min(v, 200.0)) : 0.0;
 }
 
-// The linear-probability model's P(any occasion in H), clamped to [0, 1].
-inline double clv_ridge_probability(const double* r, const CLVRegression& sc,
-                                    const std::vector<double>& coef) {
-  const double v = clv_ridge_linear(r, sc, coef);
-  return std::isfinite(v) ? std::clamp(v, 0.0, 1.0) : 0.0;
+// A Poisson (log-link) ridge regression of y >= 0 on the standardized features (`sc`, from
+// clv_standardize) of the rows with use[i] == keep (all when `use` is empty): the minimum of
+//   sum_i (mu_i - y_i eta_i) + l2 / 2 x mean(y) x |beta|^2,   eta_i = beta_0 + z_i . beta,
+//   mu_i = exp(eta_i),
+// the intercept unpenalized, by Newton's method (IRLS) with step halving from beta = 0,
+// beta_0 = log mean(y). For counts it is the Poisson maximum likelihood; for spend the Poisson
+// quasi-likelihood (any y >= 0, mean proportional to variance, zeros included). Scaling the
+// penalty by mean(y) makes beta the same for y and c y (the intercept moves by log c). Expected
+// values, unbiased in total: at the optimum the intercept's equation is sum_i mu_i = sum_i y_i
+// exactly. Sums are taken in fixed blocks in order: the result does not depend on the thread
+// count. `coef` = (beta_0, beta), beta_j = 0 for a constant feature; beta_0 = log(1e-12) when no
+// row has y > 0.
+inline void clv_poisson(const std::vector<double>& f, const std::vector<double>& y,
+                        const std::vector<std::uint8_t>& use, std::uint8_t keep, double l2,
+                        int threads, const CLVRegression& sc, std::vector<double>& coef) {
+  const std::size_t n = y.size(), p = kClvFeatures;
+  const auto used = [&](std::size_t i) { return use.empty() || use[i] == keep; };
+  const auto P = static_cast<Eigen::Index>(p + 1);
+  coef.assign(p + 1, 0.0);
+  double count = 0, total = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!used(i)) continue;
+    count += 1;
+    total += y[i];
+  }
+  if (!(total > 0)) {
+    coef[0] = std::log(1e-12);
+    return;
+  }
+  const double penalty = l2 * total / count;
+  std::vector<std::size_t> rows;
+  rows.reserve(static_cast<std::size_t>(count));
+  for (std::size_t i = 0; i < n; ++i) {
+    if (used(i)) rows.push_back(i);
+  }
+  const std::size_t m = rows.size();
+  // The standardized row i with a leading 1.
+  const auto standardized = [&](std::size_t i, Eigen::VectorXd& z) {
+    z(0) = 1.0;
+    for (std::size_t j = 0; j < p; ++j) {
+      z(static_cast<Eigen::Index>(j + 1)) =
+          sc.scale[j] > 0 ? (f[i * p + j] - sc.mean[j]) / sc.scale[j] : 0.0;
+    }
+  };
+  constexpr std::size_t kBlock = 4096;
+  const std::size_t blocks = (m + kBlock - 1) / kBlock;
+  Eigen::VectorXd beta = Eigen::VectorXd::Zero(P);
+  beta(0) = std::log(total / count);
+  std::vector<double> block_loss(blocks);
+  // The penalized objective at `b` (the intercept unpenalized).
+  const auto objective = [&](const Eigen::VectorXd& b) {
+    parallel_for(0, static_cast<Offset>(blocks), threads, [&](Offset block) {
+      const auto k = static_cast<std::size_t>(block);
+      Eigen::VectorXd z(P);
+      double loss = 0;
+      for (std::size_t r = k * kBlock; r < std::min(m, (k + 1) * kBlock); ++r) {
+        standardized(rows[r], z);
+        const double eta = z.dot(b);
+        loss += std::exp(std::min(eta, 200.0)) - y[rows[r]] * eta;
+      }
+      block_loss[k] = loss;
+    });
+    double loss = 0;
+    for (double v : block_loss) loss += v;
+    return loss + 0.5 * penalty * b.tail(P - 1).squaredNorm();
+  };
+  std::vector<Eigen::MatrixXd> hessians(blocks);
+  std::vector<Eigen::VectorXd> gradients(blocks);
+  double current = objective(beta);
+  for (int iteration = 0; iteration < 100; ++iteration) {
+    parallel_for(0, static_cast<Offset>(blocks), threads, [&](Offset block) {
+      const auto k = static_cast<std::size_t>(block);
+      Eigen::MatrixXd H = Eigen::MatrixXd::Zero(P, P);
+      Eigen::VectorXd g = Eigen::VectorXd::Zero(P), z(P);
+      for (std::size_t r = k * kBlock; r < std::min(m, (k + 1) * kBlock); ++r) {
+        standardized(rows[r], z);
+        const double mu = std::exp(std::min(z.dot(beta), 200.0));
+        H.selfadjointView<Eigen::Lower>().rankUpdate(z, mu);
+        g += z * (mu - y[rows[r]]);
+      }
+      hessians[k] = std::move(H);
+      gradients[k] = std::move(g);
+    });
+    Eigen::MatrixXd H = Eigen::MatrixXd::Zero(P, P);
+    Eigen::VectorXd g = Eigen::VectorXd::Zero(P);
+    for (std::size_t k = 0; k < blocks; ++k) {
+      H += hessians[k];
+      g += gradients[k];
+    }
+    H = H.selfadjointView<Eigen::Lower>();
+    for (Eigen::Index j = 1; j < P; ++j) {
+      H(j, j) += sc.scale[static_cast<std::size_t>(j - 1)] > 0 ? penalty + 1e-9 * total : 1.0;
+      g(j) += penalty * beta(j);
+    }
+    const Eigen::VectorXd step = H.ldlt().solve(g);
+    if (!step.allFinite()) break;
+    // Step halving until the objective does not increase.
+    double t = 1.0, next = current;
+    Eigen::VectorXd candidate = beta;
+    for (int halving = 0; halving < 40; ++halving, t /= 2) {
+      candidate = beta - t * step;
+      next = objective(candidate);
+      if (std::isfinite(next) && next <= current) break;
+    }
+    if (!(std::isfinite(next) && next <= current)) break;
+    const double moved = (t * step).cwiseAbs().maxCoeff();
+    beta = candidate;
+    current = next;
+    if (moved < 1e-10) break;
+  }
+  for (std::size_t j = 0; j <= p; ++j) {
+    const double b = beta(static_cast<Eigen::Index>(j));
+    coef[j] = (j == 0 || sc.scale[j - 1] > 0) && std::isfinite(b) ? b : 0.0;
+  }
 }
 
-// A member's median occasions over `horizon` is 0 when P(none in horizon) >= 1/2, with
-// P(none in horizon) = (1 - P(any in H))^(horizon / H).
+// Files saved before the Poisson regression hold a median-like forecast: a member whose
+// P(no occasion in the horizon) = (1 - P(any in H))^(horizon / H) >= 1/2 is forecast 0.
 inline bool clv_median_zero(double p_any, double horizon, double H) {
   return std::pow(1.0 - p_any, horizon / H) >= 0.5;
 }
@@ -420,6 +484,17 @@ inline double clv_mae(const std::vector<double>& a, const std::vector<double>& b
   return a.empty() ? 0.0 : sum / static_cast<double>(a.size());
 }
 
+// (sum of forecasts - sum of actuals) / sum of actuals; NaN when the actuals sum to 0.
+inline double clv_total_error(const std::vector<double>& forecast,
+                              const std::vector<double>& actual) {
+  double f = 0, a = 0;
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    f += forecast[i];
+    a += actual[i];
+  }
+  return a > 0 ? (f - a) / a : std::numeric_limits<double>::quiet_NaN();
+}
+
 inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_cut, Timestamp cut,
                                       const CLVParams& params,
                                       const MaximumLikelihoodOptions& options) {
@@ -433,7 +508,10 @@ inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_
   Timestamp earliest = cut;
   for (Timestamp t : at_cut.first_order) earliest = std::min(earliest, t);
   double horizon = params.backtest_horizon;
-  if (horizon <= 0) horizon = static_cast<double>(cut - earliest) / static_cast<double>(unit) / 2;
+  // A quarter of the history: the members at the backtest cut have 3/4 of the history the
+  // members at the cut have, so the features at both cuts are alike (with half, the members at
+  // b were younger and the regression over-extrapolated at the cut; see BENCHMARKS.md).
+  if (horizon <= 0) horizon = static_cast<double>(cut - earliest) / static_cast<double>(unit) / 4;
   const auto h_seconds = static_cast<Timestamp>(std::llround(horizon * static_cast<double>(unit)));
   const Timestamp b = cut - h_seconds;
   out.selection.horizon = horizon;
@@ -462,8 +540,9 @@ inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_
   std::vector<CLVBacktestError> candidates;
   auto add = [&](const std::string& name, const std::vector<double>& purchases,
                  const std::vector<double>& spend) {
-    candidates.push_back(
-        {name, clv_mae(purchases, split.purchases), clv_mae(spend, split.spend), 0.0});
+    candidates.push_back({name, clv_mae(purchases, split.purchases), clv_mae(spend, split.spend),
+                          0.0, clv_total_error(purchases, split.purchases),
+                          clv_total_error(spend, split.spend)});
   };
   // Purchase models.
   const bool automatic = params.forecaster == CLVParams::Forecaster::automatic;
@@ -511,12 +590,11 @@ inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_
   // Regression, out-of-fold on two folds by a hash of the member index.
   const std::vector<double> f =
       clv_features(log, s, b, horizon, unit, models[best_model], value, threads);
-  std::vector<double> y_p(n), y_s(n), y_a(n);
+  std::vector<double> y_p(n), y_s(n);
   std::vector<std::uint8_t> fold(n);
   for (std::size_t i = 0; i < n; ++i) {
-    y_p[i] = std::log1p(split.purchases[i]);
-    y_s[i] = std::log1p(std::max(0.0, split.spend[i]));
-    y_a[i] = split.purchases[i] > 0 ? 1.0 : 0.0;
+    y_p[i] = split.purchases[i];
+    y_s[i] = std::max(0.0, split.spend[i]);
     std::uint64_t state = static_cast<std::uint64_t>(s.users[i]) + 0x5EEDULL;
     fold[i] = static_cast<std::uint8_t>(splitmix64(state) & 1U);
   }
@@ -524,24 +602,23 @@ inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_
   for (std::uint8_t k = 0; k < 2; ++k) {
     const auto train = static_cast<std::uint8_t>(1 - k);
     CLVRegression sc;
-    std::vector<double> cp, cs, ca;
-    clv_ridge(f, y_p, fold, train, params.regression_l2, threads, sc, cp);
-    clv_ridge(f, y_s, fold, train, params.regression_l2, threads, sc, cs);
-    clv_ridge(f, y_a, fold, train, params.regression_l2, threads, sc, ca);
+    std::vector<double> cp, cs;
+    clv_standardize(f, n, fold, train, sc);
+    clv_poisson(f, y_p, fold, train, params.regression_l2, threads, sc, cp);
+    clv_poisson(f, y_s, fold, train, params.regression_l2, threads, sc, cs);
     for (std::size_t i = 0; i < n; ++i) {
       if (fold[i] != k) continue;
       const double* r = f.data() + i * kClvFeatures;
-      const bool zero = clv_median_zero(clv_ridge_probability(r, sc, ca), horizon, horizon);
-      oof_p[i] = zero ? 0.0 : clv_ridge_apply(r, sc, cp);
-      oof_s[i] = zero ? 0.0 : clv_ridge_apply(r, sc, cs);
+      oof_p[i] = clv_regression_apply(r, sc, cp);
+      oof_s[i] = clv_regression_apply(r, sc, cs);
     }
   }
   add("regression", oof_p, oof_s);
   score(candidates.back());
   CLVRegression& reg = out.regression;
-  clv_ridge(f, y_p, {}, 0, params.regression_l2, threads, reg, reg.purchases);
-  clv_ridge(f, y_s, {}, 0, params.regression_l2, threads, reg, reg.spend);
-  clv_ridge(f, y_a, {}, 0, params.regression_l2, threads, reg, reg.active);
+  clv_standardize(f, n, {}, 0, reg);
+  clv_poisson(f, y_p, {}, 0, params.regression_l2, threads, reg, reg.purchases);
+  clv_poisson(f, y_s, {}, 0, params.regression_l2, threads, reg, reg.spend);
   reg.horizon = horizon;
   reg.fitted = true;
   out.selection.backtested = true;
@@ -715,7 +792,7 @@ PERKREC_INLINE CLVSummary summarize_purchases(const EventLog& log, Timestamp cut
   s.first_order.resize(n);
   const double unit_days = time_unit == CLVParams::TimeUnit::day ? 1.0 : 7.0;
   const std::int64_t occasion_days = occasion == CLVParams::TimeUnit::day ? 1 : 7;
-  const std::int64_t end_day = detail::floor_div(cut_time - 1, kSecondsPerDay);
+  const std::int64_t end_day = floor_div(cut_time - 1, kSecondsPerDay);
   parallel_for(0, static_cast<Offset>(n), threads, [&](Offset row) {
     const auto i = static_cast<std::size_t>(row);
     const Index u = s.users[i];
@@ -726,7 +803,7 @@ PERKREC_INLINE CLVSummary summarize_purchases(const EventLog& log, Timestamp cut
       const auto k = static_cast<std::size_t>(e);
       if (times[k] >= cut_time) break;
       if (types[k] != ordered) continue;
-      const std::int64_t day = detail::floor_div(times[k], kSecondsPerDay);
+      const std::int64_t day = floor_div(times[k], kSecondsPerDay);
       const double amount = amounts.empty() ? 0.0 : static_cast<double>(amounts[k]);
       if (!any) {
         any = true;
@@ -785,16 +862,14 @@ PERKREC_INLINE CLVHoldout calibration_holdout(const EventLog& log, Timestamp cal
   parallel_for(0, static_cast<Offset>(n), threads, [&](Offset row, int thread) {
     const auto i = static_cast<std::size_t>(row);
     const Index u = out.calibration.users[i];
-    const std::int64_t first_day =
-        detail::floor_div(out.calibration.first_order[i], kSecondsPerDay);
+    const std::int64_t first_day = floor_div(out.calibration.first_order[i], kSecondsPerDay);
     std::int64_t current = -1;
     auto& counts = by_thread[static_cast<std::size_t>(thread)];
     for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) {
       const auto k = static_cast<std::size_t>(e);
       if (times[k] < calibration_end || types[k] != ordered) continue;
       if (times[k] >= observation_end) break;
-      const std::int64_t block =
-          (detail::floor_div(times[k], kSecondsPerDay) - first_day) / occasion_days;
+      const std::int64_t block = (floor_div(times[k], kSecondsPerDay) - first_day) / occasion_days;
       if (block != current) {
         current = block;
         out.purchases[i] += 1;
@@ -839,8 +914,11 @@ PERKREC_INLINE Json CLVFitReport::to_json() const {
 PERKREC_INLINE Json CLVSelection::to_json() const {
   Json c = Json::object();
   for (const auto& e : candidates) {
-    c[e.name] =
-        Json{{"mae_purchases", e.mae_purchases}, {"mae_spend", e.mae_spend}, {"score", e.score}};
+    c[e.name] = Json{{"mae_purchases", e.mae_purchases},
+                     {"mae_spend", e.mae_spend},
+                     {"score", e.score},
+                     {"total_error_purchases", detail::finite_or_null(e.total_error_purchases)},
+                     {"total_error_spend", detail::finite_or_null(e.total_error_spend)}};
   }
   return Json{{"choice", choice},
               {"backtested", backtested},
@@ -860,11 +938,13 @@ PERKREC_INLINE Json CLVRegression::to_json() const {
     }
     return j;
   };
-  return Json{{"horizon", horizon},
-              {"purchases", named(purchases)},
-              {"spend", named(spend)},
-              {"active", named(active)},
-              {"standardized", true}};
+  Json j{{"horizon", horizon},
+         {"link", active.empty() ? "log" : "log1p"},
+         {"purchases", named(purchases)},
+         {"spend", named(spend)},
+         {"standardized", true}};
+  if (!active.empty()) j["active"] = named(active);
+  return j;
 }
 
 // --- model ------------------------------------------------------------------------------------
@@ -983,7 +1063,7 @@ PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap use
   }
   progress.advance(1);
   // Per-member rates of the naive and regression forecasts.
-  std::vector<double> rate_purchases, rate_spend, active;
+  std::vector<double> rate_purchases, rate_spend;
   if (report.selection.choice == "naive" || report.selection.choice == "regression") {
     rate_purchases.resize(s.size());
     rate_spend.resize(s.size());
@@ -994,7 +1074,6 @@ PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap use
       }
     } else {
       const CLVRegression& reg = report.regression;
-      active.resize(s.size());
       const std::vector<double> value =
           detail::clv_order_values(s, report.spend_fitted ? &report.spend : nullptr);
       const std::vector<double> f = detail::clv_features(*log, s, cut_time, reg.horizon,
@@ -1003,16 +1082,15 @@ PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap use
       parallel_for(0, static_cast<Offset>(s.size()), threads, [&](Offset row) {
         const auto i = static_cast<std::size_t>(row);
         const double* r = f.data() + i * detail::kClvFeatures;
-        rate_purchases[i] = detail::clv_ridge_apply(r, reg, reg.purchases) / reg.horizon;
-        rate_spend[i] = detail::clv_ridge_apply(r, reg, reg.spend) / reg.horizon;
-        active[i] = detail::clv_ridge_probability(r, reg, reg.active);
+        rate_purchases[i] = detail::clv_regression_apply(r, reg, reg.purchases) / reg.horizon;
+        rate_spend[i] = detail::clv_regression_apply(r, reg, reg.spend) / reg.horizon;
       });
     }
   }
   progress.advance(1);
   forecast_purchases_ = std::move(rate_purchases);
   forecast_spend_ = std::move(rate_spend);
-  forecast_active_ = std::move(active);
+  forecast_active_.clear();
   report_ = std::move(report);
   summary_ = std::move(s);
   n_users_ = n_users;
@@ -1196,6 +1274,8 @@ PERKREC_INLINE void CLVModel::write(ModelWriter& w, const std::string& prefix) c
   c["selection"] = report_.selection.to_json();
   if (report_.regression.fitted) {
     c["regression_horizon"] = report_.regression.horizon;
+    // The Poisson (log-link) regression; files without this key hold the median-like log1p one.
+    if (report_.regression.active.empty()) c["regression_link"] = "log";
     w.add(prefix + "regression", [&] {
       std::vector<double> v = report_.regression.mean;
       for (const auto* part :
@@ -1256,6 +1336,10 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
   const bool has_kind = jr.read("purchase_model", purchase_name);
   const bool has_selection = jr.read("selection", selection_json);
   const bool has_regression = jr.read("regression_horizon", regression_horizon);
+  std::string link = "log1p";
+  jr.read("regression_link", link);
+  if (link != "log" && link != "log1p") r.bad_content("regression_link: expected \"log\"");
+  const bool median_like = link == "log1p";
   if (prefix.empty()) jr.raw("user_ids.");
   jr.finish();
   const CLVParams params = read_params<CLVParams>(r, params_json);
@@ -1287,6 +1371,12 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
       cr.require("mae_purchases", e.mae_purchases);
       cr.require("mae_spend", e.mae_spend);
       cr.require("score", e.score);
+      // Added with the Poisson regression (null when the actuals summed to 0).
+      for (auto [key, field] : {std::pair{"total_error_purchases", &e.total_error_purchases},
+                                std::pair{"total_error_spend", &e.total_error_spend}}) {
+        Json v;
+        if (cr.read(key, v) && v.is_number()) *field = v.get<double>();
+      }
       cr.finish();
       selection.candidates.push_back(e);
     }
@@ -1349,8 +1439,8 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
   model.report_.selection = std::move(selection);
   if (has_regression) {
     const std::size_t p = detail::kClvFeatures;
-    const std::vector<double> v =
-        r.vector<double>(prefix + "regression", {static_cast<std::int64_t>(7 * p + 3)});
+    const std::vector<double> v = r.vector<double>(
+        prefix + "regression", {static_cast<std::int64_t>(median_like ? 7 * p + 3 : 6 * p + 2)});
     for (double e : v) {
       if (!std::isfinite(e)) r.invalid("regression: coefficients must be finite");
     }
@@ -1369,7 +1459,7 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
     reg.hi = part(3 * p, 4 * p);
     reg.purchases = part(4 * p, 5 * p + 1);
     reg.spend = part(5 * p + 1, 6 * p + 2);
-    reg.active = part(6 * p + 2, 7 * p + 3);
+    if (median_like) reg.active = part(6 * p + 2, 7 * p + 3);
     for (std::size_t j = 0; j < p; ++j) {
       if (!(reg.scale[j] >= 0) || !(reg.lo[j] <= reg.hi[j]))
         r.invalid("regression: bad feature scaling");
@@ -1378,7 +1468,7 @@ PERKREC_INLINE CLVModel CLVModel::read(const ModelReader& r, const std::string& 
   if (rate_forecast) {
     model.forecast_purchases_ = r.vector<double>(prefix + "forecast_purchases", {n_members});
     model.forecast_spend_ = r.vector<double>(prefix + "forecast_spend", {n_members});
-    if (model.report_.selection.choice == "regression") {
+    if (model.report_.selection.choice == "regression" && median_like) {
       model.forecast_active_ = r.vector<double>(prefix + "forecast_active", {n_members});
       for (double a : model.forecast_active_) {
         if (!(a >= 0 && a <= 1)) r.invalid("forecast_active: expected probabilities in [0, 1]");

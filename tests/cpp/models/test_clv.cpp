@@ -787,6 +787,109 @@ std::vector<Order> trend_orders(Index n, std::uint64_t seed, int days,
   return orders;
 }
 
+// Features with three planted Poisson (log-link) coefficients on the first three columns, the
+// others constant (unused).
+std::vector<double> planted_poisson(std::size_t n, std::uint64_t seed, std::vector<double>& y) {
+  const std::size_t p = detail::kClvFeatures;
+  Rng rng(seed, 7);
+  std::vector<double> f(n * p, 0.0);
+  y.assign(n, 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    double* r = f.data() + i * p;
+    r[0] = rng.normal();
+    r[1] = 2.0 * rng.normal();
+    r[2] = rng.uniform() < 0.3 ? 1.0 : 0.0;
+    y[i] = static_cast<double>(rng.poisson(std::exp(-0.5 + 0.6 * r[0] - 0.2 * r[1] + 0.8 * r[2])));
+  }
+  return f;
+}
+
+TEST(CLVForecast, PoissonRegressionRecoversPlantedCoefficientsWithUnbiasedTotals) {
+  const std::size_t n = 40000, p = detail::kClvFeatures;
+  for (std::uint64_t seed : {1u, 2u, 3u}) {
+    std::vector<double> y;
+    const std::vector<double> f = planted_poisson(n, seed, y);
+    CLVRegression sc;
+    detail::clv_standardize(f, n, {}, 0, sc);
+    std::vector<double> coef, coef2;
+    detail::clv_poisson(f, y, {}, 0, 0.0, 1, sc, coef);
+    detail::clv_poisson(f, y, {}, 0, 0.0, 2, sc, coef2);
+    EXPECT_EQ(coef, coef2);  // thread-count invariant, bit for bit
+    // Back to the raw scale: beta_j / scale_j, intercept - sum beta_j mean_j / scale_j.
+    const double planted[3] = {0.6, -0.2, 0.8};
+    double intercept = coef[0];
+    for (std::size_t j = 0; j < 3; ++j) {
+      const double raw = coef[j + 1] / sc.scale[j];
+      EXPECT_NEAR(raw, planted[j], 0.03) << "seed " << seed << " feature " << j;
+      intercept -= raw * sc.mean[j];
+    }
+    EXPECT_NEAR(intercept, -0.5, 0.03);
+    for (std::size_t j = 3; j < p; ++j) EXPECT_EQ(coef[j + 1], 0.0);  // constant: unused
+    // Expected values, unbiased in total: sum of the fitted means = sum of y.
+    double fitted = 0, total = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      fitted += detail::clv_regression_apply(f.data() + i * p, sc, coef);
+      total += y[i];
+    }
+    EXPECT_NEAR(fitted / total, 1.0, 1e-9);
+    // Scaling y (spend in other currency) moves only the intercept.
+    std::vector<double> scaled = y;
+    for (double& v : scaled) v *= 25.0;
+    detail::clv_poisson(f, scaled, {}, 0, 1.0, 1, sc, coef2);
+    detail::clv_poisson(f, y, {}, 0, 1.0, 1, sc, coef);
+    EXPECT_NEAR(coef2[0] - coef[0], std::log(25.0), 1e-7);
+    for (std::size_t j = 1; j <= p; ++j) EXPECT_NEAR(coef2[j], coef[j], 1e-7);
+  }
+  // No positive target: a zero forecast, finite.
+  std::vector<double> y;
+  const std::vector<double> f = planted_poisson(100, 9, y);
+  std::vector<double> zeros(100, 0.0), coef;
+  CLVRegression sc;
+  detail::clv_standardize(f, 100, {}, 0, sc);
+  detail::clv_poisson(f, zeros, {}, 0, 1.0, 1, sc, coef);
+  EXPECT_LT(detail::clv_regression_apply(f.data(), sc, coef), 1e-11);
+}
+
+TEST(CLVForecast, RegressionForecastIsAnExpectedValueOnTheBacktest) {
+  // The regression's backtest totals (out of fold) are close to the actual totals, and its
+  // in-sample totals at the backtest exact; its forecasts at the cut are expected values too.
+  std::vector<std::uint8_t> rising;
+  const EventLog log = orders_log(trend_orders(3000, 4, 300, rising));
+  CLVParams p;
+  p.time_unit = CLVParams::TimeUnit::day;
+  p.interval_draws = 0;
+  p.backtest_horizon = 50;
+  p.forecaster = CLVParams::Forecaster::regression;
+  CLVModel model(p);
+  model.fit(log, at_day(300.0));
+  const CLVSelection& sel = model.report().selection;
+  ASSERT_TRUE(sel.backtested);
+  const CLVBacktestError& reg = sel.candidates.back();
+  ASSERT_EQ(reg.name, "regression");
+  EXPECT_LT(std::abs(reg.total_error_purchases), 0.05);
+  EXPECT_LT(std::abs(reg.total_error_spend), 0.05);
+  // Every forecast is positive (no member is forecast 0 as a median would).
+  const CLVPrediction pred = model.predict(50.0);
+  for (double v : pred.expected_purchases) EXPECT_GT(v, 0.0);
+  EXPECT_EQ(model.report().to_json()["regression"]["link"], "log");
+  // Save / load gives the same model; a bad or missing link is a typed error.
+  const CLVModel loaded = CLVModel::from_bytes(model.to_bytes());
+  EXPECT_EQ(loaded.to_bytes(), model.to_bytes());
+  EXPECT_EQ(loaded.predict(50.0, 0.01, 0.5).clv, model.predict(50.0, 0.01, 0.5).clv);
+  const auto tampered = [&](const std::function<void(Json&)>& edit) {
+    ModelWriter w(CLVModel::kind);
+    model.write(w, "");
+    edit(w.content());
+    return w.to_bytes();
+  };
+  PERKREC_EXPECT_THROW_MSG(
+      CLVModel::from_bytes(tampered([](Json& c) { c["regression_link"] = "identity"; })),
+      ModelFormatError, "regression_link");
+  // Without the key the file reads as the older log1p regression, whose arrays differ in size.
+  EXPECT_THROW(CLVModel::from_bytes(tampered([](Json& c) { c.erase("regression_link"); })),
+               ModelFormatError);
+}
+
 TEST(CLVForecast, RegressionLearnsAPlantedTrendTheStationaryModelsMiss) {
   std::vector<std::uint8_t> rising;
   const std::vector<Order> orders = trend_orders(2000, 3, 350, rising);
