@@ -49,6 +49,19 @@ void bind_interest(py::module_& m) {
           },
           py::arg("users"))
       .def(
+          "group_lifts",
+          [](const InterestModel& self, const py::array& group, std::int32_t n_groups) {
+            const Span<const std::int32_t> g = view_1d<std::int32_t>(group, "group");
+            std::vector<double> out;
+            {
+              py::gil_scoped_release release;
+              out = self.group_lifts(g, n_groups);
+            }
+            return to_numpy(std::move(out), {static_cast<py::ssize_t>(n_groups),
+                                             static_cast<py::ssize_t>(self.n_values())});
+          },
+          py::arg("group"), py::arg("n_groups"))
+      .def(
           "top",
           [](const InterestModel& self, const py::array& users, int n, double level) {
             const Span<const Index> u = view_1d<Index>(users, "users");

@@ -204,3 +204,40 @@ class InterestModel(_Serializable, _Estimator):
             }
         )
         return frame
+
+    def by_segment(self, segments, n: int = 5) -> pd.DataFrame:
+        """Each segment's ``n`` values of highest mean lift over its members: what the
+        threshold-discount-sensitive members (or any grouping) are most interested in.
+        ``segments``: one label per member — a Series indexed by member id (as
+        ``PreferenceModel.segments()["segment"]``; members it lacks belong to no segment) or a
+        sequence in member order. Columns ``segment``, ``rank``, the level's value,
+        ``mean_lift``, ``members``."""
+        self._require_fitted("by_segment")
+        n = int_scalar(n, "InterestModel.by_segment: n", 1, 2**31 - 1)
+        n_users = self._impl.n_users
+        if isinstance(segments, pd.Series):
+            ids = IdMap._wrap(self._impl.user_ids)
+            index = self._index(np.arange(n_users, dtype=np.int32))
+            labels = segments.reindex(index).to_numpy(dtype=object) if len(ids) else None
+            if labels is None:
+                labels = segments.to_numpy(dtype=object)
+        else:
+            labels = np.asarray(list(segments), dtype=object)
+        if len(labels) != n_users:
+            raise _core.InputError(
+                f"InterestModel.by_segment: segments has {len(labels)} labels "
+                f"(expected one per member, {n_users})"
+            )
+        missing = pd.isna(labels)
+        names, codes = np.unique(labels[~missing].astype(str), return_inverse=True)
+        group = np.full(n_users, -1, dtype=np.int32)
+        group[~missing] = codes
+        means = self._impl.group_lifts(group, len(names))
+        members = np.bincount(codes, minlength=len(names))
+        values = np.asarray(self.values, dtype=object)
+        rows = []
+        for g, name in enumerate(names):
+            order = np.argsort(-means[g], kind="stable")[:n]
+            for rank, v in enumerate(order, start=1):
+                rows.append((name, rank, values[v], float(means[g, v]), int(members[g])))
+        return pd.DataFrame(rows, columns=["segment", "rank", self._level, "mean_lift", "members"])

@@ -91,6 +91,29 @@ def test_planted_interests_are_recovered_with_honest_intervals():
     assert hit.mean() > 0.6
 
 
+def test_segments_get_the_mean_lift_of_their_members():
+    lines, theta, pi = _planted(n_members=400, seed=5)
+    items = _items()
+    model = perkrec.InterestModel(half_life_days=0).fit(
+        perkrec.BehaviorLog.from_frame(lines, items=items), items
+    )
+    lifts = model.lifts()
+    # Members who favour c5 (planted lift above 2) vs the rest, as a Series of labels.
+    fans = pd.Series(
+        np.where(theta[:, 5] / pi[5] > 2, "c5 fans", "others"), index=[f"m{u}" for u in range(400)]
+    )
+    table = model.by_segment(fans.drop("m0"), n=6)  # m0 in no segment
+    for name in ("c5 fans", "others"):
+        who = fans.drop("m0")[fans.drop("m0") == name].index
+        got = table[table.segment == name].set_index("category").mean_lift
+        expected = lifts.loc[who].mean()
+        assert got.to_numpy() == pytest.approx(expected[got.index].to_numpy(), rel=1e-6)
+        assert (table[table.segment == name].members == len(who)).all()
+    assert table[table.segment == "c5 fans"].category.iloc[0] == "c5"
+    with pytest.raises(perkrec.InputError):
+        model.by_segment(["a", "b"])
+
+
 def test_events_at_or_after_the_cut_change_nothing_and_threads_agree():
     lines, _, _ = _planted(n_members=300, seed=3)
     items = _items()

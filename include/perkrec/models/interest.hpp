@@ -132,6 +132,11 @@ class InterestModel : public Serializable<InterestModel> {
   double lift(Index u, Index v) const;
   /// Members x values lifts, row-major (rows in the order of `users`).
   std::vector<float> lifts(Span<const Index> users) const;
+  /// Mean posterior lift of each value over the members of each group: `group` holds one code
+  /// per member (n_users of them) in [0, n_groups) or -1 for none; returns n_groups x n_values,
+  /// row-major (a group without members: all 1, the prior). O(members + non-zero cells).
+  /// InputError for a wrong length or a code out of range.
+  std::vector<double> group_lifts(Span<const std::int32_t> group, std::int32_t n_groups) const;
   /// The n (>= 1) values of highest posterior lift per member, with equal-tailed intervals at
   /// `level` in (0, 1). InputError for members out of range or bad n / level.
   TopInterests top(Span<const Index> users, int n, double level = 0.9) const;

@@ -271,6 +271,50 @@ PERKREC_INLINE std::vector<float> InterestModel::lifts(Span<const Index> users) 
   return out;
 }
 
+PERKREC_INLINE std::vector<double> InterestModel::group_lifts(Span<const std::int32_t> group,
+                                                              std::int32_t n_groups) const {
+  require_fitted("group_lifts");
+  if (static_cast<Index>(group.size()) != n_users()) {
+    detail::raise<InputError>("InterestModel::group_lifts: group has ", group.size(),
+                              " entries (expected n_users = ", n_users(), ")");
+  }
+  if (n_groups < 0) {
+    detail::raise<InputError>("InterestModel::group_lifts: n_groups must be >= 0 (got ", n_groups,
+                              ")");
+  }
+  for (std::size_t u = 0; u < group.size(); ++u) {
+    if (group[u] < -1 || group[u] >= n_groups) {
+      detail::raise<InputError>("InterestModel::group_lifts: group of member ", u, " is ", group[u],
+                                " (expected -1 or a code in [0, ", n_groups, "))");
+    }
+  }
+  const auto V = static_cast<std::size_t>(n_values());
+  const auto G = static_cast<std::size_t>(n_groups);
+  // Per group: members, the sum of alpha / (N_u + alpha) (every value's lift floor), and per
+  // value the sum of y_uv / ((N_u + alpha) pi_v) over members who touched it.
+  const std::vector<double> sums =
+      detail::block_sum(n_users(), G * (V + 2), params_.num_threads, [&](Index u, double* acc) {
+        const auto row = static_cast<std::size_t>(u);
+        const std::int32_t g = group[row];
+        if (g < 0) return;
+        double* a = acc + static_cast<std::size_t>(g) * (V + 2);
+        const double denom = static_cast<double>(total_[row]) + alpha_;
+        a[V] += 1.0;
+        a[V + 1] += alpha_ / denom;
+        for (Offset e = offsets_[row]; e < offsets_[row + 1]; ++e) {
+          const auto v = static_cast<std::size_t>(value_[static_cast<std::size_t>(e)]);
+          a[v] += weight_[static_cast<std::size_t>(e)] / (denom * population_share_[v]);
+        }
+      });
+  std::vector<double> out(G * V, 1.0);
+  for (std::size_t g = 0; g < G; ++g) {
+    const double* a = sums.data() + g * (V + 2);
+    if (a[V] <= 0) continue;
+    for (std::size_t v = 0; v < V; ++v) out[g * V + v] = (a[V + 1] + a[v]) / a[V];
+  }
+  return out;
+}
+
 PERKREC_INLINE TopInterests InterestModel::top(Span<const Index> users, int n, double level) const {
   require_fitted("top");
   if (n < 1) detail::raise<InputError>("InterestModel::top: n must be >= 1 (got ", n, ")");

@@ -96,6 +96,17 @@ TEST(Interest, ExactSharesOnAHandBuiltLog) {
   // Member 2 (no activity): the list follows the population shares: c1, c0, c2.
   EXPECT_EQ(top.value[6], 1);
   EXPECT_EQ(top.value[7], 0);
+  // Group means: members 0 and 2 in group 1, member 1 in group 0; group 2 is empty (prior).
+  const std::vector<std::int32_t> group = {1, 0, 1};
+  const std::vector<double> G = m.group_lifts(group, 3);
+  ASSERT_EQ(G.size(), 9u);
+  for (Index v = 0; v < 3; ++v) {
+    EXPECT_NEAR(G[0 * 3 + v], m.lift(1, v), 1e-12);
+    EXPECT_NEAR(G[1 * 3 + v], 0.5 * (m.lift(0, v) + m.lift(2, v)), 1e-12);
+    EXPECT_EQ(G[2 * 3 + v], 1.0);
+  }
+  EXPECT_THROW(m.group_lifts(std::vector<std::int32_t>{0, 0}, 1), InputError);
+  EXPECT_THROW(m.group_lifts(std::vector<std::int32_t>{0, 3, 0}, 3), InputError);
   // lifts() agrees with lift().
   const std::vector<float> L = m.lifts(users);
   for (Index u = 0; u < 3; ++u)
