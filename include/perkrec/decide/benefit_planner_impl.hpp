@@ -8,6 +8,7 @@
 #include <memory>
 #include <utility>
 
+#include "perkrec/core/math.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/decide/benefit_planner.hpp"
 #include "perkrec/decide/calibration.hpp"
@@ -18,12 +19,6 @@ namespace detail::benefit_planner {
 
 inline ModelFormatError bad_config(const std::string& what) {
   return ModelFormatError(ModelFormatCode::invalid_content, "BenefitPlanner: config: " + what);
-}
-
-inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
-  std::int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-  return q;
 }
 
 /// One column of the frame perkrec.pipeline.with_attributes builds, as a function of the
