@@ -43,7 +43,8 @@ Input variants (the redemption model's weighting + the incremental share's sourc
                   estimate, its ranking kept), pct_P_member / _benefit / _member_kind /
                   _member_channel (P with that part of its logit error, truth - estimate,
                   added back: member mean, then benefit mean, member x kind and member x
-                  channel means of what is left). Send times
+                  channel means of what is left), pct_P_never_issued (the true P for the
+                  members the log never issued anything to: the control group). Send times
                   do not enter the score: the truth is for a benefit issued at the plan time.
 
     .venv/bin/python bench/plan_vs_oracle.py [--members 10000] [--seeds 101,202,303]
@@ -157,7 +158,7 @@ def run_program(
         fit_seconds = time.perf_counter() - t0
         segments = pref.segments()
         true_inputs = {"P": R_true, "S": S_true, "V": truth_value.astype(np.float32)}
-        swaps = _error_swaps(P, S, R_true, S_true, catalog) if decompose else {}
+        swaps = _error_swaps(P, S, R_true, S_true, catalog, log) if decompose else {}
         est_inputs = {"P": P, "S": S, "V": V}
         for per_member in budgets:
             policy = demo_policy(members)
@@ -222,12 +223,13 @@ def _binned_truth(x: np.ndarray, y: np.ndarray, bins: int = 50) -> np.ndarray:
     return mean[idx].astype(np.float32)
 
 
-def _error_swaps(P, S, R_true, S_true, catalog) -> dict:
+def _error_swaps(P, S, R_true, S_true, catalog, log) -> dict:
     """Estimated inputs with one part of their error taken away, by the truth: P and S
     calibrated to the truth (ranking kept: is the loss in the level or the ranking?), and P
     with one part of its logit error (truth - estimate) added back: the member mean, the
     benefit mean (of the rest), the member x kind mean, the member x channel mean (of what
-    is left after the earlier parts)."""
+    is left after the earlier parts); and the true P for the members the log never issued a
+    benefit to (the random control group: the FM never saw a row of theirs)."""
     logit = lambda p: np.log(np.clip(p, 1e-6, 1 - 1e-6)) - np.log1p(-np.clip(p, 1e-6, 1 - 1e-6))  # noqa: E731
     err = logit(R_true) - logit(P)
     cat = catalog.to_frame()
@@ -243,6 +245,10 @@ def _error_swaps(P, S, R_true, S_true, catalog) -> dict:
         parts[f"member_{attr}"] = part
         rest = rest - part
     out = {"cal_P": {"P": _binned_truth(P, R_true)}, "cal_S": {"S": _binned_truth(S, S_true)}}
+    frame = log.to_frame(external_ids=False)
+    issued = frame["user"].to_numpy()[(frame["event_type"].astype(str) == "issued").to_numpy()]
+    never = ~np.isin(np.arange(P.shape[0]), issued)
+    out["P_never_issued"] = {"P": np.where(never[:, None], R_true, P).astype(np.float32)}
     for name, part in parts.items():
         out[f"P_{name}"] = {"P": (1 / (1 + np.exp(-(logit(P) + part)))).astype(np.float32)}
     return out
