@@ -82,3 +82,26 @@ def test_binned_truth_keeps_the_ranking_and_takes_the_truth_level(bench):
     assert np.all(np.diff(out.ravel()[order]) >= -1e-7)  # monotone in x
     assert math.isclose(out.mean(), y.mean(), rel_tol=1e-4)
     assert np.abs(out - y).max() < 0.5 * 0.05 + 1e-3  # within one bin's width of y
+
+
+def test_preference_offset_adds_the_centred_kind_preference_on_the_logit_scale(bench):
+    import pandas as pd
+
+    class Pref:
+        def preferences(self):
+            return pd.DataFrame({"kind:gift": [2.0, 1.0], "kind:points": [0.5, 1.0]})
+
+    class Cat:
+        def to_frame(self):
+            return pd.DataFrame({"kind": ["gift", "points", "gift"]})
+
+    P = np.array([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]], dtype=np.float32)
+    out = bench.preference_offset(P, Pref(), Cat(), weight=0.5)
+    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
+    lift = np.log(np.array([[2.0, 0.5, 2.0], [1.0, 1.0, 1.0]]))
+    lift -= lift.mean(1, keepdims=True)
+    np.testing.assert_allclose(
+        logit(out.astype(np.float64)), logit(P.astype(np.float64)) + 0.5 * lift, atol=1e-5
+    )
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[1], P[1], atol=1e-7)  # no preference between kinds: unchanged
