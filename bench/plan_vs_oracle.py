@@ -23,6 +23,8 @@ Input variants (the redemption model's weighting + the incremental share's sourc
                   issues logged after the FM's training cut (perkrec.plan.shrink_interactions)
   ...+es          the FM trained up to 10 epochs, keeping the best on the issues after the cut
                   (early stopping; without it: 6 epochs, the former setting)
+  ...+pref        the preference model's member x kind log-preference (centred per member)
+                  added to logit P with weight 0.5 (preference_offset; a prototype)
   ipw+timing+shrink+es   the demo's plan inputs
   ipw+control+shrink  incremental share learned from the random control group instead
                   (perkrec.plan.incremental_share_from_control)
@@ -31,11 +33,27 @@ Input variants (the redemption model's weighting + the incremental share's sourc
                   the cut on top of the FM's prediction at the issue's time, kept by their slope
                   on the issues after the cut, added to the plan-time P
 
+  --decompose     also per case: the plan with the TRUE P, S (incremental share) or V (order
+                  value) swapped in for every subset of the three (pct_true_P, ..., pct_true_SV;
+                  all three is the oracle), each input's Shapley share of the gap (shapley_P,
+                  shapley_S, shapley_V: the mean gain from swapping it in over the orders of
+                  swapping; they sum to 100 - pct_oracle), and pct_spend_matched: the plan on
+                  the estimated inputs with its budget rescaled until its TRUE spend equals the
+                  budget (spend_matched_budget; a budget that does not bind stays); the
+                  estimate with one part of its error taken away by the truth: pct_cal_P /
+                  pct_cal_S (P or S calibrated to the truth in 50 quantile bins of the
+                  estimate, its ranking kept), pct_P_member / _benefit / _member_kind /
+                  _member_channel (P with that part of its logit error, truth - estimate,
+                  added back: member mean, then benefit mean, member x kind and member x
+                  channel means of what is left), pct_P_never_issued (the true P for the
+                  members the log never issued anything to: the control group). Send times
+                  do not enter the score: the truth is for a benefit issued at the plan time.
+
     .venv/bin/python bench/plan_vs_oracle.py [--members 10000] [--seeds 101,202,303]
         [--mixes loyal_dormant,deal_seekers] [--budgets 0.5,1,2]
         [--variants fm+timing,ipw+timing,fm+timing+shrink,ipw+timing+shrink,ipw+control+shrink,
                     fm+timing+es,ipw+timing+shrink+es]
-        [--threads 2] [--csv rows.csv]
+        [--threads 2] [--csv rows.csv] [--decompose]
 """
 
 from __future__ import annotations
@@ -107,7 +125,21 @@ def pooled(pipeline, log, catalog, users, P, cut, threads: int) -> np.ndarray:
     ).probability
 
 
-def run_program(members: int, seed: int, mix: str, budgets, variants, threads: int):
+def preference_offset(P: np.ndarray, preference, catalog, weight: float = 0.5) -> np.ndarray:
+    """P with the preference model's member x kind preference added on the logit scale:
+    weight x (log of the member's relative claim rate for the benefit's kind, minus its mean
+    over the benefits, so the member's level stays); the FM's member x kind error correlates
+    with it (0.14-0.58 per kind on the tuning program). weight 0.5: tuned on seeds 5 and 101."""
+    kinds = catalog.to_frame()["kind"].astype(str)
+    lift = np.log(preference.preferences()[[f"kind:{k}" for k in kinds]].to_numpy(np.float64))
+    lift -= lift.mean(1, keepdims=True)
+    p = np.clip(P.astype(np.float64), 1e-6, 1 - 1e-6)
+    return (1 / (1 + np.exp(-(np.log(p) - np.log1p(-p) + weight * lift)))).astype(P.dtype)
+
+
+def run_program(
+    members: int, seed: int, mix: str, budgets, variants, threads: int, decompose: bool = False
+):
     program = perkrec.simulate(
         n_users=members, seed=seed, archetype_mix=MIXES[mix], num_threads=threads
     )
@@ -137,52 +169,142 @@ def run_program(members: int, seed: int, mix: str, budgets, variants, threads: i
         if "pool" in extra:
             P = pooled(pipeline, log, catalog, program.users, P, cut, threads)
         pref = pipeline.preference
+        if "pref" in extra:
+            P = preference_offset(P, pref, catalog)
         fit_seconds = time.perf_counter() - t0
         segments = pref.segments()
+        true_inputs = {"P": R_true, "S": S_true, "V": truth_value.astype(np.float32)}
+        swaps = _error_swaps(P, S, R_true, S_true, catalog, log) if decompose else {}
+        est_inputs = {"P": P, "S": S, "V": V}
         for per_member in budgets:
             policy = demo_policy(members)
             policy["budget"] = per_member * members
             kw = dict(segments=segments, history=log, preference=pref, eligible_matrix=False)
-            plan = Planner(policy, num_threads=threads).plan(
-                catalog,
-                program.users,
-                end,
-                redemption_probability=P,
-                incremental_share=S,
-                order_value=V,
-                **kw,
-            )
-            oracle = Planner(policy, num_threads=threads).plan(
-                catalog,
-                program.users,
-                end,
-                redemption_probability=R_true,
-                incremental_share=S_true,
-                order_value=truth_value.astype(np.float32),
-                **kw,
-            )
-            e = plan.evaluate(R_true, truth.incremental_probability, truth_value, cost_b)
-            o = oracle.evaluate(R_true, truth.incremental_probability, truth_value, cost_b)
+
+            def run(parts: str, budget: float, **swap):
+                src = {k: (true_inputs if k in parts else est_inputs)[k] for k in "PSV"}
+                src.update(swap)
+                pol = dict(policy, budget=budget)
+                plan = Planner(pol, num_threads=threads).plan(
+                    catalog,
+                    program.users,
+                    end,
+                    redemption_probability=src["P"],
+                    incremental_share=src["S"],
+                    order_value=src["V"],
+                    **kw,
+                )
+                return plan, plan.evaluate(
+                    R_true, truth.incremental_probability, truth_value, cost_b
+                )
+
+            plan, e = run("", policy["budget"])
+            oracle, o = run("PSV", policy["budget"])
             u = plan.frame["member_index"].to_numpy()
             b = plan.frame["benefit_index"].to_numpy()
-            out.append(
-                {
-                    "seed": seed,
-                    "mix": mix,
-                    "budget": per_member,
-                    "variant": variant,
-                    "pct_oracle": 100 * e["true_incremental_return"] / o["true_incremental_return"],
-                    "spend_budget": e["true_cost"] / plan.budget,
-                    "spend_expected": e["true_cost"] / plan.expected_cost,
-                    "binds": plan.expected_cost >= 0.99 * plan.budget,
-                    "oracle_spend_budget": o["true_cost"] / oracle.budget,
-                    "corr_full": _corr(P.ravel(), R_true.ravel()),
-                    "corr_chosen": _corr(P[u, b], R_true[u, b]),
-                    "p_chosen": float(P[u, b].mean()),
-                    "true_chosen": float(R_true[u, b].mean()),
-                    "fit_seconds": fit_seconds,
-                }
-            )
+            pct = lambda ev: 100 * ev["true_incremental_return"] / o["true_incremental_return"]  # noqa: E731
+            row = {
+                "seed": seed,
+                "mix": mix,
+                "budget": per_member,
+                "variant": variant,
+                "pct_oracle": pct(e),
+                "spend_budget": e["true_cost"] / plan.budget,
+                "spend_expected": e["true_cost"] / plan.expected_cost,
+                "binds": plan.expected_cost >= 0.99 * plan.budget,
+                "oracle_spend_budget": o["true_cost"] / oracle.budget,
+                "corr_full": _corr(P.ravel(), R_true.ravel()),
+                "corr_chosen": _corr(P[u, b], R_true[u, b]),
+                "p_chosen": float(P[u, b].mean()),
+                "true_chosen": float(R_true[u, b].mean()),
+                "fit_seconds": fit_seconds,
+            }
+            if decompose:
+                row.update(_decompose(run, pct, e, policy["budget"], swaps))
+            out.append(row)
+    return out
+
+
+SUBSETS = ("P", "S", "V", "PS", "PV", "SV")
+
+
+def _binned_truth(x: np.ndarray, y: np.ndarray, bins: int = 50) -> np.ndarray:
+    """x replaced by the mean of y over x's quantile bin: x perfectly calibrated to y, its
+    ranking kept (ties within a bin aside)."""
+    edges = np.quantile(x, np.linspace(0, 1, bins + 1))
+    idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, bins - 1)
+    mean = np.bincount(idx.ravel(), y.ravel(), bins) / np.maximum(
+        np.bincount(idx.ravel(), None, bins), 1
+    )
+    return mean[idx].astype(np.float32)
+
+
+def _error_swaps(P, S, R_true, S_true, catalog, log) -> dict:
+    """Estimated inputs with one part of their error taken away, by the truth: P and S
+    calibrated to the truth (ranking kept: is the loss in the level or the ranking?), and P
+    with one part of its logit error (truth - estimate) added back: the member mean, the
+    benefit mean (of the rest), the member x kind mean, the member x channel mean (of what
+    is left after the earlier parts); and the true P for the members the log never issued a
+    benefit to (the random control group: the FM never saw a row of theirs)."""
+    logit = lambda p: np.log(np.clip(p, 1e-6, 1 - 1e-6)) - np.log1p(-np.clip(p, 1e-6, 1 - 1e-6))  # noqa: E731
+    err = logit(R_true) - logit(P)
+    cat = catalog.to_frame()
+    parts = {"member": err.mean(1, keepdims=True)}
+    rest = err - parts["member"]
+    parts["benefit"] = rest.mean(0, keepdims=True)
+    rest = rest - parts["benefit"]
+    for attr in ("kind", "channel"):
+        codes = pd.factorize(cat[attr].astype(str))[0]
+        part = np.zeros_like(rest)
+        for c in np.unique(codes):
+            part[:, codes == c] = rest[:, codes == c].mean(1, keepdims=True)
+        parts[f"member_{attr}"] = part
+        rest = rest - part
+    out = {"cal_P": {"P": _binned_truth(P, R_true)}, "cal_S": {"S": _binned_truth(S, S_true)}}
+    frame = log.to_frame(external_ids=False)
+    issued = frame["user"].to_numpy()[(frame["event_type"].astype(str) == "issued").to_numpy()]
+    never = ~np.isin(np.arange(P.shape[0]), issued)
+    out["P_never_issued"] = {"P": np.where(never[:, None], R_true, P).astype(np.float32)}
+    for name, part in parts.items():
+        out[f"P_{name}"] = {"P": (1 / (1 + np.exp(-(logit(P) + part)))).astype(np.float32)}
+    return out
+
+
+def _decompose(run, pct, e, budget: float, swaps: dict) -> dict:
+    """The gap to the oracle split by swapping the simulator's true redemption probability (P),
+    incremental share (S) or order value (V) in for the estimate, every subset of the three
+    (the oracle is all three), with each input's Shapley share of the gap; and the budget-use
+    part: the plan on the estimated inputs with its budget rescaled until its TRUE spend
+    equals the budget (or its own true spend at the budget when that budget does not bind)."""
+    v = {"": pct(e), "PSV": 100.0}
+    for parts in SUBSETS:
+        v[parts] = pct(run(parts, budget)[1])
+    key = lambda parts: "".join(c for c in "PSV" if c in parts)  # noqa: E731
+    out = {f"pct_true_{k}": v[k] for k in SUBSETS}
+    for x in "PSV":
+        others = [c for c in "PSV" if c != x]
+        # Shapley weights for 3 players: 1/3 alone, 1/6 with one other, 1/3 with both others
+        phi = (
+            (v[key(x)] - v[""]) / 3
+            + (v[key(x + others[0])] - v[others[0]]) / 6
+            + (v[key(x + others[1])] - v[others[1]]) / 6
+            + (v["PSV"] - v[key(others)]) / 3
+        )
+        out[f"shapley_{x}"] = phi
+    # budget use: rescale the budget until the TRUE spend reaches the target
+    scaled, ev = budget, e
+    for _ in range(4):
+        if ev["true_cost"] <= 0 or abs(ev["true_cost"] / budget - 1) < 0.005:
+            break
+        scaled *= budget / ev["true_cost"]
+        before, ev = ev, run("", scaled)[1]
+        if ev["true_cost"] == before["true_cost"]:  # the budget does not bind
+            break
+    for name, swap in swaps.items():
+        out[f"pct_{name}"] = pct(run("", budget, **swap)[1])
+    out["pct_spend_matched"] = pct(ev)
+    out["spend_matched_budget"] = ev["true_cost"] / budget
+    out["budget_scale"] = scaled / budget
     return out
 
 
@@ -201,6 +323,11 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--csv", default=None, help="also write the rows here")
+    ap.add_argument(
+        "--decompose",
+        action="store_true",
+        help="also split the gap to the oracle into its inputs and the budget use",
+    )
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s]
     mixes = [m for m in args.mixes.split(",") if m]
@@ -214,7 +341,9 @@ def main() -> None:
     started = time.perf_counter()
     for mix in mixes:
         for seed in seeds:
-            rows += run_program(args.members, seed, mix, budgets, variants, args.threads)
+            rows += run_program(
+                args.members, seed, mix, budgets, variants, args.threads, args.decompose
+            )
     df = pd.DataFrame(rows)
     if args.csv:
         df.to_csv(args.csv, index=False)
@@ -237,6 +366,14 @@ def main() -> None:
         .mean()
         .to_string(float_format=fmt)
     )
+    if args.decompose:
+        cols = [c for c in df.columns if c.startswith(("pct_", "shapley_", "spend_matched"))]
+        print("\ngap decomposition, mean over seeds and mixes:")
+        print(
+            df.groupby(["variant", "budget"], sort=False)[cols + ["oracle_spend_budget"]]
+            .mean()
+            .to_string(float_format=fmt)
+        )
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 
