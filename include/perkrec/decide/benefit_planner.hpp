@@ -25,7 +25,7 @@
 // One member (a server's request): prepare(t) computes once what the shrinkage needs at t
 // (benefit means and grand mean of logit P, the slope; one scoring pass over all members) and
 // compiles the policy; answer(state, member, time) then scores the member's row at `time`,
-// shrinks it with the prepared means, ranks it (Planner::rank_member), and gives each ranked
+// shrinks it with the prepared means, ranks it (Planner::rank_user), and gives each ranked
 // benefit its send time (Planner::send_time) and reasons (explain). With time == the
 // prepared time, the member's probabilities equal the plan's.
 //
@@ -112,12 +112,20 @@ class BenefitPlanner {
   bool shrink() const { return shrink_; }
   int num_threads() const { return num_threads_; }
   /// Members scored per block by plan / prepare (>= 1; default 2048).
-  void set_block_members(Index members);
+  void set_block_users(Index users);
+  [[deprecated("use set_block_users")]] void set_block_members(Index members) {
+    set_block_users(members);
+  }
 
   /// The FM's probabilities (before the shrinkage) of members [begin, end) x every benefit at
   /// `at`, member-major, into `out` ((end - begin) x n_benefits values).
-  void score_members(Index begin, Index end, Timestamp at, const EventLog& events,
-                     Span<float> out) const;
+  void score_users(Index begin, Index end, Timestamp at, const EventLog& events,
+                   Span<float> out) const;
+  [[deprecated("use score_users")]] void score_members(Index begin, Index end, Timestamp at,
+                                                       const EventLog& events,
+                                                       Span<float> out) const {
+    score_users(begin, end, at, events, out);
+  }
 
   /// P at `at`: members x benefits float32, after the shrinkage when params.shrink. `slope`
   /// (optional) receives the kept share of the interaction (1 without shrinkage).
@@ -147,22 +155,33 @@ class BenefitPlanner {
   State prepare(Timestamp at, const EventLog* events = nullptr) const;
   /// The member's redemption probability of every benefit at `time`, shrunk with the state's
   /// means (the first step of answer; what a server ranks and paces itself).
-  std::vector<float> member_probability(const State& state, Index member, Timestamp time) const;
+  std::vector<float> user_probability(const State& state, Index user, Timestamp time) const;
   /// The member's incremental share of every benefit (the stored control-group row or the
   /// purchase-timing share).
-  std::vector<float> member_share(Index member) const;
+  std::vector<float> user_share(Index user) const;
   /// The member's value of a redemption (the stored order value).
-  float member_value(Index member) const;
+  float user_value(Index user) const;
   /// The member's eligible benefits ranked as the plan ranks them (top `n`, n >= 1), scored at
   /// `time` with the state's shrinkage, each with its send time from `time` and reasons.
-  MemberAnswer answer(const State& state, Index member, Timestamp time, int n = 1) const;
+  MemberAnswer answer(const State& state, Index user, Timestamp time, int n = 1) const;
+
+  [[deprecated("use user_probability")]] std::vector<float> member_probability(
+      const State& state, Index member, Timestamp time) const {
+    return user_probability(state, member, time);
+  }
+  [[deprecated("use user_share")]] std::vector<float> member_share(Index member) const {
+    return user_share(member);
+  }
+  [[deprecated("use user_value")]] float member_value(Index member) const {
+    return user_value(member);
+  }
 
  private:
   const EventLog& log_of(const EventLog* events, const char* method) const;
   std::vector<float> probability(Timestamp at, const EventLog& log, double* slope,
                                  InteractionMeans* means) const;
-  void score_members(Index begin, Index end, Timestamp at, const EventLog& events,
-                     const HistoryIndex& history, Span<float> out) const;
+  void score_users(Index begin, Index end, Timestamp at, const EventLog& events,
+                   const HistoryIndex& history, Span<float> out) const;
   static float clip(float p);
 
   std::unique_ptr<const BenefitPlannerFile>

@@ -73,13 +73,13 @@ TEST(BenefitPlanner, PlanEqualsThePipelineAssembledByHand) {
 TEST(BenefitPlanner, ThreadsAndBlocksDoNotChangeTheResult) {
   const Fixture& fx = fixture();
   BenefitPlanner one(fx.file, 1), four(fx.file, 4);
-  four.set_block_members(7);
+  four.set_block_users(7);
   EXPECT_EQ(one.redemption_probability(fx.end), four.redemption_probability(fx.end));
   const auto a = one.plan(fx.end), b = four.plan(fx.end);
   EXPECT_EQ(a.result.member, b.result.member);
   EXPECT_EQ(a.result.benefit, b.result.benefit);
   EXPECT_EQ(a.result.reasons, b.result.reasons);
-  EXPECT_THROW(four.set_block_members(0), ConfigError);
+  EXPECT_THROW(four.set_block_users(0), ConfigError);
 }
 
 TEST(BenefitPlanner, OneMemberAnswersMatchThePlanAtTheSameTime) {

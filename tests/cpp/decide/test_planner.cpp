@@ -529,7 +529,7 @@ TEST(Planner, OneMemberRankingAndSendTimeMatchThePlan) {
     const auto uz = static_cast<std::size_t>(u);
     const Span<const float> row(p.prob.data() + uz * 4, 4);
     const Candidates one =
-        planner.rank_member(p.compiled, p.catalog, u, row, member_share[uz], p.value[uz]);
+        planner.rank_user(p.compiled, p.catalog, u, row, member_share[uz], p.value[uz]);
     const auto first = static_cast<std::size_t>(plan.candidates.offsets[uz]);
     const auto count = static_cast<std::size_t>(plan.candidates.offsets[uz + 1]) - first;
     ASSERT_EQ(one.benefit.size(), count);
@@ -548,9 +548,9 @@ TEST(Planner, OneMemberRankingAndSendTimeMatchThePlan) {
     hours.insert(plan.send_at[i] % kSecondsPerDay);
   }
   EXPECT_GT(hours.size(), 1u);  // the quiet hours moved some sends
-  EXPECT_THROW(planner.rank_member(p.compiled, p.catalog, 40, Span<const float>(p.prob.data(), 4),
-                                   1.0f, 1.0f),
-               InputError);
+  EXPECT_THROW(
+      planner.rank_user(p.compiled, p.catalog, 40, Span<const float>(p.prob.data(), 4), 1.0f, 1.0f),
+      InputError);
 }
 
 TEST(Planner, InterruptedBetweenStages) {
