@@ -122,7 +122,7 @@ void bind_pipeline(py::module_& m) {
           "answer",
           [](const BenefitPlanner& self, const BenefitPlanner::State& state, Index user,
              Timestamp time, int n) {
-            MemberAnswer a;
+            UserAnswer a;
             {
               py::gil_scoped_release release;
               a = self.answer(state, user, time, n);

@@ -41,7 +41,7 @@
 //   perkrec::BenefitPlanner bp = perkrec::BenefitPlanner::load("planner.perk");
 //   perkrec::BenefitPlanner::Plan p = bp.plan(bp.end_time());      // p.result.member, ...
 //   perkrec::BenefitPlanner::State s = bp.prepare(bp.end_time());  // once
-//   perkrec::MemberAnswer a = bp.answer(s, 17, bp.end_time(), 3);  // from any thread
+//   perkrec::UserAnswer a = bp.answer(s, 17, bp.end_time(), 3);  // from any thread
 //
 // Cost: plan O(members x benefits x (fields + factors)) for scoring, in blocks, parallel
 // within each block; memory: P (float32 members x benefits) plus one block's CSR rows.
@@ -73,7 +73,7 @@ struct PlanFrame;
 }  // namespace detail
 
 /// One ranked benefit of a member's answer.
-struct MemberBenefit {
+struct UserBenefit {
   Index benefit = -1;
   float probability = 0;  ///< redemption probability (after the shrinkage)
   float value = 0;        ///< expected return (objective's)
@@ -83,11 +83,13 @@ struct MemberBenefit {
 };
 
 /// BenefitPlanner::answer's result: the member's eligible benefits by expected value - cost.
-struct MemberAnswer {
-  std::vector<MemberBenefit> benefits;
+struct UserAnswer {
+  std::vector<UserBenefit> benefits;
   ExclusionReason blocked = ExclusionReason::none;  ///< frequency_cap / member_cap, else none
   std::vector<float> probability;                   ///< every benefit's (shrunk) probability
 };
+using MemberBenefit [[deprecated("use UserBenefit")]] = UserBenefit;
+using MemberAnswer [[deprecated("use UserAnswer")]] = UserAnswer;
 
 class BenefitPlanner {
  public:
@@ -163,7 +165,7 @@ class BenefitPlanner {
   float user_value(Index user) const;
   /// The member's eligible benefits ranked as the plan ranks them (top `n`, n >= 1), scored at
   /// `time` with the state's shrinkage, each with its send time from `time` and reasons.
-  MemberAnswer answer(const State& state, Index user, Timestamp time, int n = 1) const;
+  UserAnswer answer(const State& state, Index user, Timestamp time, int n = 1) const;
 
   [[deprecated("use user_probability")]] std::vector<float> member_probability(
       const State& state, Index member, Timestamp time) const {

@@ -490,10 +490,10 @@ PERKREC_INLINE float BenefitPlanner::user_value(Index member) const {
   return file_->order_value[static_cast<std::size_t>(member)];
 }
 
-PERKREC_INLINE MemberAnswer BenefitPlanner::answer(const State& state, Index member, Timestamp time,
-                                                   int n) const {
+PERKREC_INLINE UserAnswer BenefitPlanner::answer(const State& state, Index member, Timestamp time,
+                                                 int n) const {
   if (n < 1) detail::raise<InputError>("BenefitPlanner::answer: n must be >= 1 (got ", n, ")");
-  MemberAnswer out;
+  UserAnswer out;
   out.probability = user_probability(state, member, time);
   out.blocked = state.compiled.member_block.empty()
                     ? ExclusionReason::none
@@ -506,7 +506,7 @@ PERKREC_INLINE MemberAnswer BenefitPlanner::answer(const State& state, Index mem
   if (out.blocked != ExclusionReason::none) return out;
   const Offset begin = ranked.offsets[0], end = ranked.offsets[1];
   for (Offset e = begin; e < end && static_cast<int>(out.benefits.size()) < n; ++e) {
-    MemberBenefit mb;
+    UserBenefit mb;
     mb.benefit = ranked.benefit[static_cast<std::size_t>(e)];
     mb.probability = ranked.probability[static_cast<std::size_t>(e)];
     mb.value = ranked.value[static_cast<std::size_t>(e)];

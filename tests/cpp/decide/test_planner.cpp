@@ -553,6 +553,30 @@ TEST(Planner, OneMemberRankingAndSendTimeMatchThePlan) {
       InputError);
 }
 
+// The deprecated rank_member forwarders (kept one release) give what rank_user gives.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+TEST(Planner, RankMemberForwardsToRankUser) {
+  Program p = program(10, std::numeric_limits<double>::infinity(), 4);
+  const Planner planner;
+  const std::vector<float> share(4, 0.7f);
+  for (Index u = 0; u < 10; ++u) {
+    const auto uz = static_cast<std::size_t>(u);
+    const Span<const float> row(p.prob.data() + uz * 4, 4);
+    const Candidates a = planner.rank_user(p.compiled, p.catalog, u, row, 0.7f, p.value[uz]);
+    const Candidates b = planner.rank_member(p.compiled, p.catalog, u, row, 0.7f, p.value[uz]);
+    const Candidates c = planner.rank_member(p.compiled, p.catalog, u, row, share, p.value[uz]);
+    EXPECT_EQ(a.benefit, b.benefit);
+    EXPECT_EQ(a.value, b.value);
+    EXPECT_EQ(a.benefit, c.benefit);
+    EXPECT_EQ(a.value, c.value);
+  }
+  EXPECT_THROW(planner.rank_member(p.compiled, p.catalog, 10, Span<const float>(p.prob.data(), 4),
+                                   1.0f, 1.0f),
+               InputError);
+}
+#pragma GCC diagnostic pop
+
 TEST(Planner, InterruptedBetweenStages) {
   const Program p = program(10, 5.0, 3);
   Callbacks cb;

@@ -28,6 +28,8 @@ TEST(RenamedToUser, EligibilityMasksForwarders) {
 
 TEST(RenamedToUser, PreferenceModelTableReport) {
   static_assert(std::is_same_v<MemberTableReport, UserTableReport>);
+  static_assert(std::is_same_v<MemberAnswer, UserAnswer>);
+  static_assert(std::is_same_v<MemberBenefit, UserBenefit>);
   const PreferenceModel model;
   EXPECT_EQ(&model.member_table_report(), &model.user_table_report());
 }
