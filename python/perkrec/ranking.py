@@ -326,7 +326,8 @@ def rank(
     candidates, diag = _core.rank(
         prob,
         _optional_floats(incremental_share, "incremental_share"),
-        _optional_floats(user_value, "user_value"),
+        # Checked here so the message names the keyword (the C++ field is RankInputs::member_value).
+        _optional_floats(user_value, "user_value", lambda a: a.size in (0, m.n_users)),
         _optional_floats(benefit_value, "benefit_value"),
         _optional_floats(cost_per_redemption, "cost_per_redemption"),
         m,
