@@ -105,7 +105,7 @@ def simulator():
     start, end = log.time_range
     cut = end - pd.Timedelta(days=30)
     train, test = perkrec.split_by_time(log, cut)
-    train_m = perkrec.interaction_matrix(train, half_life_days=60, end_time=cut)
+    train_m = perkrec.interaction_matrix(train, half_life_days=60, cut_time=cut)
     test_m = perkrec.interaction_matrix(test, {"viewed": 0, "claimed": 1, "redeemed": 1})
     return train_m, test_m
 

@@ -118,7 +118,7 @@ def main() -> None:
             t0 = time.perf_counter()
             compiled = policy.compile(catalog, users, PLAN, segments=segments, history=history)
             best = min(best, time.perf_counter() - t0)
-        blocked = np.bincount(compiled.member_block, minlength=11)
+        blocked = np.bincount(compiled.user_block, minlength=11)
         print(
             f"{n:>11,} members: compile {best:6.2f} s ({n / best / 1e6:5.2f} M members/s), "
             f"{compiled.n_masks} masks, frequency-capped {blocked[10]:,}, cap-full {blocked[5]:,}"

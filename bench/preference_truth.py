@@ -224,7 +224,7 @@ def transfer(members: int, seed: int, mix_name: str, rules=None) -> dict:
         "members": members,
         "members_with_10_events": int(len(rows)),
         "fit_seconds": round(fit_seconds, 2),
-        "member_table": model.member_table_report,
+        "member_table": model.user_table_report,
         "segment_agreement": round(float((segments[rows] == archetype[rows]).mean()), 3),
     }
     out["segment_uncertain_share"] = round(float((segments[rows] == "uncertain").mean()), 3)

@@ -26,7 +26,7 @@
 //               share) and top_k (ServerOptions::top_k is not used); the value of a redemption
 //               is the member's stored order value; plan_time 0 means the end of the fitted
 //               log. Without a budget a member's answer at plan_time issues the plan's benefits
-//               with the plan's probabilities (BenefitPlanner::member_probability).
+//               with the plan's probabilities (BenefitPlanner::user_probability).
 //
 // Request (one JSON object per line; strict: unknown keys are errors):
 //   {"id": "r1", "member": "123", "n": 2, "time": 1767225600}
@@ -53,7 +53,7 @@
 // Decision for one request (BenefitServer::answer):
 //   1. redemption probability of every benefit for the member (blend or Popularity; with
 //      --planner the pipeline's FM, shrunk, and the member's incremental share per benefit),
-//   2. Planner::rank_member (decide/planner.hpp): the member's eligible benefits (compiled
+//   2. Planner::rank_user (decide/planner.hpp): the member's eligible benefits (compiled
 //      policy masks) by expected value - cost, top_k kept, plus the best ineligible benefit
 //      and the rule that excluded it,
 //   3. the online Pacer spends budget / inventory / quotas and checks the member's caps and
@@ -452,8 +452,8 @@ class BenefitServer {
     std::vector<float> prob(static_cast<std::size_t>(nb));
     std::vector<float> share(1, 1.0f);  // redemption objective: unused
     if (pipeline_) {
-      prob = pipeline_->member_probability(*state_, u, q.time);
-      share = pipeline_->member_share(u);
+      prob = pipeline_->user_probability(*state_, u, q.time);
+      share = pipeline_->user_share(u);
     } else if (blend_) {
       blend_->predict(users, items, prob);
     } else {
@@ -463,7 +463,7 @@ class BenefitServer {
 
     // 2. Eligible candidates by expected value - cost (the Planner's ranking of one member).
     perkrec::RankDiagnostics diag;
-    const perkrec::Candidates c = planner_.rank_member(
+    const perkrec::Candidates c = planner_.rank_user(
         compiled_, catalog_, u, prob, share, member_value_[static_cast<std::size_t>(u)], &diag);
 
     // 3. The pacer spends: the whole ranked row in one call, at most n new benefits, picked by

@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     const perkrec::Timestamp cut = log.max_time() - 30 * perkrec::kSecondsPerDay;
     const perkrec::Split split = perkrec::split_by_time(log, cut);
     perkrec::InteractionParams weights;
-    weights.end_time = cut;
+    weights.cut_time = cut;
     const perkrec::InteractionMatrix train =
         perkrec::build_interaction_matrix(split.train, weights);
     perkrec::InteractionParams test_weights;

@@ -104,7 +104,7 @@ void bind_allocator(py::module_& m) {
       py::arg("value"), py::arg("cost"), py::arg("constraints"), py::arg("allocation"));
 
   m.def(
-      "member_set_value",
+      "user_set_value",
       [](const py::array& values, const std::optional<py::array>& kinds, double diversity) {
         return member_set_value(view_1d<float>(values, "values"),
                                 view_1d_or_empty<std::int32_t>(kinds, "kinds"), diversity);
@@ -119,9 +119,8 @@ void bind_allocator(py::module_& m) {
            py::arg("constraints"), py::arg("params_json"))
       .def(
           "decide",
-          [](Pacer& self, Index member, Timestamp t, const py::array& benefit,
-             const py::array& value, const py::array& cost, int max_new,
-             bool with_reasons) -> py::object {
+          [](Pacer& self, Index user, Timestamp t, const py::array& benefit, const py::array& value,
+             const py::array& cost, int max_new, bool with_reasons) -> py::object {
             const Span<const Index> b = view_1d<Index>(benefit, "benefit");
             const Span<const float> v = view_1d<float>(value, "value");
             const Span<const float> c = view_1d<float>(cost, "cost");
@@ -129,14 +128,14 @@ void bind_allocator(py::module_& m) {
             std::vector<ExclusionReason> reasons;
             {
               py::gil_scoped_release release;
-              chosen = self.decide(member, t, b, v, c, max_new, with_reasons ? &reasons : nullptr);
+              chosen = self.decide(user, t, b, v, c, max_new, with_reasons ? &reasons : nullptr);
             }
             if (!with_reasons) return to_numpy(std::move(chosen));
             py::list names;
             for (ExclusionReason r : reasons) names.append(exclusion_reason_name(r));
             return py::make_tuple(to_numpy(std::move(chosen)), names);
           },
-          py::arg("member"), py::arg("t"), py::arg("benefit"), py::arg("value"), py::arg("cost"),
+          py::arg("user"), py::arg("t"), py::arg("benefit"), py::arg("value"), py::arg("cost"),
           py::arg("max_new") = -1, py::arg("with_reasons") = false)
       .def_property_readonly("spent", &Pacer::spent)
       .def_property_readonly("multiplier", &Pacer::multiplier)

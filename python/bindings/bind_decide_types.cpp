@@ -66,8 +66,7 @@ void bind_decide_types(py::module_& m) {
       .def_property_readonly("n_benefits", &EligibilityMasks::n_benefits)
       .def_property_readonly("n_masks", &EligibilityMasks::n_masks)
       .def_property_readonly(
-          "member_masks",
-          [](const EligibilityMasks& self) { return copy_out(self.member_masks()); })
+          "user_masks", [](const EligibilityMasks& self) { return copy_out(self.user_masks()); })
       .def("eligible_matrix",
            [](const EligibilityMasks& self) {
              std::vector<std::uint8_t> out;

@@ -9,7 +9,7 @@ void bind_features(py::module_& m) {
   m.def(
       "build_interaction_matrix",
       [](const EventLog& log, const std::vector<float>& event_weights, double half_life_days,
-         std::optional<Timestamp> end_time, const std::string& combine, int num_threads) {
+         std::optional<Timestamp> cut_time, const std::string& combine, int num_threads) {
         InteractionParams p;
         if (event_weights.size() != static_cast<std::size_t>(kNumEventTypes)) {
           detail::raise<ConfigError>("interaction_matrix: event_weights needs ", kNumEventTypes,
@@ -17,7 +17,7 @@ void bind_features(py::module_& m) {
         }
         std::copy(event_weights.begin(), event_weights.end(), p.event_weights.begin());
         p.half_life_days = half_life_days;
-        p.end_time = end_time ? *end_time : kNoTime;
+        p.cut_time = cut_time ? *cut_time : kNoTime;
         if (combine == "sum") {
           p.combine = InteractionParams::Combine::sum;
         } else if (combine == "max") {
@@ -34,7 +34,7 @@ void bind_features(py::module_& m) {
         }
         return csr_to_python(std::move(matrix));
       },
-      py::arg("log"), py::arg("event_weights"), py::arg("half_life_days"), py::arg("end_time"),
+      py::arg("log"), py::arg("event_weights"), py::arg("half_life_days"), py::arg("cut_time"),
       py::arg("combine"), py::arg("num_threads"));
   bind_feature_encoder(m);
 }

@@ -80,7 +80,7 @@ void bind_pipeline(py::module_& m) {
            py::arg("file"), py::arg("num_threads") = -1)
       .def_property_readonly("n_users", &BenefitPlanner::n_users)
       .def_property_readonly("n_benefits", &BenefitPlanner::n_benefits)
-      .def("set_block_members", &BenefitPlanner::set_block_members, py::arg("members"))
+      .def("set_block_users", &BenefitPlanner::set_block_users, py::arg("users"))
       .def(
           "redemption_probability",
           [](const BenefitPlanner& self, Timestamp at, const EventLog* events) {
@@ -120,12 +120,12 @@ void bind_pipeline(py::module_& m) {
           py::keep_alive<0, 3>())
       .def(
           "answer",
-          [](const BenefitPlanner& self, const BenefitPlanner::State& state, Index member,
+          [](const BenefitPlanner& self, const BenefitPlanner::State& state, Index user,
              Timestamp time, int n) {
-            MemberAnswer a;
+            UserAnswer a;
             {
               py::gil_scoped_release release;
-              a = self.answer(state, member, time, n);
+              a = self.answer(state, user, time, n);
             }
             py::list benefits;
             for (auto& b : a.benefits) {
@@ -142,7 +142,7 @@ void bind_pipeline(py::module_& m) {
             return py::make_tuple(benefits, std::string(exclusion_reason_name(a.blocked)),
                                   to_numpy(std::move(a.probability)));
           },
-          py::arg("state"), py::arg("member"), py::arg("time"), py::arg("n") = 1);
+          py::arg("state"), py::arg("user"), py::arg("time"), py::arg("n") = 1);
 }
 
 }  // namespace perkrec::python

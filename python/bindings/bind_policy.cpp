@@ -14,7 +14,7 @@ void bind_policy(py::module_& m) {
       .def_readonly("has_quiet_hours", &CompiledPolicy::has_quiet_hours)
       .def_readonly("quiet_start_hour", &CompiledPolicy::quiet_start_hour)
       .def_readonly("quiet_end_hour", &CompiledPolicy::quiet_end_hour)
-      .def_property_readonly("member_block",
+      .def_property_readonly("user_block",
                              [](const CompiledPolicy& c) {
                                std::vector<std::uint8_t> out(c.member_block.size());
                                for (std::size_t i = 0; i < out.size(); ++i) {
@@ -28,14 +28,14 @@ void bind_policy(py::module_& m) {
             return readonly_view(
                 Span<const float>(self.cast<const CompiledPolicy&>().utc_offset_hours), self);
           })
-      .def("send_time", &CompiledPolicy::send_time, py::arg("t"), py::arg("member"))
+      .def("send_time", &CompiledPolicy::send_time, py::arg("t"), py::arg("user"))
       .def(
           "send_times",
-          [](const CompiledPolicy& c, const py::array& times, const py::array& members) {
+          [](const CompiledPolicy& c, const py::array& times, const py::array& users) {
             const Span<const Timestamp> t = view_1d<Timestamp>(times, "times");
-            const Span<const Index> u = view_1d<Index>(members, "members");
+            const Span<const Index> u = view_1d<Index>(users, "users");
             if (t.size() != u.size()) {
-              detail::raise<InputError>("CompiledPolicy.send_times: times and members have ",
+              detail::raise<InputError>("CompiledPolicy.send_times: times and users have ",
                                         t.size(), " and ", u.size(),
                                         " entries (expected equal lengths)");
             }
@@ -46,7 +46,7 @@ void bind_policy(py::module_& m) {
             }
             return to_numpy(std::move(out));
           },
-          py::arg("times"), py::arg("members"));
+          py::arg("times"), py::arg("users"));
 
   py::class_<Policy>(m, "Policy")
       .def(py::init<>())

@@ -125,9 +125,9 @@ void bind_preference(py::module_& m) {
           py::arg("log"), py::arg("catalog"), py::arg("cut_time"), py::arg("users"),
           py::arg("progress"))
       .def_property_readonly("covariate_names", &PreferenceModel::covariate_names)
-      .def("member_table_report",
+      .def("user_table_report",
            [](const PreferenceModel& s) {
-             const MemberTableReport& r = s.member_table_report();
+             const UserTableReport& r = s.user_table_report();
              py::dict d;
              d["rows"] = r.rows;
              d["matched"] = r.matched;

@@ -203,16 +203,15 @@ void bind_ranker(py::module_& m) {
   m.def(
       "rank",
       [](const std::optional<py::array>& probability, const std::optional<py::array>& share,
-         const std::optional<py::array>& member_value,
-         const std::optional<py::array>& benefit_value, const std::optional<py::array>& cost,
-         const EligibilityMasks& masks, const std::string& params_json, const ScoreBlend* blend,
-         bool diagnostics) {
+         const std::optional<py::array>& user_value, const std::optional<py::array>& benefit_value,
+         const std::optional<py::array>& cost, const EligibilityMasks& masks,
+         const std::string& params_json, const ScoreBlend* blend, bool diagnostics) {
         const RankerParams p =
             RankerParams::from_json(parse_json_strict<ConfigError>(params_json, "rank"));
         RankInputs in;
         in.redemption_probability = view_1d_or_empty<float>(probability, "redemption_probability");
         in.incremental_share = view_1d_or_empty<float>(share, "incremental_share");
-        in.member_value = view_1d_or_empty<float>(member_value, "member_value");
+        in.member_value = view_1d_or_empty<float>(user_value, "user_value");
         in.benefit_value = view_1d_or_empty<float>(benefit_value, "benefit_value");
         in.cost_per_redemption = view_1d_or_empty<float>(cost, "cost_per_redemption");
         Candidates c;
@@ -233,7 +232,7 @@ void bind_ranker(py::module_& m) {
         }
         return py::make_tuple(std::move(c), diag);
       },
-      py::arg("probability"), py::arg("share"), py::arg("member_value"), py::arg("benefit_value"),
+      py::arg("probability"), py::arg("share"), py::arg("user_value"), py::arg("benefit_value"),
       py::arg("cost"), py::arg("masks"), py::arg("params_json"), py::arg("blend"),
       py::arg("diagnostics"));
 
@@ -241,11 +240,11 @@ void bind_ranker(py::module_& m) {
       "hour_of_week", [](Timestamp t) { return hour_of_week(t); }, py::arg("t"));
   m.def(
       "schedule_batch",
-      [](const PreferenceModel* pref, const py::array& members, Timestamp plan_time,
+      [](const PreferenceModel* pref, const py::array& users, Timestamp plan_time,
          const py::array& validity_days, const std::optional<std::pair<int, int>>& quiet_hours,
          const std::optional<py::array>& utc_offset_hours, int default_hour, int min_validity_days,
          int num_threads) {
-        const Span<const Index> mem = view_1d<Index>(members, "members");
+        const Span<const Index> mem = view_1d<Index>(users, "users");
         const Span<const std::int32_t> val = view_1d<std::int32_t>(validity_days, "validity_days");
         const Span<const float> off = view_1d_or_empty<float>(utc_offset_hours, "utc_offset_hours");
         ScheduleParams params;
@@ -265,7 +264,7 @@ void bind_ranker(py::module_& m) {
         return py::make_tuple(to_numpy(std::move(at)), to_numpy(std::move(days)),
                               to_numpy(std::move(from)));
       },
-      py::arg("pref"), py::arg("members"), py::arg("plan_time"), py::arg("validity_days"),
+      py::arg("pref"), py::arg("users"), py::arg("plan_time"), py::arg("validity_days"),
       py::arg("quiet_hours"), py::arg("utc_offset_hours"), py::arg("default_hour"),
       py::arg("min_validity_days"), py::arg("num_threads"));
   m.def(
@@ -337,12 +336,11 @@ void bind_ranker(py::module_& m) {
         }
         ctx.source_names = strings(context, "source_names");
         if (context.contains("benefit_ids")) ctx.benefit_ids = strings(context, "benefit_ids");
-        if (context.contains("member_ids")) ctx.member_ids = strings(context, "member_ids");
+        if (context.contains("user_ids")) ctx.member_ids = strings(context, "user_ids");
         ctx.rule_names = strings(context, "rule_names");
         if (context.contains("top_dimensions"))
           ctx.top_dimensions = context["top_dimensions"].cast<int>();
-        const std::optional<py::array> members = arr(rows, "members"),
-                                       benefits = arr(rows, "benefits"),
+        const std::optional<py::array> users = arr(rows, "users"), benefits = arr(rows, "benefits"),
                                        prob = arr(rows, "probability"), value = arr(rows, "value"),
                                        cost = arr(rows, "cost"),
                                        contrib = arr(rows, "contributions"),
@@ -350,10 +348,10 @@ void bind_ranker(py::module_& m) {
                                        reason = arr(rows, "runner_up_reason"),
                                        best = arr(rows, "best_ineligible"),
                                        rule = arr(rows, "best_ineligible_rule");
-        if (!members || !benefits)
-          detail::raise<InputError>("explain_batch: rows need members and benefits");
+        if (!users || !benefits)
+          detail::raise<InputError>("explain_batch: rows need users and benefits");
         ExplanationBatch batch;
-        batch.members = view_1d<Index>(*members, "members");
+        batch.members = view_1d<Index>(*users, "users");
         batch.benefits = view_1d<Index>(*benefits, "benefits");
         batch.probability = view_1d_or_empty<float>(prob, "probability");
         batch.value = view_1d_or_empty<float>(value, "value");

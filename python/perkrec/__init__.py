@@ -80,7 +80,7 @@ from .simulator import ARCHETYPES, SimulatedProgram, SimulationTruth, simulate
 from .allocate import (
     Pacer,
     allocate,
-    allocation_members,
+    allocation_users,
     check_allocation,
     make_candidates,
     make_constraints,
@@ -94,8 +94,9 @@ from .ranking import (
     rank,
     schedule,
 )
-from .plan import Plan, Planner
+from .plan import Plan, Planner, incremental_share, order_value
 from .pipeline import BenefitPlanner
+from .allocate import allocation_members  # noqa: F401 (deprecated alias of allocation_users)
 
 __version__ = _core.__version__
 
@@ -183,12 +184,14 @@ __all__ += [  # decision layer
     "schedule",
     "Pacer",
     "allocate",
-    "allocation_members",
+    "allocation_users",
     "check_allocation",  #   allocator
     "make_candidates",
     "make_constraints",
     "Plan",
     "Planner",
+    "incremental_share",
+    "order_value",
     "BenefitPlanner",  #   plans
 ]
 __all__ += [  # causal evaluation

@@ -182,7 +182,7 @@ def build_interaction_matrix(
     log: EventLog,
     event_weights: List[float],
     half_life_days: float,
-    end_time: Optional[int],
+    cut_time: Optional[int],
     combine: str,
     num_threads: int,
 ) -> CsrTuple: ...
@@ -719,7 +719,7 @@ class PreferenceModel:
         self, log: EventLog, catalog: Catalog, cut_time: int, users: UserTable, progress: Progress
     ) -> None: ...
     covariate_names: list[str]
-    def member_table_report(self) -> dict[str, int]: ...
+    def user_table_report(self) -> dict[str, int]: ...
     def covariate_weights(self) -> np.ndarray: ...
     def class_prior(self, users: UserTable) -> np.ndarray: ...
     def preferences(self) -> np.ndarray: ...
@@ -783,7 +783,7 @@ class EligibilityMasks:
     n_users: int
     n_benefits: int
     n_masks: int
-    member_masks: np.ndarray
+    user_masks: np.ndarray
     def eligible_matrix(self) -> np.ndarray: ...
     def mask_rules(self) -> np.ndarray: ...
 
@@ -854,10 +854,10 @@ class CompiledPolicy:
     has_quiet_hours: bool
     quiet_start_hour: float
     quiet_end_hour: float
-    member_block: np.ndarray
+    user_block: np.ndarray
     utc_offset_hours: np.ndarray
-    def send_time(self, t: int, member: int) -> int: ...
-    def send_times(self, times: np.ndarray, members: np.ndarray) -> np.ndarray: ...
+    def send_time(self, t: int, user: int) -> int: ...
+    def send_times(self, times: np.ndarray, users: np.ndarray) -> np.ndarray: ...
 
 class Policy:
     def __init__(self) -> None: ...
@@ -924,7 +924,7 @@ def check_allocation_arrays(
     constraints: AllocationConstraints,
     allocation: Allocation,
 ) -> str: ...
-def member_set_value(
+def user_set_value(
     values: np.ndarray, kinds: Optional[np.ndarray] = None, diversity: float = 0.0
 ) -> float: ...
 
@@ -932,7 +932,7 @@ class Pacer:
     def __init__(self, constraints: AllocationConstraints, params_json: str) -> None: ...
     def decide(
         self,
-        member: int,
+        user: int,
         t: int,
         benefit: np.ndarray,
         value: np.ndarray,
@@ -986,7 +986,7 @@ def check_ranker_params(text: str) -> str: ...
 def rank(
     probability: Optional[np.ndarray],
     share: Optional[np.ndarray],
-    member_value: Optional[np.ndarray],
+    user_value: Optional[np.ndarray],
     benefit_value: Optional[np.ndarray],
     cost: Optional[np.ndarray],
     masks: EligibilityMasks,
@@ -997,7 +997,7 @@ def rank(
 def hour_of_week(t: int) -> int: ...
 def schedule_batch(
     pref: Optional[PreferenceModel],
-    members: np.ndarray,
+    users: np.ndarray,
     plan_time: int,
     validity_days: np.ndarray,
     quiet_hours: Optional[Tuple[int, int]],
@@ -1143,7 +1143,7 @@ class BenefitPlannerCore:
     def __init__(self, file: BenefitPlannerFile, num_threads: int = -1) -> None: ...
     n_users: int
     n_benefits: int
-    def set_block_members(self, members: int) -> None: ...
+    def set_block_users(self, users: int) -> None: ...
     def redemption_probability(
         self, at: int, events: Optional[EventLog] = None
     ) -> Tuple[np.ndarray, float]: ...
@@ -1156,7 +1156,7 @@ class BenefitPlannerCore:
     ]: ...
     def prepare(self, at: int, events: Optional[EventLog] = None) -> BenefitPlannerState: ...
     def answer(
-        self, state: BenefitPlannerState, member: int, time: int, n: int = 1
+        self, state: BenefitPlannerState, user: int, time: int, n: int = 1
     ) -> Tuple[List[Dict[str, Any]], str, np.ndarray]: ...
 
 class PlattCalibrator:

@@ -26,10 +26,12 @@ def _record_init(init):
         if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     ]
 
+    renames = getattr(init, "renamed_keywords", {})  # deprecated keyword -> its new name
+
     @functools.wraps(init)
     def wrapped(self, *args, **kwargs):
         init(self, *args, **kwargs)
-        bound = sig.bind(self, *args, **kwargs)
+        bound = sig.bind(self, *args, **{renames.get(k, k): v for k, v in kwargs.items()})
         bound.apply_defaults()
         # The outermost constructor records last, so a subclass's keywords win.
         self._init_params = {n: bound.arguments[n] for n in names}

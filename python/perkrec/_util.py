@@ -6,13 +6,75 @@ happens here, explicitly, so the bindings never convert silently.
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Optional, Tuple
+import warnings
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import _core
+
+
+# --- renamed names (ARCHITECTURE.md section 3 vocabulary): old names kept for one release ----------
+
+
+def warn_renamed(old: str, new: str, stacklevel: int = 3) -> None:
+    """The DeprecationWarning of every renamed keyword, method, property and function."""
+    warnings.warn(
+        f"{old} is renamed {new}; the old name still works for one release and then goes",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def renamed_keywords(**old_to_new: str) -> Callable:
+    """Decorator: each old keyword (``member="user"``) is still accepted as a deprecated alias
+    of the new one, with a DeprecationWarning; both at once are an InputError. The signature
+    (``inspect.signature``) shows only the new names."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def renamed(*args, **kwargs):
+            for old, new in old_to_new.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise _core.InputError(
+                            f"{fn.__qualname__}: give {new}= only ({old}= is its deprecated name)"
+                        )
+                    warn_renamed(f"{fn.__qualname__}({old}=)", f"{new}=")
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        renamed.renamed_keywords = dict(old_to_new)
+        return renamed
+
+    return wrap
+
+
+def renamed_function(new: Callable, old_name: str) -> Callable:
+    """A deprecated alias named ``old_name`` of the function or method ``new``: warns, then
+    calls ``new`` with the same arguments (same result, same errors)."""
+
+    @functools.wraps(new)
+    def alias(*args, **kwargs):
+        warn_renamed(old_name, new.__name__)
+        return new(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old_name.rsplit(".", 1)[-1]
+    alias.__doc__ = f"Deprecated alias of ``{new.__name__}`` (kept for one release)."
+    return alias
+
+
+def renamed_property(new_name: str, old_name: str) -> property:
+    """A deprecated read-only property ``old_name`` returning the property ``new_name``."""
+
+    def get(self):
+        warn_renamed(old_name, new_name)
+        return getattr(self, new_name)
+
+    return property(get, doc=f"Deprecated alias of ``{new_name}`` (kept for one release).")
 
 
 def _one_dimensional(values, name: str) -> np.ndarray:

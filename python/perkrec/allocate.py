@@ -30,17 +30,24 @@ import numpy as np
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from ._util import float_array, int_array, int_scalar, time_seconds
+from ._util import (
+    float_array,
+    int_array,
+    int_scalar,
+    renamed_function,
+    renamed_keywords,
+    time_seconds,
+)
 
 __all__ = [
     "Pacer",
     "allocate",
     "allocate_milp",
-    "allocation_members",
+    "allocation_users",
     "check_allocation",
     "make_candidates",
     "make_constraints",
-    "member_set_value",
+    "user_set_value",
 ]
 
 Candidates = _core.Candidates
@@ -222,24 +229,28 @@ def check_allocation(candidates, constraints, allocation: Allocation) -> str:
     return _core.check_allocation_arrays(*arrays, k, allocation)
 
 
-def allocation_members(allocation: Allocation) -> np.ndarray:
-    """The member (row) of every chosen entry, aligned with ``allocation.candidate``."""
+def allocation_users(allocation: Allocation) -> np.ndarray:
+    """The member (row) index of every chosen entry, aligned with ``allocation.candidate``."""
     if not isinstance(allocation, _core.Allocation):
         raise _core.InputError(
-            f"allocation_members: expected an Allocation (got {type(allocation).__name__})"
+            f"allocation_users: expected an Allocation (got {type(allocation).__name__})"
         )
     off = np.asarray(allocation.offsets)
     return np.repeat(np.arange(len(off) - 1, dtype=np.int32), np.diff(off))
 
 
-def member_set_value(values, kinds=None, diversity: float = 0.0) -> float:
+def user_set_value(values, kinds=None, diversity: float = 0.0) -> float:
     """A member's set value under the diversity discount (per kind the best counts in full,
     every further one x (1 - diversity))."""
-    return _core.member_set_value(
+    return _core.user_set_value(
         float_array(values, np.float32, "values"),
         None if kinds is None else int_array(kinds, np.int32, "kinds"),
         float(diversity),
     )
+
+
+allocation_members = renamed_function(allocation_users, "allocation_members")
+member_set_value = renamed_function(user_set_value, "member_set_value")
 
 
 class Pacer:
@@ -284,9 +295,10 @@ class Pacer:
                 raise _core.ConfigError(f"Pacer: {name} must be finite (got {params[name]})")
         self._impl = _core.Pacer(k, json.dumps(params))
 
+    @renamed_keywords(member="user")
     def decide(
         self,
-        member: int,
+        user: int,
         t: int,
         benefit,
         value,
@@ -294,7 +306,8 @@ class Pacer:
         max_new: Optional[int] = None,
         with_reasons: bool = False,
     ):
-        """Positions (int32, ascending) of the candidates issued to ``member`` at time ``t``;
+        """Positions (int32, ascending) of the candidates issued to member ``user`` (an index) at
+        time ``t`` (``member`` is the deprecated name of ``user``);
         at most ``max_new`` of them (None: as many as the member's caps allow). With
         ``with_reasons``: (positions, reasons), one reason name per candidate — "none" for the
         issued ones, else why not ("below_multiplier", "budget", "inventory", "member_cap",
@@ -305,7 +318,7 @@ class Pacer:
                 f"Pacer.decide: max_new must be an integer or None (got {max_new!r})"
             )
         return self._impl.decide(
-            int_scalar(member, "Pacer.decide: member"),
+            int_scalar(user, "Pacer.decide: user"),
             time_seconds(t, "Pacer.decide: t"),
             int_array(benefit, np.int32, "benefit"),
             float_array(value, np.float32, "value"),

@@ -3,7 +3,7 @@
 leak-safe behaviour aggregates for redemption models.
 
 >>> items = ItemCatalog.from_frame(products, id="product_id")          # levels: every text column
->>> log = BehaviorLog.from_frame(transactions, users=user_ids, items=items, member="household_id",
+>>> log = BehaviorLog.from_frame(transactions, users=user_ids, items=items, user="household_id",
 ...                              item="product_id", time="transaction_timestamp",
 ...                              quantity="quantity", amount="sales_value", basket="basket_id")
 >>> applies = BenefitItems.from_frame(coupons, catalog=benefit_ids, items=items,
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import float_array, frame_arg, int_array, int_scalar, seconds
+from ._util import float_array, frame_arg, int_array, int_scalar, renamed_keywords, seconds
 from .data import IdMap, _expect
 
 BEHAVIOR_AGGREGATES: Tuple[str, ...] = tuple(_core.BEHAVIOR_AGGREGATES)
@@ -204,13 +204,14 @@ class BehaviorLog:
         self.user_ids: Optional[IdMap] = None
 
     @classmethod
+    @renamed_keywords(member="user")
     def from_frame(
         cls,
         frame: pd.DataFrame,
         *,
         users=None,
         items: ItemCatalog,
-        member: str = "user_id",
+        user: str = "user_id",
         item: str = "item_id",
         action: Optional[str] = None,
         time: str = "timestamp",
@@ -222,6 +223,7 @@ class BehaviorLog:
     ) -> "BehaviorLog":
         """From a DataFrame of behaviour events with external ids.
 
+        ``user``, ``item``: the id columns (``member`` is the deprecated name of ``user``).
         ``users``: the member map (an IdMap, a UserTable or an EventLog with user_ids) — rows
         of members it lacks are unknown; None builds a new map in order of first appearance
         (``log.user_ids``). ``items``: the ItemCatalog. ``action``: a column of action names
@@ -239,12 +241,12 @@ class BehaviorLog:
             raise _core.InputError(
                 f"{context}: items must be a perkrec.ItemCatalog (got {type(items).__name__})"
             )
-        _require_columns(frame, [member, item, time, action, quantity, amount, basket], context)
+        _require_columns(frame, [user, item, time, action, quantity, amount, basket], context)
         user_map, fixed = _user_map(users)
         if fixed:
-            user_idx = _lookup(user_map, frame[member])
+            user_idx = _lookup(user_map, frame[user])
         else:
-            user_idx = user_map.lookup_or_add(frame[member])
+            user_idx = user_map.lookup_or_add(frame[user])
         item_idx = _lookup(items.items, frame[item])
         action_codes, action_names = None, ["purchase"]
         if action is not None:

@@ -816,7 +816,7 @@ def _cmd_demo(args) -> int:
     from .demo import run
 
     run(
-        members=args.members,
+        n_users=args.members,
         seed=args.seed,
         out_dir=args.out,
         num_threads=args.threads,

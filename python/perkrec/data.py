@@ -19,6 +19,7 @@ from ._util import (
     frame_arg,
     int_array,
     int_scalar,
+    renamed_keywords,
     seconds,
     sequence_arg,
     text_arg,
@@ -792,12 +793,15 @@ def _expect(obj, cls, name: str, context: str):
     return obj
 
 
-def split_by_time(log: EventLog, cut, num_threads: int = 0) -> Tuple[EventLog, EventLog]:
-    """(train, test): events before ``cut`` (seconds, or anything pandas reads as a time; naive
-    means UTC) and events at or after it."""
+@renamed_keywords(cut="cut_time")
+def split_by_time(log: EventLog, cut_time, num_threads: int = 0) -> Tuple[EventLog, EventLog]:
+    """(train, test): events before ``cut_time`` (seconds, or anything pandas reads as a time;
+    naive means UTC) and events at or after it."""
     _expect(log, EventLog, "log", "split_by_time")
     train, test = _core.split_by_time(
-        log._impl, time_seconds(cut, "cut"), int_scalar(num_threads, "num_threads", -(2**31))
+        log._impl,
+        time_seconds(cut_time, "cut_time"),
+        int_scalar(num_threads, "num_threads", -(2**31)),
     )
     return EventLog._wrap(train), EventLog._wrap(test)
 

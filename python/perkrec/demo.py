@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import time_seconds
+from ._util import renamed_keywords, time_seconds
 from .data import split_by_time
 from .features import interaction_matrix
 from .metrics import auc, log_loss, ranking_metrics
@@ -67,8 +67,9 @@ def _redemption_labels(test_events: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@renamed_keywords(members="n_users")
 def run(
-    members: int = 20000,
+    n_users: int = 20000,
     seed: int = 42,
     out_dir: str = "perkrec-demo",
     num_threads: int = 0,
@@ -76,12 +77,13 @@ def run(
     progress: bool = False,
 ) -> Dict[str, float]:
     """Runs the demo, prints the report to ``stream`` (default stdout) and writes tables to
-    ``out_dir``. Returns the headline metrics."""
+    ``out_dir``. Returns the headline metrics. ``n_users``: simulated members (``members`` is its
+    deprecated name)."""
     stream = sys.stdout if stream is None else stream
     say = lambda text="": print(text, file=stream)  # noqa: E731
     started = time.perf_counter()
     program: SimulatedProgram = simulate(
-        n_users=members, seed=seed, num_threads=num_threads, progress=progress
+        n_users=n_users, seed=seed, num_threads=num_threads, progress=progress
     )
     log = program.events
     catalog = program.catalog
@@ -119,7 +121,7 @@ def run(
     cut = end - pd.Timedelta(days=TEST_DAYS)
     train, test = split_by_time(log, cut, num_threads)
     train_matrix = interaction_matrix(
-        train, half_life_days=60, end_time=cut, num_threads=num_threads
+        train, half_life_days=60, cut_time=cut, num_threads=num_threads
     )
     test_matrix = interaction_matrix(
         test, {"viewed": 0, "claimed": 1, "redeemed": 1}, num_threads=num_threads
@@ -371,10 +373,11 @@ PLAN_BUDGET_PER_MEMBER = 1.0
 PLAN_MARGIN = 0.3
 
 
-def demo_policy(n_members: int) -> dict:
+@renamed_keywords(n_members="n_users")
+def demo_policy(n_users: int) -> dict:
     """The policy the demo plans under (a plain dict in the documented JSON schema)."""
     return {
-        "budget": PLAN_BUDGET_PER_MEMBER * n_members,
+        "budget": PLAN_BUDGET_PER_MEMBER * n_users,
         "issue_cost": 0.05,
         "max_per_member": 1,
         "quiet_hours": {"start_hour": 22, "end_hour": 8},
@@ -430,7 +433,7 @@ def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[
         popularity,
         names,
         expected_cost=per_benefit_cost,
-        max_cost_per_member=budget / log.n_users,
+        max_cost_per_user=budget / log.n_users,
     )
     baselines = {
         "popularity": popularity_plan(
@@ -448,7 +451,7 @@ def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[
             P,
             V_matrix,
             budget,
-            member_segment=codes,
+            user_segment=codes,
             segment_names=names,
             segment_benefits=rules,
             issue_cost=policy["issue_cost"],

@@ -7,7 +7,7 @@ from typing import Mapping, Optional
 import scipy.sparse as sp
 
 from . import _core
-from ._util import csr_from_parts, time_seconds
+from ._util import csr_from_parts, renamed_keywords, time_seconds
 from .data import EVENT_TYPES, EventLog, _expect
 
 DEFAULT_EVENT_WEIGHTS = {
@@ -20,20 +20,22 @@ DEFAULT_EVENT_WEIGHTS = {
 }
 
 
+@renamed_keywords(end_time="cut_time")
 def interaction_matrix(
     log: EventLog,
     event_weights: Optional[Mapping[str, float]] = None,
     half_life_days: float = 0.0,
-    end_time=None,
+    cut_time=None,
     combine: str = "sum",
     num_threads: int = 0,
 ) -> sp.csr_matrix:
     """Members x benefits confidences (scipy CSR, float32).
 
     Each event adds ``event_weights[type] * 0.5 ** (age / half_life_days)``, its age measured
-    to ``end_time`` (or to the log's last event). Only events before ``end_time`` count, so a
+    to ``cut_time`` (or to the log's last event). Only events before ``cut_time`` count, so a
     matrix built with the split cut never sees the test period. Cells are combined by 'sum' or
     'max'. ``event_weights`` overrides the defaults per type (unknown types raise ConfigError).
+    ``end_time`` is the deprecated name of ``cut_time``.
     """
     _expect(log, EventLog, "log", "interaction_matrix")
     weights = dict(DEFAULT_EVENT_WEIGHTS)
@@ -48,7 +50,7 @@ def interaction_matrix(
         log._impl,
         [weights[t] for t in EVENT_TYPES],
         float(half_life_days),
-        None if end_time is None else time_seconds(end_time, "end_time"),
+        None if cut_time is None else time_seconds(cut_time, "cut_time"),
         combine,
         int(num_threads),
     )

@@ -45,7 +45,7 @@ import pandas as pd
 from . import _core
 from ._progress import ProgressArg
 from ._serializable import register as _register_kind
-from ._util import int_scalar, time_seconds
+from ._util import int_scalar, renamed_keywords, time_seconds
 
 WEIGHTINGS = ("ipw", "none")
 INCREMENTAL_SOURCES = ("timing", "control")
@@ -537,12 +537,13 @@ class BenefitPlanner:
         plan.info["slope"] = slope
         return plan
 
-    def answer(self, member, at=None, *, n: int = 1) -> dict:
+    @renamed_keywords(member="user")
+    def answer(self, user, at=None, *, n: int = 1) -> dict:
         """One member's decision at ``at`` (default: the end of the log), as a server answers a
         request: the member's eligible benefits ranked as the plan ranks them (top ``n``), each
         with its probability, value, cost, send time, validity and reasons (JSON text), from
-        the C++ BenefitPlanner::answer with the shrinkage measured at ``at``. ``member``: the
-        member's row index. Returns {"benefits": [...], "blocked": reason name or "none"}."""
+        the C++ BenefitPlanner::answer with the shrinkage measured at ``at``. ``user``: the
+        member's row index (``member`` is its deprecated name). Returns {"benefits": [...], "blocked": reason name or "none"}."""
         t = self._time(at)
         core = self._core()
         state = self._require_fitted("answer")
@@ -550,7 +551,7 @@ class BenefitPlanner:
         if cache is None or cache.time != t:
             cache = state["answer_state"] = core.prepare(t)
         benefits, blocked, _ = core.answer(
-            cache, int_scalar(member, "member"), t, int_scalar(n, "n", 1)
+            cache, int_scalar(user, "user"), t, int_scalar(n, "n", 1)
         )
         ids = [str(b) for b in self.catalog.ids.ids]
         for b in benefits:

@@ -54,7 +54,15 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import float_array, int_array, int_scalar, seconds, time_seconds
+from ._util import (
+    float_array,
+    frame_arg,
+    int_array,
+    int_scalar,
+    renamed_keywords,
+    seconds,
+    time_seconds,
+)
 
 OBJECTIVES = ("incremental", "redemption")
 _SUMMARY_COLUMNS = [
@@ -113,7 +121,17 @@ def order_value(events, margin: float = 0.3, *, cut_time=None) -> np.ndarray:
     cut = _core.NO_TIME if cut_time is None else time_seconds(cut_time, "cut_time")
     if _is_event_log(events):
         return _core.order_value_log(events._impl, float(margin), cut)
-    frame = events.to_frame(external_ids=False) if hasattr(events, "to_frame") else events
+    frame = (
+        events.to_frame(external_ids=False)
+        if hasattr(events, "to_frame")
+        else frame_arg(events, "order_value: events")
+    )
+    needed = ["user", "event_type", "order_amount"] + (
+        ["timestamp"] if cut_time is not None else []
+    )
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise _input_error(f"order_value: events: missing columns {missing}")
     n = events.n_users if hasattr(events, "n_users") else int(frame["user"].max()) + 1
     orders = frame[frame["event_type"].astype(str).to_numpy() == "ordered"]
     times = seconds(orders["timestamp"], "timestamp") if cut_time is not None else None
@@ -189,6 +207,14 @@ def incremental_share_factors(
 ) -> TimingShare:
     """:func:`incremental_share` without the matrix: a :class:`TimingShare` (orders per day per
     member, validity per benefit) that :meth:`Planner.plan` evaluates on eligible pairs only."""
+    from .data import Catalog, _expect
+
+    if not callable(getattr(preference, "timing", None)):
+        raise _input_error(
+            "incremental_share: preference must be a fitted perkrec.PreferenceModel "
+            f"(got {type(preference).__name__})"
+        )
+    _expect(catalog, Catalog, "catalog", "incremental_share")
     timing = preference.timing()
     horizon = float(
         horizon_days
@@ -918,22 +944,24 @@ def popularity_plan(
     )
 
 
+@renamed_keywords(max_cost_per_member="max_cost_per_user")
 def default_segment_benefits(
     catalog,
     popularity,
     segment_names: Sequence[str],
     *,
     expected_cost=None,
-    max_cost_per_member: Optional[float] = None,
+    max_cost_per_user: Optional[float] = None,
 ) -> Dict[str, str]:
     """A fixed benefit per segment, as an operator would write it by hand: the most popular
     benefit of the kind the segment is named for (threshold discounts for threshold-sensitive
     members, points for points-active ones, the top face-value quartile for high-face-value
     seekers, a plain discount to win back dormant members, free shipping for new members), and
     the most popular benefit overall for everyone else. With ``expected_cost`` (per benefit,
-    e.g. the population's redemption rate x cost) and ``max_cost_per_member`` only benefits
+    e.g. the population's redemption rate x cost) and ``max_cost_per_user`` only benefits
     affordable for every member of the segment are considered, like the popularity baseline
-    (the cheapest of the kind when none is)."""
+    (the cheapest of the kind when none is). ``max_cost_per_member`` is the deprecated name of
+    ``max_cost_per_user``."""
     cat = catalog.to_frame()
     kinds = cat["kind"].astype(str).to_numpy()
     pop = np.asarray(popularity, dtype=np.float64)
@@ -943,8 +971,8 @@ def default_segment_benefits(
         idx = np.flatnonzero(mask)
         if len(idx) == 0:
             idx = np.arange(len(cat))
-        if cost is not None and max_cost_per_member is not None:
-            fits = idx[cost[idx] <= max_cost_per_member]
+        if cost is not None and max_cost_per_user is not None:
+            fits = idx[cost[idx] <= max_cost_per_user]
             if len(fits) == 0:
                 return str(cat["id"].iloc[idx[np.argmin(cost[idx])]])
             idx = fits
@@ -964,13 +992,14 @@ def default_segment_benefits(
     }
 
 
+@renamed_keywords(member_segment="user_segment")
 def segment_rules_plan(
     catalog,
     redemption_probability,
     value,
     budget: float,
     *,
-    member_segment,
+    user_segment,
     segment_names: Sequence[str],
     segment_benefits: Dict[str, str],
     issue_cost: float = 0.0,
@@ -980,7 +1009,8 @@ def segment_rules_plan(
 ) -> Plan:
     """Baseline: each segment gets its fixed benefit (``segment_benefits``: segment name ->
     benefit id; segments not named get nothing), members in random order until the budget is
-    spent."""
+    spent. ``user_segment``: segment code per member (-1 = none; ``member_segment`` is its
+    deprecated name)."""
     P, V, cost_b, ok = _baseline_inputs(
         "segment_rules_plan", catalog, redemption_probability, value, budget, issue_cost, eligible
     )
@@ -994,12 +1024,12 @@ def segment_rules_plan(
         [index_of[str(segment_benefits[s])] if s in segment_benefits else -1 for s in segment_names]
         + [-1]
     )
-    codes = np.asarray(member_segment, dtype=np.int64).reshape(-1)
+    codes = np.asarray(user_segment, dtype=np.int64).reshape(-1)
     if codes.shape != (n,) or (
         len(codes) and (codes.min() < -1 or codes.max() >= len(segment_names))
     ):
         raise _input_error(
-            f"segment_rules_plan: member_segment must hold {n} codes in [-1, {len(segment_names)}) "
+            f"segment_rules_plan: user_segment must hold {n} codes in [-1, {len(segment_names)}) "
             f"(got {codes.size} codes)"
         )
     n_users, n_benefits, p_flat, v_flat, cost_flat, ok_flat, order = _baseline_arrays(
@@ -1111,7 +1141,7 @@ class Planner:
         if self.objective == "incremental" and incremental_share is None:
             raise _input_error(
                 "Planner.plan: objective 'incremental' needs incremental_share "
-                "(e.g. perkrec.plan.incremental_share(preference, catalog))"
+                "(e.g. perkrec.incremental_share(preference, catalog))"
             )
         t_plan = time_seconds(plan_time, "plan_time")
         prob = factors = None

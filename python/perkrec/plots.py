@@ -2,7 +2,7 @@
 (matplotlib is an optional extra: ``pip install perkrec[plots]``).
 
     plot_segment_heatmap(model)           segments x dimensions mean preference (log scale)
-    plot_member_profile(model, user)      one member's lifts with credible intervals
+    plot_user_profile(model, user)        one member's lifts with credible intervals
     plot_hour_of_week(model, user=None)   7 x 24 hour-of-week profile (population when None)
     report(model, folder)                 the three PNGs, segment and cluster tables, one HTML page
 
@@ -25,6 +25,7 @@ from typing import Optional, Union
 import numpy as np
 import pandas as pd
 
+from ._util import renamed_function, renamed_keywords
 from .preference import WEEKDAYS, PreferenceModel
 
 
@@ -59,9 +60,9 @@ def plot_segment_heatmap(model: PreferenceModel, rules=None):
     return fig
 
 
-def plot_member_profile(model: PreferenceModel, user):
+def plot_user_profile(model: PreferenceModel, user):
     """One member's preference per dimension with its credible interval (log axis)."""
-    profile = model.member_profile(user)
+    profile = model.user_profile(user)
     fig = _figure(7.5, 0.22 * len(profile) + 1.5)
     ax = fig.add_subplot()
     y = np.arange(len(profile))
@@ -76,6 +77,9 @@ def plot_member_profile(model: PreferenceModel, user):
     ax.set_xlabel("claim rate relative to the population (credible interval)")
     ax.set_title(f"Preference profile of member {user}")
     return fig
+
+
+plot_member_profile = renamed_function(plot_user_profile, "plot_member_profile")
 
 
 def plot_hour_of_week(model: PreferenceModel, user=None):
@@ -98,17 +102,19 @@ def plot_hour_of_week(model: PreferenceModel, user=None):
     return fig
 
 
+@renamed_keywords(member="user")
 def report(
-    model: PreferenceModel, folder: Union[str, Path], rules=None, member=None, clusters: int = 6
+    model: PreferenceModel, folder: Union[str, Path], rules=None, user=None, clusters: int = 6
 ) -> Path:
     """Writes segment_heatmap.png, member_profile.png, hour_of_week.png, segments.csv,
     clusters.csv, timing_summary.csv and report.html (one page embedding all of them) to
-    ``folder``; returns the HTML path. ``member`` defaults to the member with the most orders."""
+    ``folder``; returns the HTML path. ``user`` (the member shown; ``member`` is its deprecated
+    name) defaults to the member with the most orders."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     features = model.features()
-    if member is None:
-        member = features.index[int(np.nanargmax(features["orders"].to_numpy()))]
+    if user is None:
+        user = features.index[int(np.nanargmax(features["orders"].to_numpy()))]
     table = model.segment_table(rules)
     table.to_csv(out / "segments.csv")
     assignment, centroids, descriptions = model.clusters(clusters)
@@ -127,8 +133,8 @@ def report(
     timing_summary.to_csv(out / "timing_summary.csv")
     figures = {
         "segment_heatmap.png": plot_segment_heatmap(model, rules),
-        "member_profile.png": plot_member_profile(model, member),
-        "hour_of_week.png": plot_hour_of_week(model, member),
+        "member_profile.png": plot_user_profile(model, user),
+        "hour_of_week.png": plot_hour_of_week(model, user),
     }
     for name, fig in figures.items():
         fig.savefig(out / name, dpi=110)
@@ -147,7 +153,7 @@ as often as the average member; 2 means twice as often.</p>
 <img src="segment_heatmap.png" alt="segment heatmap">
 <h2>Data-driven clusters (k-means++ on the preference vectors)</h2>
 {cluster_table.to_html(escape=True)}
-<h2>Member {html.escape(str(member))}</h2>
+<h2>Member {html.escape(str(user))}</h2>
 <img src="member_profile.png" alt="member profile">
 <img src="hour_of_week.png" alt="hour-of-week profile">
 <h2>Timing across members</h2>

@@ -27,7 +27,17 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import int_array, path_arg, seconds, text_arg, time_seconds
+from ._util import (
+    int_array,
+    int_scalar,
+    path_arg,
+    renamed_function,
+    renamed_keywords,
+    renamed_property,
+    seconds,
+    text_arg,
+    time_seconds,
+)
 from .data import Catalog, EventLog, UserTable, _expect
 
 __all__ = ["Policy", "CompiledPolicy"]
@@ -68,7 +78,7 @@ class CompiledPolicy:
     Attributes: ``masks`` (``EligibilityMasks``: one bitset per distinct member signature),
     ``constraints`` (``AllocationConstraints`` for the allocator: budget, member capacity,
     inventory, kinds, stacking groups, segments and quotas, ...), ``rule_names`` (rule index ->
-    name; the last is the built-in "inventory"), ``segment_names``, ``member_block`` (per
+    name; the last is the built-in "inventory"), ``segment_names``, ``user_block`` (per
     member ``ExclusionReason`` code: frequency_cap / member_cap when the member can receive
     nothing), ``utc_offset_hours`` and ``issue_cost``.
     """
@@ -96,9 +106,11 @@ class CompiledPolicy:
         return int(self._impl.masks.n_masks)
 
     @property
-    def member_masks(self) -> np.ndarray:
+    def user_masks(self) -> np.ndarray:
         """Mask id per member (int32)."""
-        return self._impl.masks.member_masks
+        return self._impl.masks.user_masks
+
+    member_masks = renamed_property("user_masks", "CompiledPolicy.member_masks")
 
     def mask_rules(self) -> np.ndarray:
         """n_masks x n_benefits int32: the first rule excluding each benefit, -1 = eligible."""
@@ -110,29 +122,31 @@ class CompiledPolicy:
 
     def eligible_matrix(self) -> np.ndarray:
         """Dense members x benefits bool matrix (n_users x n_benefits bytes: mind the size)."""
-        return self.mask_bits()[self.member_masks]
+        return self.mask_bits()[self.user_masks]
 
-    def excluding_rule(self, members, benefits) -> np.ndarray:
-        """Per (member, benefit) pair: the name of the first rule excluding it, or None."""
-        m = int_array(members, np.int64, "CompiledPolicy.excluding_rule: members")
+    @renamed_keywords(members="users")
+    def excluding_rule(self, users, benefits) -> np.ndarray:
+        """Per (member, benefit) pair (``users[i]``, ``benefits[i]``): the name of the first rule
+        excluding it, or None."""
+        m = int_array(users, np.int64, "CompiledPolicy.excluding_rule: users")
         b = int_array(benefits, np.int64, "CompiledPolicy.excluding_rule: benefits")
         if m.shape != b.shape:
             raise _core.InputError(
-                "CompiledPolicy.excluding_rule: members and benefits differ in shape"
+                "CompiledPolicy.excluding_rule: users and benefits differ in shape"
             )
         if m.size and (
             m.min() < 0 or m.max() >= self.n_users or b.min() < 0 or b.max() >= self.n_benefits
         ):
             raise _core.InputError(
-                "CompiledPolicy.excluding_rule: member or benefit index out of range"
+                "CompiledPolicy.excluding_rule: user or benefit index out of range"
             )
-        rules = self.mask_rules()[self.member_masks[m], b]
+        rules = self.mask_rules()[self.user_masks[m], b]
         names = np.asarray(self.rule_names + [None], dtype=object)
         return names[np.where(rules < 0, len(self.rule_names), rules)]
 
     def rule_counts(self) -> pd.DataFrame:
         """Per rule: how many (member, benefit) pairs it excludes (first excluding rule only)."""
-        counts_per_mask = np.bincount(self.member_masks, minlength=self.n_masks)
+        counts_per_mask = np.bincount(self.user_masks, minlength=self.n_masks)
         rules = self.mask_rules()
         excluded = np.zeros(len(self.rule_names), dtype=np.int64)
         for k in range(self.n_masks):
@@ -154,13 +168,17 @@ class CompiledPolicy:
         return list(self._impl.segment_names)
 
     @property
-    def member_block(self) -> np.ndarray:
+    def user_block(self) -> np.ndarray:
         """Per member ExclusionReason code (uint8): 0 none, 5 member_cap, 10 frequency_cap."""
-        return self._impl.member_block
+        return self._impl.user_block
 
-    def member_block_names(self) -> pd.Categorical:
+    def user_block_names(self) -> pd.Categorical:
+        """``user_block`` as a Categorical of ExclusionReason names."""
         names = list(_core.exclusion_reason_names())
-        return pd.Categorical.from_codes(self.member_block.astype(np.int64), names)
+        return pd.Categorical.from_codes(self.user_block.astype(np.int64), names)
+
+    member_block = renamed_property("user_block", "CompiledPolicy.member_block")
+    member_block_names = renamed_function(user_block_names, "CompiledPolicy.member_block_names")
 
     @property
     def utc_offset_hours(self) -> np.ndarray:
@@ -175,20 +193,26 @@ class CompiledPolicy:
         return list(self._benefit_ids)
 
     # --- send time -------------------------------------------------------------------------------
-    def send_time(self, t, member: int):
-        """Earliest time >= t outside the quiet hours in the member's local time. ``t`` in
-        seconds (int or float) gives int seconds; anything else pandas reads as a time gives a
-        UTC Timestamp."""
-        out = int(self._impl.send_time(time_seconds(t, "t"), int(member)))
+    @renamed_keywords(member="user")
+    def send_time(self, t, user: int):
+        """Earliest time >= t outside the quiet hours in the local time of member ``user`` (an
+        index). ``t`` in seconds (int or float) gives int seconds; anything else pandas reads as
+        a time gives a UTC Timestamp."""
+        out = int(
+            self._impl.send_time(
+                time_seconds(t, "t"), int_scalar(user, "CompiledPolicy.send_time: user")
+            )
+        )
         return (
             out
             if isinstance(t, (int, float, np.integer, np.floating))
             else pd.Timestamp(out, unit="s", tz="UTC")
         )
 
-    def send_times(self, times, members) -> np.ndarray:
-        """Vectorized send_time over arrays of seconds (int64) and member indices."""
-        m = int_array(members, np.int32, "CompiledPolicy.send_times: members")
+    @renamed_keywords(members="users")
+    def send_times(self, times, users) -> np.ndarray:
+        """Vectorized send_time over arrays of seconds (int64) and member indices ``users``."""
+        m = int_array(users, np.int32, "CompiledPolicy.send_times: users")
         t = np.ascontiguousarray(
             np.broadcast_to(seconds(times, "CompiledPolicy.send_times: times"), m.shape)
         )

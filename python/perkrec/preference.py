@@ -22,7 +22,13 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from ._util import int_scalar, time_seconds
+from ._util import (
+    int_scalar,
+    renamed_function,
+    renamed_keywords,
+    renamed_property,
+    time_seconds,
+)
 from .data import Catalog, EventLog, UserTable, _expect
 from .models import _Recommender
 
@@ -95,6 +101,7 @@ class PreferenceModel(_Recommender):
 
     _core_class = _core.PreferenceModel
 
+    @renamed_keywords(member_time_columns="user_time_columns")
     def __init__(
         self,
         half_life_days: float = 365.0,
@@ -108,7 +115,7 @@ class PreferenceModel(_Recommender):
         face_value_edges=(10.0, 30.0),
         threshold_edges=(100.0, 300.0),
         typical_basket: float = 60.0,
-        member_time_columns=("signup_time",),
+        user_time_columns=("signup_time",),
         seed: int = 42,
         num_threads: int = 0,
     ):
@@ -124,7 +131,7 @@ class PreferenceModel(_Recommender):
             "face_value_edges": list(map(float, face_value_edges)),
             "threshold_edges": list(map(float, threshold_edges)),
             "typical_basket": float(typical_basket),
-            "member_time_columns": [str(c) for c in member_time_columns],
+            "user_time_columns": [str(c) for c in user_time_columns],
             "seed": int(seed),
             "num_threads": int(num_threads),
         }
@@ -148,10 +155,10 @@ class PreferenceModel(_Recommender):
         standardized numeric columns, refit in every EM sweep). Rows are matched to the log's
         members by id: rows of members the log does not know are ignored, members without a
         row get missing attributes (numeric: the mean plus a ``<column>:missing`` indicator;
-        categorical: no category), and a row whose ``member_time_columns`` time (e.g.
+        categorical: no category), and a row whose ``user_time_columns`` time (e.g.
         ``signup_time``) lies at or after the cut, a member who joined after the cut, is
         ignored, so attributes of future members never change the fit. Time columns enter as
-        days before the cut. The counts are in ``member_table_report``. Without ``users`` the
+        days before the cut. The counts are in ``user_table_report``. Without ``users`` the
         model is fitted exactly as before."""
         _expect(log, EventLog, "log", "PreferenceModel.fit")
         _expect(catalog, Catalog, "catalog", "PreferenceModel.fit")
@@ -172,11 +179,15 @@ class PreferenceModel(_Recommender):
         return self
 
     @property
-    def member_table_report(self) -> dict:
+    def user_table_report(self) -> dict:
         """How the member table of the last fit lined up with the log: rows, matched,
         unknown_to_log (ignored), joined_after_cut (ignored), without_row (log members with
         missing attributes), missing_values (among the used rows). All zero without a table."""
-        return dict(self._impl.member_table_report())
+        return dict(self._impl.user_table_report())
+
+    member_table_report = renamed_property(
+        "user_table_report", "PreferenceModel.member_table_report"
+    )
 
     @property
     def covariate_names(self) -> list:
@@ -229,7 +240,7 @@ class PreferenceModel(_Recommender):
         lower, upper = self._impl.intervals(float(level))
         return self._frame(lower, self.dimension_names), self._frame(upper, self.dimension_names)
 
-    def member_profile(self, user) -> pd.DataFrame:
+    def user_profile(self, user) -> pd.DataFrame:
         """One member's preference, lower and upper bound per dimension (``user`` is a dense
         index, or an external id when ids are attached)."""
         row = self._row(user)
@@ -241,6 +252,8 @@ class PreferenceModel(_Recommender):
             },
             index=pd.Index(self.dimension_names, name="dimension"),
         )
+
+    member_profile = renamed_function(user_profile, "PreferenceModel.member_profile")
 
     def features(self) -> pd.DataFrame:
         """The member features segment rules can use (recency_days, claim_rate_lift, ...)."""

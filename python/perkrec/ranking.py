@@ -3,9 +3,9 @@ validity, and explanations (include/perkrec/decide/ranker.hpp, explain.hpp).
 
 >>> blend = perkrec.ScoreBlend().add_source("als", als).add_source("fm", fm_probs, transform="logit")
 >>> blend.fit(users, benefits, redeemed)
->>> candidates = perkrec.rank(compiled.masks, blend=blend, member_value=margin,
+>>> candidates = perkrec.rank(compiled.masks, blend=blend, user_value=margin,
 ...                           cost_per_redemption=catalog, objective="redemption", top_k=20)
->>> times = perkrec.schedule(members, plan_time, catalog, benefits, preference=pref_model)
+>>> times = perkrec.schedule(users, plan_time, catalog, benefits, preference=pref_model)
 >>> reasons = perkrec.explain(candidates=candidates, allocation=plan, preference=pref_model,
 ...                           catalog=catalog, blend=blend, diagnostics=diag, rule_names=names)
 """
@@ -20,7 +20,16 @@ import pandas as pd
 
 from . import _core
 from ._progress import ProgressArg, resolve_progress
-from ._util import float_array, int_array, int_scalar, seconds, sequence_arg, text_arg, time_seconds
+from ._util import (
+    float_array,
+    int_array,
+    int_scalar,
+    renamed_keywords,
+    seconds,
+    sequence_arg,
+    text_arg,
+    time_seconds,
+)
 
 __all__ = [
     "ScoreBlend",
@@ -257,13 +266,14 @@ def _catalog_column(catalog, column: str) -> np.ndarray:
     return np.asarray(cols[column])
 
 
+@renamed_keywords(member_value="user_value")
 def rank(
     masks=None,
     probability=None,
     *,
     blend: Optional[ScoreBlend] = None,
     incremental_share=None,
-    member_value=None,
+    user_value=None,
     benefit_value=None,
     cost_per_redemption=None,
     objective: str = "incremental",
@@ -280,10 +290,11 @@ def rank(
     ``probability``: members x benefits redemption probabilities, unless ``blend`` (a fitted
     ScoreBlend) gives them, evaluated only on eligible pairs.
     ``incremental_share``: members x benefits or per member, in [0, 1] (objective
-    "incremental"; None = 1). ``member_value``: value of one redemption per member (None = 1);
+    "incremental"; None = 1). ``user_value``: value of one redemption per member (None = 1);
     ``benefit_value``: per-benefit multiplier (None = 1); ``cost_per_redemption``: per benefit,
-    or a Catalog (its ``cost`` column). value = p x [share] x member_value x benefit_value,
-    cost = issue_cost + p x cost_per_redemption.
+    or a Catalog (its ``cost`` column). value = p x [share] x user_value x benefit_value,
+    cost = issue_cost + p x cost_per_redemption. (``member_value`` is the deprecated name of
+    ``user_value``.)
 
     Returns a ``Candidates`` (offsets, benefit, value, cost, probability), and with
     ``diagnostics=True`` also a dict of per-member arrays: best_ineligible (benefit, -1 =
@@ -315,7 +326,8 @@ def rank(
     candidates, diag = _core.rank(
         prob,
         _optional_floats(incremental_share, "incremental_share"),
-        _optional_floats(member_value, "member_value"),
+        # Checked here so the message names the keyword (the C++ field is RankInputs::member_value).
+        _optional_floats(user_value, "user_value", lambda a: a.size in (0, m.n_users)),
         _optional_floats(benefit_value, "benefit_value"),
         _optional_floats(cost_per_redemption, "cost_per_redemption"),
         m,
@@ -350,8 +362,9 @@ def quiet_hours_next_allowed(
     )
 
 
+@renamed_keywords(members="users")
 def schedule(
-    members,
+    users,
     plan_time,
     validity_days,
     benefits=None,
@@ -365,7 +378,7 @@ def schedule(
 ) -> pd.DataFrame:
     """Send time and validity per plan row.
 
-    ``members``: member index per row (the preference model's members). ``validity_days``:
+    ``users``: member index per row (the preference model's members). ``validity_days``:
     per row, or a Catalog with ``benefits`` (benefit index per row) to take the catalog's
     validity. With a fitted ``preference`` model the send time is the member's best
     hour-of-week slot at or after max(plan_time, cut + send_in_days) and the validity is the
@@ -375,7 +388,7 @@ def schedule(
 
     Returns a DataFrame: send_at (UTC timestamps), validity_days, valid_until, from_model.
     """
-    mem = int_array(members, np.int32, "members")
+    mem = int_array(users, np.int32, "users")
     if _is_catalog(validity_days):
         if benefits is None:
             raise _core.InputError(
@@ -435,7 +448,7 @@ def best_ineligible(masks, key) -> Tuple[np.ndarray, np.ndarray]:
     rules = m.mask_rules()
     rule = np.full(len(best), -1, dtype=np.int32)
     have = best >= 0
-    rule[have] = rules[m.member_masks[have], best[have]]
+    rule[have] = rules[m.user_masks[have], best[have]]
     return best, rule
 
 
@@ -455,8 +468,9 @@ def _candidate_lookup(candidates, members: np.ndarray, benefits: np.ndarray):
     return np.where(sorted_keys[pos] == want, order[pos], -1)
 
 
+@renamed_keywords(members="users", member_ids="user_ids")
 def explain(
-    members=None,
+    users=None,
     benefits=None,
     *,
     candidates=None,
@@ -477,14 +491,14 @@ def explain(
     dimension_names=None,
     benefit_dimensions=None,
     benefit_ids=None,
-    member_ids=None,
+    user_ids=None,
     top_dimensions: int = 3,
     as_dict: bool = False,
     num_threads: int = 0,
 ) -> List[Any]:
     """Structured reasons for each plan row, as JSON texts (or dicts with ``as_dict``).
 
-    Rows: ``members``/``benefits`` (indices), or every entry of ``allocation`` when omitted.
+    Rows: ``users``/``benefits`` (member and benefit indices), or every entry of ``allocation`` when omitted.
     Each explanation holds probability, value and cost (from ``candidates``, or the given
     per-row arrays), ``preferences`` (the benefit's dimensions with the member's largest
     lifts: from a fitted ``preference`` model + ``catalog``, or raw ``preferences``
@@ -495,25 +509,25 @@ def explain(
     ``best_ineligible_benefit``/``best_ineligible_rule`` arrays, named by ``rule_names``).
     Built in C++ in parallel with the GIL released: ~10^5 rows per second or more.
     """
-    if members is None or benefits is None:
+    if users is None or benefits is None:
         if allocation is None:
-            raise _core.InputError("explain: give members and benefits, or an allocation")
+            raise _core.InputError("explain: give users and benefits, or an allocation")
         a_off = np.asarray(allocation.offsets)
         mem = np.repeat(np.arange(len(a_off) - 1, dtype=np.int32), np.diff(a_off)).astype(np.int32)
         ben = np.ascontiguousarray(np.asarray(allocation.benefit), dtype=np.int32)
     else:
-        mem = int_array(members, np.int32, "members")
+        mem = int_array(users, np.int32, "users")
         ben = int_array(benefits, np.int32, "benefits")
     n = len(mem)
     ctx: Dict[str, Any] = {"top_dimensions": int(top_dimensions)}
-    rows: Dict[str, Any] = {"members": mem, "benefits": ben}
+    rows: Dict[str, Any] = {"users": mem, "benefits": ben}
 
     if catalog is not None:
         ctx["benefit_ids"] = list(_catalog_column(catalog, "id").astype(str))
     elif benefit_ids is not None:
         ctx["benefit_ids"] = [str(x) for x in benefit_ids]
-    if member_ids is not None:
-        ctx["member_ids"] = [str(x) for x in member_ids]
+    if user_ids is not None:
+        ctx["user_ids"] = [str(x) for x in user_ids]
 
     pref_impl = catalog_impl = None
     if preference is not None:

@@ -427,7 +427,7 @@ TEST(BenefitServerPlanner, AnswersEqualThePipelinesPlanOnAnyThreadCount) {
   int issued = 0;
   for (Index u = 0; u < bp.n_users(); ++u) {
     const Json a = Json::parse(first[static_cast<std::size_t>(u)]);
-    const std::vector<float> p = bp.member_probability(state, u, bp.end_time());
+    const std::vector<float> p = bp.user_probability(state, u, bp.end_time());
     const std::vector<Index>& rows = planned[u];
     ASSERT_EQ(a["benefits"].size(), rows.size()) << first[static_cast<std::size_t>(u)];
     std::set<std::string> got_ids, want_ids;

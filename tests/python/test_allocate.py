@@ -8,7 +8,7 @@ import pytest
 
 import perkrec
 from perkrec import _core
-from perkrec.allocate import allocate_milp, member_set_value
+from perkrec.allocate import allocate_milp, user_set_value
 
 
 def random_candidates(rng, n_users, k, n_benefits):
@@ -97,7 +97,7 @@ def test_array_and_object_paths_agree_and_keep_limits():
     assert perkrec.check_allocation(obj, k, b) == ""
     assert a.cost <= 400.0 + 1e-9
     assert np.bincount(a.benefit, minlength=n_benefits).max() <= 60
-    members = perkrec.allocation_members(a)
+    members = perkrec.allocation_users(a)
     assert len(members) == len(a.candidate)
     assert np.all(a.candidate >= c["offsets"][members]) and np.all(
         a.candidate < c["offsets"][members + 1]
@@ -135,9 +135,9 @@ def test_errors_name_the_field():
         perkrec.allocate(big, budget=20.0, max_per_member=2, method="exact", max_nodes=500)
 
 
-def test_member_set_value_diversity():
-    assert member_set_value([10, 8, 6], [0, 0, 1], 0.5) == pytest.approx(10 + 4 + 6)
-    assert member_set_value([10, 8]) == pytest.approx(18)
+def test_user_set_value_diversity():
+    assert user_set_value([10, 8, 6], [0, 0, 1], 0.5) == pytest.approx(10 + 4 + 6)
+    assert user_set_value([10, 8]) == pytest.approx(18)
 
 
 def test_pacer_concurrent_decisions_keep_the_budget():

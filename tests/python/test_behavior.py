@@ -463,7 +463,7 @@ def _complete_journey_samples(path, rng):
         transactions,
         users=users,
         items=items,
-        member="household_id",
+        user="household_id",
         item="product_id",
         time="transaction_timestamp",
         quantity="quantity",

@@ -9,7 +9,7 @@ from perkrec.demo import run
 
 def test_demo_report_and_tables(tmp_path):
     out = io.StringIO()
-    metrics = run(members=3000, seed=1, out_dir=str(tmp_path), stream=out)
+    metrics = run(n_users=3000, seed=1, out_dir=str(tmp_path), stream=out)
     report = out.getvalue()
     for section in (
         "Events by type",

@@ -28,7 +28,7 @@ def test_interaction_matrix_known_answers():
     assert m[0, 0] == 5.0 and m[0, 1] == 0.25 and m[1, 1] == 1.0 and m[1, 0] == 0.0
     decayed = perkrec.interaction_matrix(log, half_life_days=10)
     assert decayed[0, 0] == pytest.approx(1.0 * 0.25 + 4.0 * 0.5)
-    cut = perkrec.interaction_matrix(log, end_time="2026-01-21")
+    cut = perkrec.interaction_matrix(log, cut_time="2026-01-21")
     assert cut[0, 1] == 0.0 and cut[1, 1] == 0.0 and cut[0, 0] == 5.0
     only_expired = perkrec.interaction_matrix(
         log, {"claimed": 0, "redeemed": 0, "viewed": 0, "expired": 2}

@@ -262,5 +262,5 @@ def test_one_member_answers_rank_like_the_plan(fitted, program, times):
             assert match[0]["send_at"] == int(pd.Timestamp(row["send_at"]).value // 1_000_000_000)
             checked += 1
     assert checked > 5
-    with pytest.raises(perkrec.InputError, match="member"):
+    with pytest.raises(perkrec.InputError, match="user out of range"):
         fitted.answer(program.events.n_users, end)

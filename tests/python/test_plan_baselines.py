@@ -78,7 +78,7 @@ def test_segment_rules_plan_follows_the_rules_within_budget():
             P,
             V,
             budget,
-            member_segment=codes,
+            user_segment=codes,
             segment_names=names,
             segment_benefits=rules,
             issue_cost=0.1,
@@ -98,7 +98,7 @@ def test_segment_rules_plan_follows_the_rules_within_budget():
         np.testing.assert_allclose(f["cost"], cost)
     assert len(
         segment_rules_plan(
-            cat, P, V, 1e9, member_segment=codes, segment_names=names, segment_benefits=rules
+            cat, P, V, 1e9, user_segment=codes, segment_names=names, segment_benefits=rules
         ).frame
     ) == int((codes >= 0).sum())
     with pytest.raises(perkrec.InputError, match="unknown benefit"):
@@ -107,7 +107,7 @@ def test_segment_rules_plan_follows_the_rules_within_budget():
             P,
             V,
             1.0,
-            member_segment=codes,
+            user_segment=codes,
             segment_names=names,
             segment_benefits={"dormant": "nope"},
         )
@@ -203,13 +203,13 @@ def test_baselines_and_evaluate_reject_bad_input():
     with pytest.raises(perkrec.InputError, match="eligible has shape"):
         popularity_plan(cat, P, V, 10.0, popularity=[1, 2, 3, 4], eligible=np.ones((6, 3)))
     names = ["dormant"]
-    with pytest.raises(perkrec.InputError, match="member_segment"):
+    with pytest.raises(perkrec.InputError, match="user_segment"):
         segment_rules_plan(
             cat,
             P,
             V,
             10.0,
-            member_segment=[0, 0, 1, 0, 0, 0],
+            user_segment=[0, 0, 1, 0, 0, 0],
             segment_names=names,
             segment_benefits={"dormant": "A"},
         )
@@ -219,7 +219,7 @@ def test_baselines_and_evaluate_reject_bad_input():
             P,
             V,
             float("nan"),
-            member_segment=[0] * 6,
+            user_segment=[0] * 6,
             segment_names=names,
             segment_benefits={"dormant": "A"},
         )

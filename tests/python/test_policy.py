@@ -120,8 +120,8 @@ def test_compile_known_answer(catalog, users):
     ]
     assert compiled.excluding_rule([0], [0])[0] is None
     # Members 1 and 3 share one mask; mask_bits are the unique rows.
-    assert compiled.member_masks[1] == compiled.member_masks[3]
-    np.testing.assert_array_equal(compiled.mask_bits()[compiled.member_masks], expected)
+    assert compiled.user_masks[1] == compiled.user_masks[3]
+    np.testing.assert_array_equal(compiled.mask_bits()[compiled.user_masks], expected)
     counts = compiled.rule_counts().set_index("rule")["excluded_pairs"]
     assert (
         counts["inventory"] == 4
@@ -209,10 +209,10 @@ def test_caps_and_frequency_cap_from_history(catalog, users):
     # m0: two issues in [plan - 7d, plan): cap used up, and one contact in 3 days: frequency cap.
     # m1: its issue is one second too old. m2: one issue 5 days ago (outside the 3-day window).
     np.testing.assert_array_equal(compiled.constraints.member_capacity, [0, 2, 1, 2])
-    assert list(compiled.member_block_names()) == ["frequency_cap", "none", "none", "none"]
+    assert list(compiled.user_block_names()) == ["frequency_cap", "none", "none", "none"]
     lenient = perkrec.Policy({"max_per_member": 2, "caps": [{"period_days": 7, "max": 2}]})
     c2 = lenient.compile(catalog, users, plan, history=log)
-    assert list(c2.member_block_names()) == ["member_cap", "none", "none", "none"]
+    assert list(c2.user_block_names()) == ["member_cap", "none", "none", "none"]
 
 
 def test_send_time_quiet_hours(catalog, users):
@@ -348,10 +348,10 @@ def test_simulated_program_thread_invariance(small_program):
     plan = program.truth.reference_time
     a = policy.compile(program.catalog, program.users, plan, history=program.events, num_threads=1)
     b = policy.compile(program.catalog, program.users, plan, history=program.events, num_threads=2)
-    np.testing.assert_array_equal(a.member_masks, b.member_masks)
+    np.testing.assert_array_equal(a.user_masks, b.user_masks)
     np.testing.assert_array_equal(a.mask_rules(), b.mask_rules())
     np.testing.assert_array_equal(a.constraints.member_capacity, b.constraints.member_capacity)
-    np.testing.assert_array_equal(a.member_block, b.member_block)
+    np.testing.assert_array_equal(a.user_block, b.user_block)
     # Rules split members into a few masks, and the dense matrix agrees with the attributes.
     assert 2 <= a.n_masks <= 5
     frame = program.users.to_frame()
@@ -388,5 +388,5 @@ def test_simulated_program_thread_invariance(small_program):
     capacity = np.where(contacts >= 2, 0, np.clip(np.minimum(2, 3 - issued), 0, None))
     np.testing.assert_array_equal(a.constraints.member_capacity, capacity)
     block = np.where(contacts >= 2, 10, np.where(capacity == 0, 5, 0))
-    np.testing.assert_array_equal(a.member_block, block)
+    np.testing.assert_array_equal(a.user_block, block)
     assert (block == 10).any() and (block == 5).any() and (block == 0).any()

@@ -70,7 +70,7 @@ def test_preferences_intervals_and_recovery(fitted, small_program):
     rows = np.flatnonzero(np.diff(small_program.events.user_offsets) >= 10)[:400]
     rho = np.nanmedian([spearmanr(prefs.to_numpy()[u], truth[u]).correlation for u in rows])
     assert rho > 0.6
-    profile = fitted.member_profile(int(rows[0]))
+    profile = fitted.user_profile(int(rows[0]))
     assert list(profile.columns) == ["preference", "lower", "upper"]
 
 

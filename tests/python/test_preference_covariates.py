@@ -113,7 +113,7 @@ def test_covariates_missing_numeric_values_get_an_indicator(planted):
     frame = pd.DataFrame({"age": age}, index=log.user_ids.ids)
     model = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut, users=frame)
     assert model.covariate_names == ["age", "age:missing"]
-    assert model.member_table_report["missing_values"] == 1
+    assert model.user_table_report["missing_values"] == 1
     prior = model.class_prior(perkrec.UserTable.from_frame(frame))
     assert np.isfinite(prior).all()
 
@@ -128,7 +128,7 @@ def test_member_table_as_of_the_cut(small_program):
     future = int((signup >= cut).sum())
     assert future > 0
     full = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut, users=table)
-    report = full.member_table_report
+    report = full.user_table_report
     assert report["joined_after_cut"] == future and report["unknown_to_log"] == 0
     assert report["matched"] + report["without_row"] == log.n_users
     # What a user knows at the cut: members who joined before it, and some the log never saw.
@@ -138,13 +138,13 @@ def test_member_table_as_of_the_cut(small_program):
     as_of = perkrec.PreferenceModel(num_threads=2).fit(
         log, catalog, cut, users=pd.concat([known, extra])
     )
-    assert as_of.member_table_report["unknown_to_log"] == 4
-    assert as_of.member_table_report["joined_after_cut"] == 0
-    assert as_of.member_table_report["without_row"] == report["without_row"]
+    assert as_of.user_table_report["unknown_to_log"] == 4
+    assert as_of.user_table_report["joined_after_cut"] == 0
+    assert as_of.user_table_report["without_row"] == report["without_row"]
     assert as_of.covariate_names == full.covariate_names
     np.testing.assert_array_equal(as_of.memberships(), full.memberships())
     pd.testing.assert_frame_equal(as_of.preferences(), full.preferences())
     # Without a table the report is all zero.
     plain = perkrec.PreferenceModel(num_threads=2, latent_classes=2, em_iterations=2)
     plain.fit(log, catalog, cut)
-    assert set(plain.member_table_report.values()) == {0}
+    assert set(plain.user_table_report.values()) == {0}

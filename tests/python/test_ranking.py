@@ -54,7 +54,7 @@ def test_rank_equals_naive_numpy(objective):
         masks_of(eligible),
         prob,
         incremental_share=share,
-        member_value=mv,
+        user_value=mv,
         benefit_value=bv,
         cost_per_redemption=cost,
         objective=objective,
@@ -75,7 +75,7 @@ def test_rank_equals_naive_numpy(objective):
         eligible,
         prob,
         incremental_share=share,
-        member_value=mv,
+        user_value=mv,
         benefit_value=bv,
         cost_per_redemption=cost,
         objective=objective,
@@ -95,7 +95,7 @@ def test_rank_never_returns_ineligible_and_diagnostics_match_numpy_helper():
         c, diag = perkrec.rank(
             eligible,
             prob,
-            member_value=mv,
+            user_value=mv,
             cost_per_redemption=cost,
             top_k=4,
             keep_non_positive=True,
@@ -118,8 +118,8 @@ def test_rank_rejects_bad_inputs_naming_the_field():
         perkrec.rank(eligible, bad)
     with pytest.raises(perkrec.InputError, match="cost_per_redemption"):
         perkrec.rank(eligible, prob, cost_per_redemption=[1.0, -2.0, 1.0])
-    with pytest.raises(perkrec.InputError, match="member_value"):
-        perkrec.rank(eligible, prob, member_value=np.ones(5))
+    with pytest.raises(perkrec.InputError, match="user_value"):
+        perkrec.rank(eligible, prob, user_value=np.ones(5))
     with pytest.raises(perkrec.InputError, match="redemption_probability"):
         perkrec.rank(masks_of(eligible), prob[:, :2])
     with pytest.raises(perkrec.ConfigError, match="objective"):
@@ -182,7 +182,7 @@ def test_blend_sources_models_callables_and_rank_with_blend():
     ca = perkrec.rank(
         eligible,
         blend=a,
-        member_value=np.full(score.shape[0], 10, np.float32),
+        user_value=np.full(score.shape[0], 10, np.float32),
         cost_per_redemption=cost,
         top_k=5,
         num_threads=2,
@@ -191,7 +191,7 @@ def test_blend_sources_models_callables_and_rank_with_blend():
     cb = perkrec.rank(
         eligible,
         p_all,
-        member_value=np.full(score.shape[0], 10, np.float32),
+        user_value=np.full(score.shape[0], 10, np.float32),
         cost_per_redemption=cost,
         top_k=5,
     )
@@ -341,7 +341,7 @@ def test_explain_from_models_and_batch_speed(tiny_program):
     c, diag = perkrec.rank(
         eligible,
         blend=blend,
-        member_value=np.full(n_users, 30, np.float32),
+        user_value=np.full(n_users, 30, np.float32),
         cost_per_redemption=program.catalog,
         top_k=3,
         diagnostics=True,

@@ -93,8 +93,8 @@ def test_split_by_time_reads_floats_as_seconds(log):
     for bad in (float("nan"), float("inf"), 10**30, "1775001600", True):
         with pytest.raises(perkrec.InputError, match="cut"):
             perkrec.split_by_time(log, bad)
-    with pytest.raises(perkrec.InputError, match="end_time"):
-        perkrec.interaction_matrix(log, end_time=float("nan"))
+    with pytest.raises(perkrec.InputError, match="cut_time"):
+        perkrec.interaction_matrix(log, cut_time=float("nan"))
 
 
 def test_policy_times_use_the_same_rule_and_range():

@@ -134,7 +134,8 @@ struct Field {
   Bounds bounds{};
   const EnumName<T>* names = nullptr;
   std::size_t n_names = 0;
-  bool required = false;  ///< from_json: the key must be present
+  bool required = false;           ///< from_json: the key must be present
+  const char* old_name = nullptr;  ///< from_json also reads this former key (never written)
 };
 
 /// A nested params struct stored under its own key (its own fields, its own validate()).
@@ -162,6 +163,13 @@ constexpr Field<S, E> field(const char* name, E S::*member, const EnumName<E> (&
 template <class S, class T>
 constexpr Field<S, T> required(Field<S, T> f) {
   f.required = true;
+  return f;
+}
+/// The same field, renamed from `old_name`: from_json still reads the old key (files written
+/// before the rename), to_json writes only the new one; both keys at once are a ConfigError.
+template <class S, class T>
+constexpr Field<S, T> renamed_from(Field<S, T> f, const char* old_name) {
+  f.old_name = old_name;
   return f;
 }
 template <class S, class T>
@@ -286,6 +294,11 @@ void read_into(JsonReader<ConfigError>& r, S& p) {
         }
         r.fail(d.name, "expected " + enum_choices(d.names, d.n_names));
       }
+    } else if (d.old_name != nullptr && r.has(d.old_name)) {
+      if (r.has(d.name)) {
+        r.fail(d.old_name, std::string("the former name of \"") + d.name + "\": give one of them");
+      }
+      r.read(d.old_name, p.*d.member);
     } else if (d.required) {
       r.require(d.name, p.*d.member);
     } else {

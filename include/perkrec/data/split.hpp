@@ -33,8 +33,8 @@ inline std::uint32_t event_mask(std::initializer_list<EventType> types) {
   return m;
 }
 
-/// Train: timestamp < cut; test: timestamp >= cut.
-PERKREC_INLINE Split split_by_time(const EventLog& log, Timestamp cut, int num_threads = 0);
+/// Train: timestamp < cut_time; test: timestamp >= cut_time.
+PERKREC_INLINE Split split_by_time(const EventLog& log, Timestamp cut_time, int num_threads = 0);
 
 /// See the file comment. `k` >= 1; `target_types` a non-empty event_mask.
 PERKREC_INLINE Split split_leave_last_k(

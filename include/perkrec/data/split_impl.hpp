@@ -22,13 +22,13 @@ inline Split split_with_test_mask(const EventLog& log, const std::vector<std::ui
 
 }  // namespace detail
 
-PERKREC_INLINE Split split_by_time(const EventLog& log, Timestamp cut, int num_threads) {
+PERKREC_INLINE Split split_by_time(const EventLog& log, Timestamp cut_time, int num_threads) {
   resolve_num_threads(num_threads);
-  if (cut == kNoTime) detail::raise<InputError>("split_by_time: cut must be a timestamp");
+  if (cut_time == kNoTime) detail::raise<InputError>("split_by_time: cut_time must be a timestamp");
   std::vector<std::uint8_t> is_test(static_cast<std::size_t>(log.size()));
   const Span<const Timestamp> t = log.timestamps();
   parallel_for(0, log.size(), num_threads, [&](Offset i) {
-    is_test[static_cast<std::size_t>(i)] = t[static_cast<std::size_t>(i)] >= cut;
+    is_test[static_cast<std::size_t>(i)] = t[static_cast<std::size_t>(i)] >= cut_time;
   });
   return detail::split_with_test_mask(log, is_test, num_threads);
 }

@@ -25,7 +25,7 @@
 // One member (a server's request): prepare(t) computes once what the shrinkage needs at t
 // (benefit means and grand mean of logit P, the slope; one scoring pass over all members) and
 // compiles the policy; answer(state, member, time) then scores the member's row at `time`,
-// shrinks it with the prepared means, ranks it (Planner::rank_member), and gives each ranked
+// shrinks it with the prepared means, ranks it (Planner::rank_user), and gives each ranked
 // benefit its send time (Planner::send_time) and reasons (explain). With time == the
 // prepared time, the member's probabilities equal the plan's.
 //
@@ -41,7 +41,7 @@
 //   perkrec::BenefitPlanner bp = perkrec::BenefitPlanner::load("planner.perk");
 //   perkrec::BenefitPlanner::Plan p = bp.plan(bp.end_time());      // p.result.member, ...
 //   perkrec::BenefitPlanner::State s = bp.prepare(bp.end_time());  // once
-//   perkrec::MemberAnswer a = bp.answer(s, 17, bp.end_time(), 3);  // from any thread
+//   perkrec::UserAnswer a = bp.answer(s, 17, bp.end_time(), 3);  // from any thread
 //
 // Cost: plan O(members x benefits x (fields + factors)) for scoring, in blocks, parallel
 // within each block; memory: P (float32 members x benefits) plus one block's CSR rows.
@@ -73,7 +73,7 @@ struct PlanFrame;
 }  // namespace detail
 
 /// One ranked benefit of a member's answer.
-struct MemberBenefit {
+struct UserBenefit {
   Index benefit = -1;
   float probability = 0;  ///< redemption probability (after the shrinkage)
   float value = 0;        ///< expected return (objective's)
@@ -83,11 +83,13 @@ struct MemberBenefit {
 };
 
 /// BenefitPlanner::answer's result: the member's eligible benefits by expected value - cost.
-struct MemberAnswer {
-  std::vector<MemberBenefit> benefits;
+struct UserAnswer {
+  std::vector<UserBenefit> benefits;
   ExclusionReason blocked = ExclusionReason::none;  ///< frequency_cap / member_cap, else none
   std::vector<float> probability;                   ///< every benefit's (shrunk) probability
 };
+using MemberBenefit [[deprecated("use UserBenefit")]] = UserBenefit;
+using MemberAnswer [[deprecated("use UserAnswer")]] = UserAnswer;
 
 class BenefitPlanner {
  public:
@@ -112,12 +114,20 @@ class BenefitPlanner {
   bool shrink() const { return shrink_; }
   int num_threads() const { return num_threads_; }
   /// Members scored per block by plan / prepare (>= 1; default 2048).
-  void set_block_members(Index members);
+  void set_block_users(Index users);
+  [[deprecated("use set_block_users")]] void set_block_members(Index members) {
+    set_block_users(members);
+  }
 
   /// The FM's probabilities (before the shrinkage) of members [begin, end) x every benefit at
   /// `at`, member-major, into `out` ((end - begin) x n_benefits values).
-  void score_members(Index begin, Index end, Timestamp at, const EventLog& events,
-                     Span<float> out) const;
+  void score_users(Index begin, Index end, Timestamp at, const EventLog& events,
+                   Span<float> out) const;
+  [[deprecated("use score_users")]] void score_members(Index begin, Index end, Timestamp at,
+                                                       const EventLog& events,
+                                                       Span<float> out) const {
+    score_users(begin, end, at, events, out);
+  }
 
   /// P at `at`: members x benefits float32, after the shrinkage when params.shrink. `slope`
   /// (optional) receives the kept share of the interaction (1 without shrinkage).
@@ -147,22 +157,33 @@ class BenefitPlanner {
   State prepare(Timestamp at, const EventLog* events = nullptr) const;
   /// The member's redemption probability of every benefit at `time`, shrunk with the state's
   /// means (the first step of answer; what a server ranks and paces itself).
-  std::vector<float> member_probability(const State& state, Index member, Timestamp time) const;
+  std::vector<float> user_probability(const State& state, Index user, Timestamp time) const;
   /// The member's incremental share of every benefit (the stored control-group row or the
   /// purchase-timing share).
-  std::vector<float> member_share(Index member) const;
+  std::vector<float> user_share(Index user) const;
   /// The member's value of a redemption (the stored order value).
-  float member_value(Index member) const;
+  float user_value(Index user) const;
   /// The member's eligible benefits ranked as the plan ranks them (top `n`, n >= 1), scored at
   /// `time` with the state's shrinkage, each with its send time from `time` and reasons.
-  MemberAnswer answer(const State& state, Index member, Timestamp time, int n = 1) const;
+  UserAnswer answer(const State& state, Index user, Timestamp time, int n = 1) const;
+
+  [[deprecated("use user_probability")]] std::vector<float> member_probability(
+      const State& state, Index member, Timestamp time) const {
+    return user_probability(state, member, time);
+  }
+  [[deprecated("use user_share")]] std::vector<float> member_share(Index member) const {
+    return user_share(member);
+  }
+  [[deprecated("use user_value")]] float member_value(Index member) const {
+    return user_value(member);
+  }
 
  private:
   const EventLog& log_of(const EventLog* events, const char* method) const;
   std::vector<float> probability(Timestamp at, const EventLog& log, double* slope,
                                  InteractionMeans* means) const;
-  void score_members(Index begin, Index end, Timestamp at, const EventLog& events,
-                     const HistoryIndex& history, Span<float> out) const;
+  void score_users(Index begin, Index end, Timestamp at, const EventLog& events,
+                   const HistoryIndex& history, Span<float> out) const;
   static float clip(float p);
 
   std::unique_ptr<const BenefitPlannerFile>

@@ -301,10 +301,10 @@ PERKREC_INLINE BenefitPlanner BenefitPlanner::from_bytes(std::string_view bytes,
   return BenefitPlanner(BenefitPlannerFile::from_bytes(bytes), num_threads);
 }
 
-PERKREC_INLINE void BenefitPlanner::set_block_members(Index members) {
-  if (members < 1)
-    detail::raise<ConfigError>("BenefitPlanner: block_members must be >= 1 (got ", members, ")");
-  block_members_ = members;
+PERKREC_INLINE void BenefitPlanner::set_block_users(Index users) {
+  if (users < 1)
+    detail::raise<ConfigError>("BenefitPlanner: block_members must be >= 1 (got ", users, ")");
+  block_members_ = users;
 }
 
 PERKREC_INLINE const EventLog& BenefitPlanner::log_of(const EventLog* events,
@@ -318,27 +318,26 @@ PERKREC_INLINE const EventLog& BenefitPlanner::log_of(const EventLog* events,
   return *events;
 }
 
-PERKREC_INLINE void BenefitPlanner::score_members(Index begin, Index end, Timestamp at,
-                                                  const EventLog& events, Span<float> out) const {
+PERKREC_INLINE void BenefitPlanner::score_users(Index begin, Index end, Timestamp at,
+                                                const EventLog& events, Span<float> out) const {
   if (&events == &file_->events) {
-    score_members(begin, end, at, events, history_index_, out);
+    score_users(begin, end, at, events, history_index_, out);
   } else {
-    score_members(begin, end, at, events, encoder_.history_index(events), out);
+    score_users(begin, end, at, events, encoder_.history_index(events), out);
   }
 }
 
-PERKREC_INLINE void BenefitPlanner::score_members(Index begin, Index end, Timestamp at,
-                                                  const EventLog& events,
-                                                  const HistoryIndex& history,
-                                                  Span<float> out) const {
+PERKREC_INLINE void BenefitPlanner::score_users(Index begin, Index end, Timestamp at,
+                                                const EventLog& events, const HistoryIndex& history,
+                                                Span<float> out) const {
   if (begin < 0 || end > n_users() || begin > end) {
-    detail::raise<InputError>("BenefitPlanner::score_members: members [", begin, ", ", end,
+    detail::raise<InputError>("BenefitPlanner::score_users: members [", begin, ", ", end,
                               ") out of [0, ", n_users(), ")");
   }
   const std::size_t nb = static_cast<std::size_t>(n_benefits());
   const std::size_t rows = static_cast<std::size_t>(end - begin) * nb;
   if (out.size() != rows) {
-    detail::raise<InputError>("BenefitPlanner::score_members: out has ", out.size(),
+    detail::raise<InputError>("BenefitPlanner::score_users: out has ", out.size(),
                               " values (expected ", rows, ")");
   }
   if (rows == 0) return;
@@ -374,9 +373,9 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::probability(Timestamp at, cons
   const HistoryIndex& history = &log == &file_->events ? history_index_ : other;
   for (Index b0 = 0; b0 < n; b0 += block_members_) {
     const Index b1 = std::min(n, b0 + block_members_);
-    score_members(b0, b1, at, log, history,
-                  Span<float>(P.data() + static_cast<std::size_t>(b0) * nb,
-                              static_cast<std::size_t>(b1 - b0) * nb));
+    score_users(b0, b1, at, log, history,
+                Span<float>(P.data() + static_cast<std::size_t>(b0) * nb,
+                            static_cast<std::size_t>(b1 - b0) * nb));
   }
   double c = 1.0;
   if (shrink_) {
@@ -436,11 +435,10 @@ PERKREC_INLINE BenefitPlanner::State BenefitPlanner::prepare(Timestamp at,
   return s;
 }
 
-PERKREC_INLINE std::vector<float> BenefitPlanner::member_probability(const State& state,
-                                                                     Index member,
-                                                                     Timestamp time) const {
+PERKREC_INLINE std::vector<float> BenefitPlanner::user_probability(const State& state, Index member,
+                                                                   Timestamp time) const {
   if (member < 0 || member >= n_users()) {
-    detail::raise<InputError>("BenefitPlanner::answer: member out of range (got ", member,
+    detail::raise<InputError>("BenefitPlanner::answer: user out of range (got ", member,
                               ", expected [0, ", n_users(), "))");
   }
   if (time < kMinTimestamp || time >= kMaxTimestamp) {
@@ -453,8 +451,8 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::member_probability(const State
   }
   const EventLog& log = state.events == nullptr ? file_->events : *state.events;
   std::vector<float> p(static_cast<std::size_t>(n_benefits()));
-  score_members(member, member + 1, time, log,
-                state.events == nullptr ? history_index_ : state.history, p);
+  score_users(member, member + 1, time, log,
+              state.events == nullptr ? history_index_ : state.history, p);
   if (shrink_) {
     for (float& x : p) x = clip(x);
     shrink_row(p, state.means);
@@ -462,10 +460,9 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::member_probability(const State
   return p;
 }
 
-PERKREC_INLINE std::vector<float> BenefitPlanner::member_share(Index member) const {
+PERKREC_INLINE std::vector<float> BenefitPlanner::user_share(Index member) const {
   if (member < 0 || member >= n_users()) {
-    detail::raise<InputError>("BenefitPlanner::member_share: member out of range (got ", member,
-                              ")");
+    detail::raise<InputError>("BenefitPlanner::user_share: user out of range (got ", member, ")");
   }
   const auto nb = static_cast<std::size_t>(n_benefits());
   std::vector<float> share(nb, 1.0f);
@@ -481,31 +478,30 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::member_share(Index member) con
   return share;
 }
 
-PERKREC_INLINE float BenefitPlanner::member_value(Index member) const {
+PERKREC_INLINE float BenefitPlanner::user_value(Index member) const {
   if (member < 0 || member >= n_users()) {
-    detail::raise<InputError>("BenefitPlanner::member_value: member out of range (got ", member,
-                              ")");
+    detail::raise<InputError>("BenefitPlanner::user_value: user out of range (got ", member, ")");
   }
   return file_->order_value[static_cast<std::size_t>(member)];
 }
 
-PERKREC_INLINE MemberAnswer BenefitPlanner::answer(const State& state, Index member, Timestamp time,
-                                                   int n) const {
+PERKREC_INLINE UserAnswer BenefitPlanner::answer(const State& state, Index member, Timestamp time,
+                                                 int n) const {
   if (n < 1) detail::raise<InputError>("BenefitPlanner::answer: n must be >= 1 (got ", n, ")");
-  MemberAnswer out;
-  out.probability = member_probability(state, member, time);
+  UserAnswer out;
+  out.probability = user_probability(state, member, time);
   out.blocked = state.compiled.member_block.empty()
                     ? ExclusionReason::none
                     : state.compiled.member_block[static_cast<std::size_t>(member)];
-  const std::vector<float> share = member_share(member);
+  const std::vector<float> share = user_share(member);
   RankDiagnostics diagnostics;
   const Candidates ranked =
-      planner_.rank_member(state.compiled, file_->catalog, member, out.probability, share,
-                           member_value(member), &diagnostics);
+      planner_.rank_user(state.compiled, file_->catalog, member, out.probability, share,
+                         user_value(member), &diagnostics);
   if (out.blocked != ExclusionReason::none) return out;
   const Offset begin = ranked.offsets[0], end = ranked.offsets[1];
   for (Offset e = begin; e < end && static_cast<int>(out.benefits.size()) < n; ++e) {
-    MemberBenefit mb;
+    UserBenefit mb;
     mb.benefit = ranked.benefit[static_cast<std::size_t>(e)];
     mb.probability = ranked.probability[static_cast<std::size_t>(e)];
     mb.value = ranked.value[static_cast<std::size_t>(e)];

@@ -95,7 +95,7 @@ PERKREC_INLINE std::string explain_text(const ExplanationContext& ctx, const Exp
 /// from u's candidate entry for b (NaN when b is not among u's candidates), contributions from
 /// the blend, runner-up from the allocation, best ineligible from the ranker's diagnostics
 /// (each may be nullptr).
-PERKREC_INLINE Json explain(const ExplanationContext& ctx, Index member, Index benefit,
+PERKREC_INLINE Json explain(const ExplanationContext& ctx, Index user, Index benefit,
                             const Candidates& candidates, const Allocation* allocation = nullptr,
                             const ScoreBlend* blend = nullptr,
                             const RankDiagnostics* diagnostics = nullptr);

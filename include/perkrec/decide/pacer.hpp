@@ -89,7 +89,7 @@ class Pacer {
   /// out by inventory pacing —, member_cap — the member's cap, max_new, or held already —,
   /// budget, stacking, kind_cap, segment_quota). InputError for mismatched arrays, non-finite
   /// values or negative costs, a member out of range or max_new < -1.
-  std::vector<std::int32_t> decide(Index member, Timestamp t, Span<const Index> benefit,
+  std::vector<std::int32_t> decide(Index user, Timestamp t, Span<const Index> benefit,
                                    Span<const float> value, Span<const float> cost,
                                    int max_new = -1,
                                    std::vector<ExclusionReason>* reasons = nullptr);

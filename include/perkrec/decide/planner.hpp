@@ -297,17 +297,29 @@ class Planner {
   /// the member's `share` (objective incremental; 1 = all of it) and value of a redemption.
   /// One member, so it runs on the calling thread. InputError for a member out of range or
   /// bad values (as the Ranker names them).
-  Candidates rank_member(const CompiledPolicy& compiled, const Catalog& catalog, Index member,
-                         Span<const float> probability, float share, float member_value,
-                         RankDiagnostics* diagnostics = nullptr) const;
+  Candidates rank_user(const CompiledPolicy& compiled, const Catalog& catalog, Index user,
+                       Span<const float> probability, float share, float user_value,
+                       RankDiagnostics* diagnostics = nullptr) const;
   /// The same with the member's share per benefit (`share`: one value, or one per benefit).
-  Candidates rank_member(const CompiledPolicy& compiled, const Catalog& catalog, Index member,
-                         Span<const float> probability, Span<const float> share, float member_value,
-                         RankDiagnostics* diagnostics = nullptr) const;
+  Candidates rank_user(const CompiledPolicy& compiled, const Catalog& catalog, Index user,
+                       Span<const float> probability, Span<const float> share, float user_value,
+                       RankDiagnostics* diagnostics = nullptr) const;
+  [[deprecated("use rank_user")]] Candidates rank_member(
+      const CompiledPolicy& compiled, const Catalog& catalog, Index member,
+      Span<const float> probability, float share, float member_value,
+      RankDiagnostics* diagnostics = nullptr) const {
+    return rank_user(compiled, catalog, member, probability, share, member_value, diagnostics);
+  }
+  [[deprecated("use rank_user")]] Candidates rank_member(
+      const CompiledPolicy& compiled, const Catalog& catalog, Index member,
+      Span<const float> probability, Span<const float> share, float member_value,
+      RankDiagnostics* diagnostics = nullptr) const {
+    return rank_user(compiled, catalog, member, probability, share, member_value, diagnostics);
+  }
   /// Send time and validity of one issued benefit decided at `time` (as schedule() gives
   /// them), moved out of the policy's quiet hours in the member's local time.
   SendSchedule send_time(const CompiledPolicy& compiled, const Catalog& catalog,
-                         const PreferenceModel* preference, Index member, Index benefit,
+                         const PreferenceModel* preference, Index user, Index benefit,
                          Timestamp time) const;
 
  private:

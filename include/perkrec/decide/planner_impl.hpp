@@ -832,35 +832,33 @@ PERKREC_INLINE void Planner::explain(const CompiledPolicy& compiled, const Catal
   out.reasons = explain_batch(ctx, batch, params_.num_threads);
 }
 
-PERKREC_INLINE Candidates Planner::rank_member(const CompiledPolicy& compiled,
-                                               const Catalog& catalog, Index member,
-                                               Span<const float> probability, float share,
-                                               float member_value,
-                                               RankDiagnostics* diagnostics) const {
-  return rank_member(compiled, catalog, member, probability, Span<const float>(&share, 1),
-                     member_value, diagnostics);
+PERKREC_INLINE Candidates Planner::rank_user(const CompiledPolicy& compiled, const Catalog& catalog,
+                                             Index member, Span<const float> probability,
+                                             float share, float member_value,
+                                             RankDiagnostics* diagnostics) const {
+  return rank_user(compiled, catalog, member, probability, Span<const float>(&share, 1),
+                   member_value, diagnostics);
 }
 
-PERKREC_INLINE Candidates Planner::rank_member(const CompiledPolicy& compiled,
-                                               const Catalog& catalog, Index member,
-                                               Span<const float> probability,
-                                               Span<const float> share, float member_value,
-                                               RankDiagnostics* diagnostics) const {
+PERKREC_INLINE Candidates Planner::rank_user(const CompiledPolicy& compiled, const Catalog& catalog,
+                                             Index member, Span<const float> probability,
+                                             Span<const float> share, float member_value,
+                                             RankDiagnostics* diagnostics) const {
   const Index m = compiled.masks.n_benefits();
   if (member < 0 || member >= compiled.masks.n_users()) {
-    detail::raise<InputError>("Planner::rank_member: member out of range (got ", member,
+    detail::raise<InputError>("Planner::rank_user: member out of range (got ", member,
                               ", expected [0, ", compiled.masks.n_users(), "))");
   }
   if (m != catalog.size()) {
-    detail::raise<InputError>("Planner::rank_member: the compiled policy has ", m,
+    detail::raise<InputError>("Planner::rank_user: the compiled policy has ", m,
                               " benefits (expected the catalog's ", catalog.size(), ")");
   }
   // A one-member view of the compiled masks: the member's row and its excluding rules.
   EligibilityMasks one(1, m);
   std::vector<std::int32_t> rules(static_cast<std::size_t>(m));
   for (Index b = 0; b < m; ++b)
-    rules[static_cast<std::size_t>(b)] = compiled.masks.member_rule(member, b);
-  one.set_member_mask(0, one.add_mask(rules));
+    rules[static_cast<std::size_t>(b)] = compiled.masks.user_rule(member, b);
+  one.set_user_mask(0, one.add_mask(rules));
   std::vector<float> cost_per_redemption(static_cast<std::size_t>(m));
   for (Index b = 0; b < m; ++b)
     cost_per_redemption[static_cast<std::size_t>(b)] = static_cast<float>(catalog[b].cost);

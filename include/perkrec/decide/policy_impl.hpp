@@ -1146,8 +1146,8 @@ PERKREC_INLINE EligibilityMasks policy_masks(const Policy& policy, const Catalog
     }
   }
   for (std::size_t u = 0; u < nu; ++u) {
-    masks.set_member_mask(static_cast<Index>(u),
-                          mask_of_signature[static_cast<std::size_t>(signature_of[u])]);
+    masks.set_user_mask(static_cast<Index>(u),
+                        mask_of_signature[static_cast<std::size_t>(signature_of[u])]);
   }
   return masks;
 }

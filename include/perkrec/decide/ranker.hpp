@@ -309,7 +309,7 @@ PERKREC_INLINE Timestamp next_in_hour_of_week(Timestamp t, int slot);
 ///    catalog validity_days.
 /// Then `quiet` (e.g. Policy::send_time bound to the member's utc offset) moves the time out
 /// of quiet hours. InputError for a negative member.
-PERKREC_INLINE SendSchedule schedule(const PreferenceModel* pref, Index member, Timestamp plan_time,
+PERKREC_INLINE SendSchedule schedule(const PreferenceModel* pref, Index user, Timestamp plan_time,
                                      const Benefit& benefit,
                                      const std::function<Timestamp(Timestamp)>& quiet = {},
                                      const ScheduleParams& params = {});
@@ -324,11 +324,11 @@ struct QuietHours {
   Timestamp next_allowed(Timestamp t, double utc_offset_hours = 0.0) const;
 };
 
-/// Batched schedule for plan rows: members[i] (index into the model's members; ignored
+/// Batched schedule for plan rows: users[i] (index into the model's members; ignored
 /// without a model), validity_days[i] the benefit's catalog validity (> 0). When `quiet` is
 /// given, its hours apply with utc_offset_hours[i] (per row; empty = 0). Outputs per row.
 /// InputError naming the argument for mismatched lengths or bad values. Parallel.
-PERKREC_INLINE void schedule_batch(const PreferenceModel* pref, Span<const Index> members,
+PERKREC_INLINE void schedule_batch(const PreferenceModel* pref, Span<const Index> users,
                                    Timestamp plan_time, Span<const std::int32_t> validity_days,
                                    const QuietHours* quiet, Span<const float> utc_offset_hours,
                                    Span<Timestamp> send_at, Span<std::int32_t> validity_out,

@@ -682,7 +682,7 @@ Candidates rank_impl(const RankInputs& in, const EligibilityMasks& masks, const 
         if (best_b >= 0) {
           diag->best_ineligible[uz] = best_b;
           diag->best_ineligible_key[uz] = static_cast<float>(best_key);
-          diag->best_ineligible_rule[uz] = masks.member_rule(u, best_b);
+          diag->best_ineligible_rule[uz] = masks.user_rule(u, best_b);
         }
       }
     }

@@ -110,10 +110,13 @@ class EligibilityMasks {
     return rule_[static_cast<std::size_t>(mask) * static_cast<std::size_t>(n_benefits_) +
                  static_cast<std::size_t>(b)];
   }
-  std::int32_t member_rule(Index u, Index b) const { return rule(mask_of(u), b); }
+  std::int32_t user_rule(Index u, Index b) const { return rule(mask_of(u), b); }
+  [[deprecated("use user_rule")]] std::int32_t member_rule(Index u, Index b) const {
+    return user_rule(u, b);
+  }
 
   /// Building: adds a mask given, per benefit, the excluding rule (-1 = eligible); returns its
-  /// id. Assigns members to masks with set_member_mask.
+  /// id. Assigns members to masks with set_user_mask.
   Index add_mask(const std::vector<std::int32_t>& rule_per_benefit) {
     if (static_cast<Index>(rule_per_benefit.size()) != n_benefits_) {
       detail::raise<InputError>("EligibilityMasks::add_mask: rule_per_benefit has ",
@@ -133,14 +136,21 @@ class EligibilityMasks {
     if (n_benefits_ == 0) bits_.push_back(0);  // keep ids distinct for an empty catalog
     return id;
   }
-  void set_member_mask(Index u, Index mask) {
+  void set_user_mask(Index u, Index mask) {
     if (u < 0 || u >= n_users_ || mask < 0 || mask >= n_masks()) {
-      detail::raise<InputError>("EligibilityMasks::set_member_mask: member ", u, " or mask ", mask,
+      detail::raise<InputError>("EligibilityMasks::set_user_mask: user ", u, " or mask ", mask,
                                 " out of range (", n_users_, " members, ", n_masks(), " masks)");
     }
     member_mask_[static_cast<std::size_t>(u)] = mask;
   }
-  const std::vector<std::int32_t>& member_masks() const { return member_mask_; }
+  /// The mask id of each member (n_users entries).
+  const std::vector<std::int32_t>& user_masks() const { return member_mask_; }
+  [[deprecated("use set_user_mask")]] void set_member_mask(Index u, Index mask) {
+    set_user_mask(u, mask);
+  }
+  [[deprecated("use user_masks")]] const std::vector<std::int32_t>& member_masks() const {
+    return user_masks();
+  }
 
   /// Masks from a dense members x benefits 0/1 matrix (row-major, non-zero = eligible): one
   /// mask per distinct row, in order of first appearance after the all-eligible mask 0; an

@@ -34,7 +34,7 @@ PERKREC_INLINE EligibilityMasks EligibilityMasks::from_dense(Span<const std::uin
       for (Index b = 0; b < n_benefits; ++b) rule[static_cast<std::size_t>(b)] = row[b] ? -1 : 0;
       it = seen.emplace(std::move(key), built.add_mask(rule)).first;
     }
-    built.set_member_mask(u, it->second);
+    built.set_user_mask(u, it->second);
   }
   return built;
 }

@@ -6,9 +6,9 @@
 // combined by sum (default) or max. Events without a benefit and event types of weight 0 add
 // nothing; cells that stay 0 are not stored.
 //
-// Only events strictly before `end_time` are used when it is set; it is then also the
+// Only events strictly before `cut_time` are used when it is set; it is then also the
 // reference time for decay (otherwise the log's last timestamp is). So a matrix built with
-// end_time = the split cut never sees the test period.
+// cut_time = the split cut never sees the test period.
 //
 // Example:
 //   perkrec::InteractionParams p;
@@ -40,7 +40,7 @@ struct InteractionParams {
   /// >= 0, not all 0.
   std::array<float, kNumEventTypes> event_weights = {0.0f, 0.25f, 1.0f, 4.0f, 0.0f, 0.0f};
   double half_life_days = 0.0;   ///< >= 0; 0 = no time decay
-  Timestamp end_time = kNoTime;  ///< use only events before it; kNoTime = all events
+  Timestamp cut_time = kNoTime;  ///< use only events before it; kNoTime = all events
   Combine combine = Combine::sum;
   int num_threads = 0;  ///< 0 = OpenMP default
 
@@ -48,11 +48,12 @@ struct InteractionParams {
     using P = InteractionParams;
     static constexpr params::EnumName<Combine> kCombines[] = {{Combine::sum, "sum"},
                                                               {Combine::max, "max"}};
-    return std::make_tuple(params::field("event_weights", &P::event_weights),  // validate()
-                           params::field("half_life_days", &P::half_life_days, params::at_least(0)),
-                           params::field("end_time", &P::end_time),
-                           params::field("combine", &P::combine, kCombines),
-                           params::field("num_threads", &P::num_threads, params::threads()));
+    return std::make_tuple(
+        params::field("event_weights", &P::event_weights),  // validate()
+        params::field("half_life_days", &P::half_life_days, params::at_least(0)),
+        params::renamed_from(params::field("cut_time", &P::cut_time), "end_time"),
+        params::field("combine", &P::combine, kCombines),
+        params::field("num_threads", &P::num_threads, params::threads()));
   }
   /// Throws ConfigError naming the field.
   void validate() const;

@@ -31,8 +31,8 @@ PERKREC_INLINE InteractionMatrix build_interaction_matrix(const EventLog& log,
   const Index n_users = log.n_users();
   const Index n_benefits = log.n_benefits();
   const int threads = resolve_num_threads(params.num_threads);
-  const Timestamp end_time = params.end_time;
-  const Timestamp reference = end_time != kNoTime ? end_time : log.max_time();
+  const Timestamp cut_time = params.cut_time;
+  const Timestamp reference = cut_time != kNoTime ? cut_time : log.max_time();
   const double decay_per_second =
       params.half_life_days > 0
           ? 1.0 / (params.half_life_days * static_cast<double>(kSecondsPerDay))
@@ -44,7 +44,7 @@ PERKREC_INLINE InteractionMatrix build_interaction_matrix(const EventLog& log,
 
   auto counts = [&](Offset e) {
     return benefit[static_cast<std::size_t>(e)] >= 0 && w[type[static_cast<std::size_t>(e)]] > 0 &&
-           (end_time == kNoTime || time[static_cast<std::size_t>(e)] < end_time);
+           (cut_time == kNoTime || time[static_cast<std::size_t>(e)] < cut_time);
   };
 
   // Per-thread sparse accumulators: `mark[b] == u` says b was seen for member u.

@@ -107,9 +107,9 @@ struct PreferenceParams {
   BenefitDimensionsParams dimensions;  ///< band edges of the dimensions
   /// Numeric columns of the member table that hold epoch-second times (signup, first
   /// purchase). A row whose time lies at or after the cut belongs to a member who joined after
-  /// the cut: all its attributes are ignored (counted in MemberTableReport::joined_after_cut).
+  /// the cut: all its attributes are ignored (counted in UserTableReport::joined_after_cut).
   /// Known times enter the covariates as days before the cut. Absent columns are skipped.
-  std::vector<std::string> member_time_columns = {"signup_time"};
+  std::vector<std::string> user_time_columns = {"signup_time"};  ///< JSON: also member_time_columns
   std::uint64_t seed = 42;
   int num_threads = 0;  ///< 0 = OpenMP default
 
@@ -127,7 +127,8 @@ struct PreferenceParams {
         params::field("timing_prior_strength", &P::timing_prior_strength, params::above(0)),
         params::field("horizon_days", &P::horizon_days, params::above(0)),
         params::field("response", &P::response, kResponses), params::flattened(&P::dimensions),
-        params::field("member_time_columns", &P::member_time_columns),
+        params::renamed_from(params::field("user_time_columns", &P::user_time_columns),
+                             "member_time_columns"),
         params::field("seed", &P::seed),
         params::field("num_threads", &P::num_threads, params::threads()));
   }
@@ -148,7 +149,7 @@ struct MemberTiming {
 };
 
 /// How the member table given to fit lined up with the log (see PreferenceModel::fit).
-struct MemberTableReport {
+struct UserTableReport {
   Index rows = 0;            ///< rows of the member table
   Index matched = 0;         ///< rows whose attributes were used
   Index unknown_to_log = 0;  ///< rows whose member id the log lacks: ignored
@@ -157,6 +158,7 @@ struct MemberTableReport {
   Index without_row = 0;     ///< log members without a usable row: every attribute missing
   Index missing_values = 0;  ///< missing attribute values among the used rows
 };
+using MemberTableReport [[deprecated("use UserTableReport")]] = UserTableReport;
 
 /// Segment assignment: codes index `names`.
 struct SegmentAssignment {
@@ -198,10 +200,10 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   ///
   /// `users` is the member table as of the cut, matched to the log's members by id (by row
   /// position when the log carries no ids): rows of members the log lacks are ignored; log
-  /// members without a row have every attribute missing; a row whose `member_time_columns`
+  /// members without a row have every attribute missing; a row whose `user_time_columns`
   /// value lies at or after the cut (a member who joined after the cut) is ignored like an
   /// absent row, so giving the attributes of future members never changes the fit. Centring
-  /// and scaling use the used rows only. The counts are in member_table_report(). InputError
+  /// and scaling use the used rows only. The counts are in user_table_report(). InputError
   /// when no row matches a member of the log, or a time column is not numeric.
   void fit(const EventLog& log, const Catalog& catalog, Timestamp cut_time, const UserTable& users,
            const Callbacks& callbacks = {});
@@ -211,7 +213,10 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   const std::vector<double>& covariate_weights() const { return covariate_weight_; }
   /// How the member table of the last fit lined up with the log (all zero when fitted without
   /// one; not saved with the model).
-  const MemberTableReport& member_table_report() const { return member_table_report_; }
+  const UserTableReport& user_table_report() const { return member_table_report_; }
+  [[deprecated("use user_table_report")]] const UserTableReport& member_table_report() const {
+    return user_table_report();
+  }
   /// Mixing weights pi_k(member) of the class prior for rows of `users` (encoded as in fit,
   /// times as of the model's cut; rows whose time lies after the cut count as missing); the
   /// global class weights when fitted without users.
@@ -320,7 +325,7 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   std::vector<double> covariate_center_;      // per covariate: subtracted, then divided by scale
   std::vector<double> covariate_scale_;
   std::vector<double> covariate_weight_;  // [n_classes x (1 + covariates)], intercept first
-  MemberTableReport member_table_report_;
+  UserTableReport member_table_report_;
   std::vector<float> base_rate_;
   std::vector<float> preference_;
   std::vector<float> lower_;

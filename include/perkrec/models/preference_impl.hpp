@@ -71,7 +71,7 @@ inline double gamma_residual(double shape, double scale, double elapsed) {
   return std::max(0.0, (shape * scale * q_k1 - elapsed * q_k) / q_k);
 }
 
-// Rows of `users` whose time column (see PreferenceParams::member_time_columns) lies at or
+// Rows of `users` whose time column (see PreferenceParams::user_time_columns) lies at or
 // after `cut` become -1 in `rows` (the member joined after the cut); returns how many.
 inline Index drop_joined_after_cut(const UserTable& users, std::vector<Index>& rows, Timestamp cut,
                                    const std::vector<std::string>& time_columns,
@@ -100,10 +100,10 @@ inline Index drop_joined_after_cut(const UserTable& users, std::vector<Index>& r
 inline std::vector<Index> align_member_rows(const UserTable& users, const EventLog& log,
                                             Timestamp cut,
                                             const std::vector<std::string>& time_columns,
-                                            MemberTableReport& report, const char* method) {
+                                            UserTableReport& report, const char* method) {
   const Index n = log.n_users();
   std::vector<Index> rows(static_cast<std::size_t>(n), -1);
-  report = MemberTableReport{};
+  report = UserTableReport{};
   report.rows = users.size();
   const IdMap& log_ids = log.user_ids();
   const IdMap& table_ids = users.users();
@@ -326,10 +326,10 @@ PERKREC_INLINE std::vector<double> PreferenceModel::class_prior(const UserTable&
   std::vector<double> center = covariate_center_, scale = covariate_scale_;
   std::vector<Index> rows(static_cast<std::size_t>(n));
   std::iota(rows.begin(), rows.end(), Index{0});
-  detail::pref::drop_joined_after_cut(users, rows, cut_time_, params_.member_time_columns,
+  detail::pref::drop_joined_after_cut(users, rows, cut_time_, params_.user_time_columns,
                                       "PreferenceModel::class_prior");
   const std::vector<double> x = detail::pref::encode_covariates(
-      users, rows, cut_time_, params_.member_time_columns, false, names, center, scale, nullptr,
+      users, rows, cut_time_, params_.user_time_columns, false, names, center, scale, nullptr,
       "PreferenceModel::class_prior");
   const std::size_t P = names.size() + 1;
   for (std::size_t u = 0; u < static_cast<std::size_t>(n); ++u) {
@@ -1334,12 +1334,12 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   const int threads = resolve_num_threads(params_.num_threads);
   std::vector<std::string> cov_names;
   std::vector<double> cov_center, cov_scale, cov_x;
-  MemberTableReport table_report;
+  UserTableReport table_report;
   if (users != nullptr) {
     const std::vector<Index> rows = detail::pref::align_member_rows(
-        *users, log, cut_time, params_.member_time_columns, table_report, "PreferenceModel::fit");
-    cov_x = detail::pref::encode_covariates(*users, rows, cut_time, params_.member_time_columns,
-                                            true, cov_names, cov_center, cov_scale,
+        *users, log, cut_time, params_.user_time_columns, table_report, "PreferenceModel::fit");
+    cov_x = detail::pref::encode_covariates(*users, rows, cut_time, params_.user_time_columns, true,
+                                            cov_names, cov_center, cov_scale,
                                             &table_report.missing_values, "PreferenceModel::fit");
   }
   const BenefitDimensions dims = BenefitDimensions::for_catalog(catalog, params_.dimensions);

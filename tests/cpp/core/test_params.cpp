@@ -213,7 +213,12 @@ TEST(Params, OlderFilesKeysStillLoad) {
                            {"member_time_columns", {"signup_time"}},
                            {"seed", 42},
                            {"num_threads", 0}};
-  EXPECT_EQ(PreferenceParams::from_json(preference).to_json(), preference);
+  // member_time_columns was renamed user_time_columns: read, written under the new name.
+  Json renamed = preference;
+  renamed.erase("member_time_columns");
+  renamed["user_time_columns"] = {"signup_time"};
+  EXPECT_EQ(PreferenceParams::from_json(preference).to_json(), renamed);
+  EXPECT_EQ(PreferenceParams::from_json(renamed).to_json(), renamed);
   const Json planner = {{"objective", "incremental"},
                         {"top_k", 50},
                         {"method", "dual"},
@@ -232,6 +237,49 @@ TEST(Params, OlderFilesKeysStillLoad) {
                        {"pace_inventory", true}};
   EXPECT_EQ(PacingParams::from_json(pacing).to_json(), pacing);
   EXPECT_TRUE(std::isinf(PacingParams::from_json(pacing).budget));
+}
+
+struct RenamedParams {
+  int epochs = 5;  ///< >= 1; JSON also "iterations" (its former name)
+  static auto param_fields() {
+    using P = RenamedParams;
+    return std::make_tuple(params::renamed_from(
+        params::field("epochs", &P::epochs, params::at_least(1)), "iterations"));
+  }
+  void validate() const { params::validate_fields(*this, "RenamedParams"); }
+  Json to_json() const { return params::fields_to_json(*this); }
+  static RenamedParams from_json(const Json& j) {
+    return params::fields_from_json<RenamedParams>(j, "RenamedParams::from_json");
+  }
+};
+
+TEST(Params, RenamedFieldReadsTheOldKeyAndWritesTheNewOne) {
+  EXPECT_EQ(RenamedParams::from_json({{"epochs", 7}}).epochs, 7);
+  EXPECT_EQ(RenamedParams::from_json({{"iterations", 8}}).epochs, 8);  // an older file
+  EXPECT_EQ(RenamedParams::from_json({{"iterations", 8}}).to_json(), (Json{{"epochs", 8}}));
+  EXPECT_EQ(RenamedParams::from_json(Json::object()).epochs, 5);
+  PERKREC_EXPECT_THROW_MSG(RenamedParams::from_json({{"epochs", 7}, {"iterations", 8}}),
+                           ConfigError, "former name of \"epochs\"");
+  PERKREC_EXPECT_THROW_MSG(RenamedParams::from_json({{"iterations", 0}}), ConfigError,
+                           "epochs must be >= 1");
+  PERKREC_EXPECT_THROW_MSG(RenamedParams::from_json({{"iterations", "x"}}), ConfigError,
+                           "/iterations");
+  // The old key is not advertised among the expected ones.
+  try {
+    RenamedParams::from_json({{"epoch", 1}});
+    FAIL() << "unknown key accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("expected one of: epochs)"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Params, InteractionParamsEndTimeIsNowCutTime) {
+  InteractionParams p;
+  p.cut_time = 1234;
+  const Json j = params::fields_to_json(p);
+  EXPECT_EQ(j.at("cut_time"), 1234);
+  EXPECT_FALSE(j.contains("end_time"));
 }
 
 }  // namespace

@@ -73,14 +73,38 @@ TEST(BenefitPlanner, PlanEqualsThePipelineAssembledByHand) {
 TEST(BenefitPlanner, ThreadsAndBlocksDoNotChangeTheResult) {
   const Fixture& fx = fixture();
   BenefitPlanner one(fx.file, 1), four(fx.file, 4);
-  four.set_block_members(7);
+  four.set_block_users(7);
   EXPECT_EQ(one.redemption_probability(fx.end), four.redemption_probability(fx.end));
   const auto a = one.plan(fx.end), b = four.plan(fx.end);
   EXPECT_EQ(a.result.member, b.result.member);
   EXPECT_EQ(a.result.benefit, b.result.benefit);
   EXPECT_EQ(a.result.reasons, b.result.reasons);
-  EXPECT_THROW(four.set_block_members(0), ConfigError);
+  EXPECT_THROW(four.set_block_users(0), ConfigError);
 }
+
+// The deprecated member_* forwarders (kept one release) give what the user_* names give.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+TEST(BenefitPlanner, MemberNamesForwardToUserNames) {
+  const Fixture& fx = fixture();
+  BenefitPlanner bp(fx.file, 1);
+  const BenefitPlanner::State state = bp.prepare(fx.end);
+  for (Index u = 0; u < std::min<Index>(bp.n_users(), 5); ++u) {
+    EXPECT_EQ(bp.member_probability(state, u, fx.end), bp.user_probability(state, u, fx.end));
+    EXPECT_EQ(bp.member_share(u), bp.user_share(u));
+    EXPECT_EQ(bp.member_value(u), bp.user_value(u));
+  }
+  const auto nb = static_cast<std::size_t>(bp.n_benefits());
+  std::vector<float> a(2 * nb), b(2 * nb);
+  bp.score_users(0, 2, fx.end, fx.file.events, a);
+  bp.score_members(0, 2, fx.end, fx.file.events, b);
+  EXPECT_EQ(a, b);
+  bp.set_block_members(3);
+  EXPECT_EQ(bp.plan(fx.end).result.benefit, BenefitPlanner(fx.file, 1).plan(fx.end).result.benefit);
+  EXPECT_THROW(bp.set_block_members(0), ConfigError);
+  EXPECT_THROW(bp.member_value(bp.n_users()), InputError);
+}
+#pragma GCC diagnostic pop
 
 TEST(BenefitPlanner, OneMemberAnswersMatchThePlanAtTheSameTime) {
   const Fixture& fx = fixture();
@@ -93,7 +117,7 @@ TEST(BenefitPlanner, OneMemberAnswersMatchThePlanAtTheSameTime) {
   const auto nb = static_cast<std::size_t>(bp.n_benefits());
   std::size_t row = 0, checked = 0;
   for (Index u = 0; u < bp.n_users(); ++u) {
-    const MemberAnswer a = bp.answer(state, u, fx.end, 20);
+    const UserAnswer a = bp.answer(state, u, fx.end, 20);
     ASSERT_EQ(a.probability.size(), nb);
     EXPECT_TRUE(std::equal(a.probability.begin(), a.probability.end(),
                            P.begin() + static_cast<std::ptrdiff_t>(u * nb)))
@@ -108,15 +132,15 @@ TEST(BenefitPlanner, OneMemberAnswersMatchThePlanAtTheSameTime) {
     const bool planned = row < plan.result.member.size() && plan.result.member[row] == u;
     ASSERT_EQ(planned, !a.benefits.empty()) << "member " << u;
     if (planned) {
-      const auto it = std::find_if(
-          a.benefits.begin(), a.benefits.end(),
-          [&](const MemberBenefit& m) { return m.benefit == plan.result.benefit[row]; });
+      const auto it = std::find_if(a.benefits.begin(), a.benefits.end(), [&](const UserBenefit& m) {
+        return m.benefit == plan.result.benefit[row];
+      });
       ASSERT_NE(it, a.benefits.end()) << "member " << u;
       EXPECT_EQ(it->probability, plan.result.probability[row]);
       EXPECT_EQ(it->value, plan.result.value[row]);
       EXPECT_EQ(it->cost, plan.result.cost[row]);
       EXPECT_EQ(it->schedule.send_at, plan.result.send_at[row]);
-      for (const MemberBenefit& m : a.benefits) EXPECT_LE(m.value, it->value);
+      for (const UserBenefit& m : a.benefits) EXPECT_LE(m.value, it->value);
       EXPECT_NE(it->reasons.find("\"preferences\""), std::string::npos);
       ++row;
       ++checked;

@@ -15,12 +15,12 @@ TEST(EligibilityMasks, FromDenseSharesOneMaskPerDistinctRowAndRoundTrips) {
                                            0, 0, 0};
   const EligibilityMasks m = EligibilityMasks::from_dense(dense, 5, 3);
   EXPECT_EQ(m.n_masks(), 4);  // all-eligible + three distinct rows
-  EXPECT_EQ(m.member_masks(), (std::vector<std::int32_t>{1, 2, 0, 1, 3}));
+  EXPECT_EQ(m.user_masks(), (std::vector<std::int32_t>{1, 2, 0, 1, 3}));
   EXPECT_EQ(m.dense(), dense);
   // An excluded pair names rule 0; an eligible one -1.
-  EXPECT_EQ(m.member_rule(0, 1), 0);
-  EXPECT_EQ(m.member_rule(0, 0), -1);
-  EXPECT_EQ(m.member_rule(4, 2), 0);
+  EXPECT_EQ(m.user_rule(0, 1), 0);
+  EXPECT_EQ(m.user_rule(0, 0), -1);
+  EXPECT_EQ(m.user_rule(4, 2), 0);
   // Any non-zero byte is eligible.
   const std::vector<std::uint8_t> bytes = {7, 0, 255};
   EXPECT_EQ(EligibilityMasks::from_dense(bytes, 1, 3).dense(),

@@ -529,7 +529,7 @@ TEST(Planner, OneMemberRankingAndSendTimeMatchThePlan) {
     const auto uz = static_cast<std::size_t>(u);
     const Span<const float> row(p.prob.data() + uz * 4, 4);
     const Candidates one =
-        planner.rank_member(p.compiled, p.catalog, u, row, member_share[uz], p.value[uz]);
+        planner.rank_user(p.compiled, p.catalog, u, row, member_share[uz], p.value[uz]);
     const auto first = static_cast<std::size_t>(plan.candidates.offsets[uz]);
     const auto count = static_cast<std::size_t>(plan.candidates.offsets[uz + 1]) - first;
     ASSERT_EQ(one.benefit.size(), count);
@@ -548,10 +548,34 @@ TEST(Planner, OneMemberRankingAndSendTimeMatchThePlan) {
     hours.insert(plan.send_at[i] % kSecondsPerDay);
   }
   EXPECT_GT(hours.size(), 1u);  // the quiet hours moved some sends
-  EXPECT_THROW(planner.rank_member(p.compiled, p.catalog, 40, Span<const float>(p.prob.data(), 4),
+  EXPECT_THROW(
+      planner.rank_user(p.compiled, p.catalog, 40, Span<const float>(p.prob.data(), 4), 1.0f, 1.0f),
+      InputError);
+}
+
+// The deprecated rank_member forwarders (kept one release) give what rank_user gives.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+TEST(Planner, RankMemberForwardsToRankUser) {
+  Program p = program(10, std::numeric_limits<double>::infinity(), 4);
+  const Planner planner;
+  const std::vector<float> share(4, 0.7f);
+  for (Index u = 0; u < 10; ++u) {
+    const auto uz = static_cast<std::size_t>(u);
+    const Span<const float> row(p.prob.data() + uz * 4, 4);
+    const Candidates a = planner.rank_user(p.compiled, p.catalog, u, row, 0.7f, p.value[uz]);
+    const Candidates b = planner.rank_member(p.compiled, p.catalog, u, row, 0.7f, p.value[uz]);
+    const Candidates c = planner.rank_member(p.compiled, p.catalog, u, row, share, p.value[uz]);
+    EXPECT_EQ(a.benefit, b.benefit);
+    EXPECT_EQ(a.value, b.value);
+    EXPECT_EQ(a.benefit, c.benefit);
+    EXPECT_EQ(a.value, c.value);
+  }
+  EXPECT_THROW(planner.rank_member(p.compiled, p.catalog, 10, Span<const float>(p.prob.data(), 4),
                                    1.0f, 1.0f),
                InputError);
 }
+#pragma GCC diagnostic pop
 
 TEST(Planner, InterruptedBetweenStages) {
   const Program p = program(10, 5.0, 3);

@@ -78,7 +78,7 @@ TEST(Policy, EmptyPolicyMakesEverythingEligibleExceptZeroInventory) {
   for (Index u = 0; u < 5; ++u) {
     for (Index b = 0; b < 6; ++b) {
       EXPECT_EQ(c.masks.eligible(u, b), b != 4);
-      EXPECT_EQ(c.masks.member_rule(u, b), b == 4 ? 0 : -1);
+      EXPECT_EQ(c.masks.user_rule(u, b), b == 4 ? 0 : -1);
     }
   }
   EXPECT_EQ(c.rule_names, std::vector<std::string>{"inventory"});
@@ -110,9 +110,9 @@ TEST(Policy, DenyRequireAndWindowKnownAnswers) {
   EXPECT_EQ(benefit_column(c, 2), (std::vector<int>{0, 1, 0, 1, 1}));  // members 0, 2 are "loyal"
   EXPECT_EQ(benefit_column(c, 1), (std::vector<int>{1, 1, 1, 1, 1}));
   EXPECT_EQ(benefit_column(c, 4), (std::vector<int>{1, 1, 1, 1, 1}));  // inventory override 3
-  EXPECT_EQ(c.masks.member_rule(1, 3), 0);
-  EXPECT_EQ(c.masks.member_rule(0, 2), 1);
-  EXPECT_EQ(c.masks.member_rule(1, 2), -1);
+  EXPECT_EQ(c.masks.user_rule(1, 3), 0);
+  EXPECT_EQ(c.masks.user_rule(0, 2), 1);
+  EXPECT_EQ(c.masks.user_rule(1, 2), -1);
   EXPECT_EQ(c.rule_names, (std::vector<std::string>{"exclusive for gold+", "no points for loyal",
                                                     "holiday", "inventory"}));
   // Members 0 and 2 (gold / platinum, not loyal) share a mask; masks are few.
@@ -125,7 +125,7 @@ TEST(Policy, DenyRequireAndWindowKnownAnswers) {
   EXPECT_EQ(benefit_column(p.compile(cat, users, until - 1, &seg), 1), std::vector<int>(5, 1));
   EXPECT_EQ(benefit_column(p.compile(cat, users, from, &seg), 1), std::vector<int>(5, 1));
   EXPECT_EQ(benefit_column(p.compile(cat, users, from - 1, &seg), 1), std::vector<int>(5, 0));
-  EXPECT_EQ(p.compile(cat, users, from - 1, &seg).masks.member_rule(0, 1), 2);
+  EXPECT_EQ(p.compile(cat, users, from - 1, &seg).masks.user_rule(0, 1), 2);
 }
 
 TEST(Policy, BenefitSelectorFieldsKnownAnswers) {
@@ -135,7 +135,7 @@ TEST(Policy, BenefitSelectorFieldsKnownAnswers) {
         Policy::from_string(R"({"rules": [{"effect": "deny", "benefits": )" + selector + "}]}");
     const CompiledPolicy c = p.compile(cat, small_users(), kPlan);
     std::vector<int> out;
-    for (Index b = 0; b < cat.size(); ++b) out.push_back(c.masks.member_rule(0, b) == 0 ? 1 : 0);
+    for (Index b = 0; b < cat.size(); ++b) out.push_back(c.masks.user_rule(0, b) == 0 ? 1 : 0);
     return out;
   };
   EXPECT_EQ(denied(R"({"ids": ["B1", "B5"]})"), (std::vector<int>{0, 1, 0, 0, 0, 1}));
@@ -660,7 +660,7 @@ TEST(Policy, RandomPoliciesMatchNaiveEvaluationForAnyThreadCount) {
     for (Index u = 0; u < 200; ++u) {
       for (Index b = 0; b < 20; ++b) {
         const std::int32_t expected = naive_rule(p, w, plan, u, b);
-        ASSERT_EQ(c1.masks.member_rule(u, b), expected)
+        ASSERT_EQ(c1.masks.user_rule(u, b), expected)
             << "trial " << trial << " u " << u << " b " << b;
         ASSERT_EQ(c1.masks.eligible(u, b), expected < 0);
         by_rule += expected >= 0 && expected < static_cast<std::int32_t>(p.rules.size());
@@ -669,7 +669,7 @@ TEST(Policy, RandomPoliciesMatchNaiveEvaluationForAnyThreadCount) {
     }
     for (int threads : {2, 3}) {
       const CompiledPolicy ct = p.compile(w.catalog, w.users, plan, &w.segments, nullptr, threads);
-      ASSERT_EQ(ct.masks.member_masks(), c1.masks.member_masks());
+      ASSERT_EQ(ct.masks.user_masks(), c1.masks.user_masks());
       ASSERT_EQ(ct.masks.n_masks(), c1.masks.n_masks());
       for (Index k = 0; k < c1.masks.n_masks(); ++k) {
         for (Index b = 0; b < 20; ++b) ASSERT_EQ(ct.masks.rule(k, b), c1.masks.rule(k, b));
@@ -686,7 +686,7 @@ TEST(Policy, RandomPoliciesMatchNaiveEvaluationForAnyThreadCount) {
     // The compiled policy round-trips through JSON and compiles identically.
     const CompiledPolicy again =
         Policy::from_json(p.to_json()).compile(w.catalog, w.users, plan, &w.segments);
-    ASSERT_EQ(again.masks.member_masks(), c1.masks.member_masks());
+    ASSERT_EQ(again.masks.user_masks(), c1.masks.user_masks());
     multi_mask += c1.masks.n_masks() > 2;
     ++checked;
   }
@@ -762,16 +762,16 @@ TEST(PolicyStages, RuleStageIgnoresCapsAndCapStageIgnoresRules) {
     const CompiledPolicy full = both.compile(cat, users, kPlan, &seg, &log, threads);
     for (Index u = 0; u < 5; ++u) {
       for (Index j = 0; j < 6; ++j) {
-        EXPECT_EQ(a.member_rule(u, j), b.member_rule(u, j)) << u << " " << j;
-        EXPECT_EQ(full.masks.member_rule(u, j), a.member_rule(u, j)) << u << " " << j;
+        EXPECT_EQ(a.user_rule(u, j), b.user_rule(u, j)) << u << " " << j;
+        EXPECT_EQ(full.masks.user_rule(u, j), a.user_rule(u, j)) << u << " " << j;
       }
     }
     // Known answers: member_exclusive (B3) only for gold / platinum (members 0, 2); points (B2)
     // denied to the dormant member 3; the gift B4 has inventory 0 (rule index 2 = "inventory").
     for (Index u = 0; u < 5; ++u) {
-      EXPECT_EQ(a.member_rule(u, 3), u == 0 || u == 2 ? -1 : 0) << u;
-      EXPECT_EQ(a.member_rule(u, 2), u == 3 ? 1 : -1) << u;
-      EXPECT_EQ(a.member_rule(u, 4), 2) << u;
+      EXPECT_EQ(a.user_rule(u, 3), u == 0 || u == 2 ? -1 : 0) << u;
+      EXPECT_EQ(a.user_rule(u, 2), u == 3 ? 1 : -1) << u;
+      EXPECT_EQ(a.user_rule(u, 4), 2) << u;
     }
     // No caps: every member keeps max_per_member whatever the rules.
     detail::PolicyCapacities none;

@@ -20,7 +20,7 @@ EligibilityMasks random_masks(Index n, Index m, int n_masks, double p_eligible, 
     ids.push_back(masks.add_mask(rule));
   }
   std::uniform_int_distribution<std::size_t> pick(0, ids.size() - 1);
-  for (Index u = 0; u < n; ++u) masks.set_member_mask(u, ids[pick(rng)]);
+  for (Index u = 0; u < n; ++u) masks.set_user_mask(u, ids[pick(rng)]);
   return masks;
 }
 
@@ -146,7 +146,7 @@ TEST(Ranker, NeverReturnsIneligibleBenefitsOverRandomMasks) {
       } else {
         ASSERT_GE(bi, 0);
         EXPECT_FALSE(masks.eligible(u, bi));
-        EXPECT_EQ(diag.best_ineligible_rule[static_cast<std::size_t>(u)], masks.member_rule(u, bi));
+        EXPECT_EQ(diag.best_ineligible_rule[static_cast<std::size_t>(u)], masks.user_rule(u, bi));
       }
     }
   }

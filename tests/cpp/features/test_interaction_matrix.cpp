@@ -51,7 +51,7 @@ TEST(InteractionMatrix, HalfLifeDecayMaxCombineAndEndTime) {
   EXPECT_EQ(at(build_interaction_matrix(small_log(), p), 0, 1), 4.0f);
 
   p = InteractionParams{};
-  p.end_time = testing::day_time(12);  // events at the cut are excluded
+  p.cut_time = testing::day_time(12);  // events at the cut are excluded
   p.half_life_days = 1;
   const InteractionMatrix before = build_interaction_matrix(small_log(), p);
   EXPECT_NEAR(at(before, 0, 1), std::exp2(-2.0), 1e-6);

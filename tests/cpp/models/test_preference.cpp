@@ -175,13 +175,13 @@ TEST(PreferenceModel, MemberTableAsOfTheCutIgnoresFutureAndUnknownMembers) {
   PreferenceModel full, trimmed;
   full.fit(prog.events, prog.catalog, cut, prog.users);
   trimmed.fit(prog.events, prog.catalog, cut, as_of);
-  const MemberTableReport& rf = full.member_table_report();
+  const UserTableReport& rf = full.user_table_report();
   EXPECT_EQ(rf.rows, prog.users.size());
   EXPECT_EQ(rf.joined_after_cut, future);
   EXPECT_EQ(rf.unknown_to_log, 0);
   EXPECT_EQ(rf.matched, static_cast<Index>(known.size()));
   EXPECT_EQ(rf.without_row, future);
-  const MemberTableReport& rt = trimmed.member_table_report();
+  const UserTableReport& rt = trimmed.user_table_report();
   EXPECT_EQ(rt.unknown_to_log, 3);
   EXPECT_EQ(rt.joined_after_cut, 0);
   EXPECT_EQ(rt.matched, static_cast<Index>(known.size()));
@@ -199,7 +199,7 @@ TEST(PreferenceModel, MemberTableAsOfTheCutIgnoresFutureAndUnknownMembers) {
   PERKREC_EXPECT_THROW_MSG(trimmed.fit(prog.events, prog.catalog, cut, strangers), InputError,
                            "no row of the users table matches");
   EXPECT_EQ(trimmed.preferences(), full.preferences());
-  EXPECT_EQ(trimmed.member_table_report().unknown_to_log, 3);
+  EXPECT_EQ(trimmed.user_table_report().unknown_to_log, 3);
 }
 
 TEST(KMeans, SeparatesPlantedClusters) {
