@@ -784,7 +784,7 @@ def _perkrec_behavior_inputs(tables, cands):
         tx,
         users=users,
         items=items,
-        member="household_id",
+        user="household_id",
         item="product_id",
         time="transaction_timestamp",
         quantity="quantity",

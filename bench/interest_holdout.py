@@ -58,7 +58,7 @@ def run(data: Path, cut: pd.Timestamp, level: str, half_life: float, threads: in
         tx,
         users=users,
         items=items,
-        member="household_id",
+        user="household_id",
         item="product_id",
         time="transaction_timestamp",
     )
