@@ -16,6 +16,7 @@ import inspect
 import json
 
 from . import _core
+from ._util import int_scalar
 
 
 def _record_init(init):
@@ -116,4 +117,16 @@ class _Estimator:
         if not params:
             return self
         type(self).__init__(self, **{**self.get_params(), **params})
+        return self
+
+
+class _Threaded:
+    """``set_num_threads`` for the models whose C++ side keeps a thread count."""
+
+    def set_num_threads(self, num_threads: int):
+        """Threads of later calls (0 = the OpenMP default, at most perkrec's MAX_THREADS): a
+        loaded model keeps the count it was saved with until you set your own. Returns the
+        model."""
+        self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -(2**31), 2**31 - 1))
+        self._set_recorded("num_threads", num_threads)
         return self

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._estimator import _Estimator
+from ._estimator import _Estimator, _Threaded
 from ._progress import ProgressArg, resolve_progress
 from ._util import frame_arg, int_scalar, time_seconds
 from .data import EventLog, IdMap, _expect, _Serializable
@@ -132,7 +132,7 @@ def _internal_user(log: EventLog, user, context: str) -> int:
     return internal
 
 
-class CLVModel(_Serializable, _Estimator):
+class CLVModel(_Serializable, _Estimator, _Threaded):
     """Lifetime value of each member: purchases x Gamma-Gamma order value, or a forecast chosen
     by a backtest inside the calibration period.
 
@@ -201,10 +201,6 @@ class CLVModel(_Serializable, _Estimator):
     def params(self) -> dict:
         """Every hyper-parameter in effect, C++ defaults included."""
         return json.loads(self._impl.get_params())
-
-    def set_num_threads(self, num_threads: int) -> None:
-        self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -(2**31), 2**31 - 1))
-        self._set_recorded("num_threads", num_threads)
 
     # --- fitting -----------------------------------------------------------------------------
     def fit(self, log: EventLog, cut_time=None, *, progress: ProgressArg = False) -> "CLVModel":

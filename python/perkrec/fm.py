@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import _blas, _core
-from ._estimator import _Estimator
+from ._estimator import _Estimator, _Threaded
 from ._progress import ProgressArg, resolve_progress
 from ._util import csr_parts, float_array, int_scalar, seconds, text_arg
 from ._serializable import _Serializable
@@ -792,7 +792,7 @@ def _f32(values, name: str, n: int) -> np.ndarray:
     return a
 
 
-class FM(_Serializable, _Estimator):
+class FM(_Serializable, _Estimator, _Threaded):
     """Factorization machine: bias + linear + factorized pairwise interactions over sparse rows.
 
     ``loss``: ``"logistic"`` (labels 0/1; ``predict`` gives probabilities), ``"squared"``
@@ -866,13 +866,6 @@ class FM(_Serializable, _Estimator):
             FeatureEncoder.from_json(json.dumps(meta["encoder"])) if "encoder" in meta else None
         )
         return obj
-
-    def set_num_threads(self, num_threads: int):
-        """Threads of later calls (0 = the OpenMP default, at most perkrec's MAX_THREADS): a
-        loaded model keeps the count it was saved with until you set your own."""
-        self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -(2**31), 2**31 - 1))
-        self._set_recorded("num_threads", num_threads)
-        return self
 
     def _train(
         self,

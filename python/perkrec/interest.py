@@ -25,16 +25,16 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._estimator import _Estimator
+from ._estimator import _Estimator, _Threaded
 from ._progress import ProgressArg, resolve_progress
-from ._util import int_array, int_scalar, time_seconds
+from ._util import int_array, int_scalar, sequence_arg, time_seconds
 from .behavior import BehaviorLog, ItemCatalog
 from .data import IdMap, _expect, _Serializable
 
 __all__ = ["InterestModel"]
 
 
-class InterestModel(_Serializable, _Estimator):
+class InterestModel(_Serializable, _Estimator, _Threaded):
     """Each member's interest in the values of one item level ("category", "brand", ...).
 
     A member's activity in a value is the sum over their events strictly before ``cut_time``
@@ -88,10 +88,6 @@ class InterestModel(_Serializable, _Estimator):
     def params(self) -> dict:
         """Every hyper-parameter in effect."""
         return json.loads(self._impl.get_params())
-
-    def set_num_threads(self, num_threads: int) -> None:
-        self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -(2**31), 2**31 - 1))
-        self._set_recorded("num_threads", num_threads)
 
     def fit(
         self,
@@ -222,6 +218,7 @@ class InterestModel(_Serializable, _Estimator):
             if labels is None:
                 labels = segments.to_numpy(dtype=object)
         else:
+            segments = sequence_arg(segments, "InterestModel.by_segment: segments")
             labels = np.asarray(list(segments), dtype=object)
         if len(labels) != n_users:
             raise _core.InputError(

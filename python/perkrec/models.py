@@ -11,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import _blas, _core
-from ._estimator import _Estimator
+from ._estimator import _Estimator, _Threaded
 from ._progress import ProgressArg, resolve_progress
 from ._util import csr_parts, int_array, int_scalar
 from ._serializable import _Serializable
@@ -28,15 +28,8 @@ def _top_n(n) -> int:
 MAX_GROWTH = _core.DEFAULT_MAX_GROWTH
 
 
-class _Recommender(_Serializable, _Indexed, _Estimator):
+class _Recommender(_Serializable, _Indexed, _Estimator, _Threaded):
     """Shared Python side of the recommender contract (get_params / set_params: _Estimator)."""
-
-    def set_num_threads(self, num_threads: int):
-        """Threads of later calls (0 = the OpenMP default, at most perkrec's MAX_THREADS): a
-        loaded model keeps the count it was saved with until you set your own."""
-        self._impl.set_num_threads(int_scalar(num_threads, "num_threads", -(2**31), 2**31 - 1))
-        self._set_recorded("num_threads", num_threads)
-        return self
 
     def score(self, users, benefits) -> np.ndarray:
         """Scores of (users[i], benefits[i]) pairs, float32."""

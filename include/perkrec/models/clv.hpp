@@ -403,6 +403,21 @@ class CLVModel : public Serializable<CLVModel> {
   Timestamp cut_time_ = kNoTime;
 };
 
+namespace detail {
+/// The regression forecaster's pieces, declared here for their tests (definitions and
+/// documentation in clv_impl.hpp): the number of features, their standardization, the Poisson
+/// ridge regression and its forecast for one feature row.
+inline constexpr std::size_t kClvFeatures = kCLVRegressionFeatures.size();
+PERKREC_INLINE void clv_standardize(const std::vector<double>& f, std::size_t n,
+                                    const std::vector<std::uint8_t>& use, std::uint8_t keep,
+                                    CLVRegression& sc);
+PERKREC_INLINE double clv_regression_apply(const double* r, const CLVRegression& sc,
+                                           const std::vector<double>& coef);
+PERKREC_INLINE void clv_poisson(const std::vector<double>& f, const std::vector<double>& y,
+                                const std::vector<std::uint8_t>& use, std::uint8_t keep, double l2,
+                                int threads, const CLVRegression& sc, std::vector<double>& coef);
+}  // namespace detail
+
 }  // namespace perkrec
 
 #ifdef PERKREC_HEADER_ONLY

@@ -179,8 +179,6 @@ inline double posterior_purchases_draw(PurchaseModelKind kind, const std::vector
 
 // --- forecasters: features, ridge regression, backtest ------------------------------------------
 
-constexpr std::size_t kClvFeatures = kCLVRegressionFeatures.size();
-
 // Per-member features (row-major, kClvFeatures per member of `s`) from the log's events of each
 // member strictly before `cut` (see kCLVRegressionFeatures); `m` and `value` give the purchase
 // model's p_alive and expected purchases over `horizon` and the expected order value.
@@ -264,9 +262,9 @@ inline std::vector<double> clv_features(const EventLog& log, const CLVSummary& s
 
 // The standardization of the features of the rows with use[i] == keep (all when `use` is
 // empty): their mean, scale (0 for a constant feature, which is then unused) and range.
-inline void clv_standardize(const std::vector<double>& f, std::size_t n,
-                            const std::vector<std::uint8_t>& use, std::uint8_t keep,
-                            CLVRegression& sc) {
+PERKREC_INLINE void clv_standardize(const std::vector<double>& f, std::size_t n,
+                                    const std::vector<std::uint8_t>& use, std::uint8_t keep,
+                                    CLVRegression& sc) {
   const std::size_t p = kClvFeatures;
   const auto used = [&](std::size_t i) { return use.empty() || use[i] == keep; };
   sc.mean.assign(p, 0.0);
@@ -313,8 +311,8 @@ inline double clv_linear(const double* r, const CLVRegression& sc,
 
 // The forecast over H of feature row `r`: exp of the linear predictor (capped far above any
 // count or spend so that it stays finite).
-inline double clv_regression_apply(const double* r, const CLVRegression& sc,
-                                   const std::vector<double>& coef) {
+PERKREC_INLINE double clv_regression_apply(const double* r, const CLVRegression& sc,
+                                           const std::vector<double>& coef) {
   const double v = clv_linear(r, sc, coef);
   return std::isfinite(v) ? std::exp(std::min(v, 200.0)) : 0.0;
 }
@@ -331,9 +329,9 @@ inline double clv_regression_apply(const double* r, const CLVRegression& sc,
 // exactly. Sums are taken in fixed blocks in order: the result does not depend on the thread
 // count. `coef` = (beta_0, beta), beta_j = 0 for a constant feature; beta_0 = log(1e-12) when no
 // row has y > 0.
-inline void clv_poisson(const std::vector<double>& f, const std::vector<double>& y,
-                        const std::vector<std::uint8_t>& use, std::uint8_t keep, double l2,
-                        int threads, const CLVRegression& sc, std::vector<double>& coef) {
+PERKREC_INLINE void clv_poisson(const std::vector<double>& f, const std::vector<double>& y,
+                                const std::vector<std::uint8_t>& use, std::uint8_t keep, double l2,
+                                int threads, const CLVRegression& sc, std::vector<double>& coef) {
   const std::size_t n = y.size(), p = kClvFeatures;
   const auto used = [&](std::size_t i) { return use.empty() || use[i] == keep; };
   const auto P = static_cast<Eigen::Index>(p + 1);
