@@ -194,7 +194,7 @@ def test_bad_inputs_raise_input_error_naming_the_field(program, times):
         bp.fit(log.to_frame(), catalog)
     with pytest.raises(perkrec.InputError, match="catalog"):
         bp.fit(log, catalog.to_frame())
-    with pytest.raises(perkrec.InputError, match="users"):
+    with pytest.raises(perkrec.InputError, match="user_table"):
         bp.fit(log, catalog, program.users.to_frame())
     with pytest.raises(perkrec.InputError, match="cut_time"):
         bp.fit(log, catalog, cut_time=times[1] + pd.Timedelta(days=1))
