@@ -254,6 +254,10 @@ def test_no_deprecated_names_in_readme():
         "member=",
         "member_value=",
         "members=",
+        "users=program.users",  # a UserTable is user_table=
+        "users=perkrec.IdMap",  # an IdMap is user_ids=
+        "users=log",
+        ".users.users",
         "from perkrec.plan import Planner",
     ):
         assert old not in readme, old
