@@ -190,6 +190,9 @@ class _Indexed:
         """Attaches external ids; each map must be None/empty or hold exactly one id per member
         (benefit). Raises InputError otherwise. (``users`` / ``benefits`` are the deprecated
         names of ``user_ids`` / ``benefit_ids``.)"""
+        for name, ids in (("user_ids", user_ids), ("benefit_ids", benefit_ids)):
+            if ids is not None:
+                _expect(ids, IdMap, name, f"{type(self).__name__}.set_ids")
         self._impl.set_ids((user_ids or IdMap())._impl, (benefit_ids or IdMap())._impl)
 
 

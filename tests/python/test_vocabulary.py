@@ -437,6 +437,9 @@ def test_event_log_from_frame_and_set_ids_user_ids(program):
     assert users == list(log.user_ids.ids) and benefits == list(log.benefit_ids.ids)
     with pytest.raises(perkrec.InputError, match="benefit_ids"):
         bare().set_ids(log.user_ids, benefit_ids=log.benefit_ids, benefits=log.benefit_ids)
+    with pytest.raises(perkrec.InputError, match="EventLog.set_ids: user_ids must be"):
+        with pytest.warns(DeprecationWarning):  # the old name's bad value: a typed error
+            bare().set_ids(users=5)
 
 
 def test_behavior_log_user_ids(program):
