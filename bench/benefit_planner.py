@@ -34,7 +34,7 @@ def python_recipe(bp, at):
     from perkrec.pipeline import PlanInputs, with_attributes
     from perkrec.plan import incremental_share, shrink_interactions
 
-    fm, catalog, users, events = bp.fm, bp.catalog, bp.users, bp.events
+    fm, catalog, users, events = bp.fm, bp.catalog, bp.user_table, bp.events
     n, nb = events.n_users, len(catalog)
     t = int(at.value // 1_000_000_000)
     pairs = pd.DataFrame(

@@ -782,7 +782,7 @@ def _perkrec_behavior_inputs(tables, cands):
     )
     behavior = perkrec.BehaviorLog.from_frame(
         tx,
-        users=users,
+        user_ids=users,
         items=items,
         user="household_id",
         item="product_id",

@@ -88,7 +88,7 @@ def starbucks():
     ds = datasets.load_starbucks(DATA / "starbucks-rewards-offers")
     f = ds.frame.copy()
     # Honest columns only (SOURCE.md: the customer aggregates leak the label).
-    f["user"] = ds.users.users.lookup(f["customer_id"].to_numpy())
+    f["user"] = ds.users.user_ids.lookup(f["customer_id"].to_numpy())
     f["benefit"] = ds.catalog.ids.lookup(f["offer_id"].astype(str).to_numpy())
     f["timestamp"] = (f["offer_received_time"].to_numpy() * 3600).astype(np.int64)
     f["label"] = f["offer_completed"].astype(np.uint8)

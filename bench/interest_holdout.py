@@ -56,7 +56,7 @@ def run(data: Path, cut: pd.Timestamp, level: str, half_life: float, threads: in
     users = perkrec.IdMap(np.unique(tx["household_id"].to_numpy()))
     behavior = perkrec.BehaviorLog.from_frame(
         tx,
-        users=users,
+        user_ids=users,
         items=items,
         user="household_id",
         item="product_id",

@@ -136,7 +136,9 @@ def simulated(
     log, catalog = program.events, program.catalog
     cut = program.truth.reference_time
     started = time.perf_counter()
-    model = perkrec.PreferenceModel().fit(log, catalog, cut, users=program.users if users else None)
+    model = perkrec.PreferenceModel().fit(
+        log, catalog, cut, user_table=program.users if users else None
+    )
     fit_seconds = time.perf_counter() - started
     rows = np.flatnonzero(np.diff(log.user_offsets) >= 10)
     truth = np.log(program.truth.preferences.to_numpy())
@@ -203,7 +205,7 @@ def transfer(members: int, seed: int, mix_name: str, rules=None) -> dict:
     log, catalog = program.events, program.catalog
     cut = log.time_range[1] - pd.Timedelta(days=30)
     started = time.perf_counter()
-    model = perkrec.PreferenceModel().fit(log, catalog, cut, users=program.users)
+    model = perkrec.PreferenceModel().fit(log, catalog, cut, user_table=program.users)
     fit_seconds = time.perf_counter() - started
     before = log.to_frame(external_ids=False)
     before = before[before["timestamp"] < cut]

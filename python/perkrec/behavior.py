@@ -3,7 +3,7 @@
 leak-safe behaviour aggregates for redemption models.
 
 >>> items = ItemCatalog.from_frame(products, id="product_id")          # levels: every text column
->>> log = BehaviorLog.from_frame(transactions, users=user_ids, items=items, user="household_id",
+>>> log = BehaviorLog.from_frame(transactions, user_ids=user_ids, items=items, user="household_id",
 ...                              item="product_id", time="transaction_timestamp",
 ...                              quantity="quantity", amount="sales_value", basket="basket_id")
 >>> applies = BenefitItems.from_frame(coupons, catalog=benefit_ids, items=items,
@@ -174,27 +174,25 @@ class ItemCatalog:
 
 
 # ---------------------------------------------------------------------------------------------
-def _user_map(users):
-    """(IdMap, fixed): the member map of ``users`` (an IdMap, a UserTable, an EventLog with
-    user_ids, or None for a new map)."""
-    if users is None:
+def _user_map(user_ids):
+    """(IdMap, fixed): the member map of ``user_ids`` (an IdMap, or a UserTable or an EventLog
+    whose ``user_ids`` is one, or None for a new map)."""
+    if user_ids is None:
         return IdMap(), False
-    if isinstance(users, IdMap):
-        return users, True
-    if hasattr(users, "users") and isinstance(users.users, IdMap):
-        return users.users, True
-    if hasattr(users, "user_ids") and isinstance(users.user_ids, IdMap):
-        return users.user_ids, True
+    if isinstance(user_ids, IdMap):
+        return user_ids, True
+    if isinstance(getattr(user_ids, "user_ids", None), IdMap):
+        return user_ids.user_ids, True
     raise _core.InputError(
-        f"BehaviorLog.from_frame: users must be an IdMap, a UserTable or an EventLog with ids "
-        f"(got {type(users).__name__})"
+        "BehaviorLog.from_frame: user_ids must be an IdMap, a UserTable or an EventLog with ids "
+        f"(got {type(user_ids).__name__})"
     )
 
 
 class BehaviorLog:
     """What members bought and browsed: columnar, sorted by member then time, indexed by member.
 
-    Member indices are those of ``users`` (the IdMap shared with the EventLog, UserTable and the
+    Member indices are those of ``user_ids`` (the IdMap shared with the EventLog, UserTable and the
     samples), item indices those of the ItemCatalog. ``unknown_items`` / ``unknown_users``
     count the rows dropped because their item / member id was unknown.
     """
@@ -204,12 +202,12 @@ class BehaviorLog:
         self.user_ids: Optional[IdMap] = None
 
     @classmethod
-    @renamed_keywords(member="user")
+    @renamed_keywords(member="user", users="user_ids")
     def from_frame(
         cls,
         frame: pd.DataFrame,
         *,
-        users=None,
+        user_ids=None,
         items: ItemCatalog,
         user: str = "user_id",
         item: str = "item_id",
@@ -224,9 +222,9 @@ class BehaviorLog:
         """From a DataFrame of behaviour events with external ids.
 
         ``user``, ``item``: the id columns (``member`` is the deprecated name of ``user``).
-        ``users``: the member map (an IdMap, a UserTable or an EventLog with user_ids) — rows
+        ``user_ids``: the member map (an IdMap, or a UserTable or EventLog: its user_ids) — rows
         of members it lacks are unknown; None builds a new map in order of first appearance
-        (``log.user_ids``). ``items``: the ItemCatalog. ``action``: a column of action names
+        (``log.user_ids``); ``users`` is its deprecated name. ``items``: the ItemCatalog. ``action``: a column of action names
         (purchase, view, cart, search, like, share, ...; the vocabulary is their sorted distinct
         values), or None: every row is a "purchase". ``time``: epoch seconds, datetimes or date
         strings (naive = UTC). ``quantity`` (default 1), ``amount`` (default 0) and ``basket``
@@ -242,7 +240,7 @@ class BehaviorLog:
                 f"{context}: items must be a perkrec.ItemCatalog (got {type(items).__name__})"
             )
         _require_columns(frame, [user, item, time, action, quantity, amount, basket], context)
-        user_map, fixed = _user_map(users)
+        user_map, fixed = _user_map(user_ids)
         if fixed:
             user_idx = _lookup(user_map, frame[user])
         else:

@@ -20,6 +20,7 @@ from ._util import (
     int_array,
     int_scalar,
     renamed_keywords,
+    renamed_property,
     seconds,
     sequence_arg,
     text_arg,
@@ -182,10 +183,17 @@ class _Indexed:
         ids = IdMap._wrap(self._impl.benefit_ids)
         return ids if len(ids) else None
 
-    def set_ids(self, users: Optional[IdMap] = None, benefits: Optional[IdMap] = None) -> None:
+    @renamed_keywords(users="user_ids", benefits="benefit_ids")
+    def set_ids(
+        self, user_ids: Optional[IdMap] = None, benefit_ids: Optional[IdMap] = None
+    ) -> None:
         """Attaches external ids; each map must be None/empty or hold exactly one id per member
-        (benefit). Raises InputError otherwise."""
-        self._impl.set_ids((users or IdMap())._impl, (benefits or IdMap())._impl)
+        (benefit). Raises InputError otherwise. (``users`` / ``benefits`` are the deprecated
+        names of ``user_ids`` / ``benefit_ids``.)"""
+        for name, ids in (("user_ids", user_ids), ("benefit_ids", benefit_ids)):
+            if ids is not None:
+                _expect(ids, IdMap, name, f"{type(self).__name__}.set_ids")
+        self._impl.set_ids((user_ids or IdMap())._impl, (benefit_ids or IdMap())._impl)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,41 +406,44 @@ class Catalog(_Serializable):
 
 # ---------------------------------------------------------------------------------------------
 class UserTable(_Serializable):
-    """Member attributes, one row per member of ``users``: numeric columns (NaN = missing) and
-    categorical ones (codes into category names, -1 = missing)."""
+    """Member attributes, one row per member of ``user_ids`` (an IdMap): numeric columns
+    (NaN = missing) and categorical ones (codes into category names, -1 = missing)."""
 
     _core_class = _core.UserTable
 
     unknown_users = 0  # members added or dropped by from_frame (see there)
 
-    def __init__(self, users: IdMap):
-        _expect(users, IdMap, "users", "UserTable")
-        self._impl = _core.UserTable(users._impl)
+    @renamed_keywords(users="user_ids")
+    def __init__(self, user_ids: IdMap):
+        _expect(user_ids, IdMap, "user_ids", "UserTable")
+        self._impl = _core.UserTable(user_ids._impl)
 
     @classmethod
+    @renamed_keywords(users="user_ids")
     def from_frame(
         cls,
         frame: pd.DataFrame,
         id_column: Optional[str] = None,
-        users: Optional[IdMap] = None,
+        user_ids: Optional[IdMap] = None,
         unknown: str = "add",
     ) -> "UserTable":
         """From a DataFrame with one row per member. Ids come from ``id_column`` (default: the
         index). Numbers and booleans become numeric columns, datetimes numeric seconds since the
         epoch, everything else categorical.
 
-        Without ``users`` the map is built from the ids in row order. With ``users`` (usually
-        ``log.user_ids``) the rows are aligned to that map: its members keep their indices and
+        Without ``user_ids`` the map is built from the ids in row order. With ``user_ids``
+        (usually ``log.user_ids``) the rows are aligned to that map: its members keep their indices and
         those absent from the frame get missing values. Members of the frame that the map lacks
         (real programs have members without events) follow ``unknown``:
 
         - ``"add"`` (default): appended to a copy of the map, in frame order, at indices
-          ``len(users)``, ``len(users) + 1``, ...; event-log indices stay valid, and the table's
-          ``users`` is the grown map (the caller's map is not changed);
+          ``len(user_ids)``, ``len(user_ids) + 1``, ...; event-log indices stay valid, and the
+          table's ``user_ids`` is the grown map (the caller's map is not changed);
         - ``"drop"``: left out;
         - ``"raise"``: InputError naming the first unknown id.
 
-        ``table.unknown_users`` holds how many were added or dropped (0 without ``users``).
+        ``table.unknown_users`` holds how many were added or dropped (0 without ``user_ids``).
+        (``users`` is the deprecated name of ``user_ids``.)
         """
         frame_arg(frame, "UserTable.from_frame: frame")
         if unknown not in ("add", "drop", "raise"):
@@ -444,11 +455,12 @@ class UserTable(_Serializable):
             dup = pd.Index(ids)[pd.Index(ids).duplicated()][0]
             raise _core.InputError(f"UserTable.from_frame: duplicate member id {dup!r}")
         unknown_count = 0
+        users = user_ids
         if users is None:
             users = IdMap(np.asarray(ids))
             rows = np.arange(len(frame))
         else:
-            _expect(users, IdMap, "users", "UserTable.from_frame")
+            _expect(users, IdMap, "user_ids", "UserTable.from_frame")
             rows = users.lookup(ids, missing="raise" if unknown == "raise" else "minus_one")
             missing_rows = rows < 0
             unknown_count = int(missing_rows.sum())
@@ -491,12 +503,14 @@ class UserTable(_Serializable):
                 data[name] = pd.Categorical.from_codes(
                     self._impl.codes(name), self._impl.categories(name)
                 )
-        users = self.users
-        return pd.DataFrame(data, index=pd.Index(users.ids, name="user"))
+        return pd.DataFrame(data, index=pd.Index(self.user_ids.ids, name="user"))
 
     @property
-    def users(self) -> IdMap:
+    def user_ids(self) -> IdMap:
+        """The member map: row i of the table is member i of this IdMap."""
         return IdMap._wrap(self._impl.users)
+
+    users = renamed_property("user_ids", "UserTable.users")
 
     @property
     def columns(self) -> List[str]:
@@ -575,6 +589,7 @@ class EventLog(_Serializable, _Indexed):
         return cls._wrap(impl)
 
     @classmethod
+    @renamed_keywords(users="user_ids")
     def from_frame(
         cls,
         frame: pd.DataFrame,
@@ -587,14 +602,14 @@ class EventLog(_Serializable, _Indexed):
         order_amount: Optional[str] = "order_amount",
         propensity: Optional[str] = "propensity",
         control: Optional[str] = "control",
-        users: Optional[IdMap] = None,
+        user_ids: Optional[IdMap] = None,
         benefits: Union[IdMap, "Catalog", None] = None,
         num_threads: int = 0,
     ) -> "EventLog":
         """From a DataFrame of events with external ids.
 
-        Member ids are mapped through ``users`` (unknown ids raise InputError) or a new map in
-        order of first appearance; benefit ids through ``benefits`` (an IdMap or a Catalog) or
+        Member ids are mapped through ``user_ids`` (an IdMap; unknown ids raise InputError) or a
+        new map in order of first appearance (``users`` is its deprecated name); benefit ids through ``benefits`` (an IdMap or a Catalog) or
         a new map. A missing benefit (NaN/None) is allowed for 'ordered' events, a missing
         order_amount for events other than 'ordered' and 'redeemed'. Optional columns that are
         absent from the frame are skipped."""
@@ -602,8 +617,10 @@ class EventLog(_Serializable, _Indexed):
         for name in (user, benefit, event_type, timestamp):
             if name not in frame.columns:
                 raise _core.InputError(f"EventLog.from_frame: missing column {name!r}")
-        user_map = IdMap() if users is None else users
-        if users is None:
+        if user_ids is not None:
+            _expect(user_ids, IdMap, "user_ids", "EventLog.from_frame")
+        user_map = IdMap() if user_ids is None else user_ids
+        if user_ids is None:
             user_idx = user_map.lookup_or_add(frame[user])
         else:
             user_idx = user_map.lookup(frame[user])

@@ -573,7 +573,7 @@ def load_starbucks(path) -> Dataset:
             f"{ufile}: duplicate customer id {profile.index[profile.index.duplicated()][0]!r}"
         )
     users = UserTable.from_frame(profile)
-    user_ids = users.users
+    user_ids = users.user_ids
 
     # Derived per-offer rows.
     parts = []
@@ -901,7 +901,7 @@ def load_dunnhumby(path) -> Dataset:
         np.concatenate([_types("issued", n_t), _types("redeemed", n_r)]),
         np.concatenate([frame["start_day"].to_numpy(), red["day"].to_numpy()]) * _SECONDS_PER_DAY,
     )
-    users = UserTable.from_frame(households, users=user_ids)
+    users = UserTable.from_frame(households, user_ids=user_ids)
 
     extra: Dict[str, Any] = {
         "campaigns": campaigns,
@@ -1153,7 +1153,7 @@ def load_movielens_100k(path, min_rating: Optional[float] = None) -> Dataset:
             "timestamp": _timestamps(raw, "timestamp", rfile),
         }
     )
-    events = _ratings_events(frame, users.users, item_ids, rfile, min_rating)
+    events = _ratings_events(frame, users.user_ids, item_ids, rfile, min_rating)
     return Dataset(
         name="movielens-100k", frame=frame, events=events, users=users, extra={"items": items}
     )

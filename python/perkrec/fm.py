@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from . import _blas, _core
 from ._estimator import _Estimator, _Threaded
 from ._progress import ProgressArg, resolve_progress
-from ._util import csr_parts, float_array, int_scalar, seconds, text_arg
+from ._util import csr_parts, float_array, int_scalar, renamed_keywords, seconds, text_arg
 from ._serializable import _Serializable
 
 __all__ = [
@@ -138,10 +138,11 @@ def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     return out
 
 
+@renamed_keywords(users="user_table")
 def redemption_samples(
     events=None,
     catalog=None,
-    users=None,
+    user_table=None,
     *,
     offers: Optional[pd.DataFrame] = None,
     window_days: Optional[float] = None,
@@ -163,12 +164,12 @@ def redemption_samples(
 
     **From labelled offers** (``offers``: a DataFrame with ``user``, ``benefit``, ``timestamp``,
     ``label`` columns and any others): labels are taken as given (0/1 or bool; missing raises),
-    no events are needed or invented. Member ids are looked up in ``users`` (a UserTable: its
+    no events are needed or invented. Member ids are looked up in ``user_table`` (a UserTable: its
     member map) or else in ``events.user_ids``; benefit ids in the catalog. The frame's index is
     kept (the row id) and every other column (campaign, ...) is carried through; those columns
     win over generated ones of the same name.
 
-    ``unknown``: what to do with member or benefit ids that the maps, the catalog or ``users``
+    ``unknown``: what to do with member or benefit ids that the maps, the catalog or ``user_table``
     lack: ``"raise"`` (InputError naming the first), ``"drop"`` the rows, or ``"keep"`` them
     with index -1 and missing attributes. ``frame.attrs["unknown_users"]`` and
     ``["unknown_benefits"]`` count them either way.
@@ -176,7 +177,8 @@ def redemption_samples(
     Columns: user, benefit (indices), timestamp (epoch seconds), label, [event], benefit
     attributes (kind, face_value, face_value_band, threshold, discount_rate, validity_days,
     scope, channel and the catalog's free attributes such as brand or category), member
-    attributes from ``users`` (signup_time becomes tenure_days), context (weekday, hour,
+    attributes from ``user_table`` (a UserTable or a DataFrame indexed by member id;
+    ``users`` is its deprecated name; signup_time becomes tenure_days), context (weekday, hour,
     day_of_month), then the kept columns.
     """
     if unknown not in _UNKNOWN_CHOICES:
@@ -201,8 +203,8 @@ def redemption_samples(
             )
     counts = {"unknown_users": 0, "unknown_benefits": 0}
     n_users = None
-    if users is not None:
-        n_users = len(users.users) if hasattr(users, "users") else len(_users_frame(users))
+    if user_table is not None:
+        n_users = len(user_table if isinstance(user_table, pd.DataFrame) else user_table.user_ids)
     if offers is None:
         if events is None:
             raise _core.InputError(
@@ -301,13 +303,13 @@ def redemption_samples(
                 f"redemption_samples: offers lacks column {missing[0]!r} "
                 "(needs user, benefit, timestamp, label)"
             )
-        if users is not None and hasattr(users, "users"):
-            user_map = users.users
+        if user_table is not None and not isinstance(user_table, pd.DataFrame):
+            user_map = user_table.user_ids
         elif events is not None and hasattr(events, "user_ids") and events.user_ids is not None:
             user_map = events.user_ids
         else:
             raise _core.InputError(
-                "redemption_samples: offers need a member map: give users (a UserTable) "
+                "redemption_samples: offers need a member map: give user_table (a UserTable) "
                 "or events (an EventLog with user_ids)"
             )
         from .data import IdMap
@@ -356,8 +358,8 @@ def redemption_samples(
             b >= 0, _face_value_band(np.nan_to_num(out["face_value"].to_numpy(np.float64))), -1
         )
     time_out = out["timestamp"].to_numpy()
-    if users is not None:
-        uf = _users_frame(users)
+    if user_table is not None:
+        uf = _users_frame(user_table)
         rows = out["user"].to_numpy()
         for col in uf.columns:
             values = _take(uf[col].to_numpy(), rows)

@@ -45,7 +45,7 @@ import pandas as pd
 from . import _core
 from ._progress import ProgressArg
 from ._serializable import register as _register_kind
-from ._util import int_scalar, renamed_keywords, time_seconds
+from ._util import int_scalar, renamed_keywords, renamed_property, time_seconds
 
 WEIGHTINGS = ("ipw", "none")
 INCREMENTAL_SOURCES = ("timing", "control")
@@ -71,10 +71,12 @@ class PlanInputs:
     order_value: np.ndarray
 
 
-def with_attributes(pairs: pd.DataFrame, catalog, users=None) -> pd.DataFrame:
+@renamed_keywords(users="user_table")
+def with_attributes(pairs: pd.DataFrame, catalog, user_table=None) -> pd.DataFrame:
     """Adds to ``pairs`` (columns user, benefit, timestamp in epoch seconds) the benefit, member
     and context columns :func:`perkrec.redemption_samples` produces, so the FM's encoder sees
-    the same columns at plan time as in training."""
+    the same columns at plan time as in training. ``user_table`` (a UserTable; ``users`` is its
+    deprecated name) adds the member attributes."""
     from .fm import _face_value_band
 
     cat = catalog.to_frame()
@@ -91,8 +93,8 @@ def with_attributes(pairs: pd.DataFrame, catalog, users=None) -> pd.DataFrame:
         pairs[col] = cat[col].to_numpy()[b]
     pairs["face_value_band"] = _face_value_band(pairs["face_value"])
     t = pairs["timestamp"].to_numpy()
-    if users is not None:
-        table = users.to_frame()
+    if user_table is not None:
+        table = user_table.to_frame()
         u = pairs["user"].to_numpy()
         for col in table.columns:
             if col == "signup_time":
@@ -213,11 +215,12 @@ class BenefitPlanner:
         self._state: Optional[dict] = None
 
     # --- fitting ---------------------------------------------------------------------------
+    @renamed_keywords(users="user_table")
     def fit(
-        self, events, catalog, users=None, cut_time=None, *, progress: ProgressArg = False
+        self, events, catalog, user_table=None, cut_time=None, *, progress: ProgressArg = False
     ) -> "BenefitPlanner":
         """Learns the plan's inputs from ``events`` (an EventLog), ``catalog`` and optionally
-        ``users`` (a UserTable of the log's members; without it the FM uses no member
+        ``user_table`` (a UserTable of the log's members; ``users`` is its deprecated name; without it the FM uses no member
         attributes and the policy no attribute rules). The redemption model sees only the
         events before ``cut_time`` (default: the log's last ``DEFAULT_CUT_DAYS`` days are held
         out); the issues after it serve early stopping and the shrinkage. ``progress``: True
@@ -233,20 +236,20 @@ class BenefitPlanner:
             raise _input_error(
                 f"BenefitPlanner.fit: catalog must be a perkrec.Catalog (got {type(catalog).__name__})"
             )
-        if users is not None and not isinstance(users, UserTable):
+        if user_table is not None and not isinstance(user_table, UserTable):
             raise _input_error(
-                f"BenefitPlanner.fit: users must be a perkrec.UserTable or None (got "
-                f"{type(users).__name__})"
+                f"BenefitPlanner.fit: user_table must be a perkrec.UserTable or None (got "
+                f"{type(user_table).__name__})"
             )
         if len(catalog) != events.n_benefits:
             raise _input_error(
                 f"BenefitPlanner.fit: catalog: expected {events.n_benefits} benefits, the event "
                 f"log's (got {len(catalog)})"
             )
-        if users is not None and len(users) != events.n_users:
+        if user_table is not None and len(user_table) != events.n_users:
             raise _input_error(
-                f"BenefitPlanner.fit: users: expected {events.n_users} members, the event log's "
-                f"(got {len(users)})"
+                f"BenefitPlanner.fit: user_table: expected {events.n_users} members, the event log's "
+                f"(got {len(user_table)})"
             )
         if len(events) == 0:
             raise _input_error("BenefitPlanner.fit: events: the log is empty (got 0 events)")
@@ -271,22 +274,24 @@ class BenefitPlanner:
                 "has none); use incremental='timing'"
             )
         fm, encoder = self._fit_redemption_model(
-            events, catalog, users, cut, t_cut, t_end, progress
+            events, catalog, user_table, cut, t_cut, t_end, progress
         )
-        holdout = self._holdout(events, frame, catalog, users, fm, encoder, t_cut, t_end)
+        holdout = self._holdout(events, frame, catalog, user_table, fm, encoder, t_cut, t_end)
         self._state = self._fit_rest(
-            events, catalog, users, end, fm, holdout, t_cut, t_end, progress
+            events, catalog, user_table, end, fm, holdout, t_cut, t_end, progress
         )
         return self
 
-    def _fit_redemption_model(self, events, catalog, users, cut, t_cut: int, t_end: int, progress):
+    def _fit_redemption_model(
+        self, events, catalog, user_table, cut, t_cut: int, t_end: int, progress
+    ):
         from .data import split_by_time
         from .fm import FM, FeatureEncoder, redemption_samples
         from .plan import issue_weights
 
         threads = self.params["num_threads"]
         train, _ = split_by_time(events, cut, threads)
-        rows = redemption_samples(train, catalog, users)
+        rows = redemption_samples(train, catalog, user_table)
         if len(rows) == 0:
             raise _input_error(
                 f"BenefitPlanner.fit: events: no issues before cut_time (got cut_time {cut})"
@@ -298,7 +303,7 @@ class BenefitPlanner:
         encoder = FeatureEncoder().fit(rows, events=events, catalog=catalog)
         validation = None
         if self.params["early_stopping"]:
-            held = redemption_samples(events, catalog, users)
+            held = redemption_samples(events, catalog, user_table)
             held = held[
                 (
                     (held["timestamp"] >= t_cut)
@@ -323,7 +328,9 @@ class BenefitPlanner:
         )
         return fm, encoder
 
-    def _holdout(self, events, frame, catalog, users, fm, encoder, t_cut: int, t_end: int) -> dict:
+    def _holdout(
+        self, events, frame, catalog, user_table, fm, encoder, t_cut: int, t_end: int
+    ) -> dict:
         """The held-out issues (after the cut, validity ended by the end of the log) with the
         FM's predictions: what the shrinkage fits its slope on at plan time."""
         from .fm import redemption_samples
@@ -332,7 +339,7 @@ class BenefitPlanner:
         empty = {"user": None, "benefit": None, "predicted": None, "redeemed": None, "weight": None}
         if not self.params["shrink"]:
             return empty
-        rows = redemption_samples(frame, catalog, users)
+        rows = redemption_samples(frame, catalog, user_table)
         held = (
             (rows["timestamp"] >= t_cut)
             & (rows["timestamp"] + rows["validity_days"] * 86400 <= t_end)
@@ -359,7 +366,7 @@ class BenefitPlanner:
         }
 
     def _fit_rest(
-        self, events, catalog, users, end, fm, holdout, t_cut: int, t_end: int, progress
+        self, events, catalog, user_table, end, fm, holdout, t_cut: int, t_end: int, progress
     ) -> dict:
         from .plan import incremental_share_from_control, order_value
         from .preference import PreferenceModel
@@ -380,7 +387,7 @@ class BenefitPlanner:
             "preference": pref,
             "catalog": catalog,
             "events": events,
-            "users": users,
+            "user_table": user_table,
             "order_value": value,
             "holdout": holdout,
             "incremental_share": share,
@@ -422,9 +429,11 @@ class BenefitPlanner:
         return self._require_fitted("events")["events"]
 
     @property
-    def users(self):
+    def user_table(self):
         """The UserTable given to fit, or None."""
-        return self._require_fitted("users")["users"]
+        return self._require_fitted("user_table")["user_table"]
+
+    users = renamed_property("user_table", "BenefitPlanner.users")
 
     @property
     def order_value(self) -> np.ndarray:
@@ -506,9 +515,9 @@ class BenefitPlanner:
         self._require_fitted("plan")
         t = self._time(at)
         log = self._events_impl(events, "plan")
-        users = self.users
-        if users is None:
-            users = UserTable(self.events.user_ids)
+        user_table = self.user_table
+        if user_table is None:
+            user_table = UserTable(self.events.user_ids)
         if inputs is not None:
             if not isinstance(inputs, PlanInputs):
                 raise _input_error(
@@ -517,7 +526,7 @@ class BenefitPlanner:
             pref = self.preference
             plan = self.planner.plan(
                 self.catalog,
-                users,
+                user_table,
                 t,
                 redemption_probability=inputs.redemption_probability,
                 incremental_share=inputs.incremental_share,
@@ -532,8 +541,8 @@ class BenefitPlanner:
         compiled, result, slope = self._core().plan(
             t, float("nan") if budget is None else float(budget), log
         )
-        compiled = CompiledPolicy(compiled, [str(b) for b in self.catalog.ids.ids], users)
-        plan = _plan_from_result(compiled, self.catalog, users, result)
+        compiled = CompiledPolicy(compiled, [str(b) for b in self.catalog.ids.ids], user_table)
+        plan = _plan_from_result(compiled, self.catalog, user_table, result)
         plan.info["slope"] = slope
         return plan
 
@@ -577,7 +586,7 @@ class BenefitPlanner:
             state["preference"]._impl,
             state["catalog"]._impl,
             state["events"]._impl,
-            None if state["users"] is None else state["users"]._impl,
+            None if state["user_table"] is None else state["user_table"]._impl,
             state["order_value"],
             held["user"],
             held["benefit"],
@@ -647,7 +656,7 @@ class BenefitPlanner:
             error.code = "invalid_content"
             raise error from exc
         weight = impl.holdout_weight
-        users = impl.users
+        user_table = impl.users
         holdout = {
             "user": impl.holdout_user,
             "benefit": impl.holdout_benefit,
@@ -662,7 +671,7 @@ class BenefitPlanner:
             "preference": PreferenceModel._wrap(impl.preference),
             "catalog": Catalog._wrap(impl.catalog),
             "events": EventLog._wrap(impl.events),
-            "users": None if users is None else UserTable._wrap(users),
+            "user_table": None if user_table is None else UserTable._wrap(user_table),
             "order_value": impl.order_value,
             "holdout": holdout,
             "incremental_share": share if len(share) else None,

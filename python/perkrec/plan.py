@@ -1102,10 +1102,11 @@ class Planner:
         self.method = method
         self.num_threads = num_threads
 
+    @renamed_keywords(users="user_table")
     def plan(
         self,
         catalog,
-        users,
+        user_table,
         plan_time,
         *,
         redemption_probability=None,
@@ -1119,8 +1120,8 @@ class Planner:
         budget: Optional[float] = None,
         eligible_matrix: bool = True,
     ) -> Plan:
-        """Plans for the members of ``users`` (UserTable rows = member indices of the
-        probabilities) at ``plan_time``.
+        """Plans for the members of ``user_table`` (UserTable rows = member indices of the
+        probabilities; ``users`` is its deprecated name) at ``plan_time``.
 
         ``redemption_probability``: members x benefits P(redemption | issued), or a
         :class:`ProbabilityFactors` (scored in C++ on eligible pairs only: no members x benefits
@@ -1165,7 +1166,7 @@ class Planner:
                 share = _optional_floats(incremental_share, "incremental_share")
         compiled = self.policy.compile(
             catalog,
-            users,
+            user_table,
             plan_time,
             segments=segments,
             history=history,
@@ -1196,17 +1197,17 @@ class Planner:
             None if preference is None else _impl_of(preference),
             float("nan") if budget is None else float(budget),
         )
-        return _plan_from_result(compiled, catalog, users, result, eligible_matrix)
+        return _plan_from_result(compiled, catalog, user_table, result, eligible_matrix)
 
 
-def _plan_from_result(compiled, catalog, users, result, eligible_matrix: bool = True) -> Plan:
+def _plan_from_result(compiled, catalog, user_table, result, eligible_matrix: bool = True) -> Plan:
     """A :class:`Plan` from a compiled policy and the core's Planner::plan tuple
     (candidates, diagnostics, allocation, rows, budget)."""
     candidates, diagnostics, allocation, rows, planned_budget = result
     from .data import UserTable
 
     # The member column holds the members' external ids (the UserTable's map).
-    user_ids = users.users if isinstance(users, UserTable) else None
+    user_ids = user_table.user_ids if isinstance(user_table, UserTable) else None
     member_segment = np.asarray(compiled.constraints.member_segment)
     frame = _frame(
         catalog,

@@ -83,10 +83,12 @@ class CompiledPolicy:
     nothing), ``utc_offset_hours`` and ``issue_cost``.
     """
 
-    def __init__(self, impl: "_core.CompiledPolicy", benefit_ids: Sequence[str], users: UserTable):
+    def __init__(
+        self, impl: "_core.CompiledPolicy", benefit_ids: Sequence[str], user_table: UserTable
+    ):
         self._impl = impl
         self._benefit_ids = list(benefit_ids)
-        self._users = users
+        self._users = user_table
 
     # --- eligibility -----------------------------------------------------------------------------
     @property
@@ -305,17 +307,18 @@ class Policy:
     def rule_names(self) -> List[str]:
         return list(self._impl.rule_names)
 
+    @renamed_keywords(users="user_table")
     def compile(
         self,
         catalog: Catalog,
-        users: UserTable,
+        user_table: UserTable,
         plan_time,
         segments=None,
         history: Optional[EventLog] = None,
         num_threads: int = 0,
     ) -> CompiledPolicy:
-        """Compiles for ``users`` (the plan's members, in UserTable row order) and ``catalog``
-        at ``plan_time`` (seconds, or anything pandas reads as a time; naive = UTC).
+        """Compiles for ``user_table`` (the plan's members, in UserTable row order; ``users`` is
+        its deprecated name) and ``catalog`` at ``plan_time`` (seconds, or anything pandas reads as a time; naive = UTC).
 
         segments: None, a Series / list of segment labels per member (missing = none), a
         DataFrame with a "segment" column (``PreferenceModel.segments()``), or (codes, names).
@@ -323,20 +326,20 @@ class Policy:
         frequency cap (``issued`` events in the trailing periods before plan_time).
         Unknown columns, segments or benefit ids raise InputError naming the rule."""
         _expect(catalog, Catalog, "catalog", "Policy.compile")
-        _expect(users, UserTable, "users", "Policy.compile")
+        _expect(user_table, UserTable, "user_table", "Policy.compile")
         if history is not None:
             _expect(history, EventLog, "history", "Policy.compile")
-        codes, names = _segments_arg(segments, len(users))
+        codes, names = _segments_arg(segments, len(user_table))
         impl = self._impl.compile(
             catalog._impl,
-            users._impl,
+            user_table._impl,
             time_seconds(plan_time, "plan_time"),
             codes,
             names,
             None if history is None else history._impl,
             int(num_threads),
         )
-        return CompiledPolicy(impl, [str(b) for b in catalog.ids.ids], users)
+        return CompiledPolicy(impl, [str(b) for b in catalog.ids.ids], user_table)
 
     def send_time(self, t, utc_offset_hours: float = 0.0):
         """Earliest time >= t outside the quiet hours for a member at ``utc_offset_hours``.

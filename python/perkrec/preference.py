@@ -137,20 +137,21 @@ class PreferenceModel(_Recommender):
         }
         self._impl = _core.PreferenceModel(json.dumps(params))
 
+    @renamed_keywords(users="user_table")
     def fit(
         self,
         log: EventLog,
         catalog: Catalog,
         cut_time=None,
-        users=None,
+        user_table=None,
         *,
         progress: ProgressArg = False,
     ) -> "PreferenceModel":
         """Learns from the events of ``log`` strictly before ``cut_time`` (default: after the
         last event). Member and benefit ids of the log are attached to the model.
 
-        ``users`` (optional): the member table as of the cut, a UserTable or a DataFrame indexed
-        by member id. Member attributes become covariates of the latent-class prior, so the
+        ``user_table`` (optional; ``users`` is its deprecated name): the member table as of the
+        cut, a UserTable or a DataFrame indexed by member id. Member attributes become covariates of the latent-class prior, so the
         mixing weights depend on the member (multinomial logistic on one-hot categorical and
         standardized numeric columns, refit in every EM sweep). Rows are matched to the log's
         members by id: rows of members the log does not know are ignored, members without a
@@ -158,24 +159,25 @@ class PreferenceModel(_Recommender):
         categorical: no category), and a row whose ``user_time_columns`` time (e.g.
         ``signup_time``) lies at or after the cut, a member who joined after the cut, is
         ignored, so attributes of future members never change the fit. Time columns enter as
-        days before the cut. The counts are in ``user_table_report``. Without ``users`` the
+        days before the cut. The counts are in ``user_table_report``. Without ``user_table`` the
         model is fitted exactly as before."""
         _expect(log, EventLog, "log", "PreferenceModel.fit")
         _expect(catalog, Catalog, "catalog", "PreferenceModel.fit")
         cut = (
             int(log._impl.max_time) + 1 if cut_time is None else time_seconds(cut_time, "cut_time")
         )
-        if users is not None and not isinstance(users, pd.DataFrame):
-            _expect(users, UserTable, "users", "PreferenceModel.fit")
-        if isinstance(users, pd.DataFrame):
-            users = UserTable.from_frame(users)
-        if users is None:
-            self._impl.fit(log._impl, catalog._impl, cut, resolve_progress(progress))
+        if user_table is not None and not isinstance(user_table, pd.DataFrame):
+            _expect(user_table, UserTable, "user_table", "PreferenceModel.fit")
+        if isinstance(user_table, pd.DataFrame):
+            user_table = UserTable.from_frame(user_table)
+        progress = resolve_progress(progress)
+        if user_table is None:
+            self._impl.fit(log._impl, catalog._impl, cut, progress)
         else:
-            self._impl.fit(log._impl, catalog._impl, cut, users._impl, resolve_progress(progress))
-        users, benefits = log.user_ids, log.benefit_ids
-        if users is not None or benefits is not None:
-            self.set_ids(users, benefits)
+            self._impl.fit(log._impl, catalog._impl, cut, user_table._impl, progress)
+        user_ids, benefit_ids = log.user_ids, log.benefit_ids
+        if user_ids is not None or benefit_ids is not None:
+            self.set_ids(user_ids, benefit_ids)
         return self
 
     @property
@@ -200,11 +202,13 @@ class PreferenceModel(_Recommender):
         w = self._impl.covariate_weights()
         return pd.DataFrame(w, columns=(["intercept"] + self.covariate_names) if w.shape[1] else [])
 
-    def class_prior(self, users) -> np.ndarray:
-        """Mixing weights pi_k(member) [rows of ``users`` x n_classes]."""
+    @renamed_keywords(users="user_table")
+    def class_prior(self, user_table) -> np.ndarray:
+        """Mixing weights pi_k(member) [rows of ``user_table`` (a UserTable; ``users`` is its
+        deprecated name) x n_classes]."""
         self._require_fitted("class_prior")
         return self._impl.class_prior(
-            _expect(users, UserTable, "users", "PreferenceModel.class_prior")._impl
+            _expect(user_table, UserTable, "user_table", "PreferenceModel.class_prior")._impl
         )
 
     # --- preferences -------------------------------------------------------------------------

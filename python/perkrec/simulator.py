@@ -101,7 +101,7 @@ def simulate(
     out = _core.simulate(p, resolve_progress(progress))
     t = out["truth"]
     users = UserTable._wrap(out["users"])
-    member_ids = users.users.ids
+    member_ids = users.user_ids.ids
 
     def times(values):
         values = np.asarray(values)

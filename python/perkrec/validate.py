@@ -186,7 +186,7 @@ def _check_users(c: _Collector, path: Path, frame: pd.DataFrame, id_column: str)
     if ids.isna().any() or dup.any():
         return None
     try:
-        return UserTable.from_frame(frame, id_column=id_column).users
+        return UserTable.from_frame(frame, id_column=id_column).user_ids
     except _core.Error as exc:
         c.add(name, None, None, str(exc))
     return None
@@ -310,7 +310,7 @@ def _check_events(
             benefit=benefit,
             event_type=etype,
             timestamp=ts,
-            users=members,
+            user_ids=members,
             benefits=catalog,
             channel=columns.get("channel"),
             order_amount=columns.get("order_amount"),
@@ -405,7 +405,7 @@ def _check(
         log = loaded.get("events")
         try:
             loaded["users"] = UserTable.from_frame(
-                tables["users"], id_column=user_id, users=None if log is None else log.user_ids
+                tables["users"], id_column=user_id, user_ids=None if log is None else log.user_ids
             )
         except _core.Error as exc:  # e.g. text member ids here, numbers in the events
             c.add(str(users), None, user_id, str(exc))

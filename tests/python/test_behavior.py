@@ -69,7 +69,7 @@ def world():
     )
     log = perkrec.BehaviorLog.from_frame(
         events,
-        users=users,
+        user_ids=users,
         items=items,
         action="action",
         quantity="quantity",
@@ -123,7 +123,7 @@ def test_behavior_log_from_frame(world):
     )
     same = perkrec.BehaviorLog.from_frame(
         events,
-        users=world["users"],
+        user_ids=world["users"],
         items=world["items"],
         action="action",
         quantity="quantity",
@@ -142,12 +142,12 @@ def test_behavior_log_unknown_ids_and_bad_values(world):
     events.loc[2, "item_id"] = 999
     events.loc[5, "user_id"] = "zed"
     log = perkrec.BehaviorLog.from_frame(
-        events, users=world["users"], items=world["items"], action="action"
+        events, user_ids=world["users"], items=world["items"], action="action"
     )
     assert (len(log), log.unknown_items, log.unknown_users) == (5, 1, 1)
     with pytest.raises(perkrec.InputError, match="row 2: item: unknown item"):
         perkrec.BehaviorLog.from_frame(
-            events, users=world["users"], items=world["items"], unknown="raise"
+            events, user_ids=world["users"], items=world["items"], unknown="raise"
         )
     with pytest.raises(perkrec.ConfigError, match="'drop' or 'raise'"):
         perkrec.BehaviorLog.from_frame(events, items=world["items"], unknown="keep")
@@ -288,7 +288,7 @@ def random_world(rng, n_events=400, n_samples=60, n_users=25, n_items=30, n_bene
 def make_log(events, items, n_users=25):
     return perkrec.BehaviorLog.from_frame(
         events,
-        users=perkrec.IdMap(np.arange(n_users)),
+        user_ids=perkrec.IdMap(np.arange(n_users)),
         items=items,
         action="action",
         amount="amount",
@@ -461,7 +461,7 @@ def _complete_journey_samples(path, rng):
     )
     log = perkrec.BehaviorLog.from_frame(
         transactions,
-        users=users,
+        user_ids=users,
         items=items,
         user="household_id",
         item="product_id",

@@ -219,7 +219,7 @@ def test_member_fields_target_policy_rules_on_clv_and_stage():
     # a member without orders before the cut has missing fields and matches no condition.
     members = fields.copy()
     members.loc["no_orders"] = [np.nan, np.nan, np.nan, None]
-    users = perkrec.UserTable.from_frame(members, users=log.user_ids)
+    users = perkrec.UserTable.from_frame(members, user_ids=log.user_ids)
     catalog = perkrec.Catalog.from_records([{"id": "WB", "kind": "discount", "face_value": 5}])
     policy = perkrec.Policy(
         {

@@ -164,7 +164,7 @@ def test_user_table_from_frame_types_alignment_and_round_trip():
         }
     )
     users = perkrec.IdMap(["m1", "m2", "m3"])
-    t = perkrec.UserTable.from_frame(frame, id_column="member", users=users)
+    t = perkrec.UserTable.from_frame(frame, id_column="member", user_ids=users)
     out = t.to_frame()
     assert list(out.index) == ["m1", "m2", "m3"]
     assert (
@@ -179,7 +179,7 @@ def test_user_table_from_frame_types_alignment_and_round_trip():
         perkrec.UserTable.from_frame(pd.DataFrame({"x": [1, 2]}, index=["m1", "m1"]))
     with pytest.raises(perkrec.InputError, match="unknown id 'zz'"):
         perkrec.UserTable.from_frame(
-            pd.DataFrame({"x": [1]}, index=["zz"]), users=users, unknown="raise"
+            pd.DataFrame({"x": [1]}, index=["zz"]), user_ids=users, unknown="raise"
         )
 
 
@@ -187,19 +187,19 @@ def test_user_table_accepts_members_without_events():
     # The event log knows m1..m3; the member table also lists m9 and m7, who never had an event.
     users = perkrec.IdMap(["m1", "m2", "m3"])
     frame = pd.DataFrame({"age": [30, 40, 50, 60]}, index=["m2", "m9", "m1", "m7"])
-    grown = perkrec.UserTable.from_frame(frame, users=users)  # default: add
+    grown = perkrec.UserTable.from_frame(frame, user_ids=users)  # default: add
     assert grown.unknown_users == 2 and len(grown) == 5
-    assert list(grown.users.ids) == ["m1", "m2", "m3", "m9", "m7"]  # event indices unchanged
+    assert list(grown.user_ids.ids) == ["m1", "m2", "m3", "m9", "m7"]  # event indices unchanged
     assert len(users) == 3  # the caller's map is untouched
     out = grown.to_frame()
     assert (
         out.loc["m9", "age"] == 40 and out.loc["m7", "age"] == 60 and pd.isna(out.loc["m3", "age"])
     )
-    dropped = perkrec.UserTable.from_frame(frame, users=users, unknown="drop")
-    assert dropped.unknown_users == 2 and list(dropped.users.ids) == ["m1", "m2", "m3"]
+    dropped = perkrec.UserTable.from_frame(frame, user_ids=users, unknown="drop")
+    assert dropped.unknown_users == 2 and list(dropped.user_ids.ids) == ["m1", "m2", "m3"]
     assert dropped.to_frame().loc["m1", "age"] == 50
     with pytest.raises(perkrec.ConfigError, match="unknown must be"):
-        perkrec.UserTable.from_frame(frame, users=users, unknown="ignore")
+        perkrec.UserTable.from_frame(frame, user_ids=users, unknown="ignore")
     # Samples see the added members' attributes; their history is empty.
     catalog = perkrec.Catalog.from_frame(pd.DataFrame({"id": ["B1"], "validity_days": [10]}))
     offers = pd.DataFrame(
@@ -247,7 +247,7 @@ def test_event_log_from_frame_sorts_and_round_trips():
     assert pd.isna(out["benefit"].tolist()[2]) and out["order_amount"].tolist()[2] == 42.5
     channels = out["channel"].astype(object).tolist()
     assert channels[:3] == ["app", "app", "store"] and pd.isna(channels[3]) and channels[4] == "sms"
-    again = perkrec.EventLog.from_frame(out, users=log.user_ids, benefits=catalog)
+    again = perkrec.EventLog.from_frame(out, user_ids=log.user_ids, benefits=catalog)
     np.testing.assert_array_equal(again.timestamps, log.timestamps)
     np.testing.assert_array_equal(again.benefits, log.benefits)
     assert log.counts_by_type()["claimed"] == 2

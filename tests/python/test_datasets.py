@@ -272,7 +272,7 @@ def test_starbucks_events(starbucks):
     assert counts["issued"] == len(frame) == 76358
     assert counts["redeemed"] == 22308 + 10874
     assert log.n_users == 17000 and log.n_benefits == 10
-    assert log.user_ids == starbucks.users.users
+    assert log.user_ids == starbucks.users.user_ids
     assert list(log.benefit_ids.ids) == list(starbucks.catalog.ids.ids)
     events = log.to_frame()
     issued = events[events["event_type"] == "issued"]
@@ -331,7 +331,7 @@ def test_dunnhumby_catalog_users_events(dunnhumby):
     assert cat.loc["C15", "tags"] == ["campaign_type:TypeC"]
     users = dunnhumby.users.to_frame()
     log = dunnhumby.events
-    assert dunnhumby.users.users == log.user_ids  # rows line up with the event log's members
+    assert dunnhumby.users.user_ids == log.user_ids  # rows line up with the event log's members
     assert len(users) == log.n_users == 1584 + 41
     assert users["AGE_DESC"].notna().sum() == 801 == len(dunnhumby.extra["households"])
     assert users.loc[1, "AGE_DESC"] == "65+" and users.loc[7, "INCOME_DESC"] == "50-74K"
@@ -400,7 +400,7 @@ def test_movielens_100k(ml100k):
     log = ml100k.events
     assert _counts(log)["claimed"] == len(log) == 100000
     assert (log.n_users, log.n_benefits) == (943, 1682)
-    assert log.user_ids == ml100k.users.users
+    assert log.user_ids == ml100k.users.user_ids
     assert sorted(_seconds(frame["timestamp"])) == sorted(log.timestamps.tolist())
     users = ml100k.users.to_frame()
     assert (

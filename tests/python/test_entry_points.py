@@ -122,7 +122,7 @@ def _instances():
                 "action": ["purchase"] * 3,
             }
         ),
-        users=log.user_ids,
+        user_ids=log.user_ids,
         items=items,
     )
     out["InterestModel"] = perkrec.InterestModel().fit(out["BehaviorLog"], items)

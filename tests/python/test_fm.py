@@ -373,7 +373,7 @@ def _coupon_program():
         benefits=catalog,
     )
     users = perkrec.UserTable.from_frame(
-        pd.DataFrame({"income": [1, 2, 3]}, index=[10, 11, 12]), users=events.user_ids
+        pd.DataFrame({"income": [1, 2, 3]}, index=[10, 11, 12]), user_ids=events.user_ids
     )
     offers = pd.DataFrame(
         {
@@ -462,7 +462,7 @@ def test_real_coupon_campaigns_end_to_end_with_logistic_regression():
         id_column="CAMPAIGN",
     )
     members = perkrec.UserTable.from_frame(
-        demographics, users=perkrec.IdMap(np.unique(offered["household_key"]))
+        demographics, user_ids=perkrec.IdMap(np.unique(offered["household_key"]))
     )
     assert members.unknown_users > 0  # households with demographics but no campaign
     pairs = set(zip(redeemed["household_key"], redeemed["CAMPAIGN"]))

@@ -127,10 +127,10 @@ def test_events_at_or_after_the_cut_change_nothing_and_threads_agree():
     )
     users = perkrec.IdMap(sorted(lines.user_id.unique()))
     a = perkrec.InterestModel(num_threads=1).fit(
-        perkrec.BehaviorLog.from_frame(lines, users=users, items=items), items, cut
+        perkrec.BehaviorLog.from_frame(lines, user_ids=users, items=items), items, cut
     )
     b = perkrec.InterestModel(num_threads=2).fit(
-        perkrec.BehaviorLog.from_frame(later, users=users, items=items), items, cut
+        perkrec.BehaviorLog.from_frame(later, user_ids=users, items=items), items, cut
     )
     b.set_num_threads(1)
     assert a.to_bytes() == b.to_bytes()

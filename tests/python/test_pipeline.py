@@ -147,7 +147,7 @@ def test_without_member_attributes_and_with_the_control_group_share(program, tim
     )
     bp.fit(program.events, program.catalog, cut_time=times[0])
     plan = bp.plan()
-    assert bp.users is None and 0 < plan.expected_cost <= 300.0 + 1e-6
+    assert bp.user_table is None and 0 < plan.expected_cost <= 300.0 + 1e-6
     bp.save(tmp_path / "p.perk")
     _same_plan(perkrec.load(tmp_path / "p.perk").plan(), plan)
 
@@ -194,7 +194,7 @@ def test_bad_inputs_raise_input_error_naming_the_field(program, times):
         bp.fit(log.to_frame(), catalog)
     with pytest.raises(perkrec.InputError, match="catalog"):
         bp.fit(log, catalog.to_frame())
-    with pytest.raises(perkrec.InputError, match="users"):
+    with pytest.raises(perkrec.InputError, match="user_table"):
         bp.fit(log, catalog, program.users.to_frame())
     with pytest.raises(perkrec.InputError, match="cut_time"):
         bp.fit(log, catalog, cut_time=times[1] + pd.Timedelta(days=1))
@@ -202,7 +202,7 @@ def test_bad_inputs_raise_input_error_naming_the_field(program, times):
         bp.fit(log, catalog, cut_time=times[1])
     assert not bp.fitted  # a failed fit leaves it unfitted
     no_propensity = perkrec.EventLog.from_frame(
-        log.to_frame(), propensity=None, users=log.user_ids, benefits=catalog
+        log.to_frame(), propensity=None, user_ids=log.user_ids, benefits=catalog
     )
     with pytest.raises(perkrec.InputError, match="propensit"):
         bp.fit(no_propensity, catalog)
@@ -210,7 +210,7 @@ def test_bad_inputs_raise_input_error_naming_the_field(program, times):
     with pytest.raises(perkrec.InputError, match="control"):
         bp_control.fit(
             perkrec.EventLog.from_frame(
-                log.to_frame(), control=None, users=log.user_ids, benefits=catalog
+                log.to_frame(), control=None, user_ids=log.user_ids, benefits=catalog
             ),
             catalog,
         )

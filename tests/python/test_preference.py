@@ -246,7 +246,7 @@ def test_relative_segments_follow_a_program_with_scaled_order_rates(small_progra
     orders = frame[frame["event_type"] == "ordered"].copy()
     orders["timestamp"] = orders["timestamp"] + pd.Timedelta(seconds=1)
     doubled = pd.concat([frame, orders]).sort_values("timestamp", kind="stable")
-    log2 = perkrec.EventLog.from_frame(doubled, users=log.user_ids, benefits=catalog)
+    log2 = perkrec.EventLog.from_frame(doubled, user_ids=log.user_ids, benefits=catalog)
     a = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut)
     b = perkrec.PreferenceModel(num_threads=2).fit(log2, catalog, cut)
     f1, f2 = a.features(), b.features()

@@ -29,7 +29,7 @@ def planted(small_program):
     frame = pd.DataFrame(
         {"hint": hint, "noise": rng.normal(50, 10, len(archetype))}, index=log.user_ids.ids
     )
-    users = perkrec.UserTable.from_frame(frame, users=log.user_ids)
+    users = perkrec.UserTable.from_frame(frame, user_ids=log.user_ids)
     return small_program, users, archetype
 
 
@@ -37,7 +37,7 @@ def planted(small_program):
 def with_users(planted):
     program, users, _ = planted
     return perkrec.PreferenceModel(num_threads=2).fit(
-        program.events, program.catalog, program.truth.reference_time, users=users
+        program.events, program.catalog, program.truth.reference_time, user_table=users
     )
 
 
@@ -67,7 +67,7 @@ def test_covariates_recover_planted_relation(planted, with_users):
 def test_covariates_thread_count_invariant(planted, with_users):
     program, users, _ = planted
     one = perkrec.PreferenceModel(num_threads=1).fit(
-        program.events, program.catalog, program.truth.reference_time, users=users
+        program.events, program.catalog, program.truth.reference_time, user_table=users
     )
     np.testing.assert_array_equal(one.memberships(), with_users.memberships())
     np.testing.assert_array_equal(
@@ -97,11 +97,11 @@ def test_covariates_bad_input(planted):
     model = perkrec.PreferenceModel()
     strangers = perkrec.UserTable.from_frame(pd.DataFrame({"x": [1.0, 2.0]}, index=["a", "b"]))
     with pytest.raises(perkrec.InputError, match="no row of the users table matches"):
-        model.fit(log, catalog, cut, users=strangers)
+        model.fit(log, catalog, cut, user_table=strangers)
     assert not model._impl.fitted  # unchanged on error
     frame = pd.DataFrame({"signup_time": ["x"] * log.n_users}, index=log.user_ids.ids)
     with pytest.raises(perkrec.InputError, match="time column 'signup_time' is not numeric"):
-        model.fit(log, catalog, cut, users=frame)
+        model.fit(log, catalog, cut, user_table=frame)
     assert not model._impl.fitted
 
 
@@ -111,7 +111,7 @@ def test_covariates_missing_numeric_values_get_an_indicator(planted):
     age = np.linspace(20, 60, log.n_users)
     age[5] = np.nan
     frame = pd.DataFrame({"age": age}, index=log.user_ids.ids)
-    model = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut, users=frame)
+    model = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut, user_table=frame)
     assert model.covariate_names == ["age", "age:missing"]
     assert model.user_table_report["missing_values"] == 1
     prior = model.class_prior(perkrec.UserTable.from_frame(frame))
@@ -127,7 +127,7 @@ def test_member_table_as_of_the_cut(small_program):
     signup = pd.to_datetime(table["signup_time"], unit="s", utc=True)
     future = int((signup >= cut).sum())
     assert future > 0
-    full = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut, users=table)
+    full = perkrec.PreferenceModel(num_threads=2).fit(log, catalog, cut, user_table=table)
     report = full.user_table_report
     assert report["joined_after_cut"] == future and report["unknown_to_log"] == 0
     assert report["matched"] + report["without_row"] == log.n_users
@@ -136,7 +136,7 @@ def test_member_table_as_of_the_cut(small_program):
     extra = known.iloc[:4].copy()
     extra.index = pd.Index([10**9 + i for i in range(4)], name=known.index.name)
     as_of = perkrec.PreferenceModel(num_threads=2).fit(
-        log, catalog, cut, users=pd.concat([known, extra])
+        log, catalog, cut, user_table=pd.concat([known, extra])
     )
     assert as_of.user_table_report["unknown_to_log"] == 4
     assert as_of.user_table_report["joined_after_cut"] == 0

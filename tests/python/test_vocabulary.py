@@ -211,7 +211,7 @@ def test_behavior_log_user_column():
 def test_preference_and_plots_user_names(small_program, tmp_path):
     prog = small_program
     cut = prog.events.to_frame()["timestamp"].max()
-    model = perkrec.PreferenceModel().fit(prog.events, prog.catalog, cut, users=prog.users)
+    model = perkrec.PreferenceModel().fit(prog.events, prog.catalog, cut, user_table=prog.users)
     report = _old_equals_new(
         lambda: model.user_table_report,
         lambda: model.member_table_report,
@@ -254,6 +254,10 @@ def test_no_deprecated_names_in_readme():
         "member=",
         "member_value=",
         "members=",
+        "users=program.users",  # a UserTable is user_table=
+        "users=perkrec.IdMap",  # an IdMap is user_ids=
+        "users=log",
+        ".users.users",
         "from perkrec.plan import Planner",
     ):
         assert old not in readme, old
@@ -262,3 +266,203 @@ def test_no_deprecated_names_in_readme():
         import perkrec as again  # importing warns about nothing
 
         assert again.BenefitPlanner
+
+
+# --- users= that takes a UserTable is user_table=; users= that takes an IdMap is user_ids= ------
+
+
+def test_policy_compile_and_planner_user_table(program, compiled):
+    policy = perkrec.Policy({"max_per_member": 2, "rules": []})
+    t = program.events.to_frame()["timestamp"].max()
+
+    def compile_(**kw):
+        c = policy.compile(program.catalog, plan_time=t, history=program.events, **kw)
+        return c.eligible_matrix(), c.mask_rules()
+
+    eligible, _ = _old_equals_new(
+        lambda: compile_(user_table=program.users),
+        lambda: compile_(users=program.users),
+        r"compile\(users=\) is renamed user_table=",
+    )
+    assert eligible.shape == (len(program.users), len(program.catalog)) and eligible.any()
+    p = np.random.default_rng(2).uniform(0.01, 0.5, eligible.shape)
+    planner = perkrec.Planner(
+        {"budget": 40.0, "max_per_member": 1}, objective="redemption", num_threads=1
+    )
+    plan = _old_equals_new(
+        lambda: planner.plan(
+            program.catalog, plan_time=t, redemption_probability=p, user_table=program.users
+        ).frame,
+        lambda: planner.plan(
+            program.catalog, plan_time=t, redemption_probability=p, users=program.users
+        ).frame,
+        r"plan\(users=\) is renamed user_table=",
+    )
+    assert len(plan) > 0
+    with pytest.raises(perkrec.InputError, match="user_table"):
+        policy.compile(program.catalog, user_table=program.users, users=program.users, plan_time=t)
+    with pytest.raises(perkrec.InputError, match="user_table"):
+        policy.compile(program.catalog, user_table=program.events, plan_time=t)
+
+
+def test_preference_model_user_table(program):
+    log, catalog = program.events, program.catalog
+    cut = log.to_frame()["timestamp"].max()
+
+    def fit(**kw):
+        return perkrec.PreferenceModel(latent_classes=2, em_iterations=3, num_threads=1).fit(
+            log, catalog, cut, **kw
+        )
+
+    new, old = fit(user_table=program.users), None
+    with pytest.warns(DeprecationWarning, match=r"fit\(users=\) is renamed user_table="):
+        old = fit(users=program.users)
+    _same(new.preferences(), old.preferences())
+    assert new.user_table_report["rows"] == len(program.users)
+    prior = _old_equals_new(
+        lambda: new.class_prior(user_table=program.users),
+        lambda: new.class_prior(users=program.users),
+        r"class_prior\(users=\) is renamed user_table=",
+    )
+    assert prior.shape == (len(program.users), 2)
+    np.testing.assert_allclose(prior.sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(perkrec.InputError, match="user_table"):
+        new.class_prior(user_table=program.users, users=program.users)
+    with pytest.raises(perkrec.InputError, match="user_table"):
+        fit(user_table=program.users, users=program.users)
+
+
+def test_redemption_samples_and_with_attributes_user_table(program):
+    samples = _old_equals_new(
+        lambda: perkrec.redemption_samples(
+            program.events, program.catalog, user_table=program.users
+        ),
+        lambda: perkrec.redemption_samples(program.events, program.catalog, users=program.users),
+        r"redemption_samples\(users=\) is renamed user_table=",
+    )
+    attributes = set(program.users.columns) - {"signup_time"}
+    assert attributes and attributes <= set(samples.columns)  # the member attributes joined
+    from perkrec.pipeline import with_attributes
+
+    pairs = samples[["user", "benefit", "timestamp"]].head(20).reset_index(drop=True)
+    joined = _old_equals_new(
+        lambda: with_attributes(pairs.copy(), program.catalog, user_table=program.users),
+        lambda: with_attributes(pairs.copy(), program.catalog, users=program.users),
+        r"with_attributes\(users=\) is renamed user_table=",
+    )
+    assert attributes <= set(joined.columns)
+    with pytest.raises(perkrec.InputError, match="user_table"):
+        perkrec.redemption_samples(
+            program.events, program.catalog, user_table=program.users, users=program.users
+        )
+
+
+def test_benefit_planner_user_table(program):
+    from perkrec.demo import demo_policy
+
+    def fit(**kw):
+        return perkrec.BenefitPlanner(
+            demo_policy(program.events.n_users),
+            epochs=1,
+            early_stopping=False,
+            shrink=False,
+            seed=3,
+            num_threads=1,
+        ).fit(program.events, program.catalog, **kw)
+
+    new = fit(user_table=program.users)
+    with pytest.warns(DeprecationWarning, match=r"fit\(users=\) is renamed user_table="):
+        old = fit(users=program.users)
+    _same(new.plan().frame, old.plan().frame)
+    assert new.user_table is program.users
+    table = _old_equals_new(lambda: new.user_table, lambda: new.users, "BenefitPlanner.users")
+    assert table is program.users
+    with pytest.raises(perkrec.InputError, match="user_table"):
+        fit(user_table=program.users, users=program.users)
+
+
+def test_user_table_user_ids():
+    ids = perkrec.IdMap(["m1", "m2", "m3"])
+    frame = pd.DataFrame({"age": [30.0, 41.0]}, index=["m3", "m9"])
+    empty = _old_equals_new(
+        lambda: perkrec.UserTable(user_ids=ids),
+        lambda: perkrec.UserTable(users=ids),
+        r"UserTable.__init__\(users=\) is renamed user_ids=",
+    )
+    assert len(empty) == 3
+    table = _old_equals_new(
+        lambda: perkrec.UserTable.from_frame(frame, user_ids=ids).to_frame(),
+        lambda: perkrec.UserTable.from_frame(frame, users=ids).to_frame(),
+        r"from_frame\(users=\) is renamed user_ids=",
+    )
+    assert list(table.index) == ["m1", "m2", "m3", "m9"] and table.loc["m3", "age"] == 30.0
+    grown = perkrec.UserTable.from_frame(frame, user_ids=ids)
+    old = _old_equals_new(lambda: grown.user_ids, lambda: grown.users, "UserTable.users")
+    assert list(old.ids) == ["m1", "m2", "m3", "m9"] and list(ids.ids) == ["m1", "m2", "m3"]
+    with pytest.raises(perkrec.InputError, match="user_ids"):
+        perkrec.UserTable.from_frame(frame, user_ids=ids, users=ids)
+    with pytest.raises(perkrec.InputError, match="user_ids"):
+        perkrec.UserTable(user_ids=["m1"])
+
+
+def test_event_log_from_frame_and_set_ids_user_ids(program):
+    log = program.events
+    frame = log.to_frame()
+    again = _old_equals_new(
+        lambda: perkrec.EventLog.from_frame(frame, user_ids=log.user_ids, benefits=program.catalog),
+        lambda: perkrec.EventLog.from_frame(frame, users=log.user_ids, benefits=program.catalog),
+        r"from_frame\(users=\) is renamed user_ids=",
+    )
+    np.testing.assert_array_equal(again.users, log.users)  # indices of the given map kept
+    with pytest.raises(perkrec.InputError, match="user_ids"):
+        perkrec.EventLog.from_frame(frame, user_ids=log.user_ids, users=log.user_ids)
+    with pytest.raises(perkrec.InputError, match="user_ids"):
+        perkrec.EventLog.from_frame(frame, user_ids=list(log.user_ids.ids))
+
+    def bare():
+        return perkrec.EventLog.from_arrays(
+            log.users, log.benefits, log.event_types, log.timestamps
+        )
+
+    def attach(**kw):
+        b = bare()
+        b.set_ids(**kw)
+        return list(b.user_ids.ids), list(b.benefit_ids.ids)
+
+    users, benefits = _old_equals_new(
+        lambda: attach(user_ids=log.user_ids, benefit_ids=log.benefit_ids),
+        lambda: attach(users=log.user_ids, benefits=log.benefit_ids),
+        r"set_ids\((users|benefits)=\) is renamed",
+    )
+    assert users == list(log.user_ids.ids) and benefits == list(log.benefit_ids.ids)
+    with pytest.raises(perkrec.InputError, match="benefit_ids"):
+        bare().set_ids(log.user_ids, benefit_ids=log.benefit_ids, benefits=log.benefit_ids)
+    with pytest.raises(perkrec.InputError, match="EventLog.set_ids: user_ids must be"):
+        with pytest.warns(DeprecationWarning):  # the old name's bad value: a typed error
+            bare().set_ids(users=5)
+
+
+def test_behavior_log_user_ids(program):
+    items = perkrec.ItemCatalog.from_frame(
+        pd.DataFrame({"item_id": ["a", "b"], "dept": ["x", "y"]}), id="item_id"
+    )
+    ids = program.events.user_ids
+    frame = pd.DataFrame(
+        {"user_id": ids.ids[[4, 1, 4]], "item_id": ["a", "b", "b"], "timestamp": [1, 2, 3]}
+    )
+
+    def build(**kw):
+        log = perkrec.BehaviorLog.from_frame(frame, items=items, **kw)
+        return log.n_users, log.to_frame()
+
+    n_users, events = _old_equals_new(
+        lambda: build(user_ids=ids), lambda: build(users=ids), r"from_frame\(users=\)"
+    )
+    assert n_users == len(ids) and sorted(set(events["user"])) == [1, 4]  # indices of ids
+    # a UserTable or an EventLog stand for their user_ids, as before
+    for holder in (program.users, program.events):
+        _same(build(user_ids=holder), (n_users, events))
+    with pytest.raises(perkrec.InputError, match="user_ids must be an IdMap"):
+        build(user_ids=[1, 2])
+    with pytest.raises(perkrec.InputError, match="user_ids"):
+        build(user_ids=ids, users=ids)
