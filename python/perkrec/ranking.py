@@ -3,11 +3,14 @@ validity, and explanations (include/perkrec/decide/ranker.hpp, explain.hpp).
 
 >>> blend = perkrec.ScoreBlend().add_source("als", als).add_source("fm", fm_probs, transform="logit")
 >>> blend.fit(users, benefits, redeemed)
->>> candidates = perkrec.rank(compiled.masks, blend=blend, user_value=margin,
-...                           cost_per_redemption=catalog, objective="redemption", top_k=20)
+>>> candidates, diag = perkrec.rank(compiled.masks, blend=blend, user_value=margin,
+...                                 cost_per_redemption=catalog, objective="redemption", top_k=20,
+...                                 diagnostics=True)
+>>> plan = perkrec.allocate(candidates, compiled.constraints)
 >>> times = perkrec.schedule(users, plan_time, catalog, benefits, preference=pref_model)
 >>> reasons = perkrec.explain(candidates=candidates, allocation=plan, preference=pref_model,
-...                           catalog=catalog, blend=blend, diagnostics=diag, rule_names=names)
+...                           catalog=catalog, blend=blend, diagnostics=diag,
+...                           rule_names=compiled.rule_names)
 """
 
 from __future__ import annotations
