@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import perkrec
-from test_examples import README_INPUTS, _free_names, _program
+from test_examples import README_INPUTS, _build_inputs, _free_names, _program
 
 
 class _Checker(doctest.OutputChecker):
@@ -183,15 +183,7 @@ def test_docstring_examples_run(case, tmp_path, monkeypatch):
     inputs_used = [n for n in _free_names(code) if n not in known]
     assert inputs_used == expected_inputs, f"{name}: the examples' inputs changed"
 
-    built = {}
-
-    def need(key):
-        key = aliases.get(key, key)
-        if key not in built:
-            built[key] = DOCSTRING_INPUTS[key](need)
-        return built[key]
-
-    test.globs = {**known, **{key: need(key) for key in inputs_used}}
+    test.globs = {**known, **_build_inputs(inputs_used, aliases, DOCSTRING_INPUTS)}
     monkeypatch.chdir(tmp_path)
     runner = doctest.DocTestRunner(
         checker=_Checker(), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE

@@ -323,6 +323,20 @@ def _free_names(code):
     return free
 
 
+def _build_inputs(names, aliases, builders):
+    """The named inputs, in order, each built once by ``builders`` (``aliases``: name -> builder
+    name where they differ); a builder gets ``need``, which builds (once) another input."""
+    built = {}
+
+    def need(key):
+        key = aliases.get(key, key)
+        if key not in built:
+            built[key] = builders[key](need)
+        return built[key]
+
+    return {key: need(key) for key in names}
+
+
 def _check_behaviour(ns, inputs):
     assert ns["X"].shape[0] == len(inputs["samples"])
     assert len(ns["items"]) == len(inputs["products"]) and len(ns["interest"].top(n=3)) > 0
@@ -491,15 +505,7 @@ def test_readme_block_runs(case, tmp_path, monkeypatch):
     inputs_used = _free_names(code)
     assert inputs_used == expected_inputs, f"{name}: the block's inputs changed"
 
-    built = {}
-
-    def need(key):
-        key = aliases.get(key, key)
-        if key not in built:
-            built[key] = README_INPUTS[key](need)
-        return built[key]
-
-    inputs = {key: need(key) for key in inputs_used}
+    inputs = _build_inputs(inputs_used, aliases, README_INPUTS)
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "__readme__", **inputs}
     exec(compile(code, f"README.md ({name})", "exec"), namespace)
