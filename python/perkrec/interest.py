@@ -211,12 +211,17 @@ class InterestModel(_Serializable, _Estimator, _Threaded):
         self._require_fitted("by_segment")
         n = int_scalar(n, "InterestModel.by_segment: n", 1, 2**31 - 1)
         n_users = self._impl.n_users
-        if isinstance(segments, pd.Series):
-            ids = IdMap._wrap(self._impl.user_ids)
+        if isinstance(segments, pd.Series) and len(IdMap._wrap(self._impl.user_ids)):
+            if segments.index.has_duplicates:
+                raise _core.InputError(
+                    "InterestModel.by_segment: segments: a member id appears twice in the index"
+                )
             index = self._index(np.arange(n_users, dtype=np.int32))
-            labels = segments.reindex(index).to_numpy(dtype=object) if len(ids) else None
-            if labels is None:
-                labels = segments.to_numpy(dtype=object)
+            labels = segments.reindex(index).to_numpy(dtype=object)
+        elif isinstance(segments, pd.Series):
+            labels = segments.to_numpy(
+                dtype=object
+            )  # no stored ids: one label per member, in order
         else:
             segments = sequence_arg(segments, "InterestModel.by_segment: segments")
             labels = np.asarray(list(segments), dtype=object)

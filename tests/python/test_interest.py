@@ -112,6 +112,8 @@ def test_segments_get_the_mean_lift_of_their_members():
     assert table[table.segment == "c5 fans"].category.iloc[0] == "c5"
     with pytest.raises(perkrec.InputError):
         model.by_segment(["a", "b"])
+    with pytest.raises(perkrec.InputError, match="twice"):
+        model.by_segment(pd.concat([fans, fans.iloc[:1]]))
 
 
 def test_events_at_or_after_the_cut_change_nothing_and_threads_agree():
