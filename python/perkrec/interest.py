@@ -162,6 +162,25 @@ class InterestModel(_Serializable, _Estimator, _Threaded):
             return pd.Index(ids.to_external(users), name="user")
         return pd.Index(users, name="user")
 
+    @property
+    def user_ids(self):
+        """The member ids (an IdMap) the model was fitted with; None without ids."""
+        ids = IdMap._wrap(self._impl.user_ids)
+        return ids if len(ids) else None
+
+    def _member_index(self, user, method: str) -> int:
+        """Dense index of one member: its external id when ids are stored, else the index."""
+        ids = IdMap._wrap(self._impl.user_ids)
+        if len(ids):
+            found = ids.lookup([user], missing="minus_one")[0]
+            if found < 0:
+                raise _core.InputError(
+                    f"{method}: the InterestModel has no member {user!r:.40} "
+                    f"(it holds {len(ids)} members)"
+                )
+            return int(found)
+        return int_scalar(user, f"{method}: user", 0, max(self._impl.n_users - 1, 0))
+
     def lifts(self, users=None) -> pd.DataFrame:
         """Members x values: each member's posterior lift (rows: ``users``, member indices;
         None = every member), indexed by member id."""

@@ -244,11 +244,19 @@ class PreferenceModel(_Recommender):
         lower, upper = self._impl.intervals(float(level))
         return self._frame(lower, self.dimension_names), self._frame(upper, self.dimension_names)
 
-    def user_profile(self, user) -> pd.DataFrame:
+    def user_profile(self, user, interests=None, n: int = 5, level: float = 0.9) -> pd.DataFrame:
         """One member's preference, lower and upper bound per dimension (``user`` is a dense
-        index, or an external id when ids are attached)."""
+        index, or an external id when ids are attached).
+
+        ``interests``: a fitted ``InterestModel`` (or a sequence of them, one per item level:
+        category, brand, ...) adds the member's ``n`` values of highest interest lift, best
+        first, as rows named ``"<level>: <value>"`` next to the benefit dimensions: preference
+        = the posterior share of the member's activity there, lower / upper = its interval at
+        ``level``; column ``lift`` holds the share over the population's (NaN on the benefit
+        dimensions). The member is found in each interest model by its external id (or its
+        dense index when neither model holds ids); one it does not know is an InputError."""
         row = self._row(user)
-        return pd.DataFrame(
+        profile = pd.DataFrame(
             {
                 "preference": self._impl.preferences()[row],
                 "lower": self._impl.lower()[row],
@@ -256,6 +264,51 @@ class PreferenceModel(_Recommender):
             },
             index=pd.Index(self.dimension_names, name="dimension"),
         )
+        if interests is None:
+            return profile
+        from .interest import InterestModel
+
+        models = [interests] if isinstance(interests, InterestModel) else list(interests)
+        parts = [profile]
+        ids = self.user_ids
+        external = ids.to_external([row])[0] if ids is not None else row
+        for model in models:
+            if not isinstance(model, InterestModel):
+                raise _core.InputError(
+                    "PreferenceModel.user_profile: interests must be a fitted InterestModel "
+                    f"or a sequence of them (got {type(model).__name__})"
+                )
+            top = model.top(n, users=[model._member_index(external, "user_profile")], level=level)
+            name = model.params["level"]
+            share = model.population_share.reindex(top[name]).to_numpy()
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "preference": top["share"].to_numpy(),
+                        "lower": top["lower"].to_numpy() * share,
+                        "upper": top["upper"].to_numpy() * share,
+                        "lift": top["lift"].to_numpy(),
+                    },
+                    index=pd.Index([f"{name}: {v}" for v in top[name]], name="dimension"),
+                )
+            )
+        return pd.concat(parts)
+
+    def segment_interests(self, interests, n: int = 5) -> pd.DataFrame:
+        """What each preference segment is most interested in: ``interests.by_segment`` (a
+        fitted ``InterestModel``) over this model's ``segments()`` — columns ``segment``,
+        ``rank``, the level's value, ``mean_lift``, ``members``."""
+        from .interest import InterestModel
+
+        if not isinstance(interests, InterestModel):
+            raise _core.InputError(
+                "PreferenceModel.segment_interests: interests must be a fitted InterestModel "
+                f"(got {type(interests).__name__})"
+            )
+        segments = self.segments()["segment"]
+        if self.user_ids is None:
+            segments = segments.to_numpy(dtype=object)
+        return interests.by_segment(segments, n=n)
 
     member_profile = renamed_function(user_profile, "PreferenceModel.member_profile")
 

@@ -420,6 +420,40 @@ def _segments(segments) -> str:
     )
 
 
+def _interests(interests, segments, n: int = 5) -> str:
+    """Each segment's values of highest mean interest lift (``InterestModel.by_segment``), or
+    the population's largest shares without segments."""
+    if interests is None:
+        return ""
+    from .interest import InterestModel
+
+    models = [interests] if isinstance(interests, InterestModel) else list(interests)
+    parts = []
+    for model in models:
+        if not isinstance(model, InterestModel):
+            raise _core.InputError(
+                "campaign_report: interests must be a fitted InterestModel or a sequence of "
+                f"them (got {type(model).__name__})"
+            )
+        level = model.params["level"]
+        if segments is not None:
+            col = segments["segment"] if isinstance(segments, pd.DataFrame) else segments
+            if not isinstance(col, pd.Series):
+                col = list(col)
+            by = model.by_segment(col, n=n)
+            table = by.pivot(index="rank", columns="segment", values=level)
+            note = f"Each segment's {n} {level} values of highest mean lift over its members."
+        else:
+            share = model.population_share.sort_values(ascending=False).head(n)
+            table = pd.DataFrame({"population share": share})
+            note = f"No segments given: the population's {n} largest {level} shares."
+        parts.append(
+            f"<h3>By {html.escape(level)}</h3><div>{_table(table, 3)}</div>"
+            f'<p class="note">{html.escape(note)}</p>'
+        )
+    return "<h2>What members are most interested in</h2>" + "".join(parts)
+
+
 def _offline(offline) -> str:
     if offline is None:
         return ""
@@ -552,6 +586,7 @@ def campaign_report(
     offline=None,
     uplift: Optional[Mapping] = None,
     segments=None,
+    interests=None,
     breakdowns: Sequence[str] = ("segment", "kind", "channel"),
     title: str = "perkrec campaign report",
     reason_sample: int = 100_000,
@@ -564,7 +599,9 @@ def campaign_report(
     returns), ``offline`` (the frame ``Plan.evaluate_offline`` returns), ``uplift`` (a mapping
     with arrays ``y``, ``uplift``, ``treatment`` and optionally ``value`` and ``cost`` of a
     held-out experiment), ``segments`` (``PreferenceModel.segments()`` or one segment label per
-    member). ``breakdowns``: plan columns to break the expected figures down by (those the
+    member), ``interests`` (a fitted ``InterestModel`` or a sequence of them: each segment's
+    categories / brands of highest mean interest lift, or the population's largest shares
+    without ``segments``). ``breakdowns``: plan columns to break the expected figures down by (those the
     plan's frame lacks are skipped).
     """
     from .plan import Plan
@@ -591,6 +628,7 @@ def campaign_report(
         _pacing(plan),
         _reasons(plan, int(reason_sample), int(seed)),
         _segments(segments),
+        _interests(interests, segments),
         _offline(offline),
         _experiment(experiment),
         _uplift(uplift),
