@@ -17,6 +17,12 @@ void bind_simulator(py::module_& m) {
       .def_readwrite("member_day_of_month", &SimulatorParams::member_day_of_month)
       .def_readwrite("holiday_start_day", &SimulatorParams::holiday_start_day)
       .def_readwrite("holiday_days", &SimulatorParams::holiday_days)
+      .def_readwrite("behavior", &SimulatorParams::behavior)
+      .def_readwrite("n_categories", &SimulatorParams::n_categories)
+      .def_readwrite("interest_concentration", &SimulatorParams::interest_concentration)
+      .def_readwrite("interest_effect", &SimulatorParams::interest_effect)
+      .def_readwrite("lines_per_order", &SimulatorParams::lines_per_order)
+      .def_readwrite("views_per_order", &SimulatorParams::views_per_order)
       .def_readwrite("seed", &SimulatorParams::seed)
       .def_readwrite("num_threads", &SimulatorParams::num_threads)
       .def("validate", &SimulatorParams::validate);
@@ -57,11 +63,20 @@ void bind_simulator(py::module_& m) {
         truth["lapse_time"] = to_numpy(std::move(t.lapse_time));
         truth["control"] = to_numpy(std::move(t.control));
         truth["expected_next_order_time"] = to_numpy(std::move(t.expected_next_order_time));
+        const auto nc = static_cast<py::ssize_t>(t.category_names.size());
+        truth["category_names"] = t.category_names;
+        truth["category_share"] = to_numpy(std::move(t.category_share));
+        truth["interest"] = to_numpy(std::move(t.interest), {n, nc});
         py::dict out;
         out["catalog"] = std::move(p.catalog);
         out["users"] = std::move(p.users);
         out["events"] = std::move(p.events);
         out["truth"] = truth;
+        if (params.behavior) {
+          out["items"] = std::move(p.items);
+          out["benefit_items"] = std::move(p.benefit_items);
+          out["behavior"] = std::move(p.behavior);
+        }
         return out;
       },
       py::arg("params"), py::arg("progress") = py::none());

@@ -171,6 +171,12 @@ class SimulatorParams:
     member_day_of_month: int
     holiday_start_day: int
     holiday_days: int
+    behavior: bool
+    n_categories: int
+    interest_concentration: float
+    interest_effect: float
+    lines_per_order: float
+    views_per_order: float
     seed: int
     num_threads: int
     def __init__(self) -> None: ...

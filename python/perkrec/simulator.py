@@ -11,6 +11,7 @@ import pandas as pd
 from . import _core
 from ._progress import ProgressArg, resolve_progress
 from ._util import time_seconds
+from .behavior import BehaviorLog, BenefitItems, ItemCatalog
 from .data import Catalog, EventLog, UserTable
 
 ARCHETYPES = tuple(_core.ARCHETYPES)
@@ -25,7 +26,10 @@ class SimulationTruth:
     period). Per member and preference dimension (kind, face-value band, threshold band,
     scope, scenario, channel): ``preferences`` is the member's expected claim rate for benefits
     with that attribute relative to the population's (what a preference model estimates), and
-    ``preference_lifts`` the planted log-odds lifts that generate it.
+    ``preference_lifts`` the planted log-odds lifts that generate it. With behaviour
+    (``simulate(behavior=True)``): ``interests`` is members x item categories, each member's
+    planted share of interest per category (rows sum to 1), and ``category_share`` the
+    categories' population shares; None without behaviour.
     """
 
     reference_time: pd.Timestamp
@@ -35,16 +39,24 @@ class SimulationTruth:
     claim_probability: np.ndarray
     redemption_probability: np.ndarray
     incremental_probability: np.ndarray
+    interests: Optional[pd.DataFrame] = None
+    category_share: Optional[pd.Series] = None
 
 
 @dataclass
 class SimulatedProgram:
-    """A simulated program: catalog, member attributes, event log and ground truth."""
+    """A simulated program: catalog, member attributes, event log and ground truth; with
+    behaviour also ``items`` (ItemCatalog: levels category and brand), ``benefit_items`` (which
+    items each category- or brand-scoped benefit applies to) and ``behavior`` (BehaviorLog of
+    purchase lines and views, member ids those of ``events``); None without behaviour."""
 
     catalog: Catalog
     users: UserTable
     events: EventLog
     truth: SimulationTruth
+    items: Optional[ItemCatalog] = None
+    benefit_items: Optional[BenefitItems] = None
+    behavior: Optional[BehaviorLog] = None
 
     def __repr__(self) -> str:
         return (
@@ -68,12 +80,27 @@ def simulate(
     seed: int = 42,
     num_threads: int = 0,
     progress: ProgressArg = False,
+    *,
+    behavior: bool = False,
+    n_categories: int = 12,
+    interest_concentration: float = 2.0,
+    interest_effect: float = 1.0,
+    lines_per_order: float = 4.0,
+    views_per_order: float = 2.0,
 ) -> SimulatedProgram:
     """Generates a loyalty program (see include/perkrec/data/simulator.hpp for the model).
 
     Members have hidden archetypes (threshold_discount_sensitive, high_face_value_seeker,
     points_redemption_active, discount_indifferent_loyal, dormant, new_member); the result is
     identical for any ``num_threads``. Invalid parameters raise ConfigError naming the field.
+
+    ``behavior=True`` adds what members buy and browse: ``n_categories`` item categories (8
+    items each, a brand level), each member's category interests (Dirichlet with strength
+    ``interest_concentration`` around the categories' popularity), every order as a basket of
+    about ``lines_per_order`` purchase lines and about ``views_per_order`` views before it, a
+    quarter of the benefits scoped to one category, and a claim utility that rises by
+    ``interest_effect`` per unit of log(the member's interest / the population's) for those
+    benefits. Off by default: a program simulated without it is unchanged.
     """
     p = _core.SimulatorParams()
     p.n_users = int(n_users)
@@ -98,6 +125,14 @@ def simulate(
     p.holiday_days = int(holiday_days)
     p.seed = int(seed)
     p.num_threads = int(num_threads)
+    if not isinstance(behavior, (bool, np.bool_)):
+        raise _core.ConfigError(f"simulate: behavior must be True or False (got {behavior!r})")
+    p.behavior = bool(behavior)
+    p.n_categories = int(n_categories)
+    p.interest_concentration = float(interest_concentration)
+    p.interest_effect = float(interest_effect)
+    p.lines_per_order = float(lines_per_order)
+    p.views_per_order = float(views_per_order)
     out = _core.simulate(p, resolve_progress(progress))
     t = out["truth"]
     users = UserTable._wrap(out["users"])
@@ -139,9 +174,18 @@ def simulate(
         redemption_probability=t["redemption_probability"],
         incremental_probability=t["incremental_probability"],
     )
-    return SimulatedProgram(
+    program = SimulatedProgram(
         catalog=Catalog._wrap(out["catalog"]),
         users=users,
         events=EventLog._wrap(out["events"]),
         truth=truth,
     )
+    if behavior:
+        categories = pd.Index(list(t["category_names"]), name="category")
+        truth.interests = pd.DataFrame(t["interest"], index=members.index, columns=categories)
+        truth.category_share = pd.Series(t["category_share"], index=categories, name="share")
+        program.items = ItemCatalog._wrap(out["items"])
+        program.benefit_items = BenefitItems._wrap(out["benefit_items"])
+        program.behavior = BehaviorLog._wrap(out["behavior"])
+        program.behavior.user_ids = users.user_ids
+    return program

@@ -32,6 +32,21 @@
 // So a loyal member who buys weekly has a high redemption but near-zero incremental
 // probability, and a lapsed member the opposite.
 //
+// What members buy and browse (opt-in, `behavior`; off by default, so every program simulated
+// without it is unchanged): an ItemCatalog of `n_categories` categories (popularity
+// pi_c ~ 1 / (c + 1)^0.7) with 8 items each and a brand level; each member's interests
+// theta_u ~ Dirichlet(interest_concentration x pi) over the categories; every order (organic or
+// induced) becomes a basket of 1 + Poisson(lines_per_order - 1) purchase lines whose categories
+// follow theta_u (an order that redeemed a category-scoped benefit holds at least one line of
+// that category), the order amount split evenly over its lines; before each order,
+// Poisson(views_per_order) view events in the 3 days before it, categories following theta_u.
+// A quarter of the benefits are scoped to one category (BenefitItems maps each scoped benefit to
+// its category's or brand's items), and a category-scoped benefit's claim utility gains
+// interest_effect x log(theta_u[c] / pi_c) (clamped to +-3): members respond to benefits for
+// what they buy. theta_u and the baskets and views come from a stream of their own, so with
+// interest_effect 0 the benefit event log does not depend on the interests at all (the catalog's
+// scopes differ from a program without behaviour). SimulationTruth::interest holds theta.
+//
 // Reproducibility: each member draws from its own stream (seed, member), so the program is
 // identical for any num_threads. All times are UTC; start_time must be a midnight.
 //
@@ -54,9 +69,11 @@
 #include "perkrec/core/params.hpp"
 #include "perkrec/core/progress.hpp"
 #include "perkrec/core/types.hpp"
+#include "perkrec/data/behavior_log.hpp"
 #include "perkrec/data/benefit_dimensions.hpp"
 #include "perkrec/data/catalog.hpp"
 #include "perkrec/data/event_log.hpp"
+#include "perkrec/data/item_catalog.hpp"
 #include "perkrec/data/user_table.hpp"
 
 namespace perkrec {
@@ -88,6 +105,13 @@ struct SimulatorParams {
   std::int32_t member_day_of_month = 8;  ///< member day (purchases and issuing peak); 1..28
   std::int32_t holiday_start_day = 140;  ///< first day of the holiday peak; >= 0
   std::int32_t holiday_days = 14;        ///< length of the holiday peak; >= 0
+  /// What members buy and browse (see the file comment); off = no items, baskets or views.
+  bool behavior = false;
+  std::int32_t n_categories = 12;       ///< item categories with behaviour; 2..200
+  double interest_concentration = 2.0;  ///< Dirichlet strength of theta_u; (0, 1e4]
+  double interest_effect = 1.0;         ///< log-odds per log(theta / pi), category scope; [0, 5]
+  double lines_per_order = 4.0;         ///< mean purchase lines per order; [1, 50]
+  double views_per_order = 2.0;         ///< mean view events before each order; [0, 50]
   std::uint64_t seed = 42;
   int num_threads = 0;  ///< 0 = OpenMP default
 
@@ -106,6 +130,13 @@ struct SimulatorParams {
         params::field("member_day_of_month", &P::member_day_of_month, params::closed(1, 28)),
         params::field("holiday_start_day", &P::holiday_start_day, params::at_least(0)),
         params::field("holiday_days", &P::holiday_days, params::at_least(0)),
+        params::field("behavior", &P::behavior),
+        params::field("n_categories", &P::n_categories, params::closed(2, 200)),
+        params::field("interest_concentration", &P::interest_concentration,
+                      params::Bounds{0, 1e4, true, false, false}),
+        params::field("interest_effect", &P::interest_effect, params::closed(0, 5)),
+        params::field("lines_per_order", &P::lines_per_order, params::closed(1, 50)),
+        params::field("views_per_order", &P::views_per_order, params::closed(0, 50)),
         params::field("seed", &P::seed),
         params::field("num_threads", &P::num_threads, params::threads()));
   }
@@ -148,6 +179,12 @@ struct SimulationTruth {
   std::vector<Timestamp> expected_next_order_time;  ///< expected next organic order after
                                                     ///< reference_time
 
+  /// With behaviour (else empty): the item categories, their population shares pi and each
+  /// member's planted interests theta (row-major n_users x categories, rows sum to 1).
+  std::vector<std::string> category_names;
+  std::vector<double> category_share;
+  std::vector<float> interest;
+
   float claim(Index u, Index b) const { return claim_probability[idx(u, b)]; }
   float redemption(Index u, Index b) const { return redemption_probability[idx(u, b)]; }
   float incremental(Index u, Index b) const { return incremental_probability[idx(u, b)]; }
@@ -159,13 +196,18 @@ struct SimulationTruth {
   }
 };
 
-/// A simulated program: catalog, member attributes, event log and ground truth.
+/// A simulated program: catalog, member attributes, event log and ground truth; with
+/// behaviour also the items, what each benefit applies to and what members bought and browsed
+/// (actions "purchase" and "view"; member indices as in `events`).
 struct SimulatedProgram {
   SimulatorParams params;
   Catalog catalog;
   UserTable users;
   EventLog events;
   SimulationTruth truth;
+  ItemCatalog items;           ///< empty without behaviour
+  BenefitItems benefit_items;  ///< empty without behaviour
+  BehaviorLog behavior;        ///< empty without behaviour
 };
 
 /// Generates a program. Reports progress through `callbacks` ("simulate", members done) and

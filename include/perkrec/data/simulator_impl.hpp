@@ -64,6 +64,37 @@ inline constexpr int kFutureDays = 400;  // horizon past the end for truth compu
 inline constexpr double kLapsedRate = 0.1;
 inline constexpr double kPreferenceScale = 0.8;  // archetype lifts are scaled by this
 inline constexpr double kChannelLift = 0.8;      // the member's preferred issuing channel
+// Behaviour (SimulatorParams::behavior): items per category, brands, the view window.
+inline constexpr int kItemsPerCategory = 8;
+inline constexpr const char* kItemBrands[3] = {"house_brand", "partner_brand", "national_brand"};
+inline constexpr double kViewWindowDays = 3.0;
+inline constexpr double kInterestLogClamp = 3.0;
+
+// Category names of a program with behaviour: n of them, cycling the list with a suffix.
+inline std::vector<std::string> behavior_categories(int n) {
+  static constexpr const char* kNames[24] = {
+      "bakery",  "dairy",         "produce", "meat",       "frozen", "snacks",
+      "drinks",  "household",     "pantry",  "baby",       "pet",    "deli",
+      "seafood", "breakfast",     "wine",    "health",     "beauty", "apparel",
+      "toys",    "personal_care", "garden",  "stationery", "books",  "electronics"};
+  std::vector<std::string> out;
+  for (int c = 0; c < n; ++c) {
+    std::string name = kNames[c % 24];
+    if (c >= 24) name += "_" + std::to_string(c / 24 + 1);
+    out.push_back(std::move(name));
+  }
+  return out;
+}
+
+// Population shares of the categories: pi_c proportional to 1 / (c + 1)^0.7.
+inline std::vector<double> behavior_category_shares(int n) {
+  std::vector<double> pi(static_cast<std::size_t>(n));
+  double total = 0;
+  for (int c = 0; c < n; ++c) total += pi[static_cast<std::size_t>(c)] = std::pow(c + 1.0, -0.7);
+  for (double& v : pi) v /= total;
+  return pi;
+}
+
 // Opening an offer reveals interest too (the preview shows the benefit): the view
 // probability is the channel's open rate times an interest factor in (0, 1].
 inline constexpr double kViewInterestBase = 1.0;
@@ -315,6 +346,8 @@ PERKREC_INLINE Catalog simulated_catalog(const SimulatorParams& params) {
   static constexpr int kChannelCycle[6] = {0, 0, 1, 2, 0, 3};
 
   const Index n = params.n_benefits;
+  const std::vector<std::string> categories =
+      params.behavior ? behavior_categories(params.n_categories) : std::vector<std::string>{};
   int width = 2;
   for (Index x = n; x >= 100; x /= 10) ++width;
   int seen[kNumBenefitKinds] = {};
@@ -370,6 +403,15 @@ PERKREC_INLINE Catalog simulated_catalog(const SimulatorParams& params) {
     if (b.kind == BenefitKind::member_exclusive && j % 2 == 0) {
       b.scope = Scope::tier;
       b.scope_value = "gold";
+    } else if (params.behavior) {
+      // With behaviour a quarter of the benefits apply to one category, a few to one brand.
+      if (i % 4 == 3) {
+        b.scope = Scope::category;
+        b.scope_value = categories[static_cast<std::size_t>((i / 4) % params.n_categories)];
+      } else if (i % 12 == 5) {
+        b.scope = Scope::brand;
+        b.scope_value = kBrands[(i / 12) % 2];
+      }
     } else if (i % 12 == 3) {
       b.scope = Scope::category;
       b.scope_value = kCategories[(i / 12) % 3];
@@ -440,6 +482,13 @@ struct ChunkEvents {
   std::vector<float> amount;
   std::vector<float> propensity;
   std::vector<std::uint8_t> control;
+  // Behaviour: purchase lines and views (member, item, action, time, amount, basket).
+  std::vector<Index> b_user;
+  std::vector<Index> b_item;
+  std::vector<std::int32_t> b_action;
+  std::vector<Timestamp> b_time;
+  std::vector<double> b_amount;
+  std::vector<std::int64_t> b_basket;
 };
 
 // Everything shared by all members.
@@ -456,6 +505,9 @@ struct World {
   std::vector<std::uint8_t> tier_scoped;
   std::vector<std::vector<std::pair<int, double>>> archetype_preferences;
   double archetype_cumulative[kNumArchetypes];
+  // Behaviour only: category shares pi, each benefit's category (-1 = not category-scoped).
+  std::vector<double> category_share;
+  std::vector<int> benefit_category;
 };
 
 inline World make_world(const SimulatorParams& p, const Catalog& catalog) {
@@ -507,6 +559,18 @@ inline World make_world(const SimulatorParams& p, const Catalog& catalog) {
     total += p.archetype_mix[static_cast<std::size_t>(a)];
     w.archetype_cumulative[a] = total;
   }
+  if (p.behavior) {
+    w.category_share = behavior_category_shares(p.n_categories);
+    const std::vector<std::string> names = behavior_categories(p.n_categories);
+    for (Index b = 0; b < nb; ++b) {
+      int c = -1;
+      if (catalog[b].scope == Scope::category) {
+        const auto it = std::find(names.begin(), names.end(), catalog[b].scope_value);
+        if (it != names.end()) c = static_cast<int>(it - names.begin());
+      }
+      w.benefit_category.push_back(c);
+    }
+  }
   return w;
 }
 
@@ -519,6 +583,8 @@ struct Scratch {
   std::vector<double> preference;
   std::vector<double> utility, claim_p, interest_p, induce_p, qualify_p, policy_cumulative;
   std::vector<Index> policy_benefit;
+  std::vector<double> interest;  // behaviour: the member's category shares theta
+  std::vector<double> interest_cumulative;
 };
 
 inline double hour_draw(Rng& rng, double preferred_hour) {
@@ -704,6 +770,11 @@ inline void member_probabilities(const World& w, const Member& m, Rng& rng, Scra
     const auto k = static_cast<std::size_t>(b);
     double util = 0.35 * std::log1p(w.effective_value[k] / 10.0);
     for (int d : w.benefit_dims[k]) util += s.preference[static_cast<std::size_t>(d)];
+    if (p.behavior && w.benefit_category[k] >= 0) {
+      const auto c = static_cast<std::size_t>(w.benefit_category[k]);
+      util += p.interest_effect * std::clamp(std::log(s.interest[c] / w.category_share[c]),
+                                             -kInterestLogClamp, kInterestLogClamp);
+    }
     s.utility[k] = util;
     s.claim_p[k] = sigmoid(claim_base + util);
     s.interest_p[k] = sigmoid(kViewInterestBase + kViewInterestSlope * util);
@@ -961,6 +1032,69 @@ inline void emit_events(const Member& m, Index u, Timestamp end, Scratch& s, Chu
   }
 }
 
+// Behaviour, before stage 2: the member's category interests theta ~ Dirichlet(alpha pi), from
+// the member's behaviour stream (so the main stream's draws do not change).
+inline void draw_interests(const World& w, Rng& brng, Scratch& s) {
+  const SimulatorParams& p = w.params;
+  const auto nc = static_cast<std::size_t>(p.n_categories);
+  s.interest.resize(nc);
+  double total = 0;
+  for (std::size_t c = 0; c < nc; ++c) {
+    // A floor keeps log(theta / pi) finite for tiny shapes.
+    s.interest[c] = std::max(1e-300, brng.gamma(p.interest_concentration * w.category_share[c]));
+    total += s.interest[c];
+  }
+  s.interest_cumulative.resize(nc);
+  double running = 0;
+  for (std::size_t c = 0; c < nc; ++c) {
+    s.interest[c] = std::max(s.interest[c] / total, 1e-12);
+    running += s.interest[c];
+    s.interest_cumulative[c] = running;
+  }
+}
+
+// Behaviour, after stage 5: every order before the end becomes a basket of purchase lines and
+// is preceded by views (see simulator.hpp), appended to out's behaviour columns.
+inline void behavior_events(const World& w, const Member& m, Index u, Timestamp end, Rng& brng,
+                            Scratch& s, ChunkEvents& out) {
+  const SimulatorParams& p = w.params;
+  const Timestamp first = std::max(p.start_time, m.signup_time);
+  const auto nc = static_cast<std::uint32_t>(p.n_categories);
+  auto draw_item = [&](int category) {
+    if (category < 0) {
+      category = static_cast<int>(brng.from_cumulative(s.interest_cumulative.data(), nc));
+    }
+    return static_cast<Index>(category * kItemsPerCategory +
+                              static_cast<int>(brng.below(kItemsPerCategory)));
+  };
+  auto push = [&](Index item, std::int32_t action, Timestamp t, double amount,
+                  std::int64_t basket) {
+    out.b_user.push_back(u);
+    out.b_item.push_back(item);
+    out.b_action.push_back(action);
+    out.b_time.push_back(t);
+    out.b_amount.push_back(amount);
+    out.b_basket.push_back(basket);
+  };
+  for (std::size_t k = 0; k < s.orders.size(); ++k) {
+    const Order& o = s.orders[k];
+    if (o.time >= end) continue;
+    const int views = static_cast<int>(brng.poisson(p.views_per_order));
+    for (int v = 0; v < views; ++v) {
+      const auto before = static_cast<Timestamp>(brng.uniform() * kViewWindowDays * kSecondsPerDay);
+      const Index item = draw_item(-1);
+      if (o.time - before >= first) push(item, 1, o.time - before, 0.0, -1);
+    }
+    const int lines = 1 + static_cast<int>(brng.poisson(p.lines_per_order - 1.0));
+    const int scoped =
+        o.benefit >= 0 ? w.benefit_category[static_cast<std::size_t>(o.benefit)] : -1;
+    const std::int64_t basket =
+        static_cast<std::int64_t>(u) * (std::int64_t{1} << 20) + static_cast<std::int64_t>(k);
+    const double share = static_cast<double>(o.amount) / lines;
+    for (int l = 0; l < lines; ++l) push(draw_item(l == 0 ? scoped : -1), 0, o.time, share, basket);
+  }
+}
+
 // Stage 6: the member's ground truth at the end of the period and their attributes.
 inline void member_truth(const World& w, const Member& m, Index u, const OrganicOrders& organic,
                          const Scratch& s, SimulationTruth& truth,
@@ -1039,6 +1173,11 @@ inline void member_truth(const World& w, const Member& m, Index u, const Organic
     const double next_day = day_at(s, tau_end + residual, days);
     truth.expected_next_order_time[row] = start + static_cast<Timestamp>(next_day * kSecondsPerDay);
   }
+  if (p.behavior) {
+    const auto nc = static_cast<std::size_t>(p.n_categories);
+    for (std::size_t c = 0; c < nc; ++c)
+      truth.interest[row * nc + c] = static_cast<float>(s.interest[c]);
+  }
   attributes[row * 4 + 0] = age;
   attributes[row * 4 + 1] = gender;
   attributes[row * 4 + 2] = tier;
@@ -1056,12 +1195,86 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
   const SimulatorParams& p = w.params;
   const Timestamp end = p.start_time + static_cast<Timestamp>(p.days) * kSecondsPerDay;
   Rng rng(p.seed, static_cast<std::uint64_t>(u) + 1, 1);
+  Rng brng(p.seed, static_cast<std::uint64_t>(u) + 1, 2);  // behaviour's own stream
   const Member m = draw_member(w, rng);
+  if (p.behavior) draw_interests(w, brng, s);
   member_probabilities(w, m, rng, s);
   const OrganicOrders organic = organic_orders(w, m, rng, s);
   issue_benefits(w, m, organic.count, rng, s);
   emit_events(m, u, end, s, out);
+  if (p.behavior) behavior_events(w, m, u, end, brng, s, out);
   member_truth(w, m, u, organic, s, truth, attributes, signup);
+}
+
+}  // namespace detail::sim
+
+namespace detail::sim {
+
+// The items, what each benefit applies to and the behaviour log of a program with behaviour,
+// from the chunks' behaviour columns (in member order).
+inline void simulated_behavior(const SimulatorParams& params, SimulatedProgram& program,
+                               std::vector<ChunkEvents>& chunks, int threads) {
+  const std::vector<std::string> categories = behavior_categories(params.n_categories);
+  const int nc = params.n_categories;
+  std::vector<std::string> ids, brands;
+  std::vector<std::int32_t> category_codes;
+  for (int c = 0; c < nc; ++c) {
+    for (int j = 0; j < kItemsPerCategory; ++j) {
+      ids.push_back(categories[static_cast<std::size_t>(c)] + "_" + std::to_string(j + 1));
+      category_codes.push_back(c);
+      brands.emplace_back(kItemBrands[j % 3]);
+    }
+  }
+  ItemCatalog items(IdMap::from_strings(ids));
+  items.add_level("category", std::move(category_codes), categories);
+  items.add_level("brand", brands);
+  std::vector<Index> pair_benefit, pair_item;
+  const Catalog& catalog = program.catalog;
+  for (Index b = 0; b < catalog.size(); ++b) {
+    const Benefit& ben = catalog[b];
+    for (Index i = 0; i < items.size(); ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      const bool match =
+          (ben.scope == Scope::category &&
+           categories[static_cast<std::size_t>(k / kItemsPerCategory)] == ben.scope_value) ||
+          (ben.scope == Scope::brand && brands[k] == ben.scope_value);
+      if (match) {
+        pair_benefit.push_back(b);
+        pair_item.push_back(i);
+      }
+    }
+  }
+  program.benefit_items =
+      BenefitItems::from_pairs(pair_benefit, pair_item, catalog.size(), items.size());
+  ChunkEvents all;
+  for (ChunkEvents& c : chunks) {
+    auto append = [](auto& dst, auto& src) {
+      dst.insert(dst.end(), src.begin(), src.end());
+      src.clear();
+      src.shrink_to_fit();
+    };
+    append(all.b_user, c.b_user);
+    append(all.b_item, c.b_item);
+    append(all.b_action, c.b_action);
+    append(all.b_time, c.b_time);
+    append(all.b_amount, c.b_amount);
+    append(all.b_basket, c.b_basket);
+  }
+  BehaviorColumns columns;
+  columns.user = all.b_user;
+  columns.item = all.b_item;
+  columns.action = all.b_action;
+  columns.timestamp = all.b_time;
+  columns.amount = all.b_amount;
+  columns.basket = all.b_basket;
+  BehaviorOptions options;
+  options.n_users = params.n_users;
+  options.n_items = items.size();
+  options.action_names = {"purchase", "view"};
+  options.unknown = UnknownItems::raise;
+  options.num_threads = threads;
+  program.behavior = BehaviorLog::from_columns(columns, options);
+  program.items = std::move(items);
 }
 
 }  // namespace detail::sim
@@ -1099,6 +1312,11 @@ PERKREC_INLINE SimulatedProgram simulate(const SimulatorParams& params,
   truth.lapse_time.resize(nu);
   truth.control.resize(nu);
   truth.expected_next_order_time.resize(nu);
+  if (params.behavior) {
+    truth.category_names = behavior_categories(params.n_categories);
+    truth.category_share = world.category_share;
+    truth.interest.resize(nu * static_cast<std::size_t>(params.n_categories));
+  }
   std::vector<std::int32_t> attributes(nu * 4);
   std::vector<double> signup(nu);
 
@@ -1226,6 +1444,7 @@ PERKREC_INLINE SimulatedProgram simulate(const SimulatorParams& params,
   categorical("region", 3, kRegions);
   users.add_numeric("signup_time", std::move(signup));
   program.users = std::move(users);
+  if (params.behavior) simulated_behavior(params, program, chunks, threads);
   return program;
 }
 

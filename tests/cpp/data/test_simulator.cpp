@@ -283,6 +283,222 @@ TEST(Simulator, InvalidParamsNameTheField) {
   expect_bad([](SimulatorParams& p) { p.issues_per_week = std::nan(""); }, "issues_per_week");
   expect_bad([](SimulatorParams& p) { p.member_day_of_month = 31; }, "member_day_of_month");
   expect_bad([](SimulatorParams& p) { p.num_threads = -2; }, "num_threads");
+  expect_bad([](SimulatorParams& p) { p.n_categories = 1; }, "n_categories");
+  expect_bad([](SimulatorParams& p) { p.interest_concentration = 0; }, "interest_concentration");
+  expect_bad([](SimulatorParams& p) { p.interest_effect = -0.1; }, "interest_effect");
+  expect_bad([](SimulatorParams& p) { p.lines_per_order = 0.5; }, "lines_per_order");
+  expect_bad([](SimulatorParams& p) { p.views_per_order = std::nan(""); }, "views_per_order");
+}
+
+// --- what members buy and browse (SimulatorParams::behavior) --------------------------------
+
+const SimulatedProgram& behavior_program() {
+  static const SimulatedProgram p = [] {
+    SimulatorParams params;
+    params.n_users = 3000;
+    params.seed = 11;
+    params.behavior = true;
+    return simulate(params);
+  }();
+  return p;
+}
+
+TEST(SimulatorBehavior, OffByDefault) {
+  const SimulatedProgram& p = program();
+  EXPECT_FALSE(p.params.behavior);
+  EXPECT_EQ(p.items.size(), 0);
+  EXPECT_TRUE(p.behavior.empty());
+  EXPECT_EQ(p.benefit_items.size(), 0);
+  EXPECT_TRUE(p.truth.interest.empty());
+  for (const Benefit& b : p.catalog.benefits()) {
+    if (b.scope == Scope::category) {
+      EXPECT_TRUE(b.scope_value == "apparel" || b.scope_value == "beauty" ||
+                  b.scope_value == "grocery")
+          << b.scope_value;
+    }
+  }
+}
+
+TEST(SimulatorBehavior, BasketsMatchTheOrdersAndViewsPrecedeThem) {
+  const SimulatedProgram& p = behavior_program();
+  const EventLog& log = p.events;
+  const BehaviorLog& beh = p.behavior;
+  ASSERT_EQ(beh.n_users(), log.n_users());
+  ASSERT_EQ(beh.n_items(), p.items.size());
+  EXPECT_EQ(p.items.size(), 12 * 8);
+  EXPECT_EQ(beh.action_names(), (std::vector<std::string>{"purchase", "view"}));
+  const Timestamp end = p.params.start_time + p.params.days * kSecondsPerDay;
+  std::size_t orders = 0, views = 0;
+  for (Index u = 0; u < log.n_users(); ++u) {
+    // Each ordered event's amount, by time (a member never orders twice in one second here).
+    std::map<Timestamp, double> ordered;
+    for (Offset e = log.user_begin(u); e < log.user_end(u); ++e) {
+      if (log.type(e) == EventType::ordered) {
+        ordered[log.timestamps()[static_cast<std::size_t>(e)]] +=
+            log.order_amounts()[static_cast<std::size_t>(e)];
+      }
+    }
+    std::map<std::int64_t, std::pair<Timestamp, double>> baskets;
+    for (Offset e = beh.user_begin(u); e < beh.user_end(u); ++e) {
+      const auto k = static_cast<std::size_t>(e);
+      const Timestamp t = beh.timestamps()[k];
+      ASSERT_LT(t, end);
+      ASSERT_GE(t, p.truth.signup_time[static_cast<std::size_t>(u)]);
+      if (beh.actions()[k] == 0) {
+        auto& [time, amount] = baskets[beh.baskets()[k]];
+        time = t;
+        amount += beh.amounts()[k];
+      } else {
+        ++views;
+        ASSERT_EQ(beh.amounts()[k], 0.0);
+        ASSERT_EQ(beh.baskets()[k], -1);
+        // A view falls in the 3 days before one of the member's orders.
+        auto next = ordered.lower_bound(t);
+        ASSERT_TRUE(next != ordered.end()) << "member " << u << " view at " << t;
+        ASSERT_LE(next->first - t, 3 * kSecondsPerDay);
+      }
+    }
+    std::map<Timestamp, double> basket_amounts;
+    for (const auto& [id, tb] : baskets) basket_amounts[tb.first] += tb.second;
+    ASSERT_EQ(basket_amounts.size(), ordered.size()) << "member " << u;
+    for (const auto& [t, amount] : ordered) {
+      ASSERT_TRUE(basket_amounts.count(t)) << "member " << u << " order at " << t;
+      ASSERT_NEAR(basket_amounts[t], amount, 1e-3 * amount + 1e-3);
+    }
+    orders += ordered.size();
+  }
+  EXPECT_GT(orders, 10000u);
+  // About lines_per_order purchase lines per order and views_per_order views.
+  const double lines = static_cast<double>(beh.size() - static_cast<Offset>(views));
+  EXPECT_NEAR(lines / static_cast<double>(orders), 4.0, 0.15);
+  EXPECT_NEAR(static_cast<double>(views) / static_cast<double>(orders), 2.0, 0.2);
+}
+
+TEST(SimulatorBehavior, PurchasesFollowThePlantedInterests) {
+  const SimulatedProgram& p = behavior_program();
+  const BehaviorLog& beh = p.behavior;
+  const auto nc = static_cast<std::size_t>(p.params.n_categories);
+  ASSERT_EQ(p.truth.category_names.size(), nc);
+  ASSERT_EQ(p.truth.interest.size(), static_cast<std::size_t>(p.params.n_users) * nc);
+  const std::vector<std::int32_t>& category = p.items.level_codes("category");
+  double corr_sum = 0;
+  int members = 0;
+  for (Index u = 0; u < beh.n_users(); ++u) {
+    std::vector<double> counts(nc, 0.0);
+    double n = 0;
+    for (Offset e = beh.user_begin(u); e < beh.user_end(u); ++e) {
+      const auto k = static_cast<std::size_t>(e);
+      counts[static_cast<std::size_t>(category[static_cast<std::size_t>(beh.items()[k])])] += 1;
+      n += 1;
+    }
+    const float* theta = p.truth.interest.data() + static_cast<std::size_t>(u) * nc;
+    double sum = 0;
+    for (std::size_t c = 0; c < nc; ++c) sum += theta[c];
+    ASSERT_NEAR(sum, 1.0, 1e-5);
+    if (n < 60) continue;
+    double mc = 0, mt = 0;
+    for (std::size_t c = 0; c < nc; ++c) {
+      mc += counts[c] / n / static_cast<double>(nc);
+      mt += theta[c] / static_cast<double>(nc);
+    }
+    double sxy = 0, sxx = 0, syy = 0;
+    for (std::size_t c = 0; c < nc; ++c) {
+      const double x = counts[c] / n - mc, y = theta[c] - mt;
+      sxy += x * y;
+      sxx += x * x;
+      syy += y * y;
+    }
+    corr_sum += sxy / std::sqrt(sxx * syy + 1e-300);
+    ++members;
+  }
+  ASSERT_GT(members, 300);
+  EXPECT_GT(corr_sum / members, 0.8);
+}
+
+TEST(SimulatorBehavior, CategoryBenefitsMapToTheirItemsAndAppealToInterestedMembers) {
+  const SimulatedProgram& p = behavior_program();
+  const auto nc = static_cast<std::size_t>(p.params.n_categories);
+  const std::vector<std::string>& names = p.truth.category_names;
+  const std::vector<std::int32_t>& category = p.items.level_codes("category");
+  int scoped = 0;
+  double high_sum = 0, low_sum = 0;
+  int high_n = 0, low_n = 0;
+  for (Index b = 0; b < p.catalog.size(); ++b) {
+    const Benefit& ben = p.catalog[b];
+    if (ben.scope != Scope::category) continue;
+    ++scoped;
+    const auto c = static_cast<std::size_t>(std::find(names.begin(), names.end(), ben.scope_value) -
+                                            names.begin());
+    ASSERT_LT(c, nc) << ben.scope_value;
+    const Span<const Index> its = p.benefit_items.items(b);
+    ASSERT_EQ(its.size(), 8u);
+    for (Index i : its) EXPECT_EQ(category[static_cast<std::size_t>(i)], static_cast<int>(c));
+    // Members with four times the population's interest in the category claim it more often
+    // than members with a quarter of it.
+    for (Index u = 0; u < p.params.n_users; ++u) {
+      const double lift =
+          p.truth.interest[static_cast<std::size_t>(u) * nc + c] / p.truth.category_share[c];
+      if (lift > 4) {
+        high_sum += p.truth.claim(u, b);
+        ++high_n;
+      } else if (lift < 0.25) {
+        low_sum += p.truth.claim(u, b);
+        ++low_n;
+      }
+    }
+  }
+  EXPECT_GE(scoped, 10);
+  ASSERT_GT(high_n, 100);
+  ASSERT_GT(low_n, 100);
+  EXPECT_GT(high_sum / high_n, 2.0 * (low_sum / low_n));
+  // Brand-scoped benefits map to the items of their brand.
+  const std::vector<std::int32_t>& brand = p.items.level_codes("brand");
+  const std::vector<std::string>& brands = p.items.level_values("brand");
+  for (Index b = 0; b < p.catalog.size(); ++b) {
+    if (p.catalog[b].scope != Scope::brand) continue;
+    for (Index i : p.benefit_items.items(b)) {
+      EXPECT_EQ(brands[static_cast<std::size_t>(brand[static_cast<std::size_t>(i)])],
+                p.catalog[b].scope_value);
+    }
+    EXPECT_GT(p.benefit_items.items(b).size(), 0u);
+  }
+}
+
+TEST(SimulatorBehavior, WithoutInterestEffectTheBenefitLogIgnoresTheInterests) {
+  SimulatorParams p;
+  p.n_users = 800;
+  p.behavior = true;
+  p.interest_effect = 0;
+  const SimulatedProgram a = simulate(p);
+  p.interest_concentration = 50;
+  const SimulatedProgram b = simulate(p);
+  EXPECT_EQ(a.events.to_bytes(), b.events.to_bytes());
+  EXPECT_EQ(a.truth.redemption_probability, b.truth.redemption_probability);
+  EXPECT_NE(a.truth.interest, b.truth.interest);
+  p.interest_effect = 1;
+  const SimulatedProgram c = simulate(p);
+  EXPECT_NE(c.truth.redemption_probability, b.truth.redemption_probability);
+}
+
+TEST(SimulatorBehavior, IdenticalForAnyThreadCount) {
+  SimulatorParams p;
+  p.n_users = 1200;
+  p.behavior = true;
+  p.num_threads = 1;
+  const SimulatedProgram a = simulate(p);
+  p.num_threads = 3;
+  const SimulatedProgram b = simulate(p);
+  EXPECT_EQ(a.events.to_bytes(), b.events.to_bytes());
+  EXPECT_EQ(a.truth.interest, b.truth.interest);
+  ASSERT_EQ(a.behavior.size(), b.behavior.size());
+  EXPECT_TRUE(
+      std::equal(a.behavior.items().begin(), a.behavior.items().end(), b.behavior.items().begin()));
+  EXPECT_TRUE(std::equal(a.behavior.timestamps().begin(), a.behavior.timestamps().end(),
+                         b.behavior.timestamps().begin()));
+  EXPECT_TRUE(std::equal(a.behavior.amounts().begin(), a.behavior.amounts().end(),
+                         b.behavior.amounts().begin()));
+  EXPECT_EQ(a.behavior.user_offsets(), b.behavior.user_offsets());
+  EXPECT_TRUE(a.items == b.items);
 }
 
 }  // namespace
