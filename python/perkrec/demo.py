@@ -560,7 +560,7 @@ def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[
         f"  e.g. member {example['member']}: {example['benefit']} ({example['kind']}) at {example['send_at']:%a %H:%M} "
         f"UTC, valid {int(example['validity_days'])} days; reasons: {example['reasons']}"
     )
-    win_back, member_value = _win_back_section(
+    win_back, clv_fields = _win_back_section(
         program, inputs, pref, segments, plan, out, say, num_threads
     )
     plan.frame.to_csv(out / "plan.csv", index=False)
@@ -573,7 +573,7 @@ def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[
         out / "campaign_report.html",
         offline=plan_offline,
         segments=segments,
-        member_value=member_value,
+        clv_fields=clv_fields,
         title=f"perkrec campaign report — plan at {pd.Timestamp(plan_time):%Y-%m-%d}",
     )
     say(f"  the campaign report (open in a browser): {out / 'campaign_report.html'}")
@@ -692,7 +692,7 @@ def _win_back_section(program, inputs, pref, segments, plan, out: Path, say, num
     say(_table(table))
     table.to_csv(out / "win_back.csv")
     plans["win-back (at_risk, clv > p80)"].frame.to_csv(out / "win_back_plan.csv", index=False)
-    fields.to_csv(out / "member_value.csv")
+    fields.to_csv(out / "clv_fields.csv")
     targeted, spread = table.iloc[0], table.iloc[1]
     return {
         "win_back_members": float(targeted_members),

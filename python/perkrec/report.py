@@ -14,7 +14,7 @@ from a mail attachment or a file share as it is. Sections appear when their inpu
 * the top reasons (the preference dimensions that carried each issue, why the runner-up lost,
   the rules that excluded a better benefit), read from the plan's explanations;
 * preference segments (members per segment, from ``PreferenceModel.segments()``);
-* value by segment and lifecycle stage (``member_value=CLVModel.member_fields(...)``): members,
+* value by segment and lifecycle stage (``clv_fields=CLVModel.member_fields(...)``): members,
   mean CLV, share of plan spend and expected incremental return per stage and per segment;
 * the plan valued off-policy from a log (``Plan.evaluate_offline``), with intervals;
 * an experiment's incremental results with intervals (``analyze_experiment``);
@@ -425,20 +425,20 @@ def _segments(segments) -> str:
 _NO_FIT = "no fit"  # members without CLV fields (no order before the CLV model's cut)
 
 
-def value_by_stage(plan, member_value: pd.DataFrame, segments=None) -> dict:
+def value_by_stage(plan, clv_fields: pd.DataFrame, segments=None) -> dict:
     """The plan's spend and expected incremental return next to what the members are worth, by
     lifecycle stage and by preference segment: ``{"lifecycle_stage": frame, "segment": frame}``
     (the second only when ``segments`` are given or the plan has a segment column).
 
-    ``member_value``: ``CLVModel.member_fields(...)`` — a DataFrame indexed by member id (the
+    ``clv_fields``: ``CLVModel.member_fields(...)`` — a DataFrame indexed by member id (the
     plan's ``member`` column) with ``clv`` and ``lifecycle_stage``; members of the plan it lacks,
     and members with a missing stage, form the row "no fit". ``segments``:
     ``PreferenceModel.segments()`` (indexed by member id) or a Series of labels by member id.
-    Each frame has per group: ``members`` (in ``member_value``), ``mean_clv``,
+    Each frame has per group: ``members`` (in ``clv_fields``), ``mean_clv``,
     ``planned_members``, ``share_of_spend`` (of the plan's expected cost), ``expected_cost``,
     ``expected_return`` (the plan's expected incremental return) and ``return_per_cost``.
     Stage rows follow LIFECYCLE_STAGES. InputError for duplicate member ids, an unknown stage
-    name, a non-finite clv of a member with a stage, or a ``member_value`` that shares no id
+    name, a non-finite clv of a member with a stage, or a ``clv_fields`` that shares no id
     with the plan's members (ids of another log, or indices given for ids)."""
     from .clv import LIFECYCLE_STAGES, stage_codes
     from .plan import Plan
@@ -447,40 +447,40 @@ def value_by_stage(plan, member_value: pd.DataFrame, segments=None) -> dict:
         raise _core.InputError(
             f"value_by_stage: plan must be a perkrec.Plan (got {type(plan).__name__})"
         )
-    if not isinstance(member_value, pd.DataFrame):
+    if not isinstance(clv_fields, pd.DataFrame):
         raise _core.InputError(
-            f"value_by_stage: member_value must be a DataFrame (got {type(member_value).__name__})"
+            f"value_by_stage: clv_fields must be a DataFrame (got {type(clv_fields).__name__})"
         )
     for column in ("clv", "lifecycle_stage"):
-        if column not in member_value.columns:
+        if column not in clv_fields.columns:
             raise _core.InputError(
-                f"value_by_stage: member_value: missing column {column!r} (give "
+                f"value_by_stage: clv_fields: missing column {column!r} (give "
                 "CLVModel.member_fields(...))"
             )
-    if member_value.index.has_duplicates:
-        dup = member_value.index[member_value.index.duplicated()][0]
-        raise _core.InputError(f"value_by_stage: member_value: duplicate member id {dup!r}")
-    stage = member_value["lifecycle_stage"]
+    if clv_fields.index.has_duplicates:
+        dup = clv_fields.index[clv_fields.index.duplicated()][0]
+        raise _core.InputError(f"value_by_stage: clv_fields: duplicate member id {dup!r}")
+    stage = clv_fields["lifecycle_stage"]
     given = stage.notna().to_numpy()
-    stage_codes(stage[given].astype(str).unique(), "value_by_stage: member_value.lifecycle_stage")
-    clv = pd.to_numeric(member_value["clv"], errors="coerce").to_numpy(dtype=np.float64)
+    stage_codes(stage[given].astype(str).unique(), "value_by_stage: clv_fields.lifecycle_stage")
+    clv = pd.to_numeric(clv_fields["clv"], errors="coerce").to_numpy(dtype=np.float64)
     bad = given & ~np.isfinite(clv)
     if bad.any():
-        who = member_value.index[np.flatnonzero(bad)[0]]
+        who = clv_fields.index[np.flatnonzero(bad)[0]]
         raise _core.InputError(
-            f"value_by_stage: member_value: clv of member {who!r} is not finite (got "
-            f"{member_value['clv'].loc[who]!r}) although it has a lifecycle stage"
+            f"value_by_stage: clv_fields: clv of member {who!r} is not finite (got "
+            f"{clv_fields['clv'].loc[who]!r}) although it has a lifecycle stage"
         )
     f = plan.frame
     planned = pd.Index(f["member"].unique())
-    if len(planned) and len(member_value) and not planned.isin(member_value.index).any():
+    if len(planned) and len(clv_fields) and not planned.isin(clv_fields.index).any():
         raise _core.InputError(
-            f"value_by_stage: member_value shares no member id with the plan's {len(planned):,} "
-            f"members (plan member {planned[0]!r}, member_value index {member_value.index[0]!r})"
+            f"value_by_stage: clv_fields shares no member id with the plan's {len(planned):,} "
+            f"members (plan member {planned[0]!r}, clv_fields index {clv_fields.index[0]!r})"
         )
     labels = stage.astype(object).where(stage.notna(), _NO_FIT)
     population = pd.DataFrame({"clv": np.where(given, clv, np.nan), "lifecycle_stage": labels})
-    population.index = member_value.index
+    population.index = clv_fields.index
     extra = planned.difference(population.index)
     if len(extra):
         population = pd.concat(
@@ -497,8 +497,8 @@ def value_by_stage(plan, member_value: pd.DataFrame, segments=None) -> dict:
         seg = seg["segment"] if isinstance(seg, pd.DataFrame) else pd.Series(seg)
         if len(seg) and not population.index.isin(seg.index).any():
             raise _core.InputError(
-                "value_by_stage: segments share no member id with member_value (segments index "
-                f"{seg.index[0]!r}, member_value index {population.index[0]!r})"
+                "value_by_stage: segments share no member id with clv_fields (segments index "
+                f"{seg.index[0]!r}, clv_fields index {population.index[0]!r})"
             )
         groups["segment"] = (
             seg.astype(object).reindex(population.index).where(lambda x: x.notna(), "none")
@@ -542,10 +542,10 @@ def value_by_stage(plan, member_value: pd.DataFrame, segments=None) -> dict:
     return out
 
 
-def _member_value(plan, member_value, segments) -> str:
-    if member_value is None:
+def _value_section(plan, clv_fields, segments) -> str:
+    if clv_fields is None:
         return ""
-    tables = value_by_stage(plan, member_value, segments)
+    tables = value_by_stage(plan, clv_fields, segments)
     parts = ["<h2>Value by segment and lifecycle stage</h2>"]
     for by, table in tables.items():
         title = "lifecycle stage" if by == "lifecycle_stage" else "preference segment"
@@ -697,7 +697,7 @@ def campaign_report(
     offline=None,
     uplift: Optional[Mapping] = None,
     segments=None,
-    member_value: Optional[pd.DataFrame] = None,
+    clv_fields: Optional[pd.DataFrame] = None,
     breakdowns: Sequence[str] = ("segment", "kind", "channel"),
     title: str = "perkrec campaign report",
     reason_sample: int = 100_000,
@@ -710,7 +710,7 @@ def campaign_report(
     returns), ``offline`` (the frame ``Plan.evaluate_offline`` returns), ``uplift`` (a mapping
     with arrays ``y``, ``uplift``, ``treatment`` and optionally ``value`` and ``cost`` of a
     held-out experiment), ``segments`` (``PreferenceModel.segments()`` or one segment label per
-    member), ``member_value`` (``CLVModel.member_fields(...)``: the section "value by segment
+    member), ``clv_fields`` (``CLVModel.member_fields(...)``: the section "value by segment
     and lifecycle stage", see ``value_by_stage``). ``breakdowns``: plan columns to break the expected figures down by (those the
     plan's frame lacks are skipped).
     """
@@ -738,7 +738,7 @@ def campaign_report(
         _pacing(plan),
         _reasons(plan, int(reason_sample), int(seed)),
         _segments(segments),
-        _member_value(plan, member_value, segments),
+        _value_section(plan, clv_fields, segments),
         _offline(offline),
         _experiment(experiment),
         _uplift(uplift),

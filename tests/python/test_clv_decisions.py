@@ -260,7 +260,7 @@ def _plan() -> Plan:
     return Plan(frame=frame, budget=20.0, method="dual")
 
 
-def _member_value() -> pd.DataFrame:
+def _clv_fields() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "clv": [10.0, 30.0, 50.0, 20.0, np.nan],
@@ -273,7 +273,7 @@ def _member_value() -> pd.DataFrame:
 def test_value_by_stage_exact_figures_and_report_section():
     plan = _plan()
     segments = pd.Series(["deal", "deal", "fan", "fan", "deal"], index=list("abcde"))
-    tables = value_by_stage(plan, _member_value(), segments)
+    tables = value_by_stage(plan, _clv_fields(), segments)
     stage = tables["lifecycle_stage"]
     # "z" is planned but has no CLV fields, "e" has none either: both in "no fit".
     assert list(stage.index) == ["active", "at_risk", "lost", "no fit"]
@@ -289,14 +289,14 @@ def test_value_by_stage_exact_figures_and_report_section():
     assert seg.loc["deal", "members"] == 3 and seg.loc["fan", "members"] == 2
     np.testing.assert_allclose(seg.loc["deal", "mean_clv"], 20.0)  # a, b (e has none)
     np.testing.assert_allclose(seg.loc["fan", ["expected_cost", "expected_return"]], [4.0, 3.0])
-    page = campaign_report(plan, member_value=_member_value(), segments=segments)
+    page = campaign_report(plan, clv_fields=_clv_fields(), segments=segments)
     assert "<h2>Value by segment and lifecycle stage</h2>" in page and "at_risk" in page
     assert "Value by segment" not in campaign_report(plan)
 
 
 def test_value_by_stage_bad_input_raises_typed_errors():
     plan = _plan()
-    good = _member_value()
+    good = _clv_fields()
     with pytest.raises(perkrec.InputError, match="'at-risk'"):
         value_by_stage(
             plan, good.assign(lifecycle_stage=["at-risk", "active", "lost", "new", None])
@@ -322,4 +322,4 @@ def test_stage_codes_name_unknown_stages():
 
 def test_value_by_stage_segments_must_share_member_ids():
     with pytest.raises(perkrec.InputError, match="segments share no member id"):
-        value_by_stage(_plan(), _member_value(), np.array(["deal"] * 5))
+        value_by_stage(_plan(), _clv_fields(), np.array(["deal"] * 5))

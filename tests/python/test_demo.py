@@ -64,7 +64,7 @@ def test_demo_report_and_tables(tmp_path):
     by_stage = pd.read_csv(tmp_path / "plan_value_by_stage.csv", index_col=0)
     assert {"active", "at_risk"} <= set(by_stage.index)
     assert abs(by_stage["share_of_spend"].sum() - 1) < 1e-9
-    value = pd.read_csv(tmp_path / "member_value.csv", index_col=0)
+    value = pd.read_csv(tmp_path / "clv_fields.csv", index_col=0)
     targeted = value[(value["lifecycle_stage"] == "at_risk") & (value["clv_percentile"] > 0.8)]
     plan = pd.read_csv(tmp_path / "win_back_plan.csv")
     assert len(plan) > 0 and set(plan["member"]) <= set(targeted.index)
