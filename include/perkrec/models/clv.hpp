@@ -66,6 +66,12 @@
 // The thresholds are fixed at fit (saved with the model), so a stage does not change with the
 // members a prediction is asked for.
 //
+// Member fields for the decisions (member_fields, sample_fields): clv, its percentile rank among
+// the fitted members (ties share the highest rank), p_alive and the stage, as FeatureEncoder
+// sample columns (numeric / categorical), uplift rows and Policy member conditions (joined to a
+// UserTable). sample_fields gives them to sample rows at or after the fit's cut only (leak-safe);
+// members without a fit get missing values (NaN, stage -1).
+//
 // Forecasters and model = "auto" (opt-in; the default is the purchase model BG/NBD). Every
 // forecaster's clv is an expected value. The purchase and spend forecast comes from one
 // of: a purchase model above ("bgnbd", "mbgnbd", "paretonbd", "bgbb"); "naive" (the member's
