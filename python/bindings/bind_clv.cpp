@@ -24,6 +24,15 @@ py::dict summary_to_python(CLVSummary&& s) {
   return out;
 }
 
+py::dict member_fields_to_python(CLVMemberFields&& f) {
+  py::dict out;
+  out["clv"] = to_numpy(std::move(f.clv));
+  out["clv_percentile"] = to_numpy(std::move(f.clv_percentile));
+  out["p_alive"] = to_numpy(std::move(f.p_alive));
+  out["lifecycle_stage"] = to_numpy(std::move(f.lifecycle_stage));
+  return out;
+}
+
 }  // namespace
 
 void bind_clv(py::module_& m) {
@@ -136,6 +145,38 @@ void bind_clv(py::module_& m) {
             return out;
           },
           py::arg("horizon"), py::arg("discount_rate"), py::arg("margin"));
+  cls.def(
+         "member_fields",
+         [](const CLVModel& self, double horizon, double discount_rate, double margin) {
+           CLVMemberFields f;
+           {
+             py::gil_scoped_release release;
+             f = self.member_fields(horizon, discount_rate, margin);
+           }
+           return member_fields_to_python(std::move(f));
+         },
+         py::arg("horizon"), py::arg("discount_rate"), py::arg("margin"))
+      .def(
+          "sample_fields",
+          [](const CLVModel& self, const py::array& users, const py::array& timestamps,
+             double horizon, double discount_rate, double margin) {
+            const Span<const std::int64_t> us = view_1d<std::int64_t>(users, "users");
+            const Span<const Timestamp> ts = view_1d<Timestamp>(timestamps, "timestamps");
+            CLVMemberFields f;
+            {
+              py::gil_scoped_release release;
+              f = self.sample_fields(us, ts, horizon, discount_rate, margin);
+            }
+            return member_fields_to_python(std::move(f));
+          },
+          py::arg("users"), py::arg("timestamps"), py::arg("horizon"), py::arg("discount_rate"),
+          py::arg("margin"));
+  m.def(
+      "lifecycle_stage_code",
+      [](const std::string& name, const std::string& field) {
+        return lifecycle_stage_code(name, field.c_str());
+      },
+      py::arg("name"), py::arg("field"));
   m.attr("LIFECYCLE_STAGES") =
       py::make_tuple(kLifecycleStages[0], kLifecycleStages[1], kLifecycleStages[2],
                      kLifecycleStages[3], kLifecycleStages[4]);

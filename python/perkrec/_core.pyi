@@ -454,6 +454,7 @@ CLV_REGRESSION_FEATURES: Tuple[str, ...]
 def summarize_purchases(
     log: EventLog, cut_time: int, time_unit: str, occasion: str, num_threads: int
 ) -> Dict[str, np.ndarray]: ...
+def lifecycle_stage_code(name: str, field: str) -> int: ...
 def calibration_holdout(
     log: EventLog,
     calibration_end: int,
@@ -515,6 +516,18 @@ class CLVModel:
     ) -> Dict[str, np.ndarray]: ...
     def predict(
         self, horizon: float, discount_rate: float, margin: float
+    ) -> Dict[str, np.ndarray]: ...
+    # clv, clv_percentile, p_alive (float64, NaN = missing), lifecycle_stage (int8, -1 = missing)
+    def member_fields(
+        self, horizon: float, discount_rate: float, margin: float
+    ) -> Dict[str, np.ndarray]: ...
+    def sample_fields(
+        self,
+        users: np.ndarray,
+        timestamps: np.ndarray,
+        horizon: float,
+        discount_rate: float,
+        margin: float,
     ) -> Dict[str, np.ndarray]: ...
     def to_bytes(self) -> bytes: ...
     @staticmethod

@@ -26,10 +26,21 @@ import pandas as pd
 from . import _core
 from ._estimator import _Estimator, _Threaded
 from ._progress import ProgressArg, resolve_progress
-from ._util import frame_arg, int_scalar, time_seconds
+from ._util import frame_arg, int_scalar, seconds, time_seconds
 from .data import EventLog, IdMap, _expect, _Serializable
 
 LIFECYCLE_STAGES = tuple(_core.LIFECYCLE_STAGES)
+#: The member fields of ``CLVModel.member_fields`` / ``sample_fields``.
+MEMBER_FIELDS = ("clv", "clv_percentile", "p_alive", "lifecycle_stage")
+#: FeatureEncoder fields for them (numeric quantile buckets with a missing bucket for members
+#: without a fit; the stage one-hot, "other" for missing): ``FeatureEncoder(DEFAULT_FIELDS +
+#: CLV_FIELDS)`` on samples that carry the columns (``CLVModel.sample_fields``).
+CLV_FIELDS = [
+    {"name": "clv", "kind": "numeric", "transform": "quantile", "bins": 8},
+    {"name": "clv_percentile", "kind": "numeric", "transform": "quantile", "bins": 5},
+    {"name": "p_alive", "kind": "numeric", "transform": "quantile", "bins": 5},
+    {"name": "lifecycle_stage", "kind": "categorical"},
+]
 #: The regression forecaster's features (the keys of ``params_["regression"]["purchases"]``).
 REGRESSION_FEATURES = tuple(_core.CLV_REGRESSION_FEATURES)
 
@@ -375,32 +386,84 @@ class CLVModel(_Serializable, _Estimator, _Threaded):
         frame["lifecycle_stage"] = stage
         return frame
 
+    def _fields_frame(self, raw: dict, index) -> pd.DataFrame:
+        codes = raw["lifecycle_stage"].astype(np.int64)
+        stages = np.asarray(LIFECYCLE_STAGES, dtype=object)[np.maximum(codes, 0)]
+        stages[codes < 0] = None
+        return pd.DataFrame(
+            {
+                "clv": raw["clv"],
+                "clv_percentile": raw["clv_percentile"],
+                "p_alive": raw["p_alive"],
+                "lifecycle_stage": stages,
+            },
+            index=index,
+        )
+
     def member_fields(
         self, horizon: float, discount_rate: float = 0.0, margin: float = 1.0
     ) -> pd.DataFrame:
         """Member fields for the decisions, per fitted member (indexed by external id): ``clv``,
         ``clv_percentile`` (the fraction of fitted members whose clv is <= the member's, in
         (0, 1]; ties share the highest rank), ``p_alive`` and ``lifecycle_stage`` (a string),
-        from ``predict(horizon, discount_rate, margin)``. Join them to the member frame of
-        ``UserTable.from_frame`` and Policy rules can target them, e.g. only at-risk members
-        above the 80th CLV percentile::
+        as ``predict(horizon, discount_rate, margin)`` gives them (computed in C++,
+        ``CLVModel::member_fields``). Join them to the member frame of ``UserTable.from_frame``
+        and Policy rules can target them, e.g. only at-risk members above the 80th CLV
+        percentile (``targeting_rule`` writes this rule)::
 
             {"effect": "require", "benefits": {"kinds": ["discount"]}, "members": {"attributes": [
-                {"column": "lifecycle_stage", "op": "==", "value": "at_risk"},
+                {"column": "lifecycle_stage", "op": "in", "value": ["at_risk"]},
                 {"column": "clv_percentile", "op": ">", "value": 0.8}]}}
 
         Members the model has not fitted (no order before the cut) get missing values there,
-        which satisfy no condition."""
-        pred = self.predict(horizon, discount_rate, margin)
-        return pd.DataFrame(
-            {
-                "clv": pred["clv"],
-                "clv_percentile": pred["clv"].rank(method="max", pct=True),
-                "p_alive": pred["p_alive"],
-                "lifecycle_stage": pred["lifecycle_stage"].astype(str),
-            },
-            index=pred.index,
+        which satisfy no condition. A table built at the cut describes the members as of the
+        cut: for training rows at earlier times use ``sample_fields`` (leak-safe)."""
+        self._require_fitted("member_fields")
+        raw = self._impl.member_fields(
+            _real_arg(horizon, "horizon", "CLVModel.member_fields"),
+            _real_arg(discount_rate, "discount_rate", "CLVModel.member_fields"),
+            _real_arg(margin, "margin", "CLVModel.member_fields"),
         )
+        return self._fields_frame(raw, self._index(self._impl.summary()["users"]))
+
+    def sample_fields(
+        self, samples: pd.DataFrame, horizon: float, discount_rate: float = 0.0, margin: float = 1.0
+    ) -> pd.DataFrame:
+        """``samples`` (e.g. ``redemption_samples`` rows: a ``user`` column of member indices of
+        the log this model was fitted on, -1 = unknown, and a ``timestamp`` column) with the
+        member fields of ``member_fields`` added as columns ``clv``, ``clv_percentile``,
+        ``p_alive`` and ``lifecycle_stage`` — leak-safe: every sample must be at or after the
+        fit's cut (the fit read only the orders before it), else an InputError names the first
+        row before it. Members without an order before the cut and unknown members get missing
+        values: a ``numeric`` encoder field puts them in its missing bucket (quantile) or raises
+        (standardize), a ``categorical`` one in "other" (see ``CLV_FIELDS``). Fit the model at
+        the start of the training window (or refit per window) so that every row sees only its
+        past. A column of those names already in ``samples`` is an InputError."""
+        self._require_fitted("sample_fields")
+        frame_arg(samples, "CLVModel.sample_fields: samples")
+        _columns(samples, ("user", "timestamp"), "samples", "CLVModel.sample_fields")
+        clash = [c for c in MEMBER_FIELDS if c in samples.columns]
+        if clash:
+            raise _core.InputError(
+                f"CLVModel.sample_fields: samples already have a column {clash[0]!r}"
+            )
+        users = samples["user"]
+        if not pd.api.types.is_integer_dtype(users.dtype):
+            raise _core.InputError(
+                "CLVModel.sample_fields: samples: user must hold integer member indices "
+                f"(got dtype {users.dtype})"
+            )
+        raw = self._impl.sample_fields(
+            np.ascontiguousarray(users.to_numpy(), dtype=np.int64),
+            seconds(samples["timestamp"], "timestamp"),
+            _real_arg(horizon, "horizon", "CLVModel.sample_fields"),
+            _real_arg(discount_rate, "discount_rate", "CLVModel.sample_fields"),
+            _real_arg(margin, "margin", "CLVModel.sample_fields"),
+        )
+        out = samples.copy()
+        for column, values in self._fields_frame(raw, samples.index).items():
+            out[column] = values.to_numpy()
+        return out
 
     @property
     def params_(self) -> dict:
@@ -432,6 +495,57 @@ class CLVModel(_Serializable, _Estimator, _Threaded):
         given = ", ".join(f"{k}={v!r}" for k, v in self._init_params.items() if v is not None)
         state = f"{len(self._impl.summary()['users'])} members" if self.fitted else "not fitted"
         return f"CLVModel({given}; {state})"
+
+
+def stage_codes(stages, name: str = "stages") -> np.ndarray:
+    """The codes (indices into LIFECYCLE_STAGES) of lifecycle stage names; an unknown name is
+    an InputError naming ``name`` and the value (the C++ ``lifecycle_stage_code``)."""
+    if isinstance(stages, str):
+        stages = [stages]
+    return np.asarray(
+        [_core.lifecycle_stage_code(str(s), name) for s in stages], dtype=np.int64
+    ).reshape(-1)
+
+
+def targeting_rule(
+    stages=("at_risk",),
+    min_clv_percentile: Optional[float] = None,
+    *,
+    benefits: Optional[dict] = None,
+    name: str = "lifecycle targeting",
+) -> dict:
+    """A Policy rule (a dict of the JSON schema) that gives the selected ``benefits`` (a benefit
+    selector; default every benefit) only to members in one of ``stages`` and, when given, above
+    ``min_clv_percentile`` (in [0, 1)) of CLV — on the member fields of
+    ``CLVModel.member_fields`` joined to the UserTable. E.g. a win-back campaign:
+    ``targeting_rule(["at_risk"], 0.8)``. Unknown stage names raise InputError naming the
+    stage; an empty ``stages`` or a percentile outside [0, 1) raises InputError."""
+    codes = stage_codes(stages, "targeting_rule: stages")
+    if len(codes) == 0:
+        raise _core.InputError("targeting_rule: stages: expected at least one stage (got none)")
+    conditions = [
+        {
+            "column": "lifecycle_stage",
+            "op": "in",
+            "value": [LIFECYCLE_STAGES[c] for c in dict.fromkeys(codes.tolist())],
+        }
+    ]
+    if min_clv_percentile is not None:
+        low = _number_arg(min_clv_percentile, "min_clv_percentile", "targeting_rule", 0.0, 1.0)
+        if low >= 1.0:
+            raise _core.InputError(
+                f"targeting_rule: min_clv_percentile must be < 1 (got {min_clv_percentile!r}): "
+                "no member is above the top of the ranking"
+            )
+        conditions.append({"column": "clv_percentile", "op": ">", "value": low})
+    rule = {"name": str(name), "effect": "require", "members": {"attributes": conditions}}
+    if benefits is not None:
+        if not isinstance(benefits, dict):
+            raise _core.InputError(
+                f"targeting_rule: benefits must be a benefit selector dict (got {benefits!r:.40})"
+            )
+        rule["benefits"] = dict(benefits)
+    return rule
 
 
 # --- evaluation against a holdout ------------------------------------------------------------

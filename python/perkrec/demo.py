@@ -560,6 +560,9 @@ def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[
         f"  e.g. member {example['member']}: {example['benefit']} ({example['kind']}) at {example['send_at']:%a %H:%M} "
         f"UTC, valid {int(example['validity_days'])} days; reasons: {example['reasons']}"
     )
+    win_back, clv_fields = _win_back_section(
+        program, inputs, pref, segments, plan, out, say, num_threads
+    )
     plan.frame.to_csv(out / "plan.csv", index=False)
     plan.to_jsonl(out / "plan.jsonl")
     try:
@@ -570,6 +573,7 @@ def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[
         out / "campaign_report.html",
         offline=plan_offline,
         segments=segments,
+        clv_fields=clv_fields,
         title=f"perkrec campaign report — plan at {pd.Timestamp(plan_time):%Y-%m-%d}",
     )
     say(f"  the campaign report (open in a browser): {out / 'campaign_report.html'}")
@@ -588,7 +592,118 @@ def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[
         "plan_pct_of_oracle": float(table.loc["perkrec plan", "pct_of_oracle"]),
         "plan_offline_redemptions": float(offline.loc["perkrec plan", "offline"]),
         "plan_true_redemptions": float(offline.loc["perkrec plan", "true"]),
+        **win_back,
     }
+
+
+# The win-back campaign: members the CLV model calls at_risk above this CLV percentile, with a
+# budget of PLAN_BUDGET_PER_MEMBER per targeted member; the CLV horizon in weeks.
+WIN_BACK_STAGES = ("at_risk",)
+WIN_BACK_MIN_PERCENTILE = 0.8
+CLV_HORIZON_WEEKS = 13
+
+
+def _win_back_section(program, inputs, pref, segments, plan, out: Path, say, num_threads: int):
+    """Member value in the decisions: a CLV model fitted at the plan time on the log, its
+    member fields joined to the member table, the main plan's spend and return by lifecycle
+    stage, and a win-back campaign (a Policy member condition: at-risk members above the 80th
+    CLV percentile) against the same budget planned over all members, both scored on the
+    simulator's truth."""
+    from .clv import CLVModel, targeting_rule
+    from .data import UserTable
+    from .plan import Planner
+    from .report import value_by_stage
+
+    log, catalog, truth = program.events, program.catalog, program.truth
+    plan_time = log.time_range[1]
+    clv = CLVModel(time_unit="week", interval_draws=0, num_threads=num_threads).fit(log, plan_time)
+    fields = clv.member_fields(CLV_HORIZON_WEEKS, margin=PLAN_MARGIN)
+    members = program.users.to_frame().join(fields)
+    users = UserTable.from_frame(members, user_ids=log.user_ids, unknown="raise")
+    stage_table = value_by_stage(plan, fields, segments)["lifecycle_stage"]
+    say(
+        f"  member value (CLVModel, BG/NBD + Gamma-Gamma at the plan time; clv = {PLAN_MARGIN:.0%} "
+        f"of the expected spend in {CLV_HORIZON_WEEKS} weeks) and where the plan's budget goes:"
+    )
+    say(_table(stage_table))
+    stage_table.to_csv(out / "plan_value_by_stage.csv")
+
+    rule = targeting_rule(WIN_BACK_STAGES, WIN_BACK_MIN_PERCENTILE, name="win-back")
+    targeted_members = int(
+        (
+            members["lifecycle_stage"].isin(WIN_BACK_STAGES)
+            & (members["clv_percentile"] > WIN_BACK_MIN_PERCENTILE)
+        ).sum()
+    )
+    budget = PLAN_BUDGET_PER_MEMBER * targeted_members
+    base = demo_policy(log.n_users)
+    targeted_policy = dict(base, budget=budget, rules=base["rules"] + [rule])
+    common = dict(
+        redemption_probability=inputs.redemption_probability,
+        incremental_share=inputs.incremental_share,
+        order_value=inputs.order_value,
+        segments=segments,
+        history=log,
+        preference=pref,
+        eligible_matrix=False,
+    )
+    plans = {
+        "win-back (at_risk, clv > p80)": Planner(targeted_policy, num_threads=num_threads).plan(
+            catalog, users, plan_time, **common
+        ),
+        "same budget, all members": Planner(
+            dict(base, budget=budget), num_threads=num_threads
+        ).plan(catalog, users, plan_time, **common),
+    }
+    truth_value = PLAN_MARGIN * truth.members["basket_median"].to_numpy(np.float64)
+    cost_b = catalog.to_frame()["cost"].to_numpy(np.float64)
+    rows = []
+    for label, p in plans.items():
+        e = p.evaluate(
+            truth.redemption_probability, truth.incremental_probability, truth_value, cost_b
+        )
+        rows.append(
+            (
+                label,
+                e["members"],
+                p.expected_return,
+                e["true_cost"],
+                e["true_incremental_return"],
+                e["true_return_per_cost"],
+            )
+        )
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "plan",
+            "members",
+            "expected_return",
+            "true_cost",
+            "true_return",
+            "return_per_cost",
+        ],
+    ).set_index("plan")
+    say(
+        f"  win-back campaign: {targeted_members:,} members at_risk above the "
+        f"{WIN_BACK_MIN_PERCENTILE:.0%} CLV percentile (a Policy member condition on the CLV fields), "
+        f"budget {budget:,.0f}, against the same budget planned over all members; true figures "
+        "on the simulator's truth:"
+    )
+    say(_table(table))
+    table.to_csv(out / "win_back.csv")
+    plans["win-back (at_risk, clv > p80)"].frame.to_csv(out / "win_back_plan.csv", index=False)
+    fields.to_csv(out / "clv_fields.csv")
+    targeted, spread = table.iloc[0], table.iloc[1]
+    return {
+        "win_back_members": float(targeted_members),
+        "win_back_budget": float(budget),
+        "win_back_true_return": float(targeted["true_return"]),
+        "win_back_true_cost": float(targeted["true_cost"]),
+        "win_back_return_per_cost": float(targeted["return_per_cost"]),
+        "win_back_all_members_true_return": float(spread["true_return"]),
+        "win_back_all_members_true_cost": float(spread["true_cost"]),
+        "win_back_all_members_return_per_cost": float(spread["return_per_cost"]),
+    }, fields
 
 
 def _experiment_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[str, float]:

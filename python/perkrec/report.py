@@ -14,6 +14,8 @@ from a mail attachment or a file share as it is. Sections appear when their inpu
 * the top reasons (the preference dimensions that carried each issue, why the runner-up lost,
   the rules that excluded a better benefit), read from the plan's explanations;
 * preference segments (members per segment, from ``PreferenceModel.segments()``);
+* value by segment and lifecycle stage (``clv_fields=CLVModel.member_fields(...)``): members,
+  mean CLV, share of plan spend and expected incremental return per stage and per segment;
 * the plan valued off-policy from a log (``Plan.evaluate_offline``), with intervals;
 * an experiment's incremental results with intervals (``analyze_experiment``);
 * the uplift model's Qini curve and, given value and cost, its cost curve (``uplift=`` a
@@ -37,7 +39,7 @@ import pandas as pd
 from . import _core
 from ._util import seconds
 
-__all__ = ["campaign_report", "plan_summary_html"]
+__all__ = ["campaign_report", "plan_summary_html", "value_by_stage"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px auto;max-width:1080px;
@@ -454,6 +456,149 @@ def _interests(interests, segments, n: int = 5) -> str:
     return "<h2>What members are most interested in</h2>" + "".join(parts)
 
 
+_NO_FIT = "no fit"  # members without CLV fields (no order before the CLV model's cut)
+
+
+def value_by_stage(plan, clv_fields: pd.DataFrame, segments=None) -> dict:
+    """The plan's spend and expected incremental return next to what the members are worth, by
+    lifecycle stage and by preference segment: ``{"lifecycle_stage": frame, "segment": frame}``
+    (the second only when ``segments`` are given or the plan has a segment column).
+
+    ``clv_fields``: ``CLVModel.member_fields(...)`` — a DataFrame indexed by member id (the
+    plan's ``member`` column) with ``clv`` and ``lifecycle_stage``; members of the plan it lacks,
+    and members with a missing stage, form the row "no fit". ``segments``:
+    ``PreferenceModel.segments()`` (indexed by member id) or a Series of labels by member id.
+    Each frame has per group: ``members`` (in ``clv_fields``), ``mean_clv``,
+    ``planned_members``, ``share_of_spend`` (of the plan's expected cost), ``expected_cost``,
+    ``expected_return`` (the plan's expected incremental return) and ``return_per_cost``.
+    Stage rows follow LIFECYCLE_STAGES. InputError for duplicate member ids, an unknown stage
+    name, a non-finite clv of a member with a stage, or a ``clv_fields`` that shares no id
+    with the plan's members (ids of another log, or indices given for ids)."""
+    from .clv import LIFECYCLE_STAGES, stage_codes
+    from .plan import Plan
+
+    if not isinstance(plan, Plan):
+        raise _core.InputError(
+            f"value_by_stage: plan must be a perkrec.Plan (got {type(plan).__name__})"
+        )
+    if not isinstance(clv_fields, pd.DataFrame):
+        raise _core.InputError(
+            f"value_by_stage: clv_fields must be a DataFrame (got {type(clv_fields).__name__})"
+        )
+    for column in ("clv", "lifecycle_stage"):
+        if column not in clv_fields.columns:
+            raise _core.InputError(
+                f"value_by_stage: clv_fields: missing column {column!r} (give "
+                "CLVModel.member_fields(...))"
+            )
+    if clv_fields.index.has_duplicates:
+        dup = clv_fields.index[clv_fields.index.duplicated()][0]
+        raise _core.InputError(f"value_by_stage: clv_fields: duplicate member id {dup!r}")
+    stage = clv_fields["lifecycle_stage"]
+    given = stage.notna().to_numpy()
+    stage_codes(stage[given].astype(str).unique(), "value_by_stage: clv_fields.lifecycle_stage")
+    clv = pd.to_numeric(clv_fields["clv"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = given & ~np.isfinite(clv)
+    if bad.any():
+        who = clv_fields.index[np.flatnonzero(bad)[0]]
+        raise _core.InputError(
+            f"value_by_stage: clv_fields: clv of member {who!r} is not finite (got "
+            f"{clv_fields['clv'].loc[who]!r}) although it has a lifecycle stage"
+        )
+    f = plan.frame
+    planned = pd.Index(f["member"].unique())
+    if len(planned) and len(clv_fields) and not planned.isin(clv_fields.index).any():
+        raise _core.InputError(
+            f"value_by_stage: clv_fields shares no member id with the plan's {len(planned):,} "
+            f"members (plan member {planned[0]!r}, clv_fields index {clv_fields.index[0]!r})"
+        )
+    labels = stage.astype(object).where(stage.notna(), _NO_FIT)
+    population = pd.DataFrame({"clv": np.where(given, clv, np.nan), "lifecycle_stage": labels})
+    population.index = clv_fields.index
+    extra = planned.difference(population.index)
+    if len(extra):
+        population = pd.concat(
+            [
+                population,
+                pd.DataFrame({"clv": np.nan, "lifecycle_stage": _NO_FIT}, index=extra),
+            ]
+        )
+    groups = {"lifecycle_stage": population["lifecycle_stage"]}
+    seg = segments
+    if seg is None and "segment" in f.columns:
+        seg = f.drop_duplicates("member").set_index("member")["segment"]
+    if seg is not None:
+        seg = seg["segment"] if isinstance(seg, pd.DataFrame) else pd.Series(seg)
+        if len(seg) and not population.index.isin(seg.index).any():
+            raise _core.InputError(
+                "value_by_stage: segments share no member id with clv_fields (segments index "
+                f"{seg.index[0]!r}, clv_fields index {population.index[0]!r})"
+            )
+        groups["segment"] = (
+            seg.astype(object).reindex(population.index).where(lambda x: x.notna(), "none")
+        )
+    total_cost = float(f["cost"].sum())
+    out = {}
+    for by, label in groups.items():
+        label = label.astype(str)
+        members = label.groupby(label).size()
+        mean_clv = population["clv"].groupby(label).mean()
+        row_label = label.reindex(f["member"]).to_numpy()
+        g = f.assign(_group=row_label).groupby("_group")
+        table = pd.DataFrame(
+            {
+                "members": members,
+                "mean_clv": mean_clv,
+                "planned_members": g["member"].nunique(),
+                "expected_cost": g["cost"].sum(),
+                "expected_return": g["value"].sum(),
+            }
+        )
+        table[["planned_members"]] = table[["planned_members"]].fillna(0).astype(np.int64)
+        table[["expected_cost", "expected_return"]] = table[
+            ["expected_cost", "expected_return"]
+        ].fillna(0.0)
+        table.insert(
+            3,
+            "share_of_spend",
+            table["expected_cost"] / total_cost if total_cost > 0 else np.nan,
+        )
+        table["return_per_cost"] = table["expected_return"] / table["expected_cost"].where(
+            table["expected_cost"] > 0
+        )
+        if by == "lifecycle_stage":
+            order = [s for s in (*LIFECYCLE_STAGES, _NO_FIT) if s in table.index]
+            table = table.loc[order]
+        else:
+            table = table.sort_values("members", ascending=False)
+        table.index.name = by
+        out[by] = table
+    return out
+
+
+def _value_section(plan, clv_fields, segments) -> str:
+    if clv_fields is None:
+        return ""
+    tables = value_by_stage(plan, clv_fields, segments)
+    parts = ["<h2>Value by segment and lifecycle stage</h2>"]
+    for by, table in tables.items():
+        title = "lifecycle stage" if by == "lifecycle_stage" else "preference segment"
+        chart = _bars(
+            [str(i) for i in table.index],
+            table["share_of_spend"].to_numpy(),
+            f"Share of plan spend by {title}",
+        )
+        parts.append(
+            f'<h3>By {title}</h3><div class="row"><div>{_table(table, 3)}</div><div>{chart}</div></div>'
+        )
+    parts.append(
+        '<p class="note">members and mean_clv: every member with CLV fields (CLVModel.member_fields); '
+        '"no fit": members without an order before its cut. Spend and return: the plan\'s expected '
+        "figures.</p>"
+    )
+    return "".join(parts)
+
+
 def _offline(offline) -> str:
     if offline is None:
         return ""
@@ -587,6 +732,7 @@ def campaign_report(
     uplift: Optional[Mapping] = None,
     segments=None,
     interests=None,
+    clv_fields: Optional[pd.DataFrame] = None,
     breakdowns: Sequence[str] = ("segment", "kind", "channel"),
     title: str = "perkrec campaign report",
     reason_sample: int = 100_000,
@@ -601,7 +747,9 @@ def campaign_report(
     held-out experiment), ``segments`` (``PreferenceModel.segments()`` or one segment label per
     member), ``interests`` (a fitted ``InterestModel`` or a sequence of them: each segment's
     categories / brands of highest mean interest lift, or the population's largest shares
-    without ``segments``). ``breakdowns``: plan columns to break the expected figures down by (those the
+    without ``segments``), ``clv_fields`` (``CLVModel.member_fields(...)``: the section "value
+    by segment and lifecycle stage", see ``value_by_stage``). ``breakdowns``: plan columns to
+    break the expected figures down by (those the
     plan's frame lacks are skipped).
     """
     from .plan import Plan
@@ -629,6 +777,7 @@ def campaign_report(
         _reasons(plan, int(reason_sample), int(seed)),
         _segments(segments),
         _interests(interests, segments),
+        _value_section(plan, clv_fields, segments),
         _offline(offline),
         _experiment(experiment),
         _uplift(uplift),

@@ -3,6 +3,8 @@
 import io
 import json
 
+import pandas as pd
+
 import perkrec.__main__ as cli
 from perkrec.demo import run
 
@@ -54,6 +56,26 @@ def test_demo_report_and_tables(tmp_path):
     page = (tmp_path / "campaign_report.html").read_text(encoding="utf-8")
     assert "campaign_report.html" in report and "<h2>Pacing</h2>" in page
     assert "<h2>The plan valued off-policy from the log</h2>" in page
+    # Member value: the plan's spend by lifecycle stage, and the win-back campaign, which gives
+    # benefits only to at-risk members above the 80th CLV percentile, against the same budget
+    # over all members, both scored on the truth.
+    assert "<h2>Value by segment and lifecycle stage</h2>" in page
+    assert "win-back campaign" in report and "same budget, all members" in report
+    by_stage = pd.read_csv(tmp_path / "plan_value_by_stage.csv", index_col=0)
+    assert {"active", "at_risk"} <= set(by_stage.index)
+    assert abs(by_stage["share_of_spend"].sum() - 1) < 1e-9
+    value = pd.read_csv(tmp_path / "clv_fields.csv", index_col=0)
+    targeted = value[(value["lifecycle_stage"] == "at_risk") & (value["clv_percentile"] > 0.8)]
+    plan = pd.read_csv(tmp_path / "win_back_plan.csv")
+    assert len(plan) > 0 and set(plan["member"]) <= set(targeted.index)
+    assert metrics["win_back_members"] == len(targeted)
+    assert metrics["win_back_budget"] == len(targeted)  # one unit of budget per targeted member
+    for key in ("win_back", "win_back_all_members"):
+        assert metrics[f"{key}_true_return"] > 0 and metrics[f"{key}_true_cost"] > 0
+        assert (
+            metrics[f"{key}_return_per_cost"]
+            == metrics[f"{key}_true_return"] / metrics[f"{key}_true_cost"]
+        )
 
 
 def test_cli_runs_the_demo(tmp_path, capsys):

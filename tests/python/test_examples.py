@@ -350,6 +350,12 @@ def _check_causal(ns, inputs):
 def _check_clv(ns, inputs):
     assert {"p_alive", "clv", "lifecycle_stage"} <= set(ns["value"].columns)
     assert len(ns["fields"]) == len(ns["value"]) > 0
+    fields = ns["fields"].reindex(inputs["program"].events.user_ids.ids)
+    targeted = (fields["lifecycle_stage"] == "at_risk").to_numpy() & (
+        fields["clv_percentile"].to_numpy() > 0.8
+    )
+    assert (ns["eligible"].any(axis=1) == targeted).all()
+    assert ns["X"].shape[0] == len(ns["rows"]) > 0 and ns["rows"]["clv"].notna().any()
 
 
 def _check_preference(ns, inputs):

@@ -66,6 +66,12 @@
 // The thresholds are fixed at fit (saved with the model), so a stage does not change with the
 // members a prediction is asked for.
 //
+// Member fields for the decisions (member_fields, sample_fields): clv, its percentile rank among
+// the fitted members (ties share the highest rank), p_alive and the stage, as FeatureEncoder
+// sample columns (numeric / categorical), uplift rows and Policy member conditions (joined to a
+// UserTable). sample_fields gives them to sample rows at or after the fit's cut only (leak-safe);
+// members without a fit get missing values (NaN, stage -1).
+//
 // Forecasters and model = "auto" (opt-in; the default is the purchase model BG/NBD). Every
 // forecaster's clv is an expected value. The purchase and spend forecast comes from one
 // of: a purchase model above ("bgnbd", "mbgnbd", "paretonbd", "bgbb"); "naive" (the member's
@@ -280,6 +286,30 @@ struct CLVPrediction {
   std::vector<std::uint8_t> lifecycle_stage;  ///< codes into kLifecycleStages
 };
 
+/// Member fields for the decisions (FeatureEncoder fields, uplift rows, Policy member
+/// conditions): one row per member asked for (see CLVModel::member_fields and sample_fields).
+/// A member the model has not fitted (no order before the cut, or an unknown member) has NaN
+/// numbers and stage -1: a missing value that the encoder puts in its missing bucket ("other"
+/// for the stage) and that satisfies no Policy condition.
+struct CLVMemberFields {
+  std::vector<double> clv;                   ///< CLVPrediction::clv
+  std::vector<double> clv_percentile;        ///< fraction of fitted members with clv <= this one's
+  std::vector<double> p_alive;               ///< CLVPrediction::p_alive
+  std::vector<std::int8_t> lifecycle_stage;  ///< codes into kLifecycleStages; -1 = missing
+  std::size_t size() const { return clv.size(); }
+};
+
+/// The percentile rank of each of `values` among them: the fraction of the values that are <=
+/// it, in (0, 1] (ties share the highest rank: {1, 2, 2, 3} -> {0.25, 0.75, 0.75, 1}).
+/// O(n log n). Throws InputError naming `name` and the position of a non-finite value.
+PERKREC_INLINE std::vector<double> percentile_rank(Span<const double> values,
+                                                   const char* name = "values");
+
+/// The code of a lifecycle stage name (its index in kLifecycleStages). Throws InputError naming
+/// `field` and the name when it is not one of them.
+PERKREC_INLINE int lifecycle_stage_code(const std::string& name,
+                                        const char* field = "lifecycle_stage");
+
 /// What the last fit found.
 /// The fitted purchase model with its fit (fit.params = model.params).
 struct CLVPurchaseFit {
@@ -357,6 +387,25 @@ class CLVModel : public Serializable<CLVModel> {
   /// per time_unit, >= 0; margin finite and >= 0. Throws InputError naming the argument.
   CLVPrediction predict(double horizon, double discount_rate = 0.0, double margin = 1.0) const;
 
+  /// Member fields of every fitted member (rows as users()): clv and p_alive as
+  /// predict(horizon, discount_rate, margin) gives them (without the interval draws), the
+  /// percentile rank of clv among the fitted members (percentile_rank) and the stage. Throws
+  /// as predict.
+  CLVMemberFields member_fields(double horizon, double discount_rate = 0.0,
+                                double margin = 1.0) const;
+
+  /// Leak-safe member fields of sample rows (e.g. issued benefits): row i gets the fields of
+  /// member users[i] (an index into user_ids(), as the log the model was fitted on numbers its
+  /// members; -1 = an unknown member, missing fields; a member without an order before the
+  /// cut, missing too). Every timestamps[i] must be at or after cut_time(): the fit read only
+  /// the orders strictly before the cut, so no row sees its own future. Throws InputError
+  /// naming the first row whose time is before the cut, a member index outside [-1,
+  /// n_users()), lengths that differ, a model fitted on given summaries (no cut), and as
+  /// predict. O(fitted members + rows).
+  CLVMemberFields sample_fields(Span<const std::int64_t> users, Span<const Timestamp> timestamps,
+                                double horizon, double discount_rate = 0.0,
+                                double margin = 1.0) const;
+
   bool fitted() const { return fitted_; }
   const CLVParams& params() const { return params_; }
   Json get_params() const { return params_.to_json(); }
@@ -386,6 +435,9 @@ class CLVModel : public Serializable<CLVModel> {
   void fit_summary(CLVSummary summary, Index n_users, IdMap user_ids, Timestamp cut_time,
                    const Callbacks& callbacks, const EventLog* log = nullptr);
   std::uint8_t stage_of(std::size_t row, double p_alive) const;
+  void check_prediction_args(const char* method, double horizon, double discount_rate,
+                             double margin) const;
+  CLVPrediction predict_rows(double horizon, double discount_rate, double margin, int draws) const;
   bool forecast_is_rate() const { return !forecast_purchases_.empty(); }
 
   CLVParams params_;

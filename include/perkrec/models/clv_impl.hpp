@@ -1150,21 +1150,129 @@ PERKREC_INLINE void CLVModel::conditional(Span<const double> x, Span<const doubl
                });
 }
 
-PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_rate,
-                                               double margin) const {
-  require_fitted("predict");
+PERKREC_INLINE void CLVModel::check_prediction_args(const char* method, double horizon,
+                                                    double discount_rate, double margin) const {
+  require_fitted(method);
   if (!(horizon > 0) || !std::isfinite(horizon) || horizon > 1e6) {
-    detail::raise<InputError>(
-        "CLVModel::predict: horizon must be finite and in (0, 1e6] time units (got ", horizon, ")");
+    detail::raise<InputError>("CLVModel::", method,
+                              ": horizon must be finite and in (0, 1e6] time units (got ", horizon,
+                              ")");
   }
   if (!(discount_rate >= 0) || !std::isfinite(discount_rate)) {
-    detail::raise<InputError>("CLVModel::predict: discount_rate must be finite and >= 0 (got ",
+    detail::raise<InputError>("CLVModel::", method, ": discount_rate must be finite and >= 0 (got ",
                               discount_rate, ")");
   }
   if (!(margin >= 0) || !std::isfinite(margin)) {
-    detail::raise<InputError>("CLVModel::predict: margin must be finite and >= 0 (got ", margin,
-                              ")");
+    detail::raise<InputError>("CLVModel::", method, ": margin must be finite and >= 0 (got ",
+                              margin, ")");
   }
+}
+
+PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_rate,
+                                               double margin) const {
+  check_prediction_args("predict", horizon, discount_rate, margin);
+  return predict_rows(horizon, discount_rate, margin, params_.interval_draws);
+}
+
+PERKREC_INLINE std::vector<double> percentile_rank(Span<const double> values, const char* name) {
+  const std::size_t n = values.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(values[i])) {
+      detail::raise<InputError>("percentile_rank: ", name, "[", i, "] is not finite (got ",
+                                values[i], ")");
+    }
+  }
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return values[a] < values[b]; });
+  std::vector<double> out(n);
+  // A run of equal values all get the position of its last member (ties share the highest rank).
+  for (std::size_t start = 0; start < n;) {
+    std::size_t end = start + 1;
+    while (end < n && values[order[end]] == values[order[start]]) ++end;
+    const double rank = static_cast<double>(end) / static_cast<double>(n);
+    for (std::size_t k = start; k < end; ++k) out[order[k]] = rank;
+    start = end;
+  }
+  return out;
+}
+
+PERKREC_INLINE int lifecycle_stage_code(const std::string& name, const char* field) {
+  for (std::size_t k = 0; k < kLifecycleStages.size(); ++k) {
+    if (name == kLifecycleStages[k]) return static_cast<int>(k);
+  }
+  detail::raise<InputError>(field, ": unknown lifecycle stage '", name,
+                            "' (expected new, active, at_risk, dormant or lost)");
+}
+
+PERKREC_INLINE CLVMemberFields CLVModel::member_fields(double horizon, double discount_rate,
+                                                       double margin) const {
+  check_prediction_args("member_fields", horizon, discount_rate, margin);
+  CLVPrediction p = predict_rows(horizon, discount_rate, margin, 0);
+  CLVMemberFields out;
+  out.clv_percentile = percentile_rank(p.clv, "clv");
+  out.clv = std::move(p.clv);
+  out.p_alive = std::move(p.p_alive);
+  out.lifecycle_stage.assign(p.lifecycle_stage.begin(), p.lifecycle_stage.end());
+  return out;
+}
+
+PERKREC_INLINE CLVMemberFields CLVModel::sample_fields(Span<const std::int64_t> users,
+                                                       Span<const Timestamp> timestamps,
+                                                       double horizon, double discount_rate,
+                                                       double margin) const {
+  check_prediction_args("sample_fields", horizon, discount_rate, margin);
+  if (cut_time_ == kNoTime) {
+    detail::raise<InputError>(
+        "CLVModel::sample_fields: the model was fitted on given summaries (no cut time to check "
+        "the samples against; fit it on an event log)");
+  }
+  if (users.size() != timestamps.size()) {
+    detail::raise<InputError>(
+        "CLVModel::sample_fields: users and timestamps differ in length (got ", users.size(),
+        " and ", timestamps.size(), ")");
+  }
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    if (users[i] < -1 || users[i] >= static_cast<std::int64_t>(n_users_)) {
+      detail::raise<InputError>("CLVModel::sample_fields: users[", i, "] is not a member of the ",
+                                "fitted log (got ", users[i], ", expected -1 or [0, ", n_users_,
+                                "))");
+    }
+    if (timestamps[i] < cut_time_) {
+      detail::raise<InputError>("CLVModel::sample_fields: timestamps[", i, "] is before the fit's ",
+                                "cut_time (got ", timestamps[i], " < ", cut_time_,
+                                "): the fields would be read from its future; fit the model at ",
+                                "or before the samples' times");
+    }
+  }
+  const CLVMemberFields fitted = member_fields(horizon, discount_rate, margin);
+  std::vector<std::int64_t> row_of(static_cast<std::size_t>(n_users_), -1);
+  for (std::size_t r = 0; r < summary_.users.size(); ++r) {
+    row_of[static_cast<std::size_t>(summary_.users[r])] = static_cast<std::int64_t>(r);
+  }
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  CLVMemberFields out;
+  const std::size_t n = users.size();
+  out.clv.assign(n, nan);
+  out.clv_percentile.assign(n, nan);
+  out.p_alive.assign(n, nan);
+  out.lifecycle_stage.assign(n, -1);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (users[i] < 0) continue;
+    const std::int64_t r = row_of[static_cast<std::size_t>(users[i])];
+    if (r < 0) continue;
+    const auto k = static_cast<std::size_t>(r);
+    out.clv[i] = fitted.clv[k];
+    out.clv_percentile[i] = fitted.clv_percentile[k];
+    out.p_alive[i] = fitted.p_alive[k];
+    out.lifecycle_stage[i] = fitted.lifecycle_stage[k];
+  }
+  return out;
+}
+
+PERKREC_INLINE CLVPrediction CLVModel::predict_rows(double horizon, double discount_rate,
+                                                    double margin, int draws) const {
   const std::size_t n = summary_.size();
   const int threads = resolve_num_threads(params_.num_threads);
   const PurchaseModel bg = report_.purchase.model;
@@ -1182,7 +1290,6 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
       factors.push_back(std::pow(1.0 + discount_rate, -static_cast<double>(k)));
     }
   }
-  const int draws = params_.interval_draws;
   Rng param_rng(params_.seed, 0xC1F);
   const std::vector<std::vector<double>> bg_draws =
       detail::parameter_draws(report_.purchase.fit, draws, param_rng);

@@ -1000,5 +1000,121 @@ TEST(CLVForecast, BadNamesAndHorizonsRaiseTypedErrorsAndChangeNothing) {
   EXPECT_NE(automatic.report().selection.note.find("summaries"), std::string::npos);
 }
 
+TEST(CLVMemberFields, PercentileRankIsTheShareAtOrBelowWithTiesSharingTheHighestRank) {
+  EXPECT_EQ(percentile_rank(std::vector<double>{1, 2, 2, 3}),
+            (std::vector<double>{0.25, 0.75, 0.75, 1.0}));
+  EXPECT_EQ(percentile_rank(std::vector<double>{30, 10, 20, 10, 10}),
+            (std::vector<double>{1.0, 0.6, 0.8, 0.6, 0.6}));
+  EXPECT_EQ(percentile_rank(std::vector<double>{7}), (std::vector<double>{1.0}));
+  EXPECT_EQ(percentile_rank(std::vector<double>{-1, -1}), (std::vector<double>{1.0, 1.0}));
+  EXPECT_TRUE(percentile_rank(std::vector<double>{}).empty());
+  PERKREC_EXPECT_THROW_MSG(percentile_rank(std::vector<double>{1, std::nan(""), 2}, "clv"),
+                           InputError, "clv[1]", "not finite");
+  PERKREC_EXPECT_THROW_MSG(
+      percentile_rank(std::vector<double>{std::numeric_limits<double>::infinity()}), InputError,
+      "values[0]");
+}
+
+TEST(CLVMemberFields, StageNamesMapToTheirCodes) {
+  for (std::size_t k = 0; k < kLifecycleStages.size(); ++k) {
+    EXPECT_EQ(lifecycle_stage_code(kLifecycleStages[k]), static_cast<int>(k));
+  }
+  EXPECT_EQ(lifecycle_stage_code("at_risk"), 2);
+  PERKREC_EXPECT_THROW_MSG(lifecycle_stage_code("at-risk", "stages"), InputError, "stages",
+                           "'at-risk'", "at_risk");
+  PERKREC_EXPECT_THROW_MSG(lifecycle_stage_code(""), InputError, "lifecycle_stage");
+}
+
+// The lifecycle test's program: member 0 active, 1 lost, 2 new; members 3..59 regular buyers;
+// member 60 (the last index) has no order before the cut (its only order is after it).
+CLVModel member_fields_model(std::vector<Order>* orders_out = nullptr) {
+  std::vector<Order> orders;
+  for (double d = 0; d < 300; d += 10) orders.push_back({0, d + 0.5, 10});
+  for (double d = 0; d < 200; d += 10) orders.push_back({1, d + 0.5, 10});
+  orders.push_back({2, 298.5, 10});
+  for (Index u = 3; u < 60; ++u) {
+    for (double d = static_cast<double>(u); d < 300; d += 7.0 + static_cast<double>(u % 13))
+      orders.push_back({u, d + 0.5, static_cast<float>(5 + u % 7)});
+  }
+  orders.push_back({60, 305.5, 10});
+  CLVParams p;
+  p.time_unit = CLVParams::TimeUnit::day;
+  CLVModel model(p);
+  model.fit(orders_log(orders), at_day(300.0));
+  if (orders_out != nullptr) *orders_out = orders;
+  return model;
+}
+
+TEST(CLVMemberFields, MemberFieldsArePredictWithTheClvPercentile) {
+  const CLVModel model = member_fields_model();
+  ASSERT_EQ(model.n_users(), 61);
+  ASSERT_EQ(model.users().size(), 60u);  // member 60 has no order before the cut
+  const CLVPrediction pred = model.predict(30.0, 0.01, 0.3);
+  const CLVMemberFields f = model.member_fields(30.0, 0.01, 0.3);
+  ASSERT_EQ(f.size(), 60u);
+  EXPECT_EQ(f.clv, pred.clv);
+  EXPECT_EQ(f.p_alive, pred.p_alive);
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    EXPECT_EQ(f.lifecycle_stage[i], static_cast<std::int8_t>(pred.lifecycle_stage[i]));
+    double at_or_below = 0;
+    for (double v : pred.clv) at_or_below += v <= pred.clv[i] ? 1.0 : 0.0;
+    EXPECT_DOUBLE_EQ(f.clv_percentile[i], at_or_below / 60.0) << i;
+  }
+  EXPECT_EQ(f.lifecycle_stage[0], 1);  // active
+  EXPECT_EQ(f.lifecycle_stage[1], 4);  // lost
+  EXPECT_EQ(f.lifecycle_stage[2], 0);  // new
+  // The interval draws are skipped: the same fields with none.
+  CLVParams no_draws = model.params();
+  no_draws.interval_draws = 0;
+  CLVModel other(no_draws);
+  std::vector<Order> orders;
+  member_fields_model(&orders);
+  other.fit(orders_log(orders), at_day(300.0));
+  EXPECT_EQ(other.member_fields(30.0, 0.01, 0.3).clv, f.clv);
+  PERKREC_EXPECT_THROW_MSG(model.member_fields(0.0), InputError, "member_fields", "horizon");
+  PERKREC_EXPECT_THROW_MSG(model.member_fields(5.0, -1.0), InputError, "discount_rate");
+  PERKREC_EXPECT_THROW_MSG(CLVModel().member_fields(5.0), InputError, "not fitted");
+}
+
+TEST(CLVMemberFields, SampleFieldsGatherByMemberAndRefuseTheFuture) {
+  const CLVModel model = member_fields_model();
+  const CLVMemberFields f = model.member_fields(30.0);
+  const Timestamp cut = model.cut_time();
+  const std::vector<std::int64_t> users = {2, 0, -1, 60, 2, 59};
+  const std::vector<Timestamp> times = {cut, cut + 5, cut + 9, cut, cut + 86400, cut};
+  const CLVMemberFields s = model.sample_fields(users, times, 30.0);
+  ASSERT_EQ(s.size(), 6u);
+  for (std::size_t i : {0u, 1u, 4u, 5u}) {
+    const auto r = static_cast<std::size_t>(users[i]);  // members 0..59 are rows 0..59
+    EXPECT_EQ(s.clv[i], f.clv[r]);
+    EXPECT_EQ(s.clv_percentile[i], f.clv_percentile[r]);
+    EXPECT_EQ(s.p_alive[i], f.p_alive[r]);
+    EXPECT_EQ(s.lifecycle_stage[i], f.lifecycle_stage[r]);
+  }
+  EXPECT_EQ(s.lifecycle_stage[0], 0);  // member 2: new
+  // An unknown member (-1) and a member without an order before the cut: missing.
+  for (std::size_t i : {2u, 3u}) {
+    EXPECT_TRUE(std::isnan(s.clv[i]) && std::isnan(s.clv_percentile[i]) &&
+                std::isnan(s.p_alive[i]));
+    EXPECT_EQ(s.lifecycle_stage[i], -1);
+  }
+  // A sample before the cut would read its future; bad members and lengths are named.
+  const std::vector<Timestamp> early = {cut, cut - 1};
+  const std::vector<std::int64_t> two = {0, 1};
+  PERKREC_EXPECT_THROW_MSG(model.sample_fields(two, early, 30.0), InputError, "timestamps[1]",
+                           "cut_time");
+  const std::vector<Timestamp> ok = {cut, cut};
+  PERKREC_EXPECT_THROW_MSG(model.sample_fields(std::vector<std::int64_t>{0, 61}, ok, 30.0),
+                           InputError, "users[1]", "61");
+  PERKREC_EXPECT_THROW_MSG(model.sample_fields(std::vector<std::int64_t>{-2, 0}, ok, 30.0),
+                           InputError, "users[0]");
+  PERKREC_EXPECT_THROW_MSG(model.sample_fields(std::vector<std::int64_t>{0}, ok, 30.0), InputError,
+                           "length");
+  PERKREC_EXPECT_THROW_MSG(model.sample_fields(two, ok, -3.0), InputError, "horizon");
+  CLVModel from_summary;
+  from_summary.fit(model.summary());
+  PERKREC_EXPECT_THROW_MSG(from_summary.sample_fields(two, ok, 30.0), InputError, "summaries");
+}
+
 }  // namespace
 }  // namespace perkrec
