@@ -2,6 +2,7 @@
 against XGBoost, LightGBM and LogisticRegression on pandas purchase aggregates written here.
 
     python bench/complete_journey.py [--seeds 3] [--cut 2017-08-01] [--quick] [--threads 2]
+        [--only NAME,NAME]   (run only the rows whose name contains one of these)
 
 Data: ../shared/data/dunnhumby-complete-journey-2017 (see its SOURCE.md; never copied into the
 repo). Reading needs pyarrow.
@@ -37,6 +38,10 @@ Models (rows of the table):
     categoricals: the reference for what ids buy.
   * perkrec FM, FFM and FM(factors=0) without behaviour: ``perkrec.FeatureEncoder`` over those
     fields (what perkrec can represent today).
+  * perkrec FMCV with behaviour features: the same behaviour field (8 bins) and static fields,
+    the model chosen by ``perkrec.FMCV`` (cross-validation on the training side alone: the
+    logistic regression's penalty on its path, then an FM warm-started from it, kept only when
+    it lowers the CV log-loss).
   * perkrec with behaviour features: a hook (``perkrec_with_behavior``) that raises
     NotImplementedError until perkrec's ItemCatalog / BehaviorLog feature fields land; the row is
     skipped with a note.
@@ -862,6 +867,46 @@ def perkrec_with_behavior(tables, cands, split, seed, grid=None):
     return model.predict(X[split])
 
 
+def perkrec_fmcv_with_behavior(tables, cands, split, seed):
+    """The behaviour field (8 bins, the choice of ``perkrec_with_behavior``'s grid) and the
+    static fields, encoder fitted on the training side, then ``perkrec.FMCV`` on the whole
+    training side (5 folds; the validation households are not held out: CV replaces them).
+    Returns (scores of ``cands[split]``, the selection)."""
+    import perkrec
+
+    samples, behavior, _ = _perkrec_behavior_inputs(tables, cands)
+    train = ~split
+    y = cands["label"].to_numpy()
+    fields = [
+        {
+            "name": "behavior",
+            "kind": "behavior",
+            "levels": BEHAVIOR_LEVELS,
+            "bins": 8,
+            "actions": ["purchase", "coupon_purchase"],
+            "half_life_days": 28.0,
+        }
+    ] + [{"name": c, "kind": "categorical"} for c in CATEGORICAL]
+    enc = perkrec.FeatureEncoder(fields).fit(samples[train], behavior=behavior)
+    X = enc.transform(samples, behavior=behavior)
+    model = perkrec.FMCV(factors=8, seed=42 + seed, num_threads=1).fit(
+        X[train], y[train], encoder=enc
+    )
+    s = model.selection_
+    chosen = {"fm": s["factorized"], "reg_linear": s["reg_linear"]}
+    if s["factorized"]:
+        chosen.update(reg_factors=s["reg_factors"], epochs=s["epochs"])
+    chosen["cv_loss_lr"] = round(s["linear_loss"], 6)
+    chosen["cv_loss_fm"] = [None if x is None else round(x, 6) for x in s["factors_loss"]]
+    return model.predict(X[split]), chosen
+
+
+def run_fmcv_hook(tables, cands, test, seed):
+    t = time.perf_counter()
+    scores, chosen = perkrec_fmcv_with_behavior(tables, cands, test, seed)
+    return np.asarray(scores, np.float64), time.perf_counter() - t, chosen, "fit + score"
+
+
 def run_hook(tables, cands, test, seed):
     """perkrec_with_behavior, timed whole (its fit included) and checked for shape."""
     t = time.perf_counter()
@@ -954,6 +999,7 @@ def main(argv=None):
     ap.add_argument(
         "--quick", action="store_true", help="smoke run: 15%% of households, small grids, 1 seed"
     )
+    ap.add_argument("--only", default="", help="run only rows whose name contains one of these")
     args = ap.parse_args(argv)
     import perkrec
 
@@ -1068,7 +1114,16 @@ def main(argv=None):
             lambda s, g: run_hook(tables, cands, test, s),
             [{}],
         ),
+        (
+            "perkrec FMCV with behaviour features",
+            False,
+            lambda s, g: run_fmcv_hook(tables, cands, test, s),
+            [{}],
+        ),
     ]
+    only = [o for o in args.only.split(",") if o]
+    if only:
+        models = [m for m in models if any(o in m[0] for o in only)]
     test_cands = cands[test].reset_index(drop=True)
     print()
     rows = run_models(models, seeds, test_cands)

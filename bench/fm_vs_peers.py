@@ -1,11 +1,18 @@
-"""FM / FFM against logistic regression, XGBoost and LightFM on redemption prediction.
+"""FM / FFM / FMCV against logistic regression, XGBoost and LightFM on redemption prediction.
 
 Every model sees the same sparse one-hot features (perkrec.FeatureEncoder, including the
 leak-safe history aggregates where a dataset has an event log), the same train / validation /
-test split, and is tuned on the validation split only. Prints AUC, log-loss and training time
-per dataset and model, then the synthetic training throughput of FM.
+test split, and is tuned on the validation split only — except FMCV, which chooses by
+cross-validation on the same training rows and never sees the validation rows, and FMCV+val,
+the same selector on the training and validation rows together (CV needs no held-out split). Prints AUC,
+log-loss and training time per dataset and model, then the synthetic training throughput of FM.
 
     python bench/fm_vs_peers.py [--datasets ivc,starbucks,dunnhumby,simulator] [--throughput-rows N]
+        [--seeds N] [--skip FM,FFM,...]
+
+``--seeds N`` repeats each dataset with seeds 0..N-1: the random split of in-vehicle coupon and
+every model's seed (FM, FFM, FMCV, XGBoost subsampling, liblinear); the other datasets' splits
+are fixed (the author's split, time splits), so there only the models' seeds change.
 
 Data: ../shared/data (see each folder's SOURCE.md). Peers: pip install scikit-learn xgboost
 lightfm (the ``bench`` extra); a peer that is not installed is reported as such.
@@ -21,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 import perkrec
 from perkrec import datasets
@@ -72,19 +80,19 @@ def _history(bins=6, member=True, benefit=True):
 # ---- datasets: (train, test, fields, events, catalog) ------------------------------------------
 
 
-def in_vehicle_coupon():
+def in_vehicle_coupon(seed=0):
     ds = datasets.load_in_vehicle_coupon(DATA / "uci-in-vehicle-coupon")
     f = ds.frame.copy()
     label = f.pop("Y").astype(np.uint8)
     f = f.drop(columns=["benefit"])
     f["label"] = label.to_numpy()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     test = rng.random(len(f)) < 0.2
     fields = [_cat(c, min_count=1) for c in f.columns if c != "label"]
     return f[~test].reset_index(drop=True), f[test].reset_index(drop=True), fields, None, None
 
 
-def starbucks():
+def starbucks(seed=0):
     ds = datasets.load_starbucks(DATA / "starbucks-rewards-offers")
     f = ds.frame.copy()
     # Honest columns only (SOURCE.md: the customer aggregates leak the label).
@@ -115,7 +123,7 @@ def starbucks():
     return train, test, fields, ds.events, ds.catalog
 
 
-def dunnhumby():
+def dunnhumby(seed=0):
     ds = datasets.load_dunnhumby(DATA / "dunnhumby-complete-journey-coupons")
     f = ds.frame.copy()
     f["user"] = ds.events.user_ids.lookup(f["household_key"].to_numpy())
@@ -145,7 +153,7 @@ def dunnhumby():
     return train, test, fields, ds.events, ds.catalog
 
 
-def simulator():
+def simulator(seed=0):
     program = perkrec.simulate(n_users=5000, seed=42)
     s = redemption_samples(program.events, program.catalog, program.users)
     cut = np.quantile(s["timestamp"], 0.8)
@@ -182,11 +190,11 @@ def _clip(p):
     return np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
 
 
-def run_fm(cls, Xtr, ytr, Xva, yva, Xte, enc, grid):
+def run_fm(cls, Xtr, ytr, Xva, yva, Xte, enc, grid, seed=42):
     best = None
     for params in grid:
         t = time.perf_counter()
-        m = cls(**params, epochs=40, early_stopping_rounds=3, num_threads=1).fit(
+        m = cls(**params, epochs=40, early_stopping_rounds=3, num_threads=1, seed=seed).fit(
             Xtr, ytr, encoder=enc, validation=(Xva, yva)
         )
         dt = time.perf_counter() - t
@@ -196,21 +204,53 @@ def run_fm(cls, Xtr, ytr, Xva, yva, Xte, enc, grid):
     return best[1].predict(Xte), best[2], best[3]
 
 
-def run_lr(Xtr, ytr, Xva, yva, Xte):
+def run_fmcv(Xtr, ytr, Xte, enc, seed=42, seeds=3):
+    """Selection by 5-fold cross-validation on the training rows only (no validation rows)."""
+    t = time.perf_counter()
+    m = perkrec.FMCV(factors=8, seeds=seeds, seed=seed, num_threads=1).fit(Xtr, ytr, encoder=enc)
+    dt = time.perf_counter() - t
+    s = m.selection_
+    chosen = (
+        {
+            "fm": True,
+            "reg_linear": s["reg_linear"],
+            "reg_factors": s["reg_factors"],
+            "epochs": s["epochs"],
+            "seeds": s["seeds"],
+        }
+        if s["factorized"]
+        else {"fm": False, "reg_linear": s["reg_linear"]}
+    )
+    chosen["cv_loss_lr"] = round(s["linear_loss"], 5)
+    chosen["cv_loss_fm"] = round(
+        min((x for x in s["factors_loss"] if x is not None), default=np.nan), 5
+    )
+    return m.predict(Xte), dt, chosen
+
+
+def run_lr(Xtr, ytr, Xva, yva, Xte, seed=0, refit=False):
     from sklearn.linear_model import LogisticRegression
 
     best = None
     for C in (0.1, 1.0):
         t = time.perf_counter()
-        m = LogisticRegression(C=C, max_iter=2000, solver="liblinear").fit(Xtr, ytr)
+        m = LogisticRegression(C=C, max_iter=2000, solver="liblinear", random_state=seed).fit(
+            Xtr, ytr
+        )
         dt = time.perf_counter() - t
         loss = perkrec.log_loss(yva, _clip(m.predict_proba(Xva)[:, 1]))
         if best is None or loss < best[0]:
             best = (loss, m, dt, {"C": C})
+    if refit:
+        t = time.perf_counter()
+        m = LogisticRegression(
+            C=best[3]["C"], max_iter=2000, solver="liblinear", random_state=seed
+        ).fit(sp.vstack([Xtr, Xva]).tocsr(), np.concatenate([ytr, yva]))
+        return m.predict_proba(Xte)[:, 1], time.perf_counter() - t, best[3]
     return best[1].predict_proba(Xte)[:, 1], best[2], best[3]
 
 
-def run_xgb(Xtr, ytr, Xva, yva, Xte):
+def run_xgb(Xtr, ytr, Xva, yva, Xte, seed=0):
     import xgboost as xgb
 
     best = None
@@ -232,6 +272,7 @@ def run_xgb(Xtr, ytr, Xva, yva, Xte):
             n_jobs=1,
             early_stopping_rounds=20,
             eval_metric="logloss",
+            random_state=seed,
         ).fit(Xtr, ytr, eval_set=[(Xva, yva)], verbose=False)
         dt = time.perf_counter() - t
         loss = perkrec.log_loss(yva, _clip(m.predict_proba(Xva)[:, 1]))
@@ -265,6 +306,8 @@ def run_lightfm(Xtr, ytr, Xva, yva, Xte):
     return 1 / (1 + np.exp(-s)), dt, {"no_components": 8}
 
 
+OURS = ("FM", "FFM", "FMCV", "FMCV+val")
+
 FM_GRID = [
     dict(factors=k, learning_rate=lr, init_std=0.1, reg_linear=r, reg_factors=r)
     for k in (8, 16)
@@ -285,9 +328,9 @@ FFM_GRID_LARGE = [
 ]
 
 
-def bench_dataset(name):
+def bench_dataset(name, seed=0, skip=()):
     t0 = time.perf_counter()
-    train, test, fields, events, catalog = DATASETS[name]()
+    train, test, fields, events, catalog = DATASETS[name](seed)
     # Validation: the last 15% of the training rows (in time where rows have a time).
     order = (
         np.argsort(train["timestamp"].to_numpy(), kind="stable")
@@ -306,14 +349,15 @@ def bench_dataset(name):
         test["label"].to_numpy(),
     )
     print(
-        f"\n== {name}: train {len(fit_part):,} / validation {len(val):,} / test {len(test):,} rows, "
+        f"\n== {name} (seed {seed}): train {len(fit_part):,} / validation {len(val):,} / test {len(test):,} rows, "
         f"{enc.n_fields} fields, {enc.n_features:,} features, base rate {yte.mean():.3f} "
         f"(prepared in {time.perf_counter() - t0:.1f} s)",
         flush=True,
     )
     rows = []
+    model_seed = 42 + seed
     runners = [
-        ("FM", lambda: run_fm(FM, Xtr, ytr, Xva, yva, Xte, enc, FM_GRID)),
+        ("FM", lambda: run_fm(FM, Xtr, ytr, Xva, yva, Xte, enc, FM_GRID, model_seed)),
         (
             "FFM",
             lambda: run_fm(
@@ -325,13 +369,26 @@ def bench_dataset(name):
                 Xte,
                 enc,
                 FFM_GRID if Xtr.shape[0] < 100_000 else FFM_GRID_LARGE,
+                model_seed,
             ),
         ),
-        ("LogisticRegression", lambda: run_lr(Xtr, ytr, Xva, yva, Xte)),
-        ("XGBClassifier", lambda: run_xgb(Xtr, ytr, Xva, yva, Xte)),
+        ("FMCV", lambda: run_fmcv(Xtr, ytr, Xte, enc, model_seed)),
+        # CV needs no validation split: the same selector on the training + validation rows.
+        (
+            "FMCV+val",
+            lambda: run_fmcv(
+                sp.vstack([Xtr, Xva]).tocsr(), np.concatenate([ytr, yva]), Xte, enc, model_seed
+            ),
+        ),
+        ("LogisticRegression", lambda: run_lr(Xtr, ytr, Xva, yva, Xte, seed)),
+        # The peer's fair counterpart of FMCV+val: its chosen C refit on training + validation.
+        ("LogisticRegression+val", lambda: run_lr(Xtr, ytr, Xva, yva, Xte, seed, refit=True)),
+        ("XGBClassifier", lambda: run_xgb(Xtr, ytr, Xva, yva, Xte, seed)),
         ("LightFM", lambda: run_lightfm(Xtr, ytr, Xva, yva, Xte)),
     ]
     for model, run in runners:
+        if model in skip:
+            continue
         try:
             p, dt, chosen = run()
         except ImportError as exc:
@@ -346,14 +403,35 @@ def bench_dataset(name):
     table = pd.DataFrame(rows, columns=["model", "auc", "log_loss", "train_s", "chosen"]).set_index(
         "model"
     )
-    ours = table.loc[["FM", "FFM"], "auc"].max()
-    peers = table.drop(index=["FM", "FFM"])["auc"]
+    mine = [m for m in OURS if m in table.index]
+    ours = table.loc[mine, "auc"].max()
+    peers = table.drop(index=mine)["auc"]
     print(
-        f"  best FM/FFM auc - best baseline auc = {ours - peers.max():+.4f} (AUC standard error here "
+        f"  best perkrec auc - best baseline auc = {ours - peers.max():+.4f} (AUC standard error here "
         f"~{_auc_se(peers.max(), yte):.4f}) "
         f"({'beats all baselines' if ours > peers.max() else 'within 0.005' if ours >= peers.max() - 0.005 else 'MISS'})"
     )
     return table
+
+
+def summarize(name, tables):
+    """Mean and standard deviation over seeds, and the per-seed margin of the best perkrec
+    model over the best peer."""
+    auc = pd.concat([t["auc"].rename(i) for i, t in enumerate(tables)], axis=1)
+    loss = pd.concat([t["log_loss"].rename(i) for i, t in enumerate(tables)], axis=1)
+    print(f"\n== {name}: {len(tables)} seeds")
+    for model in auc.index:
+        print(
+            f"  {model:<20} auc {auc.loc[model].mean():.4f} +- {auc.loc[model].std():.4f}  "
+            f"log-loss {loss.loc[model].mean():.4f} +- {loss.loc[model].std():.4f}  "
+            f"per seed {' '.join(f'{a:.4f}' for a in auc.loc[model])}"
+        )
+    mine = [m for m in OURS if m in auc.index]
+    margin = auc.loc[mine].max() - auc.drop(index=mine).max()
+    fmcv = (auc.loc["FMCV"] - auc.drop(index=mine).max()) if "FMCV" in auc.index else None
+    print(f"  best perkrec - best peer, per seed: {' '.join(f'{m:+.4f}' for m in margin)}")
+    if fmcv is not None:
+        print(f"  FMCV - best peer, per seed:         {' '.join(f'{m:+.4f}' for m in fmcv)}")
 
 
 def throughput(rows: int, fields: int = 30, per_field: int = 1000, factors: int = 8):
@@ -414,10 +492,15 @@ def main(argv=None):
     )
     ap.add_argument("--datasets", default="ivc,starbucks,dunnhumby,simulator")
     ap.add_argument("--throughput-rows", type=int, default=10_000_000, help="0 = skip")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (see the module doc)")
+    ap.add_argument("--skip", default="", help="models to leave out, e.g. LightFM,FFM")
     args = ap.parse_args(argv)
     print(f"perkrec {perkrec.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+    skip = {m for m in args.skip.split(",") if m}
     for name in [d for d in args.datasets.split(",") if d]:
-        bench_dataset(name)
+        tables = [bench_dataset(name, seed, skip) for seed in range(args.seeds)]
+        if len(tables) > 1:
+            summarize(name, tables)
     if args.throughput_rows > 0:
         throughput(args.throughput_rows)
 

@@ -45,6 +45,7 @@
 #include "perkrec/models/calibrators_impl.hpp"
 #include "perkrec/models/clv_impl.hpp"
 #include "perkrec/models/factors_impl.hpp"
+#include "perkrec/models/fm_cv_impl.hpp"
 #include "perkrec/models/fm_impl.hpp"
 #include "perkrec/models/interest_impl.hpp"
 #include "perkrec/models/item_knn_impl.hpp"

@@ -51,6 +51,7 @@
 #include "perkrec/models/clv.hpp"
 #include "perkrec/models/factors.hpp"
 #include "perkrec/models/fm.hpp"
+#include "perkrec/models/fm_cv.hpp"
 #include "perkrec/models/interest.hpp"
 #include "perkrec/models/item_knn.hpp"
 #include "perkrec/models/popularity.hpp"

@@ -139,6 +139,35 @@ void bind_fm(py::module_& m) {
                             std::vector<float>(vs.begin(), vs.end()));
       });
   def_serialization<FM>(cls);
+
+  py::class_<FMCV>(m, "FMCV")
+      .def(
+          py::init([](const std::string& params_json) {
+            return FMCV(FMCVParams::from_json(parse_json_strict<ConfigError>(params_json, "FMCV")));
+          }),
+          py::arg("params_json"))
+      .def("get_params", [](const FMCV& f) { return f.get_params().dump(); })
+      .def("set_num_threads", &FMCV::set_num_threads)
+      .def_property_readonly("fitted", &FMCV::fitted)
+      .def("report", [](const FMCV& f) { return f.report().to_json().dump(); })
+      .def("model", [](const FMCV& f) { return FM(f.model()); })
+      .def("fit",
+           [](FMCV& self, const py::tuple& X, const py::array& labels,
+              const std::optional<py::array>& weights, const py::array& feature_fields,
+              std::int32_t n_fields, const py::object& progress) {
+             const TargetArgs args{csr_arg(X, "X"), labels, weights, std::nullopt};
+             const CsrView<float> x = args.rows.view("X");
+             const FMTarget t = args.target("labels");
+             const Span<const std::int32_t> fields =
+                 view_1d<std::int32_t>(feature_fields, "feature_fields");
+             const Callbacks cb = make_callbacks(progress);
+             py::gil_scoped_release release;
+             self.fit(x, t, fields, n_fields, cb);
+           })
+      .def_static("fold_of", [](const py::array& labels, int folds, std::uint64_t seed) {
+        const Span<const float> y = view_1d<float>(labels, "labels");
+        return to_numpy(FMCV::fold_of(y, folds, seed));
+      });
 }
 
 }  // namespace perkrec::python

@@ -39,6 +39,7 @@ PYBIND11_MODULE(_core, m) {
         add("ItemKNNParams", params::fields_to_json(ItemKNNParams{}));
         add("PopularityParams", params::fields_to_json(PopularityParams{}));
         add("FMParams", params::fields_to_json(FMParams{}));
+        add("FMCVParams", params::fields_to_json(FMCVParams{}));
         add("UpliftParams", params::fields_to_json(UpliftParams{}));
         add("PreferenceParams", params::fields_to_json(PreferenceParams{}));
         add("BenefitDimensionsParams", params::fields_to_json(BenefitDimensionsParams{}));

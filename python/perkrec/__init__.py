@@ -7,7 +7,7 @@ Layers (mirroring the C++ library):
     data       IdMap, Catalog, UserTable, EventLog, parse_discounts, splits, simulate
     behavior   ItemCatalog, BehaviorLog, BenefitItems (what members buy and browse)
     features   interaction_matrix, behavior_features
-    models     Popularity, ALS, BPR, ItemKNN, FM/FFM, PreferenceModel, UpliftModel
+    models     Popularity, ALS, BPR, ItemKNN, FM/FFM, FMCV, PreferenceModel, UpliftModel
     decide     Policy, rank, allocate, Pacer, Planner -> Plan; BenefitPlanner (log -> Plan)
     metrics    auc, log_loss, ranking_metrics, catalog_coverage
     causal     qini_auc_score, uplift_auc_score, uplift_at_k, qini_curve, uplift_curve,
@@ -57,6 +57,7 @@ from .causal import (
 from .fm import (
     FFM,
     FM,
+    FMCV,
     FeatureEncoder,
     IsotonicCalibrator,
     PlattCalibrator,
@@ -150,6 +151,7 @@ __all__ += [
     "ItemKNN",  # collaborative filtering
     "FFM",
     "FM",
+    "FMCV",
     "FeatureEncoder",
     "IsotonicCalibrator",
     "PlattCalibrator",  # redemption models

@@ -6,6 +6,7 @@ field-aware FFM), probability calibration (Platt, isotonic) and reliability curv
 >>> X = enc.transform(train_samples, events=program.events)
 >>> model = FM(factors=8, epochs=10).fit(X, train_samples["label"], encoder=enc)
 >>> p = model.predict(enc.transform(test_samples, events=program.events))
+>>> chosen = FMCV(factors=8).fit(X, train_samples["label"], encoder=enc)  # LR or FM, by CV
 
 History aggregates (a member's past issues, claims and redemptions, overall, per benefit kind,
 per face-value band and per benefit channel, where views count too; a benefit's past redemption
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_FIELDS",
     "FFM",
     "FM",
+    "FMCV",
     "FeatureEncoder",
     "IsotonicCalibrator",
     "PlattCalibrator",
@@ -1036,6 +1038,13 @@ class FM(_Serializable, _Estimator, _Threaded):
         return self._encoder
 
     @property
+    def selection(self) -> Optional[dict]:
+        """How :class:`FMCV` chose this model (its ``selection_``), or None for a model that was
+        not chosen by FMCV. Kept in the model file."""
+        meta = json.loads(self._impl.metadata)
+        return meta["selection"]["report"] if "selection" in meta else None
+
+    @property
     def fitted(self) -> bool:
         return self._impl.fitted
 
@@ -1071,6 +1080,285 @@ class FFM(FM):
     API as FM; costs O(nnz^2 x factors) per row."""
 
     _field_aware = True
+
+
+class FMCV(_Estimator, _Threaded):
+    """A redemption model chosen by cross-validation on the training rows alone: an L2 logistic
+    regression whose penalty is picked on a regularization path, or an FM warm-started from it
+    when that lowers the cross-validated log-loss — so small sets get a tuned logistic
+    regression and sets with interactions keep the FM's gain. The algorithm is C++
+    (``include/perkrec/models/fm_cv.hpp``):
+
+    1. ``folds`` stratified folds, deterministic from ``seed``;
+    2. the exact logistic regression (``FM(factors=0)``) at every ``reg_linear`` of
+       ``reg_linear_path`` (strongest first, warm starts along the path); the penalty with the
+       lowest pooled held-out log-loss wins. Values are penalties of the final model on all rows
+       (scikit-learn's ``C = 1 / (reg_linear * n_rows)``; folds keep the same C);
+    3. with ``factors > 0``, for each ``reg_factors`` of ``reg_factors_grid`` an FM per fold
+       starting from that fold's logistic regression (bias and linear weights; factors small
+       random) trained epoch by epoch (AdaGrad), stopped ``patience`` epochs after the best
+       pooled held-out log-loss;
+    4. the FM when its CV log-loss is below the logistic regression's by more than
+       ``min_improvement``, else the logistic regression;
+    5. refit on all rows; the FM as the average of ``seeds`` FMs from different seeds
+       (one FM with ``seeds * factors`` factors).
+
+    After ``fit``, ``model_`` is the chosen :class:`FM` (``factors=0`` for logistic regression)
+    and ``selection_`` / ``cv_results_`` say what was measured. ``predict``, ``predict_proba``,
+    ``decision_function`` and ``score_candidates`` use ``model_``. ``save`` writes ``model_``
+    with the selection in its metadata: ``FMCV.load`` gives this object back, ``perkrec.load``
+    the FM. Results are bit-identical for any ``num_threads`` (folds run in parallel, each
+    single-threaded); the GIL is released while fitting.
+
+    >>> cv = FMCV(factors=8, folds=5).fit(X, y, feature_fields=enc.feature_fields)
+    >>> cv.selection_["factorized"], cv.model_
+    """
+
+    def __init__(
+        self,
+        folds: int = 5,
+        reg_linear_path: Sequence[float] = (
+            1e-1,
+            3e-2,
+            1e-2,
+            3e-3,
+            1e-3,
+            3e-4,
+            1e-4,
+            3e-5,
+            1e-5,
+            3e-6,
+            1e-6,
+        ),
+        factors: int = 8,
+        field_aware: bool = False,
+        reg_factors_grid: Sequence[float] = (1e-4, 1e-3, 1e-2),
+        learning_rate: float = 0.02,
+        init_std: float = 0.01,
+        max_epochs: int = 30,
+        patience: int = 3,
+        seeds: int = 1,
+        min_improvement: float = 0.0,
+        num_threads: int = 1,
+        seed: int = 42,
+    ):
+        params = dict(
+            folds=folds,
+            reg_linear_path=[float(r) for r in _float_list(reg_linear_path, "reg_linear_path")],
+            factors=factors,
+            field_aware=field_aware,
+            reg_factors_grid=[float(r) for r in _float_list(reg_factors_grid, "reg_factors_grid")],
+            learning_rate=learning_rate,
+            init_std=init_std,
+            max_epochs=max_epochs,
+            patience=patience,
+            seeds=seeds,
+            min_improvement=min_improvement,
+            num_threads=num_threads,
+            seed=seed,
+        )
+        self._impl = _core.FMCV(json.dumps(params))
+        self._model: Optional[FM] = None
+        self._selection: Optional[dict] = None
+
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        sample_weight=None,
+        feature_fields=None,
+        n_fields: Optional[int] = None,
+        encoder: Optional[FeatureEncoder] = None,
+        progress: ProgressArg = False,
+    ):
+        """Selects and refits on rows ``X`` (scipy sparse, n x n_features) and 0/1 labels
+        ``y``. ``feature_fields``: field of each feature (default: ``encoder.feature_fields``,
+        else one field). ``encoder`` is saved with the model."""
+        if encoder is not None:
+            if feature_fields is None:
+                feature_fields = encoder.feature_fields
+            n_fields = encoder.n_fields if n_fields is None else n_fields
+        X = _csr(X)
+        n = X[3]
+        if feature_fields is None:
+            feature_fields = np.zeros(X[4], np.int32)
+            n_fields = 1 if n_fields is None else n_fields
+        ff = np.ascontiguousarray(np.asarray(feature_fields), dtype=np.int32)
+        if n_fields is None:
+            n_fields = int(ff.max(initial=-1)) + 1
+        yy = _f32(y, "y", n)
+        w = None if sample_weight is None else _f32(sample_weight, "sample_weight", n)
+        with _blas.limited(1):
+            self._impl.fit(X, yy, w, ff, int(n_fields), resolve_progress(progress))
+        impl = self._impl.model()
+        if encoder is not None:
+            meta = json.loads(impl.metadata)
+            meta["encoder"] = json.loads(encoder.to_json())
+            impl.set_metadata(json.dumps(meta))
+        self._model = FM._wrap(impl)
+        self._selection = json.loads(self._impl.report())
+        return self
+
+    @staticmethod
+    def fold_of(y, folds: int = 5, seed: int = 42) -> np.ndarray:
+        """The cross-validation fold of each row (int32 in [0, folds)), as ``fit`` assigns
+        them: per label, the rows shuffled by a stream of ``seed`` and dealt round-robin."""
+        yy = np.ascontiguousarray(np.asarray(y, dtype=np.float32).ravel())
+        return _core.FMCV.fold_of(
+            yy, int_scalar(folds, "folds", 1, 1 << 30), int_scalar(seed, "seed", 0, 2**64 - 1)
+        )
+
+    def _require_fitted(self, what: str) -> FM:
+        if self._model is None:
+            raise _input_error(f"FMCV.{what}: the selection is not fitted")
+        return self._model
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model_(self) -> FM:
+        """The chosen model refit on all rows: an FM (``factors=0``: logistic regression)."""
+        return self._require_fitted("model_")
+
+    @property
+    def selection_(self) -> dict:
+        """What was measured and chosen: ``factorized`` (the FM won), ``reg_linear`` and
+        ``linear_loss``, ``reg_factors``, ``epochs``, ``seeds``, ``loss`` (the chosen model's CV
+        log-loss), and the path: ``reg_linear_path`` / ``path_loss``, ``reg_factors_grid`` /
+        ``factors_loss`` / ``factors_epochs`` (a diverged candidate's loss is None)."""
+        self._require_fitted("selection_")
+        return dict(self._selection)
+
+    @property
+    def cv_results_(self) -> pd.DataFrame:
+        """One row per candidate: model ("logistic" or "fm"), reg_linear, reg_factors,
+        epochs, cv_log_loss (pooled held-out log-loss), chosen."""
+        s = self.selection_
+        rows = [
+            ("logistic", r, np.nan, 0, loss, not s["factorized"] and r == s["reg_linear"])
+            for r, loss in zip(s["reg_linear_path"], s["path_loss"])
+        ]
+        rows += [
+            (
+                "fm",
+                s["reg_linear"],
+                r,
+                e,
+                np.nan if loss is None else loss,
+                s["factorized"] and r == s["reg_factors"],
+            )
+            for r, loss, e in zip(s["reg_factors_grid"], s["factors_loss"], s["factors_epochs"])
+        ]
+        return pd.DataFrame(
+            rows, columns=["model", "reg_linear", "reg_factors", "epochs", "cv_log_loss", "chosen"]
+        )
+
+    @property
+    def fitted(self) -> bool:
+        return self._model is not None
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """[0, 1] (scikit-learn's classifier protocol)."""
+        if self._model is None:
+            raise AttributeError("classes_: the selection is not fitted")
+        return np.array([0, 1])
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="classifier",
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags(multi_class=False),
+            input_tags=InputTags(sparse=True),
+        )
+
+    def predict(self, X) -> np.ndarray:
+        """Redemption probabilities of the chosen model."""
+        return self._require_fitted("predict").predict(X)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, 2) probabilities of label 0 and 1."""
+        return self._require_fitted("predict_proba").predict_proba(X)
+
+    def decision_function(self, X) -> np.ndarray:
+        """Raw scores (log-odds) of the chosen model, float32."""
+        return self._require_fitted("decision_function").decision_function(X)
+
+    def score(self, X) -> np.ndarray:
+        """Same as decision_function (the shared model vocabulary)."""
+        return self.decision_function(X)
+
+    def score_candidates(self, base, candidates) -> np.ndarray:
+        """The chosen model's :meth:`FM.score_candidates`."""
+        return self._require_fitted("score_candidates").score_candidates(base, candidates)
+
+    @property
+    def encoder(self) -> Optional[FeatureEncoder]:
+        return None if self._model is None else self._model.encoder
+
+    def to_bytes(self) -> bytes:
+        """The chosen FM as model-file bytes (the selection in its metadata)."""
+        return self._require_fitted("to_bytes").to_bytes()
+
+    def save(self, path_or_file) -> None:
+        """Saves the chosen FM with the selection in its metadata (``FMCV.load`` reads it back
+        as an FMCV, ``perkrec.load`` as the FM)."""
+        self._require_fitted("save").save(path_or_file)
+
+    @classmethod
+    def _from_model(cls, model: FM) -> "FMCV":
+        meta = json.loads(model._impl.metadata)
+        if "selection" not in meta:
+            error = _core.ModelFormatError(
+                "FMCV.load: the file holds an FM without a selection (saved by FM, not FMCV; "
+                "load it with perkrec.load or FM.load)"
+            )
+            error.code = "wrong_kind"
+            raise error
+        params = meta["selection"]["params"]
+        obj = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+        obj._model = model
+        obj._selection = meta["selection"]["report"]
+        return obj
+
+    @classmethod
+    def load(cls, path_or_file) -> "FMCV":
+        """Reads a file written by :meth:`save`; an FM saved without a selection raises
+        ModelFormatError (code 'wrong_kind')."""
+        return cls._from_model(FM.load(path_or_file))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "FMCV":
+        return cls._from_model(FM.from_bytes(data))
+
+    def __reduce__(self):
+        if self._model is None:
+            return (_fmcv_from_params, (self.get_params(),))
+        return (FMCV.from_bytes, (self.to_bytes(),))
+
+    def __repr__(self) -> str:
+        if self._model is None:
+            return f"FMCV({self.get_params()}, not fitted)"
+        chosen = "FM" if self._selection["factorized"] else "logistic regression"
+        return f"FMCV({self.get_params()}, chose {chosen})"
+
+
+def _fmcv_from_params(params: dict) -> FMCV:
+    return FMCV(**params)
+
+
+def _float_list(values, name: str) -> list:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise _config_error(f"FMCV: {name} must be a sequence of numbers (got {values!r})")
+    out = list(values)
+    for v in out:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise _config_error(f"FMCV: {name} must hold numbers (got {v!r})")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ CLASSES = {
     perkrec.ItemKNN: ("ItemKNNParams", set()),
     perkrec.FM: ("FMParams", {"field_aware"}),  # the class (FM or FFM) sets it
     perkrec.FFM: ("FMParams", {"field_aware"}),
+    perkrec.FMCV: ("FMCVParams", set()),
     perkrec.PreferenceModel: ("PreferenceParams", set()),
     perkrec.ScoreBlend: ("ScoreBlendParams", set()),
     # Planner takes the allocator, schedule and explain settings from its policy.

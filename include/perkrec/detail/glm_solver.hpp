@@ -63,6 +63,13 @@ class GlmSolver {
     direction_scores_.resize(rows);
   }
 
+  /// Changes the penalties of later solve() calls (a regularization path reuses the solver and
+  /// its transposed copy of X, warm-starting each penalty from the previous solution).
+  void set_regularization(double reg_bias, double reg_linear) {
+    p_.reg_bias = reg_bias;
+    p_.reg_linear = reg_linear;
+  }
+
   /// Solves from the start (bias, w) in place; calls `on_iteration` after every Newton step
   /// (it may throw to stop). Returns the last iteration's record.
   GlmIteration solve(double& bias, std::vector<double>& w, const GlmOptions& options,

@@ -192,6 +192,25 @@ class FM : public Serializable<FM> {
            std::int32_t n_fields, const CsrView<float>* validation_X = nullptr,
            const FMTarget* validation_target = nullptr, const Callbacks& callbacks = {});
 
+  /// fit() starting from the bias and linear weights of `start` instead of zeros (the factors
+  /// start random as in fit, the AdaGrad sums fresh): an FM warm-started from a logistic
+  /// regression (a factors = 0 model) fitted on the same feature space, so that training only
+  /// has to learn the interactions. InputError when `start` is not fitted or has another number
+  /// of features; the model is unchanged then.
+  void fit_from(const FM& start, const CsrView<float>& X, const FMTarget& target,
+                Span<const std::int32_t> feature_fields, std::int32_t n_fields,
+                const CsrView<float>* validation_X = nullptr,
+                const FMTarget* validation_target = nullptr, const Callbacks& callbacks = {});
+
+  /// The model whose raw score is the mean of the models' raw scores ("seed averaging"): bias
+  /// and linear weights averaged, factor vectors concatenated and scaled by 1/sqrt(count), so
+  /// <v_i, v_j> of the result is the mean of the models' <v_i, v_j>. The models must be fitted
+  /// FMs (or all FFMs) on the same feature space with the same loss and factor count, and
+  /// count x factors <= 1024; the result keeps the first model's params with factors =
+  /// count x factors (InputError otherwise). Its predictions equal the mean of the models' raw
+  /// scores up to float rounding (the logistic link is applied after averaging).
+  static FM average(const std::vector<FM>& models);
+
   /// Continues training from the current parameters (and AdaGrad state) on new rows with the
   /// same feature space; on an unfitted model it is fit(). Same errors as fit.
   void partial_fit(const CsrView<float>& X, const FMTarget& target,
@@ -250,6 +269,10 @@ class FM : public Serializable<FM> {
   void check_target(const CsrView<float>& X, const FMTarget& target, const char* method,
                     const char* what) const;
   void initialize(Index n_features, Span<const std::int32_t> feature_fields, std::int32_t n_fields);
+  void fit_impl(const FM* start, const CsrView<float>& X, const FMTarget& target,
+                Span<const std::int32_t> feature_fields, std::int32_t n_fields,
+                const CsrView<float>* validation_X, const FMTarget* validation_target,
+                const Callbacks& callbacks, const char* method);
   void train_exact(const CsrView<float>& X, const FMTarget& target,
                    const CsrView<float>* validation_X, const FMTarget* validation_target,
                    const Callbacks& callbacks, const char* method);

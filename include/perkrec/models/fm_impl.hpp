@@ -414,46 +414,141 @@ PERKREC_INLINE void FM::fit(const CsrView<float>& X, const FMTarget& target,
                             Span<const std::int32_t> feature_fields, std::int32_t n_fields,
                             const CsrView<float>* validation_X, const FMTarget* validation_target,
                             const Callbacks& callbacks) {
+  fit_impl(nullptr, X, target, feature_fields, n_fields, validation_X, validation_target, callbacks,
+           "fit");
+}
+
+PERKREC_INLINE void FM::fit_from(const FM& start, const CsrView<float>& X, const FMTarget& target,
+                                 Span<const std::int32_t> feature_fields, std::int32_t n_fields,
+                                 const CsrView<float>* validation_X,
+                                 const FMTarget* validation_target, const Callbacks& callbacks) {
+  if (!start.fitted_) detail::raise<InputError>("FM::fit_from: the start model is not fitted");
+  if (start.n_features_ != X.cols) {
+    detail::raise<InputError>("FM::fit_from: the start model has ", start.n_features_,
+                              " features (expected X's ", X.cols, ")");
+  }
+  fit_impl(&start, X, target, feature_fields, n_fields, validation_X, validation_target, callbacks,
+           "fit_from");
+}
+
+PERKREC_INLINE void FM::fit_impl(const FM* start, const CsrView<float>& X, const FMTarget& target,
+                                 Span<const std::int32_t> feature_fields, std::int32_t n_fields,
+                                 const CsrView<float>* validation_X,
+                                 const FMTarget* validation_target, const Callbacks& callbacks,
+                                 const char* method) {
   // Validate against the new feature space before touching anything.
   if (n_fields < 1)
-    detail::raise<InputError>("FM::fit: n_fields must be >= 1 (got ", n_fields, ")");
-  X.validate("FM::fit: X");
-  if (X.rows == 0) detail::raise<InputError>("FM::fit: X has no rows (nothing to learn from)");
+    detail::raise<InputError>("FM::", method, ": n_fields must be >= 1 (got ", n_fields, ")");
+  const std::string x_name = std::string("FM::") + method + ": X";
+  X.validate(x_name.c_str());
+  if (X.rows == 0) {
+    detail::raise<InputError>("FM::", method, ": X has no rows (nothing to learn from)");
+  }
   if (feature_fields.size() != static_cast<std::size_t>(X.cols)) {
-    detail::raise<InputError>("FM::fit: feature_fields has ", feature_fields.size(),
+    detail::raise<InputError>("FM::", method, ": feature_fields has ", feature_fields.size(),
                               " entries (expected one per feature column: ", X.cols, ")");
   }
   for (std::size_t i = 0; i < feature_fields.size(); ++i) {
     if (feature_fields[i] < 0 || feature_fields[i] >= n_fields) {
-      detail::raise<InputError>("FM::fit: field of feature ", i, " out of range (got ",
+      detail::raise<InputError>("FM::", method, ": field of feature ", i, " out of range (got ",
                                 feature_fields[i], ", expected 0 <= field < ", n_fields, ")");
     }
   }
   FM trial(params_);
   trial.n_features_ = X.cols;
   trial.n_fields_ = n_fields;
-  trial.check_target(X, target, "fit", "");
+  trial.check_target(X, target, method, "");
   if (validation_X != nullptr) {
-    trial.check_rows(*validation_X, "fit");
+    trial.check_rows(*validation_X, method);
     if (validation_target == nullptr) {
-      detail::raise<InputError>("FM::fit: validation rows given without validation labels");
+      detail::raise<InputError>("FM::", method,
+                                ": validation rows given without validation labels");
     }
-    trial.check_target(*validation_X, *validation_target, "fit", "validation");
+    trial.check_target(*validation_X, *validation_target, method, "validation");
   }
   if (params_.early_stopping_rounds > 0 && validation_X == nullptr) {
-    detail::raise<InputError>("FM::fit: early_stopping_rounds > 0 needs validation rows");
+    detail::raise<InputError>("FM::", method, ": early_stopping_rounds > 0 needs validation rows");
   }
   trial.initialize(X.cols, feature_fields, n_fields);
+  if (start != nullptr) {
+    trial.w0_ = start->w0_;
+    trial.w_ = start->w_;
+  }
   trial.metadata_ = metadata_;
   trial.fitted_ = true;
   // Train a fresh model and adopt it even when training diverges (the last finite state).
   try {
-    trial.train(X, target, validation_X, validation_target, callbacks, "fit");
+    trial.train(X, target, validation_X, validation_target, callbacks, method);
   } catch (const DivergenceError&) {
     *this = std::move(trial);
     throw;
   }
   *this = std::move(trial);
+}
+
+PERKREC_INLINE FM FM::average(const std::vector<FM>& models) {
+  if (models.empty()) detail::raise<InputError>("FM::average: no models to average");
+  const FM& first = models.front();
+  for (std::size_t m = 0; m < models.size(); ++m) {
+    const FM& f = models[m];
+    if (!f.fitted_) detail::raise<InputError>("FM::average: model ", m, " is not fitted");
+    if (f.n_features_ != first.n_features_ || f.n_fields_ != first.n_fields_ ||
+        f.params_.field_aware != first.params_.field_aware ||
+        f.params_.factors != first.params_.factors || f.params_.loss != first.params_.loss) {
+      detail::raise<InputError>("FM::average: model ", m, " differs from model 0 (got ",
+                                f.n_features_, " features, ", f.n_fields_, " fields, ",
+                                f.params_.factors, " factors, field_aware ", f.params_.field_aware,
+                                "; expected ", first.n_features_, ", ", first.n_fields_, ", ",
+                                first.params_.factors, ", ", first.params_.field_aware, ")");
+    }
+  }
+  const std::size_t count = models.size();
+  const int k = first.params_.factors;
+  if (static_cast<long long>(k) * static_cast<long long>(count) > 1024) {
+    detail::raise<InputError>("FM::average: ", count, " models x ", k,
+                              " factors exceed 1024 factors");
+  }
+  FMParams params = first.params_;
+  params.factors = k * static_cast<int>(count);
+  FM out(params);
+  out.n_features_ = first.n_features_;
+  out.n_fields_ = first.n_fields_;
+  out.feature_fields_ = first.feature_fields_;
+  out.metadata_ = first.metadata_;
+  double bias = 0.0;
+  std::vector<double> linear(first.w_.size(), 0.0);
+  for (const FM& f : models) {
+    bias += f.w0_;
+    for (std::size_t j = 0; j < linear.size(); ++j) linear[j] += f.w_[j];
+  }
+  out.w0_ = static_cast<float>(bias / static_cast<double>(count));
+  out.w_.resize(linear.size());
+  for (std::size_t j = 0; j < linear.size(); ++j) {
+    out.w_[j] = static_cast<float>(linear[j] / static_cast<double>(count));
+  }
+  // Factor layout: per feature, per field block (FFM; one block for FM), k floats per model.
+  const std::size_t blocks =
+      params.field_aware ? static_cast<std::size_t>(std::max(first.n_fields_, 1)) : std::size_t{1};
+  const std::size_t kk = static_cast<std::size_t>(k);
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(count)));
+  const std::size_t stride_in = blocks * kk, stride_out = stride_in * count;
+  out.v_.assign(static_cast<std::size_t>(first.n_features_) * stride_out, 0.0f);
+  for (std::size_t i = 0; i < static_cast<std::size_t>(first.n_features_); ++i) {
+    for (std::size_t b = 0; b < blocks; ++b) {
+      for (std::size_t m = 0; m < count; ++m) {
+        const float* src = models[m].v_.data() + i * stride_in + b * kk;
+        float* dst = out.v_.data() + i * stride_out + b * kk * count + m * kk;
+        for (std::size_t f = 0; f < kk; ++f) dst[f] = src[f] * scale;
+      }
+    }
+  }
+  if (params.optimizer == FMParams::Optimizer::adagrad) {
+    out.g0_ = 1.0f;
+    out.gw_.assign(out.w_.size(), 1.0f);
+    out.gv_.assign(out.v_.size(), 1.0f);
+  }
+  out.fitted_ = true;
+  return out;
 }
 
 PERKREC_INLINE void FM::partial_fit(const CsrView<float>& X, const FMTarget& target,
