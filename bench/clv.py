@@ -14,7 +14,7 @@ forecast and lifetimes' models.
 
 Members are simulated by BG/NBD (per day, one year) with Gamma-Gamma order values, vectorized
 in numpy; the log holds only `ordered` events. perkrec times: EventLog.from_arrays (ingest,
-reported apart), then CLVModel(time_unit="week").fit(log, cut) (summaries + BG/NBD + Gamma-Gamma)
+reported apart), then CLVModel(model="bgnbd", time_unit="week").fit(log, cut) (summaries + BG/NBD + Gamma-Gamma)
 and predict(52) without intervals (interval_draws=0), and with the default 200 draws at the
 --interval-members sizes.
 lifetimes times: summary_data_from_transaction_data (freq "D", then weeks), BetaGeoFitter.fit,

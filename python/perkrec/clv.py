@@ -147,7 +147,7 @@ class CLVModel(_Serializable, _Estimator, _Threaded):
     """Lifetime value of each member: purchases x Gamma-Gamma order value, or a forecast chosen
     by a backtest inside the calibration period.
 
-    ``model``: a purchase model — "bgnbd" (BG/NBD, the default), "mbgnbd" (MBG/NBD: one-time
+    ``model``: a purchase model — "bgnbd" (BG/NBD), "mbgnbd" (MBG/NBD: one-time
     buyers may have dropped out too), "paretonbd" (Pareto/NBD: dropout in continuous time) or
     "bgbb" (BG/BB: one purchase opportunity per time_unit; needs ``occasion`` equal to
     ``time_unit``), whose ``clv`` is an expected value; "naive" (own rate x / T, x mean order
@@ -175,7 +175,7 @@ class CLVModel(_Serializable, _Estimator, _Threaded):
 
     def __init__(
         self,
-        model: str = "bgnbd",
+        model: str = "auto",
         time_unit: str = "week",
         penalizer: float = 0.0,
         num_threads: int = 0,

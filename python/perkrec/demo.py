@@ -616,7 +616,9 @@ def _win_back_section(program, inputs, pref, segments, plan, out: Path, say, num
 
     log, catalog, truth = program.events, program.catalog, program.truth
     plan_time = log.time_range[1]
-    clv = CLVModel(time_unit="week", interval_draws=0, num_threads=num_threads).fit(log, plan_time)
+    clv = CLVModel(model="bgnbd", time_unit="week", interval_draws=0, num_threads=num_threads).fit(
+        log, plan_time
+    )
     fields = clv.member_fields(CLV_HORIZON_WEEKS, margin=PLAN_MARGIN)
     members = program.users.to_frame().join(fields)
     users = UserTable.from_frame(members, user_ids=log.user_ids, unknown="raise")

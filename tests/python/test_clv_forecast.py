@@ -205,7 +205,7 @@ def test_member_fields_target_policy_rules_on_clv_and_stage():
     frame, _ = _trend_program(400, seed=6, days=300)
     log = _log(frame)
     cut = BASE + 300 * DAY
-    model = perkrec.CLVModel(time_unit="day", interval_draws=0).fit(log, cut)
+    model = perkrec.CLVModel(model="bgnbd", time_unit="day", interval_draws=0).fit(log, cut)
     fields = model.member_fields(60)
     pred = model.predict(60)
     assert list(fields.columns) == ["clv", "clv_percentile", "p_alive", "lifecycle_stage"]

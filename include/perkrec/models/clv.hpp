@@ -72,7 +72,7 @@
 // UserTable). sample_fields gives them to sample rows at or after the fit's cut only (leak-safe);
 // members without a fit get missing values (NaN, stage -1).
 //
-// Forecasters and model = "auto" (opt-in; the default is the purchase model BG/NBD). Every
+// Forecasters and model = "auto" (the default; a named model opts out of the backtest). Every
 // forecaster's clv is an expected value. The purchase and spend forecast comes from one
 // of: a purchase model above ("bgnbd", "mbgnbd", "paretonbd", "bgbb"); "naive" (the member's
 // own rate x / T per time_unit, x mean_order_value for the spend); or "regression" — two
@@ -173,7 +173,7 @@ struct CLVParams {
 
   /// JSON "model": "auto" (forecaster automatic), "naive", "regression", or a purchase model
   /// name (forecaster purchase, model = that name).
-  Forecaster forecaster = Forecaster::purchase;
+  Forecaster forecaster = Forecaster::automatic;
   Model model = Model::bgnbd;  ///< purchase model: "bgnbd" | "mbgnbd" | "paretonbd" | "bgbb"
   double backtest_horizon =
       0.0;  ///< H in time_units; 0 = a quarter of the order history before the cut
