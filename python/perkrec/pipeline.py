@@ -132,9 +132,12 @@ class BenefitPlanner:
     - ``weighting``: "ipw" (inverse logged propensity) or "none";
     - ``shrink``: shrink the FM's member x benefit interaction on the held-out issues;
     - ``pooled``: add pooled member, member x kind and member x channel effects fitted on top of
-      the FM, kept by their held-out slope (see the module docstring);
+      the FM, kept by their held-out slope (see the module docstring; on by default: +3.2 / +1.3
+      / +0.3 points of the oracle at budgets 0.5 / 1 / 2 on programs it was not tuned on,
+      BENCHMARKS.md);
     - ``preference_offset``: add the preference model's member x kind log-preference to logit
-      P with a weight fitted on the held-out issues (0 when they do not support it);
+      P with a weight fitted on the held-out issues (0 when they do not support it; off by
+      default: it helps at budget 2 but not at 0.5 / 1 on the bench's untuned programs);
     - ``incremental``: "timing" (purchase timing of the preference model) or "control" (the
       random control group); ``margin``: share of a member's median basket a redemption earns;
     - ``preference_params``: keyword arguments of :class:`perkrec.PreferenceModel`;
@@ -158,7 +161,7 @@ class BenefitPlanner:
         fm_threads: int = 1,
         weighting: str = "ipw",
         shrink: bool = True,
-        pooled: bool = False,
+        pooled: bool = True,
         preference_offset: bool = False,
         incremental: str = "timing",
         margin: float = 0.3,

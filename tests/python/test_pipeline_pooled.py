@@ -32,12 +32,12 @@ def _fit(program, cut, **options):
 
 @pytest.fixture(scope="module")
 def plain(program, cut):
-    return _fit(program, cut)
+    return _fit(program, cut, pooled=False)
 
 
 @pytest.fixture(scope="module")
 def pooled(program, cut):
-    return _fit(program, cut, pooled=True)
+    return _fit(program, cut)  # pooled=True is the default
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,7 @@ def test_pooled_p_equals_the_bench_recipe_on_the_same_fm(plain, pooled, program,
     np.testing.assert_array_equal(effects.member, expected.effects["member"])
     assert not np.array_equal(got, P)
     assert pooled.preference_weight is None and plain.pooled_effects is None
+    assert pooled.params["pooled"] and not pooled.params["preference_offset"]
 
 
 def test_the_preference_weight_is_fitted_and_moves_p(both, pooled):
