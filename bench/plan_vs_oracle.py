@@ -33,6 +33,13 @@ Input variants (the redemption model's weighting + the incremental share's sourc
                   the cut on top of the FM's prediction at the issue's time, kept by their slope
                   on the issues after the cut, added to the plan-time P
 
+  ...+pooled      the same pooled effects fitted and applied by perkrec.BenefitPlanner
+                  (pooled=True: stored in its model file, applied in C++ in plan and answer)
+  ...+prefit      the preference offset as a model change (BenefitPlanner preference_offset=
+                  True): its weight fitted on the issues after the cut, with a preference model
+                  fitted at the cut and the FM's logit [+ the pooled effects] as the offset
+                  (clipped to [0, 1]; the fitted weight is in the rows as pref_weight)
+
   --decompose     also per case: the plan with the TRUE P, S (incremental share) or V (order
                   value) swapped in for every subset of the three (pct_true_P, ..., pct_true_SV;
                   all three is the oracle), each input's Shapley share of the gap (shapley_P,
@@ -85,6 +92,10 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
         if len(a) > 2 and a.std() > 0 and b.std() > 0
         else float("nan")
     )
+
+
+def _or_nan(value) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def pooled(pipeline, log, catalog, users, P, cut, threads: int) -> np.ndarray:
@@ -159,6 +170,8 @@ def run_program(
             early_stopping="es" in extra,
             incremental=incremental,
             shrink="shrink" in extra,
+            pooled="pooled" in extra,
+            preference_offset="prefit" in extra,
             margin=PLAN_MARGIN,
             seed=seed,
             num_threads=threads,
@@ -218,6 +231,15 @@ def run_program(
                 "p_chosen": float(P[u, b].mean()),
                 "true_chosen": float(R_true[u, b].mean()),
                 "fit_seconds": fit_seconds,
+                "pool_slope": (
+                    pipeline.pooled_effects.slope
+                    if pipeline.pooled_effects is not None
+                    else float("nan")
+                ),
+                "pref_weight": _or_nan(pipeline.preference_weight),
+                "pref_weight_unclipped": _or_nan(
+                    pipeline._state.get("preference_weight_unclipped")
+                ),
             }
             if decompose:
                 row.update(_decompose(run, pct, e, policy["budget"], swaps))
@@ -350,6 +372,8 @@ def main() -> None:
     pd.set_option("display.width", 220)
     fmt = lambda v: f"{v:,.3f}"  # noqa: E731
     print(df.drop(columns=["fit_seconds"]).to_string(index=False, float_format=fmt))
+    print("\nfit seconds per variant (mean):")
+    print(df.groupby("variant", sort=False)["fit_seconds"].mean().to_string(float_format=fmt))
     print("\nmean over seeds and mixes:")
     print(
         df.groupby(["variant", "budget"], sort=False)[

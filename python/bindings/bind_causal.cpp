@@ -96,6 +96,80 @@ void bind_causal(py::module_& m) {
                                 r.fit.intercept, to_numpy(std::move(r.fit.variance)), effects,
                                 r.slope);
         });
+  py::class_<PooledMemberEffects>(m, "PooledMemberEffects")
+      .def_readonly("intercept", &PooledMemberEffects::intercept)
+      .def_readonly("slope", &PooledMemberEffects::slope)
+      .def_readonly("n_codes", &PooledMemberEffects::n_codes)
+      .def_property_readonly("member",
+                             [](const PooledMemberEffects& e) {
+                               auto v = e.member;
+                               return to_numpy(std::move(v));
+                             })
+      .def_property_readonly("variance",
+                             [](const PooledMemberEffects& e) {
+                               auto v = e.variance;
+                               return to_numpy(std::move(v));
+                             })
+      .def_property_readonly("benefit_code",
+                             [](const PooledMemberEffects& e) {
+                               py::list out;
+                               for (auto v : e.benefit_code) out.append(to_numpy(std::move(v)));
+                               return out;
+                             })
+      .def_property_readonly("attribute_effect", [](const PooledMemberEffects& e) {
+        py::list out;
+        for (std::size_t a = 0; a < e.attribute_effect.size(); ++a) {
+          auto v = e.attribute_effect[a];
+          out.append(to_numpy(std::move(v), {static_cast<py::ssize_t>(e.n_users()),
+                                             static_cast<py::ssize_t>(e.n_codes[a])}));
+        }
+        return out;
+      });
+  m.def("fit_pooled_member_effects",
+        [](Index n_users, Index n_benefits, const std::vector<py::array>& benefit_attributes,
+           const py::array& users, const py::array& benefits, const py::array& base_at_issue,
+           const py::array& redeemed, const std::optional<py::array>& sample_weight,
+           const std::optional<py::array>& held_out, int sweeps, int burn_in,
+           double initial_variance, double min_variance) {
+          std::vector<Span<const Index>> attributes;
+          for (const py::array& a : benefit_attributes)
+            attributes.push_back(view_1d<Index>(a, "benefit_attributes"));
+          const Span<const Index> u = view_1d<Index>(users, "users");
+          const Span<const Index> b = view_1d<Index>(benefits, "benefits");
+          const Span<const double> q = view_1d<double>(base_at_issue, "base_at_issue");
+          const Span<const double> y = view_1d<double>(redeemed, "redeemed");
+          const Span<const double> w = view_1d_or_empty<double>(sample_weight, "sample_weight");
+          const Span<const std::uint8_t> h = view_1d_or_empty<std::uint8_t>(held_out, "held_out");
+          PooledEffectsParams params;
+          params.sweeps = sweeps;
+          params.burn_in = burn_in;
+          params.initial_variance = initial_variance;
+          params.min_variance = min_variance;
+          py::gil_scoped_release release;
+          return fit_pooled_member_effects(n_users, n_benefits, attributes, u, b, q, y, w, h,
+                                           params);
+        });
+  m.def("fit_preference_weight",
+        [](const PreferenceModel& preference, const Catalog& catalog, const py::array& users,
+           const py::array& benefits, const py::array& base_at_issue, const py::array& redeemed,
+           const std::optional<py::array>& sample_weight, const PooledMemberEffects* pooled,
+           double lower, double upper) {
+          const Span<const Index> u = view_1d<Index>(users, "users");
+          const Span<const Index> b = view_1d<Index>(benefits, "benefits");
+          const Span<const double> q = view_1d<double>(base_at_issue, "base_at_issue");
+          const Span<const double> y = view_1d<double>(redeemed, "redeemed");
+          const Span<const double> w = view_1d_or_empty<double>(sample_weight, "sample_weight");
+          OffsetSlopeParams params;
+          params.lower = lower;
+          params.upper = upper;
+          OffsetSlope fit;
+          {
+            py::gil_scoped_release release;
+            const KindPreferenceLift lift(preference, catalog);
+            fit = fit_preference_weight(lift, u, b, q, y, w, pooled, params);
+          }
+          return py::make_tuple(fit.slope, fit.unclipped);
+        });
   def_curve(m, "qini_curve",
             [](Outcomes y, Outcomes s, Treatment t) { return qini_curve(y, s, t); });
   def_curve(m, "uplift_curve",

@@ -24,7 +24,9 @@ void bind_pipeline(py::module_& m) {
                       const std::optional<py::array>& holdout_predicted,
                       const std::optional<py::array>& holdout_redeemed,
                       const std::optional<py::array>& holdout_weight,
-                      const std::optional<py::array>& incremental_share) {
+                      const std::optional<py::array>& incremental_share,
+                      const std::optional<PooledMemberEffects>& pooled,
+                      const std::optional<double>& preference_weight) {
             BenefitPlannerFile f;
             f.config = parse_json_strict<InputError>(config_json, "BenefitPlannerFile: config");
             f.redemption_model = fm;
@@ -39,20 +41,26 @@ void bind_pipeline(py::module_& m) {
             f.holdout_redeemed = copy_1d<double>(holdout_redeemed, "holdout_redeemed");
             f.holdout_weight = copy_1d<float>(holdout_weight, "holdout_weight");
             f.incremental_share = copy_1d<float>(incremental_share, "incremental_share");
+            f.pooled = pooled;
+            f.preference_weight = preference_weight;
             f.validate();
             return f;
           }),
           py::arg("config_json"), py::arg("fm"), py::arg("preference"), py::arg("catalog"),
           py::arg("events"), py::arg("users"), py::arg("order_value"), py::arg("holdout_user"),
           py::arg("holdout_benefit"), py::arg("holdout_predicted"), py::arg("holdout_redeemed"),
-          py::arg("holdout_weight"), py::arg("incremental_share"))
+          py::arg("holdout_weight"), py::arg("incremental_share"), py::arg("pooled") = py::none(),
+          py::arg("preference_weight") = py::none())
       .def_property_readonly("config_json",
                              [](const BenefitPlannerFile& f) { return f.config.dump(); })
       .def_property_readonly("fm", [](const BenefitPlannerFile& f) { return f.redemption_model; })
       .def_property_readonly("preference", [](const BenefitPlannerFile& f) { return f.preference; })
       .def_property_readonly("catalog", [](const BenefitPlannerFile& f) { return f.catalog; })
       .def_property_readonly("events", [](const BenefitPlannerFile& f) { return f.events; })
-      .def_property_readonly("users", [](const BenefitPlannerFile& f) { return f.users; });
+      .def_property_readonly("users", [](const BenefitPlannerFile& f) { return f.users; })
+      .def_property_readonly("pooled", [](const BenefitPlannerFile& f) { return f.pooled; })
+      .def_property_readonly("preference_weight",
+                             [](const BenefitPlannerFile& f) { return f.preference_weight; });
   // Per-member and held-out arrays: copies the caller owns.
   const auto array = [&cls](const char* name, auto member) {
     cls.def_property_readonly(name, [member](const BenefitPlannerFile& f) {
@@ -80,6 +88,8 @@ void bind_pipeline(py::module_& m) {
            py::arg("file"), py::arg("num_threads") = -1)
       .def_property_readonly("n_users", &BenefitPlanner::n_users)
       .def_property_readonly("n_benefits", &BenefitPlanner::n_benefits)
+      .def_property_readonly("pooled", &BenefitPlanner::pooled)
+      .def_property_readonly("preference_weight", &BenefitPlanner::preference_weight)
       .def("set_block_users", &BenefitPlanner::set_block_users, py::arg("users"))
       .def(
           "redemption_probability",

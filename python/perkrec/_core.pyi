@@ -596,6 +596,44 @@ def shrink_interactions(
     iterations: int,
     num_threads: int,
 ) -> Tuple[np.ndarray, float]: ...
+
+class PooledMemberEffects:
+    intercept: float
+    slope: float
+    n_codes: List[int]
+    member: np.ndarray
+    variance: np.ndarray
+    benefit_code: List[np.ndarray]
+    attribute_effect: List[np.ndarray]
+
+# users/benefits/attributes int32, held_out uint8, the rest float64.
+def fit_pooled_member_effects(
+    n_users: int,
+    n_benefits: int,
+    benefit_attributes: List[np.ndarray],
+    users: np.ndarray,
+    benefits: np.ndarray,
+    base_at_issue: np.ndarray,
+    redeemed: np.ndarray,
+    sample_weight: Optional[np.ndarray],
+    held_out: Optional[np.ndarray],
+    sweeps: int,
+    burn_in: int,
+    initial_variance: float,
+    min_variance: float,
+) -> PooledMemberEffects: ...
+def fit_preference_weight(
+    preference: PreferenceModel,
+    catalog: Catalog,
+    users: np.ndarray,
+    benefits: np.ndarray,
+    base_at_issue: np.ndarray,
+    redeemed: np.ndarray,
+    sample_weight: Optional[np.ndarray],
+    pooled: Optional[PooledMemberEffects],
+    lower: float,
+    upper: float,
+) -> Tuple[float, float]: ...
 def assign_holdout(
     user_ids: List[str], salt: str, weights: np.ndarray, num_threads: int
 ) -> np.ndarray: ...
@@ -1133,6 +1171,8 @@ class BenefitPlannerFile:
         holdout_redeemed: Optional[np.ndarray],
         holdout_weight: Optional[np.ndarray],
         incremental_share: Optional[np.ndarray],
+        pooled: Optional[PooledMemberEffects] = None,
+        preference_weight: Optional[float] = None,
     ) -> None: ...
     config_json: str
     fm: FM
@@ -1147,6 +1187,8 @@ class BenefitPlannerFile:
     holdout_redeemed: np.ndarray
     holdout_weight: np.ndarray
     incremental_share: np.ndarray
+    pooled: Optional[PooledMemberEffects]
+    preference_weight: Optional[float]
     def to_bytes(self) -> bytes: ...
     @staticmethod
     def from_bytes(data: bytes) -> "BenefitPlannerFile": ...
@@ -1162,6 +1204,8 @@ class BenefitPlannerCore:
     def __init__(self, file: BenefitPlannerFile, num_threads: int = -1) -> None: ...
     n_users: int
     n_benefits: int
+    pooled: bool
+    preference_weight: float
     def set_block_users(self, users: int) -> None: ...
     def redemption_probability(
         self, at: int, events: Optional[EventLog] = None

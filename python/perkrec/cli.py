@@ -69,8 +69,8 @@ of a CSV is row 1; the policy's column is the JSON pointer), exit code 2.
 _MODEL_PARAMS = """Model parameters (--param key=value, values read as JSON, else as text; or --params FILE.json
 with an object), those of perkrec.BenefitPlanner: factors, epochs, reg_linear, reg_factors,
 learning_rate, early_stopping, early_stopping_rounds, fm_threads, weighting (ipw | none; 'ipw'
-needs a propensity column), shrink, incremental (timing | control; 'control' needs a control
-column), margin, preference_params, objective, top_k, method, seed, num_threads.
+needs a propensity column), shrink, pooled, preference_offset, incremental (timing | control;
+'control' needs a control column), margin, preference_params, objective, top_k, method, seed, num_threads.
 """
 
 

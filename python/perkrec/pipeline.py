@@ -13,12 +13,18 @@
 2. those held-out issues again, with the FM's predictions, to measure how much of the FM's
    member x benefit interaction holds up (``shrink=True``; applied to P at plan time by
    :func:`perkrec.plan.shrink_interactions`);
-3. the :class:`~perkrec.PreferenceModel` (segments, send times, purchase timing), each member's
+3. with ``pooled=True``, pooled member, member x kind and member x channel effects on top of
+   the FM (:func:`perkrec.plan.pooled_redemption`'s fit: on the issues whose validity ended by
+   ``cut_time``, the FM's prediction at each issue as the offset, kept by the slope the
+   held-out issues support), and with ``preference_offset=True`` the weight of the preference
+   model's member x kind log-preference as a logit offset, fitted on the held-out issues with
+   a preference model fitted at ``cut_time`` (so it has not seen them);
+4. the :class:`~perkrec.PreferenceModel` (segments, send times, purchase timing), each member's
    order value (``margin`` x median basket) and, with ``incremental="control"``, the
    incremental share learned from the random control group, all as of the end of the log.
 
 ``plan(at=...)`` scores every (member, benefit) at ``at`` through the FM and its encoder,
-shrinks, and hands P, the incremental share and the order values to :class:`perkrec.Planner`.
+shrinks, adds the pooled effects and the preference offset when fitted with them, and hands P, the incremental share and the order values to :class:`perkrec.Planner`.
 
 ``plan`` runs in C++ (include/perkrec/decide/benefit_planner.hpp): the rows are encoded and
 scored block by block, P is kept as one members x benefits float32 matrix (the shrinkage needs
@@ -125,6 +131,13 @@ class BenefitPlanner:
       improvement), ``fm_threads`` (1: bit-reproducible);
     - ``weighting``: "ipw" (inverse logged propensity) or "none";
     - ``shrink``: shrink the FM's member x benefit interaction on the held-out issues;
+    - ``pooled``: add pooled member, member x kind and member x channel effects fitted on top of
+      the FM, kept by their held-out slope (see the module docstring; on by default: +3.2 / +1.3
+      / +0.3 points of the oracle at budgets 0.5 / 1 / 2 on programs it was not tuned on,
+      BENCHMARKS.md);
+    - ``preference_offset``: add the preference model's member x kind log-preference to logit
+      P with a weight fitted on the held-out issues (0 when they do not support it; off by
+      default: it helps at budget 2 but not at 0.5 / 1 on the bench's untuned programs);
     - ``incremental``: "timing" (purchase timing of the preference model) or "control" (the
       random control group); ``margin``: share of a member's median basket a redemption earns;
     - ``preference_params``: keyword arguments of :class:`perkrec.PreferenceModel`;
@@ -148,6 +161,8 @@ class BenefitPlanner:
         fm_threads: int = 1,
         weighting: str = "ipw",
         shrink: bool = True,
+        pooled: bool = True,
+        preference_offset: bool = False,
         incremental: str = "timing",
         margin: float = 0.3,
         preference_params: Optional[dict] = None,
@@ -170,7 +185,12 @@ class BenefitPlanner:
                 f"BenefitPlanner: incremental must be one of {INCREMENTAL_SOURCES} "
                 f"(got {incremental!r})"
             )
-        for name, value in (("shrink", shrink), ("early_stopping", early_stopping)):
+        for name, value in (
+            ("shrink", shrink),
+            ("early_stopping", early_stopping),
+            ("pooled", pooled),
+            ("preference_offset", preference_offset),
+        ):
             if not isinstance(value, (bool, np.bool_)):
                 raise _config_error(f"BenefitPlanner: {name} must be True or False (got {value!r})")
         if isinstance(margin, bool) or not (
@@ -204,6 +224,8 @@ class BenefitPlanner:
             early_stopping=bool(early_stopping),
             weighting=weighting,
             shrink=bool(shrink),
+            pooled=bool(pooled),
+            preference_offset=bool(preference_offset),
             incremental=incremental,
             margin=float(margin),
             objective=objective,
@@ -277,10 +299,93 @@ class BenefitPlanner:
             events, catalog, user_table, cut, t_cut, t_end, progress
         )
         holdout = self._holdout(events, frame, catalog, user_table, fm, encoder, t_cut, t_end)
-        self._state = self._fit_rest(
+        state = self._fit_rest(
             events, catalog, user_table, end, fm, holdout, t_cut, t_end, progress
         )
+        state.update(
+            self._fit_offsets(events, frame, catalog, user_table, fm, encoder, cut, t_cut, t_end)
+        )
+        self._state = state
         return self
+
+    def _fit_offsets(
+        self, events, frame, catalog, user_table, fm, encoder, cut, t_cut: int, t_end: int
+    ) -> dict:
+        """The pooled member effects (``pooled``) and the preference offset's weight
+        (``preference_offset``), both in C++ (decide/pooled_effects.hpp), on the issues whose
+        validity ended by the cut (the fit) or, after the cut, by the end of the log (the
+        held-out slope and weight), each with the FM's prediction at its time as the offset and
+        its clipped inverse-propensity weight when the log has propensities."""
+        from .fm import redemption_samples
+        from .plan import issue_weights
+        from .preference import PreferenceModel
+
+        out = {"pooled": None, "preference_weight": None, "preference_weight_unclipped": None}
+        if not (self.params["pooled"] or self.params["preference_offset"]):
+            return out
+        rows = redemption_samples(frame, catalog, user_table)
+        start = rows["timestamp"].to_numpy()
+        ends = start + rows["validity_days"].to_numpy() * 86400
+        held = (start >= t_cut) & (ends <= t_end)
+        done = (ends <= t_cut) | held
+        if not held.any() or not (done & ~held).any():
+            raise _input_error(
+                "BenefitPlanner.fit: cut_time: pooled effects and the preference offset need "
+                "finished issues on both sides of cut_time (got "
+                f"{int((done & ~held).sum())} before, {int(held.sum())} after); move cut_time or "
+                "pass pooled=False, preference_offset=False"
+            )
+        weights = (
+            issue_weights(frame["propensity"].to_numpy()[_issued_mask(frame)])[done]
+            if "propensity" in frame
+            else None
+        )
+        rows = rows[done]
+        held = held[done]
+        at_issue = np.clip(
+            fm.predict(encoder.transform(rows, events=events)), 1e-6, 1 - 1e-6
+        ).astype(np.float64)
+        users = rows["user"].to_numpy(np.int32)
+        benefits = rows["benefit"].to_numpy(np.int32)
+        labels = rows["label"].to_numpy(np.float64)
+        w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+        if self.params["pooled"]:
+            cat = catalog.to_frame()
+            codes = [
+                pd.factorize(cat[c].astype(str))[0].astype(np.int32) for c in ("kind", "channel")
+            ]
+            out["pooled"] = _core.fit_pooled_member_effects(
+                events.n_users,
+                events.n_benefits,
+                codes,
+                users,
+                benefits,
+                at_issue,
+                labels,
+                w,
+                held.astype(np.uint8),
+                30,
+                3,
+                1.0,
+                1e-4,
+            )
+        if self.params["preference_offset"]:
+            at_cut = PreferenceModel(**self.preference_params).fit(events, catalog, cut)
+            weight, unclipped = _core.fit_preference_weight(
+                at_cut._impl,
+                catalog._impl,
+                users[held],
+                benefits[held],
+                at_issue[held],
+                labels[held],
+                None if w is None else w[held],
+                out["pooled"],
+                0.0,
+                1.0,
+            )
+            out["preference_weight"] = float(weight)
+            out["preference_weight_unclipped"] = float(unclipped)
+        return out
 
     def _fit_redemption_model(
         self, events, catalog, user_table, cut, t_cut: int, t_end: int, progress
@@ -440,6 +545,18 @@ class BenefitPlanner:
         return self._require_fitted("order_value")["order_value"]
 
     @property
+    def pooled_effects(self):
+        """The fitted pooled member effects (intercept, slope, member, attribute_effect, ...;
+        C++ PooledMemberEffects), or None without ``pooled``."""
+        return self._require_fitted("pooled_effects").get("pooled")
+
+    @property
+    def preference_weight(self) -> Optional[float]:
+        """The fitted weight of the preference offset (in [0, 1]), or None without
+        ``preference_offset``."""
+        return self._require_fitted("preference_weight").get("preference_weight")
+
+    @property
     def cut_time(self) -> pd.Timestamp:
         return pd.Timestamp(self._require_fitted("cut_time")["cut_time"], unit="s", tz="UTC")
 
@@ -594,6 +711,8 @@ class BenefitPlanner:
             held["redeemed"],
             held["weight"],
             None if share is None else share.reshape(-1),
+            state.get("pooled"),
+            state.get("preference_weight"),
         )
 
     def to_bytes(self) -> bytes:
@@ -629,6 +748,9 @@ class BenefitPlanner:
                 fm_threads=fm_params["num_threads"],
                 weighting=params["weighting"],
                 shrink=params["shrink"],
+                # files written before these options have neither key
+                pooled=params.get("pooled", False),
+                preference_offset=params.get("preference_offset", False),
                 incremental=params["incremental"],
                 margin=params["margin"],
                 preference_params=config["preference_params"],
@@ -646,6 +768,13 @@ class BenefitPlanner:
                 )
             if params["shrink"] and len(impl.holdout_user) == 0:
                 raise ValueError("shrink without held-out issues")
+            if obj.params["pooled"] != (impl.pooled is not None):
+                raise ValueError(f"pooled {obj.params['pooled']} with stored effects {impl.pooled}")
+            if obj.params["preference_offset"] != (impl.preference_weight is not None):
+                raise ValueError(
+                    f"preference_offset {obj.params['preference_offset']} with stored weight "
+                    f"{impl.preference_weight}"
+                )
             cut_time, end_time = int(config["cut_time"]), int(config["end_time"])
         except (
             KeyError,
@@ -677,6 +806,9 @@ class BenefitPlanner:
             "incremental_share": share if len(share) else None,
             "cut_time": cut_time,
             "end_time": end_time,
+            "pooled": impl.pooled,
+            "preference_weight": impl.preference_weight,
+            "preference_weight_unclipped": None,
             "file": impl,
         }
         return obj

@@ -121,6 +121,8 @@ def test_plan_equals_the_hand_assembled_pipeline_with_the_same_models(fitted, pr
         rows["label"],
         sample_weight=weights,
     )
+    if fitted.params["pooled"]:
+        P = _pooled_by_hand(fitted, program, cut, P)
     S = incremental_share(pref, catalog)
     V = order_value(log, 0.3, cut_time=end)
     by_hand = Planner(demo_policy(n), num_threads=2).plan(
@@ -135,6 +137,43 @@ def test_plan_equals_the_hand_assembled_pipeline_with_the_same_models(fitted, pr
         preference=pref,
     )
     _same_plan(fitted.plan(at=end), by_hand)
+
+
+def _pooled_by_hand(fitted, program, cut, P):
+    """bench/plan_vs_oracle.py's +pool recipe on the planner's FM: the issues whose validity
+    ended by the cut (the fit) or after it by the end of the log (the slope), the FM at each
+    issue as the offset, perkrec.plan.pooled_redemption on the shrunk P."""
+    from perkrec.fm import redemption_samples
+    from perkrec.plan import issue_weights, pooled_redemption
+
+    log, catalog = program.events, program.catalog
+    frame = log.to_frame(external_ids=False)
+    issued = (frame["event_type"].astype(str) == "issued").to_numpy() & (
+        frame["benefit"].to_numpy() >= 0
+    )
+    weights = issue_weights(frame["propensity"].to_numpy()[issued])
+    rows = redemption_samples(log, catalog, program.users)
+    t_end = log.time_range[1].value // 10**9
+    t_cut = cut.floor("s").value // 10**9
+    ends = (rows["timestamp"] + rows["validity_days"] * 86400).to_numpy()
+    done = (ends <= t_cut) | ((rows["timestamp"] >= t_cut).to_numpy() & (ends <= t_end))
+    rows = rows[done]
+    at_issue = np.clip(
+        fitted.fm.predict(fitted.encoder.transform(rows, events=log)), 1e-6, 1 - 1e-6
+    )
+    cat = catalog.to_frame()
+    return pooled_redemption(
+        rows["user"],
+        rows["benefit"],
+        rows["label"],
+        n_users=P.shape[0],
+        benefit_attributes={c: pd.factorize(cat[c].astype(str))[0] for c in ("kind", "channel")},
+        base=np.clip(P, 1e-6, 1 - 1e-6),
+        base_at_issue=at_issue,
+        sample_weight=weights[done],
+        held_out=rows["timestamp"].to_numpy() >= t_cut,
+        num_threads=2,
+    ).probability
 
 
 def test_without_member_attributes_and_with_the_control_group_share(program, times, tmp_path):

@@ -15,6 +15,11 @@
 //   2. with params.shrink, P clipped to [1e-6, 1 - 1e-6] and its member x benefit
 //      interaction shrunk in place (shrink_interactions_in_place: means of logit P at t, the
 //      slope fitted on the stored held-out issues);
+//   2b. with params.pooled, the stored pooled member effects added to logit P (P clipped to
+//      [1e-6, 1 - 1e-6] first; PooledMemberEffects::apply_row, decide/pooled_effects.hpp), and
+//      with params.preference_offset, the fitted weight x the preference model's centred
+//      member x kind log-preference (apply_preference_offset); row by row, so a one-member
+//      answer gets exactly the plan's row;
 //   3. the incremental share: the stored control-group matrix (incremental "control") or the
 //      preference model's purchase timing (timing_share_scorer, evaluated on eligible pairs);
 //   4. the policy compiled at t (the preference model's default segments, the event log's
@@ -64,6 +69,7 @@
 #include "perkrec/decide/explain.hpp"
 #include "perkrec/decide/planner.hpp"
 #include "perkrec/decide/policy.hpp"
+#include "perkrec/decide/pooled_effects.hpp"
 #include "perkrec/features/feature_encoder.hpp"
 
 namespace perkrec {
@@ -112,6 +118,10 @@ class BenefitPlanner {
   Timestamp cut_time() const { return cut_time_; }
   Timestamp end_time() const { return end_time_; }
   bool shrink() const { return shrink_; }
+  /// Whether plans add the stored pooled member effects (params.pooled).
+  bool pooled() const { return file_->pooled.has_value(); }
+  /// The preference offset's fitted weight (params.preference_offset), 0 without it.
+  double preference_weight() const { return file_->preference_weight.value_or(0.0); }
   int num_threads() const { return num_threads_; }
   /// Members scored per block by plan / prepare (>= 1; default 2048).
   void set_block_users(Index users);
@@ -185,6 +195,8 @@ class BenefitPlanner {
   void score_users(Index begin, Index end, Timestamp at, const EventLog& events,
                    const HistoryIndex& history, Span<float> out) const;
   static float clip(float p);
+  /// Steps 2b of the file comment on one member's row (after the shrinkage).
+  void adjust_row(Span<float> row, Index user) const;
 
   std::unique_ptr<const BenefitPlannerFile>
       file_;  ///< on the heap: the frame and index point into it
@@ -196,6 +208,7 @@ class BenefitPlanner {
   UserTable users_;                  ///< the stored table, or one without columns
   SegmentAssignment segments_;       ///< the preference model's default segments
   ScoreBlend::Scorer share_scorer_;  ///< incremental "timing": timing_share_scorer
+  KindPreferenceLift lift_;          ///< params.preference_offset: of the stored preference
   bool shrink_ = true;
   bool control_share_ = false;
   Timestamp cut_time_ = 0;

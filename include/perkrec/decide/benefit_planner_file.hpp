@@ -11,6 +11,10 @@
 // "n_benefits"}; the sub-objects (FM, PreferenceModel, Catalog, EventLog, optional UserTable)
 // are stored as their own container bytes in u8 arrays "part.<name>", each verified (magic,
 // checksum, kind, contents) by its own loader; per-member and per-issue arrays beside them.
+// Optional since 2026-12: content "pooled" {intercept, slope, n_codes, variance} with arrays
+// "pooled_member" (members), "pooled_benefit_code" (attributes x benefits) and
+// "pooled_attribute_effect" (the attributes' members x codes effects, one after another), and
+// content "preference_weight"; a file without them loads as before (no such step).
 //
 // Example:
 //   perkrec::BenefitPlannerFile f = perkrec::BenefitPlannerFile::load("plan.perk");
@@ -31,6 +35,7 @@
 #include "perkrec/data/catalog.hpp"
 #include "perkrec/data/event_log.hpp"
 #include "perkrec/data/user_table.hpp"
+#include "perkrec/decide/pooled_effects.hpp"
 #include "perkrec/io/serializable.hpp"
 #include "perkrec/models/fm.hpp"
 #include "perkrec/models/preference.hpp"
@@ -58,6 +63,13 @@ class BenefitPlannerFile : public Serializable<BenefitPlannerFile> {
   std::vector<float> holdout_weight;
   /// Empty, or members x benefits (row-major) shares in [0, 1] learned from the control group.
   std::vector<float> incremental_share;
+  /// Pooled member, member x kind and member x channel effects on top of the FM (params
+  /// "pooled"; absent in files written before them): events.n_users() members x
+  /// events.n_benefits() benefits.
+  std::optional<PooledMemberEffects> pooled;
+  /// The fitted weight of the preference model's member x kind log-preference as a logit
+  /// offset (params "preference_offset"; absent in older files); finite, in [0, 1].
+  std::optional<double> preference_weight;
 
   /// Throws InputError naming the first inconsistent field (before saving).
   void validate() const;

@@ -28,6 +28,46 @@ T read_part(const ModelReader& r, const std::string& name) {
   }
 }
 
+/// The pooled effects of a BenefitPlannerFile: content "pooled" and its three arrays, each
+/// sized from the header's shape before it is read.
+inline PooledMemberEffects read_pooled(const ModelReader& r, const std::string& prefix,
+                                       const Json& content, Index n_users, Index n_benefits) {
+  JsonReader<ModelFormatError> jr(content, content_pointer(prefix) + "/pooled",
+                                  "BenefitPlannerFile::read");
+  PooledMemberEffects e;
+  std::vector<std::int64_t> n_codes;
+  jr.require("intercept", e.intercept);
+  jr.require("slope", e.slope);
+  jr.require("n_codes", n_codes);
+  jr.require("variance", e.variance);
+  jr.finish();
+  if (n_codes.size() > 64) r.bad_content("pooled: n_codes: more than 64 attributes");
+  std::int64_t total = 0;
+  for (std::int64_t c : n_codes) {
+    if (c < 1 || c > (1 << 20)) r.bad_content(detail::concat("pooled: n_codes: bad count ", c));
+    e.n_codes.push_back(static_cast<Index>(c));
+    total += c;
+  }
+  const auto na = static_cast<std::int64_t>(n_codes.size());
+  e.member = r.vector<double>(prefix + "pooled_member", {n_users});
+  const std::vector<std::int32_t> codes =
+      r.vector<std::int32_t>(prefix + "pooled_benefit_code", {na * n_benefits});
+  const std::vector<double> effects =
+      r.vector<double>(prefix + "pooled_attribute_effect", {total * n_users});
+  std::size_t at = 0;
+  for (std::size_t a = 0; a < n_codes.size(); ++a) {
+    const auto nb = static_cast<std::size_t>(n_benefits);
+    e.benefit_code.emplace_back(codes.begin() + static_cast<std::ptrdiff_t>(a * nb),
+                                codes.begin() + static_cast<std::ptrdiff_t>((a + 1) * nb));
+    const std::size_t cells =
+        static_cast<std::size_t>(n_users) * static_cast<std::size_t>(n_codes[a]);
+    e.attribute_effect.emplace_back(effects.begin() + static_cast<std::ptrdiff_t>(at),
+                                    effects.begin() + static_cast<std::ptrdiff_t>(at + cells));
+    at += cells;
+  }
+  return e;
+}
+
 }  // namespace detail
 
 PERKREC_INLINE std::string BenefitPlannerFile::check() const {
@@ -98,6 +138,14 @@ PERKREC_INLINE std::string BenefitPlannerFile::check() const {
       }
     }
   }
+  if (pooled) {
+    const std::string what = pooled->check(n, nb);
+    if (!what.empty()) return "pooled: " + what;
+  }
+  if (preference_weight && !(*preference_weight >= 0 && *preference_weight <= 1)) {
+    return detail::concat("preference_weight: expected a weight in [0, 1] (got ",
+                          *preference_weight, ")");
+  }
   return {};
 }
 
@@ -125,6 +173,23 @@ PERKREC_INLINE void BenefitPlannerFile::write(ModelWriter& w, const std::string&
   w.add(prefix + "holdout_redeemed", holdout_redeemed);
   w.add(prefix + "holdout_weight", holdout_weight);
   w.add(prefix + "incremental_share", incremental_share);
+  if (pooled) {
+    c["pooled"] = Json{{"intercept", pooled->intercept},
+                       {"slope", pooled->slope},
+                       {"n_codes", pooled->n_codes},
+                       {"variance", pooled->variance}};
+    std::vector<std::int32_t> codes;
+    std::vector<double> effects;
+    for (std::size_t a = 0; a < pooled->n_codes.size(); ++a) {
+      codes.insert(codes.end(), pooled->benefit_code[a].begin(), pooled->benefit_code[a].end());
+      effects.insert(effects.end(), pooled->attribute_effect[a].begin(),
+                     pooled->attribute_effect[a].end());
+    }
+    w.add(prefix + "pooled_member", pooled->member);
+    w.add(prefix + "pooled_benefit_code", codes);
+    w.add(prefix + "pooled_attribute_effect", effects);
+  }
+  if (preference_weight) c["preference_weight"] = *preference_weight;
 }
 
 PERKREC_INLINE BenefitPlannerFile BenefitPlannerFile::read(const ModelReader& r,
@@ -133,10 +198,13 @@ PERKREC_INLINE BenefitPlannerFile BenefitPlannerFile::read(const ModelReader& r,
   JsonReader<ModelFormatError> jr(c, content_pointer(prefix), "BenefitPlannerFile::read");
   Index n_users = 0, n_benefits = 0;
   bool has_users = false;
+  double preference_weight = 0;
   const Json* config = jr.raw("config");
   jr.require("n_users", n_users);
   jr.require("n_benefits", n_benefits);
   jr.require("has_users", has_users);
+  const Json* pooled = jr.raw("pooled");
+  const bool has_weight = jr.read("preference_weight", preference_weight);
   jr.finish();
   if (config == nullptr || !config->is_object()) r.bad_content("config: expected a JSON object");
   if (n_users < 0 || n_benefits < 0) r.bad_content("negative shape");
@@ -161,6 +229,8 @@ PERKREC_INLINE BenefitPlannerFile BenefitPlannerFile::read(const ModelReader& r,
   f.holdout_redeemed = r.vector<double>(prefix + "holdout_redeemed");
   f.holdout_weight = r.vector<float>(prefix + "holdout_weight");
   f.incremental_share = r.vector<float>(prefix + "incremental_share");
+  if (pooled != nullptr) f.pooled = detail::read_pooled(r, prefix, *pooled, n_users, n_benefits);
+  if (has_weight) f.preference_weight = preference_weight;
   const std::string what = f.check();
   if (!what.empty()) r.invalid(what);
   return f;

@@ -250,6 +250,19 @@ PERKREC_INLINE BenefitPlanner::BenefitPlanner(BenefitPlannerFile file, int num_t
                        "')");
     }
     control_share_ = incremental == "control";
+    // Files written before these steps have neither key: they plan as they did.
+    const bool pooled = params.contains("pooled") && params.at("pooled").get<bool>();
+    const bool preference_offset =
+        params.contains("preference_offset") && params.at("preference_offset").get<bool>();
+    if (pooled != file_->pooled.has_value()) {
+      throw bad_config(detail::concat("params: pooled ", pooled ? "true" : "false", " with",
+                                      file_->pooled ? "" : "out", " stored pooled effects"));
+    }
+    if (preference_offset != file_->preference_weight.has_value()) {
+      throw bad_config(detail::concat(
+          "params: preference_offset ", preference_offset ? "true" : "false", " with",
+          file_->preference_weight ? "" : "out", " a stored preference weight"));
+    }
     cut_time_ = config_member(config, "cut_time", "config").get<Timestamp>();
     end_time_ = config_member(config, "end_time", "config").get<Timestamp>();
   } catch (const ModelFormatError&) {
@@ -277,6 +290,7 @@ PERKREC_INLINE BenefitPlanner::BenefitPlanner(BenefitPlannerFile file, int num_t
   frame_ = std::make_shared<const detail::PlanFrame>(file_->catalog,
                                                      file_->users ? &*file_->users : nullptr);
   segments_ = file_->preference.segments(SegmentRules::defaults());
+  if (file_->preference_weight) lift_ = KindPreferenceLift(file_->preference, file_->catalog);
   if (!control_share_) {
     const double horizon = file_->preference.params().horizon_days;
     const auto& timing = file_->preference.timing();
@@ -291,6 +305,18 @@ PERKREC_INLINE BenefitPlanner::BenefitPlanner(BenefitPlannerFile file, int num_t
 
 PERKREC_INLINE float BenefitPlanner::clip(float p) {
   return std::clamp(p, 1e-6f, static_cast<float>(1 - 1e-6));
+}
+
+PERKREC_INLINE void BenefitPlanner::adjust_row(Span<float> row, Index user) const {
+  if (file_->pooled) {
+    for (float& p : row) p = clip(p);
+    file_->pooled->apply_row(row, user);
+  }
+  if (file_->preference_weight) {
+    std::vector<double> lift(row.size());
+    lift_.row(user, lift);
+    apply_preference_offset(row, lift, *file_->preference_weight);
+  }
 }
 
 PERKREC_INLINE BenefitPlanner BenefitPlanner::load(const std::string& path, int num_threads) {
@@ -387,6 +413,12 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::probability(Timestamp at, cons
                                      file_->holdout_benefit, file_->holdout_predicted,
                                      file_->holdout_redeemed, weight, sp, means);
   }
+  if (file_->pooled || file_->preference_weight) {
+    parallel_for(0, n, num_threads_, [&](Offset u) {
+      adjust_row(Span<float>(P.data() + static_cast<std::size_t>(u) * nb, nb),
+                 static_cast<Index>(u));
+    });
+  }
   if (slope != nullptr) *slope = c;
   return P;
 }
@@ -457,6 +489,7 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::user_probability(const State& 
     for (float& x : p) x = clip(x);
     shrink_row(p, state.means);
   }
+  adjust_row(p, member);
   return p;
 }
 

@@ -18,6 +18,11 @@
 // iterations); the matrix passes run in parallel over members, the fit serially in row order,
 // so the result is identical for any thread count. Thread safety: a pure function.
 //
+// fit_offset_slope is the one-parameter fit these slopes share, for any covariate x: the c of
+// a weighted logistic regression logit P(row) = offset(row) + c x(row), Newton steps from
+// `start`, clipped to [lower, upper] (what the held-out issues say about how much of x to
+// add on top of a model whose logit is the offset). Pure, serial, in row order.
+//
 // Example:
 //   perkrec::InteractionShrinkage s = perkrec::shrink_interactions(
 //       P, n_users, n_benefits, held_users, held_benefits, held_predicted, held_redeemed);
@@ -80,6 +85,34 @@ PERKREC_INLINE double shrink_interactions_in_place(
     Span<const Index> benefits, Span<const double> predicted, Span<const double> redeemed,
     Span<const double> sample_weight = {}, const InteractionShrinkParams& params = {},
     InteractionMeans* means = nullptr);
+
+struct OffsetSlopeParams {
+  int iterations = 30;  ///< Newton steps; >= 1 (stops early when a step is below 1e-10)
+  double start = 0;     ///< the first c; finite
+  double lower = 0;     ///< the fitted c is clipped to [lower, upper]; finite, <= upper
+  double upper = 1;     ///< finite
+  static auto param_fields() {
+    using P = OffsetSlopeParams;
+    return std::make_tuple(params::field("iterations", &P::iterations, params::at_least(1)),
+                           params::field("start", &P::start, params::any()),
+                           params::field("lower", &P::lower, params::any()),
+                           params::field("upper", &P::upper, params::any()));
+  }
+  void validate() const;  ///< also ConfigError when lower > upper
+};
+
+struct OffsetSlope {
+  double slope = 0;      ///< clipped to [lower, upper]
+  double unclipped = 0;  ///< where the Newton steps ended
+};
+
+/// See the file comment. `offset` (logit scale), `x` and `label` (0/1) one value per row,
+/// `sample_weight` empty (all 1) or one finite weight >= 0 per row. InputError naming the
+/// argument and row for bad values or lengths, or no rows; ConfigError for bad params.
+PERKREC_INLINE OffsetSlope fit_offset_slope(Span<const double> offset, Span<const double> x,
+                                            Span<const double> label,
+                                            Span<const double> sample_weight = {},
+                                            const OffsetSlopeParams& params = {});
 
 }  // namespace perkrec
 

@@ -193,4 +193,65 @@ PERKREC_INLINE void shrink_row(Span<float> row, const InteractionMeans& means) {
   }
 }
 
+PERKREC_INLINE void OffsetSlopeParams::validate() const {
+  params::validate_fields(*this, "OffsetSlopeParams");
+  if (lower > upper) {
+    detail::raise<ConfigError>("OffsetSlopeParams: lower must be <= upper (got lower ", lower,
+                               ", upper ", upper, ")");
+  }
+}
+
+PERKREC_INLINE OffsetSlope fit_offset_slope(Span<const double> offset, Span<const double> x,
+                                            Span<const double> label,
+                                            Span<const double> sample_weight,
+                                            const OffsetSlopeParams& params) {
+  params.validate();
+  const std::size_t m = label.size();
+  if (m == 0) detail::raise<InputError>("fit_offset_slope: label: no rows (got 0)");
+  if (offset.size() != m || x.size() != m ||
+      (!sample_weight.empty() && sample_weight.size() != m)) {
+    detail::raise<InputError>("fit_offset_slope: label has ", m, " rows but offset ", offset.size(),
+                              ", x ", x.size(), ", sample_weight ", sample_weight.size(),
+                              " (expected equal; weights may be empty)");
+  }
+  for (std::size_t r = 0; r < m; ++r) {
+    if (label[r] != 0.0 && label[r] != 1.0) {
+      detail::raise<InputError>("fit_offset_slope: label at row ", r, " must be 0/1 (got ",
+                                label[r], ")");
+    }
+    if (!std::isfinite(offset[r])) {
+      detail::raise<InputError>("fit_offset_slope: offset at row ", r, " must be finite (got ",
+                                offset[r], ")");
+    }
+    if (!std::isfinite(x[r])) {
+      detail::raise<InputError>("fit_offset_slope: x at row ", r, " must be finite (got ", x[r],
+                                ")");
+    }
+    if (!sample_weight.empty() && !(std::isfinite(sample_weight[r]) && sample_weight[r] >= 0)) {
+      detail::raise<InputError>("fit_offset_slope: sample_weight at row ", r,
+                                " must be finite and >= 0 (got ", sample_weight[r], ")");
+    }
+  }
+  double c = params.start;
+  for (int it = 0; it < params.iterations; ++it) {
+    double gradient = 0, hessian = 0;
+    for (std::size_t r = 0; r < m; ++r) {
+      const double w = sample_weight.empty() ? 1.0 : sample_weight[r];
+      const double p = 1.0 / (1.0 + std::exp(-(offset[r] + c * x[r])));
+      gradient += w * (label[r] - p) * x[r];
+      hessian += w * p * (1 - p) * x[r] * x[r];
+    }
+    if (!(hessian > 0)) break;
+    // The log-likelihood is concave in c; a step is capped so a flat start cannot overshoot.
+    const double step = std::clamp(gradient / hessian, -2.0, 2.0);
+    c += step;
+    if (std::abs(step) < 1e-10) break;
+  }
+  OffsetSlope out;
+  out.unclipped = c;
+  out.slope = std::isfinite(c) ? std::clamp(c, params.lower, params.upper)
+                               : std::clamp(params.start, params.lower, params.upper);
+  return out;
+}
+
 }  // namespace perkrec

@@ -68,6 +68,12 @@ struct Fixture {
   SimulatedProgram prog;
   BenefitPlannerFile file;
   Timestamp end = 0;
+  Timestamp cut = 0;
+  /// Every logged issue: member, benefit, the FM's prediction at the issue (clipped), label,
+  /// and whether it lies after the cut (the held-out issues).
+  std::vector<Index> issue_user, issue_benefit;
+  std::vector<double> issue_predicted, issue_label;
+  std::vector<std::uint8_t> issue_held;
 };
 
 /// A small pipeline file fitted in C++ the way perkrec.BenefitPlanner fits one (issued events
@@ -122,6 +128,14 @@ inline const Fixture& fixture() {
     f.file.redemption_model.set_metadata(Json{{"encoder", Json::parse(enc.to_json())}}.dump());
     std::vector<float> predicted(static_cast<std::size_t>(X.rows));
     f.file.redemption_model.predict(X.view(), predicted);
+    f.cut = cut;
+    for (std::size_t i = 0; i < samples.user.size(); ++i) {
+      f.issue_user.push_back(static_cast<Index>(samples.user[i]));
+      f.issue_benefit.push_back(static_cast<Index>(samples.benefit[i]));
+      f.issue_predicted.push_back(std::clamp(static_cast<double>(predicted[i]), 1e-6, 1 - 1e-6));
+      f.issue_label.push_back(label[i]);
+      f.issue_held.push_back(samples.time[i] >= cut ? 1 : 0);
+    }
     for (std::size_t i = 0; i < samples.user.size(); ++i) {
       if (samples.time[i] < cut) continue;
       f.file.holdout_user.push_back(static_cast<std::int32_t>(samples.user[i]));
@@ -148,6 +162,34 @@ inline const Fixture& fixture() {
     return f;
   }();
   return fx;
+}
+
+/// The benefits' kind and channel codes (the pooled effects' attributes).
+inline std::vector<std::vector<Index>> kind_and_channel(const Catalog& catalog) {
+  std::vector<std::vector<Index>> codes(2);
+  std::vector<std::string> channels;
+  for (const Benefit& b : catalog.benefits()) {
+    codes[0].push_back(static_cast<Index>(b.kind));
+    const auto it = std::find(channels.begin(), channels.end(), b.channel);
+    codes[1].push_back(static_cast<Index>(it - channels.begin()));
+    if (it == channels.end()) channels.push_back(b.channel);
+  }
+  return codes;
+}
+
+/// The fixture's file with the pooled member effects (fitted on the issues before the cut,
+/// slope on those after it) and a preference offset of weight `weight`, params set to match.
+inline BenefitPlannerFile pooled_file(double weight = 0.5) {
+  const Fixture& fx = fixture();
+  BenefitPlannerFile f = fx.file;
+  const std::vector<std::vector<Index>> codes = kind_and_channel(fx.prog.catalog);
+  f.pooled = fit_pooled_member_effects(fx.prog.events.n_users(), fx.prog.events.n_benefits(),
+                                       {codes[0], codes[1]}, fx.issue_user, fx.issue_benefit,
+                                       fx.issue_predicted, fx.issue_label, {}, fx.issue_held);
+  f.preference_weight = weight;
+  f.config["params"]["pooled"] = true;
+  f.config["params"]["preference_offset"] = true;
+  return f;
 }
 
 }  // namespace perkrec::test

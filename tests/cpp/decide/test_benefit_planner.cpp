@@ -3,6 +3,7 @@
 // answers equal the plan's probabilities, results do not depend on threads or block size, and
 // a config that is not a pipeline's is a ModelFormatError.
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -190,6 +191,140 @@ TEST(BenefitPlanner, AConfigThatIsNotAPipelinesIsAModelFormatError) {
   const BenefitPlanner loaded = BenefitPlanner::from_bytes(fx.file.to_bytes(), 1);
   EXPECT_EQ(loaded.redemption_probability(fx.end),
             BenefitPlanner(fx.file, 1).redemption_probability(fx.end));
+}
+
+/// With params.pooled and params.preference_offset: the shrunk P, then pooled_redemption's
+/// matrix on top of it with the same fit, then the preference offset by hand (log of the
+/// member's kind preference, centred over the benefits, times the weight) equal the planner's
+/// P, and the plan equals Planner::plan on it.
+TEST(BenefitPlanner, PooledAndPreferenceOffsetEqualThePipelineAssembledByHand) {
+  const Fixture& fx = fixture();
+  const BenefitPlannerFile file = test::pooled_file(0.5);
+  const BenefitPlanner plain(fx.file, 2), bp(file, 2);
+  EXPECT_FALSE(plain.pooled());
+  EXPECT_EQ(plain.preference_weight(), 0.0);
+  EXPECT_TRUE(bp.pooled());
+  EXPECT_EQ(bp.preference_weight(), 0.5);
+  const Index n = bp.n_users(), nb = bp.n_benefits();
+  std::vector<float> base = plain.redemption_probability(fx.end);
+  for (float& p : base) p = std::clamp(p, 1e-6f, static_cast<float>(1 - 1e-6));
+  const std::vector<std::vector<Index>> codes = test::kind_and_channel(fx.prog.catalog);
+  const PooledRedemption pooled =
+      pooled_redemption(base, n, nb, {codes[0], codes[1]}, fx.issue_user, fx.issue_benefit,
+                        fx.issue_predicted, fx.issue_label, {}, fx.issue_held);
+  EXPECT_EQ(pooled.slope, file.pooled->slope);
+  EXPECT_GT(pooled.slope, 0.0);
+  std::vector<float> expected = pooled.probability;
+  const std::vector<float>& pref = fx.file.preference.preferences();
+  const auto nd = static_cast<std::size_t>(fx.file.preference.n_dimensions());
+  const std::vector<std::string>& names = fx.file.preference.dimension_names();
+  double max_lift = 0;
+  for (Index u = 0; u < n; ++u) {
+    std::vector<double> lift(static_cast<std::size_t>(nb));
+    double mean = 0;
+    for (Index b = 0; b < nb; ++b) {
+      const std::string name = std::string("kind:") + to_string(fx.prog.catalog[b].kind);
+      const auto d =
+          static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+      ASSERT_LT(d, nd);
+      lift[static_cast<std::size_t>(b)] =
+          std::log(static_cast<double>(pref[static_cast<std::size_t>(u) * nd + d]));
+      mean += lift[static_cast<std::size_t>(b)];
+    }
+    mean /= static_cast<double>(nb);
+    for (Index b = 0; b < nb; ++b) {
+      float& p = expected[static_cast<std::size_t>(u * nb + b)];
+      const double q = std::clamp(static_cast<double>(p), 1e-6, 1 - 1e-6);
+      const double l = lift[static_cast<std::size_t>(b)] - mean;
+      max_lift = std::max(max_lift, std::abs(l));
+      p = static_cast<float>(1 / (1 + std::exp(-(std::log(q / (1 - q)) + 0.5 * l))));
+    }
+  }
+  EXPECT_GT(max_lift, 0.05);  // the offset changes P
+  const std::vector<float> got = bp.redemption_probability(fx.end);
+  ASSERT_EQ(got.size(), expected.size());
+  double max_diff = 0;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    max_diff = std::max(max_diff, std::abs(static_cast<double>(got[i] - expected[i])));
+  EXPECT_LT(max_diff, 1e-6);  // the lift's mean is summed in another order
+  EXPECT_NE(got, plain.redemption_probability(fx.end));
+
+  const SegmentAssignment segments = fx.file.preference.segments(SegmentRules::defaults());
+  const CompiledPolicy compiled =
+      bp.policy().compile(fx.prog.catalog, fx.prog.users, fx.end, &segments, &fx.prog.events, 2);
+  std::vector<double> rate, validity_days;
+  for (const auto& m : fx.file.preference.timing())
+    rate.push_back(static_cast<double>(m.expected_purchases) /
+                   fx.file.preference.params().horizon_days);
+  for (const Benefit& b : fx.prog.catalog.benefits()) validity_days.push_back(b.validity_days);
+  const std::vector<float> share = timing_share(rate, validity_days);
+  PlanInputs in;
+  in.redemption_probability = got;
+  in.incremental_share = share;
+  in.order_value = fx.file.order_value;
+  in.preference = &fx.file.preference;
+  const PlanResult by_hand = bp.planner().plan(compiled, fx.prog.catalog, fx.end, in);
+  const BenefitPlanner::Plan plan = bp.plan(fx.end);
+  ASSERT_GT(by_hand.member.size(), 0u);
+  EXPECT_EQ(plan.result.member, by_hand.member);
+  EXPECT_EQ(plan.result.benefit, by_hand.benefit);
+  EXPECT_EQ(plan.result.probability, by_hand.probability);
+  EXPECT_EQ(plan.result.reasons, by_hand.reasons);
+}
+
+TEST(BenefitPlanner, PooledAnswersEqualThePlansRowsForAnyThreadCount) {
+  const Fixture& fx = fixture();
+  BenefitPlannerFile file = test::pooled_file(0.5);
+  file.config["policy"] = Json{{"max_per_member", 1}};
+  const BenefitPlanner one(file, 1);
+  BenefitPlanner four(file, 4);
+  four.set_block_users(7);
+  const std::vector<float> P = one.redemption_probability(fx.end);
+  EXPECT_EQ(P, four.redemption_probability(fx.end));
+  const auto a = one.plan(fx.end), b = four.plan(fx.end);
+  EXPECT_EQ(a.result.benefit, b.result.benefit);
+  EXPECT_EQ(a.result.probability, b.result.probability);
+  const BenefitPlanner::State state = four.prepare(fx.end);
+  const auto nb = static_cast<std::size_t>(one.n_benefits());
+  std::size_t row = 0;
+  for (Index u = 0; u < one.n_users(); ++u) {
+    const UserAnswer ans = four.answer(state, u, fx.end, 20);
+    ASSERT_TRUE(std::equal(ans.probability.begin(), ans.probability.end(),
+                           P.begin() + static_cast<std::ptrdiff_t>(u * nb)))
+        << "member " << u;
+    if (row < a.result.member.size() && a.result.member[row] == u) {
+      ASSERT_FALSE(ans.benefits.empty());
+      const auto it =
+          std::find_if(ans.benefits.begin(), ans.benefits.end(),
+                       [&](const UserBenefit& m) { return m.benefit == a.result.benefit[row]; });
+      ASSERT_NE(it, ans.benefits.end()) << "member " << u;
+      EXPECT_EQ(it->probability, a.result.probability[row]);
+      EXPECT_EQ(it->value, a.result.value[row]);
+      ++row;
+    }
+  }
+  EXPECT_EQ(row, a.result.member.size());
+}
+
+TEST(BenefitPlanner, PooledParamsWithoutTheStoredStepsAreAModelFormatError) {
+  const Fixture& fx = fixture();
+  BenefitPlannerFile f = fx.file;
+  f.config["params"]["pooled"] = true;  // no stored effects
+  EXPECT_THROW(BenefitPlanner{f}, ModelFormatError);
+  f = fx.file;
+  f.config["params"]["preference_offset"] = true;  // no stored weight
+  EXPECT_THROW(BenefitPlanner{f}, ModelFormatError);
+  f = test::pooled_file();
+  f.config["params"]["pooled"] = false;  // effects stored but not asked for
+  EXPECT_THROW(BenefitPlanner{f}, ModelFormatError);
+  f = test::pooled_file();
+  f.config["params"]["pooled"] = "yes";
+  EXPECT_THROW(BenefitPlanner{f}, ModelFormatError);
+  // An older file's params have neither key: it plans without the steps.
+  ASSERT_FALSE(fx.file.config["params"].contains("pooled"));
+  const BenefitPlanner old = BenefitPlanner::from_bytes(fx.file.to_bytes(), 1);
+  EXPECT_FALSE(old.pooled());
+  EXPECT_EQ(old.preference_weight(), 0.0);
 }
 
 }  // namespace

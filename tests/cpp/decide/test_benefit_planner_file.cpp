@@ -1,6 +1,8 @@
 // The fitted pipeline's model file (decide/benefit_planner_file.hpp): round trip, validation
 // before saving, and damage on load.
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -90,6 +92,90 @@ TEST(BenefitPlannerFile, DamagedFilesRaiseModelFormatError) {
     EXPECT_THROW(BenefitPlannerFile::from_bytes(damaged), ModelFormatError) << "byte " << at;
   }
   EXPECT_THROW(BenefitPlannerFile::from_bytes(small_file().catalog.to_bytes()), ModelFormatError);
+}
+
+/// Hand-made pooled effects over the small file's members and benefits (2 attributes).
+PooledMemberEffects small_pooled(const BenefitPlannerFile& f) {
+  const Index n = f.events.n_users(), nb = f.events.n_benefits();
+  PooledMemberEffects e;
+  e.intercept = -0.25;
+  e.slope = 0.4;
+  e.n_codes = {3, 2};
+  e.variance = {0.5, 0.25, 0.125};
+  for (Index u = 0; u < n; ++u) e.member.push_back(0.01 * u - 0.5);
+  e.benefit_code.resize(2);
+  e.attribute_effect.resize(2);
+  for (Index b = 0; b < nb; ++b) {
+    e.benefit_code[0].push_back(b % 3);
+    e.benefit_code[1].push_back(b % 2);
+  }
+  for (std::size_t a = 0; a < 2; ++a) {
+    for (Index i = 0; i < n * e.n_codes[a]; ++i)
+      e.attribute_effect[a].push_back(0.001 * i * (a == 0 ? 1 : -1));
+  }
+  return e;
+}
+
+TEST(BenefitPlannerFile, RoundTripsPooledEffectsAndThePreferenceWeight) {
+  BenefitPlannerFile f = small_file();
+  f.pooled = small_pooled(f);
+  f.preference_weight = 0.375;
+  const std::string bytes = f.to_bytes();
+  const BenefitPlannerFile g = BenefitPlannerFile::from_bytes(bytes);
+  ASSERT_TRUE(g.pooled.has_value());
+  EXPECT_EQ(g.pooled->intercept, f.pooled->intercept);
+  EXPECT_EQ(g.pooled->slope, f.pooled->slope);
+  EXPECT_EQ(g.pooled->member, f.pooled->member);
+  EXPECT_EQ(g.pooled->n_codes, f.pooled->n_codes);
+  EXPECT_EQ(g.pooled->benefit_code, f.pooled->benefit_code);
+  EXPECT_EQ(g.pooled->attribute_effect, f.pooled->attribute_effect);
+  EXPECT_EQ(g.pooled->variance, f.pooled->variance);
+  ASSERT_TRUE(g.preference_weight.has_value());
+  EXPECT_EQ(*g.preference_weight, 0.375);
+  EXPECT_EQ(g.to_bytes(), bytes);
+  // Rows of P get the same effects before and after the round trip.
+  std::vector<float> a(static_cast<std::size_t>(f.events.n_benefits()), 0.2f), b = a;
+  f.pooled->apply_row(a, 7);
+  g.pooled->apply_row(b, 7);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a[0], 0.2f);
+  // Without the optional parts the content has neither key (the layout of older files) and
+  // loads without them.
+  const std::string plain = small_file().to_bytes();
+  const Json content = ModelReader::from_bytes(plain).content();
+  EXPECT_EQ(content.dump().find("pooled"), std::string::npos);
+  EXPECT_EQ(content.dump().find("preference_weight"), std::string::npos);
+  const BenefitPlannerFile h = BenefitPlannerFile::from_bytes(plain);
+  EXPECT_FALSE(h.pooled.has_value());
+  EXPECT_FALSE(h.preference_weight.has_value());
+}
+
+TEST(BenefitPlannerFile, InconsistentPooledEffectsAreRefused) {
+  BenefitPlannerFile f = small_file();
+  f.pooled = small_pooled(f);
+  f.pooled->member.pop_back();
+  EXPECT_THROW(f.validate(), InputError);
+  f.pooled = small_pooled(f);
+  f.pooled->benefit_code[1][0] = 2;  // n_codes[1] is 2
+  EXPECT_THROW(f.to_bytes(), InputError);
+  f.pooled = small_pooled(f);
+  f.pooled->slope = 1.5;
+  EXPECT_THROW(f.validate(), InputError);
+  f.pooled = small_pooled(f);
+  f.pooled->attribute_effect[0][3] = std::nan("");
+  EXPECT_THROW(f.validate(), InputError);
+  f.pooled = small_pooled(f);
+  f.preference_weight = -0.1;
+  EXPECT_THROW(f.validate(), InputError);
+  f.preference_weight = std::nan("");
+  EXPECT_THROW(f.validate(), InputError);
+  f.preference_weight = 0.5;
+  const std::string bytes = f.to_bytes();
+  std::string damaged = bytes;
+  damaged[bytes.size() - 40] = static_cast<char>(damaged[bytes.size() - 40] ^ 0x5a);
+  EXPECT_THROW(BenefitPlannerFile::from_bytes(damaged), ModelFormatError);
+  std::vector<float> row(3, 0.5f);
+  EXPECT_THROW(f.pooled->apply_row(row, 0), InputError);  // not n_benefits values
 }
 
 }  // namespace

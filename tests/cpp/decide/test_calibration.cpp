@@ -100,5 +100,72 @@ TEST(ShrinkInteractions, RejectsBadInput) {
   PERKREC_EXPECT_THROW_MSG(params.validate(), ConfigError, "iterations");
 }
 
+/// Rows with offset ~ N(-1.2, 0.8), x ~ N(0, 1) and labels drawn from
+/// sigmoid(offset + weight x); weights 1 or 2 (clipped inverse propensities of a sort).
+struct OffsetRows {
+  std::vector<double> offset, x, label, weight;
+};
+
+OffsetRows offset_rows(double planted, std::size_t m, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> g(0, 1);
+  std::uniform_real_distribution<double> unit(0, 1);
+  OffsetRows r;
+  for (std::size_t i = 0; i < m; ++i) {
+    const double o = -1.2 + 0.8 * g(rng), x = g(rng);
+    r.offset.push_back(o);
+    r.x.push_back(x);
+    r.label.push_back(unit(rng) < 1 / (1 + std::exp(-(o + planted * x))) ? 1.0 : 0.0);
+    r.weight.push_back(i % 3 == 0 ? 2.0 : 1.0);
+  }
+  return r;
+}
+
+TEST(FitOffsetSlope, RecoversAPlantedWeight) {
+  for (double planted : {0.0, 0.35, 0.7}) {
+    const OffsetRows r = offset_rows(planted, 40000, 17);
+    const OffsetSlope fit = fit_offset_slope(r.offset, r.x, r.label, r.weight);
+    EXPECT_NEAR(fit.unclipped, planted, 0.05) << "planted " << planted;
+    EXPECT_GE(fit.slope, 0.0);
+    EXPECT_LE(fit.slope, 1.0);
+    EXPECT_NEAR(fit.slope, planted, 0.05) << "planted " << planted;
+  }
+  // Clipped to [lower, upper]; the unclipped value is where the steps ended.
+  const OffsetRows r = offset_rows(1.6, 40000, 18);
+  const OffsetSlope clipped = fit_offset_slope(r.offset, r.x, r.label);
+  EXPECT_EQ(clipped.slope, 1.0);
+  EXPECT_NEAR(clipped.unclipped, 1.6, 0.08);
+  OffsetSlopeParams wide;
+  wide.upper = 3;
+  EXPECT_NEAR(fit_offset_slope(r.offset, r.x, r.label, {}, wide).slope, 1.6, 0.08);
+  // A covariate opposite to the labels is clipped at 0.
+  const OffsetRows neg = offset_rows(-0.8, 20000, 19);
+  const OffsetSlope zero = fit_offset_slope(neg.offset, neg.x, neg.label);
+  EXPECT_EQ(zero.slope, 0.0);
+  EXPECT_LT(zero.unclipped, -0.6);
+}
+
+TEST(FitOffsetSlope, RejectsBadInputWithTypedErrors) {
+  OffsetRows r = offset_rows(0.5, 50, 3);
+  PERKREC_EXPECT_THROW_MSG(fit_offset_slope(r.offset, std::vector<double>(49), r.label), InputError,
+                           "x 49");
+  r.label[7] = 2;
+  PERKREC_EXPECT_THROW_MSG(fit_offset_slope(r.offset, r.x, r.label), InputError, "label at row 7");
+  r.label[7] = 1;
+  r.offset[4] = std::nan("");
+  PERKREC_EXPECT_THROW_MSG(fit_offset_slope(r.offset, r.x, r.label), InputError, "offset at row 4");
+  r.offset[4] = 0;
+  r.weight[2] = -1;
+  PERKREC_EXPECT_THROW_MSG(fit_offset_slope(r.offset, r.x, r.label, r.weight), InputError,
+                           "sample_weight at row 2");
+  PERKREC_EXPECT_THROW_MSG(fit_offset_slope({}, {}, {}), InputError, "no rows");
+  OffsetSlopeParams bad;
+  bad.lower = 2;
+  PERKREC_EXPECT_THROW_MSG(fit_offset_slope(r.offset, r.x, r.label, {}, bad), ConfigError, "lower");
+  bad = {};
+  bad.iterations = 0;
+  PERKREC_EXPECT_THROW_MSG(bad.validate(), ConfigError, "iterations");
+}
+
 }  // namespace
 }  // namespace perkrec
