@@ -5,8 +5,10 @@ A synthetic program: --members members, --items items (Zipf-like popularity) in 
 item, time, quantity, amount, basket), and --samples (member, benefit, time) samples. Times are
 the C++ calls alone (arrays prepared beforehand, GIL released), best of --repeat runs:
 
-  build    BehaviorLog from columns in random order (counting sort + per-member time sort) and
-           from columns already sorted by (member, time) (the copy path); rows/s
+  build    BehaviorLog from columns in random order (two-level radix sort by member and time)
+           and from columns already sorted by (member, time) (the copy path); rows/s
+  frame    BehaviorLog.from_frame on a DataFrame of the random-order rows with external integer
+           member and item ids (the id lookups, dtype checks and the build; --frame)
   features behavior_features for every sample: the 8 aggregates below at the items scope and
            two levels, plus member totals and popularity; samples/s
 
@@ -14,14 +16,62 @@ the C++ calls alone (arrays prepared beforehand, GIL released), best of --repeat
 
 The machine's load matters: on a shared 2-core machine, report `uptime`'s load with the figures
 (the CPU seconds printed beside each time are less sensitive to other processes).
+
+Memory: each stage's peak resident memory above what the process held when it began (Linux:
+the peak is reset before each stage through /proc/self/clear_refs), next to the log's columns
+(33 bytes per event) and the input arrays, and the process's peak RSS at the end.
+
+    .venv/bin/python bench/behavior.py --events 100000000 --samples 10000000 --threads 2 \
+        --skip-sorted --frame --repeat 1
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import numpy as np
+
+
+_PEAK_RESET = False
+_PROCESS_PEAK_KIB = 0  # resetting VmHWM resets ru_maxrss too: the stages' peaks are kept here
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _reset_peak() -> None:
+    """Resets the peak RSS (VmHWM) where Linux allows it, so a stage's peak is its own."""
+    global _PEAK_RESET
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        _PEAK_RESET = True
+    except OSError:
+        _PEAK_RESET = False
+
+
+_PROCESS_PEAK_KIB = 0  # resetting VmHWM resets ru_maxrss too: the stages' peaks are kept here
+
+
+def _measured(fn):
+    """(result, peak GiB above the memory held before, GiB held before)."""
+    global _PROCESS_PEAK_KIB
+    _PROCESS_PEAK_KIB = max(_PROCESS_PEAK_KIB, _status_kib("VmHWM"))
+    _reset_peak()
+    before = _status_kib("VmRSS")
+    result = fn()
+    peak = (
+        _status_kib("VmHWM") if _PEAK_RESET else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    )
+    _PROCESS_PEAK_KIB = max(_PROCESS_PEAK_KIB, peak)
+    return result, (peak - before) / 2**20, before / 2**20
 
 
 def main() -> None:
@@ -35,6 +85,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--frame",
+        action="store_true",
+        help="also time BehaviorLog.from_frame on a DataFrame of the random-order rows",
+    )
     ap.add_argument(
         "--skip-sorted",
         action="store_true",
@@ -60,12 +115,30 @@ def main() -> None:
         order = np.lexsort((stamp, user))
         sorted_cols = [a[order] for a in (user, item, stamp, quantity, amount, basket)]
         del order
-    print(f"prepared {n:,} events, {m:,} members, {k:,} items in {time.perf_counter() - t0:.1f} s")
+    columns = (user, item, stamp, quantity, amount, basket)
+    input_gib = sum(a.nbytes for a in columns) / 2**30
+    print(
+        f"prepared {n:,} events, {m:,} members, {k:,} items in {time.perf_counter() - t0:.1f} s "
+        f"(input arrays {input_gib:.2f} GiB)"
+    )
 
     def build(cols):
         u, i, t, q, a, b = cols
         return _core.BehaviorLog.from_arrays(
             u, i, t, None, q, a, b, m, k, ["purchase"], "drop", args.threads
+        )
+
+    def timed(label, fn, rows):
+        best, cpu, peak = float("inf"), float("inf"), 0.0
+        for _ in range(args.repeat):
+            t0, c0 = time.perf_counter(), time.process_time()
+            log, stage_peak, _ = _measured(fn)
+            best, cpu = min(best, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
+            peak = max(peak, stage_peak)
+            del log
+        print(
+            f"{label}: {best:.2f} s = {rows / best / 1e6:.1f} M rows/s ({args.threads} threads; "
+            f"{cpu:.2f} CPU s); peak {peak:.2f} GiB above the memory held before"
         )
 
     for label, cols in (
@@ -74,19 +147,59 @@ def main() -> None:
     ):
         if cols is None:
             continue
-        best, cpu = float("inf"), float("inf")
-        for _ in range(args.repeat):
-            t0, c0 = time.perf_counter(), time.process_time()
-            log = build(cols)
-            best, cpu = min(best, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
-            del log
-        print(
-            f"build ({label}): {best:.2f} s = {n / best / 1e6:.1f} M rows/s ({args.threads} threads; "
-            f"{cpu:.2f} CPU s)"
-        )
+        timed(f"build ({label})", lambda cols=cols: build(cols), n)
     del sorted_cols
 
-    log = build([user, item, stamp, quantity, amount, basket])
+    if args.frame:
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            {
+                "user": user.astype(np.int64) + 10_000_000,
+                "item": item.astype(np.int64) + 50_000_000,
+                "time": stamp,
+                "quantity": quantity,
+                "amount": amount,
+                "basket": basket,
+            },
+            copy=False,
+        )
+        user_ids = perkrec.IdMap(np.arange(m, dtype=np.int64) + 10_000_000)
+        item_catalog = perkrec.ItemCatalog(perkrec.IdMap(np.arange(k, dtype=np.int64) + 50_000_000))
+        print(
+            f"frame of {n:,} rows with external int64 ids: {frame.memory_usage(deep=True).sum() / 2**30:.2f} GiB"
+        )
+        timed(
+            "from_frame (random order)",
+            lambda: perkrec.BehaviorLog.from_frame(
+                frame,
+                user_ids=user_ids,
+                items=item_catalog,
+                user="user",
+                item="item",
+                time="time",
+                quantity="quantity",
+                amount="amount",
+                basket="basket",
+                num_threads=args.threads,
+            ),
+            n,
+        )
+        del frame
+
+    log, build_peak, held = _measured(lambda: build([user, item, stamp, quantity, amount, basket]))
+    log_gib = (
+        sum(
+            a.nbytes
+            for a in (log.items(), log.actions(), log.timestamps(), log.quantities(), log.amounts())
+        )
+        + log.baskets().nbytes
+    ) / 2**30
+    print(
+        f"log columns {log_gib:.2f} GiB ({log_gib * 2**30 / max(len(log), 1):.0f} bytes per event); "
+        f"build peak {build_peak:.2f} GiB above the {held:.2f} GiB held before = "
+        f"{build_peak / log_gib:.2f}x the columns"
+    )
     items = perkrec.IdMap.range(k)
     catalog = _core.ItemCatalog(items._impl)
     catalog.add_level(
@@ -123,27 +236,38 @@ def main() -> None:
         "popularity_members",
     ]
     for label, aggs in (("all 13 aggregates", aggregates), ("without popularity", aggregates[:-2])):
-        best, cpu = float("inf"), float("inf")
+        best, cpu, peak = float("inf"), float("inf"), 0.0
         for _ in range(args.repeat):
             t0, c0 = time.perf_counter(), time.process_time()
-            cols = _core.behavior_features(
-                su,
-                sb,
-                st,
-                log,
-                catalog,
-                applies,
-                aggs,
-                ["category", "brand"],
-                ["purchase"],
-                28.0,
-                args.threads,
+            cols, stage_peak, _ = _measured(
+                lambda aggs=aggs: _core.behavior_features(
+                    su,
+                    sb,
+                    st,
+                    log,
+                    catalog,
+                    applies,
+                    aggs,
+                    ["category", "brand"],
+                    ["purchase"],
+                    28.0,
+                    args.threads,
+                )
             )
             best, cpu = min(best, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
+            peak = max(peak, stage_peak)
+            out_gib = sum(c.nbytes for _, c in cols) / 2**30
+            del cols
         print(
-            f"features ({label}, {len(cols)} columns, levels category+brand): {best:.2f} s = "
-            f"{s / best / 1e6:.2f} M samples/s over {n:,} events ({args.threads} threads; {cpu:.2f} CPU s)"
+            f"features ({label}, levels category+brand): {best:.2f} s = "
+            f"{s / best / 1e6:.2f} M samples/s over {n:,} events ({args.threads} threads; {cpu:.2f} CPU s); "
+            f"peak {peak:.2f} GiB above the memory held before (output {out_gib:.2f} GiB)"
         )
+    peak_gib = max(_PROCESS_PEAK_KIB, _status_kib("VmHWM")) / 2**20
+    print(
+        f"memory: the log's columns {log_gib:.2f} GiB; event input arrays {input_gib:.2f} GiB; "
+        f"process peak RSS {peak_gib:.2f} GiB"
+    )
 
 
 if __name__ == "__main__":

@@ -345,6 +345,88 @@ def test_thread_count_invariance():
         )
 
 
+def _log_arrays(log):
+    return (
+        log.user_offsets.tolist(),
+        log._impl.items().tolist(),
+        log._impl.actions().tolist(),
+        log._impl.timestamps().tolist(),
+        log._impl.quantities().tolist(),
+        log._impl.amounts().tolist(),
+        log._impl.baskets().tolist(),
+        log.action_names,
+        (log.unknown_items, log.unknown_users),
+    )
+
+
+def test_behavior_log_from_frame_column_kinds_give_the_same_log():
+    """Integer ids (looked up row by row in the core), categorical actions and float64 / int64
+    columns (passed without copies) give the log that string ids, object actions and nullable
+    columns give; ties in time keep input order; unknown ids are dropped and counted."""
+    rng = np.random.default_rng(5)
+    n = 200_000  # above the core's parallel lookup block
+    user = rng.integers(0, 300, n) + 1000
+    item = rng.integers(0, 60, n) + 500
+    user[7] = 5  # unknown member
+    item[11] = 9  # unknown item
+    action = rng.choice(["view", "purchase", "cart"], n)
+    frame = pd.DataFrame(
+        {
+            "user": user,
+            "item": item,
+            "action": action,
+            "time": T0 + rng.integers(0, 50, n),  # many ties
+            "quantity": rng.integers(1, 4, n).astype(np.float64),
+            "amount": np.round(rng.gamma(2.0, 2.0, n), 2),
+            "basket": np.arange(n, dtype=np.int64),
+        }
+    )
+    user_ids = perkrec.IdMap(np.arange(300) + 1000)
+    items = perkrec.ItemCatalog(perkrec.IdMap(np.arange(60) + 500))
+    kw = dict(user="user", item="item", action="action", time="time", quantity="quantity")
+    kw.update(amount="amount", basket="basket", num_threads=2)
+    fast = perkrec.BehaviorLog.from_frame(frame, user_ids=user_ids, items=items, **kw)
+    assert (fast.unknown_users, fast.unknown_items) == (1, 1)
+    assert fast.action_names == ["cart", "purchase", "view"]
+    # The same rows through the generic paths: string ids, an object-dtype action column with
+    # unused categories absent, nullable numbers, a float basket column.
+    slow_frame = frame.assign(
+        user=frame["user"].astype(str),
+        item=frame["item"].astype(str),
+        action=frame["action"].astype(object),
+        quantity=frame["quantity"].astype("Float64"),
+        amount=frame["amount"].astype("Float64"),
+        basket=frame["basket"].astype(np.float64),
+    )
+    slow = perkrec.BehaviorLog.from_frame(
+        slow_frame,
+        user_ids=perkrec.IdMap([str(u) for u in range(1000, 1300)]),
+        items=perkrec.ItemCatalog(perkrec.IdMap([str(i) for i in range(500, 560)])),
+        **kw,
+    )
+    assert _log_arrays(fast) == _log_arrays(slow)
+    categorical = frame.assign(
+        action=pd.Categorical(frame["action"], categories=["zoom", "view", "purchase", "cart"])
+    )
+    cat_log = perkrec.BehaviorLog.from_frame(categorical, user_ids=user_ids, items=items, **kw)
+    assert _log_arrays(cat_log) == _log_arrays(fast)  # the unused category is not in the vocabulary
+    # Rows in (member, time) order, ties in input order (basket = input row).
+    users = fast._impl.users()
+    keys = np.lexsort((fast._impl.baskets(), fast._impl.timestamps(), users))
+    assert (keys == np.arange(len(fast))).all()
+    kept = (user != 5) & (item != 9)
+    assert sorted(fast._impl.baskets().tolist()) == np.flatnonzero(kept).tolist()
+    # A missing action names its row, whatever the column's kind.
+    for col in (frame["action"].astype(object), categorical["action"]):
+        bad = frame.assign(action=col)
+        bad.loc[17, "action"] = None
+        with pytest.raises(perkrec.InputError, match="row 17: action is missing"):
+            perkrec.BehaviorLog.from_frame(bad, user_ids=user_ids, items=items, **kw)
+    bad = frame.assign(amount=frame["amount"].where(frame.index != 23, np.nan))
+    with pytest.raises(perkrec.InputError, match=r"row 23: amount: must be finite"):
+        perkrec.BehaviorLog.from_frame(bad, user_ids=user_ids, items=items, **kw)
+
+
 # ---------------------------------------------------------------------------------------------
 # FeatureEncoder behavior fields
 

@@ -17,8 +17,8 @@
 // member the member map did not know: such rows are counted (unknown_items(), unknown_users())
 // and dropped, or, with UnknownItems::raise, the first raises InputError. Row numbers in
 // messages are positions in the input columns.
-// Events are then stably sorted by member (counting sort) and, within a member, by time (ties
-// keep their input order); the result does not depend on the thread count.
+// Events are then stably sorted by member and, within a member, by time (ties keep their input
+// order); the result does not depend on the thread count.
 //
 // Example:
 //   perkrec::BehaviorColumns c;
@@ -28,9 +28,11 @@
 //   perkrec::BehaviorLog log = perkrec::BehaviorLog::from_columns(c, o);
 //   for (perkrec::Offset e = log.user_begin(u); e < log.before(u, t); ++e) { ... }  // as of t
 //
-// Cost: O(events + members) time and memory (plus a sort of members whose events arrive out of
-// time order); parallel over blocks and members. Memory: 33 bytes per event (member ids live in
-// the offsets, not per event).
+// Cost: O(events + members) time and memory: input already in (member, time) order is copied;
+// otherwise a two-level radix sort (at most 1024 buckets by the top bits of (member, time), each
+// sorted in cache) places one column at a time, with no per-event records. Parallel over blocks
+// and buckets. Memory: 33 bytes per event (member ids live in the offsets, not per event); while
+// building from unsorted input, 6 more bytes per event plus one bucket of scratch per thread.
 // Thread safety: a BehaviorLog is immutable after construction; every method is const.
 #pragma once
 

@@ -48,6 +48,75 @@ inline std::string behavior_row_problem(const BehaviorColumns& c, std::size_t i,
   return {};
 }
 
+// Whether row i passes behavior_row_problem (the fast test; the message is built only for the
+// row that fails).
+inline bool behavior_row_ok(const BehaviorColumns& c, std::size_t i, Index n_users, Index n_items,
+                            std::int32_t n_actions) {
+  const Index u = c.user[i], it = c.item[i];
+  const Timestamp t = c.timestamp[i];
+  bool ok =
+      u >= -1 && u < n_users && it >= -1 && it < n_items && t >= kMinTimestamp && t < kMaxTimestamp;
+  if (!c.action.empty()) ok = ok && c.action[i] >= 0 && c.action[i] < n_actions;
+  if (!c.quantity.empty()) ok = ok && std::isfinite(c.quantity[i]) && c.quantity[i] >= 0;
+  if (!c.amount.empty()) ok = ok && std::isfinite(c.amount[i]) && c.amount[i] >= 0;
+  return ok;
+}
+
+inline int bit_width_u64(std::uint64_t v) {
+  int bits = 0;
+  while (v != 0) {
+    ++bits;
+    v >>= 1;
+  }
+  return bits;
+}
+
+// Stable LSD radix sort of keys[0, m) by their low `bits` bits, carrying pos (set to 0..m-1
+// here). Digits of 11 bits keep each histogram (16 KiB) in L1; a digit that is the same for all
+// keys is skipped, so a bucket costs one histogram pass plus one scatter per varying digit.
+// key_tmp and pos_tmp hold m entries; hist holds 2048 * ceil(bits / 11) entries.
+template <class Pos>
+void radix_sort_bucket(std::uint64_t* keys, Pos* pos, std::size_t m, int bits,
+                       std::uint64_t* key_tmp, Pos* pos_tmp, std::vector<std::size_t>& hist) {
+  constexpr int kDigitBits = 11;
+  constexpr std::size_t kDigits = std::size_t{1} << kDigitBits;
+  for (std::size_t j = 0; j < m; ++j) pos[j] = static_cast<Pos>(j);
+  const int passes = (bits + kDigitBits - 1) / kDigitBits;
+  if (m < 2 || passes == 0) return;
+  hist.assign(kDigits * static_cast<std::size_t>(passes), 0);
+  for (std::size_t j = 0; j < m; ++j) {
+    const std::uint64_t k = keys[j];
+    for (int p = 0; p < passes; ++p)
+      ++hist[static_cast<std::size_t>(p) * kDigits + ((k >> (p * kDigitBits)) & (kDigits - 1))];
+  }
+  std::uint64_t* k_in = keys;
+  std::uint64_t* k_out = key_tmp;
+  Pos* p_in = pos;
+  Pos* p_out = pos_tmp;
+  for (int p = 0; p < passes; ++p) {
+    std::size_t* h = hist.data() + static_cast<std::size_t>(p) * kDigits;
+    const int shift = p * kDigitBits;
+    if (h[(k_in[0] >> shift) & (kDigits - 1)] == m) continue;
+    std::size_t total = 0;
+    for (std::size_t d = 0; d < kDigits; ++d) {
+      const std::size_t count = h[d];
+      h[d] = total;
+      total += count;
+    }
+    for (std::size_t j = 0; j < m; ++j) {
+      const std::size_t d = h[(k_in[j] >> shift) & (kDigits - 1)]++;
+      k_out[d] = k_in[j];
+      p_out[d] = p_in[j];
+    }
+    std::swap(k_in, k_out);
+    std::swap(p_in, p_out);
+  }
+  if (k_in != keys) {
+    std::copy(k_in, k_in + m, keys);
+    std::copy(p_in, p_in + m, pos);
+  }
+}
+
 }  // namespace detail
 
 PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c,
@@ -119,18 +188,25 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c,
       unknown_count(n_blocks, 0);
   std::vector<Offset> unknown_user_count(n_blocks, 0);
   std::vector<std::uint8_t> unsorted_block(n_blocks, 0);
+  std::vector<Timestamp> block_min_time(n_blocks, std::numeric_limits<Timestamp>::max());
+  std::vector<Timestamp> block_max_time(n_blocks, std::numeric_limits<Timestamp>::min());
   parallel_for(0, blocks.count, num_threads, [&](Offset b) {
     const auto bb = static_cast<std::size_t>(b);
     bool unsorted = false;
+    Timestamp lo = std::numeric_limits<Timestamp>::max(),
+              hi = std::numeric_limits<Timestamp>::min();
     for (Offset i = blocks.begin(b); i < blocks.end(b); ++i) {
       const auto k = static_cast<std::size_t>(i);
-      if (!detail::behavior_row_problem(c, k, n_users, n_items, n_actions).empty()) {
+      if (!detail::behavior_row_ok(c, k, n_users, n_items, n_actions)) {
         first_bad[bb] = i;
         return;
       }
       if (c.item[k] < 0 || c.user[k] < 0) {
         if (first_unknown[bb] < 0) first_unknown[bb] = i;
         ++(c.item[k] < 0 ? unknown_count[bb] : unknown_user_count[bb]);
+      } else {
+        lo = std::min(lo, c.timestamp[k]);
+        hi = std::max(hi, c.timestamp[k]);
       }
       if (i > blocks.begin(b)) {
         const Index pu = c.user[k - 1], u = c.user[k];
@@ -138,6 +214,8 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c,
       }
     }
     unsorted_block[bb] = unsorted;
+    block_min_time[bb] = lo;
+    block_max_time[bb] = hi;
   });
   for (Offset bad : first_bad) {
     if (bad >= 0) {
@@ -171,6 +249,11 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c,
       }
     }
   }
+  const std::size_t kept = n - static_cast<std::size_t>(unknown + unknown_users);
+  const Timestamp min_time =
+      kept == 0 ? kNoTime : *std::min_element(block_min_time.begin(), block_min_time.end());
+  const Timestamp max_time =
+      kept == 0 ? kNoTime : *std::max_element(block_max_time.begin(), block_max_time.end());
 
   BehaviorLog log;
   log.n_users_ = n_users;
@@ -179,16 +262,26 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c,
   log.unknown_users_ = unknown_users;
   log.action_names_ = o.action_names;
   log.has_baskets_ = !c.basket.empty() || (n == 0 && c.basket.data() != nullptr);
-  const std::size_t kept = n - static_cast<std::size_t>(unknown + unknown_users);
-
-  // Member offsets (kept rows only).
+  log.min_time_ = min_time;
+  log.max_time_ = max_time;
   log.user_offsets_.assign(static_cast<std::size_t>(n_users) + 1, 0);
-  for (std::size_t i = 0; i < n; ++i) {
-    if (c.item[i] >= 0 && c.user[i] >= 0)
-      ++log.user_offsets_[static_cast<std::size_t>(c.user[i]) + 1];
-  }
-  for (std::size_t u = 0; u < static_cast<std::size_t>(n_users); ++u)
-    log.user_offsets_[u + 1] += log.user_offsets_[u];
+
+  // user_offsets_[u] = the first position whose member is >= u, from the members in log order
+  // (member_at(j)): each u is written by exactly one position, so blocks run in parallel.
+  auto fill_offsets = [&](auto member_at) {
+    const detail::Blocks kb(static_cast<Offset>(kept));
+    parallel_for(0, kb.count, num_threads, [&](Offset b) {
+      Offset prev = kb.begin(b) == 0 ? -1 : member_at(static_cast<std::size_t>(kb.begin(b)) - 1);
+      for (Offset j = kb.begin(b); j < kb.end(b); ++j) {
+        const Offset cur = member_at(static_cast<std::size_t>(j));
+        for (Offset u = prev + 1; u <= cur; ++u) log.user_offsets_[static_cast<std::size_t>(u)] = j;
+        prev = cur;
+      }
+    });
+    const Offset last = kept == 0 ? -1 : member_at(kept - 1);
+    for (Offset u = last + 1; u <= n_users; ++u)
+      log.user_offsets_[static_cast<std::size_t>(u)] = static_cast<Offset>(kept);
+  };
 
   log.item_.resize(kept);
   log.action_.resize(kept);
@@ -198,142 +291,199 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c,
   if (!c.basket.empty()) log.basket_.resize(kept);
 
   if (sorted) {
-    std::memcpy(log.item_.data(), c.item.data(), kept * sizeof(Index));
-    std::memcpy(log.timestamp_.data(), c.timestamp.data(), kept * sizeof(Timestamp));
-    if (!c.basket.empty())
-      std::memcpy(log.basket_.data(), c.basket.data(), kept * sizeof(std::int64_t));
-    if (!c.amount.empty()) std::memcpy(log.amount_.data(), c.amount.data(), kept * sizeof(double));
+    fill_offsets([&](std::size_t j) { return static_cast<Offset>(c.user[j]); });
     parallel_for(0, blocks.count, num_threads, [&](Offset b) {
-      for (Offset i = blocks.begin(b); i < blocks.end(b); ++i) {
-        const auto k = static_cast<std::size_t>(i);
+      const auto first = static_cast<std::size_t>(blocks.begin(b));
+      const auto rows = static_cast<std::size_t>(blocks.end(b)) - first;
+      std::memcpy(log.item_.data() + first, c.item.data() + first, rows * sizeof(Index));
+      std::memcpy(log.timestamp_.data() + first, c.timestamp.data() + first,
+                  rows * sizeof(Timestamp));
+      if (!c.basket.empty()) {
+        std::memcpy(log.basket_.data() + first, c.basket.data() + first,
+                    rows * sizeof(std::int64_t));
+      }
+      for (std::size_t k = first; k < first + rows; ++k) {
         log.action_[k] =
             c.action.empty() ? std::uint8_t{0} : static_cast<std::uint8_t>(c.action[k]);
         log.quantity_[k] = c.quantity.empty() ? 1.0f : static_cast<float>(c.quantity[k]);
-        if (c.amount.empty()) log.amount_[k] = 0.0;
+        log.amount_[k] = c.amount.empty() ? 0.0 : c.amount[k];
       }
     });
-  } else {
-    // Records are partitioned by member range into at most 1024 buckets (sequential reads, few
-    // write streams), each bucket is counting-sorted by member into the columns (its output
-    // range is small enough for the cache), then members whose events were out of time order
-    // are sorted. A permutation gather would read the input at random: memory-latency bound
-    // once the log outgrows the cache. Every pass is stable and its blocks depend only on the
-    // data, so the order is the same for any thread count.
-    struct Record {
-      Timestamp time;
-      double amount;
-      std::int64_t basket;
-      Index user;
-      Index item;
-      float quantity;
-      std::uint8_t action;
-    };
-    const Index users_or_one = std::max<Index>(n_users, 1);
-    int shift = 0;
-    while ((static_cast<std::int64_t>(users_or_one - 1) >> shift) >= 1024) ++shift;
-    const auto n_buckets = static_cast<std::size_t>((users_or_one - 1) >> shift) + 1;
-    const detail::Blocks rb(static_cast<Offset>(n), 1 << 16, 64);
-    const auto nb = static_cast<std::size_t>(rb.count);
-    auto keep_row = [&](std::size_t i) { return c.item[i] >= 0 && c.user[i] >= 0; };
-    std::vector<Offset> cursor(nb * n_buckets, 0);  // [block][bucket]
-    parallel_for(0, rb.count, num_threads, [&](Offset blk) {
-      Offset* h = cursor.data() + static_cast<std::size_t>(blk) * n_buckets;
-      for (Offset i = rb.begin(blk); i < rb.end(blk); ++i) {
-        const auto k = static_cast<std::size_t>(i);
-        if (keep_row(k)) ++h[static_cast<std::size_t>(c.user[k] >> shift)];
+    return log;
+  }
+  if (kept == 0) return log;
+
+  // A two-level stable radix sort that never materializes records. Each kept row gets a key,
+  // (member << time_bits) | (time - min_time) — or the member alone where that would not fit in
+  // 64 bits — whose top 10 bits pick one of at most 1024 buckets. Keys are partitioned into
+  // buckets (sequential reads, at most 1024 write streams), each bucket is radix-sorted in cache
+  // into a bucket-local permutation, and then every column in turn is partitioned the same way
+  // straight into its output array and permuted within each bucket through a small per-thread
+  // buffer. A global permutation gather would read the input at random (memory-latency bound once
+  // the log outgrows the cache) and per-event records would cost 40 bytes per event; this way the
+  // temporaries are 10 bytes per event while sorting (keys, bucket ids) and 6 while placing the
+  // columns (bucket ids, permutation). Every pass is stable and its blocks depend only on the
+  // data, so ties in time keep their input order and the log is the same for any thread count.
+  const int threads = resolve_num_threads(num_threads);
+  const int user_bits = detail::bit_width_u64(static_cast<std::uint64_t>(n_users - 1));
+  const int time_bits = detail::bit_width_u64(static_cast<std::uint64_t>(max_time - min_time));
+  const bool packed = user_bits + time_bits <= 64;
+  const int key_time_bits = packed ? time_bits : 0;
+  const int bucket_shift = std::max(0, user_bits + key_time_bits - 10);
+  auto key_of = [&](std::size_t k) {
+    const auto u = static_cast<std::uint64_t>(c.user[k]);
+    if (!packed) return u;
+    return (u << key_time_bits) | static_cast<std::uint64_t>(c.timestamp[k] - min_time);
+  };
+  auto member_of_key = [&](std::uint64_t key) { return static_cast<Offset>(key >> key_time_bits); };
+  const std::uint64_t max_key =
+      (static_cast<std::uint64_t>(n_users - 1) << key_time_bits) |
+      (packed ? static_cast<std::uint64_t>(max_time - min_time) : std::uint64_t{0});
+  const auto n_buckets = static_cast<std::size_t>(max_key >> bucket_shift) + 1;
+  constexpr std::uint16_t kDropped = 0xFFFF;
+
+  const detail::Blocks rb(static_cast<Offset>(n), 1 << 16, 64);
+  const auto nb = static_cast<std::size_t>(rb.count);
+  detail::LargeVector<std::uint16_t> bucket_of(n);
+  std::vector<Offset> block_cursor(nb * n_buckets, 0);  // [block][bucket]
+  parallel_for(0, rb.count, num_threads, [&](Offset blk) {
+    Offset* h = block_cursor.data() + static_cast<std::size_t>(blk) * n_buckets;
+    for (Offset i = rb.begin(blk); i < rb.end(blk); ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      if (c.item[k] < 0 || c.user[k] < 0) {
+        bucket_of[k] = kDropped;
+        continue;
       }
-    });
-    const std::vector<Offset> bucket_start = detail::bucket_cursors(cursor, nb, n_buckets);
-    detail::LargeVector<Record> records(kept);
+      const auto bk = static_cast<std::uint16_t>(key_of(k) >> bucket_shift);
+      bucket_of[k] = bk;
+      ++h[bk];
+    }
+  });
+  const std::vector<Offset> bucket_start = detail::bucket_cursors(block_cursor, nb, n_buckets);
+  std::size_t largest = 0;
+  for (std::size_t bk = 0; bk < n_buckets; ++bk) {
+    largest = std::max(largest, static_cast<std::size_t>(bucket_start[bk + 1] - bucket_start[bk]));
+  }
+
+  // Writes value_of(k) of every kept row k to its bucket's range of `out`, in input order.
+  auto partition = [&](auto* out, auto value_of) {
+    std::vector<Offset> cursor = block_cursor;
     parallel_for(0, rb.count, num_threads, [&](Offset blk) {
       Offset* pos = cursor.data() + static_cast<std::size_t>(blk) * n_buckets;
       for (Offset i = rb.begin(blk); i < rb.end(blk); ++i) {
         const auto k = static_cast<std::size_t>(i);
-        if (!keep_row(k)) continue;
-        Record r;
-        r.time = c.timestamp[k];
-        r.amount = c.amount.empty() ? 0.0 : c.amount[k];
-        r.basket = c.basket.empty() ? std::int64_t{-1} : c.basket[k];
-        r.user = c.user[k];
-        r.item = c.item[k];
-        r.quantity = c.quantity.empty() ? 1.0f : static_cast<float>(c.quantity[k]);
-        r.action = c.action.empty() ? std::uint8_t{0} : static_cast<std::uint8_t>(c.action[k]);
-        records[static_cast<std::size_t>(pos[static_cast<std::size_t>(r.user >> shift)]++)] = r;
+        const std::uint16_t bk = bucket_of[k];
+        if (bk == kDropped) continue;
+        out[static_cast<std::size_t>(pos[bk]++)] = value_of(k);
       }
     });
-    const bool with_basket = !c.basket.empty();
+  };
+  auto for_each_bucket = [&](auto body) {
     parallel_for(
         0, static_cast<Offset>(n_buckets), num_threads,
-        [&](Offset bk) {
-          const auto first_user = static_cast<std::size_t>(bk << shift);
-          const auto last_user =
-              static_cast<std::size_t>(std::min<Offset>(n_users, (bk + 1) << shift));
-          if (first_user >= last_user) return;
-          std::vector<Offset> next(
-              log.user_offsets_.begin() + static_cast<std::ptrdiff_t>(first_user),
-              log.user_offsets_.begin() + static_cast<std::ptrdiff_t>(last_user));
-          for (Offset i = bucket_start[static_cast<std::size_t>(bk)];
-               i < bucket_start[static_cast<std::size_t>(bk) + 1]; ++i) {
-            const Record& r = records[static_cast<std::size_t>(i)];
-            const auto d =
-                static_cast<std::size_t>(next[static_cast<std::size_t>(r.user) - first_user]++);
-            log.item_[d] = r.item;
-            log.timestamp_[d] = r.time;
-            log.action_[d] = r.action;
-            log.quantity_[d] = r.quantity;
-            log.amount_[d] = r.amount;
-            if (with_basket) log.basket_[d] = r.basket;
-          }
+        [&](Offset bk, int tid) {
+          const auto first = static_cast<std::size_t>(bucket_start[static_cast<std::size_t>(bk)]);
+          const auto m =
+              static_cast<std::size_t>(bucket_start[static_cast<std::size_t>(bk) + 1]) - first;
+          if (m > 0) body(first, m, static_cast<std::size_t>(tid));
         },
         Schedule::dynamic, 1);
-    records.clear();
-    records.shrink_to_fit();
-    parallel_for(
-        0, n_users, num_threads,
-        [&](Offset u) {
-          const auto begin =
-              static_cast<std::size_t>(log.user_offsets_[static_cast<std::size_t>(u)]);
-          const auto end =
-              static_cast<std::size_t>(log.user_offsets_[static_cast<std::size_t>(u) + 1]);
-          const auto t0 = log.timestamp_.begin() + static_cast<std::ptrdiff_t>(begin);
-          if (std::is_sorted(t0, log.timestamp_.begin() + static_cast<std::ptrdiff_t>(end))) return;
-          std::vector<std::size_t> order(end - begin);
-          for (std::size_t i = 0; i < order.size(); ++i) order[i] = begin + i;
-          std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
-            return log.timestamp_[x] < log.timestamp_[y];
-          });
-          auto permute = [&](auto& column) {
-            if (column.empty()) return;
-            using T = typename std::decay_t<decltype(column)>::value_type;
-            std::vector<T> moved(order.size());
-            for (std::size_t i = 0; i < order.size(); ++i) moved[i] = column[order[i]];
-            std::copy(moved.begin(), moved.end(),
-                      column.begin() + static_cast<std::ptrdiff_t>(begin));
-          };
-          permute(log.item_);
-          permute(log.action_);
-          permute(log.quantity_);
-          permute(log.amount_);
-          permute(log.basket_);
-          permute(log.timestamp_);
-        },
-        Schedule::dynamic, 256);
-  }
-  if (kept > 0) {
-    const detail::Blocks out_blocks(static_cast<Offset>(kept));
-    std::vector<Timestamp> lo(static_cast<std::size_t>(out_blocks.count)), hi(lo.size());
-    parallel_for(0, out_blocks.count, num_threads, [&](Offset b) {
-      Timestamp a = std::numeric_limits<Timestamp>::max(),
-                z = std::numeric_limits<Timestamp>::min();
-      for (Offset k = out_blocks.begin(b); k < out_blocks.end(b); ++k) {
-        a = std::min(a, log.timestamp_[static_cast<std::size_t>(k)]);
-        z = std::max(z, log.timestamp_[static_cast<std::size_t>(k)]);
+  };
+
+  auto sort_and_place = [&](auto pos_tag) {
+    using Pos = decltype(pos_tag);
+    detail::LargeVector<Pos> perm(kept);
+    {
+      // Packed keys are sorted in the timestamp column itself (its low bits are the time), so
+      // the times need no pass of their own.
+      detail::LargeVector<std::uint64_t> member_keys(packed ? 0 : kept);
+      std::uint64_t* keys =
+          packed ? reinterpret_cast<std::uint64_t*>(log.timestamp_.data()) : member_keys.data();
+      partition(keys, key_of);
+      // Without packed keys the buckets are ordered by member alone; time breaks ties.
+      if (!packed) partition(log.timestamp_.data(), [&](std::size_t k) { return c.timestamp[k]; });
+      std::vector<detail::LargeVector<std::uint64_t>> key_tmp(static_cast<std::size_t>(threads));
+      std::vector<detail::LargeVector<Pos>> pos_tmp(static_cast<std::size_t>(threads));
+      std::vector<std::vector<std::size_t>> hist(static_cast<std::size_t>(threads));
+      for_each_bucket([&](std::size_t first, std::size_t m, std::size_t tid) {
+        auto& kt = key_tmp[tid];
+        auto& pt = pos_tmp[tid];
+        if (kt.size() < m) kt.resize(largest);
+        if (pt.size() < m) pt.resize(largest);
+        std::uint64_t* kk = keys + first;
+        Pos* out = perm.data() + first;
+        if (packed) {
+          detail::radix_sort_bucket(kk, out, m, bucket_shift, kt.data(), pt.data(), hist[tid]);
+          return;
+        }
+        const Timestamp* tt = log.timestamp_.data() + first;
+        for (std::size_t j = 0; j < m; ++j) out[j] = static_cast<Pos>(j);
+        std::sort(out, out + m, [&](Pos x, Pos y) {
+          if (kk[x] != kk[y]) return kk[x] < kk[y];
+          if (tt[x] != tt[y]) return tt[x] < tt[y];
+          return x < y;
+        });
+        for (std::size_t j = 0; j < m; ++j) kt[j] = kk[out[j]];
+        std::copy(kt.begin(), kt.begin() + static_cast<std::ptrdiff_t>(m), kk);
+      });
+      fill_offsets([&](std::size_t j) { return member_of_key(keys[j]); });
+      if (packed) {
+        const std::uint64_t time_mask = (std::uint64_t{1} << key_time_bits) - 1;
+        const detail::Blocks kb(static_cast<Offset>(kept));
+        parallel_for(0, kb.count, num_threads, [&](Offset b) {
+          for (Offset j = kb.begin(b); j < kb.end(b); ++j) {
+            const auto e = static_cast<std::size_t>(j);
+            log.timestamp_[e] = min_time + static_cast<Timestamp>(keys[e] & time_mask);
+          }
+        });
       }
-      lo[static_cast<std::size_t>(b)] = a;
-      hi[static_cast<std::size_t>(b)] = z;
-    });
-    log.min_time_ = *std::min_element(lo.begin(), lo.end());
-    log.max_time_ = *std::max_element(hi.begin(), hi.end());
+    }
+    // Permutes each bucket of a partitioned column into (member, time) order.
+    auto permute = [&](auto& column) {
+      using T = typename std::decay_t<decltype(column)>::value_type;
+      std::vector<detail::LargeVector<T>> tmp(static_cast<std::size_t>(threads));
+      for_each_bucket([&](std::size_t first, std::size_t m, std::size_t tid) {
+        auto& buf = tmp[tid];
+        if (buf.size() < m) buf.resize(largest);
+        T* col = column.data() + first;
+        const Pos* order = perm.data() + first;
+        std::copy(col, col + m, buf.data());
+        for (std::size_t j = 0; j < m; ++j) col[j] = buf[order[j]];
+      });
+    };
+    auto place = [&](auto& column, auto value_of) {
+      partition(column.data(), value_of);
+      permute(column);
+    };
+    place(log.item_, [&](std::size_t k) { return c.item[k]; });
+    if (!packed) permute(log.timestamp_);
+    auto fill = [&](auto& column, auto value) {
+      const detail::Blocks kb(static_cast<Offset>(kept));
+      parallel_for(0, kb.count, num_threads, [&](Offset b) {
+        std::fill(column.begin() + kb.begin(b), column.begin() + kb.end(b), value);
+      });
+    };
+    if (c.action.empty()) {
+      fill(log.action_, std::uint8_t{0});
+    } else {
+      place(log.action_, [&](std::size_t k) { return static_cast<std::uint8_t>(c.action[k]); });
+    }
+    if (c.quantity.empty()) {
+      fill(log.quantity_, 1.0f);
+    } else {
+      place(log.quantity_, [&](std::size_t k) { return static_cast<float>(c.quantity[k]); });
+    }
+    if (c.amount.empty()) {
+      fill(log.amount_, 0.0);
+    } else {
+      place(log.amount_, [&](std::size_t k) { return c.amount[k]; });
+    }
+    if (!c.basket.empty()) place(log.basket_, [&](std::size_t k) { return c.basket[k]; });
+  };
+  if (largest <= std::numeric_limits<std::uint32_t>::max()) {
+    sort_and_place(std::uint32_t{});
+  } else {
+    sort_and_place(std::uint64_t{});
   }
   return log;
 }

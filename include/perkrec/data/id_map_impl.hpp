@@ -5,7 +5,9 @@
 #include <limits>
 
 #include "perkrec/core/random.hpp"
+#include "perkrec/core/threading.hpp"
 #include "perkrec/data/id_map.hpp"
+#include "perkrec/detail/blocks.hpp"
 
 namespace perkrec {
 
@@ -163,16 +165,29 @@ PERKREC_INLINE IdMap IdMap::range(Index n) {
 
 namespace detail {
 
+// Lookups are independent reads of the const map, so large batches run on the OpenMP default
+// thread count in fixed blocks; an unknown id raises for the lowest position whatever the threads.
 template <class Map, class Key, class Find>
 void id_map_lookup(const Map& map, const Key* ids, std::size_t n, Index* out,
                    IdMap::Missing missing, Find&& find, const char* type) {
-  for (std::size_t i = 0; i < n; ++i) {
-    const Index idx = find(ids[i]);
-    if (idx < 0 && missing == IdMap::Missing::raise) {
-      raise<InputError>("IdMap::lookup: unknown ", type, " id ", ids[i], " at position ", i,
-                        " (the map holds ", map.size(), " ids)");
+  const Blocks blocks(static_cast<Offset>(n));
+  std::vector<Offset> first_missing(static_cast<std::size_t>(blocks.count), -1);
+  parallel_for(0, blocks.count, 0, [&](Offset b) {
+    for (Offset i = blocks.begin(b); i < blocks.end(b); ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      const Index idx = find(ids[k]);
+      if (idx < 0 && missing == IdMap::Missing::raise) {
+        first_missing[static_cast<std::size_t>(b)] = i;
+        return;
+      }
+      out[k] = idx;
     }
-    out[i] = idx;
+  });
+  for (const Offset i : first_missing) {
+    if (i >= 0) {
+      raise<InputError>("IdMap::lookup: unknown ", type, " id ", ids[static_cast<std::size_t>(i)],
+                        " at position ", i, " (the map holds ", map.size(), " ids)");
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -244,6 +245,77 @@ TEST(BehaviorLog, ThreadCountAndInputOrderInvariance) {
     for (Offset e = one.user_begin(u) + 1; e < one.user_end(u); ++e) {
       ASSERT_LE(one.timestamps()[static_cast<std::size_t>(e - 1)],
                 one.timestamps()[static_cast<std::size_t>(e)]);
+    }
+  }
+}
+
+// The log is a plain stable sort of the kept rows by (member, time), whatever the thread count:
+// many ties in time (each row's basket is its input row, so a tie out of input order shows),
+// unknown members and items dropped, one member or millions, times over the whole supported
+// range (the widest sort keys) or all equal.
+TEST(BehaviorLog, MatchesReferenceStableSort) {
+  struct Case {
+    std::size_t n;
+    Index users;
+    Timestamp t_lo;
+    std::uint64_t t_span;
+  };
+  const Case cases[] = {
+      {300000, 5000, 1700000000, 20},
+      {300000, 1, 0, 1000},
+      {200000, 3, -5, 3},
+      {250000, 100000, kMinTimestamp, static_cast<std::uint64_t>(kMaxTimestamp - kMinTimestamp)},
+      {50000, 2000000, 1600000000, 86400 * 365},
+      {1000, 7, 0, 1},
+  };
+  for (const Case& k : cases) {
+    std::mt19937_64 rng(k.n + static_cast<std::size_t>(k.users));
+    Cols c;
+    for (std::size_t i = 0; i < k.n; ++i) {
+      c.user.push_back(
+          rng() % 100 == 0 ? -1 : static_cast<Index>(rng() % static_cast<std::uint64_t>(k.users)));
+      c.item.push_back(rng() % 100 == 0 ? -1 : static_cast<Index>(rng() % 50));
+      c.time.push_back(k.t_lo + static_cast<Timestamp>(rng() % k.t_span));
+      c.action.push_back(static_cast<std::int32_t>(rng() % 2));
+      c.quantity.push_back(static_cast<double>(rng() % 5) + 0.25);
+      c.amount.push_back(static_cast<double>(rng() % 1000) / 8.0);
+      c.basket.push_back(static_cast<std::int64_t>(i));
+    }
+    std::vector<std::size_t> idx;
+    for (std::size_t i = 0; i < k.n; ++i) {
+      if (c.user[i] >= 0 && c.item[i] >= 0) idx.push_back(i);
+    }
+    std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) {
+      return c.user[a] != c.user[b] ? c.user[a] < c.user[b] : c.time[a] < c.time[b];
+    });
+    std::vector<Offset> offsets(static_cast<std::size_t>(k.users) + 1, 0);
+    for (std::size_t i : idx) ++offsets[static_cast<std::size_t>(c.user[i]) + 1];
+    for (std::size_t u = 0; u < static_cast<std::size_t>(k.users); ++u)
+      offsets[u + 1] += offsets[u];
+    BehaviorOptions o = options(50);
+    o.n_users = k.users;
+    for (int threads : {1, 2, 3}) {
+      SCOPED_TRACE(::testing::Message() << "n " << k.n << " users " << k.users << " span "
+                                        << k.t_span << " threads " << threads);
+      o.num_threads = threads;
+      const BehaviorLog log = BehaviorLog::from_columns(c.view(), o);
+      ASSERT_EQ(static_cast<std::size_t>(log.size()), idx.size());
+      EXPECT_EQ(log.unknown_items() + log.unknown_users(), static_cast<Offset>(k.n - idx.size()));
+      EXPECT_EQ(log.user_offsets(), offsets);
+      Timestamp lo = c.time[idx[0]], hi = c.time[idx[0]];
+      for (std::size_t e = 0; e < idx.size(); ++e) {
+        const std::size_t i = idx[e];
+        ASSERT_EQ(log.baskets()[e], c.basket[i]) << e;
+        ASSERT_EQ(log.items()[e], c.item[i]) << e;
+        ASSERT_EQ(log.timestamps()[e], c.time[i]) << e;
+        ASSERT_EQ(log.actions()[e], static_cast<std::uint8_t>(c.action[i])) << e;
+        ASSERT_EQ(log.quantities()[e], static_cast<float>(c.quantity[i])) << e;
+        ASSERT_EQ(log.amounts()[e], c.amount[i]) << e;
+        lo = std::min(lo, c.time[i]);
+        hi = std::max(hi, c.time[i]);
+      }
+      EXPECT_EQ(log.min_time(), lo);
+      EXPECT_EQ(log.max_time(), hi);
     }
   }
 }

@@ -51,6 +51,24 @@ TEST(IdMap, GrowsPastManyRehashes) {
   EXPECT_EQ(r.find(std::int64_t{4}), 4);
 }
 
+// Large batches are looked up in blocks on several threads: every index matches find(), and an
+// unknown id raises for the lowest position even when later blocks hold unknown ids too.
+TEST(IdMap, LargeLookupMatchesFindAndNamesTheFirstUnknown) {
+  std::vector<std::int64_t> keys;
+  for (std::int64_t i = 0; i < 50000; ++i) keys.push_back(i * 7919 + 3);
+  const IdMap m = IdMap::from_integers(keys);
+  std::vector<std::int64_t> ids(300000);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = keys[(i * 104729) % keys.size()];
+  ids[123457] = 4;  // unknown
+  ids[250001] = 5;  // unknown, later block
+  std::vector<Index> out(ids.size(), -7);
+  m.lookup(ids, out, IdMap::Missing::minus_one);
+  for (std::size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(out[i], m.find(ids[i])) << i;
+  EXPECT_EQ(out[123457], -1);
+  PERKREC_EXPECT_THROW_MSG(m.lookup(ids, out), InputError, "unknown integer id 4",
+                           "position 123457");
+}
+
 TEST(IdMap, SavesAndLoads) {
   const IdMap strings = IdMap::from_strings({"a", "bb", "", "ccc"});
   EXPECT_EQ(IdMap::from_bytes(strings.to_bytes()), strings);
