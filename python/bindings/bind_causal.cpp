@@ -39,6 +39,40 @@ UpliftAtKStrategy strategy_from_string(const std::string& name) {
                              "')");
 }
 
+/// The arrays and parameters both pooled-effects bindings take (views into the arrays, which
+/// the caller keeps alive).
+struct PooledArgs {
+  std::vector<Span<const Index>> attributes;
+  Span<const Index> users;
+  Span<const Index> benefits;
+  Span<const double> base_at_issue;
+  Span<const double> redeemed;
+  Span<const double> weight;
+  Span<const std::uint8_t> held_out;
+  PooledEffectsParams params;
+};
+
+PooledArgs pooled_args(const std::vector<py::array>& benefit_attributes, const py::array& users,
+                       const py::array& benefits, const std::optional<py::array>& base_at_issue,
+                       const py::array& redeemed, const std::optional<py::array>& sample_weight,
+                       const std::optional<py::array>& held_out, int sweeps, int burn_in,
+                       double initial_variance, double min_variance) {
+  PooledArgs a;
+  for (const py::array& x : benefit_attributes)
+    a.attributes.push_back(view_1d<Index>(x, "benefit_attributes"));
+  a.users = view_1d<Index>(users, "users");
+  a.benefits = view_1d<Index>(benefits, "benefits");
+  a.base_at_issue = view_1d_or_empty<double>(base_at_issue, "base_at_issue");
+  a.redeemed = view_1d<double>(redeemed, "redeemed");
+  a.weight = view_1d_or_empty<double>(sample_weight, "sample_weight");
+  a.held_out = view_1d_or_empty<std::uint8_t>(held_out, "held_out");
+  a.params.sweeps = sweeps;
+  a.params.burn_in = burn_in;
+  a.params.initial_variance = initial_variance;
+  a.params.min_variance = min_variance;
+  return a;
+}
+
 }  // namespace
 
 void bind_causal(py::module_& m) {
@@ -70,25 +104,15 @@ void bind_causal(py::module_& m) {
            const std::optional<py::array>& held_out, int sweeps, int burn_in,
            double initial_variance, double min_variance, int num_threads) {
           const Span<const float> p = view_1d_or_empty<float>(base, "base");
-          std::vector<Span<const Index>> attributes;
-          for (const py::array& a : benefit_attributes)
-            attributes.push_back(view_1d<Index>(a, "benefit_attributes"));
-          const Span<const Index> u = view_1d<Index>(users, "users");
-          const Span<const Index> b = view_1d<Index>(benefits, "benefits");
-          const Span<const double> q = view_1d_or_empty<double>(base_at_issue, "base_at_issue");
-          const Span<const double> y = view_1d<double>(redeemed, "redeemed");
-          const Span<const double> w = view_1d_or_empty<double>(sample_weight, "sample_weight");
-          const Span<const std::uint8_t> h = view_1d_or_empty<std::uint8_t>(held_out, "held_out");
-          PooledEffectsParams params;
-          params.sweeps = sweeps;
-          params.burn_in = burn_in;
-          params.initial_variance = initial_variance;
-          params.min_variance = min_variance;
-          params.num_threads = num_threads;
+          PooledArgs a =
+              pooled_args(benefit_attributes, users, benefits, base_at_issue, redeemed,
+                          sample_weight, held_out, sweeps, burn_in, initial_variance, min_variance);
+          a.params.num_threads = num_threads;
           PooledRedemption r;
           {
             py::gil_scoped_release release;
-            r = pooled_redemption(p, n_users, n_benefits, attributes, u, b, q, y, w, h, params);
+            r = pooled_redemption(p, n_users, n_benefits, a.attributes, a.users, a.benefits,
+                                  a.base_at_issue, a.redeemed, a.weight, a.held_out, a.params);
           }
           py::list effects;
           for (auto& e : r.fit.effects) effects.append(to_numpy(std::move(e)));
@@ -131,23 +155,13 @@ void bind_causal(py::module_& m) {
            const py::array& redeemed, const std::optional<py::array>& sample_weight,
            const std::optional<py::array>& held_out, int sweeps, int burn_in,
            double initial_variance, double min_variance) {
-          std::vector<Span<const Index>> attributes;
-          for (const py::array& a : benefit_attributes)
-            attributes.push_back(view_1d<Index>(a, "benefit_attributes"));
-          const Span<const Index> u = view_1d<Index>(users, "users");
-          const Span<const Index> b = view_1d<Index>(benefits, "benefits");
-          const Span<const double> q = view_1d<double>(base_at_issue, "base_at_issue");
-          const Span<const double> y = view_1d<double>(redeemed, "redeemed");
-          const Span<const double> w = view_1d_or_empty<double>(sample_weight, "sample_weight");
-          const Span<const std::uint8_t> h = view_1d_or_empty<std::uint8_t>(held_out, "held_out");
-          PooledEffectsParams params;
-          params.sweeps = sweeps;
-          params.burn_in = burn_in;
-          params.initial_variance = initial_variance;
-          params.min_variance = min_variance;
+          const PooledArgs a = pooled_args(
+              benefit_attributes, users, benefits, std::optional<py::array>(base_at_issue),
+              redeemed, sample_weight, held_out, sweeps, burn_in, initial_variance, min_variance);
           py::gil_scoped_release release;
-          return fit_pooled_member_effects(n_users, n_benefits, attributes, u, b, q, y, w, h,
-                                           params);
+          return fit_pooled_member_effects(n_users, n_benefits, a.attributes, a.users, a.benefits,
+                                           a.base_at_issue, a.redeemed, a.weight, a.held_out,
+                                           a.params);
         });
   m.def("fit_preference_weight",
         [](const PreferenceModel& preference, const Catalog& catalog, const py::array& users,

@@ -796,6 +796,27 @@ def _f32(values, name: str, n: int) -> np.ndarray:
     return a
 
 
+def _fit_inputs(X, y, sample_weight, feature_fields, n_fields, encoder):
+    """The training arrays of FM / FFM / FMCV ``fit``: CSR parts of ``X``, float32 labels and
+    weights (length-checked), each feature's field (default: ``encoder.feature_fields``, else
+    one field) and the field count."""
+    if encoder is not None:
+        if feature_fields is None:
+            feature_fields = encoder.feature_fields
+        n_fields = encoder.n_fields if n_fields is None else n_fields
+    X = _csr(X)
+    n = X[3]
+    if feature_fields is None:
+        feature_fields = np.zeros(X[4], np.int32)
+        n_fields = 1 if n_fields is None else n_fields
+    ff = np.ascontiguousarray(np.asarray(feature_fields), dtype=np.int32)
+    if n_fields is None:
+        n_fields = int(ff.max(initial=-1)) + 1
+    yy = _f32(y, "y", n)
+    w = None if sample_weight is None else _f32(sample_weight, "sample_weight", n)
+    return X, yy, w, ff, int(n_fields)
+
+
 class FM(_Serializable, _Estimator, _Threaded):
     """Factorization machine: bias + linear + factorized pairwise interactions over sparse rows.
 
@@ -884,20 +905,7 @@ class FM(_Serializable, _Estimator, _Threaded):
         encoder,
         progress,
     ):
-        if encoder is not None:
-            if feature_fields is None:
-                feature_fields = encoder.feature_fields
-            n_fields = encoder.n_fields if n_fields is None else n_fields
-        X = _csr(X)
-        n = X[3]
-        if feature_fields is None:
-            feature_fields = np.zeros(X[4], np.int32)
-            n_fields = 1 if n_fields is None else n_fields
-        ff = np.ascontiguousarray(np.asarray(feature_fields), dtype=np.int32)
-        if n_fields is None:
-            n_fields = int(ff.max(initial=-1)) + 1
-        yy = _f32(y, "y", n)
-        w = None if sample_weight is None else _f32(sample_weight, "sample_weight", n)
+        X, yy, w, ff, n_fields = _fit_inputs(X, y, sample_weight, feature_fields, n_fields, encoder)
         g = None if groups is None else np.ascontiguousarray(np.asarray(groups), dtype=np.int32)
         vX = vy = vw = vg = None
         if validation is not None:
@@ -1175,20 +1183,7 @@ class FMCV(_Estimator, _Threaded):
         """Selects and refits on rows ``X`` (scipy sparse, n x n_features) and 0/1 labels
         ``y``. ``feature_fields``: field of each feature (default: ``encoder.feature_fields``,
         else one field). ``encoder`` is saved with the model."""
-        if encoder is not None:
-            if feature_fields is None:
-                feature_fields = encoder.feature_fields
-            n_fields = encoder.n_fields if n_fields is None else n_fields
-        X = _csr(X)
-        n = X[3]
-        if feature_fields is None:
-            feature_fields = np.zeros(X[4], np.int32)
-            n_fields = 1 if n_fields is None else n_fields
-        ff = np.ascontiguousarray(np.asarray(feature_fields), dtype=np.int32)
-        if n_fields is None:
-            n_fields = int(ff.max(initial=-1)) + 1
-        yy = _f32(y, "y", n)
-        w = None if sample_weight is None else _f32(sample_weight, "sample_weight", n)
+        X, yy, w, ff, n_fields = _fit_inputs(X, y, sample_weight, feature_fields, n_fields, encoder)
         with _blas.limited(1):
             self._impl.fit(X, yy, w, ff, int(n_fields), resolve_progress(progress))
         impl = self._impl.model()

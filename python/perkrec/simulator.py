@@ -65,6 +65,18 @@ class SimulatedProgram:
         )
 
 
+def _int_param(value, name: str) -> int:
+    """An integer parameter of simulate (an integral float such as 2.0 passes); anything else
+    (2.5, "3", True, NaN) is a ConfigError naming it. Ranges are checked by the core."""
+    if isinstance(value, (bool, np.bool_)):
+        raise _core.ConfigError(f"simulate: {name} must be an integer (got {value!r})")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return int(value)
+    raise _core.ConfigError(f"simulate: {name} must be an integer (got {value!r})")
+
+
 def simulate(
     n_users: int = 10000,
     n_benefits: int = 48,
@@ -103,9 +115,9 @@ def simulate(
     benefits. Off by default: a program simulated without it is unchanged.
     """
     p = _core.SimulatorParams()
-    p.n_users = int(n_users)
-    p.n_benefits = int(n_benefits)
-    p.days = int(days)
+    p.n_users = _int_param(n_users, "n_users")
+    p.n_benefits = _int_param(n_benefits, "n_benefits")
+    p.days = _int_param(days, "days")
     start_ts = pd.Timestamp(start)
     if start_ts.tzinfo is None:
         start_ts = start_ts.tz_localize("UTC")
@@ -120,15 +132,15 @@ def simulate(
             )
         p.archetype_mix = mix
     p.preference_noise = float(preference_noise)
-    p.member_day_of_month = int(member_day_of_month)
-    p.holiday_start_day = int(holiday_start_day)
-    p.holiday_days = int(holiday_days)
-    p.seed = int(seed)
-    p.num_threads = int(num_threads)
+    p.member_day_of_month = _int_param(member_day_of_month, "member_day_of_month")
+    p.holiday_start_day = _int_param(holiday_start_day, "holiday_start_day")
+    p.holiday_days = _int_param(holiday_days, "holiday_days")
+    p.seed = _int_param(seed, "seed")
+    p.num_threads = _int_param(num_threads, "num_threads")
     if not isinstance(behavior, (bool, np.bool_)):
         raise _core.ConfigError(f"simulate: behavior must be True or False (got {behavior!r})")
     p.behavior = bool(behavior)
-    p.n_categories = int(n_categories)
+    p.n_categories = _int_param(n_categories, "n_categories")
     p.interest_concentration = float(interest_concentration)
     p.interest_effect = float(interest_effect)
     p.lines_per_order = float(lines_per_order)

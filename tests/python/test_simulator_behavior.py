@@ -91,3 +91,19 @@ def test_bad_behaviour_parameters_are_config_errors():
         perkrec.simulate(n_users=50, behavior=True, lines_per_order=0)
     with pytest.raises(perkrec.ConfigError, match="behavior"):
         perkrec.simulate(n_users=50, behavior="yes")
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("n_categories", 2.5), ("n_users", "100"), ("days", True), ("seed", float("nan"))],
+)
+def test_integer_parameters_are_not_truncated(name, value):
+    # 2.5 categories used to become 2 silently; an integral float is still accepted.
+    with pytest.raises(perkrec.ConfigError, match=name):
+        perkrec.simulate(**{"n_users": 50, "behavior": True, name: value})
+
+
+def test_integral_floats_are_accepted():
+    a = perkrec.simulate(n_users=60, days=30.0, seed=3, num_threads=1)
+    b = perkrec.simulate(n_users=60, days=30, seed=3, num_threads=1)
+    assert len(a.events) == len(b.events) > 0
