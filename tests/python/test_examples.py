@@ -38,7 +38,7 @@ def test_readme_quickstart_blocks_run(tmp_path, monkeypatch):
     assert len(blocks) >= 5 and "BenefitPlanner" in blocks[0]
     code = (
         "\n".join(blocks[:5])
-        .replace("n_users=20_000", "n_users=2_000")
+        .replace("n_users=20_000", "n_users=600")
         .replace("n_users=5000", "n_users=1500")
     )
     monkeypatch.chdir(tmp_path)

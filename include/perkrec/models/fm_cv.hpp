@@ -8,8 +8,9 @@
 //      label are shuffled by their own stream and dealt round-robin.
 //   2. Regularization path: the exact logistic regression (FM with factors = 0) at every
 //      reg_linear of `reg_linear_path`, from the strongest penalty to the weakest, each solve
-//      warm-started from the previous one, on every fold's training part; the held-out log-loss
-//      is pooled over the folds (weighted by the held-out sample weights). The penalty with the
+//      warm-started from the previous one (to a gradient 1e-6 of its start: the ranking needs no
+//      more), on every fold's training part; the held-out log-loss is pooled over the folds
+//      (weighted by the held-out sample weights). The penalty with the
 //      lowest CV log-loss wins (ties: the stronger one). Path values are penalties of the final
 //      model on all rows; a fold trained on a share s of the weight uses reg_linear / s, so the
 //      penalty per sample is the same (scikit-learn's LogisticRegressionCV keeps C, the same
