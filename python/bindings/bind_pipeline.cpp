@@ -26,7 +26,9 @@ void bind_pipeline(py::module_& m) {
                       const std::optional<py::array>& holdout_weight,
                       const std::optional<py::array>& incremental_share,
                       const std::optional<PooledMemberEffects>& pooled,
-                      const std::optional<double>& preference_weight) {
+                      const std::optional<double>& preference_weight,
+                      const BehaviorLog* behavior_log, const ItemCatalog* items,
+                      const BenefitItems* benefit_items) {
             BenefitPlannerFile f;
             f.config = parse_json_strict<InputError>(config_json, "BenefitPlannerFile: config");
             f.redemption_model = fm;
@@ -43,6 +45,14 @@ void bind_pipeline(py::module_& m) {
             f.incremental_share = copy_1d<float>(incremental_share, "incremental_share");
             f.pooled = pooled;
             f.preference_weight = preference_weight;
+            const int given =
+                (behavior_log != nullptr) + (items != nullptr) + (benefit_items != nullptr);
+            if (given != 0 && given != 3) {
+              detail::raise<InputError>(
+                  "BenefitPlannerFile: give behavior_log, items and benefit_items together");
+            }
+            if (given == 3)
+              f.behavior = BenefitPlannerFile::Behavior{*behavior_log, *items, *benefit_items};
             f.validate();
             return f;
           }),
@@ -50,7 +60,8 @@ void bind_pipeline(py::module_& m) {
           py::arg("events"), py::arg("users"), py::arg("order_value"), py::arg("holdout_user"),
           py::arg("holdout_benefit"), py::arg("holdout_predicted"), py::arg("holdout_redeemed"),
           py::arg("holdout_weight"), py::arg("incremental_share"), py::arg("pooled") = py::none(),
-          py::arg("preference_weight") = py::none())
+          py::arg("preference_weight") = py::none(), py::arg("behavior_log") = nullptr,
+          py::arg("items") = nullptr, py::arg("benefit_items") = nullptr)
       .def_property_readonly("config_json",
                              [](const BenefitPlannerFile& f) { return f.config.dump(); })
       .def_property_readonly("fm", [](const BenefitPlannerFile& f) { return f.redemption_model; })
@@ -60,7 +71,14 @@ void bind_pipeline(py::module_& m) {
       .def_property_readonly("users", [](const BenefitPlannerFile& f) { return f.users; })
       .def_property_readonly("pooled", [](const BenefitPlannerFile& f) { return f.pooled; })
       .def_property_readonly("preference_weight",
-                             [](const BenefitPlannerFile& f) { return f.preference_weight; });
+                             [](const BenefitPlannerFile& f) { return f.preference_weight; })
+      .def_property_readonly(
+          "behavior",
+          [](const BenefitPlannerFile& f) -> py::object {
+            if (!f.behavior) return py::none();
+            return py::make_tuple(f.behavior->log, f.behavior->items, f.behavior->benefit_items);
+          },
+          "(BehaviorLog, ItemCatalog, BenefitItems) copies, or None");
   // Per-member and held-out arrays: copies the caller owns.
   const auto array = [&cls](const char* name, auto member) {
     cls.def_property_readonly(name, [member](const BenefitPlannerFile& f) {

@@ -10,8 +10,9 @@
 //      perkrec.pipeline.with_attributes gives them (the catalog's kind, face_value,
 //      face_value_band, threshold, discount_rate, validity_days, scope, channel; the user
 //      table's columns, signup_time as tenure_days; weekday and hour of t), encoded by the
-//      FM's FeatureEncoder and scored by the FM (P as float32; no members x benefits float64
-//      matrix and no dense feature matrix beyond one block);
+//      FM's FeatureEncoder (its behaviour fields, when it has any, from the stored behaviour
+//      log, item catalog and benefit items: events strictly before t) and scored by the FM (P as
+//      float32; no members x benefits float64 matrix and no dense feature matrix beyond one block);
 //   2. with params.shrink, P clipped to [1e-6, 1 - 1e-6] and its member x benefit
 //      interaction shrunk in place (shrink_interactions_in_place: means of logit P at t, the
 //      slope fitted on the stored held-out issues);
@@ -23,7 +24,9 @@
 //   3. the incremental share: the stored control-group matrix (incremental "control") or the
 //      preference model's purchase timing (timing_share_scorer, evaluated on eligible pairs);
 //   4. the policy compiled at t (the preference model's default segments, the event log's
-//      caps) and Planner::plan (rank -> allocate -> schedule -> explain).
+//      caps) and Planner::plan (rank -> allocate -> schedule -> explain); with stored
+//      behaviour the reasons name the member's matching behaviour of the 8 weeks before t
+//      (decide/explain.hpp, "behavior").
 // The result equals perkrec.BenefitPlanner's Python reference (inputs() then Planner.plan)
 // bit for bit.
 //
@@ -38,7 +41,8 @@
 // indexing; it may hold more events) replaces the stored history for the features and the
 // caps, without refitting; nullptr = the stored log.
 //
-// Errors: ModelFormatError(invalid_content) for a config that does not describe a pipeline;
+// Errors: ModelFormatError(invalid_content) for a config that does not describe a pipeline
+// (or an encoder with a behaviour field in a file without the behaviour part);
 // InputError naming the field for a bad time, member, budget or a log of another shape; a
 // categorical field over a numeric user column is an InputError naming the field.
 //
@@ -197,11 +201,14 @@ class BenefitPlanner {
   static float clip(float p);
   /// Steps 2b of the file comment on one member's row (after the shrinkage).
   void adjust_row(Span<float> row, Index user) const;
+  /// The stored behaviour for the reasons (empty without it).
+  BehaviorEvidence evidence() const;
 
   std::unique_ptr<const BenefitPlannerFile>
       file_;  ///< on the heap: the frame and index point into it
   FeatureEncoder encoder_;
   HistoryIndex history_index_;  ///< of the stored log
+  BehaviorData behavior_;       ///< into file_->behavior; empty without it
   std::shared_ptr<const detail::PlanFrame> frame_;
   Policy policy_;
   Planner planner_;

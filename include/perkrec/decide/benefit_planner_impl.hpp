@@ -171,11 +171,8 @@ class BlockColumns {
     for (const char* key : {"user", "benefit", "timestamp"})
       add_integer(key, frame.sources.at(key));
     for (const FeatureField& f : encoder.spec().fields) {
-      if (f.kind == FeatureField::Kind::history) continue;
-      if (f.kind == FeatureField::Kind::behavior) {
-        detail::raise<InputError>("BenefitPlanner: field '", f.name,
-                                  "': behavior fields are not supported");
-      }
+      // History and behaviour fields read the user, benefit and timestamp columns above.
+      if (f.kind == FeatureField::Kind::history || f.kind == FeatureField::Kind::behavior) continue;
       const std::string col = f.column.empty() ? f.name : f.column;
       const auto it = frame.sources.find(col);
       if (it == frame.sources.end()) continue;  // the encoder names the missing column
@@ -279,6 +276,17 @@ PERKREC_INLINE BenefitPlanner::BenefitPlanner(BenefitPlannerFile file, int num_t
   resolve_num_threads(num_threads_);
   encoder_ = FeatureEncoder::from_fm_metadata(file_->redemption_model.metadata());
   encoder_.set_num_threads(num_threads_);
+  if (file_->behavior) {
+    behavior_ = BehaviorData{&file_->behavior->log, &file_->behavior->items,
+                             &file_->behavior->benefit_items};
+  } else {
+    for (const FeatureField& f : encoder_.spec().fields) {
+      if (f.kind == FeatureField::Kind::behavior) {
+        throw bad_config(detail::concat("the encoder's behaviour field '", f.name,
+                                        "' needs the stored behaviour (the file has none)"));
+      }
+    }
+  }
   history_index_ = encoder_.history_index(file_->events);
   const Index n = n_users();
   if (file_->users) {
@@ -317,6 +325,16 @@ PERKREC_INLINE void BenefitPlanner::adjust_row(Span<float> row, Index user) cons
     lift_.row(user, lift);
     apply_preference_offset(row, lift, *file_->preference_weight);
   }
+}
+
+PERKREC_INLINE BehaviorEvidence BenefitPlanner::evidence() const {
+  BehaviorEvidence e;
+  if (behavior_.complete()) {
+    e.log = behavior_.log;
+    e.items = behavior_.items;
+    e.benefit_items = behavior_.benefit_items;
+  }
+  return e;
 }
 
 PERKREC_INLINE BenefitPlanner BenefitPlanner::load(const std::string& path, int num_threads) {
@@ -370,7 +388,8 @@ PERKREC_INLINE void BenefitPlanner::score_users(Index begin, Index end, Timestam
   const detail::benefit_planner::BlockColumns block(encoder_, *frame_, begin, end, n_benefits(),
                                                     at);
   const HistoryIndex* index = history.log == &events ? &history : nullptr;
-  const CsrMatrix<float> X = encoder_.transform(block.columns, &events, nullptr, nullptr, index);
+  const CsrMatrix<float> X = encoder_.transform(block.columns, &events, nullptr,
+                                                behavior_.complete() ? &behavior_ : nullptr, index);
   // Every encoded row has the same number of entries, so row chunks are CSR views of their own.
   const Offset per_row = X.indptr[1];
   const Offset chunk = 1024;
@@ -449,6 +468,7 @@ PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double bu
   in.order_value = file_->order_value;
   in.preference = &file_->preference;
   in.budget = budget;
+  in.behavior = evidence();
   out.result = planner_.plan(out.compiled, file_->catalog, at, in);
   return out;
 }
@@ -463,6 +483,7 @@ PERKREC_INLINE BenefitPlanner::State BenefitPlanner::prepare(Timestamp at,
   s.compiled = policy_.compile(file_->catalog, users_, at, &segments_, &log, num_threads_);
   s.context =
       ExplanationContext::make(&file_->preference, file_->catalog, nullptr, s.compiled.rule_names);
+  if (behavior_.complete()) s.context.set_behavior(evidence());
   if (shrink_) probability(at, log, nullptr, &s.means);  // the plan's means at `at`, same sums
   return s;
 }
@@ -551,6 +572,7 @@ PERKREC_INLINE UserAnswer BenefitPlanner::answer(const State& state, Index membe
     row.best_ineligible = diagnostics.best_ineligible.empty() ? -1 : diagnostics.best_ineligible[0];
     row.best_ineligible_rule =
         diagnostics.best_ineligible_rule.empty() ? -1 : diagnostics.best_ineligible_rule[0];
+    row.time = time;
     mb.reasons = explain_text(state.context, row);
     out.benefits.push_back(std::move(mb));
   }
