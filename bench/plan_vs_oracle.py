@@ -48,8 +48,11 @@ Input variants (the redemption model's weighting + the incremental share's sourc
                   with and without it plan the same program) and BenefitPlanner.fit gets
                   behavior=(log, items, benefit_items): the FM's default behaviour field (the
                   member's purchases and views of the benefit's items, categories and brands
-                  strictly before each row's time). Compare e.g. ipw+timing+shrink+es+pooled
-                  (BenefitPlanner's defaults) with ipw+timing+shrink+es+pooled+behavior.
+                  strictly before each row's time; perkrec.pipeline.DEFAULT_BEHAVIOR_FIELD).
+                  Compare e.g. ipw+timing+shrink+es+pooled (BenefitPlanner's defaults) with
+                  ipw+timing+shrink+es+pooled+behavior.
+  ...+behavior_all  the same with every behaviour aggregate (cumulative counts, spend and
+                  popularity too) instead of the default field's.
 
   --decompose     also per case: the plan with the TRUE P, S (incremental share) or V (order
                   value) swapped in for every subset of the three (pct_true_P, ..., pct_true_SV;
@@ -173,7 +176,7 @@ def preference_offset(P: np.ndarray, preference, catalog, weight: float = 0.5) -
 def run_program(
     members: int, seed: int, mix: str, budgets, variants, threads: int, decompose: bool = False
 ):
-    behavior = any("behavior" in v.split("+") for v in variants)
+    behavior = any({"behavior", "behavior_all"} & set(v.split("+")) for v in variants)
     program = perkrec.simulate(
         n_users=members,
         seed=seed,
@@ -192,7 +195,14 @@ def run_program(
     for variant in variants:
         weighting, incremental, *extra = variant.split("+")
         t0 = time.perf_counter()
+        every_aggregate = {
+            "levels": program.items.levels if behavior else [],
+            "actions": program.behavior.action_names if behavior else [],
+            "half_life_days": 28,
+            "bins": 8,
+        }
         pipeline = perkrec.BenefitPlanner(
+            behavior_field=every_aggregate if "behavior_all" in extra else None,
             weighting="none" if weighting == "fm" else weighting,
             early_stopping="es" in extra,
             incremental=incremental,
@@ -210,7 +220,7 @@ def run_program(
             cut_time=cut,
             behavior=(
                 (program.behavior, program.items, program.benefit_items)
-                if "behavior" in extra
+                if {"behavior", "behavior_all"} & set(extra)
                 else None
             ),
         )

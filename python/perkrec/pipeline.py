@@ -65,11 +65,16 @@ from ._util import int_scalar, renamed_keywords, renamed_property, time_seconds
 WEIGHTINGS = ("ipw", "none")
 #: The behaviour field fit adds when given behaviour and no ``behavior_field``; ``levels`` and
 #: ``actions`` (None here) become every level of the item catalog and every action of the log.
+#: Its aggregates are the ones whose scale does not grow with the length of the history (decayed
+#: counts, days since the last event, share of wallet): the plan scores at the end of the log,
+#: later than every training issue, where cumulative counts and popularity would lie beyond the
+#: values the FM was fitted on.
 DEFAULT_BEHAVIOR_FIELD = {
     "name": "behavior",
     "kind": "behavior",
     "levels": None,
     "actions": None,
+    "aggregates": ["decayed_count", "days_since_last", "share_of_wallet", "member_days_since_last"],
     "half_life_days": 28,
     "bins": 8,
 }

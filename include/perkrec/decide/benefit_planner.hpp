@@ -55,6 +55,10 @@
 // Cost: plan O(members x benefits x (fields + factors)) for scoring, in blocks, parallel
 // within each block; memory: P (float32 members x benefits) plus one block's CSR rows.
 // answer: O(benefits x (fields + factors) + the member's events).
+// A behaviour field adds, per block (and per answer), one pass over the behaviour log when it
+// asks for the popularity aggregates (features/behavior_features.hpp builds their sorted
+// per-item times on each call: O(behaviour events log events)); the reasons' behaviour part
+// reads only the chosen member's events of the last 8 weeks.
 // Thread safety: const methods are safe from many threads at once (plan, prepare, answer).
 // Results never depend on the thread count.
 #pragma once
