@@ -173,23 +173,10 @@ def test_behaviour_errors_are_typed_and_name_the_field(program, times, fitted):
     assert not bp.fitted
     # A file whose encoder has a behaviour field but no behaviour part.
     f = fitted._file("test")
-    bare = _core.BenefitPlannerFile(
-        f.config_json,
-        f.fm,
-        f.preference,
-        f.catalog,
-        f.events,
-        f.users,
-        f.order_value,
-        f.holdout_user,
-        f.holdout_benefit,
-        f.holdout_predicted,
-        f.holdout_redeemed,
-        f.holdout_weight,
-        f.incremental_share,
-        f.pooled,
-        f.preference_weight,
-    )
+    names = "fm preference catalog events users order_value holdout_user holdout_benefit"
+    names += " holdout_predicted holdout_redeemed holdout_weight incremental_share pooled"
+    parts = [getattr(f, name) for name in (names + " preference_weight").split()]
+    bare = _core.BenefitPlannerFile(f.config_json, *parts)  # every part but the behaviour
     with pytest.raises(perkrec.ModelFormatError, match="behaviour field"):
         perkrec.BenefitPlanner.from_bytes(bare.to_bytes())
     with pytest.raises(perkrec.ModelFormatError, match="behaviour field"):
