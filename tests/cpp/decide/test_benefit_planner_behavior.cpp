@@ -66,6 +66,10 @@ TEST(BenefitPlannerBehavior, SaveLoadGivesIdenticalPlansAndTheBehaviourMatters) 
   EXPECT_EQ(loaded.file().behavior->log.size(), fx.prog.behavior.size());
   EXPECT_EQ(loaded.file().behavior->benefit_items.indices(), fx.prog.benefit_items.indices());
   expect_same_plan(loaded.plan(fx.end), plan);
+  // Thread counts and block sizes do not change it (behaviour features per block of members).
+  BenefitPlanner serial(fx.file, 1);
+  serial.set_block_users(37);
+  expect_same_plan(serial.plan(fx.end), plan);
   // Without any behaviour the behaviour features differ, and so does P.
   BenefitPlannerFile empty = fx.file;
   BehaviorColumns none;
