@@ -111,41 +111,44 @@ void bind_pipeline(py::module_& m) {
       .def("set_block_users", &BenefitPlanner::set_block_users, py::arg("users"))
       .def(
           "redemption_probability",
-          [](const BenefitPlanner& self, Timestamp at, const EventLog* events) {
+          [](const BenefitPlanner& self, Timestamp at, const EventLog* events,
+             const BehaviorLog* behavior) {
             std::vector<float> P;
             double slope = 1.0;
             {
               py::gil_scoped_release release;
-              P = self.redemption_probability(at, events, &slope);
+              P = self.redemption_probability(at, events, &slope, behavior);
             }
             return py::make_tuple(
                 to_numpy(std::move(P), {static_cast<py::ssize_t>(self.n_users()),
                                         static_cast<py::ssize_t>(self.n_benefits())}),
                 slope);
           },
-          py::arg("at"), py::arg("events") = nullptr)
+          py::arg("at"), py::arg("events") = nullptr, py::arg("behavior") = nullptr)
       .def(
           "plan",
-          [](const BenefitPlanner& self, Timestamp at, double budget, const EventLog* events) {
+          [](const BenefitPlanner& self, Timestamp at, double budget, const EventLog* events,
+             const BehaviorLog* behavior) {
             BenefitPlanner::Plan p;
             {
               py::gil_scoped_release release;
-              p = self.plan(at, budget, events);
+              p = self.plan(at, budget, events, behavior);
             }
             const double slope = p.slope;
             return py::make_tuple(std::move(p.compiled), plan_result_to_python(std::move(p.result)),
                                   slope);
           },
           py::arg("at"), py::arg("budget"), py::arg("events") = nullptr,
-          "(compiled policy, Planner::plan's tuple, slope)")
+          py::arg("behavior") = nullptr, "(compiled policy, Planner::plan's tuple, slope)")
       .def(
           "prepare",
-          [](const BenefitPlanner& self, Timestamp at, const EventLog* events) {
+          [](const BenefitPlanner& self, Timestamp at, const EventLog* events,
+             const BehaviorLog* behavior) {
             py::gil_scoped_release release;
-            return self.prepare(at, events);
+            return self.prepare(at, events, behavior);
           },
-          py::arg("at"), py::arg("events") = nullptr, py::keep_alive<0, 1>(),
-          py::keep_alive<0, 3>())
+          py::arg("at"), py::arg("events") = nullptr, py::arg("behavior") = nullptr,
+          py::keep_alive<0, 1>(), py::keep_alive<0, 3>(), py::keep_alive<0, 4>())
       .def(
           "answer",
           [](const BenefitPlanner& self, const BenefitPlanner::State& state, Index user,

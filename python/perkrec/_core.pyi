@@ -1215,16 +1215,25 @@ class BenefitPlannerCore:
     preference_weight: float
     def set_block_users(self, users: int) -> None: ...
     def redemption_probability(
-        self, at: int, events: Optional[EventLog] = None
+        self, at: int, events: Optional[EventLog] = None, behavior: Optional[BehaviorLog] = None
     ) -> Tuple[np.ndarray, float]: ...
     def plan(
-        self, at: int, budget: float, events: Optional[EventLog] = None
+        self,
+        at: int,
+        budget: float,
+        events: Optional[EventLog] = None,
+        behavior: Optional[BehaviorLog] = None,
     ) -> Tuple[
         CompiledPolicy,
         Tuple[Candidates, Dict[str, np.ndarray], Allocation, Dict[str, Any], float],
         float,
     ]: ...
-    def prepare(self, at: int, events: Optional[EventLog] = None) -> BenefitPlannerState: ...
+    def prepare(
+        self,
+        at: int,
+        events: Optional[EventLog] = None,
+        behavior: Optional[BehaviorLog] = None,
+    ) -> BenefitPlannerState: ...
     def answer(
         self, state: BenefitPlannerState, user: int, time: int, n: int = 1
     ) -> Tuple[List[Dict[str, Any]], str, np.ndarray]: ...

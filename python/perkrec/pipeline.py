@@ -30,7 +30,8 @@ log: the member's purchases, views, ... of the benefit's items and of their cate
 brands, strictly before each row's time), stores the three in the model file, and the plan's
 reasons name the member's matching behaviour of the 8 weeks before the plan time
 (``"behavior": [{"action": "purchase", "scope": "items", "count": 6, ..., "text": "bought
-items of this benefit 6 times in the last 8 weeks"}]``).
+items of this benefit 6 times in the last 8 weeks"}]``). ``plan(behavior=newer_log)`` and
+``inputs(behavior=newer_log)`` read a newer BehaviorLog of the same items without refitting.
 
 ``plan(at=...)`` scores every (member, benefit) at ``at`` through the FM and its encoder,
 shrinks, adds the pooled effects and the preference offset when fitted with them, and hands P, the incremental share and the order values to :class:`perkrec.Planner`.
@@ -711,17 +712,30 @@ class BenefitPlanner:
             )
         return events._impl
 
-    def inputs(self, at=None, *, events=None) -> PlanInputs:
+    def _behavior_impl(self, behavior, method: str):
+        """A newer BehaviorLog of the stored items (None: the stored one)."""
+        from .behavior import BehaviorLog
+
+        if behavior is None:
+            return None
+        if not isinstance(behavior, BehaviorLog):
+            raise _input_error(
+                f"BenefitPlanner.{method}: behavior must be a perkrec.BehaviorLog or None (got "
+                f"{type(behavior).__name__})"
+            )
+        return behavior._impl
+
+    def inputs(self, at=None, *, events=None, behavior=None) -> PlanInputs:
         """The planner's inputs at ``at`` (default: the end of the log) as dense members x
         benefits matrices: the FM's P for every (member, benefit), shrunk when fitted with
         ``shrink`` (scored in C++, block by block), the incremental share and the order
-        values. ``events``: a newer log for the features (see :meth:`plan`)."""
+        values. ``events``, ``behavior``: newer logs for the features (see :meth:`plan`)."""
         from .plan import incremental_share
 
         state = self._require_fitted("inputs")
         t = self._time(at)
         core, log = self._core(), self._events_impl(events, "inputs")
-        P, _ = core.redemption_probability(t, log)
+        P, _ = core.redemption_probability(t, log, self._behavior_impl(behavior, "inputs"))
         if self.params["incremental"] == "control":
             S = state["incremental_share"].reshape(P.shape)
         else:
@@ -735,6 +749,7 @@ class BenefitPlanner:
         budget: Optional[float] = None,
         inputs: Optional[PlanInputs] = None,
         events=None,
+        behavior=None,
     ):
         """The budgeted :class:`~perkrec.Plan` at ``at`` (default: the end of the log) under the
         policy (``budget`` overrides its budget).
@@ -744,7 +759,9 @@ class BenefitPlanner:
         interaction shrinkage, the incremental share, the compiled policy and the Planner; no
         members x benefits float64 matrix. ``events``: a newer EventLog of the same members and
         benefits (e.g. the fitted log plus the events since) whose history the features and the
-        caps read, without refitting. ``inputs``: precomputed :meth:`inputs` at the same time
+        caps read, without refitting. ``behavior``: likewise a newer BehaviorLog over the fitted
+        item catalog's items (fitted with behaviour) for the behaviour features and the reasons.
+        ``inputs``: precomputed :meth:`inputs` at the same time
         (then planned through :class:`perkrec.Planner`; ``plan.info["inputs"]`` keeps them)."""
         from .data import UserTable
         from .plan import _plan_from_result
@@ -753,6 +770,7 @@ class BenefitPlanner:
         self._require_fitted("plan")
         t = self._time(at)
         log = self._events_impl(events, "plan")
+        behavior_log = self._behavior_impl(behavior, "plan")
         user_table = self.user_table
         if user_table is None:
             user_table = UserTable(self.events.user_ids)
@@ -773,12 +791,16 @@ class BenefitPlanner:
                 history=self.events if events is None else events,
                 preference=pref,
                 budget=budget,
-                behavior=self.behavior,
+                behavior=(
+                    self.behavior
+                    if behavior is None or self.behavior is None
+                    else (behavior,) + tuple(self.behavior[1:])
+                ),
             )
             plan.info["inputs"] = inputs
             return plan
         compiled, result, slope = self._core().plan(
-            t, float("nan") if budget is None else float(budget), log
+            t, float("nan") if budget is None else float(budget), log, behavior_log
         )
         compiled = CompiledPolicy(compiled, [str(b) for b in self.catalog.ids.ids], user_table)
         plan = _plan_from_result(compiled, self.catalog, user_table, result)

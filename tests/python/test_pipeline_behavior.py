@@ -181,3 +181,36 @@ def test_behaviour_errors_are_typed_and_name_the_field(program, times, fitted):
         perkrec.BenefitPlanner.from_bytes(bare.to_bytes())
     with pytest.raises(perkrec.ModelFormatError, match="behaviour field"):
         _core.BenefitPlannerCore(bare, 1)
+
+
+def test_planning_with_a_newer_behaviour_log_reads_it_without_refitting(fitted, program, times):
+    log = program.behavior
+    _same_plan(fitted.plan(behavior=log), fitted.plan())
+    # The log without its last two weeks: other behaviour features, other P.
+    week = int((times[1] - pd.Timedelta(days=14)).value // 10**9)
+    keep = log._impl.timestamps() < week
+    older = perkrec.BehaviorLog._wrap(
+        _core.BehaviorLog.from_arrays(
+            log._impl.users()[keep].astype(np.int32),
+            log._impl.items()[keep].astype(np.int32),
+            log._impl.timestamps()[keep].astype(np.int64),
+            log._impl.actions()[keep].astype(np.int32),
+            log._impl.quantities()[keep].astype(np.float64),
+            log._impl.amounts()[keep],
+            log._impl.baskets()[keep].astype(np.int64),
+            log.n_users,
+            log.n_items,
+            log.action_names,
+            "raise",
+            2,
+        )
+    )
+    P_older = fitted.inputs(behavior=older).redemption_probability
+    assert not np.array_equal(P_older, fitted.inputs().redemption_probability)
+    plan = fitted.plan(behavior=older)
+    # The reference path (the dense inputs through Planner.plan) names the same behaviour.
+    _same_plan(fitted.plan(inputs=fitted.inputs(behavior=older), behavior=older), plan)
+    with pytest.raises(perkrec.InputError, match="behavior"):
+        fitted.plan(behavior=program.items)
+    with pytest.raises(perkrec.InputError, match="behavior"):
+        fitted.plan(behavior=perkrec.BehaviorLog())

@@ -39,7 +39,11 @@
 //
 // `events` (plan / prepare): a newer log of the same members and benefits (the same
 // indexing; it may hold more events) replaces the stored history for the features and the
-// caps, without refitting; nullptr = the stored log.
+// caps, without refitting; nullptr = the stored log. `behavior` (plan / prepare /
+// redemption_probability): likewise a newer BehaviorLog over the stored item catalog's items and
+// at most the fitted members replaces the stored behaviour log for the behaviour features and
+// the reasons (InputError naming `behavior` for a file without behaviour or a log of other
+// items); nullptr = the stored one.
 //
 // Errors: ModelFormatError(invalid_content) for a config that does not describe a pipeline
 // (or an encoder with a behaviour field in a file without the behaviour part);
@@ -150,7 +154,8 @@ class BenefitPlanner {
   /// P at `at`: members x benefits float32, after the shrinkage when params.shrink. `slope`
   /// (optional) receives the kept share of the interaction (1 without shrinkage).
   std::vector<float> redemption_probability(Timestamp at, const EventLog* events = nullptr,
-                                            double* slope = nullptr) const;
+                                            double* slope = nullptr,
+                                            const BehaviorLog* behavior = nullptr) const;
 
   struct Plan {
     CompiledPolicy compiled;
@@ -159,20 +164,22 @@ class BenefitPlanner {
   };
   /// The plan at `at` (see the file comment). `budget`: NaN = the policy's; else >= 0.
   Plan plan(Timestamp at, double budget = std::numeric_limits<double>::quiet_NaN(),
-            const EventLog* events = nullptr) const;
+            const EventLog* events = nullptr, const BehaviorLog* behavior = nullptr) const;
 
   /// What one-member answers at (or near) `at` need; see the file comment.
   struct State {
     Timestamp time = 0;
-    const EventLog* events = nullptr;  ///< borrowed; nullptr = the stored log
-    HistoryIndex history;              ///< of `events` (empty for the stored log)
+    const EventLog* events = nullptr;       ///< borrowed; nullptr = the stored log
+    HistoryIndex history;                   ///< of `events` (empty for the stored log)
+    const BehaviorLog* behavior = nullptr;  ///< borrowed; nullptr = the stored behaviour log
     CompiledPolicy compiled;
     InteractionMeans means;  ///< the shrinkage at `time` (empty without shrink)
     ExplanationContext context;
   };
   /// One scoring pass over every member at `at` (the shrinkage's means) and the compiled
-  /// policy. `events` must outlive the state.
-  State prepare(Timestamp at, const EventLog* events = nullptr) const;
+  /// policy. `events` and `behavior` must outlive the state.
+  State prepare(Timestamp at, const EventLog* events = nullptr,
+                const BehaviorLog* behavior = nullptr) const;
   /// The member's redemption probability of every benefit at `time`, shrunk with the state's
   /// means (the first step of answer; what a server ranks and paces itself).
   std::vector<float> user_probability(const State& state, Index user, Timestamp time) const;
@@ -198,15 +205,18 @@ class BenefitPlanner {
 
  private:
   const EventLog& log_of(const EventLog* events, const char* method) const;
-  std::vector<float> probability(Timestamp at, const EventLog& log, double* slope,
-                                 InteractionMeans* means) const;
+  /// The behaviour inputs with `log` (nullptr: the stored one) checked against the stored ones.
+  BehaviorData behavior_of(const BehaviorLog* log, const char* method) const;
+  std::vector<float> probability(Timestamp at, const EventLog& log, const BehaviorData& behavior,
+                                 double* slope, InteractionMeans* means) const;
   void score_users(Index begin, Index end, Timestamp at, const EventLog& events,
-                   const HistoryIndex& history, Span<float> out) const;
+                   const HistoryIndex& history, const BehaviorData& behavior,
+                   Span<float> out) const;
   static float clip(float p);
   /// Steps 2b of the file comment on one member's row (after the shrinkage).
   void adjust_row(Span<float> row, Index user) const;
-  /// The stored behaviour for the reasons (empty without it).
-  BehaviorEvidence evidence() const;
+  /// `behavior` for the reasons (empty without it).
+  static BehaviorEvidence evidence(const BehaviorData& behavior);
 
   std::unique_ptr<const BenefitPlannerFile>
       file_;  ///< on the heap: the frame and index point into it

@@ -2,6 +2,7 @@
 // behaviour part feeds the encoder's behaviour field strictly before the plan time, survives a
 // save/load, and the reasons name the member's matching behaviour with exact counts.
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -90,10 +91,16 @@ TEST(BenefitPlannerBehavior, EventsAtOrAfterThePlanTimeNeverChangeP) {
   const Index item = fx.prog.benefit_items.items(0)[0];
   std::vector<Index> members;
   for (Index u = 0; u < 40; ++u) members.push_back(u);
-  BenefitPlannerFile later = fx.file;
-  later.behavior->log =
+  const BehaviorLog later_log =
       with_extra_purchases(fx.prog.behavior, members, item, {at, at + 1, at + 86400});
+  BenefitPlannerFile later = fx.file;
+  later.behavior->log = later_log;
   EXPECT_EQ(BenefitPlanner(std::move(later), 2).redemption_probability(at), P);
+  // The same log given at plan time (a newer log without refitting) reads the same.
+  EXPECT_EQ(bp.redemption_probability(at, nullptr, nullptr, &later_log), P);
+  PERKREC_EXPECT_THROW_MSG(
+      BenefitPlanner(test::fixture().file).plan(at, std::nan(""), nullptr, &later_log), InputError,
+      "behavior", "holds no behaviour");
   // The same purchases a second earlier are seen (so the check above can fail).
   BenefitPlannerFile earlier = fx.file;
   earlier.behavior->log = with_extra_purchases(fx.prog.behavior, members, item, {at - 1});
