@@ -7,6 +7,9 @@ Per seed x archetype mix x budget (per member, on expected cost):
   pct_oracle      the plan's TRUE incremental return as a share of the oracle plan's (the same
                   planner fed the simulator's true redemption probabilities, incremental shares
                   and order values) at the same budget
+  true_return     the plan's TRUE incremental return (the numerator of pct_oracle)
+  auc_test        the FM's AUC on the issues logged after its training cut (the issues early
+                  stopping and the shrinkage also read; one value per seed and variant)
   spend_budget    the plan's TRUE spend / its budget
   spend_expected  the plan's TRUE spend / its own expected spend (the target when the budget
                   does not bind, i.e. expected spend < 99% of the budget)
@@ -39,6 +42,17 @@ Input variants (the redemption model's weighting + the incremental share's sourc
                   True): its weight fitted on the issues after the cut, with a preference model
                   fitted at the cut and the FM's logit [+ the pooled effects] as the offset
                   (clipped to [0, 1]; the fitted weight is in the rows as pref_weight)
+
+  ...+behavior    what members buy and browse: the programs are simulated with behaviour
+                  (perkrec.simulate(behavior=True), for every variant of the run, so variants
+                  with and without it plan the same program) and BenefitPlanner.fit gets
+                  behavior=(log, items, benefit_items): the FM's default behaviour field (the
+                  member's purchases and views of the benefit's items, categories and brands
+                  strictly before each row's time; perkrec.pipeline.DEFAULT_BEHAVIOR_FIELD).
+                  Compare e.g. ipw+timing+shrink+es+pooled (BenefitPlanner's defaults) with
+                  ipw+timing+shrink+es+pooled+behavior.
+  ...+behavior_all  the same with every behaviour aggregate (cumulative counts, spend and
+                  popularity too) instead of the default field's.
 
   --decompose     also per case: the plan with the TRUE P, S (incremental share) or V (order
                   value) swapped in for every subset of the three (pct_true_P, ..., pct_true_SV;
@@ -136,6 +150,17 @@ def pooled(pipeline, log, catalog, users, P, cut, threads: int) -> np.ndarray:
     ).probability
 
 
+def _test_auc(pipeline, program, cut) -> float:
+    """The FM's AUC on the issues logged after the cut (labels: redeemed within validity), with
+    the features it was fitted with (its behaviour field when it has one)."""
+    from perkrec.fm import redemption_samples
+
+    rows = redemption_samples(program.events, program.catalog, program.users)
+    rows = rows[rows["timestamp"].to_numpy() >= cut.value // 10**9]
+    X = pipeline.encoder.transform(rows, events=program.events, behavior=pipeline.behavior)
+    return perkrec.auc(rows["label"].to_numpy(), pipeline.fm.predict(X))
+
+
 def preference_offset(P: np.ndarray, preference, catalog, weight: float = 0.5) -> np.ndarray:
     """P with the preference model's member x kind preference added on the logit scale:
     weight x (log of the member's relative claim rate for the benefit's kind, minus its mean
@@ -151,8 +176,13 @@ def preference_offset(P: np.ndarray, preference, catalog, weight: float = 0.5) -
 def run_program(
     members: int, seed: int, mix: str, budgets, variants, threads: int, decompose: bool = False
 ):
+    behavior = any({"behavior", "behavior_all"} & set(v.split("+")) for v in variants)
     program = perkrec.simulate(
-        n_users=members, seed=seed, archetype_mix=MIXES[mix], num_threads=threads
+        n_users=members,
+        seed=seed,
+        archetype_mix=MIXES[mix],
+        behavior=behavior,
+        num_threads=threads,
     )
     log, catalog, truth = program.events, program.catalog, program.truth
     end = log.time_range[1]
@@ -165,7 +195,14 @@ def run_program(
     for variant in variants:
         weighting, incremental, *extra = variant.split("+")
         t0 = time.perf_counter()
+        every_aggregate = {
+            "levels": program.items.levels if behavior else [],
+            "actions": program.behavior.action_names if behavior else [],
+            "half_life_days": 28,
+            "bins": 8,
+        }
         pipeline = perkrec.BenefitPlanner(
+            behavior_field=every_aggregate if "behavior_all" in extra else None,
             weighting="none" if weighting == "fm" else weighting,
             early_stopping="es" in extra,
             incremental=incremental,
@@ -176,7 +213,17 @@ def run_program(
             seed=seed,
             num_threads=threads,
         )
-        pipeline.fit(log, catalog, program.users, cut_time=cut)
+        pipeline.fit(
+            log,
+            catalog,
+            program.users,
+            cut_time=cut,
+            behavior=(
+                (program.behavior, program.items, program.benefit_items)
+                if {"behavior", "behavior_all"} & set(extra)
+                else None
+            ),
+        )
         inputs = pipeline.inputs(end)
         P, S, V = inputs.redemption_probability, inputs.incremental_share, inputs.order_value
         if "pool" in extra:
@@ -222,6 +269,10 @@ def run_program(
                 "budget": per_member,
                 "variant": variant,
                 "pct_oracle": pct(e),
+                "true_return": e["true_incremental_return"],
+                "auc_test": _test_auc(pipeline, program, cut)
+                if per_member == budgets[0]
+                else np.nan,
                 "spend_budget": e["true_cost"] / plan.budget,
                 "spend_expected": e["true_cost"] / plan.expected_cost,
                 "binds": plan.expected_cost >= 0.99 * plan.budget,
@@ -379,6 +430,8 @@ def main() -> None:
         df.groupby(["variant", "budget"], sort=False)[
             [
                 "pct_oracle",
+                "true_return",
+                "auc_test",
                 "spend_budget",
                 "spend_expected",
                 "corr_full",

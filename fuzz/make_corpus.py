@@ -99,6 +99,13 @@ def main() -> None:
     models["benefit_planner.perk"] = perkrec.BenefitPlanner(num_threads=1).fit(
         program.events, program.catalog, program.users
     )
+    shopping = perkrec.simulate(n_users=60, seed=2, behavior=True)
+    models["benefit_planner_behavior.perk"] = perkrec.BenefitPlanner(num_threads=1).fit(
+        shopping.events,
+        shopping.catalog,
+        shopping.users,
+        behavior=(shopping.behavior, shopping.items, shopping.benefit_items),
+    )
     for name, obj in models.items():
         write(f"{out}/model", name, obj.to_bytes())
         if hasattr(obj, "get_params"):

@@ -26,7 +26,9 @@ void bind_pipeline(py::module_& m) {
                       const std::optional<py::array>& holdout_weight,
                       const std::optional<py::array>& incremental_share,
                       const std::optional<PooledMemberEffects>& pooled,
-                      const std::optional<double>& preference_weight) {
+                      const std::optional<double>& preference_weight,
+                      const BehaviorLog* behavior_log, const ItemCatalog* items,
+                      const BenefitItems* benefit_items) {
             BenefitPlannerFile f;
             f.config = parse_json_strict<InputError>(config_json, "BenefitPlannerFile: config");
             f.redemption_model = fm;
@@ -43,6 +45,14 @@ void bind_pipeline(py::module_& m) {
             f.incremental_share = copy_1d<float>(incremental_share, "incremental_share");
             f.pooled = pooled;
             f.preference_weight = preference_weight;
+            const int given =
+                (behavior_log != nullptr) + (items != nullptr) + (benefit_items != nullptr);
+            if (given != 0 && given != 3) {
+              detail::raise<InputError>(
+                  "BenefitPlannerFile: give behavior_log, items and benefit_items together");
+            }
+            if (given == 3)
+              f.behavior = BenefitPlannerFile::Behavior{*behavior_log, *items, *benefit_items};
             f.validate();
             return f;
           }),
@@ -50,7 +60,8 @@ void bind_pipeline(py::module_& m) {
           py::arg("events"), py::arg("users"), py::arg("order_value"), py::arg("holdout_user"),
           py::arg("holdout_benefit"), py::arg("holdout_predicted"), py::arg("holdout_redeemed"),
           py::arg("holdout_weight"), py::arg("incremental_share"), py::arg("pooled") = py::none(),
-          py::arg("preference_weight") = py::none())
+          py::arg("preference_weight") = py::none(), py::arg("behavior_log") = nullptr,
+          py::arg("items") = nullptr, py::arg("benefit_items") = nullptr)
       .def_property_readonly("config_json",
                              [](const BenefitPlannerFile& f) { return f.config.dump(); })
       .def_property_readonly("fm", [](const BenefitPlannerFile& f) { return f.redemption_model; })
@@ -60,7 +71,14 @@ void bind_pipeline(py::module_& m) {
       .def_property_readonly("users", [](const BenefitPlannerFile& f) { return f.users; })
       .def_property_readonly("pooled", [](const BenefitPlannerFile& f) { return f.pooled; })
       .def_property_readonly("preference_weight",
-                             [](const BenefitPlannerFile& f) { return f.preference_weight; });
+                             [](const BenefitPlannerFile& f) { return f.preference_weight; })
+      .def_property_readonly(
+          "behavior",
+          [](const BenefitPlannerFile& f) -> py::object {
+            if (!f.behavior) return py::none();
+            return py::make_tuple(f.behavior->log, f.behavior->items, f.behavior->benefit_items);
+          },
+          "(BehaviorLog, ItemCatalog, BenefitItems) copies, or None");
   // Per-member and held-out arrays: copies the caller owns.
   const auto array = [&cls](const char* name, auto member) {
     cls.def_property_readonly(name, [member](const BenefitPlannerFile& f) {
@@ -93,41 +111,44 @@ void bind_pipeline(py::module_& m) {
       .def("set_block_users", &BenefitPlanner::set_block_users, py::arg("users"))
       .def(
           "redemption_probability",
-          [](const BenefitPlanner& self, Timestamp at, const EventLog* events) {
+          [](const BenefitPlanner& self, Timestamp at, const EventLog* events,
+             const BehaviorLog* behavior) {
             std::vector<float> P;
             double slope = 1.0;
             {
               py::gil_scoped_release release;
-              P = self.redemption_probability(at, events, &slope);
+              P = self.redemption_probability(at, events, &slope, behavior);
             }
             return py::make_tuple(
                 to_numpy(std::move(P), {static_cast<py::ssize_t>(self.n_users()),
                                         static_cast<py::ssize_t>(self.n_benefits())}),
                 slope);
           },
-          py::arg("at"), py::arg("events") = nullptr)
+          py::arg("at"), py::arg("events") = nullptr, py::arg("behavior") = nullptr)
       .def(
           "plan",
-          [](const BenefitPlanner& self, Timestamp at, double budget, const EventLog* events) {
+          [](const BenefitPlanner& self, Timestamp at, double budget, const EventLog* events,
+             const BehaviorLog* behavior) {
             BenefitPlanner::Plan p;
             {
               py::gil_scoped_release release;
-              p = self.plan(at, budget, events);
+              p = self.plan(at, budget, events, behavior);
             }
             const double slope = p.slope;
             return py::make_tuple(std::move(p.compiled), plan_result_to_python(std::move(p.result)),
                                   slope);
           },
           py::arg("at"), py::arg("budget"), py::arg("events") = nullptr,
-          "(compiled policy, Planner::plan's tuple, slope)")
+          py::arg("behavior") = nullptr, "(compiled policy, Planner::plan's tuple, slope)")
       .def(
           "prepare",
-          [](const BenefitPlanner& self, Timestamp at, const EventLog* events) {
+          [](const BenefitPlanner& self, Timestamp at, const EventLog* events,
+             const BehaviorLog* behavior) {
             py::gil_scoped_release release;
-            return self.prepare(at, events);
+            return self.prepare(at, events, behavior);
           },
-          py::arg("at"), py::arg("events") = nullptr, py::keep_alive<0, 1>(),
-          py::keep_alive<0, 3>())
+          py::arg("at"), py::arg("events") = nullptr, py::arg("behavior") = nullptr,
+          py::keep_alive<0, 1>(), py::keep_alive<0, 3>(), py::keep_alive<0, 4>())
       .def(
           "answer",
           [](const BenefitPlanner& self, const BenefitPlanner::State& state, Index user,

@@ -186,7 +186,8 @@ void bind_planner(py::module_& m) {
          const std::optional<py::array>& share, const std::optional<py::array>& orders_per_day,
          const std::optional<py::array>& validity_days, const std::optional<py::array>& order_value,
          const std::optional<py::array>& benefit_value, const PreferenceModel* preference,
-         double budget) {
+         double budget, const BehaviorLog* behavior_log, const ItemCatalog* items,
+         const BenefitItems* benefit_items) {
         const Planner planner(
             PlannerParams::from_json(parse_json_strict<ConfigError>(params_json, "Planner")));
         PlanInputs in;
@@ -211,6 +212,13 @@ void bind_planner(py::module_& m) {
         in.benefit_value = view_1d_or_empty<float>(benefit_value, "benefit_value");
         in.preference = preference;
         in.budget = budget;
+        in.behavior.log = behavior_log;
+        in.behavior.items = items;
+        in.behavior.benefit_items = benefit_items;
+        if ((behavior_log != nullptr || items != nullptr || benefit_items != nullptr) &&
+            !in.behavior.complete()) {
+          detail::raise<InputError>("plan: give behavior_log, items and benefit_items together");
+        }
         PlanResult r;
         {
           py::gil_scoped_release release;
@@ -222,7 +230,8 @@ void bind_planner(py::module_& m) {
       py::arg("probability"), py::arg("blend"), py::arg("user_factors"), py::arg("benefit_factors"),
       py::arg("benefit_bias"), py::arg("factor_k"), py::arg("share"), py::arg("orders_per_day"),
       py::arg("validity_days"), py::arg("order_value"), py::arg("benefit_value"),
-      py::arg("preference"), py::arg("budget"),
+      py::arg("preference"), py::arg("budget"), py::arg("behavior_log") = nullptr,
+      py::arg("items") = nullptr, py::arg("benefit_items") = nullptr,
       "Planner::plan: (candidates, diagnostics, allocation, rows, budget); rows is a dict of "
       "arrays + reasons.");
 }

@@ -1153,6 +1153,9 @@ def plan(
     benefit_value: Optional[np.ndarray],
     preference: Optional[PreferenceModel],
     budget: float,
+    behavior_log: Optional[BehaviorLog] = None,
+    items: Optional[ItemCatalog] = None,
+    benefit_items: Optional[BenefitItems] = None,
 ) -> Tuple[Candidates, Dict[str, np.ndarray], Allocation, Dict[str, Any], float]: ...
 
 class BenefitPlannerFile:
@@ -1173,6 +1176,9 @@ class BenefitPlannerFile:
         incremental_share: Optional[np.ndarray],
         pooled: Optional[PooledMemberEffects] = None,
         preference_weight: Optional[float] = None,
+        behavior_log: Optional[BehaviorLog] = None,
+        items: Optional[ItemCatalog] = None,
+        benefit_items: Optional[BenefitItems] = None,
     ) -> None: ...
     config_json: str
     fm: FM
@@ -1189,6 +1195,7 @@ class BenefitPlannerFile:
     incremental_share: np.ndarray
     pooled: Optional[PooledMemberEffects]
     preference_weight: Optional[float]
+    behavior: Optional[Tuple[BehaviorLog, ItemCatalog, BenefitItems]]
     def to_bytes(self) -> bytes: ...
     @staticmethod
     def from_bytes(data: bytes) -> "BenefitPlannerFile": ...
@@ -1208,16 +1215,25 @@ class BenefitPlannerCore:
     preference_weight: float
     def set_block_users(self, users: int) -> None: ...
     def redemption_probability(
-        self, at: int, events: Optional[EventLog] = None
+        self, at: int, events: Optional[EventLog] = None, behavior: Optional[BehaviorLog] = None
     ) -> Tuple[np.ndarray, float]: ...
     def plan(
-        self, at: int, budget: float, events: Optional[EventLog] = None
+        self,
+        at: int,
+        budget: float,
+        events: Optional[EventLog] = None,
+        behavior: Optional[BehaviorLog] = None,
     ) -> Tuple[
         CompiledPolicy,
         Tuple[Candidates, Dict[str, np.ndarray], Allocation, Dict[str, Any], float],
         float,
     ]: ...
-    def prepare(self, at: int, events: Optional[EventLog] = None) -> BenefitPlannerState: ...
+    def prepare(
+        self,
+        at: int,
+        events: Optional[EventLog] = None,
+        behavior: Optional[BehaviorLog] = None,
+    ) -> BenefitPlannerState: ...
     def answer(
         self, state: BenefitPlannerState, user: int, time: int, n: int = 1
     ) -> Tuple[List[Dict[str, Any]], str, np.ndarray]: ...

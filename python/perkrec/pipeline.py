@@ -23,6 +23,16 @@
    order value (``margin`` x median basket) and, with ``incremental="control"``, the
    incremental share learned from the random control group, all as of the end of the log.
 
+What members buy and browse: ``fit(..., behavior=(BehaviorLog, ItemCatalog, BenefitItems))``
+adds one ``behavior`` field to the FM's encoder (``behavior_field``; by default
+:data:`DEFAULT_BEHAVIOR_FIELD` over every level of the item catalog and every action of the
+log: the member's purchases, views, ... of the benefit's items and of their categories and
+brands, strictly before each row's time), stores the three in the model file, and the plan's
+reasons name the member's matching behaviour of the 8 weeks before the plan time
+(``"behavior": [{"action": "purchase", "scope": "items", "count": 6, ..., "text": "bought
+items of this benefit 6 times in the last 8 weeks"}]``). ``plan(behavior=newer_log)`` and
+``inputs(behavior=newer_log)`` read a newer BehaviorLog of the same items without refitting.
+
 ``plan(at=...)`` scores every (member, benefit) at ``at`` through the FM and its encoder,
 shrinks, adds the pooled effects and the preference offset when fitted with them, and hands P, the incremental share and the order values to :class:`perkrec.Planner`.
 
@@ -54,6 +64,21 @@ from ._serializable import register as _register_kind
 from ._util import int_scalar, renamed_keywords, renamed_property, time_seconds
 
 WEIGHTINGS = ("ipw", "none")
+#: The behaviour field fit adds when given behaviour and no ``behavior_field``; ``levels`` and
+#: ``actions`` (None here) become every level of the item catalog and every action of the log.
+#: Its aggregates are the ones whose scale does not grow with the length of the history (decayed
+#: counts, days since the last event, share of wallet): the plan scores at the end of the log,
+#: later than every training issue, where cumulative counts and popularity would lie beyond the
+#: values the FM was fitted on.
+DEFAULT_BEHAVIOR_FIELD = {
+    "name": "behavior",
+    "kind": "behavior",
+    "levels": None,
+    "actions": None,
+    "aggregates": ["decayed_count", "days_since_last", "share_of_wallet", "member_days_since_last"],
+    "half_life_days": 28,
+    "bins": 8,
+}
 INCREMENTAL_SOURCES = ("timing", "control")
 DEFAULT_CUT_DAYS = 30
 
@@ -141,7 +166,10 @@ class BenefitPlanner:
     - ``incremental``: "timing" (purchase timing of the preference model) or "control" (the
       random control group); ``margin``: share of a member's median basket a redemption earns;
     - ``preference_params``: keyword arguments of :class:`perkrec.PreferenceModel`;
-    - ``objective``, ``top_k``, ``method``: the :class:`perkrec.Planner`'s; ``num_threads``.
+    - ``objective``, ``top_k``, ``method``: the :class:`perkrec.Planner`'s; ``num_threads``;
+    - ``behavior_field``: the FM's behaviour field (a FeatureEncoder field dict of kind
+      "behavior") when ``fit`` is given ``behavior=``; None = :data:`DEFAULT_BEHAVIOR_FIELD`
+      (every item level and action). Giving one makes ``behavior=`` required in ``fit``.
 
     Bad parameters raise ConfigError naming the field here, before anything is fitted.
     Thread safety: ``fit`` needs exclusive access; ``plan`` may run from several threads.
@@ -171,8 +199,9 @@ class BenefitPlanner:
         method: str = "dual",
         seed: int = 42,
         num_threads: int = 0,
+        behavior_field: Optional[dict] = None,
     ):
-        from .fm import FM
+        from .fm import FM, FeatureEncoder
         from .plan import Planner
         from .preference import PreferenceModel
 
@@ -212,6 +241,19 @@ class BenefitPlanner:
             num_threads=fm_threads,
             seed=seed,
         )
+        if behavior_field is not None:
+            if not isinstance(behavior_field, dict):
+                raise _config_error(
+                    f"BenefitPlanner: behavior_field must be a dict or None (got "
+                    f"{type(behavior_field).__name__})"
+                )
+            behavior_field = {"name": "behavior", **behavior_field}
+            if behavior_field.setdefault("kind", "behavior") != "behavior":
+                raise _config_error(
+                    f"BenefitPlanner: behavior_field: kind must be 'behavior' (got "
+                    f"{behavior_field['kind']!r})"
+                )
+            FeatureEncoder([behavior_field])  # ConfigError naming the key, now
         self.preference_params = dict(preference_params or {})
         self.preference_params.setdefault("num_threads", num_threads)
         # The sub-objects validate their own parameters (ConfigError naming the field) now.
@@ -233,13 +275,21 @@ class BenefitPlanner:
             method=method,
             seed=seed,
             num_threads=num_threads,
+            behavior_field=behavior_field,
         )
         self._state: Optional[dict] = None
 
     # --- fitting ---------------------------------------------------------------------------
     @renamed_keywords(users="user_table")
     def fit(
-        self, events, catalog, user_table=None, cut_time=None, *, progress: ProgressArg = False
+        self,
+        events,
+        catalog,
+        user_table=None,
+        cut_time=None,
+        *,
+        behavior=None,
+        progress: ProgressArg = False,
     ) -> "BenefitPlanner":
         """Learns the plan's inputs from ``events`` (an EventLog), ``catalog`` and optionally
         ``user_table`` (a UserTable of the log's members; ``users`` is its deprecated name; without it the FM uses no member
@@ -247,7 +297,9 @@ class BenefitPlanner:
         events before ``cut_time`` (default: the log's last ``DEFAULT_CUT_DAYS`` days are held
         out); the issues after it serve early stopping and the shrinkage. ``progress``: True
         draws the FM's and the preference model's progress bars on stderr, a callable
-        ``(stage, done, total)`` receives them. Returns self."""
+        ``(stage, done, total)`` receives them. ``behavior``: (BehaviorLog, ItemCatalog,
+        BenefitItems) of the same members and benefits: the FM gets ``behavior_field`` and the
+        model file keeps the three (see the module docstring). Returns self."""
         from .data import Catalog, EventLog, UserTable
 
         if not isinstance(events, EventLog):
@@ -275,6 +327,7 @@ class BenefitPlanner:
             )
         if len(events) == 0:
             raise _input_error("BenefitPlanner.fit: events: the log is empty (got 0 events)")
+        behavior = self._check_behavior(behavior, events)
         end = events.time_range[1]
         t_end = time_seconds(end, "end")
         cut = end - pd.Timedelta(days=DEFAULT_CUT_DAYS) if cut_time is None else cut_time
@@ -296,20 +349,76 @@ class BenefitPlanner:
                 "has none); use incremental='timing'"
             )
         fm, encoder = self._fit_redemption_model(
-            events, catalog, user_table, cut, t_cut, t_end, progress
+            events, catalog, user_table, cut, t_cut, t_end, progress, behavior
         )
-        holdout = self._holdout(events, frame, catalog, user_table, fm, encoder, t_cut, t_end)
+        holdout = self._holdout(
+            events, frame, catalog, user_table, fm, encoder, t_cut, t_end, behavior
+        )
         state = self._fit_rest(
             events, catalog, user_table, end, fm, holdout, t_cut, t_end, progress
         )
         state.update(
-            self._fit_offsets(events, frame, catalog, user_table, fm, encoder, cut, t_cut, t_end)
+            self._fit_offsets(
+                events, frame, catalog, user_table, fm, encoder, cut, t_cut, t_end, behavior
+            )
         )
+        state["behavior"] = behavior
         self._state = state
         return self
 
+    def _check_behavior(self, behavior, events):
+        """``behavior`` checked against the event log (InputError naming what differs), or
+        None; a ``behavior_field`` without it is an InputError."""
+        from .behavior import _behavior_triple
+
+        if behavior is None:
+            if self.params["behavior_field"] is not None:
+                raise _input_error(
+                    "BenefitPlanner.fit: behavior_field needs behavior=(BehaviorLog, "
+                    "ItemCatalog, BenefitItems) (got none)"
+                )
+            return None
+        log, items, applies = _behavior_triple(behavior, "BenefitPlanner.fit")
+        if applies.n_benefits != events.n_benefits:
+            raise _input_error(
+                f"BenefitPlanner.fit: behavior: the benefit items cover {applies.n_benefits} "
+                f"benefits (expected the event log's {events.n_benefits})"
+            )
+        if log.n_users > events.n_users:
+            raise _input_error(
+                f"BenefitPlanner.fit: behavior: the behaviour log has {log.n_users} members "
+                f"(expected at most the event log's {events.n_users})"
+            )
+        if not log.n_items == len(items) == applies.n_items:
+            raise _input_error(
+                f"BenefitPlanner.fit: behavior: the log, the item catalog and the benefit items "
+                f"index {log.n_items}, {len(items)} and {applies.n_items} items (expected the same)"
+            )
+        return tuple(behavior)
+
+    def _behavior_field(self, behavior) -> dict:
+        """The behaviour field the FM gets: ``behavior_field`` or the default over every item
+        level and action of ``behavior``."""
+        field = self.params["behavior_field"]
+        if field is None:
+            log, items, _ = behavior
+            field = dict(DEFAULT_BEHAVIOR_FIELD)
+            field["levels"] = list(items.levels)
+            field["actions"] = list(log.action_names)
+        return dict(field)
+
     def _fit_offsets(
-        self, events, frame, catalog, user_table, fm, encoder, cut, t_cut: int, t_end: int
+        self,
+        events,
+        frame,
+        catalog,
+        user_table,
+        fm,
+        encoder,
+        cut,
+        t_cut: int,
+        t_end: int,
+        behavior=None,
     ) -> dict:
         """The pooled member effects (``pooled``) and the preference offset's weight
         (``preference_offset``), both in C++ (decide/pooled_effects.hpp), on the issues whose
@@ -343,7 +452,7 @@ class BenefitPlanner:
         rows = rows[done]
         held = held[done]
         at_issue = np.clip(
-            fm.predict(encoder.transform(rows, events=events)), 1e-6, 1 - 1e-6
+            fm.predict(encoder.transform(rows, events=events, behavior=behavior)), 1e-6, 1 - 1e-6
         ).astype(np.float64)
         users = rows["user"].to_numpy(np.int32)
         benefits = rows["benefit"].to_numpy(np.int32)
@@ -388,10 +497,10 @@ class BenefitPlanner:
         return out
 
     def _fit_redemption_model(
-        self, events, catalog, user_table, cut, t_cut: int, t_end: int, progress
+        self, events, catalog, user_table, cut, t_cut: int, t_end: int, progress, behavior=None
     ):
         from .data import split_by_time
-        from .fm import FM, FeatureEncoder, redemption_samples
+        from .fm import DEFAULT_FIELDS, FM, FeatureEncoder, redemption_samples
         from .plan import issue_weights
 
         threads = self.params["num_threads"]
@@ -405,7 +514,12 @@ class BenefitPlanner:
         if self.params["weighting"] == "ipw":
             train_frame = train.to_frame(external_ids=False)
             weights = issue_weights(train_frame["propensity"].to_numpy()[_issued_mask(train_frame)])
-        encoder = FeatureEncoder().fit(rows, events=events, catalog=catalog)
+        if behavior is None:
+            encoder = FeatureEncoder()
+        else:
+            fields = [dict(f, optional=True) for f in DEFAULT_FIELDS]
+            encoder = FeatureEncoder(fields + [self._behavior_field(behavior)])
+        encoder.fit(rows, events=events, catalog=catalog, behavior=behavior)
         validation = None
         if self.params["early_stopping"]:
             held = redemption_samples(events, catalog, user_table)
@@ -421,10 +535,13 @@ class BenefitPlanner:
                     "validity ended by the end of the log (got none); move cut_time earlier or "
                     "pass early_stopping=False"
                 )
-            validation = (encoder.transform(held, events=events), held["label"])
+            validation = (
+                encoder.transform(held, events=events, behavior=behavior),
+                held["label"],
+            )
         fm = FM(**self.fm_params)
         fm.fit(
-            encoder.transform(rows, events=events),
+            encoder.transform(rows, events=events, behavior=behavior),
             rows["label"],
             sample_weight=weights,
             encoder=encoder,
@@ -434,7 +551,7 @@ class BenefitPlanner:
         return fm, encoder
 
     def _holdout(
-        self, events, frame, catalog, user_table, fm, encoder, t_cut: int, t_end: int
+        self, events, frame, catalog, user_table, fm, encoder, t_cut: int, t_end: int, behavior=None
     ) -> dict:
         """The held-out issues (after the cut, validity ended by the end of the log) with the
         FM's predictions: what the shrinkage fits its slope on at plan time."""
@@ -461,7 +578,7 @@ class BenefitPlanner:
             if "propensity" in frame
             else None
         )
-        predicted = fm.predict(encoder.transform(rows, events=events))
+        predicted = fm.predict(encoder.transform(rows, events=events, behavior=behavior))
         return {
             "user": rows["user"].to_numpy(np.int32),
             "benefit": rows["benefit"].to_numpy(np.int32),
@@ -541,6 +658,11 @@ class BenefitPlanner:
     users = renamed_property("user_table", "BenefitPlanner.users")
 
     @property
+    def behavior(self):
+        """(BehaviorLog, ItemCatalog, BenefitItems) given to fit, or None."""
+        return self._require_fitted("behavior").get("behavior")
+
+    @property
     def order_value(self) -> np.ndarray:
         return self._require_fitted("order_value")["order_value"]
 
@@ -590,17 +712,30 @@ class BenefitPlanner:
             )
         return events._impl
 
-    def inputs(self, at=None, *, events=None) -> PlanInputs:
+    def _behavior_impl(self, behavior, method: str):
+        """A newer BehaviorLog of the stored items (None: the stored one)."""
+        from .behavior import BehaviorLog
+
+        if behavior is None:
+            return None
+        if not isinstance(behavior, BehaviorLog):
+            raise _input_error(
+                f"BenefitPlanner.{method}: behavior must be a perkrec.BehaviorLog or None (got "
+                f"{type(behavior).__name__})"
+            )
+        return behavior._impl
+
+    def inputs(self, at=None, *, events=None, behavior=None) -> PlanInputs:
         """The planner's inputs at ``at`` (default: the end of the log) as dense members x
         benefits matrices: the FM's P for every (member, benefit), shrunk when fitted with
         ``shrink`` (scored in C++, block by block), the incremental share and the order
-        values. ``events``: a newer log for the features (see :meth:`plan`)."""
+        values. ``events``, ``behavior``: newer logs for the features (see :meth:`plan`)."""
         from .plan import incremental_share
 
         state = self._require_fitted("inputs")
         t = self._time(at)
         core, log = self._core(), self._events_impl(events, "inputs")
-        P, _ = core.redemption_probability(t, log)
+        P, _ = core.redemption_probability(t, log, self._behavior_impl(behavior, "inputs"))
         if self.params["incremental"] == "control":
             S = state["incremental_share"].reshape(P.shape)
         else:
@@ -614,6 +749,7 @@ class BenefitPlanner:
         budget: Optional[float] = None,
         inputs: Optional[PlanInputs] = None,
         events=None,
+        behavior=None,
     ):
         """The budgeted :class:`~perkrec.Plan` at ``at`` (default: the end of the log) under the
         policy (``budget`` overrides its budget).
@@ -623,7 +759,9 @@ class BenefitPlanner:
         interaction shrinkage, the incremental share, the compiled policy and the Planner; no
         members x benefits float64 matrix. ``events``: a newer EventLog of the same members and
         benefits (e.g. the fitted log plus the events since) whose history the features and the
-        caps read, without refitting. ``inputs``: precomputed :meth:`inputs` at the same time
+        caps read, without refitting. ``behavior``: likewise a newer BehaviorLog over the fitted
+        item catalog's items (fitted with behaviour) for the behaviour features and the reasons.
+        ``inputs``: precomputed :meth:`inputs` at the same time
         (then planned through :class:`perkrec.Planner`; ``plan.info["inputs"]`` keeps them)."""
         from .data import UserTable
         from .plan import _plan_from_result
@@ -632,6 +770,7 @@ class BenefitPlanner:
         self._require_fitted("plan")
         t = self._time(at)
         log = self._events_impl(events, "plan")
+        behavior_log = self._behavior_impl(behavior, "plan")
         user_table = self.user_table
         if user_table is None:
             user_table = UserTable(self.events.user_ids)
@@ -652,11 +791,16 @@ class BenefitPlanner:
                 history=self.events if events is None else events,
                 preference=pref,
                 budget=budget,
+                behavior=(
+                    self.behavior
+                    if behavior is None or self.behavior is None
+                    else (behavior,) + tuple(self.behavior[1:])
+                ),
             )
             plan.info["inputs"] = inputs
             return plan
         compiled, result, slope = self._core().plan(
-            t, float("nan") if budget is None else float(budget), log
+            t, float("nan") if budget is None else float(budget), log, behavior_log
         )
         compiled = CompiledPolicy(compiled, [str(b) for b in self.catalog.ids.ids], user_table)
         plan = _plan_from_result(compiled, self.catalog, user_table, result)
@@ -697,6 +841,7 @@ class BenefitPlanner:
             "end_time": state["end_time"],
         }
         share = state["incremental_share"]
+        behavior = state.get("behavior") or (None, None, None)
         return _core.BenefitPlannerFile(
             json.dumps(config),
             state["fm"]._impl,
@@ -713,6 +858,7 @@ class BenefitPlanner:
             None if share is None else share.reshape(-1),
             state.get("pooled"),
             state.get("preference_weight"),
+            *(None if b is None else b._impl for b in behavior),
         )
 
     def to_bytes(self) -> bytes:
@@ -722,13 +868,14 @@ class BenefitPlanner:
     def save(self, path) -> None:
         """Writes the fitted pipeline as one model file (kind "BenefitPlanner"): the policy,
         the parameters, the FM with its encoder, the preference model, the catalog, the event
-        log, the user table and the per-member / held-out arrays."""
+        log, the user table, the behaviour given to fit and the per-member / held-out arrays."""
         import os
 
         self._file("save").save(os.fspath(path))
 
     @classmethod
     def _wrap(cls, impl: _core.BenefitPlannerFile) -> "BenefitPlanner":
+        from .behavior import BehaviorLog, BenefitItems, ItemCatalog
         from .data import Catalog, EventLog, UserTable
         from .fm import FM
         from .preference import PreferenceModel
@@ -759,6 +906,7 @@ class BenefitPlanner:
                 method=params["method"],
                 seed=params["seed"],
                 num_threads=params["num_threads"],
+                behavior_field=params.get("behavior_field"),
             )
             obj = cls(config["policy"], **kwargs)
             share = impl.incremental_share
@@ -809,8 +957,25 @@ class BenefitPlanner:
             "pooled": impl.pooled,
             "preference_weight": impl.preference_weight,
             "preference_weight_unclipped": None,
+            "behavior": None,
             "file": impl,
         }
+        stored = impl.behavior
+        fields = obj._state["fm"].encoder.fields if obj._state["fm"].encoder is not None else []
+        if stored is None and any(f.get("kind") == "behavior" for f in fields):
+            error = _core.ModelFormatError(
+                "BenefitPlanner.load: the encoder's behaviour field needs the stored behaviour "
+                "(the file has none)"
+            )
+            error.code = "invalid_content"
+            raise error
+        if stored is not None:
+            log, items, applies = stored
+            obj._state["behavior"] = (
+                BehaviorLog._wrap(log),
+                ItemCatalog._wrap(items),
+                BenefitItems._wrap(applies),
+            )
         return obj
 
     @classmethod

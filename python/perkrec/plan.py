@@ -1119,6 +1119,7 @@ class Planner:
         preference=None,
         budget: Optional[float] = None,
         eligible_matrix: bool = True,
+        behavior=None,
     ) -> Plan:
         """Plans for the members of ``user_table`` (UserTable rows = member indices of the
         probabilities; ``users`` is its deprecated name) at ``plan_time``.
@@ -1134,11 +1135,18 @@ class Planner:
         ``segments`` (``PreferenceModel.segments()`` or labels) feed segment rules, quotas and
         the summary; ``history`` (EventLog) the caps; ``preference`` (a fitted
         PreferenceModel) send times, validity and the preference part of the reasons.
-        ``budget`` overrides the policy's. Returns a :class:`Plan`; ``plan.info`` keeps the
+        ``budget`` overrides the policy's. ``behavior`` (BehaviorLog, ItemCatalog,
+        BenefitItems): the reasons name each chosen member's matching behaviour of the 8 weeks
+        before ``plan_time`` (key "behavior"). Returns a :class:`Plan`; ``plan.info`` keeps the
         compiled policy, candidates, allocation and, with ``eligible_matrix``, the dense
         eligibility (for baselines under the same rules)."""
         from .ranking import _impl_of, _optional_floats
 
+        triple = (None, None, None)
+        if behavior is not None:
+            from .behavior import _behavior_triple
+
+            triple = _behavior_triple(behavior, "Planner.plan")
         if self.objective == "incremental" and incremental_share is None:
             raise _input_error(
                 "Planner.plan: objective 'incremental' needs incremental_share "
@@ -1196,6 +1204,7 @@ class Planner:
             _optional_floats(benefit_value, "benefit_value"),
             None if preference is None else _impl_of(preference),
             float("nan") if budget is None else float(budget),
+            *triple,
         )
         return _plan_from_result(compiled, catalog, user_table, result, eligible_matrix)
 

@@ -28,6 +28,10 @@
 //   perkrec::BehaviorLog log = perkrec::BehaviorLog::from_columns(c, o);
 //   for (perkrec::Offset e = log.user_begin(u); e < log.before(u, t); ++e) { ... }  // as of t
 //
+// A log saves and loads through the model-file container (kind "BehaviorLog": its columns,
+// action names and counts); reading rebuilds it through from_columns, so every row is
+// validated again (ModelFormatError naming the first bad one).
+//
 // Cost: O(events + members) time and memory: input already in (member, time) order is copied;
 // otherwise a two-level radix sort (at most 1024 buckets by the top bits of (member, time), each
 // sorted in cache) places one column at a time, with no per-event records. Parallel over blocks
@@ -45,6 +49,7 @@
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/item_catalog.hpp"
 #include "perkrec/detail/large_vector.hpp"
+#include "perkrec/io/serializable.hpp"
 
 namespace perkrec {
 
@@ -69,8 +74,9 @@ struct BehaviorOptions {
   int num_threads = 0;                        ///< 0 = OpenMP default; never changes the result
 };
 
-class BehaviorLog {
+class BehaviorLog : public Serializable<BehaviorLog> {
  public:
+  static constexpr const char* kind = "BehaviorLog";
   BehaviorLog() = default;
 
   /// Validates and sorts the columns into a log (see the file comment).
@@ -112,6 +118,9 @@ class BehaviorLog {
   /// Earliest / latest timestamp (kNoTime when empty).
   Timestamp min_time() const { return min_time_; }
   Timestamp max_time() const { return max_time_; }
+
+  void write(ModelWriter& w, const std::string& prefix) const;
+  static BehaviorLog read(const ModelReader& r, const std::string& prefix);
 
  private:
   Index n_users_ = 0;

@@ -512,4 +512,69 @@ PERKREC_INLINE int BehaviorLog::find_action(const std::string& name) const {
   return -1;
 }
 
+PERKREC_INLINE void BehaviorLog::write(ModelWriter& w, const std::string& prefix) const {
+  Json& c = content_section(w, prefix);
+  c["n_users"] = n_users_;
+  c["n_items"] = n_items_;
+  c["action_names"] = action_names_;
+  c["has_baskets"] = has_baskets_;
+  c["unknown_items"] = unknown_items_;
+  c["unknown_users"] = unknown_users_;
+  const auto n = static_cast<std::int64_t>(size());
+  w.add(prefix + "user", users());
+  w.add(prefix + "item", item_.data(), {n});
+  w.add(prefix + "action", action_.data(), {n});
+  w.add(prefix + "timestamp", timestamp_.data(), {n});
+  w.add(prefix + "quantity", quantity_.data(), {n});
+  w.add(prefix + "amount", amount_.data(), {n});
+  if (has_baskets_) w.add(prefix + "basket", basket_.data(), {n});
+}
+
+PERKREC_INLINE BehaviorLog BehaviorLog::read(const ModelReader& r, const std::string& prefix) {
+  JsonReader<ModelFormatError> jr(content_section(r, prefix), content_pointer(prefix),
+                                  "BehaviorLog::read");
+  BehaviorOptions o;
+  bool has_baskets = false;
+  Offset unknown_items = 0, unknown_users = 0;
+  jr.require("n_users", o.n_users);
+  jr.require("n_items", o.n_items);
+  jr.require("action_names", o.action_names);
+  jr.require("has_baskets", has_baskets);
+  jr.require("unknown_items", unknown_items);
+  jr.require("unknown_users", unknown_users);
+  jr.finish();
+  if (o.n_users < 0 || o.n_items < 0 || unknown_items < 0 || unknown_users < 0)
+    r.bad_content("negative count");
+  r.check_count("n_users", o.n_users);
+  r.check_count("n_items", o.n_items);
+  const Span<const Index> user = r.array<Index>(prefix + "user");
+  const std::vector<std::int64_t> shape{static_cast<std::int64_t>(user.size())};
+  BehaviorColumns cols;
+  cols.user = user;
+  cols.item = r.array<Index>(prefix + "item", shape);
+  cols.timestamp = r.array<Timestamp>(prefix + "timestamp", shape);
+  const Span<const std::uint8_t> action = r.array<std::uint8_t>(prefix + "action", shape);
+  const Span<const float> quantity = r.array<float>(prefix + "quantity", shape);
+  const std::vector<std::int32_t> codes(action.begin(), action.end());
+  const std::vector<double> quantities(quantity.begin(), quantity.end());
+  cols.action = codes;
+  cols.quantity = quantities;
+  cols.amount = r.array<double>(prefix + "amount", shape);
+  static const std::int64_t no_basket = -1;
+  if (has_baskets) {
+    cols.basket = r.array<std::int64_t>(prefix + "basket", shape);
+    if (user.empty()) cols.basket = Span<const std::int64_t>(&no_basket, 0);
+  }
+  o.unknown = UnknownItems::raise;
+  BehaviorLog log;
+  try {
+    log = from_columns(cols, o);
+  } catch (const Error& e) {
+    r.invalid(e.what());
+  }
+  log.unknown_items_ = unknown_items;
+  log.unknown_users_ = unknown_users;
+  return log;
+}
+
 }  // namespace perkrec

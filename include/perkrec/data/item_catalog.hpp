@@ -27,6 +27,10 @@
 //   perkrec::Span<const perkrec::Index> its = applies.items(coupon);
 //   perkrec::LevelValues cats = applies.level_values(items, "category");
 //
+// Both save and load through the model-file container (kinds "ItemCatalog", "BenefitItems");
+// reading rebuilds through add_level / add_numeric / from_pairs, so a file is validated like any
+// input (ModelFormatError naming what is wrong).
+//
 // Cost: building is O(items) per column and O(pairs log pairs) for BenefitItems.
 // Thread safety: const methods are safe from many threads; adding columns needs exclusive
 // access. Every method validates before it changes anything.
@@ -40,6 +44,7 @@
 #include "perkrec/core/error.hpp"
 #include "perkrec/core/types.hpp"
 #include "perkrec/data/id_map.hpp"
+#include "perkrec/io/serializable.hpp"
 
 namespace perkrec {
 
@@ -53,8 +58,9 @@ enum class UnknownItems : std::uint8_t {
 PERKREC_INLINE UnknownItems parse_unknown_items(const std::string& name,
                                                 const std::string& context);
 
-class ItemCatalog {
+class ItemCatalog : public Serializable<ItemCatalog> {
  public:
+  static constexpr const char* kind = "ItemCatalog";
   ItemCatalog() = default;
   /// A catalog with one row per item of `items` and no columns yet.
   explicit ItemCatalog(IdMap items);
@@ -96,6 +102,9 @@ class ItemCatalog {
 
   bool operator==(const ItemCatalog& o) const;
 
+  void write(ModelWriter& w, const std::string& prefix) const;
+  static ItemCatalog read(const ModelReader& r, const std::string& prefix);
+
  private:
   struct Level {
     std::string name;
@@ -124,8 +133,9 @@ struct LevelValues {
   }
 };
 
-class BenefitItems {
+class BenefitItems : public Serializable<BenefitItems> {
  public:
+  static constexpr const char* kind = "BenefitItems";
   BenefitItems() = default;
 
   /// From (benefit, item) pairs of equal length. `benefit` must lie in [0, n_benefits) (-1:
@@ -153,6 +163,12 @@ class BenefitItems {
   /// Each benefit's distinct values of `level` in `catalog` (which must hold n_items() items).
   /// InputError when the level is absent or the catalog's size differs.
   LevelValues level_values(const ItemCatalog& catalog, const std::string& level) const;
+
+  /// The benefits b' and items i' of the kept pairs (b' ascending), as from_pairs reads them.
+  std::vector<Index> pair_benefits() const;
+
+  void write(ModelWriter& w, const std::string& prefix) const;
+  static BenefitItems read(const ModelReader& r, const std::string& prefix);
 
  private:
   Index n_benefits_ = 0;

@@ -173,6 +173,50 @@ PERKREC_INLINE bool ItemCatalog::operator==(const ItemCatalog& o) const {
   return true;
 }
 
+PERKREC_INLINE void ItemCatalog::write(ModelWriter& w, const std::string& prefix) const {
+  items_.write(w, prefix + "items.");
+  Json levels = Json::array(), numerics = Json::array();
+  for (std::size_t l = 0; l < levels_.size(); ++l) {
+    const std::string base = prefix + "level" + std::to_string(l);
+    levels.push_back(levels_[l].name);
+    w.add(base, levels_[l].codes);
+    w.add_strings(base + ".values", levels_[l].values);
+  }
+  for (std::size_t k = 0; k < numerics_.size(); ++k) {
+    numerics.push_back(numerics_[k].name);
+    w.add(prefix + "numeric" + std::to_string(k), numerics_[k].values);
+  }
+  Json& c = content_section(w, prefix);
+  c["levels"] = std::move(levels);
+  c["numerics"] = std::move(numerics);
+}
+
+PERKREC_INLINE ItemCatalog ItemCatalog::read(const ModelReader& r, const std::string& prefix) {
+  JsonReader<ModelFormatError> jr(content_section(r, prefix), content_pointer(prefix),
+                                  "ItemCatalog::read");
+  std::vector<std::string> levels, numerics;
+  jr.raw("items.");  // the id map's own section
+  jr.require("levels", levels);
+  jr.require("numerics", numerics);
+  jr.finish();
+  ItemCatalog catalog(IdMap::read(r, prefix + "items."));
+  const std::int64_t rows = catalog.size();
+  try {
+    for (std::size_t l = 0; l < levels.size(); ++l) {
+      const std::string base = prefix + "level" + std::to_string(l);
+      catalog.add_level(levels[l], r.vector<std::int32_t>(base, {rows}),
+                        r.strings(base + ".values"));
+    }
+    for (std::size_t k = 0; k < numerics.size(); ++k) {
+      catalog.add_numeric(numerics[k],
+                          r.vector<double>(prefix + "numeric" + std::to_string(k), {rows}));
+    }
+  } catch (const InputError& e) {
+    r.invalid(e.what());
+  }
+  return catalog;
+}
+
 // ---- BenefitItems --------------------------------------------------------------------------
 
 PERKREC_INLINE BenefitItems BenefitItems::from_pairs(Span<const Index> benefit,
@@ -273,6 +317,52 @@ PERKREC_INLINE LevelValues BenefitItems::level_values(const ItemCatalog& catalog
     out.codes.insert(out.codes.end(), scratch.begin(), scratch.end());
     out.offsets[static_cast<std::size_t>(b) + 1] = static_cast<Offset>(out.codes.size());
   }
+  return out;
+}
+
+}  // namespace perkrec
+
+namespace perkrec {
+
+PERKREC_INLINE std::vector<Index> BenefitItems::pair_benefits() const {
+  std::vector<Index> out(items_.size());
+  for (std::size_t b = 0; b + 1 < offsets_.size(); ++b) {
+    std::fill(out.begin() + offsets_[b], out.begin() + offsets_[b + 1], static_cast<Index>(b));
+  }
+  return out;
+}
+
+PERKREC_INLINE void BenefitItems::write(ModelWriter& w, const std::string& prefix) const {
+  Json& c = content_section(w, prefix);
+  c["n_benefits"] = n_benefits_;
+  c["n_items"] = n_items_;
+  c["unknown_items"] = unknown_items_;
+  w.add(prefix + "benefit", pair_benefits());
+  w.add(prefix + "item", items_);
+}
+
+PERKREC_INLINE BenefitItems BenefitItems::read(const ModelReader& r, const std::string& prefix) {
+  JsonReader<ModelFormatError> jr(content_section(r, prefix), content_pointer(prefix),
+                                  "BenefitItems::read");
+  Index n_benefits = 0, n_items = 0;
+  Offset unknown = 0;
+  jr.require("n_benefits", n_benefits);
+  jr.require("n_items", n_items);
+  jr.require("unknown_items", unknown);
+  jr.finish();
+  if (n_benefits < 0 || n_items < 0 || unknown < 0) r.bad_content("negative count");
+  r.check_count("n_benefits", n_benefits);
+  r.check_count("n_items", n_items);
+  const Span<const Index> benefit = r.array<Index>(prefix + "benefit");
+  const Span<const Index> item =
+      r.array<Index>(prefix + "item", {static_cast<std::int64_t>(benefit.size())});
+  BenefitItems out;
+  try {
+    out = from_pairs(benefit, item, n_benefits, n_items, UnknownItems::raise);
+  } catch (const InputError& e) {
+    r.invalid(e.what());
+  }
+  out.unknown_items_ = unknown;
   return out;
 }
 

@@ -10,8 +10,9 @@
 //      perkrec.pipeline.with_attributes gives them (the catalog's kind, face_value,
 //      face_value_band, threshold, discount_rate, validity_days, scope, channel; the user
 //      table's columns, signup_time as tenure_days; weekday and hour of t), encoded by the
-//      FM's FeatureEncoder and scored by the FM (P as float32; no members x benefits float64
-//      matrix and no dense feature matrix beyond one block);
+//      FM's FeatureEncoder (its behaviour fields, when it has any, from the stored behaviour
+//      log, item catalog and benefit items: events strictly before t) and scored by the FM (P as
+//      float32; no members x benefits float64 matrix and no dense feature matrix beyond one block);
 //   2. with params.shrink, P clipped to [1e-6, 1 - 1e-6] and its member x benefit
 //      interaction shrunk in place (shrink_interactions_in_place: means of logit P at t, the
 //      slope fitted on the stored held-out issues);
@@ -23,7 +24,9 @@
 //   3. the incremental share: the stored control-group matrix (incremental "control") or the
 //      preference model's purchase timing (timing_share_scorer, evaluated on eligible pairs);
 //   4. the policy compiled at t (the preference model's default segments, the event log's
-//      caps) and Planner::plan (rank -> allocate -> schedule -> explain).
+//      caps) and Planner::plan (rank -> allocate -> schedule -> explain); with stored
+//      behaviour the reasons name the member's matching behaviour of the 8 weeks before t
+//      (decide/explain.hpp, "behavior").
 // The result equals perkrec.BenefitPlanner's Python reference (inputs() then Planner.plan)
 // bit for bit.
 //
@@ -36,9 +39,14 @@
 //
 // `events` (plan / prepare): a newer log of the same members and benefits (the same
 // indexing; it may hold more events) replaces the stored history for the features and the
-// caps, without refitting; nullptr = the stored log.
+// caps, without refitting; nullptr = the stored log. `behavior` (plan / prepare /
+// redemption_probability): likewise a newer BehaviorLog over the stored item catalog's items and
+// at most the fitted members replaces the stored behaviour log for the behaviour features and
+// the reasons (InputError naming `behavior` for a file without behaviour or a log of other
+// items); nullptr = the stored one.
 //
-// Errors: ModelFormatError(invalid_content) for a config that does not describe a pipeline;
+// Errors: ModelFormatError(invalid_content) for a config that does not describe a pipeline
+// (or an encoder with a behaviour field in a file without the behaviour part);
 // InputError naming the field for a bad time, member, budget or a log of another shape; a
 // categorical field over a numeric user column is an InputError naming the field.
 //
@@ -51,6 +59,10 @@
 // Cost: plan O(members x benefits x (fields + factors)) for scoring, in blocks, parallel
 // within each block; memory: P (float32 members x benefits) plus one block's CSR rows.
 // answer: O(benefits x (fields + factors) + the member's events).
+// A behaviour field adds, per block (and per answer), one pass over the behaviour log when it
+// asks for the popularity aggregates (features/behavior_features.hpp builds their sorted
+// per-item times on each call: O(behaviour events log events)); the reasons' behaviour part
+// reads only the chosen member's events of the last 8 weeks.
 // Thread safety: const methods are safe from many threads at once (plan, prepare, answer).
 // Results never depend on the thread count.
 #pragma once
@@ -142,7 +154,8 @@ class BenefitPlanner {
   /// P at `at`: members x benefits float32, after the shrinkage when params.shrink. `slope`
   /// (optional) receives the kept share of the interaction (1 without shrinkage).
   std::vector<float> redemption_probability(Timestamp at, const EventLog* events = nullptr,
-                                            double* slope = nullptr) const;
+                                            double* slope = nullptr,
+                                            const BehaviorLog* behavior = nullptr) const;
 
   struct Plan {
     CompiledPolicy compiled;
@@ -151,20 +164,22 @@ class BenefitPlanner {
   };
   /// The plan at `at` (see the file comment). `budget`: NaN = the policy's; else >= 0.
   Plan plan(Timestamp at, double budget = std::numeric_limits<double>::quiet_NaN(),
-            const EventLog* events = nullptr) const;
+            const EventLog* events = nullptr, const BehaviorLog* behavior = nullptr) const;
 
   /// What one-member answers at (or near) `at` need; see the file comment.
   struct State {
     Timestamp time = 0;
-    const EventLog* events = nullptr;  ///< borrowed; nullptr = the stored log
-    HistoryIndex history;              ///< of `events` (empty for the stored log)
+    const EventLog* events = nullptr;       ///< borrowed; nullptr = the stored log
+    HistoryIndex history;                   ///< of `events` (empty for the stored log)
+    const BehaviorLog* behavior = nullptr;  ///< borrowed; nullptr = the stored behaviour log
     CompiledPolicy compiled;
     InteractionMeans means;  ///< the shrinkage at `time` (empty without shrink)
     ExplanationContext context;
   };
   /// One scoring pass over every member at `at` (the shrinkage's means) and the compiled
-  /// policy. `events` must outlive the state.
-  State prepare(Timestamp at, const EventLog* events = nullptr) const;
+  /// policy. `events` and `behavior` must outlive the state.
+  State prepare(Timestamp at, const EventLog* events = nullptr,
+                const BehaviorLog* behavior = nullptr) const;
   /// The member's redemption probability of every benefit at `time`, shrunk with the state's
   /// means (the first step of answer; what a server ranks and paces itself).
   std::vector<float> user_probability(const State& state, Index user, Timestamp time) const;
@@ -190,18 +205,24 @@ class BenefitPlanner {
 
  private:
   const EventLog& log_of(const EventLog* events, const char* method) const;
-  std::vector<float> probability(Timestamp at, const EventLog& log, double* slope,
-                                 InteractionMeans* means) const;
+  /// The behaviour inputs with `log` (nullptr: the stored one) checked against the stored ones.
+  BehaviorData behavior_of(const BehaviorLog* log, const char* method) const;
+  std::vector<float> probability(Timestamp at, const EventLog& log, const BehaviorData& behavior,
+                                 double* slope, InteractionMeans* means) const;
   void score_users(Index begin, Index end, Timestamp at, const EventLog& events,
-                   const HistoryIndex& history, Span<float> out) const;
+                   const HistoryIndex& history, const BehaviorData& behavior,
+                   Span<float> out) const;
   static float clip(float p);
   /// Steps 2b of the file comment on one member's row (after the shrinkage).
   void adjust_row(Span<float> row, Index user) const;
+  /// `behavior` for the reasons (empty without it).
+  static BehaviorEvidence evidence(const BehaviorData& behavior);
 
   std::unique_ptr<const BenefitPlannerFile>
       file_;  ///< on the heap: the frame and index point into it
   FeatureEncoder encoder_;
   HistoryIndex history_index_;  ///< of the stored log
+  BehaviorData behavior_;       ///< into file_->behavior; empty without it
   std::shared_ptr<const detail::PlanFrame> frame_;
   Policy policy_;
   Planner planner_;

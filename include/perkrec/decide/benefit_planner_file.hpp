@@ -15,6 +15,10 @@
 // "pooled_member" (members), "pooled_benefit_code" (attributes x benefits) and
 // "pooled_attribute_effect" (the attributes' members x codes effects, one after another), and
 // content "preference_weight"; a file without them loads as before (no such step).
+// Optional since 2026-12: content "has_behavior" with parts "part.behavior_log",
+// "part.items" and "part.benefit_items" (BehaviorLog, ItemCatalog, BenefitItems): what members
+// buy and browse, read by the encoder's behaviour fields and the reasons; a file without them
+// loads as before.
 //
 // Example:
 //   perkrec::BenefitPlannerFile f = perkrec::BenefitPlannerFile::load("plan.perk");
@@ -32,8 +36,10 @@
 
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/json.hpp"
+#include "perkrec/data/behavior_log.hpp"
 #include "perkrec/data/catalog.hpp"
 #include "perkrec/data/event_log.hpp"
+#include "perkrec/data/item_catalog.hpp"
 #include "perkrec/data/user_table.hpp"
 #include "perkrec/decide/pooled_effects.hpp"
 #include "perkrec/io/serializable.hpp"
@@ -70,6 +76,16 @@ class BenefitPlannerFile : public Serializable<BenefitPlannerFile> {
   /// The fitted weight of the preference model's member x kind log-preference as a logit
   /// offset (params "preference_offset"; absent in older files); finite, in [0, 1].
   std::optional<double> preference_weight;
+  /// What members buy and browse (perkrec.BenefitPlanner.fit(behavior=...); absent in older
+  /// files and without behaviour): the three index the same items, benefit_items covers
+  /// events.n_benefits() benefits and log at most events.n_users() members (the others have
+  /// no behaviour).
+  struct Behavior {
+    BehaviorLog log;
+    ItemCatalog items;
+    BenefitItems benefit_items;
+  };
+  std::optional<Behavior> behavior;
 
   /// Throws InputError naming the first inconsistent field (before saving).
   void validate() const;

@@ -146,6 +146,23 @@ PERKREC_INLINE std::string BenefitPlannerFile::check() const {
     return detail::concat("preference_weight: expected a weight in [0, 1] (got ",
                           *preference_weight, ")");
   }
+  if (behavior) {
+    const Index items = behavior->items.size();
+    if (behavior->log.n_items() != items || behavior->benefit_items.n_items() != items) {
+      return detail::concat("behavior: the log, the item catalog and the benefit items index ",
+                            behavior->log.n_items(), ", ", items, " and ",
+                            behavior->benefit_items.n_items(), " items (expected the same)");
+    }
+    if (behavior->benefit_items.n_benefits() != nb) {
+      return detail::concat("behavior: benefit_items: expected ", nb,
+                            " benefits (the event log's; got ",
+                            behavior->benefit_items.n_benefits(), ")");
+    }
+    if (behavior->log.n_users() > n) {
+      return detail::concat("behavior: log: expected at most ", n,
+                            " members (the event log's; got ", behavior->log.n_users(), ")");
+    }
+  }
   return {};
 }
 
@@ -190,6 +207,12 @@ PERKREC_INLINE void BenefitPlannerFile::write(ModelWriter& w, const std::string&
     w.add(prefix + "pooled_attribute_effect", effects);
   }
   if (preference_weight) c["preference_weight"] = *preference_weight;
+  if (behavior) {
+    c["has_behavior"] = true;
+    detail::write_part(w, prefix + "part.behavior_log", behavior->log.to_bytes());
+    detail::write_part(w, prefix + "part.items", behavior->items.to_bytes());
+    detail::write_part(w, prefix + "part.benefit_items", behavior->benefit_items.to_bytes());
+  }
 }
 
 PERKREC_INLINE BenefitPlannerFile BenefitPlannerFile::read(const ModelReader& r,
@@ -205,6 +228,8 @@ PERKREC_INLINE BenefitPlannerFile BenefitPlannerFile::read(const ModelReader& r,
   jr.require("has_users", has_users);
   const Json* pooled = jr.raw("pooled");
   const bool has_weight = jr.read("preference_weight", preference_weight);
+  bool has_behavior = false;
+  jr.read("has_behavior", has_behavior);
   jr.finish();
   if (config == nullptr || !config->is_object()) r.bad_content("config: expected a JSON object");
   if (n_users < 0 || n_benefits < 0) r.bad_content("negative shape");
@@ -231,6 +256,11 @@ PERKREC_INLINE BenefitPlannerFile BenefitPlannerFile::read(const ModelReader& r,
   f.incremental_share = r.vector<float>(prefix + "incremental_share");
   if (pooled != nullptr) f.pooled = detail::read_pooled(r, prefix, *pooled, n_users, n_benefits);
   if (has_weight) f.preference_weight = preference_weight;
+  if (has_behavior) {
+    f.behavior = Behavior{detail::read_part<BehaviorLog>(r, prefix + "part.behavior_log"),
+                          detail::read_part<ItemCatalog>(r, prefix + "part.items"),
+                          detail::read_part<BenefitItems>(r, prefix + "part.benefit_items")};
+  }
   const std::string what = f.check();
   if (!what.empty()) r.invalid(what);
   return f;

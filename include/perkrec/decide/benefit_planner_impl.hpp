@@ -171,11 +171,8 @@ class BlockColumns {
     for (const char* key : {"user", "benefit", "timestamp"})
       add_integer(key, frame.sources.at(key));
     for (const FeatureField& f : encoder.spec().fields) {
-      if (f.kind == FeatureField::Kind::history) continue;
-      if (f.kind == FeatureField::Kind::behavior) {
-        detail::raise<InputError>("BenefitPlanner: field '", f.name,
-                                  "': behavior fields are not supported");
-      }
+      // History and behaviour fields read the user, benefit and timestamp columns above.
+      if (f.kind == FeatureField::Kind::history || f.kind == FeatureField::Kind::behavior) continue;
       const std::string col = f.column.empty() ? f.name : f.column;
       const auto it = frame.sources.find(col);
       if (it == frame.sources.end()) continue;  // the encoder names the missing column
@@ -279,6 +276,17 @@ PERKREC_INLINE BenefitPlanner::BenefitPlanner(BenefitPlannerFile file, int num_t
   resolve_num_threads(num_threads_);
   encoder_ = FeatureEncoder::from_fm_metadata(file_->redemption_model.metadata());
   encoder_.set_num_threads(num_threads_);
+  if (file_->behavior) {
+    behavior_ = BehaviorData{&file_->behavior->log, &file_->behavior->items,
+                             &file_->behavior->benefit_items};
+  } else {
+    for (const FeatureField& f : encoder_.spec().fields) {
+      if (f.kind == FeatureField::Kind::behavior) {
+        throw bad_config(detail::concat("the encoder's behaviour field '", f.name,
+                                        "' needs the stored behaviour (the file has none)"));
+      }
+    }
+  }
   history_index_ = encoder_.history_index(file_->events);
   const Index n = n_users();
   if (file_->users) {
@@ -319,6 +327,34 @@ PERKREC_INLINE void BenefitPlanner::adjust_row(Span<float> row, Index user) cons
   }
 }
 
+PERKREC_INLINE BehaviorEvidence BenefitPlanner::evidence(const BehaviorData& behavior) {
+  BehaviorEvidence e;
+  if (behavior.complete()) {
+    e.log = behavior.log;
+    e.items = behavior.items;
+    e.benefit_items = behavior.benefit_items;
+  }
+  return e;
+}
+
+PERKREC_INLINE BehaviorData BenefitPlanner::behavior_of(const BehaviorLog* log,
+                                                        const char* method) const {
+  if (log == nullptr) return behavior_;
+  if (!behavior_.complete()) {
+    detail::raise<InputError>("BenefitPlanner::", method,
+                              ": behavior: the model file holds no behaviour (fit without it)");
+  }
+  if (log->n_items() != behavior_.items->size() || log->n_users() > n_users()) {
+    detail::raise<InputError>("BenefitPlanner::", method, ": behavior: expected a log of the ",
+                              behavior_.items->size(), " stored items and at most ", n_users(),
+                              " members (got ", log->n_items(), " items, ", log->n_users(),
+                              " members)");
+  }
+  BehaviorData out = behavior_;
+  out.log = log;
+  return out;
+}
+
 PERKREC_INLINE BenefitPlanner BenefitPlanner::load(const std::string& path, int num_threads) {
   return BenefitPlanner(BenefitPlannerFile::load(path), num_threads);
 }
@@ -347,14 +383,15 @@ PERKREC_INLINE const EventLog& BenefitPlanner::log_of(const EventLog* events,
 PERKREC_INLINE void BenefitPlanner::score_users(Index begin, Index end, Timestamp at,
                                                 const EventLog& events, Span<float> out) const {
   if (&events == &file_->events) {
-    score_users(begin, end, at, events, history_index_, out);
+    score_users(begin, end, at, events, history_index_, behavior_, out);
   } else {
-    score_users(begin, end, at, events, encoder_.history_index(events), out);
+    score_users(begin, end, at, events, encoder_.history_index(events), behavior_, out);
   }
 }
 
 PERKREC_INLINE void BenefitPlanner::score_users(Index begin, Index end, Timestamp at,
                                                 const EventLog& events, const HistoryIndex& history,
+                                                const BehaviorData& behavior,
                                                 Span<float> out) const {
   if (begin < 0 || end > n_users() || begin > end) {
     detail::raise<InputError>("BenefitPlanner::score_users: members [", begin, ", ", end,
@@ -370,7 +407,8 @@ PERKREC_INLINE void BenefitPlanner::score_users(Index begin, Index end, Timestam
   const detail::benefit_planner::BlockColumns block(encoder_, *frame_, begin, end, n_benefits(),
                                                     at);
   const HistoryIndex* index = history.log == &events ? &history : nullptr;
-  const CsrMatrix<float> X = encoder_.transform(block.columns, &events, nullptr, nullptr, index);
+  const CsrMatrix<float> X = encoder_.transform(block.columns, &events, nullptr,
+                                                behavior.complete() ? &behavior : nullptr, index);
   // Every encoded row has the same number of entries, so row chunks are CSR views of their own.
   const Offset per_row = X.indptr[1];
   const Offset chunk = 1024;
@@ -390,6 +428,7 @@ PERKREC_INLINE void BenefitPlanner::score_users(Index begin, Index end, Timestam
 }
 
 PERKREC_INLINE std::vector<float> BenefitPlanner::probability(Timestamp at, const EventLog& log,
+                                                              const BehaviorData& behavior,
                                                               double* slope,
                                                               InteractionMeans* means) const {
   const Index n = n_users();
@@ -399,7 +438,7 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::probability(Timestamp at, cons
   const HistoryIndex& history = &log == &file_->events ? history_index_ : other;
   for (Index b0 = 0; b0 < n; b0 += block_members_) {
     const Index b1 = std::min(n, b0 + block_members_);
-    score_users(b0, b1, at, log, history,
+    score_users(b0, b1, at, log, history, behavior,
                 Span<float>(P.data() + static_cast<std::size_t>(b0) * nb,
                             static_cast<std::size_t>(b1 - b0) * nb));
   }
@@ -423,22 +462,24 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::probability(Timestamp at, cons
   return P;
 }
 
-PERKREC_INLINE std::vector<float> BenefitPlanner::redemption_probability(Timestamp at,
-                                                                         const EventLog* events,
-                                                                         double* slope) const {
-  return probability(at, log_of(events, "redemption_probability"), slope, nullptr);
+PERKREC_INLINE std::vector<float> BenefitPlanner::redemption_probability(
+    Timestamp at, const EventLog* events, double* slope, const BehaviorLog* behavior) const {
+  const BehaviorData data = behavior_of(behavior, "redemption_probability");
+  return probability(at, log_of(events, "redemption_probability"), data, slope, nullptr);
 }
 
 PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double budget,
-                                                         const EventLog* events) const {
+                                                         const EventLog* events,
+                                                         const BehaviorLog* behavior) const {
   const EventLog& log = log_of(events, "plan");
+  const BehaviorData data = behavior_of(behavior, "plan");
   if (!std::isnan(budget) && !(budget >= 0)) {
     detail::raise<ConfigError>("BenefitPlanner::plan: budget must be >= 0 or NaN (got ", budget,
                                ")");
   }
   Plan out;
   out.compiled = policy_.compile(file_->catalog, users_, at, &segments_, &log, num_threads_);
-  const std::vector<float> P = probability(at, log, &out.slope, nullptr);
+  const std::vector<float> P = probability(at, log, data, &out.slope, nullptr);
   PlanInputs in;
   in.redemption_probability = P;
   if (control_share_) {
@@ -449,21 +490,26 @@ PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double bu
   in.order_value = file_->order_value;
   in.preference = &file_->preference;
   in.budget = budget;
+  in.behavior = evidence(data);
   out.result = planner_.plan(out.compiled, file_->catalog, at, in);
   return out;
 }
 
-PERKREC_INLINE BenefitPlanner::State BenefitPlanner::prepare(Timestamp at,
-                                                             const EventLog* events) const {
+PERKREC_INLINE BenefitPlanner::State BenefitPlanner::prepare(Timestamp at, const EventLog* events,
+                                                             const BehaviorLog* behavior) const {
   const EventLog& log = log_of(events, "prepare");
+  const BehaviorData data = behavior_of(behavior, "prepare");
   State s;
   s.time = at;
   s.events = events;
+  s.behavior = behavior;
   if (events != nullptr) s.history = encoder_.history_index(*events);
   s.compiled = policy_.compile(file_->catalog, users_, at, &segments_, &log, num_threads_);
   s.context =
       ExplanationContext::make(&file_->preference, file_->catalog, nullptr, s.compiled.rule_names);
-  if (shrink_) probability(at, log, nullptr, &s.means);  // the plan's means at `at`, same sums
+  if (data.complete()) s.context.set_behavior(evidence(data));
+  if (shrink_)
+    probability(at, log, data, nullptr, &s.means);  // the plan's means at `at`, same sums
   return s;
 }
 
@@ -484,7 +530,8 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::user_probability(const State& 
   const EventLog& log = state.events == nullptr ? file_->events : *state.events;
   std::vector<float> p(static_cast<std::size_t>(n_benefits()));
   score_users(member, member + 1, time, log,
-              state.events == nullptr ? history_index_ : state.history, p);
+              state.events == nullptr ? history_index_ : state.history,
+              behavior_of(state.behavior, "answer"), p);
   if (shrink_) {
     for (float& x : p) x = clip(x);
     shrink_row(p, state.means);
@@ -551,6 +598,7 @@ PERKREC_INLINE UserAnswer BenefitPlanner::answer(const State& state, Index membe
     row.best_ineligible = diagnostics.best_ineligible.empty() ? -1 : diagnostics.best_ineligible[0];
     row.best_ineligible_rule =
         diagnostics.best_ineligible_rule.empty() ? -1 : diagnostics.best_ineligible_rule[0];
+    row.time = time;
     mb.reasons = explain_text(state.context, row);
     out.benefits.push_back(std::move(mb));
   }

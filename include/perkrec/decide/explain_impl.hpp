@@ -104,6 +104,33 @@ PERKREC_INLINE ExplanationContext ExplanationContext::make(const PreferenceModel
   return ctx;
 }
 
+PERKREC_INLINE void ExplanationContext::set_behavior(const BehaviorEvidence& evidence) {
+  const char* c = "ExplanationContext::set_behavior";
+  if (!evidence.complete())
+    detail::raise<InputError>(c, ": expected a behaviour log, an item catalog and benefit items");
+  const Index items = evidence.items->size();
+  if (evidence.log->n_items() != items || evidence.benefit_items->n_items() != items) {
+    detail::raise<InputError>(c, ": the log, the item catalog and the benefit items index ",
+                              evidence.log->n_items(), ", ", items, " and ",
+                              evidence.benefit_items->n_items(), " items (expected the same)");
+  }
+  if (!benefit_ids.empty() &&
+      evidence.benefit_items->n_benefits() != static_cast<Index>(benefit_ids.size())) {
+    detail::raise<InputError>(c, ": benefit_items covers ", evidence.benefit_items->n_benefits(),
+                              " benefits (expected the catalog's ", benefit_ids.size(), ")");
+  }
+  if (evidence.window_days < 1) {
+    detail::raise<InputError>(c, ": window_days must be >= 1 (got ", evidence.window_days, ")");
+  }
+  std::vector<std::string> levels = evidence.items->level_names();
+  std::vector<LevelValues> values;
+  for (const std::string& level : levels)
+    values.push_back(evidence.benefit_items->level_values(*evidence.items, level));
+  behavior = evidence;
+  behavior_levels = std::move(levels);
+  behavior_level_values = std::move(values);
+}
+
 PERKREC_INLINE void ExplanationContext::validate() const {
   const char* c = "ExplanationContext";
   if (top_dimensions < 0)
@@ -159,6 +186,87 @@ inline Index context_members(const ExplanationContext& ctx) {
     return static_cast<Index>(ctx.preference.size() / static_cast<std::size_t>(ctx.n_dimensions()));
   }
   return std::numeric_limits<Index>::max();
+}
+
+/// What a member did with an action, in words ("bought", "viewed", ...).
+inline std::string behavior_verb(const std::string& action) {
+  if (action == "purchase") return "bought";
+  if (action == "view") return "viewed";
+  if (action == "cart") return "put in the cart";
+  if (action == "search") return "searched for";
+  if (action == "like") return "liked";
+  if (action == "share") return "shared";
+  if (action == "comment") return "commented on";
+  return "had '" + action + "' events on";
+}
+
+/// Appends ,"behavior":[...] for the row (see the file comment).
+inline void append_behavior(const ExplanationContext& ctx, const ExplanationRow& row,
+                            std::string& out) {
+  out += ",\"behavior\":[";
+  const BehaviorEvidence& ev = ctx.behavior;
+  const BehaviorLog& log = *ev.log;
+  if (row.time == kNoTime || row.member >= log.n_users() ||
+      row.benefit >= ev.benefit_items->n_benefits()) {
+    out += ']';
+    return;
+  }
+  const std::size_t scopes = 1 + ctx.behavior_levels.size();
+  const std::size_t n_actions = log.action_names().size();
+  std::vector<double> count(n_actions * scopes, 0.0), spend(n_actions * scopes, 0.0);
+  const Span<const Index> its = ev.benefit_items->items(row.benefit);
+  const Timestamp window = static_cast<Timestamp>(ev.window_days) * kSecondsPerDay;
+  const Timestamp from = row.time > kMinTimestamp + window ? row.time - window : kMinTimestamp;
+  const Offset e1 = log.before(row.member, row.time);
+  const auto item = log.items();
+  const auto action = log.actions();
+  const auto amount = log.amounts();
+  for (Offset e = log.before(row.member, from); e < e1; ++e) {
+    const auto ee = static_cast<std::size_t>(e);
+    const Index i = item[ee];
+    const std::size_t base = static_cast<std::size_t>(action[ee]) * scopes;
+    auto add = [&](std::size_t scope) {
+      count[base + scope] += 1.0;
+      spend[base + scope] += amount[ee];
+    };
+    if (std::binary_search(its.begin(), its.end(), i)) add(0);
+    for (std::size_t l = 0; l + 1 < scopes; ++l) {
+      const std::int32_t v =
+          ev.items->level_codes(static_cast<int>(l))[static_cast<std::size_t>(i)];
+      const Span<const std::int32_t> values = ctx.behavior_level_values[l].of(row.benefit);
+      if (v >= 0 && std::binary_search(values.begin(), values.end(), v)) add(1 + l);
+    }
+  }
+  const std::string period = ev.window_days % 7 == 0 ? std::to_string(ev.window_days / 7) + " weeks"
+                                                     : std::to_string(ev.window_days) + " days";
+  bool first = true;
+  for (std::size_t a = 0; a < n_actions; ++a) {
+    for (std::size_t scope = 0; scope < scopes; ++scope) {
+      const double n = count[a * scopes + scope];
+      if (n == 0) continue;
+      const std::string& name = scope == 0 ? std::string("items") : ctx.behavior_levels[scope - 1];
+      if (!first) out += ',';
+      first = false;
+      out += "{\"action\":";
+      append_string(out, log.action_names()[a]);
+      out += ",\"scope\":";
+      append_string(out, name);
+      out += ",\"count\":";
+      append_number(out, n);
+      out += ",\"spend\":";
+      append_number(out, spend[a * scopes + scope]);
+      out += ",\"days\":";
+      out += std::to_string(ev.window_days);
+      out += ",\"text\":";
+      const std::string times =
+          n == 1 ? std::string("once") : std::to_string(static_cast<long long>(n)) + " times";
+      append_string(out, behavior_verb(log.action_names()[a]) + " " +
+                             (scope == 0 ? std::string("items of this benefit") : "its " + name) +
+                             " " + times + " in the last " + period);
+      out += '}';
+    }
+  }
+  out += ']';
 }
 
 /// Writes one explanation as JSON text into `out` (cleared first).
@@ -281,6 +389,7 @@ inline void explain_row(const ExplanationContext& ctx, const ExplanationRow& row
   } else {
     out += "null";
   }
+  if (ctx.behavior.complete()) append_behavior(ctx, row, out);
   out += '}';
 }
 
@@ -398,6 +507,7 @@ PERKREC_INLINE std::vector<std::string> explain_batch(const ExplanationContext& 
           if (!rows.best_ineligible.empty()) row.best_ineligible = rows.best_ineligible[i];
           if (!rows.best_ineligible_rule.empty())
             row.best_ineligible_rule = rows.best_ineligible_rule[i];
+          row.time = rows.time;
           detail::explain_row(ctx, row, n_benefits, n_members, scratch, out[i]);
         }
       },

@@ -246,6 +246,8 @@ struct PlanInputs {
                                                 ///< preference dimensions; may be nullptr
   double budget = std::numeric_limits<double>::quiet_NaN();  ///< NaN = the policy's budget;
                                                              ///< else >= 0
+  BehaviorEvidence behavior;  ///< optional: the reasons name the member's matching behaviour
+                              ///< before the plan time (decide/explain.hpp)
 };
 
 /// The plan: one row per issued (member, benefit), members ascending, and the pipeline's
@@ -288,9 +290,10 @@ class Planner {
   /// from_model of `out` from out.candidates and out.allocation.
   void schedule(const CompiledPolicy& compiled, const Catalog& catalog, Timestamp plan_time,
                 const PreferenceModel* preference, PlanResult& out) const;
-  /// Fills out.reasons for out's rows.
+  /// Fills out.reasons for out's rows; `plan_time` is the time the behaviour part of the
+  /// reasons (in.behavior) counts back from (kNoTime: none).
   void explain(const CompiledPolicy& compiled, const Catalog& catalog, const PlanInputs& in,
-               PlanResult& out) const;
+               PlanResult& out, Timestamp plan_time = kNoTime) const;
 
   /// Online decisions (a server answering one member's request): the member's eligible
   /// benefits ranked like plan() ranks them, from `probability` (one per benefit, in [0, 1]),

@@ -670,6 +670,16 @@ inline void check_plan_inputs(const PlannerParams& params, const CompiledPolicy&
                               in.preference->n_benefits(), " benefits (expected the catalog's ",
                               catalog.size(), ")");
   }
+  if (in.behavior.complete()) {
+    // The same checks the reasons' context makes, before any work.
+    ExplanationContext probe;
+    probe.benefit_ids.resize(static_cast<std::size_t>(catalog.size()));
+    try {
+      probe.set_behavior(in.behavior);
+    } catch (const InputError& e) {
+      detail::raise<InputError>("Planner::plan: behavior: ", e.what());
+    }
+  }
 }
 
 }  // namespace detail
@@ -786,9 +796,11 @@ PERKREC_INLINE void Planner::schedule(const CompiledPolicy& compiled, const Cata
 }
 
 PERKREC_INLINE void Planner::explain(const CompiledPolicy& compiled, const Catalog& catalog,
-                                     const PlanInputs& in, PlanResult& out) const {
-  const ExplanationContext ctx =
+                                     const PlanInputs& in, PlanResult& out,
+                                     Timestamp plan_time) const {
+  ExplanationContext ctx =
       ExplanationContext::make(in.preference, catalog, in.blend, compiled.rule_names);
+  if (in.behavior.complete()) ctx.set_behavior(in.behavior);
   const std::size_t rows = out.member.size();
   std::vector<float> contributions;
   if (in.blend != nullptr && rows > 0) {
@@ -829,6 +841,7 @@ PERKREC_INLINE void Planner::explain(const CompiledPolicy& compiled, const Catal
   batch.runner_up_reason = runner_up_reason;
   batch.best_ineligible = best_ineligible;
   batch.best_ineligible_rule = best_rule;
+  batch.time = plan_time;
   out.reasons = explain_batch(ctx, batch, params_.num_threads);
 }
 
@@ -910,7 +923,7 @@ PERKREC_INLINE PlanResult Planner::plan(const CompiledPolicy& compiled, const Ca
   schedule(compiled, catalog, plan_time, in.preference, out);
   if (params_.explain) {
     stop("explain");
-    explain(compiled, catalog, in, out);
+    explain(compiled, catalog, in, out, plan_time);
   }
   return out;
 }

@@ -320,5 +320,39 @@ TEST(BehaviorLog, MatchesReferenceStableSort) {
   }
 }
 
+TEST(BehaviorLog, RoundTripsThroughBytesAndRevalidatesOnLoad) {
+  const Cols c = small();
+  const BehaviorLog log = BehaviorLog::from_columns(c.view(), options());
+  const BehaviorLog back = BehaviorLog::from_bytes(log.to_bytes());
+  EXPECT_EQ(back.user_offsets(), log.user_offsets());
+  EXPECT_EQ(back.action_names(), log.action_names());
+  EXPECT_TRUE(back.has_baskets());
+  auto same = [](auto a, auto b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); };
+  EXPECT_TRUE(same(back.items(), log.items()));
+  EXPECT_TRUE(same(back.timestamps(), log.timestamps()));
+  EXPECT_TRUE(same(back.actions(), log.actions()));
+  EXPECT_TRUE(same(back.quantities(), log.quantities()));
+  EXPECT_TRUE(same(back.amounts(), log.amounts()));
+  EXPECT_TRUE(same(back.baskets(), log.baskets()));
+  // Without baskets, and an item past n_items (the content lies) refused on load.
+  Cols nb = small();
+  nb.basket.clear();
+  EXPECT_FALSE(BehaviorLog::from_bytes(BehaviorLog::from_columns(nb.view(), options()).to_bytes())
+                   .has_baskets());
+  const std::string bytes = BehaviorLog::from_columns(c.view(), options()).to_bytes();
+  const ModelReader r = ModelReader::from_bytes(bytes);
+  ModelWriter w(BehaviorLog::kind);
+  w.content() = r.content();
+  w.content()["n_items"] = 3;
+  w.add("user", r.vector<Index>("user"));
+  w.add("item", r.vector<Index>("item"));
+  w.add("action", r.vector<std::uint8_t>("action"));
+  w.add("timestamp", r.vector<Timestamp>("timestamp"));
+  w.add("quantity", r.vector<float>("quantity"));
+  w.add("amount", r.vector<double>("amount"));
+  w.add("basket", r.vector<std::int64_t>("basket"));
+  PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_bytes(w.to_bytes()), ModelFormatError, "item");
+}
+
 }  // namespace
 }  // namespace perkrec

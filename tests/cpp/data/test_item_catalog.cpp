@@ -120,5 +120,32 @@ TEST(ItemCatalogBenefitItems, DistinctLevelValuesPerBenefit) {
                            "expected 9");
 }
 
+TEST(ItemCatalogBenefitItems, RoundTripThroughBytesAndRefuseBadContent) {
+  const ItemCatalog c = six_items();
+  EXPECT_TRUE(ItemCatalog::from_bytes(c.to_bytes()) == c);
+  const std::vector<Index> benefit{0, 0, 1, 2, 2, 2}, item{0, 2, 4, 5, 1, -1};
+  const BenefitItems bi = BenefitItems::from_pairs(benefit, item, 4, 6);
+  const BenefitItems back = BenefitItems::from_bytes(bi.to_bytes());
+  EXPECT_EQ(back.offsets(), bi.offsets());
+  EXPECT_EQ(back.indices(), bi.indices());
+  EXPECT_EQ(back.n_benefits(), 4);
+  EXPECT_EQ(back.unknown_items(), 1);
+  // An item index past n_items is refused by from_pairs on load.
+  ModelWriter w(BenefitItems::kind);
+  w.content() = Json{{"n_benefits", 1}, {"n_items", 2}, {"unknown_items", 0}};
+  w.add("benefit", std::vector<Index>{0});
+  w.add("item", std::vector<Index>{5});
+  PERKREC_EXPECT_THROW_MSG(BenefitItems::from_bytes(w.to_bytes()), ModelFormatError, "item");
+  // A level code past the level's values is refused by add_level.
+  ModelWriter wc(ItemCatalog::kind);
+  IdMap::range(2).write(wc, "items.");
+  wc.content()["levels"] = Json::array({"category"});
+  wc.content()["numerics"] = Json::array();
+  wc.add("level0", std::vector<std::int32_t>{0, 3});
+  wc.add_strings("level0.values", {"dairy"});
+  PERKREC_EXPECT_THROW_MSG(ItemCatalog::from_bytes(wc.to_bytes()), ModelFormatError,
+                           "code out of range");
+}
+
 }  // namespace
 }  // namespace perkrec

@@ -76,91 +76,114 @@ struct Fixture {
   std::vector<std::uint8_t> issue_held;
 };
 
+/// The behaviour field of behavior_fixture()'s encoder.
+constexpr const char* kBehaviorField = R"({"name": "behavior", "kind": "behavior", "bins": 3,
+  "levels": ["category"], "actions": ["purchase", "view"],
+  "aggregates": ["count", "decayed_count", "days_since_last", "member_count"]})";
+
 /// A small pipeline file fitted in C++ the way perkrec.BenefitPlanner fits one (issued events
-/// as samples, labels = redeemed later, held-out issues after the cut).
+/// as samples, labels = redeemed later, held-out issues after the cut). With `behavior`, the
+/// program has behaviour, the encoder one more field (kBehaviorField) and the file the
+/// behaviour part.
+inline Fixture build_fixture(bool behavior) {
+  Fixture f;
+  SimulatorParams sp;
+  sp.n_users = behavior ? 200 : 300;
+  sp.days = 60;
+  sp.seed = 11;
+  sp.behavior = behavior;
+  f.prog = simulate(sp);
+  const EventLog& log = f.prog.events;
+  const Catalog& cat = f.prog.catalog;
+  f.end = log.max_time();
+  const Timestamp cut = f.end - 20 * 86400;
+  // Issued events as samples; label = a redemption of that benefit by that member later.
+  Samples samples(f.prog);
+  std::vector<float> label;
+  for (Offset e = 0; e < log.size(); ++e) {
+    if (log.type(e) != EventType::issued || log.benefits()[static_cast<std::size_t>(e)] < 0)
+      continue;
+    const Index u = log.users()[static_cast<std::size_t>(e)],
+                b = log.benefits()[static_cast<std::size_t>(e)];
+    bool redeemed = false;
+    for (Offset k = e + 1; k < log.user_end(u); ++k) {
+      redeemed = redeemed || (log.type(k) == EventType::redeemed &&
+                              log.benefits()[static_cast<std::size_t>(k)] == b);
+    }
+    samples.add(u, b, log.timestamps()[static_cast<std::size_t>(e)]);
+    label.push_back(redeemed ? 1.0f : 0.0f);
+  }
+  std::vector<std::string> channels;
+  std::vector<double> face;
+  for (const Benefit& b : cat.benefits()) {
+    channels.push_back(b.channel);
+    face.push_back(b.face_value);
+  }
+  const SampleColumns s = samples.columns();
+  Json spec = Json::parse(kSpec);
+  if (behavior) spec["fields"].push_back(Json::parse(kBehaviorField));
+  FeatureEncoder enc(FeatureSpec::from_json(spec, ""), 2);
+  enc.set_benefits(samples.kind_names, face, channels);
+  const BehaviorData data{&f.prog.behavior, &f.prog.items, &f.prog.benefit_items};
+  enc.fit(s, &log, behavior ? &data : nullptr);
+  const CsrMatrix<float> X = enc.transform(s, &log, nullptr, behavior ? &data : nullptr);
+  FMParams fp;
+  fp.factors = 4;
+  fp.epochs = 3;
+  fp.num_threads = 1;
+  f.file.redemption_model = FM(fp);
+  FMTarget target;
+  target.labels = label;
+  f.file.redemption_model.fit(X.view(), target, enc.feature_fields(), enc.n_fields());
+  f.file.redemption_model.set_metadata(Json{{"encoder", Json::parse(enc.to_json())}}.dump());
+  std::vector<float> predicted(static_cast<std::size_t>(X.rows));
+  f.file.redemption_model.predict(X.view(), predicted);
+  f.cut = cut;
+  for (std::size_t i = 0; i < samples.user.size(); ++i) {
+    f.issue_user.push_back(static_cast<Index>(samples.user[i]));
+    f.issue_benefit.push_back(static_cast<Index>(samples.benefit[i]));
+    f.issue_predicted.push_back(std::clamp(static_cast<double>(predicted[i]), 1e-6, 1 - 1e-6));
+    f.issue_label.push_back(label[i]);
+    f.issue_held.push_back(samples.time[i] >= cut ? 1 : 0);
+  }
+  for (std::size_t i = 0; i < samples.user.size(); ++i) {
+    if (samples.time[i] < cut) continue;
+    f.file.holdout_user.push_back(static_cast<std::int32_t>(samples.user[i]));
+    f.file.holdout_benefit.push_back(static_cast<std::int32_t>(samples.benefit[i]));
+    f.file.holdout_predicted.push_back(
+        std::clamp(static_cast<double>(predicted[i]), 1e-6, 1 - 1e-6));
+    f.file.holdout_redeemed.push_back(label[i]);
+  }
+  f.file.config = Json{{"policy", {{"budget", 40.0}, {"max_per_member", 1}}},
+                       {"params",
+                        {{"objective", "incremental"},
+                         {"top_k", 20},
+                         {"method", "dual"},
+                         {"num_threads", 2},
+                         {"shrink", true},
+                         {"incremental", "timing"}}},
+                       {"cut_time", cut},
+                       {"end_time", f.end}};
+  f.file.preference.fit(log, cat, f.end);
+  f.file.catalog = cat;
+  f.file.events = log;
+  f.file.users = f.prog.users;
+  f.file.order_value = order_value(log, 0.3, f.end);
+  if (behavior) {
+    f.file.behavior =
+        BenefitPlannerFile::Behavior{f.prog.behavior, f.prog.items, f.prog.benefit_items};
+  }
+  return f;
+}
+
 inline const Fixture& fixture() {
-  static const Fixture fx = [] {
-    Fixture f;
-    SimulatorParams sp;
-    sp.n_users = 300;
-    sp.days = 60;
-    sp.seed = 11;
-    f.prog = simulate(sp);
-    const EventLog& log = f.prog.events;
-    const Catalog& cat = f.prog.catalog;
-    f.end = log.max_time();
-    const Timestamp cut = f.end - 20 * 86400;
-    // Issued events as samples; label = a redemption of that benefit by that member later.
-    Samples samples(f.prog);
-    std::vector<float> label;
-    for (Offset e = 0; e < log.size(); ++e) {
-      if (log.type(e) != EventType::issued || log.benefits()[static_cast<std::size_t>(e)] < 0)
-        continue;
-      const Index u = log.users()[static_cast<std::size_t>(e)],
-                  b = log.benefits()[static_cast<std::size_t>(e)];
-      bool redeemed = false;
-      for (Offset k = e + 1; k < log.user_end(u); ++k) {
-        redeemed = redeemed || (log.type(k) == EventType::redeemed &&
-                                log.benefits()[static_cast<std::size_t>(k)] == b);
-      }
-      samples.add(u, b, log.timestamps()[static_cast<std::size_t>(e)]);
-      label.push_back(redeemed ? 1.0f : 0.0f);
-    }
-    std::vector<std::string> channels;
-    std::vector<double> face;
-    for (const Benefit& b : cat.benefits()) {
-      channels.push_back(b.channel);
-      face.push_back(b.face_value);
-    }
-    const SampleColumns s = samples.columns();
-    FeatureEncoder enc(FeatureSpec::from_json(kSpec), 2);
-    enc.set_benefits(samples.kind_names, face, channels);
-    enc.fit(s, &log);
-    const CsrMatrix<float> X = enc.transform(s, &log);
-    FMParams fp;
-    fp.factors = 4;
-    fp.epochs = 3;
-    fp.num_threads = 1;
-    f.file.redemption_model = FM(fp);
-    FMTarget target;
-    target.labels = label;
-    f.file.redemption_model.fit(X.view(), target, enc.feature_fields(), enc.n_fields());
-    f.file.redemption_model.set_metadata(Json{{"encoder", Json::parse(enc.to_json())}}.dump());
-    std::vector<float> predicted(static_cast<std::size_t>(X.rows));
-    f.file.redemption_model.predict(X.view(), predicted);
-    f.cut = cut;
-    for (std::size_t i = 0; i < samples.user.size(); ++i) {
-      f.issue_user.push_back(static_cast<Index>(samples.user[i]));
-      f.issue_benefit.push_back(static_cast<Index>(samples.benefit[i]));
-      f.issue_predicted.push_back(std::clamp(static_cast<double>(predicted[i]), 1e-6, 1 - 1e-6));
-      f.issue_label.push_back(label[i]);
-      f.issue_held.push_back(samples.time[i] >= cut ? 1 : 0);
-    }
-    for (std::size_t i = 0; i < samples.user.size(); ++i) {
-      if (samples.time[i] < cut) continue;
-      f.file.holdout_user.push_back(static_cast<std::int32_t>(samples.user[i]));
-      f.file.holdout_benefit.push_back(static_cast<std::int32_t>(samples.benefit[i]));
-      f.file.holdout_predicted.push_back(
-          std::clamp(static_cast<double>(predicted[i]), 1e-6, 1 - 1e-6));
-      f.file.holdout_redeemed.push_back(label[i]);
-    }
-    f.file.config = Json{{"policy", {{"budget", 40.0}, {"max_per_member", 1}}},
-                         {"params",
-                          {{"objective", "incremental"},
-                           {"top_k", 20},
-                           {"method", "dual"},
-                           {"num_threads", 2},
-                           {"shrink", true},
-                           {"incremental", "timing"}}},
-                         {"cut_time", cut},
-                         {"end_time", f.end}};
-    f.file.preference.fit(log, cat, f.end);
-    f.file.catalog = cat;
-    f.file.events = log;
-    f.file.users = f.prog.users;
-    f.file.order_value = order_value(log, 0.3, f.end);
-    return f;
-  }();
+  static const Fixture fx = build_fixture(false);
+  return fx;
+}
+
+/// fixture() on a program with behaviour, its encoder with a behaviour field.
+inline const Fixture& behavior_fixture() {
+  static const Fixture fx = build_fixture(true);
   return fx;
 }
 
