@@ -33,7 +33,9 @@
 //     share[d] by the method of moments: the variance of the members' own rates (that of
 //     their raw rates less the binomial part) less the variance between the class rates, over
 //     the classes' mean theta (1 - theta). The member's variance is sum_c r[u,c] x
-//     Var Beta(k + S m_c, n - k + S (1 - m_c)), m_c = theta[c,d] x the member's channel factor,
+//     Var Beta(k + S m_c, n - k + S (1 - m_c)) (k, n: the decayed counts scaled back to the
+//     member's number of issues),
+//     m_c = theta[c,d] x the member's channel factor,
 //     S = 1 / share[d] - 1 (0.5 .. 1e6): the within-class posteriors mixed by the memberships.
 //     A fixed `prior_strength` M fixes S = M as well.
 //     Why not M[d]: the prior means of step 2 were fitted on the same responses, so the

@@ -1203,6 +1203,8 @@ inline Posterior shrink(const LogCounts& counts, const PopulationRates& rates,
   post_sd.resize(nz * Dz);
   parallel_for(0, n, threads, [&](Offset uo) {
     const auto row = static_cast<std::size_t>(uo);
+    const MemberSummary& summary = counts.summary[row];
+    const double count_scale = summary.issued_w > 0 ? summary.issued / summary.issued_w : 1.0;
     double class_mean[64], class_spread[64];
     for (std::size_t d = 0; d < Dz; ++d) {
       const std::size_t i = row * Dz + d;
@@ -1221,9 +1223,12 @@ inline Posterior shrink(const LogCounts& counts, const PopulationRates& rates,
       }
       const double mean =
           beta_posterior(issued[i], claimed[i], strength[d], prior_mean[i], 0.0).mean;
+      // The posterior's information is the number of issues, not their decayed weight (the
+      // decay sets the mean's emphasis on recent responses, not how much is known).
       const double sd = std::sqrt(within_class_variance(
-          issued[i], claimed[i], Span<const float>(resp.data() + row * Kz, Kz),
-          Span<const double>(class_mean, Kz), Span<const double>(class_spread, Kz)));
+          issued[i] * count_scale, claimed[i] * count_scale,
+          Span<const float>(resp.data() + row * Kz, Kz), Span<const double>(class_mean, Kz),
+          Span<const double>(class_spread, Kz)));
       pref[i] = static_cast<float>(mean / pop[d]);
       post_sd[i] = static_cast<float>(sd);
       lo[i] = static_cast<float>(std::max(0.0, mean - z * sd) / pop[d]);
