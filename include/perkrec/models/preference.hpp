@@ -26,8 +26,11 @@
 //     prior strength M[d] is fitted by maximizing the beta-binomial marginal likelihood (or
 //     fixed by `prior_strength`). A member with two events stays near their prior (near the
 //     population when the classes cannot place them); one with many approaches their own rate.
-//  4. Credible interval at level `interval`: normal approximation around the rate of step 3,
-//     clipped to [0, 1] before dividing by the population rate, with the variance of a
+//  4. Credible interval at level `interval`: around the rate of step 3, half-width = the
+//     level's quantile of a Student t with 6 degrees of freedom scaled to unit variance x the
+//     posterior sd (heavier tails than the normal: the spread varies across members more than
+//     one value per class and dimension says), clipped to [0, 1] before dividing by the
+//     population rate; the sd is that of a
 //     posterior that knows how far members stray from their class. The individual spread
 //     around class c in dimension d is tau2[c,d] = theta[c,d] (1 - theta[c,d]) x share[d],
 //     share[d] by the method of moments: the variance of the members' own rates (that of
@@ -42,8 +45,9 @@
 //     responses look less dispersed around them than around a prior that had not seen them,
 //     and the marginal likelihood puts M at the top of its grid; intervals built on it covered
 //     63% of the simulator's planted truths at the 90% level. Why not also the spread between
-//     the class rates a member may belong to: on the simulator that overcovered (0.57 at the
-//     50% level, 0.95 at 90%), the within-class variances alone hold the levels.
+//     the class rates a member may belong to: on the simulator that overcovered (normal shape,
+//     one seed: 0.57 at the 50% level, 0.95 at 90%); the within-class variances alone hold
+//     the levels (BENCHMARKS.md, issue 16).
 
 // score(u, b) = log(base_rate[b]) + mean over b's dimensions of log preference[u,d]: the log of
 // the member's expected claim rate for b (base_rate = the population's claim rate of b), which
@@ -257,7 +261,7 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   const std::vector<float>& upper() const { return upper_; }
   float preference(Index u, int d) const;
   /// Credible intervals at any `level` in (0, 1) (members x dimensions, lift scale): the same
-  /// normal approximation as lower()/upper() (which hold level params().interval), from the
+  /// shape as lower()/upper() (which hold level params().interval; file comment, step 4), from the
   /// stored posterior sd of each rate. InputError for a level outside (0, 1). Cost
   /// O(members x dimensions); thread-safe.
   void intervals(double level, std::vector<float>& lower, std::vector<float>& upper) const;
@@ -292,13 +296,13 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   /// estimates. Relative thresholds ({"quantile", "times"}) resolve over the members with any
   /// event before the cut (SegmentAssignment::resolved shows the values). Confidence: each
   /// preference condition holds with probability Phi(distance to the threshold / sd), sd from
-  /// the member's interval (normal approximation); other conditions are 0 or 1; conditions of
-  /// a rule are independent, and segment s has probability P(rule s) x prod of (1 - P(rule r))
-  /// over earlier rules r (the default: the product over all rules). confidence = that of the
-  /// assigned segment; with rules.min_confidence > 0 a member whose most probable segment is
-  /// below it gets rules.uncertain. Throws ConfigError naming the rule when a rule uses an
-  /// unknown feature, dimension or group. Cost O(members x conditions), plus a sort per
-  /// relative condition.
+  /// the member's interval (its half-width over the level's quantile, step 4); other conditions are
+  /// 0 or 1; conditions of a rule are independent, and segment s has probability P(rule s) x prod
+  /// of (1 - P(rule r)) over earlier rules r (the default: the product over all rules). confidence
+  /// = that of the assigned segment; with rules.min_confidence > 0 a member whose most probable
+  /// segment is below it gets rules.uncertain. Throws ConfigError naming the rule when a rule uses
+  /// an unknown feature, dimension or group. Cost O(members x conditions), plus a sort per relative
+  /// condition.
   SegmentAssignment segments(const SegmentRules& rules) const;
   /// k-means++ clusters of the log preference vectors (seeded by params().seed).
   PreferenceClusters clusters(int k, int max_iterations = 50) const;

@@ -40,6 +40,27 @@ inline double beta_binomial_ll(double k, double n, double a, double b) {
          log_gamma(b) + log_gamma(a + b);
 }
 
+// The half-width of a central interval at `level` in posterior sds: the quantile of a
+// Student t with 6 degrees of freedom scaled to unit variance. Heavier tails than the normal:
+// how far members stray from their class varies more than one spread per class and dimension
+// says, so the errors are a scale mixture (a normal interval with the right tails is too wide
+// in the middle). t6's distribution function in closed form, inverted by bisection.
+inline double interval_quantile(double level) {
+  constexpr double kDof = 6.0;
+  const double target = 0.5 * (1.0 + level);
+  const auto cdf = [&](double t) {
+    const double angle = std::atan(t / std::sqrt(kDof));
+    const double c2 = std::cos(angle) * std::cos(angle);
+    return 0.5 + 0.5 * std::sin(angle) * (1.0 + 0.5 * c2 + 0.375 * c2 * c2);
+  };
+  double lo = 0.0, hi = 1e4;
+  for (int i = 0; i < 200 && hi - lo > 1e-12; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (cdf(mid) < target ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi) * std::sqrt((kDof - 2.0) / kDof);
+}
+
 /// Best send slot from slot counts and the population profile (see the header).
 inline int best_slot(const double* posterior) {
   double day_mass[7] = {};
@@ -1192,7 +1213,7 @@ inline Posterior shrink(const LogCounts& counts, const PopulationRates& rates,
   const std::vector<double>& pop = rates.pop;
   const std::vector<float>& issued = counts.issued;
   const std::vector<float>& claimed = counts.claimed;
-  const double z = inverse_normal_cdf(0.5 * (1.0 + interval));
+  const double z = interval_quantile(interval);
   std::vector<float>& pref = out.pref;
   std::vector<float>& lo = out.lower;
   std::vector<float>& hi = out.upper;
@@ -1577,7 +1598,7 @@ PERKREC_INLINE void PreferenceModel::intervals(double level, std::vector<float>&
     detail::raise<InputError>("PreferenceModel::intervals: level must be in (0, 1) (got ", level,
                               ")");
   }
-  const double z = inverse_normal_cdf(0.5 * (1.0 + level));
+  const double z = detail::pref::interval_quantile(level);
   const auto Dz = static_cast<std::size_t>(n_dims_);
   lower.resize(preference_.size());
   upper.resize(preference_.size());
@@ -1717,8 +1738,8 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
   }
   out.codes.assign(static_cast<std::size_t>(n_users_), static_cast<std::int32_t>(S));
   out.confidence.assign(static_cast<std::size_t>(n_users_), 1.0f);
-  // The sd of a preference from its interval (normal approximation at level `interval`).
-  const double z = inverse_normal_cdf(0.5 + 0.5 * params_.interval);
+  // The sd of a preference from its interval (its half-width in sds at level `interval`).
+  const double z = detail::pref::interval_quantile(params_.interval);
   parallel_for(0, n_users_, params_.num_threads, [&](Offset uo) {
     const auto u = static_cast<std::size_t>(uo);
     const float* pref = preference_.data() + u * Dz;
