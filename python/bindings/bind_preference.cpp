@@ -199,6 +199,10 @@ void bind_preference(py::module_& m) {
            [](const PreferenceModel& s) {
              return to_numpy(std::vector<double>(s.prior_strength()));
            })
+      .def("individual_spread",
+           [](const PreferenceModel& s) {
+             return to_numpy(std::vector<double>(s.individual_spread()));
+           })
       .def("benefit_base_rate",
            [](const PreferenceModel& s) {
              return to_numpy(std::vector<float>(s.benefit_base_rate()));

@@ -332,6 +332,19 @@ class PreferenceModel(_Recommender):
             self._impl.prior_strength(), index=self.dimension_names, name="prior_strength"
         )
 
+    @property
+    def individual_spread(self) -> pd.DataFrame:
+        """Variance of the members' claim rates around their latent class's rate (classes x
+        dimensions, rate scale): the spread behind the credible intervals. Empty for a model
+        saved before it was stored."""
+        self._require_fitted("individual_spread")
+        values = np.asarray(self._impl.individual_spread(), dtype=np.float64)
+        if values.size == 0:
+            return pd.DataFrame(columns=self.dimension_names)
+        return pd.DataFrame(
+            values.reshape(-1, len(self.dimension_names)), columns=self.dimension_names
+        )
+
     def _row(self, user) -> int:
         """Dense index of ``user``: an external id when ids are attached, else an index."""
         if np.ndim(user) != 0 or isinstance(user, (bool, np.bool_)):

@@ -278,3 +278,8 @@ def test_intervals_at_any_level(fitted, tmp_path):
     path = tmp_path / "pref.perk"
     fitted.save(path)
     pd.testing.assert_frame_equal(perkrec.load(path).intervals(level=0.5)[0], lo50)
+    # The individual spread behind the intervals: classes x dimensions variances, saved.
+    spread = fitted.individual_spread
+    assert spread.shape == (fitted.memberships().shape[1], len(fitted.dimension_names))
+    assert (spread.to_numpy() >= 0).all() and (spread.to_numpy() > 0).any()
+    pd.testing.assert_frame_equal(perkrec.load(path).individual_spread, spread)

@@ -26,11 +26,29 @@
 //     prior strength M[d] is fitted by maximizing the beta-binomial marginal likelihood (or
 //     fixed by `prior_strength`). A member with two events stays near their prior (near the
 //     population when the classes cannot place them); one with many approaches their own rate.
-//  4. Credible interval at level `interval`: normal approximation with the Beta posterior's
-//     variance plus the uncertainty of the member's class (the spread of the class rates
-//     under r[u,c], weighted by the prior's share M / (n + M)), clipped to [0, 1] before
-//     dividing by the population rate.
-//
+//  4. Credible interval at level `interval`: around the rate of step 3, half-width = the
+//     level's quantile of a Student t with 6 degrees of freedom scaled to unit variance x the
+//     posterior sd (heavier tails than the normal: the spread varies across members more than
+//     one value per class and dimension says), clipped to [0, 1] before dividing by the
+//     population rate; the sd is that of a
+//     posterior that knows how far members stray from their class. The individual spread
+//     around class c in dimension d is tau2[c,d] = theta[c,d] (1 - theta[c,d]) x share[d],
+//     share[d] by the method of moments: the variance of the members' own rates (that of
+//     their raw rates less the binomial part) less the variance between the class rates, over
+//     the classes' mean theta (1 - theta). The member's variance is sum_c r[u,c] x
+//     Var Beta(k + S m_c, n - k + S (1 - m_c)) (k, n: the decayed counts scaled back to the
+//     member's number of issues),
+//     m_c = theta[c,d] x the member's channel factor,
+//     S = 1 / share[d] - 1 (0.5 .. 1e6): the within-class posteriors mixed by the memberships.
+//     A fixed `prior_strength` M fixes S = M as well.
+//     Why not M[d]: the prior means of step 2 were fitted on the same responses, so the
+//     responses look less dispersed around them than around a prior that had not seen them,
+//     and the marginal likelihood puts M at the top of its grid; intervals built on it covered
+//     63% of the simulator's planted truths at the 90% level. Why not also the spread between
+//     the class rates a member may belong to: on the simulator that overcovered (normal shape,
+//     one seed: 0.57 at the 50% level, 0.95 at 90%); the within-class variances alone hold
+//     the levels (BENCHMARKS.md, issue 16).
+
 // score(u, b) = log(base_rate[b]) + mean over b's dimensions of log preference[u,d]: the log of
 // the member's expected claim rate for b (base_rate = the population's claim rate of b), which
 // makes the model a content-based recommender (recommend() ranks by it).
@@ -243,7 +261,7 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   const std::vector<float>& upper() const { return upper_; }
   float preference(Index u, int d) const;
   /// Credible intervals at any `level` in (0, 1) (members x dimensions, lift scale): the same
-  /// normal approximation as lower()/upper() (which hold level params().interval), from the
+  /// shape as lower()/upper() (which hold level params().interval; file comment, step 4), from the
   /// stored posterior sd of each rate. InputError for a level outside (0, 1). Cost
   /// O(members x dimensions); thread-safe.
   void intervals(double level, std::vector<float>& lower, std::vector<float>& upper) const;
@@ -252,6 +270,10 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   /// Population claim rate and fitted prior strength per dimension.
   const std::vector<double>& population_rate() const { return population_rate_; }
   const std::vector<double>& prior_strength() const { return prior_strength_; }
+  /// Individual spread behind the intervals: the variance of the members' claim rates around
+  /// their class's rate (classes x dimensions, rate scale; see the file comment, step 4).
+  /// Empty for a model saved before it was stored.
+  const std::vector<double>& individual_spread() const { return individual_spread_; }
   /// Latent classes: class rates (classes x dimensions), weights, memberships (members x
   /// classes).
   const std::vector<float>& class_rates() const { return class_rate_; }
@@ -274,13 +296,13 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   /// estimates. Relative thresholds ({"quantile", "times"}) resolve over the members with any
   /// event before the cut (SegmentAssignment::resolved shows the values). Confidence: each
   /// preference condition holds with probability Phi(distance to the threshold / sd), sd from
-  /// the member's interval (normal approximation); other conditions are 0 or 1; conditions of
-  /// a rule are independent, and segment s has probability P(rule s) x prod of (1 - P(rule r))
-  /// over earlier rules r (the default: the product over all rules). confidence = that of the
-  /// assigned segment; with rules.min_confidence > 0 a member whose most probable segment is
-  /// below it gets rules.uncertain. Throws ConfigError naming the rule when a rule uses an
-  /// unknown feature, dimension or group. Cost O(members x conditions), plus a sort per
-  /// relative condition.
+  /// the member's interval (its half-width over the level's quantile, step 4); other conditions are
+  /// 0 or 1; conditions of a rule are independent, and segment s has probability P(rule s) x prod
+  /// of (1 - P(rule r)) over earlier rules r (the default: the product over all rules). confidence
+  /// = that of the assigned segment; with rules.min_confidence > 0 a member whose most probable
+  /// segment is below it gets rules.uncertain. Throws ConfigError naming the rule when a rule uses
+  /// an unknown feature, dimension or group. Cost O(members x conditions), plus a sort per relative
+  /// condition.
   SegmentAssignment segments(const SegmentRules& rules) const;
   /// k-means++ clusters of the log preference vectors (seeded by params().seed).
   PreferenceClusters clusters(int k, int max_iterations = 50) const;
@@ -318,6 +340,7 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   std::vector<std::int32_t> benefit_dims_;
   std::vector<double> population_rate_;
   std::vector<double> prior_strength_;
+  std::vector<double> individual_spread_;  // classes x dims
   std::vector<float> class_rate_;
   std::vector<float> class_weight_;
   std::vector<float> membership_;
@@ -365,6 +388,30 @@ PERKREC_INLINE std::vector<double> prior_strength(Span<const float> issued,
                                                   Span<const float> prior_mean, Index n,
                                                   std::size_t dims, double fixed_strength,
                                                   int threads);
+/// fit's individual-spread stage: per class c and dimension d, the variance of the members' own
+/// rates around the class rate theta[c,d] = class_rates[c x dims + d], as
+/// theta (1 - theta) x share[d], with one share per dimension by the method of moments over the
+/// members with at least one (decayed) issue there (rows n x dims; memberships n x classes,
+/// row-major): the variance of the members' rates (that of their raw rates k/n less the
+/// binomial part) less the variance between the class rates (classes weighted by the summed
+/// memberships), over sum_c weight_c theta_c (1 - theta_c); share clipped to [0, 1] (0: no
+/// spread beyond the classes). `count_scale` (n, or empty = 1) turns each member's decayed
+/// issues into a number of issues for the binomial part (fit: the member's issues over their
+/// decayed weight). Result classes x dims. Deterministic for any thread count.
+PERKREC_INLINE std::vector<double> individual_spread(Span<const float> issued,
+                                                     Span<const float> claimed,
+                                                     Span<const float> memberships,
+                                                     Span<const double> class_rates,
+                                                     Span<const double> count_scale, Index n,
+                                                     std::size_t dims, int classes, int threads);
+/// fit's interval variance for one member and dimension: sum_c memberships[c] x the variance of
+/// the Beta posterior after `responses` (capped at `trials`) in `trials` under the prior
+/// Beta(S m_c, S (1 - m_c)), m_c = class_means[c] and S chosen so that the prior's variance is
+/// class_spread[c] (S = m_c (1 - m_c) / class_spread[c] - 1, within [0.5, 1e6]).
+PERKREC_INLINE double within_class_variance(double trials, double responses,
+                                            Span<const float> memberships,
+                                            Span<const double> class_means,
+                                            Span<const double> class_spread);
 }  // namespace detail::pref
 
 }  // namespace perkrec

@@ -30,11 +30,35 @@ PERKREC_INLINE PreferenceModel::PreferenceModel(PreferenceParams params)
 namespace detail::pref {
 
 constexpr double kDay = static_cast<double>(kSecondsPerDay);
+// Bounds of the Beta strength behind an interval's individual spread (within_class_variance).
+constexpr double kMinSpreadStrength = 0.5;
+constexpr double kMaxSpreadStrength = 1e6;
 using detail::block_sum;
 
 inline double beta_binomial_ll(double k, double n, double a, double b) {
   return log_gamma(k + a) + log_gamma(n - k + b) - log_gamma(n + a + b) - log_gamma(a) -
          log_gamma(b) + log_gamma(a + b);
+}
+
+// The half-width of a central interval at `level` in posterior sds: the quantile of a
+// Student t with 6 degrees of freedom scaled to unit variance. Heavier tails than the normal:
+// how far members stray from their class varies more than one spread per class and dimension
+// says, so the errors are a scale mixture (a normal interval with the right tails is too wide
+// in the middle). t6's distribution function in closed form, inverted by bisection.
+inline double interval_quantile(double level) {
+  constexpr double kDof = 6.0;
+  const double target = 0.5 * (1.0 + level);
+  const auto cdf = [&](double t) {
+    const double angle = std::atan(t / std::sqrt(kDof));
+    const double c2 = std::cos(angle) * std::cos(angle);
+    return 0.5 + 0.5 * std::sin(angle) * (1.0 + 0.5 * c2 + 0.375 * c2 * c2);
+  };
+  double lo = 0.0, hi = 1e4;
+  for (int i = 0; i < 200 && hi - lo > 1e-12; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (cdf(mid) < target ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi) * std::sqrt((kDof - 2.0) / kDof);
 }
 
 /// Best send slot from slot counts and the population profile (see the header).
@@ -1074,6 +1098,85 @@ PERKREC_INLINE std::vector<double> prior_strength(Span<const float> issued,
   return strength;
 }
 
+// Stage 4c: the individual spread around the classes (see the declaration). Not residuals
+// around the member's prior mean, nor around the classes weighted by the memberships: the
+// memberships and the channel factor were fitted on the same responses, so residuals around
+// them understate the spread (the beta-binomial likelihood then sees no overdispersion at all,
+// and membership-weighted residuals miss the members a class's tail lends to its neighbour).
+// The population's spread of the rates, less the part the classes explain, has no such bias.
+PERKREC_INLINE std::vector<double> individual_spread(Span<const float> issued,
+                                                     Span<const float> claimed,
+                                                     Span<const float> memberships,
+                                                     Span<const double> class_rates,
+                                                     Span<const double> count_scale, Index n,
+                                                     std::size_t Dz, int classes, int threads) {
+  const auto Kz = static_cast<std::size_t>(classes);
+  const std::size_t width = 4 + Kz;  // per dimension: W, sum y, sum y^2, sum 1/n, sum_u r[u,c]
+  const std::vector<double> s = block_sum(n, Dz * width, threads, [&](Index u, double* acc) {
+    const auto row = static_cast<std::size_t>(u);
+    // The binomial part needs the number of issues, not their decayed weight.
+    const double scale = count_scale.empty() ? 1.0 : count_scale[row];
+    for (std::size_t d = 0; d < Dz; ++d) {
+      const double weight = issued[row * Dz + d];
+      const double nn = weight * scale;
+      if (nn < 1.0) continue;
+      const double y = std::min<double>(claimed[row * Dz + d], weight) / weight;
+      double* a = acc + d * width;
+      a[0] += 1.0;
+      a[1] += y;
+      a[2] += y * y;
+      a[3] += 1.0 / nn;
+      for (std::size_t c = 0; c < Kz; ++c) a[4 + c] += memberships[row * Kz + c];
+    }
+  });
+  std::vector<double> spread(Kz * Dz, 0.0);
+  for (std::size_t d = 0; d < Dz; ++d) {
+    const double* a = s.data() + d * width;
+    const double W = a[0];
+    if (W - a[3] <= 0) continue;  // no member with two issues: no spread to see
+    const double mean = a[1] / W;
+    // Variance of the members' own rates: that of the raw rates less the binomial part,
+    // E[(y - mean)^2] = V + (mean (1 - mean) - V) / n.
+    const double total = (a[2] - W * mean * mean - mean * (1.0 - mean) * a[3]) / (W - a[3]);
+    double class_mean = 0, between = 0, bernoulli = 0;
+    for (std::size_t c = 0; c < Kz; ++c) class_mean += a[4 + c] / W * class_rates[c * Dz + d];
+    for (std::size_t c = 0; c < Kz; ++c) {
+      const double theta = class_rates[c * Dz + d];
+      between += a[4 + c] / W * (theta - class_mean) * (theta - class_mean);
+      bernoulli += a[4 + c] / W * theta * (1.0 - theta);
+    }
+    // Within class c: theta (1 - theta) / (S + 1), one strength S per dimension.
+    const double share = bernoulli > 0 ? std::clamp((total - between) / bernoulli, 0.0, 1.0) : 0.0;
+    for (std::size_t c = 0; c < Kz; ++c) {
+      const double theta = class_rates[c * Dz + d];
+      spread[c * Dz + d] = share * theta * (1.0 - theta);
+    }
+  }
+  return spread;
+}
+
+PERKREC_INLINE double within_class_variance(double trials, double responses,
+                                            Span<const float> memberships,
+                                            Span<const double> class_means,
+                                            Span<const double> class_spread) {
+  const double nn = trials;
+  const double k = std::min<double>(responses, nn);
+  double variance = 0;
+  for (std::size_t c = 0; c < memberships.size(); ++c) {
+    const double r = memberships[c];
+    if (r <= 0) continue;
+    const double m = std::clamp(class_means[c], 1e-4, 1.0 - 1e-4);
+    // Beta(M m, M (1 - m)) has variance m (1 - m) / (M + 1) = class_spread: M from the spread,
+    // capped so that no spread means a prior of a million pseudo-issues.
+    const double tau2 = std::max(class_spread[c], m * (1.0 - m) / (kMaxSpreadStrength + 1.0));
+    const double strength = std::max(m * (1.0 - m) / tau2 - 1.0, kMinSpreadStrength);
+    const double a = k + strength * m;
+    const double b = nn - k + strength * (1.0 - m);
+    variance += r * a * b / ((a + b) * (a + b) * (a + b + 1.0));
+  }
+  return variance;
+}
+
 PERKREC_INLINE BetaPosterior beta_posterior(double trials, double responses, double strength,
                                             double prior_mean, double class_spread) {
   const double nn = trials;
@@ -1090,16 +1193,17 @@ PERKREC_INLINE BetaPosterior beta_posterior(double trials, double responses, dou
   return out;
 }
 
-// Stage 4c: the shrinkage — each member's posterior rate per dimension (beta_posterior),
-// as a lift over the population rate with its interval bounds and posterior sd (n x D each).
+// Stage 4d: the shrinkage — each member's posterior rate per dimension (beta_posterior), as a
+// lift over the population rate, with the sd of its interval from the individual spread
+// around the classes (within_class_variance) and the bounds (n x D each).
 struct Posterior {
   std::vector<float> pref, lower, upper, sd;
 };
 
 inline Posterior shrink(const LogCounts& counts, const PopulationRates& rates,
                         const LatentClasses& classes, const std::vector<float>& prior_mean,
-                        const std::vector<double>& strength, double interval, std::size_t Dz,
-                        int threads) {
+                        const std::vector<double>& strength, const std::vector<double>& spread,
+                        double interval, std::size_t Dz, int threads) {
   Posterior out;
   const auto n = static_cast<Index>(counts.summary.size());
   const auto nz = static_cast<std::size_t>(n);
@@ -1109,7 +1213,7 @@ inline Posterior shrink(const LogCounts& counts, const PopulationRates& rates,
   const std::vector<double>& pop = rates.pop;
   const std::vector<float>& issued = counts.issued;
   const std::vector<float>& claimed = counts.claimed;
-  const double z = inverse_normal_cdf(0.5 * (1.0 + interval));
+  const double z = interval_quantile(interval);
   std::vector<float>& pref = out.pref;
   std::vector<float>& lo = out.lower;
   std::vector<float>& hi = out.upper;
@@ -1120,18 +1224,32 @@ inline Posterior shrink(const LogCounts& counts, const PopulationRates& rates,
   post_sd.resize(nz * Dz);
   parallel_for(0, n, threads, [&](Offset uo) {
     const auto row = static_cast<std::size_t>(uo);
+    const MemberSummary& summary = counts.summary[row];
+    const double count_scale = summary.issued_w > 0 ? summary.issued / summary.issued_w : 1.0;
+    double class_mean[64], class_spread[64];
     for (std::size_t d = 0; d < Dz; ++d) {
       const std::size_t i = row * Dz + d;
-      double mix = 0, mix_mean = 0;
+      double mix_mean = 0;
       for (std::size_t c = 0; c < Kz; ++c) mix_mean += resp[row * Kz + c] * theta[c * Dz + d];
+      // The member's channel factor (prior mean over the class mix) applies to every class.
+      const double factor = mix_mean > 0 ? prior_mean[i] / mix_mean : 1.0;
       for (std::size_t c = 0; c < Kz; ++c) {
-        const double dev = theta[c * Dz + d] - mix_mean;
-        mix += resp[row * Kz + c] * dev * dev;
+        // The class's spread as a share of its Bernoulli variance carries over to the
+        // member's channel-corrected class rate.
+        const double th = theta[c * Dz + d];
+        const double m = std::clamp(th * factor, 1e-4, 1.0 - 1e-4);
+        class_mean[c] = m;
+        class_spread[c] =
+            th > 0 && th < 1 ? spread[c * Dz + d] / (th * (1.0 - th)) * m * (1.0 - m) : 0.0;
       }
-      const BetaPosterior post =
-          beta_posterior(issued[i], claimed[i], strength[d], prior_mean[i], mix);
-      const double mean = post.mean;
-      const double sd = post.sd;
+      const double mean =
+          beta_posterior(issued[i], claimed[i], strength[d], prior_mean[i], 0.0).mean;
+      // The posterior's information is the number of issues, not their decayed weight (the
+      // decay sets the mean's emphasis on recent responses, not how much is known).
+      const double sd = std::sqrt(within_class_variance(
+          issued[i] * count_scale, claimed[i] * count_scale,
+          Span<const float>(resp.data() + row * Kz, Kz), Span<const double>(class_mean, Kz),
+          Span<const double>(class_spread, Kz)));
       pref[i] = static_cast<float>(mean / pop[d]);
       post_sd[i] = static_cast<float>(sd);
       lo[i] = static_cast<float>(std::max(0.0, mean - z * sd) / pop[d]);
@@ -1368,8 +1486,22 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   const std::vector<float> prior_mean = prior_means(counts, rates, classes, Dz, Cz, threads);
   std::vector<double> strength = detail::pref::prior_strength(
       counts.issued, counts.claimed, prior_mean, n, Dz, params_.prior_strength, threads);
+  std::vector<double> spread;
+  if (params_.prior_strength > 0) {  // the prior the user fixed holds for the intervals too
+    spread.resize(classes.theta.size());
+    for (std::size_t i = 0; i < spread.size(); ++i)
+      spread[i] = classes.theta[i] * (1.0 - classes.theta[i]) / (params_.prior_strength + 1.0);
+  } else {
+    std::vector<double> count_scale(static_cast<std::size_t>(n), 1.0);
+    for (std::size_t u = 0; u < count_scale.size(); ++u) {
+      const MemberSummary& sm = counts.summary[u];
+      if (sm.issued_w > 0) count_scale[u] = sm.issued / sm.issued_w;
+    }
+    spread = detail::pref::individual_spread(counts.issued, counts.claimed, classes.resp,
+                                             classes.theta, count_scale, n, Dz, K, threads);
+  }
   Posterior posterior =
-      shrink(counts, rates, classes, prior_mean, strength, params_.interval, Dz, threads);
+      shrink(counts, rates, classes, prior_mean, strength, spread, params_.interval, Dz, threads);
   // --- 5. timing ---------------------------------------------------------------------------------
   ProgressReporter timing_progress(callbacks, "timing", 2);
   TimingFit timing_fit = fit_timing(counts, cut_time, params_.timing_prior_strength,
@@ -1410,6 +1542,7 @@ PERKREC_INLINE void PreferenceModel::fit_impl(const EventLog& log, const Catalog
   benefit_dims_ = std::move(layout.dim_list);
   population_rate_ = std::move(rates.pop);
   prior_strength_ = std::move(strength);
+  individual_spread_ = std::move(spread);
   class_rate_.assign(classes.theta.begin(), classes.theta.end());
   class_weight_.assign(classes.weight.begin(), classes.weight.end());
   membership_ = std::move(classes.resp);
@@ -1465,7 +1598,7 @@ PERKREC_INLINE void PreferenceModel::intervals(double level, std::vector<float>&
     detail::raise<InputError>("PreferenceModel::intervals: level must be in (0, 1) (got ", level,
                               ")");
   }
-  const double z = inverse_normal_cdf(0.5 * (1.0 + level));
+  const double z = detail::pref::interval_quantile(level);
   const auto Dz = static_cast<std::size_t>(n_dims_);
   lower.resize(preference_.size());
   upper.resize(preference_.size());
@@ -1605,8 +1738,8 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
   }
   out.codes.assign(static_cast<std::size_t>(n_users_), static_cast<std::int32_t>(S));
   out.confidence.assign(static_cast<std::size_t>(n_users_), 1.0f);
-  // The sd of a preference from its interval (normal approximation at level `interval`).
-  const double z = inverse_normal_cdf(0.5 + 0.5 * params_.interval);
+  // The sd of a preference from its interval (its half-width in sds at level `interval`).
+  const double z = detail::pref::interval_quantile(params_.interval);
   parallel_for(0, n_users_, params_.num_threads, [&](Offset uo) {
     const auto u = static_cast<std::size_t>(uo);
     const float* pref = preference_.data() + u * Dz;
@@ -1781,6 +1914,7 @@ PERKREC_INLINE void PreferenceModel::write(ModelWriter& w, const std::string& pr
   w.add(prefix + "benefit_dims", benefit_dims_);
   w.add(prefix + "population_rate", population_rate_);
   w.add(prefix + "prior_strength", prior_strength_);
+  w.add(prefix + "individual_spread", individual_spread_);
   w.add(prefix + "class_rate", class_rate_);
   w.add(prefix + "class_weight", class_weight_);
   w.add(prefix + "membership", membership_);
@@ -1879,6 +2013,10 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r,
   }
   m.population_rate_ = r.vector<double>(prefix + "population_rate", {nd});
   m.prior_strength_ = r.vector<double>(prefix + "prior_strength", {nd});
+  if (r.has(prefix + "individual_spread")) {  // absent from files of before issue 16
+    m.individual_spread_ =
+        r.vector<double>(prefix + "individual_spread", {static_cast<std::int64_t>(n_classes) * nd});
+  }
   m.class_rate_ =
       r.vector<float>(prefix + "class_rate", {static_cast<std::int64_t>(n_classes) * nd});
   m.class_weight_ = r.vector<float>(prefix + "class_weight", {n_classes});
@@ -1928,6 +2066,10 @@ PERKREC_INLINE PreferenceModel PreferenceModel::read(const ModelReader& r,
   };
   all_finite(m.population_rate_, "population_rate");
   all_finite(m.prior_strength_, "prior_strength");
+  all_finite(m.individual_spread_, "individual_spread");
+  for (double v : m.individual_spread_) {
+    if (v < 0) r.invalid("individual_spread holds a negative variance");
+  }
   all_finite(m.class_rate_, "class_rate");
   all_finite(m.class_weight_, "class_weight");
   all_finite(m.membership_, "membership");
