@@ -389,6 +389,19 @@ class BenefitPlanner:
                 f"BenefitPlanner.fit: behavior: the behaviour log has {log.n_users} members "
                 f"(expected at most the event log's {events.n_users})"
             )
+        # Member indices must mean the same members: a log built with its own member map
+        # (BehaviorLog.from_frame without user_ids=) would give members other members' features.
+        # A log without a map (built from index arrays) is indexed as the event log by contract.
+        log_map = behavior[0].user_ids
+        log_ids = None if log_map is None else np.asarray(log_map.ids)
+        if log_ids is not None and not np.array_equal(
+            log_ids, np.asarray(events.user_ids.ids)[: len(log_ids)]
+        ):
+            raise _input_error(
+                "BenefitPlanner.fit: behavior: the behaviour log indexes its members by another "
+                "member map than the event log (build it with "
+                "BehaviorLog.from_frame(..., user_ids=events))"
+            )
         if not log.n_items == len(items) == applies.n_items:
             raise _input_error(
                 f"BenefitPlanner.fit: behavior: the log, the item catalog and the benefit items "

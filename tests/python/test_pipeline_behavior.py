@@ -170,6 +170,19 @@ def test_behaviour_errors_are_typed_and_name_the_field(program, times, fitted):
     )
     with pytest.raises(perkrec.InputError, match="benefits"):
         bp.fit(program.events, program.catalog, behavior=(program.behavior, program.items, other))
+    # A log built with a member map of its own (here: members in reverse order) would give
+    # members other members' behaviour: refused before anything is fitted.
+    frame = program.behavior.to_frame().iloc[::-1]
+    own_map = perkrec.BehaviorLog.from_frame(
+        frame, items=program.items, user="user", item="item", action="action", amount="amount"
+    )
+    assert own_map.n_items == len(program.items)
+    with pytest.raises(perkrec.InputError, match="member map"):
+        bp.fit(
+            program.events,
+            program.catalog,
+            behavior=(own_map, program.items, program.benefit_items),
+        )
     assert not bp.fitted
     # A file whose encoder has a behaviour field but no behaviour part.
     f = fitted._file("test")
