@@ -144,6 +144,22 @@ def _issued_mask(frame: pd.DataFrame) -> np.ndarray:
     )
 
 
+def _check_member_map(log, events, method: str) -> None:
+    """Member indices of a BehaviorLog must mean the event log's members: a log built with its
+    own member map (BehaviorLog.from_frame without user_ids=) would give members other members'
+    behaviour. A log without a map (built from index arrays) is indexed as the event log by
+    contract."""
+    if log.user_ids is None:
+        return
+    log_ids = np.asarray(log.user_ids.ids)
+    if not np.array_equal(log_ids, np.asarray(events.user_ids.ids)[: len(log_ids)]):
+        raise _input_error(
+            f"BenefitPlanner.{method}: behavior: the behaviour log indexes its members by "
+            "another member map than the event log (build it with "
+            "BehaviorLog.from_frame(..., user_ids=events))"
+        )
+
+
 class BenefitPlanner:
     """The fitted pipeline from an event log to a :class:`~perkrec.Plan`.
 
@@ -389,19 +405,7 @@ class BenefitPlanner:
                 f"BenefitPlanner.fit: behavior: the behaviour log has {log.n_users} members "
                 f"(expected at most the event log's {events.n_users})"
             )
-        # Member indices must mean the same members: a log built with its own member map
-        # (BehaviorLog.from_frame without user_ids=) would give members other members' features.
-        # A log without a map (built from index arrays) is indexed as the event log by contract.
-        log_map = behavior[0].user_ids
-        log_ids = None if log_map is None else np.asarray(log_map.ids)
-        if log_ids is not None and not np.array_equal(
-            log_ids, np.asarray(events.user_ids.ids)[: len(log_ids)]
-        ):
-            raise _input_error(
-                "BenefitPlanner.fit: behavior: the behaviour log indexes its members by another "
-                "member map than the event log (build it with "
-                "BehaviorLog.from_frame(..., user_ids=events))"
-            )
+        _check_member_map(behavior[0], events, "fit")
         if not log.n_items == len(items) == applies.n_items:
             raise _input_error(
                 f"BenefitPlanner.fit: behavior: the log, the item catalog and the benefit items "
@@ -736,6 +740,7 @@ class BenefitPlanner:
                 f"BenefitPlanner.{method}: behavior must be a perkrec.BehaviorLog or None (got "
                 f"{type(behavior).__name__})"
             )
+        _check_member_map(behavior, self._require_fitted(method)["events"], method)
         return behavior._impl
 
     def inputs(self, at=None, *, events=None, behavior=None) -> PlanInputs:

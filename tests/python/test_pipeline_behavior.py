@@ -184,6 +184,8 @@ def test_behaviour_errors_are_typed_and_name_the_field(program, times, fitted):
             behavior=(own_map, program.items, program.benefit_items),
         )
     assert not bp.fitted
+    with pytest.raises(perkrec.InputError, match="member map"):
+        fitted.plan(behavior=own_map)  # a newer log is checked the same way
     # A file whose encoder has a behaviour field but no behaviour part.
     f = fitted._file("test")
     names = "fm preference catalog events users order_value holdout_user holdout_benefit"
