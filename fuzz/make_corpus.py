@@ -106,6 +106,9 @@ def main() -> None:
         shopping.users,
         behavior=(shopping.behavior, shopping.items, shopping.benefit_items),
     )
+    models["behavior_log.perk"] = shopping.behavior  # with its member ids
+    models["item_catalog.perk"] = shopping.items
+    models["benefit_items.perk"] = shopping.benefit_items
     for name, obj in models.items():
         write(f"{out}/model", name, obj.to_bytes())
         if hasattr(obj, "get_params"):

@@ -22,10 +22,12 @@
 // Options (see ServerOptions): --catalog, --users, --policy, --model (repeatable),
 // --preference, --blend, --history, or instead of those seven --planner FILE (a fitted
 // perkrec.BenefitPlanner: FM + preference + incremental objective; plan time default = the
-// end of its log), --plan-time (UTC seconds), --period-hours (pacing period,
-// default 24), --value (value of one redemption, default 10), --value-column, --top-k
-// (default 20), --threads (default 1, at most 1024), --max-line-bytes (default 65536: longer
-// request lines get an error answer), --input FILE / --output FILE (default stdin / stdout),
+// end of its log) with --behavior FILE (a saved BehaviorLog read instead of the behaviour the
+// pipeline file stores: a newer log of the same items and members), --plan-time (UTC seconds),
+// --period-hours (pacing period, default 24), --value (value of one redemption, default 10),
+// --value-column, --top-k (default 20), --threads (default 1, at most 1024), --max-line-bytes
+// (default 65536: longer request lines get an error answer), --input FILE / --output FILE (default
+// stdin / stdout),
 // --help. --generate creates DIR when it does not exist.
 // A summary goes to standard error at the end. Exit status: 0 when every line was answered
 // (error answers included), 1 when loading failed, 2 for bad command-line options.
@@ -45,7 +47,8 @@ const char* kUsage =
     "[--preference FILE] [--blend FILE] [--history FILE] [--plan-time T] [--period-hours H] "
     "[--value V] [--value-column NAME] [--top-k K] [--threads N] [--max-line-bytes B] "
     "[--input FILE] [--output FILE]\n"
-    "       perkrec_benefit_server --planner FILE [--plan-time T] [--period-hours H] "
+    "       perkrec_benefit_server --planner FILE [--behavior FILE] [--plan-time T] "
+    "[--period-hours H] "
     "[--threads N] [--max-line-bytes B] [--input FILE] [--output FILE]\n"
     "       perkrec_benefit_server --generate DIR [--members N] [--requests N]\n"
     "Requests are JSON lines on standard input (or --input), answers JSON lines on standard\n"
@@ -132,6 +135,8 @@ int main(int argc, char** argv) {
         o.history = value();
       else if (arg == "--planner")
         o.planner = value();
+      else if (arg == "--behavior")
+        o.behavior = value();
       else if (arg == "--plan-time")
         o.plan_time = std::stoll(value());
       else if (arg == "--period-hours")

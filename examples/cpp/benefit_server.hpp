@@ -127,8 +127,11 @@ struct ServerOptions {
   std::string blend;                ///< ScoreBlend JSON file, or ""
   std::string history;              ///< EventLog container file, or ""
   std::string planner;              ///< BenefitPlanner model file (replaces the six above), or ""
-  Timestamp plan_time = 0;          ///< policy compile time and start of the pacing day
-  double period_hours = 24.0;       ///< pacing period [plan_time, plan_time + period); > 0
+  /// With --planner: a BehaviorLog container file (BehaviorLog.save) read instead of the
+  /// behaviour stored in the pipeline file (a newer log of the same items and members), or "".
+  std::string behavior;
+  Timestamp plan_time = 0;             ///< policy compile time and start of the pacing day
+  double period_hours = 24.0;          ///< pacing period [plan_time, plan_time + period); > 0
   double value_per_redemption = 10.0;  ///< value of one redemption when no column; >= 0
   std::string value_column;            ///< numeric UserTable column of it per member, or ""
   int top_k = 20;   ///< ranked candidates per request; >= 1 (--planner: the pipeline's)
@@ -150,6 +153,7 @@ struct ServerOptions {
             "values: give none of those options with it");
       }
     } else {
+      if (!behavior.empty()) bad("behavior", "needs --planner (it replaces the planner's log)");
       if (catalog.empty()) bad("catalog", "required");
       if (users.empty()) bad("users", "required");
       if (policy.empty()) bad("policy", "required");
@@ -358,7 +362,20 @@ class BenefitServer {
                         : perkrec::UserTable(f.events.user_ids().size() == bp.n_users()
                                                  ? f.events.user_ids()
                                                  : perkrec::IdMap::range(bp.n_users()));
-    s->state_ = std::make_unique<perkrec::BenefitPlanner::State>(bp.prepare(s->options_.plan_time));
+    if (!s->options_.behavior.empty()) {
+      s->behavior_ =
+          std::make_unique<perkrec::BehaviorLog>(perkrec::BehaviorLog::load(s->options_.behavior));
+      const perkrec::IdMap& ids = s->behavior_->user_ids();
+      const perkrec::IdMap& known = f.events.user_ids();
+      if (ids.size() > 0 && known.size() > 0 && !(ids == known)) {
+        perkrec::detail::raise<perkrec::InputError>(
+            "BenefitServer: behavior: the log's member ids are not the planner's (build it with "
+            "the planner's member map)");
+      }
+    }
+    // The planner checks the log's items and members and keeps a pointer to it in the state.
+    s->state_ = std::make_unique<perkrec::BenefitPlanner::State>(
+        bp.prepare(s->options_.plan_time, nullptr, s->behavior_.get()));
     s->policy_ = bp.policy();
     s->compiled_ = s->state_->compiled;
     s->member_value_ = f.order_value;
@@ -881,6 +898,7 @@ class BenefitServer {
   std::unique_ptr<perkrec::BPR> bpr_;
   std::unique_ptr<perkrec::PreferenceModel> preference_;
   std::unique_ptr<perkrec::BenefitPlanner> pipeline_;      // --planner
+  std::unique_ptr<perkrec::BehaviorLog> behavior_;         // --behavior (outlives state_)
   std::unique_ptr<perkrec::BenefitPlanner::State> state_;  // its means at plan_time
   std::unique_ptr<perkrec::ScoreBlend> blend_;
   std::vector<std::pair<std::string, perkrec::ScoreBlend::Scorer>> sources_;

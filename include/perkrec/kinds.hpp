@@ -11,9 +11,11 @@
 #include <tuple>
 
 #include "perkrec/core/error.hpp"
+#include "perkrec/data/behavior_log.hpp"
 #include "perkrec/data/catalog.hpp"
 #include "perkrec/data/event_log.hpp"
 #include "perkrec/data/id_map.hpp"
+#include "perkrec/data/item_catalog.hpp"
 #include "perkrec/data/user_table.hpp"
 #include "perkrec/decide/benefit_planner_file.hpp"
 #include "perkrec/io/model_file.hpp"
@@ -30,9 +32,9 @@
 namespace perkrec {
 
 /// Every kind a container may name, in the order read_any tries them.
-using SavedKinds =
-    std::tuple<IdMap, Catalog, UserTable, EventLog, Popularity, FM, ALS, BPR, ItemKNN,
-               PreferenceModel, UpliftModel, CLVModel, InterestModel, BenefitPlannerFile>;
+using SavedKinds = std::tuple<IdMap, Catalog, UserTable, EventLog, ItemCatalog, BehaviorLog,
+                              BenefitItems, Popularity, FM, ALS, BPR, ItemKNN, PreferenceModel,
+                              UpliftModel, CLVModel, InterestModel, BenefitPlannerFile>;
 
 namespace detail {
 template <class F, class First, class... Rest>

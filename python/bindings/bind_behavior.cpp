@@ -19,8 +19,8 @@ void bind_behavior(py::module_& m) {
   m.attr("BEHAVIOR_AGGREGATES") = py::tuple(py::cast(behavior_aggregate_names()));
   m.attr("BEHAVIOR_NEVER_DAYS") = kBehaviorNeverDays;
 
-  py::class_<ItemCatalog>(m, "ItemCatalog")
-      .def(py::init<>())
+  py::class_<ItemCatalog> item_catalog(m, "ItemCatalog");
+  item_catalog.def(py::init<>())
       .def(py::init<IdMap>(), py::arg("items"))
       .def("__len__", &ItemCatalog::size)
       .def_property_readonly("items", &ItemCatalog::items)
@@ -50,9 +50,10 @@ void bind_behavior(py::module_& m) {
              return to_numpy(std::vector<double>(c.numeric(name)));
            })
       .def("__eq__", [](const ItemCatalog& a, const ItemCatalog& b) { return a == b; });
+  def_serialization<ItemCatalog>(item_catalog);
 
-  py::class_<BehaviorLog>(m, "BehaviorLog")
-      .def(py::init<>())
+  py::class_<BehaviorLog> behavior_log(m, "BehaviorLog");
+  behavior_log.def(py::init<>())
       .def_static(
           "from_arrays",
           [](const py::array& user, const py::array& item, const py::array& timestamp,
@@ -116,10 +117,13 @@ void bind_behavior(py::module_& m) {
            })
       .def("user_offsets",
            [](const BehaviorLog& l) { return to_numpy(std::vector<Offset>(l.user_offsets())); })
-      .def("before", &BehaviorLog::before, py::arg("user"), py::arg("t"));
+      .def("before", &BehaviorLog::before, py::arg("user"), py::arg("t"))
+      .def_property_readonly("user_ids", [](const BehaviorLog& l) { return l.user_ids(); })
+      .def("set_user_ids", &BehaviorLog::set_user_ids, py::arg("ids"));
+  def_serialization<BehaviorLog>(behavior_log);
 
-  py::class_<BenefitItems>(m, "BenefitItems")
-      .def(py::init<>())
+  py::class_<BenefitItems> applies(m, "BenefitItems");
+  applies.def(py::init<>())
       .def_static(
           "from_pairs",
           [](const py::array& benefit, const py::array& item, Index n_benefits, Index n_items,
@@ -147,6 +151,7 @@ void bind_behavior(py::module_& m) {
             return py::make_tuple(to_numpy(std::move(v.offsets)), to_numpy(std::move(v.codes)));
           },
           py::arg("catalog"), py::arg("level"));
+  def_serialization<BenefitItems>(applies);
 
   m.def(
       "behavior_features",

@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import _core
 from ._util import float_array, frame_arg, int_array, int_scalar, renamed_keywords, seconds
-from .data import IdMap, _expect
+from .data import IdMap, _expect, _Serializable
 
 BEHAVIOR_AGGREGATES: Tuple[str, ...] = tuple(_core.BEHAVIOR_AGGREGATES)
 #: days_since_last / member_days_since_last when the member has no earlier event.
@@ -120,13 +120,16 @@ def _basket_column(col: pd.Series, name: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-class ItemCatalog:
+class ItemCatalog(_Serializable):
     """The items members buy and browse, with any number of named hierarchy / attribute levels
     (department, category, brand, manufacturer, ...) and numeric attributes (price, size).
 
     Levels hold one value per item (missing allowed); ``level_codes(name)`` gives int32 codes
     into ``level_values(name)`` (-1 = missing). Unknown names raise InputError naming them.
+    ``save`` / ``load`` / pickle keep the item ids, levels and numeric attributes.
     """
+
+    _core_class = _core.ItemCatalog
 
     def __init__(self, items: Optional[IdMap] = None):
         self._impl = _core.ItemCatalog((items or IdMap())._impl)
@@ -238,17 +241,38 @@ def _user_map(user_ids):
     )
 
 
-class BehaviorLog:
+class BehaviorLog(_Serializable):
     """What members bought and browsed: columnar, sorted by member then time, indexed by member.
 
     Member indices are those of ``user_ids`` (the IdMap shared with the EventLog, UserTable and the
     samples), item indices those of the ItemCatalog. ``unknown_items`` / ``unknown_users``
     count the rows dropped because their item / member id was unknown.
+
+    ``save`` / ``load`` / pickle keep every column, the action names and the member ids, so a
+    service can refresh the behaviour a fitted planner reads without refitting
+    (``BenefitPlanner.plan(at, behavior=BehaviorLog.load(path))``); the item indices are those
+    of the ItemCatalog the log was built with (save that too).
     """
+
+    _core_class = _core.BehaviorLog
 
     def __init__(self):
         self._impl = _core.BehaviorLog()
-        self.user_ids: Optional[IdMap] = None
+
+    @property
+    def user_ids(self) -> Optional[IdMap]:
+        """The member ids (index i names member i), or None when the log was built from index
+        arrays (it is then indexed as the caller's other tables)."""
+        ids = IdMap._wrap(self._impl.user_ids)
+        return ids if len(ids) else None
+
+    @user_ids.setter
+    def user_ids(self, ids: Optional[IdMap]) -> None:
+        if ids is not None and not isinstance(ids, IdMap):
+            raise _core.InputError(
+                f"BehaviorLog.user_ids: expected a perkrec.IdMap or None (got {type(ids).__name__})"
+            )
+        self._impl.set_user_ids((ids or IdMap())._impl)
 
     @classmethod
     @renamed_keywords(member="user", users="user_ids")
@@ -329,7 +353,6 @@ class BehaviorLog:
     def _wrap(cls, impl) -> "BehaviorLog":
         obj = cls.__new__(cls)
         obj._impl = impl
-        obj.user_ids = None
         return obj
 
     def __len__(self) -> int:
@@ -386,9 +409,13 @@ class BehaviorLog:
 
 
 # ---------------------------------------------------------------------------------------------
-class BenefitItems:
+class BenefitItems(_Serializable):
     """Which items each benefit applies to (many-to-many; each benefit's items sorted and
-    distinct). ``unknown_items`` counts the pairs dropped because the item id was unknown."""
+    distinct). ``unknown_items`` counts the pairs dropped because the item id was unknown.
+    ``save`` / ``load`` / pickle keep the mapping (benefit and item indices: those of the
+    Catalog and the ItemCatalog it was built with)."""
+
+    _core_class = _core.BenefitItems
 
     def __init__(self):
         self._impl = _core.BenefitItems()

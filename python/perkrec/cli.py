@@ -45,6 +45,11 @@ _FILES = """File formats (CSV, or Parquet by the .parquet / .pq extension; extra
            scenarios, tags]; scenarios and tags '|'-separated ("spring|app-only"); any other
            column (brand, category, campaign) is a free attribute
   users    user  [any attribute columns: numbers, booleans, text, datetimes]
+  behavior user, item, timestamp  [action, quantity, amount, basket]: what members bought and
+           browsed (action: purchase, view, cart, ... any names; default purchase); rows of
+           members the events do not know are dropped and counted
+  items    item  [any hierarchy / attribute columns: department, category, brand, ...]
+  benefit_items  benefit, item: the items each benefit applies to (a coupon's products)
   policy   JSON object; every key optional (README "Policy"), unknown keys are errors:
            {"budget": 5000, "issue_cost": 0.05, "max_per_member": 1,
             "quiet_hours": {"start_hour": 22, "end_hour": 8},
@@ -259,11 +264,73 @@ def _fit(args, steps: _Steps):
     params = _model_params(args)
     cut = _time_arg(args.cut_time, "--cut-time")
     files = _load(args, steps, need=("events", "catalog", "policy"))
+    behavior = _behavior_inputs(args, files.events, files.catalog)
     planner = BenefitPlanner(files.policy, **params)  # ConfigError naming the field, before fitting
     steps("fitting the redemption model and the preference model")
     return planner.fit(
-        files.events, files.catalog, files.users, cut_time=cut, progress=steps.callback
+        files.events,
+        files.catalog,
+        files.users,
+        cut_time=cut,
+        behavior=behavior,
+        progress=steps.callback,
     )
+
+
+def _behavior_log(path, events, items):
+    """The behaviour file as a BehaviorLog indexed by the event log's members."""
+    from . import Error
+    from .behavior import BehaviorLog
+    from .validate import read_table
+
+    frame = read_table(path)
+    optional = {
+        c: c if c in frame.columns else None for c in ("action", "quantity", "amount", "basket")
+    }
+    try:
+        return BehaviorLog.from_frame(
+            frame,
+            user_ids=events,
+            items=items,
+            user="user",
+            item="item",
+            time="timestamp",
+            **optional,
+        )
+    except Error as exc:
+        raise _Fail(f"{path}: {exc}") from None
+
+
+def _behavior_inputs(args, events, catalog):
+    """(BehaviorLog, ItemCatalog, BenefitItems) from --behavior, --items, --benefit-items, or
+    None when none is given (all three or none)."""
+    from . import Error
+    from .behavior import BenefitItems, ItemCatalog
+    from .validate import read_table
+
+    given = {name: getattr(args, name) for name in ("behavior", "items", "benefit_items")}
+    if not any(given.values()):
+        return None
+    missing = [f"--{k.replace('_', '-')}" for k, v in given.items() if not v]
+    if missing:
+        raise _Fail(
+            f"--behavior, --items and --benefit-items go together (missing {', '.join(missing)})"
+        )
+    try:
+        items = ItemCatalog.from_frame(read_table(args.items), id="item")
+    except Error as exc:
+        raise _Fail(f"{args.items}: {exc}") from None
+    try:
+        applies = BenefitItems.from_frame(
+            read_table(args.benefit_items),
+            catalog=catalog,
+            items=items,
+            benefit="benefit",
+            item="item",
+        )
+    except Error as exc:
+        raise _Fail(f"{args.benefit_items}: {exc}") from None
+    return _behavior_log(args.behavior, events, items), items, applies
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -299,7 +366,17 @@ def _cmd_plan(args) -> int:
     )
     inputs = [
         name
-        for name in ("events", "catalog", "users", "policy", "cut_time", "params", "param")
+        for name in (
+            "events",
+            "catalog",
+            "users",
+            "policy",
+            "cut_time",
+            "params",
+            "param",
+            "items",
+            "benefit_items",
+        )
         if getattr(args, name)
     ]
     if args.model and inputs:
@@ -313,13 +390,18 @@ def _cmd_plan(args) -> int:
         )
     at = _time_arg(args.at, "--at")
     steps = _Steps("plan", 3 if args.model else 4, _show_progress(args))
+    newer = None
     if args.model:
         steps("reading the model file")
         planner = BenefitPlanner.load(args.model)
+        if args.behavior:  # a newer behaviour log of the model's items and members
+            if planner.behavior is None:
+                raise _Fail(f"--behavior: {args.model} was fitted without behaviour")
+            newer = _behavior_log(args.behavior, planner.events, planner.behavior[1])
     else:
         planner = _fit(args, steps)
     steps("planning")
-    plan = planner.plan(at=at, budget=args.budget)
+    plan = planner.plan(at=at, budget=args.budget, behavior=newer)
     steps("writing the plan")
     with _Outputs() as outputs:
         write_plan(plan, outputs.temp(out), _plan_format(out))
@@ -615,6 +697,19 @@ def _input_options(p: argparse.ArgumentParser, required: bool, policy: bool = Tr
     )
 
 
+def _behavior_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what members buy and browse (optional; CSV or Parquet)")
+    g.add_argument(
+        "--behavior",
+        metavar="FILE",
+        help="behaviour events (with --items and --benefit-items; with --model: a newer log)",
+    )
+    g.add_argument("--items", metavar="FILE", help="the items of --behavior and their hierarchy")
+    g.add_argument(
+        "--benefit-items", metavar="FILE", help="the items each benefit applies to (benefit, item)"
+    )
+
+
 def _fit_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("fitting")
     g.add_argument(
@@ -696,6 +791,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, metavar="FOLDER", help="folder for the files (created)"
     )
     sim.add_argument("--threads", type=int, default=0, help="0 = all cores")
+    sim.add_argument(
+        "--behavior",
+        action="store_true",
+        help="also what members buy and browse: behavior.csv, items.csv, benefit_items.csv",
+    )
 
     validate = _command(
         sub,
@@ -719,10 +819,13 @@ def build_parser() -> argparse.ArgumentParser:
         (_FILES, _MODEL_PARAMS),
         [
             "perkrec fit --events events.csv --catalog catalog.csv --users users.csv --policy policy.json \\\n"
-            "    --param factors=16 --out pipeline.perkrec"
+            "    --param factors=16 --out pipeline.perkrec",
+            "perkrec fit --events events.csv --catalog catalog.csv --policy policy.json --behavior behavior.csv \\\n"
+            "    --items items.csv --benefit-items benefit_items.csv --out pipeline.perkrec",
         ],
     )
     _input_options(fit, required=True)
+    _behavior_options(fit)
     _fit_options(fit)
     fit.add_argument(
         "--out",
@@ -744,12 +847,14 @@ def build_parser() -> argparse.ArgumentParser:
         (_FILES, _MODEL_PARAMS),
         [
             "perkrec plan --model pipeline.perkrec --at 2026-07-01 --out plan.parquet --report report.html",
+            "perkrec plan --model pipeline.perkrec --behavior behavior-july.csv --out plan.csv   # newer behaviour",
             "perkrec plan --events events.csv --catalog catalog.csv --users users.csv --policy policy.json \\\n"
             '    --at "2026-07-01 08:00" --budget 2500 --out plan.csv',
         ],
     )
     plan.add_argument("--model", metavar="FILE", help="a model file written by perkrec fit")
     _input_options(plan, required=False)
+    _behavior_options(plan)
     _fit_options(plan)
     plan.add_argument(
         "--at",
@@ -825,13 +930,44 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def behavior_frames(program) -> dict:
+    """A simulated program's behaviour as the files --behavior, --items and --benefit-items
+    read (external member, item and benefit ids)."""
+    import numpy as np
+    import pandas as pd
+
+    item_ids = np.asarray(program.items.items.ids)
+    log = program.behavior.to_frame()
+    log["user"] = np.asarray(program.events.user_ids.ids)[log["user"].to_numpy()]
+    log["item"] = item_ids[log["item"].to_numpy()]
+    items = program.items.to_frame().rename_axis("item").reset_index()
+    applies = program.benefit_items
+    benefit_ids = np.asarray(program.catalog.ids.ids)
+    pairs = [
+        (benefit_ids[b], item_ids[i])
+        for b in range(applies.n_benefits)
+        for i in applies.items_of(b)
+    ]
+    return {
+        "behavior": log,
+        "items": items,
+        "benefit_items": pd.DataFrame(pairs, columns=["benefit", "item"]),
+    }
+
+
 def _cmd_simulate(args) -> int:
     from .demo import demo_policy
     from .simulator import simulate
 
     out = Path(args.out)
     kwargs = {} if args.days is None else {"days": args.days}
-    program = simulate(n_users=args.members, seed=args.seed, num_threads=args.threads, **kwargs)
+    program = simulate(
+        n_users=args.members,
+        seed=args.seed,
+        num_threads=args.threads,
+        behavior=args.behavior,
+        **kwargs,
+    )
     out.mkdir(parents=True, exist_ok=True)
     with _Outputs() as outputs:
         program.events.to_frame().to_csv(outputs.temp(out / "events.csv"), index=False)
@@ -843,10 +979,15 @@ def _cmd_simulate(args) -> int:
         outputs.temp(out / "policy.json").write_text(
             json.dumps(demo_policy(args.members), indent=2) + "\n"
         )
+        written = "events.csv, catalog.csv, users.csv, policy.json"
+        if args.behavior:
+            for name, frame in behavior_frames(program).items():
+                frame.to_csv(outputs.temp(out / f"{name}.csv"), index=False)
+            written += ", behavior.csv, items.csv, benefit_items.csv"
     start, end = program.events.time_range
     print(
         f"perkrec simulate: {args.members:,} members, {len(program.events):,} events from {start:%Y-%m-%d} to "
-        f"{end:%Y-%m-%d}, {len(program.catalog)} benefits -> {out}/events.csv, catalog.csv, users.csv, policy.json"
+        f"{end:%Y-%m-%d}, {len(program.catalog)} benefits -> {out}/{written}"
     )
     return 0
 

@@ -453,5 +453,104 @@ TEST(BenefitServerPlanner, AnswersEqualThePipelinesPlanOnAnyThreadCount) {
   std::remove(path.c_str());
 }
 
+// The log of `base` without its events at or after `t`.
+BehaviorLog behavior_before(const BehaviorLog& base, Timestamp t) {
+  std::vector<Index> user, item;
+  std::vector<Timestamp> time;
+  std::vector<std::int32_t> action;
+  std::vector<double> quantity, amount;
+  const std::vector<Index> users = base.users();
+  for (std::size_t e = 0; e < users.size(); ++e) {
+    if (base.timestamps()[e] >= t) continue;
+    user.push_back(users[e]);
+    item.push_back(base.items()[e]);
+    time.push_back(base.timestamps()[e]);
+    action.push_back(base.actions()[e]);
+    quantity.push_back(base.quantities()[e]);
+    amount.push_back(base.amounts()[e]);
+  }
+  BehaviorColumns c;
+  c.user = user;
+  c.item = item;
+  c.timestamp = time;
+  c.action = action;
+  c.quantity = quantity;
+  c.amount = amount;
+  BehaviorOptions o;
+  o.n_users = base.n_users();
+  o.n_items = base.n_items();
+  o.action_names = base.action_names();
+  return BehaviorLog::from_columns(c, o);
+}
+
+// --planner with --behavior: the saved log replaces the behaviour the pipeline file stores
+// (the answers' probabilities are the planner's with that log, not with the stored one); the
+// log's member ids must be the planner's; --behavior without --planner is a ConfigError.
+TEST(BenefitServerPlanner, BehaviorFileReplacesTheStoredBehaviour) {
+  const test::Fixture& fx = test::behavior_fixture();
+  BenefitPlannerFile f = fx.file;
+  f.config["policy"] = Json{{"max_per_member", 2}};
+  ASSERT_TRUE(f.users.has_value());
+  const IdMap& ids = f.users->users();
+  f.events.set_ids(ids, f.events.benefit_ids());
+  const std::string stem =
+      testing::temp_dir() + "/perkrec_server_behavior_" + std::to_string(::getpid());
+  f.save(stem + ".planner.perk");
+  BehaviorLog older = behavior_before(fx.prog.behavior, fx.end - 45 * 86400);
+  older.set_user_ids(ids);
+  older.save(stem + ".log.perk");
+  benefit_server::ServerOptions o;
+  o.planner = stem + ".planner.perk";
+  o.behavior = stem + ".log.perk";
+  const auto server = BenefitServer::load(o);
+  const BenefitPlanner bp(f, 1);
+  const Timestamp at = bp.end_time();
+  const BenefitPlanner::State with_older = bp.prepare(at, nullptr, &older);
+  const BenefitPlanner::State stored = bp.prepare(at);
+  std::string text;
+  const Index n = std::min<Index>(60, bp.n_users());
+  for (Index u = 0; u < n; ++u) {
+    const std::string id =
+        ids.strings().empty() ? std::to_string(ids.integer_at(u)) : ids.string_at(u);
+    text += "{\"id\": " + std::to_string(u) + ", \"member\": \"" + id + "\"}\n";
+  }
+  std::istringstream in(text);
+  std::ostringstream out;
+  EXPECT_EQ(server->serve(in, out, 1).errors, 0);
+  std::istringstream read(out.str());
+  int checked = 0, differ = 0;
+  Index u = 0;
+  for (std::string line; std::getline(read, line); ++u) {
+    const Json a = Json::parse(line);
+    const std::vector<float> p = bp.user_probability(with_older, u, at);
+    const std::vector<float> q = bp.user_probability(stored, u, at);
+    for (const Json& got : a["benefits"]) {
+      const auto b = static_cast<std::size_t>(f.catalog.find(got["benefit"].get<std::string>()));
+      EXPECT_NEAR(got["probability"].get<double>(), p[b], 1e-6) << line;
+      differ += std::abs(p[b] - q[b]) > 1e-4f;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(u, n);
+  EXPECT_GT(checked, n / 2);
+  EXPECT_GT(differ, 0);  // the older log changes what is served, so the check above can fail
+  // A log of other member ids is refused.
+  std::vector<std::string> other;
+  for (Index i = 0; i < older.n_users(); ++i) other.push_back("other-" + std::to_string(i));
+  older.set_user_ids(IdMap::from_strings(other));
+  older.save(stem + ".log.perk");
+  PERKREC_EXPECT_THROW_MSG(BenefitServer::load(o), InputError, "behavior", "member ids");
+  // --behavior replaces the planner's log: without --planner it is a ConfigError.
+  benefit_server::ServerOptions plain;
+  plain.behavior = stem + ".log.perk";
+  plain.catalog = "catalog.json";
+  plain.users = "users.perk";
+  plain.policy = "policy.json";
+  plain.models = {"model.perk"};
+  PERKREC_EXPECT_THROW_MSG(plain.validate(), ConfigError, "behavior", "--planner");
+  std::remove((stem + ".planner.perk").c_str());
+  std::remove((stem + ".log.perk").c_str());
+}
+
 }  // namespace
 }  // namespace perkrec

@@ -137,6 +137,53 @@ def test_behavior_log_from_frame(world):
     assert bare.user_ids.ids.tolist() == ["ann", "bob"]
 
 
+def test_item_catalog_behavior_log_and_benefit_items_save_and_load(world, tmp_path):
+    import pickle
+
+    items, log, applies = world["items"], world["log"], world["applies"]
+    for obj in (items, log, applies):
+        path = tmp_path / f"{type(obj).__name__}.perk"
+        obj.save(path)
+        for back in (
+            type(obj).load(path),
+            perkrec.load(path),
+            perkrec.loads(obj.to_bytes()),
+            pickle.loads(pickle.dumps(obj)),
+        ):
+            assert type(back) is type(obj) and back.to_bytes() == obj.to_bytes()
+    assert perkrec.load(tmp_path / "ItemCatalog.perk") == items
+    back = perkrec.BehaviorLog.load(tmp_path / "BehaviorLog.perk")
+    pd.testing.assert_frame_equal(back.to_frame(), log.to_frame())
+    assert back.action_names == ["purchase", "view"]
+    # The member map travels with the log, so a planner can check it against its event log.
+    assert back.user_ids.ids.tolist() == ["ann", "bob", "cyd"]
+    again = perkrec.BenefitItems.load(tmp_path / "BenefitItems.perk")
+    assert [again.items_of(b).tolist() for b in range(3)] == [[0, 2], [4], []]
+    # A log built from index arrays has no map, and keeps none through a file.
+    bare = perkrec.BehaviorLog._wrap(
+        perkrec._core.BehaviorLog.from_arrays(
+            np.array([0, 1], np.int32),
+            np.array([0, 0], np.int32),
+            np.array([day(1), day(2)], np.int64),
+            None,
+            None,
+            None,
+            None,
+            2,
+            6,
+            ["purchase"],
+            "drop",
+            1,
+        )
+    )
+    assert bare.user_ids is None and perkrec.loads(bare.to_bytes()).user_ids is None
+    with pytest.raises(perkrec.InputError, match="n_users"):
+        bare.user_ids = perkrec.IdMap(["a", "b", "c"])
+    assert bare.user_ids is None
+    with pytest.raises(perkrec.ModelFormatError, match="BehaviorLog"):
+        perkrec.ItemCatalog.load(tmp_path / "BehaviorLog.perk")
+
+
 def test_behavior_log_unknown_ids_and_bad_values(world):
     events = world["events"].copy()
     events.loc[2, "item_id"] = 999

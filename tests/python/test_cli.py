@@ -725,3 +725,70 @@ def test_text_member_ids_give_the_same_plan_under_their_own_ids(files, tmp_path,
         results[label] = json.loads(out.read_text())
     assert results["text"]["offline"] == results["numbers"]["offline"]
     assert results["text"]["offline"]["covered_pairs"] > 0
+
+
+def test_behaviour_files_fit_and_plan_as_the_python_api(tmp_path, capsys):
+    """`simulate --behavior` writes what members buy and browse; `fit --behavior --items
+    --benefit-items` gives the planner the Python API fits on the simulator's objects (the same
+    plan), and `plan --model --behavior` reads a newer log without refitting."""
+    n, days, seed = 400, 90, 11
+    d = tmp_path / "program"
+    args = ["simulate", "--members", str(n), "--days", str(days), "--seed", str(seed)]
+    assert main([*args, "--behavior", "--out", str(d)]) == 0
+    assert "behavior.csv, items.csv, benefit_items.csv" in capsys.readouterr().out
+    program = perkrec.simulate(n_users=n, days=days, seed=seed, behavior=True)
+    behavior = ["--behavior", str(d / "behavior.csv"), "--items", str(d / "items.csv")]
+    behavior += ["--benefit-items", str(d / "benefit_items.csv")]
+    model = tmp_path / "pipeline.perkrec"
+    assert main(["fit", *_inputs(d), *behavior, *PARAMS, "--out", str(model)]) == 0
+    at = program.events.time_range[1] - pd.Timedelta(days=1)
+    when = f"{at:%Y-%m-%d %H:%M:%S}"
+    assert (
+        main(["plan", "--model", str(model), "--at", when, "--out", str(tmp_path / "p.csv")]) == 0
+    )
+    bp = perkrec.BenefitPlanner(demo_policy(n), seed=3, factors=4, num_threads=2)
+    bp.fit(
+        program.events,
+        program.catalog,
+        program.users,
+        behavior=(program.behavior, program.items, program.benefit_items),
+    )
+    api = bp.plan(at=at)
+    _same_values(pd.read_csv(tmp_path / "p.csv"), api.frame)
+    assert perkrec.BenefitPlanner.load(model).behavior is not None
+    # A newer log (here: the purchases of the last 60 days dropped) changes the plan, as the API.
+    log = pd.read_csv(d / "behavior.csv")
+    recent = pd.to_datetime(log["timestamp"], utc=True) >= at - pd.Timedelta(days=60)
+    log[~recent].to_csv(tmp_path / "older.csv", index=False)
+    out = tmp_path / "older_plan.csv"
+    older = ["--behavior", str(tmp_path / "older.csv")]
+    assert main(["plan", "--model", str(model), *older, "--at", when, "--out", str(out)]) == 0
+    frame = program.behavior.to_frame()
+    keep = (frame["timestamp"] < at - pd.Timedelta(days=60)).to_numpy()
+    newer = perkrec.BehaviorLog.from_frame(
+        pd.read_csv(tmp_path / "older.csv"),
+        user_ids=program.events,
+        items=program.items,
+        user="user",
+        item="item",
+        action="action",
+        time="timestamp",
+        quantity="quantity",
+        amount="amount",
+        basket="basket",
+    )
+    assert len(newer) == int(keep.sum())
+    _same_values(pd.read_csv(out), bp.plan(at=at, behavior=newer).frame)
+    assert not pd.read_csv(out)[["member", "benefit"]].equals(api.frame[["member", "benefit"]])
+    # The three files go together; --items is the model's own with --model.
+    capsys.readouterr()
+    rc = main(["fit", *_inputs(d), *behavior[:2], "--out", str(tmp_path / "x.perkrec")])
+    assert rc == 2 and "--items, --benefit-items" in capsys.readouterr().err
+    assert not (tmp_path / "x.perkrec").exists()
+    rc = main(["plan", "--model", str(model), *behavior, "--out", str(tmp_path / "x.csv")])
+    assert rc == 2 and "--items" in capsys.readouterr().err
+    # A model fitted without behaviour refuses a behaviour log.
+    plain = tmp_path / "plain.perkrec"
+    assert main(["fit", *_inputs(d), *PARAMS, "--out", str(plain)]) == 0
+    rc = main(["plan", "--model", str(plain), *older, "--out", str(tmp_path / "x.csv")])
+    assert rc == 2 and "without behaviour" in capsys.readouterr().err

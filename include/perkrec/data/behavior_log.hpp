@@ -29,8 +29,9 @@
 //   for (perkrec::Offset e = log.user_begin(u); e < log.before(u, t); ++e) { ... }  // as of t
 //
 // A log saves and loads through the model-file container (kind "BehaviorLog": its columns,
-// action names and counts); reading rebuilds it through from_columns, so every row is
-// validated again (ModelFormatError naming the first bad one).
+// action names, counts and, when attached, the members' external ids); reading rebuilds it
+// through from_columns, so every row is validated again (ModelFormatError naming the first bad
+// one). Files written before the ids were stored load with no ids attached.
 //
 // Cost: O(events + members) time and memory: input already in (member, time) order is copied;
 // otherwise a two-level radix sort (at most 1024 buckets by the top bits of (member, time), each
@@ -47,6 +48,7 @@
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/error.hpp"
 #include "perkrec/core/types.hpp"
+#include "perkrec/data/id_map.hpp"
 #include "perkrec/data/item_catalog.hpp"
 #include "perkrec/detail/large_vector.hpp"
 #include "perkrec/io/serializable.hpp"
@@ -119,6 +121,13 @@ class BehaviorLog : public Serializable<BehaviorLog> {
   Timestamp min_time() const { return min_time_; }
   Timestamp max_time() const { return max_time_; }
 
+  /// The members' external ids (member index i is id user_ids()[i]); empty when none were
+  /// attached (the log is then indexed by member index, as the caller's other tables).
+  const IdMap& user_ids() const { return user_ids_; }
+  /// Attaches external member ids: empty or exactly n_users() ids (InputError otherwise, and
+  /// the log is unchanged). Saved with the log.
+  void set_user_ids(IdMap ids);
+
   void write(ModelWriter& w, const std::string& prefix) const;
   static BehaviorLog read(const ModelReader& r, const std::string& prefix);
 
@@ -138,6 +147,7 @@ class BehaviorLog : public Serializable<BehaviorLog> {
   std::vector<std::string> action_names_ = {"purchase"};
   Timestamp min_time_ = kNoTime;
   Timestamp max_time_ = kNoTime;
+  IdMap user_ids_;
 };
 
 }  // namespace perkrec

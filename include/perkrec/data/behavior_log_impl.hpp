@@ -528,6 +528,15 @@ PERKREC_INLINE void BehaviorLog::write(ModelWriter& w, const std::string& prefix
   w.add(prefix + "quantity", quantity_.data(), {n});
   w.add(prefix + "amount", amount_.data(), {n});
   if (has_baskets_) w.add(prefix + "basket", basket_.data(), {n});
+  if (user_ids_.size() > 0) user_ids_.write(w, prefix + "user_ids.");
+}
+
+PERKREC_INLINE void BehaviorLog::set_user_ids(IdMap ids) {
+  if (ids.size() != 0 && ids.size() != n_users_) {
+    detail::raise<InputError>("BehaviorLog::set_user_ids: the id map holds ", ids.size(),
+                              " ids (expected 0 or n_users = ", n_users_, ")");
+  }
+  user_ids_ = std::move(ids);
 }
 
 PERKREC_INLINE BehaviorLog BehaviorLog::read(const ModelReader& r, const std::string& prefix) {
@@ -542,6 +551,7 @@ PERKREC_INLINE BehaviorLog BehaviorLog::read(const ModelReader& r, const std::st
   jr.require("has_baskets", has_baskets);
   jr.require("unknown_items", unknown_items);
   jr.require("unknown_users", unknown_users);
+  if (prefix.empty()) jr.raw("user_ids.");  // optional: files before the ids were stored
   jr.finish();
   if (o.n_users < 0 || o.n_items < 0 || unknown_items < 0 || unknown_users < 0)
     r.bad_content("negative count");
@@ -574,6 +584,11 @@ PERKREC_INLINE BehaviorLog BehaviorLog::read(const ModelReader& r, const std::st
   }
   log.unknown_items_ = unknown_items;
   log.unknown_users_ = unknown_users;
+  if (r.content().contains(prefix + "user_ids.")) {
+    IdMap ids = IdMap::read(r, prefix + "user_ids.");
+    if (ids.size() != log.n_users_) r.invalid("BehaviorLog: user_ids does not hold n_users ids");
+    log.user_ids_ = std::move(ids);
+  }
   return log;
 }
 

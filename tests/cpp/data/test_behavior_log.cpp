@@ -354,5 +354,37 @@ TEST(BehaviorLog, RoundTripsThroughBytesAndRevalidatesOnLoad) {
   PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_bytes(w.to_bytes()), ModelFormatError, "item");
 }
 
+TEST(BehaviorLog, MemberIdsAttachSaveAndLoad) {
+  BehaviorLog log = BehaviorLog::from_columns(small().view(), options());
+  ASSERT_EQ(log.n_users(), 2);
+  EXPECT_EQ(log.user_ids().size(), 0);
+  const std::string without = log.to_bytes();
+  // A map of another size is refused and leaves the log as it was.
+  PERKREC_EXPECT_THROW_MSG(log.set_user_ids(IdMap::from_strings({"a", "b", "c"})), InputError,
+                           "n_users");
+  EXPECT_EQ(log.user_ids().size(), 0);
+  log.set_user_ids(IdMap::from_strings({"ann", "bob"}));
+  const BehaviorLog back = BehaviorLog::from_bytes(log.to_bytes());
+  ASSERT_EQ(back.user_ids().size(), 2);
+  EXPECT_EQ(back.user_ids().find(std::string_view("bob")), 1);
+  EXPECT_EQ(back.user_offsets(), log.user_offsets());
+  // A file without ids (as written before they were stored) loads with none attached.
+  EXPECT_EQ(BehaviorLog::from_bytes(without).user_ids().size(), 0);
+  // A stored map whose size is not n_users is a corrupt file.
+  const ModelReader r = ModelReader::from_bytes(log.to_bytes());
+  ModelWriter w(BehaviorLog::kind);
+  w.content() = r.content();
+  w.content()["n_users"] = 3;
+  w.add("user", r.vector<Index>("user"));
+  w.add("item", r.vector<Index>("item"));
+  w.add("action", r.vector<std::uint8_t>("action"));
+  w.add("timestamp", r.vector<Timestamp>("timestamp"));
+  w.add("quantity", r.vector<float>("quantity"));
+  w.add("amount", r.vector<double>("amount"));
+  w.add("basket", r.vector<std::int64_t>("basket"));
+  w.add_strings("user_ids.ids", r.strings("user_ids.ids"));
+  PERKREC_EXPECT_THROW_MSG(BehaviorLog::from_bytes(w.to_bytes()), ModelFormatError, "user_ids");
+}
+
 }  // namespace
 }  // namespace perkrec
