@@ -16,6 +16,8 @@ is re-run with S replaced by:
                      (r + (1 - r) po a), po = 1 - timing share, a the member's use of a benefit
                      on an organic order solved from their redemptions per claim (the
                      simulator's form of the true share)
+  timing_unredeemed  the timing share from a preference model fitted without the orders that
+                     carry a redemption (induced orders hide a lapse from the timing model)
 
 and prints the correlation of each S with the true share over the full members x benefits
 matrix. The `*_truth` rows read the truth, so they bound what an estimator of that form could
@@ -102,6 +104,25 @@ def excess_share(S_timing, stats, groups, prior=50.0) -> np.ndarray:
     return ((1 - po) * r / np.maximum(r + (1 - r) * po * a, 1e-6)).astype(np.float32)
 
 
+def unredeemed_timing_share(log, catalog, end, pipeline) -> np.ndarray:
+    """The timing share from a preference model fitted on the log without the orders that
+    carry a redemption (an order at the same time as one of the member's redeemed events):
+    induced orders keep a lapsed member looking active to the purchase-timing model."""
+    from perkrec.plan import incremental_share
+
+    f = log.to_frame()
+    t = ((f["timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+    u = f["user"].to_numpy(np.int64)
+    et = f["event_type"].astype(str).to_numpy()
+    red = et == "redeemed"
+    key = u * (1 << 40) + t
+    carries = (et == "ordered") & np.isin(key, key[red])
+    pref = perkrec.PreferenceModel(**pipeline.preference_params).fit(
+        log.filter(~carries), catalog, end
+    )
+    return incremental_share(pref, catalog).astype(np.float32)
+
+
 def group_truth(S_true, groups) -> np.ndarray:
     out = np.zeros_like(S_true)
     for g in np.unique(groups):
@@ -159,6 +180,7 @@ def main() -> None:
     shares["timing_x_arch"] = rescaled
     for name in ("seg", "arch"):
         shares[f"excess_{name}"] = excess_share(S, stats, groups[name])
+    shares["timing_unredeemed"] = unredeemed_timing_share(log, catalog, end, pipeline)
 
     print(f"program: {n} members, seed {args.seed}, mix {args.mix}")
     print("mean share by archetype (true / timing / excess_seg):")
