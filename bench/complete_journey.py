@@ -810,15 +810,89 @@ def _perkrec_behavior_inputs(tables, cands):
     samples["user"] = users.lookup(cands["household_id"].to_numpy()).astype(np.int64)
     samples["benefit"] = catalog.ids.lookup(key.to_numpy()).astype(np.int64)
     samples["timestamp"] = cands["start_date"].to_numpy()
-    return samples, (behavior, items, applies), catalog
+    return (
+        samples,
+        (behavior, items, applies),
+        catalog,
+        _benefit_events(tables, cands, users, catalog),
+    )
+
+
+def _benefit_events(tables, cands, users, catalog):
+    """perkrec's benefit event log of the program: every targeted pair issued at its campaign
+    start, every redemption at its date (what history fields read), and the benefits' kinds for
+    them: the coupon (upc), so that a coupon offered again in a later campaign is the same kind
+    (member x kind = the household's past redemptions of that coupon)."""
+    import perkrec
+
+    red = tables["coupon_redemptions"]
+    red = red[red["campaign_id"].isin(cands["campaign_id"].unique())]
+    keys = lambda f: (f["campaign_id"].astype(str) + ":" + f["coupon_upc"].astype(str)).to_numpy()
+    benefit = np.concatenate([catalog.ids.lookup(keys(cands)), catalog.ids.lookup(keys(red))])
+    user = np.concatenate(
+        [
+            users.lookup(cands["household_id"].to_numpy()),
+            users.lookup(red["household_id"].to_numpy()),
+        ]
+    )
+    ok = (benefit >= 0) & (user >= 0)  # a redemption outside the targeted lists: not kept
+    events = perkrec.EventLog.from_arrays(
+        user[ok],
+        benefit[ok],
+        np.array(["issued"] * len(cands) + ["redeemed"] * len(red))[ok],
+        np.concatenate([cands["start_date"].to_numpy(), red["redemption_date"].to_numpy()])[ok],
+        n_users=len(users),
+        n_benefits=len(catalog),
+    )
+    kinds = pd.DataFrame({"kind": [i.split(":")[1] for i in catalog.ids.ids], "face_value": 0.0})
+    return events, kinds
 
 
 BEHAVIOR_GRID = [
-    dict(factors=0, reg_linear=r, bins=b, static=st)
-    for r in (1e-3, 1e-2)
-    for b in (0, 8)
-    for st in (False, True)
+    dict(factors=0, reg_linear=r, bins=8, static=True, continuous=c, history=h)
+    for r in (1e-4, 1e-3)
+    for c in (False, True)
+    for h in (False, True)
 ]
+# The household's past offers and redemptions (in all, and of the same coupon), from the
+# benefit event log; the benefit scope is left out (a (campaign, coupon) benefit has no past).
+HISTORY_AGGREGATES = [
+    "member_issued",
+    "member_redeemed",
+    "member_redemption_rate",
+    "member_kind_issued",
+    "member_kind_redeemed",
+    "member_kind_redemption_rate",
+]
+
+
+def _behavior_fields(config):
+    """The FeatureEncoder fields of one configuration of BEHAVIOR_GRID."""
+    cont = {"continuous": True} if config.get("continuous") else {}
+    fields = [
+        {
+            "name": "behavior",
+            "kind": "behavior",
+            "levels": BEHAVIOR_LEVELS,
+            "bins": config["bins"],
+            "actions": ["purchase", "coupon_purchase"],
+            "half_life_days": 28.0,
+            **cont,
+        }
+    ]
+    if config.get("history"):
+        fields.append(
+            {
+                "name": "history",
+                "kind": "history",
+                "bins": config["bins"],
+                "aggregates": HISTORY_AGGREGATES,
+                **cont,
+            }
+        )
+    if config["static"]:
+        fields += [{"name": c, "kind": "categorical"} for c in CATEGORICAL]
+    return fields
 
 
 def perkrec_with_behavior(tables, cands, split, seed, grid=None):
@@ -826,32 +900,25 @@ def perkrec_with_behavior(tables, cands, split, seed, grid=None):
     ``behavior`` field (what the household bought, with and without a coupon discount, of the
     coupon's products and of their categories, types, manufacturers and departments: counts,
     quantity, spend, recency-decayed counts, days since, share of wallet; its totals; the
-    products' popularity — all strictly before the campaign start), optionally the static
-    fields, then ``FM(factors=0)`` (exact logistic regression). Bins, regularization and the
-    static fields are chosen by AUC on the validation households; the choice is refit on the
-    whole training side. Returns the scores of ``cands[split]``."""
+    products' popularity — all strictly before the campaign start), optionally a ``history``
+    field (the household's past offers and redemptions, in all and of the same coupon, from
+    perkrec's benefit event log), each aggregate as quantile buckets and optionally also as a
+    standardized log value (``continuous``), optionally the static fields, then
+    ``FM(factors=0)`` (exact logistic regression). The configuration is chosen by AUC on the
+    validation households and refit on the whole training side. Returns the scores of
+    ``cands[split]``."""
     import perkrec
 
-    samples, behavior, _ = _perkrec_behavior_inputs(tables, cands)
+    samples, behavior, _, (events, kinds) = _perkrec_behavior_inputs(tables, cands)
     val = validation_split(cands, split)
     fit = ~split & ~val
     y = cands["label"].to_numpy()
     best = None
     for config in grid or BEHAVIOR_GRID:
-        fields = [
-            {
-                "name": "behavior",
-                "kind": "behavior",
-                "levels": BEHAVIOR_LEVELS,
-                "bins": config["bins"],
-                "actions": ["purchase", "coupon_purchase"],
-                "half_life_days": 28.0,
-            }
-        ]
-        if config["static"]:
-            fields += [{"name": c, "kind": "categorical"} for c in CATEGORICAL]
-        enc = perkrec.FeatureEncoder(fields).fit(samples[fit], behavior=behavior)
-        X = enc.transform(samples, behavior=behavior)
+        enc = perkrec.FeatureEncoder(_behavior_fields(config)).fit(
+            samples[fit], behavior=behavior, events=events, catalog=kinds
+        )
+        X = enc.transform(samples, behavior=behavior, events=events, catalog=kinds)
         model = perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed).fit(
             X[fit], y[fit], encoder=enc
         )
@@ -860,6 +927,7 @@ def perkrec_with_behavior(tables, cands, split, seed, grid=None):
         if best is None or score > best[0]:
             best = (score, config, X, enc)
     _, config, X, enc = best
+    print(f"    chosen: {config}", flush=True)
     train = ~split  # refit the chosen configuration on the whole training side
     model = perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed).fit(
         X[train], y[train], encoder=enc
@@ -874,7 +942,7 @@ def perkrec_fmcv_with_behavior(tables, cands, split, seed):
     Returns (scores of ``cands[split]``, the selection)."""
     import perkrec
 
-    samples, behavior, _ = _perkrec_behavior_inputs(tables, cands)
+    samples, behavior, _, _ = _perkrec_behavior_inputs(tables, cands)
     train = ~split
     y = cands["label"].to_numpy()
     fields = [
