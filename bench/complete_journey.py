@@ -42,9 +42,11 @@ Models (rows of the table):
     the model chosen by ``perkrec.FMCV`` (cross-validation on the training side alone: the
     logistic regression's penalty on its path, then an FM warm-started from it, kept only when
     it lowers the CV log-loss).
-  * perkrec with behaviour features: a hook (``perkrec_with_behavior``) that raises
-    NotImplementedError until perkrec's ItemCatalog / BehaviorLog feature fields land; the row is
-    skipped with a note.
+  * perkrec with behaviour features (``perkrec_with_behavior``): perkrec's own data model
+    (ItemCatalog, BehaviorLog, BenefitItems, the benefit EventLog) through one ``behavior`` and
+    one ``history`` FeatureEncoder field (quantile buckets, optionally ``continuous`` values) and
+    the static fields, then FM(factors=0); ``continuous`` and the penalty chosen on validation
+    log-loss (``BEHAVIOR_GRID``).
 Every model is tuned on validation log-loss over a small grid (``*_GRID``) on the first seed;
 later seeds refit the chosen configuration with their own seed. Stochastic models (subsampling,
 SGD order, initialization) run once per seed (``--seeds``): mean +- sd. LogisticRegression and
@@ -827,7 +829,10 @@ def _benefit_events(tables, cands, users, catalog):
 
     red = tables["coupon_redemptions"]
     red = red[red["campaign_id"].isin(cands["campaign_id"].unique())]
-    keys = lambda f: (f["campaign_id"].astype(str) + ":" + f["coupon_upc"].astype(str)).to_numpy()
+
+    def keys(f):
+        return (f["campaign_id"].astype(str) + ":" + f["coupon_upc"].astype(str)).to_numpy()
+
     benefit = np.concatenate([catalog.ids.lookup(keys(cands)), catalog.ids.lookup(keys(red))])
     user = np.concatenate(
         [
@@ -849,10 +854,9 @@ def _benefit_events(tables, cands, users, catalog):
 
 
 BEHAVIOR_GRID = [
-    dict(factors=0, reg_linear=r, bins=8, static=True, continuous=c, history=h)
-    for r in (1e-4, 1e-3)
+    dict(factors=0, reg_linear=r, bins=8, static=True, continuous=c, history=True)
     for c in (False, True)
-    for h in (False, True)
+    for r in (3e-4, 1e-3, 3e-3)
 ]
 # The household's past offers and redemptions (in all, and of the same coupon), from the
 # benefit event log; the benefit scope is left out (a (campaign, coupon) benefit has no past).
@@ -904,9 +908,9 @@ def perkrec_with_behavior(tables, cands, split, seed, grid=None):
     field (the household's past offers and redemptions, in all and of the same coupon, from
     perkrec's benefit event log), each aggregate as quantile buckets and optionally also as a
     standardized log value (``continuous``), optionally the static fields, then
-    ``FM(factors=0)`` (exact logistic regression). The configuration is chosen by AUC on the
-    validation households and refit on the whole training side. Returns the scores of
-    ``cands[split]``."""
+    ``FM(factors=0)`` (exact logistic regression). The configuration is chosen by log-loss on
+    the validation households (as the peers' grids are) and refit on the whole training side.
+    Returns the scores of ``cands[split]``."""
     import perkrec
 
     samples, behavior, _, (events, kinds) = _perkrec_behavior_inputs(tables, cands)
@@ -922,10 +926,14 @@ def perkrec_with_behavior(tables, cands, split, seed, grid=None):
         model = perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed).fit(
             X[fit], y[fit], encoder=enc
         )
-        score = auc(y[val], model.predict(X[val]))
-        print(f"    behaviour {config}: validation AUC {score:.4f}", flush=True)
-        if best is None or score > best[0]:
-            best = (score, config, X, enc)
+        p = model.predict(X[val])
+        loss = _log_loss(y[val], p)
+        print(
+            f"    behaviour {config}: validation log-loss {loss:.6f}, AUC {auc(y[val], p):.4f}",
+            flush=True,
+        )
+        if best is None or loss < best[0]:
+            best = (loss, config, X, enc)
     _, config, X, enc = best
     print(f"    chosen: {config}", flush=True)
     train = ~split  # refit the chosen configuration on the whole training side

@@ -365,7 +365,8 @@ TEST(FeatureEncoder, ThreadCountDoesNotChangeOutput) {
   const std::string spec = R"([{"name": "user", "kind": "id", "min_count": 60},
       {"name": "c", "kind": "categorical"}, {"name": "x", "kind": "numeric", "bins": 6},
       {"name": "h", "kind": "history", "bins": 6}, {"name": "h0", "kind": "history", "bins": 0,
-       "aggregates": ["member_kind_redeemed", "benefit_claim_rate"]}])";
+       "aggregates": ["member_kind_redeemed", "benefit_claim_rate"]},
+      {"name": "hc", "kind": "history", "bins": 4, "continuous": true}])";
   CsrMatrix<float> ref;
   std::string ref_json;
   for (int threads : {1, 2, 3}) {
