@@ -45,8 +45,8 @@ Models (rows of the table):
   * perkrec with behaviour features (``perkrec_with_behavior``): perkrec's own data model
     (ItemCatalog, BehaviorLog, BenefitItems, the benefit EventLog) through one ``behavior`` and
     one ``history`` FeatureEncoder field (quantile buckets, optionally ``continuous`` values) and
-    the static fields, then FM(factors=0); ``continuous`` and the penalty chosen on validation
-    log-loss (``BEHAVIOR_GRID``).
+    the static fields, then FM(factors=0) or an FM with factors; ``continuous``, the model and
+    the penalty chosen on validation log-loss (``BEHAVIOR_GRID``).
 Every model is tuned on validation log-loss over a small grid (``*_GRID``) on the first seed;
 later seeds refit the chosen configuration with their own seed. Stochastic models (subsampling,
 SGD order, initialization) run once per seed (``--seeds``): mean +- sd. LogisticRegression and
@@ -857,6 +857,19 @@ BEHAVIOR_GRID = [
     dict(factors=0, reg_linear=r, bins=8, static=True, continuous=c, history=True)
     for c in (False, True)
     for r in (3e-4, 1e-3, 3e-3)
+] + [
+    # An FM on the same rows: pairwise interactions on top (AdaGrad, early stopping on the
+    # validation households, then refit on the training side for the epochs that stopped).
+    dict(
+        factors=k,
+        learning_rate=0.02,
+        reg_linear=r,
+        bins=8,
+        static=True,
+        continuous=True,
+        history=True,
+    )
+    for k, r in ((4, 1e-4), (8, 1e-3))
 ]
 # The household's past offers and redemptions (in all, and of the same coupon), from the
 # benefit event log; the benefit scope is left out (a (campaign, coupon) benefit has no past).
@@ -908,39 +921,61 @@ def perkrec_with_behavior(tables, cands, split, seed, grid=None):
     field (the household's past offers and redemptions, in all and of the same coupon, from
     perkrec's benefit event log), each aggregate as quantile buckets and optionally also as a
     standardized log value (``continuous``), optionally the static fields, then
-    ``FM(factors=0)`` (exact logistic regression). The configuration is chosen by log-loss on
-    the validation households (as the peers' grids are) and refit on the whole training side.
-    Returns the scores of ``cands[split]``."""
+    ``FM(factors=0)`` (exact logistic regression) or an FM with factors (``BEHAVIOR_GRID``).
+    The configuration is chosen by log-loss on the validation households (as the peers' grids
+    are) and refit on the whole training side. Returns (scores of ``cands[split]``, the choice)."""
     import perkrec
 
     samples, behavior, _, (events, kinds) = _perkrec_behavior_inputs(tables, cands)
     val = validation_split(cands, split)
     fit = ~split & ~val
     y = cands["label"].to_numpy()
-    best = None
-    for config in grid or BEHAVIOR_GRID:
-        enc = perkrec.FeatureEncoder(_behavior_fields(config)).fit(
-            samples[fit], behavior=behavior, events=events, catalog=kinds
+
+    def model_of(config, epochs=None):
+        if config["factors"] == 0:
+            return perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed)
+        return perkrec.FM(
+            factors=config["factors"],
+            learning_rate=config["learning_rate"],
+            reg_linear=config["reg_linear"],
+            reg_factors=config["reg_linear"],
+            epochs=epochs or 30,
+            early_stopping_rounds=0 if epochs else 3,
+            num_threads=1,
+            seed=seed,
         )
-        X = enc.transform(samples, behavior=behavior, events=events, catalog=kinds)
-        model = perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed).fit(
-            X[fit], y[fit], encoder=enc
-        )
+
+    best, encoded = None, {}
+    for config in grid if grid and grid[0] else BEHAVIOR_GRID:
+        key = (config["bins"], config["static"], config["continuous"], config["history"])
+        if key not in encoded:  # one encoding per field set, shared by the penalties and models
+            enc = perkrec.FeatureEncoder(_behavior_fields(config)).fit(
+                samples[fit], behavior=behavior, events=events, catalog=kinds
+            )
+            X = enc.transform(samples, behavior=behavior, events=events, catalog=kinds)
+            encoded = {key: (enc, X)}
+        enc, X = encoded[key]
+        if config["factors"] == 0:
+            model = model_of(config).fit(X[fit], y[fit], encoder=enc)
+            epochs = None
+        else:
+            model = model_of(config).fit(X[fit], y[fit], encoder=enc, validation=(X[val], y[val]))
+            epochs = int(np.argmin(model.history["validation_loss"])) + 1
         p = model.predict(X[val])
         loss = _log_loss(y[val], p)
         print(
-            f"    behaviour {config}: validation log-loss {loss:.6f}, AUC {auc(y[val], p):.4f}",
+            f"    behaviour {config}: validation log-loss {loss:.6f}, AUC {auc(y[val], p):.4f}"
+            + (f", {epochs} epochs" if epochs else ""),
             flush=True,
         )
         if best is None or loss < best[0]:
-            best = (loss, config, X, enc)
-    _, config, X, enc = best
-    print(f"    chosen: {config}", flush=True)
+            best = (loss, config, X, enc, epochs)
+    _, config, X, enc, epochs = best
+    chosen = dict(config, epochs=epochs) if epochs else dict(config)
+    print(f"    chosen: {chosen}", flush=True)
     train = ~split  # refit the chosen configuration on the whole training side
-    model = perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed).fit(
-        X[train], y[train], encoder=enc
-    )
-    return model.predict(X[split])
+    model = model_of(config, epochs).fit(X[train], y[train], encoder=enc)
+    return model.predict(X[split]), chosen
 
 
 def perkrec_fmcv_with_behavior(tables, cands, split, seed):
@@ -983,16 +1018,18 @@ def run_fmcv_hook(tables, cands, test, seed):
     return np.asarray(scores, np.float64), time.perf_counter() - t, chosen, "fit + score"
 
 
-def run_hook(tables, cands, test, seed):
-    """perkrec_with_behavior, timed whole (its fit included) and checked for shape."""
+def run_hook(tables, cands, test, seed, grid=None):
+    """perkrec_with_behavior, timed whole (its fit included) and checked for shape; ``grid``:
+    the first seed's choice for later seeds (None or [{}]: the whole BEHAVIOR_GRID)."""
     t = time.perf_counter()
-    scores = np.asarray(perkrec_with_behavior(tables, cands, test, seed), dtype=np.float64)
+    scores, chosen = perkrec_with_behavior(tables, cands, test, seed, grid)
+    scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (int(test.sum()),):
         raise ValueError(
             f"perkrec_with_behavior: expected {int(test.sum())} test scores "
             f"(got shape {scores.shape})"
         )
-    return scores, time.perf_counter() - t, {}, "fit + score"
+    return scores, time.perf_counter() - t, chosen, "fit + score"
 
 
 def run_models(models, seeds, test_cands):
@@ -1186,8 +1223,8 @@ def main(argv=None):
         ),
         (
             "perkrec with behaviour features",
-            False,
-            lambda s, g: run_hook(tables, cands, test, s),
+            True,
+            lambda s, g: run_hook(tables, cands, test, s, g),
             [{}],
         ),
         (
