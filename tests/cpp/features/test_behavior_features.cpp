@@ -470,6 +470,20 @@ void expect_same_matrix(const CsrMatrix<float>& a, const CsrMatrix<float>& b) {
   EXPECT_EQ(a.data, b.data);
 }
 
+// `enc` (fitted on `in` from `fields`) read back from its JSON, and the same fields fitted on
+// one thread, give the same JSON and the matrix `X`.
+void expect_saved_and_one_thread_same(const FeatureEncoder& enc, const std::string& fields,
+                                      const EncoderInputs& in, const CsrMatrix<float>& X) {
+  const BehaviorData data = in.data();
+  const FeatureEncoder back = FeatureEncoder::from_json(enc.to_json());
+  EXPECT_EQ(back.to_json(), enc.to_json());
+  expect_same_matrix(back.transform(in.columns(), nullptr, nullptr, &data), X);
+  auto one = behavior_encoder(fields, 1);
+  one.fit(in.columns(), nullptr, &data);
+  EXPECT_EQ(one.to_json(), enc.to_json());
+  expect_same_matrix(one.transform(in.columns(), nullptr, nullptr, &data), X);
+}
+
 TEST(BehaviorEncoder, SpecErrorsNameTheJsonPointer) {
   PERKREC_EXPECT_THROW_MSG(
       behavior_encoder(R"([{"name": "b", "kind": "behavior", "aggregates": ["count", "cnt"]}])"),
@@ -539,15 +553,8 @@ TEST(BehaviorEncoder, BucketsLog1pAndJsonRoundTrip) {
                           raw.columns[static_cast<std::size_t>(k)][static_cast<std::size_t>(r)])));
     }
   }
-  // Round trip through JSON gives the same matrix, and the same JSON.
-  const FeatureEncoder back = FeatureEncoder::from_json(enc.to_json());
-  EXPECT_EQ(back.to_json(), enc.to_json());
-  expect_same_matrix(back.transform(in.columns(), nullptr, nullptr, &data), X);
-  // Thread count never changes the output.
-  auto one = behavior_encoder(fields, 1);
-  one.fit(in.columns(), nullptr, &data);
-  EXPECT_EQ(one.to_json(), enc.to_json());
-  expect_same_matrix(one.transform(in.columns(), nullptr, nullptr, &data), X);
+  // Round trip through JSON gives the same matrix, and the same JSON; so does one thread.
+  expect_saved_and_one_thread_same(enc, fields, in, X);
   // Selecting fields works without behaviour data when no behavior field is selected.
   const std::vector<std::string> only_user{"user"};
   EXPECT_EQ(enc.transform(in.columns(), nullptr, &only_user).nnz(), static_cast<Offset>(X.rows));
@@ -595,13 +602,7 @@ TEST(BehaviorEncoder, ContinuousValuesAfterTheBuckets) {
     }
   }
   // Saved and loaded; one thread or two: the same JSON and matrix.
-  const FeatureEncoder back = FeatureEncoder::from_json(enc.to_json());
-  EXPECT_EQ(back.to_json(), enc.to_json());
-  expect_same_matrix(back.transform(in.columns(), nullptr, nullptr, &data), X);
-  auto one = behavior_encoder(fields, 1);
-  one.fit(in.columns(), nullptr, &data);
-  EXPECT_EQ(one.to_json(), enc.to_json());
-  expect_same_matrix(one.transform(in.columns(), nullptr, nullptr, &data), X);
+  expect_saved_and_one_thread_same(enc, fields, in, X);
   PERKREC_EXPECT_THROW_MSG(
       behavior_encoder(R"([{"name": "b", "kind": "behavior", "continuous": "yes"}])"), ConfigError,
       "/fields/0/continuous");
