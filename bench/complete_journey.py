@@ -42,9 +42,11 @@ Models (rows of the table):
     the model chosen by ``perkrec.FMCV`` (cross-validation on the training side alone: the
     logistic regression's penalty on its path, then an FM warm-started from it, kept only when
     it lowers the CV log-loss).
-  * perkrec with behaviour features: a hook (``perkrec_with_behavior``) that raises
-    NotImplementedError until perkrec's ItemCatalog / BehaviorLog feature fields land; the row is
-    skipped with a note.
+  * perkrec with behaviour features (``perkrec_with_behavior``): perkrec's own data model
+    (ItemCatalog, BehaviorLog, BenefitItems, the benefit EventLog) through one ``behavior`` and
+    one ``history`` FeatureEncoder field (quantile buckets, optionally ``continuous`` values) and
+    the static fields, then FM(factors=0) or an FM with factors; ``continuous``, the model and
+    the penalty chosen on validation log-loss (``BEHAVIOR_GRID``).
 Every model is tuned on validation log-loss over a small grid (``*_GRID``) on the first seed;
 later seeds refit the chosen configuration with their own seed. Stochastic models (subsampling,
 SGD order, initialization) run once per seed (``--seeds``): mean +- sd. LogisticRegression and
@@ -810,15 +812,104 @@ def _perkrec_behavior_inputs(tables, cands):
     samples["user"] = users.lookup(cands["household_id"].to_numpy()).astype(np.int64)
     samples["benefit"] = catalog.ids.lookup(key.to_numpy()).astype(np.int64)
     samples["timestamp"] = cands["start_date"].to_numpy()
-    return samples, (behavior, items, applies), catalog
+    return (
+        samples,
+        (behavior, items, applies),
+        catalog,
+        _benefit_events(tables, cands, users, catalog),
+    )
+
+
+def _benefit_events(tables, cands, users, catalog):
+    """perkrec's benefit event log of the program: every targeted pair issued at its campaign
+    start, every redemption at its date (what history fields read), and the benefits' kinds for
+    them: the coupon (upc), so that a coupon offered again in a later campaign is the same kind
+    (member x kind = the household's past redemptions of that coupon)."""
+    import perkrec
+
+    red = tables["coupon_redemptions"]
+    red = red[red["campaign_id"].isin(cands["campaign_id"].unique())]
+
+    def keys(f):
+        return (f["campaign_id"].astype(str) + ":" + f["coupon_upc"].astype(str)).to_numpy()
+
+    benefit = np.concatenate([catalog.ids.lookup(keys(cands)), catalog.ids.lookup(keys(red))])
+    user = np.concatenate(
+        [
+            users.lookup(cands["household_id"].to_numpy()),
+            users.lookup(red["household_id"].to_numpy()),
+        ]
+    )
+    ok = (benefit >= 0) & (user >= 0)  # a redemption outside the targeted lists: not kept
+    events = perkrec.EventLog.from_arrays(
+        user[ok],
+        benefit[ok],
+        np.array(["issued"] * len(cands) + ["redeemed"] * len(red))[ok],
+        np.concatenate([cands["start_date"].to_numpy(), red["redemption_date"].to_numpy()])[ok],
+        n_users=len(users),
+        n_benefits=len(catalog),
+    )
+    kinds = pd.DataFrame({"kind": [i.split(":")[1] for i in catalog.ids.ids], "face_value": 0.0})
+    return events, kinds
 
 
 BEHAVIOR_GRID = [
-    dict(factors=0, reg_linear=r, bins=b, static=st)
-    for r in (1e-3, 1e-2)
-    for b in (0, 8)
-    for st in (False, True)
+    dict(factors=0, reg_linear=r, bins=8, static=True, continuous=c, history=True)
+    for c in (False, True)
+    for r in (3e-4, 1e-3, 3e-3)
+] + [
+    # An FM on the same rows: pairwise interactions on top (AdaGrad, early stopping on the
+    # validation households, then refit on the training side for the epochs that stopped).
+    dict(
+        factors=k,
+        learning_rate=0.02,
+        reg_linear=r,
+        bins=8,
+        static=True,
+        continuous=True,
+        history=True,
+    )
+    for k, r in ((4, 1e-4), (8, 1e-3))
 ]
+# The household's past offers and redemptions (in all, and of the same coupon), from the
+# benefit event log; the benefit scope is left out (a (campaign, coupon) benefit has no past).
+HISTORY_AGGREGATES = [
+    "member_issued",
+    "member_redeemed",
+    "member_redemption_rate",
+    "member_kind_issued",
+    "member_kind_redeemed",
+    "member_kind_redemption_rate",
+]
+
+
+def _behavior_fields(config):
+    """The FeatureEncoder fields of one configuration of BEHAVIOR_GRID."""
+    cont = {"continuous": True} if config.get("continuous") else {}
+    fields = [
+        {
+            "name": "behavior",
+            "kind": "behavior",
+            "levels": BEHAVIOR_LEVELS,
+            "bins": config["bins"],
+            "actions": ["purchase", "coupon_purchase"],
+            "half_life_days": 28.0,
+            **cont,
+        }
+    ]
+    if config.get("history"):
+        fields.append(
+            {
+                "name": "history",
+                "kind": "history",
+                "bins": config["bins"],
+                "aggregates": HISTORY_AGGREGATES,
+                **cont,
+            }
+        )
+    if config["static"]:
+        fields += [{"name": c, "kind": "categorical"} for c in CATEGORICAL]
+    return fields
 
 
 def perkrec_with_behavior(tables, cands, split, seed, grid=None):
@@ -826,45 +917,65 @@ def perkrec_with_behavior(tables, cands, split, seed, grid=None):
     ``behavior`` field (what the household bought, with and without a coupon discount, of the
     coupon's products and of their categories, types, manufacturers and departments: counts,
     quantity, spend, recency-decayed counts, days since, share of wallet; its totals; the
-    products' popularity — all strictly before the campaign start), optionally the static
-    fields, then ``FM(factors=0)`` (exact logistic regression). Bins, regularization and the
-    static fields are chosen by AUC on the validation households; the choice is refit on the
-    whole training side. Returns the scores of ``cands[split]``."""
+    products' popularity — all strictly before the campaign start), optionally a ``history``
+    field (the household's past offers and redemptions, in all and of the same coupon, from
+    perkrec's benefit event log), each aggregate as quantile buckets and optionally also as a
+    standardized log value (``continuous``), optionally the static fields, then
+    ``FM(factors=0)`` (exact logistic regression) or an FM with factors (``BEHAVIOR_GRID``).
+    The configuration is chosen by log-loss on the validation households (as the peers' grids
+    are) and refit on the whole training side. Returns (scores of ``cands[split]``, the choice)."""
     import perkrec
 
-    samples, behavior, _ = _perkrec_behavior_inputs(tables, cands)
+    samples, behavior, _, (events, kinds) = _perkrec_behavior_inputs(tables, cands)
     val = validation_split(cands, split)
     fit = ~split & ~val
     y = cands["label"].to_numpy()
-    best = None
-    for config in grid or BEHAVIOR_GRID:
-        fields = [
-            {
-                "name": "behavior",
-                "kind": "behavior",
-                "levels": BEHAVIOR_LEVELS,
-                "bins": config["bins"],
-                "actions": ["purchase", "coupon_purchase"],
-                "half_life_days": 28.0,
-            }
-        ]
-        if config["static"]:
-            fields += [{"name": c, "kind": "categorical"} for c in CATEGORICAL]
-        enc = perkrec.FeatureEncoder(fields).fit(samples[fit], behavior=behavior)
-        X = enc.transform(samples, behavior=behavior)
-        model = perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed).fit(
-            X[fit], y[fit], encoder=enc
+
+    def model_of(config, epochs=None):
+        if config["factors"] == 0:
+            return perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed)
+        return perkrec.FM(
+            factors=config["factors"],
+            learning_rate=config["learning_rate"],
+            reg_linear=config["reg_linear"],
+            reg_factors=config["reg_linear"],
+            epochs=epochs or 30,
+            early_stopping_rounds=0 if epochs else 3,
+            num_threads=1,
+            seed=seed,
         )
-        score = auc(y[val], model.predict(X[val]))
-        print(f"    behaviour {config}: validation AUC {score:.4f}", flush=True)
-        if best is None or score > best[0]:
-            best = (score, config, X, enc)
-    _, config, X, enc = best
+
+    best, encoded = None, {}
+    for config in grid if grid and grid[0] else BEHAVIOR_GRID:
+        key = (config["bins"], config["static"], config["continuous"], config["history"])
+        if key not in encoded:  # one encoding per field set, shared by the penalties and models
+            enc = perkrec.FeatureEncoder(_behavior_fields(config)).fit(
+                samples[fit], behavior=behavior, events=events, catalog=kinds
+            )
+            X = enc.transform(samples, behavior=behavior, events=events, catalog=kinds)
+            encoded = {key: (enc, X)}
+        enc, X = encoded[key]
+        if config["factors"] == 0:
+            model = model_of(config).fit(X[fit], y[fit], encoder=enc)
+            epochs = None
+        else:
+            model = model_of(config).fit(X[fit], y[fit], encoder=enc, validation=(X[val], y[val]))
+            epochs = int(np.argmin(model.history["validation_loss"])) + 1
+        p = model.predict(X[val])
+        loss = _log_loss(y[val], p)
+        print(
+            f"    behaviour {config}: validation log-loss {loss:.6f}, AUC {auc(y[val], p):.4f}"
+            + (f", {epochs} epochs" if epochs else ""),
+            flush=True,
+        )
+        if best is None or loss < best[0]:
+            best = (loss, config, X, enc, epochs)
+    _, config, X, enc, epochs = best
+    chosen = dict(config, epochs=epochs) if epochs else dict(config)
+    print(f"    chosen: {chosen}", flush=True)
     train = ~split  # refit the chosen configuration on the whole training side
-    model = perkrec.FM(factors=0, reg_linear=config["reg_linear"], seed=seed).fit(
-        X[train], y[train], encoder=enc
-    )
-    return model.predict(X[split])
+    model = model_of(config, epochs).fit(X[train], y[train], encoder=enc)
+    return model.predict(X[split]), chosen
 
 
 def perkrec_fmcv_with_behavior(tables, cands, split, seed):
@@ -874,7 +985,7 @@ def perkrec_fmcv_with_behavior(tables, cands, split, seed):
     Returns (scores of ``cands[split]``, the selection)."""
     import perkrec
 
-    samples, behavior, _ = _perkrec_behavior_inputs(tables, cands)
+    samples, behavior, _, _ = _perkrec_behavior_inputs(tables, cands)
     train = ~split
     y = cands["label"].to_numpy()
     fields = [
@@ -907,16 +1018,18 @@ def run_fmcv_hook(tables, cands, test, seed):
     return np.asarray(scores, np.float64), time.perf_counter() - t, chosen, "fit + score"
 
 
-def run_hook(tables, cands, test, seed):
-    """perkrec_with_behavior, timed whole (its fit included) and checked for shape."""
+def run_hook(tables, cands, test, seed, grid=None):
+    """perkrec_with_behavior, timed whole (its fit included) and checked for shape; ``grid``:
+    the first seed's choice for later seeds (None or [{}]: the whole BEHAVIOR_GRID)."""
     t = time.perf_counter()
-    scores = np.asarray(perkrec_with_behavior(tables, cands, test, seed), dtype=np.float64)
+    scores, chosen = perkrec_with_behavior(tables, cands, test, seed, grid)
+    scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (int(test.sum()),):
         raise ValueError(
             f"perkrec_with_behavior: expected {int(test.sum())} test scores "
             f"(got shape {scores.shape})"
         )
-    return scores, time.perf_counter() - t, {}, "fit + score"
+    return scores, time.perf_counter() - t, chosen, "fit + score"
 
 
 def run_models(models, seeds, test_cands):
@@ -1110,8 +1223,8 @@ def main(argv=None):
         ),
         (
             "perkrec with behaviour features",
-            False,
-            lambda s, g: run_hook(tables, cands, test, s),
+            True,
+            lambda s, g: run_hook(tables, cands, test, s, g),
             [{}],
         ),
         (

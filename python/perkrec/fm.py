@@ -589,6 +589,10 @@ class FeatureEncoder:
         perkrec.behavior_features and BEHAVIOR_AGGREGATES); keys ``aggregates``, ``levels``,
         ``actions`` (default ["purchase"]), ``half_life_days`` (28), ``bins`` (6; 0 = log1p).
         Needs ``behavior=(BehaviorLog, ItemCatalog, BenefitItems)`` in fit and transform.
+      * ``continuous: True`` (history and behavior fields): each aggregate also gets one feature
+        of value (sign(x) log1p(|x|) - mean) / std after its buckets (mean and std of the fit
+        samples, stored with the encoder; with ``bins=0`` it replaces the raw log1p value): the
+        buckets give the shape, the value orders samples that share a bucket.
     Any field may say ``"optional": True``: fit drops it (listed in ``dropped_fields``) when its
     column is absent. ``FeatureEncoder()`` uses DEFAULT_FIELDS with every field optional, so it
     fits a frame from any program; fields given explicitly must find their columns.

@@ -5,6 +5,7 @@ regression's AUC on later coupon campaigns."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -526,6 +527,32 @@ def test_encoder_behavior_field_round_trip():
         enc.transform(samples)
     optional = perkrec.FeatureEncoder([FIELDS[0], dict(FIELDS[1], optional=True)]).fit(samples)
     assert optional.dropped_fields == ["buying"]
+
+
+def test_encoder_continuous_behavior_field():
+    """continuous: each column's bucket, then its standardized signed log1p value (mean 0 and
+    population std 1 over the fit samples), stored with the encoder."""
+    rng = np.random.default_rng(8)
+    items, applies, events, samples = random_world(rng, n_events=3000, n_samples=500)
+    behavior = (make_log(events, items), items, applies)
+    field = {"name": "b", "kind": "behavior", "bins": 3, "continuous": True}
+    field["aggregates"] = ["count", "days_since_last"]
+    enc = perkrec.FeatureEncoder([field], num_threads=2).fit(samples, behavior=behavior)
+    X = enc.transform(samples, behavior=behavior)
+    assert X.nnz == len(samples) * 4
+    raw = perkrec.behavior_features(samples, *behavior, aggregates=field["aggregates"])
+    offsets = json.loads(enc.to_json())["state"][0]["offsets"]
+    for c, column in enumerate(raw.columns):
+        value = X[:, offsets[c + 1] - 1].toarray().ravel()
+        z = np.log1p(raw[column].to_numpy())
+        np.testing.assert_allclose(value, (z - z.mean()) / z.std(), atol=1e-5)
+        assert (X[:, offsets[c] : offsets[c + 1] - 1].sum(axis=1) == 1).all()  # one bucket
+    back = perkrec.FeatureEncoder.from_json(enc.to_json())
+    assert (back.transform(samples, behavior=behavior) != X).nnz == 0
+    one = perkrec.FeatureEncoder([field], num_threads=1).fit(samples, behavior=behavior)
+    assert one.to_json() == enc.to_json()
+    with pytest.raises(perkrec.ConfigError, match="/fields/0/continuous"):
+        perkrec.FeatureEncoder([dict(field, continuous="yes")])
 
 
 def test_encoder_behavior_spec_errors():

@@ -21,7 +21,7 @@
 //       (size = edges + 2). standardize: one feature with value (x - mean) / std (population
 //       std, 1 when 0); a non-finite x is an InputError.
 //   history            name, bins (>= 0, default 6), aggregates (default: all of
-//                      history_aggregate_names()), optional
+//                      history_aggregate_names()), continuous (default false), optional
 //       Per-sample aggregates of the EventLog computed from events STRICTLY BEFORE the sample's
 //       timestamp (an event at the same second is not visible): issued / claimed / redeemed
 //       counts per member, per member x benefit kind, per member x face-value band and per
@@ -30,17 +30,24 @@
 //       viewed count and the view rate (how often the member opens what comes through that
 //       channel: the strongest member x benefit signal in the simulator). Each aggregate is
 //       quantile-bucketed into `bins` (as numeric fields), or with bins = 0 given as one feature of
-//       value log1p(x).
+//       value log1p(x). With `continuous: true` (history and behavior; default false) each
+//       aggregate also gets one feature of value (slog1p(x) - mean) / std after its buckets
+//       (slog1p(x) = sign(x) log1p(|x|); mean and population std of slog1p(x) over the fit
+//       samples, std 1 when 0; with bins = 0 it replaces the raw log1p value): the buckets give
+//       the shape, the value orders samples within a bucket (what a ranking of one member's
+//       benefits needs when most of them share a bucket).
 //   behavior           name, aggregates (default: all of behavior_aggregate_names()), levels
 //                      (ItemCatalog level names, default none), actions (default ["purchase"]),
-//                      half_life_days (> 0, default 28), bins (>= 0, default 6), optional
+//                      half_life_days (> 0, default 28), bins (>= 0, default 6), continuous
+//                      (default false), optional
 //       Aggregates of what the member bought or browsed STRICTLY BEFORE the sample's time, matched
 //       to the benefit's items and to their `levels` (features/behavior_features.hpp: counts,
 //       quantity, spend, decayed counts, days since last, share of wallet, member totals, the
 //       items' popularity), one column per behavior_column_names() entry, each bucketed like a
-//       history aggregate (bins = 0: log1p(x)). Needs BehaviorData (log, item catalog, benefit
-//       items) at fit and transform; an optional behaviour field is dropped by fit without it.
-//       A level or action the data lack is a ConfigError naming the pointer
+//       history aggregate (bins = 0: log1p(x); `continuous` as for history). Needs BehaviorData
+//       (log, item catalog, benefit items) at fit and transform; an optional behaviour field is
+//       dropped by fit without it. A level or action the data lack is a ConfigError naming the
+//       pointer
 //       (`/fields/2/levels/0`).
 // Unknown keys or kinds, bad values and duplicate names are ConfigError naming the JSON pointer
 // (`/fields/3/bins`). `optional: true` marks a field that fit() drops (listed in
@@ -70,13 +77,12 @@
 //
 // Output: CsrMatrix<float> (int64 indptr, int32 column indices, float32 values), every row
 // holding one entry per categorical / numeric field, one per history aggregate and one per
-// behaviour column, in field order (explicit zeros kept), so the matrix is identical to the Python
-// numpy encoder's. Cost: fit O(n log n) per quantile field; transform O(n x fields) plus, for
-// history and behavior fields, O(n log n + events) (behaviour: see features/behavior_features.hpp).
-// Parallel over rows (and members for history and behaviour); the output does not depend on
-// the thread count.
-// Thread safety: fit / set_benefits need exclusive access; transform, history and the
-// accessors are const and safe from any number of threads.
+// behaviour column (two with bins > 0 and continuous), in field order (explicit zeros kept), so the
+// matrix is identical to the Python numpy encoder's. Cost: fit O(n log n) per quantile field;
+// transform O(n x fields) plus, for history and behavior fields, O(n log n + events) (behaviour:
+// see features/behavior_features.hpp). Parallel over rows (and members for history and behaviour);
+// the output does not depend on the thread count. Thread safety: fit / set_benefits need exclusive
+// access; transform, history and the accessors are const and safe from any number of threads.
 #pragma once
 
 #include <cstdint>
@@ -126,8 +132,9 @@ struct FeatureField {
   std::vector<std::string> levels;            ///< behavior: ItemCatalog levels to match on
   std::vector<std::string> actions = {"purchase"};  ///< behavior: actions aggregated
   double half_life_days = 28.0;                     ///< behavior: decay of decayed_count; > 0
-  bool optional = false;                            ///< dropped by fit when its column is absent
-  Json raw;                                         ///< the field's JSON as given
+  bool continuous = false;  ///< history / behavior: also (slog1p(x) - mean) / std per aggregate
+  bool optional = false;    ///< dropped by fit when its column is absent
+  Json raw;                 ///< the field's JSON as given
 };
 
 /// A field specification. Throws ConfigError naming the JSON pointer of any bad entry.
@@ -274,6 +281,7 @@ class FeatureEncoder {
     double mean = 0.0, std = 1.0;                ///< numeric standardize
     std::vector<std::vector<double>> agg_edges;  ///< history / behavior, bins > 0
     std::vector<Index> agg_offsets;              ///< history / behavior, bins > 0: columns + 1
+    std::vector<double> agg_mean, agg_std;       ///< history / behavior, continuous: per column
   };
   const std::vector<FieldState>& state() const { return state_; }
 

@@ -101,6 +101,32 @@ inline Index bucket_of(const std::vector<double>& edges, double x) {
   return static_cast<Index>(std::upper_bound(edges.begin(), edges.end(), x) - edges.begin());
 }
 
+/// sign(x) log1p(|x|): the value of a continuous history / behavior feature before scaling.
+inline double slog1p(double x) { return std::copysign(std::log1p(std::fabs(x)), x); }
+
+/// Mean and population std (1 when 0 or when there is nothing) of slog1p over the finite `x`,
+/// summed pairwise in order (deterministic).
+inline void slog1p_scaling(const std::vector<double>& x, double& mean, double& sd) {
+  std::vector<double> v;
+  v.reserve(x.size());
+  for (double e : x) {
+    if (std::isfinite(e)) v.push_back(slog1p(e));
+  }
+  const auto n = static_cast<Offset>(v.size());
+  mean = 0.0;
+  sd = 1.0;
+  if (n == 0) return;
+  mean = numpy_pairwise_sum(v.data(), n) / static_cast<double>(n);
+  for (auto& e : v) e = (e - mean) * (e - mean);
+  sd = std::sqrt(numpy_pairwise_sum(v.data(), n) / static_cast<double>(n));
+  if (!(sd > 0.0)) sd = 1.0;
+}
+
+/// Row entries per aggregate of a history / behavior field: the bucket and / or the value.
+inline int entries_per_aggregate(const FeatureField& f) {
+  return f.bins > 0 && f.continuous ? 2 : 1;
+}
+
 inline std::uint64_t rotl64(std::uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
 
 /// SipHash-2-4 of `data` under a 16-byte key (pandas' hashing.pyx).
@@ -608,6 +634,7 @@ PERKREC_INLINE FeatureSpec FeatureSpec::from_json(const Json& value, const std::
         }
         f.aggregates.push_back(static_cast<int>(it - names.begin()));
       }
+      r.read("continuous", f.continuous);
     } else if (kind == "behavior") {
       f.kind = FeatureField::Kind::behavior;
       f.bins = 6;
@@ -656,6 +683,7 @@ PERKREC_INLINE FeatureSpec FeatureSpec::from_json(const Json& value, const std::
       }
       r.read("half_life_days", f.half_life_days);
       if (!(f.half_life_days > 0)) r.fail("half_life_days", "expected a number > 0");
+      r.read("continuous", f.continuous);
     } else {
       r.fail("kind", "unknown kind (expected one of: behavior, categorical, history, id, numeric)");
     }
@@ -1103,20 +1131,19 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
       } else {
         jobs.push_back({i, -1});
       }
-    } else if (f.kind == FeatureField::Kind::behavior) {
-      if (f.bins > 0) {
-        st.agg_edges.resize(behavior_columns[i]);
-        for (std::size_t a = 0; a < behavior_columns[i]; ++a)
-          jobs.push_back({i, static_cast<int>(a)});
-      } else {
-        st.size = static_cast<Index>(behavior_columns[i]);
-      }
-    } else if (f.bins > 0) {
-      st.agg_edges.resize(f.aggregates.size());
-      for (std::size_t a = 0; a < f.aggregates.size(); ++a)
-        jobs.push_back({i, static_cast<int>(a)});
     } else {
-      st.size = static_cast<Index>(f.aggregates.size());
+      // History / behavior: one job per aggregate column when it learns edges or a scaling.
+      const std::size_t columns =
+          f.kind == FeatureField::Kind::behavior ? behavior_columns[i] : f.aggregates.size();
+      if (f.bins > 0) st.agg_edges.resize(columns);
+      if (f.continuous) {
+        st.agg_mean.assign(columns, 0.0);
+        st.agg_std.assign(columns, 1.0);
+      }
+      if (f.bins > 0 || f.continuous) {
+        for (std::size_t a = 0; a < columns; ++a) jobs.push_back({i, static_cast<int>(a)});
+      }
+      if (f.bins == 0) st.size = static_cast<Index>(columns);
     }
   }
   parallel_for(
@@ -1133,20 +1160,22 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
             if (std::isfinite(v)) x.push_back(v);
           }
           state[job.field].edges = detail::numpy_quantile_edges(x, f.bins);
-        } else if (f.kind == FeatureField::Kind::behavior) {
-          const auto& m = behavior_values[job.field];
-          const std::size_t cols = behavior_columns[job.field];
-          const auto c = static_cast<std::size_t>(job.aggregate);
-          for (Offset r = 0; r < n; ++r) x.push_back(m[static_cast<std::size_t>(r) * cols + c]);
-          state[job.field].agg_edges[c] = detail::numpy_quantile_edges(x, f.bins);
         } else {
-          const int agg = f.aggregates[static_cast<std::size_t>(job.aggregate)];
-          for (Offset r = 0; r < n; ++r) {
-            x.push_back(detail::history_value(
-                counts.data() + static_cast<std::size_t>(r) * detail::kHistoryCounts, agg));
+          const auto c = static_cast<std::size_t>(job.aggregate);
+          if (f.kind == FeatureField::Kind::behavior) {
+            const auto& m = behavior_values[job.field];
+            const std::size_t cols = behavior_columns[job.field];
+            for (Offset r = 0; r < n; ++r) x.push_back(m[static_cast<std::size_t>(r) * cols + c]);
+          } else {
+            const int agg = f.aggregates[c];
+            for (Offset r = 0; r < n; ++r) {
+              x.push_back(detail::history_value(
+                  counts.data() + static_cast<std::size_t>(r) * detail::kHistoryCounts, agg));
+            }
           }
-          state[job.field].agg_edges[static_cast<std::size_t>(job.aggregate)] =
-              detail::numpy_quantile_edges(x, f.bins);
+          auto& st = state[job.field];
+          if (f.continuous) detail::slog1p_scaling(x, st.agg_mean[c], st.agg_std[c]);
+          if (f.bins > 0) st.agg_edges[c] = detail::numpy_quantile_edges(x, f.bins);
         }
       },
       Schedule::dynamic, 1);
@@ -1160,7 +1189,8 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
                f.bins > 0) {
       st.agg_offsets.assign(1, 0);
       for (const auto& e : st.agg_edges)
-        st.agg_offsets.push_back(st.agg_offsets.back() + static_cast<Index>(e.size()) + 2);
+        st.agg_offsets.push_back(st.agg_offsets.back() + static_cast<Index>(e.size()) + 2 +
+                                 (f.continuous ? 1 : 0));
       st.size = st.agg_offsets.back();
     }
     total += st.size;
@@ -1252,10 +1282,10 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
       behavior_values[i] =
           detail::behavior_matrix(detail::behavior_samples(samples, ctx), *behavior->log,
                                   *behavior->items, *behavior->benefit_items, params, ctx);
-      slots += static_cast<int>(behavior_columns[i]);
+      slots += static_cast<int>(behavior_columns[i]) * detail::entries_per_aggregate(f);
     } else {
       need_history = true;
-      slots += static_cast<int>(f.aggregates.size());
+      slots += static_cast<int>(f.aggregates.size()) * detail::entries_per_aggregate(f);
     }
     plans.push_back(std::move(p));
   }
@@ -1326,36 +1356,39 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
             val[at(r, 0)] = 1.0f;
           }
         }
-      } else if (f.kind == FeatureField::Kind::behavior) {
-        const std::size_t cols = behavior_columns[p.field];
-        const double* m = behavior_values[p.field].data();
-        for (Offset r = r0; r < r1; ++r) {
-          for (std::size_t a = 0; a < cols; ++a) {
-            const double x = m[static_cast<std::size_t>(r) * cols + a];
-            const int k = static_cast<int>(a);
-            if (f.bins > 0) {
-              idx[at(r, k)] = base + st.agg_offsets[a] + detail::bucket_of(st.agg_edges[a], x);
-              val[at(r, k)] = 1.0f;
-            } else {
-              idx[at(r, k)] = base + static_cast<Index>(a);
-              val[at(r, k)] = static_cast<float>(std::log1p(x));
-            }
-          }
-        }
       } else {
-        for (Offset r = r0; r < r1; ++r) {
-          const std::int32_t* c =
-              counts.data() + static_cast<std::size_t>(r) * detail::kHistoryCounts;
-          for (std::size_t a = 0; a < f.aggregates.size(); ++a) {
-            const double x = detail::history_value(c, f.aggregates[a]);
-            const int k = static_cast<int>(a);
-            if (f.bins > 0) {
-              idx[at(r, k)] = base + st.agg_offsets[a] + detail::bucket_of(st.agg_edges[a], x);
-              val[at(r, k)] = 1.0f;
-            } else {
-              idx[at(r, k)] = base + static_cast<Index>(a);
-              val[at(r, k)] = static_cast<float>(std::log1p(x));
-            }
+        // History / behavior: per aggregate its bucket (bins > 0) and / or its value.
+        const int per = detail::entries_per_aggregate(f);
+        auto emit = [&](Offset r, std::size_t a, double x) {
+          int k = static_cast<int>(a) * per;
+          if (f.bins > 0) {
+            const Index first = base + st.agg_offsets[a];
+            idx[at(r, k)] = first + detail::bucket_of(st.agg_edges[a], x);
+            val[at(r, k)] = 1.0f;
+            if (!f.continuous) return;
+            ++k;
+            idx[at(r, k)] = base + st.agg_offsets[a + 1] - 1;  // after the buckets
+          } else {
+            idx[at(r, k)] = base + static_cast<Index>(a);
+          }
+          val[at(r, k)] = static_cast<float>(
+              !f.continuous      ? std::log1p(x)
+              : std::isfinite(x) ? (detail::slog1p(x) - st.agg_mean[a]) / st.agg_std[a]
+                                 : 0.0);
+        };
+        if (f.kind == FeatureField::Kind::behavior) {
+          const std::size_t cols = behavior_columns[p.field];
+          const double* m = behavior_values[p.field].data();
+          for (Offset r = r0; r < r1; ++r) {
+            for (std::size_t a = 0; a < cols; ++a)
+              emit(r, a, m[static_cast<std::size_t>(r) * cols + a]);
+          }
+        } else {
+          for (Offset r = r0; r < r1; ++r) {
+            const std::int32_t* c =
+                counts.data() + static_cast<std::size_t>(r) * detail::kHistoryCounts;
+            for (std::size_t a = 0; a < f.aggregates.size(); ++a)
+              emit(r, a, detail::history_value(c, f.aggregates[a]));
           }
         }
       }
@@ -1422,6 +1455,10 @@ PERKREC_INLINE std::string FeatureEncoder::to_json() const {
         s["edges"] = st.agg_edges;
         s["offsets"] = st.agg_offsets;
       }
+      if (f.continuous) {
+        s["mean"] = st.agg_mean;
+        s["std"] = st.agg_std;
+      }
     } else {
       Json aggs = Json::array();
       for (int a : f.aggregates) aggs.push_back(names[static_cast<std::size_t>(a)]);
@@ -1430,6 +1467,10 @@ PERKREC_INLINE std::string FeatureEncoder::to_json() const {
       if (f.bins > 0) {
         s["edges"] = st.agg_edges;
         s["offsets"] = st.agg_offsets;
+      }
+      if (f.continuous) {
+        s["mean"] = st.agg_mean;
+        s["std"] = st.agg_std;
       }
     }
     s["size"] = st.size;
@@ -1554,12 +1595,23 @@ PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value,
         for (std::size_t a = 0; a < aggs.size(); ++a) {
           check_sorted(st.agg_edges[a], "edges");
           if (st.agg_offsets[a] != o) s.fail("offsets", "inconsistent with the edges");
-          o += static_cast<Index>(st.agg_edges[a].size()) + 2;
+          o += static_cast<Index>(st.agg_edges[a].size()) + 2 + (f.continuous ? 1 : 0);
         }
         if (st.agg_offsets.back() != o || st.size != o)
           s.fail("size", "inconsistent with the edges");
       } else if (static_cast<std::size_t>(st.size) != aggs.size()) {
         s.fail("size", "expected one feature per aggregate");
+      }
+      if (f.continuous) {
+        s.require("mean", st.agg_mean);
+        s.require("std", st.agg_std);
+        if (st.agg_mean.size() != aggs.size() || st.agg_std.size() != aggs.size())
+          s.fail("std", "expected one mean and one std per aggregate");
+        for (std::size_t a = 0; a < aggs.size(); ++a) {
+          if (!std::isfinite(st.agg_mean[a])) s.fail("mean", "expected finite numbers");
+          if (!(st.agg_std[a] > 0) || !std::isfinite(st.agg_std[a]))
+            s.fail("std", "expected finite numbers > 0");
+        }
       }
     }
     s.finish();

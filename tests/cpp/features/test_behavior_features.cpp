@@ -470,6 +470,20 @@ void expect_same_matrix(const CsrMatrix<float>& a, const CsrMatrix<float>& b) {
   EXPECT_EQ(a.data, b.data);
 }
 
+// `enc` (fitted on `in` from `fields`) read back from its JSON, and the same fields fitted on
+// one thread, give the same JSON and the matrix `X`.
+void expect_saved_and_one_thread_same(const FeatureEncoder& enc, const std::string& fields,
+                                      const EncoderInputs& in, const CsrMatrix<float>& X) {
+  const BehaviorData data = in.data();
+  const FeatureEncoder back = FeatureEncoder::from_json(enc.to_json());
+  EXPECT_EQ(back.to_json(), enc.to_json());
+  expect_same_matrix(back.transform(in.columns(), nullptr, nullptr, &data), X);
+  auto one = behavior_encoder(fields, 1);
+  one.fit(in.columns(), nullptr, &data);
+  EXPECT_EQ(one.to_json(), enc.to_json());
+  expect_same_matrix(one.transform(in.columns(), nullptr, nullptr, &data), X);
+}
+
 TEST(BehaviorEncoder, SpecErrorsNameTheJsonPointer) {
   PERKREC_EXPECT_THROW_MSG(
       behavior_encoder(R"([{"name": "b", "kind": "behavior", "aggregates": ["count", "cnt"]}])"),
@@ -539,15 +553,8 @@ TEST(BehaviorEncoder, BucketsLog1pAndJsonRoundTrip) {
                           raw.columns[static_cast<std::size_t>(k)][static_cast<std::size_t>(r)])));
     }
   }
-  // Round trip through JSON gives the same matrix, and the same JSON.
-  const FeatureEncoder back = FeatureEncoder::from_json(enc.to_json());
-  EXPECT_EQ(back.to_json(), enc.to_json());
-  expect_same_matrix(back.transform(in.columns(), nullptr, nullptr, &data), X);
-  // Thread count never changes the output.
-  auto one = behavior_encoder(fields, 1);
-  one.fit(in.columns(), nullptr, &data);
-  EXPECT_EQ(one.to_json(), enc.to_json());
-  expect_same_matrix(one.transform(in.columns(), nullptr, nullptr, &data), X);
+  // Round trip through JSON gives the same matrix, and the same JSON; so does one thread.
+  expect_saved_and_one_thread_same(enc, fields, in, X);
   // Selecting fields works without behaviour data when no behavior field is selected.
   const std::vector<std::string> only_user{"user"};
   EXPECT_EQ(enc.transform(in.columns(), nullptr, &only_user).nnz(), static_cast<Offset>(X.rows));
@@ -560,6 +567,45 @@ TEST(BehaviorEncoder, BucketsLog1pAndJsonRoundTrip) {
   ASSERT_NE(pos, std::string::npos);
   text.replace(pos, 20, "purchase_items_xount");
   EXPECT_THROW(FeatureEncoder::from_json(text), ModelFormatError);
+}
+
+// continuous: per column its bucket, then (slog1p(x) - mean) / std over the fit samples.
+TEST(BehaviorEncoder, ContinuousValuesAfterTheBuckets) {
+  EncoderInputs in;
+  const BehaviorData data = in.data();
+  const std::string fields = R"([{"name": "b", "kind": "behavior", "bins": 3, "continuous": true,
+      "aggregates": ["count", "days_since_last", "popularity_events"]}])";
+  auto enc = behavior_encoder(fields, 2);
+  enc.fit(in.columns(), nullptr, &data);
+  const CsrMatrix<float> X = enc.transform(in.columns(), nullptr, nullptr, &data);
+  ASSERT_EQ(X.nnz(), static_cast<Offset>(X.rows) * 6);
+  BehaviorFeatureParams p;
+  p.aggregates = {"count", "days_since_last", "popularity_events"};
+  const auto raw = behavior_features({in.r.samples.user, in.r.samples.benefit, in.r.samples.time},
+                                     in.r.world.log, in.r.world.items, in.r.world.benefit_items, p);
+  const auto& st = enc.state()[0];
+  for (std::size_t c = 0; c < 3; ++c) {
+    const auto& x = raw.columns[c];
+    double mean = 0, var = 0;
+    for (double v : x) mean += std::log1p(v);
+    mean /= static_cast<double>(x.size());
+    for (double v : x) var += (std::log1p(v) - mean) * (std::log1p(v) - mean);
+    const double sd = std::sqrt(var / static_cast<double>(x.size()));
+    EXPECT_NEAR(st.agg_mean[c], mean, 1e-9);
+    EXPECT_NEAR(st.agg_std[c], sd, 1e-9);
+    for (Index r = 0; r < X.rows; r += 37) {
+      const auto at = static_cast<std::size_t>(X.indptr[static_cast<std::size_t>(r)]) + 2 * c;
+      const auto xr = x[static_cast<std::size_t>(r)];
+      EXPECT_EQ(X.indices[at], st.agg_offsets[c] + detail::bucket_of(st.agg_edges[c], xr));
+      EXPECT_EQ(X.indices[at + 1], st.agg_offsets[c + 1] - 1);
+      EXPECT_NEAR(X.data[at + 1], (std::log1p(xr) - mean) / sd, 1e-5);
+    }
+  }
+  // Saved and loaded; one thread or two: the same JSON and matrix.
+  expect_saved_and_one_thread_same(enc, fields, in, X);
+  PERKREC_EXPECT_THROW_MSG(
+      behavior_encoder(R"([{"name": "b", "kind": "behavior", "continuous": "yes"}])"), ConfigError,
+      "/fields/0/continuous");
 }
 
 }  // namespace

@@ -255,6 +255,81 @@ TEST(FeatureEncoder, NoFutureEventIsVisible) {
   EXPECT_EQ(enc.history(f.columns(), earlier, {"member_redeemed"}).columns[0][4], 2.0);
 }
 
+// continuous: each aggregate's bucket, then (slog1p(x) - mean) / std with the fit samples' mean
+// and population std of slog1p(x); bins = 0 keeps only the scaled value.
+TEST(FeatureEncoder, ContinuousHistoryValuesFollowTheirBuckets) {
+  Frame f;
+  const EventLog log = history_log();
+  auto enc = encoder(R"([{"name": "h", "kind": "history", "bins": 2, "continuous": true,
+      "aggregates": ["member_issued", "member_redeemed"]},
+      {"name": "v", "kind": "history", "bins": 0, "continuous": true,
+       "aggregates": ["member_issued"]}])");
+  enc.set_benefits({"coupon", "gift"}, std::vector<double>{1.0, 10.0});
+  enc.fit(f.columns(), &log);
+  // member_issued = 1 1 1 1 2 1, member_redeemed = 1 0 0 0 1 0 (HistoryCountsStrictlyBefore).
+  const std::vector<std::vector<double>> raw{{1, 1, 1, 1, 2, 1}, {1, 0, 0, 0, 1, 0}};
+  auto scaled_value = [](const std::vector<double>& fit, double x) {
+    double mean = 0, var = 0;
+    for (double v : fit) mean += std::log1p(v) / 6.0;
+    for (double v : fit) var += (std::log1p(v) - mean) * (std::log1p(v) - mean) / 6.0;
+    return static_cast<float>((std::log1p(x) - mean) / std::sqrt(var));
+  };
+  auto scaled = [&](const std::vector<double>& x, std::size_t r) { return scaled_value(x, x[r]); };
+  // One edge per aggregate (the median): 1 + 2 buckets + the value = 4 features each.
+  EXPECT_EQ(enc.field_sizes(), (std::vector<Index>{8, 1}));
+  const auto X = enc.transform(f.columns(), &log);
+  ASSERT_EQ(X.nnz(), 6 * 5);
+  for (std::size_t r = 0; r < 6; ++r) {
+    const std::size_t row = r * 5;
+    EXPECT_EQ(X.indices[row + 0], detail::bucket_of({1.0}, raw[0][r]));
+    EXPECT_EQ(X.data[row + 0], 1.0f);
+    EXPECT_EQ(X.indices[row + 1], 3);
+    EXPECT_FLOAT_EQ(X.data[row + 1], scaled(raw[0], r)) << r;
+    EXPECT_EQ(X.indices[row + 2], 4 + detail::bucket_of({0.0}, raw[1][r]));
+    EXPECT_EQ(X.indices[row + 3], 7);
+    EXPECT_FLOAT_EQ(X.data[row + 3], scaled(raw[1], r)) << r;
+    EXPECT_EQ(X.indices[row + 4], 8);
+    EXPECT_FLOAT_EQ(X.data[row + 4], scaled(raw[0], r)) << r;
+  }
+  // Saved and loaded: the same JSON and matrix; a tampered scaling is a ModelFormatError.
+  const std::string text = enc.to_json();
+  const FeatureEncoder back = FeatureEncoder::from_json(text);
+  EXPECT_EQ(back.to_json(), text);
+  const auto Y = back.transform(f.columns(), &log);
+  EXPECT_EQ(Y.indices, X.indices);
+  EXPECT_EQ(Y.data, X.data);
+  Json j = Json::parse(text);
+  j["state"][0]["std"][1] = 0.0;
+  PERKREC_EXPECT_THROW_MSG(FeatureEncoder::from_json(j.dump()), ModelFormatError, "/state/0/std");
+  j = Json::parse(text);
+  j["state"][1].erase("mean");
+  PERKREC_EXPECT_THROW_MSG(FeatureEncoder::from_json(j.dump()), ModelFormatError, "/state/1",
+                           "mean");
+  // No leak: sample 0 (u0, day 1) does not see u0's issue at its own second, and sees it one
+  // second earlier (its scaled member_issued changes).
+  auto rows = std::vector<Row>{{0, 0, EventType::issued, 0.5},  {0, 0, EventType::redeemed, 0.75},
+                               {0, 1, EventType::issued, 1.0},  {1, 0, EventType::issued, 1.5},
+                               {1, 0, EventType::claimed, 2.5}, {2, 1, EventType::issued, 3.5}};
+  rows[2].day = 4.9;  // later: sample 0's row is as it was
+  const EventLog later = make_log(rows, 3, 2);
+  const auto moved = enc.transform(f.columns(), &later);
+  EXPECT_TRUE(std::equal(X.data.begin(), X.data.begin() + 5, moved.data.begin()));
+  EXPECT_TRUE(std::equal(X.indices.begin(), X.indices.begin() + 5, moved.indices.begin()));
+  rows[2].day = 1.0 - 1.0 / kSecondsPerDay;
+  const EventLog earlier = make_log(rows, 3, 2);
+  const auto seen = enc.transform(f.columns(), &earlier);
+  EXPECT_FLOAT_EQ(seen.data[1], scaled_value(raw[0], 2.0));  // the fit's scaling, x = 2
+  EXPECT_NE(seen.data[1], X.data[1]);
+  // Bad specifications name the pointer.
+  PERKREC_EXPECT_THROW_MSG(
+      FeatureSpec::from_json(R"({"fields": [{"name": "h", "kind": "history", "continuous": 2}]})"),
+      ConfigError, "/fields/0/continuous");
+  PERKREC_EXPECT_THROW_MSG(
+      FeatureSpec::from_json(
+          R"({"fields": [{"name": "x", "kind": "numeric", "continuous": true}]})"),
+      ConfigError, "/fields/0", "continuous");
+}
+
 TEST(FeatureEncoder, ThreadCountDoesNotChangeOutput) {
   // A larger random frame: 20000 samples, 300 members, 12 benefits, 30000 events.
   const Offset n = 20000;
@@ -290,7 +365,8 @@ TEST(FeatureEncoder, ThreadCountDoesNotChangeOutput) {
   const std::string spec = R"([{"name": "user", "kind": "id", "min_count": 60},
       {"name": "c", "kind": "categorical"}, {"name": "x", "kind": "numeric", "bins": 6},
       {"name": "h", "kind": "history", "bins": 6}, {"name": "h0", "kind": "history", "bins": 0,
-       "aggregates": ["member_kind_redeemed", "benefit_claim_rate"]}])";
+       "aggregates": ["member_kind_redeemed", "benefit_claim_rate"]},
+      {"name": "hc", "kind": "history", "bins": 4, "continuous": true}])";
   CsrMatrix<float> ref;
   std::string ref_json;
   for (int threads : {1, 2, 3}) {
