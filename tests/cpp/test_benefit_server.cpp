@@ -453,36 +453,6 @@ TEST(BenefitServerPlanner, AnswersEqualThePipelinesPlanOnAnyThreadCount) {
   std::remove(path.c_str());
 }
 
-// The log of `base` without its events at or after `t`.
-BehaviorLog behavior_before(const BehaviorLog& base, Timestamp t) {
-  std::vector<Index> user, item;
-  std::vector<Timestamp> time;
-  std::vector<std::int32_t> action;
-  std::vector<double> quantity, amount;
-  const std::vector<Index> users = base.users();
-  for (std::size_t e = 0; e < users.size(); ++e) {
-    if (base.timestamps()[e] >= t) continue;
-    user.push_back(users[e]);
-    item.push_back(base.items()[e]);
-    time.push_back(base.timestamps()[e]);
-    action.push_back(base.actions()[e]);
-    quantity.push_back(base.quantities()[e]);
-    amount.push_back(base.amounts()[e]);
-  }
-  BehaviorColumns c;
-  c.user = user;
-  c.item = item;
-  c.timestamp = time;
-  c.action = action;
-  c.quantity = quantity;
-  c.amount = amount;
-  BehaviorOptions o;
-  o.n_users = base.n_users();
-  o.n_items = base.n_items();
-  o.action_names = base.action_names();
-  return BehaviorLog::from_columns(c, o);
-}
-
 // --planner with --behavior: the saved log replaces the behaviour the pipeline file stores
 // (the answers' probabilities are the planner's with that log, not with the stored one); the
 // log's member ids must be the planner's; --behavior without --planner is a ConfigError.
@@ -496,7 +466,8 @@ TEST(BenefitServerPlanner, BehaviorFileReplacesTheStoredBehaviour) {
   const std::string stem =
       testing::temp_dir() + "/perkrec_server_behavior_" + std::to_string(::getpid());
   f.save(stem + ".planner.perk");
-  BehaviorLog older = behavior_before(fx.prog.behavior, fx.end - 45 * 86400);
+  BehaviorLog older =
+      test::BehaviorRows::of(fx.prog.behavior, fx.end - 45 * 86400).build(fx.prog.behavior);
   older.set_user_ids(ids);
   older.save(stem + ".log.perk");
   benefit_server::ServerOptions o;

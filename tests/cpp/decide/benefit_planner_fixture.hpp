@@ -187,6 +187,50 @@ inline const Fixture& behavior_fixture() {
   return fx;
 }
 
+/// A behaviour log's rows as plain columns, to edit and rebuild (newer / older logs of the same
+/// members, items and actions in tests).
+struct BehaviorRows {
+  std::vector<Index> user, item;
+  std::vector<Timestamp> time;
+  std::vector<std::int32_t> action;
+  std::vector<double> quantity, amount;
+
+  /// The rows of `log` at times before `until`.
+  static BehaviorRows of(const BehaviorLog& log, Timestamp until = kMaxTimestamp) {
+    BehaviorRows r;
+    const std::vector<Index> users = log.users();
+    for (std::size_t e = 0; e < users.size(); ++e) {
+      if (log.timestamps()[e] >= until) continue;
+      r.add(users[e], log.items()[e], log.timestamps()[e], log.actions()[e], log.quantities()[e],
+            log.amounts()[e]);
+    }
+    return r;
+  }
+  void add(Index u, Index i, Timestamp t, std::int32_t a, double q, double m) {
+    user.push_back(u);
+    item.push_back(i);
+    time.push_back(t);
+    action.push_back(a);
+    quantity.push_back(q);
+    amount.push_back(m);
+  }
+  /// A log of these rows with the members, items and actions of `like`.
+  BehaviorLog build(const BehaviorLog& like) const {
+    BehaviorColumns c;
+    c.user = user;
+    c.item = item;
+    c.timestamp = time;
+    c.action = action;
+    c.quantity = quantity;
+    c.amount = amount;
+    BehaviorOptions o;
+    o.n_users = like.n_users();
+    o.n_items = like.n_items();
+    o.action_names = like.action_names();
+    return BehaviorLog::from_columns(c, o);
+  }
+};
+
 /// The benefits' kind and channel codes (the pooled effects' attributes).
 inline std::vector<std::vector<Index>> kind_and_channel(const Catalog& catalog) {
   std::vector<std::vector<Index>> codes(2);

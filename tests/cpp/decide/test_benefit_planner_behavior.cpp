@@ -18,34 +18,11 @@ using test::behavior_fixture;
 /// `times` (amount 3).
 BehaviorLog with_extra_purchases(const BehaviorLog& base, const std::vector<Index>& members,
                                  Index item, const std::vector<Timestamp>& times) {
-  std::vector<Index> user = base.users();
-  std::vector<Index> items(base.items().begin(), base.items().end());
-  std::vector<Timestamp> time(base.timestamps().begin(), base.timestamps().end());
-  std::vector<std::int32_t> action(base.actions().begin(), base.actions().end());
-  std::vector<double> quantity(base.quantities().begin(), base.quantities().end());
-  std::vector<double> amount(base.amounts().begin(), base.amounts().end());
+  test::BehaviorRows rows = test::BehaviorRows::of(base);
   for (Index u : members) {
-    for (Timestamp t : times) {
-      user.push_back(u);
-      items.push_back(item);
-      time.push_back(t);
-      action.push_back(base.find_action("purchase"));
-      quantity.push_back(1.0);
-      amount.push_back(3.0);
-    }
+    for (Timestamp t : times) rows.add(u, item, t, base.find_action("purchase"), 1.0, 3.0);
   }
-  BehaviorColumns c;
-  c.user = user;
-  c.item = items;
-  c.timestamp = time;
-  c.action = action;
-  c.quantity = quantity;
-  c.amount = amount;
-  BehaviorOptions o;
-  o.n_users = base.n_users();
-  o.n_items = base.n_items();
-  o.action_names = base.action_names();
-  return BehaviorLog::from_columns(c, o);
+  return rows.build(base);
 }
 
 void expect_same_plan(const BenefitPlanner::Plan& a, const BenefitPlanner::Plan& b) {
