@@ -89,4 +89,13 @@ double correlation(const std::vector<A>& a, const std::vector<B>& b) {
   return sab / std::sqrt(saa * sbb);
 }
 
+/// The encoder's bucket of `x` among quantile `edges`, written out as a reference: the number of
+/// edges <= x (numpy's searchsorted side="right"); a non-finite x gets its own last bucket.
+inline Index expected_bucket(const std::vector<double>& edges, double x) {
+  if (!std::isfinite(x)) return static_cast<Index>(edges.size()) + 1;
+  Index k = 0;
+  for (double e : edges) k += e <= x ? 1 : 0;
+  return k;
+}
+
 }  // namespace perkrec::testing

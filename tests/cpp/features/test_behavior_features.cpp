@@ -596,7 +596,7 @@ TEST(BehaviorEncoder, ContinuousValuesAfterTheBuckets) {
     for (Index r = 0; r < X.rows; r += 37) {
       const auto at = static_cast<std::size_t>(X.indptr[static_cast<std::size_t>(r)]) + 2 * c;
       const auto xr = x[static_cast<std::size_t>(r)];
-      EXPECT_EQ(X.indices[at], st.agg_offsets[c] + detail::bucket_of(st.agg_edges[c], xr));
+      EXPECT_EQ(X.indices[at], st.agg_offsets[c] + testing::expected_bucket(st.agg_edges[c], xr));
       EXPECT_EQ(X.indices[at + 1], st.agg_offsets[c + 1] - 1);
       EXPECT_NEAR(X.data[at + 1], (std::log1p(xr) - mean) / sd, 1e-5);
     }

@@ -281,11 +281,11 @@ TEST(FeatureEncoder, ContinuousHistoryValuesFollowTheirBuckets) {
   ASSERT_EQ(X.nnz(), 6 * 5);
   for (std::size_t r = 0; r < 6; ++r) {
     const std::size_t row = r * 5;
-    EXPECT_EQ(X.indices[row + 0], detail::bucket_of({1.0}, raw[0][r]));
+    EXPECT_EQ(X.indices[row + 0], testing::expected_bucket({1.0}, raw[0][r]));
     EXPECT_EQ(X.data[row + 0], 1.0f);
     EXPECT_EQ(X.indices[row + 1], 3);
     EXPECT_FLOAT_EQ(X.data[row + 1], scaled(raw[0], r)) << r;
-    EXPECT_EQ(X.indices[row + 2], 4 + detail::bucket_of({0.0}, raw[1][r]));
+    EXPECT_EQ(X.indices[row + 2], 4 + testing::expected_bucket({0.0}, raw[1][r]));
     EXPECT_EQ(X.indices[row + 3], 7);
     EXPECT_FLOAT_EQ(X.data[row + 3], scaled(raw[1], r)) << r;
     EXPECT_EQ(X.indices[row + 4], 8);
