@@ -50,7 +50,7 @@
 //                                 recency_days, recency_cycles, mean_interorder_days,
 //                                 claim_rate_lift, expected_purchases and preference lifts
 //   default: discount_indifferent_loyal (score 0)
-// The weights are an L1-penalised multinomial logistic regression (C = 0.05) of the planted
+// The weights are an L1-penalised multinomial logistic regression (C = 0.3) of the planted
 // archetypes on these log ratios, fitted on simulator seeds 1 and 2 with two archetype mixes
 // (members with >= 10 events before a cut 30 days before the end; weights relative to the
 // default's, rounded to 0.01); bench/preference_truth.py --transfer measures them on other seeds

@@ -730,11 +730,12 @@ TEST(PreferenceModel, DefaultSegmentsFindThePlantedArchetypes) {
   double all_hits = 0, all_members = 0;
   for (int k = 0; k < kNumArchetypes; ++k) {
     ASSERT_GT(members[k], 30) << k;
-    EXPECT_GT(hits[k] / members[k], 0.6) << to_string(static_cast<Archetype>(k));
+    // 0.63-1.0 here; the threshold rules of before found 0.43 of the high-value seekers.
+    EXPECT_GT(hits[k] / members[k], 0.55) << to_string(static_cast<Archetype>(k));
     all_hits += hits[k];
     all_members += members[k];
   }
-  EXPECT_GT(all_hits / all_members, 0.75);
+  EXPECT_GT(all_hits / all_members, 0.72);  // 0.754; the threshold rules of before: 0.661
 }
 
 // intervals(level) reproduces the stored bounds at the model's level, narrows at lower levels,
