@@ -1641,13 +1641,18 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
   static const char* kGroups[] = {"kind",  "face_value", "threshold",
                                   "scope", "scenario",   "channel"};
   // A numeric feature ("pref:<dimension>" or a member feature) or a "top:<group>" value.
+  // With `lacking_ok`, a scenario or channel the catalog lacks resolves to nothing (no column).
   const auto resolve = [&](const std::string& feature, const std::string& text,
-                           const std::string& where) {
+                           const std::string& where, bool lacking_ok = false) {
     Resolved r;
     if (feature.rfind("pref:", 0) == 0) {
       const std::string dim = feature.substr(5);
       for (int d = 0; d < n_dims_; ++d) {
         if (dimension_names_[static_cast<std::size_t>(d)] == dim) r.dim = d;
+      }
+      if (r.dim < 0 && lacking_ok &&
+          (dim.rfind("scenario:", 0) == 0 || dim.rfind("channel:", 0) == 0)) {
+        return r;
       }
       if (r.dim < 0)
         detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown dimension '",
@@ -1690,7 +1695,8 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
     if (!rules.segments[s].scored) continue;
     for (std::size_t t = 0; t < rules.segments[s].score.terms.size(); ++t) {
       const std::string where = at + "/score/terms/" + std::to_string(t) + "/feature";
-      resolved_terms[s].push_back(resolve(rules.segments[s].score.terms[t].feature, "", where));
+      resolved_terms[s].push_back(
+          resolve(rules.segments[s].score.terms[t].feature, "", where, /*lacking_ok=*/true));
       if (resolved_terms[s].back().group >= 0) {
         detail::raise<ConfigError>("PreferenceModel::segments: ", where,
                                    ": a score term takes a numeric feature, not top:<group>");
@@ -1744,7 +1750,8 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
       // no value) leaves the reference NaN, and the term adds 0.
       for (std::size_t t = 0; t < resolved_terms[s].size(); ++t) {
         SegmentTerm& term = out.resolved.segments[s].score.terms[t];
-        if (!term.relative()) continue;
+        if (!term.relative() || (resolved_terms[s][t].dim < 0 && resolved_terms[s][t].feature < 0))
+          continue;
         const double median = quantile_over_active(resolved_terms[s][t], 0.5);
         if (median > 0) term.reference = median;
       }
@@ -1852,7 +1859,9 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
       double total = sc.bias;
       for (std::size_t t = 0; t < sc.terms.size(); ++t) {
         const double ref = sc.terms[t].reference;
-        const double v = value_of(resolved_terms[s][t], u);
+        const Resolved& r = resolved_terms[s][t];
+        if (r.dim < 0 && r.feature < 0) continue;  // a scenario or channel the catalog lacks
+        const double v = value_of(r, u);
         if (std::isnan(v) || !(ref > 0)) continue;
         total += sc.terms[t].weight * std::log(std::max(v, 0.01 * ref) / ref);
       }

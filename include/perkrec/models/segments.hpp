@@ -34,7 +34,9 @@
 // weight x log(max(v, 0.01 r) / r) for the member's value v of the feature (member features and
 // "pref:<dimension>", not "top:") and the reference r: by default the median of the feature over
 // the program's active members, or an absolute "reference" (> 0) given in the term; a NaN value
-// adds 0 (a typical member), and a term whose program median is not > 0 adds 0. Segments with
+// adds 0 (a typical member), and so do a term whose program median is not > 0 and a
+// "pref:scenario:<x>" or "pref:channel:<x>" term whose scenario or channel the catalog lacks
+// (other unknown features are a ConfigError, as in conditions). Segments with
 // "all" are tried first, in order; a member none of them takes goes to the scored segment or
 // the default with the highest score, the default scoring 0 (a multinomial logit with the
 // default as the reference: P(s) = exp(score_s) / (1 + sum over scored segments of
@@ -50,7 +52,7 @@
 //                                 recency_days, recency_cycles, mean_interorder_days,
 //                                 claim_rate_lift, expected_purchases and preference lifts
 //   default: discount_indifferent_loyal (score 0)
-// The weights are an L1-penalised multinomial logistic regression (C = 0.3) of the planted
+// The weights are an L1-penalised multinomial logistic regression (C = 0.05) of the planted
 // archetypes on these log ratios, fitted on simulator seeds 1 and 2 with two archetype mixes
 // (members with >= 10 events before a cut 30 days before the end; weights relative to the
 // default's, rounded to 0.01); bench/preference_truth.py --transfer measures them on other seeds
