@@ -60,6 +60,8 @@ void bind_preference(py::module_& m) {
       py::arg("num_threads"));
 
   m.def("default_segment_rules", [] { return SegmentRules::defaults().to_json().dump(2); });
+  m.def("threshold_segment_rules",
+        [] { return SegmentRules::threshold_defaults().to_json().dump(2); });
   m.def("absolute_segment_rules",
         [] { return SegmentRules::absolute_defaults().to_json().dump(2); });
   m.def(

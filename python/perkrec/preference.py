@@ -73,13 +73,25 @@ def wide_table(
     return pd.DataFrame(dict(zip(names, columns)), index=_member_index(log))
 
 
-def default_segment_rules(absolute: bool = False) -> dict:
+def default_segment_rules(absolute: bool = False, thresholds: bool = False) -> dict:
     """The documented default segment rules (a dict in the JSON schema of
     include/perkrec/models/segments.hpp); edit and pass to ``PreferenceModel.segments``.
-    Their thresholds are relative to the program (quantiles of the fitted features);
-    ``absolute=True`` gives the absolute rules that were the defaults before (tuned on one
-    simulated program)."""
-    return json.loads(_core.absolute_segment_rules() if absolute else _core.default_segment_rules())
+    new_member is a tenure rule; dormant, threshold_discount_sensitive, points_redemption_active
+    and high_face_value_seeker are scored segments (weights on log ratios of member features
+    and preference lifts to the program's medians; the highest score wins, the default
+    discount_indifferent_loyal scores 0), so they carry over to programs with other activity
+    levels. ``thresholds=True`` gives the relative threshold rules that were the defaults
+    before (multiples of the median active member's value), ``absolute=True`` the absolute
+    rules before those (tuned on one simulated program)."""
+    if absolute and thresholds:
+        raise _core.ConfigError(
+            "default_segment_rules: give absolute=True or thresholds=True, not both"
+        )
+    if absolute:
+        return json.loads(_core.absolute_segment_rules())
+    if thresholds:
+        return json.loads(_core.threshold_segment_rules())
+    return json.loads(_core.default_segment_rules())
 
 
 def _rules_json(rules) -> str:

@@ -207,9 +207,21 @@ def test_segments_confidence_uncertain_and_absolute_rules(fitted):
     seg = fitted.segments()
     assert seg["confidence"].between(0, 1).all()
     resolved = seg.attrs["resolved_rules"]
-    assert all(isinstance(c["value"], (int, float)) for s in resolved["segments"] for c in s["all"])
+    conditions = [c for s in resolved["segments"] for c in s.get("all", [])]
+    assert conditions and all(isinstance(c["value"], (int, float)) for c in conditions)
+    terms = [t for s in resolved["segments"] if "score" in s for t in s["score"]["terms"]]
+    assert terms and all(t["reference"] > 0 for t in terms)
     rules = perkrec.default_segment_rules()
-    assert rules["segments"][1]["all"][0]["value"] == {"quantile": 0.5, "times": 0.5}
+    assert rules["segments"][0]["all"][0]["value"] == {"quantile": 0.5, "times": 0.5}
+    assert [s["name"] for s in rules["segments"] if "score" in s] == [
+        "dormant",
+        "threshold_discount_sensitive",
+        "points_redemption_active",
+        "high_face_value_seeker",
+    ]
+    thresholds = perkrec.default_segment_rules(thresholds=True)
+    assert thresholds["segments"][1]["all"][0]["value"] == {"quantile": 0.5, "times": 0.5}
+    assert set(fitted.segments(thresholds)["segment"].cat.categories) == set(perkrec.ARCHETYPES)
     rules["min_confidence"] = 0.6
     strict = fitted.segments(rules)
     assert list(strict["segment"].cat.categories)[-1] == "uncertain"
@@ -261,9 +273,54 @@ def test_relative_segments_follow_a_program_with_scaled_order_rates(small_progra
         return float((s1 == s2)[active].mean())
 
     relative, absolute = agreement(None), agreement(perkrec.default_segment_rules(absolute=True))
-    print("agreement relative", relative, "absolute", absolute)
-    assert relative >= 0.93
+    thresholds = agreement(perkrec.default_segment_rules(thresholds=True))
+    print("agreement relative", relative, "thresholds", thresholds, "absolute", absolute)
+    assert relative >= 0.93 and thresholds >= 0.93
     assert relative > absolute + 0.05
+
+
+def test_scored_segments_json_errors_and_softmax(fitted):
+    """A scored segment competes with the default (score 0) by a softmax; bad scores are
+    ConfigErrors that name the JSON pointer."""
+    rules = {
+        "segments": [{"name": "busy", "score": {"terms": [{"feature": "orders", "weight": 1.0}]}}],
+        "default": "rest",
+    }
+    seg = fitted.segments(rules)
+    orders = fitted.features()["orders"].to_numpy()
+    median = seg.attrs["resolved_rules"]["segments"][0]["score"]["terms"][0]["reference"]
+    x = np.maximum(orders, 0.01 * median) / median
+    np.testing.assert_array_equal(
+        seg["segment"].astype(str).to_numpy(), np.where(x > 1, "busy", "rest")
+    )
+    np.testing.assert_allclose(seg["confidence"].to_numpy(), np.maximum(x, 1) / (x + 1), rtol=1e-5)
+    bad = [
+        ({"name": "x", "all": [], "score": {"terms": []}}, "/segments/0/score"),
+        (
+            {"name": "x", "score": {"terms": [{"feature": "orders"}]}},
+            "/segments/0/score/terms/0/weight",
+        ),
+        (
+            {"name": "x", "score": {"terms": [{"feature": "top:kind", "weight": 1}]}},
+            "/segments/0/score/terms/0/feature",
+        ),
+        (
+            {
+                "name": "x",
+                "score": {"terms": [{"feature": "orders", "weight": 1, "reference": -1}]},
+            },
+            "/segments/0/score/terms/0/reference",
+        ),
+        (
+            {"name": "x", "score": {"terms": [{"feature": "nope", "weight": 1}]}},
+            "/segments/0/score/terms/0/feature",
+        ),
+    ]
+    for segment, pointer in bad:
+        with pytest.raises(perkrec.ConfigError, match=pointer):
+            fitted.segments({"segments": [segment]})
+    with pytest.raises(perkrec.ConfigError, match="not both"):
+        perkrec.default_segment_rules(absolute=True, thresholds=True)
 
 
 def test_intervals_at_any_level(fitted, tmp_path):

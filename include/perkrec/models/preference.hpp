@@ -292,17 +292,20 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   /// Top-n benefits by score; see models/recommender.hpp for filters.
   TopK recommend(Span<const Index> users, int n, const Filter& filter = {}) const;
 
-  /// Segment of every member under `rules`: the first rule whose conditions hold on the point
-  /// estimates. Relative thresholds ({"quantile", "times"}) resolve over the members with any
-  /// event before the cut (SegmentAssignment::resolved shows the values). Confidence: each
+  /// Segment of every member under `rules`: the first "all" rule whose conditions hold on the
+  /// point estimates, else the scored segment or default with the highest score (softmax over
+  /// them, the default scoring 0; models/segments.hpp). Relative thresholds ({"quantile",
+  /// "times"}) and score references resolve over the members with any event before the cut
+  /// (SegmentAssignment::resolved shows the values). Confidence: each
   /// preference condition holds with probability Phi(distance to the threshold / sd), sd from
   /// the member's interval (its half-width over the level's quantile, step 4); other conditions are
   /// 0 or 1; conditions of a rule are independent, and segment s has probability P(rule s) x prod
-  /// of (1 - P(rule r)) over earlier rules r (the default: the product over all rules). confidence
-  /// = that of the assigned segment; with rules.min_confidence > 0 a member whose most probable
-  /// segment is below it gets rules.uncertain. Throws ConfigError naming the rule when a rule uses
-  /// an unknown feature, dimension or group. Cost O(members x conditions), plus a sort per relative
-  /// condition.
+  /// of (1 - P(rule r)) over earlier rules r (a scored segment or the default: the product over
+  /// all rules x its softmax share). confidence = that of the assigned segment; with
+  /// rules.min_confidence > 0 a member whose most probable segment is below it gets
+  /// rules.uncertain. Throws ConfigError naming the rule when a rule uses an unknown feature,
+  /// dimension or group. Cost O(members x (conditions + terms)), plus a sort per relative condition
+  /// or term.
   SegmentAssignment segments(const SegmentRules& rules) const;
   /// k-means++ clusters of the log preference vectors (seeded by params().seed).
   PreferenceClusters clusters(int k, int max_iterations = 50) const;

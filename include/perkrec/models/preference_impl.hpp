@@ -1640,46 +1640,67 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
   std::vector<std::vector<Resolved>> resolved(rules.segments.size());
   static const char* kGroups[] = {"kind",  "face_value", "threshold",
                                   "scope", "scenario",   "channel"};
+  // A numeric feature ("pref:<dimension>" or a member feature) or a "top:<group>" value.
+  // With `lacking_ok`, a scenario or channel the catalog lacks resolves to nothing (no column).
+  const auto resolve = [&](const std::string& feature, const std::string& text,
+                           const std::string& where, bool lacking_ok = false) {
+    Resolved r;
+    if (feature.rfind("pref:", 0) == 0) {
+      const std::string dim = feature.substr(5);
+      for (int d = 0; d < n_dims_; ++d) {
+        if (dimension_names_[static_cast<std::size_t>(d)] == dim) r.dim = d;
+      }
+      if (r.dim < 0 && lacking_ok &&
+          (dim.rfind("scenario:", 0) == 0 || dim.rfind("channel:", 0) == 0)) {
+        return r;
+      }
+      if (r.dim < 0)
+        detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown dimension '",
+                                   dim, "'");
+    } else if (feature.rfind("top:", 0) == 0) {
+      const std::string group = feature.substr(4);
+      for (int g = 0; g < 6; ++g) {
+        if (group == kGroups[g]) r.group = g;
+      }
+      if (r.group < 0)
+        detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown group '", group,
+                                   "'");
+      const std::string full = group + ":" + text;
+      for (int d = 0; d < n_dims_; ++d) {
+        if (dimension_names_[static_cast<std::size_t>(d)] == full) r.target_dim = d;
+      }
+      if (r.target_dim < 0) {
+        detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown value '", text,
+                                   "' of group '", group, "'");
+      }
+    } else {
+      for (std::size_t f = 0; f < feature_names_.size(); ++f) {
+        if (feature_names_[f] == feature) r.feature = static_cast<int>(f);
+      }
+      if (r.feature < 0) {
+        detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown feature '",
+                                   feature, "'");
+      }
+    }
+    return r;
+  };
+  std::vector<std::vector<Resolved>> resolved_terms(rules.segments.size());
   for (std::size_t s = 0; s < rules.segments.size(); ++s) {
+    const std::string at = "/segments/" + std::to_string(s);
     for (std::size_t c = 0; c < rules.segments[s].all.size(); ++c) {
       const SegmentCondition& cond = rules.segments[s].all[c];
-      const std::string where =
-          "/segments/" + std::to_string(s) + "/all/" + std::to_string(c) + "/feature";
-      Resolved r;
-      if (cond.feature.rfind("pref:", 0) == 0) {
-        const std::string dim = cond.feature.substr(5);
-        for (int d = 0; d < n_dims_; ++d) {
-          if (dimension_names_[static_cast<std::size_t>(d)] == dim) r.dim = d;
-        }
-        if (r.dim < 0)
-          detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown dimension '",
-                                     dim, "'");
-      } else if (cond.feature.rfind("top:", 0) == 0) {
-        const std::string group = cond.feature.substr(4);
-        for (int g = 0; g < 6; ++g) {
-          if (group == kGroups[g]) r.group = g;
-        }
-        if (r.group < 0)
-          detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown group '",
-                                     group, "'");
-        const std::string full = group + ":" + cond.text;
-        for (int d = 0; d < n_dims_; ++d) {
-          if (dimension_names_[static_cast<std::size_t>(d)] == full) r.target_dim = d;
-        }
-        if (r.target_dim < 0) {
-          detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown value '",
-                                     cond.text, "' of group '", group, "'");
-        }
-      } else {
-        for (std::size_t f = 0; f < feature_names_.size(); ++f) {
-          if (feature_names_[f] == cond.feature) r.feature = static_cast<int>(f);
-        }
-        if (r.feature < 0) {
-          detail::raise<ConfigError>("PreferenceModel::segments: ", where, ": unknown feature '",
-                                     cond.feature, "'");
-        }
+      resolved[s].push_back(
+          resolve(cond.feature, cond.text, at + "/all/" + std::to_string(c) + "/feature"));
+    }
+    if (!rules.segments[s].scored) continue;
+    for (std::size_t t = 0; t < rules.segments[s].score.terms.size(); ++t) {
+      const std::string where = at + "/score/terms/" + std::to_string(t) + "/feature";
+      resolved_terms[s].push_back(
+          resolve(rules.segments[s].score.terms[t].feature, "", where, /*lacking_ok=*/true));
+      if (resolved_terms[s].back().group >= 0) {
+        detail::raise<ConfigError>("PreferenceModel::segments: ", where,
+                                   ": a score term takes a numeric feature, not top:<group>");
       }
-      resolved[s].push_back(r);
     }
   }
   const std::size_t F = feature_names_.size();
@@ -1704,26 +1725,35 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
                   (orders < F && features_[u * F + orders] > 0);
     }
     std::vector<double> values;
+    const auto quantile_over_active = [&](const Resolved& r, double quantile) {
+      values.clear();
+      for (std::size_t u = 0; u < active.size(); ++u) {
+        const double v = value_of(r, u);
+        if (active[u] && !std::isnan(v)) values.push_back(v);
+      }
+      if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
+      std::sort(values.begin(), values.end());
+      const double pos = quantile * static_cast<double>(values.size() - 1);
+      const auto lo = static_cast<std::size_t>(std::floor(pos));
+      const std::size_t hi = std::min(values.size() - 1, lo + 1);
+      return values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
+    };
     for (std::size_t s = 0; s < rules.segments.size(); ++s) {
       for (std::size_t c = 0; c < rules.segments[s].all.size(); ++c) {
         SegmentCondition& cond = out.resolved.segments[s].all[c];
         if (cond.is_text || !cond.relative()) continue;
-        values.clear();
-        for (std::size_t u = 0; u < active.size(); ++u) {
-          const double v = value_of(resolved[s][c], u);
-          if (active[u] && !std::isnan(v)) values.push_back(v);
-        }
-        double q = std::numeric_limits<double>::quiet_NaN();
-        if (!values.empty()) {
-          std::sort(values.begin(), values.end());
-          const double pos = cond.quantile * static_cast<double>(values.size() - 1);
-          const auto lo = static_cast<std::size_t>(std::floor(pos));
-          const std::size_t hi = std::min(values.size() - 1, lo + 1);
-          q = values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
-        }
-        cond.value = cond.times * q;
+        cond.value = cond.times * quantile_over_active(resolved[s][c], cond.quantile);
         cond.quantile = std::numeric_limits<double>::quiet_NaN();
         cond.times = 1.0;
+      }
+      // A term's reference: the median over the active members; a median that is not > 0 (or
+      // no value) leaves the reference NaN, and the term adds 0.
+      for (std::size_t t = 0; t < resolved_terms[s].size(); ++t) {
+        SegmentTerm& term = out.resolved.segments[s].score.terms[t];
+        if (!term.relative() || (resolved_terms[s][t].dim < 0 && resolved_terms[s][t].feature < 0))
+          continue;
+        const double median = quantile_over_active(resolved_terms[s][t], 0.5);
+        if (median > 0) term.reference = median;
       }
     }
   }
@@ -1747,6 +1777,7 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
     // everything else as observed (0 or 1). Conditions of one rule are taken as independent.
     std::vector<double> p_rule(S, 1.0);
     std::vector<std::uint8_t> holds_rule(S, 1);  // every condition holds on the point estimates
+    std::vector<double> score(S, 0.0);
     for (std::size_t s = 0; s < S; ++s) {
       for (std::size_t c = 0; c < resolved[s].size() && p_rule[s] > 0; ++c) {
         const SegmentCondition& cond = rr.segments[s].all[c];
@@ -1805,11 +1836,13 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
         p_rule[s] *= p;
       }
     }
-    // First match on the point estimates; the probability of each segment follows the same
-    // order: P(s) = P(rule s) x prod over earlier rules of (1 - P(rule)).
+    // First match of the "all" rules on the point estimates; the probability of each follows
+    // the same order: P(s) = P(rule s) x prod over earlier rules of (1 - P(rule)). The members
+    // no rule takes are shared by the scored segments and the default (score 0) by a softmax.
     std::int32_t code = static_cast<std::int32_t>(S);
     double none_before = 1.0, best = 0.0, chosen = -1.0;
     for (std::size_t s = 0; s < S; ++s) {
+      if (rules.segments[s].scored) continue;
       const double ps = none_before * p_rule[s];
       best = std::max(best, ps);
       if (code == static_cast<std::int32_t>(S) && holds_rule[s]) {
@@ -1818,8 +1851,38 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
       }
       none_before *= 1.0 - p_rule[s];
     }
-    best = std::max(best, none_before);
-    if (chosen < 0) chosen = none_before;
+    double top_score = 0.0;  // the default's
+    std::int32_t top = static_cast<std::int32_t>(S);
+    for (std::size_t s = 0; s < S; ++s) {
+      if (!rules.segments[s].scored) continue;
+      const SegmentScore& sc = rr.segments[s].score;
+      double total = sc.bias;
+      for (std::size_t t = 0; t < sc.terms.size(); ++t) {
+        const double ref = sc.terms[t].reference;
+        const Resolved& r = resolved_terms[s][t];
+        if (r.dim < 0 && r.feature < 0) continue;  // a scenario or channel the catalog lacks
+        const double v = value_of(r, u);
+        if (std::isnan(v) || !(ref > 0)) continue;
+        total += sc.terms[t].weight * std::log(std::max(v, 0.01 * ref) / ref);
+      }
+      score[s] = total;
+      if (total > top_score) top_score = total, top = static_cast<std::int32_t>(s);
+    }
+    double normaliser = std::exp(-top_score);  // the default's exp(0), shifted by the top score
+    for (std::size_t s = 0; s < S; ++s) {
+      if (rules.segments[s].scored) normaliser += std::exp(score[s] - top_score);
+    }
+    for (std::size_t s = 0; s < S; ++s) {
+      if (rules.segments[s].scored) {
+        best = std::max(best, none_before * std::exp(score[s] - top_score) / normaliser);
+      }
+    }
+    const double p_default = none_before * std::exp(-top_score) / normaliser;
+    best = std::max(best, p_default);
+    if (chosen < 0) {
+      code = top;
+      chosen = none_before / normaliser;  // the top segment's share: exp(0) / normaliser
+    }
     out.confidence[u] = static_cast<float>(chosen);
     if (rules.min_confidence > 0 && best < rules.min_confidence)
       code = static_cast<std::int32_t>(S + 1);

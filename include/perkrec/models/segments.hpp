@@ -26,19 +26,43 @@
 // probability of their segment under the posterior of their preferences) and, when
 // min_confidence > 0, sends members whose most probable segment is below it to `uncertain`.
 //
-// SegmentRules::defaults() name the six segments of the program brief, in this order, with
-// thresholds relative to the typical (median) active member:
-//   new_member                    tenure_days < 0.5 x median
-//   dormant                       orders_90d <= 0.5 x median
-//   threshold_discount_sensitive  pref:kind:threshold_discount >= 1.6 x median
-//   points_redemption_active      pref:kind:points >= 1.7 x median
-//   high_face_value_seeker        pref:face_value:>=30 >= 1.1 x median
-//   default: discount_indifferent_loyal (no benefit preference stands out)
-// The factors were tuned on simulator seeds 1 and 2 with two archetype mixes;
-// bench/preference_truth.py --transfer measures them on other seeds. min_confidence is 0 in
-// the defaults (no uncertain outcome; set it, e.g. 0.5, to hold back unsure members).
-// SegmentRules::absolute_defaults() are the absolute rules that were the defaults before
-// (tenure_days < 110, orders_90d <= 4, lifts >= 1.5 / 1.4 / 1.1; tuned on seed 3).
+// Scored segments. A segment may carry a "score" instead of "all":
+//       {"name": "points_redemption_active",
+//        "score": {"bias": 0.6, "terms": [{"feature": "pref:kind:points", "weight": 2.68},
+//                                          {"feature": "orders", "weight": -2.57}]}}
+// (a segment has either "all" or "score", not both). Each term adds
+// weight x log(max(v, 0.01 r) / r) for the member's value v of the feature (member features and
+// "pref:<dimension>", not "top:") and the reference r: by default the median of the feature over
+// the program's active members, or an absolute "reference" (> 0) given in the term; a NaN value
+// adds 0 (a typical member), and so do a term whose program median is not > 0 and a
+// "pref:scenario:<x>" or "pref:channel:<x>" term whose scenario or channel the catalog lacks
+// (other unknown features are a ConfigError, as in conditions). Segments with
+// "all" are tried first, in order; a member none of them takes goes to the scored segment or
+// the default with the highest score, the default scoring 0 (a multinomial logit with the
+// default as the reference: P(s) = exp(score_s) / (1 + sum over scored segments of
+// exp(score))). Log ratios to the program's median do not move when every rate or count of a
+// program is scaled, so scores carry over to programs with other activity levels; the
+// confidence of a scored member is that softmax probability (times the probability that no
+// "all" rule before it holds).
+//
+// SegmentRules::defaults() name the six segments of the program brief, in this order:
+//   new_member                    tenure_days < 0.5 x median ("all": a gate)
+//   dormant, threshold_discount_sensitive, points_redemption_active, high_face_value_seeker:
+//                                 scored, over the member features orders, orders_90d,
+//                                 recency_days, recency_cycles, mean_interorder_days,
+//                                 claim_rate_lift, expected_purchases and preference lifts
+//   default: discount_indifferent_loyal (score 0)
+// The weights are an L1-penalised multinomial logistic regression (C = 0.05) of the planted
+// archetypes on these log ratios, fitted on simulator seeds 1 and 2 with two archetype mixes
+// (members with >= 10 events before a cut 30 days before the end; weights relative to the
+// default's, rounded to 0.01); bench/preference_truth.py --transfer measures them on other seeds
+// next to a classifier trained on each program's own archetypes. min_confidence is 0 in the
+// defaults (no uncertain outcome; set it, e.g. 0.5, to hold back unsure members).
+// SegmentRules::threshold_defaults() are the relative threshold rules that were the defaults
+// before (new_member tenure_days < 0.5 x median; dormant orders_90d <= 0.5 x median;
+// pref:kind:threshold_discount >= 1.6 x median; pref:kind:points >= 1.7 x median;
+// pref:face_value:>=30 >= 1.1 x median), and SegmentRules::absolute_defaults() the absolute rules
+// before those (tenure_days < 110, orders_90d <= 4, lifts >= 1.5 / 1.4 / 1.1; tuned on seed 3).
 //
 // k-means: kmeans++ initialisation drawn from Rng(seed, 0, pass), Lloyd iterations with the
 // assignment parallel over rows and the centroid sums reduced over fixed-size blocks in block
@@ -72,10 +96,28 @@ struct SegmentCondition {
   bool relative() const { return !std::isnan(quantile); }
 };
 
+/// One term of a segment score: weight x log(max(v, 0.01 reference) / reference).
+struct SegmentTerm {
+  std::string feature;  ///< a member feature or "pref:<dimension>"
+  double weight = 0.0;  ///< finite
+  /// > 0; NaN = the median of the feature over the program's active members.
+  double reference = std::numeric_limits<double>::quiet_NaN();
+  bool relative() const { return std::isnan(reference); }
+};
+
+/// A segment's score: bias + sum of its terms (see the file comment).
+struct SegmentScore {
+  double bias = 0.0;  ///< finite
+  std::vector<SegmentTerm> terms;
+};
+
 struct SegmentRule {
   std::string name;
   std::string description;
   std::vector<SegmentCondition> all;  ///< every condition must hold (empty = always)
+  /// A scored segment competes by `score` (after every "all" rule); `all` is then empty.
+  bool scored = false;
+  SegmentScore score;
 };
 
 struct SegmentRules {
@@ -88,6 +130,8 @@ struct SegmentRules {
 
   /// The documented default rules (relative to the program, see the file comment).
   static SegmentRules defaults();
+  /// The relative threshold rules that were the defaults before the scored ones.
+  static SegmentRules threshold_defaults();
   /// The absolute rules that were the defaults before issue 16 (tuned on simulator seed 3).
   static SegmentRules absolute_defaults();
   /// Parses the JSON schema above; throws ConfigError naming the JSON pointer.

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
+#include <utility>
 
 #include "perkrec/core/error.hpp"
 #include "perkrec/core/random.hpp"
@@ -58,11 +60,131 @@ inline SegmentCondition make_text_condition(const char* feature, SegmentConditio
   c.is_text = true;
   return c;
 }
+
+inline SegmentRule scored_rule(const char* name, const char* description, double bias,
+                               std::initializer_list<std::pair<const char*, double>> terms) {
+  SegmentRule r;
+  r.name = name;
+  r.description = description;
+  r.scored = true;
+  r.score.bias = bias;
+  for (const auto& [feature, weight] : terms) {
+    SegmentTerm t;
+    t.feature = feature;
+    t.weight = weight;
+    r.score.terms.push_back(std::move(t));
+  }
+  return r;
+}
 }  // namespace detail
+
+// The scored segments' weights: an L1-penalised multinomial logit of the planted archetypes on
+// the terms' log ratios, fitted on simulator seeds 1 and 2 with two archetype mixes (segments.hpp).
+PERKREC_INLINE SegmentRules SegmentRules::defaults() {
+  using Op = SegmentCondition::Op;
+  using detail::make_relative_condition;
+  using detail::scored_rule;
+  SegmentRules r;
+  r.segments = {
+      {"new_member",
+       "joined recently: active for less than half the typical member's tenure",
+       {make_relative_condition("tenure_days", Op::lt, 0.5, 0.5)}},
+      scored_rule(
+          "dormant",
+          "win back: ordering far less than the typical member lately, while still claiming", -0.67,
+          {{"orders", -1.23},
+           {"orders_90d", -5.44},
+           {"recency_cycles", 0.27},
+           {"mean_interorder_days", -0.61},
+           {"claim_rate_lift", 3.79},
+           {"expected_purchases", -0.18},
+           {"pref:kind:discount", 6.54},
+           {"pref:kind:gift", 2.93},
+           {"pref:kind:points", -0.61},
+           {"pref:kind:member_exclusive", -5.83},
+           {"pref:kind:service", -0.09},
+           {"pref:threshold:<100", -1.96},
+           {"pref:threshold:100-300", -0.09},
+           {"pref:threshold:>=300", 0.72},
+           {"pref:scope:brand", -0.36},
+           {"pref:scenario:holiday", -2.12},
+           {"pref:scenario:referral", 1.2},
+           {"pref:scenario:new_member", -1.48},
+           {"pref:channel:app", 1.53},
+           {"pref:channel:sms", -0.22}}),
+      scored_rule("threshold_discount_sensitive",
+                  "claims spend-X-get-Y threshold discounts more than the typical member", 0.94,
+                  {{"orders", -2.27},
+                   {"orders_90d", -0.4},
+                   {"recency_cycles", 0.02},
+                   {"claim_rate_lift", 3.79},
+                   {"pref:kind:discount", 0.74},
+                   {"pref:kind:threshold_discount", 2.11},
+                   {"pref:kind:gift", -1.52},
+                   {"pref:kind:points", -0.41},
+                   {"pref:kind:member_exclusive", -1.03},
+                   {"pref:kind:service", -0.09},
+                   {"pref:face_value:>=30", -0.39},
+                   {"pref:threshold:<100", -0.37},
+                   {"pref:threshold:100-300", 0.61},
+                   {"pref:threshold:>=300", 0.72},
+                   {"pref:scope:brand", -0.81},
+                   {"pref:scenario:referral", 1.2},
+                   {"pref:scenario:new_member", -0.72},
+                   {"pref:channel:app", -0.23},
+                   {"pref:channel:sms", 0.11}}),
+      scored_rule("points_redemption_active", "claims points rewards more than the typical member",
+                  0.6,
+                  {{"orders", -2.57},
+                   {"orders_90d", -0.4},
+                   {"recency_cycles", 0.02},
+                   {"claim_rate_lift", 3.79},
+                   {"pref:kind:discount", -1.42},
+                   {"pref:kind:gift", 1.0},
+                   {"pref:kind:points", 2.68},
+                   {"pref:kind:member_exclusive", -2.06},
+                   {"pref:kind:service", -0.27},
+                   {"pref:threshold:<100", -0.37},
+                   {"pref:threshold:100-300", -0.46},
+                   {"pref:threshold:>=300", 0.72},
+                   {"pref:scope:brand", -0.36},
+                   {"pref:scenario:holiday", 0.39},
+                   {"pref:scenario:referral", 1.2},
+                   {"pref:scenario:new_member", -0.72},
+                   {"pref:channel:sms", 0.18}}),
+      scored_rule("high_face_value_seeker",
+                  "prefers benefits worth 10 or more, claims more than the typical member while "
+                  "ordering less",
+                  1.48,
+                  {{"orders", -2.37},
+                   {"orders_90d", -0.4},
+                   {"recency_days", 1.42},
+                   {"recency_cycles", -1.34},
+                   {"claim_rate_lift", 3.79},
+                   {"pref:kind:gift", 1.0},
+                   {"pref:kind:points", -1.19},
+                   {"pref:kind:free_shipping", -1.23},
+                   {"pref:kind:member_exclusive", -0.89},
+                   {"pref:kind:service", -0.09},
+                   {"pref:face_value:10-30", 3.24},
+                   {"pref:face_value:>=30", 2.41},
+                   {"pref:threshold:<100", -1.04},
+                   {"pref:threshold:100-300", -0.09},
+                   {"pref:threshold:>=300", 0.87},
+                   {"pref:scope:brand", -0.36},
+                   {"pref:scenario:referral", 1.24},
+                   {"pref:scenario:new_member", -0.72},
+                   {"pref:channel:app", -1.19},
+                   {"pref:channel:sms", 0.12},
+                   {"pref:channel:store", 0.06}}),
+  };
+  r.default_segment = "discount_indifferent_loyal";
+  return r;
+}
 
 // Relative thresholds, `times` x the median over the active members: tuned on simulator seeds
 // 1 and 2 with two archetype mixes (bench/preference_truth.py --transfer reports other seeds).
-PERKREC_INLINE SegmentRules SegmentRules::defaults() {
+PERKREC_INLINE SegmentRules SegmentRules::threshold_defaults() {
   using Op = SegmentCondition::Op;
   using detail::make_relative_condition;
   SegmentRules r;
@@ -136,6 +258,38 @@ PERKREC_INLINE SegmentRules SegmentRules::from_json_value(const Json& j) {
       if (other.name == rule.name) sr.fail("name", "duplicate segment name");
     }
     sr.read("description", rule.description);
+    const Json* score = sr.raw("score");
+    if (score != nullptr) {
+      if (sr.raw("all") != nullptr) sr.fail("score", "a segment has either all or score, not both");
+      rule.scored = true;
+      JsonReader<ConfigError> scr(*score, where + "/score", kContext);
+      scr.read("bias", rule.score.bias);
+      if (!std::isfinite(rule.score.bias)) scr.fail("bias", "must be finite");
+      const Json* terms = scr.raw("terms");
+      if (terms == nullptr)
+        detail::raise<ConfigError>(kContext, ": ", where, "/score/terms: required key is missing");
+      if (!terms->is_array()) scr.fail("terms", "expected an array");
+      std::size_t ti = 0;
+      for (const Json& t : *terms) {
+        const std::string tw = where + "/score/terms/" + std::to_string(ti++);
+        JsonReader<ConfigError> tr(t, tw, kContext);
+        SegmentTerm term;
+        tr.require("feature", term.feature);
+        if (term.feature.empty()) tr.fail("feature", "must be non-empty");
+        if (term.feature.rfind("top:", 0) == 0)
+          tr.fail("feature", "a score term takes a numeric feature, not top:<group>");
+        tr.require("weight", term.weight);
+        if (!std::isfinite(term.weight)) tr.fail("weight", "must be finite");
+        if (tr.raw("reference") != nullptr) {
+          tr.read("reference", term.reference);
+          if (!(term.reference > 0.0 && std::isfinite(term.reference)))
+            tr.fail("reference", "must be finite and > 0");
+        }
+        tr.finish();
+        rule.score.terms.push_back(std::move(term));
+      }
+      scr.finish();
+    }
     const Json* all = sr.raw("all");
     if (all != nullptr) {
       if (!all->is_array()) sr.fail("all", "expected an array");
@@ -217,6 +371,18 @@ PERKREC_INLINE Json SegmentRules::to_json() const {
         jc["value"] = c.value;
       }
       all.push_back(std::move(jc));
+    }
+    if (s.scored) {
+      Json terms = Json::array();
+      for (const auto& t : s.score.terms) {
+        Json jt{{"feature", t.feature}, {"weight", t.weight}};
+        if (!t.relative()) jt["reference"] = t.reference;
+        terms.push_back(std::move(jt));
+      }
+      segs.push_back(Json{{"name", s.name},
+                          {"description", s.description},
+                          {"score", Json{{"bias", s.score.bias}, {"terms", std::move(terms)}}}});
+      continue;
     }
     segs.push_back(Json{{"name", s.name}, {"description", s.description}, {"all", std::move(all)}});
   }
