@@ -18,6 +18,8 @@ is re-run with S replaced by:
                      simulator's form of the true share)
   timing_unredeemed  the timing share from a preference model fitted without the orders that
                      carry a redemption (induced orders hide a lapse from the timing model)
+  control            perkrec.plan.incremental_share_from_control (the random control group)
+  control_seg        the same with the member's segment as one more stratum
 
 and prints the correlation of each S with the true share over the full members x benefits
 matrix. The `*_truth` rows read the truth, so they bound what an estimator of that form could
@@ -123,6 +125,61 @@ def unredeemed_timing_share(log, catalog, end, pipeline) -> np.ndarray:
     return incremental_share(pref, catalog).astype(np.float32)
 
 
+def control_share_by_group(log, catalog, end, groups, pseudo_issues=60, min_rows=200, seed=0):
+    """perkrec.plan.incremental_share_from_control with the member's group as one more stratum:
+    each (group, benefit) is a benefit of its own (kind = group x kind), so the C++ strata are
+    group x kind x (validity / order cycle) x (how overdue), falling back to group x kind, then
+    to all; the member's share of benefit b is that of (their group, b)."""
+    from perkrec.fm import _event_arrays, redemption_samples
+    from perkrec.plan import _core
+
+    frame = log.to_frame(external_ids=False)
+    n = log.n_users
+    cat = catalog.to_frame()
+    kinds = cat["kind"].astype("category")
+    kind_code = kinds.cat.codes.to_numpy().astype(np.int64)
+    n_kinds, nb = len(kinds.cat.categories), len(cat)
+    validity = cat["validity_days"].to_numpy(np.float64)
+    t_plan = int(pd.Timestamp(end).timestamp())
+    user, benefit, etype, seconds = _event_arrays(frame)
+    before = seconds < t_plan
+    is_order = (etype == "ordered") & before
+    control_member = np.zeros(n, bool)
+    control_member[user[frame["control"].to_numpy().astype(bool)]] = True
+    all_issued = np.flatnonzero((etype == "issued") & (benefit >= 0) & before)
+    issued = all_issued[seconds[all_issued] + validity[benefit[all_issued]] * DAY <= t_plan]
+    labels = redemption_samples(frame[before], cat)
+    redeemed = labels["label"].to_numpy()[np.isin(all_issued, issued)].astype(np.float64)
+    iu, ib, it = user[issued], benefit[issued], seconds[issued]
+    rng = np.random.default_rng(seed)
+    ctrl = np.flatnonzero(control_member)
+    first_seen = pd.Series(seconds).groupby(user).min().reindex(np.arange(n)).to_numpy()
+    draw = rng.integers(0, len(issued), size=(len(ctrl), pseudo_issues)).ravel()
+    cu, ct, cb = np.repeat(ctrl, pseudo_issues), it[draw], ib[draw]
+    ok = ct >= first_seen[cu]
+    cu, ct, cb = cu[ok], ct[ok], cb[ok]
+    G = int(groups.max()) + 1
+    S = _core.incremental_share_from_control(
+        int(n),
+        user[is_order].astype(np.int32),
+        seconds[is_order].astype(np.int64),
+        iu.astype(np.int32),
+        (groups[iu] * nb + ib).astype(np.int32),
+        it.astype(np.int64),
+        redeemed,
+        cu.astype(np.int32),
+        (groups[cu] * nb + cb).astype(np.int32),
+        ct.astype(np.int64),
+        np.concatenate([g * n_kinds + kind_code for g in range(G)]).astype(np.int32),
+        int(G * n_kinds),
+        np.tile(validity, G),
+        t_plan,
+        int(min_rows),
+    ).reshape(n, G * nb)
+    cols = groups[:, None] * nb + np.arange(nb)[None, :]
+    return np.take_along_axis(S, cols, axis=1).astype(np.float32)
+
+
 def group_truth(S_true, groups) -> np.ndarray:
     out = np.zeros_like(S_true)
     for g in np.unique(groups):
@@ -181,6 +238,10 @@ def main() -> None:
     for name in ("seg", "arch"):
         shares[f"excess_{name}"] = excess_share(S, stats, groups[name])
     shares["timing_unredeemed"] = unredeemed_timing_share(log, catalog, end, pipeline)
+    shares["control"] = perkrec.plan.incremental_share_from_control(log, catalog, end).astype(
+        np.float32
+    )
+    shares["control_seg"] = control_share_by_group(log, catalog, end, groups["seg"])
 
     print(f"program: {n} members, seed {args.seed}, mix {args.mix}")
     print("mean share by archetype (true / timing / excess_seg):")
