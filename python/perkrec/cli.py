@@ -339,8 +339,22 @@ def _cmd_validate(args) -> int:
 
     if not any((args.events, args.catalog, args.users, args.policy)):
         raise _Fail("give at least one of --events, --catalog, --users, --policy")
-    _load(args, need=())
+    behavior_given = any((args.behavior, args.items, args.benefit_items))
+    files = _load(args, need=("events", "catalog") if behavior_given else ())
     print(summarize([args.catalog, args.users, args.events]))
+    behavior = _behavior_inputs(args, files.events, files.catalog) if behavior_given else None
+    if behavior is not None:
+        log, items, applies = behavior
+        print(summarize([args.behavior, args.items, args.benefit_items]))
+        print(
+            f"{args.behavior}: {len(log):,} events of {log.n_users:,} members kept, "
+            f"{log.unknown_users:,} rows of members the events lack and {log.unknown_items:,} rows "
+            f"of unknown items dropped; actions {', '.join(log.action_names)}"
+        )
+        print(
+            f"{args.benefit_items}: {len(applies):,} (benefit, item) pairs, "
+            f"{applies.unknown_items:,} naming unknown items dropped"
+        )
     print("perkrec validate: no problems")
     return 0
 
@@ -805,10 +819,13 @@ def build_parser() -> argparse.ArgumentParser:
         "FILE:ROW:COLUMN: message. Exit code 0 when every file loads, 2 when anything is wrong.",
         (_FILES,),
         [
-            "perkrec validate --events events.csv --catalog catalog.csv --users users.csv --policy policy.json"
+            "perkrec validate --events events.csv --catalog catalog.csv --users users.csv --policy policy.json",
+            "perkrec validate --events events.csv --catalog catalog.csv --behavior behavior.csv --items items.csv \\\n"
+            "    --benefit-items benefit_items.csv",
         ],
     )
     _input_options(validate, required=False)
+    _behavior_options(validate)
 
     fit = _command(
         sub,

@@ -739,6 +739,16 @@ def test_behaviour_files_fit_and_plan_as_the_python_api(tmp_path, capsys):
     program = perkrec.simulate(n_users=n, days=days, seed=seed, behavior=True)
     behavior = ["--behavior", str(d / "behavior.csv"), "--items", str(d / "items.csv")]
     behavior += ["--benefit-items", str(d / "benefit_items.csv")]
+    assert main(["validate", *_inputs(d), *behavior]) == 0
+    shown = capsys.readouterr().out
+    kept = f"{len(program.behavior):,} events of {program.behavior.n_users:,} members kept"
+    assert kept in shown and "perkrec validate: no problems" in shown
+    bad = pd.read_csv(d / "behavior.csv")
+    bad.loc[3, "amount"] = -2.0
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    rc = main(["validate", *_inputs(d), "--behavior", str(tmp_path / "bad.csv"), *behavior[2:]])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bad.csv" in err and "amount" in err
     model = tmp_path / "pipeline.perkrec"
     assert main(["fit", *_inputs(d), *behavior, *PARAMS, "--out", str(model)]) == 0
     at = program.events.time_range[1] - pd.Timedelta(days=1)
