@@ -131,7 +131,7 @@ def control_share_by_group(log, catalog, end, groups, pseudo_issues=60, min_rows
     group x kind x (validity / order cycle) x (how overdue), falling back to group x kind, then
     to all; the member's share of benefit b is that of (their group, b)."""
     from perkrec.fm import _event_arrays, redemption_samples
-    from perkrec.plan import _core
+    from perkrec import _core
 
     frame = log.to_frame(external_ids=False)
     n = log.n_users

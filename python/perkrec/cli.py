@@ -279,15 +279,12 @@ def _fit(args, steps: _Steps):
 
 def _behavior_log(path, events, items):
     """The behaviour file as a BehaviorLog indexed by the event log's members."""
-    from . import Error
     from .behavior import BehaviorLog
-    from .validate import read_table
 
-    frame = read_table(path)
-    optional = {
-        c: c if c in frame.columns else None for c in ("action", "quantity", "amount", "basket")
-    }
-    try:
+    def build(frame):
+        optional = {
+            c: c if c in frame.columns else None for c in ("action", "quantity", "amount", "basket")
+        }
         return BehaviorLog.from_frame(
             frame,
             user_ids=events,
@@ -297,6 +294,17 @@ def _behavior_log(path, events, items):
             time="timestamp",
             **optional,
         )
+
+    return _from_file(path, build)
+
+
+def _from_file(path, build):
+    """build(the table at path); a perkrec error reported as a bad input naming the file."""
+    from . import Error
+    from .validate import read_table
+
+    try:
+        return build(read_table(path))
     except Error as exc:
         raise _Fail(f"{path}: {exc}") from None
 
@@ -304,9 +312,7 @@ def _behavior_log(path, events, items):
 def _behavior_inputs(args, events, catalog):
     """(BehaviorLog, ItemCatalog, BenefitItems) from --behavior, --items, --benefit-items, or
     None when none is given (all three or none)."""
-    from . import Error
     from .behavior import BenefitItems, ItemCatalog
-    from .validate import read_table
 
     given = {name: getattr(args, name) for name in ("behavior", "items", "benefit_items")}
     if not any(given.values()):
@@ -316,20 +322,13 @@ def _behavior_inputs(args, events, catalog):
         raise _Fail(
             f"--behavior, --items and --benefit-items go together (missing {', '.join(missing)})"
         )
-    try:
-        items = ItemCatalog.from_frame(read_table(args.items), id="item")
-    except Error as exc:
-        raise _Fail(f"{args.items}: {exc}") from None
-    try:
-        applies = BenefitItems.from_frame(
-            read_table(args.benefit_items),
-            catalog=catalog,
-            items=items,
-            benefit="benefit",
-            item="item",
-        )
-    except Error as exc:
-        raise _Fail(f"{args.benefit_items}: {exc}") from None
+    items = _from_file(args.items, lambda f: ItemCatalog.from_frame(f, id="item"))
+    applies = _from_file(
+        args.benefit_items,
+        lambda f: BenefitItems.from_frame(
+            f, catalog=catalog, items=items, benefit="benefit", item="item"
+        ),
+    )
     return _behavior_log(args.behavior, events, items), items, applies
 
 
@@ -342,7 +341,7 @@ def _cmd_validate(args) -> int:
     behavior_given = any((args.behavior, args.items, args.benefit_items))
     files = _load(args, need=("events", "catalog") if behavior_given else ())
     print(summarize([args.catalog, args.users, args.events]))
-    behavior = _behavior_inputs(args, files.events, files.catalog) if behavior_given else None
+    behavior = _behavior_inputs(args, files.events, files.catalog)
     if behavior is not None:
         log, items, applies = behavior
         print(summarize([args.behavior, args.items, args.benefit_items]))
@@ -947,7 +946,7 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-def behavior_frames(program) -> dict:
+def _behavior_frames(program) -> dict:
     """A simulated program's behaviour as the files --behavior, --items and --benefit-items
     read (external member, item and benefit ids)."""
     import numpy as np
@@ -958,18 +957,15 @@ def behavior_frames(program) -> dict:
     log["user"] = np.asarray(program.events.user_ids.ids)[log["user"].to_numpy()]
     log["item"] = item_ids[log["item"].to_numpy()]
     items = program.items.to_frame().rename_axis("item").reset_index()
-    applies = program.benefit_items
+    offsets = program.benefit_items._impl.offsets()
     benefit_ids = np.asarray(program.catalog.ids.ids)
-    pairs = [
-        (benefit_ids[b], item_ids[i])
-        for b in range(applies.n_benefits)
-        for i in applies.items_of(b)
-    ]
-    return {
-        "behavior": log,
-        "items": items,
-        "benefit_items": pd.DataFrame(pairs, columns=["benefit", "item"]),
-    }
+    pairs = pd.DataFrame(
+        {
+            "benefit": np.repeat(benefit_ids, np.diff(offsets)),
+            "item": item_ids[program.benefit_items._impl.indices()],
+        }
+    )
+    return {"behavior": log, "items": items, "benefit_items": pairs}
 
 
 def _cmd_simulate(args) -> int:
@@ -998,7 +994,7 @@ def _cmd_simulate(args) -> int:
         )
         written = "events.csv, catalog.csv, users.csv, policy.json"
         if args.behavior:
-            for name, frame in behavior_frames(program).items():
+            for name, frame in _behavior_frames(program).items():
                 frame.to_csv(outputs.temp(out / f"{name}.csv"), index=False)
             written += ", behavior.csv, items.csv, benefit_items.csv"
     start, end = program.events.time_range
