@@ -153,9 +153,9 @@ void bind_fm(py::module_& m) {
       .def("model", [](const FMCV& f) { return FM(f.model()); })
       .def("fit",
            [](FMCV& self, const py::tuple& X, const py::array& labels,
-              const std::optional<py::array>& weights, const py::array& feature_fields,
-              std::int32_t n_fields, const py::object& progress) {
-             const TargetArgs args{csr_arg(X, "X"), labels, weights, std::nullopt};
+              const std::optional<py::array>& weights, const std::optional<py::array>& groups,
+              const py::array& feature_fields, std::int32_t n_fields, const py::object& progress) {
+             const TargetArgs args{csr_arg(X, "X"), labels, weights, groups};
              const CsrView<float> x = args.rows.view("X");
              const FMTarget t = args.target("labels");
              const Span<const std::int32_t> fields =
@@ -164,9 +164,11 @@ void bind_fm(py::module_& m) {
              py::gil_scoped_release release;
              self.fit(x, t, fields, n_fields, cb);
            })
-      .def_static("fold_of", [](const py::array& labels, int folds, std::uint64_t seed) {
+      .def_static("fold_of", [](const py::array& labels, int folds, std::uint64_t seed,
+                                const std::optional<py::array>& groups) {
         const Span<const float> y = view_1d<float>(labels, "labels");
-        return to_numpy(FMCV::fold_of(y, folds, seed));
+        const Span<const Index> g = view_1d_or_empty<Index>(groups, "groups");
+        return to_numpy(FMCV::fold_of(y, folds, seed, g));
       });
 }
 

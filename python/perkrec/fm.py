@@ -821,6 +821,22 @@ def _fit_inputs(X, y, sample_weight, feature_fields, n_fields, encoder):
     return X, yy, w, ff, int(n_fields)
 
 
+def _group_codes(groups, n: int) -> Optional[np.ndarray]:
+    """Per-row group labels (any hashable values) as int32 codes in [0, number of groups), in
+    the order of the sorted distinct labels; None stays None. InputError naming ``groups`` on a
+    length mismatch or a missing label."""
+    if groups is None:
+        return None
+    values = groups.to_numpy() if isinstance(groups, pd.Series) else np.asarray(groups).ravel()
+    if len(values) != n:
+        raise _input_error(f"FMCV: groups has {len(values)} entries (expected one per row: {n})")
+    codes, _ = pd.factorize(values, sort=True)
+    if (codes < 0).any():
+        bad = int(np.argmax(codes < 0))
+        raise _input_error(f"FMCV: groups at position {bad} is missing (got {values[bad]!r})")
+    return np.ascontiguousarray(codes, dtype=np.int32)
+
+
 class FM(_Serializable, _Estimator, _Threaded):
     """Factorization machine: bias + linear + factorized pairwise interactions over sparse rows.
 
@@ -1101,7 +1117,10 @@ class FMCV(_Estimator, _Threaded):
     regression and sets with interactions keep the FM's gain. The algorithm is C++
     (``include/perkrec/models/fm_cv.hpp``):
 
-    1. ``folds`` stratified folds, deterministic from ``seed``;
+    1. ``folds`` stratified folds, deterministic from ``seed``; with ``groups`` (a member or
+       household id per row) each group's rows stay in one fold (group k-fold: the penalty and
+       the FM are then chosen for members the model has not seen), groups balanced over the
+       folds by their positive rows;
     2. the exact logistic regression (``FM(factors=0)``) at every ``reg_linear`` of
        ``reg_linear_path`` (strongest first, warm starts along the path); the penalty with the
        lowest pooled held-out log-loss wins. Values are penalties of the final model on all rows
@@ -1179,17 +1198,21 @@ class FMCV(_Estimator, _Threaded):
         y,
         *,
         sample_weight=None,
+        groups=None,
         feature_fields=None,
         n_fields: Optional[int] = None,
         encoder: Optional[FeatureEncoder] = None,
         progress: ProgressArg = False,
     ):
         """Selects and refits on rows ``X`` (scipy sparse, n x n_features) and 0/1 labels
-        ``y``. ``feature_fields``: field of each feature (default: ``encoder.feature_fields``,
-        else one field). ``encoder`` is saved with the model."""
+        ``y``. ``groups``: one label per row (any hashable values: member ids, household ids)
+        whose rows stay in one fold; None: stratified folds of rows. ``feature_fields``: field
+        of each feature (default: ``encoder.feature_fields``, else one field). ``encoder`` is
+        saved with the model."""
         X, yy, w, ff, n_fields = _fit_inputs(X, y, sample_weight, feature_fields, n_fields, encoder)
+        g = _group_codes(groups, X[3])
         with _blas.limited(1):
-            self._impl.fit(X, yy, w, ff, int(n_fields), resolve_progress(progress))
+            self._impl.fit(X, yy, w, g, ff, int(n_fields), resolve_progress(progress))
         impl = self._impl.model()
         if encoder is not None:
             meta = json.loads(impl.metadata)
@@ -1200,12 +1223,17 @@ class FMCV(_Estimator, _Threaded):
         return self
 
     @staticmethod
-    def fold_of(y, folds: int = 5, seed: int = 42) -> np.ndarray:
+    def fold_of(y, folds: int = 5, seed: int = 42, groups=None) -> np.ndarray:
         """The cross-validation fold of each row (int32 in [0, folds)), as ``fit`` assigns
-        them: per label, the rows shuffled by a stream of ``seed`` and dealt round-robin."""
+        them: per label, the rows shuffled by a stream of ``seed`` and dealt round-robin; with
+        ``groups``, each group's rows in one fold (groups shuffled, then placed largest
+        positive count first in the fold with the fewest positives so far)."""
         yy = np.ascontiguousarray(np.asarray(y, dtype=np.float32).ravel())
         return _core.FMCV.fold_of(
-            yy, int_scalar(folds, "folds", 1, 1 << 30), int_scalar(seed, "seed", 0, 2**64 - 1)
+            yy,
+            int_scalar(folds, "folds", 1, 1 << 30),
+            int_scalar(seed, "seed", 0, 2**64 - 1),
+            _group_codes(groups, len(yy)),
         )
 
     def _require_fitted(self, what: str) -> FM:

@@ -4,6 +4,7 @@ warm-started from it, seed averaging)."""
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -76,6 +77,34 @@ def test_folds_are_deterministic_and_stratified():
     for label in (0, 1):
         counts = np.bincount(a[y == label], minlength=5)
         assert counts.max() - counts.min() <= 1
+
+
+def test_group_folds_keep_each_household_in_one_fold_and_score_unseen_groups_honestly():
+    # 300 households of 10 rows; each household's rate is its own and only its id feature
+    # tells it. Row folds let the id look predictive (weak penalty, low CV loss); household
+    # folds score households never seen (a strong penalty, a higher CV loss).
+    rng = np.random.default_rng(3)
+    rate = np.where(rng.random(300) < 0.5, 0.6, 0.05)
+    house = np.repeat(np.arange(300), 10)
+    y = (rng.random(3000) < rate[house]).astype(np.float32)
+    X = sp.csr_matrix((np.ones(3000, np.float32), (np.arange(3000), house)), shape=(3000, 300))
+    names = np.array([f"hh-{h * 7919 % 100003}" for h in range(300)])[house]  # any labels
+    folds = FMCV.fold_of(y, 5, 1, groups=names)
+    assert all(len(np.unique(folds[house == h])) == 1 for h in range(300))
+    positives = np.bincount(folds[y == 1], minlength=5)
+    assert positives.min() > 0 and positives.max() - positives.min() <= 10
+    np.testing.assert_array_equal(folds, FMCV.fold_of(y, 5, 1, groups=pd.Series(names)))
+    plain = FMCV(factors=0).fit(X, y)
+    grouped = FMCV(factors=0).fit(X, y, groups=names)
+    assert grouped.selection_["reg_linear"] > 10 * plain.selection_["reg_linear"]
+    assert grouped.selection_["linear_loss"] > plain.selection_["linear_loss"] + 0.02
+    with pytest.raises(perkrec.InputError, match="groups has 2999"):
+        FMCV(factors=0).fit(X, y, groups=names[:-1])
+    with pytest.raises(perkrec.InputError, match="groups at position 4"):
+        FMCV(factors=0).fit(X, y, groups=np.where(np.arange(3000) == 4, None, names))
+    with pytest.raises(perkrec.InputError, match="without positive rows"):
+        FMCV(factors=0).fit(X, y, groups=np.arange(3000) % 3)  # 3 groups for 5 folds
+    assert grouped.selection_["reg_linear"] > 10 * plain.selection_["reg_linear"]  # unchanged
 
 
 def test_thread_count_does_not_change_the_result():

@@ -142,7 +142,8 @@ struct FMParams {
 struct FMTarget {
   Span<const float> labels;          ///< one per row; {0, 1} for logistic, finite otherwise
   Span<const float> sample_weights;  ///< empty = all 1; else one finite value >= 0 per row
-  Span<const Index> groups;          ///< bpr only: one group id >= 0 per row (e.g. member)
+  Span<const Index> groups;          ///< bpr: one group id >= 0 per row (e.g. member); FMCV: the
+                                     ///< rows that stay in one fold
 };
 
 /// Per-epoch record of a training run.

@@ -5,7 +5,11 @@
 //
 // Stages (all on the rows given to fit; nothing else is looked at):
 //   1. Folds: `folds` stratified folds, deterministic from `seed` (fold_of): the rows of each
-//      label are shuffled by their own stream and dealt round-robin.
+//      label are shuffled by their own stream and dealt round-robin. With `target.groups` (one
+//      id >= 0 per row: a member, a household), every group's rows stay in one fold (group
+//      k-fold, as when the model will score members it never saw): groups are shuffled, then
+//      placed largest positive count first, each in the fold with the fewest positives (then
+//      rows) so far.
 //   2. Regularization path: the exact logistic regression (FM with factors = 0) at every
 //      reg_linear of `reg_linear_path`, from the strongest penalty to the weakest, each solve
 //      warm-started from the previous one (to a gradient 1e-6 of its start: the ranking needs no
@@ -136,7 +140,8 @@ class FMCV {
  public:
   explicit FMCV(FMCVParams params = {});
 
-  /// Selects and refits (see the file comment). Labels 0 / 1; `target.groups` unused.
+  /// Selects and refits (see the file comment). Labels 0 / 1; `target.groups`: empty, or one
+  /// group id >= 0 per row whose rows stay in one fold (fold_of).
   /// `feature_fields[i]` in [0, n_fields) is the field of feature i. Throws InputError (shapes,
   /// labels, fields, fewer than `folds` rows of a label) before any state changes;
   /// DivergenceError when the final refit diverges.
@@ -158,6 +163,13 @@ class FMCV {
   /// The fold (in [0, folds)) of each row: per label, the rows shuffled by the stream
   /// (seed, label) and dealt round-robin, so fold sizes per label differ by at most one.
   static std::vector<std::int32_t> fold_of(Span<const float> labels, int folds, std::uint64_t seed);
+  /// The same with groups (one id >= 0 per row; empty: the overload above): each group's rows
+  /// in one fold; groups shuffled by the stream (seed, "GROUP"), then stably ordered by their
+  /// positive count (largest first) and placed one by one in the fold with the fewest positive
+  /// rows so far (groups without positives: the fewest negative rows), ties to the fewest
+  /// rows, then the lowest fold. InputError when a group id is negative or the sizes differ.
+  static std::vector<std::int32_t> fold_of(Span<const float> labels, int folds, std::uint64_t seed,
+                                           Span<const Index> groups);
 
  private:
   FMCVParams params_;

@@ -176,6 +176,68 @@ PERKREC_INLINE std::vector<std::int32_t> FMCV::fold_of(Span<const float> labels,
   return out;
 }
 
+PERKREC_INLINE std::vector<std::int32_t> FMCV::fold_of(Span<const float> labels, int folds,
+                                                       std::uint64_t seed,
+                                                       Span<const Index> groups) {
+  if (groups.empty()) return fold_of(labels, folds, seed);
+  if (folds < 1) detail::raise<InputError>("FMCV::fold_of: folds must be >= 1 (got ", folds, ")");
+  if (groups.size() != labels.size()) {
+    detail::raise<InputError>("FMCV::fold_of: groups has ", groups.size(),
+                              " entries (expected one per row: ", labels.size(), ")");
+  }
+  // Rows by group: (group, row) pairs sorted, so a group is one run.
+  std::vector<std::pair<Index, std::size_t>> by_group(labels.size());
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (groups[i] < 0) {
+      detail::raise<InputError>("FMCV::fold_of: group at position ", i, " must be >= 0 (got ",
+                                groups[i], ")");
+    }
+    by_group[i] = {groups[i], i};
+  }
+  std::sort(by_group.begin(), by_group.end());
+  struct Group {
+    std::size_t begin = 0, end = 0, positives = 0;
+  };
+  std::vector<Group> order;
+  for (std::size_t b = 0; b < by_group.size();) {
+    std::size_t e = b;
+    Group g;
+    g.begin = b;
+    while (e < by_group.size() && by_group[e].first == by_group[b].first) {
+      g.positives += labels[by_group[e].second] != 0.0f ? 1 : 0;
+      ++e;
+    }
+    g.end = e;
+    order.push_back(g);
+    b = e;
+  }
+  Rng rng(seed, 0x47524f5550ULL, 0);  // "GROUP"
+  for (std::size_t i = order.size(); i > 1; --i) {
+    const std::size_t j = static_cast<std::size_t>(rng.next_u64() % i);
+    std::swap(order[i - 1], order[j]);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [](const Group& a, const Group& b) { return a.positives > b.positives; });
+  const auto k = static_cast<std::size_t>(folds);
+  std::vector<std::size_t> fold_positives(k, 0), fold_negatives(k, 0), fold_rows(k, 0);
+  std::vector<std::int32_t> out(labels.size(), 0);
+  for (const Group& g : order) {
+    const std::vector<std::size_t>& key = g.positives > 0 ? fold_positives : fold_negatives;
+    std::size_t best = 0;
+    for (std::size_t f = 1; f < k; ++f) {
+      if (key[f] < key[best] || (key[f] == key[best] && fold_rows[f] < fold_rows[best])) best = f;
+    }
+    const std::size_t rows = g.end - g.begin;
+    fold_positives[best] += g.positives;
+    fold_negatives[best] += rows - g.positives;
+    fold_rows[best] += rows;
+    for (std::size_t p = g.begin; p < g.end; ++p) {
+      out[by_group[p].second] = static_cast<std::int32_t>(best);
+    }
+  }
+  return out;
+}
+
 // Stages: validation, folds, the regularization path, the FM candidates, the choice, the refit
 // (see the file comment of fm_cv.hpp).
 PERKREC_INLINE void FMCV::fit(const CsrView<float>& X, const FMTarget& target,
@@ -246,7 +308,21 @@ PERKREC_INLINE void FMCV::fit(const CsrView<float>& X, const FMTarget& target,
                           candidates * static_cast<std::size_t>(P.max_epochs) + 1));
 
   // ---- folds
-  const std::vector<std::int32_t> fold = fold_of(target.labels, P.folds, P.seed);
+  const std::vector<std::int32_t> fold = fold_of(target.labels, P.folds, P.seed, target.groups);
+  {  // with groups, every fold must still hold both labels (so every fold's training part too)
+    std::vector<std::size_t> pos(folds, 0), neg(folds, 0);
+    for (std::size_t i = 0; i < rows; ++i) {
+      ++(target.labels[i] != 0.0f ? pos : neg)[static_cast<std::size_t>(fold[i])];
+    }
+    for (std::size_t k = 0; k < folds; ++k) {
+      if (pos[k] == 0 || neg[k] == 0) {
+        detail::raise<InputError>("FMCV::fit: groups leave fold ", k, " without ",
+                                  pos[k] == 0 ? "positive" : "negative",
+                                  " rows (every fold needs both labels: give more groups or "
+                                  "fewer folds)");
+      }
+    }
+  }
   std::vector<detail::FMCVPart> train(folds), held(folds);
   double all_weight = 0.0;
   for (std::size_t i = 0; i < rows; ++i) {

@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <set>
 
 #include "test_util.hpp"
 
@@ -96,6 +98,96 @@ TEST(FMCV, FoldsAreDeterministicStratifiedAndDependOnTheSeed) {
     const auto [lo, hi] = std::minmax_element(count.begin(), count.end());
     EXPECT_LE(*hi - *lo, 1) << "label " << label;
   }
+}
+
+TEST(FMCV, GroupFoldsKeepEveryGroupInOneFoldAndBalanceThePositives) {
+  // 300 groups of 1 to 9 rows; a group's rows are positive with group-dependent frequency.
+  std::vector<float> y;
+  std::vector<Index> g;
+  for (Index group = 0; group < 300; ++group) {
+    const int size = 1 + static_cast<int>((group * 7) % 9);
+    for (int r = 0; r < size; ++r) {
+      g.push_back(1000 - group * 3);  // ids need not be compact or sorted
+      y.push_back((group % 5 == 0 && r % 2 == 0) ? 1.0f : 0.0f);
+    }
+  }
+  const Span<const float> ys(y.data(), y.size());
+  const Span<const Index> gs(g.data(), g.size());
+  const auto a = FMCV::fold_of(ys, 5, 7, gs);
+  EXPECT_EQ(a, FMCV::fold_of(ys, 5, 7, gs));
+  EXPECT_NE(a, FMCV::fold_of(ys, 5, 8, gs));
+  std::map<Index, std::set<std::int32_t>> folds_of_group;
+  std::vector<int> positives(5, 0), rows(5, 0);
+  int total_positives = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    ASSERT_GE(a[i], 0);
+    ASSERT_LT(a[i], 5);
+    folds_of_group[g[i]].insert(a[i]);
+    positives[static_cast<std::size_t>(a[i])] += y[i] == 1.0f ? 1 : 0;
+    total_positives += y[i] == 1.0f ? 1 : 0;
+    ++rows[static_cast<std::size_t>(a[i])];
+  }
+  for (const auto& [group, folds] : folds_of_group) EXPECT_EQ(folds.size(), 1u) << group;
+  // Greedy placement: positive counts within one group's largest count (5) of each other.
+  const auto [plo, phi] = std::minmax_element(positives.begin(), positives.end());
+  EXPECT_LE(*phi - *plo, 5);
+  EXPECT_GT(*plo, 0);
+  const auto [rlo, rhi] = std::minmax_element(rows.begin(), rows.end());
+  EXPECT_LE(*rhi - *rlo, 9);
+  // Empty groups: the row-stratified folds.
+  EXPECT_EQ(FMCV::fold_of(ys, 5, 7, Span<const Index>()), FMCV::fold_of(ys, 5, 7));
+  // A negative id or the wrong size is an InputError.
+  std::vector<Index> bad = g;
+  bad[17] = -1;
+  EXPECT_THROW(FMCV::fold_of(ys, 5, 7, Span<const Index>(bad.data(), bad.size())), InputError);
+  EXPECT_THROW(FMCV::fold_of(ys, 5, 7, Span<const Index>(g.data(), g.size() - 1)), InputError);
+}
+
+TEST(FMCV, GroupsThatCannotGiveEveryFoldBothLabelsAreAnInputErrorBeforeAnyChange) {
+  const Planted p = planted(600, 4, 8, 0, 0.0, 5);
+  std::vector<Index> groups(600);
+  for (std::size_t i = 0; i < groups.size(); ++i) groups[i] = static_cast<Index>(i % 3);
+  FMCVParams params;
+  params.factors = 0;
+  FMCV cv(params);
+  FMTarget t = target_of(p);
+  t.groups = Span<const Index>(groups.data(), groups.size());  // 3 groups for 5 folds
+  EXPECT_THROW(cv.fit(p.X.view(), t, p.feature_fields, p.fields), InputError);
+  EXPECT_FALSE(cv.fitted());
+}
+
+TEST(FMCV, GroupFoldsStopAGroupIdFromLookingPredictive) {
+  // 300 groups of 10 rows; each group's rate is its own (0.05 or 0.6) and only its id feature
+  // (one per group) tells it. Row folds see every group in training, so the id features look
+  // predictive: a weak penalty and a low CV loss. Group folds score groups never seen, where
+  // the ids carry nothing: a stronger penalty and a higher (honest) CV loss.
+  Rng rng(3);
+  CsrMatrix<float> X;
+  X.cols = 300;
+  std::vector<float> y;
+  std::vector<Index> groups;
+  for (Index group = 0; group < 300; ++group) {
+    const double rate = rng.bernoulli(0.5) ? 0.6 : 0.05;
+    for (int r = 0; r < 10; ++r) {
+      X.indices.push_back(group);
+      X.data.push_back(1.0f);
+      X.indptr.push_back(static_cast<Offset>(X.indices.size()));
+      ++X.rows;
+      y.push_back(rng.bernoulli(rate) ? 1.0f : 0.0f);
+      groups.push_back(group);
+    }
+  }
+  const std::vector<std::int32_t> fields(300, 0);
+  FMCVParams params;
+  params.factors = 0;
+  FMCV plain(params), grouped(params);
+  FMTarget t;
+  t.labels = Span<const float>(y.data(), y.size());
+  plain.fit(X.view(), t, fields, 1);
+  t.groups = Span<const Index>(groups.data(), groups.size());
+  grouped.fit(X.view(), t, fields, 1);
+  EXPECT_GT(grouped.report().reg_linear, 10 * plain.report().reg_linear);
+  EXPECT_GT(grouped.report().linear_loss, plain.report().linear_loss + 0.02);
 }
 
 TEST(FMCV, LinearTruthSelectsTheLogisticRegressionAtAnInteriorPenalty) {
