@@ -54,6 +54,12 @@ Input variants (the redemption model's weighting + the incremental share's sourc
   ...+behavior_all  the same with every behaviour aggregate (cumulative counts, spend and
                   popularity too) instead of the default field's.
 
+  ...+ordertime   the FM's member history field also gets the member's order timing
+                  (order_days_since, order_interval_days, order_overdue: how recently and how
+                  regularly the member orders, strictly before each row's time), which the
+                  true redemption probability depends on through the organic order in the
+                  benefit's window
+
   --decompose     also per case: the plan with the TRUE P, S (incremental share) or V (order
                   value) swapped in for every subset of the three (pct_true_P, ..., pct_true_SV;
                   all three is the oracle), each input's Shapley share of the gap (shapley_P,
@@ -78,6 +84,8 @@ Input variants (the redemption model's weighting + the incremental share's sourc
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import argparse
 import platform
@@ -173,6 +181,23 @@ def preference_offset(P: np.ndarray, preference, catalog, weight: float = 0.5) -
     return (1 / (1 + np.exp(-(np.log(p) - np.log1p(-p) + weight * lift)))).astype(P.dtype)
 
 
+ORDER_TIMING = ["order_days_since", "order_interval_days", "order_overdue"]
+
+
+@contextlib.contextmanager
+def _order_timing(on: bool):
+    """While on: the default encoder's member history field (perkrec.fm.DEFAULT_FIELDS, which
+    BenefitPlanner's FeatureEncoder() reads) also lists the order-timing aggregates."""
+    field = next(f for f in perkrec.fm.DEFAULT_FIELDS if f["name"] == "member_history")
+    before = list(field["aggregates"])
+    if on:
+        field["aggregates"] = before + ORDER_TIMING
+    try:
+        yield
+    finally:
+        field["aggregates"] = before
+
+
 def run_program(
     members: int, seed: int, mix: str, budgets, variants, threads: int, decompose: bool = False
 ):
@@ -213,17 +238,18 @@ def run_program(
             seed=seed,
             num_threads=threads,
         )
-        pipeline.fit(
-            log,
-            catalog,
-            program.users,
-            cut_time=cut,
-            behavior=(
-                (program.behavior, program.items, program.benefit_items)
-                if {"behavior", "behavior_all"} & set(extra)
-                else None
-            ),
-        )
+        with _order_timing("ordertime" in extra):
+            pipeline.fit(
+                log,
+                catalog,
+                program.users,
+                cut_time=cut,
+                behavior=(
+                    (program.behavior, program.items, program.benefit_items)
+                    if {"behavior", "behavior_all"} & set(extra)
+                    else None
+                ),
+            )
         inputs = pipeline.inputs(end)
         P, S, V = inputs.redemption_probability, inputs.incremental_share, inputs.order_value
         if "pool" in extra:

@@ -115,6 +115,28 @@ def history_features(
         out[f"member_channel_{etype}"] = _counts_before(
             e_user[m] * n_ch + ec[m], e_time[m], s_user * n_ch + sc, s_time
         )
+    # Order timing: the first and the last order strictly before each sample (the member's
+    # orders sorted by time; `orders` of them come before the sample), in whole minutes.
+    om = e_type == "ordered"
+    key = np.lexsort((e_time[om], e_user[om]))
+    o_user, o_time = e_user[om][key], e_time[om][key]
+    orders = out["member_ordered"]
+    if len(o_time):
+        start = np.searchsorted(o_user, s_user, side="left")
+        top = len(o_time) - 1
+        first = o_time[np.clip(start, 0, top)]
+        last = o_time[np.clip(start + orders - 1, 0, top)]
+    else:
+        first = last = np.zeros_like(s_time)
+    since = np.where(orders > 0, ((s_time - last) // 60) / 1440.0, 100000.0)
+    interval = np.where(
+        orders > 1, ((last - first) // 60) / 1440.0 / np.maximum(orders - 1, 1), 100000.0
+    )
+    out_timing = {
+        "order_days_since": since,
+        "order_interval_days": interval,
+        "order_overdue": np.where(orders > 1, since / np.maximum(interval, 1.0 / 24.0), 0.0),
+    }
     frame = pd.DataFrame(out, index=samples.index)
     for scope in ("member", "member_kind", "member_band", "benefit"):
         issued = frame[f"{scope}_issued"].to_numpy(np.float64)
@@ -133,6 +155,8 @@ def history_features(
         frame[f"member_channel_{rate}"] = (
             frame[f"member_channel_{count}"].to_numpy(np.float64) + 0.1
         ) / (issued + 1.0)
+    for name, values in out_timing.items():
+        frame[name] = values
     return frame
 
 
@@ -160,6 +184,7 @@ HISTORY_AGGREGATES = tuple(
     ]
     + [f"member_channel_{t}" for t in ("issued", "viewed", "claimed", "redeemed")]
     + [f"member_channel_{r}" for r in ("view_rate", "claim_rate", "redemption_rate")]
+    + ["order_days_since", "order_interval_days", "order_overdue"]
 )
 
 # The package's default fields (data, not logic: both encoders read the same specification).

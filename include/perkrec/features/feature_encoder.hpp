@@ -28,7 +28,11 @@
 //       benefit, the member's orders, and the smoothed rates (redeemed + 0.1) / (issued + 1)
 //       and (claimed + 0.1) / (issued + 1) per scope; per member x benefit channel also the
 //       viewed count and the view rate (how often the member opens what comes through that
-//       channel: the strongest member x benefit signal in the simulator). Each aggregate is
+//       channel: the strongest member x benefit signal in the simulator); the member's order
+//       timing: order_days_since (days from the last order, in whole minutes; 100000 without
+//       one), order_interval_days (mean days between the member's orders; 100000 with fewer
+//       than two) and order_overdue (days since / interval, 0 with fewer than two orders): how
+//       likely an organic order in the benefit's window is. Each aggregate is
 //       quantile-bucketed into `bins` (as numeric fields), or with bins = 0 given as one feature of
 //       value log1p(x). With `continuous: true` (history and behavior; default false) each
 //       aggregate also gets one feature of value (slog1p(x) - mean) / std after its buckets

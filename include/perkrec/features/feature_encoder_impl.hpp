@@ -36,6 +36,9 @@ PERKREC_INLINE const std::vector<std::string>& history_aggregate_names() {
       n.push_back(std::string("member_channel_") + t);
     for (const char* r : {"view_rate", "claim_rate", "redemption_rate"})
       n.push_back(std::string("member_channel_") + r);
+    // The member's order timing (appended too).
+    for (const char* t : {"days_since", "interval_days", "overdue"})
+      n.push_back(std::string("order_") + t);
     return n;
   }();
   return names;
@@ -198,9 +201,11 @@ inline const std::string& missing_string() {
 // ---- history counts ------------------------------------------------------------------------
 // 17 counts per sample, row-major: scope s (member, member_kind, member_band, benefit) x type t
 // (issued, claimed, redeemed) at s * 3 + t, member_ordered at 12, then member x channel issued,
-// viewed, claimed, redeemed at 13..16.
-inline constexpr int kHistoryCounts = 17;
-inline constexpr int kScopeAggregates = 21;  // the 13 counts above 13, then 8 scope rates
+// viewed, claimed, redeemed at 13..16, then whole minutes from the member's last order to the
+// sample at 17 and from the first order to the last at 18 (both -1 without an order).
+inline constexpr int kHistoryCounts = 19;
+inline constexpr int kScopeAggregates = 21;   // the 13 counts above 13, then 8 scope rates
+inline constexpr int kChannelAggregates = 7;  // member x channel: 4 counts, 3 rates
 
 inline double history_value(const std::int32_t* c, int aggregate) {
   if (aggregate < 13) return static_cast<double>(c[aggregate]);
@@ -212,12 +217,28 @@ inline double history_value(const std::int32_t* c, int aggregate) {
     return (num + 0.1) / (issued + 1.0);
   }
   const int a = aggregate - kScopeAggregates;  // 0..3 channel counts, 4..6 channel rates
+  if (a >= kChannelAggregates) {               // order timing: days since, interval days, overdue
+    const int orders = c[12];
+    const double since = orders > 0 ? static_cast<double>(c[17]) / 1440.0 : kBehaviorNeverDays;
+    const double interval =
+        orders > 1 ? static_cast<double>(c[18]) / 1440.0 / (orders - 1) : kBehaviorNeverDays;
+    if (a == kChannelAggregates) return since;
+    if (a == kChannelAggregates + 1) return interval;
+    return orders > 1 ? since / std::max(interval, 1.0 / 24.0) : 0.0;
+  }
   if (a < 4) return static_cast<double>(c[13 + a]);
   const double issued = static_cast<double>(c[13]);
   const double num = static_cast<double>(c[13 + (a == 4   ? 1
                                                  : a == 5 ? 2
                                                           : 3)]);  // viewed, claimed, redeemed
   return (num + 0.1) / (issued + 1.0);
+}
+
+/// Whole minutes of a non-negative span of seconds, saturated at the int32 maximum.
+inline std::int32_t whole_minutes(Timestamp seconds) {
+  const Timestamp m = seconds / 60;
+  return m > std::numeric_limits<std::int32_t>::max() ? std::numeric_limits<std::int32_t>::max()
+                                                      : static_cast<std::int32_t>(m);
 }
 
 struct HistoryInputs {
@@ -376,6 +397,7 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
         auto& kb = scratch[static_cast<std::size_t>(thread)];
         kb.assign(scratch_size, 0);
         std::int32_t member[4] = {0, 0, 0, 0};
+        Timestamp first_order = 0, last_order = 0;
         Offset e = log.user_begin(u);
         const Offset e_end = log.user_end(u);
         for (Offset k = s0; k < s1; ++k) {
@@ -386,7 +408,8 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
             if (slot < 0) continue;
             const Index b = ev_benefit[static_cast<std::size_t>(e)];
             if (slot == 3) {
-              ++member[3];
+              if (member[3]++ == 0) first_order = ev_time[static_cast<std::size_t>(e)];
+              last_order = ev_time[static_cast<std::size_t>(e)];
               continue;
             }
             if (b < 0) continue;
@@ -410,6 +433,8 @@ inline std::vector<std::int32_t> history_counts(const HistoryInputs& in, const E
                 kb[per_kind + static_cast<std::size_t>(band[sb]) * 3 + static_cast<std::size_t>(s)];
           }
           c[12] = member[3];
+          c[17] = member[3] > 0 ? detail::whole_minutes(t - last_order) : -1;
+          c[18] = member[3] > 0 ? detail::whole_minutes(last_order - first_order) : -1;
           const std::size_t ch = per_kind + per_band + static_cast<std::size_t>(channel_of(sb)) * 4;
           for (int s = 0; s < 4; ++s) c[13 + s] = kb[ch + static_cast<std::size_t>(s)];
         }

@@ -178,9 +178,27 @@ TEST(FeatureEncoder, HistoryCountsStrictlyBefore) {
   // bins = 0: log1p values in aggregate order
   enc.fit(f.columns(), &log);
   const auto X = enc.transform(f.columns(), &log);
-  ASSERT_EQ(X.cols, 28);
+  ASSERT_EQ(X.cols, 31);
   EXPECT_EQ(X.indices[0], 0);
   EXPECT_FLOAT_EQ(X.data[0], static_cast<float>(std::log1p(1.0)));
+}
+
+TEST(FeatureEncoder, OrderTimingAggregatesAreExactAndSeeOnlyEarlierOrders) {
+  Frame f;
+  // samples: (u0,b0,d1) (u1,b1,d2) (u1,b0,d3) (u2,b1,d4) (u0,b1,d5) (u1,b0,d6)
+  const EventLog log = make_log({{0, kNoBenefit, EventType::ordered, 1.0},  // sample 0's second
+                                 {0, kNoBenefit, EventType::ordered, 3.0},
+                                 {0, kNoBenefit, EventType::ordered, 4.0},
+                                 {1, kNoBenefit, EventType::ordered, 2.6},
+                                 {0, kNoBenefit, EventType::ordered, 5.5}},  // after sample 4
+                                3, 2);
+  auto enc = history_encoder(0);
+  const HistoryTable h =
+      enc.history(f.columns(), log, {"order_days_since", "order_interval_days", "order_overdue"});
+  const double never = kBehaviorNeverDays;
+  EXPECT_EQ(h.columns[0], (std::vector<double>{never, never, 0.4, never, 1.0, 3.4}));
+  EXPECT_EQ(h.columns[1], (std::vector<double>{never, never, never, never, 1.5, never}));
+  EXPECT_EQ(h.columns[2], (std::vector<double>{0.0, 0.0, 0.0, 0.0, 1.0 / 1.5, 0.0}));
 }
 
 TEST(FeatureEncoder, MemberChannelAggregatesCountViewsPerChannel) {
