@@ -2,10 +2,11 @@
 
 Every model sees the same sparse one-hot features (perkrec.FeatureEncoder, including the
 leak-safe history aggregates where a dataset has an event log), the same train / validation /
-test split, and is tuned on the validation split only — except FMCV, which chooses by
-cross-validation on the same training rows and never sees the validation rows, and FMCV+val,
-the same selector on the training and validation rows together (CV needs no held-out split). Prints AUC,
-log-loss and training time per dataset and model, then the synthetic training throughput of FM.
+test split, and is tuned on the validation split only — except FMCV (and FFMCV: the same
+selector with an FFM candidate), which chooses by cross-validation on the same training rows and
+never sees the validation rows, and FMCV+val, the same selector on the training and validation
+rows together (CV needs no held-out split). Prints AUC, log-loss and training time per dataset
+and model, then the synthetic training throughput of FM.
 
     python bench/fm_vs_peers.py [--datasets ivc,starbucks,dunnhumby,simulator] [--throughput-rows N]
         [--seeds N] [--skip FM,FFM,...]
@@ -204,10 +205,17 @@ def run_fm(cls, Xtr, ytr, Xva, yva, Xte, enc, grid, seed=42):
     return best[1].predict(Xte), best[2], best[3]
 
 
-def run_fmcv(Xtr, ytr, Xte, enc, seed=42, seeds=3):
-    """Selection by 5-fold cross-validation on the training rows only (no validation rows)."""
+def run_fmcv(Xtr, ytr, Xte, enc, seed=42, seeds=3, field_aware=False):
+    """Selection by 5-fold cross-validation on the training rows only (no validation rows);
+    ``field_aware``: the FM candidate is an FFM (4 factors per field pair)."""
     t = time.perf_counter()
-    m = perkrec.FMCV(factors=8, seeds=seeds, seed=seed, num_threads=1).fit(Xtr, ytr, encoder=enc)
+    m = perkrec.FMCV(
+        factors=4 if field_aware else 8,
+        field_aware=field_aware,
+        seeds=seeds,
+        seed=seed,
+        num_threads=1,
+    ).fit(Xtr, ytr, encoder=enc)
     dt = time.perf_counter() - t
     s = m.selection_
     chosen = (
@@ -306,7 +314,7 @@ def run_lightfm(Xtr, ytr, Xva, yva, Xte):
     return 1 / (1 + np.exp(-s)), dt, {"no_components": 8}
 
 
-OURS = ("FM", "FFM", "FMCV", "FMCV+val")
+OURS = ("FM", "FFM", "FMCV", "FFMCV", "FMCV+val")
 
 FM_GRID = [
     dict(factors=k, learning_rate=lr, init_std=0.1, reg_linear=r, reg_factors=r)
@@ -373,6 +381,7 @@ def bench_dataset(name, seed=0, skip=()):
             ),
         ),
         ("FMCV", lambda: run_fmcv(Xtr, ytr, Xte, enc, model_seed)),
+        ("FFMCV", lambda: run_fmcv(Xtr, ytr, Xte, enc, model_seed, field_aware=True)),
         # CV needs no validation split: the same selector on the training + validation rows.
         (
             "FMCV+val",
