@@ -58,14 +58,16 @@
 // posterior and the segment evidence of the member's classes. With iterations > 1 the shares
 // are recomputed from the calibrated posteriors (the additions always go onto the original
 // scores). strength >= 0 (finite, <= 10; 0 = off), iterations in [0, 100] (0 = off). Absent
-// from a rules JSON = off; the defaults set strength 1, iterations 1 (chosen on simulator
-// seeds 1 and 2 with the weights refitted on the other seed: +0.007 agreement; share-only
-// calibrations — label-shift EM on the segment shares, even with the true shares — gained
-// <= 0.005, see BENCHMARKS.md). The sums run over members in fixed-size blocks reduced in
-// block order, so the result is identical for any num_threads; with one latent class the
-// calibration changes nothing. Log ratios and class memberships do not move when a
-// program's rates and counts are scaled, so the calibrated segments carry over as the scores
-// do.
+// from a rules JSON = off, and off in the defaults (strength 0; set 1 to use it): strength 1
+// with one iteration was chosen on simulator seeds 1 and 2 with the weights refitted on the
+// other seed (+0.007 agreement there; share-only calibrations — label-shift EM on the
+// segment shares, even with the true shares — gained <= 0.005), but on 12 programs never
+// used for choices it moved agreement by -0.006 to +0.007 (mean +0.001; -0.001 on the three
+// fresh seeds) and made the confidence higher than the agreement (BENCHMARKS.md). The sums run over
+// members in fixed-size blocks reduced in block order, so the result is identical for any
+// num_threads; with one latent class the calibration changes nothing. Log ratios and class
+// memberships do not move when a program's rates and counts are scaled, so the calibrated segments
+// carry over as the scores do.
 //
 // SegmentRules::defaults() name the six segments of the program brief, in this order:
 //   new_member                    tenure_days < 0.5 x median ("all": a gate)
@@ -79,8 +81,8 @@
 // (members with >= 10 events before a cut 30 days before the end; weights relative to the
 // default's, rounded to 0.01); bench/preference_truth.py --transfer measures them on other seeds
 // next to a classifier trained on each program's own archetypes. min_confidence is 0 in the
-// defaults (no uncertain outcome; set it, e.g. 0.5, to hold back unsure members); the
-// calibration by the latent classes is on (strength 1, one iteration).
+// defaults (no uncertain outcome; set it, e.g. 0.5, to hold back unsure members), and so is
+// the calibration by the latent classes (an option: "calibration": {"strength": 1}).
 // SegmentRules::threshold_defaults() are the relative threshold rules that were the defaults
 // before (new_member tenure_days < 0.5 x median; dormant orders_90d <= 0.5 x median;
 // pref:kind:threshold_discount >= 1.6 x median; pref:kind:points >= 1.7 x median;
@@ -157,7 +159,7 @@ struct SegmentRules {
   /// segment `uncertain` (placed after the default); 0 = never.
   double min_confidence = 0.0;
   std::string uncertain = "uncertain";
-  /// Off unless set (the defaults() turn it on); acts on scored segments only.
+  /// Off unless set (also in defaults()); acts on scored segments only.
   SegmentCalibration calibration;
 
   /// The documented default rules (relative to the program, see the file comment).
