@@ -18,7 +18,8 @@ Transfer (issue 16, ``--transfer``): programs with seeds and archetype mixes no 
 uses (12,000 members, fitted before a cut 30 days before the end, the member table passed as
 it stands, future members included: the model ignores rows joining after the cut). Per seed
 and mix, for members with >= 10 events before the cut: segment agreement with the planted
-archetype (default rules, and the relative threshold rules that were the defaults before), the
+archetype (default rules; the same with the option "calibration": {"strength": 1} and its
+median confidence; the relative threshold rules that were the defaults before), the
 share marked uncertain, the median segment confidence and the
 agreement among members whose segment has confidence >= 0.5, coverage of the 50/80/90/95%
 intervals and the median width of the 90% ones, median per-member Spearman next to the
@@ -261,6 +262,15 @@ def transfer(members: int, seed: int, mix_name: str, rules=None) -> dict:
         before = model.segments(perkrec.default_segment_rules(thresholds=True))
         out["segment_agreement_threshold_rules"] = round(
             float((before["segment"].astype(str).to_numpy()[rows] == archetype[rows]).mean()), 3
+        )
+        on = dict(perkrec.default_segment_rules(), calibration={"strength": 1.0, "iterations": 1})
+        calibrated = model.segments(on)
+        labels = calibrated["segment"].astype(str).to_numpy()
+        out["segment_agreement_calibrated"] = round(
+            float((labels[rows] == archetype[rows]).mean()), 3
+        )
+        out["segment_confidence_median_calibrated"] = round(
+            float(np.median(calibrated["confidence"].to_numpy()[rows])), 3
         )
     out["segment_uncertain_share"] = round(float((segments[rows] == "uncertain").mean()), 3)
     confidence = seg["confidence"].to_numpy()[rows]

@@ -80,7 +80,10 @@ def default_segment_rules(absolute: bool = False, thresholds: bool = False) -> d
     and high_face_value_seeker are scored segments (weights on log ratios of member features
     and preference lifts to the program's medians; the highest score wins, the default
     discount_indifferent_loyal scores 0), so they carry over to programs with other activity
-    levels. ``thresholds=True`` gives the relative threshold rules that were the defaults
+    levels. ``rules["calibration"] = {"strength": 1.0, "iterations": 1}`` calibrates the
+    scores per program by the model's latent classes (an option, off in the defaults and
+    when the key is absent: on programs not used for choosing it, it moved agreement with the
+    planted archetypes by -0.006 to +0.007; BENCHMARKS.md). ``thresholds=True`` gives the relative threshold rules that were the defaults
     before (multiples of the median active member's value), ``absolute=True`` the absolute
     rules before those (tuned on one simulated program)."""
     if absolute and thresholds:

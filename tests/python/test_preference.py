@@ -321,6 +321,17 @@ def test_scored_segments_json_errors_and_softmax(fitted):
             fitted.segments({"segments": [segment]})
     with pytest.raises(perkrec.ConfigError, match="not both"):
         perkrec.default_segment_rules(absolute=True, thresholds=True)
+    # Per-program calibration by the latent classes: an option, off in the defaults and when
+    # the key is absent; on, it moves some members (not most).
+    defaults = perkrec.default_segment_rules()
+    assert defaults["calibration"] == {"strength": 0.0, "iterations": 1}
+    assert fitted.segments(rules).attrs["resolved_rules"]["calibration"]["strength"] == 0.0
+    on = dict(defaults, calibration={"strength": 1.0, "iterations": 1})
+    calibrated, uncalibrated = fitted.segments(on), fitted.segments()
+    changed = (calibrated["segment"] != uncalibrated["segment"]).mean()
+    assert 0.0 < changed < 0.2
+    with pytest.raises(perkrec.ConfigError, match="/calibration/strength"):
+        fitted.segments(dict(defaults, calibration={"strength": 11}))
 
 
 def test_intervals_at_any_level(fitted, tmp_path):

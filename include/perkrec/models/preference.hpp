@@ -301,11 +301,14 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   /// the member's interval (its half-width over the level's quantile, step 4); other conditions are
   /// 0 or 1; conditions of a rule are independent, and segment s has probability P(rule s) x prod
   /// of (1 - P(rule r)) over earlier rules r (a scored segment or the default: the product over
-  /// all rules x its softmax share). confidence = that of the assigned segment; with
+  /// all rules x its softmax share). With rules.calibration enabled, the scores first take the
+  /// evidence of the member's latent classes (memberships()) computed over this program's members
+  /// (models/segments.hpp; identical for any num_threads). confidence = that of the assigned
+  /// segment; with
   /// rules.min_confidence > 0 a member whose most probable segment is below it gets
   /// rules.uncertain. Throws ConfigError naming the rule when a rule uses an unknown feature,
-  /// dimension or group. Cost O(members x (conditions + terms)), plus a sort per relative condition
-  /// or term.
+  /// dimension or group. Cost O(members x (conditions + terms + iterations x classes x segments)),
+  /// plus a sort per relative condition or term; memory members x segments doubles.
   SegmentAssignment segments(const SegmentRules& rules) const;
   /// k-means++ clusters of the log preference vectors (seeded by params().seed).
   PreferenceClusters clusters(int k, int max_iterations = 50) const;

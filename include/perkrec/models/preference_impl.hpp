@@ -1713,8 +1713,8 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
   // rules follow the program rather than one program's absolute levels.
   SegmentAssignment out;
   out.resolved = rules;
+  std::vector<std::uint8_t> active(static_cast<std::size_t>(n_users_), 0);
   {
-    std::vector<std::uint8_t> active(static_cast<std::size_t>(n_users_), 0);
     const auto feature_index = [&](const char* name) {
       const auto it = std::find(feature_names_.begin(), feature_names_.end(), name);
       return it == feature_names_.end() ? F : static_cast<std::size_t>(it - feature_names_.begin());
@@ -1770,6 +1770,12 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
   out.confidence.assign(static_cast<std::size_t>(n_users_), 1.0f);
   // The sd of a preference from its interval (its half-width in sds at level `interval`).
   const double z = detail::pref::interval_quantile(params_.interval);
+  // Pass 1, per member: the "all" rules' outcome and the raw scores (column S: the default, 0).
+  const std::size_t S1 = S + 1;
+  const auto n = static_cast<std::size_t>(n_users_);
+  std::vector<double> raw_score(n * S1, 0.0);
+  std::vector<std::int32_t> all_code(n);
+  std::vector<double> all_chosen(n), all_best(n), all_none(n);
   parallel_for(0, n_users_, params_.num_threads, [&](Offset uo) {
     const auto u = static_cast<std::size_t>(uo);
     const float* pref = preference_.data() + u * Dz;
@@ -1777,7 +1783,6 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
     // everything else as observed (0 or 1). Conditions of one rule are taken as independent.
     std::vector<double> p_rule(S, 1.0);
     std::vector<std::uint8_t> holds_rule(S, 1);  // every condition holds on the point estimates
-    std::vector<double> score(S, 0.0);
     for (std::size_t s = 0; s < S; ++s) {
       for (std::size_t c = 0; c < resolved[s].size() && p_rule[s] > 0; ++c) {
         const SegmentCondition& cond = rr.segments[s].all[c];
@@ -1851,8 +1856,10 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
       }
       none_before *= 1.0 - p_rule[s];
     }
-    double top_score = 0.0;  // the default's
-    std::int32_t top = static_cast<std::int32_t>(S);
+    all_code[u] = code;
+    all_chosen[u] = chosen;
+    all_best[u] = best;
+    all_none[u] = none_before;
     for (std::size_t s = 0; s < S; ++s) {
       if (!rules.segments[s].scored) continue;
       const SegmentScore& sc = rr.segments[s].score;
@@ -1865,9 +1872,104 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
         if (std::isnan(v) || !(ref > 0)) continue;
         total += sc.terms[t].weight * std::log(std::max(v, 0.01 * ref) / ref);
       }
-      score[s] = total;
-      if (total > top_score) top_score = total, top = static_cast<std::int32_t>(s);
+      raw_score[u * S1 + s] = total;
     }
+  });
+  // Calibration by the latent classes (segments.hpp): log(sum_k m_uk q_ks / pi_s) per segment,
+  // with q and pi from the members the scored segments compete for. Block sums reduced in
+  // block order keep the result independent of the thread count.
+  const auto K = static_cast<std::size_t>(n_classes_);
+  std::vector<std::uint8_t> competes(S1, 0);  // scored segments and the default
+  for (std::size_t s = 0; s < S; ++s) competes[s] = rules.segments[s].scored ? 1 : 0;
+  competes[S] = 1;
+  bool any_scored = false;
+  for (std::size_t s = 0; s < S; ++s) any_scored = any_scored || competes[s];
+  const SegmentCalibration& cal = rules.calibration;
+  std::vector<double> class_share;  // K x S1: q_ks / pi_s; empty = no calibration
+  // Scores of member u (calibrated when class_share is set) into score[0..S], default at 0.
+  const auto member_scores = [&](std::size_t u, double* score) {
+    const double* raw = raw_score.data() + u * S1;
+    for (std::size_t s = 0; s < S1; ++s) score[s] = raw[s];
+    if (class_share.empty()) return;
+    const float* m = membership_.data() + u * K;
+    const auto evidence = [&](std::size_t s) {
+      double e = 0.0;
+      for (std::size_t k = 0; k < K; ++k) e += m[k] * class_share[k * S1 + s];
+      return cal.strength * std::log(std::max(e, 1e-3));
+    };
+    const double base = evidence(S);  // the default's: it keeps scoring 0
+    for (std::size_t s = 0; s < S; ++s) {
+      if (competes[s]) score[s] += evidence(s) - base;
+    }
+  };
+  if (cal.enabled() && any_scored && K > 1) {
+    constexpr std::size_t kBlock = 4096;
+    const std::size_t blocks = (n + kBlock - 1) / kBlock;
+    const std::size_t width = K * S1 + K + S1;  // sum_u m_uk p_us, sum_u m_uk, sum_u p_us
+    std::vector<double> block_sums(blocks * width);
+    for (int it = 0; it < cal.iterations; ++it) {
+      std::fill(block_sums.begin(), block_sums.end(), 0.0);
+      parallel_for(0, static_cast<Offset>(blocks), params_.num_threads, [&](Offset bo) {
+        const auto blk = static_cast<std::size_t>(bo);
+        double* sums = block_sums.data() + blk * width;
+        std::vector<double> score(S1), p(S1);
+        for (std::size_t u = blk * kBlock; u < std::min(n, (blk + 1) * kBlock); ++u) {
+          if (!active[u] || all_code[u] != static_cast<std::int32_t>(S)) continue;
+          member_scores(u, score.data());
+          double top = -std::numeric_limits<double>::infinity(), total = 0.0;
+          for (std::size_t s = 0; s < S1; ++s)
+            if (competes[s]) top = std::max(top, score[s]);
+          for (std::size_t s = 0; s < S1; ++s) {
+            p[s] = competes[s] ? std::exp(score[s] - top) : 0.0;
+            total += p[s];
+          }
+          const float* m = membership_.data() + u * K;
+          for (std::size_t s = 0; s < S1; ++s) {
+            p[s] /= total;
+            sums[K * S1 + K + s] += p[s];
+          }
+          for (std::size_t k = 0; k < K; ++k) {
+            sums[K * S1 + k] += m[k];
+            for (std::size_t s = 0; s < S1; ++s) sums[k * S1 + s] += m[k] * p[s];
+          }
+        }
+      });
+      std::vector<double> sums(width, 0.0);
+      for (std::size_t blk = 0; blk < blocks; ++blk) {  // fixed block order
+        for (std::size_t i = 0; i < width; ++i) sums[i] += block_sums[blk * width + i];
+      }
+      double members = 0.0;
+      for (std::size_t s = 0; s < S1; ++s) members += sums[K * S1 + K + s];
+      if (!(members > 0)) break;  // nobody competes: nothing to calibrate
+      std::vector<double> next(K * S1, 1.0);
+      for (std::size_t k = 0; k < K; ++k) {
+        const double mass = sums[K * S1 + k];
+        for (std::size_t s = 0; s < S1; ++s) {
+          const double share = sums[K * S1 + K + s] / members;
+          // A class no competing member belongs to, or a segment nobody takes: no evidence.
+          if (competes[s] && mass > 0 && share > 0)
+            next[k * S1 + s] = sums[k * S1 + s] / mass / share;
+        }
+      }
+      class_share = std::move(next);
+    }
+  }
+  // Pass 2: the scored segments and the default share the members no rule takes by a softmax.
+  parallel_for(0, n_users_, params_.num_threads, [&](Offset uo) {
+    const auto u = static_cast<std::size_t>(uo);
+    std::vector<double> score(S1);
+    member_scores(u, score.data());
+    std::int32_t code = all_code[u];
+    double chosen = all_chosen[u], best = all_best[u];
+    const double none_before = all_none[u];
+    double top_score = 0.0;  // the default's
+    std::int32_t top = static_cast<std::int32_t>(S);
+    for (std::size_t s = 0; s < S; ++s) {
+      if (!rules.segments[s].scored) continue;
+      if (score[s] - score[S] > top_score)
+        top_score = score[s] - score[S], top = static_cast<std::int32_t>(s);
+    }
+    for (std::size_t s = 0; s < S; ++s) score[s] -= score[S];
     double normaliser = std::exp(-top_score);  // the default's exp(0), shifted by the top score
     for (std::size_t s = 0; s < S; ++s) {
       if (rules.segments[s].scored) normaliser += std::exp(score[s] - top_score);
@@ -1879,7 +1981,7 @@ PERKREC_INLINE SegmentAssignment PreferenceModel::segments(const SegmentRules& r
     }
     const double p_default = none_before * std::exp(-top_score) / normaliser;
     best = std::max(best, p_default);
-    if (chosen < 0) {
+    if (code == static_cast<std::int32_t>(S)) {
       code = top;
       chosen = none_before / normaliser;  // the top segment's share: exp(0) / normaliser
     }

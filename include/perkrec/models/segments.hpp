@@ -12,7 +12,8 @@
 //     ],
 //     "default": "other",
 //     "min_confidence": 0.5,          (optional; 0 = never uncertain)
-//     "uncertain": "uncertain"        (optional; the name of the uncertain outcome)
+//     "uncertain": "uncertain",       (optional; the name of the uncertain outcome)
+//     "calibration": {"strength": 1, "iterations": 1}   (optional; scored segments, below)
 //   }
 // A feature is a member feature of the PreferenceModel (feature_names(): recency_days,
 // tenure_days, claim_rate, …), "pref:<dimension>" (the member's preference lift, e.g.
@@ -45,6 +46,29 @@
 // confidence of a scored member is that softmax probability (times the probability that no
 // "all" rule before it holds).
 //
+// Per-program calibration of the scored segments (optional, unsupervised):
+//       "calibration": {"strength": 1.0, "iterations": 1}
+// combines each member's softmax over the scored segments and the default, P(s | x), with
+// what the program's own latent classes say (the PreferenceModel's class memberships m_uk,
+// fitted on this program): over the members the scored segments compete for (any event
+// before the cut, no "all" rule holding), q_ks = sum_u m_uk P(s | x_u) / sum_u m_uk is the
+// share of segment s within class k and pi_s = mean_u P(s | x_u) its overall share; every
+// scored segment and the default then adds strength x log(max(sum_k m_uk q_ks / pi_s, 1e-3))
+// to its score (less the default's, which stays at 0): a naive-Bayes product of the score's
+// posterior and the segment evidence of the member's classes. With iterations > 1 the shares
+// are recomputed from the calibrated posteriors (the additions always go onto the original
+// scores). strength >= 0 (finite, <= 10; 0 = off), iterations in [0, 100] (0 = off). Absent
+// from a rules JSON = off, and off in the defaults (strength 0; set 1 to use it): strength 1
+// with one iteration was chosen on simulator seeds 1 and 2 with the weights refitted on the
+// other seed (+0.007 agreement there; share-only calibrations — label-shift EM on the
+// segment shares, even with the true shares — gained <= 0.005), but on 12 programs never
+// used for choices it moved agreement by -0.006 to +0.007 (mean +0.001; -0.001 on the three
+// fresh seeds) and made the confidence higher than the agreement (BENCHMARKS.md). The sums run over
+// members in fixed-size blocks reduced in block order, so the result is identical for any
+// num_threads; with one latent class the calibration changes nothing. Log ratios and class
+// memberships do not move when a program's rates and counts are scaled, so the calibrated segments
+// carry over as the scores do.
+//
 // SegmentRules::defaults() name the six segments of the program brief, in this order:
 //   new_member                    tenure_days < 0.5 x median ("all": a gate)
 //   dormant, threshold_discount_sensitive, points_redemption_active, high_face_value_seeker:
@@ -57,7 +81,8 @@
 // (members with >= 10 events before a cut 30 days before the end; weights relative to the
 // default's, rounded to 0.01); bench/preference_truth.py --transfer measures them on other seeds
 // next to a classifier trained on each program's own archetypes. min_confidence is 0 in the
-// defaults (no uncertain outcome; set it, e.g. 0.5, to hold back unsure members).
+// defaults (no uncertain outcome; set it, e.g. 0.5, to hold back unsure members), and so is
+// the calibration by the latent classes (an option: "calibration": {"strength": 1}).
 // SegmentRules::threshold_defaults() are the relative threshold rules that were the defaults
 // before (new_member tenure_days < 0.5 x median; dormant orders_90d <= 0.5 x median;
 // pref:kind:threshold_discount >= 1.6 x median; pref:kind:points >= 1.7 x median;
@@ -120,6 +145,13 @@ struct SegmentRule {
   SegmentScore score;
 };
 
+/// Per-program calibration of the scored segments by the latent classes (see the file comment).
+struct SegmentCalibration {
+  double strength = 0.0;  ///< weight of the class evidence; finite, in [0, 10]; 0 = off
+  int iterations = 1;     ///< share re-estimation rounds; [0, 100]; 0 = off
+  bool enabled() const { return strength > 0.0 && iterations > 0; }
+};
+
 struct SegmentRules {
   std::vector<SegmentRule> segments;
   std::string default_segment = "other";
@@ -127,6 +159,8 @@ struct SegmentRules {
   /// segment `uncertain` (placed after the default); 0 = never.
   double min_confidence = 0.0;
   std::string uncertain = "uncertain";
+  /// Off unless set (also in defaults()); acts on scored segments only.
+  SegmentCalibration calibration;
 
   /// The documented default rules (relative to the program, see the file comment).
   static SegmentRules defaults();
