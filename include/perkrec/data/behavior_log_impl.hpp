@@ -488,6 +488,44 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c,
   return log;
 }
 
+PERKREC_INLINE Offset lookup_behavior_ids(const BehaviorIds& r, const IdMap& users,
+                                          const IdMap& items, int num_threads) {
+  const char* ctx = "lookup_behavior_ids";
+  if (r.user.size() != r.user_ids.size() || r.item.size() != r.item_ids.size()) {
+    detail::raise<InputError>(ctx, ": output lengths (", r.user.size(), ", ", r.item.size(),
+                              ") differ from the ids' (", r.user_ids.size(), ", ",
+                              r.item_ids.size(), ")");
+  }
+  const std::size_t n = std::max({r.user_ids.size(), r.item_ids.size(), r.timestamp.size()});
+  detail::check_column_length(ctx, "user_ids", r.user_ids.size(), n, true);
+  detail::check_column_length(ctx, "item_ids", r.item_ids.size(), n, true);
+  detail::check_column_length(ctx, "timestamp", r.timestamp.size(), n, true);
+  if (!r.user_ids.empty() && users.key_type() == IdMap::KeyType::string)
+    detail::raise<InputError>(ctx, ": the member map holds string ids (got integer ids)");
+  if (!r.item_ids.empty() && items.key_type() == IdMap::KeyType::string)
+    detail::raise<InputError>(ctx, ": the item map holds string ids (got integer ids)");
+  const detail::IntegerIdLookup user_table(users), item_table(items);
+  const bool with_users = !r.user_ids.empty(), with_items = !r.item_ids.empty(),
+             with_times = !r.timestamp.empty();
+  const detail::Blocks blocks(static_cast<Offset>(n));
+  std::vector<Offset> first_bad(static_cast<std::size_t>(blocks.count), -1);
+  parallel_for(0, blocks.count, num_threads, [&](Offset b) {
+    for (Offset i = blocks.begin(b); i < blocks.end(b); ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      if (with_users) r.user[k] = user_table.find(r.user_ids[k]);
+      if (with_items) r.item[k] = item_table.find(r.item_ids[k]);
+      if (with_times && (r.timestamp[k] < kMinTimestamp || r.timestamp[k] >= kMaxTimestamp)) {
+        first_bad[static_cast<std::size_t>(b)] = i;
+        return;
+      }
+    }
+  });
+  for (const Offset bad : first_bad) {
+    if (bad >= 0) return bad;
+  }
+  return -1;
+}
+
 PERKREC_INLINE std::vector<Index> BehaviorLog::users() const {
   std::vector<Index> out(item_.size());
   for (Index u = 0; u < n_users_; ++u) {
