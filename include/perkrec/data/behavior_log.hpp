@@ -35,9 +35,10 @@
 //
 // Cost: O(events + members) time and memory: input already in (member, time) order is copied;
 // otherwise a two-level radix sort (at most 1024 buckets by the top bits of (member, time), each
-// sorted in cache) places one column at a time, with no per-event records. Parallel over blocks
-// and buckets. Memory: 33 bytes per event (member ids live in the offsets, not per event); while
-// building from unsorted input, 6 more bytes per event plus one bucket of scratch per thread.
+// sorted in cache) places the columns with one partition pass over the rows and one permute
+// pass over the buckets, with no per-event records. Parallel over blocks and buckets.
+// Memory: 33 bytes per event (member ids live in the offsets, not per event); while building
+// from unsorted input, 6 more bytes per event plus one bucket of scratch per thread.
 // Thread safety: a BehaviorLog is immutable after construction; every method is const.
 #pragma once
 
