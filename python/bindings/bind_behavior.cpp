@@ -121,6 +121,28 @@ void bind_behavior(py::module_& m) {
       .def_property_readonly("user_ids", [](const BehaviorLog& l) { return l.user_ids(); })
       .def("set_user_ids", &BehaviorLog::set_user_ids, py::arg("ids"));
   def_serialization<BehaviorLog>(behavior_log);
+  m.def(
+      "lookup_behavior_ids",
+      [](const std::optional<py::array>& user_ids, const IdMap& users,
+         const std::optional<py::array>& item_ids, const IdMap& items,
+         const std::optional<py::array>& timestamp, int num_threads) {
+        BehaviorIds r;
+        r.user_ids = view_1d_or_empty<std::int64_t>(user_ids, "user_ids");
+        r.item_ids = view_1d_or_empty<std::int64_t>(item_ids, "item_ids");
+        r.timestamp = view_1d_or_empty<Timestamp>(timestamp, "timestamp");
+        // LargeVector: the outputs are written in full by the pass (no zero fill first).
+        detail::LargeVector<Index> user(r.user_ids.size()), item(r.item_ids.size());
+        r.user = user;
+        r.item = item;
+        Offset first_bad_time = -1;
+        {
+          py::gil_scoped_release release;
+          first_bad_time = lookup_behavior_ids(r, users, items, num_threads);
+        }
+        return py::make_tuple(to_numpy(std::move(user)), to_numpy(std::move(item)), first_bad_time);
+      },
+      py::arg("user_ids"), py::arg("users"), py::arg("item_ids"), py::arg("items"),
+      py::arg("timestamp"), py::arg("num_threads"));
 
   py::class_<BenefitItems> applies(m, "BenefitItems");
   applies.def(py::init<>())

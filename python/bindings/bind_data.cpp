@@ -38,7 +38,7 @@ void bind_id_map(py::module_& m) {
       .def("lookup_integers",
            [](const IdMap& self, const py::array& ids, const std::string& missing) {
              const Span<const std::int64_t> in = view_1d<std::int64_t>(ids, "ids");
-             std::vector<Index> out(in.size());
+             detail::LargeVector<Index> out(in.size());  // written in full: no zero fill
              const IdMap::Missing policy = missing_policy(missing);
              {
                py::gil_scoped_release release;

@@ -259,6 +259,15 @@ class BehaviorLog:
     @staticmethod
     def load(path: str) -> BehaviorLog: ...
 
+def lookup_behavior_ids(
+    user_ids: Optional[np.ndarray],
+    users: IdMap,
+    item_ids: Optional[np.ndarray],
+    items: IdMap,
+    timestamp: Optional[np.ndarray],
+    num_threads: int,
+) -> Tuple[np.ndarray, np.ndarray, int]: ...
+
 class BenefitItems:
     def __init__(self) -> None: ...
     @staticmethod

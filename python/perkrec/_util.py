@@ -249,14 +249,19 @@ def csr_from_parts(parts) -> sp.csr_matrix:
     return sp.csr_matrix((data, indices, indptr), shape=(rows, cols))
 
 
+def time_range_error(name: str, row: int, value) -> Exception:
+    """The InputError for a time outside [MIN_TIME, MAX_TIME) at ``row`` of ``name``."""
+    return _core.InputError(
+        f"{name}: row {row}: time {value} s is outside the supported range "
+        f"[{_core.MIN_TIME}, {_core.MAX_TIME}) (years 1900 to 2199)"
+    )
+
+
 def _check_time_range(arr: np.ndarray, name: str) -> np.ndarray:
     bad = (arr < _core.MIN_TIME) | (arr >= _core.MAX_TIME)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise _core.InputError(
-            f"{name}: row {i}: time {arr[i]} s is outside the supported range "
-            f"[{_core.MIN_TIME}, {_core.MAX_TIME}) (years 1900 to 2199)"
-        )
+        raise time_range_error(name, i, arr[i])
     return arr
 
 

@@ -25,7 +25,15 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._util import float_array, frame_arg, int_array, int_scalar, renamed_keywords, seconds
+from ._util import (
+    float_array,
+    frame_arg,
+    int_array,
+    int_scalar,
+    renamed_keywords,
+    seconds,
+    time_range_error,
+)
 from .data import IdMap, _expect, _Serializable
 
 BEHAVIOR_AGGREGATES: Tuple[str, ...] = tuple(_core.BEHAVIOR_AGGREGATES)
@@ -62,10 +70,9 @@ def _is_numeric(col: pd.Series) -> bool:
     return pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col)
 
 
-def _lookup(id_map: IdMap, values) -> np.ndarray:
-    """Dense indices (int32, -1 = unknown) of ``values`` in ``id_map``; integer-valued ids are
-    looked up as strings in a map of strings. Integer ids in a map of integers go to the core's
-    parallel lookup row by row (no factorize, no copy of an int64 column)."""
+def _integer_ids(id_map: IdMap, values) -> Optional[np.ndarray]:
+    """``values`` as contiguous int64 ids (no copy of an int64 column) when they are integers
+    to look up in a map of integers row by row in the core, else None."""
     dtype = getattr(values, "dtype", None)
     if (
         id_map.key_type == "integer"
@@ -73,7 +80,16 @@ def _lookup(id_map: IdMap, values) -> np.ndarray:
         and dtype.kind in "iu"
         and np.ndim(values) == 1
     ):
-        ids = np.ascontiguousarray(np.asarray(values), dtype=np.int64)
+        return np.ascontiguousarray(np.asarray(values), dtype=np.int64)
+    return None
+
+
+def _lookup(id_map: IdMap, values) -> np.ndarray:
+    """Dense indices (int32, -1 = unknown) of ``values`` in ``id_map``; integer-valued ids are
+    looked up as strings in a map of strings. Integer ids in a map of integers go to the core's
+    parallel lookup row by row (no factorize, no copy of an int64 column)."""
+    ids = _integer_ids(id_map, values)
+    if ids is not None:
         return id_map._impl.lookup_integers(ids, "minus_one")
     if id_map.key_type == "string" and pd.api.types.is_numeric_dtype(pd.Series(values).dtype):
         values = pd.Series(values).astype(np.int64).astype(str)
@@ -306,9 +322,11 @@ class BehaviorLog(_Serializable):
         negative amounts or quantities raise InputError naming the row, field and value.
 
         Speed and memory: integer ids in a map of integer ids are looked up by the core in
-        parallel; int64 times, float64 quantities and amounts, int64 baskets and categorical
-        actions are read without copies, so the build holds the log's columns (33 bytes per
-        event) plus the two index columns (8 bytes per event) and the sort's 6 bytes per event.
+        one parallel pass with the range check of int64 times (through a dense array where a
+        map's ids span a compact range, e.g. database keys; else its hash); int64 times, float64
+        quantities and amounts, int64 baskets and categorical actions are read without copies,
+        so the build holds the log's columns (33 bytes per event) plus the two index columns
+        (8 bytes per event) and the sort's 6 bytes per event.
         """
         frame_arg(frame, "BehaviorLog.from_frame: frame")
         context = "BehaviorLog.from_frame"
@@ -319,11 +337,31 @@ class BehaviorLog(_Serializable):
             )
         _require_columns(frame, [user, item, time, action, quantity, amount, basket], context)
         user_map, fixed = _user_map(user_ids)
-        if fixed:
-            user_idx = _lookup(user_map, frame[user])
-        else:
-            user_idx = user_map.lookup_or_add(frame[user])
-        item_idx = _lookup(items.items, frame[item])
+        threads = int_scalar(num_threads, "num_threads")
+        # Integer ids in integer maps and int64 times go through one parallel pass in the core
+        # (both lookups, dense arrays where the ids span a compact range, and the times' range
+        # check); other kinds of column are converted and looked up on their own.
+        user_ints = _integer_ids(user_map, frame[user]) if fixed else None
+        item_ints = _integer_ids(items.items, frame[item])
+        times = frame[time]
+        raw_times = isinstance(times.dtype, np.dtype) and times.dtype == np.int64
+        stamp = np.ascontiguousarray(times.to_numpy()) if raw_times else seconds(times, time)
+        user_idx, item_idx, bad_time = _core.lookup_behavior_ids(
+            user_ints,
+            user_map._impl,
+            item_ints,
+            items.items._impl,
+            stamp if raw_times else None,
+            threads,
+        )
+        if bad_time >= 0:
+            raise time_range_error(time, bad_time, stamp[bad_time])
+        if user_ints is None:
+            user_idx = (
+                _lookup(user_map, frame[user]) if fixed else user_map.lookup_or_add(frame[user])
+            )
+        if item_ints is None:
+            item_idx = _lookup(items.items, frame[item])
         action_codes, action_names = None, ["purchase"]
         if action is not None:
             action_codes, action_names = _action_codes(frame[action], context)
@@ -334,7 +372,7 @@ class BehaviorLog(_Serializable):
         impl = _core.BehaviorLog.from_arrays(
             int_array(user_idx, np.int32, "user"),
             int_array(item_idx, np.int32, "item"),
-            seconds(frame[time], time),
+            stamp,
             action_codes,
             optional(quantity, _float_column),
             optional(amount, _float_column),
@@ -343,7 +381,7 @@ class BehaviorLog(_Serializable):
             len(items),
             list(action_names),
             unknown,
-            int_scalar(num_threads, "num_threads"),
+            threads,
         )
         log = cls._wrap(impl)
         log.user_ids = user_map

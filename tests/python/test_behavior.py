@@ -475,6 +475,47 @@ def test_behavior_log_from_frame_column_kinds_give_the_same_log():
         perkrec.BehaviorLog.from_frame(bad, user_ids=user_ids, items=items, **kw)
 
 
+def test_behavior_log_from_frame_dense_and_hashed_ids_give_the_same_log():
+    """Ids that span a compact range (negatives included; looked up through dense arrays in the
+    core) give the log that the same rows give with huge sparse ids (the maps' hashes) and with
+    string ids; unknown ids are dropped and counted, or raise the same InputError naming the
+    row and column, on every path; an out-of-range int64 time names its column and row."""
+    rng = np.random.default_rng(8)
+    n = 150_000
+    user_key = rng.integers(0, 400, n)
+    item_key = rng.integers(0, 90, n)
+    user_order = rng.permutation(400)  # map order differs from id order
+    item_order = rng.permutation(90)
+    times = T0 + rng.integers(0, 1000, n)
+
+    def build(user_of, item_of, unknown="drop", time_col=times):
+        user_ids = perkrec.IdMap(user_of(user_order))
+        items = perkrec.ItemCatalog(perkrec.IdMap(item_of(item_order)))
+        frame = pd.DataFrame(
+            {"user": user_of(user_key), "item": item_of(item_key), "time": time_col}
+        )
+        frame.loc[5, "user"] = user_of(np.array([400]))[0]  # unknown member
+        frame.loc[9, "item"] = item_of(np.array([90]))[0]  # unknown item
+        kw = dict(user="user", item="item", time="time", unknown=unknown, num_threads=2)
+        return perkrec.BehaviorLog.from_frame(frame, user_ids=user_ids, items=items, **kw)
+
+    dense = (lambda k: k - 200, lambda k: k + 10**12)
+    sparse = (lambda k: k * 2**40 - 3, lambda k: -(k * 3**30))
+    strings = (lambda k: np.array([f"u{v}" for v in k]), lambda k: np.array([f"i{v}" for v in k]))
+    logs = [build(*ids) for ids in (dense, sparse, strings)]
+    assert (logs[0].unknown_users, logs[0].unknown_items) == (1, 1)
+    assert _log_arrays(logs[0]) == _log_arrays(logs[1]) == _log_arrays(logs[2])
+    for ids in (dense, sparse, strings):
+        with pytest.raises(perkrec.InputError, match="row 5: user: unknown member id"):
+            build(*ids, unknown="raise")
+    late = times.copy()
+    late[11] = perkrec._core.MAX_TIME
+    late[40] = perkrec._core.MIN_TIME - 1
+    for ids in (dense, sparse):
+        with pytest.raises(perkrec.InputError, match=r"time: row 11: time \d+ s is outside"):
+            build(*ids, time_col=late)
+
+
 # ---------------------------------------------------------------------------------------------
 # FeatureEncoder behavior fields
 

@@ -35,9 +35,10 @@
 //
 // Cost: O(events + members) time and memory: input already in (member, time) order is copied;
 // otherwise a two-level radix sort (at most 1024 buckets by the top bits of (member, time), each
-// sorted in cache) places one column at a time, with no per-event records. Parallel over blocks
-// and buckets. Memory: 33 bytes per event (member ids live in the offsets, not per event); while
-// building from unsorted input, 6 more bytes per event plus one bucket of scratch per thread.
+// sorted in cache) places the columns with one partition pass over the rows and one permute
+// pass over the buckets, with no per-event records. Parallel over blocks and buckets.
+// Memory: 33 bytes per event (member ids live in the offsets, not per event); while building
+// from unsorted input, 6 more bytes per event plus one bucket of scratch per thread.
 // Thread safety: a BehaviorLog is immutable after construction; every method is const.
 #pragma once
 
@@ -149,6 +150,27 @@ class BehaviorLog : public Serializable<BehaviorLog> {
   Timestamp max_time_ = kNoTime;
   IdMap user_ids_;
 };
+
+/// Behaviour rows named by external integer ids, for lookup_behavior_ids. Each of user_ids,
+/// item_ids and timestamp is either empty (skipped) or holds one entry per row; `user` and
+/// `item` are the outputs, of the length of user_ids and item_ids.
+struct BehaviorIds {
+  Span<const std::int64_t> user_ids;  ///< external member ids, or empty
+  Span<const std::int64_t> item_ids;  ///< external item ids, or empty
+  Span<const Timestamp> timestamp;    ///< times to check against the supported range, or empty
+  Span<Index> user;                   ///< out: the member index of each row (-1 = unknown)
+  Span<Index> item;                   ///< out: the item index of each row (-1 = unknown)
+};
+
+/// The index columns of BehaviorLog::from_columns from external integer ids, in one parallel
+/// pass over the rows: user[i] = users.find(user_ids[i]), item[i] = items.find(item_ids[i])
+/// (-1 for an id the map lacks, as IdMap::lookup with Missing::minus_one), and each time checked
+/// against [kMinTimestamp, kMaxTimestamp). Ids that span a compact range are read from a dense
+/// array (detail::IntegerIdLookup), others through the maps' hashes. Returns the first row whose
+/// time is out of range (the outputs are then incomplete), or -1. The result does not depend on
+/// the thread count. Throws InputError when the lengths disagree or a map holds string ids.
+Offset lookup_behavior_ids(const BehaviorIds& rows, const IdMap& users, const IdMap& items,
+                           int num_threads = 0);
 
 }  // namespace perkrec
 

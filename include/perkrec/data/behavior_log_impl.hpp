@@ -317,13 +317,15 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c,
   // (member << time_bits) | (time - min_time) — or the member alone where that would not fit in
   // 64 bits — whose top 10 bits pick one of at most 1024 buckets. Keys are partitioned into
   // buckets (sequential reads, at most 1024 write streams), each bucket is radix-sorted in cache
-  // into a bucket-local permutation, and then every column in turn is partitioned the same way
-  // straight into its output array and permuted within each bucket through a small per-thread
-  // buffer. A global permutation gather would read the input at random (memory-latency bound once
-  // the log outgrows the cache) and per-event records would cost 40 bytes per event; this way the
-  // temporaries are 10 bytes per event while sorting (keys, bucket ids) and 6 while placing the
-  // columns (bucket ids, permutation). Every pass is stable and its blocks depend only on the
-  // data, so ties in time keep their input order and the log is the same for any thread count.
+  // into a bucket-local permutation, and then the other columns are partitioned the same way
+  // straight into their output arrays (all in one pass over the rows: one bucket read and one
+  // cursor per row serve every column) and permuted within each bucket through a small
+  // per-thread buffer (all columns of a bucket in turn). A global permutation gather would read
+  // the input at random (memory-latency bound once the log outgrows the cache) and per-event
+  // records would cost 40 bytes per event; this way the temporaries are 10 bytes per event while
+  // sorting (keys, bucket ids) and 6 while placing the columns (bucket ids, permutation). Every
+  // pass is stable and its blocks depend only on the data, so ties in time keep their input
+  // order and the log is the same for any thread count.
   const int threads = resolve_num_threads(num_threads);
   const int user_bits = detail::bit_width_u64(static_cast<std::uint64_t>(n_users - 1));
   const int time_bits = detail::bit_width_u64(static_cast<std::uint64_t>(max_time - min_time));
@@ -365,8 +367,9 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c,
     largest = std::max(largest, static_cast<std::size_t>(bucket_start[bk + 1] - bucket_start[bk]));
   }
 
-  // Writes value_of(k) of every kept row k to its bucket's range of `out`, in input order.
-  auto partition = [&](auto* out, auto value_of) {
+  // Calls write(d, k) for every kept row k, d its position in its bucket's range, in input
+  // order within each bucket.
+  auto partition_rows = [&](auto write) {
     std::vector<Offset> cursor = block_cursor;
     parallel_for(0, rb.count, num_threads, [&](Offset blk) {
       Offset* pos = cursor.data() + static_cast<std::size_t>(blk) * n_buckets;
@@ -374,9 +377,13 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c,
         const auto k = static_cast<std::size_t>(i);
         const std::uint16_t bk = bucket_of[k];
         if (bk == kDropped) continue;
-        out[static_cast<std::size_t>(pos[bk]++)] = value_of(k);
+        write(static_cast<std::size_t>(pos[bk]++), k);
       }
     });
+  };
+  // Writes value_of(k) of every kept row k to its bucket's range of `out`.
+  auto partition = [&](auto* out, auto value_of) {
+    partition_rows([&](std::size_t d, std::size_t k) { out[d] = value_of(k); });
   };
   auto for_each_bucket = [&](auto body) {
     parallel_for(
@@ -438,47 +445,56 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c,
         });
       }
     }
-    // Permutes each bucket of a partitioned column into (member, time) order.
-    auto permute = [&](auto& column) {
-      using T = typename std::decay_t<decltype(column)>::value_type;
-      std::vector<detail::LargeVector<T>> tmp(static_cast<std::size_t>(threads));
+    // Permutes each bucket of the partitioned columns (null = absent) into (member, time)
+    // order, every column of a bucket in turn while its permutation is in cache. The buffer
+    // holds a bucket of any column (at most 8 bytes per value), copied through bytes.
+    auto permute = [&](auto*... columns) {
+      std::vector<detail::LargeVector<std::uint64_t>> tmp(static_cast<std::size_t>(threads));
       for_each_bucket([&](std::size_t first, std::size_t m, std::size_t tid) {
         auto& buf = tmp[tid];
         if (buf.size() < m) buf.resize(largest);
-        T* col = column.data() + first;
+        auto* bytes = reinterpret_cast<unsigned char*>(buf.data());
         const Pos* order = perm.data() + first;
-        std::copy(col, col + m, buf.data());
-        for (std::size_t j = 0; j < m; ++j) col[j] = buf[order[j]];
+        auto permute_one = [&](auto* column) {
+          using T = std::remove_pointer_t<decltype(column)>;
+          static_assert(sizeof(T) <= sizeof(std::uint64_t) && std::is_trivially_copyable_v<T>);
+          if (column == nullptr) return;
+          T* col = column + first;
+          std::memcpy(bytes, col, m * sizeof(T));
+          for (std::size_t j = 0; j < m; ++j)
+            std::memcpy(col + j, bytes + static_cast<std::size_t>(order[j]) * sizeof(T), sizeof(T));
+        };
+        (permute_one(columns), ...);
       });
     };
-    auto place = [&](auto& column, auto value_of) {
-      partition(column.data(), value_of);
-      permute(column);
-    };
-    place(log.item_, [&](std::size_t k) { return c.item[k]; });
-    if (!packed) permute(log.timestamp_);
     auto fill = [&](auto& column, auto value) {
       const detail::Blocks kb(static_cast<Offset>(kept));
       parallel_for(0, kb.count, num_threads, [&](Offset b) {
         std::fill(column.begin() + kb.begin(b), column.begin() + kb.end(b), value);
       });
     };
-    if (c.action.empty()) {
-      fill(log.action_, std::uint8_t{0});
-    } else {
-      place(log.action_, [&](std::size_t k) { return static_cast<std::uint8_t>(c.action[k]); });
-    }
-    if (c.quantity.empty()) {
-      fill(log.quantity_, 1.0f);
-    } else {
-      place(log.quantity_, [&](std::size_t k) { return static_cast<float>(c.quantity[k]); });
-    }
-    if (c.amount.empty()) {
-      fill(log.amount_, 0.0);
-    } else {
-      place(log.amount_, [&](std::size_t k) { return c.amount[k]; });
-    }
-    if (!c.basket.empty()) place(log.basket_, [&](std::size_t k) { return c.basket[k]; });
+    if (!packed) permute(log.timestamp_.data());
+    if (c.action.empty()) fill(log.action_, std::uint8_t{0});
+    if (c.quantity.empty()) fill(log.quantity_, 1.0f);
+    if (c.amount.empty()) fill(log.amount_, 0.0);
+    // The other columns are partitioned together: one pass over the rows reads each row's
+    // bucket once and one cursor per bucket serves every column (absent columns have a null
+    // output and are skipped); then each is permuted within its buckets.
+    auto optional_out = [&](auto& column, bool present) {
+      return present ? column.data() : nullptr;
+    };
+    std::uint8_t* const action_out = optional_out(log.action_, !c.action.empty());
+    float* const quantity_out = optional_out(log.quantity_, !c.quantity.empty());
+    double* const amount_out = optional_out(log.amount_, !c.amount.empty());
+    std::int64_t* const basket_out = optional_out(log.basket_, !c.basket.empty());
+    partition_rows([&](std::size_t d, std::size_t k) {
+      log.item_[d] = c.item[k];
+      if (action_out != nullptr) action_out[d] = static_cast<std::uint8_t>(c.action[k]);
+      if (quantity_out != nullptr) quantity_out[d] = static_cast<float>(c.quantity[k]);
+      if (amount_out != nullptr) amount_out[d] = c.amount[k];
+      if (basket_out != nullptr) basket_out[d] = c.basket[k];
+    });
+    permute(log.item_.data(), action_out, quantity_out, amount_out, basket_out);
   };
   if (largest <= std::numeric_limits<std::uint32_t>::max()) {
     sort_and_place(std::uint32_t{});
@@ -486,6 +502,44 @@ PERKREC_INLINE BehaviorLog BehaviorLog::from_columns(const BehaviorColumns& c,
     sort_and_place(std::uint64_t{});
   }
   return log;
+}
+
+PERKREC_INLINE Offset lookup_behavior_ids(const BehaviorIds& r, const IdMap& users,
+                                          const IdMap& items, int num_threads) {
+  const char* ctx = "lookup_behavior_ids";
+  if (r.user.size() != r.user_ids.size() || r.item.size() != r.item_ids.size()) {
+    detail::raise<InputError>(ctx, ": output lengths (", r.user.size(), ", ", r.item.size(),
+                              ") differ from the ids' (", r.user_ids.size(), ", ",
+                              r.item_ids.size(), ")");
+  }
+  const std::size_t n = std::max({r.user_ids.size(), r.item_ids.size(), r.timestamp.size()});
+  detail::check_column_length(ctx, "user_ids", r.user_ids.size(), n, true);
+  detail::check_column_length(ctx, "item_ids", r.item_ids.size(), n, true);
+  detail::check_column_length(ctx, "timestamp", r.timestamp.size(), n, true);
+  if (!r.user_ids.empty() && users.key_type() == IdMap::KeyType::string)
+    detail::raise<InputError>(ctx, ": the member map holds string ids (got integer ids)");
+  if (!r.item_ids.empty() && items.key_type() == IdMap::KeyType::string)
+    detail::raise<InputError>(ctx, ": the item map holds string ids (got integer ids)");
+  const detail::IntegerIdLookup user_table(users), item_table(items);
+  const bool with_users = !r.user_ids.empty(), with_items = !r.item_ids.empty(),
+             with_times = !r.timestamp.empty();
+  const detail::Blocks blocks(static_cast<Offset>(n));
+  std::vector<Offset> first_bad(static_cast<std::size_t>(blocks.count), -1);
+  parallel_for(0, blocks.count, num_threads, [&](Offset b) {
+    for (Offset i = blocks.begin(b); i < blocks.end(b); ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      if (with_users) r.user[k] = user_table.find(r.user_ids[k]);
+      if (with_items) r.item[k] = item_table.find(r.item_ids[k]);
+      if (with_times && (r.timestamp[k] < kMinTimestamp || r.timestamp[k] >= kMaxTimestamp)) {
+        first_bad[static_cast<std::size_t>(b)] = i;
+        return;
+      }
+    }
+  });
+  for (const Offset bad : first_bad) {
+    if (bad >= 0) return bad;
+  }
+  return -1;
 }
 
 PERKREC_INLINE std::vector<Index> BehaviorLog::users() const {

@@ -11,7 +11,11 @@
 //   std::string original = users.string_at(idx[0]);
 //
 // Cost: O(1) expected per lookup (open addressing over indices; the keys are stored once);
-// `lookup` runs batches of more than 65,536 ids on the OpenMP default number of threads.
+// `lookup` runs batches of more than 65,536 ids on the OpenMP default number of threads. A
+// batch of integer ids at least as long as the map, in a map whose ids span a compact range
+// (max - min < 4 x size + 1024, as database keys usually do), is looked up through a dense
+// array over [min, max] built for the call (detail::IntegerIdLookup): same results and errors,
+// one cache-resident read per id instead of a hash probe.
 // Thread safety: const methods are safe from many threads; inserting needs exclusive access.
 #pragma once
 
@@ -105,6 +109,46 @@ class IdMap : public Serializable<IdMap> {
   std::vector<std::string> strings_;
   std::vector<Index> slots_;  // open addressing: -1 = empty, else an index into the keys
 };
+
+namespace detail {
+
+/// Looks many integer ids up in an IdMap: find(id) == map.find(id) for every id. When the map's
+/// integer ids span a compact range (max - min < 4 x size + 1024) it reads a dense array of
+/// max - min + 1 indices (-1 where no id), else the map's hash. Built in O(size + max - min)
+/// time and 4 x (max - min + 1) bytes; the map must outlive it unchanged. Const, thread-safe.
+class IntegerIdLookup {
+ public:
+  explicit IntegerIdLookup(const IdMap& map) : map_(&map) {
+    if (map.key_type() != IdMap::KeyType::integer || map.size() == 0) return;
+    const std::vector<std::int64_t>& keys = map.integers();
+    std::int64_t lo = keys[0], hi = keys[0];
+    for (const std::int64_t k : keys) {
+      lo = k < lo ? k : lo;
+      hi = k > hi ? k : hi;
+    }
+    // Unsigned arithmetic: hi - lo can exceed the int64 range, id - min_ wraps for ids below.
+    const std::uint64_t span = static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo);
+    if (span >= 4 * static_cast<std::uint64_t>(keys.size()) + 1024) return;
+    min_ = static_cast<std::uint64_t>(lo);
+    table_.assign(static_cast<std::size_t>(span) + 1, -1);
+    for (std::size_t i = 0; i < keys.size(); ++i)
+      table_[static_cast<std::uint64_t>(keys[i]) - min_] = static_cast<Index>(i);
+  }
+  /// Whether lookups read the dense array (else the map's hash).
+  bool dense() const { return !table_.empty(); }
+  Index find(std::int64_t id) const {
+    if (table_.empty()) return map_->find(id);
+    const std::uint64_t offset = static_cast<std::uint64_t>(id) - min_;
+    return offset < table_.size() ? table_[static_cast<std::size_t>(offset)] : Index{-1};
+  }
+
+ private:
+  const IdMap* map_;
+  std::uint64_t min_ = 0;
+  std::vector<Index> table_;
+};
+
+}  // namespace detail
 
 }  // namespace perkrec
 

@@ -199,6 +199,16 @@ PERKREC_INLINE void IdMap::lookup(Span<const std::int64_t> ids, Span<Index> out,
     detail::raise<InputError>("IdMap::lookup: output length ", out.size(), " != ", ids.size());
   }
   require_type(KeyType::integer, "lookup");
+  // The dense array costs O(size) to build: worth it for batches at least as long as the map.
+  if (ids.size() >= static_cast<std::size_t>(size())) {
+    const detail::IntegerIdLookup table(*this);
+    if (table.dense()) {
+      detail::id_map_lookup(
+          *this, ids.data(), ids.size(), out.data(), missing,
+          [&](std::int64_t id) { return table.find(id); }, "integer");
+      return;
+    }
+  }
   detail::id_map_lookup(
       *this, ids.data(), ids.size(), out.data(), missing, [&](std::int64_t id) { return find(id); },
       "integer");

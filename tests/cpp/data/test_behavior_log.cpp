@@ -340,6 +340,70 @@ std::string with_content(const std::string& bytes, const char* key, const Json& 
   return w.to_bytes();
 }
 
+// The one-pass lookup of external ids: the indices IdMap::lookup gives (dense member ids,
+// sparse item ids through the hash, unknown ids -1), the first out-of-range time whatever the
+// threads, and a log identical to the one built from IdMap::lookup's columns.
+TEST(BehaviorLog, LookupBehaviorIdsMatchesIdMapLookup) {
+  std::vector<std::int64_t> member_keys, item_keys;
+  for (std::int64_t i = 0; i < 3000; ++i) member_keys.push_back(1000 - i);  // negatives too
+  for (std::int64_t i = 0; i < 500; ++i) item_keys.push_back(i * 1'000'003'317LL);
+  const IdMap users = IdMap::from_integers(member_keys), items = IdMap::from_integers(item_keys);
+  ASSERT_TRUE(detail::IntegerIdLookup(users).dense());
+  ASSERT_FALSE(detail::IntegerIdLookup(items).dense());
+  const std::size_t n = 300000;
+  std::mt19937_64 rng(5);
+  std::vector<std::int64_t> user_ids(n), item_ids(n);
+  std::vector<Timestamp> time(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    user_ids[i] = member_keys[rng() % member_keys.size()];
+    item_ids[i] = item_keys[rng() % item_keys.size()];
+    time[i] = 1'700'000'000 + static_cast<Timestamp>(rng() % 1000);
+  }
+  user_ids[17] = 1001;  // unknown member, just above the range
+  item_ids[99] = 5;     // unknown item
+  std::vector<Index> user(n), item(n), user_ref(n), item_ref(n);
+  users.lookup(user_ids, user_ref, IdMap::Missing::minus_one);
+  items.lookup(item_ids, item_ref, IdMap::Missing::minus_one);
+  for (const int threads : {1, 3}) {
+    std::fill(user.begin(), user.end(), -7);
+    std::fill(item.begin(), item.end(), -7);
+    EXPECT_EQ(lookup_behavior_ids({user_ids, item_ids, time, user, item}, users, items, threads),
+              -1);
+    EXPECT_EQ(user, user_ref);
+    EXPECT_EQ(item, item_ref);
+  }
+  EXPECT_EQ(user[17], -1);
+  EXPECT_EQ(item[99], -1);
+  BehaviorColumns c;
+  c.user = user;
+  c.item = item;
+  c.timestamp = time;
+  BehaviorColumns ref = c;
+  ref.user = user_ref;
+  ref.item = item_ref;
+  EXPECT_EQ(BehaviorLog::from_columns(c).to_bytes(), BehaviorLog::from_columns(ref).to_bytes());
+  // Only the items, or only the times.
+  std::vector<Index> none;
+  EXPECT_EQ(lookup_behavior_ids({{}, item_ids, {}, none, item}, users, items), -1);
+  EXPECT_EQ(item, item_ref);
+  time[250000] = kMaxTimestamp;
+  time[200001] = kMinTimestamp - 1;
+  for (const int threads : {1, 2}) {
+    EXPECT_EQ(lookup_behavior_ids({user_ids, item_ids, time, user, item}, users, items, threads),
+              200001);
+    EXPECT_EQ(lookup_behavior_ids({{}, {}, time, none, none}, users, items, threads), 200001);
+  }
+  PERKREC_EXPECT_THROW_MSG(lookup_behavior_ids({user_ids, item_ids, {}, none, item}, users, items),
+                           InputError, "output lengths");
+  const std::vector<Timestamp> short_time(10, 1'700'000'000);
+  PERKREC_EXPECT_THROW_MSG(
+      lookup_behavior_ids({user_ids, item_ids, short_time, user, item}, users, items), InputError,
+      "timestamp");
+  const IdMap names = IdMap::from_strings({"a"});
+  PERKREC_EXPECT_THROW_MSG(lookup_behavior_ids({user_ids, {}, {}, user, none}, names, items),
+                           InputError, "member map holds string ids");
+}
+
 TEST(BehaviorLog, RoundTripsThroughBytesAndRevalidatesOnLoad) {
   const Cols c = small();
   const BehaviorLog log = BehaviorLog::from_columns(c.view(), options());

@@ -1,3 +1,9 @@
+#include <algorithm>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
 #include "test_util.hpp"
 
 namespace perkrec {
@@ -67,6 +73,65 @@ TEST(IdMap, LargeLookupMatchesFindAndNamesTheFirstUnknown) {
   EXPECT_EQ(out[123457], -1);
   PERKREC_EXPECT_THROW_MSG(m.lookup(ids, out), InputError, "unknown integer id 4",
                            "position 123457");
+}
+
+// Ids that span a compact range (here with negatives and gaps) are looked up through a dense
+// array: the same indices as find() for ids inside, below, above and between the keys, and the
+// same error (the lowest position, the id) as the hash path.
+TEST(IdMap, DenseLookupOfCompactIdsMatchesFind) {
+  std::vector<std::int64_t> keys;
+  for (std::int64_t i = -3000; i < 9000; ++i) {
+    if (i % 7 != 0) keys.push_back(i);
+  }
+  std::shuffle(keys.begin(), keys.end(), std::mt19937(3));
+  const IdMap m = IdMap::from_integers(keys);
+  EXPECT_TRUE(detail::IntegerIdLookup(m).dense());
+  std::vector<std::int64_t> ids;
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 200000; ++i) ids.push_back(static_cast<std::int64_t>(rng() % 14000) - 4000);
+  ids.push_back(std::numeric_limits<std::int64_t>::min());
+  ids.push_back(std::numeric_limits<std::int64_t>::max());
+  std::vector<Index> out(ids.size(), -7);
+  m.lookup(ids, out, IdMap::Missing::minus_one);
+  const detail::IntegerIdLookup table(m);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_EQ(out[i], m.find(ids[i])) << ids[i];
+    ASSERT_EQ(table.find(ids[i]), m.find(ids[i])) << ids[i];
+  }
+  EXPECT_EQ(out[out.size() - 1], -1);
+  const auto first_unknown = static_cast<std::size_t>(
+      std::find_if(ids.begin(), ids.end(), [&](std::int64_t id) { return m.find(id) < 0; }) -
+      ids.begin());
+  PERKREC_EXPECT_THROW_MSG(m.lookup(ids, out), InputError,
+                           "unknown integer id " + std::to_string(ids[first_unknown]),
+                           "position " + std::to_string(first_unknown));
+}
+
+// Sparse or extreme ids fall back to the hash (the span would not fit, or overflows int64):
+// the same results either way.
+TEST(IdMap, SparseAndExtremeIdsUseTheHash) {
+  const std::int64_t lo = std::numeric_limits<std::int64_t>::min();
+  const std::int64_t hi = std::numeric_limits<std::int64_t>::max();
+  std::vector<std::int64_t> sparse;
+  for (std::int64_t i = 0; i < 5000; ++i) sparse.push_back(i * (std::int64_t{1} << 40) - 17);
+  const IdMap extremes = IdMap::from_integers(std::vector<std::int64_t>{lo, hi, 0, -1});
+  const IdMap top = IdMap::from_integers(std::vector<std::int64_t>{hi, hi - 2, hi - 1});
+  const IdMap spread = IdMap::from_integers(sparse);
+  EXPECT_FALSE(detail::IntegerIdLookup(spread).dense());
+  EXPECT_FALSE(detail::IntegerIdLookup(extremes).dense());
+  EXPECT_TRUE(detail::IntegerIdLookup(top).dense());  // near the int64 edge, still compact
+  EXPECT_FALSE(detail::IntegerIdLookup(IdMap::from_strings({"a", "b"})).dense());
+  EXPECT_FALSE(detail::IntegerIdLookup(IdMap()).dense());
+  std::vector<std::int64_t> ids = {lo, hi, hi - 1, hi - 3, 0, -1, 1, -17, (1LL << 40) - 17};
+  for (const IdMap* m : {&extremes, &top, &spread}) {
+    std::vector<std::int64_t> batch = ids;
+    for (std::int64_t k : m->integers()) batch.push_back(k);
+    std::vector<Index> out(batch.size());
+    m->lookup(batch, out, IdMap::Missing::minus_one);
+    for (std::size_t i = 0; i < batch.size(); ++i) ASSERT_EQ(out[i], m->find(batch[i])) << i;
+  }
+  EXPECT_EQ(detail::IntegerIdLookup(top).find(lo), -1);
+  EXPECT_EQ(detail::IntegerIdLookup(top).find(hi - 2), 1);
 }
 
 TEST(IdMap, SavesAndLoads) {
