@@ -98,13 +98,15 @@ def test_group_folds_keep_each_household_in_one_fold_and_score_unseen_groups_hon
     grouped = FMCV(factors=0).fit(X, y, groups=names)
     assert grouped.selection_["reg_linear"] > 10 * plain.selection_["reg_linear"]
     assert grouped.selection_["linear_loss"] > plain.selection_["linear_loss"] + 0.02
+    before = grouped.selection_
     with pytest.raises(perkrec.InputError, match="groups has 2999"):
-        FMCV(factors=0).fit(X, y, groups=names[:-1])
+        grouped.fit(X, y, groups=names[:-1])
     with pytest.raises(perkrec.InputError, match="groups at position 4"):
-        FMCV(factors=0).fit(X, y, groups=np.where(np.arange(3000) == 4, None, names))
+        grouped.fit(X, y, groups=np.where(np.arange(3000) == 4, None, names))
     with pytest.raises(perkrec.InputError, match="without positive rows"):
-        FMCV(factors=0).fit(X, y, groups=np.arange(3000) % 3)  # 3 groups for 5 folds
-    assert grouped.selection_["reg_linear"] > 10 * plain.selection_["reg_linear"]  # unchanged
+        grouped.fit(X, y, groups=np.arange(3000) % 3)  # 3 groups for 5 folds
+    assert grouped.selection_ == before  # refused fits leave the fitted selection as it was
+    assert grouped.selection_["reg_linear"] > 10 * plain.selection_["reg_linear"]
 
 
 def test_thread_count_does_not_change_the_result():
