@@ -109,7 +109,9 @@ def simulate(
     ``behavior=True`` adds what members buy and browse: ``n_categories`` item categories (8
     items each, a brand level), each member's category interests (Dirichlet with strength
     ``interest_concentration`` around the categories' popularity), every order as a basket of
-    about ``lines_per_order`` purchase lines and about ``views_per_order`` views before it, a
+    about ``lines_per_order`` purchase lines and about ``views_per_order`` views in the 3 days
+    before it (an order after the end leaves its views before the end, and the truth conditions
+    on those of the member's next order), a
     quarter of the benefits scoped to one category, and a claim utility that rises by
     ``interest_effect`` per unit of log(the member's interest / the population's) for those
     benefits. Off by default: a program simulated without it is unchanged.

@@ -39,7 +39,12 @@
 // induced) becomes a basket of 1 + Poisson(lines_per_order - 1) purchase lines whose categories
 // follow theta_u (an order that redeemed a category-scoped benefit holds at least one line of
 // that category), the order amount split evenly over its lines; before each order,
-// Poisson(views_per_order) view events in the 3 days before it, categories following theta_u.
+// Poisson(views_per_order) view events in the 3 days before it (an induced order's only after
+// the claim that caused it), categories following theta_u.
+// Orders after the end leave their views before the end in the log, as a real log cut at any
+// time holds the browsing that leads to the next purchases; the truth conditions on the views
+// the member's next organic order left (with none, an order in the next 3 days is less likely;
+// with some, it is certain), so it uses what the log shows.
 // A quarter of the benefits are scoped to one category (BenefitItems maps each scoped benefit to
 // its category's or brand's items), and a category-scoped benefit's claim utility gains
 // interest_effect x log(theta_u[c] / pi_c) (clamped to +-3): members respond to benefits for

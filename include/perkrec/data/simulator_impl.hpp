@@ -469,7 +469,8 @@ struct Order {
   Timestamp time;
   float amount;
   std::int16_t channel;
-  Index benefit;  // first benefit redeemed on it, or -1
+  Index benefit;             // first benefit redeemed on it, or -1
+  Timestamp caused_at = -1;  // an induced order: when its benefit was claimed (views follow it)
 };
 
 // Chunk output: events of consecutive members, already in (member, time) order.
@@ -585,6 +586,7 @@ struct Scratch {
   std::vector<Index> policy_benefit;
   std::vector<double> interest;  // behaviour: the member's category shares theta
   std::vector<double> interest_cumulative;
+  int future_views = 0;  // behaviour: views before the end of the first organic order after it
 };
 
 inline double hour_draw(Rng& rng, double preferred_hour) {
@@ -792,6 +794,7 @@ struct OrganicOrders {
   std::size_t count = 0;
   double tau_end = 0.0;         // operational time at the end of the period
   double elapsed_at_end = 0.0;  // operational time since the last renewal at the end
+  double tau_next = 0.0;        // operational time of the first organic order after the end
 };
 
 // Stage 3: organic orders, a gamma renewal process in operational time (season, weekday,
@@ -863,6 +866,7 @@ inline OrganicOrders organic_orders(const World& w, const Member& m, Rng& rng, S
   out.count = s.orders.size();
   out.tau_end = tau_end;
   out.elapsed_at_end = tau_end - tau_last;
+  out.tau_next = tau_next;
   return out;
 }
 
@@ -973,7 +977,7 @@ inline void issue_benefits(const World& w, const Member& m, std::size_t organic_
           amount = static_cast<float>(threshold * (1.0 + 0.1 * rng.uniform()));
         }
         const std::int16_t ch = rng.bernoulli(app_order_share) ? 0 : kStoreChannel;
-        s.orders.push_back(Order{t, amount, ch, b});
+        s.orders.push_back(Order{t, amount, ch, b, claimed});
         emit(t, EventType::redeemed, b, ch, amount, 1.0f);
         redeemed = t < end;
       } else {
@@ -1055,8 +1059,8 @@ inline void draw_interests(const World& w, Rng& brng, Scratch& s) {
 
 // Behaviour, after stage 5: every order before the end becomes a basket of purchase lines and
 // is preceded by views (see simulator.hpp), appended to out's behaviour columns.
-inline void behavior_events(const World& w, const Member& m, Index u, Timestamp end, Rng& brng,
-                            Scratch& s, ChunkEvents& out) {
+inline void behavior_events(const World& w, const Member& m, const OrganicOrders& organic, Index u,
+                            Timestamp end, Rng& brng, Scratch& s, ChunkEvents& out) {
   const SimulatorParams& p = w.params;
   const Timestamp first = std::max(p.start_time, m.signup_time);
   const auto nc = static_cast<std::uint32_t>(p.n_categories);
@@ -1076,15 +1080,30 @@ inline void behavior_events(const World& w, const Member& m, Index u, Timestamp 
     out.b_amount.push_back(amount);
     out.b_basket.push_back(basket);
   };
+  // Views come before their order, so an order after the end still leaves the views that fall
+  // before it in the log (as a real log cut at any time holds them); returns how many it left.
+  // An induced order's views follow the claim that caused it (none before the benefit existed).
+  auto views_before = [&](Timestamp order_time, Rng& timing, Timestamp caused_at = -1) {
+    int left = 0;
+    const double window = caused_at >= 0 ? std::min(kViewWindowDays * kSecondsPerDay,
+                                                    static_cast<double>(order_time - caused_at))
+                                         : kViewWindowDays * kSecondsPerDay;
+    const int views = static_cast<int>(timing.poisson(p.views_per_order));
+    for (int v = 0; v < views; ++v) {
+      const auto before = static_cast<Timestamp>(timing.uniform() * window);
+      const Index item = draw_item(-1);
+      const Timestamp t = order_time - before;
+      if (t >= first && t < end) {
+        push(item, 1, t, 0.0, -1);
+        ++left;
+      }
+    }
+    return left;
+  };
   for (std::size_t k = 0; k < s.orders.size(); ++k) {
     const Order& o = s.orders[k];
+    views_before(o.time, brng, o.caused_at);
     if (o.time >= end) continue;
-    const int views = static_cast<int>(brng.poisson(p.views_per_order));
-    for (int v = 0; v < views; ++v) {
-      const auto before = static_cast<Timestamp>(brng.uniform() * kViewWindowDays * kSecondsPerDay);
-      const Index item = draw_item(-1);
-      if (o.time - before >= first) push(item, 1, o.time - before, 0.0, -1);
-    }
     const int lines = 1 + static_cast<int>(brng.poisson(p.lines_per_order - 1.0));
     const int scoped =
         o.benefit >= 0 ? w.benefit_category[static_cast<std::size_t>(o.benefit)] : -1;
@@ -1093,6 +1112,16 @@ inline void behavior_events(const World& w, const Member& m, Index u, Timestamp 
     const double share = static_cast<double>(o.amount) / lines;
     for (int l = 0; l < lines; ++l) push(draw_item(l == 0 ? scoped : -1), 0, o.time, share, basket);
   }
+  // The member's first organic order after the end (the renewal the history stopped at): its
+  // views before the end are in the log, and the truth conditions on how many there are. Its
+  // hour, view count and view times come from a stream of their own, so the truth does not
+  // depend on the interests (only the viewed items do).
+  Rng next_rng(p.seed, static_cast<std::uint64_t>(u) + 1, 3);
+  const double real_day = day_at(s, organic.tau_next, w.params.days);
+  const Timestamp next_order =
+      p.start_time + static_cast<Timestamp>(std::floor(real_day)) * kSecondsPerDay +
+      static_cast<Timestamp>(hour_draw(next_rng, m.preferred_hour) * kSecondsPerHour);
+  s.future_views = views_before(next_order, next_rng);
 }
 
 // Stage 6: the member's ground truth at the end of the period and their attributes.
@@ -1132,19 +1161,77 @@ inline void member_truth(const World& w, const Member& m, Index u, const Organic
   }
   const bool lapsed_at_end = lapse_day >= 0 && days >= lapse_day;
   const double survival_now = gamma_survival(shape, scale, elapsed_at_end);
+  // P(the next organic order falls in the first `ahead` days after the end | the time since
+  // the last one).
+  auto organic_within = [&](int ahead) {
+    const double window =
+        s.cumulative[static_cast<std::size_t>(std::min(horizon, days + ahead))] - tau_end;
+    double q;
+    if (survival_now > 1e-12) {
+      q = (survival_now - gamma_survival(shape, scale, elapsed_at_end + window)) / survival_now;
+    } else {
+      q = 1.0 - std::exp(-window / scale);
+    }
+    return std::clamp(q, 0.0, 1.0);
+  };
+  // With behaviour, the log holds the views the next organic order left before the end (one
+  // in the kViewWindowDays before it, Poisson(views_per_order) in all), so the truth is
+  // conditioned on their number: P(day D of the next order | elapsed, s.future_views views).
+  // Orders kViewWindowDays or more after the end leave none; an order on day D < 3 at hour h
+  // leaves Poisson(views_per_order x (3 - D - h / 24) / 3), averaged over the member's hours.
+  constexpr int kNear = static_cast<int>(kViewWindowDays);
+  double near_weight[kNear] = {};
+  double far_weight = 0.0;
+  const bool view_evidence = p.behavior && p.views_per_order > 0;
+  if (view_evidence) {
+    const int k_views = s.future_views;
+    double log_factorial = 0.0;
+    for (int i = 2; i <= k_views; ++i) log_factorial += std::log(static_cast<double>(i));
+    constexpr int kHours = 96;
+    constexpr double kSqrtTwoPi = 2.5066282746310002;
+    double hour_density[kHours], density_sum = 0.0;
+    for (int j = 0; j < kHours; ++j) {
+      const double h = (j + 0.5) * 24.0 / kHours;
+      double d = 0.0;
+      for (int wrap = -1; wrap <= 1; ++wrap) {
+        const double z = (h - preferred_hour + 24.0 * wrap) / 1.25;
+        d += 0.8 * std::exp(-0.5 * z * z) / (1.25 * kSqrtTwoPi);
+      }
+      if (h >= 7.0 && h < 23.0) d += 0.2 / 16.0;
+      hour_density[j] = d;
+      density_sum += d;
+    }
+    double below = 0.0;
+    for (int day = 0; day < kNear; ++day) {
+      const double upto = organic_within(day + 1);
+      double likelihood = 0.0;
+      for (int j = 0; j < kHours; ++j) {
+        const double x = day + (j + 0.5) / kHours;
+        const double mean = p.views_per_order * (kViewWindowDays - x) / kViewWindowDays;
+        likelihood += hour_density[j] / density_sum *
+                      std::exp(k_views * std::log(mean) - mean - log_factorial);
+      }
+      near_weight[day] = (upto - below) * likelihood;
+      below = upto;
+    }
+    far_weight = k_views == 0 ? 1.0 - below : 0.0;
+  }
+  double evidence = far_weight;
+  for (double v : near_weight) evidence += v;
   for (Index b = 0; b < nb; ++b) {
     const auto k = static_cast<std::size_t>(b);
     const int validity = w.catalog[b].validity_days;
-    const double window =
-        s.cumulative[static_cast<std::size_t>(std::min(horizon, days + validity))] - tau_end;
     double p_organic;
-    if (survival_now > 1e-12) {
-      p_organic =
-          (survival_now - gamma_survival(shape, scale, elapsed_at_end + window)) / survival_now;
+    if (!view_evidence) {
+      p_organic = organic_within(validity);
     } else {
-      p_organic = 1.0 - std::exp(-window / scale);
+      double inside = 0.0;
+      for (int day = 0; day < std::min(validity, kNear); ++day) inside += near_weight[day];
+      if (validity > kNear && far_weight > 0) {
+        inside += organic_within(validity) - organic_within(kNear);
+      }
+      p_organic = evidence > 0 ? std::clamp(inside / evidence, 0.0, 1.0) : organic_within(validity);
     }
-    p_organic = std::clamp(p_organic, 0.0, 1.0);
     const double claim =
         view_p[w.benefit_channel[k]] * (lapsed_at_end ? 0.5 : 1.0) * s.interest_p[k] * s.claim_p[k];
     const double r = s.induce_p[k];
@@ -1202,7 +1289,7 @@ inline void simulate_member(const World& w, Index u, Scratch& s, ChunkEvents& ou
   const OrganicOrders organic = organic_orders(w, m, rng, s);
   issue_benefits(w, m, organic.count, rng, s);
   emit_events(m, u, end, s, out);
-  if (p.behavior) behavior_events(w, m, u, end, brng, s, out);
+  if (p.behavior) behavior_events(w, m, organic, u, end, brng, s, out);
   member_truth(w, m, u, organic, s, truth, attributes, signup);
 }
 
