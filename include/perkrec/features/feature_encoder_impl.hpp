@@ -199,10 +199,10 @@ inline const std::string& missing_string() {
 }
 
 // ---- history counts ------------------------------------------------------------------------
-// 17 counts per sample, row-major: scope s (member, member_kind, member_band, benefit) x type t
-// (issued, claimed, redeemed) at s * 3 + t, member_ordered at 12, then member x channel issued,
-// viewed, claimed, redeemed at 13..16, then whole minutes from the member's last order to the
-// sample at 17 and from the first order to the last at 18 (both -1 without an order).
+// kHistoryCounts (19) counts per sample, row-major: scope s (member, member_kind, member_band,
+// benefit) x type t (issued, claimed, redeemed) at s * 3 + t, member_ordered at 12, then member x
+// channel issued, viewed, claimed, redeemed at 13..16, then whole minutes from the member's last
+// order to the sample at 17 and from the first order to the last at 18 (both -1 without an order).
 inline constexpr int kHistoryCounts = 19;
 inline constexpr int kScopeAggregates = 21;   // the 13 counts above 13, then 8 scope rates
 inline constexpr int kChannelAggregates = 7;  // member x channel: 4 counts, 3 rates
