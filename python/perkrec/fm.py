@@ -576,8 +576,10 @@ class FeatureEncoder:
     Field kinds (a list of dicts, strict: unknown keys or kinds raise ConfigError naming the
     JSON pointer, e.g. ``/fields/3/bins``):
       * ``categorical`` / ``id``: one-hot over values seen at least ``min_count`` times in fit
-        (default 1); rarer, unseen and missing values share the field's "other" feature. With
-        ``hash_buckets`` > 0 values are hashed into that many features instead.
+        (default 1); rarer, unseen and missing values share the field's "other" feature (a
+        field with one value on every fit row keeps none: all rows encode "other", so a value
+        never seen in fit, e.g. a plan at another hour than every logged issue, changes nothing).
+        With ``hash_buckets`` > 0 values are hashed into that many features instead.
       * ``numeric``: ``transform="quantile"`` (default) one-hot of ``bins`` quantile buckets
         (plus a missing bucket), or ``"standardize"`` (one feature, value (x - mean) / std;
         NaN raises InputError).

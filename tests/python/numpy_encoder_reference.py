@@ -334,6 +334,8 @@ class FeatureEncoder:
                 )
                 counts = values.value_counts()
                 keep = sorted(counts[counts >= f.get("min_count", 1)].index.tolist())
+                if len(counts) == 1 and int(counts.iloc[0]) == len(values):
+                    keep = []  # one value on every row: a constant, encoded as "other
                 state.append({"vocab": keep, "size": len(keep) + 1})
             elif kind == "numeric":
                 x = np.asarray(

@@ -10,7 +10,9 @@
 //   categorical / id   name, column (default: name), min_count (>= 0, default 1),
 //                      hash_buckets (>= 0, default 0), optional
 //       One-hot over the values seen at least min_count times in fit, sorted as strings;
-//       feature 0 of the field is "other" (rarer, unseen and missing values). With
+//       feature 0 of the field is "other" (rarer, unseen and missing values). A field with one
+//       value on every fit row keeps no values (every row encodes "other": a constant, so a
+//       value unseen in fit cannot take a share of the bias away). With
 //       hash_buckets > 0 the value's string is hashed (pandas' hash_array: SipHash-2-4 with
 //       key "0123456789123456", then a 64-bit mix) into that many features instead.
 //   numeric            name, column, transform ("quantile" | "standardize"), bins (>= 0,

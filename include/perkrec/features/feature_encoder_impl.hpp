@@ -1135,8 +1135,13 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
       }
       const auto counts_by_string =
           detail::count_strings(detail::categorical_source(samples, f, ctx), n);
+      // A field that holds one value on every fit row is a constant: it keeps no vocabulary,
+      // so every row (then and later) encodes its "other" feature. With the value as a feature,
+      // the model would give it part of the bias, which a new value at transform time (a plan
+      // at another hour than every logged issue) would take away.
+      const bool constant = counts_by_string.size() == 1 && counts_by_string.begin()->second == n;
       for (const auto& [value, count] : counts_by_string) {
-        if (count >= f.min_count) st.vocab.push_back(value);  // std::map: already sorted
+        if (!constant && count >= f.min_count) st.vocab.push_back(value);  // already sorted
       }
       st.size = static_cast<Index>(st.vocab.size()) + 1;
     } else if (f.kind == FeatureField::Kind::numeric) {

@@ -68,6 +68,36 @@ TEST(FeatureEncoder, VocabularyOtherBucketAndMinCount) {
   EXPECT_EQ(enc.feature_fields(), (std::vector<std::int32_t>{0, 0, 0, 0, 1, 1, 2, 2, 2}));
 }
 
+TEST(FeatureEncoder, AConstantFieldEncodesOtherForEveryValue) {
+  // Every fit row holds hour 10 (as when a program sends all its benefits at one hour): the
+  // field keeps no value, so a row at hour 23 encodes exactly what the fit rows did.
+  std::vector<std::int64_t> hour{10, 10, 10, 10};
+  SampleColumns s;
+  s.rows = 4;
+  s.integers = {{"hour", hour}};
+  auto enc = encoder(R"([{"name": "hour", "kind": "categorical"}])");
+  enc.fit(s);
+  EXPECT_TRUE(enc.state()[0].vocab.empty());
+  EXPECT_EQ(enc.field_sizes(), (std::vector<Index>{1}));
+  const auto fitted = enc.transform(s);
+  hour = {23, 10, 0, 7};
+  s.integers = {{"hour", hour}};
+  const auto later = enc.transform(s);
+  EXPECT_EQ(later.indices, fitted.indices);
+  EXPECT_EQ(later.indices, (std::vector<Index>{0, 0, 0, 0}));
+  // Two values, or one value and a missing row, are not constant.
+  hour = {10, 10, 10, 11};
+  s.integers = {{"hour", hour}};
+  enc.fit(s);
+  EXPECT_EQ(enc.state()[0].vocab, (std::vector<std::string>{"10", "11"}));
+  std::vector<std::int32_t> codes{0, 0, -1};
+  SampleColumns m;
+  m.rows = 3;
+  m.categoricals = {{"hour", codes, {"10"}, {}}};
+  enc.fit(m);
+  EXPECT_EQ(enc.state()[0].vocab, (std::vector<std::string>{"10"}));
+}
+
 TEST(FeatureEncoder, MissingFlagsAreOtherForVocabulariesAndHashedAsTheirString) {
   std::vector<std::int32_t> codes{0, 1, 0, -1};
   SampleColumns s;
