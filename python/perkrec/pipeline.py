@@ -6,8 +6,10 @@
 
 ``fit`` learns what the plan needs, the recipe the demo plans with:
 
-1. redemption samples from the issues logged before ``cut_time`` (labels only from those
-   events), a :class:`~perkrec.FeatureEncoder` with leak-safe history features, and an FM
+1. redemption samples from the issues logged before ``cut_time`` whose validity ended by the
+   end of the log, labelled from the whole log (an issue still open at the cut keeps a later
+   redemption: labels cut short at the cut made the FM under-predict recent issues and the
+   plan time; features see only the events before each row), a :class:`~perkrec.FeatureEncoder` with leak-safe history features, and an FM
    weighted by clipped inverse logged propensities (``weighting="ipw"``), early-stopped on the
    issues logged after ``cut_time`` whose validity ended by the end of the log;
 2. those held-out issues again, with the FM's predictions, to measure how much of the FM's
@@ -516,21 +518,27 @@ class BenefitPlanner:
     def _fit_redemption_model(
         self, events, catalog, user_table, cut, t_cut: int, t_end: int, progress, behavior=None
     ):
-        from .data import split_by_time
         from .fm import DEFAULT_FIELDS, FM, FeatureEncoder, redemption_samples
         from .plan import issue_weights
 
-        threads = self.params["num_threads"]
-        train, _ = split_by_time(events, cut, threads)
-        rows = redemption_samples(train, catalog, user_table)
+        # The issues before the cut, labelled from the whole log: an issue still open at the
+        # cut keeps a redemption that comes after it (labels from the events before the cut
+        # alone would call it 0, and those rows, the latest, would teach the FM that recent
+        # issues redeem less). Features still see only the events before each row's time, and
+        # the held-out issues (after the cut) are other rows. An issue whose validity runs past
+        # the end of the log has no label yet and is left out.
+        rows = redemption_samples(events, catalog, user_table)
+        start = rows["timestamp"].to_numpy()
+        keep = (start < t_cut) & (start + rows["validity_days"].to_numpy() * 86400 <= t_end)
+        rows = rows[keep].reset_index(drop=True)
         if len(rows) == 0:
             raise _input_error(
                 f"BenefitPlanner.fit: events: no issues before cut_time (got cut_time {cut})"
             )
         weights = None
         if self.params["weighting"] == "ipw":
-            train_frame = train.to_frame(external_ids=False)
-            weights = issue_weights(train_frame["propensity"].to_numpy()[_issued_mask(train_frame)])
+            frame = events.to_frame(external_ids=False)
+            weights = issue_weights(frame["propensity"].to_numpy()[_issued_mask(frame)][keep])
         if behavior is None:
             encoder = FeatureEncoder()
         else:
