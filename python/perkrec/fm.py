@@ -159,7 +159,11 @@ def redemption_samples(
     (``float("inf")``: any later redemption counts). A benefit without a validity (a DataFrame
     catalog without the column, or NaN) raises InputError naming it unless ``window_days`` is
     given: the window decides labels, so it is never guessed. ``frame.attrs["redeemed_after_window"]``
-    counts the rows labelled 0 although the member redeemed that benefit later. Column ``event``
+    counts the rows labelled 0 although the member redeemed that benefit later;
+    ``frame.attrs["open_at_end"]`` the rows labelled 0 whose window had not ended by the log's
+    last event (a label that may still turn 1: samples from a log cut at a training date call
+    every issue still open at the cut 0, which teaches a model that recent issues redeem less;
+    label them from a longer log, as BenefitPlanner does, or leave them out). Column ``event``
     is the row id: the issue event's position in ``events``; ``keep`` names event columns
     carried through (``channel``, ``order_amount``, ``propensity``, ``control`` of an EventLog,
     any column of a DataFrame).
@@ -287,6 +291,10 @@ def redemption_samples(
                 )
             extra = ev[list(keep)].iloc[issued].reset_index(drop=True)
         counts["redeemed_after_window"] = int((late & keep_mask).sum())
+        t_last = int(secs.max(initial=0))
+        counts["open_at_end"] = int(
+            (keep_mask & (label == 0) & (time_i + windows * 86400 > t_last)).sum()
+        )
         out = out[keep_mask].reset_index(drop=True)
         if extra is not None:
             extra = extra[keep_mask].reset_index(drop=True)

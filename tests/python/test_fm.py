@@ -419,6 +419,12 @@ def test_samples_from_events_window_is_explicit_and_rows_carry_ids():
     s = redemption_samples(events, catalog, users, keep=["channel"])
     # c1 was redeemed 59 days after the issue: outside its 30-day validity, so label 0 — and counted.
     assert s["label"].tolist() == [0, 0] and s.attrs["redeemed_after_window"] == 1
+    assert s.attrs["open_at_end"] == 0  # both windows ended before the log's last event
+    # Cut at Jan 20: both issues are still open at the log's last event (Jan 2), labelled 0
+    # for now, and counted.
+    early, _ = perkrec.split_by_time(events, "2026-01-20")
+    cut = redemption_samples(early, catalog, users)
+    assert cut["label"].tolist() == [0, 0] and cut.attrs["open_at_end"] == 2
     assert s["event"].tolist() == list(np.flatnonzero(events.to_frame()["event_type"] == "issued"))
     assert "channel" in s.columns and s["brand"].tolist() == ["Acme", "Bolt"]
     assert redemption_samples(events, catalog, window_days=float("inf"))["label"].tolist() == [1, 0]
