@@ -100,8 +100,10 @@ struct FMParams {
                                       ///< validation rows)
   Shuffle shuffle = Shuffle::blocks;  ///< visiting order of the rows in each epoch
   /// 1 (default) = bit-reproducible SGD; 0 = the OpenMP default or > 1 = Hogwild, faster on
-  /// many cores and not reproducible. The exact solver (factors = 0) and scoring are identical
-  /// for any count.
+  /// many cores and not reproducible. Several threads train an FM on a copy of its parameters
+  /// laid out one cache-line-aligned record per feature (64 bytes at 8 factors with SGD, 128
+  /// with AdaGrad), made and copied back every epoch. The exact solver (factors = 0) and
+  /// scoring are identical for any count.
   int num_threads = 1;
   std::uint64_t seed = 42;  ///< initial factors and visiting order
 

@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <numeric>
 #include <utility>
+#include <vector>
 
 #include "perkrec/core/random.hpp"
 #include "perkrec/core/threading.hpp"
@@ -38,203 +40,6 @@ inline float fm_sigmoid(float s) {
   return s >= 0 ? 1.0f / (1.0f + std::exp(-s)) : std::exp(s) / (1.0f + std::exp(s));
 }
 
-// The training kernel. KC > 0 fixes the factor count at compile time so the inner loops unroll
-// and vectorize; KC == 0 reads it at run time. Parameters are updated in place without locks
-// (Hogwild): concurrent writers may lose an update, which SGD tolerates.
-template <int KC>
-struct FMKernel {
-  float* w0;
-  float* w;
-  float* v;
-  float* g0;  // AdaGrad sums; null for SGD
-  float* gw;
-  float* gv;
-  const std::int32_t* fields;
-  int k_runtime;
-  std::size_t stride;  // floats per feature in v
-  bool field_aware;
-  float lr, reg_bias, reg_linear, reg_factors;
-
-  int k() const { return KC > 0 ? KC : k_runtime; }
-
-  // Raw score; for FM also leaves sum_i v_i x_i in `sum` (k floats) for backward().
-  float forward(const Index* idx, const float* val, Offset n, float* sum) const {
-    const int K = k();
-    float s = *w0;
-    if (!field_aware) {
-      if constexpr (KC > 0) {
-        // Lane-wise accumulators in registers: no aliasing with the parameters and no
-        // reassociation needed, so the compiler vectorizes the factor loops.
-        float acc[KC] = {}, sq[KC] = {};
-        for (Offset e = 0; e < n; ++e) {
-          const float x = val ? val[e] : 1.0f;
-          const float* __restrict vi = v + static_cast<std::size_t>(idx[e]) * stride;
-          s += w[idx[e]] * x;
-          for (int f = 0; f < KC; ++f) {
-            const float t = vi[f] * x;
-            acc[f] += t;
-            sq[f] += t * t;
-          }
-        }
-        float inter = 0.0f;
-        for (int f = 0; f < KC; ++f) {
-          inter += acc[f] * acc[f] - sq[f];
-          sum[f] = acc[f];
-        }
-        return s + 0.5f * inter;
-      }
-      for (int f = 0; f < K; ++f) sum[f] = 0.0f;
-      float sq = 0.0f;
-      for (Offset e = 0; e < n; ++e) {
-        const float x = val ? val[e] : 1.0f;
-        const float* vi = v + static_cast<std::size_t>(idx[e]) * stride;
-        s += w[idx[e]] * x;
-        for (int f = 0; f < K; ++f) {
-          const float t = vi[f] * x;
-          sum[f] += t;
-          sq += t * t;
-        }
-      }
-      float dot = 0.0f;
-      for (int f = 0; f < K; ++f) dot += sum[f] * sum[f];
-      return s + 0.5f * (dot - sq);
-    }
-    for (Offset a = 0; a < n; ++a) {
-      const float xa = val ? val[a] : 1.0f;
-      s += w[idx[a]] * xa;
-      const std::size_t fa = static_cast<std::size_t>(fields[idx[a]]);
-      const float* base_a = v + static_cast<std::size_t>(idx[a]) * stride;
-      for (Offset b = a + 1; b < n; ++b) {
-        const float xb = val ? val[b] : 1.0f;
-        const std::size_t fb = static_cast<std::size_t>(fields[idx[b]]);
-        const float* va = base_a + fb * K;
-        const float* vb = v + static_cast<std::size_t>(idx[b]) * stride + fa * K;
-        float dot = 0.0f;
-        for (int f = 0; f < K; ++f) dot += va[f] * vb[f];
-        s += dot * xa * xb;
-      }
-    }
-    return s;
-  }
-
-  static void step(float& param, float& acc, float grad, float lr) {
-    acc += grad * grad;
-    param -= lr * grad / std::sqrt(acc);
-  }
-
-  // Applies one update for d(loss)/d(score) = g.
-  void backward(const Index* idx, const float* val, Offset n, const float* sum, float g) {
-    const int K = k();
-    const bool ada = g0 != nullptr;
-    {
-      const float grad = g + reg_bias * *w0;
-      if (ada)
-        step(*w0, *g0, grad, lr);
-      else
-        *w0 -= lr * grad;
-    }
-    if (!field_aware) {
-      if constexpr (KC > 0) {
-        [[maybe_unused]] const bool avx2 = ada && fm_cpu_has_avx2();
-        float acc[KC];
-        for (int f = 0; f < KC; ++f) acc[f] = sum[f];
-        for (Offset e = 0; e < n; ++e) {
-          const float x = val ? val[e] : 1.0f;
-          const std::size_t i = static_cast<std::size_t>(idx[e]);
-          const float gl = g * x + reg_linear * w[i];
-          float* __restrict vi = v + i * stride;
-          const float gx = g * x;
-          if (ada) {
-            step(w[i], gw[i], gl, lr);
-            float* __restrict gi = gv + i * stride;
-#if PERKREC_FM_HAVE_AVX2_KERNELS
-            if constexpr (KC == 8) {
-              if (avx2) {
-                fm_adagrad_step8_avx2(vi, gi, acc, gx, x, reg_factors, lr);
-                continue;
-              }
-            }
-#endif
-            for (int f = 0; f < KC; ++f) {
-              const float grad = gx * (acc[f] - vi[f] * x) + reg_factors * vi[f];
-              gi[f] += grad * grad;
-              vi[f] -= lr * grad / std::sqrt(gi[f]);
-            }
-          } else {
-            w[i] -= lr * gl;
-            for (int f = 0; f < KC; ++f) {
-              vi[f] -= lr * (gx * (acc[f] - vi[f] * x) + reg_factors * vi[f]);
-            }
-          }
-        }
-        return;
-      }
-      for (Offset e = 0; e < n; ++e) {
-        const float x = val ? val[e] : 1.0f;
-        const std::size_t i = static_cast<std::size_t>(idx[e]);
-        const float gl = g * x + reg_linear * w[i];
-        if (ada)
-          step(w[i], gw[i], gl, lr);
-        else
-          w[i] -= lr * gl;
-        float* vi = v + i * stride;
-        const float gx = g * x;
-        if (ada) {
-          float* gi = gv + i * stride;
-          for (int f = 0; f < K; ++f) {
-            const float grad = gx * (sum[f] - vi[f] * x) + reg_factors * vi[f];
-            gi[f] += grad * grad;
-            vi[f] -= lr * grad / std::sqrt(gi[f]);
-          }
-        } else {
-          for (int f = 0; f < K; ++f) {
-            const float grad = gx * (sum[f] - vi[f] * x) + reg_factors * vi[f];
-            vi[f] -= lr * grad;
-          }
-        }
-      }
-      return;
-    }
-    for (Offset a = 0; a < n; ++a) {
-      const float xa = val ? val[a] : 1.0f;
-      const std::size_t ia = static_cast<std::size_t>(idx[a]);
-      const float gl = g * xa + reg_linear * w[ia];
-      if (ada)
-        step(w[ia], gw[ia], gl, lr);
-      else
-        w[ia] -= lr * gl;
-    }
-    for (Offset a = 0; a < n; ++a) {
-      const float xa = val ? val[a] : 1.0f;
-      const std::size_t ia = static_cast<std::size_t>(idx[a]);
-      const std::size_t fa = static_cast<std::size_t>(fields[ia]);
-      for (Offset b = a + 1; b < n; ++b) {
-        const float xb = val ? val[b] : 1.0f;
-        const std::size_t ib = static_cast<std::size_t>(idx[b]);
-        const std::size_t fb = static_cast<std::size_t>(fields[ib]);
-        const std::size_t oa = ia * stride + fb * K;
-        const std::size_t ob = ib * stride + fa * K;
-        float* va = v + oa;
-        float* vb = v + ob;
-        const float gxx = g * xa * xb;
-        for (int f = 0; f < K; ++f) {
-          const float ga = gxx * vb[f] + reg_factors * va[f];
-          const float gb = gxx * va[f] + reg_factors * vb[f];
-          if (ada) {
-            gv[oa + f] += ga * ga;
-            gv[ob + f] += gb * gb;
-            va[f] -= lr * ga / std::sqrt(gv[oa + f]);
-            vb[f] -= lr * gb / std::sqrt(gv[ob + f]);
-          } else {
-            va[f] -= lr * ga;
-            vb[f] -= lr * gb;
-          }
-        }
-      }
-    }
-  }
-};
-
 // The visiting order of one epoch. `rows`: a uniform random permutation (every row a cache and
 // TLB miss on large data). Otherwise blocks of kFMShuffleBlock consecutive rows in random order,
 // rows shuffled within each block by their own stream (seed, block, epoch): nearly the same
@@ -242,15 +47,15 @@ struct FMKernel {
 constexpr Offset kFMShuffleBlock = 256;
 
 inline void fm_shuffle(std::vector<Offset>& order, Offset rows, bool full, std::uint64_t seed,
-                       std::uint64_t epoch) {
+                       std::uint64_t epoch, int threads = 1) {
   auto permute = [](Offset* first, Offset n, Rng& rng) {
     for (Offset i = n - 1; i > 0; --i) {
       const auto j = static_cast<Offset>(rng.next_u64() % static_cast<std::uint64_t>(i + 1));
       std::swap(first[i], first[j]);
     }
   };
-  std::iota(order.begin(), order.end(), Offset{0});
   if (full) {
+    std::iota(order.begin(), order.end(), Offset{0});
     Rng rng(seed, 0x5348554646ULL, epoch);
     permute(order.data(), rows, rng);
     return;
@@ -260,15 +65,27 @@ inline void fm_shuffle(std::vector<Offset>& order, Offset rows, bool full, std::
   std::iota(block_order.begin(), block_order.end(), Offset{0});
   Rng rng(seed, 0x424c4f434bULL, epoch);
   permute(block_order.data(), blocks, rng);
+  // Every block but the last holds kFMShuffleBlock rows, so where a block lands follows from
+  // its rank and whether the short last block comes before it; with that, the blocks are
+  // shuffled in parallel (each by its own stream: the order does not depend on `threads`).
+  // Serial, this pass took a few percent of a two-thread epoch.
+  const Offset short_by = blocks * kFMShuffleBlock - rows;
+  std::vector<Offset> position(static_cast<std::size_t>(blocks));
   Offset pos = 0;
-  for (Offset b : block_order) {
+  for (Offset j = 0; j < blocks; ++j) {
+    position[static_cast<std::size_t>(j)] = pos;
+    pos += block_order[static_cast<std::size_t>(j)] == blocks - 1 ? kFMShuffleBlock - short_by
+                                                                  : kFMShuffleBlock;
+  }
+  parallel_for(0, blocks, threads, [&](Offset j) {
+    const Offset b = block_order[static_cast<std::size_t>(j)];
     const Offset begin = b * kFMShuffleBlock;
     const Offset n = std::min(rows, begin + kFMShuffleBlock) - begin;
-    for (Offset i = 0; i < n; ++i) order[static_cast<std::size_t>(pos + i)] = begin + i;
+    Offset* out = order.data() + position[static_cast<std::size_t>(j)];
+    for (Offset i = 0; i < n; ++i) out[i] = begin + i;
     Rng inner(seed ^ 0x9E3779B97F4A7C15ULL, static_cast<std::uint64_t>(b), epoch);
-    permute(order.data() + pos, n, inner);
-    pos += n;
-  }
+    permute(out, n, inner);
+  });
 }
 
 template <class F>
@@ -691,11 +508,17 @@ PERKREC_INLINE double FM::sgd_epoch(const CsrView<float>& X, const FMTarget& tar
   const bool bpr = params_.loss == FMParams::Loss::bpr;
   const Offset rows = X.rows;
   detail::fm_shuffle(order, rows, params_.shuffle == FMParams::Shuffle::rows, params_.seed,
-                     static_cast<std::uint64_t>(epochs_done_));
+                     static_cast<std::uint64_t>(epochs_done_), threads);
   constexpr Offset kBlock = 2048;
   constexpr int kBiasSync = 16;  // rows between a thread's bias merges (several threads)
   const Offset blocks = (rows + kBlock - 1) / kBlock;
   const std::uint64_t epoch_id = static_cast<std::uint64_t>(epochs_done_);
+  // Several threads train on line-aligned per-feature records (see FMRecords); one thread on
+  // the model's arrays, where it needs no copy. FFM factor rows span n_fields x K floats, lines
+  // of their own already.
+  const bool interleave = threads > 1 && !params_.field_aware;
+  detail::FMRecords records;
+  if (interleave) records.gather(w_, v_, gw_, gv_, static_cast<std::size_t>(K));
   detail::fm_dispatch(K, [&](auto kc) {
     constexpr int KC = decltype(kc)::value;
     detail::FMKernel<KC> kern{&w0_,
@@ -712,6 +535,7 @@ PERKREC_INLINE double FM::sgd_epoch(const CsrView<float>& X, const FMTarget& tar
                               params_.reg_bias,
                               params_.reg_linear,
                               params_.reg_factors};
+    if (interleave) records.attach(kern);
     const bool ada = kern.g0 != nullptr;
     parallel_for(0, blocks, threads, [&](Offset block, int t) {
       float* sum_a = scratch.data() + scratch_stride * static_cast<std::size_t>(t);
@@ -827,6 +651,7 @@ PERKREC_INLINE double FM::sgd_epoch(const CsrView<float>& X, const FMTarget& tar
       if (threads > 1) push_bias();
     });
   });
+  if (interleave) records.scatter(w_, v_, gw_, gv_);
   double total_loss = 0.0, total_weight = 0.0;
   for (const auto& slot : slots) {
     total_loss += slot.loss;
