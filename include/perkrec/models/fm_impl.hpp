@@ -513,10 +513,11 @@ PERKREC_INLINE double FM::sgd_epoch(const CsrView<float>& X, const FMTarget& tar
   constexpr int kBiasSync = 16;  // rows between a thread's bias merges (several threads)
   const Offset blocks = (rows + kBlock - 1) / kBlock;
   const std::uint64_t epoch_id = static_cast<std::uint64_t>(epochs_done_);
-  // Several threads train on line-aligned per-feature records (see FMRecords); one thread on
-  // the model's arrays, where it needs no copy. FFM factor rows span n_fields x K floats, lines
-  // of their own already.
-  const bool interleave = threads > 1 && !params_.field_aware;
+  // Several threads with AdaGrad train on line-aligned per-feature records (see FMRecords):
+  // an update there touches four arrays per feature. One thread trains on the model's arrays,
+  // where it needs no copy; SGD's two arrays too (measured: its padded copy scaled worse on
+  // two threads, BENCHMARKS.md). FFM factor rows span n_fields x K floats, lines of their own.
+  const bool interleave = threads > 1 && !params_.field_aware && !gw_.empty();
   detail::FMRecords records;
   if (interleave) records.gather(w_, v_, gw_, gv_, static_cast<std::size_t>(K));
   detail::fm_dispatch(K, [&](auto kc) {
