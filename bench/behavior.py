@@ -19,7 +19,10 @@ The machine's load matters: on a shared 2-core machine, report `uptime`'s load w
 
 Memory: each stage's peak resident memory above what the process held when it began (Linux:
 the peak is reset before each stage through /proc/self/clear_refs), next to the log's columns
-(33 bytes per event) and the input arrays, and the process's peak RSS at the end.
+(33 bytes per event) and the input arrays, and the process's peak RSS at the end. For the
+features stage, "log + peak" is (the log's columns + the stage's peak above what was held
+before) / the log's columns: everything the call allocates, its returned columns included,
+beside the log it reads; the caller's event and sample arrays are not counted.
 
     .venv/bin/python bench/behavior.py --events 100000000 --samples 10000000 --threads 2 \
         --skip-sorted --frame --repeat 1
@@ -261,7 +264,9 @@ def main() -> None:
         print(
             f"features ({label}, levels category+brand): {best:.2f} s = "
             f"{s / best / 1e6:.2f} M samples/s over {n:,} events ({args.threads} threads; {cpu:.2f} CPU s); "
-            f"peak {peak:.2f} GiB above the memory held before (output {out_gib:.2f} GiB)"
+            f"peak {peak:.2f} GiB above the memory held before (output {out_gib:.2f} GiB); "
+            f"log + peak = {1 + peak / log_gib:.2f}x the log's columns "
+            f"({1 + (peak - out_gib) / log_gib:.2f}x without the output)"
         )
     peak_gib = max(_PROCESS_PEAK_KIB, _status_kib("VmHWM")) / 2**20
     print(
