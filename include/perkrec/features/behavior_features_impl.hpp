@@ -420,8 +420,9 @@ void behavior_sweep(const BehaviorPlan& plan, const BehaviorSamples& samples,
   const double half_life_s = params.half_life_days * static_cast<double>(kSecondsPerDay);
   const int threads = resolve_num_threads(params.num_threads);
   std::vector<BehaviorScratch> scratch(static_cast<std::size_t>(threads));
-  std::vector<std::vector<double>> row_values(static_cast<std::size_t>(threads),
-                                              std::vector<double>(cols, 0.0));
+  // One row of values per thread, a cache line apart so that threads never share a line.
+  const std::size_t row_stride = (cols + 7) / 8 * 8 + 8;
+  std::vector<double> row_values(static_cast<std::size_t>(threads) * row_stride, 0.0);
   const auto ev_item = log.items();
   const auto ev_action = log.actions();
   const auto ev_time = log.timestamps();
@@ -450,7 +451,7 @@ void behavior_sweep(const BehaviorPlan& plan, const BehaviorSamples& samples,
             sc.level[l].assign(n_slots * level_size[l], BehaviorAcc{});
           sc.ready = true;
         }
-        double* const o = row_values[static_cast<std::size_t>(thread)].data();
+        double* const o = row_values.data() + static_cast<std::size_t>(thread) * row_stride;
         std::vector<BehaviorMember> member(n_slots);
         sc.baskets.clear();
         // Decayed counts are kept as sums of 2^((t_event - ref) / half-life) against one
@@ -683,18 +684,25 @@ PERKREC_INLINE BehaviorTable behavior_table(const BehaviorSamples& samples, cons
                    double* dst = blocks[row >> shift].get() + (row & mask) * width;
                    for (std::size_t j = 0; j < width; ++j) dst[j] = values[plan.sweep_columns[j]];
                  });
+  // Each thread appends a contiguous range of the columns, a tile of rows at a time, so that
+  // the tile's rows are read from memory once for all the range's columns.
+  const auto parts = std::min<std::size_t>(
+      static_cast<std::size_t>(resolve_num_threads(params.num_threads)), width);
   for (std::size_t b = 0; b < n_blocks; ++b) {
     const double* block = blocks[b].get();
     const std::size_t rows = block_rows(b);
-    parallel_for(0, static_cast<Offset>(width), params.num_threads, [&](Offset jj) {
-      const auto j = static_cast<std::size_t>(jj);
-      auto& column = t.columns[plan.sweep_columns[j]];
-      constexpr std::size_t kTile = 512;
+    parallel_for(0, static_cast<Offset>(parts), static_cast<int>(parts), [&](Offset part) {
+      const std::size_t j0 = width * static_cast<std::size_t>(part) / parts;
+      const std::size_t j1 = width * static_cast<std::size_t>(part + 1) / parts;
+      constexpr std::size_t kTile = 256;
       double tile[kTile];
       for (std::size_t r0 = 0; r0 < rows; r0 += kTile) {
         const std::size_t r1 = std::min(rows, r0 + kTile);
-        for (std::size_t r = r0; r < r1; ++r) tile[r - r0] = block[r * width + j];
-        column.insert(column.end(), tile, tile + (r1 - r0));
+        for (std::size_t j = j0; j < j1; ++j) {
+          for (std::size_t r = r0; r < r1; ++r) tile[r - r0] = block[r * width + j];
+          auto& column = t.columns[plan.sweep_columns[j]];
+          column.insert(column.end(), tile, tile + (r1 - r0));
+        }
       }
     });
     blocks[b].reset();
