@@ -9,8 +9,10 @@ the C++ calls alone (arrays prepared beforehand, GIL released), best of --repeat
            and from columns already sorted by (member, time) (the copy path); rows/s
   frame    BehaviorLog.from_frame on a DataFrame of the random-order rows with external integer
            member and item ids (the id lookups, dtype checks and the build; --frame)
-  features behavior_features for every sample: the 8 aggregates below at the items scope and
-           two levels, plus member totals and popularity; samples/s
+  features behavior_features for every sample: the 6 scope aggregates below at the items scope
+           and two levels, plus 5 member totals and 2 popularity ones (25 columns); samples/s (`_core.behavior_features`,
+           which returns numpy columns; --wrapper adds one call of `perkrec.behavior_features`,
+           which returns them as a DataFrame)
 
     .venv/bin/python bench/behavior.py --events 10000000 --samples 1000000 --threads 2
 
@@ -19,7 +21,10 @@ The machine's load matters: on a shared 2-core machine, report `uptime`'s load w
 
 Memory: each stage's peak resident memory above what the process held when it began (Linux:
 the peak is reset before each stage through /proc/self/clear_refs), next to the log's columns
-(33 bytes per event) and the input arrays, and the process's peak RSS at the end.
+(33 bytes per event) and the input arrays, and the process's peak RSS at the end. For the
+features stage, "log + peak" is (the log's columns + the stage's peak above what was held
+before) / the log's columns: everything the call allocates, its returned columns included,
+beside the log it reads; the caller's event and sample arrays are not counted.
 
     .venv/bin/python bench/behavior.py --events 100000000 --samples 10000000 --threads 2 \
         --skip-sorted --frame --repeat 1
@@ -89,6 +94,11 @@ def main() -> None:
         "--frame",
         action="store_true",
         help="also time BehaviorLog.from_frame on a DataFrame of the random-order rows",
+    )
+    ap.add_argument(
+        "--wrapper",
+        action="store_true",
+        help="also time perkrec.behavior_features, which returns a DataFrame, once",
     )
     ap.add_argument(
         "--skip-sorted",
@@ -261,7 +271,35 @@ def main() -> None:
         print(
             f"features ({label}, levels category+brand): {best:.2f} s = "
             f"{s / best / 1e6:.2f} M samples/s over {n:,} events ({args.threads} threads; {cpu:.2f} CPU s); "
-            f"peak {peak:.2f} GiB above the memory held before (output {out_gib:.2f} GiB)"
+            f"peak {peak:.2f} GiB above the memory held before (output {out_gib:.2f} GiB); "
+            f"log + peak = {1 + peak / log_gib:.2f}x the log's columns "
+            f"({1 + (peak - out_gib) / log_gib:.2f}x without the output)"
+        )
+    if args.wrapper:
+        import pandas as pd
+
+        frame = pd.DataFrame({"user": su, "benefit": sb, "timestamp": st}, copy=False)
+        wrapped = (
+            perkrec.BehaviorLog._wrap(log),
+            perkrec.ItemCatalog._wrap(catalog),
+            perkrec.BenefitItems._wrap(applies),
+        )
+        t0, c0 = time.perf_counter(), time.process_time()
+        table, peak, _ = _measured(
+            lambda: perkrec.behavior_features(
+                frame,
+                *wrapped,
+                levels=["category", "brand"],
+                num_threads=args.threads,
+            )
+        )
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        out_gib = table.memory_usage(index=False).sum() / 2**30
+        del table
+        print(
+            f"perkrec.behavior_features (the DataFrame wrapper, all 13 aggregates): {wall:.2f} s "
+            f"({cpu:.2f} CPU s); peak {peak:.2f} GiB above the memory held before (frame "
+            f"{out_gib:.2f} GiB); log + peak = {1 + peak / log_gib:.2f}x the log's columns"
         )
     peak_gib = max(_PROCESS_PEAK_KIB, _status_kib("VmHWM")) / 2**20
     print(

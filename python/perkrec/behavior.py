@@ -617,4 +617,6 @@ def behavior_features(
         float(half_life_days),
         int_scalar(num_threads, "num_threads"),
     )
-    return pd.DataFrame(dict(cols), index=samples.index)
+    # copy=False: the columns are fresh arrays owned by nobody else; a consolidating copy would
+    # hold the output twice.
+    return pd.DataFrame(dict(cols), index=samples.index, copy=False)

@@ -49,9 +49,11 @@
 //   //          purchase_member_spend
 //
 // Cost: O(events + samples x (k + level values) x actions) time, k = items per benefit, plus
-// O(events log events) for popularity; memory O(samples x columns) for the output and
-// O(threads x items x actions) of scratch. Parallel over members; the output does not depend on
-// the thread count.
+// O(events log events) for popularity. Memory: the output (8 bytes per sample and column)
+// plus, at its peak, one staging block of at least 32 MiB, 8 bytes per sample (the member
+// order) and O(threads x items x actions) of scratch; the popularity aggregates first hold
+// about 8-16 bytes per event of sorted times, freed before the rest of the output is written.
+// Parallel over members; the output does not depend on the thread count.
 // Thread safety: behavior_features is reentrant; the inputs are only read.
 #pragma once
 
@@ -129,6 +131,14 @@ PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& sample
                                                    const BenefitItems& benefit_items,
                                                    const BehaviorFeatureParams& params,
                                                    const char* context);
+/// behavior_features with the sweep's row-major staging blocks of `staging_rows` rows (a
+/// power of two; 0 = blocks of at least 32 MiB). The output does not depend on it; tests use
+/// small blocks to cover the block boundaries.
+PERKREC_INLINE BehaviorTable behavior_table(const BehaviorSamples& samples, const BehaviorLog& log,
+                                            const ItemCatalog& items,
+                                            const BenefitItems& benefit_items,
+                                            const BehaviorFeatureParams& params,
+                                            std::size_t staging_rows, const char* context);
 }  // namespace detail
 
 }  // namespace perkrec

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <unordered_set>
 #include <utility>
 
@@ -259,10 +260,28 @@ inline BehaviorPopularity behavior_popularity(const BehaviorLog& log,
   return p;
 }
 
-PERKREC_INLINE std::vector<double> behavior_matrix(
-    const BehaviorSamples& samples, const BehaviorLog& log, const ItemCatalog& catalog,
-    const BenefitItems& benefit_items, const BehaviorFeatureParams& params, const char* ctx) {
-  const BehaviorLayout layout = behavior_layout(params);
+// The validated inputs of one call: action slots, level tables, and which output columns come
+// from the per-member sweep and which from the popularity lists.
+struct BehaviorPlan {
+  BehaviorLayout layout;
+  std::size_t cols = 0, n_slots = 0, n_levels = 0, per_action = 0;
+  std::vector<int> slot_of_code;  // log action code -> slot, -1 = ignored
+  std::vector<const std::vector<std::int32_t>*> level_codes;
+  std::vector<std::size_t> level_size;
+  std::vector<LevelValues> level_values;
+  std::vector<std::size_t> sweep_columns;  // output columns of the sweep, in order
+  struct PopularityColumn {
+    std::size_t column = 0, slot = 0;
+    bool events = true;  // popularity_events, else popularity_members
+  };
+  std::vector<PopularityColumn> popularity_columns;
+};
+
+inline BehaviorPlan behavior_plan(const BehaviorSamples& samples, const BehaviorLog& log,
+                                  const ItemCatalog& catalog, const BenefitItems& benefit_items,
+                                  const BehaviorFeatureParams& params, const char* ctx) {
+  BehaviorPlan plan;
+  plan.layout = behavior_layout(params);
   const std::size_t n = samples.user.size();
   if (samples.benefit.size() != n || samples.timestamp.size() != n) {
     detail::raise<InputError>(ctx, ": samples: user, benefit and timestamp have ", n, ", ",
@@ -274,8 +293,7 @@ PERKREC_INLINE std::vector<double> behavior_matrix(
                               ", item catalog ", catalog.size(), ", benefit items ",
                               benefit_items.n_items(), "; all three must index the same items)");
   }
-  // Actions: log code -> slot.
-  std::vector<int> slot_of_code(256, -1);
+  plan.slot_of_code.assign(256, -1);
   for (std::size_t s = 0; s < params.actions.size(); ++s) {
     const int code = log.find_action(params.actions[s]);
     if (code < 0) {
@@ -284,18 +302,18 @@ PERKREC_INLINE std::vector<double> behavior_matrix(
       detail::raise<InputError>(ctx, ": unknown action '", params.actions[s],
                                 "' (the behaviour log has actions ", have, ")");
     }
-    slot_of_code[static_cast<std::size_t>(code)] = static_cast<int>(s);
+    plan.slot_of_code[static_cast<std::size_t>(code)] = static_cast<int>(s);
   }
-  const std::size_t n_slots = params.actions.size();
-  const std::size_t n_levels = params.levels.size();
-  std::vector<const std::vector<std::int32_t>*> level_codes(n_levels);
-  std::vector<std::size_t> level_size(n_levels);
-  std::vector<LevelValues> level_values(n_levels);
-  for (std::size_t l = 0; l < n_levels; ++l) {
+  plan.n_slots = params.actions.size();
+  plan.n_levels = params.levels.size();
+  plan.level_codes.resize(plan.n_levels);
+  plan.level_size.resize(plan.n_levels);
+  plan.level_values.resize(plan.n_levels);
+  for (std::size_t l = 0; l < plan.n_levels; ++l) {
     const int li = catalog.level_index(params.levels[l], ctx);
-    level_codes[l] = &catalog.level_codes(li);
-    level_size[l] = catalog.level_values(li).size();
-    level_values[l] = benefit_items.level_values(catalog, params.levels[l]);
+    plan.level_codes[l] = &catalog.level_codes(li);
+    plan.level_size[l] = catalog.level_values(li).size();
+    plan.level_values[l] = benefit_items.level_values(catalog, params.levels[l]);
   }
   const Index n_benefits = benefit_items.n_benefits();
   for (std::size_t i = 0; i < n; ++i) {
@@ -309,21 +327,78 @@ PERKREC_INLINE std::vector<double> behavior_matrix(
                                 ", the benefits of BenefitItems)");
     }
   }
-  bool need_popularity = false;
-  for (int a : layout.other) need_popularity = need_popularity || a >= 11;
-  BehaviorPopularity pop;
-  if (need_popularity) {
-    pop = behavior_popularity(log, slot_of_code, n_slots, params.num_threads);
-    std::vector<std::uint8_t> used(static_cast<std::size_t>(n_benefits), 0);
-    for (std::size_t i = 0; i < n; ++i) used[static_cast<std::size_t>(samples.benefit[i])] = 1;
-    // Merged lists are worth their memory up to about twice the log.
-    const auto cap = std::max<Offset>(Offset{1} << 24, 2 * static_cast<Offset>(pop.times.size()));
-    merge_popularity_per_benefit(pop, benefit_items, used, n_slots, cap, params.num_threads);
+  plan.cols = static_cast<std::size_t>(plan.layout.columns);
+  plan.per_action = (1 + plan.n_levels) * plan.layout.scope.size() + plan.layout.other.size();
+  const std::size_t others = (1 + plan.n_levels) * plan.layout.scope.size();
+  for (std::size_t c = 0; c < plan.cols; ++c) {
+    const std::size_t slot = c / plan.per_action, j = c % plan.per_action;
+    const int id = j < others ? -1 : plan.layout.other[j - others];
+    if (id >= 11) {
+      plan.popularity_columns.push_back({c, slot, id == 11});
+    } else {
+      plan.sweep_columns.push_back(c);
+    }
   }
+  return plan;
+}
 
-  const auto cols = static_cast<std::size_t>(layout.columns);
-  std::vector<double> out(n * cols, 0.0);
-  if (n == 0 || cols == 0) return out;
+// The popularity aggregates of every sample, `write(row, k, value)` for the k-th entry of
+// plan.popularity_columns, computed row by row from the sorted times (freed on return).
+template <class Write>
+void behavior_popularity_values(const BehaviorPlan& plan, const BehaviorSamples& samples,
+                                const BehaviorLog& log, const BenefitItems& benefit_items,
+                                int num_threads, Write&& write) {
+  if (plan.popularity_columns.empty() || samples.user.empty()) return;
+  BehaviorPopularity pop = behavior_popularity(log, plan.slot_of_code, plan.n_slots, num_threads);
+  const std::size_t n = samples.user.size();
+  std::vector<std::uint8_t> used(static_cast<std::size_t>(benefit_items.n_benefits()), 0);
+  for (std::size_t i = 0; i < n; ++i) used[static_cast<std::size_t>(samples.benefit[i])] = 1;
+  // Merged lists are worth their memory up to about twice the log.
+  const auto cap = std::max<Offset>(Offset{1} << 24, 2 * static_cast<Offset>(pop.times.size()));
+  merge_popularity_per_benefit(pop, benefit_items, used, plan.n_slots, cap, num_threads);
+  parallel_for(
+      0, static_cast<Offset>(n), num_threads,
+      [&](Offset r) {
+        const auto row = static_cast<std::size_t>(r);
+        const Timestamp t = samples.timestamp[row];
+        const auto benefit = static_cast<Index>(samples.benefit[row]);
+        for (std::size_t k = 0; k < plan.popularity_columns.size(); ++k) {
+          const auto& pc = plan.popularity_columns[k];
+          const auto& st = pc.events ? pop.start : pop.first_start;
+          const auto& tm = pc.events ? pop.times : pop.first_times;
+          Offset c = 0;
+          auto count_before = [&](std::size_t key) {
+            const auto lo = tm.begin() + st[key], hi = tm.begin() + st[key + 1];
+            c += std::lower_bound(lo, hi, t) - lo;
+          };
+          if (pop.per_benefit) {
+            count_before(pc.slot * pop.keys_per_slot + static_cast<std::size_t>(benefit));
+          } else {
+            for (Index item : benefit_items.items(benefit))
+              count_before(pc.slot * pop.keys_per_slot + static_cast<std::size_t>(item));
+          }
+          write(row, k, static_cast<double>(c));
+        }
+      },
+      Schedule::static_chunks);
+}
+
+// The sweep over each member's events (see the header's Algorithm): for every sample, a row of
+// plan.cols values (the popularity columns left unset) is handed to `sink(row, values)`; calls
+// for different rows run concurrently.
+template <class Sink>
+void behavior_sweep(const BehaviorPlan& plan, const BehaviorSamples& samples,
+                    const BehaviorLog& log, const BenefitItems& benefit_items,
+                    const BehaviorFeatureParams& params, Sink&& sink) {
+  const std::size_t n = samples.user.size();
+  if (n == 0 || plan.sweep_columns.empty()) return;
+  const BehaviorLayout& layout = plan.layout;
+  const std::size_t cols = plan.cols, n_slots = plan.n_slots, n_levels = plan.n_levels;
+  const std::size_t per_action = plan.per_action;
+  const auto& slot_of_code = plan.slot_of_code;
+  const auto& level_codes = plan.level_codes;
+  const auto& level_size = plan.level_size;
+  const auto& level_values = plan.level_values;
 
   // Samples grouped by member; members the log lacks share the last group (no behaviour).
   const Index n_users = log.n_users();
@@ -345,6 +420,9 @@ PERKREC_INLINE std::vector<double> behavior_matrix(
   const double half_life_s = params.half_life_days * static_cast<double>(kSecondsPerDay);
   const int threads = resolve_num_threads(params.num_threads);
   std::vector<BehaviorScratch> scratch(static_cast<std::size_t>(threads));
+  // One row of values per thread, a cache line apart so that threads never share a line.
+  const std::size_t row_stride = (cols + 7) / 8 * 8 + 8;
+  std::vector<double> row_values(static_cast<std::size_t>(threads) * row_stride, 0.0);
   const auto ev_item = log.items();
   const auto ev_action = log.actions();
   const auto ev_time = log.timestamps();
@@ -352,7 +430,6 @@ PERKREC_INLINE std::vector<double> behavior_matrix(
   const auto ev_amount = log.amounts();
   const auto ev_basket = log.baskets();
   const bool baskets = log.has_baskets();
-  const std::size_t per_action = (1 + n_levels) * layout.scope.size() + layout.other.size();
 
   parallel_for(
       0, static_cast<Offset>(n_users) + 1, params.num_threads,
@@ -374,6 +451,7 @@ PERKREC_INLINE std::vector<double> behavior_matrix(
             sc.level[l].assign(n_slots * level_size[l], BehaviorAcc{});
           sc.ready = true;
         }
+        double* const o = row_values.data() + static_cast<std::size_t>(thread) * row_stride;
         std::vector<BehaviorMember> member(n_slots);
         sc.baskets.clear();
         // Decayed counts are kept as sums of 2^((t_event - ref) / half-life) against one
@@ -441,7 +519,6 @@ PERKREC_INLINE std::vector<double> behavior_matrix(
           }
           // Evaluate the sample.
           const auto benefit = static_cast<Index>(samples.benefit[row]);
-          double* o = out.data() + row * cols;
           const auto its = benefit_items.items(benefit);
           for (std::size_t ss = 0; ss < n_slots; ++ss) {
             const BehaviorMember& m = member[ss];
@@ -501,46 +578,30 @@ PERKREC_INLINE std::vector<double> behavior_matrix(
             }
             double* od = oa + (1 + n_levels) * layout.scope.size();
             for (std::size_t j = 0; j < layout.other.size(); ++j) {
-              double v = 0.0;
               switch (layout.other[j]) {
                 case 6:
-                  v = m.count;
+                  od[j] = m.count;
                   break;
                 case 7:
-                  v = m.baskets;
+                  od[j] = m.baskets;
                   break;
                 case 8:
-                  v = m.spend;
+                  od[j] = m.spend;
                   break;
                 case 9:
-                  v = m.distinct_items;
+                  od[j] = m.distinct_items;
                   break;
                 case 10:
-                  v = m.last == kNoTime
-                          ? kBehaviorNeverDays
-                          : static_cast<double>(t - m.last) / static_cast<double>(kSecondsPerDay);
+                  od[j] = m.last == kNoTime ? kBehaviorNeverDays
+                                            : static_cast<double>(t - m.last) /
+                                                  static_cast<double>(kSecondsPerDay);
                   break;
-                default: {
-                  const bool events = layout.other[j] == 11;
-                  const auto& st = events ? pop.start : pop.first_start;
-                  const auto& tm = events ? pop.times : pop.first_times;
-                  Offset c = 0;
-                  auto count_before = [&](std::size_t key) {
-                    const auto lo = tm.begin() + st[key], hi = tm.begin() + st[key + 1];
-                    c += std::lower_bound(lo, hi, t) - lo;
-                  };
-                  if (pop.per_benefit) {
-                    count_before(ss * pop.keys_per_slot + static_cast<std::size_t>(benefit));
-                  } else {
-                    for (Index item : its)
-                      count_before(ss * pop.keys_per_slot + static_cast<std::size_t>(item));
-                  }
-                  v = static_cast<double>(c);
-                }
+                default:  // popularity: behavior_popularity_values
+                  break;
               }
-              od[j] = v;
             }
           }
+          sink(row, static_cast<const double*>(o));
         }
         // Reset what this member touched.
         for (std::size_t slot : sc.touched_item) sc.item[slot] = BehaviorAcc{};
@@ -551,7 +612,102 @@ PERKREC_INLINE std::vector<double> behavior_matrix(
         }
       },
       Schedule::dynamic, 64);
+}
+
+PERKREC_INLINE std::vector<double> behavior_matrix(
+    const BehaviorSamples& samples, const BehaviorLog& log, const ItemCatalog& catalog,
+    const BenefitItems& benefit_items, const BehaviorFeatureParams& params, const char* ctx) {
+  const BehaviorPlan plan = behavior_plan(samples, log, catalog, benefit_items, params, ctx);
+  const std::size_t n = samples.user.size(), cols = plan.cols;
+  std::vector<double> out(n * cols, 0.0);
+  if (n == 0 || cols == 0) return out;
+  behavior_popularity_values(plan, samples, log, benefit_items, params.num_threads,
+                             [&](std::size_t row, std::size_t k, double v) {
+                               out[row * cols + plan.popularity_columns[k].column] = v;
+                             });
+  behavior_sweep(plan, samples, log, benefit_items, params,
+                 [&](std::size_t row, const double* values) {
+                   double* dst = out.data() + row * cols;
+                   for (std::size_t c : plan.sweep_columns) dst[c] = values[c];
+                 });
   return out;
+}
+
+inline std::size_t behavior_staging_rows(std::size_t columns) {
+  // Blocks of at least 32 MiB: allocations that large are mapped on their own and given back
+  // to the system when freed by common allocators (glibc's mmap threshold never exceeds
+  // 32 MiB), so a block freed during the transposition really lowers the resident memory.
+  std::size_t rows = 1;
+  while (rows * std::max<std::size_t>(columns, 1) * sizeof(double) < (std::size_t{1} << 25))
+    rows *= 2;
+  return rows;
+}
+
+PERKREC_INLINE BehaviorTable behavior_table(const BehaviorSamples& samples, const BehaviorLog& log,
+                                            const ItemCatalog& catalog,
+                                            const BenefitItems& benefit_items,
+                                            const BehaviorFeatureParams& params,
+                                            std::size_t staging_rows, const char* ctx) {
+  const BehaviorPlan plan = behavior_plan(samples, log, catalog, benefit_items, params, ctx);
+  if ((staging_rows & (staging_rows - 1)) != 0) {
+    detail::raise<InputError>(ctx, ": staging_rows: expected 0 or a power of two (got ",
+                              staging_rows, ")");
+  }
+  const std::size_t n = samples.user.size();
+  BehaviorTable t;
+  t.rows = static_cast<Offset>(n);
+  t.names = behavior_column_names(params);
+  t.columns.resize(plan.cols);
+  // Memory: the output columns plus one staging block at a time, not the output twice. The
+  // popularity columns are written in place first (their sorted times freed before the sweep);
+  // the sweep writes each sample's row into row-major blocks (its samples come in member
+  // order, so column-wise writes would miss the cache once per column); then each block is
+  // appended to the columns, whose capacity is reserved but untouched until then, and freed.
+  for (const auto& pc : plan.popularity_columns) t.columns[pc.column].assign(n, 0.0);
+  behavior_popularity_values(plan, samples, log, benefit_items, params.num_threads,
+                             [&](std::size_t row, std::size_t k, double v) {
+                               t.columns[plan.popularity_columns[k].column][row] = v;
+                             });
+  const std::size_t width = plan.sweep_columns.size();
+  if (n == 0 || width == 0) return t;
+  for (std::size_t c : plan.sweep_columns) t.columns[c].reserve(n);
+  if (staging_rows == 0) staging_rows = behavior_staging_rows(width);
+  int shift = 0;
+  while ((std::size_t{1} << shift) < staging_rows) ++shift;
+  const std::size_t n_blocks = (n + staging_rows - 1) >> shift;
+  auto block_rows = [&](std::size_t b) { return std::min(staging_rows, n - (b << shift)); };
+  std::vector<std::unique_ptr<double[]>> blocks(n_blocks);
+  for (std::size_t b = 0; b < n_blocks; ++b) blocks[b].reset(new double[block_rows(b) * width]);
+  const std::size_t mask = staging_rows - 1;
+  behavior_sweep(plan, samples, log, benefit_items, params,
+                 [&](std::size_t row, const double* values) {
+                   double* dst = blocks[row >> shift].get() + (row & mask) * width;
+                   for (std::size_t j = 0; j < width; ++j) dst[j] = values[plan.sweep_columns[j]];
+                 });
+  // Each thread appends a contiguous range of the columns, a tile of rows at a time, so that
+  // the tile's rows are read from memory once for all the range's columns.
+  const auto parts = std::min<std::size_t>(
+      static_cast<std::size_t>(resolve_num_threads(params.num_threads)), width);
+  for (std::size_t b = 0; b < n_blocks; ++b) {
+    const double* block = blocks[b].get();
+    const std::size_t rows = block_rows(b);
+    parallel_for(0, static_cast<Offset>(parts), static_cast<int>(parts), [&](Offset part) {
+      const std::size_t j0 = width * static_cast<std::size_t>(part) / parts;
+      const std::size_t j1 = width * static_cast<std::size_t>(part + 1) / parts;
+      constexpr std::size_t kTile = 256;
+      double tile[kTile];
+      for (std::size_t r0 = 0; r0 < rows; r0 += kTile) {
+        const std::size_t r1 = std::min(rows, r0 + kTile);
+        for (std::size_t j = j0; j < j1; ++j) {
+          for (std::size_t r = r0; r < r1; ++r) tile[r - r0] = block[r * width + j];
+          auto& column = t.columns[plan.sweep_columns[j]];
+          column.insert(column.end(), tile, tile + (r1 - r0));
+        }
+      }
+    });
+    blocks[b].reset();
+  }
+  return t;
 }
 
 }  // namespace detail
@@ -560,20 +716,7 @@ PERKREC_INLINE BehaviorTable behavior_features(const BehaviorSamples& samples,
                                                const BehaviorLog& log, const ItemCatalog& items,
                                                const BenefitItems& benefit_items,
                                                const BehaviorFeatureParams& params) {
-  const auto names = behavior_column_names(params);
-  const auto values =
-      detail::behavior_matrix(samples, log, items, benefit_items, params, "behavior_features");
-  BehaviorTable t;
-  t.rows = static_cast<Offset>(samples.user.size());
-  t.names = names;
-  const std::size_t cols = names.size();
-  t.columns.assign(cols, std::vector<double>(samples.user.size()));
-  parallel_for(0, static_cast<Offset>(cols), params.num_threads, [&](Offset c) {
-    auto& col = t.columns[static_cast<std::size_t>(c)];
-    for (std::size_t r = 0; r < col.size(); ++r)
-      col[r] = values[r * cols + static_cast<std::size_t>(c)];
-  });
-  return t;
+  return detail::behavior_table(samples, log, items, benefit_items, params, 0, "behavior_features");
 }
 
 }  // namespace perkrec

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <map>
 #include <random>
 #include <string>
@@ -349,6 +351,50 @@ TEST(BehaviorFeatures, ThreadCountInvariance) {
       }
     }
   }
+}
+
+TEST(BehaviorFeatures, StagingBlocksAndRowMajorMatrixGiveTheSameBits) {
+  // behavior_features stages the sweep's rows in blocks and writes popularity in place; the
+  // encoder's row-major matrix does neither. Every block size (block boundaries inside a
+  // member's samples, one row per block), thread count and mix of sweep and popularity columns
+  // must give the same bits.
+  RandomWorld r = random_world(7, 4000, 700);
+  auto bits = [](double v) {
+    std::uint64_t b = 0;
+    std::memcpy(&b, &v, sizeof b);
+    return b;
+  };
+  const std::vector<std::vector<std::string>> mixes = {
+      {},
+      {"popularity_members", "count", "popularity_events"},
+      {"popularity_events"},
+      {"spend", "member_baskets", "decayed_count"}};
+  for (const auto& aggregates : mixes) {
+    BehaviorFeatureParams p = all_params(1);
+    p.aggregates = aggregates;
+    const std::vector<double> matrix = detail::behavior_matrix(
+        r.samples.view(), r.world.log, r.world.items, r.world.benefit_items, p, "test");
+    const std::size_t cols = behavior_column_names(p).size(), n = r.samples.user.size();
+    ASSERT_EQ(matrix.size(), n * cols);
+    for (std::size_t staging : {std::size_t{1}, std::size_t{4}, std::size_t{64}, std::size_t{0}}) {
+      for (int threads : {1, 3}) {
+        p.num_threads = threads;
+        const BehaviorTable t = detail::behavior_table(r.samples.view(), r.world.log, r.world.items,
+                                                       r.world.benefit_items, p, staging, "t");
+        ASSERT_EQ(t.columns.size(), cols);
+        for (std::size_t c = 0; c < cols; ++c) {
+          ASSERT_EQ(t.columns[c].size(), n) << t.names[c];
+          for (std::size_t i = 0; i < n; ++i) {
+            ASSERT_EQ(bits(t.columns[c][i]), bits(matrix[i * cols + c]))
+                << t.names[c] << " row " << i << " staging " << staging << " threads " << threads;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_THROW(detail::behavior_table(r.samples.view(), r.world.log, r.world.items,
+                                      r.world.benefit_items, all_params(1), 3, "test"),
+               InputError);
 }
 
 TEST(BehaviorFeatures, MatchesBruteForce) {
