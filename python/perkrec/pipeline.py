@@ -9,9 +9,10 @@
 1. redemption samples from the issues logged before ``cut_time`` whose validity ended by the
    end of the log, labelled from the whole log (an issue still open at the cut keeps a later
    redemption: labels cut short at the cut made the FM under-predict recent issues and the
-   plan time; features see only the events before each row), a :class:`~perkrec.FeatureEncoder` with leak-safe history features, and an FM
-   weighted by clipped inverse logged propensities (``weighting="ipw"``), early-stopped on the
-   issues logged after ``cut_time`` whose validity ended by the end of the log;
+   plan time; features see only the events before each row), a
+   :class:`~perkrec.FeatureEncoder` with leak-safe history features, and an FM weighted by
+   clipped inverse logged propensities (``weighting="ipw"``), early-stopped on the issues
+   logged after ``cut_time`` whose validity ended by the end of the log;
 2. those held-out issues again, with the FM's predictions, to measure how much of the FM's
    member x benefit interaction holds up (``shrink=True``; applied to P at plan time by
    :func:`perkrec.plan.shrink_interactions`);
