@@ -389,6 +389,12 @@ TEST(BenefitServerPlanner, AnswersEqualThePipelinesPlanOnAnyThreadCount) {
   const test::Fixture& fx = test::fixture();
   BenefitPlannerFile f = fx.file;
   f.config["policy"] = Json{{"max_per_member", 1}, {"issue_cost", 0.05}};
+  // Unlimited inventories: the pacer hands out units first come, first served, so a binding
+  // inventory would make the answers depend on the order members arrive in (the plan
+  // allocates it over all members at once).
+  std::vector<Benefit> unlimited = f.catalog.benefits();
+  for (Benefit& b : unlimited) b.inventory = -1;
+  f.catalog = Catalog(std::move(unlimited));
   const std::string path =
       testing::temp_dir() + "/perkrec_server_planner_" + std::to_string(::getpid()) + ".perk";
   f.save(path);
