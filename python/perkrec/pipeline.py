@@ -368,7 +368,7 @@ class BenefitPlanner:
                 "has none); use incremental='timing'"
             )
         fm, encoder = self._fit_redemption_model(
-            events, catalog, user_table, cut, t_cut, t_end, progress, behavior
+            events, frame, catalog, user_table, cut, t_cut, t_end, progress, behavior
         )
         holdout = self._holdout(
             events, frame, catalog, user_table, fm, encoder, t_cut, t_end, behavior
@@ -517,7 +517,16 @@ class BenefitPlanner:
         return out
 
     def _fit_redemption_model(
-        self, events, catalog, user_table, cut, t_cut: int, t_end: int, progress, behavior=None
+        self,
+        events,
+        frame,
+        catalog,
+        user_table,
+        cut,
+        t_cut: int,
+        t_end: int,
+        progress,
+        behavior=None,
     ):
         from .fm import DEFAULT_FIELDS, FM, FeatureEncoder, redemption_samples
         from .plan import issue_weights
@@ -528,17 +537,17 @@ class BenefitPlanner:
         # issues redeem less). Features still see only the events before each row's time, and
         # the held-out issues (after the cut) are other rows. An issue whose validity runs past
         # the end of the log has no label yet and is left out.
-        rows = redemption_samples(events, catalog, user_table)
-        start = rows["timestamp"].to_numpy()
-        keep = (start < t_cut) & (start + rows["validity_days"].to_numpy() * 86400 <= t_end)
-        rows = rows[keep].reset_index(drop=True)
+        samples = redemption_samples(events, catalog, user_table)
+        start = samples["timestamp"].to_numpy()
+        finished = start + samples["validity_days"].to_numpy() * 86400 <= t_end
+        keep = (start < t_cut) & finished
+        rows = samples[keep].reset_index(drop=True)
         if len(rows) == 0:
             raise _input_error(
                 f"BenefitPlanner.fit: events: no issues before cut_time (got cut_time {cut})"
             )
         weights = None
         if self.params["weighting"] == "ipw":
-            frame = events.to_frame(external_ids=False)
             weights = issue_weights(frame["propensity"].to_numpy()[_issued_mask(frame)][keep])
         if behavior is None:
             encoder = FeatureEncoder()
@@ -548,13 +557,7 @@ class BenefitPlanner:
         encoder.fit(rows, events=events, catalog=catalog, behavior=behavior)
         validation = None
         if self.params["early_stopping"]:
-            held = redemption_samples(events, catalog, user_table)
-            held = held[
-                (
-                    (held["timestamp"] >= t_cut)
-                    & (held["timestamp"] + held["validity_days"] * 86400 <= t_end)
-                ).to_numpy()
-            ]
+            held = samples[(start >= t_cut) & finished]
             if len(held) == 0:
                 raise _input_error(
                     "BenefitPlanner.fit: cut_time: early stopping needs issues after cut_time whose "
