@@ -523,6 +523,8 @@ inline World make_world(const SimulatorParams& p, const Catalog& catalog) {
           {},
           {},
           {},
+          {},
+          {},
           {}};
   const Index nb = catalog.size();
   Rng rng(p.seed, 0x5EEDCA7ULL, 0);
