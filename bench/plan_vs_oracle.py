@@ -73,7 +73,10 @@ Input variants (the redemption model's weighting + the incremental share's sourc
                   _member_channel (P with that part of its logit error, truth - estimate,
                   added back: member mean, then benefit mean, member x kind and member x
                   channel means of what is left), pct_P_never_issued (the true P for the
-                  members the log never issued anything to: the control group). Send times
+                  members the log never issued anything to: the control group),
+                  pct_P_archetype / pct_S_archetype / pct_PS_archetype (the truth's mean
+                  per planted archetype and benefit in place of P, S or both: what a model
+                  that knew each member's archetype and nothing individual could reach). Send times
                   do not enter the score: the truth is for a benefit issued at the plan time.
 
     .venv/bin/python bench/plan_vs_oracle.py [--members 10000] [--seeds 101,202,303]
@@ -260,7 +263,11 @@ def run_program(
         fit_seconds = time.perf_counter() - t0
         segments = pref.segments()
         true_inputs = {"P": R_true, "S": S_true, "V": truth_value.astype(np.float32)}
-        swaps = _error_swaps(P, S, R_true, S_true, catalog, log) if decompose else {}
+        swaps = (
+            _error_swaps(P, S, R_true, S_true, catalog, log, truth.members["archetype"])
+            if decompose
+            else {}
+        )
         est_inputs = {"P": P, "S": S, "V": V}
         for per_member in budgets:
             policy = demo_policy(members)
@@ -338,13 +345,26 @@ def _binned_truth(x: np.ndarray, y: np.ndarray, bins: int = 50) -> np.ndarray:
     return mean[idx].astype(np.float32)
 
 
-def _error_swaps(P, S, R_true, S_true, catalog, log) -> dict:
+def _archetype_means(x: np.ndarray, archetype) -> np.ndarray:
+    """Each member's row replaced by the mean row of the members of their planted archetype:
+    what a model that knew every member's archetype, and nothing else about them, could know."""
+    codes = pd.factorize(np.asarray(archetype))[0]
+    out = np.empty_like(x, dtype=np.float32)
+    for c in np.unique(codes):
+        out[codes == c] = x[codes == c].mean(0)
+    return out
+
+
+def _error_swaps(P, S, R_true, S_true, catalog, log, archetype) -> dict:
     """Estimated inputs with one part of their error taken away, by the truth: P and S
     calibrated to the truth (ranking kept: is the loss in the level or the ranking?), and P
     with one part of its logit error (truth - estimate) added back: the member mean, the
     benefit mean (of the rest), the member x kind mean, the member x channel mean (of what
     is left after the earlier parts); and the true P for the members the log never issued a
-    benefit to (the random control group: the FM never saw a row of theirs)."""
+    benefit to (the random control group: the FM never saw a row of theirs); and the
+    segment-level ceilings: the truth's mean per (planted archetype, benefit) in place of P,
+    of S, or of both (a model that knows each member's archetype exactly and nothing
+    individual about them)."""
     logit = lambda p: np.log(np.clip(p, 1e-6, 1 - 1e-6)) - np.log1p(-np.clip(p, 1e-6, 1 - 1e-6))  # noqa: E731
     err = logit(R_true) - logit(P)
     cat = catalog.to_frame()
@@ -363,6 +383,10 @@ def _error_swaps(P, S, R_true, S_true, catalog, log) -> dict:
     frame = log.to_frame(external_ids=False)
     issued = frame["user"].to_numpy()[(frame["event_type"].astype(str) == "issued").to_numpy()]
     never = ~np.isin(np.arange(P.shape[0]), issued)
+    arche_P, arche_S = _archetype_means(R_true, archetype), _archetype_means(S_true, archetype)
+    out["P_archetype"] = {"P": arche_P}
+    out["S_archetype"] = {"S": arche_S}
+    out["PS_archetype"] = {"P": arche_P, "S": arche_S}
     out["P_never_issued"] = {"P": np.where(never[:, None], R_true, P).astype(np.float32)}
     for name, part in parts.items():
         out[f"P_{name}"] = {"P": (1 / (1 + np.exp(-(logit(P) + part)))).astype(np.float32)}
