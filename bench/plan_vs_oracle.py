@@ -202,7 +202,14 @@ def _order_timing(on: bool):
 
 
 def run_program(
-    members: int, seed: int, mix: str, budgets, variants, threads: int, decompose: bool = False
+    members: int,
+    seed: int,
+    mix: str,
+    budgets,
+    variants,
+    threads: int,
+    decompose: bool = False,
+    issues_per_week: float = 1.5,
 ):
     behavior = any({"behavior", "behavior_all"} & set(v.split("+")) for v in variants)
     program = perkrec.simulate(
@@ -210,6 +217,7 @@ def run_program(
         seed=seed,
         archetype_mix=MIXES[mix],
         behavior=behavior,
+        issues_per_week=issues_per_week,
         num_threads=threads,
     )
     log, catalog, truth = program.events, program.catalog, program.truth
@@ -445,6 +453,12 @@ def main() -> None:
         "fm+timing+es,ipw+timing+shrink+es",
     )
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument(
+        "--issues-per-week",
+        type=float,
+        default=1.5,
+        help="the simulated logging policy's issues per member and week (simulate's default 1.5)",
+    )
     ap.add_argument("--csv", default=None, help="also write the rows here")
     ap.add_argument(
         "--decompose",
@@ -458,14 +472,22 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     print(
         f"perkrec {perkrec.__version__}; {platform.processor() or platform.machine()}; {args.members:,} members, "
-        f"seeds {seeds}, mixes {mixes}, budgets/member {budgets}"
+        f"seeds {seeds}, mixes {mixes}, budgets/member {budgets}, "
+        f"{args.issues_per_week} issues/member/week"
     )
     rows = []
     started = time.perf_counter()
     for mix in mixes:
         for seed in seeds:
             rows += run_program(
-                args.members, seed, mix, budgets, variants, args.threads, args.decompose
+                args.members,
+                seed,
+                mix,
+                budgets,
+                variants,
+                args.threads,
+                args.decompose,
+                args.issues_per_week,
             )
     df = pd.DataFrame(rows)
     if args.csv:
