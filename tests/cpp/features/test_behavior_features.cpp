@@ -6,6 +6,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "test_util.hpp"
@@ -353,17 +354,21 @@ TEST(BehaviorFeatures, ThreadCountInvariance) {
   }
 }
 
+// The bit pattern of a double or a float, for bit-for-bit comparisons.
+template <class T>
+auto bits(T v) {
+  std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t> b = 0;
+  static_assert(sizeof b == sizeof v);
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+
 TEST(BehaviorFeatures, StagingBlocksAndRowMajorMatrixGiveTheSameBits) {
   // behavior_features stages the sweep's rows in blocks and writes popularity in place; the
   // encoder's row-major matrix does neither. Every block size (block boundaries inside a
   // member's samples, one row per block), thread count and mix of sweep and popularity columns
   // must give the same bits.
   RandomWorld r = random_world(7, 4000, 700);
-  auto bits = [](double v) {
-    std::uint64_t b = 0;
-    std::memcpy(&b, &v, sizeof b);
-    return b;
-  };
   const std::vector<std::vector<std::string>> mixes = {
       {},
       {"popularity_members", "count", "popularity_events"},
@@ -402,11 +407,6 @@ TEST(BehaviorFeatures, Float32OutputIsTheFloat64OutputRounded) {
   // static_cast<float> of the float64 output, for every block size, thread count and mix of
   // sweep and popularity columns; the default stays float64 and leaves float32_columns empty.
   RandomWorld r = random_world(11, 3000, 500);
-  auto bits = [](float v) {
-    std::uint32_t b = 0;
-    std::memcpy(&b, &v, sizeof b);
-    return b;
-  };
   EXPECT_EQ(BehaviorFeatureParams{}.dtype, BehaviorFeatureParams::Dtype::float64);
   const std::size_t n = r.samples.user.size();
   std::size_t inexact = 0;  // values float32 cannot hold: the test must see rounding happen
