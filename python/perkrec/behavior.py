@@ -19,7 +19,7 @@ data/behavior_log.hpp and features/behavior_features.hpp.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -576,7 +576,7 @@ def _behavior_triple(behavior, context: str):
 
 def _behavior_dtype(dtype, context: str) -> str:
     """'float64' or 'float32' for ``dtype`` (a name or a numpy dtype-like); ConfigError else."""
-    name = None
+    name: Optional[str] = None
     if dtype is not None and not isinstance(dtype, bool):
         try:
             name = np.dtype(dtype).name
@@ -598,7 +598,7 @@ def behavior_features(
     actions: Sequence[str] = ("purchase",),
     half_life_days: float = 28.0,
     num_threads: int = 0,
-    dtype: str = "float64",
+    dtype: Union[str, type, np.dtype] = "float64",
 ) -> pd.DataFrame:
     """The raw behaviour aggregates of each sample (columns ``user``, ``benefit`` — indices —
     and ``timestamp``), from events strictly before its timestamp, for inspection.
