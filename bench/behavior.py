@@ -12,7 +12,8 @@ the C++ calls alone (arrays prepared beforehand, GIL released), best of --repeat
   features behavior_features for every sample: the 6 scope aggregates below at the items scope
            and two levels, plus 5 member totals and 2 popularity ones (25 columns); samples/s (`_core.behavior_features`,
            which returns numpy columns; --wrapper adds one call of `perkrec.behavior_features`,
-           which returns them as a DataFrame)
+           which returns them as a DataFrame); --dtype float32 asks for float32 columns (half
+           the output's memory) instead of float64
 
     .venv/bin/python bench/behavior.py --events 10000000 --samples 1000000 --threads 2
 
@@ -28,6 +29,8 @@ beside the log it reads; the caller's event and sample arrays are not counted.
 
     .venv/bin/python bench/behavior.py --events 100000000 --samples 10000000 --threads 2 \
         --skip-sorted --frame --repeat 1
+    .venv/bin/python bench/behavior.py --events 100000000 --samples 10000000 --threads 2 \
+        --skip-sorted --repeat 1 --wrapper --dtype float32
 """
 
 from __future__ import annotations
@@ -104,6 +107,12 @@ def main() -> None:
         "--skip-sorted",
         action="store_true",
         help="skip the sorted-input build (saves a copy of the log)",
+    )
+    ap.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default="float64",
+        help="the features stage's output columns (default float64)",
     )
     args = ap.parse_args()
 
@@ -262,6 +271,7 @@ def main() -> None:
                     ["purchase"],
                     28.0,
                     args.threads,
+                    args.dtype,
                 )
             )
             best, cpu = min(best, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
@@ -269,7 +279,7 @@ def main() -> None:
             out_gib = sum(c.nbytes for _, c in cols) / 2**30
             del cols
         print(
-            f"features ({label}, levels category+brand): {best:.2f} s = "
+            f"features ({label}, levels category+brand, {args.dtype}): {best:.2f} s = "
             f"{s / best / 1e6:.2f} M samples/s over {n:,} events ({args.threads} threads; {cpu:.2f} CPU s); "
             f"peak {peak:.2f} GiB above the memory held before (output {out_gib:.2f} GiB); "
             f"log + peak = {1 + peak / log_gib:.2f}x the log's columns "
@@ -291,15 +301,18 @@ def main() -> None:
                 *wrapped,
                 levels=["category", "brand"],
                 num_threads=args.threads,
+                dtype=args.dtype,
             )
         )
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         out_gib = table.memory_usage(index=False).sum() / 2**30
         del table
         print(
-            f"perkrec.behavior_features (the DataFrame wrapper, all 13 aggregates): {wall:.2f} s "
+            f"perkrec.behavior_features (the DataFrame wrapper, all 13 aggregates, {args.dtype}): "
+            f"{wall:.2f} s "
             f"({cpu:.2f} CPU s); peak {peak:.2f} GiB above the memory held before (frame "
-            f"{out_gib:.2f} GiB); log + peak = {1 + peak / log_gib:.2f}x the log's columns"
+            f"{out_gib:.2f} GiB); log + peak = {1 + peak / log_gib:.2f}x the log's columns "
+            f"({1 + (peak - out_gib) / log_gib:.2f}x without the frame)"
         )
     peak_gib = max(_PROCESS_PEAK_KIB, _status_kib("VmHWM")) / 2**20
     print(

@@ -180,7 +180,8 @@ void bind_behavior(py::module_& m) {
       [](const py::array& user, const py::array& benefit, const py::array& timestamp,
          const BehaviorLog& log, const ItemCatalog& items, const BenefitItems& benefit_items,
          std::vector<std::string> aggregates, std::vector<std::string> levels,
-         std::vector<std::string> actions, double half_life_days, int num_threads) {
+         std::vector<std::string> actions, double half_life_days, int num_threads,
+         const std::string& dtype) {
         BehaviorSamples s{view_1d<std::int64_t>(user, "user"),
                           view_1d<std::int64_t>(benefit, "benefit"),
                           view_1d<std::int64_t>(timestamp, "timestamp")};
@@ -190,6 +191,12 @@ void bind_behavior(py::module_& m) {
         p.actions = std::move(actions);
         p.half_life_days = half_life_days;
         p.num_threads = num_threads;
+        if (dtype == "float32") {
+          p.dtype = BehaviorFeatureParams::Dtype::float32;
+        } else if (dtype != "float64") {
+          detail::raise<ConfigError>(
+              "behavior_features: dtype must be 'float64' or 'float32' (got '", dtype, "')");
+        }
         BehaviorTable t;
         {
           py::gil_scoped_release release;
@@ -197,13 +204,15 @@ void bind_behavior(py::module_& m) {
         }
         py::list out;
         for (std::size_t i = 0; i < t.names.size(); ++i) {
-          out.append(py::make_tuple(t.names[i], to_numpy(std::move(t.columns[i]))));
+          out.append(py::make_tuple(t.names[i], p.dtype == BehaviorFeatureParams::Dtype::float32
+                                                    ? to_numpy(std::move(t.float32_columns[i]))
+                                                    : to_numpy(std::move(t.columns[i]))));
         }
         return out;
       },
       py::arg("user"), py::arg("benefit"), py::arg("timestamp"), py::arg("log"), py::arg("items"),
       py::arg("benefit_items"), py::arg("aggregates"), py::arg("levels"), py::arg("actions"),
-      py::arg("half_life_days"), py::arg("num_threads"));
+      py::arg("half_life_days"), py::arg("num_threads"), py::arg("dtype") = "float64");
 }
 
 }  // namespace perkrec::python

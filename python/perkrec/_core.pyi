@@ -300,6 +300,7 @@ def behavior_features(
     actions: List[str],
     half_life_days: float,
     num_threads: int,
+    dtype: str = ...,
 ) -> List[Tuple[str, np.ndarray]]: ...
 
 class FeatureEncoder:

@@ -19,7 +19,7 @@ data/behavior_log.hpp and features/behavior_features.hpp.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -574,6 +574,19 @@ def _behavior_triple(behavior, context: str):
     return log._impl, items._impl, applies._impl
 
 
+def _behavior_dtype(dtype, context: str) -> str:
+    """'float64' or 'float32' for ``dtype`` (a name or a numpy dtype-like); ConfigError else."""
+    name: Optional[str] = None
+    if dtype is not None and not isinstance(dtype, bool):
+        try:
+            name = np.dtype(dtype).name
+        except (TypeError, ValueError):
+            pass
+    if name not in ("float64", "float32"):
+        raise _core.ConfigError(f"{context}: dtype must be 'float64' or 'float32' (got {dtype!r})")
+    return name
+
+
 def behavior_features(
     samples: pd.DataFrame,
     log: BehaviorLog,
@@ -585,6 +598,7 @@ def behavior_features(
     actions: Sequence[str] = ("purchase",),
     half_life_days: float = 28.0,
     num_threads: int = 0,
+    dtype: Union[str, type, np.dtype] = "float64",
 ) -> pd.DataFrame:
     """The raw behaviour aggregates of each sample (columns ``user``, ``benefit`` — indices —
     and ``timestamp``), from events strictly before its timestamp, for inspection.
@@ -593,8 +607,15 @@ def behavior_features(
     match on), ``actions`` and ``half_life_days`` as in the encoder's behavior fields. Columns
     are named ``<action>_<scope>_<aggregate>`` (scope ``items`` or a level) and
     ``<action>_<aggregate>`` (member totals, popularity); the frame keeps the samples' index.
+
+    ``dtype``: the columns' type, ``"float64"`` (default) or ``"float32"`` (``np.float32``
+    also accepted): half the memory, each value exactly the float64 value rounded to the
+    nearest float32 (computed in double, rounded as it is written: no float64 copy is made).
+    float32 holds counts up to 2**24 exactly, larger values to a relative 2**-24. Anything
+    else is a ConfigError, raised before any work.
     """
     context = "behavior_features"
+    dtype = _behavior_dtype(dtype, context)
     if not isinstance(samples, pd.DataFrame):
         raise _core.InputError(
             f"{context}: samples must be a DataFrame (got {type(samples).__name__})"
@@ -616,6 +637,7 @@ def behavior_features(
         [str(a) for a in actions],
         float(half_life_days),
         int_scalar(num_threads, "num_threads"),
+        dtype,
     )
     # copy=False: the columns are fresh arrays owned by nobody else; a consolidating copy would
     # hold the output twice.

@@ -393,6 +393,62 @@ def test_thread_count_invariance():
         )
 
 
+def test_float32_output_is_the_float64_output_rounded():
+    """dtype="float32": every column float32, bit for bit the float64 column cast to float32,
+    for any thread count; the default stays float64 and equals dtype="float64"."""
+    rng = np.random.default_rng(12)
+    items, applies, events, samples = random_world(rng, n_events=6000, n_samples=1500, n_users=200)
+    log = make_log(events, items, n_users=200)
+    wide = perkrec.behavior_features(samples, log, items, applies, num_threads=1, **KW)
+    assert set(wide.dtypes) == {np.dtype(np.float64)}
+    pd.testing.assert_frame_equal(
+        wide,
+        perkrec.behavior_features(
+            samples, log, items, applies, num_threads=2, dtype="float64", **KW
+        ),
+        check_exact=True,
+    )
+    expected = wide.to_numpy().astype(np.float32)
+    # The test must see rounding: many float64 values are not float32 values.
+    assert (expected.astype(np.float64) != wide.to_numpy()).sum() > len(samples)
+    for threads, dtype in ((1, "float32"), (2, np.float32), (3, "float32")):
+        narrow = perkrec.behavior_features(
+            samples, log, items, applies, num_threads=threads, dtype=dtype, **KW
+        )
+        assert list(narrow.columns) == list(wide.columns)
+        assert list(narrow.index) == list(wide.index)
+        assert set(narrow.dtypes) == {np.dtype(np.float32)}
+        np.testing.assert_array_equal(
+            narrow.to_numpy().view(np.uint32), expected.view(np.uint32), strict=True
+        )
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int64", "f32", None, True, 4, np.int32])
+def test_bad_dtype_rejected_before_any_work(world, dtype):
+    # samples is not a frame: the dtype error must come first.
+    with pytest.raises(perkrec.ConfigError, match=r"dtype must be 'float64' or 'float32' \(got "):
+        perkrec.behavior_features(
+            "not a frame", world["log"], world["items"], world["applies"], dtype=dtype
+        )
+    samples = pd.DataFrame({"user": [0], "benefit": [0], "timestamp": [day(10)]})
+    # The binding itself rejects names the wrapper would not pass.
+    with pytest.raises(perkrec.ConfigError, match="dtype must be 'float64' or 'float32'"):
+        perkrec._core.behavior_features(
+            samples["user"].to_numpy(),
+            samples["benefit"].to_numpy(),
+            samples["timestamp"].to_numpy(),
+            world["log"]._impl,
+            world["items"]._impl,
+            world["applies"]._impl,
+            [],
+            [],
+            ["purchase"],
+            28.0,
+            1,
+            "float16",
+        )
+
+
 def _log_arrays(log):
     return (
         log.user_offsets.tolist(),

@@ -48,11 +48,21 @@
 //   // t.names: purchase_items_count, purchase_items_spend, ..., purchase_brand_days_since_last,
 //   //          purchase_member_spend
 //
+// Output dtype (params.dtype): float64 (the default) fills BehaviorTable::columns; float32
+// fills BehaviorTable::float32_columns instead, each value the float64 value rounded to the
+// nearest float (bit for bit static_cast<float> of what float64 gives, for any thread count),
+// in half the memory. The values are computed in double either way and rounded as they are
+// written; no float64 copy of the output exists. float32 keeps 24 significant bits: counts up
+// to 2^24 (16,777,216) exactly, larger ones and sums to a relative 2^-24. FeatureEncoder feeds
+// float32 values to the models (CsrMatrix<float>) but buckets and transforms the float64
+// values first, so its behaviour fields always use float64.
+//
 // Cost: O(events + samples x (k + level values) x actions) time, k = items per benefit, plus
-// O(events log events) for popularity. Memory: the output (8 bytes per sample and column)
-// plus, at its peak, one staging block of at least 32 MiB, 8 bytes per sample (the member
-// order) and O(threads x items x actions) of scratch; the popularity aggregates first hold
-// about 8-16 bytes per event of sorted times, freed before the rest of the output is written.
+// O(events log events) for popularity. Memory: the output (8 bytes per sample and column,
+// 4 with float32) plus, at its peak, one staging block of at least 32 MiB, 8 bytes per sample
+// (the member order) and O(threads x items x actions) of scratch; the popularity aggregates
+// first hold about 8-16 bytes per event of sorted times, freed before the rest of the output
+// is written.
 // Parallel over members; the output does not depend on the thread count.
 // Thread safety: behavior_features is reentrant; the inputs are only read.
 #pragma once
@@ -81,18 +91,27 @@ inline constexpr int kBehaviorScopeAggregates = 6;
 PERKREC_INLINE const std::vector<std::string>& behavior_aggregate_names();
 
 struct BehaviorFeatureParams {
+  /// The output columns' type: BehaviorTable::columns (float64) or float32_columns (float32).
+  enum class Dtype : std::uint8_t { float64, float32 };
+
   std::vector<std::string> aggregates;  ///< from behavior_aggregate_names(), distinct; empty = all
   std::vector<std::string> levels;      ///< ItemCatalog level names (distinct): extra scopes
   std::vector<std::string> actions = {"purchase"};  ///< action names of the log (1+, distinct)
   double half_life_days = 28.0;                     ///< decay of decayed_count; finite, > 0
   int num_threads = 0;  ///< 0 = OpenMP default; never changes the output
+  /// "float64" or "float32": the output's type (see the file comment); float32 halves the
+  /// output's memory, each value the float64 one rounded to the nearest float.
+  Dtype dtype = Dtype::float64;
   static auto param_fields() {
     using P = BehaviorFeatureParams;
+    static constexpr params::EnumName<Dtype> kDtypes[] = {{Dtype::float64, "float64"},
+                                                          {Dtype::float32, "float32"}};
     return std::make_tuple(params::field("aggregates", &P::aggregates),  // names: validate()
                            params::field("levels", &P::levels),
                            params::field("actions", &P::actions),
                            params::field("half_life_days", &P::half_life_days, params::above(0)),
-                           params::field("num_threads", &P::num_threads, params::threads()));
+                           params::field("num_threads", &P::num_threads, params::threads()),
+                           params::field("dtype", &P::dtype, kDtypes));
   }
   /// Throws ConfigError naming the field (unknown or duplicate aggregate, empty actions, ...).
   void validate() const;
@@ -108,11 +127,13 @@ struct BehaviorSamples {
   Span<const std::int64_t> timestamp;  ///< seconds; only events strictly before it count
 };
 
-/// Named columns, one value per sample.
+/// Named columns, one value per sample: `columns` with dtype float64, `float32_columns` with
+/// float32 (the other one is then empty).
 struct BehaviorTable {
   Offset rows = 0;
   std::vector<std::string> names;
   std::vector<std::vector<double>> columns;
+  std::vector<std::vector<float>> float32_columns;
 };
 
 /// The aggregates of every sample (see the file comment). Throws ConfigError for bad params,
@@ -124,8 +145,8 @@ PERKREC_INLINE BehaviorTable behavior_features(const BehaviorSamples& samples,
                                                const BehaviorFeatureParams& params);
 
 namespace detail {
-/// The same values row-major (rows x behavior_column_names(params).size()); what
-/// FeatureEncoder uses.
+/// The same values row-major (rows x behavior_column_names(params).size()), always float64
+/// (params.dtype is ignored); what FeatureEncoder uses.
 PERKREC_INLINE std::vector<double> behavior_matrix(const BehaviorSamples& samples,
                                                    const BehaviorLog& log, const ItemCatalog& items,
                                                    const BenefitItems& benefit_items,

@@ -633,14 +633,74 @@ PERKREC_INLINE std::vector<double> behavior_matrix(
   return out;
 }
 
-inline std::size_t behavior_staging_rows(std::size_t columns) {
+inline std::size_t behavior_staging_rows(std::size_t columns, std::size_t value_bytes) {
   // Blocks of at least 32 MiB: allocations that large are mapped on their own and given back
   // to the system when freed by common allocators (glibc's mmap threshold never exceeds
   // 32 MiB), so a block freed during the transposition really lowers the resident memory.
   std::size_t rows = 1;
-  while (rows * std::max<std::size_t>(columns, 1) * sizeof(double) < (std::size_t{1} << 25))
-    rows *= 2;
+  while (rows * std::max<std::size_t>(columns, 1) * value_bytes < (std::size_t{1} << 25)) rows *= 2;
   return rows;
+}
+
+// The output columns of behavior_table as T (double, or float: each value rounded as it is
+// written, so no double copy of the output exists). Memory: the output columns plus one
+// staging block at a time, not the output twice. The popularity columns are written in place
+// first (their sorted times freed before the sweep); the sweep writes each sample's row into
+// row-major blocks of T (its samples come in member order, so column-wise writes would miss
+// the cache once per column); then each block is appended to the columns, whose capacity is
+// reserved but untouched until then, and freed.
+template <class T>
+void behavior_columns_as(const BehaviorPlan& plan, const BehaviorSamples& samples,
+                         const BehaviorLog& log, const BenefitItems& benefit_items,
+                         const BehaviorFeatureParams& params, std::size_t staging_rows,
+                         std::vector<std::vector<T>>& columns) {
+  const std::size_t n = samples.user.size();
+  columns.resize(plan.cols);
+  for (const auto& pc : plan.popularity_columns) columns[pc.column].assign(n, T{0});
+  behavior_popularity_values(plan, samples, log, benefit_items, params.num_threads,
+                             [&](std::size_t row, std::size_t k, double v) {
+                               columns[plan.popularity_columns[k].column][row] = static_cast<T>(v);
+                             });
+  const std::size_t width = plan.sweep_columns.size();
+  if (n == 0 || width == 0) return;
+  for (std::size_t c : plan.sweep_columns) columns[c].reserve(n);
+  if (staging_rows == 0) staging_rows = behavior_staging_rows(width, sizeof(T));
+  int shift = 0;
+  while ((std::size_t{1} << shift) < staging_rows) ++shift;
+  const std::size_t n_blocks = (n + staging_rows - 1) >> shift;
+  auto block_rows = [&](std::size_t b) { return std::min(staging_rows, n - (b << shift)); };
+  std::vector<std::unique_ptr<T[]>> blocks(n_blocks);
+  for (std::size_t b = 0; b < n_blocks; ++b) blocks[b].reset(new T[block_rows(b) * width]);
+  const std::size_t mask = staging_rows - 1;
+  behavior_sweep(plan, samples, log, benefit_items, params,
+                 [&](std::size_t row, const double* values) {
+                   T* dst = blocks[row >> shift].get() + (row & mask) * width;
+                   for (std::size_t j = 0; j < width; ++j)
+                     dst[j] = static_cast<T>(values[plan.sweep_columns[j]]);
+                 });
+  // Each thread appends a contiguous range of the columns, a tile of rows at a time, so that
+  // the tile's rows are read from memory once for all the range's columns.
+  const auto parts = std::min<std::size_t>(
+      static_cast<std::size_t>(resolve_num_threads(params.num_threads)), width);
+  for (std::size_t b = 0; b < n_blocks; ++b) {
+    const T* block = blocks[b].get();
+    const std::size_t rows = block_rows(b);
+    parallel_for(0, static_cast<Offset>(parts), static_cast<int>(parts), [&](Offset part) {
+      const std::size_t j0 = width * static_cast<std::size_t>(part) / parts;
+      const std::size_t j1 = width * static_cast<std::size_t>(part + 1) / parts;
+      constexpr std::size_t kTile = 256;
+      T tile[kTile];
+      for (std::size_t r0 = 0; r0 < rows; r0 += kTile) {
+        const std::size_t r1 = std::min(rows, r0 + kTile);
+        for (std::size_t j = j0; j < j1; ++j) {
+          for (std::size_t r = r0; r < r1; ++r) tile[r - r0] = block[r * width + j];
+          auto& column = columns[plan.sweep_columns[j]];
+          column.insert(column.end(), tile, tile + (r1 - r0));
+        }
+      }
+    });
+    blocks[b].reset();
+  }
 }
 
 PERKREC_INLINE BehaviorTable behavior_table(const BehaviorSamples& samples, const BehaviorLog& log,
@@ -653,59 +713,13 @@ PERKREC_INLINE BehaviorTable behavior_table(const BehaviorSamples& samples, cons
     detail::raise<InputError>(ctx, ": staging_rows: expected 0 or a power of two (got ",
                               staging_rows, ")");
   }
-  const std::size_t n = samples.user.size();
   BehaviorTable t;
-  t.rows = static_cast<Offset>(n);
+  t.rows = static_cast<Offset>(samples.user.size());
   t.names = behavior_column_names(params);
-  t.columns.resize(plan.cols);
-  // Memory: the output columns plus one staging block at a time, not the output twice. The
-  // popularity columns are written in place first (their sorted times freed before the sweep);
-  // the sweep writes each sample's row into row-major blocks (its samples come in member
-  // order, so column-wise writes would miss the cache once per column); then each block is
-  // appended to the columns, whose capacity is reserved but untouched until then, and freed.
-  for (const auto& pc : plan.popularity_columns) t.columns[pc.column].assign(n, 0.0);
-  behavior_popularity_values(plan, samples, log, benefit_items, params.num_threads,
-                             [&](std::size_t row, std::size_t k, double v) {
-                               t.columns[plan.popularity_columns[k].column][row] = v;
-                             });
-  const std::size_t width = plan.sweep_columns.size();
-  if (n == 0 || width == 0) return t;
-  for (std::size_t c : plan.sweep_columns) t.columns[c].reserve(n);
-  if (staging_rows == 0) staging_rows = behavior_staging_rows(width);
-  int shift = 0;
-  while ((std::size_t{1} << shift) < staging_rows) ++shift;
-  const std::size_t n_blocks = (n + staging_rows - 1) >> shift;
-  auto block_rows = [&](std::size_t b) { return std::min(staging_rows, n - (b << shift)); };
-  std::vector<std::unique_ptr<double[]>> blocks(n_blocks);
-  for (std::size_t b = 0; b < n_blocks; ++b) blocks[b].reset(new double[block_rows(b) * width]);
-  const std::size_t mask = staging_rows - 1;
-  behavior_sweep(plan, samples, log, benefit_items, params,
-                 [&](std::size_t row, const double* values) {
-                   double* dst = blocks[row >> shift].get() + (row & mask) * width;
-                   for (std::size_t j = 0; j < width; ++j) dst[j] = values[plan.sweep_columns[j]];
-                 });
-  // Each thread appends a contiguous range of the columns, a tile of rows at a time, so that
-  // the tile's rows are read from memory once for all the range's columns.
-  const auto parts = std::min<std::size_t>(
-      static_cast<std::size_t>(resolve_num_threads(params.num_threads)), width);
-  for (std::size_t b = 0; b < n_blocks; ++b) {
-    const double* block = blocks[b].get();
-    const std::size_t rows = block_rows(b);
-    parallel_for(0, static_cast<Offset>(parts), static_cast<int>(parts), [&](Offset part) {
-      const std::size_t j0 = width * static_cast<std::size_t>(part) / parts;
-      const std::size_t j1 = width * static_cast<std::size_t>(part + 1) / parts;
-      constexpr std::size_t kTile = 256;
-      double tile[kTile];
-      for (std::size_t r0 = 0; r0 < rows; r0 += kTile) {
-        const std::size_t r1 = std::min(rows, r0 + kTile);
-        for (std::size_t j = j0; j < j1; ++j) {
-          for (std::size_t r = r0; r < r1; ++r) tile[r - r0] = block[r * width + j];
-          auto& column = t.columns[plan.sweep_columns[j]];
-          column.insert(column.end(), tile, tile + (r1 - r0));
-        }
-      }
-    });
-    blocks[b].reset();
+  if (params.dtype == BehaviorFeatureParams::Dtype::float32) {
+    behavior_columns_as(plan, samples, log, benefit_items, params, staging_rows, t.float32_columns);
+  } else {
+    behavior_columns_as(plan, samples, log, benefit_items, params, staging_rows, t.columns);
   }
   return t;
 }

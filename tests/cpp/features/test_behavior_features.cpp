@@ -6,6 +6,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "test_util.hpp"
@@ -353,17 +354,21 @@ TEST(BehaviorFeatures, ThreadCountInvariance) {
   }
 }
 
+// The bit pattern of a double or a float, for bit-for-bit comparisons.
+template <class T>
+auto bits(T v) {
+  std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t> b = 0;
+  static_assert(sizeof b == sizeof v);
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+
 TEST(BehaviorFeatures, StagingBlocksAndRowMajorMatrixGiveTheSameBits) {
   // behavior_features stages the sweep's rows in blocks and writes popularity in place; the
   // encoder's row-major matrix does neither. Every block size (block boundaries inside a
   // member's samples, one row per block), thread count and mix of sweep and popularity columns
   // must give the same bits.
   RandomWorld r = random_world(7, 4000, 700);
-  auto bits = [](double v) {
-    std::uint64_t b = 0;
-    std::memcpy(&b, &v, sizeof b);
-    return b;
-  };
   const std::vector<std::vector<std::string>> mixes = {
       {},
       {"popularity_members", "count", "popularity_events"},
@@ -395,6 +400,54 @@ TEST(BehaviorFeatures, StagingBlocksAndRowMajorMatrixGiveTheSameBits) {
   EXPECT_THROW(detail::behavior_table(r.samples.view(), r.world.log, r.world.items,
                                       r.world.benefit_items, all_params(1), 3, "test"),
                InputError);
+}
+
+TEST(BehaviorFeatures, Float32OutputIsTheFloat64OutputRounded) {
+  // dtype float32 writes float columns straight from the double values: each must be exactly
+  // static_cast<float> of the float64 output, for every block size, thread count and mix of
+  // sweep and popularity columns; the default stays float64 and leaves float32_columns empty.
+  RandomWorld r = random_world(11, 3000, 500);
+  EXPECT_EQ(BehaviorFeatureParams{}.dtype, BehaviorFeatureParams::Dtype::float64);
+  const std::size_t n = r.samples.user.size();
+  std::size_t inexact = 0;  // values float32 cannot hold: the test must see rounding happen
+  for (const std::vector<std::string>& aggregates :
+       {std::vector<std::string>{},
+        std::vector<std::string>{"popularity_events", "decayed_count", "share_of_wallet"}}) {
+    BehaviorFeatureParams p = all_params(2);
+    p.aggregates = aggregates;
+    const BehaviorTable wide =
+        behavior_features(r.samples.view(), r.world.log, r.world.items, r.world.benefit_items, p);
+    ASSERT_TRUE(wide.float32_columns.empty());
+    ASSERT_EQ(wide.columns.size(), wide.names.size());
+    p.dtype = BehaviorFeatureParams::Dtype::float32;
+    for (std::size_t staging : {std::size_t{1}, std::size_t{8}, std::size_t{0}}) {
+      for (int threads : {1, 2, 3}) {
+        p.num_threads = threads;
+        const BehaviorTable t = detail::behavior_table(r.samples.view(), r.world.log, r.world.items,
+                                                       r.world.benefit_items, p, staging, "t");
+        ASSERT_EQ(t.names, wide.names);
+        ASSERT_EQ(t.rows, wide.rows);
+        ASSERT_TRUE(t.columns.empty());
+        ASSERT_EQ(t.float32_columns.size(), wide.names.size());
+        for (std::size_t c = 0; c < t.names.size(); ++c) {
+          ASSERT_EQ(t.float32_columns[c].size(), n) << t.names[c];
+          for (std::size_t i = 0; i < n; ++i) {
+            const double v = wide.columns[c][i];
+            ASSERT_EQ(bits(t.float32_columns[c][i]), bits(static_cast<float>(v)))
+                << t.names[c] << " row " << i << " staging " << staging << " threads " << threads;
+            if (staging == 1 && threads == 1)
+              inexact += static_cast<double>(static_cast<float>(v)) != v;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(inexact, n);
+  BehaviorFeatureParams bad = all_params(1);
+  bad.dtype = static_cast<BehaviorFeatureParams::Dtype>(7);
+  PERKREC_EXPECT_THROW_MSG(
+      behavior_features(r.samples.view(), r.world.log, r.world.items, r.world.benefit_items, bad),
+      ConfigError, "dtype");
 }
 
 TEST(BehaviorFeatures, MatchesBruteForce) {
