@@ -342,7 +342,9 @@ def _preference_section(
     """Preference vectors, named segments with their sizes, and the HTML report."""
     from .preference import PreferenceModel
 
-    model = PreferenceModel(num_threads=num_threads).fit(program.events, program.catalog, cut)
+    model = PreferenceModel(num_threads=num_threads).fit(
+        program.events, program.catalog, cut, user_table=program.users
+    )
     segments = model.segments()
     sizes = segments.groupby("segment", observed=False)["description"].agg(["size", "first"])
     sizes.columns = ["members", "description"]

@@ -22,7 +22,8 @@
    held-out issues support), and with ``preference_offset=True`` the weight of the preference
    model's member x kind log-preference as a logit offset, fitted on the held-out issues with
    a preference model fitted at ``cut_time`` (so it has not seen them);
-4. the :class:`~perkrec.PreferenceModel` (segments, send times, purchase timing), each member's
+4. the :class:`~perkrec.PreferenceModel` (segments, send times, purchase timing; with the
+   ``user_table``'s attributes as covariates of its class prior, as the README fits it), each member's
    order value (``margin`` x median basket) and, with ``incremental="control"``, the
    incremental share learned from the random control group, all as of the end of the log.
 
@@ -499,7 +500,9 @@ class BenefitPlanner:
                 1e-4,
             )
         if self.params["preference_offset"]:
-            at_cut = PreferenceModel(**self.preference_params).fit(events, catalog, cut)
+            at_cut = PreferenceModel(**self.preference_params).fit(
+                events, catalog, cut, user_table=user_table
+            )
             weight, unclipped = _core.fit_preference_weight(
                 at_cut._impl,
                 catalog._impl,
@@ -623,7 +626,7 @@ class BenefitPlanner:
         from .preference import PreferenceModel
 
         pref = PreferenceModel(**self.preference_params).fit(
-            events, catalog, end, progress=progress
+            events, catalog, end, user_table=user_table, progress=progress
         )
         share = None
         if self.params["incremental"] == "control":

@@ -1,7 +1,7 @@
 """Member preference vectors over benefit attributes, named segments, and when to send.
 
     wide_table(log, catalog, cut)        one row of behavioural aggregates per member
-    PreferenceModel().fit(log, catalog, cut)
+    PreferenceModel().fit(log, catalog, cut, user_table=users)   (users: optional attributes)
         .preferences()                   members x dimensions lifts (1 = like the population)
         .intervals()                     (lower, upper) credible bounds, same shape
         .segments(rules=None)            named segments by editable JSON rules
@@ -108,7 +108,7 @@ class PreferenceModel(_Recommender):
     """Empirical-Bayes preference vectors over benefit attribute dimensions, with credible
     intervals, segments, clusters and timing (include/perkrec/models/preference.hpp).
 
-    >>> model = PreferenceModel().fit(program.events, program.catalog, cut)
+    >>> model = PreferenceModel().fit(program.events, program.catalog, cut, user_table=program.users)
     >>> model.preferences().loc[user, "kind:points"]        # 1.8 = 80% above the population
     >>> model.segments()                                    # DataFrame: segment, description
     >>> model.timing()                                      # best slot, next purchase, ...

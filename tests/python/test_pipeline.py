@@ -100,6 +100,18 @@ def test_benefit_planner_round_trips_through_save_load_with_identical_plans(fitt
     _same_plan(loaded.plan(at=at), fitted.plan(at=at))
 
 
+def test_the_preference_model_is_fitted_as_the_readme_fits_it(fitted, program, times):
+    # One recipe (issue 16): BenefitPlanner, the README and the demo fit the preference model
+    # on the whole log with the member table as covariates of its class prior.
+    log, catalog, users = program.events, program.catalog, program.users
+    end = times[1]
+    as_readme = perkrec.PreferenceModel().fit(log, catalog, end, user_table=users)
+    without = perkrec.PreferenceModel().fit(log, catalog, end)
+    ours = fitted.preference.preferences().to_numpy()
+    np.testing.assert_array_equal(ours, as_readme.preferences().to_numpy())
+    assert np.abs(ours - without.preferences().to_numpy()).max() > 1e-3  # the table matters
+
+
 def test_plan_equals_the_hand_assembled_pipeline_with_the_same_models(fitted, program, times):
     from perkrec.fm import redemption_samples
     from perkrec.pipeline import with_attributes
