@@ -388,6 +388,48 @@ class BehaviorLog(_Serializable):
         return log
 
     @classmethod
+    def from_file(
+        cls,
+        path,
+        *,
+        items: ItemCatalog,
+        user: str = "user_id",
+        item: str = "item_id",
+        action: Optional[str] = None,
+        time: str = "timestamp",
+        quantity: Optional[str] = None,
+        amount: Optional[str] = None,
+        basket: Optional[str] = None,
+        **kwargs,
+    ) -> "BehaviorLog":
+        """From a Parquet (``.parquet`` / ``.pq``) or CSV file (any other extension): reads only
+        the named columns (a Parquet file's other columns are never loaded), then
+        :meth:`from_frame` with the same arguments (``user_ids``, ``unknown``, ``num_threads``
+        through ``kwargs``). InputError naming the file when it cannot be read, or the column
+        when a named one is missing."""
+        from .validate import read_table
+
+        if not isinstance(items, ItemCatalog):
+            raise _core.InputError(
+                f"BehaviorLog.from_file: items must be a perkrec.ItemCatalog (got "
+                f"{type(items).__name__})"
+            )
+        names = [c for c in (user, item, action, time, quantity, amount, basket) if c is not None]
+        frame = read_table(path, columns=list(dict.fromkeys(names)))
+        return cls.from_frame(
+            frame,
+            items=items,
+            user=user,
+            item=item,
+            action=action,
+            time=time,
+            quantity=quantity,
+            amount=amount,
+            basket=basket,
+            **kwargs,
+        )
+
+    @classmethod
     def _wrap(cls, impl) -> "BehaviorLog":
         obj = cls.__new__(cls)
         obj._impl = impl

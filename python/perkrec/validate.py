@@ -52,14 +52,27 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-def read_table(path: PathLike) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame (by extension; anything else is read as CSV).
-    Raises InputError naming the file when it cannot be read."""
+def read_table(path: PathLike, columns: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame (by extension; anything else is read as CSV), with
+    only ``columns`` when given (Parquet reads no other column). Raises InputError naming the
+    file when it cannot be read, and the column when one of ``columns`` is missing."""
     path = Path(path)
+    parquet = path.suffix.lower() in (".parquet", ".pq")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, low_memory=False)
+        if columns is not None:
+            if parquet:
+                import pyarrow.parquet as pq
+
+                present = set(pq.read_schema(path).names)
+            else:
+                present = set(pd.read_csv(path, nrows=0).columns)
+            missing = [c for c in columns if c not in present]
+            if missing:
+                raise _core.InputError(f"{path}: missing column {missing[0]!r}")
+            columns = list(columns)
+        if parquet:
+            return pd.read_parquet(path, columns=columns)
+        return pd.read_csv(path, low_memory=False, usecols=columns)
     except FileNotFoundError:
         raise _core.InputError(f"{path}: no such file") from None
     except ImportError as exc:

@@ -138,6 +138,29 @@ def test_behavior_log_from_frame(world):
     assert bare.user_ids.ids.tolist() == ["ann", "bob"]
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_behavior_log_from_file_equals_from_frame(world, tmp_path, suffix):
+    pytest.importorskip("pyarrow")
+    events = world["events"].assign(
+        timestamp=[day(1), day(1), day(3), day(5), day(10), day(2), day(6)], note="extra"
+    )
+    path = tmp_path / f"events{suffix}"
+    if suffix == ".parquet":
+        events.to_parquet(path, index=False)
+    else:
+        events.to_csv(path, index=False)
+    kw = dict(items=world["items"], action="action", quantity="quantity", amount="amount")
+    kw.update(basket="basket", user_ids=world["users"])
+    from_file = perkrec.BehaviorLog.from_file(path, **kw)
+    pd.testing.assert_frame_equal(
+        from_file.to_frame(), perkrec.BehaviorLog.from_frame(events, **kw).to_frame()
+    )
+    with pytest.raises(perkrec.InputError, match="missing column 'qty'"):
+        perkrec.BehaviorLog.from_file(path, **dict(kw, quantity="qty"))
+    with pytest.raises(perkrec.InputError, match="no such file"):
+        perkrec.BehaviorLog.from_file(tmp_path / "absent.parquet", **kw)
+
+
 def test_item_catalog_behavior_log_and_benefit_items_save_and_load(world, tmp_path):
     import pickle
 
