@@ -54,6 +54,10 @@ Input variants (the redemption model's weighting + the incremental share's sourc
   ...+behavior_all  the same with every behaviour aggregate (cumulative counts, spend and
                   popularity too) instead of the default field's.
 
+  ...+segment     the FM also gets the member's named segment as a categorical field, as of
+                  each row's time (BenefitPlanner segment_field=True: preference models fitted
+                  every 30 days; at plan time the fitted preference model's segment)
+
   ...+ordertime   the FM's member history field also gets the member's order timing
                   (order_days_since, order_interval_days, order_overdue: how recently and how
                   regularly the member orders, strictly before each row's time), which the
@@ -245,6 +249,7 @@ def run_program(
             shrink="shrink" in extra,
             pooled="pooled" in extra,
             preference_offset="prefit" in extra,
+            segment_field="segment" in extra,
             margin=PLAN_MARGIN,
             seed=seed,
             num_threads=threads,

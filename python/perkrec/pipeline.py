@@ -85,6 +85,10 @@ DEFAULT_BEHAVIOR_FIELD = {
 }
 INCREMENTAL_SOURCES = ("timing", "control")
 DEFAULT_CUT_DAYS = 30
+# segment_field: the member's segment in training rows comes from preference models fitted at
+# checkpoints this many days apart (the column name is C++'s kMemberSegmentColumn).
+SEGMENT_CHECKPOINT_DAYS = 30
+MEMBER_SEGMENT = "member_segment"
 
 
 def _config_error(message: str):
@@ -190,6 +194,12 @@ class BenefitPlanner:
     - ``behavior_field``: the FM's behaviour field (a FeatureEncoder field dict of kind
       "behavior") when ``fit`` is given ``behavior=``; None = :data:`DEFAULT_BEHAVIOR_FIELD`
       (every item level and action). Giving one makes ``behavior=`` required in ``fit``.
+    - ``segment_field``: the FM also gets the member's named segment (the preference model's
+      default rules) as a categorical field, ``member_segment``: in each training and held-out
+      row the segment as of the row's time (preference models fitted on the events before
+      checkpoints every ``SEGMENT_CHECKPOINT_DAYS`` days from the log's start; "none" before
+      the first), at plan time the stored preference model's segment (C++,
+      decide/benefit_planner.hpp). The FM then learns how each segment answers each benefit.
 
     Bad parameters raise ConfigError naming the field here, before anything is fitted.
     Thread safety: ``fit`` needs exclusive access; ``plan`` may run from several threads.
@@ -220,6 +230,7 @@ class BenefitPlanner:
         seed: int = 42,
         num_threads: int = 0,
         behavior_field: Optional[dict] = None,
+        segment_field: bool = False,
     ):
         from .fm import FM, FeatureEncoder
         from .plan import Planner
@@ -239,6 +250,7 @@ class BenefitPlanner:
             ("early_stopping", early_stopping),
             ("pooled", pooled),
             ("preference_offset", preference_offset),
+            ("segment_field", segment_field),
         ):
             if not isinstance(value, (bool, np.bool_)):
                 raise _config_error(f"BenefitPlanner: {name} must be True or False (got {value!r})")
@@ -296,8 +308,10 @@ class BenefitPlanner:
             seed=seed,
             num_threads=num_threads,
             behavior_field=behavior_field,
+            segment_field=bool(segment_field),
         )
         self._state: Optional[dict] = None
+        self._segment_asof = None  # during fit: (checkpoint seconds, segments per checkpoint)
 
     # --- fitting ---------------------------------------------------------------------------
     @renamed_keywords(users="user_table")
@@ -368,6 +382,22 @@ class BenefitPlanner:
                 "BenefitPlanner.fit: events: incremental 'control' needs the control flag (the log "
                 "has none); use incremental='timing'"
             )
+        self._segment_asof = (
+            self._segment_checkpoints(events, catalog, user_table, t_end)
+            if self.params["segment_field"]
+            else None
+        )
+        try:
+            self._fit_all(
+                events, frame, catalog, user_table, cut, t_cut, t_end, end, progress, behavior
+            )
+        finally:
+            self._segment_asof = None
+        return self
+
+    def _fit_all(
+        self, events, frame, catalog, user_table, cut, t_cut, t_end, end, progress, behavior
+    ):
         fm, encoder = self._fit_redemption_model(
             events, frame, catalog, user_table, cut, t_cut, t_end, progress, behavior
         )
@@ -384,7 +414,39 @@ class BenefitPlanner:
         )
         state["behavior"] = behavior
         self._state = state
-        return self
+
+    def _segment_checkpoints(self, events, catalog, user_table, t_end: int):
+        """(checkpoint times in seconds, each member's default segment as of each): preference
+        models fitted on the events strictly before each checkpoint, every
+        SEGMENT_CHECKPOINT_DAYS days from the log's start, strictly before its end."""
+        from .preference import PreferenceModel
+
+        t_start = time_seconds(events.time_range[0], "start")
+        step = SEGMENT_CHECKPOINT_DAYS * 86400
+        times = list(range(t_start + step, t_end, step))
+        segments = []
+        for t in times:
+            model = PreferenceModel(**self.preference_params).fit(
+                events, catalog, pd.Timestamp(t, unit="s", tz="UTC"), user_table=user_table
+            )
+            segments.append(model.segments()["segment"].astype(str).to_numpy())
+        return np.asarray(times, dtype=np.int64), segments
+
+    def _with_segment(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """``rows`` with the member's segment as of each row's time (``member_segment``), when
+        fitting with ``segment_field``; else ``rows`` unchanged."""
+        if self._segment_asof is None:
+            return rows
+        times, segments = self._segment_asof
+        which = np.searchsorted(times, rows["timestamp"].to_numpy(), side="right") - 1
+        users = rows["user"].to_numpy()
+        out = np.full(len(rows), "none", dtype=object)
+        for i, seg in enumerate(segments):
+            sel = (which == i) & (users >= 0) & (users < len(seg))
+            out[sel] = seg[users[sel]]
+        rows = rows.copy()
+        rows[MEMBER_SEGMENT] = out
+        return rows
 
     def _check_behavior(self, behavior, events):
         """``behavior`` checked against the event log (InputError naming what differs), or
@@ -453,7 +515,7 @@ class BenefitPlanner:
         out = {"pooled": None, "preference_weight": None, "preference_weight_unclipped": None}
         if not (self.params["pooled"] or self.params["preference_offset"]):
             return out
-        rows = redemption_samples(frame, catalog, user_table)
+        rows = self._with_segment(redemption_samples(frame, catalog, user_table))
         start = rows["timestamp"].to_numpy()
         ends = start + rows["validity_days"].to_numpy() * 86400
         held = (start >= t_cut) & (ends <= t_end)
@@ -540,7 +602,7 @@ class BenefitPlanner:
         # issues redeem less). Features still see only the events before each row's time, and
         # the held-out issues (after the cut) are other rows. An issue whose validity runs past
         # the end of the log has no label yet and is left out.
-        samples = redemption_samples(events, catalog, user_table)
+        samples = self._with_segment(redemption_samples(events, catalog, user_table))
         start = samples["timestamp"].to_numpy()
         finished = start + samples["validity_days"].to_numpy() * 86400 <= t_end
         keep = (start < t_cut) & finished
@@ -552,11 +614,12 @@ class BenefitPlanner:
         weights = None
         if self.params["weighting"] == "ipw":
             weights = issue_weights(frame["propensity"].to_numpy()[_issued_mask(frame)][keep])
-        if behavior is None:
-            encoder = FeatureEncoder()
-        else:
-            fields = [dict(f, optional=True) for f in DEFAULT_FIELDS]
-            encoder = FeatureEncoder(fields + [self._behavior_field(behavior)])
+        fields = [dict(f, optional=True) for f in DEFAULT_FIELDS]
+        if self.params["segment_field"]:
+            fields.append({"name": MEMBER_SEGMENT, "kind": "categorical"})
+        if behavior is not None:
+            fields.append(self._behavior_field(behavior))
+        encoder = FeatureEncoder(fields)
         encoder.fit(rows, events=events, catalog=catalog, behavior=behavior)
         validation = None
         if self.params["early_stopping"]:
@@ -593,7 +656,7 @@ class BenefitPlanner:
         empty = {"user": None, "benefit": None, "predicted": None, "redeemed": None, "weight": None}
         if not self.params["shrink"]:
             return empty
-        rows = redemption_samples(frame, catalog, user_table)
+        rows = self._with_segment(redemption_samples(frame, catalog, user_table))
         held = (
             (rows["timestamp"] >= t_cut)
             & (rows["timestamp"] + rows["validity_days"] * 86400 <= t_end)
@@ -940,6 +1003,7 @@ class BenefitPlanner:
                 seed=params["seed"],
                 num_threads=params["num_threads"],
                 behavior_field=params.get("behavior_field"),
+                segment_field=params.get("segment_field", False),
             )
             obj = cls(config["policy"], **kwargs)
             share = impl.incremental_share

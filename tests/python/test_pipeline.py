@@ -112,6 +112,63 @@ def test_the_preference_model_is_fitted_as_the_readme_fits_it(fitted, program, t
     assert np.abs(ours - without.preferences().to_numpy()).max() > 1e-3  # the table matters
 
 
+def test_segment_field_reads_each_rows_segment_as_of_its_time(program, times, tmp_path):
+    from perkrec.pipeline import MEMBER_SEGMENT, SEGMENT_CHECKPOINT_DAYS, with_attributes
+
+    cut, end = times
+    log, catalog, users = program.events, program.catalog, program.users
+    bp = perkrec.BenefitPlanner(
+        demo_policy(log.n_users), segment_field=True, shrink=False, pooled=False, num_threads=2
+    )
+    # The as-of lookup: "none" before the first checkpoint, then the latest checkpoint's.
+    bp._segment_asof = (np.array([100, 200]), [np.array(["a", "b"]), np.array(["c", "d"])])
+    rows = pd.DataFrame({"user": [0, 1, 0, 1, -1], "timestamp": [99, 100, 199, 250, 300]})
+    assert bp._with_segment(rows)[MEMBER_SEGMENT].tolist() == ["none", "b", "a", "d", "none"]
+    bp._segment_asof = None
+    times_, segs = bp._segment_checkpoints(log, catalog, users, int(end.value // 10**9))
+    start = int(log.time_range[0].value // 10**9)
+    assert times_.tolist() == list(
+        range(start + SEGMENT_CHECKPOINT_DAYS * 86400, times_[-1] + 1, 30 * 86400)
+    )
+    # a checkpoint's segments use only the events before it
+    first = perkrec.PreferenceModel(num_threads=2).fit(
+        log, catalog, pd.Timestamp(times_[0], unit="s", tz="UTC"), user_table=users
+    )
+    assert segs[0].tolist() == first.segments()["segment"].astype(str).tolist()
+
+    bp.fit(log, catalog, users, cut_time=cut)
+    assert MEMBER_SEGMENT in [f["name"] for f in bp.encoder.fields]
+    # At plan time (C++) the row carries the stored preference model's segment: the FM's P
+    # equals the FM on rows built by hand with that column.
+    n, nb = log.n_users, len(catalog)
+    t = int(end.value // 1_000_000_000)
+    pairs = with_attributes(
+        pd.DataFrame(
+            {
+                "user": np.repeat(np.arange(n), nb),
+                "benefit": np.tile(np.arange(nb), n),
+                "timestamp": t,
+            }
+        ),
+        catalog,
+        users,
+    )
+    pairs[MEMBER_SEGMENT] = np.repeat(
+        bp.preference.segments()["segment"].astype(str).to_numpy(), nb
+    )
+    by_hand = bp.fm.predict(bp.encoder.transform(pairs, events=log)).reshape(n, nb)
+    P = bp.inputs(end).redemption_probability
+    np.testing.assert_allclose(P, by_hand, rtol=1e-5, atol=1e-7)
+    pairs[MEMBER_SEGMENT] = "none"  # the column matters
+    other = bp.fm.predict(bp.encoder.transform(pairs, events=log)).reshape(n, nb)
+    assert np.abs(other - by_hand).max() > 1e-4
+    path = tmp_path / "segment.perk"
+    bp.save(path)
+    back = perkrec.BenefitPlanner.load(path)
+    assert back.params["segment_field"] is True
+    _same_plan(back.plan(at=end), bp.plan(at=end))
+
+
 def test_plan_equals_the_hand_assembled_pipeline_with_the_same_models(fitted, program, times):
     from perkrec.fm import redemption_samples
     from perkrec.pipeline import with_attributes
@@ -251,6 +308,7 @@ def test_a_damaged_file_raises_model_format_error(fitted, tmp_path):
         ({"weighting": "magic"}, "weighting"),
         ({"incremental": "guess"}, "incremental"),
         ({"shrink": "yes"}, "shrink"),
+        ({"segment_field": "yes"}, "segment_field"),
         ({"margin": 0.0}, "margin"),
         ({"margin": True}, "margin"),
         ({"factors": -1}, "factors"),

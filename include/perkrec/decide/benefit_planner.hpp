@@ -9,7 +9,8 @@
 //      `block_members` members at a time, member-major) with the columns
 //      perkrec.pipeline.with_attributes gives them (the catalog's kind, face_value,
 //      face_value_band, threshold, discount_rate, validity_days, scope, channel; the user
-//      table's columns, signup_time as tenure_days; weekday and hour of t), encoded by the
+//      table's columns, signup_time as tenure_days; the member's default segment of the stored
+//      preference model as kMemberSegmentColumn; weekday and hour of t), encoded by the
 //      FM's FeatureEncoder (its behaviour fields, when it has any, from the stored behaviour
 //      log, item catalog and benefit items: events strictly before t) and scored by the FM (P as
 //      float32; no members x benefits float64 matrix and no dense feature matrix beyond one block);
@@ -89,6 +90,12 @@ namespace perkrec {
 namespace detail {
 struct PlanFrame;
 }  // namespace detail
+
+/// The plan-time column holding each member's default segment (PreferenceModel::segments with
+/// SegmentRules::defaults()); an encoder field of this name (perkrec.BenefitPlanner's
+/// segment_field) reads it. In training rows the same column holds the segment as of the row's
+/// time (from preference models fitted at checkpoints before it).
+inline constexpr const char* kMemberSegmentColumn = "member_segment";
 
 /// One ranked benefit of a member's answer.
 struct UserBenefit {

@@ -69,11 +69,12 @@ namespace detail {
 struct PlanFrame {
   std::vector<std::int64_t> validity, band;
   std::vector<double> face, threshold, discount;
-  std::vector<std::int32_t> benefit_codes;
-  std::vector<std::string> kind, scope, channel;
+  std::vector<std::int32_t> benefit_codes, segment_codes;
+  std::vector<std::string> kind, scope, channel, segment_names;
   std::map<std::string, benefit_planner::Source> sources;
 
-  PlanFrame(const Catalog& catalog, const UserTable* users) {
+  PlanFrame(const Catalog& catalog, const UserTable* users,
+            const SegmentAssignment* segments = nullptr) {
     using benefit_planner::Source;
     for (Index b = 0; b < catalog.size(); ++b) {
       const Benefit& x = catalog[b];
@@ -139,6 +140,14 @@ struct PlanFrame {
         }
         sources[name] = s;
       }
+    }
+    if (segments != nullptr) {  // after the user table's columns: the planner's column wins
+      segment_codes = segments->codes;
+      segment_names = segments->names;
+      Source s = keyed(Source::Type::categorical, Source::Key::member);
+      s.codes = Span<const std::int32_t>(segment_codes);
+      s.dictionary = &segment_names;
+      sources[kMemberSegmentColumn] = s;
     }
     sources["weekday"] = keyed(Source::Type::integer, Source::Key::weekday);
     sources["hour"] = keyed(Source::Type::integer, Source::Key::hour);
@@ -295,9 +304,9 @@ PERKREC_INLINE BenefitPlanner::BenefitPlanner(BenefitPlannerFile file, int num_t
     users_ = UserTable(file_->events.user_ids().size() == n ? file_->events.user_ids()
                                                             : IdMap::range(n));
   }
-  frame_ = std::make_shared<const detail::PlanFrame>(file_->catalog,
-                                                     file_->users ? &*file_->users : nullptr);
   segments_ = file_->preference.segments(SegmentRules::defaults());
+  frame_ = std::make_shared<const detail::PlanFrame>(
+      file_->catalog, file_->users ? &*file_->users : nullptr, &segments_);
   if (file_->preference_weight) lift_ = KindPreferenceLift(file_->preference, file_->catalog);
   if (!control_share_) {
     const double horizon = file_->preference.params().horizon_days;
