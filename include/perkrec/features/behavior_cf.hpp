@@ -124,10 +124,12 @@ class BehaviorCF : public Serializable<BehaviorCF> {
   BehaviorTable transform(const BehaviorSamples& samples, const BehaviorLog& log,
                           const BenefitItems& benefit_items) const;
 
-  /// The same values row-major (rows x 2): what FeatureEncoder uses.
+  /// The same values row-major (rows x 2): what FeatureEncoder uses. `num_threads` < 0 uses
+  /// params().num_threads; the output never depends on it.
   std::vector<double> transform_matrix(const BehaviorSamples& samples, const BehaviorLog& log,
                                        const BenefitItems& benefit_items,
-                                       const char* context = "BehaviorCF::transform") const;
+                                       const char* context = "BehaviorCF::transform",
+                                       int num_threads = -1) const;
 
   bool fitted() const { return fitted_; }
   const BehaviorCFParams& params() const { return params_; }

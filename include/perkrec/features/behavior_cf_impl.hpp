@@ -184,7 +184,8 @@ PERKREC_INLINE void BehaviorCF::fit(const BehaviorLog& log, Timestamp as_of,
 PERKREC_INLINE std::vector<double> BehaviorCF::transform_matrix(const BehaviorSamples& samples,
                                                                 const BehaviorLog& log,
                                                                 const BenefitItems& benefit_items,
-                                                                const char* ctx) const {
+                                                                const char* ctx,
+                                                                int num_threads) const {
   require_fitted("transform");
   const std::size_t n = samples.user.size();
   if (samples.benefit.size() != n || samples.timestamp.size() != n) {
@@ -210,7 +211,7 @@ PERKREC_INLINE std::vector<double> BehaviorCF::transform_matrix(const BehaviorSa
                                 ", the benefits of BenefitItems)");
     }
   }
-  const int threads = resolve_num_threads(params_.num_threads);
+  const int threads = resolve_num_threads(num_threads < 0 ? params_.num_threads : num_threads);
   const int dim = items_.dim;
   const auto d = static_cast<std::size_t>(dim);
   constexpr std::size_t kCols = 2;

@@ -2,11 +2,13 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "perkrec/features/behavior_cf.hpp"
+#include "perkrec/features/feature_encoder.hpp"
 
 namespace perkrec {
 namespace {
@@ -315,6 +317,143 @@ TEST(BehaviorCF, BadParamsAndInputsRaiseTypedErrorsWithoutStateChange) {
       BenefitItems::from_pairs(std::vector<Index>{0}, std::vector<Index>{0}, 1, kItems + 3);
   EXPECT_THROW(cf.transform(s.view(), log, other_applies), InputError);
   EXPECT_TRUE(cf == before);
+}
+
+// ---- the FeatureEncoder's behavior_cf fields ----------------------------------------------
+
+template <class E>
+void expect_error(const std::function<void()>& f, const std::vector<std::string>& fragments) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception";
+  } catch (const E& e) {
+    for (const auto& fragment : fragments)
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+FeatureEncoder cf_encoder(const std::string& fields_json, int threads = 1) {
+  return FeatureEncoder(FeatureSpec::from_json("{\"fields\": " + fields_json + "}"), threads);
+}
+
+struct EncoderWorld {
+  BehaviorLog log = make_log(cluster_events(), kUsers, kItems);
+  ItemCatalog items = ItemCatalog(IdMap::range(kItems));
+  BenefitItems applies = cluster_benefits();
+  Samples s;
+  EncoderWorld() {
+    for (Index u = 0; u < kUsers; u += 3) {
+      for (std::int64_t b = 0; b < 4; ++b)
+        s.user.push_back(u), s.benefit.push_back(b), s.time.push_back(day(30 + (u + b) % 25));
+    }
+  }
+  BehaviorData data() const { return {&log, &items, &applies}; }
+  SampleColumns columns() const {
+    SampleColumns c;
+    c.rows = static_cast<Offset>(s.user.size());
+    c.integers = {{"user", s.user}, {"benefit", s.benefit}, {"timestamp", s.time}};
+    return c;
+  }
+};
+
+constexpr const char* kCfFields = R"([{"name": "user", "kind": "id"},
+    {"name": "cf", "kind": "behavior_cf", "factors": 8, "iterations": 8}])";
+
+TEST(BehaviorCFEncoder, FitsBeforeTheEarliestSampleAndEncodesScaledValues) {
+  const EncoderWorld w;
+  const BehaviorData data = w.data();
+  auto enc = cf_encoder(kCfFields, 2);
+  enc.fit(w.columns(), nullptr, &data);
+  ASSERT_EQ(enc.field_sizes(),
+            (std::vector<Index>{static_cast<Index>(w.s.user.size() / 4) + 1, 2}));
+  // The item factors: BehaviorCF at the earliest sample's time.
+  BehaviorCFParams p = small_params(1);
+  BehaviorCF direct(p);
+  direct.fit(w.log, day(30));
+  const BehaviorCF& stored = enc.state()[1].cf;
+  EXPECT_EQ(stored.as_of(), day(30));
+  EXPECT_EQ(stored.item_factors().values, direct.item_factors().values);
+  // The values: (slog1p(x) - mean) / std of BehaviorCF's columns.
+  const BehaviorTable t = direct.transform(w.s.view(), w.log, w.applies);
+  const CsrMatrix<float> X = enc.transform(w.columns(), nullptr, nullptr, &data);
+  const auto& st = enc.state()[1];
+  const Index base = static_cast<Index>(enc.field_offsets()[1]);
+  for (Index r = 0; r < X.rows; ++r) {
+    for (std::size_t c = 0; c < 2; ++c) {
+      const auto at = static_cast<std::size_t>(X.indptr[static_cast<std::size_t>(r)]) + 1 + c;
+      const double x = t.columns[c][static_cast<std::size_t>(r)];
+      const double v =
+          (std::copysign(std::log1p(std::fabs(x)), x) - st.agg_mean[c]) / st.agg_std[c];
+      EXPECT_EQ(X.indices[at], base + static_cast<Index>(c));
+      EXPECT_EQ(X.data[at], static_cast<float>(v));
+    }
+  }
+  // JSON round trip and one thread: the same JSON and matrix.
+  const FeatureEncoder back = FeatureEncoder::from_json(enc.to_json());
+  EXPECT_EQ(back.to_json(), enc.to_json());
+  EXPECT_EQ(back.transform(w.columns(), nullptr, nullptr, &data).data, X.data);
+  auto one = cf_encoder(kCfFields, 1);
+  one.fit(w.columns(), nullptr, &data);
+  EXPECT_EQ(one.to_json(), enc.to_json());
+  const auto X1 = one.transform(w.columns(), nullptr, nullptr, &data);
+  EXPECT_EQ(X1.indices, X.indices);
+  EXPECT_EQ(X1.data, X.data);
+}
+
+TEST(BehaviorCFEncoder, BehaviourFromTheEarliestSampleOnNeverReachesTheFactors) {
+  const EncoderWorld w;
+  std::vector<Event> more = cluster_events();
+  for (Index u = 0; u < kUsers; u += 2) more.push_back({u, (u * 3) % kItems, 0, day(30)});
+  const BehaviorLog later = make_log(more, kUsers, kItems);
+  const BehaviorData data = w.data();
+  const BehaviorData data_later{&later, &w.items, &w.applies};
+  auto a = cf_encoder(kCfFields), b = cf_encoder(kCfFields);
+  a.fit(w.columns(), nullptr, &data);
+  b.fit(w.columns(), nullptr, &data_later);
+  EXPECT_TRUE(a.state()[1].cf == b.state()[1].cf);
+  // Samples at the earliest time see no behaviour at or after it either.
+  const auto Xa = a.transform(w.columns(), nullptr, nullptr, &data);
+  const auto Xb = a.transform(w.columns(), nullptr, nullptr, &data_later);
+  for (std::size_t r = 0; r < w.s.time.size(); ++r) {
+    if (w.s.time[r] != day(30)) continue;
+    const auto at = static_cast<std::size_t>(Xa.indptr[r]);
+    EXPECT_EQ(Xa.data[at + 1], Xb.data[at + 1]);
+    EXPECT_EQ(Xa.data[at + 2], Xb.data[at + 2]);
+  }
+}
+
+TEST(BehaviorCFEncoder, SpecAndInputErrors) {
+  expect_error<ConfigError>(
+      [] { cf_encoder(R"([{"name": "cf", "kind": "behavior_cf", "factors": 0}])"); },
+      {"/fields/0", "factors"});
+  expect_error<ConfigError>(
+      [] { cf_encoder(R"([{"name": "cf", "kind": "behavior_cf", "levels": ["category"]}])"); },
+      {"/fields/0", "levels"});
+  expect_error<ConfigError>(
+      [] { cf_encoder(R"([{"name": "cf", "kind": "behavior_cf", "as_of": 1e300}])"); },
+      {"/fields/0/as_of"});
+  const EncoderWorld w;
+  const BehaviorData data = w.data();
+  // as_of after the earliest sample would leak: refused before anything changes.
+  auto late = cf_encoder(R"([{"name": "cf", "kind": "behavior_cf", "as_of": 1702600000}])");
+  expect_error<InputError>([&] { late.fit(w.columns(), nullptr, &data); }, {"'cf'", "as_of"});
+  EXPECT_FALSE(late.fitted());
+  auto share = cf_encoder(R"([{"name": "cf", "kind": "behavior_cf", "actions": ["share"]}])");
+  expect_error<ConfigError>([&] { share.fit(w.columns(), nullptr, &data); },
+                            {"/fields/0/actions/0", "share"});
+  auto optional = cf_encoder(R"([{"name": "user", "kind": "id"},
+      {"name": "cf", "kind": "behavior_cf", "optional": true}])");
+  optional.fit(w.columns());
+  EXPECT_EQ(optional.dropped_fields(), (std::vector<std::string>{"cf"}));
+  // A stored state whose factors do not match the field's params is a corrupt file.
+  auto enc = cf_encoder(kCfFields);
+  enc.fit(w.columns(), nullptr, &data);
+  Json doc = Json::parse(enc.to_json());
+  doc["state"][1]["cf"]["params"]["factors"] = 4;
+  expect_error<ModelFormatError>([&] { FeatureEncoder::from_json(doc.dump()); }, {"/state/1"});
+  doc = Json::parse(enc.to_json());
+  doc["state"][1].erase("cf");
+  expect_error<ModelFormatError>([&] { FeatureEncoder::from_json(doc.dump()); }, {"cf"});
 }
 
 }  // namespace
