@@ -26,7 +26,9 @@ def clustered_world(seed: int = 3, extra: pd.DataFrame | None = None):
         base = 0 if u < 60 else 12
         low = 3 if u % 2 else 0
         for _ in range(6):
-            rows.append((u, base + int(rng.integers(low, 12)), "purchase", int(rng.integers(0, 40))))
+            rows.append(
+                (u, base + int(rng.integers(low, 12)), "purchase", int(rng.integers(0, 40)))
+            )
         rows.append((u, int(rng.integers(0, N_ITEMS)), "view", int(rng.integers(0, 40))))
     events = pd.DataFrame(rows, columns=["user_id", "item_id", "action", "day"])
     events["timestamp"] = T0 + events.pop("day") * DAY

@@ -249,7 +249,9 @@ TEST(BehaviorCF, SaveLoadIdentity) {
   Samples s{{1, 120, 60}, {0, 1, 3}, {day(50), day(50), day(20)}};
   EXPECT_EQ(json.transform(s.view(), log, applies).columns,
             cf.transform(s.view(), log, applies).columns);
-  // A damaged state is a ModelFormatError naming what is wrong.
+  // A damaged file or state is a ModelFormatError naming what is wrong.
+  const std::string file = cf.to_bytes();
+  EXPECT_THROW(BehaviorCF::from_bytes(file.substr(0, file.size() / 2)), ModelFormatError);
   Json bad = cf.to_json();
   bad["factors"].erase(0);
   EXPECT_THROW(BehaviorCF::from_json(bad, ""), ModelFormatError);
