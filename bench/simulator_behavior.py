@@ -12,6 +12,14 @@ strictly before each sample's time). The same FM settings for both (8 factors, A
 stopping on the last 20% of the training issues in time). Reported: test AUC and log-loss over
 all issues and over the issues of category-scoped benefits, and the AUC against the
 simulator's true redemption probability as a score (the ceiling a model could reach).
+
+With --cf-burn-in-days N, two more models: both train only on the issues from N days after the
+first one (the simulator's behaviour starts with its issues, and a `behavior_cf` field learns
+its item factors from behaviour before the EARLIEST training issue, so it needs a burn-in
+without training issues): "with behaviour, after burn-in" (the same fields as "with
+behaviour") and "+ behavior_cf" (plus one `behavior_cf` field: ALS item factors from the
+purchases before the first training issue, cf_dot / cf_cosine between the benefit's items and
+the member's recent purchases). Both are tested on the same last 30 days.
 """
 
 from __future__ import annotations
@@ -35,8 +43,10 @@ BEHAVIOR_FIELD = {
     "bins": 8,
 }
 
+CF_FIELD = {"name": "behavior_cf", "kind": "behavior_cf", "actions": ["purchase"]}
 
-def run(seed: int, members: int, threads: int) -> list:
+
+def run(seed: int, members: int, threads: int, cf_burn_in_days: int = 0) -> list:
     program = perkrec.simulate(n_users=members, seed=seed, behavior=True, num_threads=threads)
     samples = perkrec.redemption_samples(program.events, program.catalog, program.users)
     end = program.truth.reference_time.value // 10**9
@@ -50,12 +60,20 @@ def run(seed: int, members: int, threads: int) -> list:
     scoped = test["scope"].astype(str).to_numpy() == "category"
     truth = program.truth.redemption_probability
     rows = []
-    for name, fields in (
-        ("without behaviour", DEFAULT_FIELDS),
-        ("with behaviour", DEFAULT_FIELDS + [BEHAVIOR_FIELD]),
-    ):
+    variants = [
+        ("without behaviour", DEFAULT_FIELDS, fit_part),
+        ("with behaviour", DEFAULT_FIELDS + [BEHAVIOR_FIELD], fit_part),
+    ]
+    if cf_burn_in_days > 0:
+        start = int(train["timestamp"].min()) + cf_burn_in_days * 86400
+        late_part = fit_part[fit_part["timestamp"] >= start]
+        variants += [
+            ("with behaviour, after burn-in", DEFAULT_FIELDS + [BEHAVIOR_FIELD], late_part),
+            ("+ behavior_cf", DEFAULT_FIELDS + [BEHAVIOR_FIELD, CF_FIELD], late_part),
+        ]
+    for name, fields, fit_part in variants:
         t0 = time.perf_counter()
-        kwargs = {"behavior": behavior} if name == "with behaviour" else {}
+        kwargs = {"behavior": behavior} if name != "without behaviour" else {}
         enc = perkrec.FeatureEncoder(fields, num_threads=threads).fit(
             fit_part, events=program.events, catalog=program.catalog, **kwargs
         )
@@ -72,6 +90,7 @@ def run(seed: int, members: int, threads: int) -> list:
                 "seed": seed,
                 "model": name,
                 "test_issues": len(test),
+                "train_issues": len(fit_part),
                 "auc": round(perkrec.auc(y, p), 4),
                 "log_loss": round(perkrec.log_loss(y, p), 4),
                 "auc_category_scoped": round(perkrec.auc(y[scoped], p[scoped]), 4),
@@ -103,10 +122,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[101, 202, 303])
     parser.add_argument("--members", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--cf-burn-in-days",
+        type=int,
+        default=0,
+        help="also the models trained after this burn-in, with and without a behavior_cf field",
+    )
     args = parser.parse_args()
     rows = []
     for seed in args.seeds:
-        rows += run(seed, args.members, args.threads)
+        rows += run(seed, args.members, args.threads, args.cf_burn_in_days)
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False))

@@ -35,6 +35,7 @@
 #include "perkrec/eval/metrics_impl.hpp"
 #include "perkrec/eval/ope_impl.hpp"
 #include "perkrec/eval/uplift_metrics_impl.hpp"
+#include "perkrec/features/behavior_cf_impl.hpp"
 #include "perkrec/features/behavior_features_impl.hpp"
 #include "perkrec/features/feature_encoder_impl.hpp"
 #include "perkrec/features/interaction_matrix_impl.hpp"

@@ -27,6 +27,7 @@
 #include "perkrec/data/split.hpp"
 #include "perkrec/data/user_table.hpp"
 
+#include "perkrec/features/behavior_cf.hpp"
 #include "perkrec/features/behavior_features.hpp"
 #include "perkrec/features/feature_encoder.hpp"
 #include "perkrec/features/interaction_matrix.hpp"

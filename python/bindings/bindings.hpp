@@ -174,6 +174,7 @@ void bind_uplift(py::module_& m);
 void bind_clv(py::module_& m);
 void bind_interest(py::module_& m);
 void bind_behavior(py::module_& m);
+void bind_behavior_cf(py::module_& m);
 void bind_pipeline(py::module_& m);
 void bind_calibrators(py::module_& m);
 

@@ -8,6 +8,7 @@ PYBIND11_MODULE(_core, m) {
   perkrec::python::bind_data(m);
   perkrec::python::bind_simulator(m);
   perkrec::python::bind_behavior(m);  // before features: the encoder takes its classes
+  perkrec::python::bind_behavior_cf(m);
   perkrec::python::bind_features(m);
   perkrec::python::bind_models(m);
   perkrec::python::bind_eval(m);
@@ -55,6 +56,7 @@ PYBIND11_MODULE(_core, m) {
         add("PacingParams", params::fields_to_json(PacingParams{}));
         add("InteractionParams", params::fields_to_json(InteractionParams{}));
         add("BehaviorFeatureParams", params::fields_to_json(BehaviorFeatureParams{}));
+        add("BehaviorCFParams", params::fields_to_json(BehaviorCFParams{}));
         add("InterestParams", params::fields_to_json(InterestParams{}));
         add("CLVParams", CLVParams{}.to_json());  // its fields plus "model" (forecaster + model)
         return out;

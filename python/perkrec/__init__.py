@@ -6,7 +6,7 @@ member-exclusive perk), when, at what return on cost — and why.
 Layers (mirroring the C++ library):
     data       IdMap, Catalog, UserTable, EventLog, parse_discounts, splits, simulate
     behavior   ItemCatalog, BehaviorLog, BenefitItems (what members buy and browse)
-    features   interaction_matrix, behavior_features
+    features   interaction_matrix, behavior_features, behavior_cf_features
     models     Popularity, ALS, BPR, ItemKNN, FM/FFM, FMCV, PreferenceModel, UpliftModel
     decide     Policy, rank, allocate, Pacer, Planner -> Plan; BenefitPlanner (log -> Plan)
     metrics    auc, log_loss, ranking_metrics, catalog_coverage
@@ -35,6 +35,7 @@ from .data import (
     split_random_users,
 )
 from .behavior import BEHAVIOR_AGGREGATES, BehaviorLog, BenefitItems, ItemCatalog, behavior_features
+from .behavior_cf import BEHAVIOR_CF_COLUMNS, behavior_cf_features
 from .features import DEFAULT_EVENT_WEIGHTS, interaction_matrix
 from .io import info, load, loads
 from .metrics import auc, catalog_coverage, log_loss, ranking_metrics
@@ -172,6 +173,8 @@ __all__ += [
     "BenefitItems",
     "ItemCatalog",  # behaviour
     "behavior_features",
+    "BEHAVIOR_CF_COLUMNS",
+    "behavior_cf_features",
     "InterestModel",
 ]
 __all__ += [  # decision layer

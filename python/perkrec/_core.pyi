@@ -288,6 +288,17 @@ class BenefitItems:
     @staticmethod
     def load(path: str) -> BenefitItems: ...
 
+BEHAVIOR_CF_COLUMNS: Tuple[str, ...]
+
+def behavior_cf_features(
+    user: np.ndarray,
+    benefit: np.ndarray,
+    timestamp: np.ndarray,
+    log: BehaviorLog,
+    benefit_items: BenefitItems,
+    as_of: int,
+    params_json: str,
+) -> List[Tuple[str, np.ndarray]]: ...
 def behavior_features(
     user: np.ndarray,
     benefit: np.ndarray,

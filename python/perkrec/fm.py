@@ -26,7 +26,15 @@ import scipy.sparse as sp
 from . import _blas, _core
 from ._estimator import _Estimator, _Threaded
 from ._progress import ProgressArg, resolve_progress
-from ._util import csr_parts, float_array, int_scalar, renamed_keywords, seconds, text_arg
+from ._util import (
+    csr_parts,
+    float_array,
+    int_scalar,
+    renamed_keywords,
+    seconds,
+    text_arg,
+    time_seconds,
+)
 from ._serializable import _Serializable
 
 __all__ = [
@@ -553,6 +561,15 @@ def _json_default(value):
     )
 
 
+def _field_times(field: dict) -> dict:
+    """A behavior_cf field's ``as_of`` as epoch seconds (perkrec's one rule for times)."""
+    if field.get("kind") == "behavior_cf" and field.get("as_of") is not None:
+        field["as_of"] = time_seconds(
+            field["as_of"], f"FeatureEncoder: field {field.get('name')!r}: as_of"
+        )
+    return field
+
+
 def _categorical_column(series: pd.Series):
     """(int32 codes, strings, missing flags) of a column for the C++ encoder: one string per
     distinct value as pandas' astype(str) writes it; a value that astype(str) keeps missing is
@@ -599,6 +616,17 @@ class FeatureEncoder:
         perkrec.behavior_features and BEHAVIOR_AGGREGATES); keys ``aggregates``, ``levels``,
         ``actions`` (default ["purchase"]), ``half_life_days`` (28), ``bins`` (6; 0 = log1p).
         Needs ``behavior=(BehaviorLog, ItemCatalog, BenefitItems)`` in fit and transform.
+      * ``behavior_cf``: item-level collaborative signal (see perkrec.behavior_cf_features):
+        fit trains implicit ALS on the member x item matrix of the ``actions`` events strictly
+        before ``as_of``, which defaults to the earliest fit sample's time (so no behaviour at
+        or after any training sample enters the item factors; a later ``as_of`` is an
+        InputError), and each sample gets ``cf_dot`` and ``cf_cosine`` between the benefit's
+        items and the items the member touched strictly before its time, as two continuous
+        features (as ``continuous: True`` below; ``bins`` > 0 adds quantile buckets). Keys
+        ``actions``, ``factors`` (16), ``iterations`` (10), ``regularization`` (0.1), ``alpha``
+        (1), ``cg_steps`` (3), ``half_life_days`` (28), ``weight_half_life_days`` (0), ``seed``
+        (42), ``as_of`` (any time perkrec reads), ``bins`` (0). The item factors are stored
+        with the encoder. Needs ``behavior=`` like behavior fields.
       * ``continuous: True`` (history and behavior fields): each aggregate also gets one feature
         of value (sign(x) log1p(|x|) - mean) / std after its buckets (mean and std of the fit
         samples, stored with the encoder; with ``bins=0`` it replaces the raw log1p value): the
@@ -614,7 +642,7 @@ class FeatureEncoder:
             fields = [dict(f, optional=True) for f in DEFAULT_FIELDS]
         if isinstance(fields, (str, bytes, dict)) or not all(isinstance(f, dict) for f in fields):
             raise _config_error(f"FeatureEncoder: fields must be a list of dicts (got {fields!r})")
-        self.fields = [dict(f) for f in fields]
+        self.fields = [_field_times(dict(f)) for f in fields]
         self._declared = self.fields
         self._impl = _core.FeatureEncoder(
             json.dumps({"fields": self.fields}, default=_json_default),
@@ -643,6 +671,7 @@ class FeatureEncoder:
             if (names is not None and f["name"] not in names) or f["kind"] in (
                 "history",
                 "behavior",
+                "behavior_cf",
             ):
                 continue
             col = f.get("column", f["name"])

@@ -33,6 +33,7 @@ CLASSES = {
     # Functions: None = the C++ default (event_weights: DEFAULT_EVENT_WEIGHTS, tested below).
     perkrec.interaction_matrix: ("InteractionParams", set()),
     perkrec.behavior_features: ("BehaviorFeatureParams", set()),
+    perkrec.behavior_cf_features: ("BehaviorCFParams", set()),
     perkrec.off_policy_value: ("OffPolicyParams", set()),
     perkrec.wide_table: ("WideTableParams", set()),
     # simulate: `start` is a date (start_time in C++); archetype_mix=None is the C++ mix.

@@ -181,7 +181,9 @@ class BlockColumns {
       add_integer(key, frame.sources.at(key));
     for (const FeatureField& f : encoder.spec().fields) {
       // History and behaviour fields read the user, benefit and timestamp columns above.
-      if (f.kind == FeatureField::Kind::history || f.kind == FeatureField::Kind::behavior) continue;
+      if (f.kind == FeatureField::Kind::history || f.kind == FeatureField::Kind::behavior ||
+          f.kind == FeatureField::Kind::behavior_cf)
+        continue;
       const std::string col = f.column.empty() ? f.name : f.column;
       const auto it = frame.sources.find(col);
       if (it == frame.sources.end()) continue;  // the encoder names the missing column
@@ -290,7 +292,7 @@ PERKREC_INLINE BenefitPlanner::BenefitPlanner(BenefitPlannerFile file, int num_t
                              &file_->behavior->benefit_items};
   } else {
     for (const FeatureField& f : encoder_.spec().fields) {
-      if (f.kind == FeatureField::Kind::behavior) {
+      if (f.kind == FeatureField::Kind::behavior || f.kind == FeatureField::Kind::behavior_cf) {
         throw bad_config(detail::concat("the encoder's behaviour field '", f.name,
                                         "' needs the stored behaviour (the file has none)"));
       }

@@ -55,6 +55,21 @@
 //       dropped by fit without it. A level or action the data lack is a ConfigError naming the
 //       pointer
 //       (`/fields/2/levels/0`).
+//   behavior_cf        name, actions (default ["purchase"]), factors (default 16), iterations
+//                      (10), regularization (0.1), alpha (1), cg_steps (3), half_life_days (28),
+//                      weight_half_life_days (0), seed (42), as_of (epoch seconds, optional),
+//                      bins (>= 0, default 0), optional
+//       Item-level collaborative signal (features/behavior_cf.hpp): fit trains implicit ALS on
+//       the member x item matrix of the actions' events STRICTLY BEFORE as_of, which defaults to
+//       the EARLIEST fit sample's time, so no behaviour at or after any training sample enters the
+//       item factors (an as_of later than the earliest fit sample is an InputError: it would);
+//       each sample then gets cf_dot and cf_cosine between the mean factors of the benefit's
+//       items and the recency-decayed mean factors of the items the member touched strictly
+//       before the sample's time (0 without either). Both are continuous: one feature of value
+//       (slog1p(x) - mean) / std each (as `continuous: true` of behavior fields), after `bins`
+//       quantile buckets when bins > 0. The item factors are stored with the encoder (to_json).
+//       Needs BehaviorData at fit and transform (the same items); an optional field is dropped
+//       by fit without it.
 // Unknown keys or kinds, bad values and duplicate names are ConfigError naming the JSON pointer
 // (`/fields/3/bins`). `optional: true` marks a field that fit() drops (listed in
 // dropped_fields()) when its column is absent; any other missing column is an InputError.
@@ -83,12 +98,13 @@
 //
 // Output: CsrMatrix<float> (int64 indptr, int32 column indices, float32 values), every row
 // holding one entry per categorical / numeric field, one per history aggregate and one per
-// behaviour column (two with bins > 0 and continuous), in field order (explicit zeros kept), so the
-// matrix is identical to the Python numpy encoder's. Cost: fit O(n log n) per quantile field;
-// transform O(n x fields) plus, for history and behavior fields, O(n log n + events) (behaviour:
-// see features/behavior_features.hpp). Parallel over rows (and members for history and behaviour);
-// the output does not depend on the thread count. Thread safety: fit / set_benefits need exclusive
-// access; transform, history and the accessors are const and safe from any number of threads.
+// behaviour column (two with bins > 0 and continuous; behavior_cf fields are continuous), in field
+// order (explicit zeros kept), so the matrix is identical to the Python numpy encoder's. Cost: fit
+// O(n log n) per quantile field; transform O(n x fields) plus, for history and behavior fields, O(n
+// log n + events) (behaviour: see features/behavior_features.hpp). Parallel over rows (and members
+// for history and behaviour); the output does not depend on the thread count. Thread safety: fit /
+// set_benefits need exclusive access; transform, history and the accessors are const and safe from
+// any number of threads.
 #pragma once
 
 #include <cstdint>
@@ -102,6 +118,7 @@
 #include "perkrec/data/behavior_log.hpp"
 #include "perkrec/data/event_log.hpp"
 #include "perkrec/data/item_catalog.hpp"
+#include "perkrec/features/behavior_cf.hpp"
 #include "perkrec/features/behavior_features.hpp"
 
 namespace perkrec {
@@ -124,7 +141,7 @@ inline constexpr double kFaceValueBands[5] = {0.0, 2.0, 5.0, 10.0, 20.0};
 /// One declared field (see the file comment). `raw` keeps the field's JSON as given, so a
 /// specification written back is the one that was read.
 struct FeatureField {
-  enum class Kind { categorical, id, numeric, history, behavior };
+  enum class Kind { categorical, id, numeric, history, behavior, behavior_cf };
   enum class Transform { quantile, standardize };
   std::string name;
   Kind kind = Kind::categorical;
@@ -136,11 +153,14 @@ struct FeatureField {
   std::vector<int> aggregates;                ///< history: indices into history_aggregate_names();
                                               ///< behavior: into behavior_aggregate_names()
   std::vector<std::string> levels;            ///< behavior: ItemCatalog levels to match on
-  std::vector<std::string> actions = {"purchase"};  ///< behavior: actions aggregated
+  std::vector<std::string> actions = {"purchase"};  ///< behavior, behavior_cf: actions read
   double half_life_days = 28.0;                     ///< behavior: decay of decayed_count; > 0
   bool continuous = false;  ///< history / behavior: also (slog1p(x) - mean) / std per aggregate
-  bool optional = false;    ///< dropped by fit when its column is absent
-  Json raw;                 ///< the field's JSON as given
+                            ///< (always true for behavior_cf)
+  BehaviorCFParams cf;      ///< behavior_cf: the signal's params (cf.actions == actions)
+  Timestamp cf_as_of = kNoTime;  ///< behavior_cf: the cut time; kNoTime = earliest fit sample
+  bool optional = false;         ///< dropped by fit when its column is absent
+  Json raw;                      ///< the field's JSON as given
 };
 
 /// A field specification. Throws ConfigError naming the JSON pointer of any bad entry.
@@ -288,6 +308,7 @@ class FeatureEncoder {
     std::vector<std::vector<double>> agg_edges;  ///< history / behavior, bins > 0
     std::vector<Index> agg_offsets;              ///< history / behavior, bins > 0: columns + 1
     std::vector<double> agg_mean, agg_std;       ///< history / behavior, continuous: per column
+    BehaviorCF cf;                               ///< behavior_cf: the fitted item factors
   };
   const std::vector<FieldState>& state() const { return state_; }
 

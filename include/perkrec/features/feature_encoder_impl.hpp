@@ -589,6 +589,42 @@ inline std::map<std::string, Offset> count_strings(const CategoricalSource& src,
 
 }  // namespace detail
 
+namespace detail {
+
+/// The keys of a behavior_cf field (see feature_encoder.hpp); ConfigError naming the pointer.
+inline void read_behavior_cf_field(JsonReader<ConfigError>& r, FeatureField& f,
+                                   const std::string& where, const char* ctx) {
+  f.kind = FeatureField::Kind::behavior_cf;
+  f.bins = 0;
+  f.continuous = true;
+  r.read("bins", f.bins);
+  if (f.bins < 0) r.fail("bins", "expected an integer >= 0");
+  BehaviorCFParams& c = f.cf;
+  r.read("actions", c.actions);
+  r.read("factors", c.factors);
+  r.read("iterations", c.iterations);
+  r.read("regularization", c.regularization);
+  r.read("alpha", c.alpha);
+  r.read("cg_steps", c.cg_steps);
+  r.read("half_life_days", c.half_life_days);
+  r.read("weight_half_life_days", c.weight_half_life_days);
+  r.read("seed", c.seed);
+  Timestamp as_of = kNoTime;
+  if (r.read("as_of", as_of)) {
+    if (as_of < kMinTimestamp || as_of > kMaxTimestamp)
+      r.fail("as_of", "expected epoch seconds in the supported time range");
+    f.cf_as_of = as_of;
+  }
+  try {
+    c.validate();
+  } catch (const ConfigError& e) {
+    detail::raise<ConfigError>(ctx, ": ", where, ": ", e.what());
+  }
+  f.actions = c.actions;
+}
+
+}  // namespace detail
+
 // ---- specification -------------------------------------------------------------------------
 
 PERKREC_INLINE FeatureSpec FeatureSpec::from_json(const std::string& text) {
@@ -709,8 +745,12 @@ PERKREC_INLINE FeatureSpec FeatureSpec::from_json(const Json& value, const std::
       r.read("half_life_days", f.half_life_days);
       if (!(f.half_life_days > 0)) r.fail("half_life_days", "expected a number > 0");
       r.read("continuous", f.continuous);
+    } else if (kind == "behavior_cf") {
+      detail::read_behavior_cf_field(r, f, where, ctx);
     } else {
-      r.fail("kind", "unknown kind (expected one of: behavior, categorical, history, id, numeric)");
+      r.fail("kind",
+             "unknown kind (expected one of: behavior, behavior_cf, categorical, history, id, "
+             "numeric)");
     }
     r.read("optional", f.optional);
     r.finish();
@@ -932,6 +972,42 @@ PERKREC_INLINE BehaviorFeatureParams behavior_params(const FeatureField& field, 
   return p;
 }
 
+namespace detail {
+
+/// Behavior and behavior_cf fields: one value per sample and output column, computed from
+/// BehaviorData.
+inline bool reads_behavior(const FeatureField& f) {
+  return f.kind == FeatureField::Kind::behavior || f.kind == FeatureField::Kind::behavior_cf;
+}
+
+inline std::vector<std::string> behavior_field_columns(const FeatureField& f) {
+  return f.kind == FeatureField::Kind::behavior_cf ? behavior_cf_column_names()
+                                                   : behavior_column_names(behavior_params(f));
+}
+
+/// The cut time of a behavior_cf field's fit: the declared as_of, or the earliest sample's
+/// time. InputError when there is neither, or when as_of is later than a sample (that
+/// behaviour would reach the item factors before the sample's time).
+inline Timestamp behavior_cf_as_of(const FeatureField& f, const SampleColumns& samples,
+                                   const char* ctx) {
+  const auto times = behavior_samples(samples, ctx).timestamp;
+  if (times.size() == 0 && f.cf_as_of == kNoTime) {
+    detail::raise<InputError>(ctx, ": field '", f.name,
+                              "': behavior_cf needs fit samples (as_of defaults to the earliest "
+                              "sample's time) or an as_of");
+  }
+  const Timestamp earliest =
+      times.size() == 0 ? f.cf_as_of : *std::min_element(times.begin(), times.end());
+  if (f.cf_as_of != kNoTime && f.cf_as_of > earliest) {
+    detail::raise<InputError>(ctx, ": field '", f.name, "': as_of is later than a fit sample (got ",
+                              f.cf_as_of, ", earliest sample time ", earliest,
+                              "; behaviour after a sample's time would reach its item factors)");
+  }
+  return f.cf_as_of != kNoTime ? f.cf_as_of : earliest;
+}
+
+}  // namespace detail
+
 // ---- encoder -------------------------------------------------------------------------------
 
 PERKREC_INLINE FeatureEncoder::FeatureEncoder(FeatureSpec spec, int num_threads)
@@ -1064,13 +1140,14 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
   bool need_history = false;
   for (std::size_t fi = 0; fi < declared_.fields.size(); ++fi) {
     const auto& f = declared_.fields[fi];
-    if (f.kind == FeatureField::Kind::behavior) {
+    if (detail::reads_behavior(f)) {
       if (f.optional && (behavior == nullptr || !behavior->complete())) {
         dropped.push_back(f.name);
         continue;
       }
       detail::check_behavior_field(f, behavior, "/fields/" + std::to_string(fi), ctx);
       detail::behavior_samples(samples, ctx);
+      if (f.kind == FeatureField::Kind::behavior_cf) detail::behavior_cf_as_of(f, samples, ctx);
       kept.push_back(f);
       continue;
     }
@@ -1109,7 +1186,22 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
   // Behaviour values (row-major) of each kept behavior field.
   std::vector<std::vector<double>> behavior_values(kept.size());
   std::vector<std::size_t> behavior_columns(kept.size(), 0);
+  std::vector<BehaviorCF> cf_models(kept.size());
   for (std::size_t i = 0; i < kept.size(); ++i) {
+    if (kept[i].kind == FeatureField::Kind::behavior_cf) {
+      // Item factors from behaviour before as_of (<= every fit sample's time), then the
+      // samples' values, as transform gives them.
+      BehaviorCFParams cp = kept[i].cf;
+      cp.num_threads = num_threads_;
+      BehaviorCF model(cp);
+      model.fit(*behavior->log, detail::behavior_cf_as_of(kept[i], samples, ctx));
+      behavior_columns[i] = behavior_cf_column_names().size();
+      behavior_values[i] = model.transform_matrix(detail::behavior_samples(samples, ctx),
+                                                  *behavior->log, *behavior->benefit_items, ctx);
+      model.set_num_threads(0);
+      cf_models[i] = std::move(model);
+      continue;
+    }
     if (kept[i].kind != FeatureField::Kind::behavior) continue;
     const auto params = behavior_params(kept[i], num_threads_);
     behavior_columns[i] = behavior_column_names(params).size();
@@ -1128,6 +1220,7 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
   for (std::size_t i = 0; i < kept.size(); ++i) {
     const auto& f = kept[i];
     auto& st = state[i];
+    if (f.kind == FeatureField::Kind::behavior_cf) st.cf = std::move(cf_models[i]);
     if (f.kind == FeatureField::Kind::categorical || f.kind == FeatureField::Kind::id) {
       if (f.hash_buckets > 0) {
         st.size = f.hash_buckets;
@@ -1164,7 +1257,7 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
     } else {
       // History / behavior: one job per aggregate column when it learns edges or a scaling.
       const std::size_t columns =
-          f.kind == FeatureField::Kind::behavior ? behavior_columns[i] : f.aggregates.size();
+          detail::reads_behavior(f) ? behavior_columns[i] : f.aggregates.size();
       if (f.bins > 0) st.agg_edges.resize(columns);
       if (f.continuous) {
         st.agg_mean.assign(columns, 0.0);
@@ -1192,7 +1285,7 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
           state[job.field].edges = detail::numpy_quantile_edges(x, f.bins);
         } else {
           const auto c = static_cast<std::size_t>(job.aggregate);
-          if (f.kind == FeatureField::Kind::behavior) {
+          if (detail::reads_behavior(f)) {
             const auto& m = behavior_values[job.field];
             const std::size_t cols = behavior_columns[job.field];
             for (Offset r = 0; r < n; ++r) x.push_back(m[static_cast<std::size_t>(r) * cols + c]);
@@ -1215,8 +1308,7 @@ PERKREC_INLINE void FeatureEncoder::fit(const SampleColumns& samples, const Even
     const auto& f = kept[i];
     if (f.kind == FeatureField::Kind::numeric && f.transform == FeatureField::Transform::quantile) {
       st.size = static_cast<Index>(st.edges.size()) + 2;
-    } else if ((f.kind == FeatureField::Kind::history || f.kind == FeatureField::Kind::behavior) &&
-               f.bins > 0) {
+    } else if ((f.kind == FeatureField::Kind::history || detail::reads_behavior(f)) && f.bins > 0) {
       st.agg_offsets.assign(1, 0);
       for (const auto& e : st.agg_edges)
         st.agg_offsets.push_back(st.agg_offsets.back() + static_cast<Index>(e.size()) + 2 +
@@ -1313,6 +1405,13 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
           detail::behavior_matrix(detail::behavior_samples(samples, ctx), *behavior->log,
                                   *behavior->items, *behavior->benefit_items, params, ctx);
       slots += static_cast<int>(behavior_columns[i]) * detail::entries_per_aggregate(f);
+    } else if (f.kind == FeatureField::Kind::behavior_cf) {
+      detail::check_behavior_field(f, behavior, "/fields/" + std::to_string(i), ctx);
+      behavior_columns[i] = behavior_cf_column_names().size();
+      behavior_values[i] =
+          st.cf.transform_matrix(detail::behavior_samples(samples, ctx), *behavior->log,
+                                 *behavior->benefit_items, ctx, num_threads_);
+      slots += static_cast<int>(behavior_columns[i]) * detail::entries_per_aggregate(f);
     } else {
       need_history = true;
       slots += static_cast<int>(f.aggregates.size()) * detail::entries_per_aggregate(f);
@@ -1406,7 +1505,7 @@ PERKREC_INLINE CsrMatrix<float> FeatureEncoder::transform(const SampleColumns& s
               : std::isfinite(x) ? (detail::slog1p(x) - st.agg_mean[a]) / st.agg_std[a]
                                  : 0.0);
         };
-        if (f.kind == FeatureField::Kind::behavior) {
+        if (detail::reads_behavior(f)) {
           const std::size_t cols = behavior_columns[p.field];
           const double* m = behavior_values[p.field].data();
           for (Offset r = r0; r < r1; ++r) {
@@ -1478,8 +1577,9 @@ PERKREC_INLINE std::string FeatureEncoder::to_json() const {
       } else {
         s["edges"] = st.edges;
       }
-    } else if (f.kind == FeatureField::Kind::behavior) {
-      s["columns"] = behavior_column_names(behavior_params(f));
+    } else if (detail::reads_behavior(f)) {
+      s["columns"] = detail::behavior_field_columns(f);
+      if (f.kind == FeatureField::Kind::behavior_cf) s["cf"] = st.cf.to_json();
       s["bins"] = f.bins;
       if (f.bins > 0) {
         s["edges"] = st.agg_edges;
@@ -1599,14 +1699,14 @@ PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value,
       }
     } else {
       // History (key "aggregates") and behavior (key "columns"): one entry per output column.
-      const bool is_behavior = f.kind == FeatureField::Kind::behavior;
+      const bool is_behavior = detail::reads_behavior(f);
       const char* key = is_behavior ? "columns" : "aggregates";
       std::vector<std::string> aggs, expected;
       int bins = 0;
       s.require(key, aggs);
       s.require("bins", bins);
       if (is_behavior) {
-        expected = behavior_column_names(behavior_params(f));
+        expected = detail::behavior_field_columns(f);
       } else {
         for (int a : f.aggregates)
           expected.push_back(history_aggregate_names()[static_cast<std::size_t>(a)]);
@@ -1643,6 +1743,14 @@ PERKREC_INLINE FeatureEncoder FeatureEncoder::from_json(const Json& value,
             s.fail("std", "expected finite numbers > 0");
         }
       }
+    }
+    if (f.kind == FeatureField::Kind::behavior_cf) {
+      const Json* cf = s.raw("cf");
+      if (cf == nullptr) s.fail("cf", "required key is missing");
+      st.cf = BehaviorCF::from_json(*cf, s.child_pointer("cf"));
+      if (st.cf.params().to_json() != f.cf.to_json()) s.fail("cf", "expected the field's params");
+      if (f.cf_as_of != kNoTime && st.cf.as_of() != f.cf_as_of)
+        s.fail("cf", "expected the field's as_of");
     }
     s.finish();
     total += st.size;
