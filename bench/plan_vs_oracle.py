@@ -171,7 +171,7 @@ def _test_auc(pipeline, program, cut) -> float:
     from perkrec.fm import redemption_samples
 
     rows = redemption_samples(program.events, program.catalog, program.users)
-    rows = rows[rows["timestamp"].to_numpy() >= cut.value // 10**9]
+    rows = pipeline.with_member_segment(rows[rows["timestamp"].to_numpy() >= cut.value // 10**9])
     X = pipeline.encoder.transform(rows, events=program.events, behavior=pipeline.behavior)
     return perkrec.auc(rows["label"].to_numpy(), pipeline.fm.predict(X))
 

@@ -311,7 +311,7 @@ class BenefitPlanner:
             segment_field=bool(segment_field),
         )
         self._state: Optional[dict] = None
-        self._segment_asof = None  # during fit: (checkpoint seconds, segments per checkpoint)
+        self._segment_asof = None  # the last fit's (checkpoint seconds, segments per checkpoint)
 
     # --- fitting ---------------------------------------------------------------------------
     @renamed_keywords(users="user_table")
@@ -387,12 +387,9 @@ class BenefitPlanner:
             if self.params["segment_field"]
             else None
         )
-        try:
-            self._fit_all(
-                events, frame, catalog, user_table, cut, t_cut, t_end, end, progress, behavior
-            )
-        finally:
-            self._segment_asof = None
+        self._fit_all(
+            events, frame, catalog, user_table, cut, t_cut, t_end, end, progress, behavior
+        )
         return self
 
     def _fit_all(
@@ -432,9 +429,14 @@ class BenefitPlanner:
             segments.append(model.segments()["segment"].astype(str).to_numpy())
         return np.asarray(times, dtype=np.int64), segments
 
+    def with_member_segment(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """``rows`` (redemption samples: user, timestamp, ...) with the member's segment as of
+        each row's time in ``member_segment``, as the training rows have it, after ``fit`` with
+        ``segment_field`` (the checkpoints are kept in memory, not in the model file); else
+        ``rows`` unchanged. For scoring logged issues with ``encoder`` and ``fm``."""
+        return self._with_segment(rows)
+
     def _with_segment(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """``rows`` with the member's segment as of each row's time (``member_segment``), when
-        fitting with ``segment_field``; else ``rows`` unchanged."""
         if self._segment_asof is None:
             return rows
         times, segments = self._segment_asof
