@@ -96,6 +96,15 @@ void bind_causal(py::module_& m) {
           }
           return py::make_tuple(to_numpy(std::move(s.probability), {n_users, n_benefits}), s.slope);
         });
+  m.def("issue_weights", [](const py::array& propensity, double clip) {
+    const Span<const double> p = view_1d<double>(propensity, "propensity");
+    std::vector<float> w;
+    {
+      py::gil_scoped_release release;
+      w = issue_weights(p, clip);
+    }
+    return to_numpy(std::move(w));
+  });
   m.def("pooled_redemption",
         [](const std::optional<py::array>& base, Index n_users, Index n_benefits,
            const std::vector<py::array>& benefit_attributes, const py::array& users,

@@ -666,6 +666,7 @@ def fit_preference_weight(
 def assign_holdout(
     user_ids: List[str], salt: str, weights: np.ndarray, num_threads: int
 ) -> np.ndarray: ...
+def issue_weights(propensity: np.ndarray, clip: float) -> np.ndarray: ...
 def analyze_experiment(
     arms: np.ndarray,
     metrics: List[np.ndarray],

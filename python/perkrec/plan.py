@@ -229,20 +229,12 @@ def issue_weights(propensity, *, clip: float = 0.99) -> np.ndarray:
     """Self-normalized, clipped inverse-propensity weights for logged issues (mean 1): weight
     1 / propensity, capped at its ``clip`` quantile (``clip=1``: no cap), so that a model fitted
     with them as ``sample_weight`` targets every (member, benefit) pair rather than the ones
-    the logging policy favoured. Propensities outside (0, 1] raise InputError naming the row."""
-    if not (isinstance(clip, (int, float, np.floating)) and 0.5 <= clip <= 1):
+    the logging policy favoured. Propensities outside (0, 1] raise InputError naming the row.
+    Computed in C++ (decide/calibration.hpp: issue_weights)."""
+    if not isinstance(clip, (int, float, np.floating)):
         raise _core.ConfigError(f"issue_weights: clip must be in [0.5, 1] (got {clip!r})")
     p = np.ascontiguousarray(propensity, dtype=np.float64).reshape(-1)
-    bad = np.flatnonzero(~(np.isfinite(p) & (p > 0) & (p <= 1)))
-    if len(bad):
-        raise _input_error(
-            f"issue_weights: propensity[{int(bad[0])}] must be in (0, 1] (got {p[bad[0]]})"
-        )
-    if len(p) == 0:
-        raise _input_error("issue_weights: no propensities (got 0 rows)")
-    w = 1.0 / p
-    w = np.minimum(w, np.quantile(w, clip))
-    return (w / w.mean()).astype(np.float32)
+    return _core.issue_weights(p, float(clip))
 
 
 def shrink_interactions(

@@ -30,6 +30,19 @@ def test_issue_weights_are_clipped_inverse_propensities_with_mean_one():
     assert clipped.max() / clipped.min() < w.max() / w.min()
 
 
+def test_issue_weights_equal_the_numpy_reference_bit_for_bit():
+    """C++ (decide/calibration.hpp: issue_weights) against numpy's quantile, minimum and mean."""
+    rng = np.random.default_rng(11)
+    for n in (1, 7, 128, 129, 5000):
+        p = rng.uniform(0.001, 1.0, size=n)
+        for clip in (0.5, 0.9, 0.99, 1.0):
+            w = 1.0 / p
+            w = np.minimum(w, np.quantile(w, clip))
+            np.testing.assert_array_equal(
+                issue_weights(p, clip=clip), (w / w.mean()).astype(np.float32)
+            )
+
+
 @pytest.mark.parametrize("bad", [0.0, 1.5, np.nan, -0.1, np.inf])
 def test_issue_weights_reject_propensities_outside_0_1(bad):
     with pytest.raises(perkrec.InputError, match=r"propensity\[2\]"):
