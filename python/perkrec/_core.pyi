@@ -184,6 +184,13 @@ class SimulatorParams:
 
 def simulate(params: SimulatorParams, progress: Progress = None) -> Dict[str, object]: ...
 def simulated_catalog(params: SimulatorParams) -> Catalog: ...
+def redemption_labels(
+    users: np.ndarray,
+    benefits: np.ndarray,
+    types: np.ndarray,
+    times: np.ndarray,
+    window_days: np.ndarray,
+) -> Dict[str, np.ndarray]: ...
 def build_interaction_matrix(
     log: EventLog,
     event_weights: List[float],

@@ -59,6 +59,40 @@ def test_labels_follow_redemptions(program):
     assert 0.02 < samples["label"].mean() < 0.6
 
 
+def test_labels_equal_a_scan_of_each_pairs_redemptions(program):
+    """The C++ labels (features/redemption_labels.hpp) against a plain per-issue scan: label 1
+    iff the first redemption of the pair at or after the issue is within the validity."""
+    import bisect
+
+    samples = redemption_samples(program.events, program.catalog)
+    frame = program.events.to_frame(external_ids=False)
+    from_frame = redemption_samples(frame, program.catalog)
+    pd.testing.assert_frame_equal(samples, from_frame)
+    assert samples.attrs == from_frame.attrs
+    ev = frame.assign(t=program.events.timestamps)
+    times = {}
+    for u, b, t in ev.loc[ev.event_type == "redeemed", ["user", "benefit", "t"]].itertuples(
+        index=False
+    ):
+        times.setdefault((u, b), []).append(t)
+    for v in times.values():
+        v.sort()
+    validity = program.catalog.to_frame()["validity_days"].to_numpy()
+    last = int(ev["t"].max())
+    labels, late, still_open = [], 0, 0
+    for u, b, t in samples[["user", "benefit", "timestamp"]].itertuples(index=False):
+        r = times.get((u, b), [])
+        i = bisect.bisect_left(r, t)
+        window = validity[b] * 86400
+        labels.append(int(i < len(r) and r[i] - t <= window))
+        late += int(i < len(r) and r[i] - t > window)
+        still_open += int(not labels[-1] and t + window > last)
+    assert samples["label"].tolist() == labels
+    assert samples.attrs["redeemed_after_window"] == late
+    assert samples.attrs["open_at_end"] == still_open
+    assert 0 < sum(labels) < len(labels) and late > 0
+
+
 def test_history_features_never_see_the_future(program, split):
     samples, _, _, enc = split
     events = program.events.to_frame(external_ids=False)
