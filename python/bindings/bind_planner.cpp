@@ -167,6 +167,22 @@ void bind_planner(py::module_& m) {
       py::arg("n_users"), py::arg("n_benefits"), py::arg("probability"), py::arg("value"),
       py::arg("cost_per_redemption"), py::arg("eligible"), py::arg("budget"), py::arg("issue_cost"),
       py::arg("order"), py::arg("member_segment"), py::arg("segment_benefit"));
+  m.def(
+      "default_segment_benefits",
+      [](const Catalog& catalog, const py::array& popularity,
+         const std::vector<std::string>& segment_names,
+         const std::optional<py::array>& expected_cost, double max_cost_per_user) {
+        const Span<const double> pop = view_1d<double>(popularity, "popularity");
+        const Span<const double> cost = view_1d_or_empty<double>(expected_cost, "expected_cost");
+        std::vector<Index> chosen;
+        {
+          py::gil_scoped_release release;
+          chosen = default_segment_benefits(catalog, pop, segment_names, cost, max_cost_per_user);
+        }
+        return to_numpy(std::move(chosen));
+      },
+      py::arg("catalog"), py::arg("popularity"), py::arg("segment_names"), py::arg("expected_cost"),
+      py::arg("max_cost_per_user"));
 
   m.def(
       "check_planner_params",

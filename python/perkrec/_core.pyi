@@ -1160,6 +1160,13 @@ def popularity_plan(
     order: Optional[np.ndarray],
     popularity: np.ndarray,
 ) -> Tuple[np.ndarray, ...]: ...
+def default_segment_benefits(
+    catalog: Catalog,
+    popularity: np.ndarray,
+    segment_names: List[str],
+    expected_cost: Optional[np.ndarray],
+    max_cost_per_user: float,
+) -> np.ndarray: ...
 def segment_rules_plan(
     n_users: int,
     n_benefits: int,

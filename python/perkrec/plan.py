@@ -953,35 +953,21 @@ def default_segment_benefits(
     e.g. the population's redemption rate x cost) and ``max_cost_per_user`` only benefits
     affordable for every member of the segment are considered, like the popularity baseline
     (the cheapest of the kind when none is). ``max_cost_per_member`` is the deprecated name of
-    ``max_cost_per_user``."""
-    cat = catalog.to_frame()
-    kinds = cat["kind"].astype(str).to_numpy()
-    pop = np.asarray(popularity, dtype=np.float64)
-    cost = None if expected_cost is None else np.asarray(expected_cost, dtype=np.float64)
+    ``max_cost_per_user``. Chosen in C++ (decide/planner.hpp: default_segment_benefits)."""
+    from .data import Catalog, _expect
 
-    def most_popular(mask) -> str:
-        idx = np.flatnonzero(mask)
-        if len(idx) == 0:
-            idx = np.arange(len(cat))
-        if cost is not None and max_cost_per_user is not None:
-            fits = idx[cost[idx] <= max_cost_per_user]
-            if len(fits) == 0:
-                return str(cat["id"].iloc[idx[np.argmin(cost[idx])]])
-            idx = fits
-        return str(cat["id"].iloc[idx[np.argmax(pop[idx])]])
-
-    high = cat["face_value"].to_numpy() >= np.quantile(cat["face_value"].to_numpy(), 0.75)
-    wanted = {
-        "threshold_discount_sensitive": kinds == "threshold_discount",
-        "points_redemption_active": kinds == "points",
-        "high_face_value_seeker": high,
-        "dormant": kinds == "discount",
-        "new_member": kinds == "free_shipping",
-    }
-    return {
-        name: most_popular(wanted.get(name, np.ones(len(cat), dtype=bool)))
-        for name in segment_names
-    }
+    _expect(catalog, Catalog, "catalog", "default_segment_benefits")
+    keys = list(segment_names)
+    capped = expected_cost is not None and max_cost_per_user is not None
+    chosen = _core.default_segment_benefits(
+        catalog._impl,
+        float_array(popularity, np.float64, "popularity"),
+        [str(k) for k in keys],
+        float_array(expected_cost, np.float64, "expected_cost") if capped else None,
+        float(max_cost_per_user) if capped else float("inf"),
+    )
+    ids = catalog.to_frame()["id"]
+    return {key: str(ids.iloc[b]) for key, b in zip(keys, chosen)}
 
 
 @renamed_keywords(member_segment="user_segment")

@@ -59,6 +59,33 @@ def test_popularity_plan_gives_the_most_popular_affordable_benefit_to_everyone()
     assert sorted(plan.frame["member_index"]) == list(range(5, 10))
 
 
+def test_default_segment_benefits_cap_the_expected_cost_per_member():
+    cat = _catalog()  # A discount 5, B points 2, C threshold 10, D free shipping 6
+    names = ["dormant", "high_face_value_seeker", "new_member", "everyone"]
+    # Face values 5, 2, 10, 6: the 0.75 quantile is 7, so C is the top quartile.
+    assert default_segment_benefits(cat, [1, 2, 3, 4], names) == {
+        "dormant": "A",
+        "high_face_value_seeker": "C",
+        "new_member": "D",
+        "everyone": "D",
+    }
+    capped = default_segment_benefits(
+        cat, [1, 2, 3, 4], names, expected_cost=[1.0, 0.5, 3.0, 2.5], max_cost_per_user=2.0
+    )
+    # C and D cost too much: high-value seekers get the cheapest of their kind (C), new members
+    # the cheapest free shipping (D), everyone the most popular affordable one (B).
+    assert capped == {
+        "dormant": "A",
+        "high_face_value_seeker": "C",
+        "new_member": "D",
+        "everyone": "B",
+    }
+    with pytest.raises(perkrec.InputError, match="popularity has 3 values"):
+        default_segment_benefits(cat, [1, 2, 3], names)
+    with pytest.raises(perkrec.InputError, match="catalog must be a perkrec.Catalog"):
+        default_segment_benefits(cat.to_frame(), [1, 2, 3, 4], names)
+
+
 def test_segment_rules_plan_follows_the_rules_within_budget():
     cat = _catalog()
     rng = np.random.default_rng(0)

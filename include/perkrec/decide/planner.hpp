@@ -24,6 +24,7 @@
 //                          popular one goes to members in random order until the budget is spent
 //   segment_rules_plan     a fixed benefit per segment, members in random order until the
 //                          budget is spent
+//   default_segment_benefits   the fixed benefit per segment an operator would write by hand
 //
 // Example:
 //   perkrec::CompiledPolicy compiled = policy.compile(catalog, users, plan_time, &segments, &log);
@@ -188,6 +189,23 @@ PERKREC_INLINE BaselinePlan popularity_plan(const BaselineInputs& in,
 PERKREC_INLINE BaselinePlan segment_rules_plan(const BaselineInputs& in,
                                                Span<const std::int32_t> member_segment,
                                                Span<const Index> segment_benefit);
+
+/// The benefit per segment of the segment-rules baseline, as an operator would write it by
+/// hand: for each of `segment_names`, the most popular benefit (largest `popularity`, ties by
+/// lower index) of the kind the segment is named for — threshold discounts for
+/// "threshold_discount_sensitive", points for "points_redemption_active", the top face-value
+/// quartile (face value >= numpy's linear 0.75 quantile of the catalog's) for
+/// "high_face_value_seeker", a plain discount for "dormant", free shipping for "new_member" —
+/// and the most popular benefit overall for any other name (or when the catalog has none of
+/// the kind). With `expected_cost` (per benefit, e.g. the population's redemption rate x cost)
+/// only benefits with expected_cost <= `max_cost_per_user` are considered; when none is, the
+/// cheapest of the candidates (ties by lower index). Returns one benefit index per name.
+/// InputError for an empty catalog, lengths other than the catalog's, non-finite popularity or
+/// expected cost, or a NaN max_cost_per_user. O(segments x benefits).
+PERKREC_INLINE std::vector<Index> default_segment_benefits(
+    const Catalog& catalog, Span<const double> popularity,
+    const std::vector<std::string>& segment_names, Span<const double> expected_cost = {},
+    double max_cost_per_user = std::numeric_limits<double>::infinity());
 
 // ---------------------------------------------------------------------------------------------
 // Planner

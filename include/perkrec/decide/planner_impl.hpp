@@ -564,6 +564,77 @@ PERKREC_INLINE BaselinePlan popularity_plan(const BaselineInputs& in,
   return plan;
 }
 
+PERKREC_INLINE std::vector<Index> default_segment_benefits(
+    const Catalog& catalog, Span<const double> popularity,
+    const std::vector<std::string>& segment_names, Span<const double> expected_cost,
+    double max_cost_per_user) {
+  const char* context = "default_segment_benefits";
+  const std::size_t nb = static_cast<std::size_t>(catalog.size());
+  if (nb == 0) detail::raise<InputError>(context, ": the catalog is empty (got 0 benefits)");
+  auto check = [&](Span<const double> v, const char* name) {
+    if (v.size() != nb) {
+      detail::raise<InputError>(context, ": ", name, " has ", v.size(), " values (expected ", nb,
+                                ", one per benefit)");
+    }
+    for (std::size_t b = 0; b < nb; ++b) {
+      if (!std::isfinite(v[b])) {
+        detail::raise<InputError>(context, ": ", name, "[", b, "] is not finite (got ", v[b], ")");
+      }
+    }
+  };
+  check(popularity, "popularity");
+  const bool capped = !expected_cost.empty();
+  if (capped) check(expected_cost, "expected_cost");
+  if (std::isnan(max_cost_per_user)) {
+    detail::raise<InputError>(context, ": max_cost_per_user is NaN");
+  }
+  std::vector<double> face(nb);
+  for (std::size_t b = 0; b < nb; ++b) face[b] = catalog[static_cast<Index>(b)].face_value;
+  std::vector<double> scratch = face;
+  const double top_quartile = detail::numpy_quantile(scratch, 0.75);
+  auto wanted = [&](const std::string& name, std::size_t b) {
+    const BenefitKind kind = catalog[static_cast<Index>(b)].kind;
+    if (name == "threshold_discount_sensitive") return kind == BenefitKind::threshold_discount;
+    if (name == "points_redemption_active") return kind == BenefitKind::points;
+    if (name == "high_face_value_seeker") return face[b] >= top_quartile;
+    if (name == "dormant") return kind == BenefitKind::discount;
+    if (name == "new_member") return kind == BenefitKind::free_shipping;
+    return true;
+  };
+  std::vector<Index> out;
+  out.reserve(segment_names.size());
+  for (const std::string& name : segment_names) {
+    std::vector<std::size_t> candidates;
+    for (std::size_t b = 0; b < nb; ++b) {
+      if (wanted(name, b)) candidates.push_back(b);
+    }
+    if (candidates.empty()) {
+      for (std::size_t b = 0; b < nb; ++b) candidates.push_back(b);
+    }
+    if (capped) {
+      std::vector<std::size_t> fits;
+      for (std::size_t b : candidates) {
+        if (expected_cost[b] <= max_cost_per_user) fits.push_back(b);
+      }
+      if (fits.empty()) {
+        std::size_t cheapest = candidates.front();
+        for (std::size_t b : candidates) {
+          if (expected_cost[b] < expected_cost[cheapest]) cheapest = b;
+        }
+        out.push_back(static_cast<Index>(cheapest));
+        continue;
+      }
+      candidates = std::move(fits);
+    }
+    std::size_t best = candidates.front();
+    for (std::size_t b : candidates) {
+      if (popularity[b] > popularity[best]) best = b;
+    }
+    out.push_back(static_cast<Index>(best));
+  }
+  return out;
+}
+
 PERKREC_INLINE BaselinePlan segment_rules_plan(const BaselineInputs& in,
                                                Span<const std::int32_t> member_segment,
                                                Span<const Index> segment_benefit) {

@@ -283,6 +283,83 @@ TEST(PlannerBaselines, PairwiseSumMatchesNumpyOrder) {
   EXPECT_EQ(detail::numpy_pairwise_sum(x.data(), 5), 1.0);  // short: sequential
 }
 
+TEST(PlannerBaselines, NumpyQuantileInterpolatesAsNumpyLinear) {
+  std::vector<double> x{10, 2, 4};  // sorted 2, 4, 10
+  EXPECT_EQ(detail::numpy_quantile(x, 0.0), 2.0);
+  EXPECT_EQ(detail::numpy_quantile(x, 0.5), 4.0);
+  EXPECT_EQ(detail::numpy_quantile(x, 0.75), 7.0);  // from the upper value: 10 - 6 x 0.5
+  EXPECT_EQ(detail::numpy_quantile(x, 1.0), 10.0);
+  EXPECT_DOUBLE_EQ(detail::numpy_quantile(x, 0.1), 2.4);
+  std::vector<double> one{3.5};
+  EXPECT_EQ(detail::numpy_quantile(one, 0.3), 3.5);
+}
+
+// Five benefits: A discount 5, B points 2, C threshold discount 10, D free shipping 6, E gift 20
+// (face values; the 0.75 quantile is 10, so C and E are the top face-value quartile).
+Catalog five_kinds() {
+  std::vector<Benefit> v(5);
+  const char* ids[] = {"A", "B", "C", "D", "E"};
+  const BenefitKind kinds[] = {BenefitKind::discount, BenefitKind::points,
+                               BenefitKind::threshold_discount, BenefitKind::free_shipping,
+                               BenefitKind::gift};
+  const double face[] = {5, 2, 10, 6, 20};
+  for (std::size_t b = 0; b < 5; ++b) {
+    v[b].id = ids[b];
+    v[b].kind = kinds[b];
+    v[b].face_value = face[b];
+    v[b].threshold = kinds[b] == BenefitKind::threshold_discount ? 50 : 0;
+    v[b].cost = face[b];
+    v[b].validity_days = 10;
+  }
+  return Catalog(v);
+}
+
+TEST(PlannerBaselines, DefaultSegmentBenefitsFollowTheSegmentNames) {
+  const Catalog catalog = five_kinds();
+  const std::vector<double> popularity{5, 1, 9, 3, 2};
+  const std::vector<std::string> names{"dormant",
+                                       "points_redemption_active",
+                                       "threshold_discount_sensitive",
+                                       "high_face_value_seeker",
+                                       "new_member",
+                                       "anyone else"};
+  EXPECT_EQ(default_segment_benefits(catalog, popularity, names),
+            (std::vector<Index>{0, 1, 2, 2, 3, 2}));
+  // Expected costs 1, 1, 3, 1, 0.5 with at most 2 per member: C never fits, so the threshold
+  // segment gets the cheapest of its kind (C itself), the high-value one E, the rest A.
+  const std::vector<double> cost{1, 1, 3, 1, 0.5};
+  EXPECT_EQ(default_segment_benefits(catalog, popularity, names, cost, 2.0),
+            (std::vector<Index>{0, 1, 2, 4, 3, 0}));
+  // Ties go to the lower index; a kind the catalog lacks falls back to every benefit.
+  const std::vector<double> flat{1, 1, 1, 1, 1};
+  EXPECT_EQ(default_segment_benefits(catalog, flat, {"high_face_value_seeker", "x"}),
+            (std::vector<Index>{2, 0}));
+  std::vector<Benefit> no_points;
+  for (Index b : {0, 2}) no_points.push_back(catalog[b]);
+  EXPECT_EQ(default_segment_benefits(Catalog(no_points), std::vector<double>{1, 4},
+                                     {"points_redemption_active"}),
+            (std::vector<Index>{1}));
+}
+
+TEST(PlannerBaselines, DefaultSegmentBenefitsRejectBadInput) {
+  const Catalog catalog = five_kinds();
+  PERKREC_EXPECT_THROW_MSG(
+      default_segment_benefits(catalog, std::vector<double>{1, 2, 3, 4}, {"dormant"}), InputError,
+      "popularity has 4 values (expected 5");
+  PERKREC_EXPECT_THROW_MSG(
+      default_segment_benefits(catalog, std::vector<double>{1, NAN, 3, 4, 5}, {"dormant"}),
+      InputError, "popularity[1]");
+  const std::vector<double> pop{1, 2, 3, 4, 5};
+  PERKREC_EXPECT_THROW_MSG(default_segment_benefits(catalog, pop, {"dormant"},
+                                                    std::vector<double>{1, 1, 1, 1, INFINITY}),
+                           InputError, "expected_cost[4]");
+  PERKREC_EXPECT_THROW_MSG(
+      default_segment_benefits(catalog, pop, {"dormant"}, std::vector<double>(5, 1.0), NAN),
+      InputError, "max_cost_per_user");
+  PERKREC_EXPECT_THROW_MSG(default_segment_benefits(Catalog(), {}, {"dormant"}), InputError,
+                           "empty");
+}
+
 // --- planner -------------------------------------------------------------------------------------
 
 struct Program {
