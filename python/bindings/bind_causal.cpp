@@ -306,6 +306,29 @@ void bind_causal(py::module_& m) {
     }
     return to_numpy(std::move(arms));
   });
+  m.def(
+      "experiment_members",
+      [](const EventLog& log, const py::array& cost_per_redemption, Timestamp since,
+         Timestamp until, double issue_cost) {
+        const Span<const double> cost = view_1d<double>(cost_per_redemption, "cost_per_redemption");
+        ExperimentMembers r;
+        {
+          py::gil_scoped_release release;
+          r = experiment_members(log, cost, since, until, issue_cost);
+        }
+        py::dict out;
+        out["control"] = to_numpy(std::move(r.control));
+        out["orders"] = to_numpy(std::move(r.orders));
+        out["revenue"] = to_numpy(std::move(r.revenue));
+        out["cost"] = to_numpy(std::move(r.cost));
+        if (!r.orders_pre.empty() || since != kNoTime) {
+          out["orders_pre"] = to_numpy(std::move(r.orders_pre));
+          out["revenue_pre"] = to_numpy(std::move(r.revenue_pre));
+        }
+        return out;
+      },
+      py::arg("log"), py::arg("cost_per_redemption"), py::arg("since"), py::arg("until"),
+      py::arg("issue_cost"));
   m.def("analyze_experiment",
         [](const py::array& arms, const std::vector<py::array>& metrics,
            const std::vector<std::optional<py::array>>& pre_period,

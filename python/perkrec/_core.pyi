@@ -673,6 +673,9 @@ def fit_preference_weight(
 def assign_holdout(
     user_ids: List[str], salt: str, weights: np.ndarray, num_threads: int
 ) -> np.ndarray: ...
+def experiment_members(
+    log: EventLog, cost_per_redemption: np.ndarray, since: int, until: int, issue_cost: float
+) -> Dict[str, np.ndarray]: ...
 def issue_weights(propensity: np.ndarray, clip: float) -> np.ndarray: ...
 def analyze_experiment(
     arms: np.ndarray,
