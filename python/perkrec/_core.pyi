@@ -577,6 +577,9 @@ def log_loss(probabilities: np.ndarray, labels: np.ndarray, eps: float) -> float
 def ranking_metrics(
     recommended: np.ndarray, k: int, relevant: CsrTuple, num_threads: int
 ) -> Dict[str, float]: ...
+def reliability_curve(
+    y: np.ndarray, probabilities: np.ndarray, bins: int, quantile_bins: bool
+) -> Dict[str, Any]: ...
 def catalog_coverage(recommended: np.ndarray, n_benefits: int) -> float: ...
 
 # Causal evaluation (outcome/uplift/value/cost float64, treatment uint8, arm int32).

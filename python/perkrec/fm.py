@@ -1492,32 +1492,19 @@ def reliability_curve(y, probabilities, bins: int = 10, strategy: str = "uniform
         raise _input_error(
             f"reliability_curve: y and probabilities must be numbers ({exc})"
         ) from exc
-    if len(y) != len(p):
-        raise _input_error(
-            f"reliability_curve: y and probabilities lengths differ ({len(y)} vs {len(p)})"
-        )
-    if not (np.isfinite(y).all() and np.isfinite(p).all()):
-        raise _input_error("reliability_curve: y and probabilities must be finite")
     bins = int_scalar(bins, "bins", 1)
-    if strategy == "uniform":
-        edges = np.linspace(0, 1, bins + 1)
-    elif strategy == "quantile":
-        edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1)))
-    else:
+    if strategy not in ("uniform", "quantile"):
         raise _config_error(
             f"reliability_curve: strategy must be 'uniform' or 'quantile' (got {strategy!r})"
         )
-    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
-    rows = []
-    for b in range(len(edges) - 1):
-        m = which == b
-        if m.any():
-            rows.append((b, edges[b], edges[b + 1], p[m].mean(), y[m].mean(), int(m.sum())))
+    # Lengths, finiteness, bins, means and the ECE in C++ (eval/metrics.hpp: reliability_curve).
+    raw = _core.reliability_curve(
+        np.ascontiguousarray(y), np.ascontiguousarray(p), bins, strategy == "quantile"
+    )
+    ece = raw.pop("ece")
+    raw["bin"] = raw["bin"].astype(np.int64)
     out = pd.DataFrame(
-        rows, columns=["bin", "low", "high", "mean_predicted", "fraction_positive", "count"]
+        raw, columns=["bin", "low", "high", "mean_predicted", "fraction_positive", "count"]
     )
-    out.attrs["ece"] = float(
-        np.sum(out["count"] * np.abs(out["mean_predicted"] - out["fraction_positive"]))
-        / max(len(y), 1)
-    )
+    out.attrs["ece"] = float(ece)
     return out
