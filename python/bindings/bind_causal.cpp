@@ -257,6 +257,24 @@ void bind_causal(py::module_& m) {
     return aucc_score(v, c, s, t);
   });
 
+  m.def(
+      "plan_target_policy",
+      [](const py::array& plan_users, const py::array& plan_benefits, const py::array& logged_users,
+         const py::array& logged_benefits, Index n_users, Index n_benefits) {
+        const Span<const Index> pu = view_1d<Index>(plan_users, "plan_users");
+        const Span<const Index> pb = view_1d<Index>(plan_benefits, "plan_benefits");
+        const Span<const Index> lu = view_1d<Index>(logged_users, "logged_users");
+        const Span<const Index> lb = view_1d<Index>(logged_benefits, "logged_benefits");
+        PlanTargetPolicy r;
+        {
+          py::gil_scoped_release release;
+          r = plan_target_policy(pu, pb, lu, lb, n_users, n_benefits);
+        }
+        return py::make_tuple(to_numpy(std::move(r.decision)), to_numpy(std::move(r.target)),
+                              to_numpy(std::move(r.plan_row)));
+      },
+      py::arg("plan_users"), py::arg("plan_benefits"), py::arg("logged_users"),
+      py::arg("logged_benefits"), py::arg("n_users"), py::arg("n_benefits"));
   m.def("off_policy_value",
         [](const py::array& rewards, const py::array& logged_propensity,
            const py::array& target_propensity, const std::optional<py::array>& reward_estimate,

@@ -680,6 +680,14 @@ def experiment_members(
     log: EventLog, cost_per_redemption: np.ndarray, since: int, until: int, issue_cost: float
 ) -> Dict[str, np.ndarray]: ...
 def issue_weights(propensity: np.ndarray, clip: float) -> np.ndarray: ...
+def plan_target_policy(
+    plan_users: np.ndarray,
+    plan_benefits: np.ndarray,
+    logged_users: np.ndarray,
+    logged_benefits: np.ndarray,
+    n_users: int,
+    n_benefits: int,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 def analyze_experiment(
     arms: np.ndarray,
     metrics: List[np.ndarray],

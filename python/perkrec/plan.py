@@ -692,32 +692,22 @@ class Plan:
             )
         log_users = log.user_ids
         if log_users is not None:
-            plan_u = log_users.lookup(self.frame["member"].to_numpy(), missing="minus_one").astype(
-                np.int64
-            )
+            plan_u = log_users.lookup(self.frame["member"].to_numpy(), missing="minus_one")
         else:
             plan_u = self.frame["member_index"].to_numpy(np.int64)
             plan_u = np.where(plan_u < log.n_users, plan_u, -1)
-        n_b = np.int64(log.n_benefits)
-        plan_key = plan_u * n_b + plan_b
-        order = np.argsort(plan_key, kind="stable")
-        plan_key_sorted = plan_key[order]
-        u = rows["user"].to_numpy(np.int64)
-        key = u * n_b + rows["benefit"].to_numpy(np.int64)
-        pos = np.clip(np.searchsorted(plan_key_sorted, key), 0, max(len(plan_key_sorted) - 1, 0))
-        matched = (
-            (plan_key_sorted[pos] == key) if len(plan_key_sorted) else np.zeros(len(key), bool)
+        # The plan as the target policy (C++ eval/ope.hpp: plan_target_policy): the decisions of
+        # planned members, 1 / (the member's decisions) where the plan issues the pair.
+        kept, target, pair = _core.plan_target_policy(
+            int_array(plan_u, np.int32, "plan members"),
+            int_array(plan_b, np.int32, "plan benefits"),
+            int_array(rows["user"].to_numpy(), np.int32, "user"),
+            int_array(rows["benefit"].to_numpy(), np.int32, "benefit"),
+            log.n_users,
+            log.n_benefits,
         )
-        pair = np.where(matched, order[pos], -1)
-        # Members in the plan count once each: their decisions share a weight of 1.
-        planned_member = np.zeros(log.n_users, bool)
-        planned_member[plan_u[plan_u >= 0]] = True
-        in_plan = planned_member[u]
-        counts = np.bincount(u[in_plan], minlength=log.n_users)
-        target = np.where(matched, 1.0 / np.maximum(counts[u], 1), 0.0)[in_plan]
-        p = rows["propensity"].to_numpy(np.float64)[in_plan]
-        label = rows["label"].to_numpy(np.float64)[in_plan]
-        pair = pair[in_plan]
+        p = rows["propensity"].to_numpy(np.float64)[kept]
+        label = rows["label"].to_numpy(np.float64)[kept]
         prob = self.frame["probability"].to_numpy(np.float64)
         per_redemption = np.where(
             prob > 0, self.frame["value"].to_numpy(np.float64) / np.maximum(prob, 1e-300), 0.0
