@@ -919,6 +919,10 @@ class Candidates:
     probability: np.ndarray
     def validate(self) -> None: ...
 
+def find_candidates(
+    candidates: Candidates, users: np.ndarray, benefits: np.ndarray
+) -> np.ndarray: ...
+
 class AllocationConstraints:
     def __init__(self) -> None: ...
     budget: float

@@ -455,22 +455,6 @@ def best_ineligible(masks, key) -> Tuple[np.ndarray, np.ndarray]:
     return best, rule
 
 
-def _candidate_lookup(candidates, members: np.ndarray, benefits: np.ndarray):
-    """Entry index of (member, benefit) in the candidates, -1 when absent."""
-    offsets = np.asarray(candidates.offsets)
-    cb = np.asarray(candidates.benefit).astype(np.int64)
-    n_b = int(candidates.n_benefits)
-    owner = np.repeat(np.arange(int(candidates.n_users), dtype=np.int64), np.diff(offsets))
-    keys = owner * n_b + cb
-    want = members.astype(np.int64) * n_b + benefits.astype(np.int64)
-    if len(keys) == 0:
-        return np.full(len(want), -1, dtype=np.int64)
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    pos = np.minimum(np.searchsorted(sorted_keys, want), len(keys) - 1)
-    return np.where(sorted_keys[pos] == want, order[pos], -1)
-
-
 @renamed_keywords(members="users", member_ids="user_ids")
 def explain(
     users=None,
@@ -580,7 +564,7 @@ def explain(
         rows["contributions"] = np.ascontiguousarray(c).reshape(-1)
 
     if candidates is not None:
-        entry = _candidate_lookup(candidates, mem, ben)
+        entry = _core.find_candidates(candidates, mem, ben)  # C++: decide/types.hpp
         hit = entry >= 0
         for name in ("probability", "value", "cost"):
             col = np.asarray(getattr(candidates, name), dtype=np.float32)

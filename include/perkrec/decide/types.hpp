@@ -187,6 +187,13 @@ struct Candidates {
   PERKREC_INLINE void validate(const char* context) const;
 };
 
+/// Entry index in `candidates` of each (users[i], benefits[i]) pair, -1 when the member has no
+/// candidate for that benefit (or the member is outside [0, n_users)); the first entry of a
+/// repeated pair. InputError when the lengths differ. O(pairs x candidates per member).
+PERKREC_INLINE std::vector<std::int64_t> find_candidates(const Candidates& candidates,
+                                                         Span<const Index> users,
+                                                         Span<const Index> benefits);
+
 /// Everything the Allocator must respect. Empty per-benefit / per-member vectors mean "no
 /// limit" / "defaults". Compiled from a Policy (Policy::constraints) or filled by hand.
 struct AllocationConstraints {

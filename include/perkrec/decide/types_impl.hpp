@@ -191,4 +191,27 @@ PERKREC_INLINE void AllocationConstraints::validate(Index n_users, Index n_benef
   }
 }
 
+PERKREC_INLINE std::vector<std::int64_t> find_candidates(const Candidates& candidates,
+                                                         Span<const Index> users,
+                                                         Span<const Index> benefits) {
+  if (users.size() != benefits.size()) {
+    detail::raise<InputError>("find_candidates: users and benefits have ", users.size(), " and ",
+                              benefits.size(), " entries (expected the same)");
+  }
+  candidates.validate("find_candidates");
+  std::vector<std::int64_t> out(users.size(), -1);
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    const Index u = users[i];
+    if (u < 0 || u >= candidates.n_users) continue;
+    const auto uz = static_cast<std::size_t>(u);
+    for (std::int64_t e = candidates.offsets[uz]; e < candidates.offsets[uz + 1]; ++e) {
+      if (candidates.benefit[static_cast<std::size_t>(e)] == benefits[i]) {
+        out[i] = e;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace perkrec

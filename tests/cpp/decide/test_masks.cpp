@@ -38,5 +38,21 @@ TEST(EligibilityMasks, FromDenseChecksTheShape) {
   EXPECT_TRUE(empty.dense().empty());
 }
 
+TEST(FindCandidates, EntryOfEachPairOrMinusOne) {
+  Candidates c;
+  c.n_users = 3;
+  c.n_benefits = 4;
+  c.offsets = {0, 2, 2, 5};
+  c.benefit = {3, 1, 0, 2, 0};  // member 2 lists benefit 0 twice: the first entry wins
+  c.value = {1, 1, 1, 1, 1};
+  c.cost = {0, 0, 0, 0, 0};
+  const std::vector<Index> users{0, 0, 1, 2, 2, 7, -1};
+  const std::vector<Index> benefits{1, 0, 1, 2, 0, 0, 0};
+  EXPECT_EQ(find_candidates(c, users, benefits),
+            (std::vector<std::int64_t>{1, -1, -1, 3, 2, -1, -1}));
+  PERKREC_EXPECT_THROW_MSG(find_candidates(c, users, std::vector<Index>{1}), InputError,
+                           "expected the same");
+}
+
 }  // namespace
 }  // namespace perkrec
