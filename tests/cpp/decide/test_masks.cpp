@@ -38,6 +38,21 @@ TEST(EligibilityMasks, FromDenseChecksTheShape) {
   EXPECT_TRUE(empty.dense().empty());
 }
 
+TEST(ExcludedPairsByRule, CountsTheFirstExcludingRuleOfEachPair) {
+  // Three benefits, masks: 0 all eligible, 1 excludes benefits 0 and 2 by rule 1, 2 excludes
+  // benefit 1 by rule 0 and benefit 2 by rule 2. Members: two on mask 1, three on mask 2.
+  CompiledPolicy c;
+  c.masks = EligibilityMasks(6, 3);
+  c.masks.add_mask({1, -1, 1});
+  c.masks.add_mask({0, -1, 2});
+  for (Index u : {1, 2}) c.masks.set_user_mask(u, 1);
+  for (Index u : {3, 4, 5}) c.masks.set_user_mask(u, 2);
+  c.rule_names = {"a", "b", "inventory"};
+  EXPECT_EQ(excluded_pairs_by_rule(c), (std::vector<std::int64_t>{3, 4, 3}));
+  c.rule_names = {"a", "b"};
+  PERKREC_EXPECT_THROW_MSG(excluded_pairs_by_rule(c), InputError, "names rule 2");
+}
+
 TEST(FindCandidates, EntryOfEachPairOrMinusOne) {
   Candidates c;
   c.n_users = 3;
