@@ -111,6 +111,24 @@ void bind_planner(py::module_& m) {
       py::arg("benefit_kind"), py::arg("n_kinds"), py::arg("validity_days"), py::arg("plan_time"),
       py::arg("min_rows"));
   m.def(
+      "incremental_share_from_control_log",
+      [](const EventLog& log, const Catalog& catalog, Timestamp plan_time,
+         std::int32_t pseudo_issues, std::int64_t min_rows, std::uint64_t seed) {
+        ControlShareParams params;
+        params.pseudo_issues = pseudo_issues;
+        params.min_rows = min_rows;
+        params.seed = seed;
+        std::vector<float> out;
+        {
+          py::gil_scoped_release release;
+          out = incremental_share_from_control(log, catalog, plan_time, params);
+        }
+        return to_numpy(std::move(out), {static_cast<py::ssize_t>(log.n_users()),
+                                         static_cast<py::ssize_t>(catalog.size())});
+      },
+      py::arg("log"), py::arg("catalog"), py::arg("plan_time"), py::arg("pseudo_issues"),
+      py::arg("min_rows"), py::arg("seed"));
+  m.def(
       "timing_share",
       [](const py::array& orders_per_day, const py::array& validity_days) {
         const Span<const double> r = view_1d<double>(orders_per_day, "orders_per_day");

@@ -1168,6 +1168,14 @@ def incremental_share_from_control(
     plan_time: int,
     min_rows: int,
 ) -> np.ndarray: ...
+def incremental_share_from_control_log(
+    log: EventLog,
+    catalog: Catalog,
+    plan_time: int,
+    pseudo_issues: int,
+    min_rows: int,
+    seed: int,
+) -> np.ndarray: ...
 def popularity_plan(
     n_users: int,
     n_benefits: int,

@@ -409,14 +409,29 @@ def incremental_share_from_control(
     either side fall back to the kind's pooled share, then to the overall one. At
     ``plan_time`` every member's stratum comes from their orders before it.
 
-    ``events``: an EventLog with the control flag (control members are never issued anything).
-    Raises InputError when the log has no control flag, no control members or no issues."""
-    frame = events.to_frame(external_ids=False) if hasattr(events, "to_frame") else events
-    n = events.n_users if hasattr(events, "n_users") else int(frame["user"].max()) + 1
-    if "control" not in frame.columns:
-        raise _input_error(
-            "incremental_share_from_control: events: no control column (a random control group "
-            "is needed; use incremental_share(preference, catalog) without one)"
+    ``events``: an EventLog with the control flag (control members are never issued anything),
+    or its frame (dense member and benefit indices); ``catalog`` a perkrec.Catalog (or its
+    frame). The pseudo-issues are drawn per control member from stream (``seed``, member).
+    Raises InputError when the log has no control flag, no control members or no issues.
+    Computed in C++ (decide/planner.hpp: incremental_share_from_control)."""
+    from .data import Catalog, EventLog
+
+    if not isinstance(catalog, Catalog):
+        catalog = Catalog.from_frame(frame_arg(catalog, "incremental_share_from_control: catalog"))
+    if not isinstance(events, EventLog):
+        frame = frame_arg(events, "incremental_share_from_control: events")
+        if "control" not in frame.columns:
+            raise _input_error(
+                "incremental_share_from_control: events: no control column (a random control "
+                "group is needed; use incremental_share(preference, catalog) without one)"
+            )
+        events = EventLog.from_arrays(
+            frame["user"].to_numpy(),
+            frame["benefit"].to_numpy(),
+            frame["event_type"].to_numpy(),
+            frame["timestamp"],
+            control=frame["control"].to_numpy(),
+            n_benefits=len(catalog),
         )
     if not (isinstance(pseudo_issues, (int, np.integer)) and pseudo_issues >= 1):
         raise _core.ConfigError(
@@ -428,61 +443,13 @@ def incremental_share_from_control(
             f"incremental_share_from_control: min_rows must be an integer >= 1 "
             f"(got {min_rows!r})"
         )
-    cat = catalog.to_frame() if hasattr(catalog, "to_frame") else catalog
-    kinds = cat["kind"].astype("category")
-    kind_code = kinds.cat.codes.to_numpy().astype(np.int64)
-    n_kinds = len(kinds.cat.categories)
-    validity = cat["validity_days"].to_numpy(np.float64)
-    from .fm import _event_arrays, redemption_samples
-
-    t_plan = time_seconds(plan_time, "plan_time")
-    user, benefit, etype, seconds = _event_arrays(frame)
-    before_plan = seconds < t_plan
-    is_order = (etype == "ordered") & before_plan
-    o_user, o_time = user[is_order], seconds[is_order]
-    control_member = np.zeros(n, bool)
-    control_member[user[frame["control"].to_numpy().astype(bool)]] = True
-    issued = np.flatnonzero((etype == "issued") & (benefit >= 0) & before_plan)
-    issued = issued[seconds[issued] + validity[benefit[issued]] * 86400 <= t_plan]
-    if len(issued) == 0 or not control_member.any():
-        raise _input_error(
-            f"incremental_share_from_control: events: need issues with complete validity windows "
-            f"and control members (got {len(issued)} issues, {int(control_member.sum())} control "
-            f"members)"
-        )
-    # Redemption of each logged issue within validity (the denominator of the share).
-    labels = redemption_samples(frame[before_plan], cat)
-    issue_user, issue_benefit, issue_time = user[issued], benefit[issued], seconds[issued]
-    all_issued = np.flatnonzero((etype == "issued") & (benefit >= 0) & before_plan)
-    keep = np.isin(all_issued, issued)
-    redeemed = labels["label"].to_numpy()[keep].astype(np.float64)
-    # Pseudo-issues for control members, drawn from the logged issues' times and benefits.
-    rng = np.random.default_rng(seed)
-    ctrl = np.flatnonzero(control_member)
-    first_seen = pd.Series(seconds).groupby(user).min().reindex(np.arange(n)).to_numpy()
-    draw = rng.integers(0, len(issued), size=(len(ctrl), int(pseudo_issues)))
-    c_user = np.repeat(ctrl, int(pseudo_issues))
-    c_time, c_benefit = issue_time[draw.ravel()], issue_benefit[draw.ravel()]
-    ok = c_time >= first_seen[c_user]
-    c_user, c_time, c_benefit = c_user[ok], c_time[ok], c_benefit[ok]
-    # Strata, shares per stratum and every member's share at plan_time: C++
-    # (decide/planner.hpp: incremental_share_from_control).
-    return _core.incremental_share_from_control(
-        int(n),
-        o_user.astype(np.int32),
-        o_time.astype(np.int64),
-        issue_user.astype(np.int32),
-        issue_benefit.astype(np.int32),
-        issue_time.astype(np.int64),
-        np.ascontiguousarray(redeemed, dtype=np.float64),
-        c_user.astype(np.int32),
-        c_benefit.astype(np.int32),
-        c_time.astype(np.int64),
-        kind_code.astype(np.int32),
-        int(n_kinds),
-        np.ascontiguousarray(validity, dtype=np.float64),
-        int(t_plan),
-        int(min_rows),
+    return _core.incremental_share_from_control_log(
+        events._impl,
+        catalog._impl,
+        time_seconds(plan_time, "plan_time"),
+        int_scalar(pseudo_issues, "pseudo_issues", 1),
+        int_scalar(min_rows, "min_rows", 1, 2**62),
+        int_scalar(seed, "seed", 0, 2**64 - 1),
     )
 
 

@@ -153,6 +153,17 @@ def test_incremental_share_from_control_orders_members_like_the_truth(program):
     assert np.corrcoef(S.mean(axis=1), S_true.mean(axis=1))[0, 1] > 0.15
 
 
+def test_incremental_share_from_control_is_seeded_and_takes_the_log_or_its_frame(program):
+    end = program.events.time_range[1]
+    S = incremental_share_from_control(program.events, program.catalog, end, seed=4)
+    frame = program.events.to_frame(external_ids=False)
+    np.testing.assert_array_equal(
+        S, incremental_share_from_control(frame, program.catalog.to_frame(), end, seed=4)
+    )
+    other = incremental_share_from_control(program.events, program.catalog, end, seed=5)
+    assert not np.array_equal(S, other)
+
+
 def test_incremental_share_from_control_needs_a_control_group(program):
     no_control = perkrec.simulate(n_users=300, days=60, control_fraction=0.0, seed=3, num_threads=2)
     end = no_control.events.time_range[1]

@@ -130,6 +130,25 @@ struct ControlShareInputs {
 /// Cost O((orders + rows) log orders + members x benefits).
 PERKREC_INLINE std::vector<float> incremental_share_from_control(const ControlShareInputs& in);
 
+struct ControlShareParams {
+  std::int32_t pseudo_issues = 60;  ///< pseudo-issues per control member; >= 1
+  std::int64_t min_rows = 200;      ///< as ControlShareInputs::min_rows; >= 1
+  std::uint64_t seed = 0;           ///< the pseudo-issues' draws: stream (seed, member)
+};
+
+/// The same share from a log with a control group (EventLog::has_control) and its catalog, the
+/// inputs assembled as the issues and pseudo-issues above: the logged issues before plan_time
+/// whose validity ended by it, labelled by redemption_labels on the events before plan_time;
+/// per control member (any control-flagged event), `pseudo_issues` draws of a logged issue's
+/// time and benefit, kept when at or after the member's first event; the orders before
+/// plan_time; benefit kinds coded by name order of the kinds the catalog has. The draws are
+/// seeded per member, so the result does not depend on the thread count. InputError for a log
+/// without the control flag, a catalog of another size than the log's benefits, or no issue
+/// with a complete window / no control member; ConfigError for pseudo_issues or min_rows < 1.
+PERKREC_INLINE std::vector<float> incremental_share_from_control(
+    const EventLog& log, const Catalog& catalog, Timestamp plan_time,
+    const ControlShareParams& params = {});
+
 /// Dense members x benefits (row-major) float32: exp(-orders_per_day[u] x validity_days[b]).
 /// InputError for negative or non-finite inputs. For small programs; the Planner takes the
 /// scorer below instead.

@@ -11,6 +11,7 @@
 #include "perkrec/decide/allocator_exact.hpp"
 #include "perkrec/decide/planner.hpp"
 #include "perkrec/detail/numpy_sum.hpp"
+#include "perkrec/features/redemption_labels.hpp"
 
 namespace perkrec {
 
@@ -505,6 +506,129 @@ PERKREC_INLINE std::vector<float> incremental_share_from_control(const ControlSh
     }
   }
   return out;
+}
+
+PERKREC_INLINE std::vector<float> incremental_share_from_control(const EventLog& log,
+                                                                 const Catalog& catalog,
+                                                                 Timestamp plan_time,
+                                                                 const ControlShareParams& params) {
+  const char* c = "incremental_share_from_control";
+  if (params.pseudo_issues < 1) {
+    detail::raise<ConfigError>(c, ": pseudo_issues must be an integer >= 1 (got ",
+                               params.pseudo_issues, ")");
+  }
+  if (params.min_rows < 1) {
+    detail::raise<ConfigError>(c, ": min_rows must be an integer >= 1 (got ", params.min_rows, ")");
+  }
+  if (!log.has_control()) {
+    detail::raise<InputError>(c,
+                              ": events: no control column (a random control group is needed; "
+                              "use incremental_share(preference, catalog) without one)");
+  }
+  if (catalog.size() != log.n_benefits()) {
+    detail::raise<InputError>(c, ": the catalog has ", catalog.size(), " benefits, the log ",
+                              log.n_benefits());
+  }
+  const auto nb = static_cast<std::size_t>(catalog.size());
+  const auto n = static_cast<std::size_t>(log.n_users());
+  // Kind codes in name order of the kinds present (as pandas' categorical codes them).
+  std::vector<std::string> kind_names;
+  for (std::size_t b = 0; b < nb; ++b)
+    kind_names.emplace_back(to_string(catalog[static_cast<Index>(b)].kind));
+  std::vector<std::string> kinds = kind_names;
+  std::sort(kinds.begin(), kinds.end());
+  kinds.erase(std::unique(kinds.begin(), kinds.end()), kinds.end());
+  std::vector<std::int32_t> kind_code(nb);
+  std::vector<double> validity(nb);
+  for (std::size_t b = 0; b < nb; ++b) {
+    kind_code[b] = static_cast<std::int32_t>(
+        std::lower_bound(kinds.begin(), kinds.end(), kind_names[b]) - kinds.begin());
+    validity[b] = static_cast<double>(catalog[static_cast<Index>(b)].validity_days);
+  }
+  const Span<const Index> users = log.users();
+  const Span<const Index> benefits = log.benefits();
+  const Span<const std::uint8_t> types = log.types();
+  const Span<const Timestamp> times = log.timestamps();
+  const Span<const std::uint8_t> control = log.control();
+  // The events before plan_time: orders, issues, and the columns the labels read.
+  std::vector<Index> order_user, before_user, before_benefit;
+  std::vector<Timestamp> order_time, before_time;
+  std::vector<std::uint8_t> before_type, control_member(n, 0);
+  std::vector<Timestamp> first_seen(n, std::numeric_limits<Timestamp>::max());
+  for (std::size_t e = 0; e < users.size(); ++e) {
+    const auto u = static_cast<std::size_t>(users[e]);
+    first_seen[u] = std::min(first_seen[u], times[e]);
+    if (control[e] != 0) control_member[u] = 1;
+    if (times[e] >= plan_time) continue;
+    before_user.push_back(users[e]);
+    before_benefit.push_back(benefits[e]);
+    before_type.push_back(types[e]);
+    before_time.push_back(times[e]);
+    if (types[e] == static_cast<std::uint8_t>(EventType::ordered)) {
+      order_user.push_back(users[e]);
+      order_time.push_back(times[e]);
+    }
+  }
+  const RedemptionLabels labels =
+      redemption_labels(before_user, before_benefit, before_type, before_time, validity);
+  // The issues whose validity ended by plan_time, with their labels.
+  std::vector<Index> issue_user, issue_benefit;
+  std::vector<Timestamp> issue_time;
+  std::vector<double> issue_redeemed;
+  for (std::size_t i = 0; i < labels.event.size(); ++i) {
+    const auto e = static_cast<std::size_t>(labels.event[i]);
+    const auto b = static_cast<std::size_t>(before_benefit[e]);
+    if (!(static_cast<double>(before_time[e]) + validity[b] * 86400.0 <=
+          static_cast<double>(plan_time))) {
+      continue;
+    }
+    issue_user.push_back(before_user[e]);
+    issue_benefit.push_back(before_benefit[e]);
+    issue_time.push_back(before_time[e]);
+    issue_redeemed.push_back(labels.label[i]);
+  }
+  const auto n_control = std::count(control_member.begin(), control_member.end(), 1);
+  if (issue_user.empty() || n_control == 0) {
+    detail::raise<InputError>(c,
+                              ": events: need issues with complete validity windows and "
+                              "control members (got ",
+                              issue_user.size(), " issues, ", n_control, " control members)");
+  }
+  if (issue_user.size() > std::numeric_limits<std::uint32_t>::max()) {
+    detail::raise<InputError>(c, ": more than 2^32 issues (got ", issue_user.size(), ")");
+  }
+  // Pseudo-issues of the control members: logged issues' times and benefits, drawn per member.
+  std::vector<Index> control_user, control_benefit;
+  std::vector<Timestamp> control_time;
+  const auto n_issues = static_cast<std::uint32_t>(issue_user.size());
+  for (std::size_t u = 0; u < n; ++u) {
+    if (control_member[u] == 0) continue;
+    Rng rng(params.seed, u);
+    for (std::int32_t k = 0; k < params.pseudo_issues; ++k) {
+      const std::uint32_t pick = rng.below(n_issues);
+      if (issue_time[pick] < first_seen[u]) continue;
+      control_user.push_back(static_cast<Index>(u));
+      control_benefit.push_back(issue_benefit[pick]);
+      control_time.push_back(issue_time[pick]);
+    }
+  }
+  ControlShareInputs in;
+  in.n_users = log.n_users();
+  in.order_user = order_user;
+  in.order_time = order_time;
+  in.issue_user = issue_user;
+  in.issue_benefit = issue_benefit;
+  in.issue_time = issue_time;
+  in.issue_redeemed = issue_redeemed;
+  in.control_user = control_user;
+  in.control_benefit = control_benefit;
+  in.control_time = control_time;
+  in.benefit_kind = kind_code;
+  in.n_kinds = static_cast<std::int32_t>(kinds.size());
+  in.validity_days = validity;
+  in.plan_time = plan_time;
+  in.min_rows = params.min_rows;
+  return incremental_share_from_control(in);
 }
 
 // --- baselines ---------------------------------------------------------------------------------

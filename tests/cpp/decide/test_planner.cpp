@@ -147,6 +147,53 @@ TEST(PlannerEstimators, IncrementalShareFromControlIsTheUpliftPerRedemption) {
   EXPECT_THROW(incremental_share_from_control(in), InputError);
 }
 
+TEST(PlannerEstimators, IncrementalShareFromControlOfALogAssemblesTheRows) {
+  // One benefit valid 10 days. Members 0 and 1 are issued it on day 10; member 0 orders and
+  // redeems on day 12. Members 2, 3, 4 are the control group (seen from day 0); member 2 orders
+  // on day 15. Every pseudo-issue draws a day-10 issue, so any seed gives: issued order rate
+  // 1/2, redemption rate 1/2, control order rate 1/3, share (1/2 - 1/3) / (1/2) = 1/3.
+  const std::vector<Index> users{0, 1, 0, 0, 2, 3, 4, 2};
+  const std::vector<Index> benefits{0, 0, 0, -1, 0, 0, 0, -1};
+  const auto t = [](EventType e) { return static_cast<std::uint8_t>(e); };
+  const std::vector<std::uint8_t> types{
+      t(EventType::issued), t(EventType::issued), t(EventType::redeemed), t(EventType::ordered),
+      t(EventType::viewed), t(EventType::viewed), t(EventType::viewed),   t(EventType::ordered)};
+  const std::vector<Timestamp> times{day_time(10), day_time(10), day_time(12), day_time(12),
+                                     day_time(0),  day_time(0),  day_time(0),  day_time(15)};
+  const std::vector<std::uint8_t> control{0, 0, 0, 0, 1, 1, 1, 1};
+  EventColumns c;
+  c.user = users;
+  c.benefit = benefits;
+  c.type = types;
+  c.timestamp = times;
+  c.control = control;
+  const EventLog log = EventLog::from_columns(c, 5, 1);
+  std::vector<Benefit> one(1);
+  one[0].id = "A";
+  one[0].validity_days = 10;
+  const Catalog catalog(one);
+  for (std::uint64_t seed : {0u, 7u}) {
+    ControlShareParams p;
+    p.seed = seed;
+    p.min_rows = 1;
+    const std::vector<float> share = incremental_share_from_control(log, catalog, day_time(100), p);
+    ASSERT_EQ(share.size(), 5u);
+    for (float v : share) EXPECT_FLOAT_EQ(v, 1.0f / 3.0f);
+  }
+  // Before the issues' windows end there is nothing to learn from.
+  PERKREC_EXPECT_THROW_MSG(incremental_share_from_control(log, catalog, day_time(19)), InputError,
+                           "complete validity windows", "0 issues");
+  ControlShareParams bad;
+  bad.pseudo_issues = 0;
+  PERKREC_EXPECT_THROW_MSG(incremental_share_from_control(log, catalog, day_time(100), bad),
+                           ConfigError, "pseudo_issues");
+  PERKREC_EXPECT_THROW_MSG(incremental_share_from_control(
+                               make_log({{0, 0, EventType::issued, 1.0}}), catalog, day_time(100)),
+                           InputError, "no control column");
+  PERKREC_EXPECT_THROW_MSG(incremental_share_from_control(log, four_benefits(), day_time(100)),
+                           InputError, "the catalog has 4 benefits, the log 1");
+}
+
 TEST(PlannerEstimators, FactorScorerIsTheSigmoidOfBiasPlusDot) {
   const std::vector<float> users{1.0f, 0.0f, 0.5f, -1.0f};  // 2 members x k = 2
   const std::vector<float> benefits{2.0f, 1.0f};            // 1 benefit
