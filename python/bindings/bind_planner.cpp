@@ -186,6 +186,37 @@ void bind_planner(py::module_& m) {
       py::arg("cost_per_redemption"), py::arg("eligible"), py::arg("budget"), py::arg("issue_cost"),
       py::arg("order"), py::arg("member_segment"), py::arg("segment_benefit"));
   m.def(
+      "evaluate_plan_truth",
+      [](const py::array& redemption_probability, const py::array& incremental_probability,
+         Index n_users, Index n_benefits, const py::array& order_value,
+         const py::array& cost_per_redemption, const py::array& users, const py::array& benefits,
+         double issue_cost) {
+        const Span<const double> red =
+            view_1d<double>(redemption_probability, "redemption_probability");
+        const Span<const double> inc =
+            view_1d<double>(incremental_probability, "incremental_probability");
+        const Span<const double> value = view_1d<double>(order_value, "order_value");
+        const Span<const double> cost = view_1d<double>(cost_per_redemption, "cost_per_redemption");
+        const Span<const Index> u = view_1d<Index>(users, "users");
+        const Span<const Index> b = view_1d<Index>(benefits, "benefits");
+        PlanTruth t;
+        {
+          py::gil_scoped_release release;
+          t = evaluate_plan_truth(red, inc, n_users, n_benefits, value, cost, u, b, issue_cost);
+        }
+        py::dict out;
+        out["members"] = t.members;
+        out["benefits"] = t.benefits;
+        out["redemptions"] = t.redemptions;
+        out["cost"] = t.cost;
+        out["incremental_return"] = t.incremental_return;
+        out["return_per_cost"] = t.return_per_cost;
+        return out;
+      },
+      py::arg("redemption_probability"), py::arg("incremental_probability"), py::arg("n_users"),
+      py::arg("n_benefits"), py::arg("order_value"), py::arg("cost_per_redemption"),
+      py::arg("users"), py::arg("benefits"), py::arg("issue_cost"));
+  m.def(
       "default_segment_benefits",
       [](const Catalog& catalog, const py::array& popularity,
          const std::vector<std::string>& segment_names,

@@ -1188,6 +1188,17 @@ def popularity_plan(
     order: Optional[np.ndarray],
     popularity: np.ndarray,
 ) -> Tuple[np.ndarray, ...]: ...
+def evaluate_plan_truth(
+    redemption_probability: np.ndarray,
+    incremental_probability: np.ndarray,
+    n_users: int,
+    n_benefits: int,
+    order_value: np.ndarray,
+    cost_per_redemption: np.ndarray,
+    users: np.ndarray,
+    benefits: np.ndarray,
+    issue_cost: float,
+) -> Dict[str, float]: ...
 def default_segment_benefits(
     catalog: Catalog,
     popularity: np.ndarray,

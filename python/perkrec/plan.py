@@ -557,23 +557,25 @@ class Plan:
         n, nb = red_all.shape
         value = _vector(order_value, "Plan.evaluate: order_value", n)
         cost_b = _vector(cost_per_redemption, "Plan.evaluate: cost_per_redemption", nb)
-        u = self.frame["member_index"].to_numpy()
-        b = self.frame["benefit_index"].to_numpy()
-        if len(u) and (u.max() >= n or b.max() >= nb):
-            raise _input_error(
-                f"Plan.evaluate: the plan has members up to {u.max()} and benefits up to {b.max()}, "
-                f"the truth is {n} x {nb}"
-            )
-        red = red_all[u, b]
-        ret = float((inc_all[u, b] * value[u]).sum())
-        cost = float((self.issue_cost + red * cost_b[b]).sum())
+        # Sums in C++ (decide/planner.hpp: evaluate_plan_truth), which checks the rows' range.
+        t = _core.evaluate_plan_truth(
+            red_all.reshape(-1),
+            inc_all.reshape(-1),
+            n,
+            nb,
+            value,
+            cost_b,
+            int_array(self.frame["member_index"].to_numpy(), np.int32, "member_index"),
+            int_array(self.frame["benefit_index"].to_numpy(), np.int32, "benefit_index"),
+            float(self.issue_cost),
+        )
         return {
-            "members": int(len(np.unique(u))),
-            "benefits": int(len(u)),
-            "true_redemptions": float(red.sum()),
-            "true_cost": cost,
-            "true_incremental_return": ret,
-            "true_return_per_cost": ret / cost if cost > 0 else float("nan"),
+            "members": int(t["members"]),
+            "benefits": int(t["benefits"]),
+            "true_redemptions": float(t["redemptions"]),
+            "true_cost": float(t["cost"]),
+            "true_incremental_return": float(t["incremental_return"]),
+            "true_return_per_cost": float(t["return_per_cost"]),
         }
 
     def evaluate_offline(

@@ -226,6 +226,28 @@ PERKREC_INLINE std::vector<Index> default_segment_benefits(
     const std::vector<std::string>& segment_names, Span<const double> expected_cost = {},
     double max_cost_per_user = std::numeric_limits<double>::infinity());
 
+/// A plan's true figures when the truth is known (the simulator's SimulationTruth).
+struct PlanTruth {
+  Index members = 0;              ///< distinct members in the plan
+  Offset benefits = 0;            ///< plan rows
+  double redemptions = 0;         ///< sum of P(redemption) over the rows
+  double cost = 0;                ///< sum of issue_cost + P(redemption) x cost per redemption
+  double incremental_return = 0;  ///< sum of P(incremental order) x the member's order value
+  double return_per_cost = 0;     ///< incremental_return / cost; NaN when cost is 0
+};
+
+/// The true return and cost of the plan rows (users[i], benefits[i]) under dense row-major
+/// n_users x n_benefits truth matrices, summed in numpy's pairwise order (the figures equal the
+/// numpy reference's). InputError naming the argument for sizes that differ, non-finite
+/// values, or rows outside the truth's shape. O(rows).
+PERKREC_INLINE PlanTruth evaluate_plan_truth(Span<const double> redemption_probability,
+                                             Span<const double> incremental_probability,
+                                             Index n_users, Index n_benefits,
+                                             Span<const double> order_value,
+                                             Span<const double> cost_per_redemption,
+                                             Span<const Index> users, Span<const Index> benefits,
+                                             double issue_cost);
+
 // ---------------------------------------------------------------------------------------------
 // Planner
 

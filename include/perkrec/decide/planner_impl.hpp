@@ -759,6 +759,66 @@ PERKREC_INLINE std::vector<Index> default_segment_benefits(
   return out;
 }
 
+PERKREC_INLINE PlanTruth evaluate_plan_truth(Span<const double> redemption_probability,
+                                             Span<const double> incremental_probability,
+                                             Index n_users, Index n_benefits,
+                                             Span<const double> order_value,
+                                             Span<const double> cost_per_redemption,
+                                             Span<const Index> users, Span<const Index> benefits,
+                                             double issue_cost) {
+  const char* c = "Plan.evaluate";
+  const auto n = static_cast<std::size_t>(n_users);
+  const auto nb = static_cast<std::size_t>(n_benefits);
+  auto finite = [&](Span<const double> v, std::size_t size, const char* name) {
+    if (v.size() != size) {
+      detail::raise<InputError>(c, ": ", name, " has ", v.size(), " values (expected ", size, ")");
+    }
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (!std::isfinite(v[i])) {
+        detail::raise<InputError>(c, ": ", name, "[", i, "] is not finite (got ", v[i], ")");
+      }
+    }
+  };
+  finite(redemption_probability, n * nb, "redemption_probability");
+  finite(incremental_probability, n * nb, "incremental_probability");
+  finite(order_value, n, "order_value");
+  finite(cost_per_redemption, nb, "cost_per_redemption");
+  if (!std::isfinite(issue_cost)) {
+    detail::raise<InputError>(c, ": issue_cost is not finite (got ", issue_cost, ")");
+  }
+  if (users.size() != benefits.size()) {
+    detail::raise<InputError>(c, ": the plan has ", users.size(), " members and ", benefits.size(),
+                              " benefits (expected one each per row)");
+  }
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    if (users[i] < 0 || users[i] >= n_users || benefits[i] < 0 || benefits[i] >= n_benefits) {
+      detail::raise<InputError>(c, ": plan row ", i, " is (", users[i], ", ", benefits[i],
+                                "), the truth is ", n_users, " x ", n_benefits);
+    }
+  }
+  const std::size_t rows = users.size();
+  std::vector<double> red(rows), ret(rows), cost(rows);
+  std::vector<std::uint8_t> seen(n, 0);
+  PlanTruth out;
+  for (std::size_t i = 0; i < rows; ++i) {
+    const auto u = static_cast<std::size_t>(users[i]);
+    const auto b = static_cast<std::size_t>(benefits[i]);
+    red[i] = redemption_probability[u * nb + b];
+    ret[i] = incremental_probability[u * nb + b] * order_value[u];
+    cost[i] = issue_cost + red[i] * cost_per_redemption[b];
+    out.members += seen[u] == 0 ? 1 : 0;
+    seen[u] = 1;
+  }
+  const auto r = static_cast<Offset>(rows);
+  out.benefits = r;
+  out.redemptions = detail::numpy_pairwise_sum(red.data(), r);
+  out.incremental_return = detail::numpy_pairwise_sum(ret.data(), r);
+  out.cost = detail::numpy_pairwise_sum(cost.data(), r);
+  out.return_per_cost =
+      out.cost > 0 ? out.incremental_return / out.cost : std::numeric_limits<double>::quiet_NaN();
+  return out;
+}
+
 PERKREC_INLINE BaselinePlan segment_rules_plan(const BaselineInputs& in,
                                                Span<const std::int32_t> member_segment,
                                                Span<const Index> segment_benefit) {

@@ -330,6 +330,30 @@ TEST(PlannerBaselines, PairwiseSumMatchesNumpyOrder) {
   EXPECT_EQ(detail::numpy_pairwise_sum(x.data(), 5), 1.0);  // short: sequential
 }
 
+TEST(PlannerBaselines, PlanTruthSumsTheRowsTrueFigures) {
+  // Two members x two benefits; the plan gives member 0 both benefits and member 1 benefit 1.
+  const std::vector<double> red{0.5, 0.25, 0.1, 0.2}, inc{0.2, 0.1, 0.05, 0.1};
+  const std::vector<double> value{10, 20}, cost{4, 8};
+  const std::vector<Index> users{0, 0, 1}, benefits{0, 1, 1};
+  const PlanTruth t = evaluate_plan_truth(red, inc, 2, 2, value, cost, users, benefits, 0.5);
+  EXPECT_EQ(t.members, 2);
+  EXPECT_EQ(t.benefits, 3);
+  EXPECT_DOUBLE_EQ(t.redemptions, 0.5 + 0.25 + 0.2);
+  EXPECT_DOUBLE_EQ(t.incremental_return, 0.2 * 10 + 0.1 * 10 + 0.1 * 20);
+  EXPECT_DOUBLE_EQ(t.cost, 3 * 0.5 + 0.5 * 4 + 0.25 * 8 + 0.2 * 8);
+  EXPECT_DOUBLE_EQ(t.return_per_cost, 5.0 / 7.1);
+  const PlanTruth none = evaluate_plan_truth(red, inc, 2, 2, value, cost, {}, {}, 0.5);
+  EXPECT_EQ(none.benefits, 0);
+  EXPECT_TRUE(std::isnan(none.return_per_cost));
+  PERKREC_EXPECT_THROW_MSG(evaluate_plan_truth(red, inc, 2, 2, value, cost, std::vector<Index>{2},
+                                               std::vector<Index>{0}, 0.5),
+                           InputError, "plan row 0", "2 x 2");
+  std::vector<double> bad = red;
+  bad[3] = NAN;
+  PERKREC_EXPECT_THROW_MSG(evaluate_plan_truth(bad, inc, 2, 2, value, cost, users, benefits, 0.5),
+                           InputError, "redemption_probability[3]");
+}
+
 TEST(PlannerBaselines, NumpyQuantileInterpolatesAsNumpyLinear) {
   std::vector<double> x{10, 2, 4};  // sorted 2, 4, 10
   EXPECT_EQ(detail::numpy_quantile(x, 0.0), 2.0);
