@@ -443,16 +443,7 @@ def best_ineligible(masks, key) -> Tuple[np.ndarray, np.ndarray]:
         raise _core.InputError(
             f"best_ineligible: key has shape {k.shape} (expected {(m.n_users, m.n_benefits)})"
         )
-    eligible = m.eligible_matrix().astype(bool)
-    masked = np.where(eligible, -np.inf, k)
-    best = np.argmax(masked, axis=1).astype(np.int32)
-    none = ~np.isfinite(masked[np.arange(len(best)), best]) | eligible.all(axis=1)
-    best[none] = -1
-    rules = m.mask_rules()
-    rule = np.full(len(best), -1, dtype=np.int32)
-    have = best >= 0
-    rule[have] = rules[m.user_masks[have], best[have]]
-    return best, rule
+    return _core.best_ineligible(m, np.ascontiguousarray(k).reshape(-1))  # decide/types.hpp
 
 
 @renamed_keywords(members="users", member_ids="user_ids")

@@ -214,4 +214,34 @@ PERKREC_INLINE std::vector<std::int64_t> find_candidates(const Candidates& candi
   return out;
 }
 
+PERKREC_INLINE BestIneligible best_ineligible(const EligibilityMasks& masks,
+                                              Span<const double> key) {
+  const auto n = static_cast<std::size_t>(masks.n_users());
+  const auto nb = static_cast<std::size_t>(masks.n_benefits());
+  if (key.size() != n * nb) {
+    detail::raise<InputError>("best_ineligible: key has ", key.size(), " values (expected ", n,
+                              " x ", nb, ")");
+  }
+  BestIneligible out;
+  out.benefit.assign(n, -1);
+  out.rule.assign(n, -1);
+  for (std::size_t u = 0; u < n; ++u) {
+    const double* row = key.data() + u * nb;
+    std::ptrdiff_t best = -1;
+    bool nan = false;
+    for (std::size_t b = 0; b < nb; ++b) {
+      if (masks.eligible(static_cast<Index>(u), static_cast<Index>(b))) continue;
+      if (std::isnan(row[b])) {
+        nan = true;  // numpy's argmax stops at the first NaN, which is not finite
+        break;
+      }
+      if (best < 0 || row[b] > row[best]) best = static_cast<std::ptrdiff_t>(b);
+    }
+    if (nan || best < 0 || !std::isfinite(row[best])) continue;
+    out.benefit[u] = static_cast<Index>(best);
+    out.rule[u] = masks.user_rule(static_cast<Index>(u), static_cast<Index>(best));
+  }
+  return out;
+}
+
 }  // namespace perkrec

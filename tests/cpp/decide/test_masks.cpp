@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "perkrec/decide/types.hpp"
 #include "test_util.hpp"
 
@@ -67,6 +70,31 @@ TEST(FindCandidates, EntryOfEachPairOrMinusOne) {
             (std::vector<std::int64_t>{1, -1, -1, 3, 2, -1, -1}));
   PERKREC_EXPECT_THROW_MSG(find_candidates(c, users, std::vector<Index>{1}), InputError,
                            "expected the same");
+}
+
+TEST(BestIneligible, LargestKeyAmongTheExcludedPairsAndItsRule) {
+  // Three benefits; member 0 eligible for all, member 1 excluded from 0 (rule 4) and 2 (rule 5),
+  // member 2 from all three (rules 1, 2, 3).
+  EligibilityMasks m(3, 3);
+  const Index one = m.add_mask({4, -1, 5});
+  const Index all = m.add_mask({1, 2, 3});
+  m.set_user_mask(1, one);
+  m.set_user_mask(2, all);
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> key{9, 9, 9,   //
+                          1, 8, 2,   // the eligible 8 does not count
+                          5, 7, 7};  // ties: the first
+  BestIneligible r = best_ineligible(m, key);
+  EXPECT_EQ(r.benefit, (std::vector<Index>{-1, 2, 1}));
+  EXPECT_EQ(r.rule, (std::vector<std::int32_t>{-1, 5, 2}));
+  // A largest key that is not finite, or a NaN among the excluded pairs: none.
+  key[5] = inf;
+  key[6] = std::nan("");
+  r = best_ineligible(m, key);
+  EXPECT_EQ(r.benefit, (std::vector<Index>{-1, -1, -1}));
+  key[5] = -inf;  // member 1: 1 beats -inf
+  EXPECT_EQ(best_ineligible(m, key).benefit[1], 0);
+  PERKREC_EXPECT_THROW_MSG(best_ineligible(m, std::vector<double>(8)), InputError, "3 x 3");
 }
 
 }  // namespace
