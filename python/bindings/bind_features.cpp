@@ -59,6 +59,8 @@ void bind_features(py::module_& m) {
       },
       py::arg("users"), py::arg("benefits"), py::arg("types"), py::arg("times"),
       py::arg("window_days"));
+  m.attr("FACE_VALUE_BANDS") =
+      std::vector<double>(std::begin(kFaceValueBands), std::end(kFaceValueBands));
   bind_feature_encoder(m);
 }
 

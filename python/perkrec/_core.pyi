@@ -184,6 +184,9 @@ class SimulatorParams:
 
 def simulate(params: SimulatorParams, progress: Progress = None) -> Dict[str, object]: ...
 def simulated_catalog(params: SimulatorParams) -> Catalog: ...
+
+FACE_VALUE_BANDS: List[float]
+
 def redemption_labels(
     users: np.ndarray,
     benefits: np.ndarray,

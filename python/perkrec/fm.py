@@ -52,7 +52,7 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 # Samples from the data model
 
-FACE_VALUE_BANDS = (0.0, 2.0, 5.0, 10.0, 20.0)
+FACE_VALUE_BANDS = tuple(_core.FACE_VALUE_BANDS)  # features/feature_encoder.hpp: kFaceValueBands
 
 
 def _face_value_band(values) -> np.ndarray:
