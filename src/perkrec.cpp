@@ -39,6 +39,7 @@
 #include "perkrec/features/behavior_features_impl.hpp"
 #include "perkrec/features/feature_encoder_impl.hpp"
 #include "perkrec/features/interaction_matrix_impl.hpp"
+#include "perkrec/features/redemption_labels_impl.hpp"
 #include "perkrec/features/wide_table_impl.hpp"
 #include "perkrec/io/model_file_impl.hpp"
 #include "perkrec/models/als_impl.hpp"

@@ -31,6 +31,7 @@
 #include "perkrec/features/behavior_features.hpp"
 #include "perkrec/features/feature_encoder.hpp"
 #include "perkrec/features/interaction_matrix.hpp"
+#include "perkrec/features/redemption_labels.hpp"
 #include "perkrec/features/wide_table.hpp"
 
 #include "perkrec/decide/allocation_check.hpp"

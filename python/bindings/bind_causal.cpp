@@ -96,6 +96,15 @@ void bind_causal(py::module_& m) {
           }
           return py::make_tuple(to_numpy(std::move(s.probability), {n_users, n_benefits}), s.slope);
         });
+  m.def("issue_weights", [](const py::array& propensity, double clip) {
+    const Span<const double> p = view_1d<double>(propensity, "propensity");
+    std::vector<float> w;
+    {
+      py::gil_scoped_release release;
+      w = issue_weights(p, clip);
+    }
+    return to_numpy(std::move(w));
+  });
   m.def("pooled_redemption",
         [](const std::optional<py::array>& base, Index n_users, Index n_benefits,
            const std::vector<py::array>& benefit_attributes, const py::array& users,
@@ -248,6 +257,24 @@ void bind_causal(py::module_& m) {
     return aucc_score(v, c, s, t);
   });
 
+  m.def(
+      "plan_target_policy",
+      [](const py::array& plan_users, const py::array& plan_benefits, const py::array& logged_users,
+         const py::array& logged_benefits, Index n_users, Index n_benefits) {
+        const Span<const Index> pu = view_1d<Index>(plan_users, "plan_users");
+        const Span<const Index> pb = view_1d<Index>(plan_benefits, "plan_benefits");
+        const Span<const Index> lu = view_1d<Index>(logged_users, "logged_users");
+        const Span<const Index> lb = view_1d<Index>(logged_benefits, "logged_benefits");
+        PlanTargetPolicy r;
+        {
+          py::gil_scoped_release release;
+          r = plan_target_policy(pu, pb, lu, lb, n_users, n_benefits);
+        }
+        return py::make_tuple(to_numpy(std::move(r.decision)), to_numpy(std::move(r.target)),
+                              to_numpy(std::move(r.plan_row)));
+      },
+      py::arg("plan_users"), py::arg("plan_benefits"), py::arg("logged_users"),
+      py::arg("logged_benefits"), py::arg("n_users"), py::arg("n_benefits"));
   m.def("off_policy_value",
         [](const py::array& rewards, const py::array& logged_propensity,
            const py::array& target_propensity, const std::optional<py::array>& reward_estimate,
@@ -297,6 +324,29 @@ void bind_causal(py::module_& m) {
     }
     return to_numpy(std::move(arms));
   });
+  m.def(
+      "experiment_members",
+      [](const EventLog& log, const py::array& cost_per_redemption, Timestamp since,
+         Timestamp until, double issue_cost) {
+        const Span<const double> cost = view_1d<double>(cost_per_redemption, "cost_per_redemption");
+        ExperimentMembers r;
+        {
+          py::gil_scoped_release release;
+          r = experiment_members(log, cost, since, until, issue_cost);
+        }
+        py::dict out;
+        out["control"] = to_numpy(std::move(r.control));
+        out["orders"] = to_numpy(std::move(r.orders));
+        out["revenue"] = to_numpy(std::move(r.revenue));
+        out["cost"] = to_numpy(std::move(r.cost));
+        if (!r.orders_pre.empty() || since != kNoTime) {
+          out["orders_pre"] = to_numpy(std::move(r.orders_pre));
+          out["revenue_pre"] = to_numpy(std::move(r.revenue_pre));
+        }
+        return out;
+      },
+      py::arg("log"), py::arg("cost_per_redemption"), py::arg("since"), py::arg("until"),
+      py::arg("issue_cost"));
   m.def("analyze_experiment",
         [](const py::array& arms, const std::vector<py::array>& metrics,
            const std::vector<std::optional<py::array>>& pre_period,

@@ -89,6 +89,31 @@ void bind_decide_types(py::module_& m) {
           },
           "n_masks x n_benefits: the first excluding rule per mask and benefit, -1 = eligible.");
 
+  m.def(
+      "best_ineligible",
+      [](const EligibilityMasks& masks, const py::array& key) {
+        const Span<const double> k = view_1d<double>(key, "key");
+        BestIneligible r;
+        {
+          py::gil_scoped_release release;
+          r = best_ineligible(masks, k);
+        }
+        return py::make_tuple(to_numpy(std::move(r.benefit)), to_numpy(std::move(r.rule)));
+      },
+      py::arg("masks"), py::arg("key"));
+  m.def(
+      "find_candidates",
+      [](const Candidates& candidates, const py::array& users, const py::array& benefits) {
+        const Span<const Index> u = view_1d<Index>(users, "users");
+        const Span<const Index> b = view_1d<Index>(benefits, "benefits");
+        std::vector<std::int64_t> entries;
+        {
+          py::gil_scoped_release release;
+          entries = find_candidates(candidates, u, b);
+        }
+        return to_numpy(std::move(entries));
+      },
+      py::arg("candidates"), py::arg("users"), py::arg("benefits"));
   py::class_<Candidates>(m, "Candidates")
       .def(py::init<>())
       .def_static(

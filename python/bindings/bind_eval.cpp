@@ -37,6 +37,27 @@ void bind_eval(py::module_& m) {
           out["coverage"] = r.coverage;
           return out;
         });
+  m.def(
+      "reliability_curve",
+      [](const py::array& labels, const py::array& probabilities, int bins, bool quantile_bins) {
+        const Span<const double> y = view_1d<double>(labels, "y");
+        const Span<const double> p = view_1d<double>(probabilities, "probabilities");
+        ReliabilityCurve r;
+        {
+          py::gil_scoped_release release;
+          r = reliability_curve(y, p, bins, quantile_bins);
+        }
+        py::dict out;
+        out["bin"] = to_numpy(std::move(r.bin));
+        out["low"] = to_numpy(std::move(r.low));
+        out["high"] = to_numpy(std::move(r.high));
+        out["mean_predicted"] = to_numpy(std::move(r.mean_predicted));
+        out["fraction_positive"] = to_numpy(std::move(r.fraction_positive));
+        out["count"] = to_numpy(std::move(r.count));
+        out["ece"] = r.ece;
+        return out;
+      },
+      py::arg("y"), py::arg("probabilities"), py::arg("bins"), py::arg("quantile_bins"));
   m.def("catalog_coverage", [](const py::array& recommended, Index n_benefits) {
     const Span<const Index> rec = view_1d<Index>(recommended, "recommended");
     py::gil_scoped_release release;

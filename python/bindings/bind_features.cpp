@@ -36,6 +36,31 @@ void bind_features(py::module_& m) {
       },
       py::arg("log"), py::arg("event_weights"), py::arg("half_life_days"), py::arg("cut_time"),
       py::arg("combine"), py::arg("num_threads"));
+  m.def(
+      "redemption_labels",
+      [](const py::array& users, const py::array& benefits, const py::array& types,
+         const py::array& times, const py::array& window_days) {
+        const Span<const Index> u = view_1d<Index>(users, "users");
+        const Span<const Index> b = view_1d<Index>(benefits, "benefits");
+        const Span<const std::uint8_t> t = view_1d<std::uint8_t>(types, "types");
+        const Span<const Timestamp> s = view_1d<Timestamp>(times, "times");
+        const Span<const double> w = view_1d<double>(window_days, "window_days");
+        RedemptionLabels r;
+        {
+          py::gil_scoped_release release;
+          r = redemption_labels(u, b, t, s, w);
+        }
+        py::dict out;
+        out["event"] = to_numpy(std::move(r.event));
+        out["label"] = to_numpy(std::move(r.label));
+        out["late"] = to_numpy(std::move(r.late));
+        out["open"] = to_numpy(std::move(r.open));
+        return out;
+      },
+      py::arg("users"), py::arg("benefits"), py::arg("types"), py::arg("times"),
+      py::arg("window_days"));
+  m.attr("FACE_VALUE_BANDS") =
+      std::vector<double>(std::begin(kFaceValueBands), std::end(kFaceValueBands));
   bind_feature_encoder(m);
 }
 

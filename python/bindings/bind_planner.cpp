@@ -111,6 +111,24 @@ void bind_planner(py::module_& m) {
       py::arg("benefit_kind"), py::arg("n_kinds"), py::arg("validity_days"), py::arg("plan_time"),
       py::arg("min_rows"));
   m.def(
+      "incremental_share_from_control_log",
+      [](const EventLog& log, const Catalog& catalog, Timestamp plan_time,
+         std::int32_t pseudo_issues, std::int64_t min_rows, std::uint64_t seed) {
+        ControlShareParams params;
+        params.pseudo_issues = pseudo_issues;
+        params.min_rows = min_rows;
+        params.seed = seed;
+        std::vector<float> out;
+        {
+          py::gil_scoped_release release;
+          out = incremental_share_from_control(log, catalog, plan_time, params);
+        }
+        return to_numpy(std::move(out), {static_cast<py::ssize_t>(log.n_users()),
+                                         static_cast<py::ssize_t>(catalog.size())});
+      },
+      py::arg("log"), py::arg("catalog"), py::arg("plan_time"), py::arg("pseudo_issues"),
+      py::arg("min_rows"), py::arg("seed"));
+  m.def(
       "timing_share",
       [](const py::array& orders_per_day, const py::array& validity_days) {
         const Span<const double> r = view_1d<double>(orders_per_day, "orders_per_day");
@@ -167,6 +185,53 @@ void bind_planner(py::module_& m) {
       py::arg("n_users"), py::arg("n_benefits"), py::arg("probability"), py::arg("value"),
       py::arg("cost_per_redemption"), py::arg("eligible"), py::arg("budget"), py::arg("issue_cost"),
       py::arg("order"), py::arg("member_segment"), py::arg("segment_benefit"));
+  m.def(
+      "evaluate_plan_truth",
+      [](const py::array& redemption_probability, const py::array& incremental_probability,
+         Index n_users, Index n_benefits, const py::array& order_value,
+         const py::array& cost_per_redemption, const py::array& users, const py::array& benefits,
+         double issue_cost) {
+        const Span<const double> red =
+            view_1d<double>(redemption_probability, "redemption_probability");
+        const Span<const double> inc =
+            view_1d<double>(incremental_probability, "incremental_probability");
+        const Span<const double> value = view_1d<double>(order_value, "order_value");
+        const Span<const double> cost = view_1d<double>(cost_per_redemption, "cost_per_redemption");
+        const Span<const Index> u = view_1d<Index>(users, "users");
+        const Span<const Index> b = view_1d<Index>(benefits, "benefits");
+        PlanTruth t;
+        {
+          py::gil_scoped_release release;
+          t = evaluate_plan_truth(red, inc, n_users, n_benefits, value, cost, u, b, issue_cost);
+        }
+        py::dict out;
+        out["members"] = t.members;
+        out["benefits"] = t.benefits;
+        out["redemptions"] = t.redemptions;
+        out["cost"] = t.cost;
+        out["incremental_return"] = t.incremental_return;
+        out["return_per_cost"] = t.return_per_cost;
+        return out;
+      },
+      py::arg("redemption_probability"), py::arg("incremental_probability"), py::arg("n_users"),
+      py::arg("n_benefits"), py::arg("order_value"), py::arg("cost_per_redemption"),
+      py::arg("users"), py::arg("benefits"), py::arg("issue_cost"));
+  m.def(
+      "default_segment_benefits",
+      [](const Catalog& catalog, const py::array& popularity,
+         const std::vector<std::string>& segment_names,
+         const std::optional<py::array>& expected_cost, double max_cost_per_user) {
+        const Span<const double> pop = view_1d<double>(popularity, "popularity");
+        const Span<const double> cost = view_1d_or_empty<double>(expected_cost, "expected_cost");
+        std::vector<Index> chosen;
+        {
+          py::gil_scoped_release release;
+          chosen = default_segment_benefits(catalog, pop, segment_names, cost, max_cost_per_user);
+        }
+        return to_numpy(std::move(chosen));
+      },
+      py::arg("catalog"), py::arg("popularity"), py::arg("segment_names"), py::arg("expected_cost"),
+      py::arg("max_cost_per_user"));
 
   m.def(
       "check_planner_params",

@@ -5,6 +5,10 @@
 namespace perkrec::python {
 
 void bind_policy(py::module_& m) {
+  m.def(
+      "excluded_pairs_by_rule",
+      [](const CompiledPolicy& compiled) { return to_numpy(excluded_pairs_by_rule(compiled)); },
+      py::arg("compiled"));
   py::class_<CompiledPolicy>(m, "CompiledPolicy")
       .def_readonly("masks", &CompiledPolicy::masks)
       .def_readwrite("constraints", &CompiledPolicy::constraints)

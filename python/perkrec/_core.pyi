@@ -184,6 +184,16 @@ class SimulatorParams:
 
 def simulate(params: SimulatorParams, progress: Progress = None) -> Dict[str, object]: ...
 def simulated_catalog(params: SimulatorParams) -> Catalog: ...
+
+FACE_VALUE_BANDS: List[float]
+
+def redemption_labels(
+    users: np.ndarray,
+    benefits: np.ndarray,
+    types: np.ndarray,
+    times: np.ndarray,
+    window_days: np.ndarray,
+) -> Dict[str, np.ndarray]: ...
 def build_interaction_matrix(
     log: EventLog,
     event_weights: List[float],
@@ -582,6 +592,9 @@ def log_loss(probabilities: np.ndarray, labels: np.ndarray, eps: float) -> float
 def ranking_metrics(
     recommended: np.ndarray, k: int, relevant: CsrTuple, num_threads: int
 ) -> Dict[str, float]: ...
+def reliability_curve(
+    y: np.ndarray, probabilities: np.ndarray, bins: int, quantile_bins: bool
+) -> Dict[str, Any]: ...
 def catalog_coverage(recommended: np.ndarray, n_benefits: int) -> float: ...
 
 # Causal evaluation (outcome/uplift/value/cost float64, treatment uint8, arm int32).
@@ -678,6 +691,18 @@ def fit_preference_weight(
 def assign_holdout(
     user_ids: List[str], salt: str, weights: np.ndarray, num_threads: int
 ) -> np.ndarray: ...
+def experiment_members(
+    log: EventLog, cost_per_redemption: np.ndarray, since: int, until: int, issue_cost: float
+) -> Dict[str, np.ndarray]: ...
+def issue_weights(propensity: np.ndarray, clip: float) -> np.ndarray: ...
+def plan_target_policy(
+    plan_users: np.ndarray,
+    plan_benefits: np.ndarray,
+    logged_users: np.ndarray,
+    logged_benefits: np.ndarray,
+    n_users: int,
+    n_benefits: int,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 def analyze_experiment(
     arms: np.ndarray,
     metrics: List[np.ndarray],
@@ -909,6 +934,11 @@ class Candidates:
     probability: np.ndarray
     def validate(self) -> None: ...
 
+def best_ineligible(masks: EligibilityMasks, key: np.ndarray) -> Tuple[np.ndarray, np.ndarray]: ...
+def find_candidates(
+    candidates: Candidates, users: np.ndarray, benefits: np.ndarray
+) -> np.ndarray: ...
+
 class AllocationConstraints:
     def __init__(self) -> None: ...
     budget: float
@@ -958,6 +988,8 @@ class CompiledPolicy:
     utc_offset_hours: np.ndarray
     def send_time(self, t: int, user: int) -> int: ...
     def send_times(self, times: np.ndarray, users: np.ndarray) -> np.ndarray: ...
+
+def excluded_pairs_by_rule(compiled: CompiledPolicy) -> np.ndarray: ...
 
 class Policy:
     def __init__(self) -> None: ...
@@ -1152,6 +1184,14 @@ def incremental_share_from_control(
     plan_time: int,
     min_rows: int,
 ) -> np.ndarray: ...
+def incremental_share_from_control_log(
+    log: EventLog,
+    catalog: Catalog,
+    plan_time: int,
+    pseudo_issues: int,
+    min_rows: int,
+    seed: int,
+) -> np.ndarray: ...
 def popularity_plan(
     n_users: int,
     n_benefits: int,
@@ -1164,6 +1204,24 @@ def popularity_plan(
     order: Optional[np.ndarray],
     popularity: np.ndarray,
 ) -> Tuple[np.ndarray, ...]: ...
+def evaluate_plan_truth(
+    redemption_probability: np.ndarray,
+    incremental_probability: np.ndarray,
+    n_users: int,
+    n_benefits: int,
+    order_value: np.ndarray,
+    cost_per_redemption: np.ndarray,
+    users: np.ndarray,
+    benefits: np.ndarray,
+    issue_cost: float,
+) -> Dict[str, float]: ...
+def default_segment_benefits(
+    catalog: Catalog,
+    popularity: np.ndarray,
+    segment_names: List[str],
+    expected_cost: Optional[np.ndarray],
+    max_cost_per_user: float,
+) -> np.ndarray: ...
 def segment_rules_plan(
     n_users: int,
     n_benefits: int,

@@ -305,14 +305,6 @@ def analyze_experiment(
     return frame
 
 
-def _member_sums(
-    user: np.ndarray, n: int, mask: np.ndarray, weights: Optional[np.ndarray] = None
-) -> np.ndarray:
-    return np.bincount(
-        user[mask], weights=None if weights is None else weights[mask], minlength=n
-    ).astype(np.float64)
-
-
 def experiment_table(log, catalog, since=None, until=None, *, issue_cost: float = 0.0):
     """A log with a random control group read as an experiment: one row per member with
     ``arm`` ("control" for members with a control-flagged event, else "benefits"), ``orders``
@@ -329,55 +321,37 @@ def experiment_table(log, catalog, since=None, until=None, *, issue_cost: float 
     InputError when the log has no control flag."""
     import pandas as pd
 
-    from ._util import seconds, time_seconds
+    from ._util import time_seconds
     from .data import EventLog
 
     if not isinstance(log, EventLog):
         raise _core.InputError(
             f"experiment_table: log must be a perkrec.EventLog (got {type(log).__name__})"
         )
-    if not log.has_control:
-        raise _core.InputError("experiment_table: the log has no control flag (a control column)")
-    cost_b = catalog.to_frame()["cost"].to_numpy(np.float64)
-    if len(cost_b) != log.n_benefits:
+    if not isinstance(issue_cost, (int, float, np.integer, np.floating)):
         raise _core.InputError(
-            f"experiment_table: the catalog has {len(cost_b)} benefits, the log {log.n_benefits}"
+            f"experiment_table: issue_cost must be a number (got {issue_cost!r})"
         )
-    if not (math.isfinite(issue_cost) and issue_cost >= 0):
-        raise _core.InputError(
-            f"experiment_table: issue_cost must be finite and >= 0 (got {issue_cost})"
-        )
-    frame = log.to_frame(external_ids=False)
-    first, last = (time_seconds(t, "the log's range") for t in log.time_range)
-    start = first if since is None else time_seconds(since, "since")
-    stop = last + 1 if until is None else time_seconds(until, "until")
-    if not start < stop:
-        raise _core.InputError(
-            f"experiment_table: since must be before until (got {since!r}, {until!r})"
-        )
-    t = seconds(frame["timestamp"], "timestamp")
-    etype = frame["event_type"].astype(str).to_numpy()
-    amount = frame["order_amount"].to_numpy(np.float64)
-    benefit = frame["benefit"].to_numpy()
-    redemption_cost = np.where(benefit >= 0, cost_b[np.maximum(benefit, 0)], 0.0)
-    user, n = frame["user"].to_numpy(), log.n_users
-    now = (t >= start) & (t < stop)
-    orders = etype == "ordered"
-    control = _member_sums(user, n, frame["control"].to_numpy().astype(bool)) > 0
+    # Per-member sums in C++ (eval/experiment.hpp: experiment_members), which checks the control
+    # flag, the catalog's length, issue_cost and the window.
+    raw = _core.experiment_members(
+        log._impl,
+        catalog.to_frame()["cost"].to_numpy(np.float64),
+        _core.NO_TIME if since is None else time_seconds(since, "since"),
+        _core.NO_TIME if until is None else time_seconds(until, "until"),
+        float(issue_cost),
+    )
+    n = log.n_users
     members = pd.DataFrame(
         {
-            "arm": np.where(control, "control", "benefits"),
-            "orders": _member_sums(user, n, orders & now),
-            "revenue": _member_sums(user, n, orders & now, amount),
-            "cost": (
-                _member_sums(user, n, (etype == "redeemed") & now, redemption_cost)
-                + issue_cost * _member_sums(user, n, (etype == "issued") & now)
-            ),
+            "arm": np.where(raw["control"].astype(bool), "control", "benefits"),
+            "orders": raw["orders"],
+            "revenue": raw["revenue"],
+            "cost": raw["cost"],
         },
         index=pd.Index(log.user_ids.ids if log.user_ids is not None else np.arange(n), name="user"),
     )
     if since is not None:
-        before = (t >= start - ((last if until is None else stop) - start)) & (t < start)
-        members["orders_pre"] = _member_sums(user, n, orders & before)
-        members["revenue_pre"] = _member_sums(user, n, orders & before, amount)
+        members["orders_pre"] = raw["orders_pre"]
+        members["revenue_pre"] = raw["revenue_pre"]
     return members

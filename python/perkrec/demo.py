@@ -50,23 +50,6 @@ def _rates(events: pd.DataFrame, by: str) -> pd.DataFrame:
     return out
 
 
-def _redemption_labels(test_events: pd.DataFrame) -> pd.DataFrame:
-    """One row per benefit issued in the test period; label 1 if the member redeemed that
-    benefit afterwards within the period."""
-    issued = test_events[test_events["event_type"] == "issued"][["user", "benefit", "timestamp"]]
-    redeemed = test_events[test_events["event_type"] == "redeemed"][
-        ["user", "benefit", "timestamp"]
-    ]
-    merged = issued.reset_index().merge(
-        redeemed, on=["user", "benefit"], how="left", suffixes=("", "_r")
-    )
-    merged["hit"] = merged["timestamp_r"] >= merged["timestamp"]
-    labels = merged.groupby("index")["hit"].any()
-    out = issued.copy()
-    out["redeemed"] = labels.reindex(issued.index).fillna(False).to_numpy().astype(np.uint8)
-    return out
-
-
 @renamed_keywords(members="n_users")
 def run(
     n_users: int = 20000,
@@ -131,9 +114,12 @@ def run(
     ids, _ = model.recommend(members_with_future, train_matrix[members_with_future], n=K)
     ranking = ranking_metrics(test_matrix[members_with_future], ids, k=K)
 
-    labels = _redemption_labels(test.to_frame(external_ids=False))
+    # Each benefit issued in the test period, labelled 1 when redeemed later in the period.
+    from .fm import redemption_samples
+
+    labels = redemption_samples(test, catalog, window_days=float("inf"))
     scores = model.score(labels["user"].to_numpy(), labels["benefit"].to_numpy())
-    y = labels["redeemed"].to_numpy()
+    y = labels["label"].to_numpy()
     has_both = 0 < y.sum() < len(y)
     redemption_auc = auc(y, scores) if has_both else float("nan")
     base_rate = float(y.mean()) if len(y) else float("nan")

@@ -29,6 +29,7 @@ from ._progress import ProgressArg, resolve_progress
 from ._util import (
     csr_parts,
     float_array,
+    int_array,
     int_scalar,
     renamed_keywords,
     seconds,
@@ -52,7 +53,7 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 # Samples from the data model
 
-FACE_VALUE_BANDS = (0.0, 2.0, 5.0, 10.0, 20.0)
+FACE_VALUE_BANDS = tuple(_core.FACE_VALUE_BANDS)  # features/feature_encoder.hpp: kFaceValueBands
 
 
 def _face_value_band(values) -> np.ndarray:
@@ -224,27 +225,26 @@ def redemption_samples(
             raise _core.InputError(
                 "redemption_samples: give events (labels from redemptions) or offers (labels given)"
             )
-        user, benefit, etype, secs = _event_arrays(events)
-        issued = np.flatnonzero((etype == "issued") & (benefit >= 0))
-        redeemed = np.flatnonzero((etype == "redeemed") & (benefit >= 0))
+        user, benefit, types, secs = _label_arrays(events)
         n_b = max(int(benefit.max(initial=0)) + 1, len(cat))
-        t0 = int(secs.min(initial=0))
-        # Composite keys pair * 2^32 + time, sorted: the first redemption of the pair at or after
-        # the issue is one binary search away.
-        key_r = np.sort(
-            (user[redeemed] * n_b + benefit[redeemed]) * (1 << 32) + (secs[redeemed] - t0)
+        if window_days is not None:
+            per_benefit = np.full(n_b, window)
+        else:
+            if "validity_days" not in cat.columns:
+                raise _core.InputError(
+                    "redemption_samples: the catalog has no validity_days column; give window_days= "
+                    "(the redemption window that defines a label) or the catalog's validity"
+                )
+            per_benefit = pd.to_numeric(cat["validity_days"], errors="coerce").to_numpy(
+                dtype=np.float64
+            )
+        # Labels in C++ (features/redemption_labels.hpp). A window that is not > 0 is checked
+        # below on the rows kept (naming the benefit id); rows with it are dropped before then.
+        labelled = _core.redemption_labels(
+            user, benefit, types, secs, np.where(per_benefit > 0, per_benefit, np.nan)
         )
-        pair_i = user[issued] * n_b + benefit[issued]
+        issued = labelled["event"]
         time_i = secs[issued]
-        pos = np.searchsorted(key_r, pair_i * (1 << 32) + (time_i - t0), side="left")
-        found = pos < len(key_r)
-        hit = (
-            key_r[np.minimum(pos, max(len(key_r) - 1, 0))]
-            if len(key_r)
-            else np.zeros(len(pos), np.int64)
-        )
-        same_pair = found & ((hit >> 32) == pair_i)
-        first = (hit & ((1 << 32) - 1)) + t0
         b = benefit[issued].astype(np.int64)
         u = user[issued].astype(np.int64)
         b = np.where(b < len(cat), b, -1)
@@ -253,18 +253,8 @@ def redemption_samples(
         keep_mask = np.ones(len(issued), dtype=bool)
         _resolve_unknown("user", u, user[issued], unknown, keep_mask, counts)
         _resolve_unknown("benefit", b, benefit[issued], unknown, keep_mask, counts)
-        if window_days is not None:
-            windows = np.full(len(issued), window)
-        else:
-            if "validity_days" not in cat.columns:
-                raise _core.InputError(
-                    "redemption_samples: the catalog has no validity_days column; give window_days= "
-                    "(the redemption window that defines a label) or the catalog's validity"
-                )
-            validity = pd.to_numeric(cat["validity_days"], errors="coerce").to_numpy(
-                dtype=np.float64
-            )
-            windows = _take(validity, b).astype(np.float64)
+        if window_days is None:
+            windows = _take(per_benefit, b).astype(np.float64)
             bad = keep_mask & (b >= 0) & ~(windows > 0)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
@@ -273,8 +263,7 @@ def redemption_samples(
                     f"redemption_samples: validity_days of benefit {bid!r} is missing or not > 0 "
                     f"(got {windows[i]!r}); give window_days= or fix the catalog"
                 )
-        late = same_pair & (first - time_i > windows * 86400)
-        label = (same_pair & ~late).astype(np.uint8)
+        label = labelled["label"]
         out = pd.DataFrame(
             {
                 "user": u,
@@ -298,11 +287,8 @@ def redemption_samples(
                     f"(have {list(ev.columns)})"
                 )
             extra = ev[list(keep)].iloc[issued].reset_index(drop=True)
-        counts["redeemed_after_window"] = int((late & keep_mask).sum())
-        t_last = int(secs.max(initial=0))
-        counts["open_at_end"] = int(
-            (keep_mask & (label == 0) & (time_i + windows * 86400 > t_last)).sum()
-        )
+        counts["redeemed_after_window"] = int((labelled["late"].astype(bool) & keep_mask).sum())
+        counts["open_at_end"] = int((labelled["open"].astype(bool) & keep_mask).sum())
         out = out[keep_mask].reset_index(drop=True)
         if extra is not None:
             extra = extra[keep_mask].reset_index(drop=True)
@@ -428,6 +414,24 @@ def _event_arrays(events) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
         ev["benefit"].to_numpy().astype(np.int64),
         ev["event_type"].astype(str).to_numpy(),
         seconds,
+    )
+
+
+def _label_arrays(events) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(users int32, benefits int32, EventType codes uint8, int64 seconds) of an EventLog (its
+    columns) or an event frame (as _event_arrays reads it; event types it does not know are
+    other events), for the C++ labels."""
+    from .data import EVENT_TYPES, EventLog
+
+    if isinstance(events, EventLog):
+        return events.users, events.benefits, events.event_types, events.timestamps
+    user, benefit, etype, secs = _event_arrays(events)
+    codes = pd.Categorical(etype, categories=list(EVENT_TYPES)).codes
+    return (
+        int_array(user, np.int32, "events: user"),
+        int_array(benefit, np.int32, "events: benefit"),
+        np.where(codes >= 0, codes, len(EVENT_TYPES)).astype(np.uint8),
+        np.ascontiguousarray(secs, dtype=np.int64),
     )
 
 
@@ -1510,32 +1514,19 @@ def reliability_curve(y, probabilities, bins: int = 10, strategy: str = "uniform
         raise _input_error(
             f"reliability_curve: y and probabilities must be numbers ({exc})"
         ) from exc
-    if len(y) != len(p):
-        raise _input_error(
-            f"reliability_curve: y and probabilities lengths differ ({len(y)} vs {len(p)})"
-        )
-    if not (np.isfinite(y).all() and np.isfinite(p).all()):
-        raise _input_error("reliability_curve: y and probabilities must be finite")
     bins = int_scalar(bins, "bins", 1)
-    if strategy == "uniform":
-        edges = np.linspace(0, 1, bins + 1)
-    elif strategy == "quantile":
-        edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1)))
-    else:
+    if strategy not in ("uniform", "quantile"):
         raise _config_error(
             f"reliability_curve: strategy must be 'uniform' or 'quantile' (got {strategy!r})"
         )
-    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
-    rows = []
-    for b in range(len(edges) - 1):
-        m = which == b
-        if m.any():
-            rows.append((b, edges[b], edges[b + 1], p[m].mean(), y[m].mean(), int(m.sum())))
+    # Lengths, finiteness, bins, means and the ECE in C++ (eval/metrics.hpp: reliability_curve).
+    raw = _core.reliability_curve(
+        np.ascontiguousarray(y), np.ascontiguousarray(p), bins, strategy == "quantile"
+    )
+    ece = raw.pop("ece")
+    raw["bin"] = raw["bin"].astype(np.int64)
     out = pd.DataFrame(
-        rows, columns=["bin", "low", "high", "mean_predicted", "fraction_positive", "count"]
+        raw, columns=["bin", "low", "high", "mean_predicted", "fraction_positive", "count"]
     )
-    out.attrs["ece"] = float(
-        np.sum(out["count"] * np.abs(out["mean_predicted"] - out["fraction_positive"]))
-        / max(len(y), 1)
-    )
+    out.attrs["ece"] = float(ece)
     return out

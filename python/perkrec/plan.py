@@ -229,20 +229,12 @@ def issue_weights(propensity, *, clip: float = 0.99) -> np.ndarray:
     """Self-normalized, clipped inverse-propensity weights for logged issues (mean 1): weight
     1 / propensity, capped at its ``clip`` quantile (``clip=1``: no cap), so that a model fitted
     with them as ``sample_weight`` targets every (member, benefit) pair rather than the ones
-    the logging policy favoured. Propensities outside (0, 1] raise InputError naming the row."""
-    if not (isinstance(clip, (int, float, np.floating)) and 0.5 <= clip <= 1):
+    the logging policy favoured. Propensities outside (0, 1] raise InputError naming the row.
+    Computed in C++ (decide/calibration.hpp: issue_weights)."""
+    if not isinstance(clip, (int, float, np.floating)):
         raise _core.ConfigError(f"issue_weights: clip must be in [0.5, 1] (got {clip!r})")
     p = np.ascontiguousarray(propensity, dtype=np.float64).reshape(-1)
-    bad = np.flatnonzero(~(np.isfinite(p) & (p > 0) & (p <= 1)))
-    if len(bad):
-        raise _input_error(
-            f"issue_weights: propensity[{int(bad[0])}] must be in (0, 1] (got {p[bad[0]]})"
-        )
-    if len(p) == 0:
-        raise _input_error("issue_weights: no propensities (got 0 rows)")
-    w = 1.0 / p
-    w = np.minimum(w, np.quantile(w, clip))
-    return (w / w.mean()).astype(np.float32)
+    return _core.issue_weights(p, float(clip))
 
 
 def shrink_interactions(
@@ -417,14 +409,29 @@ def incremental_share_from_control(
     either side fall back to the kind's pooled share, then to the overall one. At
     ``plan_time`` every member's stratum comes from their orders before it.
 
-    ``events``: an EventLog with the control flag (control members are never issued anything).
-    Raises InputError when the log has no control flag, no control members or no issues."""
-    frame = events.to_frame(external_ids=False) if hasattr(events, "to_frame") else events
-    n = events.n_users if hasattr(events, "n_users") else int(frame["user"].max()) + 1
-    if "control" not in frame.columns:
-        raise _input_error(
-            "incremental_share_from_control: events: no control column (a random control group "
-            "is needed; use incremental_share(preference, catalog) without one)"
+    ``events``: an EventLog with the control flag (control members are never issued anything),
+    or its frame (dense member and benefit indices); ``catalog`` a perkrec.Catalog (or its
+    frame). The pseudo-issues are drawn per control member from stream (``seed``, member).
+    Raises InputError when the log has no control flag, no control members or no issues.
+    Computed in C++ (decide/planner.hpp: incremental_share_from_control)."""
+    from .data import Catalog, EventLog
+
+    if not isinstance(catalog, Catalog):
+        catalog = Catalog.from_frame(frame_arg(catalog, "incremental_share_from_control: catalog"))
+    if not isinstance(events, EventLog):
+        frame = frame_arg(events, "incremental_share_from_control: events")
+        if "control" not in frame.columns:
+            raise _input_error(
+                "incremental_share_from_control: events: no control column (a random control "
+                "group is needed; use incremental_share(preference, catalog) without one)"
+            )
+        events = EventLog.from_arrays(
+            frame["user"].to_numpy(),
+            frame["benefit"].to_numpy(),
+            frame["event_type"].to_numpy(),
+            frame["timestamp"],
+            control=frame["control"].to_numpy(),
+            n_benefits=len(catalog),
         )
     if not (isinstance(pseudo_issues, (int, np.integer)) and pseudo_issues >= 1):
         raise _core.ConfigError(
@@ -436,61 +443,13 @@ def incremental_share_from_control(
             f"incremental_share_from_control: min_rows must be an integer >= 1 "
             f"(got {min_rows!r})"
         )
-    cat = catalog.to_frame() if hasattr(catalog, "to_frame") else catalog
-    kinds = cat["kind"].astype("category")
-    kind_code = kinds.cat.codes.to_numpy().astype(np.int64)
-    n_kinds = len(kinds.cat.categories)
-    validity = cat["validity_days"].to_numpy(np.float64)
-    from .fm import _event_arrays, redemption_samples
-
-    t_plan = time_seconds(plan_time, "plan_time")
-    user, benefit, etype, seconds = _event_arrays(frame)
-    before_plan = seconds < t_plan
-    is_order = (etype == "ordered") & before_plan
-    o_user, o_time = user[is_order], seconds[is_order]
-    control_member = np.zeros(n, bool)
-    control_member[user[frame["control"].to_numpy().astype(bool)]] = True
-    issued = np.flatnonzero((etype == "issued") & (benefit >= 0) & before_plan)
-    issued = issued[seconds[issued] + validity[benefit[issued]] * 86400 <= t_plan]
-    if len(issued) == 0 or not control_member.any():
-        raise _input_error(
-            f"incremental_share_from_control: events: need issues with complete validity windows "
-            f"and control members (got {len(issued)} issues, {int(control_member.sum())} control "
-            f"members)"
-        )
-    # Redemption of each logged issue within validity (the denominator of the share).
-    labels = redemption_samples(frame[before_plan], cat)
-    issue_user, issue_benefit, issue_time = user[issued], benefit[issued], seconds[issued]
-    all_issued = np.flatnonzero((etype == "issued") & (benefit >= 0) & before_plan)
-    keep = np.isin(all_issued, issued)
-    redeemed = labels["label"].to_numpy()[keep].astype(np.float64)
-    # Pseudo-issues for control members, drawn from the logged issues' times and benefits.
-    rng = np.random.default_rng(seed)
-    ctrl = np.flatnonzero(control_member)
-    first_seen = pd.Series(seconds).groupby(user).min().reindex(np.arange(n)).to_numpy()
-    draw = rng.integers(0, len(issued), size=(len(ctrl), int(pseudo_issues)))
-    c_user = np.repeat(ctrl, int(pseudo_issues))
-    c_time, c_benefit = issue_time[draw.ravel()], issue_benefit[draw.ravel()]
-    ok = c_time >= first_seen[c_user]
-    c_user, c_time, c_benefit = c_user[ok], c_time[ok], c_benefit[ok]
-    # Strata, shares per stratum and every member's share at plan_time: C++
-    # (decide/planner.hpp: incremental_share_from_control).
-    return _core.incremental_share_from_control(
-        int(n),
-        o_user.astype(np.int32),
-        o_time.astype(np.int64),
-        issue_user.astype(np.int32),
-        issue_benefit.astype(np.int32),
-        issue_time.astype(np.int64),
-        np.ascontiguousarray(redeemed, dtype=np.float64),
-        c_user.astype(np.int32),
-        c_benefit.astype(np.int32),
-        c_time.astype(np.int64),
-        kind_code.astype(np.int32),
-        int(n_kinds),
-        np.ascontiguousarray(validity, dtype=np.float64),
-        int(t_plan),
-        int(min_rows),
+    return _core.incremental_share_from_control_log(
+        events._impl,
+        catalog._impl,
+        time_seconds(plan_time, "plan_time"),
+        int_scalar(pseudo_issues, "pseudo_issues", 1),
+        int_scalar(min_rows, "min_rows", 1, 2**62),
+        int_scalar(seed, "seed", 0, 2**64 - 1),
     )
 
 
@@ -598,23 +557,25 @@ class Plan:
         n, nb = red_all.shape
         value = _vector(order_value, "Plan.evaluate: order_value", n)
         cost_b = _vector(cost_per_redemption, "Plan.evaluate: cost_per_redemption", nb)
-        u = self.frame["member_index"].to_numpy()
-        b = self.frame["benefit_index"].to_numpy()
-        if len(u) and (u.max() >= n or b.max() >= nb):
-            raise _input_error(
-                f"Plan.evaluate: the plan has members up to {u.max()} and benefits up to {b.max()}, "
-                f"the truth is {n} x {nb}"
-            )
-        red = red_all[u, b]
-        ret = float((inc_all[u, b] * value[u]).sum())
-        cost = float((self.issue_cost + red * cost_b[b]).sum())
+        # Sums in C++ (decide/planner.hpp: evaluate_plan_truth), which checks the rows' range.
+        t = _core.evaluate_plan_truth(
+            red_all.reshape(-1),
+            inc_all.reshape(-1),
+            n,
+            nb,
+            value,
+            cost_b,
+            int_array(self.frame["member_index"].to_numpy(), np.int32, "member_index"),
+            int_array(self.frame["benefit_index"].to_numpy(), np.int32, "benefit_index"),
+            float(self.issue_cost),
+        )
         return {
-            "members": int(len(np.unique(u))),
-            "benefits": int(len(u)),
-            "true_redemptions": float(red.sum()),
-            "true_cost": cost,
-            "true_incremental_return": ret,
-            "true_return_per_cost": ret / cost if cost > 0 else float("nan"),
+            "members": int(t["members"]),
+            "benefits": int(t["benefits"]),
+            "true_redemptions": float(t["redemptions"]),
+            "true_cost": float(t["cost"]),
+            "true_incremental_return": float(t["incremental_return"]),
+            "true_return_per_cost": float(t["return_per_cost"]),
         }
 
     def evaluate_offline(
@@ -700,32 +661,22 @@ class Plan:
             )
         log_users = log.user_ids
         if log_users is not None:
-            plan_u = log_users.lookup(self.frame["member"].to_numpy(), missing="minus_one").astype(
-                np.int64
-            )
+            plan_u = log_users.lookup(self.frame["member"].to_numpy(), missing="minus_one")
         else:
             plan_u = self.frame["member_index"].to_numpy(np.int64)
             plan_u = np.where(plan_u < log.n_users, plan_u, -1)
-        n_b = np.int64(log.n_benefits)
-        plan_key = plan_u * n_b + plan_b
-        order = np.argsort(plan_key, kind="stable")
-        plan_key_sorted = plan_key[order]
-        u = rows["user"].to_numpy(np.int64)
-        key = u * n_b + rows["benefit"].to_numpy(np.int64)
-        pos = np.clip(np.searchsorted(plan_key_sorted, key), 0, max(len(plan_key_sorted) - 1, 0))
-        matched = (
-            (plan_key_sorted[pos] == key) if len(plan_key_sorted) else np.zeros(len(key), bool)
+        # The plan as the target policy (C++ eval/ope.hpp: plan_target_policy): the decisions of
+        # planned members, 1 / (the member's decisions) where the plan issues the pair.
+        kept, target, pair = _core.plan_target_policy(
+            int_array(plan_u, np.int32, "plan members"),
+            int_array(plan_b, np.int32, "plan benefits"),
+            int_array(rows["user"].to_numpy(), np.int32, "user"),
+            int_array(rows["benefit"].to_numpy(), np.int32, "benefit"),
+            log.n_users,
+            log.n_benefits,
         )
-        pair = np.where(matched, order[pos], -1)
-        # Members in the plan count once each: their decisions share a weight of 1.
-        planned_member = np.zeros(log.n_users, bool)
-        planned_member[plan_u[plan_u >= 0]] = True
-        in_plan = planned_member[u]
-        counts = np.bincount(u[in_plan], minlength=log.n_users)
-        target = np.where(matched, 1.0 / np.maximum(counts[u], 1), 0.0)[in_plan]
-        p = rows["propensity"].to_numpy(np.float64)[in_plan]
-        label = rows["label"].to_numpy(np.float64)[in_plan]
-        pair = pair[in_plan]
+        p = rows["propensity"].to_numpy(np.float64)[kept]
+        label = rows["label"].to_numpy(np.float64)[kept]
         prob = self.frame["probability"].to_numpy(np.float64)
         per_redemption = np.where(
             prob > 0, self.frame["value"].to_numpy(np.float64) / np.maximum(prob, 1e-300), 0.0
@@ -961,35 +912,21 @@ def default_segment_benefits(
     e.g. the population's redemption rate x cost) and ``max_cost_per_user`` only benefits
     affordable for every member of the segment are considered, like the popularity baseline
     (the cheapest of the kind when none is). ``max_cost_per_member`` is the deprecated name of
-    ``max_cost_per_user``."""
-    cat = catalog.to_frame()
-    kinds = cat["kind"].astype(str).to_numpy()
-    pop = np.asarray(popularity, dtype=np.float64)
-    cost = None if expected_cost is None else np.asarray(expected_cost, dtype=np.float64)
+    ``max_cost_per_user``. Chosen in C++ (decide/planner.hpp: default_segment_benefits)."""
+    from .data import Catalog, _expect
 
-    def most_popular(mask) -> str:
-        idx = np.flatnonzero(mask)
-        if len(idx) == 0:
-            idx = np.arange(len(cat))
-        if cost is not None and max_cost_per_user is not None:
-            fits = idx[cost[idx] <= max_cost_per_user]
-            if len(fits) == 0:
-                return str(cat["id"].iloc[idx[np.argmin(cost[idx])]])
-            idx = fits
-        return str(cat["id"].iloc[idx[np.argmax(pop[idx])]])
-
-    high = cat["face_value"].to_numpy() >= np.quantile(cat["face_value"].to_numpy(), 0.75)
-    wanted = {
-        "threshold_discount_sensitive": kinds == "threshold_discount",
-        "points_redemption_active": kinds == "points",
-        "high_face_value_seeker": high,
-        "dormant": kinds == "discount",
-        "new_member": kinds == "free_shipping",
-    }
-    return {
-        name: most_popular(wanted.get(name, np.ones(len(cat), dtype=bool)))
-        for name in segment_names
-    }
+    _expect(catalog, Catalog, "catalog", "default_segment_benefits")
+    keys = list(segment_names)
+    capped = expected_cost is not None and max_cost_per_user is not None
+    chosen = _core.default_segment_benefits(
+        catalog._impl,
+        float_array(popularity, np.float64, "popularity"),
+        [str(k) for k in keys],
+        float_array(expected_cost, np.float64, "expected_cost") if capped else None,
+        float(max_cost_per_user) if capped else float("inf"),
+    )
+    ids = catalog.to_frame()["id"]
+    return {key: str(ids.iloc[b]) for key, b in zip(keys, chosen)}
 
 
 @renamed_keywords(member_segment="user_segment")

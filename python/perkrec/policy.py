@@ -147,13 +147,9 @@ class CompiledPolicy:
         return names[np.where(rules < 0, len(self.rule_names), rules)]
 
     def rule_counts(self) -> pd.DataFrame:
-        """Per rule: how many (member, benefit) pairs it excludes (first excluding rule only)."""
-        counts_per_mask = np.bincount(self.user_masks, minlength=self.n_masks)
-        rules = self.mask_rules()
-        excluded = np.zeros(len(self.rule_names), dtype=np.int64)
-        for k in range(self.n_masks):
-            r = rules[k][rules[k] >= 0]
-            excluded += np.bincount(r, minlength=len(self.rule_names)) * counts_per_mask[k]
+        """Per rule: how many (member, benefit) pairs it excludes (first excluding rule only;
+        C++ decide/policy.hpp: excluded_pairs_by_rule)."""
+        excluded = _core.excluded_pairs_by_rule(self._impl)
         return pd.DataFrame({"rule": self.rule_names, "excluded_pairs": excluded})
 
     # --- constraints and members -----------------------------------------------------------------

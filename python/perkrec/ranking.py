@@ -443,32 +443,7 @@ def best_ineligible(masks, key) -> Tuple[np.ndarray, np.ndarray]:
         raise _core.InputError(
             f"best_ineligible: key has shape {k.shape} (expected {(m.n_users, m.n_benefits)})"
         )
-    eligible = m.eligible_matrix().astype(bool)
-    masked = np.where(eligible, -np.inf, k)
-    best = np.argmax(masked, axis=1).astype(np.int32)
-    none = ~np.isfinite(masked[np.arange(len(best)), best]) | eligible.all(axis=1)
-    best[none] = -1
-    rules = m.mask_rules()
-    rule = np.full(len(best), -1, dtype=np.int32)
-    have = best >= 0
-    rule[have] = rules[m.user_masks[have], best[have]]
-    return best, rule
-
-
-def _candidate_lookup(candidates, members: np.ndarray, benefits: np.ndarray):
-    """Entry index of (member, benefit) in the candidates, -1 when absent."""
-    offsets = np.asarray(candidates.offsets)
-    cb = np.asarray(candidates.benefit).astype(np.int64)
-    n_b = int(candidates.n_benefits)
-    owner = np.repeat(np.arange(int(candidates.n_users), dtype=np.int64), np.diff(offsets))
-    keys = owner * n_b + cb
-    want = members.astype(np.int64) * n_b + benefits.astype(np.int64)
-    if len(keys) == 0:
-        return np.full(len(want), -1, dtype=np.int64)
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    pos = np.minimum(np.searchsorted(sorted_keys, want), len(keys) - 1)
-    return np.where(sorted_keys[pos] == want, order[pos], -1)
+    return _core.best_ineligible(m, np.ascontiguousarray(k).reshape(-1))  # decide/types.hpp
 
 
 @renamed_keywords(members="users", member_ids="user_ids")
@@ -580,7 +555,7 @@ def explain(
         rows["contributions"] = np.ascontiguousarray(c).reshape(-1)
 
     if candidates is not None:
-        entry = _candidate_lookup(candidates, mem, ben)
+        entry = _core.find_candidates(candidates, mem, ben)  # C++: decide/types.hpp
         hit = entry >= 0
         for name in ("probability", "value", "cost"):
             col = np.asarray(getattr(candidates, name), dtype=np.float32)

@@ -361,6 +361,41 @@ def test_experiment_table_matches_the_logged_events(program):
         experiment_table(program.events, program.catalog, since="2030-01-01", until="2029-01-01")
 
 
+def test_experiment_table_equals_per_member_sums_of_the_events(program):
+    """The C++ sums (eval/experiment.hpp: experiment_members) against numpy's bincount."""
+    from perkrec.causal import experiment_table
+
+    log, n = program.events, program.events.n_users
+    frame = log.to_frame(external_ids=False)
+    t = log.timestamps
+    etype = frame["event_type"].astype(str).to_numpy()
+    cost_b = program.catalog.to_frame()["cost"].to_numpy(np.float64)
+    b = frame["benefit"].to_numpy()
+    red_cost = np.where(b >= 0, cost_b[np.maximum(b, 0)], 0.0)
+    amount = frame["order_amount"].to_numpy(np.float64)
+    user = frame["user"].to_numpy()
+
+    def sums(mask, weights=None):
+        w = None if weights is None else weights[mask]
+        return np.bincount(user[mask], weights=w, minlength=n).astype(np.float64)
+
+    first, last = int(t.min()), int(t.max())
+    since, until = first + (last - first) // 2, last - 86400 * 3
+    members = experiment_table(log, program.catalog, since=since, until=until, issue_cost=0.25)
+    now = (t >= since) & (t < until)
+    before = (t >= since - (until - since)) & (t < since)
+    orders = etype == "ordered"
+    np.testing.assert_array_equal(members["orders"], sums(orders & now))
+    np.testing.assert_array_equal(members["revenue"], sums(orders & now, amount))
+    np.testing.assert_array_equal(
+        members["cost"],
+        sums((etype == "redeemed") & now, red_cost) + 0.25 * sums((etype == "issued") & now),
+    )
+    np.testing.assert_array_equal(members["orders_pre"], sums(orders & before))
+    np.testing.assert_array_equal(members["revenue_pre"], sums(orders & before, amount))
+    assert (members["arm"] == "control").sum() == (sums(frame["control"].to_numpy()) > 0).sum()
+
+
 # --- bad input ---------------------------------------------------------------------------------
 def _broken(files: Path, d: Path, kind: str) -> tuple:
     """A copy of the program with one problem; the FILE:ROW:COLUMN it must be reported at."""

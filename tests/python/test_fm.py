@@ -59,6 +59,75 @@ def test_labels_follow_redemptions(program):
     assert 0.02 < samples["label"].mean() < 0.6
 
 
+def test_labels_equal_a_scan_of_each_pairs_redemptions(program):
+    """The C++ labels (features/redemption_labels.hpp) against a plain per-issue scan: label 1
+    iff the first redemption of the pair at or after the issue is within the validity."""
+    import bisect
+
+    samples = redemption_samples(program.events, program.catalog)
+    frame = program.events.to_frame(external_ids=False)
+    from_frame = redemption_samples(frame, program.catalog)
+    pd.testing.assert_frame_equal(samples, from_frame)
+    assert samples.attrs == from_frame.attrs
+    ev = frame.assign(t=program.events.timestamps)
+    times = {}
+    for u, b, t in ev.loc[ev.event_type == "redeemed", ["user", "benefit", "t"]].itertuples(
+        index=False
+    ):
+        times.setdefault((u, b), []).append(t)
+    for v in times.values():
+        v.sort()
+    validity = program.catalog.to_frame()["validity_days"].to_numpy()
+    last = int(ev["t"].max())
+    labels, late, still_open = [], 0, 0
+    for u, b, t in samples[["user", "benefit", "timestamp"]].itertuples(index=False):
+        r = times.get((u, b), [])
+        i = bisect.bisect_left(r, t)
+        window = validity[b] * 86400
+        labels.append(int(i < len(r) and r[i] - t <= window))
+        late += int(i < len(r) and r[i] - t > window)
+        still_open += int(not labels[-1] and t + window > last)
+    assert samples["label"].tolist() == labels
+    assert samples.attrs["redeemed_after_window"] == late
+    assert samples.attrs["open_at_end"] == still_open
+    assert 0 < sum(labels) < len(labels) and late > 0
+
+
+def test_reliability_curve_equals_the_numpy_reference():
+    """The C++ curve (eval/metrics.hpp: reliability_curve) bit for bit against numpy."""
+    rng = np.random.default_rng(5)
+    p = rng.beta(2, 5, size=3001)
+    y = (rng.uniform(size=len(p)) < p * 1.2).astype(np.float64)
+    for bins, strategy in ((10, "uniform"), (7, "quantile"), (1, "uniform"), (300, "quantile")):
+        edges = (
+            np.linspace(0, 1, bins + 1)
+            if strategy == "uniform"
+            else np.unique(np.quantile(p, np.linspace(0, 1, bins + 1)))
+        )
+        which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+        rows = [
+            (b, edges[b], edges[b + 1], p[which == b].mean(), y[which == b].mean())
+            for b in range(len(edges) - 1)
+            if (which == b).any()
+        ]
+        counts = np.array([(which == r[0]).sum() for r in rows])
+        gaps = np.abs(np.array([r[3] for r in rows]) - np.array([r[4] for r in rows]))
+        curve = reliability_curve(y, p, bins=bins, strategy=strategy)
+        np.testing.assert_array_equal(
+            curve[["bin", "low", "high"]].to_numpy(), np.array([r[:3] for r in rows])
+        )
+        np.testing.assert_array_equal(curve["mean_predicted"], [r[3] for r in rows])
+        np.testing.assert_array_equal(curve["fraction_positive"], [r[4] for r in rows])
+        np.testing.assert_array_equal(curve["count"], counts)
+        assert curve.attrs["ece"] == np.sum(counts * gaps) / len(y)
+    with pytest.raises(perkrec.InputError, match="lengths differ"):
+        reliability_curve([0, 1], [0.5])
+    with pytest.raises(perkrec.InputError, match="finite"):
+        reliability_curve([0, 1], [0.5, np.nan])
+    with pytest.raises(perkrec.ConfigError, match="strategy"):
+        reliability_curve([0, 1], [0.5, 0.2], strategy="kmeans")
+
+
 def test_history_features_never_see_the_future(program, split):
     samples, _, _, enc = split
     events = program.events.to_frame(external_ids=False)

@@ -59,6 +59,57 @@ def test_popularity_plan_gives_the_most_popular_affordable_benefit_to_everyone()
     assert sorted(plan.frame["member_index"]) == list(range(5, 10))
 
 
+def test_default_segment_benefits_cap_the_expected_cost_per_member():
+    cat = _catalog()  # A discount 5, B points 2, C threshold 10, D free shipping 6
+    names = ["dormant", "high_face_value_seeker", "new_member", "everyone"]
+    # Face values 5, 2, 10, 6: the 0.75 quantile is 7, so C is the top quartile.
+    assert default_segment_benefits(cat, [1, 2, 3, 4], names) == {
+        "dormant": "A",
+        "high_face_value_seeker": "C",
+        "new_member": "D",
+        "everyone": "D",
+    }
+    capped = default_segment_benefits(
+        cat, [1, 2, 3, 4], names, expected_cost=[1.0, 0.5, 3.0, 2.5], max_cost_per_user=2.0
+    )
+    # C and D cost too much: high-value seekers get the cheapest of their kind (C), new members
+    # the cheapest free shipping (D), everyone the most popular affordable one (B).
+    assert capped == {
+        "dormant": "A",
+        "high_face_value_seeker": "C",
+        "new_member": "D",
+        "everyone": "B",
+    }
+    with pytest.raises(perkrec.InputError, match="popularity has 3 values"):
+        default_segment_benefits(cat, [1, 2, 3], names)
+    with pytest.raises(perkrec.InputError, match="catalog must be a perkrec.Catalog"):
+        default_segment_benefits(cat.to_frame(), [1, 2, 3, 4], names)
+
+
+def test_plan_evaluate_equals_the_numpy_sums():
+    """Plan.evaluate's figures (C++ decide/planner.hpp: evaluate_plan_truth) bit for bit as
+    numpy sums them."""
+    rng = np.random.default_rng(4)
+    red, inc = rng.uniform(0, 0.5, (300, 4)), rng.uniform(0, 0.2, (300, 4))
+    value, cost_b = rng.uniform(1, 30, 300), np.array([5.0, 2.0, 10.0, 4.0])
+    u = rng.integers(0, 300, 700)
+    b = rng.integers(0, 4, 700)
+    f = _frame(_catalog(), None, u, b, red[u, b], np.ones(700), np.ones(700))
+    got = Plan(f, issue_cost=0.3).evaluate(red, inc, value, cost_b)
+    cost = float((0.3 + red[u, b] * cost_b[b]).sum())
+    ret = float((inc[u, b] * value[u]).sum())
+    assert got == {
+        "members": len(np.unique(u)),
+        "benefits": 700,
+        "true_redemptions": float(red[u, b].sum()),
+        "true_cost": cost,
+        "true_incremental_return": ret,
+        "true_return_per_cost": ret / cost,
+    }
+    with pytest.raises(perkrec.InputError, match="the truth is 10 x 4"):
+        Plan(f, issue_cost=0.3).evaluate(red[:10], inc[:10], value[:10], cost_b)
+
+
 def test_segment_rules_plan_follows_the_rules_within_budget():
     cat = _catalog()
     rng = np.random.default_rng(0)

@@ -23,7 +23,14 @@
 // `start`, clipped to [lower, upper] (what the held-out issues say about how much of x to
 // add on top of a model whose logit is the offset). Pure, serial, in row order.
 //
+// issue_weights are the weights these fits (and a redemption model's training) give logged
+// issues so that they stand for every (member, benefit) pair rather than the ones the logging
+// policy favoured: w = 1 / propensity, capped at its `clip` quantile (numpy's linear
+// quantile), divided by the mean (numpy's pairwise sum), so they average 1. Identical to the
+// numpy reference bit for bit. Pure, serial, O(rows).
+//
 // Example:
+//   std::vector<float> w = perkrec::issue_weights(logged_propensity);  // clip 0.99
 //   perkrec::InteractionShrinkage s = perkrec::shrink_interactions(
 //       P, n_users, n_benefits, held_users, held_benefits, held_predicted, held_redeemed);
 //   // s.probability (row-major n_users x n_benefits), s.slope
@@ -113,6 +120,12 @@ PERKREC_INLINE OffsetSlope fit_offset_slope(Span<const double> offset, Span<cons
                                             Span<const double> label,
                                             Span<const double> sample_weight = {},
                                             const OffsetSlopeParams& params = {});
+
+/// See the file comment: self-normalized inverse-propensity weights (mean 1), float32, one per
+/// logged issue, capped at the `clip` quantile of 1 / propensity (clip = 1: no cap).
+/// ConfigError when clip is not in [0.5, 1]; InputError naming the row when a propensity is
+/// not in (0, 1], or when there are none. Pure.
+PERKREC_INLINE std::vector<float> issue_weights(Span<const double> propensity, double clip = 0.99);
 
 }  // namespace perkrec
 

@@ -8,6 +8,7 @@
 #include "perkrec/core/error.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/decide/calibration.hpp"
+#include "perkrec/detail/numpy_sum.hpp"
 
 namespace perkrec {
 
@@ -251,6 +252,31 @@ PERKREC_INLINE OffsetSlope fit_offset_slope(Span<const double> offset, Span<cons
   out.unclipped = c;
   out.slope = std::isfinite(c) ? std::clamp(c, params.lower, params.upper)
                                : std::clamp(params.start, params.lower, params.upper);
+  return out;
+}
+
+PERKREC_INLINE std::vector<float> issue_weights(Span<const double> propensity, double clip) {
+  if (!(clip >= 0.5 && clip <= 1.0)) {
+    detail::raise<ConfigError>("issue_weights: clip must be in [0.5, 1] (got ", clip, ")");
+  }
+  const std::size_t n = propensity.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const double p = propensity[i];
+    if (!(std::isfinite(p) && p > 0 && p <= 1)) {
+      detail::raise<InputError>("issue_weights: propensity[", i, "] must be in (0, 1] (got ", p,
+                                ")");
+    }
+  }
+  if (n == 0) detail::raise<InputError>("issue_weights: no propensities (got 0 rows)");
+  std::vector<double> w(n);
+  for (std::size_t i = 0; i < n; ++i) w[i] = 1.0 / propensity[i];
+  std::vector<double> scratch = w;
+  const double cap = detail::numpy_quantile(scratch, clip);
+  for (double& x : w) x = std::min(x, cap);
+  const double mean =
+      detail::numpy_pairwise_sum(w.data(), static_cast<Offset>(n)) / static_cast<double>(n);
+  std::vector<float> out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(w[i] / mean);
   return out;
 }
 

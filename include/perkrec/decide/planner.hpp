@@ -24,6 +24,7 @@
 //                          popular one goes to members in random order until the budget is spent
 //   segment_rules_plan     a fixed benefit per segment, members in random order until the
 //                          budget is spent
+//   default_segment_benefits   the fixed benefit per segment an operator would write by hand
 //
 // Example:
 //   perkrec::CompiledPolicy compiled = policy.compile(catalog, users, plan_time, &segments, &log);
@@ -129,6 +130,25 @@ struct ControlShareInputs {
 /// Cost O((orders + rows) log orders + members x benefits).
 PERKREC_INLINE std::vector<float> incremental_share_from_control(const ControlShareInputs& in);
 
+struct ControlShareParams {
+  std::int32_t pseudo_issues = 60;  ///< pseudo-issues per control member; >= 1
+  std::int64_t min_rows = 200;      ///< as ControlShareInputs::min_rows; >= 1
+  std::uint64_t seed = 0;           ///< the pseudo-issues' draws: stream (seed, member)
+};
+
+/// The same share from a log with a control group (EventLog::has_control) and its catalog, the
+/// inputs assembled as the issues and pseudo-issues above: the logged issues before plan_time
+/// whose validity ended by it, labelled by redemption_labels on the events before plan_time;
+/// per control member (any control-flagged event), `pseudo_issues` draws of a logged issue's
+/// time and benefit, kept when at or after the member's first event; the orders before
+/// plan_time; benefit kinds coded by name order of the kinds the catalog has. The draws are
+/// seeded per member, so the result does not depend on the thread count. InputError for a log
+/// without the control flag, a catalog of another size than the log's benefits, or no issue
+/// with a complete window / no control member; ConfigError for pseudo_issues or min_rows < 1.
+PERKREC_INLINE std::vector<float> incremental_share_from_control(
+    const EventLog& log, const Catalog& catalog, Timestamp plan_time,
+    const ControlShareParams& params = {});
+
 /// Dense members x benefits (row-major) float32: exp(-orders_per_day[u] x validity_days[b]).
 /// InputError for negative or non-finite inputs. For small programs; the Planner takes the
 /// scorer below instead.
@@ -188,6 +208,45 @@ PERKREC_INLINE BaselinePlan popularity_plan(const BaselineInputs& in,
 PERKREC_INLINE BaselinePlan segment_rules_plan(const BaselineInputs& in,
                                                Span<const std::int32_t> member_segment,
                                                Span<const Index> segment_benefit);
+
+/// The benefit per segment of the segment-rules baseline, as an operator would write it by
+/// hand: for each of `segment_names`, the most popular benefit (largest `popularity`, ties by
+/// lower index) of the kind the segment is named for — threshold discounts for
+/// "threshold_discount_sensitive", points for "points_redemption_active", the top face-value
+/// quartile (face value >= numpy's linear 0.75 quantile of the catalog's) for
+/// "high_face_value_seeker", a plain discount for "dormant", free shipping for "new_member" —
+/// and the most popular benefit overall for any other name (or when the catalog has none of
+/// the kind). With `expected_cost` (per benefit, e.g. the population's redemption rate x cost)
+/// only benefits with expected_cost <= `max_cost_per_user` are considered; when none is, the
+/// cheapest of the candidates (ties by lower index). Returns one benefit index per name.
+/// InputError for an empty catalog, lengths other than the catalog's, non-finite popularity or
+/// expected cost, or a NaN max_cost_per_user. O(segments x benefits).
+PERKREC_INLINE std::vector<Index> default_segment_benefits(
+    const Catalog& catalog, Span<const double> popularity,
+    const std::vector<std::string>& segment_names, Span<const double> expected_cost = {},
+    double max_cost_per_user = std::numeric_limits<double>::infinity());
+
+/// A plan's true figures when the truth is known (the simulator's SimulationTruth).
+struct PlanTruth {
+  Index members = 0;              ///< distinct members in the plan
+  Offset benefits = 0;            ///< plan rows
+  double redemptions = 0;         ///< sum of P(redemption) over the rows
+  double cost = 0;                ///< sum of issue_cost + P(redemption) x cost per redemption
+  double incremental_return = 0;  ///< sum of P(incremental order) x the member's order value
+  double return_per_cost = 0;     ///< incremental_return / cost; NaN when cost is 0
+};
+
+/// The true return and cost of the plan rows (users[i], benefits[i]) under dense row-major
+/// n_users x n_benefits truth matrices, summed in numpy's pairwise order (the figures equal the
+/// numpy reference's). InputError naming the argument for sizes that differ, non-finite
+/// values, or rows outside the truth's shape. O(rows).
+PERKREC_INLINE PlanTruth evaluate_plan_truth(Span<const double> redemption_probability,
+                                             Span<const double> incremental_probability,
+                                             Index n_users, Index n_benefits,
+                                             Span<const double> order_value,
+                                             Span<const double> cost_per_redemption,
+                                             Span<const Index> users, Span<const Index> benefits,
+                                             double issue_cost);
 
 // ---------------------------------------------------------------------------------------------
 // Planner

@@ -11,6 +11,7 @@
 #include "perkrec/decide/allocator_exact.hpp"
 #include "perkrec/decide/planner.hpp"
 #include "perkrec/detail/numpy_sum.hpp"
+#include "perkrec/features/redemption_labels.hpp"
 
 namespace perkrec {
 
@@ -507,6 +508,129 @@ PERKREC_INLINE std::vector<float> incremental_share_from_control(const ControlSh
   return out;
 }
 
+PERKREC_INLINE std::vector<float> incremental_share_from_control(const EventLog& log,
+                                                                 const Catalog& catalog,
+                                                                 Timestamp plan_time,
+                                                                 const ControlShareParams& params) {
+  const char* c = "incremental_share_from_control";
+  if (params.pseudo_issues < 1) {
+    detail::raise<ConfigError>(c, ": pseudo_issues must be an integer >= 1 (got ",
+                               params.pseudo_issues, ")");
+  }
+  if (params.min_rows < 1) {
+    detail::raise<ConfigError>(c, ": min_rows must be an integer >= 1 (got ", params.min_rows, ")");
+  }
+  if (!log.has_control()) {
+    detail::raise<InputError>(c,
+                              ": events: no control column (a random control group is needed; "
+                              "use incremental_share(preference, catalog) without one)");
+  }
+  if (catalog.size() != log.n_benefits()) {
+    detail::raise<InputError>(c, ": the catalog has ", catalog.size(), " benefits, the log ",
+                              log.n_benefits());
+  }
+  const auto nb = static_cast<std::size_t>(catalog.size());
+  const auto n = static_cast<std::size_t>(log.n_users());
+  // Kind codes in name order of the kinds present (as pandas' categorical codes them).
+  std::vector<std::string> kind_names;
+  for (std::size_t b = 0; b < nb; ++b)
+    kind_names.emplace_back(to_string(catalog[static_cast<Index>(b)].kind));
+  std::vector<std::string> kinds = kind_names;
+  std::sort(kinds.begin(), kinds.end());
+  kinds.erase(std::unique(kinds.begin(), kinds.end()), kinds.end());
+  std::vector<std::int32_t> kind_code(nb);
+  std::vector<double> validity(nb);
+  for (std::size_t b = 0; b < nb; ++b) {
+    kind_code[b] = static_cast<std::int32_t>(
+        std::lower_bound(kinds.begin(), kinds.end(), kind_names[b]) - kinds.begin());
+    validity[b] = static_cast<double>(catalog[static_cast<Index>(b)].validity_days);
+  }
+  const Span<const Index> users = log.users();
+  const Span<const Index> benefits = log.benefits();
+  const Span<const std::uint8_t> types = log.types();
+  const Span<const Timestamp> times = log.timestamps();
+  const Span<const std::uint8_t> control = log.control();
+  // The events before plan_time: orders, issues, and the columns the labels read.
+  std::vector<Index> order_user, before_user, before_benefit;
+  std::vector<Timestamp> order_time, before_time;
+  std::vector<std::uint8_t> before_type, control_member(n, 0);
+  std::vector<Timestamp> first_seen(n, std::numeric_limits<Timestamp>::max());
+  for (std::size_t e = 0; e < users.size(); ++e) {
+    const auto u = static_cast<std::size_t>(users[e]);
+    first_seen[u] = std::min(first_seen[u], times[e]);
+    if (control[e] != 0) control_member[u] = 1;
+    if (times[e] >= plan_time) continue;
+    before_user.push_back(users[e]);
+    before_benefit.push_back(benefits[e]);
+    before_type.push_back(types[e]);
+    before_time.push_back(times[e]);
+    if (types[e] == static_cast<std::uint8_t>(EventType::ordered)) {
+      order_user.push_back(users[e]);
+      order_time.push_back(times[e]);
+    }
+  }
+  const RedemptionLabels labels =
+      redemption_labels(before_user, before_benefit, before_type, before_time, validity);
+  // The issues whose validity ended by plan_time, with their labels.
+  std::vector<Index> issue_user, issue_benefit;
+  std::vector<Timestamp> issue_time;
+  std::vector<double> issue_redeemed;
+  for (std::size_t i = 0; i < labels.event.size(); ++i) {
+    const auto e = static_cast<std::size_t>(labels.event[i]);
+    const auto b = static_cast<std::size_t>(before_benefit[e]);
+    if (!(static_cast<double>(before_time[e]) + validity[b] * 86400.0 <=
+          static_cast<double>(plan_time))) {
+      continue;
+    }
+    issue_user.push_back(before_user[e]);
+    issue_benefit.push_back(before_benefit[e]);
+    issue_time.push_back(before_time[e]);
+    issue_redeemed.push_back(labels.label[i]);
+  }
+  const auto n_control = std::count(control_member.begin(), control_member.end(), 1);
+  if (issue_user.empty() || n_control == 0) {
+    detail::raise<InputError>(c,
+                              ": events: need issues with complete validity windows and "
+                              "control members (got ",
+                              issue_user.size(), " issues, ", n_control, " control members)");
+  }
+  if (issue_user.size() > std::numeric_limits<std::uint32_t>::max()) {
+    detail::raise<InputError>(c, ": more than 2^32 issues (got ", issue_user.size(), ")");
+  }
+  // Pseudo-issues of the control members: logged issues' times and benefits, drawn per member.
+  std::vector<Index> control_user, control_benefit;
+  std::vector<Timestamp> control_time;
+  const auto n_issues = static_cast<std::uint32_t>(issue_user.size());
+  for (std::size_t u = 0; u < n; ++u) {
+    if (control_member[u] == 0) continue;
+    Rng rng(params.seed, u);
+    for (std::int32_t k = 0; k < params.pseudo_issues; ++k) {
+      const std::uint32_t pick = rng.below(n_issues);
+      if (issue_time[pick] < first_seen[u]) continue;
+      control_user.push_back(static_cast<Index>(u));
+      control_benefit.push_back(issue_benefit[pick]);
+      control_time.push_back(issue_time[pick]);
+    }
+  }
+  ControlShareInputs in;
+  in.n_users = log.n_users();
+  in.order_user = order_user;
+  in.order_time = order_time;
+  in.issue_user = issue_user;
+  in.issue_benefit = issue_benefit;
+  in.issue_time = issue_time;
+  in.issue_redeemed = issue_redeemed;
+  in.control_user = control_user;
+  in.control_benefit = control_benefit;
+  in.control_time = control_time;
+  in.benefit_kind = kind_code;
+  in.n_kinds = static_cast<std::int32_t>(kinds.size());
+  in.validity_days = validity;
+  in.plan_time = plan_time;
+  in.min_rows = params.min_rows;
+  return incremental_share_from_control(in);
+}
+
 // --- baselines ---------------------------------------------------------------------------------
 
 PERKREC_INLINE BaselinePlan popularity_plan(const BaselineInputs& in,
@@ -562,6 +686,137 @@ PERKREC_INLINE BaselinePlan popularity_plan(const BaselineInputs& in,
     detail::add_baseline_row(in, plan, u, b, cost[static_cast<std::size_t>(u)]);
   }
   return plan;
+}
+
+PERKREC_INLINE std::vector<Index> default_segment_benefits(
+    const Catalog& catalog, Span<const double> popularity,
+    const std::vector<std::string>& segment_names, Span<const double> expected_cost,
+    double max_cost_per_user) {
+  const char* context = "default_segment_benefits";
+  const std::size_t nb = static_cast<std::size_t>(catalog.size());
+  if (nb == 0) detail::raise<InputError>(context, ": the catalog is empty (got 0 benefits)");
+  auto check = [&](Span<const double> v, const char* name) {
+    if (v.size() != nb) {
+      detail::raise<InputError>(context, ": ", name, " has ", v.size(), " values (expected ", nb,
+                                ", one per benefit)");
+    }
+    for (std::size_t b = 0; b < nb; ++b) {
+      if (!std::isfinite(v[b])) {
+        detail::raise<InputError>(context, ": ", name, "[", b, "] is not finite (got ", v[b], ")");
+      }
+    }
+  };
+  check(popularity, "popularity");
+  const bool capped = !expected_cost.empty();
+  if (capped) check(expected_cost, "expected_cost");
+  if (std::isnan(max_cost_per_user)) {
+    detail::raise<InputError>(context, ": max_cost_per_user is NaN");
+  }
+  std::vector<double> face(nb);
+  for (std::size_t b = 0; b < nb; ++b) face[b] = catalog[static_cast<Index>(b)].face_value;
+  std::vector<double> scratch = face;
+  const double top_quartile = detail::numpy_quantile(scratch, 0.75);
+  auto wanted = [&](const std::string& name, std::size_t b) {
+    const BenefitKind kind = catalog[static_cast<Index>(b)].kind;
+    if (name == "threshold_discount_sensitive") return kind == BenefitKind::threshold_discount;
+    if (name == "points_redemption_active") return kind == BenefitKind::points;
+    if (name == "high_face_value_seeker") return face[b] >= top_quartile;
+    if (name == "dormant") return kind == BenefitKind::discount;
+    if (name == "new_member") return kind == BenefitKind::free_shipping;
+    return true;
+  };
+  std::vector<Index> out;
+  out.reserve(segment_names.size());
+  for (const std::string& name : segment_names) {
+    std::vector<std::size_t> candidates;
+    for (std::size_t b = 0; b < nb; ++b) {
+      if (wanted(name, b)) candidates.push_back(b);
+    }
+    if (candidates.empty()) {
+      for (std::size_t b = 0; b < nb; ++b) candidates.push_back(b);
+    }
+    if (capped) {
+      std::vector<std::size_t> fits;
+      for (std::size_t b : candidates) {
+        if (expected_cost[b] <= max_cost_per_user) fits.push_back(b);
+      }
+      if (fits.empty()) {
+        std::size_t cheapest = candidates.front();
+        for (std::size_t b : candidates) {
+          if (expected_cost[b] < expected_cost[cheapest]) cheapest = b;
+        }
+        out.push_back(static_cast<Index>(cheapest));
+        continue;
+      }
+      candidates = std::move(fits);
+    }
+    std::size_t best = candidates.front();
+    for (std::size_t b : candidates) {
+      if (popularity[b] > popularity[best]) best = b;
+    }
+    out.push_back(static_cast<Index>(best));
+  }
+  return out;
+}
+
+PERKREC_INLINE PlanTruth evaluate_plan_truth(Span<const double> redemption_probability,
+                                             Span<const double> incremental_probability,
+                                             Index n_users, Index n_benefits,
+                                             Span<const double> order_value,
+                                             Span<const double> cost_per_redemption,
+                                             Span<const Index> users, Span<const Index> benefits,
+                                             double issue_cost) {
+  const char* c = "Plan.evaluate";
+  const auto n = static_cast<std::size_t>(n_users);
+  const auto nb = static_cast<std::size_t>(n_benefits);
+  auto finite = [&](Span<const double> v, std::size_t size, const char* name) {
+    if (v.size() != size) {
+      detail::raise<InputError>(c, ": ", name, " has ", v.size(), " values (expected ", size, ")");
+    }
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (!std::isfinite(v[i])) {
+        detail::raise<InputError>(c, ": ", name, "[", i, "] is not finite (got ", v[i], ")");
+      }
+    }
+  };
+  finite(redemption_probability, n * nb, "redemption_probability");
+  finite(incremental_probability, n * nb, "incremental_probability");
+  finite(order_value, n, "order_value");
+  finite(cost_per_redemption, nb, "cost_per_redemption");
+  if (!std::isfinite(issue_cost)) {
+    detail::raise<InputError>(c, ": issue_cost is not finite (got ", issue_cost, ")");
+  }
+  if (users.size() != benefits.size()) {
+    detail::raise<InputError>(c, ": the plan has ", users.size(), " members and ", benefits.size(),
+                              " benefits (expected one each per row)");
+  }
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    if (users[i] < 0 || users[i] >= n_users || benefits[i] < 0 || benefits[i] >= n_benefits) {
+      detail::raise<InputError>(c, ": plan row ", i, " is (", users[i], ", ", benefits[i],
+                                "), the truth is ", n_users, " x ", n_benefits);
+    }
+  }
+  const std::size_t rows = users.size();
+  std::vector<double> red(rows), ret(rows), cost(rows);
+  std::vector<std::uint8_t> seen(n, 0);
+  PlanTruth out;
+  for (std::size_t i = 0; i < rows; ++i) {
+    const auto u = static_cast<std::size_t>(users[i]);
+    const auto b = static_cast<std::size_t>(benefits[i]);
+    red[i] = redemption_probability[u * nb + b];
+    ret[i] = incremental_probability[u * nb + b] * order_value[u];
+    cost[i] = issue_cost + red[i] * cost_per_redemption[b];
+    out.members += seen[u] == 0 ? 1 : 0;
+    seen[u] = 1;
+  }
+  const auto r = static_cast<Offset>(rows);
+  out.benefits = r;
+  out.redemptions = detail::numpy_pairwise_sum(red.data(), r);
+  out.incremental_return = detail::numpy_pairwise_sum(ret.data(), r);
+  out.cost = detail::numpy_pairwise_sum(cost.data(), r);
+  out.return_per_cost =
+      out.cost > 0 ? out.incremental_return / out.cost : std::numeric_limits<double>::quiet_NaN();
+  return out;
 }
 
 PERKREC_INLINE BaselinePlan segment_rules_plan(const BaselineInputs& in,

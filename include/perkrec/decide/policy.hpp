@@ -285,6 +285,11 @@ PERKREC_INLINE void policy_capacities(const Policy& policy, const Catalog& catal
 /// Parses "YYYY-MM-DD", "YYYY-MM-DDTHH:MM:SS" with an optional "Z" (UTC), into seconds since
 /// the epoch. Throws ConfigError starting with `context` for anything else.
 PERKREC_INLINE Timestamp parse_utc_time(std::string_view text, const std::string& context);
+/// Per rule of `compiled.rule_names`: how many (member, benefit) pairs it excludes (only the
+/// first excluding rule of a pair counts). InputError when a mask names a rule outside
+/// rule_names. O(masks x benefits + members).
+PERKREC_INLINE std::vector<std::int64_t> excluded_pairs_by_rule(const CompiledPolicy& compiled);
+
 /// Formats seconds since the epoch as "YYYY-MM-DDTHH:MM:SSZ".
 PERKREC_INLINE std::string format_utc_time(Timestamp t);
 

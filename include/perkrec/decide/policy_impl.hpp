@@ -1294,4 +1294,25 @@ PERKREC_INLINE CompiledPolicy Policy::compile(const Catalog& catalog, const User
   return out;
 }
 
+PERKREC_INLINE std::vector<std::int64_t> excluded_pairs_by_rule(const CompiledPolicy& compiled) {
+  const EligibilityMasks& m = compiled.masks;
+  std::vector<std::int64_t> members_per_mask(static_cast<std::size_t>(m.n_masks()), 0);
+  for (Index u = 0; u < m.n_users(); ++u)
+    ++members_per_mask[static_cast<std::size_t>(m.mask_of(u))];
+  const auto n_rules = static_cast<std::int64_t>(compiled.rule_names.size());
+  std::vector<std::int64_t> out(compiled.rule_names.size(), 0);
+  for (Index k = 0; k < m.n_masks(); ++k) {
+    for (Index b = 0; b < m.n_benefits(); ++b) {
+      const std::int32_t r = m.rule(k, b);
+      if (r < 0) continue;
+      if (r >= n_rules) {
+        detail::raise<InputError>("excluded_pairs_by_rule: mask ", k, " names rule ", r,
+                                  " (the policy has ", n_rules, " rules)");
+      }
+      out[static_cast<std::size_t>(r)] += members_per_mask[static_cast<std::size_t>(k)];
+    }
+  }
+  return out;
+}
+
 }  // namespace perkrec

@@ -187,6 +187,27 @@ struct Candidates {
   PERKREC_INLINE void validate(const char* context) const;
 };
 
+/// Entry index in `candidates` of each (users[i], benefits[i]) pair, -1 when the member has no
+/// candidate for that benefit (or the member is outside [0, n_users)); the first entry of a
+/// repeated pair. InputError when the lengths differ. O(pairs x candidates per member).
+PERKREC_INLINE std::vector<std::int64_t> find_candidates(const Candidates& candidates,
+                                                         Span<const Index> users,
+                                                         Span<const Index> benefits);
+
+/// Per member, the ineligible benefit with the largest key and the rule that excluded it.
+struct BestIneligible {
+  std::vector<Index> benefit;      ///< -1 = none
+  std::vector<std::int32_t> rule;  ///< -1 = none
+};
+
+/// BestIneligible from a dense row-major n_users x n_benefits `key` (e.g. expected value -
+/// cost), as numpy's argmax over the ineligible pairs picks it: the first largest key; none
+/// when the member is eligible for everything, or when that key (or any NaN key among the
+/// member's ineligible pairs) is not finite. rank(..., diagnostics) gives the same without a
+/// dense matrix. InputError when key has another size. O(n_users x n_benefits).
+PERKREC_INLINE BestIneligible best_ineligible(const EligibilityMasks& masks,
+                                              Span<const double> key);
+
 /// Everything the Allocator must respect. Empty per-benefit / per-member vectors mean "no
 /// limit" / "defaults". Compiled from a Policy (Policy::constraints) or filled by hand.
 struct AllocationConstraints {

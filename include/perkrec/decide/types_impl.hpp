@@ -191,4 +191,57 @@ PERKREC_INLINE void AllocationConstraints::validate(Index n_users, Index n_benef
   }
 }
 
+PERKREC_INLINE std::vector<std::int64_t> find_candidates(const Candidates& candidates,
+                                                         Span<const Index> users,
+                                                         Span<const Index> benefits) {
+  if (users.size() != benefits.size()) {
+    detail::raise<InputError>("find_candidates: users and benefits have ", users.size(), " and ",
+                              benefits.size(), " entries (expected the same)");
+  }
+  candidates.validate("find_candidates");
+  std::vector<std::int64_t> out(users.size(), -1);
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    const Index u = users[i];
+    if (u < 0 || u >= candidates.n_users) continue;
+    const auto uz = static_cast<std::size_t>(u);
+    for (std::int64_t e = candidates.offsets[uz]; e < candidates.offsets[uz + 1]; ++e) {
+      if (candidates.benefit[static_cast<std::size_t>(e)] == benefits[i]) {
+        out[i] = e;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+PERKREC_INLINE BestIneligible best_ineligible(const EligibilityMasks& masks,
+                                              Span<const double> key) {
+  const auto n = static_cast<std::size_t>(masks.n_users());
+  const auto nb = static_cast<std::size_t>(masks.n_benefits());
+  if (key.size() != n * nb) {
+    detail::raise<InputError>("best_ineligible: key has ", key.size(), " values (expected ", n,
+                              " x ", nb, ")");
+  }
+  BestIneligible out;
+  out.benefit.assign(n, -1);
+  out.rule.assign(n, -1);
+  for (std::size_t u = 0; u < n; ++u) {
+    const double* row = key.data() + u * nb;
+    std::ptrdiff_t best = -1;
+    bool nan = false;
+    for (std::size_t b = 0; b < nb; ++b) {
+      if (masks.eligible(static_cast<Index>(u), static_cast<Index>(b))) continue;
+      if (std::isnan(row[b])) {
+        nan = true;  // numpy's argmax stops at the first NaN, which is not finite
+        break;
+      }
+      if (best < 0 || row[b] > row[best]) best = static_cast<std::ptrdiff_t>(b);
+    }
+    if (nan || best < 0 || !std::isfinite(row[best])) continue;
+    out.benefit[u] = static_cast<Index>(best);
+    out.rule[u] = masks.user_rule(static_cast<Index>(u), static_cast<Index>(best));
+  }
+  return out;
+}
+
 }  // namespace perkrec

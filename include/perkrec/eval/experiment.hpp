@@ -27,6 +27,16 @@
 // fewer than 2 rows throw InputError naming the argument and row; bad params ConfigError.
 // Cost: O(n * metrics) plus O(bootstrap * n * metrics). Thread safety: pure functions.
 //
+// Members of a log. experiment_members reads an event log with a random control group as an
+// experiment, one row per member (the log's member index): control (a member with any
+// control-flagged event), orders and revenue (ordered events and their amounts), cost (the
+// cost per redemption of the benefits redeemed plus issue_cost per issue) in [since, until),
+// and, when `since` is given, orders_pre / revenue_pre over the period of the same length just
+// before it (the CUPED covariates). since defaults to the log's first event, until to one
+// second after its last. Sums run over each member's events in log order. InputError for a
+// log without the control flag, a cost vector of another length than the log's benefits, a
+// non-finite or negative issue_cost, or since >= until. O(events), serial.
+//
 // Example:
 //   std::vector<std::int32_t> arm = perkrec::assign_holdout(ids, "spring-2026", {0.9, 0.1});
 //   perkrec::ExperimentParams p;
@@ -42,6 +52,7 @@
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/params.hpp"
 #include "perkrec/core/types.hpp"
+#include "perkrec/data/event_log.hpp"
 
 namespace perkrec {
 
@@ -105,6 +116,24 @@ PERKREC_INLINE std::vector<ExperimentComparison> analyze_experiment(
     Span<const std::int32_t> arms, const std::vector<Span<const double>>& metrics,
     const std::vector<Span<const double>>& pre_period = {}, Span<const double> cost = {},
     const ExperimentParams& params = {});
+
+/// One entry per member of the log (see the file comment).
+struct ExperimentMembers {
+  std::vector<std::uint8_t> control;  ///< 1 = control member (arm 0 in analyze_experiment)
+  std::vector<double> orders;         ///< ordered events in [since, until)
+  std::vector<double> revenue;        ///< their order amounts
+  std::vector<double> cost;           ///< redemption costs + issue_cost x issues in the window
+  std::vector<double> orders_pre;     ///< the same before `since` (empty without since)
+  std::vector<double> revenue_pre;    ///< (empty without since)
+};
+
+/// See the file comment. `cost_per_redemption` has one value per benefit of the log;
+/// since / until = kNoTime take the defaults.
+PERKREC_INLINE ExperimentMembers experiment_members(const EventLog& log,
+                                                    Span<const double> cost_per_redemption,
+                                                    Timestamp since = kNoTime,
+                                                    Timestamp until = kNoTime,
+                                                    double issue_cost = 0.0);
 
 }  // namespace perkrec
 

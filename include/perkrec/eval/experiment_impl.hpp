@@ -318,4 +318,74 @@ PERKREC_INLINE std::vector<ExperimentComparison> analyze_experiment(
   return out;
 }
 
+PERKREC_INLINE ExperimentMembers experiment_members(const EventLog& log,
+                                                    Span<const double> cost_per_redemption,
+                                                    Timestamp since, Timestamp until,
+                                                    double issue_cost) {
+  const char* context = "experiment_members";
+  if (!log.has_control()) {
+    detail::raise<InputError>(context, ": the log has no control flag (a control column)");
+  }
+  if (cost_per_redemption.size() != static_cast<std::size_t>(log.n_benefits())) {
+    detail::raise<InputError>(context, ": the catalog has ", cost_per_redemption.size(),
+                              " benefits, the log ", log.n_benefits());
+  }
+  if (!(std::isfinite(issue_cost) && issue_cost >= 0)) {
+    detail::raise<InputError>(context, ": issue_cost must be finite and >= 0 (got ", issue_cost,
+                              ")");
+  }
+  const Timestamp first = log.empty() ? 0 : log.min_time();
+  const Timestamp last = log.empty() ? 0 : log.max_time();
+  const Timestamp start = since == kNoTime ? first : since;
+  const Timestamp stop = until == kNoTime ? last + 1 : until;
+  if (!(start < stop)) {
+    detail::raise<InputError>(context, ": since must be before until (got ", start, ", ", stop,
+                              ")");
+  }
+  const bool pre = since != kNoTime;
+  const Timestamp pre_start = start - ((until == kNoTime ? last : stop) - start);
+  const auto n = static_cast<std::size_t>(log.n_users());
+  ExperimentMembers out;
+  out.control.assign(n, 0);
+  out.orders.assign(n, 0.0);
+  out.revenue.assign(n, 0.0);
+  out.cost.assign(n, 0.0);
+  if (pre) {
+    out.orders_pre.assign(n, 0.0);
+    out.revenue_pre.assign(n, 0.0);
+  }
+  // Redemption costs and issue counts are summed apart and combined at the end, as
+  // bincount(redeemed, cost) + issue_cost x bincount(issued) does.
+  std::vector<double> issues(n, 0.0);
+  const Span<const Index> users = log.users();
+  const Span<const Index> benefits = log.benefits();
+  const Span<const Timestamp> times = log.timestamps();
+  const Span<const float> amounts = log.order_amounts();
+  const Span<const std::uint8_t> control = log.control();
+  for (Offset e = 0; e < log.size(); ++e) {
+    const auto i = static_cast<std::size_t>(e);
+    const auto u = static_cast<std::size_t>(users[i]);
+    if (control[i] != 0) out.control[u] = 1;
+    const EventType type = log.type(e);
+    const Timestamp t = times[i];
+    const double amount = amounts.empty() ? 0.0 : static_cast<double>(amounts[i]);
+    if (t >= start && t < stop) {
+      if (type == EventType::ordered) {
+        out.orders[u] += 1.0;
+        out.revenue[u] += amount;
+      } else if (type == EventType::redeemed) {
+        const Index b = benefits[i];
+        out.cost[u] += b >= 0 ? cost_per_redemption[static_cast<std::size_t>(b)] : 0.0;
+      } else if (type == EventType::issued) {
+        issues[u] += 1.0;
+      }
+    } else if (pre && type == EventType::ordered && t >= pre_start && t < start) {
+      out.orders_pre[u] += 1.0;
+      out.revenue_pre[u] += amount;
+    }
+  }
+  for (std::size_t u = 0; u < n; ++u) out.cost[u] += issue_cost * issues[u];
+  return out;
+}
+
 }  // namespace perkrec

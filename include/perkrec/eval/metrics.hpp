@@ -12,12 +12,19 @@
 //   |relevant|) hit_rate@k  = 1 if any hit coverage    = distinct recommended benefits / n_benefits
 //   (over all rows)
 //
+// Calibration: reliability_curve bins predicted probabilities (uniform bins on [0, 1], or
+// bins at the quantiles of the predictions) and compares each bin's mean prediction with its
+// observed positive fraction; the expected calibration error (ECE) is the count-weighted mean
+// absolute gap. Its arithmetic is numpy's (linspace, linear quantiles, pairwise sums), so it
+// equals the numpy reference bit for bit.
+//
 // Bad input (mismatched lengths, non-finite scores, labels other than 0/1, out-of-range or
 // repeated recommendations) throws InputError naming the position and value.
 // Thread safety: pure functions; parallel over rows.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/types.hpp"
@@ -50,6 +57,26 @@ PERKREC_INLINE RankingMetrics ranking_metrics(Span<const Index> recommended, int
 
 /// Share of the catalog that appears at least once in `recommended` (-1 entries ignored).
 PERKREC_INLINE double catalog_coverage(Span<const Index> recommended, Index n_benefits);
+
+/// Reliability-diagram data: one entry per non-empty bin, in bin order.
+struct ReliabilityCurve {
+  std::vector<Index> bin;                 ///< bin number in [0, bins)
+  std::vector<double> low, high;          ///< the bin's edges
+  std::vector<double> mean_predicted;     ///< mean prediction of the bin's rows
+  std::vector<double> fraction_positive;  ///< mean label of the bin's rows
+  std::vector<Offset> count;              ///< rows in the bin
+  double ece = 0;  ///< sum of count x |mean_predicted - fraction_positive| / rows (0 without rows)
+};
+
+/// Per probability bin the mean prediction, the observed positive fraction and the count.
+/// Edges: `bins` + 1 evenly spaced on [0, 1] (uniform), or the distinct linear quantiles of
+/// `probabilities` at those levels (quantile). A row belongs to the last edge at or below it
+/// (searchsorted right), clipped to the first and last bins. `labels` are any finite numbers
+/// (usually 0/1). InputError for lengths that differ, non-finite values, or no rows with
+/// quantile bins; ConfigError for bins < 1. Serial, O(rows x log bins) (quantile: + rows x bins).
+PERKREC_INLINE ReliabilityCurve reliability_curve(Span<const double> labels,
+                                                  Span<const double> probabilities, int bins = 10,
+                                                  bool quantile_bins = false);
 
 }  // namespace perkrec
 

@@ -8,6 +8,7 @@
 
 #include "perkrec/core/threading.hpp"
 #include "perkrec/detail/blocks.hpp"
+#include "perkrec/detail/numpy_sum.hpp"
 #include "perkrec/eval/metrics.hpp"
 
 namespace perkrec {
@@ -196,6 +197,73 @@ PERKREC_INLINE RankingMetrics ranking_metrics(Span<const Index> recommended, int
   }
   m.coverage = relevant.cols > 0 ? catalog_coverage(recommended, relevant.cols) : 0.0;
   return m;
+}
+
+PERKREC_INLINE ReliabilityCurve reliability_curve(Span<const double> labels,
+                                                  Span<const double> probabilities, int bins,
+                                                  bool quantile_bins) {
+  const std::size_t n = labels.size();
+  if (probabilities.size() != n) {
+    detail::raise<InputError>("reliability_curve: y and probabilities lengths differ (", n, " vs ",
+                              probabilities.size(), ")");
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(labels[i]) || !std::isfinite(probabilities[i])) {
+      detail::raise<InputError>("reliability_curve: y and probabilities must be finite (row ", i,
+                                ": got ", labels[i], ", ", probabilities[i], ")");
+    }
+  }
+  if (bins < 1) detail::raise<ConfigError>("reliability_curve: bins must be >= 1 (got ", bins, ")");
+  if (quantile_bins && n == 0) {
+    detail::raise<InputError>("reliability_curve: quantile bins need probabilities (got 0 rows)");
+  }
+  // np.linspace(0, 1, bins + 1): i x (1 / bins) + 0, the last exactly 1.
+  const double step = 1.0 / static_cast<double>(bins);
+  std::vector<double> edges;
+  std::vector<double> scratch;
+  for (int i = 0; i <= bins; ++i) {
+    const double level = i == bins ? 1.0 : static_cast<double>(i) * step + 0.0;
+    if (!quantile_bins) {
+      edges.push_back(level);
+      continue;
+    }
+    scratch.assign(probabilities.begin(), probabilities.end());
+    edges.push_back(detail::numpy_quantile(scratch, level));
+  }
+  if (quantile_bins) {
+    std::sort(edges.begin(), edges.end());
+    edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+  }
+  ReliabilityCurve out;
+  if (edges.size() < 2) return out;  // one distinct quantile: no bin (ece 0)
+  const auto last_bin = static_cast<std::ptrdiff_t>(edges.size()) - 2;
+  std::vector<std::vector<double>> predicted(edges.size()), observed(edges.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    std::ptrdiff_t b =
+        std::upper_bound(edges.begin(), edges.end(), probabilities[i]) - edges.begin() - 1;
+    b = std::min(std::max<std::ptrdiff_t>(b, 0), last_bin);
+    const auto k = static_cast<std::size_t>(b);
+    predicted[k].push_back(probabilities[i]);
+    observed[k].push_back(labels[i]);
+  }
+  std::vector<double> weighted_gaps;
+  for (std::size_t k = 0; k + 1 < edges.size(); ++k) {
+    const auto c = static_cast<Offset>(predicted[k].size());
+    if (c == 0) continue;
+    const double mp = detail::numpy_pairwise_sum(predicted[k].data(), c) / static_cast<double>(c);
+    const double fp = detail::numpy_pairwise_sum(observed[k].data(), c) / static_cast<double>(c);
+    out.bin.push_back(static_cast<Index>(k));
+    out.low.push_back(edges[k]);
+    out.high.push_back(edges[k + 1]);
+    out.mean_predicted.push_back(mp);
+    out.fraction_positive.push_back(fp);
+    out.count.push_back(c);
+    weighted_gaps.push_back(static_cast<double>(c) * std::fabs(mp - fp));
+  }
+  out.ece =
+      detail::numpy_pairwise_sum(weighted_gaps.data(), static_cast<Offset>(weighted_gaps.size())) /
+      static_cast<double>(std::max<std::size_t>(n, 1));
+  return out;
 }
 
 }  // namespace perkrec

@@ -24,6 +24,13 @@
 // Cost: O(n), parallel over fixed blocks (identical for any thread count).
 // Thread safety: a pure function.
 //
+// A plan as the target policy: plan_target_policy reads a plan (member, benefit pairs) as a
+// policy that issues a logged decision's benefit with probability 1 when the plan gives that
+// member that benefit and 0 otherwise, each member's decisions weighing 1 / (their number) so
+// every planned member counts once. It keeps the logged decisions of members the plan holds
+// and gives each its target probability and the plan row of its pair; the rewards and
+// off_policy_value do the rest (perkrec.Plan.evaluate_offline). O((P + D) log P), serial.
+//
 // Example:
 //   perkrec::OffPolicyParams p;
 //   p.estimator = perkrec::OpeEstimator::snips;
@@ -33,6 +40,7 @@
 
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "perkrec/core/config.hpp"
 #include "perkrec/core/params.hpp"
@@ -91,6 +99,23 @@ PERKREC_INLINE OffPolicyEstimate off_policy_value(Span<const double> rewards,
                                                   Span<const double> reward_estimate = {},
                                                   Span<const double> target_reward_estimate = {},
                                                   const OffPolicyParams& params = {});
+
+/// What plan_target_policy keeps: one entry per logged decision of a member the plan holds.
+struct PlanTargetPolicy {
+  std::vector<Offset> decision;  ///< row of the decision in the logged columns, ascending
+  std::vector<double> target;    ///< 1 / (the member's kept decisions) when planned, else 0
+  std::vector<Offset> plan_row;  ///< first plan row of the decision's pair; -1 = not planned
+};
+
+/// See the file comment. `plan_users` (-1 = a member the log lacks: never matched) and
+/// `plan_benefits` are the plan's rows; `logged_users` / `logged_benefits` the logged
+/// decisions; all indices of an n_users x n_benefits log. InputError naming the argument and
+/// row for lengths that differ or indices out of range.
+PERKREC_INLINE PlanTargetPolicy plan_target_policy(Span<const Index> plan_users,
+                                                   Span<const Index> plan_benefits,
+                                                   Span<const Index> logged_users,
+                                                   Span<const Index> logged_benefits, Index n_users,
+                                                   Index n_benefits);
 
 }  // namespace perkrec
 

@@ -204,4 +204,62 @@ PERKREC_INLINE OffPolicyEstimate off_policy_value(Span<const double> rewards,
   return out;
 }
 
+PERKREC_INLINE PlanTargetPolicy plan_target_policy(Span<const Index> plan_users,
+                                                   Span<const Index> plan_benefits,
+                                                   Span<const Index> logged_users,
+                                                   Span<const Index> logged_benefits, Index n_users,
+                                                   Index n_benefits) {
+  const char* context = "plan_target_policy";
+  if (plan_users.size() != plan_benefits.size() || logged_users.size() != logged_benefits.size()) {
+    detail::raise<InputError>(context, ": plan users / benefits have ", plan_users.size(), " / ",
+                              plan_benefits.size(), " rows and logged ones ", logged_users.size(),
+                              " / ", logged_benefits.size(), " (expected equal pairs)");
+  }
+  auto check = [&](Span<const Index> v, Index low, Index n, const char* name) {
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (v[i] < low || v[i] >= n) {
+        detail::raise<InputError>(context, ": ", name, "[", i, "] must be in [", low, ", ", n,
+                                  ") (got ", v[i], ")");
+      }
+    }
+  };
+  check(plan_users, -1, n_users, "plan_users");
+  check(plan_benefits, 0, n_benefits, "plan_benefits");
+  check(logged_users, 0, n_users, "logged_users");
+  check(logged_benefits, 0, n_benefits, "logged_benefits");
+  // Plan rows sorted by (member, benefit), stable: the first row of a repeated pair wins.
+  std::vector<Offset> rows;
+  std::vector<std::uint8_t> planned(static_cast<std::size_t>(n_users), 0);
+  for (std::size_t r = 0; r < plan_users.size(); ++r) {
+    if (plan_users[r] < 0) continue;
+    rows.push_back(static_cast<Offset>(r));
+    planned[static_cast<std::size_t>(plan_users[r])] = 1;
+  }
+  auto key = [&](Offset r) {
+    const auto i = static_cast<std::size_t>(r);
+    return std::make_pair(plan_users[i], plan_benefits[i]);
+  };
+  std::stable_sort(rows.begin(), rows.end(), [&](Offset a, Offset b) { return key(a) < key(b); });
+  std::vector<Offset> decisions(static_cast<std::size_t>(n_users), 0);
+  PlanTargetPolicy out;
+  for (std::size_t d = 0; d < logged_users.size(); ++d) {
+    const auto u = static_cast<std::size_t>(logged_users[d]);
+    if (planned[u] == 0) continue;
+    ++decisions[u];
+    out.decision.push_back(static_cast<Offset>(d));
+    const auto pair = std::make_pair(logged_users[d], logged_benefits[d]);
+    const auto it =
+        std::lower_bound(rows.begin(), rows.end(), pair,
+                         [&](Offset r, const std::pair<Index, Index>& k) { return key(r) < k; });
+    out.plan_row.push_back(it != rows.end() && key(*it) == pair ? *it : -1);
+  }
+  out.target.reserve(out.decision.size());
+  for (std::size_t i = 0; i < out.decision.size(); ++i) {
+    const auto u =
+        static_cast<std::size_t>(logged_users[static_cast<std::size_t>(out.decision[i])]);
+    out.target.push_back(out.plan_row[i] >= 0 ? 1.0 / static_cast<double>(decisions[u]) : 0.0);
+  }
+  return out;
+}
+
 }  // namespace perkrec

@@ -167,5 +167,48 @@ TEST(FitOffsetSlope, RejectsBadInputWithTypedErrors) {
   PERKREC_EXPECT_THROW_MSG(bad.validate(), ConfigError, "iterations");
 }
 
+TEST(IssueWeights, ClippedInverseScaledToMeanOneHandComputed) {
+  const std::vector<double> p{0.5, 0.25, 0.1};            // 1 / p = 2, 4, 10
+  const std::vector<float> none = issue_weights(p, 1.0);  // mean 16 / 3
+  EXPECT_FLOAT_EQ(none[0], 0.375f);
+  EXPECT_FLOAT_EQ(none[1], 0.75f);
+  EXPECT_FLOAT_EQ(none[2], 1.875f);
+  // The 0.5 quantile of (2, 4, 10) is 4: weights 2, 4, 4 over mean 10 / 3.
+  const std::vector<float> half = issue_weights(p, 0.5);
+  EXPECT_FLOAT_EQ(half[0], 0.6f);
+  EXPECT_FLOAT_EQ(half[1], 1.2f);
+  EXPECT_FLOAT_EQ(half[2], 1.2f);
+  // The 0.75 quantile interpolates halfway between 4 and 10: 7; weights 2, 4, 7 over 13 / 3.
+  const std::vector<float> q75 = issue_weights(p, 0.75);
+  EXPECT_FLOAT_EQ(q75[0], 6.0f / 13.0f);
+  EXPECT_FLOAT_EQ(q75[1], 12.0f / 13.0f);
+  EXPECT_FLOAT_EQ(q75[2], 21.0f / 13.0f);
+  // One issue weighs 1; the default clip keeps the order of the weights and their mean at 1.
+  EXPECT_EQ(issue_weights(std::vector<double>{0.3}), std::vector<float>{1.0f});
+  std::vector<double> many;
+  for (int i = 1; i <= 500; ++i) many.push_back(i / 500.0);
+  const std::vector<float> w = issue_weights(many);
+  double sum = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    sum += w[i];
+    if (i > 0) {
+      EXPECT_LE(w[i], w[i - 1]);
+    }
+  }
+  EXPECT_NEAR(sum / static_cast<double>(w.size()), 1.0, 1e-6);
+  EXPECT_EQ(w[0], w[1]);  // 1 / 0.002 and 1 / 0.004 are both above the 0.99 quantile
+}
+
+TEST(IssueWeights, RejectsBadInputWithTypedErrors) {
+  PERKREC_EXPECT_THROW_MSG(issue_weights(std::vector<double>{0.5}, 0.4), ConfigError, "clip");
+  PERKREC_EXPECT_THROW_MSG(issue_weights(std::vector<double>{0.5}, std::nan("")), ConfigError,
+                           "clip");
+  for (double bad : {0.0, 1.5, -0.1, std::nan(""), HUGE_VAL}) {
+    PERKREC_EXPECT_THROW_MSG(issue_weights(std::vector<double>{0.5, 0.2, bad}), InputError,
+                             "propensity[2]", "(0, 1]");
+  }
+  PERKREC_EXPECT_THROW_MSG(issue_weights(std::vector<double>{}), InputError, "0 rows");
+}
+
 }  // namespace
 }  // namespace perkrec

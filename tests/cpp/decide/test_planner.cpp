@@ -147,6 +147,53 @@ TEST(PlannerEstimators, IncrementalShareFromControlIsTheUpliftPerRedemption) {
   EXPECT_THROW(incremental_share_from_control(in), InputError);
 }
 
+TEST(PlannerEstimators, IncrementalShareFromControlOfALogAssemblesTheRows) {
+  // One benefit valid 10 days. Members 0 and 1 are issued it on day 10; member 0 orders and
+  // redeems on day 12. Members 2, 3, 4 are the control group (seen from day 0); member 2 orders
+  // on day 15. Every pseudo-issue draws a day-10 issue, so any seed gives: issued order rate
+  // 1/2, redemption rate 1/2, control order rate 1/3, share (1/2 - 1/3) / (1/2) = 1/3.
+  const std::vector<Index> users{0, 1, 0, 0, 2, 3, 4, 2};
+  const std::vector<Index> benefits{0, 0, 0, -1, 0, 0, 0, -1};
+  const auto t = [](EventType e) { return static_cast<std::uint8_t>(e); };
+  const std::vector<std::uint8_t> types{
+      t(EventType::issued), t(EventType::issued), t(EventType::redeemed), t(EventType::ordered),
+      t(EventType::viewed), t(EventType::viewed), t(EventType::viewed),   t(EventType::ordered)};
+  const std::vector<Timestamp> times{day_time(10), day_time(10), day_time(12), day_time(12),
+                                     day_time(0),  day_time(0),  day_time(0),  day_time(15)};
+  const std::vector<std::uint8_t> control{0, 0, 0, 0, 1, 1, 1, 1};
+  EventColumns c;
+  c.user = users;
+  c.benefit = benefits;
+  c.type = types;
+  c.timestamp = times;
+  c.control = control;
+  const EventLog log = EventLog::from_columns(c, 5, 1);
+  std::vector<Benefit> one(1);
+  one[0].id = "A";
+  one[0].validity_days = 10;
+  const Catalog catalog(one);
+  for (std::uint64_t seed : {0u, 7u}) {
+    ControlShareParams p;
+    p.seed = seed;
+    p.min_rows = 1;
+    const std::vector<float> share = incremental_share_from_control(log, catalog, day_time(100), p);
+    ASSERT_EQ(share.size(), 5u);
+    for (float v : share) EXPECT_FLOAT_EQ(v, 1.0f / 3.0f);
+  }
+  // Before the issues' windows end there is nothing to learn from.
+  PERKREC_EXPECT_THROW_MSG(incremental_share_from_control(log, catalog, day_time(19)), InputError,
+                           "complete validity windows", "0 issues");
+  ControlShareParams bad;
+  bad.pseudo_issues = 0;
+  PERKREC_EXPECT_THROW_MSG(incremental_share_from_control(log, catalog, day_time(100), bad),
+                           ConfigError, "pseudo_issues");
+  PERKREC_EXPECT_THROW_MSG(incremental_share_from_control(
+                               make_log({{0, 0, EventType::issued, 1.0}}), catalog, day_time(100)),
+                           InputError, "no control column");
+  PERKREC_EXPECT_THROW_MSG(incremental_share_from_control(log, four_benefits(), day_time(100)),
+                           InputError, "the catalog has 4 benefits, the log 1");
+}
+
 TEST(PlannerEstimators, FactorScorerIsTheSigmoidOfBiasPlusDot) {
   const std::vector<float> users{1.0f, 0.0f, 0.5f, -1.0f};  // 2 members x k = 2
   const std::vector<float> benefits{2.0f, 1.0f};            // 1 benefit
@@ -281,6 +328,107 @@ TEST(PlannerBaselines, PairwiseSumMatchesNumpyOrder) {
   EXPECT_EQ(sequential, 1.0);
   EXPECT_GT(detail::numpy_pairwise_sum(x.data(), x.size()), 1.0);
   EXPECT_EQ(detail::numpy_pairwise_sum(x.data(), 5), 1.0);  // short: sequential
+}
+
+TEST(PlannerBaselines, PlanTruthSumsTheRowsTrueFigures) {
+  // Two members x two benefits; the plan gives member 0 both benefits and member 1 benefit 1.
+  const std::vector<double> red{0.5, 0.25, 0.1, 0.2}, inc{0.2, 0.1, 0.05, 0.1};
+  const std::vector<double> value{10, 20}, cost{4, 8};
+  const std::vector<Index> users{0, 0, 1}, benefits{0, 1, 1};
+  const PlanTruth t = evaluate_plan_truth(red, inc, 2, 2, value, cost, users, benefits, 0.5);
+  EXPECT_EQ(t.members, 2);
+  EXPECT_EQ(t.benefits, 3);
+  EXPECT_DOUBLE_EQ(t.redemptions, 0.5 + 0.25 + 0.2);
+  EXPECT_DOUBLE_EQ(t.incremental_return, 0.2 * 10 + 0.1 * 10 + 0.1 * 20);
+  EXPECT_DOUBLE_EQ(t.cost, 3 * 0.5 + 0.5 * 4 + 0.25 * 8 + 0.2 * 8);
+  EXPECT_DOUBLE_EQ(t.return_per_cost, 5.0 / 7.1);
+  const PlanTruth none = evaluate_plan_truth(red, inc, 2, 2, value, cost, {}, {}, 0.5);
+  EXPECT_EQ(none.benefits, 0);
+  EXPECT_TRUE(std::isnan(none.return_per_cost));
+  PERKREC_EXPECT_THROW_MSG(evaluate_plan_truth(red, inc, 2, 2, value, cost, std::vector<Index>{2},
+                                               std::vector<Index>{0}, 0.5),
+                           InputError, "plan row 0", "2 x 2");
+  std::vector<double> bad = red;
+  bad[3] = NAN;
+  PERKREC_EXPECT_THROW_MSG(evaluate_plan_truth(bad, inc, 2, 2, value, cost, users, benefits, 0.5),
+                           InputError, "redemption_probability[3]");
+}
+
+TEST(PlannerBaselines, NumpyQuantileInterpolatesAsNumpyLinear) {
+  std::vector<double> x{10, 2, 4};  // sorted 2, 4, 10
+  EXPECT_EQ(detail::numpy_quantile(x, 0.0), 2.0);
+  EXPECT_EQ(detail::numpy_quantile(x, 0.5), 4.0);
+  EXPECT_EQ(detail::numpy_quantile(x, 0.75), 7.0);  // from the upper value: 10 - 6 x 0.5
+  EXPECT_EQ(detail::numpy_quantile(x, 1.0), 10.0);
+  EXPECT_DOUBLE_EQ(detail::numpy_quantile(x, 0.1), 2.4);
+  std::vector<double> one{3.5};
+  EXPECT_EQ(detail::numpy_quantile(one, 0.3), 3.5);
+}
+
+// Five benefits: A discount 5, B points 2, C threshold discount 10, D free shipping 6, E gift 20
+// (face values; the 0.75 quantile is 10, so C and E are the top face-value quartile).
+Catalog five_kinds() {
+  std::vector<Benefit> v(5);
+  const char* ids[] = {"A", "B", "C", "D", "E"};
+  const BenefitKind kinds[] = {BenefitKind::discount, BenefitKind::points,
+                               BenefitKind::threshold_discount, BenefitKind::free_shipping,
+                               BenefitKind::gift};
+  const double face[] = {5, 2, 10, 6, 20};
+  for (std::size_t b = 0; b < 5; ++b) {
+    v[b].id = ids[b];
+    v[b].kind = kinds[b];
+    v[b].face_value = face[b];
+    v[b].threshold = kinds[b] == BenefitKind::threshold_discount ? 50 : 0;
+    v[b].cost = face[b];
+    v[b].validity_days = 10;
+  }
+  return Catalog(v);
+}
+
+TEST(PlannerBaselines, DefaultSegmentBenefitsFollowTheSegmentNames) {
+  const Catalog catalog = five_kinds();
+  const std::vector<double> popularity{5, 1, 9, 3, 2};
+  const std::vector<std::string> names{"dormant",
+                                       "points_redemption_active",
+                                       "threshold_discount_sensitive",
+                                       "high_face_value_seeker",
+                                       "new_member",
+                                       "anyone else"};
+  EXPECT_EQ(default_segment_benefits(catalog, popularity, names),
+            (std::vector<Index>{0, 1, 2, 2, 3, 2}));
+  // Expected costs 1, 1, 3, 1, 0.5 with at most 2 per member: C never fits, so the threshold
+  // segment gets the cheapest of its kind (C itself), the high-value one E, the rest A.
+  const std::vector<double> cost{1, 1, 3, 1, 0.5};
+  EXPECT_EQ(default_segment_benefits(catalog, popularity, names, cost, 2.0),
+            (std::vector<Index>{0, 1, 2, 4, 3, 0}));
+  // Ties go to the lower index; a kind the catalog lacks falls back to every benefit.
+  const std::vector<double> flat{1, 1, 1, 1, 1};
+  EXPECT_EQ(default_segment_benefits(catalog, flat, {"high_face_value_seeker", "x"}),
+            (std::vector<Index>{2, 0}));
+  std::vector<Benefit> no_points;
+  for (Index b : {0, 2}) no_points.push_back(catalog[b]);
+  EXPECT_EQ(default_segment_benefits(Catalog(no_points), std::vector<double>{1, 4},
+                                     {"points_redemption_active"}),
+            (std::vector<Index>{1}));
+}
+
+TEST(PlannerBaselines, DefaultSegmentBenefitsRejectBadInput) {
+  const Catalog catalog = five_kinds();
+  PERKREC_EXPECT_THROW_MSG(
+      default_segment_benefits(catalog, std::vector<double>{1, 2, 3, 4}, {"dormant"}), InputError,
+      "popularity has 4 values (expected 5");
+  PERKREC_EXPECT_THROW_MSG(
+      default_segment_benefits(catalog, std::vector<double>{1, NAN, 3, 4, 5}, {"dormant"}),
+      InputError, "popularity[1]");
+  const std::vector<double> pop{1, 2, 3, 4, 5};
+  PERKREC_EXPECT_THROW_MSG(default_segment_benefits(catalog, pop, {"dormant"},
+                                                    std::vector<double>{1, 1, 1, 1, INFINITY}),
+                           InputError, "expected_cost[4]");
+  PERKREC_EXPECT_THROW_MSG(
+      default_segment_benefits(catalog, pop, {"dormant"}, std::vector<double>(5, 1.0), NAN),
+      InputError, "max_cost_per_user");
+  PERKREC_EXPECT_THROW_MSG(default_segment_benefits(Catalog(), {}, {"dormant"}), InputError,
+                           "empty");
 }
 
 // --- planner -------------------------------------------------------------------------------------

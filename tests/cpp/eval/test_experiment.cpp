@@ -191,5 +191,64 @@ TEST(AnalyzeExperiment, RejectsBadInput) {
   PERKREC_EXPECT_THROW_MSG(analyze_experiment(arm, {y}, {}, {}, bad), ConfigError, "bootstrap");
 }
 
+// Member 0 is in the control group; member 1 got two benefits; member 2 orders late.
+EventLog experiment_log(bool with_control = true) {
+  static const std::vector<Index> users{0, 1, 1, 1, 1, 1, 2};
+  static const std::vector<Index> benefits{-1, 0, 0, -1, 1, -1, -1};
+  static const std::vector<std::uint8_t> types{
+      static_cast<std::uint8_t>(EventType::ordered),  static_cast<std::uint8_t>(EventType::issued),
+      static_cast<std::uint8_t>(EventType::redeemed), static_cast<std::uint8_t>(EventType::ordered),
+      static_cast<std::uint8_t>(EventType::issued),   static_cast<std::uint8_t>(EventType::ordered),
+      static_cast<std::uint8_t>(EventType::ordered)};
+  static const std::vector<Timestamp> times{100, 150, 160, 170, 50, 60, 300};
+  static const std::vector<float> amounts{10, 0, 0, 20, 0, 5, 7};
+  static const std::vector<std::uint8_t> control{1, 0, 0, 0, 0, 0, 0};
+  EventColumns c;
+  c.user = users;
+  c.benefit = benefits;
+  c.type = types;
+  c.timestamp = times;
+  c.order_amount = amounts;
+  if (with_control) c.control = control;
+  return EventLog::from_columns(c, 3, 2);
+}
+
+TEST(ExperimentMembers, SumsPerMemberInTheWindowAndBeforeIt) {
+  const EventLog log = experiment_log();
+  const std::vector<double> cost{2.0, 3.0};
+  // The whole log: every order, both issues.
+  const ExperimentMembers all = experiment_members(log, cost, kNoTime, kNoTime, 0.5);
+  EXPECT_EQ(all.control, (std::vector<std::uint8_t>{1, 0, 0}));
+  EXPECT_EQ(all.orders, (std::vector<double>{1, 2, 1}));
+  EXPECT_EQ(all.revenue, (std::vector<double>{10, 25, 7}));
+  EXPECT_EQ(all.cost, (std::vector<double>{0, 2.0 + 0.5 * 2, 0}));
+  EXPECT_TRUE(all.orders_pre.empty());
+  // [100, 200) with the 100 seconds before it as the pre-period.
+  const ExperimentMembers window = experiment_members(log, cost, 100, 200, 0.5);
+  EXPECT_EQ(window.orders, (std::vector<double>{1, 1, 0}));
+  EXPECT_EQ(window.revenue, (std::vector<double>{10, 20, 0}));
+  EXPECT_EQ(window.cost, (std::vector<double>{0, 2.5, 0}));
+  EXPECT_EQ(window.orders_pre, (std::vector<double>{0, 1, 0}));
+  EXPECT_EQ(window.revenue_pre, (std::vector<double>{0, 5, 0}));
+  // Without until the window runs to the end and the pre-period is as long (to the log's end).
+  const ExperimentMembers open = experiment_members(log, cost, 100);
+  EXPECT_EQ(open.orders, (std::vector<double>{1, 1, 1}));
+  EXPECT_EQ(open.cost, (std::vector<double>{0, 2.0, 0}));
+  EXPECT_EQ(open.orders_pre, (std::vector<double>{0, 1, 0}));
+}
+
+TEST(ExperimentMembers, RejectsBadInputBeforeWork) {
+  const EventLog log = experiment_log();
+  const std::vector<double> cost{2.0, 3.0};
+  PERKREC_EXPECT_THROW_MSG(experiment_members(experiment_log(false), cost), InputError,
+                           "control flag");
+  PERKREC_EXPECT_THROW_MSG(experiment_members(log, std::vector<double>{1.0}), InputError,
+                           "has 1 benefits, the log 2");
+  PERKREC_EXPECT_THROW_MSG(experiment_members(log, cost, kNoTime, kNoTime, -1.0), InputError,
+                           "issue_cost");
+  PERKREC_EXPECT_THROW_MSG(experiment_members(log, cost, 200, 100), InputError,
+                           "since must be before until");
+}
+
 }  // namespace
 }  // namespace perkrec

@@ -96,5 +96,53 @@ TEST(RankingMetrics, IdenticalForAnyThreadCountAndValidated) {
                            "rows x k");
 }
 
+TEST(ReliabilityCurve, UniformBinsHandComputed) {
+  const std::vector<double> y{0, 1, 1, 0, 1, 1};
+  const std::vector<double> p{0.05, 0.15, 0.55, 0.6, 0.95, 1.0};  // 1.0 falls in the last bin
+  const ReliabilityCurve c = reliability_curve(y, p, 2);
+  EXPECT_EQ(c.bin, (std::vector<Index>{0, 1}));
+  EXPECT_EQ(c.low, (std::vector<double>{0.0, 0.5}));
+  EXPECT_EQ(c.high, (std::vector<double>{0.5, 1.0}));
+  EXPECT_EQ(c.count, (std::vector<Offset>{2, 4}));
+  EXPECT_NEAR(c.mean_predicted[0], 0.1, 1e-15);
+  EXPECT_NEAR(c.mean_predicted[1], 0.775, 1e-15);
+  EXPECT_EQ(c.fraction_positive, (std::vector<double>{0.5, 0.75}));
+  EXPECT_NEAR(c.ece, (2 * 0.4 + 4 * 0.025) / 6, 1e-15);
+  // Empty bins are left out.
+  EXPECT_EQ(reliability_curve(y, p, 4).bin, (std::vector<Index>{0, 2, 3}));
+  // Perfectly calibrated bins: ECE 0.
+  const std::vector<double> yy{0, 1, 0, 1}, pp{0.5, 0.5, 0.5, 0.5};
+  EXPECT_EQ(reliability_curve(yy, pp, 10).ece, 0.0);
+  EXPECT_TRUE(reliability_curve({}, {}, 3).bin.empty());
+}
+
+TEST(ReliabilityCurve, QuantileBinsAtTheLinearQuantiles) {
+  const std::vector<double> y{0, 0, 1, 1}, p{0.4, 0.1, 0.3, 0.2};
+  const ReliabilityCurve c = reliability_curve(y, p, 2, true);  // edges 0.1, 0.25, 0.4
+  ASSERT_EQ(c.bin, (std::vector<Index>{0, 1}));
+  EXPECT_EQ(c.low[0], 0.1);
+  EXPECT_DOUBLE_EQ(c.low[1], 0.25);
+  EXPECT_DOUBLE_EQ(c.high[0], 0.25);
+  EXPECT_EQ(c.high[1], 0.4);
+  EXPECT_EQ(c.count, (std::vector<Offset>{2, 2}));
+  EXPECT_EQ(c.fraction_positive, (std::vector<double>{0.5, 0.5}));
+  EXPECT_NEAR(c.ece, (2 * 0.35 + 2 * 0.15) / 4, 1e-15);
+  // One distinct quantile: no bin.
+  const std::vector<double> same(5, 0.3), labels{0, 1, 0, 1, 1};
+  const ReliabilityCurve flat = reliability_curve(labels, same, 4, true);
+  EXPECT_TRUE(flat.bin.empty());
+  EXPECT_EQ(flat.ece, 0.0);
+}
+
+TEST(ReliabilityCurve, RejectsBadInput) {
+  const std::vector<double> y{0, 1}, p{0.2, 0.7};
+  PERKREC_EXPECT_THROW_MSG(reliability_curve(y, std::vector<double>{0.2}), InputError,
+                           "lengths differ (2 vs 1)");
+  PERKREC_EXPECT_THROW_MSG(reliability_curve(y, std::vector<double>{0.2, NAN}), InputError,
+                           "finite", "row 1");
+  PERKREC_EXPECT_THROW_MSG(reliability_curve(y, p, 0), ConfigError, "bins");
+  PERKREC_EXPECT_THROW_MSG(reliability_curve({}, {}, 3, true), InputError, "0 rows");
+}
+
 }  // namespace
 }  // namespace perkrec

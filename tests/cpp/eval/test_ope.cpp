@@ -145,5 +145,36 @@ TEST(OffPolicyValue, RejectsBadInput) {
       InputError, "empty");
 }
 
+TEST(PlanTargetPolicy, PlannedPairsWeighOneOverTheMembersDecisions) {
+  // Plan: member 0 gets benefits 1 and 2, member 2 gets 0 (twice: the first row wins),
+  // member -1 (not in the log) gets 1.
+  const std::vector<Index> plan_users{0, 2, 0, 2, -1};
+  const std::vector<Index> plan_benefits{1, 0, 2, 0, 1};
+  // Logged decisions: member 0 three times (benefits 1, 0, 2), member 1 once (not planned),
+  // member 2 twice (benefit 1, then 0).
+  const std::vector<Index> logged_users{0, 1, 0, 2, 0, 2};
+  const std::vector<Index> logged_benefits{1, 1, 0, 1, 2, 0};
+  const PlanTargetPolicy t =
+      plan_target_policy(plan_users, plan_benefits, logged_users, logged_benefits, 3, 3);
+  EXPECT_EQ(t.decision, (std::vector<Offset>{0, 2, 3, 4, 5}));
+  EXPECT_EQ(t.plan_row, (std::vector<Offset>{0, -1, -1, 2, 1}));
+  const double third = 1.0 / 3.0;
+  EXPECT_EQ(t.target, (std::vector<double>{third, 0.0, 0.0, third, 0.5}));
+  // Nothing planned: nothing kept.
+  EXPECT_TRUE(plan_target_policy({}, {}, logged_users, logged_benefits, 3, 3).decision.empty());
+}
+
+TEST(PlanTargetPolicy, RejectsBadInputBeforeWork) {
+  const std::vector<Index> one{0}, bad_user{3}, bad_benefit{-1};
+  PERKREC_EXPECT_THROW_MSG(plan_target_policy(one, {}, one, one, 3, 3), InputError,
+                           "expected equal pairs");
+  PERKREC_EXPECT_THROW_MSG(plan_target_policy(bad_user, one, one, one, 3, 3), InputError,
+                           "plan_users[0]");
+  PERKREC_EXPECT_THROW_MSG(plan_target_policy(one, bad_benefit, one, one, 3, 3), InputError,
+                           "plan_benefits[0]");
+  PERKREC_EXPECT_THROW_MSG(plan_target_policy(one, one, bad_user, one, 3, 3), InputError,
+                           "logged_users[0]");
+}
+
 }  // namespace
 }  // namespace perkrec
