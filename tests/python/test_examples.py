@@ -437,7 +437,7 @@ README_BLOCKS = [
     (
         "plan_by_hand",
         "planner = perkrec.Planner(policy_json_or_dict",
-        ["log", "catalog", "plan_time", "perkrec", "policy_json_or_dict", "users", "P", "cut"],
+        ["log", "catalog", "plan_time", "users", "perkrec", "policy_json_or_dict", "P", "cut"],
         {},
         _check_plan,
     ),

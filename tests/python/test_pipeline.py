@@ -112,8 +112,31 @@ def test_the_preference_model_is_fitted_as_the_readme_fits_it(fitted, program, t
     assert np.abs(ours - without.preferences().to_numpy()).max() > 1e-3  # the table matters
 
 
+def _plan_time_rows(bp, program, end) -> pd.DataFrame:
+    """Every (member, benefit) row at ``end`` as BenefitPlanner's C++ plan builds it: the
+    catalog's and member table's columns, and the stored preference model's segment."""
+    from perkrec.pipeline import MEMBER_SEGMENT, with_attributes
+
+    n, nb = program.events.n_users, len(program.catalog)
+    t = int(end.value // 1_000_000_000)
+    pairs = with_attributes(
+        pd.DataFrame(
+            {
+                "user": np.repeat(np.arange(n), nb),
+                "benefit": np.tile(np.arange(nb), n),
+                "timestamp": t,
+            }
+        ),
+        program.catalog,
+        program.users,
+    )
+    segments = bp.preference.segments()["segment"].astype(str).to_numpy()
+    pairs[MEMBER_SEGMENT] = np.repeat(segments, nb)
+    return pairs
+
+
 def test_segment_field_reads_each_rows_segment_as_of_its_time(program, times, tmp_path):
-    from perkrec.pipeline import MEMBER_SEGMENT, SEGMENT_CHECKPOINT_DAYS, with_attributes
+    from perkrec.pipeline import MEMBER_SEGMENT, SEGMENT_CHECKPOINT_DAYS
 
     cut, end = times
     log, catalog, users = program.events, program.catalog, program.users
@@ -141,21 +164,7 @@ def test_segment_field_reads_each_rows_segment_as_of_its_time(program, times, tm
     # At plan time (C++) the row carries the stored preference model's segment: the FM's P
     # equals the FM on rows built by hand with that column.
     n, nb = log.n_users, len(catalog)
-    t = int(end.value // 1_000_000_000)
-    pairs = with_attributes(
-        pd.DataFrame(
-            {
-                "user": np.repeat(np.arange(n), nb),
-                "benefit": np.tile(np.arange(nb), n),
-                "timestamp": t,
-            }
-        ),
-        catalog,
-        users,
-    )
-    pairs[MEMBER_SEGMENT] = np.repeat(
-        bp.preference.segments()["segment"].astype(str).to_numpy(), nb
-    )
+    pairs = _plan_time_rows(bp, program, end)
     by_hand = bp.fm.predict(bp.encoder.transform(pairs, events=log)).reshape(n, nb)
     P = bp.inputs(end).redemption_probability
     np.testing.assert_allclose(P, by_hand, rtol=1e-5, atol=1e-7)
@@ -171,7 +180,6 @@ def test_segment_field_reads_each_rows_segment_as_of_its_time(program, times, tm
 
 def test_plan_equals_the_hand_assembled_pipeline_with_the_same_models(fitted, program, times):
     from perkrec.fm import redemption_samples
-    from perkrec.pipeline import with_attributes
     from perkrec.plan import (
         Planner,
         incremental_share,
@@ -186,20 +194,12 @@ def test_plan_equals_the_hand_assembled_pipeline_with_the_same_models(fitted, pr
     # The recipe by hand, as demo.plan_inputs assembled it.
     n, nb = log.n_users, len(catalog)
     t = int(end.value // 1_000_000_000)
-    pairs = with_attributes(
-        pd.DataFrame(
-            {
-                "user": np.repeat(np.arange(n), nb),
-                "benefit": np.tile(np.arange(nb), n),
-                "timestamp": t,
-            }
-        ),
-        catalog,
-        users,
-    )
+    # segment_field (on by default): the plan-time rows carry the stored model's segment, the
+    # logged issues their segment as of their time
+    pairs = _plan_time_rows(fitted, program, end)
     P = fm.predict(enc.transform(pairs, events=log)).reshape(n, nb).astype(np.float32)
     frame = log.to_frame(external_ids=False)
-    rows = redemption_samples(frame, catalog, users)
+    rows = fitted.with_member_segment(redemption_samples(frame, catalog, users))
     t_cut = int(cut.value // 1_000_000_000)
     held = (
         (rows["timestamp"] >= t_cut) & (rows["timestamp"] + rows["validity_days"] * 86400 <= t)
@@ -249,7 +249,7 @@ def _pooled_by_hand(fitted, program, cut, P):
         frame["benefit"].to_numpy() >= 0
     )
     weights = issue_weights(frame["propensity"].to_numpy()[issued])
-    rows = redemption_samples(log, catalog, program.users)
+    rows = fitted.with_member_segment(redemption_samples(log, catalog, program.users))
     t_end = log.time_range[1].value // 10**9
     t_cut = cut.floor("s").value // 10**9
     ends = (rows["timestamp"] + rows["validity_days"] * 86400).to_numpy()

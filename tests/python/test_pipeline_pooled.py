@@ -64,7 +64,7 @@ def test_pooled_p_equals_the_bench_recipe_on_the_same_fm(plain, pooled, program,
         frame["benefit"].to_numpy() >= 0
     )
     weights = issue_weights(frame["propensity"].to_numpy()[issued])
-    rows = redemption_samples(log, catalog, program.users)
+    rows = plain.with_member_segment(redemption_samples(log, catalog, program.users))
     t_end = log.time_range[1].value // 10**9
     t_cut = cut.floor("s").value // 10**9
     ends = (rows["timestamp"] + rows["validity_days"] * 86400).to_numpy()

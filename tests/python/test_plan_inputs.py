@@ -239,6 +239,7 @@ def test_early_stopping_keeps_the_epoch_that_holds_up_after_the_cut(program):
         pipeline = perkrec.BenefitPlanner(early_stopping=early, shrink=False, seed=3, num_threads=1)
         pipeline.fit(program.events, program.catalog, program.users, cut_time=cut)
         fm, enc = pipeline.fm, pipeline.encoder
-        p = np.clip(fm.predict(enc.transform(held, events=program.events)), 1e-7, 1 - 1e-7)
+        rows = pipeline.with_member_segment(held)  # the segment as of each row (segment_field)
+        p = np.clip(fm.predict(enc.transform(rows, events=program.events)), 1e-7, 1 - 1e-7)
         losses.append(log_loss(held["label"].to_numpy(), p))
     assert losses[1] <= losses[0]

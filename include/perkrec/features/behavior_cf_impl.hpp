@@ -200,17 +200,7 @@ PERKREC_INLINE std::vector<double> BehaviorCF::transform_matrix(const BehaviorSa
   }
   const auto mask = detail::cf_action_mask(log, params_.actions, ctx);
   const Index n_benefits = benefit_items.n_benefits();
-  for (std::size_t i = 0; i < n; ++i) {
-    if (samples.user[i] < 0) {
-      detail::raise<InputError>(ctx, ": sample ", i, ": user: negative member index (got ",
-                                samples.user[i], ")");
-    }
-    if (samples.benefit[i] < 0 || samples.benefit[i] >= n_benefits) {
-      detail::raise<InputError>(ctx, ": sample ", i, ": benefit: out of range (got ",
-                                samples.benefit[i], ", expected 0 <= benefit < ", n_benefits,
-                                ", the benefits of BenefitItems)");
-    }
-  }
+  detail::check_behavior_sample_indices(samples, n_benefits, ctx);
   const int threads = resolve_num_threads(num_threads < 0 ? params_.num_threads : num_threads);
   const int dim = items_.dim;
   const auto d = static_cast<std::size_t>(dim);

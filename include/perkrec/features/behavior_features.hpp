@@ -160,6 +160,22 @@ PERKREC_INLINE BehaviorTable behavior_table(const BehaviorSamples& samples, cons
                                             const BenefitItems& benefit_items,
                                             const BehaviorFeatureParams& params,
                                             std::size_t staging_rows, const char* context);
+
+/// InputError (prefixed by `ctx`) naming the first sample whose member index is negative or
+/// whose benefit is not one of BenefitItems' `n_benefits`; shared by the behaviour stages.
+inline void check_behavior_sample_indices(const BehaviorSamples& samples, Index n_benefits,
+                                          const char* ctx) {
+  for (std::size_t i = 0; i < samples.user.size(); ++i) {
+    if (samples.user[i] < 0) {
+      raise<InputError>(ctx, ": sample ", i, ": user: negative member index (got ",
+                        samples.user[i], ")");
+    }
+    if (samples.benefit[i] < 0 || samples.benefit[i] >= n_benefits) {
+      raise<InputError>(ctx, ": sample ", i, ": benefit: out of range (got ", samples.benefit[i],
+                        ", expected 0 <= benefit < ", n_benefits, ", the benefits of BenefitItems)");
+    }
+  }
+}
 }  // namespace detail
 
 }  // namespace perkrec

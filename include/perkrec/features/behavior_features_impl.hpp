@@ -316,17 +316,7 @@ inline BehaviorPlan behavior_plan(const BehaviorSamples& samples, const Behavior
     plan.level_values[l] = benefit_items.level_values(catalog, params.levels[l]);
   }
   const Index n_benefits = benefit_items.n_benefits();
-  for (std::size_t i = 0; i < n; ++i) {
-    if (samples.user[i] < 0) {
-      detail::raise<InputError>(ctx, ": sample ", i, ": user: negative member index (got ",
-                                samples.user[i], ")");
-    }
-    if (samples.benefit[i] < 0 || samples.benefit[i] >= n_benefits) {
-      detail::raise<InputError>(ctx, ": sample ", i, ": benefit: out of range (got ",
-                                samples.benefit[i], ", expected 0 <= benefit < ", n_benefits,
-                                ", the benefits of BenefitItems)");
-    }
-  }
+  detail::check_behavior_sample_indices(samples, n_benefits, ctx);
   plan.cols = static_cast<std::size_t>(plan.layout.columns);
   plan.per_action = (1 + plan.n_levels) * plan.layout.scope.size() + plan.layout.other.size();
   const std::size_t others = (1 + plan.n_levels) * plan.layout.scope.size();
