@@ -167,12 +167,13 @@ inline void check_behavior_sample_indices(const BehaviorSamples& samples, Index 
                                           const char* ctx) {
   for (std::size_t i = 0; i < samples.user.size(); ++i) {
     if (samples.user[i] < 0) {
-      raise<InputError>(ctx, ": sample ", i, ": user: negative member index (got ",
-                        samples.user[i], ")");
+      raise<InputError>(ctx, ": sample ", i, ": user: negative member index (got ", samples.user[i],
+                        ")");
     }
     if (samples.benefit[i] < 0 || samples.benefit[i] >= n_benefits) {
       raise<InputError>(ctx, ": sample ", i, ": benefit: out of range (got ", samples.benefit[i],
-                        ", expected 0 <= benefit < ", n_benefits, ", the benefits of BenefitItems)");
+                        ", expected 0 <= benefit < ", n_benefits,
+                        ", the benefits of BenefitItems)");
     }
   }
 }
