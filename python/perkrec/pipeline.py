@@ -436,7 +436,13 @@ class BenefitPlanner:
         """``rows`` (redemption samples: user, timestamp, ...) with the member's segment as of
         each row's time in ``member_segment``, as the training rows have it, after ``fit`` with
         ``segment_field`` (the checkpoints are kept in memory, not in the model file); else
-        ``rows`` unchanged. For scoring logged issues with ``encoder`` and ``fm``."""
+        ``rows`` unchanged. For scoring logged issues with ``encoder`` and ``fm``. InputError
+        when ``rows`` is not a DataFrame with ``user`` and ``timestamp`` columns."""
+        if not isinstance(rows, pd.DataFrame) or not {"user", "timestamp"} <= set(rows.columns):
+            raise _input_error(
+                "BenefitPlanner.with_member_segment: rows must be a DataFrame with columns "
+                f"'user' and 'timestamp' (got {type(rows).__name__})"
+            )
         return self._with_segment(rows)
 
     def _with_segment(self, rows: pd.DataFrame) -> pd.DataFrame:

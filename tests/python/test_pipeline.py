@@ -147,6 +147,8 @@ def test_segment_field_reads_each_rows_segment_as_of_its_time(program, times, tm
     bp._segment_asof = (np.array([100, 200]), [np.array(["a", "b"]), np.array(["c", "d"])])
     rows = pd.DataFrame({"user": [0, 1, 0, 1, -1], "timestamp": [99, 100, 199, 250, 300]})
     assert bp._with_segment(rows)[MEMBER_SEGMENT].tolist() == ["none", "b", "a", "d", "none"]
+    with pytest.raises(perkrec.InputError, match="'user' and 'timestamp'"):
+        bp.with_member_segment(rows.drop(columns=["timestamp"]))
     bp._segment_asof = None
     times_, segs = bp._segment_checkpoints(log, catalog, users, int(end.value // 10**9))
     start = int(log.time_range[0].value // 10**9)

@@ -117,6 +117,11 @@ class BehaviorLog : public Serializable<BehaviorLog> {
   const std::vector<std::string>& action_names() const { return action_names_; }
   /// Code of an action name, or -1 when the vocabulary lacks it.
   int find_action(const std::string& name) const;
+  /// Code of an action name; InputError "<ctx>: unknown action '<name>' (the behaviour log has
+  /// actions <quoted_action_names()>)" when the vocabulary lacks it.
+  int action_code(const std::string& name, const char* ctx) const;
+  /// The vocabulary as quoted names for messages: 'purchase', 'view'.
+  std::string quoted_action_names() const;
 
   /// Earliest / latest timestamp (kNoTime when empty).
   Timestamp min_time() const { return min_time_; }

@@ -566,6 +566,21 @@ PERKREC_INLINE int BehaviorLog::find_action(const std::string& name) const {
   return -1;
 }
 
+PERKREC_INLINE std::string BehaviorLog::quoted_action_names() const {
+  std::string out;
+  for (const auto& a : action_names_) out += (out.empty() ? "'" : ", '") + a + "'";
+  return out;
+}
+
+PERKREC_INLINE int BehaviorLog::action_code(const std::string& name, const char* ctx) const {
+  const int code = find_action(name);
+  if (code < 0) {
+    detail::raise<InputError>(ctx, ": unknown action '", name, "' (the behaviour log has actions ",
+                              quoted_action_names(), ")");
+  }
+  return code;
+}
+
 PERKREC_INLINE void BehaviorLog::write(ModelWriter& w, const std::string& prefix) const {
   Json& c = content_section(w, prefix);
   c["n_users"] = n_users_;

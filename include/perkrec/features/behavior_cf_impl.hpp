@@ -44,16 +44,7 @@ inline std::array<std::uint8_t, 256> cf_action_mask(const BehaviorLog& log,
                                                     const std::vector<std::string>& actions,
                                                     const char* ctx) {
   std::array<std::uint8_t, 256> mask{};
-  for (const auto& name : actions) {
-    const int code = log.find_action(name);
-    if (code < 0) {
-      std::string have;
-      for (const auto& a : log.action_names()) have += (have.empty() ? "'" : ", '") + a + "'";
-      detail::raise<InputError>(ctx, ": unknown action '", name,
-                                "' (the behaviour log has actions ", have, ")");
-    }
-    mask[static_cast<std::size_t>(code)] = 1;
-  }
+  for (const auto& name : actions) mask[static_cast<std::size_t>(log.action_code(name, ctx))] = 1;
   return mask;
 }
 

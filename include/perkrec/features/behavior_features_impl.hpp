@@ -295,13 +295,7 @@ inline BehaviorPlan behavior_plan(const BehaviorSamples& samples, const Behavior
   }
   plan.slot_of_code.assign(256, -1);
   for (std::size_t s = 0; s < params.actions.size(); ++s) {
-    const int code = log.find_action(params.actions[s]);
-    if (code < 0) {
-      std::string have;
-      for (const auto& a : log.action_names()) have += (have.empty() ? "'" : ", '") + a + "'";
-      detail::raise<InputError>(ctx, ": unknown action '", params.actions[s],
-                                "' (the behaviour log has actions ", have, ")");
-    }
+    const int code = log.action_code(params.actions[s], ctx);
     plan.slot_of_code[static_cast<std::size_t>(code)] = static_cast<int>(s);
   }
   plan.n_slots = params.actions.size();

@@ -950,11 +950,9 @@ inline void check_behavior_field(const FeatureField& f, const BehaviorData* data
   }
   for (std::size_t a = 0; a < f.actions.size(); ++a) {
     if (data->log->find_action(f.actions[a]) < 0) {
-      std::string have;
-      for (const auto& n : data->log->action_names())
-        have += (have.empty() ? "'" : ", '") + n + "'";
       detail::raise<ConfigError>(ctx, ": ", where, "/actions/", a, ": unknown action '",
-                                 f.actions[a], "' (the behaviour log has ", have, ")");
+                                 f.actions[a], "' (the behaviour log has ",
+                                 data->log->quoted_action_names(), ")");
     }
   }
 }
