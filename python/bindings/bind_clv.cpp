@@ -73,6 +73,23 @@ void bind_clv(py::module_& m) {
       py::arg("log"), py::arg("calibration_end"), py::arg("observation_end"), py::arg("time_unit"),
       py::arg("occasion"), py::arg("num_threads"));
 
+  m.def(
+      "naive_forecast",
+      [](const py::array& x, const py::array& T, const py::array& mean_order_value,
+         double horizon) {
+        const Span<const double> xs = view_1d<double>(x, "x");
+        const Span<const double> ts = view_1d<double>(T, "T");
+        const Span<const double> values = view_1d<double>(mean_order_value, "mean_order_value");
+        CLVForecast f;
+        {
+          py::gil_scoped_release release;
+          f = naive_forecast(xs, ts, values, horizon);
+        }
+        return py::make_tuple(to_numpy(std::move(f.expected_purchases)),
+                              to_numpy(std::move(f.clv)));
+      },
+      py::arg("x"), py::arg("T"), py::arg("mean_order_value"), py::arg("horizon"));
+
   py::class_<CLVModel> cls(m, "CLVModel");
   cls.def(py::init([](const std::string& params_json) {
             return CLVModel(

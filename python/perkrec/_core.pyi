@@ -514,6 +514,9 @@ def calibration_holdout(
     occasion: str,
     num_threads: int,
 ) -> Dict[str, Any]: ...
+def naive_forecast(
+    x: np.ndarray, T: np.ndarray, mean_order_value: np.ndarray, horizon: float
+) -> Tuple[np.ndarray, np.ndarray]: ...
 
 class InterestModel:
     def __init__(self, params_json: str) -> None: ...
@@ -596,6 +599,13 @@ def reliability_curve(
     y: np.ndarray, probabilities: np.ndarray, bins: int, quantile_bins: bool
 ) -> Dict[str, Any]: ...
 def catalog_coverage(recommended: np.ndarray, n_benefits: int) -> float: ...
+def spearman_correlation(a: np.ndarray, b: np.ndarray) -> float: ...
+def holdout_errors(
+    actual_purchases: np.ndarray,
+    actual_spend: np.ndarray,
+    forecast_purchases: np.ndarray,
+    forecast_spend: np.ndarray,
+) -> Dict[str, Any]: ...
 
 # Causal evaluation (outcome/uplift/value/cost float64, treatment uint8, arm int32).
 def qini_curve(

@@ -584,11 +584,16 @@ def calibration_holdout(
     return frame
 
 
+def _float_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return np.ascontiguousarray(frame[column].to_numpy(dtype=np.float64))
+
+
 def naive_forecast(summary: pd.DataFrame, horizon: float) -> pd.DataFrame:
     """The naive own-rate forecast: each member's repeat occasions per time_unit so far
     (x / T; 0 when T = 0) x horizon, and that x their mean order value for the spend (``clv``);
     indexed like ``summary``, with the columns of ``CLVModel.predict`` that ``holdout_errors``
-    reads."""
+    reads. Computed in C++ (models/clv.hpp: naive_forecast), which raises InputError for
+    values that are not finite or negative x / T."""
     _columns(
         frame_arg(summary, "naive_forecast: summary"),
         ("x", "T", "mean_order_value"),
@@ -596,28 +601,25 @@ def naive_forecast(summary: pd.DataFrame, horizon: float) -> pd.DataFrame:
         "naive_forecast",
     )
     horizon = _number_arg(horizon, "horizon", "naive_forecast")
-    x = summary["x"].to_numpy(dtype=np.float64)
-    T = summary["T"].to_numpy(dtype=np.float64)
-    rate = np.divide(x, T, out=np.zeros_like(x), where=T > 0)
-    purchases = rate * horizon
-    return pd.DataFrame(
-        {
-            "expected_purchases": purchases,
-            "clv": purchases * summary["mean_order_value"].to_numpy(dtype=np.float64),
-        },
-        index=summary.index,
+    purchases, spend = _core.naive_forecast(
+        _float_column(summary, "x"),
+        _float_column(summary, "T"),
+        _float_column(summary, "mean_order_value"),
+        horizon,
     )
+    return pd.DataFrame({"expected_purchases": purchases, "clv": spend}, index=summary.index)
 
 
 def holdout_errors(holdout: pd.DataFrame, prediction: pd.DataFrame) -> dict:
     """Per-member and aggregate errors of a forecast against ``calibration_holdout``'s actuals,
     rows matched by member id: ``mae_purchases`` / ``mae_spend`` (mean absolute error per
     member), ``spearman_purchases`` / ``spearman_spend`` (rank correlation of forecast and
-    actual), ``aggregate_purchases_error`` / ``aggregate_spend_error`` ((forecast total - actual
-    total) / actual total). The forecast's spend is its ``clv`` column (``predict`` over the
-    holdout's duration with discount_rate 0 and margin 1 is the expected spend)."""
-    from scipy.stats import spearmanr
-
+    actual, ties at their mean rank; NaN with fewer than two members or a constant side),
+    ``aggregate_purchases_error`` / ``aggregate_spend_error`` ((forecast total - actual
+    total) / actual total; NaN when the actual total is 0). The forecast's spend is its ``clv``
+    column (``predict`` over the holdout's duration with discount_rate 0 and margin 1 is the
+    expected spend). Computed in C++ (eval/metrics.hpp: holdout_errors); a value that is not
+    finite is an InputError naming the row (``actual_*`` / ``forecast_*``)."""
     _columns(
         frame_arg(holdout, "holdout_errors: holdout"),
         ("holdout_purchases", "holdout_spend"),
@@ -637,19 +639,10 @@ def holdout_errors(holdout: pd.DataFrame, prediction: pd.DataFrame) -> dict:
             f"(first {missing[0]!r})"
         )
     pred = prediction.loc[holdout.index]
-    out = {"members": int(len(holdout))}
-    for name, actual_col, pred_col in (
-        ("purchases", "holdout_purchases", "expected_purchases"),
-        ("spend", "holdout_spend", "clv"),
-    ):
-        actual = holdout[actual_col].to_numpy(dtype=np.float64)
-        forecast = pred[pred_col].to_numpy(dtype=np.float64)
-        out[f"mae_{name}"] = float(np.mean(np.abs(forecast - actual)))
-        out[f"spearman_{name}"] = (
-            float(spearmanr(forecast, actual)[0]) if len(actual) > 1 else float("nan")
-        )
-        total = actual.sum()
-        out[f"aggregate_{name}_error"] = (
-            float((forecast.sum() - total) / total) if total > 0 else float("nan")
-        )
-    return out
+    out = _core.holdout_errors(
+        _float_column(holdout, "holdout_purchases"),
+        _float_column(holdout, "holdout_spend"),
+        _float_column(pred, "expected_purchases"),
+        _float_column(pred, "clv"),
+    )
+    return {"members": int(out.pop("members")), **{k: float(v) for k, v in out.items()}}

@@ -178,6 +178,62 @@ def test_holdout_errors_known_answers():
     assert naive["clv"].tolist() == [40.0, 0.0, 0.0]
 
 
+def _holdout_errors_reference(actual_p, actual_s, forecast_p, forecast_s):
+    """The plain numpy / scipy holdout_errors before it moved to C++."""
+    from scipy.stats import spearmanr
+
+    out = {"members": len(actual_p)}
+    for name, actual, forecast in (
+        ("purchases", actual_p, forecast_p),
+        ("spend", actual_s, forecast_s),
+    ):
+        out[f"mae_{name}"] = float(np.mean(np.abs(forecast - actual)))
+        out[f"spearman_{name}"] = float(spearmanr(forecast, actual)[0])
+        total = actual.sum()
+        out[f"aggregate_{name}_error"] = float((forecast.sum() - total) / total)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_holdout_errors_and_naive_forecast_equal_the_numpy_reference(seed):
+    rng = np.random.default_rng(seed)
+    n = 1000
+    summary = pd.DataFrame(
+        {
+            "x": rng.integers(0, 6, n).astype(float),  # many ties, as real occasion counts
+            "T": rng.choice([0.0, 13.0, 26.0, 39.0], n),
+            "mean_order_value": rng.gamma(2.0, 20.0, n),
+        },
+        index=pd.Index([f"m{i}" for i in range(n)], name="user"),
+    )
+    holdout = summary.assign(
+        holdout_purchases=rng.poisson(1.5, n).astype(float),
+        holdout_spend=rng.gamma(1.0, 30.0, n) * (rng.random(n) < 0.6),
+    )
+    forecast = perkrec.naive_forecast(summary, 39.0)
+    x, T, value = (summary[c].to_numpy() for c in ("x", "T", "mean_order_value"))
+    rate = np.divide(x, T, out=np.zeros_like(x), where=T > 0)
+    np.testing.assert_array_equal(forecast["expected_purchases"], rate * 39.0)
+    np.testing.assert_array_equal(forecast["clv"], rate * 39.0 * value)
+    got = perkrec.holdout_errors(holdout, forecast.iloc[::-1])  # matched by member id
+    expected = _holdout_errors_reference(
+        holdout["holdout_purchases"].to_numpy(),
+        holdout["holdout_spend"].to_numpy(),
+        forecast["expected_purchases"].to_numpy(),
+        forecast["clv"].to_numpy(),
+    )
+    assert list(got) == list(expected)
+    for key in ("mae_purchases", "mae_spend", "aggregate_purchases_error", "aggregate_spend_error"):
+        assert got[key] == expected[key], key  # numpy's pairwise sums: bit for bit
+    assert got["members"] == expected["members"] == n
+    for key in ("spearman_purchases", "spearman_spend"):
+        assert got[key] == pytest.approx(expected[key], rel=1e-12, abs=1e-15), key
+    with pytest.raises(perkrec.InputError, match=r"forecast_purchases\[0\] is not finite"):
+        perkrec.holdout_errors(holdout, forecast.assign(expected_purchases=np.nan))
+    with pytest.raises(perkrec.InputError, match=r"T\[0\] must be finite and >= 0"):
+        perkrec.naive_forecast(summary.assign(T=-1.0), 4)
+
+
 def test_calibration_holdout_on_the_simulator():
     program = perkrec.simulate(n_users=1500, n_benefits=12, days=180, seed=19)
     log = program.events

@@ -280,6 +280,23 @@ calibration_holdout(const EventLog& log, Timestamp calibration_end, Timestamp ob
                     CLVParams::TimeUnit time_unit = CLVParams::TimeUnit::week,
                     CLVParams::TimeUnit occasion = CLVParams::TimeUnit::day, int num_threads = 0);
 
+/// A forecast of given summaries, one entry per member: expected occasions and expected spend.
+struct CLVForecast {
+  std::vector<double> expected_purchases;
+  std::vector<double> clv;  ///< expected spend (no margin, no discount)
+};
+
+/// The naive own-rate forecast (the "naive" forecaster, and the baseline a forecast is checked
+/// against on a holdout): per member expected_purchases = x / T x horizon (0 when T = 0) and
+/// clv = expected_purchases x mean_order_value. Arrays of equal length (e.g. a CLVSummary's x,
+/// T and mean_order_value); horizon in time_units. Throws InputError naming the array and
+/// position for a length that differs, a value that is not finite, or x < 0 or T < 0, and
+/// naming horizon when it is not finite and >= 0. O(members), serial; a pure function.
+/// Example: naive_forecast(h.calibration.x, h.calibration.T, h.calibration.mean_order_value,
+/// h.duration) for a CLVHoldout h.
+PERKREC_INLINE CLVForecast naive_forecast(Span<const double> x, Span<const double> T,
+                                          Span<const double> mean_order_value, double horizon);
+
 /// One row per fitted member (in the order of CLVModel::users()).
 struct CLVPrediction {
   std::vector<double> p_alive, expected_purchases, expected_order_value, clv, clv_lower, clv_upper;

@@ -566,12 +566,8 @@ inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_
   }
   // Naive own rate.
   {
-    std::vector<double> purchases(n), spend(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      purchases[i] = s.T[i] > 0 ? s.x[i] / s.T[i] * horizon : 0.0;
-      spend[i] = purchases[i] * s.mean_order_value[i];
-    }
-    add("naive", purchases, spend);
+    const CLVForecast naive = naive_forecast(s.x, s.T, s.mean_order_value, horizon);
+    add("naive", naive.expected_purchases, naive.clv);
   }
   const double naive_p = candidates.back().mae_purchases, naive_s = candidates.back().mae_spend;
   auto score = [&](CLVBacktestError& c) {
@@ -1066,10 +1062,9 @@ PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap use
     rate_purchases.resize(s.size());
     rate_spend.resize(s.size());
     if (report.selection.choice == "naive") {
-      for (std::size_t i = 0; i < s.size(); ++i) {
-        rate_purchases[i] = s.T[i] > 0 ? s.x[i] / s.T[i] : 0.0;
-        rate_spend[i] = rate_purchases[i] * s.mean_order_value[i];
-      }
+      CLVForecast rate = naive_forecast(s.x, s.T, s.mean_order_value, 1.0);  // x / T x 1 = x / T
+      rate_purchases = std::move(rate.expected_purchases);
+      rate_spend = std::move(rate.clv);
     } else {
       const CLVRegression& reg = report.regression;
       const std::vector<double> value =
@@ -1172,6 +1167,41 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
                                                double margin) const {
   check_prediction_args("predict", horizon, discount_rate, margin);
   return predict_rows(horizon, discount_rate, margin, params_.interval_draws);
+}
+
+PERKREC_INLINE CLVForecast naive_forecast(Span<const double> x, Span<const double> T,
+                                          Span<const double> mean_order_value, double horizon) {
+  const std::size_t n = x.size();
+  if (!(std::isfinite(horizon) && horizon >= 0)) {
+    detail::raise<InputError>("naive_forecast: horizon must be finite and >= 0 (got ", horizon,
+                              ")");
+  }
+  struct Named {
+    const char* name;
+    Span<const double> values;
+    bool non_negative;
+  };
+  for (const Named& a : {Named{"x", x, true}, Named{"T", T, true},
+                         Named{"mean_order_value", mean_order_value, false}}) {
+    if (a.values.size() != n) {
+      detail::raise<InputError>("naive_forecast: ", a.name, " has ", a.values.size(),
+                                " entries (expected ", n, ", as x)");
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!std::isfinite(a.values[i]) || (a.non_negative && a.values[i] < 0)) {
+        detail::raise<InputError>("naive_forecast: ", a.name, "[", i, "] must be finite",
+                                  a.non_negative ? " and >= 0" : "", " (got ", a.values[i], ")");
+      }
+    }
+  }
+  CLVForecast out;
+  out.expected_purchases.resize(n);
+  out.clv.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.expected_purchases[i] = T[i] > 0 ? x[i] / T[i] * horizon : 0.0;
+    out.clv[i] = out.expected_purchases[i] * mean_order_value[i];
+  }
+  return out;
 }
 
 PERKREC_INLINE std::vector<double> percentile_rank(Span<const double> values, const char* name) {

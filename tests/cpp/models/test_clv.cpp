@@ -1116,5 +1116,40 @@ TEST(CLVMemberFields, SampleFieldsGatherByMemberAndRefuseTheFuture) {
   PERKREC_EXPECT_THROW_MSG(from_summary.sample_fields(two, ok, 30.0), InputError, "summaries");
 }
 
+TEST(CLVForecast, NaiveForecastIsTheOwnRateTimesTheHorizon) {
+  using V = std::vector<double>;
+  const CLVForecast f = naive_forecast(V{2, 0, 3}, V{4, 5, 0}, V{10, 7, 3}, 8.0);
+  EXPECT_EQ(f.expected_purchases, (V{4, 0, 0}));  // 2 / 4 x 8; no repeat; T = 0
+  EXPECT_EQ(f.clv, (V{40, 0, 0}));
+  EXPECT_EQ(naive_forecast(V{}, V{}, V{}, 1.0).clv.size(), 0u);
+  PERKREC_EXPECT_THROW_MSG(naive_forecast(V{1}, V{2}, V{3}, -1.0), InputError, "horizon");
+  PERKREC_EXPECT_THROW_MSG(naive_forecast(V{1, 2}, V{2}, V{3, 4}, 1.0), InputError,
+                           "T has 1 entries (expected 2");
+  PERKREC_EXPECT_THROW_MSG(naive_forecast(V{-1}, V{2}, V{3}, 1.0), InputError, "x[0] must be");
+  PERKREC_EXPECT_THROW_MSG(naive_forecast(V{1}, V{2}, V{NAN}, 1.0), InputError,
+                           "mean_order_value[0] must be finite");
+}
+
+TEST(CLVForecast, NaiveModelPredictsTheNaiveForecast) {
+  // The "naive" forecaster's prediction over a horizon is naive_forecast of its summary.
+  std::vector<Order> orders;
+  for (Index u = 0; u < 30; ++u) {
+    for (int k = 0; k <= u % 5; ++k) orders.push_back({u, 3.0 * k + u % 7, 10.0f + u});
+  }
+  CLVParams p;
+  p.forecaster = CLVParams::Forecaster::naive;
+  p.time_unit = CLVParams::TimeUnit::day;
+  p.interval_draws = 0;
+  CLVModel model(p);
+  model.fit(orders_log(orders), at_day(40));
+  const CLVSummary& s = model.summary();
+  const CLVForecast naive = naive_forecast(s.x, s.T, s.mean_order_value, 12.0);
+  const CLVPrediction got = model.predict(12.0);
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    EXPECT_DOUBLE_EQ(got.expected_purchases[i], naive.expected_purchases[i]) << i;
+    EXPECT_DOUBLE_EQ(got.clv[i], naive.clv[i]) << i;
+  }
+}
+
 }  // namespace
 }  // namespace perkrec
