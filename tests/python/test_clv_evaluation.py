@@ -313,6 +313,62 @@ def test_p_alive_history_replays_the_summaries():
         model.expected_purchases_by_period(-1)
 
 
+def _p_alive_history_reference(model, log, user, times):
+    """The plain Python p_alive_history before it moved to C++: the member's own events
+    summarized at each time (skipping times without an order before them), then conditional."""
+    internal = int(log.user_ids.lookup([user])[0])
+    offsets = log.user_offsets
+    keep = np.zeros(len(log), dtype=bool)
+    keep[offsets[internal] : offsets[internal + 1]] = True
+    own = log.filter(keep)
+    params = model.params
+    rows, stamps = [], []
+    for when in pd.to_datetime(pd.Index(list(times)), utc=True):
+        try:
+            raw = perkrec._core.summarize_purchases(
+                own._impl, int(when.timestamp()), params["time_unit"], params["occasion"], 1
+            )
+        except perkrec.InputError:
+            continue
+        rows.append((raw["x"][0], raw["t_x"][0], raw["T"][0]))
+        stamps.append(when)
+    frame = pd.DataFrame(
+        rows, columns=["x", "t_x", "T"], index=pd.DatetimeIndex(stamps, name="time")
+    )
+    return frame.join(model.conditional(frame, 1.0))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_history_and_tracking_curve_equal_the_python_reference(seed):
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp("2025-01-01", tz="UTC")
+    rows = [
+        (f"m{i}", t0 + pd.Timedelta(hours=int(h)), float(a))
+        for i in range(150)
+        for h, a in zip(
+            np.sort(rng.integers(0, 24 * 100, 1 + i % 7)), rng.gamma(2.0, 10.0, 1 + i % 7)
+        )
+    ]
+    log = _orders_log(pd.DataFrame(rows, columns=["user", "timestamp", "amount"]))
+    cut = t0 + pd.Timedelta(days=100)
+    model = perkrec.CLVModel(model="paretonbd", time_unit="day", interval_draws=0).fit(log, cut)
+    times = pd.date_range(t0 - pd.Timedelta(days=3), cut, freq="13h")
+    for user in ("m0", "m6", "m13"):
+        pd.testing.assert_frame_equal(
+            model.p_alive_history(log, user, times),
+            _p_alive_history_reference(model, log, user, times),
+        )
+    summary = model.summary()
+    for periods, end in ((10, None), (8, 5.5), (0, None)):
+        stop = float(periods) if end is None else end
+        ends = np.minimum(np.arange(1, periods + 1, dtype=np.float64), stop)
+        cumulative = [model.conditional(summary, e)["expected_purchases"].sum() for e in ends]
+        expected = np.diff(np.r_[0.0, np.asarray(cumulative, dtype=np.float64)])
+        got = model.expected_purchases_by_period(periods, end=end)
+        np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-12)
+        assert len(got) == periods
+
+
 def test_plots_draw_what_they_are_given(cdnow):
     pytest.importorskip("matplotlib")
     from perkrec import plots

@@ -13,6 +13,7 @@
 #include "perkrec/core/math.hpp"
 #include "perkrec/core/random.hpp"
 #include "perkrec/core/threading.hpp"
+#include "perkrec/detail/numpy_sum.hpp"
 #include "perkrec/models/clv.hpp"
 
 namespace perkrec {
@@ -1143,6 +1144,75 @@ PERKREC_INLINE void CLVModel::conditional(Span<const double> x, Span<const doubl
                  p_alive[i] = m.p_alive(x[i], t_x[i], T[i]);
                  expected_purchases[i] = m.expected_purchases(horizon, x[i], t_x[i], T[i]);
                });
+}
+
+PERKREC_INLINE std::vector<double> CLVModel::expected_purchases_by_period(Span<const double> x,
+                                                                          Span<const double> t_x,
+                                                                          Span<const double> T,
+                                                                          int periods,
+                                                                          double end) const {
+  require_fitted("expected_purchases_by_period");
+  if (periods < 0 || periods > 100000) {
+    detail::raise<InputError>(
+        "CLVModel::expected_purchases_by_period: periods must be in [0, 100000] (got ", periods,
+        ")");
+  }
+  if (!(end >= 0) || !std::isfinite(end)) {
+    detail::raise<InputError>(
+        "CLVModel::expected_purchases_by_period: end must be finite and >= 0 (got ", end, ")");
+  }
+  std::vector<double> out(static_cast<std::size_t>(periods));
+  std::vector<double> alive(x.size()), expected(x.size());
+  double previous = 0.0;
+  for (int k = 0; k < periods; ++k) {
+    conditional(x, t_x, T, std::min(static_cast<double>(k + 1), end), alive, expected);
+    // Cumulative sums as numpy sums them, differenced (np.diff of the cumulative curve).
+    const double cumulative =
+        detail::numpy_pairwise_sum(expected.data(), static_cast<Offset>(expected.size()));
+    out[static_cast<std::size_t>(k)] = cumulative - previous;
+    previous = cumulative;
+  }
+  return out;
+}
+
+PERKREC_INLINE CLVMemberHistory CLVModel::p_alive_history(const EventLog& log, Index user,
+                                                          Span<const Timestamp> times) const {
+  require_fitted("p_alive_history");
+  if (user < 0 || user >= log.n_users()) {
+    detail::raise<InputError>("CLVModel::p_alive_history: user ", user,
+                              " is not a member of the log (expected in [0, ", log.n_users(), "))");
+  }
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    if (times[i] <= kMinTimestamp || times[i] > kMaxTimestamp) {
+      detail::raise<InputError>("CLVModel::p_alive_history: times[", i, "] out of range (got ",
+                                times[i], ", expected in (", kMinTimestamp, ", ", kMaxTimestamp,
+                                "])");
+    }
+  }
+  // The member's own events, and the time of their first order.
+  std::vector<std::uint8_t> keep(static_cast<std::size_t>(log.size()), 0);
+  Timestamp first_order = kNoTime;
+  const auto ordered = static_cast<std::uint8_t>(EventType::ordered);
+  for (Offset e = log.user_begin(user); e < log.user_end(user); ++e) {
+    const auto k = static_cast<std::size_t>(e);
+    keep[k] = 1;
+    if (first_order == kNoTime && log.types()[k] == ordered) first_order = log.timestamps()[k];
+  }
+  CLVMemberHistory out;
+  if (first_order == kNoTime) return out;
+  const EventLog own = log.filter(keep, 1);
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    if (times[i] <= first_order) continue;  // no order before this time yet
+    const CLVSummary s = summarize_purchases(own, times[i], params_.time_unit, params_.occasion, 1);
+    out.position.push_back(i);
+    out.x.push_back(s.x[0]);
+    out.t_x.push_back(s.t_x[0]);
+    out.T.push_back(s.T[0]);
+  }
+  out.p_alive.resize(out.x.size());
+  out.expected_purchases.resize(out.x.size());
+  conditional(out.x, out.t_x, out.T, 1.0, out.p_alive, out.expected_purchases);
+  return out;
 }
 
 PERKREC_INLINE void CLVModel::check_prediction_args(const char* method, double horizon,
