@@ -43,12 +43,17 @@ EventLog shrinkage_log() {
   return make_log(rows, 102, 2);
 }
 
-TEST(PreferenceModel, ShrinkageFewEventsStayNearThePopulationManyNearTheirOwnRate) {
+// One latent class, a fixed prior strength of 10, no time decay.
+PreferenceParams shrinkage_params() {
   PreferenceParams p;
   p.latent_classes = 1;
   p.prior_strength = 10;
   p.half_life_days = 0;
-  PreferenceModel m(p);
+  return p;
+}
+
+TEST(PreferenceModel, ShrinkageFewEventsStayNearThePopulationManyNearTheirOwnRate) {
+  PreferenceModel m(shrinkage_params());
   const EventLog log = shrinkage_log();
   m.fit(log, two_benefits(), day_time(30));
   const int points = static_cast<int>(
@@ -986,11 +991,7 @@ TEST(PreferenceStages, EmpiricalBayesStrengthRecoversAPlantedBetaPrior) {
 }
 
 TEST(PreferenceModel, GroupPreferencesAreTheMembersMeanVectors) {
-  PreferenceParams p;
-  p.latent_classes = 1;
-  p.prior_strength = 10;
-  p.half_life_days = 0;
-  PreferenceModel m(p);
+  PreferenceModel m(shrinkage_params());
   m.fit(shrinkage_log(), two_benefits(), day_time(30));
   // Members 0..99 in group 0 (the population), member 100 alone in group 1, member 101 in
   // none, group 2 empty.
