@@ -73,6 +73,23 @@ void bind_clv(py::module_& m) {
       py::arg("log"), py::arg("calibration_end"), py::arg("observation_end"), py::arg("time_unit"),
       py::arg("occasion"), py::arg("num_threads"));
 
+  m.def(
+      "naive_forecast",
+      [](const py::array& x, const py::array& T, const py::array& mean_order_value,
+         double horizon) {
+        const Span<const double> xs = view_1d<double>(x, "x");
+        const Span<const double> ts = view_1d<double>(T, "T");
+        const Span<const double> values = view_1d<double>(mean_order_value, "mean_order_value");
+        CLVForecast f;
+        {
+          py::gil_scoped_release release;
+          f = naive_forecast(xs, ts, values, horizon);
+        }
+        return py::make_tuple(to_numpy(std::move(f.expected_purchases)),
+                              to_numpy(std::move(f.clv)));
+      },
+      py::arg("x"), py::arg("T"), py::arg("mean_order_value"), py::arg("horizon"));
+
   py::class_<CLVModel> cls(m, "CLVModel");
   cls.def(py::init([](const std::string& params_json) {
             return CLVModel(
@@ -126,6 +143,40 @@ void bind_clv(py::module_& m) {
             return out;
           },
           py::arg("x"), py::arg("t_x"), py::arg("T"), py::arg("horizon"))
+      .def(
+          "expected_purchases_by_period",
+          [](const CLVModel& self, const py::array& x, const py::array& t_x, const py::array& T,
+             int periods, double end) {
+            const Span<const double> xs = view_1d<double>(x, "x");
+            const Span<const double> ts = view_1d<double>(t_x, "t_x");
+            const Span<const double> Ts = view_1d<double>(T, "T");
+            std::vector<double> out;
+            {
+              py::gil_scoped_release release;
+              out = self.expected_purchases_by_period(xs, ts, Ts, periods, end);
+            }
+            return to_numpy(std::move(out));
+          },
+          py::arg("x"), py::arg("t_x"), py::arg("T"), py::arg("periods"), py::arg("end"))
+      .def(
+          "p_alive_history",
+          [](const CLVModel& self, const EventLog& log, Index user, const py::array& times) {
+            const Span<const Timestamp> t = view_1d<Timestamp>(times, "times");
+            CLVMemberHistory h;
+            {
+              py::gil_scoped_release release;
+              h = self.p_alive_history(log, user, t);
+            }
+            py::dict out;
+            out["position"] = to_numpy(std::move(h.position));
+            out["x"] = to_numpy(std::move(h.x));
+            out["t_x"] = to_numpy(std::move(h.t_x));
+            out["T"] = to_numpy(std::move(h.T));
+            out["p_alive"] = to_numpy(std::move(h.p_alive));
+            out["expected_purchases"] = to_numpy(std::move(h.expected_purchases));
+            return out;
+          },
+          py::arg("log"), py::arg("user"), py::arg("times"))
       .def(
           "predict",
           [](const CLVModel& self, double horizon, double discount_rate, double margin) {

@@ -58,6 +58,40 @@ void bind_eval(py::module_& m) {
         return out;
       },
       py::arg("y"), py::arg("probabilities"), py::arg("bins"), py::arg("quantile_bins"));
+  m.def(
+      "spearman_correlation",
+      [](const py::array& a, const py::array& b) {
+        const Span<const double> x = view_1d<double>(a, "a");
+        const Span<const double> y = view_1d<double>(b, "b");
+        py::gil_scoped_release release;
+        return spearman_correlation(x, y);
+      },
+      py::arg("a"), py::arg("b"));
+  m.def(
+      "holdout_errors",
+      [](const py::array& actual_purchases, const py::array& actual_spend,
+         const py::array& forecast_purchases, const py::array& forecast_spend) {
+        const Span<const double> ap = view_1d<double>(actual_purchases, "actual_purchases");
+        const Span<const double> as = view_1d<double>(actual_spend, "actual_spend");
+        const Span<const double> fp = view_1d<double>(forecast_purchases, "forecast_purchases");
+        const Span<const double> fs = view_1d<double>(forecast_spend, "forecast_spend");
+        HoldoutErrors e;
+        {
+          py::gil_scoped_release release;
+          e = holdout_errors(ap, as, fp, fs);
+        }
+        py::dict out;
+        out["members"] = e.members;
+        out["mae_purchases"] = e.mae_purchases;
+        out["spearman_purchases"] = e.spearman_purchases;
+        out["aggregate_purchases_error"] = e.aggregate_purchases_error;
+        out["mae_spend"] = e.mae_spend;
+        out["spearman_spend"] = e.spearman_spend;
+        out["aggregate_spend_error"] = e.aggregate_spend_error;
+        return out;
+      },
+      py::arg("actual_purchases"), py::arg("actual_spend"), py::arg("forecast_purchases"),
+      py::arg("forecast_spend"));
   m.def("catalog_coverage", [](const py::array& recommended, Index n_benefits) {
     const Span<const Index> rec = view_1d<Index>(recommended, "recommended");
     py::gil_scoped_release release;

@@ -62,6 +62,24 @@ void bind_interest(py::module_& m) {
           },
           py::arg("group"), py::arg("n_groups"))
       .def(
+          "group_top",
+          [](const InterestModel& self, const py::array& group, std::int32_t n_groups, int n) {
+            const Span<const std::int32_t> g = view_1d<std::int32_t>(group, "group");
+            GroupInterests t;
+            {
+              py::gil_scoped_release release;
+              t = self.group_top(g, n_groups, n);
+            }
+            py::dict out;
+            out["group"] = to_numpy(std::move(t.group));
+            out["rank"] = to_numpy(std::move(t.rank));
+            out["value"] = to_numpy(std::move(t.value));
+            out["mean_lift"] = to_numpy(std::move(t.mean_lift));
+            out["members"] = to_numpy(std::move(t.members));
+            return out;
+          },
+          py::arg("group"), py::arg("n_groups"), py::arg("n"))
+      .def(
           "top",
           [](const InterestModel& self, const py::array& users, int n, double level) {
             const Span<const Index> u = view_1d<Index>(users, "users");

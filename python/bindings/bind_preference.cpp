@@ -249,6 +249,19 @@ void bind_preference(py::module_& m) {
              return py::make_tuple(b.r, b.alpha, b.a, b.b);
            })
       .def(
+          "group_preferences",
+          [](const PreferenceModel& s, const py::array& group, std::int32_t n_groups) {
+            const Span<const std::int32_t> g = view_1d<std::int32_t>(group, "group");
+            std::vector<double> out;
+            {
+              py::gil_scoped_release release;
+              out = s.group_preferences(g, n_groups);
+            }
+            return to_numpy(std::move(out), {static_cast<py::ssize_t>(n_groups),
+                                             static_cast<py::ssize_t>(s.n_dimensions())});
+          },
+          py::arg("group"), py::arg("n_groups"))
+      .def(
           "segments",
           [](const PreferenceModel& s, const std::string& rules_json) {
             const SegmentRules rules = SegmentRules::from_json(rules_json);

@@ -285,6 +285,20 @@ class CLVModel(_Serializable, _Estimator, _Threaded):
         frame.index = self._index(raw["users"])
         return frame
 
+    @staticmethod
+    def _summary_arrays(summary: pd.DataFrame, method: str):
+        """x, t_x and T of ``summary`` (columns checked) as float64 arrays (InputError naming
+        ``method`` when they are not numbers)."""
+        try:
+            return [
+                np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64))
+                for c in ("x", "t_x", "T")
+            ]
+        except (TypeError, ValueError) as exc:
+            raise _core.InputError(
+                f"CLVModel.{method}: summary: x, t_x and T must be numbers ({exc})"
+            ) from None
+
     def conditional(self, summary: pd.DataFrame, horizon: float) -> pd.DataFrame:
         """The purchase model's ``p_alive`` and ``expected_purchases`` in the next ``horizon``
         time_units for given summaries (columns ``x``, ``t_x``, ``T`` in time_units, e.g. from
@@ -297,15 +311,7 @@ class CLVModel(_Serializable, _Estimator, _Threaded):
             "CLVModel.conditional",
         )
         horizon = _number_arg(horizon, "horizon", "CLVModel.conditional")
-        try:
-            arrays = [
-                np.ascontiguousarray(summary[c].to_numpy(dtype=np.float64))
-                for c in ("x", "t_x", "T")
-            ]
-        except (TypeError, ValueError) as exc:
-            raise _core.InputError(
-                f"CLVModel.conditional: summary: x, t_x and T must be numbers ({exc})"
-            ) from None
+        arrays = self._summary_arrays(summary, "conditional")
         return pd.DataFrame(self._impl.conditional(*arrays, horizon), index=summary.index)
 
     def expected_purchases_by_period(
@@ -313,7 +319,8 @@ class CLVModel(_Serializable, _Estimator, _Threaded):
     ) -> np.ndarray:
         """Expected occasions of the fitted members (or of ``summary``'s) in each of the next
         ``periods`` time_units after the cut, summed over members (the aggregate tracking
-        curve); with ``end`` the periods stop there (a partial last period)."""
+        curve); with ``end`` the periods stop there (a partial last period). Computed in C++
+        (``CLVModel::expected_purchases_by_period``)."""
         self._require_fitted("expected_purchases_by_period")
         periods = int_scalar(periods, "periods", 0, 100_000)
         if summary is None:
@@ -323,15 +330,22 @@ class CLVModel(_Serializable, _Estimator, _Threaded):
             if end is None
             else _number_arg(end, "end", "CLVModel.expected_purchases_by_period")
         )
-        ends = np.minimum(np.arange(1, int(periods) + 1, dtype=np.float64), stop)
-        cumulative = [self.conditional(summary, e)["expected_purchases"].sum() for e in ends]
-        return np.diff(np.r_[0.0, np.asarray(cumulative, dtype=np.float64)])
+        method = "expected_purchases_by_period"
+        _columns(
+            frame_arg(summary, f"CLVModel.{method}: summary"),
+            ("x", "t_x", "T"),
+            "summary",
+            f"CLVModel.{method}",
+        )
+        arrays = self._summary_arrays(summary, method)
+        return self._impl.expected_purchases_by_period(*arrays, int(periods), stop)
 
     def p_alive_history(self, log: EventLog, user, times) -> pd.DataFrame:
         """One member's ``p_alive`` (and ``expected_purchases`` in the next time_unit) as they
         stood at each of ``times``: the member's orders before each time summarized as at a cut
-        there (the summaries' rules), under this model's fitted parameters. Times before the
-        member's first order are left out."""
+        there (the summaries' rules), under this model's fitted parameters; columns ``x``,
+        ``t_x``, ``T``, ``p_alive``, ``expected_purchases``, indexed by time. Times before the
+        member's first order are left out. Computed in C++ (``CLVModel::p_alive_history``)."""
         self._require_fitted("p_alive_history")
         _expect(log, EventLog, "log", "CLVModel.p_alive_history")
         internal = _internal_user(log, user, "CLVModel.p_alive_history")
@@ -341,29 +355,11 @@ class CLVModel(_Serializable, _Estimator, _Threaded):
             raise _core.InputError(
                 f"CLVModel.p_alive_history: times: expected times ({exc})"
             ) from None
-        offsets = log.user_offsets
-        keep = np.zeros(len(log), dtype=bool)
-        keep[offsets[internal] : offsets[internal + 1]] = True
-        own = log.filter(keep)
-        params = self.params
-        rows, stamps = [], []
-        for when in stamps_in:
-            try:
-                raw = _core.summarize_purchases(
-                    own._impl,
-                    time_seconds(when, "times"),
-                    params["time_unit"],
-                    params["occasion"],
-                    1,
-                )
-            except _core.InputError:
-                continue  # no order before this time yet
-            rows.append((raw["x"][0], raw["t_x"][0], raw["T"][0]))
-            stamps.append(when)
-        frame = pd.DataFrame(
-            rows, columns=["x", "t_x", "T"], index=pd.DatetimeIndex(stamps, name="time")
+        raw = self._impl.p_alive_history(
+            log._impl, internal, seconds(stamps_in, "CLVModel.p_alive_history: times")
         )
-        return frame.join(self.conditional(frame, 1.0))
+        index = pd.DatetimeIndex(stamps_in[raw.pop("position").astype(np.int64)], name="time")
+        return pd.DataFrame(raw, index=index)
 
     def predict(
         self, horizon: float, discount_rate: float = 0.0, margin: float = 1.0
@@ -584,11 +580,16 @@ def calibration_holdout(
     return frame
 
 
+def _float_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return np.ascontiguousarray(frame[column].to_numpy(dtype=np.float64))
+
+
 def naive_forecast(summary: pd.DataFrame, horizon: float) -> pd.DataFrame:
     """The naive own-rate forecast: each member's repeat occasions per time_unit so far
     (x / T; 0 when T = 0) x horizon, and that x their mean order value for the spend (``clv``);
     indexed like ``summary``, with the columns of ``CLVModel.predict`` that ``holdout_errors``
-    reads."""
+    reads. Computed in C++ (models/clv.hpp: naive_forecast), which raises InputError for
+    values that are not finite or negative x / T."""
     _columns(
         frame_arg(summary, "naive_forecast: summary"),
         ("x", "T", "mean_order_value"),
@@ -596,28 +597,25 @@ def naive_forecast(summary: pd.DataFrame, horizon: float) -> pd.DataFrame:
         "naive_forecast",
     )
     horizon = _number_arg(horizon, "horizon", "naive_forecast")
-    x = summary["x"].to_numpy(dtype=np.float64)
-    T = summary["T"].to_numpy(dtype=np.float64)
-    rate = np.divide(x, T, out=np.zeros_like(x), where=T > 0)
-    purchases = rate * horizon
-    return pd.DataFrame(
-        {
-            "expected_purchases": purchases,
-            "clv": purchases * summary["mean_order_value"].to_numpy(dtype=np.float64),
-        },
-        index=summary.index,
+    purchases, spend = _core.naive_forecast(
+        _float_column(summary, "x"),
+        _float_column(summary, "T"),
+        _float_column(summary, "mean_order_value"),
+        horizon,
     )
+    return pd.DataFrame({"expected_purchases": purchases, "clv": spend}, index=summary.index)
 
 
 def holdout_errors(holdout: pd.DataFrame, prediction: pd.DataFrame) -> dict:
     """Per-member and aggregate errors of a forecast against ``calibration_holdout``'s actuals,
     rows matched by member id: ``mae_purchases`` / ``mae_spend`` (mean absolute error per
     member), ``spearman_purchases`` / ``spearman_spend`` (rank correlation of forecast and
-    actual), ``aggregate_purchases_error`` / ``aggregate_spend_error`` ((forecast total - actual
-    total) / actual total). The forecast's spend is its ``clv`` column (``predict`` over the
-    holdout's duration with discount_rate 0 and margin 1 is the expected spend)."""
-    from scipy.stats import spearmanr
-
+    actual, ties at their mean rank; NaN with fewer than two members or a constant side),
+    ``aggregate_purchases_error`` / ``aggregate_spend_error`` ((forecast total - actual
+    total) / actual total; NaN when the actual total is 0). The forecast's spend is its ``clv``
+    column (``predict`` over the holdout's duration with discount_rate 0 and margin 1 is the
+    expected spend). Computed in C++ (eval/metrics.hpp: holdout_errors); a value that is not
+    finite is an InputError naming the row (``actual_*`` / ``forecast_*``)."""
     _columns(
         frame_arg(holdout, "holdout_errors: holdout"),
         ("holdout_purchases", "holdout_spend"),
@@ -637,19 +635,10 @@ def holdout_errors(holdout: pd.DataFrame, prediction: pd.DataFrame) -> dict:
             f"(first {missing[0]!r})"
         )
     pred = prediction.loc[holdout.index]
-    out = {"members": int(len(holdout))}
-    for name, actual_col, pred_col in (
-        ("purchases", "holdout_purchases", "expected_purchases"),
-        ("spend", "holdout_spend", "clv"),
-    ):
-        actual = holdout[actual_col].to_numpy(dtype=np.float64)
-        forecast = pred[pred_col].to_numpy(dtype=np.float64)
-        out[f"mae_{name}"] = float(np.mean(np.abs(forecast - actual)))
-        out[f"spearman_{name}"] = (
-            float(spearmanr(forecast, actual)[0]) if len(actual) > 1 else float("nan")
-        )
-        total = actual.sum()
-        out[f"aggregate_{name}_error"] = (
-            float((forecast.sum() - total) / total) if total > 0 else float("nan")
-        )
-    return out
+    out = _core.holdout_errors(
+        _float_column(holdout, "holdout_purchases"),
+        _float_column(holdout, "holdout_spend"),
+        _float_column(pred, "expected_purchases"),
+        _float_column(pred, "clv"),
+    )
+    return {"members": int(out.pop("members")), **{k: float(v) for k, v in out.items()}}

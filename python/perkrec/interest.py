@@ -253,12 +253,16 @@ class InterestModel(_Serializable, _Estimator, _Threaded):
         names, codes = np.unique(labels[~missing].astype(str), return_inverse=True)
         group = np.full(n_users, -1, dtype=np.int32)
         group[~missing] = codes
-        means = self._impl.group_lifts(group, len(names))
-        members = np.bincount(codes, minlength=len(names))
+        # Per segment its values by mean lift, in C++ (models/interest.hpp: group_top).
+        raw = self._impl.group_top(group, len(names), n)
         values = np.asarray(self.values, dtype=object)
-        rows = []
-        for g, name in enumerate(names):
-            order = np.argsort(-means[g], kind="stable")[:n]
-            for rank, v in enumerate(order, start=1):
-                rows.append((name, rank, values[v], float(means[g, v]), int(members[g])))
-        return pd.DataFrame(rows, columns=["segment", "rank", self._level, "mean_lift", "members"])
+        return pd.DataFrame(
+            {
+                "segment": names[raw["group"]] if len(raw["group"]) else [],
+                "rank": raw["rank"].astype(np.int64),
+                self._level: values[raw["value"]] if len(raw["value"]) else [],
+                "mean_lift": raw["mean_lift"],
+                "members": raw["members"].astype(np.int64),
+            },
+            columns=["segment", "rank", self._level, "mean_lift", "members"],
+        )

@@ -391,13 +391,19 @@ class PreferenceModel(_Recommender):
         return frame
 
     def segment_table(self, rules=None) -> pd.DataFrame:
-        """Segment sizes, descriptions and mean preference per dimension."""
+        """Segment sizes, descriptions and mean preference per dimension (float32, NaN for a
+        segment without members; the means in C++, ``PreferenceModel::group_preferences``)."""
         seg = self.segments(rules)
-        prefs = self.preferences()
-        table = prefs.groupby(seg["segment"], observed=False).mean()
-        table.insert(
-            0, "members", seg["segment"].value_counts().reindex(table.index).fillna(0).astype(int)
+        segment = seg["segment"]
+        names = segment.cat.categories
+        codes = np.ascontiguousarray(segment.cat.codes.to_numpy(), dtype=np.int32)
+        means = self._impl.group_preferences(codes, len(names))
+        index = pd.CategoricalIndex(names, categories=names, name="segment")
+        table = pd.DataFrame(
+            means.astype(np.float32), index=index, columns=list(self.dimension_names)
         )
+        members = np.bincount(codes[codes >= 0], minlength=len(names)).astype(np.int64)
+        table.insert(0, "members", members)
         first = seg.drop_duplicates("segment").set_index("segment")["description"]
         table.insert(1, "description", first.reindex(table.index).fillna(""))
         return table

@@ -178,6 +178,62 @@ def test_holdout_errors_known_answers():
     assert naive["clv"].tolist() == [40.0, 0.0, 0.0]
 
 
+def _holdout_errors_reference(actual_p, actual_s, forecast_p, forecast_s):
+    """The plain numpy / scipy holdout_errors before it moved to C++."""
+    from scipy.stats import spearmanr
+
+    out = {"members": len(actual_p)}
+    for name, actual, forecast in (
+        ("purchases", actual_p, forecast_p),
+        ("spend", actual_s, forecast_s),
+    ):
+        out[f"mae_{name}"] = float(np.mean(np.abs(forecast - actual)))
+        out[f"spearman_{name}"] = float(spearmanr(forecast, actual)[0])
+        total = actual.sum()
+        out[f"aggregate_{name}_error"] = float((forecast.sum() - total) / total)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_holdout_errors_and_naive_forecast_equal_the_numpy_reference(seed):
+    rng = np.random.default_rng(seed)
+    n = 1000
+    summary = pd.DataFrame(
+        {
+            "x": rng.integers(0, 6, n).astype(float),  # many ties, as real occasion counts
+            "T": rng.choice([0.0, 13.0, 26.0, 39.0], n),
+            "mean_order_value": rng.gamma(2.0, 20.0, n),
+        },
+        index=pd.Index([f"m{i}" for i in range(n)], name="user"),
+    )
+    holdout = summary.assign(
+        holdout_purchases=rng.poisson(1.5, n).astype(float),
+        holdout_spend=rng.gamma(1.0, 30.0, n) * (rng.random(n) < 0.6),
+    )
+    forecast = perkrec.naive_forecast(summary, 39.0)
+    x, T, value = (summary[c].to_numpy() for c in ("x", "T", "mean_order_value"))
+    rate = np.divide(x, T, out=np.zeros_like(x), where=T > 0)
+    np.testing.assert_array_equal(forecast["expected_purchases"], rate * 39.0)
+    np.testing.assert_array_equal(forecast["clv"], rate * 39.0 * value)
+    got = perkrec.holdout_errors(holdout, forecast.iloc[::-1])  # matched by member id
+    expected = _holdout_errors_reference(
+        holdout["holdout_purchases"].to_numpy(),
+        holdout["holdout_spend"].to_numpy(),
+        forecast["expected_purchases"].to_numpy(),
+        forecast["clv"].to_numpy(),
+    )
+    assert list(got) == list(expected)
+    for key in ("mae_purchases", "mae_spend", "aggregate_purchases_error", "aggregate_spend_error"):
+        assert got[key] == expected[key], key  # numpy's pairwise sums: bit for bit
+    assert got["members"] == expected["members"] == n
+    for key in ("spearman_purchases", "spearman_spend"):
+        assert got[key] == pytest.approx(expected[key], rel=1e-12, abs=1e-15), key
+    with pytest.raises(perkrec.InputError, match=r"forecast_purchases\[0\] is not finite"):
+        perkrec.holdout_errors(holdout, forecast.assign(expected_purchases=np.nan))
+    with pytest.raises(perkrec.InputError, match=r"T\[0\] must be finite and >= 0"):
+        perkrec.naive_forecast(summary.assign(T=-1.0), 4)
+
+
 def test_calibration_holdout_on_the_simulator():
     program = perkrec.simulate(n_users=1500, n_benefits=12, days=180, seed=19)
     log = program.events
@@ -255,6 +311,62 @@ def test_p_alive_history_replays_the_summaries():
         model.conditional(model.summary(), float("nan"))
     with pytest.raises(perkrec.InputError, match="periods"):
         model.expected_purchases_by_period(-1)
+
+
+def _p_alive_history_reference(model, log, user, times):
+    """The plain Python p_alive_history before it moved to C++: the member's own events
+    summarized at each time (skipping times without an order before them), then conditional."""
+    internal = int(log.user_ids.lookup([user])[0])
+    offsets = log.user_offsets
+    keep = np.zeros(len(log), dtype=bool)
+    keep[offsets[internal] : offsets[internal + 1]] = True
+    own = log.filter(keep)
+    params = model.params
+    rows, stamps = [], []
+    for when in pd.to_datetime(pd.Index(list(times)), utc=True):
+        try:
+            raw = perkrec._core.summarize_purchases(
+                own._impl, int(when.timestamp()), params["time_unit"], params["occasion"], 1
+            )
+        except perkrec.InputError:
+            continue
+        rows.append((raw["x"][0], raw["t_x"][0], raw["T"][0]))
+        stamps.append(when)
+    frame = pd.DataFrame(
+        rows, columns=["x", "t_x", "T"], index=pd.DatetimeIndex(stamps, name="time")
+    )
+    return frame.join(model.conditional(frame, 1.0))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_history_and_tracking_curve_equal_the_python_reference(seed):
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp("2025-01-01", tz="UTC")
+    rows = [
+        (f"m{i}", t0 + pd.Timedelta(hours=int(h)), float(a))
+        for i in range(150)
+        for h, a in zip(
+            np.sort(rng.integers(0, 24 * 100, 1 + i % 7)), rng.gamma(2.0, 10.0, 1 + i % 7)
+        )
+    ]
+    log = _orders_log(pd.DataFrame(rows, columns=["user", "timestamp", "amount"]))
+    cut = t0 + pd.Timedelta(days=100)
+    model = perkrec.CLVModel(model="paretonbd", time_unit="day", interval_draws=0).fit(log, cut)
+    times = pd.date_range(t0 - pd.Timedelta(days=3), cut, freq="13h")
+    for user in ("m0", "m6", "m13"):
+        pd.testing.assert_frame_equal(
+            model.p_alive_history(log, user, times),
+            _p_alive_history_reference(model, log, user, times),
+        )
+    summary = model.summary()
+    for periods, end in ((10, None), (8, 5.5), (0, None)):
+        stop = float(periods) if end is None else end
+        ends = np.minimum(np.arange(1, periods + 1, dtype=np.float64), stop)
+        cumulative = [model.conditional(summary, e)["expected_purchases"].sum() for e in ends]
+        expected = np.diff(np.r_[0.0, np.asarray(cumulative, dtype=np.float64)])
+        got = model.expected_purchases_by_period(periods, end=end)
+        np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-12)
+        assert len(got) == periods
 
 
 def test_plots_draw_what_they_are_given(cdnow):

@@ -116,6 +116,41 @@ def test_segments_get_the_mean_lift_of_their_members():
         model.by_segment(pd.concat([fans, fans.iloc[:1]]))
 
 
+def _by_segment_reference(model, labels, n):
+    """The plain-numpy by_segment before it moved to C++ (group_lifts, then per segment a
+    stable argsort of the negated means)."""
+    missing = pd.isna(labels)
+    names, codes = np.unique(labels[~missing].astype(str), return_inverse=True)
+    group = np.full(len(labels), -1, dtype=np.int32)
+    group[~missing] = codes
+    means = model._impl.group_lifts(group, len(names))
+    members = np.bincount(codes, minlength=len(names))
+    values = np.asarray(model.values, dtype=object)
+    rows = []
+    for g, name in enumerate(names):
+        order = np.argsort(-means[g], kind="stable")[:n]
+        for rank, v in enumerate(order, start=1):
+            rows.append((name, rank, values[v], float(means[g, v]), int(members[g])))
+    level = model.params["level"]
+    return pd.DataFrame(rows, columns=["segment", "rank", level, "mean_lift", "members"])
+
+
+@pytest.mark.parametrize("n", [1, 3, 10])
+def test_by_segment_equals_the_numpy_reference(n):
+    lines, _, _ = _planted(n_members=300, seed=11)
+    items = _items()
+    model = perkrec.InterestModel(half_life_days=0).fit(
+        perkrec.BehaviorLog.from_frame(lines, items=items), items
+    )
+    rng = np.random.default_rng(n)
+    labels = rng.choice(np.array(["a", "b", "c", None], dtype=object), size=model._impl.n_users)
+    labels[:3] = None  # members in no segment; segment "c" may be tiny
+    got = model.by_segment(list(labels), n=n)
+    expected = _by_segment_reference(model, labels, n)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert got["mean_lift"].to_numpy().tolist() == expected["mean_lift"].tolist()  # bit for bit
+
+
 def test_events_at_or_after_the_cut_change_nothing_and_threads_agree():
     lines, _, _ = _planted(n_members=300, seed=3)
     items = _items()

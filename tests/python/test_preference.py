@@ -103,6 +103,24 @@ def test_segments_clusters_and_rules(fitted, small_program):
     assert len(d1) == 5 and all("x" in d for d in d1)
 
 
+def test_segment_table_equals_the_pandas_reference(fitted):
+    """segment_table's means (C++ group_preferences) against the pandas groupby it replaced."""
+    for rules in (None, perkrec.default_segment_rules(absolute=True)):
+        seg = fitted.segments(rules)
+        prefs = fitted.preferences()
+        expected = prefs.groupby(seg["segment"], observed=False).mean()
+        expected.insert(
+            0,
+            "members",
+            seg["segment"].value_counts().reindex(expected.index).fillna(0).astype(int),
+        )
+        first = seg.drop_duplicates("segment").set_index("segment")["description"]
+        expected.insert(1, "description", first.reindex(expected.index).fillna(""))
+        got = fitted.segment_table(rules)
+        pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-6)
+        assert got["members"].sum() == len(seg)
+
+
 def test_timing_frame(fitted, small_program):
     t = fitted.timing()
     assert len(t) == small_program.events.n_users

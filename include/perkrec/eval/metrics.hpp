@@ -4,13 +4,14 @@
 // Ranking metrics compare recommended lists (n_rows x k benefit indices, row-major, -1 for an
 // empty slot) with the relevant benefits of each row (CSR, one row per recommended row, any
 // stored entry counts as relevant). Definitions, averaged over rows with at least one relevant
-// benefit:
-//   precision@k = hits / k
-//   recall@k    = hits / |relevant|
-//   ndcg@k      = sum_{i < k, rec_i relevant} 1/log2(i + 2)  /  sum_{i < min(k, |relevant|)}
-//   1/log2(i + 2) map@k       = sum_{i < k, rec_i relevant} precision@(i + 1)  /  min(k,
-//   |relevant|) hit_rate@k  = 1 if any hit coverage    = distinct recommended benefits / n_benefits
-//   (over all rows)
+// benefit (rel(i) = 1 when the i-th recommendation is relevant, R = |relevant|):
+//   precision@k  hits / k
+//   recall@k     hits / R
+//   ndcg@k       sum over i < k of rel(i) / log2(i + 2), divided by the sum over i < min(k, R)
+//                of 1 / log2(i + 2)
+//   map@k        sum over i < k of rel(i) x precision@(i + 1), divided by min(k, R)
+//   hit_rate@k   1 if any hit
+//   coverage     distinct recommended benefits / n_benefits (over all rows)
 //
 // Calibration: reliability_curve bins predicted probabilities (uniform bins on [0, 1], or
 // bins at the quantiles of the predictions) and compares each bin's mean prediction with its
@@ -18,9 +19,16 @@
 // absolute gap. Its arithmetic is numpy's (linspace, linear quantiles, pairwise sums), so it
 // equals the numpy reference bit for bit.
 //
+// Forecasts against a holdout: holdout_errors scores per-member forecasts of occasions and spend
+// (e.g. CLVModel::predict over a CLVHoldout's duration, or naive_forecast) against the actuals:
+// mean absolute error, Spearman's rank correlation (spearman_correlation: average ranks for
+// ties, as scipy.stats.spearmanr) and the aggregate error (forecast total - actual total) /
+// actual total. Means and totals are numpy's pairwise sums.
+//
 // Bad input (mismatched lengths, non-finite scores, labels other than 0/1, out-of-range or
 // repeated recommendations) throws InputError naming the position and value.
-// Thread safety: pure functions; parallel over rows.
+// Thread safety: pure functions, safe from any number of threads; ranking_metrics is parallel
+// over rows, the others serial.
 #pragma once
 
 #include <cstdint>
@@ -77,6 +85,35 @@ struct ReliabilityCurve {
 PERKREC_INLINE ReliabilityCurve reliability_curve(Span<const double> labels,
                                                   Span<const double> probabilities, int bins = 10,
                                                   bool quantile_bins = false);
+
+/// Spearman's rank correlation of `a` and `b`: Pearson's correlation of their ranks, tied
+/// values sharing the mean of their positions (scipy.stats.spearmanr). NaN with fewer than two
+/// values or when either is constant. InputError for lengths that differ or a value that is
+/// not finite (naming a or b and the position). O(n log n), serial.
+PERKREC_INLINE double spearman_correlation(Span<const double> a, Span<const double> b);
+
+/// What holdout_errors measures (NaN where it is undefined).
+struct HoldoutErrors {
+  Offset members = 0;                    ///< rows scored
+  double mae_purchases = 0;              ///< mean |forecast - actual| occasions; NaN without rows
+  double mae_spend = 0;                  ///< mean |forecast - actual| spend; NaN without rows
+  double spearman_purchases = 0;         ///< spearman_correlation(forecast, actual)
+  double spearman_spend = 0;             ///< the same for spend
+  double aggregate_purchases_error = 0;  ///< (sum forecast - sum actual) / sum actual; NaN at <= 0
+  double aggregate_spend_error = 0;      ///< the same for spend
+};
+
+/// Errors of a per-member forecast against the holdout's actuals, row i of every array the same
+/// member (see the file comment). Arrays of equal length. InputError naming the array and the
+/// position for a length that differs or a value that is not finite. O(n log n), serial.
+/// Example, a model fitted at calibration_end on the same log (the same members, in order):
+///   CLVHoldout h = calibration_holdout(log, calibration_end, observation_end);
+///   CLVPrediction p = model.predict(h.duration);
+///   HoldoutErrors e = holdout_errors(h.purchases, h.spend, p.expected_purchases, p.clv);
+PERKREC_INLINE HoldoutErrors holdout_errors(Span<const double> actual_purchases,
+                                            Span<const double> actual_spend,
+                                            Span<const double> forecast_purchases,
+                                            Span<const double> forecast_spend);
 
 }  // namespace perkrec
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -263,6 +264,104 @@ PERKREC_INLINE ReliabilityCurve reliability_curve(Span<const double> labels,
   out.ece =
       detail::numpy_pairwise_sum(weighted_gaps.data(), static_cast<Offset>(weighted_gaps.size())) /
       static_cast<double>(std::max<std::size_t>(n, 1));
+  return out;
+}
+
+namespace detail {
+
+// 1-based ranks of `v`, ties sharing the mean of their positions (scipy's rankdata "average").
+inline std::vector<double> average_ranks(Span<const double> v) {
+  const std::size_t n = v.size();
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
+  std::vector<double> ranks(n);
+  for (std::size_t i = 0; i < n;) {
+    std::size_t j = i + 1;
+    while (j < n && v[order[j]] == v[order[i]]) ++j;
+    const double rank = 0.5 * static_cast<double>(i + 1 + j);
+    for (std::size_t k = i; k < j; ++k) ranks[order[k]] = rank;
+    i = j;
+  }
+  return ranks;
+}
+
+inline double pairwise_mean(const std::vector<double>& v) {
+  return numpy_pairwise_sum(v.data(), static_cast<Offset>(v.size())) /
+         static_cast<double>(v.size());
+}
+
+inline void check_finite_column(const char* context, const char* name, Span<const double> values,
+                                std::size_t n, const char* length_of) {
+  if (values.size() != n) {
+    raise<InputError>(context, ": ", name, " has ", values.size(), " entries (expected ", n,
+                      ", as ", length_of, ")");
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(values[i])) {
+      raise<InputError>(context, ": ", name, "[", i, "] is not finite (got ", values[i], ")");
+    }
+  }
+}
+
+}  // namespace detail
+
+PERKREC_INLINE double spearman_correlation(Span<const double> a, Span<const double> b) {
+  detail::check_finite_column("spearman_correlation", "a", a, a.size(), "a");
+  detail::check_finite_column("spearman_correlation", "b", b, a.size(), "a");
+  const std::size_t n = a.size();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (n < 2) return nan;
+  std::vector<double> x = detail::average_ranks(a), y = detail::average_ranks(b);
+  const double mx = detail::pairwise_mean(x), my = detail::pairwise_mean(y);
+  std::vector<double> xx(n), yy(n), xy(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    x[i] -= mx;
+    y[i] -= my;
+    xx[i] = x[i] * x[i];
+    yy[i] = y[i] * y[i];
+    xy[i] = x[i] * y[i];
+  }
+  // np.corrcoef's arithmetic: covariances times 1 / (n - 1), divided by each deviation in turn.
+  const double dof = static_cast<double>(n - 1);
+  const auto total = [n](const std::vector<double>& v) {
+    return detail::numpy_pairwise_sum(v.data(), static_cast<Offset>(n));
+  };
+  const double scale = 1.0 / dof;
+  const double cxx = total(xx) * scale, cyy = total(yy) * scale, cxy = total(xy) * scale;
+  if (!(cxx > 0 && cyy > 0)) return nan;  // a constant input
+  return std::clamp(cxy / std::sqrt(cxx) / std::sqrt(cyy), -1.0, 1.0);
+}
+
+PERKREC_INLINE HoldoutErrors holdout_errors(Span<const double> actual_purchases,
+                                            Span<const double> actual_spend,
+                                            Span<const double> forecast_purchases,
+                                            Span<const double> forecast_spend) {
+  const std::size_t n = actual_purchases.size();
+  const char* context = "holdout_errors";
+  detail::check_finite_column(context, "actual_purchases", actual_purchases, n, "actual_purchases");
+  detail::check_finite_column(context, "actual_spend", actual_spend, n, "actual_purchases");
+  detail::check_finite_column(context, "forecast_purchases", forecast_purchases, n,
+                              "actual_purchases");
+  detail::check_finite_column(context, "forecast_spend", forecast_spend, n, "actual_purchases");
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  HoldoutErrors out;
+  out.members = static_cast<Offset>(n);
+  const auto score = [&](Span<const double> actual, Span<const double> forecast, double& mae,
+                         double& spearman, double& aggregate) {
+    std::vector<double> gap(n);
+    for (std::size_t i = 0; i < n; ++i) gap[i] = std::fabs(forecast[i] - actual[i]);
+    mae = n > 0 ? detail::pairwise_mean(gap) : nan;
+    spearman = spearman_correlation(forecast, actual);
+    const double total = detail::numpy_pairwise_sum(actual.data(), static_cast<Offset>(n));
+    const double forecast_total =
+        detail::numpy_pairwise_sum(forecast.data(), static_cast<Offset>(n));
+    aggregate = total > 0 ? (forecast_total - total) / total : nan;
+  };
+  score(actual_purchases, forecast_purchases, out.mae_purchases, out.spearman_purchases,
+        out.aggregate_purchases_error);
+  score(actual_spend, forecast_spend, out.mae_spend, out.spearman_spend, out.aggregate_spend_error);
   return out;
 }
 

@@ -280,10 +280,36 @@ calibration_holdout(const EventLog& log, Timestamp calibration_end, Timestamp ob
                     CLVParams::TimeUnit time_unit = CLVParams::TimeUnit::week,
                     CLVParams::TimeUnit occasion = CLVParams::TimeUnit::day, int num_threads = 0);
 
+/// A forecast of given summaries, one entry per member: expected occasions and expected spend.
+struct CLVForecast {
+  std::vector<double> expected_purchases;
+  std::vector<double> clv;  ///< expected spend (no margin, no discount)
+};
+
+/// The naive own-rate forecast (the "naive" forecaster, and the baseline a forecast is checked
+/// against on a holdout): per member expected_purchases = x / T x horizon (0 when T = 0) and
+/// clv = expected_purchases x mean_order_value. Arrays of equal length (e.g. a CLVSummary's x,
+/// T and mean_order_value); horizon in time_units. Throws InputError naming the array and
+/// position for a length that differs, a value that is not finite, or x < 0 or T < 0, and
+/// naming horizon when it is not finite and >= 0. O(members), serial; a pure function.
+/// Example: naive_forecast(h.calibration.x, h.calibration.T, h.calibration.mean_order_value,
+/// h.duration) for a CLVHoldout h.
+PERKREC_INLINE CLVForecast naive_forecast(Span<const double> x, Span<const double> T,
+                                          Span<const double> mean_order_value, double horizon);
+
 /// One row per fitted member (in the order of CLVModel::users()).
 struct CLVPrediction {
   std::vector<double> p_alive, expected_purchases, expected_order_value, clv, clv_lower, clv_upper;
   std::vector<std::uint8_t> lifecycle_stage;  ///< codes into kLifecycleStages
+};
+
+/// One member's history under a fitted model (CLVModel::p_alive_history): one row per time
+/// asked for at which the member had an order before it.
+struct CLVMemberHistory {
+  std::vector<std::size_t> position;       ///< index of the row's time in the times asked for
+  std::vector<double> x, t_x, T;           ///< the member's summary as of that time
+  std::vector<double> p_alive;             ///< P(alive at that time)
+  std::vector<double> expected_purchases;  ///< E[occasions in the next time_unit]
 };
 
 /// Member fields for the decisions (FeatureEncoder fields, uplift rows, Policy member
@@ -382,6 +408,25 @@ class CLVModel : public Serializable<CLVModel> {
   /// at several dates). Throws InputError naming the array for bad lengths or values.
   void conditional(Span<const double> x, Span<const double> t_x, Span<const double> T,
                    double horizon, Span<double> p_alive, Span<double> expected_purchases) const;
+
+  /// The aggregate tracking curve: expected occasions of the members of given summaries (as
+  /// conditional takes them), summed over the members, in each of the next `periods` time_units
+  /// after their cut — entry k is the sum of E[occasions in (0, e_k]] - E[occasions in (0,
+  /// e_{k-1}]] with e_k = min(k + 1, end) (so with end < periods the last periods are partial
+  /// or 0). periods in [0, 100000], end finite and >= 0; InputError naming them, and as
+  /// conditional. Sums are numpy's pairwise sums. O(periods x members), parallel over members.
+  std::vector<double> expected_purchases_by_period(Span<const double> x, Span<const double> t_x,
+                                                   Span<const double> T, int periods,
+                                                   double end) const;
+
+  /// Member `user`'s (an index into log's members) p_alive and expected occasions in the next
+  /// time_unit as they stood at each of `times`: the member's orders in `log` strictly before
+  /// each time summarized as summarize_purchases does under this model's time_unit and
+  /// occasion, then conditional(.., 1). Times at or before the member's first order give no
+  /// row. InputError naming user (out of range) or times[i] (out of range), and as conditional.
+  /// O(log events + times x log members), serial; the model need not be fitted on `log`.
+  CLVMemberHistory p_alive_history(const EventLog& log, Index user,
+                                   Span<const Timestamp> times) const;
 
   /// Predictions for every fitted member; horizon in time_units, > 0 and finite; discount_rate
   /// per time_unit, >= 0; margin finite and >= 0. Throws InputError naming the argument.

@@ -13,6 +13,7 @@
 #include "perkrec/core/math.hpp"
 #include "perkrec/core/random.hpp"
 #include "perkrec/core/threading.hpp"
+#include "perkrec/detail/numpy_sum.hpp"
 #include "perkrec/models/clv.hpp"
 
 namespace perkrec {
@@ -566,12 +567,8 @@ inline CLVBacktestResult clv_backtest(const EventLog& log, const CLVSummary& at_
   }
   // Naive own rate.
   {
-    std::vector<double> purchases(n), spend(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      purchases[i] = s.T[i] > 0 ? s.x[i] / s.T[i] * horizon : 0.0;
-      spend[i] = purchases[i] * s.mean_order_value[i];
-    }
-    add("naive", purchases, spend);
+    const CLVForecast naive = naive_forecast(s.x, s.T, s.mean_order_value, horizon);
+    add("naive", naive.expected_purchases, naive.clv);
   }
   const double naive_p = candidates.back().mae_purchases, naive_s = candidates.back().mae_spend;
   auto score = [&](CLVBacktestError& c) {
@@ -1066,10 +1063,9 @@ PERKREC_INLINE void CLVModel::fit_summary(CLVSummary s, Index n_users, IdMap use
     rate_purchases.resize(s.size());
     rate_spend.resize(s.size());
     if (report.selection.choice == "naive") {
-      for (std::size_t i = 0; i < s.size(); ++i) {
-        rate_purchases[i] = s.T[i] > 0 ? s.x[i] / s.T[i] : 0.0;
-        rate_spend[i] = rate_purchases[i] * s.mean_order_value[i];
-      }
+      CLVForecast rate = naive_forecast(s.x, s.T, s.mean_order_value, 1.0);  // x / T x 1 = x / T
+      rate_purchases = std::move(rate.expected_purchases);
+      rate_spend = std::move(rate.clv);
     } else {
       const CLVRegression& reg = report.regression;
       const std::vector<double> value =
@@ -1150,6 +1146,75 @@ PERKREC_INLINE void CLVModel::conditional(Span<const double> x, Span<const doubl
                });
 }
 
+PERKREC_INLINE std::vector<double> CLVModel::expected_purchases_by_period(Span<const double> x,
+                                                                          Span<const double> t_x,
+                                                                          Span<const double> T,
+                                                                          int periods,
+                                                                          double end) const {
+  require_fitted("expected_purchases_by_period");
+  if (periods < 0 || periods > 100000) {
+    detail::raise<InputError>(
+        "CLVModel::expected_purchases_by_period: periods must be in [0, 100000] (got ", periods,
+        ")");
+  }
+  if (!(end >= 0) || !std::isfinite(end)) {
+    detail::raise<InputError>(
+        "CLVModel::expected_purchases_by_period: end must be finite and >= 0 (got ", end, ")");
+  }
+  std::vector<double> out(static_cast<std::size_t>(periods));
+  std::vector<double> alive(x.size()), expected(x.size());
+  double previous = 0.0;
+  for (int k = 0; k < periods; ++k) {
+    conditional(x, t_x, T, std::min(static_cast<double>(k + 1), end), alive, expected);
+    // Cumulative sums as numpy sums them, differenced (np.diff of the cumulative curve).
+    const double cumulative =
+        detail::numpy_pairwise_sum(expected.data(), static_cast<Offset>(expected.size()));
+    out[static_cast<std::size_t>(k)] = cumulative - previous;
+    previous = cumulative;
+  }
+  return out;
+}
+
+PERKREC_INLINE CLVMemberHistory CLVModel::p_alive_history(const EventLog& log, Index user,
+                                                          Span<const Timestamp> times) const {
+  require_fitted("p_alive_history");
+  if (user < 0 || user >= log.n_users()) {
+    detail::raise<InputError>("CLVModel::p_alive_history: user ", user,
+                              " is not a member of the log (expected in [0, ", log.n_users(), "))");
+  }
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    if (times[i] <= kMinTimestamp || times[i] > kMaxTimestamp) {
+      detail::raise<InputError>("CLVModel::p_alive_history: times[", i, "] out of range (got ",
+                                times[i], ", expected in (", kMinTimestamp, ", ", kMaxTimestamp,
+                                "])");
+    }
+  }
+  // The member's own events, and the time of their first order.
+  std::vector<std::uint8_t> keep(static_cast<std::size_t>(log.size()), 0);
+  Timestamp first_order = kNoTime;
+  const auto ordered = static_cast<std::uint8_t>(EventType::ordered);
+  for (Offset e = log.user_begin(user); e < log.user_end(user); ++e) {
+    const auto k = static_cast<std::size_t>(e);
+    keep[k] = 1;
+    if (first_order == kNoTime && log.types()[k] == ordered) first_order = log.timestamps()[k];
+  }
+  CLVMemberHistory out;
+  if (first_order == kNoTime) return out;
+  const EventLog own = log.filter(keep, 1);
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    if (times[i] <= first_order) continue;  // no order before this time yet
+    const CLVSummary s = summarize_purchases(own, times[i], params_.time_unit, params_.occasion, 1);
+    out.position.push_back(i);
+    out.x.push_back(s.x[0]);
+    out.t_x.push_back(s.t_x[0]);
+    out.T.push_back(s.T[0]);
+  }
+  out.p_alive.resize(out.x.size());
+  out.expected_purchases.resize(out.x.size());
+  conditional(out.x, out.t_x, out.T, 1.0, out.p_alive, out.expected_purchases);
+  return out;
+}
+
 PERKREC_INLINE void CLVModel::check_prediction_args(const char* method, double horizon,
                                                     double discount_rate, double margin) const {
   require_fitted(method);
@@ -1172,6 +1237,41 @@ PERKREC_INLINE CLVPrediction CLVModel::predict(double horizon, double discount_r
                                                double margin) const {
   check_prediction_args("predict", horizon, discount_rate, margin);
   return predict_rows(horizon, discount_rate, margin, params_.interval_draws);
+}
+
+PERKREC_INLINE CLVForecast naive_forecast(Span<const double> x, Span<const double> T,
+                                          Span<const double> mean_order_value, double horizon) {
+  const std::size_t n = x.size();
+  if (!(std::isfinite(horizon) && horizon >= 0)) {
+    detail::raise<InputError>("naive_forecast: horizon must be finite and >= 0 (got ", horizon,
+                              ")");
+  }
+  struct Named {
+    const char* name;
+    Span<const double> values;
+    bool non_negative;
+  };
+  for (const Named& a : {Named{"x", x, true}, Named{"T", T, true},
+                         Named{"mean_order_value", mean_order_value, false}}) {
+    if (a.values.size() != n) {
+      detail::raise<InputError>("naive_forecast: ", a.name, " has ", a.values.size(),
+                                " entries (expected ", n, ", as x)");
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!std::isfinite(a.values[i]) || (a.non_negative && a.values[i] < 0)) {
+        detail::raise<InputError>("naive_forecast: ", a.name, "[", i, "] must be finite",
+                                  a.non_negative ? " and >= 0" : "", " (got ", a.values[i], ")");
+      }
+    }
+  }
+  CLVForecast out;
+  out.expected_purchases.resize(n);
+  out.clv.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.expected_purchases[i] = T[i] > 0 ? x[i] / T[i] * horizon : 0.0;
+    out.clv[i] = out.expected_purchases[i] * mean_order_value[i];
+  }
+  return out;
 }
 
 PERKREC_INLINE std::vector<double> percentile_rank(Span<const double> values, const char* name) {

@@ -18,7 +18,8 @@
 //
 // "Most interested in": top() ranks each member's values by posterior lift (ties: lower value
 // code first). Values the member never touched all have lift alpha / (N_u + alpha) <= 1 and
-// rank after every value touched; they fill the list by population share.
+// rank after every value touched; they fill the list by population share. group_top() does
+// the same for groups of members (segments): each group's values by mean lift over its members.
 //
 // Example:
 //   perkrec::InterestParams p;
@@ -26,6 +27,7 @@
 //   perkrec::InterestModel model(p);
 //   model.fit(behavior, items, cut_time);
 //   perkrec::TopInterests top = model.top(users, 5, 0.9);   // 5 per member, 90% intervals
+//   perkrec::GroupInterests by_segment = model.group_top(segment_of_member, n_segments, 5);
 //
 // Cost: fit O(events before the cut + members x log) for the counts, O(non-zero member-value
 // cells) per evaluation of the marginal likelihood (about 60), parallel over members with a
@@ -93,6 +95,15 @@ struct TopInterests {
   std::vector<float> share, lift, lower, upper, activity;
 };
 
+/// Per group, its values of highest mean lift (InterestModel::group_top), groups in code order.
+struct GroupInterests {
+  std::vector<std::int32_t> group;  ///< group code
+  std::vector<std::int32_t> rank;   ///< 1 = highest mean lift in the group
+  std::vector<Index> value;         ///< code into value_names()
+  std::vector<double> mean_lift;    ///< the value's mean posterior lift over the group's members
+  std::vector<Offset> members;      ///< members in the group
+};
+
 class InterestModel : public Serializable<InterestModel> {
  public:
   static constexpr const char* kind = "InterestModel";
@@ -137,6 +148,11 @@ class InterestModel : public Serializable<InterestModel> {
   /// row-major (a group without members: all 1, the prior). O(members + non-zero cells).
   /// InputError for a wrong length or a code out of range.
   std::vector<double> group_lifts(Span<const std::int32_t> group, std::int32_t n_groups) const;
+  /// The n (>= 1) values of highest mean lift (group_lifts) of each group with members, best
+  /// first (ties: lower value code first); groups without members have no rows. What a segment
+  /// (e.g. the threshold-discount-sensitive members) is most interested in. O(members +
+  /// non-zero cells + groups x values log values). InputError as group_lifts, or for n < 1.
+  GroupInterests group_top(Span<const std::int32_t> group, std::int32_t n_groups, int n) const;
   /// The n (>= 1) values of highest posterior lift per member, with equal-tailed intervals at
   /// `level` in (0, 1). InputError for members out of range or bad n / level.
   TopInterests top(Span<const Index> users, int n, double level = 0.9) const;

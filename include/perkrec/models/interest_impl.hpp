@@ -315,6 +315,37 @@ PERKREC_INLINE std::vector<double> InterestModel::group_lifts(Span<const std::in
   return out;
 }
 
+PERKREC_INLINE GroupInterests InterestModel::group_top(Span<const std::int32_t> group,
+                                                       std::int32_t n_groups, int n) const {
+  require_fitted("group_top");
+  if (n < 1) detail::raise<InputError>("InterestModel::group_top: n must be >= 1 (got ", n, ")");
+  const std::vector<double> means = group_lifts(group, n_groups);  // checks group and n_groups
+  std::vector<Offset> members(static_cast<std::size_t>(n_groups), 0);
+  for (const std::int32_t g : group) {
+    if (g >= 0) ++members[static_cast<std::size_t>(g)];
+  }
+  const auto V = static_cast<std::size_t>(n_values());
+  const std::size_t per = std::min<std::size_t>(static_cast<std::size_t>(n), V);
+  GroupInterests out;
+  std::vector<Index> order(V);
+  for (std::int32_t g = 0; g < n_groups; ++g) {
+    if (members[static_cast<std::size_t>(g)] == 0) continue;
+    const double* mean = means.data() + static_cast<std::size_t>(g) * V;
+    std::iota(order.begin(), order.end(), Index{0});
+    std::stable_sort(order.begin(), order.end(), [&](Index a, Index b) {
+      return mean[static_cast<std::size_t>(a)] > mean[static_cast<std::size_t>(b)];
+    });
+    for (std::size_t k = 0; k < per; ++k) {
+      out.group.push_back(g);
+      out.rank.push_back(static_cast<std::int32_t>(k + 1));
+      out.value.push_back(order[k]);
+      out.mean_lift.push_back(mean[static_cast<std::size_t>(order[k])]);
+      out.members.push_back(members[static_cast<std::size_t>(g)]);
+    }
+  }
+  return out;
+}
+
 PERKREC_INLINE TopInterests InterestModel::top(Span<const Index> users, int n, double level) const {
   require_fitted("top");
   if (n < 1) detail::raise<InputError>("InterestModel::top: n must be >= 1 (got ", n, ")");

@@ -75,6 +75,7 @@
 //
 // Segments and clusters: see models/segments.hpp. clusters(k) runs seeded k-means++ on the
 // log preference vectors and describes each cluster by its most over-represented dimensions.
+// group_preferences(segments(rules).codes, ...) gives each segment's mean preference vector.
 //
 // Example:
 //   perkrec::PreferenceModel model;                 // PreferenceParams defaults
@@ -310,6 +311,13 @@ class PreferenceModel : public Serializable<PreferenceModel> {
   /// dimension or group. Cost O(members x (conditions + terms + iterations x classes x segments)),
   /// plus a sort per relative condition or term; memory members x segments doubles.
   SegmentAssignment segments(const SegmentRules& rules) const;
+  /// Mean preference vector of the members of each group (a segment's profile: group =
+  /// SegmentAssignment::codes): `group` holds one code per member (n_users of them) in [0,
+  /// n_groups) or -1 for none; returns n_groups x n_dimensions, row-major, NaN for a group
+  /// without members. Sums in double in member order. O(members x dimensions), serial.
+  /// InputError for a wrong length, a code out of range or n_groups < 0.
+  std::vector<double> group_preferences(Span<const std::int32_t> group,
+                                        std::int32_t n_groups) const;
   /// k-means++ clusters of the log preference vectors (seeded by params().seed).
   PreferenceClusters clusters(int k, int max_iterations = 50) const;
 

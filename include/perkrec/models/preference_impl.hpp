@@ -1591,6 +1591,44 @@ PERKREC_INLINE float PreferenceModel::member_score(Index u, Index b) const {
                             (count > 0 ? s / count : 0.0));
 }
 
+PERKREC_INLINE std::vector<double> PreferenceModel::group_preferences(
+    Span<const std::int32_t> group, std::int32_t n_groups) const {
+  require_fitted("group_preferences");
+  if (static_cast<Index>(group.size()) != n_users_) {
+    detail::raise<InputError>("PreferenceModel::group_preferences: group has ", group.size(),
+                              " entries (expected n_users = ", n_users_, ")");
+  }
+  if (n_groups < 0) {
+    detail::raise<InputError>("PreferenceModel::group_preferences: n_groups must be >= 0 (got ",
+                              n_groups, ")");
+  }
+  for (std::size_t u = 0; u < group.size(); ++u) {
+    if (group[u] < -1 || group[u] >= n_groups) {
+      detail::raise<InputError>("PreferenceModel::group_preferences: group of member ", u, " is ",
+                                group[u], " (expected -1 or a code in [0, ", n_groups, "))");
+    }
+  }
+  const auto D = static_cast<std::size_t>(n_dims_);
+  const auto G = static_cast<std::size_t>(n_groups);
+  std::vector<double> sums(G * D, 0.0);
+  std::vector<Offset> members(G, 0);
+  for (std::size_t u = 0; u < group.size(); ++u) {
+    if (group[u] < 0) continue;
+    const auto g = static_cast<std::size_t>(group[u]);
+    ++members[g];
+    const float* row = preference_.data() + u * D;
+    for (std::size_t d = 0; d < D; ++d) sums[g * D + d] += static_cast<double>(row[d]);
+  }
+  for (std::size_t g = 0; g < G; ++g) {
+    const double count = static_cast<double>(members[g]);
+    for (std::size_t d = 0; d < D; ++d) {
+      sums[g * D + d] =
+          members[g] > 0 ? sums[g * D + d] / count : std::numeric_limits<double>::quiet_NaN();
+    }
+  }
+  return sums;
+}
+
 PERKREC_INLINE void PreferenceModel::intervals(double level, std::vector<float>& lower,
                                                std::vector<float>& upper) const {
   require_fitted("intervals");

@@ -144,5 +144,53 @@ TEST(ReliabilityCurve, RejectsBadInput) {
   PERKREC_EXPECT_THROW_MSG(reliability_curve({}, {}, 3, true), InputError, "0 rows");
 }
 
+using V = std::vector<double>;
+
+TEST(Metrics, SpearmanIsPearsonOfAverageRanks) {
+  EXPECT_DOUBLE_EQ(spearman_correlation(V{1, 2, 3, 4}, V{10, 20, 30, 40}), 1.0);
+  EXPECT_DOUBLE_EQ(spearman_correlation(V{1, 2, 3, 4}, V{9, 5, 2, -1}), -1.0);
+  // Ties share the mean rank: ranks {1, 2.5, 2.5} against {1, 2, 3} correlate sqrt(3) / 2.
+  EXPECT_NEAR(spearman_correlation(V{2.5, 3, 3}, V{0, 2, 4}), std::sqrt(3.0) / 2, 1e-15);
+  // Only the order matters: a monotone transform of one side changes nothing.
+  const std::vector<double> a{0.3, 7, -2, 5, 1}, b{1, 4, 0.5, 2, 3};
+  std::vector<double> a_cubed(a.size());
+  for (std::size_t i = 0; i < a.size(); ++i) a_cubed[i] = a[i] * a[i] * a[i];
+  EXPECT_DOUBLE_EQ(spearman_correlation(a, b), spearman_correlation(a_cubed, b));
+  EXPECT_NEAR(spearman_correlation(a, b), 0.9, 1e-15);  // 1 - 6 x 2 / (5 x 24)
+  EXPECT_TRUE(std::isnan(spearman_correlation(V{1, 1, 1}, V{1, 2, 3})));
+  EXPECT_TRUE(std::isnan(spearman_correlation(V{1}, V{2})));
+  PERKREC_EXPECT_THROW_MSG(spearman_correlation(V{1, 2}, V{1}), InputError, "b has 1 entries");
+  PERKREC_EXPECT_THROW_MSG(spearman_correlation(V{1, NAN}, V{1, 2}), InputError,
+                           "a[1] is not finite");
+}
+
+TEST(Metrics, HoldoutErrorsKnownAnswers) {
+  const V actual_p{0, 2, 4}, actual_s{0, 20, 40};
+  HoldoutErrors e = holdout_errors(actual_p, actual_s, actual_p, actual_s);
+  EXPECT_EQ(e.members, 3);
+  EXPECT_EQ(e.mae_purchases, 0.0);
+  EXPECT_EQ(e.mae_spend, 0.0);
+  EXPECT_DOUBLE_EQ(e.spearman_purchases, 1.0);
+  EXPECT_EQ(e.aggregate_spend_error, 0.0);
+  e = holdout_errors(actual_p, actual_s, V{2.5, 3, 3}, V{0, 30, 60});
+  EXPECT_DOUBLE_EQ(e.mae_purchases, 4.5 / 3);  // 2.5 vs 0, 3 vs 2, 3 vs 4
+  EXPECT_DOUBLE_EQ(e.mae_spend, 10.0);         // 0 vs 0, 30 vs 20, 60 vs 40
+  EXPECT_NEAR(e.spearman_purchases, std::sqrt(3.0) / 2, 1e-15);
+  EXPECT_DOUBLE_EQ(e.spearman_spend, 1.0);
+  EXPECT_DOUBLE_EQ(e.aggregate_purchases_error, 8.5 / 6 - 1);
+  EXPECT_DOUBLE_EQ(e.aggregate_spend_error, 0.5);
+  // No actual occasion: the aggregate error is undefined; no rows: nothing is.
+  e = holdout_errors(V{0, 0}, V{0, 0}, V{1, 2}, V{3, 4});
+  EXPECT_TRUE(std::isnan(e.aggregate_purchases_error));
+  EXPECT_TRUE(std::isnan(e.spearman_purchases));  // constant actuals
+  e = holdout_errors(V{}, V{}, V{}, V{});
+  EXPECT_EQ(e.members, 0);
+  EXPECT_TRUE(std::isnan(e.mae_purchases) && std::isnan(e.mae_spend));
+  PERKREC_EXPECT_THROW_MSG(holdout_errors(actual_p, actual_s, V{1, 2}, actual_s), InputError,
+                           "forecast_purchases has 2 entries (expected 3");
+  PERKREC_EXPECT_THROW_MSG(holdout_errors(actual_p, actual_s, actual_p, V{1, INFINITY, 2}),
+                           InputError, "forecast_spend[1] is not finite");
+}
+
 }  // namespace
 }  // namespace perkrec

@@ -1116,5 +1116,103 @@ TEST(CLVMemberFields, SampleFieldsGatherByMemberAndRefuseTheFuture) {
   PERKREC_EXPECT_THROW_MSG(from_summary.sample_fields(two, ok, 30.0), InputError, "summaries");
 }
 
+TEST(CLVForecast, NaiveForecastIsTheOwnRateTimesTheHorizon) {
+  using V = std::vector<double>;
+  const CLVForecast f = naive_forecast(V{2, 0, 3}, V{4, 5, 0}, V{10, 7, 3}, 8.0);
+  EXPECT_EQ(f.expected_purchases, (V{4, 0, 0}));  // 2 / 4 x 8; no repeat; T = 0
+  EXPECT_EQ(f.clv, (V{40, 0, 0}));
+  EXPECT_EQ(naive_forecast(V{}, V{}, V{}, 1.0).clv.size(), 0u);
+  PERKREC_EXPECT_THROW_MSG(naive_forecast(V{1}, V{2}, V{3}, -1.0), InputError, "horizon");
+  PERKREC_EXPECT_THROW_MSG(naive_forecast(V{1, 2}, V{2}, V{3, 4}, 1.0), InputError,
+                           "T has 1 entries (expected 2");
+  PERKREC_EXPECT_THROW_MSG(naive_forecast(V{-1}, V{2}, V{3}, 1.0), InputError, "x[0] must be");
+  PERKREC_EXPECT_THROW_MSG(naive_forecast(V{1}, V{2}, V{NAN}, 1.0), InputError,
+                           "mean_order_value[0] must be finite");
+}
+
+TEST(CLVForecast, NaiveModelPredictsTheNaiveForecast) {
+  // The "naive" forecaster's prediction over a horizon is naive_forecast of its summary.
+  std::vector<Order> orders;
+  for (Index u = 0; u < 30; ++u) {
+    for (int k = 0; k <= u % 5; ++k) orders.push_back({u, 3.0 * k + u % 7, 10.0f + u});
+  }
+  CLVParams p;
+  p.forecaster = CLVParams::Forecaster::naive;
+  p.time_unit = CLVParams::TimeUnit::day;
+  p.interval_draws = 0;
+  CLVModel model(p);
+  model.fit(orders_log(orders), at_day(40));
+  const CLVSummary& s = model.summary();
+  const CLVForecast naive = naive_forecast(s.x, s.T, s.mean_order_value, 12.0);
+  const CLVPrediction got = model.predict(12.0);
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    EXPECT_DOUBLE_EQ(got.expected_purchases[i], naive.expected_purchases[i]) << i;
+    EXPECT_DOUBLE_EQ(got.clv[i], naive.clv[i]) << i;
+  }
+}
+
+TEST(CLVForecast, ExpectedPurchasesByPeriodDifferencesTheCumulativeForecast) {
+  using V = std::vector<double>;
+  CLVModel model;
+  model.fit(CLVSummary::from_arrays(V{0, 2, 5, 1, 3, 0}, V{0, 10, 30, 4, 20, 0},
+                                    V{40, 40, 40, 35, 38, 12}, V{0, 0, 0, 0, 0, 0}));
+  const V x{2, 0, 4}, t_x{10, 0, 30}, T{40, 20, 36};
+  auto cumulative = [&](double horizon) {
+    V alive(3), expected(3);
+    model.conditional(x, t_x, T, horizon, alive, expected);
+    return expected[0] + expected[1] + expected[2];
+  };
+  // Four periods stopping at 2.5: (0, 1], (1, 2], (2, 2.5], then nothing.
+  const V by = model.expected_purchases_by_period(x, t_x, T, 4, 2.5);
+  ASSERT_EQ(by.size(), 4u);
+  EXPECT_DOUBLE_EQ(by[0], cumulative(1));
+  EXPECT_DOUBLE_EQ(by[1], cumulative(2) - cumulative(1));
+  EXPECT_DOUBLE_EQ(by[2], cumulative(2.5) - cumulative(2));
+  EXPECT_EQ(by[3], 0.0);
+  EXPECT_GT(by[0], by[1]);  // a buy-till-you-die curve declines
+  EXPECT_TRUE(model.expected_purchases_by_period(x, t_x, T, 0, 0.0).empty());
+  PERKREC_EXPECT_THROW_MSG(model.expected_purchases_by_period(x, t_x, T, -1, 1.0), InputError,
+                           "periods");
+  PERKREC_EXPECT_THROW_MSG(model.expected_purchases_by_period(x, t_x, T, 2, NAN), InputError,
+                           "end");
+  PERKREC_EXPECT_THROW_MSG(model.expected_purchases_by_period(x, t_x, V{40, 20}, 2, 2.0),
+                           InputError, "equal lengths");
+  EXPECT_THROW(CLVModel().expected_purchases_by_period(x, t_x, T, 2, 2.0), InputError);
+}
+
+TEST(CLV, PAliveHistoryReplaysOneMembersSummaries) {
+  // Member 1 orders on days 10, 20 and 30; the others give the model a population.
+  std::vector<Order> orders{{1, 10, 5.0f}, {1, 20, 5.0f}, {1, 30, 5.0f}};
+  for (Index u = 2; u < 40; ++u) {
+    for (int k = 0; k <= u % 4; ++k) orders.push_back({u, 2.0 + 6.0 * k + u % 3, 8.0f});
+  }
+  const EventLog log = orders_log(orders);
+  CLVParams p;
+  p.forecaster = CLVParams::Forecaster::purchase;
+  p.time_unit = CLVParams::TimeUnit::day;
+  p.interval_draws = 0;
+  CLVModel model(p);
+  model.fit(log, at_day(50));
+  // Day 5 and the first order's own time have no order before them: no rows.
+  const std::vector<Timestamp> times{at_day(5), at_day(10), at_day(15), at_day(21), at_day(45)};
+  const CLVMemberHistory h = model.p_alive_history(log, 1, times);
+  EXPECT_EQ(h.position, (std::vector<std::size_t>{2, 3, 4}));
+  EXPECT_EQ(h.x, (std::vector<double>{0, 1, 2}));
+  EXPECT_EQ(h.t_x, (std::vector<double>{0, 10, 20}));
+  EXPECT_EQ(h.T, (std::vector<double>{4, 10, 34}));  // to the day before each time
+  std::vector<double> alive(3), expected(3);
+  model.conditional(h.x, h.t_x, h.T, 1.0, alive, expected);
+  EXPECT_EQ(h.p_alive, alive);
+  EXPECT_EQ(h.expected_purchases, expected);
+  // The summary at a time is the log's summary of that member at that cut.
+  const CLVSummary at21 = summarize_purchases(log, at_day(21), p.time_unit, p.occasion);
+  EXPECT_EQ(at21.users[0], 1);
+  EXPECT_EQ(at21.T[0], h.T[1]);
+  EXPECT_TRUE(model.p_alive_history(log, 0, times).x.empty());  // member 0 never ordered
+  PERKREC_EXPECT_THROW_MSG(model.p_alive_history(log, 99, times), InputError, "user 99");
+  PERKREC_EXPECT_THROW_MSG(model.p_alive_history(log, 1, std::vector<Timestamp>{kMinTimestamp}),
+                           InputError, "times[0] out of range");
+}
+
 }  // namespace
 }  // namespace perkrec

@@ -107,6 +107,28 @@ TEST(Interest, ExactSharesOnAHandBuiltLog) {
   }
   EXPECT_THROW(m.group_lifts(std::vector<std::int32_t>{0, 0}, 1), InputError);
   EXPECT_THROW(m.group_lifts(std::vector<std::int32_t>{0, 3, 0}, 3), InputError);
+  // Group top: each group with members lists its values by mean lift, best first; group 2
+  // (no members) has no rows. Group 0 is member 1 (c1 first), group 1 members 0 and 2.
+  const GroupInterests gt = m.group_top(group, 3, 2);
+  ASSERT_EQ(gt.group.size(), 4u);
+  EXPECT_EQ(gt.group, (std::vector<std::int32_t>{0, 0, 1, 1}));
+  EXPECT_EQ(gt.rank, (std::vector<std::int32_t>{1, 2, 1, 2}));
+  EXPECT_EQ(gt.members, (std::vector<Offset>{1, 1, 2, 2}));
+  EXPECT_EQ(gt.value[0], 1);
+  EXPECT_EQ(gt.value[2], 0);
+  for (std::size_t k = 0; k < gt.group.size(); ++k) {
+    EXPECT_EQ(gt.mean_lift[k],
+              G[static_cast<std::size_t>(gt.group[k]) * 3 + static_cast<std::size_t>(gt.value[k])]);
+  }
+  EXPECT_GE(gt.mean_lift[0], gt.mean_lift[1]);
+  EXPECT_GE(gt.mean_lift[2], gt.mean_lift[3]);
+  // n above the number of values lists every value; ties keep value order (all 1 without
+  // activity: member 2 alone).
+  const GroupInterests quiet = m.group_top(std::vector<std::int32_t>{-1, -1, 0}, 1, 10);
+  ASSERT_EQ(quiet.value.size(), 3u);
+  EXPECT_EQ(quiet.value, (std::vector<Index>{0, 1, 2}));
+  EXPECT_THROW(m.group_top(group, 3, 0), InputError);
+  EXPECT_THROW(m.group_top(std::vector<std::int32_t>{0, 0}, 1, 2), InputError);
   // lifts() agrees with lift().
   const std::vector<float> L = m.lifts(users);
   for (Index u = 0; u < 3; ++u)

@@ -43,12 +43,17 @@ EventLog shrinkage_log() {
   return make_log(rows, 102, 2);
 }
 
-TEST(PreferenceModel, ShrinkageFewEventsStayNearThePopulationManyNearTheirOwnRate) {
+// One latent class, a fixed prior strength of 10, no time decay.
+PreferenceParams shrinkage_params() {
   PreferenceParams p;
   p.latent_classes = 1;
   p.prior_strength = 10;
   p.half_life_days = 0;
-  PreferenceModel m(p);
+  return p;
+}
+
+TEST(PreferenceModel, ShrinkageFewEventsStayNearThePopulationManyNearTheirOwnRate) {
+  PreferenceModel m(shrinkage_params());
   const EventLog log = shrinkage_log();
   m.fit(log, two_benefits(), day_time(30));
   const int points = static_cast<int>(
@@ -983,6 +988,36 @@ TEST(PreferenceStages, EmpiricalBayesStrengthRecoversAPlantedBetaPrior) {
   // A fixed strength skips the search.
   EXPECT_EQ(detail::pref::prior_strength(issued, claimed, prior, n, dims, 7.0, 1),
             std::vector<double>(dims, 7.0));
+}
+
+TEST(PreferenceModel, GroupPreferencesAreTheMembersMeanVectors) {
+  PreferenceModel m(shrinkage_params());
+  m.fit(shrinkage_log(), two_benefits(), day_time(30));
+  // Members 0..99 in group 0 (the population), member 100 alone in group 1, member 101 in
+  // none, group 2 empty.
+  std::vector<std::int32_t> group(102, 0);
+  group[100] = 1;
+  group[101] = -1;
+  const std::vector<double> means = m.group_preferences(group, 3);
+  const auto D = static_cast<std::size_t>(m.n_dimensions());
+  ASSERT_EQ(means.size(), 3 * D);
+  const std::vector<float>& pref = m.preferences();
+  for (std::size_t d = 0; d < D; ++d) {
+    double sum = 0;
+    for (std::size_t u = 0; u < 100; ++u) sum += pref[u * D + d];
+    EXPECT_EQ(means[d], sum / 100) << d;
+    EXPECT_EQ(means[D + d], static_cast<double>(pref[100 * D + d])) << d;
+    EXPECT_TRUE(std::isnan(means[2 * D + d])) << d;
+  }
+  // Member 100 (2 of 2 claimed) prefers points more than the population does.
+  const auto points = static_cast<std::size_t>(
+      std::find(m.dimension_names().begin(), m.dimension_names().end(), "kind:points") -
+      m.dimension_names().begin());
+  EXPECT_GT(means[D + points], means[points]);
+  PERKREC_EXPECT_THROW_MSG(m.group_preferences(std::vector<std::int32_t>(5, 0), 1), InputError,
+                           "group has 5 entries");
+  PERKREC_EXPECT_THROW_MSG(m.group_preferences(group, 1), InputError, "group of member 100 is 1");
+  EXPECT_THROW(PreferenceModel().group_preferences(group, 3), InputError);
 }
 
 }  // namespace
