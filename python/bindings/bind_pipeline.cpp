@@ -46,9 +46,8 @@ static void bind_pipeline_fit(py::module_& m) {
         return py::make_tuple(std::move(file), segments_to_python(std::move(checkpoints)));
       },
       py::arg("events"), py::arg("catalog"), py::arg("user_table"), py::arg("cut"),
-      py::arg("behavior_log"), py::arg("items"), py::arg("benefit_items"),
-      py::arg("config_json"), py::arg("progress"),
-      "(BenefitPlannerFile, (checkpoint times, segments per checkpoint))");
+      py::arg("behavior_log"), py::arg("items"), py::arg("benefit_items"), py::arg("config_json"),
+      py::arg("progress"), "(BenefitPlannerFile, (checkpoint times, segments per checkpoint))");
   m.def(
       "benefit_planner_segment_checkpoints",
       [segments_to_python](const EventLog& events, const Catalog& catalog,

@@ -37,6 +37,10 @@ reasons name the member's matching behaviour of the 8 weeks before the plan time
 items of this benefit 6 times in the last 8 weeks"}]``). ``plan(behavior=newer_log)`` and
 ``inputs(behavior=newer_log)`` read a newer BehaviorLog of the same items without refitting.
 
+``fit`` runs in C++ (include/perkrec/decide/benefit_planner_fit.hpp: ``fit_benefit_planner``),
+one call with the GIL released, and gives the model file the Python recipe it replaced gave,
+byte for byte (with ``fm_threads=1``); a C++ service or training job fits the same file.
+
 ``plan(at=...)`` scores every (member, benefit) at ``at`` through the FM and its encoder,
 shrinks, adds the pooled effects and the preference offset when fitted with them, and hands P, the incremental share and the order values to :class:`perkrec.Planner`.
 
@@ -322,7 +326,12 @@ class BenefitPlanner:
         draws the FM's and the preference model's progress bars on stderr, a callable
         ``(stage, done, total)`` receives them. ``behavior``: (BehaviorLog, ItemCatalog,
         BenefitItems) of the same members and benefits: the FM gets ``behavior_field`` and the
-        model file keeps the three (see the module docstring). Returns self."""
+        model file keeps the three (see the module docstring). The fit runs in C++
+        (``perkrec::fit_benefit_planner``) with the GIL released; data that cannot be fitted
+        (no issues before ``cut_time``, none after it for early stopping / the shrinkage / the
+        pooled effects, ``weighting="ipw"`` without logged propensities, ``incremental="control"``
+        without the control flag, sizes other than the log's) raises InputError naming the
+        field before anything is fitted. Returns self."""
         from .data import Catalog, EventLog, UserTable
 
         if not isinstance(events, EventLog):
@@ -371,7 +380,7 @@ class BenefitPlanner:
             "preference_params": self.preference_params,
         }
 
-    def _segment_checkpoints(self, events, catalog, user_table, t_end: int = None):
+    def _segment_checkpoints(self, events, catalog, user_table, t_end: Optional[int] = None):
         """(checkpoint times in seconds, each member's default segment as of each): preference
         models fitted on the events strictly before each checkpoint, every
         SEGMENT_CHECKPOINT_DAYS days from the log's start, strictly before its end (C++:

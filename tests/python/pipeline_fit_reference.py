@@ -73,11 +73,12 @@ def _issued_mask(frame: pd.DataFrame) -> np.ndarray:
     )
 
 
-
 class ReferencePlanner(BenefitPlanner):
     """BenefitPlanner whose fit is the former Python orchestration."""
 
-    def fit(self, events, catalog, user_table=None, cut_time=None, *, behavior=None, progress=False):
+    def fit(
+        self, events, catalog, user_table=None, cut_time=None, *, behavior=None, progress=False
+    ):
         behavior = self._check_behavior(behavior, events)
         end = events.time_range[1]
         t_end = time_seconds(end, "end")
@@ -410,4 +411,3 @@ class ReferencePlanner(BenefitPlanner):
             state.get("preference_weight"),
             *(None if b is None else b._impl for b in behavior),
         )
-

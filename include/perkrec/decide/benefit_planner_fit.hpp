@@ -47,7 +47,8 @@
 //   perkrec::BenefitPlannerFitParams params;
 //   params.policy = perkrec::parse_json_strict<perkrec::ConfigError>(policy_text, "policy");
 //   perkrec::BenefitPlannerFile file =
-//       perkrec::fit_benefit_planner(program.events, program.catalog, &program.users);
+//       perkrec::fit_benefit_planner(program.events, program.catalog, &program.users,
+//                                    perkrec::kNoTime, nullptr, params);
 //   file.save("planner.perk");
 //   perkrec::BenefitPlanner planner(std::move(file));
 //   auto plan = planner.plan(planner.end_time());
@@ -99,25 +100,25 @@ struct BenefitPlannerFitParams {
   int fm_threads = 1;             ///< the FM's threads (1: bit-reproducible); 0 = OpenMP default
   std::uint64_t seed = 42;        ///< the FM's seed
   // The pipeline.
-  std::string weighting = "ipw";      ///< "ipw" (clipped inverse logged propensity) or "none"
-  bool shrink = true;                 ///< store the held-out issues for the interaction shrinkage
-  bool pooled = true;                 ///< fit pooled member effects on top of the FM
-  bool preference_offset = false;     ///< fit the preference model's kind log-preference weight
+  std::string weighting = "ipw";       ///< "ipw" (clipped inverse logged propensity) or "none"
+  bool shrink = true;                  ///< store the held-out issues for the interaction shrinkage
+  bool pooled = true;                  ///< fit pooled member effects on top of the FM
+  bool preference_offset = false;      ///< fit the preference model's kind log-preference weight
   std::string incremental = "timing";  ///< "timing" or "control" (the random control group)
-  double margin = 0.3;                ///< share of the median basket a redemption earns; (0, 1]
+  double margin = 0.3;                 ///< share of the median basket a redemption earns; (0, 1]
   /// PreferenceModel keyword arguments (PreferenceParams JSON keys; missing keys keep their
   /// defaults, num_threads defaults to `num_threads`); stored as given.
   Json preference_params = Json::object();
   // The planner (stored in the config; BenefitPlanner reads them).
   std::string objective = "incremental";  ///< PlannerParams::objective
-  int top_k = 50;                          ///< PlannerParams::top_k
-  std::string method = "dual";             ///< PlannerParams::method
-  int num_threads = 0;                     ///< planner, encoder and preference models
+  int top_k = 50;                         ///< PlannerParams::top_k
+  std::string method = "dual";            ///< PlannerParams::method
+  int num_threads = 0;                    ///< planner, encoder and preference models
   /// null = benefit_planner_default_behavior_field() when behaviour is given; else a
   /// FeatureEncoder field object of kind "behavior" (name defaults to "behavior"), which makes
   /// behaviour required.
   Json behavior_field = nullptr;
-  bool segment_field = true;  ///< the member's as-of segment as a categorical field
+  bool segment_field = true;     ///< the member's as-of segment as a categorical field
   Json policy = Json::object();  ///< Policy JSON (decide/policy.hpp)
 
   /// ConfigError naming the field (the FM's, the preference model's, the planner's and the

@@ -195,8 +195,8 @@ PERKREC_INLINE Json BenefitPlannerFitParams::to_config(Timestamp cut_time,
   params["segment_field"] = segment_field;
   const Json fm = fm_params();
   Json fm_stored = Json::object();
-  for (const char* key : {"factors", "epochs", "early_stopping_rounds", "reg_linear",
-                          "reg_factors", "learning_rate", "num_threads", "seed"})
+  for (const char* key : {"factors", "epochs", "early_stopping_rounds", "reg_linear", "reg_factors",
+                          "learning_rate", "num_threads", "seed"})
     fm_stored[key] = fm.at(key);
   Json config = Json::object();
   config["policy"] = Policy::from_json(policy).to_json();
@@ -328,8 +328,7 @@ class IssueColumns {
  public:
   IssueColumns(const FeatureEncoder& encoder, const PlanFrame& frame, const Issues& issues,
                std::vector<std::size_t> rows, const SegmentCheckpoints* checkpoints)
-      : rows_(std::move(rows)),
-        block_(encoder, frame, rows_.size(), [&](std::size_t r) {
+      : rows_(std::move(rows)), block_(encoder, frame, rows_.size(), [&](std::size_t r) {
           const std::size_t i = rows_[r];
           return benefit_planner::BlockColumns::RowKey{static_cast<std::size_t>(issues.user[i]),
                                                        static_cast<std::size_t>(issues.benefit[i]),
@@ -376,10 +375,9 @@ inline std::vector<Index> factorize(const std::vector<std::string>& values) {
   return out;
 }
 
-inline PreferenceModel fit_preference(const BenefitPlannerFitParams& params,
-                                      const EventLog& events, const Catalog& catalog,
-                                      const UserTable* user_table, Timestamp cut,
-                                      const Callbacks& callbacks = {}) {
+inline PreferenceModel fit_preference(const BenefitPlannerFitParams& params, const EventLog& events,
+                                      const Catalog& catalog, const UserTable* user_table,
+                                      Timestamp cut, const Callbacks& callbacks = {}) {
   PreferenceModel model(PreferenceParams::from_json(params.preference_params_json()));
   if (user_table != nullptr) {
     model.fit(events, catalog, cut, *user_table, callbacks);
@@ -449,9 +447,10 @@ inline void check_inputs(const EventLog& events, const Catalog& catalog,
 inline void check_issues(std::size_t before, std::size_t after, std::size_t done_before,
                          const BenefitPlannerFitParams& params, Timestamp cut) {
   if (before == 0) {
-    detail::raise<InputError>("BenefitPlanner.fit: events: no issues before cut_time (got "
-                              "cut_time ",
-                              cut, ")");
+    detail::raise<InputError>(
+        "BenefitPlanner.fit: events: no issues before cut_time (got "
+        "cut_time ",
+        cut, ")");
   }
   if (params.early_stopping && after == 0) {
     detail::raise<InputError>(
@@ -525,13 +524,10 @@ PERKREC_INLINE SegmentCheckpoints benefit_planner_segment_checkpoints(
   return out;
 }
 
-PERKREC_INLINE BenefitPlannerFile fit_benefit_planner(const EventLog& events,
-                                                      const Catalog& catalog,
-                                                      const UserTable* user_table, Timestamp cut,
-                                                      const BehaviorData* behavior,
-                                                      const BenefitPlannerFitParams& params,
-                                                      const Callbacks& callbacks,
-                                                      SegmentCheckpoints* checkpoints) {
+PERKREC_INLINE BenefitPlannerFile fit_benefit_planner(
+    const EventLog& events, const Catalog& catalog, const UserTable* user_table, Timestamp cut,
+    const BehaviorData* behavior, const BenefitPlannerFitParams& params, const Callbacks& callbacks,
+    SegmentCheckpoints* checkpoints) {
   namespace fit = detail::benefit_planner_fit;
   params.validate();
   fit::check_inputs(events, catalog, user_table, behavior, params);
@@ -618,8 +614,7 @@ PERKREC_INLINE BenefitPlannerFile fit_benefit_planner(const EventLog& events,
       file.holdout_weight = issue_weights(fit::propensities(events, issues, held));
   }
   // Step 4.
-  file.preference =
-      fit::fit_preference(params, events, catalog, user_table, t_end, callbacks);
+  file.preference = fit::fit_preference(params, events, catalog, user_table, t_end, callbacks);
   if (events.user_ids().size() > 0 || events.benefit_ids().size() > 0)
     file.preference.set_ids(events.user_ids(), events.benefit_ids());
   if (params.incremental == "control")
@@ -676,8 +671,8 @@ PERKREC_INLINE BenefitPlannerFile fit_benefit_planner(const EventLog& events,
       slope.lower = 0.0;
       slope.upper = 1.0;
       const KindPreferenceLift lift(at_cut, catalog);
-      file.preference_weight = fit_preference_weight(
-          lift, hu, hb, hq, hy, hw, file.pooled ? &*file.pooled : nullptr, slope)
+      file.preference_weight = fit_preference_weight(lift, hu, hb, hq, hy, hw,
+                                                     file.pooled ? &*file.pooled : nullptr, slope)
                                    .slope;
     }
   }
@@ -759,14 +754,29 @@ inline void python_string(const std::string& s, std::string& out) {
       cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3Fu);
     i += len;
     switch (cp) {
-      case '"': out += "\\\""; continue;
-      case '\\': out += "\\\\"; continue;
-      case '\n': out += "\\n"; continue;
-      case '\r': out += "\\r"; continue;
-      case '\t': out += "\\t"; continue;
-      case '\b': out += "\\b"; continue;
-      case '\f': out += "\\f"; continue;
-      default: break;
+      case '"':
+        out += "\\\"";
+        continue;
+      case '\\':
+        out += "\\\\";
+        continue;
+      case '\n':
+        out += "\\n";
+        continue;
+      case '\r':
+        out += "\\r";
+        continue;
+      case '\t':
+        out += "\\t";
+        continue;
+      case '\b':
+        out += "\\b";
+        continue;
+      case '\f':
+        out += "\\f";
+        continue;
+      default:
+        break;
     }
     if (cp >= 0x20 && cp < 0x7F) {
       out += static_cast<char>(cp);

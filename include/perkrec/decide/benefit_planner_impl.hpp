@@ -166,8 +166,8 @@ class BlockColumns {
  public:
   BlockColumns(const FeatureEncoder& encoder, const PlanFrame& frame, Index begin, Index end,
                Index n_benefits, Timestamp t)
-      : BlockColumns(encoder, frame, static_cast<std::size_t>(end - begin) *
-                                         static_cast<std::size_t>(n_benefits),
+      : BlockColumns(encoder, frame,
+                     static_cast<std::size_t>(end - begin) * static_cast<std::size_t>(n_benefits),
                      [u0 = static_cast<std::size_t>(begin),
                       nb = static_cast<std::size_t>(n_benefits), t](std::size_t r) {
                        return RowKey{u0 + r / nb, r % nb, t};

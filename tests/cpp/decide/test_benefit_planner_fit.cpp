@@ -118,13 +118,12 @@ TEST(BenefitPlannerFit, BadParamsAndDataAreTypedErrorsNamingTheField) {
     change(p);
     return p;
   };
-  PERKREC_EXPECT_THROW_MSG(
-      fit_benefit_planner(log, cat, nullptr, kNoTime, nullptr,
-                          with([](auto& p) { p.weighting = "magic"; })),
-      ConfigError, "weighting");
   PERKREC_EXPECT_THROW_MSG(fit_benefit_planner(log, cat, nullptr, kNoTime, nullptr,
-                                               with([](auto& p) { p.margin = 0; })),
-                           ConfigError, "margin");
+                                               with([](auto& p) { p.weighting = "magic"; })),
+                           ConfigError, "weighting");
+  PERKREC_EXPECT_THROW_MSG(
+      fit_benefit_planner(log, cat, nullptr, kNoTime, nullptr, with([](auto& p) { p.margin = 0; })),
+      ConfigError, "margin");
   PERKREC_EXPECT_THROW_MSG(fit_benefit_planner(log, cat, nullptr, kNoTime, nullptr,
                                                with([](auto& p) { p.factors = -1; })),
                            ConfigError, "factors");
@@ -140,8 +139,9 @@ TEST(BenefitPlannerFit, BadParamsAndDataAreTypedErrorsNamingTheField) {
   PERKREC_EXPECT_THROW_MSG(fit_benefit_planner(log, cat, nullptr, log.max_time()), InputError,
                            "early stopping");
   PERKREC_EXPECT_THROW_MSG(
-      fit_benefit_planner(log, cat, nullptr, kNoTime, nullptr,
-                          with([](auto& p) { p.behavior_field = Json{{"levels", Json::array()}}; })),
+      fit_benefit_planner(log, cat, nullptr, kNoTime, nullptr, with([](auto& p) {
+                            p.behavior_field = Json{{"levels", Json::array()}};
+                          })),
       InputError, "behavior_field");
   const UserTable other(IdMap::range(3));
   PERKREC_EXPECT_THROW_MSG(fit_benefit_planner(log, cat, &other), InputError, "user_table");
