@@ -77,7 +77,8 @@ WEIGHTINGS = ("ipw", "none")
 #: Its aggregates are the ones whose scale does not grow with the length of the history (decayed
 #: counts, days since the last event, share of wallet): the plan scores at the end of the log,
 #: later than every training issue, where cumulative counts and popularity would lie beyond the
-#: values the FM was fitted on.
+#: values the FM was fitted on. Read from C++ (decide/benefit_planner_fit.hpp:
+#: benefit_planner_default_behavior_field), the one definition.
 DEFAULT_BEHAVIOR_FIELD = json.loads(_core.BENEFIT_PLANNER_DEFAULT_BEHAVIOR_FIELD_JSON)
 INCREMENTAL_SOURCES = ("timing", "control")
 DEFAULT_CUT_DAYS = int(_core.DEFAULT_CUT_DAYS)  # C++: kDefaultCutDays

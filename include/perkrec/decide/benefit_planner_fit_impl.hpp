@@ -524,6 +524,173 @@ PERKREC_INLINE SegmentCheckpoints benefit_planner_segment_checkpoints(
   return out;
 }
 
+namespace detail::benefit_planner_fit {
+
+/// What every stage reads: the inputs, the issues and their row sets, the rows' columns.
+struct Context {
+  const EventLog& events;
+  const Catalog& catalog;
+  const UserTable* user_table;
+  const BehaviorData* behavior;
+  const BenefitPlannerFitParams& params;
+  Timestamp cut, end;
+  Issues issues;
+  std::vector<std::size_t> train;  ///< before the cut, validity ended by the end
+  std::vector<std::size_t> held;   ///< after the cut, validity ended by the end
+  std::vector<std::size_t> done;   ///< validity ended by the cut, or held
+  const SegmentCheckpoints* asof = nullptr;
+  PlanFrame frame;
+
+  Context(const EventLog& e, const Catalog& c, const UserTable* u, const BehaviorData* b,
+          const BenefitPlannerFitParams& p, Timestamp t_cut)
+      : events(e),
+        catalog(c),
+        user_table(u),
+        behavior(b),
+        params(p),
+        cut(t_cut),
+        end(e.max_time()),
+        issues(issues_of(e, c)),
+        frame(c, u) {
+    train = issues.where([&](std::size_t i) { return issues.time[i] < cut && finished(i); });
+    held = issues.where([&](std::size_t i) { return is_held(i); });
+    done = issues.where([&](std::size_t i) { return issues.ends[i] <= cut || is_held(i); });
+  }
+  bool finished(std::size_t i) const { return issues.ends[i] <= end; }
+  bool is_held(std::size_t i) const { return issues.time[i] >= cut && finished(i); }
+  IssueColumns columns(const FeatureEncoder& encoder, const std::vector<std::size_t>& rows) const {
+    return IssueColumns(encoder, frame, issues, rows, asof);
+  }
+  /// Clipped FM predictions of the issues at `rows`.
+  std::vector<float> predict(const FM& fm, const FeatureEncoder& encoder,
+                             const std::vector<std::size_t>& rows) const {
+    return predict_clipped(
+        fm, encoder.transform(columns(encoder, rows).columns(), &events, nullptr, behavior));
+  }
+};
+
+/// Steps 1-2: the encoder fitted on the training rows, the FM (early-stopped on the held-out
+/// rows), its encoder in its metadata.
+struct RedemptionModel {
+  FeatureEncoder encoder;
+  FM fm;
+};
+
+inline RedemptionModel fit_redemption_model(const Context& c, const Callbacks& callbacks) {
+  RedemptionModel m{FeatureEncoder(encoder_spec(c.params, c.behavior)),
+                    FM(FMParams::from_json(c.params.fm_params()))};
+  std::vector<std::string> kinds, channels;
+  std::vector<double> faces;
+  for (const Benefit& b : c.catalog.benefits()) {
+    kinds.emplace_back(to_string(b.kind));
+    channels.push_back(b.channel);
+    faces.push_back(b.face_value);
+  }
+  m.encoder.set_benefits(kinds, faces, channels);
+  const IssueColumns train = c.columns(m.encoder, c.train);
+  m.encoder.fit(train.columns(), &c.events, c.behavior);
+  m.fm.set_metadata(python_json_dumps(
+      Json{{"encoder", parse_json_strict<ModelFormatError>(m.encoder.to_json(), "encoder")}}));
+  const CsrMatrix<float> X = m.encoder.transform(train.columns(), &c.events, nullptr, c.behavior);
+  const std::vector<float> y = gather(c.issues.label, c.train);
+  std::vector<float> w;
+  if (c.params.weighting == "ipw") w = issue_weights(propensities(c.events, c.issues, c.train));
+  FMTarget target;
+  target.labels = y;
+  target.sample_weights = w;
+  const std::vector<std::int32_t> fields = m.encoder.feature_fields();
+  if (!c.params.early_stopping) {
+    m.fm.fit(X.view(), target, fields, m.encoder.n_fields(), nullptr, nullptr, callbacks);
+    return m;
+  }
+  const CsrMatrix<float> held_X =
+      m.encoder.transform(c.columns(m.encoder, c.held).columns(), &c.events, nullptr, c.behavior);
+  const std::vector<float> held_y = gather(c.issues.label, c.held);
+  FMTarget held_target;
+  held_target.labels = held_y;
+  const CsrView<float> vx = held_X.view();
+  m.fm.fit(X.view(), target, fields, m.encoder.n_fields(), &vx, &held_target, callbacks);
+  return m;
+}
+
+/// Step 3: the held-out issues with the FM's predictions (and their issue weights).
+inline void add_holdout(const Context& c, const RedemptionModel& m, BenefitPlannerFile& file) {
+  const std::vector<float> p = c.predict(m.fm, m.encoder, c.held);
+  for (std::size_t r = 0; r < c.held.size(); ++r) {
+    const std::size_t i = c.held[r];
+    file.holdout_user.push_back(static_cast<std::int32_t>(c.issues.user[i]));
+    file.holdout_benefit.push_back(static_cast<std::int32_t>(c.issues.benefit[i]));
+    file.holdout_predicted.push_back(static_cast<double>(p[r]));
+    file.holdout_redeemed.push_back(static_cast<double>(c.issues.label[i]));
+  }
+  if (c.events.has_propensity())
+    file.holdout_weight = issue_weights(propensities(c.events, c.issues, c.held));
+}
+
+/// Step 4: the preference model, the control share and the order values at the end.
+inline void add_end_state(const Context& c, BenefitPlannerFile& file, const Callbacks& callbacks) {
+  file.preference = fit_preference(c.params, c.events, c.catalog, c.user_table, c.end, callbacks);
+  if (c.events.user_ids().size() > 0 || c.events.benefit_ids().size() > 0)
+    file.preference.set_ids(c.events.user_ids(), c.events.benefit_ids());
+  if (c.params.incremental == "control")
+    file.incremental_share = incremental_share_from_control(c.events, c.catalog, c.end);
+  file.order_value = order_value(c.events, c.params.margin, c.end);
+}
+
+/// Step 5: pooled member effects and the preference weight on the finished issues (`done`),
+/// the FM's prediction at each as the offset, weights from the issue weights of all issues.
+inline void add_offsets(const Context& c, const RedemptionModel& m, BenefitPlannerFile& file) {
+  const std::vector<float> at = c.predict(m.fm, m.encoder, c.done);
+  const std::vector<double> at_issue(at.begin(), at.end());
+  std::vector<double> labels, weight;
+  std::vector<Index> users, benefits;
+  std::vector<std::uint8_t> held;
+  if (c.events.has_propensity()) {
+    std::vector<std::size_t> all(c.issues.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    const std::vector<float> w = issue_weights(propensities(c.events, c.issues, all));
+    for (std::size_t i : c.done) weight.push_back(static_cast<double>(w[i]));
+  }
+  for (std::size_t i : c.done) {
+    users.push_back(c.issues.user[i]);
+    benefits.push_back(c.issues.benefit[i]);
+    labels.push_back(static_cast<double>(c.issues.label[i]));
+    held.push_back(c.is_held(i) ? 1 : 0);
+  }
+  if (c.params.pooled) {
+    std::vector<std::string> kinds, channels;
+    for (const Benefit& b : c.catalog.benefits()) {
+      kinds.emplace_back(to_string(b.kind));
+      channels.push_back(b.channel);
+    }
+    const std::vector<Index> kind_codes = factorize(kinds), channel_codes = factorize(channels);
+    const std::vector<Span<const Index>> attributes = {kind_codes, channel_codes};
+    file.pooled = fit_pooled_member_effects(c.events.n_users(), c.events.n_benefits(), attributes,
+                                            users, benefits, at_issue, labels, weight, held);
+  }
+  if (!c.params.preference_offset) return;
+  std::vector<Index> hu, hb;
+  std::vector<double> hq, hy, hw;
+  for (std::size_t r = 0; r < held.size(); ++r) {
+    if (!held[r]) continue;
+    hu.push_back(users[r]);
+    hb.push_back(benefits[r]);
+    hq.push_back(at_issue[r]);
+    hy.push_back(labels[r]);
+    if (!weight.empty()) hw.push_back(weight[r]);
+  }
+  const PreferenceModel at_cut = fit_preference(c.params, c.events, c.catalog, c.user_table, c.cut);
+  OffsetSlopeParams slope;
+  slope.lower = 0.0;
+  slope.upper = 1.0;
+  file.preference_weight =
+      fit_preference_weight(KindPreferenceLift(at_cut, c.catalog), hu, hb, hq, hy, hw,
+                            file.pooled ? &*file.pooled : nullptr, slope)
+          .slope;
+}
+
+}  // namespace detail::benefit_planner_fit
+
 PERKREC_INLINE BenefitPlannerFile fit_benefit_planner(
     const EventLog& events, const Catalog& catalog, const UserTable* user_table, Timestamp cut,
     const BehaviorData* behavior, const BenefitPlannerFitParams& params, const Callbacks& callbacks,
@@ -531,7 +698,6 @@ PERKREC_INLINE BenefitPlannerFile fit_benefit_planner(
   namespace fit = detail::benefit_planner_fit;
   params.validate();
   fit::check_inputs(events, catalog, user_table, behavior, params);
-  const bool with_behavior = behavior != nullptr && behavior->complete();
   const Timestamp t_end = events.max_time();
   const Timestamp t_cut = cut == kNoTime ? t_end - kDefaultCutDays * 86400 : cut;
   if (!(t_cut <= t_end)) {
@@ -539,151 +705,28 @@ PERKREC_INLINE BenefitPlannerFile fit_benefit_planner(
         "BenefitPlanner.fit: cut_time must not be after the log's last event ", t_end, " (got ",
         t_cut, ")");
   }
-  // Labels and the row sets (step 1); every data condition is checked before any fitting.
-  const fit::Issues issues = fit::issues_of(events, catalog);
-  const auto train = issues.where(
-      [&](std::size_t i) { return issues.time[i] < t_cut && issues.ends[i] <= t_end; });
-  const auto held = issues.where(
-      [&](std::size_t i) { return issues.time[i] >= t_cut && issues.ends[i] <= t_end; });
-  const auto done = issues.where([&](std::size_t i) {
-    return issues.ends[i] <= t_cut || (issues.time[i] >= t_cut && issues.ends[i] <= t_end);
-  });
-  fit::check_issues(train.size(), held.size(), done.size() - held.size(), params, t_cut);
-  const FeatureSpec spec = fit::encoder_spec(params, behavior);
+  // The labels and row sets; every data condition is checked before any fitting.
+  fit::Context c(events, catalog, user_table, behavior, params, t_cut);
+  fit::check_issues(c.train.size(), c.held.size(), c.done.size() - c.held.size(), params, t_cut);
+  fit::encoder_spec(params, behavior);  // a behaviour field the data lack: ConfigError, now
 
-  // Step 0.
-  SegmentCheckpoints segments;
-  if (params.segment_field)
+  SegmentCheckpoints segments;  // step 0
+  if (params.segment_field) {
     segments = benefit_planner_segment_checkpoints(events, catalog, user_table, params);
-  const SegmentCheckpoints* asof = params.segment_field ? &segments : nullptr;
-
-  // Steps 1-2: the encoder and the FM.
-  const detail::PlanFrame frame(catalog, user_table);
-  FeatureEncoder encoder(spec);
-  {
-    std::vector<std::string> kinds, channels;
-    std::vector<double> faces;
-    for (const Benefit& b : catalog.benefits()) {
-      kinds.emplace_back(to_string(b.kind));
-      channels.push_back(b.channel);
-      faces.push_back(b.face_value);
-    }
-    encoder.set_benefits(kinds, faces, channels);
+    c.asof = &segments;
   }
-  const fit::IssueColumns train_rows(encoder, frame, issues, train, asof);
-  encoder.fit(train_rows.columns(), &events, behavior);
-  const fit::IssueColumns held_rows(encoder, frame, issues, held, asof);
-  std::optional<CsrMatrix<float>> held_X;
-  if (!held.empty()) held_X = encoder.transform(held_rows.columns(), &events, nullptr, behavior);
-
-  FM fm(FMParams::from_json(params.fm_params()));
-  fm.set_metadata(detail::python_json_dumps(
-      Json{{"encoder", parse_json_strict<ModelFormatError>(encoder.to_json(), "encoder")}}));
-  {
-    const CsrMatrix<float> X = encoder.transform(train_rows.columns(), &events, nullptr, behavior);
-    const std::vector<float> y = fit::gather(issues.label, train);
-    std::vector<float> w;
-    if (params.weighting == "ipw") w = issue_weights(fit::propensities(events, issues, train));
-    FMTarget target;
-    target.labels = y;
-    target.sample_weights = w;
-    const std::vector<float> held_y = fit::gather(issues.label, held);
-    FMTarget held_target;
-    held_target.labels = held_y;
-    const std::vector<std::int32_t> fields = encoder.feature_fields();
-    if (params.early_stopping) {
-      const CsrView<float> vx = held_X->view();
-      fm.fit(X.view(), target, fields, encoder.n_fields(), &vx, &held_target, callbacks);
-    } else {
-      fm.fit(X.view(), target, fields, encoder.n_fields(), nullptr, nullptr, callbacks);
-    }
-  }
-
+  fit::RedemptionModel model = fit::fit_redemption_model(c, callbacks);
   BenefitPlannerFile file;
-  // Step 3: the held-out issues of the shrinkage.
-  if (params.shrink) {
-    const std::vector<float> p = fit::predict_clipped(fm, *held_X);
-    for (std::size_t r = 0; r < held.size(); ++r) {
-      const std::size_t i = held[r];
-      file.holdout_user.push_back(static_cast<std::int32_t>(issues.user[i]));
-      file.holdout_benefit.push_back(static_cast<std::int32_t>(issues.benefit[i]));
-      file.holdout_predicted.push_back(static_cast<double>(p[r]));
-      file.holdout_redeemed.push_back(static_cast<double>(issues.label[i]));
-    }
-    if (events.has_propensity())
-      file.holdout_weight = issue_weights(fit::propensities(events, issues, held));
-  }
-  // Step 4.
-  file.preference = fit::fit_preference(params, events, catalog, user_table, t_end, callbacks);
-  if (events.user_ids().size() > 0 || events.benefit_ids().size() > 0)
-    file.preference.set_ids(events.user_ids(), events.benefit_ids());
-  if (params.incremental == "control")
-    file.incremental_share = incremental_share_from_control(events, catalog, t_end);
-  file.order_value = order_value(events, params.margin, t_end);
+  if (params.shrink) fit::add_holdout(c, model, file);
+  fit::add_end_state(c, file, callbacks);
+  if (params.pooled || params.preference_offset) fit::add_offsets(c, model, file);
 
-  // Step 5.
-  if (params.pooled || params.preference_offset) {
-    const fit::IssueColumns done_rows(encoder, frame, issues, done, asof);
-    const std::vector<float> at = fit::predict_clipped(
-        fm, encoder.transform(done_rows.columns(), &events, nullptr, behavior));
-    std::vector<double> at_issue(at.begin(), at.end()), labels, weight;
-    std::vector<Index> users, benefits;
-    std::vector<std::uint8_t> is_held;
-    std::vector<double> all_weights;
-    if (events.has_propensity()) {
-      std::vector<std::size_t> all(issues.size());
-      for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-      const std::vector<float> w = issue_weights(fit::propensities(events, issues, all));
-      for (std::size_t i : done) weight.push_back(static_cast<double>(w[i]));
-    }
-    for (std::size_t i : done) {
-      users.push_back(issues.user[i]);
-      benefits.push_back(issues.benefit[i]);
-      labels.push_back(static_cast<double>(issues.label[i]));
-      is_held.push_back(issues.time[i] >= t_cut && issues.ends[i] <= t_end ? 1 : 0);
-    }
-    if (params.pooled) {
-      std::vector<std::string> kinds, channels;
-      for (const Benefit& b : catalog.benefits()) {
-        kinds.emplace_back(to_string(b.kind));
-        channels.push_back(b.channel);
-      }
-      const std::vector<Index> kind_codes = fit::factorize(kinds);
-      const std::vector<Index> channel_codes = fit::factorize(channels);
-      const std::vector<Span<const Index>> attributes = {kind_codes, channel_codes};
-      file.pooled = fit_pooled_member_effects(events.n_users(), events.n_benefits(), attributes,
-                                              users, benefits, at_issue, labels, weight, is_held);
-    }
-    if (params.preference_offset) {
-      const PreferenceModel at_cut =
-          fit::fit_preference(params, events, catalog, user_table, t_cut);
-      std::vector<Index> hu, hb;
-      std::vector<double> hq, hy, hw;
-      for (std::size_t r = 0; r < done.size(); ++r) {
-        if (!is_held[r]) continue;
-        hu.push_back(users[r]);
-        hb.push_back(benefits[r]);
-        hq.push_back(at_issue[r]);
-        hy.push_back(labels[r]);
-        if (!weight.empty()) hw.push_back(weight[r]);
-      }
-      OffsetSlopeParams slope;
-      slope.lower = 0.0;
-      slope.upper = 1.0;
-      const KindPreferenceLift lift(at_cut, catalog);
-      file.preference_weight = fit_preference_weight(lift, hu, hb, hq, hy, hw,
-                                                     file.pooled ? &*file.pooled : nullptr, slope)
-                                   .slope;
-    }
-  }
-
-  // Step 6.
-  file.config = params.to_config(t_cut, t_end);
-  file.redemption_model = std::move(fm);
+  file.config = params.to_config(t_cut, t_end);  // step 6
+  file.redemption_model = std::move(model.fm);
   file.catalog = catalog;
   file.events = events;
   if (user_table != nullptr) file.users = *user_table;
-  if (with_behavior) {
+  if (behavior != nullptr && behavior->complete()) {
     file.behavior =
         BenefitPlannerFile::Behavior{*behavior->log, *behavior->items, *behavior->benefit_items};
   }
@@ -721,7 +764,7 @@ inline std::string python_float(double x) {
   if (exponent < -4 || exponent >= 16) {
     std::string out = sign + digits.substr(0, 1);
     if (digits.size() > 1) out += "." + digits.substr(1);
-    char ex[8];
+    char ex[16];
     std::snprintf(ex, sizeof(ex), "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
     return out + ex;
   }
