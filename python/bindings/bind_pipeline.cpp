@@ -18,6 +18,10 @@ static void bind_pipeline_fit(py::module_& m) {
   m.attr("BENEFIT_PLANNER_DEFAULT_FIELDS_JSON") = benefit_planner_default_fields().dump();
   m.attr("BENEFIT_PLANNER_DEFAULT_BEHAVIOR_FIELD_JSON") =
       benefit_planner_default_behavior_field().dump();
+  m.def(
+      "benefit_planner_default_config",
+      [] { return BenefitPlannerFitParams().to_config(0, 0).dump(); },
+      "BenefitPlannerFitParams' defaults as the config JSON (times 0)");
   m.attr("DEFAULT_CUT_DAYS") = kDefaultCutDays;
   m.attr("SEGMENT_CHECKPOINT_DAYS") = kSegmentCheckpointDays;
   const auto segments_to_python = [](SegmentCheckpoints c) {

@@ -1307,6 +1307,9 @@ class BenefitPlannerFile:
 BENEFIT_PLANNER_DEFAULT_FIELDS_JSON: str
 BENEFIT_PLANNER_DEFAULT_BEHAVIOR_FIELD_JSON: str
 DEFAULT_CUT_DAYS: int
+
+def benefit_planner_default_config() -> str: ...
+
 SEGMENT_CHECKPOINT_DAYS: int
 
 def fit_benefit_planner(

@@ -91,6 +91,12 @@ def test_the_default_fields_come_from_cpp_unchanged():
     assert perkrec.pipeline.DEFAULT_BEHAVIOR_FIELD == DEFAULT_BEHAVIOR_FIELD
 
 
+def test_the_python_defaults_are_the_cpp_params_defaults():
+    cpp = json.loads(_core.benefit_planner_default_config())
+    assert (cpp.pop("cut_time"), cpp.pop("end_time")) == (0, 0)
+    assert perkrec.BenefitPlanner()._fit_config() == cpp
+
+
 def test_the_cpp_fits_data_errors_name_the_field_before_any_work(program):
     log, catalog = program.events, program.catalog
     end = log.time_range[1]
