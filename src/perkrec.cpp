@@ -22,6 +22,7 @@
 #include "perkrec/decide/allocator_exact_impl.hpp"
 #include "perkrec/decide/allocator_impl.hpp"
 #include "perkrec/decide/benefit_planner_file_impl.hpp"
+#include "perkrec/decide/benefit_planner_fit_impl.hpp"
 #include "perkrec/decide/benefit_planner_impl.hpp"
 #include "perkrec/decide/calibration_impl.hpp"
 #include "perkrec/decide/explain_impl.hpp"

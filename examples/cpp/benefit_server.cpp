@@ -13,6 +13,11 @@
 //       --preference DIR/preference.perk --blend DIR/blend.json --plan-time 1775001600
 //       --threads 4 < DIR/requests.jsonl > answers.jsonl
 //
+//   # or fit the pipeline from the log in C++ (perkrec::fit_benefit_planner), then serve it:
+//   ./perkrec_benefit_server --fit-planner DIR/planner.perk --catalog DIR/catalog.json
+//       --users DIR/users.perk --history DIR/history.perk --policy DIR/policy.json [--cut T]
+//   ./perkrec_benefit_server --planner DIR/planner.perk < DIR/requests.jsonl > answers.jsonl
+//
 //   request:  {"id": "r1", "member": "123", "n": 2, "time": 1775005200}
 //   answer:   {"id": "r1", "member": "123", "benefits": [{"benefit": "B07", "probability": 0.31,
 //              "value": 3.1, "cost": 0.6, "send_at": 1775037600, "validity_days": 14,
@@ -35,6 +40,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +57,8 @@ const char* kUsage =
     "[--period-hours H] "
     "[--threads N] [--max-line-bytes B] [--input FILE] [--output FILE]\n"
     "       perkrec_benefit_server --generate DIR [--members N] [--requests N]\n"
+    "       perkrec_benefit_server --fit-planner OUT --catalog FILE --history FILE --policy FILE "
+    "[--users FILE] [--cut T]\n"
     "Requests are JSON lines on standard input (or --input), answers JSON lines on standard\n"
     "output (or --output), in input order; see benefit_server.hpp for the protocol.\n";
 
@@ -101,11 +109,36 @@ int generate(const std::string& dir, perkrec::Index members, std::int64_t reques
   return 0;
 }
 
+// --fit-planner: BenefitPlanner's defaults fitted on the saved log (--history), the catalog,
+// the optional member table and the policy; the file --planner serves.
+int fit_planner(const benefit_server::ServerOptions& o, const std::string& out,
+                perkrec::Timestamp cut) {
+  if (o.catalog.empty() || o.history.empty() || o.policy.empty())
+    return usage("--fit-planner needs --catalog, --history and --policy");
+  const perkrec::Catalog catalog =
+      perkrec::Catalog::from_json(benefit_server::read_text_file(o.catalog, "catalog"));
+  const perkrec::EventLog events = perkrec::EventLog::load(o.history);
+  std::optional<perkrec::UserTable> users;
+  if (!o.users.empty()) users = perkrec::UserTable::load(o.users);
+  perkrec::BenefitPlannerFitParams params;
+  params.policy = perkrec::parse_json_strict<perkrec::ConfigError>(
+      benefit_server::read_text_file(o.policy, "policy"), "policy");
+  params.num_threads = o.threads;
+  const perkrec::BenefitPlannerFile file = perkrec::fit_benefit_planner(
+      events, catalog, users ? &*users : nullptr, cut, nullptr, params);
+  file.save(out);
+  std::cout << "fitted " << out << " (" << events.n_users() << " members, " << catalog.size()
+            << " benefits, cut " << file.config.at("cut_time") << ", end "
+            << file.config.at("end_time") << ")\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   benefit_server::ServerOptions o;
-  std::string input, output, generate_dir;
+  std::string input, output, generate_dir, fit_out;
+  perkrec::Timestamp cut = perkrec::kNoTime;
   perkrec::Index members = 2000;
   std::int64_t requests = 200;
   try {
@@ -157,6 +190,10 @@ int main(int argc, char** argv) {
         output = value();
       else if (arg == "--generate")
         generate_dir = value();
+      else if (arg == "--fit-planner")
+        fit_out = value();
+      else if (arg == "--cut")
+        cut = std::stoll(value());
       else if (arg == "--members")
         members = std::stoi(value());
       else if (arg == "--requests")
@@ -170,6 +207,7 @@ int main(int argc, char** argv) {
 
   try {
     if (!generate_dir.empty()) return generate(generate_dir, members, requests);
+    if (!fit_out.empty()) return fit_planner(o, fit_out, cut);
     const std::unique_ptr<benefit_server::BenefitServer> server =
         benefit_server::BenefitServer::load(o);
     std::ifstream in_file;

@@ -39,6 +39,7 @@
 #include "perkrec/decide/allocator_exact.hpp"
 #include "perkrec/decide/benefit_planner.hpp"
 #include "perkrec/decide/benefit_planner_file.hpp"
+#include "perkrec/decide/benefit_planner_fit.hpp"
 #include "perkrec/decide/calibration.hpp"
 #include "perkrec/decide/explain.hpp"
 #include "perkrec/decide/pacer.hpp"

@@ -14,7 +14,62 @@ std::vector<T> copy_1d(const std::optional<py::array>& a, const char* name) {
 
 }  // namespace
 
+static void bind_pipeline_fit(py::module_& m) {
+  m.attr("BENEFIT_PLANNER_DEFAULT_FIELDS_JSON") = benefit_planner_default_fields().dump();
+  m.attr("BENEFIT_PLANNER_DEFAULT_BEHAVIOR_FIELD_JSON") =
+      benefit_planner_default_behavior_field().dump();
+  m.def(
+      "benefit_planner_default_config",
+      [] { return BenefitPlannerFitParams().to_config(0, 0).dump(); },
+      "BenefitPlannerFitParams' defaults as the config JSON (times 0)");
+  m.attr("DEFAULT_CUT_DAYS") = kDefaultCutDays;
+  m.attr("SEGMENT_CHECKPOINT_DAYS") = kSegmentCheckpointDays;
+  const auto segments_to_python = [](SegmentCheckpoints c) {
+    py::list segments;
+    for (auto& s : c.segments) segments.append(py::cast(std::move(s)));
+    return py::make_tuple(to_numpy(std::move(c.times)), segments);
+  };
+  m.def(
+      "fit_benefit_planner",
+      [segments_to_python](const EventLog& events, const Catalog& catalog,
+                           const UserTable* user_table, Timestamp cut,
+                           const BehaviorLog* behavior_log, const ItemCatalog* items,
+                           const BenefitItems* benefit_items, const std::string& config_json,
+                           const py::object& progress) {
+        const BenefitPlannerFitParams params = BenefitPlannerFitParams::from_config(
+            parse_json_strict<ConfigError>(config_json, "BenefitPlanner: config"));
+        const BehaviorData behavior{behavior_log, items, benefit_items};
+        const Callbacks cb = make_callbacks(progress);
+        SegmentCheckpoints checkpoints;
+        BenefitPlannerFile file;
+        {
+          py::gil_scoped_release release;
+          file = fit_benefit_planner(events, catalog, user_table, cut, &behavior, params, cb,
+                                     &checkpoints);
+        }
+        return py::make_tuple(std::move(file), segments_to_python(std::move(checkpoints)));
+      },
+      py::arg("events"), py::arg("catalog"), py::arg("user_table"), py::arg("cut"),
+      py::arg("behavior_log"), py::arg("items"), py::arg("benefit_items"), py::arg("config_json"),
+      py::arg("progress"), "(BenefitPlannerFile, (checkpoint times, segments per checkpoint))");
+  m.def(
+      "benefit_planner_segment_checkpoints",
+      [segments_to_python](const EventLog& events, const Catalog& catalog,
+                           const UserTable* user_table, const std::string& config_json) {
+        const BenefitPlannerFitParams params = BenefitPlannerFitParams::from_config(
+            parse_json_strict<ConfigError>(config_json, "BenefitPlanner: config"));
+        SegmentCheckpoints c;
+        {
+          py::gil_scoped_release release;
+          c = benefit_planner_segment_checkpoints(events, catalog, user_table, params);
+        }
+        return segments_to_python(std::move(c));
+      },
+      py::arg("events"), py::arg("catalog"), py::arg("user_table"), py::arg("config_json"));
+}
+
 void bind_pipeline(py::module_& m) {
+  bind_pipeline_fit(m);
   py::class_<BenefitPlannerFile> cls(m, "BenefitPlannerFile");
   cls.def(py::init([](const std::string& config_json, const FM& fm,
                       const PreferenceModel& preference, const Catalog& catalog,

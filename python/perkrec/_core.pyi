@@ -1322,6 +1322,32 @@ class BenefitPlannerFile:
     @staticmethod
     def load(path: str) -> "BenefitPlannerFile": ...
 
+BENEFIT_PLANNER_DEFAULT_FIELDS_JSON: str
+BENEFIT_PLANNER_DEFAULT_BEHAVIOR_FIELD_JSON: str
+DEFAULT_CUT_DAYS: int
+
+def benefit_planner_default_config() -> str: ...
+
+SEGMENT_CHECKPOINT_DAYS: int
+
+def fit_benefit_planner(
+    events: EventLog,
+    catalog: Catalog,
+    user_table: Optional[UserTable],
+    cut: int,
+    behavior_log: Optional[BehaviorLog],
+    items: Optional[ItemCatalog],
+    benefit_items: Optional[BenefitItems],
+    config_json: str,
+    progress: Any,
+) -> Tuple[BenefitPlannerFile, Tuple[np.ndarray, List[List[str]]]]: ...
+def benefit_planner_segment_checkpoints(
+    events: EventLog,
+    catalog: Catalog,
+    user_table: Optional[UserTable],
+    config_json: str,
+) -> Tuple[np.ndarray, List[List[str]]]: ...
+
 class BenefitPlannerState:
     time: int
     slope: float

@@ -521,36 +521,10 @@ def history_features(
 
 HISTORY_AGGREGATES = tuple(_core.HISTORY_AGGREGATES)
 
-DEFAULT_FIELDS: List[dict] = [
-    {"name": "user", "kind": "id", "min_count": 3},
-    {"name": "benefit", "kind": "id"},
-    {"name": "kind", "kind": "categorical"},
-    {"name": "face_value_band", "kind": "categorical"},
-    {"name": "threshold", "kind": "numeric", "transform": "quantile", "bins": 6},
-    {"name": "discount_rate", "kind": "numeric", "transform": "quantile", "bins": 6},
-    {"name": "validity_days", "kind": "categorical"},
-    {"name": "scope", "kind": "categorical"},
-    {"name": "channel", "kind": "categorical"},
-    {"name": "age_band", "kind": "categorical"},
-    {"name": "gender", "kind": "categorical"},
-    {"name": "tier", "kind": "categorical"},
-    {"name": "region", "kind": "categorical"},
-    {"name": "tenure_days", "kind": "numeric", "transform": "quantile", "bins": 8},
-    {"name": "weekday", "kind": "categorical"},
-    {"name": "hour", "kind": "categorical"},
-    {
-        "name": "member_history",
-        "kind": "history",
-        "bins": 6,
-        "aggregates": [a for a in HISTORY_AGGREGATES if a.startswith("member")],
-    },
-    {
-        "name": "benefit_history",
-        "kind": "history",
-        "bins": 6,
-        "aggregates": [a for a in HISTORY_AGGREGATES if a.startswith("benefit")],
-    },
-]
+#: The FM's default fields (ids, benefit and member attributes, weekday and hour, the member's
+#: and the benefit's history): BenefitPlanner's, from C++ (decide/benefit_planner_fit.hpp:
+#: benefit_planner_default_fields), the one definition.
+DEFAULT_FIELDS: List[dict] = json.loads(_core.BENEFIT_PLANNER_DEFAULT_FIELDS_JSON)
 
 
 def _json_default(value):

@@ -37,6 +37,10 @@ reasons name the member's matching behaviour of the 8 weeks before the plan time
 items of this benefit 6 times in the last 8 weeks"}]``). ``plan(behavior=newer_log)`` and
 ``inputs(behavior=newer_log)`` read a newer BehaviorLog of the same items without refitting.
 
+``fit`` runs in C++ (include/perkrec/decide/benefit_planner_fit.hpp: ``fit_benefit_planner``),
+one call with the GIL released, and gives the model file the Python recipe it replaced gave,
+byte for byte (with ``fm_threads=1``); a C++ service or training job fits the same file.
+
 ``plan(at=...)`` scores every (member, benefit) at ``at`` through the FM and its encoder,
 shrinks, adds the pooled effects and the preference offset when fitted with them, and hands P, the incremental share and the order values to :class:`perkrec.Planner`.
 
@@ -63,7 +67,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from ._progress import ProgressArg
+from ._progress import ProgressArg, resolve_progress
 from ._serializable import register as _register_kind
 from ._util import int_scalar, renamed_keywords, renamed_property, time_seconds
 
@@ -73,21 +77,14 @@ WEIGHTINGS = ("ipw", "none")
 #: Its aggregates are the ones whose scale does not grow with the length of the history (decayed
 #: counts, days since the last event, share of wallet): the plan scores at the end of the log,
 #: later than every training issue, where cumulative counts and popularity would lie beyond the
-#: values the FM was fitted on.
-DEFAULT_BEHAVIOR_FIELD = {
-    "name": "behavior",
-    "kind": "behavior",
-    "levels": None,
-    "actions": None,
-    "aggregates": ["decayed_count", "days_since_last", "share_of_wallet", "member_days_since_last"],
-    "half_life_days": 28,
-    "bins": 8,
-}
+#: values the FM was fitted on. Read from C++ (decide/benefit_planner_fit.hpp:
+#: benefit_planner_default_behavior_field), the one definition.
+DEFAULT_BEHAVIOR_FIELD = json.loads(_core.BENEFIT_PLANNER_DEFAULT_BEHAVIOR_FIELD_JSON)
 INCREMENTAL_SOURCES = ("timing", "control")
-DEFAULT_CUT_DAYS = 30
+DEFAULT_CUT_DAYS = int(_core.DEFAULT_CUT_DAYS)  # C++: kDefaultCutDays
 # segment_field: the member's segment in training rows comes from preference models fitted at
 # checkpoints this many days apart (the column name is C++'s kMemberSegmentColumn).
-SEGMENT_CHECKPOINT_DAYS = 30
+SEGMENT_CHECKPOINT_DAYS = int(_core.SEGMENT_CHECKPOINT_DAYS)
 MEMBER_SEGMENT = "member_segment"
 
 
@@ -144,12 +141,6 @@ def with_attributes(pairs: pd.DataFrame, catalog, user_table=None) -> pd.DataFra
     pairs["weekday"] = stamp.day_of_week
     pairs["hour"] = stamp.hour
     return pairs
-
-
-def _issued_mask(frame: pd.DataFrame) -> np.ndarray:
-    return (frame["event_type"].astype(str) == "issued").to_numpy() & (
-        frame["benefit"].to_numpy() >= 0
-    )
 
 
 def _check_member_map(log, events, method: str) -> None:
@@ -336,7 +327,12 @@ class BenefitPlanner:
         draws the FM's and the preference model's progress bars on stderr, a callable
         ``(stage, done, total)`` receives them. ``behavior``: (BehaviorLog, ItemCatalog,
         BenefitItems) of the same members and benefits: the FM gets ``behavior_field`` and the
-        model file keeps the three (see the module docstring). Returns self."""
+        model file keeps the three (see the module docstring). The fit runs in C++
+        (``perkrec::fit_benefit_planner``) with the GIL released; data that cannot be fitted
+        (no issues before ``cut_time``, none after it for early stopping / the shrinkage / the
+        pooled effects, ``weighting="ipw"`` without logged propensities, ``incremental="control"``
+        without the control flag, sizes other than the log's) raises InputError naming the
+        field before anything is fitted. Returns self."""
         from .data import Catalog, EventLog, UserTable
 
         if not isinstance(events, EventLog):
@@ -352,85 +348,51 @@ class BenefitPlanner:
                 f"BenefitPlanner.fit: user_table must be a perkrec.UserTable or None (got "
                 f"{type(user_table).__name__})"
             )
-        if len(catalog) != events.n_benefits:
-            raise _input_error(
-                f"BenefitPlanner.fit: catalog: expected {events.n_benefits} benefits, the event "
-                f"log's (got {len(catalog)})"
-            )
-        if user_table is not None and len(user_table) != events.n_users:
-            raise _input_error(
-                f"BenefitPlanner.fit: user_table: expected {events.n_users} members, the event log's "
-                f"(got {len(user_table)})"
-            )
-        if len(events) == 0:
-            raise _input_error("BenefitPlanner.fit: events: the log is empty (got 0 events)")
         behavior = self._check_behavior(behavior, events)
-        end = events.time_range[1]
-        t_end = time_seconds(end, "end")
-        cut = end - pd.Timedelta(days=DEFAULT_CUT_DAYS) if cut_time is None else cut_time
-        t_cut = time_seconds(cut, "cut_time")
-        if not t_cut <= t_end:
-            raise _input_error(
-                f"BenefitPlanner.fit: cut_time must not be after the log's last event {end} "
-                f"(got {cut})"
-            )
-        frame = events.to_frame(external_ids=False)
-        if self.params["weighting"] == "ipw" and "propensity" not in frame.columns:
-            raise _input_error(
-                "BenefitPlanner.fit: events: weighting 'ipw' needs logged propensities (the log "
-                "has no propensity column); use weighting='none'"
-            )
-        if self.params["incremental"] == "control" and "control" not in frame.columns:
-            raise _input_error(
-                "BenefitPlanner.fit: events: incremental 'control' needs the control flag (the log "
-                "has none); use incremental='timing'"
-            )
+        t_cut = _core.NO_TIME if cut_time is None else time_seconds(cut_time, "cut_time")
+        parts = (None, None, None) if behavior is None else tuple(b._impl for b in behavior)
+        # The whole fit in C++ (decide/benefit_planner_fit.hpp), the GIL released.
+        file, (times, segments) = _core.fit_benefit_planner(
+            events._impl,
+            catalog._impl,
+            None if user_table is None else user_table._impl,
+            t_cut,
+            *parts,
+            json.dumps(self._fit_config()),
+            resolve_progress(progress),
+        )
+        state = type(self)._wrap(file)._state
+        # the objects given to fit (the file holds equal copies)
+        state.update(events=events, catalog=catalog, user_table=user_table, behavior=behavior)
+        self._state = state
         self._segment_asof = (
-            self._segment_checkpoints(events, catalog, user_table, t_end)
+            (times, [np.asarray(s, dtype=object) for s in segments])
             if self.params["segment_field"]
             else None
         )
-        self._fit_all(
-            events, frame, catalog, user_table, cut, t_cut, t_end, end, progress, behavior
-        )
         return self
 
-    def _fit_all(
-        self, events, frame, catalog, user_table, cut, t_cut, t_end, end, progress, behavior
-    ):
-        fm, encoder = self._fit_redemption_model(
-            events, frame, catalog, user_table, cut, t_cut, t_end, progress, behavior
-        )
-        holdout = self._holdout(
-            events, frame, catalog, user_table, fm, encoder, t_cut, t_end, behavior
-        )
-        state = self._fit_rest(
-            events, catalog, user_table, end, fm, holdout, t_cut, t_end, progress
-        )
-        state.update(
-            self._fit_offsets(
-                events, frame, catalog, user_table, fm, encoder, cut, t_cut, t_end, behavior
-            )
-        )
-        state["behavior"] = behavior
-        self._state = state
+    def _fit_config(self) -> dict:
+        """The parameters as the C++ fit reads them (BenefitPlannerFitParams::from_config)."""
+        return {
+            "policy": json.loads(self.planner.policy.to_json()),
+            "params": self.params,
+            "fm_params": self.fm_params,
+            "preference_params": self.preference_params,
+        }
 
-    def _segment_checkpoints(self, events, catalog, user_table, t_end: int):
+    def _segment_checkpoints(self, events, catalog, user_table, t_end: Optional[int] = None):
         """(checkpoint times in seconds, each member's default segment as of each): preference
         models fitted on the events strictly before each checkpoint, every
-        SEGMENT_CHECKPOINT_DAYS days from the log's start, strictly before its end."""
-        from .preference import PreferenceModel
-
-        t_start = time_seconds(events.time_range[0], "start")
-        step = SEGMENT_CHECKPOINT_DAYS * 86400
-        times = list(range(t_start + step, t_end, step))
-        segments = []
-        for t in times:
-            model = PreferenceModel(**self.preference_params).fit(
-                events, catalog, pd.Timestamp(t, unit="s", tz="UTC"), user_table=user_table
-            )
-            segments.append(model.segments()["segment"].astype(str).to_numpy())
-        return np.asarray(times, dtype=np.int64), segments
+        SEGMENT_CHECKPOINT_DAYS days from the log's start, strictly before its end (C++:
+        benefit_planner_segment_checkpoints; ``t_end`` is the log's end, kept for callers)."""
+        times, segments = _core.benefit_planner_segment_checkpoints(
+            events._impl,
+            catalog._impl,
+            None if user_table is None else user_table._impl,
+            json.dumps(self._fit_config()),
+        )
+        return times, [np.asarray(s, dtype=object) for s in segments]
 
     def with_member_segment(self, rows: pd.DataFrame) -> pd.DataFrame:
         """``rows`` (redemption samples: user, timestamp, ...) with the member's segment as of
@@ -489,239 +451,6 @@ class BenefitPlanner:
                 f"index {log.n_items}, {len(items)} and {applies.n_items} items (expected the same)"
             )
         return tuple(behavior)
-
-    def _behavior_field(self, behavior) -> dict:
-        """The behaviour field the FM gets: ``behavior_field`` or the default over every item
-        level and action of ``behavior``."""
-        field = self.params["behavior_field"]
-        if field is None:
-            log, items, _ = behavior
-            field = dict(DEFAULT_BEHAVIOR_FIELD)
-            field["levels"] = list(items.levels)
-            field["actions"] = list(log.action_names)
-        return dict(field)
-
-    def _fit_offsets(
-        self,
-        events,
-        frame,
-        catalog,
-        user_table,
-        fm,
-        encoder,
-        cut,
-        t_cut: int,
-        t_end: int,
-        behavior=None,
-    ) -> dict:
-        """The pooled member effects (``pooled``) and the preference offset's weight
-        (``preference_offset``), both in C++ (decide/pooled_effects.hpp), on the issues whose
-        validity ended by the cut (the fit) or, after the cut, by the end of the log (the
-        held-out slope and weight), each with the FM's prediction at its time as the offset and
-        its clipped inverse-propensity weight when the log has propensities."""
-        from .fm import redemption_samples
-        from .plan import issue_weights
-        from .preference import PreferenceModel
-
-        out = {"pooled": None, "preference_weight": None, "preference_weight_unclipped": None}
-        if not (self.params["pooled"] or self.params["preference_offset"]):
-            return out
-        rows = self._with_segment(redemption_samples(frame, catalog, user_table))
-        start = rows["timestamp"].to_numpy()
-        ends = start + rows["validity_days"].to_numpy() * 86400
-        held = (start >= t_cut) & (ends <= t_end)
-        done = (ends <= t_cut) | held
-        if not held.any() or not (done & ~held).any():
-            raise _input_error(
-                "BenefitPlanner.fit: cut_time: pooled effects and the preference offset need "
-                "finished issues on both sides of cut_time (got "
-                f"{int((done & ~held).sum())} before, {int(held.sum())} after); move cut_time or "
-                "pass pooled=False, preference_offset=False"
-            )
-        weights = (
-            issue_weights(frame["propensity"].to_numpy()[_issued_mask(frame)])[done]
-            if "propensity" in frame
-            else None
-        )
-        rows = rows[done]
-        held = held[done]
-        at_issue = np.clip(
-            fm.predict(encoder.transform(rows, events=events, behavior=behavior)), 1e-6, 1 - 1e-6
-        ).astype(np.float64)
-        users = rows["user"].to_numpy(np.int32)
-        benefits = rows["benefit"].to_numpy(np.int32)
-        labels = rows["label"].to_numpy(np.float64)
-        w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
-        if self.params["pooled"]:
-            cat = catalog.to_frame()
-            codes = [
-                pd.factorize(cat[c].astype(str))[0].astype(np.int32) for c in ("kind", "channel")
-            ]
-            out["pooled"] = _core.fit_pooled_member_effects(
-                events.n_users,
-                events.n_benefits,
-                codes,
-                users,
-                benefits,
-                at_issue,
-                labels,
-                w,
-                held.astype(np.uint8),
-                30,
-                3,
-                1.0,
-                1e-4,
-            )
-        if self.params["preference_offset"]:
-            at_cut = PreferenceModel(**self.preference_params).fit(
-                events, catalog, cut, user_table=user_table
-            )
-            weight, unclipped = _core.fit_preference_weight(
-                at_cut._impl,
-                catalog._impl,
-                users[held],
-                benefits[held],
-                at_issue[held],
-                labels[held],
-                None if w is None else w[held],
-                out["pooled"],
-                0.0,
-                1.0,
-            )
-            out["preference_weight"] = float(weight)
-            out["preference_weight_unclipped"] = float(unclipped)
-        return out
-
-    def _fit_redemption_model(
-        self,
-        events,
-        frame,
-        catalog,
-        user_table,
-        cut,
-        t_cut: int,
-        t_end: int,
-        progress,
-        behavior=None,
-    ):
-        from .fm import DEFAULT_FIELDS, FM, FeatureEncoder, redemption_samples
-        from .plan import issue_weights
-
-        # The issues before the cut, labelled from the whole log: an issue still open at the
-        # cut keeps a redemption that comes after it (labels from the events before the cut
-        # alone would call it 0, and those rows, the latest, would teach the FM that recent
-        # issues redeem less). Features still see only the events before each row's time, and
-        # the held-out issues (after the cut) are other rows. An issue whose validity runs past
-        # the end of the log has no label yet and is left out.
-        samples = self._with_segment(redemption_samples(events, catalog, user_table))
-        start = samples["timestamp"].to_numpy()
-        finished = start + samples["validity_days"].to_numpy() * 86400 <= t_end
-        keep = (start < t_cut) & finished
-        rows = samples[keep].reset_index(drop=True)
-        if len(rows) == 0:
-            raise _input_error(
-                f"BenefitPlanner.fit: events: no issues before cut_time (got cut_time {cut})"
-            )
-        weights = None
-        if self.params["weighting"] == "ipw":
-            weights = issue_weights(frame["propensity"].to_numpy()[_issued_mask(frame)][keep])
-        fields = [dict(f, optional=True) for f in DEFAULT_FIELDS]
-        if self.params["segment_field"]:
-            fields.append({"name": MEMBER_SEGMENT, "kind": "categorical"})
-        if behavior is not None:
-            fields.append(self._behavior_field(behavior))
-        encoder = FeatureEncoder(fields)
-        encoder.fit(rows, events=events, catalog=catalog, behavior=behavior)
-        validation = None
-        if self.params["early_stopping"]:
-            held = samples[(start >= t_cut) & finished]
-            if len(held) == 0:
-                raise _input_error(
-                    "BenefitPlanner.fit: cut_time: early stopping needs issues after cut_time whose "
-                    "validity ended by the end of the log (got none); move cut_time earlier or "
-                    "pass early_stopping=False"
-                )
-            validation = (
-                encoder.transform(held, events=events, behavior=behavior),
-                held["label"],
-            )
-        fm = FM(**self.fm_params)
-        fm.fit(
-            encoder.transform(rows, events=events, behavior=behavior),
-            rows["label"],
-            sample_weight=weights,
-            encoder=encoder,
-            validation=validation,
-            progress=progress,
-        )
-        return fm, encoder
-
-    def _holdout(
-        self, events, frame, catalog, user_table, fm, encoder, t_cut: int, t_end: int, behavior=None
-    ) -> dict:
-        """The held-out issues (after the cut, validity ended by the end of the log) with the
-        FM's predictions: what the shrinkage fits its slope on at plan time."""
-        from .fm import redemption_samples
-        from .plan import issue_weights
-
-        empty = {"user": None, "benefit": None, "predicted": None, "redeemed": None, "weight": None}
-        if not self.params["shrink"]:
-            return empty
-        rows = self._with_segment(redemption_samples(frame, catalog, user_table))
-        held = (
-            (rows["timestamp"] >= t_cut)
-            & (rows["timestamp"] + rows["validity_days"] * 86400 <= t_end)
-        ).to_numpy()
-        if held.sum() == 0:
-            raise _input_error(
-                "BenefitPlanner.fit: cut_time: the shrinkage needs issues after cut_time whose "
-                "validity ended by the end of the log (got none); move cut_time earlier or pass "
-                "shrink=False"
-            )
-        rows = rows[held]
-        weights = (
-            issue_weights(frame["propensity"].to_numpy()[_issued_mask(frame)][held])
-            if "propensity" in frame
-            else None
-        )
-        predicted = fm.predict(encoder.transform(rows, events=events, behavior=behavior))
-        return {
-            "user": rows["user"].to_numpy(np.int32),
-            "benefit": rows["benefit"].to_numpy(np.int32),
-            "predicted": np.clip(predicted, 1e-6, 1 - 1e-6).astype(np.float64),
-            "redeemed": rows["label"].to_numpy(np.float64),
-            "weight": None if weights is None else np.ascontiguousarray(weights, dtype=np.float32),
-        }
-
-    def _fit_rest(
-        self, events, catalog, user_table, end, fm, holdout, t_cut: int, t_end: int, progress
-    ) -> dict:
-        from .plan import incremental_share_from_control, order_value
-        from .preference import PreferenceModel
-
-        pref = PreferenceModel(**self.preference_params).fit(
-            events, catalog, end, user_table=user_table, progress=progress
-        )
-        share = None
-        if self.params["incremental"] == "control":
-            share = np.ascontiguousarray(
-                incremental_share_from_control(events, catalog, end), dtype=np.float32
-            )
-        value = np.ascontiguousarray(
-            order_value(events, self.params["margin"], cut_time=end), dtype=np.float32
-        )
-        return {
-            "fm": fm,
-            "preference": pref,
-            "catalog": catalog,
-            "events": events,
-            "user_table": user_table,
-            "order_value": value,
-            "holdout": holdout,
-            "incremental_share": share,
-            "cut_time": int(t_cut),
-            "end_time": int(t_end),
-        }
 
     # --- the fitted parts ------------------------------------------------------------------
     def _require_fitted(self, method: str) -> dict:
@@ -937,36 +666,8 @@ class BenefitPlanner:
 
     # --- files -----------------------------------------------------------------------------
     def _file(self, method: str) -> _core.BenefitPlannerFile:
-        state = self._require_fitted(method)
-        held = state["holdout"]
-        config = {
-            "policy": json.loads(self.planner.policy.to_json()),
-            "params": self.params,
-            "fm_params": self.fm_params,
-            "preference_params": self.preference_params,
-            "cut_time": state["cut_time"],
-            "end_time": state["end_time"],
-        }
-        share = state["incremental_share"]
-        behavior = state.get("behavior") or (None, None, None)
-        return _core.BenefitPlannerFile(
-            json.dumps(config),
-            state["fm"]._impl,
-            state["preference"]._impl,
-            state["catalog"]._impl,
-            state["events"]._impl,
-            None if state["user_table"] is None else state["user_table"]._impl,
-            state["order_value"],
-            held["user"],
-            held["benefit"],
-            held["predicted"],
-            held["redeemed"],
-            held["weight"],
-            None if share is None else share.reshape(-1),
-            state.get("pooled"),
-            state.get("preference_weight"),
-            *(None if b is None else b._impl for b in behavior),
-        )
+        """The fitted pipeline's model file (what fit produced or load read)."""
+        return self._require_fitted(method)["file"]
 
     def to_bytes(self) -> bytes:
         """The fitted pipeline as model-file bytes (what save writes and pickle uses)."""

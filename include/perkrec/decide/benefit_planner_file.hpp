@@ -1,6 +1,7 @@
 // The fitted benefit-planning pipeline as one model file (kind "BenefitPlanner").
 //
-// perkrec.BenefitPlanner (Python) fits everything a plan needs from an event log: the
+// fit_benefit_planner (decide/benefit_planner_fit.hpp; perkrec.BenefitPlanner.fit calls it)
+// fits everything a plan needs from an event log: the
 // redemption FM with its FeatureEncoder, the PreferenceModel, each member's order value, the
 // held-out issues that measure how much of the FM's member x benefit interaction holds up,
 // and (optionally) the incremental share learned from the control group. This class is that
@@ -53,7 +54,7 @@ class BenefitPlannerFile : public Serializable<BenefitPlannerFile> {
   static constexpr const char* kind = "BenefitPlanner";
 
   /// Policy JSON, the pipeline's parameters and its times (free-form JSON object written by
-  /// the Python pipeline; must be an object).
+  /// fit_benefit_planner, BenefitPlannerFitParams::to_config; must be an object).
   Json config = Json::object();
   FM redemption_model;             ///< the redemption FM; its metadata holds the encoder
   PreferenceModel preference;      ///< fitted on the same members and benefits as `events`

@@ -165,16 +165,29 @@ namespace detail::benefit_planner {
 class BlockColumns {
  public:
   BlockColumns(const FeatureEncoder& encoder, const PlanFrame& frame, Index begin, Index end,
-               Index n_benefits, Timestamp t) {
-    const std::size_t nb = static_cast<std::size_t>(n_benefits);
-    const std::size_t rows = static_cast<std::size_t>(end - begin) * nb;
+               Index n_benefits, Timestamp t)
+      : BlockColumns(encoder, frame,
+                     static_cast<std::size_t>(end - begin) * static_cast<std::size_t>(n_benefits),
+                     [u0 = static_cast<std::size_t>(begin),
+                      nb = static_cast<std::size_t>(n_benefits), t](std::size_t r) {
+                       return RowKey{u0 + r / nb, r % nb, t};
+                     }) {}
+  /// Any `rows` rows: key(r) gives row r's member, benefit and time (the fit's training rows).
+  struct RowKey {
+    std::size_t user, benefit;
+    Timestamp time;
+  };
+  template <class Key>
+  BlockColumns(const FeatureEncoder& encoder, const PlanFrame& frame, std::size_t rows, Key key) {
     columns.rows = static_cast<Offset>(rows);
-    const auto u0 = static_cast<std::size_t>(begin);
     auto add_integer = [&](const std::string& name, const Source& s) {
       if (columns.find_integer(name) != nullptr) return;
       integers_.emplace_back(rows);
       auto& v = integers_.back();
-      for (std::size_t r = 0; r < rows; ++r) v[r] = s.integer(u0 + r / nb, r % nb, t);
+      for (std::size_t r = 0; r < rows; ++r) {
+        const RowKey k = key(r);
+        v[r] = s.integer(k.user, k.benefit, k.time);
+      }
       columns.integers.push_back({name, Span<const std::int64_t>(v)});
     };
     for (const char* key : {"user", "benefit", "timestamp"})
@@ -196,7 +209,10 @@ class BlockColumns {
         }
         numerics_.emplace_back(rows);
         auto& v = numerics_.back();
-        for (std::size_t r = 0; r < rows; ++r) v[r] = s.numeric(u0 + r / nb, r % nb, t);
+        for (std::size_t r = 0; r < rows; ++r) {
+          const RowKey k = key(r);
+          v[r] = s.numeric(k.user, k.benefit, k.time);
+        }
         columns.numerics.push_back({col, Span<const double>(v)});
       } else if (s.type == Source::Type::integer) {
         add_integer(col, s);
@@ -207,7 +223,10 @@ class BlockColumns {
       } else if (columns.find_categorical(col) == nullptr) {
         codes_.emplace_back(rows);
         auto& v = codes_.back();
-        for (std::size_t r = 0; r < rows; ++r) v[r] = s.code(u0 + r / nb, r % nb);
+        for (std::size_t r = 0; r < rows; ++r) {
+          const RowKey k = key(r);
+          v[r] = s.code(k.user, k.benefit);
+        }
         SampleColumns::Categorical c;
         c.name = col;
         c.codes = Span<const std::int32_t>(v);
