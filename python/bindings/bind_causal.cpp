@@ -96,6 +96,22 @@ void bind_causal(py::module_& m) {
           }
           return py::make_tuple(to_numpy(std::move(s.probability), {n_users, n_benefits}), s.slope);
         });
+  m.def("benefit_levels",
+        [](Index n_benefits, const py::array& benefits, const py::array& predicted,
+           const py::array& redeemed, const std::optional<py::array>& sample_weight, double prior) {
+          const Span<const Index> b = view_1d<Index>(benefits, "benefits");
+          const Span<const double> q = view_1d<double>(predicted, "predicted");
+          const Span<const double> y = view_1d<double>(redeemed, "redeemed");
+          const Span<const double> w = view_1d_or_empty<double>(sample_weight, "sample_weight");
+          BenefitLevelParams params;
+          params.prior = prior;
+          std::vector<double> levels;
+          {
+            py::gil_scoped_release release;
+            levels = benefit_levels(n_benefits, b, q, y, w, params);
+          }
+          return to_numpy(std::move(levels));
+        });
   m.def("issue_weights", [](const py::array& propensity, double clip) {
     const Span<const double> p = view_1d<double>(propensity, "propensity");
     std::vector<float> w;

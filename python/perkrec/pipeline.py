@@ -88,6 +88,8 @@ DEFAULT_CUT_DAYS = 30
 # segment_field: the member's segment in training rows comes from preference models fitted at
 # checkpoints this many days apart (the column name is C++'s kMemberSegmentColumn).
 SEGMENT_CHECKPOINT_DAYS = 30
+# benefit_level: pseudo expected redemptions pulling each benefit's factor toward 1
+BENEFIT_LEVEL_PRIOR = 50.0
 MEMBER_SEGMENT = "member_segment"
 
 
@@ -203,6 +205,11 @@ class BenefitPlanner:
       On by default: +2.0 / +2.8 / +2.8 points of the oracle at budgets 0.5 / 1 / 2 on six
       simulated programs never used before (better in 15 of 18 cases, one tie; BENCHMARKS.md); the fit
       adds one preference model fit per checkpoint.
+    - ``benefit_level``: multiply the plan's P by a factor per benefit measured on the
+      held-out issues: the benefit's redemptions over the FM's predictions relative to all
+      held-out issues' (so the held-out window's own season cancels), pulled toward 1 by
+      ``BENEFIT_LEVEL_PRIOR`` pseudo expected redemptions (C++ ``benefit_levels``,
+      decide/calibration.hpp; stored in the model file, applied in plan and answer alike).
 
     Bad parameters raise ConfigError naming the field here, before anything is fitted.
     Thread safety: ``fit`` needs exclusive access; ``plan`` may run from several threads.
@@ -234,6 +241,7 @@ class BenefitPlanner:
         num_threads: int = 0,
         behavior_field: Optional[dict] = None,
         segment_field: bool = True,
+        benefit_level: bool = False,
     ):
         from .fm import FM, FeatureEncoder
         from .plan import Planner
@@ -254,6 +262,7 @@ class BenefitPlanner:
             ("pooled", pooled),
             ("preference_offset", preference_offset),
             ("segment_field", segment_field),
+            ("benefit_level", benefit_level),
         ):
             if not isinstance(value, (bool, np.bool_)):
                 raise _config_error(f"BenefitPlanner: {name} must be True or False (got {value!r})")
@@ -312,6 +321,7 @@ class BenefitPlanner:
             num_threads=num_threads,
             behavior_field=behavior_field,
             segment_field=bool(segment_field),
+            benefit_level=bool(benefit_level),
         )
         self._state: Optional[dict] = None
         self._segment_asof = None  # the last fit's (checkpoint seconds, segments per checkpoint)
@@ -407,6 +417,7 @@ class BenefitPlanner:
         state = self._fit_rest(
             events, catalog, user_table, end, fm, holdout, t_cut, t_end, progress
         )
+        state["benefit_level"] = self._benefit_level(holdout, len(catalog))
         state.update(
             self._fit_offsets(
                 events, frame, catalog, user_table, fm, encoder, cut, t_cut, t_end, behavior
@@ -414,6 +425,21 @@ class BenefitPlanner:
         )
         state["behavior"] = behavior
         self._state = state
+
+    def _benefit_level(self, holdout: dict, n_benefits: int) -> Optional[np.ndarray]:
+        """The per-benefit level factors (``benefit_level``) from the held-out issues: the FM's
+        prediction at each, its label and weight (C++ ``benefit_levels``); None when off."""
+        if not self.params["benefit_level"]:
+            return None
+        weight = holdout["weight"]
+        return _core.benefit_levels(
+            n_benefits,
+            holdout["benefit"],
+            holdout["predicted"],
+            holdout["redeemed"],
+            None if weight is None else weight.astype(np.float64),
+            BENEFIT_LEVEL_PRIOR,
+        )
 
     def _segment_checkpoints(self, events, catalog, user_table, t_end: int):
         """(checkpoint times in seconds, each member's default segment as of each): preference
@@ -660,12 +686,13 @@ class BenefitPlanner:
         self, events, frame, catalog, user_table, fm, encoder, t_cut: int, t_end: int, behavior=None
     ) -> dict:
         """The held-out issues (after the cut, validity ended by the end of the log) with the
-        FM's predictions: what the shrinkage fits its slope on at plan time."""
+        FM's predictions: what the shrinkage fits its slope on at plan time and the benefit
+        levels are measured on."""
         from .fm import redemption_samples
         from .plan import issue_weights
 
         empty = {"user": None, "benefit": None, "predicted": None, "redeemed": None, "weight": None}
-        if not self.params["shrink"]:
+        if not (self.params["shrink"] or self.params["benefit_level"]):
             return empty
         rows = self._with_segment(redemption_samples(frame, catalog, user_table))
         held = (
@@ -674,9 +701,9 @@ class BenefitPlanner:
         ).to_numpy()
         if held.sum() == 0:
             raise _input_error(
-                "BenefitPlanner.fit: cut_time: the shrinkage needs issues after cut_time whose "
-                "validity ended by the end of the log (got none); move cut_time earlier or pass "
-                "shrink=False"
+                "BenefitPlanner.fit: cut_time: the shrinkage and the benefit levels need issues "
+                "after cut_time whose validity ended by the end of the log (got none); move "
+                "cut_time earlier or pass shrink=False, benefit_level=False"
             )
         rows = rows[held]
         weights = (
@@ -777,6 +804,11 @@ class BenefitPlanner:
         """The fitted pooled member effects (intercept, slope, member, attribute_effect, ...;
         C++ PooledMemberEffects), or None without ``pooled``."""
         return self._require_fitted("pooled_effects").get("pooled")
+
+    @property
+    def benefit_level(self) -> Optional[np.ndarray]:
+        """The per-benefit level factors multiplying P (``benefit_level``), None when off."""
+        return self._require_fitted("benefit_level").get("benefit_level")
 
     @property
     def preference_weight(self) -> Optional[float]:
@@ -966,6 +998,7 @@ class BenefitPlanner:
             state.get("pooled"),
             state.get("preference_weight"),
             *(None if b is None else b._impl for b in behavior),
+            state.get("benefit_level"),
         )
 
     def to_bytes(self) -> bytes:
@@ -1015,6 +1048,7 @@ class BenefitPlanner:
                 num_threads=params["num_threads"],
                 behavior_field=params.get("behavior_field"),
                 segment_field=params.get("segment_field", False),
+                benefit_level=params.get("benefit_level", False),
             )
             obj = cls(config["policy"], **kwargs)
             share = impl.incremental_share
@@ -1026,6 +1060,11 @@ class BenefitPlanner:
                 raise ValueError("shrink without held-out issues")
             if obj.params["pooled"] != (impl.pooled is not None):
                 raise ValueError(f"pooled {obj.params['pooled']} with stored effects {impl.pooled}")
+            levels = impl.benefit_level
+            if obj.params["benefit_level"] != (len(levels) > 0):
+                raise ValueError(
+                    f"benefit_level {obj.params['benefit_level']} with {len(levels)} stored levels"
+                )
             if obj.params["preference_offset"] != (impl.preference_weight is not None):
                 raise ValueError(
                     f"preference_offset {obj.params['preference_offset']} with stored weight "
@@ -1065,6 +1104,7 @@ class BenefitPlanner:
             "pooled": impl.pooled,
             "preference_weight": impl.preference_weight,
             "preference_weight_unclipped": None,
+            "benefit_level": levels if len(levels) else None,
             "behavior": None,
             "file": impl,
         }
