@@ -58,6 +58,10 @@ Input variants (the redemption model's weighting + the incremental share's sourc
                   each row's time (BenefitPlanner segment_field=True: preference models fitted
                   every 30 days; at plan time the fitted preference model's segment)
 
+  ...+benlevel    P times a factor per benefit measured on the held-out issues relative to
+                  all of them (BenefitPlanner benefit_level=True: the benefit's redemptions over
+                  the FM's predictions / the same over every held-out issue, shrunk toward 1)
+
   ...+ordertime   the FM's member history field also gets the member's order timing
                   (order_days_since, order_interval_days, order_overdue: how recently and how
                   regularly the member orders, strictly before each row's time), which the
@@ -250,6 +254,7 @@ def run_program(
             pooled="pooled" in extra,
             preference_offset="prefit" in extra,
             segment_field="segment" in extra,
+            benefit_level="benlevel" in extra,
             margin=PLAN_MARGIN,
             seed=seed,
             num_threads=threads,

@@ -73,6 +73,19 @@ PooledArgs pooled_args(const std::vector<py::array>& benefit_attributes, const p
   return a;
 }
 
+/// Views of held-out issues (benefit, the model's prediction, redeemed, optional weight) as
+/// the calibration functions read them.
+struct HeldOutViews {
+  Span<const Index> benefits;
+  Span<const double> predicted, redeemed, weight;
+  HeldOutViews(const py::array& b, const py::array& q, const py::array& y,
+               const std::optional<py::array>& w)
+      : benefits(view_1d<Index>(b, "benefits")),
+        predicted(view_1d<double>(q, "predicted")),
+        redeemed(view_1d<double>(y, "redeemed")),
+        weight(view_1d_or_empty<double>(w, "sample_weight")) {}
+};
+
 }  // namespace
 
 void bind_causal(py::module_& m) {
@@ -82,20 +95,31 @@ void bind_causal(py::module_& m) {
            const std::optional<py::array>& sample_weight, int iterations, int num_threads) {
           const Span<const double> p = view_1d<double>(probability, "probability");
           const Span<const Index> u = view_1d<Index>(users, "users");
-          const Span<const Index> b = view_1d<Index>(benefits, "benefits");
-          const Span<const double> q = view_1d<double>(predicted, "predicted");
-          const Span<const double> y = view_1d<double>(redeemed, "redeemed");
-          const Span<const double> w = view_1d_or_empty<double>(sample_weight, "sample_weight");
+          const HeldOutViews h(benefits, predicted, redeemed, sample_weight);
           InteractionShrinkParams params;
           params.iterations = iterations;
           params.num_threads = num_threads;
           InteractionShrinkage s;
           {
             py::gil_scoped_release release;
-            s = shrink_interactions(p, n_users, n_benefits, u, b, q, y, w, params);
+            s = shrink_interactions(p, n_users, n_benefits, u, h.benefits, h.predicted, h.redeemed,
+                                    h.weight, params);
           }
           return py::make_tuple(to_numpy(std::move(s.probability), {n_users, n_benefits}), s.slope);
         });
+  m.def("benefit_levels", [](Index n_benefits, const py::array& benefits,
+                             const py::array& predicted, const py::array& redeemed,
+                             const std::optional<py::array>& sample_weight, double prior) {
+    const HeldOutViews h(benefits, predicted, redeemed, sample_weight);
+    BenefitLevelParams params;
+    params.prior = prior;
+    std::vector<double> levels;
+    {
+      py::gil_scoped_release release;
+      levels = benefit_levels(n_benefits, h.benefits, h.predicted, h.redeemed, h.weight, params);
+    }
+    return to_numpy(std::move(levels));
+  });
   m.def("issue_weights", [](const py::array& propensity, double clip) {
     const Span<const double> p = view_1d<double>(propensity, "propensity");
     std::vector<float> w;

@@ -24,6 +24,7 @@ static void bind_pipeline_fit(py::module_& m) {
       "BenefitPlannerFitParams' defaults as the config JSON (times 0)");
   m.attr("DEFAULT_CUT_DAYS") = kDefaultCutDays;
   m.attr("SEGMENT_CHECKPOINT_DAYS") = kSegmentCheckpointDays;
+  m.attr("BENEFIT_LEVEL_PRIOR") = BenefitLevelParams{}.prior;
   const auto segments_to_python = [](SegmentCheckpoints c) {
     py::list segments;
     for (auto& s : c.segments) segments.append(py::cast(std::move(s)));
@@ -83,7 +84,8 @@ void bind_pipeline(py::module_& m) {
                       const std::optional<PooledMemberEffects>& pooled,
                       const std::optional<double>& preference_weight,
                       const BehaviorLog* behavior_log, const ItemCatalog* items,
-                      const BenefitItems* benefit_items) {
+                      const BenefitItems* benefit_items,
+                      const std::optional<py::array>& benefit_level) {
             BenefitPlannerFile f;
             f.config = parse_json_strict<InputError>(config_json, "BenefitPlannerFile: config");
             f.redemption_model = fm;
@@ -100,6 +102,7 @@ void bind_pipeline(py::module_& m) {
             f.incremental_share = copy_1d<float>(incremental_share, "incremental_share");
             f.pooled = pooled;
             f.preference_weight = preference_weight;
+            f.benefit_level = copy_1d<double>(benefit_level, "benefit_level");
             const int given =
                 (behavior_log != nullptr) + (items != nullptr) + (benefit_items != nullptr);
             if (given != 0 && given != 3) {
@@ -116,7 +119,8 @@ void bind_pipeline(py::module_& m) {
           py::arg("holdout_benefit"), py::arg("holdout_predicted"), py::arg("holdout_redeemed"),
           py::arg("holdout_weight"), py::arg("incremental_share"), py::arg("pooled") = py::none(),
           py::arg("preference_weight") = py::none(), py::arg("behavior_log") = nullptr,
-          py::arg("items") = nullptr, py::arg("benefit_items") = nullptr)
+          py::arg("items") = nullptr, py::arg("benefit_items") = nullptr,
+          py::arg("benefit_level") = py::none())
       .def_property_readonly("config_json",
                              [](const BenefitPlannerFile& f) { return f.config.dump(); })
       .def_property_readonly("fm", [](const BenefitPlannerFile& f) { return f.redemption_model; })
@@ -148,6 +152,7 @@ void bind_pipeline(py::module_& m) {
   array("holdout_redeemed", &BenefitPlannerFile::holdout_redeemed);
   array("holdout_weight", &BenefitPlannerFile::holdout_weight);
   array("incremental_share", &BenefitPlannerFile::incremental_share);
+  array("benefit_level", &BenefitPlannerFile::benefit_level);
   def_serialization<BenefitPlannerFile>(cls);
 
   py::class_<BenefitPlanner::State>(m, "BenefitPlannerState")
@@ -163,6 +168,7 @@ void bind_pipeline(py::module_& m) {
       .def_property_readonly("n_benefits", &BenefitPlanner::n_benefits)
       .def_property_readonly("pooled", &BenefitPlanner::pooled)
       .def_property_readonly("preference_weight", &BenefitPlanner::preference_weight)
+      .def_property_readonly("benefit_level", &BenefitPlanner::benefit_level)
       .def("set_block_users", &BenefitPlanner::set_block_users, py::arg("users"))
       .def(
           "redemption_probability",

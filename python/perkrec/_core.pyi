@@ -711,6 +711,14 @@ def assign_holdout(
 def experiment_members(
     log: EventLog, cost_per_redemption: np.ndarray, since: int, until: int, issue_cost: float
 ) -> Dict[str, np.ndarray]: ...
+def benefit_levels(
+    n_benefits: int,
+    benefits: np.ndarray,
+    predicted: np.ndarray,
+    redeemed: np.ndarray,
+    sample_weight: Optional[np.ndarray],
+    prior: float,
+) -> np.ndarray: ...
 def issue_weights(propensity: np.ndarray, clip: float) -> np.ndarray: ...
 def plan_target_policy(
     plan_users: np.ndarray,
@@ -1298,6 +1306,7 @@ class BenefitPlannerFile:
         behavior_log: Optional[BehaviorLog] = None,
         items: Optional[ItemCatalog] = None,
         benefit_items: Optional[BenefitItems] = None,
+        benefit_level: Optional[np.ndarray] = None,
     ) -> None: ...
     config_json: str
     fm: FM
@@ -1312,6 +1321,7 @@ class BenefitPlannerFile:
     holdout_redeemed: np.ndarray
     holdout_weight: np.ndarray
     incremental_share: np.ndarray
+    benefit_level: np.ndarray
     pooled: Optional[PooledMemberEffects]
     preference_weight: Optional[float]
     behavior: Optional[Tuple[BehaviorLog, ItemCatalog, BenefitItems]]
@@ -1329,6 +1339,7 @@ DEFAULT_CUT_DAYS: int
 def benefit_planner_default_config() -> str: ...
 
 SEGMENT_CHECKPOINT_DAYS: int
+BENEFIT_LEVEL_PRIOR: float
 
 def fit_benefit_planner(
     events: EventLog,
@@ -1358,6 +1369,7 @@ class BenefitPlannerCore:
     n_benefits: int
     pooled: bool
     preference_weight: float
+    benefit_level: bool
     def set_block_users(self, users: int) -> None: ...
     def redemption_probability(
         self, at: int, events: Optional[EventLog] = None, behavior: Optional[BehaviorLog] = None

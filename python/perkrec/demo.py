@@ -489,7 +489,8 @@ def _plan_section(program, out: Path, say, num_threads: int, seed: int) -> Dict[
         f"Benefit plan at {pd.Timestamp(plan_time):%Y-%m-%d}: budget {budget:,.0f} on expected cost, one benefit "
         f"per member, incremental objective (inverse-propensity-weighted FM redemption probability, its member x "
         f"benefit interaction shrunk by the slope held-out issues measure, plus pooled member, member x kind and "
-        f"member x channel effects kept by their held-out slope, x uplift share from purchase timing "
+        f"member x channel effects kept by their held-out slope, times each benefit's held-out level, "
+        f"x uplift share from purchase timing "
         f"x {PLAN_MARGIN:.0%} of the member's basket)"
     )
     say(

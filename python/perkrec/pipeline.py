@@ -85,6 +85,9 @@ DEFAULT_CUT_DAYS = int(_core.DEFAULT_CUT_DAYS)  # C++: kDefaultCutDays
 # segment_field: the member's segment in training rows comes from preference models fitted at
 # checkpoints this many days apart (the column name is C++'s kMemberSegmentColumn).
 SEGMENT_CHECKPOINT_DAYS = int(_core.SEGMENT_CHECKPOINT_DAYS)
+# benefit_level: pseudo expected redemptions pulling each benefit's factor toward 1 (C++:
+# kBenefitLevelPrior).
+BENEFIT_LEVEL_PRIOR = float(_core.BENEFIT_LEVEL_PRIOR)
 MEMBER_SEGMENT = "member_segment"
 
 
@@ -194,6 +197,15 @@ class BenefitPlanner:
       On by default: +2.0 / +2.8 / +2.8 points of the oracle at budgets 0.5 / 1 / 2 on six
       simulated programs never used before (better in 15 of 18 cases, one tie; BENCHMARKS.md); the fit
       adds one preference model fit per checkpoint.
+    - ``benefit_level``: multiply the plan's P by a factor per benefit measured on the
+      held-out issues: the benefit's redemptions over the FM's predictions relative to all
+      held-out issues' (so the held-out window's own season cancels), pulled toward 1 by
+      ``BENEFIT_LEVEL_PRIOR`` pseudo expected redemptions (C++ ``benefit_levels``,
+      decide/calibration.hpp; stored in the model file, applied in plan and answer alike).
+      On by default: +1.2 points of the oracle on six simulated programs never used before
+      (better in 15 of 18 cases; +1.3 to +2.5 on the tuning programs, 17 of 18), though the
+      plan's true spend comes no closer to its target (within ±10% in 12 of 18 cases either
+      way; BENCHMARKS.md). Model files written before it load with it off.
 
     Bad parameters raise ConfigError naming the field here, before anything is fitted.
     Thread safety: ``fit`` needs exclusive access; ``plan`` may run from several threads.
@@ -225,6 +237,7 @@ class BenefitPlanner:
         num_threads: int = 0,
         behavior_field: Optional[dict] = None,
         segment_field: bool = True,
+        benefit_level: bool = True,
     ):
         from .fm import FM, FeatureEncoder
         from .plan import Planner
@@ -245,6 +258,7 @@ class BenefitPlanner:
             ("pooled", pooled),
             ("preference_offset", preference_offset),
             ("segment_field", segment_field),
+            ("benefit_level", benefit_level),
         ):
             if not isinstance(value, (bool, np.bool_)):
                 raise _config_error(f"BenefitPlanner: {name} must be True or False (got {value!r})")
@@ -303,6 +317,7 @@ class BenefitPlanner:
             num_threads=num_threads,
             behavior_field=behavior_field,
             segment_field=bool(segment_field),
+            benefit_level=bool(benefit_level),
         )
         self._state: Optional[dict] = None
         self._segment_asof = None  # the last fit's (checkpoint seconds, segments per checkpoint)
@@ -506,6 +521,11 @@ class BenefitPlanner:
         """The fitted pooled member effects (intercept, slope, member, attribute_effect, ...;
         C++ PooledMemberEffects), or None without ``pooled``."""
         return self._require_fitted("pooled_effects").get("pooled")
+
+    @property
+    def benefit_level(self) -> Optional[np.ndarray]:
+        """The per-benefit level factors multiplying P (``benefit_level``), None when off."""
+        return self._require_fitted("benefit_level").get("benefit_level")
 
     @property
     def preference_weight(self) -> Optional[float]:
@@ -716,6 +736,7 @@ class BenefitPlanner:
                 num_threads=params["num_threads"],
                 behavior_field=params.get("behavior_field"),
                 segment_field=params.get("segment_field", False),
+                benefit_level=params.get("benefit_level", False),
             )
             obj = cls(config["policy"], **kwargs)
             share = impl.incremental_share
@@ -727,6 +748,11 @@ class BenefitPlanner:
                 raise ValueError("shrink without held-out issues")
             if obj.params["pooled"] != (impl.pooled is not None):
                 raise ValueError(f"pooled {obj.params['pooled']} with stored effects {impl.pooled}")
+            levels = impl.benefit_level
+            if obj.params["benefit_level"] != (len(levels) > 0):
+                raise ValueError(
+                    f"benefit_level {obj.params['benefit_level']} with {len(levels)} stored levels"
+                )
             if obj.params["preference_offset"] != (impl.preference_weight is not None):
                 raise ValueError(
                     f"preference_offset {obj.params['preference_offset']} with stored weight "
@@ -766,6 +792,7 @@ class BenefitPlanner:
             "pooled": impl.pooled,
             "preference_weight": impl.preference_weight,
             "preference_weight_unclipped": None,
+            "benefit_level": levels if len(levels) else None,
             "behavior": None,
             "file": impl,
         }

@@ -119,9 +119,13 @@ class ReferencePlanner(BenefitPlanner):
         holdout = self._holdout(
             events, frame, catalog, user_table, fm, encoder, t_cut, t_end, behavior
         )
+        levels = self._benefit_level(holdout, len(catalog))
+        if not self.params["shrink"]:  # the held-out issues were only the benefit levels'
+            holdout = {k: None for k in holdout}
         state = self._fit_rest(
             events, catalog, user_table, end, fm, holdout, t_cut, t_end, progress
         )
+        state["benefit_level"] = levels
         state.update(
             self._fit_offsets(
                 events, frame, catalog, user_table, fm, encoder, cut, t_cut, t_end, behavior
@@ -129,6 +133,21 @@ class ReferencePlanner(BenefitPlanner):
         )
         state["behavior"] = behavior
         self._state = state
+
+    def _benefit_level(self, holdout: dict, n_benefits: int):
+        """The per-benefit level factors (``benefit_level``) from the held-out issues: the FM's
+        prediction at each, its label and weight (C++ ``benefit_levels``); None when off."""
+        if not self.params["benefit_level"]:
+            return None
+        weight = holdout["weight"]
+        return _core.benefit_levels(
+            n_benefits,
+            holdout["benefit"],
+            holdout["predicted"],
+            holdout["redeemed"],
+            None if weight is None else weight.astype(np.float64),
+            50.0,
+        )
 
     def _segment_checkpoints(self, events, catalog, user_table, t_end: int):
         """(checkpoint times in seconds, each member's default segment as of each): preference
@@ -322,7 +341,7 @@ class ReferencePlanner(BenefitPlanner):
         from perkrec.plan import issue_weights
 
         empty = {"user": None, "benefit": None, "predicted": None, "redeemed": None, "weight": None}
-        if not self.params["shrink"]:
+        if not (self.params["shrink"] or self.params["benefit_level"]):
             return empty
         rows = self._with_segment(redemption_samples(frame, catalog, user_table))
         held = (
@@ -331,9 +350,9 @@ class ReferencePlanner(BenefitPlanner):
         ).to_numpy()
         if held.sum() == 0:
             raise _input_error(
-                "BenefitPlanner.fit: cut_time: the shrinkage needs issues after cut_time whose "
-                "validity ended by the end of the log (got none); move cut_time earlier or pass "
-                "shrink=False"
+                "BenefitPlanner.fit: cut_time: the shrinkage and the benefit levels need issues "
+                "after cut_time whose validity ended by the end of the log (got none); move "
+                "cut_time earlier or pass shrink=False, benefit_level=False"
             )
         rows = rows[held]
         weights = (
@@ -410,4 +429,5 @@ class ReferencePlanner(BenefitPlanner):
             state.get("pooled"),
             state.get("preference_weight"),
             *(None if b is None else b._impl for b in behavior),
+            state.get("benefit_level"),
         )

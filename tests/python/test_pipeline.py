@@ -141,7 +141,12 @@ def test_segment_field_reads_each_rows_segment_as_of_its_time(program, times, tm
     cut, end = times
     log, catalog, users = program.events, program.catalog, program.users
     bp = perkrec.BenefitPlanner(
-        demo_policy(log.n_users), segment_field=True, shrink=False, pooled=False, num_threads=2
+        demo_policy(log.n_users),
+        segment_field=True,
+        shrink=False,
+        pooled=False,
+        benefit_level=False,
+        num_threads=2,
     )
     # The as-of lookup: "none" before the first checkpoint, then the latest checkpoint's.
     bp._segment_asof = (np.array([100, 200]), [np.array(["a", "b"]), np.array(["c", "d"])])
@@ -222,6 +227,9 @@ def test_plan_equals_the_hand_assembled_pipeline_with_the_same_models(fitted, pr
     )
     if fitted.params["pooled"]:
         P = _pooled_by_hand(fitted, program, cut, P)
+    if fitted.params["benefit_level"]:  # the held-out level factors, applied last
+        levels = fitted.benefit_level
+        P = np.minimum(P.astype(np.float64) * levels[None, :], 1 - 1e-6).astype(np.float32)
     S = incremental_share(pref, catalog)
     V = order_value(log, 0.3, cut_time=end)
     by_hand = Planner(demo_policy(n), num_threads=2).plan(

@@ -191,7 +191,9 @@ def test_behaviour_errors_are_typed_and_name_the_field(program, times, fitted):
     names = "fm preference catalog events users order_value holdout_user holdout_benefit"
     names += " holdout_predicted holdout_redeemed holdout_weight incremental_share pooled"
     parts = [getattr(f, name) for name in (names + " preference_weight").split()]
-    bare = _core.BenefitPlannerFile(f.config_json, *parts)  # every part but the behaviour
+    levels = f.benefit_level if len(f.benefit_level) else None
+    # every part but the behaviour
+    bare = _core.BenefitPlannerFile(f.config_json, *parts, None, None, None, levels)
     with pytest.raises(perkrec.ModelFormatError, match="behaviour field"):
         perkrec.BenefitPlanner.from_bytes(bare.to_bytes())
     with pytest.raises(perkrec.ModelFormatError, match="behaviour field"):

@@ -49,6 +49,7 @@ def _same_file(new, ref):
     assert a.fm.to_bytes() == b.fm.to_bytes()
     assert a.preference.to_bytes() == b.preference.to_bytes()
     assert a.preference_weight == b.preference_weight
+    np.testing.assert_array_equal(a.benefit_level, b.benefit_level)
     assert new.to_bytes() == ref.to_bytes()
 
 
@@ -63,6 +64,8 @@ def _same_file(new, ref):
         {"pooled": False, "shrink": False, "early_stopping": False},
         {"user_table": False},
         {"user_table": False, "segment_field": False, "preference_offset": True},
+        {"benefit_level": True},
+        {"benefit_level": True, "shrink": False, "weighting": "none"},
     ],
     ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "default",
 )
@@ -107,10 +110,14 @@ def test_the_cpp_fits_data_errors_name_the_field_before_any_work(program):
         bp.fit(log, catalog, cut_time=end)
     with pytest.raises(perkrec.InputError, match="shrinkage"):
         perkrec.BenefitPlanner(early_stopping=False, num_threads=2).fit(log, catalog, cut_time=end)
-    with pytest.raises(perkrec.InputError, match="pooled effects"):
+    with pytest.raises(perkrec.InputError, match="shrinkage and the benefit levels"):
         perkrec.BenefitPlanner(early_stopping=False, shrink=False, num_threads=2).fit(
             log, catalog, cut_time=end
         )
+    with pytest.raises(perkrec.InputError, match="pooled effects"):
+        perkrec.BenefitPlanner(
+            early_stopping=False, shrink=False, benefit_level=False, num_threads=2
+        ).fit(log, catalog, cut_time=end)
     with pytest.raises(perkrec.InputError, match="cut_time must not be after"):
         bp.fit(log, catalog, cut_time=end + pd.Timedelta(days=1))
     assert not bp.fitted

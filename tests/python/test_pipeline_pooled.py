@@ -24,6 +24,7 @@ def cut(program):
 
 
 def _fit(program, cut, **options):
+    options.setdefault("benefit_level", False)  # P as the pooled effects leave it
     bp = perkrec.BenefitPlanner(
         demo_policy(program.events.n_users), seed=3, num_threads=2, **options
     )
@@ -149,6 +150,7 @@ def test_an_older_file_without_the_new_keys_loads_and_plans_as_before(plain):
     f = plain._file("test")
     config = json.loads(f.config_json)
     del config["params"]["pooled"], config["params"]["preference_offset"]
+    del config["params"]["benefit_level"]  # added later still
     old = _core.BenefitPlannerFile(
         json.dumps(config),
         f.fm,

@@ -20,8 +20,9 @@
 //   2b. with params.pooled, the stored pooled member effects added to logit P (P clipped to
 //      [1e-6, 1 - 1e-6] first; PooledMemberEffects::apply_row, decide/pooled_effects.hpp), and
 //      with params.preference_offset, the fitted weight x the preference model's centred
-//      member x kind log-preference (apply_preference_offset); row by row, so a one-member
-//      answer gets exactly the plan's row;
+//      member x kind log-preference (apply_preference_offset), and with params.benefit_level,
+//      each benefit's stored held-out level factor (apply_benefit_levels,
+//      decide/calibration.hpp); row by row, so a one-member answer gets exactly the plan's row;
 //   3. the incremental share: the stored control-group matrix (incremental "control") or the
 //      preference model's purchase timing (timing_share_scorer, evaluated on eligible pairs);
 //   4. the policy compiled at t (the preference model's default segments, the event log's
@@ -141,6 +142,8 @@ class BenefitPlanner {
   bool pooled() const { return file_->pooled.has_value(); }
   /// The preference offset's fitted weight (params.preference_offset), 0 without it.
   double preference_weight() const { return file_->preference_weight.value_or(0.0); }
+  /// Whether plans multiply P by the stored per-benefit level factors (params.benefit_level).
+  bool benefit_level() const { return !file_->benefit_level.empty(); }
   int num_threads() const { return num_threads_; }
   /// Members scored per block by plan / prepare (>= 1; default 2048).
   void set_block_users(Index users);

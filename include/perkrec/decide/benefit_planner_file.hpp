@@ -20,6 +20,8 @@
 // "part.items" and "part.benefit_items" (BehaviorLog, ItemCatalog, BenefitItems): what members
 // buy and browse, read by the encoder's behaviour fields and the reasons; a file without them
 // loads as before.
+// Optional since 2026-12: array "benefit_level" (n_benefits factors, params "benefit_level";
+// calibration.hpp benefit_levels); a file without it plans as before.
 //
 // Example:
 //   perkrec::BenefitPlannerFile f = perkrec::BenefitPlannerFile::load("plan.perk");
@@ -77,6 +79,9 @@ class BenefitPlannerFile : public Serializable<BenefitPlannerFile> {
   /// The fitted weight of the preference model's member x kind log-preference as a logit
   /// offset (params "preference_offset"; absent in older files); finite, in [0, 1].
   std::optional<double> preference_weight;
+  /// Empty, or one factor per benefit (finite, > 0) multiplying the plan's P (params
+  /// "benefit_level", calibration.hpp benefit_levels; absent in older files).
+  std::vector<double> benefit_level;
   /// What members buy and browse (perkrec.BenefitPlanner.fit(behavior=...); absent in older
   /// files and without behaviour): the three index the same items, benefit_items covers
   /// events.n_benefits() benefits and log at most events.n_users() members (the others have

@@ -146,6 +146,18 @@ PERKREC_INLINE std::string BenefitPlannerFile::check() const {
     return detail::concat("preference_weight: expected a weight in [0, 1] (got ",
                           *preference_weight, ")");
   }
+  if (!benefit_level.empty()) {
+    if (benefit_level.size() != static_cast<std::size_t>(nb)) {
+      return detail::concat("benefit_level: expected ", nb, " factors (got ", benefit_level.size(),
+                            ")");
+    }
+    for (std::size_t b = 0; b < benefit_level.size(); ++b) {
+      if (!(std::isfinite(benefit_level[b]) && benefit_level[b] > 0)) {
+        return detail::concat("benefit_level[", b, "]: expected a finite factor > 0 (got ",
+                              benefit_level[b], ")");
+      }
+    }
+  }
   if (behavior) {
     const Index items = behavior->items.size();
     if (behavior->log.n_items() != items || behavior->benefit_items.n_items() != items) {
@@ -207,6 +219,7 @@ PERKREC_INLINE void BenefitPlannerFile::write(ModelWriter& w, const std::string&
     w.add(prefix + "pooled_attribute_effect", effects);
   }
   if (preference_weight) c["preference_weight"] = *preference_weight;
+  if (!benefit_level.empty()) w.add(prefix + "benefit_level", benefit_level);
   if (behavior) {
     c["has_behavior"] = true;
     detail::write_part(w, prefix + "part.behavior_log", behavior->log.to_bytes());
@@ -256,6 +269,8 @@ PERKREC_INLINE BenefitPlannerFile BenefitPlannerFile::read(const ModelReader& r,
   f.incremental_share = r.vector<float>(prefix + "incremental_share");
   if (pooled != nullptr) f.pooled = detail::read_pooled(r, prefix, *pooled, n_users, n_benefits);
   if (has_weight) f.preference_weight = preference_weight;
+  if (r.has(prefix + "benefit_level"))
+    f.benefit_level = r.vector<double>(prefix + "benefit_level", {n_benefits});
   if (has_behavior) {
     f.behavior = Behavior{detail::read_part<BehaviorLog>(r, prefix + "part.behavior_log"),
                           detail::read_part<ItemCatalog>(r, prefix + "part.items"),

@@ -28,6 +28,9 @@
 //      (decide/pooled_effects.hpp) on the issues whose validity ended by `cut` (the fit) or,
 //      after it, by the end of the log (the held-out slope and weight), the FM's prediction at
 //      each issue as the offset (the preference weight from a PreferenceModel fitted at `cut`);
+//   5b. with benefit_level: benefit_levels (decide/calibration.hpp) of the held-out issues of
+//      step 3 (the FM's clipped predictions, labels and issue weights), stored as the file's
+//      per-benefit factors (the held-out issues themselves are stored only with shrink);
 //   6. the config: the policy, the parameters and the times, as BenefitPlanner reads them.
 // With fm_threads = 1 the result is bit-reproducible (the FM's Hogwild SGD is not otherwise);
 // every other stage is identical for any thread count.
@@ -118,7 +121,10 @@ struct BenefitPlannerFitParams {
   /// FeatureEncoder field object of kind "behavior" (name defaults to "behavior"), which makes
   /// behaviour required.
   Json behavior_field = nullptr;
-  bool segment_field = true;     ///< the member's as-of segment as a categorical field
+  bool segment_field = true;  ///< the member's as-of segment as a categorical field
+  /// Multiply the plan's P by per-benefit level factors measured on the held-out issues
+  /// (decide/calibration.hpp benefit_levels, prior BenefitLevelParams::prior).
+  bool benefit_level = true;
   Json policy = Json::object();  ///< Policy JSON (decide/policy.hpp)
 
   /// ConfigError naming the field (the FM's, the preference model's, the planner's and the

@@ -193,6 +193,7 @@ PERKREC_INLINE Json BenefitPlannerFitParams::to_config(Timestamp cut_time,
   params["num_threads"] = num_threads;
   params["behavior_field"] = resolved_behavior_field();
   params["segment_field"] = segment_field;
+  params["benefit_level"] = benefit_level;
   const Json fm = fm_params();
   Json fm_stored = Json::object();
   for (const char* key : {"factors", "epochs", "early_stopping_rounds", "reg_linear", "reg_factors",
@@ -237,6 +238,7 @@ PERKREC_INLINE BenefitPlannerFitParams BenefitPlannerFitParams::from_config(cons
     p.num_threads = member(params, "num_threads", "params").get<int>();
     p.behavior_field = params.value("behavior_field", Json());
     p.segment_field = params.value("segment_field", false);
+    p.benefit_level = params.value("benefit_level", false);
     p.policy = member(config, "policy", "config");
   } catch (const ConfigError&) {
     throw;
@@ -458,10 +460,11 @@ inline void check_issues(std::size_t before, std::size_t after, std::size_t done
         "ended by the end of the log (got none); move cut_time earlier or pass "
         "early_stopping=False");
   }
-  if (params.shrink && after == 0) {
+  if ((params.shrink || params.benefit_level) && after == 0) {
     detail::raise<InputError>(
-        "BenefitPlanner.fit: cut_time: the shrinkage needs issues after cut_time whose validity "
-        "ended by the end of the log (got none); move cut_time earlier or pass shrink=False");
+        "BenefitPlanner.fit: cut_time: the shrinkage and the benefit levels need issues after "
+        "cut_time whose validity ended by the end of the log (got none); move cut_time earlier "
+        "or pass shrink=False, benefit_level=False");
   }
   if ((params.pooled || params.preference_offset) && (after == 0 || done_before == 0)) {
     detail::raise<InputError>(
@@ -627,6 +630,14 @@ inline void add_holdout(const Context& c, const RedemptionModel& m, BenefitPlann
     file.holdout_weight = issue_weights(propensities(c.events, c.issues, c.held));
 }
 
+/// Step 5b: the per-benefit level factors of the held-out issues (add_holdout's arrays).
+inline void add_benefit_level(const Context& c, BenefitPlannerFile& file) {
+  const std::vector<Index> benefits(file.holdout_benefit.begin(), file.holdout_benefit.end());
+  const std::vector<double> weight(file.holdout_weight.begin(), file.holdout_weight.end());
+  file.benefit_level = benefit_levels(c.events.n_benefits(), benefits, file.holdout_predicted,
+                                      file.holdout_redeemed, weight);
+}
+
 /// Step 4: the preference model, the control share and the order values at the end.
 inline void add_end_state(const Context& c, BenefitPlannerFile& file, const Callbacks& callbacks) {
   file.preference = fit_preference(c.params, c.events, c.catalog, c.user_table, c.end, callbacks);
@@ -717,7 +728,15 @@ PERKREC_INLINE BenefitPlannerFile fit_benefit_planner(
   }
   fit::RedemptionModel model = fit::fit_redemption_model(c, callbacks);
   BenefitPlannerFile file;
-  if (params.shrink) fit::add_holdout(c, model, file);
+  if (params.shrink || params.benefit_level) fit::add_holdout(c, model, file);
+  if (params.benefit_level) fit::add_benefit_level(c, file);
+  if (!params.shrink) {  // the held-out issues were only the benefit levels'
+    file.holdout_user.clear();
+    file.holdout_benefit.clear();
+    file.holdout_predicted.clear();
+    file.holdout_redeemed.clear();
+    file.holdout_weight.clear();
+  }
   fit::add_end_state(c, file, callbacks);
   if (params.pooled || params.preference_offset) fit::add_offsets(c, model, file);
 

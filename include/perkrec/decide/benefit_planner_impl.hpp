@@ -190,8 +190,8 @@ class BlockColumns {
       }
       columns.integers.push_back({name, Span<const std::int64_t>(v)});
     };
-    for (const char* key : {"user", "benefit", "timestamp"})
-      add_integer(key, frame.sources.at(key));
+    for (const char* name : {"user", "benefit", "timestamp"})
+      add_integer(name, frame.sources.at(name));
     for (const FeatureField& f : encoder.spec().fields) {
       // History and behaviour fields read the user, benefit and timestamp columns above.
       if (f.kind == FeatureField::Kind::history || f.kind == FeatureField::Kind::behavior ||
@@ -285,6 +285,13 @@ PERKREC_INLINE BenefitPlanner::BenefitPlanner(BenefitPlannerFile file, int num_t
       throw bad_config(detail::concat("params: pooled ", pooled ? "true" : "false", " with",
                                       file_->pooled ? "" : "out", " stored pooled effects"));
     }
+    const bool benefit_level =
+        params.contains("benefit_level") && params.at("benefit_level").get<bool>();
+    if (benefit_level != !file_->benefit_level.empty()) {
+      throw bad_config(detail::concat("params: benefit_level ", benefit_level ? "true" : "false",
+                                      " with", file_->benefit_level.empty() ? "out" : "",
+                                      " stored benefit levels"));
+    }
     if (preference_offset != file_->preference_weight.has_value()) {
       throw bad_config(detail::concat(
           "params: preference_offset ", preference_offset ? "true" : "false", " with",
@@ -355,6 +362,7 @@ PERKREC_INLINE void BenefitPlanner::adjust_row(Span<float> row, Index user) cons
     lift_.row(user, lift);
     apply_preference_offset(row, lift, *file_->preference_weight);
   }
+  if (!file_->benefit_level.empty()) apply_benefit_levels(row, file_->benefit_level);
 }
 
 PERKREC_INLINE BehaviorEvidence BenefitPlanner::evidence(const BehaviorData& behavior) {
@@ -482,7 +490,7 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::probability(Timestamp at, cons
                                      file_->holdout_benefit, file_->holdout_predicted,
                                      file_->holdout_redeemed, weight, sp, means);
   }
-  if (file_->pooled || file_->preference_weight) {
+  if (file_->pooled || file_->preference_weight || !file_->benefit_level.empty()) {
     parallel_for(0, n, num_threads_, [&](Offset u) {
       adjust_row(Span<float>(P.data() + static_cast<std::size_t>(u) * nb, nb),
                  static_cast<Index>(u));

@@ -29,6 +29,16 @@
 // quantile), divided by the mean (numpy's pairwise sum), so they average 1. Identical to the
 // numpy reference bit for bit. Pure, serial, O(rows).
 //
+// benefit_levels is a per-benefit level correction of a redemption model, measured on the
+// same held-out issues, relative to their overall level: with Y_b and E_b the weighted sums of
+// redemptions and of the model's predictions over benefit b's held-out issues and K = sum Y /
+// sum E, the factor of benefit b is ((Y_b + m K) / (E_b + m)) / K (m = `prior`, pseudo
+// expected redemptions at the overall level). Dividing by K leaves out what every held-out
+// issue shares (the held-out window's season: its issues redeem 1.0-1.3x the plan time's
+// rates on the simulator), so only how benefits differ from each other is kept; benefits
+// with few held-out issues stay near 1. apply_benefit_levels multiplies one member's row by
+// them (capped below 1). Pure, serial, O(rows + n_benefits).
+//
 // Example:
 //   std::vector<float> w = perkrec::issue_weights(logged_propensity);  // clip 0.99
 //   perkrec::InteractionShrinkage s = perkrec::shrink_interactions(
@@ -120,6 +130,29 @@ PERKREC_INLINE OffsetSlope fit_offset_slope(Span<const double> offset, Span<cons
                                             Span<const double> label,
                                             Span<const double> sample_weight = {},
                                             const OffsetSlopeParams& params = {});
+
+struct BenefitLevelParams {
+  double prior = 50;  ///< pseudo expected redemptions pulling each factor toward 1; > 0
+  static auto param_fields() {
+    using P = BenefitLevelParams;
+    return std::make_tuple(params::field("prior", &P::prior, params::above(0)));
+  }
+  void validate() const;
+};
+
+/// See the file comment: one factor > 0 per benefit (all 1 when the held-out issues hold no
+/// redemption). `benefits`, `predicted` (in (0, 1]), `redeemed` (0/1) and `sample_weight`
+/// (empty: all 1; else finite, >= 0) one value per held-out issue. InputError naming the
+/// argument and row for bad values or lengths, or no rows; ConfigError for bad params.
+PERKREC_INLINE std::vector<double> benefit_levels(Index n_benefits, Span<const Index> benefits,
+                                                  Span<const double> predicted,
+                                                  Span<const double> redeemed,
+                                                  Span<const double> sample_weight = {},
+                                                  const BenefitLevelParams& params = {});
+
+/// One member's row (n_benefits probabilities) times its benefit's factor, capped at 1 - 1e-6.
+/// InputError for a row of another length.
+PERKREC_INLINE void apply_benefit_levels(Span<float> row, Span<const double> levels);
 
 /// See the file comment: self-normalized inverse-propensity weights (mean 1), float32, one per
 /// logged issue, capped at the `clip` quantile of 1 / propensity (clip = 1: no cap).

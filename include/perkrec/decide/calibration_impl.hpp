@@ -280,4 +280,70 @@ PERKREC_INLINE std::vector<float> issue_weights(Span<const double> propensity, d
   return out;
 }
 
+PERKREC_INLINE void BenefitLevelParams::validate() const {
+  params::validate_fields(*this, "BenefitLevelParams");
+}
+
+PERKREC_INLINE std::vector<double> benefit_levels(Index n_benefits, Span<const Index> benefits,
+                                                  Span<const double> predicted,
+                                                  Span<const double> redeemed,
+                                                  Span<const double> sample_weight,
+                                                  const BenefitLevelParams& params) {
+  params.validate();
+  if (n_benefits < 1) {
+    detail::raise<InputError>("benefit_levels: n_benefits must be >= 1 (got ", n_benefits, ")");
+  }
+  const std::size_t m = redeemed.size();
+  if (m == 0) detail::raise<InputError>("benefit_levels: redeemed: no rows (got 0)");
+  if (benefits.size() != m || predicted.size() != m ||
+      (!sample_weight.empty() && sample_weight.size() != m)) {
+    detail::raise<InputError>("benefit_levels: redeemed has ", m, " rows but benefits ",
+                              benefits.size(), ", predicted ", predicted.size(), ", sample_weight ",
+                              sample_weight.size(), " (expected equal; weights may be empty)");
+  }
+  const auto nb = static_cast<std::size_t>(n_benefits);
+  std::vector<double> y(nb, 0.0), e(nb, 0.0);
+  double total_y = 0, total_e = 0;
+  for (std::size_t r = 0; r < m; ++r) {
+    if (benefits[r] < 0 || benefits[r] >= n_benefits) {
+      detail::raise<InputError>("benefit_levels: benefits at row ", r, " must be in [0, ",
+                                n_benefits, ") (got ", benefits[r], ")");
+    }
+    if (!(std::isfinite(predicted[r]) && predicted[r] > 0 && predicted[r] <= 1)) {
+      detail::raise<InputError>("benefit_levels: predicted at row ", r, " must be in (0, 1] (got ",
+                                predicted[r], ")");
+    }
+    if (redeemed[r] != 0.0 && redeemed[r] != 1.0) {
+      detail::raise<InputError>("benefit_levels: redeemed at row ", r, " must be 0/1 (got ",
+                                redeemed[r], ")");
+    }
+    const double w = sample_weight.empty() ? 1.0 : sample_weight[r];
+    if (!(std::isfinite(w) && w >= 0)) {
+      detail::raise<InputError>("benefit_levels: sample_weight at row ", r,
+                                " must be finite and >= 0 (got ", w, ")");
+    }
+    const auto b = static_cast<std::size_t>(benefits[r]);
+    y[b] += w * redeemed[r];
+    e[b] += w * predicted[r];
+    total_y += w * redeemed[r];
+    total_e += w * predicted[r];
+  }
+  std::vector<double> out(nb, 1.0);
+  if (!(total_y > 0 && total_e > 0)) return out;
+  const double level = total_y / total_e;
+  for (std::size_t b = 0; b < nb; ++b)
+    out[b] = (y[b] + params.prior * level) / (e[b] + params.prior) / level;
+  return out;
+}
+
+PERKREC_INLINE void apply_benefit_levels(Span<float> row, Span<const double> levels) {
+  if (row.size() != levels.size()) {
+    detail::raise<InputError>("apply_benefit_levels: row has ", row.size(), " values (expected ",
+                              levels.size(), ")");
+  }
+  for (std::size_t b = 0; b < row.size(); ++b) {
+    row[b] = static_cast<float>(std::min(static_cast<double>(row[b]) * levels[b], 1 - 1e-6));
+  }
+}
+
 }  // namespace perkrec

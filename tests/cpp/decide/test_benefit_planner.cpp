@@ -327,5 +327,38 @@ TEST(BenefitPlanner, PooledParamsWithoutTheStoredStepsAreAModelFormatError) {
   EXPECT_EQ(old.preference_weight(), 0.0);
 }
 
+/// With params.benefit_level: the plan's P is the P without it times each benefit's stored
+/// factor (after the pooled effects), in plan and answer alike; the key and the factors must
+/// come together.
+TEST(BenefitPlanner, BenefitLevelsMultiplyThePlansPAndTheAnswersRows) {
+  const Fixture& fx = fixture();
+  BenefitPlannerFile file = test::pooled_file(0.5);
+  const BenefitPlanner without(file, 1);
+  const auto nb = static_cast<std::size_t>(without.n_benefits());
+  for (std::size_t b = 0; b < nb; ++b) file.benefit_level.push_back(b % 3 == 0 ? 1.5 : 0.8);
+  EXPECT_THROW(BenefitPlanner{file}, ModelFormatError);  // factors without the key
+  file.config["params"]["benefit_level"] = true;
+  const BenefitPlanner with(file, 2);
+  EXPECT_TRUE(with.benefit_level());
+  EXPECT_FALSE(without.benefit_level());
+  const std::vector<float> P0 = without.redemption_probability(fx.end);
+  const std::vector<float> P1 = with.redemption_probability(fx.end);
+  ASSERT_EQ(P0.size(), P1.size());
+  for (std::size_t i = 0; i < P0.size(); ++i) {
+    const double want = std::min(static_cast<double>(P0[i]) * file.benefit_level[i % nb], 1 - 1e-6);
+    ASSERT_EQ(P1[i], static_cast<float>(want)) << i;
+  }
+  const BenefitPlanner::State state = with.prepare(fx.end);
+  for (Index u = 0; u < with.n_users(); u += 17) {
+    const UserAnswer ans = with.answer(state, u, fx.end, 1);
+    ASSERT_TRUE(std::equal(ans.probability.begin(), ans.probability.end(),
+                           P1.begin() + static_cast<std::ptrdiff_t>(u * nb)))
+        << "member " << u;
+  }
+  BenefitPlannerFile keyed = test::pooled_file(0.5);
+  keyed.config["params"]["benefit_level"] = true;  // the key without factors
+  EXPECT_THROW(BenefitPlanner{keyed}, ModelFormatError);
+}
+
 }  // namespace
 }  // namespace perkrec

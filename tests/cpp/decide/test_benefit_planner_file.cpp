@@ -150,6 +150,25 @@ TEST(BenefitPlannerFile, RoundTripsPooledEffectsAndThePreferenceWeight) {
   EXPECT_FALSE(h.preference_weight.has_value());
 }
 
+TEST(BenefitPlannerFile, RoundTripsBenefitLevelsAndOlderFilesLoadWithout) {
+  BenefitPlannerFile f = small_file();
+  const auto nb = static_cast<std::size_t>(f.events.n_benefits());
+  for (std::size_t b = 0; b < nb; ++b) f.benefit_level.push_back(0.5 + 0.01 * b);
+  const std::string bytes = f.to_bytes();
+  const BenefitPlannerFile g = BenefitPlannerFile::from_bytes(bytes);
+  EXPECT_EQ(g.benefit_level, f.benefit_level);
+  EXPECT_EQ(g.to_bytes(), bytes);
+  const std::string plain = small_file().to_bytes();
+  EXPECT_FALSE(ModelReader::from_bytes(plain).has("benefit_level"));
+  EXPECT_TRUE(BenefitPlannerFile::from_bytes(plain).benefit_level.empty());
+  f.benefit_level.pop_back();
+  PERKREC_EXPECT_THROW_MSG(f.validate(), InputError, "benefit_level");
+  f.benefit_level.push_back(0.0);
+  PERKREC_EXPECT_THROW_MSG(f.validate(), InputError, "benefit_level[");
+  f.benefit_level.back() = std::nan("");
+  EXPECT_THROW(f.to_bytes(), InputError);
+}
+
 TEST(BenefitPlannerFile, InconsistentPooledEffectsAreRefused) {
   BenefitPlannerFile f = small_file();
   f.pooled = small_pooled(f);

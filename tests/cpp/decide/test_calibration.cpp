@@ -210,5 +210,72 @@ TEST(IssueWeights, RejectsBadInputWithTypedErrors) {
   PERKREC_EXPECT_THROW_MSG(issue_weights(std::vector<double>{}), InputError, "0 rows");
 }
 
+// Four benefits; held-out issues whose redemptions are planted at a known multiple of the
+// model's prediction per benefit and a common 1.2 (the held-out window's season) on top.
+TEST(BenefitLevels, KeepsHowBenefitsDifferAndDropsTheCommonLevel) {
+  const std::vector<double> multiple{1.0, 2.0, 0.5, 1.0};
+  std::vector<Index> benefits;
+  std::vector<double> predicted, redeemed;
+  for (Index b = 0; b < 3; ++b) {
+    // 1000 issues at 0.1 each: expected 100 x 1.2 x multiple redemptions, exactly planted.
+    const int hits = static_cast<int>(std::lround(100 * 1.2 * multiple[b]));
+    for (int r = 0; r < 1000; ++r) {
+      benefits.push_back(b);
+      predicted.push_back(0.1);
+      redeemed.push_back(r < hits ? 1.0 : 0.0);
+    }
+  }
+  // Benefit 3 has no held-out issue: its factor is 1.
+  const Index nb = 4;
+  const std::vector<double> exact =
+      benefit_levels(nb, benefits, predicted, redeemed, {}, BenefitLevelParams{1e-9});
+  const double level = (120.0 + 240.0 + 60.0) / 300.0;
+  ASSERT_EQ(exact.size(), 4u);
+  for (Index b = 0; b < 3; ++b) EXPECT_NEAR(exact[b], 1.2 * multiple[b] / level, 1e-6) << b;
+  EXPECT_NEAR(exact[3], 1.0, 1e-9);
+  // The prior pulls toward 1 by (Y_b + m K) / (E_b + m) / K, hand-computed for m = 50.
+  const std::vector<double> pulled = benefit_levels(nb, benefits, predicted, redeemed);
+  EXPECT_NEAR(pulled[1], (240.0 + 50 * level) / (100.0 + 50) / level, 1e-9);
+  EXPECT_GT(pulled[1], 1.0);
+  EXPECT_LT(pulled[1], exact[1]);
+  // Weights count a row as that many rows.
+  std::vector<double> w(benefits.size(), 1.0);
+  for (std::size_t r = 0; r < w.size(); ++r) w[r] = benefits[r] == 1 ? 2.0 : 1.0;
+  const std::vector<double> weighted = benefit_levels(nb, benefits, predicted, redeemed, w);
+  const double wl = (120.0 + 480.0 + 60.0) / 400.0;  // benefit 1 counts twice
+  EXPECT_NEAR(weighted[0], (120.0 + 50 * wl) / (100.0 + 50) / wl, 1e-9);
+  // No redemption at all: every factor 1.
+  const std::vector<double> none =
+      benefit_levels(nb, benefits, predicted, std::vector<double>(redeemed.size(), 0.0));
+  EXPECT_EQ(none, std::vector<double>(4, 1.0));
+  // Applied to a row: multiplied, capped below 1.
+  std::vector<float> row{0.5f, 0.6f, 0.5f, 0.25f};
+  apply_benefit_levels(row, std::vector<double>{1.0, 2.0, 0.5, 1.0});
+  EXPECT_EQ(row[0], 0.5f);
+  EXPECT_EQ(row[1], static_cast<float>(1 - 1e-6));
+  EXPECT_EQ(row[2], 0.25f);
+  EXPECT_EQ(row[3], 0.25f);
+}
+
+TEST(BenefitLevels, RejectsBadInputWithTypedErrors) {
+  const std::vector<Index> b{0, 1};
+  const std::vector<double> q{0.2, 0.3}, y{0.0, 1.0};
+  PERKREC_EXPECT_THROW_MSG(benefit_levels(2, b, q, y, {}, BenefitLevelParams{0.0}), ConfigError,
+                           "prior");
+  PERKREC_EXPECT_THROW_MSG(benefit_levels(0, b, q, y), InputError, "n_benefits");
+  PERKREC_EXPECT_THROW_MSG(benefit_levels(1, b, q, y), InputError, "benefits at row 1");
+  PERKREC_EXPECT_THROW_MSG(benefit_levels(2, b, std::vector<double>{0.2, 0.0}, y), InputError,
+                           "predicted at row 1");
+  PERKREC_EXPECT_THROW_MSG(benefit_levels(2, b, q, std::vector<double>{0.0, 0.5}), InputError,
+                           "redeemed at row 1");
+  PERKREC_EXPECT_THROW_MSG(benefit_levels(2, b, q, y, std::vector<double>{1.0, -1.0}), InputError,
+                           "sample_weight at row 1");
+  PERKREC_EXPECT_THROW_MSG(benefit_levels(2, b, q, std::vector<double>{1.0}), InputError, "rows");
+  PERKREC_EXPECT_THROW_MSG(benefit_levels(2, {}, {}, {}), InputError, "no rows");
+  std::vector<float> row(3, 0.5f);
+  PERKREC_EXPECT_THROW_MSG(apply_benefit_levels(row, std::vector<double>{1.0, 1.0}), InputError,
+                           "3 values");
+}
+
 }  // namespace
 }  // namespace perkrec
