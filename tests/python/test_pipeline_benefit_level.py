@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from planner_files import rebuilt_file_bytes
+
 import perkrec
 from perkrec import _core
 from perkrec.demo import TEST_DAYS, demo_policy
@@ -73,36 +75,6 @@ def test_on_multiplies_the_old_p_by_the_held_out_levels(off, on):
     )
 
 
-def _rebuilt(planner, *, drop_param=False, levels="stored") -> bytes:
-    """The planner's model file rebuilt part by part: without the params key
-    ``benefit_level`` (a file written before the option) and / or with other ``levels``."""
-    f = planner._file("test")
-    config = json.loads(f.config_json)
-    if drop_param:
-        del config["params"]["benefit_level"]
-    return _core.BenefitPlannerFile(
-        json.dumps(config),
-        f.fm,
-        f.preference,
-        f.catalog,
-        f.events,
-        f.users,
-        f.order_value,
-        f.holdout_user,
-        f.holdout_benefit,
-        f.holdout_predicted,
-        f.holdout_redeemed,
-        f.holdout_weight if len(f.holdout_weight) else None,
-        f.incremental_share if len(f.incremental_share) else None,
-        f.pooled,
-        f.preference_weight,
-        None,
-        None,
-        None,
-        (f.benefit_level if len(f.benefit_level) else None) if levels == "stored" else levels,
-    ).to_bytes()
-
-
 def test_round_trip_and_old_files_plan_as_before(off, on, tmp_path):
     path = tmp_path / "on.perk"
     on.save(path)
@@ -112,7 +84,7 @@ def test_round_trip_and_old_files_plan_as_before(off, on, tmp_path):
     _same_plan(back.plan(), on.plan())
     # A file written before the option (no params key, no stored levels) loads with it off
     # and plans exactly as the planner without it.
-    old = _rebuilt(off, drop_param=True)
+    old = rebuilt_file_bytes(off, drop_params=("benefit_level",))
     assert (
         "benefit_level"
         not in json.loads(_core.BenefitPlannerFile.from_bytes(old).config_json)["params"]
@@ -123,7 +95,7 @@ def test_round_trip_and_old_files_plan_as_before(off, on, tmp_path):
 
 
 def test_params_without_stored_levels_are_refused(on):
-    data = _rebuilt(on, levels=None)
+    data = rebuilt_file_bytes(on, levels=None)
     with pytest.raises(perkrec.ModelFormatError, match="benefit_level"):
         perkrec.BenefitPlanner.from_bytes(data)
     with pytest.raises(perkrec.ConfigError, match="benefit_level"):

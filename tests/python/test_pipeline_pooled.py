@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from planner_files import rebuilt_file_bytes
+
 import perkrec
 from perkrec import _core
 from perkrec.demo import TEST_DAYS, demo_policy
@@ -147,26 +149,9 @@ def test_round_trip_keeps_the_effects_and_the_plans(both, tmp_path):
 def test_an_older_file_without_the_new_keys_loads_and_plans_as_before(plain):
     """A file written before these options: params without "pooled" / "preference_offset" and
     no pooled arrays (the content and arrays a file of the previous release holds)."""
-    f = plain._file("test")
-    config = json.loads(f.config_json)
-    del config["params"]["pooled"], config["params"]["preference_offset"]
-    del config["params"]["benefit_level"]  # added later still
-    old = _core.BenefitPlannerFile(
-        json.dumps(config),
-        f.fm,
-        f.preference,
-        f.catalog,
-        f.events,
-        f.users,
-        f.order_value,
-        f.holdout_user,
-        f.holdout_benefit,
-        f.holdout_predicted,
-        f.holdout_redeemed,
-        f.holdout_weight,
-        None,
+    data = rebuilt_file_bytes(
+        plain, drop_params=("pooled", "preference_offset", "benefit_level"), levels=None
     )
-    data = old.to_bytes()
     assert b'"pooled"' not in data and b"preference_weight" not in data
     loaded = perkrec.BenefitPlanner.from_bytes(data)
     assert loaded.params["pooled"] is False and loaded.params["preference_offset"] is False
