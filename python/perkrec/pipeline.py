@@ -345,9 +345,9 @@ class BenefitPlanner:
         model file keeps the three (see the module docstring). The fit runs in C++
         (``perkrec::fit_benefit_planner``) with the GIL released; data that cannot be fitted
         (no issues before ``cut_time``, none after it for early stopping / the shrinkage / the
-        pooled effects, ``weighting="ipw"`` without logged propensities, ``incremental="control"``
-        without the control flag, sizes other than the log's) raises InputError naming the
-        field before anything is fitted. Returns self."""
+        benefit levels / the pooled effects, ``weighting="ipw"`` without logged propensities,
+        ``incremental="control"`` without the control flag, sizes other than the log's) raises
+        InputError naming the field before anything is fitted. Returns self."""
         from .data import Catalog, EventLog, UserTable
 
         if not isinstance(events, EventLog):
