@@ -1351,7 +1351,7 @@ def fit_benefit_planner(
     benefit_items: Optional[BenefitItems],
     config_json: str,
     progress: Any,
-) -> Tuple[BenefitPlannerFile, Tuple[np.ndarray, List[List[str]]]]: ...
+) -> Tuple[BenefitPlannerFile, Tuple[np.ndarray, List[List[str]]], Optional[float]]: ...
 def benefit_planner_segment_checkpoints(
     events: EventLog,
     catalog: Catalog,
