@@ -728,6 +728,21 @@ def plan_target_policy(
     n_users: int,
     n_benefits: int,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def evaluate_plan_offline(
+    log: EventLog,
+    catalog: Catalog,
+    plan_users: np.ndarray,
+    plan_benefits: np.ndarray,
+    probability: np.ndarray,
+    value: np.ndarray,
+    issue_cost: float,
+    since: int,
+    until: int,
+    estimator: str,
+    confidence: float,
+    clip: float,
+    num_threads: int,
+) -> Dict[str, Any]: ...
 def analyze_experiment(
     arms: np.ndarray,
     metrics: List[np.ndarray],
