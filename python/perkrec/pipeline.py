@@ -346,8 +346,10 @@ class BenefitPlanner:
         (``perkrec::fit_benefit_planner``) with the GIL released; data that cannot be fitted
         (no issues before ``cut_time``, none after it for early stopping / the shrinkage / the
         benefit levels / the pooled effects, ``weighting="ipw"`` without logged propensities,
-        ``incremental="control"`` without the control flag, sizes other than the log's) raises
-        InputError naming the field before anything is fitted. Returns self."""
+        ``incremental="control"`` without the control flag, sizes other than the log's, a
+        user-table column of another type than the default field that reads it, e.g. a numeric
+        ``tier``, a behaviour log with a member map other than the log's) raises InputError
+        naming the field before anything is fitted. Returns self."""
         from .data import Catalog, EventLog, UserTable
 
         if not isinstance(events, EventLog):
