@@ -318,11 +318,8 @@ void bind_causal(py::module_& m) {
         params.confidence = confidence;
         params.clip = clip;
         params.num_threads = num_threads;
-        PlanOfflineEvaluation e;
-        {
-          py::gil_scoped_release release;
-          e = evaluate_plan_offline(log, catalog, plan, params);
-        }
+        const PlanOfflineEvaluation e =
+            without_gil([&] { return evaluate_plan_offline(log, catalog, plan, params); });
         py::dict out;
         out["estimate"] = e.estimate;
         out["lower"] = e.lower;
