@@ -35,6 +35,7 @@
 #include "perkrec/eval/experiment_impl.hpp"
 #include "perkrec/eval/metrics_impl.hpp"
 #include "perkrec/eval/ope_impl.hpp"
+#include "perkrec/eval/plan_offline_impl.hpp"
 #include "perkrec/eval/uplift_metrics_impl.hpp"
 #include "perkrec/features/behavior_cf_impl.hpp"
 #include "perkrec/features/behavior_features_impl.hpp"

@@ -68,6 +68,7 @@
 #include "perkrec/eval/experiment.hpp"
 #include "perkrec/eval/metrics.hpp"
 #include "perkrec/eval/ope.hpp"
+#include "perkrec/eval/plan_offline.hpp"
 #include "perkrec/eval/uplift_metrics.hpp"
 
 #include "perkrec/kinds.hpp"

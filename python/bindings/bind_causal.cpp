@@ -299,6 +299,43 @@ void bind_causal(py::module_& m) {
       },
       py::arg("plan_users"), py::arg("plan_benefits"), py::arg("logged_users"),
       py::arg("logged_benefits"), py::arg("n_users"), py::arg("n_benefits"));
+  m.def(
+      "evaluate_plan_offline",
+      [](const EventLog& log, const Catalog& catalog, const py::array& plan_users,
+         const py::array& plan_benefits, const py::array& probability, const py::array& value,
+         double issue_cost, Timestamp since, Timestamp until, const std::string& estimator,
+         double confidence, double clip, int num_threads) {
+        OfflinePlan plan;
+        plan.users = view_1d<Index>(plan_users, "plan_users");
+        plan.benefits = view_1d<Index>(plan_benefits, "plan_benefits");
+        plan.probability = view_1d<double>(probability, "probability");
+        plan.value = view_1d<double>(value, "value");
+        plan.issue_cost = issue_cost;
+        plan.since = since;
+        plan.until = until;
+        OffPolicyParams params;
+        params.estimator = ope_estimator_from_string(estimator);
+        params.confidence = confidence;
+        params.clip = clip;
+        params.num_threads = num_threads;
+        const PlanOfflineEvaluation e =
+            without_gil([&] { return evaluate_plan_offline(log, catalog, plan, params); });
+        py::dict out;
+        out["estimate"] = e.estimate;
+        out["lower"] = e.lower;
+        out["upper"] = e.upper;
+        out["pairs"] = e.pairs;
+        out["covered_pairs"] = e.covered_pairs;
+        out["decisions"] = e.decisions;
+        out["effective_sample_size"] = e.effective_sample_size;
+        return out;
+      },
+      py::arg("log"), py::arg("catalog"), py::arg("plan_users"), py::arg("plan_benefits"),
+      py::arg("probability"), py::arg("value"), py::arg("issue_cost"), py::arg("since"),
+      py::arg("until"), py::arg("estimator"), py::arg("confidence"), py::arg("clip"),
+      py::arg("num_threads"),
+      "eval/plan_offline.hpp: {estimate, lower, upper (redemptions, cost, return), pairs, "
+      "covered_pairs, decisions, effective_sample_size}");
   m.def("off_policy_value",
         [](const py::array& rewards, const py::array& logged_propensity,
            const py::array& target_propensity, const std::optional<py::array>& reward_estimate,

@@ -42,11 +42,8 @@ void bind_clv(py::module_& m) {
          const std::string& occasion, int num_threads) {
         const CLVParams::TimeUnit unit = parse_unit(time_unit, "time_unit");
         const CLVParams::TimeUnit occ = parse_unit(occasion, "occasion");
-        CLVSummary s;
-        {
-          py::gil_scoped_release release;
-          s = summarize_purchases(log, cut_time, unit, occ, num_threads);
-        }
+        CLVSummary s =
+            without_gil([&] { return summarize_purchases(log, cut_time, unit, occ, num_threads); });
         return summary_to_python(std::move(s));
       },
       py::arg("log"), py::arg("cut_time"), py::arg("time_unit"), py::arg("occasion"),
@@ -58,11 +55,9 @@ void bind_clv(py::module_& m) {
          const std::string& time_unit, const std::string& occasion, int num_threads) {
         const CLVParams::TimeUnit unit = parse_unit(time_unit, "time_unit");
         const CLVParams::TimeUnit occ = parse_unit(occasion, "occasion");
-        CLVHoldout h;
-        {
-          py::gil_scoped_release release;
-          h = calibration_holdout(log, calibration_end, observation_end, unit, occ, num_threads);
-        }
+        CLVHoldout h = without_gil([&] {
+          return calibration_holdout(log, calibration_end, observation_end, unit, occ, num_threads);
+        });
         py::dict out = summary_to_python(std::move(h.calibration));
         out["holdout_purchases"] = to_numpy(std::move(h.purchases));
         out["holdout_spend"] = to_numpy(std::move(h.spend));
@@ -80,11 +75,7 @@ void bind_clv(py::module_& m) {
         const Span<const double> xs = view_1d<double>(x, "x");
         const Span<const double> ts = view_1d<double>(T, "T");
         const Span<const double> values = view_1d<double>(mean_order_value, "mean_order_value");
-        CLVForecast f;
-        {
-          py::gil_scoped_release release;
-          f = naive_forecast(xs, ts, values, horizon);
-        }
+        CLVForecast f = without_gil([&] { return naive_forecast(xs, ts, values, horizon); });
         return py::make_tuple(to_numpy(std::move(f.expected_purchases)),
                               to_numpy(std::move(f.clv)));
       },
@@ -108,8 +99,7 @@ void bind_clv(py::module_& m) {
           "fit",
           [](CLVModel& self, const EventLog& log, Timestamp cut_time, const py::object& progress) {
             const Callbacks cb = make_callbacks(progress);
-            py::gil_scoped_release release;
-            self.fit(log, cut_time, cb);
+            without_gil([&] { self.fit(log, cut_time, cb); });
           },
           py::arg("log"), py::arg("cut_time"), py::arg("progress"))
       .def(
@@ -121,8 +111,7 @@ void bind_clv(py::module_& m) {
             const Span<const double> Ts = view_1d<double>(T, "T");
             const Span<const double> ms = view_1d<double>(monetary, "monetary");
             const Callbacks cb = make_callbacks(progress);
-            py::gil_scoped_release release;
-            self.fit(CLVSummary::from_arrays(xs, ts, Ts, ms), cb);
+            without_gil([&] { self.fit(CLVSummary::from_arrays(xs, ts, Ts, ms), cb); });
           },
           py::arg("x"), py::arg("t_x"), py::arg("T"), py::arg("monetary"), py::arg("progress"))
       .def(
@@ -133,10 +122,7 @@ void bind_clv(py::module_& m) {
             const Span<const double> ts = view_1d<double>(t_x, "t_x");
             const Span<const double> Ts = view_1d<double>(T, "T");
             std::vector<double> alive(xs.size()), expected(xs.size());
-            {
-              py::gil_scoped_release release;
-              self.conditional(xs, ts, Ts, horizon, alive, expected);
-            }
+            without_gil([&] { self.conditional(xs, ts, Ts, horizon, alive, expected); });
             py::dict out;
             out["p_alive"] = to_numpy(std::move(alive));
             out["expected_purchases"] = to_numpy(std::move(expected));
@@ -150,11 +136,8 @@ void bind_clv(py::module_& m) {
             const Span<const double> xs = view_1d<double>(x, "x");
             const Span<const double> ts = view_1d<double>(t_x, "t_x");
             const Span<const double> Ts = view_1d<double>(T, "T");
-            std::vector<double> out;
-            {
-              py::gil_scoped_release release;
-              out = self.expected_purchases_by_period(xs, ts, Ts, periods, end);
-            }
+            std::vector<double> out = without_gil(
+                [&] { return self.expected_purchases_by_period(xs, ts, Ts, periods, end); });
             return to_numpy(std::move(out));
           },
           py::arg("x"), py::arg("t_x"), py::arg("T"), py::arg("periods"), py::arg("end"))
@@ -162,11 +145,7 @@ void bind_clv(py::module_& m) {
           "p_alive_history",
           [](const CLVModel& self, const EventLog& log, Index user, const py::array& times) {
             const Span<const Timestamp> t = view_1d<Timestamp>(times, "times");
-            CLVMemberHistory h;
-            {
-              py::gil_scoped_release release;
-              h = self.p_alive_history(log, user, t);
-            }
+            CLVMemberHistory h = without_gil([&] { return self.p_alive_history(log, user, t); });
             py::dict out;
             out["position"] = to_numpy(std::move(h.position));
             out["x"] = to_numpy(std::move(h.x));
@@ -180,11 +159,8 @@ void bind_clv(py::module_& m) {
       .def(
           "predict",
           [](const CLVModel& self, double horizon, double discount_rate, double margin) {
-            CLVPrediction p;
-            {
-              py::gil_scoped_release release;
-              p = self.predict(horizon, discount_rate, margin);
-            }
+            CLVPrediction p =
+                without_gil([&] { return self.predict(horizon, discount_rate, margin); });
             py::dict out;
             out["p_alive"] = to_numpy(std::move(p.p_alive));
             out["expected_purchases"] = to_numpy(std::move(p.expected_purchases));
@@ -199,11 +175,8 @@ void bind_clv(py::module_& m) {
   cls.def(
          "member_fields",
          [](const CLVModel& self, double horizon, double discount_rate, double margin) {
-           CLVMemberFields f;
-           {
-             py::gil_scoped_release release;
-             f = self.member_fields(horizon, discount_rate, margin);
-           }
+           CLVMemberFields f =
+               without_gil([&] { return self.member_fields(horizon, discount_rate, margin); });
            return member_fields_to_python(std::move(f));
          },
          py::arg("horizon"), py::arg("discount_rate"), py::arg("margin"))
@@ -213,11 +186,8 @@ void bind_clv(py::module_& m) {
              double horizon, double discount_rate, double margin) {
             const Span<const std::int64_t> us = view_1d<std::int64_t>(users, "users");
             const Span<const Timestamp> ts = view_1d<Timestamp>(timestamps, "timestamps");
-            CLVMemberFields f;
-            {
-              py::gil_scoped_release release;
-              f = self.sample_fields(us, ts, horizon, discount_rate, margin);
-            }
+            CLVMemberFields f = without_gil(
+                [&] { return self.sample_fields(us, ts, horizon, discount_rate, margin); });
             return member_fields_to_python(std::move(f));
           },
           py::arg("users"), py::arg("timestamps"), py::arg("horizon"), py::arg("discount_rate"),

@@ -31,19 +31,14 @@ void bind_interest(py::module_& m) {
           [](InterestModel& self, const BehaviorLog& log, const ItemCatalog& items,
              Timestamp cut_time, const py::object& progress) {
             const Callbacks cb = make_callbacks(progress);
-            py::gil_scoped_release release;
-            self.fit(log, items, cut_time, cb);
+            without_gil([&] { self.fit(log, items, cut_time, cb); });
           },
           py::arg("log"), py::arg("items"), py::arg("cut_time"), py::arg("progress"))
       .def(
           "lifts",
           [](const InterestModel& self, const py::array& users) {
             const Span<const Index> u = view_1d<Index>(users, "users");
-            std::vector<float> out;
-            {
-              py::gil_scoped_release release;
-              out = self.lifts(u);
-            }
+            std::vector<float> out = without_gil([&] { return self.lifts(u); });
             return to_numpy(std::move(out), {static_cast<py::ssize_t>(u.size()),
                                              static_cast<py::ssize_t>(self.n_values())});
           },
@@ -52,11 +47,7 @@ void bind_interest(py::module_& m) {
           "group_lifts",
           [](const InterestModel& self, const py::array& group, std::int32_t n_groups) {
             const Span<const std::int32_t> g = view_1d<std::int32_t>(group, "group");
-            std::vector<double> out;
-            {
-              py::gil_scoped_release release;
-              out = self.group_lifts(g, n_groups);
-            }
+            std::vector<double> out = without_gil([&] { return self.group_lifts(g, n_groups); });
             return to_numpy(std::move(out), {static_cast<py::ssize_t>(n_groups),
                                              static_cast<py::ssize_t>(self.n_values())});
           },
@@ -65,11 +56,7 @@ void bind_interest(py::module_& m) {
           "group_top",
           [](const InterestModel& self, const py::array& group, std::int32_t n_groups, int n) {
             const Span<const std::int32_t> g = view_1d<std::int32_t>(group, "group");
-            GroupInterests t;
-            {
-              py::gil_scoped_release release;
-              t = self.group_top(g, n_groups, n);
-            }
+            GroupInterests t = without_gil([&] { return self.group_top(g, n_groups, n); });
             py::dict out;
             out["group"] = to_numpy(std::move(t.group));
             out["rank"] = to_numpy(std::move(t.rank));
@@ -83,11 +70,7 @@ void bind_interest(py::module_& m) {
           "top",
           [](const InterestModel& self, const py::array& users, int n, double level) {
             const Span<const Index> u = view_1d<Index>(users, "users");
-            TopInterests t;
-            {
-              py::gil_scoped_release release;
-              t = self.top(u, n, level);
-            }
+            TopInterests t = without_gil([&] { return self.top(u, n, level); });
             py::dict out;
             out["user"] = to_numpy(std::move(t.user));
             out["rank"] = to_numpy(std::move(t.rank));

@@ -37,27 +37,30 @@ static void bind_pipeline_fit(py::module_& m) {
                            const BehaviorLog* behavior_log, const ItemCatalog* items,
                            const BenefitItems* benefit_items, const std::string& config_json,
                            const py::object& progress) {
-        const BenefitPlannerFitParams params = BenefitPlannerFitParams::from_config(
+        const BenefitPlannerFitParams params = BenefitPlannerFitParams::from_json(
             parse_json_strict<ConfigError>(config_json, "BenefitPlanner: config"));
         const BehaviorData behavior{behavior_log, items, benefit_items};
         const Callbacks cb = make_callbacks(progress);
-        SegmentCheckpoints checkpoints;
+        BenefitPlannerFitInfo info;
         BenefitPlannerFile file;
         {
           py::gil_scoped_release release;
-          file = fit_benefit_planner(events, catalog, user_table, cut, &behavior, params, cb,
-                                     &checkpoints);
+          file =
+              fit_benefit_planner(events, catalog, user_table, cut, &behavior, params, cb, &info);
         }
-        return py::make_tuple(std::move(file), segments_to_python(std::move(checkpoints)));
+        return py::make_tuple(std::move(file), segments_to_python(std::move(info.checkpoints)),
+                              info.preference_weight_unclipped);
       },
       py::arg("events"), py::arg("catalog"), py::arg("user_table"), py::arg("cut"),
       py::arg("behavior_log"), py::arg("items"), py::arg("benefit_items"), py::arg("config_json"),
-      py::arg("progress"), "(BenefitPlannerFile, (checkpoint times, segments per checkpoint))");
+      py::arg("progress"),
+      "(BenefitPlannerFile, (checkpoint times, segments per checkpoint), the unclipped "
+      "preference weight or None)");
   m.def(
       "benefit_planner_segment_checkpoints",
       [segments_to_python](const EventLog& events, const Catalog& catalog,
                            const UserTable* user_table, const std::string& config_json) {
-        const BenefitPlannerFitParams params = BenefitPlannerFitParams::from_config(
+        const BenefitPlannerFitParams params = BenefitPlannerFitParams::from_json(
             parse_json_strict<ConfigError>(config_json, "BenefitPlanner: config"));
         SegmentCheckpoints c;
         {

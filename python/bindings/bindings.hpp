@@ -46,6 +46,15 @@ Span<T> mutable_view_1d(py::array& a, const char* name) {
   return Span<T>(const_cast<T*>(v.data()), v.size());
 }
 
+/// Runs `compute` with the GIL released and returns its result: the views are taken and
+/// checked before, the Python objects built after, with the GIL held.
+///   CLVForecast f = without_gil([&] { return naive_forecast(xs, ts, values, horizon); });
+template <class F>
+auto without_gil(F&& compute) -> decltype(compute()) {
+  py::gil_scoped_release release;
+  return compute();
+}
+
 /// Moves a vector into a numpy array of `shape` that owns it (no copy).
 template <class T, class A>
 py::array to_numpy(std::vector<T, A>&& values, std::vector<py::ssize_t> shape = {}) {

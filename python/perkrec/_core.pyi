@@ -728,6 +728,21 @@ def plan_target_policy(
     n_users: int,
     n_benefits: int,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def evaluate_plan_offline(
+    log: EventLog,
+    catalog: Catalog,
+    plan_users: np.ndarray,
+    plan_benefits: np.ndarray,
+    probability: np.ndarray,
+    value: np.ndarray,
+    issue_cost: float,
+    since: int,
+    until: int,
+    estimator: str,
+    confidence: float,
+    clip: float,
+    num_threads: int,
+) -> Dict[str, Any]: ...
 def analyze_experiment(
     arms: np.ndarray,
     metrics: List[np.ndarray],
@@ -1351,7 +1366,7 @@ def fit_benefit_planner(
     benefit_items: Optional[BenefitItems],
     config_json: str,
     progress: Any,
-) -> Tuple[BenefitPlannerFile, Tuple[np.ndarray, List[List[str]]]]: ...
+) -> Tuple[BenefitPlannerFile, Tuple[np.ndarray, List[List[str]]], Optional[float]]: ...
 def benefit_planner_segment_checkpoints(
     events: EventLog,
     catalog: Catalog,

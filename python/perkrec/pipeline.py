@@ -346,8 +346,10 @@ class BenefitPlanner:
         (``perkrec::fit_benefit_planner``) with the GIL released; data that cannot be fitted
         (no issues before ``cut_time``, none after it for early stopping / the shrinkage / the
         benefit levels / the pooled effects, ``weighting="ipw"`` without logged propensities,
-        ``incremental="control"`` without the control flag, sizes other than the log's) raises
-        InputError naming the field before anything is fitted. Returns self."""
+        ``incremental="control"`` without the control flag, sizes other than the log's, a
+        user-table column of another type than the default field that reads it, e.g. a numeric
+        ``tier``, a behaviour log with a member map other than the log's) raises InputError
+        naming the field before anything is fitted. Returns self."""
         from .data import Catalog, EventLog, UserTable
 
         if not isinstance(events, EventLog):
@@ -363,11 +365,11 @@ class BenefitPlanner:
                 f"BenefitPlanner.fit: user_table must be a perkrec.UserTable or None (got "
                 f"{type(user_table).__name__})"
             )
-        behavior = self._check_behavior(behavior, events)
+        behavior = self._check_behavior(behavior)
         t_cut = _core.NO_TIME if cut_time is None else time_seconds(cut_time, "cut_time")
         parts = (None, None, None) if behavior is None else tuple(b._impl for b in behavior)
         # The whole fit in C++ (decide/benefit_planner_fit.hpp), the GIL released.
-        file, (times, segments) = _core.fit_benefit_planner(
+        file, (times, segments), unclipped = _core.fit_benefit_planner(
             events._impl,
             catalog._impl,
             None if user_table is None else user_table._impl,
@@ -379,6 +381,7 @@ class BenefitPlanner:
         state = type(self)._wrap(file)._state
         # the objects given to fit (the file holds equal copies)
         state.update(events=events, catalog=catalog, user_table=user_table, behavior=behavior)
+        state["preference_weight_unclipped"] = unclipped  # the fit's, not in the file
         self._state = state
         self._segment_asof = (
             (times, [np.asarray(s, dtype=object) for s in segments])
@@ -436,35 +439,15 @@ class BenefitPlanner:
         rows[MEMBER_SEGMENT] = out
         return rows
 
-    def _check_behavior(self, behavior, events):
-        """``behavior`` checked against the event log (InputError naming what differs), or
-        None; a ``behavior_field`` without it is an InputError."""
+    def _check_behavior(self, behavior):
+        """``behavior`` as a tuple after its type check, or None. The C++ fit checks it against
+        the event log (sizes, member map; InputError naming what differs) and a
+        ``behavior_field`` without it."""
         from .behavior import _behavior_triple
 
         if behavior is None:
-            if self.params["behavior_field"] is not None:
-                raise _input_error(
-                    "BenefitPlanner.fit: behavior_field needs behavior=(BehaviorLog, "
-                    "ItemCatalog, BenefitItems) (got none)"
-                )
             return None
-        log, items, applies = _behavior_triple(behavior, "BenefitPlanner.fit")
-        if applies.n_benefits != events.n_benefits:
-            raise _input_error(
-                f"BenefitPlanner.fit: behavior: the benefit items cover {applies.n_benefits} "
-                f"benefits (expected the event log's {events.n_benefits})"
-            )
-        if log.n_users > events.n_users:
-            raise _input_error(
-                f"BenefitPlanner.fit: behavior: the behaviour log has {log.n_users} members "
-                f"(expected at most the event log's {events.n_users})"
-            )
-        _check_member_map(behavior[0], events, "fit")
-        if not log.n_items == len(items) == applies.n_items:
-            raise _input_error(
-                f"BenefitPlanner.fit: behavior: the log, the item catalog and the benefit items "
-                f"index {log.n_items}, {len(items)} and {applies.n_items} items (expected the same)"
-            )
+        _behavior_triple(behavior, "BenefitPlanner.fit")
         return tuple(behavior)
 
     # --- the fitted parts ------------------------------------------------------------------

@@ -47,6 +47,7 @@ incremental share x order value; "redemption": P(redemption) x order value).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -616,116 +617,61 @@ class Plan:
         propensities (InputError otherwise); propensities outside (0, 1] are InputErrors naming
         the row (:func:`perkrec.off_policy_value`).
         """
-        from .causal import off_policy_value
-        from .data import EventLog
-        from .fm import redemption_samples
+        from .data import Catalog, EventLog
 
         if not isinstance(log, EventLog):
             raise _input_error(
                 f"Plan.evaluate_offline: log must be a perkrec.EventLog (got {type(log).__name__})"
             )
-        if estimator not in ("snips", "ips"):
-            raise _core.ConfigError(
-                f"Plan.evaluate_offline: estimator must be 'snips' or 'ips' (got {estimator!r})"
-            )
-        if not log.has_propensity:
+        if not isinstance(catalog, Catalog):
             raise _input_error(
-                "Plan.evaluate_offline: the log has no logged propensities (needed to reweight the "
-                "logging policy's decisions)"
+                f"Plan.evaluate_offline: catalog must be a perkrec.Catalog (got "
+                f"{type(catalog).__name__})"
             )
-        cat = catalog.to_frame()
-        if len(cat) != log.n_benefits:
-            raise _input_error(
-                f"Plan.evaluate_offline: the catalog has {len(cat)} benefits, the log {log.n_benefits}"
-            )
-        frame = log.to_frame(external_ids=False)
-        rows = redemption_samples(frame, catalog)
-        rows["propensity"] = frame["propensity"].to_numpy(np.float64)[rows["event"].to_numpy()]
-        end = time_seconds(log.time_range[1], "the log's end")
-        keep = np.array(rows["timestamp"] + rows["validity_days"] * 86400 <= end, dtype=bool)
-        if since is not None:
-            keep &= (rows["timestamp"] >= time_seconds(since, "since")).to_numpy()
-        if until is not None:
-            keep &= (rows["timestamp"] < time_seconds(until, "until")).to_numpy()
-        rows = rows[keep]
-        if len(rows) == 0:
-            raise _input_error(
-                "Plan.evaluate_offline: no logged issue in the window has a complete validity period"
-            )
-        # The plan's (member, benefit) pairs in the log's index space.
-        plan_b = self.frame["benefit_index"].to_numpy(np.int64)
-        if len(plan_b) and plan_b.max() >= log.n_benefits:
-            raise _input_error(
-                f"Plan.evaluate_offline: the plan has benefit index {plan_b.max()}, the log "
-                f"{log.n_benefits} benefits"
-            )
+        # The plan's members in the log's index space (-1: a member the log lacks).
         log_users = log.user_ids
         if log_users is not None:
             plan_u = log_users.lookup(self.frame["member"].to_numpy(), missing="minus_one")
         else:
             plan_u = self.frame["member_index"].to_numpy(np.int64)
             plan_u = np.where(plan_u < log.n_users, plan_u, -1)
-        # The plan as the target policy (C++ eval/ope.hpp: plan_target_policy): the decisions of
-        # planned members, 1 / (the member's decisions) where the plan issues the pair.
-        kept, target, pair = _core.plan_target_policy(
+        # The window's decisions, the rewards and the estimates in C++ (eval/plan_offline.hpp),
+        # the GIL released.
+        out = _core.evaluate_plan_offline(
+            log._impl,
+            catalog._impl,
             int_array(plan_u, np.int32, "plan members"),
-            int_array(plan_b, np.int32, "plan benefits"),
-            int_array(rows["user"].to_numpy(), np.int32, "user"),
-            int_array(rows["benefit"].to_numpy(), np.int32, "benefit"),
-            log.n_users,
-            log.n_benefits,
+            int_array(self.frame["benefit_index"].to_numpy(), np.int32, "plan benefits"),
+            float_array(self.frame["probability"].to_numpy(), np.float64, "probability"),
+            float_array(self.frame["value"].to_numpy(), np.float64, "value"),
+            float(self.issue_cost),
+            _core.NO_TIME if since is None else time_seconds(since, "since"),
+            _core.NO_TIME if until is None else time_seconds(until, "until"),
+            str(estimator),
+            float(confidence),
+            math.inf if clip is None else float(clip),
+            int(num_threads),
         )
-        p = rows["propensity"].to_numpy(np.float64)[kept]
-        label = rows["label"].to_numpy(np.float64)[kept]
-        prob = self.frame["probability"].to_numpy(np.float64)
-        per_redemption = np.where(
-            prob > 0, self.frame["value"].to_numpy(np.float64) / np.maximum(prob, 1e-300), 0.0
-        )
-        cost_b = cat["cost"].to_numpy(np.float64)
-        safe = np.maximum(pair, 0)
-        rewards = {
-            "redemptions": label,
-            "cost": self.issue_cost + label * cost_b[plan_b[safe]],
-            "return": label * per_redemption[safe],
-        }
-        expected = {
-            "redemptions": float(prob.sum()),
-            "cost": self.expected_cost,
-            "return": self.expected_return,
-        }
-        if not np.any(target > 0):
-            raise _input_error(
-                "Plan.evaluate_offline: the log holds no decision that issued one of the plan's "
-                "(member, benefit) pairs in the window"
-            )
-        n_pairs = len(self.frame)
-        out, ess = [], float("nan")
-        for name, r in rewards.items():
-            est = off_policy_value(
-                r,
-                p,
-                target,
-                estimator=estimator,
-                confidence=confidence,
-                clip=clip,
-                num_threads=num_threads,
-            )
-            # SNIPS: a mean per planned pair; IPS: a mean per logged decision of a planned member.
-            scale = n_pairs if estimator == "snips" else len(p)
-            out.append(
-                (name, est.value * scale, est.lower * scale, est.upper * scale, expected[name])
-            )
-            ess = est.effective_sample_size
+        expected = [
+            float(self.frame["probability"].to_numpy(np.float64).sum()),
+            self.expected_cost,
+            self.expected_return,
+        ]
         result = pd.DataFrame(
-            out, columns=["metric", "estimate", "lower", "upper", "expected"]
-        ).set_index("metric")
-        covered = np.unique(pair[target > 0])
+            {
+                "estimate": out["estimate"],
+                "lower": out["lower"],
+                "upper": out["upper"],
+                "expected": expected,
+            },
+            index=pd.Index(["redemptions", "cost", "return"], name="metric"),
+        )
         result.attrs.update(
             {
-                "pairs": n_pairs,
-                "covered_pairs": int(len(covered)),
-                "decisions": int(len(p)),
-                "effective_sample_size": ess,
+                "pairs": out["pairs"],
+                "covered_pairs": out["covered_pairs"],
+                "decisions": out["decisions"],
+                "effective_sample_size": out["effective_sample_size"],
                 "estimator": estimator,
             }
         )

@@ -79,7 +79,7 @@ class ReferencePlanner(BenefitPlanner):
     def fit(
         self, events, catalog, user_table=None, cut_time=None, *, behavior=None, progress=False
     ):
-        behavior = self._check_behavior(behavior, events)
+        behavior = self._check_behavior(behavior)
         end = events.time_range[1]
         t_end = time_seconds(end, "end")
         cut = end - pd.Timedelta(days=DEFAULT_CUT_DAYS) if cut_time is None else cut_time

@@ -49,6 +49,10 @@ def _same_file(new, ref):
     assert a.fm.to_bytes() == b.fm.to_bytes()
     assert a.preference.to_bytes() == b.preference.to_bytes()
     assert a.preference_weight == b.preference_weight
+    # the fit's unclipped weight (not in the file), what bench/plan_vs_oracle.py prints
+    unclipped = new._state["preference_weight_unclipped"]
+    assert unclipped == ref._state["preference_weight_unclipped"]
+    assert (unclipped is None) == (a.preference_weight is None)
     np.testing.assert_array_equal(a.benefit_level, b.benefit_level)
     assert new.to_bytes() == ref.to_bytes()
 
@@ -120,9 +124,21 @@ def test_the_cpp_fits_data_errors_name_the_field_before_any_work(program):
         ).fit(log, catalog, cut_time=end)
     with pytest.raises(perkrec.InputError, match="cut_time must not be after"):
         bp.fit(log, catalog, cut_time=end + pd.Timedelta(days=1))
+    # a numeric column under a categorical default field: named, before any fitting
+    frame = program.users.to_frame()
+    frame["tier"] = np.arange(len(frame)) % 3
+    numeric_tier = perkrec.UserTable.from_frame(frame)
+    with pytest.raises(perkrec.InputError, match="column 'tier' is numeric.*field 'tier'"):
+        bp.fit(log, catalog, numeric_tier)
     assert not bp.fitted
     with pytest.raises(perkrec.ConfigError, match="weighting"):
         _core.fit_benefit_planner(
             log._impl, catalog._impl, None, _core.NO_TIME, None, None, None,
             json.dumps({**bp._fit_config(), "params": {**bp.params, "weighting": "x"}}), None,
+        )  # fmt: skip
+    # a config given to the fit directly is strict: an unknown key is a ConfigError naming it
+    with pytest.raises(perkrec.ConfigError, match="/params/shrinkk"):
+        _core.fit_benefit_planner(
+            log._impl, catalog._impl, None, _core.NO_TIME, None, None, None,
+            json.dumps({**bp._fit_config(), "params": {**bp.params, "shrinkk": True}}), None,
         )  # fmt: skip

@@ -2,13 +2,11 @@
 (``preference_offset``): fitted as the plan_vs_oracle bench's ``+pool`` variant fits them,
 stored in the model file, applied alike in plan and answer; older files plan as before."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from planner_files import rebuilt_file_bytes
+from planner_files import rebuilt_file, rebuilt_file_bytes
 
 import perkrec
 from perkrec import _core
@@ -169,30 +167,13 @@ def test_bad_options_raise_config_error_naming_the_field(kwargs, field):
 
 
 def test_a_file_whose_params_and_stored_steps_disagree_is_a_model_format_error(plain, pooled):
-    f = plain._file("test")
-    config = json.loads(f.config_json)
-    config["params"]["pooled"] = True  # but no effects stored
-    args = (
-        f.fm,
-        f.preference,
-        f.catalog,
-        f.events,
-        f.users,
-        f.order_value,
-        f.holdout_user,
-        f.holdout_benefit,
-        f.holdout_predicted,
-        f.holdout_redeemed,
-        f.holdout_weight,
-        None,
-    )
-    data = _core.BenefitPlannerFile(json.dumps(config), *args).to_bytes()
+    data = rebuilt_file_bytes(plain, params={"pooled": True})  # but no effects stored
     with pytest.raises(perkrec.ModelFormatError, match="pooled"):
         perkrec.BenefitPlanner.from_bytes(data)
     with pytest.raises(perkrec.ModelFormatError, match="pooled"):
-        _core.BenefitPlannerCore(_core.BenefitPlannerFile(json.dumps(config), *args), 1)
+        _core.BenefitPlannerCore(rebuilt_file(plain, params={"pooled": True}), 1)
     with pytest.raises(perkrec.InputError, match="preference_weight"):
-        _core.BenefitPlannerFile(f.config_json, *args, None, 1.5)
+        rebuilt_file(plain, preference_weight=1.5)
     nb = len(plain.catalog)
     other_shape = _core.fit_pooled_member_effects(
         50,  # members: not the log's
@@ -210,19 +191,4 @@ def test_a_file_whose_params_and_stored_steps_disagree_is_a_model_format_error(p
         1e-4,
     )
     with pytest.raises(perkrec.InputError, match="pooled"):
-        _core.BenefitPlannerFile(
-            f.config_json,
-            f.fm,
-            f.preference,
-            f.catalog,
-            f.events,
-            f.users,
-            f.order_value,
-            f.holdout_user,
-            f.holdout_benefit,
-            f.holdout_predicted,
-            f.holdout_redeemed,
-            f.holdout_weight,
-            None,
-            other_shape,
-        )
+        rebuilt_file(plain, pooled=other_shape)

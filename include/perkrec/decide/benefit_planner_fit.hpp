@@ -42,8 +42,10 @@
 // Errors, all before any fitting: ConfigError naming the field for bad params (validate());
 // InputError naming the field for a catalog or user table of another size than the log, an
 // empty log, `cut` after the log's last event, weighting "ipw" without logged propensities,
-// incremental "control" without the control flag, a behaviour field without behaviour, a
-// behaviour of other benefits / members / items, no issues before `cut`, and no finished
+// incremental "control" without the control flag, a user-table column of another type than
+// the default field that reads it (a numeric "tier": the column and the field named), a
+// behaviour field without behaviour, a behaviour of other benefits / members / items or with
+// a member map other than the event log's, no issues before `cut`, and no finished
 // issues after it when early stopping, the shrinkage or the pooled effects need them.
 //
 // Example:
@@ -58,6 +60,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -138,9 +141,14 @@ struct BenefitPlannerFitParams {
   Json resolved_behavior_field() const;
   /// The config BenefitPlannerFile stores ({policy, params, fm_params, preference_params,
   /// cut_time, end_time}); from_config reads it back (ModelFormatError-free: ConfigError
-  /// naming the key for a config that is not a pipeline's).
+  /// naming the key for a config that is not a pipeline's). from_config is tolerant: it ignores
+  /// keys it does not know in "params" and "fm_params" (model files of other versions);
+  /// from_json, for a config given to the fit directly, also rejects them (ConfigError naming
+  /// the key's JSON pointer, e.g. "/params/shrinkk"; the policy and the preference params are
+  /// read strictly by both).
   Json to_config(Timestamp cut_time, Timestamp end_time) const;
   static BenefitPlannerFitParams from_config(const Json& config);
+  static BenefitPlannerFitParams from_json(const Json& config);
 };
 
 /// The checkpoints of params.segment_field: times (epoch seconds, ascending) and, per
@@ -153,19 +161,27 @@ struct SegmentCheckpoints {
   const std::string& at(Index user, Timestamp time) const;
 };
 
+/// What the fit measured beyond the file (the file does not store these).
+struct BenefitPlannerFitInfo {
+  SegmentCheckpoints checkpoints;  ///< step 0's (empty without segment_field)
+  /// Step 5's preference weight before its clip to [0, 1] (where the Newton steps ended;
+  /// the file stores the clipped one); empty without preference_offset.
+  std::optional<double> preference_weight_unclipped;
+};
+
 /// Step 0 of the file comment alone (what perkrec.BenefitPlanner.with_member_segment reads).
 PERKREC_INLINE SegmentCheckpoints benefit_planner_segment_checkpoints(
     const EventLog& events, const Catalog& catalog, const UserTable* user_table,
     const BenefitPlannerFitParams& params = {});
 
 /// The fit of the file comment. `user_table`, `behavior`: nullable. `cut`: kNoTime = the log's
-/// last event - kDefaultCutDays days. `checkpoints` (optional) receives step 0's checkpoints
-/// (empty without segment_field). Progress: the FM's and the final preference model's phases.
+/// last event - kDefaultCutDays days. `info` (optional) receives step 0's checkpoints and the
+/// unclipped preference weight. Progress: the FM's and the final preference model's phases.
 PERKREC_INLINE BenefitPlannerFile fit_benefit_planner(
     const EventLog& events, const Catalog& catalog, const UserTable* user_table = nullptr,
     Timestamp cut = kNoTime, const BehaviorData* behavior = nullptr,
     const BenefitPlannerFitParams& params = {}, const Callbacks& callbacks = {},
-    SegmentCheckpoints* checkpoints = nullptr);
+    BenefitPlannerFitInfo* info = nullptr);
 
 namespace detail {
 /// Python's json.dumps(value) of a parsed JSON value (", " and ": " separators, ASCII

@@ -209,6 +209,23 @@ PERKREC_INLINE Json BenefitPlannerFitParams::to_config(Timestamp cut_time,
   return config;
 }
 
+PERKREC_INLINE BenefitPlannerFitParams BenefitPlannerFitParams::from_json(const Json& config) {
+  // The keys to_config writes are the known ones: one list, the defaults' config.
+  static const Json known = BenefitPlannerFitParams().to_config(0, 0);
+  JsonReader<ConfigError> top(config, "", "BenefitPlanner: config");
+  for (const auto& [key, value] : known.items()) {
+    top.raw(key.c_str());
+    if (!value.is_object() || key == "policy" || key == "preference_params" ||
+        !config.contains(key) || !config.at(key).is_object())
+      continue;  // the policy and the preference model read their own keys strictly
+    JsonReader<ConfigError> inner(config.at(key), top.child_pointer(key), top.context());
+    for (const auto& item : value.items()) inner.raw(item.key().c_str());
+    inner.finish();
+  }
+  top.finish();
+  return from_config(config);
+}
+
 PERKREC_INLINE BenefitPlannerFitParams BenefitPlannerFitParams::from_config(const Json& config) {
   using detail::benefit_planner_fit::member;
   BenefitPlannerFitParams p;
@@ -389,6 +406,49 @@ inline PreferenceModel fit_preference(const BenefitPlannerFitParams& params, con
   return model;
 }
 
+/// The behaviour log's member indices must mean the event log's members: a log with a member
+/// map of its own (built without the event log's ids) would give members other members'
+/// behaviour. A log without a map is indexed as the event log by contract.
+inline void check_member_map(const BehaviorLog& log, const EventLog& events) {
+  const IdMap& own = log.user_ids();
+  if (own.size() == 0) return;
+  const IdMap& expected = events.user_ids();
+  bool same = own.key_type() == expected.key_type() && own.size() <= expected.size();
+  for (Index i = 0; same && i < own.size(); ++i) {
+    const auto k = static_cast<std::size_t>(i);
+    same = own.key_type() == IdMap::KeyType::string ? own.strings()[k] == expected.strings()[k]
+                                                    : own.integers()[k] == expected.integers()[k];
+  }
+  if (!same) {
+    detail::raise<InputError>(
+        "BenefitPlanner.fit: behavior: the behaviour log's user_ids are another member map "
+        "than the event log's (got ",
+        own.size(), " ids, expected a prefix of the event log's ", expected.size(),
+        "); build it with BehaviorLog.from_frame(..., user_ids=events)");
+  }
+}
+
+/// A user-table column that a default field reads must have the field's type: the plan-time
+/// columns cannot read a numeric column as categories or categories as numbers.
+inline void check_user_columns(const UserTable& user_table) {
+  const std::vector<std::string> names = user_table.names();
+  for (const Json& field : benefit_planner_default_fields()) {
+    const std::string kind = field.at("kind").get<std::string>();
+    if (kind != "categorical" && kind != "numeric") continue;
+    const std::string name = field.at("name").get<std::string>();
+    const std::string column = field.value("column", name);
+    if (std::find(names.begin(), names.end(), column) == names.end()) continue;
+    const bool numeric = user_table.type(column) == UserTable::ColumnType::numeric;
+    if (numeric == (kind == "numeric")) continue;
+    detail::raise<InputError>(
+        "BenefitPlanner.fit: user_table: column '", column, "' is ",
+        numeric ? "numeric" : "categorical", " but the default field '", name, "' reads it as ",
+        kind, " (got a ", numeric ? "numeric" : "categorical", " column, expected a ", kind,
+        " one); ", numeric ? "give it as strings or" : "give it as numbers or",
+        " rename the column");
+  }
+}
+
 /// The input checks of the file comment (before any fitting).
 inline void check_inputs(const EventLog& events, const Catalog& catalog,
                          const UserTable* user_table, const BehaviorData* behavior,
@@ -401,6 +461,7 @@ inline void check_inputs(const EventLog& events, const Catalog& catalog,
     detail::raise<InputError>("BenefitPlanner.fit: user_table: expected ", events.n_users(),
                               " members, the event log's (got ", user_table->size(), ")");
   }
+  if (user_table != nullptr) check_user_columns(*user_table);
   if (events.empty())
     detail::raise<InputError>("BenefitPlanner.fit: events: the log is empty (got 0 events)");
   if (behavior == nullptr || !behavior->complete()) {
@@ -426,6 +487,7 @@ inline void check_inputs(const EventLog& events, const Catalog& catalog,
                                 b.log->n_users(), " members (expected at most the event log's ",
                                 events.n_users(), ")");
     }
+    check_member_map(*b.log, events);
     if (b.log->n_items() != b.items->size() || b.items->size() != b.benefit_items->n_items()) {
       detail::raise<InputError>(
           "BenefitPlanner.fit: behavior: the log, the item catalog and the benefit items index ",
@@ -650,7 +712,8 @@ inline void add_end_state(const Context& c, BenefitPlannerFile& file, const Call
 
 /// Step 5: pooled member effects and the preference weight on the finished issues (`done`),
 /// the FM's prediction at each as the offset, weights from the issue weights of all issues.
-inline void add_offsets(const Context& c, const RedemptionModel& m, BenefitPlannerFile& file) {
+inline void add_offsets(const Context& c, const RedemptionModel& m, BenefitPlannerFile& file,
+                        BenefitPlannerFitInfo& info) {
   const std::vector<float> at = c.predict(m.fm, m.encoder, c.done);
   const std::vector<double> at_issue(at.begin(), at.end());
   std::vector<double> labels, weight;
@@ -694,10 +757,11 @@ inline void add_offsets(const Context& c, const RedemptionModel& m, BenefitPlann
   OffsetSlopeParams slope;
   slope.lower = 0.0;
   slope.upper = 1.0;
-  file.preference_weight =
+  const OffsetSlope fitted =
       fit_preference_weight(KindPreferenceLift(at_cut, c.catalog), hu, hb, hq, hy, hw,
-                            file.pooled ? &*file.pooled : nullptr, slope)
-          .slope;
+                            file.pooled ? &*file.pooled : nullptr, slope);
+  file.preference_weight = fitted.slope;
+  info.preference_weight_unclipped = fitted.unclipped;
 }
 
 }  // namespace detail::benefit_planner_fit
@@ -705,7 +769,7 @@ inline void add_offsets(const Context& c, const RedemptionModel& m, BenefitPlann
 PERKREC_INLINE BenefitPlannerFile fit_benefit_planner(
     const EventLog& events, const Catalog& catalog, const UserTable* user_table, Timestamp cut,
     const BehaviorData* behavior, const BenefitPlannerFitParams& params, const Callbacks& callbacks,
-    SegmentCheckpoints* checkpoints) {
+    BenefitPlannerFitInfo* info) {
   namespace fit = detail::benefit_planner_fit;
   params.validate();
   fit::check_inputs(events, catalog, user_table, behavior, params);
@@ -721,10 +785,10 @@ PERKREC_INLINE BenefitPlannerFile fit_benefit_planner(
   fit::check_issues(c.train.size(), c.held.size(), c.done.size() - c.held.size(), params, t_cut);
   fit::encoder_spec(params, behavior);  // a behaviour field the data lack: ConfigError, now
 
-  SegmentCheckpoints segments;  // step 0
-  if (params.segment_field) {
-    segments = benefit_planner_segment_checkpoints(events, catalog, user_table, params);
-    c.asof = &segments;
+  BenefitPlannerFitInfo measured;
+  if (params.segment_field) {  // step 0
+    measured.checkpoints = benefit_planner_segment_checkpoints(events, catalog, user_table, params);
+    c.asof = &measured.checkpoints;
   }
   fit::RedemptionModel model = fit::fit_redemption_model(c, callbacks);
   BenefitPlannerFile file;
@@ -738,7 +802,7 @@ PERKREC_INLINE BenefitPlannerFile fit_benefit_planner(
     file.holdout_weight.clear();
   }
   fit::add_end_state(c, file, callbacks);
-  if (params.pooled || params.preference_offset) fit::add_offsets(c, model, file);
+  if (params.pooled || params.preference_offset) fit::add_offsets(c, model, file, measured);
 
   file.config = params.to_config(t_cut, t_end);  // step 6
   file.redemption_model = std::move(model.fm);
@@ -750,7 +814,7 @@ PERKREC_INLINE BenefitPlannerFile fit_benefit_planner(
         BenefitPlannerFile::Behavior{*behavior->log, *behavior->items, *behavior->benefit_items};
   }
   file.validate();
-  if (checkpoints != nullptr) *checkpoints = std::move(segments);
+  if (info != nullptr) *info = std::move(measured);
   return file;
 }
 

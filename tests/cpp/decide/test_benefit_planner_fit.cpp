@@ -1,6 +1,7 @@
 // fit_benefit_planner (decide/benefit_planner_fit.hpp): a log fitted in C++ plans within the
 // budget, the file round-trips with the same plan, the config reads back as the params, the
 // segment checkpoints follow the log, and bad params / data are typed errors before any work.
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -14,7 +15,7 @@ struct Fitted {
   SimulatedProgram prog;
   BenefitPlannerFitParams params;
   BenefitPlannerFile file;
-  SegmentCheckpoints checkpoints;
+  BenefitPlannerFitInfo info;
   Timestamp cut = 0;
 };
 
@@ -39,7 +40,7 @@ const Fitted& fitted() {
     out.params = small_params();
     out.cut = out.prog.events.max_time() - 20 * 86400;
     out.file = fit_benefit_planner(out.prog.events, out.prog.catalog, &out.prog.users, out.cut,
-                                   nullptr, out.params, {}, &out.checkpoints);
+                                   nullptr, out.params, {}, &out.info);
     return out;
   }();
   return f;
@@ -51,6 +52,7 @@ TEST(BenefitPlannerFit, TheFittedFilePlansWithinTheBudgetAndRoundTrips) {
   EXPECT_FALSE(f.file.holdout_user.empty());  // shrink
   EXPECT_TRUE(f.file.pooled.has_value());     // pooled
   EXPECT_FALSE(f.file.preference_weight.has_value());
+  EXPECT_FALSE(f.info.preference_weight_unclipped.has_value());
   EXPECT_EQ(f.file.order_value.size(), static_cast<std::size_t>(f.prog.events.n_users()));
   const FeatureEncoder enc = FeatureEncoder::from_fm_metadata(f.file.redemption_model.metadata());
   bool segment = false;
@@ -91,20 +93,21 @@ TEST(BenefitPlannerFit, TheConfigReadsBackAsTheParamsAndRefitsIdentically) {
 
 TEST(BenefitPlannerFit, SegmentCheckpointsEveryThirtyDaysBeforeTheEnd) {
   const Fitted& f = fitted();
+  const SegmentCheckpoints& checkpoints = f.info.checkpoints;
   const EventLog& log = f.prog.events;
-  ASSERT_EQ(f.checkpoints.times.size(), 2u);  // 75 days: days 30 and 60
-  EXPECT_EQ(f.checkpoints.times[0], log.min_time() + 30 * 86400);
-  EXPECT_EQ(f.checkpoints.times[1], log.min_time() + 60 * 86400);
-  ASSERT_EQ(f.checkpoints.segments[0].size(), static_cast<std::size_t>(log.n_users()));
-  EXPECT_EQ(f.checkpoints.at(0, f.checkpoints.times[0] - 1), "none");
-  EXPECT_EQ(f.checkpoints.at(3, f.checkpoints.times[1]), f.checkpoints.segments[1][3]);
-  EXPECT_EQ(f.checkpoints.at(-1, f.checkpoints.times[1]), "none");
+  ASSERT_EQ(checkpoints.times.size(), 2u);  // 75 days: days 30 and 60
+  EXPECT_EQ(checkpoints.times[0], log.min_time() + 30 * 86400);
+  EXPECT_EQ(checkpoints.times[1], log.min_time() + 60 * 86400);
+  ASSERT_EQ(checkpoints.segments[0].size(), static_cast<std::size_t>(log.n_users()));
+  EXPECT_EQ(checkpoints.at(0, checkpoints.times[0] - 1), "none");
+  EXPECT_EQ(checkpoints.at(3, checkpoints.times[1]), checkpoints.segments[1][3]);
+  EXPECT_EQ(checkpoints.at(-1, checkpoints.times[1]), "none");
   // The checkpoint's segments are a preference model's at that time.
   PreferenceModel model(PreferenceParams::from_json(f.params.preference_params_json()));
-  model.fit(log, f.prog.catalog, f.checkpoints.times[0], f.prog.users);
+  model.fit(log, f.prog.catalog, checkpoints.times[0], f.prog.users);
   const SegmentAssignment seg = model.segments(SegmentRules::defaults());
   for (Index u = 0; u < 20; ++u) {
-    EXPECT_EQ(f.checkpoints.segments[0][static_cast<std::size_t>(u)],
+    EXPECT_EQ(checkpoints.segments[0][static_cast<std::size_t>(u)],
               seg.names[static_cast<std::size_t>(seg.codes[static_cast<std::size_t>(u)])]);
   }
 }
@@ -145,6 +148,93 @@ TEST(BenefitPlannerFit, BadParamsAndDataAreTypedErrorsNamingTheField) {
       InputError, "behavior_field");
   const UserTable other(IdMap::range(3));
   PERKREC_EXPECT_THROW_MSG(fit_benefit_planner(log, cat, &other), InputError, "user_table");
+}
+
+TEST(BenefitPlannerFit, AConfigGivenDirectlyRejectsUnknownKeysAFileConfigIgnoresThem) {
+  const Fitted& f = fitted();
+  EXPECT_EQ(BenefitPlannerFitParams::from_json(f.file.config)
+                .to_config(f.cut, f.file.config.at("end_time")),
+            f.file.config);
+  for (const char* where : {"params", "fm_params", ""}) {
+    Json config = f.file.config;
+    Json& object = std::string(where).empty() ? config : config[where];
+    object["shrinkk"] = true;
+    const std::string pointer =
+        std::string(where).empty() ? "/shrinkk" : "/" + std::string(where) + "/shrinkk";
+    PERKREC_EXPECT_THROW_MSG(BenefitPlannerFitParams::from_json(config), ConfigError, pointer,
+                             "unknown key");
+    // A model file of another version: the same key is ignored.
+    EXPECT_EQ(
+        BenefitPlannerFitParams::from_config(config).to_config(f.cut, f.file.config.at("end_time")),
+        f.file.config);
+  }
+  Json config = f.file.config;  // the preference params are strict for both
+  config["preference_params"]["latent_clases"] = 2;
+  PERKREC_EXPECT_THROW_MSG(BenefitPlannerFitParams::from_config(config), ConfigError,
+                           "latent_clases");
+}
+
+TEST(BenefitPlannerFit, ThePreferenceOffsetReportsTheUnclippedWeight) {
+  const Fitted& f = fitted();
+  BenefitPlannerFitParams p = small_params();
+  p.preference_offset = true;
+  p.segment_field = false;
+  BenefitPlannerFitInfo info;
+  const BenefitPlannerFile file = fit_benefit_planner(f.prog.events, f.prog.catalog, &f.prog.users,
+                                                      f.cut, nullptr, p, {}, &info);
+  ASSERT_TRUE(file.preference_weight.has_value());
+  ASSERT_TRUE(info.preference_weight_unclipped.has_value());
+  EXPECT_TRUE(info.checkpoints.times.empty());
+  EXPECT_TRUE(std::isfinite(*info.preference_weight_unclipped));
+  // The file's weight is the unclipped one clipped to [0, 1].
+  EXPECT_EQ(*file.preference_weight, std::clamp(*info.preference_weight_unclipped, 0.0, 1.0));
+}
+
+TEST(BenefitPlannerFit, ABehaviourLogWithAnotherMemberMapIsAnInputErrorBeforeFitting) {
+  SimulatorParams sp;
+  sp.n_users = 60;
+  sp.days = 40;
+  sp.seed = 5;
+  sp.behavior = true;
+  const SimulatedProgram prog = simulate(sp);
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(prog.events.n_users()));
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = 1000 + static_cast<std::int64_t>(i);
+  EventLog events = prog.events;
+  events.set_ids(IdMap::from_integers(ids), IdMap());
+  BehaviorLog log = prog.behavior;
+  std::vector<std::int64_t> reversed(ids.begin(), ids.begin() + log.n_users());
+  std::reverse(reversed.begin(), reversed.end());
+  log.set_user_ids(IdMap::from_integers(reversed));
+  const BehaviorData behavior{&log, &prog.items, &prog.benefit_items};
+  BenefitPlannerFitParams p = small_params();
+  p.weighting = "none";
+  PERKREC_EXPECT_THROW_MSG(
+      fit_benefit_planner(events, prog.catalog, nullptr, kNoTime, &behavior, p), InputError,
+      "behavior", "member map");
+  // The event log's own map passes the member check (and fails the next check, cheaply).
+  reversed.assign(ids.begin(), ids.begin() + log.n_users());
+  log.set_user_ids(IdMap::from_integers(reversed));
+  PERKREC_EXPECT_THROW_MSG(
+      fit_benefit_planner(events, prog.catalog, nullptr, events.min_time(), &behavior, p),
+      InputError, "no issues before cut_time");
+}
+
+TEST(BenefitPlannerFit, AUserColumnOfAnotherTypeThanItsDefaultFieldIsAnInputError) {
+  const Fitted& f = fitted();
+  const UserTable& users = f.prog.users;
+  UserTable numeric_tier(users.users());
+  std::vector<double> codes;
+  for (std::int32_t c : users.codes("tier")) codes.push_back(static_cast<double>(c));
+  numeric_tier.add_numeric("tier", codes);
+  PERKREC_EXPECT_THROW_MSG(fit_benefit_planner(f.prog.events, f.prog.catalog, &numeric_tier,
+                                               kNoTime, nullptr, small_params()),
+                           InputError, "user_table", "column 'tier'", "field 'tier'", "numeric");
+  UserTable text_tenure(users.users());
+  text_tenure.add_categorical(
+      "tenure_days", std::vector<std::string>(static_cast<std::size_t>(users.size()), "long"));
+  PERKREC_EXPECT_THROW_MSG(fit_benefit_planner(f.prog.events, f.prog.catalog, &text_tenure, kNoTime,
+                                               nullptr, small_params()),
+                           InputError, "column 'tenure_days'", "categorical");
 }
 
 TEST(BenefitPlannerFit, PythonJsonDumpsFormatsAsPython) {
