@@ -606,9 +606,19 @@ class BenefitPlanner:
         inputs: Optional[PlanInputs] = None,
         events=None,
         behavior=None,
+        members=None,
+        level=None,
     ):
         """The budgeted :class:`~perkrec.Plan` at ``at`` (default: the end of the log) under the
         policy (``budget`` overrides its budget).
+
+        A pilot wave (README, "A pilot wave"): ``members`` plans for some members only (their
+        ids, as the plan's ``member`` column shows them, or a boolean mask over the fitted
+        members; the others get no candidate) and ``level`` (finite, > 0) multiplies their P
+        (after the benefit levels, capped at 1), e.g. :func:`perkrec.pilot_level` of a pilot's
+        redemptions. Both apply in C++ to the P of the whole plan (a member's P before the
+        level is the same as in a plan of everyone); InputError naming ``members`` (an unknown
+        id, a mask of another length) or ``level`` before any work.
 
         The whole step runs in C++ with the GIL released (decide/benefit_planner.hpp): every
         (member, benefit) row at ``at`` encoded and scored by the FM block by block, the
@@ -630,7 +640,18 @@ class BenefitPlanner:
         user_table = self.user_table
         if user_table is None:
             user_table = UserTable(self.events.user_ids)
+        flags = self._member_flags(members, user_table)
+        if level is not None and (
+            isinstance(level, (bool, np.bool_))
+            or not isinstance(level, (int, float, np.integer, np.floating))
+        ):
+            raise _input_error(f"BenefitPlanner.plan: level must be a number (got {level!r})")
         if inputs is not None:
+            if flags is not None or level is not None:
+                raise _input_error(
+                    "BenefitPlanner.plan: members and level apply to the C++ plan path "
+                    "(got them with inputs=; pass the scoped P to perkrec.Planner instead)"
+                )
             if not isinstance(inputs, PlanInputs):
                 raise _input_error(
                     f"BenefitPlanner.plan: inputs must be a PlanInputs (got {type(inputs).__name__})"
@@ -656,12 +677,38 @@ class BenefitPlanner:
             plan.info["inputs"] = inputs
             return plan
         compiled, result, slope = self._core().plan(
-            t, float("nan") if budget is None else float(budget), log, behavior_log
+            t,
+            float("nan") if budget is None else float(budget),
+            log,
+            behavior_log,
+            flags,
+            1.0 if level is None else float(level),
         )
         compiled = CompiledPolicy(compiled, [str(b) for b in self.catalog.ids.ids], user_table)
         plan = _plan_from_result(compiled, self.catalog, user_table, result)
         plan.info["slope"] = slope
         return plan
+
+    def _member_flags(self, members, user_table) -> Optional[np.ndarray]:
+        """``plan``'s ``members`` as one uint8 flag per fitted member (None: every member)."""
+        if members is None:
+            return None
+        n = self.events.n_users
+        values = np.asarray(members)
+        if values.dtype == np.bool_:
+            if values.shape != (n,):
+                raise _input_error(
+                    f"BenefitPlanner.plan: members: a boolean mask needs one flag per fitted "
+                    f"member (got shape {values.shape}, expected ({n},))"
+                )
+            return np.ascontiguousarray(values, dtype=np.uint8)
+        try:
+            index = user_table.user_ids.lookup(values.ravel())
+        except _core.InputError as exc:
+            raise _input_error(f"BenefitPlanner.plan: members: {exc}") from None
+        flags = np.zeros(n, dtype=np.uint8)
+        flags[index] = 1
+        return flags
 
     @renamed_keywords(member="user")
     def answer(self, user, at=None, *, n: int = 1) -> dict:
