@@ -87,7 +87,7 @@ Input variants (the redemption model's weighting + the incremental share's sourc
                   that knew each member's archetype and nothing individual could reach). Send times
                   do not enter the score: the truth is for a benefit issued at the plan time.
 
-  --pilot F       also per case a staged plan (a pilot wave, test and scale): the members
+  --pilot F[,F]   also per case and share F a staged plan (a pilot wave, test and scale): the members
                   perkrec.assign_holdout puts in a share F (salt "pilot") planned first with
                   budget F x B on the estimated inputs; their redemptions drawn from
                   Bernoulli(true P) on the issued pairs (numpy Generator seeded from the case);
@@ -97,13 +97,15 @@ Input variants (the redemption model's weighting + the incremental share's sourc
                   real pilot's outcomes arrive before the rest is planned). Columns: staged_pct
                   (the true incremental return of both waves / the oracle's one-shot at B),
                   staged_spend (their true expected cost / B), pilot_level, pilot_lower,
-                  pilot_upper, pilot_issued, pilot_cost.
+                  pilot_upper, pilot_ratio (without the prior), pilot_true_level (the truth's
+                  level on the pilot's pairs: what the pilot estimates), pilot_issued,
+                  pilot_cost (the pilot's observed cost / B); each column named with @F.
 
     .venv/bin/python bench/plan_vs_oracle.py [--members 10000] [--seeds 101,202,303]
         [--mixes loyal_dormant,deal_seekers] [--budgets 0.5,1,2]
         [--variants fm+timing,ipw+timing,fm+timing+shrink,ipw+timing+shrink,ipw+control+shrink,
                     fm+timing+es,ipw+timing+shrink+es]
-        [--threads 2] [--csv rows.csv] [--decompose] [--pilot 0.2]
+        [--threads 2] [--csv rows.csv] [--decompose] [--pilot 0.1,0.2]
 """
 
 from __future__ import annotations
@@ -230,7 +232,7 @@ def run_program(
     threads: int,
     decompose: bool = False,
     issues_per_week: float = 1.5,
-    pilot: float = 0.0,
+    pilots=(),
 ):
     behavior = any({"behavior", "behavior_all"} & set(v.split("+")) for v in variants)
     program = perkrec.simulate(
@@ -358,12 +360,10 @@ def run_program(
             }
             if decompose:
                 row.update(_decompose(run, pct, e, policy["budget"], swaps))
-            if pilot > 0:
-                row.update(
-                    _staged(
-                        run, pct, P, R_true, cost_b, log, policy, pilot, (seed, mix, per_member)
-                    )
-                )
+            for share in pilots:
+                case = (seed, mix, per_member)
+                staged = _staged(run, pct, P, R_true, cost_b, log, policy, share, case)
+                row.update({f"{k}@{share:g}": v for k, v in staged.items()})
             out.append(row)
     return out
 
@@ -384,6 +384,8 @@ def _staged(run, pct, P, R_true, cost_b, log, policy, share: float, case) -> dic
     level = perkrec.pilot_level(
         first.frame["probability"].to_numpy(np.float64), redeemed, cost_b[b]
     )
+    expected_cost = first.frame["probability"].to_numpy(np.float64) * cost_b[b]
+    true_level = float((R_true[u, b] * cost_b[b]).sum() / expected_cost.sum())
     spent = len(u) * policy["issue_cost"] + float((redeemed * cost_b[b]).sum())
     rest_P = np.where(in_pilot[:, None], 0, np.minimum(P.astype(np.float64) * level.level, 1))
     _, e2 = run("", max(budget - spent, 0.0), P=rest_P.astype(np.float32))
@@ -392,6 +394,8 @@ def _staged(run, pct, P, R_true, cost_b, log, policy, share: float, case) -> dic
         "staged_pct": pct(both),
         "staged_spend": both["true_cost"] / budget,
         "pilot_level": level.level,
+        "pilot_ratio": level.ratio,
+        "pilot_true_level": true_level,
         "pilot_lower": level.lower,
         "pilot_upper": level.upper,
         "pilot_issued": len(u),
@@ -527,15 +531,16 @@ def main() -> None:
     )
     ap.add_argument(
         "--pilot",
-        type=float,
-        default=0.0,
-        help="also a staged plan: a pilot wave on this share of members first (e.g. 0.2)",
+        default="",
+        help="also a staged plan per share: a pilot wave on this share of members first "
+        "(e.g. 0.2, or 0.1,0.2)",
     )
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s]
     mixes = [m for m in args.mixes.split(",") if m]
     budgets = [float(b) for b in args.budgets.split(",") if b]
     variants = [v for v in args.variants.split(",") if v]
+    pilots = [float(f) for f in args.pilot.split(",") if f]
     print(
         f"perkrec {perkrec.__version__}; {platform.processor() or platform.machine()}; {args.members:,} members, "
         f"seeds {seeds}, mixes {mixes}, budgets/member {budgets}, "
@@ -554,7 +559,7 @@ def main() -> None:
                 args.threads,
                 args.decompose,
                 args.issues_per_week,
-                args.pilot,
+                pilots,
             )
     df = pd.DataFrame(rows)
     if args.csv:
@@ -582,22 +587,23 @@ def main() -> None:
         .mean()
         .to_string(float_format=fmt)
     )
-    if args.pilot > 0:
-        print(f"\none-shot vs staged (pilot share {args.pilot}), per budget:")
+    for share in pilots:
+        f = f"@{share:g}"
+        print(f"\none-shot vs staged (pilot share {share:g}), per budget:")
         df["within"] = (df["spend_budget"] - 1).abs() <= 0.1
-        df["staged_within"] = (df["staged_spend"] - 1).abs() <= 0.1
+        df["staged_within" + f] = (df["staged_spend" + f] - 1).abs() <= 0.1
         print(
             df.groupby(["variant", "budget"], sort=False)
             .agg(
                 pct_oracle=("pct_oracle", "mean"),
-                staged_pct=("staged_pct", "mean"),
+                staged_pct=("staged_pct" + f, "mean"),
                 within=("within", "sum"),
-                staged_within=("staged_within", "sum"),
+                staged_within=("staged_within" + f, "sum"),
                 spend_min=("spend_budget", "min"),
                 spend_max=("spend_budget", "max"),
-                staged_min=("staged_spend", "min"),
-                staged_max=("staged_spend", "max"),
-                level=("pilot_level", "mean"),
+                staged_min=("staged_spend" + f, "min"),
+                staged_max=("staged_spend" + f, "max"),
+                level=("pilot_level" + f, "mean"),
                 cases=("seed", "size"),
             )
             .to_string(float_format=fmt)
