@@ -60,6 +60,8 @@
 // Example:
 //   perkrec::BenefitPlanner bp = perkrec::BenefitPlanner::load("planner.perk");
 //   perkrec::BenefitPlanner::Plan p = bp.plan(bp.end_time());      // p.result.member, ...
+//   perkrec::BenefitPlanner::Plan rest = bp.plan(bp.end_time(), budget_left, nullptr, nullptr,
+//                                                perkrec::PlanScope{rest_flags, l.level});
 //   perkrec::BenefitPlanner::State s = bp.prepare(bp.end_time());  // once
 //   perkrec::UserAnswer a = bp.answer(s, 17, bp.end_time(), 3);  // from any thread
 //

@@ -55,6 +55,8 @@
 //   perkrec::InteractionShrinkage s = perkrec::shrink_interactions(
 //       P, n_users, n_benefits, held_users, held_benefits, held_predicted, held_redeemed);
 //   // s.probability (row-major n_users x n_benefits), s.slope
+//   perkrec::PilotLevel l = perkrec::pilot_level(pilot_p, pilot_redeemed, pilot_cost);
+//   // l.level (and l.lower, l.upper): the rest's PlanScope::level
 #pragma once
 
 #include <cstdint>
@@ -177,7 +179,7 @@ struct PilotLevelParams {
 };
 
 struct PilotLevel {
-  double level = 1;                 ///< (O + m c) / (E + m c), > = 0
+  double level = 1;                 ///< (O + m c) / (E + m c), >= 0
   double ratio = 1;                 ///< O / E, the level without the prior
   double observed = 0;              ///< O: the pilot's redemption cost
   double expected = 0;              ///< E: its expected redemption cost under P
