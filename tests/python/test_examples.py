@@ -490,7 +490,7 @@ README_BLOCKS = [
     ),
     (
         "pilot_wave",
-        "first = bp.plan(at=plan_time, budget=share",
+        "first = pipeline.plan(at=plan_time, budget=share",
         [
             "log",
             "catalog",
