@@ -220,7 +220,7 @@ def pilot_level(
     do not predict it (the optimizer picks the pairs P is most optimistic about); the pilot's
     own pairs do. Its standard error (the delta method with E fixed: sqrt(sum cost^2 q (1 - q))
     / (E + prior c), q = min(level x P, 1)) gives the ``confidence`` interval. Plan the rest with
-    ``BenefitPlanner.plan(members=..., level=result.level)``. Computed in C++
+    ``BenefitPlanner.plan(users=..., level=result.level)``. Computed in C++
     (decide/calibration.hpp: pilot_level); InputError naming the argument and row for bad
     values, lengths or an expected cost of 0.
 

@@ -1,4 +1,4 @@
-"""A pilot wave (test and scale): BenefitPlanner.plan(members=..., level=...) plans some
+"""A pilot wave (test and scale): BenefitPlanner.plan(users=..., level=...) plans some
 members with their P times a level (C++ PlanScope), and perkrec.pilot_level measures that level
 from a pilot's redemptions (C++ pilot_level)."""
 
@@ -32,13 +32,15 @@ def pilot_ids(bp):
 
 def test_a_subset_plan_holds_only_its_members_within_its_budget(bp, pilot_ids):
     budget = 0.2 * demo_policy(bp.events.n_users)["budget"]
-    plan = bp.plan(budget=budget, members=pilot_ids)
+    plan = bp.plan(budget=budget, user_ids=pilot_ids)
     assert len(plan.frame) > 20
     assert set(plan.frame["member"]) <= set(pilot_ids)
     assert plan.expected_cost <= budget + 1e-6
-    # A boolean mask over the fitted members plans the same.
+    # A boolean mask over the fitted members, or their indices, plan the same.
     mask = np.isin(bp.events.user_ids.ids, pilot_ids)
-    pd.testing.assert_frame_equal(bp.plan(budget=budget, members=mask).frame, plan.frame)
+    pd.testing.assert_frame_equal(bp.plan(budget=budget, users=mask).frame, plan.frame)
+    index = np.flatnonzero(mask)
+    pd.testing.assert_frame_equal(bp.plan(budget=budget, users=index).frame, plan.frame)
     # Its members' rows are the whole plan's P (computed for everyone, then masked).
     whole = bp.inputs().redemption_probability
     rows = plan.frame
@@ -52,7 +54,7 @@ def test_level_one_and_every_member_equal_the_plain_plan(bp):
     plain = bp.plan()
     pd.testing.assert_frame_equal(bp.plan(level=1.0).frame, plain.frame)
     every = np.ones(bp.events.n_users, dtype=bool)
-    pd.testing.assert_frame_equal(bp.plan(members=every, level=1).frame, plain.frame)
+    pd.testing.assert_frame_equal(bp.plan(users=every, level=1).frame, plain.frame)
 
 
 def test_a_level_multiplies_the_plans_p(bp):
@@ -68,14 +70,14 @@ def test_a_level_multiplies_the_plans_p(bp):
 
 
 def test_the_scope_equals_planning_the_scoped_p_by_hand(bp, pilot_ids):
-    """plan(members=, level=) is the plan of P zeroed outside the members and times the level
+    """plan(user_ids=, level=) is the plan of P zeroed outside the members and times the level
     (what bench/plan_vs_oracle.py --pilot feeds perkrec.Planner)."""
     mask = np.isin(bp.events.user_ids.ids, pilot_ids)
     inputs = bp.inputs()
     P = inputs.redemption_probability.astype(np.float64)
     scoped = np.where(mask[:, None], np.minimum(P * 0.8, 1.0), 0.0).astype(np.float32)
     by_hand = bp.plan(budget=300, inputs=dataclasses.replace(inputs, redemption_probability=scoped))
-    got = bp.plan(budget=300, members=pilot_ids, level=0.8)
+    got = bp.plan(budget=300, user_ids=pilot_ids, level=0.8)
     pd.testing.assert_frame_equal(got.frame, by_hand.frame)
     assert got.expected_cost == by_hand.expected_cost
 
@@ -83,17 +85,21 @@ def test_the_scope_equals_planning_the_scoped_p_by_hand(bp, pilot_ids):
 def test_bad_members_and_levels_raise_typed_errors(bp):
     ids = bp.events.user_ids.ids
     unknown = int(ids.max()) + 17
-    with pytest.raises(perkrec.InputError, match=rf"members: .*{unknown}"):
-        bp.plan(members=[ids[0], unknown])
-    with pytest.raises(perkrec.InputError, match=r"members: a boolean mask.*\(3,\)"):
-        bp.plan(members=np.ones(3, dtype=bool))
+    with pytest.raises(perkrec.InputError, match=rf"user_ids: .*{unknown}"):
+        bp.plan(user_ids=[ids[0], unknown])
+    with pytest.raises(perkrec.InputError, match=r"users: a boolean mask.*\(3,\)"):
+        bp.plan(users=np.ones(3, dtype=bool))
+    with pytest.raises(perkrec.InputError, match=r"users\[1\] must be a member index"):
+        bp.plan(users=[0, len(ids)])
+    with pytest.raises(perkrec.InputError, match="not both"):
+        bp.plan(users=[0], user_ids=ids[:1])
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(perkrec.InputError, match=r"level must be finite and > 0"):
             bp.plan(level=bad)
     for bad in ("2", True):
         with pytest.raises(perkrec.InputError, match="level must be a number"):
             bp.plan(level=bad)
-    with pytest.raises(perkrec.InputError, match="members and level"):
+    with pytest.raises(perkrec.InputError, match="users, user_ids and level"):
         bp.plan(level=1.2, inputs=bp.inputs())
 
 
