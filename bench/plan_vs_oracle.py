@@ -87,11 +87,27 @@ Input variants (the redemption model's weighting + the incremental share's sourc
                   that knew each member's archetype and nothing individual could reach). Send times
                   do not enter the score: the truth is for a benefit issued at the plan time.
 
+  --pilot F[,F]   also per case and share F a staged plan (a pilot wave, test and scale): the members
+                  perkrec.assign_holdout puts in a share F (salt "pilot") planned first with
+                  budget F x B on the estimated inputs; their redemptions drawn from
+                  Bernoulli(true P) on the issued pairs (numpy Generator seeded from the case);
+                  the level of P from perkrec.pilot_level on them; the other members planned
+                  with P x level and budget B - the pilot's observed cost (issue costs +
+                  redeemed cost). Both waves are planned from the same log at the same time (a
+                  real pilot's outcomes arrive before the rest is planned). Columns: staged_pct
+                  (the true incremental return of both waves / the oracle's one-shot at B),
+                  staged_spend (their true expected cost / B), staged_spend_target (/ B when
+                  the rest's plan spends its budget, else / the two waves' expected spend:
+                  the pilot's observed cost + the rest's expected cost), pilot_level, pilot_lower,
+                  pilot_upper, pilot_ratio (without the prior), pilot_true_level (the truth's
+                  level on the pilot's pairs: what the pilot estimates), pilot_issued,
+                  pilot_cost (the pilot's observed cost / B); each column named with @F.
+
     .venv/bin/python bench/plan_vs_oracle.py [--members 10000] [--seeds 101,202,303]
         [--mixes loyal_dormant,deal_seekers] [--budgets 0.5,1,2]
         [--variants fm+timing,ipw+timing,fm+timing+shrink,ipw+timing+shrink,ipw+control+shrink,
                     fm+timing+es,ipw+timing+shrink+es]
-        [--threads 2] [--csv rows.csv] [--decompose]
+        [--threads 2] [--csv rows.csv] [--decompose] [--pilot 0.1,0.2]
 """
 
 from __future__ import annotations
@@ -218,6 +234,7 @@ def run_program(
     threads: int,
     decompose: bool = False,
     issues_per_week: float = 1.5,
+    pilots=(),
 ):
     behavior = any({"behavior", "behavior_all"} & set(v.split("+")) for v in variants)
     program = perkrec.simulate(
@@ -345,8 +362,53 @@ def run_program(
             }
             if decompose:
                 row.update(_decompose(run, pct, e, policy["budget"], swaps))
+            for share in pilots:
+                case = (seed, mix, per_member)
+                staged = _staged(run, pct, P, R_true, cost_b, log, policy, share, case)
+                row.update({f"{k}@{share:g}": v for k, v in staged.items()})
             out.append(row)
     return out
+
+
+def _staged(run, pct, P, R_true, cost_b, log, policy, share: float, case) -> dict:
+    """A pilot wave then the rest (see --pilot): the pilot members' plan at share x the
+    budget, their redemptions drawn from the truth, P's level measured on them
+    (perkrec.pilot_level), the other members planned with P x level and what is left."""
+    ids = log.user_ids.ids
+    in_pilot = perkrec.assign_holdout(ids, "pilot", weights=(1 - share, share)) == 1
+    budget = policy["budget"]
+    first, e1 = run("", share * budget, P=np.where(in_pilot[:, None], P, 0).astype(np.float32))
+    u = first.frame["member_index"].to_numpy()
+    b = first.frame["benefit_index"].to_numpy()
+    mix_code = sum(map(ord, case[1]))
+    rng = np.random.default_rng([case[0], mix_code, int(round(case[2] * 1000))])
+    redeemed = (rng.random(len(u)) < R_true[u, b]).astype(np.float64)
+    level = perkrec.pilot_level(
+        first.frame["probability"].to_numpy(np.float64), redeemed, cost_b[b]
+    )
+    expected_cost = first.frame["probability"].to_numpy(np.float64) * cost_b[b]
+    true_level = float((R_true[u, b] * cost_b[b]).sum() / expected_cost.sum())
+    spent = len(u) * policy["issue_cost"] + float((redeemed * cost_b[b]).sum())
+    rest_P = np.where(in_pilot[:, None], 0, np.minimum(P.astype(np.float64) * level.level, 1))
+    rest, e2 = run("", max(budget - spent, 0.0), P=rest_P.astype(np.float32))
+    both = {k: e1[k] + e2[k] for k in ("true_incremental_return", "true_cost")}
+    # The target: the budget when the rest's plan spends it, else what the two waves expect
+    # to spend (the pilot's observed cost + the rest's expected cost under P x level).
+    binds = rest.expected_cost >= 0.99 * rest.budget
+    target = budget if binds else spent + rest.expected_cost
+    return {
+        "staged_pct": pct(both),
+        "staged_spend": both["true_cost"] / budget,
+        "staged_spend_target": both["true_cost"] / target,
+        "staged_binds": binds,
+        "pilot_level": level.level,
+        "pilot_ratio": level.ratio,
+        "pilot_true_level": true_level,
+        "pilot_lower": level.lower,
+        "pilot_upper": level.upper,
+        "pilot_issued": len(u),
+        "pilot_cost": spent / budget,
+    }
 
 
 SUBSETS = ("P", "S", "V", "PS", "PV", "SV")
@@ -475,11 +537,18 @@ def main() -> None:
         action="store_true",
         help="also split the gap to the oracle into its inputs and the budget use",
     )
+    ap.add_argument(
+        "--pilot",
+        default="",
+        help="also a staged plan per share: a pilot wave on this share of members first "
+        "(e.g. 0.2, or 0.1,0.2)",
+    )
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s]
     mixes = [m for m in args.mixes.split(",") if m]
     budgets = [float(b) for b in args.budgets.split(",") if b]
     variants = [v for v in args.variants.split(",") if v]
+    pilots = [float(f) for f in args.pilot.split(",") if f]
     print(
         f"perkrec {perkrec.__version__}; {platform.processor() or platform.machine()}; {args.members:,} members, "
         f"seeds {seeds}, mixes {mixes}, budgets/member {budgets}, "
@@ -498,6 +567,7 @@ def main() -> None:
                 args.threads,
                 args.decompose,
                 args.issues_per_week,
+                pilots,
             )
     df = pd.DataFrame(rows)
     if args.csv:
@@ -525,6 +595,28 @@ def main() -> None:
         .mean()
         .to_string(float_format=fmt)
     )
+    for share in pilots:
+        f = f"@{share:g}"
+        print(f"\none-shot vs staged (pilot share {share:g}), per budget:")
+        df["spend_target"] = np.where(df["binds"], df["spend_budget"], df["spend_expected"])
+        df["within"] = (df["spend_target"] - 1).abs() <= 0.1
+        df["staged_within" + f] = (df["staged_spend_target" + f] - 1).abs() <= 0.1
+        print(
+            df.groupby(["variant", "budget"], sort=False)
+            .agg(
+                pct_oracle=("pct_oracle", "mean"),
+                staged_pct=("staged_pct" + f, "mean"),
+                within=("within", "sum"),
+                staged_within=("staged_within" + f, "sum"),
+                spend_min=("spend_target", "min"),
+                spend_max=("spend_target", "max"),
+                staged_min=("staged_spend_target" + f, "min"),
+                staged_max=("staged_spend_target" + f, "max"),
+                level=("pilot_level" + f, "mean"),
+                cases=("seed", "size"),
+            )
+            .to_string(float_format=fmt)
+        )
     if args.decompose:
         cols = [c for c in df.columns if c.startswith(("pct_", "shapley_", "spend_matched"))]
         print("\ngap decomposition, mean over seeds and mixes:")

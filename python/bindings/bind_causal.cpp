@@ -120,6 +120,30 @@ void bind_causal(py::module_& m) {
     }
     return to_numpy(std::move(levels));
   });
+  m.def("pilot_level", [](const py::array& probability, const py::array& redeemed,
+                          const py::array& cost, double prior, double confidence) {
+    const Span<const double> p = view_1d<double>(probability, "probability");
+    const Span<const double> y = view_1d<double>(redeemed, "redeemed");
+    const Span<const double> c = view_1d<double>(cost, "cost");
+    PilotLevelParams params;
+    params.prior = prior;
+    params.confidence = confidence;
+    PilotLevel r;
+    {
+      py::gil_scoped_release release;
+      r = pilot_level(p, y, c, params);
+    }
+    py::dict out;
+    out["level"] = r.level;
+    out["ratio"] = r.ratio;
+    out["observed"] = r.observed;
+    out["expected"] = r.expected;
+    out["expected_redemptions"] = r.expected_redemptions;
+    out["standard_error"] = r.standard_error;
+    out["lower"] = r.lower;
+    out["upper"] = r.upper;
+    return out;
+  });
   m.def("issue_weights", [](const py::array& propensity, double clip) {
     const Span<const double> p = view_1d<double>(propensity, "propensity");
     std::vector<float> w;

@@ -192,18 +192,22 @@ void bind_pipeline(py::module_& m) {
       .def(
           "plan",
           [](const BenefitPlanner& self, Timestamp at, double budget, const EventLog* events,
-             const BehaviorLog* behavior) {
+             const BehaviorLog* behavior, const std::optional<py::array>& users, double level) {
+            PlanScope scope;
+            scope.users = view_1d_or_empty<std::uint8_t>(users, "users");
+            scope.level = level;
             BenefitPlanner::Plan p;
             {
               py::gil_scoped_release release;
-              p = self.plan(at, budget, events, behavior);
+              p = self.plan(at, budget, events, behavior, scope);
             }
             const double slope = p.slope;
             return py::make_tuple(std::move(p.compiled), plan_result_to_python(std::move(p.result)),
                                   slope);
           },
           py::arg("at"), py::arg("budget"), py::arg("events") = nullptr,
-          py::arg("behavior") = nullptr, "(compiled policy, Planner::plan's tuple, slope)")
+          py::arg("behavior") = nullptr, py::arg("users") = py::none(), py::arg("level") = 1.0,
+          "(compiled policy, Planner::plan's tuple, slope); users: uint8 flags per member")
       .def(
           "prepare",
           [](const BenefitPlanner& self, Timestamp at, const EventLog* events,

@@ -11,7 +11,8 @@ Layers (mirroring the C++ library):
     decide     Policy, rank, allocate, Pacer, Planner -> Plan; BenefitPlanner (log -> Plan)
     metrics    auc, log_loss, ranking_metrics, catalog_coverage
     causal     qini_auc_score, uplift_auc_score, uplift_at_k, qini_curve, uplift_curve,
-               cost_curve, aucc_score, off_policy_value, assign_holdout, analyze_experiment
+               cost_curve, aucc_score, off_policy_value, assign_holdout, analyze_experiment,
+               pilot_level
     io         load, loads, info
     datasets   loaders for public benchmark datasets
 
@@ -41,6 +42,7 @@ from .io import info, load, loads
 from .metrics import auc, catalog_coverage, log_loss, ranking_metrics
 from .causal import (
     OffPolicyEstimate,
+    PilotLevel,
     analyze_experiment,
     assign_holdout,
     aucc_score,
@@ -49,6 +51,7 @@ from .causal import (
     off_policy_value,
     perfect_qini_curve,
     perfect_uplift_curve,
+    pilot_level,
     qini_auc_score,
     qini_curve,
     uplift_at_k,
@@ -214,4 +217,6 @@ __all__ += [  # causal evaluation
     "assign_holdout",
     "holdout_hash",
     "analyze_experiment",  #   experiments
+    "PilotLevel",
+    "pilot_level",  #   a pilot wave's level of P
 ]

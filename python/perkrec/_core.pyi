@@ -719,6 +719,9 @@ def benefit_levels(
     sample_weight: Optional[np.ndarray],
     prior: float,
 ) -> np.ndarray: ...
+def pilot_level(
+    probability: np.ndarray, redeemed: np.ndarray, cost: np.ndarray, prior: float, confidence: float
+) -> Dict[str, float]: ...
 def issue_weights(propensity: np.ndarray, clip: float) -> np.ndarray: ...
 def plan_target_policy(
     plan_users: np.ndarray,
@@ -1395,6 +1398,8 @@ class BenefitPlannerCore:
         budget: float,
         events: Optional[EventLog] = None,
         behavior: Optional[BehaviorLog] = None,
+        users: Optional[np.ndarray] = None,
+        level: float = 1.0,
     ) -> Tuple[
         CompiledPolicy,
         Tuple[Candidates, Dict[str, np.ndarray], Allocation, Dict[str, Any], float],

@@ -1,6 +1,6 @@
 """Causal evaluation: uplift metrics (Qini, AUUC, uplift@k, cost curve), off-policy value of a
 policy from logged data (IPS, SNIPS, DM, DR, switch-DR), and randomized experiments (stable
-holdout assignment; lift, incremental ROI, CUPED and bootstrap intervals).
+holdout assignment; lift, incremental ROI, CUPED and bootstrap intervals; a pilot wave's level).
 
 Everything is computed in C++ (see include/perkrec/eval/uplift_metrics.hpp, ope.hpp and
 experiment.hpp for the definitions); this module converts arguments and builds DataFrames.
@@ -190,6 +190,52 @@ def assign_holdout(
     return _core.assign_holdout(
         ids, str(salt), float_array(list(weights), np.float64, "weights"), int(num_threads)
     )
+
+
+@dataclass(frozen=True)
+class PilotLevel:
+    """A pilot wave's level of P on the plan's own pairs (:func:`pilot_level`)."""
+
+    level: float  # (observed + prior x c) / (expected + prior x c): multiply the rest's P by it
+    ratio: float  # observed / expected, without the prior
+    observed: float  # the pilot's redemption cost
+    expected: float  # its expected redemption cost under P
+    expected_redemptions: float  # sum of P
+    standard_error: float  # of level
+    lower: float  # level -/+ z standard_error (lower >= 0)
+    upper: float
+
+
+def pilot_level(
+    probability, redeemed, cost, *, prior: float = 20.0, confidence: float = 0.95
+) -> PilotLevel:
+    """How far a plan's P is off on its own pairs, from a pilot wave (test and scale: the plan
+    issued to a random share of members first, e.g. :func:`assign_holdout`, then its
+    redemptions counted).
+
+    One row per issued pilot pair: ``probability`` (the plan's P of it, in [0, 1]),
+    ``redeemed`` (0/1) and ``cost`` (the cost of its redemption, >= 0). With E = sum P x cost
+    and O = sum redeemed x cost, the level is (O + prior c) / (E + prior c), c = E / sum P:
+    the ratio pulled toward 1 by ``prior`` pseudo expected redemptions. Held-out logged issues
+    do not predict it (the optimizer picks the pairs P is most optimistic about); the pilot's
+    own pairs do. Its standard error (the delta method with E fixed: sqrt(sum cost^2 q (1 - q))
+    / (E + prior c), q = min(level x P, 1)) gives the ``confidence`` interval. Plan the rest with
+    ``BenefitPlanner.plan(users=..., level=result.level)``. Computed in C++
+    (decide/calibration.hpp: pilot_level); InputError naming the argument and row for bad
+    values, lengths or an expected cost of 0.
+
+    >>> pilot = perkrec.pilot_level([0.5, 0.25, 0.2, 0.1], [1, 0, 1, 0], [2, 4, 5, 10], prior=0)
+    >>> pilot.expected, pilot.observed, pilot.level
+    (4.0, 7.0, 1.75)
+    """
+    r = _core.pilot_level(
+        float_array(probability, np.float64, "probability"),
+        float_array(redeemed, np.float64, "redeemed"),
+        float_array(cost, np.float64, "cost"),
+        float(prior),
+        float(confidence),
+    )
+    return PilotLevel(**r)
 
 
 def _column(data, value, name: str) -> np.ndarray:

@@ -69,7 +69,7 @@ import pandas as pd
 from . import _core
 from ._progress import ProgressArg, resolve_progress
 from ._serializable import register as _register_kind
-from ._util import int_scalar, renamed_keywords, renamed_property, time_seconds
+from ._util import int_array, int_scalar, renamed_keywords, renamed_property, time_seconds
 
 WEIGHTINGS = ("ipw", "none")
 #: The behaviour field fit adds when given behaviour and no ``behavior_field``; ``levels`` and
@@ -589,9 +589,21 @@ class BenefitPlanner:
         inputs: Optional[PlanInputs] = None,
         events=None,
         behavior=None,
+        users=None,
+        user_ids=None,
+        level=None,
     ):
         """The budgeted :class:`~perkrec.Plan` at ``at`` (default: the end of the log) under the
         policy (``budget`` overrides its budget).
+
+        A pilot wave (README, "A pilot wave"): ``users`` (a boolean mask over the fitted
+        members, or their row indices) or ``user_ids`` (their ids, as the plan's ``member``
+        column shows them) plans for some members only (the others get no candidate), and
+        ``level`` (finite, > 0) multiplies their P (after the benefit levels, capped at 1),
+        e.g. :func:`perkrec.pilot_level` of a pilot's redemptions. Both apply in C++ to the P
+        of the whole plan (a member's P before the level is the same as in a plan of
+        everyone); InputError naming ``users`` / ``user_ids`` (a mask of another length, an
+        index out of range, an unknown id, both given) or ``level`` before any work.
 
         The whole step runs in C++ with the GIL released (decide/benefit_planner.hpp): every
         (member, benefit) row at ``at`` encoded and scored by the FM block by block, the
@@ -613,7 +625,18 @@ class BenefitPlanner:
         user_table = self.user_table
         if user_table is None:
             user_table = UserTable(self.events.user_ids)
+        flags = self._user_flags(users, user_ids, user_table)
+        if level is not None and (
+            isinstance(level, (bool, np.bool_))
+            or not isinstance(level, (int, float, np.integer, np.floating))
+        ):
+            raise _input_error(f"BenefitPlanner.plan: level must be a number (got {level!r})")
         if inputs is not None:
+            if flags is not None or level is not None:
+                raise _input_error(
+                    "BenefitPlanner.plan: users, user_ids and level apply to the C++ plan path "
+                    "(got them with inputs=; pass the scoped P to perkrec.Planner instead)"
+                )
             if not isinstance(inputs, PlanInputs):
                 raise _input_error(
                     f"BenefitPlanner.plan: inputs must be a PlanInputs (got {type(inputs).__name__})"
@@ -639,12 +662,50 @@ class BenefitPlanner:
             plan.info["inputs"] = inputs
             return plan
         compiled, result, slope = self._core().plan(
-            t, float("nan") if budget is None else float(budget), log, behavior_log
+            t,
+            float("nan") if budget is None else float(budget),
+            log,
+            behavior_log,
+            flags,
+            1.0 if level is None else float(level),
         )
         compiled = CompiledPolicy(compiled, [str(b) for b in self.catalog.ids.ids], user_table)
         plan = _plan_from_result(compiled, self.catalog, user_table, result)
         plan.info["slope"] = slope
         return plan
+
+    def _user_flags(self, users, user_ids, user_table) -> Optional[np.ndarray]:
+        """``plan``'s ``users`` / ``user_ids`` as one uint8 flag per fitted member (None:
+        every member)."""
+        if users is not None and user_ids is not None:
+            raise _input_error("BenefitPlanner.plan: give users or user_ids, not both")
+        n = self.events.n_users
+        if users is not None:
+            values = np.asarray(users)
+            if values.dtype == np.bool_:
+                if values.shape != (n,):
+                    raise _input_error(
+                        f"BenefitPlanner.plan: users: a boolean mask needs one flag per fitted "
+                        f"member (got shape {values.shape}, expected ({n},))"
+                    )
+                return np.ascontiguousarray(values, dtype=np.uint8)
+            index = int_array(values, np.int64, "BenefitPlanner.plan: users")
+            bad = np.flatnonzero((index < 0) | (index >= n))
+            if len(bad):
+                raise _input_error(
+                    f"BenefitPlanner.plan: users[{bad[0]}] must be a member index in [0, {n}) "
+                    f"(got {index[bad[0]]})"
+                )
+        elif user_ids is not None:
+            try:
+                index = user_table.user_ids.lookup(np.asarray(user_ids).ravel())
+            except _core.InputError as exc:
+                raise _input_error(f"BenefitPlanner.plan: user_ids: {exc}") from None
+        else:
+            return None
+        flags = np.zeros(n, dtype=np.uint8)
+        flags[index] = 1
+        return flags
 
     @renamed_keywords(member="user")
     def answer(self, user, at=None, *, n: int = 1) -> dict:

@@ -108,6 +108,7 @@ DOCSTRINGS = [
         {},
         6,
     ),
+    ("perkrec.causal.pilot_level", [], {}, 2),
     ("perkrec.clv", ["log"], {"log": "clv_log"}, 7),
     ("perkrec.data.EventLog", ["df"], {}, 2),
     ("perkrec.data.IdMap", [], {}, 2),
@@ -139,7 +140,18 @@ DOCSTRINGS = [
     ("perkrec.uplift", ["X", "visited", "treatment", "X_new"], {"X": "uplift_X"}, 2),
 ]
 
-MODULES = ["_util", "behavior", "clv", "data", "fm", "models", "preference", "ranking", "uplift"]
+MODULES = [
+    "_util",
+    "behavior",
+    "causal",
+    "clv",
+    "data",
+    "fm",
+    "models",
+    "preference",
+    "ranking",
+    "uplift",
+]
 
 
 def _docstring_tests():

@@ -238,6 +238,16 @@ def _compiled(need):
     )
 
 
+def _outcome_of(need):
+    """Draws each issued row's redemption from the simulator's true P (a redemption log)."""
+    truth = _program().truth.redemption_probability
+    rng = np.random.default_rng(5)
+    return lambda frame: (
+        rng.random(len(frame))
+        < truth[frame["member_index"].to_numpy(), frame["benefit_index"].to_numpy()]
+    ).astype(int)
+
+
 def _als(need):
     matrix = perkrec.interaction_matrix(need("log"), half_life_days=60)
     return perkrec.ALS(factors=8, iterations=3).fit(matrix)
@@ -301,6 +311,8 @@ README_INPUTS = {
     "als": _als,
     "margin": lambda need: perkrec.order_value(need("log"), margin=0.3),
     "uplift_share": lambda need: perkrec.incremental_share(need("pref"), need("catalog")),
+    # a pilot wave's redemptions: a function of the issued plan rows
+    "outcome_of": _outcome_of,
 }
 
 
@@ -371,6 +383,16 @@ def _check_plan(ns, inputs):
 def _check_plan_helpers(ns, inputs):
     assert ns["P"].shape == inputs["P"].shape and np.isfinite(ns["slope"])
     assert ns["S"].shape[0] == _program().events.n_users
+
+
+def _check_pilot(ns, inputs):
+    first, rest, pilot = ns["first"], ns["rest"], ns["pilot"]
+    ids = inputs["log"].user_ids.ids
+    assert len(first.frame) > 0 and len(rest.frame) > 0
+    assert set(first.frame["member"]) <= set(ids[pilot])
+    assert not set(rest.frame["member"]) & set(ids[pilot])
+    assert rest.expected_cost <= ns["budget"] - ns["spent"] + 1e-6
+    assert ns["level"].lower <= ns["level"].level <= ns["level"].upper
 
 
 def _check_policy(ns, inputs):
@@ -465,6 +487,22 @@ README_BLOCKS = [
             "users": "issue_users",
         },
         _check_plan_helpers,
+    ),
+    (
+        "pilot_wave",
+        "first = pipeline.plan(at=plan_time, budget=share",
+        [
+            "log",
+            "catalog",
+            "users",
+            "cut",
+            "policy_json_or_dict",
+            "perkrec",
+            "plan_time",
+            "outcome_of",
+        ],
+        {},
+        _check_pilot,
     ),
     (
         "policy",

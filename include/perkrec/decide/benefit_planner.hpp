@@ -39,6 +39,11 @@
 // benefit its send time (Planner::send_time) and reasons (explain). With time == the
 // prepared time, the member's probabilities equal the plan's.
 //
+// A pilot wave (test and scale): plan's `scope` restricts the plan to some members (the others
+// get P = 0, so no candidate) and multiplies their P by a level (after step 2b, capped at 1)
+// measured on the pilot's redemptions (pilot_level, decide/calibration.hpp). P is computed for
+// every member first, so a planned member's P (before the level) is the whole plan's.
+//
 // `events` (plan / prepare): a newer log of the same members and benefits (the same
 // indexing; it may hold more events) replaces the stored history for the features and the
 // caps, without refitting; nullptr = the stored log. `behavior` (plan / prepare /
@@ -55,6 +60,8 @@
 // Example:
 //   perkrec::BenefitPlanner bp = perkrec::BenefitPlanner::load("planner.perk");
 //   perkrec::BenefitPlanner::Plan p = bp.plan(bp.end_time());      // p.result.member, ...
+//   perkrec::BenefitPlanner::Plan rest = bp.plan(bp.end_time(), budget_left, nullptr, nullptr,
+//                                                perkrec::PlanScope{rest_flags, l.level});
 //   perkrec::BenefitPlanner::State s = bp.prepare(bp.end_time());  // once
 //   perkrec::UserAnswer a = bp.answer(s, 17, bp.end_time(), 3);  // from any thread
 //
@@ -114,6 +121,12 @@ struct UserAnswer {
   ExclusionReason blocked = ExclusionReason::none;  ///< frequency_cap / member_cap, else none
   std::vector<float> probability;                   ///< every benefit's (shrunk) probability
 };
+/// The members a BenefitPlanner plan is for and a level of their P (see the file comment).
+struct PlanScope {
+  Span<const std::uint8_t> users;  ///< per member 1 = planned, 0 = not; empty = every member
+  double level = 1;                ///< multiplies P (capped at 1); finite, > 0
+};
+
 using MemberBenefit [[deprecated("use UserBenefit")]] = UserBenefit;
 using MemberAnswer [[deprecated("use UserAnswer")]] = UserAnswer;
 
@@ -173,8 +186,11 @@ class BenefitPlanner {
     double slope = 1.0;
   };
   /// The plan at `at` (see the file comment). `budget`: NaN = the policy's; else >= 0.
+  /// InputError naming `users` (another length than n_users, a flag other than 0/1) or `level`
+  /// (not finite, <= 0), before any work.
   Plan plan(Timestamp at, double budget = std::numeric_limits<double>::quiet_NaN(),
-            const EventLog* events = nullptr, const BehaviorLog* behavior = nullptr) const;
+            const EventLog* events = nullptr, const BehaviorLog* behavior = nullptr,
+            const PlanScope& scope = {}) const;
 
   /// What one-member answers at (or near) `at` need; see the file comment.
   struct State {

@@ -508,7 +508,25 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::redemption_probability(
 
 PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double budget,
                                                          const EventLog* events,
-                                                         const BehaviorLog* behavior) const {
+                                                         const BehaviorLog* behavior,
+                                                         const PlanScope& scope) const {
+  const std::size_t n = static_cast<std::size_t>(n_users());
+  if (!scope.users.empty()) {
+    if (scope.users.size() != n) {
+      detail::raise<InputError>("BenefitPlanner::plan: users has ", scope.users.size(),
+                                " flags (expected one per member: ", n, ")");
+    }
+    for (std::size_t u = 0; u < n; ++u) {
+      if (scope.users[u] > 1) {
+        detail::raise<InputError>("BenefitPlanner::plan: users[", u, "] must be 0 or 1 (got ",
+                                  static_cast<int>(scope.users[u]), ")");
+      }
+    }
+  }
+  if (!(std::isfinite(scope.level) && scope.level > 0)) {
+    detail::raise<InputError>("BenefitPlanner::plan: level must be finite and > 0 (got ",
+                              scope.level, ")");
+  }
   const EventLog& log = log_of(events, "plan");
   const BehaviorData data = behavior_of(behavior, "plan");
   if (!std::isnan(budget) && !(budget >= 0)) {
@@ -517,7 +535,19 @@ PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double bu
   }
   Plan out;
   out.compiled = policy_.compile(file_->catalog, users_, at, &segments_, &log, num_threads_);
-  const std::vector<float> P = probability(at, log, data, &out.slope, nullptr);
+  std::vector<float> P = probability(at, log, data, &out.slope, nullptr);
+  if (!scope.users.empty() || scope.level != 1.0) {
+    const std::size_t nb = static_cast<std::size_t>(n_benefits());
+    parallel_for(0, static_cast<Offset>(n), num_threads_, [&](Offset u) {
+      float* row = P.data() + static_cast<std::size_t>(u) * nb;
+      if (!scope.users.empty() && scope.users[static_cast<std::size_t>(u)] == 0) {
+        std::fill(row, row + nb, 0.0f);  // value 0, cost >= 0: the Ranker keeps no candidate
+      } else if (scope.level != 1.0) {
+        for (std::size_t b = 0; b < nb; ++b)
+          row[b] = static_cast<float>(std::min(static_cast<double>(row[b]) * scope.level, 1.0));
+      }
+    });
+  }
   PlanInputs in;
   in.redemption_probability = P;
   if (control_share_) {

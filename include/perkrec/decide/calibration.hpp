@@ -39,11 +39,24 @@
 // with few held-out issues stay near 1. apply_benefit_levels multiplies one member's row by
 // them (capped below 1). Pure, serial, O(rows + n_benefits).
 //
+// pilot_level is the level of P on a plan's own pairs, measured by a pilot wave (test and
+// scale: the plan issued to a random share of members first): with E = sum P x cost and O =
+// sum redeemed x cost over the pilot's issued pairs and c = E / sum P (the mean cost of an
+// expected redemption), level = (O + m c) / (E + m c) (m = `prior`, pseudo expected
+// redemptions at level 1). Held-out logged issues do not predict this level: the optimizer
+// picks the pairs P is most optimistic about (BENCHMARKS.md, "The plan's true spend against
+// its target"). Its standard error is the delta method's for the ratio with E fixed by the
+// model: sqrt(sum cost^2 q (1 - q)) / (E + m c), q = min(level x P, 1), and the interval
+// level -/+ z se (lower clipped at 0). Multiply the rest's P by `level`
+// (BenefitPlanner::plan's PlanScope::level). Pure, serial, O(rows).
+//
 // Example:
 //   std::vector<float> w = perkrec::issue_weights(logged_propensity);  // clip 0.99
 //   perkrec::InteractionShrinkage s = perkrec::shrink_interactions(
 //       P, n_users, n_benefits, held_users, held_benefits, held_predicted, held_redeemed);
 //   // s.probability (row-major n_users x n_benefits), s.slope
+//   perkrec::PilotLevel l = perkrec::pilot_level(pilot_p, pilot_redeemed, pilot_cost);
+//   // l.level (and l.lower, l.upper): the rest's PlanScope::level
 #pragma once
 
 #include <cstdint>
@@ -153,6 +166,34 @@ PERKREC_INLINE std::vector<double> benefit_levels(Index n_benefits, Span<const I
 /// One member's row (n_benefits probabilities) times its benefit's factor, capped at 1 - 1e-6.
 /// InputError for a row of another length.
 PERKREC_INLINE void apply_benefit_levels(Span<float> row, Span<const double> levels);
+
+struct PilotLevelParams {
+  double prior = 20;         ///< pseudo expected redemptions at level 1; >= 0 (0: the raw ratio)
+  double confidence = 0.95;  ///< of the interval; in (0, 1)
+  static auto param_fields() {
+    using P = PilotLevelParams;
+    return std::make_tuple(params::field("prior", &P::prior, params::at_least(0)),
+                           params::field("confidence", &P::confidence, params::open(0, 1)));
+  }
+  void validate() const;
+};
+
+struct PilotLevel {
+  double level = 1;                 ///< (O + m c) / (E + m c), >= 0
+  double ratio = 1;                 ///< O / E, the level without the prior
+  double observed = 0;              ///< O: the pilot's redemption cost
+  double expected = 0;              ///< E: its expected redemption cost under P
+  double expected_redemptions = 0;  ///< sum P
+  double standard_error = 0;        ///< of `level`
+  double lower = 0, upper = 0;      ///< level -/+ z standard_error, lower >= 0
+};
+
+/// See the file comment. `probability` (P in [0, 1]), `redeemed` (0/1) and `cost` (the cost of
+/// a redemption, finite, >= 0) one value per issued pilot pair. InputError naming the argument
+/// and row for bad values, mismatched lengths, no rows, or an expected redemption cost of 0;
+/// ConfigError for bad params.
+PERKREC_INLINE PilotLevel pilot_level(Span<const double> probability, Span<const double> redeemed,
+                                      Span<const double> cost, const PilotLevelParams& params = {});
 
 /// See the file comment: self-normalized inverse-propensity weights (mean 1), float32, one per
 /// logged issue, capped at the `clip` quantile of 1 / propensity (clip = 1: no cap).

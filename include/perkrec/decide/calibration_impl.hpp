@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "perkrec/core/error.hpp"
+#include "perkrec/core/math.hpp"
 #include "perkrec/core/threading.hpp"
 #include "perkrec/decide/calibration.hpp"
 #include "perkrec/detail/numpy_sum.hpp"
@@ -344,6 +345,57 @@ PERKREC_INLINE void apply_benefit_levels(Span<float> row, Span<const double> lev
   for (std::size_t b = 0; b < row.size(); ++b) {
     row[b] = static_cast<float>(std::min(static_cast<double>(row[b]) * levels[b], 1 - 1e-6));
   }
+}
+
+PERKREC_INLINE void PilotLevelParams::validate() const {
+  params::validate_fields(*this, "PilotLevelParams");
+}
+
+PERKREC_INLINE PilotLevel pilot_level(Span<const double> probability, Span<const double> redeemed,
+                                      Span<const double> cost, const PilotLevelParams& params) {
+  params.validate();
+  const std::size_t m = redeemed.size();
+  if (m == 0) detail::raise<InputError>("pilot_level: redeemed: no rows (got 0)");
+  if (probability.size() != m || cost.size() != m) {
+    detail::raise<InputError>("pilot_level: redeemed has ", m, " rows but probability ",
+                              probability.size(), ", cost ", cost.size(), " (expected equal)");
+  }
+  PilotLevel out;
+  for (std::size_t r = 0; r < m; ++r) {
+    if (!(std::isfinite(probability[r]) && probability[r] >= 0 && probability[r] <= 1)) {
+      detail::raise<InputError>("pilot_level: probability at row ", r, " must be in [0, 1] (got ",
+                                probability[r], ")");
+    }
+    if (redeemed[r] != 0.0 && redeemed[r] != 1.0) {
+      detail::raise<InputError>("pilot_level: redeemed at row ", r, " must be 0/1 (got ",
+                                redeemed[r], ")");
+    }
+    if (!(std::isfinite(cost[r]) && cost[r] >= 0)) {
+      detail::raise<InputError>("pilot_level: cost at row ", r, " must be finite and >= 0 (got ",
+                                cost[r], ")");
+    }
+    out.expected += probability[r] * cost[r];
+    out.observed += redeemed[r] * cost[r];
+    out.expected_redemptions += probability[r];
+  }
+  if (!(out.expected > 0)) {
+    detail::raise<InputError>(
+        "pilot_level: the expected redemption cost is 0 (got no row with probability > 0 and "
+        "cost > 0)");
+  }
+  const double pseudo = params.prior * out.expected / out.expected_redemptions;
+  out.ratio = out.observed / out.expected;
+  out.level = (out.observed + pseudo) / (out.expected + pseudo);
+  double variance = 0;
+  for (std::size_t r = 0; r < m; ++r) {
+    const double q = std::min(out.level * probability[r], 1.0);
+    variance += cost[r] * cost[r] * q * (1 - q);
+  }
+  out.standard_error = std::sqrt(variance) / (out.expected + pseudo);
+  const double z = inverse_normal_cdf(0.5 * (1.0 + params.confidence));
+  out.lower = std::max(0.0, out.level - z * out.standard_error);
+  out.upper = out.level + z * out.standard_error;
+  return out;
 }
 
 }  // namespace perkrec

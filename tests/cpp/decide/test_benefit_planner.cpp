@@ -360,5 +360,56 @@ TEST(BenefitPlanner, BenefitLevelsMultiplyThePlansPAndTheAnswersRows) {
   EXPECT_THROW(BenefitPlanner{keyed}, ModelFormatError);
 }
 
+// A pilot wave's scope: the plan of some members with P times a level equals Planner::plan of
+// the whole plan's P zeroed outside them and scaled; level 1 and every member is the plan.
+TEST(BenefitPlanner, AScopePlansItsMembersWithPTimesTheLevel) {
+  const Fixture& fx = fixture();
+  const BenefitPlanner bp(fx.file, 2);
+  const Index n = bp.n_users();
+  const auto nb = static_cast<std::size_t>(bp.n_benefits());
+  std::vector<std::uint8_t> flags(static_cast<std::size_t>(n));
+  for (Index u = 0; u < n; ++u) flags[static_cast<std::size_t>(u)] = u % 3 == 0 ? 1 : 0;
+  const double budget = 40, level = 1.3;
+  const BenefitPlanner::Plan got = bp.plan(fx.end, budget, nullptr, nullptr, {flags, level});
+  std::vector<float> P = bp.redemption_probability(fx.end);
+  for (std::size_t i = 0; i < P.size(); ++i) {
+    P[i] =
+        flags[i / nb] ? static_cast<float>(std::min(static_cast<double>(P[i]) * level, 1.0)) : 0.0f;
+  }
+  PlanInputs in;
+  in.redemption_probability = P;
+  in.incremental_share_scorer = [&](Span<const Index> users, Span<const Index> benefits,
+                                    Span<float> out) {
+    for (std::size_t k = 0; k < users.size(); ++k)
+      out[k] = bp.user_share(users[k])[static_cast<std::size_t>(benefits[k])];
+  };
+  in.order_value = fx.file.order_value;
+  in.preference = &fx.file.preference;
+  in.budget = budget;
+  const PlanResult want = bp.planner().plan(got.compiled, fx.prog.catalog, fx.end, in);
+  ASSERT_GT(want.member.size(), 0u);
+  EXPECT_EQ(got.result.member, want.member);
+  EXPECT_EQ(got.result.benefit, want.benefit);
+  EXPECT_EQ(got.result.probability, want.probability);
+  for (Index u : got.result.member) EXPECT_EQ(u % 3, 0) << u;
+  double cost = 0;
+  for (float c : got.result.cost) cost += c;
+  EXPECT_LE(cost, budget + 1e-6);
+  const std::vector<std::uint8_t> every(static_cast<std::size_t>(n), 1);
+  EXPECT_EQ(bp.plan(fx.end, budget, nullptr, nullptr, {every, 1.0}).result.reasons,
+            bp.plan(fx.end, budget).result.reasons);
+  PERKREC_EXPECT_THROW_MSG(
+      bp.plan(fx.end, budget, nullptr, nullptr, {Span<const std::uint8_t>(flags.data(), 3), 1.0}),
+      InputError, "users has 3 flags");
+  std::vector<std::uint8_t> two = flags;
+  two[5] = 2;
+  PERKREC_EXPECT_THROW_MSG(bp.plan(fx.end, budget, nullptr, nullptr, {two, 1.0}), InputError,
+                           "users[5]");
+  for (double bad : {0.0, -1.0, std::nan(""), HUGE_VAL}) {
+    PERKREC_EXPECT_THROW_MSG(bp.plan(fx.end, budget, nullptr, nullptr, {{}, bad}), InputError,
+                             "level");
+  }
+}
+
 }  // namespace
 }  // namespace perkrec

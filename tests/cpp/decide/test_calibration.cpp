@@ -277,5 +277,63 @@ TEST(BenefitLevels, RejectsBadInputWithTypedErrors) {
                            "3 values");
 }
 
+// Four pilot pairs with expected redemption cost 1 each (E = 4, sum P = 1.05); pairs 0 and 2
+// redeemed (O = 7). Hand-computed level, standard error and interval.
+TEST(PilotLevel, RatioShrunkTowardOneWithItsStandardError) {
+  const std::vector<double> p{0.5, 0.25, 0.2, 0.1}, y{1, 0, 1, 0}, cost{2, 4, 5, 10};
+  const PilotLevel raw = pilot_level(p, y, cost, PilotLevelParams{0.0, 0.95});
+  EXPECT_DOUBLE_EQ(raw.expected, 4.0);
+  EXPECT_DOUBLE_EQ(raw.observed, 7.0);
+  EXPECT_DOUBLE_EQ(raw.expected_redemptions, 1.05);
+  EXPECT_DOUBLE_EQ(raw.ratio, 1.75);
+  EXPECT_DOUBLE_EQ(raw.level, 1.75);
+  // q = 1.75 P = {0.875, 0.4375, 0.35, 0.175}: sum cost^2 q (1 - q) = 24.5.
+  EXPECT_NEAR(raw.standard_error, std::sqrt(24.5) / 4.0, 1e-12);
+  EXPECT_EQ(raw.lower, 0.0);  // 1.75 - 1.96 x 1.237 < 0: clipped
+  EXPECT_NEAR(raw.upper, 1.75 + 1.959963984540054 * std::sqrt(24.5) / 4.0, 1e-9);
+  // Prior 1.05 pseudo expected redemptions at c = 4 / 1.05: (7 + 4) / (4 + 4).
+  const PilotLevel shrunk = pilot_level(p, y, cost, PilotLevelParams{1.05, 0.9});
+  EXPECT_NEAR(shrunk.level, 1.375, 1e-12);
+  EXPECT_DOUBLE_EQ(shrunk.ratio, 1.75);
+  EXPECT_NEAR(shrunk.standard_error, std::sqrt(21.3125) / 8.0, 1e-12);
+  EXPECT_NEAR(shrunk.upper - shrunk.level, 1.6448536269514722 * std::sqrt(21.3125) / 8.0, 1e-9);
+  // Nothing redeemed, default prior 20: (0 + 20 c) / (4 + 20 c), the lower bound clipped at 0.
+  const PilotLevel none = pilot_level(p, std::vector<double>(4, 0.0), cost);
+  const double c = 4.0 / 1.05;
+  EXPECT_NEAR(none.level, 20 * c / (4 + 20 * c), 1e-12);
+  EXPECT_LT(none.level, 1.0);
+  EXPECT_GE(none.lower, 0.0);
+  // A pair with P = 1 at a level above 1 adds no variance (q capped at 1): only the second's
+  // q = 2/3 does.
+  const PilotLevel sure = pilot_level(std::vector<double>{1.0, 0.5}, std::vector<double>{1, 1},
+                                      std::vector<double>{1, 1}, PilotLevelParams{0.0, 0.95});
+  EXPECT_NEAR(sure.level, 2.0 / 1.5, 1e-12);
+  EXPECT_NEAR(sure.standard_error, std::sqrt(2.0 / 9.0) / 1.5, 1e-12);
+}
+
+TEST(PilotLevel, RejectsBadInputWithTypedErrors) {
+  const std::vector<double> p{0.2, 0.3}, y{0.0, 1.0}, c{1.0, 2.0};
+  PERKREC_EXPECT_THROW_MSG(pilot_level(p, y, c, PilotLevelParams{-1.0, 0.95}), ConfigError,
+                           "prior");
+  PERKREC_EXPECT_THROW_MSG(pilot_level(p, y, c, PilotLevelParams{20, 1.0}), ConfigError,
+                           "confidence");
+  PERKREC_EXPECT_THROW_MSG(pilot_level(std::vector<double>{0.2}, y, c), InputError, "rows",
+                           "probability 1");
+  PERKREC_EXPECT_THROW_MSG(pilot_level(p, y, std::vector<double>{1.0}), InputError, "cost 1");
+  PERKREC_EXPECT_THROW_MSG(pilot_level({}, {}, {}), InputError, "no rows");
+  for (double bad : {-0.1, 1.5, std::nan(""), HUGE_VAL}) {
+    PERKREC_EXPECT_THROW_MSG(pilot_level(std::vector<double>{0.2, bad}, y, c), InputError,
+                             "probability at row 1", "[0, 1]");
+    PERKREC_EXPECT_THROW_MSG(pilot_level(p, y, std::vector<double>{1.0, bad < 0 ? bad : -bad}),
+                             InputError, "cost at row 1");
+  }
+  PERKREC_EXPECT_THROW_MSG(pilot_level(p, std::vector<double>{0.0, 0.5}, c), InputError,
+                           "redeemed at row 1", "0/1");
+  PERKREC_EXPECT_THROW_MSG(pilot_level(std::vector<double>{0.0, 0.0}, y, c), InputError,
+                           "expected redemption cost is 0");
+  PERKREC_EXPECT_THROW_MSG(pilot_level(p, y, std::vector<double>{HUGE_VAL, 1.0}), InputError,
+                           "cost at row 0");
+}
+
 }  // namespace
 }  // namespace perkrec
