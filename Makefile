@@ -88,12 +88,16 @@ cpp-test: $(VENV)/.stamp
 # 38% less compile time than -O2 -g on the largest translation unit (172 vs 279 s, 2-core box),
 # while sanitizer reports still name files and lines.
 SANITIZER_OPT ?= -O1 -g1 -DNDEBUG
+# The test files themselves (not the library) at -O0 in the sanitizer builds: still fully
+# instrumented, and their large gtest bodies compile in 40% of the -O1 time (test_clv.cpp with
+# ASan + UBSan: 18 vs 46 s user CPU, 2-core dev box, shared, 2026-12-07).
+SANITIZER_TEST_OPT ?= -O0
 
 asan-test: $(VENV)/.stamp
 	@mkdir -p $(LOGS)
 	$(CMAKE) -S . -B $(BUILD)/asan -G Ninja -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$(SANITIZER_OPT)" \
-	  -DPERKREC_SANITIZE=address,undefined \
+	  -DPERKREC_SANITIZE=address,undefined -DPERKREC_TEST_COMPILE_OPTIONS="$(SANITIZER_TEST_OPT)" \
 	  -DPERKREC_BUILD_TESTS=ON -DPERKREC_CHECK_HEADERS=OFF -DPERKREC_BUILD_EXAMPLES=OFF \
 	  -DPERKREC_INSTALL=OFF > $(LOGS)/configure-asan.log
 	$(CMAKE) --build $(BUILD)/asan -j $(JOBS)
@@ -108,7 +112,7 @@ tsan-test: $(VENV)/.stamp
 	@mkdir -p $(LOGS)
 	$(CMAKE) -S . -B $(BUILD)/tsan -G Ninja -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$(SANITIZER_OPT)" \
-	  -DPERKREC_SANITIZE=thread -DPERKREC_WITH_OPENMP=OFF \
+	  -DPERKREC_SANITIZE=thread -DPERKREC_TEST_COMPILE_OPTIONS="$(SANITIZER_TEST_OPT)" -DPERKREC_WITH_OPENMP=OFF \
 	  -DPERKREC_BUILD_TESTS=ON -DPERKREC_CONCURRENCY_TESTS_ONLY=ON -DPERKREC_CHECK_HEADERS=OFF \
 	  -DPERKREC_BUILD_EXAMPLES=OFF -DPERKREC_INSTALL=OFF > $(LOGS)/configure-tsan.log
 	$(CMAKE) --build $(BUILD)/tsan -j $(JOBS)
