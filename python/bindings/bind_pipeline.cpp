@@ -194,7 +194,7 @@ void bind_pipeline(py::module_& m) {
           [](const BenefitPlanner& self, Timestamp at, double budget, const EventLog* events,
              const BehaviorLog* behavior, const std::optional<py::array>& users, double level) {
             PlanScope scope;
-            scope.users = view_1d_or_empty<std::uint8_t>(users, "users");
+            scope.user_mask = view_1d_or_empty<std::uint8_t>(users, "users");
             scope.level = level;
             BenefitPlanner::Plan p;
             {

@@ -222,7 +222,8 @@ def pilot_level(
     / (E + prior c), q = min(level x P, 1)) gives the ``confidence`` interval. Plan the rest with
     ``BenefitPlanner.plan(users=..., level=result.level)``. Computed in C++
     (decide/calibration.hpp: pilot_level); InputError naming the argument and row for bad
-    values, lengths or an expected cost of 0.
+    values, lengths or an expected cost of 0. With ``prior=0`` a pilot without a redemption
+    gives level 0, which ``plan`` rejects (a level must be > 0): keep a prior for small pilots.
 
     >>> pilot = perkrec.pilot_level([0.5, 0.25, 0.2, 0.1], [1, 0, 1, 0], [2, 4, 5, 10], prior=0)
     >>> pilot.expected, pilot.observed, pilot.level

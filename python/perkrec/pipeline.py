@@ -146,22 +146,6 @@ def with_attributes(pairs: pd.DataFrame, catalog, user_table=None) -> pd.DataFra
     return pairs
 
 
-def _check_member_map(log, events, method: str) -> None:
-    """Member indices of a BehaviorLog must mean the event log's members: a log built with its
-    own member map (BehaviorLog.from_frame without user_ids=) would give members other members'
-    behaviour. A log without a map (built from index arrays) is indexed as the event log by
-    contract."""
-    if log.user_ids is None:
-        return
-    log_ids = np.asarray(log.user_ids.ids)
-    if not np.array_equal(log_ids, np.asarray(events.user_ids.ids)[: len(log_ids)]):
-        raise _input_error(
-            f"BenefitPlanner.{method}: behavior: the behaviour log indexes its members by "
-            "another member map than the event log (build it with "
-            "BehaviorLog.from_frame(..., user_ids=events))"
-        )
-
-
 class BenefitPlanner:
     """The fitted pipeline from an event log to a :class:`~perkrec.Plan`.
 
@@ -561,8 +545,8 @@ class BenefitPlanner:
                 f"BenefitPlanner.{method}: behavior must be a perkrec.BehaviorLog or None (got "
                 f"{type(behavior).__name__})"
             )
-        _check_member_map(behavior, self._require_fitted(method)["events"], method)
-        return behavior._impl
+        self._require_fitted(method)
+        return behavior._impl  # its member map is checked in C++ (plan, prepare)
 
     def inputs(self, at=None, *, events=None, behavior=None) -> PlanInputs:
         """The planner's inputs at ``at`` (default: the end of the log) as dense members x
@@ -695,6 +679,13 @@ class BenefitPlanner:
                 raise _input_error(
                     f"BenefitPlanner.plan: users[{bad[0]}] must be a member index in [0, {n}) "
                     f"(got {index[bad[0]]})"
+                )
+            uniq, counts = np.unique(index, return_counts=True)
+            if len(uniq) < len(index):
+                raise _input_error(
+                    f"BenefitPlanner.plan: users: member index {uniq[counts > 1][0]} is repeated "
+                    "(users takes distinct member indices or a boolean mask; for 0/1 arms, e.g. "
+                    "assign_holdout's, pass arms == 1)"
                 )
         elif user_ids is not None:
             try:

@@ -607,8 +607,10 @@ class Plan:
         probability of that benefit in it). Rewards per
         decision: redemption (0/1), return (redemption x the plan's expected return per
         redemption of that pair, i.e. its order value and incremental share) and cost (issue
-        cost + redemption x the catalog's cost). Totals scale the per-pair mean to the plan's
-        pairs, so they assume the pairs the log covers stand for the ones it does not.
+        cost + redemption x the catalog's cost). Totals scale the estimated mean to the plan:
+        with ``"snips"`` a mean per planned pair times the plan's pairs, with ``"ips"`` a mean
+        per logged decision of a planned member times the decisions kept; either way they
+        assume the pairs the log covers stand for the ones it does not.
 
         Returns a frame indexed by ``redemptions``, ``cost``, ``return`` with columns
         ``estimate``, ``lower``, ``upper``, ``expected`` (the plan's own figure), and attrs

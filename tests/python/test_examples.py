@@ -494,14 +494,14 @@ README_BLOCKS = [
         [
             "log",
             "catalog",
-            "users",
+            "user_table",
             "cut",
             "policy_json_or_dict",
             "perkrec",
             "plan_time",
             "outcome_of",
         ],
-        {},
+        {"user_table": "users"},
         _check_pilot,
     ),
     (

@@ -93,6 +93,12 @@ def test_bad_members_and_levels_raise_typed_errors(bp):
         bp.plan(users=[0, len(ids)])
     with pytest.raises(perkrec.InputError, match="not both"):
         bp.plan(users=[0], user_ids=ids[:1])
+    # 0/1 arms (assign_holdout's) are not indices: a repeated index is an error, not members 0, 1
+    arms = perkrec.assign_holdout(ids, "pilot", weights=(0.8, 0.2))
+    with pytest.raises(
+        perkrec.InputError, match=r"users: member index [01] is repeated.*arms == 1"
+    ):
+        bp.plan(users=arms)
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(perkrec.InputError, match=r"level must be finite and > 0"):
             bp.plan(level=bad)

@@ -123,8 +123,8 @@ struct UserAnswer {
 };
 /// The members a BenefitPlanner plan is for and a level of their P (see the file comment).
 struct PlanScope {
-  Span<const std::uint8_t> users;  ///< per member 1 = planned, 0 = not; empty = every member
-  double level = 1;                ///< multiplies P (capped at 1); finite, > 0
+  Span<const std::uint8_t> user_mask;  ///< per member 1 = planned, 0 = not; empty = every member
+  double level = 1;                    ///< multiplies P (capped at 1); finite, > 0
 };
 
 using MemberBenefit [[deprecated("use UserBenefit")]] = UserBenefit;
@@ -186,7 +186,7 @@ class BenefitPlanner {
     double slope = 1.0;
   };
   /// The plan at `at` (see the file comment). `budget`: NaN = the policy's; else >= 0.
-  /// InputError naming `users` (another length than n_users, a flag other than 0/1) or `level`
+  /// InputError naming `user_mask` (another length than n_users, a flag other than 0/1) or `level`
   /// (not finite, <= 0), before any work.
   Plan plan(Timestamp at, double budget = std::numeric_limits<double>::quiet_NaN(),
             const EventLog* events = nullptr, const BehaviorLog* behavior = nullptr,
@@ -232,7 +232,10 @@ class BenefitPlanner {
  private:
   const EventLog& log_of(const EventLog* events, const char* method) const;
   /// The behaviour inputs with `log` (nullptr: the stored one) checked against the stored ones.
-  BehaviorData behavior_of(const BehaviorLog* log, const char* method) const;
+  /// `events`: when given, the log's member map is checked against it (plan, prepare; answer
+  /// reads the state prepare checked).
+  BehaviorData behavior_of(const BehaviorLog* log, const char* method,
+                           const EventLog* events = nullptr) const;
   std::vector<float> probability(Timestamp at, const EventLog& log, const BehaviorData& behavior,
                                  double* slope, InteractionMeans* means) const;
   void score_users(Index begin, Index end, Timestamp at, const EventLog& events,

@@ -145,7 +145,8 @@ struct BenefitPlannerFitParams {
   /// keys it does not know in "params" and "fm_params" (model files of other versions);
   /// from_json, for a config given to the fit directly, also rejects them (ConfigError naming
   /// the key's JSON pointer, e.g. "/params/shrinkk"; the policy and the preference params are
-  /// read strictly by both).
+  /// read strictly by both). Both accept a stored config's "cut_time" and "end_time" and read
+  /// neither: the fit takes its cut as an argument.
   Json to_config(Timestamp cut_time, Timestamp end_time) const;
   static BenefitPlannerFitParams from_config(const Json& config);
   static BenefitPlannerFitParams from_json(const Json& config);

@@ -406,28 +406,6 @@ inline PreferenceModel fit_preference(const BenefitPlannerFitParams& params, con
   return model;
 }
 
-/// The behaviour log's member indices must mean the event log's members: a log with a member
-/// map of its own (built without the event log's ids) would give members other members'
-/// behaviour. A log without a map is indexed as the event log by contract.
-inline void check_member_map(const BehaviorLog& log, const EventLog& events) {
-  const IdMap& own = log.user_ids();
-  if (own.size() == 0) return;
-  const IdMap& expected = events.user_ids();
-  bool same = own.key_type() == expected.key_type() && own.size() <= expected.size();
-  for (Index i = 0; same && i < own.size(); ++i) {
-    const auto k = static_cast<std::size_t>(i);
-    same = own.key_type() == IdMap::KeyType::string ? own.strings()[k] == expected.strings()[k]
-                                                    : own.integers()[k] == expected.integers()[k];
-  }
-  if (!same) {
-    detail::raise<InputError>(
-        "BenefitPlanner.fit: behavior: the behaviour log's user_ids are another member map "
-        "than the event log's (got ",
-        own.size(), " ids, expected a prefix of the event log's ", expected.size(),
-        "); build it with BehaviorLog.from_frame(..., user_ids=events)");
-  }
-}
-
 /// A user-table column that a default field reads must have the field's type: the plan-time
 /// columns cannot read a numeric column as categories or categories as numbers.
 inline void check_user_columns(const UserTable& user_table) {
@@ -487,7 +465,7 @@ inline void check_inputs(const EventLog& events, const Catalog& catalog,
                                 b.log->n_users(), " members (expected at most the event log's ",
                                 events.n_users(), ")");
     }
-    check_member_map(*b.log, events);
+    detail::check_behavior_member_map(*b.log, events, "BenefitPlanner.fit");
     if (b.log->n_items() != b.items->size() || b.items->size() != b.benefit_items->n_items()) {
       detail::raise<InputError>(
           "BenefitPlanner.fit: behavior: the log, the item catalog and the benefit items index ",

@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include "perkrec/core/math.hpp"
@@ -375,9 +376,44 @@ PERKREC_INLINE BehaviorEvidence BenefitPlanner::evidence(const BehaviorData& beh
   return e;
 }
 
-PERKREC_INLINE BehaviorData BenefitPlanner::behavior_of(const BehaviorLog* log,
-                                                        const char* method) const {
+namespace detail {
+/// The behaviour log's member indices must mean the event log's members: a log with a member
+/// map of its own (built without the event log's ids) would give members other members'
+/// behaviour. A log without a map is indexed as the event log by contract.
+inline void check_behavior_member_map(const BehaviorLog& log, const EventLog& events,
+                                      const char* context) {
+  const IdMap& own = log.user_ids();
+  if (own.size() == 0) return;
+  const IdMap& expected = events.user_ids();
+  if (expected.size() == 0) {
+    detail::raise<InputError>(
+        context, ": behavior: the behaviour log has a member map of its own (", own.size(),
+        " ids) but the event log has none; build both with the same ids");
+  }
+  bool same = own.key_type() == expected.key_type() && own.size() <= expected.size();
+  for (Index i = 0; same && i < own.size(); ++i) {
+    const auto k = static_cast<std::size_t>(i);
+    same = own.key_type() == IdMap::KeyType::string ? own.strings()[k] == expected.strings()[k]
+                                                    : own.integers()[k] == expected.integers()[k];
+  }
+  if (!same) {
+    detail::raise<InputError>(
+        context,
+        ": behavior: the behaviour log's user_ids are another member map than the event log's "
+        "(got ",
+        own.size(), " ids, expected a prefix of the event log's ", expected.size(),
+        "); build it with BehaviorLog.from_frame(..., user_ids=events)");
+  }
+}
+}  // namespace detail
+
+PERKREC_INLINE BehaviorData BenefitPlanner::behavior_of(const BehaviorLog* log, const char* method,
+                                                        const EventLog* events) const {
   if (log == nullptr) return behavior_;
+  if (events != nullptr) {
+    detail::check_behavior_member_map(*log, *events,
+                                      (std::string("BenefitPlanner::") + method).c_str());
+  }
   if (!behavior_.complete()) {
     detail::raise<InputError>("BenefitPlanner::", method,
                               ": behavior: the model file holds no behaviour (fit without it)");
@@ -502,8 +538,9 @@ PERKREC_INLINE std::vector<float> BenefitPlanner::probability(Timestamp at, cons
 
 PERKREC_INLINE std::vector<float> BenefitPlanner::redemption_probability(
     Timestamp at, const EventLog* events, double* slope, const BehaviorLog* behavior) const {
-  const BehaviorData data = behavior_of(behavior, "redemption_probability");
-  return probability(at, log_of(events, "redemption_probability"), data, slope, nullptr);
+  const EventLog& log = log_of(events, "redemption_probability");
+  const BehaviorData data = behavior_of(behavior, "redemption_probability", &log);
+  return probability(at, log, data, slope, nullptr);
 }
 
 PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double budget,
@@ -511,15 +548,15 @@ PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double bu
                                                          const BehaviorLog* behavior,
                                                          const PlanScope& scope) const {
   const std::size_t n = static_cast<std::size_t>(n_users());
-  if (!scope.users.empty()) {
-    if (scope.users.size() != n) {
-      detail::raise<InputError>("BenefitPlanner::plan: users has ", scope.users.size(),
+  if (!scope.user_mask.empty()) {
+    if (scope.user_mask.size() != n) {
+      detail::raise<InputError>("BenefitPlanner::plan: user_mask has ", scope.user_mask.size(),
                                 " flags (expected one per member: ", n, ")");
     }
     for (std::size_t u = 0; u < n; ++u) {
-      if (scope.users[u] > 1) {
-        detail::raise<InputError>("BenefitPlanner::plan: users[", u, "] must be 0 or 1 (got ",
-                                  static_cast<int>(scope.users[u]), ")");
+      if (scope.user_mask[u] > 1) {
+        detail::raise<InputError>("BenefitPlanner::plan: user_mask[", u, "] must be 0 or 1 (got ",
+                                  static_cast<int>(scope.user_mask[u]), ")");
       }
     }
   }
@@ -528,7 +565,7 @@ PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double bu
                               scope.level, ")");
   }
   const EventLog& log = log_of(events, "plan");
-  const BehaviorData data = behavior_of(behavior, "plan");
+  const BehaviorData data = behavior_of(behavior, "plan", &log);
   if (!std::isnan(budget) && !(budget >= 0)) {
     detail::raise<ConfigError>("BenefitPlanner::plan: budget must be >= 0 or NaN (got ", budget,
                                ")");
@@ -536,11 +573,11 @@ PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double bu
   Plan out;
   out.compiled = policy_.compile(file_->catalog, users_, at, &segments_, &log, num_threads_);
   std::vector<float> P = probability(at, log, data, &out.slope, nullptr);
-  if (!scope.users.empty() || scope.level != 1.0) {
+  if (!scope.user_mask.empty() || scope.level != 1.0) {
     const std::size_t nb = static_cast<std::size_t>(n_benefits());
     parallel_for(0, static_cast<Offset>(n), num_threads_, [&](Offset u) {
       float* row = P.data() + static_cast<std::size_t>(u) * nb;
-      if (!scope.users.empty() && scope.users[static_cast<std::size_t>(u)] == 0) {
+      if (!scope.user_mask.empty() && scope.user_mask[static_cast<std::size_t>(u)] == 0) {
         std::fill(row, row + nb, 0.0f);  // value 0, cost >= 0: the Ranker keeps no candidate
       } else if (scope.level != 1.0) {
         for (std::size_t b = 0; b < nb; ++b)
@@ -566,7 +603,7 @@ PERKREC_INLINE BenefitPlanner::Plan BenefitPlanner::plan(Timestamp at, double bu
 PERKREC_INLINE BenefitPlanner::State BenefitPlanner::prepare(Timestamp at, const EventLog* events,
                                                              const BehaviorLog* behavior) const {
   const EventLog& log = log_of(events, "prepare");
-  const BehaviorData data = behavior_of(behavior, "prepare");
+  const BehaviorData data = behavior_of(behavior, "prepare", &log);
   State s;
   s.time = at;
   s.events = events;

@@ -18,7 +18,9 @@
 //
 // Errors, before any estimate: ConfigError for an estimator other than ips / snips or bad
 // OffPolicyParams; InputError for a log without propensities, a catalog of another size than the
-// log, plan columns of different lengths, a plan benefit outside the log, no finished issue in
+// log, plan columns of different lengths, a plan user outside [-1, the log's users), a plan
+// benefit outside the log, a probability outside [0, 1], a non-finite value or a negative or
+// non-finite issue_cost (naming the row), no finished issue in
 // the window, and no decision that issued one of the plan's pairs; off_policy_value's own
 // (propensities outside (0, 1], naming the row).
 // Cost: O(E + R log R + (P + D) log P) for E events, R redemptions, P plan rows, D decisions.

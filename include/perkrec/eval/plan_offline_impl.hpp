@@ -2,6 +2,8 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <vector>
 
 #include "perkrec/eval/ope.hpp"
@@ -36,6 +38,30 @@ PERKREC_INLINE PlanOfflineEvaluation evaluate_plan_offline(const EventLog& log,
                               n_plan, ", ", plan.benefits.size(), ", ", plan.probability.size(),
                               " and ", plan.value.size(), " rows (expected the same)");
   }
+  if (!(std::isfinite(plan.issue_cost) && plan.issue_cost >= 0)) {
+    detail::raise<InputError>(context, ": issue_cost must be finite and >= 0 (got ",
+                              plan.issue_cost, ")");
+  }
+  for (std::size_t r = 0; r < n_plan; ++r) {
+    if (plan.users[r] < -1 || plan.users[r] >= log.n_users()) {
+      detail::raise<InputError>(context, ": the plan's user at row ", r,
+                                " must be a log index in [-1, ", log.n_users(), ") (got ",
+                                plan.users[r], ")");
+    }
+    if (plan.benefits[r] < 0 || plan.benefits[r] >= log.n_benefits()) {
+      detail::raise<InputError>(context, ": the plan's benefit at row ", r, " must be in [0, ",
+                                log.n_benefits(), ") (got ", plan.benefits[r], ")");
+    }
+    if (!(std::isfinite(plan.probability[r]) && plan.probability[r] >= 0 &&
+          plan.probability[r] <= 1)) {
+      detail::raise<InputError>(context, ": the plan's probability at row ", r,
+                                " must be in [0, 1] (got ", plan.probability[r], ")");
+    }
+    if (!std::isfinite(plan.value[r])) {
+      detail::raise<InputError>(context, ": the plan's value at row ", r, " must be finite (got ",
+                                plan.value[r], ")");
+    }
+  }
   // The decisions: finished issues in the window, in log order.
   std::vector<double> windows;
   for (const Benefit& b : catalog.benefits()) windows.push_back(b.validity_days);
@@ -62,12 +88,6 @@ PERKREC_INLINE PlanOfflineEvaluation evaluate_plan_offline(const EventLog& log,
   if (user.empty()) {
     detail::raise<InputError>(context,
                               ": no logged issue in the window has a complete validity period");
-  }
-  for (std::size_t r = 0; r < n_plan; ++r) {
-    if (plan.benefits[r] >= log.n_benefits()) {
-      detail::raise<InputError>(context, ": the plan has benefit index ", plan.benefits[r],
-                                " (row ", r, "), the log ", log.n_benefits(), " benefits");
-    }
   }
   const PlanTargetPolicy target =
       plan_target_policy(plan.users, plan.benefits, user, benefit, log.n_users(), log.n_benefits());

@@ -400,11 +400,11 @@ TEST(BenefitPlanner, AScopePlansItsMembersWithPTimesTheLevel) {
             bp.plan(fx.end, budget).result.reasons);
   PERKREC_EXPECT_THROW_MSG(
       bp.plan(fx.end, budget, nullptr, nullptr, {Span<const std::uint8_t>(flags.data(), 3), 1.0}),
-      InputError, "users has 3 flags");
+      InputError, "user_mask has 3 flags");
   std::vector<std::uint8_t> two = flags;
   two[5] = 2;
   PERKREC_EXPECT_THROW_MSG(bp.plan(fx.end, budget, nullptr, nullptr, {two, 1.0}), InputError,
-                           "users[5]");
+                           "user_mask[5]");
   for (double bad : {0.0, -1.0, std::nan(""), HUGE_VAL}) {
     PERKREC_EXPECT_THROW_MSG(bp.plan(fx.end, budget, nullptr, nullptr, {{}, bad}), InputError,
                              "level");

@@ -1,5 +1,7 @@
 // evaluate_plan_offline (eval/plan_offline.hpp): a hand-sized log and plan with the decisions,
 // the rewards and the estimates computed by hand; bad inputs are typed errors.
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "test_util.hpp"
@@ -105,7 +107,30 @@ TEST(EvaluatePlanOffline, BadInputsAreTypedErrorsBeforeAnyEstimate) {
   PlanRows outside;
   outside.benefits[2] = 2;
   PERKREC_EXPECT_THROW_MSG(evaluate_plan_offline(log, catalog, outside.plan()), InputError,
-                           "benefit index 2");
+                           "benefit at row 2 must be in [0, 2) (got 2)");
+  PlanRows negative;
+  negative.benefits[0] = -1;
+  PERKREC_EXPECT_THROW_MSG(evaluate_plan_offline(log, catalog, negative.plan()), InputError,
+                           "benefit at row 0");
+  PlanRows stranger;
+  stranger.users[1] = -2;
+  PERKREC_EXPECT_THROW_MSG(evaluate_plan_offline(log, catalog, stranger.plan()), InputError,
+                           "user at row 1");
+  PlanRows nan_p;
+  nan_p.probability[1] = std::nan("");
+  PERKREC_EXPECT_THROW_MSG(evaluate_plan_offline(log, catalog, nan_p.plan()), InputError,
+                           "probability at row 1");
+  PlanRows above_one;
+  above_one.probability[0] = 1.5;
+  PERKREC_EXPECT_THROW_MSG(evaluate_plan_offline(log, catalog, above_one.plan()), InputError,
+                           "probability at row 0");
+  PlanRows inf_value;
+  inf_value.value[2] = std::numeric_limits<double>::infinity();
+  PERKREC_EXPECT_THROW_MSG(evaluate_plan_offline(log, catalog, inf_value.plan()), InputError,
+                           "value at row 2");
+  OfflinePlan bad_cost = rows.plan();
+  bad_cost.issue_cost = -1;
+  PERKREC_EXPECT_THROW_MSG(evaluate_plan_offline(log, catalog, bad_cost), InputError, "issue_cost");
   PlanRows short_rows;
   short_rows.value.pop_back();
   PERKREC_EXPECT_THROW_MSG(evaluate_plan_offline(log, catalog, short_rows.plan()), InputError,
